@@ -1,0 +1,55 @@
+"""``HL7Error``: a problem with an HL7 v2 message, located precisely enough for an ERR segment.
+
+Raised by the parser and converters; the ingest pipeline turns it into an ACK with MSA-1 AE or AR
+and an ERR segment (ERR-2 location, ERR-3 HL7 table 0357 code, ERR-4 severity, ERR-8 user message),
+and puts the raw message in the quarantine with the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# HL7 table 0357 (message error condition codes) used by huren
+MESSAGE_ACCEPTED = "0"
+SEGMENT_SEQUENCE_ERROR = "100"
+REQUIRED_FIELD_MISSING = "101"
+DATA_TYPE_ERROR = "102"
+TABLE_VALUE_NOT_FOUND = "103"
+UNSUPPORTED_MESSAGE_TYPE = "200"
+UNSUPPORTED_EVENT_CODE = "201"
+UNSUPPORTED_PROCESSING_ID = "202"
+UNSUPPORTED_VERSION_ID = "203"
+UNKNOWN_KEY_IDENTIFIER = "204"
+DUPLICATE_KEY_IDENTIFIER = "205"
+APPLICATION_RECORD_LOCKED = "206"
+APPLICATION_INTERNAL_ERROR = "207"
+
+
+@dataclass
+class HL7Error(Exception):
+    """``ack_code`` is AE (application error: fix and resend) or AR (rejected: bad envelope, unknown sender)."""
+
+    message: str
+    segment: str = ""
+    sequence: int | None = None  # 1-based occurrence of the segment in the message
+    field: int | None = None
+    component: int | None = None
+    code: str = APPLICATION_INTERNAL_ERROR
+    severity: str = "E"  # E error, W warning, I information (HL7 table 0516)
+    ack_code: str = "AE"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def location(self) -> str:
+        """``PID-3.1`` style, for logs, quarantine reasons and OperationOutcome diagnostics."""
+        where = self.segment
+        if self.field is not None:
+            where += f"-{self.field}"
+            if self.component is not None:
+                where += f".{self.component}"
+        return where
+
+    def __str__(self) -> str:
+        loc = self.location()
+        return f"{loc}: {self.message}" if loc else self.message

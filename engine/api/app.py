@@ -1,0 +1,24 @@
+"""The FastAPI application: one router per concern, all sharing one ``Engine``.
+
+Routers: ``fhir`` (FHIR R4 REST), ``auth`` (OAuth2 / SMART), ``ingest`` (POST /hl7v2), ``reports``,
+``audit``, ``admin``, ``cds`` (CDS Hooks), ``ui`` (auditor and resident pages). The engine is put on
+``app.state.engine``; routes reach it through the ``get_engine`` dependency.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+
+from engine.api.outcomes import install_error_handlers
+from engine.engine import Engine
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(title="huren", version="0.1.0", description="Mutual-recognition FHIR integration engine")
+    app.state.engine = engine
+    install_error_handlers(app)
+    return app

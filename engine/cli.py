@@ -1,0 +1,30 @@
+"""The ``huren`` command: serve, replay, quarantine, client, keys, audit, report (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="huren", description="huren integration engine")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API and the MLLP listener")
+    serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.error(f"{args.verb}: not available")
+    return int(handler(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""``Engine``: the one object that wires huren's parts together from a ``Settings``.
+
+No module-level state anywhere: the FastAPI app, the MLLP listener and the CLI all take an
+``Engine``; tests build their own with a temporary data directory. Each part is a plain object
+with the collaborators it needs passed in, so the wiring below is the whole dependency graph.
+"""
+
+from __future__ import annotations
+
+from engine.settings import Settings
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        """Release the database and any background work."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

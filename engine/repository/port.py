@@ -1,0 +1,82 @@
+"""The storage port: what a backend (SQLite, MongoDB) must provide, and nothing FHIR-specific beyond it.
+
+As in Medplum's ``fhir-router`` / ``Repository`` split, FHIR semantics (search parsing, paging,
+``_include``, compartments, versioning rules, transaction Bundles) are written once above this port
+in ``engine.repository.fhir``; a backend only stores versions, index rows and plain documents, and
+translates an already-parsed query into its own query language.
+
+Besides FHIR resources the same database holds plain document collections (the HL7 message
+store and quarantine, the audit log's leaves, nodes and checkpoints, OAuth codes and refresh
+tokens, recognition indexes...). They go through ``Collection`` so every feature works on both
+backends and shares the backend's transactions: ``with store.transaction(): ...`` makes FHIR
+writes and document writes atomic together (the audit record is part of the request; the raw
+message is durable before the ACK).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
+
+Document = dict[str, Any]
+
+
+@runtime_checkable
+class Collection(Protocol):
+    """A named set of JSON documents keyed by a string ``_id``.
+
+    Filters are equality on top-level or dotted fields (``{"status": "quarantined"}``), plus the
+    operators ``$gt $gte $lt $lte $ne $in`` as in MongoDB (``{"seq": {"$gte": 10}}``): the small
+    subset both backends can index. Declare the fields you filter or sort on with
+    ``ensure_index`` at start so both backends can answer from an index.
+    """
+
+    name: str
+
+    def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None: ...
+
+    def insert(self, doc: Document) -> None:
+        """Insert; raises ``DuplicateKey`` when ``_id`` (or a unique index) already exists."""
+
+    def insert_many(self, docs: Sequence[Document]) -> None: ...
+
+    def get(self, doc_id: str) -> Document | None: ...
+
+    def replace(self, doc: Document, *, upsert: bool = True) -> None: ...
+
+    def update(self, doc_id: str, fields: Document) -> bool:
+        """Set top-level fields of one document; False when it does not exist."""
+
+    def delete(self, doc_id: str) -> bool: ...
+
+    def find(
+        self,
+        filter: Document | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] = (),
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Document]: ...
+
+    def count(self, filter: Document | None = None) -> int: ...
+
+
+class Store(Protocol):
+    """One database: FHIR resource versions with their search index rows, and plain collections."""
+
+    def collection(self, name: str) -> Collection: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside are committed together or not at all. Nested use joins the outer one."""
+
+    def close(self) -> None: ...
+
+
+class DuplicateKey(Exception):
+    """A document with that key already exists."""
+
+
+def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

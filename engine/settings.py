@@ -1,0 +1,89 @@
+"""Configuration: the stable ``HUREN_*`` names of DESIGN.md §3a, read once into a ``Settings`` object.
+
+Nothing reads the environment after start-up; tests build their own ``Settings`` (usually with a
+temporary ``data_dir``) and pass it to ``Engine``. An optional TOML file (``HUREN_CONFIG``) can hold
+the same keys in lower case without the prefix; environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./var")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    mongodb_uri: str | None = None
+    mongodb_db: str = "huren"
+    site: Path | None = None
+    base_url: str | None = None
+    # MLLP limits and TLS
+    mllp_max_message_bytes: int = 4 * 1024 * 1024
+    mllp_idle_timeout: float = 300.0
+    mllp_tls_cert: Path | None = None
+    mllp_tls_key: Path | None = None
+    mllp_tls_client_ca: Path | None = None
+    # tokens
+    token_ttl_seconds: int = 3600
+    # audit checkpoints: every N records or T seconds
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fhir_base_url(self) -> str:
+        """Public FHIR base URL, used in ``fullUrl``, paging links, ``Location`` and token ``aud``."""
+        return self.public_base_url + "/fhir"
+
+    @property
+    def public_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "huren.sqlite3"
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        config_file = env.get("HUREN_CONFIG")
+        if config_file:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = "HUREN_" + f.name.upper()
+            if key in env and env[key] != "":
+                values[f.name] = env[key]
+        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
+    default = {f.name: f for f in fields(cls)}.get(name)
+    if default is None:
+        raise ValueError(f"unknown setting {name!r}")
+    kind = default.type
+    if value is None:
+        return None
+    if "Path" in str(kind):
+        return Path(value)
+    if "int" in str(kind) and not isinstance(value, int):
+        return int(value)
+    if "float" in str(kind) and not isinstance(value, float):
+        return float(value)
+    return value

@@ -1,0 +1,17 @@
+"""Shared fixtures: each test gets its own data directory and Settings; no shared state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "hl7v2"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
