@@ -7,16 +7,30 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from engine.repository import open_store
+from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
+
+
+def _validator() -> object | None:
+    """The conformance validator when that package provides it (it joins main separately)."""
+    try:
+        from conformance.validate import Validator  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return Validator()
 
 
 class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(settings)
+        self.repository = FhirRepository(self.store, validator=_validator(), base_url=settings.fhir_base_url)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Release the database and any background work."""
+        self.store.close()
 
     def __enter__(self) -> Engine:
         return self
