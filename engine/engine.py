@@ -7,6 +7,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from engine.auth.service import AuthService
 from engine.settings import Settings
 
 
@@ -14,9 +15,11 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.auth = AuthService(settings, store=getattr(self, "store", None))
 
     def close(self) -> None:
         """Release the database and any background work."""
+        self.auth.close()
 
     def __enter__(self) -> Engine:
         return self
