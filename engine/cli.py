@@ -13,6 +13,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True)
     serve = sub.add_parser("serve", help="run the HTTP API and the MLLP listener")
     serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
+    from engine.audit.cli import add_audit_commands, add_keys_command
+
+    add_audit_commands(sub)
+    add_keys_command(sub)  # audit keys; the auth part adds its token keys to the same `keys init`
     return parser
 
 
