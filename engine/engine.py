@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
+from engine.auth.service import AuthService
 from engine.repository import open_store
 from engine.settings import Settings
 
@@ -18,6 +19,7 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
+        self.auth = AuthService(settings, store=getattr(self, "store", None))
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))
         self.audit.start()
@@ -25,6 +27,7 @@ class Engine:
     def close(self) -> None:
         """Release the database and any background work."""
         self.audit.close()
+        self.auth.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -14,7 +14,7 @@ from engine.audit import merkle
 from engine.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from engine.audit.events import build_event, requestor_agent
 from engine.audit.export import verify_export, write_export
-from engine.audit.keys import AuditKeys, init_keys
+from engine.audit.keys import AuditKeys, rotate_keys
 from engine.audit.log import AuditLog, seq_key
 from engine.audit.verify import verify_online
 from engine.repository.port import Store
@@ -178,7 +178,7 @@ def test_a_second_writer_resumes_and_does_not_fork_the_log(log: AuditLog, store:
 
 def test_key_rotation_keeps_old_checkpoints_verifiable(log: AuditLog, backend_settings: Settings) -> None:
     old = log.keys.current_id
-    new = init_keys(backend_settings, rotate=True)
+    new = rotate_keys(backend_settings)
     assert new.key_id != old
     log.keys = AuditKeys.load(backend_settings)
     for i in range(8):

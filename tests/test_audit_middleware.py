@@ -7,7 +7,6 @@ middleware, the event shape and the log underneath are the real ones, over the r
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -26,12 +25,6 @@ from engine.settings import Settings
 class _Caller:
     def __init__(self, subject: str, kind: str) -> None:
         self.subject, self.kind = subject, kind
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    with Engine(settings) as eng:
-        yield eng
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""``huren audit verify|export|checkpoint`` and the audit part of ``huren keys init``."""
+"""``huren audit verify|export|checkpoint|rotate-key`` (``huren keys init`` calls ``engine.audit.keys.init_keys``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from engine.audit.keys import AuditKeys, PublicKey, init_keys
+from engine.audit.keys import AuditKeys, rotate_keys
 from engine.audit.log import AuditLog
 from engine.settings import Settings
 
@@ -20,14 +20,9 @@ def open_log(settings: Settings, *, create_keys: bool = False) -> AuditLog:
     return AuditLog(open_store(settings), settings, AuditKeys.load(settings, create=create_keys))
 
 
-def init_audit_keys(settings: Settings, *, rotate: bool = False) -> PublicKey:
-    """What ``huren keys init`` does for the audit trail (the auth part makes the token keys)."""
-    return init_keys(settings, rotate=rotate)
-
-
-def cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
-    pub = init_audit_keys(settings, rotate=getattr(args, "rotate", False))
-    print(f"audit signing key {pub.key_id} ({pub.name}) in {settings.data_dir / 'keys'}")
+def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    pub = rotate_keys(settings)
+    print(f"new audit signing key {pub.key_id} ({pub.name}); earlier public keys are kept")
     print(pub.pem, end="")
     return 0
 
@@ -89,11 +84,5 @@ def add_audit_commands(sub: Any) -> None:
     export.set_defaults(handler=cmd_export)
     checkpoint = verbs.add_parser("checkpoint", help="sign a checkpoint of the current log now")
     checkpoint.set_defaults(handler=cmd_checkpoint)
-
-
-def add_keys_command(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="signing keys")
-    verbs = keys.add_subparsers(dest="keys_verb", required=True)
-    init = verbs.add_parser("init", help="create the signing keys (kept if they exist)")
-    init.add_argument("--rotate", action="store_true", help="make a new audit key; old public keys are kept")
-    init.set_defaults(handler=cmd_keys_init)
+    rotate = verbs.add_parser("rotate-key", help="new checkpoint signing key; old public keys stay valid")
+    rotate.set_defaults(handler=cmd_rotate_key)

@@ -2,7 +2,7 @@
 
 Files under ``data_dir/keys``: ``audit-ed25519-<keyid>.pem`` (PKCS#8 private key, mode 0400 so
 nothing rewrites it by accident) and ``audit-ed25519-<keyid>.pub.pem`` (SubjectPublicKeyInfo,
-published at ``/audit/public-key`` and shipped in every export). Rotation adds a new pair and keeps
+published at ``/audit/public-key`` and shipped in every export). Rotation (``rotate_keys``) adds a new pair and keeps
 the old ones: their public halves still verify the checkpoints they signed, and the old private
 file is renamed ``*.retired.pem`` so only the newest key signs.
 
@@ -80,7 +80,7 @@ class AuditKeys:
         """Load the keys of ``data_dir/keys``; with ``create`` make the first pair when none exists."""
         name = key_name(settings)
         folder = settings.data_dir / "keys"
-        if create and not list(folder.glob(PREFIX + "*.pub.pem")):
+        if create:
             init_keys(settings)
         public: dict[str, PublicKey] = {}
         for path in sorted(folder.glob(PREFIX + "*.pub.pem")):
@@ -130,18 +130,31 @@ def _current_private(folder: Path) -> Path | None:
     return candidates[-1] if candidates else None
 
 
-def init_keys(settings: Settings, *, rotate: bool = False) -> PublicKey:
-    """Create the audit signing key pair unless one exists (``rotate``: always make a new one and
-    retire the previous private key). Returns the current public key."""
+def init_keys(settings: Settings) -> list[Path]:
+    """Create the audit signing key pair unless one exists; return the files created (none when
+    the keys already exist). Called by ``huren keys init``."""
+    folder = settings.data_dir / "keys"
+    if _current_private(folder) is not None:
+        return []
+    _, paths = _new_pair(settings)
+    return paths
+
+
+def rotate_keys(settings: Settings) -> PublicKey:
+    """Make a new signing key and retire the current private key; all public keys stay, so the
+    checkpoints the old key signed keep verifying (``huren audit rotate-key``)."""
+    current = _current_private(settings.data_dir / "keys")
+    pub, _ = _new_pair(settings)
+    if current is not None:
+        current.rename(current.with_name(current.name[: -len(".pem")] + ".retired.pem"))
+    return pub
+
+
+def _new_pair(settings: Settings) -> tuple[PublicKey, list[Path]]:
     name = key_name(settings)
     folder = settings.data_dir / "keys"
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
-    current = _current_private(folder)
-    if current is not None and not rotate:
-        loaded = serialization.load_pem_private_key(current.read_bytes(), password=None)
-        assert isinstance(loaded, Ed25519PrivateKey)
-        return PublicKey(key_hash(name, loaded.public_key()).hex(), name, loaded.public_key())
     private = Ed25519PrivateKey.generate()
     pub = PublicKey(key_hash(name, private.public_key()).hex(), name, private.public_key())
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"{time.time_ns() % 1_000_000_000:09d}"
@@ -152,10 +165,9 @@ def init_keys(settings: Settings, *, rotate: bool = False) -> PublicKey:
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     os.chmod(priv_path, 0o400)
-    (folder / f"{PREFIX}{stamp}-{pub.key_id}.pub.pem").write_text(pub.pem)
-    if current is not None:
-        current.rename(current.with_name(current.name[: -len(".pem")] + ".retired.pem"))
-    return pub
+    pub_path = folder / f"{PREFIX}{stamp}-{pub.key_id}.pub.pem"
+    pub_path.write_text(pub.pem)
+    return pub, [priv_path, pub_path]
 
 
 def b64(data: bytes) -> str:
