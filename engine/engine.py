@@ -7,6 +7,9 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.auth.service import AuthService
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
@@ -27,9 +30,15 @@ class Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
         self.repository = FhirRepository(self.store, validator=_validator(), base_url=settings.fhir_base_url)  # type: ignore[arg-type]
+        self.auth = AuthService(settings, store=getattr(self, "store", None))
+        # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
+        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))
+        self.audit.start()
 
     def close(self) -> None:
         """Release the database and any background work."""
+        self.audit.close()
+        self.auth.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

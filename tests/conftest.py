@@ -49,3 +49,22 @@ def store(backend_settings: Settings) -> Iterator[Store]:
     opened = open_store(backend_settings)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    from engine.engine import Engine
+
+    eng = Engine(settings)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def client_token():
+    """``client_token(engine, scopes="system/*.cruds") -> str``: a signed access token for a system client."""
+
+    def make(engine, scopes: str = "system/*.cruds", client_id: str = "test-system") -> str:
+        return engine.auth.issue_system_token(client_id, scopes)
+
+    return make
