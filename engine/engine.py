@@ -32,7 +32,7 @@ class Engine:
         self.repository = FhirRepository(self.store, validator=_validator(), base_url=settings.fhir_base_url)  # type: ignore[arg-type]
         self.auth = AuthService(settings, store=getattr(self, "store", None))
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
-        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))
+        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
 
     def close(self) -> None:
