@@ -7,6 +7,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from conformance.validate import Validator
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
@@ -19,6 +20,8 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
+        # R4 structure + huren's rules, run by the repository on every write
+        self.validator = Validator()
         self.auth = AuthService(settings, store=getattr(self, "store", None))
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))

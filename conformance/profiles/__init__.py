@@ -47,6 +47,23 @@ class Profile:
     required: dict[str, tuple[frozenset[str], str]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
 
+    def satisfied_by(self, resource: dict[str, Any]) -> bool:
+        """The hot path: no paths, no messages, no generators."""
+        keys = resource.keys()
+        for names, _ in self.required.values():
+            if keys.isdisjoint(names):
+                return False
+        for rule in self.rules:
+            value = resource.get(rule.element[0])
+            if value is None:
+                continue
+            if len(rule.element) > 1 or isinstance(value, list):
+                if not all(rule.check.is_valid(v) for _, v in _values_at(resource, rule.element, "")):
+                    return False
+            elif not rule.check.is_valid(value):
+                return False
+        return True
+
     def problems(self, resource: dict[str, Any], base: str) -> Iterator[tuple[str, str, str]]:
         keys = resource.keys()
         for element, (names, why) in self.required.items():
