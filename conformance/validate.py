@@ -211,24 +211,40 @@ class Validator:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _valid_fast(self, resource: Any) -> bool:
-        """True when a resource without nested resources is valid; False means "look closer".
+    def _valid_fast(self, resource: Any, profiled: bool = True) -> bool:
+        """True when the resource (and any resources nested in it) is valid; False means "look closer".
 
-        Most writes are single valid resources (about 14 per lab message), so this path does the
-        two checks with no error bookkeeping; anything else goes through ``problems``.
+        Nearly every write is valid, so this path only asks yes/no questions: no error objects, no
+        paths, no generators. Only a False leads to ``problems``, which explains what is wrong.
         """
         if type(resource) is not dict:
             return False
         rtype = resource.get("resourceType")
         if rtype not in self.r4.resource_types:
             return False
-        nested = self.r4.nested.get(rtype)
-        if nested is not None and not resource.keys().isdisjoint(nested):
-            return False
         if not self.r4.validator(rtype).is_valid(resource):
             return False
-        profile = self.profiles.get(rtype)
-        return profile is None or profile.satisfied_by(resource)
+        if profiled:
+            profile = self.profiles.get(rtype)
+            if profile is not None and not profile.satisfied_by(resource):
+                return False
+        nested = self.r4.nested.get(rtype)
+        return nested is None or resource.keys().isdisjoint(nested) or self._nested_fast(resource, nested)
+
+    def _nested_fast(self, node: dict[str, Any], nested: dict[str, tuple[str | None, bool]]) -> bool:
+        for prop, (target, is_array) in nested.items():
+            value = node.get(prop)
+            if value is None:
+                continue
+            for item in value if is_array else (value,):
+                if target is None:
+                    if not self._valid_fast(item, profiled=prop != "contained"):
+                        return False
+                else:
+                    inner = self.r4.nested.get(target)
+                    if inner is not None and not self._nested_fast(item, inner):
+                        return False
+        return True
 
     def _resource(self, resource: dict[str, Any], at: str | None, *, profiled: bool) -> Iterator[tuple[str, str, str]]:
         rtype = resource.get("resourceType")
