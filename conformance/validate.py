@@ -40,6 +40,7 @@ compiles a resource definition in 70 ms, so compilation is lazy and cached per r
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
@@ -333,6 +334,15 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
             return path, "value", f"{_short(error.instance)} is {what}"
         meaning = _PATTERN_MEANING.get(datatype, f"is not a valid {datatype or 'value'}")
         return path, "value", f"{_short(error.instance)} {meaning}"
+    if name == "falseSchema" and "dependencies" in (schema_path := list(error.schema_path)):
+        # a choice group (regenerate.py correction 10): schema_path [..., "dependencies", present, ...]
+        present = str(schema_path[schema_path.index("dependencies") + 1])
+        other = str(error.instance_path[-1])
+        prefix = os.path.commonprefix([present, other])
+        while prefix and not (present[len(prefix):][:1].isupper() and other[len(prefix):][:1].isupper()):
+            prefix = prefix[:-1]
+        parent = element_path(base, list(error.instance_path)[:-1])
+        return f"{parent}.{prefix}[x]", "structure", f"only one {prefix}[x] may be given, not both {present} and {other}"
     if name in ("minimum", "maximum"):
         return path, "value", f"{_short(error.instance)} is out of range for this integer type"
     return path, "structure", error.message

@@ -149,6 +149,32 @@ def test_a_broken_observation_is_rejected_naming_the_element(
     assert issues[0]["diagnostics"].startswith(path)
 
 
+@pytest.mark.parametrize(
+    ("extra", "path"),
+    [
+        ({"valueString": "high"}, "Observation.value[x]"),
+        ({"effectivePeriod": {"start": "2026-03-01"}}, "Observation.effective[x]"),
+    ],
+)
+def test_only_one_choice_of_a_choice_element(validator: Validator, extra: dict[str, Any], path: str) -> None:
+    resource = lab_result()
+    resource.update(extra)
+    issues = issues_of(validator, resource)
+    assert [i["expression"] for i in issues] == [[path]]
+    assert "only one" in issues[0]["diagnostics"]
+
+
+def test_choice_names_sharing_a_prefix_are_still_one_group(validator: Validator) -> None:
+    patient = {"resourceType": "Patient", "deceasedBoolean": False, "deceasedDateTime": "2026-03-01"}
+    assert paths_of(validator, patient) == ["Patient.deceased[x]"]
+    patient = {"resourceType": "Patient",
+               "extension": [{"url": "http://example.cn/ext", "valueDate": "2026-03-01", "valueDateTime": "2026-03-01"}]}
+    assert paths_of(validator, patient) == ["Patient.extension[0].value[x]"]
+    resource = lab_result()
+    resource["component"] = [{"code": {"text": "收缩压"}, "valueString": "120", "valueInteger": 120}]
+    assert paths_of(validator, resource) == ["Observation.component[0].value[x]"]
+
+
 def test_every_problem_gets_its_own_issue(validator: Validator) -> None:
     resource = lab_result()
     resource["status"] = "done"

