@@ -15,8 +15,8 @@ Two layers, both exact and both reporting FHIRPath-style element paths (``Observ
    (``Type/id[/_history/vid]``, ``#local``, ``urn:uuid:``, ``urn:oid:``, absolute URLs, conditional
    ``Type?query`` in transactions), integers that are integers, no empty arrays. Resource ids are
    checked by the schema's own ``id`` pattern ``[A-Za-z0-9\\-\\.]{1,64}``.
-2. **huren's rules** (``conformance/profiles/*.yaml``, data not code): the elements this platform
-   needs to do its job, e.g. an Observation without ``subject`` cannot be placed in a resident's
+2. **huren's rules** (``conformance/profiles/*.yaml``, data not code; a site may replace a resource
+   type's file with its own in ``$HUREN_SITE/profiles/``): the elements this platform needs to do its job, e.g. an Observation without ``subject`` cannot be placed in a resident's
    compartment nor matched for mutual recognition. See ``conformance.profiles``.
 
 Library choice, measured on this 2-core machine with the full R4 schema (``bench/validation.py``;
@@ -53,6 +53,7 @@ import orjson
 
 from conformance.profiles import Profile, load_profiles
 from engine.errors import Unprocessable
+from engine.settings import Settings
 
 SCHEMA_RESOURCE = "schema/fhir.r4.schema.json.gz"
 
@@ -173,9 +174,23 @@ class Validator:
     shared by all Validators of a process (they are immutable), the profiles are read per instance.
     """
 
-    def __init__(self, *, profiles_dir: Path | None = None, schema_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        profiles_dir: Path | None = None,
+        site_profiles_dir: Path | None = None,
+        schema_path: Path | None = None,
+    ) -> None:
         self.r4 = _shared_r4(str(schema_path) if schema_path else None)
         self.profiles: dict[str, Profile] = load_profiles(profiles_dir, self.r4.definitions)
+        if site_profiles_dir is not None and site_profiles_dir.is_dir():
+            # a site's file for a resource type replaces the shipped one (same file name, same format)
+            self.profiles.update(load_profiles(site_profiles_dir, self.r4.definitions))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Validator:
+        """The shipped rules, with ``$HUREN_SITE/profiles/*.yaml`` laid over them per resource type."""
+        return cls(site_profiles_dir=settings.site / "profiles" if settings.site else None)
 
     def validate(self, resource: Any) -> None:
         if self._valid_fast(resource):

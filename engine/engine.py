@@ -21,7 +21,7 @@ class Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
         # R4 structure + huren's rules, run by the repository on every write
-        self.validator = Validator()
+        self.validator = Validator.from_settings(settings)
         self.auth = AuthService(settings, store=getattr(self, "store", None))
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))

@@ -16,6 +16,7 @@ import pytest
 from conformance.profiles import ProfileError
 from conformance.validate import Validator, load_schema
 from engine.errors import Unprocessable
+from engine.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "r4"
 
@@ -295,6 +296,19 @@ def test_errors_inside_a_contained_resource_name_it_and_huren_rules_do_not_apply
     assert paths_of(validator, request) == ["ServiceRequest.contained[0].status"]
 
 
+def test_errors_inside_parameters_name_the_part(validator: Validator) -> None:
+    broken = lab_result()
+    broken["status"] = "done"
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "order", "resource": lab_result()},
+            {"name": "context", "part": [{"name": "prior", "resource": broken}]},
+        ],
+    }
+    assert paths_of(validator, parameters) == ["Parameters.parameter[1].part[0].resource.status"]
+
+
 @pytest.mark.parametrize(
     ("resource", "path"),
     [
@@ -343,6 +357,24 @@ def test_profiles_are_data_and_a_site_can_ship_its_own(tmp_path: Path) -> None:
     assert issues[0]["expression"] == ["Patient.identifier"]
     assert "MRN" in issues[0]["diagnostics"]
     strict.validate(example("Observation-bmi"))  # no Observation profile in this folder
+
+
+def test_a_site_folder_replaces_a_shipped_profile(settings: Settings, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "profiles").mkdir(parents=True)
+    (site / "profiles" / "Observation.yaml").write_text(
+        "resourceType: Observation\nrequired:\n  status: results are released by status\n"
+        "  method: this community records the analyser method (OBX-17)\n",
+        encoding="utf-8",
+    )
+    validator = Validator.from_settings(settings.with_(site=site))
+    resource = lab_result()
+    del resource["performer"]  # the shipped rule is replaced, not added to
+    issues = issues_of(validator, resource)
+    assert [i["expression"] for i in issues] == [["Observation.method"]]
+    assert "OBX-17" in issues[0]["diagnostics"]
+    assert "DiagnosticReport" in validator.profiles  # other shipped rules stay
+    assert Validator.from_settings(settings).profiles.keys() == Validator().profiles.keys()
 
 
 @pytest.mark.parametrize(
