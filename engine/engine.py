@@ -7,6 +7,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from conformance.validate import Validator
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
@@ -15,21 +16,14 @@ from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
 
 
-def _validator() -> object | None:
-    """The conformance validator when that package provides it (it joins main separately)."""
-    try:
-        from conformance.validate import Validator  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return Validator()
-
-
 class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
-        self.repository = FhirRepository(self.store, validator=_validator(), base_url=settings.fhir_base_url)  # type: ignore[arg-type]
+        # R4 structure + huren's rules, run by the repository on every write
+        self.validator = Validator.from_settings(settings)
+        self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
         self.auth = AuthService(settings, store=getattr(self, "store", None))
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
