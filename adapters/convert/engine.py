@@ -47,9 +47,12 @@ def apply_rule(rule: dict[str, Any], seg: Segment, ctx: Context, resource: Resou
             code=APPLICATION_INTERNAL_ERROR,
         )
     target: str = rule["target"]
+    field_no: int = rule["field"]
+    raw = seg.field(field_no)
+    if not raw and "default" not in rule and not rule.get("required"):
+        return  # the common case: an empty field costs one lookup
     if rule.get("only_if_empty") and _get(resource, target) is not None:
         return
-    field_no: int = rule["field"]
     reps = seg.reps(field_no)
     if not rule.get("repeats"):
         reps = reps[:1]
