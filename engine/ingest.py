@@ -85,6 +85,8 @@ class Outcome:
     status: str
     errors: list[HL7Error] = field(default_factory=list)
     duplicate: bool = False
+    resources: list[str] = field(default_factory=list)  # references written for this message
+    codec: str = "utf-8"  # how ``ack`` is encoded (the message's own character set)
 
 
 @dataclass
@@ -149,6 +151,7 @@ class Ingestor:
         self.batch_size = batch_size
         self.receiver_application = receiver_application
         self.stats = Stats()
+        self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
         self._lock = threading.RLock()  # one batch / replay at a time
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
@@ -463,7 +466,9 @@ class Ingestor:
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
                 if conv_warnings:
                     self.messages.count_fidelity(institution, conv_warnings, item.doc_id)
-                if self.audit is not None:
+                if item.doc is not None:
+                    item.doc["resources"] = refs
+                if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
                     self.audit.record(_audit_event(item, "0", refs))
         except HL7Error as e:
             self._quarantine(item, [e], attempts)
@@ -485,7 +490,7 @@ class Ingestor:
         assert item.doc_id is not None
         ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
         self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts)
-        if self.audit is not None:
+        if self.audit is not None and item.channel != "http":
             with contextlib.suppress(Exception):
                 self.audit.record(_audit_event(item, "4", []))
         self.stats.quarantined += 1
@@ -513,9 +518,10 @@ class Ingestor:
         try:
             ack = text.encode(codec)
         except (UnicodeEncodeError, LookupError):
-            ack = text.encode("utf-8")
+            codec, ack = "utf-8", text.encode("utf-8")
         self.stats.seconds["ack"] += time.perf_counter() - t0
-        return Outcome(ack, code, item.doc_id, status, list(errors), duplicate)
+        refs = list((item.doc or {}).get("resources") or []) if status == PROCESSED else []
+        return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec)
 
     def _recorded(self, item: _Item, doc: Document) -> Outcome:
         """The same answer as the first time, for an identical resend."""
