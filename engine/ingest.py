@@ -411,6 +411,9 @@ class Ingestor:
     def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
         h = item.header
         assert h is not None
+        envelope = self._envelope_errors(h)  # again: a replay or recovery may meet a changed site
+        if envelope:
+            return None, envelope
         if self.parse is None or self.convert is None:
             return None, [HL7Error("no converter is installed in this engine; message kept for replay",
                                    code=APPLICATION_INTERNAL_ERROR, ack_code="AE")]
@@ -610,3 +613,27 @@ def _audit_event(item: _Item, outcome: str, refs: list[str]) -> dict[str, Any]:
         "source": {"observer": {"display": "huren ingest"}},
         "entity": entity,
     }
+
+
+def build_ingestor(engine: Any) -> Ingestor:
+    """The ingestor of an ``Engine``, from the parts it has: store, site, parser, converter, repository, audit.
+
+    The converter (hl7conv) and FHIR repository (repo) are picked up when installed; without
+    them every message is still stored durably and quarantined with that reason, to be
+    replayed (``huren quarantine replay --all``) once they are.
+    """
+    from adapters.hl7v2.parser import parse
+    from mappings.site import Site
+
+    try:
+        from adapters.convert import convert
+    except ImportError:
+        convert = None
+    return Ingestor(
+        engine.store,
+        site=Site.load(engine.settings),
+        parse=parse,
+        convert=convert,
+        repository=getattr(engine, "repository", None),
+        audit=getattr(engine, "audit", None),
+    )

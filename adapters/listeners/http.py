@@ -19,11 +19,16 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from engine.api.app import get_engine
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.engine import Engine
 from engine.errors import BadRequest, FhirError, Forbidden
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's engine (the same as ``engine.api.app.get_engine``, which imports this module)."""
+    return request.app.state.engine
+
 
 router = APIRouter(tags=["ingest"])
 

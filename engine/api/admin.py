@@ -18,12 +18,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from engine.api.app import get_engine
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.engine import Engine
 from engine.errors import BadRequest, Forbidden, NotFound
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's engine (the same as ``engine.api.app.get_engine``, which imports this module)."""
+    return request.app.state.engine
+
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
