@@ -174,12 +174,12 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
             end = pos
     msh = body[:end].decode("latin-1")
     if len(msh) < 4:
-        head.problems.append(_msh_error("MSH segment is truncated: no field separator", 1, REQUIRED_FIELD_MISSING))
+        head.problems.append(_msh_error("MSH segment is truncated: no field separator (MSH-1)", 1, REQUIRED_FIELD_MISSING))
         text, head.codec = decode(body)
         return head, text
     fs = msh[3]
     if fs.isalnum() or fs.isspace() or not fs.isprintable():
-        head.problems.append(_msh_error(f"MSH-1 field separator {fs!r} is not a printable delimiter", 1))
+        head.problems.append(_msh_error(f"field separator {fs!r} is not a printable delimiter", 1))
         text, head.codec = decode(body)
         return head, text
     head.field_sep = fs
@@ -188,7 +188,7 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     enc = fields[1] if len(fields) > 1 else ""
     if not _valid_encoding_chars(enc, fs):
         head.problems.append(_msh_error(
-            f"MSH-2 encoding characters {enc!r} are invalid: expected 4 (or 5) distinct, "
+            f"encoding characters {enc!r} are invalid: expected 4 (or 5) distinct, "
             f"non-alphanumeric delimiters other than {fs!r}, such as ^~\\&", 2))
     else:
         head.encoding_chars = enc
@@ -209,17 +209,17 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     head.application_ack_type = get(16)
     head.charset = get(18).split(head.encoding_chars[1] if len(head.encoding_chars) > 1 else "~")[0].strip()
     if not head.control_id:
-        head.problems.append(_msh_error("MSH-10 message control id is missing", 10, REQUIRED_FIELD_MISSING))
+        head.problems.append(_msh_error("message control id is missing", 10, REQUIRED_FIELD_MISSING))
     if not head.message_type:
-        head.problems.append(_msh_error("MSH-9 message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
+        head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
     if not head.version:
-        head.problems.append(_msh_error("MSH-12 version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
+        head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
     text, head.codec = decode(body, head.charset)
     if head.charset and codec_for(head.charset) is None:
-        head.problems.append(_msh_error(f"MSH-18 character set {head.charset!r} is not supported "
+        head.problems.append(_msh_error(f"character set {head.charset!r} is not supported "
                                         f"(HL7 table 0211); decoded as {head.codec}", 18, ack="AE"))
     elif head.codec.endswith("?"):
-        head.problems.append(_msh_error("message bytes are not valid in its character set (MSH-18) "
+        head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
     return head, text
 

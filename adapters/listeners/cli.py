@@ -75,8 +75,9 @@ def replay_files(engine: Any, paths: list[str], *, out: TextIO = sys.stderr, pro
             counts["duplicate"] += 1
         if outcome.code != "AA":
             reason = next((str(e) for e in outcome.errors if e.severity in ("E", "F")), "")
-            out.write(f"\r{path}#{index}: {outcome.code} {reason}\n")
-        if progress and (n == total or n % 50 == 0):
+            clear = "\r\x1b[K" if progress and out.isatty() else ""
+            out.write(f"{clear}{path}#{index}: {outcome.code} {reason}\n")
+        if progress and (n == total or n % 50 == 0 or outcome.code != "AA"):
             width = 30
             filled = int(width * n / total) if total else width
             out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {n}/{total}")
