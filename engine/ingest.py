@@ -105,6 +105,7 @@ class _Item:
     same_as: _Item | None = None  # an identical message earlier in the same batch
     conversion: Any = None
     errors: list[HL7Error] = field(default_factory=list)
+    in_batch_new: bool = False  # stored by this batch (not a resend)
 
 
 @dataclass
@@ -140,6 +141,7 @@ class Ingestor:
         audit: AuditSink | None = None,
         batch_size: int = 200,
         receiver_application: str = "HUREN",
+        origin: str = "huren",
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -150,6 +152,7 @@ class Ingestor:
         self.audit = audit
         self.batch_size = batch_size
         self.receiver_application = receiver_application
+        self.origin = origin  # the node named in AuditEvent.source
         self.stats = Stats()
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
         self._lock = threading.RLock()  # one batch / replay at a time
@@ -347,6 +350,10 @@ class Ingestor:
             self._new_or_existing(item, new_docs, in_batch, status=RECEIVED, errors=[], ack=None)
             item.process = True
         self.messages.insert_many(new_docs)
+        if self.audit is not None:  # refused at the envelope: audited here, in the same commit
+            for item in items:
+                if item.in_batch_new and item.channel != "http" and item.outcome is not None:
+                    self.audit.record(_audit_event(item, "4", [], self.origin))
 
     def _new_or_existing(self, item: _Item, new_docs: list[Document], in_batch: dict[str, _Item], *,
                          status: str, errors: list[HL7Error], ack: str | None,
@@ -368,6 +375,7 @@ class Ingestor:
             codec=h.codec, status=status, errors=errors, ack_code=ack, conflict_of=conflict_of)
         new_docs.append(doc)
         item.doc = doc
+        item.in_batch_new = True
         in_batch[item.doc_id] = item
         if status == QUARANTINED:
             item.errors = errors
@@ -472,7 +480,7 @@ class Ingestor:
                 if item.doc is not None:
                     item.doc["resources"] = refs
                 if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
-                    self.audit.record(_audit_event(item, "0", refs))
+                    self.audit.record(_audit_event(item, "0", refs, self.origin))
         except HL7Error as e:
             self._quarantine(item, [e], attempts)
             return
@@ -495,7 +503,7 @@ class Ingestor:
         self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts)
         if self.audit is not None and item.channel != "http":
             with contextlib.suppress(Exception):
-                self.audit.record(_audit_event(item, "4", []))
+                self.audit.record(_audit_event(item, "4", [], self.origin))
         self.stats.quarantined += 1
         item.outcome = self._outcome(item, ack, errors, QUARANTINED)
 
@@ -540,18 +548,17 @@ class Ingestor:
         return self._outcome(item, "AE", [err], status)
 
     def _audit_replay(self, doc: Document, outcome: Outcome, actor: str) -> None:
-        event = {
-            "resourceType": "AuditEvent",
-            "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110107", "display": "Import"},
-            "subtype": [{"system": "urn:huren:audit", "code": "hl7v2-replay", "display": "HL7 v2 message replay"}],
-            "action": "E",
-            "recorded": _now_fhir(),
-            "outcome": "0" if outcome.code == "AA" else "4",
-            "agent": [{"who": {"display": actor}, "requestor": True}],
-            "source": {"observer": {"display": "huren ingest"}},
-            "entity": [_message_entity(doc["_id"], doc.get("control_id", ""), doc.get("message_type", ""))],
-        }
-        with contextlib.suppress(Exception), self.store.transaction():
+        from engine.audit.events import build_event
+
+        agent = {"type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110150",
+                                      "display": "Application"}]},
+                 "who": {"identifier": {"system": "urn:huren:client", "value": actor}}, "requestor": True}
+        patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
+        event = build_event(action="replay", origin=self.origin, agents=[agent],
+                            outcome="0" if outcome.code == "AA" else "4", patient_ids=patients,
+                            detail={"message": doc["_id"], "control-id": doc.get("control_id", ""),
+                                    "ack": outcome.code})
+        with self.store.transaction():
             self.audit.record(event)  # type: ignore[union-attr]
 
 
@@ -570,49 +577,34 @@ def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
     return HL7Error(str(text), code=MESSAGE_ACCEPTED, severity=severity, ack_code="AA")
 
 
-def _now_fhir() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _message_entity(doc_id: str, control_id: str, message_type: str) -> dict[str, Any]:
-    return {
-        "what": {"identifier": {"system": "urn:huren:hl7v2-message", "value": doc_id}},
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
-                 "display": "System Object"},
-        "name": f"{message_type} {control_id}".strip(),
-    }
-
-
-def _audit_event(item: _Item, outcome: str, refs: list[str]) -> dict[str, Any]:
-    """AuditEvent for one received HL7 v2 message: DICOM 110107 Import, sender as requestor."""
-    h = item.header
-    assert h is not None and item.doc_id is not None
-    entity = [_message_entity(item.doc_id, h.control_id, _message_type(h))]
+def _sender_agent(item: _Item) -> dict[str, Any]:
+    """The sending institution as the requesting agent (DICOM 110153 Source Role ID)."""
+    assert item.header is not None
     agent: dict[str, Any] = {
-        "who": {"identifier": {"system": "urn:huren:institution", "value": h.facility_code}},
+        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153",
+                             "display": "Source Role ID"}]},
+        "who": {"identifier": {"system": "urn:huren:institution", "value": item.header.facility_code or "?"}},
         "requestor": True,
     }
-    if item.peer:
-        agent["network"] = {"address": item.peer.split(" ")[0].rsplit(":", 1)[0], "type": "2"}
-    for ref in refs:
-        if ref.startswith("Patient/"):
-            entity.append({"what": {"reference": ref},
-                           "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                                    "code": "1", "display": "Person"}})
-    return {
-        "resourceType": "AuditEvent",
-        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110107", "display": "Import"},
-        "subtype": [{"system": "urn:huren:audit", "code": "hl7v2-" + item.channel,
-                     "display": f"HL7 v2 message over {item.channel}"}],
-        "action": "C",
-        "recorded": _now_fhir(),
-        "outcome": outcome,
-        "agent": [agent],
-        "source": {"observer": {"display": "huren ingest"}},
-        "entity": entity,
-    }
+    address = item.peer.split(" ")[0].rsplit(":", 1)[0] if item.peer and not item.peer.startswith("file:") else ""
+    if address:
+        agent["network"] = {"address": address, "type": "2"}
+    return agent
+
+
+def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> dict[str, Any]:
+    """One AuditEvent per HL7 v2 message imported outside HTTP (MLLP, replay of files, recovery)."""
+    from engine.audit.events import build_event
+
+    h = item.header
+    assert h is not None and item.doc_id is not None
+    patients = [r.split("/", 1)[1] for r in refs if r.startswith("Patient/")]
+    return build_event(
+        action="hl7v2-receive", origin=origin, agents=[_sender_agent(item)], outcome=outcome,
+        patient_ids=patients, resources=[r for r in refs if not r.startswith("Patient/")],
+        detail={"message": item.doc_id, "control-id": h.control_id, "message-type": _message_type(h),
+                "channel": item.channel},
+    )
 
 
 def build_ingestor(engine: Any) -> Ingestor:
@@ -623,6 +615,7 @@ def build_ingestor(engine: Any) -> Ingestor:
     replayed (``huren quarantine replay --all``) once they are.
     """
     from adapters.hl7v2.parser import parse
+    from engine.audit.keys import log_origin
     from mappings.site import Site
 
     try:
@@ -636,4 +629,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         convert=convert,
         repository=getattr(engine, "repository", None),
         audit=getattr(engine, "audit", None),
+        origin=log_origin(engine.settings),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,20 @@ def test_quarantined_message_replay_records_who_and_why(settings: Settings) -> N
         doc = engine.ingestor.messages.get(out.message_id)
         assert doc is not None and doc["replays"][0]["by"] == "operator-1"
         assert engine.ingestor.replay("m-doesnotexist", actor="x") is None
+
+
+def test_every_message_is_audited_with_its_sender(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        before = engine.audit.size
+        engine.ingestor.process([(adt("AU1", facility="NEWHOSP"), "mllp", "10.1.2.3:4000"),
+                                 (adt("AU2"), "mllp", "10.1.2.3:4000")])
+        leaves = [engine.audit.get(seq) for seq in range(before, engine.audit.size)]
+        events = [json.loads(leaf["data"]) for leaf in leaves if leaf is not None]
+        assert len(events) == 2
+        for event, control in zip(events, ("AU1", "AU2"), strict=True):
+            assert event is not None and event["type"]["code"] == "110107"  # DICOM Import
+            sender = event["agent"][0]
+            assert sender["requestor"] and sender["network"]["address"] == "10.1.2.3"
+            details = {d["type"]: d["valueString"] for e in event["entity"] for d in e.get("detail", [])}
+            assert details["control-id"] == control
+        assert events[0]["outcome"] == "4"
