@@ -19,6 +19,7 @@ check that the result is valid against each version's structure definitions.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
@@ -74,26 +75,23 @@ def uses_err1_layout(version: str) -> bool:
 
 
 def escape(text: str, field_sep: str = DEFAULT_FIELD_SEP, encoding_chars: str = DEFAULT_ENCODING_CHARS) -> str:
-    """HL7 escape of free text (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``); line breaks become ``\\.br\\``."""
+    """HL7 escape of free text (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``); line breaks become ``\\.br\\``.
+
+    Other control characters are dropped: they would break the segment.
+    """
     comp, rep, esc, sub = (encoding_chars + DEFAULT_ENCODING_CHARS[len(encoding_chars):])[:4]
-    out = []
-    for ch in text:
-        if ch == esc:
-            out.append(f"{esc}E{esc}")
-        elif ch == field_sep:
-            out.append(f"{esc}F{esc}")
-        elif ch == comp:
-            out.append(f"{esc}S{esc}")
-        elif ch == sub:
-            out.append(f"{esc}T{esc}")
-        elif ch == rep:
-            out.append(f"{esc}R{esc}")
-        elif ch in "\r\n":
-            out.append(f"{esc}.br{esc}")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        # other control characters are dropped: they would break the segment
-    return "".join(out)
+    table = _escape_table(field_sep, comp, rep, esc, sub)
+    return text.translate(table)
+
+
+@functools.lru_cache(maxsize=16)
+def _escape_table(fs: str, comp: str, rep: str, esc: str, sub: str) -> dict[int, str | None]:
+    table: dict[int, str | None] = {c: None for c in range(32)}
+    table.update({0x7F: None, ord("\r"): f"{esc}.br{esc}", ord("\n"): f"{esc}.br{esc}"})
+    # the escape character first in meaning: each delimiter maps independently, so order is irrelevant
+    table.update({ord(esc): f"{esc}E{esc}", ord(fs): f"{esc}F{esc}", ord(comp): f"{esc}S{esc}",
+                  ord(sub): f"{esc}T{esc}", ord(rep): f"{esc}R{esc}"})
+    return table
 
 
 def _clip(text: str) -> str:

@@ -60,8 +60,9 @@ def _engine(settings: Settings) -> Any:
 
 # -- replay -----------------------------------------------------------------------------------
 
-def replay_files(engine: Any, paths: list[str], *, out: TextIO = sys.stderr, progress: bool = True) -> Counter[str]:
+def replay_files(engine: Any, paths: list[str], *, out: TextIO | None = None, progress: bool = True) -> Counter[str]:
     """Queue every message of ``paths``, wait for all ACKs; returns counts by MSA-1 code."""
+    out = out or sys.stderr
     started = time.perf_counter()
     pending = []
     for path, index, raw in read_messages(paths):
