@@ -184,7 +184,8 @@ class Ingestor:
     def process(self, raws: list[tuple[bytes, str, str]]) -> list[Outcome]:
         """Process messages as one batch in the calling thread: ``[(raw, channel, peer)]``."""
         items = [_Item(r, c, p, concurrent.futures.Future()) for r, c, p in raws]
-        self._run_batch(items)
+        with self._lock:
+            self._run_batch(items)
         return [i.future.result() for i in items]
 
     def recover(self) -> int:

@@ -231,6 +231,7 @@ class MLLPServer:
         idle_timeout: float = 300.0,
         ssl_context: ssl.SSLContext | None = None,
         read_size: int = 64 * 1024,
+        max_in_flight: int = 1000,
     ) -> None:
         self.handler = handler
         self.host = host
@@ -239,6 +240,7 @@ class MLLPServer:
         self.idle_timeout = idle_timeout
         self.ssl_context = ssl_context
         self.read_size = read_size
+        self.max_in_flight = max_in_flight  # unanswered messages per connection before reading pauses
         self.stats = ListenerStats()
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -294,6 +296,8 @@ class MLLPServer:
                     break
                 for fr in framer.feed(data):
                     acks.put_nowait(self._dispatch(fr, peer))
+                while acks.qsize() > self.max_in_flight:  # a sender far ahead of its ACKs: stop reading
+                    await asyncio.sleep(0.005)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("MLLP %s connection error: %s", peer, exc)
             if isinstance(exc, ssl.SSLError):
