@@ -476,8 +476,9 @@ class Ingestor:
                                              resources=refs, attempts=attempts)
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
-                if conv_warnings:
-                    self.messages.count_fidelity(institution, conv_warnings, item.doc_id)
+                unmapped = getattr(item.conversion, "unmapped", None) or []
+                if conv_warnings or unmapped:
+                    self.messages.count_fidelity(institution, conv_warnings, unmapped, item.doc_id)
                 if item.doc is not None:
                     item.doc["resources"] = refs
                 if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request

@@ -92,7 +92,7 @@ class MessageStore:
         self.fidelity = store.collection("hl7_fidelity")
         self.messages.ensure_index(["status", "received_at"])
         self.messages.ensure_index(["facility", "control_id"])
-        self.fidelity.ensure_index(["institution"])
+        self.fidelity.ensure_index(["institution", "where"])
 
     # -- writes -------------------------------------------------------------------------
     def new_document(
@@ -149,23 +149,29 @@ class MessageStore:
         self.messages.update(doc_id, fields)
         return self.get(doc_id)
 
-    def count_fidelity(self, institution: str, warnings: Iterable[HL7Error], example: str) -> None:
-        """Add one to the counter of each distinct warning (location + code + text) of the institution."""
-        seen: dict[str, HL7Error] = {}
-        counts: dict[str, int] = {}
+    def count_fidelity(self, institution: str, warnings: Iterable[HL7Error],
+                       unmapped: Iterable[dict[str, str]], example: str) -> None:
+        """Count what a conversion could not map, per institution: unmapped codes and segments
+        (``Conversion.unmapped``: kind, code or segment, where) and conversion warnings."""
+        entries: dict[str, dict[str, Any]] = {}
+        for u in unmapped:
+            kind = u.get("kind", "code")
+            value = u.get("code") or u.get("segment") or ""
+            where = u.get("where", "")
+            inst = u.get("institution") or institution
+            entries.setdefault(_fid_key(inst, kind, value, where, ""), {
+                "institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
+                "message": f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")})
         for w in warnings:
-            key = "f-" + hashlib.sha256(
-                f"{institution}\x1f{w.location()}\x1f{w.code}\x1f{w.message}".encode()).hexdigest()[:24]
-            seen[key] = w
-            counts[key] = counts.get(key, 0) + 1
+            entries.setdefault(_fid_key(institution, "warning", "", w.location(), w.message), {
+                "institution": institution, "kind": "warning", "value": "", "where": w.location(),
+                "code": w.code, "message": w.message})
         stamp = now_iso()
-        for key, w in seen.items():
+        for key, entry in entries.items():
             doc = self.fidelity.get(key)
             if doc is None:
-                doc = {"_id": key, "institution": institution, "location": w.location(), "code": w.code,
-                       "message": w.message, "count": 0, "messages": 0, "first_seen": stamp}
-            doc["count"] += counts[key]
-            doc["messages"] += 1
+                doc = {"_id": key, **entry, "count": 0, "first_seen": stamp}
+            doc["count"] += 1  # messages in which it occurred
             doc["last_seen"] = stamp
             doc["example_message"] = example
             self.fidelity.replace(doc)
@@ -190,7 +196,11 @@ class MessageStore:
 
     def fidelity_report(self, institution: str | None = None) -> list[Document]:
         flt = {"institution": institution} if institution else None
-        return self.fidelity.find(flt, sort=[("institution", 1), ("location", 1)])
+        return self.fidelity.find(flt, sort=[("institution", 1), ("where", 1)])
+
+
+def _fid_key(*parts: str) -> str:
+    return "f-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
 def _reason(errs: list[dict[str, Any]]) -> str | None:

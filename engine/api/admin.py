@@ -105,9 +105,9 @@ def fidelity(request: Request, institution: str | None = None, _: Caller = Depen
              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for doc in engine.ingestor.messages.fidelity_report(institution):
-        inst = report.setdefault(doc["institution"], {"warnings": 0, "items": []})
-        inst["warnings"] += doc["count"]
-        inst["items"].append({k: doc.get(k) for k in ("location", "code", "message", "count", "messages",
+        inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "items": []})
+        inst["warnings" if doc["kind"] == "warning" else "unmapped"] += doc["count"]
+        inst["items"].append({k: doc.get(k) for k in ("kind", "value", "where", "code", "message", "count",
                                                       "first_seen", "last_seen", "example_message")})
     for inst in report.values():
         inst["items"].sort(key=lambda i: -i["count"])
