@@ -187,3 +187,20 @@ def test_every_message_is_audited_with_its_sender(settings: Settings) -> None:
             details = {d["type"]: d["valueString"] for e in event["entity"] for d in e.get("detail", [])}
             assert details["control-id"] == control
         assert events[0]["outcome"] == "4"
+
+
+def test_message_store_rules_on_every_backend(backend_settings: Settings) -> None:
+    """The same rules on SQLite and MongoDB (mongomock): store, resend, conflict, quarantine listing."""
+    with Engine(backend_settings) as engine:
+        ing = engine.ingestor
+        first, resend, other, stranger = ing.process([
+            (adt("B1"), "mllp", "p"), (adt("B1"), "mllp", "p"), (adt("B1", name="李^四"), "mllp", "p"),
+            (adt("B2", facility="NOSUCH"), "mllp", "p"),
+        ])
+        assert resend.duplicate and resend.code == first.code
+        assert other.code == "AE" and stranger.code == "AR"
+        assert ing.messages.count() == 3
+        assert {d["control_id"] for d in ing.messages.quarantined()} >= {"B1", "B2"}
+        assert ing.messages.quarantined(facility="NOSUCH")[0]["control_id"] == "B2"
+        again = ing.process([(adt("B1"), "mllp", "p")])[0]
+        assert again.duplicate and ing.messages.count() == 3
