@@ -198,6 +198,14 @@ async def test_idle_connections_are_closed() -> None:
         assert await asyncio.wait_for(reader.read(), 3) == b""  # EOF from the server
         assert srv.stats.idle_closed == 1
         writer.close()
+        # a sender that stalls in the middle of a frame is closed too; the fragment is not ACKed
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(frame(message(1)) + b"\x0bMSH|^~\\&|LIS|FNXRMYY|stall")
+        assert control_ids(await read_acks(reader, 1)) == ["C00001"]
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+        await asyncio.sleep(0.05)
+        assert srv.stats.idle_closed == 2 and srv.stats.truncated == 1
+        writer.close()
     finally:
         await srv.stop()
 

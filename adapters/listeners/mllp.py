@@ -280,23 +280,25 @@ class MLLPServer:
         self.stats.connections_open += 1
         framer = MLLPFramer(self.max_message_bytes)
         acks: asyncio.Queue[asyncio.Future[bytes] | None] = asyncio.Queue()
-        sender = asyncio.create_task(self._send_acks(acks, writer))
+        outstanding = [0]  # messages received on this connection and not yet answered
+        sender = asyncio.create_task(self._send_acks(acks, writer, outstanding))
         try:
             while True:
                 try:
                     async with asyncio.timeout(self.idle_timeout):
                         data = await reader.read(self.read_size)
                 except TimeoutError:
-                    if framer.pending or not acks.empty():
-                        continue
+                    if outstanding[0] > 0:
+                        continue  # we owe ACKs: the silence is ours
                     self.stats.idle_closed += 1
                     log.info("MLLP %s idle for %.0fs: closing", peer, self.idle_timeout)
                     break
                 if not data:
                     break
                 for fr in framer.feed(data):
+                    outstanding[0] += 1
                     acks.put_nowait(self._dispatch(fr, peer))
-                while acks.qsize() > self.max_in_flight:  # a sender far ahead of its ACKs: stop reading
+                while outstanding[0] > self.max_in_flight:  # a sender far ahead of its ACKs: stop reading
                     await asyncio.sleep(0.005)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("MLLP %s connection error: %s", peer, exc)
@@ -336,7 +338,7 @@ class MLLPServer:
             return internal_error_ack(payload, exc)
 
     async def _send_acks(self, acks: asyncio.Queue[asyncio.Future[bytes] | None],
-                         writer: asyncio.StreamWriter) -> None:
+                         writer: asyncio.StreamWriter, outstanding: list[int]) -> None:
         """Write ACKs strictly in the order the messages arrived."""
         broken = False
         while True:
@@ -344,6 +346,7 @@ class MLLPServer:
             if fut is None:
                 return
             ack = await fut
+            outstanding[0] -= 1
             code = _msa1(ack)
             self.stats.ack_codes[code] = self.stats.ack_codes.get(code, 0) + 1
             if broken:
