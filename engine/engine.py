@@ -11,6 +11,7 @@ from conformance.validate import Validator
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
+from engine.ingest import build_ingestor
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
@@ -28,9 +29,12 @@ class Engine:
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
+        # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
+        self.ingestor = build_ingestor(self)
 
     def close(self) -> None:
         """Release the database and any background work."""
+        self.ingestor.close()
         self.audit.close()
         self.auth.close()
         self.store.close()

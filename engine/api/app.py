@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
+from adapters.listeners import http as hl7v2_api
+from engine.api import admin as admin_api
 from engine.api import auth as auth_api
 from engine.api import fhir as fhir_api
 from engine.api import metadata as metadata_api
@@ -26,6 +28,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(auth_api.router)
+    app.include_router(hl7v2_api.router)
+    app.include_router(admin_api.router)
     app.include_router(metadata_api.router)  # GET /fhir/metadata, public; before the generic /fhir/{type}
     app.include_router(fhir_api.router)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
