@@ -8,6 +8,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 from __future__ import annotations
 
 from engine.auth.service import AuthService
+from engine.identity.mpi import IdentityService
 from engine.settings import Settings
 
 
@@ -16,6 +17,9 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.auth = AuthService(settings, store=getattr(self, "store", None))
+        # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
+        self.identity = IdentityService(self.auth.store, getattr(self, "repository", None))
+        self.auth.attach_identity(self.identity)
 
     def close(self) -> None:
         """Release the database and any background work."""
