@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from engine.audit.note import note
 from engine.auth.errors import OAuthError
 from engine.auth.resident import LoginError, RedirectError
 from engine.auth.service import ASSERTION_ALGS
@@ -67,6 +68,8 @@ def _auth(request: Request):  # noqa: ANN202
 @router.post("/auth/token")
 async def token(request: Request) -> JSONResponse:
     auth = _auth(request)
+    form: dict[str, str] = {}
+    client = None
     try:
         form = await _form(request)
         grant = form.get("grant_type")
@@ -76,12 +79,19 @@ async def token(request: Request) -> JSONResponse:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
         client = auth.authenticate_client(form, request.headers.get("authorization"))
         if grant == "client_credentials":
-            return oauth_json(auth.client_credentials(client, form.get("scope")))
-        if auth.resident is None:
+            body = auth.client_credentials(client, form.get("scope"))
+        elif auth.resident is None:
             raise OAuthError("unsupported_grant_type", "resident sign-in is not configured on this server")
-        return oauth_json(auth.resident.token(grant, client, form))
+        else:
+            body = auth.resident.token(grant, client, form)
     except OAuthError as exc:
+        note(request, action="token", outcome="4",
+             detail={"grant_type": form.get("grant_type"), "error": exc.error,
+                     "client_id": client.client_id if client else form.get("client_id")})
         return oauth_error(exc)
+    note(request, action="token", patient_ids=[body["patient"]] if "patient" in body else [],
+         detail={"grant_type": grant, "client_id": client.client_id, "scope": body["scope"]})
+    return oauth_json(body)
 
 
 # ---- resident login ----------------------------------------------------------------------------
@@ -157,7 +167,9 @@ async def authorize_verify(request: Request) -> Response:
         if resident.requests.get(request_id) is None or resident.requests.get(request_id)["stage"] != "code":
             return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
                          action=str(request.url_for("authorize_login").path), error=str(exc))
+        note(request, action="login", outcome="4", detail={"client_id": req["client_id"], "reason": str(exc)})
         return _code_page(request, request_id, req, str(exc), 400)
+    note(request, action="login", detail={"client_id": req["client_id"]})
     return RedirectResponse(location, status_code=303, headers=NO_STORE)
 
 

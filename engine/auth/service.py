@@ -53,12 +53,8 @@ def invalid_token(description: str) -> Unauthorized:
 
 
 class AuthService:
-    def __init__(self, settings: Settings, store: Store | None = None,
+    def __init__(self, settings: Settings, store: Store,
                  compartment: Callable[[str], frozenset[str]] | None = None) -> None:
-        if store is None:
-            from engine.auth.memory import MemoryStore
-
-            store = MemoryStore()
         self.settings = settings
         self.store = store
         self.registry = ClientRegistry(settings.data_dir)
