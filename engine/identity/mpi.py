@@ -72,6 +72,24 @@ class IdentityService:
     def attach(self, repository: Repository) -> None:
         self.repository = repository
         repository.add_write_hook(self.on_write)
+        # Optional repository feature: a hook that adjusts a resource before the "unchanged?"
+        # comparison. With it, a source re-sending a Patient (which never carries the MPI's links)
+        # does not create a version without links followed by one with them.
+        add_prepare = getattr(repository, "add_prepare_hook", None)
+        if add_prepare is not None:
+            add_prepare(self.carry_links)
+
+    def carry_links(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The resource with the MPI-managed ``Patient.link`` entries the index currently implies."""
+        if resource.get("resourceType") != "Patient" or not isinstance(resource.get("id"), str):
+            return resource
+        if self.links.get(resource["id"]) is None:
+            return resource
+        want = self.desired_links(resource)
+        out = {k: v for k, v in resource.items() if k != "link"}
+        if want:
+            out["link"] = want
+        return out
 
     # ---- lookups ------------------------------------------------------------------------------
 
@@ -121,6 +139,46 @@ class IdentityService:
 
     def conflicts(self) -> list[dict[str, Any]]:
         return self.links.find({"status": "conflict"}, sort=[("_id", 1)])
+
+    # ---- $match ------------------------------------------------------------------------------
+
+    def match(self, patient: dict[str, Any]) -> list[tuple[str, float, str]]:
+        """Candidate records for a Patient: ``(id, score, match-grade)``, best first.
+
+        Deterministic only: the same valid national ID or the same identifier (system and value).
+        Consistent name/sex/birth date make it ``certain`` (1.0); a contradiction makes it
+        ``possible`` (0.5), for a person to look at. Raises ``ValueError`` when there is nothing
+        deterministic to match on or the ID number is invalid.
+        """
+        demo = dm.demographics(patient)
+        found: dict[str, tuple[float, str]] = {}
+
+        def grade(pid: str, other_demo: dict[str, Any], extra: list[str]) -> None:
+            certain = not extra and not dm.conflicts_between(demo, other_demo)
+            score, g = (1.0, "certain") if certain else (0.5, "possible")
+            if pid not in found or found[pid][0] < score:
+                found[pid] = (score, g)
+
+        raw = nationalid.raw_national_id(patient)
+        usable = False
+        if raw is not None:
+            nid = nationalid.parse(raw)  # InvalidNationalId is a ValueError
+            usable = True
+            own = dm.conflicts_with_id(demo, nid)
+            for doc in self.links.find({"nid_key": nid_key(nid.number)}):
+                grade(doc["_id"], doc.get("demo", {}), own)
+        others = [i for i in patient.get("identifier", [])
+                  if not nationalid.is_national_id(i) and i.get("system") and i.get("value")]
+        if others and self.repository is not None:
+            usable = True
+            for ident in others:
+                res = self.repository.search("Patient", [("identifier", f"{ident['system']}|{ident['value']}")])
+                for candidate in res.resources:
+                    grade(candidate["id"], dm.demographics(candidate), [])
+        if not usable:
+            raise ValueError("$match needs a national ID (type NNCHN) or an identifier with system and value: "
+                             "huren does no fuzzy matching on names or dates")
+        return sorted(((pid, s, g) for pid, (s, g) in found.items()), key=lambda t: (-t[1], t[0]))
 
     # ---- the write hook -----------------------------------------------------------------------
 
