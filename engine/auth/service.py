@@ -35,6 +35,7 @@ from engine.settings import Settings
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384", "RS256", "ES256", "EdDSA"]
 _SECRET_CACHE_SECONDS = 300.0
+_VERIFIED_CACHE_SIZE = 4096
 _KIND_BY_CLIENT = {"system": "system", "auditor": "auditor", "user": "user"}
 
 
@@ -72,6 +73,7 @@ class AuthService:
         self.assertions = store.collection("auth_assertion_jti")
         self._secret_cache: OrderedDict[tuple[str, bytes], tuple[str, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # ---- tokens -------------------------------------------------------------------------------
 
@@ -108,12 +110,28 @@ class AuthService:
                                                        "verify_exp": verify_exp})
 
     def verify(self, token: str) -> dict[str, Any]:
-        try:
-            claims = self.decode(token)
-        except jwt.ExpiredSignatureError:
-            raise invalid_token("the token has expired") from None
-        except jwt.InvalidTokenError:
-            raise invalid_token("the token is malformed, not ours, or not for this server") from None
+        """Claims of a valid, unexpired, unrevoked access token; ``Unauthorized`` otherwise.
+
+        A client sends the same token on many requests, so the outcome of the signature check is
+        remembered per exact token string (bounded LRU); expiry and revocation are checked every time.
+        """
+        with self._cache_lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+        if claims is None:
+            try:
+                claims = self.decode(token)
+            except jwt.ExpiredSignatureError:
+                raise invalid_token("the token has expired") from None
+            except jwt.InvalidTokenError:
+                raise invalid_token("the token is malformed, not ours, or not for this server") from None
+            with self._cache_lock:
+                self._verified[token] = claims
+                while len(self._verified) > _VERIFIED_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        elif claims["exp"] <= time.time():
+            raise invalid_token("the token has expired")
         if claims.get("token_use", "access") != "access":
             raise invalid_token("not an access token")
         if self.revoked.get(claims["jti"]) is not None:

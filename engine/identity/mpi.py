@@ -105,6 +105,7 @@ class IdentityService:
         (``replaced-by``/``replaces``): a resident's compartment spans all of them.
         """
         seen: set[str] = set()
+        persons: set[str] = set()
         todo = [patient_id]
         while todo:
             pid = todo.pop()
@@ -114,7 +115,15 @@ class IdentityService:
             doc = self.links.get(pid)
             if doc is None:
                 continue
-            todo.extend(self.members(doc.get("person")))
+            person = doc.get("person")
+            if person and doc.get("status") == "linked" and person not in persons:
+                persons.add(person)
+                for member in self.links.find({"person": person, "status": "linked"}):
+                    if member["_id"] not in seen:
+                        seen.add(member["_id"])
+                        if member.get("replaced_by") or member.get("replaces"):
+                            todo.extend([member["replaced_by"]] if member.get("replaced_by") else [])
+                            todo.extend(member.get("replaces", []))
             if doc.get("replaced_by"):
                 todo.append(doc["replaced_by"])
             todo.extend(doc.get("replaces", []))
