@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 
 from engine.api import auth as auth_api
 from engine.api import identity as identity_api
+from engine.api import ui_me
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
@@ -26,5 +27,7 @@ def create_app(engine: Engine) -> FastAPI:
     install_error_handlers(app)
     app.include_router(auth_api.router)
     app.include_router(identity_api.router)  # before the generic FHIR router: Patient/$match etc.
+    app.include_router(ui_me.router)
+    ui_me.mount_static(app)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app

@@ -34,6 +34,7 @@ from engine.settings import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384", "RS256", "ES256", "EdDSA"]
+ME_CLIENT_ID = "huren-me"  # the resident page /ui/me is itself a public SMART app
 _SECRET_CACHE_SECONDS = 300.0
 _VERIFIED_CACHE_SIZE = 4096
 _KIND_BY_CLIENT = {"system": "system", "auditor": "auditor", "user": "user"}
@@ -58,7 +59,9 @@ class AuthService:
                  compartment: Callable[[str], frozenset[str]] | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.registry = ClientRegistry(settings.data_dir)
+        self.registry = ClientRegistry(settings.data_dir, builtin=[Client(
+            ME_CLIENT_ID, "patient-app", ["launch/patient", "openid", "fhirUser", "patient/*.rs"],
+            redirect_uris=[settings.public_base_url + "/ui/me/"], name="huren 我的健康档案")])
         self.key, _ = load_or_create(settings.data_dir)
         self._id_token_key = None  # RSA, made on first use: generating it costs ~100 ms
         self.issuer = settings.public_base_url
@@ -338,6 +341,19 @@ class AuthService:
         if self._id_token_key is None:
             self._id_token_key, _ = load_or_create_id_token_key(self.settings.data_dir)
         return self._id_token_key
+
+    def security(self) -> dict[str, Any]:
+        """``CapabilityStatement.rest.security`` announcing SMART and its endpoints (oauth-uris)."""
+        base = self.settings.public_base_url
+        uris = {"token": self.token_endpoint, "authorize": f"{base}/auth/authorize",
+                "introspect": f"{base}/auth/introspect", "revoke": f"{base}/auth/revoke"}
+        return {
+            "cors": True,
+            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                     "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
+            "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                           "extension": [{"url": k, "valueUri": v} for k, v in uris.items()]}],
+        }
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.key.jwk(), self.id_token_key.jwk()]}
