@@ -107,7 +107,7 @@ class _CDP:
     def __init__(self, ws_url: str) -> None:
         from websockets.sync.client import connect
 
-        self.ws = connect(ws_url, max_size=None)
+        self.ws = connect(ws_url, max_size=None)  # noqa: SIM115 - closed by the test
         self.n = 0
 
     def call(self, method: str, **params):  # noqa: ANN201
@@ -181,7 +181,7 @@ def test_resident_sees_own_results_on_a_phone(served, tmp_path):
         cdp.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=3, mobile=True)
         cdp.call("Page.enable")
         cdp.call("Page.navigate", url=base + "/ui/me/")
-        cdp.wait("!document.getElementById('signin')?.hidden")
+        cdp.wait("location.pathname === '/ui/me/' && document.getElementById('signin')?.hidden === false")
         cdp.eval("document.getElementById('login').click()")
         cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
         cdp.eval(f"document.getElementById('national_id').value = '{ZHANG}'; document.forms[0].submit()")
