@@ -144,7 +144,7 @@ def test_residents_only_ever_see_themselves(http, world):
 
 
 def test_operator_links_and_unlinks_by_hand_with_a_reason(http, world, client_token):
-    op = client_token(world, "system/Patient.rsu")
+    op = client_token(world, "system/Patient.rus")
     body = params(source={"reference": "Patient/fz-9"}, target={"reference": "Patient/fn-1"},
                   reason="registration typo in name confirmed by phone")
     r = http.post("/fhir/Patient/$link", json=body, headers=auth(op))
@@ -173,7 +173,7 @@ def test_operator_links_and_unlinks_by_hand_with_a_reason(http, world, client_to
 
 
 def test_merge_joins_compartments(http, world, client_token):
-    op = client_token(world, "system/Patient.rsu")
+    op = client_token(world, "system/Patient.rus")
     r = http.post("/fhir/Patient/$link", json=params(source={"reference": "Patient/fz-9"},
                                                      target={"reference": "Patient/fz-7"}, type="replaced-by",
                                                      reason="duplicate registration merged"), headers=auth(op))

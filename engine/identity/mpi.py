@@ -239,8 +239,8 @@ class IdentityService:
         reasons = dm.conflicts_with_id(demo, nid)
         if not reasons:
             for other in self.links.find({"nid_key": doc["nid_key"], "status": "linked"}):
-                if other["_id"] == pid:
-                    continue
+                if other["_id"] == pid or other.get("manual"):
+                    continue  # an operator's link vouches for that record, not for its data
                 bad = dm.conflicts_between(demo, other.get("demo", {}))
                 if bad:
                     reasons.append(f"{', '.join(bad)} differ from Patient/{other['_id']}")
