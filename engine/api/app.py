@@ -13,7 +13,9 @@ from adapters.listeners import http as hl7v2_api
 from engine.api import admin as admin_api
 from engine.api import auth as auth_api
 from engine.api import fhir as fhir_api
+from engine.api import identity as identity_api
 from engine.api import metadata as metadata_api
+from engine.api import ui_me
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
@@ -30,7 +32,10 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(auth_api.router)
     app.include_router(hl7v2_api.router)
     app.include_router(admin_api.router)
+    app.include_router(ui_me.router)
+    ui_me.mount_static(app)
     app.include_router(metadata_api.router)  # GET /fhir/metadata, public; before the generic /fhir/{type}
+    app.include_router(identity_api.router)  # before the generic FHIR router: Patient/$match etc.
     app.include_router(fhir_api.router)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app
