@@ -29,9 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
 from engine.audit import merkle
+from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.keys import AuditKeys, log_origin
 from engine.repository.port import DuplicateKey, Store
@@ -109,7 +108,7 @@ class AuditLog:
             for _attempt in range(5):
                 seq = self._frontier.size
                 resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
-                data = rfc8785.dumps(resource)
+                data = canonical(resource)
                 leaf = merkle.leaf_hash(data)
                 frontier = self._frontier.copy()
                 made = frontier.append(leaf)

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import rfc8785
 
+from engine.audit.canonical import canonical
 from engine.audit.checkpoint import now_utc
 from engine.audit.keys import AuditKeys
 
@@ -48,7 +48,7 @@ def _targets(target: dict[str, Any] | Sequence[dict[str, Any]]) -> list[dict[str
 
 def signed_payload(target: dict[str, Any] | Sequence[dict[str, Any]]) -> bytes:
     stripped = [{k: v for k, v in t.items() if k != "meta"} for t in _targets(target)]
-    return rfc8785.dumps(stripped[0] if isinstance(target, dict) else stripped)
+    return canonical(stripped[0] if isinstance(target, dict) else stripped)
 
 
 def _reference(resource: dict[str, Any]) -> str:
