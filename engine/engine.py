@@ -11,7 +11,17 @@ from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
 from engine.repository import open_store
+from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
+
+
+def _validator() -> object | None:
+    """The conformance validator when that package provides it (it joins main separately)."""
+    try:
+        from conformance.validate import Validator  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return Validator()
 
 
 class Engine:
@@ -19,9 +29,11 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
+        self.repository = FhirRepository(self.store, validator=_validator(), base_url=settings.fhir_base_url)  # type: ignore[arg-type]
         self.auth = AuthService(settings, store=getattr(self, "store", None))
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
-        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))
+        # ... and each event is also stored as a FHIR AuditEvent so residents can search their own
+        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
 
     def close(self) -> None:
