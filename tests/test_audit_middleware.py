@@ -120,3 +120,35 @@ def test_when_the_record_cannot_be_written_the_request_fails(
     assert body["resourceType"] == "OperationOutcome" and "audit record" in body["issue"][0]["diagnostics"]
     assert "Patient/p1" not in resp.text  # the data never left
     assert engine.audit.leaves.count() == 0  # nothing half-written
+
+
+def test_residents_find_who_accessed_their_records(client: TestClient, engine: Engine) -> None:
+    client.get("/fhir/Observation/o7")  # his-a reads p1's observation
+    client.get("/fhir/Observation?code=718-7")  # touches p0 and p1
+    assert engine.audit.flush_index() == 2  # the background copy, brought up to date now
+    mine = engine.repository.search("AuditEvent", [("patient", "p1")], compartment={"p1"})
+    assert sorted(r["id"] for r in mine.resources) == ["audit-0", "audit-1"]
+    stored = engine.repository.read("AuditEvent", "audit-0")
+    leaf = engine.audit.get(0)
+    assert orjson.loads(leaf["data"]) == {k: v for k, v in stored.items() if k != "meta"}
+    others = engine.repository.search("AuditEvent", [("patient", "p0")], compartment={"p3"})
+    assert others.resources == []
+
+
+def test_the_fhir_copy_catches_up_in_the_background_and_after_a_restart(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    import time
+
+    for _ in range(3):
+        client.get("/fhir/Observation/o7")
+    deadline = time.monotonic() + 5
+    while engine.repository.search("AuditEvent", [("patient", "p1")]).total != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.repository.search("AuditEvent", [("patient", "p1")]).total == 3
+    # records appended by a process that stopped before copying them are copied at the next start
+    engine.audit.close()
+    no_copy = AuditLog(engine.store, settings, engine.audit.keys)  # no repository attached
+    no_copy.record(orjson.loads(engine.audit.get(0)["data"]) | {"outcome": "4"})
+    restarted = AuditLog(engine.store, settings, engine.audit.keys, repository=engine.repository)
+    assert restarted.flush_index() == 1
+    assert engine.repository.read("AuditEvent", "audit-3")["outcome"] == "4"
