@@ -21,16 +21,28 @@ _LIMIT = 2**53 - 1  # the "safe integer" range; rfc8785 refuses anything beyond
 
 
 def _plain(value: Any) -> bool:
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is int:
-        return -_LIMIT <= value <= _LIMIT
-    if t is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
-    if t is list:
-        return all(_plain(v) for v in value)
-    return False
+    """Only str, bool, None, safe ints, lists and ASCII-keyed dicts (an explicit stack: this runs
+    for every audit record, and recursion with generators cost more than the append itself)."""
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is dict:
+            for k in v:
+                if type(k) is not str or not k.isascii():
+                    return False
+            extend(v.values())
+        elif t is list:
+            extend(v)
+        elif t is int:
+            if not -_LIMIT <= v <= _LIMIT:
+                return False
+        else:
+            return False
+    return True
 
 
 def canonical(value: Any) -> bytes:
