@@ -103,6 +103,7 @@ def test_cli_export_then_offline_verify_with_only_the_public_key(
     assert '"first_bad_record": 15' in out and "15..15 missing (deleted)" in out
     monkeypatch.setenv("HUREN_DATA_DIR", str(settings.data_dir))
     assert main(["audit", "verify"]) == 0  # online, against the database
+    assert main(["audit", "verify", "--skip-nodes"]) == 0
 
 
 def test_keys_init_creates_the_audit_key_read_only(settings: Settings, monkeypatch, capsys) -> None:
