@@ -103,6 +103,11 @@ class AuditLog:
         self._last_cp_size = cps[0]["size"] if cps else 0
         self._last_cp_time = time.monotonic()
 
+    def refresh(self) -> None:
+        """Catch up with records and checkpoints other processes appended."""
+        with self._lock:
+            self._reload()
+
     @property
     def size(self) -> int:
         return self._frontier.size
