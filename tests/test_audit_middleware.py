@@ -55,6 +55,10 @@ def client(engine: Engine) -> TestClient:
     def crash(cid: str) -> dict:
         raise RuntimeError("handler bug")
 
+    # the stand-ins must win over the real /fhir router that create_app mounts first
+    stand_ins = app.router.routes[-4:]
+    del app.router.routes[-4:]
+    app.router.routes[0:0] = stand_ins
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -89,7 +93,7 @@ def test_a_search_names_each_patient_once_and_the_query(client: TestClient, engi
 
 def test_refused_and_unrouted_requests_are_recorded_too(client: TestClient, engine: Engine) -> None:
     assert client.get("/fhir/Secret/s1").status_code == 403
-    assert client.get("/fhir/Patient/abc/_history/2").status_code == 404
+    assert client.get("/fhir/nosuchtype/abc/_history/2").status_code == 404  # matches no route
     refused, missing = events(engine)
     assert refused["outcome"] == "4" and refused["outcomeDesc"].startswith("HTTP 403")
     assert refused["entity"][0]["what"]["reference"] == "Secret/s1"

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 
 from engine.api import audit as audit_api
 from engine.api import auth as auth_api
+from engine.api import fhir as fhir_api
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
@@ -25,6 +26,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(auth_api.router)
+    app.include_router(fhir_api.router)
     app.include_router(audit_api.router)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app

@@ -477,8 +477,17 @@ class FhirRepository:
         return self.run(parsed)
 
     # -- Bundles -----------------------------------------------------------------------------------
-    def transaction(self, bundle: dict[str, Any], *, compartment: Collection[str] | None = None) -> dict[str, Any]:
-        """Process a ``transaction`` Bundle all or nothing; ``urn:uuid:`` references are rewritten."""
+    def transaction(
+        self,
+        bundle: dict[str, Any],
+        *,
+        compartment: Collection[str] | None = None,
+        touched: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Process a ``transaction`` Bundle all or nothing; ``urn:uuid:`` references are rewritten.
+
+        ``touched`` (optional) receives every resource the Bundle wrote or read, for the audit trail.
+        """
         entries = self._bundle_entries(bundle, "transaction")
         mapping: dict[str, str] = {}
         plans: list[dict[str, Any]] = []
@@ -500,7 +509,7 @@ class FhirRepository:
             order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
             for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
                 try:
-                    responses[plan["n"]] = self._execute(plan, compartment)
+                    responses[plan["n"]] = self._execute(plan, compartment, touched)
                 except FhirError as exc:
                     exc.diagnostics = f"entry {plan['n']} ({plan['method']} {plan['url']}): {exc.diagnostics}"
                     exc.args = (exc.diagnostics,)
@@ -508,14 +517,20 @@ class FhirRepository:
         return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
                 "entry": responses}
 
-    def batch(self, bundle: dict[str, Any], *, compartment: Collection[str] | None = None) -> dict[str, Any]:
+    def batch(
+        self,
+        bundle: dict[str, Any],
+        *,
+        compartment: Collection[str] | None = None,
+        touched: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Process a ``batch`` Bundle: each entry on its own, failures reported per entry."""
         entries = self._bundle_entries(bundle, "batch")
         responses = []
         for n, entry in enumerate(entries):
             try:
                 with self.store.transaction():
-                    responses.append(self._execute(self._plan(n, entry, {}), compartment))
+                    responses.append(self._execute(self._plan(n, entry, {}), compartment, touched))
             except FhirError as exc:
                 responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                                "outcome": exc.outcome()}})
@@ -571,6 +586,12 @@ class FhirRepository:
                     raise BadRequest(f"{where}: resource id {resource.get('id')} differs from the URL id {parts[1]}",
                                      expression=[f"{where}.resource.id"])
                 resource["id"] = parts[1]
+                if plan["if_match"]:  # checked before anything is written, so a mismatch changes nothing
+                    wanted = parse_etag(plan["if_match"])
+                    existing = self.backend.current(parts[0], parts[1])
+                    if existing is None or existing.deleted or existing.version != wanted:
+                        raise PreconditionFailed(
+                            f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
             elif query:
                 match = self._conditional_match(parts[0], query, f"{where}.request.url")
                 resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
@@ -580,13 +601,17 @@ class FhirRepository:
                 mapping[full_url] = f"{parts[0]}/{resource['id']}"
         return plan
 
-    def _execute(self, plan: dict[str, Any], compartment: Collection[str] | None) -> dict[str, Any]:
+    def _execute(
+        self, plan: dict[str, Any], compartment: Collection[str] | None, touched: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
         method, parts = plan["method"], plan["path"]
         validate = not plan.get("validated")
         if method == "GET":
             if len(parts) == 1:
                 result = self.search(parts[0], parse_qsl(plan["query"], keep_blank_values=True), compartment=compartment)
                 body = result.bundle(self.base_url, parts[0], parse_qsl(plan["query"], keep_blank_values=True))
+                if touched is not None:
+                    touched.extend(result.resources + result.included)
                 return {"resource": body, "response": {"status": "200 OK"}}
             if len(parts) == 2:
                 resource = self.read(parts[0], parts[1])
@@ -596,6 +621,8 @@ class FhirRepository:
                 raise BadRequest(f"GET {plan['url']} is not supported in a Bundle")
             if compartment is not None and not self.in_compartment(resource, compartment):
                 raise NotFound(f"{parts[0]}/{parts[1]} is not known")
+            if touched is not None:
+                touched.append(resource)
             return {"resource": resource, "response": {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
                                                        "lastModified": resource["meta"]["lastUpdated"]}}
         if method == "DELETE":
@@ -617,6 +644,8 @@ class FhirRepository:
                     raise PreconditionFailed(f"ifMatch {plan['if_match']} does not match the current version")
             result = self._store(resource, existing, validate=validate)
         stored = result.resource
+        if touched is not None:
+            touched.append(stored)
         response: dict[str, Any] = {
             "status": "201 Created" if result.created else "200 OK",
             "location": f"{stored['resourceType']}/{stored['id']}/_history/{stored['meta']['versionId']}",

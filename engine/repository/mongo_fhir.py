@@ -195,7 +195,7 @@ class MongoFhirBackend:
         parts: list[dict[str, Any]] = [{"deleted": False}]
         if q.type:
             parts.append({"type": q.type})
-        elif q.types:
+        elif q.types is not None:
             parts.append({"type": {"$in": list(q.types)}})
         if q.compartment is not None:
             parts.append({"comp": {"$in": sorted(q.compartment)}})

@@ -300,7 +300,7 @@ class SqliteFhirBackend:
         if q.type:
             where.append("r.type = ?")
             params.append(q.type)
-        elif q.types:
+        elif q.types is not None:
             where.append(f"r.type IN ({','.join('?' * len(q.types))})")
             params.extend(q.types)
         if q.compartment is not None:
