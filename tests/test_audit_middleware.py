@@ -156,3 +156,14 @@ def test_the_fhir_copy_catches_up_in_the_background_and_after_a_restart(
     restarted = AuditLog(engine.store, settings, engine.audit.keys, repository=engine.repository)
     assert restarted.flush_index() == 1
     assert engine.repository.read("AuditEvent", "audit-3")["outcome"] == "4"
+
+
+def test_a_large_search_lists_every_patient_but_caps_resource_entities() -> None:
+    from engine.audit.events import MAX_RESOURCE_ENTITIES, build_event, requestor_agent
+
+    ev = build_event(action="search", origin="o", agents=requestor_agent(kind=None, subject=None, address=None),
+                     patient_ids=[f"p{i}" for i in range(300)],
+                     resources=[f"Observation/o{i}" for i in range(MAX_RESOURCE_ENTITIES + 25)])
+    roles = [e["role"]["code"] for e in ev["entity"]]
+    assert roles.count("1") == 300 and roles.count("4") == MAX_RESOURCE_ENTITIES
+    assert {"type": "resources-not-listed", "valueString": "25"} in ev["entity"][-1]["detail"]
