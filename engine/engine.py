@@ -31,6 +31,7 @@ class Engine:
         self.identity = IdentityService(self.store, self.repository)
         self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
+        # ... and each event is also stored as a FHIR AuditEvent so residents can search their own
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 
 from adapters.listeners import http as hl7v2_api
 from engine.api import admin as admin_api
+from engine.api import audit as audit_api
 from engine.api import auth as auth_api
 from engine.api import fhir as fhir_api
 from engine.api import identity as identity_api
@@ -37,5 +38,6 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(metadata_api.router)  # GET /fhir/metadata, public; before the generic /fhir/{type}
     app.include_router(identity_api.router)  # before the generic FHIR router: Patient/$match etc.
     app.include_router(fhir_api.router)
+    app.include_router(audit_api.router)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app
