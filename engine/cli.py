@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.audit.cli import add_audit_commands
+from engine.auth import cli as auth_cli
 from engine.settings import Settings
 
 
@@ -13,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True)
     serve = sub.add_parser("serve", help="run the HTTP API and the MLLP listener")
     serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
+    auth_cli.add_commands(sub)
+    add_audit_commands(sub)
     return parser
 
 

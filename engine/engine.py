@@ -7,6 +7,10 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.auth.service import AuthService
+from engine.repository import open_store
 from engine.settings import Settings
 
 
@@ -14,9 +18,17 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(settings)
+        self.auth = AuthService(settings, store=getattr(self, "store", None))
+        # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
+        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))
+        self.audit.start()
 
     def close(self) -> None:
         """Release the database and any background work."""
+        self.audit.close()
+        self.auth.close()
+        self.store.close()
 
     def __enter__(self) -> Engine:
         return self

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
+from engine.api import auth as auth_api
 from engine.api.outcomes import install_error_handlers
+from engine.audit.middleware import install_audit
 from engine.engine import Engine
 
 
@@ -21,4 +23,6 @@ def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="huren", version="0.1.0", description="Mutual-recognition FHIR integration engine")
     app.state.engine = engine
     install_error_handlers(app)
+    app.include_router(auth_api.router)
+    install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app

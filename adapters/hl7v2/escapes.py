@@ -1,0 +1,129 @@
+"""HL7 v2 escape sequences (v2.5.1 chapter 2.7), decoded on access and encoded for output.
+
+Values are stored in their wire form and unescaped only when a converter asks for them, so the
+hot path never pays for fields nobody reads. Decoding follows the standard:
+
+* ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` → the field, component, subcomponent, repetition and escape characters
+  declared in MSH-1/MSH-2 (not the defaults: a sender may declare others);
+* ``\\Xhh..\\`` → the bytes ``hh..`` decoded in the message's character set (MSH-18);
+* ``\\H\\`` / ``\\N\\`` (highlighting on/off) are dropped: FHIR strings carry no highlighting;
+* ``\\.br\\`` and ``\\.sp\\`` (FT formatting) become line breaks; the other formatting commands
+  (``.fi .nf .in .ti .sk .ce``) are dropped because they only affect layout;
+* anything else (``\\Cxxyy\\``, ``\\Mxxyyzz\\``, ``\\Zxx\\``, an unterminated escape) is kept literally,
+  as the standard asks receivers to ignore, not reject, sequences they do not understand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_FORMATTING_BREAKS = {".br", ".sp"}
+_FORMATTING_DROPPED = (".fi", ".nf", ".in", ".ti", ".sk", ".ce")
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """The delimiters of one message, from MSH-1 and MSH-2."""
+
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+    truncation: str = ""  # v2.7+: fifth MSH-2 character, e.g. '#'
+    charset: str = "utf-8"  # Python codec for \X..\ sequences, from MSH-18
+
+    @property
+    def msh2(self) -> str:
+        return self.component + self.repetition + self.escape + self.subcomponent + self.truncation
+
+
+DEFAULT_ENCODING = Encoding()
+
+
+def unescape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:
+    """Decode the escape sequences of one component or subcomponent value."""
+    esc = enc.escape
+    if not esc or esc not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        j = text.find(esc, i)
+        if j < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:j])
+        k = text.find(esc, j + 1)
+        if k < 0:  # unterminated: keep literally
+            out.append(text[j:])
+            break
+        seq = text[j + 1 : k]
+        decoded = _decode_sequence(seq, enc)
+        if decoded is None:  # not understood: keep literally, including both escape characters
+            out.append(text[j : k + 1])
+        else:
+            out.append(decoded)
+        i = k + 1
+    return "".join(out)
+
+
+def _decode_sequence(seq: str, enc: Encoding) -> str | None:
+    if len(seq) == 1:
+        c = seq
+        if c == "F":
+            return enc.field
+        if c == "S":
+            return enc.component
+        if c == "T":
+            return enc.subcomponent
+        if c == "R":
+            return enc.repetition
+        if c == "E":
+            return enc.escape
+        if c == "P":
+            return enc.truncation or None
+        if c in ("H", "N"):
+            return ""
+        return None
+    if not seq:
+        return None
+    if seq[0] == "X":
+        hexdigits = seq[1:]
+        if len(hexdigits) % 2 or not hexdigits:
+            return None
+        try:
+            raw = bytes.fromhex(hexdigits)
+        except ValueError:
+            return None
+        return raw.decode(enc.charset, errors="replace")
+    if seq[0] == ".":
+        if seq in _FORMATTING_BREAKS or (seq.startswith(".sp") and seq[3:].lstrip("+").isdigit()):
+            return "\n"
+        if seq.startswith(_FORMATTING_DROPPED):
+            return ""
+    return None
+
+
+def escape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:
+    """Encode a value for a component: delimiters become escape sequences, line breaks ``\\.br\\``."""
+    esc = enc.escape
+    specials = (esc, enc.field, enc.component, enc.subcomponent, enc.repetition, "\r", "\n")
+    if not any(c and c in text for c in specials):
+        return text
+    out: list[str] = []
+    table = {
+        esc: f"{esc}E{esc}",
+        enc.field: f"{esc}F{esc}",
+        enc.component: f"{esc}S{esc}",
+        enc.subcomponent: f"{esc}T{esc}",
+        enc.repetition: f"{esc}R{esc}",
+        "\n": f"{esc}.br{esc}",
+    }
+    if enc.truncation:
+        table[enc.truncation] = f"{esc}P{esc}"
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for ch in text:
+        out.append(table.get(ch, ch))
+    return "".join(out)

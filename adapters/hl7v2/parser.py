@@ -1,0 +1,453 @@
+"""A fast HL7 v2 ER7 tokenizer: ``parse(text) -> Message``.
+
+Why not hl7apy on the hot path: it builds a full object tree and validates as it goes (≈40 ms for a
+12-OBX ORU on this machine); ingest needs well under a millisecond. This module only splits
+segments and fields eagerly; repetitions, components and subcomponents are split, and escape
+sequences decoded, when a converter reads them. Structure validation against an HL7 version is
+``adapters.hl7v2.structure.validate_structure`` (hl7apy, on demand).
+
+Numbering follows HL7: ``Segment.field(n)`` is sequence n (for MSH, MSH-1 is the field separator
+and MSH-2 the encoding characters), components and subcomponents count from 1, repetitions from 0
+(``rep=0`` is the first). ``Segment.value`` returns unescaped text; the HL7 null ``""`` reads as
+empty. Accepted segment separators: CR, LF, CRLF and any mix; a leading BOM is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from adapters.hl7v2.charsets import codec_for
+from adapters.hl7v2.errors import (
+    DATA_TYPE_ERROR,
+    REQUIRED_FIELD_MISSING,
+    SEGMENT_SEQUENCE_ERROR,
+    HL7Error,
+)
+from adapters.hl7v2.escapes import Encoding, unescape
+
+__all__ = ["Encoding", "Message", "MSH", "Repetition", "Segment", "parse", "iter_messages", "parse_header"]
+
+_SEGMENT_NAME = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
+# C0 controls other than TAB, LF, CR: binary garbage or MLLP framing left in the text
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
+_NULL = '""'
+
+
+class Repetition:
+    """One repetition of a field: components (1-based) and their subcomponents (1-based)."""
+
+    __slots__ = ("raw", "_enc", "_comps")
+
+    def __init__(self, raw: str, enc: Encoding) -> None:
+        self.raw = raw
+        self._enc = enc
+        self._comps: list[str] | None = None
+
+    def _components(self) -> list[str]:
+        if self._comps is None:
+            self._comps = self.raw.split(self._enc.component)
+        return self._comps
+
+    def comp(self, comp: int = 1, sub: int = 1) -> str:
+        """Unescaped value of component ``comp``, subcomponent ``sub`` ('' when absent or null)."""
+        comps = self._components()
+        if comp < 1 or comp > len(comps):
+            return ""
+        text = comps[comp - 1]
+        if self._enc.subcomponent in text:
+            subs = text.split(self._enc.subcomponent)
+            if sub < 1 or sub > len(subs):
+                return ""
+            text = subs[sub - 1]
+        elif sub != 1:
+            return ""
+        if text == _NULL:
+            return ""
+        return unescape(text, self._enc)
+
+    def subs(self, comp: int) -> list[str]:
+        """All subcomponents of component ``comp``, unescaped."""
+        comps = self._components()
+        if comp < 1 or comp > len(comps):
+            return []
+        return [unescape(s, self._enc) for s in comps[comp - 1].split(self._enc.subcomponent)]
+
+    def components(self) -> list[str]:
+        """All components, unescaped (first subcomponent of each)."""
+        return [self.comp(i) for i in range(1, len(self._components()) + 1)]
+
+    def text(self) -> str:
+        """The whole repetition unescaped with delimiters kept (for free text such as TX/FT)."""
+        return "" if self.raw == _NULL else unescape(self.raw, self._enc)
+
+    def __len__(self) -> int:
+        return len(self._components())
+
+    def __bool__(self) -> bool:
+        raw = self.raw
+        if not raw or raw == _NULL:
+            return False
+        enc = self._enc
+        return bool(raw.strip(enc.component + enc.subcomponent))
+
+    def __repr__(self) -> str:
+        return f"Repetition({self.raw!r})"
+
+
+class Segment:
+    """One segment: ``fields[n]`` is the raw text of sequence n; ``fields[0]`` is the name."""
+
+    __slots__ = ("name", "fields", "enc", "sequence", "position")
+
+    def __init__(self, fields: list[str], enc: Encoding, sequence: int = 1, position: int = 0) -> None:
+        self.name = fields[0]
+        self.fields = fields
+        self.enc = enc
+        self.sequence = sequence  # 1-based occurrence of this segment name in the message (ERR-2.2)
+        self.position = position  # 0-based index among the message's segments
+
+    def field(self, n: int) -> str:
+        """Raw (still escaped) text of field ``n``; '' when absent."""
+        fields = self.fields
+        return fields[n] if 0 < n < len(fields) else ""
+
+    def __len__(self) -> int:
+        """Number of the last field present (HL7 sequence)."""
+        return len(self.fields) - 1
+
+    def has(self, n: int) -> bool:
+        raw = self.field(n)
+        return bool(raw) and raw != _NULL
+
+    def reps(self, n: int) -> list[Repetition]:
+        """The repetitions of field ``n`` (empty list when the field is empty or null)."""
+        raw = self.field(n)
+        if not raw or raw == _NULL:
+            return []
+        enc = self.enc
+        if self.name == "MSH" and n <= 2:
+            return [Repetition(raw, _LITERAL)]
+        return [Repetition(r, enc) for r in raw.split(enc.repetition)]
+
+    def rep(self, n: int, rep: int = 0) -> Repetition:
+        reps = self.reps(n)
+        return reps[rep] if 0 <= rep < len(reps) else Repetition("", self.enc)
+
+    def value(self, n: int, rep: int = 0, comp: int = 1, sub: int = 1) -> str:
+        """Unescaped value at field ``n``, repetition ``rep`` (0-based), component, subcomponent."""
+        fields = self.fields
+        if n <= 0 or n >= len(fields):
+            return ""
+        raw = fields[n]
+        if not raw:
+            return ""
+        if self.name == "MSH" and n <= 2:
+            return raw if rep == 0 and comp == 1 and sub == 1 else ""
+        enc = self.enc
+        if enc.repetition in raw:
+            parts = raw.split(enc.repetition)
+            if rep >= len(parts):
+                return ""
+            raw = parts[rep]
+        elif rep:
+            return ""
+        if enc.component in raw:
+            parts = raw.split(enc.component)
+            if comp > len(parts):
+                return ""
+            raw = parts[comp - 1]
+        elif comp != 1:
+            return ""
+        if enc.subcomponent in raw:
+            parts = raw.split(enc.subcomponent)
+            if sub > len(parts):
+                return ""
+            raw = parts[sub - 1]
+        elif sub != 1:
+            return ""
+        if raw == _NULL:
+            return ""
+        return unescape(raw, enc) if enc.escape and enc.escape in raw else raw
+
+    def error(
+        self,
+        message: str,
+        field: int | None = None,
+        component: int | None = None,
+        *,
+        code: str = DATA_TYPE_ERROR,
+        severity: str = "E",
+        ack_code: str = "AE",
+    ) -> HL7Error:
+        """An ``HL7Error`` located at this segment occurrence (for ERR-2)."""
+        return HL7Error(
+            message,
+            segment=self.name,
+            sequence=self.sequence,
+            field=field,
+            component=component,
+            code=code,
+            severity=severity,
+            ack_code=ack_code,
+        )
+
+    def __repr__(self) -> str:
+        return f"Segment({self.enc.field.join(self.fields[:1] + self.fields[2:] if self.name == 'MSH' else self.fields)!r})"
+
+
+_LITERAL = Encoding(component="\x00c", repetition="\x00r", escape="", subcomponent="\x00s")
+
+
+class MSH(Segment):
+    """The message header, with named accessors for the fields every component needs."""
+
+    __slots__ = ()
+
+    @property
+    def message_type(self) -> str:
+        return self.value(9, comp=1)
+
+    @property
+    def trigger_event(self) -> str:
+        return self.value(9, comp=2)
+
+    @property
+    def structure(self) -> str:
+        """MSH-9.3 when sent, else ``TYPE_EVENT`` (the v2.3 convention)."""
+        explicit = self.value(9, comp=3)
+        if explicit:
+            return explicit
+        event = self.trigger_event
+        return f"{self.message_type}_{event}" if event else self.message_type
+
+    @property
+    def control_id(self) -> str:
+        return self.value(10)
+
+    @property
+    def processing_id(self) -> str:
+        return self.value(11)
+
+    @property
+    def version(self) -> str:
+        return self.value(12)
+
+    @property
+    def sending_application(self) -> str:
+        return self.value(3)
+
+    @property
+    def sending_facility(self) -> str:
+        """MSH-4.1, the namespace id huren matches against ``institutions.yaml`` codes."""
+        return self.value(4)
+
+    @property
+    def receiving_application(self) -> str:
+        return self.value(5)
+
+    @property
+    def receiving_facility(self) -> str:
+        return self.value(6)
+
+    @property
+    def timestamp(self) -> str:
+        return self.value(7)
+
+    @property
+    def charset(self) -> str:
+        return self.value(18)
+
+
+class Message:
+    """A parsed message: its segments in order, with lookup by name."""
+
+    __slots__ = ("segments", "encoding", "_by_name")
+
+    def __init__(self, segments: list[Segment], encoding: Encoding) -> None:
+        self.segments = segments
+        self.encoding = encoding
+        by_name: dict[str, list[Segment]] = {}
+        for seg in segments:
+            by_name.setdefault(seg.name, []).append(seg)
+        self._by_name = by_name
+
+    @property
+    def msh(self) -> MSH:
+        return self.segments[0]  # type: ignore[return-value]
+
+    def get(self, name: str) -> Segment | None:
+        found = self._by_name.get(name)
+        return found[0] if found else None
+
+    def all(self, name: str) -> list[Segment]:
+        return list(self._by_name.get(name, ()))
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.segments]
+
+    def __iter__(self) -> Iterator[Segment]:
+        return iter(self.segments)
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __repr__(self) -> str:
+        return f"Message({self.msh.structure} {self.msh.control_id!r}, {len(self.segments)} segments)"
+
+
+def _split_lines(text: str) -> list[str]:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+    return [line for line in text.split("\r") if line and not line.isspace()]
+
+
+def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
+    """Read MSH-1/MSH-2 from an MSH line and split it into fields (MSH-1 inserted)."""
+    if len(line) < 8 or not line.startswith("MSH"):
+        raise HL7Error(
+            "message must start with an MSH segment (MSH|^~\\&|...)",
+            segment="MSH",
+            sequence=1,
+            code=SEGMENT_SEQUENCE_ERROR,
+            ack_code="AR",
+        )
+    fsep = line[3]
+    if fsep.isalnum() or fsep.isspace():
+        raise HL7Error(
+            f"MSH-1 field separator {fsep!r} is not a valid delimiter",
+            segment="MSH",
+            sequence=1,
+            field=1,
+            code=DATA_TYPE_ERROR,
+            ack_code="AR",
+        )
+    end = line.find(fsep, 4)
+    msh2 = line[4:] if end < 0 else line[4:end]
+    chars = fsep + msh2
+    if (
+        not 2 <= len(msh2) <= 5
+        or len(set(chars)) != len(chars)
+        or any(c.isalnum() or c.isspace() for c in msh2)
+    ):
+        raise HL7Error(
+            f"MSH-2 encoding characters {msh2!r} are invalid: need 2-5 distinct non-alphanumeric "
+            "characters (component, repetition, escape, subcomponent[, truncation])",
+            segment="MSH",
+            sequence=1,
+            field=2,
+            code=DATA_TYPE_ERROR,
+            ack_code="AR",
+        )
+    fields = line.split(fsep)
+    fields.insert(1, fsep)
+    comp = msh2[0]
+    repetition = msh2[1] if len(msh2) > 1 else "\x00r"
+    esc = msh2[2] if len(msh2) > 2 else ""
+    sub = msh2[3] if len(msh2) > 3 else "\x00s"
+    trunc = msh2[4] if len(msh2) > 4 else ""
+    charset = "utf-8"
+    if len(fields) > 18 and fields[18]:
+        charset = codec_for(fields[18].split(repetition)[0])
+    return Encoding(fsep, comp, repetition, esc, sub, trunc, charset), fields
+
+
+def parse_header(text: str) -> MSH | None:
+    """Best-effort MSH of a possibly broken message, to address an ACK; None if there is none."""
+    try:
+        lines = _split_lines(text)
+        for line in lines:
+            if line.startswith("MSH"):
+                enc, fields = _encoding_from(line)
+                return MSH(fields, enc)
+    except HL7Error:
+        return None
+    return None
+
+
+def parse(text: str) -> Message:
+    """Tokenize one ER7 message. Raises ``HL7Error`` (AR for a bad envelope, AE otherwise)."""
+    if not text or not text.strip():
+        raise HL7Error("empty message", segment="MSH", sequence=1, code=SEGMENT_SEQUENCE_ERROR, ack_code="AR")
+    lines = _split_lines(text)
+    if lines and lines[0][:3] in _BATCH_SEGMENTS:
+        raise HL7Error(
+            f"{lines[0][:3]} batch envelope: split the batch with iter_messages() first",
+            segment=lines[0][:3],
+            sequence=1,
+            code=SEGMENT_SEQUENCE_ERROR,
+            ack_code="AR",
+        )
+    enc, msh_fields = _encoding_from(lines[0])
+    bad = _CONTROL.search(text)
+    if bad:
+        raise HL7Error(
+            f"binary data in message (control character 0x{ord(bad.group()):02X} at offset {bad.start()})",
+            segment="MSH",
+            sequence=1,
+            code=DATA_TYPE_ERROR,
+            ack_code="AR",
+        )
+    msh = MSH(msh_fields, enc, 1, 0)
+    for n, what in ((9, "message type"), (10, "message control id"), (12, "version id")):
+        if not msh.value(n):
+            raise HL7Error(
+                f"MSH-{n} ({what}) is required",
+                segment="MSH",
+                sequence=1,
+                field=n,
+                code=REQUIRED_FIELD_MISSING,
+                ack_code="AR",
+            )
+    segments: list[Segment] = [msh]
+    counts: dict[str, int] = {"MSH": 1}
+    fsep = enc.field
+    match_name = _SEGMENT_NAME.match
+    for position, line in enumerate(lines[1:], start=1):
+        fields = line.split(fsep)
+        name = fields[0]
+        if not match_name(name):
+            shown = name[:20]
+            raise HL7Error(
+                f"segment {position + 1} has an invalid segment id {shown!r} "
+                f"(expected three upper-case letters/digits followed by {fsep!r})",
+                segment=shown[:3],
+                sequence=position + 1,
+                code=SEGMENT_SEQUENCE_ERROR,
+            )
+        if name == "MSH":
+            raise HL7Error(
+                f"segment {position + 1} starts a second message: split batches with iter_messages()",
+                segment="MSH",
+                sequence=counts["MSH"] + 1,
+                code=SEGMENT_SEQUENCE_ERROR,
+            )
+        seq = counts.get(name, 0) + 1
+        counts[name] = seq
+        segments.append(Segment(fields, enc, seq, position))
+    return Message(segments, enc)
+
+
+def iter_messages(text: str) -> Iterator[str]:
+    """Split a file or batch (FHS/BHS/BTS/FTS envelopes, any separators) into message texts.
+
+    Each message is returned with CR separators; batch envelope segments are dropped. No parsing
+    happens here, so one broken message does not hide the others.
+    """
+    current: list[str] = []
+    for line in _split_lines(text):
+        head = line[:3]
+        if head in _BATCH_SEGMENTS:
+            if current:
+                yield "\r".join(current) + "\r"
+                current = []
+            continue
+        if head == "MSH" and current:
+            yield "\r".join(current) + "\r"
+            current = []
+        current.append(line)
+    if current:
+        yield "\r".join(current) + "\r"

@@ -1,0 +1,356 @@
+"""Site data: the institutions of a deployment, their code maps and the HL7 mapping tables.
+
+Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds files with the
+same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
+``codes/units.yaml``, ``hl7v2/<table>.yaml``). Replacing whole files, rather than merging keys,
+keeps what is in force easy to see: the site's file is the truth for that file.
+
+Integrators edit these files by hand, so every file is checked against a JSON schema at start-up
+and an error names the file, the line and the field (``institutions.yaml:7: [1].qc.until: ...``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+import yaml
+
+DEFAULTS_DIR = Path(__file__).resolve().parent
+NATIONAL_ID_TYPE = "NNCHN"
+
+
+class SiteError(ValueError):
+    """A site file that cannot be used, located by file, line and field."""
+
+    def __init__(self, path: Path | str, line: int | None, where: str, problem: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.where = where
+        self.problem = problem
+        loc = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{loc}: {where + ': ' if where else ''}{problem}")
+
+
+@dataclass(frozen=True)
+class QualityControl:
+    """室间质评 status: which recognition items passed, and until when."""
+
+    passed: str | frozenset[str]  # "all" or the item codes
+    until: _dt.date | None = None
+
+    def covers(self, item: str, on: _dt.date) -> bool:
+        if self.until is not None and on > self.until:
+            return False
+        return self.passed == "all" or item in self.passed
+
+
+@dataclass(frozen=True)
+class Institution:
+    code: str  # matched against MSH-4.1
+    name: str
+    community: str
+    timezone: str = "Asia/Shanghai"
+    qc: QualityControl = field(default_factory=lambda: QualityControl(frozenset()))
+    identifier_type: str = NATIONAL_ID_TYPE  # PID-3.5 type code of the national resident ID
+    mrn_system: str = ""  # Identifier.system of this institution's MRNs
+    mrn_type: str = "MR"
+
+    @property
+    def code_system(self) -> str:
+        """System of this institution's local codes (items, orders, studies)."""
+        return f"urn:huren:code:{self.code}"
+
+    @property
+    def organization_system(self) -> str:
+        return "urn:huren:institution"
+
+
+@dataclass(frozen=True)
+class CodeEntry:
+    local: str
+    display: str = ""
+    loinc: str = ""
+    loinc_display: str = ""
+    item: str = ""  # recognition item code, when the site maps one
+
+
+@dataclass(frozen=True)
+class CodeMap:
+    """One institution's local item code → standard code map, and its unit spellings → UCUM."""
+
+    institution: str
+    codes: Mapping[str, CodeEntry] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+
+    def lookup(self, local: str) -> CodeEntry | None:
+        return self.codes.get(local)
+
+
+@dataclass(frozen=True)
+class Site:
+    institutions: Mapping[str, Institution]
+    code_maps: Mapping[str, CodeMap]
+    units: Mapping[str, str]  # site-wide unit spellings → UCUM (codes/units.yaml)
+    tables: Mapping[str, Any]  # hl7v2 mapping tables by file stem
+    sources: tuple[str, ...] = ()  # files read, for diagnostics
+
+    @classmethod
+    def load(cls, settings: Any) -> Site:
+        """Shipped defaults overlaid by ``settings.site`` (the HUREN_SITE folder) when set."""
+        site_dir = getattr(settings, "site", None)
+        return cls.from_dirs(DEFAULTS_DIR, Path(site_dir) if site_dir else None)
+
+    @classmethod
+    def from_dirs(cls, defaults: Path, site_dir: Path | None = None) -> Site:
+        if site_dir is not None and not site_dir.is_dir():
+            raise SiteError(site_dir, None, "", "HUREN_SITE is not a folder")
+        files = _overlay(defaults, site_dir)
+        sources: list[str] = []
+
+        inst_path = files.get("institutions.yaml")
+        if inst_path is None:
+            raise SiteError(defaults / "institutions.yaml", None, "", "institutions.yaml is missing")
+        institutions = _load_institutions(inst_path)
+        sources.append(str(inst_path))
+
+        units: dict[str, str] = {}
+        if "codes/units.yaml" in files:
+            path = files["codes/units.yaml"]
+            data, _ = _load_checked(path, _UNITS_SCHEMA)
+            units = {str(k): str(v) for k, v in (data or {}).items()}
+            sources.append(str(path))
+
+        code_maps: dict[str, CodeMap] = {}
+        for rel, path in sorted(files.items()):
+            if not rel.startswith("codes/") or rel == "codes/units.yaml":
+                continue
+            code = Path(rel).stem
+            if code not in institutions and path.is_relative_to(defaults):
+                continue  # a shipped map for a demo institution the site does not list
+            cmap = _load_code_map(path, code)
+            if code not in institutions:
+                raise SiteError(path, 1, "", f"code map for {code!r}, which is not in institutions.yaml")
+            code_maps[code] = cmap
+            sources.append(str(path))
+
+        tables: dict[str, Any] = {}
+        for rel, path in sorted(files.items()):
+            if rel.startswith("hl7v2/"):
+                data, _ = _load_checked(path, {"type": "object"})
+                tables[Path(rel).stem] = data
+                sources.append(str(path))
+        return cls(institutions, code_maps, units, tables, tuple(sources))
+
+    def institution(self, code: str) -> Institution | None:
+        return self.institutions.get(code)
+
+    def code_map(self, code: str) -> CodeMap:
+        return self.code_maps.get(code) or CodeMap(code)
+
+    def ucum(self, institution: str, unit: str) -> str | None:
+        """UCUM code for a unit as the institution wrote it, or None when not mappable."""
+        cmap = self.code_maps.get(institution)
+        if cmap and unit in cmap.units:
+            return cmap.units[unit]
+        return self.units.get(unit)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
+    """Relative file name → the file in force (site folder first, then defaults)."""
+    files: dict[str, Path] = {}
+    for base in (defaults, site_dir):
+        if base is None:
+            continue
+        for path in (
+            list(base.glob("*.yaml")) + list(base.glob("codes/*.yaml")) + list(base.glob("hl7v2/*.yaml"))
+        ):
+            files[path.relative_to(base).as_posix()] = path
+    return files
+
+
+def _load_checked(path: Path, schema: dict[str, Any]) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML (with line marks kept) and check it against ``schema``; errors name the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SiteError(path, None, "", f"cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise SiteError(path, line, "", f"YAML syntax: {exc.problem}") from None
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        err = errors[0]
+        where = _path_text(err.absolute_path)
+        raise SiteError(path, _line_of(node, list(err.absolute_path)), where, err.message)
+    return data, node
+
+
+def _path_text(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
+    """Line (1-based) of the YAML node at ``path``, or of the deepest ancestor found."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    node = value
+                    line = key.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+_CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+_INSTITUTIONS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["code", "name", "community"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "string", "pattern": _CODE},
+            "name": {"type": "string", "minLength": 1},
+            "community": {"type": "string", "minLength": 1},
+            "timezone": {"type": "string", "minLength": 1},
+            "identifier_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
+            "mrn_system": {"type": "string", "minLength": 1},
+            "mrn_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
+            "qc": {
+                "type": "object",
+                "required": ["passed"],
+                "additionalProperties": False,
+                "properties": {
+                    "passed": {
+                        "oneOf": [
+                            {"const": "all"},
+                            {"type": "array", "items": {"type": "string", "pattern": _CODE}},
+                        ]
+                    },
+                    "until": {},  # a YAML date or YYYY-MM-DD text; checked in _load_institutions
+                },
+            },
+        },
+    },
+}
+
+_CODE_MAP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "institution": {"type": "string", "pattern": _CODE},
+        "codes": {
+            "type": "object",
+            "propertyNames": {"minLength": 1},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "display": {"type": "string"},
+                    "loinc": {"type": "string", "pattern": r"^\d{1,7}-\d$"},
+                    "loinc_display": {"type": "string"},
+                    "item": {"type": "string", "pattern": _CODE},
+                },
+            },
+        },
+        "units": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+    },
+}
+
+_UNITS_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
+
+
+def _load_institutions(path: Path) -> dict[str, Institution]:
+    data, node = _load_checked(path, _INSTITUTIONS_SCHEMA)
+    out: dict[str, Institution] = {}
+    for i, entry in enumerate(data):
+        code = entry["code"]
+        if code in out:
+            raise SiteError(
+                path, _line_of(node, [i, "code"]), f"[{i}].code", f"duplicate institution code {code!r}"
+            )
+        tz = entry.get("timezone", "Asia/Shanghai")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SiteError(
+                path, _line_of(node, [i, "timezone"]), f"[{i}].timezone", f"unknown time zone {tz!r}"
+            ) from None
+        qc_data = entry.get("qc") or {"passed": []}
+        until = qc_data.get("until")
+        if until is not None and not isinstance(until, _dt.date):
+            try:
+                until = _dt.date.fromisoformat(str(until))
+            except ValueError:
+                raise SiteError(
+                    path,
+                    _line_of(node, [i, "qc", "until"]),
+                    f"[{i}].qc.until",
+                    f"{until!r} is not a date (YYYY-MM-DD)",
+                ) from None
+        passed = qc_data["passed"]
+        qc = QualityControl("all" if passed == "all" else frozenset(passed), until)
+        out[code] = Institution(
+            code=code,
+            name=entry["name"],
+            community=entry["community"],
+            timezone=tz,
+            qc=qc,
+            identifier_type=entry.get("identifier_type", NATIONAL_ID_TYPE),
+            mrn_system=entry.get("mrn_system", f"urn:huren:mrn:{code}"),
+            mrn_type=entry.get("mrn_type", "MR"),
+        )
+    return out
+
+
+def _load_code_map(path: Path, code: str) -> CodeMap:
+    data, node = _load_checked(path, _CODE_MAP_SCHEMA)
+    data = data or {}
+    declared = data.get("institution")
+    if declared and declared != code:
+        raise SiteError(
+            path,
+            _line_of(node, ["institution"]),
+            "institution",
+            f"file is named for {code!r} but declares institution {declared!r}",
+        )
+    codes = {
+        str(local): CodeEntry(
+            local=str(local),
+            display=entry.get("display", ""),
+            loinc=entry.get("loinc", ""),
+            loinc_display=entry.get("loinc_display", ""),
+            item=entry.get("item", ""),
+        )
+        for local, entry in (data.get("codes") or {}).items()
+    }
+    units = {str(k): str(v) for k, v in (data.get("units") or {}).items()}
+    return CodeMap(code, codes, units)

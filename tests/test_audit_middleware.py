@@ -1,0 +1,122 @@
+"""The audit middleware: one AuditEvent per request, written before the response leaves.
+
+Routes here are small stand-ins for the FHIR router that call ``note()`` the way it does; the
+middleware, the event shape and the log underneath are the real ones, over the real SQLite store.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.audit.note import note
+from engine.engine import Engine
+from engine.errors import Forbidden
+from engine.settings import Settings
+
+
+class _Caller:
+    def __init__(self, subject: str, kind: str) -> None:
+        self.subject, self.kind = subject, kind
+
+
+@pytest.fixture
+def client(engine: Engine) -> TestClient:
+    app = create_app(engine)
+
+    @app.get("/fhir/Observation/{oid}")
+    def read_obs(oid: str, request: Request) -> dict:
+        request.state.caller = _Caller("his-a", "system")
+        obs = {"resourceType": "Observation", "id": oid, "meta": {"versionId": "3"},
+               "subject": {"reference": "Patient/p1"}}
+        note(request, action="read", resources=[obs])
+        return obs
+
+    @app.get("/fhir/Observation")
+    def search_obs(request: Request) -> dict:
+        request.state.caller = _Caller("resident-9", "patient")
+        found = [{"resourceType": "Observation", "id": f"o{i}", "subject": {"reference": f"Patient/p{i % 2}"}}
+                 for i in range(4)]
+        note(request, action="search", resources=found, query="Observation?code=718-7")
+        return {"resourceType": "Bundle", "type": "searchset", "total": len(found)}
+
+    @app.get("/fhir/Secret/{sid}")
+    def refused(sid: str) -> dict:
+        raise Forbidden("not in your compartment")
+
+    @app.get("/fhir/Crash/{cid}")
+    def crash(cid: str) -> dict:
+        raise RuntimeError("handler bug")
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def events(engine: Engine) -> list[dict]:
+    return [orjson.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("seq", 1)])]
+
+
+def test_a_read_is_recorded_with_patient_resource_agent_and_outcome(client: TestClient, engine: Engine) -> None:
+    assert client.get("/fhir/Observation/o7").status_code == 200
+    [ev] = events(engine)
+    assert ev["resourceType"] == "AuditEvent" and ev["id"] == "audit-0"
+    assert ev["type"]["code"] == "rest" and ev["subtype"][0]["code"] == "read" and ev["action"] == "R"
+    assert ev["outcome"] == "0"
+    requestor = next(a for a in ev["agent"] if a["requestor"])
+    assert requestor["who"]["identifier"] == {"system": "urn:huren:client", "value": "his-a"}
+    assert requestor["network"] == {"address": "testclient", "type": "2"}
+    assert ev["source"]["type"][0]["code"] == "4"
+    refs = [(e.get("what", {}).get("reference"), e["role"]["code"]) for e in ev["entity"]]
+    assert ("Patient/p1", "1") in refs and ("Observation/o7/_history/3", "4") in refs
+
+
+def test_a_search_names_each_patient_once_and_the_query(client: TestClient, engine: Engine) -> None:
+    client.get("/fhir/Observation?code=718-7")
+    [ev] = events(engine)
+    patients = [e["what"]["reference"] for e in ev["entity"] if e["role"]["code"] == "1"]
+    assert patients == ["Patient/p0", "Patient/p1"]
+    [query] = [e for e in ev["entity"] if e["role"]["code"] == "24"]
+    assert base64.b64decode(query["query"]).decode() == "Observation?code=718-7"
+    assert ev["action"] == "E" and ev["subtype"][0]["code"] == "search"
+    assert next(a for a in ev["agent"] if a["requestor"])["who"]["identifier"]["system"] == "urn:huren:resident"
+
+
+def test_refused_and_unrouted_requests_are_recorded_too(client: TestClient, engine: Engine) -> None:
+    assert client.get("/fhir/Secret/s1").status_code == 403
+    assert client.get("/fhir/Patient/abc/_history/2").status_code == 404
+    refused, missing = events(engine)
+    assert refused["outcome"] == "4" and refused["outcomeDesc"].startswith("HTTP 403")
+    assert refused["entity"][0]["what"]["reference"] == "Secret/s1"
+    assert missing["subtype"][0]["code"] == "vread" and missing["outcome"] == "4"
+    assert next(a for a in missing["agent"] if a["requestor"])["who"] == {"display": "unauthenticated caller"}
+
+
+def test_a_crashing_handler_is_recorded_as_major_failure(client: TestClient, engine: Engine) -> None:
+    assert client.get("/fhir/Crash/c1").status_code == 500
+    [ev] = events(engine)
+    assert ev["outcome"] == "12" and "RuntimeError" in ev["outcomeDesc"]
+
+
+def test_docs_are_not_audited(client: TestClient, engine: Engine) -> None:
+    client.get("/openapi.json")
+    assert events(engine) == []
+
+
+def test_when_the_record_cannot_be_written_the_request_fails(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    # A log whose signing key is unavailable cannot write its due checkpoint: the append fails.
+    public_only = AuditKeys.from_public_pems(engine.audit.keys.name,
+                                             [k.pem.encode() for k in engine.audit.keys.public.values()])
+    engine.audit = AuditLog(engine.store, settings.with_(audit_checkpoint_every=1), public_only)
+    resp = client.get("/fhir/Observation/o7")
+    assert resp.status_code == 500
+    body = resp.json()
+    assert body["resourceType"] == "OperationOutcome" and "audit record" in body["issue"][0]["diagnostics"]
+    assert "Patient/p1" not in resp.text  # the data never left
+    assert engine.audit.leaves.count() == 0  # nothing half-written
