@@ -8,13 +8,16 @@ a new one and swaps it in, so a request always sees one consistent set.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from engine.recognition.sitefiles import RulesError, find_file, locate, read_yaml, validate
+
+log = logging.getLogger("huren.recognition")
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "recognition"
 FILES = ("items.yaml", "item_codes.yaml", "qc.yaml", "scopes.yaml", "prices.yaml", "reasons.yaml")
@@ -179,8 +182,6 @@ class Rules:
         return cached
 
     def with_institutions(self, institutions: Mapping[str, Institution]) -> Rules:
-        from dataclasses import replace
-
         return replace(self, institutions=dict(institutions))
 
 
@@ -196,8 +197,18 @@ def rule_folders(site: Path | None) -> list[Path]:
     return folders
 
 
-def load_rules(folders: Sequence[Path], institutions: Mapping[str, Institution] | None = None) -> Rules:
-    """Read, validate and cross-check the six rules files; raise ``RulesError`` on the first mistake."""
+def load_rules(
+    folders: Sequence[Path],
+    institutions: Mapping[str, Institution] | None = None,
+    *,
+    site_local: Mapping[str, Mapping[str, str]] | None = None,
+) -> Rules:
+    """Read, validate and cross-check the six rules files; raise ``RulesError`` on the first mistake.
+
+    ``site_local`` adds the local code → item entries of the site's per-institution code maps
+    (``mappings/codes/<INSTITUTION>.yaml``, field ``item``); item_codes.yaml ``local`` wins over them.
+    Entries naming an item this catalogue does not have are ignored (and logged).
+    """
     docs = {name: read_yaml(find_file(name, folders)) for name in FILES}
     for name, doc in docs.items():
         validate(doc, name.replace(".yaml", ".json"))
@@ -238,6 +249,17 @@ def load_rules(folders: Sequence[Path], institutions: Mapping[str, Institution] 
                 raise locate(items_doc, [i, "reasons", j], f"unknown reason code {r!r} (not in reasons.yaml)")
 
     codes = _load_codes(docs["item_codes.yaml"], items)
+    if site_local:
+        merged: dict[str, dict[str, str]] = {}
+        for inst, table in site_local.items():
+            for local, item in table.items():
+                if item in items:
+                    merged.setdefault(inst, {})[local] = item
+                else:
+                    log.warning("code map of %s: %s -> unknown recognition item %r ignored", inst, local, item)
+        for inst, table in codes.local.items():
+            merged.setdefault(inst, {}).update(table)
+        codes = replace(codes, local=merged)
     qc = _load_qc(docs["qc.yaml"], items, scopes)
 
     prices_doc = docs["prices.yaml"]

@@ -69,12 +69,14 @@ class Recognition:
         repository: Any,
         settings: Any,
         institutions: Callable[[], dict[str, Institution]] | None = None,
+        local_items: Callable[[], dict[str, dict[str, str]]] | None = None,
         rules: Rules | None = None,
     ) -> None:
         self.store = store
         self.repository = repository
         self.settings = settings
         self._institutions = institutions or (lambda: {})
+        self._local_items = local_items or (lambda: {})
         self._lock = threading.Lock()
         self._rules = rules or self._load()
         self.index = ResultIndex(store.collection(RESULTS))
@@ -90,13 +92,26 @@ class Recognition:
 
     @classmethod
     def for_engine(cls, engine: Any) -> Recognition:
-        def institutions() -> dict[str, Institution]:
-            site = getattr(engine, "site", None)
-            if site is None:
-                return {}
-            return {code: institution_from_site(inst) for code, inst in site.institutions.items()}
+        """Wire to the engine's store and repository; institutions (community, QC) and the local
+        code → item entries of each institution's code map come from the site data."""
 
-        return cls(store=engine.store, repository=engine.repository, settings=engine.settings, institutions=institutions)
+        def site() -> Any:
+            held = getattr(engine, "site", None)
+            if held is not None:
+                return held
+            from mappings.site import Site
+
+            return Site.load(engine.settings)
+
+        def institutions() -> dict[str, Institution]:
+            return {code: institution_from_site(inst) for code, inst in site().institutions.items()}
+
+        def local_items() -> dict[str, dict[str, str]]:
+            return {code: {local: entry.item for local, entry in cmap.codes.items() if getattr(entry, "item", "")}
+                    for code, cmap in site().code_maps.items()}
+
+        return cls(store=engine.store, repository=engine.repository, settings=engine.settings,
+                   institutions=institutions, local_items=local_items)
 
     # -- rules ---------------------------------------------------------------------------
     @property
@@ -104,7 +119,8 @@ class Recognition:
         return self._rules
 
     def _load(self) -> Rules:
-        return load_rules(rule_folders(getattr(self.settings, "site", None)), self._institutions())
+        return load_rules(rule_folders(getattr(self.settings, "site", None)), self._institutions(),
+                          site_local=self._local_items())
 
     def reload(self) -> Rules:
         """Re-read the rules (SIGHUP, ``POST /admin/reload``). On a mistake the running rules stay
@@ -122,12 +138,7 @@ class Recognition:
             return None
 
     def _write_issue(self, issue: dict[str, Any]) -> None:
-        """Store a DetectedIssue unless the stored one already says the same (no empty versions)."""
-        current = self._read("DetectedIssue", issue["id"])
-        if current is not None:
-            same = {k: v for k, v in current.items() if k not in ("meta", "text")}
-            if same == issue:
-                return
+        """Store a DetectedIssue at its deterministic id (the repository skips unchanged content)."""
         self.repository.update(issue)
 
     # -- the write hook --------------------------------------------------------------------
