@@ -7,6 +7,7 @@ import sys
 
 from engine.audit.cli import add_audit_commands
 from engine.auth import cli as auth_cli
+from engine.recognition.cli import add_report_commands
 from engine.settings import Settings
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
     auth_cli.add_commands(sub)
     add_audit_commands(sub)
+    add_report_commands(sub)
     return parser
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from engine.api import auth as auth_api
+from engine.api import cds as cds_api
+from engine.api import recognition as recognition_api
+from engine.api import reports as reports_api
+from engine.api import ui_duplicates
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
@@ -24,5 +28,12 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(auth_api.router)
+    # recognition: its FHIR operation before the generic FHIR router ($check-recognition is no id)
+    app.include_router(recognition_api.router)
+    app.include_router(reports_api.router)
+    app.include_router(cds_api.router)
+    app.include_router(ui_duplicates.router)
+    ui_duplicates.mount_static(app)
+    app.router.on_startup.append(recognition_api.sighup_reloader(engine))
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app

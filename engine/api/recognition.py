@@ -154,3 +154,32 @@ def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Resp
         "severity": "information", "code": "informational",
         "diagnostics": f"recognition rules reloaded: {len(rules.items)} items, {len(rules.qc)} QC records, "
                        f"{len(rules.reasons)} reason codes"}]})
+
+
+def sighup_reloader(engine: Any) -> Any:
+    """A start-up hook that makes ``SIGHUP`` reload the recognition rules in the serving process.
+
+    Only where the event loop runs in the main thread on a POSIX system (``huren serve``); in
+    tests and elsewhere nothing is installed. A bad file is logged and the running rules stay."""
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    log = logging.getLogger("huren.recognition")
+
+    def reload() -> None:
+        try:
+            rules = engine.recognition.reload()
+            log.info("SIGHUP: recognition rules reloaded (%d items)", len(rules.items))
+        except RulesError as exc:
+            log.error("SIGHUP: recognition rules NOT reloaded, previous rules in force: %s", exc)
+
+    async def install() -> None:
+        if not hasattr(signal, "SIGHUP"):
+            return
+        # not the main thread (TestClient) or no signal support: nothing to install
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+    return install
