@@ -8,6 +8,7 @@ import sys
 from adapters.listeners import cli as ingest_cli
 from engine.audit.cli import add_audit_commands
 from engine.auth import cli as auth_cli
+from engine.recognition.cli import add_report_commands
 from engine.settings import Settings
 
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     auth_cli.add_commands(sub)
     ingest_cli.register(sub, serve)
     add_audit_commands(sub)
+    add_report_commands(sub)
     return parser
 
 
