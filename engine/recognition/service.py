@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
+from engine.recognition import aggregates
 from engine.recognition.decision import (
     Order,
     PriorResult,
@@ -86,6 +87,9 @@ class Recognition:
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
         self.checks.ensure_index(["day"])
+        self.flag_days = store.collection(aggregates.FLAG_DAYS)
+        self.check_days = store.collection(aggregates.CHECK_DAYS)
+        aggregates.ensure_indexes(self.flag_days, self.check_days)
         self.facts = FactReader(self._read, lambda: self._rules)
         if repository is not None:
             repository.add_write_hook(self.on_write)
@@ -180,7 +184,7 @@ class Recognition:
             if existing:
                 outcome = "void" if status == "entered-in-error" else (
                     "recognised" if existing.get("outcome") == "pending" and existing.get("recognisable") else existing["outcome"])
-                self.checks.update(ref, {"outcome": outcome})
+                self._put_check(existing, {**existing, "outcome": outcome})
             return []
         order = self.facts.order(sr)
         if order is None or order.item is None or order.person is None:
@@ -195,8 +199,7 @@ class Recognition:
             "issue": issue_id("rec", ref) if matches else None,
             "checked": (existing or {}).get("checked") or _now(),
         }
-        if existing != doc:
-            self.checks.replace(doc)
+        self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
         if matches:
             identified = doc["checked"]
@@ -291,8 +294,7 @@ class Recognition:
             "currency": rules.currency, "reason": reason, "reason_text": order.reason_text if reason else None,
             "reviews": reviews, "identified": identified,
         }
-        if existing != row:
-            self.flags.replace(row)
+        self._put_flag(existing, row)
         self._write_issue(issue)
         self._set_outcome(check_ref, "justified" if status == "justified" else "duplicate")
         if status == "justified":
@@ -321,7 +323,7 @@ class Recognition:
     def _void(self, existing: dict[str, Any] | None, why: str) -> None:
         if not existing or existing.get("status") == "void":
             return
-        self.flags.update(existing["_id"], {"status": "void", "void_reason": why})
+        self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
         self._cancel_issue(existing["_id"])
 
     def _set_outcome(self, order_ref: str | None, outcome: str) -> None:
@@ -329,7 +331,25 @@ class Recognition:
             return
         check = self.checks.get(order_ref)
         if check is not None and check.get("outcome") != outcome:
-            self.checks.update(order_ref, {"outcome": outcome})
+            self._put_check(check, {**check, "outcome": outcome})
+
+    # -- the two working collections, with their per-day tallies ----------------------------
+    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        if old == new:
+            return
+        self.flags.replace(new)
+        aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
+
+    def _put_check(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        if old == new:
+            return
+        self.checks.replace(new)
+        aggregates.move(self.check_days, aggregates.check_bucket(old), aggregates.check_bucket(new))
+
+    def rebuild_tallies(self) -> None:
+        """Recompute the report tallies from every flag and check (after a bulk import or restore)."""
+        with self.store.transaction():
+            aggregates.rebuild(self.flag_days, self.check_days, self.flags.find({}), self.checks.find({}))
 
     # -- reviews ---------------------------------------------------------------------------
     def review(self, flag_id: str, decision: str, reason: str, by: str) -> dict[str, Any]:
@@ -346,7 +366,7 @@ class Recognition:
                 raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
             review = {"decision": decision, "reason": reason.strip(), "by": by, "at": _now()}
             reviews = [*(row.get("reviews") or []), review]
-            self.flags.update(flag_id, {"status": decision, "reviews": reviews})
+            self._put_flag(row, {**row, "status": decision, "reviews": reviews})
             issue = self._read("DetectedIssue", flag_id)
             if issue is None:
                 raise NotFound(f"DetectedIssue/{flag_id} is missing")
@@ -368,12 +388,14 @@ class Recognition:
                       reason: str | None = None) -> None:
         """The doctor's choice at the moment of ordering (CDS Hooks feedback): a draft order
         recognised (never placed) counts as recognised; an override is recorded with its reason."""
-        self.checks.replace({
-            "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
-            "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
-            "inst": order.institution, "day": order.day.isoformat(), "recognisable": [m.result.ref for m in matches],
-            "reason": reason, "reason_effect": None, "outcome": outcome, "issue": None, "checked": _now(),
-        })
+        with self.store.transaction():
+            self._put_check(self.checks.get(key), {
+                "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
+                "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
+                "inst": order.institution, "day": order.day.isoformat(),
+                "recognisable": [m.result.ref for m in matches], "reason": reason, "reason_effect": None,
+                "outcome": outcome, "issue": None, "checked": _now(),
+            })
 
 
 def parse_day(value: str | None, name: str) -> date | None:
