@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -41,7 +42,15 @@ from engine.recognition.detected_issues import (
     issue_id,
     recognisable_issue,
 )
-from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, VOID_STATUSES, FactReader, national_id, ref_of
+from engine.recognition.facts import (
+    ORDER_TYPE,
+    RESULT_TYPES,
+    VOID_STATUSES,
+    FactReader,
+    national_id,
+    order_time,
+    ref_of,
+)
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -189,12 +198,15 @@ class Recognition:
         order = self.facts.order(sr)
         if order is None or order.item is None or order.person is None:
             return []
+        if existing:
+            order = self._remembered(order, sr, existing)
         matches = self.check(order)
         reason, effect = reason_effect(order, self._rules)
         doc = {
             "_id": ref, "source": "order", "person": order.person, "patient": order.patient, "item": order.item,
             "category": self._rules.items[order.item].category, "inst": order.institution, "day": order.day.isoformat(),
             "recognisable": [m.result.ref for m in matches], "reason": reason, "reason_effect": effect,
+            "reasons": list(order.reasons), "reason_text": order.reason_text,
             "outcome": (existing or {}).get("outcome", "pending"),
             "issue": issue_id("rec", ref) if matches else None,
             "checked": (existing or {}).get("checked") or _now(),
@@ -205,7 +217,10 @@ class Recognition:
             identified = doc["checked"]
             issue = recognisable_issue(order, matches, self._rules, identified)
             self._write_issue(issue)
-            issues.append(self._order_warning(order, matches, issue["id"]))
+            # warn when the order is first seen or what is recognisable changed; a later version of the
+            # same order (status update, the result message's copy of it) does not repeat the reminder
+            if existing is None or existing.get("recognisable") != doc["recognisable"]:
+                issues.append(self._order_warning(order, matches, issue["id"]))
         elif existing and existing.get("issue"):
             self._cancel_issue(existing["issue"])
         # A reason added to (or removed from) an order after its result arrived changes the flag.
@@ -213,6 +228,19 @@ class Recognition:
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
+
+    @staticmethod
+    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any]) -> Order:
+        """What the order said when it was placed, where a later version of it is silent.
+
+        A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
+        rarely repeats the doctor's ORC-16 re-test reason or the order time. The doctor's recorded
+        reason and the order's date stand until a new version states them again."""
+        if not order.reasons and check.get("reasons"):
+            order = replace(order, reasons=tuple(check["reasons"]), reason_text=check.get("reason_text"))
+        if order_time(sr) is None and check.get("day"):
+            order = replace(order, day=date.fromisoformat(check["day"]))
+        return order
 
     def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:
         item = matches[0].item
@@ -313,6 +341,9 @@ class Recognition:
         if repeat.order:
             sr = self._read(ORDER_TYPE, repeat.order.split("/", 1)[1])
             order = self.facts.order(sr) if sr else None
+            check = self.checks.get(repeat.order) if order is not None else None
+            if order is not None and check is not None and sr is not None:
+                order = self._remembered(order, sr, check)
             if order is not None:
                 return Order(person=repeat.person, item=repeat.item, institution=order.institution, day=order.day,
                              ref=repeat.order, patient=order.patient or repeat.patient, reasons=order.reasons,
