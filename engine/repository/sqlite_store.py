@@ -49,6 +49,7 @@ class SqliteStore:
         ):
             self.conn.execute("PRAGMA " + pragma)
         self._depth = 0
+        self._owner: int | None = None  # the thread holding the open transaction
         self._collections: dict[str, SqliteCollection] = {}
         from engine.repository.sqlite_fhir import SqliteFhirBackend
 
@@ -61,6 +62,7 @@ class SqliteStore:
             depth = self._depth
             if depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
+                self._owner = threading.get_ident()
             else:
                 self.conn.execute(f"SAVEPOINT sp{depth}")
             self._depth = depth + 1
@@ -82,7 +84,8 @@ class SqliteStore:
 
     @property
     def in_transaction(self) -> bool:
-        return self._depth > 0
+        """True when the calling thread is inside ``transaction()``."""
+        return self._depth > 0 and self._owner == threading.get_ident()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self.lock:
