@@ -29,7 +29,6 @@ from engine.repository.search import ParsedSearch, SearchParser
 from engine.repository.searchparams import SearchParams, load
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
 INCLUDE_LIMIT = 1000
 EVERYTHING_COUNT = 1000
@@ -204,10 +203,12 @@ class FhirRepository:
         return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
     # -- reads -------------------------------------------------------------------------------------
-    @staticmethod
-    def _check(rtype: str, rid: str) -> None:
-        if not _TYPE.match(rtype or ""):
-            raise BadRequest(f"'{rtype}' is not a resource type")
+    def _check_type(self, rtype: str) -> None:
+        if rtype not in self.params.resource_types:
+            raise NotFound(f"'{rtype}' is not a FHIR R4 resource type")
+
+    def _check(self, rtype: str, rid: str) -> None:
+        self._check_type(rtype)
         if not _ID.match(rid or ""):
             raise BadRequest(f"'{rid}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
 
@@ -252,8 +253,8 @@ class FhirRepository:
     def _prepare(self, resource: Any) -> dict[str, Any]:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise BadRequest("the body must be a FHIR resource (a JSON object with resourceType)")
-        if not _TYPE.match(resource["resourceType"]):
-            raise BadRequest(f"'{resource['resourceType']}' is not a resource type", expression=["resourceType"])
+        if resource["resourceType"] not in self.params.resource_types:
+            raise BadRequest(f"'{resource['resourceType']}' is not a FHIR R4 resource type", expression=["resourceType"])
         return resource
 
     def _store(
@@ -396,8 +397,8 @@ class FhirRepository:
     def parse_search(
         self, rtype: str | None, params: Sequence[tuple[str, str]], compartment: Collection[str] | None = None
     ) -> ParsedSearch:
-        if rtype is not None and not _TYPE.match(rtype):
-            raise BadRequest(f"'{rtype}' is not a resource type")
+        if rtype is not None:
+            self._check_type(rtype)
         comp = frozenset(compartment) if compartment is not None else None
         return self.parser.parse(rtype, params, chain=self._chain, compartment=comp)
 
@@ -624,7 +625,7 @@ class FhirRepository:
         plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
                                 "resource": None, "if_match": request.get("ifMatch"),
                                 "if_none_exist": request.get("ifNoneExist")}
-        if not parts or not _TYPE.match(parts[0]):
+        if not parts or parts[0] not in self.params.resource_types:
             raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
                              expression=[f"{where}.request.url"])
         full_url = entry.get("fullUrl")
