@@ -356,3 +356,21 @@ def test_message_without_patient_identifier_is_refused(site: Site) -> None:
     with pytest.raises(HL7Error) as info:
         run(ADT.format(nid="", birth="19850412", sex="M").replace("^^^^NNCHN~M1^^^FNXRMYY^MR", ""), site)
     assert (info.value.segment, info.value.field, info.value.code) == ("PID", 3, "101")
+
+
+def test_one_doctor_is_one_practitioner_across_messages(site: Site) -> None:
+    admission = run(feed("01_"), site)  # PV1-7 D1001^陈^明^^^^^^FNXRMYY
+    results = run(feed("02_"), site)  # ORC-12 D1001^陈^明 (no assigning authority)
+    doctor = next(p for p in of_type(admission, "Practitioner") if p["identifier"][0]["value"] == "D1001")
+    same = next(p for p in of_type(results, "Practitioner") if p["identifier"][0]["value"] == "D1001")
+    assert doctor["id"] == same["id"]
+    assert doctor["identifier"][0]["system"] == "urn:huren:practitioner:FNXRMYY"
+    # and the patient of both messages is one resource too
+    assert one(admission, "Patient")["id"] == one(results, "Patient")["id"]
+
+
+def test_result_messages_mark_patient_and_encounter_create_only(site: Site) -> None:
+    results = run(feed("02_"), site)
+    patient, encounter = one(results, "Patient"), one(results, "Encounter")
+    assert results.create_only == [f"Patient/{patient['id']}", f"Encounter/{encounter['id']}"]
+    assert run(feed("01_"), site).create_only == []  # the ADT feed owns the demographics

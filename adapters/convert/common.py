@@ -60,13 +60,17 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     if display:
         name["text"] = display
     res: Resource = {"resourceType": "Practitioner"}
+    # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
+    # sent with and without XCN-9 is one Practitioner
+    authority = rep.comp(9, 1).strip() or ctx.code
     if ident:
-        authority = rep.comp(9, 1).strip()
-        system = f"urn:huren:id:{authority}" if authority else f"urn:huren:practitioner:{ctx.code}"
+        system = (
+            f"urn:huren:practitioner:{ctx.code}" if authority == ctx.code else f"urn:huren:id:{authority}"
+        )
         res["identifier"] = [{"system": system, "value": ident}]
     if name:
         res["name"] = [name]
-    key = f"id|{rep.comp(9, 1)}|{ident}" if ident else f"name|{family}|{given}"
+    key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
     ref: dict[str, Any] = ctx.put(res, key)
     if display:
         ref["display"] = display

@@ -31,6 +31,9 @@ class Context:
     resources: dict[str, Resource] = field(default_factory=dict)  # "Type/id" → resource, in creation order
     warnings: list[HL7Error] = field(default_factory=list)
     unmapped: list[dict[str, str]] = field(default_factory=list)
+    # "Type/id" of resources a result/order message carries only so the bundle stands alone
+    # (its PID/PV1 are usually thinner than the ADT feed's): write them only if absent
+    create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
