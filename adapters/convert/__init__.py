@@ -114,5 +114,9 @@ def convert(message: Message, site: Site) -> Conversion:
     _route(ctx)(ctx)
     common.provenance(ctx)
     return Conversion(
-        bundle=common.bundle(ctx), institution=code, warnings=ctx.warnings, unmapped=ctx.unmapped
+        bundle=common.bundle(ctx),
+        institution=code,
+        warnings=ctx.warnings,
+        unmapped=ctx.unmapped,
+        create_only=ctx.create_only,
     )
