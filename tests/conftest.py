@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from engine.repository.port import Store
 from engine.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -15,3 +19,52 @@ SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "hl7v2"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
+
+
+# --- storage backends (repo helper) ---------------------------------------------------------
+# Contract tests run on SQLite always, on mongomock always, and on a real MongoDB whenever
+# HUREN_MONGODB_URI is set (each test gets its own database, dropped afterwards).
+_BACKENDS = ["sqlite", "mongomock"] + (["mongodb"] if os.environ.get("HUREN_MONGODB_URI") else [])
+
+
+@pytest.fixture(params=_BACKENDS)
+def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
+    """``Settings`` selecting each storage backend in turn."""
+    if request.param == "sqlite":
+        yield settings
+    elif request.param == "mongomock":
+        yield settings.with_(mongodb_uri="mongomock://")
+    else:
+        db = f"huren_test_{uuid.uuid4().hex[:12]}"
+        yield settings.with_(mongodb_uri=os.environ["HUREN_MONGODB_URI"], mongodb_db=db)
+        import pymongo
+
+        pymongo.MongoClient(os.environ["HUREN_MONGODB_URI"]).drop_database(db)
+
+
+@pytest.fixture
+def store(backend_settings: Settings) -> Iterator[Store]:
+    from engine.repository import open_store
+
+    opened = open_store(backend_settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    from engine.engine import Engine
+
+    eng = Engine(settings)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def client_token():
+    """``client_token(engine, scopes="system/*.cruds") -> str``: a signed access token for a system client."""
+
+    def make(engine, scopes: str = "system/*.cruds", client_id: str = "test-system") -> str:
+        return engine.auth.issue_system_token(client_id, scopes)
+
+    return make

@@ -1,0 +1,1 @@
+"""The audit trail: AuditEvents per interaction in a signed, verifiable Merkle-tree log."""

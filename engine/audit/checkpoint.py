@@ -1,0 +1,95 @@
+"""Signed checkpoints: the C2SP ``tlog-checkpoint`` text in a C2SP ``signed-note``.
+
+A checkpoint commits to the whole log at one size. Text (UTF-8, every line ends in ``\\n``)::
+
+    example.org/audit                      <- origin: which log
+    1024                                   <- tree size, decimal
+    Q2hlY2twb2ludCByb290IGhhc2g...=        <- root hash, base64 (RFC 9162 MTH of the first 1024 records)
+    time 2026-11-23T11:30:00.123456Z       <- extension line: when it was signed (UTC)
+    seq 7                                  <- extension line: checkpoint number, 0, 1, 2... (a deleted
+                                              checkpoint leaves a gap the verifier reports)
+
+    — example.org/audit Ab3d...            <- signature line: base64(key_hash[4] || Ed25519 sig[64])
+
+The Ed25519 signature covers the body: every byte before the blank line, including its last
+newline. ``key_hash`` is the 4-byte C2SP key id (see ``engine.audit.keys``), so a checkpoint names
+the key that signed it and key rotation keeps old checkpoints verifiable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.audit.keys import AuditKeys
+
+SIG_PREFIX = "\u2014 "  # em dash + space, as in C2SP signed notes
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    time: str
+    seq: int
+    key_id: str
+    signature: bytes
+    text: str
+
+    def body(self) -> str:
+        return body_text(self.origin, self.size, self.root, self.time, self.seq)
+
+    def as_json(self) -> dict[str, object]:
+        return {"seq": self.seq, "size": self.size, "root": self.root.hex(), "time": self.time,
+                "key_id": self.key_id, "origin": self.origin, "note": self.text}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be parsed."""
+
+
+def body_text(origin: str, size: int, root: bytes, time: str, seq: int) -> str:
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\nseq {seq}\n"
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sign_checkpoint(keys: AuditKeys, origin: str, size: int, root: bytes, seq: int,
+                    time: str | None = None) -> Checkpoint:
+    time = time or now_utc()
+    body = body_text(origin, size, root, time, seq)
+    key_id, sig = keys.sign(body.encode())
+    line = f"{SIG_PREFIX}{keys.name} {base64.b64encode(bytes.fromhex(key_id) + sig).decode()}\n"
+    return Checkpoint(origin, size, root, time, seq, key_id, sig, body + "\n" + line)
+
+
+def parse_checkpoint(text: str) -> Checkpoint:
+    body, sep, sigs = text.partition("\n\n")
+    if not sep:
+        raise CheckpointError("no blank line between body and signature")
+    lines = body.split("\n")
+    if len(lines) != 5 or not lines[3].startswith("time ") or not lines[4].startswith("seq "):
+        raise CheckpointError("body must be origin, size, root, 'time …', 'seq …'")
+    try:
+        size, seq = int(lines[1]), int(lines[4][4:])
+        root = base64.b64decode(lines[2], validate=True)
+        sig_lines = [s for s in sigs.split("\n") if s]
+        if len(sig_lines) != 1 or not sig_lines[0].startswith(SIG_PREFIX):
+            raise CheckpointError("expected exactly one signature line")
+        _, blob = sig_lines[0][len(SIG_PREFIX):].rsplit(" ", 1)
+        raw = base64.b64decode(blob, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise CheckpointError(f"malformed checkpoint: {exc}") from exc
+    if len(root) != 32 or len(raw) != 68:
+        raise CheckpointError("root hash must be 32 bytes and the signature 4 + 64 bytes")
+    return Checkpoint(lines[0], size, root, lines[3][5:], seq, raw[:4].hex(), raw[4:], text)
+
+
+def verify_checkpoint(cp: Checkpoint, keys: AuditKeys) -> bool:
+    """Check the signature over the body bytes exactly as stored (not a re-rendering of them)."""
+    return keys.verify(cp.key_id, cp.signature, (cp.text.partition("\n\n")[0] + "\n").encode())

@@ -1,0 +1,90 @@
+"""``huren audit verify|export|checkpoint|rotate-key`` (``huren keys init`` calls ``engine.audit.keys.init_keys``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from engine.audit.keys import AuditKeys, rotate_keys
+from engine.audit.log import AuditLog
+from engine.settings import Settings
+
+
+def open_log(settings: Settings, *, create_keys: bool = False) -> AuditLog:
+    from engine.repository import open_store
+
+    return AuditLog(open_store(settings), settings, AuditKeys.load(settings, create=create_keys))
+
+
+def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    pub = rotate_keys(settings)
+    print(f"new audit signing key {pub.key_id} ({pub.name}); earlier public keys are kept")
+    print(pub.pem, end="")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.audit.export import verify_export
+    from engine.audit.verify import verify_online
+
+    if args.export:
+        pems = [Path(p).read_bytes() for p in args.public_key or []]
+        report = verify_export(Path(args.export), pems)
+    else:
+        log = open_log(settings)
+        try:
+            keys = None
+            if args.public_key:
+                keys = AuditKeys.from_public_pems(log.keys.name, [Path(p).read_bytes() for p in args.public_key])
+            report = verify_online(log, keys, check_nodes=not args.skip_nodes)
+        finally:
+            log.store.close()
+    print(json.dumps(report.as_json(), indent=2, ensure_ascii=False) if args.json else report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.audit.export import write_export
+
+    log = open_log(settings)
+    try:
+        target: Any = open(args.output, "wb") if args.output != "-" else nullcontext(sys.stdout.buffer)  # noqa: SIM115
+        with target as out:
+            summary = write_export(log, out)
+    finally:
+        log.store.close()
+    print(f"exported {summary['written']} records, {summary['checkpoints']} checkpoints", file=sys.stderr)
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    log = open_log(settings)
+    try:
+        cp = log.checkpoint(force=True)
+    finally:
+        log.store.close()
+    print(cp.text if cp else "", end="")
+    return 0
+
+
+def add_audit_commands(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="verify or export the signed audit log")
+    verbs = audit.add_subparsers(dest="audit_verb", required=True)
+    verify = verbs.add_parser("verify", help="recompute the tree, check checkpoints, name the first bad record")
+    verify.add_argument("--export", help="verify this export file instead of the database (offline)")
+    verify.add_argument("--public-key", action="append", help="trusted public key PEM (repeat for rotated keys)")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--skip-nodes", action="store_true",
+                        help="online: do not compare the stored tree nodes (about twice as fast)")
+    verify.set_defaults(handler=cmd_verify)
+    export = verbs.add_parser("export", help="write a self-contained JSON-lines export")
+    export.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    export.set_defaults(handler=cmd_export)
+    checkpoint = verbs.add_parser("checkpoint", help="sign a checkpoint of the current log now")
+    checkpoint.set_defaults(handler=cmd_checkpoint)
+    rotate = verbs.add_parser("rotate-key", help="new checkpoint signing key; old public keys stay valid")
+    rotate.set_defaults(handler=cmd_rotate_key)

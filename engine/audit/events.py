@@ -1,0 +1,164 @@
+"""Building AuditEvent resources (FHIR R4) shaped after the IHE Basic Audit Log Patterns (BALP).
+
+One event per interaction: ``type``/``subtype``/``action`` from ``actions.yaml``; ``recorded`` and
+``period``; ``outcome`` 0 (success), 4 (minor failure: refused or invalid request), 8 (serious
+failure: server error), 12 (major failure: the interaction crashed); agents (the requestor —
+system client, resident or auditor — with its network address, and huren as the destination);
+``source`` (huren, an application server); entities: one per patient touched (role Patient, so
+``AuditEvent?patient=`` finds it) and one per resource, plus the query of a search.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+OUTCOMES = ("0", "4", "8", "12")
+# A search can return thousands of resources: every patient gets an entity (that is what
+# AuditEvent?patient= finds), but resource references stop here and a detail says how many more.
+MAX_RESOURCE_ENTITIES = 100
+AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
+
+
+@cache
+def actions() -> dict[str, dict[str, Any]]:
+    data = yaml.safe_load((Path(__file__).with_name("actions.yaml")).read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def now_instant() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def worst(*outcomes: str) -> str:
+    return max(outcomes, key=lambda o: OUTCOMES.index(o) if o in OUTCOMES else 0)
+
+
+def outcome_for_status(status: int | None) -> str:
+    if status is None:
+        return "12"
+    if status >= 500:
+        return "8"
+    if status >= 400:
+        return "4"
+    return "0"
+
+
+def reference_of(resource: dict[str, Any] | str) -> str:
+    """``Type/id/_history/vid`` for a stored resource (the exact version touched), else ``Type/id``."""
+    if isinstance(resource, str):
+        return resource
+    ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+    vid = (resource.get("meta") or {}).get("versionId")
+    return f"{ref}/_history/{vid}" if vid else ref
+
+
+def patients_of(resource: dict[str, Any]) -> list[str]:
+    """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient)."""
+    if resource.get("resourceType") == "Patient" and resource.get("id"):
+        return [str(resource["id"])]
+    out = []
+    for field in ("subject", "patient"):
+        ref = (resource.get(field) or {}).get("reference") if isinstance(resource.get(field), dict) else None
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            out.append(ref.split("/")[1])
+    return out
+
+
+def requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
+                    client_id: str | None = None) -> list[dict[str, Any]]:
+    """The requesting agent(s): a system client, or a person (resident/auditor) and the app they use."""
+    network = {"network": {"address": address, "type": "2"}} if address else {}
+    if kind is None or subject is None:
+        return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+                 "who": {"display": "unauthenticated caller"}, "requestor": True, **network}]
+    if kind == "system":
+        return [{"type": {"coding": [{"system": DCM, "code": "110150", "display": "Application"}]},
+                 "who": {"identifier": {"system": AGENT_SYSTEMS["system"], "value": subject}},
+                 "requestor": True, **network}]
+    agents = [{"type": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
+               "who": {"identifier": {"system": AGENT_SYSTEMS.get(kind, "urn:huren:user"), "value": subject}},
+               "requestor": True, **network}]
+    if client_id:
+        agents.append({"type": {"coding": [{"system": DCM, "code": "110150", "display": "Application"}]},
+                       "who": {"identifier": {"system": AGENT_SYSTEMS["system"], "value": client_id}},
+                       "requestor": False})
+    return agents
+
+
+def server_agent(origin: str) -> dict[str, Any]:
+    return {"type": {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]},
+            "who": {"identifier": {"system": "urn:huren:node", "value": origin}, "display": "huren"},
+            "requestor": False}
+
+
+def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
+                outcome: str = "0", outcome_desc: str | None = None,
+                patient_ids: Iterable[str] = (), resources: Iterable[dict[str, Any] | str] = (),
+                query: str | None = None, detail: dict[str, Any] | None = None,
+                start: str | None = None, recorded: str | None = None) -> dict[str, Any]:
+    spec = actions().get(action) or actions()["other"]
+    recorded = recorded or now_instant()
+    event: dict[str, Any] = {"resourceType": "AuditEvent", "type": spec["type"]}
+    if "subtype" in spec:
+        event["subtype"] = [spec["subtype"]]
+    elif action:
+        event["subtype"] = [{"system": "urn:huren:audit", "code": action}]
+    event["action"] = spec["action"]
+    event["period"] = {"start": start or recorded, "end": recorded}
+    event["recorded"] = recorded
+    event["outcome"] = outcome if outcome in OUTCOMES else "8"
+    if outcome_desc:
+        event["outcomeDesc"] = outcome_desc
+    event["agent"] = [*agents, server_agent(origin)]
+    event["source"] = {"site": origin, "observer": {"identifier": {"system": "urn:huren:node", "value": origin},
+                                                     "display": "huren"},
+                       "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]}
+    entities: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for pid in patient_ids:
+        if pid and pid not in seen:
+            seen.add(pid)
+            entities.append({"what": {"reference": f"Patient/{pid}"},
+                             "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                             "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+    refs: set[str] = set()
+    patient_refs = {f"Patient/{p}" for p in seen}
+    left_out = 0
+    for res in resources:
+        ref = reference_of(res)
+        if ref in refs or ref.split("/_history/")[0] in patient_refs:
+            continue
+        refs.add(ref)
+        if len(refs) > MAX_RESOURCE_ENTITIES:
+            left_out += 1
+            continue
+        entities.append({"what": {"reference": ref},
+                         "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                         "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}})
+    if query is not None:
+        entities.append({"type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                         "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+                         "query": base64.b64encode(query.encode()).decode()})
+    if left_out:
+        detail = {**(detail or {}), "resources-not-listed": str(left_out)}
+    if detail:
+        details = [{"type": str(k), "valueString": v if isinstance(v, str) else str(v)}
+                   for k, v in detail.items() if v is not None]
+        if details:
+            entities.append({"type": {"system": ENTITY_TYPE, "code": "4", "display": "Other"},
+                             "name": action, "detail": details})
+    if entities:
+        event["entity"] = entities
+    return event

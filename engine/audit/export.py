@@ -1,0 +1,102 @@
+"""Self-contained audit export (JSON lines) and its offline verification.
+
+One JSON object per line, in this order, so a verifier streams the file once:
+
+1. ``{"type": "huren-audit-export", "version": 1, "origin", "exported", "records", "checkpoints"}``
+2. ``{"type": "key", "key_id", "name", "pem"}`` — every public key the log has used
+3. ``{"type": "checkpoint", "seq", "size", "root", "time", "key_id", "note"}`` — ``note`` is the
+   signed text (``engine.audit.checkpoint``), the only field the verifier trusts
+4. ``{"type": "record", "seq", "hash", "data"}`` — ``data`` is the RFC 8785 canonical AuditEvent,
+   the exact bytes of Merkle leaf ``seq``
+
+``verify_export`` checks it with public keys given separately (``--public-key``): keys shipped in
+the file are only used when none are given, and the report then says so, since whoever could
+rewrite the file could rewrite its keys too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from engine.audit.checkpoint import now_utc
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.audit.verify import Report, Verifier, iter_records
+
+FORMAT = "huren-audit-export"
+
+
+def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True) -> dict[str, Any]:
+    """Write the whole log; signs a checkpoint of the current size first so every record is covered."""
+    log.refresh()  # another process (the server) may have appended since this log was opened
+    if checkpoint_first and log.keys.can_sign and log.size:
+        log.checkpoint()
+    checkpoints = log.checkpoints.find(sort=[("seq", 1)])
+    # the server may sign a checkpoint of records appended after our refresh: cover it too
+    size = max([log.size, *(cp.get("size", 0) for cp in checkpoints)])
+    header = {"type": FORMAT, "version": 1, "origin": log.origin, "exported": now_utc(),
+              "records": size, "checkpoints": len(checkpoints)}
+    out.write(orjson.dumps(header) + b"\n")
+    for pk in log.keys.public.values():
+        out.write(orjson.dumps({"type": "key", "key_id": pk.key_id, "name": pk.name, "pem": pk.pem}) + b"\n")
+    for cp in checkpoints:
+        out.write(orjson.dumps({"type": "checkpoint", **{k: v for k, v in cp.items() if k != "_id"}}) + b"\n")
+    written = 0
+    for doc in iter_records(log):
+        if doc.get("seq", 0) >= size:
+            break
+        out.write(orjson.dumps({"type": "record", "seq": doc.get("seq"), "hash": doc.get("hash"),
+                                "data": doc.get("data")}) + b"\n")
+        written += 1
+    return {**header, "written": written}
+
+
+def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Report:
+    with path.open("rb") as fh:
+        lines = (orjson.loads(line) for line in fh if line.strip())
+        header = next(lines, None)
+        if not isinstance(header, dict) or header.get("type") != FORMAT:
+            raise ValueError(f"{path}: not a huren audit export")
+        origin = header["origin"]
+        key_lines: list[dict[str, Any]] = []
+        checkpoints: list[dict[str, Any]] = []
+        first_record: dict[str, Any] | None = None
+        for obj in lines:
+            kind = obj.get("type")
+            if kind == "key":
+                key_lines.append(obj)
+            elif kind == "checkpoint":
+                checkpoints.append(obj)
+            elif kind == "record":
+                first_record = obj
+                break
+            else:
+                raise ValueError(f"{path}: unknown line type {kind!r}")
+        if public_key_pems:
+            keys = AuditKeys.from_public_pems(origin, public_key_pems)
+            note = None
+        else:
+            keys = AuditKeys.from_public_pems(origin, [k["pem"].encode() for k in key_lines])
+            note = "no --public-key given: checked against the keys inside the export itself"
+        v = Verifier(keys, origin=origin)
+        v.add_checkpoints(checkpoints)
+
+        def records() -> Iterator[dict[str, Any]]:
+            if first_record is not None:
+                yield first_record
+            for obj in lines:
+                if obj.get("type") != "record":
+                    raise ValueError(f"{path}: a {obj.get('type')!r} line among the records")
+                yield obj
+
+        v.add_records(records())
+        report = v.finish()
+        if note:
+            report.notes.append(note)
+        if header.get("records") != report.records:
+            report.notes.append(f"header announces {header.get('records')} records, file holds {report.records}")
+        return report

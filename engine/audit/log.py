@@ -1,0 +1,293 @@
+"""``AuditLog``: the append-only, Merkle-tree audit log kept in huren's own database.
+
+Each AuditEvent gets the next sequence number as its id (``audit-<seq>``), is canonicalised with
+RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Three collections of the
+``Store`` (so both backends work and the writes share the caller's transaction):
+
+- ``audit_log``: ``{_id, seq, hash, data}`` — ``data`` is the canonical JSON text itself, so
+  verification re-hashes the exact bytes that were committed (no re-canonicalisation, which is
+  what lets verification run at hashing speed);
+- ``audit_nodes``: ``{_id: "level:index", level, index, hash}`` for every completed perfect subtree
+  of level >= 1 (about one per record), so inclusion and consistency proofs are O(log n) reads;
+- ``audit_checkpoints``: signed checkpoints (``engine.audit.checkpoint``) every
+  ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand.
+
+Appends are serialised by a lock within the process and by the unique ``seq`` across processes:
+a writer that loses the race gets ``DuplicateKey``, reloads the tree's right edge and retries, so
+sequence numbers never have gaps or forks.
+
+When a FHIR repository is attached, every record is also stored as an ``AuditEvent`` resource
+(same id) so residents can search ``AuditEvent?patient=`` in their compartment; the Merkle leaf is
+the canonical JSON of that resource as submitted (the repository's ``meta`` is not part of it).
+That copy is made by a background indexer in batches (``write_many``), not inside the request:
+a FHIR write with its search-index rows costs several times the append itself, and the copy is
+derived data — the leaf is the record. ``audit_meta/fhir-index`` holds how far the copy got, so a
+restart resumes it; ``flush_index()`` brings it up to date at once (searches that must see the
+caller's own latest access can call it first). The copy lags the log by at most about
+``INDEX_DELAY`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from engine.audit import merkle
+from engine.audit.canonical import canonical
+from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from engine.audit.keys import AuditKeys, log_origin
+from engine.repository.port import DuplicateKey, Store
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
+INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
+INDEX_BATCH = 500
+
+
+def seq_key(seq: int) -> str:
+    return f"{seq:012d}"
+
+
+def event_id(seq: int) -> str:
+    return f"audit-{seq}"
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    leaf_hash: bytes
+    resource: dict[str, Any]
+
+
+class AuditLog:
+    def __init__(self, store: Store, settings: Settings, keys: AuditKeys,
+                 repository: Any | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.keys = keys
+        self.origin = log_origin(settings)
+        self.repository = repository  # FhirRepository: stores the AuditEvent copy for searches
+        self.leaves = store.collection(LEAVES)
+        self.nodes = store.collection(NODES)
+        self.checkpoints = store.collection(CHECKPOINTS)
+        self.meta = store.collection(META)
+        self.leaves.ensure_index(["seq"], unique=True)
+        self.checkpoints.ensure_index(["seq"], unique=True)
+        self.checkpoints.ensure_index(["size"])
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._indexer: threading.Thread | None = None
+        self._index_wanted = threading.Event()
+        self._index_lock = threading.Lock()
+        self.after_append: list[Callable[[Appended], None]] = []
+        self._reload()
+
+    # ------------------------------------------------------------------ state
+    def _reload(self) -> None:
+        """Rebuild the in-memory right edge (and checkpoint state) from the database."""
+        last = self.leaves.find(sort=[("seq", -1)], limit=1)
+        size = last[0]["seq"] + 1 if last else 0
+        hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
+        self._frontier = merkle.Frontier(size, hashes)
+        cps = self.checkpoints.find(sort=[("seq", -1)], limit=1)
+        self._last_cp_seq = cps[0]["seq"] if cps else -1
+        self._last_cp_size = cps[0]["size"] if cps else 0
+        self._last_cp_time = time.monotonic()
+
+    def refresh(self) -> None:
+        """Catch up with records and checkpoints other processes appended."""
+        with self._lock:
+            self._reload()
+
+    @property
+    def size(self) -> int:
+        return self._frontier.size
+
+    def root(self) -> bytes:
+        return self._frontier.root()
+
+    def subtree_hash(self, level: int, index: int) -> bytes:
+        doc = self.leaves.get(seq_key(index)) if level == 0 else self.nodes.get(f"{level}:{index}")
+        if doc is None:
+            raise LookupError(f"audit tree node {level}:{index} is missing")
+        return bytes.fromhex(doc["hash"])
+
+    # ------------------------------------------------------------------ writing
+    def record(self, event: dict[str, Any]) -> Appended:
+        """Append one AuditEvent (without id); raises if it cannot be made durable."""
+        with self._lock:
+            for _attempt in range(5):
+                seq = self._frontier.size
+                resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
+                data = canonical(resource)
+                leaf = merkle.leaf_hash(data)
+                frontier = self._frontier.copy()
+                made = frontier.append(leaf)
+                try:
+                    with self.store.transaction():
+                        self.leaves.insert({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(),
+                                            "data": data.decode()})
+                        if made:
+                            self.nodes.insert_many([{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx,
+                                                     "hash": h.hex()} for lvl, idx, h in made])
+                        if self._checkpoint_due(frontier.size):
+                            self._write_checkpoint(frontier)
+                except DuplicateKey:
+                    log.info("audit: sequence %d taken by another writer; reloading", seq)
+                    self._reload()
+                    continue
+                except BaseException:
+                    self._reload()  # a checkpoint counter or node may have been half-applied
+                    raise
+                self._frontier = frontier
+                self._index_wanted.set()
+                appended = Appended(seq, leaf, resource)
+                for hook in self.after_append:
+                    hook(appended)
+                return appended
+            raise RuntimeError("audit: could not obtain a sequence number")
+
+    def _checkpoint_due(self, size: int) -> bool:
+        every = self.settings.audit_checkpoint_every
+        if every > 0 and size % every == 0:
+            return True
+        return time.monotonic() - self._last_cp_time >= self.settings.audit_checkpoint_seconds
+
+    def _write_checkpoint(self, frontier: merkle.Frontier) -> Checkpoint:
+        seq = self._last_cp_seq + 1
+        cp = sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), seq)
+        self.checkpoints.insert({"_id": seq_key(seq), **cp.as_json()})
+        self._last_cp_seq, self._last_cp_size = seq, frontier.size
+        self._last_cp_time = time.monotonic()
+        return cp
+
+    def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
+        """Sign a checkpoint of the current size now (``None`` when nothing new since the last one,
+        unless ``force``)."""
+        with self._lock:
+            if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
+                return None
+            try:
+                with self.store.transaction():
+                    return self._write_checkpoint(self._frontier)
+            except BaseException:
+                self._reload()
+                raise
+
+    def start(self) -> None:
+        """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving."""
+        if self._timer is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(self.settings.audit_checkpoint_seconds):
+                try:
+                    self.checkpoint()
+                except Exception:  # keep the timer alive; the next append retries
+                    log.exception("audit: periodic checkpoint failed")
+
+        self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
+        self._timer.start()
+        if self.repository is not None:
+            self._indexer = threading.Thread(target=self._index_loop, name="audit-fhir-index", daemon=True)
+            self._indexer.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._index_wanted.set()
+        for thread in (self._timer, self._indexer):
+            if thread is not None:
+                thread.join(timeout=5)
+        self._timer = self._indexer = None
+        if self.repository is not None:
+            try:
+                self.flush_index()
+            except Exception:
+                log.exception("audit: final FHIR index flush failed; it resumes at the next start")
+
+    # ------------------------------------------------------------------ FHIR copies
+    def _index_loop(self) -> None:
+        while not self._stop.is_set():
+            self._index_wanted.wait()
+            if self._stop.wait(INDEX_DELAY):  # gather a batch; stop promptly on close
+                return
+            self._index_wanted.clear()
+            try:
+                self.flush_index()
+            except Exception:
+                log.exception("audit: copying AuditEvents to the FHIR repository failed; will retry")
+                self._index_wanted.set()
+
+    def flush_index(self) -> int:
+        """Copy every record not yet in the FHIR repository; returns how many were copied."""
+        if self.repository is None:
+            return 0
+        copied = 0
+        with self._index_lock:
+            state = self.meta.get("fhir-index") or {"_id": "fhir-index", "upto": 0}
+            upto = int(state["upto"])
+            while True:
+                docs = self.leaves.find({"seq": {"$gte": upto}}, sort=[("seq", 1)], limit=INDEX_BATCH)
+                if not docs:
+                    return copied
+                resources = [orjson.loads(d["data"]) for d in docs]
+                try:
+                    with self.store.transaction():
+                        self.repository.write_many(resources)
+                        self.meta.replace({"_id": "fhir-index", "upto": docs[-1]["seq"] + 1})
+                except Exception:
+                    if len(resources) == 1:
+                        log.error("audit: record %s cannot be stored as a FHIR AuditEvent; skipped "
+                                  "(it stays in the signed log)", docs[0]["seq"], exc_info=True)
+                        self.meta.replace({"_id": "fhir-index", "upto": docs[0]["seq"] + 1})
+                        upto = docs[0]["seq"] + 1
+                        continue
+                    for d, r in zip(docs, resources, strict=True):  # find the bad one, keep the rest
+                        try:
+                            with self.store.transaction():
+                                self.repository.write_many([r])
+                                self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
+                        except Exception:
+                            log.error("audit: record %s cannot be stored as a FHIR AuditEvent; skipped",
+                                      d["seq"], exc_info=True)
+                            self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
+                copied += len(docs)
+                upto = docs[-1]["seq"] + 1
+
+    # ------------------------------------------------------------------ reading
+    def get(self, seq: int) -> dict[str, Any] | None:
+        return self.leaves.get(seq_key(seq))
+
+    def list_checkpoints(self, *, since_seq: int = 0, limit: int | None = None) -> list[Checkpoint]:
+        docs = self.checkpoints.find({"seq": {"$gte": since_seq}}, sort=[("seq", 1)], limit=limit)
+        return [parse_checkpoint(d["note"]) for d in docs]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        docs = self.checkpoints.find(sort=[("seq", -1)], limit=1)
+        return parse_checkpoint(docs[0]["note"]) if docs else None
+
+    def inclusion_proof(self, leaf: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        return merkle.inclusion_proof(leaf, size, self.subtree_hash)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._check_size(second)
+        return merkle.consistency_proof(first, second, self.subtree_hash)
+
+    def root_at(self, size: int) -> bytes:
+        self._check_size(size)
+        return merkle.range_hash(0, size, self.subtree_hash)
+
+    def _check_size(self, size: int) -> None:
+        if not 0 < size <= self.size:
+            raise ValueError(f"tree size {size} is outside 1..{self.size}")

@@ -1,0 +1,158 @@
+"""The audit middleware: one AuditEvent per HTTP request, written before the response leaves.
+
+A pure ASGI middleware (not ``BaseHTTPMiddleware``) so it can hold back ``http.response.start``:
+when the handler starts its response, the middleware folds the request's notes
+(``engine.audit.note``) — or, when a route noted nothing, what the method and path say — into one
+AuditEvent with the final status as outcome, and appends it to ``Engine.audit``. Only then does the
+response go out. If the record cannot be written, the client gets a 500 OperationOutcome instead
+of the response: writing the audit record is part of the request (DESIGN.md "Audit").
+Refused (401/403) and failed requests are recorded like any other, with outcome 4/8; a handler
+that crashes is recorded with outcome 12 before the error propagates.
+
+The caller is read from ``request.state.caller`` (set by ``engine.auth.deps.get_caller``): any
+object with ``subject``, ``kind`` and optionally ``client_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.audit.events import build_event, now_instant, outcome_for_status, requestor_agent, worst
+from engine.audit.keys import log_origin
+from engine.audit.note import AuditNote
+
+log = logging.getLogger(__name__)
+
+# Paths that never touch health data: API docs, capability and discovery documents, health probes.
+UNAUDITED_PREFIXES = ("/docs", "/redoc", "/openapi.json", "/favicon.ico", "/.well-known/", "/fhir/metadata",
+                      "/admin/health", "/static/")
+
+FAILURE_BODY = orjson.dumps({"resourceType": "OperationOutcome", "issue": [
+    {"severity": "fatal", "code": "exception",
+     "diagnostics": "the audit record for this request could not be written; the request is refused"}]})
+
+
+def classify(method: str, path: str) -> tuple[str, list[str]]:
+    """Audit action and resource references a bare request implies (when the route noted nothing)."""
+    parts = [unquote(p) for p in path.split("/") if p]
+    if not parts or parts[0] != "fhir":
+        return ("read" if method in ("GET", "HEAD") else "operation"), []
+    p = parts[1:]
+    if any(s.startswith("$") for s in p):
+        return "operation", ["/".join(p[:2])] if len(p) >= 3 else []
+    if not p:
+        return ("transaction" if method == "POST" else "history"), []
+    if len(p) == 1:
+        if p[0] == "_history":
+            return "history", []
+        return {"POST": "create"}.get(method, "search"), []
+    if p[1] == "_search":
+        return "search", []
+    if p[1] == "_history":
+        return "history", []
+    ref = f"{p[0]}/{p[1]}"
+    if len(p) == 2:
+        return {"GET": "read", "HEAD": "read", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            method, "operation"), [ref]
+    if p[2] == "_history":
+        return ("vread", [f"{ref}/_history/{p[3]}"]) if len(p) > 3 else ("history", [ref])
+    return "search", [ref]  # compartment search: Patient/x/Observation
+
+
+def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
+                      origin: str, error: str | None = None) -> dict[str, Any]:
+    method, path = scope["method"], scope["path"]
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    state = scope.get("state") or {}
+    caller = state.get("caller")
+    client = scope.get("client")
+    agents = requestor_agent(kind=getattr(caller, "kind", None), subject=getattr(caller, "subject", None),
+                             address=client[0] if client else None,
+                             client_id=getattr(caller, "client_id", None))
+    outcome = outcome_for_status(status)
+    if notes:
+        action = notes[0].action
+        patients = [p for n in notes for p in n.patient_ids]
+        refs = [r for n in notes for r in n.references]
+        query = next((n.query for n in notes if n.query is not None), None)
+        detail: dict[str, Any] = {}
+        for n in notes:
+            detail.update(n.detail or {})
+        outcome = worst(outcome, *(n.outcome for n in notes))
+    else:
+        action, refs = classify(method, path)
+        patients = [r.split("/")[1] for r in refs if r.startswith("Patient/")]
+        query = None
+        detail = {}
+        if action == "search" and path.startswith("/fhir"):
+            query = path.removeprefix("/fhir/") + ("?" + query_string if query_string else "")
+        elif not path.startswith("/fhir"):
+            detail["request"] = f"{method} {path}"
+    desc = f"HTTP {status}" if status is not None else "request failed without a response"
+    if error:
+        desc += f": {error}"
+    return build_event(action=action, origin=origin, agents=agents, outcome=outcome, outcome_desc=desc,
+                       patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start)
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNAUDITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        engine = scope["app"].state.engine
+        notes: list[AuditNote] = []
+        scope.setdefault("state", {})["audit_notes"] = notes
+        start = now_instant()
+        started = False
+        refused = False
+
+        def build_and_record(status: int | None, error: str | None) -> None:
+            engine.audit.record(event_for_request(scope, notes, status, start, log_origin(engine.settings), error))
+
+        async def write(status: int | None, error: str | None = None) -> None:
+            # one hop to a worker thread: the store may block (SQLite lock, a MongoDB round trip)
+            await run_in_threadpool(build_and_record, status, error)
+
+        async def audited_send(message: Message) -> None:
+            nonlocal started, refused
+            if message["type"] == "http.response.start":
+                started = True
+                try:
+                    await write(message["status"])
+                except Exception:
+                    log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
+                    refused = True
+                    await send({"type": "http.response.start", "status": 500, "headers": [
+                        (b"content-type", b"application/fhir+json"),
+                        (b"content-length", str(len(FAILURE_BODY)).encode())]})
+                    await send({"type": "http.response.body", "body": FAILURE_BODY})
+                    return
+            elif refused:
+                return  # swallow the body of the response that was replaced
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception as exc:
+            if not started:
+                try:
+                    await write(None, type(exc).__name__)
+                except Exception:
+                    log.exception("audit: record of a failed request could not be written")
+            raise
+
+
+def install_audit(app: FastAPI) -> None:
+    """Add the audit middleware (call after the app's other middleware so it wraps them all)."""
+    app.add_middleware(AuditMiddleware)

@@ -1,0 +1,50 @@
+"""``note(request, ...)``: how a route tells the audit trail what an HTTP interaction touched.
+
+Routes call it as they go (more than once is fine: a transaction Bundle notes each entry); the
+audit middleware (``engine.audit.middleware``) folds a request's notes into ONE AuditEvent after
+the handler has run. Notes live on ``request.state.audit_notes``; resources are reduced to their
+versioned references at once so a note never keeps a large resource alive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import HTTPConnection
+
+from engine.audit.events import patients_of, reference_of
+
+
+@dataclass
+class AuditNote:
+    action: str
+    references: list[str] = field(default_factory=list)
+    patient_ids: list[str] = field(default_factory=list)
+    outcome: str = "0"
+    query: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+def note(request: HTTPConnection, *, action: str, resources: Sequence[dict[str, Any] | str] = (),
+         patient_ids: Iterable[str] = (), outcome: str = "0", query: str | None = None,
+         detail: dict[str, Any] | None = None) -> None:
+    """Record that this request did ``action`` (a key of ``actions.yaml``: read, vread, search,
+    create, update, delete, history, operation, transaction, ...) on ``resources`` belonging to
+    ``patient_ids`` (patients are also taken from the resources' own subject/patient fields)."""
+    pids = list(patient_ids)
+    for res in resources:
+        if isinstance(res, dict):
+            pids.extend(patients_of(res))
+    entry = AuditNote(action, [reference_of(r) for r in resources], list(dict.fromkeys(pids)), outcome,
+                      query, detail)
+    notes = getattr(request.state, "audit_notes", None)
+    if notes is None:
+        notes = []
+        request.state.audit_notes = notes
+    notes.append(entry)
+
+
+def notes_of(request: HTTPConnection) -> list[AuditNote]:
+    return list(getattr(request.state, "audit_notes", None) or [])

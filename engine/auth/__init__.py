@@ -1,0 +1,1 @@
+"""Access control: OAuth2 / SMART on FHIR tokens, the ``Caller`` every request is checked against."""

@@ -1,0 +1,74 @@
+"""``Caller``: who is making a request and what they may do — the single place access is decided.
+
+Every router asks ``caller.require(type, action)`` before touching data, and restricts reads to
+``caller.patient_ids`` (the resident's linked compartment) when it is not ``None``. Residents get
+``patient/`` scopes only; system clients ``system/``; auditors whatever their client registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from engine.auth import scopes as sc
+from engine.errors import Forbidden
+
+Kind = Literal["system", "patient", "auditor", "user"]
+
+# Which scope contexts each kind of caller may exercise.
+_CONTEXTS: dict[str, frozenset[str]] = {
+    "system": frozenset({"system"}),
+    "auditor": frozenset({"system", "user"}),
+    "user": frozenset({"user"}),
+    "patient": frozenset({"patient"}),
+}
+_ACTION_NAMES = {"create": "c", "read": "r", "vread": "r", "history": "r", "update": "u", "patch": "u",
+                 "delete": "d", "search": "s"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str
+    kind: Kind
+    scopes: tuple[str, ...]
+    client_id: str
+    patient_ids: frozenset[str] | None = None
+    person: str | None = None
+    patient: str | None = None  # the launch patient (resident tokens)
+    token_id: str | None = None
+    _grants: tuple[sc.ResourceScope, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "patient" and self.patient_ids is None:
+            raise ValueError("a patient caller must carry its compartment")
+        grants = []
+        for s in self.scopes:
+            try:
+                p = sc.parse(s)
+            except sc.ScopeError:
+                continue  # a scope this server does not understand grants nothing
+            if isinstance(p, sc.ResourceScope) and p.context in _CONTEXTS[self.kind]:
+                grants.append(p)
+        object.__setattr__(self, "_grants", tuple(grants))
+
+    @property
+    def restricted(self) -> bool:
+        return self.patient_ids is not None
+
+    def allows(self, resource_type: str, action: str) -> bool:
+        letter = _ACTION_NAMES.get(action, action)
+        if letter not in sc.ACTIONS or len(letter) != 1:
+            raise ValueError(f"unknown action {action!r}")
+        return any(g.resource_type in ("*", resource_type) and letter in g.actions for g in self._grants)
+
+    def require(self, resource_type: str, action: str) -> None:
+        """Raise ``Forbidden`` unless a granted scope permits ``action`` (c r u d s) on the type."""
+        if not self.allows(resource_type, action):
+            letter = _ACTION_NAMES.get(action, action)
+            raise Forbidden(f"the access token's scopes do not permit '{letter}' on {resource_type}")
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def sees_patient(self, patient_id: str) -> bool:
+        return self.patient_ids is None or patient_id in self.patient_ids

@@ -1,0 +1,135 @@
+"""The client registry: who may ask for tokens, with what scopes, and how they authenticate.
+
+Stored as ``data_dir/clients.json`` so ``huren client add`` works on a running server (the
+registry reloads when the file changes). Secrets are never stored: only an scrypt hash (a
+memory-hard KDF, stdlib ``hashlib.scrypt``). Public SMART apps carry no secret but must register
+their exact redirect URIs; backend clients may register a JWKS for ``private_key_jwt``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.auth import scopes as sc
+
+CLIENTS_FILE = "clients.json"
+KINDS = ("system", "auditor", "user", "patient-app")
+
+# scrypt cost: n=2**14, r=8, p=1 (RFC 7914 interactive parameters, ~16 MiB, tens of ms).
+_N, _R, _P = 2**14, 8, 1
+
+
+def hash_secret(secret: str) -> str:
+    salt = os.urandom(16)
+    dk = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(dk).decode()}"
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    try:
+        algo, n, r, p, salt, dk = stored.split("$")
+    except ValueError:
+        return False
+    if algo != "scrypt":
+        return False
+    want = base64.b64decode(dk)
+    got = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                         dklen=len(want), maxmem=128 * 1024 * 1024)
+    return hmac.compare_digest(got, want)
+
+
+@dataclass
+class Client:
+    client_id: str
+    kind: str  # system | auditor | user | patient-app (a public SMART app used by residents)
+    scopes: list[str]
+    secret_hash: str | None = None
+    redirect_uris: list[str] = field(default_factory=list)
+    jwks: dict[str, Any] | None = None  # public keys for private_key_jwt
+    name: str = ""
+
+    @property
+    def public(self) -> bool:
+        return self.secret_hash is None and self.jwks is None
+
+
+class ClientRegistry:
+    def __init__(self, data_dir: Path, builtin: list[Client] = ()) -> None:
+        self.path = data_dir / CLIENTS_FILE
+        # Clients that ship with huren (the /ui/me page): not in the file, cannot be replaced.
+        self.builtin = {c.client_id: c for c in builtin}
+        self._lock = threading.Lock()
+        self._mtime: float | None = None
+        self._clients: dict[str, Client] = {}
+
+    def _load(self) -> dict[str, Client]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._clients, self._mtime = {}, None
+            return self._clients
+        if mtime != self._mtime:
+            raw = json.loads(self.path.read_text("utf-8"))
+            self._clients = {cid: Client(client_id=cid, **c) for cid, c in raw.get("clients", {}).items()}
+            self._mtime = mtime
+        return self._clients
+
+    def get(self, client_id: str) -> Client | None:
+        if client_id in self.builtin:
+            return self.builtin[client_id]
+        with self._lock:
+            return self._load().get(client_id)
+
+    def all(self) -> list[Client]:
+        with self._lock:
+            return [*self.builtin.values(), *self._load().values()]
+
+    def add(self, client_id: str, *, scopes: list[str], kind: str = "system", redirect_uris: list[str] = (),
+            jwks: dict[str, Any] | None = None, public: bool = False, name: str = "") -> str | None:
+        """Register (or replace) a client; returns the new secret, shown once, or None for
+        public clients and private_key_jwt clients."""
+        if kind not in KINDS:
+            raise ValueError(f"client kind must be one of {', '.join(KINDS)}")
+        if not client_id or any(ch.isspace() or ch in ":/" for ch in client_id):
+            raise ValueError("client id must be non-empty, without spaces, ':' or '/'")
+        if client_id in self.builtin:
+            raise ValueError(f"client id {client_id!r} is reserved for huren's own pages")
+        sc.parse_all(scopes)  # refuse malformed scopes at registration
+        if kind == "patient-app" and not redirect_uris:
+            raise ValueError("a patient app must register at least one redirect URI")
+        secret = None if (public or jwks) else secrets.token_urlsafe(32)
+        client = Client(client_id, kind, list(scopes), hash_secret(secret) if secret else None,
+                        list(redirect_uris), jwks, name)
+        with self._lock:
+            clients = dict(self._load())
+            clients[client_id] = client
+            self._write(clients)
+        return secret
+
+    def remove(self, client_id: str) -> bool:
+        with self._lock:
+            clients = dict(self._load())
+            if clients.pop(client_id, None) is None:
+                return False
+            self._write(clients)
+            return True
+
+    def _write(self, clients: dict[str, Client]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"clients": {cid: {k: v for k, v in asdict(c).items() if k != "client_id"}
+                            for cid, c in clients.items()}}
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=2, ensure_ascii=False)
+        os.replace(tmp, self.path)
+        self._mtime = None

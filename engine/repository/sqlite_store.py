@@ -1,0 +1,259 @@
+"""The embedded SQLite backend: one WAL file, one connection guarded by a re-entrant lock.
+
+Why one connection and a lock: SQLite allows one writer at a time anyway, and a single
+connection shared by FastAPI's worker threads and the asyncio MLLP server keeps
+``store.transaction()`` simple (a thread holds the lock for the whole transaction, nested
+blocks become SAVEPOINTs so a failed inner block rolls back alone while the outer one goes on).
+Plain reads are a few microseconds, so serialising them costs little on a 2-core machine.
+
+Plain document collections are tables ``doc_<name>(id, body)`` holding the JSON text of the
+document; filters and indexes use ``json_extract`` expressions, and ``ensure_index`` creates
+expression indexes with exactly the same text so the planner can use them.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.repository.port import Document, DuplicateKey
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
+_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+class SqliteStore:
+    """``Store`` on one SQLite file in WAL mode."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "busy_timeout=10000",
+            "cache_size=-131072",
+            "temp_store=MEMORY",
+            "mmap_size=268435456",
+        ):
+            self.conn.execute("PRAGMA " + pragma)
+        self._depth = 0
+        self._collections: dict[str, SqliteCollection] = {}
+        from engine.repository.sqlite_fhir import SqliteFhirBackend
+
+        self.fhir = SqliteFhirBackend(self)
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.lock:
+            depth = self._depth
+            if depth == 0:
+                self.conn.execute("BEGIN IMMEDIATE")
+            else:
+                self.conn.execute(f"SAVEPOINT sp{depth}")
+            self._depth = depth + 1
+            try:
+                yield
+            except BaseException:
+                self._depth = depth
+                if depth == 0:
+                    self.conn.execute("ROLLBACK")
+                else:
+                    self.conn.execute(f"ROLLBACK TO sp{depth}")
+                    self.conn.execute(f"RELEASE sp{depth}")
+                raise
+            self._depth = depth
+            if depth == 0:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute(f"RELEASE sp{depth}")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def collection(self, name: str) -> SqliteCollection:
+        coll = self._collections.get(name)
+        if coll is None:
+            with self.lock:
+                coll = self._collections.get(name) or SqliteCollection(self, name)
+                self._collections[name] = coll
+        return coll
+
+    def close(self) -> None:
+        with self.lock:
+            with suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA optimize")
+            self.conn.close()
+
+
+def _field_sql(field: str) -> str:
+    """The SQL expression for a (dotted) document field; identical text in indexes and queries."""
+    if field == "_id":
+        return "id"
+    if not _FIELD.match(field):
+        raise ValueError(f"unsupported field name {field!r}")
+    path = "$" + "".join(f'."{part}"' for part in field.split("."))
+    return f"json_extract(body, '{path}')"
+
+
+def _bind(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        raise ValueError("filters compare scalar values only")
+    return value
+
+
+def where_sql(filter: Document | None) -> tuple[str, list[Any]]:
+    """Translate the MongoDB-style filter subset of ``Collection`` into a WHERE clause."""
+    if not filter:
+        return "1", []
+    terms: list[str] = []
+    params: list[Any] = []
+    for field, cond in filter.items():
+        expr = _field_sql(field)
+        if isinstance(cond, dict) and cond and all(str(k).startswith("$") for k in cond):
+            for op, value in cond.items():
+                if op in _OPS:
+                    terms.append(f"{expr} {_OPS[op]} ?")
+                    params.append(_bind(value))
+                elif op == "$ne":
+                    terms.append(f"{expr} IS NOT ?")
+                    params.append(_bind(value))
+                elif op == "$in":
+                    values = list(value)
+                    alts = []
+                    non_null = [_bind(v) for v in values if v is not None]
+                    if non_null:
+                        alts.append(f"{expr} IN ({','.join('?' * len(non_null))})")
+                        params.extend(non_null)
+                    if len(non_null) != len(values):
+                        alts.append(f"{expr} IS NULL")
+                    terms.append("(" + " OR ".join(alts) + ")" if alts else "0")
+                else:
+                    raise ValueError(f"unsupported filter operator {op!r}")
+        elif cond is None:
+            terms.append(f"{expr} IS NULL")
+        else:
+            terms.append(f"{expr} = ?")
+            params.append(_bind(cond))
+    return " AND ".join(terms), params
+
+
+class SqliteCollection:
+    """A document collection stored as ``doc_<name>(id TEXT PRIMARY KEY, body TEXT)``."""
+
+    def __init__(self, store: SqliteStore, name: str) -> None:
+        if not _NAME.match(name):
+            raise ValueError(f"invalid collection name {name!r}")
+        self.name = name
+        self.store = store
+        self.table = f'"doc_{name}"'
+        store.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+
+    @staticmethod
+    def _split(doc: Document) -> tuple[str, str]:
+        if "_id" not in doc or not isinstance(doc["_id"], str):
+            raise ValueError("documents need a string _id")
+        body = {k: v for k, v in doc.items() if k != "_id"}
+        return doc["_id"], orjson.dumps(body).decode()
+
+    @staticmethod
+    def _load(doc_id: str, body: str) -> Document:
+        doc: Document = {"_id": doc_id}
+        doc.update(orjson.loads(body))
+        return doc
+
+    def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None:
+        exprs = ", ".join(_field_sql(f) for f in fields)
+        name = f'"ix_{self.name}_' + "_".join(re.sub(r"\W", "_", f) for f in fields) + '"'
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        self.store.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {self.table} ({exprs})")
+
+    def insert(self, doc: Document) -> None:
+        doc_id, body = self._split(doc)
+        try:
+            self.store.execute(f"INSERT INTO {self.table} (id, body) VALUES (?, ?)", (doc_id, body))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(f"{self.name}: {doc_id}") from exc
+
+    def insert_many(self, docs: Sequence[Document]) -> None:
+        rows = [self._split(d) for d in docs]
+        with self.store.transaction():
+            try:
+                self.store.conn.executemany(f"INSERT INTO {self.table} (id, body) VALUES (?, ?)", rows)
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateKey(f"{self.name}: duplicate key in batch") from exc
+
+    def get(self, doc_id: str) -> Document | None:
+        rows = self.store.query(f"SELECT id, body FROM {self.table} WHERE id = ?", (doc_id,))
+        return self._load(*rows[0]) if rows else None
+
+    def replace(self, doc: Document, *, upsert: bool = True) -> None:
+        doc_id, body = self._split(doc)
+        try:
+            if upsert:
+                self.store.execute(
+                    f"INSERT INTO {self.table} (id, body) VALUES (?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                    (doc_id, body),
+                )
+            else:
+                self.store.execute(f"UPDATE {self.table} SET body = ? WHERE id = ?", (body, doc_id))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(f"{self.name}: {doc_id}") from exc
+
+    def update(self, doc_id: str, fields: Document) -> bool:
+        if "_id" in fields:
+            raise ValueError("cannot change _id")
+        with self.store.transaction():
+            doc = self.get(doc_id)
+            if doc is None:
+                return False
+            doc.update(fields)
+            self.replace(doc)
+            return True
+
+    def delete(self, doc_id: str) -> bool:
+        cur = self.store.execute(f"DELETE FROM {self.table} WHERE id = ?", (doc_id,))
+        return cur.rowcount > 0
+
+    def find(
+        self,
+        filter: Document | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] = (),
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Document]:
+        where, params = where_sql(filter)
+        sql = f"SELECT id, body FROM {self.table} WHERE {where}"
+        if sort:
+            sql += " ORDER BY " + ", ".join(f"{_field_sql(f)} {'DESC' if d < 0 else 'ASC'}" for f, d in sort)
+        if limit is not None or skip:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, -1 if limit is None else limit, skip]
+        return [self._load(i, b) for i, b in self.store.query(sql, params)]
+
+    def count(self, filter: Document | None = None) -> int:
+        where, params = where_sql(filter)
+        return int(self.store.query(f"SELECT count(*) FROM {self.table} WHERE {where}", params)[0][0])

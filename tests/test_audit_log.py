@@ -1,0 +1,233 @@
+"""The audit log on both backends: appends, checkpoints, proofs, and verification that names
+every kind of tampering done directly in the database."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+import rfc8785
+
+from engine.audit import merkle
+from engine.audit.checkpoint import parse_checkpoint, verify_checkpoint
+from engine.audit.events import build_event, requestor_agent
+from engine.audit.export import verify_export, write_export
+from engine.audit.keys import AuditKeys, rotate_keys
+from engine.audit.log import AuditLog, seq_key
+from engine.audit.verify import verify_online
+from engine.repository.port import Store
+from engine.settings import Settings
+
+N = 40
+
+
+def event(i: int) -> dict:
+    return build_event(action="read", origin="test/audit", outcome="0",
+                       agents=requestor_agent(kind="system", subject=f"his-{i % 3}", address="10.0.0.7"),
+                       patient_ids=[f"p{i % 5}"], resources=[f"Observation/o{i}"])
+
+
+@pytest.fixture
+def log(store: Store, backend_settings: Settings) -> AuditLog:
+    s = backend_settings.with_(audit_checkpoint_every=8, audit_checkpoint_seconds=3600)
+    audit = AuditLog(store, s, AuditKeys.load(s))
+    for i in range(N):
+        audit.record(event(i))
+    return audit
+
+
+def rehash(log: AuditLog, seq: int, mutate) -> None:
+    """Rewrite record ``seq`` as an attacker who also fixes its leaf hash would."""
+    doc = log.leaves.get(seq_key(seq))
+    ev = orjson.loads(doc["data"])
+    mutate(ev)
+    data = rfc8785.dumps(ev)
+    log.leaves.replace({**doc, "data": data.decode(), "hash": merkle.leaf_hash(data).hex()})
+
+
+def test_a_clean_log_verifies_and_checkpoints_are_signed(log: AuditLog) -> None:
+    report = verify_online(log)
+    assert report.ok, report.text()
+    assert report.records == N and report.checkpoints == N // 8 and report.signed_size == N
+    assert report.root == log.root().hex()
+    cp = log.latest_checkpoint()
+    assert cp is not None and cp.size == N and cp.root == log.root()
+    assert verify_checkpoint(cp, log.keys)
+    assert cp.text.splitlines()[0] == log.origin and cp.text.splitlines()[1] == str(N)
+
+
+def test_altered_record_is_named_exactly(log: AuditLog) -> None:
+    doc = log.leaves.get(seq_key(13))
+    log.leaves.replace({**doc, "data": doc["data"].replace('"outcome":"0"', '"outcome":"4"')})
+    report = verify_online(log)
+    assert not report.ok and report.first_bad_record == 13
+    assert report.problems[0].kind == "altered" and "record 13" in report.problems[0].message
+
+
+def test_altered_and_rehashed_record_is_located_by_the_stored_tree(log: AuditLog) -> None:
+    rehash(log, 13, lambda ev: ev.update(outcome="4"))
+    report = verify_online(log)
+    assert not report.ok and report.first_bad_record == 12
+    assert report.problems[0].kind == "node" and "records 12..13" in report.problems[0].message
+
+
+def test_rewritten_records_and_tree_still_fail_against_the_signed_checkpoint(log: AuditLog) -> None:
+    rehash(log, 13, lambda ev: ev.update(outcome="4"))
+    frontier = merkle.Frontier()
+    for seq in range(N):  # the attacker rebuilds every stored node too
+        for lvl, idx, h in frontier.append(bytes.fromhex(log.leaves.get(seq_key(seq))["hash"])):
+            log.nodes.replace({"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()})
+    report = verify_online(log)
+    assert not report.ok and report.first_bad_record == 8
+    assert report.problems[0].kind == "root"
+    assert "records 8..15 do not match signed checkpoint 1" in report.problems[0].message
+
+
+def test_deleted_record_is_named(log: AuditLog) -> None:
+    log.leaves.delete(seq_key(20))
+    report = verify_online(log)
+    assert report.first_bad_record == 20 and report.problems[0].kind == "deleted"
+    assert "20..20 missing" in report.problems[0].message
+
+
+def test_reordered_records_are_named(log: AuditLog) -> None:
+    a, b = log.leaves.get(seq_key(5)), log.leaves.get(seq_key(9))
+    log.leaves.replace({**a, "data": b["data"], "hash": b["hash"]})
+    log.leaves.replace({**b, "data": a["data"], "hash": a["hash"]})
+    report = verify_online(log)
+    assert report.first_bad_record == 5
+    assert report.problems[0].kind == "reordered" and "record 5: holds record 9" in report.problems[0].message
+
+
+def test_inserted_record_is_named(log: AuditLog) -> None:
+    # shift records 17.. up by one and slip a forged, self-consistent record 17 in
+    for seq in range(N - 1, 16, -1):
+        doc = log.leaves.get(seq_key(seq))
+        log.leaves.delete(seq_key(seq))
+        log.leaves.insert({**doc, "_id": seq_key(seq + 1), "seq": seq + 1})
+    forged = {**event(99), "resourceType": "AuditEvent", "id": "audit-17"}
+    data = rfc8785.dumps(forged)
+    log.leaves.insert({"_id": seq_key(17), "seq": 17, "hash": merkle.leaf_hash(data).hex(), "data": data.decode()})
+    report = verify_online(log)
+    kinds = {(p.kind, p.record) for p in report.problems}
+    assert ("reordered", 18) in kinds  # the true record 17 now sits at 18
+    assert ("node", 16) in kinds  # and the stored tree no longer covers 16..17
+    assert report.first_bad_record == 18
+
+
+def test_truncated_log_is_named(log: AuditLog) -> None:
+    for seq in range(28, N):
+        log.leaves.delete(seq_key(seq))
+    report = verify_online(log)
+    assert report.first_bad_record == 28 and report.problems[0].kind == "truncated"
+    assert "checkpoint 4 signs 40 records, only 28 present" in report.problems[0].message
+
+
+def test_tampered_checkpoints_are_named(log: AuditLog) -> None:
+    cps = log.checkpoints.find(sort=[("seq", 1)])
+    forged_note = cps[2]["note"].replace(f"\n{cps[2]['size']}\n", "\n23\n")
+    log.checkpoints.replace({**cps[2], "note": forged_note})
+    log.checkpoints.delete(cps[3]["_id"])
+    log.checkpoints.update(cps[1]["_id"], {"size": 9})
+    messages = [p.message for p in verify_online(log).problems]
+    assert any("checkpoint 2 (size 23): bad signature" in m for m in messages)
+    assert any("checkpoint(s) 2..3 missing" in m for m in messages)
+    assert any("checkpoint 1: stored size 9 differs from the signed note" in m for m in messages)
+
+
+def test_inclusion_and_consistency_proofs_verify_against_signed_checkpoints(log: AuditLog) -> None:
+    cps = log.list_checkpoints()
+    small, big = cps[1], cps[-1]
+    for leaf in (0, 7, 13, 15):
+        proof = log.inclusion_proof(leaf, small.size)
+        leaf_hash = bytes.fromhex(log.get(leaf)["hash"])
+        assert merkle.verify_inclusion(leaf, small.size, leaf_hash, proof, small.root)
+        assert len(proof) == (small.size - 1).bit_length()
+    proof = log.consistency_proof(small.size, big.size)
+    assert merkle.verify_consistency(small.size, big.size, small.root, big.root, proof)
+    assert log.root_at(small.size) == small.root
+    with pytest.raises(ValueError):
+        log.inclusion_proof(3, N + 1)
+
+
+def test_concurrent_appends_get_gapless_sequence_numbers(log: AuditLog) -> None:
+    def work(t: int) -> None:
+        for i in range(10):
+            log.record(event(1000 + t * 10 + i))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.size == N + 40
+    assert [d["seq"] for d in log.leaves.find(sort=[("seq", 1)])] == list(range(N + 40))
+    assert verify_online(log).ok
+
+
+def test_a_second_writer_resumes_and_does_not_fork_the_log(log: AuditLog, store: Store) -> None:
+    other = AuditLog(store, log.settings, log.keys)
+    assert other.size == N and other.root() == log.root()
+    other.record(event(500))
+    appended = log.record(event(501))  # stale in-memory state: loses the race, reloads, retries
+    assert appended.seq == N + 1
+    assert verify_online(log).ok
+
+
+def test_key_rotation_keeps_old_checkpoints_verifiable(log: AuditLog, backend_settings: Settings) -> None:
+    old = log.keys.current_id
+    new = rotate_keys(backend_settings)
+    assert new.key_id != old
+    log.keys = AuditKeys.load(backend_settings)
+    for i in range(8):
+        log.record(event(200 + i))
+    assert log.latest_checkpoint().key_id == new.key_id
+    assert verify_online(log).ok
+    only_new = AuditKeys.from_public_pems(log.keys.name, [new.pem.encode()])
+    report = verify_online(log, only_new)
+    assert any(f"unknown key id {old}" in p.message for p in report.problems)
+    private = sorted((backend_settings.data_dir / "keys").glob("audit-ed25519-*.pem"))
+    assert all(p.stat().st_mode & 0o777 in (0o400, 0o644) for p in private)
+    assert [p for p in private if not p.name.endswith(("pub.pem", "retired.pem"))][0].stat().st_mode & 0o777 == 0o400
+
+
+def test_offline_export_verifies_with_the_public_key_and_names_a_forged_line(log: AuditLog, tmp_path: Path) -> None:
+    export = tmp_path / "audit.jsonl"
+    with export.open("wb") as out:
+        summary = write_export(log, out)
+    assert summary["written"] == N
+    pem = [pk.pem.encode() for pk in log.keys.public.values()]
+    assert verify_export(export, pem).ok
+    lines = export.read_bytes().splitlines()
+    idx = next(i for i, line in enumerate(lines) if b'"seq":21,' in line and b'"record"' in line)
+    rec = orjson.loads(lines[idx])
+    rec["data"] = rec["data"].replace("Observation/o21", "Observation/o99")
+    lines[idx] = orjson.dumps(rec)
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    report = verify_export(export, pem)
+    assert report.first_bad_record == 21 and "record 21: content altered" in report.problems[0].message
+
+
+def test_checkpoint_text_round_trips(log: AuditLog) -> None:
+    cp = log.latest_checkpoint()
+    again = parse_checkpoint(cp.text)
+    assert again == cp and verify_checkpoint(again, log.keys)
+
+
+def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(settings: Settings) -> None:
+    import time
+
+    from engine.engine import Engine
+
+    with Engine(settings.with_(audit_checkpoint_seconds=0.2, audit_checkpoint_every=1000)) as eng:
+        for i in range(3):
+            eng.audit.record(event(i))
+        deadline = time.monotonic() + 5
+        while (eng.audit.latest_checkpoint() is None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cp = eng.audit.latest_checkpoint()
+        assert cp is not None and cp.size == 3 and cp.seq == 0
+        time.sleep(0.5)  # nothing new: no new checkpoint
+        assert eng.audit.latest_checkpoint().seq == 0

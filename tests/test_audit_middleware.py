@@ -1,0 +1,169 @@
+"""The audit middleware: one AuditEvent per request, written before the response leaves.
+
+Routes here are small stand-ins for the FHIR router that call ``note()`` the way it does; the
+middleware, the event shape and the log underneath are the real ones, over the real SQLite store.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.audit.note import note
+from engine.engine import Engine
+from engine.errors import Forbidden
+from engine.settings import Settings
+
+
+class _Caller:
+    def __init__(self, subject: str, kind: str) -> None:
+        self.subject, self.kind = subject, kind
+
+
+@pytest.fixture
+def client(engine: Engine) -> TestClient:
+    app = create_app(engine)
+
+    @app.get("/fhir/Observation/{oid}")
+    def read_obs(oid: str, request: Request) -> dict:
+        request.state.caller = _Caller("his-a", "system")
+        obs = {"resourceType": "Observation", "id": oid, "meta": {"versionId": "3"},
+               "subject": {"reference": "Patient/p1"}}
+        note(request, action="read", resources=[obs])
+        return obs
+
+    @app.get("/fhir/Observation")
+    def search_obs(request: Request) -> dict:
+        request.state.caller = _Caller("resident-9", "patient")
+        found = [{"resourceType": "Observation", "id": f"o{i}", "subject": {"reference": f"Patient/p{i % 2}"}}
+                 for i in range(4)]
+        note(request, action="search", resources=found, query="Observation?code=718-7")
+        return {"resourceType": "Bundle", "type": "searchset", "total": len(found)}
+
+    @app.get("/fhir/Secret/{sid}")
+    def refused(sid: str) -> dict:
+        raise Forbidden("not in your compartment")
+
+    @app.get("/fhir/Crash/{cid}")
+    def crash(cid: str) -> dict:
+        raise RuntimeError("handler bug")
+
+    # the stand-ins must win over the real /fhir router that create_app mounts first
+    stand_ins = app.router.routes[-4:]
+    del app.router.routes[-4:]
+    app.router.routes[0:0] = stand_ins
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def events(engine: Engine) -> list[dict]:
+    return [orjson.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("seq", 1)])]
+
+
+def test_a_read_is_recorded_with_patient_resource_agent_and_outcome(client: TestClient, engine: Engine) -> None:
+    assert client.get("/fhir/Observation/o7").status_code == 200
+    [ev] = events(engine)
+    assert ev["resourceType"] == "AuditEvent" and ev["id"] == "audit-0"
+    assert ev["type"]["code"] == "rest" and ev["subtype"][0]["code"] == "read" and ev["action"] == "R"
+    assert ev["outcome"] == "0"
+    requestor = next(a for a in ev["agent"] if a["requestor"])
+    assert requestor["who"]["identifier"] == {"system": "urn:huren:client", "value": "his-a"}
+    assert requestor["network"] == {"address": "testclient", "type": "2"}
+    assert ev["source"]["type"][0]["code"] == "4"
+    refs = [(e.get("what", {}).get("reference"), e["role"]["code"]) for e in ev["entity"]]
+    assert ("Patient/p1", "1") in refs and ("Observation/o7/_history/3", "4") in refs
+
+
+def test_a_search_names_each_patient_once_and_the_query(client: TestClient, engine: Engine) -> None:
+    client.get("/fhir/Observation?code=718-7")
+    [ev] = events(engine)
+    patients = [e["what"]["reference"] for e in ev["entity"] if e["role"]["code"] == "1"]
+    assert patients == ["Patient/p0", "Patient/p1"]
+    [query] = [e for e in ev["entity"] if e["role"]["code"] == "24"]
+    assert base64.b64decode(query["query"]).decode() == "Observation?code=718-7"
+    assert ev["action"] == "E" and ev["subtype"][0]["code"] == "search"
+    assert next(a for a in ev["agent"] if a["requestor"])["who"]["identifier"]["system"] == "urn:huren:resident"
+
+
+def test_refused_and_unrouted_requests_are_recorded_too(client: TestClient, engine: Engine) -> None:
+    assert client.get("/fhir/Secret/s1").status_code == 403
+    assert client.get("/fhir/nosuchtype/abc/_history/2").status_code == 404  # matches no route
+    refused, missing = events(engine)
+    assert refused["outcome"] == "4" and refused["outcomeDesc"].startswith("HTTP 403")
+    assert refused["entity"][0]["what"]["reference"] == "Secret/s1"
+    assert missing["subtype"][0]["code"] == "vread" and missing["outcome"] == "4"
+    assert next(a for a in missing["agent"] if a["requestor"])["who"] == {"display": "unauthenticated caller"}
+
+
+def test_a_crashing_handler_is_recorded_as_major_failure(client: TestClient, engine: Engine) -> None:
+    assert client.get("/fhir/Crash/c1").status_code == 500
+    [ev] = events(engine)
+    assert ev["outcome"] == "12" and "RuntimeError" in ev["outcomeDesc"]
+
+
+def test_docs_are_not_audited(client: TestClient, engine: Engine) -> None:
+    client.get("/openapi.json")
+    assert events(engine) == []
+
+
+def test_when_the_record_cannot_be_written_the_request_fails(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    # A log whose signing key is unavailable cannot write its due checkpoint: the append fails.
+    public_only = AuditKeys.from_public_pems(engine.audit.keys.name,
+                                             [k.pem.encode() for k in engine.audit.keys.public.values()])
+    engine.audit = AuditLog(engine.store, settings.with_(audit_checkpoint_every=1), public_only)
+    resp = client.get("/fhir/Observation/o7")
+    assert resp.status_code == 500
+    body = resp.json()
+    assert body["resourceType"] == "OperationOutcome" and "audit record" in body["issue"][0]["diagnostics"]
+    assert "Patient/p1" not in resp.text  # the data never left
+    assert engine.audit.leaves.count() == 0  # nothing half-written
+
+
+def test_residents_find_who_accessed_their_records(client: TestClient, engine: Engine) -> None:
+    client.get("/fhir/Observation/o7")  # his-a reads p1's observation
+    client.get("/fhir/Observation?code=718-7")  # touches p0 and p1
+    assert engine.audit.flush_index() == 2  # the background copy, brought up to date now
+    mine = engine.repository.search("AuditEvent", [("patient", "p1")], compartment={"p1"})
+    assert sorted(r["id"] for r in mine.resources) == ["audit-0", "audit-1"]
+    stored = engine.repository.read("AuditEvent", "audit-0")
+    leaf = engine.audit.get(0)
+    assert orjson.loads(leaf["data"]) == {k: v for k, v in stored.items() if k != "meta"}
+    others = engine.repository.search("AuditEvent", [("patient", "p0")], compartment={"p3"})
+    assert others.resources == []
+
+
+def test_the_fhir_copy_catches_up_in_the_background_and_after_a_restart(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    import time
+
+    for _ in range(3):
+        client.get("/fhir/Observation/o7")
+    deadline = time.monotonic() + 5
+    while engine.repository.search("AuditEvent", [("patient", "p1")]).total != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.repository.search("AuditEvent", [("patient", "p1")]).total == 3
+    # records appended by a process that stopped before copying them are copied at the next start
+    engine.audit.close()
+    no_copy = AuditLog(engine.store, settings, engine.audit.keys)  # no repository attached
+    no_copy.record(orjson.loads(engine.audit.get(0)["data"]) | {"outcome": "4"})
+    restarted = AuditLog(engine.store, settings, engine.audit.keys, repository=engine.repository)
+    assert restarted.flush_index() == 1
+    assert engine.repository.read("AuditEvent", "audit-3")["outcome"] == "4"
+
+
+def test_a_large_search_lists_every_patient_but_caps_resource_entities() -> None:
+    from engine.audit.events import MAX_RESOURCE_ENTITIES, build_event, requestor_agent
+
+    ev = build_event(action="search", origin="o", agents=requestor_agent(kind=None, subject=None, address=None),
+                     patient_ids=[f"p{i}" for i in range(300)],
+                     resources=[f"Observation/o{i}" for i in range(MAX_RESOURCE_ENTITIES + 25)])
+    roles = [e.get("role", {}).get("code") for e in ev["entity"]]
+    assert roles.count("1") == 300 and roles.count("4") == MAX_RESOURCE_ENTITIES
+    assert {"type": "resources-not-listed", "valueString": "25"} in ev["entity"][-1]["detail"]
