@@ -9,6 +9,7 @@ segment that had no mapping, for the fidelity report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
@@ -21,6 +22,12 @@ except ImportError:  # pragma: no cover - depends on merge order
     from adapters.convert.ids import deterministic_id
 
 Resource = dict[str, Any]
+
+
+@lru_cache(maxsize=65536)
+def _cached_id(institution: str, resource_type: str, key: str) -> str:
+    """The same organisation, patients and staff recur in every message; hashing costs µs."""
+    return deterministic_id(institution, resource_type, key)
 
 
 @dataclass
@@ -49,7 +56,7 @@ class Context:
         return self.institution.code_system
 
     def id_for(self, resource_type: str, key: str) -> str:
-        return deterministic_id(self.code, resource_type, key)
+        return _cached_id(self.code, resource_type, key)
 
     def ref(self, resource_type: str, key: str, display: str = "") -> dict[str, str]:
         ref = {"reference": f"{resource_type}/{self.id_for(resource_type, key)}"}
