@@ -114,6 +114,10 @@ def test_admission_builds_the_patient_record(site: Site) -> None:
     assert enc["status"] == "in-progress" and enc["class"]["code"] == "IMP"
     assert enc["period"]["start"] == "2025-03-10T09:00:00+08:00"  # no offset sent: Asia/Shanghai
     assert enc["identifier"][0]["value"] == "ZY2025000101-1"
+    bed = resolve(conv, enc["location"][0]["location"])
+    assert bed["name"] == "心内科病区 301 02" and bed["alias"] == ["NEI"]
+    assert bed["physicalType"]["coding"][0]["code"] == "bd"
+    assert bed["managingOrganization"]["reference"] == patient["managingOrganization"]["reference"]
     attender = resolve(conv, enc["participant"][0]["individual"])
     assert attender["name"][0]["text"] == "陈明"
     assert enc["reasonCode"][0]["coding"][0] == {

@@ -89,8 +89,8 @@ def test_ig_adt_a01_matches_the_ig_authors_bundle(sample_site: Site) -> None:
     theirs = json.loads((SAMPLES / "hl7-v2-to-fhir-ig-expected" / "FHIR_bundle.hl7_ADT_A01.json").read_text())
     their_types = {e["resource"]["resourceType"] for e in theirs["entry"]}
     our_types = {r["resourceType"] for r in ours.resources}
-    # MessageHeader is message-level metadata we keep in Provenance; Locations we keep as displays
-    assert their_types - our_types == {"MessageHeader", "Location"}
+    # MessageHeader is message-level metadata we keep in Provenance
+    assert their_types - our_types == {"MessageHeader"}
     their_patient = next(e["resource"] for e in theirs["entry"] if e["resource"]["resourceType"] == "Patient")
     patient = one(ours, "Patient")
     assert patient["gender"] == their_patient["gender"]

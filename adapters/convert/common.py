@@ -77,6 +77,31 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     return ref
 
 
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
+def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
+    care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
+    facility = rep.comp(4, 1).strip()
+    building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
+    if not (care or room or bed or description):
+        return None
+    display = " ".join(p for p in (description or care, room, bed) if p)
+    res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
+    if description and care:
+        res["alias"] = [care]
+    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
+    res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
+    where = " ".join(p for p in (building, floor) if p)
+    if where:
+        res["description"] = where
+    if not facility or facility == ctx.code:
+        res["managingOrganization"] = organization(ctx)
+    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
+    return {**ref, "display": display}
+
+
 def _cjk(text: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" for ch in text)
 

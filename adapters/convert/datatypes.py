@@ -374,11 +374,11 @@ def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 
 def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
-    """PL → Reference (display only): point of care / room / bed, facility, building, floor."""
-    parts = [rep.comp(i).strip() for i in (4, 7, 8, 1, 2, 3)]
-    parts += [rep.comp(9).strip()]
-    text = " ".join(p for p in parts if p)
-    return {"display": text} if text else None
+    """PL → Location (IG "PL to Location"): point of care, room, bed, with the facility (PL-4),
+    building (PL-7), floor (PL-8) and description (PL-9) → Reference with display."""
+    from adapters.convert.common import location
+
+    return location(rep, ctx)
 
 
 def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
