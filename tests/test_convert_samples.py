@@ -118,4 +118,6 @@ def test_ig_adt_a01_matches_the_ig_authors_bundle(sample_site: Site) -> None:
 def test_unmapped_segments_are_reported(sample_site: Site) -> None:
     conv = _ig_adt(sample_site)
     segments = {u["segment"] for u in conv.unmapped if u["kind"] == "segment"}
-    assert {"PD1", "IN3"} <= segments
+    assert "IN3" in segments and "PD1" not in segments
+    patient = one(conv, "Patient")
+    assert patient["generalPractitioner"][0]["display"] == "Gordon Smith"  # PD1-4

@@ -252,6 +252,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, identifiers = patient_key(pid, ctx)
     res: Resource = {"resourceType": "Patient", "identifier": identifiers, "active": True}
     apply_table("pid_patient", {"PID": pid}, ctx, res)
+    pd1 = _following(pid, "PD1", ctx)
+    if pd1 is not None:
+        apply_table("pd1_patient", {"PD1": pd1}, ctx, res)
     if "deceasedDateTime" in res:
         res.pop("deceasedBoolean", None)
     if "multipleBirthInteger" in res:
@@ -263,6 +266,13 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if display:
         ref = {**ref, "display": display}
     return key, ref
+
+
+def _following(seg: Segment, name: str, ctx: Context) -> Segment | None:
+    """The ``name`` segment right after ``seg`` (PD1 belongs to the PID it follows)."""
+    segments = ctx.message.segments
+    pos = seg.position + 1
+    return segments[pos] if pos < len(segments) and segments[pos].name == name else None
 
 
 def patient_ref(ctx: Context, key: str) -> dict[str, str]:

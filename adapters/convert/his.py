@@ -18,7 +18,7 @@ ADT_EVENTS = frozenset(
 )
 MERGE_EVENTS = frozenset({"A34", "A40"})
 # segments that carry nothing to map (envelope, or only repeat data mapped elsewhere)
-_CONSUMED = frozenset({"MSH", "EVN", "PID", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
+_CONSUMED = frozenset({"MSH", "EVN", "PID", "PD1", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
 
 
 def convert_adt(ctx: Context) -> None:

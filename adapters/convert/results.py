@@ -116,7 +116,7 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
                     current.spm.append(seg)
             else:
                 current.spm.append(seg)
-        elif name not in ("MSH", "PID", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC", "SAC"):
+        elif name not in ("MSH", "PID", "PD1", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC"):
             leftover.append(seg)
     if pending_orc is not None:
         out.append(Group(pending_orc, None))
