@@ -240,3 +240,24 @@ def test_omg_o19_imaging_order_with_ipc(site: Site) -> None:
     kinds = {i.get("type", {}).get("coding", [{}])[0].get("code") for i in order["identifier"]}
     assert {"PLAC", "ACSN"} <= kinds
     assert {"system": "urn:dicom:uid", "value": "urn:oid:1.2.3.4.5"} in order["identifier"]
+
+
+def test_imaging_series_and_body_site_from_obx(site: Site) -> None:
+    text = (
+        "MSH|^~\\&|PACS|FNXRMYY|HUREN|FUNING|20250311163000||ORU^R01^ORU_R01|S1|P|2.5.1\r"
+        "PID|1||ZY1^^^FNXRMYY^MR||王建国||19850412|M\r"
+        "OBR|1|P5^HIS|F5^PACS|CT001^胸部CT平扫^L|||20250311143000||||||||||A5|||||||CT|F"
+        + "|"
+        * 21
+        + "51185008^胸部^SCT\r"
+        "OBX|1|ST|113014^Study Instance UID^DCM||1.2.3.4||||||F\r"
+        "OBX|2|ST|112002^Series Instance UID^DCM||1.2.3.4.1||||||F\r"
+        "OBX|3|ST|112002^Series Instance UID^DCM||1.2.3.4.2||||||F\r"
+    )
+    conv = convert(parse(text), site)
+    assert_valid_bundle(conv)
+    study = one(conv, "ImagingStudy")
+    assert study["numberOfSeries"] == 2
+    assert [s["uid"] for s in study["series"]] == ["1.2.3.4.1", "1.2.3.4.2"]
+    assert study["series"][0]["bodySite"]["code"] == "51185008"
+    assert study["series"][0]["modality"]["code"] == "CT"

@@ -221,21 +221,14 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
             reason = cwe(obr.rep(31), {}, ctx)
             if reason:
                 study["reasonCode"] = [reason]
-    zds = ctx.message.get("ZDS")
     series = _series(group, ctx, modality, obr)
     if series:
         study["series"] = series
         study["numberOfSeries"] = len(series)
-    elif zds is not None and zds.value(2).isdigit():
-        study["numberOfSeries"] = int(zds.value(2))
     if info.get("encounter"):
         study["encounter"] = info["encounter"]
     if info.get("request"):
         study["basedOn"] = [info["request"]]
-    study["referrer"] = None
-    study.pop("referrer")
-    study["location"] = None
-    study.pop("location")
     key = f"uid|{uid}" if uid else f"acsn|{accession}" if accession else f"{info['key']}|study"
     if obr is not None:
         interpreter = _interpreter(obr, ctx)
