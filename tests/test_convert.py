@@ -12,11 +12,13 @@ from adapters.convert import Conversion, convert
 from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import parse
+from conformance.validate import Validator
 from engine.settings import Settings
 from mappings.site import Site
 from tests.conftest import REPO_ROOT
 
 FEEDS = REPO_ROOT / "examples" / "feeds"
+VALIDATOR = Validator()  # the platform's own R4 schema + profiles, as the repository applies them
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,7 @@ def assert_valid_bundle(conv: Conversion) -> None:
         assert entry.get("fullUrl", f"urn:uuid:{res['id']}") == f"urn:uuid:{res['id']}"
         urls.add(entry["request"]["url"])
         get_fhir_model_class(res["resourceType"]).model_validate(res)  # R4(B) structure and types
+        VALIDATOR.validate(res)  # what the repository will check on write
     assert len(urls) == len(bundle["entry"])
     for entry in bundle["entry"]:  # every reference points into the bundle (nothing dangling)
         for ref in _references(entry["resource"]):

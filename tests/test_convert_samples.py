@@ -33,6 +33,8 @@ REFUSED = {
     "39_": ("MSH", 10, "101"),
     "40_": ("MSH", 10, "101"),
     "res_sample_": ("MSH", 2, "102"),  # MSH-2 '^~\\&' with a doubled backslash
+    "32_": ("OBR", 4, "101"),  # OBR-4 empty: no test or exam named
+    "33_": ("OBR", 4, "101"),
     "18_": ("PID", 3, "101"),  # PID-3 empty: no patient to file the result under
     "23_": ("PID", 3, "101"),
 }

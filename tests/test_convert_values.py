@@ -261,3 +261,16 @@ def test_imaging_series_and_body_site_from_obx(site: Site) -> None:
     assert [s["uid"] for s in study["series"]] == ["1.2.3.4.1", "1.2.3.4.2"]
     assert study["series"][0]["bodySite"]["code"] == "51185008"
     assert study["series"][0]["modality"]["code"] == "CT"
+
+
+def test_result_date_falls_back_to_the_message_time_with_a_warning(site: Site) -> None:
+    text = (
+        "MSH|^~\\&|LIS|FNXRMYY|HUREN|FUNING|20250310113000||ORU^R01^ORU_R01|E1|P|2.5.1\r"
+        "PID|1||ZY1^^^FNXRMYY^MR||王建国||19850412|M\r"
+        "OBR|1|P7^HIS|F7^LIS|XCG^血常规^L\r"
+        "OBX|1|NM|WBC^白细胞^L||5|g/L|||||F\r"
+    )
+    conv = convert(parse(text), site)
+    assert_valid_bundle(conv)
+    assert one(conv, "Observation")["effectiveDateTime"] == "2025-03-10T11:30:00+08:00"
+    assert [(w.segment, w.field) for w in conv.warnings] == [("OBX", 14)]

@@ -18,6 +18,7 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from mappings.site import urn_part
 
 Resource = dict[str, Any]
 
@@ -65,7 +66,9 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     authority = rep.comp(9, 1).strip() or ctx.code
     if ident:
         system = (
-            f"urn:huren:practitioner:{ctx.code}" if authority == ctx.code else f"urn:huren:id:{authority}"
+            f"urn:huren:practitioner:{ctx.urn_code}"
+            if authority == ctx.code
+            else f"urn:huren:id:{urn_part(authority)}"
         )
         res["identifier"] = [{"system": system, "value": ident}]
     if name:
@@ -309,7 +312,7 @@ def encounter(
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for ident in res.get("identifier", ()):
-        ident.setdefault("system", f"urn:huren:visit:{ctx.code}")
+        ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
 
 
@@ -422,7 +425,10 @@ def provenance(ctx: Context) -> None:
             {
                 "role": "source",
                 "what": {
-                    "identifier": {"system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.code}", "value": msh.control_id},
+                    "identifier": {
+                        "system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.urn_code}",
+                        "value": msh.control_id,
+                    },
                     "display": f"HL7 v{msh.version} {kind} message {msh.control_id} from {ctx.code}",
                 },
             }

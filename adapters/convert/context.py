@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from mappings.site import Institution, Site
+from mappings.site import Institution, Site, urn_part
 
 try:  # the repository's helper, once merged; the local stand-in computes the same kind of id
     from engine.repository.ids import deterministic_id  # type: ignore[import-not-found]
@@ -46,6 +46,11 @@ class Context:
     @property
     def code(self) -> str:
         return self.institution.code
+
+    @property
+    def urn_code(self) -> str:
+        """The institution code as it goes into ``urn:huren:<kind>:<code>`` systems."""
+        return urn_part(self.institution.code)
 
     @property
     def tz(self) -> str:

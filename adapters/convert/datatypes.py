@@ -16,6 +16,7 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
+from mappings.site import urn_part
 
 Rule = dict[str, Any]
 Converter = Callable[[Repetition, Rule, Context], Any]
@@ -210,7 +211,7 @@ def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     elif universal and universal_type.upper() in ("URI", "URL"):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     type_code = rep.comp(5).strip() or rule.get("identifier_type", "")
     if type_code:
         ident["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
@@ -234,7 +235,7 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     elif universal and universal_type.upper() in ("URI", "URL"):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     return ident
 
 

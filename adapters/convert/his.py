@@ -197,7 +197,7 @@ def _coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> No
         if payor_name:
             payor["name"] = payor_name
         if payor_id:
-            payor["identifier"] = [{"system": f"urn:huren:payor:{ctx.code}", "value": payor_id}]
+            payor["identifier"] = [{"system": f"urn:huren:payor:{ctx.urn_code}", "value": payor_id}]
         res["payor"] = [ctx.put(payor, f"payor|{payor_id or payor_name}")]
     else:
         res["payor"] = [{"reference": pref["reference"]}]  # self-pay when no insurer is named

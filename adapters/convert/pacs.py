@@ -95,7 +95,7 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
         sr.setdefault("identifier", []).append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.code}",
+                "system": f"urn:huren:accession:{ctx.urn_code}",
                 "value": accession,
             }
         )
@@ -195,7 +195,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         identifiers.append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.code}",
+                "system": f"urn:huren:accession:{ctx.urn_code}",
                 "value": accession,
             }
         )
@@ -294,7 +294,7 @@ def _document_reference(
     if txa is not None:
         apply_table("txa_documentreference", {"TXA": txa}, ctx, doc)
         if txa.value(12):
-            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.code}", "value": txa.value(12)}
+            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
     if "type" not in doc and group.obr is not None:
         code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
         if code:
