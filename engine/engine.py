@@ -11,6 +11,7 @@ from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
 from engine.identity.mpi import IdentityService
+from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.repository import open_store
 from engine.settings import Settings
 
@@ -22,7 +23,8 @@ class Engine:
         self.store = open_store(settings)
         self.auth = AuthService(settings, store=self.store)
         # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
-        self.identity = IdentityService(self.store, getattr(self, "repository", None))
+        self.identity = IdentityService(self.store, getattr(self, "repository", None),
+                                        key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings))
