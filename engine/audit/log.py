@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
 INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
-INDEX_BATCH = 500
+INDEX_BATCH = 64  # small: each batch holds the store's write lock, which requests' appends wait for
 
 
 def seq_key(seq: int) -> str:
@@ -263,6 +263,7 @@ class AuditLog:
                             self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
                 copied += len(docs)
                 upto = docs[-1]["seq"] + 1
+                time.sleep(0)  # let a waiting request's append take the store between batches
 
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:
