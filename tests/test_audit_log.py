@@ -231,3 +231,23 @@ def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(settings: S
         assert cp is not None and cp.size == 3 and cp.seq == 0
         time.sleep(0.5)  # nothing new: no new checkpoint
         assert eng.audit.latest_checkpoint().seq == 0
+
+
+def test_closing_the_log_signs_the_unsigned_tail(log: AuditLog) -> None:
+    for i in range(3):
+        log.record(event(300 + i))
+    assert log.latest_checkpoint().size == N
+    log.close()
+    assert log.latest_checkpoint().size == N + 3
+    log.close()  # nothing new: no second checkpoint
+    assert log.latest_checkpoint().size == N + 3 and len(log.list_checkpoints()) == N // 8 + 1
+
+
+def test_a_new_base_url_does_not_change_the_log_or_its_key_ids(log: AuditLog, store: Store,
+                                                                backend_settings: Settings) -> None:
+    moved = backend_settings.with_(base_url="https://huren.funing.example")
+    reopened = AuditLog(store, moved, AuditKeys.load(moved))
+    assert reopened.origin == log.origin and reopened.keys.current_id == log.keys.current_id
+    reopened.record(event(400))
+    reopened.checkpoint()
+    assert verify_online(reopened).ok
