@@ -181,6 +181,45 @@ def bench_http(settings: Settings, n: int) -> None:
               f"{plain * 1e6:.0f} -> {t * 1e6:.0f} µs (+{(t - plain) * 1e6:.0f} µs, +{(t / plain - 1) * 100:.0f}%)")
 
 
+def bench_ingest(settings: Settings, n: int) -> None:
+    """What the audit record adds to ingesting one 12-OBX lab ORU^R01 (``Ingestor.handle``: store the
+    raw message, convert, validate, write FHIR, audit, ACK) — the ingestor with and without its
+    audit sink, plus the background FHIR copy of the AuditEvents."""
+    import importlib.util
+
+    from engine.engine import Engine
+
+    spec = importlib.util.spec_from_file_location("bench_ingest", Path(__file__).with_name("ingest.py"))
+    if spec is None or spec.loader is None:
+        print("ingest benchmark helpers not found: skipped")
+        return
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    engine = Engine(settings)
+    ingestor, audit, repository = engine.ingestor, engine.ingestor.audit, engine.audit.repository
+    results: dict[str, float] = {}
+    counter = 0
+    for mode in ("plain", "audited") * 2:
+        ingestor.audit = audit if mode == "audited" else None
+        engine.audit.flush_index()
+        msgs = [helpers.oru_lab(counter + i) for i in range(n + 10)]
+        counter += n + 10
+        for raw in msgs[:10]:
+            ingestor.handle(raw, channel="mllp", peer="bench")
+        t = time.perf_counter()
+        for raw in msgs[10:]:
+            ack = ingestor.handle(raw, channel="mllp", peer="bench")
+        assert b"MSA|AA" in ack, ack
+        if mode == "audited" and repository is not None:
+            engine.audit.flush_index()
+        results[mode] = min(results.get(mode, 1e9), (time.perf_counter() - t) / n)
+    ingestor.audit = audit
+    engine.close()
+    plain, audited = results["plain"], results["audited"]
+    print(f"ingest one lab ORU^R01 (12 OBX, Ingestor.handle, SQLite): {plain * 1e3:.2f} -> {audited * 1e3:.2f} ms "
+          f"with its AuditEvent (+{(audited - plain) * 1e3:.2f} ms, +{(audited / plain - 1) * 100:.0f}%)")
+
+
 def bench_pymerkle(n: int) -> None:
     try:
         from pymerkle import InmemoryTree
@@ -223,6 +262,7 @@ def main() -> None:
         bench_proofs(big, size)
         big.store.close()
         bench_http(base.with_(data_dir=Path(tmp) / "c"), http_n)
+        bench_ingest(base.with_(data_dir=Path(tmp) / "d"), http_n // 3)
     if args.compare_pymerkle:
         bench_pymerkle(100_000)
 
