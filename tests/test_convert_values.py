@@ -274,3 +274,9 @@ def test_result_date_falls_back_to_the_message_time_with_a_warning(site: Site) -
     assert_valid_bundle(conv)
     assert one(conv, "Observation")["effectiveDateTime"] == "2025-03-10T11:30:00+08:00"
     assert [(w.segment, w.field) for w in conv.warnings] == [("OBX", 14)]
+
+
+def test_blank_values_leave_no_empty_elements(site: Site) -> None:
+    obs, conv = observe(site, "OBX|1|NM|WBC^白细胞^L||~~|g/L|||||F")
+    assert not any(k.startswith("value") for k in obs)
+    assert obs["dataAbsentReason"]["coding"][0]["code"] == "unknown"
