@@ -558,8 +558,8 @@ class Ingestor:
         patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
         event = build_event(action="replay", origin=self.origin, agents=[agent],
                             outcome="0" if outcome.code == "AA" else "4", patient_ids=patients,
-                            detail={"message": doc["_id"], "control-id": doc.get("control_id", ""),
-                                    "ack": outcome.code})
+                            detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
+                                                      ("ack", outcome.code)) if v})
         with self.store.transaction():
             self.audit.record(event)  # type: ignore[union-attr]
 
@@ -604,32 +604,24 @@ def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> dic
     return build_event(
         action="hl7v2-receive", origin=origin, agents=[_sender_agent(item)], outcome=outcome,
         patient_ids=patients, resources=[r for r in refs if not r.startswith("Patient/")],
-        detail={"message": item.doc_id, "control-id": h.control_id, "message-type": _message_type(h),
-                "channel": item.channel},
+        detail={k: v for k, v in (("message", item.doc_id), ("control-id", h.control_id),
+                                  ("message-type", _message_type(h)), ("channel", item.channel)) if v},
     )
 
 
 def build_ingestor(engine: Any) -> Ingestor:
-    """The ingestor of an ``Engine``, from the parts it has: store, site, parser, converter, repository, audit.
-
-    The converter (hl7conv) and FHIR repository (repo) are picked up when installed; without
-    them every message is still stored durably and quarantined with that reason, to be
-    replayed (``huren quarantine replay --all``) once they are.
-    """
+    """The ingestor of an ``Engine``: its store, site, the HL7 parser and converters, repository and audit."""
+    from adapters.convert import convert
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
     from mappings.site import Site
 
-    try:
-        from adapters.convert import convert
-    except ImportError:
-        convert = None
     return Ingestor(
         engine.store,
         site=Site.load(engine.settings),
         parse=parse,
         convert=convert,
-        repository=getattr(engine, "repository", None),
-        audit=getattr(engine, "audit", None),
+        repository=engine.repository,
+        audit=engine.audit,
         origin=log_origin(engine.settings),
     )
