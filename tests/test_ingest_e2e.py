@@ -144,3 +144,21 @@ async def test_every_sample_is_converted_or_refused_with_a_reason(settings: Sett
             for e in errs:  # v2.5+: ERR-3 code and ERR-8 text; older: ERR-1 location and code
                 assert (len(e) > 8 and e[3] and e[8]) or (e[1] and "&HL70357" in e[1]), (message[:80], e)
     assert outcomes.get("AA", 0) >= 1, outcomes  # which samples convert is the converters' business
+
+
+def test_post_hl7v2_converts_and_audits_the_caller(engine: Engine, fhir: TestClient) -> None:
+    poster = {"Authorization": "Bearer " + engine.auth.issue_system_token("lis-gw", "system/MessageHeader.c"),
+              "Content-Type": "x-application/hl7-v2+er7"}
+    before = engine.audit.size
+    r = fhir.post("/hl7v2", content=lab_result("H9"), headers=poster)
+    assert r.status_code == 200 and r.headers["x-hl7-ack-code"] == "AA"
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", "H9"))
+    assert doc is not None and doc["status"] == PROCESSED
+    report = next(ref for ref in doc["resources"] if ref.startswith("DiagnosticReport/"))
+    assert fhir.get(f"/fhir/{report}").json()["status"] == "final"
+    import json
+
+    events = [json.loads(engine.audit.get(seq)["data"]) for seq in range(before, engine.audit.size)]
+    posted = [e for e in events if any(c.get("code") == "hl7v2-receive" for c in e.get("subtype", []))]
+    assert len(posted) == 1  # one event for the request, naming the client
+    assert any(a.get("who", {}).get("identifier", {}).get("value") == "lis-gw" for a in posted[0]["agent"])
