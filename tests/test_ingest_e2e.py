@@ -162,3 +162,28 @@ def test_post_hl7v2_converts_and_audits_the_caller(engine: Engine, fhir: TestCli
     posted = [e for e in events if any(c.get("code") == "hl7v2-receive" for c in e.get("subtype", []))]
     assert len(posted) == 1  # one event for the request, naming the client
     assert any(a.get("who", {}).get("identifier", {}).get("value") == "lis-gw" for a in posted[0]["agent"])
+
+
+def test_new_institution_registered_then_quarantine_replayed(settings: Settings, tmp_path: Path) -> None:
+    """A hospital not yet registered sends: AR. The integrator adds it to the site; the replay succeeds."""
+    from tests.conftest import REPO_ROOT
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shipped = (REPO_ROOT / "mappings" / "institutions.yaml").read_text(encoding="utf-8")
+    (site / "institutions.yaml").write_text(shipped, encoding="utf-8")
+    with Engine(settings.with_(site=site)) as engine, TestClient(create_app(engine)) as http:
+        admin = {"Authorization": "Bearer " + engine.auth.issue_system_token("operator", "system/MessageHeader.cr")}
+        message = lab_result("N1").replace(b"|FNXRMYY|", b"|FNNEWHOSP|").replace(b"^FNXRMYY^", b"^FNNEWHOSP^")
+        (ack,) = send(engine, message)
+        assert ack_code_of(ack) == "AR"
+        doc_id = message_id("FNNEWHOSP", "N1")
+        (site / "institutions.yaml").write_text(shipped + "- code: FNNEWHOSP\n  name: 阜宁县新院\n  community: funing\n"
+                                                "  qc:\n    passed: all\n    until: 2027-12-31\n", encoding="utf-8")
+        r = http.post(f"/admin/quarantine/{doc_id}/replay", headers=admin)
+        assert r.json()["ack_code"] == "AR"  # the running site does not know it yet
+        r = http.post(f"/admin/quarantine/{doc_id}/replay", params={"reload_site": "true"}, headers=admin)
+        assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.json()
+        (site / "institutions.yaml").write_text("- code: [broken\n", encoding="utf-8")
+        r = http.post(f"/admin/quarantine/{doc_id}/replay", params={"reload_site": "true"}, headers=admin)
+        assert r.status_code == 422 and "institutions.yaml" in r.json()["issue"][0]["diagnostics"]
