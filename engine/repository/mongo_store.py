@@ -47,6 +47,9 @@ class MongoStore:
         self.transactions = _supports_transactions(client)
         self._local = threading.local()
         self._collections: dict[str, MongoCollection] = {}
+        from engine.repository.mongo_fhir import MongoFhirBackend
+
+        self.fhir = MongoFhirBackend(self)
 
     @property
     def session(self) -> Any:

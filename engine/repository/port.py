@@ -17,7 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from engine.repository.indexing import IndexRows
+    from engine.repository.query import Query
 
 Document = dict[str, Any]
 
@@ -62,8 +67,47 @@ class Collection(Protocol):
     def count(self, filter: Document | None = None) -> int: ...
 
 
+@dataclass
+class StoredResource:
+    """One version of a resource as a backend keeps it: the JSON bytes plus version bookkeeping.
+
+    ``body`` is the exact JSON (orjson) of the resource with its ``meta``; ``None`` for a
+    deletion. ``key`` is the backend's own handle for the current row (opaque above the port).
+    """
+
+    type: str
+    id: str
+    version: int
+    updated: str
+    deleted: bool
+    body: bytes | None
+    key: Any = None
+
+
+class FhirBackend(Protocol):
+    """FHIR resource storage: current versions, history, index rows, and parsed-query execution."""
+
+    def current(self, rtype: str, rid: str) -> StoredResource | None: ...
+
+    def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]: ...
+
+    def version(self, rtype: str, rid: str, version: int) -> StoredResource | None: ...
+
+    def history(self, rtype: str, rid: str) -> list[StoredResource]:
+        """Every version, newest first."""
+
+    def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
+        """Store a new version (``rows`` None for a deletion), replacing ``previous``'s index rows."""
+
+    def search(self, query: Query) -> list[StoredResource]: ...
+
+    def count(self, query: Query) -> int: ...
+
+
 class Store(Protocol):
     """One database: FHIR resource versions with their search index rows, and plain collections."""
+
+    fhir: FhirBackend
 
     def collection(self, name: str) -> Collection: ...
 

@@ -50,6 +50,9 @@ class SqliteStore:
             self.conn.execute("PRAGMA " + pragma)
         self._depth = 0
         self._collections: dict[str, SqliteCollection] = {}
+        from engine.repository.sqlite_fhir import SqliteFhirBackend
+
+        self.fhir = SqliteFhirBackend(self)
 
     # -- transactions ---------------------------------------------------------------------
     @contextmanager

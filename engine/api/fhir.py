@@ -1,0 +1,320 @@
+"""The ``/fhir`` router: FHIR R4 REST over ``Engine.repository``.
+
+Interactions: read, vread, ``_history``, search (GET and ``POST _search``), create (with
+``If-None-Exist`` or the ``POST Type?search`` form fhirpy sends), update (``If-Match``),
+conditional update (``PUT Type?search``), delete, transaction and batch at the base, and
+``Patient/{id}/$everything``. ``GET /fhir/metadata`` belongs to the conformance router: the type
+segment only matches capitalised names, so ``metadata`` never lands here.
+
+Every route takes the caller from ``engine.auth.deps.get_caller`` and asks
+``caller.require(type, action)`` first. A restricted caller (a resident) has its
+``patient_ids`` passed as the compartment to search and ``$everything``; a read outside it is a
+404, exactly like a resource that does not exist, so nothing leaks. Each route notes what it
+touched with ``engine.audit.note.note`` for the audit middleware.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.responses import Response
+
+from engine.api.outcomes import FHIR_JSON, fhir_response
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.errors import BadRequest, FhirError, Forbidden, NotFound
+from engine.repository.fhir import FhirRepository, SearchResult, WriteResult
+
+
+class FhirTypeConvertor(Convertor[str]):
+    """A path segment that is a resource type name (capitalised), so ``metadata`` is not one."""
+
+    regex = "[A-Z][A-Za-z]{1,63}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("fhirtype", FhirTypeConvertor())
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+_CONTROL = {"_format", "_pretty"}
+
+
+def _repo(request: Request) -> FhirRepository:
+    return request.app.state.engine.repository
+
+
+def _base(request: Request) -> str:
+    return request.app.state.engine.settings.fhir_base_url
+
+
+def _http_date(instant: str) -> str:
+    return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
+
+
+def _headers(resource: dict[str, Any]) -> dict[str, str]:
+    meta = resource.get("meta") or {}
+    return {"ETag": f'W/"{meta.get("versionId")}"', "Last-Modified": _http_date(meta["lastUpdated"])}
+
+
+def _params(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in _CONTROL]
+
+
+async def _body(request: Request) -> Any:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and ctype not in _JSON_TYPES:
+        raise FhirError(f"content type '{ctype}' is not supported; send application/fhir+json", status=415,
+                        code="not-supported")
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("the request has no body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _visible(repo: FhirRepository, caller: Caller, resource: dict[str, Any]) -> bool:
+    return caller.patient_ids is None or repo.in_compartment(resource, caller.patient_ids)
+
+
+def _write_response(request: Request, result: WriteResult, *, created_status: int = 201) -> Response:
+    resource = result.resource
+    headers = _headers(resource)
+    status = created_status if result.created else 200
+    if result.created:
+        headers["Location"] = (f"{_base(request)}/{resource['resourceType']}/{resource['id']}"
+                               f"/_history/{resource['meta']['versionId']}")
+    prefer = request.headers.get("prefer", "")
+    if "return=minimal" in prefer:
+        return Response(status_code=status, headers=headers)
+    if "return=OperationOutcome" in prefer:
+        issues = result.issues or [{"severity": "information", "code": "informational",
+                                    "diagnostics": f"{resource['resourceType']}/{resource['id']} stored"}]
+        return fhir_response({"resourceType": "OperationOutcome", "issue": issues}, status, headers)
+    return fhir_response(resource, status, headers)
+
+
+def _search_bundle(request: Request, result: SearchResult, path: str, params: list[tuple[str, str]]) -> Response:
+    bundle = result.bundle(_base(request), path, params)
+    note(request, action="search", resources=result.resources + result.included, query=urlencode(params))
+    return fhir_response(bundle)
+
+
+# -- whole-system interactions --------------------------------------------------------------------
+@router.post("")
+@router.post("/")
+async def transaction_or_batch(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    bundle = await _body(request)
+    repo = _repo(request)
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise BadRequest("POST to the base needs a transaction or batch Bundle")
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise BadRequest(f"Bundle.type must be transaction or batch, got '{kind}'", expression=["Bundle.type"])
+    await run_in_threadpool(_authorize_bundle, repo, caller, bundle)
+    touched: list[dict[str, Any]] = []
+    run = repo.transaction if kind == "transaction" else repo.batch
+    response = await run_in_threadpool(lambda: run(bundle, compartment=caller.patient_ids, touched=touched))
+    note(request, action=kind, resources=touched)
+    return fhir_response(response)
+
+
+def _authorize_bundle(repo: FhirRepository, caller: Caller, bundle: dict[str, Any]) -> None:
+    """Every entry's interaction must be permitted before any of them runs."""
+    for n, entry in enumerate(bundle.get("entry") or []):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+            raise BadRequest(f"Bundle.entry[{n}]: request.method and request.url are required")
+        method = str(request.get("method", "")).upper()
+        path, _, query = request["url"].removeprefix(repo.base_url + "/").partition("?")
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            raise BadRequest(f"Bundle.entry[{n}]: request.url does not name a resource type")
+        action = {"GET": "s" if len(parts) == 1 else "r", "POST": "c", "PUT": "u", "DELETE": "d"}.get(method)
+        if action is None:
+            raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
+        caller.require(parts[0], action)
+        if caller.patient_ids is not None and method in ("POST", "PUT"):
+            resource = entry.get("resource")
+            if not isinstance(resource, dict) or not repo.in_compartment(resource, caller.patient_ids):
+                raise Forbidden(f"Bundle.entry[{n}]: a resident may only write resources of their own records")
+        if caller.patient_ids is not None and method == "DELETE":
+            raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
+
+
+# -- type-level interactions ------------------------------------------------------------------------
+@router.get("/{rtype:fhirtype}")
+async def search(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "s")
+    params = _params(request)
+    result = await run_in_threadpool(_repo(request).search, rtype, params, compartment=caller.patient_ids)
+    return _search_bundle(request, result, rtype, params)
+
+
+@router.post("/{rtype:fhirtype}/_search")
+async def search_post(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "s")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/x-www-form-urlencoded", ""):
+        raise FhirError("POST _search takes application/x-www-form-urlencoded parameters", status=415,
+                        code="not-supported")
+    body = (await request.body()).decode("utf-8", errors="strict")
+    params = _params(request) + [(k, v) for k, v in parse_qsl(body, keep_blank_values=True) if k not in _CONTROL]
+    result = await run_in_threadpool(_repo(request).search, rtype, params, compartment=caller.patient_ids)
+    return _search_bundle(request, result, rtype, params)
+
+
+@router.post("/{rtype:fhirtype}")
+async def create(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "c")
+    resource = await _body(request)
+    repo = _repo(request)
+    if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
+        raise BadRequest(f"the body must be a {rtype} resource", expression=["resourceType"])
+    if caller.patient_ids is not None and not repo.in_compartment(resource, caller.patient_ids):
+        raise Forbidden("a resident may only create resources in their own records")
+    # ``If-None-Exist`` header, or the query string of ``POST Type?identifier=...`` (fhirpy)
+    condition = request.headers.get("if-none-exist") or urlencode(_params(request)) or None
+    result = await run_in_threadpool(lambda: repo.create(resource, if_none_exist=condition))
+    note(request, action="create" if result.created else "read", resources=[result.resource])
+    return _write_response(request, result)
+
+
+@router.put("/{rtype:fhirtype}")
+async def conditional_update(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "u")
+    params = _params(request)
+    if not params:
+        raise BadRequest(f"PUT {rtype} needs an id (PUT {rtype}/id) or search parameters (PUT {rtype}?...)")
+    if caller.patient_ids is not None:
+        raise Forbidden("a resident may not update records by search")
+    resource = await _body(request)
+    result = await run_in_threadpool(_repo(request).conditional_update, rtype, urlencode(params), resource)
+    note(request, action="update", resources=[result.resource])
+    return _write_response(request, result)
+
+
+# -- instance-level interactions ----------------------------------------------------------------------
+@router.get("/{rtype:fhirtype}/{rid}")
+async def read(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "r")
+    repo = _repo(request)
+    rec = repo.read_raw(rtype, rid)
+    resource = orjson.loads(rec.body)  # type: ignore[arg-type]
+    if not _visible(repo, caller, resource):
+        raise NotFound(f"{rtype}/{rid} is not known")
+    note(request, action="read", resources=[resource])
+    headers = {"ETag": f'W/"{rec.version}"', "Last-Modified": _http_date(rec.updated)}
+    return Response(rec.body, media_type=FHIR_JSON, headers=headers)
+
+
+@router.get("/{rtype:fhirtype}/{rid}/_history/{vid}")
+async def vread(rtype: str, rid: str, vid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "r")
+    repo = _repo(request)
+    resource = repo.vread(rtype, rid, vid)
+    if not _visible(repo, caller, resource):
+        raise NotFound(f"{rtype}/{rid} is not known")
+    note(request, action="vread", resources=[resource])
+    return fhir_response(resource, headers=_headers(resource))
+
+
+@router.get("/{rtype:fhirtype}/{rid}/_history")
+async def history(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "r")
+    repo = _repo(request)
+    versions = await run_in_threadpool(repo.versions, rtype, rid)
+    latest = next((v.resource for v in versions if v.resource is not None), None)
+    if caller.patient_ids is not None and (latest is None or not repo.in_compartment(latest, caller.patient_ids)):
+        raise NotFound(f"{rtype}/{rid} is not known")
+    base = _base(request)
+    entries = []
+    for i, v in enumerate(versions):
+        url = f"{rtype}/{rid}"
+        entry: dict[str, Any] = {"fullUrl": f"{base}/{url}"}
+        if v.resource is not None:
+            entry["resource"] = v.resource
+        method = "DELETE" if v.deleted else ("POST" if i == len(versions) - 1 else "PUT")
+        entry["request"] = {"method": method, "url": url}
+        entry["response"] = {"status": "204" if v.deleted else ("201" if method == "POST" else "200"),
+                             "etag": f'W/"{v.version}"', "lastModified": v.updated}
+        entries.append(entry)
+    note(request, action="history", resources=[v.resource for v in versions if v.resource is not None])
+    return fhir_response({"resourceType": "Bundle", "type": "history", "total": len(entries),
+                          "link": [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}],
+                          "entry": entries})
+
+
+@router.put("/{rtype:fhirtype}/{rid}")
+async def update(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "u")
+    resource = await _body(request)
+    repo = _repo(request)
+    if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
+        raise BadRequest(f"the body must be a {rtype} resource", expression=["resourceType"])
+    if resource.get("id") != rid:
+        raise BadRequest(f"the body's id ({resource.get('id')}) must equal the URL id ({rid})",
+                         expression=[f"{rtype}.id"])
+    if caller.patient_ids is not None:
+        if not repo.in_compartment(resource, caller.patient_ids):
+            raise Forbidden("a resident may only write resources in their own records")
+        try:
+            current = repo.read(rtype, rid)
+        except FhirError:
+            current = None
+        if current is not None and not repo.in_compartment(current, caller.patient_ids):
+            raise NotFound(f"{rtype}/{rid} is not known")
+    if_match = request.headers.get("if-match")
+    result = await run_in_threadpool(lambda: repo.update(resource, if_match=if_match))
+    note(request, action="update", resources=[result.resource])
+    return _write_response(request, result)
+
+
+@router.delete("/{rtype:fhirtype}/{rid}")
+async def delete(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require(rtype, "d")
+    repo = _repo(request)
+    if caller.patient_ids is not None:
+        raise Forbidden("a resident may not delete records")
+    version = await run_in_threadpool(repo.delete, rtype, rid)
+    note(request, action="delete", resources=[f"{rtype}/{rid}" + (f"/_history/{version}" if version else "")])
+    return Response(status_code=204, headers={"ETag": f'W/"{version}"'} if version else None)
+
+
+@router.get("/Patient/{rid}/$everything")
+async def everything(rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require("Patient", "r")
+    repo = _repo(request)
+    params = _params(request)
+    # AuditEvents are in the compartment by definition, but they record access, not care: only on request
+    types = [t for t in repo.params.compartment
+             if (repo.params.compartment_params(t) or t == "Patient") and t != "AuditEvent"]
+    allowed = [t for t in types if caller.allows(t, "r")]
+    requested = [v for k, v in params if k == "_type"]
+    if requested:
+        wanted = [t for t in ",".join(requested).split(",") if t]
+        for t in wanted:
+            caller.require(t, "r")
+        allowed = wanted
+    params = [(k, v) for k, v in params if k != "_type"] + [("_type", ",".join(allowed))]
+    result = await run_in_threadpool(lambda: repo.everything(rid, params, compartment=caller.patient_ids))
+    note(request, action="operation", resources=result.resources, patient_ids=[rid],
+         detail={"operation": "$everything"})
+    return fhir_response(result.bundle(_base(request), f"Patient/{rid}/$everything",
+                                       [(k, v) for k, v in params if k != "_type" or requested]))
+

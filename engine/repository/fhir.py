@@ -1,0 +1,661 @@
+"""``FhirRepository``: FHIR R4 semantics over the storage port.
+
+Versioning (``meta.versionId`` / ``meta.lastUpdated``, every version kept, ``If-Match``),
+conditional create and update, delete → 410, validation before every write, write hooks inside
+the write transaction, search (parsed in ``engine.repository.search``, executed by the backend),
+``_include`` / ``_revinclude``, Patient compartments and ``$everything``, and transaction / batch
+Bundles. Everything here is backend-neutral; ``store.fhir`` does the storage.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
+from engine.repository.indexing import Indexer, parse_reference
+from engine.repository.port import Store, StoredResource
+from engine.repository.query import Clause, Query, RefCond
+from engine.repository.search import ParsedSearch, SearchParser
+from engine.repository.searchparams import SearchParams, load
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+INCLUDE_LIMIT = 1000
+EVERYTHING_COUNT = 1000
+
+WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
+
+
+class Validator(Protocol):
+    def validate(self, resource: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class WriteResult:
+    resource: dict[str, Any]
+    created: bool
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    changed: bool = True  # False when an update carried no change (no new version)
+
+    @property
+    def version(self) -> str:
+        return self.resource["meta"]["versionId"]
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclass
+class Version:
+    version: int
+    updated: str
+    deleted: bool
+    resource: dict[str, Any] | None
+
+
+@dataclass
+class SearchResult:
+    resource_type: str | None
+    resources: list[dict[str, Any]]
+    included: list[dict[str, Any]]
+    total: int | None
+    offset: int
+    count: int
+    has_next: bool
+
+    def bundle(self, base_url: str, path: str, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """A ``searchset`` Bundle with ``self`` / ``next`` / ``previous`` links under ``base_url/path``."""
+        keep = [(k, v) for k, v in params if k not in ("_offset", "_count")]
+
+        def link(relation: str, offset: int) -> dict[str, str]:
+            query = urlencode([*keep, ("_count", str(self.count)), ("_offset", str(offset))])
+            return {"relation": relation, "url": f"{base_url}/{path}?{query}"}
+
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+        if self.total is not None:
+            bundle["total"] = self.total
+        links = [link("self", self.offset)]
+        if self.has_next:
+            links.append(link("next", self.offset + self.count))
+        if self.offset > 0:
+            links.append(link("previous", max(0, self.offset - self.count)))
+        bundle["link"] = links
+        entries = [
+            {"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in self.resources
+        ]
+        entries += [
+            {"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "include"}}
+            for r in self.included
+        ]
+        if entries:
+            bundle["entry"] = entries
+        return bundle
+
+
+def parse_etag(value: str) -> int:
+    m = _ETAG.match(value.strip())
+    if not m:
+        raise BadRequest(f"If-Match must be an ETag like W/\"3\", got '{value}'", expression=["If-Match"])
+    return int(m.group(1))
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without server-managed meta, for 'did anything change' comparisons."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        return resource
+    out = dict(resource)
+    rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+    if rest:
+        out["meta"] = rest
+    else:
+        out.pop("meta")
+    return out
+
+
+def _walk_references(node: Any, mapping: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in mapping:
+            node["reference"] = mapping[ref]
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                _walk_references(value, mapping)
+    elif isinstance(node, list):
+        for value in node:
+            _walk_references(value, mapping)
+
+
+class FhirRepository:
+    """The shared FHIR repository (see module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        validator: Validator | None = None,
+        base_url: str = "",
+        params: SearchParams | None = None,
+    ) -> None:
+        self.store = store
+        self.backend = store.fhir
+        self.validator = validator
+        self.base_url = base_url.rstrip("/")
+        self.params = params or load()
+        self.indexer = Indexer(self.params, self.base_url)
+        self.parser = SearchParser(self.params, self.base_url)
+        self._hooks: list[WriteHook] = []
+        self._clock_lock = threading.Lock()
+        self._last_instant = datetime.min.replace(tzinfo=UTC)
+
+    # -- hooks and clock --------------------------------------------------------------------------
+    def add_write_hook(self, hook: WriteHook) -> None:
+        """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
+        self._hooks.append(hook)
+
+    def _now(self) -> str:
+        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes."""
+        with self._clock_lock:
+            now = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
+            if now <= self._last_instant:
+                now = self._last_instant + timedelta(milliseconds=1)
+            self._last_instant = now
+        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+    # -- reads -------------------------------------------------------------------------------------
+    @staticmethod
+    def _check(rtype: str, rid: str) -> None:
+        if not _TYPE.match(rtype or ""):
+            raise BadRequest(f"'{rtype}' is not a resource type")
+        if not _ID.match(rid or ""):
+            raise BadRequest(f"'{rid}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
+
+    def read_raw(self, rtype: str, rid: str) -> StoredResource:
+        """The current version as stored (JSON bytes), for handlers that can return it as is."""
+        self._check(rtype, rid)
+        rec = self.backend.current(rtype, rid)
+        if rec is None:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        if rec.deleted:
+            raise Gone(f"{rtype}/{rid} was deleted", headers={"ETag": f'W/"{rec.version}"'})
+        return rec
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any]:
+        return orjson.loads(self.read_raw(rtype, rid).body)  # type: ignore[arg-type]
+
+    def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
+        self._check(rtype, rid)
+        if not vid.isdigit():
+            raise NotFound(f"{rtype}/{rid} has no version '{vid}'")
+        rec = self.backend.version(rtype, rid, int(vid))
+        if rec is None:
+            raise NotFound(f"{rtype}/{rid} has no version {vid}")
+        if rec.deleted:
+            raise Gone(f"version {vid} of {rtype}/{rid} is a deletion")
+        return orjson.loads(rec.body)  # type: ignore[arg-type]
+
+    def versions(self, rtype: str, rid: str) -> list[Version]:
+        """Every version, newest first (deletions included, with ``resource`` None)."""
+        self._check(rtype, rid)
+        recs = self.backend.history(rtype, rid)
+        if not recs:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        return [Version(r.version, r.updated, r.deleted, None if r.deleted else orjson.loads(r.body))  # type: ignore[arg-type]
+                for r in recs]
+
+    def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
+        """The stored versions of a resource, newest first (deletions are left out)."""
+        return [v.resource for v in self.versions(rtype, rid) if v.resource is not None]
+
+    # -- writes ------------------------------------------------------------------------------------
+    def _prepare(self, resource: Any) -> dict[str, Any]:
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise BadRequest("the body must be a FHIR resource (a JSON object with resourceType)")
+        if not _TYPE.match(resource["resourceType"]):
+            raise BadRequest(f"'{resource['resourceType']}' is not a resource type", expression=["resourceType"])
+        return resource
+
+    def _store(
+        self,
+        resource: dict[str, Any],
+        existing: StoredResource | None,
+        *,
+        skip_unchanged: bool = True,
+        validate: bool = True,
+    ) -> WriteResult:
+        """Validate, version, index and store one resource, then run the write hooks."""
+        rtype, rid = resource["resourceType"], resource["id"]
+        previous = None
+        if existing is not None and not existing.deleted:
+            previous = orjson.loads(existing.body)  # type: ignore[arg-type]
+            if skip_unchanged and _content(previous) == _content(resource):
+                return WriteResult(previous, created=False, changed=False)
+        if validate and self.validator is not None:
+            self.validator.validate(resource)
+        version = existing.version + 1 if existing is not None else 1
+        meta = dict(resource.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = self._now()
+        stored = {"resourceType": rtype, "id": rid, "meta": meta}
+        stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        rows = self.indexer.rows(stored)
+        rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, orjson.dumps(stored))
+        with self.store.transaction():
+            self.backend.put(rec, rows, existing)
+            issues: list[dict[str, Any]] = []
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
+        return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
+        """Create with a server-assigned id; with ``if_none_exist`` return the one match instead."""
+        resource = self._prepare(resource)
+        with self.store.transaction():
+            if if_none_exist:
+                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist")
+                if existing is not None:
+                    return WriteResult(existing, created=False, changed=False)
+            new = dict(resource)
+            new["id"] = str(uuid.uuid4())
+            return self._store(new, None, skip_unchanged=False)
+
+    def _conditional_match(self, rtype: str, query: str, what: str) -> dict[str, Any] | None:
+        pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+        if not pairs:
+            raise BadRequest(f"{what} needs search parameters", expression=[what])
+        found = self.search(rtype, pairs + [("_count", "2")])
+        if len(found.resources) > 1:
+            raise PreconditionFailed(f"{what} '{query}' matches more than one {rtype}")
+        return found.resources[0] if found.resources else None
+
+    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
+        """Upsert at ``resource.id``. Unchanged content makes no new version."""
+        resource = self._prepare(resource)
+        rtype, rid = resource["resourceType"], resource.get("id")
+        if not isinstance(rid, str):
+            raise BadRequest("an update needs the resource id", expression=[f"{rtype}.id"])
+        self._check(rtype, rid)
+        with self.store.transaction():
+            existing = self.backend.current(rtype, rid)
+            if if_match is not None:
+                wanted = parse_etag(if_match)
+                if existing is None or existing.deleted:
+                    raise PreconditionFailed(f"If-Match {if_match}: {rtype}/{rid} does not exist")
+                if existing.version != wanted:
+                    raise PreconditionFailed(
+                        f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
+            return self._store(resource, existing)
+
+    def conditional_update(self, rtype: str, query: str, resource: dict[str, Any]) -> WriteResult:
+        """``PUT Type?search``: update the one match, create when none, 412 when several."""
+        resource = self._prepare(resource)
+        if resource["resourceType"] != rtype:
+            raise BadRequest(f"the body is a {resource['resourceType']}, the URL says {rtype}")
+        with self.store.transaction():
+            match = self._conditional_match(rtype, query, "conditional update")
+            new = dict(resource)
+            if match is not None:
+                if new.get("id") not in (None, match["id"]):
+                    raise BadRequest(f"the body's id {new['id']} differs from the matching {rtype}/{match['id']}")
+                new["id"] = match["id"]
+                return self.update(new)
+            new.setdefault("id", str(uuid.uuid4()))
+            return self.update(new)
+
+    def delete(self, rtype: str, rid: str) -> int | None:
+        """Delete; later reads get 410. Deleting what is absent or already deleted changes nothing."""
+        self._check(rtype, rid)
+        with self.store.transaction():
+            existing = self.backend.current(rtype, rid)
+            if existing is None or existing.deleted:
+                return None
+            rec = StoredResource(rtype, rid, existing.version + 1, self._now(), True, None)
+            self.backend.put(rec, None, existing)
+            return rec.version
+
+    def write_many(self, resources: Sequence[dict[str, Any]]) -> list[WriteResult]:
+        """Upsert many resources in one transaction (group commit); unchanged ones get no new version."""
+        prepared = [self._prepare(r) for r in resources]
+        for r in prepared:
+            if not isinstance(r.get("id"), str):
+                r["id"] = str(uuid.uuid4())
+            self._check(r["resourceType"], r["id"])
+        if self.validator is not None:  # all valid before anything is written, on every backend
+            for r in prepared:
+                self.validator.validate(r)
+        with self.store.transaction():
+            current = self.backend.current_many([(r["resourceType"], r["id"]) for r in prepared])
+            results = []
+            for r in prepared:
+                key = (r["resourceType"], r["id"])
+                result = self._store(r, current.get(key), validate=False)
+                if result.changed:
+                    rec = self.backend.current(*key)
+                    if rec is not None:
+                        current[key] = rec
+                results.append(result)
+            return results
+
+    # -- search ------------------------------------------------------------------------------------
+    def _chain(self, target: str, pairs: list[tuple[str, str]]) -> list[str]:
+        parsed = self.parser.parse(target, pairs)
+        parsed.query.limit, parsed.query.offset = 1001, 0
+        return [r.id for r in self.backend.search(parsed.query)]
+
+    def parse_search(
+        self, rtype: str | None, params: Sequence[tuple[str, str]], compartment: Collection[str] | None = None
+    ) -> ParsedSearch:
+        if rtype is not None and not _TYPE.match(rtype):
+            raise BadRequest(f"'{rtype}' is not a resource type")
+        comp = frozenset(compartment) if compartment is not None else None
+        return self.parser.parse(rtype, params, chain=self._chain, compartment=comp)
+
+    def search(
+        self,
+        rtype: str | None,
+        params: Sequence[tuple[str, str]],
+        *,
+        compartment: Collection[str] | None = None,
+    ) -> SearchResult:
+        """Search ``rtype`` (``None``: every type, for compartment-wide searches)."""
+        parsed = self.parse_search(rtype, params, compartment)
+        return self.run(parsed)
+
+    def run(self, parsed: ParsedSearch) -> SearchResult:
+        q = parsed.query
+        if parsed.summary_count or parsed.count == 0:
+            return SearchResult(q.type, [], [], self.backend.count(q), parsed.offset, parsed.count, False)
+        q.limit, q.offset = parsed.count + 1, parsed.offset
+        recs = self.backend.search(q)
+        has_next = len(recs) > parsed.count
+        recs = recs[: parsed.count]
+        matches = [orjson.loads(r.body) for r in recs]  # type: ignore[arg-type]
+        total: int | None
+        if parsed.total == "none":
+            total = None
+        elif not has_next and (parsed.offset == 0 or recs):
+            total = parsed.offset + len(recs)
+        else:
+            total = self.backend.count(Query(q.type, q.clauses, q.compartment, q.types))
+        included = self._includes(parsed, matches, q.compartment)
+        if parsed.elements:
+            matches = [self._elements(r, parsed.elements) for r in matches]
+        return SearchResult(q.type, matches, included, total, parsed.offset, parsed.count, has_next)
+
+    def _includes(
+        self, parsed: ParsedSearch, matches: list[dict[str, Any]], compartment: frozenset[str] | None
+    ) -> list[dict[str, Any]]:
+        if not matches or not (parsed.includes or parsed.revincludes):
+            return []
+        seen = {(r["resourceType"], r["id"]) for r in matches}
+        wanted: list[tuple[str, str]] = []
+        for src, param, target in parsed.includes:
+            definition = self.params.get(src, param)
+            if definition is None:
+                continue
+            for resource in matches:
+                if resource["resourceType"] != src:
+                    continue
+                for value in definition.evaluate(resource):
+                    ref = value.get("reference") if isinstance(value, dict) else None
+                    parsed_ref = parse_reference(ref, self.base_url) if isinstance(ref, str) else None
+                    if parsed_ref and (target is None or parsed_ref[0] == target) and parsed_ref not in seen:
+                        seen.add(parsed_ref)
+                        wanted.append(parsed_ref)
+        out: list[dict[str, Any]] = []
+        for rec in self.backend.current_many(wanted[:INCLUDE_LIMIT]).values():
+            if not rec.deleted:
+                out.append(orjson.loads(rec.body))  # type: ignore[arg-type]
+        for src, param, target in parsed.revincludes:
+            refs = [RefCond(param, r["resourceType"], r["id"]) for r in matches
+                    if target is None or r["resourceType"] == target]
+            if not refs:
+                continue
+            query = Query(src, [Clause(tuple(refs))], compartment, limit=INCLUDE_LIMIT)
+            for rec in self.backend.search(query):
+                if (rec.type, rec.id) not in seen:
+                    seen.add((rec.type, rec.id))
+                    out.append(orjson.loads(rec.body))  # type: ignore[arg-type]
+        if compartment is not None:
+            out = [r for r in out if self.in_compartment(r, compartment)]
+        return out
+
+    @staticmethod
+    def _elements(resource: dict[str, Any], elements: list[str]) -> dict[str, Any]:
+        keep = {"resourceType", "id", "meta", *elements}
+        out = {k: v for k, v in resource.items() if k in keep}
+        meta = dict(out.get("meta") or {})
+        tags = list(meta.get("tag") or [])
+        tags.append({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
+        meta["tag"] = tags
+        out["meta"] = meta
+        return out
+
+    # -- compartments ------------------------------------------------------------------------------
+    def in_compartment(self, resource: dict[str, Any], patient_ids: Iterable[str]) -> bool:
+        """Is ``resource`` in the Patient compartment of any of ``patient_ids``?"""
+        return bool(self.indexer.compartments(resource) & set(patient_ids))
+
+    def everything(
+        self,
+        patient_id: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        compartment: Collection[str] | None = None,
+    ) -> SearchResult:
+        """``Patient/{id}/$everything``: the patient and every resource in its compartment."""
+        if compartment is not None and patient_id not in compartment:
+            raise NotFound(f"Patient/{patient_id} is not known")
+        self.read_raw("Patient", patient_id)
+        allowed = {"_count", "_offset", "_type", "_since", "_elements"}
+        for key, _ in params:
+            if key not in allowed:
+                raise BadRequest(f"$everything does not take '{key}'", expression=[key])
+        pairs = [(k, v) for k, v in params if k != "_since"]
+        if not any(k == "_count" for k, _ in pairs):
+            pairs.append(("_count", str(EVERYTHING_COUNT)))
+        for key, value in params:
+            if key == "_since":
+                pairs.append(("_lastUpdated", "ge" + value))
+        parsed = self.parser.parse(None, [p for p in pairs if p[0] != "_lastUpdated"], compartment=frozenset({patient_id}))
+        since = [v for k, v in pairs if k == "_lastUpdated"]
+        if since:
+            parsed.query.clauses.append(self.parser.parse("Patient", [("_lastUpdated", since[0])]).query.clauses[0])
+        parsed.query.sort = []
+        return self.run(parsed)
+
+    # -- Bundles -----------------------------------------------------------------------------------
+    def transaction(
+        self,
+        bundle: dict[str, Any],
+        *,
+        compartment: Collection[str] | None = None,
+        touched: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Process a ``transaction`` Bundle all or nothing; ``urn:uuid:`` references are rewritten.
+
+        ``touched`` (optional) receives every resource the Bundle wrote or read, for the audit trail.
+        """
+        entries = self._bundle_entries(bundle, "transaction")
+        mapping: dict[str, str] = {}
+        plans: list[dict[str, Any]] = []
+        with self.store.transaction():
+            for n, entry in enumerate(entries):
+                plans.append(self._plan(n, entry, mapping))
+            for plan in plans:
+                if plan.get("resource") is not None:
+                    _walk_references(plan["resource"], mapping)
+                    if self.validator is not None:  # every entry valid before anything is written
+                        try:
+                            self.validator.validate(plan["resource"])
+                        except FhirError as exc:
+                            exc.diagnostics = f"entry {plan['n']}: {exc.diagnostics}"
+                            exc.args = (exc.diagnostics,)
+                            raise
+                        plan["validated"] = True
+            responses: list[dict[str, Any] | None] = [None] * len(plans)
+            order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+            for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
+                try:
+                    responses[plan["n"]] = self._execute(plan, compartment, touched)
+                except FhirError as exc:
+                    exc.diagnostics = f"entry {plan['n']} ({plan['method']} {plan['url']}): {exc.diagnostics}"
+                    exc.args = (exc.diagnostics,)
+                    raise
+        return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
+                "entry": responses}
+
+    def batch(
+        self,
+        bundle: dict[str, Any],
+        *,
+        compartment: Collection[str] | None = None,
+        touched: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Process a ``batch`` Bundle: each entry on its own, failures reported per entry."""
+        entries = self._bundle_entries(bundle, "batch")
+        responses = []
+        for n, entry in enumerate(entries):
+            try:
+                with self.store.transaction():
+                    responses.append(self._execute(self._plan(n, entry, {}), compartment, touched))
+            except FhirError as exc:
+                responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
+                                               "outcome": exc.outcome()}})
+        return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "batch-response", "entry": responses}
+
+    @staticmethod
+    def _bundle_entries(bundle: Any, kind: str) -> list[dict[str, Any]]:
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise BadRequest("the body must be a Bundle")
+        if bundle.get("type") != kind:
+            raise BadRequest(f"Bundle.type must be '{kind}', got '{bundle.get('type')}'", expression=["Bundle.type"])
+        entries = bundle.get("entry") or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise BadRequest("Bundle.entry must be a list of entries", expression=["Bundle.entry"])
+        return entries
+
+    def _plan(self, n: int, entry: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+        """Check one entry and work out its target id (filling ``mapping`` for urn:uuid fullUrls)."""
+        where = f"Bundle.entry[{n}]"
+        request = entry.get("request")
+        if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+            raise BadRequest(f"{where}: request.method and request.url are required", expression=[f"{where}.request"])
+        method = str(request.get("method", "")).upper()
+        if method not in ("GET", "POST", "PUT", "DELETE"):
+            raise BadRequest(f"{where}: method '{method}' is not supported", expression=[f"{where}.request.method"])
+        url = request["url"]
+        if self.base_url and url.startswith(self.base_url + "/"):
+            url = url[len(self.base_url) + 1 :]
+        path, _, query = url.partition("?")
+        parts = [p for p in path.split("/") if p]
+        plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
+                                "resource": None, "if_match": request.get("ifMatch"),
+                                "if_none_exist": request.get("ifNoneExist")}
+        if not parts or not _TYPE.match(parts[0]):
+            raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
+                             expression=[f"{where}.request.url"])
+        full_url = entry.get("fullUrl")
+        if method in ("POST", "PUT"):
+            resource = entry.get("resource")
+            if not isinstance(resource, dict) or resource.get("resourceType") != parts[0]:
+                raise BadRequest(f"{where}: the resource must be a {parts[0]}", expression=[f"{where}.resource"])
+            resource = orjson.loads(orjson.dumps(resource))  # own copy: references get rewritten
+            plan["resource"] = resource
+            if method == "POST":
+                match = None
+                if plan["if_none_exist"]:
+                    match = self._conditional_match(parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist")
+                plan["match"] = match
+                resource["id"] = match["id"] if match else str(uuid.uuid4())
+            elif len(parts) == 2:
+                self._check(parts[0], parts[1])
+                if resource.get("id") not in (None, parts[1]):
+                    raise BadRequest(f"{where}: resource id {resource.get('id')} differs from the URL id {parts[1]}",
+                                     expression=[f"{where}.resource.id"])
+                resource["id"] = parts[1]
+                if plan["if_match"]:  # checked before anything is written, so a mismatch changes nothing
+                    wanted = parse_etag(plan["if_match"])
+                    existing = self.backend.current(parts[0], parts[1])
+                    if existing is None or existing.deleted or existing.version != wanted:
+                        raise PreconditionFailed(
+                            f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
+            elif query:
+                match = self._conditional_match(parts[0], query, f"{where}.request.url")
+                resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
+            else:
+                raise BadRequest(f"{where}: PUT needs Type/id or Type?search", expression=[f"{where}.request.url"])
+            if isinstance(full_url, str) and full_url:
+                mapping[full_url] = f"{parts[0]}/{resource['id']}"
+        return plan
+
+    def _execute(
+        self, plan: dict[str, Any], compartment: Collection[str] | None, touched: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        method, parts = plan["method"], plan["path"]
+        validate = not plan.get("validated")
+        if method == "GET":
+            if len(parts) == 1:
+                result = self.search(parts[0], parse_qsl(plan["query"], keep_blank_values=True), compartment=compartment)
+                body = result.bundle(self.base_url, parts[0], parse_qsl(plan["query"], keep_blank_values=True))
+                if touched is not None:
+                    touched.extend(result.resources + result.included)
+                return {"resource": body, "response": {"status": "200 OK"}}
+            if len(parts) == 2:
+                resource = self.read(parts[0], parts[1])
+            elif len(parts) == 4 and parts[2] == "_history":
+                resource = self.vread(parts[0], parts[1], parts[3])
+            else:
+                raise BadRequest(f"GET {plan['url']} is not supported in a Bundle")
+            if compartment is not None and not self.in_compartment(resource, compartment):
+                raise NotFound(f"{parts[0]}/{parts[1]} is not known")
+            if touched is not None:
+                touched.append(resource)
+            return {"resource": resource, "response": {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
+                                                       "lastModified": resource["meta"]["lastUpdated"]}}
+        if method == "DELETE":
+            if len(parts) != 2:
+                raise BadRequest(f"DELETE needs Type/id, got '{plan['url']}'")
+            self.delete(parts[0], parts[1])
+            return {"response": {"status": "204 No Content"}}
+        resource = plan["resource"]
+        if method == "POST" and plan.get("match") is not None:
+            result = WriteResult(plan["match"], created=False, changed=False)
+        elif method == "POST":
+            self._check(resource["resourceType"], resource["id"])
+            result = self._store(resource, None, skip_unchanged=False, validate=validate)
+        else:
+            existing = self.backend.current(resource["resourceType"], resource["id"])
+            if plan["if_match"]:
+                wanted = parse_etag(plan["if_match"])
+                if existing is None or existing.deleted or existing.version != wanted:
+                    raise PreconditionFailed(f"ifMatch {plan['if_match']} does not match the current version")
+            result = self._store(resource, existing, validate=validate)
+        stored = result.resource
+        if touched is not None:
+            touched.append(stored)
+        response: dict[str, Any] = {
+            "status": "201 Created" if result.created else "200 OK",
+            "location": f"{stored['resourceType']}/{stored['id']}/_history/{stored['meta']['versionId']}",
+            "etag": result.etag,
+            "lastModified": stored["meta"]["lastUpdated"],
+        }
+        if result.issues:
+            response["outcome"] = {"resourceType": "OperationOutcome", "issue": result.issues}
+        return {"fullUrl": f"{self.base_url}/{stored['resourceType']}/{stored['id']}", "response": response}
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}

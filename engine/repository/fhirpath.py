@@ -1,0 +1,199 @@
+"""The FHIRPath subset that huren's search parameters use, compiled once into plain functions.
+
+The official R4 SearchParameter expressions for the resources huren stores need only: paths
+(``Observation.subject``), choice elements (``Observation.effective`` finds ``effectiveDateTime``
+or ``effectivePeriod``), type casts (``(Observation.value as Quantity)``, ``onset.as(Period)``),
+``where(resolve() is Patient)``, ``where(system='email')`` and ``|`` unions. Anything else makes
+``compile_expression`` raise ``UnsupportedExpression`` — the extraction script leaves such
+parameters out, so what is advertised is exactly what is evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+Evaluator = Callable[[dict[str, Any]], list[Any]]
+
+_IDENT = r"[A-Za-z][A-Za-z0-9_]*"
+_STEP_FIELD = re.compile(rf"^({_IDENT})$")
+_STEP_AS = re.compile(rf"^as\(({_IDENT})\)$")
+_STEP_RESOLVE = re.compile(rf"^where\(resolve\(\) is ({_IDENT})\)$")
+_STEP_EQ = re.compile(rf"^where\(({_IDENT})\s*=\s*'([^']*)'\)$")
+_INFIX_AS = re.compile(rf"\(([A-Za-z0-9_.]+) as ({_IDENT})\)")
+
+
+class UnsupportedExpression(ValueError):
+    """The expression uses FHIRPath beyond huren's subset."""
+
+
+def split_union(expression: str) -> list[str]:
+    """Split on top-level ``|`` (not inside parentheses or quotes)."""
+    parts, depth, quote, start = [], 0, False, 0
+    for i, ch in enumerate(expression):
+        if ch == "'":
+            quote = not quote
+        elif not quote and ch == "(":
+            depth += 1
+        elif not quote and ch == ")":
+            depth -= 1
+        elif not quote and depth == 0 and ch == "|":
+            parts.append(expression[start:i].strip())
+            start = i + 1
+    parts.append(expression[start:].strip())
+    return [p for p in parts if p]
+
+
+def _split_steps(path: str) -> list[str]:
+    steps, depth, quote, start = [], 0, False, 0
+    for i, ch in enumerate(path):
+        if ch == "'":
+            quote = not quote
+        elif not quote and ch == "(":
+            depth += 1
+        elif not quote and ch == ")":
+            depth -= 1
+        elif not quote and depth == 0 and ch == ".":
+            steps.append(path[start:i])
+            start = i + 1
+    steps.append(path[start:])
+    return steps
+
+
+def _choice(node: dict[str, Any], name: str, cast: str | None) -> Any:
+    if cast is not None:
+        return node.get(name + cast[0].upper() + cast[1:])
+    value = node.get(name)
+    if value is not None:
+        return value
+    n = len(name)
+    for key, val in node.items():
+        if len(key) > n and key.startswith(name) and key[n].isupper():
+            return val
+    return None
+
+
+def _field(name: str, cast: str | None) -> Callable[[list[Any]], list[Any]]:
+    def step(nodes: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for node in nodes:
+            if not isinstance(node, dict):
+                continue
+            value = _choice(node, name, cast)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                out.extend(value)
+            else:
+                out.append(value)
+        return out
+
+    return step
+
+
+def _resolve_is(type_name: str) -> Callable[[list[Any]], list[Any]]:
+    prefix = type_name + "/"
+    infix = "/" + type_name + "/"
+
+    def step(nodes: list[Any]) -> list[Any]:
+        out = []
+        for node in nodes:
+            if not isinstance(node, dict):
+                continue
+            ref = node.get("reference")
+            if isinstance(ref, str) and (ref.startswith(prefix) or infix in ref) or node.get("type") == type_name:
+                out.append(node)
+        return out
+
+    return step
+
+
+def _where_eq(field: str, literal: str) -> Callable[[list[Any]], list[Any]]:
+    def step(nodes: list[Any]) -> list[Any]:
+        return [n for n in nodes if isinstance(n, dict) and n.get(field) == literal]
+
+    return step
+
+
+def _compile_path(path: str, resource_type: str | None) -> tuple[str, Evaluator]:
+    # ``(A.b as T)`` and ``(A.b as T).c`` are the function form ``A.b.as(T)``, ``A.b.as(T).c``
+    path = _INFIX_AS.sub(r"\1.as(\2)", path.strip())
+    cast: str | None = None
+    if not re.fullmatch(r"[A-Za-z0-9_.()=' ]+", path):
+        raise UnsupportedExpression(path)
+    raw_steps = _split_steps(path)
+    root = raw_steps[0]
+    if not _STEP_FIELD.match(root) or not root[0].isupper():
+        raise UnsupportedExpression(path)
+    if resource_type and root not in (resource_type, "Resource", "DomainResource"):
+        raise UnsupportedExpression(f"{path} is not about {resource_type}")
+    steps: list[Callable[[list[Any]], list[Any]]] = []
+    fields: list[tuple[str, str | None]] = []
+    for raw in raw_steps[1:]:
+        if _STEP_FIELD.match(raw):
+            fields.append((raw, None))
+            continue
+        m_as = _STEP_AS.match(raw)
+        if m_as and fields:
+            name, _ = fields.pop()
+            fields.append((name, m_as.group(1)))
+            continue
+        for name, c in fields:
+            steps.append(_field(name, c))
+        fields = []
+        m_res, m_eq = _STEP_RESOLVE.match(raw), _STEP_EQ.match(raw)
+        if m_res:
+            steps.append(_resolve_is(m_res.group(1)))
+        elif m_eq:
+            steps.append(_where_eq(m_eq.group(1), m_eq.group(2)))
+        else:
+            raise UnsupportedExpression(raw)
+    if cast is not None:
+        if not fields:
+            raise UnsupportedExpression(path)
+        name, _ = fields.pop()
+        fields.append((name, cast))
+    for name, c in fields:
+        steps.append(_field(name, c))
+    if not steps:
+        raise UnsupportedExpression(path)
+
+    def evaluate(resource: dict[str, Any]) -> list[Any]:
+        nodes: list[Any] = [resource]
+        for step in steps:
+            nodes = step(nodes)
+            if not nodes:
+                return nodes
+        return nodes
+
+    return root, evaluate
+
+
+def compile_expression(expression: str, resource_type: str | None = None) -> Evaluator:
+    """Compile ``expression`` (restricted to the parts about ``resource_type`` when given)."""
+    parts = []
+    for part in split_union(expression):
+        parts.append(_compile_path(part, resource_type)[1])
+    if not parts:
+        raise UnsupportedExpression(expression)
+    if len(parts) == 1:
+        return parts[0]
+
+    def union(resource: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for part in parts:
+            out.extend(part(resource))
+        return out
+
+    return union
+
+
+def parts_for_type(expression: str, resource_type: str) -> str | None:
+    """The union members of a multi-resource expression that are about ``resource_type``."""
+    keep = []
+    for part in split_union(expression):
+        root = part.lstrip("(").split(".", 1)[0].strip()
+        if root in (resource_type, "Resource", "DomainResource"):
+            keep.append(part)
+    return " | ".join(keep) or None

@@ -1,0 +1,231 @@
+"""Turn a resource into search index rows, one kind per search parameter type.
+
+Rows are plain tuples so both backends can store them cheaply: SQLite as rows of ``ix_*``
+tables, MongoDB as arrays inside the resource document. Dates become half-open ranges of epoch
+seconds ``[lo, hi)`` at the precision written (``2024-03`` is the whole month), which is what the
+FHIR date prefixes compare against. Strings are kept raw (for ``:exact``) and normalised
+(case- and accent-folded, for the default starts-with match and ``:contains``).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.repository.searchparams import SearchParams
+
+FAR_PAST = -1e13
+FAR_FUTURE = 1e13
+_CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "url", "sms", "other"}
+_DATE = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+_REF = re.compile(r"^(?:.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+
+@dataclass
+class IndexRows:
+    tokens: list[tuple[str, str, str]] = field(default_factory=list)  # (param, system or "", code)
+    refs: list[tuple[str, str, str]] = field(default_factory=list)  # (param, type or "", id or url)
+    dates: list[tuple[str, float, float]] = field(default_factory=list)  # (param, lo, hi)
+    strings: list[tuple[str, str, str]] = field(default_factory=list)  # (param, normalised, raw)
+    quantities: list[tuple[str, float, str, str]] = field(default_factory=list)  # (param, value, system, code)
+    uris: list[tuple[str, str]] = field(default_factory=list)  # (param, uri)
+    compartments: set[str] = field(default_factory=set)  # Patient ids whose compartment holds it
+    sort: dict[str, Any] = field(default_factory=dict)  # param -> first value, for _sort
+
+
+def normalise(text: str) -> str:
+    """Case- and accent-insensitive form used by the default string search."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
+
+
+def date_range(value: str) -> tuple[float, float]:
+    """``[lo, hi)`` in epoch seconds for a FHIR date / dateTime / instant at its own precision.
+
+    Values without a zone are read as UTC (the HL7 converter writes explicit offsets).
+    Raises ``ValueError`` for anything that is not a FHIR date.
+    """
+    m = _DATE.match(value.strip())
+    if not m:
+        raise ValueError(f"not a FHIR date: {value!r}")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    y = int(year)
+    if month is None:
+        lo = datetime(y, 1, 1, tzinfo=UTC)
+        return lo.timestamp(), datetime(y + 1, 1, 1, tzinfo=UTC).timestamp()
+    mo = int(month)
+    if day is None:
+        lo = datetime(y, mo, 1, tzinfo=UTC)
+        return lo.timestamp(), lo.timestamp() + calendar.monthrange(y, mo)[1] * 86400.0
+    d = datetime(y, mo, int(day), tzinfo=UTC)
+    if hour is None:
+        return d.timestamp(), d.timestamp() + 86400.0
+    d = d.replace(hour=int(hour), minute=int(minute), second=int(second or 0))
+    if frac:
+        d = d.replace(microsecond=int(frac[1:7].ljust(6, "0")))
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        d -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    if frac:
+        width = 10.0 ** -min(len(frac) - 1, 6)
+    elif second is not None:
+        width = 1.0
+    else:
+        width = 60.0
+    return d.timestamp(), d.timestamp() + width
+
+
+def parse_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
+    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None."""
+    if base_url and ref.startswith(base_url + "/"):
+        ref = ref[len(base_url) + 1 :]
+    elif "://" in ref or ref.startswith(("#", "urn:")):
+        return None
+    m = _REF.match(ref)
+    return (m.group(1), m.group(2)) if m else None
+
+
+class Indexer:
+    """Computes ``IndexRows`` for resources from the search parameter data."""
+
+    def __init__(self, params: SearchParams, base_url: str = "") -> None:
+        self.params = params
+        self.base_url = base_url.rstrip("/")
+        self._plans: dict[str, list[tuple[str, str, Any]]] = {}
+
+    def _plan(self, rtype: str) -> list[tuple[str, str, Any]]:
+        plan = self._plans.get(rtype)
+        if plan is None:
+            plan = [(p.code, p.type, p.evaluate) for p in self.params.for_type(rtype).values() if p.code != "_id"]
+            self._plans[rtype] = plan
+        return plan
+
+    def rows(self, resource: dict[str, Any]) -> IndexRows:
+        rtype = resource["resourceType"]
+        rows = IndexRows()
+        for code, kind, evaluate in self._plan(rtype):
+            values = evaluate(resource)
+            if values:
+                getattr(self, "_" + kind)(rows, code, values)
+        comp_params = self.params.compartment_params(rtype)
+        if rtype == "Patient" and resource.get("id"):
+            rows.compartments.add(resource["id"])
+        if comp_params:
+            for param, rt, rid in rows.refs:
+                if rt == "Patient" and param in comp_params:
+                    rows.compartments.add(rid)
+        return rows
+
+    def compartments(self, resource: dict[str, Any]) -> set[str]:
+        return self.rows(resource).compartments
+
+    # -- one method per search parameter type ------------------------------------------------
+    def _token(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        out = rows.tokens
+        texts: list[str] = []
+        for v in values:
+            if isinstance(v, str):
+                out.append((code, "", v))
+            elif isinstance(v, bool):
+                out.append((code, "", "true" if v else "false"))
+            elif isinstance(v, dict):
+                if "coding" in v or "text" in v:
+                    for c in v.get("coding") or ():
+                        if c.get("code") is not None:
+                            out.append((code, c.get("system") or "", str(c["code"])))
+                        if c.get("display"):
+                            texts.append(c["display"])
+                    if v.get("text"):
+                        texts.append(v["text"])
+                elif "code" in v:
+                    out.append((code, v.get("system") or "", str(v["code"])))
+                    if v.get("display"):
+                        texts.append(v["display"])
+                elif "value" in v:
+                    system = v.get("system") or ""
+                    if system in _CONTACT_SYSTEMS:
+                        system = ""
+                    out.append((code, system, str(v["value"])))
+                    for c in (v.get("type") or {}).get("coding") or ():
+                        if c.get("display"):
+                            texts.append(c["display"])
+        if out and code not in rows.sort:
+            first = next((t for t in out if t[0] == code), None)
+            if first:
+                rows.sort[code] = first[2]
+        for text in texts:
+            rows.strings.append((code + ":text", normalise(text), text))
+
+    def _reference(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        for v in values:
+            if isinstance(v, str):  # canonical
+                rows.refs.append((code, "", v))
+                continue
+            if not isinstance(v, dict):
+                continue
+            ref = v.get("reference")
+            if isinstance(ref, str):
+                parsed = parse_reference(ref, self.base_url)
+                rows.refs.append((code, *parsed) if parsed else (code, "", ref))
+            ident = v.get("identifier")
+            if isinstance(ident, dict) and ident.get("value") is not None:
+                rows.tokens.append((code + ":identifier", ident.get("system") or "", str(ident["value"])))
+        if code not in rows.sort:
+            for p, rt, rid in rows.refs:
+                if p == code:
+                    rows.sort[code] = f"{rt}/{rid}" if rt else rid
+                    break
+
+    def _date(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        for v in values:
+            try:
+                if isinstance(v, str):
+                    lo, hi = date_range(v)
+                elif isinstance(v, dict) and ("start" in v or "end" in v):
+                    lo = date_range(v["start"])[0] if v.get("start") else FAR_PAST
+                    hi = date_range(v["end"])[1] if v.get("end") else FAR_FUTURE
+                else:
+                    continue
+            except ValueError:
+                continue  # validation reports malformed dates; the index just skips them
+            rows.dates.append((code, lo, hi))
+            if code not in rows.sort or lo < rows.sort[code]:
+                rows.sort[code] = lo
+
+    def _string(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        for v in values:
+            parts: list[str] = []
+            if isinstance(v, str):
+                parts.append(v)
+            elif isinstance(v, dict):
+                for key in ("text", "family", "city", "district", "state", "postalCode", "country"):
+                    if isinstance(v.get(key), str):
+                        parts.append(v[key])
+                for key in ("given", "prefix", "suffix", "line"):
+                    parts.extend(x for x in v.get(key) or () if isinstance(x, str))
+                if isinstance(v.get("family"), str) and v.get("given"):
+                    given = "".join(x for x in v["given"] if isinstance(x, str))
+                    parts.append(v["family"] + given)  # 张三: family + given without a space
+            for part in parts:
+                rows.strings.append((code, normalise(part), part))
+                if code not in rows.sort:
+                    rows.sort[code] = normalise(part)
+
+    def _quantity(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        for v in values:
+            if isinstance(v, dict) and isinstance(v.get("value"), (int, float)) and not isinstance(v["value"], bool):
+                rows.quantities.append((code, float(v["value"]), v.get("system") or "", v.get("code") or v.get("unit") or ""))
+                if code not in rows.sort:
+                    rows.sort[code] = float(v["value"])
+
+    def _uri(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        for v in values:
+            if isinstance(v, str):
+                rows.uris.append((code, v))
+                rows.sort.setdefault(code, v)

@@ -1,0 +1,113 @@
+"""A parsed search, the hand-off between FHIR search semantics and a storage backend.
+
+``engine.repository.search`` turns ``?code=...&subject=...`` into a ``Query``; a backend
+translates it (SQL for SQLite, a filter document for MongoDB). A ``Query`` is a conjunction of
+``Clause``s; a clause is a disjunction of conditions (the comma in ``code=a,b``), optionally
+negated (``:not``, ``:missing=true``, the ``ne`` prefix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TokenCond:
+    param: str
+    system: str | None  # None: any system; "": no system
+    code: str | None  # None: any code (``system|``)
+
+
+@dataclass(frozen=True)
+class RefCond:
+    param: str
+    rtype: str | None  # None: any type (bare id)
+    rid: str  # id, or the full URL / canonical when rtype == ""
+
+
+@dataclass(frozen=True)
+class DateCond:
+    """Stored range ``[lo, hi)`` compared with the search range by ``prefix`` (eq gt lt ge le sa eb)."""
+
+    param: str
+    prefix: str
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class StringCond:
+    param: str
+    value: str  # normalised unless mode == "exact"
+    mode: str  # start | contains | exact
+
+
+@dataclass(frozen=True)
+class QuantityCond:
+    param: str
+    prefix: str
+    lo: float  # the implicit range of the search value (eq), or the value itself (lo == hi)
+    hi: float
+    system: str | None
+    code: str | None
+
+
+@dataclass(frozen=True)
+class UriCond:
+    param: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class IdCond:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExistsCond:
+    """The resource has at least one index row for ``param`` (of index ``kind``)."""
+
+    param: str
+    kind: str  # token | reference | date | string | quantity | uri
+
+
+Cond = TokenCond | RefCond | DateCond | StringCond | QuantityCond | UriCond | IdCond | ExistsCond
+
+
+@dataclass(frozen=True)
+class Clause:
+    alternatives: tuple[Cond, ...]
+    negate: bool = False
+
+
+@dataclass
+class Query:
+    type: str | None  # None: any type (compartment-wide, $everything)
+    clauses: list[Clause] = field(default_factory=list)
+    compartment: frozenset[str] | None = None  # restrict to these Patients' compartments
+    types: tuple[str, ...] | None = None  # with type None: only these types
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (param, descending)
+    offset: int = 0
+    limit: int | None = None
+
+
+# Order in which clauses drive a query: the most selective index first.
+def selectivity(clause: Clause) -> int:
+    if clause.negate or not clause.alternatives:
+        return 99
+    cond = clause.alternatives[0]
+    if isinstance(cond, IdCond):
+        return 0
+    if isinstance(cond, TokenCond) and "identifier" in cond.param and cond.code is not None:
+        return 1
+    if isinstance(cond, RefCond):
+        return 3
+    if isinstance(cond, TokenCond) and cond.code is not None:
+        return 4
+    if isinstance(cond, (StringCond, UriCond)):
+        return 5
+    if isinstance(cond, QuantityCond):
+        return 6
+    if isinstance(cond, DateCond):
+        return 7
+    return 8

@@ -1,0 +1,315 @@
+"""FhirRepository over every backend: versions, conditional writes, search, compartments, Bundles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.errors import BadRequest, Gone, NotFound, PreconditionFailed, Unprocessable
+from engine.repository.fhir import FhirRepository
+from engine.repository.ids import deterministic_id
+from engine.repository.port import Store
+
+BASE = "http://huren.test/fhir"
+LOINC = "http://loinc.org"
+MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
+
+
+@pytest.fixture
+def repo(store: Store) -> FhirRepository:
+    return FhirRepository(store, base_url=BASE)
+
+
+def patient(pid: str, family: str = "张", given: str = "三", mrn: str = "0001") -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, "identifier": [{"system": MRN, "value": mrn}],
+            "name": [{"family": family, "given": [given]}], "gender": "male", "birthDate": "1960-05-01"}
+
+
+def observation(oid: str, pid: str, code: str, when: str, value: float, **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": code, "display": "Hemoglobin"}], "text": "血红蛋白"},
+            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when,
+            "performer": [{"reference": "Organization/org-a"}],
+            "valueQuantity": {"value": value, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"},
+            **extra}
+
+
+def ids(result: Any) -> list[str]:
+    return [r["id"] for r in result.resources]
+
+
+def test_versions_history_and_delete(repo: FhirRepository) -> None:
+    first = repo.update(patient("p1"))
+    assert first.created and first.resource["meta"]["versionId"] == "1"
+    assert first.resource["meta"]["lastUpdated"].endswith("Z")
+    same = repo.update(patient("p1"))  # unchanged content: no new version
+    assert not same.created and not same.changed and same.resource["meta"]["versionId"] == "1"
+    second = repo.update(patient("p1", given="四"))
+    assert second.resource["meta"]["versionId"] == "2" and not second.created
+    assert second.resource["meta"]["lastUpdated"] > first.resource["meta"]["lastUpdated"]
+    assert repo.read("Patient", "p1")["name"][0]["given"] == ["四"]
+    assert repo.vread("Patient", "p1", "1")["name"][0]["given"] == ["三"]
+    assert [h["meta"]["versionId"] for h in repo.history("Patient", "p1")] == ["2", "1"]
+    assert repo.delete("Patient", "p1") == 3
+    with pytest.raises(Gone):
+        repo.read("Patient", "p1")
+    with pytest.raises(Gone):
+        repo.vread("Patient", "p1", "3")
+    assert [v.deleted for v in repo.versions("Patient", "p1")] == [True, False, False]
+    assert repo.search("Patient", [("identifier", f"{MRN}|0001")]).total == 0
+    revived = repo.update(patient("p1"))
+    assert revived.created and revived.resource["meta"]["versionId"] == "4"
+    with pytest.raises(NotFound):
+        repo.read("Patient", "nobody")
+    with pytest.raises(NotFound):
+        repo.vread("Patient", "p1", "99")
+    with pytest.raises(BadRequest):
+        repo.read("Patient", "bad id!")
+
+
+def test_if_match_and_conditional_create(repo: FhirRepository) -> None:
+    repo.update(patient("p1"))
+    with pytest.raises(PreconditionFailed):
+        repo.update(patient("p1", given="五"), if_match='W/"7"')
+    assert repo.read("Patient", "p1")["meta"]["versionId"] == "1"
+    assert repo.update(patient("p1", given="五"), if_match='W/"1"').resource["meta"]["versionId"] == "2"
+    with pytest.raises(PreconditionFailed):
+        repo.update(patient("p9"), if_match='W/"1"')
+    new = {k: v for k, v in patient("ignored", mrn="0002").items() if k != "id"}
+    created = repo.create(new, if_none_exist=f"identifier={MRN}|0002")
+    assert created.created and created.resource["id"] != "ignored"
+    again = repo.create(new, if_none_exist=f"identifier={MRN}|0002")
+    assert not again.created and again.resource["id"] == created.resource["id"]
+    repo.update(patient("p3", mrn="0002"))
+    with pytest.raises(PreconditionFailed):
+        repo.create(new, if_none_exist=f"identifier={MRN}|0002")
+    updated = repo.conditional_update("Patient", f"identifier={MRN}|0001", patient("x", given="六") | {"id": "p1"})
+    assert updated.resource["id"] == "p1" and updated.resource["name"][0]["given"] == ["六"]
+
+
+def test_validator_runs_before_anything_is_stored(repo: FhirRepository) -> None:
+    class NeedsStatus:
+        def validate(self, resource: dict[str, Any]) -> None:
+            if resource["resourceType"] == "Observation" and "status" not in resource:
+                raise Unprocessable("Observation.status is required", expression=["Observation.status"])
+
+    repo.validator = NeedsStatus()
+    bad = observation("o1", "p1", "718-7", "2024-03-01", 130)
+    del bad["status"]
+    with pytest.raises(Unprocessable):
+        repo.update(bad)
+    with pytest.raises(NotFound):
+        repo.read("Observation", "o1")
+    with pytest.raises(Unprocessable):
+        repo.write_many([observation("o2", "p1", "718-7", "2024-03-01", 130), bad])
+    with pytest.raises(NotFound):
+        repo.read("Observation", "o2")
+
+
+def test_write_hooks_see_previous_and_surface_issues(repo: FhirRepository) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def hook(resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        seen.append((resource["meta"]["versionId"], previous and previous["meta"]["versionId"]))
+        if resource["resourceType"] == "Observation":
+            flag = {"resourceType": "Flag", "id": "f-" + resource["id"], "status": "active",
+                    "code": {"text": "duplicate"}, "subject": resource["subject"]}
+            repo.update(flag)  # a hook may write; it joins the same transaction
+            return [{"severity": "warning", "code": "business-rule", "diagnostics": "duplicate test"}]
+        return []
+
+    repo.add_write_hook(hook)
+    result = repo.update(observation("o1", "p1", "718-7", "2024-03-01", 130))
+    assert result.issues[0]["diagnostics"] == "duplicate test"
+    assert repo.read("Flag", "f-o1")["status"] == "active"
+    repo.update(observation("o1", "p1", "718-7", "2024-03-01", 131))
+    assert ("2", "1") in seen
+
+
+def test_write_many_group_commit_skips_unchanged(repo: FhirRepository) -> None:
+    batch = [patient("p1")] + [observation(f"o{i}", "p1", "718-7", f"2024-03-{i + 1:02d}", 120 + i) for i in range(5)]
+    results = repo.write_many(batch)
+    assert all(r.created for r in results)
+    results = repo.write_many(batch[:3] + [observation("o3", "p1", "718-7", "2024-03-04", 999)])
+    assert [r.changed for r in results] == [False, False, False, True]
+    assert repo.read("Observation", "o3")["meta"]["versionId"] == "2"
+    assert repo.read("Observation", "o1")["meta"]["versionId"] == "1"
+    twice = repo.write_many([patient("p2"), patient("p2", given="七")])
+    assert [r.resource["meta"]["versionId"] for r in twice] == ["1", "2"]
+
+
+def _seed(repo: FhirRepository) -> None:
+    repo.update(patient("p1"))
+    repo.update(patient("p2", family="李", given="四", mrn="0002"))
+    repo.update({"resourceType": "Organization", "id": "org-a", "name": "阜宁县人民医院"})
+    repo.update(observation("o1", "p1", "718-7", "2024-03-01T08:00:00+08:00", 130))
+    repo.update(observation("o2", "p1", "718-7", "2024-05-02T08:00:00+08:00", 110))
+    repo.update(observation("o3", "p1", "2345-7", "2024-04-01", 5.4))
+    repo.update(observation("o4", "p2", "718-7", "2023-12-31", 140, status="amended"))
+    repo.update({"resourceType": "Provenance", "id": "prov1", "target": [{"reference": "Observation/o1"}],
+                 "recorded": "2024-03-01T09:00:00Z", "agent": [{"who": {"reference": "Organization/org-a"}}]})
+
+
+def test_search_tokens_references_chains(repo: FhirRepository) -> None:
+    _seed(repo)
+    assert ids(repo.search("Patient", [("identifier", f"{MRN}|0002")])) == ["p2"]
+    assert ids(repo.search("Patient", [("identifier", "0002")])) == ["p2"]
+    assert ids(repo.search("Patient", [("identifier", "urn:other|0002")])) == []
+    assert sorted(ids(repo.search("Observation", [("code", f"{LOINC}|718-7")]))) == ["o1", "o2", "o4"]
+    assert sorted(ids(repo.search("Observation", [("code", "718-7,2345-7"), ("subject", "Patient/p1")]))) == [
+        "o1", "o2", "o3"]
+    assert ids(repo.search("Observation", [("subject", "p2")])) == ["o4"]
+    assert ids(repo.search("Observation", [("subject", f"{BASE}/Patient/p2")])) == ["o4"]
+    assert ids(repo.search("Observation", [("subject:Patient", "p2")])) == ["o4"]
+    assert sorted(ids(repo.search("Observation", [("status:not", "final")]))) == ["o4"]
+    assert sorted(ids(repo.search("Observation", [("code:text", "血红")]))) == ["o1", "o2", "o3", "o4"]
+    assert ids(repo.search("Observation", [("subject:Patient.identifier", f"{MRN}|0002")])) == ["o4"]
+    assert sorted(ids(repo.search("Observation", [("patient.name", "张")]))) == ["o1", "o2", "o3"]
+    assert ids(repo.search("Observation", [("_id", "o3")])) == ["o3"]
+    assert sorted(ids(repo.search("Observation", [("specimen:missing", "true"), ("subject", "p1")]))) == [
+        "o1", "o2", "o3"]
+    assert ids(repo.search("Observation", [("subject:missing", "false"), ("code", "2345-7")])) == ["o3"]
+
+
+def test_search_dates_quantities_strings(repo: FhirRepository) -> None:
+    _seed(repo)
+    assert sorted(ids(repo.search("Observation", [("date", "2024-03")]))) == ["o1"]
+    assert sorted(ids(repo.search("Observation", [("date", "ge2024-04-01")]))) == ["o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("date", "lt2024-01-01")]))) == ["o4"]
+    assert sorted(ids(repo.search("Observation", [("date", "gt2024"), ]))) == []
+    assert sorted(ids(repo.search("Observation", [("date", "ge2024-01-01"), ("date", "le2024-04-30")]))) == [
+        "o1", "o3"]
+    assert sorted(ids(repo.search("Observation", [("date", "sa2024-04-01")]))) == ["o2"]
+    assert sorted(ids(repo.search("Observation", [("date", "eb2024-01-01")]))) == ["o4"]
+    assert sorted(ids(repo.search("Observation", [("date", "ne2024-03-01")]))) == ["o2", "o3", "o4"]
+    assert sorted(ids(repo.search("Observation", [("date", "2024-03-01T00:00:00Z")]))) == ["o1"]
+    assert ids(repo.search("Observation", [("value-quantity", "5.4")])) == ["o3"]
+    assert ids(repo.search("Observation", [("value-quantity", "5.44")])) == []
+    assert sorted(ids(repo.search("Observation", [("value-quantity", "gt120||g/L")]))) == ["o1", "o4"]
+    assert sorted(ids(repo.search("Observation", [("value-quantity", "le110|http://unitsofmeasure.org|g/L")]))) == [
+        "o2", "o3"]
+    assert ids(repo.search("Patient", [("name", "李")])) == ["p2"]
+    assert ids(repo.search("Patient", [("family:exact", "李")])) == ["p2"]
+    assert ids(repo.search("Patient", [("name:contains", "三")])) == ["p1"]
+    assert ids(repo.search("Organization", [("name", "阜宁")])) == ["org-a"]
+    assert ids(repo.search("Patient", [("birthdate", "1960")])) == ["p1", "p2"]
+    assert sorted(ids(repo.search("Observation", [("_lastUpdated", "ge2000-01-01")]))) == ["o1", "o2", "o3", "o4"]
+
+
+def test_sort_paging_summary_elements_includes(repo: FhirRepository) -> None:
+    _seed(repo)
+    latest = repo.search("Observation", [("subject", "Patient/p1"), ("code", f"{LOINC}|718-7"), ("_sort", "-date"),
+                                         ("_count", "1")])
+    assert ids(latest) == ["o2"] and latest.total == 2 and latest.has_next
+    assert ids(repo.search("Observation", [("_sort", "date")])) == ["o4", "o1", "o3", "o2"]
+    pages = [ids(repo.search("Observation", [("_sort", "-date"), ("_count", "3"), ("_offset", str(o))]))
+             for o in (0, 3)]
+    assert pages == [["o2", "o3", "o1"], ["o4"]]
+    bundle = repo.search("Observation", [("_count", "2")]).bundle(BASE, "Observation", [("_count", "2")])
+    assert bundle["total"] == 4 and {ln["relation"] for ln in bundle["link"]} == {"self", "next"}
+    assert "_offset=2" in next(ln["url"] for ln in bundle["link"] if ln["relation"] == "next")
+    counted = repo.search("Observation", [("subject", "p1"), ("_summary", "count")])
+    assert counted.total == 3 and counted.resources == []
+    elements = repo.search("Observation", [("_id", "o1"), ("_elements", "status")]).resources[0]
+    assert set(elements) == {"resourceType", "id", "meta", "status"}
+    assert elements["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    inc = repo.search("Observation", [("_id", "o1"), ("_include", "Observation:subject"),
+                                      ("_include", "Observation:performer"), ("_revinclude", "Provenance:target")])
+    assert sorted((r["resourceType"], r["id"]) for r in inc.included) == [
+        ("Organization", "org-a"), ("Patient", "p1"), ("Provenance", "prov1")]
+    for bad in ([("nonsense", "1")], [("date", "yesterday")], [("_count", "-1")], [("code:below", "x")],
+                [("_sort", "nope")], [("_include", "Observation:status")], [("value-quantity", "ap5")],
+                [("subject.name.family", "x")]):
+        with pytest.raises(BadRequest):
+            repo.search("Observation", bad)
+
+
+def test_compartments_and_everything(repo: FhirRepository) -> None:
+    _seed(repo)
+    mine = frozenset({"p1"})
+    assert sorted(ids(repo.search("Observation", [], compartment=mine))) == ["o1", "o2", "o3"]
+    assert ids(repo.search("Observation", [("code", "718-7"), ("subject", "p2")], compartment=mine)) == []
+    assert ids(repo.search("Patient", [], compartment=mine)) == ["p1"]
+    inc = repo.search("Observation", [("_id", "o1"), ("_include", "Observation:performer")], compartment=mine)
+    assert inc.included == []  # the Organization is outside the compartment
+    assert repo.in_compartment(repo.read("Observation", "o4"), {"p2"})
+    assert not repo.in_compartment(repo.read("Observation", "o4"), {"p1"})
+    assert repo.in_compartment(repo.read("Provenance", "prov1"), {"p1"}) is False  # target is not a Patient
+    everything = repo.everything("p1")
+    assert sorted((r["resourceType"], r["id"]) for r in everything.resources) == [
+        ("Observation", "o1"), ("Observation", "o2"), ("Observation", "o3"), ("Patient", "p1")]
+    assert ids(repo.everything("p1", [("_type", "Patient")])) == ["p1"]
+    with pytest.raises(NotFound):
+        repo.everything("p2", compartment=mine)
+    with pytest.raises(NotFound):
+        repo.everything("nobody")
+
+
+def test_transaction_rewrites_urn_uuid_and_is_atomic(repo: FhirRepository) -> None:
+    pid = deterministic_id("FNXRMYY", "Patient", "0001")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6a9f1c1e-0000-4000-8000-000000000001",
+         "resource": observation("tmp", "placeholder", "718-7", "2024-03-01", 120)
+         | {"subject": {"reference": f"urn:uuid:{pid}"}},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"fullUrl": f"urn:uuid:{pid}", "resource": patient(pid),
+         "request": {"method": "PUT", "url": f"Patient/{pid}"}},
+        {"resource": {"resourceType": "Provenance", "recorded": "2024-03-01T09:00:00Z",
+                      "target": [{"reference": "urn:uuid:6a9f1c1e-0000-4000-8000-000000000001"}],
+                      "agent": [{"who": {"reference": "Organization/org-a"}}]},
+         "request": {"method": "POST", "url": "Provenance"}},
+    ]}
+    response = repo.transaction(bundle)
+    assert response["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in response["entry"]]
+    assert statuses == ["201 Created", "201 Created", "201 Created"]
+    obs_id = response["entry"][0]["response"]["location"].split("/")[1]
+    obs = repo.read("Observation", obs_id)
+    assert obs["subject"]["reference"] == f"Patient/{pid}"
+    prov = repo.search("Provenance", [("target", f"Observation/{obs_id}")])
+    assert prov.total == 1
+    again = repo.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [bundle["entry"][1]]})
+    assert again["entry"][0]["response"]["status"] == "200 OK"
+    assert repo.read("Patient", pid)["meta"]["versionId"] == "1"
+
+    failing = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient("p-new"), "request": {"method": "PUT", "url": "Patient/p-new"}},
+        {"resource": patient("p-other"), "request": {"method": "PUT", "url": "Patient/p-other", "ifMatch": 'W/"5"'}},
+    ]}
+    with pytest.raises(PreconditionFailed, match=r"entry\[1\]"):
+        repo.transaction(failing)
+    with pytest.raises(NotFound):
+        repo.read("Patient", "p-new")
+    with pytest.raises(BadRequest):
+        repo.transaction({"resourceType": "Bundle", "type": "batch", "entry": []})
+    with pytest.raises(BadRequest):
+        repo.transaction({"resourceType": "Bundle", "type": "transaction",
+                          "entry": [{"resource": patient("x"), "request": {"method": "PATCH", "url": "Patient/x"}}]})
+
+
+def test_batch_reports_each_entry(repo: FhirRepository) -> None:
+    repo.update(patient("p1"))
+    response = repo.batch({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/p1"}},
+        {"request": {"method": "GET", "url": "Patient/nobody"}},
+        {"resource": patient("p2", mrn="0002"), "request": {"method": "PUT", "url": "Patient/p2"}},
+        {"request": {"method": "GET", "url": f"Patient?identifier={MRN}|0002"}},
+        {"request": {"method": "DELETE", "url": "Patient/p1"}},
+    ]})
+    statuses = [e["response"]["status"] for e in response["entry"]]
+    assert statuses == ["200 OK", "404 Not Found", "201 Created", "200 OK", "204 No Content"]
+    assert response["entry"][1]["response"]["outcome"]["issue"][0]["code"] == "not-found"
+    assert response["entry"][3]["resource"]["total"] == 1
+    with pytest.raises(Gone):
+        repo.read("Patient", "p1")
+
+
+def test_deterministic_ids() -> None:
+    a = deterministic_id("FNXRMYY", "Patient", "0001")
+    assert a == deterministic_id("fnxrmyy ", "Patient", "0001")
+    assert a != deterministic_id("FNZYY", "Patient", "0001")
+    assert a != deterministic_id("FNXRMYY", "Encounter", "0001")
+    assert len(a) == 36
+    with pytest.raises(ValueError):
+        deterministic_id("", "Patient", "1")
