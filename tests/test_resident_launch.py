@@ -269,7 +269,7 @@ def test_redirect_uri_must_match_exactly(http, engine):
     assert r.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("over,error", [
+BAD_REQUESTS = [
     ({"scope": "patient/*.cruds"}, "invalid_scope"),
     ({"scope": "system/*.rs"}, "invalid_scope"),
     ({"scope": "openid fhirUser"}, "invalid_scope"),
@@ -277,13 +277,16 @@ def test_redirect_uri_must_match_exactly(http, engine):
     ({"code_challenge_method": None, "code_challenge": None}, "invalid_request"),
     ({"aud": "https://other.example/fhir"}, "invalid_request"),
     ({"response_type": "token"}, "unsupported_response_type"),
-])
-def test_bad_authorization_requests_are_redirected_with_the_error(http, engine, over, error):
+]
+
+
+def test_bad_authorization_requests_are_redirected_with_the_error(http, engine):
     _, challenge = pkce()
-    r = http.get("/auth/authorize", params=authorize_params(engine, challenge, **over), follow_redirects=False)
-    assert r.status_code == 303
-    q = parse_qs(urlsplit(r.headers["location"]).query)
-    assert q["error"] == [error] and q["state"] == ["s-42"]
+    for over, error in BAD_REQUESTS:
+        r = http.get("/auth/authorize", params=authorize_params(engine, challenge, **over), follow_redirects=False)
+        assert r.status_code == 303, over
+        q = parse_qs(urlsplit(r.headers["location"]).query)
+        assert q["error"] == [error] and q["state"] == ["s-42"], over
 
 
 def test_unknown_id_number_looks_the_same_but_sends_nothing(http, engine):
