@@ -365,3 +365,19 @@ def test_unknown_client_at_authorize_is_shown_not_redirected(http, engine):
     r = http.get("/auth/authorize?" + urlencode(authorize_params(engine, challenge, client_id="nobody")),
                  follow_redirects=False)
     assert r.status_code == 400 and "location" not in r.headers
+
+
+def test_expired_state_is_purged_but_live_state_kept(http, engine):
+    live = launch(http, engine)
+    resident = engine.auth.resident
+    old = {"exp": 1}
+    resident.codes.insert({"_id": "old-code", **old})
+    resident.refresh.insert({"_id": "old-refresh", "family": "f", **old})
+    engine.auth.revoked.insert({"_id": "old-jti", **old})
+    _, challenge = pkce()
+    http.get("/auth/authorize", params=authorize_params(engine, challenge))  # purges as a side effect
+    assert resident.codes.get("old-code") is None and resident.refresh.get("old-refresh") is None
+    assert engine.auth.revoked.get("old-jti") is None
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": live["refresh_token"],
+                                       "client_id": APP})
+    assert r.status_code == 200

@@ -205,7 +205,7 @@ class AuthService:
 
     def purge_revoked(self) -> int:
         """Forget revocations of tokens that have expired anyway."""
-        old = self.revoked.find({"exp": {"$lt": int(time.time())}}, limit=1000)
+        old = self.revoked.find({"exp": {"$lt": int(time.time())}}, limit=100)
         for d in old:
             self.revoked.delete(d["_id"])
         return len(old)
