@@ -68,7 +68,7 @@ MAX_ACK_WARNINGS = 50
 
 
 class Repository(Protocol):
-    def write_many(self, resources: list[dict[str, Any]]) -> list[Any]: ...
+    def write_many(self, resources: list[dict[str, Any]], *, create_only: set[str] = ...) -> list[Any]: ...
 
 
 class AuditSink(Protocol):
@@ -473,7 +473,9 @@ class Ingestor:
         try:
             with self.store.transaction():
                 t0 = time.perf_counter()
-                results = self.repository.write_many(resources) if self.repository is not None else []
+                create_only = getattr(item.conversion, "create_only", None) or ()
+                results = (self.repository.write_many(resources, create_only=set(create_only))
+                           if self.repository is not None else [])
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
                 for result in results:
