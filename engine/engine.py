@@ -12,6 +12,7 @@ from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
 from engine.identity.mpi import IdentityService
+from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
 from engine.recognition.service import Recognition
 from engine.repository import open_store
@@ -29,7 +30,8 @@ class Engine:
         self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
         self.auth = AuthService(settings, store=self.store)
         # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
-        self.identity = IdentityService(self.store, self.repository)
+        self.identity = IdentityService(self.store, self.repository,
+                                        key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         # ... and each event is also stored as a FHIR AuditEvent so residents can search their own

@@ -16,11 +16,13 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
+from mappings.site import urn_part
 
 Rule = dict[str, Any]
 Converter = Callable[[Repetition, Rule, Context], Any]
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
@@ -205,12 +207,12 @@ def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         return None
     ident: dict[str, Any] = {"value": value}
     namespace, universal, universal_type = rep.comp(4, 1), rep.comp(4, 2), rep.comp(4, 3)
-    if universal and universal_type.upper() in ("ISO", "OID"):
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
         ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL"):
+    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     type_code = rep.comp(5).strip() or rule.get("identifier_type", "")
     if type_code:
         ident["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
@@ -229,12 +231,12 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         return None
     ident: dict[str, Any] = {"value": value}
     namespace, universal, universal_type = rep.comp(2), rep.comp(3), rep.comp(4)
-    if universal and universal_type.upper() in ("ISO", "OID"):
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
         ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL"):
+    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     return ident
 
 
@@ -374,11 +376,11 @@ def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 
 def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
-    """PL → Reference (display only): point of care / room / bed, facility, building, floor."""
-    parts = [rep.comp(i).strip() for i in (4, 7, 8, 1, 2, 3)]
-    parts += [rep.comp(9).strip()]
-    text = " ".join(p for p in parts if p)
-    return {"display": text} if text else None
+    """PL → Location (IG "PL to Location"): point of care, room, bed, with the facility (PL-4),
+    building (PL-7), floor (PL-8) and description (PL-9) → Reference with display."""
+    from adapters.convert.common import location
+
+    return location(rep, ctx)
 
 
 def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
