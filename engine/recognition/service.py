@@ -289,6 +289,8 @@ class Recognition:
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
         repeat = from_doc(group[0])
+        if repeat.order is None:  # the report may name the order while its observations do not
+            repeat = replace(repeat, order=next((d["order"] for d in group if d.get("order")), None))
         order = self._order_for(repeat)
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if group_key(to_doc(c)) != key]
