@@ -29,7 +29,8 @@ class Engine:
         self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
         self.auth = AuthService(settings, store=self.store)
         # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
-        self.identity = IdentityService(self.store, self.repository, key=load_or_create_identity_key(settings.data_dir))
+        self.identity = IdentityService(self.store, self.repository,
+                                        key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         # ... and each event is also stored as a FHIR AuditEvent so residents can search their own

@@ -216,18 +216,43 @@ def test_checkpoint_text_round_trips(log: AuditLog) -> None:
     assert again == cp and verify_checkpoint(again, log.keys)
 
 
-def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(settings: Settings) -> None:
+def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(store: Store,
+                                                                    backend_settings: Settings) -> None:
     import time
 
-    from engine.engine import Engine
-
-    with Engine(settings.with_(audit_checkpoint_seconds=0.2, audit_checkpoint_every=1000)) as eng:
+    s = backend_settings.with_(audit_checkpoint_seconds=0.2, audit_checkpoint_every=1000)
+    audit = AuditLog(store, s, AuditKeys.load(s))
+    audit.start()
+    try:
         for i in range(3):
-            eng.audit.record(event(i))
+            audit.record(event(i))
         deadline = time.monotonic() + 5
-        while (eng.audit.latest_checkpoint() is None) and time.monotonic() < deadline:
+        while ((audit.latest_checkpoint() or None) is None or audit.latest_checkpoint().size < 3) \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        cp = eng.audit.latest_checkpoint()
-        assert cp is not None and cp.size == 3 and cp.seq == 0
+        cp = audit.latest_checkpoint()
+        assert cp is not None and cp.size == 3
         time.sleep(0.5)  # nothing new: no new checkpoint
-        assert eng.audit.latest_checkpoint().seq == 0
+        assert audit.latest_checkpoint().seq == cp.seq
+    finally:
+        audit.close()
+
+
+def test_closing_the_log_signs_the_unsigned_tail(log: AuditLog) -> None:
+    for i in range(3):
+        log.record(event(300 + i))
+    assert log.latest_checkpoint().size == N
+    log.close()
+    assert log.latest_checkpoint().size == N + 3
+    log.close()  # nothing new: no second checkpoint
+    assert log.latest_checkpoint().size == N + 3 and len(log.list_checkpoints()) == N // 8 + 1
+
+
+def test_a_new_base_url_does_not_change_the_log_or_its_key_ids(log: AuditLog, store: Store,
+                                                                backend_settings: Settings) -> None:
+    moved = backend_settings.with_(base_url="https://huren.funing.example")
+    reopened = AuditLog(store, moved, AuditKeys.load(moved))
+    assert reopened.origin == log.origin and reopened.keys.current_id == log.keys.current_id
+    reopened.record(event(400))
+    reopened.checkpoint()
+    assert verify_online(reopened).ok

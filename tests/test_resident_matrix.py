@@ -131,14 +131,10 @@ def test_reads_outside_the_compartment_look_like_nothing(http, world, me, other)
         _same_as_missing(http, h, f"/fhir/Patient/{pid}/$everything", pid)
 
 
-@pytest.mark.xfail(strict=True, reason="repository reports 410 Gone before the compartment check "
-                                       "(engine/api/fhir.py read): a deleted record of another patient is hinted")
 def test_deleted_record_of_another_patient_is_404_not_410(http, world):
     _same_as_missing(http, token(world, "zhang"), "/fhir/Observation/obs-fn-li-deleted", "obs-fn-li-deleted")
 
 
-@pytest.mark.xfail(strict=True, reason="vread outside the compartment says 'is not known' where a missing "
-                                       "resource says 'has no version 1' (engine/api/fhir.py vread): distinguishable")
 def test_vread_of_another_patient_reads_like_a_missing_one(http, world):
     _same_as_missing(http, token(world, "zhang"), "/fhir/Observation/obs-fn-li/_history/1", "obs-fn-li")
 

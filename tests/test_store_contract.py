@@ -170,3 +170,26 @@ def test_rejects_unsafe_names(store: Store) -> None:
             store.collection("bad name; drop table")
         with pytest.raises(ValueError):
             coll.find({"a') OR 1=1 --": 1})
+
+
+def test_sqlite_readers_are_not_blocked_by_an_open_write_transaction(settings: Settings) -> None:
+    store = open_store(settings)
+    coll = store.collection("messages")
+    coll.insert({"_id": "committed", "n": 1})
+    seen: dict[str, object] = {}
+    with store.transaction():
+        coll.insert({"_id": "pending", "n": 2})
+        assert coll.get("pending") is not None  # the writer sees its own pending write
+
+        def reader() -> None:
+            seen["committed"] = coll.get("committed")
+            seen["pending"] = coll.get("pending")
+
+        t = threading.Thread(target=reader)
+        t.start()
+        t.join(timeout=5)
+        assert not t.is_alive(), "a reader waited for the writer's transaction"
+    assert seen["committed"] == {"_id": "committed", "n": 1}
+    assert seen["pending"] is None  # not committed yet when it read
+    assert coll.get("pending") is not None
+    store.close()

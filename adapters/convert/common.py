@@ -18,6 +18,7 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from mappings.site import urn_part
 
 Resource = dict[str, Any]
 
@@ -60,17 +61,48 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     if display:
         name["text"] = display
     res: Resource = {"resourceType": "Practitioner"}
+    # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
+    # sent with and without XCN-9 is one Practitioner
+    authority = rep.comp(9, 1).strip() or ctx.code
     if ident:
-        authority = rep.comp(9, 1).strip()
-        system = f"urn:huren:id:{authority}" if authority else f"urn:huren:practitioner:{ctx.code}"
+        system = (
+            f"urn:huren:practitioner:{ctx.urn_code}"
+            if authority == ctx.code
+            else f"urn:huren:id:{urn_part(authority)}"
+        )
         res["identifier"] = [{"system": system, "value": ident}]
     if name:
         res["name"] = [name]
-    key = f"id|{rep.comp(9, 1)}|{ident}" if ident else f"name|{family}|{given}"
+    key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
     ref: dict[str, Any] = ctx.put(res, key)
     if display:
         ref["display"] = display
     return ref
+
+
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
+def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
+    care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
+    facility = rep.comp(4, 1).strip()
+    building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
+    if not (care or room or bed or description):
+        return None
+    display = " ".join(p for p in (description or care, room, bed) if p)
+    res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
+    if description and care:
+        res["alias"] = [care]
+    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
+    res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
+    where = " ".join(p for p in (building, floor) if p)
+    if where:
+        res["description"] = where
+    if not facility or facility == ctx.code:
+        res["managingOrganization"] = organization(ctx)
+    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
+    return {**ref, "display": display}
 
 
 def _cjk(text: str) -> bool:
@@ -223,6 +255,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, identifiers = patient_key(pid, ctx)
     res: Resource = {"resourceType": "Patient", "identifier": identifiers, "active": True}
     apply_table("pid_patient", {"PID": pid}, ctx, res)
+    pd1 = _following(pid, "PD1", ctx)
+    if pd1 is not None:
+        apply_table("pd1_patient", {"PD1": pd1}, ctx, res)
     if "deceasedDateTime" in res:
         res.pop("deceasedBoolean", None)
     if "multipleBirthInteger" in res:
@@ -234,6 +269,13 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if display:
         ref = {**ref, "display": display}
     return key, ref
+
+
+def _following(seg: Segment, name: str, ctx: Context) -> Segment | None:
+    """The ``name`` segment right after ``seg`` (PD1 belongs to the PID it follows)."""
+    segments = ctx.message.segments
+    pos = seg.position + 1
+    return segments[pos] if pos < len(segments) and segments[pos].name == name else None
 
 
 def patient_ref(ctx: Context, key: str) -> dict[str, str]:
@@ -270,7 +312,7 @@ def encounter(
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for ident in res.get("identifier", ()):
-        ident.setdefault("system", f"urn:huren:visit:{ctx.code}")
+        ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
 
 
@@ -383,7 +425,10 @@ def provenance(ctx: Context) -> None:
             {
                 "role": "source",
                 "what": {
-                    "identifier": {"system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.code}", "value": msh.control_id},
+                    "identifier": {
+                        "system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.urn_code}",
+                        "value": msh.control_id,
+                    },
                     "display": f"HL7 v{msh.version} {kind} message {msh.control_id} from {ctx.code}",
                 },
             }

@@ -9,11 +9,12 @@ segment that had no mapping, for the fidelity report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from mappings.site import Institution, Site
+from mappings.site import Institution, Site, urn_part
 
 try:  # the repository's helper, once merged; the local stand-in computes the same kind of id
     from engine.repository.ids import deterministic_id  # type: ignore[import-not-found]
@@ -21,6 +22,12 @@ except ImportError:  # pragma: no cover - depends on merge order
     from adapters.convert.ids import deterministic_id
 
 Resource = dict[str, Any]
+
+
+@lru_cache(maxsize=65536)
+def _cached_id(institution: str, resource_type: str, key: str) -> str:
+    """The same organisation, patients and staff recur in every message; hashing costs µs."""
+    return deterministic_id(institution, resource_type, key)
 
 
 @dataclass
@@ -31,11 +38,19 @@ class Context:
     resources: dict[str, Resource] = field(default_factory=dict)  # "Type/id" → resource, in creation order
     warnings: list[HL7Error] = field(default_factory=list)
     unmapped: list[dict[str, str]] = field(default_factory=list)
+    # "Type/id" of resources a result/order message carries only so the bundle stands alone
+    # (its PID/PV1 are usually thinner than the ADT feed's): write them only if absent
+    create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
     def code(self) -> str:
         return self.institution.code
+
+    @property
+    def urn_code(self) -> str:
+        """The institution code as it goes into ``urn:huren:<kind>:<code>`` systems."""
+        return urn_part(self.institution.code)
 
     @property
     def tz(self) -> str:
@@ -46,7 +61,7 @@ class Context:
         return self.institution.code_system
 
     def id_for(self, resource_type: str, key: str) -> str:
-        return deterministic_id(self.code, resource_type, key)
+        return _cached_id(self.code, resource_type, key)
 
     def ref(self, resource_type: str, key: str, display: str = "") -> dict[str, str]:
         ref = {"reference": f"{resource_type}/{self.id_for(resource_type, key)}"}

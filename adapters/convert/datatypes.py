@@ -16,6 +16,7 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
+from mappings.site import urn_part
 
 Rule = dict[str, Any]
 Converter = Callable[[Repetition, Rule, Context], Any]
@@ -210,7 +211,7 @@ def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     elif universal and universal_type.upper() in ("URI", "URL"):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     type_code = rep.comp(5).strip() or rule.get("identifier_type", "")
     if type_code:
         ident["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
@@ -234,7 +235,7 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     elif universal and universal_type.upper() in ("URI", "URL"):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     return ident
 
 
@@ -374,11 +375,11 @@ def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 
 def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
-    """PL → Reference (display only): point of care / room / bed, facility, building, floor."""
-    parts = [rep.comp(i).strip() for i in (4, 7, 8, 1, 2, 3)]
-    parts += [rep.comp(9).strip()]
-    text = " ".join(p for p in parts if p)
-    return {"display": text} if text else None
+    """PL → Location (IG "PL to Location"): point of care, room, bed, with the facility (PL-4),
+    building (PL-7), floor (PL-8) and description (PL-9) → Reference with display."""
+    from adapters.convert.common import location
+
+    return location(rep, ctx)
 
 
 def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:

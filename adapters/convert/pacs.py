@@ -95,7 +95,7 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
         sr.setdefault("identifier", []).append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.code}",
+                "system": f"urn:huren:accession:{ctx.urn_code}",
                 "value": accession,
             }
         )
@@ -195,7 +195,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         identifiers.append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.code}",
+                "system": f"urn:huren:accession:{ctx.urn_code}",
                 "value": accession,
             }
         )
@@ -221,21 +221,14 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
             reason = cwe(obr.rep(31), {}, ctx)
             if reason:
                 study["reasonCode"] = [reason]
-    zds = ctx.message.get("ZDS")
     series = _series(group, ctx, modality, obr)
     if series:
         study["series"] = series
         study["numberOfSeries"] = len(series)
-    elif zds is not None and zds.value(2).isdigit():
-        study["numberOfSeries"] = int(zds.value(2))
     if info.get("encounter"):
         study["encounter"] = info["encounter"]
     if info.get("request"):
         study["basedOn"] = [info["request"]]
-    study["referrer"] = None
-    study.pop("referrer")
-    study["location"] = None
-    study.pop("location")
     key = f"uid|{uid}" if uid else f"acsn|{accession}" if accession else f"{info['key']}|study"
     if obr is not None:
         interpreter = _interpreter(obr, ctx)
@@ -301,7 +294,7 @@ def _document_reference(
     if txa is not None:
         apply_table("txa_documentreference", {"TXA": txa}, ctx, doc)
         if txa.value(12):
-            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.code}", "value": txa.value(12)}
+            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
     if "type" not in doc and group.obr is not None:
         code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
         if code:

@@ -13,7 +13,7 @@ from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, decimal, ei
 from adapters.convert.engine import apply_table
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
 
@@ -89,6 +89,9 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
     for seg in ctx.message.segments:
         name = seg.name
         if name == "ORC":
+            if current is not None and current.obr is not None and current.orc is None and not current.obx:
+                current.orc = seg  # OUL^R22 puts the ORC after its OBR
+                continue
             if pending_orc is not None:  # an order without OBR (pharmacy RXO...): nothing of ours
                 leftover.append(pending_orc)
             pending_orc = seg
@@ -116,7 +119,7 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
                     current.spm.append(seg)
             else:
                 current.spm.append(seg)
-        elif name not in ("MSH", "PID", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC", "SAC"):
+        elif name not in ("MSH", "PID", "PD1", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC"):
             leftover.append(seg)
     if pending_orc is not None:
         out.append(Group(pending_orc, None))
@@ -185,7 +188,7 @@ def service_request(
     for seg, fno, kind in ((placer, pf, "PLAC"), (filler, ff, "FILL")):
         if seg is not None:
             ident = ei(seg.rep(fno), {}, ctx) or {}
-            ident.setdefault("system", f"urn:huren:order:{ctx.code}")
+            ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             ident["type"] = {"coding": [{"system": common.V2_0203, "code": kind}]}
             identifiers.append(ident)
     if identifiers:
@@ -200,6 +203,13 @@ def service_request(
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
         res["code"] = code
+    elif obr is not None:
+        raise obr.error(
+            "OBR-4 (universal service identifier) is required: it names the test or exam ordered",
+            4,
+            1,
+            code=REQUIRED_FIELD_MISSING,
+        )
     apply_table("servicerequest", {"ORC": orc, "OBR": obr}, ctx, res)
     reason = common.retest_reason(orc, ctx)
     if reason:
@@ -222,7 +232,7 @@ def specimens(
         apply_table("spm_specimen", {"SPM": spm}, ctx, res)
         ident = spm.value(2, comp=1, sub=1) or spm.value(2, comp=2, sub=1)
         if ident:
-            res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.code}", "value": ident}]
+            res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.urn_code}", "value": ident}]
         refs.append(ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}"))
     obr = group.obr
     if not refs and obr is not None and obr.value(15):
@@ -307,11 +317,10 @@ def observation(
     if interp:
         res["interpretation"] = interp
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
-    if "effectiveDateTime" not in res and group.obr is not None and group.obr.value(7):
-        try:
-            res["effectiveDateTime"] = to_fhir_datetime(group.obr.value(7), ctx.tz)
-        except TimestampError as exc:
-            ctx.warn(group.obr.error(f"OBR-7: {exc}", 7, code=DATA_TYPE_ERROR))
+    if "effectiveDateTime" not in res:
+        effective = _effective(obx, group, ctx)
+        if effective:
+            res["effectiveDateTime"] = effective
     res.setdefault("performer", []).insert(0, performer)
     if specimen:
         res["specimen"] = specimen
@@ -319,6 +328,29 @@ def observation(
     if notes:
         res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
+
+
+def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
+    """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report), then
+    MSH-7 with a warning — the result date decides recognition windows, so it is never left out."""
+    candidates: list[tuple[Segment, int]] = []
+    if group.obr is not None:
+        candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
+    msh = ctx.message.msh
+    candidates.append((msh, 7))
+    for seg, fno in candidates:
+        text = seg.value(fno)
+        if not text:
+            continue
+        try:
+            value = to_fhir_datetime(text, ctx.tz)
+        except TimestampError as exc:
+            ctx.warn(seg.error(f"{seg.name}-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
+            continue
+        if seg is msh:
+            ctx.warn(obx.error("OBX-14 (and OBR-7/8/22) empty: the result date is taken from MSH-7", 14))
+        return value
+    return None
 
 
 def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
@@ -573,7 +605,7 @@ def diagnostic_report(
     if obr is not None:
         ident = ei(obr.rep(3), {}, ctx) or ei(obr.rep(2), {}, ctx)
         if ident:
-            ident.setdefault("system", f"urn:huren:order:{ctx.code}")
+            ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
     return ctx.put(res, key)
 

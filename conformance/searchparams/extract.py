@@ -46,6 +46,7 @@ def extract(tgz: Path) -> dict[str, Any]:
     params: dict[str, dict[str, Any]] = {t: {} for t in RESOURCE_TYPES}
     common: dict[str, Any] = {}
     compartment: dict[str, list[str]] = {}
+    all_types: set[str] = set()
     skipped: list[str] = []
     with tarfile.open(tgz) as tar:
         for member in tar.getmembers():
@@ -54,6 +55,8 @@ def extract(tgz: Path) -> dict[str, Any]:
                 continue
             data = json.load(tar.extractfile(member))  # type: ignore[arg-type]
             if data.get("resourceType") == "CompartmentDefinition":
+                # the Patient CompartmentDefinition lists every R4 resource type, in or out of it
+                all_types.update(entry["code"] for entry in data["resource"])
                 for entry in data["resource"]:
                     if entry["code"] in RESOURCE_TYPES:
                         compartment[entry["code"]] = list(entry.get("param", []))
@@ -103,6 +106,7 @@ def extract(tgz: Path) -> dict[str, Any]:
         "common": dict(sorted(common.items())),
         "types": {t: dict(sorted(ps.items())) for t, ps in sorted(params.items())},
         "compartment": {"Patient": dict(sorted(compartment.items()))},
+        "resource_types": sorted(all_types | set(RESOURCE_TYPES)),
     }
 
 

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
 INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
-INDEX_BATCH = 500
+INDEX_BATCH = 64  # small: each batch holds the store's write lock, which requests' appends wait for
 
 
 def seq_key(seq: int) -> str:
@@ -73,7 +73,7 @@ class AuditLog:
         self.store = store
         self.settings = settings
         self.keys = keys
-        self.origin = log_origin(settings)
+        self.origin = log_origin(settings)  # replaced by the stored origin below
         self.repository = repository  # FhirRepository: stores the AuditEvent copy for searches
         self.leaves = store.collection(LEAVES)
         self.nodes = store.collection(NODES)
@@ -82,6 +82,7 @@ class AuditLog:
         self.leaves.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["size"])
+        self.origin = self._stored_origin(self.origin)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
@@ -92,6 +93,17 @@ class AuditLog:
         self._reload()
 
     # ------------------------------------------------------------------ state
+    def _stored_origin(self, proposed: str) -> str:
+        """The log's name is fixed when it starts: checkpoints and exports name it, so a later
+        change of ``HUREN_BASE_URL`` must not make the log look like another one."""
+        doc = self.meta.get("origin")
+        if doc is None:
+            try:
+                self.meta.insert({"_id": "origin", "origin": proposed})
+            except DuplicateKey:
+                doc = self.meta.get("origin")
+        return str(doc["origin"]) if doc else proposed
+
     def _reload(self) -> None:
         """Rebuild the in-memory right edge (and checkpoint state) from the database."""
         last = self.leaves.find(sort=[("seq", -1)], limit=1)
@@ -209,6 +221,11 @@ class AuditLog:
             if thread is not None:
                 thread.join(timeout=5)
         self._timer = self._indexer = None
+        if self.keys.can_sign and self.size:
+            try:  # sign the tail so a clean shutdown leaves every record covered
+                self.checkpoint()
+            except Exception:
+                log.exception("audit: final checkpoint failed")
         if self.repository is not None:
             try:
                 self.flush_index()
@@ -263,6 +280,7 @@ class AuditLog:
                             self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
                 copied += len(docs)
                 upto = docs[-1]["seq"] + 1
+                time.sleep(0)  # let a waiting request's append take the store between batches
 
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:

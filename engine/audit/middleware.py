@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.audit.events import build_event, now_instant, outcome_for_status, requestor_agent, worst
-from engine.audit.keys import log_origin
 from engine.audit.note import AuditNote
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ class AuditMiddleware:
         refused = False
 
         def build_and_record(status: int | None, error: str | None) -> None:
-            engine.audit.record(event_for_request(scope, notes, status, start, log_origin(engine.settings), error))
+            engine.audit.record(event_for_request(scope, notes, status, start, engine.audit.origin, error))
 
         async def write(status: int | None, error: str | None = None) -> None:
             # one hop to a worker thread: the store may block (SQLite lock, a MongoDB round trip)

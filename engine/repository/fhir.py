@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -28,7 +29,6 @@ from engine.repository.search import ParsedSearch, SearchParser
 from engine.repository.searchparams import SearchParams, load
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
 INCLUDE_LIMIT = 1000
 EVERYTHING_COUNT = 1000
@@ -158,7 +158,35 @@ class FhirRepository:
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
         self._clock_lock = threading.Lock()
+        self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_instant = datetime.min.replace(tzinfo=UTC)
+
+    # -- group commit -----------------------------------------------------------------------------
+    @contextmanager
+    def _grouped(self) -> Iterator[None]:
+        """Inside the caller's transaction, buffer new versions and put them in one backend call.
+
+        Writes with hooks are never buffered (a hook must see its resource stored).
+        """
+        outer = getattr(self._local, "pending", None)
+        if outer is not None:
+            yield
+            return
+        self._local.pending = []
+        try:
+            yield
+            self._flush()
+        finally:
+            self._local.pending = None
+
+    def _flush(self) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending:
+            self.backend.put_many(pending)
+            pending.clear()
+
+    def _pending_keys(self) -> set[tuple[str, str]]:
+        return {(rec.type, rec.id) for rec, _, _ in getattr(self._local, "pending", None) or ()}
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
@@ -175,10 +203,12 @@ class FhirRepository:
         return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
     # -- reads -------------------------------------------------------------------------------------
-    @staticmethod
-    def _check(rtype: str, rid: str) -> None:
-        if not _TYPE.match(rtype or ""):
-            raise BadRequest(f"'{rtype}' is not a resource type")
+    def _check_type(self, rtype: str) -> None:
+        if rtype not in self.params.resource_types:
+            raise NotFound(f"'{rtype}' is not a FHIR R4 resource type")
+
+    def _check(self, rtype: str, rid: str) -> None:
+        self._check_type(rtype)
         if not _ID.match(rid or ""):
             raise BadRequest(f"'{rid}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
 
@@ -223,8 +253,8 @@ class FhirRepository:
     def _prepare(self, resource: Any) -> dict[str, Any]:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise BadRequest("the body must be a FHIR resource (a JSON object with resourceType)")
-        if not _TYPE.match(resource["resourceType"]):
-            raise BadRequest(f"'{resource['resourceType']}' is not a resource type", expression=["resourceType"])
+        if resource["resourceType"] not in self.params.resource_types:
+            raise BadRequest(f"'{resource['resourceType']}' is not a FHIR R4 resource type", expression=["resourceType"])
         return resource
 
     def _store(
@@ -252,11 +282,17 @@ class FhirRepository:
         stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, orjson.dumps(stored))
-        with self.store.transaction():
+        issues: list[dict[str, Any]] = []
+        pending = getattr(self._local, "pending", None)
+        if pending is not None and not self._hooks:  # group commit: written together by _flush()
+            pending.append((rec, rows, existing))
+        elif self._hooks or not getattr(self.store, "in_transaction", False):
+            with self.store.transaction():
+                self.backend.put(rec, rows, existing)
+                for hook in self._hooks:
+                    issues.extend(hook(stored, previous) or ())
+        else:  # already inside the caller's transaction (write_many, Bundles): no savepoint needed
             self.backend.put(rec, rows, existing)
-            issues: list[dict[str, Any]] = []
-            for hook in self._hooks:
-                issues.extend(hook(stored, previous) or ())
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
     def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
@@ -335,16 +371,20 @@ class FhirRepository:
         if self.validator is not None:  # all valid before anything is written, on every backend
             for r in prepared:
                 self.validator.validate(r)
-        with self.store.transaction():
+        with self.store.transaction(), self._grouped():
             current = self.backend.current_many([(r["resourceType"], r["id"]) for r in prepared])
             results = []
+            written: set[tuple[str, str]] = set()
             for r in prepared:
                 key = (r["resourceType"], r["id"])
-                result = self._store(r, current.get(key), validate=False)
-                if result.changed:
+                if key in written:  # the same resource twice: store the first before versioning the second
+                    self._flush()
                     rec = self.backend.current(*key)
                     if rec is not None:
                         current[key] = rec
+                result = self._store(r, current.get(key), validate=False)
+                if result.changed:
+                    written.add(key)
                 results.append(result)
             return results
 
@@ -357,8 +397,8 @@ class FhirRepository:
     def parse_search(
         self, rtype: str | None, params: Sequence[tuple[str, str]], compartment: Collection[str] | None = None
     ) -> ParsedSearch:
-        if rtype is not None and not _TYPE.match(rtype):
-            raise BadRequest(f"'{rtype}' is not a resource type")
+        if rtype is not None:
+            self._check_type(rtype)
         comp = frozenset(compartment) if compartment is not None else None
         return self.parser.parse(rtype, params, chain=self._chain, compartment=comp)
 
@@ -505,17 +545,38 @@ class FhirRepository:
                             exc.args = (exc.diagnostics,)
                             raise
                         plan["validated"] = True
+            targets = [(p["resource"]["resourceType"], p["resource"]["id"]) for p in plans
+                       if p.get("resource") is not None and p.get("match") is None]
+            targets += [(p["path"][0], p["path"][1]) for p in plans if p["method"] == "DELETE" and len(p["path"]) == 2]
+            if len(targets) != len(set(targets)):
+                twice = next(t for t in targets if targets.count(t) > 1)
+                raise BadRequest(f"{twice[0]}/{twice[1]} is the target of more than one entry of the transaction")
+            current = self.backend.current_many([(p["resource"]["resourceType"], p["resource"]["id"])
+                                                 for p in plans if p["method"] == "PUT"])
+            for plan in plans:
+                if plan["method"] == "PUT":
+                    res = plan["resource"]
+                    plan["existing"] = current.get((res["resourceType"], res["id"]))
             responses: list[dict[str, Any] | None] = [None] * len(plans)
             order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
-            for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
-                try:
-                    responses[plan["n"]] = self._execute(plan, compartment, touched)
-                except FhirError as exc:
-                    exc.diagnostics = f"entry {plan['n']} ({plan['method']} {plan['url']}): {exc.diagnostics}"
-                    exc.args = (exc.diagnostics,)
-                    raise
+            with self._grouped():
+                for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
+                    if plan["method"] == "GET":
+                        self._flush()
+                    responses[plan["n"]] = self._execute_entry(plan, compartment, touched)
         return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
                 "entry": responses}
+
+    def _execute_entry(
+        self, plan: dict[str, Any], compartment: Collection[str] | None, touched: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """One transaction entry; errors name the entry."""
+        try:
+            return self._execute(plan, compartment, touched)
+        except FhirError as exc:
+            exc.diagnostics = f"entry {plan['n']} ({plan['method']} {plan['url']}): {exc.diagnostics}"
+            exc.args = (exc.diagnostics,)
+            raise
 
     def batch(
         self,
@@ -564,7 +625,7 @@ class FhirRepository:
         plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
                                 "resource": None, "if_match": request.get("ifMatch"),
                                 "if_none_exist": request.get("ifNoneExist")}
-        if not parts or not _TYPE.match(parts[0]):
+        if not parts or parts[0] not in self.params.resource_types:
             raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
                              expression=[f"{where}.request.url"])
         full_url = entry.get("fullUrl")
@@ -637,7 +698,10 @@ class FhirRepository:
             self._check(resource["resourceType"], resource["id"])
             result = self._store(resource, None, skip_unchanged=False, validate=validate)
         else:
-            existing = self.backend.current(resource["resourceType"], resource["id"])
+            if "existing" in plan:
+                existing = plan["existing"]  # prefetched for the whole transaction
+            else:
+                existing = self.backend.current(resource["resourceType"], resource["id"])
             if plan["if_match"]:
                 wanted = parse_etag(plan["if_match"])
                 if existing is None or existing.deleted or existing.version != wanted:

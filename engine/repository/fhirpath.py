@@ -61,11 +61,21 @@ def _split_steps(path: str) -> list[str]:
     return steps
 
 
+# R4 choice elements (``value[x]`` ...) that the supported search expressions reach; only these
+# names are looked up as ``name`` + TypeName, which keeps the common path a single dict lookup.
+CHOICE_ELEMENTS = frozenset({
+    "value", "effective", "onset", "abatement", "deceased", "multipleBirth", "occurrence", "collected",
+    "occurred", "performed", "asNeeded", "timing", "serviced", "medication", "product", "born", "age",
+    "reported", "defaultValue", "item", "answer", "allowed", "used", "subject", "location", "doseNumber",
+    "seriesDoses", "content", "source", "target", "entered", "fixed", "pattern", "rate", "dose",
+})
+
+
 def _choice(node: dict[str, Any], name: str, cast: str | None) -> Any:
     if cast is not None:
         return node.get(name + cast[0].upper() + cast[1:])
     value = node.get(name)
-    if value is not None:
+    if value is not None or name not in CHOICE_ELEMENTS:
         return value
     n = len(name)
     for key, val in node.items():
@@ -187,6 +197,21 @@ def compile_expression(expression: str, resource_type: str | None = None) -> Eva
         return out
 
     return union
+
+
+def first_fields(expression: str) -> frozenset[str] | None:
+    """The top-level elements an expression starts from (``None`` when that cannot be said).
+
+    The indexer skips a parameter when none of them is present, which is most parameters of
+    any given resource.
+    """
+    names = set()
+    for part in split_union(expression):
+        steps = _split_steps(_INFIX_AS.sub(r"\1.as(\2)", part.strip()))
+        if len(steps) < 2 or not _STEP_FIELD.match(steps[1]):
+            return None
+        names.add(steps[1])
+    return frozenset(names)
 
 
 def parts_for_type(expression: str, resource_type: str) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.repository.fhirpath import CHOICE_ELEMENTS, first_fields
 from engine.repository.searchparams import SearchParams
 
 FAR_PAST = -1e13
@@ -24,6 +25,7 @@ _CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "url", "sms", "other"}
 _DATE = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+_CHOICE_STEM = re.compile(r"^([a-z][A-Za-z]*?)[A-Z]")
 _REF = re.compile(r"^(?:.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
@@ -97,22 +99,30 @@ class Indexer:
     def __init__(self, params: SearchParams, base_url: str = "") -> None:
         self.params = params
         self.base_url = base_url.rstrip("/")
-        self._plans: dict[str, list[tuple[str, str, Any]]] = {}
+        self._plans: dict[str, list[tuple[str, Any, Any, frozenset[str] | None]]] = {}
 
-    def _plan(self, rtype: str) -> list[tuple[str, str, Any]]:
+    def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
         if plan is None:
-            plan = [(p.code, p.type, p.evaluate) for p in self.params.for_type(rtype).values() if p.code != "_id"]
+            plan = [(p.code, getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
+                    for p in self.params.for_type(rtype).values() if p.code != "_id"]
             self._plans[rtype] = plan
         return plan
 
     def rows(self, resource: dict[str, Any]) -> IndexRows:
         rtype = resource["resourceType"]
         rows = IndexRows()
-        for code, kind, evaluate in self._plan(rtype):
+        present = set(resource)
+        for key in resource:  # choice elements: effectiveDateTime is there for "effective"
+            stem = _CHOICE_STEM.match(key)
+            if stem and stem.group(1) in CHOICE_ELEMENTS:
+                present.add(stem.group(1))
+        for code, index, evaluate, roots in self._plan(rtype):
+            if roots is not None and present.isdisjoint(roots):
+                continue
             values = evaluate(resource)
             if values:
-                getattr(self, "_" + kind)(rows, code, values)
+                index(rows, code, values)
         comp_params = self.params.compartment_params(rtype)
         if rtype == "Patient" and resource.get("id"):
             rows.compartments.add(resource["id"])

@@ -191,6 +191,11 @@ class MongoFhirBackend:
             self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
         rec.key = key
 
+    def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
+        with self.store.transaction():
+            for rec, rows, previous in items:
+                self.put(rec, rows, previous)
+
     def _filter(self, q: Query) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [{"deleted": False}]
         if q.type:

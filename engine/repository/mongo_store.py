@@ -52,6 +52,10 @@ class MongoStore:
         self.fhir = MongoFhirBackend(self)
 
     @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    @property
     def session(self) -> Any:
         return getattr(self._local, "session", None)
 

@@ -99,6 +99,9 @@ class FhirBackend(Protocol):
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
         """Store a new version (``rows`` None for a deletion), replacing ``previous``'s index rows."""
 
+    def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
+        """Several ``put``s at once (group commit); each ``previous`` must be distinct."""
+
     def search(self, query: Query) -> list[StoredResource]: ...
 
     def count(self, query: Query) -> int: ...

@@ -50,6 +50,7 @@ class SearchParams:
             merged.update({code: self._param(code, d, rtype) for code, d in params.items()})
             self._by_type[rtype] = merged
         self._common = common
+        self.resource_types: frozenset[str] = frozenset(data.get("resource_types") or self._by_type)
         self.compartment: dict[str, tuple[str, ...]] = {
             t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
         }

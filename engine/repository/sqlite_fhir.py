@@ -7,9 +7,9 @@ Tables (created at start, idempotently):
   parameter (JSON) for ``_sort``.
 * ``fhir_history(type, id, version, ...)`` — every version, for vread and ``_history``.
 * ``ix_token``, ``ix_ref``, ``ix_date``, ``ix_string``, ``ix_quantity``, ``ix_uri``, ``ix_comp`` —
-  index rows keyed by ``rid``. Each has a lookup index led by ``(type, param, value)`` (the
-  identifier and subject/code hot paths are single index range scans) and an ``(rid, param)``
-  index for the correlated checks of the remaining clauses.
+  index rows, each table clustered on ``(rid, param, ...)`` (``WITHOUT ROWID``: the table is
+  itself the index the correlated checks and deletes use) with one lookup index led by
+  ``(type, param, value)``, so the identifier and subject/code hot paths are single range scans.
 
 A query starts from its most selective clause (``query.selectivity``), forced with
 ``CROSS JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
@@ -51,34 +51,29 @@ CREATE INDEX IF NOT EXISTS fhir_resource_type ON fhir_resource (type);
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
-    deleted INTEGER NOT NULL, body BLOB, PRIMARY KEY (type, id, version)) WITHOUT ROWID;
+    deleted INTEGER NOT NULL, body BLOB);
+CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
 CREATE TABLE IF NOT EXISTS ix_token (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    system TEXT NOT NULL, code TEXT NOT NULL);
+    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, param, code, system)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_token_lookup ON ix_token (type, param, code, system);
-CREATE INDEX IF NOT EXISTS ix_token_rid ON ix_token (rid, param);
 CREATE TABLE IF NOT EXISTS ix_ref (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    rtype TEXT NOT NULL, ref TEXT NOT NULL);
+    rtype TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (rid, param, ref, rtype)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_ref_lookup ON ix_ref (type, param, ref, rtype);
-CREATE INDEX IF NOT EXISTS ix_ref_rid ON ix_ref (rid, param);
 CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    lo REAL NOT NULL, hi REAL NOT NULL);
+    lo REAL NOT NULL, hi REAL NOT NULL, PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (type, param, lo);
-CREATE INDEX IF NOT EXISTS ix_date_rid ON ix_date (rid, param);
 CREATE TABLE IF NOT EXISTS ix_string (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    norm TEXT NOT NULL, raw TEXT NOT NULL);
+    norm TEXT NOT NULL, raw TEXT NOT NULL, PRIMARY KEY (rid, param, norm, raw)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (type, param, norm);
-CREATE INDEX IF NOT EXISTS ix_string_rid ON ix_string (rid, param);
 CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL);
+    value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+    PRIMARY KEY (rid, param, value, system, code)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (type, param, value);
-CREATE INDEX IF NOT EXISTS ix_quantity_rid ON ix_quantity (rid, param);
 CREATE TABLE IF NOT EXISTS ix_uri (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    uri TEXT NOT NULL);
+    uri TEXT NOT NULL, PRIMARY KEY (rid, param, uri)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_uri_lookup ON ix_uri (type, param, uri);
-CREATE INDEX IF NOT EXISTS ix_uri_rid ON ix_uri (rid, param);
-CREATE TABLE IF NOT EXISTS ix_comp (rid INTEGER NOT NULL, pid TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS ix_comp_lookup ON ix_comp (pid, rid);
-CREATE INDEX IF NOT EXISTS ix_comp_rid ON ix_comp (rid);
+CREATE TABLE IF NOT EXISTS ix_comp (rid INTEGER NOT NULL, pid TEXT NOT NULL, PRIMARY KEY (rid, pid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_comp_lookup ON ix_comp (pid);
 """
 
 _INDEX_TABLES = ("ix_token", "ix_ref", "ix_date", "ix_string", "ix_quantity", "ix_uri", "ix_comp")
@@ -239,7 +234,11 @@ class SqliteFhirBackend:
 
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
         store = self.store
-        with store.transaction():
+        if not store.in_transaction:
+            with store.transaction():
+                self.put(rec, rows, previous)
+            return
+        with store.lock:
             conn = store.conn
             sortkeys = orjson.dumps(rows.sort).decode() if rows is not None else None
             if previous is not None and previous.key is not None:
@@ -263,20 +262,74 @@ class SqliteFhirBackend:
                 return
             t = rec.type
             if rows.tokens:
-                conn.executemany("INSERT INTO ix_token VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.tokens])
+                conn.executemany("INSERT OR IGNORE INTO ix_token VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.tokens])
             if rows.refs:
-                conn.executemany("INSERT INTO ix_ref VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.refs])
+                conn.executemany("INSERT OR IGNORE INTO ix_ref VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.refs])
             if rows.dates:
-                conn.executemany("INSERT INTO ix_date VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.dates])
+                conn.executemany("INSERT OR IGNORE INTO ix_date VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.dates])
             if rows.strings:
-                conn.executemany("INSERT INTO ix_string VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.strings])
+                conn.executemany("INSERT OR IGNORE INTO ix_string VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.strings])
             if rows.quantities:
-                conn.executemany("INSERT INTO ix_quantity VALUES (?, ?, ?, ?, ?, ?)",
+                conn.executemany("INSERT OR IGNORE INTO ix_quantity VALUES (?, ?, ?, ?, ?, ?)",
                                  [(rid, t, *r) for r in rows.quantities])
             if rows.uris:
-                conn.executemany("INSERT INTO ix_uri VALUES (?, ?, ?, ?)", [(rid, t, *r) for r in rows.uris])
+                conn.executemany("INSERT OR IGNORE INTO ix_uri VALUES (?, ?, ?, ?)", [(rid, t, *r) for r in rows.uris])
             if rows.compartments:
-                conn.executemany("INSERT INTO ix_comp VALUES (?, ?)", [(rid, p) for p in rows.compartments])
+                conn.executemany("INSERT OR IGNORE INTO ix_comp VALUES (?, ?)", [(rid, p) for p in rows.compartments])
+
+    def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
+        """Several ``put``s with one ``executemany`` per table (the group-commit path of ingest).
+
+        New rows get their ``rid`` from ``max(rid) + 1`` onwards: safe because the caller holds the
+        one write transaction (and the store lock) for the whole call.
+        """
+        store = self.store
+        if not store.in_transaction:
+            with store.transaction():
+                self.put_many(items)
+            return
+        with store.lock:
+            conn = store.conn
+            next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
+            inserts, updates, stale, history = [], [], [], []
+            tables: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _INDEX_TABLES}
+            for rec, rows, previous in items:
+                sortkeys = orjson.dumps(rows.sort).decode() if rows is not None else None
+                if previous is not None and previous.key is not None:
+                    rid = previous.key
+                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, rid))
+                    stale.append((rid,))
+                else:
+                    rid = next_rid
+                    next_rid += 1
+                    inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
+                                    sortkeys))
+                rec.key = rid
+                history.append((rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body))
+                if rows is None:
+                    continue
+                t = rec.type
+                tables["ix_token"].extend((rid, t, *r) for r in rows.tokens)
+                tables["ix_ref"].extend((rid, t, *r) for r in rows.refs)
+                tables["ix_date"].extend((rid, t, *r) for r in rows.dates)
+                tables["ix_string"].extend((rid, t, *r) for r in rows.strings)
+                tables["ix_quantity"].extend((rid, t, *r) for r in rows.quantities)
+                tables["ix_uri"].extend((rid, t, *r) for r in rows.uris)
+                tables["ix_comp"].extend((rid, p) for p in rows.compartments)
+            if inserts:
+                conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            if updates:
+                conn.executemany("UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, "
+                                 "sortkeys = ? WHERE rid = ?", updates)
+                for table in _INDEX_TABLES:
+                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", stale)
+            conn.executemany("INSERT INTO fhir_history (type, id, version, updated, deleted, body) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", history)
+            for table, values in tables.items():
+                if values:
+                    marks = ", ".join("?" * len(values[0]))
+                    conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", values)
 
     def _sql(self, q: Query, select: str) -> tuple[str, list[Any]]:
         clauses = list(q.clauses)

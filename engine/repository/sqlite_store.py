@@ -49,6 +49,11 @@ class SqliteStore:
         ):
             self.conn.execute("PRAGMA " + pragma)
         self._depth = 0
+        self._owner: int | None = None  # the thread holding the open transaction
+        self._memory = str(path) == ":memory:"
+        self._readers = threading.local()  # one read-only connection per reading thread
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
         self._collections: dict[str, SqliteCollection] = {}
         from engine.repository.sqlite_fhir import SqliteFhirBackend
 
@@ -61,6 +66,7 @@ class SqliteStore:
             depth = self._depth
             if depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
+                self._owner = threading.get_ident()
             else:
                 self.conn.execute(f"SAVEPOINT sp{depth}")
             self._depth = depth + 1
@@ -82,15 +88,34 @@ class SqliteStore:
 
     @property
     def in_transaction(self) -> bool:
-        return self._depth > 0
+        """True when the calling thread is inside ``transaction()``."""
+        return self._depth > 0 and self._owner == threading.get_ident()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self.lock:
             return self.conn.execute(sql, params)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.lock:
-            return self.conn.execute(sql, params).fetchall()
+        """Run a read. Inside this thread's transaction it must see the pending writes, so it goes
+        through the writer connection; otherwise through this thread's own read-only connection,
+        which WAL lets run alongside the writer (a long transaction does not stall readers)."""
+        if self._depth > 0 and self._owner == threading.get_ident() or self._memory:
+            with self.lock:
+                return self.conn.execute(sql, params).fetchall()
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._reader()
+        return conn.execute(sql, params).fetchall()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA cache_size=-32768")
+        conn.execute("PRAGMA mmap_size=268435456")
+        self._readers.conn = conn
+        with self._reader_lock:  # not self.lock: a writer may hold that for a whole transaction
+            self._reader_conns.append(conn)
+        return conn
 
     def collection(self, name: str) -> SqliteCollection:
         coll = self._collections.get(name)
@@ -104,6 +129,9 @@ class SqliteStore:
         with self.lock:
             with suppress(sqlite3.Error):
                 self.conn.execute("PRAGMA optimize")
+            for reader in self._reader_conns:
+                with suppress(sqlite3.Error):
+                    reader.close()
             self.conn.close()
 
 

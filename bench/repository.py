@@ -1,0 +1,250 @@
+"""Benchmark the FHIR repository: prints figures, asserts nothing (see issue 2 for the targets).
+
+Per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI):
+  * Observation writes/s in transaction Bundles of 100 (PUT, deterministic ids, as ingest sends);
+  * p50/p99 of identifier search and of subject+code+latest search at each stored size;
+  * Patient/$everything for a patient with 1,000 resources;
+  * reads/s over real HTTP (uvicorn + uvloop/httptools in this process, wrk as the load client
+    when installed, else a small Python client), every read authenticated and audited.
+
+    python bench/repository.py --quick          # 10k and 30k Observations (a minute or so)
+    python bench/repository.py                  # 100k and 1M (long on 2 shared cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.engine import Engine  # noqa: E402
+from engine.repository.ids import deterministic_id  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+
+LOINC = "http://loinc.org"
+CODES = [f"{1000 + i}-{i % 10}" for i in range(20)]
+IDENT = "urn:oid:2.16.156.10011.1.FNXRMYY.lab"
+PER_PATIENT = 100
+
+
+def observation(n: int) -> dict[str, Any]:
+    pid = f"pat{n // PER_PATIENT}"
+    code = CODES[n % len(CODES)]
+    day = 1 + (n // len(CODES)) % 28
+    oid = deterministic_id("FNXRMYY", "Observation", f"lab-{n}")
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "identifier": [{"system": IDENT, "value": f"lab-{n}"}],
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": code}, {"system": "urn:local:FNXRMYY", "code": f"L{code}"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": f"2024-{1 + (n // 560) % 12:02d}-{day:02d}T08:{n % 60:02d}:00+08:00",
+        "issued": "2024-06-01T10:00:00+08:00",
+        "performer": [{"reference": "Organization/fnxrmyy"}],
+        "valueQuantity": {"value": round(100 + (n % 50) * 1.1, 1), "unit": "g/L",
+                          "system": "http://unitsofmeasure.org", "code": "g/L"},
+    }
+
+
+def fill(engine: Engine, start: int, stop: int) -> tuple[float, float]:
+    """Write Observations start..stop in transaction Bundles of 100.
+
+    Returns (writes per wall-clock second, writes per CPU-second of this process): on a shared
+    machine the second says what the code costs, the first what the machine allowed.
+    """
+    repo = engine.repository
+    t0, c0 = time.perf_counter(), time.process_time()
+    for lo in range(start, stop, 100):
+        entries = [{"resource": o, "request": {"method": "PUT", "url": f"Observation/{o['id']}"}}
+                   for o in (observation(n) for n in range(lo, min(lo + 100, stop)))]
+        repo.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    n = stop - start
+    return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
+
+
+def load_note() -> str:
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except OSError:
+        return ""
+
+
+def _p(samples: list[float], q: float) -> float:
+    samples = sorted(samples)
+    return samples[min(len(samples) - 1, int(len(samples) * q))]
+
+
+def percentiles(wall: list[float], cpu: list[float]) -> str:
+    return (f"p50 {statistics.median(wall) * 1000:.2f} ms  p99 {_p(wall, 0.99) * 1000:.2f} ms wall;"
+            f"  CPU p50 {statistics.median(cpu) * 1000:.2f} ms  p99 {_p(cpu, 0.99) * 1000:.2f} ms")
+
+
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    t, c = time.perf_counter(), time.thread_time()
+    result = fn()
+    return result, time.perf_counter() - t, time.thread_time() - c
+
+
+def searches(engine: Engine, stored: int, rounds: int) -> tuple[str, str]:
+    """Wall-clock and CPU (thread) time per search: on a shared machine the wall p99 mostly
+    measures who else had the cores; the CPU figure is what the query itself costs."""
+    repo = engine.repository
+    rnd = random.Random(7)
+    ident: tuple[list[float], list[float]] = ([], [])
+    latest: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        n = rnd.randrange(stored)
+        r, wall, cpu = _timed(lambda n=n: repo.search("Observation", [("identifier", f"{IDENT}|lab-{n}")]))
+        ident[0].append(wall)
+        ident[1].append(cpu)
+        assert r.total == 1
+        pid = f"pat{rnd.randrange(stored // PER_PATIENT)}"
+        code = rnd.choice(CODES)
+        r, wall, cpu = _timed(lambda pid=pid, code=code: repo.search(
+            "Observation", [("subject", f"Patient/{pid}"), ("code", f"{LOINC}|{code}"), ("_sort", "-date"),
+                            ("_count", "1")]))
+        latest[0].append(wall)
+        latest[1].append(cpu)
+        assert len(r.resources) == 1
+    return percentiles(*ident), percentiles(*latest)
+
+
+def raw_reads(engine: Engine, seconds: float = 2.0) -> str:
+    """Reads/s of the repository alone (no HTTP, auth or audit), for comparison with HTTP."""
+    repo = engine.repository
+    ids = [deterministic_id("FNXRMYY", "Observation", f"lab-{n}") for n in range(1000)]
+    done, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        repo.read_raw("Observation", ids[done % 1000])
+        done += 1
+    return f"{done / seconds:,.0f} reads/s in process"
+
+
+def everything(engine: Engine) -> str:
+    repo = engine.repository
+    pid = "everything-patient"
+    repo.update({"resourceType": "Patient", "id": pid, "name": [{"family": "测试"}]})
+    docs = []
+    for i in range(999):
+        o = observation(i)
+        o["id"] = f"ev-{i}"
+        o["identifier"] = [{"system": IDENT, "value": f"ev-{i}"}]
+        o["subject"] = {"reference": f"Patient/{pid}"}
+        docs.append(o)
+    repo.write_many(docs)
+    walls, cpus = [], []
+    for _ in range(5):
+        result, wall, cpu = _timed(lambda: repo.everything(pid))
+        walls.append(wall)
+        cpus.append(cpu)
+        assert len(result.resources) == 1000, len(result.resources)
+    return (f"median {statistics.median(walls) * 1000:.1f} ms wall, {statistics.median(cpus) * 1000:.1f} ms CPU "
+            "for 1,000 resources")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_reads(engine: Engine, seconds: float) -> str:
+    import uvicorn
+
+    from engine.api.app import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="error",
+                            loop="uvloop", http="httptools", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    token = engine.auth.issue_system_token("bench", "system/*.rs")
+    oid = deterministic_id("FNXRMYY", "Observation", "lab-1")
+    url = f"http://127.0.0.1:{port}/fhir/Observation/{oid}"
+    audited_before = engine.audit.size
+    try:
+        if shutil.which("wrk"):
+            out = subprocess.run(["wrk", "-t1", "-c8", f"-d{int(seconds)}s", "-H", f"Authorization: Bearer {token}",
+                                  url], capture_output=True, text=True, check=True).stdout
+            rate = next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec"))
+            non2xx = [line.strip() for line in out.splitlines() if "Non-2xx" in line]
+            how = "wrk -t1 -c8" + (f" ({non2xx[0]})" if non2xx else "")
+        else:
+            import httpx
+
+            done = 0
+            end = time.perf_counter() + seconds
+            with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+                while time.perf_counter() < end:
+                    assert client.get(url).status_code == 200
+                    done += 1
+            rate, how = f"{done / seconds:.0f}", "one Python client"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    audited = engine.audit.size - audited_before
+    return f"{rate} reads/s ({how}, one worker; {audited} AuditEvents written)"
+
+
+def run(settings: Settings, label: str, sizes: list[int], rounds: int, http_seconds: float) -> None:
+    print(f"== {label} ({load_note()})")
+    with Engine(settings) as engine:
+        engine.repository.update({"resourceType": "Organization", "id": "fnxrmyy", "name": "阜宁县人民医院"})
+        stored = 0
+        for size in sizes:
+            wall, cpu = fill(engine, stored, size)
+            stored = size
+            print(f"  writes: {wall:,.0f} Observations/s wall, {cpu:,.0f} per CPU-second "
+                  f"(transaction Bundles of 100, {size:,} stored)")
+            ident, latest = searches(engine, stored, rounds)
+            print(f"  identifier search at {stored:,}: {ident}")
+            print(f"  subject+code+latest at {stored:,}: {latest}")
+        print(f"  $everything: {everything(engine)}")
+        print(f"  repository read: {raw_reads(engine)}")
+        print(f"  HTTP read: {http_reads(engine, http_seconds)}")
+        print(f"  ({load_note()} at the end)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (10k, 30k) for CI and shared machines")
+    parser.add_argument("--sizes", help="comma-separated stored sizes, e.g. 100000,1000000")
+    parser.add_argument("--mongodb-uri", default=os.environ.get("HUREN_MONGODB_URI"))
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
+        [10_000, 30_000] if args.quick else [100_000, 1_000_000])
+    rounds = 200 if args.quick else 1000
+    http_seconds = 3 if args.quick else 10
+    with tempfile.TemporaryDirectory(prefix="huren-bench-") as tmp:
+        base = Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)
+        run(base, "SQLite (WAL)", sizes, rounds, http_seconds)
+        if args.mongodb_uri:
+            db = f"huren_bench_{os.getpid()}"
+            try:
+                run(base.with_(data_dir=Path(tmp) / "mongo", mongodb_uri=args.mongodb_uri, mongodb_db=db),
+                    "MongoDB", sizes, rounds, http_seconds)
+            finally:
+                import pymongo
+
+                pymongo.MongoClient(args.mongodb_uri).drop_database(db)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
