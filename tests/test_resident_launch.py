@@ -289,6 +289,15 @@ def test_bad_authorization_requests_are_redirected_with_the_error(http, engine):
         assert q["error"] == [error] and q["state"] == ["s-42"], over
 
 
+def test_smart_v1_scope_is_accepted_and_means_read_and_search(http, engine):
+    verifier, challenge = pkce()
+    location = sign_in(http, engine, LI, challenge, scope="launch/patient patient/*.read")
+    tokens = exchange(http, parse_qs(urlsplit(location).query)["code"][0], verifier).json()
+    assert tokens["scope"] == "launch/patient patient/*.read"
+    assert http.get("/probe/Observation", headers=bearer(tokens["access_token"])).status_code == 200
+    assert "refresh_token" not in tokens and "id_token" not in tokens
+
+
 def test_unknown_id_number_looks_the_same_but_sends_nothing(http, engine):
     _, challenge = pkce()
     rid = request_id(http.get("/auth/authorize", params=authorize_params(engine, challenge)).text)
