@@ -172,7 +172,9 @@ def test_full_standalone_launch_gives_the_whole_person(http, engine):
     me = http.get("/probe/Observation", headers=bearer(body["access_token"])).json()
     assert me == {"kind": "patient", "patient": body["patient"], "patients": ["fn-zhang", "fz-zhang"]}
 
-    keys = {k["kid"]: k for k in http.get("/auth/jwks").json()["keys"]}
+    oidc = http.get("/.well-known/openid-configuration").json()
+    assert oidc["issuer"] == engine.settings.public_base_url and "RS256" in oidc["id_token_signing_alg_values_supported"]
+    keys = {k["kid"]: k for k in http.get(urlsplit(oidc["jwks_uri"]).path).json()["keys"]}
     kid = jwt.get_unverified_header(body["id_token"])["kid"]
     idt = jwt.decode(body["id_token"], jwt.PyJWK.from_dict(keys[kid]).key, algorithms=["RS256"], audience=APP)
     assert idt["fhirUser"] == f"{engine.settings.fhir_base_url}/Patient/{body['patient']}"

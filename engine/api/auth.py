@@ -244,6 +244,28 @@ def smart_configuration(request: Request) -> JSONResponse:
     }, headers={"Cache-Control": "public, max-age=300"})
 
 
+def openid_configuration(request: Request) -> JSONResponse:
+    """OpenID Provider metadata: where an app finds the keys to check the ``id_token`` it got."""
+    auth = _auth(request)
+    base = auth.settings.public_base_url
+    return JSONResponse({
+        "issuer": auth.issuer,
+        "authorization_endpoint": f"{base}/auth/authorize",
+        "token_endpoint": auth.token_endpoint,
+        "jwks_uri": f"{base}/auth/jwks",
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "fhirUser", "launch/patient", "offline_access", "patient/*.rs"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                                  "none"],
+        "code_challenge_methods_supported": ["S256"],
+    }, headers={"Cache-Control": "public, max-age=300"})
+
+
+router.add_api_route("/.well-known/openid-configuration", openid_configuration, methods=["GET"])
 router.add_api_route("/.well-known/smart-configuration", smart_configuration, methods=["GET"])
 router.add_api_route("/fhir/.well-known/smart-configuration", smart_configuration, methods=["GET"])
 
