@@ -120,6 +120,8 @@ def sign_in(http, engine, number: str, challenge: str, **over) -> str:
     sent_before = len(outbox(engine))
     code_page = http.post("/auth/authorize/login", data={"request_id": rid, "national_id": number})
     assert code_page.status_code == 200, code_page.text
+    # the browser may follow the form's redirect to the app (CSP form-action covers redirects)
+    assert "form-action 'self' https://phr.example" in code_page.headers["content-security-policy"]
     code = outbox(engine)[sent_before]["code"]
     done = http.post("/auth/authorize/verify", data={"request_id": rid, "code": code}, follow_redirects=False)
     assert done.status_code == 303, done.text
