@@ -630,11 +630,10 @@ def build_ingestor(engine: Any) -> Ingestor:
     from adapters.convert import convert
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
-    from mappings.site import Site
 
     return Ingestor(
         engine.store,
-        site=Site.load(engine.settings),
+        site=engine.site,
         parse=parse,
         convert=convert,
         repository=engine.repository,
