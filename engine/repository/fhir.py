@@ -157,6 +157,7 @@ class FhirRepository:
         self.indexer = Indexer(self.params, self.base_url)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
+        self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_instant = datetime.min.replace(tzinfo=UTC)
@@ -192,6 +193,14 @@ class FhirRepository:
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
+
+    def add_prepare_hook(self, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """``hook(resource) -> resource`` runs before a write is compared with the stored version.
+
+        For elements the server manages (the MPI's ``Patient.link``): a re-sent record then reads
+        as unchanged instead of getting one version without them and another with them.
+        """
+        self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes."""
@@ -266,6 +275,8 @@ class FhirRepository:
         validate: bool = True,
     ) -> WriteResult:
         """Validate, version, index and store one resource, then run the write hooks."""
+        for prepare in self._prepare_hooks:
+            resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
         previous = None
         if existing is not None and not existing.deleted:
