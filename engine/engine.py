@@ -7,21 +7,15 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from conformance.validate import Validator
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
+from engine.identity.mpi import IdentityService
+from engine.ingest import build_ingestor
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
-
-
-def _validator() -> object | None:
-    """The conformance validator when that package provides it (it joins main separately)."""
-    try:
-        from conformance.validate import Validator  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return Validator()
 
 
 class Engine:
@@ -29,14 +23,23 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
-        self.repository = FhirRepository(self.store, validator=_validator(), base_url=settings.fhir_base_url)  # type: ignore[arg-type]
-        self.auth = AuthService(settings, store=getattr(self, "store", None))
+        # R4 structure + huren's rules, run by the repository on every write
+        self.validator = Validator.from_settings(settings)
+        self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
+        self.auth = AuthService(settings, store=self.store)
+        # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
+        self.identity = IdentityService(self.store, self.repository)
+        self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
+        # ... and each event is also stored as a FHIR AuditEvent so residents can search their own
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
+        # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
+        self.ingestor = build_ingestor(self)
 
     def close(self) -> None:
         """Release the database and any background work."""
+        self.ingestor.close()
         self.audit.close()
         self.auth.close()
         self.store.close()

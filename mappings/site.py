@@ -228,6 +228,8 @@ def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# MSH-4.1 namespace ids: any text without HL7 delimiters or edge spaces (senders use "NIST Lab")
+_FACILITY = r"^[^\s|^~\\&]([^|^~\\&]*[^\s|^~\\&])?$"
 
 _INSTITUTIONS_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -237,7 +239,7 @@ _INSTITUTIONS_SCHEMA: dict[str, Any] = {
         "required": ["code", "name", "community"],
         "additionalProperties": False,
         "properties": {
-            "code": {"type": "string", "pattern": _CODE},
+            "code": {"type": "string", "pattern": _FACILITY},
             "name": {"type": "string", "minLength": 1},
             "community": {"type": "string", "minLength": 1},
             "timezone": {"type": "string", "minLength": 1},

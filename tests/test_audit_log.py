@@ -214,3 +214,20 @@ def test_checkpoint_text_round_trips(log: AuditLog) -> None:
     cp = log.latest_checkpoint()
     again = parse_checkpoint(cp.text)
     assert again == cp and verify_checkpoint(again, log.keys)
+
+
+def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(settings: Settings) -> None:
+    import time
+
+    from engine.engine import Engine
+
+    with Engine(settings.with_(audit_checkpoint_seconds=0.2, audit_checkpoint_every=1000)) as eng:
+        for i in range(3):
+            eng.audit.record(event(i))
+        deadline = time.monotonic() + 5
+        while (eng.audit.latest_checkpoint() is None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cp = eng.audit.latest_checkpoint()
+        assert cp is not None and cp.size == 3 and cp.seq == 0
+        time.sleep(0.5)  # nothing new: no new checkpoint
+        assert eng.audit.latest_checkpoint().seq == 0

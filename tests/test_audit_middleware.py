@@ -124,3 +124,46 @@ def test_when_the_record_cannot_be_written_the_request_fails(
     assert body["resourceType"] == "OperationOutcome" and "audit record" in body["issue"][0]["diagnostics"]
     assert "Patient/p1" not in resp.text  # the data never left
     assert engine.audit.leaves.count() == 0  # nothing half-written
+
+
+def test_residents_find_who_accessed_their_records(client: TestClient, engine: Engine) -> None:
+    client.get("/fhir/Observation/o7")  # his-a reads p1's observation
+    client.get("/fhir/Observation?code=718-7")  # touches p0 and p1
+    assert engine.audit.flush_index() == 2  # the background copy, brought up to date now
+    mine = engine.repository.search("AuditEvent", [("patient", "p1")], compartment={"p1"})
+    assert sorted(r["id"] for r in mine.resources) == ["audit-0", "audit-1"]
+    stored = engine.repository.read("AuditEvent", "audit-0")
+    leaf = engine.audit.get(0)
+    assert orjson.loads(leaf["data"]) == {k: v for k, v in stored.items() if k != "meta"}
+    others = engine.repository.search("AuditEvent", [("patient", "p0")], compartment={"p3"})
+    assert others.resources == []
+
+
+def test_the_fhir_copy_catches_up_in_the_background_and_after_a_restart(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    import time
+
+    for _ in range(3):
+        client.get("/fhir/Observation/o7")
+    deadline = time.monotonic() + 5
+    while engine.repository.search("AuditEvent", [("patient", "p1")]).total != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.repository.search("AuditEvent", [("patient", "p1")]).total == 3
+    # records appended by a process that stopped before copying them are copied at the next start
+    engine.audit.close()
+    no_copy = AuditLog(engine.store, settings, engine.audit.keys)  # no repository attached
+    no_copy.record(orjson.loads(engine.audit.get(0)["data"]) | {"outcome": "4"})
+    restarted = AuditLog(engine.store, settings, engine.audit.keys, repository=engine.repository)
+    assert restarted.flush_index() == 1
+    assert engine.repository.read("AuditEvent", "audit-3")["outcome"] == "4"
+
+
+def test_a_large_search_lists_every_patient_but_caps_resource_entities() -> None:
+    from engine.audit.events import MAX_RESOURCE_ENTITIES, build_event, requestor_agent
+
+    ev = build_event(action="search", origin="o", agents=requestor_agent(kind=None, subject=None, address=None),
+                     patient_ids=[f"p{i}" for i in range(300)],
+                     resources=[f"Observation/o{i}" for i in range(MAX_RESOURCE_ENTITIES + 25)])
+    roles = [e.get("role", {}).get("code") for e in ev["entity"]]
+    assert roles.count("1") == 300 and roles.count("4") == MAX_RESOURCE_ENTITIES
+    assert {"type": "resources-not-listed", "valueString": "25"} in ev["entity"][-1]["detail"]

@@ -45,7 +45,8 @@ def patient(pid: str, mrn: str, family: str = "张") -> dict[str, Any]:
 def observation(pid: str, code: str, when: str, value: float) -> dict[str, Any]:
     return {"resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": LOINC, "code": code}]}, "subject": {"reference": f"Patient/{pid}"},
-            "effectiveDateTime": when, "valueQuantity": {"value": value, "unit": "g/L"}}
+            "effectiveDateTime": when, "performer": [{"reference": "Organization/FNXRMYY"}],
+            "valueQuantity": {"value": value, "unit": "g/L"}}
 
 
 def put(http: TestClient, resource: dict[str, Any], **headers: str) -> Any:
@@ -197,5 +198,6 @@ def test_every_interaction_is_audited(http: TestClient, eng: Engine) -> None:
     http.get("/fhir/Patient", params={"identifier": f"{MRN}|0001"})
     http.get("/fhir/Patient/p1/$everything")
     assert eng.audit.size - before == 4
+    eng.audit.flush_index()  # the AuditEvent copies are written in the background (engine.audit.log)
     events = eng.repository.search("AuditEvent", [("patient", "Patient/p1")])
     assert events.total == 4

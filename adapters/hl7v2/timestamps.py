@@ -53,8 +53,10 @@ def to_fhir_date(value: str) -> str:
     return y
 
 
+@lru_cache(maxsize=4096)
 def to_fhir_datetime(value: str, tz: str = "Asia/Shanghai") -> str:
-    """HL7 DTM → FHIR dateTime; a time without offset is read in ``tz``."""
+    """HL7 DTM → FHIR dateTime; a time without offset is read in ``tz``. Cached: a message
+    repeats the same few timestamps (every OBX-14 of a panel)."""
     m = _match(value)
     if not m["h"]:
         return to_fhir_date(value)

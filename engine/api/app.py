@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
+from adapters.listeners import http as hl7v2_api
+from engine.api import admin as admin_api
+from engine.api import audit as audit_api
 from engine.api import auth as auth_api
 from engine.api import fhir as fhir_api
+from engine.api import identity as identity_api
+from engine.api import metadata as metadata_api
+from engine.api import ui_me
+from engine.api import cds as cds_api
+from engine.api import recognition as recognition_api
+from engine.api import reports as reports_api
+from engine.api import ui_duplicates
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
@@ -25,6 +35,20 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(auth_api.router)
+    app.include_router(hl7v2_api.router)
+    app.include_router(admin_api.router)
+    app.include_router(ui_me.router)
+    ui_me.mount_static(app)
+    # recognition: its FHIR operation before the generic FHIR router ($check-recognition is no id)
+    app.include_router(recognition_api.router)
+    app.include_router(reports_api.router)
+    app.include_router(cds_api.router)
+    app.include_router(ui_duplicates.router)
+    ui_duplicates.mount_static(app)
+    app.router.on_startup.append(recognition_api.sighup_reloader(engine))
+    app.include_router(metadata_api.router)  # GET /fhir/metadata, public; before the generic /fhir/{type}
+    app.include_router(identity_api.router)  # before the generic FHIR router: Patient/$match etc.
     app.include_router(fhir_api.router)
+    app.include_router(audit_api.router)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app

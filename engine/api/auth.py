@@ -1,22 +1,40 @@
-"""OAuth2 / SMART endpoints: ``/auth/token``, ``/auth/jwks``, ``/.well-known/smart-configuration``.
+"""OAuth2 / SMART endpoints: token, authorize + resident login pages, introspection, revocation,
+JWKS and ``/.well-known/smart-configuration``.
 
-The token endpoint speaks OAuth2, not FHIR: form-encoded requests, JSON answers, errors as
+These endpoints speak OAuth2, not FHIR: form-encoded requests, JSON answers, errors as
 ``{"error", "error_description"}`` (RFC 6749 §5.2) and ``Cache-Control: no-store`` on everything
-that carries a token.
+that carries a token. The login pages are server-rendered HTML (Jinja2), small enough for a phone.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
 
+from engine.audit.note import note
 from engine.auth.errors import OAuthError
+from engine.auth.resident import LoginError, RedirectError
+from engine.auth.service import ASSERTION_ALGS
 
 router = APIRouter(tags=["auth"])
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "auth" / "templates"))
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+PAGE_HEADERS = {**NO_STORE, "X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'self'; "
+                "style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'", "Referrer-Policy": "no-referrer"}
+
+SCOPE_TEXT = {
+    "patient/*.rs": "读取您的全部健康记录 · read all your health records",
+    "patient/*.read": "读取您的全部健康记录 · read all your health records",
+    "openid": "确认您的身份 · confirm who you are",
+    "fhirUser": "确认您的身份 · confirm who you are",
+    "offline_access": "保持登录 · stay signed in",
+    "launch/patient": "选择您的档案 · open your record",
+}
 
 
 def oauth_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -43,25 +61,189 @@ async def _form(request: Request) -> dict[str, str]:
     return out
 
 
+def _auth(request: Request):  # noqa: ANN202
+    return request.app.state.engine.auth
+
+
 @router.post("/auth/token")
 async def token(request: Request) -> JSONResponse:
-    auth = request.app.state.engine.auth
+    auth = _auth(request)
+    form: dict[str, str] = {}
+    client = None
     try:
         form = await _form(request)
         grant = form.get("grant_type")
         if not grant:
             raise OAuthError("invalid_request", "grant_type is required")
+        if grant not in ("client_credentials", "authorization_code", "refresh_token"):
+            raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+        client = auth.authenticate_client(form, request.headers.get("authorization"))
         if grant == "client_credentials":
-            client = auth.authenticate_client(form, request.headers.get("authorization"))
-            return oauth_json(auth.client_credentials(client, form.get("scope")))
-        if grant in ("authorization_code", "refresh_token") and hasattr(auth, "resident"):
-            client = auth.authenticate_client(form, request.headers.get("authorization"))
-            return oauth_json(auth.resident.token(grant, client, form))
-        raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+            body = auth.client_credentials(client, form.get("scope"))
+        elif auth.resident is None:
+            raise OAuthError("unsupported_grant_type", "resident sign-in is not configured on this server")
+        else:
+            body = auth.resident.token(grant, client, form)
+    except OAuthError as exc:
+        note(request, action="token", outcome="4",
+             detail={"grant_type": form.get("grant_type"), "error": exc.error,
+                     "client_id": client.client_id if client else form.get("client_id")})
+        return oauth_error(exc)
+    note(request, action="token", patient_ids=[body["patient"]] if "patient" in body else [],
+         detail={"grant_type": grant, "client_id": client.client_id, "scope": body["scope"]})
+    return oauth_json(body)
+
+
+# ---- resident login ----------------------------------------------------------------------------
+
+
+def _page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, ctx, status_code=status, headers=PAGE_HEADERS)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/auth/authorize", response_class=HTMLResponse)
+def authorize(request: Request) -> Response:
+    resident = _auth(request).resident
+    if resident is None:
+        return _page(request, "error.html", 404, error="resident sign-in is not configured on this server")
+    params = {k: v for k, v in request.query_params.items()}
+    if any(len(request.query_params.getlist(k)) > 1 for k in params):
+        return _page(request, "error.html", 400, error="invalid_request", detail="a parameter is repeated")
+    try:
+        pending = resident.start(params)
+    except OAuthError as exc:  # the redirect URI cannot be trusted: show, never redirect
+        return _page(request, "error.html", 400, error=exc.error, detail=exc.description)
+    except RedirectError as exc:
+        return RedirectResponse(exc.location, status_code=303, headers=NO_STORE)
+    return _page(request, "login.html", request_id=pending["_id"], client_name=pending["client_name"],
+                 action=str(request.url_for("authorize_login").path), error=None)
+
+
+def _client_name(request: Request, req: dict[str, Any]) -> str:
+    client = _auth(request).registry.get(req["client_id"])
+    return (client.name or client.client_id) if client else req["client_id"]
+
+
+@router.post("/auth/authorize/login", name="authorize_login", response_class=HTMLResponse)
+async def authorize_login(request: Request) -> Response:
+    resident = _auth(request).resident
+    form = await request.form()
+    request_id = str(form.get("request_id", ""))
+    try:
+        req = resident.pending(request_id, "login")
+    except LoginError as exc:
+        return _page(request, "error.html", 400, error=str(exc))
+    try:
+        resident.login(request_id, str(form.get("national_id", "")), _client_ip(request))
+    except LoginError as exc:
+        return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
+                     action=str(request.url_for("authorize_login").path), error=str(exc))
+    return _code_page(request, request_id, req)
+
+
+def _code_page(request: Request, request_id: str, req: dict[str, Any], error: str | None = None,
+               status: int = 200) -> HTMLResponse:
+    texts = list(dict.fromkeys(SCOPE_TEXT.get(s, s) for s in req["scope"]))
+    return _page(request, "code.html", status, request_id=request_id, client_name=_client_name(request, req),
+                 action=str(request.url_for("authorize_verify").path), scopes=texts, error=error)
+
+
+@router.post("/auth/authorize/verify", name="authorize_verify", response_class=HTMLResponse)
+async def authorize_verify(request: Request) -> Response:
+    resident = _auth(request).resident
+    form = await request.form()
+    request_id = str(form.get("request_id", ""))
+    try:
+        req = resident.pending(request_id, "code")
+    except LoginError as exc:
+        return _page(request, "error.html", 400, error=str(exc))
+    try:
+        location = resident.verify(request_id, str(form.get("code", "")), _client_ip(request))
+    except LoginError as exc:
+        if resident.requests.get(request_id) is None or resident.requests.get(request_id)["stage"] != "code":
+            return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
+                         action=str(request.url_for("authorize_login").path), error=str(exc))
+        note(request, action="login", outcome="4", detail={"client_id": req["client_id"], "reason": str(exc)})
+        return _code_page(request, request_id, req, str(exc), 400)
+    note(request, action="login", detail={"client_id": req["client_id"]})
+    return RedirectResponse(location, status_code=303, headers=NO_STORE)
+
+
+# ---- introspection and revocation --------------------------------------------------------------
+
+
+@router.post("/auth/introspect")
+async def introspect(request: Request) -> JSONResponse:
+    """RFC 7662. Confidential clients only; a patient app may only introspect its own tokens."""
+    auth = _auth(request)
+    try:
+        form = await _form(request)
+        client = auth.authenticate_client(form, request.headers.get("authorization"))
+        if client.public:
+            raise OAuthError("invalid_client", "public clients may not introspect tokens", status=401)
+        value = form.get("token")
+        if not value:
+            raise OAuthError("invalid_request", "token is required")
     except OAuthError as exc:
         return oauth_error(exc)
+    info = auth.introspect(value)
+    if info.get("active") and client.kind == "patient-app" and info.get("client_id") != client.client_id:
+        info = {"active": False}
+    return oauth_json(info)
+
+
+@router.post("/auth/revoke")
+async def revoke(request: Request) -> Response:
+    """RFC 7009: always 200 for a valid client, whether or not the token meant anything."""
+    auth = _auth(request)
+    try:
+        form = await _form(request)
+        client = auth.authenticate_client(form, request.headers.get("authorization"))
+        value = form.get("token")
+        if not value:
+            raise OAuthError("invalid_request", "token is required")
+    except OAuthError as exc:
+        return oauth_error(exc)
+    auth.revoke(value, client, form.get("token_type_hint"))
+    return Response(status_code=200, headers=NO_STORE)
+
+
+# ---- discovery ---------------------------------------------------------------------------------
 
 
 @router.get("/auth/jwks")
 def jwks(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.state.engine.auth.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(_auth(request).jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+def smart_configuration(request: Request) -> JSONResponse:
+    auth = _auth(request)
+    base = auth.settings.public_base_url
+    return JSONResponse({
+        "issuer": auth.issuer,
+        "jwks_uri": f"{base}/auth/jwks",
+        "authorization_endpoint": f"{base}/auth/authorize",
+        "token_endpoint": auth.token_endpoint,
+        "introspection_endpoint": f"{base}/auth/introspect",
+        "revocation_endpoint": f"{base}/auth/revoke",
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "fhirUser", "launch/patient", "offline_access", "patient/*.rs",
+                             "patient/*.read", "system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"],
+        "capabilities": ["launch-standalone", "client-public", "client-confidential-symmetric",
+                         "client-confidential-asymmetric", "context-standalone-patient", "permission-offline",
+                         "permission-patient", "permission-v1", "permission-v2", "sso-openid-connect"],
+    }, headers={"Cache-Control": "public, max-age=300"})
+
+
+router.add_api_route("/.well-known/smart-configuration", smart_configuration, methods=["GET"])
+router.add_api_route("/fhir/.well-known/smart-configuration", smart_configuration, methods=["GET"])
+

@@ -25,6 +25,9 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 OUTCOMES = ("0", "4", "8", "12")
+# A search can return thousands of resources: every patient gets an entity (that is what
+# AuditEvent?patient= finds), but resource references stop here and a detail says how many more.
+MAX_RESOURCE_ENTITIES = 100
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
 
 
@@ -131,11 +134,16 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
                              "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
                              "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
     refs: set[str] = set()
+    patient_refs = {f"Patient/{p}" for p in seen}
+    left_out = 0
     for res in resources:
         ref = reference_of(res)
-        if ref in refs or ref.split("/_history/")[0] in {f"Patient/{p}" for p in seen}:
+        if ref in refs or ref.split("/_history/")[0] in patient_refs:
             continue
         refs.add(ref)
+        if len(refs) > MAX_RESOURCE_ENTITIES:
+            left_out += 1
+            continue
         entities.append({"what": {"reference": ref},
                          "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
                          "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}})
@@ -143,6 +151,8 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
         entities.append({"type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
                          "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
                          "query": base64.b64encode(query.encode()).decode()})
+    if left_out:
+        detail = {**(detail or {}), "resources-not-listed": str(left_out)}
     if detail:
         details = [{"type": str(k), "valueString": v if isinstance(v, str) else str(v)}
                    for k, v in detail.items() if v is not None]

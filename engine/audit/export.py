@@ -32,10 +32,12 @@ FORMAT = "huren-audit-export"
 
 def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True) -> dict[str, Any]:
     """Write the whole log; signs a checkpoint of the current size first so every record is covered."""
+    log.refresh()  # another process (the server) may have appended since this log was opened
     if checkpoint_first and log.keys.can_sign and log.size:
         log.checkpoint()
     checkpoints = log.checkpoints.find(sort=[("seq", 1)])
-    size = log.size
+    # the server may sign a checkpoint of records appended after our refresh: cover it too
+    size = max([log.size, *(cp.get("size", 0) for cp in checkpoints)])
     header = {"type": FORMAT, "version": 1, "origin": log.origin, "exported": now_utc(),
               "records": size, "checkpoints": len(checkpoints)}
     out.write(orjson.dumps(header) + b"\n")

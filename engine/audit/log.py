@@ -14,10 +14,17 @@ RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Three collec
 
 Appends are serialised by a lock within the process and by the unique ``seq`` across processes:
 a writer that loses the race gets ``DuplicateKey``, reloads the tree's right edge and retries, so
-sequence numbers never have gaps or forks. When a FHIR repository is attached, the same event is
-also stored as an ``AuditEvent`` resource (same id, same transaction) so residents can search
-``AuditEvent?patient=`` in their compartment; the Merkle leaf is the canonical JSON of that
-resource as submitted (the repository's ``meta`` is not part of it).
+sequence numbers never have gaps or forks.
+
+When a FHIR repository is attached, every record is also stored as an ``AuditEvent`` resource
+(same id) so residents can search ``AuditEvent?patient=`` in their compartment; the Merkle leaf is
+the canonical JSON of that resource as submitted (the repository's ``meta`` is not part of it).
+That copy is made by a background indexer in batches (``write_many``), not inside the request:
+a FHIR write with its search-index rows costs several times the append itself, and the copy is
+derived data — the leaf is the record. ``audit_meta/fhir-index`` holds how far the copy got, so a
+restart resumes it; ``flush_index()`` brings it up to date at once (searches that must see the
+caller's own latest access can call it first). The copy lags the log by at most about
+``INDEX_DELAY`` seconds.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
+import orjson
 
 from engine.audit import merkle
+from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.keys import AuditKeys, log_origin
 from engine.repository.port import DuplicateKey, Store
@@ -39,7 +47,9 @@ from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEAVES, NODES, CHECKPOINTS = "audit_log", "audit_nodes", "audit_checkpoints"
+LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
+INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
+INDEX_BATCH = 500
 
 
 def seq_key(seq: int) -> str:
@@ -68,12 +78,16 @@ class AuditLog:
         self.leaves = store.collection(LEAVES)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
+        self.meta = store.collection(META)
         self.leaves.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["size"])
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
+        self._indexer: threading.Thread | None = None
+        self._index_wanted = threading.Event()
+        self._index_lock = threading.Lock()
         self.after_append: list[Callable[[Appended], None]] = []
         self._reload()
 
@@ -88,6 +102,11 @@ class AuditLog:
         self._last_cp_seq = cps[0]["seq"] if cps else -1
         self._last_cp_size = cps[0]["size"] if cps else 0
         self._last_cp_time = time.monotonic()
+
+    def refresh(self) -> None:
+        """Catch up with records and checkpoints other processes appended."""
+        with self._lock:
+            self._reload()
 
     @property
     def size(self) -> int:
@@ -109,7 +128,7 @@ class AuditLog:
             for _attempt in range(5):
                 seq = self._frontier.size
                 resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
-                data = rfc8785.dumps(resource)
+                data = canonical(resource)
                 leaf = merkle.leaf_hash(data)
                 frontier = self._frontier.copy()
                 made = frontier.append(leaf)
@@ -120,8 +139,6 @@ class AuditLog:
                         if made:
                             self.nodes.insert_many([{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx,
                                                      "hash": h.hex()} for lvl, idx, h in made])
-                        if self.repository is not None:
-                            self.repository.update(resource)
                         if self._checkpoint_due(frontier.size):
                             self._write_checkpoint(frontier)
                 except DuplicateKey:
@@ -132,6 +149,7 @@ class AuditLog:
                     self._reload()  # a checkpoint counter or node may have been half-applied
                     raise
                 self._frontier = frontier
+                self._index_wanted.set()
                 appended = Appended(seq, leaf, resource)
                 for hook in self.after_append:
                     hook(appended)
@@ -180,12 +198,71 @@ class AuditLog:
 
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
+        if self.repository is not None:
+            self._indexer = threading.Thread(target=self._index_loop, name="audit-fhir-index", daemon=True)
+            self._indexer.start()
 
     def close(self) -> None:
         self._stop.set()
-        if self._timer is not None:
-            self._timer.join(timeout=5)
-            self._timer = None
+        self._index_wanted.set()
+        for thread in (self._timer, self._indexer):
+            if thread is not None:
+                thread.join(timeout=5)
+        self._timer = self._indexer = None
+        if self.repository is not None:
+            try:
+                self.flush_index()
+            except Exception:
+                log.exception("audit: final FHIR index flush failed; it resumes at the next start")
+
+    # ------------------------------------------------------------------ FHIR copies
+    def _index_loop(self) -> None:
+        while not self._stop.is_set():
+            self._index_wanted.wait()
+            if self._stop.wait(INDEX_DELAY):  # gather a batch; stop promptly on close
+                return
+            self._index_wanted.clear()
+            try:
+                self.flush_index()
+            except Exception:
+                log.exception("audit: copying AuditEvents to the FHIR repository failed; will retry")
+                self._index_wanted.set()
+
+    def flush_index(self) -> int:
+        """Copy every record not yet in the FHIR repository; returns how many were copied."""
+        if self.repository is None:
+            return 0
+        copied = 0
+        with self._index_lock:
+            state = self.meta.get("fhir-index") or {"_id": "fhir-index", "upto": 0}
+            upto = int(state["upto"])
+            while True:
+                docs = self.leaves.find({"seq": {"$gte": upto}}, sort=[("seq", 1)], limit=INDEX_BATCH)
+                if not docs:
+                    return copied
+                resources = [orjson.loads(d["data"]) for d in docs]
+                try:
+                    with self.store.transaction():
+                        self.repository.write_many(resources)
+                        self.meta.replace({"_id": "fhir-index", "upto": docs[-1]["seq"] + 1})
+                except Exception:
+                    if len(resources) == 1:
+                        log.error("audit: record %s cannot be stored as a FHIR AuditEvent; skipped "
+                                  "(it stays in the signed log)", docs[0]["seq"], exc_info=True)
+                        self.meta.replace({"_id": "fhir-index", "upto": docs[0]["seq"] + 1})
+                        upto = docs[0]["seq"] + 1
+                        continue
+                    for d, r in zip(docs, resources, strict=True):  # find the bad one, keep the rest
+                        try:
+                            with self.store.transaction():
+                                self.repository.write_many([r])
+                                self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
+                        except Exception:
+                            log.error("audit: record %s cannot be stored as a FHIR AuditEvent; skipped",
+                                      d["seq"], exc_info=True)
+                            self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
+                copied += len(docs)
+                upto = docs[-1]["seq"] + 1
 
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:

@@ -117,9 +117,12 @@ class AuditMiddleware:
         started = False
         refused = False
 
+        def build_and_record(status: int | None, error: str | None) -> None:
+            engine.audit.record(event_for_request(scope, notes, status, start, log_origin(engine.settings), error))
+
         async def write(status: int | None, error: str | None = None) -> None:
-            event = event_for_request(scope, notes, status, start, log_origin(engine.settings), error)
-            await run_in_threadpool(engine.audit.record, event)
+            # one hop to a worker thread: the store may block (SQLite lock, a MongoDB round trip)
+            await run_in_threadpool(build_and_record, status, error)
 
         async def audited_send(message: Message) -> None:
             nonlocal started, refused

@@ -77,6 +77,8 @@ AUDIT_KEYS_HOOK = ("engine.audit.keys", "init_keys")
 def keys_init(args: argparse.Namespace, settings: Settings) -> int:
     key, created = keys.load_or_create(settings.data_dir)
     print(f"token signing key {key.path} ({'created' if created else 'exists'}; kid {key.kid})")
+    idkey, created = keys.load_or_create_id_token_key(settings.data_dir)
+    print(f"id_token signing key {idkey.path} ({'created' if created else 'exists'}; kid {idkey.kid})")
     module_name, fn_name = AUDIT_KEYS_HOOK
     try:
         module = importlib.import_module(module_name)

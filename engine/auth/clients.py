@@ -63,8 +63,10 @@ class Client:
 
 
 class ClientRegistry:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, builtin: list[Client] = ()) -> None:
         self.path = data_dir / CLIENTS_FILE
+        # Clients that ship with huren (the /ui/me page): not in the file, cannot be replaced.
+        self.builtin = {c.client_id: c for c in builtin}
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._clients: dict[str, Client] = {}
@@ -82,12 +84,14 @@ class ClientRegistry:
         return self._clients
 
     def get(self, client_id: str) -> Client | None:
+        if client_id in self.builtin:
+            return self.builtin[client_id]
         with self._lock:
             return self._load().get(client_id)
 
     def all(self) -> list[Client]:
         with self._lock:
-            return list(self._load().values())
+            return [*self.builtin.values(), *self._load().values()]
 
     def add(self, client_id: str, *, scopes: list[str], kind: str = "system", redirect_uris: list[str] = (),
             jwks: dict[str, Any] | None = None, public: bool = False, name: str = "") -> str | None:
@@ -97,6 +101,8 @@ class ClientRegistry:
             raise ValueError(f"client kind must be one of {', '.join(KINDS)}")
         if not client_id or any(ch.isspace() or ch in ":/" for ch in client_id):
             raise ValueError("client id must be non-empty, without spaces, ':' or '/'")
+        if client_id in self.builtin:
+            raise ValueError(f"client id {client_id!r} is reserved for huren's own pages")
         sc.parse_all(scopes)  # refuse malformed scopes at registration
         if kind == "patient-app" and not redirect_uris:
             raise ValueError("a patient app must register at least one redirect URI")

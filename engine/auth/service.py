@@ -27,14 +27,16 @@ from engine.auth import scopes as sc
 from engine.auth.caller import Caller
 from engine.auth.clients import Client, ClientRegistry, check_secret
 from engine.auth.errors import OAuthError
-from engine.auth.keys import load_or_create
+from engine.auth.keys import load_or_create, load_or_create_id_token_key
 from engine.errors import Unauthorized
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384", "RS256", "ES256", "EdDSA"]
+ME_CLIENT_ID = "huren-me"  # the resident page /ui/me is itself a public SMART app
 _SECRET_CACHE_SECONDS = 300.0
+_VERIFIED_CACHE_SIZE = 4096
 _KIND_BY_CLIENT = {"system": "system", "auditor": "auditor", "user": "user"}
 
 
@@ -53,26 +55,28 @@ def invalid_token(description: str) -> Unauthorized:
 
 
 class AuthService:
-    def __init__(self, settings: Settings, store: Store | None = None,
+    def __init__(self, settings: Settings, store: Store,
                  compartment: Callable[[str], frozenset[str]] | None = None) -> None:
-        if store is None:
-            from engine.auth.memory import MemoryStore
-
-            store = MemoryStore()
         self.settings = settings
         self.store = store
-        self.registry = ClientRegistry(settings.data_dir)
+        self.registry = ClientRegistry(settings.data_dir, builtin=[Client(
+            ME_CLIENT_ID, "patient-app", ["launch/patient", "openid", "fhirUser", "patient/*.rs"],
+            redirect_uris=[settings.public_base_url + "/ui/me/"], name="huren 我的健康档案")])
         self.key, _ = load_or_create(settings.data_dir)
+        self._id_token_key = None  # RSA, made on first use: generating it costs ~100 ms
         self.issuer = settings.public_base_url
         self.audience = settings.fhir_base_url
         self.token_endpoint = settings.public_base_url + "/auth/token"
         self.ttl = int(settings.token_ttl_seconds)
         # Patient id -> every Patient id linked to the same person; identity wires its MPI here.
         self.compartment: Callable[[str], frozenset[str]] = compartment or (lambda pid: frozenset({pid}))
+        self.resident: Any = None  # engine.auth.resident.ResidentAuth, once identity is attached
         self.revoked = store.collection("auth_revoked")
+        self.revoked.ensure_index(["exp"])
         self.assertions = store.collection("auth_assertion_jti")
         self._secret_cache: OrderedDict[tuple[str, bytes], tuple[str, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # ---- tokens -------------------------------------------------------------------------------
 
@@ -109,12 +113,28 @@ class AuthService:
                                                        "verify_exp": verify_exp})
 
     def verify(self, token: str) -> dict[str, Any]:
-        try:
-            claims = self.decode(token)
-        except jwt.ExpiredSignatureError:
-            raise invalid_token("the token has expired") from None
-        except jwt.InvalidTokenError:
-            raise invalid_token("the token is malformed, not ours, or not for this server") from None
+        """Claims of a valid, unexpired, unrevoked access token; ``Unauthorized`` otherwise.
+
+        A client sends the same token on many requests, so the outcome of the signature check is
+        remembered per exact token string (bounded LRU); expiry and revocation are checked every time.
+        """
+        with self._cache_lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+        if claims is None:
+            try:
+                claims = self.decode(token)
+            except jwt.ExpiredSignatureError:
+                raise invalid_token("the token has expired") from None
+            except jwt.InvalidTokenError:
+                raise invalid_token("the token is malformed, not ours, or not for this server") from None
+            with self._cache_lock:
+                self._verified[token] = claims
+                while len(self._verified) > _VERIFIED_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        elif claims["exp"] <= time.time():
+            raise invalid_token("the token has expired")
         if claims.get("token_use", "access") != "access":
             raise invalid_token("not an access token")
         if self.revoked.get(claims["jti"]) is not None:
@@ -143,6 +163,52 @@ class AuthService:
             raise Unauthorized("use 'Authorization: Bearer <access token>'",
                                headers=_www_authenticate("invalid_request", "bearer token expected"))
         return self.caller_from_claims(self.verify(token))
+
+    def attach_identity(self, identity: Any) -> None:
+        """Resident tokens: compartments come from the MPI, and the resident sign-in needs it."""
+        from engine.auth.resident import ResidentAuth
+
+        self.compartment = identity.person_compartment
+        self.resident = ResidentAuth(self, identity)
+
+    def introspect(self, value: str) -> dict[str, Any]:
+        """RFC 7662 answer for an access or refresh token; ``{"active": false}`` for anything else."""
+        try:
+            claims = self.decode(value)
+        except jwt.InvalidTokenError:
+            claims = None
+        if claims is not None and self.revoked.get(claims["jti"]) is None:
+            info = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
+                "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}
+            if claims.get("patient"):
+                info["patient"] = claims["patient"]
+                info["fhirUser"] = f"{self.audience}/Patient/{claims['patient']}"
+            return info
+        doc = self.resident.find_refresh(value) if self.resident else None
+        if doc is not None:
+            return {"active": True, "token_type": "refresh_token", "scope": " ".join(doc["scope"]),
+                    "client_id": doc["client_id"], "sub": doc["person"], "exp": doc["exp"], "patient": doc["patient"]}
+        return {"active": False}
+
+    def revoke(self, value: str, client: Client, hint: str | None = None) -> None:
+        """RFC 7009: revoke one of ``client``'s tokens (a refresh token takes its whole grant)."""
+        try:
+            claims = self.decode(value, verify_exp=False)
+        except jwt.InvalidTokenError:
+            claims = None
+        if claims is not None:
+            if claims.get("client_id") == client.client_id:
+                self.revoke_jti(claims["jti"], claims["exp"])
+            return
+        if self.resident is not None:
+            self.resident.revoke_refresh(value, client)
+
+    def purge_revoked(self) -> int:
+        """Forget revocations of tokens that have expired anyway."""
+        old = self.revoked.find({"exp": {"$lt": int(time.time())}}, limit=1000)
+        for d in old:
+            self.revoked.delete(d["_id"])
+        return len(old)
 
     def revoke_jti(self, jti: str, exp: int) -> None:
         with contextlib.suppress(DuplicateKey):
@@ -270,8 +336,27 @@ class AuthService:
         return {"access_token": token, "token_type": "Bearer", "expires_in": claims["exp"] - claims["iat"],
                 "scope": claims["scope"]}
 
+    @property
+    def id_token_key(self):  # noqa: ANN201
+        if self._id_token_key is None:
+            self._id_token_key, _ = load_or_create_id_token_key(self.settings.data_dir)
+        return self._id_token_key
+
+    def security(self) -> dict[str, Any]:
+        """``CapabilityStatement.rest.security`` announcing SMART and its endpoints (oauth-uris)."""
+        base = self.settings.public_base_url
+        uris = {"token": self.token_endpoint, "authorize": f"{base}/auth/authorize",
+                "introspect": f"{base}/auth/introspect", "revoke": f"{base}/auth/revoke"}
+        return {
+            "cors": True,
+            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                     "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
+            "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                           "extension": [{"url": k, "valueUri": v} for k, v in uris.items()]}],
+        }
+
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.key.jwk()]}
+        return {"keys": [self.key.jwk(), self.id_token_key.jwk()]}
 
     def close(self) -> None:
         return None

@@ -1,0 +1,409 @@
+"""Resources every feed shares: the sending Organization, Practitioners, the Patient (with the
+national resident ID checked against PID-7/PID-8), the Encounter, coded items with the
+institution's code map, and the Provenance of the message."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from functools import lru_cache
+from typing import Any
+
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
+
+from adapters.convert.context import Context
+from adapters.convert.datatypes import V2_0203, cwe, cx
+from adapters.convert.engine import apply_table
+from adapters.convert.tables import coding_system, table, vocabulary
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
+from adapters.hl7v2.parser import Repetition, Segment
+from adapters.hl7v2.timestamps import TimestampError, to_datetime
+
+Resource = dict[str, Any]
+
+LOINC = "http://loinc.org"
+RECOGNITION_ITEM = "urn:huren:recognition-item"
+RECOGNITION_REASON = "urn:huren:recognition-reason"
+DICOM_UID = "urn:dicom:uid"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+INSTITUTION_SYSTEM = "urn:huren:institution"
+HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
+
+
+def organization(ctx: Context) -> dict[str, str]:
+    """The sending facility (MSH-4) as the Organization that performs every result."""
+    inst = ctx.institution
+    org = {
+        "resourceType": "Organization",
+        "identifier": [{"system": INSTITUTION_SYSTEM, "value": inst.code}],
+        "active": True,
+        "name": inst.name,
+        "partOf": None,
+    }
+    org.pop("partOf")
+    ref = ctx.put(org, inst.code)
+    return {**ref, "display": inst.name}
+
+
+def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """XCN → Practitioner (keyed by XCN-1 id, else by name) → Reference with display."""
+    ident = rep.comp(1).strip()
+    family, given = rep.comp(2, 1).strip(), rep.comp(3).strip()
+    if not ident and not family and not given:
+        return None
+    name: dict[str, Any] = {}
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = [given]
+    display = (family + given) if _cjk(family + given) else " ".join(p for p in (given, family) if p)
+    if display:
+        name["text"] = display
+    res: Resource = {"resourceType": "Practitioner"}
+    if ident:
+        authority = rep.comp(9, 1).strip()
+        system = f"urn:huren:id:{authority}" if authority else f"urn:huren:practitioner:{ctx.code}"
+        res["identifier"] = [{"system": system, "value": ident}]
+    if name:
+        res["name"] = [name]
+    key = f"id|{rep.comp(9, 1)}|{ident}" if ident else f"name|{family}|{given}"
+    ref: dict[str, Any] = ctx.put(res, key)
+    if display:
+        ref["display"] = display
+    return ref
+
+
+def _cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+# --- Patient -------------------------------------------------------------------------------------
+
+
+def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
+    """The institution-local key of the Patient (its MRN, else national ID) and its identifiers."""
+    inst = ctx.institution
+    national_type = inst.identifier_type
+    identifiers: list[dict[str, Any]] = []
+    mrn = ""
+    national = ""
+    reps = pid.reps(3) or pid.reps(2) or pid.reps(4)
+    field_no = 3 if pid.reps(3) else (2 if pid.reps(2) else 4)
+    for index, rep in enumerate(reps):
+        value = rep.comp(1).strip()
+        if not value:
+            continue
+        kind = rep.comp(5).strip().upper()
+        if kind in (national_type, "NNCHN"):
+            national = _check_national_id(value, pid, field_no, index, ctx)
+            identifiers.append(
+                {
+                    "use": "official",
+                    "type": {
+                        "coding": [
+                            {
+                                "system": V2_0203,
+                                "code": "NNCHN",
+                                "display": "National Person Identifier (China)",
+                            }
+                        ]
+                    },
+                    "system": table(ctx.site, "identifiers")["national_id_system"],
+                    "value": national,
+                }
+            )
+        elif not mrn and kind in ("", inst.mrn_type, "MR", "PI", "PT", "MRN"):
+            mrn = value
+            identifiers.append(
+                {
+                    "use": "usual",
+                    "type": {
+                        "coding": [{"system": V2_0203, "code": "MR", "display": "Medical record number"}]
+                    },
+                    "system": inst.mrn_system,
+                    "value": value,
+                    "assigner": {"display": inst.name},
+                }
+            )
+        else:
+            other = cx(rep, {}, ctx)
+            if other:
+                identifiers.append(other)
+    if national:
+        _check_demographics(national, pid)
+    key = mrn or (f"nid|{national}" if national else "")
+    if not key:
+        first = next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
+        if not first:
+            raise pid.error(
+                "PID-3 (patient identifier list) has no identifier", 3, 1, code=REQUIRED_FIELD_MISSING
+            )
+        key = f"id|{first}"
+    return key, identifiers
+
+
+def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx: Context) -> str:
+    """Length, format, ISO 7064 MOD 11-2 check character and birth date are errors (AE).
+
+    The birth-place code is only a warning: ``stdnum.cn.ric.validate`` rejects an area code that
+    did not exist in the birth year (阜宁县 320923 dates from 1983, so everyone born there before
+    1983 would be refused), yet IDs were issued with the code current at registration.
+    """
+    where = f"PID-{field_no}" + (f" repetition {index + 1}" if index else "")
+    number = ric.compact(value)
+    problem = ""
+    if len(number) != 18:
+        problem = f"it must be 18 characters, not {len(number)}"
+    elif not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        problem = "it must be 17 digits and a digit or X"
+    elif number[17] != ric.calc_check_digit(number):
+        problem = f"the check character (ISO 7064 MOD 11-2) should be {ric.calc_check_digit(number)}"
+    else:
+        try:
+            ric.get_birth_date(number)
+        except ValidationError:
+            problem = f"the birth date {number[6:14]} in it is not a date"
+    if problem:
+        raise pid.error(
+            f"{where}: national resident ID {value!r} is invalid: {problem}",
+            field_no,
+            1,
+            code=DATA_TYPE_ERROR,
+        )
+    if not _known_birth_place(number[:14]):
+        ctx.warn(
+            pid.error(
+                f"{where}: national resident ID area code {number[:6]} is not a known "
+                "administrative division for the birth year",
+                field_no,
+                1,
+                code=DATA_TYPE_ERROR,
+            )
+        )
+    return number
+
+
+@lru_cache(maxsize=4096)
+def _known_birth_place(area_and_birth_date: str) -> bool:
+    """stdnum's area-code lookup is slow (≈0.3 ms); the same few areas and dates recur."""
+    try:
+        ric.get_birth_place(area_and_birth_date + "0000")
+    except ValidationError:
+        return False
+    return True
+
+
+def _check_demographics(number: str, pid: Segment) -> None:
+    """Birth date and sex encoded in the resident ID must agree with PID-7 and PID-8."""
+    birth = pid.value(7)[:8]
+    id_birth = ric.get_birth_date(number)
+    if birth and birth != id_birth.strftime("%Y%m%d")[: len(birth)]:
+        raise pid.error(
+            f"PID-7 birth date {birth} disagrees with the national resident ID (born {id_birth.isoformat()})",
+            7,
+            1,
+            code=DATA_TYPE_ERROR,
+        )
+    sex = pid.value(8).strip().upper()
+    id_sex = "M" if int(number[16]) % 2 else "F"
+    if sex in ("1", "2"):
+        sex = "M" if sex == "1" else "F"
+    if sex in ("M", "F") and sex != id_sex:
+        raise pid.error(
+            f"PID-8 sex {sex} disagrees with the national resident ID (sequence digit {number[16]} means "
+            f"{'male' if id_sex == 'M' else 'female'})",
+            8,
+            1,
+            code=DATA_TYPE_ERROR,
+        )
+
+
+def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
+    """PID → Patient; returns (local key, Reference)."""
+    key, identifiers = patient_key(pid, ctx)
+    res: Resource = {"resourceType": "Patient", "identifier": identifiers, "active": True}
+    apply_table("pid_patient", {"PID": pid}, ctx, res)
+    if "deceasedDateTime" in res:
+        res.pop("deceasedBoolean", None)
+    if "multipleBirthInteger" in res:
+        res.pop("multipleBirthBoolean", None)
+    res["managingOrganization"] = organization(ctx)
+    ref = ctx.put(res, key)
+    names = res.get("name") or []
+    display = names[0].get("text") or names[0].get("family", "") if names else ""
+    if display:
+        ref = {**ref, "display": display}
+    return key, ref
+
+
+def patient_ref(ctx: Context, key: str) -> dict[str, str]:
+    return ctx.ref("Patient", key)
+
+
+# --- Encounter -----------------------------------------------------------------------------------
+
+
+def encounter(
+    pv1: Segment,
+    pv2: Segment | None,
+    ctx: Context,
+    patient: dict[str, str],
+    patient_k: str,
+    status: str = "unknown",
+) -> dict[str, str]:
+    """PV1/PV2 → Encounter keyed by visit number (PV1-19), else patient + admit time."""
+    visit = pv1.value(19).strip()
+    admit = pv1.value(44).strip()
+    key = (
+        f"vn|{visit}"
+        if visit
+        else f"{patient_k}|admit|{admit}"
+        if admit
+        else f"{patient_k}|msg|{ctx.message.msh.control_id}"
+    )
+    res: Resource = {"resourceType": "Encounter", "status": status}
+    apply_table("pv1_encounter", {"PV1": pv1}, ctx, res)
+    if pv2 is not None:
+        apply_table("pv2_encounter", {"PV2": pv2}, ctx, res)
+    if status == "unknown" and pv1.value(45):
+        res["status"] = "finished"
+    res["subject"] = patient
+    res["serviceProvider"] = organization(ctx)
+    for ident in res.get("identifier", ()):
+        ident.setdefault("system", f"urn:huren:visit:{ctx.code}")
+    return ctx.put(res, key)
+
+
+# --- codes ---------------------------------------------------------------------------------------
+
+
+def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
+    """An order/result item code (OBR-4, OBX-3): the local code under urn:huren:code:<INST>, the
+    mapped LOINC and recognition item from codes/<INST>.yaml as further codings; unmapped local
+    codes are reported."""
+    concept = cwe(rep, {}, ctx)
+    if concept is None:
+        return None
+    local_system = ctx.local_system
+    codings: list[dict[str, Any]] = concept.get("coding", [])
+    cmap = ctx.site.code_map(ctx.code)
+    locals_ = [c for c in codings if c.get("system") == local_system]
+    have = {(c.get("system"), c.get("code")) for c in codings}
+    mapped = False
+    for coding in locals_:
+        entry = cmap.lookup(coding["code"])
+        if entry is None:
+            continue
+        mapped = True
+        if not coding.get("display") and entry.display:
+            coding["display"] = entry.display
+        if entry.loinc and (LOINC, entry.loinc) not in have:
+            loinc: dict[str, Any] = {"system": LOINC, "code": entry.loinc}
+            if entry.loinc_display:
+                loinc["display"] = entry.loinc_display
+            codings.append(loinc)
+            have.add((LOINC, entry.loinc))
+        if entry.item and (RECOGNITION_ITEM, entry.item) not in have:
+            codings.append({"system": RECOGNITION_ITEM, "code": entry.item})
+            have.add((RECOGNITION_ITEM, entry.item))
+    if locals_ and not mapped:
+        for coding in locals_:
+            ctx.note_unmapped("code", coding["code"], where)
+    return concept
+
+
+def retest_reason(orc: Segment | None, ctx: Context) -> dict[str, Any] | None:
+    """ORC-16 → ServiceRequest.reasonCode: the doctor's recognition re-test reason (R01-R09, R98,
+    R99) under urn:huren:recognition-reason, any other reason as sent."""
+    if orc is None:
+        return None
+    rep = orc.rep(16)
+    code = rep.comp(1).strip().upper()
+    if not code and not rep.comp(2).strip():
+        return None
+    reasons = vocabulary(ctx.site, "recognition_reason")
+    if code in reasons:
+        coding = {"system": RECOGNITION_REASON, "code": code, "display": reasons[code]}
+        concept: dict[str, Any] = {"coding": [coding]}
+        text = rep.comp(2).strip() or rep.comp(9).strip()
+        if text:
+            concept["text"] = text
+        return concept
+    if code:
+        ctx.note_unmapped("recognition_reason", code, "ORC-16")
+    return cwe(rep, {}, ctx)
+
+
+def system_for(ctx: Context, name: str) -> str:
+    return coding_system(ctx.site, name, ctx.local_system)
+
+
+# --- Provenance and Bundle -----------------------------------------------------------------------
+
+
+def provenance(ctx: Context) -> None:
+    msh = ctx.message.msh
+    targets = [{"reference": ref} for ref in ctx.resources]
+    try:
+        recorded = to_datetime(msh.timestamp, ctx.tz).isoformat(timespec="seconds") if msh.timestamp else None
+    except TimestampError:
+        recorded = None
+        ctx.warn(msh.error(f"MSH-7 {msh.timestamp!r} is not a valid timestamp", 7, code=DATA_TYPE_ERROR))
+    if recorded is None:
+        recorded = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    kind = f"{msh.message_type}^{msh.trigger_event}" if msh.trigger_event else msh.message_type
+    prov: Resource = {
+        "resourceType": "Provenance",
+        "target": targets,
+        "recorded": recorded,
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v2-0003",
+                    "code": msh.trigger_event or msh.message_type,
+                }
+            ],
+            "text": kind,
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                            "display": "Author",
+                        }
+                    ]
+                },
+                "who": organization(ctx),
+            }
+        ],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {"system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.code}", "value": msh.control_id},
+                    "display": f"HL7 v{msh.version} {kind} message {msh.control_id} from {ctx.code}",
+                },
+            }
+        ],
+    }
+    ctx.put(prov, f"msg|{msh.control_id}")
+
+
+def bundle(ctx: Context) -> Resource:
+    entries = []
+    for ref, res in ctx.resources.items():
+        entry: dict[str, Any] = {}
+        rid = res["id"]
+        if len(rid) == 36 and rid.count("-") == 4:
+            entry["fullUrl"] = f"urn:uuid:{rid}"
+        entry["resource"] = res
+        entry["request"] = {"method": "PUT", "url": ref}
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def error_for(seg: Segment, message: str, field_no: int, component: int | None = None) -> HL7Error:
+    return seg.error(message, field_no, component, code=DATA_TYPE_ERROR)

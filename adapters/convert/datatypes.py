@@ -1,0 +1,423 @@
+"""HL7 v2 data types → FHIR data types (HL7 v2-to-FHIR IG data type maps), one function each.
+
+Each converter takes one field repetition, the rule that asked for it and the conversion
+context, and returns a FHIR JSON value or None when there is nothing to say. Invalid values raise
+``ValueError`` naming the problem; the engine turns that into a located HL7Error (AE when the
+rule is ``required``, else a warning and the element left out).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from adapters.convert.context import Context
+from adapters.convert.tables import coding_system, vocabulary
+from adapters.hl7v2.parser import Repetition
+from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
+
+Rule = dict[str, Any]
+Converter = Callable[[Repetition, Rule, Context], Any]
+
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def _value(rep: Repetition, rule: Rule) -> str:
+    return rep.comp(rule.get("component", 1)).strip()
+
+
+def st(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    if "component" in rule:
+        return _value(rep, rule) or None
+    text = rep.text().strip()
+    return text or None
+
+
+def st_concepts(rep: Repetition, rule: Rule, ctx: Context) -> list[dict[str, str]] | None:
+    """Free text where FHIR wants CodeableConcept[] (AL1-5 reaction → manifestation)."""
+    text = st(rep, rule, ctx)
+    return [{"text": text}] if text else None
+
+
+def integer(rep: Repetition, rule: Rule, ctx: Context) -> int | None:
+    text = _value(rep, rule)
+    if not text:
+        return None
+    if not text.lstrip("+-").isdigit():
+        raise ValueError(f"{text!r} is not an integer")
+    return int(text)
+
+
+def decimal(text: str) -> int | float:
+    """HL7 NM → JSON number (int when the sender wrote no decimal point)."""
+    text = text.strip()
+    if not _NUMBER.match(text):
+        raise ValueError(f"{text!r} is not a number")
+    if "." not in text:
+        return int(text)
+    return float(text)
+
+
+def yes_no(rep: Repetition, rule: Rule, ctx: Context) -> bool | None:
+    text = _value(rep, rule).upper()
+    if not text:
+        return None
+    if text in ("Y", "1", "TRUE"):
+        return True
+    if text in ("N", "0", "FALSE"):
+        return False
+    raise ValueError(f"{text!r} is not Y or N")
+
+
+def dt(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    text = _value(rep, rule)
+    return to_fhir_date(text) if text else None
+
+
+def dtm(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    text = _value(rep, rule)
+    return to_fhir_datetime(text, ctx.tz) if text else None
+
+
+def instant(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    text = _value(rep, rule)
+    return to_fhir_instant(text, ctx.tz) if text else None
+
+
+def birth_time(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    """PID-7 with a time of day → patient-birthTime extension (birthDate keeps the date)."""
+    text = _value(rep, rule)
+    if len(text) < 10:
+        return None
+    return to_fhir_datetime(text, ctx.tz)
+
+
+def code_id(rep: Repetition, rule: Rule, ctx: Context) -> Any:
+    """ID/IS through a vocabulary table; unmapped values are reported and left out."""
+    text = _value(rep, rule)
+    if not text:
+        return None
+    table = rule.get("vocab")
+    if not table:
+        return text
+    mapped = vocabulary(ctx.site, table).get(text)
+    if mapped is None:
+        mapped = vocabulary(ctx.site, table).get(text.upper())
+    if mapped is None:
+        ctx.note_unmapped(table, text)
+        return None
+    return mapped
+
+
+def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    text = _value(rep, rule)
+    if not text:
+        return None
+    table = rule.get("vocab")
+    mapped: Any = text
+    if table:
+        mapped = vocabulary(ctx.site, table).get(text)
+        if mapped is None:
+            ctx.note_unmapped(table, text)
+            return None
+    coding: dict[str, Any] = {"system": rule["system"]}
+    if isinstance(mapped, dict):
+        coding.update(mapped)
+    else:
+        coding["code"] = str(mapped)
+    return coding
+
+
+def id_coding(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    return _coding_from_vocab(rep, rule, ctx)
+
+
+def id_concept(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    coding = _coding_from_vocab(rep, rule, ctx)
+    return {"coding": [coding]} if coding else None
+
+
+def cwe_coding(rep: Repetition, ctx: Context, offset: int = 0, table: str = "") -> dict[str, Any] | None:
+    """One CWE/CE triplet (code, text, system) starting at component ``offset + 1`` → Coding."""
+    code = rep.comp(offset + 1).strip()
+    display = rep.comp(offset + 2).strip()
+    system_name = rep.comp(offset + 3).strip()
+    if not code and not display:
+        return None
+    coding: dict[str, Any] = {}
+    if code:
+        system = coding_system(ctx.site, system_name, ctx.local_system)
+        if not system_name and table:
+            system = f"http://terminology.hl7.org/CodeSystem/v2-{table}"
+        coding["system"] = system
+        coding["code"] = code
+    if display:
+        coding["display"] = display
+    return coding
+
+
+def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CWE/CE/CNE → CodeableConcept: primary and alternate codings, CWE-9 (or CWE-2) as text."""
+    first = cwe_coding(rep, ctx, 0, rule.get("table", ""))
+    alternate = cwe_coding(rep, ctx, 3)
+    codings = [c for c in (first, alternate) if c and "code" in c]
+    text = rep.comp(9).strip() or (first or {}).get("display") or (alternate or {}).get("display")
+    if not codings and not text:
+        return None
+    concept: dict[str, Any] = {}
+    if codings:
+        concept["coding"] = codings
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def cwe_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CWE whose code maps through a vocabulary table to a FHIR code system; the original is
+    kept as a second coding when the rule asks (or when there is no mapping)."""
+    original = cwe(rep, rule, ctx)
+    if original is None:
+        return None
+    code = rep.comp(1).strip()
+    mapped = vocabulary(ctx.site, rule["vocab"]).get(code) if code else None
+    if mapped is None:
+        if code:
+            ctx.note_unmapped(rule["vocab"], code)
+        return original
+    coding: dict[str, Any] = {"system": rule["system"], "code": str(mapped)}
+    if rep.comp(2):
+        coding["display"] = rep.comp(2)
+    concept: dict[str, Any] = {"coding": [coding]}
+    if rule.get("keep_original"):
+        concept["coding"].extend(original.get("coding", []))
+    if original.get("text"):
+        concept["text"] = original["text"]
+    return concept
+
+
+def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CX → Identifier: CX-1 value, CX-4 assigning authority (system when it is a URI/OID),
+    CX-5 type (table 0203), CX-7/CX-8 period."""
+    value = rep.comp(1).strip()
+    if not value:
+        return None
+    ident: dict[str, Any] = {"value": value}
+    namespace, universal, universal_type = rep.comp(4, 1), rep.comp(4, 2), rep.comp(4, 3)
+    if universal and universal_type.upper() in ("ISO", "OID"):
+        ident["system"] = f"urn:oid:{universal}"
+    elif universal and universal_type.upper() in ("URI", "URL"):
+        ident["system"] = universal
+    elif namespace:
+        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+    type_code = rep.comp(5).strip() or rule.get("identifier_type", "")
+    if type_code:
+        ident["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
+    if namespace:
+        ident["assigner"] = {"display": namespace.strip()}
+    period = _period(rep, ctx, 7, 8)
+    if period:
+        ident["period"] = period
+    return ident
+
+
+def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """EI → Identifier: EI-1 value, EI-2 namespace or EI-3 universal id as system."""
+    value = rep.comp(1).strip()
+    if not value:
+        return None
+    ident: dict[str, Any] = {"value": value}
+    namespace, universal, universal_type = rep.comp(2), rep.comp(3), rep.comp(4)
+    if universal and universal_type.upper() in ("ISO", "OID"):
+        ident["system"] = f"urn:oid:{universal}"
+    elif universal and universal_type.upper() in ("URI", "URL"):
+        ident["system"] = universal
+    elif namespace:
+        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+    return ident
+
+
+def _period(rep: Repetition, ctx: Context, start: int, end: int, sub: bool = False) -> dict[str, str] | None:
+    period: dict[str, str] = {}
+    for key, comp in (("start", start), ("end", end)):
+        text = rep.comp(comp).strip()
+        if text:
+            try:
+                period[key] = to_fhir_datetime(text, ctx.tz)
+            except ValueError:
+                continue
+    return period or None
+
+
+def xpn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """XPN → HumanName. Chinese names often arrive whole in XPN-1 (张三) with no given name; they
+    are kept as ``text`` and ``family`` as sent (splitting a Chinese name is not safe)."""
+    family = rep.comp(1, 1).strip()
+    given = [g for g in (rep.comp(2).strip(), rep.comp(3).strip()) if g]
+    if not family and not given:
+        return None
+    name: dict[str, Any] = {}
+    use_code = rep.comp(7).strip()
+    if use_code:
+        use = vocabulary(ctx.site, "name_use").get(use_code)
+        if use:
+            name["use"] = use
+        else:
+            ctx.note_unmapped("name_use", use_code)
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = given
+    prefix = rep.comp(5).strip()
+    if prefix:
+        name["prefix"] = [prefix]
+    suffixes = [s for s in (rep.comp(4).strip(), rep.comp(6).strip(), rep.comp(14).strip()) if s]
+    if suffixes:
+        name["suffix"] = suffixes
+    if _is_cjk(family) and not given:
+        name["text"] = family
+    elif _is_cjk(family + "".join(given)):
+        name["text"] = family + "".join(given)
+    period = _period(rep, ctx, 12, 13)
+    if period:
+        name["period"] = period
+    return name
+
+
+def xpn_family(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    return rep.comp(1, 1).strip() or None
+
+
+def _is_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def xad(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """XAD → Address (XAD-1 street, -2 other designation, -3 city, -4 province, -5 postal code,
+    -6 country, -7 type, -9 county (区县), -12 period)."""
+    line = [s for s in (rep.comp(1, 1).strip(), rep.comp(2).strip()) if s]
+    city, state, postal, country = (rep.comp(i).strip() for i in (3, 4, 5, 6))
+    district = rep.comp(9).strip()
+    if not (line or city or state or postal or country or district):
+        return None
+    addr: dict[str, Any] = {}
+    kind = rep.comp(7).strip()
+    if kind:
+        mapped = vocabulary(ctx.site, "address_use").get(kind)
+        if mapped:
+            addr.update(mapped)
+        else:
+            ctx.note_unmapped("address_use", kind)
+    if line:
+        addr["line"] = line
+    if city:
+        addr["city"] = city
+    if district:
+        addr["district"] = district
+    if state:
+        addr["state"] = state
+    if postal:
+        addr["postalCode"] = postal
+    if country:
+        addr["country"] = country
+    period = _period(rep, ctx, 13, 14)
+    if period:
+        addr["period"] = period
+    named_district = "" if district.isdigit() else district  # XAD-9 is often the GB/T 2260 code
+    text = "".join(p for p in (state, city, named_district, *line) if p)
+    if _is_cjk(text):
+        addr["text"] = text  # Chinese addresses read largest-first
+    return addr
+
+
+def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """XTN → ContactPoint: XTN-1 (old format) or XTN-12 unformatted / XTN-4 email / XTN-5..8."""
+    use_code, equip = rep.comp(2).strip(), rep.comp(3).strip()
+    email = rep.comp(4).strip()
+    value = rep.comp(12).strip()
+    if not value:
+        parts = [p for p in (rep.comp(5).strip(), rep.comp(6).strip(), rep.comp(7).strip()) if p]
+        if parts:
+            value = "+" + " ".join(parts) if rep.comp(5).strip() else " ".join(parts)
+            ext = rep.comp(8).strip()
+            if ext:
+                value += f" ext. {ext}"
+    if not value and email:
+        value = email
+    if not value:
+        value = rep.comp(1).strip()
+    if not value:
+        return None
+    point: dict[str, Any] = {}
+    system = vocabulary(ctx.site, "telecom_system").get(equip) if equip else None
+    if email and value == email:
+        system = "email"
+    point["system"] = system or ("email" if "@" in value else "phone")
+    point["value"] = value
+    use = vocabulary(ctx.site, "telecom_use").get(use_code) if use_code else None
+    if use_code and use is None:
+        ctx.note_unmapped("telecom_use", use_code)
+    if equip == "CP":
+        use = "mobile"
+    use = use or rule.get("default_use")
+    if use:
+        point["use"] = use
+    return point
+
+
+def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """XCN → Reference to a Practitioner built from the person's id and name."""
+    from adapters.convert.common import practitioner
+
+    return practitioner(rep, ctx)
+
+
+def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """PL → Reference (display only): point of care / room / bed, facility, building, floor."""
+    parts = [rep.comp(i).strip() for i in (4, 7, 8, 1, 2, 3)]
+    parts += [rep.comp(9).strip()]
+    text = " ".join(p for p in parts if p)
+    return {"display": text} if text else None
+
+
+def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CQ (quantity^units) → Quantity."""
+    text = rep.comp(1).strip()
+    if not text:
+        return None
+    qty: dict[str, Any] = {"value": decimal(text)}
+    unit = rep.comp(2).strip()
+    if unit:
+        qty["unit"] = unit
+        ucum = ctx.site.ucum(ctx.code, unit)
+        if ucum:
+            qty["system"] = "http://unitsofmeasure.org"
+            qty["code"] = ucum
+    return qty
+
+
+CONVERTERS: dict[str, Converter] = {
+    "ST": st,
+    "ST_CONCEPTS": st_concepts,
+    "INT": integer,
+    "YN": yes_no,
+    "DT": dt,
+    "DTM": dtm,
+    "INSTANT": instant,
+    "BIRTH_TIME": birth_time,
+    "ID": code_id,
+    "ID_CODING": id_coding,
+    "ID_CONCEPT": id_concept,
+    "CWE": cwe,
+    "CWE_VOCAB": cwe_vocab,
+    "CX": cx,
+    "EI": ei,
+    "XPN": xpn,
+    "XPN_FAMILY": xpn_family,
+    "XAD": xad,
+    "XTN": xtn,
+    "XCN": xcn,
+    "PL": pl,
+    "NM_QUANTITY": nm_quantity,
+}

@@ -1,0 +1,232 @@
+"""HIS ADT feeds → Patient, Encounter, Practitioner, Organization, Condition (DG1),
+AllergyIntolerance (AL1), RelatedPerson (NK1), Coverage (IN1); merges (A34/A40) → Patient.link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.convert import common, results
+from adapters.convert.context import Context
+from adapters.convert.datatypes import cwe
+from adapters.convert.engine import apply_table
+from adapters.convert.tables import vocabulary
+from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, HL7Error
+from adapters.hl7v2.parser import Segment
+
+ADT_EVENTS = frozenset(
+    {"A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A11", "A12", "A13", "A28", "A31"}
+)
+MERGE_EVENTS = frozenset({"A34", "A40"})
+# segments that carry nothing to map (envelope, or only repeat data mapped elsewhere)
+_CONSUMED = frozenset({"MSH", "EVN", "PID", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
+
+
+def convert_adt(ctx: Context) -> None:
+    msg = ctx.message
+    event = msg.msh.trigger_event or (msg.get("EVN").value(1) if msg.get("EVN") else "")
+    pid = msg.get("PID")
+    if pid is None:
+        raise HL7Error(
+            "ADT message has no PID segment", segment="PID", sequence=1, code=REQUIRED_FIELD_MISSING
+        )
+    common.organization(ctx)
+    pkey, pref = common.patient(pid, ctx)
+    pv1 = msg.get("PV1")
+    enc_ref = None
+    if pv1 is not None and event not in ("A28", "A31") and _has_visit(pv1):
+        status = vocabulary(ctx.site, "encounter_status_by_event").get(event, "unknown")
+        enc_ref = common.encounter(pv1, msg.get("PV2"), ctx, pref, pkey, status)
+    for nk1 in msg.all("NK1"):
+        _related_person(nk1, ctx, pref, pkey)
+    for al1 in msg.all("AL1"):
+        _allergy(al1, ctx, pref, pkey)
+    for dg1 in msg.all("DG1"):
+        _condition(dg1, ctx, pref, pkey, enc_ref)
+    for in1 in msg.all("IN1"):
+        _coverage(in1, ctx, pref, pkey)
+    _observations(ctx, pref, pkey, enc_ref)
+    _report_unmapped(ctx, _CONSUMED)
+
+
+def _has_visit(pv1: Segment) -> bool:
+    return any(pv1.has(n) for n in (2, 3, 19, 44))
+
+
+def convert_merge(ctx: Context) -> None:
+    """A34/A40: each PID + MRG pair → the surviving Patient ``replaces`` the old one; the old
+    record is written inactive with ``replaced-by`` (its earlier versions stay in its history)."""
+    msg = ctx.message
+    common.organization(ctx)
+    current: tuple[str, dict[str, str]] | None = None
+    pairs = 0
+    for seg in msg.segments:
+        if seg.name == "PID":
+            current = common.patient(seg, ctx)
+        elif seg.name == "MRG":
+            if current is None:
+                raise seg.error("MRG without a preceding PID", code="100")
+            _merge(seg, ctx, current)
+            pairs += 1
+    if not pairs:
+        raise HL7Error(
+            "merge message has no MRG segment", segment="MRG", sequence=1, code=REQUIRED_FIELD_MISSING
+        )
+    _report_unmapped(ctx, _CONSUMED)
+
+
+def _merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
+    skey, sref = survivor
+    old_reps = [r for r in mrg.reps(1) if r.comp(1).strip()]
+    if not old_reps:
+        raise mrg.error(
+            "MRG-1 (prior patient identifier list) is required", 1, 1, code=REQUIRED_FIELD_MISSING
+        )
+    inst = ctx.institution
+    old_mrn = ""
+    for rep in old_reps:
+        if rep.comp(5).strip().upper() in ("", inst.mrn_type, "MR", "PI", "PT"):
+            old_mrn = rep.comp(1).strip()
+            break
+    old_key = old_mrn or f"id|{old_reps[0].comp(1).strip()}"
+    if old_key == skey:
+        raise mrg.error("MRG-1 names the surviving patient itself", 1, 1)
+    old: dict[str, Any] = {
+        "resourceType": "Patient",
+        "active": False,
+        "link": [{"other": {"reference": sref["reference"]}, "type": "replaced-by"}],
+        "managingOrganization": common.organization(ctx),
+    }
+    if old_mrn:
+        old["identifier"] = [
+            {
+                "use": "old",
+                "type": {"coding": [{"system": common.V2_0203, "code": "MR"}]},
+                "system": inst.mrn_system,
+                "value": old_mrn,
+            }
+        ]
+    old_ref = ctx.put(old, old_key)
+    survivor_res = ctx.resources[sref["reference"]]
+    survivor_res.setdefault("link", []).append(
+        {"other": {"reference": old_ref["reference"]}, "type": "replaces"}
+    )
+
+
+def _related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+    res: dict[str, Any] = {
+        "resourceType": "RelatedPerson",
+        "active": True,
+        "patient": {"reference": pref["reference"]},
+    }
+    apply_table("nk1_relatedperson", {"NK1": nk1}, ctx, res)
+    if len(res) <= 3:
+        return
+    name = nk1.value(2, comp=1) + nk1.value(2, comp=2)
+    ctx.put(res, f"{pkey}|nk1|{nk1.value(1) or nk1.sequence}|{name}")
+
+
+def _allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+    res: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "patient": {"reference": pref["reference"]},
+    }
+    apply_table("al1_allergyintolerance", {"AL1": al1}, ctx, res)
+    code = res["code"]
+    key = (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
+    ctx.put(res, f"{pkey}|al1|{key}")
+
+
+def _condition(
+    dg1: Segment, ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None
+) -> None:
+    res: dict[str, Any] = {"resourceType": "Condition", "subject": {"reference": pref["reference"]}}
+    apply_table("dg1_condition", {"DG1": dg1}, ctx, res)
+    if enc_ref:
+        res["encounter"] = enc_ref
+    res.setdefault(
+        "category",
+        [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "encounter-diagnosis",
+                    }
+                ]
+            }
+        ],
+    )
+    ident = dg1.value(20)
+    code = res["code"]
+    key = ident or (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
+    ctx.put(res, f"{pkey}|dg1|{key}")
+
+
+def _coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+    res: dict[str, Any] = {
+        "resourceType": "Coverage",
+        "status": "active",
+        "beneficiary": {"reference": pref["reference"]},
+    }
+    apply_table("in1_coverage", {"IN1": in1}, ctx, res)
+    plan = in1.rep(2)
+    if plan.comp(1):
+        res["class"] = [
+            {
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}
+                    ]
+                },
+                "value": plan.comp(1),
+                **({"name": plan.comp(2)} if plan.comp(2) else {}),
+            }
+        ]
+    payor_name = in1.value(4, comp=1)
+    payor_id = in1.value(3, comp=1)
+    if payor_name or payor_id:
+        payor: dict[str, Any] = {"resourceType": "Organization", "active": True}
+        if payor_name:
+            payor["name"] = payor_name
+        if payor_id:
+            payor["identifier"] = [{"system": f"urn:huren:payor:{ctx.code}", "value": payor_id}]
+        res["payor"] = [ctx.put(payor, f"payor|{payor_id or payor_name}")]
+    else:
+        res["payor"] = [{"reference": pref["reference"]}]  # self-pay when no insurer is named
+    company_type = cwe(in1.rep(15), {}, ctx)
+    if company_type and "type" not in res:
+        res["type"] = company_type
+    policy = in1.value(36) or in1.value(49) or f"{in1.value(2)}|{in1.value(1)}"
+    ctx.put(res, f"{pkey}|in1|{policy}")
+
+
+def _observations(ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None) -> None:
+    """ADT OBX (height, weight, ...) → Observation about the patient, performed by the institution."""
+    obxs = ctx.message.all("OBX")
+    if not obxs:
+        return
+    group = results.Group(None, None, obx=obxs)
+    for seg in ctx.message.segments:  # NTE after an OBX annotates it
+        if seg.name == "NTE" and seg.position > 0 and ctx.message.segments[seg.position - 1].name == "OBX":
+            group.notes.setdefault(seg.position - 1, []).append(seg)
+    subject = {"reference": pref["reference"]}
+    org = common.organization(ctx)
+    for obx in obxs:
+        key = f"{pkey}|adt-obx|{obx.value(3)}|{obx.value(14) or ctx.message.msh.control_id}"
+        results.observation(obx, group, ctx, None, subject, enc_ref, org, key, None)
+
+
+def _report_unmapped(ctx: Context, consumed: frozenset[str]) -> None:
+    seen: set[str] = set()
+    for seg in ctx.message.segments:
+        if seg.name not in consumed and seg.name not in seen:
+            seen.add(seg.name)
+            ctx.note_unmapped("segment", seg.name)

@@ -1,0 +1,135 @@
+"""LIS feeds: ORU^R01, OUL^R22 (results) and OML^O21 (orders) → ServiceRequest, Specimen,
+Observation per OBX, DiagnosticReport grouping them. The PACS converter reuses ``convert_orders``
+with an imaging hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adapters.convert import common, results
+from adapters.convert.context import Context
+from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, HL7Error
+from adapters.hl7v2.parser import Segment
+
+ImagingHook = Callable[[results.Group, Context, dict[str, Any]], None]
+
+
+def convert_lab(ctx: Context) -> None:
+    structure = ctx.message.msh.structure
+    is_order = structure.startswith(("OML", "ORM", "OMG"))
+    convert_orders(ctx, "laboratory", with_report=not is_order)
+
+
+def convert_orders(
+    ctx: Context, category: str, *, with_report: bool, hook: ImagingHook | None = None
+) -> None:
+    msg = ctx.message
+    pid = msg.get("PID")
+    if pid is None:
+        raise HL7Error(
+            f"{msg.msh.structure} message has no PID segment",
+            segment="PID",
+            sequence=1,
+            code=REQUIRED_FIELD_MISSING,
+        )
+    org = common.organization(ctx)
+    pkey, pref = common.patient(pid, ctx)
+    subject = {"reference": pref["reference"]}
+    pv1 = msg.get("PV1")
+    enc = None
+    if pv1 is not None and any(pv1.has(n) for n in (19, 44)):
+        enc = common.encounter(pv1, msg.get("PV2"), ctx, subject, pkey)
+    found, leftover = results.groups(ctx)
+    if not found and not msg.get("TXA"):
+        raise HL7Error(
+            f"{msg.msh.structure} message has no ORC/OBR/OBX order or result",
+            segment="OBR",
+            sequence=1,
+            code=REQUIRED_FIELD_MISSING,
+        )
+    obs_category = results.CATEGORY_IMAGING if category == "imaging" else results.CATEGORY_LAB
+    for group in found:
+        request = None
+        if group.obr is not None or group.orc is not None:
+            request = results.service_request(
+                group, ctx, category, subject, pkey, enc, "completed" if with_report else "active"
+            )
+        rkey = (
+            results.report_key(group, ctx, pkey)
+            if (group.obr or group.orc)
+            else f"{pkey}|obx|{msg.msh.control_id}"
+        )
+        spec_refs = results.specimens(group, ctx, subject, request, rkey) if request else []
+        refs: list[dict[str, str]] = []
+        forms: list[dict[str, Any]] = []
+        text_lines: list[str] = []
+        seen_keys: set[str] = set()
+        for obx in group.obx:
+            okey = f"{rkey}|{obx.value(3)}|{obx.value(4)}"
+            if okey in seen_keys or not obx.value(3):
+                okey += f"|{obx.value(1) or obx.sequence}"
+            seen_keys.add(okey)
+            ref, attachment = results.observation(
+                obx,
+                group,
+                ctx,
+                obs_category,
+                subject,
+                enc,
+                org,
+                okey,
+                spec_refs[0] if len(spec_refs) == 1 else None,
+            )
+            if ref is not None:
+                refs.append(ref)
+            if attachment is not None:
+                forms.append(attachment)
+            if obx.value(2).upper() in results.TEXT_TYPES:
+                text_lines.extend(r.text() for r in obx.reps(5))
+        if len(text_lines) > 1 or any("\n" in line for line in text_lines):
+            title = group.obr.value(4, comp=2) if group.obr is not None else ""
+            forms.insert(0, results.text_form(text_lines, title or "report"))
+        info: dict[str, Any] = {
+            "group": group,
+            "request": request,
+            "subject": subject,
+            "encounter": enc,
+            "performer": org,
+            "results": refs,
+            "forms": forms,
+            "key": rkey,
+            "pkey": pkey,
+            "text": text_lines,
+        }
+        if hook is not None:
+            hook(group, ctx, info)
+        if with_report and (group.obr is not None or refs or forms):
+            report = results.diagnostic_report(
+                group,
+                ctx,
+                category,
+                subject,
+                enc,
+                org,
+                request,
+                refs,
+                spec_refs,
+                forms,
+                rkey,
+                info.get("conclusion", ""),
+            )
+            info["report"] = report
+            for after in info.get("after_report", ()):
+                after(report)
+        elif request is not None and refs:
+            ctx.resources[request["reference"]].setdefault("supportingInfo", []).extend(refs)
+    report_unmapped(ctx, leftover)
+
+
+def report_unmapped(ctx: Context, leftover: list[Segment]) -> None:
+    seen: set[str] = set()
+    for seg in leftover:
+        if seg.name not in seen:
+            seen.add(seg.name)
+            ctx.note_unmapped("segment", seg.name)

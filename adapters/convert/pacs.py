@@ -1,0 +1,333 @@
+"""PACS feeds: ORM^O01 / OMG^O19 imaging orders → ServiceRequest (with DICOM modality and
+accession); imaging ORU^R01 and MDM^T02 reports → DiagnosticReport, DocumentReference for the
+report document, and ImagingStudy (Study Instance UID from ZDS-1, IPC-3 or an OBX)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from adapters.convert import common, results
+from adapters.convert.context import Context
+from adapters.convert.datatypes import cwe
+from adapters.convert.engine import apply_table
+from adapters.convert.lis import convert_orders
+from adapters.convert.tables import vocabulary
+from adapters.hl7v2.errors import DATA_TYPE_ERROR
+from adapters.hl7v2.parser import Segment
+from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
+
+_UID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+_STUDY_UID_CODES = frozenset(
+    {"110180", "113014", "STUDYUID", "STUDYINSTANCEUID", "STUDY INSTANCE UID", "STUDY_UID"}
+)
+_IMPRESSION = ("IMP", "印象", "诊断", "结论", "IMPRESSION", "18782-3", "19005-8")
+_DOCUMENT_STATUS = {
+    "final": "final",
+    "corrected": "amended",
+    "amended": "amended",
+    "preliminary": "preliminary",
+    "partial": "preliminary",
+}
+
+
+def is_imaging(ctx: Context) -> bool:
+    """Whether an ORU/ORM carries imaging (PACS) rather than lab (LIS) content."""
+    msg = ctx.message
+    if msg.get("ZDS") or msg.get("IPC"):
+        return True
+    sections = vocabulary(ctx.site, "modality_by_section")
+    for obr in msg.all("OBR"):
+        if obr.value(24).strip().upper() in sections:
+            return True
+    return any(_study_uid_from_obx(obx) for obx in msg.all("OBX"))
+
+
+def convert_imaging_order(ctx: Context) -> None:
+    convert_orders(ctx, "imaging", with_report=False, hook=_order_hook)
+
+
+def convert_imaging_report(ctx: Context) -> None:
+    convert_orders(ctx, "imaging", with_report=True, hook=_report_hook)
+
+
+def convert_document(ctx: Context) -> None:
+    """MDM^T01..T11: TXA + OBX → DocumentReference; an imaging OBR also yields the report and study."""
+    with_report = ctx.message.get("OBR") is not None
+    convert_orders(ctx, "imaging", with_report=with_report, hook=_document_hook)
+
+
+def _modality(group: results.Group, ctx: Context) -> str:
+    ipc = ctx.message.get("IPC")
+    if ipc is not None and ipc.value(5):
+        return ipc.value(5).strip().upper()
+    obr = group.obr
+    if obr is not None:
+        section = obr.value(24).strip().upper()
+        mapped = vocabulary(ctx.site, "modality_by_section").get(section)
+        if mapped:
+            return str(mapped)
+        item = ctx.site.code_map(ctx.code).lookup(obr.value(4).strip())
+        if item and item.item and "-" in item.item:
+            return item.item.split("-")[0]
+    return ""
+
+
+def _accession(group: results.Group, ctx: Context) -> str:
+    ipc = ctx.message.get("IPC")
+    if ipc is not None and ipc.value(1):
+        return ipc.value(1)
+    if group.obr is not None and group.obr.value(18):
+        return group.obr.value(18)
+    return ""
+
+
+def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
+    request = info["request"]
+    if request is None:
+        return
+    sr = ctx.resources[request["reference"]]
+    modality = _modality(group, ctx)
+    if modality:
+        sr.setdefault("code", {}).setdefault("coding", []).append({"system": common.DCM, "code": modality})
+    accession = _accession(group, ctx)
+    if accession:
+        sr.setdefault("identifier", []).append(
+            {
+                "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
+                "system": f"urn:huren:accession:{ctx.code}",
+                "value": accession,
+            }
+        )
+    ipc = ctx.message.get("IPC")
+    if ipc is not None and ipc.value(3):
+        uid = ipc.value(3)
+        sr.setdefault("identifier", []).append({"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+
+
+def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
+    _order_hook(group, ctx, info)
+    info["conclusion"] = _conclusion(group)
+    study = _imaging_study(group, ctx, info)
+    if study is not None:
+        info["study"] = study
+    forms = info["forms"]
+    if forms:
+        info.setdefault("after_report", []).append(
+            lambda report: _document_reference(group, ctx, info, report)
+        )
+
+
+def _document_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
+    if group.obr is not None:
+        _report_hook(group, ctx, info)
+        if not info["forms"]:
+            return
+        return
+    lines = info["text"]
+    if lines and not info["forms"]:
+        info["forms"].append(results.text_form(lines, "document"))
+    if info["forms"]:
+        _document_reference(group, ctx, info, None)
+
+
+def _conclusion(group: results.Group) -> str:
+    parts = []
+    for obx in group.obx:
+        code = (obx.value(3) + " " + obx.value(3, comp=2)).upper()
+        if any(mark.upper() in code for mark in _IMPRESSION):
+            parts.extend(r.text() for r in obx.reps(5))
+    return "\n".join(p for p in parts if p)
+
+
+def _study_uid_from_obx(obx: Segment) -> str:
+    code = obx.value(3).strip().upper()
+    rep = obx.rep(5)
+    if code in _STUDY_UID_CODES or obx.value(3, comp=2).strip().upper() in _STUDY_UID_CODES:
+        return rep.comp(1).strip()
+    if obx.value(2).upper() == "RP" and "DICOM" in (rep.comp(3) + rep.comp(4)).upper():
+        return rep.comp(1).strip()
+    return ""
+
+
+def _study_uid(group: results.Group, ctx: Context) -> tuple[str, Segment | None, int]:
+    zds = ctx.message.get("ZDS")
+    if zds is not None and zds.value(1):
+        return zds.value(1).strip(), zds, 1
+    ipc = ctx.message.get("IPC")
+    if ipc is not None and ipc.value(3):
+        return ipc.value(3).strip(), ipc, 3
+    for obx in group.obx:
+        uid = _study_uid_from_obx(obx)
+        if uid:
+            return uid, obx, 5
+    return "", None, 0
+
+
+def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> dict[str, str] | None:
+    uid, where, field_no = _study_uid(group, ctx)
+    if uid.startswith("urn:oid:"):
+        uid = uid[8:]
+    if uid and (not _UID.match(uid) or len(uid) > 64):
+        assert where is not None
+        ctx.warn(
+            where.error(
+                f"{where.name}-{field_no}: {uid!r} is not a DICOM UID; the study is keyed by accession",
+                field_no,
+                1,
+                code=DATA_TYPE_ERROR,
+            )
+        )
+        uid = ""
+    accession = _accession(group, ctx)
+    modality = _modality(group, ctx)
+    if not (uid or accession or modality):
+        return None
+    study: dict[str, Any] = {
+        "resourceType": "ImagingStudy",
+        "status": "available",
+        "subject": info["subject"],
+    }
+    identifiers = []
+    if uid:
+        identifiers.append({"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+    if accession:
+        identifiers.append(
+            {
+                "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
+                "system": f"urn:huren:accession:{ctx.code}",
+                "value": accession,
+            }
+        )
+    if identifiers:
+        study["identifier"] = identifiers
+    if modality:
+        study["modality"] = [{"system": common.DCM, "code": modality}]
+    obr = group.obr
+    if obr is not None:
+        for fno in (7, 6):
+            if obr.value(fno):
+                try:
+                    study["started"] = to_fhir_datetime(obr.value(fno), ctx.tz)
+                    break
+                except TimestampError:
+                    continue
+        code = common.coded_item(obr.rep(4), ctx, "OBR-4")
+        if code:
+            study["procedureCode"] = [code]
+            if code.get("text") or obr.value(4, comp=2):
+                study["description"] = code.get("text") or obr.value(4, comp=2)
+        if obr.value(31):
+            reason = cwe(obr.rep(31), {}, ctx)
+            if reason:
+                study["reasonCode"] = [reason]
+    zds = ctx.message.get("ZDS")
+    series = _series(group, ctx, modality, obr)
+    if series:
+        study["series"] = series
+        study["numberOfSeries"] = len(series)
+    elif zds is not None and zds.value(2).isdigit():
+        study["numberOfSeries"] = int(zds.value(2))
+    if info.get("encounter"):
+        study["encounter"] = info["encounter"]
+    if info.get("request"):
+        study["basedOn"] = [info["request"]]
+    study["referrer"] = None
+    study.pop("referrer")
+    study["location"] = None
+    study.pop("location")
+    key = f"uid|{uid}" if uid else f"acsn|{accession}" if accession else f"{info['key']}|study"
+    if obr is not None:
+        interpreter = _interpreter(obr, ctx)
+        if interpreter:
+            study["interpreter"] = [interpreter]
+    return ctx.put(study, key)
+
+
+def _interpreter(obr: Segment, ctx: Context) -> dict[str, Any] | None:
+    """OBR-32 principal result interpreter (NDL; its first component is a CNN written with
+    subcomponents, id&family&given; v2.3 feeds write the person as components instead)."""
+    rep = obr.rep(32)
+    if not rep:
+        return None
+    subs = rep.subs(1)
+    if len(subs) > 1:
+        from adapters.hl7v2.parser import Repetition
+
+        person = Repetition(ctx.message.encoding.component.join(subs), ctx.message.encoding)
+    else:
+        person = rep
+    return common.practitioner(person, ctx)
+
+
+def _series(group: results.Group, ctx: Context, modality: str, obr: Segment | None) -> list[dict[str, Any]]:
+    """Series UIDs sent in OBX (code 112002 / SeriesInstanceUID) with the body site of OBR-15/46."""
+    out = []
+    body = None
+    if obr is not None:
+        if obr.value(46):
+            body = _coding(cwe(obr.rep(46), {}, ctx))
+        elif obr.value(15, comp=4):
+            body = {"display": obr.value(15, comp=4)}
+    for obx in group.obx:
+        code = obx.value(3).strip().upper()
+        if code in ("112002", "SERIESINSTANCEUID", "SERIES INSTANCE UID", "SERIESUID"):
+            uid = obx.value(5).strip()
+            if _UID.match(uid) and modality:
+                series: dict[str, Any] = {"uid": uid, "modality": {"system": common.DCM, "code": modality}}
+                if body:
+                    series["bodySite"] = body
+                out.append(series)
+    return out
+
+
+def _coding(concept: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not concept:
+        return None
+    if concept.get("coding"):
+        return concept["coding"][0]
+    return {"display": concept.get("text", "")}
+
+
+def _document_reference(
+    group: results.Group, ctx: Context, info: dict[str, Any], report: dict[str, str] | None
+) -> None:
+    doc: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": info["subject"],
+    }
+    txa = ctx.message.get("TXA")
+    if txa is not None:
+        apply_table("txa_documentreference", {"TXA": txa}, ctx, doc)
+        if txa.value(12):
+            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.code}", "value": txa.value(12)}
+    if "type" not in doc and group.obr is not None:
+        code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
+        if code:
+            doc["type"] = code
+    if report is not None and "docStatus" not in doc:
+        status = ctx.resources[report["reference"]].get("status", "")
+        if status in _DOCUMENT_STATUS:
+            doc["docStatus"] = _DOCUMENT_STATUS[status]
+    if "date" not in doc:
+        msh7 = ctx.message.msh.timestamp
+        try:
+            instant = to_fhir_instant(msh7, ctx.tz) if msh7 else None
+        except TimestampError:
+            instant = None
+        if instant:
+            doc["date"] = instant
+    doc.setdefault("author", []).append(info["performer"])
+    doc["custodian"] = info["performer"]
+    doc["content"] = [{"attachment": form} for form in info["forms"]]
+    context: dict[str, Any] = {}
+    if info.get("encounter"):
+        context["encounter"] = [info["encounter"]]
+    related = [r for r in (report, info.get("study")) if r]
+    if related:
+        context["related"] = related
+    if context:
+        doc["context"] = context
+    key = f"doc|{txa.value(12)}" if txa is not None and txa.value(12) else f"{info['key']}|document"
+    ctx.put(doc, key)

@@ -1,0 +1,589 @@
+"""Orders and results shared by the LIS and PACS feeds: ORC/OBR groups → ServiceRequest,
+OBX → Observation (every value type), SPM/OBR-15 → Specimen, OBR → DiagnosticReport."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.convert import common
+from adapters.convert.context import Context
+from adapters.convert.datatypes import cwe, decimal, ei
+from adapters.convert.engine import apply_table
+from adapters.convert.tables import vocabulary
+from adapters.hl7v2.errors import DATA_TYPE_ERROR
+from adapters.hl7v2.parser import Segment
+from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
+
+Resource = dict[str, Any]
+
+CATEGORY_LAB = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "laboratory",
+            "display": "Laboratory",
+        }
+    ]
+}
+CATEGORY_IMAGING = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "imaging",
+            "display": "Imaging",
+        }
+    ]
+}
+SR_CATEGORY = {
+    "laboratory": {
+        "coding": [
+            {"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}
+        ]
+    },
+    "imaging": {"coding": [{"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}]},
+}
+REPORT_CATEGORY = {
+    "laboratory": {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                "code": "LAB",
+                "display": "Laboratory",
+            }
+        ]
+    },
+    "imaging": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD", "display": "Radiology"}
+        ]
+    },
+}
+UCUM = "http://unitsofmeasure.org"
+_RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|–|—|至)\s*([+-]?\d+(?:\.\d+)?)\s*$")
+_BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
+_COMPARATOR = {"≤": "<=", "≥": ">="}
+TEXT_TYPES = frozenset({"TX", "FT"})
+
+
+@dataclass
+class Group:
+    """One order: its ORC, OBR, and the OBX/NTE/SPM that follow."""
+
+    orc: Segment | None
+    obr: Segment | None
+    obx: list[Segment] = field(default_factory=list)
+    notes: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → NTEs; -1 = order
+    spm: list[Segment] = field(default_factory=list)
+
+
+def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
+    """Split the message into order groups; returns (groups, segments left unconsumed)."""
+    out: list[Group] = []
+    current: Group | None = None
+    pending_orc: Segment | None = None
+    pending_spm: list[Segment] = []
+    leftover: list[Segment] = []
+    for seg in ctx.message.segments:
+        name = seg.name
+        if name == "ORC":
+            if pending_orc is not None:  # an order without OBR (pharmacy RXO...): nothing of ours
+                leftover.append(pending_orc)
+            pending_orc = seg
+            current = None
+        elif name == "OBR":
+            current = Group(pending_orc, seg, spm=list(pending_spm))
+            pending_orc = None
+            out.append(current)
+        elif name == "OBX":
+            if current is None:
+                current = Group(pending_orc, None, spm=list(pending_spm))
+                pending_orc = None
+                out.append(current)
+            current.obx.append(seg)
+        elif name == "NTE":
+            if current is None:
+                leftover.append(seg)
+            else:
+                key = current.obx[-1].position if current.obx else -1
+                current.notes.setdefault(key, []).append(seg)
+        elif name == "SPM":
+            if current is None or ctx.message.msh.structure.startswith("OUL"):
+                pending_spm.append(seg)
+                if current is not None and current.obr is None:
+                    current.spm.append(seg)
+            else:
+                current.spm.append(seg)
+        elif name not in ("MSH", "PID", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC", "SAC"):
+            leftover.append(seg)
+    if pending_orc is not None:
+        out.append(Group(pending_orc, None))
+    return out, leftover
+
+
+def _order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, int]:
+    """(segment, field) of the placer and filler order numbers, ORC first then OBR."""
+    placer = filler = None
+    pf = ff = 0
+    for seg in (group.orc, group.obr):
+        if seg is None:
+            continue
+        if placer is None and seg.value(2):
+            placer, pf = seg, 2
+        if filler is None and seg.value(3):
+            filler, ff = seg, 3
+    return placer, pf, filler, ff
+
+
+def order_key(group: Group, ctx: Context, pkey: str) -> str:
+    placer, pf, filler, ff = _order_numbers(group)
+    if placer is not None:
+        return f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}"
+    if filler is not None:
+        return f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}"
+    seg = group.obr or group.orc
+    assert seg is not None
+    ctx.warn(
+        seg.error(
+            f"{seg.name}-2/{seg.name}-3: no placer or filler order number; the order is keyed by "
+            "patient, item and time, so a correction cannot update it",
+            2,
+            code="101",
+        )
+    )
+    obr = group.obr
+    return f"nokey|{pkey}|{obr.value(4) if obr else ''}|{obr.value(7) if obr else ''}|{seg.sequence}"
+
+
+def report_key(group: Group, ctx: Context, pkey: str) -> str:
+    _, _, filler, ff = _order_numbers(group)
+    if filler is not None:
+        return f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}"
+    return order_key(group, ctx, pkey)
+
+
+def service_request(
+    group: Group,
+    ctx: Context,
+    category: str,
+    subject: dict[str, str],
+    pkey: str,
+    encounter: dict[str, str] | None,
+    default_status: str,
+) -> dict[str, str]:
+    """ORC + OBR → ServiceRequest with placer/filler identifiers, status, code and re-test reason."""
+    res: Resource = {
+        "resourceType": "ServiceRequest",
+        "status": default_status,
+        "intent": "order",
+        "category": [SR_CATEGORY[category]],
+    }
+    identifiers = []
+    placer, pf, filler, ff = _order_numbers(group)
+    for seg, fno, kind in ((placer, pf, "PLAC"), (filler, ff, "FILL")):
+        if seg is not None:
+            ident = ei(seg.rep(fno), {}, ctx) or {}
+            ident.setdefault("system", f"urn:huren:order:{ctx.code}")
+            ident["type"] = {"coding": [{"system": common.V2_0203, "code": kind}]}
+            identifiers.append(ident)
+    if identifiers:
+        res["identifier"] = identifiers
+    orc, obr = group.orc, group.obr
+    if orc is not None:
+        status = vocabulary(ctx.site, "order_status").get(orc.value(5)) if orc.value(5) else None
+        if status is None and orc.value(1):
+            status = vocabulary(ctx.site, "order_control_status").get(orc.value(1))
+        if status:
+            res["status"] = status
+    code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
+    if code:
+        res["code"] = code
+    apply_table("servicerequest", {"ORC": orc, "OBR": obr}, ctx, res)
+    reason = common.retest_reason(orc, ctx)
+    if reason:
+        res.setdefault("reasonCode", []).insert(0, reason)
+    res["subject"] = subject
+    if encounter:
+        res["encounter"] = encounter
+    notes = [n.rep(3).text() for n in group.notes.get(-1, ()) if n.rep(3).text()]
+    if notes:
+        res.setdefault("note", []).extend({"text": t} for t in notes)
+    return ctx.put(res, order_key(group, ctx, pkey))
+
+
+def specimens(
+    group: Group, ctx: Context, subject: dict[str, str], request: dict[str, str], key: str
+) -> list[dict[str, str]]:
+    refs = []
+    for spm in group.spm:
+        res: Resource = {"resourceType": "Specimen", "subject": subject, "request": [request]}
+        apply_table("spm_specimen", {"SPM": spm}, ctx, res)
+        ident = spm.value(2, comp=1, sub=1) or spm.value(2, comp=2, sub=1)
+        if ident:
+            res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.code}", "value": ident}]
+        refs.append(ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}"))
+    obr = group.obr
+    if not refs and obr is not None and obr.value(15):
+        # v2.3/2.4: OBR-15 specimen source (code&text&system ^ additives ^ free text ^ body site)
+        rep = obr.rep(15)
+        res = {"resourceType": "Specimen", "subject": subject, "request": [request]}
+        code, text, system = rep.comp(1, 1), rep.comp(1, 2), rep.comp(1, 3)
+        if code or text:
+            coding: dict[str, Any] = {}
+            if code:
+                coding = {
+                    "system": common.system_for(ctx, system)
+                    if system
+                    else "http://terminology.hl7.org/CodeSystem/v2-0487",
+                    "code": code,
+                }
+                if text:
+                    coding["display"] = text
+            res["type"] = {**({"coding": [coding]} if coding else {}), **({"text": text} if text else {})}
+        if rep.comp(4):
+            res["collection"] = {"bodySite": {"text": rep.comp(4)}}
+        if obr.value(7):
+            try:
+                res.setdefault("collection", {})["collectedDateTime"] = to_fhir_datetime(obr.value(7), ctx.tz)
+            except TimestampError as exc:
+                ctx.warn(obr.error(f"OBR-7: {exc}", 7, code=DATA_TYPE_ERROR))
+        refs.append(ctx.put(res, f"{key}|obr15"))
+    return refs
+
+
+def observation(
+    obx: Segment,
+    group: Group,
+    ctx: Context,
+    category: dict[str, Any] | None,
+    subject: dict[str, str],
+    encounter: dict[str, str] | None,
+    performer: dict[str, str],
+    key: str,
+    specimen: dict[str, str] | None,
+) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
+    """OBX → Observation; returns (reference, attachment) — ED values become an attachment for the
+    report instead of an Observation (R4 Observation has no valueAttachment)."""
+    vtype = obx.value(2).strip().upper()
+    res: Resource = {"resourceType": "Observation"}
+    if category:
+        res["category"] = [category]
+    status_code = obx.value(11).strip()
+    status = vocabulary(ctx.site, "observation_status").get(status_code) if status_code else None
+    if status is None:
+        if status_code:
+            ctx.note_unmapped("observation_status", status_code, "OBX-11")
+        ctx.warn(
+            obx.error(f"OBX-11 result status {status_code!r} is missing or unknown; stored as 'unknown'", 11)
+        )
+        status = "unknown"
+    res["status"] = status
+    code = common.coded_item(obx.rep(3), ctx, "OBX-3")
+    if code is None:
+        code = {"text": obx.value(3, comp=2) or f"{vtype or 'OBX'} result"}
+    res["code"] = code
+    res["subject"] = subject
+    if encounter:
+        res["encounter"] = encounter
+    attachment = None
+    if vtype == "ED":
+        attachment = _attachment(obx, ctx)
+        if attachment is not None:
+            return None, attachment
+    else:
+        _value(obx, vtype, res, ctx)
+    if not any(k.startswith("value") for k in res) and status not in ("cancelled", "entered-in-error"):
+        res["dataAbsentReason"] = {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
+            ]
+        }
+    ranges = _reference_range(obx, ctx, res)
+    if ranges:
+        res["referenceRange"] = ranges
+    interp = _interpretation(obx, ctx)
+    if interp:
+        res["interpretation"] = interp
+    apply_table("obx_observation", {"OBX": obx}, ctx, res)
+    if "effectiveDateTime" not in res and group.obr is not None and group.obr.value(7):
+        try:
+            res["effectiveDateTime"] = to_fhir_datetime(group.obr.value(7), ctx.tz)
+        except TimestampError as exc:
+            ctx.warn(group.obr.error(f"OBR-7: {exc}", 7, code=DATA_TYPE_ERROR))
+    res.setdefault("performer", []).insert(0, performer)
+    if specimen:
+        res["specimen"] = specimen
+    notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
+    if notes:
+        res["note"] = [{"text": t} for t in notes]
+    return ctx.put(res, key), None
+
+
+def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
+    reps = obx.reps(5)
+    if not reps:
+        return
+    unit_rep = obx.rep(6)
+    try:
+        if vtype == "NM":
+            text = reps[0].comp(1).strip()
+            bound = _BOUND.match(text)
+            if bound:  # "<0.5" in an NM field: read as SN, as senders mean
+                res["valueQuantity"] = _quantity(bound.group(2), unit_rep, ctx)
+                res["valueQuantity"]["comparator"] = _COMPARATOR.get(bound.group(1), bound.group(1))
+            else:
+                res["valueQuantity"] = _quantity(text, unit_rep, ctx)
+        elif vtype == "SN":
+            _structured_numeric(reps[0], unit_rep, res, ctx)
+        elif vtype in ("ST", "TX", "FT", "TN", "ID", "IS"):
+            res["valueString"] = "\n".join(r.text() for r in reps)
+        elif vtype in ("CWE", "CE", "CNE", "CF", "CV"):
+            concept = cwe(reps[0], {}, ctx)
+            if concept:
+                res["valueCodeableConcept"] = concept
+        elif vtype == "DT":
+            res["valueDateTime"] = to_fhir_date(reps[0].comp(1))
+        elif vtype in ("TS", "DTM"):
+            res["valueDateTime"] = to_fhir_datetime(reps[0].comp(1), ctx.tz)
+        elif vtype == "TM":
+            text = reps[0].comp(1).strip()
+            if not re.match(r"^\d{2}(\d{2}(\d{2})?)?$", text[:6]):
+                raise ValueError(f"{text!r} is not a time (HHMMSS)")
+            text = text[:6].ljust(6, "0")
+            res["valueTime"] = f"{text[:2]}:{text[2:4]}:{text[4:6]}"
+        elif vtype == "RP":
+            res["valueString"] = reps[0].comp(1)
+        elif vtype == "NA":
+            res["valueString"] = reps[0].text()
+        else:
+            ctx.warn(obx.error(f"OBX-2 value type {vtype!r} is not supported; the value is kept as text", 2))
+            ctx.note_unmapped("value_type", vtype, "OBX-2")
+            res["valueString"] = reps[0].text()
+    except (ValueError, TimestampError) as exc:
+        ctx.warn(obx.error(f"OBX-5 is not a valid {vtype}: {exc}; kept as text", 5, code=DATA_TYPE_ERROR))
+        for key in [k for k in res if k.startswith("value")]:
+            res.pop(key)
+        res["valueString"] = reps[0].text()
+
+
+def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
+    qty: dict[str, Any] = {"value": decimal(text)}
+    unit_code, unit_text, unit_system = (
+        unit_rep.comp(1).strip(),
+        unit_rep.comp(2).strip(),
+        unit_rep.comp(3).strip(),
+    )
+    original = unit_code or unit_text
+    if original:
+        qty["unit"] = unit_text or unit_code
+        if unit_system.upper() in ("UCUM", "UCM") and unit_code:
+            qty["system"], qty["code"] = UCUM, unit_code
+        else:
+            ucum = ctx.site.ucum(ctx.code, unit_code) or (
+                ctx.site.ucum(ctx.code, unit_text) if unit_text else None
+            )
+            if ucum:
+                qty["system"], qty["code"] = UCUM, ucum
+            else:
+                ctx.note_unmapped("unit", original, "OBX-6")
+    return qty
+
+
+def _structured_numeric(rep: Any, unit_rep: Any, res: Resource, ctx: Context) -> None:
+    comparator, num1, sep, num2 = (rep.comp(i).strip() for i in (1, 2, 3, 4))
+    if sep in (":", "/") and num1 and num2:
+        res["valueRatio"] = {"numerator": {"value": decimal(num1)}, "denominator": {"value": decimal(num2)}}
+    elif sep in ("-",) and (num1 or num2):
+        rng: dict[str, Any] = {}
+        if num1:
+            rng["low"] = _quantity(num1, unit_rep, ctx)
+        if num2:
+            rng["high"] = _quantity(num2, unit_rep, ctx)
+        res["valueRange"] = rng
+    elif sep == "+" and num1:
+        res["valueString"] = f"{num1}+"
+    elif num1:
+        qty = _quantity(num1, unit_rep, ctx)
+        if comparator and comparator != "=":
+            if comparator == "<>":
+                raise ValueError("comparator <> has no FHIR equivalent")
+            qty["comparator"] = comparator
+        res["valueQuantity"] = qty
+
+
+def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str, Any]]:
+    text = obx.rep(7).text().strip()
+    if not text:
+        return []
+    rng: dict[str, Any] = {"text": text}
+    unit = res.get("valueQuantity", {})
+    base = {k: unit[k] for k in ("unit", "system", "code") if k in unit}
+    m = _RANGE.match(text)
+    if m:
+        rng["low"] = {"value": decimal(m.group(1)), **base}
+        rng["high"] = {"value": decimal(m.group(2)), **base}
+    else:
+        b = _BOUND.match(text)
+        if b:
+            op = _COMPARATOR.get(b.group(1), b.group(1))
+            rng["high" if op.startswith("<") else "low"] = {"value": decimal(b.group(2)), **base}
+    return [rng]
+
+
+def _interpretation(obx: Segment, ctx: Context) -> list[dict[str, Any]]:
+    out = []
+    vocab = vocabulary(ctx.site, "interpretation")
+    for rep in obx.reps(8):
+        code = rep.comp(1).strip()
+        if not code:
+            continue
+        mapped = vocab.get(code) or vocab.get(code.upper())
+        if mapped:
+            out.append(
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                            **mapped,
+                        }
+                    ]
+                }
+            )
+        else:
+            ctx.note_unmapped("interpretation", code, "OBX-8")
+            out.append({"coding": [{"system": ctx.local_system, "code": code}], "text": code})
+    return out
+
+
+def _attachment(obx: Segment, ctx: Context) -> dict[str, Any] | None:
+    """ED: source ^ type ^ subtype ^ encoding ^ data → Attachment."""
+    rep = obx.rep(5)
+    kind, subtype, encoding, data = rep.comp(2), rep.comp(3), rep.comp(4).upper(), rep.comp(5)
+    if not data:
+        return None
+    content_type = _mime(kind, subtype)
+    if encoding == "BASE64":
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except ValueError:
+            ctx.warn(obx.error("OBX-5.5 is not valid Base64", 5, 5, code=DATA_TYPE_ERROR))
+            return None
+    elif encoding == "HEX":
+        try:
+            raw = bytes.fromhex(data)
+        except ValueError:
+            ctx.warn(obx.error("OBX-5.5 is not valid hexadecimal", 5, 5, code=DATA_TYPE_ERROR))
+            return None
+    else:
+        raw = data.encode("utf-8")
+    att = {"contentType": content_type, "data": base64.b64encode(raw).decode("ascii")}
+    title = obx.value(3, comp=2)
+    if title:
+        att["title"] = title
+    return att
+
+
+def _mime(kind: str, subtype: str) -> str:
+    kind, subtype = kind.strip().upper(), subtype.strip().lower()
+    if "/" in subtype:
+        return subtype
+    known = {
+        "PDF": "application/pdf",
+        "JPEG": "image/jpeg",
+        "JPG": "image/jpeg",
+        "PNG": "image/png",
+        "RTF": "application/rtf",
+        "HTML": "text/html",
+        "XML": "application/xml",
+        "PLAIN": "text/plain",
+        "TIFF": "image/tiff",
+        "GIF": "image/gif",
+        "DICOM": "application/dicom",
+    }
+    if subtype.upper() in known:
+        return known[subtype.upper()]
+    base = {
+        "AP": "application",
+        "IM": "image",
+        "TEXT": "text",
+        "AU": "audio",
+        "VI": "video",
+        "MULTIPART": "multipart",
+    }
+    if kind in base and subtype:
+        return f"{base[kind]}/{subtype}"
+    return "application/octet-stream"
+
+
+def text_form(lines: list[str], title: str) -> dict[str, Any]:
+    data = "\n".join(lines).encode("utf-8")
+    return {
+        "contentType": "text/plain; charset=utf-8",
+        "data": base64.b64encode(data).decode("ascii"),
+        "title": title,
+    }
+
+
+def diagnostic_report(
+    group: Group,
+    ctx: Context,
+    category: str,
+    subject: dict[str, str],
+    encounter: dict[str, str] | None,
+    performer: dict[str, str],
+    request: dict[str, str] | None,
+    results: list[dict[str, str]],
+    specimen_refs: list[dict[str, str]],
+    forms: list[dict[str, Any]],
+    key: str,
+    conclusion: str = "",
+) -> dict[str, str]:
+    obr = group.obr
+    res: Resource = {"resourceType": "DiagnosticReport", "category": [REPORT_CATEGORY[category]]}
+    status_code = obr.value(25).strip() if obr is not None else ""
+    status = vocabulary(ctx.site, "report_status").get(status_code) if status_code else None
+    if status is None:
+        if status_code:
+            ctx.note_unmapped("report_status", status_code, "OBR-25")
+        status = _status_from_results(ctx, results)
+    res["status"] = status
+    code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
+    if code is None:
+        first = ctx.resources.get(results[0]["reference"]) if results else None
+        code = first["code"] if first else {"text": "report"}
+    res["code"] = code
+    if obr is not None:
+        apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
+    res["subject"] = subject
+    if encounter:
+        res["encounter"] = encounter
+    if request:
+        res["basedOn"] = [request]
+    res["performer"] = [performer]
+    if results:
+        res["result"] = results
+    if specimen_refs:
+        res["specimen"] = specimen_refs
+    if forms:
+        res["presentedForm"] = forms
+    if conclusion:
+        res["conclusion"] = conclusion
+    if obr is not None:
+        ident = ei(obr.rep(3), {}, ctx) or ei(obr.rep(2), {}, ctx)
+        if ident:
+            ident.setdefault("system", f"urn:huren:order:{ctx.code}")
+            res["identifier"] = [ident]
+    return ctx.put(res, key)
+
+
+def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
+    statuses = {ctx.resources[r["reference"]]["status"] for r in results if r["reference"] in ctx.resources}
+    if statuses and statuses <= {"final"}:
+        return "final"
+    if "corrected" in statuses or "amended" in statuses:
+        return "corrected"
+    if statuses & {"preliminary", "final"}:
+        return "partial"
+    return "unknown"

@@ -1,0 +1,196 @@
+"""HL7 v2 acknowledgements (original mode), exactly as the standard lays them out per version.
+
+* MSH: the sender's delimiters; MSH-3/4 and MSH-5/6 swapped from the incoming message; MSH-7 now;
+  MSH-9 ``ACK^<event>^ACK`` (``ACK^<event>`` for v2.3, which has no message-structure component);
+  a fresh MSH-10; MSH-11 and MSH-12 echoed (same version as the message acknowledged).
+* MSA: MSA-1 AA / AE / AR, MSA-2 = the incoming MSH-10.
+* ERR, one per problem:
+  - v2.5 and later: ERR-2 error location (ERL: segment ^ sequence ^ field ^ repetition ^
+    component), ERR-3 HL7 table 0357 code (CWE ``code^text^HL70357``), ERR-4 severity (table 0516
+    E/W/I), ERR-8 user message.
+  - v2.3 / v2.3.1 / v2.4: one ERR whose repeating ERR-1 (ELD) carries
+    ``segment^sequence^field^code&text&HL70357`` per problem; the first message also goes into
+    MSA-3 (text message) and its code into MSA-6 (error condition), which those versions define.
+
+Building with hl7apy was measured (bench/ingest.py) at well over 100x the cost of this string
+assembly, for the same bytes, so the ACK is assembled here and hl7apy is used in the tests to
+check that the result is valid against each version's structure definitions.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from adapters.hl7v2.errors import MESSAGE_ACCEPTED, HL7Error
+from adapters.hl7v2.header import DEFAULT_ENCODING_CHARS, DEFAULT_FIELD_SEP, Header
+
+# HL7 table 0357 display texts (v2.5.1).
+TABLE_0357 = {
+    "0": "Message accepted",
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "103": "Table value not found",
+    "104": "Value too long",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing id",
+    "203": "Unsupported version id",
+    "204": "Unknown key identifier",
+    "205": "Duplicate key identifier",
+    "206": "Application record locked",
+    "207": "Application internal error",
+}
+
+DEFAULT_VERSION = "2.5.1"
+MAX_TEXT = 1000  # ERR-8 / MSA-3 are TX/ST; keep ACKs small even for long diagnostics
+
+_counter = itertools.count(1)
+_PREFIX = f"{os.getpid() % 10000:04d}"
+
+
+def _new_control_id() -> str:
+    """Unique per process and time, at most 20 characters (MSH-10 is ST(20) up to v2.4)."""
+    return f"A{int(time.time() * 1000) % 10**13:013d}{_PREFIX[-2:]}{next(_counter) % 10000:04d}"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or (2, 5, 1)
+
+
+def uses_err1_layout(version: str) -> bool:
+    """v2.3 / 2.3.1 / 2.4 locate errors in ERR-1 (ELD); v2.5 introduced ERR-2..ERR-8."""
+    return version_tuple(version) < (2, 5)
+
+
+def escape(text: str, field_sep: str = DEFAULT_FIELD_SEP, encoding_chars: str = DEFAULT_ENCODING_CHARS) -> str:
+    """HL7 escape of free text (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``); line breaks become ``\\.br\\``.
+
+    Other control characters are dropped: they would break the segment.
+    """
+    comp, rep, esc, sub = (encoding_chars + DEFAULT_ENCODING_CHARS[len(encoding_chars):])[:4]
+    table = _escape_table(field_sep, comp, rep, esc, sub)
+    return text.translate(table)
+
+
+@functools.lru_cache(maxsize=16)
+def _escape_table(fs: str, comp: str, rep: str, esc: str, sub: str) -> dict[int, str | None]:
+    table: dict[int, str | None] = {c: None for c in range(32)}
+    table.update({0x7F: None, ord("\r"): f"{esc}.br{esc}", ord("\n"): f"{esc}.br{esc}"})
+    # the escape character first in meaning: each delimiter maps independently, so order is irrelevant
+    table.update({ord(esc): f"{esc}E{esc}", ord(fs): f"{esc}F{esc}", ord(comp): f"{esc}S{esc}",
+                  ord(sub): f"{esc}T{esc}", ord(rep): f"{esc}R{esc}"})
+    return table
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+
+
+def build_ack(
+    header: Header,
+    code: str,
+    errors: Sequence[HL7Error] = (),
+    *,
+    now: datetime | None = None,
+    control_id: str | None = None,
+    sending_application: str = "HUREN",
+) -> str:
+    """The ACK for ``header`` as text, segments ended by CR (no MLLP framing).
+
+    ``code`` is AA, AE or AR. ``errors`` may include warnings (severity W) on an AA.
+    ``sending_application`` is used for MSH-3 only when the incoming MSH-5 is empty.
+    """
+    if code not in ("AA", "AE", "AR", "CA", "CE", "CR"):
+        raise ValueError(f"invalid acknowledgment code {code!r}")
+    fs = header.field_sep or DEFAULT_FIELD_SEP
+    enc = header.encoding_chars or DEFAULT_ENCODING_CHARS
+    comp, rep, _esc, sub = (enc + DEFAULT_ENCODING_CHARS[len(enc):])[:4]
+    version = header.version if header.version and version_tuple(header.version) >= (2,) else DEFAULT_VERSION
+    version = _safe(version, fs, enc) or DEFAULT_VERSION
+    stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
+    event = _safe(header.trigger_event, fs, enc)
+    msg_type = f"ACK{comp}{event}" if version_tuple(version) < (2, 3, 1) else f"ACK{comp}{event}{comp}ACK"
+    msh = [
+        "MSH",
+        enc,
+        header.receiving_application or sending_application,  # MSH-3 <- incoming MSH-5
+        header.receiving_facility,  # MSH-4 <- incoming MSH-6
+        header.sending_application,  # MSH-5 <- incoming MSH-3
+        header.sending_facility,  # MSH-6 <- incoming MSH-4
+        stamp,  # MSH-7
+        "",  # MSH-8 security
+        msg_type,  # MSH-9
+        control_id or _new_control_id(),  # MSH-10
+        header.processing_id or "P",  # MSH-11
+        version,  # MSH-12
+    ]
+    if header.charset:
+        msh += ["", "", "", "", "", header.charset]  # MSH-13..17 empty, MSH-18 echoed
+    control = escape(header.control_id, fs, enc)
+    segments = [fs.join(msh)]
+    legacy = uses_err1_layout(version)
+    problems = [e for e in errors if e.code != MESSAGE_ACCEPTED or e.severity != "I"]
+    if legacy and problems and code != "AA":
+        first = problems[0]
+        condition = f"{first.code}{comp}{escape(TABLE_0357.get(first.code, ''), fs, enc)}{comp}HL70357"
+        segments.append(fs.join(["MSA", code, control, escape(_clip(first.message), fs, enc), "", "", condition]))
+    else:
+        segments.append(fs.join(["MSA", code, control]))
+    if problems:
+        if legacy:
+            elds = [_eld(e, fs, enc, comp, sub) for e in problems]
+            segments.append(fs.join(["ERR", rep.join(elds)]))
+        else:
+            segments.extend(_err(e, fs, enc, comp) for e in problems)
+    return "\r".join(segments) + "\r"
+
+
+def _safe(value: str, fs: str, enc: str) -> str:
+    """A header value echoed into a field: keeps components but drops CR/LF and the field separator."""
+    return "".join(c for c in value if c not in "\r\n" and c != fs)
+
+
+def _num(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _eld(e: HL7Error, fs: str, enc: str, comp: str, sub: str) -> str:
+    text = escape(TABLE_0357.get(e.code, ""), fs, enc)
+    code = f"{e.code}{sub}{text}{sub}HL70357"
+    seq = _num(e.sequence if e.sequence is not None else (1 if e.segment else None))
+    parts = [e.segment, seq, _num(e.field), code]
+    return comp.join(parts)
+
+
+def _err(e: HL7Error, fs: str, enc: str, comp: str) -> str:
+    seq = _num(e.sequence if e.sequence is not None else (1 if e.segment else None))
+    location = ""
+    if e.segment:
+        # ERL: segment ^ sequence ^ field position ^ field repetition ^ component ^ sub-component
+        erl = [e.segment, seq, _num(e.field), "", _num(e.component)]
+        location = comp.join(erl).rstrip(comp)
+    code = comp.join([e.code, escape(TABLE_0357.get(e.code, ""), fs, enc), "HL70357"])
+    severity = e.severity if e.severity in ("E", "W", "I", "F") else "E"
+    # ERR-1 (deprecated) empty, ERR-2 location, ERR-3 code, ERR-4 severity, ERR-5..7 empty, ERR-8 user message
+    return fs.join(["ERR", "", location, code, severity, "", "", "", escape(_clip(e.message), fs, enc)])
+
+
+def ack_code_of(ack: str | bytes) -> str:
+    """MSA-1 of an ACK (for logs, tests and the replay summary); '' when absent."""
+    text = ack.decode("utf-8", "replace") if isinstance(ack, bytes) else ack
+    for segment in text.replace("\n", "\r").split("\r"):
+        if segment.startswith("MSA") and len(segment) > 4:
+            return segment.split(segment[3])[1] if len(segment.split(segment[3])) > 1 else ""
+    return ""

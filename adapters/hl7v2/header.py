@@ -1,0 +1,233 @@
+"""Robust MSH extraction: enough of the header to address an ACK, even from a broken message.
+
+The full parser (``adapters.hl7v2.parser``) may refuse a message; the sender still deserves an
+ACK that names its own application, facility, control id and version. This module reads only
+the MSH segment, tolerates leading garbage, a byte-order mark, CR / LF / CRLF segment ends and
+a missing trailer, and records what is wrong as ``HL7Error``s located in MSH (so the ACK's ERR
+segment says exactly which field is bad) instead of raising.
+
+It also decides how to turn the raw bytes into text: MSH-18 (character set) when it names one
+we know, else UTF-8, else GB 18030 (the usual legacy encoding of Chinese HIS/LIS systems).
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass, field
+
+from adapters.hl7v2.errors import (
+    DATA_TYPE_ERROR,
+    REQUIRED_FIELD_MISSING,
+    HL7Error,
+)
+
+DEFAULT_FIELD_SEP = "|"
+DEFAULT_ENCODING_CHARS = "^~\\&"
+
+# HL7 table 0211 (alternate character sets) -> Python codec; keys compared without spaces/case.
+_CHARSETS = {
+    "ASCII": "ascii",
+    "UNICODEUTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "UNICODE": "utf-8",
+    "8859/1": "latin-1",
+    "8859/2": "iso8859-2",
+    "8859/5": "iso8859-5",
+    "8859/7": "iso8859-7",
+    "8859/15": "iso8859-15",
+    "GB18030": "gb18030",
+    "GB18030-2000": "gb18030",
+    "GB18030-2005": "gb18030",
+    "GB2312": "gb18030",  # GB 18030 is a superset of GB 2312 and GBK
+    "GBK": "gb18030",
+    "ISOIR87": "iso2022_jp",
+    "BIG-5": "big5",
+    "BIG5": "big5",
+    "UNICODEUTF-16": "utf-16",
+}
+
+_BOMS = (codecs.BOM_UTF8,)
+
+
+@dataclass
+class Header:
+    """The MSH fields an ACK needs, raw (still in the sender's delimiters) so they can be echoed."""
+
+    field_sep: str = DEFAULT_FIELD_SEP
+    encoding_chars: str = DEFAULT_ENCODING_CHARS
+    sending_application: str = ""  # MSH-3
+    sending_facility: str = ""  # MSH-4
+    receiving_application: str = ""  # MSH-5
+    receiving_facility: str = ""  # MSH-6
+    timestamp: str = ""  # MSH-7
+    message_type: str = ""  # MSH-9 as sent
+    control_id: str = ""  # MSH-10
+    processing_id: str = ""  # MSH-11
+    version: str = ""  # MSH-12.1
+    accept_ack_type: str = ""  # MSH-15
+    application_ack_type: str = ""  # MSH-16
+    charset: str = ""  # MSH-18 (first repetition)
+    codec: str = "utf-8"  # how the message bytes were decoded
+    found: bool = False  # an MSH segment was found at all
+    problems: list[HL7Error] = field(default_factory=list)
+
+    @property
+    def component_sep(self) -> str:
+        return self.encoding_chars[0] if self.encoding_chars else "^"
+
+    def _component(self, value: str, index: int) -> str:
+        parts = value.split(self.component_sep)
+        return parts[index] if index < len(parts) else ""
+
+    @property
+    def facility_code(self) -> str:
+        """MSH-4.1 (namespace id): the key of the sending institution in ``site.institutions``."""
+        return self._component(self.sending_facility, 0).strip()
+
+    @property
+    def message_code(self) -> str:
+        return self._component(self.message_type, 0)
+
+    @property
+    def trigger_event(self) -> str:
+        return self._component(self.message_type, 1)
+
+    @property
+    def message_structure(self) -> str:
+        return self._component(self.message_type, 2)
+
+    @property
+    def addressable(self) -> bool:
+        """True when the header is good enough to be the idempotency key (facility + control id)."""
+        return self.found and not self.fatal and bool(self.control_id)
+
+    @property
+    def fatal(self) -> bool:
+        return any(p.ack_code == "AR" for p in self.problems)
+
+
+def strip_bom(raw: bytes) -> bytes:
+    for bom in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :]
+    return raw
+
+
+def codec_for(charset: str) -> str | None:
+    """Python codec for an MSH-18 value (HL7 table 0211), or None when unknown."""
+    key = charset.replace(" ", "").replace("_", "").upper()
+    if key in _CHARSETS:
+        return _CHARSETS[key]
+    try:
+        return codecs.lookup(charset.strip()).name
+    except LookupError:
+        return None
+
+
+def decode(raw: bytes, charset: str = "") -> tuple[str, str]:
+    """Decode message bytes; returns (text, codec). Never raises: undecodable bytes become U+FFFD.
+
+    Order: the codec MSH-18 names, then UTF-8, then GB 18030; if all fail, UTF-8 with
+    replacement characters (the caller records a problem; the raw bytes stay stored as sent).
+    """
+    raw = strip_bom(raw)
+    tried: list[str] = []
+    named = codec_for(charset) if charset else None
+    for codec in (named, "utf-8", "gb18030"):
+        if codec is None or codec in tried:
+            continue
+        tried.append(codec)
+        try:
+            return raw.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("utf-8", errors="replace"), "utf-8?"
+
+
+def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str = "AR") -> HL7Error:
+    return HL7Error(text, segment="MSH", sequence=1, field=field_no, code=code, ack_code=ack)
+
+
+def extract_header(raw: bytes) -> tuple[Header, str]:
+    """Find and read MSH; returns the header and the decoded message text (from MSH on).
+
+    Fatal problems (no MSH, unusable delimiters, no MSH-10) carry ``ack_code='AR'``: such a
+    message cannot be identified, so it is refused; the ACK still echoes whatever was readable.
+    """
+    head = Header()
+    body = strip_bom(raw)
+    start = body.find(b"MSH")
+    if start < 0:
+        text, head.codec = decode(body)
+        head.problems.append(
+            HL7Error("no MSH segment found: not an HL7 v2 message", segment="MSH", sequence=1,
+                     code=REQUIRED_FIELD_MISSING, ack_code="AR")
+        )
+        return head, text
+    head.found = True
+    body = body[start:]
+    # MSH itself is ASCII in every character set HL7 allows except UTF-16; latin-1 never fails.
+    end = len(body)
+    for sep in (b"\r", b"\n"):
+        pos = body.find(sep)
+        if 0 <= pos < end:
+            end = pos
+    msh = body[:end].decode("latin-1")
+    if len(msh) < 4:
+        head.problems.append(_msh_error("MSH segment is truncated: no field separator (MSH-1)", 1, REQUIRED_FIELD_MISSING))
+        text, head.codec = decode(body)
+        return head, text
+    fs = msh[3]
+    if fs.isalnum() or fs.isspace() or not fs.isprintable():
+        head.problems.append(_msh_error(f"field separator {fs!r} is not a printable delimiter", 1))
+        text, head.codec = decode(body)
+        return head, text
+    head.field_sep = fs
+    fields = msh.split(fs)
+    # fields[0] = "MSH", fields[1] = MSH-2, fields[n] = MSH-(n+1)
+    enc = fields[1] if len(fields) > 1 else ""
+    if not _valid_encoding_chars(enc, fs):
+        head.problems.append(_msh_error(
+            f"encoding characters {enc!r} are invalid: expected 4 (or 5) distinct, "
+            f"non-alphanumeric delimiters other than {fs!r}, such as ^~\\&", 2))
+    else:
+        head.encoding_chars = enc
+
+    def get(n: int) -> str:
+        return fields[n - 1] if len(fields) >= n else ""
+
+    head.sending_application = get(3)
+    head.sending_facility = get(4)
+    head.receiving_application = get(5)
+    head.receiving_facility = get(6)
+    head.timestamp = get(7)
+    head.message_type = get(9)
+    head.control_id = get(10).strip()
+    head.processing_id = get(11)
+    head.version = get(12).split(head.component_sep)[0].strip()
+    head.accept_ack_type = get(15)
+    head.application_ack_type = get(16)
+    head.charset = get(18).split(head.encoding_chars[1] if len(head.encoding_chars) > 1 else "~")[0].strip()
+    if not head.control_id:
+        head.problems.append(_msh_error("message control id is missing", 10, REQUIRED_FIELD_MISSING))
+    if not head.message_type:
+        head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
+    if not head.version:
+        head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
+    text, head.codec = decode(body, head.charset)
+    if head.charset and codec_for(head.charset) is None:
+        head.problems.append(_msh_error(f"character set {head.charset!r} is not supported "
+                                        f"(HL7 table 0211); decoded as {head.codec}", 18, ack="AE"))
+    elif head.codec.endswith("?"):
+        head.problems.append(_msh_error("message bytes are not valid in the declared character set "
+                                        "nor in UTF-8 or GB 18030", 18, ack="AE"))
+    return head, text
+
+
+def _valid_encoding_chars(enc: str, fs: str) -> bool:
+    if len(enc) not in (4, 5):
+        return False
+    chars = fs + enc
+    if len(set(chars)) != len(chars):
+        return False
+    return all(not c.isalnum() and not c.isspace() and c.isprintable() for c in enc)

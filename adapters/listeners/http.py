@@ -1,0 +1,76 @@
+"""``POST /hl7v2``: one HL7 v2 message in the body, its ACK in the response.
+
+Authentication is that of every other API call (a bearer token, ``engine.auth.deps.get_caller``).
+Authorisation: the caller must be a system client allowed to **create MessageHeader**
+(``system/MessageHeader.c``, or any wider scope such as ``system/*.cruds``). Submitting a v2
+message is the v2 counterpart of FHIR messaging, whose envelope is a MessageHeader; a narrow
+scope lets a hospital's interface engine post messages without being able to read anything.
+
+Like the HL7 v2 HTTP transport, every message that produced an ACK gets ``200`` with the ACK as
+the body (MSA-1 says AA/AE/AR; it is also in the ``X-HL7-Ack-Code`` header); HTTP errors are
+for the transport: 401/403 (auth), 415 (media type), 413 (size), 400 (empty body), as FHIR
+OperationOutcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.engine import Engine
+from engine.errors import BadRequest, FhirError, Forbidden
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's engine (the same as ``engine.api.app.get_engine``, which imports this module)."""
+    return request.app.state.engine
+
+
+router = APIRouter(tags=["ingest"])
+
+ER7 = "x-application/hl7-v2+er7"
+ACCEPTED_TYPES = {ER7, "application/hl7-v2", "text/plain"}
+
+
+@router.post(
+    "/hl7v2",
+    summary="Submit one HL7 v2 message; the response body is its ACK",
+    responses={200: {"content": {ER7: {}}, "description": "the HL7 v2 ACK (MSA-1 AA, AE or AR)"}},
+)
+async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
+                     engine: Engine = Depends(get_engine)) -> Response:
+    if caller.kind != "system":
+        raise Forbidden("only system clients may submit HL7 v2 messages")
+    caller.require("MessageHeader", "c")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ACCEPTED_TYPES:
+        raise FhirError(f"unsupported media type {media or '(none)'!r}; send {ER7} or text/plain",
+                        status=415, code="not-supported")
+    limit = engine.settings.mllp_max_message_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise FhirError(f"message exceeds the maximum of {limit} bytes", status=413, code="too-long")
+    if not bytes(body).strip():
+        raise BadRequest("empty body: expected one HL7 v2 message")
+    peer = f"{request.client.host if request.client else '?'} client={caller.subject}"
+    future = engine.ingestor.submit(bytes(body), channel="http", peer=peer)
+    outcome = await asyncio.wrap_future(future)
+    _note(request, outcome)
+    return Response(outcome.ack, headers={"content-type": f"{media}; charset={outcome.codec}",
+                                          "X-HL7-Ack-Code": outcome.code})
+
+
+def _note(request: Request, outcome: object) -> None:
+    """Tell the audit trail what this request imported (one AuditEvent per request)."""
+    from engine.audit.note import note
+
+    refs = list(getattr(outcome, "resources", None) or [])
+    note(request, action="hl7v2-receive", resources=refs,
+         outcome="0" if getattr(outcome, "code", "") == "AA" else "4",
+         detail={"message": getattr(outcome, "message_id", None) or "", "ack": getattr(outcome, "code", "")})

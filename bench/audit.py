@@ -1,0 +1,233 @@
+"""Audit trail benchmark: append, checkpoint signing, verification, proofs, HTTP overhead.
+
+    python bench/audit.py --quick          # what `make bench` runs (~1 min on 2 cores)
+    python bench/audit.py                  # larger sizes
+    python bench/audit.py --compare-pymerkle   # also time pymerkle's in-memory tree (if installed)
+
+Prints one line per figure. Everything runs on the real SQLite store in a temporary directory.
+The verification log is bulk-loaded with the same leaf/node layout ``AuditLog.record`` writes (the
+per-request append path is timed separately), so the verification and proof figures reach sizes
+an append loop could not build in a short run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+from engine.audit import merkle  # noqa: E402
+from engine.audit.canonical import canonical  # noqa: E402
+from engine.audit.checkpoint import sign_checkpoint  # noqa: E402
+from engine.audit.events import build_event, requestor_agent  # noqa: E402
+from engine.audit.keys import AuditKeys  # noqa: E402
+from engine.audit.log import AuditLog, event_id, seq_key  # noqa: E402
+from engine.audit.verify import Verifier, verify_online  # noqa: E402
+from engine.repository import open_store  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+
+
+def event(i: int) -> dict:
+    return build_event(action="read", origin="bench/audit",
+                       agents=requestor_agent(kind="system", subject=f"his-{i % 7}", address="10.1.2.3"),
+                       patient_ids=[f"p{i % 1000}"], resources=[f"Observation/o{i}/_history/1"])
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s"
+
+
+def bench_append(settings: Settings, n: int) -> AuditLog:
+    log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))
+    events = [event(i) for i in range(n)]
+    t = time.perf_counter()
+    for ev in events:
+        log.record(ev)
+    dt = time.perf_counter() - t
+    print(f"append (AuditLog.record, SQLite, one transaction each): {n} records in {dt:.2f}s = {rate(n, dt)}"
+          f" ({dt / n * 1e6:.0f} µs/record)")
+    return log
+
+
+def bench_sign(keys: AuditKeys, n: int) -> None:
+    root = merkle.leaf_hash(b"x")
+    t = time.perf_counter()
+    for i in range(n):
+        sign_checkpoint(keys, "bench/audit", i + 1, root, i)
+    dt = time.perf_counter() - t
+    print(f"checkpoint signing (Ed25519, C2SP note): {rate(n, dt)} ({dt / n * 1e6:.0f} µs each)")
+
+
+def bulk_load(log: AuditLog, n: int, batch: int = 20000) -> None:
+    """Fill an empty log with ``n`` canonical AuditEvents: same documents as ``record`` writes."""
+    frontier = merkle.Frontier()
+    template = event(0)
+    for start in range(0, n, batch):
+        leaves, nodes = [], []
+        for seq in range(start, min(n, start + batch)):
+            data = canonical({**template, "id": event_id(seq)})
+            h = merkle.leaf_hash(data)
+            leaves.append({"_id": seq_key(seq), "seq": seq, "hash": h.hex(), "data": data.decode()})
+            nodes += [{"_id": f"{lv}:{ix}", "level": lv, "index": ix, "hash": nh.hex()}
+                      for lv, ix, nh in frontier.append(h)]
+        with log.store.transaction():
+            log.leaves.insert_many(leaves)
+            log.nodes.insert_many(nodes)
+    log._reload()
+    log.checkpoint(force=True)
+
+
+def bench_verify(log: AuditLog, n: int) -> None:
+    docs = log.leaves.find(sort=[("seq", 1)])
+    cps = log.checkpoints.find(sort=[("seq", 1)])
+    t = time.perf_counter()
+    v = Verifier(log.keys, origin=log.origin)
+    v.add_checkpoints(cps)
+    v.add_records(docs)
+    report = v.finish()
+    dt = time.perf_counter() - t
+    assert report.ok, report.text()
+    print(f"verification, records in memory (hash + parse + tree + checkpoint): {n} in {dt:.2f}s = {rate(n, dt)}")
+    t = time.perf_counter()
+    report = verify_online(log)
+    dt = time.perf_counter() - t
+    assert report.ok, report.text()
+    print(f"verification online (read from SQLite + stored-node check): {n} in {dt:.2f}s = {rate(n, dt)}")
+    t = time.perf_counter()
+    report = verify_online(log, check_nodes=False)
+    dt = time.perf_counter() - t
+    assert report.ok, report.text()
+    print(f"verification online without the stored-node check: {n} in {dt:.2f}s = {rate(n, dt)}")
+
+
+def bench_proofs(log: AuditLog, n: int, samples: int = 200) -> None:
+    cp = log.latest_checkpoint()
+    assert cp is not None and cp.size == n
+    times, sizes = [], []
+    for k in range(samples):
+        leaf = (k * 7919) % n
+        t = time.perf_counter()
+        proof = log.inclusion_proof(leaf, n)
+        times.append(time.perf_counter() - t)
+        sizes.append(len(proof))
+        assert merkle.verify_inclusion(leaf, n, log.subtree_hash(0, leaf), proof, cp.root)
+    print(f"inclusion proof at {n:,} records: {max(sizes)} hashes = {max(sizes) * 32} bytes, "
+          f"median {statistics.median(times) * 1e3:.2f} ms (from the database)")
+    ten_m = 10_000_000
+    print(f"inclusion proof at {ten_m:,} records: {(ten_m - 1).bit_length()} hashes = "
+          f"{(ten_m - 1).bit_length() * 32} bytes (RFC 9162 path length, computed; reads grow as log n)")
+
+
+def bench_http(settings: Settings, n: int) -> None:
+    """Per-request cost of the audit middleware on a read, in-process over ASGI (httpx's
+    ASGITransport: no sockets, no TestClient thread portal, so the audit's own cost shows)."""
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI, Request
+
+    from engine.audit.middleware import install_audit
+    from engine.audit.note import note
+    from engine.engine import Engine
+
+    engine = Engine(settings)
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "subject": {"reference": "Patient/p1"}, "meta": {"versionId": "1"}}
+    engine.store.collection("bench_obs").replace({"_id": "o1", **obs})
+
+    def make(audited: bool) -> FastAPI:
+        app = FastAPI()
+        app.state.engine = engine
+
+        @app.get("/fhir/Observation/{oid}")
+        def read(oid: str, request: Request) -> dict:
+            stored = engine.store.collection("bench_obs").get(oid) or obs
+            note(request, action="read", resources=[stored])
+            return stored
+
+        if audited:
+            install_audit(app)
+        return app
+
+    async def run(app: FastAPI) -> float:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+            for _ in range(50):
+                await client.get("/fhir/Observation/o1")
+            t = time.perf_counter()
+            for _ in range(n):
+                await client.get("/fhir/Observation/o1")
+            return (time.perf_counter() - t) / n
+
+    repository = engine.audit.repository
+    results: dict[str, float] = {}
+    for mode in ("plain", "log", "log+fhir") * 2:
+        engine.audit.repository = repository if mode == "log+fhir" else None
+        t = asyncio.run(run(make(mode != "plain")))
+        if mode == "log+fhir":  # the background copy's work belongs to these requests
+            t0 = time.perf_counter()
+            engine.audit.flush_index()
+            t += (time.perf_counter() - t0) / n
+        results[mode] = min(results.get(mode, 1e9), t)
+    engine.close()
+    plain = results["plain"]
+    for mode, label in (("log", "signed log only"), ("log+fhir", "log + FHIR AuditEvent copy")):
+        t = results[mode]
+        print(f"HTTP read in-process (ASGI), audited with {label}: {plain * 1e6:.0f} -> {t * 1e6:.0f} µs "
+              f"(+{(t - plain) * 1e6:.0f} µs, +{(t / plain - 1) * 100:.0f}%)")
+    print("  (the route reads one document from SQLite: a stand-in for a FHIR read)")
+
+
+def bench_pymerkle(n: int) -> None:
+    try:
+        from pymerkle import InmemoryTree
+    except ImportError:
+        print("pymerkle not installed: skipped")
+        return
+    data = [b"record %d" % i for i in range(n)]
+    t = time.perf_counter()
+    tree = InmemoryTree(algorithm="sha256")
+    for d in data:
+        tree.append_entry(d)
+    a = time.perf_counter() - t
+    t = time.perf_counter()
+    f = merkle.Frontier()
+    for d in data:
+        f.append(merkle.leaf_hash(d))
+    b = time.perf_counter() - t
+    same = tree.get_root().hex() if hasattr(tree, "get_root") else None
+    print(f"in-memory append, {n} leaves: pymerkle {rate(n, a)}, engine.audit.merkle {rate(n, b)}"
+          + (f"; same root: {same == f.root().hex()}" if same else ""))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--compare-pymerkle", action="store_true")
+    args = ap.parse_args()
+    appends, signs, size, http_n = (1000, 1000, 100_000, 300) if args.quick else (5000, 5000, 300_000, 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Settings(data_dir=Path(tmp) / "a", audit_checkpoint_every=1000, audit_checkpoint_seconds=3600)
+        log = bench_append(base, appends)
+        bench_sign(log.keys, signs)
+        log.store.close()
+        big = AuditLog(open_store(base.with_(data_dir=Path(tmp) / "b")), base.with_(data_dir=Path(tmp) / "b"),
+                       AuditKeys.load(base.with_(data_dir=Path(tmp) / "b")))
+        t = time.perf_counter()
+        bulk_load(big, size)
+        print(f"(bulk-loaded {size:,} records in {time.perf_counter() - t:.1f}s)")
+        bench_verify(big, size)
+        bench_proofs(big, size)
+        big.store.close()
+        bench_http(base.with_(data_dir=Path(tmp) / "c"), http_n)
+    if args.compare_pymerkle:
+        bench_pymerkle(100_000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Ingest benchmark: messages/s per stage and over a real MLLP socket into SQLite, with ACKs.
+
+    python bench/ingest.py [--quick] [--messages N] [--connections C] [--window W]
+
+Prints, for a 12-OBX ORU^R01 (lab), an ADT^A01 (registration) and an imaging ORU^R01 (PACS report):
+
+  (a) parse only                       adapters.hl7v2.parser.parse
+  (b) parse + convert + validate       + adapters.convert.convert + conformance Validator
+  (c) full path                        a client process sends over MLLP (C connections, W messages in
+                                       flight each); the server (this process) stores the raw message,
+                                       converts, writes FHIR resources, audits, ACKs; SQLite on disk
+and the share of server time per pipeline stage, plus the micro-costs of MSH extraction and of
+building an ACK here versus with hl7apy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.hl7v2.ack import build_ack  # noqa: E402
+from adapters.hl7v2.header import extract_header  # noqa: E402
+from adapters.listeners.mllp import frame  # noqa: E402
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def national_id(n: int, birth: str = "19800101", male: bool = True) -> str:
+    """A valid 18-character resident ID (ISO 7064 MOD 11-2 check character)."""
+    seq = (n % 499) * 2 + (1 if male else 2)
+    body = f"320923{birth}{seq:03d}"
+    total = sum(int(d) * w for d, w in zip(body, WEIGHTS, strict=True))
+    return body + "10X98765432"[total % 11]
+
+
+def oru_lab(n: int) -> bytes:
+    pid = national_id(n)
+    items = [("WBC", "白细胞计数", "6.2", "10~9/L", "3.5-9.5"), ("RBC", "红细胞计数", "4.8", "10~12/L", "4.3-5.8"),
+             ("HGB", "血红蛋白", "145", "g/L", "130-175"), ("HCT", "红细胞压积", "0.43", "L/L", "0.40-0.50"),
+             ("MCV", "平均红细胞体积", "90", "fL", "82-100"), ("MCH", "平均红细胞血红蛋白量", "30", "pg", "27-34"),
+             ("MCHC", "平均红细胞血红蛋白浓度", "335", "g/L", "316-354"), ("PLT", "血小板计数", "210", "10~9/L", "125-350"),
+             ("NEUT%", "中性粒细胞百分比", "60.1", "%", "40-75"), ("LYMPH%", "淋巴细胞百分比", "30.2", "%", "20-50"),
+             ("MONO%", "单核细胞百分比", "6.1", "%", "3-10"), ("ALT", "丙氨酸氨基转移酶", "25", "U/L", "9-50")]
+    obx = "".join(
+        f"OBX|{i}|NM|{code}^{name}^L||{value}|{unit.replace('~', chr(92) + 'R' + chr(92))}|{rng}|N|||F|||20261101090000\r"
+        for i, (code, name, value, unit, rng) in enumerate(items, 1))
+    text = (
+        f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101091500||ORU^R01^ORU_R01|LAB{n:09d}|P|2.5.1|||AL|NE||UNICODE UTF-8\r"
+        f"PID|1||{pid}^^^^NNCHN~MRN{n:07d}^^^FNXRMYY^MR||张^三||19800101|M|||江苏省盐城市阜宁县^^阜宁^江苏^224400||13800000000\r"
+        f"PV1|1|O|内科门诊^^^FNXRMYY||||D001^李^医生\r"
+        f"ORC|RE|ORD{n:09d}|LAB{n:09d}\r"
+        f"OBR|1|ORD{n:09d}|LAB{n:09d}|XCG^血常规^L|||20261101083000|||||||20261101083500|BLD^血液|D001^李^医生||||||20261101091000|||F\r"
+        + obx
+    )
+    return text.encode("utf-8")
+
+
+def adt_a01(n: int) -> bytes:
+    pid = national_id(n, "19750512", male=False)
+    text = (
+        f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101080000||ADT^A01^ADT_A01|ADT{n:09d}|P|2.5.1|||AL|NE||UNICODE UTF-8\r"
+        f"EVN|A01|20261101080000\r"
+        f"PID|1||{pid}^^^^NNCHN~MRN{n:07d}^^^FNXRMYY^MR||王^芳||19750512|F|||江苏省盐城市阜宁县^^阜宁^江苏^224400||13900000000\r"
+        f"PV1|1|I|内科^301^2^FNXRMYY||||D002^赵^医生|||MED||||1|||D002^赵^医生||V{n:09d}|||||||||||||||||||||||||20261101075500\r"
+        f"DG1|1||I10^高血压^ICD10||20261101|A\r"
+    )
+    return text.encode("utf-8")
+
+
+def oru_pacs(n: int) -> bytes:
+    pid = national_id(n, "19660220")
+    text = (
+        f"MSH|^~\\&|PACS|FNXRMYY|HUREN|FNYGT|20261101103000||ORU^R01^ORU_R01|RIS{n:09d}|P|2.5.1|||AL|NE||UNICODE UTF-8\r"
+        f"PID|1||{pid}^^^^NNCHN~MRN{n:07d}^^^FNXRMYY^MR||刘^强||19660220|M\r"
+        f"OBR|1|ORD{n:09d}|ACC{n:09d}|CT001^胸部CT平扫^L|||20261101100000|||||||||D003^孙^医生||||||20261101102500||CT|F\r"
+        f"OBX|1|TX|CT001^胸部CT平扫^L|1|双肺纹理清晰，未见明显实质性病变。||||||F\r"
+        f"OBX|2|TX|CT001^胸部CT平扫^L|2|印象：胸部CT平扫未见明显异常。||||||F\r"
+        f"ZDS|1.2.840.113619.2.55.3.{n}^PACS^Application^DICOM\r"
+    )
+    return text.encode("utf-8")
+
+
+KINDS = {"ORU^R01 lab (12 OBX)": oru_lab, "ADT^A01": adt_a01, "ORU^R01 imaging report": oru_pacs}
+
+
+def rate(fn: Any, items: list[Any], seconds: float) -> float:
+    """Calls per second of ``fn`` over ``items`` (cycled) for about ``seconds``."""
+    done, start = 0, time.perf_counter()
+    while True:
+        for it in items:
+            fn(it)
+        done += len(items)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def micro(seconds: float) -> None:
+    msg = oru_lab(1)
+    header, _ = extract_header(msg)
+    print(f"MSH extraction           {rate(lambda m: extract_header(m), [msg], seconds):>10,.0f} /s")
+    print(f"ACK build (this module)  {rate(lambda h: build_ack(h, 'AA'), [header], seconds):>10,.0f} /s")
+    try:
+        from hl7apy.core import Message
+
+        def hl7apy_ack(h: Any) -> str:
+            m = Message("ACK", version="2.5.1")
+            m.msh.msh_3 = h.receiving_application or "HUREN"
+            m.msh.msh_4 = h.receiving_facility
+            m.msh.msh_5 = h.sending_application
+            m.msh.msh_6 = h.sending_facility
+            m.msh.msh_9 = "ACK^R01^ACK"
+            m.msh.msh_10 = "A1"
+            m.msh.msh_11 = h.processing_id
+            m.msa.msa_1 = "AA"
+            m.msa.msa_2 = h.control_id
+            return m.to_er7()
+
+        print(f"ACK build (hl7apy)       {rate(hl7apy_ack, [header], min(seconds, 0.5)):>10,.0f} /s")
+    except Exception as exc:  # report and go on: this line is informative
+        print(f"ACK build (hl7apy)       n/a ({type(exc).__name__}: {exc})")
+
+
+def stages(seconds: float, settings: Any) -> None:
+    from adapters.hl7v2.header import decode
+
+    try:
+        from adapters.hl7v2.parser import parse
+    except ImportError:
+        print("(a) parse: parser not installed")
+        return
+    try:
+        from adapters.convert import convert
+        from conformance.validate import Validator
+
+        from mappings.site import Site
+
+        site = Site.load(settings)
+        validator = Validator()
+    except ImportError as exc:
+        convert = None  # type: ignore[assignment]
+        print(f"(b) parse+convert+validate: not available ({exc})")
+    for name, make in KINDS.items():
+        texts = [decode(make(i))[0] for i in range(50)]
+        print(f"(a) parse only            {name:<24} {rate(parse, texts, seconds):>9,.0f} msg/s")
+        if convert is not None:
+
+            def full(text: str) -> None:
+                conv = convert(parse(text), site)
+                for entry in conv.bundle["entry"]:
+                    validator.validate(entry["resource"])
+
+            print(f"(b) parse+convert+valid.  {name:<24} {rate(full, texts, seconds):>9,.0f} msg/s")
+
+
+async def _client(port: int, messages: list[bytes], connections: int, window: int) -> tuple[float, dict[str, int]]:
+    codes: dict[str, int] = {}
+    per_conn = [messages[i::connections] for i in range(connections)]
+
+    async def one(batch: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        inflight = 0
+        sent = 0
+        received = 0
+        while received < len(batch):
+            while inflight < window and sent < len(batch):
+                writer.write(frame(batch[sent]))
+                sent += 1
+                inflight += 1
+            await writer.drain()
+            ack = await reader.readuntil(b"\x1c\x0d")
+            pos = ack.find(b"\rMSA|")
+            code = ack[pos + 5 : pos + 7].decode() if pos >= 0 else "??"
+            codes[code] = codes.get(code, 0) + 1
+            received += 1
+            inflight -= 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in per_conn if b))
+    return time.perf_counter() - start, codes
+
+
+def client_main(args: argparse.Namespace) -> None:
+    make = list(KINDS.values())[args.kind]
+    messages = [make(args.offset + i) for i in range(args.messages)]
+    elapsed, codes = asyncio.run(_client(args.port, messages, args.connections, args.window))
+    print(f"{elapsed} {' '.join(f'{k}={v}' for k, v in codes.items())}")
+
+
+async def _serve_and_measure(engine: Any, kind: int, count: int, offset: int, connections: int,
+                             window: int) -> tuple[float, str]:
+    from adapters.listeners.mllp import MLLPServer
+
+    server = MLLPServer(engine.ingestor.handle_async, port=0, idle_timeout=60)
+    await server.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--client", "--port", str(server.port), "--kind", str(kind),
+            "--messages", str(count), "--offset", str(offset), "--connections", str(connections),
+            "--window", str(window), stdout=subprocess.PIPE)
+        out, _ = await proc.communicate()
+    finally:
+        await server.stop()
+    elapsed, codes = out.decode().split(" ", 1)
+    return float(elapsed), codes.strip()
+
+
+def full_path(count: int, connections: int, window: int) -> None:
+    try:
+        from engine.engine import Engine
+        from engine.settings import Settings
+    except ImportError as exc:
+        print(f"(c) full path: not available ({exc})")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
+        with Engine(settings) as engine:
+            if not hasattr(engine, "ingestor"):
+                print("(c) full path: the engine has no ingestor wired yet")
+                return
+            stages(0.3 if count <= 500 else 1.0, settings)
+            for kind, name in enumerate(KINDS):
+                engine.ingestor.stats.seconds = dict.fromkeys(engine.ingestor.stats.seconds, 0.0)
+                batches0 = engine.ingestor.stats.batches
+                elapsed, codes = asyncio.run(_serve_and_measure(engine, kind, count, kind * 10_000_000,
+                                                                connections, window))
+                stats = engine.ingestor.stats
+                batches = stats.batches - batches0
+                print(f"(c) MLLP -> SQLite, ACKed {name:<24} {count / elapsed:>9,.0f} msg/s  "
+                      f"({count} msgs, {connections} conn x {window} in flight, "
+                      f"{count / max(batches, 1):.1f} msgs/commit; ACKs {codes})")
+                busy = sum(stats.seconds.values())
+                share = ", ".join(f"{k} {v / elapsed * 100:.0f}%" for k, v in stats.seconds.items())
+                print(f"    server time per stage (share of wall time): {share}; "
+                      f"other (loop, sockets, client) {max(0.0, 1 - busy / elapsed) * 100:.0f}%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small run (make bench)")
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--window", type=int, default=16, help="messages in flight per connection")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--kind", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
+    count = 300 if args.quick else args.messages
+    print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
+    micro(0.2 if args.quick else 1.0)
+    full_path(count, args.connections, args.window)
+
+
+if __name__ == "__main__":
+    main()

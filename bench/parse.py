@@ -1,0 +1,93 @@
+"""Parse and convert throughput for the three message shapes that dominate a community's traffic.
+
+Prints messages/s and µs/message on one core for: huren's tokenizer (parse only), parse +
+conversion to a FHIR transaction Bundle, and for comparison hl7apy's ``parse_message`` and
+python-hl7's ``hl7.parse`` when installed (few iterations: hl7apy takes tens of ms per message).
+
+    python bench/parse.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.convert import convert  # noqa: E402
+from adapters.hl7v2.charsets import decode_message  # noqa: E402
+from adapters.hl7v2.parser import parse  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+from mappings.site import Site  # noqa: E402
+
+FEEDS = ROOT / "examples" / "feeds"
+MESSAGES = {
+    "ORU^R01 12 OBX": "02_FNXRMYY_ORU_R01_blood_count.hl7",
+    "ADT^A01": "01_FNXRMYY_ADT_A01_admission.hl7",
+    "PACS ORU^R01 report": "05_FNXRMYY_ORU_R01_ct_report.hl7",
+}
+
+
+def rate(fn: Callable[[], object], seconds: float, min_runs: int = 3) -> tuple[float, int]:
+    """Run ``fn`` for about ``seconds``; return (µs per call, calls)."""
+    fn()  # warm caches (YAML tables, zoneinfo)
+    runs = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        fn()
+        runs += 1
+        now = time.perf_counter()
+        if runs >= min_runs and now >= deadline:
+            break
+    return (now - start) / runs * 1e6, runs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short runs (make bench)")
+    args = ap.parse_args()
+    budget = 0.3 if args.quick else 2.0
+    slow_runs = 2 if args.quick else 10
+    site = Site.load(Settings())
+
+    try:
+        from hl7apy.consts import VALIDATION_LEVEL
+        from hl7apy.parser import parse_message
+    except ImportError:  # pragma: no cover - hl7apy is a dependency
+        parse_message = None
+    try:
+        import hl7 as python_hl7
+    except ImportError:
+        python_hl7 = None
+
+    print(f"{'message':<22} {'bytes':>6} {'stage':<26} {'µs/msg':>10} {'msg/s':>10}")
+    for label, name in MESSAGES.items():
+        text = decode_message((FEEDS / name).read_bytes())
+        size = len(text.encode("utf-8"))
+        rows: list[tuple[str, float]] = []
+        rows.append(("huren parse", rate(lambda t=text: parse(t), budget)[0]))
+        msg = parse(text)
+        rows.append(("huren convert (parsed)", rate(lambda m=msg: convert(m, site), budget)[0]))
+        rows.append(("huren parse+convert", rate(lambda t=text: convert(parse(t), site), budget)[0]))
+        if python_hl7 is not None:
+            rows.append(("python-hl7 parse", rate(lambda t=text: python_hl7.parse(t), budget)[0]))
+        if parse_message is not None:
+            cr = text.replace("\r\n", "\r").replace("\n", "\r")
+            us, _ = rate(
+                lambda t=cr: parse_message(t, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=True),
+                0.0,
+                min_runs=slow_runs,
+            )
+            rows.append(("hl7apy parse_message", us))
+        for stage, us in rows:
+            print(f"{label:<22} {size:>6} {stage:<26} {us:>10.1f} {1e6 / us:>10.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""``/admin``: the operator's view of ingest -- quarantine, replay, fidelity, health, metrics.
+
+Every route needs a bearer token of a **system** client. Reading (quarantine, fidelity,
+health, metrics) needs ``MessageHeader`` read (``system/MessageHeader.r``); replaying a message
+needs ``MessageHeader`` create (``system/MessageHeader.c``, the scope that posts messages), since
+a replay imports data exactly as a new message would. ``system/*.cruds`` covers both.
+Quarantined messages hold patient data, so residents and auditors get 403.
+
+Responses are plain JSON (these are not FHIR resources); errors are OperationOutcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.engine import Engine
+from engine.errors import BadRequest, Forbidden, NotFound
+from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's engine (the same as ``engine.api.app.get_engine``, which imports this module)."""
+    return request.app.state.engine
+
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def operator(action: str) -> Any:
+    def dependency(caller: Caller = Depends(get_caller)) -> Caller:
+        if caller.kind != "system":
+            raise Forbidden("the admin API is for system clients")
+        caller.require("MessageHeader", action)
+        return caller
+
+    return dependency
+
+
+def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = "0") -> None:
+    from engine.audit.note import note
+
+    note(request, action=action, detail=detail, outcome=outcome)
+
+
+@router.get("/quarantine", summary="Messages that were not converted, newest first")
+def list_quarantine(
+    request: Request,
+    facility: str | None = Query(None, description="sending facility (MSH-4.1)"),
+    count: int = Query(50, alias="_count", ge=1, le=500),
+    offset: int = Query(0, alias="_offset", ge=0),
+    _: Caller = Depends(operator("r")),
+    engine: Engine = Depends(get_engine),
+) -> dict[str, Any]:
+    messages = engine.ingestor.messages
+    items = [summary(d) for d in messages.quarantined(facility=facility, limit=count, skip=offset)]
+    _note(request, "other", {"admin": "quarantine-list", "count": str(len(items))})
+    return {"total": messages.count(QUARANTINED, facility), "offset": offset, "count": len(items), "items": items}
+
+
+@router.get("/quarantine/{message_id}", summary="One stored message with its reason and raw text")
+def show_message(request: Request, message_id: str, _: Caller = Depends(operator("r")),
+                 engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    doc = engine.ingestor.messages.get(message_id)
+    if doc is None:
+        raise NotFound(f"no stored message {message_id!r}")
+    raw = raw_of(doc)
+    from adapters.hl7v2.header import decode
+
+    text, codec = decode(raw)
+    _note(request, "other", {"admin": "quarantine-show", "message": message_id})
+    return summary(doc) | {"text": text.replace("\r", "\n"), "text_codec": codec,
+                           "raw_base64": base64.b64encode(raw).decode("ascii")}
+
+
+@router.post("/quarantine/{message_id}/replay", summary="Run a stored message through the pipeline again")
+async def replay_message(request: Request, message_id: str, caller: Caller = Depends(operator("c")),
+                         engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    """The body, when present, is a corrected copy of the message (same MSH-4 and MSH-10)."""
+    body = await request.body()
+    corrected = body if body.strip() else None
+    try:
+        outcome = await asyncio.to_thread(engine.ingestor.replay, message_id, actor=caller.subject,
+                                          raw=corrected)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    if outcome is None:
+        raise NotFound(f"no stored message {message_id!r}")
+    _note(request, "replay", {"message": message_id, "ack": outcome.code},
+          outcome="0" if outcome.code == "AA" else "4")
+    return {"id": message_id, "ack_code": outcome.code, "status": outcome.status,
+            "errors": [{"location": e.location(), "code": e.code, "severity": e.severity, "message": e.message}
+                       for e in outcome.errors],
+            "resources": outcome.resources, "ack": outcome.ack.decode(outcome.codec, "replace")}
+
+
+@router.get("/fidelity", summary="Unmapped codes and segments, counted per institution")
+def fidelity(request: Request, institution: str | None = None, _: Caller = Depends(operator("r")),
+             engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    for doc in engine.ingestor.messages.fidelity_report(institution):
+        inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "items": []})
+        inst["warnings" if doc["kind"] == "warning" else "unmapped"] += doc["count"]
+        inst["items"].append({k: doc.get(k) for k in ("kind", "value", "where", "code", "message", "count",
+                                                      "first_seen", "last_seen", "example_message")})
+    for inst in report.values():
+        inst["items"].sort(key=lambda i: -i["count"])
+    _note(request, "other", {"admin": "fidelity"})
+    return {"institutions": report}
+
+
+@router.get("/health", summary="Is the engine able to take messages")
+def health(_: Caller = Depends(operator("r")), engine: Engine = Depends(get_engine)) -> Response:
+    ingestor = engine.ingestor
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        checks["pending"] = ingestor.messages.count(RECEIVED)
+        checks["quarantined"] = ingestor.messages.count(QUARANTINED)
+        checks["store"] = "ok"
+    except Exception as exc:  # report, do not leak: the type is enough for an operator
+        checks["store"] = f"error: {type(exc).__name__}"
+        ok = False
+    checks["listeners"] = [{"port": s.port, "open_connections": s.stats.connections_open}
+                           for s in ingestor.listeners]
+    checks["converter"] = "ok" if ingestor.convert is not None else "missing"
+    if ingestor.convert is None:
+        ok = False
+    body = {"status": "ok" if ok else "degraded", "checks": checks}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Ingest counters and time per stage (JSON, or Prometheus text)")
+def metrics(request: Request, format: str = Query("json", pattern="^(json|prometheus)$"),
+            _: Caller = Depends(operator("r")), engine: Engine = Depends(get_engine)) -> Response:
+    ingestor = engine.ingestor
+    data: dict[str, Any] = {
+        "ingest": ingestor.stats.as_dict(),
+        "messages": {s: ingestor.messages.count(s) for s in (RECEIVED, PROCESSED, QUARANTINED)},
+        "mllp": [s.stats.as_dict() for s in ingestor.listeners],
+    }
+    if format == "prometheus" or "text/plain" in request.headers.get("accept", ""):
+        return PlainTextResponse(_prometheus(data), media_type="text/plain; version=0.0.4")
+    return JSONResponse(data)
+
+
+def _prometheus(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    stats = data["ingest"]
+    for key in ("received", "processed", "quarantined", "rejected", "duplicates", "conflicts", "batches"):
+        lines += [f"# TYPE huren_ingest_{key}_total counter", f"huren_ingest_{key}_total {stats[key]}"]
+    lines.append("# TYPE huren_ingest_stage_seconds_total counter")
+    lines += [f'huren_ingest_stage_seconds_total{{stage="{k}"}} {v}' for k, v in stats["seconds"].items()]
+    lines.append("# TYPE huren_messages gauge")
+    lines += [f'huren_messages{{status="{k}"}} {v}' for k, v in data["messages"].items()]
+    for i, listener in enumerate(data["mllp"]):
+        lines.append(f'huren_mllp_connections_open{{listener="{i}"}} {listener["connections_open"]}')
+        lines.append(f'huren_mllp_messages_total{{listener="{i}"}} {listener["messages"]}')
+        lines += [f'huren_mllp_acks_total{{listener="{i}",code="{c}"}} {n}'
+                  for c, n in listener["ack_codes"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,216 @@
+"""CDS Hooks 2.0 service: recognisable prior results at the moment of ordering.
+
+``GET /cds-services`` lists two services, for ``order-select`` (the doctor picks an item) and
+``order-sign`` (the doctor signs the orders). ``POST /cds-services/{id}`` answers with one card per
+draft ServiceRequest that has recognisable prior results: a link to each prior result, a
+suggestion "recognise" (delete the draft order) and suggestions "re-test" for the reasons that
+matter for the item (update the draft with that ``reasonCode``), and every re-test reason as an
+``overrideReason``. ``POST /cds-services/{id}/feedback`` records the doctor's choice, which feeds
+the recognition rate: a recognised draft never becomes an order.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import date
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.errors import BadRequest, Forbidden, NotFound
+from engine.recognition.access import require_order_check
+from engine.recognition.decision import Order, PriorResult, Recognisable
+from engine.recognition.facts import national_id
+
+router = APIRouter()
+
+SERVICES = {
+    "huren-recognition-select": "order-select",
+    "huren-recognition-sign": "order-sign",
+}
+CARDS = "recognition_cards"
+_NS = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-3c6f2b1f0d11")
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.get("/cds-services")
+def discovery() -> Response:
+    """Discovery is public (CDS Hooks 2.0 §Discovery): it describes services, not data."""
+    return _json({"services": [
+        {
+            "hook": hook, "id": sid,
+            "title": "互认 recognisable prior results" + (" (order select)" if hook == "order-select" else " (order sign)"),
+            "description": "Lists recognisable results of the same person and item from member institutions "
+                           "(检查检验结果互认), suggests recognising them instead of re-testing, and records the choice.",
+            "prefetch": {"patient": "Patient/{{context.patientId}}"},
+            "usageRequirements": "Bearer token with ServiceRequest read (e.g. system/ServiceRequest.rs).",
+        }
+        for sid, hook in SERVICES.items()
+    ]})
+
+
+def _draft_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
+    bundle = context.get("draftOrders") or {}
+    return [e["resource"] for e in bundle.get("entry") or ()
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+            and e["resource"].get("resourceType") == "ServiceRequest"]
+
+
+def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draft: dict[str, Any], order: Order,
+          matches: list[Recognisable]) -> dict[str, Any]:
+    rules = recognition.rules
+    item = matches[0].item
+    newest = matches[0].result
+    draft_ref = f"ServiceRequest/{draft.get('id')}"
+    card_id = str(uuid.uuid5(_NS, f"{hook_instance}|{draft_ref}"))
+    recognise_id = str(uuid.uuid5(_NS, f"{card_id}|recognise"))
+    base = request.app.state.engine.settings.fhir_base_url
+    suggestions: list[dict[str, Any]] = [{
+        "label": f"互认 Recognise the {newest.institution} result of {newest.day.isoformat()} (cancel this order)",
+        "uuid": recognise_id, "isRecommended": True,
+        "actions": [{"type": "delete", "description": f"Remove the draft order for {item.name}",
+                     "resourceId": [draft_ref]}],
+    }]
+    retest: dict[str, str] = {}
+    for code in item.reasons:
+        reason = rules.reasons.get(code)
+        if reason is None:
+            continue
+        sug_id = str(uuid.uuid5(_NS, f"{card_id}|{code}"))
+        retest[sug_id] = code
+        updated = copy.deepcopy(draft)
+        updated.setdefault("reasonCode", []).append(
+            {"coding": [{"system": rules.reason_system, "code": code, "display": reason.display}]})
+        suggestions.append({"label": f"不互认 Re-test: {code} {reason.display}", "uuid": sug_id,
+                            "actions": [{"type": "update", "description": f"Record re-test reason {code}",
+                                         "resource": updated}]})
+    recognition.store.collection(CARDS).replace({
+        "_id": card_id, "service": sid, "draft": draft_ref, "person": order.person, "patient": order.patient,
+        "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
+        "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
+    })
+    lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "
+             f"{m.window_left} days left of {item.window_days}" for m in matches]
+    return {
+        "uuid": card_id,
+        "summary": f"可互认 {item.name}: {newest.institution} {newest.day.isoformat()} ({len(matches)} recognisable)"[:140],
+        "detail": f"Recognisable prior results for **{item.name}** ({item.code}, window {item.window_days} days):\n\n"
+                  + "\n".join(lines)
+                  + "\n\nEligible results that meet the clinical need should not be repeated (国卫医发〔2022〕6号).",
+        "indicator": "warning",
+        "source": {"label": "huren 检查检验结果互认", "topic": {"system": "urn:huren:detected-issue",
+                                                           "code": "recognisable-prior-result"}},
+        "suggestions": suggestions,
+        "selectionBehavior": "at-most-one",
+        "overrideReasons": [{"system": rules.reason_system, "code": r.code, "display": r.display}
+                            for r in rules.reasons.values()],
+        "links": [{"label": f"Prior result {m.result.ref} ({m.result.institution} {m.result.day.isoformat()})",
+                   "url": f"{base}/{m.result.ref}", "type": "absolute"} for m in matches],
+    }
+
+
+@router.post("/cds-services/{service_id}")
+async def call_service(service_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    hook = SERVICES.get(service_id)
+    if hook is None:
+        raise NotFound(f"no CDS service {service_id!r}")
+    require_order_check(caller)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or body.get("hook") != hook or not isinstance(body.get("context"), dict):
+        raise BadRequest(f"expected a '{hook}' hook request with a context")
+    hook_instance = str(body.get("hookInstance") or "")
+    if not hook_instance:
+        raise BadRequest("hookInstance is required")
+    context = body["context"]
+    patient_id = str(context.get("patientId") or "")
+    if not patient_id:
+        raise BadRequest("context.patientId is required")
+    if caller.restricted and not caller.sees_patient(patient_id):
+        raise Forbidden("that patient is outside your compartment")
+    recognition = request.app.state.engine.recognition
+    patient = recognition._read("Patient", patient_id)
+    prefetched = (body.get("prefetch") or {}).get("patient")
+    person = national_id(patient) or national_id(prefetched if isinstance(prefetched, dict) else None)
+    drafts = _draft_orders(context)
+    if hook == "order-select":
+        selected = set(context.get("selections") or ())
+        drafts = [d for d in drafts if f"ServiceRequest/{d.get('id')}" in selected] or drafts
+    cards: list[dict[str, Any]] = []
+    touched: list[str] = []
+    for draft in drafts:
+        draft = {**draft, "subject": draft.get("subject") or {"reference": f"Patient/{patient_id}"}}
+        order = recognition.facts.order(draft)
+        if order is None and patient and isinstance(patient.get("managingOrganization"), dict):
+            # a draft without a local code or requester is ordered where the patient is registered
+            order = recognition.facts.order({**draft, "requester": patient["managingOrganization"]})
+        if order is None:
+            continue
+        order = Order(person=person, item=order.item, institution=order.institution, day=order.day,
+                      ref=f"ServiceRequest/{draft.get('id')}", patient=f"Patient/{patient_id}")
+        matches = recognition.check(order)
+        if matches:
+            cards.append(_card(recognition, request, hook_instance, service_id, draft, order, matches))
+            touched.extend(m.result.ref for m in matches)
+    note(request, action="operation", resources=touched, patient_ids=[patient_id],
+         detail={"operation": f"cds:{service_id}", "cards": len(cards)})
+    return _json({"cards": cards})
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def feedback(service_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    """Records each card's outcome: a "recognise" suggestion accepted counts the draft as recognised;
+    a "re-test" suggestion or an override is kept with its reason (the order that follows is flagged
+    or justified on its own)."""
+    if service_id not in SERVICES:
+        raise NotFound(f"no CDS service {service_id!r}")
+    require_order_check(caller)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    items = body.get("feedback") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise BadRequest("expected {'feedback': [...]}")
+    recognition = request.app.state.engine.recognition
+    cards = recognition.store.collection(CARDS)
+    recorded = []
+    for fb in items:
+        card = cards.get(str(fb.get("card") or ""))
+        if card is None or card["service"] != service_id:
+            raise NotFound(f"unknown card {fb.get('card')!r}")
+        if caller.restricted and not caller.sees_patient(str(card["patient"]).split("/", 1)[1]):
+            raise Forbidden("that card is outside your compartment")
+        outcome = fb.get("outcome")
+        accepted = {str(s.get("id")) for s in fb.get("acceptedSuggestions") or ()}
+        reason = None
+        if outcome == "accepted" and card["recognise"] in accepted:
+            choice = "recognised"
+        elif outcome == "accepted" and accepted & set(card["retest"]):
+            choice, reason = "retest", card["retest"][sorted(accepted & set(card["retest"]))[0]]
+        elif outcome == "overridden":
+            choice = "retest"
+            reason = ((fb.get("overrideReason") or {}).get("reason") or {}).get("code")
+        else:
+            raise BadRequest("outcome must be 'accepted' (with acceptedSuggestions) or 'overridden'")
+        order = Order(person=card["person"], item=card["item"], institution=card["inst"],
+                      day=date.fromisoformat(card["day"]), ref=card["draft"], patient=card["patient"])
+        matches = [Recognisable(PriorResult(ref, card["person"], card["item"], "", order.day, "final"),
+                                recognition.rules.items[card["item"]], 0, 0) for ref in card["recognisable"]]
+        recognition.record_choice(f"cds:{card['_id']}", order=order, matches=matches, outcome=choice, reason=reason)
+        recorded.append({"card": card["_id"], "choice": choice, "reason": reason})
+    note(request, action="operation", patient_ids=[str(c).split("/", 1)[1] for c in
+                                                   {cards.get(r["card"])["patient"] for r in recorded} if c],
+         detail={"operation": f"cds-feedback:{service_id}", "choices": recorded})
+    return _json({"recorded": recorded})

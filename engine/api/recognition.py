@@ -1,0 +1,185 @@
+"""``POST /fhir/ServiceRequest/$check-recognition`` and ``POST /admin/reload`` (rules hot reload).
+
+The operation is registered on its own router, included before the generic FHIR router so that
+``$check-recognition`` is not taken for a resource id. Input: a ServiceRequest (the body itself,
+or a ``Parameters`` with ``order``), or a ``Parameters`` with ``patient`` (reference) and ``code``
+(Coding or CodeableConcept), optionally ``institution`` (the ordering institution's code) and
+``date``. Output: a ``Parameters`` with the recognition item and one ``recognisable`` part per
+prior result, newest first, with the days left in its window.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from engine.api.outcomes import fhir_response
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from engine.recognition.access import require_admin, require_order_check
+from engine.recognition.decision import Order, Recognisable
+from engine.recognition.facts import local_day, national_id
+from engine.recognition.rules import Rules
+from engine.recognition.sitefiles import RulesError
+
+router = APIRouter()
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or "resourceType" not in body:
+        raise BadRequest("body must be a FHIR resource (ServiceRequest or Parameters)")
+    return body
+
+
+def _param(params: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((p for p in params.get("parameter") or () if p.get("name") == name), None)
+
+
+def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
+    """The order to check, from a ServiceRequest or from patient + code (+ institution, date)."""
+    if body["resourceType"] == "Parameters":
+        given = _param(body, "order")
+        if given and isinstance(given.get("resource"), dict):
+            body = given["resource"]
+    if body["resourceType"] == "ServiceRequest":
+        order, _ = recognition.find_recognisable(body)
+        if order is None:
+            raise Unprocessable("cannot tell the ordering institution: give a local code "
+                                "(urn:huren:code:<INSTITUTION>) or a requester Organization",
+                                expression=["ServiceRequest.requester"])
+        if order.person is None:
+            raise Unprocessable("the order's subject has no valid national resident ID (NNCHN)",
+                                expression=["ServiceRequest.subject"])
+        return order
+    if body["resourceType"] != "Parameters":
+        raise BadRequest("input must be a ServiceRequest or a Parameters resource")
+    patient_p, code_p = _param(body, "patient"), _param(body, "code")
+    if not patient_p or not code_p:
+        raise BadRequest("Parameters need 'order', or 'patient' and 'code'", expression=["Parameters.parameter"])
+    ref = (patient_p.get("valueReference") or {}).get("reference") or ""
+    if not ref.startswith("Patient/"):
+        raise BadRequest("'patient' must be a valueReference to Patient/<id>", expression=["Parameters.parameter"])
+    patient = recognition._read("Patient", ref.split("/", 1)[1])
+    if patient is None:
+        raise NotFound(f"{ref} not found")
+    concept = code_p.get("valueCodeableConcept") or ({"coding": [code_p["valueCoding"]]} if code_p.get("valueCoding") else None)
+    if not concept:
+        raise BadRequest("'code' must be a valueCoding or valueCodeableConcept", expression=["Parameters.parameter"])
+    inst_p = _param(body, "institution")
+    institution = (inst_p or {}).get("valueString") or (inst_p or {}).get("valueCode")
+    if not institution and isinstance(patient.get("managingOrganization"), dict):
+        institution = recognition.facts.organization_code(patient["managingOrganization"])
+    if not institution:
+        raise BadRequest("give 'institution' (the ordering institution's code)", expression=["Parameters.parameter"])
+    date_p = _param(body, "date")
+    rules: Rules = recognition.rules
+    tz = rules.institutions[institution].timezone if institution in rules.institutions else "Asia/Shanghai"
+    day = local_day((date_p or {}).get("valueDate") or (date_p or {}).get("valueDateTime"), tz) or date.today()
+    draft = {"resourceType": "ServiceRequest", "code": concept, "subject": {"reference": ref}}
+    from engine.recognition.coding import item_for
+
+    person = national_id(patient)
+    if person is None:
+        raise Unprocessable(f"{ref} has no valid national resident ID (NNCHN)", expression=["Patient.identifier"])
+    return Order(person=person, item=item_for(draft, rules, institution), institution=institution, day=day,
+                 patient=ref)
+
+
+def result_parameters(recognition: Any, order: Order, matches: list[Recognisable], *, with_resources: bool) -> dict[str, Any]:
+    rules: Rules = recognition.rules
+    params: list[dict[str, Any]] = []
+    item = rules.items.get(order.item or "")
+    if item is not None:
+        params.append({"name": "item", "valueCoding": {"system": rules.codes.item_system, "code": item.code,
+                                                       "display": item.name}})
+        params.append({"name": "windowDays", "valueInteger": item.window_days})
+    for m in matches:
+        part: list[dict[str, Any]] = [
+            {"name": "result", "valueReference": {"reference": m.result.ref}},
+            {"name": "institution", "valueString": m.result.institution},
+            {"name": "date", "valueDate": m.result.day.isoformat()},
+            {"name": "ageDays", "valueInteger": m.age_days},
+            {"name": "windowLeft", "valueInteger": m.window_left},
+        ]
+        if with_resources:
+            rtype, rid = m.result.ref.split("/", 1)
+            resource = recognition._read(rtype, rid)
+            if resource is not None:
+                part.append({"name": "resource", "resource": resource})
+        params.append({"name": "recognisable", "part": part})
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+@router.post("/fhir/ServiceRequest/$check-recognition")
+async def check_recognition(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    require_order_check(caller)
+    recognition = request.app.state.engine.recognition
+    body = await _json_body(request)
+    order = order_from_input(recognition, body)
+    patient_ids = [order.patient.split("/", 1)[1]] if order.patient else []
+    if caller.restricted and not all(caller.sees_patient(p) for p in patient_ids):
+        raise Forbidden("that patient is outside your compartment")
+    matches = recognition.check(order)
+    if caller.restricted:  # a resident sees only results in their own (linked) compartment
+        matches = [m for m in matches if m.result.patient and caller.sees_patient(m.result.patient.split("/", 1)[1])]
+    with_resources = caller.allows(matches[0].result.resource_type, "read") if matches else False
+    out = result_parameters(recognition, order, matches, with_resources=with_resources)
+    note(request, action="operation", resources=[m.result.ref for m in matches], patient_ids=patient_ids,
+         detail={"operation": "$check-recognition", "item": order.item})
+    return fhir_response(out)
+
+
+@router.post("/admin/reload")
+def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    """Hot reload of the recognition rules; a bad file leaves the running rules in force (422)."""
+    require_admin(caller)
+    engine = request.app.state.engine
+    try:
+        rules = engine.recognition.reload()
+    except RulesError as exc:
+        note(request, action="operation", outcome="4", detail={"operation": "reload", "error": str(exc)})
+        raise Unprocessable(f"rules not reloaded, previous rules still in force: {exc}") from exc
+    note(request, action="operation", detail={"operation": "reload", "items": len(rules.items)})
+    return fhir_response({"resourceType": "OperationOutcome", "issue": [{
+        "severity": "information", "code": "informational",
+        "diagnostics": f"recognition rules reloaded: {len(rules.items)} items, {len(rules.qc)} QC records, "
+                       f"{len(rules.reasons)} reason codes"}]})
+
+
+def sighup_reloader(engine: Any) -> Any:
+    """A start-up hook that makes ``SIGHUP`` reload the recognition rules in the serving process.
+
+    Only where the event loop runs in the main thread on a POSIX system (``huren serve``); in
+    tests and elsewhere nothing is installed. A bad file is logged and the running rules stay."""
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    log = logging.getLogger("huren.recognition")
+
+    def reload() -> None:
+        try:
+            rules = engine.recognition.reload()
+            log.info("SIGHUP: recognition rules reloaded (%d items)", len(rules.items))
+        except RulesError as exc:
+            log.error("SIGHUP: recognition rules NOT reloaded, previous rules in force: %s", exc)
+
+    async def install() -> None:
+        if not hasattr(signal, "SIGHUP"):
+            return
+        # not the main thread (TestClient) or no signal support: nothing to install
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+
+    return install

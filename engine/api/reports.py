@@ -1,0 +1,101 @@
+"""``GET /reports/duplicates`` (JSON or CSV) and ``POST /reports/duplicates/{id}/review`` for auditors.
+
+Filters: ``from`` / ``to`` (the repeated test's day, inclusive), ``institution`` (the repeating
+institution), ``item``, ``category`` (检验 / 检查), ``status`` (flagged, upheld, overturned,
+justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV; ``_count`` / ``_offset`` page
+the rows (totals always cover every matching flag).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.errors import BadRequest
+from engine.recognition.access import require_auditor
+from engine.recognition.reports import ReportFilter, duplicates_report, to_csv
+from engine.recognition.service import parse_day
+
+router = APIRouter()
+
+
+def report_filter(start: str | None, end: str | None, institution: str | None, item: str | None,
+                  category: str | None, status: str | None) -> ReportFilter:
+    return ReportFilter(start=parse_day(start, "from"), end=parse_day(end, "to"), institution=institution or None,
+                        item=item or None, category=category or None, status=status or None)
+
+
+@router.get("/reports/duplicates")
+def duplicates(
+    request: Request,
+    start: str | None = Query(None, alias="from"),
+    end: str | None = Query(None, alias="to"),
+    institution: str | None = None,
+    item: str | None = None,
+    category: str | None = None,
+    status: str | None = None,
+    fmt: str | None = Query(None, alias="_format"),
+    count: int | None = Query(None, alias="_count", ge=0, le=10000),
+    offset: int = Query(0, alias="_offset", ge=0),
+    caller: Caller = Depends(get_caller),
+) -> Response:
+    require_auditor(caller)
+    flt = report_filter(start, end, institution, item, category, status)
+    report = duplicates_report(request.app.state.engine.recognition, flt, limit=count, offset=offset)
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "duplicates", "rows": len(report["rows"])})
+    wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
+        fmt is None and "text/csv" in request.headers.get("accept", ""))
+    if wants_csv:
+        return Response(to_csv(report), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="duplicates.csv"'})
+    if fmt not in (None, "json", "application/json"):
+        raise BadRequest("_format must be json or csv", expression=["_format"])
+    return Response(orjson.dumps(report), media_type="application/json")
+
+
+@router.get("/reports/duplicates/{flag_id}")
+def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    """One flag with its evidence: the DetectedIssue and the two results it is about."""
+    require_auditor(caller)
+    recognition = request.app.state.engine.recognition
+    row = recognition.flags.get(flag_id)
+    if row is None:
+        from engine.errors import NotFound
+
+        raise NotFound(f"no duplicate flag {flag_id}")
+    evidence: dict[str, Any] = {"flag": row, "detectedIssue": recognition._read("DetectedIssue", flag_id)}
+    for key in ("result", "prior", "order"):
+        ref = row.get(key)
+        if ref:
+            rtype, rid = ref.split("/", 1)
+            evidence[key + "Resource"] = recognition._read(rtype, rid)
+    note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
+         patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
+         detail={"report": "duplicate-evidence"})
+    return Response(orjson.dumps(evidence), media_type="application/json")
+
+
+@router.post("/reports/duplicates/{flag_id}/review")
+async def review(flag_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    """Body: ``{"decision": "upheld" | "overturned", "reason": "..."}``."""
+    require_auditor(caller, review=True)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest('body must be {"decision": ..., "reason": ...}')
+    recognition = request.app.state.engine.recognition
+    row = recognition.review(flag_id, str(body.get("decision") or ""), str(body.get("reason") or ""),
+                             by=f"{caller.kind}:{caller.subject}")
+    note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],
+         patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
+         detail={"decision": row["status"], "reason": row["reviews"][-1]["reason"]})
+    return Response(orjson.dumps(row), media_type="application/json")

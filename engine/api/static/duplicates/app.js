@@ -1,0 +1,164 @@
+// The auditors' page for /reports/duplicates. Plain DOM, no framework, no network beyond this server.
+"use strict";
+(function () {
+  const $ = (sel) => document.querySelector(sel);
+  const NS = "http://www.w3.org/2000/svg";
+  let token = sessionStorage.getItem("huren.token") || "";
+  let currentFlag = null;
+
+  // A token in the URL fragment (#token=...) is taken once and removed from the address bar.
+  const frag = new URLSearchParams(location.hash.slice(1));
+  if (frag.get("token")) {
+    token = frag.get("token");
+    sessionStorage.setItem("huren.token", token);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
+  function cell(tr, value, cls) { const td = document.createElement("td"); text(td, value); if (cls) td.className = cls; tr.appendChild(td); return td; }
+  function message(msg) { text($("#message"), msg); }
+
+  async function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    opts.headers.Authorization = "Bearer " + token;
+    const res = await fetch(path, opts);
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : res.statusText;
+      if (res.status === 401) { $("#login").hidden = false; }
+      throw new Error(res.status + " " + diag);
+    }
+    return body;
+  }
+
+  function filterQuery() {
+    const params = new URLSearchParams();
+    for (const el of $("#filters").elements) {
+      if (el.name && el.value) params.set(el.name, el.value);
+    }
+    return params;
+  }
+
+  function money(v, cur) { return (cur || "") + " " + Number(v || 0).toFixed(2); }
+
+  function stat(label, value) {
+    const d = document.createElement("div"); d.className = "stat";
+    const b = document.createElement("b"); text(b, value); d.appendChild(b);
+    d.appendChild(document.createTextNode(label)); return d;
+  }
+
+  function barChart(svg, data, labelKey, valueKey, format) {
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    const w = svg.clientWidth || 500, h = 180, pad = 22;
+    const max = Math.max(1, ...data.map((d) => d[valueKey]));
+    const bw = data.length ? (w - pad) / data.length : 0;
+    data.forEach((d, i) => {
+      const bh = ((h - 2 * pad) * d[valueKey]) / max;
+      const r = document.createElementNS(NS, "rect");
+      r.setAttribute("class", "bar"); r.setAttribute("x", pad + i * bw + 2); r.setAttribute("y", h - pad - bh);
+      r.setAttribute("width", Math.max(1, bw - 4)); r.setAttribute("height", bh);
+      r.setAttribute("data-label", d[labelKey]); r.setAttribute("data-value", d[valueKey]);
+      const title = document.createElementNS(NS, "title"); text(title, d[labelKey] + ": " + format(d[valueKey])); r.appendChild(title);
+      svg.appendChild(r);
+      const t = document.createElementNS(NS, "text"); t.setAttribute("x", pad + i * bw + 2); t.setAttribute("y", h - 6);
+      text(t, String(d[labelKey]).slice(-5)); svg.appendChild(t);
+    });
+  }
+
+  function render(report) {
+    const t = report.totals;
+    const summary = $("#summary"); summary.replaceChildren(
+      stat("flags", t.count), stat("money at stake", money(t.money_at_stake, report.currency)),
+      stat("open", t.by_status.flagged), stat("upheld", t.by_status.upheld), stat("overturned", t.by_status.overturned),
+      stat("justified re-tests", t.by_status.justified));
+    summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
+    barChart($("#chart-time"), report.over_time, "day", "count", (v) => v + " flags");
+    barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
+      "inst", "money", (v) => money(v, report.currency));
+    const rates = $("#rates tbody"); rates.replaceChildren();
+    for (const [inst, r] of Object.entries(report.recognition_rate)) {
+      const tr = document.createElement("tr");
+      cell(tr, inst); cell(tr, r.recognisable); cell(tr, r.recognised); cell(tr, r.retested); cell(tr, r.pending);
+      cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%");
+      rates.appendChild(tr);
+    }
+    const body = $("#flags tbody"); body.replaceChildren();
+    for (const row of report.rows) {
+      const tr = document.createElement("tr"); tr.className = "flag"; tr.dataset.id = row.id;
+      cell(tr, row.day); cell(tr, row.status, "s-" + row.status); cell(tr, row.institution);
+      cell(tr, row.item_name + " (" + row.item + ")"); cell(tr, row.category); cell(tr, money(row.price, row.currency));
+      cell(tr, row.prior_institution + " " + row.prior_day); cell(tr, row.reason || "");
+      tr.addEventListener("click", () => open(row.id, tr));
+      body.appendChild(tr);
+    }
+    const q = filterQuery(); q.set("_format", "csv");
+    $("#csv").href = "/reports/duplicates?" + q.toString();
+  }
+
+  function summarise(resource) {
+    if (!resource) return "(not available)";
+    const keep = ["resourceType", "id", "status", "code", "effectiveDateTime", "started", "issued", "performer",
+      "conclusion", "valueQuantity", "valueString", "modality", "series", "result"];
+    const out = {}; for (const k of keep) if (resource[k] !== undefined) out[k] = resource[k];
+    return JSON.stringify(out, null, 2);
+  }
+
+  async function open(id, tr) {
+    try {
+      const ev = await api("/reports/duplicates/" + encodeURIComponent(id));
+      currentFlag = id;
+      document.querySelectorAll("#flags tr.selected").forEach((el) => el.classList.remove("selected"));
+      if (tr) tr.classList.add("selected");
+      const f = ev.flag;
+      text($("#ev-id"), id);
+      const dl = $("#ev-facts"); dl.replaceChildren();
+      const facts = [["Status", f.status], ["Item", f.item_name + " (" + f.item + "), " + f.category],
+        ["Window", f.window + " days"], ["Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
+        ["Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["Repeated result", f.result],
+        ["Order", f.order || "(none)"], ["Price at stake", money(f.price, f.currency)],
+        ["Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") : "(none)"]];
+      for (const r of f.reviews || []) facts.push(["Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
+      for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
+      text($("#ev-prior"), summarise(ev.priorResource));
+      text($("#ev-repeat"), summarise(ev.resultResource));
+      $("#review").hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
+      $("#evidence").hidden = false;
+      message("");
+    } catch (e) { message(e.message); }
+  }
+
+  async function load() {
+    if (!token) { $("#login").hidden = false; message("Paste an auditor access token to see the report."); return; }
+    try { render(await api("/reports/duplicates?" + filterQuery().toString())); message(""); document.body.dataset.loaded = "1"; }
+    catch (e) { message(e.message); }
+  }
+
+  // CSV: fetched with the token (a plain link could not carry it), then saved from a blob.
+  $("#csv").addEventListener("click", async (e) => {
+    e.preventDefault();
+    try {
+      const res = await fetch($("#csv").getAttribute("href"), { headers: { Authorization: "Bearer " + token } });
+      if (!res.ok) throw new Error(res.status + " CSV not available");
+      const a = document.createElement("a"); a.href = URL.createObjectURL(await res.blob()); a.download = "duplicates.csv";
+      document.body.appendChild(a); a.click(); a.remove();
+    } catch (err) { message(err.message); }
+  });
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); $("#evidence").hidden = true; load(); });
+  $("#login").addEventListener("submit", (e) => {
+    e.preventDefault(); token = $("#token").value.trim(); sessionStorage.setItem("huren.token", token);
+    $("#login").hidden = true; load();
+  });
+  $("#review").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const decision = e.submitter ? e.submitter.value : "upheld";
+    const reason = $("#review").elements.reason.value;
+    try {
+      await api("/reports/duplicates/" + encodeURIComponent(currentFlag) + "/review", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision, reason }) });
+      const id = currentFlag; await load();
+      await open(id, document.querySelector('#flags tr[data-id="' + id + '"]'));
+      message("Review recorded: " + decision);
+    } catch (err) { message(err.message); }
+  });
+  load();
+})();

@@ -1,0 +1,36 @@
+"""``/ui/duplicates``: the auditors' page (filters, table with drill-down to the evidence, charts).
+
+A small static app — one HTML file, one script, one stylesheet, no build step and nothing from
+the internet. The page itself holds no data; it calls ``/reports/duplicates`` with the auditor's
+bearer token (pasted once, or passed in the URL fragment ``#token=…``, which never reaches the
+server), so the API's authorisation and audit apply to every figure it shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import FileResponse
+
+STATIC = Path(__file__).resolve().parent / "static" / "duplicates"
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter()
+
+
+@router.get("/ui/duplicates", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+def mount_static(app: object) -> None:
+    """Serve the page's script and stylesheet under ``/ui/duplicates/static``."""
+    app.mount("/ui/duplicates/static", StaticFiles(directory=STATIC), name="ui-duplicates-static")  # type: ignore[attr-defined]

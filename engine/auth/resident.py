@@ -1,0 +1,360 @@
+"""Resident access: SMART App Launch (standalone patient) with PKCE, one-time login codes, refresh.
+
+The flow a phone app runs (SMART App Launch 2.x, RFC 6749 §4.1, RFC 7636)::
+
+    GET  /auth/authorize?response_type=code&client_id&redirect_uri&scope&state&aud
+                        &code_challenge&code_challenge_method=S256          -> login page
+    POST /auth/authorize/login   national ID            -> code sent, code page
+    POST /auth/authorize/verify  one-time code          -> 303 redirect_uri?code&state
+    POST /auth/token  grant_type=authorization_code + code_verifier  -> tokens (+ patient)
+    POST /auth/token  grant_type=refresh_token                         -> rotated tokens
+
+Every secret at rest is hashed: login codes (salted with the request id), authorization codes
+and refresh tokens (SHA-256 of 256-bit random values). State lives in store collections so it is
+shared by workers and survives restarts. Nothing a stranger can see distinguishes a known ID
+number from an unknown one: both get "a code has been sent".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from engine.auth import scopes as sc
+from engine.auth.clients import Client
+from engine.auth.errors import OAuthError
+from engine.auth.sender import CodeSender, build_sender
+from engine.identity import nationalid
+from engine.identity.mpi import nid_key
+
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+RESIDENT_CONTEXT_SCOPES = frozenset({"openid", "fhirUser", "offline_access", "online_access", "launch/patient",
+                                     "profile"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits of the resident login; override any of them in ``settings.extra["resident_auth"]``."""
+
+    request_ttl: int = 600  # an authorization request must be completed within 10 minutes
+    otp_ttl: int = 300  # a login code is valid for 5 minutes
+    otp_digits: int = 6
+    otp_sends_per_window: int = 3  # codes sent per ID number per window
+    attempts_per_ip_window: int = 30  # login / code posts per client address per window
+    window: int = 900
+    max_failures: int = 5  # wrong codes per ID number before lock-out
+    lockout: int = 900
+    code_ttl: int = 60  # authorization code lifetime
+    refresh_ttl: int = 30 * 86400
+
+
+class LoginError(Exception):
+    """A problem to show on the login page (never reveals whether an ID number is known)."""
+
+
+class RedirectError(Exception):
+    """An OAuth error to send back to the app's (already validated) redirect URI."""
+
+    def __init__(self, redirect_uri: str, state: str | None, error: str, description: str) -> None:
+        super().__init__(description)
+        params = {"error": error, "error_description": description}
+        if state is not None:
+            params["state"] = state
+        self.location = redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(params)
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+class ResidentAuth:
+    def __init__(self, auth: Any, identity: Any, sender: CodeSender | None = None) -> None:
+        self.auth = auth
+        self.identity = identity
+        settings = auth.settings
+        self.policy = Policy(**settings.extra.get("resident_auth", {}))
+        self.sender = sender or build_sender(settings)
+        store = auth.store
+        self.requests = store.collection("auth_requests")
+        self.otps = store.collection("auth_otp")
+        self.codes = store.collection("auth_codes")
+        self.refresh = store.collection("auth_refresh")
+        self.limits = store.collection("auth_limits")
+        for coll in (self.requests, self.otps, self.codes, self.refresh, self.limits):
+            coll.ensure_index(["exp"])
+        self.refresh.ensure_index(["family"])
+
+    # ---- /auth/authorize ----------------------------------------------------------------------
+
+    def start(self, params: dict[str, str]) -> dict[str, Any]:
+        """Validate an authorization request; return the pending request (to render the login page).
+
+        Raises ``OAuthError`` when the client or redirect URI cannot be trusted (shown as a page,
+        never redirected: RFC 6749 §4.1.2.1) and ``RedirectError`` for everything else.
+        """
+        client = self.auth.registry.get(params.get("client_id", ""))
+        if client is None:
+            raise OAuthError("invalid_request", "unknown client_id")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in client.redirect_uris:
+            raise OAuthError("invalid_request", "redirect_uri does not exactly match a registered redirect URI")
+        state = params.get("state")
+
+        def fail(error: str, description: str) -> RedirectError:
+            return RedirectError(redirect_uri, state, error, description)
+
+        if params.get("response_type") != "code":
+            raise fail("unsupported_response_type", "only response_type=code is supported")
+        if client.kind != "patient-app":
+            raise fail("unauthorized_client", "this client is not registered as a patient app")
+        if params.get("aud", "").rstrip("/") != self.auth.audience:
+            raise fail("invalid_request", f"aud must be this server's FHIR base URL {self.auth.audience}")
+        if params.get("code_challenge_method") != "S256":
+            raise fail("invalid_request", "PKCE with code_challenge_method=S256 is required")
+        if not _CHALLENGE.match(params.get("code_challenge", "")):
+            raise fail("invalid_request", "code_challenge must be the base64url SHA-256 of the code_verifier")
+        try:
+            scopes = self.resident_scopes(sc.split(params.get("scope")), client)
+        except OAuthError as exc:
+            raise fail(exc.error, exc.description) from None
+        self._purge()
+        request_id = secrets.token_urlsafe(24)
+        pending = {"_id": request_id, "client_id": client.client_id, "redirect_uri": redirect_uri, "state": state,
+                   "scope": scopes, "code_challenge": params["code_challenge"], "nonce": params.get("nonce"),
+                   "exp": int(time.time()) + self.policy.request_ttl, "stage": "login"}
+        self.requests.insert(pending)
+        return {**pending, "client_name": client.name or client.client_id}
+
+    def resident_scopes(self, requested: list[str], client: Client) -> list[str]:
+        if not requested:
+            raise OAuthError("invalid_scope", "scope is required")
+        try:
+            granted = sc.narrow(requested, client.scopes)
+        except sc.ScopeError as exc:
+            raise OAuthError("invalid_scope", str(exc)) from None
+        resource = 0
+        for s in granted:
+            p = sc.parse(s)
+            if isinstance(p, str):
+                if p not in RESIDENT_CONTEXT_SCOPES:
+                    raise OAuthError("invalid_scope", f"scope {s!r} is not available to residents")
+                continue
+            if p.context != "patient" or not p.actions <= frozenset("rs"):
+                raise OAuthError("invalid_scope", f"scope {s!r}: residents get read and search access only")
+            resource += 1
+        if not resource:
+            raise OAuthError("invalid_scope", "request at least one patient/ scope, e.g. patient/*.rs")
+        return granted
+
+    def pending(self, request_id: str, stage: str) -> dict[str, Any]:
+        req = self.requests.get(request_id or "")
+        if req is None or req["exp"] < time.time() or req["stage"] != stage:
+            raise LoginError("This sign-in request has expired. Please start again from the app.")
+        return req
+
+    def _limit(self, key: str, limit: int) -> bool:
+        """Count one event under ``key`` in the current window; False when over the limit."""
+        now = int(time.time())
+        doc = self.limits.get(key)
+        if doc is None or doc["exp"] < now:
+            doc = {"_id": key, "count": 0, "exp": now + self.policy.window}
+        doc["count"] += 1
+        self.limits.replace(doc)
+        return doc["count"] <= limit
+
+    def _locked(self, key: str) -> bool:
+        doc = self.limits.get("lock:" + key)
+        return doc is not None and doc["exp"] > time.time()
+
+    def login(self, request_id: str, national_id: str, client_ip: str) -> dict[str, Any]:
+        """Step 1: the resident gives the ID number; a code goes to the phone on file."""
+        req = self.pending(request_id, "login")
+        if not self._limit("ip:" + client_ip, self.policy.attempts_per_ip_window):
+            raise LoginError("Too many attempts from this device. Please wait and try again later.")
+        try:
+            nid = nationalid.parse(national_id.strip().upper())
+        except nationalid.InvalidNationalId:
+            raise LoginError("Please enter a valid 18-character resident ID number.") from None
+        key = nid_key(nid.number)
+        if self._locked(key):
+            raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
+        if not self._limit("send:" + key, self.policy.otp_sends_per_window):
+            raise LoginError("Too many codes requested. Please wait and try again later.")
+        patients = self.identity.patients_for_number(nid.number)
+        code = "".join(secrets.choice("0123456789") for _ in range(self.policy.otp_digits))
+        # Unknown numbers get a record too (with no usable code) so the answer looks the same.
+        self.otps.replace({"_id": request_id, "nid_key": key, "patients": patients,
+                           "code_hash": _sha256(request_id + ":" + code) if patients else None,
+                           "exp": int(time.time()) + self.policy.otp_ttl})
+        if patients:
+            self.sender.send(phones=self.identity.phones(patients), code=code, purpose="login")
+        self.requests.update(request_id, {"stage": "code"})
+        return req
+
+    def verify(self, request_id: str, code: str, client_ip: str) -> str:
+        """Step 2: the code is checked; returns the redirect URI carrying the authorization code."""
+        req = self.pending(request_id, "code")
+        if not self._limit("ip:" + client_ip, self.policy.attempts_per_ip_window):
+            raise LoginError("Too many attempts from this device. Please wait and try again later.")
+        otp = self.otps.get(request_id)
+        if otp is None or otp["exp"] < time.time():
+            self.requests.update(request_id, {"stage": "login"})
+            raise LoginError("The code has expired. Please request a new one.")
+        if self._locked(otp["nid_key"]):
+            raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
+        good = otp["code_hash"] is not None and hmac.compare_digest(
+            otp["code_hash"], _sha256(request_id + ":" + code.strip()))
+        if not good:
+            if not self._limit("fail:" + otp["nid_key"], self.policy.max_failures - 1):
+                self.limits.replace({"_id": "lock:" + otp["nid_key"], "exp": int(time.time()) + self.policy.lockout})
+                self.otps.delete(request_id)
+                raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
+            raise LoginError("That code is not right. Please check the message and try again.")
+        self.otps.delete(request_id)
+        self.requests.delete(request_id)
+        self.limits.delete("fail:" + otp["nid_key"])
+        patient = otp["patients"][0]
+        code_value = secrets.token_urlsafe(32)
+        self.codes.insert({"_id": _sha256(code_value), "client_id": req["client_id"],
+                           "redirect_uri": req["redirect_uri"], "scope": req["scope"],
+                           "code_challenge": req["code_challenge"], "nonce": req.get("nonce"),
+                           "patient": patient, "person": self._person(patient),
+                           "exp": int(time.time()) + self.policy.code_ttl, "used": False, "jtis": []})
+        params = {"code": code_value}
+        if req.get("state") is not None:
+            params["state"] = req["state"]
+        uri = req["redirect_uri"]
+        return uri + ("&" if "?" in uri else "?") + urlencode(params)
+
+    def _person(self, patient_id: str) -> str:
+        doc = self.identity.record(patient_id) or {}
+        return doc.get("person") or f"patient-{patient_id}"
+
+    # ---- /auth/token --------------------------------------------------------------------------
+
+    def token(self, grant: str, client: Client, form: dict[str, str]) -> dict[str, Any]:
+        if client.kind != "patient-app":
+            raise OAuthError("unauthorized_client", f"this client may not use the {grant} grant")
+        if grant == "authorization_code":
+            return self._code_grant(client, form)
+        return self._refresh_grant(client, form)
+
+    def _code_grant(self, client: Client, form: dict[str, str]) -> dict[str, Any]:
+        code, verifier = form.get("code", ""), form.get("code_verifier", "")
+        if not code:
+            raise OAuthError("invalid_request", "code is required")
+        if not _VERIFIER.match(verifier):
+            raise OAuthError("invalid_request", "code_verifier is required (43-128 unreserved characters)")
+        doc = self.codes.get(_sha256(code))
+        if doc is None or doc["exp"] < time.time():
+            raise OAuthError("invalid_grant", "the authorization code is invalid or has expired")
+        if doc["used"]:
+            # RFC 6749 §4.1.2: a replayed code revokes what was issued from it.
+            for jti, exp in doc["jtis"]:
+                self.auth.revoke_jti(jti, exp)
+            if doc.get("family"):
+                self._revoke_family(doc["family"])
+            raise OAuthError("invalid_grant", "the authorization code has already been used")
+        if doc["client_id"] != client.client_id:
+            raise OAuthError("invalid_grant", "the authorization code was issued to another client")
+        if form.get("redirect_uri") != doc["redirect_uri"]:
+            raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+        if not hmac.compare_digest(s256(verifier), doc["code_challenge"]):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+        family = secrets.token_urlsafe(12) if "offline_access" in doc["scope"] else None
+        response, jti, exp = self._tokens(client, doc["scope"], doc["patient"], doc["person"], doc.get("nonce"),
+                                          family)
+        self.codes.update(doc["_id"], {"used": True, "jtis": [[jti, exp]], "family": family})
+        return response
+
+    def _tokens(self, client: Client, scopes: list[str], patient: str, person: str, nonce: str | None,
+                family: str | None) -> tuple[dict[str, Any], str, int]:
+        token, claims = self.auth.issue_token(subject=person, kind="patient", client_id=client.client_id,
+                                              scopes=scopes, patient=patient, person=person)
+        response: dict[str, Any] = {"access_token": token, "token_type": "Bearer",
+                                    "expires_in": claims["exp"] - claims["iat"], "scope": claims["scope"],
+                                    "patient": patient, "need_patient_banner": True}
+        if "openid" in scopes and "fhirUser" in scopes:
+            response["id_token"] = self.id_token(client, person, patient, nonce)
+        if family:
+            refresh = secrets.token_urlsafe(32)
+            self.refresh.insert({"_id": _sha256(refresh), "family": family, "client_id": client.client_id,
+                                 "scope": scopes, "patient": patient, "person": person, "used": False,
+                                 "exp": int(time.time()) + self.policy.refresh_ttl, "access": [claims["jti"], claims["exp"]]})
+            response["refresh_token"] = refresh
+        return response, claims["jti"], claims["exp"]
+
+    def id_token(self, client: Client, person: str, patient: str, nonce: str | None) -> str:
+        import jwt
+
+        now = int(time.time())
+        claims = {"iss": self.auth.issuer, "sub": person, "aud": client.client_id, "iat": now,
+                  "exp": now + self.auth.ttl, "fhirUser": f"{self.auth.audience}/Patient/{patient}"}
+        if nonce:
+            claims["nonce"] = nonce
+        key = self.auth.id_token_key
+        return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid})
+
+    def _refresh_grant(self, client: Client, form: dict[str, str]) -> dict[str, Any]:
+        value = form.get("refresh_token", "")
+        if not value:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        doc = self.refresh.get(_sha256(value))
+        if doc is None or doc["exp"] < time.time() or doc["client_id"] != client.client_id:
+            raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
+        if doc["used"]:
+            # Rotation (OAuth 2.0 Security BCP §4.14): reuse of a rotated token means it leaked.
+            self._revoke_family(doc["family"])
+            raise OAuthError("invalid_grant", "the refresh token was already used; its grant is revoked")
+        scopes = doc["scope"]
+        if form.get("scope"):
+            asked = sc.split(form["scope"])
+            try:
+                scopes = sc.narrow(asked, doc["scope"])
+            except sc.ScopeError as exc:
+                raise OAuthError("invalid_scope", str(exc)) from None
+            if "offline_access" not in scopes:
+                scopes = [*scopes, "offline_access"]
+        if not self.refresh.update(doc["_id"], {"used": True}):
+            raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
+        response, _, _ = self._tokens(client, scopes, doc["patient"], doc["person"], None, doc["family"])
+        return response
+
+    def _revoke_family(self, family: str) -> None:
+        for d in self.refresh.find({"family": family}):
+            if d.get("access"):
+                self.auth.revoke_jti(*d["access"])
+            self.refresh.delete(d["_id"])
+
+    # ---- introspection and revocation ---------------------------------------------------------
+
+    def find_refresh(self, value: str) -> dict[str, Any] | None:
+        doc = self.refresh.get(_sha256(value))
+        if doc is None or doc["used"] or doc["exp"] < time.time():
+            return None
+        return doc
+
+    def revoke_refresh(self, value: str, client: Client) -> bool:
+        doc = self.refresh.get(_sha256(value))
+        if doc is None or doc["client_id"] != client.client_id:
+            return False
+        self._revoke_family(doc["family"])
+        return True
+
+    def _purge(self) -> None:
+        now = int(time.time())
+        for coll in (self.requests, self.otps, self.codes):
+            for d in coll.find({"exp": {"$lt": now - 3600}}, limit=100):
+                coll.delete(d["_id"])

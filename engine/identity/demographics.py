@@ -1,0 +1,50 @@
+"""The consistency checks that guard every automatic link: name, sex and birth date.
+
+No fuzzy logic on purpose: values are compared after trivial normalisation (whitespace, case),
+and a mismatch is a conflict for an operator to resolve, never a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.identity.nationalid import NationalId
+
+
+def name_of(patient: dict[str, Any]) -> str | None:
+    names = patient.get("name") or []
+    chosen = next((n for n in names if n.get("use") == "official"), names[0] if names else None)
+    if not chosen:
+        return None
+    text = chosen.get("text") or "".join([chosen.get("family", ""), *chosen.get("given", [])])
+    norm = "".join(text.split()).casefold()
+    return norm or None
+
+
+def demographics(patient: dict[str, Any]) -> dict[str, str | None]:
+    gender = patient.get("gender")
+    return {
+        "name": name_of(patient),
+        "gender": gender if gender in ("male", "female") else None,
+        "birthDate": (patient.get("birthDate") or None),
+    }
+
+
+def conflicts_with_id(demo: dict[str, str | None], nid: NationalId) -> list[str]:
+    """Fields of the record that contradict what the ID number itself encodes."""
+    out = []
+    if demo["birthDate"] and len(demo["birthDate"]) >= 10 and demo["birthDate"][:10] != nid.birth_date.isoformat():
+        out.append(f"birthDate {demo['birthDate']} differs from the ID number's {nid.birth_date.isoformat()}")
+    if demo["gender"] and demo["gender"] != nid.gender:
+        out.append(f"gender {demo['gender']} differs from the ID number's {nid.gender}")
+    return out
+
+
+def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> list[str]:
+    """Fields present in both records that disagree."""
+    out = []
+    for field in ("name", "gender", "birthDate"):
+        va, vb = a.get(field), b.get(field)
+        if va and vb and (va[:10] != vb[:10] if field == "birthDate" else va != vb):
+            out.append(field)
+    return out

@@ -1,0 +1,354 @@
+"""``IdentityService``: the master patient index (MPI) kept beside the FHIR repository.
+
+Why an index and not a search: the link decision and every resident request need "which Patient
+records belong to this person" in one or two primary-key / indexed lookups, on both backends.
+The index lives in the store collection ``mpi_links``, one document per Patient id::
+
+    {_id: patient id, nid_key, person, status, reasons, demo, phones, manual, replaced_by, replaces}
+
+``status`` is ``linked`` (member of ``person``), ``conflict`` (valid ID number but name, sex or
+birth date disagree: reported, never linked), ``invalid-id``, ``no-id`` or ``unlinked`` (an
+operator took it out; automatic linking leaves it alone). ``nid_key`` is a SHA-256 of the ID
+number, so the index and its exports do not list ID numbers in clear.
+
+The index is maintained by a repository write hook (``on_write``) so every Patient is linked at
+ingest, inside the same transaction as the write. The links are materialised into
+``Patient.link`` (``seealso`` between records of one person; ``replaced-by``/``replaces`` after an
+operator merge) so any FHIR client sees them; links of other types sent by a source are kept.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from engine.errors import BadRequest, Gone, NotFound
+from engine.identity import demographics as dm
+from engine.identity import nationalid
+from engine.repository.port import Store
+
+MANAGED = ("replaced-by", "replaces", "seealso")
+_in_materialise: contextvars.ContextVar[bool] = contextvars.ContextVar("mpi_materialise", default=False)
+
+
+class Repository(Protocol):
+    """The part of ``engine.repository.fhir.FhirRepository`` the MPI uses."""
+
+    def read(self, type_: str, id_: str) -> dict[str, Any]: ...
+    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> Any: ...
+    def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
+    def add_write_hook(self, hook: Any) -> None: ...
+
+
+def nid_key(number: str) -> str:
+    return hashlib.sha256(b"huren-nid:" + number.encode()).hexdigest()
+
+
+def _ref_id(link: dict[str, Any]) -> str | None:
+    ref = (link.get("other") or {}).get("reference", "")
+    return ref.split("/", 1)[1] if ref.startswith("Patient/") else None
+
+
+def _warning(diagnostics: str) -> dict[str, Any]:
+    return {"severity": "warning", "code": "business-rule", "diagnostics": diagnostics,
+            "expression": ["Patient.identifier"]}
+
+
+class IdentityService:
+    def __init__(self, store: Store, repository: Repository | None = None) -> None:
+        self.store = store
+        self.links = store.collection("mpi_links")
+        self.links.ensure_index(["nid_key"])
+        self.links.ensure_index(["person"])
+        self.log = store.collection("mpi_log")
+        self.repository: Repository | None = None
+        if repository is not None:
+            self.attach(repository)
+
+    def attach(self, repository: Repository) -> None:
+        self.repository = repository
+        repository.add_write_hook(self.on_write)
+        # Optional repository feature: a hook that adjusts a resource before the "unchanged?"
+        # comparison. With it, a source re-sending a Patient (which never carries the MPI's links)
+        # does not create a version without links followed by one with them.
+        add_prepare = getattr(repository, "add_prepare_hook", None)
+        if add_prepare is not None:
+            add_prepare(self.carry_links)
+
+    def carry_links(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The resource with the MPI-managed ``Patient.link`` entries the index currently implies."""
+        if resource.get("resourceType") != "Patient" or not isinstance(resource.get("id"), str):
+            return resource
+        if self.links.get(resource["id"]) is None:
+            return resource
+        want = self.desired_links(resource)
+        out = {k: v for k, v in resource.items() if k != "link"}
+        if want:
+            out["link"] = want
+        return out
+
+    # ---- lookups ------------------------------------------------------------------------------
+
+    def members(self, person: str | None) -> list[str]:
+        if not person:
+            return []
+        return sorted(d["_id"] for d in self.links.find({"person": person, "status": "linked"}))
+
+    def person_compartment(self, patient_id: str) -> frozenset[str]:
+        """Every Patient id that belongs to the same person as ``patient_id`` (itself included).
+
+        The union of the person's linked records and, transitively, records merged into them
+        (``replaced-by``/``replaces``): a resident's compartment spans all of them.
+        """
+        seen: set[str] = set()
+        persons: set[str] = set()
+        todo = [patient_id]
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            doc = self.links.get(pid)
+            if doc is None:
+                continue
+            person = doc.get("person")
+            if person and doc.get("status") == "linked" and person not in persons:
+                persons.add(person)
+                for member in self.links.find({"person": person, "status": "linked"}):
+                    if member["_id"] not in seen:
+                        seen.add(member["_id"])
+                        if member.get("replaced_by") or member.get("replaces"):
+                            todo.extend([member["replaced_by"]] if member.get("replaced_by") else [])
+                            todo.extend(member.get("replaces", []))
+            if doc.get("replaced_by"):
+                todo.append(doc["replaced_by"])
+            todo.extend(doc.get("replaces", []))
+        return frozenset(seen)
+
+    def patients_for_number(self, number: str) -> list[str]:
+        """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
+        the number may see. Records in conflict or unlinked by an operator are left out."""
+        return sorted(d["_id"] for d in self.links.find({"nid_key": nid_key(number), "status": "linked"}))
+
+    def phones(self, patient_ids: Iterable[str]) -> list[str]:
+        """Phone numbers on file for these records: where a resident's login code is sent."""
+        out: list[str] = []
+        for pid in patient_ids:
+            for phone in (self.links.get(pid) or {}).get("phones", []):
+                if phone not in out:
+                    out.append(phone)
+        return out
+
+    def record(self, patient_id: str) -> dict[str, Any] | None:
+        return self.links.get(patient_id)
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        return self.links.find({"status": "conflict"}, sort=[("_id", 1)])
+
+    # ---- $match ------------------------------------------------------------------------------
+
+    def match(self, patient: dict[str, Any]) -> list[tuple[str, float, str]]:
+        """Candidate records for a Patient: ``(id, score, match-grade)``, best first.
+
+        Deterministic only: the same valid national ID or the same identifier (system and value).
+        Consistent name/sex/birth date make it ``certain`` (1.0); a contradiction makes it
+        ``possible`` (0.5), for a person to look at. Raises ``ValueError`` when there is nothing
+        deterministic to match on or the ID number is invalid.
+        """
+        demo = dm.demographics(patient)
+        found: dict[str, tuple[float, str]] = {}
+
+        def grade(pid: str, other_demo: dict[str, Any], extra: list[str]) -> None:
+            certain = not extra and not dm.conflicts_between(demo, other_demo)
+            score, g = (1.0, "certain") if certain else (0.5, "possible")
+            if pid not in found or found[pid][0] < score:
+                found[pid] = (score, g)
+
+        raw = nationalid.raw_national_id(patient)
+        usable = False
+        if raw is not None:
+            nid = nationalid.parse(raw)  # InvalidNationalId is a ValueError
+            usable = True
+            own = dm.conflicts_with_id(demo, nid)
+            for doc in self.links.find({"nid_key": nid_key(nid.number)}):
+                grade(doc["_id"], doc.get("demo", {}), own)
+        others = [i for i in patient.get("identifier", [])
+                  if not nationalid.is_national_id(i) and i.get("system") and i.get("value")]
+        if others and self.repository is not None:
+            usable = True
+            for ident in others:
+                res = self.repository.search("Patient", [("identifier", f"{ident['system']}|{ident['value']}")])
+                for candidate in res.resources:
+                    grade(candidate["id"], dm.demographics(candidate), [])
+        if not usable:
+            raise ValueError("$match needs a national ID (type NNCHN) or an identifier with system and value: "
+                             "huren does no fuzzy matching on names or dates")
+        return sorted(((pid, s, g) for pid, (s, g) in found.items()), key=lambda t: (-t[1], t[0]))
+
+    # ---- the write hook -----------------------------------------------------------------------
+
+    def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        if resource.get("resourceType") != "Patient":
+            return []
+        pid = resource["id"]
+        before = self.links.get(pid)
+        doc, issues = self._classify(resource, before)
+        self.links.replace(doc)
+        affected = {pid, *self.members(doc.get("person"))}
+        if before:
+            affected.update(self.members(before.get("person")))
+        if not _in_materialise.get():
+            self._materialise(affected, {pid: resource})
+        return issues
+
+    def _classify(self, patient: dict[str, Any], before: dict[str, Any] | None) -> tuple[dict[str, Any], list]:
+        pid = patient["id"]
+        demo = dm.demographics(patient)
+        doc: dict[str, Any] = {
+            "_id": pid, "nid_key": None, "person": None, "status": "no-id", "reasons": [], "demo": demo,
+            "phones": [t["value"] for t in patient.get("telecom", [])
+                       if t.get("system") in ("phone", "sms") and t.get("value")],
+            "manual": bool(before and before.get("manual")),
+            "replaced_by": (before or {}).get("replaced_by"), "replaces": list((before or {}).get("replaces", [])),
+        }
+        for link in patient.get("link", []):  # merges stated by the source system are kept
+            other = _ref_id(link)
+            if other and link.get("type") == "replaced-by":
+                doc["replaced_by"] = other
+            elif other and link.get("type") == "replaces" and other not in doc["replaces"]:
+                doc["replaces"].append(other)
+        raw = nationalid.raw_national_id(patient)
+        nid = None
+        if raw is not None:
+            try:
+                nid = nationalid.parse(raw)
+            except nationalid.InvalidNationalId as exc:
+                doc.update(status="invalid-id", reasons=[str(exc)])
+                return doc, [_warning(f"Patient/{pid} not linked: {exc}")]
+            doc["nid_key"] = nid_key(nid.number)
+        if doc["manual"]:  # an operator decided; keep the decision, refresh the facts
+            doc["person"] = before.get("person") if before else None
+            doc["status"] = before["status"] if before else "unlinked"
+            return doc, []
+        if nid is None:
+            return doc, []
+        reasons = dm.conflicts_with_id(demo, nid)
+        if not reasons:
+            for other in self.links.find({"nid_key": doc["nid_key"], "status": "linked"}):
+                if other["_id"] == pid or other.get("manual"):
+                    continue  # an operator's link vouches for that record, not for its data
+                bad = dm.conflicts_between(demo, other.get("demo", {}))
+                if bad:
+                    reasons.append(f"{', '.join(bad)} differ from Patient/{other['_id']}")
+        if reasons:
+            doc.update(status="conflict", reasons=reasons)
+            return doc, [_warning(f"Patient/{pid} not linked (same national ID, conflicting data): "
+                                  + "; ".join(reasons))]
+        doc.update(status="linked", person="nid-" + doc["nid_key"][:32])
+        return doc, []
+
+    # ---- Patient.link -------------------------------------------------------------------------
+
+    def desired_links(self, patient: dict[str, Any]) -> list[dict[str, Any]]:
+        pid = patient["id"]
+        doc = self.links.get(pid) or {}
+        kept = [lk for lk in patient.get("link", []) if lk.get("type") not in MANAGED]
+        managed = []
+        if doc.get("replaced_by"):
+            managed.append({"other": {"reference": f"Patient/{doc['replaced_by']}"}, "type": "replaced-by"})
+        managed += [{"other": {"reference": f"Patient/{o}"}, "type": "replaces"} for o in sorted(doc.get("replaces", []))]
+        managed += [{"other": {"reference": f"Patient/{o}"}, "type": "seealso"}
+                    for o in self.members(doc.get("person")) if o != pid]
+        return kept + managed
+
+    def _materialise(self, patient_ids: Iterable[str], current: dict[str, dict[str, Any]]) -> None:
+        if self.repository is None:
+            return
+        token = _in_materialise.set(True)
+        try:
+            for pid in sorted(patient_ids):
+                resource = current.get(pid)
+                if resource is None:
+                    try:
+                        resource = self.repository.read("Patient", pid)
+                    except (NotFound, Gone):
+                        continue
+                want = self.desired_links(resource)
+                if resource.get("link", []) == want:
+                    continue
+                updated = {k: v for k, v in resource.items() if k != "link"}
+                if want:
+                    updated["link"] = want
+                self.repository.update(updated)
+        finally:
+            _in_materialise.reset(token)
+
+    # ---- operator link / unlink ---------------------------------------------------------------
+
+    def _require(self, pid: str) -> dict[str, Any]:
+        if self.repository is None:
+            raise BadRequest("no repository attached")
+        resource = self.repository.read("Patient", pid)  # NotFound / Gone propagate
+        doc = self.links.get(pid)
+        if doc is None:
+            doc, _ = self._classify(resource, None)
+            self.links.replace(doc)
+        return doc
+
+    def link(self, source: str, target: str, *, type_: str = "seealso", actor: str, reason: str) -> frozenset[str]:
+        """Link two records by hand (``seealso``: same person; ``replaced-by``: source merged into target)."""
+        if source == target:
+            raise BadRequest("source and target are the same record")
+        if type_ not in ("seealso", "replaced-by"):
+            raise BadRequest("type must be 'seealso' or 'replaced-by'", expression=["type"])
+        src, tgt = self._require(source), self._require(target)
+        affected = {source, target, *self.members(src.get("person")), *self.members(tgt.get("person"))}
+        if type_ == "seealso":
+            person = tgt.get("person") if tgt["status"] == "linked" else None
+            if not person:
+                person = "man-" + uuid.uuid4().hex
+                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": []})
+            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": []})
+        else:
+            self.links.update(source, {"replaced_by": target, "manual": True})
+            self.links.update(target, {"replaces": sorted({*tgt.get("replaces", []), source})})
+        self._log("link", actor, reason, source=source, target=target, type=type_)
+        self._materialise(affected, {})
+        return self.person_compartment(source)
+
+    def unlink(self, source: str, target: str | None = None, *, actor: str, reason: str) -> frozenset[str]:
+        """Take ``source`` out of its person and undo its merges; with ``target``, only what ties the
+        two. Sticky: automatic linking leaves an unlinked record alone until an operator links it."""
+        src = self._require(source)
+        members = self.members(src.get("person"))
+        merged = {src.get("replaced_by"), *src.get("replaces", [])} - {None}
+        if target is not None and target not in merged and target not in members:
+            raise BadRequest(f"Patient/{source} is not linked to Patient/{target}")
+        affected = {source, *members}
+        fields: dict[str, Any] = {"manual": True}
+        if target is None or target in members:
+            fields.update(person=None, status="unlinked")
+        replaces = list(src.get("replaces", []))
+        for other in sorted(merged if target is None else merged & {target}):
+            odoc = self.links.get(other) or {}
+            if src.get("replaced_by") == other:
+                fields["replaced_by"] = None
+                self.links.update(other, {"replaces": [x for x in odoc.get("replaces", []) if x != source]})
+            if other in replaces:
+                replaces.remove(other)
+                if odoc.get("replaced_by") == source:
+                    self.links.update(other, {"replaced_by": None})
+            affected.add(other)
+        fields["replaces"] = replaces
+        self.links.update(source, fields)
+        self._log("unlink", actor, reason, source=source, target=target)
+        self._materialise(affected, {})
+        return self.person_compartment(source)
+
+    def _log(self, action: str, actor: str, reason: str, **what: Any) -> None:
+        self.log.insert({"_id": uuid.uuid4().hex, "action": action, "actor": actor, "reason": reason,
+                         "at": dt.datetime.now(dt.UTC).isoformat(), **what})

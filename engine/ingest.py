@@ -1,0 +1,635 @@
+"""The ingest pipeline: raw HL7 v2 bytes in, ACK bytes out, FHIR resources stored in between.
+
+Order of work for each message (DESIGN.md §4 Durability):
+
+1. read the MSH (``adapters.hl7v2.header``), robustly, to know whom to answer;
+2. check the envelope: a usable MSH, a supported version, a registered sending facility
+   (MSH-4.1 in ``site.institutions``) -- otherwise ``AR``;
+3. idempotency on (MSH-4.1, MSH-10): identical bytes already seen -> the recorded answer again,
+   nothing changes; same key, other bytes -> kept as a conflict in the quarantine, ``AE``;
+4. store the raw bytes, **committed** (phase 1);
+5. parse, convert to a transaction Bundle, write its resources through the repository, mark
+   the message processed, count conversion warnings, audit -- one commit for the batch, one
+   savepoint per message so a failing message is quarantined alone (phase 2);
+6. ACK: ``AA`` (with warnings as ERR severity W), ``AE`` with the reason, or ``AR``.
+
+**Group commit.** ``submit`` queues the message for one worker thread, which takes everything
+queued so far as one batch: two commits per batch instead of two per message. A lone sender
+waiting for each ACK gets batches of one; many connections (or a pipelining sender, or
+``huren replay``) get large batches. ``handle`` is ``submit`` + wait.
+
+Collaborators are passed in, so ``Engine`` wires real ones and tests build their own:
+``store`` (the ``Store`` port), ``site`` (``mappings.site.Site``), ``parse`` (text -> Message),
+``convert`` ((Message, Site) -> Conversion), ``repository`` (``write_many``), ``audit``
+(``record(event)``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from adapters.hl7v2.ack import build_ack, version_tuple
+from adapters.hl7v2.errors import (
+    APPLICATION_INTERNAL_ERROR,
+    DUPLICATE_KEY_IDENTIFIER,
+    MESSAGE_ACCEPTED,
+    TABLE_VALUE_NOT_FOUND,
+    UNSUPPORTED_VERSION_ID,
+    HL7Error,
+)
+from adapters.hl7v2.header import Header, decode, extract_header
+from engine.errors import FhirError
+from engine.messages import (
+    PROCESSED,
+    QUARANTINED,
+    RECEIVED,
+    MessageStore,
+    anonymous_id,
+    conflict_id,
+    error_from_dict,
+    message_id,
+    raw_of,
+)
+from engine.repository.port import Document, Store
+
+log = logging.getLogger("huren.ingest")
+
+SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
+MAX_ACK_WARNINGS = 50
+
+
+class Repository(Protocol):
+    def write_many(self, resources: list[dict[str, Any]]) -> list[Any]: ...
+
+
+class AuditSink(Protocol):
+    def record(self, event: dict[str, Any]) -> Any: ...
+
+
+@dataclass
+class Outcome:
+    """What happened to one message; ``ack`` is what the sender gets."""
+
+    ack: bytes
+    code: str
+    message_id: str | None
+    status: str
+    errors: list[HL7Error] = field(default_factory=list)
+    duplicate: bool = False
+    resources: list[str] = field(default_factory=list)  # references written for this message
+    codec: str = "utf-8"  # how ``ack`` is encoded (the message's own character set)
+
+
+@dataclass
+class _Item:
+    raw: bytes
+    channel: str
+    peer: str
+    future: concurrent.futures.Future[Outcome]
+    header: Header | None = None
+    text: str = ""
+    sha256: str = ""
+    doc_id: str | None = None
+    doc: Document | None = None
+    outcome: Outcome | None = None
+    process: bool = False
+    same_as: _Item | None = None  # an identical message earlier in the same batch
+    conversion: Any = None
+    errors: list[HL7Error] = field(default_factory=list)
+    in_batch_new: bool = False  # stored by this batch (not a resend)
+
+
+@dataclass
+class Stats:
+    """Counters and cumulative seconds per stage, for ``GET /admin/metrics`` and the benchmark."""
+
+    received: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    batches: int = 0
+    largest_batch: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("header", "store_raw", "parse", "convert", "write", "ack"), 0.0))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["seconds"] = {k: round(v, 6) for k, v in self.seconds.items()}
+        return d
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        site: Any,
+        parse: Callable[[str], Any] | None,
+        convert: Callable[[Any, Any], Any] | None,
+        repository: Repository | None,
+        audit: AuditSink | None = None,
+        batch_size: int = 200,
+        receiver_application: str = "HUREN",
+        origin: str = "huren",
+    ) -> None:
+        self.store = store
+        self.messages = MessageStore(store)
+        self.site = site
+        self.parse = parse
+        self.convert = convert
+        self.repository = repository
+        self.audit = audit
+        self.batch_size = batch_size
+        self.receiver_application = receiver_application
+        self.origin = origin  # the node named in AuditEvent.source
+        self.stats = Stats()
+        self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
+        self._lock = threading.RLock()  # one batch / replay at a time
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    # -- entry points --------------------------------------------------------------------
+    def handle(self, raw: bytes, *, channel: str, peer: str) -> bytes:
+        """Process one message and return its ACK (blocking; group-committed with concurrent callers)."""
+        return self.submit(raw, channel=channel, peer=peer).result().ack
+
+    def submit(self, raw: bytes, *, channel: str, peer: str) -> concurrent.futures.Future[Outcome]:
+        """Queue a message for the worker; the future resolves to its ``Outcome`` after the commit."""
+        if self._closed:
+            raise RuntimeError("ingestor is closed")
+        fut: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        self._ensure_worker()
+        self._queue.put(_Item(bytes(raw), channel, peer, fut))
+        return fut
+
+    async def handle_async(self, raw: bytes, peer: str, channel: str = "mllp") -> bytes:
+        """The MLLP listener's handler: awaits the worker without blocking the event loop."""
+        import asyncio
+
+        outcome = await asyncio.wrap_future(self.submit(raw, channel=channel, peer=peer))
+        return outcome.ack
+
+    def process(self, raws: list[tuple[bytes, str, str]]) -> list[Outcome]:
+        """Process messages as one batch in the calling thread: ``[(raw, channel, peer)]``."""
+        items = [_Item(r, c, p, concurrent.futures.Future()) for r, c, p in raws]
+        with self._lock:
+            self._run_batch(items)
+        return [i.future.result() for i in items]
+
+    def recover(self) -> int:
+        """Process messages stored but not processed (a crash between phase 1 and 2). Returns count."""
+        done = 0
+        while True:
+            with self._lock:
+                docs = self.messages.pending(limit=self.batch_size)
+                if not docs:
+                    return done
+                items = [self._item_for(doc) for doc in docs]
+                self._phase2(items)
+                self._finish(items)
+                done += len(items)
+                if any(i.outcome is not None and i.outcome.status == RECEIVED for i in items):
+                    return done  # the database keeps failing: do not spin; the next start retries
+
+    def _item_for(self, doc: Document) -> _Item:
+        """A work item for a stored message, processed under its own document id."""
+        item = _Item(raw_of(doc), doc.get("channel", ""), doc.get("peer", ""), concurrent.futures.Future())
+        item.header, item.text = extract_header(item.raw)
+        item.sha256 = doc["sha256"]
+        item.doc_id, item.doc, item.process = doc["_id"], doc, True
+        return item
+
+    def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Outcome | None:
+        """Run a stored message through the pipeline again (after a fix in the site files, say).
+
+        ``raw`` replaces the stored bytes (a corrected message); its MSH-4/MSH-10 must match.
+        Returns None when there is no such message.
+        """
+        with self._lock:
+            doc = self.messages.get(doc_id)
+            if doc is None:
+                return None
+            if raw is not None:
+                header, _ = extract_header(raw)
+                if (header.facility_code, header.control_id) != (doc["facility"], doc["control_id"]):
+                    raise ValueError("a corrected message must keep MSH-4.1 and MSH-10 of the original "
+                                     f"({doc['facility']!r}, {doc['control_id']!r})")
+            with self.store.transaction():
+                doc = self.messages.reopen(doc_id, actor=actor, raw=raw)
+            assert doc is not None
+            item = self._item_for(doc)
+            self._phase2([item])
+            self._finish([item])
+            if self.audit is not None and item.outcome is not None:
+                self._audit_replay(doc, item.outcome, actor)
+            return item.future.result()
+
+    def reload_site(self, site: Any) -> None:
+        with self._lock:
+            self.site = site
+
+    def close(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=30)
+            self._worker = None
+
+    # -- worker -------------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            with self._lock:
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._work, name="huren-ingest", daemon=True)
+                    self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.batch_size:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                with self._lock:
+                    self._run_batch(batch)
+            except Exception as exc:  # never leave a sender waiting
+                log.exception("ingest batch failed")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_result(self._internal_error(item, exc))
+            if stop:
+                return
+
+    # -- the pipeline -------------------------------------------------------------------
+    def _run_batch(self, items: list[_Item]) -> None:
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        self.stats.received += len(items)
+        t0 = time.perf_counter()
+        for item in items:
+            item.header, item.text = extract_header(item.raw)
+            item.sha256 = hashlib.sha256(item.raw).hexdigest()
+        t1 = time.perf_counter()
+        self.stats.seconds["header"] += t1 - t0
+        try:
+            with self.store.transaction():
+                self._phase1(items)
+        except Exception as exc:
+            log.exception("could not store %d incoming messages", len(items))
+            for item in items:
+                item.outcome = self._internal_error(item, exc)
+            self._finish(items)
+            return
+        self.stats.seconds["store_raw"] += time.perf_counter() - t1
+        self._phase2([i for i in items if i.process])
+        self._finish(items)
+
+    def _phase1(self, items: list[_Item]) -> None:
+        """Decide each message's fate from its envelope and store the new ones (one commit)."""
+        new_docs: list[Document] = []
+        in_batch: dict[str, _Item] = {}
+        for item in items:
+            h = item.header
+            assert h is not None
+            if not h.addressable:
+                item.doc_id = anonymous_id(item.sha256)
+                fatal = [p for p in h.problems if p.ack_code == "AR"] or h.problems
+                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=fatal, ack="AR")
+                continue
+            key = message_id(h.facility_code, h.control_id)
+            earlier = in_batch.get(key)
+            existing = earlier.doc if earlier is not None else self.messages.get(key)
+            if existing is not None and existing["sha256"] == item.sha256:
+                if earlier is not None:
+                    item.same_as = earlier
+                    item.doc_id = key
+                elif existing["status"] == RECEIVED:  # stored earlier, never finished
+                    item.doc_id, item.doc, item.process = key, existing, True
+                    in_batch[key] = item
+                else:
+                    item.doc_id, item.doc = key, existing
+                    item.outcome = self._recorded(item, existing)
+                continue
+            if existing is not None:
+                item.doc_id = conflict_id(key, item.sha256)
+                err = HL7Error(
+                    f"message control id {h.control_id!r} from {h.facility_code!r} was already received "
+                    "with different content; this one is kept for the operator and not processed",
+                    segment="MSH", sequence=1, field=10, code=DUPLICATE_KEY_IDENTIFIER, ack_code="AE")
+                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=[err], ack="AE",
+                                      conflict_of=key)
+                self.stats.conflicts += 1
+                continue
+            item.doc_id = key
+            envelope = self._envelope_errors(h)
+            if envelope:
+                ack = "AR" if any(e.ack_code == "AR" for e in envelope) else "AE"
+                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=envelope, ack=ack)
+                continue
+            self._new_or_existing(item, new_docs, in_batch, status=RECEIVED, errors=[], ack=None)
+            item.process = True
+        self.messages.insert_many(new_docs)
+        if self.audit is not None:  # refused at the envelope: audited here, in the same commit
+            for item in items:
+                if item.in_batch_new and item.channel != "http" and item.outcome is not None:
+                    self.audit.record(_audit_event(item, "4", [], self.origin))
+
+    def _new_or_existing(self, item: _Item, new_docs: list[Document], in_batch: dict[str, _Item], *,
+                         status: str, errors: list[HL7Error], ack: str | None,
+                         conflict_of: str | None = None) -> None:
+        assert item.doc_id is not None and item.header is not None
+        earlier = in_batch.get(item.doc_id)
+        existing = earlier.doc if earlier is not None else self.messages.get(item.doc_id)
+        if existing is not None:
+            if earlier is not None:
+                item.same_as = earlier
+            else:
+                item.doc = existing
+                item.outcome = self._recorded(item, existing)
+            return
+        h = item.header
+        doc = self.messages.new_document(
+            item.doc_id, item.raw, item.sha256, facility=h.facility_code, control_id=h.control_id,
+            channel=item.channel, peer=item.peer, message_type=_message_type(h), version=h.version,
+            codec=h.codec, status=status, errors=errors, ack_code=ack, conflict_of=conflict_of)
+        new_docs.append(doc)
+        item.doc = doc
+        item.in_batch_new = True
+        in_batch[item.doc_id] = item
+        if status == QUARANTINED:
+            item.errors = errors
+            item.outcome = self._outcome(item, ack or "AE", errors, QUARANTINED)
+            if ack == "AR":
+                self.stats.rejected += 1
+            self.stats.quarantined += 1
+
+    def _envelope_errors(self, h: Header) -> list[HL7Error]:
+        errors = list(h.problems)
+        if h.version and not (SUPPORTED_VERSIONS[0] <= version_tuple(h.version) <= SUPPORTED_VERSIONS[1]):
+            errors.append(HL7Error(f"HL7 version {h.version!r} is not supported (2.3 to 2.8)", segment="MSH",
+                                   sequence=1, field=12, code=UNSUPPORTED_VERSION_ID, ack_code="AR"))
+        institutions = getattr(self.site, "institutions", None) or {}
+        if h.facility_code not in institutions:
+            errors.append(HL7Error(
+                f"sending facility {h.facility_code!r} is not a registered institution "
+                "(institutions.yaml of the site)" if h.facility_code else "sending facility (MSH-4) is empty",
+                segment="MSH", sequence=1, field=4, component=1, code=TABLE_VALUE_NOT_FOUND, ack_code="AR"))
+        return errors
+
+    def _phase2(self, items: list[_Item]) -> None:
+        """Parse and convert outside any transaction, then write everything in one commit."""
+        if not items:
+            return
+        for item in items:
+            item.conversion, item.errors = self._convert(item)
+        t0 = time.perf_counter()
+        try:
+            with self.store.transaction():
+                for item in items:
+                    self._write(item)
+        except Exception as exc:
+            # the batch could not commit (database trouble): the raw messages are safe and stay
+            # ``received``; the senders get AE and resend, or recovery finishes them on restart
+            log.exception("could not commit %d processed messages", len(items))
+            for item in items:
+                item.outcome = self._internal_error(item, exc, status=RECEIVED)
+        self.stats.seconds["write"] += time.perf_counter() - t0
+
+    def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
+        h = item.header
+        assert h is not None
+        envelope = self._envelope_errors(h)  # again: a replay or recovery may meet a changed site
+        if envelope:
+            return None, envelope
+        if self.parse is None or self.convert is None:
+            return None, [HL7Error("no converter is installed in this engine; message kept for replay",
+                                   code=APPLICATION_INTERNAL_ERROR, ack_code="AE")]
+        t0 = time.perf_counter()
+        text = item.text
+        if not text:
+            text, _ = decode(item.raw, h.charset)
+        try:
+            message = self.parse(text)
+        except HL7Error as e:
+            self.stats.seconds["parse"] += time.perf_counter() - t0
+            return None, [e]
+        except Exception as exc:
+            self.stats.seconds["parse"] += time.perf_counter() - t0
+            log.exception("parser failed on message %s", item.doc_id)
+            return None, [HL7Error(f"message could not be parsed: {type(exc).__name__}: {exc}",
+                                   code=APPLICATION_INTERNAL_ERROR)]
+        t1 = time.perf_counter()
+        self.stats.seconds["parse"] += t1 - t0
+        try:
+            conversion = self.convert(message, self.site)
+        except HL7Error as e:
+            return None, [e]
+        except FhirError as e:
+            return None, [HL7Error(f"conversion failed: {e.diagnostics}", code=APPLICATION_INTERNAL_ERROR)]
+        except Exception as exc:
+            log.exception("converter failed on message %s", item.doc_id)
+            return None, [HL7Error(f"conversion failed: {type(exc).__name__}: {exc}",
+                                   code=APPLICATION_INTERNAL_ERROR)]
+        finally:
+            self.stats.seconds["convert"] += time.perf_counter() - t1
+        return conversion, []
+
+    def _write(self, item: _Item) -> None:
+        """Store one message's resources and its new status inside a savepoint of the batch."""
+        assert item.doc_id is not None and item.header is not None
+        attempts = int((item.doc or {}).get("attempts") or 0) + 1
+        if item.conversion is None:
+            self._quarantine(item, item.errors, attempts)
+            return
+        resources = _bundle_resources(item.conversion.bundle)
+        warnings = [w for w in (getattr(item.conversion, "warnings", None) or [])]
+        try:
+            with self.store.transaction():
+                results = self.repository.write_many(resources) if self.repository is not None else []
+                for result in results:
+                    for issue in getattr(result, "issues", None) or []:
+                        warnings.append(_issue_to_warning(issue))
+                refs = [f"{r['resourceType']}/{r['id']}" for r in resources if r.get("id")]
+                self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
+                                             resources=refs, attempts=attempts)
+                institution = getattr(item.conversion, "institution", None) or item.header.facility_code
+                conv_warnings = getattr(item.conversion, "warnings", None) or []
+                unmapped = getattr(item.conversion, "unmapped", None) or []
+                if conv_warnings or unmapped:
+                    self.messages.count_fidelity(institution, conv_warnings, unmapped, item.doc_id)
+                if item.doc is not None:
+                    item.doc["resources"] = refs
+                if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
+                    self.audit.record(_audit_event(item, "0", refs, self.origin))
+        except HL7Error as e:
+            self._quarantine(item, [e], attempts)
+            return
+        except FhirError as e:
+            where = ", ".join(e.expression or [])
+            text = f"FHIR resource rejected ({e.status}): {e.diagnostics}" + (f" at {where}" if where else "")
+            self._quarantine(item, [HL7Error(text, code=APPLICATION_INTERNAL_ERROR)], attempts)
+            return
+        except Exception as exc:
+            log.exception("storing the resources of message %s failed", item.doc_id)
+            self._quarantine(item, [HL7Error(f"storing the converted resources failed: {type(exc).__name__}",
+                                             code=APPLICATION_INTERNAL_ERROR)], attempts)
+            return
+        self.stats.processed += 1
+        item.outcome = self._outcome(item, "AA", warnings[:MAX_ACK_WARNINGS], PROCESSED)
+
+    def _quarantine(self, item: _Item, errors: list[HL7Error], attempts: int) -> None:
+        assert item.doc_id is not None
+        ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
+        self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts)
+        if self.audit is not None and item.channel != "http":
+            with contextlib.suppress(Exception):
+                self.audit.record(_audit_event(item, "4", [], self.origin))
+        self.stats.quarantined += 1
+        item.outcome = self._outcome(item, ack, errors, QUARANTINED)
+
+    def _finish(self, items: list[_Item]) -> None:
+        for item in items:
+            if item.outcome is None and item.same_as is not None:
+                first = item.same_as.outcome
+                if first is not None:
+                    self.stats.duplicates += 1
+                    item.outcome = self._outcome(item, first.code, first.errors, first.status, duplicate=True)
+            if item.outcome is None:
+                item.outcome = self._internal_error(item, RuntimeError("message was not processed"))
+            if not item.future.done():
+                item.future.set_result(item.outcome)
+
+    # -- ACKs ---------------------------------------------------------------------------
+    def _outcome(self, item: _Item, code: str, errors: list[HL7Error], status: str,
+                 duplicate: bool = False) -> Outcome:
+        t0 = time.perf_counter()
+        assert item.header is not None
+        text = build_ack(item.header, code, errors, sending_application=self.receiver_application)
+        codec = item.header.codec if not item.header.codec.endswith("?") else "utf-8"
+        try:
+            ack = text.encode(codec)
+        except (UnicodeEncodeError, LookupError):
+            codec, ack = "utf-8", text.encode("utf-8")
+        self.stats.seconds["ack"] += time.perf_counter() - t0
+        refs = list((item.doc or {}).get("resources") or []) if status == PROCESSED else []
+        return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec)
+
+    def _recorded(self, item: _Item, doc: Document) -> Outcome:
+        """The same answer as the first time, for an identical resend."""
+        self.stats.duplicates += 1
+        errors = [error_from_dict(e) for e in doc.get("errors") or []]
+        return self._outcome(item, doc.get("ack_code") or "AA", errors, doc["status"], duplicate=True)
+
+    def _internal_error(self, item: _Item, exc: BaseException, status: str = RECEIVED) -> Outcome:
+        if item.header is None:
+            item.header, item.text = extract_header(item.raw)
+        err = HL7Error(f"internal error ({type(exc).__name__}); the message is not processed, resend later",
+                       code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
+        return self._outcome(item, "AE", [err], status)
+
+    def _audit_replay(self, doc: Document, outcome: Outcome, actor: str) -> None:
+        from engine.audit.events import build_event
+
+        agent = {"type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110150",
+                                      "display": "Application"}]},
+                 "who": {"identifier": {"system": "urn:huren:client", "value": actor}}, "requestor": True}
+        patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
+        event = build_event(action="replay", origin=self.origin, agents=[agent],
+                            outcome="0" if outcome.code == "AA" else "4", patient_ids=patients,
+                            detail={"message": doc["_id"], "control-id": doc.get("control_id", ""),
+                                    "ack": outcome.code})
+        with self.store.transaction():
+            self.audit.record(event)  # type: ignore[union-attr]
+
+
+def _message_type(h: Header) -> str:
+    comp = h.component_sep
+    return comp.join(p for p in (h.message_code, h.trigger_event) if p) if h.message_type else ""
+
+
+def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
+
+
+def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
+    text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code", "warning")
+    severity = "I" if issue.get("severity") == "information" else "W"
+    return HL7Error(str(text), code=MESSAGE_ACCEPTED, severity=severity, ack_code="AA")
+
+
+def _sender_agent(item: _Item) -> dict[str, Any]:
+    """The sending institution as the requesting agent (DICOM 110153 Source Role ID)."""
+    assert item.header is not None
+    agent: dict[str, Any] = {
+        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153",
+                             "display": "Source Role ID"}]},
+        "who": {"identifier": {"system": "urn:huren:institution", "value": item.header.facility_code or "?"}},
+        "requestor": True,
+    }
+    address = item.peer.split(" ")[0].rsplit(":", 1)[0] if item.peer and not item.peer.startswith("file:") else ""
+    if address:
+        agent["network"] = {"address": address, "type": "2"}
+    return agent
+
+
+def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> dict[str, Any]:
+    """One AuditEvent per HL7 v2 message imported outside HTTP (MLLP, replay of files, recovery)."""
+    from engine.audit.events import build_event
+
+    h = item.header
+    assert h is not None and item.doc_id is not None
+    patients = [r.split("/", 1)[1] for r in refs if r.startswith("Patient/")]
+    return build_event(
+        action="hl7v2-receive", origin=origin, agents=[_sender_agent(item)], outcome=outcome,
+        patient_ids=patients, resources=[r for r in refs if not r.startswith("Patient/")],
+        detail={"message": item.doc_id, "control-id": h.control_id, "message-type": _message_type(h),
+                "channel": item.channel},
+    )
+
+
+def build_ingestor(engine: Any) -> Ingestor:
+    """The ingestor of an ``Engine``, from the parts it has: store, site, parser, converter, repository, audit.
+
+    The converter (hl7conv) and FHIR repository (repo) are picked up when installed; without
+    them every message is still stored durably and quarantined with that reason, to be
+    replayed (``huren quarantine replay --all``) once they are.
+    """
+    from adapters.hl7v2.parser import parse
+    from engine.audit.keys import log_origin
+    from mappings.site import Site
+
+    try:
+        from adapters.convert import convert
+    except ImportError:
+        convert = None
+    return Ingestor(
+        engine.store,
+        site=Site.load(engine.settings),
+        parse=parse,
+        convert=convert,
+        repository=getattr(engine, "repository", None),
+        audit=getattr(engine, "audit", None),
+        origin=log_origin(engine.settings),
+    )

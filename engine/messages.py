@@ -1,0 +1,216 @@
+"""The HL7 v2 message store and its quarantine, on plain ``Store`` collections.
+
+Every message that arrives is kept here with its raw bytes (base64, exactly as received), in the
+same database as the FHIR repository, so "durable before AA" and "processed together with its
+resources" are ordinary transactions of that database.
+
+A message document::
+
+    {"_id": "m-<24 hex>", "facility": "FNXRMYY", "control_id": "LAB0001",
+     "sha256": "...", "raw": "<base64>", "size": 2871, "codec": "utf-8",
+     "received_at": "2026-11-23T11:00:00.123456Z", "channel": "mllp", "peer": "10.0.0.5:40112",
+     "message_type": "ORU^R01", "version": "2.5.1",
+     "status": "received" | "processed" | "quarantined",
+     "ack_code": "AA" | "AE" | "AR", "errors": [ERR as dict, ...], "reason": "first error, readable",
+     "conflict_of": "<_id of the message with the same control id>" | None,
+     "attempts": 1, "processed_at": ..., "resources": ["Patient/..", ...], "replays": [...]}
+
+The ``_id`` is a hash of (MSH-4.1, MSH-10): the idempotency key of DESIGN.md §4. A second message
+with the same key but other bytes is kept under a hash of key + content, marked
+``conflict_of``, and quarantined for the operator. Messages without a usable MSH get an id from
+their content, so the same garbage sent twice is one document.
+
+The quarantine is the set of messages with status ``quarantined``; replaying one sets it back
+to ``received`` and runs the pipeline again (``engine.ingest.Ingestor.replay``).
+
+Conversion warnings (unmapped codes, unknown segments...) are counted per institution in a
+second collection, ``hl7_fidelity``, for ``GET /admin/fidelity``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.hl7v2.errors import HL7Error
+from engine.repository.port import Document, Store
+
+RECEIVED = "received"
+PROCESSED = "processed"
+QUARANTINED = "quarantined"
+STATUSES = (RECEIVED, PROCESSED, QUARANTINED)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def message_id(facility: str, control_id: str) -> str:
+    """Deterministic id of the (sending facility, control id) pair."""
+    digest = hashlib.sha256(f"{facility}\x1f{control_id}".encode()).hexdigest()
+    return "m-" + digest[:24]
+
+
+def conflict_id(key_id: str, sha256: str) -> str:
+    return "c-" + hashlib.sha256(f"{key_id}\x1f{sha256}".encode()).hexdigest()[:24]
+
+
+def anonymous_id(sha256: str) -> str:
+    """Id for a message whose MSH cannot be read: its content hash."""
+    return "u-" + sha256[:24]
+
+
+def error_to_dict(e: HL7Error) -> dict[str, Any]:
+    return {
+        "message": e.message, "segment": e.segment, "sequence": e.sequence, "field": e.field,
+        "component": e.component, "code": e.code, "severity": e.severity, "ack_code": e.ack_code,
+        "location": e.location(),
+    }
+
+
+def error_from_dict(d: dict[str, Any]) -> HL7Error:
+    return HL7Error(
+        d.get("message", ""), segment=d.get("segment", ""), sequence=d.get("sequence"),
+        field=d.get("field"), component=d.get("component"), code=d.get("code", "207"),
+        severity=d.get("severity", "E"), ack_code=d.get("ack_code", "AE"),
+    )
+
+
+def raw_of(doc: Document) -> bytes:
+    return base64.b64decode(doc["raw"])
+
+
+class MessageStore:
+    """Message documents and fidelity counters; every method joins the caller's transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.messages = store.collection("hl7_messages")
+        self.fidelity = store.collection("hl7_fidelity")
+        self.messages.ensure_index(["status", "received_at"])
+        self.messages.ensure_index(["facility", "control_id"])
+        self.fidelity.ensure_index(["institution", "where"])
+
+    # -- writes -------------------------------------------------------------------------
+    def new_document(
+        self, doc_id: str, raw: bytes, sha256: str, *, facility: str, control_id: str, channel: str,
+        peer: str, message_type: str, version: str, codec: str, status: str = RECEIVED,
+        errors: Iterable[HL7Error] = (), ack_code: str | None = None, conflict_of: str | None = None,
+    ) -> Document:
+        errs = [error_to_dict(e) for e in errors]
+        return {
+            "_id": doc_id, "facility": facility, "control_id": control_id, "sha256": sha256,
+            "raw": base64.b64encode(raw).decode("ascii"), "size": len(raw), "codec": codec,
+            "received_at": now_iso(), "channel": channel, "peer": peer,
+            "message_type": message_type, "version": version, "status": status,
+            "ack_code": ack_code, "errors": errs, "reason": _reason(errs), "conflict_of": conflict_of,
+            "attempts": 0, "processed_at": None, "resources": [], "replays": [],
+        }
+
+    def insert_many(self, docs: list[Document]) -> None:
+        if docs:
+            self.messages.insert_many(docs)
+
+    def get(self, doc_id: str) -> Document | None:
+        return self.messages.get(doc_id)
+
+    def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
+                       resources: list[str], attempts: int) -> None:
+        errs = [error_to_dict(e) for e in warnings]
+        self.messages.update(doc_id, {
+            "status": PROCESSED, "ack_code": ack_code, "errors": errs, "reason": None,
+            "processed_at": now_iso(), "resources": resources, "attempts": attempts,
+        })
+
+    def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int) -> None:
+        errs = [error_to_dict(e) for e in errors]
+        self.messages.update(doc_id, {
+            "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
+            "processed_at": now_iso(), "attempts": attempts,
+        })
+
+    def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Document | None:
+        """Put a quarantined message back to ``received`` for a replay, noting who asked."""
+        doc = self.get(doc_id)
+        if doc is None:
+            return None
+        replays = list(doc.get("replays") or [])
+        entry: dict[str, Any] = {"at": now_iso(), "by": actor, "previous_reason": doc.get("reason")}
+        fields: dict[str, Any] = {"status": RECEIVED}
+        if raw is not None:
+            entry["previous_sha256"] = doc["sha256"]
+            fields.update(raw=base64.b64encode(raw).decode("ascii"), size=len(raw),
+                          sha256=hashlib.sha256(raw).hexdigest())
+        replays.append(entry)
+        fields["replays"] = replays
+        self.messages.update(doc_id, fields)
+        return self.get(doc_id)
+
+    def count_fidelity(self, institution: str, warnings: Iterable[HL7Error],
+                       unmapped: Iterable[dict[str, str]], example: str) -> None:
+        """Count what a conversion could not map, per institution: unmapped codes and segments
+        (``Conversion.unmapped``: kind, code or segment, where) and conversion warnings."""
+        entries: dict[str, dict[str, Any]] = {}
+        for u in unmapped:
+            kind = u.get("kind", "code")
+            value = u.get("code") or u.get("segment") or ""
+            where = u.get("where", "")
+            inst = u.get("institution") or institution
+            entries.setdefault(_fid_key(inst, kind, value, where, ""), {
+                "institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
+                "message": f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")})
+        for w in warnings:
+            entries.setdefault(_fid_key(institution, "warning", "", w.location(), w.message), {
+                "institution": institution, "kind": "warning", "value": "", "where": w.location(),
+                "code": w.code, "message": w.message})
+        stamp = now_iso()
+        for key, entry in entries.items():
+            doc = self.fidelity.get(key)
+            if doc is None:
+                doc = {"_id": key, **entry, "count": 0, "first_seen": stamp}
+            doc["count"] += 1  # messages in which it occurred
+            doc["last_seen"] = stamp
+            doc["example_message"] = example
+            self.fidelity.replace(doc)
+
+    # -- reads --------------------------------------------------------------------------
+    def pending(self, limit: int = 1000) -> list[Document]:
+        return self.messages.find({"status": RECEIVED}, sort=[("received_at", 1)], limit=limit)
+
+    def quarantined(self, *, facility: str | None = None, limit: int = 50, skip: int = 0) -> list[Document]:
+        flt: dict[str, Any] = {"status": QUARANTINED}
+        if facility:
+            flt["facility"] = facility
+        return self.messages.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
+
+    def count(self, status: str | None = None, facility: str | None = None) -> int:
+        flt: dict[str, Any] = {}
+        if status:
+            flt["status"] = status
+        if facility:
+            flt["facility"] = facility
+        return self.messages.count(flt)
+
+    def fidelity_report(self, institution: str | None = None) -> list[Document]:
+        flt = {"institution": institution} if institution else None
+        return self.fidelity.find(flt, sort=[("institution", 1), ("where", 1)])
+
+
+def _fid_key(*parts: str) -> str:
+    return "f-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def _reason(errs: list[dict[str, Any]]) -> str | None:
+    for e in errs:
+        if e.get("severity", "E") in ("E", "F"):
+            loc = e.get("location")
+            return f"{loc}: {e['message']}" if loc else e["message"]
+    return None
+
+
+def summary(doc: Document) -> dict[str, Any]:
+    """A message document without its raw bytes (for lists)."""
+    return {k: v for k, v in doc.items() if k != "raw"} | {"id": doc["_id"]}

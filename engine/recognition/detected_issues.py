@@ -1,0 +1,144 @@
+"""The FHIR DetectedIssue resources recognition writes: the order-time reminder and the duplicate flag.
+
+Ids are deterministic (a hash of what the issue is about) so a re-sent order, a corrected result
+or a replayed message updates the same DetectedIssue instead of adding another. The evidence of a
+flag (item, window, both institutions, both dates, the price at stake) travels in one complex
+extension, so a payer can read it without knowing huren's database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from engine.recognition.decision import Order, PriorResult, Recognisable
+from engine.recognition.rules import RecognitionItem, Rules
+
+CODE_SYSTEM = "urn:huren:detected-issue"
+EVIDENCE_EXT = "urn:huren:StructureDefinition:recognition-evidence"
+ORG_SYSTEM = "urn:huren:institution"
+REVIEW_SYSTEM = "urn:huren:recognition-review"
+
+RECOGNISABLE = ("recognisable-prior-result", "Recognisable prior result (可互认的既往结果)")
+DUPLICATE = ("duplicate-test", "Suspected duplicate test, not payable (疑似重复检查检验，不予支付)")
+JUSTIFIED = ("justified-retest", "Re-test with a recorded reason (有理由的复查)")
+
+
+def issue_id(kind: str, key: str) -> str:
+    """``rec-…`` for order-time reminders, ``dup-…`` for duplicate flags: 36 characters, FHIR-id safe."""
+    return f"{kind}-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _concept(code: tuple[str, str]) -> dict[str, Any]:
+    return {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}], "text": code[1]}
+
+
+def _item_coding(item: RecognitionItem, rules: Rules) -> dict[str, Any]:
+    return {"system": rules.codes.item_system, "code": item.code, "display": item.name}
+
+
+def describe_match(m: Recognisable) -> str:
+    r = m.result
+    return f"{r.ref} of {r.institution} on {r.day.isoformat()} ({m.window_left} days left)"
+
+
+def recognisable_issue(order: Order, matches: Sequence[Recognisable], rules: Rules, identified: str) -> dict[str, Any]:
+    """The order-time reminder: the order and every recognisable prior result, newest first."""
+    item = matches[0].item
+    issue: dict[str, Any] = {
+        "resourceType": "DetectedIssue",
+        "id": issue_id("rec", order.ref or ""),
+        "status": "final",
+        "code": _concept(RECOGNISABLE),
+        "severity": "low",
+        "identifiedDateTime": identified,
+        "implicated": [{"reference": order.ref}, *({"reference": m.result.ref} for m in matches)],
+        "evidence": [{"detail": [{"reference": m.result.ref}]} for m in matches],
+        "detail": f"{item.name} ({item.code}) ordered at {order.institution} on {order.day.isoformat()}: "
+                  + "; ".join(describe_match(m) for m in matches),
+        "extension": [{"url": EVIDENCE_EXT, "extension": [
+            {"url": "item", "valueCoding": _item_coding(item, rules)},
+            {"url": "windowDays", "valueInteger": item.window_days},
+        ]}],
+    }
+    if order.patient:
+        issue["patient"] = {"reference": order.patient}
+    return issue
+
+
+def flag_issue(
+    *,
+    flag_id: str,
+    status: str,
+    item: RecognitionItem,
+    rules: Rules,
+    order: Order,
+    repeat: PriorResult,
+    prior: PriorResult,
+    price: float,
+    identified: str,
+    reason: str | None,
+    reason_text: str | None,
+    reviews: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The duplicate flag (or, with a reason, the justified re-test) with all its evidence."""
+    justified = reason is not None
+    evidence: list[dict[str, Any]] = [
+        {"url": "item", "valueCoding": _item_coding(item, rules)},
+        {"url": "category", "valueString": item.category},
+        {"url": "windowDays", "valueInteger": item.window_days},
+        {"url": "priorResult", "valueReference": {"reference": prior.ref}},
+        {"url": "priorInstitution", "valueIdentifier": {"system": ORG_SYSTEM, "value": prior.institution}},
+        {"url": "priorDate", "valueDate": prior.day.isoformat()},
+        {"url": "repeatResult", "valueReference": {"reference": repeat.ref}},
+        {"url": "repeatInstitution", "valueIdentifier": {"system": ORG_SYSTEM, "value": order.institution}},
+        {"url": "repeatDate", "valueDate": repeat.day.isoformat()},
+        {"url": "orderDate", "valueDate": order.day.isoformat()},
+        {"url": "price", "valueMoney": {"value": round(price, 2), "currency": rules.currency}},
+    ]
+    mitigation: list[dict[str, Any]] = []
+    if reason:
+        known = rules.reasons.get(reason)
+        action: dict[str, Any] = {"coding": [{"system": rules.reason_system, "code": reason,
+                                              **({"display": known.display} if known else {})}]}
+        if reason_text:
+            action["text"] = reason_text
+        evidence.append({"url": "reason", "valueCodeableConcept": action})
+        mitigation.append({"action": action, "date": identified})
+    for review in reviews:
+        mitigation.append({
+            "action": {"coding": [{"system": REVIEW_SYSTEM, "code": review["decision"]}], "text": review["reason"]},
+            "date": review["at"],
+            "author": {"display": review["by"]},
+        })
+    implicated = ([{"reference": order.ref}] if order.ref else []) + [{"reference": repeat.ref}, {"reference": prior.ref}]
+    gap = (repeat.day - prior.day).days
+    issue: dict[str, Any] = {
+        "resourceType": "DetectedIssue",
+        "id": flag_id,
+        "status": status,
+        "code": _concept(JUSTIFIED if justified else DUPLICATE),
+        "severity": "low" if justified else "high",
+        "identifiedDateTime": identified,
+        "implicated": implicated,
+        "evidence": [
+            {"code": [{"text": "prior recognisable result"}], "detail": [{"reference": prior.ref}]},
+            {"code": [{"text": "repeated result"}], "detail": [{"reference": repeat.ref}]},
+        ],
+        "detail": (f"{item.name} ({item.code}) repeated at {order.institution} on {repeat.day.isoformat()}, "
+                   f"{gap} days after a recognisable result of {prior.institution} on {prior.day.isoformat()} "
+                   f"(window {item.window_days} days); {rules.currency} {price:.2f} at stake"
+                   + (f"; reason {reason}" + (f": {reason_text}" if reason_text else "") if reason else "")),
+        "extension": [{"url": EVIDENCE_EXT, "extension": evidence}],
+    }
+    if mitigation:
+        issue["mitigation"] = mitigation
+    if order.patient or repeat.patient:
+        issue["patient"] = {"reference": repeat.patient or order.patient}
+    return issue
+
+
+def iso(d: date) -> str:
+    return d.isoformat()

@@ -1,0 +1,185 @@
+"""Turning stored FHIR resources into the plain facts the decision needs.
+
+Dates are the institution's local calendar day (DOMAIN.md windows are in days): an instant with an
+offset is moved to the institution's time zone first, a date-time without one is taken as local.
+The person is the validated national resident ID (identifier type NNCHN) on the Patient the
+resource's subject references — never an MRN, which does not cross institutions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stdnum.cn import ric
+
+from engine.recognition.coding import institution_from_codes, item_for
+from engine.recognition.decision import Order, PriorResult
+from engine.recognition.rules import Rules
+
+NATIONAL_ID_TYPE = "NNCHN"
+ORG_SYSTEM = "urn:huren:institution"
+RESULT_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy"})
+ORDER_TYPE = "ServiceRequest"
+# A result with one of these statuses no longer stands for a performed test.
+VOID_STATUSES = frozenset({"cancelled", "entered-in-error"})
+
+Reader = Callable[[str, str], dict[str, Any] | None]
+
+
+def national_id(patient: dict[str, Any] | None) -> str | None:
+    """The Patient's valid national resident ID, or None (never guessed from anything else)."""
+    for ident in (patient or {}).get("identifier") or ():
+        codings = ((ident.get("type") or {}).get("coding")) or ()
+        if any(c.get("code") == NATIONAL_ID_TYPE for c in codings):
+            value = str(ident.get("value") or "").strip().upper()
+            if value and ric.is_valid(value):
+                return value
+    return None
+
+
+def local_day(value: str | None, tz: str) -> date | None:
+    """The calendar day of a FHIR date / dateTime / instant at the institution."""
+    if not value:
+        return None
+    text = str(value)
+    if len(text) <= 10:
+        parts = text.split("-")
+        try:
+            return date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1)
+        except (ValueError, IndexError):
+            return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(ZoneInfo(tz))
+    return moment.date()
+
+
+def result_time(resource: dict[str, Any]) -> str | None:
+    if resource.get("resourceType") == "ImagingStudy":
+        return resource.get("started")
+    period = resource.get("effectivePeriod") or {}
+    return (resource.get("effectiveDateTime") or resource.get("effectiveInstant") or period.get("start")
+            or resource.get("issued"))
+
+
+def order_time(resource: dict[str, Any]) -> str | None:
+    period = resource.get("occurrencePeriod") or {}
+    return resource.get("authoredOn") or resource.get("occurrenceDateTime") or period.get("start")
+
+
+def ref_of(resource: dict[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
+def _refs(values: Iterable[Any] | None) -> list[dict[str, Any]]:
+    return [v for v in values or () if isinstance(v, dict)]
+
+
+class FactReader:
+    """Reads what the facts need from storage (Patient, Organization), with a small cache of the
+    organisations, which are few and never change institution."""
+
+    def __init__(self, read: Reader, rules: Callable[[], Rules]) -> None:
+        self._read = read
+        self._rules = rules
+        self._org_codes: dict[str, str | None] = {}
+
+    # -- identity ------------------------------------------------------------------------
+    def patient_ref(self, resource: dict[str, Any]) -> str | None:
+        subject = resource.get("subject") or resource.get("patient") or {}
+        ref = subject.get("reference") if isinstance(subject, dict) else None
+        return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
+
+    def person(self, patient_ref: str | None) -> str | None:
+        if not patient_ref:
+            return None
+        return national_id(self._read("Patient", patient_ref.split("/", 1)[1]))
+
+    # -- institution ---------------------------------------------------------------------
+    def organization_code(self, reference: dict[str, Any]) -> str | None:
+        ident = reference.get("identifier") or {}
+        if ident.get("system") == ORG_SYSTEM and ident.get("value"):
+            return str(ident["value"])
+        ref = reference.get("reference")
+        if not isinstance(ref, str) or not ref.startswith("Organization/"):
+            return None
+        if ref not in self._org_codes:
+            org = self._read("Organization", ref.split("/", 1)[1]) or {}
+            code = next((str(i["value"]) for i in org.get("identifier") or ()
+                         if i.get("system") == ORG_SYSTEM and i.get("value")), None)
+            if code is None:
+                return None  # not cached: the Organization may arrive later in the same feed
+            self._org_codes[ref] = code
+        return self._org_codes[ref]
+
+    def institution(self, resource: dict[str, Any]) -> str | None:
+        """The issuing institution of a result (performer) or the ordering one of an order (requester).
+
+        The converters write local codes in ``urn:huren:code:<INSTITUTION>`` and reference the
+        institution's Organization; FHIR clients may only send the Organization reference.
+        """
+        rtype = resource.get("resourceType")
+        from_codes = institution_from_codes(resource, self._rules())
+        if from_codes:
+            return from_codes
+        refs = _refs([resource.get("requester")]) if rtype == ORDER_TYPE else []
+        refs += _refs(resource.get("performer")) if rtype != "ImagingStudy" else _refs([resource.get("referrer")])
+        if rtype == "ImagingStudy":
+            for series in resource.get("series") or ():
+                for p in series.get("performer") or ():
+                    refs += _refs([p.get("actor")])
+        for r in refs:
+            code = self.organization_code(r)
+            if code:
+                return code
+        return None
+
+    # -- facts ---------------------------------------------------------------------------
+    def result(self, resource: dict[str, Any]) -> PriorResult | None:
+        """Facts of a stored result, or None when it is not for a recognition item or has no date."""
+        rules = self._rules()
+        inst = self.institution(resource)
+        item = item_for(resource, rules, inst)
+        if item is None or inst is None:
+            return None
+        tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
+        day = local_day(result_time(resource), tz)
+        if day is None:
+            return None
+        patient = self.patient_ref(resource)
+        order = next((r["reference"] for r in _refs(resource.get("basedOn"))
+                      if str(r.get("reference", "")).startswith("ServiceRequest/")), None)
+        return PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
+                           day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order)
+
+    def order(self, resource: dict[str, Any], *, today: date | None = None) -> Order | None:
+        rules = self._rules()
+        inst = self.institution(resource)
+        if inst is None:
+            return None
+        tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
+        day = local_day(order_time(resource), tz) or today or datetime.now(ZoneInfo(tz)).date()
+        patient = self.patient_ref(resource)
+        reasons, text = order_reasons(resource, rules)
+        return Order(person=self.person(patient), item=item_for(resource, rules, inst), institution=inst, day=day,
+                     ref=ref_of(resource) if resource.get("id") else None, patient=patient,
+                     reasons=reasons, reason_text=text)
+
+
+def order_reasons(resource: dict[str, Any], rules: Rules) -> tuple[tuple[str, ...], str | None]:
+    """Re-test reason codes on an order (``reasonCode`` in huren's reason system) and their text."""
+    codes: list[str] = []
+    texts: list[str] = []
+    for concept in resource.get("reasonCode") or ():
+        hit = [c for c in concept.get("coding") or () if c.get("system") == rules.reason_system and c.get("code")]
+        for c in hit:
+            codes.append(str(c["code"]))
+        if hit and concept.get("text"):
+            texts.append(str(concept["text"]))
+    return tuple(codes), ("; ".join(texts) or None)

@@ -1,0 +1,93 @@
+"""The compact index of recognisable results: one small document per stored result.
+
+The order-time check must answer in a few milliseconds with tens of millions of results stored,
+so it never searches FHIR resources: the write hook keeps ``recognition_results`` (keyed by the
+result's reference) with the person, item and day, and the check is one indexed range query on
+``(person, item, day)``. Non-final results are kept too (a later correction makes them final, and
+the duplicate flag needs the test even while preliminary); the decision filters them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from engine.recognition.decision import PriorResult
+from engine.repository.port import Collection, Document
+
+RESULTS = "recognition_results"
+
+
+def group_key(doc: Document) -> str:
+    """One performed test: the order and item it fulfils, or (without an order) institution, person,
+    item and day. A report and its observations, or a correction, fall in the same group."""
+    if doc.get("order"):
+        return f"{doc['order']}|{doc['item']}"
+    return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
+
+
+def to_doc(r: PriorResult) -> Document:
+    return {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
+            "day": r.day.isoformat(), "status": r.status, "order": r.order}
+
+
+def from_doc(doc: Document) -> PriorResult:
+    return PriorResult(ref=doc["_id"], person=doc.get("person"), item=doc["item"], institution=doc["inst"],
+                       day=date.fromisoformat(doc["day"]), status=doc.get("status", "unknown"),
+                       patient=doc.get("patient"), order=doc.get("order"))
+
+
+class ResultIndex:
+    def __init__(self, collection: Collection) -> None:
+        self.coll = collection
+        collection.ensure_index(["person", "item", "day"])
+        collection.ensure_index(["order"])
+        collection.ensure_index(["patient"])
+
+    def get(self, ref: str) -> Document | None:
+        return self.coll.get(ref)
+
+    def put(self, result: PriorResult) -> Document:
+        doc = to_doc(result)
+        self.coll.replace(doc)
+        return doc
+
+    def delete(self, ref: str) -> bool:
+        return self.coll.delete(ref)
+
+    def candidates(self, person: str, item: str, day: date, window_days: int) -> list[PriorResult]:
+        """Results of the person for the item dated in ``[day - window, day]``: one range query."""
+        lo = (day - timedelta(days=window_days)).isoformat()
+        docs = self.coll.find({"person": person, "item": item, "day": {"$gte": lo, "$lte": day.isoformat()}})
+        return [from_doc(d) for d in docs]
+
+    def group(self, doc: Document) -> list[Document]:
+        """Every indexed result of the same performed test as ``doc`` (see ``group_key``)."""
+        if doc.get("order"):
+            return self.coll.find({"order": doc["order"], "item": doc["item"]})
+        if doc.get("person"):
+            found = self.coll.find({"person": doc["person"], "item": doc["item"], "day": doc["day"]})
+        else:
+            found = self.coll.find({"patient": doc.get("patient"), "item": doc["item"], "day": doc["day"]})
+        return [d for d in found if not d.get("order") and d["inst"] == doc["inst"]]
+
+    def by_order(self, order_ref: str) -> list[Document]:
+        return self.coll.find({"order": order_ref})
+
+    def by_patient(self, patient_ref: str) -> list[Document]:
+        return self.coll.find({"patient": patient_ref})
+
+    def set_person(self, docs: Sequence[Document], person: str | None) -> None:
+        for d in docs:
+            if d.get("person") != person:
+                self.coll.update(d["_id"], {"person": person})
+
+
+def day_range(start: date | None, end: date | None) -> dict[str, Any] | None:
+    cond: dict[str, Any] = {}
+    if start:
+        cond["$gte"] = start.isoformat()
+    if end:
+        cond["$lte"] = end.isoformat()
+    return cond or None

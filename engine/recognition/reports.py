@@ -1,0 +1,214 @@
+"""Auditor reports over the duplicate flags and the order-time checks.
+
+Reads only recognition's own small collections (never the FHIR resources), with filters that
+the indexes answer: period (on the repeated test's day), institution (the repeating one), item,
+category, status. Totals give the count and the money at stake (flags still open or upheld: the
+amount a payer would refuse) by institution and by item; the recognition rate per institution is
+recognised ÷ recognisable orders (orders that had a recognisable prior result, excluding those
+with a reason that is not a refusal: R09, R98, R99).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from engine.errors import BadRequest
+from engine.recognition.index import day_range
+
+STATUSES = ("flagged", "upheld", "overturned", "justified", "void")
+# Flags whose money is at stake: open or upheld. Overturned, justified and void flags are not.
+AT_STAKE = frozenset({"flagged", "upheld"})
+COLUMNS = ("id", "status", "day", "institution", "item", "item_name", "category", "price", "currency",
+           "prior_institution", "prior_day", "window_days", "order", "result", "prior_result", "order_day",
+           "reason", "reason_text", "reviewed_by", "review_reason")
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    start: date | None = None
+    end: date | None = None
+    institution: str | None = None
+    item: str | None = None
+    category: str | None = None
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}", expression=["status"])
+        if self.category is not None and self.category not in ("检验", "检查"):
+            raise BadRequest("category must be 检验 or 检查", expression=["category"])
+        if self.start and self.end and self.end < self.start:
+            raise BadRequest("'to' is before 'from'", expression=["to"])
+
+    def query(self) -> dict[str, Any]:
+        q: dict[str, Any] = {}
+        days = day_range(self.start, self.end)
+        if days:
+            q["day"] = days
+        if self.institution:
+            q["inst"] = self.institution
+        if self.item:
+            q["item"] = self.item
+        if self.category:
+            q["category"] = self.category
+        return q
+
+
+def _row(flag: dict[str, Any]) -> dict[str, Any]:
+    last = (flag.get("reviews") or [{}])[-1]
+    return {
+        "id": flag["_id"], "status": flag["status"], "day": flag["day"], "institution": flag["inst"],
+        "item": flag["item"], "item_name": flag.get("item_name"), "category": flag.get("category"),
+        "price": flag.get("price", 0.0), "currency": flag.get("currency"), "prior_institution": flag.get("prior_inst"),
+        "prior_day": flag.get("prior_day"), "window_days": flag.get("window"), "order": flag.get("order"),
+        "result": flag.get("result"), "prior_result": flag.get("prior"), "order_day": flag.get("order_day"),
+        "reason": flag.get("reason"), "reason_text": flag.get("reason_text"),
+        "reviewed_by": last.get("by"), "review_reason": last.get("reason"),
+        "reviews": flag.get("reviews") or [], "patient": flag.get("patient"),
+    }
+
+
+def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+    """Rows (newest first), totals and recognition rate for the filter."""
+    query = flt.query()
+    flags = recognition.flags.find(query, sort=[("day", -1)])
+    counts_by_status: dict[str, int] = defaultdict(int)
+    by_inst: dict[str, dict[str, Any]] = {}
+    by_item: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    money = 0.0
+    currency = recognition.rules.currency
+    for f in flags:
+        counts_by_status[f["status"]] += 1
+        if f["status"] == "void" and flt.status != "void":
+            continue
+        if flt.status and f["status"] != flt.status:
+            continue
+        rows.append(f)
+        stake = float(f.get("price") or 0.0) if f["status"] in AT_STAKE else 0.0
+        money += stake
+        for table, key, extra in ((by_inst, f["inst"], {}), (by_item, f["item"], {"name": f.get("item_name"),
+                                                                                     "category": f.get("category")})):
+            t = table.setdefault(key, {"count": 0, "money": 0.0, "flagged": 0, "upheld": 0, "overturned": 0,
+                                       "justified": 0, **extra})
+            t["count"] += 1
+            t["money"] += stake
+            if f["status"] in t:
+                t[f["status"]] += 1
+    for table in (by_inst, by_item):
+        for t in table.values():
+            t["money"] = round(t["money"], 2)
+    page = rows[offset: offset + limit if limit is not None else None]
+    return {
+        "filter": {"from": flt.start.isoformat() if flt.start else None, "to": flt.end.isoformat() if flt.end else None,
+                   "institution": flt.institution, "item": flt.item, "category": flt.category, "status": flt.status},
+        "currency": currency,
+        "totals": {
+            "count": len(rows),
+            "money_at_stake": round(money, 2),
+            "by_status": {s: counts_by_status.get(s, 0) for s in STATUSES},
+            "by_institution": dict(sorted(by_inst.items())),
+            "by_item": dict(sorted(by_item.items())),
+        },
+        "recognition_rate": recognition_rate(recognition, flt),
+        "over_time": _over_time(rows),
+        "rows": [_row(f) for f in page],
+        "offset": offset,
+    }
+
+
+def recognition_rate(recognition: Any, flt: ReportFilter) -> dict[str, dict[str, Any]]:
+    """Per ordering institution: recognisable orders, recognised ones, re-tested ones, the rate."""
+    q: dict[str, Any] = {}
+    days = day_range(flt.start, flt.end)
+    if days:
+        q["day"] = days
+    if flt.institution:
+        q["inst"] = flt.institution
+    if flt.item:
+        q["item"] = flt.item
+    if flt.category:
+        q["category"] = flt.category
+    out: dict[str, dict[str, Any]] = {}
+    for c in recognition.checks.find(q):
+        if not c.get("recognisable") or c.get("outcome") in ("void", "no_flag") or c.get("reason_effect") == "no_flag":
+            continue
+        if c.get("source") == "cds" and c.get("outcome") != "recognised":
+            continue  # an overridden card: the order that follows is counted itself
+        t = out.setdefault(c["inst"], {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
+        t["recognisable"] += 1
+        outcome = c.get("outcome")
+        if outcome == "recognised":
+            t["recognised"] += 1
+        elif outcome in ("duplicate", "justified", "retested"):
+            t["retested"] += 1
+        else:
+            t["pending"] += 1
+    for t in out.values():
+        t["rate"] = round(t["recognised"] / t["recognisable"], 4) if t["recognisable"] else None
+    return dict(sorted(out.items()))
+
+
+def _over_time(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    per_day: dict[str, dict[str, Any]] = {}
+    for f in rows:
+        d = per_day.setdefault(f["day"], {"day": f["day"], "count": 0, "money": 0.0})
+        d["count"] += 1
+        if f["status"] in AT_STAKE:
+            d["money"] = round(d["money"] + float(f.get("price") or 0.0), 2)
+    return [per_day[k] for k in sorted(per_day)]
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """The rows as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names), then totals."""
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for r in report["rows"]:
+        writer.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+    writer.writerow([])
+    totals = report["totals"]
+    writer.writerow(["total", totals["count"], "money_at_stake", f"{totals['money_at_stake']:.2f}", report["currency"]])
+    for inst, t in totals["by_institution"].items():
+        writer.writerow(["institution", inst, t["count"], f"{t['money']:.2f}"])
+    for item, t in totals["by_item"].items():
+        writer.writerow(["item", item, t["count"], f"{t['money']:.2f}"])
+    for inst, t in report["recognition_rate"].items():
+        rate = "" if t["rate"] is None else f"{t['rate']:.4f}"
+        writer.writerow(["recognition_rate", inst, t["recognised"], t["recognisable"], rate])
+    return buf.getvalue()
+
+
+def to_text(report: dict[str, Any]) -> str:
+    """The CLI's plain-text rendering (``huren report duplicates``)."""
+    lines = []
+    t = report["totals"]
+    f = report["filter"]
+    lines.append(f"Suspected duplicate tests {f['from'] or '…'} – {f['to'] or '…'}"
+                 + "".join(f"  {k}={v}" for k, v in f.items() if v and k not in ("from", "to")))
+    lines.append(f"{t['count']} flags, {report['currency']} {t['money_at_stake']:.2f} at stake  "
+                 + "  ".join(f"{k}:{v}" for k, v in t["by_status"].items()))
+    lines.append("")
+    lines.append(f"{'institution':<12} {'flags':>6} {'money':>12}  {'recognised/recognisable':>24}  rate")
+    insts = sorted(set(t["by_institution"]) | set(report["recognition_rate"]))
+    for inst in insts:
+        b = t["by_institution"].get(inst, {"count": 0, "money": 0.0})
+        r = report["recognition_rate"].get(inst)
+        rate = f"{r['rate']:.1%}" if r and r["rate"] is not None else "-"
+        ratio = f"{r['recognised']}/{r['recognisable']}" if r else "-"
+        lines.append(f"{inst:<12} {b['count']:>6} {b['money']:>12.2f}  {ratio:>24}  {rate}")
+    lines.append("")
+    lines.append(f"{'item':<12} {'flags':>6} {'money':>12}")
+    for item, b in t["by_item"].items():
+        lines.append(f"{item:<12} {b['count']:>6} {b['money']:>12.2f}  {b.get('name') or ''}")
+    lines.append("")
+    for r in report["rows"]:
+        lines.append(f"{r['day']} {r['status']:<10} {r['institution']:<10} {r['item']:<10} {r['price']:>8.2f} "
+                     f"prior {r['prior_institution']} {r['prior_day']}  {r['id']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,131 @@
+"""Reading the recognition rules' YAML files with positions, so every mistake names file, line and field.
+
+The rules are data an operator edits (DESIGN.md §5 "mappings as data"): a wrong file must stop
+start-up with a message a hospital integrator can act on, e.g.
+``qc.yaml line 7: [2].until: '2026-13-01' is not a 'date'``. YAML is composed into nodes first
+(they keep their marks), then constructed into plain data and validated with jsonschema; a
+validation error's path is walked back through the nodes to the line it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema import Draft202012Validator
+
+
+class RulesError(Exception):
+    """A rules file is missing, unreadable or wrong: names the file, the line and the field."""
+
+    def __init__(self, file: Path | str, line: int | None, field: str, message: str) -> None:
+        self.file = str(file)
+        self.line = line
+        self.field = field
+        self.message = message
+        where = f"{self.file} line {line}" if line else self.file
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as the strings the operator wrote (validated by the schema's
+    ``format: date``), so a wrong date is reported rather than silently turned into something."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class YamlDocument:
+    path: Path
+    data: Any
+    root: yaml.Node | None
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """1-based line of the node at ``path`` (the deepest node that exists on the way)."""
+        node = self.root
+        line = node.start_mark.line + 1 if node is not None else None
+        for step in path:
+            if isinstance(node, yaml.MappingNode):
+                nxt = next((v for k, v in node.value if str(k.value) == str(step)), None)
+                if nxt is None:
+                    key = next((k for k, _ in node.value if str(k.value) == str(step)), None)
+                    return key.start_mark.line + 1 if key is not None else line
+                node = nxt
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+                node = node.value[step]
+            else:
+                break
+            line = node.start_mark.line + 1
+        return line
+
+
+def _stringify_keys(value: Any) -> Any:
+    """Mapping keys as strings: an unquoted local code like ``1001:`` is a code, not a number."""
+    if isinstance(value, dict):
+        return {str(k): _stringify_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_keys(v) for v in value]
+    return value
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(path, None, "", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesError(path, None, "", f"not UTF-8 text: {exc}") from exc
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise RulesError(path, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RulesError(path, None, "", f"YAML syntax: {exc}") from exc
+    return YamlDocument(path, _stringify_keys(data), root)
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads(resources.files("engine.recognition").joinpath("schemas").joinpath(name).read_text("utf-8"))
+
+
+def field_path(path: Iterable[str | int]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "(top level)"
+
+
+def validate(doc: YamlDocument, schema_name: str) -> Any:
+    """Validate against the named JSON Schema; raise a ``RulesError`` for the first (by line) error."""
+    validator = Draft202012Validator(_schema(schema_name), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(doc.data), key=lambda e: (doc.line_of(list(e.absolute_path)) or 0))
+    if errors:
+        err: jsonschema.ValidationError = errors[0]
+        steps = list(err.absolute_path)
+        raise RulesError(doc.path, doc.line_of(steps), field_path(steps), err.message)
+    return doc.data
+
+
+def locate(doc: YamlDocument, steps: Sequence[str | int], message: str) -> RulesError:
+    """An error about a value that passed the schema but breaks a cross-file rule (unknown item...)."""
+    return RulesError(doc.path, doc.line_of(steps), field_path(steps), message)
+
+
+def find_file(name: str, folders: Sequence[Path]) -> Path:
+    """The site overlay wins by file name: the last folder holding ``name`` provides it."""
+    found = [folder / name for folder in folders if (folder / name).is_file()]
+    if not found:
+        raise RulesError(name, None, "", f"missing: not found in {', '.join(str(f) for f in folders)}")
+    return found[-1]

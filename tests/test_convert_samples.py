@@ -1,0 +1,121 @@
+"""Every public sample message converts to valid FHIR R4 or is refused with an HL7Error that says why.
+
+The samples' sending facilities are registered through a HUREN_SITE folder (the real overlay
+path), with a US time zone as their timestamps suggest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adapters.convert import Conversion, convert
+from adapters.hl7v2.errors import HL7Error
+from adapters.hl7v2.parser import parse
+from engine.settings import Settings
+from mappings.site import Site
+from tests.conftest import SAMPLES
+from tests.test_convert import assert_valid_bundle, one
+
+FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
+# what each refused sample lacks, by file-name prefix: (segment, field, 0357 code)
+REFUSED = {
+    "IG-test_conversions_SIU_S12": ("MSH", 9, "200"),  # scheduling: not converted by huren
+    "IG-test_conversions_VXU_V04": ("MSH", 9, "200"),  # immunisation: not converted by huren
+    "09_": ("MSH", 10, "101"),
+    "12_": ("MSH", 10, "101"),
+    "14_": ("MSH", 10, "101"),
+    "37_": ("MSH", 10, "101"),
+    "38_": ("MSH", 10, "101"),
+    "39_": ("MSH", 10, "101"),
+    "40_": ("MSH", 10, "101"),
+    "res_sample_": ("MSH", 2, "102"),  # MSH-2 '^~\\&' with a doubled backslash
+    "18_": ("PID", 3, "101"),  # PID-3 empty: no patient to file the result under
+    "23_": ("PID", 3, "101"),
+}
+NO_FACILITY = ("01_", "02_", "03_", "04_", "05_", "06_", "07_", "11_", "16_", "24_", "28_", "29_", "30_")
+
+
+@pytest.fixture(scope="module")
+def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    facilities = set()
+    for path in FILES:
+        try:
+            facilities.add(parse(path.read_text(encoding="utf-8")).msh.sending_facility)
+        except HL7Error:
+            continue
+    folder: Path = tmp_path_factory.mktemp("site")
+    entries = [
+        {"code": f, "name": f"{f} (sample)", "community": "samples", "timezone": "America/New_York"}
+        for f in sorted(facilities)
+        if f
+    ]
+    (folder / "institutions.yaml").write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
+    return Site.load(Settings(site=folder))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_sample_converts_or_is_refused_precisely(path: Path, sample_site: Site) -> None:
+    name = path.name
+    expected = next((v for k, v in REFUSED.items() if name.startswith(k)), None)
+    if name.startswith(NO_FACILITY) and path.parent.name == "linuxforhealth":
+        expected = ("MSH", 4, "103")  # MSH-4 empty: no registered sender
+    try:
+        conv = convert(parse(path.read_text(encoding="utf-8")), sample_site)
+    except HL7Error as err:
+        assert expected is not None, f"unexpected refusal: {err}"
+        assert (err.segment, err.field, err.code) == expected, str(err)
+        assert err.message
+        return
+    assert expected is None, f"expected refusal {expected}"
+    assert_valid_bundle(conv)
+    for warning in conv.warnings:
+        assert warning.severity == "W" and warning.segment and warning.message
+    for gap in conv.unmapped:
+        assert gap["institution"] and gap["kind"] and ("code" in gap or "segment" in gap)
+
+
+def _ig_adt(sample_site: Site) -> Conversion:
+    return convert(
+        parse((SAMPLES / "hl7-v2-to-fhir-ig" / "IG-test_conversions_ADT_A01.hl7").read_text()), sample_site
+    )
+
+
+def test_ig_adt_a01_matches_the_ig_authors_bundle(sample_site: Site) -> None:
+    ours = _ig_adt(sample_site)
+    theirs = json.loads((SAMPLES / "hl7-v2-to-fhir-ig-expected" / "FHIR_bundle.hl7_ADT_A01.json").read_text())
+    their_types = {e["resource"]["resourceType"] for e in theirs["entry"]}
+    our_types = {r["resourceType"] for r in ours.resources}
+    # MessageHeader is message-level metadata we keep in Provenance; Locations we keep as displays
+    assert their_types - our_types == {"MessageHeader", "Location"}
+    their_patient = next(e["resource"] for e in theirs["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient = one(ours, "Patient")
+    assert patient["gender"] == their_patient["gender"]
+    assert patient["birthDate"] == their_patient["birthDate"][:10]
+    assert [n["family"] for n in patient["name"]] == [n["family"] for n in their_patient["name"]]
+    assert [n.get("use") for n in patient["name"]] == [n.get("use") for n in their_patient["name"]]
+    assert patient["name"][0]["given"] == their_patient["name"][0]["given"]
+    assert patient["name"][0]["period"] == their_patient["name"][0]["period"]
+    their_ids = {i["value"] for i in their_patient["identifier"]}
+    assert {"1032702", "N09204074"} <= their_ids & {i["value"] for i in patient["identifier"]}
+    assert (
+        patient["maritalStatus"]["coding"][0]["code"] == their_patient["maritalStatus"]["coding"][0]["code"]
+    )
+    assert [a.get("city") for a in patient["address"]] == [
+        a["city"].strip() for a in their_patient["address"]
+    ]
+    their_enc = next(e["resource"] for e in theirs["entry"] if e["resource"]["resourceType"] == "Encounter")
+    enc = one(ours, "Encounter")
+    assert enc["class"]["code"] == their_enc["class"]["code"] == "EMER"
+    height = one(ours, "Observation")
+    assert height["valueQuantity"]["value"] == 190 and height["valueQuantity"]["code"] == "cm"
+    assert one(ours, "AllergyIntolerance")["criticality"] == "low"  # MO (moderate) → low, per the IG map
+
+
+def test_unmapped_segments_are_reported(sample_site: Site) -> None:
+    conv = _ig_adt(sample_site)
+    segments = {u["segment"] for u in conv.unmapped if u["kind"] == "segment"}
+    assert {"PD1", "IN3"} <= segments

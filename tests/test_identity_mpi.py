@@ -1,0 +1,89 @@
+"""The master patient index decides who is the same person: by validated national ID, never by guess.
+
+Patients are stored the way ingest stores them (through the repository and its write hooks when
+the repository is wired; directly through the MPI hook otherwise), on the real SQLite store.
+"""
+
+from __future__ import annotations
+
+import pytest
+from stdnum.cn import ric
+
+
+def nid(base17: str) -> str:
+    return base17 + ric.calc_check_digit(base17 + "0")
+
+
+ZHANG = nid("32092319900101123")
+WANG = nid("32092319850615222")
+
+
+def patient(pid: str, number: str | None, name: str = "张三", gender: str = "male", birth: str = "1990-01-01",
+            **extra) -> dict:
+    idents = [{"system": f"urn:huren:mrn:{pid.split('-')[0].upper()}", "value": pid}]
+    if number:
+        idents.append({"value": number, "type": {"coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]}})
+    return {"resourceType": "Patient", "id": pid, "identifier": idents, "name": [{"text": name}],
+            "gender": gender, "birthDate": birth, **extra}
+
+
+def store(engine, resource: dict) -> list[dict]:
+    repo = getattr(engine, "repository", None)
+    if repo is not None:
+        return repo.update(resource).issues
+    return engine.identity.on_write(resource, None)
+
+
+def test_same_national_id_links_records_of_two_hospitals(engine):
+    assert store(engine, patient("fn-1", ZHANG)) == []
+    assert store(engine, patient("fz-7", ZHANG, name="张 三")) == []  # whitespace is not a difference
+    mpi = engine.identity
+    assert mpi.person_compartment("fn-1") == {"fn-1", "fz-7"} == mpi.person_compartment("fz-7")
+    assert mpi.patients_for_number(ZHANG) == ["fn-1", "fz-7"]
+
+
+def test_conflicting_demographics_are_reported_never_linked(engine):
+    store(engine, patient("fn-1", ZHANG))
+    issues = store(engine, patient("fz-7", ZHANG, name="张山"))
+    assert len(issues) == 1 and issues[0]["severity"] == "warning" and "name" in issues[0]["diagnostics"]
+    assert engine.identity.person_compartment("fn-1") == {"fn-1"}
+    assert engine.identity.record("fz-7")["status"] == "conflict"
+    assert [d["_id"] for d in engine.identity.conflicts()] == ["fz-7"]
+
+
+@pytest.mark.parametrize("record,field", [
+    (patient("fn-2", ZHANG, birth="1990-01-02"), "birthDate"),
+    (patient("fn-2", ZHANG, gender="female"), "gender"),
+])
+def test_record_contradicting_its_own_id_number_is_a_conflict(engine, record, field):
+    issues = store(engine, record)
+    assert field in issues[0]["diagnostics"]
+    assert engine.identity.record("fn-2")["status"] == "conflict"
+    assert engine.identity.patients_for_number(ZHANG) == []
+
+
+def test_invalid_or_missing_id_number_is_never_linked(engine):
+    bad = ZHANG[:-1] + ("0" if ZHANG[-1] != "0" else "1")
+    issues = store(engine, patient("fn-3", bad))
+    assert "not valid" in issues[0]["diagnostics"]
+    assert engine.identity.record("fn-3")["status"] == "invalid-id"
+    assert store(engine, patient("fn-4", None)) == []
+    assert engine.identity.record("fn-4")["status"] == "no-id"
+    assert engine.identity.person_compartment("fn-4") == {"fn-4"}
+
+
+def test_changed_id_number_moves_the_record_to_the_right_person(engine):
+    store(engine, patient("fn-1", ZHANG))
+    store(engine, patient("fz-7", ZHANG))
+    store(engine, patient("wang-1", WANG, name="王五", gender="female", birth="1985-06-15"))
+    # hospital FZ corrects a typo: fz-7 was really 王五
+    store(engine, patient("fz-7", WANG, name="王五", gender="female", birth="1985-06-15"))
+    assert engine.identity.person_compartment("fn-1") == {"fn-1"}
+    assert engine.identity.person_compartment("wang-1") == {"wang-1", "fz-7"}
+
+
+def test_index_does_not_hold_id_numbers_in_clear(engine):
+    store(engine, patient("fn-1", ZHANG))
+    doc = engine.identity.record("fn-1")
+    assert ZHANG not in repr(doc)

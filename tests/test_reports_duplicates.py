@@ -1,0 +1,149 @@
+"""``/reports/duplicates`` (JSON, CSV, filters, totals, recognition rate), drill-down, review, CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import orjson
+import pytest
+
+pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from engine.api.app import create_app  # noqa: E402
+from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft  # noqa: E402
+
+AUDITOR = "system/DetectedIssue.rus"
+
+
+def bearer(engine: Any, scopes: str = AUDITOR, kind: str = "auditor") -> dict[str, str]:
+    return {"Authorization": "Bearer " + engine.auth.issue_system_token("auditor-zhang", scopes, kind=kind)}
+
+
+@pytest.fixture
+def county(engine: Any) -> dict[str, Any]:
+    """Two people, hospital A's results, hospital B's repeats: one CBC and one LFT flag at B (80 CNY),
+    one justified LFT re-test at B, one CBC recognised (order revoked) and one CBC ordered at A again."""
+    w = World(engine)
+    alice_a, alice_b = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
+    bob_a, bob_b = w.patient(A, BOB, mrn="A-2"), w.patient(B, BOB, mrn="B-2")
+    w.report(A, alice_a, cbc(A), "2026-03-01T09:00:00+08:00")
+    w.report(A, alice_a, lft(A), "2026-03-01T09:00:00+08:00")
+    w.report(A, bob_a, cbc(A), "2026-03-20T09:00:00+08:00")
+    w.report(A, bob_a, lft(A), "2026-03-20T09:00:00+08:00")
+    # B repeats Alice's CBC (flag, 20) and LFT (flag, 60)
+    o1 = w.order(B, alice_b, cbc(B), "2026-03-03T08:00:00+08:00")
+    w.report(B, alice_b, cbc(B), "2026-03-03T09:00:00+08:00", order=o1)
+    o2 = w.order(B, alice_b, lft(B), "2026-03-05T08:00:00+08:00")
+    w.report(B, alice_b, lft(B), "2026-03-05T09:00:00+08:00", order=o2)
+    # B re-tests Bob's LFT with a reason (justified) and recognises his CBC (order revoked)
+    o3 = w.order(B, bob_b, lft(B), "2026-03-22T08:00:00+08:00", reasons=("R03",))
+    w.report(B, bob_b, lft(B), "2026-03-22T09:00:00+08:00", order=o3)
+    w.order(B, bob_b, cbc(B), "2026-03-22T08:00:00+08:00", placer="REV")
+    w.order(B, bob_b, cbc(B), "2026-03-22T08:00:00+08:00", placer="REV", status="revoked")
+    return {"http": TestClient(create_app(engine))}
+
+
+def test_json_report_totals_and_rate(engine: Any, county: dict[str, Any]) -> None:
+    res = county["http"].get("/reports/duplicates", headers=bearer(engine))
+    assert res.status_code == 200, res.text
+    rep = res.json()
+    t = rep["totals"]
+    assert t["count"] == 3
+    assert t["money_at_stake"] == 80.0
+    assert t["by_status"]["flagged"] == 2 and t["by_status"]["justified"] == 1
+    assert t["by_institution"][B]["money"] == 80.0 and t["by_institution"][B]["count"] == 3
+    assert t["by_item"]["CBC"]["money"] == 20.0 and t["by_item"]["LFT"]["money"] == 60.0
+    assert rep["recognition_rate"][B] == {"recognisable": 4, "recognised": 1, "retested": 3, "pending": 0, "rate": 0.25}
+    assert [r["day"] for r in rep["rows"]] == ["2026-03-22", "2026-03-05", "2026-03-03"]
+    assert rep["currency"] == "CNY"
+
+
+@pytest.mark.parametrize(("query", "count", "money"), [
+    ("from=2026-03-04&to=2026-03-31", 2, 60.0),
+    ("item=CBC", 1, 20.0),
+    ("category=%E6%A3%80%E9%AA%8C", 3, 80.0),  # 检验
+    ("category=%E6%A3%80%E6%9F%A5", 0, 0.0),  # 检查
+    ("status=justified", 1, 0.0),
+    ("institution=FNXRMYY", 0, 0.0),
+])
+def test_filters(engine: Any, county: dict[str, Any], query: str, count: int, money: float) -> None:
+    rep = county["http"].get("/reports/duplicates?" + query, headers=bearer(engine)).json()
+    assert (rep["totals"]["count"], rep["totals"]["money_at_stake"]) == (count, money)
+
+
+def test_csv(engine: Any, county: dict[str, Any]) -> None:
+    res = county["http"].get("/reports/duplicates?_format=csv&status=flagged", headers=bearer(engine))
+    assert res.status_code == 200
+    assert res.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(res.text.lstrip("\ufeff"))))
+    assert rows[0][:4] == ["id", "status", "day", "institution"]
+    assert [r[4] for r in rows[1:3]] == ["LFT", "CBC"]
+    assert ["total", "2", "money_at_stake", "80.00", "CNY"] in rows
+    same = county["http"].get("/reports/duplicates?status=flagged", headers={**bearer(engine), "Accept": "text/csv"})
+    assert same.text == res.text
+
+
+def test_bad_filters_are_400(engine: Any, county: dict[str, Any]) -> None:
+    for q in ("from=March", "status=maybe", "category=x", "from=2026-03-05&to=2026-03-01", "_format=xml"):
+        res = county["http"].get("/reports/duplicates?" + q, headers=bearer(engine))
+        assert res.status_code == 400, q
+        assert res.json()["resourceType"] == "OperationOutcome"
+
+
+def test_access(engine: Any, county: dict[str, Any]) -> None:
+    http = county["http"]
+    assert http.get("/reports/duplicates").status_code == 401
+    assert http.get("/reports/duplicates", headers=bearer(engine, "system/Patient.rs", "system")).status_code == 403
+    flag = http.get("/reports/duplicates", headers=bearer(engine)).json()["rows"][0]["id"]
+    read_only = bearer(engine, "system/DetectedIssue.rs")
+    res = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "upheld", "reason": "x"}, headers=read_only)
+    assert res.status_code == 403
+
+
+def test_drill_down_and_review_are_audited(engine: Any, county: dict[str, Any]) -> None:
+    http = county["http"]
+    rows = http.get("/reports/duplicates?status=flagged&item=CBC", headers=bearer(engine)).json()["rows"]
+    flag = rows[0]["id"]
+    ev = http.get(f"/reports/duplicates/{flag}", headers=bearer(engine)).json()
+    assert ev["detectedIssue"]["id"] == flag
+    assert ev["priorResource"]["resourceType"] == "DiagnosticReport"
+    assert ev["resultResource"]["id"] == ev["flag"]["result"].split("/")[1]
+    res = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "upheld", "reason": "no reason on order"},
+                    headers=bearer(engine))
+    assert res.status_code == 200, res.text
+    assert res.json()["status"] == "upheld"
+    assert engine.repository.read("DetectedIssue", flag)["status"] == "final"
+    rep = http.get("/reports/duplicates", headers=bearer(engine)).json()
+    assert rep["totals"]["by_status"]["upheld"] == 1 and rep["totals"]["money_at_stake"] == 80.0
+    res = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": "emergency"},
+                    headers=bearer(engine))
+    assert engine.repository.read("DetectedIssue", flag)["status"] == "cancelled"
+    rep = http.get("/reports/duplicates", headers=bearer(engine)).json()
+    assert rep["totals"]["money_at_stake"] == 60.0
+    row = next(r for r in rep["rows"] if r["id"] == flag)
+    assert (row["reviewed_by"], row["review_reason"]) == ("auditor:auditor-zhang", "emergency")
+    assert http.post("/reports/duplicates/nope/review", json={"decision": "upheld", "reason": "x"},
+                     headers=bearer(engine)).status_code == 404
+    # every review is an AuditEvent attributed to the auditor
+    events = [orjson.loads(engine.audit.get(seq)["data"]) for seq in range(engine.audit.size)]
+    reviews = [e for e in events if any(c.get("code") == "review" for c in e.get("subtype") or ())]
+    assert len(reviews) == 2
+    assert all("auditor-zhang" in orjson.dumps(e).decode() for e in reviews)
+    assert all(f"DetectedIssue/{flag}" in orjson.dumps(e).decode() for e in reviews)
+
+
+def test_cli_prints_the_same_figures(engine: Any, county: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.recognition.cli import run_duplicates
+
+    class Args:
+        start, end, institution, item, category, status, format = "2026-03-01", "2026-03-31", None, None, None, None, "text"
+
+    engine.close()  # the CLI opens its own engine on the same data directory
+    assert run_duplicates(Args(), engine.settings) == 0
+    out = capsys.readouterr().out
+    assert "3 flags, CNY 80.00 at stake" in out
+    assert "1/4" in out and "25.0%" in out

@@ -1,0 +1,163 @@
+"""The auditors' page ``/ui/duplicates`` in headless Chromium, as an auditor uses it: open the page with a
+token, read totals and charts, filter, drill down into a flag's evidence, uphold it. Real uvicorn, real
+browser (Debian's ``chromium``), driven over the DevTools protocol."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
+
+import uvicorn  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+from engine.api.app import create_app  # noqa: E402
+from tests.test_recognition_world import ALICE, A, B, World, cbc, lft  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(engine: Any) -> Iterator[str]:
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning",
+                                        lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+class Browser:
+    """Just enough of the Chrome DevTools protocol: navigate and evaluate."""
+
+    def __init__(self, profile: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not (port_file.exists() and port_file.read_text().strip()) and time.time() < deadline:
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.n = 0
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=20))
+            if msg.get("id") == self.n:
+                if "error" in msg:
+                    raise RuntimeError(msg["error"])
+                return msg["result"]
+
+    def eval(self, expression: str) -> Any:
+        out = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in out:
+            raise RuntimeError(out["exceptionDetails"])
+        return out["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 15) -> Any:
+        deadline = time.time() + timeout
+        last: Exception | None = None
+        while time.time() < deadline:
+            try:
+                value = self.eval(expression)
+            except RuntimeError as exc:  # the page is between documents
+                last, value = exc, None
+            if value:
+                return value
+            time.sleep(0.1)
+        shown = self.eval("document.querySelector('#message') && document.querySelector('#message').innerText")
+        raise AssertionError(f"timed out waiting for {expression} ({last}); page message: {shown!r}")
+
+    def close(self) -> None:
+        self.ws.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    b = Browser(tmp_path / "chromium-profile")
+    yield b
+    b.close()
+
+
+def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: Browser) -> None:
+    w = World(engine)
+    pa, pb = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
+    w.report(A, pa, cbc(A), "2026-03-01T09:00:00+08:00")
+    w.report(A, pa, lft(A), "2026-03-01T09:00:00+08:00")
+    w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00")
+    order = w.order(B, pb, lft(B), "2026-03-04T08:00:00+08:00", reasons=("R01",))
+    w.report(B, pb, lft(B), "2026-03-04T09:00:00+08:00", order=order)
+    token = engine.auth.issue_system_token("auditor-li", "system/DetectedIssue.rus", kind="auditor")
+
+    browser.send("Page.enable")
+    browser.send("Page.navigate", url=f"{server}/ui/duplicates#token={token}")
+    browser.wait_for("document.body.dataset.loaded === '1'")
+    assert browser.eval("location.hash") == ""  # the token left the address bar
+    assert browser.eval("document.querySelector('#summary').dataset.count") == "2"
+    assert browser.eval("document.querySelector('#summary').dataset.money") == "20"
+    assert browser.eval("document.querySelectorAll('#flags tbody tr').length") == 2
+    assert browser.eval("document.querySelectorAll('#chart-money rect.bar').length") == 1
+    assert browser.eval("document.querySelector('#chart-money rect.bar').dataset.label") == B
+    assert browser.eval("document.querySelectorAll('#chart-time rect.bar').length") == 2
+    assert "100.0%" not in browser.eval("document.querySelector('#rates').innerText")
+
+    # filter to the justified re-test only
+    browser.eval("document.querySelector('#filters [name=status]').value = 'justified';"
+                 "document.querySelector('#apply').click(); true")
+    browser.wait_for("document.querySelectorAll('#flags tbody tr').length === 1 && "
+                     "document.querySelector('#flags tbody tr').innerText.includes('justified')")
+
+    # back to all, drill down into the CBC flag and uphold it
+    browser.eval("document.querySelector('#filters [name=status]').value = '';"
+                 "document.querySelector('#apply').click(); true")
+    browser.wait_for("document.querySelectorAll('#flags tbody tr').length === 2")
+    browser.eval("[...document.querySelectorAll('#flags tbody tr')].find(r => r.innerText.includes('CBC')).click(); true")
+    browser.wait_for("!document.querySelector('#evidence').hidden")
+    facts = browser.eval("document.querySelector('#ev-facts').innerText")
+    assert f"{A} on 2026-03-01" in facts and "CNY 20.00" in facts and "7 days" in facts
+    assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').innerText")
+    browser.eval("document.querySelector('#review [name=reason]').value = '无复查理由';"
+                 "document.querySelector('#uphold').click(); true")
+    browser.wait_for("document.querySelector('#message').innerText.includes('Review recorded: upheld')")
+    flag_id = browser.eval("document.querySelector('#ev-id').innerText")
+    assert engine.repository.read("DetectedIssue", flag_id)["status"] == "final"
+    assert "upheld" in browser.eval("document.querySelector('#flags tbody').innerText")
+
+
+def test_page_without_token_asks_for_one(server: str, browser: Browser) -> None:
+    browser.send("Page.enable")
+    browser.send("Page.navigate", url=f"{server}/ui/duplicates")
+    browser.wait_for("document.readyState === 'complete' && !document.querySelector('#login').hidden")
+    assert "access token" in browser.eval("document.querySelector('#message').innerText")
+    assert browser.eval("document.querySelectorAll('#flags tbody tr').length") == 0
