@@ -142,7 +142,6 @@ def stages(seconds: float, settings: Any) -> None:
     try:
         from adapters.convert import convert
         from conformance.validate import Validator
-
         from mappings.site import Site
 
         site = Site.load(settings)
