@@ -157,6 +157,7 @@ class FhirRepository:
         self.indexer = Indexer(self.params, self.base_url)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
+        self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_instant = datetime.min.replace(tzinfo=UTC)
@@ -192,6 +193,12 @@ class FhirRepository:
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
+
+    def add_prepare_hook(self, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """``hook(resource) -> resource`` adjusts every resource about to be written, before the
+        "unchanged?" comparison and validation (the MPI carries its ``Patient.link``s this way, so a
+        re-sent Patient without them is not a change)."""
+        self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes."""
@@ -266,6 +273,8 @@ class FhirRepository:
         validate: bool = True,
     ) -> WriteResult:
         """Validate, version, index and store one resource, then run the write hooks."""
+        for prepare in self._prepare_hooks:
+            resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
         previous = None
         if existing is not None and not existing.deleted:
@@ -286,13 +295,18 @@ class FhirRepository:
         pending = getattr(self._local, "pending", None)
         if pending is not None and not self._hooks:  # group commit: written together by _flush()
             pending.append((rec, rows, existing))
-        elif self._hooks or not getattr(self.store, "in_transaction", False):
+        elif getattr(self.store, "in_transaction", False):
+            # inside the caller's transaction (write_many, Bundles, a hook's own write): a failure
+            # propagates and rolls the whole of it back, so no savepoint is needed
+            self._flush()
+            self.backend.put(rec, rows, existing)
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
+        else:
             with self.store.transaction():
                 self.backend.put(rec, rows, existing)
                 for hook in self._hooks:
                     issues.extend(hook(stored, previous) or ())
-        else:  # already inside the caller's transaction (write_many, Bundles): no savepoint needed
-            self.backend.put(rec, rows, existing)
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
     def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
