@@ -195,11 +195,9 @@ class FhirRepository:
         self._hooks.append(hook)
 
     def add_prepare_hook(self, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """``hook(resource) -> resource`` runs before a write is compared with the stored version.
-
-        For elements the server manages (the MPI's ``Patient.link``): a re-sent record then reads
-        as unchanged instead of getting one version without them and another with them.
-        """
+        """``hook(resource) -> resource`` adjusts every resource about to be written, before the
+        "unchanged?" comparison and validation (the MPI carries its ``Patient.link``s this way, so a
+        re-sent Patient without them is not a change)."""
         self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
@@ -297,13 +295,18 @@ class FhirRepository:
         pending = getattr(self._local, "pending", None)
         if pending is not None and not self._hooks:  # group commit: written together by _flush()
             pending.append((rec, rows, existing))
-        elif self._hooks or not getattr(self.store, "in_transaction", False):
+        elif getattr(self.store, "in_transaction", False):
+            # inside the caller's transaction (write_many, Bundles, a hook's own write): a failure
+            # propagates and rolls the whole of it back, so no savepoint is needed
+            self._flush()
+            self.backend.put(rec, rows, existing)
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
+        else:
             with self.store.transaction():
                 self.backend.put(rec, rows, existing)
                 for hook in self._hooks:
                     issues.extend(hook(stored, previous) or ())
-        else:  # already inside the caller's transaction (write_many, Bundles): no savepoint needed
-            self.backend.put(rec, rows, existing)
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
     def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
