@@ -73,4 +73,5 @@ def _note(request: Request, outcome: object) -> None:
     refs = list(getattr(outcome, "resources", None) or [])
     note(request, action="hl7v2-receive", resources=refs,
          outcome="0" if getattr(outcome, "code", "") == "AA" else "4",
-         detail={"message": getattr(outcome, "message_id", None) or "", "ack": getattr(outcome, "code", "")})
+         detail={k: v for k, v in (("message", getattr(outcome, "message_id", None)),
+                                   ("ack", getattr(outcome, "code", None))) if v})
