@@ -18,7 +18,7 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
-from mappings.site import urn_part
+from mappings.site import Site, urn_part
 
 Resource = dict[str, Any]
 
@@ -333,10 +333,43 @@ def encounter(
 # --- codes ---------------------------------------------------------------------------------------
 
 
+_CODED_LIMIT = 20000
+# id(site) → (site, {(institution, encoding, raw item, where): (concept, unmapped local codes)})
+_CODED: dict[int, tuple[Site, dict[tuple[str, Any, str, str], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
+
+
 def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
     """An order/result item code (OBR-4, OBX-3): the local code under urn:huren:code:<INST>, the
     mapped LOINC and recognition item from codes/<INST>.yaml as further codings; unmapped local
-    codes are reported."""
+    codes are reported.
+
+    An institution sends the same few hundred item codes in every message, and the result depends
+    only on the raw item and the (immutable) site data: it is computed once per site, institution
+    and item, and each call gets its own copy (callers add to it)."""
+    site = ctx.site
+    entry = _CODED.get(id(site))
+    if entry is None or entry[0] is not site:
+        if len(_CODED) >= 4:  # sites reloaded (quarantine replay after a code map edit): drop old ones
+            _CODED.clear()
+        entry = _CODED[id(site)] = (site, {})
+    cache = entry[1]
+    key = (ctx.code, rep._enc, rep.raw, where)
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) >= _CODED_LIMIT:
+            cache.clear()
+        unmapped: list[str] = []
+        concept = _coded_item(rep, ctx, unmapped)
+        hit = cache[key] = (concept, tuple(unmapped))
+    concept, unmapped_codes = hit
+    for code in unmapped_codes:
+        ctx.note_unmapped("code", code, where)
+    if concept is None:
+        return None
+    return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
+
+
+def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str, Any] | None:
     concept = cwe(rep, {}, ctx)
     if concept is None:
         return None
@@ -363,8 +396,7 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
             codings.append({"system": RECOGNITION_ITEM, "code": entry.item})
             have.add((RECOGNITION_ITEM, entry.item))
     if locals_ and not mapped:
-        for coding in locals_:
-            ctx.note_unmapped("code", coding["code"], where)
+        unmapped.extend(coding["code"] for coding in locals_)
     return concept
 
 
