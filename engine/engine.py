@@ -14,6 +14,7 @@ from engine.auth.service import AuthService
 from engine.identity.mpi import IdentityService
 from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
+from engine.recognition.service import Recognition
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
@@ -36,6 +37,8 @@ class Engine:
         # ... and each event is also stored as a FHIR AuditEvent so residents can search their own
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
+        # mutual recognition: order-time check and duplicate flags, run as a repository write hook
+        self.recognition = Recognition.for_engine(self)
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
 

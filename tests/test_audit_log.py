@@ -256,3 +256,11 @@ def test_a_new_base_url_does_not_change_the_log_or_its_key_ids(log: AuditLog, st
     reopened.record(event(400))
     reopened.checkpoint()
     assert verify_online(reopened).ok
+
+
+def test_a_log_whose_right_edge_was_deleted_refuses_to_append(log: AuditLog, store: Store) -> None:
+    log.nodes.delete("5:0")  # the subtree of records 0..31, part of the right edge at size 40
+    with pytest.raises(RuntimeError, match="audit log damaged"):
+        AuditLog(store, log.settings, log.keys)
+    report = verify_online(log)
+    assert any("tree node 5:0 (records 0..31) missing" in p.message for p in report.problems)

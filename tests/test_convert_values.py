@@ -274,3 +274,22 @@ def test_result_date_falls_back_to_the_message_time_with_a_warning(site: Site) -
     assert_valid_bundle(conv)
     assert one(conv, "Observation")["effectiveDateTime"] == "2025-03-10T11:30:00+08:00"
     assert [(w.segment, w.field) for w in conv.warnings] == [("OBX", 14)]
+
+
+def test_blank_values_leave_no_empty_elements(site: Site) -> None:
+    obs, conv = observe(site, "OBX|1|NM|WBC^白细胞^L||~~|g/L|||||F")
+    assert not any(k.startswith("value") for k in obs)
+    assert obs["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+
+
+def test_identifier_systems_are_valid_uris(site: Site) -> None:
+    text = HEAD.replace(
+        "PID|1||ZY1^^^FNXRMYY^MR|",
+        "PID|1||ZY1^^^FNXRMYY^MR~D1^^^WJW&1.2.156.&ISO^DL~D2^^^&1.2.156.1&ISO^PPN~D3^^^X&http://a b&URI^XX|",
+    )
+    conv = convert(parse(text), site)
+    assert_valid_bundle(conv)
+    systems = {i["value"]: i.get("system") for i in one(conv, "Patient")["identifier"]}
+    assert systems["D1"] == "urn:huren:id:WJW"  # "1.2.156." is not an OID
+    assert systems["D2"] == "urn:oid:1.2.156.1"
+    assert systems["D3"] == "urn:huren:id:X"  # a URI with a space is not a URI

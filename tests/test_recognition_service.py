@@ -6,9 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
 from fhir.resources.R4B.detectedissue import DetectedIssue
 
 from engine.errors import BadRequest, Unprocessable

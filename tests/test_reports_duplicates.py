@@ -8,13 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
-from fastapi.testclient import TestClient  # noqa: E402
-
-from engine.api.app import create_app  # noqa: E402
-from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft  # noqa: E402
+from engine.api.app import create_app
+from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft
 
 AUDITOR = "system/DetectedIssue.rus"
 

@@ -269,7 +269,7 @@ def test_redirect_uri_must_match_exactly(http, engine):
     assert r.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("over,error", [
+BAD_REQUESTS = [
     ({"scope": "patient/*.cruds"}, "invalid_scope"),
     ({"scope": "system/*.rs"}, "invalid_scope"),
     ({"scope": "openid fhirUser"}, "invalid_scope"),
@@ -277,13 +277,16 @@ def test_redirect_uri_must_match_exactly(http, engine):
     ({"code_challenge_method": None, "code_challenge": None}, "invalid_request"),
     ({"aud": "https://other.example/fhir"}, "invalid_request"),
     ({"response_type": "token"}, "unsupported_response_type"),
-])
-def test_bad_authorization_requests_are_redirected_with_the_error(http, engine, over, error):
+]
+
+
+def test_bad_authorization_requests_are_redirected_with_the_error(http, engine):
     _, challenge = pkce()
-    r = http.get("/auth/authorize", params=authorize_params(engine, challenge, **over), follow_redirects=False)
-    assert r.status_code == 303
-    q = parse_qs(urlsplit(r.headers["location"]).query)
-    assert q["error"] == [error] and q["state"] == ["s-42"]
+    for over, error in BAD_REQUESTS:
+        r = http.get("/auth/authorize", params=authorize_params(engine, challenge, **over), follow_redirects=False)
+        assert r.status_code == 303, over
+        q = parse_qs(urlsplit(r.headers["location"]).query)
+        assert q["error"] == [error] and q["state"] == ["s-42"], over
 
 
 def test_unknown_id_number_looks_the_same_but_sends_nothing(http, engine):
@@ -362,3 +365,19 @@ def test_unknown_client_at_authorize_is_shown_not_redirected(http, engine):
     r = http.get("/auth/authorize?" + urlencode(authorize_params(engine, challenge, client_id="nobody")),
                  follow_redirects=False)
     assert r.status_code == 400 and "location" not in r.headers
+
+
+def test_expired_state_is_purged_but_live_state_kept(http, engine):
+    live = launch(http, engine)
+    resident = engine.auth.resident
+    old = {"exp": 1}
+    resident.codes.insert({"_id": "old-code", **old})
+    resident.refresh.insert({"_id": "old-refresh", "family": "f", **old})
+    engine.auth.revoked.insert({"_id": "old-jti", **old})
+    _, challenge = pkce()
+    http.get("/auth/authorize", params=authorize_params(engine, challenge))  # purges as a side effect
+    assert resident.codes.get("old-code") is None and resident.refresh.get("old-refresh") is None
+    assert engine.auth.revoked.get("old-jti") is None
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": live["refresh_token"],
+                                       "client_id": APP})
+    assert r.status_code == 200

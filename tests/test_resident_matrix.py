@@ -46,8 +46,13 @@ def _obs(pid: str, value: float) -> dict:
             "valueQuantity": {"value": value, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}}
 
 
-@pytest.fixture
-def world(engine):
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One engine for the module: every test here only reads (the write attempts are refused)."""
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("matrix") / "var", http_port=0, mllp_port=0))
     repo = engine.repository
     repo.update({"resourceType": "Organization", "id": "fnxrmyy", "name": "阜宁县人民医院"})
     repo.update(_patient("fn-zhang", "FNXRMYY", ZHANG, "张三", "male", "1990-01-01"))
@@ -65,10 +70,11 @@ def world(engine):
     gone["id"] = "obs-fn-li-deleted"
     repo.update(gone)
     repo.delete("Observation", "obs-fn-li-deleted")
-    return engine
+    yield engine
+    engine.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http(world):
     with TestClient(create_app(world)) as c:
         yield c

@@ -14,12 +14,8 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
+from engine.repository.ids import deterministic_id
 from mappings.site import Institution, Site, urn_part
-
-try:  # the repository's helper, once merged; the local stand-in computes the same kind of id
-    from engine.repository.ids import deterministic_id  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on merge order
-    from adapters.convert.ids import deterministic_id
 
 Resource = dict[str, Any]
 

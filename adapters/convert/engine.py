@@ -29,14 +29,37 @@ Resource = dict[str, Any]
 
 def apply_table(name: str, segments: dict[str, Segment | None], ctx: Context, resource: Resource) -> Resource:
     """Apply rule table ``name`` with ``segments`` (by segment name) to ``resource`` in place."""
-    spec = table(ctx.site, name)
-    default_segment = spec.get("segment")
-    for rule in spec.get("rules", ()):
-        seg = segments.get(rule.get("segment", default_segment))
+    for seg_name, field_no, always, rule in _compiled(table(ctx.site, name)):
+        seg = segments.get(seg_name)
         if seg is None:
             continue
+        fields = seg.fields
+        if not always and (field_no >= len(fields) or not fields[field_no]):
+            continue  # the common case: an empty field costs one index
         apply_rule(rule, seg, ctx, resource)
     return resource
+
+
+_COMPILED: dict[int, tuple[Any, list[tuple[str, int, bool, dict[str, Any]]]]] = {}
+
+
+def _compiled(spec: dict[str, Any]) -> list[tuple[str, int, bool, dict[str, Any]]]:
+    """(segment, field, run-even-when-empty, rule) per rule, computed once per loaded table."""
+    cached = _COMPILED.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    default_segment = spec.get("segment", "")
+    rules = [
+        (
+            rule.get("segment", default_segment),
+            int(rule["field"]),
+            "default" in rule or bool(rule.get("required")),
+            rule,
+        )
+        for rule in spec.get("rules", ())
+    ]
+    _COMPILED[id(spec)] = (spec, rules)
+    return rules
 
 
 def apply_rule(rule: dict[str, Any], seg: Segment, ctx: Context, resource: Resource) -> None:

@@ -239,7 +239,7 @@ def specimens(
         # v2.3/2.4: OBR-15 specimen source (code&text&system ^ additives ^ free text ^ body site)
         rep = obr.rep(15)
         res = {"resourceType": "Specimen", "subject": subject, "request": [request]}
-        code, text, system = rep.comp(1, 1), rep.comp(1, 2), rep.comp(1, 3)
+        code, text, system = rep.comp(1, 1).strip(), rep.comp(1, 2).strip(), rep.comp(1, 3).strip()
         if code or text:
             coding: dict[str, Any] = {}
             if code:
@@ -252,8 +252,8 @@ def specimens(
                 if text:
                     coding["display"] = text
             res["type"] = {**({"coding": [coding]} if coding else {}), **({"text": text} if text else {})}
-        if rep.comp(4):
-            res["collection"] = {"bodySite": {"text": rep.comp(4)}}
+        if rep.comp(4).strip():
+            res["collection"] = {"bodySite": {"text": rep.comp(4).strip()}}
         if obr.value(7):
             try:
                 res.setdefault("collection", {})["collectedDateTime"] = to_fhir_datetime(obr.value(7), ctx.tz)
@@ -354,7 +354,7 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
 
 
 def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
-    reps = obx.reps(5)
+    reps = [r for r in obx.reps(5) if r]  # "~~" repeats nothing
     if not reps:
         return
     unit_rep = obx.rep(6)

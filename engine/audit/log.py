@@ -108,7 +108,10 @@ class AuditLog:
         """Rebuild the in-memory right edge (and checkpoint state) from the database."""
         last = self.leaves.find(sort=[("seq", -1)], limit=1)
         size = last[0]["seq"] + 1 if last else 0
-        hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
+        try:
+            hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
+        except LookupError as exc:  # appending onto a damaged tree would bury the damage: refuse
+            raise RuntimeError(f"audit log damaged ({exc}); run `huren audit verify`") from exc
         self._frontier = merkle.Frontier(size, hashes)
         cps = self.checkpoints.find(sort=[("seq", -1)], limit=1)
         self._last_cp_seq = cps[0]["seq"] if cps else -1
