@@ -26,6 +26,7 @@ Collaborators are passed in, so ``Engine`` wires real ones and tests build their
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
@@ -177,8 +178,6 @@ class Ingestor:
 
     async def handle_async(self, raw: bytes, peer: str, channel: str = "mllp") -> bytes:
         """The MLLP listener's handler: awaits the worker without blocking the event loop."""
-        import asyncio
-
         outcome = await asyncio.wrap_future(self.submit(raw, channel=channel, peer=peer))
         return outcome.ack
 
