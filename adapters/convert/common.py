@@ -334,8 +334,8 @@ def encounter(
 
 
 _CODED_LIMIT = 20000
-# id(site) → (site, {(institution, encoding, raw item, where): (concept, unmapped local codes)})
-_CODED: dict[int, tuple[Site, dict[tuple[str, Any, str, str], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
+# id(site) → (site, {(institution, raw item, where, delimiters...): (concept, unmapped local codes)})
+_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
 
 
 def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
@@ -353,7 +353,8 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
             _CODED.clear()
         entry = _CODED[id(site)] = (site, {})
     cache = entry[1]
-    key = (ctx.code, rep._enc, rep.raw, where)
+    enc = rep._enc  # the delimiters decide how the raw item reads (a dataclass key would cost __eq__)
+    key = (ctx.code, rep.raw, where, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset)
     hit = cache.get(key)
     if hit is None:
         if len(cache) >= _CODED_LIMIT:
