@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ DEFAULTS_DIR = Path(__file__).resolve().parent
 NATIONAL_ID_TYPE = "NNCHN"
 
 
+@lru_cache(maxsize=4096)
 def urn_part(text: str) -> str:
     """``text`` made safe inside a URN (facility ids such as "NIST Lab" contain spaces)."""
     return quote(text.strip(), safe="-._~")

@@ -22,6 +22,7 @@ Rule = dict[str, Any]
 Converter = Callable[[Repetition, Rule, Context], Any]
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
@@ -206,9 +207,9 @@ def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         return None
     ident: dict[str, Any] = {"value": value}
     namespace, universal, universal_type = rep.comp(4, 1), rep.comp(4, 2), rep.comp(4, 3)
-    if universal and universal_type.upper() in ("ISO", "OID"):
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
         ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL"):
+    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
         ident["system"] = universal
     elif namespace:
         ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
@@ -230,9 +231,9 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         return None
     ident: dict[str, Any] = {"value": value}
     namespace, universal, universal_type = rep.comp(2), rep.comp(3), rep.comp(4)
-    if universal and universal_type.upper() in ("ISO", "OID"):
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
         ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL"):
+    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
         ident["system"] = universal
     elif namespace:
         ident["system"] = f"urn:huren:id:{urn_part(namespace)}"

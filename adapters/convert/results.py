@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adapters.convert import common
@@ -66,6 +67,22 @@ _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|–|—|至)\s*([+-]?\d+
 _BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _COMPARATOR = {"≤": "<=", "≥": ">="}
 TEXT_TYPES = frozenset({"TX", "FT"})
+# Observation.value[x] in R4
+_VALUE_KEYS = frozenset(
+    {
+        "valueQuantity",
+        "valueCodeableConcept",
+        "valueString",
+        "valueBoolean",
+        "valueInteger",
+        "valueRange",
+        "valueRatio",
+        "valueSampledData",
+        "valueTime",
+        "valueDateTime",
+        "valuePeriod",
+    }
+)
 
 
 @dataclass
@@ -239,7 +256,7 @@ def specimens(
         # v2.3/2.4: OBR-15 specimen source (code&text&system ^ additives ^ free text ^ body site)
         rep = obr.rep(15)
         res = {"resourceType": "Specimen", "subject": subject, "request": [request]}
-        code, text, system = rep.comp(1, 1), rep.comp(1, 2), rep.comp(1, 3)
+        code, text, system = rep.comp(1, 1).strip(), rep.comp(1, 2).strip(), rep.comp(1, 3).strip()
         if code or text:
             coding: dict[str, Any] = {}
             if code:
@@ -252,8 +269,8 @@ def specimens(
                 if text:
                     coding["display"] = text
             res["type"] = {**({"coding": [coding]} if coding else {}), **({"text": text} if text else {})}
-        if rep.comp(4):
-            res["collection"] = {"bodySite": {"text": rep.comp(4)}}
+        if rep.comp(4).strip():
+            res["collection"] = {"bodySite": {"text": rep.comp(4).strip()}}
         if obr.value(7):
             try:
                 res.setdefault("collection", {})["collectedDateTime"] = to_fhir_datetime(obr.value(7), ctx.tz)
@@ -304,7 +321,7 @@ def observation(
             return None, attachment
     else:
         _value(obx, vtype, res, ctx)
-    if not any(k.startswith("value") for k in res) and status not in ("cancelled", "entered-in-error"):
+    if _VALUE_KEYS.isdisjoint(res) and status not in ("cancelled", "entered-in-error"):
         res["dataAbsentReason"] = {
             "coding": [
                 {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
@@ -354,7 +371,7 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
 
 
 def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
-    reps = obx.reps(5)
+    reps = [r for r in obx.reps(5) if r]  # "~~" repeats nothing
     if not reps:
         return
     unit_rep = obx.rep(6)
@@ -452,16 +469,23 @@ def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str
     rng: dict[str, Any] = {"text": text}
     unit = res.get("valueQuantity", {})
     base = {k: unit[k] for k in ("unit", "system", "code") if k in unit}
+    for bound, value in _range_bounds(text):
+        rng[bound] = {"value": value, **base}
+    return [rng]
+
+
+@lru_cache(maxsize=4096)
+def _range_bounds(text: str) -> tuple[tuple[str, int | float], ...]:
+    """``3.5-9.5`` → low and high; ``<5`` → high, ``>=2`` → low; else nothing (text only).
+    Cached: an institution sends the same reference range with every result of an item."""
     m = _RANGE.match(text)
     if m:
-        rng["low"] = {"value": decimal(m.group(1)), **base}
-        rng["high"] = {"value": decimal(m.group(2)), **base}
-    else:
-        b = _BOUND.match(text)
-        if b:
-            op = _COMPARATOR.get(b.group(1), b.group(1))
-            rng["high" if op.startswith("<") else "low"] = {"value": decimal(b.group(2)), **base}
-    return [rng]
+        return (("low", decimal(m.group(1))), ("high", decimal(m.group(2))))
+    b = _BOUND.match(text)
+    if b:
+        op = _COMPARATOR.get(b.group(1), b.group(1))
+        return (("high" if op.startswith("<") else "low", decimal(b.group(2))),)
+    return ()
 
 
 def _interpretation(obx: Segment, ctx: Context) -> list[dict[str, Any]]:
