@@ -6,15 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
-from fastapi.testclient import TestClient  # noqa: E402
-
-from engine.api.app import create_app  # noqa: E402
-from engine.engine import Engine  # noqa: E402
-from engine.settings import Settings  # noqa: E402
-from tests.test_recognition_world import ALICE, A, B, World, cbc  # noqa: E402
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_recognition_world import ALICE, A, B, World, cbc
 
 OP = "/fhir/ServiceRequest/$check-recognition"
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from stdnum.cn import ric
 
-pytest.importorskip("engine.repository.ids", reason="needs the FHIR repository (repo helper) on this branch")
-
-from engine.repository.ids import deterministic_id  # noqa: E402
+from engine.repository.ids import deterministic_id
 
 A, B, C = "FNXRMYY", "FNZYY", "FNYLWSY"  # shipped demo community (funing): A and B QC all, C only CBC/UA
 LOINC = "http://loinc.org"

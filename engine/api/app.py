@@ -13,14 +13,13 @@ from adapters.listeners import http as hl7v2_api
 from engine.api import admin as admin_api
 from engine.api import audit as audit_api
 from engine.api import auth as auth_api
+from engine.api import cds as cds_api
 from engine.api import fhir as fhir_api
 from engine.api import identity as identity_api
 from engine.api import metadata as metadata_api
-from engine.api import ui_me
-from engine.api import cds as cds_api
 from engine.api import recognition as recognition_api
 from engine.api import reports as reports_api
-from engine.api import ui_duplicates
+from engine.api import ui_duplicates, ui_me
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine

@@ -353,7 +353,13 @@ class ResidentAuth:
         return True
 
     def _purge(self) -> None:
+        """Drop expired state a little at a time (on each new authorization request): requests,
+        codes and limits an hour after they expired, refresh tokens and revocations once expired.
+        Used authorization codes are kept that hour so a late replay is still recognised."""
         now = int(time.time())
-        for coll in (self.requests, self.otps, self.codes):
+        for coll in (self.requests, self.otps, self.codes, self.limits):
             for d in coll.find({"exp": {"$lt": now - 3600}}, limit=100):
                 coll.delete(d["_id"])
+        for d in self.refresh.find({"exp": {"$lt": now}}, limit=100):
+            self.refresh.delete(d["_id"])
+        self.auth.purge_revoked()

@@ -176,6 +176,31 @@ class IdentityService:
     def conflicts(self) -> list[dict[str, Any]]:
         return self.links.find({"status": "conflict"}, sort=[("_id", 1)])
 
+    def rebuild(self) -> int:
+        """Re-link every stored Patient (after a restore, or for Patients stored before the MPI).
+
+        Ids are collected first so the links written on the way do not disturb the paging.
+        Operator decisions (manual links and unlinks) are kept. Returns the number of Patients seen.
+        """
+        if self.repository is None:
+            raise BadRequest("no repository attached")
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page = self.repository.search("Patient", [("_count", "500"), ("_offset", str(offset))])
+            ids.extend(r["id"] for r in page.resources)
+            offset += len(page.resources)
+            if not page.has_next or not page.resources:
+                break
+        for pid in ids:
+            with self.store.transaction():
+                try:
+                    resource = self.repository.read("Patient", pid)
+                except (NotFound, Gone):
+                    continue
+                self.on_write(resource, None)
+        return len(ids)
+
     # ---- $match ------------------------------------------------------------------------------
 
     def match(self, patient: dict[str, Any]) -> list[tuple[str, float, str]]:
