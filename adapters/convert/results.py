@@ -341,9 +341,10 @@ def observation(
     res.setdefault("performer", []).insert(0, performer)
     if specimen:
         res["specimen"] = specimen
-    notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
-    if notes:
-        res["note"] = [{"text": t} for t in notes]
+    if group.notes:
+        notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
+        if notes:
+            res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
 
 

@@ -154,13 +154,16 @@ class Segment:
         cached = self._reps.get(n)
         if cached is not None:
             return cached
-        raw = self.field(n)
+        fields = self.fields
+        raw = fields[n] if 0 < n < len(fields) else ""
+        enc = self.enc
         if not raw or raw == _NULL:
             reps: list[Repetition] = []
         elif self.name == "MSH" and n <= 2:
             reps = [Repetition(raw, _LITERAL)]
+        elif enc.repetition not in raw:
+            reps = [Repetition(raw, enc)]
         else:
-            enc = self.enc
             reps = [Repetition(r, enc) for r in raw.split(enc.repetition)]
         self._reps[n] = reps
         return reps
