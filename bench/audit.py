@@ -138,10 +138,12 @@ def bench_http(settings: Settings, n: int) -> None:
     from engine.engine import Engine
 
     engine = Engine(settings)
+    engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
     engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
     engine.repository.update({"resourceType": "Observation", "id": "o1", "status": "final",
                               "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
-                              "subject": {"reference": "Patient/p1"},
+                              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
+                              "performer": [{"reference": "Organization/org1"}],
                               "valueQuantity": {"value": 13.2, "unit": "g/dL"}})
     headers = {"Authorization": "Bearer " + engine.auth.issue_system_token("bench", "system/*.rs")}
 

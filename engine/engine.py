@@ -18,6 +18,7 @@ from engine.recognition.service import Recognition
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
+from mappings.site import Site
 
 
 class Engine:
@@ -25,6 +26,9 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
+        # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
+        # recognition; ``reload_site`` swaps it for both at once
+        self.site = Site.load(settings)
         # R4 structure + huren's rules, run by the repository on every write
         self.validator = Validator.from_settings(settings)
         self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
@@ -41,6 +45,22 @@ class Engine:
         self.recognition = Recognition.for_engine(self)
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
+
+    def reload_site(self) -> Site:
+        """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).
+
+        Both are loaded before either is swapped in: a mistake in any file raises its precise
+        ``SiteError`` / ``RulesError`` and leaves the running site and rules in force.
+        """
+        fresh = Site.load(self.settings)
+        previous, self.site = self.site, fresh
+        try:
+            self.recognition.reload()
+        except Exception:
+            self.site = previous
+            raise
+        self.ingestor.reload_site(fresh)
+        return fresh
 
     def close(self) -> None:
         """Release the database and any background work."""

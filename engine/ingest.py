@@ -26,6 +26,7 @@ Collaborators are passed in, so ``Engine`` wires real ones and tests build their
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
@@ -177,8 +178,6 @@ class Ingestor:
 
     async def handle_async(self, raw: bytes, peer: str, channel: str = "mllp") -> bytes:
         """The MLLP listener's handler: awaits the worker without blocking the event loop."""
-        import asyncio
-
         outcome = await asyncio.wrap_future(self.submit(raw, channel=channel, peer=peer))
         return outcome.ack
 
@@ -630,11 +629,10 @@ def build_ingestor(engine: Any) -> Ingestor:
     from adapters.convert import convert
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
-    from mappings.site import Site
 
     return Ingestor(
         engine.store,
-        site=Site.load(engine.settings),
+        site=engine.site,
         parse=parse,
         convert=convert,
         repository=engine.repository,

@@ -264,3 +264,26 @@ def test_a_log_whose_right_edge_was_deleted_refuses_to_append(log: AuditLog, sto
         AuditLog(store, log.settings, log.keys)
     report = verify_online(log)
     assert any("tree node 5:0 (records 0..31) missing" in p.message for p in report.problems)
+
+
+def test_record_nowait_appends_only_when_nothing_else_holds_the_store(settings: Settings) -> None:
+    from engine.repository import open_store
+
+    store = open_store(settings)  # SQLite: one connection guarded by a lock
+    audit = AuditLog(store, settings, AuditKeys.load(settings))
+    assert audit.record_nowait(event(0)).seq == 0
+    held, release = threading.Event(), threading.Event()
+
+    def long_batch() -> None:
+        with store.transaction():
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=long_batch)
+    worker.start()
+    held.wait(5)
+    assert audit.record_nowait(event(1)) is None  # would have waited behind the batch: declined
+    release.set()
+    worker.join()
+    assert audit.record_nowait(event(1)).seq == 1
+    store.close()

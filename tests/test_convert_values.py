@@ -293,3 +293,35 @@ def test_identifier_systems_are_valid_uris(site: Site) -> None:
     assert systems["D1"] == "urn:huren:id:WJW"  # "1.2.156." is not an OID
     assert systems["D2"] == "urn:oid:1.2.156.1"
     assert systems["D3"] == "urn:huren:id:X"  # a URI with a space is not a URI
+
+
+def test_cached_item_codes_are_reported_and_copied_per_message(site: Site) -> None:
+    """Item codings are computed once per site, institution and item: every conversion must
+    still list its unmapped codes, and one bundle's edits must not leak into the next."""
+    first = convert(parse(HEAD + "OBX|1|NM|NEWTEST2^新项目^L||5|g/L|||||F\r"), site)
+    one(first, "Observation")["code"]["coding"][0]["display"] = "edited downstream"
+    one(first, "Observation")["code"]["coding"].append({"system": "urn:x", "code": "y"})
+    second = convert(parse(HEAD + "OBX|1|NM|NEWTEST2^新项目^L||5|g/L|||||F\r"), site)
+    assert one(second, "Observation")["code"] == {
+        "coding": [{"system": "urn:huren:code:FNXRMYY", "code": "NEWTEST2", "display": "新项目"}],
+        "text": "新项目",
+    }
+    for conv in (first, second):
+        assert {"institution": "FNXRMYY", "kind": "code", "code": "NEWTEST2", "where": "OBX-3"} in conv.unmapped
+    # the same raw item under other delimiters reads differently: not served from the cache
+    caret = convert(parse(HEAD + "OBX|1|NM|Q1#Q2^T^L||5|g/L|||||F\r"), site)
+    hash_head = HEAD.replace("MSH|^~\\&|", "MSH|#~\\&|").replace("^", "#")
+    hashed = convert(parse(hash_head + "OBX|1|NM|Q1#Q2^T^L||5|g/L|||||F\r"), site)
+    assert one(caret, "Observation")["code"]["coding"][0]["code"] == "Q1#Q2"
+    assert one(hashed, "Observation")["code"]["coding"][0]["code"] == "Q1"
+
+
+def test_reference_ranges_keep_their_unit_per_result(site: Site) -> None:
+    """Parsed range bounds are cached by text; the unit comes from each result."""
+    grams, _ = observe(site, "OBX|1|NM|HGB^血红蛋白^L||138|g/L|130-175|||F")
+    litres, _ = observe(site, "OBX|1|NM|HGB^血红蛋白^L||13.8|g/dL|130-175|||F")
+    assert grams["referenceRange"][0]["low"]["unit"] == "g/L"
+    assert litres["referenceRange"][0]["low"]["unit"] == "g/dL"
+    assert grams["referenceRange"][0]["low"]["value"] == 130
+    unit = {k: litres["valueQuantity"][k] for k in ("unit", "system", "code") if k in litres["valueQuantity"]}
+    assert litres["referenceRange"][0]["high"] == {"value": 175, **unit}

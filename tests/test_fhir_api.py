@@ -45,7 +45,8 @@ def patient(pid: str, mrn: str, family: str = "张") -> dict[str, Any]:
 def observation(pid: str, code: str, when: str, value: float) -> dict[str, Any]:
     return {"resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": LOINC, "code": code}]}, "subject": {"reference": f"Patient/{pid}"},
-            "effectiveDateTime": when, "valueQuantity": {"value": value, "unit": "g/L"}}
+            "effectiveDateTime": when, "performer": [{"reference": "Organization/FNXRMYY"}],
+            "valueQuantity": {"value": value, "unit": "g/L"}}
 
 
 def put(http: TestClient, resource: dict[str, Any], **headers: str) -> Any:

@@ -313,3 +313,42 @@ def test_deterministic_ids() -> None:
     assert len(a) == 36
     with pytest.raises(ValueError):
         deterministic_id("", "Patient", "1")
+
+
+def test_prepare_hooks_adjust_before_the_unchanged_check(repo: FhirRepository) -> None:
+    links = [{"other": {"reference": "Patient/p9"}, "type": "seealso"}]
+
+    def carry_links(resource: dict[str, Any]) -> dict[str, Any]:
+        return resource | {"link": links} if resource["resourceType"] == "Patient" else resource
+
+    repo.add_prepare_hook(carry_links)
+    first = repo.update(patient("p1"))
+    assert first.resource["link"] == links
+    resent = repo.update(patient("p1"))  # the source never sends the links: still no change
+    assert not resent.changed and resent.resource["meta"]["versionId"] == "1"
+
+
+def test_hooks_in_a_transaction_run_after_the_group_is_stored(repo: FhirRepository) -> None:
+    seen_patient: list[bool] = []
+
+    def hook(resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        if resource["resourceType"] != "Observation":
+            return []
+        pid = resource["subject"]["reference"].split("/")[1]
+        seen_patient.append(repo.search("Patient", [("_id", pid)]).total == 1)
+        repo.update({"resourceType": "Flag", "id": "f-" + resource["id"], "status": "active",
+                     "code": {"text": "checked"}, "subject": resource["subject"]})
+        return [{"severity": "warning", "code": "business-rule", "diagnostics": f"checked {resource['id']}"}]
+
+    repo.add_write_hook(hook)
+    response = repo.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": observation("o1", "p1", "718-7", "2024-03-01", 130),
+         "request": {"method": "PUT", "url": "Observation/o1"}},
+        {"resource": patient("p1"), "request": {"method": "PUT", "url": "Patient/p1"}},
+    ]})
+    assert seen_patient == [True]  # the Patient of the same Bundle was stored when the hook ran
+    assert response["entry"][0]["response"]["outcome"]["issue"][0]["diagnostics"] == "checked o1"
+    assert "outcome" not in response["entry"][1]["response"]
+    assert repo.read("Flag", "f-o1")["status"] == "active"
+    results = repo.write_many([observation("o2", "p1", "718-7", "2024-03-02", 131)])
+    assert results[0].issues[0]["diagnostics"] == "checked o2"

@@ -120,6 +120,8 @@ def sign_in(http, engine, number: str, challenge: str, **over) -> str:
     sent_before = len(outbox(engine))
     code_page = http.post("/auth/authorize/login", data={"request_id": rid, "national_id": number})
     assert code_page.status_code == 200, code_page.text
+    # the browser may follow the form's redirect to the app (CSP form-action covers redirects)
+    assert "form-action 'self' https://phr.example" in code_page.headers["content-security-policy"]
     code = outbox(engine)[sent_before]["code"]
     done = http.post("/auth/authorize/verify", data={"request_id": rid, "code": code}, follow_redirects=False)
     assert done.status_code == 303, done.text
@@ -172,7 +174,9 @@ def test_full_standalone_launch_gives_the_whole_person(http, engine):
     me = http.get("/probe/Observation", headers=bearer(body["access_token"])).json()
     assert me == {"kind": "patient", "patient": body["patient"], "patients": ["fn-zhang", "fz-zhang"]}
 
-    keys = {k["kid"]: k for k in http.get("/auth/jwks").json()["keys"]}
+    oidc = http.get("/.well-known/openid-configuration").json()
+    assert oidc["issuer"] == engine.settings.public_base_url and "RS256" in oidc["id_token_signing_alg_values_supported"]
+    keys = {k["kid"]: k for k in http.get(urlsplit(oidc["jwks_uri"]).path).json()["keys"]}
     kid = jwt.get_unverified_header(body["id_token"])["kid"]
     idt = jwt.decode(body["id_token"], jwt.PyJWK.from_dict(keys[kid]).key, algorithms=["RS256"], audience=APP)
     assert idt["fhirUser"] == f"{engine.settings.fhir_base_url}/Patient/{body['patient']}"
@@ -287,6 +291,15 @@ def test_bad_authorization_requests_are_redirected_with_the_error(http, engine):
         assert r.status_code == 303, over
         q = parse_qs(urlsplit(r.headers["location"]).query)
         assert q["error"] == [error] and q["state"] == ["s-42"], over
+
+
+def test_smart_v1_scope_is_accepted_and_means_read_and_search(http, engine):
+    verifier, challenge = pkce()
+    location = sign_in(http, engine, LI, challenge, scope="launch/patient patient/*.read")
+    tokens = exchange(http, parse_qs(urlsplit(location).query)["code"][0], verifier).json()
+    assert tokens["scope"] == "launch/patient patient/*.read"
+    assert http.get("/probe/Observation", headers=bearer(tokens["access_token"])).status_code == 200
+    assert "refresh_token" not in tokens and "id_token" not in tokens
 
 
 def test_unknown_id_number_looks_the_same_but_sends_nothing(http, engine):

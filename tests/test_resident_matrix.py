@@ -229,3 +229,25 @@ def test_bad_and_missing_tokens_get_nothing(http, world):
             r = http.get(path, headers=headers)
             assert r.status_code == 401 and "obs-fn-li" not in r.text and "李四" not in r.text
             assert re.match(r"Bearer", r.headers["www-authenticate"])
+
+
+def test_every_get_endpoint_of_the_app_keeps_the_other_resident_out(http, world):
+    """Scan every GET route the app publishes (FHIR, reports, audit, admin, CDS, UI) with 张三's token,
+    path parameters pointing at 李四's records: nothing of 李四 may come back."""
+    h = token(world, "zhang")
+    fill = {"rtype": "Observation", "type": "Observation", "resource_type": "Observation"}
+    markers = ("李四", LI, "obs-fn-li", "dr-fn-li")
+    checked = 0
+    for path, ops in http.app.openapi()["paths"].items():
+        if "get" not in ops:
+            continue
+        url = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: fill.get(m.group(1), "fn-li"), path)
+        for query in ("", "?patient=fn-li", "?subject=Patient/fn-li"):
+            r = http.get(url + query, headers=h, follow_redirects=False)
+            assert r.status_code < 500, (url + query, r.status_code, r.text[:300])
+            leaked = [m for m in markers if m in r.text]
+            assert not leaked, (url + query, r.status_code, leaked)
+            checked += 1
+    assert checked > 30
+    # the markers are what 李四's data look like: the system client does get them back
+    assert "李四" in http.get("/fhir/Patient/fn-li", headers=token(world, "system")).text

@@ -18,7 +18,7 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
-from mappings.site import urn_part
+from mappings.site import Site, urn_part
 
 Resource = dict[str, Any]
 
@@ -182,19 +182,7 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
     1983 would be refused), yet IDs were issued with the code current at registration.
     """
     where = f"PID-{field_no}" + (f" repetition {index + 1}" if index else "")
-    number = ric.compact(value)
-    problem = ""
-    if len(number) != 18:
-        problem = f"it must be 18 characters, not {len(number)}"
-    elif not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        problem = "it must be 17 digits and a digit or X"
-    elif number[17] != ric.calc_check_digit(number):
-        problem = f"the check character (ISO 7064 MOD 11-2) should be {ric.calc_check_digit(number)}"
-    else:
-        try:
-            ric.get_birth_date(number)
-        except ValidationError:
-            problem = f"the birth date {number[6:14]} in it is not a date"
+    number, problem = _national_id_problem(value)
     if problem:
         raise pid.error(
             f"{where}: national resident ID {value!r} is invalid: {problem}",
@@ -216,6 +204,32 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
 
 
 @lru_cache(maxsize=4096)
+def _national_id_problem(value: str) -> tuple[str, str]:
+    """(compacted number, what is wrong with it or ''): a pure function of the ID, cached because
+    every message of a patient repeats it and stdnum's checks cost ~20 µs."""
+    number = ric.compact(value)
+    problem = ""
+    if len(number) != 18:
+        problem = f"it must be 18 characters, not {len(number)}"
+    elif not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        problem = "it must be 17 digits and a digit or X"
+    elif number[17] != ric.calc_check_digit(number):
+        problem = f"the check character (ISO 7064 MOD 11-2) should be {ric.calc_check_digit(number)}"
+    else:
+        try:
+            ric.get_birth_date(number)
+        except ValidationError:
+            problem = f"the birth date {number[6:14]} in it is not a date"
+    return number, problem
+
+
+@lru_cache(maxsize=4096)
+def _id_birth_date(number: str) -> _dt.date:
+    """Birth date in a resident ID that ``_national_id_problem`` accepted (cached like it)."""
+    return ric.get_birth_date(number)
+
+
+@lru_cache(maxsize=4096)
 def _known_birth_place(area_and_birth_date: str) -> bool:
     """stdnum's area-code lookup is slow (≈0.3 ms); the same few areas and dates recur."""
     try:
@@ -228,8 +242,8 @@ def _known_birth_place(area_and_birth_date: str) -> bool:
 def _check_demographics(number: str, pid: Segment) -> None:
     """Birth date and sex encoded in the resident ID must agree with PID-7 and PID-8."""
     birth = pid.value(7)[:8]
-    id_birth = ric.get_birth_date(number)
-    if birth and birth != id_birth.strftime("%Y%m%d")[: len(birth)]:
+    id_birth = _id_birth_date(number)
+    if birth and birth != f"{id_birth.year:04d}{id_birth.month:02d}{id_birth.day:02d}"[: len(birth)]:
         raise pid.error(
             f"PID-7 birth date {birth} disagrees with the national resident ID (born {id_birth.isoformat()})",
             7,
@@ -319,10 +333,44 @@ def encounter(
 # --- codes ---------------------------------------------------------------------------------------
 
 
+_CODED_LIMIT = 20000
+# id(site) → (site, {(institution, raw item, where, delimiters...): (concept, unmapped local codes)})
+_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
+
+
 def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
     """An order/result item code (OBR-4, OBX-3): the local code under urn:huren:code:<INST>, the
     mapped LOINC and recognition item from codes/<INST>.yaml as further codings; unmapped local
-    codes are reported."""
+    codes are reported.
+
+    An institution sends the same few hundred item codes in every message, and the result depends
+    only on the raw item and the (immutable) site data: it is computed once per site, institution
+    and item, and each call gets its own copy (callers add to it)."""
+    site = ctx.site
+    entry = _CODED.get(id(site))
+    if entry is None or entry[0] is not site:
+        if len(_CODED) >= 4:  # sites reloaded (quarantine replay after a code map edit): drop old ones
+            _CODED.clear()
+        entry = _CODED[id(site)] = (site, {})
+    cache = entry[1]
+    enc = rep._enc  # the delimiters decide how the raw item reads (a dataclass key would cost __eq__)
+    key = (ctx.code, rep.raw, where, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset)
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) >= _CODED_LIMIT:
+            cache.clear()
+        unmapped: list[str] = []
+        concept = _coded_item(rep, ctx, unmapped)
+        hit = cache[key] = (concept, tuple(unmapped))
+    concept, unmapped_codes = hit
+    for code in unmapped_codes:
+        ctx.note_unmapped("code", code, where)
+    if concept is None:
+        return None
+    return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
+
+
+def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str, Any] | None:
     concept = cwe(rep, {}, ctx)
     if concept is None:
         return None
@@ -349,8 +397,7 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
             codings.append({"system": RECOGNITION_ITEM, "code": entry.item})
             have.add((RECOGNITION_ITEM, entry.item))
     if locals_ and not mapped:
-        for coding in locals_:
-            ctx.note_unmapped("code", coding["code"], where)
+        unmapped.extend(coding["code"] for coding in locals_)
     return concept
 
 

@@ -26,6 +26,11 @@ def _cached_id(institution: str, resource_type: str, key: str) -> str:
     return deterministic_id(institution, resource_type, key)
 
 
+@lru_cache(maxsize=1024)
+def _urn_code(code: str) -> str:
+    return urn_part(code)
+
+
 @dataclass
 class Context:
     message: Message
@@ -39,22 +44,19 @@ class Context:
     create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
 
-    @property
-    def code(self) -> str:
-        return self.institution.code
+    # per-institution values every converter reads, resolved once per message (plain attributes:
+    # they are read hundreds of times per message)
+    code: str = field(init=False)  # the institution code
+    urn_code: str = field(init=False)  # the code as it goes into ``urn:huren:<kind>:<code>`` systems
+    tz: str = field(init=False)  # the institution's time zone for timestamps without offset
+    local_system: str = field(init=False)  # the code system of the institution's local codes
 
-    @property
-    def urn_code(self) -> str:
-        """The institution code as it goes into ``urn:huren:<kind>:<code>`` systems."""
-        return urn_part(self.institution.code)
-
-    @property
-    def tz(self) -> str:
-        return self.institution.timezone
-
-    @property
-    def local_system(self) -> str:
-        return self.institution.code_system
+    def __post_init__(self) -> None:
+        inst = self.institution
+        self.code = inst.code
+        self.urn_code = _urn_code(inst.code)
+        self.tz = inst.timezone
+        self.local_system = inst.code_system
 
     def id_for(self, resource_type: str, key: str) -> str:
         return _cached_id(self.code, resource_type, key)

@@ -160,8 +160,48 @@ def cwe_coding(rep: Repetition, ctx: Context, offset: int = 0, table: str = "") 
     return coding
 
 
+_CWE_LIMIT = 20000
+# id(site) → (site, {(local system, table, raw, delimiters...): concept}); see ``cwe``
+_CWE: dict[int, tuple[Any, dict[tuple[str, ...], dict[str, Any] | None]]] = {}
+
+
 def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
-    """CWE/CE/CNE → CodeableConcept: primary and alternate codings, CWE-9 (or CWE-2) as text."""
+    """CWE/CE/CNE → CodeableConcept: primary and alternate codings, CWE-9 (or CWE-2) as text.
+
+    The concept depends only on the raw value, the delimiters, the rule's table, the
+    institution's local system and the (immutable) site's coding systems, and the same codes
+    recur in every message: computed once, each call gets its own copy (callers add to it)."""
+    site = ctx.site
+    entry = _CWE.get(id(site))
+    if entry is None or entry[0] is not site:
+        if len(_CWE) >= 4:  # sites reloaded: drop the old ones
+            _CWE.clear()
+        entry = _CWE[id(site)] = (site, {})
+    cache = entry[1]
+    enc = rep._enc
+    key = (
+        ctx.local_system,
+        rule.get("table", ""),
+        rep.raw,
+        enc.component,
+        enc.repetition,
+        enc.escape,
+        enc.subcomponent,
+        enc.truncation,
+        enc.charset,
+    )
+    if key in cache:
+        concept = cache[key]
+    else:
+        if len(cache) >= _CWE_LIMIT:
+            cache.clear()
+        concept = cache[key] = _cwe(rep, rule, ctx)
+    if concept is None:
+        return None
+    return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
+
+
+def _cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     first = cwe_coding(rep, ctx, 0, rule.get("table", ""))
     alternate = cwe_coding(rep, ctx, 3)
     codings = [c for c in (first, alternate) if c and "code" in c]

@@ -141,12 +141,15 @@ def _conclusion(group: results.Group) -> str:
 
 
 def _study_uid_from_obx(obx: Segment) -> str:
-    code = obx.value(3).strip().upper()
-    rep = obx.rep(5)
-    if code in _STUDY_UID_CODES or obx.value(3, comp=2).strip().upper() in _STUDY_UID_CODES:
-        return rep.comp(1).strip()
-    if obx.value(2).upper() == "RP" and "DICOM" in (rep.comp(3) + rep.comp(4)).upper():
-        return rep.comp(1).strip()
+    """OBX-5 when OBX-3 names the Study Instance UID or OBX-5 is a DICOM reference pointer.
+    Runs for every OBX of every ORU (routing), so OBX-5 is only read once OBX-2/3 qualify."""
+    item = obx.rep(3)
+    if item.comp(1).strip().upper() in _STUDY_UID_CODES or item.comp(2).strip().upper() in _STUDY_UID_CODES:
+        return obx.rep(5).comp(1).strip()
+    if obx.value(2).upper() == "RP":
+        rep = obx.rep(5)
+        if "DICOM" in (rep.comp(3) + rep.comp(4)).upper():
+            return rep.comp(1).strip()
     return ""
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adapters.convert import common
@@ -66,6 +67,22 @@ _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|–|—|至)\s*([+-]?\d+
 _BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _COMPARATOR = {"≤": "<=", "≥": ">="}
 TEXT_TYPES = frozenset({"TX", "FT"})
+# Observation.value[x] in R4
+_VALUE_KEYS = frozenset(
+    {
+        "valueQuantity",
+        "valueCodeableConcept",
+        "valueString",
+        "valueBoolean",
+        "valueInteger",
+        "valueRange",
+        "valueRatio",
+        "valueSampledData",
+        "valueTime",
+        "valueDateTime",
+        "valuePeriod",
+    }
+)
 
 
 @dataclass
@@ -304,7 +321,7 @@ def observation(
             return None, attachment
     else:
         _value(obx, vtype, res, ctx)
-    if not any(k.startswith("value") for k in res) and status not in ("cancelled", "entered-in-error"):
+    if _VALUE_KEYS.isdisjoint(res) and status not in ("cancelled", "entered-in-error"):
         res["dataAbsentReason"] = {
             "coding": [
                 {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
@@ -324,9 +341,10 @@ def observation(
     res.setdefault("performer", []).insert(0, performer)
     if specimen:
         res["specimen"] = specimen
-    notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
-    if notes:
-        res["note"] = [{"text": t} for t in notes]
+    if group.notes:
+        notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
+        if notes:
+            res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
 
 
@@ -452,16 +470,23 @@ def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str
     rng: dict[str, Any] = {"text": text}
     unit = res.get("valueQuantity", {})
     base = {k: unit[k] for k in ("unit", "system", "code") if k in unit}
+    for bound, value in _range_bounds(text):
+        rng[bound] = {"value": value, **base}
+    return [rng]
+
+
+@lru_cache(maxsize=4096)
+def _range_bounds(text: str) -> tuple[tuple[str, int | float], ...]:
+    """``3.5-9.5`` → low and high; ``<5`` → high, ``>=2`` → low; else nothing (text only).
+    Cached: an institution sends the same reference range with every result of an item."""
     m = _RANGE.match(text)
     if m:
-        rng["low"] = {"value": decimal(m.group(1)), **base}
-        rng["high"] = {"value": decimal(m.group(2)), **base}
-    else:
-        b = _BOUND.match(text)
-        if b:
-            op = _COMPARATOR.get(b.group(1), b.group(1))
-            rng["high" if op.startswith("<") else "low"] = {"value": decimal(b.group(2)), **base}
-    return [rng]
+        return (("low", decimal(m.group(1))), ("high", decimal(m.group(2))))
+    b = _BOUND.match(text)
+    if b:
+        op = _COMPARATOR.get(b.group(1), b.group(1))
+        return (("high" if op.startswith("<") else "low", decimal(b.group(2))),)
+    return ()
 
 
 def _interpretation(obx: Segment, ctx: Context) -> list[dict[str, Any]]:

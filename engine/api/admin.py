@@ -91,13 +91,13 @@ async def replay_message(
     the replay sees it without restarting; a broken site file leaves the running one in force (422).
     """
     if reload_site:
-        from mappings.site import Site, SiteError
+        from engine.recognition.sitefiles import RulesError
+        from mappings.site import SiteError
 
         try:
-            site = await asyncio.to_thread(Site.load, engine.settings)
-        except SiteError as exc:
+            await asyncio.to_thread(engine.reload_site)
+        except (SiteError, RulesError) as exc:
             raise Unprocessable(f"site not reloaded, the running one stays in force: {exc}") from exc
-        engine.ingestor.reload_site(site)
     body = await request.body()
     corrected = body if body.strip() else None
     try:

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
 INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
-INDEX_BATCH = 64  # small: each batch holds the store's write lock, which requests' appends wait for
+INDEX_BATCH = 32  # small: each batch holds the store lock, which requests then append around
 
 
 def seq_key(seq: int) -> str:
@@ -170,6 +170,28 @@ class AuditLog:
                     hook(appended)
                 return appended
             raise RuntimeError("audit: could not obtain a sequence number")
+
+    def record_nowait(self, event: dict[str, Any]) -> Appended | None:
+        """Append at once when neither this log nor the store is busy; ``None`` otherwise (and for
+        stores without a local lock, i.e. MongoDB), and the caller appends from a worker thread.
+
+        Why: for the embedded SQLite store an append is ~0.1 ms, less than the hop to a worker
+        thread and back (measured: +60 µs per audited FHIR read inline against +500-700 µs through
+        the thread pool). Trying the locks without blocking keeps the event loop from ever
+        waiting behind a long ingest batch or the FHIR-copy indexer.
+        """
+        store_lock = getattr(self.store, "lock", None)
+        if store_lock is None or not store_lock.acquire(blocking=False):
+            return None
+        try:
+            if not self._lock.acquire(blocking=False):
+                return None
+            try:
+                return self.record(event)
+            finally:
+                self._lock.release()
+        finally:
+            store_lock.release()
 
     def _checkpoint_due(self, size: int) -> bool:
         every = self.settings.audit_checkpoint_every

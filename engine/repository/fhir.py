@@ -157,6 +157,7 @@ class FhirRepository:
         self.indexer = Indexer(self.params, self.base_url)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
+        self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_instant = datetime.min.replace(tzinfo=UTC)
@@ -166,7 +167,7 @@ class FhirRepository:
     def _grouped(self) -> Iterator[None]:
         """Inside the caller's transaction, buffer new versions and put them in one backend call.
 
-        Writes with hooks are never buffered (a hook must see its resource stored).
+        The write hooks run at the flush, after the versions are stored.
         """
         outer = getattr(self._local, "pending", None)
         if outer is not None:
@@ -180,18 +181,36 @@ class FhirRepository:
             self._local.pending = None
 
     def _flush(self) -> None:
-        pending = getattr(self._local, "pending", None)
-        if pending:
-            self.backend.put_many(pending)
-            pending.clear()
+        """Put the buffered versions, then run the write hooks for each, in write order.
 
-    def _pending_keys(self) -> set[tuple[str, str]]:
-        return {(rec.type, rec.id) for rec, _, _ in getattr(self._local, "pending", None) or ()}
+        A hook thus runs after its resource is stored (and after the rest of the group: a
+        Bundle's Patient is there when its Observation's hook looks). Writes a hook makes go
+        straight to the backend, inside the same transaction.
+        """
+        pending = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        items = list(pending)
+        pending.clear()
+        self._local.pending = None
+        try:
+            self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
+            for _, _, _, stored, previous, result in items:
+                for hook in self._hooks:
+                    result.issues.extend(hook(stored, previous) or ())
+        finally:
+            self._local.pending = pending
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
+
+    def add_prepare_hook(self, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """``hook(resource) -> resource`` adjusts every resource about to be written, before the
+        "unchanged?" comparison and validation (the MPI carries its ``Patient.link``s this way, so a
+        re-sent Patient without them is not a change)."""
+        self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes."""
@@ -266,6 +285,8 @@ class FhirRepository:
         validate: bool = True,
     ) -> WriteResult:
         """Validate, version, index and store one resource, then run the write hooks."""
+        for prepare in self._prepare_hooks:
+            resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
         previous = None
         if existing is not None and not existing.deleted:
@@ -284,15 +305,22 @@ class FhirRepository:
         rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, orjson.dumps(stored))
         issues: list[dict[str, Any]] = []
         pending = getattr(self._local, "pending", None)
-        if pending is not None and not self._hooks:  # group commit: written together by _flush()
-            pending.append((rec, rows, existing))
-        elif self._hooks or not getattr(self.store, "in_transaction", False):
+        if pending is not None:  # group commit: stored (and hooked) together by _flush()
+            result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
+            pending.append((rec, rows, existing, stored, previous, result))
+            return result
+        if getattr(self.store, "in_transaction", False):
+            # inside the caller's transaction (write_many, Bundles, a hook's own write): a failure
+            # propagates and rolls the whole of it back, so no savepoint is needed
+            self._flush()
+            self.backend.put(rec, rows, existing)
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
+        else:
             with self.store.transaction():
                 self.backend.put(rec, rows, existing)
                 for hook in self._hooks:
                     issues.extend(hook(stored, previous) or ())
-        else:  # already inside the caller's transaction (write_many, Bundles): no savepoint needed
-            self.backend.put(rec, rows, existing)
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
     def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
@@ -575,6 +603,10 @@ class FhirRepository:
                     if plan["method"] == "GET":
                         self._flush()
                     responses[plan["n"]] = self._execute_entry(plan, compartment, touched)
+            for plan in plans:  # hook issues arrive at the flush: surface them per entry
+                result, response = plan.get("result"), responses[plan["n"]]
+                if result is not None and result.issues and response is not None:
+                    response["response"]["outcome"] = {"resourceType": "OperationOutcome", "issue": result.issues}
         return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
                 "entry": responses}
 
@@ -718,6 +750,7 @@ class FhirRepository:
                 if existing is None or existing.deleted or existing.version != wanted:
                     raise PreconditionFailed(f"ifMatch {plan['if_match']} does not match the current version")
             result = self._store(resource, existing, validate=validate)
+        plan["result"] = result
         stored = result.resource
         if touched is not None:
             touched.append(stored)
