@@ -64,6 +64,10 @@ def test_order_inside_window_gets_reminder_and_result_is_flagged(engine: Any, wo
     assert evidence["windowDays"]["valueInteger"] == 7
     assert evidence["price"]["valueMoney"] == {"value": 20.0, "currency": "CNY"}
     assert engine.recognition.checks.get(f"ServiceRequest/{order_b.resource['id']}")["outcome"] == "duplicate"
+    dup = engine.recognition.flag(row["_id"])
+    assert dup is not None and (dup.status, dup.institution, dup.prior_institution, dup.window_days, dup.price) == (
+        "flagged", B, A, 7, 20.0)
+    assert dup.as_doc() == row
 
 
 def test_order_outside_window_is_neither_reminded_nor_flagged(engine: Any, world: World) -> None:

@@ -51,6 +51,7 @@ from engine.recognition.facts import (
     order_time,
     ref_of,
 )
+from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -316,15 +317,13 @@ class Recognition:
         issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
                            repeat=repeat, prior=prior, price=price, identified=identified, reason=reason,
                            reason_text=order.reason_text if reason else None, reviews=reviews)
-        row = {
-            "_id": flag_id, "status": status, "key": key, "order": order.ref, "result": repeat.ref,
-            "prior": prior.ref, "person": repeat.person, "patient": repeat.patient, "item": item.code,
-            "item_name": item.name, "category": item.category, "inst": order.institution,
-            "prior_inst": prior.institution, "day": repeat.day.isoformat(), "order_day": order.day.isoformat(),
-            "prior_day": prior.day.isoformat(), "window": item.window_days, "price": round(price, 2),
-            "currency": rules.currency, "reason": reason, "reason_text": order.reason_text if reason else None,
-            "reviews": reviews, "identified": identified,
-        }
+        row = DuplicateFlag(
+            id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
+            person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,
+            institution=order.institution, prior_institution=prior.institution, day=repeat.day, order_day=order.day,
+            prior_day=prior.day, window_days=item.window_days, price=price, currency=rules.currency, reason=reason,
+            reason_text=order.reason_text if reason else None, reviews=tuple(reviews), identified=identified,
+        ).as_doc()
         self._put_flag(existing, row)
         self._write_issue(issue)
         self._set_outcome(check_ref, "justified" if status == "justified" else "duplicate")
@@ -384,6 +383,10 @@ class Recognition:
         """Recompute the report tallies from every flag and check (after a bulk import or restore)."""
         with self.store.transaction():
             aggregates.rebuild(self.flag_days, self.check_days, self.flags.find({}), self.checks.find({}))
+
+    def flag(self, flag_id: str) -> DuplicateFlag | None:
+        doc = self.flags.get(flag_id)
+        return DuplicateFlag.from_doc(doc) if doc else None
 
     # -- reviews ---------------------------------------------------------------------------
     def review(self, flag_id: str, decision: str, reason: str, by: str) -> dict[str, Any]:

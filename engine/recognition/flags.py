@@ -1,0 +1,69 @@
+"""``DuplicateFlag``: a suspected duplicate test, not payable (or a justified re-test), as stored.
+
+One per performed test that repeated a recognisable result; its id is the id of the DetectedIssue
+that carries the same evidence in FHIR. Stored in ``recognition_flags`` as a flat document so the
+report can filter and page it on both storage backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+# flagged: open, not payable; upheld / overturned: an auditor's decision; justified: re-test with a
+# reason (reported, payable); void: the repeat was cancelled or is no longer a repeat
+STATUSES = ("flagged", "upheld", "overturned", "justified", "void")
+
+
+@dataclass(frozen=True)
+class DuplicateFlag:
+    id: str
+    status: str
+    key: str  # the performed test: institution|person|item|day
+    order: str | None  # ServiceRequest/... of the repeat
+    result: str  # the repeated result
+    prior: str  # the recognisable prior result
+    person: str | None
+    patient: str | None
+    item: str
+    item_name: str
+    category: str
+    institution: str  # the repeating (ordering) institution
+    prior_institution: str
+    day: date  # of the repeated result
+    order_day: date
+    prior_day: date
+    window_days: int
+    price: float  # at stake, at the ordering institution
+    currency: str
+    reason: str | None = None
+    reason_text: str | None = None
+    reviews: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    identified: str = ""
+
+    def as_doc(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {
+            "_id": d.pop("id"), "status": d["status"], "key": d["key"], "order": d["order"], "result": d["result"],
+            "prior": d["prior"], "person": d["person"], "patient": d["patient"], "item": d["item"],
+            "item_name": d["item_name"], "category": d["category"], "inst": d["institution"],
+            "prior_inst": d["prior_institution"], "day": self.day.isoformat(), "order_day": self.order_day.isoformat(),
+            "prior_day": self.prior_day.isoformat(), "window": d["window_days"], "price": round(d["price"], 2),
+            "currency": d["currency"], "reason": d["reason"], "reason_text": d["reason_text"],
+            "reviews": [dict(r) for r in self.reviews], "identified": d["identified"],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> DuplicateFlag:
+        return cls(
+            id=doc["_id"], status=doc["status"], key=doc.get("key", ""), order=doc.get("order"), result=doc["result"],
+            prior=doc["prior"], person=doc.get("person"), patient=doc.get("patient"), item=doc["item"],
+            item_name=doc.get("item_name", ""), category=doc.get("category", ""), institution=doc["inst"],
+            prior_institution=doc["prior_inst"], day=date.fromisoformat(doc["day"]),
+            order_day=date.fromisoformat(doc.get("order_day") or doc["day"]),
+            prior_day=date.fromisoformat(doc["prior_day"]), window_days=int(doc.get("window") or 0),
+            price=float(doc.get("price") or 0.0), currency=doc.get("currency", ""), reason=doc.get("reason"),
+            reason_text=doc.get("reason_text"), reviews=tuple(doc.get("reviews") or ()),
+            identified=doc.get("identified", ""),
+        )
