@@ -201,3 +201,24 @@ def test_bad_rules_in_the_site_stop_start_up(tmp_path: Path, site: Path) -> None
     with pytest.raises(RulesError) as caught:
         Engine(Settings(data_dir=tmp_path / "var2", site=site))
     assert str(caught.value) == f"{site / 'items.yaml'} line 1: [0].scope[0]: unknown scope 'MARS' (not in scopes.yaml)"
+
+
+def test_shipped_example_feeds_remind_the_ct_order(tmp_path: Path) -> None:
+    """The demo feeds (examples/feeds): FNZYY orders a chest CT for 王建国 nine days after FNXRMYY's
+    chest CT, with ORC-16 R01 — the ACK reminds of the prior study; the order's reason is kept."""
+    feeds = REPO / "examples" / "feeds"
+    with Engine(Settings(data_dir=tmp_path / "var")) as engine:
+        acks = {}
+        names = sorted(p.name for p in feeds.glob("*.hl7"))
+        order_file = next(n for n in names if "ORM_O01_ct_order" in n)
+        for name in [n for n in names if n != order_file] + [order_file]:  # the CT report first
+            acks[name] = engine.ingestor.handle((feeds / name).read_bytes(), channel="file", peer=f"file:{name}").decode()
+        ack = acks[order_file]
+        # a v2.4 ACK has no room for the text (ERR-1 only): the warning is there, the DetectedIssue says it all
+        assert "MSA|AA|" in ack and "ERR|" in ack
+        assert engine.recognition.flags.find({}) == []  # a report's own observations are the same test
+        [check] = engine.recognition.checks.find({"inst": B, "item": "CT-CHEST"})
+        reminder = engine.repository.read("DetectedIssue", check["issue"])
+        assert "of FNXRMYY on 2025-03-11 (21 days left)" in reminder["detail"]
+        assert (check["item"], check["day"], check["reason"], check["reason_effect"]) == (
+            "CT-CHEST", "2025-03-20", "R01", "justified")

@@ -258,3 +258,29 @@ def test_reminder_flag_and_review_on_every_storage_backend(backend_settings: Any
 
         totals = duplicates_report(engine.recognition, ReportFilter())["totals"]
         assert (totals["count"], totals["money_at_stake"], totals["by_status"]["upheld"]) == (1, 20.0, 1)
+
+
+def test_a_report_and_its_observations_are_one_test(engine: Any, world: World) -> None:
+    """Observations carry no order reference; they must neither flag their own report nor add a
+    second flag when the whole test is a repeat."""
+    from engine.repository.ids import deterministic_id
+
+    def alt(inst: str, patient: str, when: str, key: str) -> Any:
+        return engine.repository.update({
+            "resourceType": "Observation", "id": deterministic_id(inst, "Observation", key), "status": "final",
+            "code": World.code(inst, "ALT", "丙氨酸氨基转移酶", "1742-6"), "subject": {"reference": patient},
+            "effectiveDateTime": when, "valueQuantity": {"value": 40, "unit": "U/L"},
+            "performer": [{"reference": world.organization(inst)}]})
+
+    pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
+    order_a = world.order(A, pa, lft(A), "2026-03-10T08:00:00+08:00")
+    alt(A, pa, "2026-03-10T10:00:00+08:00", "A-ALT")
+    world.report(A, pa, lft(A), "2026-03-10T09:00:00+08:00", order=order_a)
+    assert flags(engine) == []
+    order_b = world.order(B, pb, lft(B), "2026-03-12T08:00:00+08:00")
+    assert len(order_b.issues) == 1 and order_b.issues[0]["diagnostics"].count("DiagnosticReport/") == 1
+    alt(B, pb, "2026-03-12T10:00:00+08:00", "B-ALT")
+    world.report(B, pb, lft(B), "2026-03-12T09:00:00+08:00", order=order_b)
+    [row] = flags(engine)
+    assert row["result"].startswith("DiagnosticReport/") and row["prior"].startswith("DiagnosticReport/")
+    assert row["order"] == f"ServiceRequest/{order_b.resource['id']}"

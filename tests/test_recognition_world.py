@@ -98,7 +98,6 @@ class World:
             "resourceType": "ImagingStudy", "id": deterministic_id(inst, "ImagingStudy", key), "status": status,
             "subject": {"reference": patient}, "started": started,
             "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality}],
-            "referrer": {"reference": self.organization(inst)},
             "series": [{"uid": "1.2.840.99999." + str(self._n), "modality": {
                 "system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality},
                 "bodySite": {"system": "http://snomed.info/sct", "code": body_site[0], "display": body_site[1]},

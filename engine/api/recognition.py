@@ -70,7 +70,7 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
     ref = (patient_p.get("valueReference") or {}).get("reference") or ""
     if not ref.startswith("Patient/"):
         raise BadRequest("'patient' must be a valueReference to Patient/<id>", expression=["Parameters.parameter"])
-    patient = recognition._read("Patient", ref.split("/", 1)[1])
+    patient = recognition.read("Patient", ref.split("/", 1)[1])
     if patient is None:
         raise NotFound(f"{ref} not found")
     concept = code_p.get("valueCodeableConcept") or ({"coding": [code_p["valueCoding"]]} if code_p.get("valueCoding") else None)
@@ -114,7 +114,7 @@ def result_parameters(recognition: Any, order: Order, matches: list[Recognisable
         ]
         if with_resources:
             rtype, rid = m.result.ref.split("/", 1)
-            resource = recognition._read(rtype, rid)
+            resource = recognition.read(rtype, rid)
             if resource is not None:
                 part.append({"name": "resource", "resource": resource})
         params.append({"name": "recognisable", "part": part})

@@ -72,12 +72,12 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         from engine.errors import NotFound
 
         raise NotFound(f"no duplicate flag {flag_id}")
-    evidence: dict[str, Any] = {"flag": row, "detectedIssue": recognition._read("DetectedIssue", flag_id)}
+    evidence: dict[str, Any] = {"flag": row, "detectedIssue": recognition.read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
         ref = row.get(key)
         if ref:
             rtype, rid = ref.split("/", 1)
-            evidence[key + "Resource"] = recognition._read(rtype, rid)
+            evidence[key + "Resource"] = recognition.read(rtype, rid)
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})

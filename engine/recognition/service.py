@@ -99,7 +99,7 @@ class Recognition:
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
-        self.facts = FactReader(self._read, lambda: self._rules)
+        self.facts = FactReader(self.read, lambda: self._rules)
         if repository is not None:
             repository.add_write_hook(self.on_write)
 
@@ -144,7 +144,8 @@ class Recognition:
             return fresh
 
     # -- storage helpers -------------------------------------------------------------------
-    def _read(self, rtype: str, rid: str) -> dict[str, Any] | None:
+    def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
+        """The current resource, or None when absent or deleted."""
         try:
             return self.repository.read(rtype, rid)
         except (NotFound, Gone):
@@ -253,7 +254,7 @@ class Recognition:
         }
 
     def _cancel_issue(self, issue_ref: str) -> None:
-        current = self._read("DetectedIssue", issue_ref)
+        current = self.read("DetectedIssue", issue_ref)
         if current is not None and current.get("status") != "cancelled":
             updated = {k: v for k, v in current.items() if k not in ("meta", "text")}
             updated["status"] = "cancelled"
@@ -288,6 +289,8 @@ class Recognition:
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
         repeat = from_doc(group[0])
+        if repeat.order is None:  # the report may name the order while its observations do not
+            repeat = replace(repeat, order=next((d["order"] for d in group if d.get("order")), None))
         order = self._order_for(repeat)
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if group_key(to_doc(c)) != key]
@@ -339,7 +342,7 @@ class Recognition:
     def _order_for(self, repeat: PriorResult) -> Order:
         """The order the repeated result fulfils; a result without one stands for its own order."""
         if repeat.order:
-            sr = self._read(ORDER_TYPE, repeat.order.split("/", 1)[1])
+            sr = self.read(ORDER_TYPE, repeat.order.split("/", 1)[1])
             order = self.facts.order(sr) if sr else None
             check = self.checks.get(repeat.order) if order is not None else None
             if order is not None and check is not None and sr is not None:
@@ -398,7 +401,7 @@ class Recognition:
             review = {"decision": decision, "reason": reason.strip(), "by": by, "at": _now()}
             reviews = [*(row.get("reviews") or []), review]
             self._put_flag(row, {**row, "status": decision, "reviews": reviews})
-            issue = self._read("DetectedIssue", flag_id)
+            issue = self.read("DetectedIssue", flag_id)
             if issue is None:
                 raise NotFound(f"DetectedIssue/{flag_id} is missing")
             issue = {k: v for k, v in issue.items() if k not in ("meta", "text")}
@@ -415,7 +418,7 @@ class Recognition:
             return {**row, "status": decision, "reviews": reviews}
 
     # -- CDS feedback ----------------------------------------------------------------------
-    def record_choice(self, key: str, *, order: Order, matches: Sequence[Recognisable], outcome: str,
+    def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
                       reason: str | None = None) -> None:
         """The doctor's choice at the moment of ordering (CDS Hooks feedback): a draft order
         recognised (never placed) counts as recognised; an override is recorded with its reason."""
@@ -424,7 +427,7 @@ class Recognition:
                 "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
                 "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
                 "inst": order.institution, "day": order.day.isoformat(),
-                "recognisable": [m.result.ref for m in matches], "reason": reason, "reason_effect": None,
+                "recognisable": list(recognisable), "reason": reason, "reason_effect": None,
                 "outcome": outcome, "issue": None, "checked": _now(),
             })
 
