@@ -28,4 +28,4 @@ EXPOSE 8080 2575
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/fhir/metadata', timeout=3)"
 
-CMD ["sh", "-c", "huren keys init --if-missing && exec huren serve"]
+CMD ["sh", "-c", "huren keys init && exec huren serve"]

@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/huren keys init --if-missing
+	$(BIN)/huren keys init
+	@# a development client for trying the API; its id:secret is kept in var/demo-client.txt (dev only)
+	@test -s var/demo-client.txt || $(BIN)/huren client add demo-his --scope "system/*.cruds" \
+	    | sed -n 's/^client secret.*: /demo-his:/p' > var/demo-client.txt
+	@echo "development client credentials (id:secret) in var/demo-client.txt"
 	$(BIN)/huren serve --replay examples/feeds
 
 test: $(STAMP)

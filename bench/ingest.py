@@ -38,7 +38,7 @@ WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 def national_id(n: int, birth: str = "19800101", male: bool = True) -> str:
     """A valid 18-character resident ID (ISO 7064 MOD 11-2 check character)."""
     seq = (n % 499) * 2 + (1 if male else 2)
-    body = f"320923{birth}{seq:03d}"
+    body = f"110101{birth}{seq:03d}"
     total = sum(int(d) * w for d, w in zip(body, WEIGHTS, strict=True))
     return body + "10X98765432"[total % 11]
 
@@ -131,35 +131,23 @@ def micro(seconds: float) -> None:
         print(f"ACK build (hl7apy)       n/a ({type(exc).__name__}: {exc})")
 
 
-def stages(seconds: float, settings: Any) -> None:
+def stages(seconds: float, engine: Any) -> None:
+    """(a) parse only and (b) parse + convert + validate, with the engine's own site and validator."""
+    from adapters.convert import convert
     from adapters.hl7v2.header import decode
+    from adapters.hl7v2.parser import parse
 
-    try:
-        from adapters.hl7v2.parser import parse
-    except ImportError:
-        print("(a) parse: parser not installed")
-        return
-    try:
-        from adapters.convert import convert
-        from conformance.validate import Validator
-        from mappings.site import Site
-
-        site = Site.load(settings)
-        validator = Validator()
-    except ImportError as exc:
-        convert = None  # type: ignore[assignment]
-        print(f"(b) parse+convert+validate: not available ({exc})")
+    site, validator = engine.ingestor.site, engine.validator
     for name, make in KINDS.items():
         texts = [decode(make(i))[0] for i in range(50)]
         print(f"(a) parse only            {name:<24} {rate(parse, texts, seconds):>9,.0f} msg/s")
-        if convert is not None:
 
-            def full(text: str) -> None:
-                conv = convert(parse(text), site)
-                for entry in conv.bundle["entry"]:
-                    validator.validate(entry["resource"])
+        def full(text: str) -> None:
+            conv = convert(parse(text), site)
+            for entry in conv.bundle["entry"]:
+                validator.validate(entry["resource"])
 
-            print(f"(b) parse+convert+valid.  {name:<24} {rate(full, texts, seconds):>9,.0f} msg/s")
+        print(f"(b) parse+convert+valid.  {name:<24} {rate(full, texts, seconds):>9,.0f} msg/s")
 
 
 async def _client(port: int, messages: list[bytes], connections: int, window: int) -> tuple[float, dict[str, int]]:
@@ -216,19 +204,13 @@ async def _serve_and_measure(engine: Any, kind: int, count: int, offset: int, co
 
 
 def full_path(count: int, connections: int, window: int) -> None:
-    try:
-        from engine.engine import Engine
-        from engine.settings import Settings
-    except ImportError as exc:
-        print(f"(c) full path: not available ({exc})")
-        return
+    from engine.engine import Engine
+    from engine.settings import Settings
+
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
-            if not hasattr(engine, "ingestor"):
-                print("(c) full path: the engine has no ingestor wired yet")
-                return
-            stages(0.3 if count <= 500 else 1.0, settings)
+            stages(0.3 if count <= 500 else 1.0, engine)
             for kind, name in enumerate(KINDS):
                 engine.ingestor.stats.seconds = dict.fromkeys(engine.ingestor.stats.seconds, 0.0)
                 batches0 = engine.ingestor.stats.batches
@@ -243,6 +225,44 @@ def full_path(count: int, connections: int, window: int) -> None:
                 share = ", ".join(f"{k} {v / elapsed * 100:.0f}%" for k, v in stats.seconds.items())
                 print(f"    server time per stage (share of wall time): {share}; "
                       f"other (loop, sockets, client) {max(0.0, 1 - busy / elapsed) * 100:.0f}%")
+            where_time_goes(engine, 100 if count <= 500 else 400)
+
+
+_BUCKETS = (
+    ("sqlite3 (execute/commit)", ("sqlite3.", "{method 'execute", "{method 'executemany", "{method 'commit")),
+    ("repository (indexing, versions)", ("/engine/repository/",)),
+    ("audit (canonical JSON, Merkle log)", ("/engine/audit/", "/rfc8785/")),
+    ("validation", ("/conformance/", "jsonschema")),
+    ("converter", ("/adapters/convert/", "/mappings/")),
+    ("parser", ("/adapters/hl7v2/parser", "/adapters/hl7v2/escapes", "/adapters/hl7v2/timestamps")),
+    ("ingest (MSH, store, ACK)", ("/engine/ingest", "/engine/messages", "/adapters/hl7v2/ack", "/adapters/hl7v2/header")),
+    ("recognition", ("/engine/recognition/",)),
+    ("identity", ("/engine/identity/",)),
+)
+
+
+def where_time_goes(engine: Any, count: int) -> None:
+    """Own time (cProfile tottime) of the in-process pipeline, grouped by the part of huren it is in."""
+    import cProfile
+    import pstats
+
+    messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+    prof = cProfile.Profile()
+    prof.enable()
+    for start in range(0, count, 50):
+        engine.ingestor.process(messages[start : start + 50])
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    totals: dict[str, float] = {}
+    for (filename, _line, func), (_cc, _nc, tottime, _ct, _callers) in stats.items():
+        where = f"{filename}:{func}"
+        bucket = next((name for name, keys in _BUCKETS if any(k in where for k in keys)), "other (python, json, ...)")
+        totals[bucket] = totals.get(bucket, 0.0) + tottime
+    total = sum(totals.values())
+    print(f"where the time goes, ORU^R01 lab, in-process batches of 50 ({count} msgs, profiled, "
+          f"{total / count * 1000:.1f} ms/msg under the profiler):")
+    for name, secs in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<36} {secs / total * 100:5.1f}%  {secs / count * 1e6:8.0f} us/msg")
 
 
 def main() -> None:

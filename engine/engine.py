@@ -12,10 +12,13 @@ from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.auth.service import AuthService
 from engine.identity.mpi import IdentityService
+from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
+from engine.recognition.service import Recognition
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
+from mappings.site import Site
 
 
 class Engine:
@@ -23,19 +26,41 @@ class Engine:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(settings)
+        # the site data (institutions, code maps, mapping tables), read once and shared by ingest and
+        # recognition; ``reload_site`` swaps it for both at once
+        self.site = Site.load(settings)
         # R4 structure + huren's rules, run by the repository on every write
         self.validator = Validator.from_settings(settings)
         self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
         self.auth = AuthService(settings, store=self.store)
         # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
-        self.identity = IdentityService(self.store, self.repository)
+        self.identity = IdentityService(self.store, self.repository,
+                                        key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         # ... and each event is also stored as a FHIR AuditEvent so residents can search their own
         self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
+        # mutual recognition: order-time check and duplicate flags, run as a repository write hook
+        self.recognition = Recognition.for_engine(self)
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
+
+    def reload_site(self) -> Site:
+        """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).
+
+        Both are loaded before either is swapped in: a mistake in any file raises its precise
+        ``SiteError`` / ``RulesError`` and leaves the running site and rules in force.
+        """
+        fresh = Site.load(self.settings)
+        previous, self.site = self.site, fresh
+        try:
+            self.recognition.reload()
+        except Exception:
+            self.site = previous
+            raise
+        self.ingestor.reload_site(fresh)
+        return fresh
 
     def close(self) -> None:
         """Release the database and any background work."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
@@ -23,6 +25,12 @@ import yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 NATIONAL_ID_TYPE = "NNCHN"
+
+
+@lru_cache(maxsize=4096)
+def urn_part(text: str) -> str:
+    """``text`` made safe inside a URN (facility ids such as "NIST Lab" contain spaces)."""
+    return quote(text.strip(), safe="-._~")
 
 
 class SiteError(ValueError):
@@ -64,7 +72,7 @@ class Institution:
     @property
     def code_system(self) -> str:
         """System of this institution's local codes (items, orders, studies)."""
-        return f"urn:huren:code:{self.code}"
+        return f"urn:huren:code:{urn_part(self.code)}"
 
     @property
     def organization_system(self) -> str:
@@ -327,7 +335,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             timezone=tz,
             qc=qc,
             identifier_type=entry.get("identifier_type", NATIONAL_ID_TYPE),
-            mrn_system=entry.get("mrn_system", f"urn:huren:mrn:{code}"),
+            mrn_system=entry.get("mrn_system", f"urn:huren:mrn:{urn_part(code)}"),
             mrn_type=entry.get("mrn_type", "MR"),
         )
     return out

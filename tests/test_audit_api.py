@@ -112,3 +112,24 @@ def test_keys_init_creates_the_audit_key_read_only(settings: Settings, monkeypat
     [private] = [p for p in (settings.data_dir / "keys").glob("audit-ed25519-*.pem") if not p.name.endswith("pub.pem")]
     assert private.stat().st_mode & 0o777 == 0o400
     assert "audit key" in capsys.readouterr().out
+
+
+def test_a_resident_lists_who_accessed_their_records(http, engine, client_token) -> None:
+    for pid in ("p1", "p2"):
+        engine.repository.update({"resourceType": "Patient", "id": pid, "name": [{"family": "张"}]})
+    his = bearer(client_token(engine, "system/*.rs", "his-fnxrmyy"))
+    assert http.get("/fhir/Patient/p1", headers=his).status_code == 200
+    assert http.get("/fhir/Patient/p2", headers=his).status_code == 200
+    token, _ = engine.auth.issue_token(subject="resident-1", kind="patient", client_id="app",
+                                       scopes=["patient/*.rs"], patient="p1")
+    engine.audit.flush_index()  # the FHIR copies are written in the background
+    r = http.get("/fhir/AuditEvent?patient=p1", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    events = [e["resource"] for e in r.json().get("entry", [])]
+    assert events and all(
+        any(ent.get("what", {}).get("reference") == "Patient/p1" for ent in ev["entity"]) for ev in events)
+    who = {a["who"].get("identifier", {}).get("value") for ev in events for a in ev["agent"] if a["requestor"]}
+    assert "his-fnxrmyy" in who
+    assert not any("Patient/p2" in str(ev) for ev in events)
+    r = http.get("/fhir/AuditEvent?patient=p2", headers=bearer(token))
+    assert r.status_code in (200, 403, 404) and not r.json().get("entry")

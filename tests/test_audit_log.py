@@ -216,18 +216,74 @@ def test_checkpoint_text_round_trips(log: AuditLog) -> None:
     assert again == cp and verify_checkpoint(again, log.keys)
 
 
-def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(settings: Settings) -> None:
+def test_a_checkpoint_is_signed_every_t_seconds_while_records_arrive(store: Store,
+                                                                    backend_settings: Settings) -> None:
     import time
 
-    from engine.engine import Engine
-
-    with Engine(settings.with_(audit_checkpoint_seconds=0.2, audit_checkpoint_every=1000)) as eng:
+    s = backend_settings.with_(audit_checkpoint_seconds=0.2, audit_checkpoint_every=1000)
+    audit = AuditLog(store, s, AuditKeys.load(s))
+    audit.start()
+    try:
         for i in range(3):
-            eng.audit.record(event(i))
+            audit.record(event(i))
         deadline = time.monotonic() + 5
-        while (eng.audit.latest_checkpoint() is None) and time.monotonic() < deadline:
+        while ((audit.latest_checkpoint() or None) is None or audit.latest_checkpoint().size < 3) \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        cp = eng.audit.latest_checkpoint()
-        assert cp is not None and cp.size == 3 and cp.seq == 0
+        cp = audit.latest_checkpoint()
+        assert cp is not None and cp.size == 3
         time.sleep(0.5)  # nothing new: no new checkpoint
-        assert eng.audit.latest_checkpoint().seq == 0
+        assert audit.latest_checkpoint().seq == cp.seq
+    finally:
+        audit.close()
+
+
+def test_closing_the_log_signs_the_unsigned_tail(log: AuditLog) -> None:
+    for i in range(3):
+        log.record(event(300 + i))
+    assert log.latest_checkpoint().size == N
+    log.close()
+    assert log.latest_checkpoint().size == N + 3
+    log.close()  # nothing new: no second checkpoint
+    assert log.latest_checkpoint().size == N + 3 and len(log.list_checkpoints()) == N // 8 + 1
+
+
+def test_a_new_base_url_does_not_change_the_log_or_its_key_ids(log: AuditLog, store: Store,
+                                                                backend_settings: Settings) -> None:
+    moved = backend_settings.with_(base_url="https://huren.funing.example")
+    reopened = AuditLog(store, moved, AuditKeys.load(moved))
+    assert reopened.origin == log.origin and reopened.keys.current_id == log.keys.current_id
+    reopened.record(event(400))
+    reopened.checkpoint()
+    assert verify_online(reopened).ok
+
+
+def test_a_log_whose_right_edge_was_deleted_refuses_to_append(log: AuditLog, store: Store) -> None:
+    log.nodes.delete("5:0")  # the subtree of records 0..31, part of the right edge at size 40
+    with pytest.raises(RuntimeError, match="audit log damaged"):
+        AuditLog(store, log.settings, log.keys)
+    report = verify_online(log)
+    assert any("tree node 5:0 (records 0..31) missing" in p.message for p in report.problems)
+
+
+def test_record_nowait_appends_only_when_nothing_else_holds_the_store(settings: Settings) -> None:
+    from engine.repository import open_store
+
+    store = open_store(settings)  # SQLite: one connection guarded by a lock
+    audit = AuditLog(store, settings, AuditKeys.load(settings))
+    assert audit.record_nowait(event(0)).seq == 0
+    held, release = threading.Event(), threading.Event()
+
+    def long_batch() -> None:
+        with store.transaction():
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=long_batch)
+    worker.start()
+    held.wait(5)
+    assert audit.record_nowait(event(1)) is None  # would have waited behind the batch: declined
+    release.set()
+    worker.join()
+    assert audit.record_nowait(event(1)).seq == 1
+    store.close()

@@ -56,3 +56,18 @@ def test_patient_caller_uses_patient_scopes_only():
     assert c.sees_patient("b") and not c.sees_patient("z")
     with pytest.raises(ValueError):
         Caller(subject="p", kind="patient", scopes=("patient/*.rs",), client_id="app")
+
+
+@pytest.mark.parametrize("uri,ok", [
+    ("https://phr.example/cb", True), ("http://127.0.0.1:8080/ui/me/", True), ("cn.huren.app:/callback", True),
+    ("http://phr.example/cb", False), ("https://phr.example/cb#frag", False), ("javascript:alert(1)", False),
+    ("/relative/cb", False), ("https://", False), ("https://x.example/a b", False),
+])
+def test_redirect_uris_are_checked_at_registration(uri, ok):
+    from engine.auth.clients import check_redirect_uri
+
+    if ok:
+        check_redirect_uri(uri)
+    else:
+        with pytest.raises(ValueError):
+            check_redirect_uri(uri)

@@ -88,19 +88,19 @@ def test_token_is_an_eddsa_jwt_verifiable_with_the_published_jwks(http, his_secr
     assert claims["sub"] == "his-a" and claims["iss"] == engine.settings.public_base_url
 
 
-@pytest.mark.parametrize("headers,data", [
-    ("wrong", {}),
-    ("none", {"client_id": "his-a", "client_secret": "nope"}),
-    ("none", {"client_id": "nobody", "client_secret": "x"}),
-    ("none", {"client_id": "his-a"}),
-])
-def test_bad_client_credentials_are_invalid_client(http, his_secret, headers, data):
-    h = basic("his-a", "wrong-secret") if headers == "wrong" else {}
-    r = http.post("/auth/token", data={"grant_type": "client_credentials", **data}, headers=h)
-    assert r.status_code == 401
-    assert r.json()["error"] == "invalid_client"
-    if headers == "wrong":
-        assert r.headers["www-authenticate"].startswith("Basic")
+def test_bad_client_credentials_are_invalid_client(http, his_secret):
+    cases = [
+        (basic("his-a", "wrong-secret"), {}),
+        ({}, {"client_id": "his-a", "client_secret": "nope"}),
+        ({}, {"client_id": "nobody", "client_secret": "x"}),
+        ({}, {"client_id": "his-a"}),
+    ]
+    for headers, data in cases:
+        r = http.post("/auth/token", data={"grant_type": "client_credentials", **data}, headers=headers)
+        assert r.status_code == 401, data
+        assert r.json()["error"] == "invalid_client"
+        if headers:
+            assert r.headers["www-authenticate"].startswith("Basic")
 
 
 def test_scope_escalation_is_invalid_scope(http, engine):
@@ -122,13 +122,11 @@ def test_narrowed_token_is_refused_beyond_its_scope(http, engine):
     assert r.json()["resourceType"] == "OperationOutcome" and r.json()["issue"][0]["code"] == "forbidden"
 
 
-@pytest.mark.parametrize("data,error", [
-    ({}, "invalid_request"),
-    ({"grant_type": "password", "username": "x", "password": "y"}, "unsupported_grant_type"),
-])
-def test_malformed_token_requests(http, his_secret, data, error):
-    r = http.post("/auth/token", data=data, headers=basic("his-a", his_secret))
-    assert r.status_code == 400 and r.json()["error"] == error
+def test_malformed_token_requests(http, his_secret):
+    for data, error in [({}, "invalid_request"),
+                        ({"grant_type": "password", "username": "x", "password": "y"}, "unsupported_grant_type")]:
+        r = http.post("/auth/token", data=data, headers=basic("his-a", his_secret))
+        assert r.status_code == 400 and r.json()["error"] == error
 
 
 def test_two_authentication_methods_at_once_are_refused(http, his_secret):

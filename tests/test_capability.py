@@ -148,13 +148,14 @@ def test_a_search_parameter_without_name_or_type_is_refused(settings: Settings) 
 def test_operations_are_read_from_the_mounted_routes(settings: Settings) -> None:
     ops = operations_from_routes(
         ["/fhir/metadata", "/fhir/Patient/{id}/$everything", "/fhir/ServiceRequest/$check-recognition",
-         "/fhir/{type}/{id}", "/fhir/Observation/$lastn", "/auth/token"],
+         "/fhir/{type}/{id}", "/fhir/Observation/$lastn", "/fhir/Patient/$ihe-pix", "/auth/token"],
         settings,
     )
     assert {(o.resource_type, o.name, o.definition) for o in ops} == {
         ("Patient", "everything", EVERYTHING.definition),
         ("ServiceRequest", "check-recognition", check_recognition(settings).definition),
-        ("Observation", "lastn", f"{settings.fhir_base_url}/OperationDefinition/Observation-lastn"),
+        ("Observation", "lastn", "http://hl7.org/fhir/OperationDefinition/Observation-lastn"),
+        ("Patient", "ihe-pix", f"{settings.fhir_base_url}/OperationDefinition/Patient-ihe-pix"),
     }
 
 

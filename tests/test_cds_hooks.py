@@ -5,13 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
-from fastapi.testclient import TestClient  # noqa: E402
-
-from engine.api.app import create_app  # noqa: E402
-from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft  # noqa: E402
+from engine.api.app import create_app
+from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft
 
 EHR = "system/ServiceRequest.rs system/Patient.rs system/DiagnosticReport.rs"
 

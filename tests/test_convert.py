@@ -12,11 +12,13 @@ from adapters.convert import Conversion, convert
 from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import parse
+from conformance.validate import Validator
 from engine.settings import Settings
 from mappings.site import Site
 from tests.conftest import REPO_ROOT
 
 FEEDS = REPO_ROOT / "examples" / "feeds"
+VALIDATOR = Validator()  # the platform's own R4 schema + profiles, as the repository applies them
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +57,10 @@ def assert_valid_bundle(conv: Conversion) -> None:
     for entry in bundle["entry"]:
         res = entry["resource"]
         assert entry["request"] == {"method": "PUT", "url": f"{res['resourceType']}/{res['id']}"}
-        assert entry["fullUrl"] == f"urn:uuid:{res['id']}"
+        assert entry.get("fullUrl", f"urn:uuid:{res['id']}") == f"urn:uuid:{res['id']}"
         urls.add(entry["request"]["url"])
         get_fhir_model_class(res["resourceType"]).model_validate(res)  # R4(B) structure and types
+        VALIDATOR.validate(res)  # what the repository will check on write
     assert len(urls) == len(bundle["entry"])
     for entry in bundle["entry"]:  # every reference points into the bundle (nothing dangling)
         for ref in _references(entry["resource"]):
@@ -114,6 +117,10 @@ def test_admission_builds_the_patient_record(site: Site) -> None:
     assert enc["status"] == "in-progress" and enc["class"]["code"] == "IMP"
     assert enc["period"]["start"] == "2025-03-10T09:00:00+08:00"  # no offset sent: Asia/Shanghai
     assert enc["identifier"][0]["value"] == "ZY2025000101-1"
+    bed = resolve(conv, enc["location"][0]["location"])
+    assert bed["name"] == "心内科病区 301 02" and bed["alias"] == ["NEI"]
+    assert bed["physicalType"]["coding"][0]["code"] == "bd"
+    assert bed["managingOrganization"]["reference"] == patient["managingOrganization"]["reference"]
     attender = resolve(conv, enc["participant"][0]["individual"])
     assert attender["name"][0]["text"] == "陈明"
     assert enc["reasonCode"][0]["coding"][0] == {
@@ -356,3 +363,21 @@ def test_message_without_patient_identifier_is_refused(site: Site) -> None:
     with pytest.raises(HL7Error) as info:
         run(ADT.format(nid="", birth="19850412", sex="M").replace("^^^^NNCHN~M1^^^FNXRMYY^MR", ""), site)
     assert (info.value.segment, info.value.field, info.value.code) == ("PID", 3, "101")
+
+
+def test_one_doctor_is_one_practitioner_across_messages(site: Site) -> None:
+    admission = run(feed("01_"), site)  # PV1-7 D1001^陈^明^^^^^^FNXRMYY
+    results = run(feed("02_"), site)  # ORC-12 D1001^陈^明 (no assigning authority)
+    doctor = next(p for p in of_type(admission, "Practitioner") if p["identifier"][0]["value"] == "D1001")
+    same = next(p for p in of_type(results, "Practitioner") if p["identifier"][0]["value"] == "D1001")
+    assert doctor["id"] == same["id"]
+    assert doctor["identifier"][0]["system"] == "urn:huren:practitioner:FNXRMYY"
+    # and the patient of both messages is one resource too
+    assert one(admission, "Patient")["id"] == one(results, "Patient")["id"]
+
+
+def test_result_messages_mark_patient_and_encounter_create_only(site: Site) -> None:
+    results = run(feed("02_"), site)
+    patient, encounter = one(results, "Patient"), one(results, "Encounter")
+    assert results.create_only == [f"Patient/{patient['id']}", f"Encounter/{encounter['id']}"]
+    assert run(feed("01_"), site).create_only == []  # the ADT feed owns the demographics

@@ -66,3 +66,21 @@ def test_dockerfile_installs_every_package_and_runs_huren_serve() -> None:
     cmd = re.search(r"^CMD (.+)$", text, re.M)
     assert cmd and "huren serve" in cmd.group(1) and "keys init" in cmd.group(1)
     assert "huren = " in (ROOT / "pyproject.toml").read_text(encoding="utf-8")  # the console script exists
+
+
+def test_every_huren_command_in_the_image_and_makefile_parses() -> None:
+    """The container's CMD and ``make run`` call real verbs and options (a typo would only show at start)."""
+    import json
+    import shlex
+
+    from engine.cli import build_parser
+
+    docker = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    cmd = json.loads(re.search(r"^CMD (\[.+\])$", docker, re.M).group(1))  # exec form: ["sh", "-c", "..."]
+    lines = [cmd[-1], *re.findall(r"\$\(BIN\)/(huren .+?)(?:\s*\\)?$", (ROOT / "Makefile").read_text(), re.M)]
+    calls = [part.strip() for line in lines for part in re.split(r"&&|\|", line) if "huren " in part]
+    assert len(calls) >= 4
+    for call in calls:
+        words = shlex.split(call.replace("exec ", ""))
+        assert words[0] == "huren", call
+        build_parser().parse_args(words[1:])  # SystemExit on an unknown verb or option

@@ -181,3 +181,20 @@ def test_merge_joins_compartments(http, world, client_token):
     assert world.identity.person_compartment("fn-1") == {"fn-1", "fz-7", "fz-9"}
     assert {"other": {"reference": "Patient/fz-7"}, "type": "replaced-by"} in world.repository.read("Patient", "fz-9")["link"]
     assert {"other": {"reference": "Patient/fz-9"}, "type": "replaces"} in world.repository.read("Patient", "fz-7")["link"]
+
+
+def test_resending_a_linked_patient_makes_no_new_version(world):
+    repo = world.repository
+    before = len(repo.history("Patient", "fn-1"))
+    repo.write_many([patient("fn-1", "FNXRMYY", ZHANG)])  # as ingest re-sends it, without links
+    assert len(repo.history("Patient", "fn-1")) == before
+
+
+def test_rebuild_relinks_from_the_stored_patients(world):
+    links = world.store.collection("mpi_links")
+    for doc in links.find({}):
+        links.delete(doc["_id"])
+    assert world.identity.person_compartment("fn-1") == {"fn-1"}
+    assert world.identity.rebuild() == 4
+    assert world.identity.person_compartment("fn-1") == {"fn-1", "fz-7"}
+    assert [d["_id"] for d in world.identity.conflicts()] == ["fz-9"]

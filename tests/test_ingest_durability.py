@@ -204,3 +204,40 @@ def test_message_store_rules_on_every_backend(backend_settings: Settings) -> Non
         assert ing.messages.quarantined(facility="NOSUCH")[0]["control_id"] == "B2"
         again = ing.process([(adt("B1"), "mllp", "p")])[0]
         assert again.duplicate and ing.messages.count() == 3
+
+
+@asynctest
+async def test_mutated_messages_are_all_answered_and_every_aa_is_stored(settings: Settings) -> None:
+    """Deterministic fuzzing: flipped bytes, cut segments, doubled delimiters, foreign encodings."""
+    import random
+
+    rng = random.Random(20261123)
+    base = adt("FZ")
+    mutated: list[bytes] = []
+    for n in range(120):
+        m = bytearray(base.replace(b"|FZ|", f"|FZ{n}|".encode()))
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.randrange(5)
+            pos = rng.randrange(len(m))
+            if kind == 0:
+                m[pos] = rng.randrange(256)  # random byte (also 0x0B / 0x1C now and then)
+            elif kind == 1:
+                del m[pos : pos + rng.randint(1, 30)]
+            elif kind == 2:
+                m[pos:pos] = rng.choice([b"|", b"^", b"~", b"\\", b"&", b"\r", b"\n", b"\xff\xfe"])
+            elif kind == 3:
+                m = m[:pos]
+            else:
+                m[pos:pos] = "患者".encode("gb18030")
+        mutated.append(bytes(m).replace(b"\x0b", b"").replace(b"\x1c", b""))  # keep the framing intact
+    with Engine(settings) as engine:
+        async with listening(engine) as server:
+            acks = await exchange(server.port, *mutated)
+            assert len(acks) == len(mutated) and all(ack_code_of(a) in ("AA", "AE", "AR") for a in acks)
+            (ack,) = await exchange(server.port, adt("AFTER"))  # still serving
+            assert ack_code_of(ack) in ("AA", "AE")
+        for raw, ack in zip(mutated, acks, strict=True):
+            if ack_code_of(ack) == "AA":  # accepted: durable, exactly as sent
+                control = ack.decode("utf-8", "replace").split("\rMSA|AA|")[1].split("\r")[0]
+                header_ok = [d for d in engine.ingestor.messages.messages.find({"control_id": control})]
+                assert any(base64.b64decode(d["raw"]) == raw for d in header_ok), control

@@ -256,3 +256,29 @@ def test_every_shared_sample_parses_or_fails_precisely() -> None:
         assert msg.msh.message_type in {"ADT", "ORU", "ORM", "OML", "MDM", "SIU", "VXU"}
         assert all(len(s.name) == 3 for s in msg.segments)
     assert parsed >= 38
+
+
+def test_repeated_reads_of_a_field_agree_with_the_first() -> None:
+    """Repetitions and unescaped components are split once per segment and reused: every later
+    read (by repetition, component, subcomponent, value or text) must give what the first did."""
+    msg = parse(
+        "MSH|^~\\&|A|B|C|D|20250310||ORU^R01|1|P|2.5.1\r"
+        'OBX|1|CWE|A\\T\\B&sub2^te\\S\\xt^""^^x~R2C1^R2C2||v1\\F\\v2&s2^c2\r'
+    )
+    obx = msg.get("OBX")
+    assert obx is not None
+    for _ in range(2):
+        assert obx.reps(3) is obx.reps(3)
+        assert [r.comp(1) for r in obx.reps(3)] == ["A&B", "R2C1"]
+        assert obx.value(3) == "A&B"
+        assert obx.value(3, comp=1, sub=2) == "sub2"
+        assert obx.value(3, comp=2) == "te^xt"
+        assert obx.value(3, comp=3) == ""  # HL7 null
+        assert obx.value(3, comp=2, sub=2) == ""
+        assert obx.value(3, rep=1, comp=2) == "R2C2"
+        assert obx.rep(3).comp(9) == ""
+        assert obx.rep(3, 5).comp(1) == ""
+        assert obx.rep(5).comp(1) == "v1|v2"
+        assert obx.rep(5).comp(1, 2) == "s2"
+        assert obx.rep(5).subs(1) == ["v1|v2", "s2"]
+        assert obx.rep(5).text() == "v1|v2&s2^c2"

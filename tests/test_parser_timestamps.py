@@ -47,3 +47,9 @@ def test_date_and_instant() -> None:
     assert to_fhir_instant("202503010830") is None
     assert to_fhir_instant("20250301083000") == "2025-03-01T08:30:00+08:00"
     assert to_datetime("20250301").isoformat() == "2025-03-01T00:00:00+08:00"
+
+
+def test_years_before_1000_are_zero_padded() -> None:
+    from adapters.hl7v2.timestamps import to_fhir_datetime
+
+    assert to_fhir_datetime("09990101120000+0800").startswith("0999-01-01T12:00:00")

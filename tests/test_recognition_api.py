@@ -6,17 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
-from fastapi.testclient import TestClient  # noqa: E402
-
-from engine.api.app import create_app  # noqa: E402
-from engine.engine import Engine  # noqa: E402
-from engine.settings import Settings  # noqa: E402
-from tests.test_recognition_world import ALICE, A, B, World, cbc  # noqa: E402
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_recognition_world import ALICE, A, B, World, cbc
 
 OP = "/fhir/ServiceRequest/$check-recognition"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -129,3 +127,70 @@ def test_bad_rules_stop_start_up(tmp_path: Path) -> None:
                                   encoding="utf-8")
     with pytest.raises(RulesError, match=r"qc.yaml line 1: \[0\].passed: 'yes-ish' is not of type 'boolean'"):
         Engine(Settings(data_dir=tmp_path / "var", site=site))
+
+
+@pytest.mark.slow
+def test_sighup_reloads_rules_in_huren_serve(tmp_path: Path) -> None:
+    """A real ``huren serve``: edit the site's items.yaml, send SIGHUP, the next check uses the new window;
+    a broken file on the next SIGHUP leaves the running rules in force."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.test_ingest_serve import free_port, wait_for_port
+
+    site = tmp_path / "site"
+    site.mkdir()
+    items = (REPO / "mappings" / "recognition" / "items.yaml").read_text("utf-8")
+    (site / "items.yaml").write_text(items, encoding="utf-8")
+    http_port, mllp_port = free_port(), free_port()
+    settings = Settings(data_dir=tmp_path / "var", site=site, http_port=http_port, mllp_port=mllp_port)
+    with Engine(settings) as engine:  # a patient to check for, and a token for this server (its key, its aud)
+        patient = World(engine).patient(B, ALICE, mrn="B-1")
+        headers = bearer(engine)
+    env = os.environ | {"HUREN_DATA_DIR": str(settings.data_dir), "HUREN_SITE": str(site),
+                        "HUREN_HTTP_PORT": str(http_port), "HUREN_MLLP_PORT": str(mllp_port)}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "patient", "valueReference": {"reference": patient}},
+        {"name": "code", "valueCoding": {"system": "http://loinc.org", "code": "58410-2"}},
+        {"name": "institution", "valueString": B}]}
+
+    def window() -> int:
+        res = httpx.post(f"http://127.0.0.1:{http_port}{OP}", json=params, headers=headers, timeout=10)
+        assert res.status_code == 200, res.text
+        return next(p["valueInteger"] for p in res.json()["parameter"] if p["name"] == "windowDays")
+
+    def window_becomes(expected: int) -> bool:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if window() == expected:
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        wait_for_port(http_port, proc)
+        assert window() == 7
+        (site / "items.yaml").write_text(items.replace(
+            "window_days: 7,  scope: [community], reasons: [R01, R02, R03]}",
+            "window_days: 5,  scope: [community], reasons: [R01, R02, R03]}"), encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        assert window_becomes(5)
+        (site / "items.yaml").write_text("- {code: CBC\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert proc.poll() is None and window() == 5
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert b"recognition rules NOT reloaded" in (proc.stderr.read() if proc.stderr else b"")

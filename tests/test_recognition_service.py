@@ -6,9 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
 from fhir.resources.R4B.detectedissue import DetectedIssue
 
 from engine.errors import BadRequest, Unprocessable
@@ -241,3 +238,49 @@ def test_patient_stored_after_its_results_is_linked(engine: Any, world: World) -
     world.patient(A, ALICE, mrn="A-77")  # same record, now with the national ID
     pb = world.patient(B, ALICE, mrn="B-0001")
     assert world.order(B, pb, cbc(B), "2026-03-11T08:00:00+08:00").issues != []
+
+
+def test_reminder_flag_and_review_on_every_storage_backend(backend_settings: Any) -> None:
+    """The same path on SQLite and MongoDB (mongomock; a real server when HUREN_MONGODB_URI is set)."""
+    from engine.engine import Engine
+
+    with Engine(backend_settings) as engine:
+        world = World(engine)
+        pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
+        world.report(A, pa, cbc(A), "2026-03-10T09:00:00+08:00")
+        order = world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00")
+        assert "DetectedIssue/rec-" in order.issues[0]["diagnostics"]
+        assert "not payable" in world.report(B, pb, cbc(B), "2026-03-12T09:00:00+08:00", order=order).issues[0]["diagnostics"]
+        [row] = flags(engine)
+        engine.recognition.review(row["_id"], "upheld", "no reason", by="auditor:z")
+        assert engine.repository.read("DetectedIssue", row["_id"])["status"] == "final"
+        from engine.recognition.reports import ReportFilter, duplicates_report
+
+        totals = duplicates_report(engine.recognition, ReportFilter())["totals"]
+        assert (totals["count"], totals["money_at_stake"], totals["by_status"]["upheld"]) == (1, 20.0, 1)
+
+
+def test_a_report_and_its_observations_are_one_test(engine: Any, world: World) -> None:
+    """Observations carry no order reference; they must neither flag their own report nor add a
+    second flag when the whole test is a repeat."""
+    from engine.repository.ids import deterministic_id
+
+    def alt(inst: str, patient: str, when: str, key: str) -> Any:
+        return engine.repository.update({
+            "resourceType": "Observation", "id": deterministic_id(inst, "Observation", key), "status": "final",
+            "code": World.code(inst, "ALT", "丙氨酸氨基转移酶", "1742-6"), "subject": {"reference": patient},
+            "effectiveDateTime": when, "valueQuantity": {"value": 40, "unit": "U/L"},
+            "performer": [{"reference": world.organization(inst)}]})
+
+    pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
+    order_a = world.order(A, pa, lft(A), "2026-03-10T08:00:00+08:00")
+    alt(A, pa, "2026-03-10T10:00:00+08:00", "A-ALT")
+    world.report(A, pa, lft(A), "2026-03-10T09:00:00+08:00", order=order_a)
+    assert flags(engine) == []
+    order_b = world.order(B, pb, lft(B), "2026-03-12T08:00:00+08:00")
+    assert len(order_b.issues) == 1 and order_b.issues[0]["diagnostics"].count("DiagnosticReport/") == 1
+    alt(B, pb, "2026-03-12T10:00:00+08:00", "B-ALT")
+    world.report(B, pb, lft(B), "2026-03-12T09:00:00+08:00", order=order_b)
+    [row] = flags(engine)
+    assert row["result"].startswith("DiagnosticReport/") and row["prior"].startswith("DiagnosticReport/")
+    assert row["order"] == f"ServiceRequest/{order_b.resource['id']}"

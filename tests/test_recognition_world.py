@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from stdnum.cn import ric
 
-pytest.importorskip("engine.repository.ids", reason="needs the FHIR repository (repo helper) on this branch")
-
-from engine.repository.ids import deterministic_id  # noqa: E402
+from engine.repository.ids import deterministic_id
 
 A, B, C = "FNXRMYY", "FNZYY", "FNYLWSY"  # shipped demo community (funing): A and B QC all, C only CBC/UA
 LOINC = "http://loinc.org"
@@ -101,7 +98,6 @@ class World:
             "resourceType": "ImagingStudy", "id": deterministic_id(inst, "ImagingStudy", key), "status": status,
             "subject": {"reference": patient}, "started": started,
             "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality}],
-            "referrer": {"reference": self.organization(inst)},
             "series": [{"uid": "1.2.840.99999." + str(self._n), "modality": {
                 "system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality},
                 "bodySite": {"system": "http://snomed.info/sct", "code": body_site[0], "display": body_site[1]},

@@ -8,13 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
-
-from fastapi.testclient import TestClient  # noqa: E402
-
-from engine.api.app import create_app  # noqa: E402
-from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft  # noqa: E402
+from engine.api.app import create_app
+from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft
 
 AUDITOR = "system/DetectedIssue.rus"
 
@@ -140,10 +137,27 @@ def test_cli_prints_the_same_figures(engine: Any, county: dict[str, Any], capsys
     from engine.recognition.cli import run_duplicates
 
     class Args:
-        start, end, institution, item, category, status, format = "2026-03-01", "2026-03-31", None, None, None, None, "text"
+        start, end, institution, item, category, status, format, rows = (
+            "2026-03-01", "2026-03-31", None, None, None, None, "text", 50)
 
     engine.close()  # the CLI opens its own engine on the same data directory
     assert run_duplicates(Args(), engine.settings) == 0
     out = capsys.readouterr().out
     assert "3 flags, CNY 80.00 at stake" in out
     assert "1/4" in out and "25.0%" in out
+
+
+def test_incremental_tallies_equal_a_rebuild(engine: Any, county: dict[str, Any]) -> None:
+    http = county["http"]
+    flag = http.get("/reports/duplicates?status=flagged", headers=bearer(engine)).json()["rows"][0]["id"]
+    http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": "x"}, headers=bearer(engine))
+    rec = engine.recognition
+
+    def snapshot() -> tuple[list, list]:
+        return (sorted((d["_id"], d["count"], d["money"]) for d in rec.flag_days.find({})),
+                sorted((d["_id"], d["count"]) for d in rec.check_days.find({})))
+
+    before = snapshot()
+    assert before[0] and before[1]
+    rec.rebuild_tallies()
+    assert snapshot() == before

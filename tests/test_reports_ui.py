@@ -16,16 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from websockets.sync.client import connect
 
-pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository (repo helper) on this branch")
+from engine.api.app import create_app
+from tests.test_recognition_world import ALICE, A, B, World, cbc, lft
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
-
-import uvicorn  # noqa: E402
-from websockets.sync.client import connect  # noqa: E402
-
-from engine.api.app import create_app  # noqa: E402
-from tests.test_recognition_world import ALICE, A, B, World, cbc, lft  # noqa: E402
 
 
 def _free_port() -> int:

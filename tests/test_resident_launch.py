@@ -120,6 +120,8 @@ def sign_in(http, engine, number: str, challenge: str, **over) -> str:
     sent_before = len(outbox(engine))
     code_page = http.post("/auth/authorize/login", data={"request_id": rid, "national_id": number})
     assert code_page.status_code == 200, code_page.text
+    # the browser may follow the form's redirect to the app (CSP form-action covers redirects)
+    assert "form-action 'self' https://phr.example" in code_page.headers["content-security-policy"]
     code = outbox(engine)[sent_before]["code"]
     done = http.post("/auth/authorize/verify", data={"request_id": rid, "code": code}, follow_redirects=False)
     assert done.status_code == 303, done.text
@@ -172,7 +174,9 @@ def test_full_standalone_launch_gives_the_whole_person(http, engine):
     me = http.get("/probe/Observation", headers=bearer(body["access_token"])).json()
     assert me == {"kind": "patient", "patient": body["patient"], "patients": ["fn-zhang", "fz-zhang"]}
 
-    keys = {k["kid"]: k for k in http.get("/auth/jwks").json()["keys"]}
+    oidc = http.get("/.well-known/openid-configuration").json()
+    assert oidc["issuer"] == engine.settings.public_base_url and "RS256" in oidc["id_token_signing_alg_values_supported"]
+    keys = {k["kid"]: k for k in http.get(urlsplit(oidc["jwks_uri"]).path).json()["keys"]}
     kid = jwt.get_unverified_header(body["id_token"])["kid"]
     idt = jwt.decode(body["id_token"], jwt.PyJWK.from_dict(keys[kid]).key, algorithms=["RS256"], audience=APP)
     assert idt["fhirUser"] == f"{engine.settings.fhir_base_url}/Patient/{body['patient']}"
@@ -269,7 +273,7 @@ def test_redirect_uri_must_match_exactly(http, engine):
     assert r.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("over,error", [
+BAD_REQUESTS = [
     ({"scope": "patient/*.cruds"}, "invalid_scope"),
     ({"scope": "system/*.rs"}, "invalid_scope"),
     ({"scope": "openid fhirUser"}, "invalid_scope"),
@@ -277,13 +281,25 @@ def test_redirect_uri_must_match_exactly(http, engine):
     ({"code_challenge_method": None, "code_challenge": None}, "invalid_request"),
     ({"aud": "https://other.example/fhir"}, "invalid_request"),
     ({"response_type": "token"}, "unsupported_response_type"),
-])
-def test_bad_authorization_requests_are_redirected_with_the_error(http, engine, over, error):
+]
+
+
+def test_bad_authorization_requests_are_redirected_with_the_error(http, engine):
     _, challenge = pkce()
-    r = http.get("/auth/authorize", params=authorize_params(engine, challenge, **over), follow_redirects=False)
-    assert r.status_code == 303
-    q = parse_qs(urlsplit(r.headers["location"]).query)
-    assert q["error"] == [error] and q["state"] == ["s-42"]
+    for over, error in BAD_REQUESTS:
+        r = http.get("/auth/authorize", params=authorize_params(engine, challenge, **over), follow_redirects=False)
+        assert r.status_code == 303, over
+        q = parse_qs(urlsplit(r.headers["location"]).query)
+        assert q["error"] == [error] and q["state"] == ["s-42"], over
+
+
+def test_smart_v1_scope_is_accepted_and_means_read_and_search(http, engine):
+    verifier, challenge = pkce()
+    location = sign_in(http, engine, LI, challenge, scope="launch/patient patient/*.read")
+    tokens = exchange(http, parse_qs(urlsplit(location).query)["code"][0], verifier).json()
+    assert tokens["scope"] == "launch/patient patient/*.read"
+    assert http.get("/probe/Observation", headers=bearer(tokens["access_token"])).status_code == 200
+    assert "refresh_token" not in tokens and "id_token" not in tokens
 
 
 def test_unknown_id_number_looks_the_same_but_sends_nothing(http, engine):
@@ -362,3 +378,19 @@ def test_unknown_client_at_authorize_is_shown_not_redirected(http, engine):
     r = http.get("/auth/authorize?" + urlencode(authorize_params(engine, challenge, client_id="nobody")),
                  follow_redirects=False)
     assert r.status_code == 400 and "location" not in r.headers
+
+
+def test_expired_state_is_purged_but_live_state_kept(http, engine):
+    live = launch(http, engine)
+    resident = engine.auth.resident
+    old = {"exp": 1}
+    resident.codes.insert({"_id": "old-code", **old})
+    resident.refresh.insert({"_id": "old-refresh", "family": "f", **old})
+    engine.auth.revoked.insert({"_id": "old-jti", **old})
+    _, challenge = pkce()
+    http.get("/auth/authorize", params=authorize_params(engine, challenge))  # purges as a side effect
+    assert resident.codes.get("old-code") is None and resident.refresh.get("old-refresh") is None
+    assert engine.auth.revoked.get("old-jti") is None
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": live["refresh_token"],
+                                       "client_id": APP})
+    assert r.status_code == 200

@@ -35,6 +35,10 @@ class Conversion:
     institution: str
     warnings: list[HL7Error] = field(default_factory=list)
     unmapped: list[dict[str, str]] = field(default_factory=list)
+    # "Type/id" of the Patient/Encounter a LIS/PACS message carries only so its bundle stands
+    # alone: the ADT feed owns them, so a writer should create them when absent and otherwise
+    # leave the stored (richer) version alone
+    create_only: list[str] = field(default_factory=list)
 
     @property
     def resources(self) -> list[dict[str, Any]]:
@@ -110,5 +114,9 @@ def convert(message: Message, site: Site) -> Conversion:
     _route(ctx)(ctx)
     common.provenance(ctx)
     return Conversion(
-        bundle=common.bundle(ctx), institution=code, warnings=ctx.warnings, unmapped=ctx.unmapped
+        bundle=common.bundle(ctx),
+        institution=code,
+        warnings=ctx.warnings,
+        unmapped=ctx.unmapped,
+        create_only=ctx.create_only,
     )

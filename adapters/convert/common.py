@@ -18,6 +18,7 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from mappings.site import Site, urn_part
 
 Resource = dict[str, Any]
 
@@ -60,17 +61,48 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     if display:
         name["text"] = display
     res: Resource = {"resourceType": "Practitioner"}
+    # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
+    # sent with and without XCN-9 is one Practitioner
+    authority = rep.comp(9, 1).strip() or ctx.code
     if ident:
-        authority = rep.comp(9, 1).strip()
-        system = f"urn:huren:id:{authority}" if authority else f"urn:huren:practitioner:{ctx.code}"
+        system = (
+            f"urn:huren:practitioner:{ctx.urn_code}"
+            if authority == ctx.code
+            else f"urn:huren:id:{urn_part(authority)}"
+        )
         res["identifier"] = [{"system": system, "value": ident}]
     if name:
         res["name"] = [name]
-    key = f"id|{rep.comp(9, 1)}|{ident}" if ident else f"name|{family}|{given}"
+    key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
     ref: dict[str, Any] = ctx.put(res, key)
     if display:
         ref["display"] = display
     return ref
+
+
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
+def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
+    care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
+    facility = rep.comp(4, 1).strip()
+    building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
+    if not (care or room or bed or description):
+        return None
+    display = " ".join(p for p in (description or care, room, bed) if p)
+    res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
+    if description and care:
+        res["alias"] = [care]
+    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
+    res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
+    where = " ".join(p for p in (building, floor) if p)
+    if where:
+        res["description"] = where
+    if not facility or facility == ctx.code:
+        res["managingOrganization"] = organization(ctx)
+    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
+    return {**ref, "display": display}
 
 
 def _cjk(text: str) -> bool:
@@ -150,19 +182,7 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
     1983 would be refused), yet IDs were issued with the code current at registration.
     """
     where = f"PID-{field_no}" + (f" repetition {index + 1}" if index else "")
-    number = ric.compact(value)
-    problem = ""
-    if len(number) != 18:
-        problem = f"it must be 18 characters, not {len(number)}"
-    elif not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        problem = "it must be 17 digits and a digit or X"
-    elif number[17] != ric.calc_check_digit(number):
-        problem = f"the check character (ISO 7064 MOD 11-2) should be {ric.calc_check_digit(number)}"
-    else:
-        try:
-            ric.get_birth_date(number)
-        except ValidationError:
-            problem = f"the birth date {number[6:14]} in it is not a date"
+    number, problem = _national_id_problem(value)
     if problem:
         raise pid.error(
             f"{where}: national resident ID {value!r} is invalid: {problem}",
@@ -184,6 +204,32 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
 
 
 @lru_cache(maxsize=4096)
+def _national_id_problem(value: str) -> tuple[str, str]:
+    """(compacted number, what is wrong with it or ''): a pure function of the ID, cached because
+    every message of a patient repeats it and stdnum's checks cost ~20 µs."""
+    number = ric.compact(value)
+    problem = ""
+    if len(number) != 18:
+        problem = f"it must be 18 characters, not {len(number)}"
+    elif not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        problem = "it must be 17 digits and a digit or X"
+    elif number[17] != ric.calc_check_digit(number):
+        problem = f"the check character (ISO 7064 MOD 11-2) should be {ric.calc_check_digit(number)}"
+    else:
+        try:
+            ric.get_birth_date(number)
+        except ValidationError:
+            problem = f"the birth date {number[6:14]} in it is not a date"
+    return number, problem
+
+
+@lru_cache(maxsize=4096)
+def _id_birth_date(number: str) -> _dt.date:
+    """Birth date in a resident ID that ``_national_id_problem`` accepted (cached like it)."""
+    return ric.get_birth_date(number)
+
+
+@lru_cache(maxsize=4096)
 def _known_birth_place(area_and_birth_date: str) -> bool:
     """stdnum's area-code lookup is slow (≈0.3 ms); the same few areas and dates recur."""
     try:
@@ -196,8 +242,8 @@ def _known_birth_place(area_and_birth_date: str) -> bool:
 def _check_demographics(number: str, pid: Segment) -> None:
     """Birth date and sex encoded in the resident ID must agree with PID-7 and PID-8."""
     birth = pid.value(7)[:8]
-    id_birth = ric.get_birth_date(number)
-    if birth and birth != id_birth.strftime("%Y%m%d")[: len(birth)]:
+    id_birth = _id_birth_date(number)
+    if birth and birth != f"{id_birth.year:04d}{id_birth.month:02d}{id_birth.day:02d}"[: len(birth)]:
         raise pid.error(
             f"PID-7 birth date {birth} disagrees with the national resident ID (born {id_birth.isoformat()})",
             7,
@@ -223,6 +269,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     key, identifiers = patient_key(pid, ctx)
     res: Resource = {"resourceType": "Patient", "identifier": identifiers, "active": True}
     apply_table("pid_patient", {"PID": pid}, ctx, res)
+    pd1 = _following(pid, "PD1", ctx)
+    if pd1 is not None:
+        apply_table("pd1_patient", {"PD1": pd1}, ctx, res)
     if "deceasedDateTime" in res:
         res.pop("deceasedBoolean", None)
     if "multipleBirthInteger" in res:
@@ -234,6 +283,13 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     if display:
         ref = {**ref, "display": display}
     return key, ref
+
+
+def _following(seg: Segment, name: str, ctx: Context) -> Segment | None:
+    """The ``name`` segment right after ``seg`` (PD1 belongs to the PID it follows)."""
+    segments = ctx.message.segments
+    pos = seg.position + 1
+    return segments[pos] if pos < len(segments) and segments[pos].name == name else None
 
 
 def patient_ref(ctx: Context, key: str) -> dict[str, str]:
@@ -270,17 +326,51 @@ def encounter(
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for ident in res.get("identifier", ()):
-        ident.setdefault("system", f"urn:huren:visit:{ctx.code}")
+        ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
 
 
 # --- codes ---------------------------------------------------------------------------------------
 
 
+_CODED_LIMIT = 20000
+# id(site) → (site, {(institution, raw item, where, delimiters...): (concept, unmapped local codes)})
+_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
+
+
 def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
     """An order/result item code (OBR-4, OBX-3): the local code under urn:huren:code:<INST>, the
     mapped LOINC and recognition item from codes/<INST>.yaml as further codings; unmapped local
-    codes are reported."""
+    codes are reported.
+
+    An institution sends the same few hundred item codes in every message, and the result depends
+    only on the raw item and the (immutable) site data: it is computed once per site, institution
+    and item, and each call gets its own copy (callers add to it)."""
+    site = ctx.site
+    entry = _CODED.get(id(site))
+    if entry is None or entry[0] is not site:
+        if len(_CODED) >= 4:  # sites reloaded (quarantine replay after a code map edit): drop old ones
+            _CODED.clear()
+        entry = _CODED[id(site)] = (site, {})
+    cache = entry[1]
+    enc = rep._enc  # the delimiters decide how the raw item reads (a dataclass key would cost __eq__)
+    key = (ctx.code, rep.raw, where, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset)
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) >= _CODED_LIMIT:
+            cache.clear()
+        unmapped: list[str] = []
+        concept = _coded_item(rep, ctx, unmapped)
+        hit = cache[key] = (concept, tuple(unmapped))
+    concept, unmapped_codes = hit
+    for code in unmapped_codes:
+        ctx.note_unmapped("code", code, where)
+    if concept is None:
+        return None
+    return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
+
+
+def _coded_item(rep: Repetition, ctx: Context, unmapped: list[str]) -> dict[str, Any] | None:
     concept = cwe(rep, {}, ctx)
     if concept is None:
         return None
@@ -307,8 +397,7 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
             codings.append({"system": RECOGNITION_ITEM, "code": entry.item})
             have.add((RECOGNITION_ITEM, entry.item))
     if locals_ and not mapped:
-        for coding in locals_:
-            ctx.note_unmapped("code", coding["code"], where)
+        unmapped.extend(coding["code"] for coding in locals_)
     return concept
 
 
@@ -383,7 +472,10 @@ def provenance(ctx: Context) -> None:
             {
                 "role": "source",
                 "what": {
-                    "identifier": {"system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.code}", "value": msh.control_id},
+                    "identifier": {
+                        "system": f"{HL7V2_MESSAGE_SYSTEM}:{ctx.urn_code}",
+                        "value": msh.control_id,
+                    },
                     "display": f"HL7 v{msh.version} {kind} message {msh.control_id} from {ctx.code}",
                 },
             }

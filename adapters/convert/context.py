@@ -9,18 +9,26 @@ segment that had no mapping, for the fidelity report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from mappings.site import Institution, Site
-
-try:  # the repository's helper, once merged; the local stand-in computes the same kind of id
-    from engine.repository.ids import deterministic_id  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on merge order
-    from adapters.convert.ids import deterministic_id
+from engine.repository.ids import deterministic_id
+from mappings.site import Institution, Site, urn_part
 
 Resource = dict[str, Any]
+
+
+@lru_cache(maxsize=65536)
+def _cached_id(institution: str, resource_type: str, key: str) -> str:
+    """The same organisation, patients and staff recur in every message; hashing costs µs."""
+    return deterministic_id(institution, resource_type, key)
+
+
+@lru_cache(maxsize=1024)
+def _urn_code(code: str) -> str:
+    return urn_part(code)
 
 
 @dataclass
@@ -31,22 +39,27 @@ class Context:
     resources: dict[str, Resource] = field(default_factory=dict)  # "Type/id" → resource, in creation order
     warnings: list[HL7Error] = field(default_factory=list)
     unmapped: list[dict[str, str]] = field(default_factory=list)
+    # "Type/id" of resources a result/order message carries only so the bundle stands alone
+    # (its PID/PV1 are usually thinner than the ADT feed's): write them only if absent
+    create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
 
-    @property
-    def code(self) -> str:
-        return self.institution.code
+    # per-institution values every converter reads, resolved once per message (plain attributes:
+    # they are read hundreds of times per message)
+    code: str = field(init=False)  # the institution code
+    urn_code: str = field(init=False)  # the code as it goes into ``urn:huren:<kind>:<code>`` systems
+    tz: str = field(init=False)  # the institution's time zone for timestamps without offset
+    local_system: str = field(init=False)  # the code system of the institution's local codes
 
-    @property
-    def tz(self) -> str:
-        return self.institution.timezone
-
-    @property
-    def local_system(self) -> str:
-        return self.institution.code_system
+    def __post_init__(self) -> None:
+        inst = self.institution
+        self.code = inst.code
+        self.urn_code = _urn_code(inst.code)
+        self.tz = inst.timezone
+        self.local_system = inst.code_system
 
     def id_for(self, resource_type: str, key: str) -> str:
-        return deterministic_id(self.code, resource_type, key)
+        return _cached_id(self.code, resource_type, key)
 
     def ref(self, resource_type: str, key: str, display: str = "") -> dict[str, str]:
         ref = {"reference": f"{resource_type}/{self.id_for(resource_type, key)}"}

@@ -16,11 +16,13 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
+from mappings.site import urn_part
 
 Rule = dict[str, Any]
 Converter = Callable[[Repetition, Rule, Context], Any]
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
@@ -158,8 +160,48 @@ def cwe_coding(rep: Repetition, ctx: Context, offset: int = 0, table: str = "") 
     return coding
 
 
+_CWE_LIMIT = 20000
+# id(site) → (site, {(local system, table, raw, delimiters...): concept}); see ``cwe``
+_CWE: dict[int, tuple[Any, dict[tuple[str, ...], dict[str, Any] | None]]] = {}
+
+
 def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
-    """CWE/CE/CNE → CodeableConcept: primary and alternate codings, CWE-9 (or CWE-2) as text."""
+    """CWE/CE/CNE → CodeableConcept: primary and alternate codings, CWE-9 (or CWE-2) as text.
+
+    The concept depends only on the raw value, the delimiters, the rule's table, the
+    institution's local system and the (immutable) site's coding systems, and the same codes
+    recur in every message: computed once, each call gets its own copy (callers add to it)."""
+    site = ctx.site
+    entry = _CWE.get(id(site))
+    if entry is None or entry[0] is not site:
+        if len(_CWE) >= 4:  # sites reloaded: drop the old ones
+            _CWE.clear()
+        entry = _CWE[id(site)] = (site, {})
+    cache = entry[1]
+    enc = rep._enc
+    key = (
+        ctx.local_system,
+        rule.get("table", ""),
+        rep.raw,
+        enc.component,
+        enc.repetition,
+        enc.escape,
+        enc.subcomponent,
+        enc.truncation,
+        enc.charset,
+    )
+    if key in cache:
+        concept = cache[key]
+    else:
+        if len(cache) >= _CWE_LIMIT:
+            cache.clear()
+        concept = cache[key] = _cwe(rep, rule, ctx)
+    if concept is None:
+        return None
+    return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
+
+
+def _cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     first = cwe_coding(rep, ctx, 0, rule.get("table", ""))
     alternate = cwe_coding(rep, ctx, 3)
     codings = [c for c in (first, alternate) if c and "code" in c]
@@ -205,12 +247,12 @@ def cx(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         return None
     ident: dict[str, Any] = {"value": value}
     namespace, universal, universal_type = rep.comp(4, 1), rep.comp(4, 2), rep.comp(4, 3)
-    if universal and universal_type.upper() in ("ISO", "OID"):
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
         ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL"):
+    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     type_code = rep.comp(5).strip() or rule.get("identifier_type", "")
     if type_code:
         ident["type"] = {"coding": [{"system": V2_0203, "code": type_code}]}
@@ -229,12 +271,12 @@ def ei(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         return None
     ident: dict[str, Any] = {"value": value}
     namespace, universal, universal_type = rep.comp(2), rep.comp(3), rep.comp(4)
-    if universal and universal_type.upper() in ("ISO", "OID"):
+    if universal and universal_type.upper() in ("ISO", "OID") and _OID.match(universal):
         ident["system"] = f"urn:oid:{universal}"
-    elif universal and universal_type.upper() in ("URI", "URL"):
+    elif universal and universal_type.upper() in ("URI", "URL") and not any(c.isspace() for c in universal):
         ident["system"] = universal
     elif namespace:
-        ident["system"] = f"urn:huren:id:{namespace.strip()}"
+        ident["system"] = f"urn:huren:id:{urn_part(namespace)}"
     return ident
 
 
@@ -374,11 +416,11 @@ def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 
 def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
-    """PL → Reference (display only): point of care / room / bed, facility, building, floor."""
-    parts = [rep.comp(i).strip() for i in (4, 7, 8, 1, 2, 3)]
-    parts += [rep.comp(9).strip()]
-    text = " ".join(p for p in parts if p)
-    return {"display": text} if text else None
+    """PL → Location (IG "PL to Location"): point of care, room, bed, with the facility (PL-4),
+    building (PL-7), floor (PL-8) and description (PL-9) → Reference with display."""
+    from adapters.convert.common import location
+
+    return location(rep, ctx)
 
 
 def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:

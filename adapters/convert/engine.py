@@ -10,7 +10,7 @@ component (``required`` also refuses a missing value).
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable
 from typing import Any
 
 from adapters.convert.context import Context
@@ -25,94 +25,184 @@ from adapters.hl7v2.errors import (
 from adapters.hl7v2.parser import Segment
 
 Resource = dict[str, Any]
+# one compiled rule: (segment name, field, run even when the field is empty, step)
+Step = Callable[[Segment, Context, Resource], None]
+Plan = list[tuple[str, int, bool, Step]]
 
 
 def apply_table(name: str, segments: dict[str, Segment | None], ctx: Context, resource: Resource) -> Resource:
     """Apply rule table ``name`` with ``segments`` (by segment name) to ``resource`` in place."""
-    spec = table(ctx.site, name)
-    default_segment = spec.get("segment")
-    for rule in spec.get("rules", ()):
-        seg = segments.get(rule.get("segment", default_segment))
+    for seg_name, field_no, always, step in _compiled(table(ctx.site, name)):
+        seg = segments.get(seg_name)
         if seg is None:
             continue
-        apply_rule(rule, seg, ctx, resource)
+        if not always:
+            fields = seg.fields
+            if field_no >= len(fields) or not fields[field_no]:
+                continue  # the common case: an empty field costs one index
+        step(seg, ctx, resource)
     return resource
 
 
-def apply_rule(rule: dict[str, Any], seg: Segment, ctx: Context, resource: Resource) -> None:
-    converter = CONVERTERS.get(rule["type"])
-    if converter is None:
-        raise HL7Error(
-            f"mapping rule for {seg.name}-{rule['field']} names unknown type {rule['type']!r}",
-            code=APPLICATION_INTERNAL_ERROR,
+_COMPILED: dict[int, tuple[Any, Plan]] = {}
+
+
+def _compiled(spec: dict[str, Any]) -> Plan:
+    """The table compiled into a plan, once per loaded table (the YAML stays the data that
+    drives conversion; compiling only resolves converters, paths and flags ahead of time)."""
+    cached = _COMPILED.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    default_segment = spec.get("segment", "")
+    plan: Plan = [
+        (
+            rule.get("segment", default_segment),
+            int(rule["field"]),
+            "default" in rule or bool(rule.get("required")),
+            compile_rule(rule),
         )
-    target: str = rule["target"]
+        for rule in spec.get("rules", ())
+    ]
+    _COMPILED[id(spec)] = (spec, plan)
+    return plan
+
+
+def _json_copy(value: Any) -> Any:
+    """Copy of a YAML/JSON value (dicts, lists, scalars): a fraction of ``copy.deepcopy``'s cost."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
+
+
+def compile_rule(rule: dict[str, Any]) -> Step:
+    """One rule → a step ``(segment, ctx, resource) -> None`` with everything that does not depend
+    on the message (converter, target path, wrapping, default) resolved once."""
+    converter = CONVERTERS.get(rule["type"])
     field_no: int = rule["field"]
-    raw = seg.field(field_no)
-    if not raw and "default" not in rule and not rule.get("required"):
-        return  # the common case: an empty field costs one lookup
-    if rule.get("only_if_empty") and _get(resource, target) is not None:
-        return
-    reps = seg.reps(field_no)
-    if not rule.get("repeats"):
-        reps = reps[:1]
-    produced = False
-    for rep in reps:
-        try:
-            value = converter(rep, rule, ctx)
-        except ValueError as exc:
-            err = seg.error(
-                f"{seg.name}-{field_no}: {exc}", field_no, rule.get("component"), code=DATA_TYPE_ERROR
+    if converter is None:
+
+        def unknown(seg: Segment, ctx: Context, resource: Resource) -> None:
+            raise HL7Error(
+                f"mapping rule for {seg.name}-{rule['field']} names unknown type {rule['type']!r}",
+                code=APPLICATION_INTERNAL_ERROR,
             )
-            if rule.get("required") or rule.get("strict"):
-                raise err from None
-            ctx.warn(err)
-            continue
-        if value is None or value == {} or value == []:
-            continue
-        if "into" in rule:
-            element = copy.deepcopy(rule.get("wrap", {}))
-            element[rule["into"]] = value
-            value = element
-        _set(resource, target, value)
-        produced = True
-    if not produced:
-        if "default" in rule:
-            default = copy.deepcopy(rule["default"])
-            if rule["type"] == "ID_CODING" and "system" in rule:
-                default = {"system": rule["system"], **default}
-            _set(resource, target, default)
-        elif rule.get("required"):
-            raise seg.error(f"{seg.name}-{field_no} is required", field_no, code=REQUIRED_FIELD_MISSING)
+
+        return unknown
+    target: str = rule["target"]
+    path = _compile_path(target)
+    set_value = _setter(path)
+    has_default = "default" in rule
+    required = bool(rule.get("required"))
+    fail_hard = required or bool(rule.get("strict"))
+    only_if_empty = bool(rule.get("only_if_empty"))
+    repeats = bool(rule.get("repeats"))
+    component = rule.get("component")
+    into = rule.get("into")
+    wrap = rule.get("wrap", {})
+    default: Any = None
+    if has_default:
+        default = rule["default"]
+        if rule["type"] == "ID_CODING" and "system" in rule:
+            default = {"system": rule["system"], **default}
+
+    def step(seg: Segment, ctx: Context, resource: Resource) -> None:
+        if only_if_empty and _get(resource, path) is not None:
+            return
+        reps = seg.reps(field_no)
+        if not repeats:
+            reps = reps[:1]
+        produced = False
+        for rep in reps:
+            try:
+                value = converter(rep, rule, ctx)
+            except ValueError as exc:
+                err = seg.error(f"{seg.name}-{field_no}: {exc}", field_no, component, code=DATA_TYPE_ERROR)
+                if fail_hard:
+                    raise err from None
+                ctx.warn(err)
+                continue
+            if value is None or value == {} or value == []:
+                continue
+            if into is not None:
+                element = _json_copy(wrap)
+                element[into] = value
+                value = element
+            set_value(resource, value)
+            produced = True
+        if not produced:
+            if has_default:
+                set_value(resource, _json_copy(default))
+            elif required:
+                raise seg.error(f"{seg.name}-{field_no} is required", field_no, code=REQUIRED_FIELD_MISSING)
+
+    return step
 
 
-def _set(resource: Resource, path: str, value: Any) -> None:
-    parts = path.split(".")
+def apply_rule(rule: dict[str, Any], seg: Segment, ctx: Context, resource: Resource) -> None:
+    """Apply one rule (uncompiled use: compiles it each time; tables go through ``apply_table``)."""
+    raw = seg.field(rule["field"])
+    if not raw and "default" not in rule and not rule.get("required") and rule["type"] in CONVERTERS:
+        return
+    compile_rule(rule)(seg, ctx, resource)
+
+
+Path = tuple[tuple[str, bool], ...]  # (element name, is a list the value is appended to)
+
+
+def _compile_path(path: str) -> Path:
+    return tuple((part[:-2], True) if part.endswith("[]") else (part, False) for part in path.split("."))
+
+
+def _setter(path: Path) -> Callable[[Resource, Any], None]:
+    """A setter for ``a.b`` (nested elements) / ``a[]`` (append) paths; the one- and two-element
+    paths that make up nearly every table get their own direct closures."""
+    if len(path) == 1:
+        key, is_list = path[0]
+        if is_list:
+
+            def append(resource: Resource, value: Any) -> None:
+                items = resource.get(key)
+                if items is None:
+                    resource[key] = [value]
+                else:
+                    items.append(value)
+
+            return append
+
+        def assign(resource: Resource, value: Any) -> None:
+            resource[key] = value
+
+        return assign
+
+    def nested(resource: Resource, value: Any) -> None:
+        node: Any = resource
+        last = len(path) - 1
+        for i, (key, is_list) in enumerate(path):
+            if is_list:
+                items = node.setdefault(key, [])
+                if i == last:
+                    items.append(value)
+                    return
+                child: dict[str, Any] = {}
+                items.append(child)
+                node = child
+            else:
+                if i == last:
+                    node[key] = value
+                    return
+                node = node.setdefault(key, {})
+
+    return nested
+
+
+def _get(resource: Resource, path: Path) -> Any:
     node: Any = resource
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part.endswith("[]"):
-            key = part[:-2]
-            items = node.setdefault(key, [])
-            if last:
-                items.append(value)
-                return
-            child: dict[str, Any] = {}
-            items.append(child)
-            node = child
-        else:
-            if last:
-                node[part] = value
-                return
-            node = node.setdefault(part, {})
-
-
-def _get(resource: Resource, path: str) -> Any:
-    node: Any = resource
-    for part in path.split("."):
+    for key, _ in path:
         if not isinstance(node, dict):
             return None
-        node = node.get(part.removesuffix("[]"))
+        node = node.get(key)
         if node is None:
             return None
     return node

@@ -18,7 +18,7 @@ ADT_EVENTS = frozenset(
 )
 MERGE_EVENTS = frozenset({"A34", "A40"})
 # segments that carry nothing to map (envelope, or only repeat data mapped elsewhere)
-_CONSUMED = frozenset({"MSH", "EVN", "PID", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
+_CONSUMED = frozenset({"MSH", "EVN", "PID", "PD1", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
 
 
 def convert_adt(ctx: Context) -> None:
@@ -197,7 +197,7 @@ def _coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> No
         if payor_name:
             payor["name"] = payor_name
         if payor_id:
-            payor["identifier"] = [{"system": f"urn:huren:payor:{ctx.code}", "value": payor_id}]
+            payor["identifier"] = [{"system": f"urn:huren:payor:{ctx.urn_code}", "value": payor_id}]
         res["payor"] = [ctx.put(payor, f"payor|{payor_id or payor_name}")]
     else:
         res["payor"] = [{"reference": pref["reference"]}]  # self-pay when no insurer is named

@@ -36,10 +36,12 @@ def convert_orders(
     org = common.organization(ctx)
     pkey, pref = common.patient(pid, ctx)
     subject = {"reference": pref["reference"]}
+    ctx.create_only.append(pref["reference"])
     pv1 = msg.get("PV1")
     enc = None
     if pv1 is not None and any(pv1.has(n) for n in (19, 44)):
         enc = common.encounter(pv1, msg.get("PV2"), ctx, subject, pkey)
+        ctx.create_only.append(enc["reference"])
     found, leftover = results.groups(ctx)
     if not found and not msg.get("TXA"):
         raise HL7Error(

@@ -95,7 +95,7 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
         sr.setdefault("identifier", []).append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.code}",
+                "system": f"urn:huren:accession:{ctx.urn_code}",
                 "value": accession,
             }
         )
@@ -141,12 +141,15 @@ def _conclusion(group: results.Group) -> str:
 
 
 def _study_uid_from_obx(obx: Segment) -> str:
-    code = obx.value(3).strip().upper()
-    rep = obx.rep(5)
-    if code in _STUDY_UID_CODES or obx.value(3, comp=2).strip().upper() in _STUDY_UID_CODES:
-        return rep.comp(1).strip()
-    if obx.value(2).upper() == "RP" and "DICOM" in (rep.comp(3) + rep.comp(4)).upper():
-        return rep.comp(1).strip()
+    """OBX-5 when OBX-3 names the Study Instance UID or OBX-5 is a DICOM reference pointer.
+    Runs for every OBX of every ORU (routing), so OBX-5 is only read once OBX-2/3 qualify."""
+    item = obx.rep(3)
+    if item.comp(1).strip().upper() in _STUDY_UID_CODES or item.comp(2).strip().upper() in _STUDY_UID_CODES:
+        return obx.rep(5).comp(1).strip()
+    if obx.value(2).upper() == "RP":
+        rep = obx.rep(5)
+        if "DICOM" in (rep.comp(3) + rep.comp(4)).upper():
+            return rep.comp(1).strip()
     return ""
 
 
@@ -195,7 +198,7 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         identifiers.append(
             {
                 "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.code}",
+                "system": f"urn:huren:accession:{ctx.urn_code}",
                 "value": accession,
             }
         )
@@ -221,21 +224,14 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
             reason = cwe(obr.rep(31), {}, ctx)
             if reason:
                 study["reasonCode"] = [reason]
-    zds = ctx.message.get("ZDS")
     series = _series(group, ctx, modality, obr)
     if series:
         study["series"] = series
         study["numberOfSeries"] = len(series)
-    elif zds is not None and zds.value(2).isdigit():
-        study["numberOfSeries"] = int(zds.value(2))
     if info.get("encounter"):
         study["encounter"] = info["encounter"]
     if info.get("request"):
         study["basedOn"] = [info["request"]]
-    study["referrer"] = None
-    study.pop("referrer")
-    study["location"] = None
-    study.pop("location")
     key = f"uid|{uid}" if uid else f"acsn|{accession}" if accession else f"{info['key']}|study"
     if obr is not None:
         interpreter = _interpreter(obr, ctx)
@@ -301,7 +297,7 @@ def _document_reference(
     if txa is not None:
         apply_table("txa_documentreference", {"TXA": txa}, ctx, doc)
         if txa.value(12):
-            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.code}", "value": txa.value(12)}
+            doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
     if "type" not in doc and group.obr is not None:
         code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
         if code:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adapters.convert import common
@@ -13,7 +14,7 @@ from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, decimal, ei
 from adapters.convert.engine import apply_table
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
 
@@ -66,6 +67,22 @@ _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|–|—|至)\s*([+-]?\d+
 _BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _COMPARATOR = {"≤": "<=", "≥": ">="}
 TEXT_TYPES = frozenset({"TX", "FT"})
+# Observation.value[x] in R4
+_VALUE_KEYS = frozenset(
+    {
+        "valueQuantity",
+        "valueCodeableConcept",
+        "valueString",
+        "valueBoolean",
+        "valueInteger",
+        "valueRange",
+        "valueRatio",
+        "valueSampledData",
+        "valueTime",
+        "valueDateTime",
+        "valuePeriod",
+    }
+)
 
 
 @dataclass
@@ -89,6 +106,9 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
     for seg in ctx.message.segments:
         name = seg.name
         if name == "ORC":
+            if current is not None and current.obr is not None and current.orc is None and not current.obx:
+                current.orc = seg  # OUL^R22 puts the ORC after its OBR
+                continue
             if pending_orc is not None:  # an order without OBR (pharmacy RXO...): nothing of ours
                 leftover.append(pending_orc)
             pending_orc = seg
@@ -116,7 +136,7 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
                     current.spm.append(seg)
             else:
                 current.spm.append(seg)
-        elif name not in ("MSH", "PID", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC", "SAC"):
+        elif name not in ("MSH", "PID", "PD1", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC"):
             leftover.append(seg)
     if pending_orc is not None:
         out.append(Group(pending_orc, None))
@@ -185,7 +205,7 @@ def service_request(
     for seg, fno, kind in ((placer, pf, "PLAC"), (filler, ff, "FILL")):
         if seg is not None:
             ident = ei(seg.rep(fno), {}, ctx) or {}
-            ident.setdefault("system", f"urn:huren:order:{ctx.code}")
+            ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             ident["type"] = {"coding": [{"system": common.V2_0203, "code": kind}]}
             identifiers.append(ident)
     if identifiers:
@@ -200,6 +220,13 @@ def service_request(
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
         res["code"] = code
+    elif obr is not None:
+        raise obr.error(
+            "OBR-4 (universal service identifier) is required: it names the test or exam ordered",
+            4,
+            1,
+            code=REQUIRED_FIELD_MISSING,
+        )
     apply_table("servicerequest", {"ORC": orc, "OBR": obr}, ctx, res)
     reason = common.retest_reason(orc, ctx)
     if reason:
@@ -222,14 +249,14 @@ def specimens(
         apply_table("spm_specimen", {"SPM": spm}, ctx, res)
         ident = spm.value(2, comp=1, sub=1) or spm.value(2, comp=2, sub=1)
         if ident:
-            res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.code}", "value": ident}]
+            res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.urn_code}", "value": ident}]
         refs.append(ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}"))
     obr = group.obr
     if not refs and obr is not None and obr.value(15):
         # v2.3/2.4: OBR-15 specimen source (code&text&system ^ additives ^ free text ^ body site)
         rep = obr.rep(15)
         res = {"resourceType": "Specimen", "subject": subject, "request": [request]}
-        code, text, system = rep.comp(1, 1), rep.comp(1, 2), rep.comp(1, 3)
+        code, text, system = rep.comp(1, 1).strip(), rep.comp(1, 2).strip(), rep.comp(1, 3).strip()
         if code or text:
             coding: dict[str, Any] = {}
             if code:
@@ -242,8 +269,8 @@ def specimens(
                 if text:
                     coding["display"] = text
             res["type"] = {**({"coding": [coding]} if coding else {}), **({"text": text} if text else {})}
-        if rep.comp(4):
-            res["collection"] = {"bodySite": {"text": rep.comp(4)}}
+        if rep.comp(4).strip():
+            res["collection"] = {"bodySite": {"text": rep.comp(4).strip()}}
         if obr.value(7):
             try:
                 res.setdefault("collection", {})["collectedDateTime"] = to_fhir_datetime(obr.value(7), ctx.tz)
@@ -294,7 +321,7 @@ def observation(
             return None, attachment
     else:
         _value(obx, vtype, res, ctx)
-    if not any(k.startswith("value") for k in res) and status not in ("cancelled", "entered-in-error"):
+    if _VALUE_KEYS.isdisjoint(res) and status not in ("cancelled", "entered-in-error"):
         res["dataAbsentReason"] = {
             "coding": [
                 {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
@@ -307,22 +334,45 @@ def observation(
     if interp:
         res["interpretation"] = interp
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
-    if "effectiveDateTime" not in res and group.obr is not None and group.obr.value(7):
-        try:
-            res["effectiveDateTime"] = to_fhir_datetime(group.obr.value(7), ctx.tz)
-        except TimestampError as exc:
-            ctx.warn(group.obr.error(f"OBR-7: {exc}", 7, code=DATA_TYPE_ERROR))
+    if "effectiveDateTime" not in res:
+        effective = _effective(obx, group, ctx)
+        if effective:
+            res["effectiveDateTime"] = effective
     res.setdefault("performer", []).insert(0, performer)
     if specimen:
         res["specimen"] = specimen
-    notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
-    if notes:
-        res["note"] = [{"text": t} for t in notes]
+    if group.notes:
+        notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
+        if notes:
+            res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
 
 
+def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
+    """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report), then
+    MSH-7 with a warning — the result date decides recognition windows, so it is never left out."""
+    candidates: list[tuple[Segment, int]] = []
+    if group.obr is not None:
+        candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
+    msh = ctx.message.msh
+    candidates.append((msh, 7))
+    for seg, fno in candidates:
+        text = seg.value(fno)
+        if not text:
+            continue
+        try:
+            value = to_fhir_datetime(text, ctx.tz)
+        except TimestampError as exc:
+            ctx.warn(seg.error(f"{seg.name}-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
+            continue
+        if seg is msh:
+            ctx.warn(obx.error("OBX-14 (and OBR-7/8/22) empty: the result date is taken from MSH-7", 14))
+        return value
+    return None
+
+
 def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
-    reps = obx.reps(5)
+    reps = [r for r in obx.reps(5) if r]  # "~~" repeats nothing
     if not reps:
         return
     unit_rep = obx.rep(6)
@@ -420,16 +470,23 @@ def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str
     rng: dict[str, Any] = {"text": text}
     unit = res.get("valueQuantity", {})
     base = {k: unit[k] for k in ("unit", "system", "code") if k in unit}
+    for bound, value in _range_bounds(text):
+        rng[bound] = {"value": value, **base}
+    return [rng]
+
+
+@lru_cache(maxsize=4096)
+def _range_bounds(text: str) -> tuple[tuple[str, int | float], ...]:
+    """``3.5-9.5`` → low and high; ``<5`` → high, ``>=2`` → low; else nothing (text only).
+    Cached: an institution sends the same reference range with every result of an item."""
     m = _RANGE.match(text)
     if m:
-        rng["low"] = {"value": decimal(m.group(1)), **base}
-        rng["high"] = {"value": decimal(m.group(2)), **base}
-    else:
-        b = _BOUND.match(text)
-        if b:
-            op = _COMPARATOR.get(b.group(1), b.group(1))
-            rng["high" if op.startswith("<") else "low"] = {"value": decimal(b.group(2)), **base}
-    return [rng]
+        return (("low", decimal(m.group(1))), ("high", decimal(m.group(2))))
+    b = _BOUND.match(text)
+    if b:
+        op = _COMPARATOR.get(b.group(1), b.group(1))
+        return (("high" if op.startswith("<") else "low", decimal(b.group(2))),)
+    return ()
 
 
 def _interpretation(obx: Segment, ctx: Context) -> list[dict[str, Any]]:
@@ -573,7 +630,7 @@ def diagnostic_report(
     if obr is not None:
         ident = ei(obr.rep(3), {}, ctx) or ei(obr.rep(2), {}, ctx)
         if ident:
-            ident.setdefault("system", f"urn:huren:order:{ctx.code}")
+            ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
     return ctx.put(res, key)
 

@@ -38,6 +38,6 @@ def coding_system(site: Site, name: str, local_system: str) -> str:
     upper = name.upper()
     if upper.startswith("HL7") and upper[3:].isdigit():
         return f"http://terminology.hl7.org/CodeSystem/v2-{upper[3:]}"
-    if name.startswith(("http://", "https://", "urn:")):
+    if name.startswith(("http://", "https://", "urn:")) and not any(c.isspace() for c in name):
         return name
     return local_system

@@ -38,20 +38,43 @@ _NULL = '""'
 class Repetition:
     """One repetition of a field: components (1-based) and their subcomponents (1-based)."""
 
-    __slots__ = ("raw", "_enc", "_comps")
+    __slots__ = ("raw", "_enc", "_comps", "_values")
 
     def __init__(self, raw: str, enc: Encoding) -> None:
         self.raw = raw
         self._enc = enc
         self._comps: list[str] | None = None
+        self._values: list[str] | None = None  # unescaped first subcomponents, built on first comp()
 
     def _components(self) -> list[str]:
         if self._comps is None:
             self._comps = self.raw.split(self._enc.component)
         return self._comps
 
+    def _first_subcomponents(self) -> list[str]:
+        """Unescaped first subcomponent of every component, computed once: converters read
+        several components of the same repetition (CWE code, text, system, alternates)."""
+        enc = self._enc
+        sub_sep, esc = enc.subcomponent, enc.escape
+        values = []
+        for text in self._components():
+            if sub_sep in text:
+                text = text[: text.index(sub_sep)]
+            if text == _NULL:
+                text = ""
+            elif esc and esc in text:
+                text = unescape(text, enc)
+            values.append(text)
+        self._values = values
+        return values
+
     def comp(self, comp: int = 1, sub: int = 1) -> str:
         """Unescaped value of component ``comp``, subcomponent ``sub`` ('' when absent or null)."""
+        if sub == 1:
+            values = self._values
+            if values is None:
+                values = self._first_subcomponents()
+            return values[comp - 1] if 0 < comp <= len(values) else ""
         comps = self._components()
         if comp < 1 or comp > len(comps):
             return ""
@@ -61,7 +84,7 @@ class Repetition:
             if sub < 1 or sub > len(subs):
                 return ""
             text = subs[sub - 1]
-        elif sub != 1:
+        else:
             return ""
         if text == _NULL:
             return ""
@@ -99,7 +122,7 @@ class Repetition:
 class Segment:
     """One segment: ``fields[n]`` is the raw text of sequence n; ``fields[0]`` is the name."""
 
-    __slots__ = ("name", "fields", "enc", "sequence", "position")
+    __slots__ = ("name", "fields", "enc", "sequence", "position", "_reps")
 
     def __init__(self, fields: list[str], enc: Encoding, sequence: int = 1, position: int = 0) -> None:
         self.name = fields[0]
@@ -107,6 +130,9 @@ class Segment:
         self.enc = enc
         self.sequence = sequence  # 1-based occurrence of this segment name in the message (ERR-2.2)
         self.position = position  # 0-based index among the message's segments
+        # converters read the same few fields many times (OBX-3/5 by routing, keys, values):
+        # split a field into repetitions once per segment, on first access
+        self._reps: dict[int, list[Repetition]] = {}
 
     def field(self, n: int) -> str:
         """Raw (still escaped) text of field ``n``; '' when absent."""
@@ -122,17 +148,30 @@ class Segment:
         return bool(raw) and raw != _NULL
 
     def reps(self, n: int) -> list[Repetition]:
-        """The repetitions of field ``n`` (empty list when the field is empty or null)."""
-        raw = self.field(n)
-        if not raw or raw == _NULL:
-            return []
+        """The repetitions of field ``n`` (empty list when the field is empty or null).
+
+        The list is cached on the segment and shared between callers: treat it as read-only."""
+        cached = self._reps.get(n)
+        if cached is not None:
+            return cached
+        fields = self.fields
+        raw = fields[n] if 0 < n < len(fields) else ""
         enc = self.enc
-        if self.name == "MSH" and n <= 2:
-            return [Repetition(raw, _LITERAL)]
-        return [Repetition(r, enc) for r in raw.split(enc.repetition)]
+        if not raw or raw == _NULL:
+            reps: list[Repetition] = []
+        elif self.name == "MSH" and n <= 2:
+            reps = [Repetition(raw, _LITERAL)]
+        elif enc.repetition not in raw:
+            reps = [Repetition(raw, enc)]
+        else:
+            reps = [Repetition(r, enc) for r in raw.split(enc.repetition)]
+        self._reps[n] = reps
+        return reps
 
     def rep(self, n: int, rep: int = 0) -> Repetition:
-        reps = self.reps(n)
+        reps = self._reps.get(n)
+        if reps is None:
+            reps = self.reps(n)
         return reps[rep] if 0 <= rep < len(reps) else Repetition("", self.enc)
 
     def value(self, n: int, rep: int = 0, comp: int = 1, sub: int = 1) -> str:

@@ -76,7 +76,8 @@ def to_fhir_datetime(value: str, tz: str = "Asia/Shanghai") -> str:
         offset = timedelta(hours=oh, minutes=om) * sign
     else:
         offset = naive.replace(tzinfo=zone(tz)).utcoffset() or timedelta(0)
-    text = naive.strftime("%Y-%m-%dT%H:%M:%S")
+    # formatted by hand: strftime("%Y") writes years before 1000 without padding (not valid FHIR)
+    text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"
     if frac:
         text += "." + frac
     return text + _format_offset(offset)

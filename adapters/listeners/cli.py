@@ -170,7 +170,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if recovered:
             log.info("finished %d messages stored before the last stop", recovered)
         if args.replay:
-            replay_files(engine, args.replay, progress=False)
+            try:
+                replay_files(engine, args.replay, progress=False)
+            except FileNotFoundError as exc:  # serve anyway: the listeners matter more than a demo feed
+                log.error("--replay: %s", exc)
         asyncio.run(serve(engine, mllp=not getattr(args, "no_mllp", False)))
     return 0
 

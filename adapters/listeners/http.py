@@ -19,10 +19,12 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.engine import Engine
 from engine.errors import BadRequest, FhirError, Forbidden
+from engine.ingest import Outcome
 
 
 def get_engine(request: Request) -> Engine:
@@ -66,11 +68,8 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
                                           "X-HL7-Ack-Code": outcome.code})
 
 
-def _note(request: Request, outcome: object) -> None:
+def _note(request: Request, outcome: Outcome) -> None:
     """Tell the audit trail what this request imported (one AuditEvent per request)."""
-    from engine.audit.note import note
-
-    refs = list(getattr(outcome, "resources", None) or [])
-    note(request, action="hl7v2-receive", resources=refs,
-         outcome="0" if getattr(outcome, "code", "") == "AA" else "4",
-         detail={"message": getattr(outcome, "message_id", None) or "", "ack": getattr(outcome, "code", "")})
+    detail = {k: v for k, v in (("message", outcome.message_id), ("ack", outcome.code)) if v}
+    note(request, action="hl7v2-receive", resources=outcome.resources,
+         outcome="0" if outcome.code == "AA" else "4", detail=detail)

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.engine import Engine
-from engine.errors import BadRequest, Forbidden, NotFound
+from engine.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
 
 
@@ -80,9 +80,24 @@ def show_message(request: Request, message_id: str, _: Caller = Depends(operator
 
 
 @router.post("/quarantine/{message_id}/replay", summary="Run a stored message through the pipeline again")
-async def replay_message(request: Request, message_id: str, caller: Caller = Depends(operator("c")),
-                         engine: Engine = Depends(get_engine)) -> dict[str, Any]:
-    """The body, when present, is a corrected copy of the message (same MSH-4 and MSH-10)."""
+async def replay_message(
+    request: Request, message_id: str,
+    reload_site: bool = Query(False, description="re-read the site files (institutions, code maps) first"),
+    caller: Caller = Depends(operator("c")), engine: Engine = Depends(get_engine),
+) -> dict[str, Any]:
+    """The body, when present, is a corrected copy of the message (same MSH-4 and MSH-10).
+
+    ``reload_site=true`` picks up a code map or institution just added to the site folder, so
+    the replay sees it without restarting; a broken site file leaves the running one in force (422).
+    """
+    if reload_site:
+        from engine.recognition.sitefiles import RulesError
+        from mappings.site import SiteError
+
+        try:
+            await asyncio.to_thread(engine.reload_site)
+        except (SiteError, RulesError) as exc:
+            raise Unprocessable(f"site not reloaded, the running one stays in force: {exc}") from exc
     body = await request.body()
     corrected = body if body.strip() else None
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -24,8 +25,8 @@ router = APIRouter(tags=["auth"])
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "auth" / "templates"))
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-PAGE_HEADERS = {**NO_STORE, "X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'self'; "
-                "style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'", "Referrer-Policy": "no-referrer"}
+CSP = "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
+PAGE_HEADERS = {**NO_STORE, "X-Frame-Options": "DENY", "Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"}
 
 SCOPE_TEXT = {
     "patient/*.rs": "读取您的全部健康记录 · read all your health records",
@@ -97,8 +98,16 @@ async def token(request: Request) -> JSONResponse:
 # ---- resident login ----------------------------------------------------------------------------
 
 
-def _page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, ctx, status_code=status, headers=PAGE_HEADERS)
+def _page(request: Request, name: str, status: int = 200, *, redirect_to: str | None = None,
+          **ctx: Any) -> HTMLResponse:
+    headers = PAGE_HEADERS
+    if redirect_to:
+        # CSP form-action also governs the redirect that follows a form post: the code page's form
+        # ends in a 303 to the app, so the app's (registered, exact) redirect origin is allowed.
+        parts = urlsplit(redirect_to)
+        source = f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+        headers = {**PAGE_HEADERS, "Content-Security-Policy": f"{CSP} {source}"}
+    return templates.TemplateResponse(request, name, ctx, status_code=status, headers=headers)
 
 
 def _client_ip(request: Request) -> str:
@@ -148,7 +157,7 @@ async def authorize_login(request: Request) -> Response:
 def _code_page(request: Request, request_id: str, req: dict[str, Any], error: str | None = None,
                status: int = 200) -> HTMLResponse:
     texts = list(dict.fromkeys(SCOPE_TEXT.get(s, s) for s in req["scope"]))
-    return _page(request, "code.html", status, request_id=request_id, client_name=_client_name(request, req),
+    return _page(request, "code.html", status, redirect_to=req["redirect_uri"], request_id=request_id, client_name=_client_name(request, req),
                  action=str(request.url_for("authorize_verify").path), scopes=texts, error=error)
 
 
@@ -244,6 +253,28 @@ def smart_configuration(request: Request) -> JSONResponse:
     }, headers={"Cache-Control": "public, max-age=300"})
 
 
+def openid_configuration(request: Request) -> JSONResponse:
+    """OpenID Provider metadata: where an app finds the keys to check the ``id_token`` it got."""
+    auth = _auth(request)
+    base = auth.settings.public_base_url
+    return JSONResponse({
+        "issuer": auth.issuer,
+        "authorization_endpoint": f"{base}/auth/authorize",
+        "token_endpoint": auth.token_endpoint,
+        "jwks_uri": f"{base}/auth/jwks",
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "fhirUser", "launch/patient", "offline_access", "patient/*.rs"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt",
+                                                  "none"],
+        "code_challenge_methods_supported": ["S256"],
+    }, headers={"Cache-Control": "public, max-age=300"})
+
+
+router.add_api_route("/.well-known/openid-configuration", openid_configuration, methods=["GET"])
 router.add_api_route("/.well-known/smart-configuration", smart_configuration, methods=["GET"])
 router.add_api_route("/fhir/.well-known/smart-configuration", smart_configuration, methods=["GET"])
 

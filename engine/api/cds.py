@@ -25,7 +25,7 @@ from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.errors import BadRequest, Forbidden, NotFound
 from engine.recognition.access import require_order_check
-from engine.recognition.decision import Order, PriorResult, Recognisable
+from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import national_id
 
 router = APIRouter()
@@ -140,7 +140,7 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     if caller.restricted and not caller.sees_patient(patient_id):
         raise Forbidden("that patient is outside your compartment")
     recognition = request.app.state.engine.recognition
-    patient = recognition._read("Patient", patient_id)
+    patient = recognition.read("Patient", patient_id)
     prefetched = (body.get("prefetch") or {}).get("patient")
     person = national_id(patient) or national_id(prefetched if isinstance(prefetched, dict) else None)
     drafts = _draft_orders(context)
@@ -186,6 +186,7 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
     recognition = request.app.state.engine.recognition
     cards = recognition.store.collection(CARDS)
     recorded = []
+    patients: set[str] = set()
     for fb in items:
         card = cards.get(str(fb.get("card") or ""))
         if card is None or card["service"] != service_id:
@@ -206,11 +207,11 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
             raise BadRequest("outcome must be 'accepted' (with acceptedSuggestions) or 'overridden'")
         order = Order(person=card["person"], item=card["item"], institution=card["inst"],
                       day=date.fromisoformat(card["day"]), ref=card["draft"], patient=card["patient"])
-        matches = [Recognisable(PriorResult(ref, card["person"], card["item"], "", order.day, "final"),
-                                recognition.rules.items[card["item"]], 0, 0) for ref in card["recognisable"]]
-        recognition.record_choice(f"cds:{card['_id']}", order=order, matches=matches, outcome=choice, reason=reason)
+        recognition.record_choice(f"cds:{card['_id']}", order=order, recognisable=card["recognisable"],
+                                  outcome=choice, reason=reason)
         recorded.append({"card": card["_id"], "choice": choice, "reason": reason})
-    note(request, action="operation", patient_ids=[str(c).split("/", 1)[1] for c in
-                                                   {cards.get(r["card"])["patient"] for r in recorded} if c],
+        if card.get("patient"):
+            patients.add(str(card["patient"]).split("/", 1)[1])
+    note(request, action="operation", patient_ids=sorted(patients),
          detail={"operation": f"cds-feedback:{service_id}", "choices": recorded})
     return _json({"recorded": recorded})

@@ -30,7 +30,7 @@ from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
-from engine.errors import BadRequest, FhirError, Forbidden, NotFound
+from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound
 from engine.repository.fhir import FhirRepository, SearchResult, WriteResult
 
 
@@ -90,6 +90,21 @@ async def _body(request: Request) -> Any:
 
 def _visible(repo: FhirRepository, caller: Caller, resource: dict[str, Any]) -> bool:
     return caller.patient_ids is None or repo.in_compartment(resource, caller.patient_ids)
+
+
+def _was_visible(repo: FhirRepository, caller: Caller, rtype: str, rid: str) -> bool:
+    """Whether the newest non-deleted version of ``rtype/rid`` lies in the caller's compartment."""
+    try:
+        versions = repo.versions(rtype, rid)
+    except NotFound:
+        return False
+    latest = next((v.resource for v in versions if v.resource is not None), None)
+    return latest is not None and _visible(repo, caller, latest)
+
+
+def _unknown(rtype: str, rid: str) -> NotFound:
+    """The one answer a resident gets for anything outside their compartment: no hint it exists."""
+    return NotFound(f"{rtype}/{rid} is not known")
 
 
 def _write_response(request: Request, result: WriteResult, *, created_status: int = 201) -> Response:
@@ -214,10 +229,16 @@ async def conditional_update(rtype: str, request: Request, caller: Caller = Depe
 async def read(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
     caller.require(rtype, "r")
     repo = _repo(request)
-    rec = repo.read_raw(rtype, rid)
+    try:
+        rec = repo.read_raw(rtype, rid)
+    except Gone:
+        # a resident learns of a deletion only inside their own compartment; elsewhere it reads as missing
+        if caller.patient_ids is not None and not _was_visible(repo, caller, rtype, rid):
+            raise _unknown(rtype, rid) from None
+        raise
     resource = orjson.loads(rec.body)  # type: ignore[arg-type]
     if not _visible(repo, caller, resource):
-        raise NotFound(f"{rtype}/{rid} is not known")
+        raise _unknown(rtype, rid)
     note(request, action="read", resources=[resource])
     headers = {"ETag": f'W/"{rec.version}"', "Last-Modified": _http_date(rec.updated)}
     return Response(rec.body, media_type=FHIR_JSON, headers=headers)
@@ -227,9 +248,13 @@ async def read(rtype: str, rid: str, request: Request, caller: Caller = Depends(
 async def vread(rtype: str, rid: str, vid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
     caller.require(rtype, "r")
     repo = _repo(request)
-    resource = repo.vread(rtype, rid, vid)
-    if not _visible(repo, caller, resource):
-        raise NotFound(f"{rtype}/{rid} is not known")
+    if caller.patient_ids is None:
+        resource = repo.vread(rtype, rid, vid)
+    else:
+        # for a resident every miss reads alike: missing, another patient's, or a version that is not there
+        if not _was_visible(repo, caller, rtype, rid):
+            raise _unknown(rtype, rid)
+        resource = repo.vread(rtype, rid, vid)
     note(request, action="vread", resources=[resource])
     return fhir_response(resource, headers=_headers(resource))
 

@@ -30,6 +30,12 @@ from engine.settings import Settings
 
 router = APIRouter(tags=["fhir"])
 
+# (type, name) of the R4 core OperationDefinitions huren might mount (http://hl7.org/fhir/operationslist.html)
+R4_CORE_OPERATIONS = {
+    ("Patient", "everything"), ("Patient", "match"), ("Encounter", "everything"), ("Observation", "lastn"),
+    ("Observation", "stats"), ("Composition", "document"), ("ValueSet", "expand"), ("CodeSystem", "lookup"),
+}
+
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 
 
@@ -83,7 +89,7 @@ def operations_from_routes(paths: Iterable[str], settings: Settings) -> list[Ope
         if len(parts) < 3 or parts[0] != "fhir" or not parts[-1].startswith("$") or parts[1].startswith("{"):
             continue
         key = (parts[1], parts[-1][1:])
-        found[key] = known.get(key) or Operation(
-            key[0], key[1], f"{settings.fhir_base_url}/OperationDefinition/{key[0]}-{key[1]}"
-        )
+        # an operation of the R4 specification keeps its HL7 definition; huren's own are canonical here
+        base = "http://hl7.org/fhir" if key in R4_CORE_OPERATIONS else settings.fhir_base_url
+        found[key] = known.get(key) or Operation(key[0], key[1], f"{base}/OperationDefinition/{key[0]}-{key[1]}")
     return list(found.values())

@@ -27,6 +27,7 @@ from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import local_day, national_id
 from engine.recognition.rules import Rules
 from engine.recognition.sitefiles import RulesError
+from mappings.site import SiteError
 
 router = APIRouter()
 
@@ -69,7 +70,7 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
     ref = (patient_p.get("valueReference") or {}).get("reference") or ""
     if not ref.startswith("Patient/"):
         raise BadRequest("'patient' must be a valueReference to Patient/<id>", expression=["Parameters.parameter"])
-    patient = recognition._read("Patient", ref.split("/", 1)[1])
+    patient = recognition.read("Patient", ref.split("/", 1)[1])
     if patient is None:
         raise NotFound(f"{ref} not found")
     concept = code_p.get("valueCodeableConcept") or ({"coding": [code_p["valueCoding"]]} if code_p.get("valueCoding") else None)
@@ -113,7 +114,7 @@ def result_parameters(recognition: Any, order: Order, matches: list[Recognisable
         ]
         if with_resources:
             rtype, rid = m.result.ref.split("/", 1)
-            resource = recognition._read(rtype, rid)
+            resource = recognition.read(rtype, rid)
             if resource is not None:
                 part.append({"name": "resource", "resource": resource})
         params.append({"name": "recognisable", "part": part})
@@ -145,10 +146,11 @@ def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Resp
     require_admin(caller)
     engine = request.app.state.engine
     try:
-        rules = engine.recognition.reload()
-    except RulesError as exc:
+        engine.reload_site()  # site files and recognition rules together
+    except (RulesError, SiteError) as exc:
         note(request, action="operation", outcome="4", detail={"operation": "reload", "error": str(exc)})
         raise Unprocessable(f"rules not reloaded, previous rules still in force: {exc}") from exc
+    rules = engine.recognition.rules
     note(request, action="operation", detail={"operation": "reload", "items": len(rules.items)})
     return fhir_response({"resourceType": "OperationOutcome", "issue": [{
         "severity": "information", "code": "informational",
@@ -170,9 +172,9 @@ def sighup_reloader(engine: Any) -> Any:
 
     def reload() -> None:
         try:
-            rules = engine.recognition.reload()
-            log.info("SIGHUP: recognition rules reloaded (%d items)", len(rules.items))
-        except RulesError as exc:
+            engine.reload_site()
+            log.info("SIGHUP: site and recognition rules reloaded (%d items)", len(engine.recognition.rules.items))
+        except (RulesError, SiteError) as exc:
             log.error("SIGHUP: recognition rules NOT reloaded, previous rules in force: %s", exc)
 
     async def install() -> None:

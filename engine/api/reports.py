@@ -2,8 +2,8 @@
 
 Filters: ``from`` / ``to`` (the repeated test's day, inclusive), ``institution`` (the repeating
 institution), ``item``, ``category`` (检验 / 检查), ``status`` (flagged, upheld, overturned,
-justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV; ``_count`` / ``_offset`` page
-the rows (totals always cover every matching flag).
+justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV (every row); ``_count`` (default
+100 in JSON) / ``_offset`` page the rows; totals always cover every matching flag.
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ def duplicates(
 ) -> Response:
     require_auditor(caller)
     flt = report_filter(start, end, institution, item, category, status)
-    report = duplicates_report(request.app.state.engine.recognition, flt, limit=count, offset=offset)
-    note(request, action="report-view", query=str(request.url.query) or None,
-         detail={"report": "duplicates", "rows": len(report["rows"])})
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
         fmt is None and "text/csv" in request.headers.get("accept", ""))
+    # JSON pages 100 rows unless asked; CSV is the full export
+    limit = count if count is not None else (None if wants_csv else 100)
+    report = duplicates_report(request.app.state.engine.recognition, flt, limit=limit, offset=offset)
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "duplicates", "rows": len(report["rows"])})
     if wants_csv:
         return Response(to_csv(report), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="duplicates.csv"'})
@@ -70,12 +72,12 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         from engine.errors import NotFound
 
         raise NotFound(f"no duplicate flag {flag_id}")
-    evidence: dict[str, Any] = {"flag": row, "detectedIssue": recognition._read("DetectedIssue", flag_id)}
+    evidence: dict[str, Any] = {"flag": row, "detectedIssue": recognition.read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
         ref = row.get(key)
         if ref:
             rtype, rid = ref.split("/", 1)
-            evidence[key + "Resource"] = recognition._read(rtype, rid)
+            evidence[key + "Resource"] = recognition.read(rtype, rid)
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})

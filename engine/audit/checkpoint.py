@@ -2,14 +2,14 @@
 
 A checkpoint commits to the whole log at one size. Text (UTF-8, every line ends in ``\\n``)::
 
-    example.org/audit                      <- origin: which log
+    example.org/audit                      <- origin: which log (fixed when the log starts)
     1024                                   <- tree size, decimal
     Q2hlY2twb2ludCByb290IGhhc2g...=        <- root hash, base64 (RFC 9162 MTH of the first 1024 records)
     time 2026-11-23T11:30:00.123456Z       <- extension line: when it was signed (UTC)
     seq 7                                  <- extension line: checkpoint number, 0, 1, 2... (a deleted
                                               checkpoint leaves a gap the verifier reports)
 
-    — example.org/audit Ab3d...            <- signature line: base64(key_hash[4] || Ed25519 sig[64])
+    — huren-audit Ab3d...                  <- signature line: key name, base64(key_hash[4] || Ed25519 sig[64])
 
 The Ed25519 signature covers the body: every byte before the blank line, including its last
 newline. ``key_hash`` is the 4-byte C2SP key id (see ``engine.audit.keys``), so a checkpoint names

@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 
 from engine.audit.checkpoint import now_utc
-from engine.audit.keys import AuditKeys
+from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.verify import Report, Verifier, iter_records
 
@@ -77,10 +77,10 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
             else:
                 raise ValueError(f"{path}: unknown line type {kind!r}")
         if public_key_pems:
-            keys = AuditKeys.from_public_pems(origin, public_key_pems)
+            keys = AuditKeys.from_public_pems(KEY_NAME, public_key_pems)
             note = None
         else:
-            keys = AuditKeys.from_public_pems(origin, [k["pem"].encode() for k in key_lines])
+            keys = AuditKeys.from_public_pems(KEY_NAME, [k["pem"].encode() for k in key_lines])
             note = "no --public-key given: checked against the keys inside the export itself"
         v = Verifier(keys, origin=origin)
         v.add_checkpoints(checkpoints)

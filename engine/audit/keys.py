@@ -29,12 +29,17 @@ from engine.settings import Settings
 PREFIX = "audit-ed25519-"
 
 
+KEY_NAME = "huren-audit"
+
+
 def key_name(settings: Settings) -> str:
-    """The signer's name in checkpoint signature lines: the log origin (host/path, no scheme)."""
-    return log_origin(settings)
+    """The signer's name in signature lines. A constant, not the base URL: the key id hashes the
+    name, and a deployment that changes ``HUREN_BASE_URL`` must keep verifying its old checkpoints."""
+    return KEY_NAME
 
 
 def log_origin(settings: Settings) -> str:
+    """The origin a new log takes (host/path, no scheme); ``AuditLog`` keeps the first one it used."""
     base = settings.public_base_url.split("://", 1)[-1]
     return f"{base}/audit"
 

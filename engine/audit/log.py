@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
 INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
-INDEX_BATCH = 500
+INDEX_BATCH = 32  # small: each batch holds the store lock, which requests then append around
 
 
 def seq_key(seq: int) -> str:
@@ -73,7 +73,7 @@ class AuditLog:
         self.store = store
         self.settings = settings
         self.keys = keys
-        self.origin = log_origin(settings)
+        self.origin = log_origin(settings)  # replaced by the stored origin below
         self.repository = repository  # FhirRepository: stores the AuditEvent copy for searches
         self.leaves = store.collection(LEAVES)
         self.nodes = store.collection(NODES)
@@ -82,6 +82,7 @@ class AuditLog:
         self.leaves.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["size"])
+        self.origin = self._stored_origin(self.origin)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
@@ -92,11 +93,25 @@ class AuditLog:
         self._reload()
 
     # ------------------------------------------------------------------ state
+    def _stored_origin(self, proposed: str) -> str:
+        """The log's name is fixed when it starts: checkpoints and exports name it, so a later
+        change of ``HUREN_BASE_URL`` must not make the log look like another one."""
+        doc = self.meta.get("origin")
+        if doc is None:
+            try:
+                self.meta.insert({"_id": "origin", "origin": proposed})
+            except DuplicateKey:
+                doc = self.meta.get("origin")
+        return str(doc["origin"]) if doc else proposed
+
     def _reload(self) -> None:
         """Rebuild the in-memory right edge (and checkpoint state) from the database."""
         last = self.leaves.find(sort=[("seq", -1)], limit=1)
         size = last[0]["seq"] + 1 if last else 0
-        hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
+        try:
+            hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
+        except LookupError as exc:  # appending onto a damaged tree would bury the damage: refuse
+            raise RuntimeError(f"audit log damaged ({exc}); run `huren audit verify`") from exc
         self._frontier = merkle.Frontier(size, hashes)
         cps = self.checkpoints.find(sort=[("seq", -1)], limit=1)
         self._last_cp_seq = cps[0]["seq"] if cps else -1
@@ -156,6 +171,28 @@ class AuditLog:
                 return appended
             raise RuntimeError("audit: could not obtain a sequence number")
 
+    def record_nowait(self, event: dict[str, Any]) -> Appended | None:
+        """Append at once when neither this log nor the store is busy; ``None`` otherwise (and for
+        stores without a local lock, i.e. MongoDB), and the caller appends from a worker thread.
+
+        Why: for the embedded SQLite store an append is ~0.1 ms, less than the hop to a worker
+        thread and back (measured: +60 µs per audited FHIR read inline against +500-700 µs through
+        the thread pool). Trying the locks without blocking keeps the event loop from ever
+        waiting behind a long ingest batch or the FHIR-copy indexer.
+        """
+        store_lock = getattr(self.store, "lock", None)
+        if store_lock is None or not store_lock.acquire(blocking=False):
+            return None
+        try:
+            if not self._lock.acquire(blocking=False):
+                return None
+            try:
+                return self.record(event)
+            finally:
+                self._lock.release()
+        finally:
+            store_lock.release()
+
     def _checkpoint_due(self, size: int) -> bool:
         every = self.settings.audit_checkpoint_every
         if every > 0 and size % every == 0:
@@ -209,6 +246,11 @@ class AuditLog:
             if thread is not None:
                 thread.join(timeout=5)
         self._timer = self._indexer = None
+        if self.keys.can_sign and self.size:
+            try:  # sign the tail so a clean shutdown leaves every record covered
+                self.checkpoint()
+            except Exception:
+                log.exception("audit: final checkpoint failed")
         if self.repository is not None:
             try:
                 self.flush_index()
@@ -263,6 +305,7 @@ class AuditLog:
                             self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
                 copied += len(docs)
                 upto = docs[-1]["seq"] + 1
+                time.sleep(0)  # let a waiting request's append take the store between batches
 
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:

@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.audit.events import build_event, now_instant, outcome_for_status, requestor_agent, worst
-from engine.audit.keys import log_origin
 from engine.audit.note import AuditNote
 
 log = logging.getLogger(__name__)
@@ -117,12 +116,12 @@ class AuditMiddleware:
         started = False
         refused = False
 
-        def build_and_record(status: int | None, error: str | None) -> None:
-            engine.audit.record(event_for_request(scope, notes, status, start, log_origin(engine.settings), error))
-
         async def write(status: int | None, error: str | None = None) -> None:
-            # one hop to a worker thread: the store may block (SQLite lock, a MongoDB round trip)
-            await run_in_threadpool(build_and_record, status, error)
+            event = event_for_request(scope, notes, status, start, engine.audit.origin, error)
+            # a local store that is free takes the append at once; otherwise wait in a worker
+            # thread, never on the event loop (SQLite busy with a batch, a MongoDB round trip)
+            if engine.audit.record_nowait(event) is None:
+                await run_in_threadpool(engine.audit.record, event)
 
         async def audited_send(message: Message) -> None:
             nonlocal started, refused

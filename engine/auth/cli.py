@@ -79,6 +79,11 @@ def keys_init(args: argparse.Namespace, settings: Settings) -> int:
     print(f"token signing key {key.path} ({'created' if created else 'exists'}; kid {key.kid})")
     idkey, created = keys.load_or_create_id_token_key(settings.data_dir)
     print(f"id_token signing key {idkey.path} ({'created' if created else 'exists'}; kid {idkey.kid})")
+    from engine.identity.mpi import KEY_FILE, load_or_create_key
+
+    existed = (keys.key_dir(settings.data_dir) / KEY_FILE).exists()
+    load_or_create_key(settings.data_dir)
+    print(f"identity index key {keys.key_dir(settings.data_dir) / KEY_FILE} ({'exists' if existed else 'created'})")
     module_name, fn_name = AUDIT_KEYS_HOOK
     try:
         module = importlib.import_module(module_name)

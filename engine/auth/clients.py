@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,24 @@ def check_secret(secret: str, stored: str) -> bool:
     got = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
                          dklen=len(want), maxmem=128 * 1024 * 1024)
     return hmac.compare_digest(got, want)
+
+
+_REDIRECT = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*):(//(?P<host>[A-Za-z0-9.\-\[\]:]+))?[^\s#\"';,]*$")
+
+
+def check_redirect_uri(uri: str) -> None:
+    """RFC 6749 §3.1.2 / RFC 8252: absolute, no fragment; https, or http only to this machine
+    (development), or an app's private-use scheme (``com.example.app:/callback``)."""
+    m = _REDIRECT.match(uri)
+    if not m:
+        raise ValueError(f"redirect URI {uri!r} must be an absolute URI without fragment")
+    scheme, host = m.group("scheme"), (m.group("host") or "")
+    if scheme == "http" and host.split(":")[0] not in ("localhost", "127.0.0.1", "[::1]"):
+        raise ValueError(f"redirect URI {uri!r}: plain http is only allowed to localhost")
+    if scheme in ("http", "https") and not host:
+        raise ValueError(f"redirect URI {uri!r} has no host")
+    if scheme in ("javascript", "data", "file", "vbscript"):
+        raise ValueError(f"redirect URI {uri!r}: scheme {scheme} is not allowed")
 
 
 @dataclass
@@ -106,6 +125,8 @@ class ClientRegistry:
         sc.parse_all(scopes)  # refuse malformed scopes at registration
         if kind == "patient-app" and not redirect_uris:
             raise ValueError("a patient app must register at least one redirect URI")
+        for uri in redirect_uris:
+            check_redirect_uri(uri)
         secret = None if (public or jwks) else secrets.token_urlsafe(32)
         client = Client(client_id, kind, list(scopes), hash_secret(secret) if secret else None,
                         list(redirect_uris), jwks, name)

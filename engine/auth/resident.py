@@ -32,7 +32,6 @@ from engine.auth.clients import Client
 from engine.auth.errors import OAuthError
 from engine.auth.sender import CodeSender, build_sender
 from engine.identity import nationalid
-from engine.identity.mpi import nid_key
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
@@ -187,7 +186,7 @@ class ResidentAuth:
             nid = nationalid.parse(national_id.strip().upper())
         except nationalid.InvalidNationalId:
             raise LoginError("Please enter a valid 18-character resident ID number.") from None
-        key = nid_key(nid.number)
+        key = self.identity.nid_key(nid.number)
         if self._locked(key):
             raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
         if not self._limit("send:" + key, self.policy.otp_sends_per_window):
@@ -354,7 +353,13 @@ class ResidentAuth:
         return True
 
     def _purge(self) -> None:
+        """Drop expired state a little at a time (on each new authorization request): requests,
+        codes and limits an hour after they expired, refresh tokens and revocations once expired.
+        Used authorization codes are kept that hour so a late replay is still recognised."""
         now = int(time.time())
-        for coll in (self.requests, self.otps, self.codes):
+        for coll in (self.requests, self.otps, self.codes, self.limits):
             for d in coll.find({"exp": {"$lt": now - 3600}}, limit=100):
                 coll.delete(d["_id"])
+        for d in self.refresh.find({"exp": {"$lt": now}}, limit=100):
+            self.refresh.delete(d["_id"])
+        self.auth.purge_revoked()

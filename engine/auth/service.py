@@ -205,7 +205,7 @@ class AuthService:
 
     def purge_revoked(self) -> int:
         """Forget revocations of tokens that have expired anyway."""
-        old = self.revoked.find({"exp": {"$lt": int(time.time())}}, limit=1000)
+        old = self.revoked.find({"exp": {"$lt": int(time.time())}}, limit=100)
         for d in old:
             self.revoked.delete(d["_id"])
         return len(old)
@@ -341,19 +341,6 @@ class AuthService:
         if self._id_token_key is None:
             self._id_token_key, _ = load_or_create_id_token_key(self.settings.data_dir)
         return self._id_token_key
-
-    def security(self) -> dict[str, Any]:
-        """``CapabilityStatement.rest.security`` announcing SMART and its endpoints (oauth-uris)."""
-        base = self.settings.public_base_url
-        uris = {"token": self.token_endpoint, "authorize": f"{base}/auth/authorize",
-                "introspect": f"{base}/auth/introspect", "revoke": f"{base}/auth/revoke"}
-        return {
-            "cors": True,
-            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                     "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
-            "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                           "extension": [{"url": k, "valueUri": v} for k, v in uris.items()]}],
-        }
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.key.jwk(), self.id_token_key.jwk()]}

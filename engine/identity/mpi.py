@@ -8,8 +8,9 @@ The index lives in the store collection ``mpi_links``, one document per Patient 
 
 ``status`` is ``linked`` (member of ``person``), ``conflict`` (valid ID number but name, sex or
 birth date disagree: reported, never linked), ``invalid-id``, ``no-id`` or ``unlinked`` (an
-operator took it out; automatic linking leaves it alone). ``nid_key`` is a SHA-256 of the ID
-number, so the index and its exports do not list ID numbers in clear.
+operator took it out; automatic linking leaves it alone). ``nid_key`` is an HMAC-SHA256 of the ID
+number under a server key (``data_dir/keys/identity-hmac.key``): ID numbers are few enough to
+brute-force a plain hash, and the person id derived from this key goes into tokens given to apps.
 
 The index is maintained by a repository write hook (``on_write``) so every Patient is linked at
 ingest, inside the same transaction as the write. The links are materialised into
@@ -19,11 +20,16 @@ operator merge) so any FHIR client sees them; links of other types sent by a sou
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import hashlib
+import hmac
+import os
+import secrets
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import BadRequest, Gone, NotFound
@@ -44,8 +50,25 @@ class Repository(Protocol):
     def add_write_hook(self, hook: Any) -> None: ...
 
 
-def nid_key(number: str) -> str:
-    return hashlib.sha256(b"huren-nid:" + number.encode()).hexdigest()
+KEY_FILE = "identity-hmac.key"
+
+
+def load_or_create_key(data_dir: Path) -> bytes:
+    """The MPI's HMAC key (32 random bytes, mode 0600), created on first use."""
+    path = data_dir / "keys" / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # never overwrite a key another process just made
+        tmp.unlink(missing_ok=True)
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise ValueError(f"{path}: identity key must be at least 32 bytes")
+    return key
 
 
 def _ref_id(link: dict[str, Any]) -> str | None:
@@ -59,8 +82,9 @@ def _warning(diagnostics: str) -> dict[str, Any]:
 
 
 class IdentityService:
-    def __init__(self, store: Store, repository: Repository | None = None) -> None:
+    def __init__(self, store: Store, repository: Repository | None = None, *, key: bytes) -> None:
         self.store = store
+        self._key = key
         self.links = store.collection("mpi_links")
         self.links.ensure_index(["nid_key"])
         self.links.ensure_index(["person"])
@@ -90,6 +114,9 @@ class IdentityService:
         if want:
             out["link"] = want
         return out
+
+    def nid_key(self, number: str) -> str:
+        return hmac.new(self._key, number.encode(), hashlib.sha256).hexdigest()
 
     # ---- lookups ------------------------------------------------------------------------------
 
@@ -132,7 +159,7 @@ class IdentityService:
     def patients_for_number(self, number: str) -> list[str]:
         """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
         the number may see. Records in conflict or unlinked by an operator are left out."""
-        return sorted(d["_id"] for d in self.links.find({"nid_key": nid_key(number), "status": "linked"}))
+        return sorted(d["_id"] for d in self.links.find({"nid_key": self.nid_key(number), "status": "linked"}))
 
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent."""
@@ -148,6 +175,31 @@ class IdentityService:
 
     def conflicts(self) -> list[dict[str, Any]]:
         return self.links.find({"status": "conflict"}, sort=[("_id", 1)])
+
+    def rebuild(self) -> int:
+        """Re-link every stored Patient (after a restore, or for Patients stored before the MPI).
+
+        Ids are collected first so the links written on the way do not disturb the paging.
+        Operator decisions (manual links and unlinks) are kept. Returns the number of Patients seen.
+        """
+        if self.repository is None:
+            raise BadRequest("no repository attached")
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page = self.repository.search("Patient", [("_count", "500"), ("_offset", str(offset))])
+            ids.extend(r["id"] for r in page.resources)
+            offset += len(page.resources)
+            if not page.has_next or not page.resources:
+                break
+        for pid in ids:
+            with self.store.transaction():
+                try:
+                    resource = self.repository.read("Patient", pid)
+                except (NotFound, Gone):
+                    continue
+                self.on_write(resource, None)
+        return len(ids)
 
     # ---- $match ------------------------------------------------------------------------------
 
@@ -174,7 +226,7 @@ class IdentityService:
             nid = nationalid.parse(raw)  # InvalidNationalId is a ValueError
             usable = True
             own = dm.conflicts_with_id(demo, nid)
-            for doc in self.links.find({"nid_key": nid_key(nid.number)}):
+            for doc in self.links.find({"nid_key": self.nid_key(nid.number)}):
                 grade(doc["_id"], doc.get("demo", {}), own)
         others = [i for i in patient.get("identifier", [])
                   if not nationalid.is_national_id(i) and i.get("system") and i.get("value")]
@@ -229,7 +281,7 @@ class IdentityService:
             except nationalid.InvalidNationalId as exc:
                 doc.update(status="invalid-id", reasons=[str(exc)])
                 return doc, [_warning(f"Patient/{pid} not linked: {exc}")]
-            doc["nid_key"] = nid_key(nid.number)
+            doc["nid_key"] = self.nid_key(nid.number)
         if doc["manual"]:  # an operator decided; keep the decision, refresh the facts
             doc["person"] = before.get("person") if before else None
             doc["status"] = before["status"] if before else "unlinked"
@@ -248,7 +300,7 @@ class IdentityService:
             doc.update(status="conflict", reasons=reasons)
             return doc, [_warning(f"Patient/{pid} not linked (same national ID, conflicting data): "
                                   + "; ".join(reasons))]
-        doc.update(status="linked", person="nid-" + doc["nid_key"][:32])
+        doc.update(status="linked", person="per-" + doc["nid_key"][:32])
         return doc, []
 
     # ---- Patient.link -------------------------------------------------------------------------

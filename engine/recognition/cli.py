@@ -25,6 +25,7 @@ def add_report_commands(sub: Any) -> None:
     dup.add_argument("--category", choices=["检验", "检查"])
     dup.add_argument("--status", choices=list(STATUSES))
     dup.add_argument("--format", choices=["text", "json", "csv"], default="text")
+    dup.add_argument("--rows", type=int, default=50, help="rows to list in text and JSON (CSV lists all)")
     dup.set_defaults(handler=run_duplicates)
 
 
@@ -43,7 +44,7 @@ def run_duplicates(args: argparse.Namespace, settings: Any) -> int:
         print(f"huren: recognition rules: {exc}", file=sys.stderr)
         return 1
     with engine:
-        report = duplicates_report(engine.recognition, flt)
+        report = duplicates_report(engine.recognition, flt, limit=None if args.format == "csv" else args.rows)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.format == "csv":

@@ -129,8 +129,8 @@ class FactReader:
         if from_codes:
             return from_codes
         refs = _refs([resource.get("requester")]) if rtype == ORDER_TYPE else []
-        refs += _refs(resource.get("performer")) if rtype != "ImagingStudy" else _refs([resource.get("referrer")])
-        if rtype == "ImagingStudy":
+        refs += _refs(resource.get("performer"))
+        if rtype == "ImagingStudy":  # no performer of its own: the series' performers
             for series in resource.get("series") or ():
                 for p in series.get("performer") or ():
                     refs += _refs([p.get("actor")])

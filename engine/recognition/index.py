@@ -20,10 +20,9 @@ RESULTS = "recognition_results"
 
 
 def group_key(doc: Document) -> str:
-    """One performed test: the order and item it fulfils, or (without an order) institution, person,
-    item and day. A report and its observations, or a correction, fall in the same group."""
-    if doc.get("order"):
-        return f"{doc['order']}|{doc['item']}"
+    """One performed test: institution, person, item and day. A report and its observations (which
+    carry no order reference of their own), the imaging study, and a correction all fall in the same
+    group; two orders for the same item at the same institution on the same day count as one test."""
     return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
 
 
@@ -64,13 +63,11 @@ class ResultIndex:
 
     def group(self, doc: Document) -> list[Document]:
         """Every indexed result of the same performed test as ``doc`` (see ``group_key``)."""
-        if doc.get("order"):
-            return self.coll.find({"order": doc["order"], "item": doc["item"]})
         if doc.get("person"):
             found = self.coll.find({"person": doc["person"], "item": doc["item"], "day": doc["day"]})
         else:
             found = self.coll.find({"patient": doc.get("patient"), "item": doc["item"], "day": doc["day"]})
-        return [d for d in found if not d.get("order") and d["inst"] == doc["inst"]]
+        return [d for d in found if d["inst"] == doc["inst"]]
 
     def by_order(self, order_ref: str) -> list[Document]:
         return self.coll.find({"order": order_ref})

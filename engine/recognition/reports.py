@@ -1,8 +1,9 @@
 """Auditor reports over the duplicate flags and the order-time checks.
 
-Reads only recognition's own small collections (never the FHIR resources), with filters that
-the indexes answer: period (on the repeated test's day), institution (the repeating one), item,
-category, status. Totals give the count and the money at stake (flags still open or upheld: the
+Reads only recognition's own small collections (never the FHIR resources): totals, charts and
+the rate come from the per-day tallies (``engine.recognition.aggregates``), the rows from the flags
+with filters the indexes answer: period (on the repeated test's day), institution (the repeating
+one), item, category, status. Totals give the count and the money at stake (flags still open or upheld: the
 amount a payer would refuse) by institution and by item; the recognition rate per institution is
 recognised ÷ recognisable orders (orders that had a recognisable prior result, excluding those
 with a reason that is not a refusal: R09, R98, R99).
@@ -73,95 +74,91 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-    """Rows (newest first), totals and recognition rate for the filter."""
-    query = flt.query()
-    flags = recognition.flags.find(query, sort=[("day", -1)])
-    counts_by_status: dict[str, int] = defaultdict(int)
-    by_inst: dict[str, dict[str, Any]] = {}
-    by_item: dict[str, dict[str, Any]] = {}
-    rows: list[dict[str, Any]] = []
-    money = 0.0
-    currency = recognition.rules.currency
-    for f in flags:
-        counts_by_status[f["status"]] += 1
-        if f["status"] == "void" and flt.status != "void":
-            continue
-        if flt.status and f["status"] != flt.status:
-            continue
-        rows.append(f)
-        stake = float(f.get("price") or 0.0) if f["status"] in AT_STAKE else 0.0
-        money += stake
-        for table, key, extra in ((by_inst, f["inst"], {}), (by_item, f["item"], {"name": f.get("item_name"),
-                                                                                     "category": f.get("category")})):
-            t = table.setdefault(key, {"count": 0, "money": 0.0, "flagged": 0, "upheld": 0, "overturned": 0,
-                                       "justified": 0, **extra})
-            t["count"] += 1
-            t["money"] += stake
-            if f["status"] in t:
-                t[f["status"]] += 1
-    for table in (by_inst, by_item):
-        for t in table.values():
-            t["money"] = round(t["money"], 2)
-    page = rows[offset: offset + limit if limit is not None else None]
-    return {
-        "filter": {"from": flt.start.isoformat() if flt.start else None, "to": flt.end.isoformat() if flt.end else None,
-                   "institution": flt.institution, "item": flt.item, "category": flt.category, "status": flt.status},
-        "currency": currency,
-        "totals": {
-            "count": len(rows),
-            "money_at_stake": round(money, 2),
-            "by_status": {s: counts_by_status.get(s, 0) for s in STATUSES},
-            "by_institution": dict(sorted(by_inst.items())),
-            "by_item": dict(sorted(by_item.items())),
-        },
-        "recognition_rate": recognition_rate(recognition, flt),
-        "over_time": _over_time(rows),
-        "rows": [_row(f) for f in page],
-        "offset": offset,
-    }
-
-
-def recognition_rate(recognition: Any, flt: ReportFilter) -> dict[str, dict[str, Any]]:
-    """Per ordering institution: recognisable orders, recognised ones, re-tested ones, the rate."""
+def _tally_query(flt: ReportFilter, *, with_item: bool = True) -> dict[str, Any]:
     q: dict[str, Any] = {}
     days = day_range(flt.start, flt.end)
     if days:
         q["day"] = days
     if flt.institution:
         q["inst"] = flt.institution
-    if flt.item:
+    if flt.item and with_item:
         q["item"] = flt.item
     if flt.category:
         q["category"] = flt.category
-    out: dict[str, dict[str, Any]] = {}
-    for c in recognition.checks.find(q):
-        if not c.get("recognisable") or c.get("outcome") in ("void", "no_flag") or c.get("reason_effect") == "no_flag":
-            continue
-        if c.get("source") == "cds" and c.get("outcome") != "recognised":
-            continue  # an overridden card: the order that follows is counted itself
-        t = out.setdefault(c["inst"], {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
-        t["recognisable"] += 1
-        outcome = c.get("outcome")
-        if outcome == "recognised":
-            t["recognised"] += 1
-        elif outcome in ("duplicate", "justified", "retested"):
-            t["retested"] += 1
-        else:
-            t["pending"] += 1
-    for t in out.values():
-        t["rate"] = round(t["recognised"] / t["recognisable"], 4) if t["recognisable"] else None
-    return dict(sorted(out.items()))
+    return q
 
 
-def _over_time(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None = 100, offset: int = 0) -> dict[str, Any]:
+    """Totals, chart series and recognition rate from the per-day tallies; one page of rows
+    (newest first; ``limit=None`` for all) from the flags themselves."""
+    by_status: dict[str, int] = defaultdict(int)
+    by_inst: dict[str, dict[str, Any]] = {}
+    by_item: dict[str, dict[str, Any]] = {}
     per_day: dict[str, dict[str, Any]] = {}
-    for f in rows:
-        d = per_day.setdefault(f["day"], {"day": f["day"], "count": 0, "money": 0.0})
-        d["count"] += 1
-        if f["status"] in AT_STAKE:
-            d["money"] = round(d["money"] + float(f.get("price") or 0.0), 2)
-    return [per_day[k] for k in sorted(per_day)]
+    count, money = 0, 0.0
+    names = {code: item.name for code, item in recognition.rules.items.items()}
+    for t in recognition.flag_days.find(_tally_query(flt)):
+        status, n = t["status"], int(t["count"])
+        by_status[status] += n
+        if status == "void" and flt.status != "void":
+            continue
+        if flt.status and status != flt.status:
+            continue
+        stake = float(t["money"]) if status in AT_STAKE else 0.0
+        count += n
+        money += stake
+        for table, key, extra in ((by_inst, t["inst"], {}),
+                                  (by_item, t["item"], {"name": names.get(t["item"]), "category": t.get("category")})):
+            row = table.setdefault(key, {"count": 0, "money": 0.0, "flagged": 0, "upheld": 0, "overturned": 0,
+                                         "justified": 0, **extra})
+            row["count"] += n
+            row["money"] += stake
+            if status in row:
+                row[status] += n
+        d = per_day.setdefault(t["day"], {"day": t["day"], "count": 0, "money": 0.0})
+        d["count"] += n
+        d["money"] += stake
+    for table in (by_inst, by_item, per_day):
+        for row in table.values():
+            row["money"] = round(row["money"], 2)
+    query = flt.query()
+    query["status"] = flt.status if flt.status else {"$ne": "void"}
+    flags = recognition.flags.find(query, sort=[("day", -1)], limit=limit, skip=offset)
+    return {
+        "filter": {"from": flt.start.isoformat() if flt.start else None, "to": flt.end.isoformat() if flt.end else None,
+                   "institution": flt.institution, "item": flt.item, "category": flt.category, "status": flt.status},
+        "currency": recognition.rules.currency,
+        "totals": {
+            "count": count,
+            "money_at_stake": round(money, 2),
+            "by_status": {s: by_status.get(s, 0) for s in STATUSES},
+            "by_institution": dict(sorted(by_inst.items())),
+            "by_item": dict(sorted(by_item.items())),
+        },
+        "recognition_rate": recognition_rate(recognition, flt),
+        "over_time": [per_day[k] for k in sorted(per_day)],
+        "rows": [_row(f) for f in flags],
+        "offset": offset,
+    }
+
+
+def recognition_rate(recognition: Any, flt: ReportFilter) -> dict[str, dict[str, Any]]:
+    """Per ordering institution: recognisable orders, recognised ones, re-tested ones, the rate."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in recognition.check_days.find(_tally_query(flt)):
+        row = out.setdefault(t["inst"], {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
+        n = int(t["count"])
+        row["recognisable"] += n
+        outcome = t.get("outcome")
+        if outcome == "recognised":
+            row["recognised"] += n
+        elif outcome in ("duplicate", "justified", "retested", "retest"):
+            row["retested"] += n
+        else:
+            row["pending"] += n
+    for row in out.values():
+        row["rate"] = round(row["recognised"] / row["recognisable"], 4) if row["recognisable"] else None
+    return dict(sorted(out.items()))
 
 
 def to_csv(report: dict[str, Any]) -> str:

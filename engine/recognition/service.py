@@ -19,10 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
+from engine.recognition import aggregates
 from engine.recognition.decision import (
     Order,
     PriorResult,
@@ -40,7 +42,15 @@ from engine.recognition.detected_issues import (
     issue_id,
     recognisable_issue,
 )
-from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, VOID_STATUSES, FactReader, national_id, ref_of
+from engine.recognition.facts import (
+    ORDER_TYPE,
+    RESULT_TYPES,
+    VOID_STATUSES,
+    FactReader,
+    national_id,
+    order_time,
+    ref_of,
+)
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -86,7 +96,10 @@ class Recognition:
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
         self.checks.ensure_index(["day"])
-        self.facts = FactReader(self._read, lambda: self._rules)
+        self.flag_days = store.collection(aggregates.FLAG_DAYS)
+        self.check_days = store.collection(aggregates.CHECK_DAYS)
+        aggregates.ensure_indexes(self.flag_days, self.check_days)
+        self.facts = FactReader(self.read, lambda: self._rules)
         if repository is not None:
             repository.add_write_hook(self.on_write)
 
@@ -131,7 +144,8 @@ class Recognition:
             return fresh
 
     # -- storage helpers -------------------------------------------------------------------
-    def _read(self, rtype: str, rid: str) -> dict[str, Any] | None:
+    def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
+        """The current resource, or None when absent or deleted."""
         try:
             return self.repository.read(rtype, rid)
         except (NotFound, Gone):
@@ -180,29 +194,34 @@ class Recognition:
             if existing:
                 outcome = "void" if status == "entered-in-error" else (
                     "recognised" if existing.get("outcome") == "pending" and existing.get("recognisable") else existing["outcome"])
-                self.checks.update(ref, {"outcome": outcome})
+                self._put_check(existing, {**existing, "outcome": outcome})
             return []
         order = self.facts.order(sr)
         if order is None or order.item is None or order.person is None:
             return []
+        if existing:
+            order = self._remembered(order, sr, existing)
         matches = self.check(order)
         reason, effect = reason_effect(order, self._rules)
         doc = {
             "_id": ref, "source": "order", "person": order.person, "patient": order.patient, "item": order.item,
             "category": self._rules.items[order.item].category, "inst": order.institution, "day": order.day.isoformat(),
             "recognisable": [m.result.ref for m in matches], "reason": reason, "reason_effect": effect,
+            "reasons": list(order.reasons), "reason_text": order.reason_text,
             "outcome": (existing or {}).get("outcome", "pending"),
             "issue": issue_id("rec", ref) if matches else None,
             "checked": (existing or {}).get("checked") or _now(),
         }
-        if existing != doc:
-            self.checks.replace(doc)
+        self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
         if matches:
             identified = doc["checked"]
             issue = recognisable_issue(order, matches, self._rules, identified)
             self._write_issue(issue)
-            issues.append(self._order_warning(order, matches, issue["id"]))
+            # warn when the order is first seen or what is recognisable changed; a later version of the
+            # same order (status update, the result message's copy of it) does not repeat the reminder
+            if existing is None or existing.get("recognisable") != doc["recognisable"]:
+                issues.append(self._order_warning(order, matches, issue["id"]))
         elif existing and existing.get("issue"):
             self._cancel_issue(existing["issue"])
         # A reason added to (or removed from) an order after its result arrived changes the flag.
@@ -210,6 +229,19 @@ class Recognition:
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
+
+    @staticmethod
+    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any]) -> Order:
+        """What the order said when it was placed, where a later version of it is silent.
+
+        A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
+        rarely repeats the doctor's ORC-16 re-test reason or the order time. The doctor's recorded
+        reason and the order's date stand until a new version states them again."""
+        if not order.reasons and check.get("reasons"):
+            order = replace(order, reasons=tuple(check["reasons"]), reason_text=check.get("reason_text"))
+        if order_time(sr) is None and check.get("day"):
+            order = replace(order, day=date.fromisoformat(check["day"]))
+        return order
 
     def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:
         item = matches[0].item
@@ -222,7 +254,7 @@ class Recognition:
         }
 
     def _cancel_issue(self, issue_ref: str) -> None:
-        current = self._read("DetectedIssue", issue_ref)
+        current = self.read("DetectedIssue", issue_ref)
         if current is not None and current.get("status") != "cancelled":
             updated = {k: v for k, v in current.items() if k not in ("meta", "text")}
             updated["status"] = "cancelled"
@@ -257,6 +289,8 @@ class Recognition:
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
         repeat = from_doc(group[0])
+        if repeat.order is None:  # the report may name the order while its observations do not
+            repeat = replace(repeat, order=next((d["order"] for d in group if d.get("order")), None))
         order = self._order_for(repeat)
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if group_key(to_doc(c)) != key]
@@ -291,8 +325,7 @@ class Recognition:
             "currency": rules.currency, "reason": reason, "reason_text": order.reason_text if reason else None,
             "reviews": reviews, "identified": identified,
         }
-        if existing != row:
-            self.flags.replace(row)
+        self._put_flag(existing, row)
         self._write_issue(issue)
         self._set_outcome(check_ref, "justified" if status == "justified" else "duplicate")
         if status == "justified":
@@ -309,8 +342,11 @@ class Recognition:
     def _order_for(self, repeat: PriorResult) -> Order:
         """The order the repeated result fulfils; a result without one stands for its own order."""
         if repeat.order:
-            sr = self._read(ORDER_TYPE, repeat.order.split("/", 1)[1])
+            sr = self.read(ORDER_TYPE, repeat.order.split("/", 1)[1])
             order = self.facts.order(sr) if sr else None
+            check = self.checks.get(repeat.order) if order is not None else None
+            if order is not None and check is not None and sr is not None:
+                order = self._remembered(order, sr, check)
             if order is not None:
                 return Order(person=repeat.person, item=repeat.item, institution=order.institution, day=order.day,
                              ref=repeat.order, patient=order.patient or repeat.patient, reasons=order.reasons,
@@ -321,7 +357,7 @@ class Recognition:
     def _void(self, existing: dict[str, Any] | None, why: str) -> None:
         if not existing or existing.get("status") == "void":
             return
-        self.flags.update(existing["_id"], {"status": "void", "void_reason": why})
+        self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
         self._cancel_issue(existing["_id"])
 
     def _set_outcome(self, order_ref: str | None, outcome: str) -> None:
@@ -329,7 +365,25 @@ class Recognition:
             return
         check = self.checks.get(order_ref)
         if check is not None and check.get("outcome") != outcome:
-            self.checks.update(order_ref, {"outcome": outcome})
+            self._put_check(check, {**check, "outcome": outcome})
+
+    # -- the two working collections, with their per-day tallies ----------------------------
+    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        if old == new:
+            return
+        self.flags.replace(new)
+        aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
+
+    def _put_check(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        if old == new:
+            return
+        self.checks.replace(new)
+        aggregates.move(self.check_days, aggregates.check_bucket(old), aggregates.check_bucket(new))
+
+    def rebuild_tallies(self) -> None:
+        """Recompute the report tallies from every flag and check (after a bulk import or restore)."""
+        with self.store.transaction():
+            aggregates.rebuild(self.flag_days, self.check_days, self.flags.find({}), self.checks.find({}))
 
     # -- reviews ---------------------------------------------------------------------------
     def review(self, flag_id: str, decision: str, reason: str, by: str) -> dict[str, Any]:
@@ -346,8 +400,8 @@ class Recognition:
                 raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
             review = {"decision": decision, "reason": reason.strip(), "by": by, "at": _now()}
             reviews = [*(row.get("reviews") or []), review]
-            self.flags.update(flag_id, {"status": decision, "reviews": reviews})
-            issue = self._read("DetectedIssue", flag_id)
+            self._put_flag(row, {**row, "status": decision, "reviews": reviews})
+            issue = self.read("DetectedIssue", flag_id)
             if issue is None:
                 raise NotFound(f"DetectedIssue/{flag_id} is missing")
             issue = {k: v for k, v in issue.items() if k not in ("meta", "text")}
@@ -364,16 +418,18 @@ class Recognition:
             return {**row, "status": decision, "reviews": reviews}
 
     # -- CDS feedback ----------------------------------------------------------------------
-    def record_choice(self, key: str, *, order: Order, matches: Sequence[Recognisable], outcome: str,
+    def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
                       reason: str | None = None) -> None:
         """The doctor's choice at the moment of ordering (CDS Hooks feedback): a draft order
         recognised (never placed) counts as recognised; an override is recorded with its reason."""
-        self.checks.replace({
-            "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
-            "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
-            "inst": order.institution, "day": order.day.isoformat(), "recognisable": [m.result.ref for m in matches],
-            "reason": reason, "reason_effect": None, "outcome": outcome, "issue": None, "checked": _now(),
-        })
+        with self.store.transaction():
+            self._put_check(self.checks.get(key), {
+                "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
+                "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
+                "inst": order.institution, "day": order.day.isoformat(),
+                "recognisable": list(recognisable), "reason": reason, "reason_effect": None,
+                "outcome": outcome, "issue": None, "checked": _now(),
+            })
 
 
 def parse_day(value: str | None, name: str) -> date | None:

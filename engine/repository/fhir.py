@@ -389,8 +389,15 @@ class FhirRepository:
             self.backend.put(rec, None, existing)
             return rec.version
 
-    def write_many(self, resources: Sequence[dict[str, Any]]) -> list[WriteResult]:
-        """Upsert many resources in one transaction (group commit); unchanged ones get no new version."""
+    def write_many(
+        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = ()
+    ) -> list[WriteResult]:
+        """Upsert many resources in one transaction (group commit); unchanged ones get no new version.
+
+        ``create_only`` names (``Type/id``) resources that are written only when absent: a lab or
+        imaging message carries a thin Patient/Encounter so its Bundle stands alone, and must not
+        overwrite the richer version the ADT feed stored.
+        """
         prepared = [self._prepare(r) for r in resources]
         for r in prepared:
             if not isinstance(r.get("id"), str):
@@ -410,7 +417,11 @@ class FhirRepository:
                     rec = self.backend.current(*key)
                     if rec is not None:
                         current[key] = rec
-                result = self._store(r, current.get(key), validate=False)
+                existing = current.get(key)
+                if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
+                    results.append(WriteResult(orjson.loads(existing.body), created=False, changed=False))
+                    continue
+                result = self._store(r, existing, validate=False)
                 if result.changed:
                     written.add(key)
                 results.append(result)

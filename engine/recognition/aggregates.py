@@ -1,0 +1,96 @@
+"""Per-day tallies of flags and checked orders, kept in step with every write.
+
+Auditor reports must answer in well under two seconds for a county's month (≈2M results, tens of
+thousands of flags) and stay that fast as years accumulate, so totals are not recomputed from the
+flags: each flag or checked order counts in one bucket (day, institution, item, status/outcome),
+and a change moves it from its old bucket to its new one in the same transaction. A report reads
+at most days × institutions × items × statuses small documents. ``rebuild`` recomputes them all
+from the flags and checks (after a bulk import or a restore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from engine.repository.port import Collection, Document
+
+FLAG_DAYS = "recognition_flag_days"
+CHECK_DAYS = "recognition_check_days"
+
+Bucket = tuple[str, dict[str, Any], float]
+
+
+def flag_bucket(row: Document | None) -> Bucket | None:
+    if not row:
+        return None
+    dims = {"day": row["day"], "inst": row["inst"], "item": row["item"], "category": row.get("category"),
+            "status": row["status"]}
+    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "status")), dims, float(row.get("price") or 0.0)
+
+
+def counted(check: Document | None) -> bool:
+    """Does this checked order count in the recognition rate (recognised ÷ recognisable)?
+
+    Only orders that had a recognisable result; not those with a no-flag reason (R09, R98, R99 are
+    not refusals) nor voided ones; a CDS card counts only when the draft was recognised (an
+    overridden card is followed by a real order, which counts itself)."""
+    if not check or not check.get("recognisable"):
+        return False
+    if check.get("outcome") in ("void", "no_flag") or check.get("reason_effect") == "no_flag":
+        return False
+    return check.get("source") != "cds" or check.get("outcome") == "recognised"
+
+
+def check_bucket(check: Document | None) -> Bucket | None:
+    if not counted(check):
+        return None
+    assert check is not None
+    dims = {"day": check["day"], "inst": check["inst"], "item": check.get("item"), "category": check.get("category"),
+            "outcome": check.get("outcome") or "pending"}
+    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "outcome")), dims, 0.0
+
+
+def _bump(coll: Collection, bucket: Bucket, sign: int) -> None:
+    key, dims, money = bucket
+    doc = coll.get(key) or {"_id": key, **dims, "count": 0, "money": 0.0}
+    doc["count"] += sign
+    doc["money"] = round(doc["money"] + sign * money, 2)
+    if doc["count"] <= 0:
+        coll.delete(key)
+    else:
+        coll.replace(doc)
+
+
+def move(coll: Collection, old: Bucket | None, new: Bucket | None) -> None:
+    """Count a document in ``new`` instead of ``old`` (either may be None)."""
+    if old == new:
+        return
+    if old is not None:
+        _bump(coll, old, -1)
+    if new is not None:
+        _bump(coll, new, +1)
+
+
+def ensure_indexes(flag_days: Collection, check_days: Collection) -> None:
+    for coll in (flag_days, check_days):
+        coll.ensure_index(["day"])
+        coll.ensure_index(["inst", "day"])
+
+
+def rebuild(flag_days: Collection, check_days: Collection, flags: Iterable[Document], checks: Iterable[Document]) -> None:
+    """Recompute every tally from the flags and checks themselves."""
+    for coll, docs, bucket in ((flag_days, flags, flag_bucket), (check_days, checks, check_bucket)):
+        for old in coll.find({}):
+            coll.delete(old["_id"])
+        tallies: dict[str, Document] = {}
+        for d in docs:
+            b = bucket(d)
+            if b is None:
+                continue
+            key, dims, money = b
+            t = tallies.setdefault(key, {"_id": key, **dims, "count": 0, "money": 0.0})
+            t["count"] += 1
+            t["money"] = round(t["money"] + money, 2)
+        if tallies:
+            coll.insert_many(list(tallies.values()))
