@@ -61,6 +61,7 @@ def test_a_failed_group_transaction_writes_none_and_fails_every_waiter(store: St
     public_only = AuditKeys.from_public_pems(keys.name, [k.pem.encode() for k in keys.public.values()])
     log = AuditLog(store, backend_settings.with_(audit_checkpoint_every=2), public_only)
     committer = GroupCommitter(log)
+    committer.active = 3  # three requests in progress: their records go as one group
 
     async def three() -> list[object]:
         return await asyncio.gather(*(committer.record(event(i)) for i in range(3)), return_exceptions=True)
@@ -72,6 +73,7 @@ def test_a_failed_group_transaction_writes_none_and_fails_every_waiter(store: St
 
 def test_requests_finishing_together_share_one_commit(log: AuditLog) -> None:
     committer = GroupCommitter(log)
+    committer.active = 6  # as the middleware counts them: six requests in progress
 
     async def burst() -> list[int]:
         return [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(6)))]
@@ -140,3 +142,21 @@ def test_concurrent_requests_through_the_app_get_one_record_each(engine: Engine)
     patients = sorted(r["entity"][0]["what"]["reference"] for r in records)
     assert patients == sorted(f"Patient/p{i}" for i in range(24))  # one record per request
     assert verify_online(engine.audit).ok
+
+
+def test_a_lone_request_commits_at_once_without_waiting_a_loop_turn(settings: Settings) -> None:
+    from engine.repository import open_store
+
+    log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # SQLite: appends on the loop
+    committer = GroupCommitter(log)
+    committer.active = 1
+
+    async def lone() -> int:
+        task = asyncio.ensure_future(committer.record(event(0)))
+        await asyncio.sleep(0)  # the task ran up to its await: the record is already committed
+        assert log.size == 1 and task.done()
+        return (await task).seq
+
+    assert asyncio.run(lone()) == 0
+    assert (committer.groups, committer.records) == (1, 1)
+    log.store.close()

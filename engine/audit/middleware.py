@@ -129,11 +129,13 @@ class AuditMiddleware:
         started = False
         refused = False
 
+        committer = self._committer(engine.audit)
+
         async def write(status: int | None, error: str | None = None) -> None:
             event = event_for_request(scope, notes, status, start, engine.audit.origin, error)
             # group commit: the requests finishing in this loop turn share one transaction
             # (engine.audit.group_commit); returns once this record is committed, raises if not
-            await self._committer(engine.audit).record(event)
+            await (committer if committer.log is engine.audit else self._committer(engine.audit)).record(event)
 
         async def audited_send(message: Message) -> None:
             nonlocal started, refused
@@ -153,6 +155,7 @@ class AuditMiddleware:
                 return  # swallow the body of the response that was replaced
             await send(message)
 
+        committer.active += 1
         try:
             await self.app(scope, receive, audited_send)
         except Exception as exc:
@@ -162,6 +165,8 @@ class AuditMiddleware:
                 except Exception:
                     log.exception("audit: record of a failed request could not be written")
             raise
+        finally:
+            committer.active -= 1
 
 
 def install_audit(app: FastAPI) -> None:
