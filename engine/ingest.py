@@ -143,6 +143,7 @@ class Ingestor:
         batch_size: int = 200,
         receiver_application: str = "HUREN",
         origin: str = "huren",
+        sign: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]] | None = None,
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -154,6 +155,7 @@ class Ingestor:
         self.batch_size = batch_size
         self.receiver_application = receiver_application
         self.origin = origin  # the node named in AuditEvent.source
+        self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -460,6 +462,29 @@ class Ingestor:
             self.stats.seconds["convert"] += time.perf_counter() - t1
         return conversion, []
 
+    def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str]) -> list[Any]:
+        """Store the message's resources, then its Provenance signed over what was stored.
+
+        The Provenance is written last so that its targets name the exact versions filed
+        (``Type/id/_history/n``) and its signature covers their stored form (without ``meta``),
+        which anyone with the audit public key can check later (``verify_provenance``).
+        """
+        assert self.repository is not None
+        provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
+        if self.sign is None or not provenances:
+            return self.repository.write_many(resources, create_only=create_only)
+        results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
+                                             create_only=create_only)
+        stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r.resource for r in results}
+        signed = []
+        for prov in provenances:
+            targets = [stored[t["reference"]] for t in prov.get("target", []) if t.get("reference") in stored]
+            prov = {**prov, "target": [
+                {**t, "reference": f"{t['reference']}/_history/{stored[t['reference']]['meta']['versionId']}"}
+                if t.get("reference") in stored else t for t in prov.get("target", [])]}
+            signed.append(self.sign(prov, targets) if len(targets) == len(prov["target"]) else prov)
+        return results + self.repository.write_many(signed)
+
     def _write(self, item: _Item) -> None:
         """Store one message's resources and its new status inside a savepoint of the batch."""
         assert item.doc_id is not None and item.header is not None
@@ -473,7 +498,7 @@ class Ingestor:
             with self.store.transaction():
                 t0 = time.perf_counter()
                 create_only = getattr(item.conversion, "create_only", None) or ()
-                results = (self.repository.write_many(resources, create_only=set(create_only))
+                results = (self._write_signed(resources, set(create_only))
                            if self.repository is not None else [])
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
@@ -629,6 +654,7 @@ def build_ingestor(engine: Any) -> Ingestor:
     from adapters.convert import convert
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
+    from engine.audit.provenance import sign_provenance
 
     return Ingestor(
         engine.store,
@@ -638,4 +664,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         repository=engine.repository,
         audit=engine.audit,
         origin=log_origin(engine.settings),
+        sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
     )

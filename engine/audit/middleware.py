@@ -15,16 +15,19 @@ object with ``subject``, ``kind`` and optionally ``client_id``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.audit.events import build_event, now_instant, outcome_for_status, requestor_agent, worst
+from engine.audit.group_commit import GroupCommitter
+from engine.audit.log import AuditLog
 from engine.audit.note import AuditNote
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,16 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
 class AuditMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # one committer per event loop (its futures belong to that loop) and audit log
+        self._committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommitter] = (
+            weakref.WeakKeyDictionary())
+
+    def _committer(self, log: AuditLog) -> GroupCommitter:
+        loop = asyncio.get_running_loop()
+        committer = self._committers.get(loop)
+        if committer is None or committer.log is not log:
+            committer = self._committers[loop] = GroupCommitter(log)
+        return committer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(UNAUDITED_PREFIXES):
@@ -116,12 +129,13 @@ class AuditMiddleware:
         started = False
         refused = False
 
+        committer = self._committer(engine.audit)
+
         async def write(status: int | None, error: str | None = None) -> None:
             event = event_for_request(scope, notes, status, start, engine.audit.origin, error)
-            # a local store that is free takes the append at once; otherwise wait in a worker
-            # thread, never on the event loop (SQLite busy with a batch, a MongoDB round trip)
-            if engine.audit.record_nowait(event) is None:
-                await run_in_threadpool(engine.audit.record, event)
+            # group commit: the requests finishing in this loop turn share one transaction
+            # (engine.audit.group_commit); returns once this record is committed, raises if not
+            await (committer if committer.log is engine.audit else self._committer(engine.audit)).record(event)
 
         async def audited_send(message: Message) -> None:
             nonlocal started, refused
@@ -141,6 +155,7 @@ class AuditMiddleware:
                 return  # swallow the body of the response that was replaced
             await send(message)
 
+        committer.active += 1
         try:
             await self.app(scope, receive, audited_send)
         except Exception as exc:
@@ -150,6 +165,8 @@ class AuditMiddleware:
                 except Exception:
                     log.exception("audit: record of a failed request could not be written")
             raise
+        finally:
+            committer.active -= 1
 
 
 def install_audit(app: FastAPI) -> None:

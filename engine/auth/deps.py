@@ -11,7 +11,9 @@ from fastapi import Request
 from engine.auth.caller import Caller
 
 
-def get_caller(request: Request) -> Caller:
+async def get_caller(request: Request) -> Caller:
+    """Async on purpose: a sync dependency costs every request a thread-pool hop, while the work here is
+    a cached signature check plus one indexed revocation lookup (tens of µs)."""
     cached = getattr(request.state, "caller", None)
     if isinstance(cached, Caller):
         return cached

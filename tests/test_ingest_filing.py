@@ -1,4 +1,4 @@
-"""A lab result carries a thin PID; it must not overwrite the Patient the ADT feed stored.
+"""How ingest files a message: thin Patients never overwrite the ADT record; Provenance is signed.
 
 The converter lists the Patient/Encounter a result message carries only so its Bundle stands
 alone (``Conversion.create_only``); the ingest pipeline writes them only when they are absent.
@@ -43,3 +43,26 @@ def test_result_alone_still_creates_its_patient(settings: Settings) -> None:
         assert msa1(engine.ingestor.handle(oru, channel="test", peer="test")) == "AA"
         pid = deterministic_id("FNXRMYY", "Patient", "ZY2025000101")
         assert engine.repository.read("Patient", pid)["name"][0]["family"] == "王"
+
+
+def test_each_message_provenance_is_signed_over_the_stored_versions(settings: Settings) -> None:
+    """Provenance.target names the exact versions filed; the signature verifies with the audit key."""
+    from engine.audit.provenance import verify_provenance
+
+    with Engine(settings) as engine:
+        oru = (EXAMPLES / "02_FNXRMYY_ORU_R01_blood_count.hl7").read_bytes()
+        assert msa1(engine.ingestor.handle(oru, channel="test", peer="test")) == "AA"
+        found = engine.repository.search("Provenance", [])
+        assert found.total == 1
+        prov = found.resources[0]
+        assert prov["signature"][0]["sigFormat"] == "application/jose"
+        targets = []
+        for t in prov["target"]:
+            rtype, rid, _, vid = t["reference"].split("/")
+            targets.append(engine.repository.vread(rtype, rid, vid))
+        assert len(targets) >= 14  # patient, order, specimen, report and 12 observations
+        assert verify_provenance(prov, targets, engine.audit.keys)
+        obs = next(i for i, t in enumerate(targets) if t["resourceType"] == "Observation")
+        altered = [dict(t) for t in targets]
+        altered[obs] = {**altered[obs], "status": "amended"}
+        assert not verify_provenance(prov, altered, engine.audit.keys)

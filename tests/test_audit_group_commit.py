@@ -1,0 +1,162 @@
+"""Group commit of audit records: several requests' records in one transaction, each request
+still learning whether its own record was written, numbering without gaps, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import orjson
+import pytest
+from fastapi import Request
+
+from engine.api.app import create_app
+from engine.audit.group_commit import GroupCommitter
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.audit.note import note
+from engine.audit.verify import verify_online
+from engine.engine import Engine
+from engine.repository.port import Store
+from engine.settings import Settings
+from tests.test_audit_log import event
+
+
+@pytest.fixture
+def log(store: Store, backend_settings: Settings) -> AuditLog:
+    s = backend_settings.with_(audit_checkpoint_every=8, audit_checkpoint_seconds=3600)
+    return AuditLog(store, s, AuditKeys.load(s))
+
+
+def test_record_many_appends_a_group_with_consecutive_numbers_and_due_checkpoints(log: AuditLog) -> None:
+    log.record(event(0))
+    results = log.record_many([event(i) for i in range(1, 12)])  # crosses size 8: a checkpoint is due
+    assert [r.seq for r in results] == list(range(1, 12))
+    assert log.size == 12
+    assert [cp.size for cp in log.list_checkpoints()] == [12]
+    stored = [orjson.loads(d["data"]) for d in log.leaves.find(sort=[("seq", 1)])]
+    assert [e["id"] for e in stored] == [f"audit-{i}" for i in range(12)]
+    assert stored[5]["entity"][0]["what"]["reference"] == "Patient/p0"
+    assert verify_online(log).ok
+    log.checkpoint()
+    for leaf in (0, 7, 11):  # the group's nodes are the ones single appends would have written
+        assert log.inclusion_proof(leaf, 12) and log.root_at(12) == log.root()
+
+
+def test_a_record_that_cannot_be_canonicalised_fails_alone(log: AuditLog) -> None:
+    bad = {**event(1), "extension": [{"valueDecimal": float("nan")}]}  # no JSON form at all
+    results = log.record_many([event(0), bad, event(2)])
+    assert [r.seq for r in (results[0], results[2])] == [0, 1]  # no gap where the bad one was
+    assert isinstance(results[1], ValueError)
+    assert log.size == 2 and verify_online(log).ok
+    with pytest.raises(ValueError):
+        log.record(bad)
+    assert log.size == 2
+
+
+def test_a_failed_group_transaction_writes_none_and_fails_every_waiter(store: Store,
+                                                                         backend_settings: Settings) -> None:
+    keys = AuditKeys.load(backend_settings)
+    public_only = AuditKeys.from_public_pems(keys.name, [k.pem.encode() for k in keys.public.values()])
+    log = AuditLog(store, backend_settings.with_(audit_checkpoint_every=2), public_only)
+    committer = GroupCommitter(log)
+    committer.active = 3  # three requests in progress: their records go as one group
+
+    async def three() -> list[object]:
+        return await asyncio.gather(*(committer.record(event(i)) for i in range(3)), return_exceptions=True)
+
+    results = asyncio.run(three())
+    assert all(isinstance(r, Exception) for r in results)  # the due checkpoint cannot be signed
+    assert log.size == 0 and log.leaves.count() == 0 and log.nodes.count() == 0
+
+
+def test_requests_finishing_together_share_one_commit(log: AuditLog) -> None:
+    committer = GroupCommitter(log)
+    committer.active = 6  # as the middleware counts them: six requests in progress
+
+    async def burst() -> list[int]:
+        return [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(6)))]
+
+    assert asyncio.run(burst()) == list(range(6))
+    assert (committer.groups, committer.records) == (1, 6)
+    assert asyncio.run(burst()) == list(range(6, 12))
+    assert committer.groups == 2 and verify_online(log).ok
+
+
+def test_a_busy_store_sends_the_group_to_a_worker_and_the_loop_keeps_queueing(settings: Settings) -> None:
+    from engine.repository import open_store
+
+    store = open_store(settings)  # SQLite: one connection guarded by a lock
+    log = AuditLog(store, settings, AuditKeys.load(settings))
+    committer = GroupCommitter(log)
+    held, release = threading.Event(), threading.Event()
+
+    def long_batch() -> None:
+        with store.transaction():
+            held.set()
+            release.wait(5)
+
+    async def scenario() -> list[int]:
+        first = asyncio.ensure_future(committer.record(event(0)))
+        await asyncio.sleep(0.05)  # the first group is waiting behind the batch in a worker
+        assert not first.done() and log.size == 0
+        later = [asyncio.ensure_future(committer.record(event(i))) for i in (1, 2, 3)]
+        await asyncio.sleep(0.01)
+        release.set()
+        return [a.seq for a in await asyncio.gather(first, *later)]
+
+    worker = threading.Thread(target=long_batch)
+    worker.start()
+    held.wait(5)
+    try:
+        assert asyncio.run(scenario()) == [0, 1, 2, 3]
+    finally:
+        release.set()
+        worker.join()
+    assert committer.groups == 2  # the three that arrived meanwhile went together
+    assert verify_online(log).ok
+    store.close()
+
+
+def test_concurrent_requests_through_the_app_get_one_record_each(engine: Engine) -> None:
+    app = create_app(engine)
+
+    @app.get("/fhir/Observation/{oid}")
+    async def read_obs(oid: str, request: Request) -> dict:
+        await asyncio.sleep(0)
+        obs = {"resourceType": "Observation", "id": oid, "subject": {"reference": f"Patient/p{oid}"}}
+        note(request, action="read", resources=[obs])
+        return obs
+
+    app.router.routes.insert(0, app.router.routes.pop())  # the stand-in wins over the real /fhir router
+
+    async def clients() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await asyncio.gather(*(c.get(f"/fhir/Observation/{i}") for i in range(24)))
+
+    responses = asyncio.run(clients())
+    assert [r.status_code for r in responses] == [200] * 24
+    records = [orjson.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("seq", 1)])]
+    assert [r["id"] for r in records] == [f"audit-{i}" for i in range(24)]
+    patients = sorted(r["entity"][0]["what"]["reference"] for r in records)
+    assert patients == sorted(f"Patient/p{i}" for i in range(24))  # one record per request
+    assert verify_online(engine.audit).ok
+
+
+def test_a_lone_request_commits_at_once_without_waiting_a_loop_turn(settings: Settings) -> None:
+    from engine.repository import open_store
+
+    log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # SQLite: appends on the loop
+    committer = GroupCommitter(log)
+    committer.active = 1
+
+    async def lone() -> int:
+        task = asyncio.ensure_future(committer.record(event(0)))
+        await asyncio.sleep(0)  # the task ran up to its await: the record is already committed
+        assert log.size == 1 and task.done()
+        return (await task).seq
+
+    assert asyncio.run(lone()) == 0
+    assert (committer.groups, committer.records) == (1, 1)
+    log.store.close()
