@@ -117,6 +117,24 @@ def test_inserted_record_is_named(log: AuditLog) -> None:
     assert report.first_bad_record == 18
 
 
+def test_record_with_changed_seq_field_is_named(log: AuditLog) -> None:
+    # the log pages by _id (no seq index): a seq field edited under the same _id must still show
+    doc = log.leaves.get(seq_key(12))
+    log.leaves.replace({**doc, "seq": 30})
+    report = verify_online(log)
+    assert not report.ok and report.first_bad_record is not None and report.first_bad_record <= 13
+
+
+def test_duplicate_seq_under_another_id_is_named(log: AuditLog) -> None:
+    # without a unique seq index a second record claiming seq 7 can be slipped in under a foreign _id
+    forged = {**event(98), "resourceType": "AuditEvent", "id": "audit-7"}
+    data = rfc8785.dumps(forged)
+    log.leaves.insert({"_id": seq_key(7) + "x", "seq": 7, "hash": merkle.leaf_hash(data).hex(),
+                       "data": data.decode()})
+    report = verify_online(log)
+    assert ("inserted", 7) in {(p.kind, p.record) for p in report.problems}
+
+
 def test_truncated_log_is_named(log: AuditLog) -> None:
     for seq in range(28, N):
         log.leaves.delete(seq_key(seq))

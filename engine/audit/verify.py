@@ -274,14 +274,18 @@ class Verifier:
 
 # ---------------------------------------------------------------- sources
 def iter_records(log: Any, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Stream ``audit_log`` in seq order, page by page (keyset paging on the seq index)."""
-    after = -1
+    """Stream ``audit_log`` in ``_id`` order, page by page (keyset paging on the primary key).
+
+    ``_id`` is the zero-padded sequence number, so this is seq order for an intact log; a record
+    whose ``seq`` field was changed, or one inserted under another ``_id``, shows up out of order
+    and the verifier names it (it checks the ``seq`` fields, not the ``_id``s)."""
+    after = ""
     while True:
-        page = log.leaves.find({"seq": {"$gt": after}}, sort=[("seq", 1)], limit=batch)
+        page = log.leaves.find({"_id": {"$gt": after}}, sort=[("_id", 1)], limit=batch)
         if not page:
             return
         yield from page
-        after = page[-1]["seq"] if isinstance(page[-1].get("seq"), int) else after + batch
+        after = page[-1]["_id"]
 
 
 def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool = True) -> Report:

@@ -1,0 +1,171 @@
+"""Authenticated FHIR reads per second over real HTTP: uvicorn (uvloop + httptools), one worker.
+
+    python bench/http_reads.py --quick     # ~20 s
+    python bench/http_reads.py             # longer runs
+
+Starts ``huren``'s app under uvicorn in a subprocess on the real SQLite store (a temporary data
+directory), then drives ``GET /fhir/Observation/o1`` with a bearer token over keep-alive TCP
+connections from a raw-socket asyncio client (pre-built request bytes, Content-Length framing: the
+client must cost far less than the server, or it measures itself). Prints reads/s and the server's CPU
+time per read (steadier than wall time on a shared machine) for 1 and 8
+concurrent connections with the audit middleware on ("audited") and taken out ("plain"), and the
+audit's share. The machine is shared: each figure is the best of a few rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PATH = "/fhir/Observation/o1"
+
+
+def seed(data_dir: Path) -> str:
+    """Store the resources the reads fetch and return a system token for them."""
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    engine = Engine(Settings(data_dir=data_dir))
+    engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
+    engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
+    engine.repository.update({"resourceType": "Observation", "id": "o1", "status": "final",
+                              "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
+                              "performer": [{"reference": "Organization/org1"}],
+                              "valueQuantity": {"value": 13.2, "unit": "g/dL"}})
+    token = engine.auth.issue_system_token("bench", "system/*.rs")
+    engine.close()
+    return token
+
+
+def serve(data_dir: Path, port: int, audited: bool) -> None:
+    """Run in the server subprocess."""
+    import uvicorn
+
+    from engine.api.app import create_app
+    from engine.audit.middleware import AuditMiddleware
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    engine = Engine(Settings(data_dir=data_dir))
+    app = create_app(engine)
+    if not audited:
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not AuditMiddleware]
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", workers=1,
+                log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _connection(port: int, request: bytes, deadline: float, counts: list[int], statuses: set[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            statuses.add(int(head[9:12]))
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            counts[0] += 1
+    finally:
+        writer.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server process (all threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(port: int, token: str, clients: int, seconds: float, pid: int) -> tuple[float, float]:
+    request = (f"GET {PATH} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+               "Accept: application/fhir+json\r\n\r\n").encode()
+    counts, statuses = [0], set()
+    warm = time.perf_counter() + 0.5
+    await asyncio.gather(*(_connection(port, request, warm, [0], statuses) for _ in range(clients)))
+    t, cpu = time.perf_counter(), cpu_seconds(pid)
+    await asyncio.gather(*(_connection(port, request, t + seconds, counts, statuses) for _ in range(clients)))
+    time.sleep(1.0)  # let the background FHIR AuditEvent copy of these reads run: its CPU is theirs
+    dt, cpu = time.perf_counter() - t, cpu_seconds(pid) - cpu
+    if statuses != {200}:
+        raise SystemExit(f"unexpected statuses {statuses}")
+    return counts[0] / (dt - 1.0), cpu / counts[0]
+
+
+def wait_up(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit("server exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def measure(data_dir: Path, token: str, audited: bool, seconds: float,
+            rounds: int) -> dict[int, tuple[float, float]]:
+    """Best reads/s and lowest server CPU seconds per read, per number of connections."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir), str(port),
+                             "1" if audited else "0"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        wait_up(port, proc)
+        best: dict[int, tuple[float, float]] = {}
+        for _ in range(rounds):
+            for clients in (1, 8):
+                rate, cpu = asyncio.run(drive(port, token, clients, seconds, proc.pid))
+                old = best.get(clients, (0.0, 1e9))
+                best[clients] = (max(old[0], rate), min(old[1], cpu))
+        return best
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")
+        return
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON line too")
+    args = ap.parse_args()
+    seconds, rounds = (2.0, 2) if args.quick else (5.0, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        token = seed(data_dir)
+        figures = {mode: measure(data_dir, token, mode == "audited", seconds, rounds) for mode in ("plain", "audited")}
+    for clients in (1, 8):
+        (plain, plain_cpu), (audited, audited_cpu) = figures["plain"][clients], figures["audited"][clients]
+        print(f"GET {PATH} over HTTP (uvicorn uvloop+httptools, 1 worker), {clients} connection"
+              f"{'s' if clients > 1 else ''}: plain {plain:,.0f}/s, audited {audited:,.0f}/s "
+              f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
+              f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%, incl. the "
+              f"background FHIR AuditEvent copy)")
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
