@@ -33,21 +33,23 @@ def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="huren", version="0.1.0", description="Mutual-recognition FHIR integration engine")
     app.state.engine = engine
     install_error_handlers(app)
+    # /fhir first: the read and search hot paths are matched after the fewest routes. The specific
+    # operations come before the generic /fhir/{type}/{id} patterns ($check-recognition, $match
+    # and metadata are not resource ids).
+    app.include_router(metadata_api.router)  # GET /fhir/metadata, public
+    app.include_router(recognition_api.router)  # ServiceRequest/$check-recognition, /admin/reload
+    app.include_router(identity_api.router)  # Patient/$match, $ihe-pix, $link, $unlink
+    app.include_router(fhir_api.router)
     app.include_router(auth_api.router)
     app.include_router(hl7v2_api.router)
     app.include_router(admin_api.router)
-    app.include_router(ui_me.router)
-    ui_me.mount_static(app)
-    # recognition: its FHIR operation before the generic FHIR router ($check-recognition is no id)
-    app.include_router(recognition_api.router)
     app.include_router(reports_api.router)
     app.include_router(cds_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(ui_me.router)
+    ui_me.mount_static(app)
     app.include_router(ui_duplicates.router)
     ui_duplicates.mount_static(app)
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))
-    app.include_router(metadata_api.router)  # GET /fhir/metadata, public; before the generic /fhir/{type}
-    app.include_router(identity_api.router)  # before the generic FHIR router: Patient/$match etc.
-    app.include_router(fhir_api.router)
-    app.include_router(audit_api.router)
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
     return app
