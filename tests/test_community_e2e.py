@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import pytest
 
 from adapters.listeners.mllp import frame
 from tests.conftest import REPO_ROOT
-from tests.test_ingest_serve import free_port, wait_for_port
+from tests.test_ingest_serve import free_port, stop, wait_for_port
 
 EXAMPLES = REPO_ROOT / "examples" / "feeds"
 WANG_ID = "32092319850412001X"  # 王建国, the national resident ID in the example feeds
@@ -164,12 +163,7 @@ def test_a_repeat_test_across_the_community_is_flagged_reported_and_audited(tmp_
         refused = httpx.get(f"{base}/reports/duplicates", headers=lab_only, timeout=30)
         assert refused.status_code == 403 and refused.json()["resourceType"] == "OperationOutcome"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop(proc)
 
     # offline: export the audit log, verify it with the public key only, then tamper with one record
     export = tmp_path / "audit-export.jsonl"

@@ -40,6 +40,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
     raise AssertionError(f"port {port} not listening")
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Stop ``huren serve`` as an operator would (SIGTERM); a process that hangs fails the test."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
 @pytest.mark.slow
 def test_serve_runs_http_and_mllp_in_one_process(settings: Settings, tmp_path: Path) -> None:
     feed = tmp_path / "feed.hl7"
@@ -61,12 +71,7 @@ def test_serve_runs_http_and_mllp_in_one_process(settings: Settings, tmp_path: P
         r = httpx.get(f"http://127.0.0.1:{http_port}/admin/health", timeout=10)
         assert r.status_code == 401 and r.json()["resourceType"] == "OperationOutcome"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        stop(proc)
     with Engine(settings) as engine:
         for control, facility in (("SV1", "FNXRMYY"), ("SV2", "NOSUCH"), ("SV3", "FNXRMYY")):
             doc = engine.ingestor.messages.get(message_id(facility, control))
