@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
@@ -160,7 +160,8 @@ class FhirRepository:
         self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
-        self._last_instant = datetime.min.replace(tzinfo=UTC)
+        self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
+        self._prefix_sec, self._prefix = -1, ""
 
     # -- group commit -----------------------------------------------------------------------------
     @contextmanager
@@ -213,13 +214,21 @@ class FhirRepository:
         self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
-        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes."""
+        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
+
+        Integer milliseconds and a per-second cached prefix: this runs once per stored version,
+        and building it through ``datetime`` cost ~15 us of each ingest write.
+        """
         with self._clock_lock:
-            now = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
-            if now <= self._last_instant:
-                now = self._last_instant + timedelta(milliseconds=1)
-            self._last_instant = now
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms + 1
+            self._last_ms = ms
+            sec, milli = divmod(ms, 1000)
+            if sec != self._prefix_sec:
+                self._prefix_sec = sec
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+            return f"{self._prefix}{milli:03d}Z"
 
     # -- reads -------------------------------------------------------------------------------------
     def _check_type(self, rtype: str) -> None:
