@@ -224,7 +224,11 @@ def first_fields(expression: str) -> frozenset[str] | None:
         steps = _split_steps(_INFIX_AS.sub(r"\1.as(\2)", part.strip()))
         if len(steps) < 2 or not _STEP_FIELD.match(steps[1]):
             return None
-        names.add(steps[1])
+        cast = _STEP_AS.match(steps[2]) if len(steps) > 2 else None
+        if cast is not None and steps[1] in CHOICE_ELEMENTS:  # value.as(Quantity) needs valueQuantity
+            names.add(steps[1] + cast.group(1)[0].upper() + cast.group(1)[1:])
+        else:
+            names.add(steps[1])
     return frozenset(names)
 
 
