@@ -196,11 +196,16 @@ class FhirRepository:
         self._local.pending = None
         try:
             self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
+            # The hooks of a group read the same few resources again and again (every Observation
+            # of a lab report looks up its performing Organization): reads are cached for the
+            # hook phase, and any write through this repository empties the cache.
+            self._local.reads = {}
             for _, _, _, stored, previous, result in items:
                 for hook in self._hooks:
                     result.issues.extend(hook(stored, previous) or ())
         finally:
             self._local.pending = pending
+            self._local.reads = None
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
@@ -243,7 +248,13 @@ class FhirRepository:
     def read_raw(self, rtype: str, rid: str) -> StoredResource:
         """The current version as stored (JSON bytes), for handlers that can return it as is."""
         self._check(rtype, rid)
-        rec = self.backend.current(rtype, rid)
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
+            rec = self.backend.current(rtype, rid)
+        elif (rtype, rid) in reads:
+            rec = reads[(rtype, rid)]
+        else:
+            rec = reads[(rtype, rid)] = self.backend.current(rtype, rid)
         if rec is None:
             raise NotFound(f"{rtype}/{rid} is not known")
         if rec.deleted:
@@ -294,6 +305,9 @@ class FhirRepository:
         validate: bool = True,
     ) -> WriteResult:
         """Validate, version, index and store one resource, then run the write hooks."""
+        reads = getattr(self._local, "reads", None)
+        if reads:  # a hook writes: what it read before may be stale now
+            reads.clear()
         for prepare in self._prepare_hooks:
             resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
@@ -390,6 +404,9 @@ class FhirRepository:
     def delete(self, rtype: str, rid: str) -> int | None:
         """Delete; later reads get 410. Deleting what is absent or already deleted changes nothing."""
         self._check(rtype, rid)
+        reads = getattr(self._local, "reads", None)
+        if reads:
+            reads.clear()
         with self.store.transaction():
             existing = self.backend.current(rtype, rid)
             if existing is None or existing.deleted:
