@@ -601,7 +601,8 @@ class FhirRepository:
                 plans.append(self._plan(n, entry, mapping))
             for plan in plans:
                 if plan.get("resource") is not None:
-                    _walk_references(plan["resource"], mapping)
+                    if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
+                        _walk_references(plan["resource"], mapping)
                     if self.validator is not None:  # every entry valid before anything is written
                         try:
                             self.validator.validate(plan["resource"])
