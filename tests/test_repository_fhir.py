@@ -352,3 +352,26 @@ def test_hooks_in_a_transaction_run_after_the_group_is_stored(repo: FhirReposito
     assert repo.read("Flag", "f-o1")["status"] == "active"
     results = repo.write_many([observation("o2", "p1", "718-7", "2024-03-02", 131)])
     assert results[0].issues[0]["diagnostics"] == "checked o2"
+
+
+def test_hook_reads_see_writes_made_by_hooks_of_the_same_group(repo: FhirRepository) -> None:
+    """Hook reads are cached for a group's hook phase; a write by a hook must not leave them stale."""
+    repo.update(patient("p1", family="旧"))
+    seen: list[str] = []
+
+    def hook(resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        if resource["resourceType"] != "Observation":
+            return []
+        try:
+            seen.append(repo.read("Patient", "p1")["name"][0]["family"])
+        except Gone:
+            seen.append("gone")
+        if resource["id"] == "o2":
+            repo.update(patient("p1", family="新"))
+        if resource["id"] == "o4":
+            repo.delete("Patient", "p1")
+        return []
+
+    repo.add_write_hook(hook)
+    repo.write_many([observation(f"o{n}", "p1", "718-7", f"2024-03-0{n}", 130 + n) for n in range(1, 6)])
+    assert seen == ["旧", "旧", "新", "新", "gone"]

@@ -105,7 +105,9 @@ def test_fhirpath_subset() -> None:
         compile_expression("Observation.code", "Patient")
     assert parts_for_type("Condition.code | Observation.code | (Observation.value as Quantity)", "Observation") == (
         "Observation.code | (Observation.value as Quantity)")
-    assert first_fields("Observation.code | (Observation.value as Quantity)") == frozenset({"code", "value"})
+    # a cast of a choice element names the concrete key: no valueQuantity, nothing to evaluate
+    assert first_fields("Observation.code | (Observation.value as Quantity)") == frozenset({"code", "valueQuantity"})
+    assert first_fields("Observation.effective") == frozenset({"effective"})
 
 
 def test_index_rows_and_date_precision() -> None:
@@ -126,3 +128,30 @@ def test_index_rows_and_date_precision() -> None:
     assert ("value-quantity", 130.0, "", "g/L") in rows.quantities
     assert rows.compartments == {"p1"}
     assert rows.sort["date"] == date_range("2024-03-01")[0]
+
+
+def test_index_skipping_absent_paths_changes_no_rows() -> None:
+    """The indexer skips parameters whose first element is absent; that must never lose a row."""
+    params = load()
+    fast = Indexer(params)
+    full = Indexer(params)
+    for rtype in ("Observation", "Condition", "Patient"):
+        full._plans[rtype] = [(code, index, evaluate, None) for code, index, evaluate, _ in full._plan(rtype)]
+    samples = [
+        {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "Hb"},
+         "valueQuantity": {"value": 1.5, "system": "http://unitsofmeasure.org", "code": "g/L"},
+         "effectiveDateTime": "2024-03-01", "subject": {"reference": "Patient/p1"},
+         "component": [{"code": {"text": "a"}, "valueCodeableConcept": {"text": "pos"}},
+                       {"code": {"text": "b"}, "valueQuantity": {"value": 2}}]},
+        {"resourceType": "Observation", "id": "o2", "status": "final", "code": {"text": "x"},
+         "valueString": "Hello", "effectivePeriod": {"start": "2024"}},
+        {"resourceType": "Observation", "id": "o3", "status": "final", "code": {"text": "x"},
+         "valueCodeableConcept": {"coding": [{"system": "s", "code": "c", "display": "Dé"}], "text": "T"},
+         "valuePeriod": {"start": "2024-01-01"}},
+        {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+         "onsetAge": {"value": 3, "unit": "a"}, "abatementDateTime": "2024-05"},
+        {"resourceType": "Patient", "id": "p1", "name": [{"family": "王", "given": ["建国"]}],
+         "deceasedBoolean": False, "birthDate": "1985-04-12"},
+    ]
+    for resource in samples:
+        assert fast.rows(resource) == full.rows(resource), resource["id"]

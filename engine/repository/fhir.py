@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
@@ -160,7 +160,8 @@ class FhirRepository:
         self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
-        self._last_instant = datetime.min.replace(tzinfo=UTC)
+        self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
+        self._prefix_sec, self._prefix = -1, ""
 
     # -- group commit -----------------------------------------------------------------------------
     @contextmanager
@@ -195,11 +196,16 @@ class FhirRepository:
         self._local.pending = None
         try:
             self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
+            # The hooks of a group read the same few resources again and again (every Observation
+            # of a lab report looks up its performing Organization): reads are cached for the
+            # hook phase, and any write through this repository empties the cache.
+            self._local.reads = {}
             for _, _, _, stored, previous, result in items:
                 for hook in self._hooks:
                     result.issues.extend(hook(stored, previous) or ())
         finally:
             self._local.pending = pending
+            self._local.reads = None
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
@@ -213,13 +219,21 @@ class FhirRepository:
         self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
-        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes."""
+        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
+
+        Integer milliseconds and a per-second cached prefix: this runs once per stored version,
+        and building it through ``datetime`` cost ~15 us of each ingest write.
+        """
         with self._clock_lock:
-            now = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
-            if now <= self._last_instant:
-                now = self._last_instant + timedelta(milliseconds=1)
-            self._last_instant = now
-        return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms + 1
+            self._last_ms = ms
+            sec, milli = divmod(ms, 1000)
+            if sec != self._prefix_sec:
+                self._prefix_sec = sec
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+            return f"{self._prefix}{milli:03d}Z"
 
     # -- reads -------------------------------------------------------------------------------------
     def _check_type(self, rtype: str) -> None:
@@ -234,7 +248,13 @@ class FhirRepository:
     def read_raw(self, rtype: str, rid: str) -> StoredResource:
         """The current version as stored (JSON bytes), for handlers that can return it as is."""
         self._check(rtype, rid)
-        rec = self.backend.current(rtype, rid)
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
+            rec = self.backend.current(rtype, rid)
+        elif (rtype, rid) in reads:
+            rec = reads[(rtype, rid)]
+        else:
+            rec = reads[(rtype, rid)] = self.backend.current(rtype, rid)
         if rec is None:
             raise NotFound(f"{rtype}/{rid} is not known")
         if rec.deleted:
@@ -285,6 +305,9 @@ class FhirRepository:
         validate: bool = True,
     ) -> WriteResult:
         """Validate, version, index and store one resource, then run the write hooks."""
+        reads = getattr(self._local, "reads", None)
+        if reads:  # a hook writes: what it read before may be stale now
+            reads.clear()
         for prepare in self._prepare_hooks:
             resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
@@ -381,6 +404,9 @@ class FhirRepository:
     def delete(self, rtype: str, rid: str) -> int | None:
         """Delete; later reads get 410. Deleting what is absent or already deleted changes nothing."""
         self._check(rtype, rid)
+        reads = getattr(self._local, "reads", None)
+        if reads:
+            reads.clear()
         with self.store.transaction():
             existing = self.backend.current(rtype, rid)
             if existing is None or existing.deleted:
@@ -575,7 +601,8 @@ class FhirRepository:
                 plans.append(self._plan(n, entry, mapping))
             for plan in plans:
                 if plan.get("resource") is not None:
-                    _walk_references(plan["resource"], mapping)
+                    if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
+                        _walk_references(plan["resource"], mapping)
                     if self.validator is not None:  # every entry valid before anything is written
                         try:
                             self.validator.validate(plan["resource"])

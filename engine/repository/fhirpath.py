@@ -102,6 +102,18 @@ def _field(name: str, cast: str | None) -> Callable[[list[Any]], list[Any]]:
     return step
 
 
+def _top_field(name: str) -> Evaluator:
+    """``Type.name`` (the commonest expression): one dict lookup, no list of nodes to walk."""
+
+    def evaluate(resource: dict[str, Any]) -> list[Any]:
+        value = resource.get(name)
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) else [value]
+
+    return evaluate
+
+
 def _resolve_is(type_name: str) -> Callable[[list[Any]], list[Any]]:
     prefix = type_name + "/"
     infix = "/" + type_name + "/"
@@ -168,6 +180,8 @@ def _compile_path(path: str, resource_type: str | None) -> tuple[str, Evaluator]
         steps.append(_field(name, c))
     if not steps:
         raise UnsupportedExpression(path)
+    if len(fields) == len(steps) == 1 and fields[0][1] is None and fields[0][0] not in CHOICE_ELEMENTS:
+        return root, _top_field(fields[0][0])
 
     def evaluate(resource: dict[str, Any]) -> list[Any]:
         nodes: list[Any] = [resource]
@@ -210,7 +224,11 @@ def first_fields(expression: str) -> frozenset[str] | None:
         steps = _split_steps(_INFIX_AS.sub(r"\1.as(\2)", part.strip()))
         if len(steps) < 2 or not _STEP_FIELD.match(steps[1]):
             return None
-        names.add(steps[1])
+        cast = _STEP_AS.match(steps[2]) if len(steps) > 2 else None
+        if cast is not None and steps[1] in CHOICE_ELEMENTS:  # value.as(Quantity) needs valueQuantity
+            names.add(steps[1] + cast.group(1)[0].upper() + cast.group(1)[1:])
+        else:
+            names.add(steps[1])
     return frozenset(names)
 
 

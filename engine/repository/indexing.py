@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from engine.repository.fhirpath import CHOICE_ELEMENTS, first_fields
@@ -41,8 +42,16 @@ class IndexRows:
     sort: dict[str, Any] = field(default_factory=dict)  # param -> first value, for _sort
 
 
+@lru_cache(maxsize=65536)
 def normalise(text: str) -> str:
-    """Case- and accent-insensitive form used by the default string search."""
+    """Case- and accent-insensitive form used by the default string search.
+
+    Cached: ingest indexes the same code displays and names over and over (a CBC's twelve
+    ``display``s in every message), and NFKD + per-character filtering is the costly part of
+    indexing a resource. ASCII text has no decompositions or combining marks, so it skips both.
+    """
+    if text.isascii():
+        return text.casefold().strip()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
 
@@ -83,14 +92,25 @@ def date_range(value: str) -> tuple[float, float]:
     return d.timestamp(), d.timestamp() + width
 
 
+@lru_cache(maxsize=65536)
 def parse_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
-    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None."""
+    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None.
+
+    Cached: a message's resources point at the same Patient, Encounter and orders many times.
+    """
     if base_url and ref.startswith(base_url + "/"):
         ref = ref[len(base_url) + 1 :]
     elif "://" in ref or ref.startswith(("#", "urn:")):
         return None
     m = _REF.match(ref)
     return (m.group(1), m.group(2)) if m else None
+
+
+@lru_cache(maxsize=4096)
+def _choice_stem(key: str) -> str | None:
+    """``effective`` for ``effectiveDateTime``; None when ``key`` is not a choice element's."""
+    stem = _CHOICE_STEM.match(key)
+    return stem.group(1) if stem and stem.group(1) in CHOICE_ELEMENTS else None
 
 
 class Indexer:
@@ -114,9 +134,9 @@ class Indexer:
         rows = IndexRows()
         present = set(resource)
         for key in resource:  # choice elements: effectiveDateTime is there for "effective"
-            stem = _CHOICE_STEM.match(key)
-            if stem and stem.group(1) in CHOICE_ELEMENTS:
-                present.add(stem.group(1))
+            stem = _choice_stem(key)
+            if stem is not None:
+                present.add(stem)
         for code, index, evaluate, roots in self._plan(rtype):
             if roots is not None and present.isdisjoint(roots):
                 continue
