@@ -59,6 +59,11 @@ def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return Site.load(Settings(site=folder))
 
 
+def test_the_shared_samples_are_there() -> None:
+    """The parametrised test below would pass vacuously on an empty folder: fail loudly instead."""
+    assert len(FILES) >= 50, f"expected the public HL7 v2 samples under {SAMPLES}"
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_sample_converts_or_is_refused_precisely(path: Path, sample_site: Site) -> None:
     name = path.name
