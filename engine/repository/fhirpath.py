@@ -28,37 +28,30 @@ class UnsupportedExpression(ValueError):
     """The expression uses FHIRPath beyond huren's subset."""
 
 
-def split_union(expression: str) -> list[str]:
-    """Split on top-level ``|`` (not inside parentheses or quotes)."""
+def _split_top(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` where it stands outside parentheses and quotes."""
     parts, depth, quote, start = [], 0, False, 0
-    for i, ch in enumerate(expression):
+    for i, ch in enumerate(text):
         if ch == "'":
             quote = not quote
         elif not quote and ch == "(":
             depth += 1
         elif not quote and ch == ")":
             depth -= 1
-        elif not quote and depth == 0 and ch == "|":
-            parts.append(expression[start:i].strip())
+        elif not quote and depth == 0 and ch == separator:
+            parts.append(text[start:i])
             start = i + 1
-    parts.append(expression[start:].strip())
-    return [p for p in parts if p]
+    parts.append(text[start:])
+    return parts
+
+
+def split_union(expression: str) -> list[str]:
+    """Split on top-level ``|`` (not inside parentheses or quotes)."""
+    return [p for p in (part.strip() for part in _split_top(expression, "|")) if p]
 
 
 def _split_steps(path: str) -> list[str]:
-    steps, depth, quote, start = [], 0, False, 0
-    for i, ch in enumerate(path):
-        if ch == "'":
-            quote = not quote
-        elif not quote and ch == "(":
-            depth += 1
-        elif not quote and ch == ")":
-            depth -= 1
-        elif not quote and depth == 0 and ch == ".":
-            steps.append(path[start:i])
-            start = i + 1
-    steps.append(path[start:])
-    return steps
+    return _split_top(path, ".")
 
 
 # R4 choice elements (``value[x]`` ...) that the supported search expressions reach; only these
