@@ -110,12 +110,7 @@ class Recognition:
         code → item entries of each institution's code map come from the site data."""
 
         def site() -> Any:
-            held = getattr(engine, "site", None)
-            if held is not None:
-                return held
-            from mappings.site import Site
-
-            return Site.load(engine.settings)
+            return engine.site  # read once by the Engine; Engine.reload_site swaps it
 
         def institutions() -> dict[str, Institution]:
             return {code: institution_from_site(inst) for code, inst in site().institutions.items()}
