@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+
 from engine.identity.nationalid import check_character
 
 pytest.importorskip("engine.repository.fhir", reason="needs the FHIR repository on main")

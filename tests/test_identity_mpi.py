@@ -7,6 +7,7 @@ the repository is wired; directly through the MPI hook otherwise), on the real S
 from __future__ import annotations
 
 import pytest
+
 from engine.identity.nationalid import check_character
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from engine.identity.nationalid import check_character
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.identity.nationalid import check_character
 from engine.settings import Settings
 
 
