@@ -14,13 +14,7 @@ the real SQLite store with the patient index and recognition hooks wired as in p
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import re
-import secrets
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,6 +23,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity import nationalid
 from engine.settings import Settings
+from tests.test_resident_launch import APP, REDIRECT, SCOPE, launch
 
 NNCHN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]}
 # 阜宁县 (320923) was created in 1983: the code is "unknown" for someone born in 1980, yet the
@@ -177,24 +172,9 @@ def test_retired_area_code_links_across_institutions_and_the_resident_sees_both(
     patients = engine.identity.patients_for_number(RETIRED_AREA_ID)
     assert len(patients) == 2  # one person across both institutions
 
-    app, redirect = "phr-app", "https://phr.example/cb"
-    engine.auth.registry.add(app, scopes=["patient/*.rs", "launch/patient"], kind="patient-app",
-                             redirect_uris=[redirect], public=True)
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    page = http.get("/auth/authorize", params={
-        "response_type": "code", "client_id": app, "redirect_uri": redirect, "scope": "launch/patient patient/*.rs",
-        "state": "st", "aud": engine.settings.fhir_base_url, "code_challenge": challenge,
-        "code_challenge_method": "S256"})
-    rid = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)
-    assert http.post("/auth/authorize/login", data={"request_id": rid, "national_id": RETIRED_AREA_ID}).status_code == 200
-    outbox = engine.settings.data_dir / "otp" / "outbox.jsonl"
-    code = json.loads(outbox.read_text().splitlines()[-1])["code"]
-    done = http.post("/auth/authorize/verify", data={"request_id": rid, "code": code}, follow_redirects=False)
-    q = parse_qs(urlsplit(done.headers["location"]).query)
-    tokens = http.post("/auth/token", data={"grant_type": "authorization_code", "code": q["code"][0],
-                                            "redirect_uri": redirect, "client_id": app,
-                                            "code_verifier": verifier}).json()
+    engine.auth.registry.add(APP, scopes=SCOPE.split(), kind="patient-app", redirect_uris=[REDIRECT], public=True)
+    tokens = launch(http, engine, RETIRED_AREA_ID)  # the resident signs in with the number, as in the app
+    assert tokens["patient"] in patients
     h = {"Authorization": f"Bearer {tokens['access_token']}"}
     bundle = http.get("/fhir/Observation?_count=50", headers=h).json()
     subjects = {e["resource"]["subject"]["reference"].split("/", 1)[1] for e in bundle.get("entry", [])}
