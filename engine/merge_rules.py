@@ -76,6 +76,7 @@ class TypePlan:
     elements: Mapping[str, ElementPlan]
     trivial: bool  # every element is "replace" and nothing is owned: the incoming version as is
     guards_create: bool  # a slice the writer does not own: checked even when nothing is stored
+    choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class MergeRules:
         trivial = default_mode == "replace" and all(
             e.mode == "replace" and not e.slices for e in elements.values())
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
-        plan = TypePlan(default, elements, trivial, guards)
+        plan = TypePlan(default, elements, trivial, guards, _choice_siblings(rtype))
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -235,6 +236,12 @@ class MergeRules:
                 value = self._element_value(rtype, name, ep, st, inc, source, issues)
             if value is not _MISSING:
                 out[name] = value
+        for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
+            siblings = plan.choices.get(name)
+            if siblings and out.get(name) is incoming[name]:
+                for sibling in siblings:
+                    if sibling not in incoming:
+                        out.pop(sibling, None)
         return Combined(out, issues)
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
@@ -301,6 +308,16 @@ def shipped() -> MergeRules:
     """The rules shipped in ``mappings/merge.yaml`` (a repository built without a site uses them)."""
     path = Path(DEFAULTS_DIR) / "merge.yaml"
     return MergeRules(load_merge_file(path), str(path))
+
+
+@lru_cache(maxsize=256)
+def _choice_siblings(rtype: str) -> Mapping[str, frozenset[str]]:
+    """Top-level choice elements of an R4 resource type and their siblings, from the R4 schema the
+    validator uses (its ``dependencies``: ``valueQuantity`` present => every other ``value*`` absent)."""
+    from conformance.validate import load_schema
+
+    deps = (load_schema().get("definitions", {}).get(rtype) or {}).get("dependencies") or {}
+    return {name: frozenset(rule.get("properties") or {}) for name, rule in deps.items() if isinstance(rule, dict)}
 
 
 def _present(value: Any) -> Any:

@@ -129,3 +129,13 @@ def test_a_bad_rules_file_names_file_and_line(tmp_path: Path) -> None:
     (site / "merge.yaml").write_text(text.replace("reasonCode: {feed: union", "reasonCode: {lab: union"), "utf-8")
     with pytest.raises(SiteError, match="'lab' is not a source"):
         MergeRules.from_site(Site.from_dirs(REPO / "mappings", site))
+
+
+def test_a_choice_element_keeps_one_value() -> None:
+    stored = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "x"},
+              "valueQuantity": {"value": 1.5, "unit": "mmol/L"}, "effectiveDateTime": "2026-03-14"}
+    corrected = {"resourceType": "Observation", "id": "o", "status": "corrected", "code": {"text": "x"},
+                 "valueString": "haemolysed"}
+    assert shipped().combine(stored, corrected, "ORU").resource == {
+        "resourceType": "Observation", "id": "o", "status": "corrected", "code": {"text": "x"},
+        "valueString": "haemolysed", "effectiveDateTime": "2026-03-14"}
