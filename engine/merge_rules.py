@@ -32,6 +32,7 @@ MODES = frozenset({"replace", "keep-if-absent", "union", "keep-stored"})
 _RESERVED = frozenset({"key", "owner", "slices"})
 _MISSING: Any = object()
 _SORTED = orjson.OPT_SORT_KEYS
+_CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
 Issue = dict[str, Any]
 
@@ -322,7 +323,9 @@ def _choice_siblings(rtype: str) -> Mapping[str, frozenset[str]]:
 
 def _present(value: Any) -> Any:
     """FHIR has no empty elements: an empty list, object or text counts as absent."""
-    return _MISSING if value is _MISSING or value in ([], {}, "", None) else value
+    if value is None or (type(value) in _CONTAINERS and not value):
+        return _MISSING
+    return value
 
 
 def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
