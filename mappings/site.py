@@ -2,7 +2,7 @@
 
 Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds files with the
 same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
-``codes/units.yaml``, ``hl7v2/<table>.yaml``). Replacing whole files, rather than merging keys,
+``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
 
 Integrators edit these files by hand, so every file is checked against a JSON schema at start-up

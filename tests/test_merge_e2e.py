@@ -15,6 +15,7 @@ the real SQLite store with the patient index and recognition hooks wired as in p
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -179,3 +180,19 @@ def test_retired_area_code_links_across_institutions_and_the_resident_sees_both(
     bundle = http.get("/fhir/Observation?_count=50", headers=h).json()
     subjects = {e["resource"]["subject"]["reference"].split("/", 1)[1] for e in bundle.get("entry", [])}
     assert subjects == set(patients)  # results from both institutions
+
+
+def test_a_site_that_refuses_conflicts_gets_an_ae_and_keeps_the_order(settings: Settings, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    shipped = (Path(__file__).resolve().parent.parent / "mappings" / "merge.yaml").read_text("utf-8")
+    (site / "merge.yaml").write_text(shipped.replace("    feed: warn ", "    feed: reject "), "utf-8")
+    with Engine(settings.with_(site=site)) as eng, TestClient(create_app(eng)) as client:
+        post_hl7(client, eng, his_order("B-6", "20260314080000", "R01^病情变化^HUREN"))
+        authored = _order_by_placer(client, eng, "B-6")["authoredOn"]
+        headers = {**bearer(eng, "system/MessageHeader.c", "his-gw"), "Content-Type": "x-application/hl7-v2+er7"}
+        text = lis_result("B-6", "20260314093000", orc9="20260314090000").replace("\n", "\r")
+        ack = client.post("/hl7v2", content=text.encode("utf-8"), headers=headers).content.decode("utf-8")
+        assert "MSA|AE|" in ack and "authoredOn" in ack, ack  # refused whole, kept in the quarantine
+        resulted = _order_by_placer(client, eng, "B-6")
+        assert resulted["authoredOn"] == authored and resulted["status"] == "active"
