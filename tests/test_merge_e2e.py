@@ -196,3 +196,24 @@ def test_a_site_that_refuses_conflicts_gets_an_ae_and_keeps_the_order(settings: 
         assert "MSA|AE|" in ack and "authoredOn" in ack, ack  # refused whole, kept in the quarantine
         resulted = _order_by_placer(client, eng, "B-6")
         assert resulted["authoredOn"] == authored and resulted["status"] == "active"
+
+
+# --- 4. an ADT merge (A40) keeps the registration system's links through the index -----------------
+
+def test_adt_merge_links_survive_the_patient_index(engine: Engine, http: TestClient) -> None:
+    nid = "32092319850412001X"
+    post_hl7(http, engine, f"MSH|^~\\&|HIS|{B}|HUREN|FUNING|20260314080000||ADT^A01^ADT_A01|A40-1|P|2.5.1\n"
+                           "EVN|A01|20260314080000\n"
+                           f"PID|1||{nid}^^^公安部^NNCHN~MZ1^^^{B}^MR||王^建国||19850412|M|||||13800000001\n"
+                           f"PV1|1|O|内科门诊^^^{B}\n")
+    post_hl7(http, engine, f"MSH|^~\\&|HIS|{B}|HUREN|FUNING|20260315080000||ADT^A40^ADT_A39|A40-2|P|2.5.1\n"
+                           "EVN|A40|20260315080000\n"
+                           f"PID|1||{nid}^^^公安部^NNCHN~MZ2^^^{B}^MR||王^建国||19850412|M\n"
+                           f"MRG|MZ1^^^{B}^MR\n")
+    reader = bearer(engine, "system/Patient.rs", "reader")
+    old = http.get(f"/fhir/Patient?identifier=urn:huren:mrn:{B}|MZ1", headers=reader).json()["entry"][0]["resource"]
+    new = http.get(f"/fhir/Patient?identifier=urn:huren:mrn:{B}|MZ2", headers=reader).json()["entry"][0]["resource"]
+    assert old["active"] is False
+    assert old["link"] == [{"other": {"reference": f"Patient/{new['id']}"}, "type": "replaced-by"}]
+    assert new["link"] == [{"other": {"reference": f"Patient/{old['id']}"}, "type": "replaces"}]
+    assert engine.identity.person_compartment(new["id"]) == {new["id"], old["id"]}

@@ -40,7 +40,9 @@ from engine.identity import nationalid
 from engine.merge_rules import INDEX
 from engine.repository.port import Store
 
-_in_materialise: contextvars.ContextVar[bool] = contextvars.ContextVar("mpi_materialise", default=False)
+# how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
+_in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
+_MAX_DEPTH = 4
 
 
 class Repository(Protocol):
@@ -79,6 +81,12 @@ def load_or_create_key(data_dir: Path) -> bytes:
 def _ref_id(link: dict[str, Any]) -> str | None:
     ref = (link.get("other") or {}).get("reference", "")
     return ref.split("/", 1)[1] if ref.startswith("Patient/") else None
+
+
+def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What decides a record's managed links: its person and merges."""
+    doc = doc or {}
+    return doc.get("person"), doc.get("status"), doc.get("replaced_by"), tuple(sorted(doc.get("replaces", [])))
 
 
 def _warning(diagnostics: str) -> dict[str, Any]:
@@ -240,8 +248,17 @@ class IdentityService:
         affected = {pid, *self.members(doc.get("person"))}
         if before:
             affected.update(self.members(before.get("person")))
-        if not _in_materialise.get():
-            self._materialise(affected, {pid: resource})
+        depth = _in_materialise.get()
+        if not depth:
+            # every record is read fresh: within one Bundle an earlier record's hook may already
+            # have rewritten this one's links (ADT A40: the survivor is linked first), so
+            # ``resource`` can be older than what is stored
+            self._materialise(affected, {})
+        elif depth < _MAX_DEPTH and _membership(before) != _membership(doc):
+            # the index, rewriting this record's links, met a version whose own hook has not run
+            # yet (a later record of the same Bundle) and learnt that it left or joined a person:
+            # the other records concerned need their links again
+            self._materialise(affected - {pid}, {})
         return issues
 
     def _classify(self, patient: dict[str, Any], before: dict[str, Any] | None) -> tuple[dict[str, Any], list]:
@@ -311,7 +328,7 @@ class IdentityService:
         index's own slices of ``Patient.link`` and keep everything else of the stored record."""
         if self.repository is None:
             return
-        token = _in_materialise.set(True)
+        token = _in_materialise.set(_in_materialise.get() + 1)
         try:
             for pid in sorted(patient_ids):
                 resource = current.get(pid)
