@@ -62,6 +62,8 @@ import orjson
 
 from conformance.profiles import Profile, load_profiles
 from engine.errors import Unprocessable
+from engine.fhirjson import dumps as json_dumps
+from engine.fhirjson import schema_view
 from engine.settings import Settings
 
 SCHEMA_RESOURCE = "schema/fhir.r4.schema.json.gz"
@@ -202,8 +204,13 @@ class Validator:
         return cls(site_profiles_dir=settings.site / "profiles" if settings.site else None)
 
     def validate(self, resource: Any) -> None:
-        if self._valid_fast(resource):
-            return
+        try:
+            if self._valid_fast(resource):
+                return
+        except ValueError:  # jsonschema-rs takes no float subclass: validate the exact-Decimal view
+            resource = schema_view(resource)
+            if self._valid_fast(resource):
+                return
         problems: list[tuple[str, str, str]] = []
         seen: set[str] = set()
         for problem in self.problems(resource):
@@ -225,6 +232,7 @@ class Validator:
         )
 
     def is_valid(self, resource: Any) -> bool:
+        resource = schema_view(resource)
         return self._valid_fast(resource) or next(iter(self.problems(resource)), None) is None
 
     def problems(self, resource: Any) -> Iterator[tuple[str, str, str]]:
@@ -232,7 +240,7 @@ class Validator:
         if not isinstance(resource, dict):
             yield "", "structure", "a resource must be a JSON object"
             return
-        yield from self._resource(resource, None, profiled=True)
+        yield from self._resource(schema_view(resource), None, profiled=True)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -373,5 +381,5 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
 
 
 def _short(value: Any) -> str:
-    text = orjson.dumps(value).decode()
+    text = json_dumps(value).decode()
     return text if len(text) <= 80 else text[:77] + "..."

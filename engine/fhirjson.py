@@ -1,0 +1,148 @@
+"""FHIR JSON in and out, with every number kept exactly as it was written.
+
+A FHIR ``decimal`` is a decimal with implicit precision, not a binary float: ``1.50`` states three
+significant figures, ``42.256500`` six decimal places, and a server must give back what it was
+sent. Plain JSON libraries read numbers as floats (``1.50`` comes back as ``1.5``,
+``66.899999999999991`` as ``66.89999999999999``) and cannot write integers beyond 64 bits. Every
+place that turns FHIR JSON bytes into Python values or back goes through ``loads`` / ``dumps``
+here, so that rule has one owner.
+
+Numbers whose text is not what ``repr(float)`` would print become ``FhirDecimal``: a ``float``
+subclass that remembers its text. Being a float, it compares, sorts, indexes and does arithmetic
+like every other number in the engine (code that sees a fast-path ``float`` and code that sees a
+``FhirDecimal`` behave alike); ``dumps`` writes its text back verbatim.
+
+Speed: nearly every FHIR body only holds numbers that round-trip through ``float`` (``1.5``,
+``7``, ``98.6``), so ``loads`` parses with orjson and then scans the raw bytes for number tokens
+(one regular expression); only a body with an inexact token (``1.50``, ``1e2``, a 20-digit
+integer) is parsed a second time with the standard library and ``parse_float=FhirDecimal``.
+orjson parses first in every case, so both paths accept exactly the same documents (no ``NaN``,
+no lone surrogates, orjson's depth limit). ``dumps`` is orjson with a ``default`` that only runs
+for a ``FhirDecimal``. ``bench/fhirjson.py`` prints the cost of each path.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+import re
+from typing import Any
+
+import orjson
+
+DecodeError = json.JSONDecodeError  # orjson.JSONDecodeError is a subclass: one except catches both
+
+# A JSON number token where one can stand: after ':', ',' or '[' (or at the start of the document)
+# and before ',', '}', ']' or the end. The same shape can occur inside a string ("ratio: 1.50,"),
+# which only sends that body down the exact path: never wrong, just slower.
+_NUMBER_TOKEN = re.compile(rb"(?:^|[:,\[])\s*(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*(?=[,}\]]|$)")
+# the FHIR R4 decimal grammar (it is JSON's number grammar)
+FHIR_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INT64_DIGITS = 18  # any integer of at most 18 digits fits orjson's 64-bit integers
+
+
+class FhirDecimal(float):
+    """A JSON number with its exact text: a float for arithmetic, its ``text`` for JSON.
+
+    ``str()`` gives the text, so a value put into a message or an index key reads as it was
+    written. Equality is numeric (``FhirDecimal("1.50") == 1.5``) like every float; use ``same``
+    to tell ``1.5`` from ``1.50``.
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> FhirDecimal:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> FhirDecimal:
+        """From text that must already follow the FHIR decimal grammar (raises ValueError)."""
+        if not FHIR_DECIMAL.fullmatch(text):
+            raise ValueError(f"{text!r} is not a FHIR decimal")
+        return cls(text)
+
+    def __repr__(self) -> str:
+        return f"FhirDecimal({self.text!r})"
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> tuple[type[FhirDecimal], tuple[str]]:
+        return FhirDecimal, (self.text,)
+
+    def __copy__(self) -> FhirDecimal:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FhirDecimal:
+        return self
+
+
+def _int(text: str) -> int | FhirDecimal:
+    return int(text) if len(text) <= _INT64_DIGITS and text != "-0" else FhirDecimal(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # unreachable: orjson refused it first
+
+
+def _inexact(raw: bytes) -> bool:
+    """Whether some number token in ``raw`` would not come back byte for byte from a float/int."""
+    for m in _NUMBER_TOKEN.finditer(raw):
+        token = m.group(1)
+        if b"." in token or b"e" in token or b"E" in token:
+            text = token.decode()
+            if repr(float(text)) != text:
+                return True
+        elif len(token) > _INT64_DIGITS or token == b"-0":
+            return True
+    return False
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse FHIR JSON, keeping every number's exact text. Raises ``DecodeError`` on bad JSON."""
+    value = orjson.loads(data)
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if not _inexact(raw):
+        return value
+    try:
+        return json.loads(raw, parse_float=FhirDecimal, parse_int=_int, parse_constant=_no_constant)
+    except RecursionError:  # orjson allows 1024 levels; Python's stack may allow fewer
+        raise DecodeError("the JSON document is nested too deeply", raw.decode(errors="replace"), 0) from None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, FhirDecimal):
+        return orjson.Fragment(value.text)
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
+    """FHIR JSON bytes; a ``FhirDecimal`` is written as its text (``decimal.Decimal`` as ``str``)."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same document, ``1.5`` and ``1.50`` being different.
+
+    ``==`` compares numbers by value (and keys in any order); when it says equal, the sorted
+    serialisations decide, which tells the precision of each number apart.
+    """
+    return a == b and dumps(a, sort_keys=True) == dumps(b, sort_keys=True)
+
+
+def schema_view(value: Any) -> Any:
+    """``value`` with each ``FhirDecimal`` as ``decimal.Decimal`` (exact), for libraries that only
+    take the plain JSON types (jsonschema-rs refuses float subclasses but validates ``Decimal``)."""
+    t = type(value)
+    if t is dict:
+        return {k: schema_view(v) for k, v in value.items()}
+    if t is list:
+        return [schema_view(v) for v in value]
+    if t is FhirDecimal:
+        return decimal.Decimal(value.text)
+    return value
