@@ -123,7 +123,24 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     """FHIR JSON bytes; a ``FhirDecimal`` is written as its text (``decimal.Decimal`` as ``str``)."""
-    return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    option = orjson.OPT_SORT_KEYS if sort_keys else 0
+    try:
+        return orjson.dumps(value, default=_default, option=option)
+    except TypeError as exc:  # an int beyond 64 bits (orjson's limit): write it as its digits
+        if "64-bit" not in str(exc):
+            raise
+        return orjson.dumps(_big_ints(value), default=_default, option=option)
+
+
+def _big_ints(value: Any) -> Any:
+    t = type(value)
+    if t is dict:
+        return {k: _big_ints(v) for k, v in value.items()}
+    if t is list:
+        return [_big_ints(v) for v in value]
+    if t is int and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value))
+    return value
 
 
 def same(a: Any, b: Any) -> bool:
