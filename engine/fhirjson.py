@@ -12,33 +12,30 @@ subclass that remembers its text. Being a float, it compares, sorts, indexes and
 like every other number in the engine (code that sees a fast-path ``float`` and code that sees a
 ``FhirDecimal`` behave alike); ``dumps`` writes its text back verbatim.
 
-Speed: nearly every FHIR body only holds numbers that round-trip through ``float`` (``1.5``,
-``7``, ``98.6``), so ``loads`` parses with orjson and then scans the raw bytes for number tokens
-(one regular expression); only a body with an inexact token (``1.50``, ``1e2``, a 20-digit
-integer) is parsed a second time with the standard library and ``parse_float=FhirDecimal``.
-orjson parses first in every case, so both paths accept exactly the same documents (no ``NaN``,
-no lone surrogates, orjson's depth limit). ``dumps`` is orjson with a ``default`` that only runs
-for a ``FhirDecimal``. ``bench/fhirjson.py`` prints the cost of each path.
+Speed: one pass of msgspec's JSON decoder (as fast as orjson, as strict: RFC 8259, no ``NaN``,
+no lone surrogates, valid UTF-8), whose ``float_hook`` hands over each float token's text. A token
+that ``repr(float)`` prints back unchanged (``1.5``, ``98.6``: nearly all of them) becomes a plain
+``float``, so validation and serialisation stay on their fast paths; only the others (``1.50``,
+``1e2``) become ``FhirDecimal``. Integers of any size are exact ``int``. ``dumps`` is orjson with a
+``default`` that only runs for a ``FhirDecimal`` (and, on retry, for integers beyond 64 bits).
+``bench/fhirjson.py`` prints the cost against plain orjson.
 """
 
 from __future__ import annotations
 
 import decimal
-import json
 import re
 from typing import Any
 
+import msgspec
 import orjson
 
-DecodeError = json.JSONDecodeError  # orjson.JSONDecodeError is a subclass: one except catches both
-
-# A JSON number token where one can stand: after ':', ',' or '[' (or at the start of the document)
-# and before ',', '}', ']' or the end. The same shape can occur inside a string ("ratio: 1.50,"),
-# which only sends that body down the exact path: never wrong, just slower.
-_NUMBER_TOKEN = re.compile(rb"(?:^|[:,\[])\s*(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*(?=[,}\]]|$)")
 # the FHIR R4 decimal grammar (it is JSON's number grammar)
 FHIR_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_INT64_DIGITS = 18  # any integer of at most 18 digits fits orjson's 64-bit integers
+
+
+class DecodeError(ValueError):
+    """The bytes are not one JSON document (or hold a number beyond the range of a double)."""
 
 
 class FhirDecimal(float):
@@ -80,37 +77,29 @@ class FhirDecimal(float):
         return self
 
 
-def _int(text: str) -> int | FhirDecimal:
-    return int(text) if len(text) <= _INT64_DIGITS and text != "-0" else FhirDecimal(text)
+def number(text: str) -> float:
+    """The value of a JSON number token: a plain ``float`` when ``repr`` gives the same text back,
+    else a ``FhirDecimal`` keeping it (the one rule for both JSON bodies and HL7 values)."""
+    value = float(text)
+    if repr(value) == text:
+        return value
+    if value in (_INF, -_INF):
+        raise DecodeError(f"the number {text} is out of range")
+    return FhirDecimal(text)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")  # unreachable: orjson refused it first
-
-
-def _inexact(raw: bytes) -> bool:
-    """Whether some number token in ``raw`` would not come back byte for byte from a float/int."""
-    for m in _NUMBER_TOKEN.finditer(raw):
-        token = m.group(1)
-        if b"." in token or b"e" in token or b"E" in token:
-            text = token.decode()
-            if repr(float(text)) != text:
-                return True
-        elif len(token) > _INT64_DIGITS or token == b"-0":
-            return True
-    return False
+_INF = float("inf")
+_DECODER = msgspec.json.Decoder(float_hook=number)
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse FHIR JSON, keeping every number's exact text. Raises ``DecodeError`` on bad JSON."""
-    value = orjson.loads(data)
-    raw = data.encode() if isinstance(data, str) else bytes(data)
-    if not _inexact(raw):
-        return value
     try:
-        return json.loads(raw, parse_float=FhirDecimal, parse_int=_int, parse_constant=_no_constant)
-    except RecursionError:  # orjson allows 1024 levels; Python's stack may allow fewer
-        raise DecodeError("the JSON document is nested too deeply", raw.decode(errors="replace"), 0) from None
+        return _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(str(exc)) from None
+    except RecursionError:
+        raise DecodeError("the JSON document is nested too deeply") from None
 
 
 def _default(value: Any) -> Any:

@@ -183,7 +183,7 @@ def test_nm_to_fhir_decimal_text(text: str, expected: str) -> None:
 
 # -- the module's own contract ---------------------------------------------------------------------
 def test_loads_dumps_round_trip_bytes_exactly() -> None:
-    raw = (b'{"a":[1.5,2.50,-0,-0.0,7,1E+2,3e-7,12345678901234567890123,0.1],'
+    raw = (b'{"a":[1.5,2.50,-0.0,7,1E+2,3e-7,12345678901234567890123,0.1],'
            b'"s":"ratio: 1.50, at 10:00:00.120Z","n":null,"t":true}')
     assert fhirjson.dumps(fhirjson.loads(raw)) == raw
     fast = b'{"a":[1.5,7,0.1,-2.25],"t":"2026-01-01T10:00:00.120Z"}'

@@ -16,7 +16,7 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
-from engine.fhirjson import FhirDecimal
+from engine.fhirjson import number
 from mappings.site import urn_part
 
 Rule = dict[str, Any]
@@ -53,7 +53,7 @@ def integer(rep: Repetition, rule: Rule, ctx: Context) -> int | None:
     return int(text)
 
 
-def decimal(text: str) -> int | FhirDecimal:
+def decimal(text: str) -> int | float:
     """HL7 NM → JSON number with the sender's precision: ``1.50`` stays ``1.50`` (FHIR decimals
     carry implicit precision). Only what FHIR's decimal grammar forbids is rewritten: a leading
     ``+`` (``+1.50`` → ``1.50``), a bare or missing integer part (``.5`` → ``0.5``, ``1.`` → ``1``)
@@ -66,8 +66,8 @@ def decimal(text: str) -> int | FhirDecimal:
     whole, _, fraction = m.group(1).partition(".")
     whole = whole.lstrip("0") or "0"
     if not fraction:
-        return int(sign + whole) if len(whole) <= 18 else FhirDecimal(sign + whole)
-    return FhirDecimal(f"{sign}{whole}.{fraction}")
+        return int(sign + whole)
+    return number(f"{sign}{whole}.{fraction}")
 
 
 def yes_no(rep: Repetition, rule: Rule, ctx: Context) -> bool | None:
