@@ -204,13 +204,8 @@ class Validator:
         return cls(site_profiles_dir=settings.site / "profiles" if settings.site else None)
 
     def validate(self, resource: Any) -> None:
-        try:
-            if self._valid_fast(resource):
-                return
-        except ValueError:  # jsonschema-rs takes no float subclass: validate the exact-Decimal view
-            resource = schema_view(resource)
-            if self._valid_fast(resource):
-                return
+        if self._valid(resource):
+            return
         problems: list[tuple[str, str, str]] = []
         seen: set[str] = set()
         for problem in self.problems(resource):
@@ -232,8 +227,7 @@ class Validator:
         )
 
     def is_valid(self, resource: Any) -> bool:
-        resource = schema_view(resource)
-        return self._valid_fast(resource) or next(iter(self.problems(resource)), None) is None
+        return self._valid(resource) or next(iter(self.problems(resource)), None) is None
 
     def problems(self, resource: Any) -> Iterator[tuple[str, str, str]]:
         """Every problem as (element path, OperationOutcome issue code, message)."""
@@ -243,6 +237,14 @@ class Validator:
         yield from self._resource(schema_view(resource), None, profiled=True)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _valid(self, resource: Any) -> bool:
+        try:
+            return self._valid_fast(resource)
+        except ValueError:
+            # jsonschema-rs takes no float subclass: a resource holding an exact decimal (only
+            # those whose text a float would not print back) is validated as its Decimal view
+            return self._valid_fast(schema_view(resource))
 
     def _valid_fast(self, resource: Any, profiled: bool = True) -> bool:
         """True when the resource (and any resources nested in it) is valid; False means "look closer".
