@@ -16,7 +16,7 @@ Speed: one pass of msgspec's JSON decoder (as fast as orjson, as strict: RFC 825
 no lone surrogates, valid UTF-8), whose ``float_hook`` hands over each float token's text. A token
 that ``repr(float)`` prints back unchanged (``1.5``, ``98.6``: nearly all of them) becomes a plain
 ``float``, so validation and serialisation stay on their fast paths; only the others (``1.50``,
-``1e2``) become ``FhirDecimal``. Integers of any size are exact ``int``. ``dumps`` is orjson with a
+``1e2``) become ``FhirDecimal``. Integers of any size are exact ``int`` (so ``-0`` reads as ``0``). ``dumps`` is orjson with a
 ``default`` that only runs for a ``FhirDecimal`` (and, on retry, for integers beyond 64 bits).
 ``bench/fhirjson.py`` prints the cost against plain orjson.
 """
@@ -53,13 +53,6 @@ class FhirDecimal(float):
         self = super().__new__(cls, text)
         self.text = text
         return self
-
-    @classmethod
-    def parse(cls, text: str) -> FhirDecimal:
-        """From text that must already follow the FHIR decimal grammar (raises ValueError)."""
-        if not FHIR_DECIMAL.fullmatch(text):
-            raise ValueError(f"{text!r} is not a FHIR decimal")
-        return cls(text)
 
     def __repr__(self) -> str:
         return f"FhirDecimal({self.text!r})"
