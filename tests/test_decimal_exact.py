@@ -17,6 +17,8 @@ from engine import fhirjson
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import PROCESSED, message_id
+from engine.repository.fhir import FhirRepository
+from engine.repository.port import Store
 from engine.settings import Settings
 
 FHIR = "application/fhir+json"
@@ -142,6 +144,17 @@ def test_bad_numbers_are_a_clean_400_and_huge_integers_a_422(http: TestClient) -
     text = json.dumps(body).replace('"valueInteger": 0', '"valueInteger": 12345678901234567890123')
     r = http.post("/fhir/Observation", content=text)
     assert r.status_code == 422 and "valueInteger" in r.text, r.text
+
+
+def test_each_store_keeps_the_exact_bytes(store: Store) -> None:
+    """The storage port itself (SQLite, mongomock, MongoDB when configured) holds the exact text."""
+    repo = FhirRepository(store, base_url="http://huren.test/fhir")
+    repo.update(fhirjson.loads(location("loc2", "42.256500", "1.00", "66.899999999999991")))
+    repo.update(fhirjson.loads(location("loc2", "42.2565", "1.00", "66.899999999999991")))
+    body = store.fhir.current("Location", "loc2").body
+    assert b'"longitude":42.2565,' in body and b'"latitude":1.00,' in body
+    versions = [v.resource["position"]["longitude"] for v in repo.versions("Location", "loc2")]
+    assert [str(v) for v in versions] == ["42.2565", "42.256500"]
 
 
 # -- HL7 v2 -------------------------------------------------------------------------------------
