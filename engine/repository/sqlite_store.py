@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from engine import fhirjson
 from engine.repository.port import Document, DuplicateKey
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -208,7 +209,7 @@ class SqliteCollection:
         if "_id" not in doc or not isinstance(doc["_id"], str):
             raise ValueError("documents need a string _id")
         body = {k: v for k, v in doc.items() if k != "_id"}
-        return doc["_id"], orjson.dumps(body).decode()
+        return doc["_id"], fhirjson.dumps(body).decode()  # a FhirDecimal from a request body is no error
 
     @staticmethod
     def _load(doc_id: str, body: str) -> Document:
