@@ -116,16 +116,18 @@ def _choice_stem(key: str) -> str | None:
 class Indexer:
     """Computes ``IndexRows`` for resources from the search parameter data."""
 
-    def __init__(self, params: SearchParams, base_url: str = "") -> None:
+    def __init__(self, params: SearchParams, base_url: str = "", *, skip: frozenset[str] = frozenset({"_id"})) -> None:
+        """``skip``: parameters the backend answers from its own columns (``_id`` always)."""
         self.params = params
         self.base_url = base_url.rstrip("/")
+        self.skip = skip | {"_id"}
         self._plans: dict[str, list[tuple[str, Any, Any, frozenset[str] | None]]] = {}
 
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
         if plan is None:
             plan = [(p.code, getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
-                    for p in self.params.for_type(rtype).values() if p.code != "_id"]
+                    for p in self.params.for_type(rtype).values() if p.code not in self.skip]
             self._plans[rtype] = plan
         return plan
 

@@ -261,6 +261,8 @@ class SearchParser:
         if len(parts) != 2:
             raise BadRequest(f"'{value}' is not a token (code, system|code, |code or system|)", expression=[code])
         system, c = parts
+        if not system and not c:
+            raise BadRequest(f"'{value}' names neither a system nor a code", expression=[code])
         return TokenCond(code, system, c or None)
 
     def _reference(self, code: str, rtype: str | None, value: str, key: str) -> RefCond:
