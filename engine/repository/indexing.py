@@ -126,7 +126,8 @@ class Indexer:
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
         if plan is None:
-            plan = [(p.code, getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
+            plan = [(p.code, self._token_text if p.type == "token" and self.params.text_enabled(rtype, p.code)
+                     else getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
                     for p in self.params.for_type(rtype).values() if p.code not in self.skip]
             self._plans[rtype] = plan
         return plan
@@ -158,7 +159,11 @@ class Indexer:
         return self.rows(resource).compartments
 
     # -- one method per search parameter type ------------------------------------------------
-    def _token(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+    def _token_text(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        """A token parameter enabled for ``:text``: its displays and text as string rows too."""
+        self._token(rows, code, values, text=True)
+
+    def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False) -> None:
         out = rows.tokens
         texts: list[str] = []
         for v in values:
@@ -191,8 +196,9 @@ class Indexer:
             first = next((t for t in out if t[0] == code), None)
             if first:
                 rows.sort[code] = first[2]
-        for text in texts:
-            rows.strings.append((code + ":text", normalise(text), text))
+        if text:
+            for display in texts:
+                rows.strings.append((code + ":text", normalise(display), display))
 
     def _reference(self, rows: IndexRows, code: str, values: list[Any]) -> None:
         for v in values:

@@ -217,6 +217,10 @@ class SearchParser:
         code = param.code
         if kind == "token":
             if modifier == "text":
+                if not self.params.text_enabled(rtype, code):
+                    raise BadRequest(f"the :text modifier is not enabled for {rtype}.{code} on this server "
+                                     "(the deployment's search parameter list)", expression=[key],
+                                     code="not-supported")
                 return StringCond(code + ":text", normalise(_unescape(value)), "start"), "eq"
             return self._token(code, value), "eq"
         if kind == "reference":
