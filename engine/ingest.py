@@ -121,6 +121,7 @@ class Stats:
     conflicts: int = 0
     batches: int = 0
     largest_batch: int = 0
+    redone_batches: int = 0  # written again message by message because one message failed
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("header", "store_raw", "parse", "convert", "repository", "audit", "commit", "ack"), 0.0))
 
@@ -509,8 +510,10 @@ class Ingestor:
                     for event in events:
                         self.audit.record(event)
                     self._account("audit", time.perf_counter() - t0)
-        except Exception:
-            log.info("a batch of %d messages failed as a whole; writing it message by message", len(items))
+        except Exception as exc:
+            log.info("a batch of %d messages failed as a whole (%s: %s); writing it message by message",
+                     len(items), type(exc).__name__, exc)
+            stats.redone_batches += 1
             self.stats = stats
             self._write_seconds = {"repository": 0.0, "audit": 0.0}
             for item in items:
