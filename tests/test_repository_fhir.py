@@ -177,6 +177,22 @@ def test_search_tokens_references_chains(repo: FhirRepository) -> None:
     assert ids(repo.search("Observation", [("subject:missing", "false"), ("code", "2345-7")])) == ["o3"]
 
 
+def test_bare_ids_system_only_and_no_system_tokens(repo: FhirRepository) -> None:
+    """Bare-id references match every target type; ``system|`` and ``|code`` tokens; ``|`` alone is a 400."""
+    repo.update(observation("g-obs", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/g1"}))
+    repo.update(observation("p-obs", "g1", "718-7", "2024-03-01", 1.0))  # Patient/g1: same id, other type
+    repo.update({**observation("n-obs", "p9", "x", "2024-03-01", 1.0), "code": {"coding": [{"code": "local-1"}]}})
+    assert sorted(ids(repo.search("Observation", [("subject", "g1")]))) == ["g-obs", "p-obs"]
+    assert ids(repo.search("Observation", [("subject:Group", "g1")])) == ["g-obs"]
+    assert ids(repo.search("Observation", [("subject", "Group/g1")])) == ["g-obs"]
+    assert sorted(ids(repo.search("Observation", [("code", f"{LOINC}|")]))) == ["g-obs", "p-obs"]
+    assert ids(repo.search("Observation", [("code", "|local-1")])) == ["n-obs"]
+    assert ids(repo.search("Observation", [("code", "local-1")])) == ["n-obs"]
+    assert ids(repo.search("Observation", [("code", "|718-7")])) == []
+    with pytest.raises(BadRequest, match="neither a system nor a code"):
+        repo.search("Observation", [("code", "|")])
+
+
 def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store) -> None:
     """Only enabled parameters are indexed and searchable; :text only where enabled."""
     plain = FhirRepository(store, base_url=BASE)  # the shipped list: no :text, no Observation combo-*
