@@ -207,6 +207,11 @@ def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store
     assert not [r for r in rows.tokens if r[0].startswith("combo-")]
     everything = FhirRepository(store, base_url=BASE, params=SearchParams(definitions()))
     assert "combo-code" in everything.params.for_type("Observation")
+    for wrong, message in (({"disabled": {"Observation": ["combo-cod"]}}, "has no parameter 'combo-cod'"),
+                           ({"text": {"Observation": ["date"]}}, "not a token parameter"),
+                           ({"enabled": {"Observaton": "*"}}, "not a supported resource type")):
+        with pytest.raises(ValueError, match=message):
+            SearchParams(definitions(), wrong)
 
 
 def test_search_dates_quantities_strings(repo: FhirRepository) -> None:

@@ -51,6 +51,7 @@ class SearchParams:
         """``enabled``: the deployment's choice (the shape of ``enabled.yaml``); None enables
         every parameter, without ``:text`` rows."""
         enabled = enabled or {}
+        _check_deployment(data, enabled)
         choose = enabled.get("enabled") or {"*": "*"}
         disabled = {t: set(codes or ()) for t, codes in (enabled.get("disabled") or {}).items()}
 
@@ -99,6 +100,25 @@ class SearchParams:
     def text_enabled(self, resource_type: str, code: str) -> bool:
         """Are the displays and text of this token parameter indexed for ``:text``?"""
         return (resource_type, code) in self.text
+
+
+def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:
+    """A type or parameter the list names must exist (a typo would silently index nothing),
+    and ``text`` names token parameters only."""
+    for section in ("enabled", "disabled", "text"):
+        for rtype, codes in (enabled.get(section) or {}).items():
+            if rtype == "*" and section == "enabled":
+                continue
+            if rtype not in data["types"]:
+                raise ValueError(f"search parameter list, {section}: {rtype!r} is not a supported resource type")
+            if codes == "*" and section == "enabled":
+                continue
+            defs = {**data["common"], **data["types"][rtype]}
+            for code in codes or ():
+                if code not in defs:
+                    raise ValueError(f"search parameter list, {section}: {rtype} has no parameter {code!r}")
+                if section == "text" and defs[code]["type"] != "token":
+                    raise ValueError(f"search parameter list, text: {rtype}.{code} is not a token parameter")
 
 
 def definitions() -> dict[str, Any]:
