@@ -35,6 +35,7 @@ the stored bodies and the history copies of current versions are dropped, in one
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
     from engine.repository.indexing import Indexer
     from engine.repository.searchparams import SearchParams
     from engine.repository.sqlite_store import SqliteStore
+
+log = logging.getLogger("huren.repository")
 
 LAYOUT = 2  # PRAGMA user_version of the layout below
 
@@ -231,6 +234,8 @@ class SqliteFhirBackend:
 
     def _migrate(self, indexer: Indexer) -> None:
         store = self.store
+        log.warning("%s: migrating the FHIR storage to layout %d (index rebuilt from the stored resources; "
+                    "one transaction, a large store takes a while)", store.path, LAYOUT)
         with store.transaction(), store.lock:
             conn = store.conn
             cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
@@ -262,6 +267,7 @@ class SqliteFhirBackend:
                 self._insert_rows(tables)
             conn.execute(f"PRAGMA user_version = {LAYOUT}")
         self.legacy = False
+        log.warning("%s: FHIR storage migrated to layout %d", store.path, LAYOUT)
 
     def _check_layout(self) -> None:
         if self.legacy:
