@@ -158,7 +158,12 @@ class FhirRepository:
         self.validator = validator
         self.base_url = base_url.rstrip("/")
         self.params = params or load()
-        self.indexer = Indexer(self.params, self.base_url)
+        # a backend may answer some parameters from its own columns (SQLite: _lastUpdated)
+        self.indexer = Indexer(self.params, self.base_url,
+                               skip=getattr(self.backend, "unindexed", frozenset({"_id"})))
+        bind = getattr(self.backend, "bind", None)
+        if bind is not None:  # reference targets for the backend; migration of an older layout
+            bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
         self._clock_lock = threading.Lock()
