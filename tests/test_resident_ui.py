@@ -193,9 +193,11 @@ def test_resident_sees_own_results_on_a_phone(served, tmp_path):
         assert cdp.eval("location.search") == ""  # the code does not linger in the address bar
         results = cdp.eval("document.getElementById('results').innerText")
         assert "阜宁县人民医院" in results and "阜宁县中医院" in results  # both hospitals, one person
-        assert results.index("2026-09-20") < results.index("2026-06-15") < results.index("2026-03-01")
+        assert results.index("2026年9月20日") < results.index("2026年6月15日") < results.index("2026年3月1日")
         assert "7.4 mmol/L" in results and "4.4" not in results  # 李四's result is not here
-        assert cdp.eval("document.getElementById('banner').innerText").startswith("张三")
+        assert "↑ 超出参考范围" in results  # no lab flag: the reference range still speaks
+        banner = cdp.eval("document.getElementById('banner').innerText")
+        assert banner.startswith("张三") and "男" in banner and "male" not in banner
         assert cdp.eval("document.querySelectorAll('#trends svg circle').length") == 3
         cdp.eval("document.querySelector('[data-tab=imaging]').click()")
         assert "双肺未见明显异常" in cdp.eval("document.getElementById('imaging').innerText")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
 from engine.auth.service import ME_CLIENT_ID
 
 STATIC = Path(__file__).resolve().parent / "static" / "me"
@@ -42,7 +44,31 @@ def me(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
+        "names": s.public_base_url + "/ui/me/names",
     }, headers=HEADERS)
+
+
+@router.get("/ui/me/names", include_in_schema=False)
+def names(request: Request, client: list[str] = Query(default=[]),
+          institution: list[str] = Query(default=[]),
+          caller: Caller = Depends(get_caller)) -> JSONResponse:
+    """What the "who looked at my record" view needs to word an AuditEvent's requestor: a
+    registered client's name and kind, a member institution's name. The AuditEvents carry codes
+    only (a client id, an institution code); a resident's token cannot read the client registry or
+    Organizations outside its compartment, so the page asks here, for the ids it holds, and gets
+    nothing else: no secrets, scopes or redirect URIs, and unknown ids are simply left out."""
+    engine = request.app.state.engine
+    clients = {}
+    for cid in dict.fromkeys(client[:64]):
+        c = engine.auth.registry.get(cid)
+        if c is not None:
+            clients[cid] = {"name": c.name or "", "kind": c.kind}
+    institutions = {}
+    for code in dict.fromkeys(institution[:64]):
+        inst = engine.site.institutions.get(code)
+        if inst is not None:
+            institutions[code] = inst.name
+    return JSONResponse({"clients": clients, "institutions": institutions}, headers={"Cache-Control": "no-store"})
 
 
 def mount_static(app) -> None:  # noqa: ANN001

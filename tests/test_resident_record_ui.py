@@ -1,0 +1,335 @@
+"""The resident's whole record on /ui/me, used as an elderly resident would on a 360-px phone.
+
+Three member hospitals send HL7 v2 for 赵桂兰 (and one for another resident) over real HTTP
+(POST /hl7v2 to uvicorn); kinds the feeds do not carry yet (vaccination, prescription,
+appointment, referral) are written through the FHIR API by a system client. A hospital system
+then reads her results, so "who looked" has something to say. In headless Chromium she signs in
+with her ID number and SMS code, reads the timeline from all three hospitals, sees abnormal
+values in words, switches to large text, to English and back, and opens "who looked at my
+record". Screenshots land in ``HUREN_SCREENSHOTS`` (or the test's tmp dir) for a person to check.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from engine.api.app import create_app
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_resident_ui import _CDP, CHROMIUM, _free_port, nid
+
+ZHAO = nid("32092319480305002")
+QIAN = nid("32092319510711003")
+
+
+def hl7(*segments: str) -> bytes:
+    return "\r".join(segments).encode("utf-8") + b"\r"
+
+
+def msh(app: str, inst: str, when: str, kind: str, control: str) -> str:
+    return f"MSH|^~\\&|{app}|{inst}|HUREN|FUNING|{when}||{kind}|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8"
+
+
+def pid(number: str, mrn: str, inst: str, name: str, birth: str, sex: str, phone: str = "") -> str:
+    tel = f"^PRN^CP^^^^{phone}" if phone else ""
+    return f"PID|1||{number}^^^公安部^NNCHN~{mrn}^^^{inst}^MR||{name}||{birth}|{sex}|||||{tel}"
+
+
+def lab(inst: str, control: str, day: str, patient: str, order: tuple[str, str], *obx: tuple) -> bytes:
+    """An ORU^R01 with one order and numeric results (code, name, value, unit, range, flag)."""
+    rows = [f"OBX|{i}|NM|{c}^{n}^L||{v}|{u}|{r}|{f}|||F|||{day}1000" for i, (c, n, v, u, r, f) in enumerate(obx, 1)]
+    return hl7(msh("LIS", inst, f"{day}1100", "ORU^R01^ORU_R01", control), patient,
+               f"ORC|RE|{control}-O^HIS|{control}-F^LIS||CM",
+               f"OBR|1|{control}-O^HIS|{control}-F^LIS|{order[0]}^{order[1]}^L|||{day}0800||||||||BLD&血液|D9^王^医生||||||{day}1030|||F",
+               *rows)
+
+
+def feeds() -> list[bytes]:
+    zhao_rm = pid(ZHAO, "ZY2026000301", "FNXRMYY", "赵^桂兰", "19480305", "F", "13700001234")
+    zhao_zy = pid(ZHAO, "MZ2026000777", "FNZYY", "赵桂兰", "19480305", "F")
+    zhao_yl = pid(ZHAO, "YL2026000055", "FNYLWSY", "赵桂兰", "19480305", "F")
+    qian = pid(QIAN, "ZY2026000999", "FNXRMYY", "钱^多多", "19510711", "M", "13700009999")
+    return [
+        hl7(msh("HIS", "FNXRMYY", "20260302091500", "ADT^A01^ADT_A01", "RM-ADT-1"), "EVN|A01|20260302091500", zhao_rm,
+            "PV1|1|I|NEI^301^02^FNXRMYY^^^^^心内科病区|R|||D1001^陈^明^^^^^^FNXRMYY||||||||||||"
+            "ZY2026000301-1^^^FNXRMYY^VN|||||||||||||||||||||||||20260302090000",
+            "PV2|||R51^头晕^ICD10CN",
+            "AL1|1|DA|Z001^青霉素^L|SV|皮疹",
+            "DG1|1||I10.x00^高血压^ICD10CN||20260302|A"),
+        lab("FNXRMYY", "RM-LIS-1", "20260302", zhao_rm, ("1100", "生化"),
+            ("GLU", "葡萄糖", "7.4", "mmol/L", "3.9-6.1", "H"), ("K", "钾", "4.1", "mmol/L", "3.5-5.3", "N")),
+        lab("FNZYY", "ZY-LIS-1", "20260615", zhao_zy, ("1020", "肝功能"),
+            ("ALT", "谷丙转氨酶", "62", "U/L", "7-40", "H"), ("GLU", "葡萄糖", "6.8", "mmol/L", "3.9-6.1", "H")),
+        hl7(msh("PACS", "FNZYY", "20260615163000", "ORU^R01^ORU_R01", "ZY-PACS-1"), zhao_zy,
+            "ORC|RE|ZY-CT-1^HIS|ZY-CT-1F^PACS||CM",
+            "OBR|1|ZY-CT-1^HIS|ZY-CT-1F^PACS|CT001^胸部CT平扫^L|||20260615143000|||||||||D2001^吴^强||ZY-CT-1F||||"
+            "20260615162800||CT|F",
+            "OBX|1|TX|FINDINGS^检查所见^L||双肺纹理清晰，未见明显实质性病变。||||||F|||20260615160000",
+            "OBX|2|TX|IMP^诊断意见^L||双肺未见明显异常。||||||F|||20260615160000"),
+        hl7(msh("HIS", "FNYLWSY", "20260920080500", "ADT^A04^ADT_A01", "YL-ADT-1"), "EVN|A04|20260920080500", zhao_yl,
+            "|".join(["PV1", "1", "O", "QK^^^FNYLWSY^^^^^全科门诊", "", "", "", "W0101^孙^丽^^^^^^FNYLWSY", *[""] * 11,
+                      "YL2026000055-20260920^^^FNYLWSY^VN", *[""] * 24, "20260920080000"])),
+        lab("FNYLWSY", "YL-LIS-1", "20260920", zhao_yl, ("CBC", "血常规"),
+            ("HGB", "血红蛋白", "98", "g/L", "115-150", "L"), ("GLU", "葡萄糖", "5.2", "mmol/L", "3.9-6.1", "N")),
+        lab("FNXRMYY", "RM-LIS-2", "20260920", qian, ("1100", "生化"),
+            ("GLU", "葡萄糖", "4.4", "mmol/L", "3.9-6.1", "N")),
+    ]
+
+
+def _http(method: str, url: str, token: str, body: bytes | None = None, ctype: str = "application/fhir+json"):
+    req = urllib.request.Request(url, data=body, method=method,
+                                 headers={"Authorization": "Bearer " + token, "Content-Type": ctype})
+    with urllib.request.urlopen(req) as r:  # noqa: S310 - our own test server
+        return r.status, dict(r.headers), r.read()
+
+
+def _more_kinds(base: str, token: str, patient: str) -> None:
+    """Vaccination, prescription, appointment and a referral with its task, written by a hospital
+    system through the FHIR API (the kinds this page must show beside the HL7 feeds)."""
+    subject = {"reference": f"Patient/{patient}"}
+    yl = {"display": "阜宁县益林镇中心卫生院"}
+    resources = [
+        {"resourceType": "Immunization", "id": "zhao-flu", "status": "completed", "patient": subject,
+         "vaccineCode": {"text": "流感疫苗"}, "occurrenceDateTime": "2026-10-08T09:30:00+08:00",
+         "performer": [{"actor": yl}], "lotNumber": "FL2026-118", "protocolApplied": [{"doseNumberPositiveInt": 1}]},
+        {"resourceType": "MedicationRequest", "id": "zhao-nifedipine", "status": "active", "intent": "order",
+         "subject": subject, "medicationCodeableConcept": {"text": "硝苯地平缓释片 20mg"},
+         "authoredOn": "2026-03-05T10:00:00+08:00", "requester": {"display": "阜宁县人民医院"},
+         "dosageInstruction": [{"text": "每日2次，每次1片，饭后口服"}]},
+        {"resourceType": "Appointment", "id": "zhao-followup", "status": "booked", "description": "高血压复诊",
+         "start": "2026-12-10T09:00:00+08:00", "end": "2026-12-10T09:15:00+08:00",
+         "participant": [{"actor": subject, "status": "accepted"},
+                         {"actor": {"display": "阜宁县人民医院 心内科门诊"}, "status": "accepted"}]},
+        {"resourceType": "ServiceRequest", "id": "zhao-referral", "status": "active", "intent": "order",
+         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}],
+                       "text": "转诊"}],
+         "code": {"text": "上转：心内科进一步诊治"}, "subject": subject, "authoredOn": "2026-09-20T10:00:00+08:00",
+         "requester": yl, "performer": [{"display": "阜宁县人民医院"}], "reasonCode": [{"text": "血压控制不佳"}]},
+        {"resourceType": "Task", "id": "zhao-referral-task", "status": "accepted", "intent": "order",
+         "focus": {"reference": "ServiceRequest/zhao-referral"}, "for": subject,
+         "authoredOn": "2026-09-20T10:00:00+08:00", "lastModified": "2026-09-21T08:30:00+08:00"},
+    ]
+    for res in resources:
+        status, _, body = _http("PUT", f"{base}/fhir/{res['resourceType']}/{res['id']}", token,
+                                json.dumps(res, ensure_ascii=False).encode())
+        assert status in (200, 201), body
+
+
+@pytest.fixture
+def community(tmp_path: Path):
+    port = _free_port()
+    settings = Settings(data_dir=tmp_path / "var", http_port=port, mllp_port=0)
+    engine = Engine(settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    base = settings.public_base_url
+    sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
+    for message in feeds():
+        status, headers, ack = _http("POST", base + "/hl7v2", sender, message, "x-application/hl7-v2+er7")
+        assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+    ids = engine.identity.patients_for_number(ZHAO)
+    assert len(ids) == 3, ids  # one record per hospital, linked by her ID number
+    engine.auth.registry.add("fnxrmyy-his", scopes=["system/*.cruds"], kind="system", name="阜宁县人民医院 HIS")
+    his = engine.auth.issue_system_token("fnxrmyy-his", "system/*.cruds")
+    _more_kinds(base, his, ids[0])
+    # a doctor's system at the county hospital looks at her results (who-looked must say so)
+    status, _, _ = _http("GET", f"{base}/fhir/Observation?subject=Patient/{ids[1]}", his)
+    assert status == 200
+    yield engine, base
+    server.should_exit = True
+    thread.join(10)
+    engine.close()
+
+
+class Phone:
+    """Headless Chromium driven over CDP, as the resident's phone."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      "--lang=zh-CN", f"--user-data-dir={tmp_path / 'chrome'}",
+                                      "--remote-debugging-port=0", "about:blank"],
+                                     stderr=subprocess.PIPE, text=True)
+        ws_url = None
+        for line in self.proc.stderr:
+            m = re.search(r"DevTools listening on (ws://\S+)", line)
+            if m:
+                ws_url = m.group(1)
+                break
+        assert ws_url, "Chromium did not start its DevTools endpoint"
+        port = re.search(r":(\d+)/", ws_url).group(1)
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.cdp = _CDP(page["webSocketDebuggerUrl"])
+        self.cdp.call("Page.enable")
+        self.shots = Path(os.environ.get("HUREN_SCREENSHOTS") or tmp_path / "shots")
+        self.shots.mkdir(parents=True, exist_ok=True)
+
+    def size(self, width: int, height: int, mobile: bool) -> None:
+        self.cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                      deviceScaleFactor=2 if mobile else 1, mobile=mobile)
+
+    def shot(self, name: str, full: bool = True) -> Path:
+        out = self.shots / f"{name}.png"
+        params = {"format": "png"}
+        if full:
+            params["captureBeyondViewport"] = True
+            h = self.cdp.eval("document.documentElement.scrollHeight")
+            w = self.cdp.eval("document.documentElement.clientWidth")
+            params["clip"] = {"x": 0, "y": 0, "width": w, "height": min(h, 6000), "scale": 1}
+        out.write_bytes(base64.b64decode(self.cdp.call("Page.captureScreenshot", **params)["data"]))
+        return out
+
+    def text(self, element_id: str) -> str:
+        return self.cdp.eval(f"document.getElementById('{element_id}').innerText")
+
+    def click(self, selector: str) -> None:
+        assert self.cdp.eval(f"!!document.querySelector({json.dumps(selector)})"), selector
+        self.cdp.eval(f"document.querySelector({json.dumps(selector)}).click()")
+
+    def close(self) -> None:
+        self.cdp.ws.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp_path):
+    engine, base = community
+    phone = Phone(tmp_path)
+    cdp = phone.cdp
+    try:
+        phone.size(360, 740, mobile=True)
+        cdp.call("Page.navigate", url=base + "/ui/me/")
+        cdp.wait("document.getElementById('signin')?.hidden === false")
+        signin = phone.text("signin")
+        assert "身份证" in signin and "服务台" in signin  # what to do without a phone number on file
+        phone.shot("01-signin-360")
+        phone.click("#login")
+        cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
+        assert "服务台" in cdp.eval("document.body.innerText")
+        phone.shot("02-id-number-360")
+        cdp.eval(f"document.getElementById('national_id').value = '{ZHAO}'; document.forms[0].submit()")
+        cdp.wait("!!document.getElementById('code')")
+        code = json.loads((engine.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
+        cdp.eval(f"document.getElementById('code').value = '{code}'; document.forms[0].submit()")
+        cdp.wait("document.body.dataset.ready === '1'")
+        assert cdp.eval("location.search") == ""
+
+        # the banner says who this is, in Chinese (女, not "female"), with her three hospitals
+        banner = phone.text("banner")
+        assert banner.startswith("赵桂兰") and "女" in banner and "female" not in banner
+        assert "1948年3月5日" in banner
+        for hospital in ("阜宁县人民医院", "阜宁县中医院", "阜宁县益林镇中心卫生院"):
+            assert hospital in banner
+
+        # one timeline, newest first, across the three hospitals and every kind of record
+        timeline = phone.text("timeline")
+        # kinds a resident's token can search on this server (the HL7 feeds for vaccinations,
+        # medicines and appointments bring their search parameters): those must show; the others
+        # must leave an empty section, not break the page
+        kinds = {"Immunization": ("2026年10月8日", "流感疫苗", "immunisations"),
+                 "MedicationRequest": ("2026年3月5日", "硝苯地平缓释片", "meds"),
+                 "Appointment": ("2026年12月10日", "高血压复诊", "appointments")}
+        searchable = {t for t in kinds if engine.repository.params.compartment_params(t)}
+        days = [d for t, (d, _, _) in kinds.items() if t in searchable] + ["2026年9月20日", "2026年6月15日", "2026年3月2日"]
+        days.sort(key=lambda d: [int(x) for x in re.findall(r"\d+", d)], reverse=True)
+        assert all(d in timeline for d in days), timeline
+        assert [timeline.index(d) for d in days] == sorted(timeline.index(d) for d in days), timeline
+        for words in ("上转：心内科进一步诊治", "高血压", "青霉素", "胸部CT平扫", "住院", "门诊", "血常规",
+                      "阜宁县益林镇中心卫生院", "阜宁县中医院", "阜宁县人民医院"):
+            assert words in timeline, words
+        for rtype, (_, words, section) in kinds.items():
+            if rtype in searchable:
+                assert words in timeline and words in phone.text(section), rtype
+            else:
+                assert "暂无记录" in phone.text(section), rtype
+        assert "血红蛋白 ↓ 偏低" in timeline and "谷丙转氨酶 ↑ 偏高" in timeline  # abnormal in words
+        assert "4.4" not in cdp.eval("document.body.innerText")  # 钱多多's result is not hers
+        assert cdp.eval("document.documentElement.scrollWidth") <= 360  # no sideways scrolling
+        phone.shot("03-timeline-360")
+
+        # results by category: the lab's flag and range, in words, not only colour
+        phone.click("[data-tab=results]")
+        results = phone.text("results")
+        assert "7.4 mmol/L" in results and "↑ 偏高" in results and "参考范围 3.9-6.1" in results
+        assert "98 g/L" in results and "↓ 偏低" in results
+        assert cdp.eval("document.querySelectorAll('#results tr.abn').length") == 4
+        phone.shot("04-results-360")
+        phone.click("[data-tab=referrals]")
+        referrals = phone.text("referrals")
+        assert "上转：心内科进一步诊治" in referrals and "阜宁县益林镇中心卫生院" in referrals and "进行中" in referrals
+        if engine.repository.params.compartment_params("Task"):
+            assert "对方已接收" in referrals  # the referral's task, in plain words
+        phone.click("[data-tab=imaging]")
+        assert "双肺未见明显异常" in phone.text("imaging")
+
+        # large text: remembered, and still no sideways scrolling at 360 px
+        phone.click("#bigtext")
+        assert cdp.eval("document.body.classList.contains('big')")
+        assert cdp.eval("document.getElementById('bigtext').getAttribute('aria-pressed')") == "true"
+        assert cdp.eval("localStorage.getItem('me.big')") == "1"
+        assert cdp.eval("parseFloat(getComputedStyle(document.body).fontSize)") >= 22
+        phone.click("[data-tab=results]")
+        assert cdp.eval("document.documentElement.scrollWidth") <= 360
+        phone.shot("05-results-big-360")
+        phone.click("[data-tab=timeline]")
+        assert cdp.eval("document.documentElement.scrollWidth") <= 360
+        phone.shot("06-timeline-big-360")
+
+        # English and back: every label follows, sex included, dates in each language's form
+        phone.click("#lang")
+        assert cdp.eval("document.documentElement.lang") == "en"
+        banner = phone.text("banner")
+        assert "Female" in banner and "5 Mar 1948" in banner
+        timeline = phone.text("timeline")
+        assert "Referral" in timeline and "Outpatient" in timeline and "20 Sep 2026" in timeline
+        assert "↓ Low" in timeline and "低" not in timeline.replace("偏低", "")
+        phone.shot("07-timeline-en-big-360")
+        phone.click("#lang")
+        assert cdp.eval("document.documentElement.lang") == "zh-CN" and "女" in phone.text("banner")
+
+        # who looked at my record: the county hospital's system read her results
+        engine.audit.flush_index()
+        cdp.call("Page.reload")
+        cdp.wait("document.body.dataset.ready === '1'")
+        assert cdp.eval("document.body.classList.contains('big')")  # remembered across loads
+        phone.click("[data-tab=who]")
+        who = phone.text("who")
+        assert "阜宁县人民医院 HIS（医院信息系统）查看了您的检验结果" in who or \
+               "阜宁县人民医院 HIS（医院信息系统）查询了您的检验结果" in who, who
+        assert "钱" not in who
+        phone.shot("08-who-big-360")
+        cdp.eval("document.getElementById('who-hide-own').click()")
+        assert "您本人" in phone.text("who")  # her own views, on request
+
+        # desktop size, normal text
+        phone.click("#bigtext")
+        phone.size(1280, 900, mobile=False)
+        phone.click("[data-tab=timeline]")
+        phone.shot("09-timeline-desktop")
+        phone.click("[data-tab=results]")
+        phone.shot("10-results-desktop")
+        # the print summary lays out every category (print media)
+        cdp.call("Emulation.setEmulatedMedia", media="print")
+        assert cdp.eval("getComputedStyle(document.getElementById('allergies')).display") != "none"
+        assert cdp.eval("getComputedStyle(document.getElementById('tabs')).display") == "none"
+        phone.shot("11-print-desktop")
+        cdp.call("Emulation.setEmulatedMedia", media="")
+    finally:
+        phone.close()
