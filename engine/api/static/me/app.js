@@ -26,9 +26,15 @@ function svg(tag, attrs) {
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
   return node;
 }
-function status(text, isError) {
-  const s = $("status"); s.textContent = text || ""; s.className = isError ? "error" : "";
+/** The live region: loading and errors are shown; "loaded" is only announced (screen readers). */
+let statusKey = null;
+function status(text, isError, key) {
+  const s = $("status");
+  statusKey = key || null;
+  s.textContent = text || "";
+  s.className = isError ? "error" : key === "loaded" || key === "exported" ? "visually-hidden" : "";
 }
+const say = (key) => status(W()[key], false, key);
 
 // ---- SMART standalone launch -----------------------------------------------------------------
 
@@ -194,7 +200,7 @@ function abnormality(o) {
 function hrMark(r) {
   const tags = ((r.meta || {}).tag || []).filter((t) => t.system === "urn:huren:hr-scope");
   if (!tags.length) return null;
-  const scopes = tags.map((t) => t.display || t.code).join("、");
+  const scopes = tags.map((t) => t.display || t.code).join(W().sep);
   return el("span", { class: "hr", title: W().hrMarkLong(scopes), "aria-label": W().hrMarkLong(scopes) },
     el("span", { "aria-hidden": "true" }, "HR " + W().hrMark));
 }
@@ -250,9 +256,9 @@ function renderVisits() {
     const cls = word(w.encClass, (e.class || {}).code) || text((e.type || [])[0]);
     const end = e.period && e.period.end;
     return card("visit", cls, [day(e), institution(e), word(w.encStatus, e.status)],
-      line(w.ward, (e.location || []).map((l) => (l.location || {}).display).filter(Boolean).join("、")),
-      line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join("、") || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join("、")),
-      line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join("、")),
+      line(w.ward, (e.location || []).map((l) => (l.location || {}).display).filter(Boolean).join(W().sep)),
+      line(w.reason, (e.reasonCode || []).map(text).filter(Boolean).join(W().sep) || (e.diagnosis || []).map((d) => (d.condition || {}).display).filter(Boolean).join(W().sep)),
+      line(w.doctor, (e.participant || []).map((p) => (p.individual || {}).display).filter(Boolean).join(W().sep)),
       end ? line(w.to, dayTime(end)) : null);
   });
 }
@@ -288,7 +294,7 @@ function renderMeds() {
     [day(m), institution(m), word(w.medKind, m.resourceType), word(w.medStatus, m.status)],
     line(w.dose, dosage(m)),
     line(w.quantity, m.quantity ? `${m.quantity.value ?? ""} ${m.quantity.unit || ""}`.trim() : ""),
-    line(w.reason, (m.reasonCode || []).map(text).filter(Boolean).join("、"))));
+    line(w.reason, (m.reasonCode || []).map(text).filter(Boolean).join(W().sep))));
 }
 
 function renderImmunisations() {
@@ -300,7 +306,7 @@ function renderImmunisations() {
       [day(i), institution(i), word(w.immStatus, i.status)],
       n ? el("p", {}, badge(w.doseNo(n))) : null,
       line(w.lot, i.lotNumber), line(w.site, text(i.site)),
-      line(w.reaction, (i.reaction || []).map((x) => (x.detail || {}).display).filter(Boolean).join("、")));
+      line(w.reaction, (i.reaction || []).map((x) => (x.detail || {}).display).filter(Boolean).join(W().sep)));
   });
 }
 
@@ -309,10 +315,10 @@ function renderAllergies() {
   return sortNewest(state.AllergyIntolerance).map((a) => {
     const crit = a.criticality;
     return card("allergy", text(a.code),
-      [day(a), institution(a), (a.category || []).map((c) => word(w.allergyCat, c)).join("、")],
+      [day(a), institution(a), (a.category || []).map((c) => word(w.allergyCat, c)).join(W().sep)],
       el("p", {}, badge(word(w.allergyCrit, crit), crit === "high" ? "warn" : ""),
         badge(word(w.allergyStatus, firstCode(a.clinicalStatus)))),
-      line(w.reaction, (a.reaction || []).flatMap((r) => (r.manifestation || []).map(text)).filter(Boolean).join("、")));
+      line(w.reaction, (a.reaction || []).flatMap((r) => (r.manifestation || []).map(text)).filter(Boolean).join(W().sep)));
   });
 }
 
@@ -323,8 +329,8 @@ function renderAppointments() {
     const title = a.description || (a.serviceType || []).map(text)[0] || text(a.appointmentType) ||
       (a.reasonCode || []).map(text)[0] || w.kind.appointment;
     return card("appointment", title, [dayTime(a.start), institution(a), word(w.apptStatus, a.status)],
-      line(w.where, who.map((x) => x.display).filter(Boolean).join("、")),
-      line(w.reason, (a.reasonCode || []).map(text).filter(Boolean).join("、")));
+      line(w.where, who.map((x) => x.display).filter(Boolean).join(W().sep)),
+      line(w.reason, (a.reasonCode || []).map(text).filter(Boolean).join(W().sep)));
   });
 }
 
@@ -335,10 +341,10 @@ function renderReferrals() {
   return sortNewest(state.referrals).map((sr) => {
     const tasks = state.Task.filter((t) => [t.focus, ...(t.basedOn || [])].some((x) =>
       x && x.reference === "ServiceRequest/" + sr.id));
-    const to = (sr.performer || []).map((p) => p.display).filter(Boolean).join("、");
+    const to = (sr.performer || []).map((p) => p.display).filter(Boolean).join(W().sep);
     return card("referral", text(sr.code) || w.kind.referral,
       [day(sr), institution(sr), word(w.refStatus, sr.status)],
-      line(w.referTo, to), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join("、")),
+      line(w.referTo, to), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
       ...sortNewest(tasks).map((t) => line(w.progress,
         `${word(w.taskStatus, t.status)}${t.businessStatus ? "（" + text(t.businessStatus) + "）" : ""} ${dayTime(t.lastModified || t.authoredOn)}`)));
   });
@@ -376,7 +382,7 @@ function renderResults() {
     const abn = g.obs.filter(abnormality).length;
     return el("article", { class: "card k-result" },
       el("h3", {}, el("span", { class: "kind" }, w.kind.result), " ", formatDate(g.when, lang, false)),
-      el("p", { class: "meta" }, [g.inst || w.unknownInst, reports.map((r) => text(r.code)).join("、"),
+      el("p", { class: "meta" }, [g.inst || w.unknownInst, reports.map((r) => text(r.code)).join(W().sep),
         w.resultsCount(g.obs.length)].filter(Boolean).join(" · "), " ", reports.map(hrMark)[0] || null,
         abn ? el("strong", { class: "abn-count" }, " " + w.abnormalCount(abn)) : null),
       el("table", {}, el("tbody", {}, ...g.obs.map(resultRow))));
@@ -448,7 +454,7 @@ function renderImaging() {
     if (reported.has("ImagingStudy/" + s.id)) continue;
     if (state.imagingReports.some((r) => whenOf(r).slice(0, 16) === (s.started || "").slice(0, 16))) continue;
     cards.push({ when: s.started || "", node: card("imaging", s.description || (s.procedureCode || []).map(text)[0],
-      [day(s), institution(s)], line(w.modality, (s.modality || []).map((m) => m.code).join("、"))) });
+      [day(s), institution(s)], line(w.modality, (s.modality || []).map((m) => m.code).join(W().sep))) });
   }
   return cards.sort((a, b) => b.when.localeCompare(a.when)).map((c) => c.node);
 }
@@ -458,7 +464,7 @@ function renderTimeline() {
   const w = W();
   const items = [];
   const add = (kind, when, title, inst, extra, tab) => items.push({ kind, when, title, inst, extra, tab });
-  for (const e of state.Encounter) add("visit", whenOf(e), word(w.encClass, (e.class || {}).code), institution(e), (e.reasonCode || []).map(text).join("、"), "visits");
+  for (const e of state.Encounter) add("visit", whenOf(e), word(w.encClass, (e.class || {}).code), institution(e), (e.reasonCode || []).map(text).join(W().sep), "visits");
   for (const c of state.Condition) add("diagnosis", whenOf(c), text(c.code), institution(c), "", "diagnoses");
   for (const m of state.meds_all) add("med", whenOf(m), medName(m), institution(m), dosage(m), "meds");
   for (const i of state.Immunization) add("immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
@@ -470,8 +476,8 @@ function renderTimeline() {
   for (const g of labGroups()) {
     const abn = g.obs.filter(abnormality);
     const names = [...new Set(labReportsOf(g).map((r) => text(r.code)).filter(Boolean))];
-    add("result", g.when, [names.join("、"), w.resultsCount(g.obs.length)].filter(Boolean).join(" · "), g.inst,
-      abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}`).join("、") : "", "results");
+    add("result", g.when, [names.join(W().sep), w.resultsCount(g.obs.length)].filter(Boolean).join(" · "), g.inst,
+      abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}`).join(W().sep) : "", "results");
   }
   // newest first; records without a date (an allergy noted once) come last, under their own heading
   items.sort((a, b) => (b.when || "").localeCompare(a.when || ""));
@@ -539,6 +545,7 @@ function whoName(e) {
   if (e.role === "resident") return w.who_role.resident;
   if (e.role === "other-resident") return w.who_role["other-resident"];
   if (e.role === "sending-institution") return state.names.institutions[e.who] || e.who;
+  if (e.role === "unauthenticated") return w.who_role.unauthenticated;
   const c = state.names.clients[e.who];
   return (c && c.name) || e.who || w.who_role.unauthenticated;
 }
@@ -567,15 +574,17 @@ function renderWho() {
   box.querySelector("input").addEventListener("change", () => renderSection("who"));
   const groups = groupWho(entries);
   const rows = groups.map((g) => {
-    const types = [...g.types].map((t) => w.types[t] || t);
+    // the kinds of record touched, in words; the technical ones (organisations, provenance) left out
+    const named = [...g.types].filter((t) => w.types[t]).map((t) => w.types[t]);
+    const types = named.slice(0, 5);
     const role = w.who_role[g.role] || g.role;
     const name = whoName(g);
-    const actor = name === role ? name : `${name}（${role}）`;
+    const actor = name === role ? name : `${name}${w.paren(role)}`;
     const appName = g.app && g.app !== g.who ? w.who_via((state.names.clients[g.app] || {}).name || g.app) : "";
-    const obj = types.length ? types.join("、") : w.who_types_all;
-    const sentence = lang === "en"
-      ? `${actor}${appName} ${w.who_what[g.what] || g.what} ${w.who_your} ${obj}`
-      : `${actor}${appName}${w.who_what[g.what] || g.what}您的${obj}`;
+    const obj = types.length ? types.join(w.sep) + (named.length > 5 ? w.andMore : "") : w.who_types_all;
+    const sentence = g.what === "sign-in" && g.role === "unauthenticated" ? w.who_signin_attempt
+      : lang === "en" ? `${actor}${appName} ${w.who_what[g.what] || g.what} ${w.who_your} ${obj}`
+        : `${actor}${appName}${w.who_what[g.what] || g.what}您的${obj}`;
     return el("li", { class: g.outcome ? "who-row refused" : "who-row" },
       el("p", { class: "who-when" }, dayTime(g.when), g.count > 1 ? " · " + w.who_times(g.count) : ""),
       el("p", { class: "who-what" }, sentence,
@@ -627,7 +636,8 @@ function renderBanner() {
   const insts = [...new Set(Object.values(state.patientInst).filter(Boolean))];
   $("banner").replaceChildren(
     el("p", { class: "who-am-i" }, el("strong", { id: "name" }, name || "—"), " ",
-      el("span", {}, [word(w.sex, p.gender), age, born && `${w.born} ${born}`].filter(Boolean).join(" · "))),
+      ...[word(w.sex, p.gender), age, born && `${w.born} ${born}`].filter(Boolean)
+        .flatMap((x, i) => [i ? " · " : "", el("span", { class: "nobr" }, x)])),
     insts.length ? el("p", { class: "insts" }, w.institutions(insts)) : null);
   $("banner").hidden = false;
 }
@@ -656,13 +666,14 @@ function applyWords() {
   const lb = $("lang");
   lb.textContent = w.language; lb.setAttribute("lang", lang === "en" ? "zh-CN" : "en");
   lb.setAttribute("aria-label", w.languageLabel);
-  const big = document.body.classList.contains("big");
+  if (statusKey) say(statusKey);
+  const big = document.documentElement.classList.contains("big");
   $("bigtext").textContent = big ? w.bigTextOn : w.bigTextOff;
   renderAll();
 }
 
 function setBig(on) {
-  document.body.classList.toggle("big", on);
+  document.documentElement.classList.toggle("big", on);
   $("bigtext").setAttribute("aria-pressed", String(on));
   prefs.setItem("me.big", on ? "1" : "0");
   $("bigtext").textContent = on ? W().bigTextOn : W().bigTextOff;
@@ -670,7 +681,7 @@ function setBig(on) {
 
 async function exportEverything(s) {
   const w = W();
-  status(w.exporting);
+  say("exporting");
   const entries = [], seen = new Set();
   for (const pid of state.patientIds) {
     let url = "Patient/" + encodeURIComponent(pid) + "/$everything?_count=500";
@@ -689,12 +700,12 @@ async function exportEverything(s) {
   const bundle = { resourceType: "Bundle", type: "collection", timestamp: new Date().toISOString(), total: entries.length, entry: entries };
   saveBlob(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }),
     `health-record-${new Date().toISOString().slice(0, 10)}.json`);
-  status(w.exported);
+  say("exported");
 }
 
 async function load(s) {
   $("signin").hidden = true; $("signout").hidden = false;
-  status(W().loading);
+  say("loading");
   state.subject = tokenSubject(s.token);
   const types = ["Encounter", "Condition", "MedicationRequest", "MedicationDispense", "MedicationStatement",
     "MedicationAdministration", "Immunization", "AllergyIntolerance", "Appointment", "ServiceRequest", "Task",
@@ -746,7 +757,7 @@ async function load(s) {
   $("tools").hidden = false;
   $("tabs").hidden = false;
   showTab(state.tab);
-  status(W().loaded);
+  say("loaded");
   document.body.dataset.ready = "1";
 }
 
@@ -755,7 +766,7 @@ async function main() {
   applyWords();
   $("login").addEventListener("click", () => signIn().catch((e) => status(e.message, true)));
   $("signout").addEventListener("click", () => { store.clear(); location.assign(cfg.redirect); });
-  $("bigtext").addEventListener("click", () => setBig(!document.body.classList.contains("big")));
+  $("bigtext").addEventListener("click", () => setBig(!document.documentElement.classList.contains("big")));
   $("lang").addEventListener("click", () => {
     lang = lang === "en" ? "zh-CN" : "en";
     prefs.setItem("me.lang", lang);
