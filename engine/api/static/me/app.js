@@ -447,7 +447,8 @@ function renderImaging() {
     return { when: whenOf(r), node: card("imaging", text(r.code), [day(r), institution(r)], hrMark(r),
       ...obs.map((o) => line(text(o.code) || w.imagingFindings, valueOf(o))),
       obs.length ? null : texts.map((a) => el("p", { class: "doc-text" }, decodeText(a.data))),
-      line(w.imagingConclusion, r.conclusion), ...(r.conclusionCode || []).map((c) => el("p", {}, text(c)))) };
+      obs.some((o) => valueOf(o).trim() === (r.conclusion || "").trim()) ? null : line(w.imagingConclusion, r.conclusion),
+      ...(r.conclusionCode || []).map((c) => el("p", {}, text(c)))) };
   });
   const reported = new Set(state.imagingReports.flatMap((r) => (r.imagingStudy || []).map((x) => x.reference)));
   for (const s of state.ImagingStudy) {
@@ -607,14 +608,16 @@ const COUNTS = {
   immunisations: () => state.Immunization.length, allergies: () => state.AllergyIntolerance.length,
   appointments: () => state.Appointment.length, referrals: () => state.referrals.length,
   documents: () => state.DocumentReference.length, results: () => state.labs.length,
-  imaging: () => state.imagingReports.length + state.ImagingStudy.length,
 };
+// sections of one card per record count their cards; results count the values, not the days
+const COUNTED_BY_CARDS = new Set(["imaging"]);
 
 function renderSection(name) {
   const w = W();
   const sec = $(name);
   const body = SECTIONS[name]();
-  const count = COUNTS[name] ? COUNTS[name]() : null;
+  const count = COUNTS[name] ? COUNTS[name]() : COUNTED_BY_CARDS.has(name) ? body.length : null;
+  sec.toggleAttribute("data-empty", !(Array.isArray(body) && body.length));
   sec.replaceChildren(el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
     count !== null ? el("small", {}, " " + w.records(count)) : null),
   ...(Array.isArray(body) && body.length ? body : [empty()]));
