@@ -119,7 +119,7 @@ def test_reload_swaps_rules_and_keeps_them_on_error(tmp_path: Path) -> None:
 
 
 def test_bad_rules_stop_start_up(tmp_path: Path) -> None:
-    from engine.recognition.sitefiles import RulesError
+    from mappings.sitefiles import RulesError
 
     site = tmp_path / "site"
     site.mkdir()

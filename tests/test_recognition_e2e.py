@@ -195,7 +195,7 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
 
 
 def test_bad_rules_in_the_site_stop_start_up(tmp_path: Path, site: Path) -> None:
-    from engine.recognition.sitefiles import RulesError
+    from mappings.sitefiles import RulesError
 
     (site / "items.yaml").write_text("- {code: CBC, name: 血常规, category: 检验, window_days: 7, scope: [MARS]}\n", "utf-8")
     with pytest.raises(RulesError) as caught:

@@ -91,8 +91,8 @@ async def replay_message(
     the replay sees it without restarting; a broken site file leaves the running one in force (422).
     """
     if reload_site:
-        from engine.recognition.sitefiles import RulesError
         from mappings.site import SiteError
+        from mappings.sitefiles import RulesError
 
         try:
             await asyncio.to_thread(engine.reload_site)

@@ -26,8 +26,8 @@ from engine.recognition.access import require_admin, require_order_check
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import local_day, national_id
 from engine.recognition.rules import Rules
-from engine.recognition.sitefiles import RulesError
 from mappings.site import SiteError
+from mappings.sitefiles import RulesError
 
 router = APIRouter()
 
@@ -154,7 +154,7 @@ def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Resp
     note(request, action="operation", detail={"operation": "reload", "items": len(rules.items)})
     return fhir_response({"resourceType": "OperationOutcome", "issue": [{
         "severity": "information", "code": "informational",
-        "diagnostics": f"recognition rules reloaded: {len(rules.items)} items, {len(rules.qc)} QC records, "
+        "diagnostics": f"recognition rules reloaded: {len(rules.items)} items, {len(rules.qc.records)} QC records, "
                        f"{len(rules.reasons)} reason codes"}]})
 
 

@@ -11,7 +11,7 @@ import orjson
 from engine.errors import FhirError
 from engine.recognition.reports import STATUSES, ReportFilter, duplicates_report, to_csv, to_text
 from engine.recognition.service import parse_day
-from engine.recognition.sitefiles import RulesError
+from mappings.sitefiles import RulesError
 
 
 def add_report_commands(sub: Any) -> None:
