@@ -14,7 +14,7 @@ that counts for the recognition rate with nothing at stake.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from engine.recognition.rules import (
@@ -217,7 +217,7 @@ def decide(order: Order, match: Recognisable, rules: Rules) -> PaymentDecision:
         outcome = _apply(effect, code, order, match, rules)
         if best.reason is None or _RANK[outcome.status] < _RANK[best.status]:
             best = outcome
-    return best
+    return replace(best, basis=match.scope)
 
 
 def _apply(effect: str, code: str, order: Order, match: Recognisable, rules: Rules) -> PaymentDecision:
