@@ -179,8 +179,10 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
     rep = http.get("/reports/duplicates?from=2026-03-01&to=2026-03-31", headers=auditor).json()
     t = rep["totals"]
     assert (t["count"], t["money_at_stake"]) == (2, 20.0)
-    assert t["by_status"] == {"flagged": 1, "upheld": 0, "overturned": 0, "justified": 1, "void": 0}
-    assert t["by_institution"] == {B: {"count": 2, "money": 20.0, "flagged": 1, "upheld": 0, "overturned": 0, "justified": 1}}
+    assert t["by_status"] == {"flagged": 1, "upheld": 0, "overturned": 0, "justified": 1, "self_pay": 0, "reported": 0,
+                              "void": 0}
+    assert t["by_institution"] == {B: {"count": 2, "money": 20.0, "flagged": 1, "upheld": 0, "overturned": 0, "justified": 1,
+                                       "self_pay": 0, "reported": 0}}
     assert rep["recognition_rate"] == {B: {"recognisable": 3, "recognised": 1, "retested": 2, "pending": 0, "rate": 0.3333}}
     flagged = next(r for r in rep["rows"] if r["status"] == "flagged")
     assert (flagged["prior_institution"], flagged["prior_day"], flagged["day"], flagged["item"]) == (A, "2026-03-10", "2026-03-13", "CBC")
@@ -200,7 +202,7 @@ def test_bad_rules_in_the_site_stop_start_up(tmp_path: Path, site: Path) -> None
     (site / "items.yaml").write_text("- {code: CBC, name: 血常规, category: 检验, window_days: 7, scope: [MARS]}\n", "utf-8")
     with pytest.raises(RulesError) as caught:
         Engine(Settings(data_dir=tmp_path / "var2", site=site))
-    assert str(caught.value) == f"{site / 'items.yaml'} line 1: [0].scope[0]: unknown scope 'MARS' (not in scopes.yaml)"
+    assert str(caught.value) == f"{site / 'items.yaml'}:1: [0].scope[0]: unknown scope 'MARS' (not in scopes.yaml)"
 
 
 def test_shipped_example_feeds_remind_the_ct_order(tmp_path: Path) -> None:
@@ -221,4 +223,4 @@ def test_shipped_example_feeds_remind_the_ct_order(tmp_path: Path) -> None:
         reminder = engine.repository.read("DetectedIssue", check["issue"])
         assert "of FNXRMYY on 2025-03-11 (21 days left)" in reminder["detail"]
         assert (check["item"], check["day"], check["reason"], check["reason_effect"]) == (
-            "CT-CHEST", "2025-03-20", "R01", "justified")
+            "CT-CHEST", "2025-03-20", "R01", "payable")

@@ -75,6 +75,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _instant() -> str:
+    """When huren first held a result or saw an order, to the microsecond: R98 compares the two."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 class Recognition:
     """Mutual recognition over one repository. Build with ``Recognition.for_engine(engine)``."""
 
@@ -255,6 +260,7 @@ class Recognition:
             "outcome": (existing or {}).get("outcome", "pending"),
             "issue": issue_id("rec", ref) if recognisable else None,
             "checked": (existing or {}).get("checked") or _now(),
+            "placed": (existing or {}).get("placed") or _instant(),
         }
         self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
@@ -280,7 +286,7 @@ class Recognition:
         are its date and the instant huren first saw it."""
         reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
         text = check.get("reason_text") or order.reason_text
-        order = replace(order, reasons=reasons, reason_text=text, placed=check.get("checked"))
+        order = replace(order, reasons=reasons, reason_text=text, placed=check.get("placed"))
         if check.get("analytes") and not order.analytes:
             order = replace(order, analytes=tuple(check["analytes"]))
         if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
@@ -314,7 +320,7 @@ class Recognition:
                 self.index.delete(ref)
                 return self._evaluate_flag(before)
             return []
-        doc = self.index.put(facts, _now())
+        doc = self.index.put(facts, _instant())
         issues = self._evaluate_flag(doc)
         if before is not None and group_key(before) != group_key(doc):
             issues.extend(self._evaluate_flag(before))
@@ -416,7 +422,7 @@ class Recognition:
                 return Order(person=repeat.person, item=repeat.item, institution=check["inst"],
                              day=date.fromisoformat(check["day"]), ref=repeat.order, patient=repeat.patient,
                              reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                             analytes=tuple(check.get("analytes") or ()), placed=check.get("checked"))
+                             analytes=tuple(check.get("analytes") or ()), placed=check.get("placed"))
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient)
 
