@@ -143,6 +143,26 @@ def test_hl7_only_site_has_a_rate_after_a_cancelled_reminded_order(engine: Engin
     rep = http.get("/reports/duplicates", headers={"Authorization": f"Bearer {token}"}).json()
     rate = rep["recognition_rate"]["HOSPC"]
     assert (rate["recognisable"], rate["recognised"]) == (1, 1) and rate["rate"] == 1.0
+    assert rep["recognition_rate_by"]["doctor"]["张医生"]["rate"] == 1.0
+
+    # published as FHIR: the Measure is stored, $evaluate-measure gives the MeasureReport
+    auditor = {"Authorization": f"Bearer {token}"}
+    measure = engine.repository.read("Measure", "huren-recognition-rate")
+    assert measure["scoring"]["coding"][0]["code"] == "proportion"
+    res = http.get("/fhir/Measure/huren-recognition-rate/$evaluate-measure", headers=auditor,
+                   params={"periodStart": (datetime.now(TZ) - timedelta(days=30)).date().isoformat()})
+    assert res.status_code == 200, res.text
+    mr = res.json()
+    from fhir.resources.R4B.measurereport import MeasureReport
+
+    MeasureReport.model_validate(mr)
+    counts = {p["code"]["coding"][0]["code"]: p["count"] for p in mr["group"][0]["population"]}
+    assert counts == {"initial-population": 1, "denominator": 1, "numerator": 1}
+    [by_inst] = [s for s in mr["group"][0]["stratifier"] if s["code"][0]["text"] == "institution"]
+    assert [(st["value"]["text"], st["measureScore"]["value"]) for st in by_inst["stratum"]] == [("HOSPC", 1.0)]
+    patient_token = engine.auth.issue_system_token("ehr", "system/ServiceRequest.rs")
+    assert http.get("/fhir/Measure/huren-recognition-rate/$evaluate-measure",
+                    headers={"Authorization": f"Bearer {patient_token}"}).status_code == 403
 
 
 def test_one_alt_after_a_liver_panel_costs_the_alt(engine: Engine, mllp: int) -> None:
