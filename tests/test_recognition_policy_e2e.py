@@ -173,3 +173,11 @@ def test_one_alt_after_a_liver_panel_costs_the_alt(engine: Engine, mllp: int) ->
     assert "not payable" in ack
     [flag] = not_payable(engine)
     assert flag["analytes"] == ["ALT"] and flag["price"] == 5.0
+
+
+def test_recognisable_results_carry_their_hr_scope(engine: Engine, mllp: int) -> None:
+    hl7 = Sender(mllp)
+    hl7.send(result("HOSPA", "A1", CBC, ts(1)))
+    [report] = engine.repository.search("DiagnosticReport", []).resources
+    tags = [(t["system"], t["code"]) for t in report["meta"]["tag"]]
+    assert ("urn:huren:hr-scope", "community") in tags

@@ -90,6 +90,13 @@ class FactReader:
         self._rules = rules
         self._org_codes: dict[str, str | None] = {}
 
+    def remember_organization(self, org: dict[str, Any]) -> None:
+        """Note an institution's Organization as it is written, before it can be read back."""
+        code = next((str(i["value"]) for i in org.get("identifier") or ()
+                     if isinstance(i, dict) and i.get("system") == ORG_SYSTEM and i.get("value")), None)
+        if code and org.get("id"):
+            self._org_codes[f"Organization/{org['id']}"] = code
+
     # -- identity ------------------------------------------------------------------------
     def patient_ref(self, resource: dict[str, Any]) -> str | None:
         subject = resource.get("subject") or resource.get("patient") or {}

@@ -25,10 +25,9 @@ from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.recognition import aggregates
+from engine.recognition.coding import item_for
 from engine.recognition.decision import (
-    JUSTIFIED as JUSTIFIED_STATUS,
-)
-from engine.recognition.decision import (
+    FINAL_STATUSES,
     REPORTED,
     Order,
     PriorResult,
@@ -36,6 +35,9 @@ from engine.recognition.decision import (
     decide,
     find_recognisable,
     order_time_effect,
+)
+from engine.recognition.decision import (
+    JUSTIFIED as JUSTIFIED_STATUS,
 )
 from engine.recognition.detected_issues import (
     CODE_SYSTEM,
@@ -51,9 +53,11 @@ from engine.recognition.facts import (
     RESULT_TYPES,
     VOID_STATUSES,
     FactReader,
+    local_day,
     national_id,
     order_time,
     ref_of,
+    result_time,
 )
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
@@ -70,6 +74,7 @@ _PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
 FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cancelled",
                "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
 CHARGES = "recognition_charges"
+HR_SYSTEM = "urn:huren:hr-scope"
 
 
 def _now() -> str:
@@ -118,6 +123,7 @@ class Recognition:
         self.facts = FactReader(self.read, lambda: self._rules)
         if repository is not None:
             repository.add_write_hook(self.on_write)
+            repository.add_prepare_hook(self.mark_hr)
 
     @classmethod
     def for_engine(cls, engine: Any) -> Recognition:
@@ -180,6 +186,40 @@ class Recognition:
     def _write_issue(self, issue: dict[str, Any]) -> None:
         """Store a DetectedIssue at its deterministic id (the repository skips unchanged content)."""
         self.repository.update(issue)
+
+    # -- the HR mark -----------------------------------------------------------------------
+    def mark_hr(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Tag a final result of a recognition item whose issuer had passed QC on its date with the
+        scopes it is recognisable in (``meta.tag``, system ``urn:huren:hr-scope``): ``community`` for
+        the issuer's medical community, plus each HR scope (盐城市HR, 全国HR...) its QC carries.
+        A result that is not (or no longer) recognisable loses the tags."""
+        if resource.get("resourceType") == "Organization":
+            self.facts.remember_organization(resource)  # the results of the same message name it
+            return resource
+        if resource.get("resourceType") not in RESULT_TYPES:
+            return resource
+        meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+        tags = [t for t in meta.get("tag") or () if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)]
+        rules = self._rules
+        marks: list[dict[str, Any]] = []
+        inst = self.facts.institution(resource) if resource.get("status") in FINAL_STATUSES else None
+        item = item_for(resource, rules, inst) if inst else None
+        day = local_day(result_time(resource), rules.institutions[inst].timezone) if item and inst in rules.institutions else None
+        if item and inst and day and rules.qc_passed(inst, item, day):
+            community = rules.institutions[inst].community
+            marks.append({"system": HR_SYSTEM, "code": "community", "display": f"医共体互认 {community}"})
+            for code in rules.hr_scopes(inst, item, day):
+                scope = rules.scopes.get(code)
+                marks.append({"system": HR_SYSTEM, "code": code, "display": scope.name if scope else code})
+        if not marks and len(tags) == len(meta.get("tag") or ()):
+            return resource
+        new_meta = {**meta, "tag": tags + marks}
+        if not new_meta["tag"]:
+            new_meta.pop("tag")
+        out = {**resource, "meta": new_meta}
+        if not new_meta:
+            out.pop("meta")
+        return out
 
     # -- the write hook --------------------------------------------------------------------
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
