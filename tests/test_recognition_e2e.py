@@ -205,22 +205,38 @@ def test_bad_rules_in_the_site_stop_start_up(tmp_path: Path, site: Path) -> None
     assert str(caught.value) == f"{site / 'items.yaml'}:1: [0].scope[0]: unknown scope 'MARS' (not in scopes.yaml)"
 
 
-def test_shipped_example_feeds_remind_the_ct_order(tmp_path: Path) -> None:
-    """The demo feeds (examples/feeds): FNZYY orders a chest CT for 王建国 nine days after FNXRMYY's
-    chest CT, with ORC-16 R01 — the ACK reminds of the prior study; the order's reason is kept."""
+def test_shipped_example_feeds_make_a_realistic_month(tmp_path: Path) -> None:
+    """The demo feeds (examples/feeds) in file order, as ``make run`` replays them: the CT report comes
+    before the re-test order (reminded, R01 kept); the month then holds flags not payable, a justified
+    re-test, a self-pay re-test, a reason contradicted by records and a recognition rate per institution."""
+    from engine.recognition.reports import ReportFilter, duplicates_report
+
     feeds = REPO / "examples" / "feeds"
     with Engine(Settings(data_dir=tmp_path / "var")) as engine:
         acks = {}
-        names = sorted(p.name for p in feeds.glob("*.hl7"))
-        order_file = next(n for n in names if "ORM_O01_ct_order" in n)
-        for name in [n for n in names if n != order_file] + [order_file]:  # the CT report first
-            acks[name] = engine.ingestor.handle((feeds / name).read_bytes(), channel="file", peer=f"file:{name}").decode()
-        ack = acks[order_file]
-        # a v2.4 ACK has no room for the text (ERR-1 only): the warning is there, the DetectedIssue says it all
-        assert "MSA|AA|" in ack and "ERR|" in ack
-        assert engine.recognition.flags.find({}) == []  # a report's own observations are the same test
-        [check] = engine.recognition.checks.find({"inst": B, "item": "CT-CHEST"})
+        for path in sorted(feeds.glob("*.hl7")):
+            acks[path.name] = engine.ingestor.handle(path.read_bytes(), channel="file", peer=f"file:{path.name}").decode()
+            assert "MSA|AA|" in acks[path.name], (path.name, acks[path.name])
+        order_file = next(n for n in acks if "ORM_O01_ct_order" in n)
+        assert "ERR|" in acks[order_file]  # a v2.4 ACK: the warning is there, the DetectedIssue says it all
+        [check] = engine.recognition.checks.find({"inst": B, "item": "CT-CHEST", "day": "2025-03-20"})
         reminder = engine.repository.read("DetectedIssue", check["issue"])
         assert "of FNXRMYY on 2025-03-11 (21 days left)" in reminder["detail"]
-        assert (check["item"], check["day"], check["reason"], check["reason_effect"]) == (
-            "CT-CHEST", "2025-03-20", "R01", "payable")
+        assert (check["reason"], check["reason_effect"]) == ("R01", "payable")
+
+        report = duplicates_report(engine.recognition, ReportFilter())
+        rows = {(r["day"], r["institution"], r["item"]): r for r in report["rows"]}
+        assert {k: (r["status"], r["reason"], r["price"]) for k, r in rows.items()} == {
+            ("2025-03-12", B, "CBC"): ("flagged", None, 20.0),
+            ("2025-03-13", C, "CBC"): ("self_pay", "R07", 20.0),
+            ("2025-03-14", B, "CBC"): ("flagged", "R98", 20.0),
+            ("2025-03-19", B, "LFT"): ("flagged", None, 5.0),
+            ("2025-03-20", B, "CT-CHEST"): ("justified", "R01", 220.0),
+        }
+        assert rows[("2025-03-14", B, "CBC")]["contradicted"].startswith("reason contradicted by records")
+        assert rows[("2025-03-19", B, "LFT")]["analytes"] == "ALT"
+        assert report["totals"]["money_at_stake"] == 45.0
+        rate = {inst: (r["recognised"], r["recognisable"]) for inst, r in report["recognition_rate"].items()}
+        assert rate == {A: (1, 1), B: (1, 5), C: (0, 1)}
+        # every repeat's ACK names its flag once
+        assert all(ack.count("See DetectedIssue/dup-") <= 1 for ack in acks.values())
