@@ -33,9 +33,8 @@ def urn_part(text: str) -> str:
     return quote(text.strip(), safe="-._~")
 
 
-# The standing QC status an institution declares (qc.passed up to qc.until); the questions asked of it
-# live in engine.recognition.qc with the assessment periods.
-QualityControl = DeclaredQc
+# An institution's ``qc`` is the standing QC status it declares (qc.passed up to qc.until): a
+# ``DeclaredQc`` of engine.recognition.qc, the one module that answers QC questions.
 GRADES = ("三级", "二级", "一级")  # 一级 includes primary care (基层)
 
 
