@@ -182,12 +182,12 @@ def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_
     assert "ALT (partial)" in flags and "CNY 5.00" in flags
     rates = browser.eval("document.querySelector('#rates tbody').innerText")
     assert "FNXRMYY" in rates and "100.0%" in rates and "20.0%" in rates
-    browser.eval("const s = document.querySelector('#rate-by'); s.value = 'doctor';"
-                 "s.dispatchEvent(new Event('change')); true")
+    browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = 'doctor';"
+                 "s.dispatchEvent(new Event('change')); return true; })()")
     browser.wait_for("document.querySelector('#rate-key').innerText === 'Ordering doctor'")
     browser.wait_for("document.querySelector('#rates tbody').innerText.includes('周敏')")
-    browser.eval("const s = document.querySelector('#rate-by'); s.value = '';"
-                 "s.dispatchEvent(new Event('change')); true")
+    browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = '';"
+                 "s.dispatchEvent(new Event('change')); return true; })()")
     browser.wait_for("document.querySelector('#rate-key').innerText === 'Institution'")
     shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     assert shot.startswith(b"\x89PNG")
