@@ -291,3 +291,25 @@ def test_a_report_and_its_observations_are_one_test(engine: Any, world: World) -
     [row] = flags(engine)
     assert row["result"].startswith("DiagnosticReport/") and row["prior"].startswith("DiagnosticReport/")
     assert row["order"] == f"ServiceRequest/{order_b.resource['id']}"
+
+
+def test_billed_charge_line_is_the_money_at_stake(engine: Any, world: World) -> None:
+    """Where the repeat was billed (a ChargeItem for the result), its amount is at stake, not the catalogue's."""
+    pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
+    world.report(A, pa, cbc(A), "2026-03-10T09:00:00+08:00")
+    order = world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00")
+    repeat = world.report(B, pb, cbc(B), "2026-03-12T09:00:00+08:00", order=order)
+    [row] = flags(engine)
+    assert (row["price"], row["price_source"]) == (20.0, "catalogue")
+    charge = {"resourceType": "ChargeItem", "id": "charge-1", "status": "billable",
+              "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
+              "subject": {"reference": pb}, "quantity": {"value": 1},
+              "priceOverride": {"value": 18.5, "currency": "CNY"},
+              "service": [{"reference": f"DiagnosticReport/{repeat.resource['id']}"}]}
+    engine.repository.update(charge)
+    [row] = flags(engine)
+    assert (row["price"], row["price_source"]) == (18.5, "charge")
+    issue = engine.repository.read("DetectedIssue", row["_id"])
+    assert "CNY 18.50 at stake" in issue["detail"]
+    engine.repository.update({**charge, "status": "entered-in-error"})  # the charge line withdrawn
+    assert flags(engine)[0]["price"] == 20.0

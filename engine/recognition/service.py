@@ -239,12 +239,16 @@ class Recognition:
         ref = ref_of(charge)
         price = (charge.get("priceOverride") or {}).get("value")
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
+        before = self.charges.get(ref)
         if price is None or not services or charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
+            if before is None:
+                return []
             self.charges.delete(ref)
-            return []
-        qty = float((charge.get("quantity") or {}).get("value") or 1)
-        self.charges.replace({"_id": ref, "service": services[0], "services": services,
-                              "amount": round(float(price) * qty, 2)})
+        else:
+            qty = float((charge.get("quantity") or {}).get("value") or 1)
+            self.charges.replace({"_id": ref, "service": services[0], "services": services,
+                                  "amount": round(float(price) * qty, 2)})
+        services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         issues: list[dict[str, Any]] = []
         for service in services:
             doc = self.index.get(service)
