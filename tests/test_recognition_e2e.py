@@ -9,16 +9,14 @@ CDS cards, report rows and money totals must follow.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.listeners.mllp import MLLPServer, frame
+from adapters.listeners.mllp import frame
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
@@ -45,27 +43,6 @@ def site(tmp_path: Path) -> Path:
 def engine(tmp_path: Path, site: Path) -> Iterator[Engine]:
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
         yield eng
-
-
-@pytest.fixture
-def mllp(engine: Engine) -> Iterator[int]:
-    loop = asyncio.new_event_loop()
-    server = MLLPServer(engine.ingestor.handle_async, host="127.0.0.1", port=0)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield server.port
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
 
 
 class Sender:

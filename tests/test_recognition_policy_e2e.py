@@ -8,9 +8,6 @@ filler numbers but no ORC-16. The reason recorded at order time stands: still ex
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,10 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.listeners.mllp import MLLPServer, frame
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.test_recognition_e2e import Sender
 
 WANG = "32092319850412001X"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -44,43 +41,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
         yield eng
-
-
-@pytest.fixture
-def mllp(engine: Engine) -> Iterator[int]:
-    loop = asyncio.new_event_loop()
-    server = MLLPServer(engine.ingestor.handle_async, host="127.0.0.1", port=0)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield server.port
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-
-
-class Sender:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-
-    def send(self, text: str) -> str:
-        self.sock.sendall(frame(text.replace("\n", "\r").encode("utf-8")))
-        data = b""
-        while not data.endswith(b"\x1c\r"):
-            chunk = self.sock.recv(65536)
-            assert chunk, "connection closed before the ACK"
-            data += chunk
-        ack = data[1:-2].decode("utf-8")
-        assert "MSA|AA|" in ack, ack
-        return ack
 
 
 def ts(days_ago: int, hour: int = 8) -> str:
