@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from engine.recognition.reports import ReportFilter, recognition_rate
+from engine.recognition.reports import ReportFilter, recognition_rates
 
 MEASURE_ID = "huren-recognition-rate"
 MEASURE_URL = "urn:huren:Measure/recognition-rate"
@@ -79,7 +79,7 @@ def _populations(row: dict[str, Any]) -> list[dict[str, Any]]:
 def measure_report(recognition: Any, start: date | None, end: date | None, institution: str | None = None) -> dict[str, Any]:
     """A summary MeasureReport for the period (and, if given, one ordering institution)."""
     flt = ReportFilter(start=start, end=end, institution=institution)
-    strata = {by: recognition_rate(recognition, flt, by=by) for by, _, _ in STRATA}
+    strata = recognition_rates(recognition, flt, tuple(by for by, _, _ in STRATA))
     total = {"recognisable": sum(r["recognisable"] for r in strata["inst"].values()),
              "recognised": sum(r["recognised"] for r in strata["inst"].values())}
     period: dict[str, str] = {}

@@ -130,6 +130,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     for table in (by_inst, by_item, per_day):
         for row in table.values():
             row["money"] = round(row["money"], 2)
+    rates = recognition_rates(recognition, flt)
     query = flt.query()
     query["status"] = flt.status if flt.status else {"$ne": "void"}
     flags = recognition.flags.find(query, sort=[("day", -1)], limit=limit, skip=offset)
@@ -145,8 +146,8 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
             "by_institution": dict(sorted(by_inst.items())),
             "by_item": dict(sorted(by_item.items())),
         },
-        "recognition_rate": recognition_rate(recognition, flt),
-        "recognition_rate_by": {dim: recognition_rate(recognition, flt, by=dim) for dim in ("dept", "doctor", "month")},
+        "recognition_rate": rates.pop("inst"),
+        "recognition_rate_by": rates,
         "over_time": [per_day[k] for k in sorted(per_day)],
         "rows": [_row(f) for f in flags],
         "offset": offset,
@@ -161,26 +162,35 @@ def recognition_rate(recognition: Any, flt: ReportFilter, *, by: str = "inst",
     """Per ordering institution (or ``by`` dept, doctor, month): recognisable orders, recognised ones
     (cancelled, answered "recognise" in CDS, or never resulted within the item's window), re-tested
     ones, still pending, and the rate."""
+    return recognition_rates(recognition, flt, (by,), today=today)[by]
+
+
+def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...] = ("inst", "dept", "doctor", "month"),
+                      *, today: date | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``recognition_rate`` broken down several ways in one pass over the per-day tallies."""
     today = today or date.today()
     windows = {code: item.window_days for code, item in recognition.rules.items.items()}
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, dict[str, Any]]] = {dim: {} for dim in dims}
     for t in recognition.check_days.find(_tally_query(flt)):
-        key = t["day"][:7] if by == "month" else (t.get(by) or "(unknown)")
-        row = out.setdefault(key, {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
         n = int(t["count"])
-        row["recognisable"] += n
         outcome = t.get("outcome")
         if outcome == "recognised":
-            row["recognised"] += n
+            column = "recognised"
         elif outcome in RETESTED:
-            row["retested"] += n
+            column = "retested"
         elif date.fromisoformat(t["day"]) + timedelta(days=windows.get(t.get("item"), 0)) < today:
-            row["recognised"] += n  # never resulted within the item's window: the prior result served
+            column = "recognised"  # never resulted within the item's window: the prior result served
         else:
-            row["pending"] += n
-    for row in out.values():
-        row["rate"] = round(row["recognised"] / row["recognisable"], 4) if row["recognisable"] else None
-    return dict(sorted(out.items()))
+            column = "pending"
+        for dim in dims:
+            key = t["day"][:7] if dim == "month" else (t.get(dim) or "(unknown)")
+            row = out[dim].setdefault(key, {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
+            row["recognisable"] += n
+            row[column] += n
+    for table in out.values():
+        for row in table.values():
+            row["rate"] = round(row["recognised"] / row["recognisable"], 4) if row["recognisable"] else None
+    return {dim: dict(sorted(table.items())) for dim, table in out.items()}
 
 
 def to_csv(report: dict[str, Any]) -> str:
