@@ -1,4 +1,5 @@
-"""The recognition rules as typed, validated data: items, code maps, QC history, scopes, prices, reasons.
+"""The recognition rules as typed, validated data: items (down to analytes), code maps, QC history,
+scopes, prices, reasons and the payment policy.
 
 Loaded from ``mappings/recognition/`` overlaid by the site folder (``HUREN_SITE``; same file names
 win), validated with jsonschema and then cross-checked (every item a map names exists, every

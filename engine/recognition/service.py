@@ -1,12 +1,15 @@
 """``Recognition`` (``Engine.recognition``): the rules applied to what the repository stores.
 
-It registers one repository write hook. For an order (ServiceRequest) it runs the order-time
-check and records a DetectedIssue "recognisable prior result", returned to the caller as a
-warning. For a result (DiagnosticReport, Observation, ImagingStudy) it keeps the compact result
-index and decides the duplicate flag of the test the result belongs to: a DetectedIssue "suspected
-duplicate test, not payable" with the evidence, or a "justified re-test" when the order carries a
-reason, or nothing. Everything runs inside the write's transaction, so a stored result and its
-flag are committed together. Three document collections hold the working state:
+It registers one repository write hook and one prepare hook (the HR mark on recognisable
+results). For an order (ServiceRequest) it runs the order-time check, keeps what the order said
+when it was placed (reasons, date, what was recognisable) and records a DetectedIssue
+"recognisable prior result", returned to the caller as a warning. For a result (DiagnosticReport,
+Observation, ImagingStudy) it keeps the compact result index and decides what the repeat of the
+test the result belongs to means for payment (``decision.decide``, under the payer's policy): a
+DetectedIssue "suspected duplicate test, not payable" with the evidence (possibly "reason
+contradicted by records"), a self-pay or a justified re-test, a repeat only reported, or nothing.
+Everything runs inside the write's transaction, so a stored result and its flag are committed
+together. Three document collections hold the working state:
 
 - ``recognition_results``: the index (see ``engine.recognition.index``);
 - ``recognition_checks``: one row per checked order (recognisable results, what became of it) —
