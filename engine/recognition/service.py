@@ -1,7 +1,6 @@
 """``Recognition`` (``Engine.recognition``): the rules applied to what the repository stores.
 
-It registers one repository write hook and one prepare hook (the HR mark on recognisable
-results). For an order (ServiceRequest) it runs the order-time check, keeps what the order said
+It registers one repository write hook and one mark (the HR mark on recognisable results). For an order (ServiceRequest) it runs the order-time check, keeps what the order said
 when it was placed (reasons, date, what was recognisable) and records a DetectedIssue
 "recognisable prior result", returned to the caller as a warning. For a result (DiagnosticReport,
 Observation, ImagingStudy) it keeps the compact result index and decides what the repeat of the
@@ -126,7 +125,7 @@ class Recognition:
         self.facts = FactReader(self.read, lambda: self._rules)
         if repository is not None:
             repository.add_write_hook(self.on_write)
-            repository.add_prepare_hook(self.mark_hr)
+            repository.add_mark(self.mark_hr)
 
     @classmethod
     def for_engine(cls, engine: Any) -> Recognition:
