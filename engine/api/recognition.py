@@ -28,8 +28,7 @@ from engine.recognition.facts import local_day, national_id
 from engine.recognition.measure import MEASURE_ID, measure_report
 from engine.recognition.rules import Rules
 from engine.recognition.service import parse_day
-from mappings.site import SiteError
-from mappings.sitefiles import RulesError
+from mappings.sitefiles import SiteError
 
 router = APIRouter()
 
@@ -149,7 +148,7 @@ def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Resp
     engine = request.app.state.engine
     try:
         engine.reload_site()  # site files and recognition rules together
-    except (RulesError, SiteError) as exc:
+    except SiteError as exc:
         note(request, action="operation", outcome="4", detail={"operation": "reload", "error": str(exc)})
         raise Unprocessable(f"rules not reloaded, previous rules still in force: {exc}") from exc
     rules = engine.recognition.rules
@@ -176,7 +175,7 @@ def sighup_reloader(engine: Any) -> Any:
         try:
             engine.reload_site()
             log.info("SIGHUP: site and recognition rules reloaded (%d items)", len(engine.recognition.rules.items))
-        except (RulesError, SiteError) as exc:
+        except SiteError as exc:
             log.error("SIGHUP: recognition rules NOT reloaded, previous rules in force: %s", exc)
 
     async def install() -> None:
