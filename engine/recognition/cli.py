@@ -52,8 +52,9 @@ def run_qc_import(args: argparse.Namespace, settings: Any) -> int:
                              date.fromisoformat(r["until"]), tuple(r.get("hr") or ()), r.get("source", ""))
                     for r in current]
         merged = merge(existing, imported)
-        text = QC_HEADER + yaml.safe_dump([r.as_yaml_row() for r in merged], allow_unicode=True, sort_keys=False,
-                                          default_flow_style=None, width=200)
+        text = QC_HEADER + "".join(  # one period per line, as in the shipped qc.yaml
+            "- " + yaml.safe_dump(r.as_yaml_row(), allow_unicode=True, sort_keys=False, default_flow_style=True,
+                                  width=10_000).strip() + "\n" for r in merged)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "qc.yaml").write_text(text, "utf-8")
             from engine.engine import Engine  # the institutions in force, for the cross-checks
