@@ -199,4 +199,4 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
         raise NotFound(f"Measure/{measure_id} cannot be evaluated here (only Measure/{MEASURE_ID})")
     report = measure_report(request.app.state.engine.recognition, parse_day(periodStart, "periodStart"),
                             parse_day(periodEnd, "periodEnd"), reporter or None)
-    return Response(orjson.dumps(report), media_type="application/fhir+json")
+    return Response(fhirjson.dumps(report), media_type="application/fhir+json")
