@@ -83,7 +83,10 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
         action = notes[0].action
         patients = [p for n in notes for p in n.patient_ids]
         refs = [r for n in notes for r in n.references]
+        owners = {ref: pids for n in notes for ref, pids in n.owners.items()}
         query = next((n.query for n in notes if n.query is not None), None)
+        if query is not None and "?" not in query and path.startswith("/fhir/"):
+            query = path.removeprefix("/fhir/") + "?" + query  # the route noted its parameters only
         detail: dict[str, Any] = {}
         for n in notes:
             detail.update(n.detail or {})
@@ -91,6 +94,7 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     else:
         action, refs = classify(method, path)
         patients = [r.split("/")[1] for r in refs if r.startswith("Patient/")]
+        owners = {}
         query = None
         detail = {}
         if action == "search" and path.startswith("/fhir"):
@@ -101,7 +105,8 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     if error:
         desc += f": {error}"
     return build_event(action=action, origin=origin, agents=agents, outcome=outcome, outcome_desc=desc,
-                       patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start)
+                       patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start,
+                       owners=owners)
 
 
 class AuditMiddleware:
