@@ -136,3 +136,32 @@ def test_who_looked_at_my_record_lists_only_my_accesses(world: Engine) -> None:
     assert http.get("/fhir/Observation/obs-li", headers=resident(world, "pt-li")).status_code == 200
     latest = who_looked(world.repository, {"pt-li"}, flush=world.audit.flush_index)[0]
     assert (latest.role, latest.who, latest.what, latest.via_app) == ("resident", "person-pt-li", "read", "phr")
+
+
+def test_views_are_valid_r4_audit_events_for_every_shape_of_record(engine: Engine) -> None:
+    """The light path stores views without validating each one: this proves the fixed shape valid."""
+    from engine.audit.events import build_event, requestor_agent
+    from engine.audit.view import views_of
+
+    system = requestor_agent(kind="system", subject="his-a", address="10.0.0.7")
+    person = requestor_agent(kind="patient", subject="person-1", address="10.0.0.8", client_id="phr")
+    nobody = requestor_agent(kind=None, subject=None, address=None)
+    obs = {"resourceType": "Observation", "id": "o1", "meta": {"versionId": "2"}, "subject": {"reference": "Patient/a"}}
+    records = [
+        build_event(action="read", origin="n", agents=system, patient_ids=["a"], resources=[obs],
+                    owners={"Observation/o1/_history/2": ["a"]}),
+        build_event(action="search", origin="n", agents=person, patient_ids=["a", "b"],
+                    resources=["Observation/o1", "Observation/o2", "Organization/x"],
+                    owners={"Observation/o1": ["a"], "Observation/o2": ["b"]}, query="Observation?code=1&_count=5"),
+        build_event(action="operation", origin="n", agents=system, outcome="4", outcome_desc="HTTP 403",
+                    patient_ids=["b"], detail={"operation": "$everything", "cards": 3}),
+        build_event(action="token", origin="n", agents=nobody, detail={"grant_type": "client_credentials"}),
+        build_event(action="hl7v2-receive", origin="n", agents=system, patient_ids=["a"],
+                    resources=["DiagnosticReport/d1"], detail={"message": "FN^1", "channel": "mllp"}),
+    ]
+    shown = 0
+    for seq, record in enumerate(records):
+        for view in views_of({**record, "id": f"audit-{seq}"}):
+            engine.validator.validate(view)  # raises on anything R4 or huren's rules refuse
+            shown += 1
+    assert shown == 6

@@ -7,12 +7,17 @@ are, or resident A would read B's Patient id and B's query. So the FHIR reposito
 *view*, as the IHE Basic Audit Log Patterns (BALP) shape patient audit events: one AuditEvent per
 patient touched, naming only that patient, with
 
-- the interaction (type, subtype, action), when, outcome, who asked (agents) and the source;
+- the interaction (type, subtype, action), when, outcome, and who asked (the requesting agents,
+  without their network address);
 - the patient, and only the resources whose own fields say they are that patient's;
 - for a search, the resource type and parameter names but no values (``Observation?code&date``,
   in ``entity.description``): a value can name someone else, so the base64 query stays in the log;
 - a few details that describe the interaction itself (operation, channel, message type), and
   ``audit-record``: the id of the signed record, for an auditor to take it from there.
+
+Views are lean on purpose (codes without display texts, no entity types, the server's own agent
+and source left to the log): each element a search parameter covers is an index row written per
+view, and a view is written for every audited read.
 
 A record that touches no patient (a token issued, a report viewed) gets one view with the same
 redactions. View ids are ``audit-<seq>-<hash of the patient id>`` (``audit-<seq>`` for a record
@@ -29,11 +34,14 @@ from urllib.parse import parse_qsl
 
 from engine.audit.events import OBJECT_ROLE, OWNER_DETAIL, QUERY_ROLE
 
+NODE_SYSTEM = "urn:huren:node"
+ROLE_PATIENT = {"system": OBJECT_ROLE, "code": "1"}
+ROLE_RESOURCE = {"system": OBJECT_ROLE, "code": "4"}
+ROLE_QUERY = {"system": OBJECT_ROLE, "code": QUERY_ROLE}
+
 # details that describe the interaction, not the people in it; everything else stays in the log
 VIEW_DETAILS = frozenset({"operation", "channel", "message-type", "grant_type"})
 RECORD_DETAIL = "audit-record"
-_TOP = ("type", "subtype", "action", "period", "recorded", "outcome", "outcomeDesc", "purposeOfEvent",
-        "agent", "source")
 
 
 def view_id(record_id: str, patient_id: str | None) -> str:
@@ -64,9 +72,36 @@ def query_shape(query_b64: str) -> str:
     return (rtype or "search") + ("?" + "&".join(names) if names else "")
 
 
+def _lean(value: Any) -> Any:
+    """The value without ``display`` texts: the view carries codes (a page words them itself),
+    and every display would be one more search-index row per view."""
+    if isinstance(value, dict):
+        return {k: _lean(v) for k, v in value.items() if k != "display"}
+    if isinstance(value, list):
+        return [_lean(v) for v in value]
+    return value
+
+
+def _agents(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Who asked (the requestor and the app a person used), without their network address; the
+    server's own agent (huren, the same in every record) stays in the log."""
+    out = []
+    for agent in record.get("agent") or ():
+        ident = (agent.get("who") or {}).get("identifier") or {}
+        if not agent.get("requestor") and ident.get("system") == NODE_SYSTEM:
+            continue
+        out.append(_lean({k: v for k, v in agent.items() if k != "network"}))
+    return out
+
+
 def views_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The FHIR AuditEvents that show ``record`` (a signed log record with its ``id``)."""
-    base = {"resourceType": "AuditEvent", **{k: record[k] for k in _TOP if k in record}}
+    base: dict[str, Any] = {"resourceType": "AuditEvent"}
+    for key in ("type", "subtype", "action", "period", "recorded", "outcome", "outcomeDesc", "purposeOfEvent"):
+        if key in record:
+            base[key] = _lean(record[key])
+    base["agent"] = _agents(record)
+    base["source"] = {"observer": {"display": "huren"}}  # required; the node itself is in the log
     entities = record.get("entity") or []
     shared: list[dict[str, Any]] = []  # query shape and interaction details: in every view
     resources: list[tuple[dict[str, Any], set[str]]] = []  # resource entity, its patients
@@ -75,17 +110,15 @@ def views_of(record: dict[str, Any]) -> list[dict[str, Any]]:
         if role == "1":
             continue
         if role == QUERY_ROLE:
-            shared.append({k: v for k, v in entity.items() if k not in ("query", "description", "detail", "name")}
-                          | {"description": query_shape(entity.get("query") or "")})
+            shared.append({"role": ROLE_QUERY, "description": query_shape(entity.get("query") or "")})
         elif "what" in entity:
             owners = {d.get("valueString", "").removeprefix("Patient/") for d in entity.get("detail") or ()
                       if d.get("type") == OWNER_DETAIL}
-            resources.append(({k: v for k, v in entity.items() if k != "detail"}, owners))
+            resources.append(({"what": entity["what"], "role": ROLE_RESOURCE}, owners))
     details = [d for e in entities if "what" not in e and (e.get("role") or {}).get("code") != QUERY_ROLE
                for d in e.get("detail") or () if d.get("type") in VIEW_DETAILS]
     details.append({"type": RECORD_DETAIL, "valueString": record["id"]})
-    shared.append({"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "4",
-                            "display": "Other"}, "detail": details})
+    shared.append({"detail": details})
     patients = patients_named(record)
     if not patients:
         return [{**base, "id": view_id(record["id"], None),
@@ -93,9 +126,6 @@ def views_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     views = []
     for pid in patients:
         mine = [e for e, owners in resources if pid in owners]
-        patient = {"what": {"reference": f"Patient/{pid}"},
-                   "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
-                            "display": "Person"},
-                   "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
+        patient = {"what": {"reference": f"Patient/{pid}"}, "role": ROLE_PATIENT}
         views.append({**base, "id": view_id(record["id"], pid), "entity": [patient, *mine, *shared]})
     return views
