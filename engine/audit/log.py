@@ -189,12 +189,13 @@ class AuditLog:
                       if self._checkpoint_due(self._frontier.size, frontier.size) else None)
                 try:
                     with self.store.transaction():
-                        if len(leaves) == 1:
-                            self.leaves.insert(leaves[0])
-                        else:
-                            self.leaves.insert_many(leaves)
-                        if nodes:
-                            self.nodes.insert_many(nodes)
+                        # one or two documents: plain inserts (insert_many's savepoint costs more)
+                        for coll, docs in ((self.leaves, leaves), (self.nodes, nodes)):
+                            if len(docs) <= 2:
+                                for doc in docs:
+                                    coll.insert(doc)
+                            elif docs:
+                                coll.insert_many(docs)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
