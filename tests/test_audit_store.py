@@ -64,3 +64,17 @@ def test_views_and_who_looked_on_both_backends(backend_settings: Settings) -> No
             assert f"Patient/{other}" not in orjson.dumps(found.resources[0]).decode()
             [access] = who_looked(engine.repository, {me}, flush=engine.audit.flush_index)
             assert (access.who, access.what, access.record) == ("his-a", "search", "audit-0")
+
+
+def test_two_workers_on_one_data_directory_show_every_record_once(settings: Settings) -> None:
+    """Two engines on the same files stand for two ``--workers``: both append to the one log and
+    both derive views; each record's views are written exactly once."""
+    with Engine(settings) as one, Engine(settings) as two:
+        for i in range(6):
+            (one if i % 2 else two).audit.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+        copied = one.audit.flush_index() + two.audit.flush_index()
+        assert copied == 6 and one.audit.flush_index() == 0 and two.audit.flush_index() == 0
+        found = one.repository.search("AuditEvent", [("_count", "50")])
+        assert sorted(r["entity"][-1]["detail"][-1]["valueString"] for r in found.resources) == [
+            f"audit-{i}" for i in range(6)]
+        assert verify_online(one.audit).ok
