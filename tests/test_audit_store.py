@@ -78,3 +78,12 @@ def test_two_workers_on_one_data_directory_show_every_record_once(settings: Sett
         assert sorted(r["entity"][-1]["detail"][-1]["valueString"] for r in found.resources) == [
             f"audit-{i}" for i in range(6)]
         assert verify_online(one.audit).ok
+
+
+def test_who_looked_lists_an_access_to_two_linked_records_of_one_person_once(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        engine.audit.record(_search(["fn-zhang", "fz-zhang", "fn-li"], {"Observation/1": ["fn-zhang"],
+                                                                        "Observation/2": ["fz-zhang"],
+                                                                        "Observation/3": ["fn-li"]}))
+        [access] = who_looked(engine.repository, {"fn-zhang", "fz-zhang"}, flush=engine.audit.flush_index)
+        assert access.record == "audit-0" and access.resource_types == ("Observation",)
