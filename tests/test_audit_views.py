@@ -165,3 +165,19 @@ def test_views_are_valid_r4_audit_events_for_every_shape_of_record(engine: Engin
             engine.validator.validate(view)  # raises on anything R4 or huren's rules refuse
             shown += 1
     assert shown == 6
+
+
+def test_another_residents_attempt_on_my_record_shows_without_their_identity(world: Engine) -> None:
+    """李四 tries 张三's Patient record (refused, as if absent): 张三 sees that a resident tried, not who."""
+    http = TestClient(create_app(world))
+    assert http.get("/fhir/Patient/pt-zhang", headers=resident(world, "pt-li")).status_code == 404
+    assert http.get("/fhir/Patient/pt-zhang", headers=resident(world, "pt-zhang")).status_code == 200
+    world.audit.flush_index()
+    r = http.get("/fhir/AuditEvent?patient=pt-zhang", headers=resident(world, "pt-zhang"))
+    assert r.status_code == 200 and len(r.json()["entry"]) == 2
+    assert not any(trace in r.text for trace in LI_TRACES)
+    mine = who_looked(world.repository, {"pt-zhang"})
+    assert sorted((a.role, a.who, a.outcome) for a in mine) == [("resident", "", "refused"),
+                                                               ("resident", "person-pt-zhang", "success")]
+    record = world.audit.get(0)["data"]  # the signed log knows who it was
+    assert "person-pt-li" in record

@@ -33,6 +33,8 @@ OUTCOMES = ("0", "4", "8", "12")
 # AuditEvent?patient= finds), but resource references stop here and a detail says how many more.
 MAX_RESOURCE_ENTITIES = 100
 OWNER_DETAIL = "patient"  # entity.detail.type on a resource entity: the patient it belongs to
+# entity.detail on a patient entity when the requestor is that patient (a resident's own access)
+SELF_DETAIL = {"type": "requestor", "valueString": "this patient"}
 QUERY_ROLE = "24"
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
 
@@ -114,9 +116,12 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
                 patient_ids: Iterable[str] = (), resources: Iterable[dict[str, Any] | str] = (),
                 query: str | None = None, detail: dict[str, Any] | None = None,
                 start: str | None = None, recorded: str | None = None,
-                owners: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+                owners: Mapping[str, Sequence[str]] | None = None,
+                requestor_patients: Iterable[str] = ()) -> dict[str, Any]:
     """One AuditEvent; ``owners`` maps a resource reference (as ``reference_of`` gives it) to the
-    patients it belongs to, as its own fields say."""
+    patients it belongs to, as its own fields say; ``requestor_patients`` are the patients among
+    ``patient_ids`` the requestor is (a resident reading their own record)."""
+    own = set(requestor_patients)
     spec = actions().get(action) or actions()["other"]
     recorded = recorded or now_instant()
     event: dict[str, Any] = {"resourceType": "AuditEvent", "type": spec["type"]}
@@ -139,9 +144,12 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
     for pid in patient_ids:
         if pid and pid not in seen:
             seen.add(pid)
-            entities.append({"what": {"reference": f"Patient/{pid}"},
-                             "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-                             "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+            entity = {"what": {"reference": f"Patient/{pid}"},
+                      "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                      "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
+            if pid in own:
+                entity["detail"] = [SELF_DETAIL]
+            entities.append(entity)
     refs: set[str] = set()
     patient_refs = {f"Patient/{p}" for p in seen}
     left_out = 0

@@ -101,12 +101,16 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
             query = path.removeprefix("/fhir/") + ("?" + query_string if query_string else "")
         elif not path.startswith("/fhir"):
             detail["request"] = f"{method} {path}"
+    # a resident's own patients among those touched: only in those patients' views does the
+    # resident appear by name (engine.audit.view)
+    compartment = getattr(caller, "patient_ids", None) if getattr(caller, "kind", None) == "patient" else None
+    own = [p for p in patients if p in compartment] if compartment else []
     desc = f"HTTP {status}" if status is not None else "request failed without a response"
     if error:
         desc += f": {error}"
     return build_event(action=action, origin=origin, agents=agents, outcome=outcome, outcome_desc=desc,
                        patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start,
-                       owners=owners)
+                       owners=owners, requestor_patients=own)
 
 
 class AuditMiddleware:

@@ -8,7 +8,7 @@ are, or resident A would read B's Patient id and B's query. So the FHIR reposito
 patient touched, naming only that patient, with
 
 - the interaction (type, subtype, action), when, outcome, and who asked (the requesting agents,
-  without their network address);
+  without their network address; a resident other than this patient only as "a resident");
 - the patient, and only the resources whose own fields say they are that patient's;
 - for a search, the resource type and parameter names but no values (``Observation?code&date``,
   in ``entity.description``): a value can name someone else, so the base64 query stays in the log;
@@ -32,9 +32,10 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
 
-from engine.audit.events import OBJECT_ROLE, OWNER_DETAIL, QUERY_ROLE
+from engine.audit.events import AGENT_SYSTEMS, OBJECT_ROLE, OWNER_DETAIL, QUERY_ROLE, SELF_DETAIL
 
 NODE_SYSTEM = "urn:huren:node"
+RESIDENT_SYSTEM = AGENT_SYSTEMS["patient"]
 ROLE_PATIENT = {"system": OBJECT_ROLE, "code": "1"}
 ROLE_RESOURCE = {"system": OBJECT_ROLE, "code": "4"}
 ROLE_QUERY = {"system": OBJECT_ROLE, "code": QUERY_ROLE}
@@ -82,15 +83,20 @@ def _lean(value: Any) -> Any:
     return value
 
 
-def _agents(record: dict[str, Any]) -> list[dict[str, Any]]:
+def _agents(record: dict[str, Any], own: bool) -> list[dict[str, Any]]:
     """Who asked (the requestor and the app a person used), without their network address; the
-    server's own agent (huren, the same in every record) stays in the log."""
+    server's own agent (huren, the same in every record) stays in the log. A resident who is not
+    this view's patient is shown as "a resident", without their identity: a resident's id can
+    carry their Patient id, and their attempt is this patient's business, their name is not."""
     out = []
     for agent in record.get("agent") or ():
         ident = (agent.get("who") or {}).get("identifier") or {}
         if not agent.get("requestor") and ident.get("system") == NODE_SYSTEM:
             continue
-        out.append(_lean({k: v for k, v in agent.items() if k != "network"}))
+        shown = _lean({k: v for k, v in agent.items() if k != "network"})
+        if ident.get("system") == RESIDENT_SYSTEM and not own:
+            shown["who"] = {"identifier": {"system": RESIDENT_SYSTEM}}
+        out.append(shown)
     return out
 
 
@@ -100,7 +106,6 @@ def views_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     for key in ("type", "subtype", "action", "period", "recorded", "outcome", "outcomeDesc", "purposeOfEvent"):
         if key in record:
             base[key] = _lean(record[key])
-    base["agent"] = _agents(record)
     base["source"] = {"observer": {"display": "huren"}}  # required; the node itself is in the log
     entities = record.get("entity") or []
     shared: list[dict[str, Any]] = []  # query shape and interaction details: in every view
@@ -121,11 +126,14 @@ def views_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     shared.append({"detail": details})
     patients = patients_named(record)
     if not patients:
-        return [{**base, "id": view_id(record["id"], None),
+        return [{**base, "id": view_id(record["id"], None), "agent": _agents(record, own=False),
                  "entity": [e for e, owners in resources if not owners] + shared}]
+    own = {ref.split("/", 1)[1] for e in entities if SELF_DETAIL in (e.get("detail") or ())
+           for ref in [(e.get("what") or {}).get("reference") or ""] if ref.startswith("Patient/")}
     views = []
     for pid in patients:
         mine = [e for e, owners in resources if pid in owners]
         patient = {"what": {"reference": f"Patient/{pid}"}, "role": ROLE_PATIENT}
-        views.append({**base, "id": view_id(record["id"], pid), "entity": [patient, *mine, *shared]})
+        views.append({**base, "id": view_id(record["id"], pid), "agent": _agents(record, own=pid in own),
+                      "entity": [patient, *mine, *shared]})
     return views
