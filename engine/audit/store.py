@@ -53,10 +53,11 @@ def _adopt_legacy(store: SqliteStore, legacy: Path) -> None:
     with store.lock:
         store.conn.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
         try:
-            with store.transaction():
-                for name in COLLECTIONS:
-                    if f"doc_{name}" in present:
-                        store.conn.execute(f'INSERT INTO main."doc_{name}" (id, body) '
-                                           f'SELECT id, body FROM legacy."doc_{name}"')
+            with store.transaction():  # several workers may start at once: one copies, the others see it
+                if store.conn.execute('SELECT 1 FROM main."doc_audit_log" LIMIT 1').fetchone() is None:
+                    for name in COLLECTIONS:
+                        if f"doc_{name}" in present:
+                            store.conn.execute(f'INSERT INTO main."doc_{name}" (id, body) '
+                                               f'SELECT id, body FROM legacy."doc_{name}"')
         finally:
             store.conn.execute("DETACH DATABASE legacy")
