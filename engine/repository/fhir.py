@@ -474,7 +474,7 @@ class FhirRepository:
             stored = {"resourceType": resource["resourceType"], "id": resource["id"],
                       "meta": {"versionId": "1", "lastUpdated": updated}}
             stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
-            rec = StoredResource(stored["resourceType"], stored["id"], 1, updated, False, orjson.dumps(stored))
+            rec = StoredResource(stored["resourceType"], stored["id"], 1, updated, False, fhirjson.dumps(stored))
             items.append((rec, self.indexer.rows(stored), None))
         if items:
             self.backend.put_many(items)
