@@ -465,8 +465,9 @@ class FhirRepository:
 
         The light path: no validation (the deriving code has one fixed shape, proven valid by its
         tests), no write hooks (nothing reacts to them), no lookup of a current version (the ids
-        are new by construction; an existing one fails the insert and rolls the batch back). The
-        general write path cost ~4x as much per AuditEvent, paid on every audited read.
+        are new by construction; an existing one fails the insert and rolls the batch back). An
+        AuditEvent view is written for every audited read, so what the general path adds per
+        resource is paid on every read.
         """
         items = []
         for resource in resources:
