@@ -36,6 +36,7 @@ from engine.audit.events import AGENT_SYSTEMS, OBJECT_ROLE, OWNER_DETAIL, QUERY_
 
 NODE_SYSTEM = "urn:huren:node"
 RESIDENT_SYSTEM = AGENT_SYSTEMS["patient"]
+OTHER_RESIDENT = {"display": "another resident"}  # a resident requestor who is not the view's patient
 ROLE_PATIENT = {"system": OBJECT_ROLE, "code": "1"}
 ROLE_RESOURCE = {"system": OBJECT_ROLE, "code": "4"}
 ROLE_QUERY = {"system": OBJECT_ROLE, "code": QUERY_ROLE}
@@ -95,7 +96,7 @@ def _agents(record: dict[str, Any], own: bool) -> list[dict[str, Any]]:
             continue
         shown = _lean({k: v for k, v in agent.items() if k != "network"})
         if ident.get("system") == RESIDENT_SYSTEM and not own:
-            shown["who"] = {"identifier": {"system": RESIDENT_SYSTEM}}
+            shown["who"] = dict(OTHER_RESIDENT)
         out.append(shown)
     return out
 

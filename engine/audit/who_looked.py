@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.audit.view import RECORD_DETAIL
+from engine.audit.view import OTHER_RESIDENT, RECORD_DETAIL
 
 MAX_ENTRIES = 200
 # requestor's identifier system -> role, for the agents engine.audit.events writes
@@ -82,7 +82,10 @@ def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) 
     requestor = next((a for a in event.get("agent") or () if a.get("requestor")), {})
     ident = (requestor.get("who") or {}).get("identifier") or {}
     who = str(ident.get("value") or "")
-    role = ROLES.get(ident.get("system", ""), "unauthenticated" if not who else "other")
+    if requestor.get("who") == OTHER_RESIDENT:
+        role = "resident"
+    else:
+        role = ROLES.get(ident.get("system", ""), "unauthenticated" if not who else "other")
     app = next((str(((a.get("who") or {}).get("identifier") or {}).get("value") or "")
                 for a in event.get("agent") or ()
                 if not a.get("requestor") and ((a.get("who") or {}).get("identifier") or {}).get("system")
