@@ -8,7 +8,7 @@ are, or resident A would read B's Patient id and B's query. So the FHIR reposito
 patient touched, naming only that patient, with
 
 - the interaction (type, subtype, action), when, outcome, and who asked (the requesting agents,
-  without their network address; a resident other than this patient only as "a resident");
+  without their network address; a resident other than this patient only as "another resident");
 - the patient, and only the resources whose own fields say they are that patient's;
 - for a search, the resource type and parameter names but no values (``Observation?code&date``,
   in ``entity.description``): a value can name someone else, so the base64 query stays in the log;
@@ -87,7 +87,7 @@ def _lean(value: Any) -> Any:
 def _agents(record: dict[str, Any], own: bool) -> list[dict[str, Any]]:
     """Who asked (the requestor and the app a person used), without their network address; the
     server's own agent (huren, the same in every record) stays in the log. A resident who is not
-    this view's patient is shown as "a resident", without their identity: a resident's id can
+    this view's patient is shown as "another resident", without their identity: a resident's id can
     carry their Patient id, and their attempt is this patient's business, their name is not."""
     out = []
     for agent in record.get("agent") or ():
