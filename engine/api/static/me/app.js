@@ -75,14 +75,6 @@ function session() {
   return s && s.exp > Date.now() + 5000 ? s : null;
 }
 
-/** The token's own subject (the person), to tell the resident's own accesses from others'. */
-function tokenSubject(token) {
-  try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(decodeURIComponent(escape(atob(part)))).sub || "";
-  } catch { return ""; }
-}
-
 // ---- FHIR reads --------------------------------------------------------------------------------
 
 class Expired extends Error {}
@@ -506,49 +498,10 @@ function renderTimeline() {
 
 // ---- who looked at my record ---------------------------------------------------------------------------
 
-function whoEntry(ev) {
-  const agents = ev.agent || [];
-  const req = agents.find((a) => a.requestor) || {};
-  const id = ((req.who || {}).identifier) || {};
-  const app = agents.find((a) => !a.requestor && (((a.who || {}).identifier || {}).system === "urn:huren:client"));
-  let role = "other", who = id.value || (req.who || {}).display || "";
-  if (id.system === "urn:huren:client") role = ((state.names.clients[id.value] || {}).kind) || "system";
-  else if (id.system === "urn:huren:resident") role = id.value && id.value === state.subject ? "resident" : "other-resident";
-  else if (id.system === "urn:huren:auditor") role = "auditor";
-  else if (id.system === "urn:huren:institution") role = "sending-institution";
-  else if (id.system === "urn:huren:user") role = "user";
-  else if (!id.system && !id.value) role = "unauthenticated";
-  const details = {};
-  for (const e of ev.entity || []) for (const d of e.detail || []) details[d.type] = d.valueString;
-  const sub = ((ev.subtype || [])[0] || {}).code || "";
-  const whatMap = { read: "read", vread: "read", history: "read", search: "search", create: "write", update: "write",
-    patch: "write", delete: "delete", "hl7v2-receive": "import", replay: "import", "token-issue": "sign-in",
-    "110122": "sign-in", "110123": "sign-out", "identity-link": "link", review: "review", "report-view": "read",
-    transaction: "write", batch: "write" };
-  let what = whatMap[sub] || "operation";
-  if (["$everything", "$export"].includes(details.operation)) what = "export";
-  const types = new Set();
-  for (const e of ev.entity || []) {
-    const ref = ((e.what || {}).reference || "");
-    if (ref && !ref.startsWith("Patient/")) types.add(ref.split("/")[0]);
-    const q = e.description || (e.query ? (() => { try { return atob(e.query); } catch { return ""; } })() : "");
-    const m = /^\/?(?:fhir\/)?([A-Z][A-Za-z]+)/.exec(q || "");
-    if (m && (e.role || {}).code === "24") types.add(m[1]);
-  }
-  if (!types.size && (ev.entity || []).some((e) => ((e.what || {}).reference || "").startsWith("Patient/")) && what === "read") types.add("Patient");
-  const outcome = { "0": "", "4": "refused" }[String(ev.outcome ?? "0")] ?? "failed";
-  return { when: ev.recorded || (ev.period || {}).end || "", role, who, what, types, outcome,
-    app: app ? ((app.who || {}).identifier || {}).value : "", record: details["audit-record"] || ev.id };
-}
-
 function whoName(e) {
   const w = W();
-  if (e.role === "resident") return w.who_role.resident;
-  if (e.role === "other-resident") return w.who_role["other-resident"];
-  if (e.role === "sending-institution") return state.names.institutions[e.who] || e.who;
-  if (e.role === "unauthenticated") return w.who_role.unauthenticated;
-  const c = state.names.clients[e.who];
-  return (c && c.name) || e.who || w.who_role.unauthenticated;
+  if (["resident", "other-resident", "unauthenticated"].includes(e.role)) return w.who_role[e.role];
+  return e.who_name || e.who || w.who_role.unauthenticated;
 }
 
 /** Consecutive accesses by the same requestor doing the same thing within a minute are one line:
@@ -558,9 +511,9 @@ function groupWho(entries) {
   for (const e of entries) {
     const last = out[out.length - 1];
     if (last && last.who === e.who && last.role === e.role && last.what === e.what && last.outcome === e.outcome &&
-        last.app === e.app && Math.abs(Date.parse(last.first) - Date.parse(e.when)) < 60000) {
-      last.count += 1; e.types.forEach((t) => last.types.add(t)); last.first = e.when;
-    } else out.push({ ...e, types: new Set(e.types), count: 1, first: e.when });
+        last.via_app === e.via_app && Math.abs(Date.parse(last.first) - Date.parse(e.when)) < 60000) {
+      last.count += 1; e.resource_types.forEach((t) => last.types.add(t)); last.first = e.when;
+    } else out.push({ ...e, types: new Set(e.resource_types), count: 1, first: e.when });
   }
   return out;
 }
@@ -568,11 +521,15 @@ function groupWho(entries) {
 function renderWho() {
   const w = W();
   const hideOwn = $("who-hide-own") ? $("who-hide-own").checked : true;
-  const seen = new Set();
-  const entries = state.audit.map(whoEntry).filter((e) => !seen.has(e.record) && seen.add(e.record))
-    .filter((e) => !(hideOwn && e.role === "resident"));
+  const entries = state.audit.filter((e) => !(hideOwn && e.role === "resident"));
   const box = el("label", { class: "check" }, el("input", { type: "checkbox", id: "who-hide-own", checked: hideOwn ? "" : null }), " ", w.who_hideOwn);
   box.querySelector("input").addEventListener("change", () => renderSection("who"));
+  const again = el("button", { type: "button", id: "who-refresh" }, w.refresh);
+  again.addEventListener("click", async () => {
+    say("loading");
+    const who = await fhir(cfg.who, state.session).catch((e) => { status(e.message, true); return null; });
+    if (who) { state.audit = who.entries || []; renderSection("who"); say("loaded"); $("who-h").focus(); }
+  });
   const groups = groupWho(entries);
   const rows = groups.map((g) => {
     // the kinds of record touched, in words; the technical ones (organisations, provenance) left out
@@ -581,17 +538,17 @@ function renderWho() {
     const role = w.who_role[g.role] || g.role;
     const name = whoName(g);
     const actor = name === role ? name : `${name}${w.paren(role)}`;
-    const appName = g.app && g.app !== g.who ? w.who_via((state.names.clients[g.app] || {}).name || g.app) : "";
+    const appName = g.via_app && g.via_app !== g.who ? w.who_via(g.via_app_name || g.via_app) : "";
     const obj = types.length ? types.join(w.sep) + (named.length > 5 ? w.andMore : "") : w.who_types_all;
     const sentence = g.what === "sign-in" && g.role === "unauthenticated" ? w.who_signin_attempt
       : lang === "en" ? `${actor}${appName} ${w.who_what[g.what] || g.what} ${w.who_your} ${obj}`
         : `${actor}${appName}${w.who_what[g.what] || g.what}您的${obj}`;
-    return el("li", { class: g.outcome ? "who-row refused" : "who-row" },
+    return el("li", { class: g.outcome !== "success" ? "who-row refused" : "who-row" },
       el("p", { class: "who-when" }, dayTime(g.when), g.count > 1 ? " · " + w.who_times(g.count) : ""),
       el("p", { class: "who-what" }, sentence,
-        g.outcome ? el("strong", { class: "who-outcome" }, " — " + (g.outcome === "refused" ? w.who_outcome_refused : w.who_outcome_failed)) : null));
+        g.outcome !== "success" ? el("strong", { class: "who-outcome" }, " — " + (g.outcome === "refused" ? w.who_outcome_refused : w.who_outcome_failed)) : null));
   });
-  return [el("p", { class: "intro" }, w.who_intro), box,
+  return [el("p", { class: "intro" }, w.who_intro), el("div", { class: "who-tools" }, box, again),
     rows.length ? el("ol", { class: "who" }, ...rows) : el("p", { class: "empty" }, w.who_none)];
 }
 
@@ -708,8 +665,8 @@ async function exportEverything(s) {
 
 async function load(s) {
   $("signin").hidden = true; $("signout").hidden = false;
+  state.session = s;
   say("loading");
-  state.subject = tokenSubject(s.token);
   const types = ["Encounter", "Condition", "MedicationRequest", "MedicationDispense", "MedicationStatement",
     "MedicationAdministration", "Immunization", "AllergyIntolerance", "Appointment", "ServiceRequest", "Task",
     "DocumentReference", "ImagingStudy"];
@@ -742,19 +699,9 @@ async function load(s) {
   const imagingObs = new Set(state.imagingReports.flatMap((r) => (r.result || []).map((x) => x.reference)));
   state.labs = obs.resources.filter((o) => !imagingObs.has("Observation/" + o.id) &&
     !(o.category || []).some((c) => codes(c).includes("imaging")));
-  // who looked: every AuditEvent about any of this person's records, newest first
-  const ids = state.patientIds.join(",");
-  let audit = await searchAll("AuditEvent?patient=" + encodeURIComponent(ids) + "&_sort=-date&_count=100", s, 3);
-  if (!audit.resources.length) audit = await searchAll("AuditEvent?patient=" + encodeURIComponent(ids) + "&_count=100", s, 3);
-  state.audit = audit.resources.sort((a, b) => (b.recorded || "").localeCompare(a.recorded || ""));
-  const clientIds = new Set(), instCodes = new Set();
-  for (const ev of state.audit) for (const a of ev.agent || []) {
-    const i = (a.who || {}).identifier || {};
-    if (i.system === "urn:huren:client" && i.value) clientIds.add(i.value);
-    if (i.system === "urn:huren:institution" && i.value) instCodes.add(i.value);
-  }
-  const q = new URLSearchParams([...[...clientIds].slice(0, 64).map((c) => ["client", c]), ...[...instCodes].slice(0, 64).map((c) => ["institution", c])]);
-  state.names = (await fhir(cfg.names + "?" + q.toString(), s)) || { clients: {}, institutions: {} };
+  // who looked: the server words the audit trail's accesses to this person's records, newest first
+  const who = await fhir(cfg.who, s);
+  state.audit = (who && who.entries) || [];
   state.loaded = true;
   renderAll();
   $("tools").hidden = false;
