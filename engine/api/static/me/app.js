@@ -541,6 +541,7 @@ function renderWho() {
     const appName = g.via_app && g.via_app !== g.who ? w.who_via(g.via_app_name || g.via_app) : "";
     const obj = types.length ? types.join(w.sep) + (named.length > 5 ? w.andMore : "") : w.who_types_all;
     const sentence = g.what === "sign-in" && g.role === "unauthenticated" ? w.who_signin_attempt
+      : g.what === "login-phone" ? `${actor}${w.who_phone}`
       : lang === "en" ? `${actor}${appName} ${w.who_what[g.what] || g.what} ${w.who_your} ${obj}`
         : `${actor}${appName}${w.who_what[g.what] || g.what}您的${obj}`;
     return el("li", { class: g.outcome !== "success" ? "who-row refused" : "who-row" },
