@@ -80,7 +80,7 @@ def feeds() -> list[bytes]:
         hl7(msh("HIS", "FNYLWSY", "20260920080500", "ADT^A04^ADT_A01", "YL-ADT-1"), "EVN|A04|20260920080500", zhao_yl,
             "|".join(["PV1", "1", "O", "QK^^^FNYLWSY^^^^^全科门诊", "", "", "", "W0101^孙^丽^^^^^^FNYLWSY", *[""] * 11,
                       "YL2026000055-20260920^^^FNYLWSY^VN", *[""] * 24, "20260920080000"])),
-        lab("FNYLWSY", "YL-LIS-1", "20260920", zhao_yl, ("CBC", "血常规"),
+        lab("FNYLWSY", "YL-LIS-1", "20260920", zhao_yl, ("XCG", "血常规"),
             ("HGB", "血红蛋白", "98", "g/L", "115-150", "L"), ("GLU", "葡萄糖", "5.2", "mmol/L", "3.9-6.1", "N")),
         lab("FNXRMYY", "RM-LIS-2", "20260920", qian, ("1100", "生化"),
             ("GLU", "葡萄糖", "4.4", "mmol/L", "3.9-6.1", "N")),
@@ -236,6 +236,7 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         banner = phone.text("banner")
         assert banner.startswith("赵桂兰") and "女" in banner and "female" not in banner
         assert "1948年3月5日" in banner
+        assert "过敏：青霉素（严重）" in banner  # what to tell any doctor, at the top
         for hospital in ("阜宁县人民医院", "阜宁县中医院", "阜宁县益林镇中心卫生院"):
             assert hospital in banner
 
@@ -271,6 +272,9 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         assert "7.4 mmol/L" in results and "↑ 偏高" in results and "参考范围 3.9-6.1" in results
         assert "98 g/L" in results and "↓ 偏低" in results
         assert cdp.eval("document.querySelectorAll('#results tr.abn').length") == 4
+        # the blood count of a QC-passed health centre carries the mutual-recognition (HR) mark
+        marks = cdp.eval("[...document.querySelectorAll('#results .hr')].map(m => m.getAttribute('aria-label'))")
+        assert marks and all("可互认结果" in m for m in marks), marks
         phone.shot("04-results-360")
         phone.click("[data-tab=referrals]")
         referrals = phone.text("referrals")

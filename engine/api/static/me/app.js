@@ -456,7 +456,7 @@ function renderImaging() {
 function renderTimeline() {
   const w = W();
   const items = [];
-  const add = (kind, when, title, inst, extra, tab) => items.push({ kind, when, title, inst, extra, tab });
+  const add = (kind, when, title, inst, extra, tab, mark) => items.push({ kind, when, title, inst, extra, tab, mark });
   for (const e of state.Encounter) add("visit", whenOf(e), word(w.encClass, (e.class || {}).code), institution(e), (e.reasonCode || []).map(text).join(W().sep), "visits");
   for (const c of state.Condition) add("diagnosis", whenOf(c), text(c.code), institution(c), "", "diagnoses");
   for (const m of state.meds_all) add("med", whenOf(m), medName(m), institution(m), dosage(m), "meds");
@@ -465,12 +465,13 @@ function renderTimeline() {
   for (const a of state.Appointment) add("appointment", a.start || "", a.description || (a.serviceType || []).map(text)[0] || "", institution(a), word(w.apptStatus, a.status), "appointments");
   for (const r of state.referrals) add("referral", whenOf(r), text(r.code), institution(r), word(w.refStatus, r.status), "referrals");
   for (const d of state.DocumentReference) add("document", whenOf(d), text(d.type), institution(d), "", "documents");
-  for (const r of state.imagingReports) add("imaging", whenOf(r), text(r.code), institution(r), r.conclusion || "", "imaging");
+  for (const r of state.imagingReports) add("imaging", whenOf(r), text(r.code), institution(r), r.conclusion || "", "imaging", hrMark(r));
   for (const g of labGroups()) {
     const abn = g.obs.filter(abnormality);
     const names = [...new Set(labReportsOf(g).map((r) => text(r.code)).filter(Boolean))];
     add("result", g.when, [names.join(W().sep), w.resultsCount(g.obs.length)].filter(Boolean).join(" · "), g.inst,
-      abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}`).join(W().sep) : "", "results");
+      abn.length ? w.abnormalCount(abn.length) + w.colon + abn.map((o) => `${text(o.code)} ${abnormality(o).label}`).join(W().sep) : "", "results",
+      labReportsOf(g).concat(g.obs).map(hrMark).find(Boolean));
   }
   // newest first; records without a date (an allergy noted once) come last, under their own heading
   items.sort((a, b) => (b.when || "").localeCompare(a.when || ""));
@@ -490,7 +491,7 @@ function renderTimeline() {
         it.title || w.kind[it.kind]);
       go.addEventListener("click", () => showTab(it.tab, true));
       return el("li", { class: "k-" + it.kind },
-        el("span", { class: "kind" }, w.kind[it.kind]), " ", go,
+        el("span", { class: "kind" }, w.kind[it.kind]), " ", go, it.mark || null,
         el("span", { class: "inst" }, it.inst || w.unknownInst),
         it.extra ? el("span", { class: "extra" + (it.kind === "result" ? " abn-text" : "") }, it.extra) : null);
     }))));
@@ -576,9 +577,13 @@ function renderSection(name) {
   const body = SECTIONS[name]();
   const count = COUNTS[name] ? COUNTS[name]() : COUNTED_BY_CARDS.has(name) ? body.length : null;
   sec.toggleAttribute("data-empty", !(Array.isArray(body) && body.length));
+  // no gestures needed: a plain button at the end of every section goes back to the section list
+  const back = el("button", { type: "button", class: "back" }, "↑ " + w.backToSections);
+  back.addEventListener("click", () => { const t = $("tabs"); t.scrollIntoView({ block: "start" });
+    const b = t.querySelector(`[data-tab="${name}"]`); if (b) b.focus(); });
   sec.replaceChildren(el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
     count !== null ? el("small", {}, " " + w.records(count)) : null),
-  ...(Array.isArray(body) && body.length ? body : [empty()]));
+  ...(Array.isArray(body) && body.length ? body : [empty()]), back);
 }
 
 function renderBanner() {
@@ -599,8 +604,19 @@ function renderBanner() {
     el("p", { class: "who-am-i" }, el("strong", { id: "name" }, name || "—"), " ",
       ...[word(w.sex, p.gender), age, born && `${w.born} ${born}`].filter(Boolean)
         .flatMap((x, i) => [i ? " · " : "", el("span", { class: "nobr" }, x)])),
-    insts.length ? el("p", { class: "insts" }, w.institutions(insts)) : null);
+    insts.length ? el("p", { class: "insts" }, w.institutions(insts)) : null,
+    allergyLine());
   $("banner").hidden = false;
+}
+
+/** Allergies still in force, at the top: what a resident most needs to tell any doctor. */
+function allergyLine() {
+  const w = W();
+  const active = state.AllergyIntolerance.filter((a) => !["inactive", "resolved"].includes(firstCode(a.clinicalStatus)) &&
+    firstCode(a.verificationStatus) !== "refuted" && firstCode(a.verificationStatus) !== "entered-in-error");
+  if (!active.length) return null;
+  return el("p", { class: "allergy-line" }, el("strong", {}, "⚠ " + w.allergyBanner + w.colon),
+    active.map((a) => text(a.code) + (a.criticality === "high" ? w.paren(w.allergyCrit.high) : "")).join(w.sep));
 }
 
 function renderAll() {
@@ -624,6 +640,7 @@ function applyWords() {
   for (const node of document.querySelectorAll("[data-w]")) node.textContent = w[node.dataset.w];
   for (const b of document.querySelectorAll("#tabs button")) b.textContent = w["tab_" + b.dataset.tab];
   $("tabs").setAttribute("aria-label", w.sections);
+  $("banner").setAttribute("aria-label", w.bannerLabel);
   const lb = $("lang");
   lb.textContent = w.language; lb.setAttribute("lang", lang === "en" ? "zh-CN" : "en");
   lb.setAttribute("aria-label", w.languageLabel);
