@@ -309,6 +309,21 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         phone.click("#lang")
         assert cdp.eval("document.documentElement.lang") == "zh-CN" and "女" in phone.text("banner")
 
+        # the FHIR export: Patient/$everything of every linked record, in one Bundle (the file the
+        # page would save is caught where the page hands it to the browser)
+        cdp.eval("window.saveBlob = (blob, name) => { window.__saved = { blob, name }; }")
+        phone.click("#export")
+        cdp.wait("!!window.__saved")
+        bundle = json.loads(cdp.eval("window.__saved.blob.text()"))
+        assert cdp.eval("window.__saved.name").endswith(".json") and bundle["type"] == "collection"
+        kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+        patients = {e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"}
+        assert patients == set(engine.identity.patients_for_number(ZHAO))  # all three hospitals' records
+        assert kinds.count("Observation") >= 6 and "AllergyIntolerance" in kinds and "Encounter" in kinds
+        everyone_else = set(engine.identity.patients_for_number(QIAN))
+        assert not everyone_else & {e["resource"].get("subject", {}).get("reference", "").split("/")[-1]
+                                    for e in bundle["entry"]}
+
         # who looked at my record: the county hospital's system read her results (the page asks
         # the server, which brings the audit trail's views up to date first)
         cdp.call("Page.reload")
