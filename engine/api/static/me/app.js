@@ -193,8 +193,9 @@ function hrMark(r) {
   const tags = ((r.meta || {}).tag || []).filter((t) => t.system === "urn:huren:hr-scope");
   if (!tags.length) return null;
   const scopes = tags.map((t) => t.display || t.code).join(W().sep);
-  return el("span", { class: "hr", title: W().hrMarkLong(scopes), "aria-label": W().hrMarkLong(scopes) },
-    el("span", { "aria-hidden": "true" }, "HR " + W().hrMark));
+  // the short mark for the eye, the scopes in words for a screen reader (and as a tooltip)
+  return el("span", { class: "hr", title: W().hrMarkLong(scopes) },
+    el("span", { "aria-hidden": "true" }, W().hrMark), el("span", { class: "visually-hidden" }, W().hrMarkLong(scopes)));
 }
 
 // ---- building blocks ------------------------------------------------------------------------------
