@@ -201,6 +201,33 @@ def test_refresh_rotates_and_reuse_revokes_the_grant(http, engine):
     assert http.get("/probe/Observation", headers=bearer(second["access_token"])).status_code == 401
 
 
+def test_public_app_refreshes_without_client_id_like_the_smart_js_library(http, engine):
+    first = launch(http, engine)
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert second["patient"] == first["patient"] and second["refresh_token"] != first["refresh_token"]
+    assert http.get("/probe/Observation", headers=bearer(second["access_token"])).status_code == 200
+    # rotation still holds: the used token replayed without client_id revokes the grant
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert http.get("/probe/Observation", headers=bearer(second["access_token"])).status_code == 401
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": "not-a-token"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_a_confidential_clients_refresh_token_still_needs_its_credentials(http, engine):
+    """RFC 6749 §6: the token identifies a confidential client but does not authenticate it."""
+    tokens = launch(http, engine)
+    resident = engine.auth.resident
+    doc = next(d for d in resident.refresh.find({}) if not d["used"])
+    engine.auth.registry.add("confidential-app", scopes=SCOPE.split(), kind="patient-app",
+                             redirect_uris=["https://conf.example/cb"])
+    resident.refresh.update(doc["_id"], {"client_id": "confidential-app"})
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
 def test_introspection_and_revocation(http, engine):
     tokens = launch(http, engine)
     secret = engine.auth.registry.add("gateway", scopes=["system/*.rs"], kind="system")

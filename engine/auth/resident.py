@@ -433,6 +433,14 @@ class ResidentAuth:
             return None
         return doc
 
+    def refresh_client_id(self, value: str) -> str | None:
+        """The client a refresh token was issued to (None for an unknown or expired token); a used
+        token still names its client, so that its reuse reaches the family revocation."""
+        doc = self.refresh.get(_sha256(value)) if value else None
+        if doc is None or doc["exp"] < time.time():
+            return None
+        return doc["client_id"]
+
     def revoke_refresh(self, value: str, client: Client) -> bool:
         doc = self.refresh.get(_sha256(value))
         if doc is None or doc["client_id"] != client.client_id:
