@@ -52,15 +52,18 @@ class AllowedOrigins:
         self.registry = registry
         self.configured = frozenset(o for o in (origin_of(x.strip()) for x in (configured or "").split(",")) if o)
         self._lock = threading.Lock()
-        self._stamp: object = ()
+        self._stamp: object = ()  # never a file's mtime: the first lookup reads the registry
         self._origins: frozenset[str] = self.configured
 
     def __contains__(self, origin: str) -> bool:
-        clients = self.registry.all()
-        stamp = tuple((c.client_id, tuple(c.redirect_uris)) for c in clients if c.kind == "patient-app")
+        try:  # the registry file changes when an app is registered: re-read the origins only then
+            stamp: object = self.registry.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
         if stamp != self._stamp:
             with self._lock:
-                found = {origin_of(u) for c in clients if c.kind == "patient-app" for u in c.redirect_uris}
+                clients = [c for c in self.registry.all() if c.kind == "patient-app"]
+                found = {origin_of(u) for c in clients for u in c.redirect_uris}
                 self._origins = self.configured | {o for o in found if o}
                 self._stamp = stamp
         return origin.lower() in self._origins

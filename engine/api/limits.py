@@ -7,25 +7,24 @@ are refused here, before any router or parser sees the body, with an ``Operation
 - more than ``HUREN_MAX_REQUEST_BYTES`` (``Content-Length`` or the bytes actually received) → 413;
 - a JSON body nested deeper than ``HUREN_MAX_JSON_DEPTH`` objects/arrays → 400.
 
-The depth check never parses: strings are cut out with one regular expression, everything but
-brackets is deleted with ``bytes.translate``, and the innermost ``[]``/``{}`` pairs are removed
-level by level (each pass is C-speed). A body with fewer brackets than the limit cannot be too
+The depth check never parses: escape sequences are dropped, everything but quotes and brackets
+is deleted with ``bytes.translate``, the strings (now only quotes around any brackets they held)
+are cut out, and the innermost pairs are removed level by level; every step is a C-speed pass
+over bytes (~30 µs for a 14-resource transaction Bundle on a loaded machine). A body with fewer brackets than the limit cannot be too
 deep and skips even that, so a typical resource pays two ``bytes.count`` calls. GET, HEAD and
 OPTIONS carry no body and pass untouched. ``bench/request_limits.py`` measures the cost.
 """
 
 from __future__ import annotations
 
-import re
-
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.api.outcomes import FHIR_JSON, outcome
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_PAIR = re.compile(rb"\[\]|\{\}")
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+# objects and arrays nest alike: "{" reads as "[" and "}" as "]"; all but quotes and brackets go
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -33,11 +32,15 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     """True when ``body`` (JSON text) nests objects/arrays more than ``limit`` levels deep."""
     if body.count(b"{") + body.count(b"[") <= limit:
         return False
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    # Escapes first (left to right, as JSON reads them), so that no quote left is an escaped one;
+    # then only quotes and brackets are kept, and every string's content (odd pieces between
+    # quotes) is dropped. Each pass then removes the innermost "[]" pairs: exactly one level.
+    structure = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_AS_BRACKETS, _NOT_STRUCTURE)
+    brackets = b"".join(structure.split(b'"')[::2])
     for _ in range(limit):
         if not brackets:
             return False
-        brackets = _PAIR.sub(b"", brackets)
+        brackets = brackets.replace(b"[]", b"")
     return bool(brackets)
 
 
