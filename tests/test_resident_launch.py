@@ -514,3 +514,16 @@ def test_expired_state_is_purged_but_live_state_kept(http, engine):
     r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": live["refresh_token"],
                                        "client_id": APP})
     assert r.status_code == 200
+
+
+def test_a_residents_app_may_not_store_home_measurements(http, engine):
+    """Even an app registered with write scopes gets read and search only for a resident: the shared
+    record holds what member institutions sent."""
+    engine.auth.registry.add("bp-diary", scopes=["launch/patient", "patient/Observation.cruds"], kind="patient-app",
+                             redirect_uris=["https://bp.example/cb"], public=True)
+    _, challenge = pkce()
+    r = http.get("/auth/authorize", params=authorize_params(
+        engine, challenge, client_id="bp-diary", redirect_uri="https://bp.example/cb",
+        scope="launch/patient patient/Observation.c"), follow_redirects=False)
+    q = parse_qs(urlsplit(r.headers["location"]).query)
+    assert q["error"] == ["invalid_scope"] and "read and search" in q["error_description"][0]
