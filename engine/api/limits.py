@@ -63,7 +63,10 @@ class RequestLimits:
                 declared = value
             elif name == b"content-type":
                 is_json = b"json" in value
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and not declared.isdigit():
+            await self._refuse(send, 400, "invalid", "Content-Length must be a number of bytes")
+            return
+        if declared is not None and int(declared) > self.max_bytes:
             await self._refuse(send, 413, "too-long", f"the request body is larger than {self.max_bytes:,} bytes")
             return
         chunks: list[bytes] = []
