@@ -52,6 +52,9 @@ def test_token_exchange_and_fhir_user_read_carry_the_apps_origin(http, engine):
     r = http.get(f"/fhir/Patient/{tokens['patient']}", headers=bearer(tokens["access_token"]))
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == APP_ORIGIN
     assert "ETag" in r.headers["access-control-expose-headers"]
+    r = http.get("/auth/userinfo", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert r.json()["fhirUser"].endswith(f"/fhir/Patient/{tokens['patient']}")
     # the same call from a stranger's page gets no CORS header: the browser withholds the answer
     r = http.get(f"/fhir/Patient/{tokens['patient']}", headers={**bearer(tokens["access_token"]), "Origin": STRANGER})
     assert "access-control-allow-origin" not in r.headers

@@ -527,3 +527,16 @@ def test_a_residents_app_may_not_store_home_measurements(http, engine):
         scope="launch/patient patient/Observation.c"), follow_redirects=False)
     q = parse_qs(urlsplit(r.headers["location"]).query)
     assert q["error"] == ["invalid_scope"] and "read and search" in q["error_description"][0]
+
+
+def test_userinfo_names_the_person_and_their_record(http, engine):
+    tokens = launch(http, engine)
+    r = http.get("/auth/userinfo", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert r.json() == {"sub": claims["sub"], "fhirUser": claims["fhirUser"]}
+    assert http.get("/.well-known/openid-configuration").json()["userinfo_endpoint"].endswith("/auth/userinfo")
+    system = engine.auth.issue_system_token("his", "system/*.rs")
+    r = http.get("/auth/userinfo", headers=bearer(system))
+    assert r.status_code == 403 and r.json()["error"] == "insufficient_scope"
+    assert http.get("/auth/userinfo").status_code == 401

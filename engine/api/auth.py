@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
 from engine.auth.errors import OAuthError
 from engine.auth.resident import DEVICE_COOKIE, LoginError, RedirectError
 from engine.auth.service import ASSERTION_ALGS
@@ -229,6 +231,20 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
+# ---- OpenID Connect userinfo -------------------------------------------------------------------
+
+
+@router.get("/auth/userinfo")
+async def userinfo(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    """OpenID Connect UserInfo for a resident's token with ``openid``: who signed in (``sub``, the
+    person) and their FHIR record (``fhirUser``), the same claims as the ``id_token``."""
+    if caller.kind != "patient" or not caller.has_scope("openid"):
+        return oauth_json({"error": "insufficient_scope",
+                           "error_description": "userinfo needs a resident's access token with the openid scope"},
+                          403, {"WWW-Authenticate": 'Bearer realm="huren", error="insufficient_scope", scope="openid"'})
+    return oauth_json({"sub": caller.subject, "fhirUser": f"{_auth(request).audience}/Patient/{caller.patient}"})
+
+
 # ---- discovery ---------------------------------------------------------------------------------
 
 
@@ -269,6 +285,7 @@ def openid_configuration(request: Request) -> JSONResponse:
         "issuer": auth.issuer,
         "authorization_endpoint": f"{base}/auth/authorize",
         "token_endpoint": auth.token_endpoint,
+        "userinfo_endpoint": f"{base}/auth/userinfo",
         "jwks_uri": f"{base}/auth/jwks",
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],

@@ -4,7 +4,7 @@ Two kinds of endpoint:
 
 - **Discovery** (``/.well-known/*``, ``/fhir/.well-known/*``, ``/fhir/metadata``, ``/auth/jwks``):
   public documents without credentials, readable from any origin (``Access-Control-Allow-Origin: *``).
-- **The app's API** (the FHIR base ``/fhir``, the token and revocation endpoints): only origins
+- **The app's API** (the FHIR base ``/fhir``, the token, revocation and userinfo endpoints): only origins
   huren knows: the origin of every http(s) redirect URI of a registered patient app, plus the
   origins configured in ``HUREN_CORS_ORIGINS`` (comma-separated). The answer names that one origin
   (with ``Vary: Origin``), never ``*``; no ``Access-Control-Allow-Credentials`` is sent because
@@ -28,7 +28,7 @@ from engine.api.outcomes import FHIR_JSON, outcome
 from engine.auth.clients import ClientRegistry
 
 PUBLIC_PREFIXES = ("/.well-known/", "/fhir/.well-known/", "/fhir/metadata", "/auth/jwks")
-APP_PREFIXES = ("/fhir", "/auth/token", "/auth/revoke")
+APP_PREFIXES = ("/fhir", "/auth/token", "/auth/revoke", "/auth/userinfo")
 ALLOW_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = (b"Authorization, Content-Type, Accept, Accept-Language, If-Match, If-None-Match, "
                  b"If-None-Exist, If-Modified-Since, Prefer, X-Requested-With")
