@@ -224,7 +224,7 @@ class ResidentAuth:
         doc = self.limits.get("wait:" + source)
         failures = (doc["failures"] if doc is not None and doc["exp"] >= now else 0) + 1
         over = failures - p.backoff_free_failures
-        until = now + min(p.backoff_base * 2 ** (over - 1), p.backoff_max) if over > 0 else 0
+        until = now + min(p.backoff_base * 2 ** min(over - 1, 32), p.backoff_max) if over > 0 else 0
         # the record outlives the wait by a window, so the doubling continues if guessing resumes
         self.limits.replace({"_id": "wait:" + source, "failures": failures, "until": until,
                              "exp": int(max(until, now)) + p.window})
