@@ -18,6 +18,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -155,6 +156,14 @@ def community(tmp_path: Path):
     # a doctor's system at the county hospital looks at her results (who-looked must say so)
     status, _, _ = _http("GET", f"{base}/fhir/Observation?subject=Patient/{ids[1]}", his)
     assert status == 200
+    # 钱多多, signed in on his own phone, tries to open her record: refused, and she will see the attempt
+    qian = engine.identity.patients_for_number(QIAN)[0]
+    person = engine.identity.record(qian)["person"]
+    token, _ = engine.auth.issue_token(subject=person, kind="patient", client_id="huren-me", scopes=["patient/*.rs"],
+                                       patient=qian, person=person)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _http("GET", f"{base}/fhir/Patient/{ids[0]}", token)
+    assert refused.value.code == 404
     yield engine, base
     server.should_exit = True
     thread.join(10)
@@ -269,6 +278,14 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         assert "4.4" not in cdp.eval("document.body.innerText")  # 钱多多's result is not hers
         assert cdp.eval("document.documentElement.scrollWidth") <= 360  # no sideways scrolling
         phone.shot("03-timeline-360")
+        # what a screen reader needs: landmarks, one h1, labelled navigation, a live status, and
+        # every button named by its text
+        assert cdp.eval("!!document.querySelector('header') && !!document.querySelector('main#main')")
+        assert cdp.eval("document.querySelectorAll('h1').length") == 1
+        assert cdp.eval("document.getElementById('tabs').getAttribute('aria-label')") == "档案分类"
+        assert cdp.eval("document.getElementById('status').getAttribute('aria-live')") == "polite"
+        assert cdp.eval("[...document.querySelectorAll('button')].every(b => (b.getAttribute('aria-label') || b.textContent).trim())")
+        assert cdp.eval("[...document.querySelectorAll('section.tab')].every(s => s.querySelector('h2'))")
 
         # results by category: the lab's flag and range, in words, not only colour
         phone.click("[data-tab=results]")
@@ -309,6 +326,7 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         timeline = phone.text("timeline")
         assert "Referral" in timeline and "Outpatient" in timeline and "20 Sep 2026" in timeline
         assert "↓ Low" in timeline and "低" not in timeline.replace("偏低", "")
+        assert cdp.eval("document.documentElement.scrollWidth") <= 360  # longer English words still fit
         phone.shot("07-timeline-en-big-360")
         phone.click("#lang")
         assert cdp.eval("document.documentElement.lang") == "zh-CN" and "女" in phone.text("banner")
@@ -363,6 +381,7 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         assert "阜宁县人民医院 HIS（医院信息系统）查看了您的检验结果" in who or \
                "阜宁县人民医院 HIS（医院信息系统）查询了您的检验结果" in who, who
         assert "钱" not in who and "unauthenticated" not in who and "Provenance" not in who
+        assert "另一位居民（通过「huren 我的健康档案」）试图查看您的档案 — 被拒绝" in who, who
         phone.shot("08-who-big-360")
         cdp.eval("document.getElementById('who-hide-own').click()")
         assert "您本人" in phone.text("who")  # her own views, on request

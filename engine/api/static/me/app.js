@@ -541,11 +541,13 @@ function renderWho() {
     const name = whoName(g);
     const actor = name === role ? name : `${name}${w.paren(role)}`;
     const appName = g.via_app && g.via_app !== g.who ? w.who_via(g.via_app_name || g.via_app) : "";
+    // a refused access is an attempt: "tried to view", not "viewed"
+    const verb = (g.outcome === "refused" && w.who_tried[g.what]) || w.who_what[g.what] || g.what;
     const obj = types.length ? types.join(w.sep) + (named.length > 5 ? w.andMore : "") : w.who_types_all;
     const sentence = g.what === "sign-in" && g.role === "unauthenticated" ? w.who_signin_attempt
       : g.what === "login-phone" ? `${actor}${w.who_phone}`
-      : lang === "en" ? `${actor}${appName} ${w.who_what[g.what] || g.what} ${w.who_your} ${obj}`
-        : `${actor}${appName}${w.who_what[g.what] || g.what}您的${obj}`;
+      : lang === "en" ? `${actor}${appName} ${verb} ${w.who_your} ${obj}`
+        : `${actor}${appName}${verb}您的${obj}`;
     return el("li", { class: g.outcome !== "success" ? "who-row refused" : "who-row" },
       el("p", { class: "who-when" }, dayTime(g.when), g.count > 1 ? " · " + w.who_times(g.count) : ""),
       el("p", { class: "who-what" }, sentence,
