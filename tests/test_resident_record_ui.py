@@ -11,11 +11,8 @@ record". Screenshots land in ``HUREN_SCREENSHOTS`` (or the test's tmp dir) for a
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import subprocess
 import threading
 import time
 import urllib.error
@@ -28,7 +25,7 @@ import uvicorn
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_resident_ui import _CDP, CHROMIUM, _free_port, nid
+from tests.test_resident_ui import CHROMIUM, Phone, _free_port, nid
 
 ZHAO = nid("32092319480305002")
 QIAN = nid("32092319510711003")
@@ -168,58 +165,6 @@ def community(tmp_path: Path):
     server.should_exit = True
     thread.join(10)
     engine.close()
-
-
-class Phone:
-    """Headless Chromium driven over CDP, as the resident's phone."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                      "--lang=zh-CN", f"--user-data-dir={tmp_path / 'chrome'}",
-                                      "--remote-debugging-port=0", "about:blank"],
-                                     stderr=subprocess.PIPE, text=True)
-        ws_url = None
-        for line in self.proc.stderr:
-            m = re.search(r"DevTools listening on (ws://\S+)", line)
-            if m:
-                ws_url = m.group(1)
-                break
-        assert ws_url, "Chromium did not start its DevTools endpoint"
-        port = re.search(r":(\d+)/", ws_url).group(1)
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
-        page = next(t for t in targets if t["type"] == "page")
-        self.cdp = _CDP(page["webSocketDebuggerUrl"])
-        self.cdp.call("Page.enable")
-        self.shots = Path(os.environ.get("HUREN_SCREENSHOTS") or tmp_path / "shots")
-        self.shots.mkdir(parents=True, exist_ok=True)
-
-    def size(self, width: int, height: int, mobile: bool) -> None:
-        self.cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                      deviceScaleFactor=2 if mobile else 1, mobile=mobile)
-
-    def shot(self, name: str, full: bool = True) -> Path:
-        out = self.shots / f"{name}.png"
-        params = {"format": "png"}
-        if full:
-            self.cdp.eval("window.scrollTo(0, 0)")
-            params["captureBeyondViewport"] = True
-            h = self.cdp.eval("document.documentElement.scrollHeight")
-            w = self.cdp.eval("document.documentElement.clientWidth")
-            params["clip"] = {"x": 0, "y": 0, "width": w, "height": min(h, 6000), "scale": 1}
-        out.write_bytes(base64.b64decode(self.cdp.call("Page.captureScreenshot", **params)["data"]))
-        return out
-
-    def text(self, element_id: str) -> str:
-        return self.cdp.eval(f"document.getElementById('{element_id}').innerText")
-
-    def click(self, selector: str) -> None:
-        assert self.cdp.eval(f"!!document.querySelector({json.dumps(selector)})"), selector
-        self.cdp.eval(f"document.querySelector({json.dumps(selector)}).click()")
-
-    def close(self) -> None:
-        self.cdp.ws.close()
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
