@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
-from tests.test_resident_ui import CHROMIUM, Phone, _free_port, nid
+from tests.test_resident_ui import CHROMIUM, Phone, _free_port, nid, serving
 
 ZHAO = nid("32092319480305002")
 QIAN = nid("32092319510711003")
@@ -133,13 +129,14 @@ def community(tmp_path: Path):
     port = _free_port()
     settings = Settings(data_dir=tmp_path / "var", http_port=port, mllp_port=0)
     engine = Engine(settings)
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
+    with serving(engine):
+        yield from _fed(engine)
+    engine.close()
+
+
+def _fed(engine: Engine):
+    """The three hospitals' feeds, the other kinds of record, a hospital's read and a stranger's try."""
+    settings = engine.settings
     base = settings.public_base_url
     sender = engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c")
     for message in feeds():
@@ -162,9 +159,6 @@ def community(tmp_path: Path):
         _http("GET", f"{base}/fhir/Patient/{ids[0]}", token)
     assert refused.value.code == 404
     yield engine, base
-    server.should_exit = True
-    thread.join(10)
-    engine.close()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")

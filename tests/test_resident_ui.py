@@ -6,6 +6,7 @@ imaging reports, all read through /fhir with the resident's own token over real 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,24 @@ class Phone:
         self.proc.wait(10)
 
 
+@contextlib.contextmanager
+def serving(engine: Engine) -> Iterator[None]:
+    """The real app under uvicorn on the engine's own port, in a thread, for a browser to use."""
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=engine.settings.http_port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @pytest.fixture
 def served(tmp_path: Path):
     port = _free_port()
@@ -200,16 +220,8 @@ def served(tmp_path: Path):
         engine.close()
         pytest.skip("needs the FHIR repository (engine.repository) to hold the resident's results")
     _seed(engine)
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield engine
-    server.should_exit = True
-    thread.join(10)
+    with serving(engine):
+        yield engine
     engine.close()
 
 
