@@ -37,6 +37,13 @@ REFUSED = {
     "33_": ("OBR", 4, "101"),
     "18_": ("PID", 3, "101"),  # PID-3 empty: no patient to file the result under
     "23_": ("PID", 3, "101"),
+    "41_": ("MSH", 9, "200"),  # immunisation: not converted by huren
+    "42_": ("MSH", 9, "200"),  # pharmacy: not converted by huren
+    "43_": ("MSH", 9, "200"),
+    "44_": ("MSH", 9, "200"),  # problems: not converted by huren
+    "45_": ("MSH", 9, "200"),
+    "46_": ("MSH", 4, "103"),  # MSH-4 empty: no registered sender
+    "py01_": ("PID", 7, "102"),  # PID-7 '196203520': no 52nd day of a month
 }
 NO_FACILITY = ("01_", "02_", "03_", "04_", "05_", "06_", "07_", "11_", "16_", "24_", "28_", "29_", "30_")
 
