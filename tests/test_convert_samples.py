@@ -24,7 +24,6 @@ FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
 # what each refused sample lacks, by file-name prefix: (segment, field, 0357 code)
 REFUSED = {
     "IG-test_conversions_SIU_S12": ("MSH", 9, "200"),  # scheduling: not converted by huren
-    "IG-test_conversions_VXU_V04": ("MSH", 9, "200"),  # immunisation: not converted by huren
     "09_": ("MSH", 10, "101"),
     "12_": ("MSH", 10, "101"),
     "14_": ("MSH", 10, "101"),
@@ -33,11 +32,8 @@ REFUSED = {
     "39_": ("MSH", 10, "101"),
     "40_": ("MSH", 10, "101"),
     "res_sample_": ("MSH", 2, "102"),  # MSH-2 '^~\\&' with a doubled backslash
-    "32_": ("OBR", 4, "101"),  # OBR-4 empty: no test or exam named
-    "33_": ("OBR", 4, "101"),
     "18_": ("PID", 3, "101"),  # PID-3 empty: no patient to file the result under
     "23_": ("PID", 3, "101"),
-    "41_": ("MSH", 9, "200"),  # immunisation: not converted by huren
     "42_": ("MSH", 9, "200"),  # pharmacy: not converted by huren
     "43_": ("MSH", 9, "200"),
     "44_": ("MSH", 9, "200"),  # problems: not converted by huren

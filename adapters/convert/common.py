@@ -1,6 +1,7 @@
-"""Resources every feed shares: the sending Organization, Practitioners, the Patient (with the
-national resident ID checked against PID-7/PID-8), the Encounter, coded items with the
-institution's code map, and the Provenance of the message."""
+"""Resources every feed shares: the Patient (with the national resident ID checked against
+PID-7/PID-8), the Encounter, coded items with the institution's code map, and the Provenance of
+the message. The sending Organization, Practitioners and Locations live in ``actors`` (re-exported
+here), which data type converters use without importing this module."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
+from adapters.convert.actors import organization
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
 from adapters.convert.engine import apply_table
@@ -18,7 +20,7 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
-from mappings.site import Site, urn_part
+from mappings.site import Site
 
 Resource = dict[str, Any]
 
@@ -27,86 +29,7 @@ RECOGNITION_ITEM = "urn:huren:recognition-item"
 RECOGNITION_REASON = "urn:huren:recognition-reason"
 DICOM_UID = "urn:dicom:uid"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
-INSTITUTION_SYSTEM = "urn:huren:institution"
 HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
-
-
-def organization(ctx: Context) -> dict[str, str]:
-    """The sending facility (MSH-4) as the Organization that performs every result."""
-    inst = ctx.institution
-    org = {
-        "resourceType": "Organization",
-        "identifier": [{"system": INSTITUTION_SYSTEM, "value": inst.code}],
-        "active": True,
-        "name": inst.name,
-        "partOf": None,
-    }
-    org.pop("partOf")
-    ref = ctx.put(org, inst.code)
-    return {**ref, "display": inst.name}
-
-
-def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
-    """XCN → Practitioner (keyed by XCN-1 id, else by name) → Reference with display."""
-    ident = rep.comp(1).strip()
-    family, given = rep.comp(2, 1).strip(), rep.comp(3).strip()
-    if not ident and not family and not given:
-        return None
-    name: dict[str, Any] = {}
-    if family:
-        name["family"] = family
-    if given:
-        name["given"] = [given]
-    display = (family + given) if _cjk(family + given) else " ".join(p for p in (given, family) if p)
-    if display:
-        name["text"] = display
-    res: Resource = {"resourceType": "Practitioner"}
-    # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
-    # sent with and without XCN-9 is one Practitioner
-    authority = rep.comp(9, 1).strip() or ctx.code
-    if ident:
-        system = (
-            f"urn:huren:practitioner:{ctx.urn_code}"
-            if authority == ctx.code
-            else f"urn:huren:id:{urn_part(authority)}"
-        )
-        res["identifier"] = [{"system": system, "value": ident}]
-    if name:
-        res["name"] = [name]
-    key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
-    ref: dict[str, Any] = ctx.put(res, key)
-    if display:
-        ref["display"] = display
-    return ref
-
-
-_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
-
-
-def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
-    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
-    care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
-    facility = rep.comp(4, 1).strip()
-    building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
-    if not (care or room or bed or description):
-        return None
-    display = " ".join(p for p in (description or care, room, bed) if p)
-    res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
-    if description and care:
-        res["alias"] = [care]
-    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
-    res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
-    where = " ".join(p for p in (building, floor) if p)
-    if where:
-        res["description"] = where
-    if not facility or facility == ctx.code:
-        res["managingOrganization"] = organization(ctx)
-    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
-    return {**ref, "display": display}
-
-
-def _cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 # --- Patient -------------------------------------------------------------------------------------

@@ -37,13 +37,13 @@ def convert_adt(ctx: Context) -> None:
         status = vocabulary(ctx.site, "encounter_status_by_event").get(event, "unknown")
         enc_ref = common.encounter(pv1, msg.get("PV2"), ctx, pref, pkey, status)
     for nk1 in msg.all("NK1"):
-        _related_person(nk1, ctx, pref, pkey)
+        related_person(nk1, ctx, pref, pkey)
     for al1 in msg.all("AL1"):
-        _allergy(al1, ctx, pref, pkey)
+        allergy(al1, ctx, pref, pkey)
     for dg1 in msg.all("DG1"):
-        _condition(dg1, ctx, pref, pkey, enc_ref)
+        condition(dg1, ctx, pref, pkey, enc_ref)
     for in1 in msg.all("IN1"):
-        _coverage(in1, ctx, pref, pkey)
+        coverage(in1, ctx, pref, pkey)
     _observations(ctx, pref, pkey, enc_ref)
     _report_unmapped(ctx, _CONSUMED)
 
@@ -65,7 +65,7 @@ def convert_merge(ctx: Context) -> None:
         elif seg.name == "MRG":
             if current is None:
                 raise seg.error("MRG without a preceding PID", code="100")
-            _merge(seg, ctx, current)
+            merge(seg, ctx, current)
             pairs += 1
     if not pairs:
         raise HL7Error(
@@ -74,7 +74,7 @@ def convert_merge(ctx: Context) -> None:
     _report_unmapped(ctx, _CONSUMED)
 
 
-def _merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
+def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
     skey, sref = survivor
     old_reps = [r for r in mrg.reps(1) if r.comp(1).strip()]
     if not old_reps:
@@ -112,7 +112,7 @@ def _merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> 
     )
 
 
-def _related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
     res: dict[str, Any] = {
         "resourceType": "RelatedPerson",
         "active": True,
@@ -125,7 +125,7 @@ def _related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str)
     ctx.put(res, f"{pkey}|nk1|{nk1.value(1) or nk1.sequence}|{name}")
 
 
-def _allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
     res: dict[str, Any] = {
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": {
@@ -144,7 +144,7 @@ def _allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> Non
     ctx.put(res, f"{pkey}|al1|{key}")
 
 
-def _condition(
+def condition(
     dg1: Segment, ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None
 ) -> None:
     res: dict[str, Any] = {"resourceType": "Condition", "subject": {"reference": pref["reference"]}}
@@ -170,7 +170,7 @@ def _condition(
     ctx.put(res, f"{pkey}|dg1|{key}")
 
 
-def _coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
     res: dict[str, Any] = {
         "resourceType": "Coverage",
         "status": "active",

@@ -109,8 +109,8 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
             if current is not None and current.obr is not None and current.orc is None and not current.obx:
                 current.orc = seg  # OUL^R22 puts the ORC after its OBR
                 continue
-            if pending_orc is not None:  # an order without OBR (pharmacy RXO...): nothing of ours
-                leftover.append(pending_orc)
+            if pending_orc is not None:  # an order without OBR: kept, its code marked absent
+                out.append(Group(pending_orc, None))
             pending_orc = seg
             current = None
         elif name == "OBR":
@@ -198,8 +198,9 @@ def service_request(
         "resourceType": "ServiceRequest",
         "status": default_status,
         "intent": "order",
-        "category": [SR_CATEGORY[category]],
     }
+    if category in SR_CATEGORY:
+        res["category"] = [SR_CATEGORY[category]]
     identifiers = []
     placer, pf, filler, ff = _order_numbers(group)
     for seg, fno, kind in ((placer, pf, "PLAC"), (filler, ff, "FILL")):
@@ -220,13 +221,12 @@ def service_request(
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
         res["code"] = code
-    elif obr is not None:
-        raise obr.error(
-            "OBR-4 (universal service identifier) is required: it names the test or exam ordered",
-            4,
-            1,
-            code=REQUIRED_FIELD_MISSING,
-        )
+    else:
+        # the results matter more than the order code: store the order with the code marked absent
+        # (and counted in the fidelity report) rather than refuse the lab's results over it
+        seg = obr if obr is not None else group.orc
+        assert seg is not None
+        res["code"] = absent_concept(ctx, seg, 4 if obr is not None else 0, "ServiceRequest.code")
     apply_table("servicerequest", {"ORC": orc, "OBR": obr}, ctx, res)
     reason = common.retest_reason(orc, ctx)
     if reason:
@@ -238,6 +238,20 @@ def service_request(
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
     return ctx.put(res, order_key(group, ctx, pkey))
+
+
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def absent_concept(ctx: Context, seg: Segment, field_no: int, element: str) -> dict[str, Any]:
+    """A CodeableConcept the message left empty: the data-absent-reason extension says so (the
+    element stays present for what requires it), a warning locates it, and the fidelity report
+    counts it as ``absent`` for the sender."""
+    where = f"{seg.name}-{field_no}" if field_no else seg.name
+    ctx.note_unmapped("absent", element, where)
+    ctx.warn(seg.error(f"{where}: no value for {element}; stored as data-absent 'unknown'", field_no or None,
+                       code=REQUIRED_FIELD_MISSING))
+    return {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
 
 
 def specimens(
