@@ -23,7 +23,6 @@ from tests.test_convert import assert_valid_bundle, one
 FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
 # what each refused sample lacks, by file-name prefix: (segment, field, 0357 code)
 REFUSED = {
-    "IG-test_conversions_SIU_S12": ("MSH", 9, "200"),  # scheduling: not converted by huren
     "09_": ("MSH", 10, "101"),
     "12_": ("MSH", 10, "101"),
     "14_": ("MSH", 10, "101"),
@@ -34,10 +33,6 @@ REFUSED = {
     "res_sample_": ("MSH", 2, "102"),  # MSH-2 '^~\\&' with a doubled backslash
     "18_": ("PID", 3, "101"),  # PID-3 empty: no patient to file the result under
     "23_": ("PID", 3, "101"),
-    "42_": ("MSH", 9, "200"),  # pharmacy: not converted by huren
-    "43_": ("MSH", 9, "200"),
-    "44_": ("MSH", 9, "200"),  # problems: not converted by huren
-    "45_": ("MSH", 9, "200"),
     "46_": ("MSH", 4, "103"),  # MSH-4 empty: no registered sender
     "py01_": ("PID", 7, "102"),  # PID-7 '196203520': no 52nd day of a month
 }

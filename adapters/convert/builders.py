@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from adapters.convert import common, his, lis, pacs, results, templates
+from adapters.convert import common, datatypes, his, lis, pacs, results, templates
 from adapters.convert.context import Context
 from adapters.convert.templates import Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
@@ -136,8 +136,13 @@ def _service_request(seg: Segment | None, scope: Scope, env: Env, spec: dict[str
     """ORC (+OBR) of a group → ServiceRequest; an order without a code is kept with it marked absent."""
     if scope.patient is None or (scope.first("ORC") is None and scope.first("OBR") is None):
         return None
-    notes = {-1: [s for s in scope.all("NTE")]} if scope.first("OBX") is None else {}
-    group = results.Group(scope.first("ORC"), scope.first("OBR"), notes=notes)
+    order_notes: list[Segment] = []
+    for i, s in enumerate(scope.segments):  # NTEs right after the ORC/OBR annotate the order
+        if s.name == "OBX":
+            break
+        if s.name == "NTE" and i and scope.segments[i - 1].name in ("ORC", "OBR", "TQ1", "NTE"):
+            order_notes.append(s)
+    group = results.Group(scope.first("ORC"), scope.first("OBR"), notes={-1: order_notes})
     return results.service_request(
         group, env.ctx, spec.get("category", ""), scope.patient, scope.pkey, scope.encounter,
         spec.get("status", "active"),
@@ -239,10 +244,79 @@ def _condition_status(res: Resource, seg: Segment | None, scope: Scope, env: Env
         }
 
 
+def _allergy_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """R4 ait-1/ait-2: an allergy entered in error has no clinical status; otherwise one is given
+    (active, unless its verification says refuted → resolved)."""
+    verification = res.get("verificationStatus", {}).get("coding", [{}])[0].get("code")
+    if verification == "entered-in-error":
+        res.pop("clinicalStatus", None)
+        return
+    res.setdefault("clinicalStatus", {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+        "code": "resolved" if verification == "refuted" else "active"}]})
+
+
+def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """One Dosage from the order's timing (TQ1, else the RXE-1/RXO quantity-timing), route (RXR-1)
+    and give amount (RXE-3..5), after the IG "Segment RXE to MedicationRequest" dosage map."""
+    ctx = env.ctx
+    rxe, tq1, rxr, rxo = scope.first("RXE"), scope.first("TQ1"), scope.first("RXR"), scope.first("RXO")
+    dosage: dict[str, Any] = {}
+    texts = [s.value(f, comp=2) or s.value(f) for s, f in ((rxe, 7), (rxe, 21), (rxo, 7)) if s is not None]
+    texts = [t for t in texts if t]
+    if texts:
+        dosage["text"] = "; ".join(dict.fromkeys(texts))
+    timing: dict[str, Any] = {}
+    interval = tq1.value(3) if tq1 is not None else (rxe.value(1, comp=2) if rxe is not None else "")
+    if interval:
+        timing["code"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0335", "code": interval}]}
+    start, end = ((tq1.value(7), tq1.value(8)) if tq1 is not None
+                  else (rxe.value(1, comp=4), rxe.value(1, comp=5)) if rxe is not None else ("", ""))
+    bounds: dict[str, str] = {}
+    for name, text in (("start", start), ("end", end)):
+        if text:
+            try:
+                bounds[name] = to_datetime(text, ctx.tz).isoformat()
+            except TimestampError as exc:
+                ctx.warn((tq1 or rxe or ctx.message.msh).error(f"dosage timing: {exc}", code=DATA_TYPE_ERROR))
+    if bounds:
+        timing["repeat"] = {"boundsPeriod": bounds}
+    if timing:
+        dosage["timing"] = timing
+    if rxr is not None and rxr.value(1):
+        route = datatypes.cwe(rxr.rep(1), {}, ctx)
+        if route:
+            dosage["route"] = route
+    if rxe is not None and rxe.value(3):
+        try:
+            low = datatypes.decimal(rxe.value(3))
+            high = datatypes.decimal(rxe.value(4)) if rxe.value(4) else None
+        except ValueError as exc:
+            ctx.warn(rxe.error(f"RXE-3/RXE-4: {exc}", 3, code=DATA_TYPE_ERROR))
+        else:
+            units = datatypes.unit(rxe.rep(5), {}, ctx) or {}
+            if high is not None and high != low:
+                dosage["doseAndRate"] = [{"doseRange": {"low": {"value": low, **units}, "high": {"value": high, **units}}}]
+            else:
+                dosage["doseAndRate"] = [{"doseQuantity": {"value": low, **units}}]
+    if dosage:
+        res.setdefault("dosageInstruction", []).append(dosage)
+
+
+def _prefer_reference(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """A choice sent both ways (medicationReference from RXE, medicationCodeableConcept from RXO):
+    R4 allows one; the Reference to the Medication, which carries the code, stays."""
+    for key in [k for k in res if k.endswith("Reference") and len(k) > len("Reference")]:
+        res.pop(key[: -len("Reference")] + "CodeableConcept", None)
+
+
 templates.POST.update(
     {
         "appointment_times": _appointment_times,
         "appointment_patient": _appointment_patient,
         "condition_status": _condition_status,
+        "dosage": _dosage,
+        "allergy_status": _allergy_status,
+        "prefer_reference": _prefer_reference,
     }
 )

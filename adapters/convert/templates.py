@@ -78,6 +78,7 @@ class Env:
     event: str
     org: Ref
     made_from: dict[str, int] = field(default_factory=dict)  # key → position of the segment that made it
+    made: dict[str, list[tuple[int, Ref]]] = field(default_factory=dict)  # every scope's, by type
     patient: Ref | None = None
     pkey: str = ""
     encounter: Ref | None = None
@@ -100,6 +101,7 @@ class _Rule:
     always: bool
     all: bool  # every segment of that name in the scope (AIP, AIL... of an appointment)
     step: Step
+    events: frozenset[str]  # only for these trigger events (empty: all)
 
 
 @dataclass
@@ -166,6 +168,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
                 "default" in r or bool(r.get("required")),
                 bool(r.get("all")),
                 compile_rule(r),
+                frozenset(r.get("events", ())),
             )
             for r in rules_spec
         ]
@@ -341,6 +344,8 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
         ref = None
     if spec.rules:
         for rule in spec.rules:
+            if rule.events and env.event not in rule.events:
+                continue
             if rule.segment == spec.source and seg is not None:
                 targets: list[Segment] = [seg]
             elif rule.all:
@@ -381,10 +386,12 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
             when = {field_ref(k): frozenset(map(str, v)) for k, v in back["when"].items()}
             if not _matches(when, seg, scope):
                 continue
-        made = scope.made.get(back["to"])
+        made = scope.made.get(back["to"]) or env.made.get(back["to"])
         if made:
             set_path(ctx.resources[made[-1][1]["reference"]], back["path"], {"reference": ref["reference"]})
-    scope.made.setdefault(spec.make, []).append((seg.position if seg is not None else -1, ref))
+    made_ref = (seg.position if seg is not None else -1, ref)
+    scope.made.setdefault(spec.make, []).append(made_ref)
+    env.made.setdefault(spec.make, []).append(made_ref)
 
 
 def _refs(spec: _Spec, res: Resource, scope: Scope, env: Env) -> None:
@@ -396,7 +403,8 @@ def _refs(spec: _Spec, res: Resource, scope: Scope, env: Env) -> None:
 
 def _resolve(target: str, scope: Scope, env: Env) -> Ref | None:
     """``$patient``, ``$encounter``, ``$organization``, or ``$<Type>`` made earlier in the scope
-    (``$<Type>@<SEG-F>=<value>`` picks the one made from a segment with that value)."""
+    (else in the message; ``$<Type>@<SEG-F>=<value>`` picks the one made from a segment with
+    that value)."""
     name = target.lstrip("$")
     if name == "patient":
         return {"reference": scope.patient["reference"]} if scope.patient else None
@@ -405,13 +413,13 @@ def _resolve(target: str, scope: Scope, env: Env) -> Ref | None:
     if name == "organization":
         return dict(env.org)
     rtype, _, cond = name.partition("@")
-    made = scope.made.get(rtype) or []
+    made = scope.made.get(rtype) or env.made.get(rtype) or []
     if not made:
         return None
     if cond:
         fref, _, want = cond.partition("=")
         seg_name, fno, comp = field_ref(fref)
-        by_pos = {s.position: s for s in scope.segments if s.name == seg_name}
+        by_pos = {s.position: s for s in env.ctx.message.segments if s.name == seg_name}
         for pos, ref in made:
             s = by_pos.get(pos)
             if s is not None and s.value(fno, comp=comp).strip() == want:
