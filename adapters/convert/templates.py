@@ -17,7 +17,8 @@ adding a structure is a new file plus tests, not new Python. The shape, tersely:
         rules: [...]             # field → element rules (``engine.compile_rule`` syntax), or a table name
         refs: {patient: $patient, encounter: $encounter}
         notes: note              # NTEs after the ``from`` segment → Annotation (``note``) or string
-        absent: [vaccineCode, _occurrenceDateTime]   # required but unsent → data-absent-reason
+        absent: [vaccineCode, "occurrence[x]:DateTime"]   # required but unsent → data-absent-reason
+        create_only: false       # true: another feed owns it (written only when absent)
       - make: Observation
         in: ORDER
         from: OBX
@@ -123,6 +124,7 @@ class _Spec:
     post: list[str]
     when: dict[tuple[str, int, int], frozenset[str]]
     institution_scoped: bool
+    create_only: bool  # another feed owns it (the order a dispense fulfils): written only if absent
     raw: dict[str, Any]
 
 
@@ -198,6 +200,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
                 post=list(raw.get("post", ())),
                 when={field_ref(k): frozenset(map(str, v)) for k, v in raw.get("when", {}).items()},
                 institution_scoped=raw.get("scope") == "institution",
+                create_only=bool(raw.get("create_only")),
                 raw=raw,
             )
         )
@@ -389,6 +392,8 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
         made = scope.made.get(back["to"]) or env.made.get(back["to"])
         if made:
             set_path(ctx.resources[made[-1][1]["reference"]], back["path"], {"reference": ref["reference"]})
+    if spec.create_only and ref["reference"] not in ctx.create_only:
+        ctx.create_only.append(ref["reference"])
     made_ref = (seg.position if seg is not None else -1, ref)
     scope.made.setdefault(spec.make, []).append(made_ref)
     env.made.setdefault(spec.make, []).append(made_ref)
