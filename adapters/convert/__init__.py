@@ -27,6 +27,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.parser import Message
+from adapters.hl7v2.senders import sender_institution
 from mappings.site import Site
 
 __all__ = ["Conversion", "convert", "template_for"]
@@ -89,10 +90,14 @@ def _unsupported_event(msh: Any, event: str) -> HL7Error:
     )
 
 
-def convert(message: Message, site: Site) -> Conversion:
-    """Convert one parsed message for the institution named in MSH-4.1. Raises ``HL7Error``."""
+def convert(message: Message, site: Site, institution: str | None = None) -> Conversion:
+    """Convert one parsed message for the institution that sent it: ``institution`` when the
+    caller resolved it (from the listener too), else MSH-4.1 through the site's sender table.
+    Raises ``HL7Error``."""
     msh = message.msh
-    code = msh.sending_facility.strip()
+    code = institution if institution is not None else sender_institution(
+        msh.sending_facility, msh.sending_application, "", site
+    )
     institution = site.institution(code)
     if institution is None:
         raise HL7Error(
