@@ -122,7 +122,11 @@ def test_ig_adt_a01_matches_the_ig_authors_bundle(sample_site: Site) -> None:
 
 def test_unmapped_segments_are_reported(sample_site: Site) -> None:
     conv = _ig_adt(sample_site)
-    segments = {u["segment"] for u in conv.unmapped if u["kind"] == "segment"}
-    assert "IN3" in segments and "PD1" not in segments
+    assert not [u for u in conv.unmapped if u["kind"] == "segment"]  # every segment of it is mapped
+    coverage = one(conv, "Coverage")  # IN1 with its IN3
+    assert coverage["payor"]
+    text = (SAMPLES / "hl7-v2-to-fhir-ig" / "IG-test_conversions_ADT_A01.hl7").read_text()
+    local = convert(parse(text.rstrip("\r\n") + "\rZPV|1|local visit data\r"), sample_site)
+    assert [u["segment"] for u in local.unmapped if u["kind"] == "segment"] == ["ZPV"]
     patient = one(conv, "Patient")
     assert patient["generalPractitioner"][0]["display"] == "Gordon Smith"  # PD1-4

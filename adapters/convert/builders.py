@@ -39,16 +39,12 @@ def _documents(ctx: Context, spec: dict[str, Any]) -> None:
     pacs.convert_document(ctx)
 
 
-def _adt(ctx: Context, spec: dict[str, Any]) -> None:
-    his.convert_adt(ctx)
-
-
 def _merge(ctx: Context, spec: dict[str, Any]) -> None:
     his.convert_merge(ctx)
 
 
 templates.HANDLERS.update(
-    {"results": _results, "orders": _orders, "documents": _documents, "adt": _adt, "merge": _merge}
+    {"results": _results, "orders": _orders, "documents": _documents, "merge": _merge}
 )
 
 
@@ -94,8 +90,11 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
             if segments[j].name == "OBX":
                 notes.setdefault(segments[j].position, []).append(s)
     group = results.Group(scope.first("ORC"), scope.first("OBR"), obx=scope.all("OBX"), notes=notes)
-    key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message.msh.control_id}|obx|{seg.value(3)}|{seg.value(4)}"
-    key += f"|{seg.value(1) or seg.sequence}"
+    if spec.get("key_prefix"):  # results about the patient, not an order (ADT): by item and date
+        key = f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message.msh.control_id}"
+    else:
+        key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message.msh.control_id}|obx|{seg.value(3)}"
+        key += f"|{seg.value(4)}|{seg.value(1) or seg.sequence}"
     category = results.CATEGORY_LAB if spec.get("category") == "laboratory" else None
     ref, attachment = results.observation(
         seg, group, env.ctx, category, scope.patient, scope.encounter, env.org, key, None

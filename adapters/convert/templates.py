@@ -153,6 +153,16 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
     cached = _COMPILED.get(id(spec))
     if cached is not None and cached[0] is spec:
         return cached[1]
+    original = spec
+    if "extends" in spec:  # content shared by a family of structures (adt_common.yaml)
+        base = table(site, spec["extends"])
+        spec = {
+            **base,
+            **spec,
+            "groups": list(base.get("groups", ())) + list(spec.get("groups", ())),
+            "resources": list(base.get("resources", ())) + list(spec.get("resources", ())),
+            "consumed": list(base.get("consumed", ())) + list(spec.get("consumed", ())),
+        }
     consumed = set(spec.get("consumed", ()))
     held = {name for g in spec.get("groups", ()) for name in g.get("holds", ())}
     specs: list[_Spec] = []
@@ -219,7 +229,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
         create_only=bool(spec.get("create_only", True)),
         encounter_status=spec.get("encounter_status", "unknown"),
     )
-    _COMPILED[id(spec)] = (spec, compiled)
+    _COMPILED[id(original)] = (original, compiled)
     return compiled
 
 
