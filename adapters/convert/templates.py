@@ -64,11 +64,19 @@ class Scope:
     pkey: str = ""
     encounter: Ref | None = None
 
+    _index: dict[str, list[Segment]] | None = None
+
     def all(self, name: str) -> list[Segment]:
-        return [s for s in self.segments if s.name == name]
+        index = self._index
+        if index is None:  # built once the group is complete (resources are made after splitting)
+            index = self._index = {}
+            for s in self.segments:
+                index.setdefault(s.name, []).append(s)
+        return index.get(name, [])
 
     def first(self, name: str) -> Segment | None:
-        return next((s for s in self.segments if s.name == name), None)
+        found = self.all(name)
+        return found[0] if found else None
 
 
 @dataclass
@@ -314,10 +322,12 @@ def _segment(segments: list[Segment], tpl: _Template, env: Env) -> dict[str, lis
                 scopes[gname].append(current)
             assert current is not None
             current.segments.append(seg)
+            current._index = None
             continue
         owner = holder.get(seg.name)
         if owner is not None and current is not None and (current.name == owner or seg.name == "NTE"):
             current.segments.append(seg)
+            current._index = None
     return scopes
 
 
@@ -352,8 +362,7 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
     else:
         if spec.keyed and _keyed(spec, seg, scope) is None:
             return  # made only when the message identifies it (an Account needs its number)
-        res = {"resourceType": spec.make, **json_copy(spec.fixed)}
-        res.update(json_copy(spec.by_event.get(env.event, {})))
+        res = {"resourceType": spec.make, **json_copy(spec.fixed)} if spec.fixed else {"resourceType": spec.make}
         ref = None
     if spec.rules:
         for rule in spec.rules:
@@ -373,7 +382,8 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
                         continue
                 rule.step(target, ctx, res)
     # event overrides win over what the rules derived (a cancellation event cancels)
-    res.update(json_copy(spec.by_event.get(env.event, {})))
+    if spec.by_event and env.event in spec.by_event:
+        res.update(json_copy(spec.by_event[env.event]))
     _refs(spec, res, scope, env)
     if spec.notes:
         _notes(spec.notes, res, spec.notes_from, seg, scope)
