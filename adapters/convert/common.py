@@ -199,6 +199,15 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         res.pop("deceasedBoolean", None)
     if "multipleBirthInteger" in res:
         res.pop("multipleBirthBoolean", None)
+    if len(res["identifier"]) > len(identifiers):  # PID-2/PID-4 again when they stood in for PID-3
+        seen: set[tuple[Any, Any]] = set()
+        unique = []
+        for ident in res["identifier"]:
+            mark = (ident.get("system"), ident.get("value"))
+            if mark not in seen:
+                seen.add(mark)
+                unique.append(ident)
+        res["identifier"] = unique
     res["managingOrganization"] = organization(ctx)
     ref = ctx.put(res, key)
     names = res.get("name") or []
@@ -244,13 +253,25 @@ def encounter(
     apply_table("pv1_encounter", {"PV1": pv1}, ctx, res)
     if pv2 is not None:
         apply_table("pv2_encounter", {"PV2": pv2}, ctx, res)
-    if status == "unknown" and pv1.value(45):
-        res["status"] = "finished"
+    res["status"] = _encounter_status(pv1, status)
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for ident in res.get("identifier", ()):
         ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
+
+
+def _encounter_status(pv1: Segment, by_event: str) -> str:
+    """The status the trigger event gives (``unknown`` outside ADT), unless PV1 says more: a
+    discharge time (PV1-45) means the visit is finished, patient class P (pre-admit, PV1-2) that
+    it is planned. Cancellations and deletions keep the event's status."""
+    if by_event in ("cancelled", "entered-in-error"):
+        return by_event
+    if pv1.value(45):
+        return "finished"
+    if pv1.value(2).strip().upper() == "P" and by_event in ("unknown", "in-progress", "arrived"):
+        return "planned"
+    return by_event
 
 
 # --- codes ---------------------------------------------------------------------------------------

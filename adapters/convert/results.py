@@ -12,7 +12,7 @@ from typing import Any
 from adapters.convert import common
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, decimal, ei
-from adapters.convert.engine import apply_table
+from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
@@ -144,10 +144,10 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
 
 
 def _order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, int]:
-    """(segment, field) of the placer and filler order numbers, ORC first then OBR."""
+    """(segment, field) of the placer and filler order numbers, OBR first then ORC."""
     placer = filler = None
     pf = ff = 0
-    for seg in (group.orc, group.obr):
+    for seg in (group.obr, group.orc):  # OBR when valued, as the IG maps them; else ORC
         if seg is None:
             continue
         if placer is None and seg.value(2):
@@ -385,10 +385,23 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
     return None
 
 
-def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
-    reps = [r for r in obx.reps(5) if r]  # "~~" repeats nothing
+_TEXT_LIKE = frozenset({"ST", "TX", "FT", "TN", "ID", "IS", "RP", "NA"})
+
+
+def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = None) -> None:
+    """OBX-5 → value[x]. A repeating OBX-5 of a coded, numeric or date type keeps its first value
+    as value[x] and every further one as a component with the same code (the IG makes repeats
+    components; keeping the first as the value keeps what recognition reads): nothing is dropped."""
+    reps = [only] if only is not None else [r for r in obx.reps(5) if r]  # "~~" repeats nothing
     if not reps:
         return
+    if only is None and len(reps) > 1 and vtype not in _TEXT_LIKE and "code" in res:
+        for rep in reps[1:]:
+            part: Resource = {}
+            _value(obx, vtype, part, ctx, rep)
+            values = {k: v for k, v in part.items() if k.startswith("value")}
+            if values:
+                res.setdefault("component", []).append({"code": json_copy(res["code"]), **values})
     unit_rep = obx.rep(6)
     try:
         if vtype == "NM":
@@ -452,6 +465,9 @@ def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
                 qty["system"], qty["code"] = UCUM, ucum
             else:
                 ctx.note_unmapped("unit", original, "OBX-6")
+                if unit_code:  # kept as sent (the IG keeps OBX-6.1), in the sender's unit system
+                    system = common.system_for(ctx, unit_system) if unit_system else f"urn:huren:unit:{ctx.urn_code}"
+                    qty["system"], qty["code"] = system, unit_code
     return qty
 
 
