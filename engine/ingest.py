@@ -69,7 +69,8 @@ MAX_ACK_WARNINGS = 50
 
 
 class Repository(Protocol):
-    def write_many(self, resources: list[dict[str, Any]], *, create_only: set[str] = ...) -> list[Any]: ...
+    def write_many(self, resources: list[dict[str, Any]], *, create_only: set[str] = ...,
+                   source: str = ...) -> list[Any]: ...
 
 
 class AuditSink(Protocol):
@@ -465,7 +466,7 @@ class Ingestor:
             self.stats.seconds["convert"] += time.perf_counter() - t1
         return conversion, []
 
-    def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str]) -> list[Any]:
+    def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str) -> list[Any]:
         """Store the message's resources, then its Provenance signed over what was stored.
 
         The Provenance is written last so that its targets name the exact versions filed
@@ -475,9 +476,9 @@ class Ingestor:
         assert self.repository is not None
         provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
         if self.sign is None or not provenances:
-            return self.repository.write_many(resources, create_only=create_only)
+            return self.repository.write_many(resources, create_only=create_only, source=source)
         results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
-                                             create_only=create_only)
+                                             create_only=create_only, source=source)
         stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r.resource for r in results}
         signed = []
         for prov in provenances:
@@ -486,7 +487,7 @@ class Ingestor:
                 {**t, "reference": f"{t['reference']}/_history/{stored[t['reference']]['meta']['versionId']}"}
                 if t.get("reference") in stored else t for t in prov.get("target", [])]}
             signed.append(self.sign(prov, targets) if len(targets) == len(prov["target"]) else prov)
-        return results + self.repository.write_many(signed)
+        return results + self.repository.write_many(signed, source=source)
 
     def _write(self, item: _Item) -> None:
         """Store one message's resources and its new status inside a savepoint of the batch."""
@@ -501,7 +502,8 @@ class Ingestor:
             with self.store.transaction():
                 t0 = time.perf_counter()
                 create_only = getattr(item.conversion, "create_only", None) or ()
-                results = (self._write_signed(resources, set(create_only))
+                # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
+                results = (self._write_signed(resources, set(create_only), item.header.message_code)
                            if self.repository is not None else [])
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)

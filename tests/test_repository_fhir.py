@@ -315,19 +315,6 @@ def test_deterministic_ids() -> None:
         deterministic_id("", "Patient", "1")
 
 
-def test_prepare_hooks_adjust_before_the_unchanged_check(repo: FhirRepository) -> None:
-    links = [{"other": {"reference": "Patient/p9"}, "type": "seealso"}]
-
-    def carry_links(resource: dict[str, Any]) -> dict[str, Any]:
-        return resource | {"link": links} if resource["resourceType"] == "Patient" else resource
-
-    repo.add_prepare_hook(carry_links)
-    first = repo.update(patient("p1"))
-    assert first.resource["link"] == links
-    resent = repo.update(patient("p1"))  # the source never sends the links: still no change
-    assert not resent.changed and resent.resource["meta"]["versionId"] == "1"
-
-
 def test_hooks_in_a_transaction_run_after_the_group_is_stored(repo: FhirRepository) -> None:
     seen_patient: list[bool] = []
 

@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
+from engine.merge_rules import API, MergeRules
+from engine.merge_rules import shipped as shipped_merge_rules
 from engine.repository.indexing import Indexer, parse_reference
 from engine.repository.port import Store, StoredResource
 from engine.repository.query import Clause, Query, RefCond
@@ -148,8 +150,11 @@ class FhirRepository:
         validator: Validator | None = None,
         base_url: str = "",
         params: SearchParams | None = None,
+        merge: MergeRules | None = None,
     ) -> None:
         self.store = store
+        # how an incoming version combines with the stored one, per writer (mappings/merge.yaml)
+        self.merge = merge or shipped_merge_rules()
         self.backend = store.fhir
         self.validator = validator
         self.base_url = base_url.rstrip("/")
@@ -157,7 +162,6 @@ class FhirRepository:
         self.indexer = Indexer(self.params, self.base_url)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
-        self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
@@ -211,12 +215,6 @@ class FhirRepository:
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
-
-    def add_prepare_hook(self, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """``hook(resource) -> resource`` adjusts every resource about to be written, before the
-        "unchanged?" comparison and validation (the MPI carries its ``Patient.link``s this way, so a
-        re-sent Patient without them is not a change)."""
-        self._prepare_hooks.append(hook)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
@@ -303,19 +301,22 @@ class FhirRepository:
         *,
         skip_unchanged: bool = True,
         validate: bool = True,
+        source: str = API,
     ) -> WriteResult:
-        """Validate, version, index and store one resource, then run the write hooks."""
+        """Combine with the stored version (merge rules, per writer ``source``), validate, version,
+        index and store one resource, then run the write hooks."""
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
             reads.clear()
-        for prepare in self._prepare_hooks:
-            resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
         previous = None
         if existing is not None and not existing.deleted:
             previous = orjson.loads(existing.body)  # type: ignore[arg-type]
-            if skip_unchanged and _content(previous) == _content(resource):
-                return WriteResult(previous, created=False, changed=False)
+        # what this writer may change of the stored version: the merge rules (engine.merge_rules)
+        combined = self.merge.combine(previous, resource, source)
+        resource = combined.resource
+        if previous is not None and skip_unchanged and _content(previous) == _content(resource):
+            return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
@@ -326,7 +327,7 @@ class FhirRepository:
         stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, orjson.dumps(stored))
-        issues: list[dict[str, Any]] = []
+        issues: list[dict[str, Any]] = combined.issues
         pending = getattr(self._local, "pending", None)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
@@ -367,8 +368,9 @@ class FhirRepository:
             raise PreconditionFailed(f"{what} '{query}' matches more than one {rtype}")
         return found.resources[0] if found.resources else None
 
-    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
-        """Upsert at ``resource.id``. Unchanged content makes no new version."""
+    def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = API) -> WriteResult:
+        """Upsert at ``resource.id``. Unchanged content makes no new version. ``source`` names the
+        writer for the merge rules (a FHIR client unless an internal writer says otherwise)."""
         resource = self._prepare(resource)
         rtype, rid = resource["resourceType"], resource.get("id")
         if not isinstance(rid, str):
@@ -383,7 +385,7 @@ class FhirRepository:
                 if existing.version != wanted:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
-            return self._store(resource, existing)
+            return self._store(resource, existing, source=source)
 
     def conditional_update(self, rtype: str, query: str, resource: dict[str, Any]) -> WriteResult:
         """``PUT Type?search``: update the one match, create when none, 412 when several."""
@@ -416,7 +418,7 @@ class FhirRepository:
             return rec.version
 
     def write_many(
-        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = ()
+        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API
     ) -> list[WriteResult]:
         """Upsert many resources in one transaction (group commit); unchanged ones get no new version.
 
@@ -447,7 +449,7 @@ class FhirRepository:
                 if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
                     results.append(WriteResult(orjson.loads(existing.body), created=False, changed=False))
                     continue
-                result = self._store(r, existing, validate=False)
+                result = self._store(r, existing, validate=False, source=source)
                 if result.changed:
                     written.add(key)
                 results.append(result)
