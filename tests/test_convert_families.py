@@ -391,3 +391,46 @@ def test_result_without_order_code_is_stored_and_counted(engine: Engine, http: T
     items = report.json()["institutions"]["FNXRMYY"]["items"]
     absent = [i for i in items if i["kind"] == "absent" and i["value"] == "ServiceRequest.code"]
     assert {i["where"] for i in absent} == {"OBR-4", "ORC"} and sum(i["count"] for i in absent) == 2
+
+
+# --- specimen- and order-oriented lab results ------------------------------------------------------
+
+
+def test_oul_r23_and_r24_results_with_specimen_containers(engine: Engine, http: TestClient) -> None:
+    r23 = message(
+        msh("OUL^R23^OUL_R23", "U23"), PID,
+        "SPM|1|SP-23^^LIS||BLD^全血^HL70487|||||||||||||20261101080000",
+        "SAC||ACC-23^LIS|TUBE-23^LIS",
+        "OBR|1|ORD-23^HIS|LAB-23^LIS|GLU^葡萄糖^L|||20261101080000|||||||||||||||20261101091000|||F",
+        "ORC|RE|ORD-23^HIS|LAB-23^LIS",
+        "TQ1|1||||||20261101070000||R",
+        "OBX|1|NM|GLU^葡萄糖^L||5.6|mmol/L|3.9-6.1|N|||F|||20261101090000",
+        "PRT||AD||RCT^Results Copies To^HL70912|T001^吴^技师",
+    )
+    r24 = message(
+        msh("OUL^R24^OUL_R24", "U24"), PID,
+        "OBR|1|ORD-24^HIS|LAB-24^LIS|CREA^肌酐^L|||20261101080000|||||||||||||||20261101091000|||F",
+        "ORC|RE|ORD-24^HIS|LAB-24^LIS",
+        "SPM|1|SP-24^^LIS||SER^血清^HL70487|||||||||||||20261101080000",
+        "SAC||ACC-24^LIS|TUBE-24^LIS",
+        "OBX|1|NM|CREA^肌酐^L||78|umol/L|57-111|N|||F|||20261101090000",
+    )
+    for raw in (r23, r24):
+        conv = converted(engine, raw)
+        assert not [u for u in conv.unmapped if u["kind"] == "segment"], conv.unmapped
+        assert post(http, raw) == "AA"
+    subject = patient_id(http)
+    specimens = {s["identifier"][0]["value"]: s for s in search(http, "Specimen", subject=subject)}
+    assert set(specimens) == {"SP-23", "SP-24"}
+    assert specimens["SP-24"]["container"][0]["identifier"][0]["value"] == "TUBE-24"
+    assert specimens["SP-23"]["accessionIdentifier"]["value"] == "ACC-23"
+    reports = search(http, "DiagnosticReport", subject=subject)
+    assert len(reports) == 2
+    for report in reports:  # each report names its own specimen
+        (ref,) = report["specimen"]
+        assert http.get(f"/fhir/{ref['reference']}").json()["subject"]["reference"] == subject
+    obs = {o["code"]["coding"][0]["code"]: o for o in search(http, "Observation", subject=subject)}
+    assert [p["display"] for p in obs["GLU"]["performer"]][1:] == ["吴技师"]  # PRT after the OBX
+    (glu_order,) = [s for s in search(http, "ServiceRequest", subject=subject)
+                    if s["code"]["coding"][0]["code"] == "GLU"]
+    assert glu_order["priority"] == "routine"  # TQ1-9

@@ -11,6 +11,7 @@ import datetime as _dt
 from typing import Any
 
 from adapters.convert import common, datatypes, his, lis, pacs, results, templates
+from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.templates import Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
@@ -148,6 +149,32 @@ def _service_request(seg: Segment | None, scope: Scope, env: Env, spec: dict[str
     )
 
 
+def _participant(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """ROL (role: ROL-3 type, ROL-4 person, ROL-5/6 period) → a participant of the scope's
+    Encounter, after the IG "Segment ROL to Encounter.participant" map."""
+    if seg is None or scope.encounter is None:
+        return None
+    who = practitioner(seg.rep(4), env.ctx) if seg.value(4) else None
+    if who is None:
+        return None
+    entry: dict[str, Any] = {"individual": who}
+    role = datatypes.cwe(seg.rep(3), {"table": "0443"}, env.ctx)
+    if role:
+        entry["type"] = [role]
+    period = {}
+    for name, fno in (("start", 5), ("end", 6)):
+        if seg.value(fno):
+            try:
+                period[name] = to_datetime(seg.value(fno), env.ctx.tz).isoformat()
+            except TimestampError as exc:
+                env.ctx.warn(seg.error(f"ROL-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
+    if period:
+        entry["period"] = period
+    encounter = env.ctx.resources[scope.encounter["reference"]]
+    encounter.setdefault("participant", []).append(entry)
+    return None
+
+
 def _merge_pid(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
     """MRG after a PID: the prior patient record is replaced by the surviving one."""
     if seg is None or scope.patient is None:
@@ -167,6 +194,7 @@ templates.BUILDERS.update(
         "condition": _condition,
         "service_request": _service_request,
         "merge": _merge_pid,
+        "participant": _participant,
     }
 )
 

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from adapters.convert import common
+from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, decimal, ei
 from adapters.convert.engine import apply_table, json_copy
@@ -94,6 +95,9 @@ class Group:
     obx: list[Segment] = field(default_factory=list)
     notes: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → NTEs; -1 = order
     spm: list[Segment] = field(default_factory=list)
+    tq1: Segment | None = None  # timing/quantity of the order (v2.5+, replaces ORC-7/OBR-27)
+    prt: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → PRTs; -1 = order
+    sac: list[Segment] = field(default_factory=list)  # specimen containers (OUL)
 
 
 def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
@@ -102,10 +106,27 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
     current: Group | None = None
     pending_orc: Segment | None = None
     pending_spm: list[Segment] = []
+    pending: list[Segment] = []  # TQ1/PRT between an ORC and its OBR
+    pending_sac: list[Segment] = []
     leftover: list[Segment] = []
+    oul = ctx.message.msh.structure.startswith("OUL")
     for seg in ctx.message.segments:
         name = seg.name
-        if name == "ORC":
+        if name in ("TQ1", "PRT") and (current is None or pending_orc is not None):
+            pending.append(seg)
+        elif name == "TQ1":
+            assert current is not None
+            if current.tq1 is None:
+                current.tq1 = seg
+        elif name == "PRT":
+            assert current is not None
+            current.prt.setdefault(current.obx[-1].position if current.obx else -1, []).append(seg)
+        elif name == "SAC":
+            if current is not None and current.obr is not None and not current.obx:
+                current.sac.append(seg)
+            else:
+                pending_sac.append(seg)
+        elif name == "ORC":
             if current is not None and current.obr is not None and current.orc is None and not current.obx:
                 current.orc = seg  # OUL^R22 puts the ORC after its OBR
                 continue
@@ -114,7 +135,13 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
             pending_orc = seg
             current = None
         elif name == "OBR":
-            current = Group(pending_orc, seg, spm=list(pending_spm))
+            current = Group(pending_orc, seg, spm=list(pending_spm), sac=list(pending_sac))
+            for p in pending:
+                if p.name == "TQ1" and current.tq1 is None:
+                    current.tq1 = p
+                elif p.name == "PRT":
+                    current.prt.setdefault(-1, []).append(p)
+            pending = []
             pending_orc = None
             out.append(current)
         elif name == "OBX":
@@ -130,8 +157,11 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
                 key = current.obx[-1].position if current.obx else -1
                 current.notes.setdefault(key, []).append(seg)
         elif name == "SPM":
-            if current is None or ctx.message.msh.structure.startswith("OUL"):
+            if oul and current is not None and current.obr is not None and not current.obx:
+                current.spm.append(seg)  # OUL^R24: the order's own specimen, after its OBR
+            elif current is None or oul:
                 pending_spm.append(seg)
+                pending_sac = []
                 if current is not None and current.obr is None:
                     current.spm.append(seg)
             else:
@@ -140,6 +170,7 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
             leftover.append(seg)
     if pending_orc is not None:
         out.append(Group(pending_orc, None))
+    leftover.extend(p for p in pending if pending_orc is None)
     return out, leftover
 
 
@@ -227,7 +258,9 @@ def service_request(
         seg = obr if obr is not None else group.orc
         assert seg is not None
         res["code"] = absent_concept(ctx, seg, 4 if obr is not None else 0, "ServiceRequest.code")
-    apply_table("servicerequest", {"ORC": orc, "OBR": obr}, ctx, res)
+    apply_table("servicerequest", {"ORC": orc, "OBR": obr, "TQ1": group.tq1}, ctx, res)
+    for prt in group.prt.get(-1, ()):
+        _participant(prt, ctx, res, "requester" if prt.value(4).upper() in ("OP", "ORD") else "performer")
     reason = common.retest_reason(orc, ctx)
     if reason:
         res.setdefault("reasonCode", []).insert(0, reason)
@@ -254,6 +287,18 @@ def absent_concept(ctx: Context, seg: Segment, field_no: int, element: str) -> d
     return {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
 
 
+def _participant(prt: Segment, ctx: Context, res: Resource, role: str) -> None:
+    """PRT (v2.7+ participation): the person (PRT-5) as requester (PRT-4 OP, ordering provider)
+    when none is named yet, else as a performer."""
+    who = practitioner(prt.rep(5), ctx) if prt.value(5) else None
+    if who is None:
+        return
+    if role == "requester" and "requester" not in res:
+        res["requester"] = who
+    elif who not in res.get("performer", ()):
+        res.setdefault("performer", []).append(who)
+
+
 def specimens(
     group: Group, ctx: Context, subject: dict[str, str], request: dict[str, str], key: str
 ) -> list[dict[str, str]]:
@@ -264,6 +309,13 @@ def specimens(
         ident = spm.value(2, comp=1, sub=1) or spm.value(2, comp=2, sub=1)
         if ident:
             res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.urn_code}", "value": ident}]
+        for sac in group.sac:  # SAC-3 container identifier, SAC-2 accession (OUL^R23/R24)
+            container = ei(sac.rep(3), {}, ctx)
+            if container:
+                res.setdefault("container", []).append({"identifier": [container]})
+            accession = ei(sac.rep(2), {}, ctx)
+            if accession and "accessionIdentifier" not in res:
+                res["accessionIdentifier"] = accession
         refs.append(ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}"))
     obr = group.obr
     if not refs and obr is not None and obr.value(15):
@@ -353,6 +405,8 @@ def observation(
         if effective:
             res["effectiveDateTime"] = effective
     res.setdefault("performer", []).insert(0, performer)
+    for prt in group.prt.get(obx.position, ()):
+        _participant(prt, ctx, res, "performer")
     if specimen:
         res["specimen"] = specimen
     if group.notes:
