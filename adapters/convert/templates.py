@@ -145,6 +145,10 @@ class _Template:
     consumed: frozenset[str]
     create_only: bool
     encounter_status: str
+    grouped: frozenset[str] = frozenset()  # segment names some group holds
+    opener: dict[str, str] = field(default_factory=dict)  # segment name → the group it opens
+    holder: dict[str, str] = field(default_factory=dict)  # segment name → the group it belongs to
+    order: dict[str, list[str]] = field(default_factory=dict)  # group → its starting segments, in order
 
 
 _COMPILED: dict[int, tuple[Any, _Template]] = {}
@@ -237,6 +241,13 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
         create_only=bool(spec.get("create_only", True)),
         encounter_status=spec.get("encounter_status", "unknown"),
     )
+    for g in compiled.groups:
+        compiled.order[g["name"]] = list(g.get("starts", ()))
+        for name in g.get("starts", ()):
+            compiled.opener.setdefault(name, g["name"])
+        for name in g.get("holds", ()):
+            compiled.holder.setdefault(name, g["name"])
+    compiled.grouped = frozenset(compiled.holder)
     _COMPILED[id(original)] = (original, compiled)
     return compiled
 
@@ -257,7 +268,7 @@ def convert(ctx: Context, spec: dict[str, Any]) -> None:
     msg = ctx.message
     event = msg.msh.trigger_event or (msg.get("EVN").value(1) if msg.get("EVN") else "")
     env = Env(ctx=ctx, event=event, org=common.organization(ctx))
-    grouped = {n for g in tpl.groups for n in g.get("holds", ())}
+    grouped = tpl.grouped
     if tpl.patient != "none" and "PID" not in grouped:
         pid = msg.get("PID")
         if pid is None:
@@ -280,31 +291,30 @@ def convert(ctx: Context, spec: dict[str, Any]) -> None:
             env.encounter = common.encounter(pv1, msg.get("PV2"), ctx, env.patient, env.pkey, status)
             if tpl.create_only:
                 ctx.create_only.append(env.encounter["reference"])
-    scopes = _segment(msg.segments, tpl, env)
+    present = {s.name for s in msg.segments}
+    scopes = _segment(msg.segments, tpl, env, present)
     for spec_ in tpl.specs:
+        if spec_.source and spec_.source not in present:
+            continue  # most specs name segments a given message does not carry
         for scope in scopes.get(spec_.scope, ()):
             _make_all(spec_, scope, env)
-    _report_unmapped(ctx, tpl, msg.segments)
+    if not tpl.consumed.issuperset(present):
+        _report_unmapped(ctx, tpl, msg.segments)
 
 
 def encounter_status(ctx: Context, event: str, default: str) -> str:
     return vocabulary(ctx.site, "encounter_status_by_event").get(event, default)
 
 
-def _segment(segments: list[Segment], tpl: _Template, env: Env) -> dict[str, list[Scope]]:
+def _segment(segments: list[Segment], tpl: _Template, env: Env, present: set[str]) -> dict[str, list[Scope]]:
     """Split the message into group occurrences; the message itself is the scope ``message``."""
     message = Scope("message", list(segments), patient=env.patient, pkey=env.pkey, encounter=env.encounter)
     scopes: dict[str, list[Scope]] = {"message": [message]}
-    opener: dict[str, str] = {}  # segment name → the group it opens
-    holder: dict[str, str] = {}  # segment name → the group it belongs to
-    order: dict[str, list[str]] = {}
-    for g in tpl.groups:
-        order[g["name"]] = list(g.get("starts", ()))
-        for s in g.get("starts", ()):
-            opener.setdefault(s, g["name"])
-        for s in g.get("holds", ()):
-            holder.setdefault(s, g["name"])
-        scopes[g["name"]] = []
+    opener, holder, order = tpl.opener, tpl.holder, tpl.order
+    for name in order:
+        scopes[name] = []
+    if present.isdisjoint(opener):
+        return scopes  # no group occurs in this message
     current: Scope | None = None
     for seg in segments:
         gname = opener.get(seg.name)
