@@ -20,8 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from engine import fhirjson
 from engine.errors import Unprocessable
 from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 
@@ -31,7 +30,7 @@ OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "keep-stored"})
 _RESERVED = frozenset({"key", "owner", "slices"})
 _MISSING: Any = object()
-_SORTED = orjson.OPT_SORT_KEYS
+
 _CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
 Issue = dict[str, Any]
@@ -343,8 +342,8 @@ def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
 
 def _key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
     if key is None:
-        return orjson.dumps(entry, option=_SORTED)
-    return orjson.dumps([_collect(entry, path) for path in key], option=_SORTED)
+        return fhirjson.dumps(entry, sort_keys=True)
+    return fhirjson.dumps([_collect(entry, path) for path in key], sort_keys=True)
 
 
 def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
@@ -371,5 +370,5 @@ def _writer(source: str) -> str:
 
 
 def _show(value: Any) -> str:
-    text = orjson.dumps(value).decode()
+    text = fhirjson.dumps(value).decode()
     return text if len(text) <= 120 else text[:117] + "..."

@@ -20,12 +20,12 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from engine import fhirjson
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -83,8 +83,8 @@ async def _body(request: Request) -> Any:
     if not raw:
         raise BadRequest("the request has no body")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return fhirjson.loads(raw)
+    except fhirjson.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
@@ -236,7 +236,7 @@ async def read(rtype: str, rid: str, request: Request, caller: Caller = Depends(
         if caller.patient_ids is not None and not _was_visible(repo, caller, rtype, rid):
             raise _unknown(rtype, rid) from None
         raise
-    resource = orjson.loads(rec.body)  # type: ignore[arg-type]
+    resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
     if not _visible(repo, caller, resource):
         raise _unknown(rtype, rid)
     note(request, action="read", resources=[resource])

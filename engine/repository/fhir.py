@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
-import orjson
-
+from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
 from engine.merge_rules import API, MergeRules
 from engine.merge_rules import shipped as shipped_merge_rules
@@ -159,7 +158,12 @@ class FhirRepository:
         self.validator = validator
         self.base_url = base_url.rstrip("/")
         self.params = params or load()
-        self.indexer = Indexer(self.params, self.base_url)
+        # a backend may answer some parameters from its own columns (SQLite: _lastUpdated)
+        self.indexer = Indexer(self.params, self.base_url,
+                               skip=getattr(self.backend, "unindexed", frozenset({"_id"})))
+        bind = getattr(self.backend, "bind", None)
+        if bind is not None:  # reference targets for the backend; migration of an older layout
+            bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
         self._clock_lock = threading.Lock()
@@ -260,7 +264,7 @@ class FhirRepository:
         return rec
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
-        return orjson.loads(self.read_raw(rtype, rid).body)  # type: ignore[arg-type]
+        return fhirjson.loads(self.read_raw(rtype, rid).body)  # type: ignore[arg-type]
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         self._check(rtype, rid)
@@ -271,7 +275,7 @@ class FhirRepository:
             raise NotFound(f"{rtype}/{rid} has no version {vid}")
         if rec.deleted:
             raise Gone(f"version {vid} of {rtype}/{rid} is a deletion")
-        return orjson.loads(rec.body)  # type: ignore[arg-type]
+        return fhirjson.loads(rec.body)  # type: ignore[arg-type]
 
     def versions(self, rtype: str, rid: str) -> list[Version]:
         """Every version, newest first (deletions included, with ``resource`` None)."""
@@ -279,7 +283,7 @@ class FhirRepository:
         recs = self.backend.history(rtype, rid)
         if not recs:
             raise NotFound(f"{rtype}/{rid} is not known")
-        return [Version(r.version, r.updated, r.deleted, None if r.deleted else orjson.loads(r.body))  # type: ignore[arg-type]
+        return [Version(r.version, r.updated, r.deleted, None if r.deleted else fhirjson.loads(r.body))  # type: ignore[arg-type]
                 for r in recs]
 
     def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
@@ -311,11 +315,11 @@ class FhirRepository:
         rtype, rid = resource["resourceType"], resource["id"]
         previous = None
         if existing is not None and not existing.deleted:
-            previous = orjson.loads(existing.body)  # type: ignore[arg-type]
+            previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         combined = self.merge.combine(previous, resource, source)
         resource = combined.resource
-        if previous is not None and skip_unchanged and _content(previous) == _content(resource):
+        if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
             return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         if validate and self.validator is not None:
             self.validator.validate(resource)
@@ -326,7 +330,7 @@ class FhirRepository:
         stored = {"resourceType": rtype, "id": rid, "meta": meta}
         stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
         rows = self.indexer.rows(stored)
-        rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, orjson.dumps(stored))
+        rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, fhirjson.dumps(stored))
         issues: list[dict[str, Any]] = combined.issues
         pending = getattr(self._local, "pending", None)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
@@ -447,7 +451,7 @@ class FhirRepository:
                         current[key] = rec
                 existing = current.get(key)
                 if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
-                    results.append(WriteResult(orjson.loads(existing.body), created=False, changed=False))
+                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False))
                     continue
                 result = self._store(r, existing, validate=False, source=source)
                 if result.changed:
@@ -488,7 +492,7 @@ class FhirRepository:
         recs = self.backend.search(q)
         has_next = len(recs) > parsed.count
         recs = recs[: parsed.count]
-        matches = [orjson.loads(r.body) for r in recs]  # type: ignore[arg-type]
+        matches = [fhirjson.loads(r.body) for r in recs]  # type: ignore[arg-type]
         total: int | None
         if parsed.total == "none":
             total = None
@@ -524,7 +528,7 @@ class FhirRepository:
         out: list[dict[str, Any]] = []
         for rec in self.backend.current_many(wanted[:INCLUDE_LIMIT]).values():
             if not rec.deleted:
-                out.append(orjson.loads(rec.body))  # type: ignore[arg-type]
+                out.append(fhirjson.loads(rec.body))  # type: ignore[arg-type]
         for src, param, target in parsed.revincludes:
             refs = [RefCond(param, r["resourceType"], r["id"]) for r in matches
                     if target is None or r["resourceType"] == target]
@@ -534,7 +538,7 @@ class FhirRepository:
             for rec in self.backend.search(query):
                 if (rec.type, rec.id) not in seen:
                     seen.add((rec.type, rec.id))
-                    out.append(orjson.loads(rec.body))  # type: ignore[arg-type]
+                    out.append(fhirjson.loads(rec.body))  # type: ignore[arg-type]
         if compartment is not None:
             out = [r for r in out if self.in_compartment(r, compartment)]
         return out
@@ -705,7 +709,7 @@ class FhirRepository:
             resource = entry.get("resource")
             if not isinstance(resource, dict) or resource.get("resourceType") != parts[0]:
                 raise BadRequest(f"{where}: the resource must be a {parts[0]}", expression=[f"{where}.resource"])
-            resource = orjson.loads(orjson.dumps(resource))  # own copy: references get rewritten
+            resource = fhirjson.loads(fhirjson.dumps(resource))  # own copy: references get rewritten
             plan["resource"] = resource
             if method == "POST":
                 match = None
