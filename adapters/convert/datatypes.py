@@ -446,7 +446,7 @@ def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | N
     return qty
 
 
-def number(rep: Repetition, rule: Rule, ctx: Context) -> int | float | None:
+def nm_number(rep: Repetition, rule: Rule, ctx: Context) -> int | float | None:
     """NM (a component of) → JSON number (RXA-6 amount, FT1-10 quantity)."""
     text = _value(rep, rule)
     return decimal(text) if text else None
@@ -513,7 +513,7 @@ CONVERTERS: dict[str, Converter] = {
     "XCN": xcn,
     "PL": pl,
     "NM_QUANTITY": nm_quantity,
-    "NUMBER": number,
+    "NUMBER": nm_number,
     "UNIT": unit,
     "MONEY": money,
     "DISPLAY_REF": display_ref,
