@@ -13,7 +13,7 @@ from typing import Any
 from adapters.convert import common, datatypes, his, lis, pacs, results, templates
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
-from adapters.convert.templates import Env, Ref, Resource, Scope
+from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
@@ -111,14 +111,14 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
     return ref
 
 
-def _with_patient(fn: Any) -> Any:
+def _with_patient(fn: Any) -> Builder:
+    """A HIS segment converter ``fn(segment, ctx, patient_ref, patient_key) -> Reference``."""
+
     def build(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
         if seg is None or scope.patient is None:
             return None
-        before = set(env.ctx.resources)
-        fn(seg, env.ctx, scope.patient, scope.pkey)
-        made = [r for r in env.ctx.resources if r not in before and not r.startswith("Organization/")]
-        return {"reference": made[-1]} if made else None
+        ref: Ref | None = fn(seg, env.ctx, scope.patient, scope.pkey)
+        return ref
 
     return build
 
@@ -126,10 +126,7 @@ def _with_patient(fn: Any) -> Any:
 def _condition(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
     if seg is None or scope.patient is None:
         return None
-    before = set(env.ctx.resources)
-    his.condition(seg, env.ctx, scope.patient, scope.pkey, scope.encounter)
-    made = [r for r in env.ctx.resources if r not in before]
-    return {"reference": made[-1]} if made else None
+    return his.condition(seg, env.ctx, scope.patient, scope.pkey, scope.encounter)
 
 
 def _service_request(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:

@@ -130,8 +130,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                     raise err from None
                 ctx.warn(err)
                 continue
-            if value is None or value == {} or value == [] or value == "":
-                continue
+            if value is None or (not value and value is not False and value != 0):
+                continue  # nothing converted ({}, [], ""); False and 0 are values
             if extra and isinstance(value, dict):
                 value.update(json_copy(extra))
             if into is not None:

@@ -77,7 +77,7 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
     )
 
 
-def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str] | None:
     res: dict[str, Any] = {
         "resourceType": "RelatedPerson",
         "active": True,
@@ -85,12 +85,12 @@ def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) 
     }
     apply_table("nk1_relatedperson", {"NK1": nk1}, ctx, res)
     if len(res) <= 3:
-        return
+        return None
     name = nk1.value(2, comp=1) + nk1.value(2, comp=2)
-    ctx.put(res, f"{pkey}|nk1|{nk1.value(1) or nk1.sequence}|{name}")
+    return ctx.put(res, f"{pkey}|nk1|{nk1.value(1) or nk1.sequence}|{name}")
 
 
-def allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str]:
     res: dict[str, Any] = {
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": {
@@ -106,12 +106,12 @@ def allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None
     apply_table("al1_allergyintolerance", {"AL1": al1}, ctx, res)
     code = res["code"]
     key = (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
-    ctx.put(res, f"{pkey}|al1|{key}")
+    return ctx.put(res, f"{pkey}|al1|{key}")
 
 
 def condition(
     dg1: Segment, ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None
-) -> None:
+) -> dict[str, str]:
     res: dict[str, Any] = {"resourceType": "Condition", "subject": {"reference": pref["reference"]}}
     apply_table("dg1_condition", {"DG1": dg1}, ctx, res)
     if enc_ref:
@@ -132,10 +132,10 @@ def condition(
     ident = dg1.value(20)
     code = res["code"]
     key = ident or (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
-    ctx.put(res, f"{pkey}|dg1|{key}")
+    return ctx.put(res, f"{pkey}|dg1|{key}")
 
 
-def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str]:
     res: dict[str, Any] = {
         "resourceType": "Coverage",
         "status": "active",
@@ -170,7 +170,7 @@ def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> Non
     if company_type and "type" not in res:
         res["type"] = company_type
     policy = in1.value(36) or in1.value(49) or f"{in1.value(2)}|{in1.value(1)}"
-    ctx.put(res, f"{pkey}|in1|{policy}")
+    return ctx.put(res, f"{pkey}|in1|{policy}")
 
 
 def _report_unmapped(ctx: Context, consumed: frozenset[str]) -> None:
