@@ -124,14 +124,16 @@ function institution(r) {
   const refs = [r.requester, r.serviceProvider, ...(r.performer || []).map((p) => (p && p.actor) || p), ...(r.author || []),
     r.custodian, r.recorder, r.asserter, r.owner, r.managingOrganization,
     ...((r.participant || []).map((p) => p.actor))].filter(Boolean);
+  // an organisation named by reference, or by name alone; a doctor, a room or the patient is not one
   const org = refs.find((x) => (x.reference || "").startsWith("Organization/")) ||
-    refs.find((x) => x.display && !(x.reference || "").startsWith("Practitioner"));
+    refs.find((x) => x.display && !x.reference);
   if (org) {
     const known = org.reference && state.orgs[org.reference];
     if (known && known.name) return known.name;
     if (org.display) return org.display;
   }
-  const pref = ((r.subject || r.patient || r.for || {}).reference || "");
+  const pref = ((r.subject || r.patient || r.for || {}).reference ||
+    ((r.participant || []).map((p) => (p.actor || {}).reference || "").find((x) => x.startsWith("Patient/"))) || "");
   return state.patientInst[pref] || "";
 }
 
@@ -270,7 +272,9 @@ function medName(m) {
   const ref = m.medicationReference || {};
   const med = (ref.reference && (state.meds[ref.reference] ||
     (ref.reference.startsWith("#") && (m.contained || []).find((c) => "#" + c.id === ref.reference)))) || null;
-  return (med && text(med.code)) || ref.display || "";
+  // the name lives on a Medication resource; where the server does not hand it to a resident,
+  // the card says so rather than showing a blank
+  return (med && text(med.code)) || ref.display || W().medUnnamed;
 }
 function dosage(m) {
   const d = (m.dosageInstruction || m.dosage || [])[0] || (m.dosage && !Array.isArray(m.dosage) ? m.dosage : null);
@@ -298,7 +302,8 @@ function renderImmunisations() {
     return card("immunisation", text(i.vaccineCode),
       [day(i), institution(i), word(w.immStatus, i.status)],
       n ? el("p", {}, badge(w.doseNo(n))) : null,
-      line(w.lot, i.lotNumber), line(w.site, text(i.site)),
+      line(w.amount, i.doseQuantity ? `${i.doseQuantity.value ?? ""} ${i.doseQuantity.unit || i.doseQuantity.code || ""}`.trim() : ""),
+      line(w.route, text(i.route)), line(w.site, text(i.site)), line(w.lot, i.lotNumber),
       line(w.reaction, (i.reaction || []).map((x) => (x.detail || {}).display).filter(Boolean).join(W().sep)));
   });
 }
@@ -315,15 +320,17 @@ function renderAllergies() {
   });
 }
 
+const apptTitle = (a) => a.description || (a.reasonCode || []).map(text)[0] || (a.serviceType || []).map(text)[0] ||
+  text(a.appointmentType) || W().kind.appointment;
 function renderAppointments() {
   const w = W();
   return sortNewest(state.Appointment).map((a) => {
     const who = (a.participant || []).map((p) => (p.actor || {})).filter((x) => !(x.reference || "").startsWith("Patient/"));
-    const title = a.description || (a.serviceType || []).map(text)[0] || text(a.appointmentType) ||
-      (a.reasonCode || []).map(text)[0] || w.kind.appointment;
+    const title = apptTitle(a);
     return card("appointment", title, [dayTime(a.start), institution(a), word(w.apptStatus, a.status)],
+      line(w.dept, (a.serviceType || []).map(text).filter((x) => x && x !== title).join(W().sep)),
       line(w.where, who.map((x) => x.display).filter(Boolean).join(W().sep)),
-      line(w.reason, (a.reasonCode || []).map(text).filter(Boolean).join(W().sep)));
+      line(w.note, a.comment || a.patientInstruction));
   });
 }
 
@@ -463,7 +470,7 @@ function renderTimeline() {
   for (const m of state.meds_all) add("med", whenOf(m), medName(m), institution(m), dosage(m), "meds");
   for (const i of state.Immunization) add("immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
   for (const a of state.AllergyIntolerance) add("allergy", whenOf(a), text(a.code), institution(a), word(w.allergyCrit, a.criticality), "allergies");
-  for (const a of state.Appointment) add("appointment", a.start || "", a.description || (a.serviceType || []).map(text)[0] || "", institution(a), word(w.apptStatus, a.status), "appointments");
+  for (const a of state.Appointment) add("appointment", a.start || "", apptTitle(a), institution(a), word(w.apptStatus, a.status), "appointments");
   for (const r of state.referrals) add("referral", whenOf(r), text(r.code), institution(r), word(w.refStatus, r.status), "referrals");
   for (const d of state.DocumentReference) add("document", whenOf(d), text(d.type), institution(d), "", "documents");
   for (const r of state.imagingReports) add("imaging", whenOf(r), text(r.code), institution(r), r.conclusion || "", "imaging", hrMark(r));
@@ -684,6 +691,9 @@ async function exportEverything(s) {
   say("exported");
 }
 
+// medicines named by reference (a Medication resource) come along with the prescription
+const MED_INCLUDES = new Set(["MedicationRequest", "MedicationDispense", "MedicationAdministration", "MedicationStatement"]);
+
 async function load(s) {
   $("signin").hidden = true; $("signout").hidden = false;
   state.session = s;
@@ -696,7 +706,7 @@ async function load(s) {
     searchAll("Patient?_count=100", s),
     searchAll("Observation?_count=200&_sort=-date&_include=Observation:performer", s),
     searchAll("DiagnosticReport?_count=100&_sort=-date&_include=DiagnosticReport:performer", s),
-    ...types.map((t) => searchAll(t + "?_count=200", s)),
+    ...types.map((t) => searchAll(t + "?_count=200" + (MED_INCLUDES.has(t) ? `&_include=${t}:medication` : ""), s)),
   ]);
   state.patient = patient;
   state.orgs = { ...obs.included, ...reps.included };
