@@ -17,8 +17,8 @@ from starlette.responses import Response
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.auth.policy import require_auditor
 from engine.errors import BadRequest
-from engine.recognition.access import require_auditor
 from engine.recognition.reports import ReportFilter, duplicates_report, to_csv
 from engine.recognition.service import parse_day
 
