@@ -187,9 +187,9 @@ class ScopedRepository:
         for key in wanted:
             rec = found.get(key)
             if rec is None or rec.deleted:
-                return False
-            if not self.repo.in_compartment(orjson.loads(rec.body), comp):  # type: ignore[arg-type]
-                return False
+                return False  # cannot tell whose it was: not shown
+            if self.repo.indexer.compartments(orjson.loads(rec.body)) - comp:  # type: ignore[arg-type]
+                return False  # someone else's record (shared ones, an Organization, belong to no one)
         return True
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
