@@ -56,8 +56,12 @@ class Access(Protocol):
         """The Patient ids the caller is confined to; ``None``: not confined."""
         ...
 
-    def admit(self, resource: dict[str, Any]) -> dict[str, Any] | None:
-        """``resource`` as the caller may read it (possibly with elements left out), or None."""
+    def admit(
+        self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None
+    ) -> dict[str, Any] | None:
+        """``resource`` as the caller may read it (possibly with elements left out), or None.
+        ``inside``: the query that found it was already narrowed to the caller's compartment;
+        ``raw``: its stored JSON bytes, when at hand (lets the check skip a walk)."""
         ...
 
     def require(self, resource_type: str, action: str) -> None:
@@ -525,8 +529,8 @@ class FhirRepository:
             recs = self.backend.search(parsed.query)
             if comp is None:
                 return [r.id for r in recs]
-            return [r.id for r in recs
-                    if access is not None and access.admit(orjson.loads(r.body)) is not None]  # type: ignore[arg-type]
+            return [r.id for r in recs  # the inner query was narrowed to the compartment
+                    if access is not None and access.admit(orjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
 
         return resolve
 
@@ -621,7 +625,7 @@ class FhirRepository:
     def _admitted(recs: Sequence[StoredResource], access: Access) -> list[dict[str, Any]]:
         out = []
         for rec in recs:
-            seen = access.admit(orjson.loads(rec.body))  # type: ignore[arg-type]
+            seen = access.admit(orjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
             if seen is not None:
                 out.append(seen)
         return out

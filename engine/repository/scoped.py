@@ -28,6 +28,7 @@ The decisions, all here:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from engine.repository.port import StoredResource
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 _BUNDLE_ACTIONS = {"POST": "c", "PUT": "u", "DELETE": "d"}
+_PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 Path_ = tuple[str, ...]
 
 
@@ -112,6 +114,8 @@ class ScopedRepository:
         self._compartment = frozenset(caller.patient_ids) if caller.patient_ids is not None else None
         self._own = frozenset(x for x in (caller.subject, caller.person) if x)
         self._rules = rules or confined_rules()
+        self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
+        self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
 
     # -- the Access protocol (asked by FhirRepository for indirect reads and writes) -----------------
     @property
@@ -128,13 +132,15 @@ class ScopedRepository:
     def allows(self, resource_type: str, action: str) -> bool:
         return self.caller.allows(resource_type, action)
 
-    def admit(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
         if self._compartment is None:
             return resource
-        if not self.repo.in_compartment(resource, self._compartment) or not self._names_only_own(resource):
+        if not inside and not self.repo.in_compartment(resource, self._compartment):
+            return None
+        if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
 
@@ -149,9 +155,46 @@ class ScopedRepository:
             raise Forbidden("a resident may only write resources of their own records")
 
     # -- content rules for confined callers ----------------------------------------------------------
-    def _names_only_own(self, resource: dict[str, Any]) -> bool:
+    def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
         """No reference to a Patient outside the compartment, no other resident's identifier, and the
-        references the rules name resolve inside the compartment."""
+        references the rules name do not point at someone else's record."""
+        if (raw is None or not self._clean_bytes(raw)) and self._names_other(resource):
+            return False
+        paths = self._rules.inside.get(resource["resourceType"])
+        if not paths:
+            return True
+        base = self.repo.base_url
+        wanted: set[tuple[str, str]] = set()
+        for path in paths:
+            for value in _at(resource, path):
+                ref = value.get("reference") if isinstance(value, dict) else None
+                target = parse_reference(ref, base) if isinstance(ref, str) else None
+                if isinstance(ref, str) and target is None:
+                    return False  # a reference that cannot be checked is not shown
+                if target is not None and target[0] != "Patient":
+                    wanted.add(target)
+        unknown = sorted(t for t in wanted if t not in self._foreign)
+        if unknown:
+            found = self.repo.backend.current_many(unknown)
+            for key in unknown:
+                rec = found.get(key)
+                # a record that is gone cannot be told apart: not shown. A shared one (an Organization)
+                # names no patient and may appear.
+                self._foreign[key] = rec is None or rec.deleted or self._names_other(orjson.loads(rec.body))  # type: ignore[arg-type]
+        return not any(self._foreign[t] for t in wanted)
+
+    def _clean_bytes(self, raw: bytes) -> bool:
+        """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
+        person identifier system occurs, so the walk below cannot find anything (a miss here only
+        means the walk decides)."""
+        comp = self._compartment
+        assert comp is not None
+        if any(s in raw for s in self._system_bytes):
+            return False
+        return all(m.decode() in comp for m in _PATIENT_IDS.findall(raw))
+
+    def _names_other(self, resource: dict[str, Any]) -> bool:
+        """Does ``resource`` reference a Patient outside the compartment or carry another resident's identifier?"""
         comp = self._compartment
         assert comp is not None
         base, systems, own = self.repo.base_url, self._rules.person_systems, self._own
@@ -163,34 +206,13 @@ class ScopedRepository:
                 if isinstance(ref, str):
                     target = parse_reference(ref, base)
                     if target is not None and target[0] == "Patient" and target[1] not in comp:
-                        return False
+                        return True
                 if systems and node.get("system") in systems and node.get("value") not in own:
-                    return False
+                    return True
                 stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
             elif isinstance(node, list):
                 stack.extend(v for v in node if isinstance(v, (dict, list)))
-        paths = self._rules.inside.get(resource["resourceType"])
-        if not paths:
-            return True
-        wanted: set[tuple[str, str]] = set()
-        for path in paths:
-            for value in _at(resource, path):
-                ref = value.get("reference") if isinstance(value, dict) else None
-                target = parse_reference(ref, base) if isinstance(ref, str) else None
-                if isinstance(ref, str) and target is None:
-                    return False  # a reference that cannot be checked is not shown
-                if target is not None and target[0] != "Patient":
-                    wanted.add(target)
-        if not wanted:
-            return True
-        found = self.repo.backend.current_many(sorted(wanted))
-        for key in wanted:
-            rec = found.get(key)
-            if rec is None or rec.deleted:
-                return False  # cannot tell whose it was: not shown
-            if self.repo.indexer.compartments(orjson.loads(rec.body)) - comp:  # type: ignore[arg-type]
-                return False  # someone else's record (shared ones, an Organization, belong to no one)
-        return True
+        return False
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
         paths = self._rules.withheld.get(resource["resourceType"])
@@ -227,7 +249,7 @@ class ScopedRepository:
                 raise self.unknown(rtype) from None
             raise
         resource = orjson.loads(rec.body)  # type: ignore[arg-type]
-        seen = self.admit(resource)
+        seen = self.admit(resource, raw=rec.body)  # type: ignore[arg-type]
         if seen is None:
             raise self.unknown(rtype)
         return rec, seen, rec.body if seen is resource else orjson.dumps(seen)  # type: ignore[return-value]
