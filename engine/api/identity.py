@@ -18,6 +18,7 @@ from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
+from engine.auth.policy import require_identity_operator
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.repository.scoped import ScopedRepository
 
@@ -134,12 +135,6 @@ def ihe_pix(request: Request, repo: ScopedRepository = Depends(get_repo)) -> Res
     return fhir_response({"resourceType": "Parameters", "parameter": out})
 
 
-def _operator(caller: Caller) -> None:
-    caller.require("Patient", "u")
-    if caller.restricted:  # defence in depth: resident tokens never carry write scopes
-        raise NotFound("no such operation for this caller")
-
-
 def _compartment_result(ids: frozenset[str]) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": [
         {"name": "patient", "valueReference": {"reference": f"Patient/{pid}"}} for pid in sorted(ids)]}
@@ -149,7 +144,7 @@ def _compartment_result(ids: frozenset[str]) -> dict[str, Any]:
 async def link(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Operator: records ``source`` and ``target`` are the same person (``seealso``) or ``source`` was
     merged into ``target`` (``replaced-by``). A reason is required; the act is audited."""
-    _operator(caller)
+    require_identity_operator(caller)
     engine = request.app.state.engine
     params = await _parameters(request)
     source = _patient_ref(_one(params, "source", "valueReference", required=True), "source")
@@ -166,7 +161,7 @@ async def link(request: Request, caller: Caller = Depends(get_caller)) -> Respon
 @router.post("/fhir/Patient/$unlink")
 async def unlink(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Operator: take ``source`` out of its person (or undo its merge with ``target``); audited."""
-    _operator(caller)
+    require_identity_operator(caller)
     engine = request.app.state.engine
     params = await _parameters(request)
     source = _patient_ref(_one(params, "source", "valueReference", required=True), "source")

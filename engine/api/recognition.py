@@ -156,11 +156,11 @@ async def check_recognition(request: Request, caller: Caller = Depends(get_calle
         repo.read("Patient", named)
     order = order_from_input(recognition, body)
     patient_ids = [order.patient.split("/", 1)[1]] if order.patient else []
-    if repo.confined and not all(caller.sees_patient(p) for p in patient_ids):
+    if repo.confined and not all(repo.can_read("Patient", p) for p in patient_ids):
         raise repo.unknown("Patient")
     matches = recognition.check(order)
-    if repo.confined:  # a resident sees only results in their own (linked) compartment
-        matches = [m for m in matches if m.result.patient and caller.sees_patient(m.result.patient.split("/", 1)[1])]
+    if repo.confined:  # a resident sees only results they may read themselves
+        matches = [m for m in matches if repo.can_read(*m.result.ref.split("/", 1))]
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:

@@ -14,6 +14,7 @@ rules for the operations around them, all expressed in the caller's scopes:
 - **Rules reload**: a system client with update rights on every type (``system/*.u``).
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
   replay (a replay imports data exactly as a new message would).
+- **Identity operations** (``$link``/``$unlink``): Patient update, never a patient-context token.
 - **Audit administration** (signing checkpoints, full verification): an auditor, or a system client
   allowed to read AuditEvents.
 """
@@ -21,7 +22,7 @@ rules for the operations around them, all expressed in the caller's scopes:
 from __future__ import annotations
 
 from engine.auth.caller import Caller
-from engine.errors import Forbidden
+from engine.errors import Forbidden, NotFound
 
 
 def require_order_check(caller: Caller) -> None:
@@ -51,6 +52,14 @@ def require_operator(caller: Caller, action: str) -> None:
     if caller.kind != "system":
         raise Forbidden("the admin API is for system clients")
     caller.require("MessageHeader", action)
+
+
+def require_identity_operator(caller: Caller) -> None:
+    """``$link``/``$unlink``: Patient update, and never a patient-context token (404: for such a
+    caller the operation does not exist)."""
+    caller.require("Patient", "u")
+    if caller.restricted:
+        raise NotFound("no such operation for this caller")
 
 
 def require_audit_admin(caller: Caller) -> None:

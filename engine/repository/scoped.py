@@ -257,6 +257,15 @@ class ScopedRepository:
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
         return self.read_raw(rtype, rid)[1]
 
+    def can_read(self, rtype: str, rid: str) -> bool:
+        """Whether a read of ``rtype/rid`` would answer with the resource (for operations that
+        report on records by reference, such as recognisable prior results)."""
+        try:
+            self.read_raw(rtype, rid)
+        except (NotFound, Gone, Forbidden, BadRequest):
+            return False
+        return True
+
     def _was_visible(self, rtype: str, rid: str) -> bool:
         """Whether the newest non-deleted version of ``rtype/rid`` is one the caller may see."""
         try:
