@@ -391,3 +391,22 @@ def test_every_published_get_route_with_b_in_the_path(world, a_token):
                     assert r.status_code == 404, (url + query, r.status_code)
                 checked += 1
     assert checked > 100
+
+
+def test_b_does_not_learn_who_probed_their_record(world, a_token):
+    """Runs last: A's refused reads of B's ids are audited in B's compartment, naming A as the
+    requesting resident. B may see that their records were touched, never by which resident."""
+    engine, http = world["engine"], world["http"]
+    engine.audit.flush_index()
+    token, _ = engine.auth.issue_token(subject="person-b", kind="patient", client_id="phr",
+                                       scopes=["patient/*.rs"], patient=world["ids"]["B"][0])
+    b_token = {"Authorization": f"Bearer {token}"}
+    a_markers = ["person-a", *world["ids"]["A"], A["nid"], A["family"], A["given"], *A["mrn"].values()]
+    for url in ("/fhir/AuditEvent?_count=1000", f"/fhir/Patient/{world['ids']['B'][0]}/$everything?_type=AuditEvent",
+                "/fhir/Patient?_revinclude=AuditEvent:patient&_count=1000"):
+        r = http.get(url, headers=b_token)
+        assert r.status_code == 200, r.text
+        assert not [m for m in a_markers if m in r.text], url
+    probes = [e for e in engine.repository.search("AuditEvent", [("_count", "1000")]).resources
+              if "person-a" in json.dumps(e) and any(p in json.dumps(e) for p in world["ids"]["B"])]
+    assert probes, "A's refused reads are in the audit trail (the system sees them)"
