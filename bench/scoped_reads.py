@@ -8,7 +8,9 @@ Observations at each of two hospitals (linked by national ID) among ``--patients
 AuditEvents naming them. Prints process CPU time per operation (steadier than wall time on a
 shared machine; best of a few rounds) for
 
-* read by id -- shared repository (no decision), system caller, the resident;
+* read by id -- shared repository (no decision), the shared repository narrowed to the resident's
+  compartment (what a resident's request cost before ``ScopedRepository``: the compartment only),
+  system caller, the resident;
 * a one-page search of the resident's Observations (``_count=50``, the whole result fits one page
   for the system caller's query, and for the resident one backend call when it fits too);
 * the same search paged (``_count=10``), where the resident's matches are scanned so that paging
@@ -27,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import orjson  # noqa: E402
 from stdnum.cn import ric  # noqa: E402
 
 from engine.auth.caller import Caller  # noqa: E402
@@ -104,26 +107,34 @@ def main() -> None:
             resident = ScopedRepository(shared, Caller("person-me", "patient", ("patient/*.rs",), "phr",
                                                        patient_ids=engine.identity.person_compartment("me-a"),
                                                        person="person-me", patient="me-a"))
+            comp = resident.compartment
             page = [("patient", "me-a"), ("_count", "50")]
             paged = [("patient", "me-a"), ("_count", "10"), ("_offset", "20")]
+            def compartment_read() -> object:
+                rec = shared.read_raw("Observation", "o-me-a-1")
+                return shared.in_compartment(orjson.loads(rec.body), comp)  # type: ignore[arg-type]
+
             rows = [
-                ("read Observation by id", lambda: shared.read_raw("Observation", "o-me-a-1"),
+                ("read Observation by id", lambda: shared.read_raw("Observation", "o-me-a-1"), compartment_read,
                  lambda: system.read_raw("Observation", "o-me-a-1"), lambda: resident.read_raw("Observation", "o-me-a-1")),
                 ("search one page (_count=50)", lambda: shared.search("Observation", page),
+                 lambda: shared.search("Observation", page, compartment=comp),
                  lambda: system.search("Observation", page), lambda: resident.search("Observation", page)),
                 ("search paged (_count=10&_offset=20)", lambda: shared.search("Observation", paged),
+                 lambda: shared.search("Observation", paged, compartment=comp),
                  lambda: system.search("Observation", paged), lambda: resident.search("Observation", paged)),
                 ("AuditEvent search (_count=50)", lambda: shared.search("AuditEvent", [("patient", "me-a")]),
+                 lambda: shared.search("AuditEvent", [], compartment=comp),
                  lambda: system.search("AuditEvent", [("patient", "me-a")]),
                  lambda: resident.search("AuditEvent", [])),
             ]
             print(f"{patients} other patients, {per} Observations for the resident at each of 2 hospitals, "
                   f"{per} AuditEvents (1 in 5 names another patient); CPU µs per operation, best of {rounds}")
-            print(f"{'operation':40} {'shared':>10} {'system':>10} {'resident':>10}")
+            print(f"{'operation':40} {'shared':>10} {'shared+comp':>12} {'system':>10} {'resident':>10}")
             for name, *fns in rows:
                 k = n if "read" in name else max(10, n // 10)
                 figures = [cpu_per_op(fn, k, rounds) for fn in fns]
-                print(f"{name:40} " + " ".join(f"{f:10.0f}" for f in figures))
+                print(f"{name:40} {figures[0]:10.0f} {figures[1]:12.0f} " + " ".join(f"{f:10.0f}" for f in figures[2:]))
         finally:
             engine.close()
 

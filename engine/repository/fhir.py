@@ -5,6 +5,9 @@ conditional create and update, delete → 410, validation before every write, wr
 the write transaction, search (parsed in ``engine.repository.search``, executed by the backend),
 ``_include`` / ``_revinclude``, Patient compartments and ``$everything``, and transaction / batch
 Bundles. Everything here is backend-neutral; ``store.fhir`` does the storage.
+
+Acting for a caller, every entry point takes an ``Access`` (``engine.repository.scoped``) and asks
+it about each resource reached, directly or not; without one it acts for the system.
 """
 
 from __future__ import annotations
