@@ -147,12 +147,17 @@ class ScopedRepository:
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         if self._compartment is None:
             return
-        if current is not None and self.admit(current) is None:
+        if current is not None and not self._theirs(current):
             raise self.unknown(resource_type)
         if new is None:
             raise Forbidden("a resident may not delete records")
-        if not self.repo.in_compartment(new, self._compartment) or not self._names_only_own(new):
+        if not self._theirs(new):
             raise Forbidden("a resident may only write resources of their own records")
+
+    def _theirs(self, resource: dict[str, Any]) -> bool:
+        """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
+        assert self._compartment is not None
+        return self.repo.in_compartment(resource, self._compartment) and self._names_only_own(resource)
 
     # -- content rules for confined callers ----------------------------------------------------------
     def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
