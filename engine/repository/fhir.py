@@ -71,6 +71,12 @@ class Access(Protocol):
         """Raise ``Forbidden`` unless the caller may do ``action`` (c r u d s) on the type."""
         ...
 
+    def counts(self, rec: StoredResource) -> bool | None:
+        """Whether ``rec``, found by a query narrowed to the caller's compartment, would be admitted,
+        when its stored bytes alone tell; None: ``admit`` must decide (lets a search count matches
+        outside the page without parsing them)."""
+        ...
+
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         """Raise unless the caller may replace ``current`` (None: absent) with ``new`` (None: delete)."""
         ...
@@ -594,44 +600,41 @@ class FhirRepository:
         that also names another patient) or leave elements out of it. Paging and ``total`` are
         counted over what the caller may see, so neither a count nor a short page tells of a
         refused match. One backend call when the whole result fits the page; otherwise the
-        compartment's matches are scanned (up to ``CONFINED_SCAN_LIMIT``; beyond it no total).
+        compartment's matches are scanned (up to ``CONFINED_SCAN_LIMIT``; beyond it no total),
+        those outside the page only counted (``access.counts`` decides most from their bytes).
         """
         q = parsed.query
         want = parsed.offset + parsed.count
-        if not parsed.summary_count and parsed.count > 0 and parsed.offset == 0:
-            q.limit, q.offset = parsed.count + 1, 0
-            recs = self.backend.search(q)
-            if len(recs) <= parsed.count:
-                matches = self._admitted(recs, access)
-                total = None if parsed.total == "none" else len(matches)
-                return self._result(parsed, matches, total, False, access)
         need_total = parsed.total != "none" or parsed.summary_count or parsed.count == 0
-        admitted: list[dict[str, Any]] = []
+        page: list[dict[str, Any]] = []
+        seen = 0  # matches the caller may see, in order
         scanned, complete = 0, False
+        limit = parsed.count + 1 if parsed.offset == 0 and not parsed.summary_count and parsed.count else CONFINED_SCAN_CHUNK
         while scanned < CONFINED_SCAN_LIMIT:
-            q.limit, q.offset = CONFINED_SCAN_CHUNK, scanned
+            q.limit, q.offset = limit, scanned
             recs = self.backend.search(q)
             scanned += len(recs)
-            admitted += self._admitted(recs, access)
-            if len(recs) < CONFINED_SCAN_CHUNK:
+            for rec in recs:
+                if parsed.offset <= seen < want and not parsed.summary_count:
+                    shown = access.admit(orjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
+                    if shown is not None:
+                        page.append(shown)
+                        seen += 1
+                    continue
+                verdict = access.counts(rec)
+                if verdict is None:
+                    verdict = access.admit(orjson.loads(rec.body), inside=True, raw=rec.body) is not None  # type: ignore[arg-type]
+                seen += verdict
+            if len(recs) < limit:
                 complete = True
                 break
-            if not need_total and len(admitted) > want:
+            if not need_total and seen > want:
                 break
-        total = len(admitted) if complete and need_total else None
+            limit = CONFINED_SCAN_CHUNK
+        total = seen if complete and need_total else None
         if parsed.summary_count or parsed.count == 0:
             return SearchResult(q.type, [], [], total, parsed.offset, parsed.count, False)
-        page = admitted[parsed.offset : want]
-        return self._result(parsed, page, total, len(admitted) > want, access)
-
-    @staticmethod
-    def _admitted(recs: Sequence[StoredResource], access: Access) -> list[dict[str, Any]]:
-        out = []
-        for rec in recs:
-            seen = access.admit(orjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
-            if seen is not None:
-                out.append(seen)
-        return out
+        return self._result(parsed, page, total, seen > want, access)
 
     def _result(self, parsed: ParsedSearch, matches: list[dict[str, Any]], total: int | None, has_next: bool,
                 access: Access | None) -> SearchResult:

@@ -144,6 +144,15 @@ class ScopedRepository:
             return None
         return self._withhold(resource)
 
+    def counts(self, rec: StoredResource) -> bool | None:
+        if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
+            return False
+        if self._compartment is None:
+            return True
+        if rec.type in self._rules.inside or rec.body is None or not self._clean_bytes(rec.body):
+            return None
+        return True
+
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         if self._compartment is None:
             return
