@@ -27,11 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 import re  # noqa: E402
 
-from stdnum.cn import ric  # noqa: E402
-
 from adapters.convert import convert  # noqa: E402
 from adapters.hl7v2.charsets import decode_message  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
+from engine.identity.nationalid import check_character  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from mappings.site import Site  # noqa: E402
 
@@ -99,7 +98,7 @@ def _vary_rep(rep: str, i: int) -> str:
     if len(comps) > 4 and comps[4] == "NNCHN" and len(value) == 18:
         # another valid resident ID: same area, birth date and sex, another sequence number
         body = value[:14] + f"{i % 50:02d}" + value[16]
-        comps[0] = body + ric.calc_check_digit(body + "0")
+        comps[0] = body + check_character(body)
     elif value:
         comps[0] = f"{value}-{i:04d}"
     return "^".join(comps)

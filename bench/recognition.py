@@ -22,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stdnum.cn import ric  # noqa: E402
-
 from engine.engine import Engine  # noqa: E402
+from engine.identity.nationalid import check_character  # noqa: E402
 from engine.recognition.decision import Order  # noqa: E402
 from engine.recognition.reports import ReportFilter, duplicates_report  # noqa: E402
 from engine.repository.ids import deterministic_id  # noqa: E402
@@ -37,7 +36,7 @@ TODAY = date(2026, 6, 30)
 def national_id(n: int) -> str:
     born = date(1950, 1, 1) + timedelta(days=n % 20000)
     seventeen = f"320923{born:%Y%m%d}{n % 1000:03d}"
-    return seventeen + ric.calc_check_digit(seventeen + "0")
+    return seventeen + check_character(seventeen)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -62,6 +62,8 @@ import orjson
 
 from conformance.profiles import Profile, load_profiles
 from engine.errors import Unprocessable
+from engine.fhirjson import dumps as json_dumps
+from engine.fhirjson import schema_view
 from engine.settings import Settings
 
 SCHEMA_RESOURCE = "schema/fhir.r4.schema.json.gz"
@@ -202,7 +204,7 @@ class Validator:
         return cls(site_profiles_dir=settings.site / "profiles" if settings.site else None)
 
     def validate(self, resource: Any) -> None:
-        if self._valid_fast(resource):
+        if self._valid(resource):
             return
         problems: list[tuple[str, str, str]] = []
         seen: set[str] = set()
@@ -225,16 +227,24 @@ class Validator:
         )
 
     def is_valid(self, resource: Any) -> bool:
-        return self._valid_fast(resource) or next(iter(self.problems(resource)), None) is None
+        return self._valid(resource) or next(iter(self.problems(resource)), None) is None
 
     def problems(self, resource: Any) -> Iterator[tuple[str, str, str]]:
         """Every problem as (element path, OperationOutcome issue code, message)."""
         if not isinstance(resource, dict):
             yield "", "structure", "a resource must be a JSON object"
             return
-        yield from self._resource(resource, None, profiled=True)
+        yield from self._resource(schema_view(resource), None, profiled=True)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _valid(self, resource: Any) -> bool:
+        try:
+            return self._valid_fast(resource)
+        except ValueError:
+            # jsonschema-rs takes no float subclass: a resource holding an exact decimal (only
+            # those whose text a float would not print back) is validated as its Decimal view
+            return self._valid_fast(schema_view(resource))
 
     def _valid_fast(self, resource: Any, profiled: bool = True) -> bool:
         """True when the resource (and any resources nested in it) is valid; False means "look closer".
@@ -373,5 +383,5 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
 
 
 def _short(value: Any) -> str:
-    text = orjson.dumps(value).decode()
+    text = json_dumps(value).decode()
     return text if len(text) <= 80 else text[:77] + "..."

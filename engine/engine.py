@@ -14,6 +14,7 @@ from engine.auth.service import AuthService
 from engine.identity.mpi import IdentityService
 from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
+from engine.merge_rules import MergeRules
 from engine.recognition.service import Recognition
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
@@ -31,7 +32,9 @@ class Engine:
         self.site = Site.load(settings)
         # R4 structure + huren's rules, run by the repository on every write
         self.validator = Validator.from_settings(settings)
-        self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url)
+        # ... and the site's merge rules: how each writer's version combines with the stored one
+        self.repository = FhirRepository(self.store, validator=self.validator, base_url=settings.fhir_base_url,
+                                         merge=MergeRules.from_site(self.site))
         self.auth = AuthService(settings, store=self.store)
         # The MPI links Patients at ingest (a repository write hook) and gives residents their compartment.
         self.identity = IdentityService(self.store, self.repository,
@@ -53,6 +56,7 @@ class Engine:
         ``SiteError`` / ``RulesError`` and leaves the running site and rules in force.
         """
         fresh = Site.load(self.settings)
+        merge = MergeRules.from_site(fresh)
         previous, self.site = self.site, fresh
         try:
             self.recognition.reload()
@@ -60,6 +64,7 @@ class Engine:
             self.site = previous
             raise
         self.ingestor.reload_site(fresh)
+        self.repository.merge = merge
         return fresh
 
     def close(self) -> None:

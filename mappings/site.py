@@ -2,7 +2,7 @@
 
 Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds files with the
 same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
-``codes/units.yaml``, ``hl7v2/<table>.yaml``). Replacing whole files, rather than merging keys,
+``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
 
 Integrators edit these files by hand, so every file is checked against a JSON schema at start-up
@@ -107,6 +107,8 @@ class Site:
     units: Mapping[str, str]  # site-wide unit spellings → UCUM (codes/units.yaml)
     tables: Mapping[str, Any]  # hl7v2 mapping tables by file stem
     sources: tuple[str, ...] = ()  # files read, for diagnostics
+    merge: Mapping[str, Any] = field(default_factory=dict)  # merge.yaml (compiled by engine.merge_rules)
+    merge_file: str = ""  # where merge.yaml was read from, for error messages
 
     @classmethod
     def load(cls, settings: Any) -> Site:
@@ -153,7 +155,14 @@ class Site:
                 data, _ = _load_checked(path, {"type": "object"})
                 tables[Path(rel).stem] = data
                 sources.append(str(path))
-        return cls(institutions, code_maps, units, tables, tuple(sources))
+
+        merge: dict[str, Any] = {}
+        merge_path = files.get("merge.yaml")
+        if merge_path is not None:
+            merge = load_merge_file(merge_path)
+            sources.append(str(merge_path))
+        return cls(institutions, code_maps, units, tables, tuple(sources), merge,
+                   str(merge_path) if merge_path else "")
 
     def institution(self, code: str) -> Institution | None:
         return self.institutions.get(code)
@@ -170,6 +179,12 @@ class Site:
 
 
 # --- loading ---------------------------------------------------------------------------------
+
+
+def load_merge_file(path: Path) -> dict[str, Any]:
+    """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line."""
+    data, _ = _load_checked(path, _MERGE_SCHEMA)
+    return data
 
 
 def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
@@ -364,3 +379,49 @@ def _load_code_map(path: Path, code: str) -> CodeMap:
     }
     units = {str(k): str(v) for k, v in (data.get("units") or {}).items()}
     return CodeMap(code, codes, units)
+
+_MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "keep-stored"]}
+_NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+_MERGE_ELEMENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9.]*$"}},
+        "owner": _NAMES,
+        "slices": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "where", "owner"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "why": {"type": "string"},
+                    "where": {"type": "object", "minProperties": 1, "additionalProperties": {
+                        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+                    "owner": _NAMES,
+                    "modes": {"type": "object", "additionalProperties": _MERGE_MODE},
+                },
+            },
+        },
+    },
+    "additionalProperties": _MERGE_MODE,  # source group -> mode
+}
+_MERGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["sources", "defaults", "resources"],
+    "additionalProperties": False,
+    "properties": {
+        "sources": {"type": "object", "additionalProperties": _NAMES},
+        "defaults": {
+            "type": "object",
+            "required": ["modes", "conflict"],
+            "additionalProperties": False,
+            "properties": {
+                "modes": {"type": "object", "additionalProperties": _MERGE_MODE},
+                "conflict": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},
+            },
+        },
+        "resources": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": _MERGE_ELEMENT}},
+    },
+}

@@ -26,7 +26,7 @@ def random_json(rng: random.Random, depth: int = 0):
     if kind == "null":
         return None
     if kind == "float":
-        return rng.choice([0.5, 1e21, 1e-7, -0.0, 13.2, 1 / 3])
+        return rng.choice([0.5, 1e21, 1e-7, -0.0, 13.2, 1 / 3, 145.0, 1e16, 6.2, 3.5e-05, 0.43, 1e-4, 2.0**60])
     if kind == "list":
         return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
     keys = ["a", "B", "_x", "id", "z9", "\u00e9", "\U0001f600", "\ue000", "resourceType"]

@@ -10,15 +10,20 @@ from engine.errors import BadRequest, Gone, NotFound, PreconditionFailed, Unproc
 from engine.repository.fhir import FhirRepository
 from engine.repository.ids import deterministic_id
 from engine.repository.port import Store
+from engine.repository.searchparams import SearchParams, definitions, deployment
 
 BASE = "http://huren.test/fhir"
 LOINC = "http://loinc.org"
 MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
 
 
+# Observation.code enabled for :text, as a deployment's search parameter list would
+TEXT_PARAMS = SearchParams(definitions(), {**deployment(), "text": {"Observation": ["code"]}})
+
+
 @pytest.fixture
 def repo(store: Store) -> FhirRepository:
-    return FhirRepository(store, base_url=BASE)
+    return FhirRepository(store, base_url=BASE, params=TEXT_PARAMS)
 
 
 def patient(pid: str, family: str = "张", given: str = "三", mrn: str = "0001") -> dict[str, Any]:
@@ -172,6 +177,43 @@ def test_search_tokens_references_chains(repo: FhirRepository) -> None:
     assert ids(repo.search("Observation", [("subject:missing", "false"), ("code", "2345-7")])) == ["o3"]
 
 
+def test_bare_ids_system_only_and_no_system_tokens(repo: FhirRepository) -> None:
+    """Bare-id references match every target type; ``system|`` and ``|code`` tokens; ``|`` alone is a 400."""
+    repo.update(observation("g-obs", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/g1"}))
+    repo.update(observation("p-obs", "g1", "718-7", "2024-03-01", 1.0))  # Patient/g1: same id, other type
+    repo.update({**observation("n-obs", "p9", "x", "2024-03-01", 1.0), "code": {"coding": [{"code": "local-1"}]}})
+    assert sorted(ids(repo.search("Observation", [("subject", "g1")]))) == ["g-obs", "p-obs"]
+    assert ids(repo.search("Observation", [("subject:Group", "g1")])) == ["g-obs"]
+    assert ids(repo.search("Observation", [("subject", "Group/g1")])) == ["g-obs"]
+    assert sorted(ids(repo.search("Observation", [("code", f"{LOINC}|")]))) == ["g-obs", "p-obs"]
+    assert ids(repo.search("Observation", [("code", "|local-1")])) == ["n-obs"]
+    assert ids(repo.search("Observation", [("code", "local-1")])) == ["n-obs"]
+    assert ids(repo.search("Observation", [("code", "|718-7")])) == []
+    with pytest.raises(BadRequest, match="neither a system nor a code"):
+        repo.search("Observation", [("code", "|")])
+
+
+def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store) -> None:
+    """Only enabled parameters are indexed and searchable; :text only where enabled."""
+    plain = FhirRepository(store, base_url=BASE)  # the shipped list: no :text, no Observation combo-*
+    _seed(plain)
+    with pytest.raises(BadRequest, match=":text modifier is not enabled for Observation.code"):
+        plain.search("Observation", [("code:text", "血红")])
+    with pytest.raises(BadRequest, match="unknown search parameter 'combo-code'"):
+        plain.search("Observation", [("combo-code", "718-7")])
+    assert sorted(ids(plain.search("Observation", [("code", "718-7")]))) == ["o1", "o2", "o4"]
+    rows = plain.indexer.rows(plain.read("Observation", "o1"))
+    assert not [r for r in rows.strings if r[0].endswith(":text")]
+    assert not [r for r in rows.tokens if r[0].startswith("combo-")]
+    everything = FhirRepository(store, base_url=BASE, params=SearchParams(definitions()))
+    assert "combo-code" in everything.params.for_type("Observation")
+    for wrong, message in (({"disabled": {"Observation": ["combo-cod"]}}, "has no parameter 'combo-cod'"),
+                           ({"text": {"Observation": ["date"]}}, "not a token parameter"),
+                           ({"enabled": {"Observaton": "*"}}, "not a supported resource type")):
+        with pytest.raises(ValueError, match=message):
+            SearchParams(definitions(), wrong)
+
+
 def test_search_dates_quantities_strings(repo: FhirRepository) -> None:
     _seed(repo)
     assert sorted(ids(repo.search("Observation", [("date", "2024-03")]))) == ["o1"]
@@ -313,19 +355,6 @@ def test_deterministic_ids() -> None:
     assert len(a) == 36
     with pytest.raises(ValueError):
         deterministic_id("", "Patient", "1")
-
-
-def test_prepare_hooks_adjust_before_the_unchanged_check(repo: FhirRepository) -> None:
-    links = [{"other": {"reference": "Patient/p9"}, "type": "seealso"}]
-
-    def carry_links(resource: dict[str, Any]) -> dict[str, Any]:
-        return resource | {"link": links} if resource["resourceType"] == "Patient" else resource
-
-    repo.add_prepare_hook(carry_links)
-    first = repo.update(patient("p1"))
-    assert first.resource["link"] == links
-    resent = repo.update(patient("p1"))  # the source never sends the links: still no change
-    assert not resent.changed and resent.resource["meta"]["versionId"] == "1"
 
 
 def test_hooks_in_a_transaction_run_after_the_group_is_stored(repo: FhirRepository) -> None:

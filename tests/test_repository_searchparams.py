@@ -13,7 +13,7 @@ import pytest
 from conformance.searchparams.extract import extract
 from engine.repository.fhirpath import UnsupportedExpression, compile_expression, first_fields, parts_for_type
 from engine.repository.indexing import Indexer, date_range
-from engine.repository.searchparams import load, supported
+from engine.repository.searchparams import SearchParams, definitions, load, supported
 
 REQUIRED_TYPES = ["Patient", "Practitioner", "Organization", "Encounter", "ServiceRequest", "Specimen", "Observation",
                   "DiagnosticReport", "ImagingStudy", "DocumentReference", "Condition", "AllergyIntolerance",
@@ -115,7 +115,8 @@ def test_index_rows_and_date_precision() -> None:
     assert date_range("2024-03-01T08:00:00+08:00") == (1709251200.0, 1709251201.0)
     with pytest.raises(ValueError):
         date_range("2024-13-01x")
-    rows = Indexer(load(), "https://huren.example/fhir").rows({
+    with_text = SearchParams(definitions(), {"text": {"Observation": ["code"]}})
+    rows = Indexer(with_text, "https://huren.example/fhir").rows({
         "resourceType": "Observation", "id": "o1", "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "718-7", "display": "Hemoglobin"}]},
         "subject": {"reference": "https://huren.example/fhir/Patient/p1"},

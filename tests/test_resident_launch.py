@@ -17,12 +17,12 @@ import jwt
 import pytest
 from fastapi import Depends
 from fastapi.testclient import TestClient
-from stdnum.cn import ric
 
 from engine.api.app import create_app
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.engine import Engine
+from engine.identity.nationalid import check_character
 
 APP = "phr-app"
 REDIRECT = "https://phr.example/callback"
@@ -30,7 +30,7 @@ SCOPE = "launch/patient openid fhirUser offline_access patient/*.rs"
 
 
 def nid(base17: str) -> str:
-    return base17 + ric.calc_check_digit(base17 + "0")
+    return base17 + check_character(base17)
 
 
 ZHANG = nid("32092319900101123")  # male, born 1990-01-01, 阜宁县

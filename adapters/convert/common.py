@@ -5,11 +5,7 @@ institution's code map, and the Provenance of the message."""
 from __future__ import annotations
 
 import datetime as _dt
-from functools import lru_cache
 from typing import Any
-
-from stdnum.cn import ric
-from stdnum.exceptions import ValidationError
 
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
@@ -18,6 +14,8 @@ from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from engine.identity import nationalid
+from engine.identity.nationalid import NationalId
 from mappings.site import Site, urn_part
 
 Resource = dict[str, Any]
@@ -119,6 +117,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     identifiers: list[dict[str, Any]] = []
     mrn = ""
     national = ""
+    checked: NationalId | None = None
     reps = pid.reps(3) or pid.reps(2) or pid.reps(4)
     field_no = 3 if pid.reps(3) else (2 if pid.reps(2) else 4)
     for index, rep in enumerate(reps):
@@ -127,7 +126,8 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             continue
         kind = rep.comp(5).strip().upper()
         if kind in (national_type, "NNCHN"):
-            national = _check_national_id(value, pid, field_no, index, ctx)
+            checked = _check_national_id(value, pid, field_no, index, ctx)
+            national = checked.number
             identifiers.append(
                 {
                     "use": "official",
@@ -161,8 +161,8 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
             other = cx(rep, {}, ctx)
             if other:
                 identifiers.append(other)
-    if national:
-        _check_demographics(national, pid)
+    if checked is not None:
+        _check_demographics(checked, pid)
     key = mrn or (f"nid|{national}" if national else "")
     if not key:
         first = next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
@@ -174,75 +174,36 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     return key, identifiers
 
 
-def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx: Context) -> str:
-    """Length, format, ISO 7064 MOD 11-2 check character and birth date are errors (AE).
-
-    The birth-place code is only a warning: ``stdnum.cn.ric.validate`` rejects an area code that
-    did not exist in the birth year (阜宁县 320923 dates from 1983, so everyone born there before
-    1983 would be refused), yet IDs were issued with the code current at registration.
-    """
+def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx: Context) -> NationalId:
+    """An invalid resident ID (``engine.identity.nationalid`` decides) is an error (AE); an area
+    code unknown for the birth year is only a warning, as it is for the patient index."""
     where = f"PID-{field_no}" + (f" repetition {index + 1}" if index else "")
-    number, problem = _national_id_problem(value)
-    if problem:
+    try:
+        nid = nationalid.parse(value)
+    except nationalid.InvalidNationalId as exc:
         raise pid.error(
-            f"{where}: national resident ID {value!r} is invalid: {problem}",
+            f"{where}: national resident ID {value!r} is invalid: {exc.problem}",
             field_no,
             1,
             code=DATA_TYPE_ERROR,
-        )
-    if not _known_birth_place(number[:14]):
+        ) from None
+    if not nid.region_known:
         ctx.warn(
             pid.error(
-                f"{where}: national resident ID area code {number[:6]} is not a known "
-                "administrative division for the birth year",
+                f"{where}: national resident ID area code {nid.region} is not a known "
+                "administrative division for the birth year (the number is valid and is used)",
                 field_no,
                 1,
                 code=DATA_TYPE_ERROR,
             )
         )
-    return number
+    return nid
 
 
-@lru_cache(maxsize=4096)
-def _national_id_problem(value: str) -> tuple[str, str]:
-    """(compacted number, what is wrong with it or ''): a pure function of the ID, cached because
-    every message of a patient repeats it and stdnum's checks cost ~20 µs."""
-    number = ric.compact(value)
-    problem = ""
-    if len(number) != 18:
-        problem = f"it must be 18 characters, not {len(number)}"
-    elif not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
-        problem = "it must be 17 digits and a digit or X"
-    elif number[17] != ric.calc_check_digit(number):
-        problem = f"the check character (ISO 7064 MOD 11-2) should be {ric.calc_check_digit(number)}"
-    else:
-        try:
-            ric.get_birth_date(number)
-        except ValidationError:
-            problem = f"the birth date {number[6:14]} in it is not a date"
-    return number, problem
-
-
-@lru_cache(maxsize=4096)
-def _id_birth_date(number: str) -> _dt.date:
-    """Birth date in a resident ID that ``_national_id_problem`` accepted (cached like it)."""
-    return ric.get_birth_date(number)
-
-
-@lru_cache(maxsize=4096)
-def _known_birth_place(area_and_birth_date: str) -> bool:
-    """stdnum's area-code lookup is slow (≈0.3 ms); the same few areas and dates recur."""
-    try:
-        ric.get_birth_place(area_and_birth_date + "0000")
-    except ValidationError:
-        return False
-    return True
-
-
-def _check_demographics(number: str, pid: Segment) -> None:
+def _check_demographics(nid: NationalId, pid: Segment) -> None:
     """Birth date and sex encoded in the resident ID must agree with PID-7 and PID-8."""
     birth = pid.value(7)[:8]
-    id_birth = _id_birth_date(number)
+    id_birth = nid.birth_date
     if birth and birth != f"{id_birth.year:04d}{id_birth.month:02d}{id_birth.day:02d}"[: len(birth)]:
         raise pid.error(
             f"PID-7 birth date {birth} disagrees with the national resident ID (born {id_birth.isoformat()})",
@@ -251,13 +212,13 @@ def _check_demographics(number: str, pid: Segment) -> None:
             code=DATA_TYPE_ERROR,
         )
     sex = pid.value(8).strip().upper()
-    id_sex = "M" if int(number[16]) % 2 else "F"
+    id_sex = "M" if nid.gender == "male" else "F"
     if sex in ("1", "2"):
         sex = "M" if sex == "1" else "F"
     if sex in ("M", "F") and sex != id_sex:
         raise pid.error(
-            f"PID-8 sex {sex} disagrees with the national resident ID (sequence digit {number[16]} means "
-            f"{'male' if id_sex == 'M' else 'female'})",
+            f"PID-8 sex {sex} disagrees with the national resident ID (sequence digit {nid.number[16]} means "
+            f"{nid.gender})",
             8,
             1,
             code=DATA_TYPE_ERROR,

@@ -16,6 +16,7 @@ from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
+from engine.fhirjson import number
 from mappings.site import urn_part
 
 Rule = dict[str, Any]
@@ -53,13 +54,20 @@ def integer(rep: Repetition, rule: Rule, ctx: Context) -> int | None:
 
 
 def decimal(text: str) -> int | float:
-    """HL7 NM → JSON number (int when the sender wrote no decimal point)."""
+    """HL7 NM → JSON number with the sender's precision: ``1.50`` stays ``1.50`` (FHIR decimals
+    carry implicit precision). Only what FHIR's decimal grammar forbids is rewritten: a leading
+    ``+`` (``+1.50`` → ``1.50``), a bare or missing integer part (``.5`` → ``0.5``, ``1.`` → ``1``)
+    and leading zeros (``01.5`` → ``1.5``). An int when the sender wrote no decimal point."""
     text = text.strip()
-    if not _NUMBER.match(text):
+    m = _NUMBER.match(text)
+    if not m:
         raise ValueError(f"{text!r} is not a number")
-    if "." not in text:
-        return int(text)
-    return float(text)
+    sign = "-" if text.startswith("-") else ""
+    whole, _, fraction = m.group(1).partition(".")
+    whole = whole.lstrip("0") or "0"
+    if not fraction:
+        return int(sign + whole)
+    return number(f"{sign}{whole}.{fraction}")
 
 
 def yes_no(rep: Repetition, rule: Rule, ctx: Context) -> bool | None:

@@ -18,10 +18,10 @@ import uuid
 from datetime import date
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -41,7 +41,7 @@ _NS = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-3c6f2b1f0d11")
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(fhirjson.dumps(body), status_code=status, media_type="application/json")
 
 
 @router.get("/cds-services")
@@ -128,8 +128,8 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
         raise NotFound(f"no CDS service {service_id!r}")
     require_order_decision(caller)
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
+        body = fhirjson.loads(await request.body())
+    except fhirjson.DecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict) or body.get("hook") != hook or not isinstance(body.get("context"), dict):
         raise BadRequest(f"expected a '{hook}' hook request with a context")
@@ -178,8 +178,8 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
         raise NotFound(f"no CDS service {service_id!r}")
     require_order_decision(caller)
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
+        body = fhirjson.loads(await request.body())
+    except fhirjson.DecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:

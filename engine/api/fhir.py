@@ -20,12 +20,12 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from engine import fhirjson
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import get_repo
@@ -79,8 +79,8 @@ async def _body(request: Request) -> Any:
     if not raw:
         raise BadRequest("the request has no body")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return fhirjson.loads(raw)
+    except fhirjson.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from engine import fhirjson
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -29,8 +29,8 @@ MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 
 async def _parameters(request: Request) -> list[dict[str, Any]]:
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
+        body = fhirjson.loads(await request.body())
+    except fhirjson.DecodeError:
         raise BadRequest("the body is not JSON") from None
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise BadRequest("the body must be a Parameters resource", expression=["Parameters"])

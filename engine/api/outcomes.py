@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from engine import fhirjson
 from engine.errors import FhirError
 
 FHIR_JSON = "application/fhir+json"
 
 
 def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=FHIR_JSON)
+    return Response(fhirjson.dumps(body), status_code=status, headers=headers, media_type=FHIR_JSON)
 
 
 def outcome(severity: str, code: str, diagnostics: str, expression: list[str] | None = None) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from engine import fhirjson
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -37,8 +37,8 @@ router = APIRouter()
 
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
+        body = fhirjson.loads(await request.body())
+    except fhirjson.DecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict) or "resourceType" not in body:
         raise BadRequest("body must be a FHIR resource (ServiceRequest or Parameters)")

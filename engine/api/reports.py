@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -60,7 +60,7 @@ def duplicates(
                         headers={"Content-Disposition": 'attachment; filename="duplicates.csv"'})
     if fmt not in (None, "json", "application/json"):
         raise BadRequest("_format must be json or csv", expression=["_format"])
-    return Response(orjson.dumps(report), media_type="application/json")
+    return Response(fhirjson.dumps(report), media_type="application/json")
 
 
 @router.get("/reports/duplicates/{flag_id}")
@@ -89,7 +89,7 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})
-    return Response(orjson.dumps(evidence), media_type="application/json")
+    return Response(fhirjson.dumps(evidence), media_type="application/json")
 
 
 @router.post("/reports/duplicates/{flag_id}/review")
@@ -97,8 +97,8 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
     """Body: ``{"decision": "upheld" | "overturned", "reason": "..."}``."""
     require_auditor(caller, review=True)
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
+        body = fhirjson.loads(await request.body())
+    except fhirjson.DecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest('body must be {"decision": ..., "reason": ...}')
@@ -108,4 +108,4 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
     note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"decision": row["status"], "reason": row["reviews"][-1]["reason"]})
-    return Response(orjson.dumps(row), media_type="application/json")
+    return Response(fhirjson.dumps(row), media_type="application/json")

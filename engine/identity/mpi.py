@@ -15,7 +15,9 @@ brute-force a plain hash, and the person id derived from this key goes into toke
 The index is maintained by a repository write hook (``on_write``) so every Patient is linked at
 ingest, inside the same transaction as the write. The links are materialised into
 ``Patient.link`` (``seealso`` between records of one person; ``replaced-by``/``replaces`` after an
-operator merge) so any FHIR client sees them; links of other types sent by a source are kept.
+operator merge) so any FHIR client sees them. The index writes only those entries, as the writer
+``index`` of the merge rules (``mappings/merge.yaml``), which own them to it: every other element
+and link of the record (a client's ``seealso`` to a RelatedPerson) stays as its writer stated it.
 """
 
 from __future__ import annotations
@@ -35,19 +37,24 @@ from typing import Any, Protocol
 from engine.errors import BadRequest, Gone, NotFound
 from engine.identity import demographics as dm
 from engine.identity import nationalid
+from engine.merge_rules import INDEX
 from engine.repository.port import Store
 
-MANAGED = ("replaced-by", "replaces", "seealso")
-_in_materialise: contextvars.ContextVar[bool] = contextvars.ContextVar("mpi_materialise", default=False)
+# how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
+_in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
+_MAX_DEPTH = 4
 
 
 class Repository(Protocol):
     """The part of ``engine.repository.fhir.FhirRepository`` the MPI uses."""
 
     def read(self, type_: str, id_: str) -> dict[str, Any]: ...
-    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> Any: ...
+    def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = ...) -> Any: ...
     def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
     def add_write_hook(self, hook: Any) -> None: ...
+
+    @property
+    def merge(self) -> Any: ...  # engine.merge_rules.MergeRules
 
 
 KEY_FILE = "identity-hmac.key"
@@ -76,6 +83,12 @@ def _ref_id(link: dict[str, Any]) -> str | None:
     return ref.split("/", 1)[1] if ref.startswith("Patient/") else None
 
 
+def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What decides a record's managed links: its person and merges."""
+    doc = doc or {}
+    return doc.get("person"), doc.get("status"), doc.get("replaced_by"), tuple(sorted(doc.get("replaces", [])))
+
+
 def _warning(diagnostics: str) -> dict[str, Any]:
     return {"severity": "warning", "code": "business-rule", "diagnostics": diagnostics,
             "expression": ["Patient.identifier"]}
@@ -96,24 +109,6 @@ class IdentityService:
     def attach(self, repository: Repository) -> None:
         self.repository = repository
         repository.add_write_hook(self.on_write)
-        # Optional repository feature: a hook that adjusts a resource before the "unchanged?"
-        # comparison. With it, a source re-sending a Patient (which never carries the MPI's links)
-        # does not create a version without links followed by one with them.
-        add_prepare = getattr(repository, "add_prepare_hook", None)
-        if add_prepare is not None:
-            add_prepare(self.carry_links)
-
-    def carry_links(self, resource: dict[str, Any]) -> dict[str, Any]:
-        """The resource with the MPI-managed ``Patient.link`` entries the index currently implies."""
-        if resource.get("resourceType") != "Patient" or not isinstance(resource.get("id"), str):
-            return resource
-        if self.links.get(resource["id"]) is None:
-            return resource
-        want = self.desired_links(resource)
-        out = {k: v for k, v in resource.items() if k != "link"}
-        if want:
-            out["link"] = want
-        return out
 
     def nid_key(self, number: str) -> str:
         return hmac.new(self._key, number.encode(), hashlib.sha256).hexdigest()
@@ -253,8 +248,17 @@ class IdentityService:
         affected = {pid, *self.members(doc.get("person"))}
         if before:
             affected.update(self.members(before.get("person")))
-        if not _in_materialise.get():
-            self._materialise(affected, {pid: resource})
+        depth = _in_materialise.get()
+        if not depth:
+            # every record is read fresh: within one Bundle an earlier record's hook may already
+            # have rewritten this one's links (ADT A40: the survivor is linked first), so
+            # ``resource`` can be older than what is stored
+            self._materialise(affected, {})
+        elif depth < _MAX_DEPTH and _membership(before) != _membership(doc):
+            # the index, rewriting this record's links, met a version whose own hook has not run
+            # yet (a later record of the same Bundle) and learnt that it left or joined a person:
+            # the other records concerned need their links again
+            self._materialise(affected - {pid}, {})
         return issues
 
     def _classify(self, patient: dict[str, Any], before: dict[str, Any] | None) -> tuple[dict[str, Any], list]:
@@ -305,22 +309,26 @@ class IdentityService:
 
     # ---- Patient.link -------------------------------------------------------------------------
 
-    def desired_links(self, patient: dict[str, Any]) -> list[dict[str, Any]]:
-        pid = patient["id"]
-        doc = self.links.get(pid) or {}
-        kept = [lk for lk in patient.get("link", []) if lk.get("type") not in MANAGED]
+    def managed_links(self, patient_id: str) -> list[dict[str, Any]]:
+        """The ``Patient.link`` entries the index states for a record: ``seealso`` to the person's
+        other records, ``replaced-by``/``replaces`` for merges. Only these; every other link (a
+        client's ``seealso`` to a RelatedPerson, say) is the writer's, and the merge rules
+        (``mappings/merge.yaml``, Patient.link slices owned by ``index``) keep it."""
+        doc = self.links.get(patient_id) or {}
         managed = []
         if doc.get("replaced_by"):
             managed.append({"other": {"reference": f"Patient/{doc['replaced_by']}"}, "type": "replaced-by"})
         managed += [{"other": {"reference": f"Patient/{o}"}, "type": "replaces"} for o in sorted(doc.get("replaces", []))]
         managed += [{"other": {"reference": f"Patient/{o}"}, "type": "seealso"}
-                    for o in self.members(doc.get("person")) if o != pid]
-        return kept + managed
+                    for o in self.members(doc.get("person")) if o != patient_id]
+        return managed
 
     def _materialise(self, patient_ids: Iterable[str], current: dict[str, dict[str, Any]]) -> None:
+        """Write each record's managed links as the ``index`` writer: the merge rules replace the
+        index's own slices of ``Patient.link`` and keep everything else of the stored record."""
         if self.repository is None:
             return
-        token = _in_materialise.set(True)
+        token = _in_materialise.set(_in_materialise.get() + 1)
         try:
             for pid in sorted(patient_ids):
                 resource = current.get(pid)
@@ -329,13 +337,13 @@ class IdentityService:
                         resource = self.repository.read("Patient", pid)
                     except (NotFound, Gone):
                         continue
-                want = self.desired_links(resource)
-                if resource.get("link", []) == want:
-                    continue
-                updated = {k: v for k, v in resource.items() if k != "link"}
-                if want:
-                    updated["link"] = want
-                self.repository.update(updated)
+                stated = {k: v for k, v in resource.items() if k != "link"}
+                managed = self.managed_links(pid)
+                if managed:
+                    stated["link"] = managed
+                if self.repository.merge.combine(resource, stated, INDEX).resource == resource:
+                    continue  # nothing of the index's changed: no read-and-compare in the repository
+                self.repository.update(stated, source=INDEX)
         finally:
             _in_materialise.reset(token)
 

@@ -13,13 +13,12 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from stdnum.cn import ric
-
+# the person: the one national-ID rule (a Patient's first valid NNCHN number), re-exported for callers here
+from engine.identity.nationalid import patient_number as national_id
 from engine.recognition.coding import institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
 
-NATIONAL_ID_TYPE = "NNCHN"
 ORG_SYSTEM = "urn:huren:institution"
 RESULT_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy"})
 ORDER_TYPE = "ServiceRequest"
@@ -27,17 +26,6 @@ ORDER_TYPE = "ServiceRequest"
 VOID_STATUSES = frozenset({"cancelled", "entered-in-error"})
 
 Reader = Callable[[str, str], dict[str, Any] | None]
-
-
-def national_id(patient: dict[str, Any] | None) -> str | None:
-    """The Patient's valid national resident ID, or None (never guessed from anything else)."""
-    for ident in (patient or {}).get("identifier") or ():
-        codings = ((ident.get("type") or {}).get("coding")) or ()
-        if any(c.get("code") == NATIONAL_ID_TYPE for c in codings):
-            value = str(ident.get("value") or "").strip().upper()
-            if value and ric.is_valid(value):
-                return value
-    return None
 
 
 def local_day(value: str | None, tz: str) -> date | None:

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
-import orjson
-
+from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
+from engine.merge_rules import API, MergeRules
+from engine.merge_rules import shipped as shipped_merge_rules
 from engine.repository.indexing import Indexer, parse_reference
 from engine.repository.port import Store, StoredResource
 from engine.repository.query import Clause, Query, RefCond
@@ -171,7 +172,7 @@ def _body_of(rec: StoredResource | None) -> dict[str, Any] | None:
     """The stored resource as JSON, or None when absent or deleted."""
     if rec is None or rec.deleted:
         return None
-    return orjson.loads(rec.body)  # type: ignore[arg-type]
+    return fhirjson.loads(rec.body)  # type: ignore[arg-type]
 
 
 def _walk_references(node: Any, mapping: dict[str, str]) -> None:
@@ -197,16 +198,23 @@ class FhirRepository:
         validator: Validator | None = None,
         base_url: str = "",
         params: SearchParams | None = None,
+        merge: MergeRules | None = None,
     ) -> None:
         self.store = store
+        # how an incoming version combines with the stored one, per writer (mappings/merge.yaml)
+        self.merge = merge or shipped_merge_rules()
         self.backend = store.fhir
         self.validator = validator
         self.base_url = base_url.rstrip("/")
         self.params = params or load()
-        self.indexer = Indexer(self.params, self.base_url)
+        # a backend may answer some parameters from its own columns (SQLite: _lastUpdated)
+        self.indexer = Indexer(self.params, self.base_url,
+                               skip=getattr(self.backend, "unindexed", frozenset({"_id"})))
+        bind = getattr(self.backend, "bind", None)
+        if bind is not None:  # reference targets for the backend; migration of an older layout
+            bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
-        self._prepare_hooks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
@@ -261,12 +269,6 @@ class FhirRepository:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
 
-    def add_prepare_hook(self, hook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """``hook(resource) -> resource`` adjusts every resource about to be written, before the
-        "unchanged?" comparison and validation (the MPI carries its ``Patient.link``s this way, so a
-        re-sent Patient without them is not a change)."""
-        self._prepare_hooks.append(hook)
-
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
 
@@ -311,7 +313,7 @@ class FhirRepository:
         return rec
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
-        return orjson.loads(self.read_raw(rtype, rid).body)  # type: ignore[arg-type]
+        return fhirjson.loads(self.read_raw(rtype, rid).body)  # type: ignore[arg-type]
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         self._check(rtype, rid)
@@ -322,7 +324,7 @@ class FhirRepository:
             raise NotFound(f"{rtype}/{rid} has no version {vid}")
         if rec.deleted:
             raise Gone(f"version {vid} of {rtype}/{rid} is a deletion")
-        return orjson.loads(rec.body)  # type: ignore[arg-type]
+        return fhirjson.loads(rec.body)  # type: ignore[arg-type]
 
     def versions(self, rtype: str, rid: str) -> list[Version]:
         """Every version, newest first (deletions included, with ``resource`` None)."""
@@ -330,7 +332,7 @@ class FhirRepository:
         recs = self.backend.history(rtype, rid)
         if not recs:
             raise NotFound(f"{rtype}/{rid} is not known")
-        return [Version(r.version, r.updated, r.deleted, None if r.deleted else orjson.loads(r.body))  # type: ignore[arg-type]
+        return [Version(r.version, r.updated, r.deleted, None if r.deleted else fhirjson.loads(r.body))  # type: ignore[arg-type]
                 for r in recs]
 
     def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
@@ -352,19 +354,22 @@ class FhirRepository:
         *,
         skip_unchanged: bool = True,
         validate: bool = True,
+        source: str = API,
     ) -> WriteResult:
-        """Validate, version, index and store one resource, then run the write hooks."""
+        """Combine with the stored version (merge rules, per writer ``source``), validate, version,
+        index and store one resource, then run the write hooks."""
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
             reads.clear()
-        for prepare in self._prepare_hooks:
-            resource = prepare(resource)
         rtype, rid = resource["resourceType"], resource["id"]
         previous = None
         if existing is not None and not existing.deleted:
-            previous = orjson.loads(existing.body)  # type: ignore[arg-type]
-            if skip_unchanged and _content(previous) == _content(resource):
-                return WriteResult(previous, created=False, changed=False)
+            previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
+        # what this writer may change of the stored version: the merge rules (engine.merge_rules)
+        combined = self.merge.combine(previous, resource, source)
+        resource = combined.resource
+        if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
+            return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
@@ -374,8 +379,8 @@ class FhirRepository:
         stored = {"resourceType": rtype, "id": rid, "meta": meta}
         stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
         rows = self.indexer.rows(stored)
-        rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, orjson.dumps(stored))
-        issues: list[dict[str, Any]] = []
+        rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, fhirjson.dumps(stored))
+        issues: list[dict[str, Any]] = combined.issues
         pending = getattr(self._local, "pending", None)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
@@ -426,9 +431,11 @@ class FhirRepository:
         return found.resources[0] if found.resources else None
 
     def update(
-        self, resource: dict[str, Any], *, if_match: str | None = None, access: Access | None = None
+        self, resource: dict[str, Any], *, if_match: str | None = None, source: str = API,
+        access: Access | None = None,
     ) -> WriteResult:
-        """Upsert at ``resource.id``. Unchanged content makes no new version."""
+        """Upsert at ``resource.id``. Unchanged content makes no new version. ``source`` names the
+        writer for the merge rules (a FHIR client unless an internal writer says otherwise)."""
         resource = self._prepare(resource)
         rtype, rid = resource["resourceType"], resource.get("id")
         if not isinstance(rid, str):
@@ -445,7 +452,7 @@ class FhirRepository:
                 if existing.version != wanted:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
-            return self._store(resource, existing)
+            return self._store(resource, existing, source=source)
 
     def conditional_update(
         self, rtype: str, query: str, resource: dict[str, Any], *, access: Access | None = None
@@ -482,7 +489,7 @@ class FhirRepository:
             return rec.version
 
     def write_many(
-        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = ()
+        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API
     ) -> list[WriteResult]:
         """Upsert many resources in one transaction (group commit); unchanged ones get no new version.
 
@@ -511,9 +518,9 @@ class FhirRepository:
                         current[key] = rec
                 existing = current.get(key)
                 if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
-                    results.append(WriteResult(orjson.loads(existing.body), created=False, changed=False))
+                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False))
                     continue
-                result = self._store(r, existing, validate=False)
+                result = self._store(r, existing, validate=False, source=source)
                 if result.changed:
                     written.add(key)
                 results.append(result)
@@ -539,7 +546,7 @@ class FhirRepository:
             if comp is None:
                 return [r.id for r in recs]
             return [r.id for r in recs  # the inner query was narrowed to the compartment
-                    if access is not None and access.admit(orjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
+                    if access is not None and access.admit(fhirjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
 
         return resolve
 
@@ -583,7 +590,7 @@ class FhirRepository:
         recs = self.backend.search(q)
         has_next = len(recs) > parsed.count
         recs = recs[: parsed.count]
-        matches = [orjson.loads(r.body) for r in recs]  # type: ignore[arg-type]
+        matches = [fhirjson.loads(r.body) for r in recs]  # type: ignore[arg-type]
         total: int | None
         if parsed.total == "none":
             total = None
@@ -616,14 +623,14 @@ class FhirRepository:
             scanned += len(recs)
             for rec in recs:
                 if parsed.offset <= seen < want and not parsed.summary_count:
-                    shown = access.admit(orjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
+                    shown = access.admit(fhirjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
                     if shown is not None:
                         page.append(shown)
                         seen += 1
                     continue
                 verdict = access.counts(rec)
                 if verdict is None:
-                    verdict = access.admit(orjson.loads(rec.body), inside=True, raw=rec.body) is not None  # type: ignore[arg-type]
+                    verdict = access.admit(fhirjson.loads(rec.body), inside=True, raw=rec.body) is not None  # type: ignore[arg-type]
                 seen += verdict
             if len(recs) < limit:
                 complete = True
@@ -670,7 +677,7 @@ class FhirRepository:
         out: list[dict[str, Any]] = []
         for rec in self.backend.current_many(wanted[:INCLUDE_LIMIT]).values():
             if not rec.deleted:
-                out.append(orjson.loads(rec.body))  # type: ignore[arg-type]
+                out.append(fhirjson.loads(rec.body))  # type: ignore[arg-type]
         for src, param, target in parsed.revincludes:
             refs = [RefCond(param, r["resourceType"], r["id"]) for r in matches
                     if target is None or r["resourceType"] == target]
@@ -680,7 +687,7 @@ class FhirRepository:
             for rec in self.backend.search(query):
                 if (rec.type, rec.id) not in seen:
                     seen.add((rec.type, rec.id))
-                    out.append(orjson.loads(rec.body))  # type: ignore[arg-type]
+                    out.append(fhirjson.loads(rec.body))  # type: ignore[arg-type]
         if access is not None:  # an included resource is read like any other: scope, compartment, content
             return [seen for r in out if (seen := access.admit(r)) is not None]
         if compartment is not None:
@@ -861,7 +868,7 @@ class FhirRepository:
             resource = entry.get("resource")
             if not isinstance(resource, dict) or resource.get("resourceType") != parts[0]:
                 raise BadRequest(f"{where}: the resource must be a {parts[0]}", expression=[f"{where}.resource"])
-            resource = orjson.loads(orjson.dumps(resource))  # own copy: references get rewritten
+            resource = fhirjson.loads(fhirjson.dumps(resource))  # own copy: references get rewritten
             plan["resource"] = resource
             if method == "POST":
                 match = None

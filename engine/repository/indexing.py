@@ -106,6 +106,11 @@ def parse_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
+def _bookkeeping_only(meta: Any) -> bool:
+    """``meta`` holds only the version bookkeeping every stored resource has."""
+    return isinstance(meta, dict) and meta.keys() <= {"versionId", "lastUpdated"}
+
+
 @lru_cache(maxsize=4096)
 def _choice_stem(key: str) -> str | None:
     """``effective`` for ``effectiveDateTime``; None when ``key`` is not a choice element's."""
@@ -116,30 +121,58 @@ def _choice_stem(key: str) -> str | None:
 class Indexer:
     """Computes ``IndexRows`` for resources from the search parameter data."""
 
-    def __init__(self, params: SearchParams, base_url: str = "") -> None:
+    def __init__(self, params: SearchParams, base_url: str = "", *, skip: frozenset[str] = frozenset({"_id"})) -> None:
+        """``skip``: parameters the backend answers from its own columns (``_id`` always)."""
         self.params = params
         self.base_url = base_url.rstrip("/")
+        self.skip = skip | {"_id"}
         self._plans: dict[str, list[tuple[str, Any, Any, frozenset[str] | None]]] = {}
+        self._triggers: dict[str, tuple[list[Any], tuple[int, ...], dict[str, tuple[int, ...]]]] = {}
 
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
         if plan is None:
-            plan = [(p.code, getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
-                    for p in self.params.for_type(rtype).values() if p.code != "_id"]
+            plan = [(p.code, self._token_text if p.type == "token" and self.params.text_enabled(rtype, p.code)
+                     else getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
+                    for p in self.params.for_type(rtype).values() if p.code not in self.skip]
             self._plans[rtype] = plan
         return plan
+
+    def _trigger(self, rtype: str) -> tuple[list[Any], tuple[int, ...], dict[str, tuple[int, ...]]]:
+        """The plan, the entries always evaluated, and for each first element the entries it
+        triggers: a resource's own keys pick the few parameters worth evaluating (an Observation
+        has a dozen keys and some thirty parameters)."""
+        trig = self._triggers.get(rtype)
+        if trig is None:
+            plan = self._plan(rtype)
+            always: list[int] = []
+            by_key: dict[str, list[int]] = {}
+            for i, (_code, _index, _evaluate, roots) in enumerate(plan):
+                if roots is None:
+                    always.append(i)
+                else:
+                    for root in roots:
+                        by_key.setdefault(root, []).append(i)
+            trig = plan, tuple(always), {k: tuple(v) for k, v in by_key.items()}
+            self._triggers[rtype] = trig
+        return trig
 
     def rows(self, resource: dict[str, Any]) -> IndexRows:
         rtype = resource["resourceType"]
         rows = IndexRows()
-        present = set(resource)
-        for key in resource:  # choice elements: effectiveDateTime is there for "effective"
-            stem = _choice_stem(key)
-            if stem is not None:
-                present.add(stem)
-        for code, index, evaluate, roots in self._plan(rtype):
-            if roots is not None and present.isdisjoint(roots):
-                continue
+        plan, always, by_key = self._trigger(rtype)
+        chosen = set(always)
+        for key in resource:
+            hit = by_key.get(key)
+            if hit is not None:
+                if key == "meta" and _bookkeeping_only(resource["meta"]):
+                    hit = tuple(i for i in hit if plan[i][0] == "_lastUpdated")  # no tag, profile, ...
+                chosen.update(hit)
+            stem = _choice_stem(key)  # choice elements: effectiveDateTime is there for "effective"
+            if stem is not None and (hit := by_key.get(stem)) is not None:
+                chosen.update(hit)
+        for i in sorted(chosen):  # plan order: the rows come out as a full evaluation gives them
+            code, index, evaluate, _roots = plan[i]
             values = evaluate(resource)
             if values:
                 index(rows, code, values)
@@ -156,7 +189,11 @@ class Indexer:
         return self.rows(resource).compartments
 
     # -- one method per search parameter type ------------------------------------------------
-    def _token(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+    def _token_text(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        """A token parameter enabled for ``:text``: its displays and text as string rows too."""
+        self._token(rows, code, values, text=True)
+
+    def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False) -> None:
         out = rows.tokens
         texts: list[str] = []
         for v in values:
@@ -189,8 +226,9 @@ class Indexer:
             first = next((t for t in out if t[0] == code), None)
             if first:
                 rows.sort[code] = first[2]
-        for text in texts:
-            rows.strings.append((code + ":text", normalise(text), text))
+        if text:
+            for display in texts:
+                rows.strings.append((code + ":text", normalise(display), display))
 
     def _reference(self, rows: IndexRows, code: str, values: list[Any]) -> None:
         for v in values:

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 import yaml
 
+from engine import fhirjson
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
@@ -194,7 +194,7 @@ class ScopedRepository:
                 rec = found.get(key)
                 # a record that is gone cannot be told apart: not shown. A shared one (an Organization)
                 # names no patient and may appear.
-                self._foreign[key] = rec is None or rec.deleted or self._names_other(orjson.loads(rec.body))  # type: ignore[arg-type]
+                self._foreign[key] = rec is None or rec.deleted or self._names_other(fhirjson.loads(rec.body))  # type: ignore[arg-type]
         return not any(self._foreign[t] for t in wanted)
 
     def _clean_bytes(self, raw: bytes) -> bool:
@@ -262,11 +262,11 @@ class ScopedRepository:
             if self.confined:
                 raise self.unknown(rtype) from None
             raise
-        resource = orjson.loads(rec.body)  # type: ignore[arg-type]
+        resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
         seen = self.admit(resource, raw=rec.body)  # type: ignore[arg-type]
         if seen is None:
             raise self.unknown(rtype)
-        return rec, seen, rec.body if seen is resource else orjson.dumps(seen)  # type: ignore[return-value]
+        return rec, seen, rec.body if seen is resource else fhirjson.dumps(seen)  # type: ignore[return-value]
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
         return self.read_raw(rtype, rid)[1]

@@ -217,6 +217,10 @@ class SearchParser:
         code = param.code
         if kind == "token":
             if modifier == "text":
+                if not self.params.text_enabled(rtype, code):
+                    raise BadRequest(f"the :text modifier is not enabled for {rtype}.{code} on this server "
+                                     "(the deployment's search parameter list)", expression=[key],
+                                     code="not-supported")
                 return StringCond(code + ":text", normalise(_unescape(value)), "start"), "eq"
             return self._token(code, value), "eq"
         if kind == "reference":
@@ -261,6 +265,8 @@ class SearchParser:
         if len(parts) != 2:
             raise BadRequest(f"'{value}' is not a token (code, system|code, |code or system|)", expression=[code])
         system, c = parts
+        if not system and not c:
+            raise BadRequest(f"'{value}' names neither a system nor a code", expression=[code])
         return TokenCond(code, system, c or None)
 
     def _reference(self, code: str, rtype: str | None, value: str, key: str) -> RefCond:

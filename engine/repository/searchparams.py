@@ -3,6 +3,8 @@
 That file is extracted from the official R4 SearchParameter resources by
 ``conformance/searchparams/extract.py``; here it is loaded once per process (immutable) and each
 parameter's FHIRPath expression is compiled into a function the indexer calls on every write.
+``conformance/searchparams/enabled.yaml`` says which of them the deployment indexes and answers
+(and which token parameters get ``:text`` rows): an index no query uses is never written.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import yaml
+
 from engine.repository.fhirpath import Evaluator, compile_expression
 
 DATA = "searchparams.json"
+ENABLED = "enabled.yaml"
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,29 @@ class SearchParam:
 class SearchParams:
     """Every supported parameter per resource type, and the Patient compartment definition."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], enabled: dict[str, Any] | None = None) -> None:
+        """``enabled``: the deployment's choice (the shape of ``enabled.yaml``); None enables
+        every parameter, without ``:text`` rows."""
+        enabled = enabled or {}
+        _check_deployment(data, enabled)
+        choose = enabled.get("enabled") or {"*": "*"}
+        disabled = {t: set(codes or ()) for t, codes in (enabled.get("disabled") or {}).items()}
+
+        def keep(rtype: str, code: str) -> bool:
+            wanted = choose.get(rtype, choose.get("*", "*"))
+            if code in ("_id", "_lastUpdated"):  # answered from the resource row: always there
+                return True
+            return (wanted == "*" or code in wanted) and code not in disabled.get(rtype, ())
+
         common = {code: self._param(code, d, "Resource") for code, d in data["common"].items()}
         self._by_type: dict[str, dict[str, SearchParam]] = {}
         for rtype, params in data["types"].items():
-            merged = dict(common)
-            merged.update({code: self._param(code, d, rtype) for code, d in params.items()})
+            merged = {code: p for code, p in common.items() if keep(rtype, code)}
+            merged.update({code: self._param(code, d, rtype) for code, d in params.items() if keep(rtype, code)})
             self._by_type[rtype] = merged
-        self._common = common
+        self._common = {code: p for code, p in common.items() if keep("*", code)}
+        self.text: frozenset[tuple[str, str]] = frozenset(
+            (rtype, code) for rtype, codes in (enabled.get("text") or {}).items() for code in codes or ())
         self.resource_types: frozenset[str] = frozenset(data.get("resource_types") or self._by_type)
         self.compartment: dict[str, tuple[str, ...]] = {
             t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
@@ -77,11 +97,44 @@ class SearchParams:
     def compartment_params(self, resource_type: str) -> tuple[str, ...]:
         return self.compartment.get(resource_type, ())
 
+    def text_enabled(self, resource_type: str, code: str) -> bool:
+        """Are the displays and text of this token parameter indexed for ``:text``?"""
+        return (resource_type, code) in self.text
+
+
+def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:
+    """A type or parameter the list names must exist (a typo would silently index nothing),
+    and ``text`` names token parameters only."""
+    for section in ("enabled", "disabled", "text"):
+        for rtype, codes in (enabled.get(section) or {}).items():
+            if rtype == "*" and section == "enabled":
+                continue
+            if rtype not in data["types"]:
+                raise ValueError(f"search parameter list, {section}: {rtype!r} is not a supported resource type")
+            if codes == "*" and section == "enabled":
+                continue
+            defs = {**data["common"], **data["types"][rtype]}
+            for code in codes or ():
+                if code not in defs:
+                    raise ValueError(f"search parameter list, {section}: {rtype} has no parameter {code!r}")
+                if section == "text" and defs[code]["type"] != "token":
+                    raise ValueError(f"search parameter list, text: {rtype}.{code} is not a token parameter")
+
+
+def definitions() -> dict[str, Any]:
+    text = resources.files("conformance.searchparams").joinpath(DATA).read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def deployment() -> dict[str, Any]:
+    text = resources.files("conformance.searchparams").joinpath(ENABLED).read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
 
 @functools.cache
 def load() -> SearchParams:
-    text = resources.files("conformance.searchparams").joinpath(DATA).read_text(encoding="utf-8")
-    return SearchParams(json.loads(text))
+    """The R4 parameters as this deployment enables them (``enabled.yaml``)."""
+    return SearchParams(definitions(), deployment())
 
 
 def supported() -> dict[str, list[dict[str, Any]]]:

@@ -1,29 +1,50 @@
-"""FHIR storage on SQLite: current versions, history, and one index table per parameter type.
+"""FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (created at start, idempotently):
+Tables (storage layout 2, ``PRAGMA user_version``; created at start, idempotently):
 
-* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys)`` — the current
-  version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value of each
-  parameter (JSON) for ``_sort``.
-* ``fhir_history(type, id, version, ...)`` — every version, for vread and ``_history``.
-* ``ix_token``, ``ix_ref``, ``ix_date``, ``ix_string``, ``ix_quantity``, ``ix_uri``, ``ix_comp`` —
-  index rows, each table clustered on ``(rid, param, ...)`` (``WITHOUT ROWID``: the table is
-  itself the index the correlated checks and deletes use) with one lookup index led by
-  ``(type, param, value)``, so the identifier and subject/code hot paths are single range scans.
+* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys)`` — the
+  current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value
+  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the resource's ``ix_hash``
+  keys (packed int64), so an update deletes exactly its old rows without a second B-tree.
+* ``fhir_history(type, id, version, ...)`` — the superseded versions only: a first version is
+  written once (vread and ``_history`` read the current row for the current version), and the
+  current row is copied here when a later version replaces it.
+* ``ix_hash(h, rid)`` — equality indexes as one 64-bit hash per row, in one B-tree (``WITHOUT
+  ROWID`` primary key ``(h, rid)``), the way HAPI FHIR's JPA server hashes (type, parameter,
+  system, value) into ``HASH_SYS_AND_VALUE``: tokens (``system|code`` plus the "any system" and
+  "any code" forms), references (``Type/id``; a bare id expands to the parameter's target
+  types at query time), URIs and Patient compartment membership. A lookup is one range scan, a
+  correlated check one primary-key probe.
+* ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
+  ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
+  deletes, with one lookup index ``(hp, value)`` each.
+
+``_lastUpdated`` is answered from ``fhir_resource.updated`` (index ``(type, updated)``), not
+from index rows. 64-bit hashes of distinct keys collide with probability ~n²/2⁶⁵: negligible at
+the sizes one node holds (HAPI FHIR relies on the same).
 
 A query starts from its most selective clause (``query.selectivity``), forced with
 ``CROSS JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
-clauses with ``EXISTS`` probes on the ``rid`` indexes.
+clauses with ``EXISTS`` probes on the ``rid``-keyed tables.
+
+A data directory written by the earlier layout (wide ``ix_*`` rows, every version in
+``fhir_history``) is migrated when the repository binds to the store: the index is rebuilt from
+the stored bodies and the history copies of current versions are dropped, in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import logging
+import struct
+import time
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from engine.repository.indexing import IndexRows
+from engine.repository.indexing import IndexRows, normalise
 from engine.repository.port import StoredResource
 from engine.repository.query import (
     Clause,
@@ -41,159 +62,219 @@ from engine.repository.query import (
 )
 
 if TYPE_CHECKING:
+    from engine.repository.indexing import Indexer
+    from engine.repository.searchparams import SearchParams
     from engine.repository.sqlite_store import SqliteStore
+
+log = logging.getLogger("huren.repository")
+
+LAYOUT = 2  # PRAGMA user_version of the layout below
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
     rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, UNIQUE (type, id));
-CREATE INDEX IF NOT EXISTS fhir_resource_type ON fhir_resource (type);
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, UNIQUE (type, id));
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
     deleted INTEGER NOT NULL, body BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
-CREATE TABLE IF NOT EXISTS ix_token (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, param, code, system)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_token_lookup ON ix_token (type, param, code, system);
-CREATE TABLE IF NOT EXISTS ix_ref (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    rtype TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (rid, param, ref, rtype)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_ref_lookup ON ix_ref (type, param, ref, rtype);
-CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    lo REAL NOT NULL, hi REAL NOT NULL, PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (type, param, lo);
-CREATE TABLE IF NOT EXISTS ix_string (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    norm TEXT NOT NULL, raw TEXT NOT NULL, PRIMARY KEY (rid, param, norm, raw)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (type, param, norm);
-CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
-    PRIMARY KEY (rid, param, value, system, code)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (type, param, value);
-CREATE TABLE IF NOT EXISTS ix_uri (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
-    uri TEXT NOT NULL, PRIMARY KEY (rid, param, uri)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_uri_lookup ON ix_uri (type, param, uri);
-CREATE TABLE IF NOT EXISTS ix_comp (rid INTEGER NOT NULL, pid TEXT NOT NULL, PRIMARY KEY (rid, pid)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_comp_lookup ON ix_comp (pid);
+CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (h, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (hp, lo);
+CREATE TABLE IF NOT EXISTS ix_string (rid INTEGER NOT NULL, hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL,
+    PRIMARY KEY (rid, hp, norm, raw)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (hp, norm);
+CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
+    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
 """
 
-_INDEX_TABLES = ("ix_token", "ix_ref", "ix_date", "ix_string", "ix_quantity", "ix_uri", "ix_comp")
-_KIND_TABLE = {"token": "ix_token", "reference": "ix_ref", "date": "ix_date", "string": "ix_string",
-               "quantity": "ix_quantity", "uri": "ix_uri"}
+# the tables and indexes of layout 1, dropped by the migration (their rows are rebuilt)
+_LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_token", "DROP TABLE IF EXISTS ix_ref",
+           "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
+           "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
+_RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
+_HIST = "NULL, type, id, version, updated, deleted, body"
+ANY = "\x00"  # "any system" / "any code": never part of a stored value
+_SEP = "\x1f"
+UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
 
 
-def _cond(cond: Cond, a: str) -> tuple[str, str, list[Any]]:
-    """(index table, WHERE over alias ``a`` without the type/rid part, parameters)."""
-    if isinstance(cond, TokenCond):
-        sql, params = f"{a}.param = ?", [cond.param]
-        if cond.code is not None:
-            sql += f" AND {a}.code = ?"
-            params.append(cond.code)
-        if cond.system is not None:
-            sql += f" AND {a}.system = ?"
-            params.append(cond.system)
-        return "ix_token", sql, params
-    if isinstance(cond, RefCond):
-        sql, params = f"{a}.param = ? AND {a}.ref = ?", [cond.param, cond.rid]
-        if cond.rtype is not None:
-            sql += f" AND {a}.rtype = ?"
-            params.append(cond.rtype)
-        return "ix_ref", sql, params
-    if isinstance(cond, DateCond):
-        lo, hi = cond.lo, cond.hi
-        expr = {
-            "eq": (f"{a}.lo >= ? AND {a}.hi <= ?", [lo, hi]),
-            "gt": (f"{a}.hi > ?", [hi]),
-            "lt": (f"{a}.lo < ?", [lo]),
-            "ge": (f"({a}.lo >= ? OR {a}.hi > ?)", [lo, hi]),
-            "le": (f"({a}.lo < ? OR {a}.hi <= ?)", [lo, hi]),
-            "sa": (f"{a}.lo >= ?", [hi]),
-            "eb": (f"{a}.hi <= ?", [lo]),
-        }[cond.prefix]
-        return "ix_date", f"{a}.param = ? AND " + expr[0], [cond.param, *expr[1]]
-    if isinstance(cond, StringCond):
-        if cond.mode == "exact":
-            return "ix_string", f"{a}.param = ? AND {a}.raw = ?", [cond.param, cond.value]
-        if cond.mode == "contains":
-            return "ix_string", f"{a}.param = ? AND instr({a}.norm, ?) > 0", [cond.param, cond.value]
-        return "ix_string", f"{a}.param = ? AND {a}.norm >= ? AND {a}.norm < ?", [
-            cond.param, cond.value, cond.value + "\U0010ffff"]
-    if isinstance(cond, QuantityCond):
-        expr = {
-            "eq": (f"{a}.value >= ? AND {a}.value < ?", [cond.lo, cond.hi]),
-            "gt": (f"{a}.value > ?", [cond.lo]), "sa": (f"{a}.value > ?", [cond.lo]),
-            "lt": (f"{a}.value < ?", [cond.lo]), "eb": (f"{a}.value < ?", [cond.lo]),
-            "ge": (f"{a}.value >= ?", [cond.lo]), "le": (f"{a}.value <= ?", [cond.lo]),
-        }[cond.prefix]
-        sql, params = f"{a}.param = ? AND " + expr[0], [cond.param, *expr[1]]
-        if cond.system is not None:
-            sql += f" AND {a}.system = ?"
-            params.append(cond.system)
-        if cond.code is not None:
-            sql += f" AND {a}.code = ?"
-            params.append(cond.code)
-        return "ix_quantity", sql, params
-    if isinstance(cond, UriCond):
-        return "ix_uri", f"{a}.param = ? AND {a}.uri = ?", [cond.param, cond.uri]
-    if isinstance(cond, ExistsCond):
-        return _KIND_TABLE[cond.kind], f"{a}.param = ?", [cond.param]
-    raise TypeError(cond)
+class LayoutError(RuntimeError):
+    """The database was written by a layout this code cannot read."""
 
 
-def _driver(clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
-    """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
-    parts, params = [], []
-    for cond in clause.alternatives:
-        if isinstance(cond, IdCond):
-            sql = f"SELECT rid FROM fhir_resource WHERE id IN ({','.join('?' * len(cond.ids))})"
-            p: list[Any] = list(cond.ids)
-            if rtype:
-                sql += " AND type = ?"
-                p.append(rtype)
-        else:
-            table, where, p = _cond(cond, "x")
-            sql = f"SELECT x.rid FROM {table} x WHERE "
-            if rtype:
-                sql += "x.type = ? AND "
-                p = [rtype, *p]
-            sql += where
-        parts.append(sql)
-        params.extend(p)
-    if len(parts) == 1:
-        return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
-    return " UNION ".join(parts), params
+@lru_cache(maxsize=1 << 17)
+def h64(key: str) -> int:
+    """A stable signed 64-bit hash (BLAKE2b): SQLite's INTEGER, the same in every process.
+
+    Cached: the keys of a lab feed repeat (its codes, systems, patients and organisations).
+    """
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little", signed=True)
 
 
-def _filter(clause: Clause) -> tuple[str, list[Any]]:
-    alts, params = [], []
-    for cond in clause.alternatives:
-        if isinstance(cond, IdCond):
-            alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
-            params.extend(cond.ids)
-        else:
-            table, where, p = _cond(cond, "x")
-            alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
-            params.extend(p)
-    sql = "(" + " OR ".join(alts) + ")" if alts else "0"
-    return ("NOT " + sql if clause.negate else sql), params
+def token_hash(rtype: str, param: str, system: str, code: str) -> int:
+    return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{system}{_SEP}{code}")
 
 
-def _sort_sql(param: str, desc: bool) -> str:
-    direction = "DESC" if desc else "ASC"
-    if param == "_id":
-        return f"r.id {direction}"
-    if param == "_lastUpdated":
-        return f"r.updated {direction}"
+def ref_hash(rtype: str, param: str, target_type: str, target: str) -> int:
+    return h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{target_type}{_SEP}{target}")
+
+
+def uri_hash(rtype: str, param: str, uri: str) -> int:
+    return h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{uri}")
+
+
+def compartment_hash(patient_id: str) -> int:
+    return h64(f"c{_SEP}Patient{_SEP}{patient_id}")
+
+
+def param_hash(rtype: str, param: str) -> int:
+    return h64(f"p{_SEP}{rtype}{_SEP}{param}")
+
+
+def hash_keys(rtype: str, rows: IndexRows) -> set[int]:
+    """The ``ix_hash`` keys of one resource: each token under ``system|code``, ``*|code`` and
+    ``system|*``, each reference, URI and compartment once."""
+    keys: set[int] = set()
+    add = keys.add
+    for p, s, c in rows.tokens:
+        add(token_hash(rtype, p, s, c))
+        if s:
+            add(token_hash(rtype, p, ANY, c))
+            add(token_hash(rtype, p, s, ANY))
+    for p, rt, target in rows.refs:
+        add(ref_hash(rtype, p, rt, target))
+    for p, uri in rows.uris:
+        add(uri_hash(rtype, p, uri))
+    for pid in rows.compartments:
+        add(compartment_hash(pid))
+    return keys
+
+
+def _pack(keys: Iterable[int]) -> bytes:
+    keys = list(keys)
+    return struct.pack(f"<{len(keys)}q", *keys)
+
+
+def _unpack(blob: bytes | None) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(blob) // 8}q", blob) if blob else ()
+
+
+# -- _lastUpdated on fhir_resource.updated ("YYYY-MM-DDTHH:MM:SS.mmmZ", one millisecond wide) --------
+_MIN_MS = -62135596800000  # 0001-01-01T00:00:00Z
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+def _ms_floor(seconds: float) -> int:
+    return round(seconds * 1_000_000) // 1000
+
+
+def _ms_ceil(seconds: float) -> int:
+    return -(-round(seconds * 1_000_000) // 1000)
+
+
+def _instant(ms: int) -> str:
+    """``updated`` text of the instant ``ms``; beyond years 1000..9999 a bound below/above all."""
+    if ms < -30610224000000:  # before 1000-01-01: strftime would not pad the year
+        return ""
+    if ms > _MAX_MS:
+        return "~"
+    sec, milli = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)) + f"{milli:03d}Z"
+
+
+def _updated_sql(cond: DateCond, col: str) -> tuple[str, list[Any]]:
+    """A ``_lastUpdated`` comparison on the text column ``col`` (its stored range is [T, T+1 ms))."""
+    lo_c, hi_f = _ms_ceil(cond.lo), _ms_floor(cond.hi)
+    if cond.prefix == "eq":
+        return f"{col} >= ? AND {col} <= ?", [_instant(lo_c), _instant(hi_f - 1)]
+    bound, op = {
+        "gt": (hi_f, ">="), "sa": (_ms_ceil(cond.hi), ">="), "ge": (min(lo_c, hi_f), ">="),
+        "lt": (lo_c, "<"), "eb": (_ms_floor(cond.lo), "<"), "le": (max(lo_c, hi_f), "<"),
+    }[cond.prefix]
+    return f"{col} {op} ?", [_instant(bound)]
+
+
+def _json_key(param: str) -> str:
     safe = param.replace('"', "").replace("'", "")
-    return f"json_extract(r.sortkeys, '$.\"{safe}\"') {direction}"
+    return f"'$.\"{safe}\"'"
 
 
 class SqliteFhirBackend:
+    unindexed = UNINDEXED
+
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
+        self._params: SearchParams | None = None
         with store.lock:
-            store.conn.executescript(SCHEMA)
+            conn = store.conn
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ix_token'").fetchone() is not None
+            if version > LAYOUT:
+                raise LayoutError(f"{store.path}: FHIR storage layout {version} was written by a newer huren "
+                                  f"(this one reads layout {LAYOUT}); refusing to open it")
+            self.legacy = version < LAYOUT and old
+            if not self.legacy:
+                conn.executescript(SCHEMA)
+                if version != LAYOUT:
+                    conn.execute(f"PRAGMA user_version = {LAYOUT}")
 
+    # -- binding to the repository (search parameters; migration of an older layout) ----------
+    def bind(self, params: SearchParams, indexer: Indexer) -> None:
+        """Called by the repository: reference targets for bare-id searches, and the indexer
+        that rebuilds the index of a data directory written by the earlier layout."""
+        self._params = params
+        if self.legacy:
+            self._migrate(indexer)
+
+    def _migrate(self, indexer: Indexer) -> None:
+        store = self.store
+        log.warning("%s: migrating the FHIR storage to layout %d (index rebuilt from the stored resources; "
+                    "one transaction, a large store takes a while)", store.path, LAYOUT)
+        with store.transaction(), store.lock:
+            conn = store.conn
+            cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
+            if "hkeys" not in cols:
+                conn.execute("ALTER TABLE fhir_resource ADD COLUMN hkeys BLOB")
+            for sql in _LEGACY:
+                conn.execute(sql)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            # history keeps the superseded versions only: the current one is the fhir_resource row
+            conn.execute("DELETE FROM fhir_history WHERE EXISTS (SELECT 1 FROM fhir_resource r WHERE "
+                         "r.type = fhir_history.type AND r.id = fhir_history.id AND r.version = fhir_history.version)")
+            last = 0
+            while True:
+                batch = conn.execute("SELECT rid, type, body FROM fhir_resource WHERE rid > ? AND deleted = 0 "
+                                     "ORDER BY rid LIMIT 500", (last,)).fetchall()
+                if not batch:
+                    break
+                last = batch[-1][0]
+                updates: list[tuple[Any, ...]] = []
+                tables = self._empty_tables()
+                for rid, rtype, body in batch:
+                    rows = indexer.rows(orjson.loads(body))
+                    keys = hash_keys(rtype, rows)
+                    self._collect(tables, rid, rtype, rows, keys)
+                    updates.append((orjson.dumps(rows.sort).decode(), _pack(keys), rid))
+                conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+                self._insert_rows(tables)
+            conn.execute(f"PRAGMA user_version = {LAYOUT}")
+        self.legacy = False
+        log.warning("%s: FHIR storage migrated to layout %d", store.path, LAYOUT)
+
+    def _check_layout(self) -> None:
+        if self.legacy:
+            raise LayoutError(f"{self.store.path}: FHIR storage of an earlier layout; it is migrated when the "
+                              "repository opens it (FhirRepository binds the backend)")
+
+    # -- reads ----------------------------------------------------------------------------------
     @staticmethod
     def _rec(row: Sequence[Any]) -> StoredResource:
         rid, rtype, id_, version, updated, deleted, body = row
@@ -222,67 +303,53 @@ class SqliteFhirBackend:
 
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None:
         rows = self.store.query(
-            "SELECT NULL, type, id, version, updated, deleted, body FROM fhir_history "
-            "WHERE type = ? AND id = ? AND version = ?", (rtype, rid, version))
+            f"SELECT {_HIST} FROM fhir_resource WHERE type = ? AND id = ? AND version = ? UNION ALL "
+            f"SELECT {_HIST} FROM fhir_history WHERE type = ? AND id = ? AND version = ?",
+            (rtype, rid, version, rtype, rid, version))
         return self._rec(rows[0]) if rows else None
 
     def history(self, rtype: str, rid: str) -> list[StoredResource]:
         rows = self.store.query(
-            "SELECT NULL, type, id, version, updated, deleted, body FROM fhir_history "
-            "WHERE type = ? AND id = ? ORDER BY version DESC", (rtype, rid))
+            f"SELECT {_HIST} FROM fhir_resource WHERE type = ? AND id = ? UNION ALL "
+            f"SELECT {_HIST} FROM fhir_history WHERE type = ? AND id = ? ORDER BY version DESC",
+            (rtype, rid, rtype, rid))
         return [self._rec(r) for r in rows]
 
+    # -- writes ---------------------------------------------------------------------------------
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
-        store = self.store
-        if not store.in_transaction:
-            with store.transaction():
-                self.put(rec, rows, previous)
-            return
-        with store.lock:
-            conn = store.conn
-            sortkeys = orjson.dumps(rows.sort).decode() if rows is not None else None
-            if previous is not None and previous.key is not None:
-                rid = previous.key
-                conn.execute(
-                    "UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, sortkeys = ? "
-                    "WHERE rid = ?", (rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, rid))
-                for table in _INDEX_TABLES:
-                    conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))
-            else:
-                cur = conn.execute(
-                    "INSERT INTO fhir_resource (type, id, version, updated, deleted, body, sortkeys) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys))
-                rid = cur.lastrowid
-            rec.key = rid
-            conn.execute(
-                "INSERT INTO fhir_history (type, id, version, updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?)",
-                (rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body))
-            if rows is None:
-                return
-            t = rec.type
-            if rows.tokens:
-                conn.executemany("INSERT OR IGNORE INTO ix_token VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.tokens])
-            if rows.refs:
-                conn.executemany("INSERT OR IGNORE INTO ix_ref VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.refs])
-            if rows.dates:
-                conn.executemany("INSERT OR IGNORE INTO ix_date VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.dates])
-            if rows.strings:
-                conn.executemany("INSERT OR IGNORE INTO ix_string VALUES (?, ?, ?, ?, ?)", [(rid, t, *r) for r in rows.strings])
-            if rows.quantities:
-                conn.executemany("INSERT OR IGNORE INTO ix_quantity VALUES (?, ?, ?, ?, ?, ?)",
-                                 [(rid, t, *r) for r in rows.quantities])
-            if rows.uris:
-                conn.executemany("INSERT OR IGNORE INTO ix_uri VALUES (?, ?, ?, ?)", [(rid, t, *r) for r in rows.uris])
-            if rows.compartments:
-                conn.executemany("INSERT OR IGNORE INTO ix_comp VALUES (?, ?)", [(rid, p) for p in rows.compartments])
+        self.put_many([(rec, rows, previous)])
+
+    @staticmethod
+    def _empty_tables() -> dict[str, list[tuple[Any, ...]]]:
+        return {"ix_hash": [], "ix_date": [], "ix_string": [], "ix_quantity": []}
+
+    @staticmethod
+    def _collect(tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
+                 keys: Iterable[int]) -> None:
+        tables["ix_hash"].extend((k, rid) for k in keys)
+        if rows.dates:
+            tables["ix_date"].extend((rid, param_hash(rtype, p), lo, hi) for p, lo, hi in rows.dates)
+        if rows.strings:
+            tables["ix_string"].extend((rid, param_hash(rtype, p), n, raw) for p, n, raw in rows.strings)
+        if rows.quantities:
+            tables["ix_quantity"].extend((rid, param_hash(rtype, p), v, s, c) for p, v, s, c in rows.quantities)
+
+    def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
+        conn = self.store.conn
+        for table, values in tables.items():
+            if values:
+                marks = ", ".join("?" * len(values[0]))
+                conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", values)
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
-        """Several ``put``s with one ``executemany`` per table (the group-commit path of ingest).
+        """Store new versions with one ``executemany`` per table (the group-commit path of ingest).
 
         New rows get their ``rid`` from ``max(rid) + 1`` onwards: safe because the caller holds the
-        one write transaction (and the store lock) for the whole call.
+        one write transaction (and the store lock) for the whole call. A replaced current row is
+        first copied to ``fhir_history`` and its index rows are deleted (``ix_hash`` by the keys it
+        recorded, the range tables by ``rid``).
         """
+        self._check_layout()
         store = self.store
         if not store.in_transaction:
             with store.transaction():
@@ -291,47 +358,172 @@ class SqliteFhirBackend:
         with store.lock:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
-            inserts, updates, stale, history = [], [], [], []
-            tables: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _INDEX_TABLES}
+            inserts, updates, replaced = [], [], []
+            tables = self._empty_tables()
             for rec, rows, previous in items:
-                sortkeys = orjson.dumps(rows.sort).decode() if rows is not None else None
+                if rows is not None:
+                    sortkeys: str | None = orjson.dumps(rows.sort).decode()
+                    keys: Iterable[int] = hash_keys(rec.type, rows)
+                else:
+                    sortkeys, keys = None, ()
+                blob = _pack(keys)
                 if previous is not None and previous.key is not None:
                     rid = previous.key
-                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, rid))
-                    stale.append((rid,))
+                    replaced.append(rid)
+                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, rid))
                 else:
                     rid = next_rid
                     next_rid += 1
                     inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                                    sortkeys))
+                                    sortkeys, blob))
                 rec.key = rid
-                history.append((rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body))
-                if rows is None:
-                    continue
-                t = rec.type
-                tables["ix_token"].extend((rid, t, *r) for r in rows.tokens)
-                tables["ix_ref"].extend((rid, t, *r) for r in rows.refs)
-                tables["ix_date"].extend((rid, t, *r) for r in rows.dates)
-                tables["ix_string"].extend((rid, t, *r) for r in rows.strings)
-                tables["ix_quantity"].extend((rid, t, *r) for r in rows.quantities)
-                tables["ix_uri"].extend((rid, t, *r) for r in rows.uris)
-                tables["ix_comp"].extend((rid, p) for p in rows.compartments)
-            if inserts:
-                conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
-            if updates:
+                if rows is not None:
+                    self._collect(tables, rid, rec.type, rows, keys)
+            if replaced:
+                stale: list[tuple[int, int]] = []
+                for start in range(0, len(replaced), 500):
+                    chunk = replaced[start : start + 500]
+                    for rid, blob in conn.execute(
+                            f"SELECT rid, hkeys FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})", chunk):
+                        stale.extend((k, rid) for k in _unpack(blob))
+                if stale:
+                    conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?", stale)
+                gone = [(rid,) for rid in replaced]
+                for table in _RANGE_TABLES:
+                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", gone)
+                conn.executemany("INSERT INTO fhir_history (type, id, version, updated, deleted, body) "
+                                 "SELECT type, id, version, updated, deleted, body FROM fhir_resource WHERE rid = ?",
+                                 gone)
                 conn.executemany("UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, "
-                                 "sortkeys = ? WHERE rid = ?", updates)
-                for table in _INDEX_TABLES:
-                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", stale)
-            conn.executemany("INSERT INTO fhir_history (type, id, version, updated, deleted, body) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", history)
-            for table, values in tables.items():
-                if values:
-                    marks = ", ".join("?" * len(values[0]))
-                    conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", values)
+                                 "sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+            if inserts:
+                conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
+                                 "hkeys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            self._insert_rows(tables)
+
+    # -- queries --------------------------------------------------------------------------------
+    def _targets(self, rtype: str, param: str) -> Sequence[str]:
+        if self._params is None:
+            from engine.repository.searchparams import load
+
+            self._params = load()
+        definition = self._params.get(rtype, param)
+        return (definition.target if definition is not None and definition.target
+                else sorted(self._params.resource_types))
+
+    def _hashes(self, cond: Cond, rtype: str | None) -> list[int]:
+        if rtype is None:
+            raise ValueError(f"{cond} needs a resource type")
+        if isinstance(cond, TokenCond):
+            p, s, c = cond.param, cond.system, cond.code
+            if c is None:
+                return [token_hash(rtype, p, s or "", ANY)]
+            if s is None:
+                return [token_hash(rtype, p, ANY, c), token_hash(rtype, p, "", c)]
+            return [token_hash(rtype, p, s, c)]
+        if isinstance(cond, RefCond):
+            if cond.rtype is None:
+                return [ref_hash(rtype, cond.param, t, cond.rid) for t in (*self._targets(rtype, cond.param), "")]
+            return [ref_hash(rtype, cond.param, cond.rtype, cond.rid)]
+        assert isinstance(cond, UriCond)
+        return [uri_hash(rtype, cond.param, cond.uri)]
+
+    def _cond(self, cond: Cond, a: str, rtype: str | None) -> tuple[str, str, list[Any]]:
+        """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
+        answered from the resource row itself."""
+        if isinstance(cond, (TokenCond, RefCond, UriCond)):
+            hashes = self._hashes(cond, rtype)
+            if len(hashes) == 1:
+                return "ix_hash", f"{a}.h = ?", hashes
+            return "ix_hash", f"{a}.h IN ({','.join('?' * len(hashes))})", hashes
+        if isinstance(cond, ExistsCond):
+            if cond.param in UNINDEXED:
+                return "fhir_resource", "1", []
+            return "fhir_resource", f"json_type({a}.sortkeys, {_json_key(cond.param)}) IS NOT NULL", []
+        if isinstance(cond, DateCond) and cond.param == "_lastUpdated":
+            sql, params = _updated_sql(cond, f"{a}.updated")
+            return "fhir_resource", sql, params
+        if rtype is None:
+            raise ValueError(f"{cond} needs a resource type")
+        hp = param_hash(rtype, cond.param)  # type: ignore[union-attr]
+        if isinstance(cond, DateCond):
+            lo, hi = cond.lo, cond.hi
+            expr = {
+                "eq": (f"{a}.lo >= ? AND {a}.hi <= ?", [lo, hi]),
+                "gt": (f"{a}.hi > ?", [hi]),
+                "lt": (f"{a}.lo < ?", [lo]),
+                "ge": (f"({a}.lo >= ? OR {a}.hi > ?)", [lo, hi]),
+                "le": (f"({a}.lo < ? OR {a}.hi <= ?)", [lo, hi]),
+                "sa": (f"{a}.lo >= ?", [hi]),
+                "eb": (f"{a}.hi <= ?", [lo]),
+            }[cond.prefix]
+            return "ix_date", f"{a}.hp = ? AND " + expr[0], [hp, *expr[1]]
+        if isinstance(cond, StringCond):
+            if cond.mode == "exact":
+                return "ix_string", f"{a}.hp = ? AND {a}.norm = ? AND {a}.raw = ?", [hp, normalise(cond.value),
+                                                                                   cond.value]
+            if cond.mode == "contains":
+                return "ix_string", f"{a}.hp = ? AND instr({a}.norm, ?) > 0", [hp, cond.value]
+            return "ix_string", f"{a}.hp = ? AND {a}.norm >= ? AND {a}.norm < ?", [
+                hp, cond.value, cond.value + "\U0010ffff"]
+        if isinstance(cond, QuantityCond):
+            expr = {
+                "eq": (f"{a}.value >= ? AND {a}.value < ?", [cond.lo, cond.hi]),
+                "gt": (f"{a}.value > ?", [cond.lo]), "sa": (f"{a}.value > ?", [cond.lo]),
+                "lt": (f"{a}.value < ?", [cond.lo]), "eb": (f"{a}.value < ?", [cond.lo]),
+                "ge": (f"{a}.value >= ?", [cond.lo]), "le": (f"{a}.value <= ?", [cond.lo]),
+            }[cond.prefix]
+            sql, params = f"{a}.hp = ? AND " + expr[0], [hp, *expr[1]]
+            if cond.system is not None:
+                sql += f" AND {a}.system = ?"
+                params.append(cond.system)
+            if cond.code is not None:
+                sql += f" AND {a}.code = ?"
+                params.append(cond.code)
+            return "ix_quantity", sql, params
+        raise TypeError(cond)
+
+    def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
+        """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
+        parts, params = [], []
+        for cond in clause.alternatives:
+            if isinstance(cond, IdCond):
+                sql = f"SELECT rid FROM fhir_resource WHERE id IN ({','.join('?' * len(cond.ids))})"
+                p: list[Any] = list(cond.ids)
+                if rtype:
+                    sql += " AND type = ?"
+                    p.append(rtype)
+            else:
+                table, where, p = self._cond(cond, "x", rtype)
+                sql = f"SELECT x.rid FROM {table} x WHERE "
+                if table == "fhir_resource" and rtype:
+                    sql += "x.type = ? AND "
+                    p = [rtype, *p]
+                sql += where
+            parts.append(sql)
+            params.extend(p)
+        if len(parts) == 1:
+            return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
+        return " UNION ".join(parts), params
+
+    def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
+        alts, params = [], []
+        for cond in clause.alternatives:
+            if isinstance(cond, IdCond):
+                alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
+                params.extend(cond.ids)
+                continue
+            table, where, p = self._cond(cond, "r" if _on_resource(cond) else "x", rtype)
+            if table == "fhir_resource":
+                alts.append(f"({where})")
+            else:
+                alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
+            params.extend(p)
+        sql = "(" + " OR ".join(alts) + ")" if alts else "0"
+        return ("NOT " + sql if clause.negate else sql), params
 
     def _sql(self, q: Query, select: str) -> tuple[str, list[Any]]:
+        self._check_layout()
         clauses = list(q.clauses)
         if any(not c.alternatives and not c.negate for c in clauses):
             return f"SELECT {select} FROM fhir_resource r WHERE 0", []
@@ -339,15 +531,15 @@ class SqliteFhirBackend:
         params: list[Any] = []
         where = ["r.deleted = 0"]
         if positive:
-            driver, dp = _driver(positive[0], q.type)
+            driver, dp = self._driver(positive[0], q.type)
             clauses.remove(positive[0])
             source = f"({driver}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
             params.extend(dp)
         elif q.compartment is not None:
-            pids = sorted(q.compartment)
-            source = (f"(SELECT DISTINCT rid FROM ix_comp WHERE pid IN ({','.join('?' * len(pids))})) d "
+            hashes = [compartment_hash(p) for p in sorted(q.compartment)]
+            source = (f"(SELECT DISTINCT rid FROM ix_hash WHERE h IN ({','.join('?' * len(hashes))})) d "
                       "CROSS JOIN fhir_resource r ON r.rid = d.rid")
-            params.extend(pids)
+            params.extend(hashes)
         else:
             source = "fhir_resource r"
         if q.type:
@@ -357,11 +549,12 @@ class SqliteFhirBackend:
             where.append(f"r.type IN ({','.join('?' * len(q.types))})")
             params.extend(q.types)
         if q.compartment is not None:
-            pids = sorted(q.compartment)
-            where.append(f"EXISTS (SELECT 1 FROM ix_comp c WHERE c.rid = r.rid AND c.pid IN ({','.join('?' * len(pids))}))")
-            params.extend(pids)
+            hashes = [compartment_hash(p) for p in sorted(q.compartment)]
+            where.append(f"EXISTS (SELECT 1 FROM ix_hash c WHERE c.h IN ({','.join('?' * len(hashes))}) "
+                         "AND c.rid = r.rid)")
+            params.extend(hashes)
         for clause in clauses:
-            sql, p = _filter(clause)
+            sql, p = self._filter(clause, q.type)
             where.append(sql)
             params.extend(p)
         return f"SELECT {select} FROM {source} WHERE {' AND '.join(where)}", params
@@ -378,3 +571,17 @@ class SqliteFhirBackend:
     def count(self, query: Query) -> int:
         sql, params = self._sql(query, "1")
         return int(self.store.query(f"SELECT count(*) FROM ({sql})", params)[0][0])
+
+
+def _on_resource(cond: Cond) -> bool:
+    """Answered from the ``fhir_resource`` row itself (no index table)."""
+    return isinstance(cond, ExistsCond) or isinstance(cond, DateCond) and cond.param == "_lastUpdated"
+
+
+def _sort_sql(param: str, desc: bool) -> str:
+    direction = "DESC" if desc else "ASC"
+    if param == "_id":
+        return f"r.id {direction}"
+    if param == "_lastUpdated":
+        return f"r.updated {direction}"
+    return f"json_extract(r.sortkeys, {_json_key(param)}) {direction}"

@@ -23,11 +23,16 @@ from typing import Any
 
 import orjson
 
+from engine import fhirjson
 from engine.repository.port import Document, DuplicateKey
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
 _OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+class FlatTransactionFailed(Exception):
+    """A nested block failed inside ``flat_transaction()``; everything in it was rolled back."""
 
 
 class SqliteStore:
@@ -54,6 +59,7 @@ class SqliteStore:
         ):
             self.conn.execute("PRAGMA " + pragma)
         self._depth = 0
+        self._flat = self._spoiled = False  # see flat_transaction()
         self._owner: int | None = None  # the thread holding the open transaction
         self._memory = str(path) == ":memory:"
         self._readers = threading.local()  # one read-only connection per reading thread
@@ -69,6 +75,16 @@ class SqliteStore:
     def transaction(self) -> Iterator[None]:
         with self.lock:
             depth = self._depth
+            if depth > 0 and self._flat:  # inside flat_transaction(): join it, no savepoint
+                self._depth = depth + 1
+                try:
+                    yield
+                except BaseException:
+                    self._spoiled = True  # even if the caller catches it: the whole block must go
+                    raise
+                finally:
+                    self._depth = depth
+                return
             if depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self._owner = threading.get_ident()
@@ -90,6 +106,29 @@ class SqliteStore:
                 self.conn.execute("COMMIT")
             else:
                 self.conn.execute(f"RELEASE sp{depth}")
+
+    @contextmanager
+    def flat_transaction(self) -> Iterator[None]:
+        """One transaction whose nested ``transaction()`` blocks open no savepoints.
+
+        A savepoint copies each page first changed under it into the statement journal, and a
+        batch of ingest messages changes the same index pages message after message (~0.3 ms of
+        a 12-OBX message). Without savepoints a failing nested block cannot be undone alone, so
+        if any nested block raises — even when its caller catches the exception and goes on —
+        the whole transaction is rolled back and ``FlatTransactionFailed`` raised: the caller
+        then redoes the work with ordinary (savepointed) transactions.
+        """
+        with self.lock:
+            if self._depth > 0:
+                raise RuntimeError("flat_transaction() must be the outermost transaction")
+            self._flat, self._spoiled = True, False
+            try:
+                with self.transaction():
+                    yield
+                    if self._spoiled:
+                        raise FlatTransactionFailed("a nested block failed inside a flat transaction")
+            finally:
+                self._flat = self._spoiled = False
 
     @property
     def in_transaction(self) -> bool:
@@ -208,7 +247,7 @@ class SqliteCollection:
         if "_id" not in doc or not isinstance(doc["_id"], str):
             raise ValueError("documents need a string _id")
         body = {k: v for k, v in doc.items() if k != "_id"}
-        return doc["_id"], orjson.dumps(body).decode()
+        return doc["_id"], fhirjson.dumps(body).decode()  # a FhirDecimal from a request body is no error
 
     @staticmethod
     def _load(doc_id: str, body: str) -> Document:

@@ -1,0 +1,120 @@
+"""Merge-rules benchmark: what combining each incoming version with the stored one costs at ingest.
+
+    python bench/merge.py [--quick] [--orders N] [--rounds R]
+
+Feeds, through the real ingestor (parse, convert, repository on SQLite, patient index, recognition,
+audit), for N orders: the HIS order (ORM^O01 with ORC-16 reason and ORC-9 order time), the LIS
+result for the same order (ORU^R01, 3 OBX, same placer/filler numbers) and a re-sent ADT^A08 of the
+patient. Prints
+
+  (a) the CPU time spent inside ``MergeRules.combine`` per message (µs), timed on the real path;
+  (b) the whole ingest CPU time per message with the shipped rules versus rules that replace
+      everything (the merge's fast path, i.e. the behaviour before merge rules), in alternating
+      rounds on fresh data directories, median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.engine import Engine  # noqa: E402
+from engine.identity.nationalid import check_character  # noqa: E402
+from engine.merge_rules import MergeRules, shipped  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+
+REPLACE_ALL = {"sources": {"api": ["api"]}, "defaults": {"modes": {"other": "replace", "api": "replace"},
+                                                      "conflict": {"other": "warn"}}, "resources": {}}
+
+
+def person(n: int) -> str:
+    body = f"320923198504{(n % 28) + 1:02d}{(n % 400) * 2 + 1:03d}"
+    return body + check_character(body)
+
+
+def messages(n: int) -> list[bytes]:
+    nid, day = person(n), f"{(n % 28) + 1:02d}"
+    pid = f"PID|1||{nid}^^^公安部^NNCHN~MZ{n:06d}^^^FNZYY^MR||王^建国||198504{day}|M|||||1380000{n % 10000:04d}\r"
+    head = "|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8\r"
+    orm = (f"MSH|^~\\&|HIS|FNZYY|HUREN|FUNING|20260314080000||ORM^O01^ORM_O01|ORM{n:07d}{head}" + pid
+           + f"ORC|NW|P{n}^HIS|||||||20260314080000|||D1^医^生||||R01^病情变化^HUREN\r"
+           + f"OBR|1|P{n}^HIS||1020^肝功能八项^L|||20260314080000\r")
+    oru = (f"MSH|^~\\&|LIS|FNZYY|HUREN|FUNING|20260314093000||ORU^R01^ORU_R01|ORU{n:07d}{head}" + pid
+           + f"ORC|RE|P{n}^HIS|F{n}^LIS||CM\r"
+           + f"OBR|1|P{n}^HIS|F{n}^LIS|1020^肝功能八项^L|||20260314093000|||||||||D1^医^生||||||20260314093000|||F\r"
+           + "".join(f"OBX|{i}|NM|{c}^{c}^L||{v}|U/L|9-50|N|||F|||20260314093000\r"
+                     for i, (c, v) in enumerate((("ALT", "35"), ("AST", "30"), ("GGT", "40")), 1)))
+    adt = (f"MSH|^~\\&|HIS|FNZYY|HUREN|FUNING|20260314100000||ADT^A08^ADT_A01|ADT{n:07d}{head}"
+           + "EVN|A08|20260314100000\r" + pid + "PV1|1|O|内科门诊^^^FNZYY\r")
+    return [m.encode("utf-8") for m in (orm, oru, adt)]
+
+
+class Timed:
+    """``MergeRules`` whose ``combine`` adds its CPU time to a counter (everything else delegated)."""
+
+    def __init__(self, rules: MergeRules) -> None:
+        self.rules, self.seconds, self.calls = rules, 0.0, 0
+
+    def combine(self, stored: Any, incoming: Any, source: str) -> Any:
+        t0 = time.thread_time()  # this thread only: the audit and ingest threads run beside it
+        try:
+            return self.rules.combine(stored, incoming, source)
+        finally:
+            self.seconds += time.thread_time() - t0
+            self.calls += 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rules, name)
+
+
+def run(orders: int, rules: MergeRules, timed: bool) -> tuple[float, float, int, int]:
+    """(ingest CPU s per message, combine CPU s per message, messages, combine calls)."""
+    batch = [(m, "bench", "127.0.0.1") for n in range(orders) for m in messages(n)]
+    with tempfile.TemporaryDirectory() as tmp, Engine(Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)) as eng:
+        probe = Timed(rules) if timed else None
+        eng.repository.merge = probe or rules  # type: ignore[assignment]
+        for raw in messages(10**6):  # warm-up (plans compiled, schema read once per process): not counted
+            eng.ingestor.process([(raw, "bench", "127.0.0.1")])
+        if probe is not None:
+            probe.seconds, probe.calls = 0.0, 0
+        t0 = time.process_time()
+        for raw in batch:  # one message at a time, as a sender waiting for each ACK
+            [out] = eng.ingestor.process([raw])
+            assert out.code == "AA", out.ack
+        total = time.process_time() - t0
+    return total / len(batch), (probe.seconds / len(batch)) if probe else 0.0, len(batch), (probe.calls if probe else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small run (make bench)")
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    orders, rounds = (40, 2) if args.quick else (args.orders, args.rounds)
+
+    per_msg, merge_cost, count, calls = run(orders, shipped(), timed=True)
+    print(f"(a) {count} messages (ORM + ORU + ADT A08 per order), {calls / count:.1f} combines per message: "
+          f"combine {merge_cost * 1e6:.1f} µs CPU per message ({merge_cost / per_msg:.1%} of ingest CPU "
+          f"{per_msg * 1e6:.0f} µs/message; the timer's own cost included)")
+
+    with_rules, replace_all = [], []
+    plain = MergeRules(REPLACE_ALL, "replace-all")
+    for _ in range(rounds):
+        with_rules.append(run(orders, shipped(), timed=False)[0])
+        replace_all.append(run(orders, plain, timed=False)[0])
+    a, b = statistics.median(with_rules), statistics.median(replace_all)
+    print(f"(b) ingest CPU per message, median of {rounds} alternating rounds: shipped rules {a * 1e6:.0f} µs, "
+          f"replace-all {b * 1e6:.0f} µs, difference {(a - b) * 1e6:+.0f} µs ({a / b - 1:+.1%})")
+
+
+if __name__ == "__main__":
+    main()

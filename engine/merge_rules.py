@@ -1,0 +1,374 @@
+"""How an incoming version of a resource combines with the stored one — the one place that decides.
+
+Several writers state facts about the same resource: the HIS order (ORM) and the LIS result (ORU)
+rebuild the same ServiceRequest from the same placer/filler numbers; a FHIR client and the master
+patient index both write ``Patient.link``. Without one rule, the last writer silently erased what
+an earlier one stated. The rules are data (``mappings/merge.yaml``, replaceable per site); this
+module compiles them once per (resource type, writer) and applies them on every update, inside the
+repository write (``FhirRepository._store``), before the "unchanged?" comparison.
+
+A value the rules do not store is never dropped silently: the writer gets a warning issue (an ACK
+ERR of severity W for a feed) or the whole write is refused (422 for a FHIR client) — which of the
+two is per writer, in the data. The data file's comments describe the modes and ownership.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine import fhirjson
+from engine.errors import Unprocessable
+from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
+
+API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
+INDEX = "index"  # the master patient index
+OTHER = "other"  # the group of any writer no group names
+MODES = frozenset({"replace", "keep-if-absent", "union", "keep-stored"})
+_RESERVED = frozenset({"key", "owner", "slices"})
+_MISSING: Any = object()
+
+_CONTAINERS = (list, dict, str)
+Resource = dict[str, Any]
+Issue = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Entries of a list element that belong to their owners alone (e.g. the index's Patient.link)."""
+
+    name: str
+    why: str
+    where: tuple[tuple[tuple[str, ...], frozenset[str], tuple[str, ...]], ...]  # path, values, prefixes
+
+    def matches(self, entry: Any) -> bool:
+        for path, values, prefixes in self.where:
+            found = [v for v in _collect(entry, path) if isinstance(v, str)]
+            if not any(v in values or (prefixes and v.startswith(prefixes)) for v in found):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    slice: Slice
+    own: bool  # the writer is an owner of the slice
+    mode: str  # how an owner's entries combine with the stored ones
+
+
+@dataclass(frozen=True)
+class ElementPlan:
+    """How one element combines for one writer (the rules resolved for that writer)."""
+
+    mode: str
+    key: tuple[tuple[str, ...], ...] | None
+    conflict: str  # warn | reject
+    owners: tuple[str, ...] = ()
+    slices: tuple[SlicePlan, ...] = ()
+
+
+@dataclass(frozen=True)
+class TypePlan:
+    default: ElementPlan
+    elements: Mapping[str, ElementPlan]
+    trivial: bool  # every element is "replace" and nothing is owned: the incoming version as is
+    guards_create: bool  # a slice the writer does not own: checked even when nothing is stored
+    choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
+
+
+@dataclass(frozen=True)
+class Combined:
+    resource: Resource
+    issues: list[Issue]
+
+
+class MergeRules:
+    """The compiled merge rules (see ``mappings/merge.yaml``)."""
+
+    def __init__(self, data: Mapping[str, Any], origin: str = "merge.yaml") -> None:
+        self.origin = origin
+        self.data = data
+        self._groups = self._expand(data.get("sources") or {})
+        defaults = data.get("defaults") or {}
+        self._default_modes: Mapping[str, str] = defaults.get("modes") or {}
+        self._conflicts: Mapping[str, str] = defaults.get("conflict") or {}
+        self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
+        self._check_names()
+        self._plans: dict[tuple[str, str], TypePlan] = {}
+
+    @classmethod
+    def from_site(cls, site: Any) -> MergeRules:
+        """The site's ``merge.yaml`` (loaded with the other site files), else the shipped one."""
+        data = getattr(site, "merge", None)
+        if data:
+            return cls(data, getattr(site, "merge_file", "") or "merge.yaml")
+        return shipped()
+
+    # -- compile -------------------------------------------------------------------------------------
+    def _expand(self, sources: Mapping[str, list[str]]) -> dict[str, frozenset[str]]:
+        """Group name -> the concrete writers in it (groups may list groups; cycles are errors)."""
+        out: dict[str, frozenset[str]] = {}
+
+        def expand(name: str, seen: tuple[str, ...]) -> frozenset[str]:
+            if name in out:
+                return out[name]
+            if name in seen:
+                raise SiteError(self.origin, None, f"sources.{name}", "a group includes itself")
+            members: set[str] = set()
+            for member in sources[name]:
+                members |= expand(member, (*seen, name)) if member in sources and member != name else {member}
+            out[name] = frozenset(members)
+            return out[name]
+
+        for name in sources:
+            expand(name, ())
+        return out
+
+    def _check_names(self) -> None:
+        known = set(self._groups) | {OTHER} | {s for members in self._groups.values() for s in members}
+
+        def check(names: Iterable[str], where: str) -> None:
+            for name in names:
+                if name not in known:
+                    raise SiteError(self.origin, None, where, f"{name!r} is not a source or source group "
+                                    f"(known: {', '.join(sorted(known))})")
+
+        check(self._default_modes, "defaults.modes")
+        check(self._conflicts, "defaults.conflict")
+        for rtype, elements in self._resources.items():
+            for element, rule in elements.items():
+                where = f"resources.{rtype}.{element}"
+                check([k for k in rule if k not in _RESERVED], where)
+                check(rule.get("owner") or (), where + ".owner")
+                for n, sl in enumerate(rule.get("slices") or ()):
+                    check(sl["owner"], f"{where}.slices[{n}].owner")
+                    check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
+
+    def _ladder(self, source: str) -> list[str]:
+        """The names that may state a rule for ``source``, most specific first: itself, then the
+        groups containing it from the smallest, then ``other`` when no group names it."""
+        containing = sorted((g for g, members in self._groups.items() if source in members),
+                            key=lambda g: (len(self._groups[g]), g))
+        return [source, *containing] if containing else [source, OTHER]
+
+    @staticmethod
+    def _pick(mapping: Mapping[str, Any], ladder: list[str], fallback: Any) -> Any:
+        for name in ladder:
+            if name in mapping:
+                return mapping[name]
+        return fallback
+
+    def plan(self, rtype: str, source: str) -> TypePlan:
+        cached = self._plans.get((rtype, source))
+        if cached is not None:
+            return cached
+        ladder = self._ladder(source)
+        conflict = self._pick(self._conflicts, ladder, "warn")
+        default_mode = self._pick(self._default_modes, ladder, "replace")
+        default = ElementPlan(default_mode, None, conflict)
+        rules = {**(self._resources.get("*") or {}), **(self._resources.get(rtype) or {})}
+        elements = {name: self._element(rule, ladder, default_mode, conflict) for name, rule in rules.items()}
+        trivial = default_mode == "replace" and all(
+            e.mode == "replace" and not e.slices for e in elements.values())
+        guards = any(not sp.own for e in elements.values() for sp in e.slices)
+        plan = TypePlan(default, elements, trivial, guards, _choice_siblings(rtype))
+        self._plans[(rtype, source)] = plan
+        return plan
+
+    def _element(self, rule: Mapping[str, Any], ladder: list[str], default_mode: str, conflict: str) -> ElementPlan:
+        key = tuple(tuple(p.split(".")) for p in rule["key"]) if rule.get("key") else None
+        modes = {k: v for k, v in rule.items() if k not in _RESERVED}
+        mode = self._pick(modes, ladder, default_mode)
+        owners = tuple(rule.get("owner") or ())
+        if owners and not set(owners) & set(ladder):
+            mode = "keep-stored"
+        slices = []
+        for sl in rule.get("slices") or ():
+            where = []
+            for path, wanted in sl["where"].items():
+                values = [wanted] if isinstance(wanted, str) else list(wanted)
+                where.append((tuple(path.split(".")), frozenset(v for v in values if not v.endswith("*")),
+                              tuple(v[:-1] for v in values if v.endswith("*"))))
+            own = bool(set(sl["owner"]) & set(ladder))
+            slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
+                                    self._pick(sl.get("modes") or {}, ladder, mode)))
+        return ElementPlan(mode, key, conflict, owners, tuple(slices))
+
+    # -- apply ---------------------------------------------------------------------------------------
+    def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
+        """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).
+
+        Raises ``Unprocessable`` when a value the rules do not store comes from a writer whose
+        conflicts are refused; otherwise such values are reported as warning issues.
+        """
+        plan = self.plan(incoming["resourceType"], source)
+        if plan.trivial or (stored is None and not plan.guards_create):
+            return Combined(incoming, [])
+        issues: list[Issue] = []
+        rtype = incoming["resourceType"]
+        if stored is None:
+            out = dict(incoming)
+            for name, ep in plan.elements.items():
+                if ep.slices and isinstance(incoming.get(name), list):
+                    value = self._sliced(rtype, name, ep, _MISSING, incoming[name], source, issues)
+                    if value is _MISSING:
+                        out.pop(name)
+                    else:
+                        out[name] = value
+            return Combined(out, issues)
+        out = {}
+        for name in (*incoming, *(k for k in stored if k not in incoming)):
+            if name in ("resourceType", "id"):
+                out[name] = incoming[name]
+                continue
+            st, inc = _present(stored.get(name, _MISSING)), _present(incoming.get(name, _MISSING))
+            if st == inc:  # the same on both sides (a re-sent message): every mode keeps it
+                if st is not _MISSING:
+                    out[name] = st
+                continue
+            ep = plan.elements.get(name, plan.default)
+            if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
+                value = self._sliced(rtype, name, ep, st, inc, source, issues)
+            else:
+                value = self._element_value(rtype, name, ep, st, inc, source, issues)
+            if value is not _MISSING:
+                out[name] = value
+        for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
+            siblings = plan.choices.get(name)
+            if siblings and out.get(name) is incoming[name]:
+                for sibling in siblings:
+                    if sibling not in incoming:
+                        out.pop(sibling, None)
+        return Combined(out, issues)
+
+    def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
+                       issues: list[Issue]) -> Any:
+        mode = ep.mode
+        if mode == "replace":
+            return inc
+        if inc is _MISSING:
+            return st
+        if st is _MISSING:
+            return inc
+        if mode == "keep-if-absent":
+            return inc
+        if mode == "union":
+            return _union(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
+        if inc == st:  # keep-stored
+            return st
+        who = f"{', '.join(ep.owners)} (the owner{'s' if len(ep.owners) > 1 else ''})" if ep.owners else "an earlier writer"
+        self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
+                       f"{who} stated {_show(st)}, which stands", f"{rtype}.{name}", issues)
+        return st
+
+    def _sliced(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
+                issues: list[Issue]) -> Any:
+        def split(value: Any) -> tuple[list[Any], list[list[Any]]]:
+            rest: list[Any] = []
+            parts: list[list[Any]] = [[] for _ in ep.slices]
+            for entry in value if isinstance(value, list) else ():
+                for n, sp in enumerate(ep.slices):
+                    if sp.slice.matches(entry):
+                        parts[n].append(entry)
+                        break
+                else:
+                    rest.append(entry)
+            return rest, parts
+
+        st_rest, st_parts = split(st)
+        inc_rest, inc_parts = split(inc)
+        rest = self._element_value(rtype, name, ep, st_rest or _MISSING, inc_rest or _MISSING, source, issues)
+        out = list(rest) if isinstance(rest, list) else []
+        for sp, mine, theirs in zip(ep.slices, st_parts, inc_parts, strict=True):
+            if sp.own:
+                value = self._element_value(rtype, name, ElementPlan(sp.mode, ep.key, ep.conflict),
+                                            mine or _MISSING, theirs or _MISSING, source, issues)
+                out.extend(value if isinstance(value, list) else ())
+                continue
+            out.extend(mine)
+            known = {_key(e, ep.key) for e in mine}
+            for entry in theirs:
+                if _key(entry, ep.key) not in known:
+                    self._conflict(ep.conflict, f"{rtype}.{name} entry {_show(entry)} from {_writer(source)} was "
+                                   f"not stored: {sp.slice.why or sp.slice.name}", f"{rtype}.{name}", issues)
+        return out or _MISSING
+
+    @staticmethod
+    def _conflict(treatment: str, text: str, expression: str, issues: list[Issue]) -> None:
+        if treatment == "reject":
+            raise Unprocessable(text, expression=[expression])
+        issues.append({"severity": "warning", "code": "conflict", "diagnostics": text, "expression": [expression]})
+
+
+@lru_cache(maxsize=1)
+def shipped() -> MergeRules:
+    """The rules shipped in ``mappings/merge.yaml`` (a repository built without a site uses them)."""
+    path = Path(DEFAULTS_DIR) / "merge.yaml"
+    return MergeRules(load_merge_file(path), str(path))
+
+
+@lru_cache(maxsize=256)
+def _choice_siblings(rtype: str) -> Mapping[str, frozenset[str]]:
+    """Top-level choice elements of an R4 resource type and their siblings, from the R4 schema the
+    validator uses (its ``dependencies``: ``valueQuantity`` present => every other ``value*`` absent)."""
+    from conformance.validate import load_schema
+
+    deps = (load_schema().get("definitions", {}).get(rtype) or {}).get("dependencies") or {}
+    return {name: frozenset(rule.get("properties") or {}) for name, rule in deps.items() if isinstance(rule, dict)}
+
+
+def _present(value: Any) -> Any:
+    """FHIR has no empty elements: an empty list, object or text counts as absent."""
+    if value is None or (type(value) in _CONTAINERS and not value):
+        return _MISSING
+    return value
+
+
+def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
+    values = [node]
+    for part in path:
+        nxt: list[Any] = []
+        for value in values:
+            for item in value if isinstance(value, list) else (value,):
+                if isinstance(item, dict) and part in item:
+                    got = item[part]
+                    nxt.extend(got if isinstance(got, list) else (got,))
+        values = nxt
+    return values
+
+
+def _key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
+    if key is None:
+        return fhirjson.dumps(entry, sort_keys=True)
+    return fhirjson.dumps([_collect(entry, path) for path in key], sort_keys=True)
+
+
+def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
+    """Stored entries in their order, an incoming entry replacing the stored one with its key,
+    new entries appended."""
+    out = list(stored)
+    where = {_key(e, key): n for n, e in enumerate(out)}
+    for entry in incoming:
+        k = _key(entry, key)
+        if k in where:
+            out[where[k]] = entry
+        else:
+            where[k] = len(out)
+            out.append(entry)
+    return out
+
+
+def _writer(source: str) -> str:
+    if source == API:
+        return "the FHIR client"
+    if source == INDEX:
+        return "the patient index"
+    return f"this {source} message"
+
+
+def _show(value: Any) -> str:
+    text = fhirjson.dumps(value).decode()
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,152 @@
+"""SQLite storage layout: superseded versions only in history, _lastUpdated from the resource row,
+and a data directory of the earlier layout migrated on open (a newer one refused)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from engine.repository.fhir import FhirRepository
+from engine.repository.sqlite_fhir import LAYOUT, LayoutError
+from engine.repository.sqlite_store import SqliteStore
+
+MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
+LOINC = "http://loinc.org"
+
+# layout 1, as huren wrote it before the hashed index: wide index rows, every version in history
+LAYOUT_1 = """
+CREATE TABLE fhir_resource (
+    rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, UNIQUE (type, id));
+CREATE INDEX fhir_resource_type ON fhir_resource (type);
+CREATE INDEX fhir_resource_updated ON fhir_resource (type, updated);
+CREATE TABLE fhir_history (
+    type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL, body BLOB);
+CREATE UNIQUE INDEX fhir_history_version ON fhir_history (type, id, version);
+CREATE TABLE ix_token (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, param, code, system)) WITHOUT ROWID;
+CREATE INDEX ix_token_lookup ON ix_token (type, param, code, system);
+CREATE TABLE ix_ref (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    rtype TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (rid, param, ref, rtype)) WITHOUT ROWID;
+CREATE TABLE ix_date (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    lo REAL NOT NULL, hi REAL NOT NULL, PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
+CREATE INDEX ix_date_lookup ON ix_date (type, param, lo);
+CREATE TABLE ix_string (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    norm TEXT NOT NULL, raw TEXT NOT NULL, PRIMARY KEY (rid, param, norm, raw)) WITHOUT ROWID;
+CREATE TABLE ix_quantity (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+    PRIMARY KEY (rid, param, value, system, code)) WITHOUT ROWID;
+CREATE TABLE ix_uri (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,
+    uri TEXT NOT NULL, PRIMARY KEY (rid, param, uri)) WITHOUT ROWID;
+CREATE TABLE ix_comp (rid INTEGER NOT NULL, pid TEXT NOT NULL, PRIMARY KEY (rid, pid)) WITHOUT ROWID;
+"""
+
+
+def _patient(version: int, given: str, updated: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": "p1", "meta": {"versionId": str(version), "lastUpdated": updated},
+            "identifier": [{"system": MRN, "value": "0001"}], "name": [{"family": "张", "given": [given]}]}
+
+
+def _observation(oid: str, updated: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": oid, "meta": {"versionId": "1", "lastUpdated": updated},
+            "status": "final", "code": {"coding": [{"system": LOINC, "code": "718-7"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-01T08:00:00+08:00",
+            "valueQuantity": {"value": 131, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"}}
+
+
+def _write_layout_1(path: Path) -> None:
+    """A data directory as the earlier layout left it: two Patient versions, two Observations,
+    every version copied in history, index rows in the old wide tables."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(LAYOUT_1)
+    versions = [(_patient(1, "三", "2024-03-01T00:00:00.000Z"), False),
+                (_patient(2, "四", "2024-03-02T00:00:00.000Z"), True),
+                (_observation("o1", "2024-03-01T00:00:01.000Z"), True),
+                (_observation("o2", "2024-03-01T00:00:02.000Z"), True)]
+    for rid, (res, current) in enumerate(versions, 1):
+        row = (res["resourceType"], res["id"], int(res["meta"]["versionId"]), res["meta"]["lastUpdated"], 0,
+               orjson.dumps(res))
+        conn.execute("INSERT INTO fhir_history VALUES (?, ?, ?, ?, ?, ?)", row)
+        if current:
+            conn.execute("INSERT INTO fhir_resource VALUES (?, ?, ?, ?, ?, ?, ?, '{}')", (rid, *row))
+            conn.execute("INSERT INTO ix_token VALUES (?, ?, 'stale', '', 'x')", (rid, res["resourceType"]))
+    conn.close()
+
+
+def test_layout_1_is_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "huren.db"
+    _write_layout_1(path)
+    store = SqliteStore(path)
+    assert store.fhir.legacy  # nothing is read or written until the repository binds (and migrates)
+    repo = FhirRepository(store)
+    assert store.query("PRAGMA user_version")[0][0] == LAYOUT
+    tables = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not tables & {"ix_token", "ix_ref", "ix_uri", "ix_comp"}
+    # searches run on the rebuilt index (and the stale old rows are gone)
+    assert [r["id"] for r in repo.search("Patient", [("identifier", f"{MRN}|0001")]).resources] == ["p1"]
+    assert [r["id"] for r in repo.search("Patient", [("name", "张")]).resources] == ["p1"]
+    assert sorted(r["id"] for r in repo.search("Observation", [("subject", "p1"), ("code", "718-7")]).resources) == [
+        "o1", "o2"]
+    assert [r["id"] for r in repo.search("Observation", [("_lastUpdated", "ge2024-03-01T00:00:02Z")]).resources] == [
+        "o2"]
+    assert repo.everything("p1").total == 3
+    # every version still readable exactly; history holds only the superseded one
+    assert repo.vread("Patient", "p1", "1")["name"][0]["given"] == ["三"]
+    assert repo.vread("Patient", "p1", "2")["name"][0]["given"] == ["四"]
+    assert [h["meta"]["versionId"] for h in repo.history("Patient", "p1")] == ["2", "1"]
+    assert store.query("SELECT type, id, version FROM fhir_history") == [("Patient", "p1", 1)]
+    # and it goes on working as layout 2
+    repo.update({**_observation("o1", ""), "status": "amended"})
+    assert [h["meta"]["versionId"] for h in repo.history("Observation", "o1")] == ["2", "1"]
+    assert repo.search("Observation", [("status", "final")]).total == 1
+    store.close()
+    reopened = SqliteStore(path)  # migrated once: the next open is a plain layout-2 open
+    assert not reopened.fhir.legacy
+    assert FhirRepository(reopened).search("Observation", [("status", "amended")]).total == 1
+    reopened.close()
+
+
+def test_a_newer_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huren.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {LAYOUT + 1}")
+    conn.close()
+    with pytest.raises(LayoutError, match="newer huren"):
+        SqliteStore(path)
+
+
+def test_history_rows_only_for_superseded_versions(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "huren.db")
+    repo = FhirRepository(store)
+    repo.update(_observation("o1", ""))
+    assert store.query("SELECT count(*) FROM fhir_history")[0][0] == 0  # a first version is written once
+    repo.update({**_observation("o1", ""), "status": "amended"})
+    repo.delete("Observation", "o1")
+    assert store.query("SELECT version FROM fhir_history ORDER BY version") == [(1,), (2,)]
+    assert [(v.version, v.deleted) for v in repo.versions("Observation", "o1")] == [(3, True), (2, False), (1, False)]
+    assert repo.vread("Observation", "o1", "2")["status"] == "amended"
+    store.close()
+
+
+def test_last_updated_boundaries_to_the_millisecond(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "huren.db")
+    repo = FhirRepository(store)
+    stamp = repo.update(_observation("o1", "")).resource["meta"]["lastUpdated"]  # e.g. ...T08:00:00.123Z
+
+    def hits(value: str) -> int:
+        return repo.search("Observation", [("_lastUpdated", value)]).total or 0
+
+    exact = stamp[:-1]  # the instant at its own (millisecond) precision
+    assert hits(exact + "Z") == 1 and hits("eq" + stamp) == 1
+    assert hits("ge" + stamp) == 1 and hits("le" + stamp) == 1
+    assert hits("gt" + stamp) == 0 and hits("lt" + stamp) == 0
+    assert hits("sa" + stamp) == 0 and hits("eb" + stamp) == 0
+    assert hits("eq" + stamp[:10]) == 1 and hits("ne" + stamp[:10]) == 0  # the day contains it
+    assert hits("gt1900") == 1 and hits("lt1900") == 0 and hits("ge9000") == 0 and hits("lt9000") == 1
+    store.close()
