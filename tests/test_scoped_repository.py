@@ -28,7 +28,9 @@ def _obs(oid: str, pid: str, **extra: Any) -> dict[str, Any]:
 def _event(eid: str, *refs: str, query: str | None = None) -> dict[str, Any]:
     entity: list[dict[str, Any]] = [{"what": {"reference": r}} for r in refs]
     if query:
-        entity.append({"query": query})
+        entity.append({"query": query, "description": "Patient?identifier"})
+        entity.append({"detail": [{"type": "operation", "valueString": "search"},
+                                  {"type": "reason", "valueString": "asked about NB by phone"}]})
     return {"resourceType": "AuditEvent", "id": eid, "recorded": "2026-11-01T00:00:00Z",
             "type": {"code": "rest"}, "agent": [{"requestor": True, "who": {"display": "his"}}],
             "source": {"observer": {"display": "huren"}}, "entity": entity, "outcomeDesc": "HTTP 200"}
@@ -48,6 +50,12 @@ def repo(store: Store) -> FhirRepository:
     r.update(_event("e-a", "Patient/a1", "Observation/oa1", query="UGF0aWVudD9pZGVudGlmaWVyPU5C"))
     r.update(_event("e-ab", "Patient/a1", "Patient/b1"))
     r.update(_event("e-a-bobs", "Patient/a1", "Observation/ob"))  # names only A, but touches B's record
+    anonymous = _event("e-a-resident", "Patient/a1")  # another resident tried: shown without who
+    anonymous["agent"] = [{"requestor": True, "who": {"identifier": {"system": "urn:huren:resident"}}}]
+    r.update(anonymous)
+    named = _event("e-a-b-agent", "Patient/a1")  # ... but never with their identity
+    named["agent"] = [{"requestor": True, "who": {"identifier": {"system": "urn:huren:resident", "value": "person-b"}}}]
+    r.update(named)
     return r
 
 
@@ -68,11 +76,13 @@ def test_a_confined_caller_gets_only_what_names_no_one_else(repo: FhirRepository
     with pytest.raises(NotFound) as other:
         a.read("Observation", "ob")
     assert missing.value.diagnostics == other.value.diagnostics == "this Observation is not known"
-    assert ids(a.search("AuditEvent", [])) == ["e-a"]
-    [event] = a.search("AuditEvent", []).resources
-    assert all("query" not in x for x in event["entity"]) and "outcomeDesc" not in event
+    assert ids(a.search("AuditEvent", [])) == ["e-a", "e-a-resident"]
+    [event] = a.search("AuditEvent", [("_id", "e-a")]).resources
+    assert all("query" not in x for x in event["entity"])
+    assert [d["type"] for x in event["entity"] for d in x.get("detail", [])] == ["operation"]  # no free text
+    assert any(x.get("description") == "Patient?identifier" for x in event["entity"])  # names, no values
     assert {"code": "SUBSETTED"}.items() <= event["meta"]["tag"][-1].items()
-    assert "query" in repo.read("AuditEvent", "e-a")["entity"][-1]  # the stored event is untouched
+    assert any("query" in x for x in repo.read("AuditEvent", "e-a")["entity"])  # the stored event is untouched
 
 
 def test_paging_and_totals_count_what_the_caller_may_see(repo: FhirRepository) -> None:
@@ -87,7 +97,7 @@ def test_paging_and_totals_count_what_the_caller_may_see(repo: FhirRepository) -
         offset += 3
     assert sorted(pages) == [f"oa{n}" for n in range(7)]
     assert a.search("Observation", [("_summary", "count")]).total == 7
-    assert a.search("AuditEvent", [("_summary", "count")]).total == 1
+    assert a.search("AuditEvent", [("_summary", "count")]).total == 2
 
 
 def test_chains_and_includes_reach_only_what_the_caller_may_read(repo: FhirRepository) -> None:
@@ -96,7 +106,7 @@ def test_chains_and_includes_reach_only_what_the_caller_may_read(repo: FhirRepos
     assert ids(a.search("AuditEvent", [("patient.identifier", "NB")])) == []
     assert ids(a.search("AuditEvent", [("patient", "b1")])) == []
     inc = a.search("Patient", [("_revinclude", "AuditEvent:patient"), ("_revinclude", "Observation:subject")])
-    assert sorted(r["id"] for r in inc.included) == sorted([*(f"oa{n}" for n in range(7)), "e-a"])
+    assert sorted(r["id"] for r in inc.included) == sorted([*(f"oa{n}" for n in range(7)), "e-a", "e-a-resident"])
     system = ScopedRepository(repo, Caller("his", "system", ("system/Observation.rs",), "his"))
     with pytest.raises(Forbidden):  # the chain is a Patient search the token does not permit
         system.search("Observation", [("subject:Patient.identifier", "NB")])

@@ -20,9 +20,10 @@ The decisions, all here:
   never update by search.
 - **Content** (confined callers). A resource inside the compartment that also names someone
   else -- a reference to another Patient, another resident's identifier, an AuditEvent entity
-  pointing at another person's record -- is refused whole (fail closed), and free-text elements
-  that can name anyone are withheld (``mappings/access/confined.yaml``). Paging and totals are
-  counted over what the caller may see.
+  pointing at another person's record -- is refused whole (fail closed), and recorded values
+  that can name anyone (a search's query string, details other than those describing the
+  interaction) are withheld (``mappings/access/confined.yaml``). Paging and totals are counted over
+  what the caller may see.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class ConfinedRules:
     inside: dict[str, tuple[Path_, ...]]
     person_systems: frozenset[str]
     withheld: dict[str, tuple[Path_, ...]]
+    only: dict[str, tuple[tuple[Path_, frozenset[str]], ...]]
 
     @staticmethod
     def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
@@ -66,8 +68,10 @@ class ConfinedRules:
     @classmethod
     def load(cls, path: Path = RULES) -> ConfinedRules:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        only = {t: tuple((tuple(p.split(".")), frozenset(kinds)) for p, kinds in paths.items())
+                for t, paths in (data.get("only") or {}).items()}
         return cls(inside=cls._paths(data.get("inside")), person_systems=frozenset(data.get("person_systems") or ()),
-                   withheld=cls._paths(data.get("withheld")))
+                   withheld=cls._paths(data.get("withheld")), only=only)
 
 
 @functools.cache
@@ -103,6 +107,32 @@ def _without(node: Any, path: Path_) -> tuple[Any, bool]:
         return {k: v for k, v in node.items() if k != path[0]}, True
     child, hit = _without(node[path[0]], path[1:])
     return ({**node, path[0]: child}, True) if hit else (node, False)
+
+
+def _keep_only(node: Any, path: Path_, kinds: frozenset[str]) -> tuple[Any, bool]:
+    """``node`` with only the entries of the list at ``path`` whose ``type`` is one of ``kinds``
+    (an emptied list is removed), and whether anything was dropped."""
+    if isinstance(node, list):
+        out, changed = [], False
+        for item in node:
+            new, hit = _keep_only(item, path, kinds)
+            out.append(new)
+            changed |= hit
+        return (out, True) if changed else (node, False)
+    if not isinstance(node, dict) or path[0] not in node:
+        return node, False
+    if len(path) > 1:
+        child, hit = _keep_only(node[path[0]], path[1:], kinds)
+        return ({**node, path[0]: child}, True) if hit else (node, False)
+    entries = node[path[0]]
+    if not isinstance(entries, list):
+        return {k: v for k, v in node.items() if k != path[0]}, True
+    kept = [e for e in entries if isinstance(e, dict) and e.get("type") in kinds]
+    if len(kept) == len(entries):
+        return node, False
+    if kept:
+        return {**node, path[0]: kept}, True
+    return {k: v for k, v in node.items() if k != path[0]}, True
 
 
 class ScopedRepository:
@@ -221,7 +251,7 @@ class ScopedRepository:
                     target = parse_reference(ref, base)
                     if target is not None and target[0] == "Patient" and target[1] not in comp:
                         return True
-                if systems and node.get("system") in systems and node.get("value") not in own:
+                if systems and node.get("system") in systems and node.get("value") not in (None, *own):
                     return True
                 stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
             elif isinstance(node, list):
@@ -229,12 +259,16 @@ class ScopedRepository:
         return False
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
-        paths = self._rules.withheld.get(resource["resourceType"])
-        if not paths:
+        rtype = resource["resourceType"]
+        paths, only = self._rules.withheld.get(rtype), self._rules.only.get(rtype)
+        if not paths and not only:
             return resource
         out, changed = resource, False
-        for path in paths:
+        for path in paths or ():
             out, hit = _without(out, path)
+            changed |= hit
+        for path, kinds in only or ():
+            out, hit = _keep_only(out, path, kinds)
             changed |= hit
         if not changed:
             return resource
