@@ -42,8 +42,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from engine import fhirjson
 from engine.repository.indexing import IndexRows, normalise
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -259,10 +258,10 @@ class SqliteFhirBackend:
                 updates: list[tuple[Any, ...]] = []
                 tables = self._empty_tables()
                 for rid, rtype, body in batch:
-                    rows = indexer.rows(orjson.loads(body))
+                    rows = indexer.rows(fhirjson.loads(body))
                     keys = hash_keys(rtype, rows)
                     self._collect(tables, rid, rtype, rows, keys)
-                    updates.append((orjson.dumps(rows.sort).decode(), _pack(keys), rid))
+                    updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
                 conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
                 self._insert_rows(tables)
             conn.execute(f"PRAGMA user_version = {LAYOUT}")
@@ -362,7 +361,7 @@ class SqliteFhirBackend:
             tables = self._empty_tables()
             for rec, rows, previous in items:
                 if rows is not None:
-                    sortkeys: str | None = orjson.dumps(rows.sort).decode()
+                    sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
                     keys: Iterable[int] = hash_keys(rec.type, rows)
                 else:
                     sortkeys, keys = None, ()

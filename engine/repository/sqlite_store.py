@@ -21,8 +21,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from engine import fhirjson
 from engine.repository.port import Document, DuplicateKey
 
@@ -252,7 +250,7 @@ class SqliteCollection:
     @staticmethod
     def _load(doc_id: str, body: str) -> Document:
         doc: Document = {"_id": doc_id}
-        doc.update(orjson.loads(body))
+        doc.update(fhirjson.loads(body))
         return doc
 
     def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None:
