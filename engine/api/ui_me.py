@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_repo
 from engine.auth.service import ME_CLIENT_ID
 from engine.errors import Forbidden
+from engine.repository.scoped import ScopedRepository
 
 STATIC = Path(__file__).resolve().parent / "static" / "me"
 router = APIRouter(tags=["ui"])
@@ -53,8 +54,21 @@ def me(request: Request) -> HTMLResponse:
     }, headers=HEADERS)
 
 
+class _CallersSearch:
+    """``who_looked`` searches with an explicit compartment; here the search goes through the
+    caller's scoped repository, which applies the caller's compartment and what a confined caller
+    may be shown (access is decided there, not here)."""
+
+    def __init__(self, repo: ScopedRepository) -> None:
+        self.repo = repo
+
+    def search(self, rtype: str, params: Any, *, compartment: Any = None) -> Any:  # noqa: ARG002
+        return self.repo.search(rtype, params)
+
+
 @router.get("/ui/me/who-looked", include_in_schema=False)
-async def who_looked_me(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
+                        repo: ScopedRepository = Depends(get_repo)) -> JSONResponse:
     """谁看过我的档案: the accesses to the signed-in resident's records, worded for the page.
 
     The rule of what a resident may see is ``engine.audit.who_looked`` (per-patient views searched
@@ -74,7 +88,7 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller)) 
         return client.name if client is not None else ""
 
     def run() -> list[dict[str, Any]]:
-        accesses = who_looked(engine.repository, caller.patient_ids, flush=engine.audit.flush_index, names=name)
+        accesses = who_looked(_CallersSearch(repo), caller.patient_ids, flush=engine.audit.flush_index, names=name)
         out = []
         for a in accesses:
             role, who_name = a.role, a.who_name
