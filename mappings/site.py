@@ -12,7 +12,7 @@ and an error names the file, the line and the field (``institutions.yaml:7: [1].
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -179,6 +179,22 @@ class Site:
 
 
 # --- loading ---------------------------------------------------------------------------------
+
+
+def site_file(rel: str, site_dir: Path | str | None) -> Path:
+    """The file in force for ``rel`` (e.g. ``insurance/settlement.yaml``): the HUREN_SITE copy when
+    the site has one, else the shipped default (whole-file replacement, as for every site file)."""
+    if site_dir is not None and (Path(site_dir) / rel).is_file():
+        return Path(site_dir) / rel
+    return DEFAULTS_DIR / rel
+
+
+def load_site_yaml(path: Path, schema: dict[str, Any]) -> tuple[Any, Callable[[Sequence[Any]], int | None]]:
+    """A site file other than those ``Site`` holds, checked against ``schema`` by the same reader
+    (errors name file, line and field); returns the data and a ``line_of(path)`` for the caller's
+    own checks, so its errors can point at the line too."""
+    data, node = _load_checked(path, schema)
+    return data, lambda where: _line_of(node, list(where))
 
 
 def load_merge_file(path: Path) -> dict[str, Any]:

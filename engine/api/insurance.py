@@ -1,0 +1,48 @@
+"""The insurer's reports: ``GET /reports/settlement`` (the year's budget settlement) and the
+monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle).
+
+Both are cross-patient figures for the bureau's auditors and insurer systems, so they take the
+duplicate-report rule of the access policy (no patient-scoped token; ``DetectedIssue`` search);
+the settlement also reads every charge line, so it needs ``ChargeItem`` search too.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from engine import fhirjson
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.errors import BadRequest, FhirError
+from engine.insurance import rules as settlement_rules
+from engine.insurance.settlement import settlement_report
+from engine.recognition.access import require_auditor
+from mappings.site import SiteError
+
+router = APIRouter()
+
+
+class RulesUnusable(FhirError):
+    """The deployment's settlement rules cannot be used: a server-side setting, not the request."""
+
+    status, code = 503, "exception"
+
+
+@router.get("/reports/settlement")
+def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), community: str | None = None,
+               caller: Caller = Depends(get_caller)) -> Response:
+    require_auditor(caller)
+    caller.require("ChargeItem", "search")
+    engine = request.app.state.engine
+    try:
+        rules = settlement_rules.load(engine.settings.site)
+    except SiteError as exc:
+        raise RulesUnusable(f"settlement rules: {exc}") from exc
+    if community is not None and not community.strip():
+        raise BadRequest("community must not be empty", expression=["community"])
+    report = settlement_report(engine.repository, engine.site, rules, year, community)
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "settlement", "year": year})
+    return Response(fhirjson.dumps(report), media_type="application/json")
