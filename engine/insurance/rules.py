@@ -237,8 +237,8 @@ class _Where:
 
 
 def _segment(low: Decimal, up_to: Any) -> str:
-    low_pct = f"{low * 100:g} %"
-    return f"from {low_pct} up to {Decimal(str(up_to)) * 100:g} %" if up_to is not None else f"above {low_pct}"
+    low_pct = f"{(low * 100).normalize():f} %"
+    return f"from {low_pct} up to {(Decimal(str(up_to)) * 100).normalize():f} %" if up_to is not None else f"above {low_pct}"
 
 
 def _dotted(at: Sequence[Any]) -> str:
