@@ -17,6 +17,7 @@ from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.errors import BadRequest, FhirError
 from engine.insurance import rules as settlement_rules
+from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv
 from engine.insurance.settlement import settlement_report
 from engine.recognition.access import require_auditor
 from mappings.site import SiteError
@@ -46,3 +47,26 @@ def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), commu
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "settlement", "year": year})
     return Response(fhirjson.dumps(report), media_type="application/json")
+
+
+@router.get("/reports/deductions")
+def deductions(request: Request, institution: str = Query(..., min_length=1), month: str = Query(...),
+               fmt: str | None = Query(None, alias="_format"), caller: Caller = Depends(get_caller)) -> Response:
+    """The institution's deduction list for ``month`` (YYYY-MM): a signed FHIR Bundle (default,
+    ``_format=json``) or CSV (``_format=csv`` or ``Accept: text/csv``)."""
+    require_auditor(caller)
+    engine = request.app.state.engine
+    dl = deduction_list(engine.recognition, engine.repository, institution, month)
+    wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
+        fmt is None and "text/csv" in request.headers.get("accept", ""))
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "deductions", "institution": institution, "month": month, "rows": len(dl.rows)})
+    name = f"deductions-{dl.id}"
+    if wants_csv:
+        return Response(to_csv(dl), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt not in (None, "json", "application/json", "application/fhir+json"):
+        raise BadRequest("_format must be json or csv", expression=["_format"])
+    bundle = to_bundle(dl, engine.repository, engine.settings.fhir_base_url)
+    return Response(sign_bundle(bundle, engine.audit.keys), media_type="application/fhir+json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
