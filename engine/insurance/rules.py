@@ -10,13 +10,14 @@ stops the settlement with an error naming the file and the field, instead of a g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from mappings.site import SiteError, load_site_yaml, site_file
+from mappings.site import DEFAULTS_DIR
+from mappings.sitefiles import SiteError, YamlDocument, check, find_file, locate, read_yaml
 
 FILE = "insurance/settlement.yaml"
 BASES = ("fund_share", "amount")
@@ -123,12 +124,14 @@ class SettlementRules:
 
 def load(site_dir: Path | str | None) -> SettlementRules:
     """The rules in force: ``HUREN_SITE/insurance/settlement.yaml`` if present, else the shipped file."""
-    return load_file(site_file(FILE, site_dir))
+    folders = [DEFAULTS_DIR] + ([Path(site_dir)] if site_dir is not None else [])
+    return load_file(find_file(FILE, folders))
 
 
 def load_file(path: Path) -> SettlementRules:
-    data, line_of = load_site_yaml(path, SCHEMA)
-    where = _Where(path, line_of)
+    doc = read_yaml(path)
+    data = check(doc, SCHEMA)
+    where = _Where(doc)
     regions: dict[str, dict[int, YearRules]] = {}
     names: dict[str, str] = {}
     for region, rdata in data["regions"].items():
@@ -178,12 +181,11 @@ def _check_one_region_per_community(regions: Mapping[str, Mapping[int, YearRules
 class _Where:
     """Turns a value at a YAML path into an exact number, or a ``SiteError`` pointing at it."""
 
-    def __init__(self, path: Path, line_of: Callable[[Sequence[Any]], int | None]) -> None:
-        self.path = path
-        self.line_of = line_of
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
 
     def error(self, at: Sequence[Any], problem: str) -> SiteError:
-        return SiteError(self.path, self.line_of(at), _dotted(at), problem)
+        return locate(self.doc, list(at), problem)
 
     def number(self, value: Any, at: Sequence[Any]) -> Decimal:
         if isinstance(value, bool):
@@ -240,9 +242,3 @@ def _segment(low: Decimal, up_to: Any) -> str:
     low_pct = f"{(low * 100).normalize():f} %"
     return f"from {low_pct} up to {(Decimal(str(up_to)) * 100).normalize():f} %" if up_to is not None else f"above {low_pct}"
 
-
-def _dotted(at: Sequence[Any]) -> str:
-    out = ""
-    for part in at:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
