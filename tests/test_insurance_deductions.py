@@ -169,3 +169,26 @@ def test_cli_writes_and_verifies_offline(engine: Any, county: dict[str, Any], tm
     assert "SIGNATURE INVALID" in capsys.readouterr().out
     assert cli.main(["deductions", "list", B, MONTH, "--format", "csv"]) == 0
     assert "80.00" in capsys.readouterr().out
+
+
+def test_the_billed_charge_line_is_the_amount_deducted(engine: Any, county: dict[str, Any]) -> None:
+    """A ChargeItem posted over FHIR for the repeated CBC (``service`` → its report) makes the
+    deduction that line's amount (recognition's money at stake), not the catalogue price."""
+    http = county["http"]
+    rows = http.get("/reports/duplicates?status=flagged&item=CBC", headers=bearer(engine)).json()["rows"]
+    (cbc_flag,) = rows
+    line = {"resourceType": "ChargeItem", "id": "ci-cbc", "status": "billed",
+            "code": {"coding": [{"system": "urn:huren:code:price", "code": "250101015", "display": "血细胞分析"}]},
+            "subject": {"reference": cbc_flag["patient"]}, "occurrenceDateTime": "2026-03-03T09:00:00+08:00",
+            "performingOrganization": {"identifier": {"system": "urn:huren:institution", "value": B}},
+            "priceOverride": {"value": 23.5, "currency": "CNY"}, "service": [{"reference": cbc_flag["result"]}]}
+    system = {"Authorization": "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")}
+    assert http.put("/fhir/ChargeItem/ci-cbc", json=line, headers=system).status_code in (200, 201)
+    upheld(engine, http)
+    text = deductions(engine, http, _format="csv").content.decode("utf-8").lstrip("\ufeff")
+    table = [r for r in csv.reader(io.StringIO(text)) if r and r[0] not in ("list", "total")]
+    cbc = next(r for r in table if r[5] == "CBC")
+    assert (cbc[8], cbc[10]) == ("23.50", "charge")
+    expected = "ChargeItem/ci-cbc" if engine.repository.params.get("ChargeItem", "service") is not None else ""
+    assert cbc[11] == expected
+    assert text.splitlines()[-1] == f"total,{B},{MONTH},2,83.50,CNY"

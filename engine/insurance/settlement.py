@@ -121,7 +121,7 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
         t.spending += value
         t.amount += line.amount
         c.total += value
-        if yr.primary_care.is_primary(inst.code, getattr(inst, "grade", None)):
+        if yr.primary_care.is_primary(inst.code, inst.grade):
             c.primary += value
         counted += 1
 
