@@ -1,9 +1,11 @@
-"""The insurer's reports: ``GET /reports/settlement`` (the year's budget settlement) and the
-monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle).
+"""The insurer's reports: ``GET /reports/settlement`` (the year's budget settlement), the
+monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle) and suspected
+split admissions ``GET /reports/split-admissions``.
 
 Both are cross-patient figures for the bureau's auditors and insurer systems, so they take the
 duplicate-report rule of the access policy (no patient-scoped token; ``DetectedIssue`` search);
-the settlement also reads every charge line, so it needs ``ChargeItem`` search too.
+the settlement also reads every charge line, so it needs ``ChargeItem`` search too, and the
+split admissions ``Encounter`` search.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from engine.errors import BadRequest, FhirError
 from engine.insurance import rules as settlement_rules
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv
 from engine.insurance.settlement import settlement_report
+from engine.insurance.split_admissions import load_rule, split_admissions
 from engine.recognition.access import require_auditor
+from engine.recognition.service import parse_day
 from mappings.site import SiteError
 
 router = APIRouter()
@@ -70,3 +74,22 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
     bundle = to_bundle(dl, engine.repository, engine.settings.fhir_base_url)
     return Response(sign_bundle(bundle, engine.audit.keys), media_type="application/fhir+json",
                     headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+
+
+@router.get("/reports/split-admissions")
+def split_admission_report(request: Request, start: str | None = Query(None, alias="from"),
+                           end: str | None = Query(None, alias="to"),
+                           caller: Caller = Depends(get_caller)) -> Response:
+    """Suspected split admissions (分解住院): readmissions admitted from ``from`` to ``to``."""
+    require_auditor(caller)
+    caller.require("Encounter", "search")
+    engine = request.app.state.engine
+    try:
+        rule = load_rule(engine.settings.site)
+    except SiteError as exc:
+        raise RulesUnusable(f"split-admission rule: {exc}") from exc
+    report = split_admissions(engine.repository, engine.identity, rule, parse_day(start, "from"), parse_day(end, "to"))
+    patients = {p[k]["patient"].split("/", 1)[1] for p in report["pairs"] for k in ("first", "readmission")}
+    note(request, action="report-view", query=str(request.url.query) or None, patient_ids=sorted(patients),
+         detail={"report": "split-admissions", "pairs": report["count"]})
+    return Response(fhirjson.dumps(report), media_type="application/json")

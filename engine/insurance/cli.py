@@ -20,6 +20,8 @@ from engine.errors import FhirError
 from engine.insurance import rules as settlement_rules
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv, verify_bundle
 from engine.insurance.settlement import settlement_report, to_text
+from engine.insurance.split_admissions import load_rule, split_admissions
+from engine.recognition.service import parse_day
 from mappings.site import SiteError
 
 
@@ -44,6 +46,12 @@ def add_commands(sub: Any) -> None:
                        help="PEM of the audit public key (from /audit/public-key); repeat for several; "
                             "default: this server's keys")
     check.set_defaults(handler=run_verify)
+
+    split = sub.add_parser("split-admissions", help="suspected split admissions (分解住院) in a period")
+    split.add_argument("--from", dest="start", required=True, help="first admission day (YYYY-MM-DD)")
+    split.add_argument("--to", dest="end", required=True, help="last admission day, inclusive")
+    split.add_argument("--format", choices=["text", "json"], default="text")
+    split.set_defaults(handler=run_split)
 
 
 def run_settle(args: argparse.Namespace, settings: Any) -> int:
@@ -111,3 +119,34 @@ def run_verify(args: argparse.Namespace, settings: Any) -> int:
         return 1
     print(f"{args.file}: {'signature valid' if ok else 'SIGNATURE INVALID: the list was altered or not signed by these keys'}")
     return 0 if ok else 1
+
+
+def run_split(args: argparse.Namespace, settings: Any) -> int:
+    from engine.engine import Engine
+
+    try:
+        rule = load_rule(settings.site)
+        start, end = parse_day(args.start, "--from"), parse_day(args.end, "--to")
+    except SiteError as exc:
+        print(f"huren split-admissions: rule: {exc}", file=sys.stderr)
+        return 1
+    except FhirError as exc:
+        print(f"huren split-admissions: {exc.diagnostics}", file=sys.stderr)
+        return 2
+    with Engine(settings) as engine:
+        try:
+            report = split_admissions(engine.repository, engine.identity, rule, start, end)
+        except FhirError as exc:
+            print(f"huren split-admissions: {exc.diagnostics}", file=sys.stderr)
+            return 2
+    if args.format == "json":
+        sys.stdout.write(fhirjson.dumps(report).decode() + "\n")
+        return 0
+    r = report["rule"]
+    print(f"Suspected split admissions {report['from']} – {report['to']}: {report['count']} "
+          f"(readmitted within {r['window_days']} days for the same condition; {r['file']})")
+    for p in report["pairs"]:
+        a, b = p["first"], p["readmission"]
+        print(f"  {a['patient']}: {a['institution']} {a['admitted']}–{a['discharged']} {a['encounter']} → "
+              f"{b['institution']} {b['admitted']} {b['encounter']}  gap {p['gap_days']} d  {', '.join(p['conditions'])}")
+    return 0
