@@ -152,24 +152,14 @@ def settle(budget: Decimal, spending: Decimal, prepayment: Prepayment, overspend
     under = max(budget - spending, ZERO)
     fund_over = community_bears = retained = returned = ZERO
     if over > 0:
-        steps.append(Step("overspend", f"overspend: {pct(_ratio(over, budget))} of the budget", over,
-                          _ratio(over, budget), budget))
-        for seg in segments(over, budget, overspend):
-            steps.append(Step("overspend-tier", f"overspend {seg.span}: the fund pays {pct(seg.share)}",
-                              seg.amount, seg.share, seg.part))
-            fund_over += seg.amount
+        fund_over = _tiered(steps, "overspend", over, budget, overspend, "the fund pays")
         community_bears = over - fund_over
         steps.append(Step("fund-share-of-overspend", "the fund's share of the overspend", fund_over))
         steps.append(Step("community-bears", "the community bears", community_bears))
         fund_pays = budget + fund_over
         steps.append(Step("fund-pays", "the fund pays for the year: budget + its share of the overspend", fund_pays))
     else:
-        steps.append(Step("surplus", f"surplus: {pct(_ratio(under, budget))} of the budget", under,
-                          _ratio(under, budget), budget))
-        for seg in segments(under, budget, surplus):
-            steps.append(Step("surplus-tier", f"surplus {seg.span}: the community keeps {pct(seg.share)}",
-                              seg.amount, seg.share, seg.part))
-            retained += seg.amount
+        retained = _tiered(steps, "surplus", under, budget, surplus, "the community keeps")
         returned = under - retained
         steps.append(Step("retained", "the community keeps (结余留用)", retained))
         steps.append(Step("returned-to-fund", "stays with the fund", returned))
@@ -182,6 +172,19 @@ def settle(budget: Decimal, spending: Decimal, prepayment: Prepayment, overspend
     steps.append(Step("year-end", label, balance))
     return Outcome(budget, spending, prepaid, fund_pays, balance, over, fund_over, community_bears, under,
                    retained, returned, tuple(steps))
+
+
+def _tiered(steps: list[Step], kind: str, excess: Decimal, budget: Decimal, tiers: Sequence[Tier],
+            who: str) -> Decimal:
+    """Append the ``kind`` (overspend / surplus) step and one step per tier segment; return the
+    sum of the segments' shares."""
+    steps.append(Step(kind, f"{kind}: {pct(_ratio(excess, budget))} of the budget", excess, _ratio(excess, budget),
+                      budget))
+    total = ZERO
+    for seg in segments(excess, budget, tiers):
+        steps.append(Step(f"{kind}-tier", f"{kind} {seg.span}: {who} {pct(seg.share)}", seg.amount, seg.share, seg.part))
+        total += seg.amount
+    return total
 
 
 def _ratio(part: Decimal, whole: Decimal) -> Decimal:
