@@ -106,12 +106,20 @@ def list_id(institution: str, month: str) -> str:
 
 
 def _policy(row: dict[str, Any]) -> str:
+    """The payment policy the deduction applies, in words, from the flag's own decision (the scope
+    it was recognisable in, the reason and whether the records contradicted it, a partial repeat)."""
     basis = row.get("basis") or "community"
-    text = (f"not payable: {row.get('item_name') or row['item']} repeated {row['day']} within the "
-            f"{row.get('window_days')}-day recognition window of a recognisable result of "
-            f"{row.get('prior_institution')} on {row.get('prior_day')} (recognised within: {basis})")
+    scope = "the medical community" if basis == "community" else f"the HR scope {basis}"
+    what = row.get("item_name") or row["item"]
+    if row.get("partial") and row.get("analytes"):
+        what += f" (repeated analytes: {row['analytes']})"
+    text = (f"not payable: {what} repeated {row['day']} within the {row.get('window_days')}-day recognition "
+            f"window of a result of {row.get('prior_institution')} on {row.get('prior_day')}, "
+            f"recognisable within {scope}")
     if row.get("reason"):
-        text += f"; the re-test reason {row['reason']} was not accepted"
+        text += f"; re-test reason {row['reason']} not accepted"
+    if row.get("contradicted"):
+        text += f" ({row['contradicted']})"
     return text
 
 
