@@ -63,9 +63,7 @@ def site(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def county(tmp_path: Path, site: Path) -> Any:
-    settings = Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)
+def open_county(settings: Settings) -> Any:
     engine = Engine(settings)
     http = TestClient(create_app(engine))
     auth = {"Authorization": "Bearer " + engine.auth.issue_system_token("his-billing", "system/*.cruds"),
@@ -89,10 +87,18 @@ def county(tmp_path: Path, site: Path) -> Any:
         charge("x4", "2026-04-01T08:00:00+08:00", ident("ELSEWHERE"), "44.00", "40.00", "employee"),
         charge("x5", "2025-12-31T23:30:00+08:00", ident("FNXRMYY"), "1000.00", "1000.00", "employee"),
         charge("x6", "2027-01-01T00:10:00+08:00", ident("FNXRMYY"), "1000.00", "1000.00", "employee"),
+        {**charge("x7", "2026-05-01T08:00:00+08:00", ident("FNXRMYY"), "33.00", "30.00", "employee"),
+         "priceOverride": {"value": 33, "currency": "USD"}},
     ]
     for line in lines:
         res = http.put(f"/fhir/ChargeItem/{line['id']}", content=body(line), headers=auth)
         assert res.status_code in (200, 201), res.text
+    return engine, http
+
+
+@pytest.fixture
+def county(settings: Settings, site: Path) -> Any:
+    engine, http = open_county(settings.with_(site=site))
     yield engine, http
     engine.close()
 
@@ -132,7 +138,8 @@ def check_figures(report: dict[str, Any]) -> None:
     assert report["charges"]["counted"] == 5
     excluded = {e["reason"]: (e["lines"], D(str(e["amount"]))) for e in report["charges"]["excluded"]}
     assert excluded == {"status": (1, D("99.00")), "no-fund-share": (1, D("77.00")),
-                        "no-insurance-type": (1, D("55.00")), "unknown-institution": (1, D("44.00"))}
+                        "no-insurance-type": (1, D("55.00")), "unknown-institution": (1, D("44.00")),
+                        "currency": (1, D("33"))}
 
 
 def test_api_and_cli_give_the_same_settlement(county: Any, monkeypatch: pytest.MonkeyPatch,
@@ -156,6 +163,16 @@ def test_api_and_cli_give_the_same_settlement(county: Any, monkeypatch: pytest.M
     text = capsys.readouterr().out
     assert "the fund's share of the overspend" in text and "453.00" in text and "720.00" in text
     assert "spending at primary institutions: 61.15 % of 2780.00 (at least 16 %): met" in text
+
+
+def test_every_storage_backend_settles_the_same(backend_settings: Settings, site: Path) -> None:
+    engine, http = open_county(backend_settings.with_(site=site))
+    try:
+        res = http.get("/reports/settlement?year=2026", headers=insurer(engine))
+        assert res.status_code == 200, res.text
+        check_figures(res.json())
+    finally:
+        engine.close()
 
 
 def test_access_is_the_duplicate_report_rule(county: Any) -> None:

@@ -99,5 +99,5 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None])
         amount=money(price.get("value")),
         fund_share=money(share.get("value")) if isinstance(share, dict) else None,
         insurance_type=str(itype) if itype else None,
-        currency=price.get("currency"),
+        currency=price.get("currency") or (share.get("currency") if isinstance(share, dict) else None),
     )

@@ -32,6 +32,7 @@ EXCLUSIONS = {
     "status": "status is not billable or billed",
     "no-date": "no occurrence date",
     "no-amount": "no amount (priceOverride or the charge-amount extension)",
+    "currency": "amount in another currency than the settlement's",
     "no-institution": "no performing institution",
     "unknown-institution": "performing institution not in the site's institutions",
     "no-region": "the institution's community has no budget this year",
@@ -104,7 +105,7 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
         line = read_line(resource, organization)
         if line.day is not None and not line.day.startswith(prefix):
             continue  # the search's margin day of the next or previous year
-        reason = _exclusion(line, site, region_of)
+        reason = _exclusion(line, site, region_of, rules.currency)
         if reason:
             t = excluded[reason]
             t.lines += 1
@@ -132,7 +133,7 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
         regions.append({"region": yr.region, "name": rules.region_names.get(yr.region, yr.region), "year": yr.year,
                         "basis": yr.basis, "communities": communities})
     return {
-        "resourceType": "huren-settlement",  # not FHIR: a report, named so a reader knows what it holds
+        "report": "settlement",
         "year": year,
         "currency": rules.currency,
         "rules": rules.path,
@@ -145,13 +146,15 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     }
 
 
-def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules]) -> str | None:
+def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules], currency: str) -> str | None:
     if line.status not in COUNTED_STATUSES:
         return "status"
     if line.day is None:
         return "no-date"
     if line.amount is None:
         return "no-amount"
+    if line.currency not in (None, currency):
+        return "currency"
     if line.institution is None:
         return "no-institution"
     inst = site.institution(line.institution)
