@@ -89,6 +89,8 @@ def open_county(settings: Settings) -> Any:
         charge("x6", "2027-01-01T00:10:00+08:00", ident("FNXRMYY"), "1000.00", "1000.00", "employee"),
         {**charge("x7", "2026-05-01T08:00:00+08:00", ident("FNXRMYY"), "33.00", "30.00", "employee"),
          "priceOverride": {"value": 33, "currency": "USD"}},
+        {k: v for k, v in charge("x8", "", ident("FNXRMYY"), "12.00", "10.00", "employee").items()
+         if k != "occurrenceDateTime"},
     ]
     for line in lines:
         res = http.put(f"/fhir/ChargeItem/{line['id']}", content=body(line), headers=auth)
@@ -139,7 +141,7 @@ def check_figures(report: dict[str, Any]) -> None:
     excluded = {e["reason"]: (e["lines"], D(str(e["amount"]))) for e in report["charges"]["excluded"]}
     assert excluded == {"status": (1, D("99.00")), "no-fund-share": (1, D("77.00")),
                         "no-insurance-type": (1, D("55.00")), "unknown-institution": (1, D("44.00")),
-                        "currency": (1, D("33"))}
+                        "currency": (1, D("33")), "no-date": (1, D("12.00"))}
 
 
 def test_api_and_cli_give_the_same_settlement(county: Any, monkeypatch: pytest.MonkeyPatch,

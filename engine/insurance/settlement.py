@@ -64,16 +64,22 @@ class _Community:
 
 def year_charges(repository: Any, year: int) -> Iterator[dict[str, Any]]:
     """The ChargeItems whose occurrence may fall in ``year`` (a day's margin each side: the local
-    date decides, see ``settlement_report``), page by page in id order. A deployment whose search
-    parameter list leaves out ChargeItem ``occurrence`` gets every ChargeItem, filtered by date
-    here: slower, same figures."""
-    params = [("_sort", "_id"), ("_count", str(MAX_COUNT)), ("_total", "none")]
-    if repository.params.get("ChargeItem", "occurrence") is not None:
-        params += [("occurrence", f"ge{(date(year, 1, 1) - timedelta(days=1)).isoformat()}"),
-                   ("occurrence", f"lt{date(year + 1, 1, 2).isoformat()}")]
+    date decides, see ``settlement_report``), then those without an occurrence (reported as not
+    counted), page by page in id order. A deployment whose search parameter list leaves out
+    ChargeItem ``occurrence`` gets every ChargeItem, filtered by date here: slower, same figures."""
+    if repository.params.get("ChargeItem", "occurrence") is None:
+        yield from _pages(repository, [])
+        return
+    yield from _pages(repository, [("occurrence", f"ge{(date(year, 1, 1) - timedelta(days=1)).isoformat()}"),
+                                   ("occurrence", f"lt{date(year + 1, 1, 2).isoformat()}")])
+    yield from _pages(repository, [("occurrence:missing", "true")])
+
+
+def _pages(repository: Any, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    base = [*params, ("_sort", "_id"), ("_count", str(MAX_COUNT)), ("_total", "none")]
     offset = 0
     while True:
-        page = repository.search("ChargeItem", [*params, ("_offset", str(offset))])
+        page = repository.search("ChargeItem", [*base, ("_offset", str(offset))])
         yield from page.resources
         if not page.has_next:
             return
