@@ -199,7 +199,7 @@ def test_bad_requests_and_missing_rules(county: Any, monkeypatch: pytest.MonkeyP
     (engine.settings.site / "insurance" / "settlement.yaml").write_text(
         RULES.replace("fund_pays: 0.70", "# nothing"), "utf-8")
     res = http.get("/reports/settlement?year=2026", headers=insurer(engine))
-    assert res.status_code == 503
+    assert res.status_code == 409
     assert "overspend[0].fund_pays" in res.json()["issue"][0]["diagnostics"]
     settings = engine.settings
     engine.close()

@@ -124,7 +124,7 @@ def test_the_rule_is_site_data(county: Any) -> None:
     assert report["count"] == 3  # Bob's third stay (16 days) now counts; Z51 never matched J18 anyway
     (folder / "split_admission.yaml").write_text("window_days: -1\nclasses: [IMP]\nprefix: 3\n", "utf-8")
     res = http.get("/reports/split-admissions?from=2026-03-01&to=2026-04-30", headers=auditor(engine))
-    assert res.status_code == 503
+    assert res.status_code == 409
     assert "split_admission.yaml:1: window_days" in res.json()["issue"][0]["diagnostics"]
 
 

@@ -30,9 +30,11 @@ router = APIRouter()
 
 
 class RulesUnusable(FhirError):
-    """The deployment's settlement rules cannot be used: a server-side setting, not the request."""
+    """The deployment's rules cannot be used (e.g. the required overspend share is unset). A 409:
+    the request is fine but conflicts with the server's current settings, which the diagnostics
+    name by file, line and field; the route answers once the site sets them."""
 
-    status, code = 503, "exception"
+    status, code = 409, "business-rule"
 
 
 @router.get("/reports/settlement")
