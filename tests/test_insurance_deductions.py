@@ -71,8 +71,11 @@ def test_signed_bundle_lists_the_upheld_flags_and_verifies_offline(engine: Any, 
     assert all("not payable" in p and A in p for p in policies)
     issues = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
     assert all(i["mitigation"][-1]["action"]["coding"][0]["code"] == "upheld" for i in issues)
-    # the list is a valid R4 List, the issues as stored
+    # the Bundle (signature included) and the List in it are valid R4
     engine.validator.validate(dlist)
+    engine.validator.validate(bundle)
+    assert bundle["entry"][0]["fullUrl"].startswith("urn:uuid:")
+    assert bundle["entry"][1]["fullUrl"].endswith(f"/fhir/DetectedIssue/{bundle['entry'][1]['resource']['id']}")
 
     keys = public_keys(http)
     assert not keys.can_sign

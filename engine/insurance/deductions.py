@@ -32,6 +32,7 @@ import csv
 import hashlib
 import io
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -225,8 +226,12 @@ def to_bundle(dl: DeductionList, repository: Any, base_url: str, now: datetime |
         "identifier": {"system": LIST_SYSTEM, "value": f"{dl.institution}|{dl.month}"},
         "type": "collection",
         "timestamp": stamp,
-        "entry": [{"fullUrl": f"{base}/{res['resourceType']}/{res['id']}", "resource": res}
-                  for res in (deduction_list, *issues, csv_binary)],
+        # the DetectedIssues live on this server; the List and the CSV only in this Bundle
+        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, LIST_SYSTEM + ':' + dl.id)}",
+                   "resource": deduction_list},
+                  *({"fullUrl": f"{base}/DetectedIssue/{res['id']}", "resource": res} for res in issues),
+                  {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, LIST_SYSTEM + ':' + dl.id + ':csv')}",
+                   "resource": csv_binary}],
     }
 
 
