@@ -10,7 +10,9 @@ both are read the same way:
 - **fund share** (统筹基金支付): the extension ``urn:huren:StructureDefinition:fund-share``
   (``valueMoney``); R4 ChargeItem has no element for it.
 - **insurance type**: the extension ``urn:huren:StructureDefinition:insurance-type``
-  (``valueCode``, a key of ``insurance_types`` in the settlement rules).
+  (``valueCode``, a key of ``insurance_types`` in the settlement rules); without it, the type of
+  the Coverage of the line's ``account`` (``Account.coverage`` → ``Coverage.type``, HL7 IN1-15),
+  mapped by the rules' ``coverage_types``.
 - **institution**: ``performingOrganization`` — its ``identifier`` in ``urn:huren:institution``,
   or the Organization it references, read for that identifier.
 - **date**: the local date written in ``occurrenceDateTime`` (or ``occurrencePeriod.start``).
@@ -82,7 +84,15 @@ def organization_code(resource: dict[str, Any] | None) -> str | None:
     return None
 
 
-def read_line(charge: dict[str, Any], organization: Callable[[str], str | None]) -> ChargeLine:
+def account_refs(charge: dict[str, Any]) -> list[str]:
+    return [str(a["reference"]) for a in charge.get("account") or ()
+            if isinstance(a, dict) and str(a.get("reference") or "").startswith("Account/")]
+
+
+def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
+              coverage_type: Callable[[list[str]], str | None] = lambda refs: None) -> ChargeLine:
+    """``coverage_type(account refs)`` answers the insurance type from the accounts' coverage when
+    the line does not state it."""
     price = charge.get("priceOverride")
     if not isinstance(price, dict):
         ext = _ext(charge, AMOUNT_EXT)
@@ -98,6 +108,6 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None])
         day=when[:10] if isinstance(when, str) and len(when) >= 10 else None,
         amount=money(price.get("value")),
         fund_share=money(share.get("value")) if isinstance(share, dict) else None,
-        insurance_type=str(itype) if itype else None,
+        insurance_type=str(itype) if itype else coverage_type(account_refs(charge)),
         currency=price.get("currency") or (share.get("currency") if isinstance(share, dict) else None),
     )

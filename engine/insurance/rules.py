@@ -11,7 +11,7 @@ stops the settlement with an error naming the file and the field, instead of a g
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
         "insurance_types": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}},
+        "coverage_types": {"type": "object", "additionalProperties": {"type": "string"}},
         "regions": {"type": "object", "additionalProperties": {
             "type": "object",
             "required": ["years"],
@@ -113,6 +114,7 @@ class SettlementRules:
     insurance_types: Mapping[str, str]
     regions: Mapping[str, Mapping[int, YearRules]]
     region_names: Mapping[str, str]
+    coverage_types: Mapping[str, str] = field(default_factory=dict)  # Coverage.type code -> insurance type
 
     def for_year(self, year: int, community: str | None = None) -> list[YearRules]:
         """Every region's rules for ``year`` (only those budgeting ``community`` when given)."""
@@ -164,7 +166,12 @@ def load_file(path: Path) -> SettlementRules:
                 primary_care=primary)
         regions[region] = years
     _check_one_region_per_community(regions, where)
-    return SettlementRules(str(path), data["currency"], dict(data["insurance_types"]), regions, names)
+    coverage = {str(code): str(itype) for code, itype in (data.get("coverage_types") or {}).items()}
+    for code, itype in coverage.items():
+        if itype not in data["insurance_types"]:
+            raise where.error(["coverage_types", code], f"unknown insurance type {itype!r} (insurance_types lists "
+                                                         f"{', '.join(data['insurance_types'])})")
+    return SettlementRules(str(path), data["currency"], dict(data["insurance_types"]), regions, names, coverage)
 
 
 def _check_one_region_per_community(regions: Mapping[str, Mapping[int, YearRules]], where: _Where) -> None:

@@ -15,7 +15,7 @@ the same figures.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -36,7 +36,7 @@ EXCLUSIONS = {
     "no-institution": "no performing institution",
     "unknown-institution": "performing institution not in the site's institutions",
     "no-region": "the institution's community has no budget this year",
-    "no-insurance-type": "no insurance type",
+    "no-insurance-type": "no insurance type (extension, or the account's Coverage type)",
     "unbudgeted-type": "insurance type without a budget for the community",
     "no-fund-share": "no fund share (the year is settled on the fund share)",
 }
@@ -103,12 +103,23 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
                 orgs[ref] = None
         return orgs[ref]
 
+    accounts: dict[str, str | None] = {}
+
+    def coverage_type(refs: list[str]) -> str | None:
+        """The insurance type of the first account whose Coverage type the rules map."""
+        for ref in refs:
+            if ref not in accounts:
+                accounts[ref] = _account_type(repository, ref, rules.coverage_types)
+            if accounts[ref] is not None:
+                return accounts[ref]
+        return None
+
     tallies: dict[str, _Community] = defaultdict(_Community)
     excluded: dict[str, _Tally] = defaultdict(_Tally)
     counted = 0
     prefix = f"{year:04d}-"
     for resource in year_charges(repository, year):
-        line = read_line(resource, organization)
+        line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None)
         if line.day is not None and not line.day.startswith(prefix):
             continue  # the search's margin day of the next or previous year
         reason = _exclusion(line, site, region_of, rules.currency)
@@ -150,6 +161,25 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
                          for k, v in sorted(excluded.items())],
         },
     }
+
+
+def _account_type(repository: Any, ref: str, codes: Mapping[str, str]) -> str | None:
+    try:
+        account = repository.read("Account", ref.split("/", 1)[1])
+    except NotFound:
+        return None
+    for cov in account.get("coverage") or ():
+        cref = ((cov or {}).get("coverage") or {}).get("reference")
+        if not isinstance(cref, str) or not cref.startswith("Coverage/"):
+            continue
+        try:
+            coverage = repository.read("Coverage", cref.split("/", 1)[1])
+        except NotFound:
+            continue
+        for coding in (coverage.get("type") or {}).get("coding") or ():
+            if str(coding.get("code")) in codes:
+                return codes[str(coding.get("code"))]
+    return None
 
 
 def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules], currency: str) -> str | None:
