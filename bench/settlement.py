@@ -5,7 +5,7 @@
 Stores N ChargeItems (three institutions of the demo community, both insurance types, dates over
 the year plus 5 % in the next year, a few lines that cannot be settled) through the real repository on
 SQLite, then runs ``settlement_report`` (what ``huren settle`` and ``GET /reports/settlement`` do:
-search the year's ChargeItems page by page, read each line's money as Decimal, tally, settle
+read the stored ChargeItems page by page, keep the year's, read each line's money as Decimal, tally, settle
 every budget) R times. Prints the wall and CPU time of a settlement, the CPU time per charge line,
 and the load average (timings on a shared machine are noisy: compare CPU per line).
 """
