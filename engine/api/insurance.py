@@ -2,10 +2,8 @@
 monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle) and suspected
 split admissions ``GET /reports/split-admissions``.
 
-Both are cross-patient figures for the bureau's auditors and insurer systems, so they take the
-duplicate-report rule of the access policy (no patient-scoped token; ``DetectedIssue`` search);
-the settlement also reads every charge line, so it needs ``ChargeItem`` search too, and the
-split admissions ``Encounter`` search.
+All are cross-patient figures for the bureau's auditors and insurer systems: the access policy's
+insurance-report rule (``engine.auth.policy.require_insurance_report``) decides who may see them.
 """
 
 from __future__ import annotations
@@ -17,12 +15,12 @@ from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.auth.policy import require_insurance_report
 from engine.errors import BadRequest, FhirError
 from engine.insurance import rules as settlement_rules
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv
 from engine.insurance.settlement import settlement_report
 from engine.insurance.split_admissions import load_rule, split_admissions
-from engine.recognition.access import require_auditor
 from engine.recognition.service import parse_day
 from mappings.site import SiteError
 
@@ -40,8 +38,7 @@ class RulesUnusable(FhirError):
 @router.get("/reports/settlement")
 def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), community: str | None = None,
                caller: Caller = Depends(get_caller)) -> Response:
-    require_auditor(caller)
-    caller.require("ChargeItem", "search")
+    require_insurance_report(caller, "ChargeItem")
     engine = request.app.state.engine
     try:
         rules = settlement_rules.load(engine.settings.site)
@@ -60,7 +57,7 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
                fmt: str | None = Query(None, alias="_format"), caller: Caller = Depends(get_caller)) -> Response:
     """The institution's deduction list for ``month`` (YYYY-MM): a signed FHIR Bundle (default,
     ``_format=json``) or CSV (``_format=csv`` or ``Accept: text/csv``)."""
-    require_auditor(caller)
+    require_insurance_report(caller)
     engine = request.app.state.engine
     dl = deduction_list(engine.recognition, engine.repository, institution, month)
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
@@ -83,8 +80,7 @@ def split_admission_report(request: Request, start: str | None = Query(None, ali
                            end: str | None = Query(None, alias="to"),
                            caller: Caller = Depends(get_caller)) -> Response:
     """Suspected split admissions (分解住院): readmissions admitted from ``from`` to ``to``."""
-    require_auditor(caller)
-    caller.require("Encounter", "search")
+    require_insurance_report(caller, "Encounter")
     engine = request.app.state.engine
     try:
         rule = load_rule(engine.settings.site)
