@@ -11,6 +11,9 @@ rules for the operations around them, all expressed in the caller's scopes:
   token never qualifies, whatever it was granted.
 - **Duplicate-test reports and reviews**: cross-patient, never for a patient-context token;
   ``DetectedIssue`` search to read, update to review.
+- **Insurance reports** (budget settlement, deduction lists, split admissions): cross-patient
+  figures for the bureau, so the duplicate-report rule, plus search on what each report reads
+  (``ChargeItem`` for the settlement, ``Encounter`` for split admissions).
 - **Rules reload**: a system client with update rights on every type (``system/*.u``).
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
   replay (a replay imports data exactly as a new message would).
@@ -41,6 +44,12 @@ def require_auditor(caller: Caller, *, review: bool = False) -> None:
     if caller.restricted:
         raise Forbidden("duplicate-test reports are for auditors, not patient-scoped tokens")
     caller.require("DetectedIssue", "update" if review else "search")
+
+
+def require_insurance_report(caller: Caller, *reads: str) -> None:
+    require_auditor(caller)
+    for rtype in reads:
+        caller.require(rtype, "search")
 
 
 def require_rules_admin(caller: Caller) -> None:
