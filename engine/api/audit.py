@@ -13,27 +13,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from engine.audit.note import note
 from engine.audit.verify import verify_online
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.auth.policy import require_audit_admin
+from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, Forbidden
+from engine.errors import BadRequest
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 def get_engine(request: Request) -> Engine:
     return request.app.state.engine
-
-
-def require_auditor(caller: Caller) -> None:
-    if caller.kind == "auditor" or (caller.kind == "system" and caller.allows("AuditEvent", "read")):
-        return
-    raise Forbidden("only auditors and systems allowed to read AuditEvents may do this")
 
 
 @router.get("/public-key")
@@ -45,8 +41,8 @@ def public_key(engine: Engine = Depends(get_engine)) -> dict[str, Any]:
 
 
 @router.get("/checkpoints")
-def checkpoints(request: Request, since: int = Query(0, ge=0, description="first checkpoint number"),
-                limit: int = Query(100, ge=1, le=1000), engine: Engine = Depends(get_engine),
+def checkpoints(request: Request, since: int = int_query(0, description="first checkpoint number"),
+                limit: int = int_query(100, ge=1, le=1000), engine: Engine = Depends(get_engine),
                 caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     note(request, action="audit-access", detail={"checkpoints_since": since})
     cps = engine.audit.list_checkpoints(since_seq=since, limit=limit)
@@ -58,7 +54,7 @@ def checkpoints(request: Request, since: int = Query(0, ge=0, description="first
 @router.post("/checkpoints", status_code=201)
 def sign_now(request: Request, engine: Engine = Depends(get_engine),
              caller: Caller = Depends(get_caller)) -> dict[str, Any]:
-    require_auditor(caller)
+    require_audit_admin(caller)
     note(request, action="audit-access", detail={"checkpoint": "signed on demand"})
     if engine.audit.size == 0:
         raise BadRequest("the audit log is empty")
@@ -68,7 +64,7 @@ def sign_now(request: Request, engine: Engine = Depends(get_engine),
 
 
 @router.get("/proof/inclusion")
-def inclusion(request: Request, leaf: int = Query(..., ge=0), size: int | None = Query(None, ge=1),
+def inclusion(request: Request, leaf: int = int_query(...), size: int | None = int_query(None, ge=1),
               engine: Engine = Depends(get_engine), caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     log = engine.audit
     if size is None:
@@ -87,7 +83,7 @@ def inclusion(request: Request, leaf: int = Query(..., ge=0), size: int | None =
 
 
 @router.get("/proof/consistency")
-def consistency(request: Request, first: int = Query(..., ge=1), second: int = Query(..., ge=1),
+def consistency(request: Request, first: int = int_query(..., ge=1), second: int = int_query(..., ge=1),
                 engine: Engine = Depends(get_engine), caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     log = engine.audit
     note(request, action="audit-access", detail={"consistency": f"{first}..{second}"})
@@ -101,7 +97,7 @@ def consistency(request: Request, first: int = Query(..., ge=1), second: int = Q
 @router.get("/verify")
 async def verify(request: Request, engine: Engine = Depends(get_engine),
                  caller: Caller = Depends(get_caller)) -> dict[str, Any]:
-    require_auditor(caller)
+    require_audit_admin(caller)
     note(request, action="audit-access", detail={"verify": "full log"})
     report = await run_in_threadpool(verify_online, engine.audit)
     return report.as_json()
