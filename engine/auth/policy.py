@@ -55,7 +55,7 @@ def require_operator(caller: Caller, action: str) -> None:
 
 
 def require_identity_operator(caller: Caller) -> None:
-    """``$link``/``$unlink``: Patient update, and never a patient-context token (404: for such a
+    """``$link``/``$unlink``/``$login-phone``: Patient update, and never a patient-context token (404: for such a
     caller the operation does not exist)."""
     caller.require("Patient", "u")
     if caller.restricted:
