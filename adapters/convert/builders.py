@@ -34,7 +34,7 @@ def _orders(ctx: Context, spec: dict[str, Any]) -> None:
     if spec.get("imaging") == "always" or (spec.get("imaging", True) and pacs.is_imaging(ctx)):
         pacs.convert_imaging_order(ctx)
     else:
-        lis.convert_orders(ctx, "laboratory", with_report=False)
+        lis.convert_orders(ctx, "laboratory", with_report=False, specimen_groups=bool(spec.get("specimen_groups")))
 
 
 def _documents(ctx: Context, spec: dict[str, Any]) -> None:
