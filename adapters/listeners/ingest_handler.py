@@ -21,6 +21,7 @@ from adapters.hl7v2.enhanced import APPLICATION_ACK_TYPES, AckRequest, requested
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import Header, extract_header
 from adapters.listeners.mllp import Replies, ack_codec
+from engine.messages import RECEIVED
 
 
 class IngestHandler:
@@ -31,26 +32,30 @@ class IngestHandler:
 
     async def __call__(self, raw: bytes, peer: str) -> bytes | Replies:
         loop = asyncio.get_running_loop()
-        stored: asyncio.Future[tuple[Header, AckRequest, Any]] = loop.create_future()
+        # resolved first by whichever comes first: the raw message committed (enhanced mode
+        # only) or the whole outcome (None); both arrive through the loop in that order
+        first: asyncio.Future[tuple[Header, AckRequest, Any] | None] = loop.create_future()
 
         def on_stored(header: Header, early: Any) -> None:  # the ingest worker's thread
             request = requested(header, self.ingestor.site)
             if request is not None:  # original-mode messages cost nothing more here
-                loop.call_soon_threadsafe(_settle, stored, (header, request, early))
+                loop.call_soon_threadsafe(_settle, first, (header, request, early))
 
-        done = asyncio.wrap_future(self.ingestor.submit(raw, channel="mllp", peer=peer, on_stored=on_stored))
-        await asyncio.wait((stored, done), return_when=asyncio.FIRST_COMPLETED)
-        if not stored.done():
-            outcome = await done
-            return self._never_stored(raw, peer, outcome) or outcome.ack
-        header, request, early = stored.result()
+        done = self.ingestor.submit(raw, channel="mllp", peer=peer, on_stored=on_stored)
+        done.add_done_callback(lambda _: loop.call_soon_threadsafe(_settle, first, None))
+        stored = await first
+        if stored is None:
+            outcome = done.result()
+            return self._never_stored(raw, peer, outcome) if outcome.status == RECEIVED and \
+                outcome.code != "AA" else outcome.ack
+        header, request, early = stored
         if header.message_code == "ACK":
             return Replies(None, None)
         if early is not None and early.code == "AR":  # refused at the envelope: commit reject
             accept = self._ack(header, "CR", early.errors)
             return Replies(accept if wanted(request.accept, "CR") else None, None)
         accept_ack = self._ack(header, "CA", []) if wanted(request.accept, "CA") else None
-        return Replies(accept_ack, self._application_ack(header, request, done))
+        return Replies(accept_ack, self._application_ack(header, request, asyncio.wrap_future(done)))
 
     async def _application_ack(self, header: Header, request: AckRequest, done: Any) -> bytes | None:
         outcome = await done
@@ -58,14 +63,15 @@ class IngestHandler:
             return None
         return self._ack(header, outcome.code, outcome.errors, APPLICATION_ACK_TYPES)
 
-    def _never_stored(self, raw: bytes, peer: str, outcome: Any) -> Replies | None:
-        """A message the pipeline could not even store: CE (commit error) for an enhanced-mode
-        sender, when MSH-15 wants it; None for an original-mode sender (its AE stands)."""
+    def _never_stored(self, raw: bytes, peer: str, outcome: Any) -> bytes | Replies:
+        """A message the pipeline could not even store (its answer says resend later): CE
+        (commit error) for an enhanced-mode sender, when MSH-15 wants it; the original-mode
+        answer for anyone else."""
         header, _ = extract_header(raw)
         header.resolve_sender(peer, self.ingestor.site)
         request = requested(header, self.ingestor.site)
         if request is None:
-            return None
+            return outcome.ack
         return Replies(self._ack(header, "CE", outcome.errors) if wanted(request.accept, "CE") else None, None)
 
     def _ack(self, header: Header, code: str, errors: list[HL7Error],
