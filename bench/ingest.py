@@ -193,9 +193,10 @@ def client_main(args: argparse.Namespace) -> None:
 
 async def _serve_and_measure(engine: Any, kind: int, count: int, offset: int, connections: int,
                              window: int) -> tuple[float, str]:
+    from adapters.listeners.ingest_handler import IngestHandler
     from adapters.listeners.mllp import MLLPServer
 
-    server = MLLPServer(engine.ingestor.handle_async, port=0, idle_timeout=60)
+    server = MLLPServer(IngestHandler(engine.ingestor), port=0, idle_timeout=60)  # as huren serve does
     await server.start()
     try:
         proc = await asyncio.create_subprocess_exec(

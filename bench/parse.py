@@ -38,7 +38,7 @@ FEEDS = ROOT / "examples" / "feeds"
 MESSAGES = {
     "ORU^R01 12 OBX": "02_FNXRMYY_ORU_R01_blood_count.hl7",
     "ADT^A01": "01_FNXRMYY_ADT_A01_admission.hl7",
-    "PACS ORU^R01 report": "05_FNXRMYY_ORU_R01_ct_report.hl7",
+    "PACS ORU^R01 report": "04_FNXRMYY_ORU_R01_ct_report.hl7",
 }
 
 

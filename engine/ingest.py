@@ -108,6 +108,7 @@ class _Item:
     conversion: Any = None
     errors: list[HL7Error] = field(default_factory=list)
     in_batch_new: bool = False  # stored by this batch (not a resend)
+    on_stored: Callable[[Header, Outcome | None], None] | None = None  # see ``submit``
 
 
 @dataclass
@@ -171,13 +172,21 @@ class Ingestor:
         """Process one message and return its ACK (blocking; group-committed with concurrent callers)."""
         return self.submit(raw, channel=channel, peer=peer).result().ack
 
-    def submit(self, raw: bytes, *, channel: str, peer: str) -> concurrent.futures.Future[Outcome]:
-        """Queue a message for the worker; the future resolves to its ``Outcome`` after the commit."""
+    def submit(self, raw: bytes, *, channel: str, peer: str,
+               on_stored: Callable[[Header, Outcome | None], None] | None = None,
+               ) -> concurrent.futures.Future[Outcome]:
+        """Queue a message for the worker; the future resolves to its ``Outcome`` after the commit.
+
+        ``on_stored(header, outcome)`` is called from the worker as soon as the raw message is
+        committed, before conversion (enhanced-mode accept ACKs are sent then); ``outcome`` is
+        already set when the envelope decided the answer (a rejection, a resend). It is not
+        called when the raw message could not be stored.
+        """
         if self._closed:
             raise RuntimeError("ingestor is closed")
         fut: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         self._ensure_worker()
-        self._queue.put(_Item(bytes(raw), channel, peer, fut))
+        self._queue.put(_Item(bytes(raw), channel, peer, fut, on_stored=on_stored))
         return fut
 
     async def handle_async(self, raw: bytes, peer: str, channel: str = "mllp") -> bytes:
@@ -310,6 +319,12 @@ class Ingestor:
             self._finish(items)
             return
         self.stats.seconds["store_raw"] += time.perf_counter() - t1
+        for item in items:
+            if item.on_stored is not None and item.header is not None:
+                try:
+                    item.on_stored(item.header, item.outcome)
+                except Exception:  # a listener's callback must not stop the batch
+                    log.exception("on_stored callback failed")
         self._phase2([i for i in items if i.process])
         self._finish(items)
 

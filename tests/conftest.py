@@ -88,10 +88,11 @@ def mllp(engine) -> Iterator[int]:
     import asyncio
     import threading
 
+    from adapters.listeners.ingest_handler import IngestHandler
     from adapters.listeners.mllp import MLLPServer
 
     loop = asyncio.new_event_loop()
-    server = MLLPServer(engine.ingestor.handle_async, host="127.0.0.1", port=0)
+    server = MLLPServer(IngestHandler(engine.ingestor), host="127.0.0.1", port=0)
     ready = threading.Event()
 
     def run() -> None:

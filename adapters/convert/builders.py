@@ -13,10 +13,11 @@ from typing import Any
 from adapters.convert import common, datatypes, his, lis, pacs, results, templates
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
+from adapters.convert.engine import compile_rule
 from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
-from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_datetime
 
 # --- whole-message handlers ----------------------------------------------------------------------
 
@@ -33,7 +34,7 @@ def _orders(ctx: Context, spec: dict[str, Any]) -> None:
     if spec.get("imaging") == "always" or (spec.get("imaging", True) and pacs.is_imaging(ctx)):
         pacs.convert_imaging_order(ctx)
     else:
-        lis.convert_orders(ctx, "laboratory", with_report=False)
+        lis.convert_orders(ctx, "laboratory", with_report=False, specimen_groups=bool(spec.get("specimen_groups")))
 
 
 def _documents(ctx: Context, spec: dict[str, Any]) -> None:
@@ -180,8 +181,62 @@ def _merge_pid(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]
     return None
 
 
+_FORECAST_STEPS: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def _forecast_steps(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec's ``forecast`` map (OBX-3 code → rule on OBX-5) compiled once per template."""
+    cached = _FORECAST_STEPS.get(id(spec))
+    if cached is None or cached[0] is not spec:
+        steps = {code: compile_rule({"field": 5, **rule}) for code, rule in (spec.get("forecast") or {}).items()}
+        cached = _FORECAST_STEPS[id(spec)] = (spec, steps)
+    return cached[1]
+
+
+def _immunization_recommendation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """An RXA group's forecast OBX blocks → one ImmunizationRecommendation (the mapping file says
+    which OBX-3 codes fill which element and how blocks are told apart)."""
+    if seg is None or scope.patient is None:
+        return None
+    steps = _forecast_steps(spec)
+    starts = frozenset(spec.get("starts") or ())
+    ctx = env.ctx
+    blocks: list[tuple[str, dict[str, Any]]] = []
+    for obx in scope.all("OBX"):
+        code = obx.value(3).strip()
+        step = steps.get(code)
+        if step is None:
+            continue
+        sub_id = obx.value(4).strip()
+        if not blocks or (sub_id and sub_id != blocks[-1][0]) or (
+                not sub_id and code in starts and "vaccineCode" in blocks[-1][1]):
+            blocks.append((sub_id, {}))
+        step(obx, ctx, blocks[-1][1])
+    recommendations = []
+    for _, rec in blocks:
+        if "vaccineCode" not in rec or not ("dateCriterion" in rec or "forecastStatus" in rec):
+            continue
+        dose = rec.get("doseNumberPositiveInt")
+        if isinstance(dose, int) and dose < 1:
+            rec["doseNumberString"] = str(rec.pop("doseNumberPositiveInt"))
+        if "forecastStatus" not in rec:
+            templates.mark_absent(rec, "forecastStatus", "ImmunizationRecommendation", seg, ctx)
+        recommendations.append(rec)
+    if not recommendations:
+        return None
+    when = seg.value(3) or ctx.message.msh.timestamp
+    try:
+        date = to_fhir_datetime(when, ctx.tz)
+    except TimestampError:
+        raise seg.error(f"RXA-3: {when!r} is not an HL7 date/time", 3, code=DATA_TYPE_ERROR) from None
+    res: Resource = {"resourceType": "ImmunizationRecommendation", "patient": dict(scope.patient),
+                     "date": date, "recommendation": recommendations}
+    return ctx.put(res, f"{scope.pkey}|forecast|{when}|{seg.sequence}")
+
+
 templates.BUILDERS.update(
     {
+        "immunization_recommendation": _immunization_recommendation,
         "patient": _patient,
         "encounter": _encounter,
         "observation": _observation,

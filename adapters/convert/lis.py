@@ -22,7 +22,8 @@ def convert_lab(ctx: Context) -> None:
 
 
 def convert_orders(
-    ctx: Context, category: str, *, with_report: bool, hook: ImagingHook | None = None
+    ctx: Context, category: str, *, with_report: bool, hook: ImagingHook | None = None,
+    specimen_groups: bool = False,
 ) -> None:
     msg = ctx.message
     pid = msg.get("PID")
@@ -42,7 +43,7 @@ def convert_orders(
     if pv1 is not None and any(pv1.has(n) for n in (19, 44)):
         enc = common.encounter(pv1, msg.get("PV2"), ctx, subject, pkey)
         ctx.create_only.append(enc["reference"])
-    found, leftover = results.groups(ctx)
+    found, leftover = results.groups(ctx, specimen_groups=specimen_groups)
     if not found and not msg.get("TXA"):
         raise HL7Error(
             f"{msg.msh.structure} message has no ORC/OBR/OBX order or result",

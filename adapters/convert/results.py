@@ -100,8 +100,11 @@ class Group:
     sac: list[Segment] = field(default_factory=list)  # specimen containers (OUL)
 
 
-def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
-    """Split the message into order groups; returns (groups, segments left unconsumed)."""
+def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group], list[Segment]]:
+    """Split the message into order groups; returns (groups, segments left unconsumed).
+
+    ``specimen_groups``: the structure nests orders under their specimen (OML^O33: SPM, then the
+    ORC/OBR orders on it), so each SPM starts a new specimen for the orders that follow."""
     out: list[Group] = []
     current: Group | None = None
     pending_orc: Segment | None = None
@@ -157,7 +160,9 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
                 key = current.obx[-1].position if current.obx else -1
                 current.notes.setdefault(key, []).append(seg)
         elif name == "SPM":
-            if oul and current is not None and current.obr is not None and not current.obx:
+            if specimen_groups:
+                pending_spm, pending_sac, current = [seg], [], None
+            elif oul and current is not None and current.obr is not None and not current.obx:
                 current.spm.append(seg)  # OUL^R24: the order's own specimen, after its OBR
             elif current is None or oul:
                 pending_spm.append(seg)
@@ -316,7 +321,11 @@ def specimens(
             accession = ei(sac.rep(2), {}, ctx)
             if accession and "accessionIdentifier" not in res:
                 res["accessionIdentifier"] = accession
-        refs.append(ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}"))
+        ref = ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}")
+        made = ctx.resources[ref["reference"]]
+        if made is not res and request not in made["request"]:
+            made["request"].append(request)  # one specimen, several orders on it (OML^O33, OUL)
+        refs.append(ref)
     obr = group.obr
     if not refs and obr is not None and obr.value(15):
         # v2.3/2.4: OBR-15 specimen source (code&text&system ^ additives ^ free text ^ body site)

@@ -24,6 +24,7 @@ adding a structure is a new file plus tests, not new Python. The shape, tersely:
         from: OBX
         builder: observation     # a named builder (``BUILDERS``) instead of rules
         backrefs: [{to: Immunization, path: "reaction[].detail", when: {OBX-3: [31044-1]}}]
+        unless: {RXA-5: ["998"], OBX-3: [30980-7]}   # not made when all match (``when``: only when)
 
 Or ``handler: <name>`` hands the whole message to a named converter (the ORC/OBR/OBX result and
 order families, whose grouping rules live in ``results``). Statuses are rules through named
@@ -131,6 +132,7 @@ class _Spec:
     builder: str
     post: list[str]
     when: dict[tuple[str, int, int], frozenset[str]]
+    unless: dict[tuple[str, int, int], frozenset[str]]  # not made when all of these match
     institution_scoped: bool
     create_only: bool  # another feed owns it (the order a dispense fulfils): written only if absent
     raw: dict[str, Any]
@@ -221,6 +223,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
                 builder=raw.get("builder", ""),
                 post=list(raw.get("post", ())),
                 when={field_ref(k): frozenset(map(str, v)) for k, v in raw.get("when", {}).items()},
+                unless={field_ref(k): frozenset(map(str, v)) for k, v in raw.get("unless", {}).items()},
                 institution_scoped=raw.get("scope") == "institution",
                 create_only=bool(raw.get("create_only")),
                 raw=raw,
@@ -345,6 +348,8 @@ def _make_all(spec: _Spec, scope: Scope, env: Env) -> None:
     if spec.source:
         for seg in scope.all(spec.source):
             if spec.when and not _matches(spec.when, seg, scope):
+                continue
+            if spec.unless and _matches(spec.unless, seg, scope):
                 continue
             _make(spec, seg, scope, env)
     elif scope.segments or scope.name == "message":

@@ -106,11 +106,14 @@ def build_ack(
     now: datetime | None = None,
     control_id: str | None = None,
     sending_application: str = "HUREN",
+    ack_types: tuple[str, str] | None = None,
 ) -> str:
     """The ACK for ``header`` as text, segments ended by CR (no MLLP framing).
 
-    ``code`` is AA, AE or AR. ``errors`` may include warnings (severity W) on an AA.
+    ``code`` is AA, AE or AR (original mode and enhanced mode's application ACK) or CA, CE, CR
+    (enhanced mode's accept ACK). ``errors`` may include warnings (severity W) on an AA.
     ``sending_application`` is used for MSH-3 only when the incoming MSH-5 is empty.
+    ``ack_types`` fills MSH-15/MSH-16 of this ACK (what it asks of its receiver in turn).
     """
     if code not in ("AA", "AE", "AR", "CA", "CE", "CR"):
         raise ValueError(f"invalid acknowledgment code {code!r}")
@@ -136,8 +139,10 @@ def build_ack(
         header.processing_id or "P",  # MSH-11
         version,  # MSH-12
     ]
+    if ack_types or header.charset:
+        msh += ["", "", *(ack_types or ("", ""))]  # MSH-13, 14 empty; MSH-15, 16
     if header.charset:
-        msh += ["", "", "", "", "", header.charset]  # MSH-13..17 empty, MSH-18 echoed
+        msh += ["", header.charset]  # MSH-17 empty, MSH-18 echoed
     control = escape(header.control_id, fs, enc)
     segments = [fs.join(msh)]
     legacy = uses_err1_layout(version)

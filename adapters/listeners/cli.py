@@ -181,6 +181,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 async def serve(engine: Any, *, mllp: bool = True) -> None:
     import uvicorn
 
+    from adapters.listeners.ingest_handler import IngestHandler
     from adapters.listeners.mllp import MLLPServer, build_ssl_context
     from engine.api.app import create_app
 
@@ -192,7 +193,7 @@ async def serve(engine: Any, *, mllp: bool = True) -> None:
     listener = None
     if mllp:
         listener = MLLPServer(
-            engine.ingestor.handle_async, host=settings.mllp_host, port=settings.mllp_port,
+            IngestHandler(engine.ingestor), host=settings.mllp_host, port=settings.mllp_port,
             max_message_bytes=settings.mllp_max_message_bytes, idle_timeout=settings.mllp_idle_timeout,
             ssl_context=build_ssl_context(settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca),
         )

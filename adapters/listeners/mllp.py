@@ -4,7 +4,8 @@ What a hospital interface engine expects from the receiving end, and what this d
 
 * frames are found across arbitrary TCP reads (a frame split over many packets, many frames in
   one packet); bytes outside a frame (keep-alive newlines, noise) are skipped and counted;
-* many messages per connection, answered **in order**, one ACK per message. A sender may
+* many messages per connection, answered **in order**, one ACK per message (or, for a handler
+  answering in enhanced mode, a ``Replies``: the accept ACK, then the application ACK). A sender may
   pipeline (send the next message before the previous ACK arrives): every frame is handed to
   the handler at once, so a pipelining sender gets its messages group-committed together;
 * many connections at once (one asyncio task each);
@@ -40,7 +41,18 @@ END_BLOCK = b"\x1c"
 CARRIAGE_RETURN = b"\x0d"
 HEAD_KEEP = 64 * 1024  # bytes kept from an oversized frame, enough for any MSH
 
-Handler = Callable[[bytes, str], Awaitable[bytes]]
+
+
+@dataclass
+class Replies:
+    """More than one answer to one message, written in this order before the next message's:
+    ``first`` now, then what ``later`` resolves to. None means nothing to send."""
+
+    first: bytes | None
+    later: Awaitable[bytes | None] | None = None
+
+
+Handler = Callable[[bytes, str], Awaitable["bytes | Replies"]]
 
 
 def frame(payload: bytes) -> bytes:
@@ -203,7 +215,7 @@ def oversize_ack(head: bytes, size: int, limit: int) -> bytes:
     header, _ = extract_header(head)
     err = HL7Error(f"message of {size} bytes exceeds the maximum of {limit} bytes; not stored",
                    code=APPLICATION_INTERNAL_ERROR, ack_code="AR")
-    return build_ack(header, "AR", [err]).encode(_ack_codec(header.codec))
+    return build_ack(header, "AR", [err]).encode(ack_codec(header.codec))
 
 
 def internal_error_ack(payload: bytes, exc: BaseException) -> bytes:
@@ -211,10 +223,10 @@ def internal_error_ack(payload: bytes, exc: BaseException) -> bytes:
     header, _ = extract_header(payload)
     err = HL7Error(f"internal error while processing the message ({type(exc).__name__}); resend later",
                    code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
-    return build_ack(header, "AE", [err]).encode(_ack_codec(header.codec))
+    return build_ack(header, "AE", [err]).encode(ack_codec(header.codec))
 
 
-def _ack_codec(codec: str) -> str:
+def ack_codec(codec: str) -> str:
     return "utf-8" if codec.endswith("?") else codec
 
 
@@ -279,7 +291,7 @@ class MLLPServer:
         self.stats.connections_total += 1
         self.stats.connections_open += 1
         framer = MLLPFramer(self.max_message_bytes)
-        acks: asyncio.Queue[asyncio.Future[bytes] | None] = asyncio.Queue()
+        acks: asyncio.Queue[asyncio.Future[bytes | Replies] | None] = asyncio.Queue()
         outstanding = [0]  # messages received on this connection and not yet answered
         sender = asyncio.create_task(self._send_acks(acks, writer, outstanding))
         try:
@@ -321,15 +333,15 @@ class MLLPServer:
             if task is not None:
                 self._connections.discard(task)
 
-    def _dispatch(self, fr: Frame, peer: str) -> asyncio.Future[bytes]:
+    def _dispatch(self, fr: Frame, peer: str) -> asyncio.Future[bytes | Replies]:
         self.stats.messages += 1
         if fr.oversized:
-            fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[bytes | Replies] = asyncio.get_running_loop().create_future()
             fut.set_result(oversize_ack(fr.payload, fr.size, self.max_message_bytes))
             return fut
         return asyncio.ensure_future(self._handle(fr.payload, peer))
 
-    async def _handle(self, payload: bytes, peer: str) -> bytes:
+    async def _handle(self, payload: bytes, peer: str) -> bytes | Replies:
         try:
             return await self.handler(payload, peer)
         except Exception as exc:  # the listener must survive anything the pipeline does
@@ -337,7 +349,7 @@ class MLLPServer:
             log.exception("MLLP handler failed for a message from %s", peer)
             return internal_error_ack(payload, exc)
 
-    async def _send_acks(self, acks: asyncio.Queue[asyncio.Future[bytes] | None],
+    async def _send_acks(self, acks: asyncio.Queue[asyncio.Future[bytes | Replies] | None],
                          writer: asyncio.StreamWriter, outstanding: list[int]) -> None:
         """Write ACKs strictly in the order the messages arrived."""
         broken = False
@@ -345,18 +357,40 @@ class MLLPServer:
             fut = await acks.get()
             if fut is None:
                 return
-            ack = await fut
+            answer = await fut
+            if isinstance(answer, Replies):
+                if answer.first is not None:
+                    broken = await self._write_ack(writer, answer.first, broken, True)
+                if answer.later is None:
+                    outstanding[0] -= 1
+                    continue
+                try:
+                    ack = await answer.later
+                except Exception:  # the pipeline answered the accept ACK; the rest is logged
+                    self.stats.handler_errors += 1
+                    log.exception("application acknowledgement failed")
+                    ack = None
+                outstanding[0] -= 1
+                if ack is not None:
+                    broken = await self._write_ack(writer, ack, broken, acks.empty())
+                continue
             outstanding[0] -= 1
-            code = _msa1(ack)
-            self.stats.ack_codes[code] = self.stats.ack_codes.get(code, 0) + 1
-            if broken:
-                continue  # keep draining so every message is still processed
-            try:
-                writer.write(frame(ack))
-                if acks.empty():
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                broken = True
+            broken = await self._write_ack(writer, answer, broken, acks.empty())
+
+    async def _write_ack(self, writer: asyncio.StreamWriter, ack: bytes, broken: bool, drain: bool) -> bool:
+        """Count and write one ACK; True once the connection is broken (then only counted, so
+        every message is still processed)."""
+        code = _msa1(ack)
+        self.stats.ack_codes[code] = self.stats.ack_codes.get(code, 0) + 1
+        if broken:
+            return True
+        try:
+            writer.write(frame(ack))
+            if drain:
+                await writer.drain()
+        except (ConnectionError, OSError):
+            return True
+        return False
 
 
 def _msa1(ack: bytes) -> str:

@@ -1,0 +1,89 @@
+"""The MLLP listener's handler: the ingest pipeline, answered in original or enhanced mode.
+
+Original mode (the default, and every sender not opted in): one ACK, AA / AE / AR, after the
+message is stored and processed. Enhanced mode (a sender opted in by the site whose MSH-15/16
+ask for it, see ``adapters.hl7v2.enhanced``): the accept ACK as soon as the raw message is
+committed, then the application ACK as a new ACK message **on the same connection**, before
+the next message's answers. The same connection, as many interface engines do it, because the
+sender already holds it open and is listening on it: no return address to configure, no second
+connection to fail, and the order of answers stays the order of messages. An ACK arriving from
+an enhanced-mode sender (its accept ACK of our application ACK, had it asked for one) gets no
+answer, so two engines can never acknowledge each other's acknowledgements back and forth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters.hl7v2.ack import build_ack
+from adapters.hl7v2.enhanced import APPLICATION_ACK_TYPES, AckRequest, requested, wanted
+from adapters.hl7v2.errors import HL7Error
+from adapters.hl7v2.header import Header, extract_header
+from adapters.listeners.mllp import Replies, ack_codec
+from engine.messages import RECEIVED
+
+
+class IngestHandler:
+    """``handler(payload, peer)`` for ``MLLPServer`` over an ``engine.ingest.Ingestor``."""
+
+    def __init__(self, ingestor: Any) -> None:
+        self.ingestor = ingestor
+
+    async def __call__(self, raw: bytes, peer: str) -> bytes | Replies:
+        loop = asyncio.get_running_loop()
+        # resolved first by whichever comes first: the raw message committed (enhanced mode
+        # only) or the whole outcome (None); both arrive through the loop in that order
+        first: asyncio.Future[tuple[Header, AckRequest, Any] | None] = loop.create_future()
+
+        def on_stored(header: Header, early: Any) -> None:  # the ingest worker's thread
+            request = requested(header, self.ingestor.site)
+            if request is not None:  # original-mode messages cost nothing more here
+                loop.call_soon_threadsafe(_settle, first, (header, request, early))
+
+        done = self.ingestor.submit(raw, channel="mllp", peer=peer, on_stored=on_stored)
+        done.add_done_callback(lambda _: loop.call_soon_threadsafe(_settle, first, None))
+        stored = await first
+        if stored is None:
+            outcome = done.result()
+            return self._never_stored(raw, peer, outcome) if outcome.status == RECEIVED and \
+                outcome.code != "AA" else outcome.ack
+        header, request, early = stored
+        if header.message_code == "ACK":
+            return Replies(None, None)
+        if early is not None and early.code == "AR":  # refused at the envelope: commit reject
+            accept = self._ack(header, "CR", early.errors)
+            return Replies(accept if wanted(request.accept, "CR") else None, None)
+        accept_ack = self._ack(header, "CA", []) if wanted(request.accept, "CA") else None
+        return Replies(accept_ack, self._application_ack(header, request, asyncio.wrap_future(done)))
+
+    async def _application_ack(self, header: Header, request: AckRequest, done: Any) -> bytes | None:
+        outcome = await done
+        if not wanted(request.application, outcome.code):
+            return None
+        return self._ack(header, outcome.code, outcome.errors, APPLICATION_ACK_TYPES)
+
+    def _never_stored(self, raw: bytes, peer: str, outcome: Any) -> bytes | Replies:
+        """A message the pipeline could not even store (its answer says resend later): CE
+        (commit error) for an enhanced-mode sender, when MSH-15 wants it; the original-mode
+        answer for anyone else."""
+        header, _ = extract_header(raw)
+        header.resolve_sender(peer, self.ingestor.site)
+        request = requested(header, self.ingestor.site)
+        if request is None:
+            return outcome.ack
+        return Replies(self._ack(header, "CE", outcome.errors) if wanted(request.accept, "CE") else None, None)
+
+    def _ack(self, header: Header, code: str, errors: list[HL7Error],
+             ack_types: tuple[str, str] | None = None) -> bytes:
+        text = build_ack(header, code, errors, sending_application=self.ingestor.receiver_application,
+                         ack_types=ack_types)
+        try:
+            return text.encode(ack_codec(header.codec))
+        except (UnicodeEncodeError, LookupError):
+            return text.encode("utf-8")
+
+
+def _settle(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
