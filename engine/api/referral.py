@@ -1,0 +1,88 @@
+"""Referral routes: the pre-arrival summary and the per-month referral report.
+
+- ``GET /fhir/ServiceRequest/{id}/$summary`` (and ``GET /fhir/Task/{id}/$summary`` for the Task
+  carrying the referral): a ``document`` Bundle, Composition first. Access as on every FHIR read:
+  the caller must read ServiceRequest, each section holds only the types the caller may read, and a
+  resident sees only a referral in their own compartment (anything else is the same 404 as a
+  missing one).
+- ``GET /reports/referrals?from=YYYY-MM&to=YYYY-MM&institution=CODE``: counts and ratios per
+  institution and month, JSON, for auditors (the same check as the duplicate-test reports).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from engine import fhirjson
+from engine.api.outcomes import fhir_response
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.errors import BadRequest, Gone, NotFound
+from engine.recognition.access import require_auditor
+from engine.referral.report import referral_report
+from engine.referral.service import focus_of
+from engine.referral.summary import SummaryBuilder
+
+router = APIRouter(tags=["referral"])
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+async def _summary(sr_id: str, request: Request, caller: Caller) -> Response:
+    engine = request.app.state.engine
+    builder = SummaryBuilder(engine.referrals, engine.settings.fhir_base_url)
+    bundle = await run_in_threadpool(lambda: builder.build(
+        sr_id, allows=lambda t: caller.allows(t, "r"), compartment=caller.patient_ids))
+    resources = [e["resource"] for e in bundle["entry"][1:]]
+    subject = bundle["entry"][0]["resource"]["subject"]["reference"].split("/", 1)[1]
+    note(request, action="operation", resources=resources, patient_ids=[subject],
+         detail={"operation": "$summary"})
+    return fhir_response(bundle)
+
+
+@router.get("/fhir/ServiceRequest/{rid}/$summary")
+async def service_request_summary(rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require("ServiceRequest", "r")
+    return await _summary(rid, request, caller)
+
+
+@router.get("/fhir/Task/{rid}/$summary")
+async def task_summary(rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    caller.require("Task", "r")
+    caller.require("ServiceRequest", "r")
+    repo = request.app.state.engine.repository
+    try:
+        task = repo.read("Task", rid)
+    except Gone:
+        if caller.patient_ids is not None:  # a resident learns nothing of others' deletions
+            raise NotFound(f"Task/{rid} is not known") from None
+        raise
+    if caller.patient_ids is not None and not repo.in_compartment(task, caller.patient_ids):
+        raise NotFound(f"Task/{rid} is not known")
+    focus = focus_of(task)
+    if focus is None:
+        raise NotFound(f"Task/{rid} is not focused on a referral ServiceRequest")
+    return await _summary(focus.split("/", 1)[1], request, caller)
+
+
+@router.get("/reports/referrals")
+def referrals_report(
+    request: Request,
+    start: str | None = Query(None, alias="from"),
+    end: str | None = Query(None, alias="to"),
+    institution: str | None = None,
+    caller: Caller = Depends(get_caller),
+) -> Response:
+    require_auditor(caller)
+    for name, value in (("from", start), ("to", end)):
+        if value and not _MONTH.match(value):
+            raise BadRequest(f"'{name}' must be a month YYYY-MM, got '{value}'", expression=[name])
+    report = referral_report(request.app.state.engine.referrals.rows, start=start or None, end=end or None,
+                             institution=institution or None)
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "referrals", "rows": len(report["rows"])})
+    return Response(fhirjson.dumps(report), media_type="application/json")
