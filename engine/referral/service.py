@@ -2,14 +2,14 @@
 
 A referral is a ``ServiceRequest`` with a referral category (requester: the sending institution,
 performer: the receiving one) and a ``Task`` focused on it that carries the workflow. One
-repository write hook, registered like recognition's and the identity index's, does two things
-inside each write's transaction:
+repository write guard and one write hook, registered like recognition's and the identity index's:
 
-- for a referral Task, checks the move from the stored version's state to the new one against
-  ``workflow.yaml`` and refuses a wrong one (409 with both states and what is allowed), so a PUT
-  Task, a transaction Bundle and the HL7 REF/RRI path all obey the same rule and a refusal rolls
-  back everything written with it;
-- keeps one row per referral in the ``referrals`` collection (institutions, grades, direction,
+- a write guard (run by the repository before a version is stored, on every write path) checks a
+  referral Task's move from the stored version's state to the new one against ``workflow.yaml``
+  and refuses a wrong one (409 with both states and what is allowed), so a PUT Task, a
+  transaction Bundle and the HL7 REF/RRI path all obey the same rule, and a refused Bundle or
+  message stores nothing, on every backend;
+- the write hook keeps one row per referral in the ``referrals`` collection (institutions, grades, direction,
   month, state and when each state was reached, the deductible due), from which the per-month
   report is read without scanning resources.
 """
@@ -26,7 +26,7 @@ from engine.errors import Gone, NotFound
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
 from engine.referral.rules import ReferralRules, load
-from engine.referral.workflow import check_transition, is_referral
+from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document
 
 log = logging.getLogger("huren.referral")
@@ -64,6 +64,7 @@ class Referrals:
         self.rows = store.collection(REFERRALS)
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
+        repository.add_write_guard(self.guard)
         repository.add_write_hook(self.on_write)
 
     @classmethod
@@ -114,14 +115,29 @@ class Referrals:
     def row(self, service_request_ref: str) -> Document | None:
         return self.rows.get(service_request_ref)
 
-    # -- the write hook --------------------------------------------------------------------------
+    # -- the workflow guard and the write hook ----------------------------------------------------
+    def referral_task(self, task: dict[str, Any]) -> tuple[str | None, bool]:
+        """The Task's focus and whether it carries a referral: its focus is a referral ServiceRequest,
+        or (when that is not stored yet, as inside a Bundle that creates both) its businessStatus is
+        a referral state."""
+        sr_ref = focus_of(task)
+        if is_referral(self.read(sr_ref), self._rules.workflow):
+            return sr_ref, True
+        system = self._rules.workflow.business_system
+        return sr_ref, any(c.get("system") == system for c in (task.get("businessStatus") or {}).get("coding") or ())
+
+    def guard(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """Before a referral Task's new version is stored: is the move allowed? (409 when not)."""
+        if resource.get("resourceType") == "Task" and self.referral_task(resource)[1]:
+            check_transition(previous, resource, self._rules.workflow)
+
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         rtype = resource.get("resourceType")
         if rtype == "Task":
             self._on_task(resource, previous)
         elif rtype == "ServiceRequest" and (is_referral(resource, self._rules.workflow)
-                                            or self.rows.get(f"ServiceRequest/{resource['id']}") is not None):
-            self._on_referral(resource)
+                                            or is_referral(previous, self._rules.workflow)):
+            self._on_referral(resource)  # an order that stops being a referral keeps its row, with its status
         return []
 
     def _endpoints(self, sr: dict[str, Any], task: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -155,11 +171,14 @@ class Referrals:
         return row
 
     def _on_task(self, task: dict[str, Any], previous: dict[str, Any] | None) -> None:
-        sr_ref = focus_of(task)
-        sr = self.read(sr_ref)
+        sr_ref, referral = self.referral_task(task)
+        sr = self.read(sr_ref) if referral else None
         if sr is None or not is_referral(sr, self._rules.workflow):
             return
-        state = check_transition(previous, task, self._rules.workflow)
+        # the guard checked every move it could see; a Task created in the same Bundle as its
+        # ServiceRequest, with no referral businessStatus, is first known to be one here
+        state = check_transition(None, task, self._rules.workflow) if previous is None else \
+            state_of(task, self._rules.workflow)
         row = self._on_referral(sr, task)
         at = dict(row.get("at") or {})
         at.setdefault(state.name, task.get("lastModified") or task["meta"]["lastUpdated"])
