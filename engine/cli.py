@@ -9,7 +9,7 @@ from adapters.listeners import cli as ingest_cli
 from engine.audit.cli import add_audit_commands
 from engine.auth import cli as auth_cli
 from engine.identity import cli as identity_cli
-from engine.recognition.cli import add_report_commands
+from engine.recognition.cli import add_qc_commands, add_report_commands
 from engine.settings import Settings
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cli.register(sub, serve)
     add_audit_commands(sub)
     add_report_commands(sub)
+    add_qc_commands(sub)
     return parser
 
 

@@ -56,7 +56,7 @@ class Engine:
         """Re-read the site files and the recognition rules (``POST /admin/reload``, ``SIGHUP``).
 
         Both are loaded before either is swapped in: a mistake in any file raises its precise
-        ``SiteError`` / ``RulesError`` and leaves the running site and rules in force.
+        ``SiteError`` (any site or rules file) and leaves the running site and rules in force.
         """
         fresh = Site.load(self.settings)
         merge = MergeRules.from_site(fresh)

@@ -12,7 +12,7 @@ and an error names the file, the line and the field (``institutions.yaml:7: [1].
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
-import yaml
+from engine.recognition.qc import DeclaredQc
+from mappings.sitefiles import SiteError, YamlDocument, check, read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 NATIONAL_ID_TYPE = "NNCHN"
@@ -33,29 +33,9 @@ def urn_part(text: str) -> str:
     return quote(text.strip(), safe="-._~")
 
 
-class SiteError(ValueError):
-    """A site file that cannot be used, located by file, line and field."""
-
-    def __init__(self, path: Path | str, line: int | None, where: str, problem: str) -> None:
-        self.path = str(path)
-        self.line = line
-        self.where = where
-        self.problem = problem
-        loc = f"{self.path}:{line}" if line else self.path
-        super().__init__(f"{loc}: {where + ': ' if where else ''}{problem}")
-
-
-@dataclass(frozen=True)
-class QualityControl:
-    """室间质评 status: which recognition items passed, and until when."""
-
-    passed: str | frozenset[str]  # "all" or the item codes
-    until: _dt.date | None = None
-
-    def covers(self, item: str, on: _dt.date) -> bool:
-        if self.until is not None and on > self.until:
-            return False
-        return self.passed == "all" or item in self.passed
+# An institution's ``qc`` is the standing QC status it declares (qc.passed up to qc.until): a
+# ``DeclaredQc`` of engine.recognition.qc, the one module that answers QC questions.
+GRADES = ("三级", "二级", "一级")  # 一级 includes primary care (基层)
 
 
 @dataclass(frozen=True)
@@ -64,7 +44,8 @@ class Institution:
     name: str
     community: str
     timezone: str = "Asia/Shanghai"
-    qc: QualityControl = field(default_factory=lambda: QualityControl(frozenset()))
+    qc: DeclaredQc = field(default_factory=lambda: DeclaredQc(frozenset()))
+    grade: str | None = None  # 三级 / 二级 / 一级 (基层 reads as 一级): who must recognise whom
     identifier_type: str = NATIONAL_ID_TYPE  # PID-3.5 type code of the national resident ID
     mrn_system: str = ""  # Identifier.system of this institution's MRNs
     mrn_type: str = "MR"
@@ -152,7 +133,7 @@ class Site:
         tables: dict[str, Any] = {}
         for rel, path in sorted(files.items()):
             if rel.startswith("hl7v2/"):
-                data, _ = _load_checked(path, {"type": "object"})
+                data, _ = _load_checked(path, {"type": "object"}, plain=True)
                 tables[Path(rel).stem] = data
                 sources.append(str(path))
 
@@ -200,54 +181,11 @@ def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
     return files
 
 
-def _load_checked(path: Path, schema: dict[str, Any]) -> tuple[Any, yaml.Node | None]:
+def _load_checked(path: Path, schema: dict[str, Any], *, plain: bool = False) -> tuple[Any, YamlDocument]:
     """Parse YAML (with line marks kept) and check it against ``schema``; errors name the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteError(path, None, "", f"cannot read: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise SiteError(path, line, "", f"YAML syntax: {exc.problem}") from None
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        err = errors[0]
-        where = _path_text(err.absolute_path)
-        raise SiteError(path, _line_of(node, list(err.absolute_path)), where, err.message)
-    return data, node
-
-
-def _path_text(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
-    """Line (1-based) of the YAML node at ``path``, or of the deepest ancestor found."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    node = value
-                    line = key.start_mark.line + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    doc = read_yaml(path, plain=plain)
+    check(doc, schema)
+    return doc.data, doc
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -269,6 +207,7 @@ _INSTITUTIONS_SCHEMA: dict[str, Any] = {
             "identifier_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
             "mrn_system": {"type": "string", "minLength": 1},
             "mrn_type": {"type": "string", "pattern": r"^[A-Z0-9]{1,10}$"},
+            "grade": {"enum": [*GRADES, "基层"]},
             "qc": {
                 "type": "object",
                 "required": ["passed"],
@@ -320,14 +259,14 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
         code = entry["code"]
         if code in out:
             raise SiteError(
-                path, _line_of(node, [i, "code"]), f"[{i}].code", f"duplicate institution code {code!r}"
+                path, node.line_of([i, "code"]), f"[{i}].code", f"duplicate institution code {code!r}"
             )
         tz = entry.get("timezone", "Asia/Shanghai")
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise SiteError(
-                path, _line_of(node, [i, "timezone"]), f"[{i}].timezone", f"unknown time zone {tz!r}"
+                path, node.line_of([i, "timezone"]), f"[{i}].timezone", f"unknown time zone {tz!r}"
             ) from None
         qc_data = entry.get("qc") or {"passed": []}
         until = qc_data.get("until")
@@ -337,12 +276,12 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             except ValueError:
                 raise SiteError(
                     path,
-                    _line_of(node, [i, "qc", "until"]),
+                    node.line_of([i, "qc", "until"]),
                     f"[{i}].qc.until",
                     f"{until!r} is not a date (YYYY-MM-DD)",
                 ) from None
         passed = qc_data["passed"]
-        qc = QualityControl("all" if passed == "all" else frozenset(passed), until)
+        qc = DeclaredQc(frozenset(["all"]) if passed == "all" else frozenset(passed), until)
         out[code] = Institution(
             code=code,
             name=entry["name"],
@@ -352,6 +291,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             identifier_type=entry.get("identifier_type", NATIONAL_ID_TYPE),
             mrn_system=entry.get("mrn_system", f"urn:huren:mrn:{urn_part(code)}"),
             mrn_type=entry.get("mrn_type", "MR"),
+            grade="一级" if entry.get("grade") == "基层" else entry.get("grade"),
         )
     return out
 
@@ -363,7 +303,7 @@ def _load_code_map(path: Path, code: str) -> CodeMap:
     if declared and declared != code:
         raise SiteError(
             path,
-            _line_of(node, ["institution"]),
+            node.line_of(["institution"]),
             "institution",
             f"file is named for {code!r} but declares institution {declared!r}",
         )

@@ -68,3 +68,32 @@ def client_token():
         return engine.auth.issue_system_token(client_id, scopes)
 
     return make
+
+
+@pytest.fixture
+def mllp(engine) -> Iterator[int]:
+    """A real MLLP listener on a free port, feeding the test's ``engine``; yields the port."""
+    import asyncio
+    import threading
+
+    from adapters.listeners.mllp import MLLPServer
+
+    loop = asyncio.new_event_loop()
+    server = MLLPServer(engine.ingestor.handle_async, host="127.0.0.1", port=0)
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield server.port
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+

@@ -191,7 +191,7 @@ def test_two_orders_and_value_types(site: Site) -> None:
 
 
 def test_imaging_order_carries_retest_reason_and_modality(site: Site) -> None:
-    conv = run(feed("04_"), site)
+    conv = run(feed("05_"), site)
     order = one(conv, "ServiceRequest")
     assert order["status"] == "active"
     assert order["category"][0]["coding"][0]["code"] == "363679005"
@@ -214,7 +214,7 @@ def test_lab_order_retest_reason(site: Site) -> None:
 
 
 def test_imaging_report_study_and_document(site: Site) -> None:
-    conv = run(feed("05_"), site)
+    conv = run(feed("04_"), site)
     study = one(conv, "ImagingStudy")
     assert study["identifier"][0] == {
         "system": "urn:dicom:uid",
@@ -241,7 +241,7 @@ def test_mdm_document_with_pdf(site: Site) -> None:
     assert "application/pdf" in types
     assert doc["type"]["coding"][0]["code"] == "RAD"
     # the same study as the ORU report: one ImagingStudy id for both messages
-    assert one(conv, "ImagingStudy")["id"] == one(run(feed("05_"), site), "ImagingStudy")["id"]
+    assert one(conv, "ImagingStudy")["id"] == one(run(feed("04_"), site), "ImagingStudy")["id"]
 
 
 def test_gb18030_registration_with_gb_sex_code(site: Site) -> None:

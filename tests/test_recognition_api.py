@@ -114,18 +114,18 @@ def test_reload_swaps_rules_and_keeps_them_on_error(tmp_path: Path) -> None:
         res = http.post("/admin/reload", headers=bearer(engine))
         assert res.status_code == 422
         diag = res.json()["issue"][0]["diagnostics"]
-        assert "items.yaml line 1: [0].window_days" in diag and "previous rules still in force" in diag
+        assert "items.yaml:1: [0].window_days" in diag and "previous rules still in force" in diag
         assert engine.recognition.rules.items["CBC"].window_days == 5
 
 
 def test_bad_rules_stop_start_up(tmp_path: Path) -> None:
-    from engine.recognition.sitefiles import RulesError
+    from mappings.sitefiles import RulesError
 
     site = tmp_path / "site"
     site.mkdir()
     (site / "qc.yaml").write_text("- {institution: FNZYY, item: CBC, passed: yes-ish, from: 2026-01-01, until: 2026-02-01}\n",
                                   encoding="utf-8")
-    with pytest.raises(RulesError, match=r"qc.yaml line 1: \[0\].passed: 'yes-ish' is not of type 'boolean'"):
+    with pytest.raises(RulesError, match=r"qc.yaml:1: \[0\].passed: 'yes-ish' is not of type 'boolean'"):
         Engine(Settings(data_dir=tmp_path / "var", site=site))
 
 

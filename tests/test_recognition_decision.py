@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.recognition import decision as d
-from engine.recognition.decision import Order, PriorResult, find_recognisable, reason_effect
+from engine.recognition.decision import Order, PriorResult, find_recognisable, order_time_effect
 from engine.recognition.rules import Institution, Rules, load_rules, rule_folders
 
 PERSON = "320922198001010012"
@@ -120,15 +120,16 @@ def test_report_stands_for_its_observations(rules: Rules) -> None:
     ("reasons", "text", "expected"),
     [
         ((), None, (None, None)),
-        (("R01",), None, ("R01", "justified")),
-        (("R08",), None, ("R08", "justified")),
+        (("R01",), None, ("R01", "payable")),
+        (("R08",), None, ("R08", "check_age")),
         (("R06",), None, (None, None)),  # R06 needs text
-        (("R06",), "家属坚持复查", ("R06", "justified")),
-        (("R09",), None, ("R09", "no_flag")),
-        (("R98",), None, ("R98", "no_flag")),
-        (("R01", "R99"), None, ("R99", "no_flag")),
+        (("R06",), "家属坚持复查", ("R06", "payable")),
+        (("R07",), None, ("R07", "self_pay")),
+        (("R09",), None, ("R09", "check_qc")),
+        (("R98",), None, ("R98", "check_held")),
+        (("R07", "R99"), None, ("R99", "payable")),  # the most favourable reason that counts
         (("R77",), None, (None, None)),
     ],
 )
-def test_reason_effect(rules: Rules, reasons: tuple[str, ...], text: str | None, expected: tuple) -> None:
-    assert reason_effect(order(reasons=reasons, reason_text=text), rules) == expected
+def test_order_time_effect(rules: Rules, reasons: tuple[str, ...], text: str | None, expected: tuple) -> None:
+    assert order_time_effect(order(reasons=reasons, reason_text=text), rules) == expected

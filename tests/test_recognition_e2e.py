@@ -9,16 +9,14 @@ CDS cards, report rows and money totals must follow.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.listeners.mllp import MLLPServer, frame
+from adapters.listeners.mllp import frame
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
@@ -45,27 +43,6 @@ def site(tmp_path: Path) -> Path:
 def engine(tmp_path: Path, site: Path) -> Iterator[Engine]:
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
         yield eng
-
-
-@pytest.fixture
-def mllp(engine: Engine) -> Iterator[int]:
-    loop = asyncio.new_event_loop()
-    server = MLLPServer(engine.ingestor.handle_async, host="127.0.0.1", port=0)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield server.port
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
 
 
 class Sender:
@@ -179,8 +156,10 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
     rep = http.get("/reports/duplicates?from=2026-03-01&to=2026-03-31", headers=auditor).json()
     t = rep["totals"]
     assert (t["count"], t["money_at_stake"]) == (2, 20.0)
-    assert t["by_status"] == {"flagged": 1, "upheld": 0, "overturned": 0, "justified": 1, "void": 0}
-    assert t["by_institution"] == {B: {"count": 2, "money": 20.0, "flagged": 1, "upheld": 0, "overturned": 0, "justified": 1}}
+    assert t["by_status"] == {"flagged": 1, "upheld": 0, "overturned": 0, "justified": 1, "self_pay": 0, "reported": 0,
+                              "void": 0}
+    assert t["by_institution"] == {B: {"count": 2, "money": 20.0, "flagged": 1, "upheld": 0, "overturned": 0, "justified": 1,
+                                       "self_pay": 0, "reported": 0}}
     assert rep["recognition_rate"] == {B: {"recognisable": 3, "recognised": 1, "retested": 2, "pending": 0, "rate": 0.3333}}
     flagged = next(r for r in rep["rows"] if r["status"] == "flagged")
     assert (flagged["prior_institution"], flagged["prior_day"], flagged["day"], flagged["item"]) == (A, "2026-03-10", "2026-03-13", "CBC")
@@ -195,30 +174,46 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
 
 
 def test_bad_rules_in_the_site_stop_start_up(tmp_path: Path, site: Path) -> None:
-    from engine.recognition.sitefiles import RulesError
+    from mappings.sitefiles import RulesError
 
     (site / "items.yaml").write_text("- {code: CBC, name: 血常规, category: 检验, window_days: 7, scope: [MARS]}\n", "utf-8")
     with pytest.raises(RulesError) as caught:
         Engine(Settings(data_dir=tmp_path / "var2", site=site))
-    assert str(caught.value) == f"{site / 'items.yaml'} line 1: [0].scope[0]: unknown scope 'MARS' (not in scopes.yaml)"
+    assert str(caught.value) == f"{site / 'items.yaml'}:1: [0].scope[0]: unknown scope 'MARS' (not in scopes.yaml)"
 
 
-def test_shipped_example_feeds_remind_the_ct_order(tmp_path: Path) -> None:
-    """The demo feeds (examples/feeds): FNZYY orders a chest CT for 王建国 nine days after FNXRMYY's
-    chest CT, with ORC-16 R01 — the ACK reminds of the prior study; the order's reason is kept."""
+def test_shipped_example_feeds_make_a_realistic_month(tmp_path: Path) -> None:
+    """The demo feeds (examples/feeds) in file order, as ``make run`` replays them: the CT report comes
+    before the re-test order (reminded, R01 kept); the month then holds flags not payable, a justified
+    re-test, a self-pay re-test, a reason contradicted by records and a recognition rate per institution."""
+    from engine.recognition.reports import ReportFilter, duplicates_report
+
     feeds = REPO / "examples" / "feeds"
     with Engine(Settings(data_dir=tmp_path / "var")) as engine:
         acks = {}
-        names = sorted(p.name for p in feeds.glob("*.hl7"))
-        order_file = next(n for n in names if "ORM_O01_ct_order" in n)
-        for name in [n for n in names if n != order_file] + [order_file]:  # the CT report first
-            acks[name] = engine.ingestor.handle((feeds / name).read_bytes(), channel="file", peer=f"file:{name}").decode()
-        ack = acks[order_file]
-        # a v2.4 ACK has no room for the text (ERR-1 only): the warning is there, the DetectedIssue says it all
-        assert "MSA|AA|" in ack and "ERR|" in ack
-        assert engine.recognition.flags.find({}) == []  # a report's own observations are the same test
-        [check] = engine.recognition.checks.find({"inst": B, "item": "CT-CHEST"})
+        for path in sorted(feeds.glob("*.hl7")):
+            acks[path.name] = engine.ingestor.handle(path.read_bytes(), channel="file", peer=f"file:{path.name}").decode()
+            assert "MSA|AA|" in acks[path.name], (path.name, acks[path.name])
+        order_file = next(n for n in acks if "ORM_O01_ct_order" in n)
+        assert "ERR|" in acks[order_file]  # a v2.4 ACK: the warning is there, the DetectedIssue says it all
+        [check] = engine.recognition.checks.find({"inst": B, "item": "CT-CHEST", "day": "2025-03-20"})
         reminder = engine.repository.read("DetectedIssue", check["issue"])
         assert "of FNXRMYY on 2025-03-11 (21 days left)" in reminder["detail"]
-        assert (check["item"], check["day"], check["reason"], check["reason_effect"]) == (
-            "CT-CHEST", "2025-03-20", "R01", "justified")
+        assert (check["reason"], check["reason_effect"]) == ("R01", "payable")
+
+        report = duplicates_report(engine.recognition, ReportFilter())
+        rows = {(r["day"], r["institution"], r["item"]): r for r in report["rows"]}
+        assert {k: (r["status"], r["reason"], r["price"]) for k, r in rows.items()} == {
+            ("2025-03-12", B, "CBC"): ("flagged", None, 20.0),
+            ("2025-03-13", C, "CBC"): ("self_pay", "R07", 20.0),
+            ("2025-03-14", B, "CBC"): ("flagged", "R98", 20.0),
+            ("2025-03-19", B, "LFT"): ("flagged", None, 5.0),
+            ("2025-03-20", B, "CT-CHEST"): ("justified", "R01", 220.0),
+        }
+        assert rows[("2025-03-14", B, "CBC")]["contradicted"].startswith("reason contradicted by records")
+        assert rows[("2025-03-19", B, "LFT")]["analytes"] == "ALT"
+        assert report["totals"]["money_at_stake"] == 45.0
+        rate = {inst: (r["recognised"], r["recognisable"]) for inst, r in report["recognition_rate"].items()}
+        assert rate == {A: (1, 1), B: (1, 5), C: (0, 1)}
+        # every repeat's ACK names its flag once
+        assert all(ack.count("See DetectedIssue/dup-") <= 1 for ack in acks.values())

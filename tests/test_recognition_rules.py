@@ -29,7 +29,8 @@ def test_shipped_defaults_cover_domain_table() -> None:
     assert rules.codes.loinc["11524-6"] == "ECG"
     assert set(rules.reasons) == {f"R0{i}" for i in range(1, 10)} | {"R98", "R99"}
     assert rules.reasons["R06"].text_required
-    assert {c for c, r in rules.reasons.items() if r.effect == "no_flag"} == {"R09", "R98", "R99"}
+    assert {c for c, e in rules.policy.reasons.items() if e.startswith("check_")} == {"R08", "R09", "R98"}
+    assert {c for c, r in rules.reasons.items() if r.text_required} == {"R06"}
     assert rules.currency == "CNY" and rules.price("CT-CHEST", None) == 220.0
 
 
@@ -61,7 +62,9 @@ def test_site_file_replaces_shipped_file_by_name(tmp_path: Path) -> None:
         ("item_codes.yaml", "loinc:\n  58410-2: CBC\n  1742-6: LIVER\n", 3, "loinc.1742-6", "unknown item 'LIVER'"),
         ("item_codes.yaml", "loinc:\n  not-a-loinc: CBC\n", 2, "loinc", "does not match"),
         ("prices.yaml", "currency: yuan\ndefault: {}\n", 1, "currency", "does not match"),
-        ("reasons.yaml", "system: urn:x\ncodes:\n  - {code: R01, display: x, effect: maybe}\n", 3, "codes[0].effect", "is not one of"),
+        ("reasons.yaml", "system: urn:x\ncodes:\n  - {code: R1, display: x}\n", 3, "codes[0].code", "does not match"),
+        ("policy.yaml", "default:\n  reasons: {R01: maybe}\n", 2, "default.reasons.R01", "is not one of"),
+        ("policy.yaml", "default:\n  reasons: {R55: payable}\n", 2, "default.reasons.R55", "unknown reason code"),
         ("scopes.yaml", "- {code: CN, name: a}\n- {code: CN, name: b}\n", 2, "[1].code", "duplicate scope code"),
         ("items.yaml", "- {code: CBC, name: 血常规\n", 2, "", "YAML syntax"),
     ],
@@ -76,11 +79,11 @@ def test_bad_rules_name_file_line_and_field(tmp_path: Path, name: str, text: str
     with pytest.raises(RulesError) as caught:
         load_rules(rule_folders(site))
     err = caught.value
-    assert err.file == str(site / name)
+    assert err.path == str(site / name)
     assert err.line == line
-    assert err.field == field
+    assert err.where == field
     assert words in str(err)
-    assert str(err).startswith(f"{site / name} line {line}")
+    assert str(err).startswith(f"{site / name}:{line}: ")
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

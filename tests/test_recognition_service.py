@@ -119,16 +119,17 @@ def test_preliminary_prior_is_not_recognisable_until_final(engine: Any, world: W
     assert world.order(B, pb, cbc(B), "2026-03-11T08:00:00+08:00", placer="O2").issues != []
 
 
-@pytest.mark.parametrize(("reasons", "text", "status", "money"), [
-    (("R01",), None, "justified", 0.0),
-    (("R06",), "家属要求复查", "justified", 0.0),
-    (("R06",), None, "flagged", 60.0),  # R06 without text does not justify
-    (("R09",), None, None, None),
-    (("R98",), None, None, None),
-    (("R99",), None, None, None),
+@pytest.mark.parametrize(("reasons", "text", "status", "money", "code"), [
+    (("R01",), None, "justified", 0.0, "justified-retest"),
+    (("R06",), "家属要求复查", "justified", 0.0, "justified-retest"),
+    (("R06",), None, "flagged", 60.0, "duplicate-test"),  # R06 without text does not justify
+    (("R07",), None, "self_pay", 0.0, "self-pay-retest"),  # allowed, not payable by the fund
+    (("R09",), None, "flagged", 60.0, "reason-contradicted"),  # A had passed QC on the result's date
+    (("R98",), None, "flagged", 60.0, "reason-contradicted"),  # huren held A's result before the order
+    (("R99",), None, "justified", 0.0, "justified-retest"),
 ])
 def test_reason_on_the_order(engine: Any, world: World, reasons: tuple[str, ...], text: str | None,
-                             status: str | None, money: float | None) -> None:
+                             status: str | None, money: float | None, code: str) -> None:
     pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
     world.report(A, pa, lft(A), "2026-03-10T09:00:00+08:00")
     order = world.order(B, pb, lft(B), "2026-03-12T08:00:00+08:00", reasons=reasons, reason_text=text)
@@ -140,9 +141,11 @@ def test_reason_on_the_order(engine: Any, world: World, reasons: tuple[str, ...]
         return
     [row] = rows
     assert row["status"] == status
-    assert row["reason"] == (reasons[0] if status == "justified" else None)
+    assert row["reason"] == (None if code == "duplicate-test" else reasons[0])
+    assert (row["contradicted"] or "").startswith("reason contradicted by records") == (code == "reason-contradicted")
     issue = engine.repository.read("DetectedIssue", row["_id"])
     DetectedIssue.model_validate(issue)
+    assert issue["code"]["coding"][0]["code"] == code
     if status == "justified":
         assert issue["code"]["coding"][0]["code"] == "justified-retest"
         assert issue["mitigation"][0]["action"]["coding"][0]["code"] == reasons[0]
@@ -288,3 +291,25 @@ def test_a_report_and_its_observations_are_one_test(engine: Any, world: World) -
     [row] = flags(engine)
     assert row["result"].startswith("DiagnosticReport/") and row["prior"].startswith("DiagnosticReport/")
     assert row["order"] == f"ServiceRequest/{order_b.resource['id']}"
+
+
+def test_billed_charge_line_is_the_money_at_stake(engine: Any, world: World) -> None:
+    """Where the repeat was billed (a ChargeItem for the result), its amount is at stake, not the catalogue's."""
+    pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
+    world.report(A, pa, cbc(A), "2026-03-10T09:00:00+08:00")
+    order = world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00")
+    repeat = world.report(B, pb, cbc(B), "2026-03-12T09:00:00+08:00", order=order)
+    [row] = flags(engine)
+    assert (row["price"], row["price_source"]) == (20.0, "catalogue")
+    charge = {"resourceType": "ChargeItem", "id": "charge-1", "status": "billable",
+              "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
+              "subject": {"reference": pb}, "quantity": {"value": 1},
+              "priceOverride": {"value": 18.5, "currency": "CNY"},
+              "service": [{"reference": f"DiagnosticReport/{repeat.resource['id']}"}]}
+    engine.repository.update(charge)
+    [row] = flags(engine)
+    assert (row["price"], row["price_source"]) == (18.5, "charge")
+    issue = engine.repository.read("DetectedIssue", row["_id"])
+    assert "CNY 18.50 at stake" in issue["detail"]
+    engine.repository.update({**charge, "status": "entered-in-error"})  # the charge line withdrawn
+    assert flags(engine)[0]["price"] == 20.0

@@ -79,7 +79,7 @@ def test_csv(engine: Any, county: dict[str, Any]) -> None:
     rows = list(csv.reader(io.StringIO(res.text.lstrip("\ufeff"))))
     assert rows[0][:4] == ["id", "status", "day", "institution"]
     assert [r[4] for r in rows[1:3]] == ["LFT", "CBC"]
-    assert ["total", "2", "money_at_stake", "80.00", "CNY"] in rows
+    assert ["total", "2", "money_at_stake", "80.00", "CNY", "self_pay", "0.00"] in rows
     same = county["http"].get("/reports/duplicates?status=flagged", headers={**bearer(engine), "Accept": "text/csv"})
     assert same.text == res.text
 

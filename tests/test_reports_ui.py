@@ -159,3 +159,36 @@ def test_page_without_token_asks_for_one(server: str, browser: Browser) -> None:
     browser.wait_for("document.readyState === 'complete' && !document.querySelector('#login').hidden")
     assert "access token" in browser.eval("document.querySelector('#message').innerText")
     assert browser.eval("document.querySelectorAll('#flags tbody tr').length") == 0
+
+
+def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_path: Path) -> None:
+    """After the demo feeds (``make run``): flags, a self-pay and a justified re-test, a reason
+    contradicted by records, an ALT priced as an ALT, and the rate per institution and per doctor."""
+    import base64
+    import os
+
+    feeds = Path(__file__).resolve().parent.parent / "examples" / "feeds"
+    for path in sorted(feeds.glob("*.hl7")):
+        assert b"MSA|AA|" in engine.ingestor.handle(path.read_bytes(), channel="file", peer=f"file:{path.name}")
+    token = engine.auth.issue_system_token("auditor-li", "system/DetectedIssue.rus", kind="auditor")
+    browser.send("Page.enable")
+    browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1400, deviceScaleFactor=1, mobile=False)
+    browser.send("Page.navigate", url=f"{server}/ui/duplicates#token={token}")
+    browser.wait_for("document.body.dataset.loaded === '1'")
+    summary = browser.eval("document.querySelector('#summary').innerText")
+    assert "self-pay re-tests" in summary and "CNY 20.00" in summary
+    flags = browser.eval("document.querySelector('#flags tbody').innerText")
+    assert "reason contradicted by records" in flags and "self_pay" in flags and "justified" in flags
+    assert "ALT (partial)" in flags and "CNY 5.00" in flags
+    rates = browser.eval("document.querySelector('#rates tbody').innerText")
+    assert "FNXRMYY" in rates and "100.0%" in rates and "20.0%" in rates
+    browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = 'doctor';"
+                 "s.dispatchEvent(new Event('change')); return true; })()")
+    browser.wait_for("document.querySelector('#rate-key').innerText === 'Ordering doctor'")
+    browser.wait_for("document.querySelector('#rates tbody').innerText.includes('周敏')")
+    browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = '';"
+                 "s.dispatchEvent(new Event('change')); return true; })()")
+    browser.wait_for("document.querySelector('#rate-key').innerText === 'Institution'")
+    shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
+    assert shot.startswith(b"\x89PNG")
+    (Path(os.environ.get("HUREN_UI_SCREENSHOT") or tmp_path / "duplicates.png")).write_bytes(shot)

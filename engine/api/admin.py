@@ -91,12 +91,11 @@ async def replay_message(
     the replay sees it without restarting; a broken site file leaves the running one in force (422).
     """
     if reload_site:
-        from engine.recognition.sitefiles import RulesError
-        from mappings.site import SiteError
+        from mappings.sitefiles import SiteError
 
         try:
             await asyncio.to_thread(engine.reload_site)
-        except (SiteError, RulesError) as exc:
+        except SiteError as exc:
             raise Unprocessable(f"site not reloaded, the running one stays in force: {exc}") from exc
     body = await request.body()
     corrected = body if body.strip() else None

@@ -22,12 +22,13 @@ from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.errors import BadRequest, Forbidden, NotFound, Unprocessable
-from engine.recognition.access import require_admin, require_order_check
+from engine.recognition.access import require_admin, require_auditor, require_order_check
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import local_day, national_id
+from engine.recognition.measure import MEASURE_ID, measure_report
 from engine.recognition.rules import Rules
-from engine.recognition.sitefiles import RulesError
-from mappings.site import SiteError
+from engine.recognition.service import parse_day
+from mappings.sitefiles import SiteError
 
 router = APIRouter()
 
@@ -147,14 +148,14 @@ def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Resp
     engine = request.app.state.engine
     try:
         engine.reload_site()  # site files and recognition rules together
-    except (RulesError, SiteError) as exc:
+    except SiteError as exc:
         note(request, action="operation", outcome="4", detail={"operation": "reload", "error": str(exc)})
         raise Unprocessable(f"rules not reloaded, previous rules still in force: {exc}") from exc
     rules = engine.recognition.rules
     note(request, action="operation", detail={"operation": "reload", "items": len(rules.items)})
     return fhir_response({"resourceType": "OperationOutcome", "issue": [{
         "severity": "information", "code": "informational",
-        "diagnostics": f"recognition rules reloaded: {len(rules.items)} items, {len(rules.qc)} QC records, "
+        "diagnostics": f"recognition rules reloaded: {len(rules.items)} items, {len(rules.qc.records)} QC records, "
                        f"{len(rules.reasons)} reason codes"}]})
 
 
@@ -174,7 +175,7 @@ def sighup_reloader(engine: Any) -> Any:
         try:
             engine.reload_site()
             log.info("SIGHUP: site and recognition rules reloaded (%d items)", len(engine.recognition.rules.items))
-        except (RulesError, SiteError) as exc:
+        except SiteError as exc:
             log.error("SIGHUP: recognition rules NOT reloaded, previous rules in force: %s", exc)
 
     async def install() -> None:
@@ -185,3 +186,17 @@ def sighup_reloader(engine: Any) -> Any:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
     return install
+
+
+@router.get("/fhir/Measure/{measure_id}/$evaluate-measure")
+def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends(get_caller),
+                     periodStart: str | None = None, periodEnd: str | None = None,  # noqa: N803 (FHIR names)
+                     reporter: str | None = None) -> Response:
+    """The recognition rate for a period as a MeasureReport (FHIR ``$evaluate-measure``, summary);
+    ``reporter`` narrows it to one ordering institution (its code)."""
+    require_auditor(caller)
+    if measure_id != MEASURE_ID:
+        raise NotFound(f"Measure/{measure_id} cannot be evaluated here (only Measure/{MEASURE_ID})")
+    report = measure_report(request.app.state.engine.recognition, parse_day(periodStart, "periodStart"),
+                            parse_day(periodEnd, "periodEnd"), reporter or None)
+    return Response(fhirjson.dumps(report), media_type="application/fhir+json")

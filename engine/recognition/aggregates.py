@@ -32,12 +32,12 @@ def flag_bucket(row: Document | None) -> Bucket | None:
 def counted(check: Document | None) -> bool:
     """Does this checked order count in the recognition rate (recognised ÷ recognisable)?
 
-    Only orders that had a recognisable result; not those with a no-flag reason (R09, R98, R99 are
-    not refusals) nor voided ones; a CDS card counts only when the draft was recognised (an
+    Every order that had a recognisable prior result when it was placed, whatever its reason;
+    not a voided one (entered in error); a CDS card counts only when the draft was recognised (an
     overridden card is followed by a real order, which counts itself)."""
     if not check or not check.get("recognisable"):
         return False
-    if check.get("outcome") in ("void", "no_flag") or check.get("reason_effect") == "no_flag":
+    if check.get("outcome") == "void":
         return False
     return check.get("source") != "cds" or check.get("outcome") == "recognised"
 
@@ -47,8 +47,8 @@ def check_bucket(check: Document | None) -> Bucket | None:
         return None
     assert check is not None
     dims = {"day": check["day"], "inst": check["inst"], "item": check.get("item"), "category": check.get("category"),
-            "outcome": check.get("outcome") or "pending"}
-    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "outcome")), dims, 0.0
+            "outcome": check.get("outcome") or "pending", "dept": check.get("dept"), "doctor": check.get("doctor")}
+    return "|".join(str(dims[k]) for k in ("day", "inst", "item", "outcome", "dept", "doctor")), dims, 0.0
 
 
 def _bump(coll: Collection, bucket: Bucket, sign: int) -> None:

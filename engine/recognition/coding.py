@@ -120,3 +120,21 @@ def institution_from_codes(resource: dict[str, Any], rules: Rules) -> str | None
         if system.startswith(prefix) and len(system) > len(prefix):
             return system[len(prefix):]
     return None
+
+
+def analytes_for(resource: dict[str, Any], rules: Rules, item: str, institution: str | None = None) -> tuple[str, ...]:
+    """The analytes of panel ``item`` that an order or result names (by LOINC, directly or through the
+    institution's code map); empty when it names the panel itself (it then covers every analyte)."""
+    if not rules.items[item].analytes:
+        return ()
+    maps = rules.codes
+    found: set[str] = set()
+    for c in resource_codings(resource):
+        system, code = str(c.get("system") or ""), str(c.get("code") or "")
+        loinc = code if system == maps.loinc_system else ""
+        if not loinc and system.startswith(maps.local_prefix):
+            loinc = maps.local_loinc.get(system[len(maps.local_prefix):], {}).get(code, "")
+        analyte = maps.analytes.get(loinc)
+        if analyte and analyte in rules.items[item].analytes:
+            found.add(analyte)
+    return tuple(sorted(found))

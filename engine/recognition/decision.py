@@ -4,15 +4,29 @@ A prior result R is recognisable for a new order O when all hold: same person; s
 item; R is final; R's institution had QC passed for that item on R's date; O's date minus R's
 date is within the item's window; the item's scope covers both institutions. Nothing here reads
 storage: the service gathers the candidates (one indexed range query) and asks this module.
+
+``decide`` then says what a repeat means for payment under the payer's policy (policy.yaml): not
+payable, a justified re-test, self-pay, a reason the records contradict, or — when the prior result
+is recognisable only through a wider HR scope or the grades make recognition optional — a repeat
+that counts for the recognition rate with nothing at stake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
-from engine.recognition.rules import RecognitionItem, Rules
+from engine.recognition.rules import (
+    CHECK_AGE,
+    CHECK_HELD,
+    CHECK_QC,
+    COMMUNITY,
+    PAYABLE,
+    SELF_PAY,
+    RecognitionItem,
+    Rules,
+)
 
 # Statuses of a result that is final: DiagnosticReport/Observation final, amended, corrected,
 # appended (a correction replaces the earlier version in place, so the stored status is the one
@@ -37,6 +51,8 @@ class PriorResult:
     status: str
     patient: str | None = None  # "Patient/..." at the issuing institution
     order: str | None = None  # "ServiceRequest/..." the result fulfils, if known
+    analytes: tuple[str, ...] = ()  # analytes of a panel item it reports; () = the whole panel
+    held: str | None = None  # instant huren first stored it (ISO, UTC)
 
     @property
     def final(self) -> bool:
@@ -59,6 +75,8 @@ class Order:
     patient: str | None = None
     reasons: tuple[str, ...] = ()  # re-test reason codes recorded on the order
     reason_text: str | None = None
+    analytes: tuple[str, ...] = ()  # analytes of a panel item ordered on their own; () = the whole panel
+    placed: str | None = None  # instant huren first saw the order (ISO, UTC)
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,14 @@ class Recognisable:
     item: RecognitionItem
     age_days: int  # order date - result date
     window_left: int  # days the result stays recognisable after the order date
+    analytes: frozenset[str] = frozenset()  # what the order repeats of it (panel items)
+    scope: str = COMMUNITY  # the scope it is recognisable through: community or an HR scope code
+    held: str | None = None  # instant huren first held it
+
+    @property
+    def partial(self) -> bool:
+        """Only some analytes of the ordered panel repeat this result."""
+        return bool(self.item.analytes) and self.analytes != self.item.analyte_set(())
 
 
 # Why a candidate is not recognisable (first failing condition, in the order DOMAIN.md lists them).
@@ -110,40 +136,125 @@ def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Ru
     """Every recognisable prior result for ``order``, newest first, one per test.
 
     Several resources of one institution for the same item on the same day (the report and its
-    observations) count once: the DiagnosticReport stands for them, then the ImagingStudy.
+    observations) count once: the DiagnosticReport stands for them, then the ImagingStudy; what they
+    report together (their analytes) must overlap what the order asks for.
     """
     item = rules.items.get(order.item or "")
     if item is None:
         return []
     best: dict[tuple[str, str, date], PriorResult] = {}
+    covered: dict[tuple[str, str, date], set[str]] = {}
+    held: dict[tuple[str, str, date], str] = {}
     for r in candidates:
         if assess(order, r, rules) is not None:
             continue
         key = (r.institution, r.item, r.day)
-        held = best.get(key)
-        if held is None or (_PREFERENCE.get(r.resource_type, 9), r.ref) < (_PREFERENCE.get(held.resource_type, 9), held.ref):
+        covered.setdefault(key, set()).update(item.analyte_set(r.analytes))
+        if r.held and (key not in held or r.held < held[key]):
+            held[key] = r.held
+        current = best.get(key)
+        if current is None or (_PREFERENCE.get(r.resource_type, 9), r.ref) < (_PREFERENCE.get(current.resource_type, 9), current.ref):
             best[key] = r
-    out = [
-        Recognisable(r, item, (order.day - r.day).days, item.window_days - (order.day - r.day).days)
-        for r in best.values()
-    ]
+    wanted = item.analyte_set(order.analytes)
+    out = []
+    for key, r in best.items():
+        overlap = frozenset(covered[key]) & wanted
+        if item.analytes and not overlap:
+            continue  # the same panel, but none of the analytes asked for
+        age = (order.day - r.day).days
+        out.append(Recognisable(r, item, age, item.window_days - age, overlap,
+                                rules.scope_via(item, r.institution, order.institution, r.day) or COMMUNITY,
+                                held.get(key)))
     out.sort(key=lambda m: (-m.result.day.toordinal(), m.result.ref))
     return out
 
 
-def reason_effect(order: Order, rules: Rules) -> tuple[str | None, str | None]:
-    """The decisive re-test reason on an order and its effect: ``no_flag`` wins over ``justified``.
+# What a repeat means for payment (flag statuses).
+NOT_PAYABLE = "flagged"  # suspected duplicate test, not payable (money at stake)
+JUSTIFIED = "justified"  # re-test with a reason the payer accepts: payable, reported
+SELF_PAY_STATUS = "self_pay"  # allowed, not payable by the fund: the patient pays
+REPORTED = "reported"  # recognisable only through a wider scope, or optional by grade: counts for the rate
+CONTRADICTED = "reason contradicted by records"
 
-    A reason that needs text (R06) and has none does not count: the doctor has not justified it.
-    Unknown codes are ignored (reported by the caller as a warning).
+
+@dataclass(frozen=True)
+class PaymentDecision:
+    status: str  # NOT_PAYABLE | JUSTIFIED | SELF_PAY_STATUS | REPORTED
+    reason: str | None = None  # the decisive re-test reason
+    effect: str | None = None  # its effect under the payer's policy
+    contradicted: str | None = None  # why huren's records contradict the reason (the flag stays)
+    basis: str = COMMUNITY  # scope of non-payment it falls in, or why it is only reported
+
+    @property
+    def at_stake(self) -> bool:
+        return self.status == NOT_PAYABLE
+
+
+# Better outcomes for the ordering institution first: the decisive reason is the most favourable one.
+_RANK = {JUSTIFIED: 0, SELF_PAY_STATUS: 1, NOT_PAYABLE: 2}
+
+
+def decide(order: Order, match: Recognisable, rules: Rules) -> PaymentDecision:
+    """The payment effect of repeating ``match`` with ``order``, under the ordering institution's payer.
+
+    Non-payment covers repeats inside the policy's scopes (``community`` by default) that the grades
+    make mandatory; any other recognisable repeat is only reported. Inside it, the reason the doctor
+    recorded at order time decides: payable, self-pay, or a claim checked against huren's records
+    (R08 age, R09 QC, R98 availability) that, when contradicted, leaves the flag in place, marked.
     """
+    policy = rules.policy_for(order.institution)
+    prior = match.result
+    if match.scope not in policy.not_payable_scopes:
+        return PaymentDecision(REPORTED, basis=match.scope)
+    if not rules.must_recognise(match.item.code, order.institution, prior.institution):
+        return PaymentDecision(REPORTED, basis="optional")
+    best = PaymentDecision(NOT_PAYABLE)
+    for code in order.reasons:
+        known = rules.reasons.get(code)
+        effect = policy.reasons.get(code)
+        if known is None or effect is None or (known.text_required and not (order.reason_text or "").strip()):
+            continue
+        outcome = _apply(effect, code, order, match, rules)
+        if best.reason is None or _RANK[outcome.status] < _RANK[best.status]:
+            best = outcome
+    return replace(best, basis=match.scope)
+
+
+def _apply(effect: str, code: str, order: Order, match: Recognisable, rules: Rules) -> PaymentDecision:
+    prior, item = match.result, match.item
+    if effect == PAYABLE:
+        return PaymentDecision(JUSTIFIED, code, effect)
+    if effect == SELF_PAY:
+        return PaymentDecision(SELF_PAY_STATUS, code, effect)
+    if effect == CHECK_AGE:
+        limit = item.window_days * rules.policy_for(order.institution).age_fraction
+        if match.age_days > limit:
+            return PaymentDecision(JUSTIFIED, code, effect)
+        return PaymentDecision(NOT_PAYABLE, code, effect, f"{CONTRADICTED}: the prior result was {match.age_days} "
+                               f"days old, not older than {limit:g} of the item's {item.window_days}-day window")
+    if effect == CHECK_QC:
+        if rules.qc_passed(prior.institution, item.code, prior.day):
+            return PaymentDecision(NOT_PAYABLE, code, effect, f"{CONTRADICTED}: {prior.institution} had passed "
+                                   f"quality control for {item.code} on {prior.day.isoformat()}")
+        return PaymentDecision(JUSTIFIED, code, effect)
+    if effect == CHECK_HELD:
+        if match.held and order.placed and match.held < order.placed:
+            return PaymentDecision(NOT_PAYABLE, code, effect, f"{CONTRADICTED}: huren held {prior.ref} since "
+                                   f"{match.held}, before the order was placed ({order.placed})")
+        return PaymentDecision(JUSTIFIED, code, effect)
+    raise ValueError(f"unknown reason effect {effect!r}")  # policy.json allows no other
+
+
+def order_time_effect(order: Order, rules: Rules) -> tuple[str | None, str | None]:
+    """The reason recorded on an order and its effect under the payer's policy, before any match is
+    known (kept with the order-time check for the reports): the most favourable reason that counts."""
+    policy = rules.policy_for(order.institution)
+    ranked = {PAYABLE: 0, CHECK_AGE: 1, CHECK_QC: 1, CHECK_HELD: 1, SELF_PAY: 2}
     chosen: tuple[str | None, str | None] = (None, None)
     for code in order.reasons:
-        reason = rules.reasons.get(code)
-        if reason is None or (reason.text_required and not (order.reason_text or "").strip()):
+        known, effect = rules.reasons.get(code), policy.reasons.get(code)
+        if known is None or effect is None or (known.text_required and not (order.reason_text or "").strip()):
             continue
-        if reason.effect == "no_flag":
-            return code, "no_flag"
-        if chosen[0] is None:
-            chosen = (code, reason.effect)
+        if chosen[1] is None or ranked[effect] < ranked[chosen[1]]:
+            chosen = (code, effect)
     return chosen

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from engine.recognition.decision import Order, PriorResult, Recognisable
+from engine.recognition.decision import (
+    NOT_PAYABLE,
+    SELF_PAY_STATUS,
+    Order,
+    PaymentDecision,
+    PriorResult,
+    Recognisable,
+)
+from engine.recognition.decision import REPORTED as REPORTED_STATUS
 from engine.recognition.rules import RecognitionItem, Rules
 
 CODE_SYSTEM = "urn:huren:detected-issue"
@@ -24,6 +32,19 @@ REVIEW_SYSTEM = "urn:huren:recognition-review"
 RECOGNISABLE = ("recognisable-prior-result", "Recognisable prior result (可互认的既往结果)")
 DUPLICATE = ("duplicate-test", "Suspected duplicate test, not payable (疑似重复检查检验，不予支付)")
 JUSTIFIED = ("justified-retest", "Re-test with a recorded reason (有理由的复查)")
+SELF_PAY = ("self-pay-retest", "Re-test allowed, not payable by the fund: self-pay (自费复查)")
+CONTRADICTED = ("reason-contradicted", "Suspected duplicate test, not payable: reason contradicted by records (理由与记录不符)")
+REPORTED = ("recognisable-repeat", "Repeat of a recognisable result, counted for the recognition rate, not refused (范围外重复)")
+
+
+def flag_code(decision: PaymentDecision) -> tuple[str, str]:
+    if decision.status == NOT_PAYABLE:
+        return CONTRADICTED if decision.contradicted else DUPLICATE
+    if decision.status == SELF_PAY_STATUS:
+        return SELF_PAY
+    if decision.status == REPORTED_STATUS:
+        return REPORTED
+    return JUSTIFIED
 
 
 def issue_id(kind: str, key: str) -> str:
@@ -76,15 +97,16 @@ def flag_issue(
     rules: Rules,
     order: Order,
     repeat: PriorResult,
-    prior: PriorResult,
+    match: Recognisable,
+    decision: PaymentDecision,
     price: float,
     identified: str,
-    reason: str | None,
     reason_text: str | None,
     reviews: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The duplicate flag (or, with a reason, the justified re-test) with all its evidence."""
-    justified = reason is not None
+    """The duplicate flag (or the justified, self-pay or only reported re-test) with all its evidence."""
+    prior, reason = match.result, decision.reason
+    code = flag_code(decision)
     evidence: list[dict[str, Any]] = [
         {"url": "item", "valueCoding": _item_coding(item, rules)},
         {"url": "category", "valueString": item.category},
@@ -97,6 +119,11 @@ def flag_issue(
         {"url": "repeatDate", "valueDate": repeat.day.isoformat()},
         {"url": "orderDate", "valueDate": order.day.isoformat()},
         {"url": "price", "valueMoney": {"value": round(price, 2), "currency": rules.currency}},
+        {"url": "scope", "valueCode": decision.basis},
+        *({"url": "analyte", "valueCode": a} for a in sorted(match.analytes)),
+        *([{"url": "partialOverlap", "valueBoolean": True}] if match.partial else []),
+        *([{"url": "contradicted", "valueString": decision.contradicted}] if decision.contradicted else []),
+        *([{"url": "reasonEffect", "valueCode": decision.effect}] if decision.effect else []),
     ]
     mitigation: list[dict[str, Any]] = []
     if reason:
@@ -119,8 +146,8 @@ def flag_issue(
         "resourceType": "DetectedIssue",
         "id": flag_id,
         "status": status,
-        "code": _concept(JUSTIFIED if justified else DUPLICATE),
-        "severity": "low" if justified else "high",
+        "code": _concept(code),
+        "severity": "high" if decision.at_stake else ("moderate" if decision.status == SELF_PAY_STATUS else "low"),
         "identifiedDateTime": identified,
         "implicated": implicated,
         "evidence": [
@@ -129,8 +156,12 @@ def flag_issue(
         ],
         "detail": (f"{item.name} ({item.code}) repeated at {order.institution} on {repeat.day.isoformat()}, "
                    f"{gap} days after a recognisable result of {prior.institution} on {prior.day.isoformat()} "
-                   f"(window {item.window_days} days); {rules.currency} {price:.2f} at stake"
-                   + (f"; reason {reason}" + (f": {reason_text}" if reason_text else "") if reason else "")),
+                   f"(window {item.window_days} days); {rules.currency} {price:.2f} "
+                   + ("at stake" if decision.at_stake else "self-pay" if decision.status == SELF_PAY_STATUS else "not refused")
+                   + (f"; analytes repeated: {', '.join(sorted(match.analytes))}" if match.partial else "")
+                   + (f"; reason {reason}" + (f": {reason_text}" if reason_text else "") if reason else "")
+                   + (f"; {decision.contradicted}" if decision.contradicted else "")
+                   + (f"; recognisable through {decision.basis}" if decision.status == REPORTED_STATUS else "")),
         "extension": [{"url": EVIDENCE_EXT, "extension": evidence}],
     }
     if mitigation:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 # the person: the one national-ID rule (a Patient's first valid NNCHN number), re-exported for callers here
 from engine.identity.nationalid import patient_number as national_id
-from engine.recognition.coding import institution_from_codes, item_for
+from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
 
@@ -78,6 +78,13 @@ class FactReader:
         self._rules = rules
         self._org_codes: dict[str, str | None] = {}
 
+    def remember_organization(self, org: dict[str, Any]) -> None:
+        """Note an institution's Organization as it is written, before it can be read back."""
+        code = next((str(i["value"]) for i in org.get("identifier") or ()
+                     if isinstance(i, dict) and i.get("system") == ORG_SYSTEM and i.get("value")), None)
+        if code and org.get("id"):
+            self._org_codes[f"Organization/{org['id']}"] = code
+
     # -- identity ------------------------------------------------------------------------
     def patient_ref(self, resource: dict[str, Any]) -> str | None:
         subject = resource.get("subject") or resource.get("patient") or {}
@@ -126,6 +133,14 @@ class FactReader:
             code = self.organization_code(r)
             if code:
                 return code
+        # an order coded only in LOINC whose doctor is a Practitioner: the institution whose patient
+        # record it was placed on (Patient.managingOrganization)
+        if rtype == ORDER_TYPE:
+            patient = self.patient_ref(resource)
+            found = self._read("Patient", patient.split("/", 1)[1]) if patient else None
+            managing = (found or {}).get("managingOrganization")
+            if isinstance(managing, dict):
+                return self.organization_code(managing)
         return None
 
     # -- facts ---------------------------------------------------------------------------
@@ -144,7 +159,8 @@ class FactReader:
         order = next((r["reference"] for r in _refs(resource.get("basedOn"))
                       if str(r.get("reference", "")).startswith("ServiceRequest/")), None)
         return PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
-                           day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order)
+                           day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
+                           analytes=analytes_for(resource, rules, item, inst))
 
     def order(self, resource: dict[str, Any], *, today: date | None = None) -> Order | None:
         rules = self._rules()
@@ -155,9 +171,27 @@ class FactReader:
         day = local_day(order_time(resource), tz) or today or datetime.now(ZoneInfo(tz)).date()
         patient = self.patient_ref(resource)
         reasons, text = order_reasons(resource, rules)
-        return Order(person=self.person(patient), item=item_for(resource, rules, inst), institution=inst, day=day,
+        item = item_for(resource, rules, inst)
+        return Order(person=self.person(patient), item=item, institution=inst, day=day,
                      ref=ref_of(resource) if resource.get("id") else None, patient=patient,
-                     reasons=reasons, reason_text=text)
+                     reasons=reasons, reason_text=text,
+                     analytes=analytes_for(resource, rules, item, inst) if item else ())
+
+    def orderer(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The ordering doctor (requester) and department (the order's location, else the point of care
+        of its encounter) as display text, for the recognition rate's breakdown."""
+        req = resource.get("requester") or {}
+        doctor = req.get("display") or (req.get("identifier") or {}).get("value") or req.get("reference")
+        dept = next((str(c.get("text") or (c.get("coding") or [{}])[0].get("display") or "")
+                     for c in resource.get("locationCode") or () if isinstance(c, dict)), None)
+        dept = dept or next((str(r.get("display")) for r in resource.get("locationReference") or ()
+                             if isinstance(r, dict) and r.get("display")), None)
+        enc = (resource.get("encounter") or {}).get("reference")
+        if not dept and isinstance(enc, str) and enc.startswith("Encounter/"):
+            encounter = self._read("Encounter", enc.split("/", 1)[1]) or {}
+            dept = next((str((loc.get("location") or {}).get("display")) for loc in encounter.get("location") or ()
+                         if (loc.get("location") or {}).get("display")), None)
+        return (str(doctor) if doctor else None), (dept or None)
 
 
 def order_reasons(resource: dict[str, Any], rules: Rules) -> tuple[tuple[str, ...], str | None]:

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-# flagged: open, not payable; upheld / overturned: an auditor's decision; justified: re-test with a
-# reason (reported, payable); void: the repeat was cancelled or is no longer a repeat
-STATUSES = ("flagged", "upheld", "overturned", "justified", "void")
+# flagged: open, not payable (or a reason contradicted by records, for review); upheld / overturned:
+# an auditor's decision; justified: re-test with a reason the payer accepts (reported, payable);
+# self_pay: allowed, not payable by the fund; reported: recognisable only through a wider scope or
+# optional by grade (counts for the rate, nothing at stake); void: no longer a repeat
+STATUSES = ("flagged", "upheld", "overturned", "justified", "self_pay", "reported", "void")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,13 @@ class DuplicateFlag:
     reason_text: str | None = None
     reviews: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     identified: str = ""
-
+    analytes: tuple[str, ...] = ()  # the repeated analytes of a panel item
+    partial: bool = False  # only some of the ordered analytes repeat the prior result
+    effect: str | None = None  # the reason's effect under the payer's policy
+    contradicted: str | None = None  # "reason contradicted by records: ..." (the flag stays, for review)
+    basis: str = "community"  # the scope the repeat falls in (community, an HR scope) or "optional"
+    price_source: str = "catalogue"  # or "charge": a billed charge line
+    hr: tuple[str, ...] = ()  # HR scopes the prior result carries
     def as_doc(self) -> dict[str, Any]:
         d = asdict(self)
         return {
@@ -52,6 +60,9 @@ class DuplicateFlag:
             "prior_day": self.prior_day.isoformat(), "window": d["window_days"], "price": round(d["price"], 2),
             "currency": d["currency"], "reason": d["reason"], "reason_text": d["reason_text"],
             "reviews": [dict(r) for r in self.reviews], "identified": d["identified"],
+            "analytes": list(self.analytes), "partial": self.partial, "effect": self.effect,
+            "contradicted": self.contradicted, "basis": self.basis, "price_source": self.price_source,
+            "hr": list(self.hr),
         }
 
     @classmethod
@@ -65,5 +76,8 @@ class DuplicateFlag:
             prior_day=date.fromisoformat(doc["prior_day"]), window_days=int(doc.get("window") or 0),
             price=float(doc.get("price") or 0.0), currency=doc.get("currency", ""), reason=doc.get("reason"),
             reason_text=doc.get("reason_text"), reviews=tuple(doc.get("reviews") or ()),
-            identified=doc.get("identified", ""),
+            identified=doc.get("identified", ""), analytes=tuple(doc.get("analytes") or ()),
+            partial=bool(doc.get("partial")), effect=doc.get("effect"), contradicted=doc.get("contradicted"),
+            basis=doc.get("basis") or "community", price_source=doc.get("price_source") or "catalogue",
+            hr=tuple(doc.get("hr") or ()),
         )

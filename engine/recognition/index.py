@@ -10,6 +10,7 @@ the duplicate flag needs the test even while preliminary); the decision filters 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -27,14 +28,18 @@ def group_key(doc: Document) -> str:
 
 
 def to_doc(r: PriorResult) -> Document:
-    return {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
-            "day": r.day.isoformat(), "status": r.status, "order": r.order}
+    doc: Document = {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
+                     "day": r.day.isoformat(), "status": r.status, "order": r.order, "held": r.held}
+    if r.analytes:
+        doc["analytes"] = list(r.analytes)
+    return doc
 
 
 def from_doc(doc: Document) -> PriorResult:
     return PriorResult(ref=doc["_id"], person=doc.get("person"), item=doc["item"], institution=doc["inst"],
                        day=date.fromisoformat(doc["day"]), status=doc.get("status", "unknown"),
-                       patient=doc.get("patient"), order=doc.get("order"))
+                       patient=doc.get("patient"), order=doc.get("order"),
+                       analytes=tuple(doc.get("analytes") or ()), held=doc.get("held"))
 
 
 class ResultIndex:
@@ -47,9 +52,12 @@ class ResultIndex:
     def get(self, ref: str) -> Document | None:
         return self.coll.get(ref)
 
-    def put(self, result: PriorResult) -> Document:
-        doc = to_doc(result)
-        self.coll.replace(doc)
+    def put(self, result: PriorResult, held: str) -> Document:
+        """Index ``result``; ``held`` is when huren first stored it (kept across later versions)."""
+        before = self.coll.get(result.ref)
+        doc = to_doc(replace(result, held=(before or {}).get("held") or held))
+        if doc != before:
+            self.coll.replace(doc)
         return doc
 
     def delete(self, ref: str) -> bool:

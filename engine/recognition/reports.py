@@ -5,8 +5,10 @@ the rate come from the per-day tallies (``engine.recognition.aggregates``), the 
 with filters the indexes answer: period (on the repeated test's day), institution (the repeating
 one), item, category, status. Totals give the count and the money at stake (flags still open or upheld: the
 amount a payer would refuse) by institution and by item; the recognition rate per institution is
-recognised ÷ recognisable orders (orders that had a recognisable prior result, excluding those
-with a reason that is not a refusal: R09, R98, R99).
+recognised ÷ recognisable orders: the denominator is every order that had a recognisable prior
+result when it was placed; it is recognised when it was cancelled, answered "recognise" in CDS, or
+never resulted within the item's window. The rate is also broken down by department, ordering
+doctor and month.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from engine.errors import BadRequest
+from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range
 
-STATUSES = ("flagged", "upheld", "overturned", "justified", "void")
 # Flags whose money is at stake: open or upheld. Overturned, justified and void flags are not.
 AT_STAKE = frozenset({"flagged", "upheld"})
 COLUMNS = ("id", "status", "day", "institution", "item", "item_name", "category", "price", "currency",
            "prior_institution", "prior_day", "window_days", "order", "result", "prior_result", "order_day",
-           "reason", "reason_text", "reviewed_by", "review_reason")
+           "reason", "reason_text", "reviewed_by", "review_reason", "analytes", "partial", "contradicted", "basis",
+           "price_source")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
         "reason": flag.get("reason"), "reason_text": flag.get("reason_text"),
         "reviewed_by": last.get("by"), "review_reason": last.get("reason"),
         "reviews": flag.get("reviews") or [], "patient": flag.get("patient"),
+        "analytes": " ".join(flag.get("analytes") or ()), "partial": bool(flag.get("partial")),
+        "contradicted": flag.get("contradicted"), "basis": flag.get("basis") or "community",
+        "price_source": flag.get("price_source") or "catalogue", "effect": flag.get("effect"),
+        "hr": flag.get("hr") or [],
     }
 
 
@@ -95,7 +102,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     by_inst: dict[str, dict[str, Any]] = {}
     by_item: dict[str, dict[str, Any]] = {}
     per_day: dict[str, dict[str, Any]] = {}
-    count, money = 0, 0.0
+    count, money, self_pay = 0, 0.0, 0.0
     names = {code: item.name for code, item in recognition.rules.items.items()}
     for t in recognition.flag_days.find(_tally_query(flt)):
         status, n = t["status"], int(t["count"])
@@ -107,10 +114,12 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         stake = float(t["money"]) if status in AT_STAKE else 0.0
         count += n
         money += stake
+        if status == "self_pay":
+            self_pay += float(t["money"])
         for table, key, extra in ((by_inst, t["inst"], {}),
                                   (by_item, t["item"], {"name": names.get(t["item"]), "category": t.get("category")})):
             row = table.setdefault(key, {"count": 0, "money": 0.0, "flagged": 0, "upheld": 0, "overturned": 0,
-                                         "justified": 0, **extra})
+                                         "justified": 0, "self_pay": 0, "reported": 0, **extra})
             row["count"] += n
             row["money"] += stake
             if status in row:
@@ -121,6 +130,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     for table in (by_inst, by_item, per_day):
         for row in table.values():
             row["money"] = round(row["money"], 2)
+    rates = recognition_rates(recognition, flt)
     query = flt.query()
     query["status"] = flt.status if flt.status else {"$ne": "void"}
     flags = recognition.flags.find(query, sort=[("day", -1)], limit=limit, skip=offset)
@@ -131,34 +141,56 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         "totals": {
             "count": count,
             "money_at_stake": round(money, 2),
+            "self_pay_money": round(self_pay, 2),
             "by_status": {s: by_status.get(s, 0) for s in STATUSES},
             "by_institution": dict(sorted(by_inst.items())),
             "by_item": dict(sorted(by_item.items())),
         },
-        "recognition_rate": recognition_rate(recognition, flt),
+        "recognition_rate": rates.pop("inst"),
+        "recognition_rate_by": rates,
         "over_time": [per_day[k] for k in sorted(per_day)],
         "rows": [_row(f) for f in flags],
         "offset": offset,
     }
 
 
-def recognition_rate(recognition: Any, flt: ReportFilter) -> dict[str, dict[str, Any]]:
-    """Per ordering institution: recognisable orders, recognised ones, re-tested ones, the rate."""
-    out: dict[str, dict[str, Any]] = {}
+RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
+
+
+def recognition_rate(recognition: Any, flt: ReportFilter, *, by: str = "inst",
+                     today: date | None = None) -> dict[str, dict[str, Any]]:
+    """Per ordering institution (or ``by`` dept, doctor, month): recognisable orders, recognised ones
+    (cancelled, answered "recognise" in CDS, or never resulted within the item's window), re-tested
+    ones, still pending, and the rate."""
+    return recognition_rates(recognition, flt, (by,), today=today)[by]
+
+
+def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...] = ("inst", "dept", "doctor", "month"),
+                      *, today: date | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``recognition_rate`` broken down several ways in one pass over the per-day tallies."""
+    today = today or date.today()
+    windows = {code: item.window_days for code, item in recognition.rules.items.items()}
+    out: dict[str, dict[str, dict[str, Any]]] = {dim: {} for dim in dims}
     for t in recognition.check_days.find(_tally_query(flt)):
-        row = out.setdefault(t["inst"], {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
         n = int(t["count"])
-        row["recognisable"] += n
         outcome = t.get("outcome")
         if outcome == "recognised":
-            row["recognised"] += n
-        elif outcome in ("duplicate", "justified", "retested", "retest"):
-            row["retested"] += n
+            column = "recognised"
+        elif outcome in RETESTED:
+            column = "retested"
+        elif date.fromisoformat(t["day"]) + timedelta(days=windows.get(t.get("item"), 0)) < today:
+            column = "recognised"  # never resulted within the item's window: the prior result served
         else:
-            row["pending"] += n
-    for row in out.values():
-        row["rate"] = round(row["recognised"] / row["recognisable"], 4) if row["recognisable"] else None
-    return dict(sorted(out.items()))
+            column = "pending"
+        for dim in dims:
+            key = t["day"][:7] if dim == "month" else (t.get(dim) or "(unknown)")
+            row = out[dim].setdefault(key, {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
+            row["recognisable"] += n
+            row[column] += n
+    for table in out.values():
+        for row in table.values():
+            row["rate"] = round(row["recognised"] / row["recognisable"], 4) if row["recognisable"] else None
+    return {dim: dict(sorted(table.items())) for dim, table in out.items()}
 
 
 def to_csv(report: dict[str, Any]) -> str:
@@ -171,7 +203,8 @@ def to_csv(report: dict[str, Any]) -> str:
         writer.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
     writer.writerow([])
     totals = report["totals"]
-    writer.writerow(["total", totals["count"], "money_at_stake", f"{totals['money_at_stake']:.2f}", report["currency"]])
+    writer.writerow(["total", totals["count"], "money_at_stake", f"{totals['money_at_stake']:.2f}", report["currency"],
+                     "self_pay", f"{totals['self_pay_money']:.2f}"])
     for inst, t in totals["by_institution"].items():
         writer.writerow(["institution", inst, t["count"], f"{t['money']:.2f}"])
     for item, t in totals["by_item"].items():

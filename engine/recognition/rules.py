@@ -1,4 +1,5 @@
-"""The recognition rules as typed, validated data: items, code maps, QC history, scopes, prices, reasons.
+"""The recognition rules as typed, validated data: items (down to analytes), code maps, QC history,
+scopes, prices, reasons and the payment policy.
 
 Loaded from ``mappings/recognition/`` overlaid by the site folder (``HUREN_SITE``; same file names
 win), validated with jsonschema and then cross-checked (every item a map names exists, every
@@ -15,12 +16,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.recognition.sitefiles import RulesError, find_file, locate, read_yaml, validate
+from engine.recognition.qc import DeclaredQc, QcRecord, QcStatus
+from mappings.sitefiles import RulesError, find_file, locate, read_yaml, validate
 
 log = logging.getLogger("huren.recognition")
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "recognition"
-FILES = ("items.yaml", "item_codes.yaml", "qc.yaml", "scopes.yaml", "prices.yaml", "reasons.yaml")
+FILES = ("items.yaml", "item_codes.yaml", "qc.yaml", "scopes.yaml", "prices.yaml", "reasons.yaml", "policy.yaml")
 COMMUNITY = "community"
 
 
@@ -32,6 +34,12 @@ class RecognitionItem:
     window_days: int
     scope: tuple[str, ...] = (COMMUNITY,)
     reasons: tuple[str, ...] = ()
+    analytes: Mapping[str, str] = field(default_factory=dict)  # a panel's analytes: code -> name
+
+    def analyte_set(self, analytes: Iterable[str] | None) -> frozenset[str]:
+        """What a test covers: the named analytes, or the whole item when none is named."""
+        named = frozenset(analytes or ())
+        return named or frozenset(self.analytes)
 
 
 @dataclass(frozen=True)
@@ -44,20 +52,11 @@ class Institution:
     qc_passed: frozenset[str] | None = None  # None: nothing; frozenset({"all"}) or item codes
     qc_until: date | None = None
     timezone: str = "Asia/Shanghai"  # for result and order dates written without an offset
+    grade: str | None = None  # 三级 / 二级 / 一级
 
-
-@dataclass(frozen=True)
-class QcRecord:
-    institution: str
-    item: str  # item code or "all"
-    passed: bool
-    start: date
-    until: date
-    hr: tuple[str, ...] = ()
-    source: str = ""
-
-    def covers(self, item: str, on: date) -> bool:
-        return self.item in ("all", item) and self.start <= on <= self.until
+    @property
+    def declared_qc(self) -> DeclaredQc:
+        return DeclaredQc(self.qc_passed or frozenset(), self.qc_until)
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,31 @@ class Scope:
 class ReasonCode:
     code: str
     display: str
-    effect: str  # justified | no_flag
     text_required: bool = False
+
+
+# Effects a payer gives a re-test reason (policy.yaml).
+PAYABLE, SELF_PAY, CHECK_AGE, CHECK_QC, CHECK_HELD = "payable", "self_pay", "check_age", "check_qc", "check_held"
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    """One payer's policy: effect of each reason, scopes of non-payment, who must recognise whom."""
+
+    reasons: Mapping[str, str]
+    age_fraction: float = 0.5
+    not_payable_scopes: frozenset[str] = frozenset({COMMUNITY})
+    direction: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    items: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
+
+    def must_recognise(self, item: str, receiver_grade: str | None, issuer_grade: str | None) -> bool:
+        """Must an institution of ``receiver_grade`` recognise a result of ``issuer_grade`` for ``item``?
+        Without a grade on either side, or a rule for the receiver's grade, it must."""
+        if not receiver_grade or not issuer_grade:
+            return True
+        table = self.items.get(item, self.direction)
+        grades = table.get(receiver_grade)
+        return grades is None or issuer_grade in grades
 
 
 @dataclass(frozen=True)
@@ -104,13 +126,15 @@ class CodeMaps:
     modality_aliases: Mapping[str, str] = field(default_factory=dict)
     imaging: tuple[ImagingRule, ...] = ()
     local: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    analytes: Mapping[str, str] = field(default_factory=dict)  # LOINC -> analyte code (items.yaml)
+    local_loinc: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # inst -> local code -> LOINC
 
 
 @dataclass(frozen=True)
 class Rules:
     items: Mapping[str, RecognitionItem]
     codes: CodeMaps
-    qc: tuple[QcRecord, ...]
+    qc: QcStatus
     scopes: Mapping[str, Scope]
     currency: str
     prices: Mapping[str, float]
@@ -118,71 +142,72 @@ class Rules:
     reason_system: str
     reasons: Mapping[str, ReasonCode]
     institutions: Mapping[str, Institution]
+    policy: PaymentPolicy = field(default_factory=lambda: PaymentPolicy({}))
+    community_policies: Mapping[str, PaymentPolicy] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
     # -- questions the decision asks ------------------------------------------------------
     def qc_passed(self, institution: str, item: str, on: date) -> bool:
-        """Had ``institution`` passed quality control for ``item`` on date ``on``?
-
-        A failed assessment (qc.yaml ``passed: false``) covering the date wins; otherwise either a
-        passed assessment covering the date or the institution's own ``qc`` (institutions.yaml,
-        valid up to ``until``) is enough.
-        """
-        records = [r for r in self._qc_by_institution().get(institution, ()) if r.covers(item, on)]
-        if any(not r.passed for r in records):
-            return False
-        if any(r.passed for r in records):
-            return True
-        inst = self.institutions.get(institution)
-        if inst is None or not inst.qc_passed:
-            return False
-        if "all" not in inst.qc_passed and item not in inst.qc_passed:
-            return False
-        return inst.qc_until is None or on <= inst.qc_until
+        """Had ``institution`` passed quality control for ``item`` on date ``on``? (``QcStatus``)"""
+        return self.qc.passed(institution, item, on)
 
     def hr_scopes(self, institution: str, item: str, on: date) -> tuple[str, ...]:
         """HR scopes the institution's passed QC for the item gives its results on that date."""
-        out: list[str] = []
-        for r in self._qc_by_institution().get(institution, ()):
-            if r.passed and r.covers(item, on):
-                out.extend(s for s in r.hr if s not in out)
-        return tuple(out)
+        return self.qc.hr_scopes(institution, item, on)
+
+    def policy_for(self, institution: str | None) -> PaymentPolicy:
+        """The payment policy of the fund paying for ``institution``'s orders (its community's)."""
+        inst = self.institutions.get(institution or "")
+        return self.community_policies.get(inst.community or "", self.policy) if inst else self.policy
+
+    def must_recognise(self, item: str, receiver: str, issuer: str) -> bool:
+        a, b = self.institutions.get(receiver), self.institutions.get(issuer)
+        return self.policy_for(receiver).must_recognise(item, a.grade if a else None, b.grade if b else None)
 
     def scope_covers(self, item: RecognitionItem, issuer: str, receiver: str, on: date) -> bool:
-        """Does recognition of ``item`` reach from ``issuer``'s result (dated ``on``) to ``receiver``?
+        """Does recognition of ``item`` reach from ``issuer``'s result (dated ``on``) to ``receiver``?"""
+        return self.scope_via(item, issuer, receiver, on) is not None
 
-        Inside one medical community when the item's scope includes ``community``; beyond it when
-        one of the item's scopes, or an HR scope the issuer holds for the item on that date,
-        covers both institutions.
+    def scope_via(self, item: RecognitionItem, issuer: str, receiver: str, on: date) -> str | None:
+        """The narrowest scope through which ``issuer``'s result reaches ``receiver``, or None.
+
+        ``community`` inside one medical community (or the same institution) when the item's scope
+        includes it; beyond it, the first of the item's scopes, then of the HR scopes the issuer
+        holds for the item on that date, that covers both institutions.
         """
         a, b = self.institutions.get(issuer), self.institutions.get(receiver)
         if issuer == receiver:
-            return True
+            return COMMUNITY
         if COMMUNITY in item.scope and a and b and a.community and a.community == b.community:
-            return True
+            return COMMUNITY
         for code in (*[s for s in item.scope if s != COMMUNITY], *self.hr_scopes(issuer, item.code, on)):
             scope = self.scopes.get(code)
             if scope and scope.covers(a, issuer) and scope.covers(b, receiver):
-                return True
-        return False
+                return code
+        return None
 
     def price(self, item: str, institution: str | None) -> float:
+        """Catalogue price of an item or an analyte at ``institution`` (its own entry wins)."""
         if institution and item in self.institution_prices.get(institution, {}):
             return float(self.institution_prices[institution][item])
         return float(self.prices.get(item, 0.0))
 
-    def _qc_by_institution(self) -> Mapping[str, tuple[QcRecord, ...]]:
-        cached = self.__dict__.get("_qc_index")
-        if cached is None:
-            index: dict[str, list[QcRecord]] = {}
-            for r in self.qc:
-                index.setdefault(r.institution, []).append(r)
-            cached = {k: tuple(v) for k, v in index.items()}
-            object.__setattr__(self, "_qc_index", cached)
-        return cached
+    def repeat_price(self, item: RecognitionItem, repeated: frozenset[str], institution: str | None) -> float:
+        """Price of what was repeated, at the level it was ordered: the whole panel at the panel's
+        price, else the repeated analytes' prices (an unpriced analyte: its share of the panel's)."""
+        whole = self.price(item.code, institution)
+        if not item.analytes or repeated >= frozenset(item.analytes):
+            return whole
+        share = whole / len(item.analytes)
+        total = 0.0
+        for a in sorted(repeated):
+            known = a in self.prices or a in self.institution_prices.get(institution or "", {})
+            total += self.price(a, institution) if known else share
+        return round(total, 2)
 
     def with_institutions(self, institutions: Mapping[str, Institution]) -> Rules:
-        return replace(self, institutions=dict(institutions))
+        qc = QcStatus(self.qc.records, {code: inst.declared_qc for code, inst in institutions.items()})
+        return replace(self, institutions=dict(institutions), qc=qc)
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -202,6 +227,7 @@ def load_rules(
     institutions: Mapping[str, Institution] | None = None,
     *,
     site_local: Mapping[str, Mapping[str, str]] | None = None,
+    site_loinc: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Rules:
     """Read, validate and cross-check the six rules files; raise ``RulesError`` on the first mistake.
 
@@ -221,7 +247,18 @@ def load_rules(
         items[raw["code"]] = RecognitionItem(
             code=raw["code"], name=raw["name"], category=raw["category"], window_days=raw["window_days"],
             scope=tuple(raw.get("scope") or (COMMUNITY,)), reasons=tuple(raw.get("reasons") or ()),
+            analytes={a["code"]: a["name"] for a in raw.get("analytes") or ()},
         )
+    # analytes: codes unique across items (an analyte belongs to one panel) and apart from item codes
+    analyte_loinc: dict[str, str] = {}
+    analyte_item: dict[str, str] = {}
+    for i, raw in enumerate(items_doc.data or []):
+        for j, a in enumerate(raw.get("analytes") or ()):
+            if a["code"] in items or a["code"] in analyte_item:
+                raise locate(items_doc, [i, "analytes", j, "code"], f"analyte code {a['code']!r} is used twice")
+            analyte_item[a["code"]] = raw["code"]
+            for loinc in a.get("loinc") or ():
+                analyte_loinc[loinc] = a["code"]
 
     scopes_doc = docs["scopes.yaml"]
     scopes: dict[str, Scope] = {}
@@ -238,7 +275,7 @@ def load_rules(
     for i, raw in enumerate(reasons_doc.data["codes"]):
         if raw["code"] in reasons:
             raise locate(reasons_doc, ["codes", i, "code"], f"duplicate reason code {raw['code']!r}")
-        reasons[raw["code"]] = ReasonCode(raw["code"], raw["display"], raw["effect"], bool(raw.get("text_required")))
+        reasons[raw["code"]] = ReasonCode(raw["code"], raw["display"], bool(raw.get("text_required")))
 
     for i, item in enumerate(items.values()):
         for j, s in enumerate(item.scope):
@@ -249,6 +286,8 @@ def load_rules(
                 raise locate(items_doc, [i, "reasons", j], f"unknown reason code {r!r} (not in reasons.yaml)")
 
     codes = _load_codes(docs["item_codes.yaml"], items)
+    codes = replace(codes, analytes=analyte_loinc, local_loinc=dict(site_loinc or {}),
+                    loinc={**{lo: analyte_item[a] for lo, a in analyte_loinc.items()}, **codes.loinc})
     if site_local:
         merged: dict[str, dict[str, str]] = {}
         for inst, table in site_local.items():
@@ -260,23 +299,26 @@ def load_rules(
         for inst, table in codes.local.items():
             merged.setdefault(inst, {}).update(table)
         codes = replace(codes, local=merged)
-    qc = _load_qc(docs["qc.yaml"], items, scopes)
+    qc = QcStatus(_load_qc(docs["qc.yaml"], items, scopes),
+                  {code: inst.declared_qc for code, inst in (institutions or {}).items()})
+    policy, community_policies = _load_policy(docs["policy.yaml"], items, scopes, reasons)
 
     prices_doc = docs["prices.yaml"]
     prices = prices_doc.data
     for code in prices["default"]:
-        if code not in items:
-            raise locate(prices_doc, ["default", code], f"unknown item {code!r} (not in items.yaml)")
+        if code not in items and code not in analyte_item:
+            raise locate(prices_doc, ["default", code], f"unknown item or analyte {code!r} (not in items.yaml)")
     for inst, table in (prices.get("institutions") or {}).items():
         for code in table:
-            if code not in items:
-                raise locate(prices_doc, ["institutions", inst, code], f"unknown item {code!r} (not in items.yaml)")
+            if code not in items and code not in analyte_item:
+                raise locate(prices_doc, ["institutions", inst, code],
+                             f"unknown item or analyte {code!r} (not in items.yaml)")
 
     return Rules(
         items=items, codes=codes, qc=qc, scopes=scopes, currency=prices["currency"],
         prices=dict(prices["default"]), institution_prices=dict(prices.get("institutions") or {}),
         reason_system=reasons_doc.data["system"], reasons=reasons, institutions=dict(institutions or {}),
-        sources=tuple(str(d.path) for d in docs.values()),
+        policy=policy, community_policies=community_policies, sources=tuple(str(d.path) for d in docs.values()),
     )
 
 
@@ -327,6 +369,40 @@ def _load_qc(doc: Any, items: Mapping[str, RecognitionItem], scopes: Mapping[str
     return tuple(out)
 
 
+def _load_policy(doc: Any, items: Mapping[str, RecognitionItem], scopes: Mapping[str, Scope],
+                 reasons: Mapping[str, ReasonCode]) -> tuple[PaymentPolicy, dict[str, PaymentPolicy]]:
+    """policy.yaml: the default policy and, per community, the keys it overrides."""
+    data = doc.data
+
+    def build(raw: Mapping[str, Any], base: PaymentPolicy | None, where: list[str | int]) -> PaymentPolicy:
+        for code in raw.get("reasons") or {}:
+            if code not in reasons:
+                raise locate(doc, [*where, "reasons", code], f"unknown reason code {code!r} (not in reasons.yaml)")
+        for j, s in enumerate(raw.get("not_payable_scopes") or ()):
+            if s != COMMUNITY and s not in scopes:
+                raise locate(doc, [*where, "not_payable_scopes", j], f"unknown scope {s!r} (not in scopes.yaml)")
+        for code in raw.get("items") or {}:
+            if code not in items:
+                raise locate(doc, [*where, "items", code], f"unknown item {code!r} (not in items.yaml)")
+
+        def direction(table: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+            return {grade: frozenset(issuers) for grade, issuers in table.items()}
+
+        return PaymentPolicy(
+            reasons={**(base.reasons if base else {}), **(raw.get("reasons") or {})},
+            age_fraction=float(raw.get("age_fraction", base.age_fraction if base else 0.5)),
+            not_payable_scopes=frozenset(raw["not_payable_scopes"]) if "not_payable_scopes" in raw
+            else (base.not_payable_scopes if base else frozenset({COMMUNITY})),
+            direction=direction(raw["direction"]) if "direction" in raw else (base.direction if base else {}),
+            items={k: direction(v) for k, v in raw["items"].items()} if "items" in raw else (base.items if base else {}),
+        )
+
+    default = build(data["default"], None, ["default"])
+    communities = {code: build(raw or {}, default, ["communities", code])
+                   for code, raw in (data.get("communities") or {}).items()}
+    return default, communities
+
+
 def institution_from_site(obj: Any) -> Institution:
     """Adapt one entry of the site's institutions (object or dict, DESIGN.md §3a shape)."""
 
@@ -346,8 +422,8 @@ def institution_from_site(obj: Any) -> Institution:
         until = date.fromisoformat(until)
     return Institution(code=str(get(obj, "code")), name=str(get(obj, "name") or ""),
                        community=get(obj, "community"), qc_passed=passed_set, qc_until=until,
-                       timezone=str(get(obj, "timezone") or "Asia/Shanghai"))
+                       timezone=str(get(obj, "timezone") or "Asia/Shanghai"), grade=get(obj, "grade"))
 
 
-__all__ = ["RulesError", "Rules", "RecognitionItem", "Institution", "QcRecord", "Scope", "ReasonCode",
-           "CodeMaps", "ImagingRule", "load_rules", "rule_folders", "institution_from_site"]
+__all__ = ["RulesError", "Rules", "RecognitionItem", "Institution", "QcRecord", "QcStatus", "Scope", "ReasonCode",
+           "PaymentPolicy", "CodeMaps", "ImagingRule", "load_rules", "rule_folders", "institution_from_site"]

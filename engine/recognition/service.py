@@ -1,12 +1,14 @@
 """``Recognition`` (``Engine.recognition``): the rules applied to what the repository stores.
 
-It registers one repository write hook. For an order (ServiceRequest) it runs the order-time
-check and records a DetectedIssue "recognisable prior result", returned to the caller as a
-warning. For a result (DiagnosticReport, Observation, ImagingStudy) it keeps the compact result
-index and decides the duplicate flag of the test the result belongs to: a DetectedIssue "suspected
-duplicate test, not payable" with the evidence, or a "justified re-test" when the order carries a
-reason, or nothing. Everything runs inside the write's transaction, so a stored result and its
-flag are committed together. Three document collections hold the working state:
+It registers one repository write hook and one mark (the HR mark on recognisable results). For an order (ServiceRequest) it runs the order-time check, keeps what the order said
+when it was placed (reasons, date, what was recognisable) and records a DetectedIssue
+"recognisable prior result", returned to the caller as a warning. For a result (DiagnosticReport,
+Observation, ImagingStudy) it keeps the compact result index and decides what the repeat of the
+test the result belongs to means for payment (``decision.decide``, under the payer's policy): a
+DetectedIssue "suspected duplicate test, not payable" with the evidence (possibly "reason
+contradicted by records"), a self-pay or a justified re-test, a repeat only reported, or nothing.
+Everything runs inside the write's transaction, so a stored result and its flag are committed
+together. Three document collections hold the working state:
 
 - ``recognition_results``: the index (see ``engine.recognition.index``);
 - ``recognition_checks``: one row per checked order (recognisable results, what became of it) —
@@ -25,19 +27,25 @@ from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.recognition import aggregates
+from engine.recognition.coding import item_for
 from engine.recognition.decision import (
+    FINAL_STATUSES,
+    REPORTED,
     Order,
     PriorResult,
     Recognisable,
+    decide,
     find_recognisable,
-    reason_effect,
+    order_time_effect,
+)
+from engine.recognition.decision import (
+    JUSTIFIED as JUSTIFIED_STATUS,
 )
 from engine.recognition.detected_issues import (
     CODE_SYSTEM,
-    DUPLICATE,
-    JUSTIFIED,
     RECOGNISABLE,
     describe_match,
+    flag_code,
     flag_issue,
     issue_id,
     recognisable_issue,
@@ -47,12 +55,15 @@ from engine.recognition.facts import (
     RESULT_TYPES,
     VOID_STATUSES,
     FactReader,
+    local_day,
     national_id,
     order_time,
     ref_of,
+    result_time,
 )
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
+from engine.recognition.measure import measure_resource
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
 log = logging.getLogger("huren.recognition")
@@ -63,11 +74,18 @@ _PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
 
 # flag statuses (recognition_flags.status) and the DetectedIssue.status each one shows
 FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cancelled",
-               "justified": "final", "void": "cancelled"}
+               "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
+CHARGES = "recognition_charges"
+HR_SYSTEM = "urn:huren:hr-scope"
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _instant() -> str:
+    """When huren first held a result or saw an order, to the microsecond: R98 compares the two."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Recognition:
@@ -81,6 +99,7 @@ class Recognition:
         settings: Any,
         institutions: Callable[[], dict[str, Institution]] | None = None,
         local_items: Callable[[], dict[str, dict[str, str]]] | None = None,
+        local_loinc: Callable[[], dict[str, dict[str, str]]] | None = None,
         rules: Rules | None = None,
     ) -> None:
         self.store = store
@@ -88,6 +107,7 @@ class Recognition:
         self.settings = settings
         self._institutions = institutions or (lambda: {})
         self._local_items = local_items or (lambda: {})
+        self._local_loinc = local_loinc or (lambda: {})
         self._lock = threading.Lock()
         self._rules = rules or self._load()
         self.index = ResultIndex(store.collection(RESULTS))
@@ -97,12 +117,15 @@ class Recognition:
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
         self.checks.ensure_index(["day"])
+        self.charges = store.collection(CHARGES)
+        self.charges.ensure_index(["service"])
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
         self.facts = FactReader(self.read, lambda: self._rules)
         if repository is not None:
             repository.add_write_hook(self.on_write)
+            repository.add_mark(self.mark_hr)
 
     @classmethod
     def for_engine(cls, engine: Any) -> Recognition:
@@ -119,8 +142,23 @@ class Recognition:
             return {code: {local: entry.item for local, entry in cmap.codes.items() if getattr(entry, "item", "")}
                     for code, cmap in site().code_maps.items()}
 
-        return cls(store=engine.store, repository=engine.repository, settings=engine.settings,
-                   institutions=institutions, local_items=local_items)
+        def local_loinc() -> dict[str, dict[str, str]]:
+            return {code: {local: entry.loinc for local, entry in cmap.codes.items() if getattr(entry, "loinc", "")}
+                    for code, cmap in site().code_maps.items()}
+
+        rec = cls(store=engine.store, repository=engine.repository, settings=engine.settings,
+                  institutions=institutions, local_items=local_items, local_loinc=local_loinc)
+        rec.publish_measure()
+        return rec
+
+    def publish_measure(self) -> None:
+        """Store the recognition-rate Measure (``Measure/huren-recognition-rate``), once per change."""
+        if self.repository is None:
+            return
+        measure = measure_resource()
+        current = self.read("Measure", measure["id"])
+        if current is None or {k: v for k, v in current.items() if k not in ("meta", "text")} != measure:
+            self.repository.update(measure)
 
     # -- rules ---------------------------------------------------------------------------
     @property
@@ -129,7 +167,7 @@ class Recognition:
 
     def _load(self) -> Rules:
         return load_rules(rule_folders(getattr(self.settings, "site", None)), self._institutions(),
-                          site_local=self._local_items())
+                          site_local=self._local_items(), site_loinc=self._local_loinc())
 
     def reload(self) -> Rules:
         """Re-read the rules (SIGHUP, ``POST /admin/reload``). On a mistake the running rules stay
@@ -151,6 +189,40 @@ class Recognition:
         """Store a DetectedIssue at its deterministic id (the repository skips unchanged content)."""
         self.repository.update(issue)
 
+    # -- the HR mark -----------------------------------------------------------------------
+    def mark_hr(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Tag a final result of a recognition item whose issuer had passed QC on its date with the
+        scopes it is recognisable in (``meta.tag``, system ``urn:huren:hr-scope``): ``community`` for
+        the issuer's medical community, plus each HR scope (盐城市HR, 全国HR...) its QC carries.
+        A result that is not (or no longer) recognisable loses the tags."""
+        if resource.get("resourceType") == "Organization":
+            self.facts.remember_organization(resource)  # the results of the same message name it
+            return resource
+        if resource.get("resourceType") not in RESULT_TYPES:
+            return resource
+        meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+        tags = [t for t in meta.get("tag") or () if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)]
+        rules = self._rules
+        marks: list[dict[str, Any]] = []
+        inst = self.facts.institution(resource) if resource.get("status") in FINAL_STATUSES else None
+        item = item_for(resource, rules, inst) if inst else None
+        day = local_day(result_time(resource), rules.institutions[inst].timezone) if item and inst in rules.institutions else None
+        if item and inst and day and rules.qc_passed(inst, item, day):
+            community = rules.institutions[inst].community
+            marks.append({"system": HR_SYSTEM, "code": "community", "display": f"医共体互认 {community}"})
+            for code in rules.hr_scopes(inst, item, day):
+                scope = rules.scopes.get(code)
+                marks.append({"system": HR_SYSTEM, "code": code, "display": scope.name if scope else code})
+        if not marks and len(tags) == len(meta.get("tag") or ()):
+            return resource
+        new_meta = {**meta, "tag": tags + marks}
+        if not new_meta["tag"]:
+            new_meta.pop("tag")
+        out = {**resource, "meta": new_meta}
+        if not new_meta:
+            out.pop("meta")
+        return out
+
     # -- the write hook --------------------------------------------------------------------
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         rtype = resource.get("resourceType")
@@ -160,7 +232,31 @@ class Recognition:
             return self.on_result(resource)
         if rtype == "Patient":
             self._on_patient(resource)
+        elif rtype == "ChargeItem":
+            return self._on_charge(resource)
         return []
+
+    def _on_charge(self, charge: dict[str, Any]) -> list[dict[str, Any]]:
+        """A billed charge line (ChargeItem.service → the result) is the money at stake when it exists."""
+        ref = ref_of(charge)
+        price = (charge.get("priceOverride") or {}).get("value")
+        services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
+        before = self.charges.get(ref)
+        if price is None or not services or charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
+            if before is None:
+                return []
+            self.charges.delete(ref)
+        else:
+            qty = float((charge.get("quantity") or {}).get("value") or 1)
+            self.charges.replace({"_id": ref, "service": services[0], "services": services,
+                                  "amount": round(float(price) * qty, 2)})
+        services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
+        issues: list[dict[str, Any]] = []
+        for service in services:
+            doc = self.index.get(service)
+            if doc is not None:
+                issues.extend(self._evaluate_flag(doc))
+        return issues
 
     def _on_patient(self, patient: dict[str, Any]) -> None:
         """A Patient stored or corrected after its results: keep the index's person in step."""
@@ -188,6 +284,7 @@ class Recognition:
         status = sr.get("status")
         if status in ("revoked", "entered-in-error"):
             if existing:
+                # a reminded order cancelled before any result (ORC-1 CA/OC, status revoked) was recognised
                 outcome = "void" if status == "entered-in-error" else (
                     "recognised" if existing.get("outcome") == "pending" and existing.get("recognisable") else existing["outcome"])
                 self._put_check(existing, {**existing, "outcome": outcome})
@@ -195,47 +292,62 @@ class Recognition:
         order = self.facts.order(sr)
         if order is None or order.item is None or order.person is None:
             return []
+        same = bool(existing) and (existing or {}).get("item") == order.item and (existing or {}).get("person") == order.person
         if existing:
             order = self._remembered(order, sr, existing)
-        matches = self.check(order)
-        reason, effect = reason_effect(order, self._rules)
+        rules = self._rules
+        if same and existing is not None:
+            # What was recognisable when the order was placed stands: a later version of the order
+            # (status update, the result message's copy) is not a new order.
+            recognisable = list(existing.get("recognisable") or ())
+            matches = self.check(order) if recognisable else []
+            matches = [m for m in matches if m.result.ref in recognisable]
+        else:
+            matches = self.check(order)
+            recognisable = [m.result.ref for m in matches]
+        reason, effect = order_time_effect(order, rules)
+        doctor, dept = (existing.get("doctor"), existing.get("dept")) if same and existing else (None, None)
+        if recognisable and not (doctor or dept):
+            doctor, dept = self.facts.orderer(sr)
         doc = {
             "_id": ref, "source": "order", "person": order.person, "patient": order.patient, "item": order.item,
-            "category": self._rules.items[order.item].category, "inst": order.institution, "day": order.day.isoformat(),
-            "recognisable": [m.result.ref for m in matches], "reason": reason, "reason_effect": effect,
-            "reasons": list(order.reasons), "reason_text": order.reason_text,
+            "category": rules.items[order.item].category, "inst": order.institution, "day": order.day.isoformat(),
+            "recognisable": recognisable, "reason": reason, "reason_effect": effect,
+            "reasons": list(order.reasons), "reason_text": order.reason_text, "analytes": list(order.analytes),
+            "doctor": doctor, "dept": dept,
             "outcome": (existing or {}).get("outcome", "pending"),
-            "issue": issue_id("rec", ref) if matches else None,
+            "issue": issue_id("rec", ref) if recognisable else None,
             "checked": (existing or {}).get("checked") or _now(),
+            "placed": (existing or {}).get("placed") or _instant(),
         }
         self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
-        if matches:
-            identified = doc["checked"]
-            issue = recognisable_issue(order, matches, self._rules, identified)
+        if matches and not same:
+            issue = recognisable_issue(order, matches, rules, doc["checked"])
             self._write_issue(issue)
-            # warn when the order is first seen or what is recognisable changed; a later version of the
-            # same order (status update, the result message's copy of it) does not repeat the reminder
-            if existing is None or existing.get("recognisable") != doc["recognisable"]:
-                issues.append(self._order_warning(order, matches, issue["id"]))
-        elif existing and existing.get("issue"):
+            issues.append(self._order_warning(order, matches, issue["id"]))
+        elif not recognisable and existing and existing.get("issue"):
             self._cancel_issue(existing["issue"])
-        # A reason added to (or removed from) an order after its result arrived changes the flag.
-        if existing and (existing.get("reason") != reason or existing.get("reason_effect") != effect):
+        # A reason added to an order after its result arrived changes the flag.
+        if existing and (existing.get("reasons") != doc["reasons"] or existing.get("reason_text") != doc["reason_text"]):
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
 
     @staticmethod
     def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any]) -> Order:
-        """What the order said when it was placed, where a later version of it is silent.
+        """What the order said when it was placed stands, whatever a later version repeats or omits.
 
         A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
-        rarely repeats the doctor's ORC-16 re-test reason or the order time. The doctor's recorded
-        reason and the order's date stand until a new version states them again."""
-        if not order.reasons and check.get("reasons"):
-            order = replace(order, reasons=tuple(check["reasons"]), reason_text=check.get("reason_text"))
-        if order_time(sr) is None and check.get("day"):
+        rarely repeats the doctor's ORC-16 re-test reason or the order time. The reasons recorded
+        when the order was placed are kept (a later version may add one, never remove one), and so
+        are its date and the instant huren first saw it."""
+        reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
+        text = check.get("reason_text") or order.reason_text
+        order = replace(order, reasons=reasons, reason_text=text, placed=check.get("placed"))
+        if check.get("analytes") and not order.analytes:
+            order = replace(order, analytes=tuple(check["analytes"]))
+        if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
             order = replace(order, day=date.fromisoformat(check["day"]))
         return order
 
@@ -266,14 +378,26 @@ class Recognition:
                 self.index.delete(ref)
                 return self._evaluate_flag(before)
             return []
-        doc = self.index.put(facts)
+        doc = self.index.put(facts, _instant())
         issues = self._evaluate_flag(doc)
         if before is not None and group_key(before) != group_key(doc):
             issues.extend(self._evaluate_flag(before))
         return issues
 
+    def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
+        """The money at stake: the billed charge line of the repeated test where one exists and the
+        whole of it was repeated, else the catalogue price of what was repeated."""
+        if not match.partial:
+            for d in group:
+                for charge in self.charges.find({"service": d["_id"]}):
+                    return float(charge["amount"]), "charge"
+        return self._rules.repeat_price(item, match.analytes, institution), "catalogue"
+
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
-        """Decide (again) the flag of the test ``member`` belongs to, and store the outcome."""
+        """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.
+
+        Returns the ACK warning only when the decision is new or changed: the report and each of its
+        observations re-evaluate the same test, and the sender needs to hear it once."""
         rules = self._rules
         key = group_key(member)
         flag_id = issue_id("dup", key)
@@ -288,6 +412,9 @@ class Recognition:
         if repeat.order is None:  # the report may name the order while its observations do not
             repeat = replace(repeat, order=next((d["order"] for d in group if d.get("order")), None))
         order = self._order_for(repeat)
+        performed = sorted({a for d in group for a in d.get("analytes") or ()})
+        if performed and all(d.get("analytes") for d in group):
+            order = replace(order, analytes=tuple(performed))  # what was actually done
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if group_key(to_doc(c)) != key]
         matches = find_recognisable(order, candidates, rules)
@@ -296,55 +423,64 @@ class Recognition:
             self._void(existing, "no recognisable prior result")
             self._set_outcome(check_ref, "retested")
             return []
-        reason, effect = reason_effect(order, rules)
-        if effect == "no_flag":
-            self._void(existing, f"reason {reason}: not a refusal")
-            self._set_outcome(check_ref, "no_flag")
-            return []
-        prior = matches[0].result
+        decisions = [(decide(order, m, rules), m) for m in matches]
+        decision, match = next(((d, m) for d, m in decisions if d.status != REPORTED), decisions[0])
+        prior = match.result
         reviews = (existing or {}).get("reviews") or []
-        if existing and existing.get("status") in ("upheld", "overturned") and effect is None:
+        status = decision.status
+        if existing and existing.get("status") in ("upheld", "overturned") and decision.at_stake:
             status = existing["status"]
-        else:
-            status = "justified" if effect == "justified" else "flagged"
-        price = rules.price(item.code, order.institution)
+        price, price_source = self._price(item, match, group, order.institution)
         identified = (existing or {}).get("identified") or _now()
+        reason_text = order.reason_text if decision.reason else None
+        hr = list(rules.hr_scopes(prior.institution, item.code, prior.day))
         issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
-                           repeat=repeat, prior=prior, price=price, identified=identified, reason=reason,
-                           reason_text=order.reason_text if reason else None, reviews=reviews)
+                           repeat=repeat, match=match, decision=decision, price=price, identified=identified,
+                           reason_text=reason_text, reviews=reviews)
         row = DuplicateFlag(
             id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
             person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,
             institution=order.institution, prior_institution=prior.institution, day=repeat.day, order_day=order.day,
-            prior_day=prior.day, window_days=item.window_days, price=price, currency=rules.currency, reason=reason,
-            reason_text=order.reason_text if reason else None, reviews=tuple(reviews), identified=identified,
+            prior_day=prior.day, window_days=item.window_days, price=price, currency=rules.currency,
+            reason=decision.reason, reason_text=reason_text, reviews=tuple(reviews), identified=identified,
+            analytes=tuple(sorted(match.analytes)), partial=match.partial, effect=decision.effect,
+            contradicted=decision.contradicted, basis=decision.basis, price_source=price_source, hr=tuple(hr),
         ).as_doc()
+        changed = existing is None or any(existing.get(k) != row[k] for k in (
+            "status", "prior", "price", "reason", "contradicted", "analytes", "basis"))
         self._put_flag(existing, row)
         self._write_issue(issue)
-        self._set_outcome(check_ref, "justified" if status == "justified" else "duplicate")
-        if status == "justified":
-            return [{"severity": "information", "code": "informational",
-                     "details": {"coding": [{"system": CODE_SYSTEM, "code": JUSTIFIED[0], "display": JUSTIFIED[1]}]},
-                     "diagnostics": f"Re-test of {item.name} ({item.code}) with reason {reason}: reported, not flagged. "
-                                    f"See DetectedIssue/{flag_id}"}]
-        return [{"severity": "warning", "code": "business-rule",
-                 "details": {"coding": [{"system": CODE_SYSTEM, "code": DUPLICATE[0], "display": DUPLICATE[1]}]},
-                 "diagnostics": f"Suspected duplicate test, not payable: {item.name} ({item.code}) repeated "
-                                f"{(repeat.day - prior.day).days} days after {prior.ref} of {prior.institution} "
-                                f"({rules.currency} {price:.2f}). See DetectedIssue/{flag_id}"}]
+        self._set_outcome(check_ref, status if status in ("justified", "self_pay", "reported") else "duplicate")
+        if not changed:
+            return []
+        code = flag_code(decision)
+        severity = "warning" if decision.at_stake or decision.status != JUSTIFIED_STATUS else "information"
+        text = (f"{code[1]}: {item.name} ({item.code}"
+                + (f": {', '.join(sorted(match.analytes))}" if match.partial else "") + ") repeated "
+                f"{(repeat.day - prior.day).days} days after {prior.ref} of {prior.institution} "
+                f"({rules.currency} {price:.2f})" + (f"; reason {decision.reason}" if decision.reason else "")
+                + (f"; {decision.contradicted}" if decision.contradicted else "") + f". See DetectedIssue/{flag_id}")
+        return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
+                 "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
+                 "diagnostics": text}]
 
     def _order_for(self, repeat: PriorResult) -> Order:
-        """The order the repeated result fulfils; a result without one stands for its own order."""
+        """The order the repeated result fulfils, as recorded when it was placed; a result without one
+        stands for its own order."""
         if repeat.order:
             sr = self.read(ORDER_TYPE, repeat.order.split("/", 1)[1])
             order = self.facts.order(sr) if sr else None
-            check = self.checks.get(repeat.order) if order is not None else None
+            check = self.checks.get(repeat.order)
             if order is not None and check is not None and sr is not None:
                 order = self._remembered(order, sr, check)
             if order is not None:
-                return Order(person=repeat.person, item=repeat.item, institution=order.institution, day=order.day,
-                             ref=repeat.order, patient=order.patient or repeat.patient, reasons=order.reasons,
-                             reason_text=order.reason_text)
+                return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
+                               patient=order.patient or repeat.patient)
+            if check is not None:  # the order is known only from its order-time record
+                return Order(person=repeat.person, item=repeat.item, institution=check["inst"],
+                             day=date.fromisoformat(check["day"]), ref=repeat.order, patient=repeat.patient,
+                             reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
+                             analytes=tuple(check.get("analytes") or ()), placed=check.get("placed"))
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient)
 
@@ -394,7 +530,7 @@ class Recognition:
             row = self.flags.get(flag_id)
             if row is None:
                 raise NotFound(f"no duplicate flag {flag_id}")
-            if row["status"] in ("void", "justified"):
+            if row["status"] in ("void", "justified", "reported"):
                 raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
             review = {"decision": decision, "reason": reason.strip(), "by": by, "at": _now()}
             reviews = [*(row.get("reviews") or []), review]
@@ -426,6 +562,7 @@ class Recognition:
                 "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
                 "inst": order.institution, "day": order.day.isoformat(),
                 "recognisable": list(recognisable), "reason": reason, "reason_effect": None,
+                "doctor": None, "dept": None,
                 "outcome": outcome, "issue": None, "checked": _now(),
             })
 

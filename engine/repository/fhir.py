@@ -168,6 +168,7 @@ class FhirRepository:
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
         self._guards: list[WriteGuard] = []
+        self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
@@ -227,6 +228,12 @@ class FhirRepository:
         a ``FhirError``. A refusal must come before the write: a MongoDB without a replica set (and
         mongomock) cannot roll back what a write hook refuses after the version is stored."""
         self._guards.append(guard)
+
+    def add_mark(self, mark: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """``mark(resource) -> resource`` adds server-computed labels (recognition's HR mark in
+        ``meta.tag``) to every resource about to be written, before the merge rules and the
+        "unchanged?" comparison, so a re-sent message with the same labels is not a change."""
+        self._marks.append(mark)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
@@ -324,6 +331,8 @@ class FhirRepository:
         previous = None
         if existing is not None and not existing.deleted:
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
+        for mark in self._marks:
+            resource = mark(resource)
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         combined = self.merge.combine(previous, resource, source)
         resource = combined.resource

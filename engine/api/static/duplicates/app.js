@@ -70,13 +70,19 @@
     const summary = $("#summary"); summary.replaceChildren(
       stat("flags", t.count), stat("money at stake", money(t.money_at_stake, report.currency)),
       stat("open", t.by_status.flagged), stat("upheld", t.by_status.upheld), stat("overturned", t.by_status.overturned),
-      stat("justified re-tests", t.by_status.justified));
+      stat("justified re-tests", t.by_status.justified),
+      stat("self-pay re-tests", t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
+      stat("reported only", t.by_status.reported),
+      stat("reason contradicted", report.rows.filter((r) => r.contradicted).length));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
     barChart($("#chart-time"), report.over_time, "day", "count", (v) => v + " flags");
     barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
       "inst", "money", (v) => money(v, report.currency));
     const rates = $("#rates tbody"); rates.replaceChildren();
-    for (const [inst, r] of Object.entries(report.recognition_rate)) {
+    const by = $("#rate-by").value;
+    text($("#rate-key"), { "": "Institution", dept: "Department", doctor: "Ordering doctor", month: "Month" }[by]);
+    const rateRows = by ? (report.recognition_rate_by || {})[by] || {} : report.recognition_rate;
+    for (const [inst, r] of Object.entries(rateRows)) {
       const tr = document.createElement("tr");
       cell(tr, inst); cell(tr, r.recognisable); cell(tr, r.recognised); cell(tr, r.retested); cell(tr, r.pending);
       cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%");
@@ -86,8 +92,12 @@
     for (const row of report.rows) {
       const tr = document.createElement("tr"); tr.className = "flag"; tr.dataset.id = row.id;
       cell(tr, row.day); cell(tr, row.status, "s-" + row.status); cell(tr, row.institution);
-      cell(tr, row.item_name + " (" + row.item + ")"); cell(tr, row.category); cell(tr, money(row.price, row.currency));
-      cell(tr, row.prior_institution + " " + row.prior_day); cell(tr, row.reason || "");
+      cell(tr, row.item_name + " (" + row.item + ")"); cell(tr, row.category);
+      cell(tr, row.analytes ? row.analytes + (row.partial ? " (partial)" : "") : "whole item");
+      cell(tr, money(row.price, row.currency));
+      cell(tr, row.prior_institution + " " + row.prior_day + (row.basis && row.basis !== "community" ? " · " + row.basis : ""));
+      const reason = cell(tr, (row.reason || "") + (row.contradicted ? " — reason contradicted by records" : ""));
+      if (row.contradicted) { reason.className = "contradicted"; reason.title = row.contradicted; }
       tr.addEventListener("click", () => open(row.id, tr));
       body.appendChild(tr);
     }
@@ -115,8 +125,12 @@
       const facts = [["Status", f.status], ["Item", f.item_name + " (" + f.item + "), " + f.category],
         ["Window", f.window + " days"], ["Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
         ["Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["Repeated result", f.result],
-        ["Order", f.order || "(none)"], ["Price at stake", money(f.price, f.currency)],
-        ["Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") : "(none)"]];
+        ["Order", f.order || "(none)"],
+        ["Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? " (partial overlap)" : "") : "the whole item")],
+        ["Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
+        ["Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
+        ["Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
+      if (f.contradicted) facts.push(["Review note", f.contradicted]);
       for (const r of f.reviews || []) facts.push(["Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
       text($("#ev-prior"), summarise(ev.priorResource));
@@ -144,6 +158,7 @@
     } catch (err) { message(err.message); }
   });
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); $("#evidence").hidden = true; load(); });
+  $("#rate-by").addEventListener("change", () => load());
   $("#login").addEventListener("submit", (e) => {
     e.preventDefault(); token = $("#token").value.trim(); sessionStorage.setItem("huren.token", token);
     $("#login").hidden = true; load();

@@ -1,8 +1,9 @@
-"""Reading the recognition rules' YAML files with positions, so every mistake names file, line and field.
+"""Reading site files (institutions, code maps, HL7 tables, recognition rules) with positions, so
+every mistake names file, line and field.
 
-The rules are data an operator edits (DESIGN.md §5 "mappings as data"): a wrong file must stop
-start-up with a message a hospital integrator can act on, e.g.
-``qc.yaml line 7: [2].until: '2026-13-01' is not a 'date'``. YAML is composed into nodes first
+This is the one reader of site files: ``mappings.site`` and ``engine.recognition.rules`` both call
+it. The files are data an operator edits: a wrong file must stop start-up with a message a
+hospital integrator can act on, e.g. ``qc.yaml:7: [2].until: '2026-13-01' is not a 'date'``. YAML is composed into nodes first
 (they keep their marks), then constructed into plain data and validated with jsonschema; a
 validation error's path is walked back through the nodes to the line it came from.
 """
@@ -21,16 +22,20 @@ import yaml
 from jsonschema import Draft202012Validator
 
 
-class RulesError(Exception):
-    """A rules file is missing, unreadable or wrong: names the file, the line and the field."""
+class SiteError(ValueError):
+    """A site file is missing, unreadable or wrong: names the file, the line and the field."""
 
-    def __init__(self, file: Path | str, line: int | None, field: str, message: str) -> None:
-        self.file = str(file)
+    def __init__(self, path: Path | str, line: int | None, where: str, problem: str) -> None:
+        self.path = str(path)
         self.line = line
-        self.field = field
-        self.message = message
-        where = f"{self.file} line {line}" if line else self.file
-        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+        self.where = where
+        self.problem = problem
+        loc = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{loc}: {where + ': ' if where else ''}{problem}")
+
+
+# The recognition rules are site files too; the name stays for callers that speak of rules.
+RulesError = SiteError
 
 
 class _Loader(yaml.SafeLoader):
@@ -78,54 +83,63 @@ def _stringify_keys(value: Any) -> Any:
     return value
 
 
-def read_yaml(path: Path) -> YamlDocument:
+def read_yaml(path: Path, *, plain: bool = False) -> YamlDocument:
+    """Parse ``path`` keeping node positions. By default dates stay the text the operator wrote
+    (checked by the schema) and mapping keys are strings; ``plain`` gives PyYAML's safe types
+    unchanged (the HL7 mapping tables rely on them)."""
+    loader = yaml.SafeLoader if plain else _Loader
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise RulesError(path, None, "", f"cannot read: {exc.strerror or exc}") from exc
+        raise SiteError(path, None, "", f"cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
-        raise RulesError(path, None, "", f"not UTF-8 text: {exc}") from exc
+        raise SiteError(path, None, "", f"not UTF-8 text: {exc}") from exc
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader) if root is not None else None
+        root = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise RulesError(path, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem or exc}") from exc
+        raise SiteError(path, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
-        raise RulesError(path, None, "", f"YAML syntax: {exc}") from exc
-    return YamlDocument(path, _stringify_keys(data), root)
+        raise SiteError(path, None, "", f"YAML syntax: {exc}") from exc
+    return YamlDocument(path, data if plain else _stringify_keys(data), root)
 
 
 def _schema(name: str) -> dict[str, Any]:
     return json.loads(resources.files("engine.recognition").joinpath("schemas").joinpath(name).read_text("utf-8"))
 
 
-def field_path(path: Iterable[str | int]) -> str:
-    out = ""
-    for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
-    return out or "(top level)"
-
-
-def validate(doc: YamlDocument, schema_name: str) -> Any:
-    """Validate against the named JSON Schema; raise a ``RulesError`` for the first (by line) error."""
-    validator = Draft202012Validator(_schema(schema_name), format_checker=Draft202012Validator.FORMAT_CHECKER)
+def check(doc: YamlDocument, schema: dict[str, Any]) -> Any:
+    """Validate against ``schema``; raise a ``SiteError`` for the first (by line) error."""
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: (doc.line_of(list(e.absolute_path)) or 0))
     if errors:
         err: jsonschema.ValidationError = errors[0]
         steps = list(err.absolute_path)
-        raise RulesError(doc.path, doc.line_of(steps), field_path(steps), err.message)
+        raise SiteError(doc.path, doc.line_of(steps), field_path(steps), err.message)
     return doc.data
+
+
+def field_path(path: Iterable[str | int]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def validate(doc: YamlDocument, schema_name: str) -> Any:
+    """Validate against a recognition rules schema (``engine/recognition/schemas/<name>``)."""
+    return check(doc, _schema(schema_name))
 
 
 def locate(doc: YamlDocument, steps: Sequence[str | int], message: str) -> RulesError:
     """An error about a value that passed the schema but breaks a cross-file rule (unknown item...)."""
-    return RulesError(doc.path, doc.line_of(steps), field_path(steps), message)
+    return SiteError(doc.path, doc.line_of(steps), field_path(steps), message)
 
 
 def find_file(name: str, folders: Sequence[Path]) -> Path:
     """The site overlay wins by file name: the last folder holding ``name`` provides it."""
     found = [folder / name for folder in folders if (folder / name).is_file()]
     if not found:
-        raise RulesError(name, None, "", f"missing: not found in {', '.join(str(f) for f in folders)}")
+        raise SiteError(name, None, "", f"missing: not found in {', '.join(str(f) for f in folders)}")
     return found[-1]
