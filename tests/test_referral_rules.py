@@ -86,3 +86,15 @@ def test_a_site_replaces_the_files_and_a_mistake_names_file_and_field(tmp_path: 
                                                      "utf-8")
     with pytest.raises(SiteError, match="transitions.arrived: 'discharged' is not one of the states"):
         load(site)
+
+
+def test_a_writer_that_only_states_task_status_moves_the_referral() -> None:
+    """An HL7 RRI changes Task.status; the merge rules keep the stored businessStatus it does not
+    state. That stale businessStatus does not stand against the new status, in either version."""
+    wf = RULES.workflow
+    requested = task("requested", "requested")
+    accepted_by_hl7 = task("accepted", "requested")  # status moved on, businessStatus left behind
+    assert check_transition(requested, accepted_by_hl7, wf).name == "accepted"
+    assert check_transition(accepted_by_hl7, task("in-progress", "arrived"), wf).name == "arrived"
+    with pytest.raises(Conflict, match="from arrived to rejected"):
+        check_transition(task("in-progress", "arrived"), task("rejected", "arrived"), wf)

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from engine.errors import Gone, NotFound
+from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
 from engine.referral.rules import ReferralRules, load
@@ -141,7 +142,11 @@ class Referrals:
         return []
 
     def _endpoints(self, sr: dict[str, Any], task: dict[str, Any] | None) -> tuple[str | None, str | None]:
-        sending = self.institution(sr.get("requester"))
+        """(sending, receiving) institution codes: the ServiceRequest's requester and performer
+        Organizations, else the Task's; an HL7 referral names Practitioners, but its local codes
+        (urn:huren:code:<INSTITUTION>) say who sent it, and the receiving side names itself as the
+        Task's owner when it accepts."""
+        sending = self.institution(sr.get("requester")) or institution_from_codes(sr, self.recognition.rules)
         receiving = next((c for c in (self.institution(p) for p in sr.get("performer") or ()) if c), None)
         if task is not None:
             sending = sending or self.institution(task.get("requester"))
@@ -178,7 +183,7 @@ class Referrals:
         # the guard checked every move it could see; a Task created in the same Bundle as its
         # ServiceRequest, with no referral businessStatus, is first known to be one here
         state = check_transition(None, task, self._rules.workflow) if previous is None else \
-            state_of(task, self._rules.workflow)
+            state_of(task, self._rules.workflow, previous)
         row = self._on_referral(sr, task)
         at = dict(row.get("at") or {})
         at.setdefault(state.name, task.get("lastModified") or task["meta"]["lastUpdated"])

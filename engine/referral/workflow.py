@@ -24,12 +24,31 @@ def is_referral(service_request: dict[str, Any] | None, rules: WorkflowRules) ->
     return False
 
 
-def state_of(task: dict[str, Any], rules: WorkflowRules) -> State:
+def _business(task: dict[str, Any] | None, rules: WorkflowRules) -> str | None:
+    for coding in (((task or {}).get("businessStatus") or {}).get("coding") or ()):
+        if coding.get("system") == rules.business_system:
+            return str(coding.get("code"))
+    return None
+
+
+def state_of(task: dict[str, Any], rules: WorkflowRules, previous: dict[str, Any] | None = None,
+             *, stored: bool = False) -> State:
     """The referral state a Task shows: its businessStatus in the workflow's system, whose Task.status
-    must agree; else the state that is the default for its Task.status. 422 when neither fits."""
+    must agree; else the state that is the default for its Task.status. 422 when neither fits.
+
+    A writer that only knows Task.status (an HL7 RRI) changes the status and leaves the stored
+    businessStatus as it was (the merge rules keep what a thinner message does not state): a
+    businessStatus unchanged from ``previous`` while the status moved on is stale, and the status
+    decides. So does the status of a ``stored`` version whose businessStatus disagrees with it
+    (such a version was written that way, and its status is what every reader acts on)."""
     status = task.get("status")
+    stale = previous is not None and _business(task, rules) == _business(previous, rules) \
+        and status != previous.get("status")
+    if stored:
+        named = rules.states.get(_business(task, rules) or "")
+        stale = named is None or named.status != status
     for coding in ((task.get("businessStatus") or {}).get("coding") or ()):
-        if coding.get("system") != rules.business_system:
+        if stale or coding.get("system") != rules.business_system:
             continue
         state = rules.states.get(str(coding.get("code")))
         if state is None:
@@ -58,14 +77,14 @@ def check_transition(previous: dict[str, Any] | None, task: dict[str, Any], rule
     states marked ``stay`` (a referral is modified before anyone acted on it, notes during the
     stay); elsewhere it restates a step already taken (accepting twice) and is refused.
     """
-    new = state_of(task, rules)
+    new = state_of(task, rules, previous)
     ref = f"Task/{task.get('id')}"
     if previous is None:
         if new.name not in rules.initial:
             raise Conflict(f"{ref}: a referral Task cannot start as '{new.name}'; it starts as one of "
                            f"{', '.join(sorted(rules.initial))}", expression=["Task.status"])
         return new
-    old = state_of(previous, rules)
+    old = state_of(previous, rules, stored=True)
     if old.name == new.name:
         if old.stay or _content(previous) == _content(task):
             return new
