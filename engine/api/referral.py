@@ -7,6 +7,8 @@
   missing one).
 - ``GET /reports/referrals?from=YYYY-MM&to=YYYY-MM&institution=CODE``: counts and ratios per
   institution and month, JSON, for auditors (the same check as the duplicate-test reports).
+- ``GET /reports/remote-reading?from=YYYY-MM&to=YYYY-MM&centre=CODE``: remote reading turnaround
+  and workload per centre and month, and the overdue reads (same check).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.errors import BadRequest, Gone, NotFound
 from engine.recognition.access import require_auditor
+from engine.referral.reading import reading_report
 from engine.referral.report import referral_report
 from engine.referral.service import focus_of
 from engine.referral.summary import SummaryBuilder
@@ -69,6 +72,30 @@ async def task_summary(rid: str, request: Request, caller: Caller = Depends(get_
     return await _summary(focus.split("/", 1)[1], request, caller)
 
 
+@router.get("/reports/remote-reading")
+def remote_reading_report(
+    request: Request,
+    start: str | None = Query(None, alias="from"),
+    end: str | None = Query(None, alias="to"),
+    centre: str | None = None,
+    caller: Caller = Depends(get_caller),
+) -> Response:
+    """Turnaround and workload per reading centre and month, and the overdue reads."""
+    require_auditor(caller)
+    _months(start, end)
+    report = reading_report(request.app.state.engine.referrals.reading.rows, start=start or None, end=end or None,
+                            centre=centre or None)
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "remote-reading", "rows": len(report["rows"])})
+    return Response(fhirjson.dumps(report), media_type="application/json")
+
+
+def _months(start: str | None, end: str | None) -> None:
+    for name, value in (("from", start), ("to", end)):
+        if value and not _MONTH.match(value):
+            raise BadRequest(f"'{name}' must be a month YYYY-MM, got '{value}'", expression=[name])
+
+
 @router.get("/reports/referrals")
 def referrals_report(
     request: Request,
@@ -78,9 +105,7 @@ def referrals_report(
     caller: Caller = Depends(get_caller),
 ) -> Response:
     require_auditor(caller)
-    for name, value in (("from", start), ("to", end)):
-        if value and not _MONTH.match(value):
-            raise BadRequest(f"'{name}' must be a month YYYY-MM, got '{value}'", expression=[name])
+    _months(start, end)
     report = referral_report(request.app.state.engine.referrals.rows, start=start or None, end=end or None,
                              institution=institution or None)
     note(request, action="report-view", query=str(request.url.query) or None,

@@ -11,7 +11,8 @@ repository write guard and one write hook, registered like recognition's and the
   message stores nothing, on every backend;
 - the write hook keeps one row per referral in the ``referrals`` collection (institutions, grades, direction,
   month, state and when each state was reached, the deductible due), from which the per-month
-  report is read without scanning resources.
+  report is read without scanning resources; and the remote reading rows
+  (``engine.referral.reading``: a reading request's Task, the centre's DiagnosticReport).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from engine.errors import Gone, NotFound
 from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
+from engine.referral.reading import RemoteReading, load_reading
 from engine.referral.rules import ReferralRules, load
 from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document
@@ -62,6 +64,7 @@ class Referrals:
         self._site_dir = site_dir
         self._lock = threading.Lock()
         self._rules = load(site_dir)
+        self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir))
         self.rows = store.collection(REFERRALS)
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
@@ -80,7 +83,8 @@ class Referrals:
     def reload(self) -> ReferralRules:
         """Re-read the referral files; on a mistake the running rules stay and the SiteError propagates."""
         with self._lock:
-            self._rules = load(self._site_dir)
+            rules, reading = load(self._site_dir), load_reading(self._site_dir)
+            self._rules, self.reading.rules = rules, reading
             return self._rules
 
     # -- reading -------------------------------------------------------------------------------
@@ -136,6 +140,10 @@ class Referrals:
         rtype = resource.get("resourceType")
         if rtype == "Task":
             self._on_task(resource, previous)
+            if self.reading.is_request(resource):
+                self.reading.on_task(resource, focus_of(resource))
+        elif rtype == "DiagnosticReport" and resource.get("basedOn"):
+            self.reading.on_report(resource)
         elif rtype == "ServiceRequest" and (is_referral(resource, self._rules.workflow)
                                             or is_referral(previous, self._rules.workflow)):
             self._on_referral(resource)  # an order that stops being a referral keeps its row, with its status
