@@ -194,7 +194,7 @@ class Referrals:
             state_of(task, self._rules.workflow, previous)
         row = self._on_referral(sr, task)
         at = dict(row.get("at") or {})
-        at.setdefault(state.name, task.get("lastModified") or task["meta"]["lastUpdated"])
+        at.setdefault(state.name, task["meta"]["lastUpdated"])  # when huren stored the move
         updated = {**row, "task": f"Task/{task['id']}", "state": state.name, "at": at}
         if updated != row:
             self.rows.replace(updated)
