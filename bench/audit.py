@@ -28,8 +28,8 @@ from engine.audit.checkpoint import sign_checkpoint  # noqa: E402
 from engine.audit.events import build_event, requestor_agent  # noqa: E402
 from engine.audit.keys import AuditKeys  # noqa: E402
 from engine.audit.log import AuditLog, event_id, seq_key  # noqa: E402
+from engine.audit.store import open_audit_store  # noqa: E402
 from engine.audit.verify import Verifier, verify_online  # noqa: E402
-from engine.repository import open_store  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def rate(n: int, seconds: float) -> str:
 
 
 def bench_append(settings: Settings, n: int) -> AuditLog:
-    log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
     events = [event(i) for i in range(n)]
     t = time.perf_counter()
     for ev in events:
@@ -53,6 +53,43 @@ def bench_append(settings: Settings, n: int) -> AuditLog:
     print(f"append (AuditLog.record, SQLite, one transaction each): {n} records in {dt:.2f}s = {rate(n, dt)}"
           f" ({dt / n * 1e6:.0f} µs/record)")
     return log
+
+
+def bench_views(settings: Settings, n: int, patients: int = 1000) -> None:
+    """The per-patient FHIR views: CPU to derive and store them (``flush_index``, the background
+    work each audited read causes), then "who looked at my record" for one resident among
+    ``patients`` at ``n`` records (one read in ten is a search over two patients)."""
+    from engine.audit.who_looked import who_looked
+    from engine.engine import Engine
+
+    engine = Engine(settings)
+    engine.audit.close()  # no background thread: time the derivation here
+    system = requestor_agent(kind="system", subject="his-a", address="10.1.2.3")
+    for i in range(n):
+        pid = f"p{i % patients}"
+        if i % 10:
+            engine.audit.record(build_event(action="read", origin="bench/audit", agents=system, patient_ids=[pid],
+                                            resources=[f"Observation/o{i}/_history/1"],
+                                            owners={f"Observation/o{i}/_history/1": [pid]}))
+        else:
+            other = f"p{(i + 1) % patients}"
+            engine.audit.record(build_event(action="search", origin="bench/audit", agents=system,
+                                            patient_ids=[pid, other], query="Observation?code=718-7",
+                                            resources=[f"Observation/o{i}", f"Observation/x{i}"],
+                                            owners={f"Observation/o{i}": [pid], f"Observation/x{i}": [other]}))
+    cpu = time.process_time()
+    copied = engine.audit.flush_index()
+    cpu = time.process_time() - cpu
+    print(f"FHIR AuditEvent views (derive + light-path store, batches of 256): {copied} records -> "
+          f"{cpu / copied * 1e6:.0f} µs CPU per record")
+    times = []
+    for k in range(50):
+        t = time.perf_counter()
+        found = who_looked(engine.repository, {f"p{k * 7 % patients}"}, flush=engine.audit.flush_index)
+        times.append(time.perf_counter() - t)
+    print(f"who looked at my record ({n:,} records, {patients} patients, {len(found)} entries): "
+          f"median {statistics.median(times) * 1e3:.2f} ms")
+    engine.close()
 
 
 def bench_sign(keys: AuditKeys, n: int) -> None:
@@ -285,7 +322,7 @@ def main() -> None:
         log = bench_append(base, appends)
         bench_sign(log.keys, signs)
         log.store.close()
-        big = AuditLog(open_store(base.with_(data_dir=Path(tmp) / "b")), base.with_(data_dir=Path(tmp) / "b"),
+        big = AuditLog(open_audit_store(base.with_(data_dir=Path(tmp) / "b")), base.with_(data_dir=Path(tmp) / "b"),
                        AuditKeys.load(base.with_(data_dir=Path(tmp) / "b")))
         t = time.perf_counter()
         bulk_load(big, size)
@@ -293,6 +330,7 @@ def main() -> None:
         bench_verify(big, size)
         bench_proofs(big, size)
         big.store.close()
+        bench_views(base.with_(data_dir=Path(tmp) / "v"), appends * 10)
         bench_http(base.with_(data_dir=Path(tmp) / "c"), http_n)
         bench_ingest(base.with_(data_dir=Path(tmp) / "d"), http_n // 3)
     if args.compare_pymerkle:

@@ -103,7 +103,7 @@ async def drive(port: int, token: str, clients: int, seconds: float, pid: int) -
     await asyncio.gather(*(_connection(port, request, warm, [0], statuses) for _ in range(clients)))
     t, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(_connection(port, request, t + seconds, counts, statuses) for _ in range(clients)))
-    time.sleep(1.0)  # let the background FHIR AuditEvent copy of these reads run: its CPU is theirs
+    time.sleep(1.0)  # let the background FHIR AuditEvent views of these reads be written: its CPU is theirs
     dt, cpu = time.perf_counter() - t, cpu_seconds(pid) - cpu
     if statuses != {200}:
         raise SystemExit(f"unexpected statuses {statuses}")
@@ -162,7 +162,7 @@ def main() -> None:
               f"{'s' if clients > 1 else ''}: plain {plain:,.0f}/s, audited {audited:,.0f}/s "
               f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
               f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%, incl. the "
-              f"background FHIR AuditEvent copy)")
+              f"background FHIR AuditEvent views)")
     if args.json:
         print(json.dumps(figures))
 

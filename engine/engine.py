@@ -10,6 +10,7 @@ from __future__ import annotations
 from conformance.validate import Validator
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
+from engine.audit.store import open_audit_store
 from engine.auth.service import AuthService
 from engine.identity.mpi import IdentityService
 from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
@@ -42,8 +43,10 @@ class Engine:
                                         key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
-        # ... and each event is also stored as a FHIR AuditEvent so residents can search their own
-        self.audit = AuditLog(self.store, settings, AuditKeys.load(settings), repository=self.repository)
+        # to the signed log (its own file on SQLite), and shown per patient as FHIR AuditEvents so
+        # residents can search who touched their record (engine.audit.view)
+        self.audit_store = open_audit_store(settings, self.store)
+        self.audit = AuditLog(self.audit_store, settings, AuditKeys.load(settings), repository=self.repository)
         self.audit.start()
         # mutual recognition: order-time check and duplicate flags, run as a repository write hook
         self.recognition = Recognition.for_engine(self)
@@ -76,6 +79,8 @@ class Engine:
         self.ingestor.close()
         self.audit.close()
         self.auth.close()
+        if self.audit_store is not self.store:
+            self.audit_store.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -103,9 +103,10 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
-    """FHIR JSON bytes; a ``FhirDecimal`` is written as its text (``decimal.Decimal`` as ``str``)."""
-    option = orjson.OPT_SORT_KEYS if sort_keys else 0
+def dumps(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes:
+    """FHIR JSON bytes; a ``FhirDecimal`` is written as its text (``decimal.Decimal`` as ``str``).
+    ``indent`` gives two-space indentation for people reading it on a terminal."""
+    option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | (orjson.OPT_INDENT_2 if indent else 0)
     try:
         return orjson.dumps(value, default=_default, option=option)
     except TypeError as exc:  # an int beyond 64 bits (orjson's limit): write it as its digits

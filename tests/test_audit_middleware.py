@@ -17,6 +17,7 @@ from engine.api.app import create_app
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.note import note
+from engine.audit.view import view_id
 from engine.engine import Engine
 from engine.errors import Forbidden
 from engine.settings import Settings
@@ -129,17 +130,20 @@ def test_when_the_record_cannot_be_written_the_request_fails(
 def test_residents_find_who_accessed_their_records(client: TestClient, engine: Engine) -> None:
     client.get("/fhir/Observation/o7")  # his-a reads p1's observation
     client.get("/fhir/Observation?code=718-7")  # touches p0 and p1
-    assert engine.audit.flush_index() == 2  # the background copy, brought up to date now
+    assert engine.audit.flush_index() == 2  # the background views, brought up to date now
     mine = engine.repository.search("AuditEvent", [("patient", "p1")], compartment={"p1"})
-    assert sorted(r["id"] for r in mine.resources) == ["audit-0", "audit-1"]
-    stored = engine.repository.read("AuditEvent", "audit-0")
-    leaf = engine.audit.get(0)
-    assert orjson.loads(leaf["data"]) == {k: v for k, v in stored.items() if k != "meta"}
+    assert sorted(r["id"] for r in mine.resources) == sorted([view_id("audit-0", "p1"), view_id("audit-1", "p1")])
+    search_view = engine.repository.read("AuditEvent", view_id("audit-1", "p1"))
+    assert "p0" not in orjson.dumps(search_view).decode()  # names p1 and p1's resources only
+    assert [e["what"]["reference"] for e in search_view["entity"] if "what" in e] == [
+        "Patient/p1", "Observation/o1", "Observation/o3"]
+    leaf = orjson.loads(engine.audit.get(1)["data"])  # the signed record keeps everything
+    assert {"Patient/p0", "Patient/p1"} <= {e.get("what", {}).get("reference") for e in leaf["entity"]}
     others = engine.repository.search("AuditEvent", [("patient", "p0")], compartment={"p3"})
     assert others.resources == []
 
 
-def test_the_fhir_copy_catches_up_in_the_background_and_after_a_restart(
+def test_the_fhir_view_catches_up_in_the_background_and_after_a_restart(
         client: TestClient, engine: Engine, settings: Settings) -> None:
     import time
 
@@ -149,13 +153,14 @@ def test_the_fhir_copy_catches_up_in_the_background_and_after_a_restart(
     while engine.repository.search("AuditEvent", [("patient", "p1")]).total != 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine.repository.search("AuditEvent", [("patient", "p1")]).total == 3
-    # records appended by a process that stopped before copying them are copied at the next start
+    # records appended by a process that stopped before showing them are shown at the next start
     engine.audit.close()
-    no_copy = AuditLog(engine.store, settings, engine.audit.keys)  # no repository attached
-    no_copy.record(orjson.loads(engine.audit.get(0)["data"]) | {"outcome": "4"})
-    restarted = AuditLog(engine.store, settings, engine.audit.keys, repository=engine.repository)
+    no_view = AuditLog(engine.audit_store, settings, engine.audit.keys)  # no repository attached
+    no_view.record(orjson.loads(engine.audit.get(0)["data"]) | {"outcome": "4"})
+    restarted = AuditLog(engine.audit_store, settings, engine.audit.keys, repository=engine.repository)
     assert restarted.flush_index() == 1
-    assert engine.repository.read("AuditEvent", "audit-3")["outcome"] == "4"
+    assert engine.repository.read("AuditEvent", view_id("audit-3", "p1"))["outcome"] == "4"
+    assert restarted.flush_index() == 0  # written once, never twice
 
 
 def test_a_large_search_lists_every_patient_but_caps_resource_entities() -> None:

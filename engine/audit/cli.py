@@ -15,9 +15,9 @@ from engine.settings import Settings
 
 
 def open_log(settings: Settings, *, create_keys: bool = False) -> AuditLog:
-    from engine.repository import open_store
+    from engine.audit.store import open_audit_store
 
-    return AuditLog(open_store(settings), settings, AuditKeys.load(settings, create=create_keys))
+    return AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings, create=create_keys))
 
 
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:

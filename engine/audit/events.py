@@ -4,14 +4,18 @@ One event per interaction: ``type``/``subtype``/``action`` from ``actions.yaml``
 ``period``; ``outcome`` 0 (success), 4 (minor failure: refused or invalid request), 8 (serious
 failure: server error), 12 (major failure: the interaction crashed); agents (the requestor —
 system client, resident or auditor — with its network address, and huren as the destination);
-``source`` (huren, an application server); entities: one per patient touched (role Patient, so
-``AuditEvent?patient=`` finds it) and one per resource, plus the query of a search.
+``source`` (huren, an application server); entities: one per patient touched (role Patient) and
+one per resource, plus the query of a search.
+
+This is the complete record kept in the signed log, for auditors: a hospital's search names every
+patient it returned. A resource entity says whose it is (a ``detail`` of type ``patient``) so the
+per-patient FHIR views (``engine.audit.view``) can show each resident only what concerns them.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -28,6 +32,10 @@ OUTCOMES = ("0", "4", "8", "12")
 # A search can return thousands of resources: every patient gets an entity (that is what
 # AuditEvent?patient= finds), but resource references stop here and a detail says how many more.
 MAX_RESOURCE_ENTITIES = 100
+OWNER_DETAIL = "patient"  # entity.detail.type on a resource entity: the patient it belongs to
+# entity.detail on a patient entity when the requestor is that patient (a resident's own access)
+SELF_DETAIL = {"type": "requestor", "valueString": "this patient"}
+QUERY_ROLE = "24"
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
 
 
@@ -107,7 +115,13 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
                 outcome: str = "0", outcome_desc: str | None = None,
                 patient_ids: Iterable[str] = (), resources: Iterable[dict[str, Any] | str] = (),
                 query: str | None = None, detail: dict[str, Any] | None = None,
-                start: str | None = None, recorded: str | None = None) -> dict[str, Any]:
+                start: str | None = None, recorded: str | None = None,
+                owners: Mapping[str, Sequence[str]] | None = None,
+                requestor_patients: Iterable[str] = ()) -> dict[str, Any]:
+    """One AuditEvent; ``owners`` maps a resource reference (as ``reference_of`` gives it) to the
+    patients it belongs to, as its own fields say; ``requestor_patients`` are the patients among
+    ``patient_ids`` the requestor is (a resident reading their own record)."""
+    own = set(requestor_patients)
     spec = actions().get(action) or actions()["other"]
     recorded = recorded or now_instant()
     event: dict[str, Any] = {"resourceType": "AuditEvent", "type": spec["type"]}
@@ -130,9 +144,12 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
     for pid in patient_ids:
         if pid and pid not in seen:
             seen.add(pid)
-            entities.append({"what": {"reference": f"Patient/{pid}"},
-                             "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-                             "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+            entity = {"what": {"reference": f"Patient/{pid}"},
+                      "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                      "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
+            if pid in own:
+                entity["detail"] = [SELF_DETAIL]
+            entities.append(entity)
     refs: set[str] = set()
     patient_refs = {f"Patient/{p}" for p in seen}
     left_out = 0
@@ -144,12 +161,16 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
         if len(refs) > MAX_RESOURCE_ENTITIES:
             left_out += 1
             continue
-        entities.append({"what": {"reference": ref},
-                         "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-                         "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}})
+        entity: dict[str, Any] = {"what": {"reference": ref},
+                                  "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                                  "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}}
+        whose = (owners or {}).get(ref)
+        if whose:
+            entity["detail"] = [{"type": OWNER_DETAIL, "valueString": f"Patient/{p}"} for p in dict.fromkeys(whose)]
+        entities.append(entity)
     if query is not None:
         entities.append({"type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-                         "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+                         "role": {"system": OBJECT_ROLE, "code": QUERY_ROLE, "display": "Query"},
                          "query": base64.b64encode(query.encode()).decode()})
     if left_out:
         detail = {**(detail or {}), "resources-not-listed": str(left_out)}

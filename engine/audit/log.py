@@ -1,8 +1,9 @@
-"""``AuditLog``: the append-only, Merkle-tree audit log kept in huren's own database.
+"""``AuditLog``: the append-only, Merkle-tree audit log, in its own database file.
 
 Each AuditEvent gets the next sequence number as its id (``audit-<seq>``), is canonicalised with
-RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Three collections of the
-``Store`` (so both backends work and the writes share the caller's transaction):
+RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Four collections of the
+audit ``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same
+MongoDB database):
 
 - ``audit_log``: ``{_id, seq, hash, data}`` — ``data`` is the canonical JSON text itself, so
   verification re-hashes the exact bytes that were committed (no re-canonicalisation, which is
@@ -10,22 +11,27 @@ RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Three collec
 - ``audit_nodes``: ``{_id: "level:index", level, index, hash}`` for every completed perfect subtree
   of level >= 1 (about one per record), so inclusion and consistency proofs are O(log n) reads;
 - ``audit_checkpoints``: signed checkpoints (``engine.audit.checkpoint``) every
-  ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand.
+  ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand;
+- ``audit_meta``: the log's name (origin).
+
+Why a file of its own: every audited read appends a record, and a commit to huren's main
+database would make every reader connection (other threads, other ``--workers``) drop its page
+cache for the FHIR data at its next read. An append commits in the audit file, before the
+response leaves (or, for ingest, before the message's own commit: an audit record may name an
+attempt that then rolled back, never the reverse).
 
 Appends are serialised by a lock within the process and by the unique ``_id`` (``seq_key(seq)``)
-across processes:
-a writer that loses the race gets ``DuplicateKey``, reloads the tree's right edge and retries, so
-sequence numbers never have gaps or forks.
+across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
+edge and retries, so sequence numbers never have gaps or forks.
 
-When a FHIR repository is attached, every record is also stored as an ``AuditEvent`` resource
-(same id) so residents can search ``AuditEvent?patient=`` in their compartment; the Merkle leaf is
-the canonical JSON of that resource as submitted (the repository's ``meta`` is not part of it).
-That copy is made by a background indexer in batches (``write_many``), not inside the request:
-a FHIR write with its search-index rows costs several times the append itself, and the copy is
-derived data — the leaf is the record. ``audit_meta/fhir-index`` holds how far the copy got, so a
-restart resumes it; ``flush_index()`` brings it up to date at once (searches that must see the
-caller's own latest access can call it first). The copy lags the log by at most about
-``INDEX_DELAY`` seconds.
+When a FHIR repository is attached, the records are also shown as FHIR AuditEvents so residents
+can search ``AuditEvent?patient=`` in their compartment: not the records themselves, which name
+everyone an interaction touched, but their per-patient views (``engine.audit.view``). A
+background thread derives them in batches and stores them by the repository's light path
+(``insert_derived``) in the main database, with ``audit_view/progress`` (same transaction) saying
+how far it got, so a restart resumes it and several processes never write a view twice;
+``flush_index()`` brings it up to date at once (searches that must see the caller's own latest
+access call it first). The views lag the log by at most about ``INDEX_DELAY`` seconds.
 """
 
 from __future__ import annotations
@@ -43,15 +49,16 @@ from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.keys import AuditKeys, log_origin
+from engine.audit.view import views_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
-INDEX_DELAY = 0.5  # seconds the FHIR copy may lag behind the log
-INDEX_BATCH = 256  # per transaction: larger batches cut the copy's CPU per record (see the commit);
-# a request that finds the store busy meanwhile appends from a worker thread (group commit)
+VIEW_PROGRESS = "audit_view"  # in the main database, next to the views it accounts for
+INDEX_DELAY = 0.5  # seconds the FHIR view may lag behind the log
+INDEX_BATCH = 256  # records per transaction of the main database
 
 
 def seq_key(seq: int) -> str:
@@ -93,6 +100,7 @@ class AuditLog:
         self._indexer: threading.Thread | None = None
         self._index_wanted = threading.Event()
         self._index_lock = threading.Lock()
+        self._view_upto = 0  # records below this are known to have their views stored
         self.after_append: list[Callable[[Appended], None]] = []
         self._reload()
 
@@ -181,12 +189,13 @@ class AuditLog:
                       if self._checkpoint_due(self._frontier.size, frontier.size) else None)
                 try:
                     with self.store.transaction():
-                        if len(leaves) == 1:
-                            self.leaves.insert(leaves[0])
-                        else:
-                            self.leaves.insert_many(leaves)
-                        if nodes:
-                            self.nodes.insert_many(nodes)
+                        # one or two documents: plain inserts (insert_many's savepoint costs more)
+                        for coll, docs in ((self.leaves, leaves), (self.nodes, nodes)):
+                            if len(docs) <= 2:
+                                for doc in docs:
+                                    coll.insert(doc)
+                            elif docs:
+                                coll.insert_many(docs)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
@@ -319,41 +328,47 @@ class AuditLog:
                 self._index_wanted.set()
 
     def flush_index(self) -> int:
-        """Copy every record not yet in the FHIR repository; returns how many were copied."""
-        if self.repository is None:
+        """Derive and store the FHIR views of every record not yet shown; returns how many records."""
+        if self.repository is None or self.size <= self._view_upto:
             return 0
+        main = self.repository.store
+        progress = main.collection(VIEW_PROGRESS)
         copied = 0
         with self._index_lock:
-            state = self.meta.get("fhir-index") or {"_id": "fhir-index", "upto": 0}
-            upto = int(state["upto"])
             while True:
-                docs = self.leaves.find({"_id": {"$gte": seq_key(upto)}}, sort=[("_id", 1)], limit=INDEX_BATCH)
-                if not docs:
-                    return copied
-                resources = [orjson.loads(d["data"]) for d in docs]
-                try:
-                    with self.store.transaction():
-                        self.repository.write_many(resources)
-                        self.meta.replace({"_id": "fhir-index", "upto": docs[-1]["seq"] + 1})
-                except Exception:
-                    if len(resources) == 1:
-                        log.error("audit: record %s cannot be stored as a FHIR AuditEvent; skipped "
-                                  "(it stays in the signed log)", docs[0]["seq"], exc_info=True)
-                        self.meta.replace({"_id": "fhir-index", "upto": docs[0]["seq"] + 1})
-                        upto = docs[0]["seq"] + 1
-                        continue
-                    for d, r in zip(docs, resources, strict=True):  # find the bad one, keep the rest
+                with main.transaction():  # holds the main write lock: the progress read is current
+                    state = progress.get("progress")
+                    upto = int(state["upto"]) if state else self._legacy_upto()
+                    docs = self.leaves.find({"_id": {"$gte": seq_key(upto)}}, sort=[("_id", 1)], limit=INDEX_BATCH)
+                    if docs:
                         try:
-                            with self.store.transaction():
-                                self.repository.write_many([r])
-                                self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
+                            with main.transaction():
+                                self.repository.insert_derived(
+                                    [v for d in docs for v in views_of(orjson.loads(d["data"]))])
                         except Exception:
-                            log.error("audit: record %s cannot be stored as a FHIR AuditEvent; skipped",
-                                      d["seq"], exc_info=True)
-                            self.meta.replace({"_id": "fhir-index", "upto": d["seq"] + 1})
+                            self._store_views_one_by_one(docs)
+                        progress.replace({"_id": "progress", "upto": docs[-1]["seq"] + 1})
+                if not docs:
+                    self._view_upto = max(self._view_upto, upto)
+                    return copied
                 copied += len(docs)
-                upto = docs[-1]["seq"] + 1
-                time.sleep(0)  # let a waiting request's append take the store between batches
+                time.sleep(0)  # let a waiting writer take the main store between batches
+
+    def _store_views_one_by_one(self, docs: list[dict[str, Any]]) -> None:
+        """After a failed batch: store each record's views alone and skip a record that fails
+        (it stays in the signed log; its view is derived data)."""
+        for doc in docs:
+            try:
+                with self.repository.store.transaction():  # type: ignore[union-attr]
+                    self.repository.insert_derived(views_of(orjson.loads(doc["data"])))  # type: ignore[union-attr]
+            except Exception:
+                log.error("audit: record %s cannot be shown as FHIR AuditEvents; skipped (it stays in the "
+                          "signed log)", doc["seq"], exc_info=True)
+
+    def _legacy_upto(self) -> int:
+        """Where views start on a database whose records were copied whole by an earlier version."""
+        doc = self.meta.get("fhir-index")
+        return int(doc["upto"]) if doc else 0
 
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:

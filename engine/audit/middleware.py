@@ -83,7 +83,10 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
         action = notes[0].action
         patients = [p for n in notes for p in n.patient_ids]
         refs = [r for n in notes for r in n.references]
+        owners = {ref: pids for n in notes for ref, pids in n.owners.items()}
         query = next((n.query for n in notes if n.query is not None), None)
+        if query is not None and "?" not in query and path.startswith("/fhir/"):
+            query = path.removeprefix("/fhir/") + "?" + query  # the route noted its parameters only
         detail: dict[str, Any] = {}
         for n in notes:
             detail.update(n.detail or {})
@@ -91,17 +94,23 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     else:
         action, refs = classify(method, path)
         patients = [r.split("/")[1] for r in refs if r.startswith("Patient/")]
+        owners = {}
         query = None
         detail = {}
         if action == "search" and path.startswith("/fhir"):
             query = path.removeprefix("/fhir/") + ("?" + query_string if query_string else "")
         elif not path.startswith("/fhir"):
             detail["request"] = f"{method} {path}"
+    # a resident's own patients among those touched: only in those patients' views does the
+    # resident appear by name (engine.audit.view)
+    compartment = getattr(caller, "patient_ids", None) if getattr(caller, "kind", None) == "patient" else None
+    own = [p for p in patients if p in compartment] if compartment else []
     desc = f"HTTP {status}" if status is not None else "request failed without a response"
     if error:
         desc += f": {error}"
     return build_event(action=action, origin=origin, agents=agents, outcome=outcome, outcome_desc=desc,
-                       patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start)
+                       patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start,
+                       owners=owners, requestor_patients=own)
 
 
 class AuditMiddleware:

@@ -25,6 +25,7 @@ class AuditNote:
     outcome: str = "0"
     query: str | None = None
     detail: dict[str, Any] | None = None
+    owners: dict[str, list[str]] = field(default_factory=dict)  # reference -> its patients
 
 
 def note(request: HTTPConnection, *, action: str, resources: Sequence[dict[str, Any] | str] = (),
@@ -34,11 +35,19 @@ def note(request: HTTPConnection, *, action: str, resources: Sequence[dict[str, 
     create, update, delete, history, operation, transaction, ...) on ``resources`` belonging to
     ``patient_ids`` (patients are also taken from the resources' own subject/patient fields)."""
     pids = list(patient_ids)
+    refs: list[str] = []
+    owners: dict[str, list[str]] = {}
     for res in resources:
+        ref = reference_of(res)
+        refs.append(ref)
         if isinstance(res, dict):
-            pids.extend(patients_of(res))
-    entry = AuditNote(action, [reference_of(r) for r in resources], list(dict.fromkeys(pids)), outcome,
-                      query, detail)
+            whose = patients_of(res)
+            if whose:
+                owners[ref] = whose
+                pids.extend(whose)
+        elif ref.startswith("Patient/"):
+            owners[ref] = [ref.split("/")[1]]
+    entry = AuditNote(action, refs, list(dict.fromkeys(pids)), outcome, query, detail, owners)
     notes = getattr(request.state, "audit_notes", None)
     if notes is None:
         notes = []

@@ -9,9 +9,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
+from engine import fhirjson
 from engine.errors import FhirError
 from engine.recognition.qc import QcImportError, QcRecord, merge, parse_import
 from engine.recognition.reports import STATUSES, ReportFilter, duplicates_report, to_csv, to_text
@@ -115,7 +115,7 @@ def run_duplicates(args: argparse.Namespace, settings: Any) -> int:
     with engine:
         report = duplicates_report(engine.recognition, flt, limit=None if args.format == "csv" else args.rows)
     if args.format == "json":
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(fhirjson.dumps(report, indent=True).decode() + "\n")
     elif args.format == "csv":
         sys.stdout.write(to_csv(report))
     else:

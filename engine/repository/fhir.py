@@ -478,6 +478,27 @@ class FhirRepository:
                 results.append(result)
             return results
 
+    def insert_derived(self, resources: Sequence[dict[str, Any]]) -> None:
+        """Store new resources the server derived itself (the audit log's AuditEvent view) as
+        version 1, with their index rows, in the caller's transaction.
+
+        The light path: no validation (the deriving code has one fixed shape, proven valid by its
+        tests), no write hooks (nothing reacts to them), no lookup of a current version (the ids
+        are new by construction; an existing one fails the insert and rolls the batch back). An
+        AuditEvent view is written for every audited read, so what the general path adds per
+        resource is paid on every read.
+        """
+        items = []
+        for resource in resources:
+            updated = self._now()
+            stored = {"resourceType": resource["resourceType"], "id": resource["id"],
+                      "meta": {"versionId": "1", "lastUpdated": updated}}
+            stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+            rec = StoredResource(stored["resourceType"], stored["id"], 1, updated, False, fhirjson.dumps(stored))
+            items.append((rec, self.indexer.rows(stored), None))
+        if items:
+            self.backend.put_many(items)
+
     # -- search ------------------------------------------------------------------------------------
     def _chain(self, target: str, pairs: list[tuple[str, str]]) -> list[str]:
         parsed = self.parser.parse(target, pairs)

@@ -1,0 +1,89 @@
+"""Where the audit log lives, and the per-patient views on both storage backends.
+
+On SQLite the log has its own file (an audited read must not commit to huren's main database);
+a data directory from before keeps working: its log is taken over, records, tree and signed
+checkpoints intact. On MongoDB the log stays in the one database, and the views and "who looked"
+behave the same.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from engine.audit.events import build_event, requestor_agent
+from engine.audit.keys import AuditKeys
+from engine.audit.log import AuditLog
+from engine.audit.store import AUDIT_FILE
+from engine.audit.verify import verify_online
+from engine.audit.who_looked import who_looked
+from engine.engine import Engine
+from engine.repository.sqlite_store import SqliteStore
+from engine.settings import Settings
+
+
+def _search(patients: list[str], owners: dict[str, list[str]]) -> dict:
+    return build_event(action="search", origin="o", agents=requestor_agent(kind="system", subject="his-a", address=None),
+                       patient_ids=patients, resources=list(owners), owners=owners, query="Observation?code=x")
+
+
+def test_an_audited_read_commits_to_the_audit_file_not_the_main_database(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        engine.audit.repository = None  # the views are derived data, written apart: look at the append alone
+        main_before = engine.store.conn.total_changes
+        engine.audit.record(_search(["a"], {"Observation/1": ["a"]}))
+        assert engine.store.conn.total_changes == main_before
+        assert (settings.data_dir / AUDIT_FILE).exists() and engine.audit_store is not engine.store
+
+
+def test_a_data_directory_from_before_keeps_its_log(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    old = SqliteStore(settings.sqlite_path)  # the log inside huren.sqlite3, as earlier versions kept it
+    legacy = AuditLog(old, settings.with_(audit_checkpoint_every=4), AuditKeys.load(settings, create=True))
+    for i in range(10):
+        legacy.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    root, size = legacy.root(), legacy.size
+    old.close()
+
+    with Engine(settings) as engine:
+        assert (engine.audit.size, engine.audit.root()) == (size, root)
+        report = verify_online(engine.audit)
+        assert report.ok and report.checkpoints == 2
+        engine.audit.record(_search(["p1"], {"Observation/1": ["p1"]}))  # appends go on from there
+        assert verify_online(engine.audit).ok
+    with Engine(settings) as again:  # taken over once, not twice
+        assert again.audit.size == size + 1
+
+
+def test_views_and_who_looked_on_both_backends(backend_settings: Settings) -> None:
+    with Engine(backend_settings) as engine:
+        engine.audit.record(_search(["a", "b"], {"Observation/1": ["a"], "Observation/2": ["b"]}))
+        assert engine.audit.flush_index() == 1 and engine.audit.flush_index() == 0
+        for me, other in (("a", "b"), ("b", "a")):
+            found = engine.repository.search("AuditEvent", [("patient", me)], compartment={me})
+            assert found.total == 1
+            assert f"Patient/{other}" not in orjson.dumps(found.resources[0]).decode()
+            [access] = who_looked(engine.repository, {me}, flush=engine.audit.flush_index)
+            assert (access.who, access.what, access.record) == ("his-a", "search", "audit-0")
+
+
+def test_two_workers_on_one_data_directory_show_every_record_once(settings: Settings) -> None:
+    """Two engines on the same files stand for two ``--workers``: both append to the one log and
+    both derive views; each record's views are written exactly once."""
+    with Engine(settings) as one, Engine(settings) as two:
+        for i in range(6):
+            (one if i % 2 else two).audit.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+        copied = one.audit.flush_index() + two.audit.flush_index()
+        assert copied == 6 and one.audit.flush_index() == 0 and two.audit.flush_index() == 0
+        found = one.repository.search("AuditEvent", [("_count", "50")])
+        assert sorted(r["entity"][-1]["detail"][-1]["valueString"] for r in found.resources) == [
+            f"audit-{i}" for i in range(6)]
+        assert verify_online(one.audit).ok
+
+
+def test_who_looked_lists_an_access_to_two_linked_records_of_one_person_once(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        engine.audit.record(_search(["fn-zhang", "fz-zhang", "fn-li"], {"Observation/1": ["fn-zhang"],
+                                                                        "Observation/2": ["fz-zhang"],
+                                                                        "Observation/3": ["fn-li"]}))
+        [access] = who_looked(engine.repository, {"fn-zhang", "fz-zhang"}, flush=engine.audit.flush_index)
+        assert access.record == "audit-0" and access.resource_types == ("Observation",)
