@@ -123,7 +123,9 @@ class SummaryBuilder:
         for rtype in section.types:
             if not allows(rtype) or not linked:
                 continue
-            found += self.repository.search(rtype, [("_count", str(SEARCH_CAP))], compartment=linked).resources
+            # newest writes first, so a record longer than the cap still gives its recent part
+            found += self.repository.search(rtype, [("_count", str(SEARCH_CAP)), ("_sort", "-_lastUpdated")],
+                                            compartment=linked).resources
         if section.days is not None:
             since = (day - timedelta(days=section.days)).isoformat()
             found = [r for r in found if _clinical_time(r)[:10] >= since]
