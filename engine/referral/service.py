@@ -17,13 +17,12 @@ repository write guard and one write hook, registered like recognition's and the
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from engine.errors import Gone, NotFound
+from engine.errors import BadRequest, Gone, NotFound
 from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
@@ -31,8 +30,6 @@ from engine.referral.reading import RemoteReading, load_reading
 from engine.referral.rules import ReferralRules, load
 from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document
-
-log = logging.getLogger("huren.referral")
 
 REFERRALS = "referrals"
 DEFAULT_TZ = "Asia/Shanghai"
@@ -94,7 +91,7 @@ class Referrals:
         rtype, rid = ref.split("/", 1)
         try:
             return self.repository.read(rtype, rid)
-        except (NotFound, Gone):
+        except (NotFound, Gone, BadRequest):  # absent, deleted, or not a reference huren can follow
             return None
 
     def institution(self, reference: Any) -> str | None:
@@ -149,7 +146,7 @@ class Referrals:
             self._on_referral(resource)  # an order that stops being a referral keeps its row, with its status
         return []
 
-    def _endpoints(self, sr: dict[str, Any], task: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    def endpoints(self, sr: dict[str, Any], task: dict[str, Any] | None) -> tuple[str | None, str | None]:
         """(sending, receiving) institution codes: the ServiceRequest's requester and performer
         Organizations, else the Task's; an HL7 referral names Practitioners, but its local codes
         (urn:huren:code:<INSTITUTION>) say who sent it, and the receiving side names itself as the
@@ -166,7 +163,7 @@ class Referrals:
         existing = self.rows.get(ref) or {}
         if task is None and existing.get("task"):
             task = self.read(existing["task"])
-        sending, receiving = self._endpoints(sr, task)
+        sending, receiving = self.endpoints(sr, task)
         due = self.deductible(sending, receiving)
         day = (local_day(sr.get("authoredOn"), self.timezone(sending))
                or local_day((sr.get("meta") or {}).get("lastUpdated"), self.timezone(sending)) or date.today())

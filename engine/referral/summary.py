@@ -74,7 +74,7 @@ class SummaryBuilder:
         if compartment is not None:
             linked = frozenset(linked) & frozenset(compartment)
         row = self.referrals.row(f"ServiceRequest/{sr_id}") or {}
-        sending, receiving = self.referrals._endpoints(sr, self.referrals.read(row.get("task")))
+        sending, receiving = self.referrals.endpoints(sr, self.referrals.read(row.get("task")))
         day = local_day(sr.get("authoredOn"), self.referrals.timezone(sending)) or date.today()
 
         included: dict[str, dict[str, Any]] = {}
