@@ -1,10 +1,9 @@
 """Referral routes: the pre-arrival summary and the per-month referral report.
 
 - ``GET /fhir/ServiceRequest/{id}/$summary`` (and ``GET /fhir/Task/{id}/$summary`` for the Task
-  carrying the referral): a ``document`` Bundle, Composition first. Access as on every FHIR read:
-  the caller must read ServiceRequest, each section holds only the types the caller may read, and a
-  resident sees only a referral in their own compartment (anything else is the same 404 as a
-  missing one).
+  carrying the referral): a ``document`` Bundle, Composition first, read through the caller's
+  ``ScopedRepository`` like every FHIR route (a resident sees only a referral of their own records;
+  anything else is the same 404 as a missing one).
 - ``GET /reports/referrals?from=YYYY-MM&to=YYYY-MM&institution=CODE``: counts and ratios per
   institution and month, JSON, for auditors (the same check as the duplicate-test reports).
 - ``GET /reports/remote-reading?from=YYYY-MM&to=YYYY-MM&centre=CODE``: remote reading turnaround
@@ -23,23 +22,23 @@ from engine import fhirjson
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
-from engine.errors import BadRequest, Gone, NotFound
-from engine.recognition.access import require_auditor
+from engine.auth.deps import get_caller, get_repo
+from engine.auth.policy import require_auditor
+from engine.errors import BadRequest, NotFound
 from engine.referral.reading import reading_report
 from engine.referral.report import referral_report
 from engine.referral.service import focus_of
 from engine.referral.summary import SummaryBuilder
+from engine.repository.scoped import ScopedRepository
 
 router = APIRouter(tags=["referral"])
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
-async def _summary(sr_id: str, request: Request, caller: Caller) -> Response:
+async def _summary(sr_id: str, request: Request, repo: ScopedRepository) -> Response:
     engine = request.app.state.engine
     builder = SummaryBuilder(engine.referrals, engine.settings.fhir_base_url)
-    bundle = await run_in_threadpool(lambda: builder.build(
-        sr_id, allows=lambda t: caller.allows(t, "r"), compartment=caller.patient_ids))
+    bundle = await run_in_threadpool(builder.build, sr_id, repo)
     resources = [e["resource"] for e in bundle["entry"][1:]]
     subject = bundle["entry"][0]["resource"]["subject"]["reference"].split("/", 1)[1]
     note(request, action="operation", resources=resources, patient_ids=[subject],
@@ -48,28 +47,18 @@ async def _summary(sr_id: str, request: Request, caller: Caller) -> Response:
 
 
 @router.get("/fhir/ServiceRequest/{rid}/$summary")
-async def service_request_summary(rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require("ServiceRequest", "r")
-    return await _summary(rid, request, caller)
+async def service_request_summary(rid: str, request: Request,
+                                  repo: ScopedRepository = Depends(get_repo)) -> Response:
+    return await _summary(rid, request, repo)
 
 
 @router.get("/fhir/Task/{rid}/$summary")
-async def task_summary(rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require("Task", "r")
-    caller.require("ServiceRequest", "r")
-    repo = request.app.state.engine.repository
-    try:
-        task = repo.read("Task", rid)
-    except Gone:
-        if caller.patient_ids is not None:  # a resident learns nothing of others' deletions
-            raise NotFound(f"Task/{rid} is not known") from None
-        raise
-    if caller.patient_ids is not None and not repo.in_compartment(task, caller.patient_ids):
-        raise NotFound(f"Task/{rid} is not known")
+async def task_summary(rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    task = await run_in_threadpool(repo.read, "Task", rid)
     focus = focus_of(task)
     if focus is None:
         raise NotFound(f"Task/{rid} is not focused on a referral ServiceRequest")
-    return await _summary(focus.split("/", 1)[1], request, caller)
+    return await _summary(focus.split("/", 1)[1], request, repo)
 
 
 @router.get("/reports/remote-reading")

@@ -7,24 +7,25 @@ results recognisable at the receiving institution on the referral's date, decide
 recognition's own rule (``engine.recognition.decision.assess``), and the others with the reason
 they are not. The deductible the referred admission pays is an extension on the Composition.
 
-Who may see it is decided by the caller: ``types`` limits the resource types read (the types the
-caller may read) and ``compartment`` (a resident's) must hold the referral's patient.
+Who may see what is decided by the caller's ``ScopedRepository``, as on every FHIR route: the
+referral is read through it (a resident's read outside their records is the same 404 as a missing
+one), and every resource the document holds is one it admits (scopes, compartment, content).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from engine.errors import NotFound
+from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.recognition.decision import Order, assess
 from engine.recognition.facts import local_day, result_time
 from engine.referral.rules import Section
 from engine.referral.service import Referrals
 from engine.referral.workflow import is_referral
+from engine.repository.scoped import ScopedRepository
 
 SEARCH_CAP = 1000
 DEDUCTIBLE_URL = "urn:huren:fhir:extension:referral-deductible"
@@ -60,34 +61,29 @@ class SummaryBuilder:
         self.repository = referrals.repository
         self.base_url = base_url.rstrip("/")
 
-    def build(self, sr_id: str, *, allows: Callable[[str], bool],
-              compartment: Collection[str] | None = None) -> dict[str, Any]:
-        sr = self.repository.read("ServiceRequest", sr_id)
-        if compartment is not None and not self.repository.in_compartment(sr, compartment):
-            raise NotFound(f"ServiceRequest/{sr_id} is not known")
+    def build(self, sr_id: str, access: ScopedRepository) -> dict[str, Any]:
+        sr = access.read("ServiceRequest", sr_id)
         if not is_referral(sr, self.referrals.rules.workflow):
             raise NotFound(f"ServiceRequest/{sr_id} is not a referral (its category names no referral code)")
         subject = (sr.get("subject") or {}).get("reference") or ""
         if not subject.startswith("Patient/"):
             raise NotFound(f"ServiceRequest/{sr_id} names no patient")
         linked = self.referrals.identity.person_compartment(subject.split("/", 1)[1])
-        if compartment is not None:
-            linked = frozenset(linked) & frozenset(compartment)
         row = self.referrals.row(f"ServiceRequest/{sr_id}") or {}
+        # the institutions are facts of the referral (read for the system, as recognition reads them)
         sending, receiving = self.referrals.endpoints(sr, self.referrals.read(row.get("task")))
         day = local_day(sr.get("authoredOn"), self.referrals.timezone(sending)) or date.today()
 
         included: dict[str, dict[str, Any]] = {}
-        sections = [self._section(s, sr, row, linked, receiving, day, allows, included)
+        sections = [self._section(s, sr, row, linked, receiving, day, access, included)
                     for s in self.referrals.rules.sections]
         for pid in sorted(linked):
-            patient = self.referrals.read(f"Patient/{pid}")
-            if patient is not None and allows("Patient"):
+            patient = _read(access, f"Patient/{pid}")
+            if patient is not None:
                 included.setdefault(_key(patient), patient)
         for ref in (sr.get("requester"), *(sr.get("performer") or ())):
-            target = self.referrals.read((ref or {}).get("reference"))
-            if target is not None and target["resourceType"] in ("Organization", "Practitioner", "PractitionerRole") \
-                    and allows(target["resourceType"]):
+            target = _read(access, (ref or {}).get("reference"))
+            if target is not None and target["resourceType"] in ("Organization", "Practitioner", "PractitionerRole"):
                 included.setdefault(_key(target), target)
         due = self.referrals.deductible(sending, receiving)
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -118,14 +114,16 @@ class SummaryBuilder:
 
     # -- sections ------------------------------------------------------------------------------
     def _gather(self, section: Section, linked: frozenset[str], day: date,
-                allows: Callable[[str], bool]) -> list[dict[str, Any]]:
+                access: ScopedRepository) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for rtype in section.types:
-            if not allows(rtype) or not linked:
+            if not access.allows(rtype, "r") or not linked:
                 continue
-            # newest writes first, so a record longer than the cap still gives its recent part
-            found += self.repository.search(rtype, [("_count", str(SEARCH_CAP)), ("_sort", "-_lastUpdated")],
-                                            compartment=linked).resources
+            # the person's linked records (a query for the system, narrowed to them), each match as
+            # the caller may see it; newest writes first, so a long record gives its recent part
+            hits = self.repository.search(rtype, [("_count", str(SEARCH_CAP)), ("_sort", "-_lastUpdated")],
+                                          compartment=linked).resources
+            found += [seen for r in hits if (seen := access.admit(r)) is not None]
         if section.days is not None:
             since = (day - timedelta(days=section.days)).isoformat()
             found = [r for r in found if _clinical_time(r)[:10] >= since]
@@ -133,12 +131,12 @@ class SummaryBuilder:
         return found[: section.limit]
 
     def _section(self, section: Section, sr: dict[str, Any], row: dict[str, Any], linked: frozenset[str],
-                 receiving: str | None, day: date, allows: Callable[[str], bool],
+                 receiving: str | None, day: date, access: ScopedRepository,
                  included: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"title": section.title, "code": {"coding": [section.code]}}
         if section.key == "reason":
-            return self._reason(out, sr, row, linked, allows, included)
-        found = self._gather(section, linked, day, allows)
+            return self._reason(out, sr, row, access, included)
+        found = self._gather(section, linked, day, access)
         for r in found:
             included.setdefault(_key(r), r)
         if not section.results:
@@ -170,16 +168,15 @@ class SummaryBuilder:
         why = assess(order, prior, recognition.rules)
         return Assessed(resource, why is None, why)
 
-    def _reason(self, out: dict[str, Any], sr: dict[str, Any], row: dict[str, Any], linked: frozenset[str],
-                allows: Callable[[str], bool], included: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _reason(self, out: dict[str, Any], sr: dict[str, Any], row: dict[str, Any], access: ScopedRepository,
+                included: dict[str, dict[str, Any]]) -> dict[str, Any]:
         entries = [sr]
-        task = self.referrals.read(row.get("task"))
-        if task is not None and allows("Task"):
+        task = _read(access, row.get("task"))
+        if task is not None:
             entries.append(task)
         for info in sr.get("supportingInfo") or ():  # the referral letter and what it points at
-            target = self.referrals.read((info or {}).get("reference"))
-            if target is not None and allows(target["resourceType"]) and \
-                    self.repository.in_compartment(target, linked):
+            target = _read(access, (info or {}).get("reference"))
+            if target is not None:
                 entries.append(target)
         for r in entries:
             included.setdefault(_key(r), r)
@@ -200,6 +197,17 @@ class SummaryBuilder:
             out["emptyReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
                                               "code": "nilknown", "display": "Nil Known"}]}
         return out
+
+
+def _read(access: ScopedRepository, ref: str | None) -> dict[str, Any] | None:
+    """``ref`` as the caller may read it, or None (absent, deleted, or not theirs to see)."""
+    if not ref or "/" not in ref:
+        return None
+    rtype, rid = ref.split("/", 1)
+    try:
+        return access.read(rtype, rid)
+    except (NotFound, Gone, Forbidden, BadRequest):
+        return None
 
 
 def _money(name: str, value: Any) -> dict[str, Any] | None:
