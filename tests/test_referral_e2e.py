@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
 
@@ -52,12 +51,6 @@ def engine(backend_settings: Settings) -> Iterator[Engine]:
     """The shipped demo site, on each storage backend (SQLite, mongomock)."""
     with Engine(backend_settings) as eng:
         yield eng
-
-
-@pytest.fixture
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        yield client
 
 
 def bearer(engine: Engine, client: str, scopes: str = "system/*.cruds", kind: str = "system") -> dict[str, str]:

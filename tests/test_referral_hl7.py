@@ -16,9 +16,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from tests.test_referral_e2e import COUNTY, HL7, TOWN, WANG, bearer, engine, feed, http, move, org, result
+from tests.test_referral_e2e import COUNTY, HL7, TOWN, WANG, bearer, engine, feed, move, org, result
 
-__all__ = ["engine", "http"]  # the fixtures, shared with the FHIR scenario
+__all__ = ["engine"]  # the fixture (both storage backends), shared with the FHIR scenario
 
 
 def referral(kind: str, control: str, status: str) -> bytes:

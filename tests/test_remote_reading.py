@@ -15,9 +15,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from tests.test_referral_e2e import COUNTY, TOWN, WANG, bearer, created, engine, feed, http, one, org, result
+from tests.test_referral_e2e import COUNTY, TOWN, WANG, bearer, created, engine, feed, one, org, result
 
-__all__ = ["engine", "http"]
+__all__ = ["engine"]  # the fixture (both storage backends), shared with the FHIR scenario
 REMOTE_READ = {"system": "urn:huren:task-code", "code": "remote-read"}
 
 
