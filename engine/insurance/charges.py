@@ -89,15 +89,21 @@ def account_refs(charge: dict[str, Any]) -> list[str]:
             if isinstance(a, dict) and str(a.get("reference") or "").startswith("Account/")]
 
 
+def line_price(charge: dict[str, Any]) -> dict[str, Any]:
+    """The Money of the whole charge line: ``priceOverride``, else the charge-amount extension's
+    ``valueMoney``, else ``{}``. The one reading of a line's amount (settlement, deduction lists and
+    recognition's money at stake all call it), so a line is never counted two ways."""
+    price = charge.get("priceOverride")
+    if not isinstance(price, dict):
+        price = (_ext(charge, AMOUNT_EXT) or {}).get("valueMoney")
+    return price if isinstance(price, dict) else {}
+
+
 def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
               coverage_type: Callable[[list[str]], str | None] = lambda refs: None) -> ChargeLine:
     """``coverage_type(account refs)`` answers the insurance type from the accounts' coverage when
     the line does not state it."""
-    price = charge.get("priceOverride")
-    if not isinstance(price, dict):
-        ext = _ext(charge, AMOUNT_EXT)
-        price = (ext or {}).get("valueMoney")
-    price = price if isinstance(price, dict) else {}
+    price = line_price(charge)
     share = (_ext(charge, FUND_SHARE_EXT) or {}).get("valueMoney") or {}
     itype = (_ext(charge, INSURANCE_TYPE_EXT) or {}).get("valueCode")
     when = charge.get("occurrenceDateTime") or (charge.get("occurrencePeriod") or {}).get("start")
