@@ -17,6 +17,7 @@ from engine.identity.mpi import load_or_create_key as load_or_create_identity_ke
 from engine.ingest import build_ingestor
 from engine.merge_rules import MergeRules
 from engine.recognition.service import Recognition
+from engine.referral.service import Referrals
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
 from engine.settings import Settings
@@ -49,6 +50,8 @@ class Engine:
         self.audit.start()
         # mutual recognition: order-time check and duplicate flags, run as a repository write hook
         self.recognition = Recognition.for_engine(self)
+        # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
+        self.referrals = Referrals.for_engine(self)
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
 
@@ -63,6 +66,7 @@ class Engine:
         previous, self.site = self.site, fresh
         try:
             self.recognition.reload()
+            self.referrals.reload()
         except Exception:
             self.site = previous
             raise

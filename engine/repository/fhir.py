@@ -41,6 +41,7 @@ CONFINED_SCAN_CHUNK = 500
 CONFINED_SCAN_LIMIT = 10_000
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
+WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
 
 
 class Validator(Protocol):
@@ -216,6 +217,7 @@ class FhirRepository:
             bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
+        self._guards: list[WriteGuard] = []
         self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
@@ -270,6 +272,12 @@ class FhirRepository:
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
+
+    def add_write_guard(self, guard: WriteGuard) -> None:
+        """``guard(resource, previous)`` runs before a new version is stored and refuses it by raising
+        a ``FhirError``. A refusal must come before the write: a MongoDB without a replica set (and
+        mongomock) cannot roll back what a write hook refuses after the version is stored."""
+        self._guards.append(guard)
 
     def add_mark(self, mark: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """``mark(resource) -> resource`` adds server-computed labels (recognition's HR mark in
@@ -380,6 +388,8 @@ class FhirRepository:
         resource = combined.resource
         if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
             return WriteResult(previous, created=False, changed=False, issues=combined.issues)
+        for guard in self._guards:
+            guard(resource, previous)
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1

@@ -1,0 +1,175 @@
+"""Remote reading (远程影像/心电/病理中心): turnaround and workload per centre and month.
+
+A township's study or tracing with a reading request is a ``ServiceRequest`` plus a ``Task`` whose
+code is the remote-reading code of ``remote_reading.yaml``, owner the centre (an Organization),
+requester the township, input the ``ImagingStudy``. The centre's report is a ``DiagnosticReport``
+basedOn that request (performer the centre, resultsInterpreter the reading doctor); its ``issued``
+instant ends the turnaround. A write hook keeps one row per request in ``remote_reads`` (centre,
+requester, kind, requested, due, reported, report, reader), so the report below reads rows, not
+resources.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.referral.rules import SHIPPED
+from engine.repository.port import Collection, Document
+from mappings.site import _load_checked
+
+REMOTE_READS = "remote_reads"
+_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["task_code", "turnaround"], "additionalProperties": False,
+    "properties": {
+        "task_code": {"type": "object", "required": ["system", "code"],
+                      "properties": {"system": {"type": "string"}, "code": {"type": "string"},
+                                     "display": {"type": "string"}}},
+        "turnaround": {"type": "object", "required": ["default"],
+                       "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class ReadingRules:
+    task_code: tuple[str, str]
+    turnaround: dict[str, float]  # kind → target hours
+
+    def target(self, kind: str) -> float:
+        return self.turnaround.get(kind, self.turnaround["default"])
+
+
+def load_reading(site: Path | None = None) -> ReadingRules:
+    path = site / "referral" / "remote_reading.yaml" if site is not None else None
+    data, _ = _load_checked(path if path is not None and path.is_file() else SHIPPED / "remote_reading.yaml", _SCHEMA)
+    return ReadingRules((data["task_code"]["system"], data["task_code"]["code"]),
+                        {str(k): float(v) for k, v in data["turnaround"].items()})
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RemoteReading:
+    """Kept by ``Referrals``' write hook; ``institution(reference)`` resolves Organization codes."""
+
+    def __init__(self, store: Any, read: Any, institution: Any, rules: ReadingRules) -> None:
+        self.rows = store.collection(REMOTE_READS)
+        for fields in (["order"], ["centre", "month"], ["month"]):
+            self.rows.ensure_index(fields)
+        self._read = read
+        self._institution = institution
+        self.rules = rules
+
+    def is_request(self, task: dict[str, Any]) -> bool:
+        return any((c.get("system"), c.get("code")) == self.rules.task_code
+                   for c in (task.get("code") or {}).get("coding") or ())
+
+    def kind(self, task: dict[str, Any], order: dict[str, Any] | None) -> str:
+        for item in task.get("input") or ():
+            ref = (item.get("valueReference") or {}).get("reference") or ""
+            if ref.startswith("ImagingStudy/"):
+                study = self._read(ref) or {}
+                for modality in study.get("modality") or ():
+                    if modality.get("code"):
+                        return str(modality["code"])
+        for concept in (order or {}).get("category") or ():
+            for coding in concept.get("coding") or ():
+                if coding.get("code"):
+                    return str(coding["code"])
+        return "default"
+
+    def on_task(self, task: dict[str, Any], order_ref: str | None) -> None:
+        requested = _instant(task.get("authoredOn")) or _instant(task["meta"]["lastUpdated"])
+        assert requested is not None
+        order = self._read(order_ref)
+        kind = self.kind(task, order)
+        hours = self.rules.target(kind)
+        ref = f"Task/{task['id']}"
+        existing = self.rows.get(ref) or {}
+        row: Document = {
+            "_id": ref, "order": order_ref, "centre": self._institution(task.get("owner")),
+            "requester": self._institution(task.get("requester")), "patient": (task.get("for") or {}).get("reference"),
+            "kind": kind, "target_hours": hours, "requested": _utc(requested),
+            "due": _utc(requested + timedelta(hours=hours)), "month": requested.astimezone(UTC).isoformat()[:7],
+            "status": task.get("status"),
+            "reported": existing.get("reported"), "report": existing.get("report"), "reader": existing.get("reader"),
+        }
+        if row != existing:
+            self.rows.replace(row)
+
+    def on_report(self, report: dict[str, Any]) -> None:
+        if report.get("status") not in ("final", "amended", "corrected", "appended"):
+            return
+        issued = _instant(report.get("issued")) or _instant(report["meta"]["lastUpdated"])
+        assert issued is not None
+        for based in report.get("basedOn") or ():
+            ref = (based or {}).get("reference")
+            if not isinstance(ref, str) or not ref.startswith("ServiceRequest/"):
+                continue
+            for row in self.rows.find({"order": ref}):
+                if row.get("reported") and row.get("report") != f"DiagnosticReport/{report['id']}":
+                    continue  # the first report ends the turnaround; an addendum does not restart it
+                reader = next(((r or {}).get("reference") or (r or {}).get("display")
+                               for r in report.get("resultsInterpreter") or ()), None)
+                first = row.get("reported") or _utc(issued)
+                self.rows.replace({**row, "reported": first, "report": f"DiagnosticReport/{report['id']}",
+                                   "reader": reader})
+
+
+def _hours(row: Document) -> float | None:
+    start, end = _instant(row.get("requested")), _instant(row.get("reported"))
+    return None if start is None or end is None else round((end - start).total_seconds() / 3600, 2)
+
+
+def reading_report(rows: Collection, *, start: str | None = None, end: str | None = None,
+                   centre: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Per centre and month: requested, reported, pending, overdue, turnaround hours (median, mean,
+    max); and the overdue reads themselves (not reported by their due time, or reported late)."""
+    now = now or datetime.now(UTC)
+    month: dict[str, str] = {}
+    if start:
+        month["$gte"] = start
+    if end:
+        month["$lte"] = end
+    found = [r for r in rows.find({"month": month} if month else None, sort=[("requested", 1)])
+             if centre is None or r.get("centre") == centre]
+    cells: dict[tuple[str, str], list[Document]] = defaultdict(list)
+    overdue = []
+    for row in found:
+        cells[(row.get("centre") or "?", row["month"])].append(row)
+        due = _instant(row["due"])
+        reported = _instant(row.get("reported"))
+        if due is not None and ((reported is None and now > due) or (reported is not None and reported > due)):
+            late = ((reported or now) - due).total_seconds() / 3600
+            overdue.append({"task": row["_id"], "order": row.get("order"), "centre": row.get("centre"),
+                            "requester": row.get("requester"), "kind": row["kind"], "requested": row["requested"],
+                            "due": row["due"], "reported": row.get("reported"), "hours_late": round(late, 2)})
+    table = []
+    for (ctr, mon), group in sorted(cells.items()):
+        hours = [h for h in (_hours(r) for r in group) if h is not None]
+        table.append({
+            "centre": ctr, "month": mon, "requested": len(group), "reported": len(hours),
+            "pending": len(group) - len(hours),
+            "overdue": sum(1 for o in overdue if o["centre"] == ctr and o["task"] in {r["_id"] for r in group}),
+            "turnaround_hours": {"median": statistics.median(hours) if hours else None,
+                                 "mean": round(statistics.fmean(hours), 2) if hours else None,
+                                 "max": max(hours) if hours else None},
+            "by_kind": {k: sum(1 for r in group if r["kind"] == k) for k in sorted({r["kind"] for r in group})},
+        })
+    return {"from": start, "to": end, "centre": centre, "at": _utc(now), "rows": table, "overdue": overdue}

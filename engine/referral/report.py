@@ -1,0 +1,80 @@
+"""Referral counts and ratios per institution and month, read from the ``referrals`` rows.
+
+Each referral counts twice: for the sending institution (``sent``) and the receiving one
+(``received``), in the month it was written (the sending institution's calendar). Direction comes
+from the two institutions' grades. Per institution and month:
+
+- ``upward`` / ``downward`` / ``lateral``: sent and received, by direction;
+- ``completed``: received referrals that reached completed (or went on to be referred back);
+- ``returned``: received upward referrals referred back down (下转) after completion;
+- ratios: ``downward_to_upward`` (referrals sent down ÷ upward referrals received, the county's
+  下转/上转 indicator), ``completion_rate`` (completed ÷ accepted received), ``return_rate``
+  (returned ÷ completed); None when the denominator is zero;
+- ``deductible_due``: the exact sum (``Decimal`` text) the received admissions pay.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from engine.repository.port import Collection, Document
+
+COMPLETED = frozenset({"completed", "referred-back"})
+ACCEPTED = frozenset({"accepted", "arrived", "completed", "referred-back"})
+
+
+def _blank() -> dict[str, Any]:
+    return {"sent": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
+            "received": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
+            "accepted": 0, "rejected": 0, "completed": 0, "returned": 0, "deductible_due": Decimal("0.00")}
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict[str, Any]]:
+    cells: dict[tuple[str, str], dict[str, Any]] = defaultdict(_blank)
+    for row in rows:
+        way, month, state = row.get("direction") or "unknown", row["month"], row.get("state")
+        if row.get("from") and (institution is None or row["from"] == institution):
+            cell = cells[(row["from"], month)]
+            cell["sent"][way] += 1
+            cell["sent"]["total"] += 1
+        if row.get("to") and (institution is None or row["to"] == institution):
+            cell = cells[(row["to"], month)]
+            cell["received"][way] += 1
+            cell["received"]["total"] += 1
+            cell["accepted"] += state in ACCEPTED
+            cell["rejected"] += state == "rejected"
+            cell["completed"] += state in COMPLETED
+            cell["returned"] += state == "referred-back" and way == "upward"
+            due = (row.get("deductible") or {}).get("due")
+            if due is not None and state in ACCEPTED:
+                cell["deductible_due"] += Decimal(due)
+    out = []
+    for (inst, month), cell in sorted(cells.items()):
+        cell["deductible_due"] = str(cell["deductible_due"])
+        cell["ratios"] = {"downward_to_upward": _ratio(cell["sent"]["downward"], cell["received"]["upward"]),
+                          "completion_rate": _ratio(cell["completed"], cell["accepted"]),
+                          "return_rate": _ratio(cell["returned"], cell["completed"])}
+        out.append({"institution": inst, "month": month, **cell})
+    return out
+
+
+def referral_report(rows: Collection, *, start: str | None = None, end: str | None = None,
+                    institution: str | None = None) -> dict[str, Any]:
+    """``start`` / ``end``: months ``YYYY-MM``, inclusive."""
+    month: dict[str, str] = {}
+    if start:
+        month["$gte"] = start
+    if end:
+        month["$lte"] = end
+    found = rows.find({"month": month} if month else None, sort=[("month", 1)])
+    if institution is not None:
+        found = [r for r in found if institution in (r.get("from"), r.get("to"))]
+    return {"from": start, "to": end, "institution": institution, "referrals": len(found),
+            "rows": tally(found, institution)}

@@ -1,0 +1,201 @@
+"""``Referrals`` (``Engine.referrals``): two-way referral (双向转诊) over the shared repository.
+
+A referral is a ``ServiceRequest`` with a referral category (requester: the sending institution,
+performer: the receiving one) and a ``Task`` focused on it that carries the workflow. One
+repository write guard and one write hook, registered like recognition's and the identity index's:
+
+- a write guard (run by the repository before a version is stored, on every write path) checks a
+  referral Task's move from the stored version's state to the new one against ``workflow.yaml``
+  and refuses a wrong one (409 with both states and what is allowed), so a PUT Task, a
+  transaction Bundle and the HL7 REF/RRI path all obey the same rule, and a refused Bundle or
+  message stores nothing, on every backend;
+- the write hook keeps one row per referral in the ``referrals`` collection (institutions, grades, direction,
+  month, state and when each state was reached, the deductible due), from which the per-month
+  report is read without scanning resources; and the remote reading rows
+  (``engine.referral.reading``: a reading request's Task, the centre's DiagnosticReport).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from engine.errors import BadRequest, Gone, NotFound
+from engine.recognition.coding import institution_from_codes
+from engine.recognition.facts import local_day
+from engine.referral import deductibles as dd
+from engine.referral.reading import RemoteReading, load_reading
+from engine.referral.rules import ReferralRules, load
+from engine.referral.workflow import check_transition, is_referral, state_of
+from engine.repository.port import Document
+
+REFERRALS = "referrals"
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+def _ref(reference: Any) -> str | None:
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def focus_of(task: dict[str, Any]) -> str | None:
+    """The ServiceRequest a Task works on: ``focus`` (360X, HL7 RF1), else the first ``basedOn``."""
+    for ref in [_ref(task.get("focus"))] + [_ref(b) for b in task.get("basedOn") or ()]:
+        if ref and ref.startswith("ServiceRequest/"):
+            return ref
+    return None
+
+
+class Referrals:
+    """Build with ``Referrals.for_engine(engine)``."""
+
+    def __init__(self, *, store: Any, repository: Any, recognition: Any, identity: Any, site: Callable[[], Any],
+                 site_dir: Any = None) -> None:
+        self.store = store
+        self.repository = repository
+        self.recognition = recognition
+        self.identity = identity
+        self._site = site
+        self._site_dir = site_dir
+        self._lock = threading.Lock()
+        self._rules = load(site_dir)
+        self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir))
+        self.rows = store.collection(REFERRALS)
+        for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
+            self.rows.ensure_index(fields)
+        repository.add_write_guard(self.guard)
+        repository.add_write_hook(self.on_write)
+
+    @classmethod
+    def for_engine(cls, engine: Any) -> Referrals:
+        return cls(store=engine.store, repository=engine.repository, recognition=engine.recognition,
+                   identity=engine.identity, site=lambda: engine.site, site_dir=engine.settings.site)
+
+    @property
+    def rules(self) -> ReferralRules:
+        return self._rules
+
+    def reload(self) -> ReferralRules:
+        """Re-read the referral files; on a mistake the running rules stay and the SiteError propagates."""
+        with self._lock:
+            rules, reading = load(self._site_dir), load_reading(self._site_dir)
+            self._rules, self.reading.rules = rules, reading
+            return self._rules
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, ref: str | None) -> dict[str, Any] | None:
+        if not ref or "/" not in ref:
+            return None
+        rtype, rid = ref.split("/", 1)
+        try:
+            return self.repository.read(rtype, rid)
+        except (NotFound, Gone, BadRequest):  # absent, deleted, or not a reference huren can follow
+            return None
+
+    def institution(self, reference: Any) -> str | None:
+        """The institution code of an Organization reference (logical identifier or stored Organization)."""
+        if not isinstance(reference, dict):
+            return None
+        return self.recognition.facts.organization_code(reference)
+
+    def site_grade(self, code: str) -> str | None:
+        inst = self._site().institutions.get(code)
+        return getattr(inst, "grade", None) if inst is not None else None
+
+    def timezone(self, code: str | None) -> str:
+        inst = self._site().institutions.get(code or "")
+        return getattr(inst, "timezone", None) or DEFAULT_TZ
+
+    def grade(self, code: str | None) -> str | None:
+        return dd.grade_of(code, self._rules.deductibles, self.site_grade)
+
+    def deductible(self, from_code: str | None, to_code: str | None) -> dd.Deductible:
+        return dd.compute(from_code, to_code, self.grade(from_code), self.grade(to_code), self._rules.deductibles)
+
+    def row(self, service_request_ref: str) -> Document | None:
+        return self.rows.get(service_request_ref)
+
+    # -- the workflow guard and the write hook ----------------------------------------------------
+    def referral_task(self, task: dict[str, Any]) -> tuple[str | None, bool]:
+        """The Task's focus and whether it carries a referral: its focus is a referral ServiceRequest,
+        or (when that is not stored yet, as inside a Bundle that creates both) its businessStatus is
+        a referral state."""
+        sr_ref = focus_of(task)
+        if is_referral(self.read(sr_ref), self._rules.workflow):
+            return sr_ref, True
+        system = self._rules.workflow.business_system
+        return sr_ref, any(c.get("system") == system for c in (task.get("businessStatus") or {}).get("coding") or ())
+
+    def guard(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """Before a referral Task's new version is stored: is the move allowed? (409 when not)."""
+        if resource.get("resourceType") == "Task" and self.referral_task(resource)[1]:
+            check_transition(previous, resource, self._rules.workflow)
+
+    def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        rtype = resource.get("resourceType")
+        if rtype == "Task":
+            self._on_task(resource, previous)
+            if self.reading.is_request(resource):
+                self.reading.on_task(resource, focus_of(resource))
+        elif rtype == "DiagnosticReport" and resource.get("basedOn"):
+            self.reading.on_report(resource)
+        elif rtype == "ServiceRequest" and (is_referral(resource, self._rules.workflow)
+                                            or is_referral(previous, self._rules.workflow)):
+            self._on_referral(resource)  # an order that stops being a referral keeps its row, with its status
+        return []
+
+    def endpoints(self, sr: dict[str, Any], task: dict[str, Any] | None) -> tuple[str | None, str | None]:
+        """(sending, receiving) institution codes: the ServiceRequest's requester and performer
+        Organizations, else the Task's; an HL7 referral names Practitioners, but its local codes
+        (urn:huren:code:<INSTITUTION>) say who sent it, and the receiving side names itself as the
+        Task's owner when it accepts."""
+        sending = self.institution(sr.get("requester")) or institution_from_codes(sr, self.recognition.rules)
+        receiving = next((c for c in (self.institution(p) for p in sr.get("performer") or ()) if c), None)
+        if task is not None:
+            sending = sending or self.institution(task.get("requester"))
+            receiving = receiving or self.institution(task.get("owner"))
+        return sending, receiving
+
+    def _on_referral(self, sr: dict[str, Any], task: dict[str, Any] | None = None) -> Document:
+        ref = f"ServiceRequest/{sr['id']}"
+        existing = self.rows.get(ref) or {}
+        if task is None and existing.get("task"):
+            task = self.read(existing["task"])
+        sending, receiving = self.endpoints(sr, task)
+        due = self.deductible(sending, receiving)
+        day = (local_day(sr.get("authoredOn"), self.timezone(sending))
+               or local_day((sr.get("meta") or {}).get("lastUpdated"), self.timezone(sending)) or date.today())
+        subject = _ref(sr.get("subject"))
+        row: Document = {
+            "_id": ref, "patient": subject, "from": sending, "to": receiving,
+            "from_grade": self.grade(sending), "to_grade": self.grade(receiving), "direction": due.direction,
+            "day": day.isoformat(), "month": day.isoformat()[:7], "status": sr.get("status"),
+            "state": existing.get("state"), "task": existing.get("task"), "at": existing.get("at") or {},
+            "deductible": {"rule": due.rule, "due": _text(due.due), "sending": _text(due.sending),
+                           "receiving": _text(due.receiving)},
+        }
+        if row != existing:
+            self.rows.replace(row)
+        return row
+
+    def _on_task(self, task: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        sr_ref, referral = self.referral_task(task)
+        sr = self.read(sr_ref) if referral else None
+        if sr is None or not is_referral(sr, self._rules.workflow):
+            return
+        # the guard checked every move it could see; a Task created in the same Bundle as its
+        # ServiceRequest, with no referral businessStatus, is first known to be one here
+        state = check_transition(None, task, self._rules.workflow) if previous is None else \
+            state_of(task, self._rules.workflow, previous)
+        row = self._on_referral(sr, task)
+        at = dict(row.get("at") or {})
+        at.setdefault(state.name, task["meta"]["lastUpdated"])  # when huren stored the move
+        updated = {**row, "task": f"Task/{task['id']}", "state": state.name, "at": at}
+        if updated != row:
+            self.rows.replace(updated)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,79 @@
+"""A referral sent over HL7 v2 (REF^I12) and worked in FHIR obeys the same workflow.
+
+The township health centre (FNYLWSY) reports 王建国's blood count and sends his referral as
+REF^I12 (RF1-1 P, pending) over POST /hl7v2. The county (FNXRMYY) accepts it in FHIR, naming
+itself the Task's owner; the summary then shows the township's blood count as recognisable at the
+county. The patient arrives. A late RRI^I12 saying "rejected" (RF1-1 R) cannot undo that: the ACK
+is AE with an ERR naming both states, the raw message is kept in the quarantine, and the Task
+stays where it was.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from engine.engine import Engine
+from tests.test_referral_e2e import COUNTY, HL7, TOWN, WANG, bearer, engine, feed, move, org, result
+
+__all__ = ["engine"]  # the fixture (both storage backends), shared with the FHIR scenario
+
+
+def referral(kind: str, control: str, status: str) -> bytes:
+    segments = [
+        f"MSH|^~\\&|HIS|{TOWN}|HUREN|FUNING|20261125091500||{kind}^I12^{kind}_I12|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
+        *(["MSA|AA|REF-1"] if kind == "RRI" else []),
+        f"RF1|{status}^^HL70283|S^^HL70280|ZZ01^上转会诊^L|||ZZ-2026-11^{TOWN}|20261125|20261225||R07.4^胸痛^I10",
+        "PRD|RP^转出医生^HL70286|王^医生|||||T001",
+        "PRD|RT^接收医生^HL70286|周^主任|||||C900",
+        f"PID|1||{WANG}^^^公安部^NNCHN~YL100^^^{TOWN}^MR||王^建国||19850412|M",
+        "PV1|1|O|全科^^^FNYLWSY",
+        "NTE|1||胸痛两天，心电图ST段改变",
+    ]
+    return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+def post(http: TestClient, engine: Engine, message: bytes) -> tuple[str, str]:
+    r = http.post("/hl7v2", content=message, headers=HL7 | bearer(engine, "gateway", "system/MessageHeader.c"))
+    assert r.status_code == 200, r.text
+    return r.headers["x-hl7-ack-code"], r.text
+
+
+def test_hl7_referral_accepted_in_fhir_and_a_late_rejection_refused(engine: Engine, http: TestClient) -> None:
+    county = bearer(engine, "his-county")
+    feed(http, engine, result(TOWN, WANG, "YL100", "T-1", "XCG^血常规^L", "WBC^白细胞计数^L", "20261120093000"))
+    assert post(http, engine, referral("REF", "REF-1", "P"))[0] == "AA"
+    sr: dict[str, Any] = http.get("/fhir/ServiceRequest", params={"category": "http://snomed.info/sct|3457005"},
+                                  headers=county).json()["entry"][0]["resource"]
+    assert sr["priority"] == "stat" and "胸痛" in str(sr["reasonCode"])
+    task = http.get("/fhir/Task", params={"focus": f"ServiceRequest/{sr['id']}"}, headers=county).json()
+    task = task["entry"][0]["resource"]
+    assert task["status"] == "requested"
+
+    # the county accepts in FHIR and names itself the owner
+    accepted = move(task, "accepted", "accepted") | {"owner": org(COUNTY)}
+    r = http.put(f"/fhir/Task/{task['id']}", json=accepted, headers=county)
+    assert r.status_code == 200, r.text
+    doc = http.get(f"/fhir/ServiceRequest/{sr['id']}/$summary", headers=county).json()
+    results = next(s for s in doc["entry"][0]["resource"]["section"] if s["code"]["coding"][0]["code"] == "30954-2")
+    recognisable = [e["reference"] for e in results["section"][0].get("entry", [])]
+    assert any(ref.startswith("DiagnosticReport/") for ref in recognisable), results
+    assert "胸痛两天" in str(doc)
+    r = http.put(f"/fhir/Task/{task['id']}", json=move(r.json(), "arrived", "in-progress"), headers=county)
+    assert r.status_code == 200, r.text
+
+    # a late HL7 rejection: AE naming the transition, raw message kept, Task unchanged
+    code, ack = post(http, engine, referral("RRI", "RRI-9", "R"))
+    assert code == "AE" and "ERR|" in ack and "from arrived to rejected" in ack, ack
+    assert http.get(f"/fhir/Task/{task['id']}", headers=county).json()["status"] == "in-progress"
+    (held,) = engine.ingestor.messages.quarantined()
+    assert held["control_id"] == "RRI-9" and base64.b64decode(held["raw"]) == referral("RRI", "RRI-9", "R")
+    assert "from arrived to rejected" in held["reason"]
+
+    # the auditor's counts see the HL7 referral like any other
+    rows = http.get("/reports/referrals?from=2026-11&to=2026-11",
+                    headers=bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")).json()["rows"]
+    town = next(row for row in rows if row["institution"] == TOWN)
+    assert town["sent"]["upward"] == 1
