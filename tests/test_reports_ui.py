@@ -116,7 +116,8 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00")
     order = w.order(B, pb, lft(B), "2026-03-04T08:00:00+08:00", reasons=("R01",))
     w.report(B, pb, lft(B), "2026-03-04T09:00:00+08:00", order=order)
-    token = engine.auth.issue_system_token("auditor-li", "system/DetectedIssue.rus", kind="auditor")
+    token = engine.auth.issue_system_token(  # evidence is read with the auditor's own scopes
+        "auditor-li", "system/DetectedIssue.rus system/DiagnosticReport.rs", kind="auditor")
 
     browser.send("Page.enable")
     browser.send("Page.navigate", url=f"{server}/ui/duplicates#token={token}")
