@@ -38,8 +38,12 @@ ServeFn = Callable[..., Awaitable[None]]  # serve(engine, *, mllp: bool, sockets
 def bind(settings: Settings) -> socket.socket:
     """The listening socket every worker accepts on (bound before the fork, so all share it)."""
     family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio turns Nagle off (TCP_NODELAY) only on connections whose
+    # socket says it is TCP, and a response written as head + body otherwise waits ~40 ms for the
+    # client's delayed ACK (measured: 45 ms per keep-alive read instead of <1 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((settings.http_host, settings.http_port))
     sock.listen(2048)
     sock.set_inheritable(True)
