@@ -208,7 +208,7 @@ def main() -> None:
         return
     for clients in (1, 8):
         (plain, plain_cpu), (audited, audited_cpu) = figures["plain"][clients], figures["audited"][clients]
-        print(f"GET {PATH} over HTTP (uvicorn uvloop+httptools, {args.workers} worker(s)), {clients} connection"
+        print(f"GET {PATH} over HTTP (uvicorn uvloop+httptools, {args.workers} worker{'s' if args.workers > 1 else ''}), {clients} connection"
               f"{'s' if clients > 1 else ''}: plain {plain:,.0f}/s, audited {audited:,.0f}/s "
               f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
               f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%, incl. the "

@@ -106,3 +106,40 @@ def test_two_workers_serve_one_port_and_audit_every_read_once(tmp_path: Path) ->
         assert len(reads) == 240
         assert [int(r["id"].removeprefix("audit-")) for r in records] == list(range(before, engine.audit.size))
         assert verify_online(engine.audit).ok
+
+
+def test_views_lost_to_kill_9_are_rebuilt_at_the_next_start_once(tmp_path: Path) -> None:
+    """The per-patient views are written after the response, in the background: a server killed
+    inside that lag has every read's signed record but not its view. The next start shows each of
+    them, by itself (no new record, no search asking), and exactly once."""
+    data = tmp_path / "var"
+    port = _free_port()
+    settings = Settings(data_dir=data, http_port=port)
+    with Engine(settings) as engine:
+        engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
+        engine.repository.update({"resourceType": "Patient", "id": "p1"})
+        engine.repository.update({"resourceType": "Observation", "id": "o1", "status": "final",
+                                  "code": {"text": "Hb"}, "subject": {"reference": "Patient/p1"},
+                                  "effectiveDateTime": "2026-11-01", "performer": [{"reference": "Organization/org1"}]})
+        token = engine.auth.issue_system_token("his", "system/*.rs")
+        before = engine.audit.size
+        views_before = engine.repository.search("AuditEvent", [("patient", "p1")]).total
+    env = {**os.environ, "HUREN_DATA_DIR": str(data), "HUREN_HTTP_PORT": str(port), "PYTHONPATH": str(ROOT),
+           "HUREN_AUDIT_CHECKPOINT_SECONDS": "3600"}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--no-mllp"], cwd=ROOT, env=env,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_up(port, proc)
+        assert _reads(port, token, 30) == [200] * 30
+    finally:
+        proc.kill()  # SIGKILL: no shutdown, no final flush of the views
+        proc.wait(timeout=30)
+    with Engine(settings) as engine:
+        reads = engine.audit.size - before
+        assert reads == 30  # every answered read has its signed record
+        deadline = time.monotonic() + 20
+        while (engine.repository.search("AuditEvent", [("patient", "p1")]).total - views_before < reads
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+        assert engine.repository.search("AuditEvent", [("patient", "p1")]).total - views_before == reads
+        assert engine.audit.flush_index() == 0  # nothing left to show, nothing shown twice

@@ -321,6 +321,9 @@ class AuditLog:
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
         if self.repository is not None:
+            # records a process appended but did not show before it died (kill -9 inside the
+            # views' lag) are shown now, not only once the next record arrives
+            self._index_wanted.set()
             self._indexer = threading.Thread(target=self._index_loop, name="audit-fhir-index", daemon=True)
             self._indexer.start()
 
