@@ -72,10 +72,8 @@ def _reads(port: int, token: str, count: int) -> list[int]:
     return statuses
 
 
-def test_two_workers_serve_one_port_and_audit_every_read_once(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    port = _free_port()
-    settings = Settings(data_dir=data, http_port=port)  # tokens name the server (its base URL) they are for
+def _seed(settings: Settings) -> tuple[str, int, int]:
+    """The result the reads fetch; a token for it, the log's size and p1's views so far."""
     with Engine(settings) as engine:
         engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
         engine.repository.update({"resourceType": "Patient", "id": "p1"})
@@ -83,7 +81,14 @@ def test_two_workers_serve_one_port_and_audit_every_read_once(tmp_path: Path) ->
                                   "code": {"text": "Hb"}, "subject": {"reference": "Patient/p1"},
                                   "effectiveDateTime": "2026-11-01", "performer": [{"reference": "Organization/org1"}]})
         token = engine.auth.issue_system_token("his", "system/*.rs")
-        before = engine.audit.size
+        return token, engine.audit.size, engine.repository.search("AuditEvent", [("patient", "p1")]).total
+
+
+def test_two_workers_serve_one_port_and_audit_every_read_once(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    port = _free_port()
+    settings = Settings(data_dir=data, http_port=port)  # tokens name the server (its base URL) they are for
+    token, before, _ = _seed(settings)
     env = {**os.environ, "HUREN_DATA_DIR": str(data), "HUREN_HTTP_PORT": str(port), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--workers", "2", "--no-mllp"],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE)
@@ -115,15 +120,7 @@ def test_views_lost_to_kill_9_are_rebuilt_at_the_next_start_once(tmp_path: Path)
     data = tmp_path / "var"
     port = _free_port()
     settings = Settings(data_dir=data, http_port=port)
-    with Engine(settings) as engine:
-        engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "阜宁县人民医院"})
-        engine.repository.update({"resourceType": "Patient", "id": "p1"})
-        engine.repository.update({"resourceType": "Observation", "id": "o1", "status": "final",
-                                  "code": {"text": "Hb"}, "subject": {"reference": "Patient/p1"},
-                                  "effectiveDateTime": "2026-11-01", "performer": [{"reference": "Organization/org1"}]})
-        token = engine.auth.issue_system_token("his", "system/*.rs")
-        before = engine.audit.size
-        views_before = engine.repository.search("AuditEvent", [("patient", "p1")]).total
+    token, before, views_before = _seed(settings)
     env = {**os.environ, "HUREN_DATA_DIR": str(data), "HUREN_HTTP_PORT": str(port), "PYTHONPATH": str(ROOT),
            "HUREN_AUDIT_CHECKPOINT_SECONDS": "3600"}
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--no-mllp"], cwd=ROOT, env=env,
