@@ -1,4 +1,4 @@
-"""The ``huren`` command: serve, replay, quarantine, client, keys, audit, report (DESIGN.md §3)."""
+"""The ``huren`` command: serve, replay, quarantine, client, keys, audit, report, settle."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from adapters.listeners import cli as ingest_cli
 from engine.audit.cli import add_audit_commands
 from engine.auth import cli as auth_cli
 from engine.identity import cli as identity_cli
+from engine.insurance import cli as insurance_cli
 from engine.recognition.cli import add_qc_commands, add_report_commands
 from engine.settings import Settings
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_report_commands(sub)
     add_qc_commands(sub)
+    insurance_cli.add_commands(sub)
     return parser
 
 
