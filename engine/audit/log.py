@@ -291,6 +291,8 @@ class AuditLog:
         unless ``force``)."""
         with self._lock:
             for _attempt in range(5):
+                if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
+                    return None  # nothing new here: no transaction (the timer ticks on an idle log)
                 try:
                     with self.store.transaction():
                         self._catch_up()
