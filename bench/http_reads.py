@@ -49,20 +49,42 @@ def seed(data_dir: Path) -> str:
     return token
 
 
-def serve(data_dir: Path, port: int, audited: bool) -> None:
-    """Run in the server subprocess."""
-    import uvicorn
-
+def _app(engine, audited: bool):  # noqa: ANN001, ANN202
     from engine.api.app import create_app
     from engine.audit.middleware import AuditMiddleware
-    from engine.engine import Engine
-    from engine.settings import Settings
 
-    engine = Engine(Settings(data_dir=data_dir))
     app = create_app(engine)
     if not audited:
         app.user_middleware = [m for m in app.user_middleware if m.cls is not AuditMiddleware]
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", workers=1,
+    return app
+
+
+async def _serve_worker(engine, *, mllp: bool, sockets: list, audited: bool) -> None:  # noqa: ANN001
+    import uvicorn
+
+    config = uvicorn.Config(_app(engine, audited), loop="uvloop", http="httptools", log_level="warning",
+                            access_log=False)
+    await uvicorn.Server(config).serve(sockets=sockets)
+
+
+def serve(data_dir: Path, port: int, audited: bool, workers: int = 1) -> None:
+    """Run in the server subprocess: one uvicorn process, or ``huren serve --workers``' forked
+    workers on one socket (engine.api.workers)."""
+    import functools
+
+    import uvicorn
+
+    from engine.api.workers import run_workers
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    settings = Settings(data_dir=data_dir)  # the token was issued for this base URL
+    if workers > 1:
+        run_workers(settings.with_(http_port=port), workers, functools.partial(_serve_worker, audited=audited),
+                    mllp=False, open_engine=lambda _s: Engine(settings))
+        return
+    engine = Engine(settings)
+    uvicorn.run(_app(engine, audited), host="127.0.0.1", port=port, loop="uvloop", http="httptools", workers=1,
                 log_level="warning", access_log=False)
 
 
@@ -89,10 +111,26 @@ async def _connection(port: int, request: bytes, deadline: float, counts: list[i
         writer.close()
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the server process (all threads) so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the server process (all threads) and its worker processes so
+    far, from /proc."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    total = 0
+    for p in pids:
+        fields = _stat(p)
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def drive(port: int, token: str, clients: int, seconds: float, pid: int) -> tuple[float, float]:
@@ -124,13 +162,15 @@ def wait_up(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def measure(data_dir: Path, token: str, audited: bool, seconds: float,
-            rounds: int) -> dict[int, tuple[float, float]]:
+            rounds: int, workers: int = 1) -> dict[int, tuple[float, float]]:
     """Best reads/s and lowest server CPU seconds per read, per number of connections."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir), str(port),
-                             "1" if audited else "0"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             "1" if audited else "0", str(workers)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         wait_up(port, proc)
+        time.sleep(0.5 * workers)  # every worker up, not just the first
         best: dict[int, tuple[float, float]] = {}
         for _ in range(rounds):
             for clients in (1, 8):
@@ -144,21 +184,31 @@ def measure(data_dir: Path, token: str, audited: bool, seconds: float,
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")
+    if len(sys.argv) == 6 and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5]))
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON line too")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (huren serve --workers)")
+    ap.add_argument("--audited-only", action="store_true", help="skip the run without the audit middleware")
     args = ap.parse_args()
     seconds, rounds = (2.0, 2) if args.quick else (5.0, 3)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         token = seed(data_dir)
-        figures = {mode: measure(data_dir, token, mode == "audited", seconds, rounds) for mode in ("plain", "audited")}
+        modes = ("audited",) if args.audited_only else ("plain", "audited")
+        figures = {mode: measure(data_dir, token, mode == "audited", seconds, rounds, args.workers) for mode in modes}
+    if args.audited_only:
+        for clients in (1, 8):
+            rate, cpu = figures["audited"][clients]
+            print(f"GET {PATH} over HTTP, {args.workers} worker{'s' if args.workers > 1 else ''}, {clients} "
+                  f"connection{'s' if clients > 1 else ''}: audited {rate:,.0f}/s, server CPU per read "
+                  f"{cpu * 1e6:.0f} µs")
+        return
     for clients in (1, 8):
         (plain, plain_cpu), (audited, audited_cpu) = figures["plain"][clients], figures["audited"][clients]
-        print(f"GET {PATH} over HTTP (uvicorn uvloop+httptools, 1 worker), {clients} connection"
+        print(f"GET {PATH} over HTTP (uvicorn uvloop+httptools, {args.workers} worker{'s' if args.workers > 1 else ''}), {clients} connection"
               f"{'s' if clients > 1 else ''}: plain {plain:,.0f}/s, audited {audited:,.0f}/s "
               f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
               f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%, incl. the "

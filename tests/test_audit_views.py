@@ -183,3 +183,25 @@ def test_another_residents_attempt_on_my_record_shows_without_their_identity(wor
                                                                ("resident", "person-pt-zhang", "success")]
     record = world.audit.get(0)["data"]  # the signed log knows who it was
     assert "person-pt-li" in record
+
+
+def test_views_answer_the_parameters_residents_and_auditors_use_and_refuse_the_rest(world: Engine) -> None:
+    """The views index patient, date, entity and agent only (each indexed parameter is rows per
+    audited read): those four find the hospital's read; one left out answers 400 naming it."""
+    http = TestClient(create_app(world))
+    his = bearer(world.auth.issue_system_token("his-fnxrmyy", "system/*.rs"))
+    assert http.get("/fhir/Observation/obs-zhang", headers=his).status_code == 200
+    world.audit.flush_index()
+    auditor = bearer(world.auth.issue_system_token("auditor", "system/*.rs"))
+    for query in ("patient=pt-zhang", "entity=Observation/obs-zhang", "agent:identifier=urn:huren:client|his-fnxrmyy",
+                  "date=ge2000-01-01&patient=pt-zhang"):
+        r = http.get(f"/fhir/AuditEvent?{query}&_sort=-date", headers=auditor)
+        assert r.status_code == 200, (query, r.text)
+        reads = [e["resource"] for e in r.json().get("entry", [])
+                 if any(s.get("code") == "read" for s in e["resource"].get("subtype", []))
+                 and any((a.get("who") or {}).get("identifier", {}).get("value") == "his-fnxrmyy"
+                         for a in e["resource"]["agent"])]
+        assert reads, query
+    r = http.get("/fhir/AuditEvent?action=R", headers=auditor)
+    assert r.status_code == 400 and "action" in r.text
+    assert r.json()["resourceType"] == "OperationOutcome"

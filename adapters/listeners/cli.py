@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction, serve: argparse.ArgumentParser | N
         serve = sub.add_parser("serve", help="run the HTTP API and the MLLP listener")
         serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
     serve.add_argument("--no-mllp", action="store_true", help="HTTP only")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the HTTP port (reads scale with cores; MLLP in the first)")
     serve.set_defaults(handler=cmd_serve)
 
     replay = sub.add_parser("replay", help="send HL7 v2 files through the ingest pipeline")
@@ -165,6 +167,10 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workers = int(getattr(args, "workers", 1) or 1)
+    if workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
     with _engine(settings) as engine:
         recovered = engine.ingestor.recover()
         if recovered:
@@ -174,11 +180,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 replay_files(engine, args.replay, progress=False)
             except FileNotFoundError as exc:  # serve anyway: the listeners matter more than a demo feed
                 log.error("--replay: %s", exc)
-        asyncio.run(serve(engine, mllp=not getattr(args, "no_mllp", False)))
-    return 0
+        if workers == 1:
+            asyncio.run(serve(engine, mllp=not getattr(args, "no_mllp", False)))
+            return 0
+    # several workers: this process's engine is closed first (no SQLite connection crosses a fork)
+    from engine.api.workers import run_workers
+
+    return run_workers(settings, workers, serve, mllp=not getattr(args, "no_mllp", False), open_engine=_engine)
 
 
-async def serve(engine: Any, *, mllp: bool = True) -> None:
+async def serve(engine: Any, *, mllp: bool = True, sockets: list[Any] | None = None) -> None:
+    """Serve HTTP (and MLLP) until stopped; ``sockets``: an already bound socket to accept on
+    (``--workers``) instead of binding ``http_host:http_port``."""
     import uvicorn
 
     from adapters.listeners.ingest_handler import IngestHandler
@@ -200,7 +213,7 @@ async def serve(engine: Any, *, mllp: bool = True) -> None:
         await listener.start()
         engine.ingestor.listeners.append(listener)
     try:  # uvicorn handles SIGINT / SIGTERM and returns from serve()
-        await http.serve()
+        await http.serve(sockets=sockets)
     finally:
         if listener is not None:
             await listener.stop()

@@ -101,6 +101,7 @@ class AuditLog:
         self._index_wanted = threading.Event()
         self._index_lock = threading.Lock()
         self._view_upto = 0  # records below this are known to have their views stored
+        self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._reload()
 
@@ -164,31 +165,12 @@ class AuditLog:
         waits on any of these records learns it was not written and the numbering has no gap."""
         with self._lock:
             for _attempt in range(5):
-                frontier = self._frontier.copy()
-                results: list[Appended | Exception] = []
-                leaves: list[dict[str, Any]] = []
-                nodes: list[dict[str, Any]] = []
-                for event in events:
-                    seq = frontier.size
-                    resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
-                    try:
-                        data = canonical(resource)
-                    except Exception as exc:  # this record only; the rest of the group goes on
-                        results.append(exc)
-                        continue
-                    leaf = merkle.leaf_hash(data)
-                    leaves.append({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(), "data": data.decode()})
-                    nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
-                              for lvl, idx, h in frontier.append(leaf)]
-                    results.append(Appended(seq, leaf, resource))
-                if not leaves:
-                    return results
-                # signed before anything is written: a key that cannot sign leaves the database
-                # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-                cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
-                      if self._checkpoint_due(self._frontier.size, frontier.size) else None)
                 try:
                     with self.store.transaction():
+                        self._catch_up()
+                        results, leaves, nodes, frontier, cp = self._prepare(events)
+                        if not leaves:
+                            return results
                         # one or two documents: plain inserts (insert_many's savepoint costs more)
                         for coll, docs in ((self.leaves, leaves), (self.nodes, nodes)):
                             if len(docs) <= 2:
@@ -213,6 +195,46 @@ class AuditLog:
                             hook(appended)
                 return results
             raise RuntimeError("audit: could not obtain a sequence number")
+
+    def _catch_up(self) -> None:
+        """Inside the append's transaction: reload the right edge if another process (``serve
+        --workers``) appended since this one last looked. On SQLite the transaction holds the
+        file's write lock, so what is read here stays current until the commit, and
+        ``PRAGMA data_version`` (which changes only when another connection commits) makes the
+        check nearly free. Elsewhere (MongoDB) a lost race shows as ``DuplicateKey`` instead."""
+        conn = getattr(self.store, "conn", None)
+        if conn is None:
+            return
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._reload()
+            self._data_version = version
+
+    def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
+            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], merkle.Frontier, Checkpoint | None]:
+        """The documents appending ``events`` writes, on a copy of the right edge."""
+        frontier = self._frontier.copy()
+        results: list[Appended | Exception] = []
+        leaves: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+        for event in events:
+            seq = frontier.size
+            resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
+            try:
+                data = canonical(resource)
+            except Exception as exc:  # this record only; the rest of the group goes on
+                results.append(exc)
+                continue
+            leaf = merkle.leaf_hash(data)
+            leaves.append({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(), "data": data.decode()})
+            nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
+                      for lvl, idx, h in frontier.append(leaf)]
+            results.append(Appended(seq, leaf, resource))
+        # signed before anything is written: a key that cannot sign leaves the database
+        # untouched even on a backend without transactions (mongomock, standalone MongoDB)
+        cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
+              if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
+        return results, leaves, nodes, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
@@ -268,14 +290,22 @@ class AuditLog:
         """Sign a checkpoint of the current size now (``None`` when nothing new since the last one,
         unless ``force``)."""
         with self._lock:
-            if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
-                return None
-            try:
-                with self.store.transaction():
-                    return self._write_checkpoint(self._frontier)
-            except BaseException:
-                self._reload()
-                raise
+            for _attempt in range(5):
+                if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
+                    return None  # nothing new here: no transaction (the timer ticks on an idle log)
+                try:
+                    with self.store.transaction():
+                        self._catch_up()
+                        if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
+                            return None
+                        return self._write_checkpoint(self._frontier)
+                except DuplicateKey:  # another process (``--workers``) signed this number first
+                    log.info("audit: checkpoint %d taken by another writer; reloading", self._last_cp_seq + 1)
+                    self._reload()
+                except BaseException:
+                    self._reload()
+                    raise
+            raise RuntimeError("audit: could not obtain a checkpoint number")
 
     def start(self) -> None:
         """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving."""
@@ -293,6 +323,9 @@ class AuditLog:
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
         if self.repository is not None:
+            # records a process appended but did not show before it died (kill -9 inside the
+            # views' lag) are shown now, not only once the next record arrives
+            self._index_wanted.set()
             self._indexer = threading.Thread(target=self._index_loop, name="audit-fhir-index", daemon=True)
             self._indexer.start()
 
