@@ -119,7 +119,7 @@ async def signin(request: Request) -> Response:
                     max_age=int(staff.max_age))
     resp.set_cookie(DEVICE_COOKIE, done.device, httponly=True, samesite="strict", secure=secure,
                     path="/ui/signin", max_age=DEVICE_MAX_AGE)
-    resp.delete_cookie(SIGNIN_COOKIE, path="/ui/signin")
+    resp.delete_cookie(SIGNIN_COOKIE, path="/ui/signin", secure=secure, httponly=True, samesite="strict")
     return resp
 
 
