@@ -10,7 +10,7 @@
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function cell(tr, value, cls) { const td = document.createElement("td"); text(td, value); if (cls) td.className = cls; tr.appendChild(td); return td; }
-  function message(msg) { text($("#message"), msg); }
+  function message(msg, ok) { text($("#message"), msg); $("#message").className = ok ? "ok" : ""; }
 
   async function api(path, options) {
     const opts = Object.assign({ headers: {}, credentials: "same-origin" }, options || {});
@@ -117,16 +117,16 @@
       const f = ev.flag;
       text($("#ev-id"), id);
       const dl = $("#ev-facts"); dl.replaceChildren();
-      const facts = [["Status", f.status], ["Item", f.item_name + " (" + f.item + "), " + f.category],
-        ["Window", f.window + " days"], ["Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
-        ["Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["Repeated result", f.result],
-        ["Order", f.order || "(none)"],
-        ["Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? " (partial overlap)" : "") : "the whole item")],
-        ["Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
-        ["Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
-        ["Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
-      if (f.contradicted) facts.push(["Review note", f.contradicted]);
-      for (const r of f.reviews || []) facts.push(["Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
+      const facts = [["状态 Status", f.status], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
+        ["时限 Window", f.window + " days"], ["重复于 Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
+        ["前次结果 Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["重复结果 Repeated result", f.result],
+        ["医嘱 Order", f.order || "(none)"],
+        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? " (partial overlap)" : "") : "the whole item")],
+        ["价格 Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
+        ["范围 Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
+        ["理由 Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
+      if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
+      for (const r of f.reviews || []) facts.push(["复核 Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
       text($("#ev-prior"), summarise(ev.priorResource));
       text($("#ev-repeat"), summarise(ev.resultResource));
@@ -163,7 +163,7 @@
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision, reason }) });
       const id = currentFlag; await load();
       await open(id, document.querySelector('#flags tr[data-id="' + id + '"]'));
-      message("已记录复核 Review recorded: " + decision + " — " + session.display);
+      message("已记录复核 Review recorded: " + decision + " — " + session.display, true);
     } catch (err) { message(err.message); }
   });
   whoami().then((ok) => { if (ok) load(); });
