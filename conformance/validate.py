@@ -16,7 +16,11 @@ Two layers, both exact and both reporting FHIRPath-style element paths (``Observ
    conditional ``Type?query`` in transactions), integers that are integers, one choice per ``[x]``
    element, no empty arrays. Resource ids are checked by the schema's own ``id`` pattern
    ``[A-Za-z0-9\\-\\.]{1,64}``. All 5,258 example resources of the R4 specification that are
-   smaller than 300 kB pass, except one whose id is 67 characters long (a known erratum).
+   smaller than 300 kB pass, except one whose id is 67 characters long (a known erratum) and four
+   whose references point at a type their element does not allow (e.g. ``Observation-clinical-gender``:
+   ``performer`` = ``Encounter/example``); reference target types come from the R4
+   StructureDefinitions (``reference-targets.json``, see ``_narrow_references``). Strings are at
+   most 1 MiB (R4 datatypes).
 2. **huren's rules** (``conformance/profiles/*.yaml``, data not code; a site may replace a resource
    type's file with its own in ``$HUREN_SITE/profiles/``): the elements this platform needs to do
    its job, e.g. an Observation without ``subject`` cannot be placed in a resident's compartment
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
@@ -67,6 +72,10 @@ from engine.fhirjson import schema_view
 from engine.settings import Settings
 
 SCHEMA_RESOURCE = "schema/fhir.r4.schema.json.gz"
+TARGETS_RESOURCE = "schema/reference-targets.json"
+# R4 §2.24.0.1: "strings SHALL NOT exceed 1MB in size". Counted in characters (JSON Schema's
+# maxLength), which for the CJK text huren carries is stricter than bytes would be only 3x.
+MAX_STRING = 1024 * 1024
 
 # plain-language meaning of each FHIR data type's pattern, for messages
 _PATTERN_MEANING = {
@@ -116,6 +125,9 @@ class R4Schema:
         self.resource_types: frozenset[str] = frozenset(schema["discriminator"]["mapping"])
         # the Validator checks resourceType itself, with a clearer message than a 146-value enum
         self.definitions["ResourceList"] = {"type": "object"}
+        for name in ("string", "markdown"):
+            self.definitions[name] = {**self.definitions[name], "maxLength": MAX_STRING}
+        _narrow_references(self.definitions, self.resource_types, load_reference_targets())
         self.nested = _nested_resource_paths(schema["definitions"])
         self._compiled: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -131,6 +143,71 @@ class R4Schema:
                     )
                     self._compiled[definition] = compiled
         return compiled
+
+
+@lru_cache(maxsize=1)
+def load_reference_targets() -> dict[str, list[str]]:
+    """Element path -> resource types its Reference may point at, from the R4 StructureDefinitions
+    (written by ``schema/regenerate.py``)."""
+    return orjson.loads(resources.files("conformance").joinpath(TARGETS_RESOURCE).read_bytes())
+
+
+@lru_cache(maxsize=1)
+def _general_reference() -> re.Pattern[str]:
+    return re.compile(load_schema()["definitions"]["Reference"]["properties"]["reference"]["pattern"])
+
+
+def _well_formed_reference(value: Any) -> bool:
+    """True when only the target type is wrong (for the message; the schema already said no)."""
+    return isinstance(value, str) and _general_reference().match(value) is not None
+
+
+def _type_group(types: list[str] | frozenset[str]) -> str:
+    """The alternation ``regenerate.reference_pattern`` writes: longest names first."""
+    return "(" + "|".join(sorted(types, key=lambda t: (-len(t), t))) + ")"
+
+
+def _narrow_references(defs: dict[str, Any], resource_types: frozenset[str], targets: dict[str, list[str]]) -> int:
+    """Point each typed Reference element at a copy of ``Reference`` whose ``reference`` pattern
+    names only that element's target types (``Reference_to_Organization``...), so that the
+    schema itself refuses ``Patient.managingOrganization`` = ``Patient/1``.
+
+    Relative, conditional (``Type?query``) references are narrowed; ``#contained``, ``urn:uuid:``
+    and ``urn:oid:`` references and absolute URLs keep the general shape (their target is not
+    named in the reference). The shared schema dict is never mutated: changed definitions are
+    copied into ``defs``.
+    """
+    base = defs["Reference"]
+    pattern = base["properties"]["reference"]["pattern"]
+    group = _type_group(resource_types)
+    if pattern.count(group) != 2:
+        raise RuntimeError("the schema's Reference.reference pattern is not the one regenerate.py writes")
+    applied = 0
+    for path, types in targets.items():
+        parts = path.split(".")
+        owner = parts[0]
+        for part in parts[1:-1]:
+            prop = defs.get(owner, {}).get("properties", {}).get(part)
+            ref = (prop.get("items") or prop).get("$ref", "") if isinstance(prop, dict) else ""
+            owner = ref.rsplit("/", 1)[-1]
+        last = parts[-1]
+        name = last[:-3] + "Reference" if last.endswith("[x]") else last
+        definition = defs.get(owner)
+        prop = (definition or {}).get("properties", {}).get(name)
+        if not isinstance(prop, dict):
+            continue
+        is_array = "items" in prop
+        if (prop["items"] if is_array else prop).get("$ref") != "#/definitions/Reference":
+            continue
+        narrowed = "Reference_to_" + "_".join(types)
+        if narrowed not in defs:
+            reference = {"type": "string", "pattern": pattern.replace(group, _type_group(types))}
+            defs[narrowed] = {**base, "properties": {**base["properties"], "reference": reference}}
+        ref = {"$ref": f"#/definitions/{narrowed}"}
+        new_prop = {**prop, "items": ref} if is_array else ref
+        defs[owner] = {**definition, "properties": {**definition["properties"], name: new_prop}}
+        applied += 1
+    return applied
 
 
 def _nested_resource_paths(definitions: dict[str, Any]) -> dict[str, dict[str, tuple[str | None, bool]]]:
@@ -366,7 +443,10 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
             calendar = "allOf" in schema_path and schema_path[schema_path.index("allOf") + 1] == 1
             what = "a day that does not exist" if calendar else f"not a valid {datatype} ({_DATE_SHAPES[datatype]})"
             return path, "value", f"{_short(error.instance)} is {what}"
-        meaning = _PATTERN_MEANING.get(datatype, f"is not a valid {datatype or 'value'}")
+        if datatype.startswith("Reference_to_") and _well_formed_reference(error.instance):
+            allowed = " or ".join(datatype.removeprefix("Reference_to_").split("_"))
+            return path, "value", f"{_short(error.instance)} must point at {allowed} (the R4 target types here)"
+        meaning = _PATTERN_MEANING.get(datatype.split("_to_")[0], f"is not a valid {datatype or 'value'}")
         return path, "value", f"{_short(error.instance)} {meaning}"
     if name == "falseSchema" and "dependencies" in (schema_path := list(error.schema_path)):
         # a choice group (regenerate.py correction 10): schema_path [..., "dependencies", present, ...]
@@ -377,6 +457,8 @@ def _describe(error: Any, base: str) -> tuple[str, str, str]:
             prefix = prefix[:-1]
         parent = element_path(base, list(error.instance_path)[:-1])
         return f"{parent}.{prefix}[x]", "structure", f"only one {prefix}[x] may be given, not both {present} and {other}"
+    if name == "maxLength":
+        return path, "too-long", f"a string of {len(error.instance):,} characters exceeds the R4 limit of 1 MiB"
     if name in ("minimum", "maximum"):
         return path, "value", f"{_short(error.instance)} is out of range for this integer type"
     return path, "structure", error.message

@@ -211,6 +211,7 @@ class Ingestor:
         """A work item for a stored message, processed under its own document id."""
         item = _Item(raw_of(doc), doc.get("channel", ""), doc.get("peer", ""), concurrent.futures.Future())
         item.header, item.text = extract_header(item.raw)
+        item.header.resolve_sender(item.peer, self.site)
         item.sha256 = doc["sha256"]
         item.doc_id, item.doc, item.process = doc["_id"], doc, True
         return item
@@ -227,6 +228,7 @@ class Ingestor:
                 return None
             if raw is not None:
                 header, _ = extract_header(raw)
+                header.resolve_sender(doc.get("peer", ""), self.site)
                 if (header.facility_code, header.control_id) != (doc["facility"], doc["control_id"]):
                     raise ValueError("a corrected message must keep MSH-4.1 and MSH-10 of the original "
                                      f"({doc['facility']!r}, {doc['control_id']!r})")
@@ -294,6 +296,7 @@ class Ingestor:
         t0 = time.perf_counter()
         for item in items:
             item.header, item.text = extract_header(item.raw)
+            item.header.resolve_sender(item.peer, self.site)
             item.sha256 = hashlib.sha256(item.raw).hexdigest()
         t1 = time.perf_counter()
         self.stats.seconds["header"] += t1 - t0
@@ -452,7 +455,7 @@ class Ingestor:
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
         try:
-            conversion = self.convert(message, self.site)
+            conversion = self.convert(message, self.site, institution=h.facility_code)
         except HL7Error as e:
             return None, [e]
         except FhirError as e:

@@ -31,6 +31,14 @@ class Settings:
     mllp_tls_cert: Path | None = None
     mllp_tls_key: Path | None = None
     mllp_tls_client_ca: Path | None = None
+    # HTTP request limits: a larger body is refused with 413, a deeper JSON body with 400. R4 caps a
+    # string at 1 MiB; 8 MiB leaves room for transaction Bundles. No FHIR resource nests near 100
+    # levels, and the JSON serialiser gives up around 255.
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 100
+    # browser SMART apps: origins allowed on /fhir and /auth/token besides the registered apps' redirect
+    # URI origins (comma-separated, e.g. "https://app.example,https://other.example")
+    cors_origins: str | None = None
     # tokens
     token_ttl_seconds: int = 3600
     # staff sign-in sessions for the pages: idle and absolute limits

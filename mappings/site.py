@@ -134,7 +134,8 @@ class Site:
         for rel, path in sorted(files.items()):
             if rel.startswith("hl7v2/"):
                 data, _ = _load_checked(path, {"type": "object"}, plain=True)
-                tables[Path(rel).stem] = data
+                # message templates (hl7v2/messages/ADT_A01.yaml) are "messages/ADT_A01"
+                tables[rel[len("hl7v2/"):-len(".yaml")] if rel.startswith("hl7v2/messages/") else Path(rel).stem] = data
                 sources.append(str(path))
 
         merge: dict[str, Any] = {}
@@ -175,7 +176,10 @@ def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
         if base is None:
             continue
         for path in (
-            list(base.glob("*.yaml")) + list(base.glob("codes/*.yaml")) + list(base.glob("hl7v2/*.yaml"))
+            list(base.glob("*.yaml"))
+            + list(base.glob("codes/*.yaml"))
+            + list(base.glob("hl7v2/*.yaml"))
+            + list(base.glob("hl7v2/messages/*.yaml"))
         ):
             files[path.relative_to(base).as_posix()] = path
     return files

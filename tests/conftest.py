@@ -13,7 +13,8 @@ from engine.repository.port import Store
 from engine.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = REPO_ROOT.parent / "shared" / "samples" / "hl7v2"
+# public sample messages kept with the project (tests/data/hl7v2/README.md names sources and licences)
+SAMPLES = REPO_ROOT / "tests" / "data" / "hl7v2"
 
 
 @pytest.fixture

@@ -338,7 +338,7 @@ def test_missing_birth_date_is_accepted_but_invalid_is_refused(site: Site) -> No
     ("change", "field", "component", "code"),
     [
         (("|FNXRMYY|", "|NOWHERE|"), 4, 1, "103"),
-        (("ADT^A04^ADT_A01", "SIU^S12"), 9, 1, "200"),
+        (("ADT^A04^ADT_A01", "QBP^Q22"), 9, 1, "200"),  # a query: not a feed huren converts
         (("ADT^A04^ADT_A01", "ADT^A99"), 9, 2, "201"),
         (("ADT^A04^ADT_A01", "ORU^R30"), 9, 2, "201"),
     ],

@@ -23,8 +23,6 @@ from tests.test_convert import assert_valid_bundle, one
 FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
 # what each refused sample lacks, by file-name prefix: (segment, field, 0357 code)
 REFUSED = {
-    "IG-test_conversions_SIU_S12": ("MSH", 9, "200"),  # scheduling: not converted by huren
-    "IG-test_conversions_VXU_V04": ("MSH", 9, "200"),  # immunisation: not converted by huren
     "09_": ("MSH", 10, "101"),
     "12_": ("MSH", 10, "101"),
     "14_": ("MSH", 10, "101"),
@@ -33,10 +31,10 @@ REFUSED = {
     "39_": ("MSH", 10, "101"),
     "40_": ("MSH", 10, "101"),
     "res_sample_": ("MSH", 2, "102"),  # MSH-2 '^~\\&' with a doubled backslash
-    "32_": ("OBR", 4, "101"),  # OBR-4 empty: no test or exam named
-    "33_": ("OBR", 4, "101"),
     "18_": ("PID", 3, "101"),  # PID-3 empty: no patient to file the result under
     "23_": ("PID", 3, "101"),
+    "46_": ("MSH", 4, "103"),  # MSH-4 empty: no registered sender
+    "py01_": ("PID", 7, "102"),  # PID-7 '196203520': no 52nd day of a month
 }
 NO_FACILITY = ("01_", "02_", "03_", "04_", "05_", "06_", "07_", "11_", "16_", "24_", "28_", "29_", "30_")
 
@@ -124,7 +122,11 @@ def test_ig_adt_a01_matches_the_ig_authors_bundle(sample_site: Site) -> None:
 
 def test_unmapped_segments_are_reported(sample_site: Site) -> None:
     conv = _ig_adt(sample_site)
-    segments = {u["segment"] for u in conv.unmapped if u["kind"] == "segment"}
-    assert "IN3" in segments and "PD1" not in segments
+    assert not [u for u in conv.unmapped if u["kind"] == "segment"]  # every segment of it is mapped
+    coverage = one(conv, "Coverage")  # IN1 with its IN3
+    assert coverage["payor"]
+    text = (SAMPLES / "hl7-v2-to-fhir-ig" / "IG-test_conversions_ADT_A01.hl7").read_text()
+    local = convert(parse(text.rstrip("\r\n") + "\rZPV|1|local visit data\r"), sample_site)
+    assert [u["segment"] for u in local.unmapped if u["kind"] == "segment"] == ["ZPV"]
     patient = one(conv, "Patient")
     assert patient["generalPractitioner"][0]["display"] == "Gordon Smith"  # PD1-4

@@ -194,7 +194,9 @@ def test_unmapped_code_and_unit_are_kept_and_listed(site: Site) -> None:
     assert obs["code"]["coding"] == [
         {"system": "urn:huren:code:FNXRMYY", "code": "NEWTEST", "display": "新项目"}
     ]
-    assert obs["valueQuantity"] == {"value": 5, "unit": "furlongs"}
+    # the unit code is kept as sent, in the institution's unit system (not UCUM)
+    assert obs["valueQuantity"] == {"value": 5, "unit": "furlongs", "system": "urn:huren:unit:FNXRMYY",
+                                    "code": "furlongs"}
     assert {"institution": "FNXRMYY", "kind": "code", "code": "NEWTEST", "where": "OBX-3"} in conv.unmapped
     assert {"institution": "FNXRMYY", "kind": "unit", "code": "furlongs", "where": "OBX-6"} in conv.unmapped
 
@@ -325,3 +327,10 @@ def test_reference_ranges_keep_their_unit_per_result(site: Site) -> None:
     assert grams["referenceRange"][0]["low"]["value"] == 130
     unit = {k: litres["valueQuantity"][k] for k in ("unit", "system", "code") if k in litres["valueQuantity"]}
     assert litres["referenceRange"][0]["high"] == {"value": 175, **unit}
+
+
+def test_repeating_value_keeps_every_repetition(site: Site) -> None:
+    obs, _ = observe(site, "OBX|1|NM|BP^血压^L||120~80|mm[Hg]^mmHg^UCUM|||||F")
+    assert obs["valueQuantity"]["value"] == 120
+    assert [c["valueQuantity"]["value"] for c in obs["component"]] == [80]
+    assert obs["component"][0]["code"] == obs["code"]

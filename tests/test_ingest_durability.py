@@ -145,7 +145,7 @@ def test_recovery_finishes_messages_stored_but_not_processed(settings: Settings,
     """A crash between storing the raw message and processing it: the next start finishes it."""
     with Engine(settings) as engine:
 
-        def crash(message: Any, site: Any) -> Any:
+        def crash(message: Any, site: Any, **_: Any) -> Any:
             raise KeyboardInterrupt("power cut")  # not an Exception: nothing in the pipeline catches it
 
         real = engine.ingestor.convert

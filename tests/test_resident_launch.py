@@ -201,6 +201,33 @@ def test_refresh_rotates_and_reuse_revokes_the_grant(http, engine):
     assert http.get("/probe/Observation", headers=bearer(second["access_token"])).status_code == 401
 
 
+def test_public_app_refreshes_without_client_id_like_the_smart_js_library(http, engine):
+    first = launch(http, engine)
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert second["patient"] == first["patient"] and second["refresh_token"] != first["refresh_token"]
+    assert http.get("/probe/Observation", headers=bearer(second["access_token"])).status_code == 200
+    # rotation still holds: the used token replayed without client_id revokes the grant
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert http.get("/probe/Observation", headers=bearer(second["access_token"])).status_code == 401
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": "not-a-token"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_a_confidential_clients_refresh_token_still_needs_its_credentials(http, engine):
+    """RFC 6749 §6: the token identifies a confidential client but does not authenticate it."""
+    tokens = launch(http, engine)
+    resident = engine.auth.resident
+    doc = next(d for d in resident.refresh.find({}) if not d["used"])
+    engine.auth.registry.add("confidential-app", scopes=SCOPE.split(), kind="patient-app",
+                             redirect_uris=["https://conf.example/cb"])
+    resident.refresh.update(doc["_id"], {"client_id": "confidential-app"})
+    r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+
+
 def test_introspection_and_revocation(http, engine):
     tokens = launch(http, engine)
     secret = engine.auth.registry.add("gateway", scopes=["system/*.rs"], kind="system")
@@ -324,33 +351,126 @@ def test_invalid_id_number_is_a_clear_page_error(http, engine):
     assert r.status_code == 400 and "valid 18-character" in r.text
 
 
-def test_wrong_codes_lock_the_id_number_out(http, engine):
+def start_login(http, engine, number: str) -> tuple[str, object]:
+    """Open a fresh sign-in request and ask for a code; (request id, code page response)."""
     _, challenge = pkce()
     rid = request_id(http.get("/auth/authorize", params=authorize_params(engine, challenge)).text)
-    http.post("/auth/authorize/login", data={"request_id": rid, "national_id": ZHANG})
+    return rid, http.post("/auth/authorize/login", data={"request_id": rid, "national_id": number})
+
+
+def other_device(app, address: str) -> TestClient:
+    """Another phone: its own client address and cookie jar, same server."""
+    return TestClient(app, base_url="https://huren.test", client=(address, 40000))
+
+
+def wrong_code(right: str) -> str:
+    return "111111" if right != "111111" else "222222"
+
+
+def wait_passes(engine, address: str = "testclient") -> None:
+    """Let the backoff of ``address`` run out (instead of sleeping through it)."""
+    limits = engine.auth.resident.limits
+    doc = limits.get("wait:" + address)
+    if doc is not None:
+        limits.replace({**doc, "until": 0})
+
+
+def test_wrong_codes_kill_the_challenge_not_the_id_number(app, http, engine):
+    rid, page = start_login(http, engine, ZHANG)
     right = outbox(engine)[-1]["code"]
-    wrong = "111111" if right != "111111" else "222222"
     for _ in range(4):
-        r = http.post("/auth/authorize/verify", data={"request_id": rid, "code": wrong})
+        r = http.post("/auth/authorize/verify", data={"request_id": rid, "code": wrong_code(right)})
         assert r.status_code == 400 and "not right" in r.text
-    r = http.post("/auth/authorize/verify", data={"request_id": rid, "code": wrong})
-    assert "locked" in r.text
-    # even the right code (and a fresh request) is refused while locked
-    r = http.post("/auth/authorize/verify", data={"request_id": rid, "code": right})
+        wait_passes(engine)
+    r = http.post("/auth/authorize/verify", data={"request_id": rid, "code": wrong_code(right)})
+    assert r.status_code == 400 and "no longer works" in r.text
+    wait_passes(engine)
+    # the dead code stays dead, even when the right one is tried now
+    r = http.post("/auth/authorize/verify", data={"request_id": rid, "code": right}, follow_redirects=False)
     assert r.status_code == 400
-    rid2 = request_id(http.get("/auth/authorize", params=authorize_params(engine, challenge)).text)
-    r = http.post("/auth/authorize/login", data={"request_id": rid2, "national_id": ZHANG})
-    assert r.status_code == 400 and "locked" in r.text
+    # the owner, on their own phone, signs in at once: the ID number is not locked
+    with other_device(app, "10.0.0.2") as phone:
+        verifier, challenge = pkce()
+        location = sign_in(phone, engine, ZHANG, challenge)
+        assert parse_qs(urlsplit(location).query)["code"]
 
 
-def test_codes_per_id_number_are_rate_limited(http, engine):
-    _, challenge = pkce()
-    statuses = []
-    for _ in range(4):
-        rid = request_id(http.get("/auth/authorize", params=authorize_params(engine, challenge)).text)
-        statuses.append(http.post("/auth/authorize/login", data={"request_id": rid, "national_id": LI}).status_code)
+def test_attacker_hammering_an_id_number_cannot_keep_its_owner_out(app, engine):
+    attacker = other_device(app, "203.0.113.9")
+    refused = 0
+    for _ in range(12):  # request codes for Zhang's number and guess each one wrong, over and over
+        rid, page = start_login(attacker, engine, ZHANG)
+        if page.status_code != 200:
+            refused += 1
+            continue
+        for _ in range(5):
+            attacker.post("/auth/authorize/verify", data={"request_id": rid, "code": "000000"})
+    assert refused >= 9  # the attacker's address is throttled and backs off ...
+    r = attacker.post("/auth/authorize/login", data={"request_id": start_login(attacker, engine, LI)[0],
+                                                     "national_id": LI})
+    assert r.status_code == 400 and ("wait" in r.text or "Too many" in r.text)
+    # ... while Zhang, from another address, signs in and gets tokens
+    with other_device(app, "198.51.100.7") as phone:
+        tokens = launch(phone, engine, ZHANG)
+        assert tokens["patient"] in ("fn-zhang", "fz-zhang")
+
+
+def test_wrong_codes_make_the_sending_address_wait_longer_each_time(settings):
+    s = settings.with_(extra={"resident_auth": {"code_attempts": 20}})
+    with Engine(s) as engine:
+        ingest(engine, patient("fn-li", LI, "李四", "female", "1992-11-20", "urn:huren:mrn:FNXRMYY", "139"))
+        engine.auth.registry.add(APP, scopes=SCOPE.split(), kind="patient-app", redirect_uris=[REDIRECT],
+                                 public=True)
+        with other_device(create_app(engine), "203.0.113.10") as attacker:
+            rid, _ = start_login(attacker, engine, LI)
+
+            def guess() -> str:
+                return attacker.post("/auth/authorize/verify", data={"request_id": rid, "code": "000000"}).text
+
+            for _ in range(4):  # three free mistakes (a resident mistypes), then the waiting starts
+                assert "not right" in guess()
+            waits = []
+            for _ in range(4):
+                waits.append(int(re.search(r"wait (\d+) seconds", guess()).group(1)))
+                wait_passes(engine, "203.0.113.10")
+                assert "not right" in guess()
+            assert waits == [2, 4, 8, 16]
+
+
+def test_a_spread_out_attack_meets_the_per_id_ceiling_but_not_the_owners_phone(settings):
+    s = settings.with_(extra={"resident_auth": {"sends_per_id": 4}})
+    with Engine(s) as engine:
+        ingest(engine, patient("fn-zhang", ZHANG, "张三", "male", "1990-01-01", "urn:huren:mrn:FNXRMYY", "138"))
+        engine.auth.registry.add(APP, scopes=SCOPE.split(), kind="patient-app", redirect_uris=[REDIRECT],
+                                 public=True)
+        app = create_app(engine)
+        with other_device(app, "198.51.100.7") as phone:
+            launch(phone, engine, ZHANG)  # Zhang signed in on this phone before: it got a device cookie
+            assert phone.cookies.get("huren_device")
+            for i in range(4):  # a botnet asks for codes from many addresses
+                with other_device(app, f"203.0.113.{20 + i}") as bot:
+                    start_login(bot, engine, ZHANG)
+            with other_device(app, "203.0.113.99") as bot:
+                rid, page = start_login(bot, engine, ZHANG)
+                assert page.status_code == 400 and "phone you used before" in page.text
+            assert launch(phone, engine, ZHANG)["patient"] == "fn-zhang"  # the known phone still gets in
+
+
+def test_codes_per_id_number_and_address_are_rate_limited(app, http, engine):
+    statuses = [start_login(http, engine, LI)[1].status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 400]
     assert len(outbox(engine)) == 3
+    with other_device(app, "10.0.0.3") as phone:  # the same number from another phone is not refused
+        assert start_login(phone, engine, LI)[1].status_code == 200
+
+
+def test_limits_are_data_and_unknown_overrides_are_refused(settings):
+    from engine.auth.resident import Policy
+
+    assert Policy.load().code_attempts == 5
+    assert Policy.load({"code_attempts": 3}).code_attempts == 3
+    with pytest.raises(ValueError, match="max_failures"):
+        Policy.load({"max_failures": 5})
 
 
 def test_expired_login_code_is_refused(settings):
@@ -394,3 +514,29 @@ def test_expired_state_is_purged_but_live_state_kept(http, engine):
     r = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": live["refresh_token"],
                                        "client_id": APP})
     assert r.status_code == 200
+
+
+def test_a_residents_app_may_not_store_home_measurements(http, engine):
+    """Even an app registered with write scopes gets read and search only for a resident: the shared
+    record holds what member institutions sent."""
+    engine.auth.registry.add("bp-diary", scopes=["launch/patient", "patient/Observation.cruds"], kind="patient-app",
+                             redirect_uris=["https://bp.example/cb"], public=True)
+    _, challenge = pkce()
+    r = http.get("/auth/authorize", params=authorize_params(
+        engine, challenge, client_id="bp-diary", redirect_uri="https://bp.example/cb",
+        scope="launch/patient patient/Observation.c"), follow_redirects=False)
+    q = parse_qs(urlsplit(r.headers["location"]).query)
+    assert q["error"] == ["invalid_scope"] and "read and search" in q["error_description"][0]
+
+
+def test_userinfo_names_the_person_and_their_record(http, engine):
+    tokens = launch(http, engine)
+    r = http.get("/auth/userinfo", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert r.json() == {"sub": claims["sub"], "fhirUser": claims["fhirUser"]}
+    assert http.get("/.well-known/openid-configuration").json()["userinfo_endpoint"].endswith("/auth/userinfo")
+    system = engine.auth.issue_system_token("his", "system/*.rs")
+    r = http.get("/auth/userinfo", headers=bearer(system))
+    assert r.status_code == 403 and r.json()["error"] == "insufficient_scope"
+    assert http.get("/auth/userinfo").status_code == 401

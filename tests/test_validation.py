@@ -83,11 +83,20 @@ def test_examples_from_the_r4_specification_pass(validator: Validator, name: str
     assert validator.is_valid(example(name))
 
 
-def test_a_valid_r4_observation_without_performer_breaks_hurens_rule(validator: Validator) -> None:
-    issues = issues_of(validator, example("Observation-bmi"))
-    assert [i["expression"] for i in issues] == [["Observation.performer"]]
-    assert issues[0]["code"] == "required"
-    assert "required by huren" in issues[0]["diagnostics"]
+def test_a_vital_sign_needs_no_performer_but_a_result_that_can_enter_recognition_does(validator: Validator) -> None:
+    bmi = example("Observation-bmi")
+    assert "performer" not in bmi and bmi["category"][0]["coding"][0]["code"] == "vital-signs"
+    validator.validate(bmi)  # an R4 vital sign: R4 structure and a Patient subject are enough
+    category = "http://terminology.hl7.org/CodeSystem/observation-category"
+    as_lab = {**bmi, "category": [{"coding": [{"system": category, "code": "laboratory"}]}]}
+    without_category = {k: v for k, v in bmi.items() if k != "category"}
+    for result in (as_lab, without_category):
+        issues = issues_of(validator, result)
+        assert [i["expression"] for i in issues] == [["Observation.performer"]]
+        assert issues[0]["code"] == "required"
+        assert "required by huren" in issues[0]["diagnostics"]
+    del bmi["subject"]  # every Observation still needs its patient
+    assert [i["expression"] for i in issues_of(validator, bmi)] == [["Observation.subject"]]
 
 
 def test_the_lab_result_shape_passes(validator: Validator) -> None:

@@ -1,9 +1,9 @@
 """HL7 v2 → FHIR R4 conversion: ``convert(message, site) -> Conversion``.
 
-Routing by MSH-9: HIS ADT events (``his``), LIS results and orders (``lis``), PACS orders,
-imaging reports and documents (``pacs``). An ORU^R01 or ORM^O01 goes to PACS when it carries
-imaging content (ZDS/IPC segments, an imaging diagnostic service section in OBR-24, or a study
-UID in an OBX), else to the LIS. The output is one FHIR ``transaction`` Bundle of PUTs at
+Routing by MSH-9 to a message template (``mappings/hl7v2/messages/<STRUCTURE>.yaml``, run by
+``templates``): the template names the message's segment groups and the resources each makes, or
+hands the message to a named handler (``builders``: the ORC/OBR/OBX result families, where an
+ORU^R01 or ORM^O01 goes to PACS when it carries imaging content, else to the LIS). The output is one FHIR ``transaction`` Bundle of PUTs at
 deterministic ids plus a Provenance naming the source message; problems that do not stop the
 conversion are ``warnings`` (HL7Error, severity W); codes and segments with no mapping are listed
 in ``unmapped`` for the fidelity report.
@@ -11,11 +11,14 @@ in ``unmapped`` for the fidelity report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.convert import common, his, lis, pacs
+from adapters.convert import (
+    builders,  # noqa: F401  (registers the builders templates name)
+    common,
+    templates,
+)
 from adapters.convert.context import Context
 from adapters.hl7v2.errors import (
     TABLE_VALUE_NOT_FOUND,
@@ -24,9 +27,10 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.parser import Message
+from adapters.hl7v2.senders import sender_institution
 from mappings.site import Site
 
-__all__ = ["Conversion", "convert"]
+__all__ = ["Conversion", "convert", "template_for"]
 
 
 @dataclass
@@ -45,35 +49,26 @@ class Conversion:
         return [e["resource"] for e in self.bundle["entry"]]
 
 
-def _route(ctx: Context) -> Callable[[Context], None]:
+def template_for(ctx: Context) -> dict[str, Any]:
+    """The message template (``mappings/hl7v2/messages/``) for MSH-9: an event's own template
+    (``ADT_A41``) when its meaning differs from its structure's, else the structure's, the
+    structure found through table 0354 (``event_structures.yaml``) or MSH-9.3."""
     msh = ctx.message.msh
     mtype, event = msh.message_type, msh.trigger_event
-    if mtype == "ADT":
-        if event in his.ADT_EVENTS:
-            return his.convert_adt
-        if event in his.MERGE_EVENTS:
-            return his.convert_merge
-        raise _unsupported_event(msh, event)
-    if mtype == "ORU":
-        if event != "R01":
-            raise _unsupported_event(msh, event)
-        return pacs.convert_imaging_report if pacs.is_imaging(ctx) else lis.convert_lab
-    if mtype == "ORM":
-        if event != "O01":
-            raise _unsupported_event(msh, event)
-        return pacs.convert_imaging_order if pacs.is_imaging(ctx) else lis.convert_lab
-    if (mtype, event) in (("OUL", "R22"), ("OML", "O21")):
-        return lis.convert_lab
-    if (mtype, event) == ("OMG", "O19"):
-        return pacs.convert_imaging_order
-    if mtype == "MDM":
-        if event in ("T01", "T02", "T03", "T04", "T05", "T06", "T07", "T08", "T09", "T10", "T11"):
-            return pacs.convert_document
-        raise _unsupported_event(msh, event)
-    if mtype in ("OUL", "OML", "OMG"):
+    tables = ctx.site.tables
+    spec = tables.get(f"messages/{mtype}_{event}") if event else None
+    if spec is None:
+        structure = (tables.get("event_structures") or {}).get(f"{mtype}_{event}") or msh.value(9, comp=3)
+        spec = tables.get(f"messages/{structure}") if structure else None
+    if spec is not None and event and spec.get("events") and event not in spec["events"]:
+        spec = None
+    if spec is not None:
+        return spec
+    types = sorted({k.split("/", 1)[1].split("_", 1)[0] for k in tables if k.startswith("messages/")})
+    if mtype in types:
         raise _unsupported_event(msh, event)
     raise HL7Error(
-        f"message type {mtype} is not converted by huren (supported: ADT, ORU, ORM, OUL, OML, OMG, MDM)",
+        f"message type {mtype} is not converted by huren (supported: {', '.join(types)})",
         segment="MSH",
         sequence=1,
         field=9,
@@ -95,10 +90,14 @@ def _unsupported_event(msh: Any, event: str) -> HL7Error:
     )
 
 
-def convert(message: Message, site: Site) -> Conversion:
-    """Convert one parsed message for the institution named in MSH-4.1. Raises ``HL7Error``."""
+def convert(message: Message, site: Site, institution: str | None = None) -> Conversion:
+    """Convert one parsed message for the institution that sent it: ``institution`` when the
+    caller resolved it (from the listener too), else MSH-4.1 through the site's sender table.
+    Raises ``HL7Error``."""
     msh = message.msh
-    code = msh.sending_facility.strip()
+    code = institution if institution is not None else sender_institution(
+        msh.sending_facility, msh.sending_application, "", site
+    )
     institution = site.institution(code)
     if institution is None:
         raise HL7Error(
@@ -111,7 +110,7 @@ def convert(message: Message, site: Site) -> Conversion:
             ack_code="AR",
         )
     ctx = Context(message=message, site=site, institution=institution)
-    _route(ctx)(ctx)
+    templates.convert(ctx, template_for(ctx))
     common.provenance(ctx)
     return Conversion(
         bundle=common.bundle(ctx),

@@ -1,12 +1,14 @@
-"""Resources every feed shares: the sending Organization, Practitioners, the Patient (with the
-national resident ID checked against PID-7/PID-8), the Encounter, coded items with the
-institution's code map, and the Provenance of the message."""
+"""Resources every feed shares: the Patient (with the national resident ID checked against
+PID-7/PID-8), the Encounter, coded items with the institution's code map, and the Provenance of
+the message. The sending Organization, Practitioners and Locations live in ``actors`` (re-exported
+here), which data type converters use without importing this module."""
 
 from __future__ import annotations
 
 import datetime as _dt
 from typing import Any
 
+from adapters.convert.actors import organization
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
 from adapters.convert.engine import apply_table
@@ -16,7 +18,7 @@ from adapters.hl7v2.parser import Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
-from mappings.site import Site, urn_part
+from mappings.site import Site
 
 Resource = dict[str, Any]
 
@@ -25,86 +27,7 @@ RECOGNITION_ITEM = "urn:huren:recognition-item"
 RECOGNITION_REASON = "urn:huren:recognition-reason"
 DICOM_UID = "urn:dicom:uid"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
-INSTITUTION_SYSTEM = "urn:huren:institution"
 HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
-
-
-def organization(ctx: Context) -> dict[str, str]:
-    """The sending facility (MSH-4) as the Organization that performs every result."""
-    inst = ctx.institution
-    org = {
-        "resourceType": "Organization",
-        "identifier": [{"system": INSTITUTION_SYSTEM, "value": inst.code}],
-        "active": True,
-        "name": inst.name,
-        "partOf": None,
-    }
-    org.pop("partOf")
-    ref = ctx.put(org, inst.code)
-    return {**ref, "display": inst.name}
-
-
-def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
-    """XCN → Practitioner (keyed by XCN-1 id, else by name) → Reference with display."""
-    ident = rep.comp(1).strip()
-    family, given = rep.comp(2, 1).strip(), rep.comp(3).strip()
-    if not ident and not family and not given:
-        return None
-    name: dict[str, Any] = {}
-    if family:
-        name["family"] = family
-    if given:
-        name["given"] = [given]
-    display = (family + given) if _cjk(family + given) else " ".join(p for p in (given, family) if p)
-    if display:
-        name["text"] = display
-    res: Resource = {"resourceType": "Practitioner"}
-    # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
-    # sent with and without XCN-9 is one Practitioner
-    authority = rep.comp(9, 1).strip() or ctx.code
-    if ident:
-        system = (
-            f"urn:huren:practitioner:{ctx.urn_code}"
-            if authority == ctx.code
-            else f"urn:huren:id:{urn_part(authority)}"
-        )
-        res["identifier"] = [{"system": system, "value": ident}]
-    if name:
-        res["name"] = [name]
-    key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
-    ref: dict[str, Any] = ctx.put(res, key)
-    if display:
-        ref["display"] = display
-    return ref
-
-
-_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
-
-
-def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
-    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
-    care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
-    facility = rep.comp(4, 1).strip()
-    building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
-    if not (care or room or bed or description):
-        return None
-    display = " ".join(p for p in (description or care, room, bed) if p)
-    res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
-    if description and care:
-        res["alias"] = [care]
-    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
-    res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
-    where = " ".join(p for p in (building, floor) if p)
-    if where:
-        res["description"] = where
-    if not facility or facility == ctx.code:
-        res["managingOrganization"] = organization(ctx)
-    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
-    return {**ref, "display": display}
-
-
-def _cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 # --- Patient -------------------------------------------------------------------------------------
@@ -237,6 +160,15 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         res.pop("deceasedBoolean", None)
     if "multipleBirthInteger" in res:
         res.pop("multipleBirthBoolean", None)
+    if len(res["identifier"]) > len(identifiers):  # PID-2/PID-4 again when they stood in for PID-3
+        seen: set[tuple[Any, Any]] = set()
+        unique = []
+        for ident in res["identifier"]:
+            mark = (ident.get("system"), ident.get("value"))
+            if mark not in seen:
+                seen.add(mark)
+                unique.append(ident)
+        res["identifier"] = unique
     res["managingOrganization"] = organization(ctx)
     ref = ctx.put(res, key)
     names = res.get("name") or []
@@ -282,13 +214,25 @@ def encounter(
     apply_table("pv1_encounter", {"PV1": pv1}, ctx, res)
     if pv2 is not None:
         apply_table("pv2_encounter", {"PV2": pv2}, ctx, res)
-    if status == "unknown" and pv1.value(45):
-        res["status"] = "finished"
+    res["status"] = _encounter_status(pv1, status)
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for ident in res.get("identifier", ()):
         ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
+
+
+def _encounter_status(pv1: Segment, by_event: str) -> str:
+    """The status the trigger event gives (``unknown`` outside ADT), unless PV1 says more: a
+    discharge time (PV1-45) means the visit is finished, patient class P (pre-admit, PV1-2) that
+    it is planned. Cancellations and deletions keep the event's status."""
+    if by_event in ("cancelled", "entered-in-error"):
+        return by_event
+    if pv1.value(45):
+        return "finished"
+    if pv1.value(2).strip().upper() == "P" and by_event in ("unknown", "in-progress", "arrived"):
+        return "planned"
+    return by_event
 
 
 # --- codes ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from adapters.convert.actors import location, practitioner
 from adapters.convert.context import Context
 from adapters.convert.tables import coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
@@ -131,6 +132,8 @@ def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, A
         mapped = vocabulary(ctx.site, table).get(text)
         if mapped is None:
             ctx.note_unmapped(table, text)
+            return None
+        if mapped == "":  # a known value that deliberately maps to nothing
             return None
     coding: dict[str, Any] = {"system": rule["system"]}
     if isinstance(mapped, dict):
@@ -418,16 +421,12 @@ def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     """XCN → Reference to a Practitioner built from the person's id and name."""
-    from adapters.convert.common import practitioner
-
     return practitioner(rep, ctx)
 
 
 def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     """PL → Location (IG "PL to Location"): point of care, room, bed, with the facility (PL-4),
     building (PL-7), floor (PL-8) and description (PL-9) → Reference with display."""
-    from adapters.convert.common import location
-
     return location(rep, ctx)
 
 
@@ -445,6 +444,50 @@ def nm_quantity(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | N
             qty["system"] = "http://unitsofmeasure.org"
             qty["code"] = ucum
     return qty
+
+
+def nm_number(rep: Repetition, rule: Rule, ctx: Context) -> int | float | None:
+    """NM (a component of) → JSON number (RXA-6 amount, FT1-10 quantity)."""
+    text = _value(rep, rule)
+    return decimal(text) if text else None
+
+
+def unit(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CWE units (code^text^system) → the unit part of a Quantity; UCUM when the sender says so
+    or the site's unit map knows the spelling."""
+    code, text, system = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip().upper()
+    if not code and not text:
+        return None
+    out: dict[str, Any] = {"unit": text or code}
+    ucum = code if code and system in ("UCUM", "ANS+") else ctx.site.ucum(ctx.code, code or text)
+    if ucum:
+        out["system"] = "http://unitsofmeasure.org"
+        out["code"] = ucum
+    return out
+
+
+def money(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CP/MO (amount&currency in component 1) → Money."""
+    amount = rep.comp(1, 1).strip()
+    if not amount:
+        return None
+    out: dict[str, Any] = {"value": decimal(amount)}
+    currency = rep.comp(1, 2).strip().upper()
+    if len(currency) == 3 and currency.isalpha():
+        out["currency"] = currency
+    return out
+
+
+def display_ref(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CWE naming something huren keeps no resource for (a vaccine manufacturer, a scheduled
+    piece of equipment) → a Reference by display, with the code as its identifier."""
+    code, text, system_name = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
+    if not code and not text:
+        return None
+    ref: dict[str, Any] = {"display": text or code}
+    if code:
+        ref["identifier"] = {"system": coding_system(ctx.site, system_name, ctx.local_system), "value": code}
+    return ref
 
 
 CONVERTERS: dict[str, Converter] = {
@@ -470,4 +513,8 @@ CONVERTERS: dict[str, Converter] = {
     "XCN": xcn,
     "PL": pl,
     "NM_QUANTITY": nm_quantity,
+    "NUMBER": nm_number,
+    "UNIT": unit,
+    "MONEY": money,
+    "DISPLAY_REF": display_ref,
 }

@@ -3,8 +3,10 @@
 A rule names a field, a data type converter (``datatypes.CONVERTERS``) and a target path:
 ``a.b`` sets nested elements, ``a[]`` appends to a list; ``into`` + ``wrap`` put the converted
 value inside a fixed element (``{type: ..., individual: <value>}``); ``only_if_empty`` fills a
-target only when an earlier rule did not. A value that fails conversion is a warning and is left
-out, unless the rule is ``required`` or ``strict`` — then it is an AE located at segment, field and
+target only when an earlier rule did not; ``merge`` adds a converted dict to what the target
+holds (a Quantity's value from one field, its unit from the next); ``with`` adds constant elements
+to the converted value (an identifier's type); ``skip`` lists sent values that mean "none".
+A value that fails conversion is a warning and is left out, unless the rule is ``required`` or ``strict`` — then it is an AE located at segment, field and
 component (``required`` also refuses a missing value).
 """
 
@@ -67,12 +69,12 @@ def _compiled(spec: dict[str, Any]) -> Plan:
     return plan
 
 
-def _json_copy(value: Any) -> Any:
+def json_copy(value: Any) -> Any:
     """Copy of a YAML/JSON value (dicts, lists, scalars): a fraction of ``copy.deepcopy``'s cost."""
     if isinstance(value, dict):
-        return {k: _json_copy(v) for k, v in value.items()}
+        return {k: json_copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_copy(v) for v in value]
+        return [json_copy(v) for v in value]
     return value
 
 
@@ -101,6 +103,9 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     component = rule.get("component")
     into = rule.get("into")
     wrap = rule.get("wrap", {})
+    extra = rule.get("with")  # constant elements merged into the converted value
+    skip = frozenset(str(v) for v in rule.get("skip", ()))  # sent values that mean "nothing"
+    merge = bool(rule.get("merge"))  # merge a dict value into what the target already holds
     default: Any = None
     if has_default:
         default = rule["default"]
@@ -115,6 +120,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
             reps = reps[:1]
         produced = False
         for rep in reps:
+            if skip and rep.comp(1).strip() in skip:
+                continue
             try:
                 value = converter(rep, rule, ctx)
             except ValueError as exc:
@@ -123,17 +130,25 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                     raise err from None
                 ctx.warn(err)
                 continue
-            if value is None or value == {} or value == []:
-                continue
+            if value is None or (not value and value is not False and value != 0):
+                continue  # nothing converted ({}, [], ""); False and 0 are values
+            if extra and isinstance(value, dict):
+                value.update(json_copy(extra))
             if into is not None:
-                element = _json_copy(wrap)
+                element = json_copy(wrap)
                 element[into] = value
                 value = element
+            if merge and isinstance(value, dict):
+                current = _get(resource, path)
+                if isinstance(current, dict):
+                    current.update(value)
+                    produced = True
+                    continue
             set_value(resource, value)
             produced = True
         if not produced:
             if has_default:
-                set_value(resource, _json_copy(default))
+                set_value(resource, json_copy(default))
             elif required:
                 raise seg.error(f"{seg.name}-{field_no} is required", field_no, code=REQUIRED_FIELD_MISSING)
 
@@ -195,6 +210,17 @@ def _setter(path: Path) -> Callable[[Resource, Any], None]:
                 node = node.setdefault(key, {})
 
     return nested
+
+
+_SETTERS: dict[str, Callable[[Resource, Any], None]] = {}
+
+
+def set_path(resource: Resource, path: str, value: Any) -> None:
+    """Set ``value`` at a rule-style path (``a.b``, ``a[]``, ``a[].b``) of ``resource``."""
+    setter = _SETTERS.get(path)
+    if setter is None:
+        setter = _SETTERS[path] = _setter(_compile_path(path))
+    setter(resource, value)
 
 
 def _get(resource: Resource, path: Path) -> Any:

@@ -1,55 +1,20 @@
-"""HIS ADT feeds → Patient, Encounter, Practitioner, Organization, Condition (DG1),
-AllergyIntolerance (AL1), RelatedPerson (NK1), Coverage (IN1); merges (A34/A40) → Patient.link."""
+"""HIS patient administration: the segment converters ADT templates name (RelatedPerson from
+NK1, AllergyIntolerance from AL1, Condition from DG1, Coverage from IN1) and the merge handler
+(A34/A40/A47: Patient.link replaces / replaced-by)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from adapters.convert import common, results
+from adapters.convert import common
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
-from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Segment
 
-ADT_EVENTS = frozenset(
-    {"A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A11", "A12", "A13", "A28", "A31"}
-)
-MERGE_EVENTS = frozenset({"A34", "A40"})
 # segments that carry nothing to map (envelope, or only repeat data mapped elsewhere)
 _CONSUMED = frozenset({"MSH", "EVN", "PID", "PD1", "PV1", "PV2", "NK1", "AL1", "DG1", "IN1", "MRG", "OBX"})
-
-
-def convert_adt(ctx: Context) -> None:
-    msg = ctx.message
-    event = msg.msh.trigger_event or (msg.get("EVN").value(1) if msg.get("EVN") else "")
-    pid = msg.get("PID")
-    if pid is None:
-        raise HL7Error(
-            "ADT message has no PID segment", segment="PID", sequence=1, code=REQUIRED_FIELD_MISSING
-        )
-    common.organization(ctx)
-    pkey, pref = common.patient(pid, ctx)
-    pv1 = msg.get("PV1")
-    enc_ref = None
-    if pv1 is not None and event not in ("A28", "A31") and _has_visit(pv1):
-        status = vocabulary(ctx.site, "encounter_status_by_event").get(event, "unknown")
-        enc_ref = common.encounter(pv1, msg.get("PV2"), ctx, pref, pkey, status)
-    for nk1 in msg.all("NK1"):
-        _related_person(nk1, ctx, pref, pkey)
-    for al1 in msg.all("AL1"):
-        _allergy(al1, ctx, pref, pkey)
-    for dg1 in msg.all("DG1"):
-        _condition(dg1, ctx, pref, pkey, enc_ref)
-    for in1 in msg.all("IN1"):
-        _coverage(in1, ctx, pref, pkey)
-    _observations(ctx, pref, pkey, enc_ref)
-    _report_unmapped(ctx, _CONSUMED)
-
-
-def _has_visit(pv1: Segment) -> bool:
-    return any(pv1.has(n) for n in (2, 3, 19, 44))
 
 
 def convert_merge(ctx: Context) -> None:
@@ -65,7 +30,7 @@ def convert_merge(ctx: Context) -> None:
         elif seg.name == "MRG":
             if current is None:
                 raise seg.error("MRG without a preceding PID", code="100")
-            _merge(seg, ctx, current)
+            merge(seg, ctx, current)
             pairs += 1
     if not pairs:
         raise HL7Error(
@@ -74,7 +39,7 @@ def convert_merge(ctx: Context) -> None:
     _report_unmapped(ctx, _CONSUMED)
 
 
-def _merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
+def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
     skey, sref = survivor
     old_reps = [r for r in mrg.reps(1) if r.comp(1).strip()]
     if not old_reps:
@@ -112,7 +77,7 @@ def _merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> 
     )
 
 
-def _related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str] | None:
     res: dict[str, Any] = {
         "resourceType": "RelatedPerson",
         "active": True,
@@ -120,12 +85,12 @@ def _related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str)
     }
     apply_table("nk1_relatedperson", {"NK1": nk1}, ctx, res)
     if len(res) <= 3:
-        return
+        return None
     name = nk1.value(2, comp=1) + nk1.value(2, comp=2)
-    ctx.put(res, f"{pkey}|nk1|{nk1.value(1) or nk1.sequence}|{name}")
+    return ctx.put(res, f"{pkey}|nk1|{nk1.value(1) or nk1.sequence}|{name}")
 
 
-def _allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str]:
     res: dict[str, Any] = {
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": {
@@ -141,12 +106,12 @@ def _allergy(al1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> Non
     apply_table("al1_allergyintolerance", {"AL1": al1}, ctx, res)
     code = res["code"]
     key = (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
-    ctx.put(res, f"{pkey}|al1|{key}")
+    return ctx.put(res, f"{pkey}|al1|{key}")
 
 
-def _condition(
+def condition(
     dg1: Segment, ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None
-) -> None:
+) -> dict[str, str]:
     res: dict[str, Any] = {"resourceType": "Condition", "subject": {"reference": pref["reference"]}}
     apply_table("dg1_condition", {"DG1": dg1}, ctx, res)
     if enc_ref:
@@ -167,10 +132,10 @@ def _condition(
     ident = dg1.value(20)
     code = res["code"]
     key = ident or (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
-    ctx.put(res, f"{pkey}|dg1|{key}")
+    return ctx.put(res, f"{pkey}|dg1|{key}")
 
 
-def _coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> None:
+def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str]:
     res: dict[str, Any] = {
         "resourceType": "Coverage",
         "status": "active",
@@ -205,23 +170,7 @@ def _coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> No
     if company_type and "type" not in res:
         res["type"] = company_type
     policy = in1.value(36) or in1.value(49) or f"{in1.value(2)}|{in1.value(1)}"
-    ctx.put(res, f"{pkey}|in1|{policy}")
-
-
-def _observations(ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None) -> None:
-    """ADT OBX (height, weight, ...) → Observation about the patient, performed by the institution."""
-    obxs = ctx.message.all("OBX")
-    if not obxs:
-        return
-    group = results.Group(None, None, obx=obxs)
-    for seg in ctx.message.segments:  # NTE after an OBX annotates it
-        if seg.name == "NTE" and seg.position > 0 and ctx.message.segments[seg.position - 1].name == "OBX":
-            group.notes.setdefault(seg.position - 1, []).append(seg)
-    subject = {"reference": pref["reference"]}
-    org = common.organization(ctx)
-    for obx in obxs:
-        key = f"{pkey}|adt-obx|{obx.value(3)}|{obx.value(14) or ctx.message.msh.control_id}"
-        results.observation(obx, group, ctx, None, subject, enc_ref, org, key, None)
+    return ctx.put(res, f"{pkey}|in1|{policy}")
 
 
 def _report_unmapped(ctx: Context, consumed: frozenset[str]) -> None:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from adapters.convert import common, results
+from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
@@ -253,7 +254,7 @@ def _interpreter(obr: Segment, ctx: Context) -> dict[str, Any] | None:
         person = Repetition(ctx.message.encoding.component.join(subs), ctx.message.encoding)
     else:
         person = rep
-    return common.practitioner(person, ctx)
+    return practitioner(person, ctx)
 
 
 def _series(group: results.Group, ctx: Context, modality: str, obr: Segment | None) -> list[dict[str, Any]]:

@@ -10,9 +10,10 @@ from functools import lru_cache
 from typing import Any
 
 from adapters.convert import common
+from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, decimal, ei
-from adapters.convert.engine import apply_table
+from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
@@ -94,6 +95,9 @@ class Group:
     obx: list[Segment] = field(default_factory=list)
     notes: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → NTEs; -1 = order
     spm: list[Segment] = field(default_factory=list)
+    tq1: Segment | None = None  # timing/quantity of the order (v2.5+, replaces ORC-7/OBR-27)
+    prt: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → PRTs; -1 = order
+    sac: list[Segment] = field(default_factory=list)  # specimen containers (OUL)
 
 
 def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
@@ -102,19 +106,42 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
     current: Group | None = None
     pending_orc: Segment | None = None
     pending_spm: list[Segment] = []
+    pending: list[Segment] = []  # TQ1/PRT between an ORC and its OBR
+    pending_sac: list[Segment] = []
     leftover: list[Segment] = []
+    oul = ctx.message.msh.structure.startswith("OUL")
     for seg in ctx.message.segments:
         name = seg.name
-        if name == "ORC":
+        if name in ("TQ1", "PRT") and (current is None or pending_orc is not None):
+            pending.append(seg)
+        elif name == "TQ1":
+            assert current is not None
+            if current.tq1 is None:
+                current.tq1 = seg
+        elif name == "PRT":
+            assert current is not None
+            current.prt.setdefault(current.obx[-1].position if current.obx else -1, []).append(seg)
+        elif name == "SAC":
+            if current is not None and current.obr is not None and not current.obx:
+                current.sac.append(seg)
+            else:
+                pending_sac.append(seg)
+        elif name == "ORC":
             if current is not None and current.obr is not None and current.orc is None and not current.obx:
                 current.orc = seg  # OUL^R22 puts the ORC after its OBR
                 continue
-            if pending_orc is not None:  # an order without OBR (pharmacy RXO...): nothing of ours
-                leftover.append(pending_orc)
+            if pending_orc is not None:  # an order without OBR: kept, its code marked absent
+                out.append(Group(pending_orc, None))
             pending_orc = seg
             current = None
         elif name == "OBR":
-            current = Group(pending_orc, seg, spm=list(pending_spm))
+            current = Group(pending_orc, seg, spm=list(pending_spm), sac=list(pending_sac))
+            for p in pending:
+                if p.name == "TQ1" and current.tq1 is None:
+                    current.tq1 = p
+                elif p.name == "PRT":
+                    current.prt.setdefault(-1, []).append(p)
+            pending = []
             pending_orc = None
             out.append(current)
         elif name == "OBX":
@@ -130,8 +157,11 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
                 key = current.obx[-1].position if current.obx else -1
                 current.notes.setdefault(key, []).append(seg)
         elif name == "SPM":
-            if current is None or ctx.message.msh.structure.startswith("OUL"):
+            if oul and current is not None and current.obr is not None and not current.obx:
+                current.spm.append(seg)  # OUL^R24: the order's own specimen, after its OBR
+            elif current is None or oul:
                 pending_spm.append(seg)
+                pending_sac = []
                 if current is not None and current.obr is None:
                     current.spm.append(seg)
             else:
@@ -140,14 +170,15 @@ def groups(ctx: Context) -> tuple[list[Group], list[Segment]]:
             leftover.append(seg)
     if pending_orc is not None:
         out.append(Group(pending_orc, None))
+    leftover.extend(p for p in pending if pending_orc is None)
     return out, leftover
 
 
 def _order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, int]:
-    """(segment, field) of the placer and filler order numbers, ORC first then OBR."""
+    """(segment, field) of the placer and filler order numbers, OBR first then ORC."""
     placer = filler = None
     pf = ff = 0
-    for seg in (group.orc, group.obr):
+    for seg in (group.obr, group.orc):  # OBR when valued, as the IG maps them; else ORC
         if seg is None:
             continue
         if placer is None and seg.value(2):
@@ -198,8 +229,9 @@ def service_request(
         "resourceType": "ServiceRequest",
         "status": default_status,
         "intent": "order",
-        "category": [SR_CATEGORY[category]],
     }
+    if category in SR_CATEGORY:
+        res["category"] = [SR_CATEGORY[category]]
     identifiers = []
     placer, pf, filler, ff = _order_numbers(group)
     for seg, fno, kind in ((placer, pf, "PLAC"), (filler, ff, "FILL")):
@@ -220,14 +252,15 @@ def service_request(
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
         res["code"] = code
-    elif obr is not None:
-        raise obr.error(
-            "OBR-4 (universal service identifier) is required: it names the test or exam ordered",
-            4,
-            1,
-            code=REQUIRED_FIELD_MISSING,
-        )
-    apply_table("servicerequest", {"ORC": orc, "OBR": obr}, ctx, res)
+    else:
+        # the results matter more than the order code: store the order with the code marked absent
+        # (and counted in the fidelity report) rather than refuse the lab's results over it
+        seg = obr if obr is not None else group.orc
+        assert seg is not None
+        res["code"] = absent_concept(ctx, seg, 4 if obr is not None else 0, "ServiceRequest.code")
+    apply_table("servicerequest", {"ORC": orc, "OBR": obr, "TQ1": group.tq1}, ctx, res)
+    for prt in group.prt.get(-1, ()):
+        _participant(prt, ctx, res, "requester" if prt.value(4).upper() in ("OP", "ORD") else "performer")
     reason = common.retest_reason(orc, ctx)
     if reason:
         res.setdefault("reasonCode", []).insert(0, reason)
@@ -240,6 +273,32 @@ def service_request(
     return ctx.put(res, order_key(group, ctx, pkey))
 
 
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def absent_concept(ctx: Context, seg: Segment, field_no: int, element: str) -> dict[str, Any]:
+    """A CodeableConcept the message left empty: the data-absent-reason extension says so (the
+    element stays present for what requires it), a warning locates it, and the fidelity report
+    counts it as ``absent`` for the sender."""
+    where = f"{seg.name}-{field_no}" if field_no else seg.name
+    ctx.note_unmapped("absent", element, where)
+    ctx.warn(seg.error(f"{where}: no value for {element}; stored as data-absent 'unknown'", field_no or None,
+                       code=REQUIRED_FIELD_MISSING))
+    return {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
+
+
+def _participant(prt: Segment, ctx: Context, res: Resource, role: str) -> None:
+    """PRT (v2.7+ participation): the person (PRT-5) as requester (PRT-4 OP, ordering provider)
+    when none is named yet, else as a performer."""
+    who = practitioner(prt.rep(5), ctx) if prt.value(5) else None
+    if who is None:
+        return
+    if role == "requester" and "requester" not in res:
+        res["requester"] = who
+    elif who not in res.get("performer", ()):
+        res.setdefault("performer", []).append(who)
+
+
 def specimens(
     group: Group, ctx: Context, subject: dict[str, str], request: dict[str, str], key: str
 ) -> list[dict[str, str]]:
@@ -250,6 +309,13 @@ def specimens(
         ident = spm.value(2, comp=1, sub=1) or spm.value(2, comp=2, sub=1)
         if ident:
             res["identifier"] = [{"system": f"urn:huren:specimen:{ctx.urn_code}", "value": ident}]
+        for sac in group.sac:  # SAC-3 container identifier, SAC-2 accession (OUL^R23/R24)
+            container = ei(sac.rep(3), {}, ctx)
+            if container:
+                res.setdefault("container", []).append({"identifier": [container]})
+            accession = ei(sac.rep(2), {}, ctx)
+            if accession and "accessionIdentifier" not in res:
+                res["accessionIdentifier"] = accession
         refs.append(ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}"))
     obr = group.obr
     if not refs and obr is not None and obr.value(15):
@@ -339,6 +405,8 @@ def observation(
         if effective:
             res["effectiveDateTime"] = effective
     res.setdefault("performer", []).insert(0, performer)
+    for prt in group.prt.get(obx.position, ()):
+        _participant(prt, ctx, res, "performer")
     if specimen:
         res["specimen"] = specimen
     if group.notes:
@@ -371,10 +439,23 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
     return None
 
 
-def _value(obx: Segment, vtype: str, res: Resource, ctx: Context) -> None:
-    reps = [r for r in obx.reps(5) if r]  # "~~" repeats nothing
+_TEXT_LIKE = frozenset({"ST", "TX", "FT", "TN", "ID", "IS", "RP", "NA"})
+
+
+def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = None) -> None:
+    """OBX-5 → value[x]. A repeating OBX-5 of a coded, numeric or date type keeps its first value
+    as value[x] and every further one as a component with the same code (the IG makes repeats
+    components; keeping the first as the value keeps what recognition reads): nothing is dropped."""
+    reps = [only] if only is not None else [r for r in obx.reps(5) if r]  # "~~" repeats nothing
     if not reps:
         return
+    if only is None and len(reps) > 1 and vtype not in _TEXT_LIKE and "code" in res:
+        for rep in reps[1:]:
+            part: Resource = {}
+            _value(obx, vtype, part, ctx, rep)
+            values = {k: v for k, v in part.items() if k.startswith("value")}
+            if values:
+                res.setdefault("component", []).append({"code": json_copy(res["code"]), **values})
     unit_rep = obx.rep(6)
     try:
         if vtype == "NM":
@@ -438,6 +519,9 @@ def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
                 qty["system"], qty["code"] = UCUM, ucum
             else:
                 ctx.note_unmapped("unit", original, "OBX-6")
+                if unit_code:  # kept as sent (the IG keeps OBX-6.1), in the sender's unit system
+                    system = common.system_for(ctx, unit_system) if unit_system else f"urn:huren:unit:{ctx.urn_code}"
+                    qty["system"], qty["code"] = system, unit_code
     return qty
 
 

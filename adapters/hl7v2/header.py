@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
     HL7Error,
 )
+from adapters.hl7v2.senders import sender_institution
 
 DEFAULT_FIELD_SEP = "|"
 DEFAULT_ENCODING_CHARS = "^~\\&"
@@ -70,6 +72,7 @@ class Header:
     codec: str = "utf-8"  # how the message bytes were decoded
     found: bool = False  # an MSH segment was found at all
     problems: list[HL7Error] = field(default_factory=list)
+    institution: str = ""  # the sender as resolved by ``senders.sender_institution`` (else MSH-4.1)
 
     @property
     def component_sep(self) -> str:
@@ -81,8 +84,27 @@ class Header:
 
     @property
     def facility_code(self) -> str:
-        """MSH-4.1 (namespace id): the key of the sending institution in ``site.institutions``."""
-        return self._component(self.sending_facility, 0).strip()
+        """The key of the sending institution in ``site.institutions``: MSH-4.1 (namespace id),
+        unless the site's sender table resolved it otherwise (``institution``)."""
+        return self.institution or self._component(self.sending_facility, 0).strip()
+
+    def resolve_sender(self, peer: str, site: Any) -> None:
+        """Set ``institution`` from the site's sender table (MSH-4 aliases, MSH-3, the listener)."""
+        if not self.found:
+            return
+        self.institution = ""
+        self.institution = sender_institution(
+            self._decoded(self.facility_code), self._decoded(self._component(self.sending_application, 0)), peer, site
+        )
+
+    def _decoded(self, value: str) -> str:
+        """An MSH field in the message's character set (MSH is read as latin-1 to find its delimiters)."""
+        if value.isascii():
+            return value
+        try:
+            return value.encode("latin-1").decode(self.codec.rstrip("?"))
+        except (UnicodeError, LookupError):
+            return value
 
     @property
     def message_code(self) -> str:

@@ -367,6 +367,8 @@ def _msa1(ack: bytes) -> str:
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:
+    """``host:port [CN=<client certificate CN>] port=<listening port>``: stored with each message,
+    so the site's sender table can bind a listener or a certificate to an institution."""
     addr = writer.get_extra_info("peername")
     name = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else str(addr)
     cert = writer.get_extra_info("peercert")
@@ -374,5 +376,9 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
         for rdn in cert.get("subject", ()):
             for key, value in rdn:
                 if key == "commonName":
-                    return f"{name} CN={value}"
+                    name = f"{name} CN={value}"
+                    break
+    local = writer.get_extra_info("sockname")
+    if isinstance(local, tuple) and len(local) >= 2:
+        name = f"{name} port={local[1]}"
     return name

@@ -12,6 +12,11 @@ huren demands of a resource and why. A file holds:
     a list of ``{element, schema, message}``: ``schema`` is a JSON-schema fragment applied to the
     value at ``element`` (a dotted path; arrays along the way are checked item by item) when it is
     present; ``message`` is what the caller reads when it fails.
+``required_when`` (optional)
+    ``{match, elements}``: ``elements`` (same form as ``required``) are demanded only of resources
+    that ``match`` (a JSON-schema fragment on the whole resource). This keeps a rule where it
+    matters: e.g. a result that can enter mutual recognition needs its performer, a home blood
+    pressure does not.
 
 A malformed file is an error at start-up naming the file and the field (``ProfileError``).
 """
@@ -46,6 +51,8 @@ class Profile:
     # element as written (e.g. "effective[x]") -> (concrete JSON names that satisfy it, why)
     required: dict[str, tuple[frozenset[str], str]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
+    when: Any = None  # compiled ``required_when.match``, or None
+    required_when: dict[str, tuple[frozenset[str], str]] = field(default_factory=dict)
 
     def satisfied_by(self, resource: dict[str, Any]) -> bool:
         """The hot path: no paths, no messages, no generators."""
@@ -53,6 +60,10 @@ class Profile:
         for names, _ in self.required.values():
             if keys.isdisjoint(names):
                 return False
+        if self.when is not None and self.when.is_valid(resource):
+            for names, _ in self.required_when.values():
+                if keys.isdisjoint(names):
+                    return False
         for rule in self.rules:
             value = resource.get(rule.element[0])
             if value is None:
@@ -66,7 +77,10 @@ class Profile:
 
     def problems(self, resource: dict[str, Any], base: str) -> Iterator[tuple[str, str, str]]:
         keys = resource.keys()
-        for element, (names, why) in self.required.items():
+        required = self.required
+        if self.when is not None and self.when.is_valid(resource):
+            required = {**required, **self.required_when}
+        for element, (names, why) in required.items():
             # a JSON null is already a structure error (the schema rejects it), so presence is enough
             if keys.isdisjoint(names):
                 yield f"{base}.{element}", "required", f"is required by huren: {why}"
@@ -106,24 +120,24 @@ def load_profile(path: Path, definitions: dict[str, Any]) -> Profile:
         raise fail(f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise fail("must be a mapping with resourceType, required and optional rules")
-    unknown = set(data) - {"resourceType", "required", "rules"}
+    unknown = set(data) - {"resourceType", "required", "rules", "required_when"}
     if unknown:
-        raise fail(f"unknown keys {sorted(unknown)} (allowed: resourceType, required, rules)")
+        raise fail(f"unknown keys {sorted(unknown)} (allowed: resourceType, required, rules, required_when)")
     rtype = data.get("resourceType")
     definition = definitions.get(rtype) if isinstance(rtype, str) else None
     if definition is None or "resourceType" not in definition.get("properties", {}):
         raise fail(f"resourceType: {rtype!r} is not an R4 resource type")
-    required_in = data.get("required") or {}
-    if not isinstance(required_in, dict):
-        raise fail("required: must map element names to the reason huren needs them")
-    required: dict[str, tuple[frozenset[str], str]] = {}
-    for element, why in required_in.items():
-        names = _choices(definition, str(element))
-        if not names:
-            raise fail(f"required.{element}: {rtype} has no element {element!r}")
-        if not isinstance(why, str) or not why.strip():
-            raise fail(f"required.{element}: give the reason huren needs it")
-        required[str(element)] = (frozenset(names), why.strip())
+    required = _required(data.get("required") or {}, "required", rtype, definition, fail)
+    when, required_when = None, {}
+    if "required_when" in data:
+        block = data["required_when"]
+        if not isinstance(block, dict) or set(block) != {"match", "elements"}:
+            raise fail("required_when: needs exactly the keys match, elements")
+        try:
+            when = jsonschema_rs.validator_for(block["match"])
+        except (ValueError, TypeError) as exc:
+            raise fail(f"required_when.match: not a valid JSON schema: {exc}") from None
+        required_when = _required(block["elements"] or {}, "required_when.elements", rtype, definition, fail)
     rules: list[Rule] = []
     rules_in = data.get("rules") or []
     if not isinstance(rules_in, list):
@@ -139,7 +153,23 @@ def load_profile(path: Path, definitions: dict[str, Any]) -> Profile:
         except (ValueError, TypeError) as exc:
             raise fail(f"rules[{i}].schema: not a valid JSON schema: {exc}") from None
         rules.append(Rule(element=element, check=check, message=str(rule["message"]).strip()))
-    return Profile(resource_type=rtype, required=required, rules=tuple(rules))
+    return Profile(resource_type=rtype, required=required, rules=tuple(rules), when=when,
+                   required_when=required_when)
+
+
+def _required(given: Any, where: str, rtype: str, definition: dict[str, Any],
+              fail: Any) -> dict[str, tuple[frozenset[str], str]]:
+    if not isinstance(given, dict):
+        raise fail(f"{where}: must map element names to the reason huren needs them")
+    required: dict[str, tuple[frozenset[str], str]] = {}
+    for element, why in given.items():
+        names = _choices(definition, str(element))
+        if not names:
+            raise fail(f"{where}.{element}: {rtype} has no element {element!r}")
+        if not isinstance(why, str) or not why.strip():
+            raise fail(f"{where}.{element}: give the reason huren needs it")
+        required[str(element)] = (frozenset(names), why.strip())
+    return required
 
 
 def load_profiles(directory: Path | None, definitions: dict[str, Any]) -> dict[str, Profile]:

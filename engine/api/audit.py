@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from engine.audit.note import note
 from engine.audit.verify import verify_online
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest, Forbidden
 
@@ -45,8 +46,8 @@ def public_key(engine: Engine = Depends(get_engine)) -> dict[str, Any]:
 
 
 @router.get("/checkpoints")
-def checkpoints(request: Request, since: int = Query(0, ge=0, description="first checkpoint number"),
-                limit: int = Query(100, ge=1, le=1000), engine: Engine = Depends(get_engine),
+def checkpoints(request: Request, since: int = int_query(0, description="first checkpoint number"),
+                limit: int = int_query(100, ge=1, le=1000), engine: Engine = Depends(get_engine),
                 caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     note(request, action="audit-access", detail={"checkpoints_since": since})
     cps = engine.audit.list_checkpoints(since_seq=since, limit=limit)
@@ -68,7 +69,7 @@ def sign_now(request: Request, engine: Engine = Depends(get_engine),
 
 
 @router.get("/proof/inclusion")
-def inclusion(request: Request, leaf: int = Query(..., ge=0), size: int | None = Query(None, ge=1),
+def inclusion(request: Request, leaf: int = int_query(...), size: int | None = int_query(None, ge=1),
               engine: Engine = Depends(get_engine), caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     log = engine.audit
     if size is None:
@@ -87,7 +88,7 @@ def inclusion(request: Request, leaf: int = Query(..., ge=0), size: int | None =
 
 
 @router.get("/proof/consistency")
-def consistency(request: Request, first: int = Query(..., ge=1), second: int = Query(..., ge=1),
+def consistency(request: Request, first: int = int_query(..., ge=1), second: int = int_query(..., ge=1),
                 engine: Engine = Depends(get_engine), caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     log = engine.audit
     note(request, action="audit-access", detail={"consistency": f"{first}..{second}"})

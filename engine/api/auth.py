@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
 from engine.auth.errors import OAuthError
-from engine.auth.resident import LoginError, RedirectError
+from engine.auth.resident import DEVICE_COOKIE, LoginError, RedirectError
 from engine.auth.service import ASSERTION_ALGS
 
 router = APIRouter(tags=["auth"])
@@ -147,7 +149,8 @@ async def authorize_login(request: Request) -> Response:
     except LoginError as exc:
         return _page(request, "error.html", 400, error=str(exc))
     try:
-        resident.login(request_id, str(form.get("national_id", "")), _client_ip(request))
+        resident.login(request_id, str(form.get("national_id", "")), _client_ip(request),
+                       request.cookies.get(DEVICE_COOKIE))
     except LoginError as exc:
         return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
                      action=str(request.url_for("authorize_login").path), error=str(exc))
@@ -171,7 +174,8 @@ async def authorize_verify(request: Request) -> Response:
     except LoginError as exc:
         return _page(request, "error.html", 400, error=str(exc))
     try:
-        location = resident.verify(request_id, str(form.get("code", "")), _client_ip(request))
+        done = resident.verify(request_id, str(form.get("code", "")), _client_ip(request),
+                               request.cookies.get(DEVICE_COOKIE))
     except LoginError as exc:
         if resident.requests.get(request_id) is None or resident.requests.get(request_id)["stage"] != "code":
             return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
@@ -179,7 +183,13 @@ async def authorize_verify(request: Request) -> Response:
         note(request, action="login", outcome="4", detail={"client_id": req["client_id"], "reason": str(exc)})
         return _code_page(request, request_id, req, str(exc), 400)
     note(request, action="login", detail={"client_id": req["client_id"]})
-    return RedirectResponse(location, status_code=303, headers=NO_STORE)
+    response = RedirectResponse(done.location, status_code=303, headers=NO_STORE)
+    # The device cookie lets this phone through even while others flood this ID number with code
+    # requests; it is only ever sent back to the sign-in form posts.
+    response.set_cookie(DEVICE_COOKIE, done.device, max_age=done.device_ttl, path="/auth/authorize",
+                        secure=_auth(request).settings.public_base_url.startswith("https://")
+                        or request.url.scheme == "https", httponly=True, samesite="strict")
+    return response
 
 
 # ---- introspection and revocation --------------------------------------------------------------
@@ -219,6 +229,20 @@ async def revoke(request: Request) -> Response:
         return oauth_error(exc)
     auth.revoke(value, client, form.get("token_type_hint"))
     return Response(status_code=200, headers=NO_STORE)
+
+
+# ---- OpenID Connect userinfo -------------------------------------------------------------------
+
+
+@router.get("/auth/userinfo")
+async def userinfo(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
+    """OpenID Connect UserInfo for a resident's token with ``openid``: who signed in (``sub``, the
+    person) and their FHIR record (``fhirUser``), the same claims as the ``id_token``."""
+    if caller.kind != "patient" or not caller.has_scope("openid"):
+        return oauth_json({"error": "insufficient_scope",
+                           "error_description": "userinfo needs a resident's access token with the openid scope"},
+                          403, {"WWW-Authenticate": 'Bearer realm="huren", error="insufficient_scope", scope="openid"'})
+    return oauth_json({"sub": caller.subject, "fhirUser": f"{_auth(request).audience}/Patient/{caller.patient}"})
 
 
 # ---- discovery ---------------------------------------------------------------------------------
@@ -261,6 +285,7 @@ def openid_configuration(request: Request) -> JSONResponse:
         "issuer": auth.issuer,
         "authorization_endpoint": f"{base}/auth/authorize",
         "token_endpoint": auth.token_endpoint,
+        "userinfo_endpoint": f"{base}/auth/userinfo",
         "jwks_uri": f"{base}/auth/jwks",
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],

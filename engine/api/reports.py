@@ -17,6 +17,7 @@ from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.bounds import int_query
 from engine.errors import BadRequest
 from engine.recognition.access import require_auditor
 from engine.recognition.reports import ReportFilter, duplicates_report, to_csv
@@ -41,8 +42,8 @@ def duplicates(
     category: str | None = None,
     status: str | None = None,
     fmt: str | None = Query(None, alias="_format"),
-    count: int | None = Query(None, alias="_count", ge=0, le=10000),
-    offset: int = Query(0, alias="_offset", ge=0),
+    count: int | None = int_query(None, alias="_count", le=10000),
+    offset: int = int_query(0, alias="_offset"),
     caller: Caller = Depends(get_caller),
 ) -> Response:
     require_auditor(caller)

@@ -20,12 +20,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+import yaml
 
 from engine.auth import scopes as sc
 from engine.auth.clients import Client
@@ -39,20 +44,47 @@ RESIDENT_CONTEXT_SCOPES = frozenset({"openid", "fhirUser", "offline_access", "on
                                      "profile"})
 
 
+LIMITS_FILE = Path(__file__).with_name("login_limits.yaml")
+DEVICE_COOKIE = "huren_device"
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Limits of the resident login; override any of them in ``settings.extra["resident_auth"]``."""
+    """Limits of the resident login, from ``login_limits.yaml`` (which explains each one), with any
+    key overridden in ``settings.extra["resident_auth"]``."""
 
-    request_ttl: int = 600  # an authorization request must be completed within 10 minutes
-    otp_ttl: int = 300  # a login code is valid for 5 minutes
-    otp_digits: int = 6
-    otp_sends_per_window: int = 3  # codes sent per ID number per window
-    attempts_per_ip_window: int = 30  # login / code posts per client address per window
-    window: int = 900
-    max_failures: int = 5  # wrong codes per ID number before lock-out
-    lockout: int = 900
-    code_ttl: int = 60  # authorization code lifetime
-    refresh_ttl: int = 30 * 86400
+    request_ttl: int
+    otp_ttl: int
+    otp_digits: int
+    code_attempts: int
+    window: int
+    sends_per_id_source: int
+    sends_per_source: int
+    sends_per_id: int
+    posts_per_source: int
+    backoff_free_failures: int
+    backoff_base: int
+    backoff_max: int
+    device_ttl: int
+    code_ttl: int
+    refresh_ttl: int
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None) -> Policy:
+        values = yaml.safe_load(LIMITS_FILE.read_text(encoding="utf-8"))
+        unknown = set(overrides or {}) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown resident_auth setting(s): {', '.join(sorted(unknown))}")
+        return cls(**{**values, **(overrides or {})})
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A finished sign-in: where the browser goes next, and the device cookie it should keep."""
+
+    location: str
+    device: str
+    device_ttl: int
 
 
 class LoginError(Exception):
@@ -83,7 +115,7 @@ class ResidentAuth:
         self.auth = auth
         self.identity = identity
         settings = auth.settings
-        self.policy = Policy(**settings.extra.get("resident_auth", {}))
+        self.policy = Policy.load(settings.extra.get("resident_auth"))
         self.sender = sender or build_sender(settings)
         store = auth.store
         self.requests = store.collection("auth_requests")
@@ -91,7 +123,8 @@ class ResidentAuth:
         self.codes = store.collection("auth_codes")
         self.refresh = store.collection("auth_refresh")
         self.limits = store.collection("auth_limits")
-        for coll in (self.requests, self.otps, self.codes, self.refresh, self.limits):
+        self.devices = store.collection("auth_devices")
+        for coll in (self.requests, self.otps, self.codes, self.refresh, self.limits, self.devices):
             coll.ensure_index(["exp"])
         self.refresh.ensure_index(["family"])
 
@@ -163,7 +196,9 @@ class ResidentAuth:
             raise LoginError("This sign-in request has expired. Please start again from the app.")
         return req
 
-    def _limit(self, key: str, limit: int) -> bool:
+    # ---- limits: the attacker pays, the resident gets through -----------------------------------
+
+    def _count(self, key: str, limit: int) -> bool:
         """Count one event under ``key`` in the current window; False when over the limit."""
         now = int(time.time())
         doc = self.limits.get(key)
@@ -173,28 +208,75 @@ class ResidentAuth:
         self.limits.replace(doc)
         return doc["count"] <= limit
 
-    def _locked(self, key: str) -> bool:
-        doc = self.limits.get("lock:" + key)
-        return doc is not None and doc["exp"] > time.time()
+    def _admit(self, source: str) -> None:
+        """Every post from a client address: refused while that address waits out its backoff."""
+        wait = self.limits.get("wait:" + source)
+        now = time.time()
+        if wait is not None and wait.get("until", 0) > now:
+            seconds = math.ceil(wait["until"] - now)
+            raise LoginError(f"Too many wrong codes from this device. Please wait {seconds} seconds and try again.")
+        if not self._count("posts:" + source, self.policy.posts_per_source):
+            raise LoginError("Too many attempts from this device. Please wait and try again later.")
 
-    def login(self, request_id: str, national_id: str, client_ip: str) -> dict[str, Any]:
+    def _failed(self, source: str) -> None:
+        """A wrong code from ``source``: after a few free ones, each makes it wait twice as long."""
+        p, now = self.policy, time.time()
+        doc = self.limits.get("wait:" + source)
+        failures = (doc["failures"] if doc is not None and doc["exp"] >= now else 0) + 1
+        over = failures - p.backoff_free_failures
+        until = now + min(p.backoff_base * 2 ** min(over - 1, 32), p.backoff_max) if over > 0 else 0
+        # the record outlives the wait by a window, so the doubling continues if guessing resumes
+        self.limits.replace({"_id": "wait:" + source, "failures": failures, "until": until,
+                             "exp": int(max(until, now)) + p.window})
+
+    def _may_send(self, key: str, source: str, device: str | None) -> None:
+        """Throttle codes per address, per (ID number, address), and per ID number with a high
+        ceiling that only an attack from many addresses reaches, and that a phone which signed in
+        for this number before (device cookie) does not count against."""
+        p = self.policy
+        if not self._count(f"send:src:{source}", p.sends_per_source):
+            raise LoginError("Too many codes requested from this device. Please wait and try again later.")
+        if not self._count(f"send:id-src:{key}:{source}", p.sends_per_id_source):
+            raise LoginError("Too many codes requested for this number. Please wait and try again later.")
+        if self.known_device(device, key):
+            return
+        if not self._count(f"send:id:{key}", p.sends_per_id):
+            raise LoginError("Too many codes were requested for this number from other devices. Please sign "
+                             "in from a phone you used before, or try again later.")
+
+    def known_device(self, device: str | None, key: str) -> bool:
+        if not device:
+            return False
+        doc = self.devices.get(_sha256(device))
+        return doc is not None and doc["exp"] > time.time() and key in doc["nid_keys"]
+
+    def _remember_device(self, device: str | None, key: str) -> str:
+        """The device cookie value after a successful sign-in (one phone may serve a family)."""
+        now = int(time.time())
+        doc = self.devices.get(_sha256(device)) if device else None
+        if doc is None or doc["exp"] < now:
+            device = secrets.token_urlsafe(32)
+            doc = {"_id": _sha256(device), "nid_keys": []}
+        assert device is not None
+        if key not in doc["nid_keys"]:
+            doc["nid_keys"] = [*doc["nid_keys"], key][-8:]
+        self.devices.replace({**doc, "exp": now + self.policy.device_ttl})
+        return device
+
+    def login(self, request_id: str, national_id: str, client_ip: str, device: str | None = None) -> dict[str, Any]:
         """Step 1: the resident gives the ID number; a code goes to the phone on file."""
         req = self.pending(request_id, "login")
-        if not self._limit("ip:" + client_ip, self.policy.attempts_per_ip_window):
-            raise LoginError("Too many attempts from this device. Please wait and try again later.")
+        self._admit(client_ip)
         try:
             nid = nationalid.parse(national_id.strip().upper())
         except nationalid.InvalidNationalId:
             raise LoginError("Please enter a valid 18-character resident ID number.") from None
         key = self.identity.nid_key(nid.number)
-        if self._locked(key):
-            raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
-        if not self._limit("send:" + key, self.policy.otp_sends_per_window):
-            raise LoginError("Too many codes requested. Please wait and try again later.")
+        self._may_send(key, client_ip, device)
         patients = self.identity.patients_for_number(nid.number)
         code = "".join(secrets.choice("0123456789") for _ in range(self.policy.otp_digits))
         # Unknown numbers get a record too (with no usable code) so the answer looks the same.
-        self.otps.replace({"_id": request_id, "nid_key": key, "patients": patients,
+        self.otps.replace({"_id": request_id, "nid_key": key, "patients": patients, "failures": 0,
                            "code_hash": _sha256(request_id + ":" + code) if patients else None,
                            "exp": int(time.time()) + self.policy.otp_ttl})
         if patients:
@@ -202,28 +284,33 @@ class ResidentAuth:
         self.requests.update(request_id, {"stage": "code"})
         return req
 
-    def verify(self, request_id: str, code: str, client_ip: str) -> str:
-        """Step 2: the code is checked; returns the redirect URI carrying the authorization code."""
+    def verify(self, request_id: str, code: str, client_ip: str, device: str | None = None) -> SignedIn:
+        """Step 2: the code is checked; returns the redirect URI carrying the authorization code.
+
+        A wrong code costs the challenge (after ``code_attempts`` it is dead and a new code must be
+        sent) and the sending address (backoff), never the ID number: a stranger who knows it
+        cannot keep its owner out.
+        """
         req = self.pending(request_id, "code")
-        if not self._limit("ip:" + client_ip, self.policy.attempts_per_ip_window):
-            raise LoginError("Too many attempts from this device. Please wait and try again later.")
+        self._admit(client_ip)
         otp = self.otps.get(request_id)
         if otp is None or otp["exp"] < time.time():
             self.requests.update(request_id, {"stage": "login"})
             raise LoginError("The code has expired. Please request a new one.")
-        if self._locked(otp["nid_key"]):
-            raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
         good = otp["code_hash"] is not None and hmac.compare_digest(
             otp["code_hash"], _sha256(request_id + ":" + code.strip()))
         if not good:
-            if not self._limit("fail:" + otp["nid_key"], self.policy.max_failures - 1):
-                self.limits.replace({"_id": "lock:" + otp["nid_key"], "exp": int(time.time()) + self.policy.lockout})
+            self._failed(client_ip)
+            failures = otp.get("failures", 0) + 1
+            if failures >= self.policy.code_attempts:
                 self.otps.delete(request_id)
-                raise LoginError("Too many wrong codes. Sign-in is locked for a while; please try later.")
+                self.requests.update(request_id, {"stage": "login"})
+                raise LoginError("That code was entered wrongly too often and no longer works. "
+                                 "Please request a new one.")
+            self.otps.update(request_id, {"failures": failures})
             raise LoginError("That code is not right. Please check the message and try again.")
         self.otps.delete(request_id)
         self.requests.delete(request_id)
-        self.limits.delete("fail:" + otp["nid_key"])
         patient = otp["patients"][0]
         code_value = secrets.token_urlsafe(32)
         self.codes.insert({"_id": _sha256(code_value), "client_id": req["client_id"],
@@ -235,7 +322,8 @@ class ResidentAuth:
         if req.get("state") is not None:
             params["state"] = req["state"]
         uri = req["redirect_uri"]
-        return uri + ("&" if "?" in uri else "?") + urlencode(params)
+        return SignedIn(uri + ("&" if "?" in uri else "?") + urlencode(params),
+                        self._remember_device(device, otp["nid_key"]), self.policy.device_ttl)
 
     def _person(self, patient_id: str) -> str:
         doc = self.identity.record(patient_id) or {}
@@ -345,6 +433,14 @@ class ResidentAuth:
             return None
         return doc
 
+    def refresh_client_id(self, value: str) -> str | None:
+        """The client a refresh token was issued to (None for an unknown or expired token); a used
+        token still names its client, so that its reuse reaches the family revocation."""
+        doc = self.refresh.get(_sha256(value)) if value else None
+        if doc is None or doc["exp"] < time.time():
+            return None
+        return doc["client_id"]
+
     def revoke_refresh(self, value: str, client: Client) -> bool:
         doc = self.refresh.get(_sha256(value))
         if doc is None or doc["client_id"] != client.client_id:
@@ -357,7 +453,7 @@ class ResidentAuth:
         codes and limits an hour after they expired, refresh tokens and revocations once expired.
         Used authorization codes are kept that hour so a late replay is still recognised."""
         now = int(time.time())
-        for coll in (self.requests, self.otps, self.codes, self.limits):
+        for coll in (self.requests, self.otps, self.codes, self.limits, self.devices):
             for d in coll.find({"exp": {"$lt": now - 3600}}, limit=100):
                 coll.delete(d["_id"])
         for d in self.refresh.find({"exp": {"$lt": now}}, limit=100):

@@ -249,6 +249,13 @@ class AuthService:
         if methods == ["jwt"]:
             return self._check_assertion(form)
         cid = form.get("client_id", "")
+        if not cid and form.get("grant_type") == "refresh_token" and self.resident is not None:
+            # A public client may refresh without client_id (SMART App Launch; the fhirclient JS
+            # library does): the refresh token names its client. A confidential client must still
+            # authenticate (RFC 6749 §6), which the check below enforces.
+            cid = self.resident.refresh_client_id(form.get("refresh_token", ""))
+            if cid is None:
+                raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
         client = self.registry.get(cid)
         if client is None or not client.public:
             raise self._bad_client("client authentication required", basic=False)

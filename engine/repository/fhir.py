@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 from engine import fhirjson
+from engine.bounds import MAX_INT, parse_int
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
 from engine.merge_rules import API, MergeRules
 from engine.merge_rules import shipped as shipped_merge_rules
@@ -109,7 +110,7 @@ def parse_etag(value: str) -> int:
     m = _ETAG.match(value.strip())
     if not m:
         raise BadRequest(f"If-Match must be an ETag like W/\"3\", got '{value}'", expression=["If-Match"])
-    return int(m.group(1))
+    return parse_int(m.group(1), "If-Match")
 
 
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +276,7 @@ class FhirRepository:
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         self._check(rtype, rid)
-        if not vid.isdigit():
+        if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_INT:
             raise NotFound(f"{rtype}/{rid} has no version '{vid}'")
         rec = self.backend.version(rtype, rid, int(vid))
         if rec is None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from engine.bounds import parse_int
 from engine.errors import BadRequest
 from engine.repository.indexing import date_range, normalise, parse_reference
 from engine.repository.query import (
@@ -125,12 +126,7 @@ class SearchParser:
     def _control(self, parsed: ParsedSearch, rtype: str | None, key: str, raw: str) -> None:
         name = key.split(":")[0]
         if name in ("_count", "_offset"):
-            try:
-                n = int(raw)
-            except ValueError:
-                raise BadRequest(f"{name} must be a whole number, got '{raw}'", expression=[name]) from None
-            if n < 0:
-                raise BadRequest(f"{name} must not be negative", expression=[name])
+            n = parse_int(raw, name)
             if name == "_count":
                 parsed.count = min(n, MAX_COUNT)
             else:

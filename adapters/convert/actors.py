@@ -1,0 +1,96 @@
+"""The people and places a message names: the sending Organization (MSH-4), Practitioners (XCN)
+and Locations (PL), each kept once per message at a deterministic id.
+
+A module of its own so that the data type converters (``datatypes.xcn``/``pl``) and the shared
+resource builders (``common``) both depend on it, instead of on each other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.convert.context import Context
+from adapters.hl7v2.parser import Repetition
+from mappings.site import urn_part
+
+Resource = dict[str, Any]
+
+INSTITUTION_SYSTEM = "urn:huren:institution"
+
+
+def organization(ctx: Context) -> dict[str, str]:
+    """The sending facility (MSH-4) as the Organization that performs every result."""
+    inst = ctx.institution
+    org = {
+        "resourceType": "Organization",
+        "identifier": [{"system": INSTITUTION_SYSTEM, "value": inst.code}],
+        "active": True,
+        "name": inst.name,
+        "partOf": None,
+    }
+    org.pop("partOf")
+    ref = ctx.put(org, inst.code)
+    return {**ref, "display": inst.name}
+
+
+def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """XCN → Practitioner (keyed by XCN-1 id, else by name) → Reference with display."""
+    ident = rep.comp(1).strip()
+    family, given = rep.comp(2, 1).strip(), rep.comp(3).strip()
+    if not ident and not family and not given:
+        return None
+    name: dict[str, Any] = {}
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = [given]
+    display = (family + given) if _cjk(family + given) else " ".join(p for p in (given, family) if p)
+    if display:
+        name["text"] = display
+    res: Resource = {"resourceType": "Practitioner"}
+    # staff ids are local to the institution unless XCN-9 names another authority, so one doctor
+    # sent with and without XCN-9 is one Practitioner
+    authority = rep.comp(9, 1).strip() or ctx.code
+    if ident:
+        system = (
+            f"urn:huren:practitioner:{ctx.urn_code}"
+            if authority == ctx.code
+            else f"urn:huren:id:{urn_part(authority)}"
+        )
+        res["identifier"] = [{"system": system, "value": ident}]
+    if name:
+        res["name"] = [name]
+    key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
+    ref: dict[str, Any] = ctx.put(res, key)
+    if display:
+        ref["display"] = display
+    return ref
+
+
+_PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
+
+
+def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
+    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
+    care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
+    facility = rep.comp(4, 1).strip()
+    building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
+    if not (care or room or bed or description):
+        return None
+    display = " ".join(p for p in (description or care, room, bed) if p)
+    res: Resource = {"resourceType": "Location", "status": "active", "mode": "instance", "name": display}
+    if description and care:
+        res["alias"] = [care]
+    kind = ("bd", "Bed") if bed else ("ro", "Room") if room else ("wa", "Ward")
+    res["physicalType"] = {"coding": [{"system": _PHYSICAL_TYPE, "code": kind[0], "display": kind[1]}]}
+    where = " ".join(p for p in (building, floor) if p)
+    if where:
+        res["description"] = where
+    if not facility or facility == ctx.code:
+        res["managingOrganization"] = organization(ctx)
+    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
+    return {**ref, "display": display}
+
+
+def _cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)

@@ -1,0 +1,346 @@
+"""The named builders, handlers and post-steps message templates refer to.
+
+A template names these where a resource needs more than field rules: the OBX value[x] logic of
+``results.observation``, the Patient's identifier rules, the ADT segment converters, the ORC/OBR
+result families, appointment times. Each is registered under the name the YAML uses.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from adapters.convert import common, datatypes, his, lis, pacs, results, templates
+from adapters.convert.actors import practitioner
+from adapters.convert.context import Context
+from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
+from adapters.hl7v2.errors import DATA_TYPE_ERROR
+from adapters.hl7v2.parser import Segment
+from adapters.hl7v2.timestamps import TimestampError, to_datetime
+
+# --- whole-message handlers ----------------------------------------------------------------------
+
+
+def _results(ctx: Context, spec: dict[str, Any]) -> None:
+    """ORC/OBR/OBX result messages: imaging content goes to the PACS converter, the rest to the LIS."""
+    if spec.get("imaging", True) and pacs.is_imaging(ctx):
+        pacs.convert_imaging_report(ctx)
+    else:
+        lis.convert_orders(ctx, "laboratory", with_report=True)
+
+
+def _orders(ctx: Context, spec: dict[str, Any]) -> None:
+    if spec.get("imaging") == "always" or (spec.get("imaging", True) and pacs.is_imaging(ctx)):
+        pacs.convert_imaging_order(ctx)
+    else:
+        lis.convert_orders(ctx, "laboratory", with_report=False)
+
+
+def _documents(ctx: Context, spec: dict[str, Any]) -> None:
+    pacs.convert_document(ctx)
+
+
+def _merge(ctx: Context, spec: dict[str, Any]) -> None:
+    his.convert_merge(ctx)
+
+
+templates.HANDLERS.update(
+    {"results": _results, "orders": _orders, "documents": _documents, "merge": _merge}
+)
+
+
+# --- builders: one resource from one segment (or a group) ----------------------------------------
+
+
+def _patient(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """PID (+PD1) → Patient; the group's resources then belong to this patient."""
+    if seg is None:
+        return None
+    scope.pkey, ref = common.patient(seg, env.ctx)
+    scope.patient = {"reference": ref["reference"]}
+    if env.patient is None:
+        env.patient, env.pkey = scope.patient, scope.pkey
+    return scope.patient
+
+
+def _encounter(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """PV1 (+ the PV2 after it) → Encounter of the scope's patient, status by trigger event."""
+    if seg is None or scope.patient is None or not any(seg.has(n) for n in (2, 3, 19, 44)):
+        return None
+    segments = env.ctx.message.segments
+    nxt = segments[seg.position + 1] if seg.position + 1 < len(segments) else None
+    pv2 = nxt if nxt is not None and nxt.name == "PV2" else None
+    status = templates.encounter_status(env.ctx, env.event, spec.get("status", "unknown"))
+    scope.encounter = common.encounter(seg, pv2, env.ctx, scope.patient, scope.pkey, status)
+    if env.encounter is None:
+        env.encounter = scope.encounter
+    return scope.encounter
+
+
+def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """OBX → Observation with every value type (``results.observation``), keyed under the group."""
+    if seg is None or scope.patient is None:
+        return None
+    notes: dict[int, list[Segment]] = {}
+    segments = scope.segments
+    for i, s in enumerate(segments):
+        if s.name == "NTE" and i and segments[i - 1].name in ("OBX", "NTE"):
+            j = i - 1
+            while segments[j].name == "NTE":
+                j -= 1
+            if segments[j].name == "OBX":
+                notes.setdefault(segments[j].position, []).append(s)
+    group = results.Group(scope.first("ORC"), scope.first("OBR"), obx=scope.all("OBX"), notes=notes)
+    if spec.get("key_prefix"):  # results about the patient, not an order (ADT): by item and date
+        key = f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message.msh.control_id}"
+    else:
+        key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message.msh.control_id}|obx|{seg.value(3)}"
+        key += f"|{seg.value(4)}|{seg.value(1) or seg.sequence}"
+    category = results.CATEGORY_LAB if spec.get("category") == "laboratory" else None
+    ref, attachment = results.observation(
+        seg, group, env.ctx, category, scope.patient, scope.encounter, env.org, key, None
+    )
+    if attachment is not None:  # an ED value: R4 Observation cannot hold it; keep it as a document
+        doc: Resource = {
+            "resourceType": "DocumentReference",
+            "status": "current",
+            "subject": scope.patient,
+            "content": [{"attachment": attachment}],
+        }
+        return env.ctx.put(doc, key + "|ed")
+    return ref
+
+
+def _with_patient(fn: Any) -> Builder:
+    """A HIS segment converter ``fn(segment, ctx, patient_ref, patient_key) -> Reference``."""
+
+    def build(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+        if seg is None or scope.patient is None:
+            return None
+        ref: Ref | None = fn(seg, env.ctx, scope.patient, scope.pkey)
+        return ref
+
+    return build
+
+
+def _condition(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    if seg is None or scope.patient is None:
+        return None
+    return his.condition(seg, env.ctx, scope.patient, scope.pkey, scope.encounter)
+
+
+def _service_request(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """ORC (+OBR) of a group → ServiceRequest; an order without a code is kept with it marked absent."""
+    if scope.patient is None or (scope.first("ORC") is None and scope.first("OBR") is None):
+        return None
+    order_notes: list[Segment] = []
+    for i, s in enumerate(scope.segments):  # NTEs right after the ORC/OBR annotate the order
+        if s.name == "OBX":
+            break
+        if s.name == "NTE" and i and scope.segments[i - 1].name in ("ORC", "OBR", "TQ1", "NTE"):
+            order_notes.append(s)
+    group = results.Group(scope.first("ORC"), scope.first("OBR"), notes={-1: order_notes})
+    return results.service_request(
+        group, env.ctx, spec.get("category", ""), scope.patient, scope.pkey, scope.encounter,
+        spec.get("status", "active"),
+    )
+
+
+def _participant(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """ROL (role: ROL-3 type, ROL-4 person, ROL-5/6 period) → a participant of the scope's
+    Encounter, after the IG "Segment ROL to Encounter.participant" map."""
+    if seg is None or scope.encounter is None:
+        return None
+    who = practitioner(seg.rep(4), env.ctx) if seg.value(4) else None
+    if who is None:
+        return None
+    entry: dict[str, Any] = {"individual": who}
+    role = datatypes.cwe(seg.rep(3), {"table": "0443"}, env.ctx)
+    if role:
+        entry["type"] = [role]
+    period = {}
+    for name, fno in (("start", 5), ("end", 6)):
+        if seg.value(fno):
+            try:
+                period[name] = to_datetime(seg.value(fno), env.ctx.tz).isoformat()
+            except TimestampError as exc:
+                env.ctx.warn(seg.error(f"ROL-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
+    if period:
+        entry["period"] = period
+    encounter = env.ctx.resources[scope.encounter["reference"]]
+    encounter.setdefault("participant", []).append(entry)
+    return None
+
+
+def _merge_pid(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
+    """MRG after a PID: the prior patient record is replaced by the surviving one."""
+    if seg is None or scope.patient is None:
+        return None
+    his.merge(seg, env.ctx, (scope.pkey, scope.patient))
+    return None
+
+
+templates.BUILDERS.update(
+    {
+        "patient": _patient,
+        "encounter": _encounter,
+        "observation": _observation,
+        "related_person": _with_patient(his.related_person),
+        "allergy": _with_patient(his.allergy),
+        "coverage": _with_patient(his.coverage),
+        "condition": _condition,
+        "service_request": _service_request,
+        "merge": _merge_pid,
+        "participant": _participant,
+    }
+)
+
+
+# --- post-steps ----------------------------------------------------------------------------------
+
+
+_MINUTES = {"MIN": 1, "M": 1, "MINUTES": 1, "H": 60, "HR": 60, "HOURS": 60, "D": 1440, "DAY": 1440, "S": 1 / 60}
+
+
+def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """Appointment start/end: SCH-11 timing (start ^ end in components 4/5), else TQ1-7/TQ1-8,
+    else the earliest AIS-4/AIG-8/AIL-6/AIP-6 start; the end from the duration (SCH-9/SCH-10 or
+    the resource's own) when not sent. R4 wants both or neither: an appointment with neither and a
+    status that needs them keeps data-absent-reason on both."""
+    ctx = env.ctx
+    sch = scope.first("SCH")
+    tq1 = scope.first("TQ1")
+    start = end = ""
+    duration = ""
+    unit = ""
+    if sch is not None:
+        start, end = sch.value(11, comp=4), sch.value(11, comp=5)
+        duration, unit = sch.value(9), sch.value(10)
+    if not start and tq1 is not None:
+        start, end = tq1.value(7), tq1.value(8)
+    if not start:
+        for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 10, 11), ("AIL", 6, 8, 9), ("AIP", 6, 8, 9)):
+            for s in scope.all(name):
+                if s.value(sf) and (not start or s.value(sf) < start):
+                    start = s.value(sf)
+                    duration, unit = duration or s.value(df), unit or s.value(uf)
+    try:
+        begin = to_datetime(start, ctx.tz) if start else None
+        finish = to_datetime(end, ctx.tz) if end else None
+    except TimestampError as exc:
+        ctx.warn((sch or seg or ctx.message.msh).error(f"appointment time: {exc}", 11, code=DATA_TYPE_ERROR))
+        begin = finish = None
+    minutes = None
+    if duration:
+        try:
+            minutes = float(duration) * _MINUTES.get(unit.upper() or "MIN", 1)
+        except ValueError:
+            minutes = None
+    if minutes is not None and minutes >= 1 and minutes == int(minutes):
+        res["minutesDuration"] = int(minutes)
+    if begin is not None and finish is None and minutes is not None:
+        finish = begin + _dt.timedelta(minutes=minutes)
+    if begin is not None and finish is not None:
+        res["start"] = begin.isoformat()
+        res["end"] = finish.isoformat()
+    elif res.get("status") not in ("proposed", "cancelled", "waitlist"):
+        templates.mark_absent(res, "_start", "Appointment", sch, ctx)
+        templates.mark_absent(res, "_end", "Appointment", sch, ctx)
+
+
+def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """The patient takes part in their own appointment (Appointment.participant is 1..*)."""
+    if scope.patient is not None:
+        res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
+
+
+def _condition_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """R4 con-3/con-4/con-5: a problem-list Condition has a clinical status unless entered in
+    error (then none); an abated one is not active."""
+    verification = res.get("verificationStatus", {}).get("coding", [{}])[0].get("code")
+    if verification == "entered-in-error":
+        res.pop("clinicalStatus", None)
+        return
+    if "clinicalStatus" not in res:
+        code = "resolved" if any(k.startswith("abatement") for k in res) else "active"
+        res["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": code}]
+        }
+
+
+def _allergy_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """R4 ait-1/ait-2: an allergy entered in error has no clinical status; otherwise one is given
+    (active, unless its verification says refuted → resolved)."""
+    verification = res.get("verificationStatus", {}).get("coding", [{}])[0].get("code")
+    if verification == "entered-in-error":
+        res.pop("clinicalStatus", None)
+        return
+    res.setdefault("clinicalStatus", {"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+        "code": "resolved" if verification == "refuted" else "active"}]})
+
+
+def _dosage(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """One Dosage from the order's timing (TQ1, else the RXE-1/RXO quantity-timing), route (RXR-1)
+    and give amount (RXE-3..5), after the IG "Segment RXE to MedicationRequest" dosage map."""
+    ctx = env.ctx
+    rxe, tq1, rxr, rxo = scope.first("RXE"), scope.first("TQ1"), scope.first("RXR"), scope.first("RXO")
+    dosage: dict[str, Any] = {}
+    texts = [s.value(f, comp=2) or s.value(f) for s, f in ((rxe, 7), (rxe, 21), (rxo, 7)) if s is not None]
+    texts = [t for t in texts if t]
+    if texts:
+        dosage["text"] = "; ".join(dict.fromkeys(texts))
+    timing: dict[str, Any] = {}
+    interval = tq1.value(3) if tq1 is not None else (rxe.value(1, comp=2) if rxe is not None else "")
+    if interval:
+        timing["code"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0335", "code": interval}]}
+    start, end = ((tq1.value(7), tq1.value(8)) if tq1 is not None
+                  else (rxe.value(1, comp=4), rxe.value(1, comp=5)) if rxe is not None else ("", ""))
+    bounds: dict[str, str] = {}
+    for name, text in (("start", start), ("end", end)):
+        if text:
+            try:
+                bounds[name] = to_datetime(text, ctx.tz).isoformat()
+            except TimestampError as exc:
+                ctx.warn((tq1 or rxe or ctx.message.msh).error(f"dosage timing: {exc}", code=DATA_TYPE_ERROR))
+    if bounds:
+        timing["repeat"] = {"boundsPeriod": bounds}
+    if timing:
+        dosage["timing"] = timing
+    if rxr is not None and rxr.value(1):
+        route = datatypes.cwe(rxr.rep(1), {}, ctx)
+        if route:
+            dosage["route"] = route
+    if rxe is not None and rxe.value(3):
+        try:
+            low = datatypes.decimal(rxe.value(3))
+            high = datatypes.decimal(rxe.value(4)) if rxe.value(4) else None
+        except ValueError as exc:
+            ctx.warn(rxe.error(f"RXE-3/RXE-4: {exc}", 3, code=DATA_TYPE_ERROR))
+        else:
+            units = datatypes.unit(rxe.rep(5), {}, ctx) or {}
+            if high is not None and high != low:
+                dosage["doseAndRate"] = [{"doseRange": {"low": {"value": low, **units}, "high": {"value": high, **units}}}]
+            else:
+                dosage["doseAndRate"] = [{"doseQuantity": {"value": low, **units}}]
+    if dosage:
+        res.setdefault("dosageInstruction", []).append(dosage)
+
+
+def _prefer_reference(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """A choice sent both ways (medicationReference from RXE, medicationCodeableConcept from RXO):
+    R4 allows one; the Reference to the Medication, which carries the code, stays."""
+    for key in [k for k in res if k.endswith("Reference") and len(k) > len("Reference")]:
+        res.pop(key[: -len("Reference")] + "CodeableConcept", None)
+
+
+templates.POST.update(
+    {
+        "appointment_times": _appointment_times,
+        "appointment_patient": _appointment_patient,
+        "condition_status": _condition_status,
+        "dosage": _dosage,
+        "allergy_status": _allergy_status,
+        "prefer_reference": _prefer_reference,
+    }
+)

@@ -1,0 +1,43 @@
+"""Which member institution sent a message, when MSH-4 does not say it in the institution's code.
+
+Senders write MSH-4 their own way (a full name, an old code, nothing at all). The site says, as
+data (``mappings/hl7v2/senders.yaml``), how those map to an institution: MSH-4.1 aliases, the
+sending application (MSH-3.1) when MSH-4 is empty, and the listener a message came in on (the TLS
+client certificate's CN, or the listening port) when neither names one. A registered MSH-4.1 is
+always taken as sent. The answer is a pure function of the message, the peer string the listener
+recorded with it and the site, so a replay of a stored message resolves the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_CN = re.compile(r"\bCN=(\S+)")
+_PORT = re.compile(r"\bport=(\d+)")
+
+
+def sender_institution(facility: str, application: str, peer: str, site: Any) -> str:
+    """The institution code for MSH-4.1 ``facility`` and MSH-3.1 ``application`` received from
+    ``peer``; ``facility`` itself when nothing maps it (the caller then refuses it as unknown)."""
+    institutions = getattr(site, "institutions", None) or {}
+    facility = facility.strip()
+    if facility in institutions:
+        return facility
+    table = (getattr(site, "tables", None) or {}).get("senders") or {}
+    alias = (table.get("facility_aliases") or {}).get(facility) if facility else None
+    if alias:
+        return str(alias)
+    if not facility:
+        by_app = (table.get("applications") or {}).get(application.strip())
+        if by_app:
+            return str(by_app)
+    listeners = table.get("listeners") or {}
+    if listeners and peer:
+        cn = _CN.search(peer)
+        if cn and f"tls:{cn.group(1)}" in listeners:
+            return str(listeners[f"tls:{cn.group(1)}"])
+        port = _PORT.search(peer)
+        if port and f"mllp:{port.group(1)}" in listeners:
+            return str(listeners[f"mllp:{port.group(1)}"])
+    return facility
