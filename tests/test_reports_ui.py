@@ -21,8 +21,8 @@ from websockets.sync.client import connect
 
 from engine.api.app import create_app
 from engine.auth.staff import StaffDirectory
-from tests.test_staff_signin import rfc6238
 from tests.test_recognition_world import ALICE, A, B, World, cbc, lft
+from tests.test_staff_signin import rfc6238
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")

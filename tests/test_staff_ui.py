@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.auth.staff import StaffDirectory
+from tests import test_reports_ui as ui
 from tests.test_recognition_world import ALICE, A, B, World, cbc
-from tests.test_reports_ui import AUDITOR_PASSWORD, Browser, browser, pytestmark, server  # noqa: F401
+from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
 from tests.test_staff_signin import rfc6238
+
+# the CDP driver's fixtures and its "skip without chromium" mark
+server, browser, pytestmark = ui.server, ui.browser, ui.pytestmark
 
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
