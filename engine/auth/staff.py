@@ -73,6 +73,21 @@ def load_roles(settings: Settings) -> dict[str, Role]:
 
 
 @dataclass(frozen=True)
+class StaffIdentity:
+    """Who a signed-in person is, from a local account or from the bureau's identity provider."""
+
+    name: str  # the audit trail's identifier (sign-in name, or the provider's username)
+    role: str
+    institution: str
+    display: str  # the person's name as people write it (王丽)
+
+    def caller(self, role: Role) -> Caller:
+        """The same ``Caller`` a bearer token yields: every access check treats both alike."""
+        return Caller(subject=self.name, kind=role.kind, scopes=role.scopes, client_id=STAFF_CLIENT_ID,
+                      role=self.role, display=self.display or self.name, institution=self.institution)
+
+
+@dataclass(frozen=True)
 class StaffAccount:
     name: str  # the sign-in name, also the audit trail's identifier
     role: str
@@ -88,10 +103,9 @@ class StaffAccount:
     def totp(self) -> pyotp.TOTP:
         return pyotp.TOTP(self.totp_secret)
 
-    def caller(self, role: Role) -> Caller:
-        """The same ``Caller`` a bearer token yields: every access check treats both alike."""
-        return Caller(subject=self.name, kind=role.kind, scopes=role.scopes, client_id=STAFF_CLIENT_ID,
-                      role=self.role, display=self.display or self.name, institution=self.institution)
+    @property
+    def identity(self) -> StaffIdentity:
+        return StaffIdentity(self.name, self.role, self.institution, self.display)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from typing import Any
 
 from engine.auth.caller import Caller
 from engine.auth.clients import check_secret, hash_secret
-from engine.auth.staff import Role, StaffAccount, StaffDirectory, load_roles
+from engine.auth.staff import Role, StaffAccount, StaffDirectory, StaffIdentity, load_roles
+from engine.auth.staff_oidc import OidcSignIn, load_oidc
 from engine.repository.port import Store
 from engine.settings import Settings
 
@@ -106,7 +107,7 @@ class LoginThrottle:
 
 @dataclass(frozen=True)
 class StaffSession:
-    account: StaffAccount
+    person: StaffIdentity
     role: Role
     csrf: str
     created: float
@@ -114,7 +115,7 @@ class StaffSession:
 
     @property
     def caller(self) -> Caller:
-        return self.account.caller(self.role)
+        return self.person.caller(self.role)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,10 @@ class StaffAuth:
         self.sessions.ensure_index(["seen"])
         self.devices = store.collection("staff_devices")
         self.state = store.collection("staff_state")  # last accepted TOTP step per account
+        # the bureau's identity provider, when the site configures one (staff/oidc.yaml)
+        config = load_oidc(settings, set(self.roles))
+        self.oidc = OidcSignIn(config, store, settings.public_base_url + "/ui/signin/oidc/callback",
+                               clock=lambda: self.clock()) if config else None
         self._step_lock = threading.Lock()
 
     # ---- sign-in --------------------------------------------------------------------------------
@@ -163,11 +168,23 @@ class StaffAuth:
         else:
             device = secrets.token_urlsafe(32)
             self.devices.insert({"_id": _digest(device), "name": name, "created": now, "seen": now, "failures": 0})
+        token, session = self.open_session(account.identity, role, address=address)
+        return SignedIn(token, device, session)
+
+    def open_session(self, person: StaffIdentity, role: Role, *, address: str,
+                     issuer: str | None = None) -> tuple[str, StaffSession]:
+        """A new session for a person signed in locally, or (``issuer``) by the bureau's identity
+        provider: a federated person has no local account, so who they are is kept in the session."""
+        now = self.clock()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self.sessions.insert({"_id": _digest(token), "name": name, "csrf": csrf, "created": now, "seen": now,
-                              "address": address})
+        doc: dict[str, Any] = {"_id": _digest(token), "name": person.name, "csrf": csrf, "created": now,
+                               "seen": now, "address": address}
+        if issuer:
+            doc["federated"] = {"issuer": issuer, "name": person.name, "role": person.role,
+                                "institution": person.institution, "display": person.display}
+        self.sessions.insert(doc)
         self._purge(now)
-        return SignedIn(token, device, StaffSession(account, role, csrf, now, self._expires(now, now)))
+        return token, StaffSession(person, role, csrf, now, self._expires(now, now))
 
     def _fail(self, address: str, name: str, dev: dict[str, Any] | None) -> SignedIn:
         self.throttle.failed(address, name)
@@ -213,14 +230,19 @@ class StaffAuth:
         if now >= self._expires(doc["created"], doc["seen"]):
             self.sessions.delete(key)
             return None
-        account = self.directory.get(doc["name"])
-        role = self.roles.get(account.role) if account else None
-        if account is None or role is None:  # removed (or role withdrawn) while signed in
+        fed = doc.get("federated")
+        if fed:
+            person: StaffIdentity | None = StaffIdentity(fed["name"], fed["role"], fed["institution"], fed["display"])
+        else:
+            account = self.directory.get(doc["name"])
+            person = account.identity if account else None
+        role = self.roles.get(person.role) if person else None
+        if person is None or role is None:  # removed (or role withdrawn) while signed in
             self.sessions.delete(key)
             return None
         if now - doc["seen"] >= 1.0:
             self.sessions.update(key, {"seen": now})
-        return StaffSession(account, role, doc["csrf"], doc["created"], self._expires(doc["created"], now))
+        return StaffSession(person, role, doc["csrf"], doc["created"], self._expires(doc["created"], now))
 
     def sign_out(self, token: str | None) -> None:
         if token:
