@@ -7,10 +7,10 @@ Throttling hurts the attacker, not the account holder:
 - **per account**, after ``ACCOUNT_FREE`` consecutive failures: exponential backoff (2, 4, 8 ...
   seconds, capped at ``ACCOUNT_CAP``) before the next attempt is even checked. Never a permanent
   lock: a stranger can only slow the account down, and a success resets it.
-- **known devices skip the account backoff**: a browser that signed in to the account before carries
-  a device cookie; its attempts are judged only by the address limit and by its own failure count
-  (``DEVICE_LIMIT``, after which the device is forgotten). So a stranger hammering an account from
-  elsewhere does not keep its owner out.
+- **known devices skip both**: a browser that signed in to the account before carries a device
+  cookie (random, stored hashed, bound to that account); its attempts are judged only by its own
+  failure count (``DEVICE_LIMIT``, after which the device is forgotten). So a stranger hammering an
+  account, or sharing the owner's address (NAT), does not keep its owner out.
 
 Throttles are checked before the password hash is computed, so refused attempts cost no KDF work.
 The throttle state is per process (a restart forgives); sessions, devices and the last accepted TOTP
@@ -73,6 +73,8 @@ class LoginThrottle:
 
     def wait(self, address: str, name: str, known_device: bool) -> float:
         """Seconds this attempt must wait (0: go ahead)."""
+        if known_device:
+            return 0.0  # a browser that signed in to this account before (see the module notes)
         now = self.clock()
         with self._lock:
             fails = self._by_address.get(address)
@@ -81,8 +83,6 @@ class LoginThrottle:
                     fails.popleft()
                 if len(fails) >= ADDRESS_LIMIT:
                     return fails[0] + ADDRESS_WINDOW - now
-            if known_device:
-                return 0.0
             count, last = self._by_account.get(name, (0, 0.0))
             if count >= ACCOUNT_FREE:
                 return max(0.0, last + min(2.0 ** (count - ACCOUNT_FREE + 1), ACCOUNT_CAP) - now)
