@@ -32,6 +32,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from engine.auth.caller import Caller
@@ -48,7 +49,13 @@ ACCOUNT_FREE, ACCOUNT_CAP = 5, 300.0
 DEVICE_LIMIT = 10
 TOTP_STEP = 30
 _TRACKED = 100_000  # addresses / accounts remembered by the throttle (oldest dropped first)
-_DUMMY_HASH = hash_secret(secrets.token_urlsafe(16))  # equal work for unknown names
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to check unknown names against: the same KDF work as for a real account, so response
+    time does not tell which names exist. Made on first need (scrypt costs tens of ms)."""
+    return hash_secret(secrets.token_urlsafe(16))
 
 
 def _digest(token: str) -> str:
@@ -157,7 +164,7 @@ class StaffAuth:
         account = self.directory.get(name)
         role = self.roles.get(account.role) if account else None
         if account is None or role is None:
-            check_secret(password, _DUMMY_HASH)
+            check_secret(password, _dummy_hash())
             return self._fail(address, name, dev)
         if not account.check_password(password) or not self._accept_code(account, code):
             return self._fail(address, name, dev)
