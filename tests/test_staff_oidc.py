@@ -6,6 +6,7 @@ for huren's client id, with the nonce and PKCE verifier of this sign-in."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -93,20 +94,31 @@ class Provider:
         return {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
 
 
-@pytest.fixture
-def provider() -> Iterator[Provider]:
-    p = Provider()
-    port = _free_port()
-    p.issuer = f"http://127.0.0.1:{port}"
-    srv = uvicorn.Server(uvicorn.Config(p.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+@contextlib.contextmanager
+def serve(app: Any, port: int | None = None) -> Iterator[int]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port unless given; real HTTP); yields the port."""
+    port = port or _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.time() + 10
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
-    yield p
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    """The provider under the host name ``localhost``: a different site from huren at 127.0.0.1, so a
+    browser treats the round trip as cross-site, as it is in production."""
+    p = Provider()
+    with serve(p.app) as port:
+        p.issuer = f"http://localhost:{port}"
+        yield p
 
 
 @pytest.fixture

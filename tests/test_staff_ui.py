@@ -94,3 +94,43 @@ def test_auditor_signs_in_reviews_and_is_named_in_the_audit_trail(engine: Any, s
     assert engine.staff.sessions.count() == 0
     browser.send("Page.navigate", url=f"{server}/ui/duplicates")
     browser.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+
+
+def test_auditor_signs_in_through_the_bureau_provider_in_the_browser(tmp_path: Path, browser: Browser) -> None:
+    """The real browser's view of the OIDC round trip: huren at 127.0.0.1, the provider at localhost
+    (another site), so the SameSite cookies behave as in production: the Lax binding cookie comes
+    back with the provider's redirect and the Strict session cookie is in force on the page after."""
+    from engine.api.app import create_app
+    from engine.engine import Engine
+    from engine.settings import Settings
+    from tests.test_staff_oidc import CLIENT_ID, Provider, serve
+
+    folder = Path(os.environ.get("HUREN_STAFF_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    provider = Provider()
+    provider.user = {"preferred_username": "li.shen", "name": "李审", "groups": ["ybj-auditors"], "org": "YBJ"}
+    with serve(provider.app) as pport:
+        provider.issuer = f"http://localhost:{pport}"
+        site = tmp_path / "site"
+        (site / "staff").mkdir(parents=True)
+        (site / "staff" / "oidc.yaml").write_text(
+            f"issuer: {provider.issuer}\nclient_id: {CLIENT_ID}\nrole_claim: groups\ninstitution_claim: org\n"
+            "roles: {ybj-auditors: auditor}\n", encoding="utf-8")
+        hport = ui._free_port()
+        engine = Engine(Settings(data_dir=tmp_path / "var", http_host="127.0.0.1", http_port=hport, mllp_port=0,
+                                 site=site))
+        try:
+            with serve(create_app(engine), hport):
+                server = f"http://127.0.0.1:{hport}"
+                browser.send("Page.enable")
+                browser.send("Emulation.setDeviceMetricsOverride", **DESKTOP)
+                browser.send("Page.navigate", url=f"{server}/ui/duplicates")
+                browser.wait_for("location.pathname === '/ui/signin' && document.querySelector('#oidc') !== null")
+                shot(browser, folder, "signin-oidc-desktop.png")
+                browser.eval("document.querySelector('#oidc').click(); true")
+                browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
+                assert "李审" in browser.eval("document.querySelector('#who').innerText")
+                assert engine.staff.sessions.count() == 1
+        finally:
+            engine.close()
+
