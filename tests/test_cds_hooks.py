@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft
 
-EHR = "system/ServiceRequest.rs system/Patient.rs system/DiagnosticReport.rs"
+# a CDS call records the doctor's decision: the EHR needs ServiceRequest write, not only read
+EHR = "system/ServiceRequest.crus system/Patient.rs system/DiagnosticReport.rs"
 
 
 def bearer(engine: Any, scopes: str = EHR, kind: str = "system") -> dict[str, str]:
@@ -120,10 +121,32 @@ def test_bad_requests(engine: Any, ward: dict[str, Any], path: str, body: dict, 
     assert res.json()["resourceType"] == "OperationOutcome"
 
 
-def test_needs_a_token_with_service_request_read(engine: Any, ward: dict[str, Any]) -> None:
+def test_needs_a_token_with_service_request_write(engine: Any, ward: dict[str, Any]) -> None:
     p = ward["alice_b"]
     body = hook_request("order-select", p, [draft("d1", cbc(B), p)])
     assert ward["http"].post("/cds-services/huren-recognition-select", json=body).status_code == 401
-    res = ward["http"].post("/cds-services/huren-recognition-select", json=body,
-                            headers=bearer(engine, "system/Patient.rs"))
-    assert res.status_code == 403
+    for scopes in ("system/Patient.rs", "system/ServiceRequest.rs system/Patient.rs system/DiagnosticReport.rs"):
+        res = ward["http"].post("/cds-services/huren-recognition-select", json=body, headers=bearer(engine, scopes))
+        assert res.status_code == 403, (scopes, res.text)
+
+
+def test_a_resident_token_cannot_decide_or_move_the_rate(engine: Any, ward: dict[str, Any]) -> None:
+    """A patient-context token -- even one that somehow carries ServiceRequest write -- can neither
+    ask for cards nor post feedback on a card a doctor got, so the recognition rate does not move."""
+    p = ward["alice_b"]
+    http = ward["http"]
+    body = hook_request("order-select", p, [draft("d1", cbc(B), p)], selections=["ServiceRequest/d1"])
+    [card] = http.post("/cds-services/huren-recognition-select", json=body, headers=bearer(engine)).json()["cards"]
+    pid = p.split("/")[1]
+    for scopes in (["patient/*.rs"], ["patient/*.cruds"]):
+        token, _ = engine.auth.issue_token(subject="person-alice", kind="patient", client_id="phr", scopes=scopes,
+                                           patient=pid)
+        resident = {"Authorization": f"Bearer {token}"}
+        assert http.post("/cds-services/huren-recognition-select", json=body, headers=resident).status_code == 403
+        fb = {"feedback": [{"card": card["uuid"], "outcome": "accepted",
+                            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]}]}
+        res = http.post("/cds-services/huren-recognition-select/feedback", json=fb, headers=resident)
+        assert res.status_code == 403, res.text
+    from engine.recognition.reports import ReportFilter, recognition_rate
+
+    assert recognition_rate(engine.recognition, ReportFilter()) == {}

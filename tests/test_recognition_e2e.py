@@ -142,7 +142,7 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
     hook = {"hookInstance": "e2e-1", "hook": "order-select",
             "context": {"userId": "Practitioner/1", "patientId": patient_b.split("/")[1], "selections": ["ServiceRequest/draft-1"],
                         "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}}}
-    ehr = bearer(engine, "system/ServiceRequest.rs")
+    ehr = bearer(engine, "system/ServiceRequest.crus")  # a CDS call records a decision: write scope
     [card] = http.post("/cds-services/huren-recognition-select", json=hook, headers=ehr).json()["cards"]
     # B's own (flagged) 03-13 result is the newest recognisable one; A's 03-10 result is linked too
     assert card["summary"] == "可互认 血常规: FNZYY 2026-03-13 (2 recognisable)"

@@ -14,6 +14,7 @@ from engine.api.app import create_app
 from tests.test_recognition_world import ALICE, BOB, A, B, World, cbc, lft
 
 AUDITOR = "system/DetectedIssue.rus"
+EVIDENCE = AUDITOR + " system/DiagnosticReport.rs system/ImagingStudy.rs system/ServiceRequest.rs"
 
 
 def bearer(engine: Any, scopes: str = AUDITOR, kind: str = "auditor") -> dict[str, str]:
@@ -105,7 +106,9 @@ def test_drill_down_and_review_are_audited(engine: Any, county: dict[str, Any]) 
     http = county["http"]
     rows = http.get("/reports/duplicates?status=flagged&item=CBC", headers=bearer(engine)).json()["rows"]
     flag = rows[0]["id"]
-    ev = http.get(f"/reports/duplicates/{flag}", headers=bearer(engine)).json()
+    # the evidence is clinical data: read with the auditor's own scopes, absent without them
+    assert http.get(f"/reports/duplicates/{flag}", headers=bearer(engine)).json()["priorResource"] is None
+    ev = http.get(f"/reports/duplicates/{flag}", headers=bearer(engine, EVIDENCE)).json()
     assert ev["detectedIssue"]["id"] == flag
     assert ev["priorResource"]["resourceType"] == "DiagnosticReport"
     assert ev["resultResource"]["id"] == ev["flag"]["result"].split("/")[1]

@@ -138,7 +138,7 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00")
     order = w.order(B, pb, lft(B), "2026-03-04T08:00:00+08:00", reasons=("R01",))
     w.report(B, pb, lft(B), "2026-03-04T09:00:00+08:00", order=order)
-    sign_in_page(browser, server, engine)
+    sign_in_page(browser, server, engine)  # evidence is read with the auditor role's own scopes
     assert browser.eval("document.querySelector('#summary').dataset.count") == "2"
     assert browser.eval("document.querySelector('#summary').dataset.money") == "20"
     assert browser.eval("document.querySelectorAll('#flags tbody tr').length") == 2

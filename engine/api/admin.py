@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.auth.policy import require_operator
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from engine.errors import BadRequest, NotFound, Unprocessable
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, raw_of, summary
 
 
@@ -36,9 +37,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 def operator(action: str) -> Any:
     def dependency(caller: Caller = Depends(get_caller)) -> Caller:
-        if caller.kind != "system":
-            raise Forbidden("the admin API is for system clients")
-        caller.require("MessageHeader", action)
+        require_operator(caller, action)
         return caller
 
     return dependency

@@ -20,21 +20,16 @@ from engine.audit.note import note
 from engine.audit.verify import verify_online
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
+from engine.auth.policy import require_audit_admin
 from engine.bounds import int_query
 from engine.engine import Engine
-from engine.errors import BadRequest, Forbidden
+from engine.errors import BadRequest
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 def get_engine(request: Request) -> Engine:
     return request.app.state.engine
-
-
-def require_auditor(caller: Caller) -> None:
-    if caller.kind == "auditor" or (caller.kind == "system" and caller.allows("AuditEvent", "read")):
-        return
-    raise Forbidden("only auditors and systems allowed to read AuditEvents may do this")
 
 
 @router.get("/public-key")
@@ -59,7 +54,7 @@ def checkpoints(request: Request, since: int = int_query(0, description="first c
 @router.post("/checkpoints", status_code=201)
 def sign_now(request: Request, engine: Engine = Depends(get_engine),
              caller: Caller = Depends(get_caller)) -> dict[str, Any]:
-    require_auditor(caller)
+    require_audit_admin(caller)
     note(request, action="audit-access", detail={"checkpoint": "signed on demand"})
     if engine.audit.size == 0:
         raise BadRequest("the audit log is empty")
@@ -102,7 +97,7 @@ def consistency(request: Request, first: int = int_query(..., ge=1), second: int
 @router.get("/verify")
 async def verify(request: Request, engine: Engine = Depends(get_engine),
                  caller: Caller = Depends(get_caller)) -> dict[str, Any]:
-    require_auditor(caller)
+    require_audit_admin(caller)
     note(request, action="audit-access", detail={"verify": "full log"})
     report = await run_in_threadpool(verify_online, engine.audit)
     return report.as_json()

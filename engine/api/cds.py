@@ -6,7 +6,9 @@ draft ServiceRequest that has recognisable prior results: a link to each prior r
 suggestion "recognise" (delete the draft order) and suggestions "re-test" for the reasons that
 matter for the item (update the draft with that ``reasonCode``), and every re-test reason as an
 ``overrideReason``. ``POST /cds-services/{id}/feedback`` records the doctor's choice, which feeds
-the recognition rate: a recognised draft never becomes an order.
+the recognition rate: a recognised draft never becomes an order. Both record a decision, so both
+need a clinician's or system's ServiceRequest write scope (``engine.auth.policy``); discovery is
+public.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
-from engine.errors import BadRequest, Forbidden, NotFound
-from engine.recognition.access import require_order_check
+from engine.auth.policy import require_order_decision
+from engine.errors import BadRequest, NotFound
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import national_id
 
@@ -52,7 +54,8 @@ def discovery() -> Response:
             "description": "Lists recognisable results of the same person and item from member institutions "
                            "(检查检验结果互认), suggests recognising them instead of re-testing, and records the choice.",
             "prefetch": {"patient": "Patient/{{context.patientId}}"},
-            "usageRequirements": "Bearer token with ServiceRequest read (e.g. system/ServiceRequest.rs).",
+            "usageRequirements": "Bearer token of a clinician or system with ServiceRequest write "
+                                 "(user/ServiceRequest.cu or system/ServiceRequest.cu): the call records a decision.",
         }
         for sid, hook in SERVICES.items()
     ]})
@@ -123,7 +126,7 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     hook = SERVICES.get(service_id)
     if hook is None:
         raise NotFound(f"no CDS service {service_id!r}")
-    require_order_check(caller)
+    require_order_decision(caller)
     try:
         body = fhirjson.loads(await request.body())
     except fhirjson.DecodeError as exc:
@@ -137,8 +140,6 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     patient_id = str(context.get("patientId") or "")
     if not patient_id:
         raise BadRequest("context.patientId is required")
-    if caller.restricted and not caller.sees_patient(patient_id):
-        raise Forbidden("that patient is outside your compartment")
     recognition = request.app.state.engine.recognition
     patient = recognition.read("Patient", patient_id)
     prefetched = (body.get("prefetch") or {}).get("patient")
@@ -175,7 +176,7 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
     or justified on its own)."""
     if service_id not in SERVICES:
         raise NotFound(f"no CDS service {service_id!r}")
-    require_order_check(caller)
+    require_order_decision(caller)
     try:
         body = fhirjson.loads(await request.body())
     except fhirjson.DecodeError as exc:
@@ -191,8 +192,6 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
         card = cards.get(str(fb.get("card") or ""))
         if card is None or card["service"] != service_id:
             raise NotFound(f"unknown card {fb.get('card')!r}")
-        if caller.restricted and not caller.sees_patient(str(card["patient"]).split("/", 1)[1]):
-            raise Forbidden("that card is outside your compartment")
         outcome = fb.get("outcome")
         accepted = {str(s.get("id")) for s in fb.get("acceptedSuggestions") or ()}
         reason = None

@@ -6,11 +6,11 @@ conditional update (``PUT Type?search``), delete, transaction and batch at the b
 ``Patient/{id}/$everything``. ``GET /fhir/metadata`` belongs to the conformance router: the type
 segment only matches capitalised names, so ``metadata`` never lands here.
 
-Every route takes the caller from ``engine.auth.deps.get_caller`` and asks
-``caller.require(type, action)`` first. A restricted caller (a resident) has its
-``patient_ids`` passed as the compartment to search and ``$everything``; a read outside it is a
-404, exactly like a resource that does not exist, so nothing leaks. Each route notes what it
-touched with ``engine.audit.note.note`` for the audit middleware.
+Every route works through the repository scoped to its caller (``engine.auth.deps.get_repo``,
+``engine.repository.scoped``), which decides scopes, compartment and content for the interaction
+and for everything it reaches (chains, includes, Bundle entries); nothing here reads the shared
+repository directly. Each route notes what it touched with ``engine.audit.note.note`` for the
+audit middleware.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from starlette.responses import Response
 from engine import fhirjson
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
-from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
-from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound
-from engine.repository.fhir import FhirRepository, SearchResult, WriteResult
+from engine.auth.deps import get_repo
+from engine.errors import BadRequest, FhirError
+from engine.repository.fhir import SearchResult, WriteResult
+from engine.repository.scoped import ScopedRepository
 
 
 class FhirTypeConvertor(Convertor[str]):
@@ -51,10 +51,6 @@ register_url_convertor("fhirtype", FhirTypeConvertor())
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 _CONTROL = {"_format", "_pretty"}
-
-
-def _repo(request: Request) -> FhirRepository:
-    return request.app.state.engine.repository
 
 
 def _base(request: Request) -> str:
@@ -88,25 +84,6 @@ async def _body(request: Request) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
-def _visible(repo: FhirRepository, caller: Caller, resource: dict[str, Any]) -> bool:
-    return caller.patient_ids is None or repo.in_compartment(resource, caller.patient_ids)
-
-
-def _was_visible(repo: FhirRepository, caller: Caller, rtype: str, rid: str) -> bool:
-    """Whether the newest non-deleted version of ``rtype/rid`` lies in the caller's compartment."""
-    try:
-        versions = repo.versions(rtype, rid)
-    except NotFound:
-        return False
-    latest = next((v.resource for v in versions if v.resource is not None), None)
-    return latest is not None and _visible(repo, caller, latest)
-
-
-def _unknown(rtype: str, rid: str) -> NotFound:
-    """The one answer a resident gets for anything outside their compartment: no hint it exists."""
-    return NotFound(f"{rtype}/{rid} is not known")
-
-
 def _write_response(request: Request, result: WriteResult, *, created_status: int = 201) -> Response:
     resource = result.resource
     headers = _headers(resource)
@@ -133,76 +110,47 @@ def _search_bundle(request: Request, result: SearchResult, path: str, params: li
 # -- whole-system interactions --------------------------------------------------------------------
 @router.post("")
 @router.post("/")
-async def transaction_or_batch(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+async def transaction_or_batch(request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     bundle = await _body(request)
-    repo = _repo(request)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base needs a transaction or batch Bundle")
     kind = bundle.get("type")
     if kind not in ("transaction", "batch"):
         raise BadRequest(f"Bundle.type must be transaction or batch, got '{kind}'", expression=["Bundle.type"])
-    await run_in_threadpool(_authorize_bundle, repo, caller, bundle)
     touched: list[dict[str, Any]] = []
     run = repo.transaction if kind == "transaction" else repo.batch
-    response = await run_in_threadpool(lambda: run(bundle, compartment=caller.patient_ids, touched=touched))
+    response = await run_in_threadpool(run, bundle, touched)
     note(request, action=kind, resources=touched)
     return fhir_response(response)
 
 
-def _authorize_bundle(repo: FhirRepository, caller: Caller, bundle: dict[str, Any]) -> None:
-    """Every entry's interaction must be permitted before any of them runs."""
-    for n, entry in enumerate(bundle.get("entry") or []):
-        request = entry.get("request") if isinstance(entry, dict) else None
-        if not isinstance(request, dict) or not isinstance(request.get("url"), str):
-            raise BadRequest(f"Bundle.entry[{n}]: request.method and request.url are required")
-        method = str(request.get("method", "")).upper()
-        path, _, query = request["url"].removeprefix(repo.base_url + "/").partition("?")
-        parts = [p for p in path.split("/") if p]
-        if not parts:
-            raise BadRequest(f"Bundle.entry[{n}]: request.url does not name a resource type")
-        action = {"GET": "s" if len(parts) == 1 else "r", "POST": "c", "PUT": "u", "DELETE": "d"}.get(method)
-        if action is None:
-            raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
-        caller.require(parts[0], action)
-        if caller.patient_ids is not None and method in ("POST", "PUT"):
-            resource = entry.get("resource")
-            if not isinstance(resource, dict) or not repo.in_compartment(resource, caller.patient_ids):
-                raise Forbidden(f"Bundle.entry[{n}]: a resident may only write resources of their own records")
-        if caller.patient_ids is not None and method == "DELETE":
-            raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
-
-
 # -- type-level interactions ------------------------------------------------------------------------
 @router.get("/{rtype:fhirtype}")
-async def search(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "s")
+async def search(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     params = _params(request)
-    result = await run_in_threadpool(_repo(request).search, rtype, params, compartment=caller.patient_ids)
+    result = await run_in_threadpool(repo.search, rtype, params)
     return _search_bundle(request, result, rtype, params)
 
 
 @router.post("/{rtype:fhirtype}/_search")
-async def search_post(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "s")
+async def search_post(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    repo.require(rtype, "s")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/x-www-form-urlencoded", ""):
         raise FhirError("POST _search takes application/x-www-form-urlencoded parameters", status=415,
                         code="not-supported")
     body = (await request.body()).decode("utf-8", errors="strict")
     params = _params(request) + [(k, v) for k, v in parse_qsl(body, keep_blank_values=True) if k not in _CONTROL]
-    result = await run_in_threadpool(_repo(request).search, rtype, params, compartment=caller.patient_ids)
+    result = await run_in_threadpool(repo.search, rtype, params)
     return _search_bundle(request, result, rtype, params)
 
 
 @router.post("/{rtype:fhirtype}")
-async def create(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "c")
+async def create(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    repo.require(rtype, "c")
     resource = await _body(request)
-    repo = _repo(request)
     if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
         raise BadRequest(f"the body must be a {rtype} resource", expression=["resourceType"])
-    if caller.patient_ids is not None and not repo.in_compartment(resource, caller.patient_ids):
-        raise Forbidden("a resident may only create resources in their own records")
     # ``If-None-Exist`` header, or the query string of ``POST Type?identifier=...`` (fhirpy)
     condition = request.headers.get("if-none-exist") or urlencode(_params(request)) or None
     result = await run_in_threadpool(lambda: repo.create(resource, if_none_exist=condition))
@@ -211,62 +159,36 @@ async def create(rtype: str, request: Request, caller: Caller = Depends(get_call
 
 
 @router.put("/{rtype:fhirtype}")
-async def conditional_update(rtype: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "u")
+async def conditional_update(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    repo.require(rtype, "u")
     params = _params(request)
     if not params:
         raise BadRequest(f"PUT {rtype} needs an id (PUT {rtype}/id) or search parameters (PUT {rtype}?...)")
-    if caller.patient_ids is not None:
-        raise Forbidden("a resident may not update records by search")
     resource = await _body(request)
-    result = await run_in_threadpool(_repo(request).conditional_update, rtype, urlencode(params), resource)
+    result = await run_in_threadpool(repo.conditional_update, rtype, params, resource)
     note(request, action="update", resources=[result.resource])
     return _write_response(request, result)
 
 
 # -- instance-level interactions ----------------------------------------------------------------------
 @router.get("/{rtype:fhirtype}/{rid}")
-async def read(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "r")
-    repo = _repo(request)
-    try:
-        rec = repo.read_raw(rtype, rid)
-    except Gone:
-        # a resident learns of a deletion only inside their own compartment; elsewhere it reads as missing
-        if caller.patient_ids is not None and not _was_visible(repo, caller, rtype, rid):
-            raise _unknown(rtype, rid) from None
-        raise
-    resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
-    if not _visible(repo, caller, resource):
-        raise _unknown(rtype, rid)
+async def read(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    rec, resource, body = repo.read_raw(rtype, rid)
     note(request, action="read", resources=[resource])
     headers = {"ETag": f'W/"{rec.version}"', "Last-Modified": _http_date(rec.updated)}
-    return Response(rec.body, media_type=FHIR_JSON, headers=headers)
+    return Response(body, media_type=FHIR_JSON, headers=headers)
 
 
 @router.get("/{rtype:fhirtype}/{rid}/_history/{vid}")
-async def vread(rtype: str, rid: str, vid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "r")
-    repo = _repo(request)
-    if caller.patient_ids is None:
-        resource = repo.vread(rtype, rid, vid)
-    else:
-        # for a resident every miss reads alike: missing, another patient's, or a version that is not there
-        if not _was_visible(repo, caller, rtype, rid):
-            raise _unknown(rtype, rid)
-        resource = repo.vread(rtype, rid, vid)
+async def vread(rtype: str, rid: str, vid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    resource = repo.vread(rtype, rid, vid)
     note(request, action="vread", resources=[resource])
     return fhir_response(resource, headers=_headers(resource))
 
 
 @router.get("/{rtype:fhirtype}/{rid}/_history")
-async def history(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "r")
-    repo = _repo(request)
+async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     versions = await run_in_threadpool(repo.versions, rtype, rid)
-    latest = next((v.resource for v in versions if v.resource is not None), None)
-    if caller.patient_ids is not None and (latest is None or not repo.in_compartment(latest, caller.patient_ids)):
-        raise NotFound(f"{rtype}/{rid} is not known")
     base = _base(request)
     entries = []
     for i, v in enumerate(versions):
@@ -286,24 +208,14 @@ async def history(rtype: str, rid: str, request: Request, caller: Caller = Depen
 
 
 @router.put("/{rtype:fhirtype}/{rid}")
-async def update(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "u")
+async def update(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    repo.require(rtype, "u")
     resource = await _body(request)
-    repo = _repo(request)
     if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
         raise BadRequest(f"the body must be a {rtype} resource", expression=["resourceType"])
     if resource.get("id") != rid:
         raise BadRequest(f"the body's id ({resource.get('id')}) must equal the URL id ({rid})",
                          expression=[f"{rtype}.id"])
-    if caller.patient_ids is not None:
-        if not repo.in_compartment(resource, caller.patient_ids):
-            raise Forbidden("a resident may only write resources in their own records")
-        try:
-            current = repo.read(rtype, rid)
-        except FhirError:
-            current = None
-        if current is not None and not repo.in_compartment(current, caller.patient_ids):
-            raise NotFound(f"{rtype}/{rid} is not known")
     if_match = request.headers.get("if-match")
     result = await run_in_threadpool(lambda: repo.update(resource, if_match=if_match))
     note(request, action="update", resources=[result.resource])
@@ -311,35 +223,18 @@ async def update(rtype: str, rid: str, request: Request, caller: Caller = Depend
 
 
 @router.delete("/{rtype:fhirtype}/{rid}")
-async def delete(rtype: str, rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require(rtype, "d")
-    repo = _repo(request)
-    if caller.patient_ids is not None:
-        raise Forbidden("a resident may not delete records")
+async def delete(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     version = await run_in_threadpool(repo.delete, rtype, rid)
     note(request, action="delete", resources=[f"{rtype}/{rid}" + (f"/_history/{version}" if version else "")])
     return Response(status_code=204, headers={"ETag": f'W/"{version}"'} if version else None)
 
 
 @router.get("/Patient/{rid}/$everything")
-async def everything(rid: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require("Patient", "r")
-    repo = _repo(request)
-    params = _params(request)
-    # AuditEvents are in the compartment by definition, but they record access, not care: only on request
-    types = [t for t in repo.params.compartment
-             if (repo.params.compartment_params(t) or t == "Patient") and t != "AuditEvent"]
-    allowed = [t for t in types if caller.allows(t, "r")]
-    requested = [v for k, v in params if k == "_type"]
-    if requested:
-        wanted = [t for t in ",".join(requested).split(",") if t]
-        for t in wanted:
-            caller.require(t, "r")
-        allowed = wanted
-    params = [(k, v) for k, v in params if k != "_type"] + [("_type", ",".join(allowed))]
-    result = await run_in_threadpool(lambda: repo.everything(rid, params, compartment=caller.patient_ids))
+async def everything(rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    result, requested = await run_in_threadpool(repo.everything, rid, _params(request))
     note(request, action="operation", resources=result.resources, patient_ids=[rid],
          detail={"operation": "$everything"})
-    return fhir_response(result.bundle(_base(request), f"Patient/{rid}/$everything",
-                                       [(k, v) for k, v in params if k != "_type" or requested]))
-
+    link_params = [(k, v) for k, v in _params(request) if k != "_type"]
+    if requested:
+        link_params.append(("_type", ",".join(requested)))
+    return fhir_response(result.bundle(_base(request), f"Patient/{rid}/$everything", link_params))

@@ -1,8 +1,8 @@
 """Identity operations on ``/fhir/Patient``: ``$match``, ``$ihe-pix``, and operator ``$link``/``$unlink``.
 
 Registered on their own router, included before the generic FHIR router so ``Patient/$match`` is
-not taken for a read of a Patient whose id is "$match". Access is decided by the ``Caller`` like
-every other FHIR interaction: ``s`` on Patient to match or cross-reference (residents only ever
+not taken for a read of a Patient whose id is "$match". Access is decided by the scoped repository
+like every other FHIR interaction: ``s`` on Patient to match or cross-reference (residents only ever
 see their own records), ``u`` on Patient to link or unlink (operators; audited).
 """
 
@@ -17,8 +17,10 @@ from engine import fhirjson
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_repo
+from engine.auth.policy import require_identity_operator
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
+from engine.repository.scoped import ScopedRepository
 
 router = APIRouter(tags=["identity"])
 
@@ -57,18 +59,16 @@ def _patient_ref(value: Any, name: str) -> str:
     return ref[8:]
 
 
-def _read_visible(engine: Any, caller: Caller, pid: str) -> dict[str, Any] | None:
-    if not caller.sees_patient(pid):
-        return None
+def _read_visible(repo: ScopedRepository, pid: str) -> dict[str, Any] | None:
     try:
-        return engine.repository.read("Patient", pid)
+        return repo.read("Patient", pid)
     except (NotFound, Gone):
         return None
 
 
 @router.post("/fhir/Patient/$match")
-async def match(request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    caller.require("Patient", "s")
+async def match(request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    repo.require("Patient", "s")
     engine = request.app.state.engine
     params = await _parameters(request)
     patient = _one(params, "resource", "resource", required=True)
@@ -86,7 +86,7 @@ async def match(request: Request, caller: Caller = Depends(get_caller)) -> Respo
     for pid, score, grade in found:
         if only_certain and grade != "certain":
             continue
-        resource = _read_visible(engine, caller, pid)
+        resource = _read_visible(repo, pid)
         if resource is None:
             continue
         entries.append({"fullUrl": f"{engine.settings.fhir_base_url}/Patient/{pid}", "resource": resource,
@@ -100,26 +100,26 @@ async def match(request: Request, caller: Caller = Depends(get_caller)) -> Respo
 
 
 @router.get("/fhir/Patient/$ihe-pix")
-def ihe_pix(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+def ihe_pix(request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     """IHE PIXm (ITI-83): the identifiers and Patient records of the same person in other domains."""
-    caller.require("Patient", "s")
+    repo.require("Patient", "s")
     engine = request.app.state.engine
     sources = request.query_params.getlist("sourceIdentifier")
     if len(sources) != 1 or "|" not in sources[0] or not all(sources[0].split("|", 1)):
         raise BadRequest("sourceIdentifier=system|value is required (once)", expression=["sourceIdentifier"])
     system, value = sources[0].split("|", 1)
     targets = set(request.query_params.getlist("targetSystem"))
-    found = engine.repository.search("Patient", [("identifier", f"{system}|{value}")]).resources
-    source_ids = [p["id"] for p in found if caller.sees_patient(p["id"])]
-    if not source_ids:
-        raise NotFound(f"no Patient with identifier {system}|{value}")
+    found = repo.search("Patient", [("identifier", f"{system}|{value}"), ("_count", "1000")]).resources
+    source_ids = [p["id"] for p in found]
+    if not source_ids:  # the same words whether nobody has it or someone the caller may not see
+        raise NotFound("no Patient with that identifier is known")
     linked: set[str] = set()
     for pid in source_ids:
         linked |= engine.identity.person_compartment(pid)
     out: list[dict[str, Any]] = []
     refs: list[str] = []
     for pid in sorted(linked):
-        resource = _read_visible(engine, caller, pid)
+        resource = _read_visible(repo, pid)
         if resource is None:
             continue
         idents = [i for i in resource.get("identifier", []) if i.get("system") and i.get("value")
@@ -135,12 +135,6 @@ def ihe_pix(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     return fhir_response({"resourceType": "Parameters", "parameter": out})
 
 
-def _operator(caller: Caller) -> None:
-    caller.require("Patient", "u")
-    if caller.restricted:  # defence in depth: resident tokens never carry write scopes
-        raise NotFound("no such operation for this caller")
-
-
 def _compartment_result(ids: frozenset[str]) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": [
         {"name": "patient", "valueReference": {"reference": f"Patient/{pid}"}} for pid in sorted(ids)]}
@@ -150,7 +144,7 @@ def _compartment_result(ids: frozenset[str]) -> dict[str, Any]:
 async def link(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Operator: records ``source`` and ``target`` are the same person (``seealso``) or ``source`` was
     merged into ``target`` (``replaced-by``). A reason is required; the act is audited."""
-    _operator(caller)
+    require_identity_operator(caller)
     engine = request.app.state.engine
     params = await _parameters(request)
     source = _patient_ref(_one(params, "source", "valueReference", required=True), "source")
@@ -167,7 +161,7 @@ async def link(request: Request, caller: Caller = Depends(get_caller)) -> Respon
 @router.post("/fhir/Patient/$unlink")
 async def unlink(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Operator: take ``source`` out of its person (or undo its merge with ``target``); audited."""
-    _operator(caller)
+    require_identity_operator(caller)
     engine = request.app.state.engine
     params = await _parameters(request)
     source = _patient_ref(_one(params, "source", "valueReference", required=True), "source")

@@ -10,6 +10,7 @@ prior result, newest first, with the days left in its window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -20,14 +21,16 @@ from engine import fhirjson
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
-from engine.errors import BadRequest, Forbidden, NotFound, Unprocessable
-from engine.recognition.access import require_admin, require_auditor, require_order_check
+from engine.auth.deps import get_caller, get_repo
+from engine.auth.policy import require_auditor, require_order_check, require_rules_admin
+from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import local_day, national_id
 from engine.recognition.measure import MEASURE_ID, measure_report
 from engine.recognition.rules import Rules
 from engine.recognition.service import parse_day
+from engine.repository.indexing import parse_reference
+from engine.repository.scoped import ScopedRepository
 from mappings.sitefiles import SiteError
 
 router = APIRouter()
@@ -97,7 +100,9 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
                  patient=ref)
 
 
-def result_parameters(recognition: Any, order: Order, matches: list[Recognisable], *, with_resources: bool) -> dict[str, Any]:
+def result_parameters(recognition: Any, order: Order, matches: list[Recognisable], *,
+                      read: Callable[[str, str], dict[str, Any] | None] | None) -> dict[str, Any]:
+    """The operation's output; ``read`` (the caller's own reads) adds each result's resource."""
     rules: Rules = recognition.rules
     params: list[dict[str, Any]] = []
     item = rules.items.get(order.item or "")
@@ -113,29 +118,59 @@ def result_parameters(recognition: Any, order: Order, matches: list[Recognisable
             {"name": "ageDays", "valueInteger": m.age_days},
             {"name": "windowLeft", "valueInteger": m.window_left},
         ]
-        if with_resources:
+        if read is not None:
             rtype, rid = m.result.ref.split("/", 1)
-            resource = recognition.read(rtype, rid)
+            resource = read(rtype, rid)
             if resource is not None:
                 part.append({"name": "resource", "resource": resource})
         params.append({"name": "recognisable", "part": part})
     return {"resourceType": "Parameters", "parameter": params}
 
 
+def _patient_named(body: dict[str, Any]) -> str | None:
+    """The Patient id the input is about (ServiceRequest.subject or the ``patient`` parameter)."""
+    if body["resourceType"] == "Parameters":
+        given = _param(body, "order")
+        if given and isinstance(given.get("resource"), dict):
+            body = given["resource"]
+    if body.get("resourceType") == "ServiceRequest":
+        ref = (body.get("subject") or {}).get("reference") if isinstance(body.get("subject"), dict) else None
+    else:
+        patient_p = _param(body, "patient") or {}
+        ref = (patient_p.get("valueReference") or {}).get("reference") if isinstance(patient_p, dict) else None
+    target = parse_reference(ref) if isinstance(ref, str) else None
+    return target[1] if target and target[0] == "Patient" else None
+
+
 @router.post("/fhir/ServiceRequest/$check-recognition")
-async def check_recognition(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+async def check_recognition(request: Request, caller: Caller = Depends(get_caller),
+                            repo: ScopedRepository = Depends(get_repo)) -> Response:
     require_order_check(caller)
     recognition = request.app.state.engine.recognition
     body = await _json_body(request)
+    if repo.confined:
+        # a resident asks only about their own records, and someone else's reads as unknown
+        # *before* anything is looked up, so the answer cannot tell whether that patient exists
+        named = _patient_named(body)
+        if named is None:
+            raise Unprocessable("the order must name its patient (ServiceRequest.subject or 'patient')")
+        repo.read("Patient", named)
     order = order_from_input(recognition, body)
     patient_ids = [order.patient.split("/", 1)[1]] if order.patient else []
-    if caller.restricted and not all(caller.sees_patient(p) for p in patient_ids):
-        raise Forbidden("that patient is outside your compartment")
+    if repo.confined and not all(repo.can_read("Patient", p) for p in patient_ids):
+        raise repo.unknown("Patient")
     matches = recognition.check(order)
-    if caller.restricted:  # a resident sees only results in their own (linked) compartment
-        matches = [m for m in matches if m.result.patient and caller.sees_patient(m.result.patient.split("/", 1)[1])]
+    if repo.confined:  # a resident sees only results they may read themselves
+        matches = [m for m in matches if repo.can_read(*m.result.ref.split("/", 1))]
+
+    def read(rtype: str, rid: str) -> dict[str, Any] | None:
+        try:
+            return repo.read(rtype, rid)
+        except (NotFound, Gone, Forbidden):
+            return None
+
     with_resources = caller.allows(matches[0].result.resource_type, "read") if matches else False
-    out = result_parameters(recognition, order, matches, with_resources=with_resources)
+    out = result_parameters(recognition, order, matches, read=read if with_resources else None)
     note(request, action="operation", resources=[m.result.ref for m in matches], patient_ids=patient_ids,
          detail={"operation": "$check-recognition", "item": order.item})
     return fhir_response(out)
@@ -144,7 +179,7 @@ async def check_recognition(request: Request, caller: Caller = Depends(get_calle
 @router.post("/admin/reload")
 def reload_rules(request: Request, caller: Caller = Depends(get_caller)) -> Response:
     """Hot reload of the recognition rules; a bad file leaves the running rules in force (422)."""
-    require_admin(caller)
+    require_rules_admin(caller)
     engine = request.app.state.engine
     try:
         engine.reload_site()  # site files and recognition rules together

@@ -16,12 +16,13 @@ from starlette.responses import Response
 from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_repo
+from engine.auth.policy import require_auditor
 from engine.bounds import int_query
-from engine.errors import BadRequest
-from engine.recognition.access import require_auditor
+from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.recognition.reports import ReportFilter, duplicates_report, to_csv
 from engine.recognition.service import parse_day
+from engine.repository.scoped import ScopedRepository
 
 router = APIRouter()
 
@@ -64,21 +65,28 @@ def duplicates(
 
 
 @router.get("/reports/duplicates/{flag_id}")
-def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
-    """One flag with its evidence: the DetectedIssue and the two results it is about."""
+def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_caller),
+              repo: ScopedRepository = Depends(get_repo)) -> Response:
+    """One flag with its evidence: the DetectedIssue and the two results it is about. The evidence
+    is read as the caller: a resource their scopes do not let them read is null ("not available")."""
     require_auditor(caller)
     recognition = request.app.state.engine.recognition
     row = recognition.flags.get(flag_id)
     if row is None:
-        from engine.errors import NotFound
-
         raise NotFound(f"no duplicate flag {flag_id}")
-    evidence: dict[str, Any] = {"flag": row, "detectedIssue": recognition.read("DetectedIssue", flag_id)}
+
+    def read(rtype: str, rid: str) -> dict[str, Any] | None:
+        try:
+            return repo.read(rtype, rid)
+        except (NotFound, Gone, Forbidden):
+            return None
+
+    evidence: dict[str, Any] = {"flag": row, "detectedIssue": read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
         ref = row.get(key)
         if ref:
             rtype, rid = ref.split("/", 1)
-            evidence[key + "Resource"] = recognition.read(rtype, rid)
+            evidence[key + "Resource"] = read(rtype, rid)
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})

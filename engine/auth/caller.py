@@ -1,8 +1,11 @@
-"""``Caller``: who is making a request and what they may do — the single place access is decided.
+"""``Caller``: who is making a request and what their token grants.
 
-Every router asks ``caller.require(type, action)`` before touching data, and restricts reads to
-``caller.patient_ids`` (the resident's linked compartment) when it is not ``None``. Residents get
-``patient/`` scopes only; system clients ``system/``; auditors whatever their client registered.
+The verified token as data: its kind, its scopes (``allows``/``require`` answer "does a granted
+scope permit this action on this type") and, for a resident, ``patient_ids`` -- the compartment of
+every linked record. Decisions about data are made from it in one place for FHIR
+(``engine.repository.scoped.ScopedRepository``) and one for the operations around it
+(``engine.auth.policy``). Residents get ``patient/`` scopes only; system clients ``system/``;
+auditors whatever their client registered.
 """
 
 from __future__ import annotations

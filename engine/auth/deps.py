@@ -6,7 +6,9 @@ route decides access for both in the same place. A cookie-authenticated request 
 must echo the session's CSRF token in ``X-CSRF-Token``: the cookie alone proves nothing about intent.
 
 Routers declare ``caller: Caller = Depends(get_caller)``; the caller is also left on
-``request.state.caller`` so middleware (audit) can say who acted without re-verifying.
+``request.state.caller`` so middleware (audit) can say who acted without re-verifying. Routes that
+touch FHIR data declare ``repo: ScopedRepository = Depends(get_repo)`` instead: the repository as
+that caller may use it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fastapi import Request
 from engine.auth.caller import Caller
 from engine.auth.staff_session import SESSION_COOKIE, csrf_matches
 from engine.errors import Forbidden, Unauthorized
+from engine.repository.scoped import ScopedRepository
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -42,3 +45,13 @@ def staff_caller(request: Request) -> Caller:
     if request.method not in SAFE_METHODS and not csrf_matches(session, request.headers.get("x-csrf-token")):
         raise Forbidden("this change was not sent by the signed-in page (missing or wrong X-CSRF-Token)")
     return session.caller
+
+
+async def get_repo(request: Request) -> ScopedRepository:
+    """The FHIR repository scoped to this request's caller: every route reads and writes through it."""
+    cached = getattr(request.state, "repo", None)
+    if isinstance(cached, ScopedRepository):
+        return cached
+    repo = ScopedRepository(request.app.state.engine.repository, await get_caller(request))
+    request.state.repo = repo
+    return repo

@@ -5,6 +5,9 @@ conditional create and update, delete → 410, validation before every write, wr
 the write transaction, search (parsed in ``engine.repository.search``, executed by the backend),
 ``_include`` / ``_revinclude``, Patient compartments and ``$everything``, and transaction / batch
 Bundles. Everything here is backend-neutral; ``store.fhir`` does the storage.
+
+Acting for a caller, every entry point takes an ``Access`` (``engine.repository.scoped``) and asks
+it about each resource reached, directly or not; without one it acts for the system.
 """
 
 from __future__ import annotations
@@ -27,19 +30,58 @@ from engine.merge_rules import shipped as shipped_merge_rules
 from engine.repository.indexing import Indexer, parse_reference
 from engine.repository.port import Store, StoredResource
 from engine.repository.query import Clause, Query, RefCond
-from engine.repository.search import ParsedSearch, SearchParser
+from engine.repository.search import CHAIN_LIMIT, ChainResolver, ParsedSearch, SearchParser
 from engine.repository.searchparams import SearchParams, load
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
 INCLUDE_LIMIT = 1000
 EVERYTHING_COUNT = 1000
+CONFINED_SCAN_CHUNK = 500
+CONFINED_SCAN_LIMIT = 10_000
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
 
 
 class Validator(Protocol):
     def validate(self, resource: dict[str, Any]) -> None: ...
+
+
+class Access(Protocol):
+    """What one caller may do, asked by every read and write the repository makes on its behalf.
+
+    Given to ``search``, ``everything``, ``transaction`` and ``batch`` (``ScopedRepository`` passes
+    itself), so the resources a request reaches indirectly -- chained parameters, ``_include`` and
+    ``_revinclude``, Bundle entries, ``If-None-Exist`` matches -- are decided exactly like a direct
+    read. Without it the repository acts for the system (ingest, hooks, the audit trail).
+    """
+
+    @property
+    def compartment(self) -> frozenset[str] | None:
+        """The Patient ids the caller is confined to; ``None``: not confined."""
+        ...
+
+    def admit(
+        self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None
+    ) -> dict[str, Any] | None:
+        """``resource`` as the caller may read it (possibly with elements left out), or None.
+        ``inside``: the query that found it was already narrowed to the caller's compartment;
+        ``raw``: its stored JSON bytes, when at hand (lets the check skip a walk)."""
+        ...
+
+    def require(self, resource_type: str, action: str) -> None:
+        """Raise ``Forbidden`` unless the caller may do ``action`` (c r u d s) on the type."""
+        ...
+
+    def counts(self, rec: StoredResource) -> bool | None:
+        """Whether ``rec``, found by a query narrowed to the caller's compartment, would be admitted,
+        when its stored bytes alone tell; None: ``admit`` must decide (lets a search count matches
+        outside the page without parsing them)."""
+        ...
+
+    def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        """Raise unless the caller may replace ``current`` (None: absent) with ``new`` (None: delete)."""
+        ...
 
 
 @dataclass
@@ -125,6 +167,13 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
     else:
         out.pop("meta")
     return out
+
+
+def _body_of(rec: StoredResource | None) -> dict[str, Any] | None:
+    """The stored resource as JSON, or None when absent or deleted."""
+    if rec is None or rec.deleted:
+        return None
+    return fhirjson.loads(rec.body)  # type: ignore[arg-type]
 
 
 def _walk_references(node: Any, mapping: dict[str, str]) -> None:
@@ -361,28 +410,40 @@ class FhirRepository:
                     issues.extend(hook(stored, previous) or ())
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
-    def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
-        """Create with a server-assigned id; with ``if_none_exist`` return the one match instead."""
+    def create(
+        self, resource: dict[str, Any], *, if_none_exist: str | None = None, access: Access | None = None
+    ) -> WriteResult:
+        """Create with a server-assigned id; with ``if_none_exist`` return the one match instead.
+
+        With ``access``, the match is sought among what the caller may read: a caller cannot learn
+        from the answer that someone else's record matches."""
         resource = self._prepare(resource)
         with self.store.transaction():
             if if_none_exist:
-                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist")
+                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist", access)
                 if existing is not None:
                     return WriteResult(existing, created=False, changed=False)
             new = dict(resource)
             new["id"] = str(uuid.uuid4())
+            if access is not None:
+                access.check_write(new["resourceType"], new, None)
             return self._store(new, None, skip_unchanged=False)
 
-    def _conditional_match(self, rtype: str, query: str, what: str) -> dict[str, Any] | None:
+    def _conditional_match(
+        self, rtype: str, query: str, what: str, access: Access | None = None
+    ) -> dict[str, Any] | None:
         pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         if not pairs:
             raise BadRequest(f"{what} needs search parameters", expression=[what])
-        found = self.search(rtype, pairs + [("_count", "2")])
+        found = self.search(rtype, pairs + [("_count", "2")], access=access)
         if len(found.resources) > 1:
             raise PreconditionFailed(f"{what} '{query}' matches more than one {rtype}")
         return found.resources[0] if found.resources else None
 
-    def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = API) -> WriteResult:
+    def update(
+        self, resource: dict[str, Any], *, if_match: str | None = None, source: str = API,
+        access: Access | None = None,
+    ) -> WriteResult:
         """Upsert at ``resource.id``. Unchanged content makes no new version. ``source`` names the
         writer for the merge rules (a FHIR client unless an internal writer says otherwise)."""
         resource = self._prepare(resource)
@@ -392,6 +453,8 @@ class FhirRepository:
         self._check(rtype, rid)
         with self.store.transaction():
             existing = self.backend.current(rtype, rid)
+            if access is not None:  # decided on the stored version, inside the write's transaction
+                access.check_write(rtype, resource, _body_of(existing))
             if if_match is not None:
                 wanted = parse_etag(if_match)
                 if existing is None or existing.deleted:
@@ -401,23 +464,25 @@ class FhirRepository:
                         f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
             return self._store(resource, existing, source=source)
 
-    def conditional_update(self, rtype: str, query: str, resource: dict[str, Any]) -> WriteResult:
+    def conditional_update(
+        self, rtype: str, query: str, resource: dict[str, Any], *, access: Access | None = None
+    ) -> WriteResult:
         """``PUT Type?search``: update the one match, create when none, 412 when several."""
         resource = self._prepare(resource)
         if resource["resourceType"] != rtype:
             raise BadRequest(f"the body is a {resource['resourceType']}, the URL says {rtype}")
         with self.store.transaction():
-            match = self._conditional_match(rtype, query, "conditional update")
+            match = self._conditional_match(rtype, query, "conditional update", access)
             new = dict(resource)
             if match is not None:
                 if new.get("id") not in (None, match["id"]):
                     raise BadRequest(f"the body's id {new['id']} differs from the matching {rtype}/{match['id']}")
                 new["id"] = match["id"]
-                return self.update(new)
+                return self.update(new, access=access)
             new.setdefault("id", str(uuid.uuid4()))
-            return self.update(new)
+            return self.update(new, access=access)
 
-    def delete(self, rtype: str, rid: str) -> int | None:
+    def delete(self, rtype: str, rid: str, *, access: Access | None = None) -> int | None:
         """Delete; later reads get 410. Deleting what is absent or already deleted changes nothing."""
         self._check(rtype, rid)
         reads = getattr(self._local, "reads", None)
@@ -425,6 +490,8 @@ class FhirRepository:
             reads.clear()
         with self.store.transaction():
             existing = self.backend.current(rtype, rid)
+            if access is not None:
+                access.check_write(rtype, None, _body_of(existing))
             if existing is None or existing.deleted:
                 return None
             rec = StoredResource(rtype, rid, existing.version + 1, self._now(), True, None)
@@ -491,18 +558,42 @@ class FhirRepository:
             self.backend.put_many(items)
 
     # -- search ------------------------------------------------------------------------------------
-    def _chain(self, target: str, pairs: list[tuple[str, str]]) -> list[str]:
-        parsed = self.parser.parse(target, pairs)
-        parsed.query.limit, parsed.query.offset = 1001, 0
-        return [r.id for r in self.backend.search(parsed.query)]
+    def _chain_resolver(self, access: Access | None) -> ChainResolver:
+        """Resolves a chained parameter's inner search -- as the caller, when there is one.
+
+        A chain is a search of its own: ``AuditEvent?patient.identifier=<number>`` must not tell a
+        resident whether someone else has that number, so the inner search sees only what the
+        caller may read (anything else resolves to no id, as if it did not exist).
+        """
+
+        def resolve(target: str, pairs: list[tuple[str, str]]) -> list[str]:
+            comp = None
+            if access is not None:
+                access.require(target, "s")
+                comp = access.compartment
+            parsed = self.parser.parse(target, pairs, compartment=comp)
+            parsed.query.limit, parsed.query.offset = CHAIN_LIMIT + 1, 0
+            recs = self.backend.search(parsed.query)
+            if comp is None:
+                return [r.id for r in recs]
+            return [r.id for r in recs  # the inner query was narrowed to the compartment
+                    if access is not None and access.admit(fhirjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
+
+        return resolve
 
     def parse_search(
-        self, rtype: str | None, params: Sequence[tuple[str, str]], compartment: Collection[str] | None = None
+        self,
+        rtype: str | None,
+        params: Sequence[tuple[str, str]],
+        compartment: Collection[str] | None = None,
+        access: Access | None = None,
     ) -> ParsedSearch:
         if rtype is not None:
             self._check_type(rtype)
+        if access is not None:
+            compartment = access.compartment
         comp = frozenset(compartment) if compartment is not None else None
-        return self.parser.parse(rtype, params, chain=self._chain, compartment=comp)
+        return self.parser.parse(rtype, params, chain=self._chain_resolver(access), compartment=comp)
 
     def search(
         self,
@@ -510,12 +601,19 @@ class FhirRepository:
         params: Sequence[tuple[str, str]],
         *,
         compartment: Collection[str] | None = None,
+        access: Access | None = None,
     ) -> SearchResult:
-        """Search ``rtype`` (``None``: every type, for compartment-wide searches)."""
-        parsed = self.parse_search(rtype, params, compartment)
-        return self.run(parsed)
+        """Search ``rtype`` (``None``: every type, for compartment-wide searches).
 
-    def run(self, parsed: ParsedSearch) -> SearchResult:
+        ``compartment`` only narrows the query; ``access`` (a caller) also decides every match,
+        include and chain (and implies its compartment).
+        """
+        parsed = self.parse_search(rtype, params, compartment, access)
+        return self.run(parsed, access)
+
+    def run(self, parsed: ParsedSearch, access: Access | None = None) -> SearchResult:
+        if access is not None and access.compartment is not None:
+            return self._run_confined(parsed, access)
         q = parsed.query
         if parsed.summary_count or parsed.count == 0:
             return SearchResult(q.type, [], [], self.backend.count(q), parsed.offset, parsed.count, False)
@@ -531,13 +629,64 @@ class FhirRepository:
             total = parsed.offset + len(recs)
         else:
             total = self.backend.count(Query(q.type, q.clauses, q.compartment, q.types))
-        included = self._includes(parsed, matches, q.compartment)
+        return self._result(parsed, matches, total, has_next, access)
+
+    def _run_confined(self, parsed: ParsedSearch, access: Access) -> SearchResult:
+        """A search for a caller confined to a compartment: every match goes through ``access.admit``.
+
+        The backend narrows the query to the compartment; ``admit`` may still refuse a match (one
+        that also names another patient) or leave elements out of it. Paging and ``total`` are
+        counted over what the caller may see, so neither a count nor a short page tells of a
+        refused match. One backend call when the whole result fits the page; otherwise the
+        compartment's matches are scanned (up to ``CONFINED_SCAN_LIMIT``; beyond it no total),
+        those outside the page only counted (``access.counts`` decides most from their bytes).
+        """
+        q = parsed.query
+        want = parsed.offset + parsed.count
+        need_total = parsed.total != "none" or parsed.summary_count or parsed.count == 0
+        page: list[dict[str, Any]] = []
+        seen = 0  # matches the caller may see, in order
+        scanned, complete = 0, False
+        limit = parsed.count + 1 if parsed.offset == 0 and not parsed.summary_count and parsed.count else CONFINED_SCAN_CHUNK
+        while scanned < CONFINED_SCAN_LIMIT:
+            q.limit, q.offset = limit, scanned
+            recs = self.backend.search(q)
+            scanned += len(recs)
+            for rec in recs:
+                if parsed.offset <= seen < want and not parsed.summary_count:
+                    shown = access.admit(fhirjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
+                    if shown is not None:
+                        page.append(shown)
+                        seen += 1
+                    continue
+                verdict = access.counts(rec)
+                if verdict is None:
+                    verdict = access.admit(fhirjson.loads(rec.body), inside=True, raw=rec.body) is not None  # type: ignore[arg-type]
+                seen += verdict
+            if len(recs) < limit:
+                complete = True
+                break
+            if not need_total and seen > want:
+                break
+            limit = CONFINED_SCAN_CHUNK
+        total = seen if complete and need_total else None
+        if parsed.summary_count or parsed.count == 0:
+            return SearchResult(q.type, [], [], total, parsed.offset, parsed.count, False)
+        return self._result(parsed, page, total, seen > want, access)
+
+    def _result(self, parsed: ParsedSearch, matches: list[dict[str, Any]], total: int | None, has_next: bool,
+                access: Access | None) -> SearchResult:
+        included = self._includes(parsed, matches, parsed.query.compartment, access)
         if parsed.elements:
             matches = [self._elements(r, parsed.elements) for r in matches]
-        return SearchResult(q.type, matches, included, total, parsed.offset, parsed.count, has_next)
+        return SearchResult(parsed.query.type, matches, included, total, parsed.offset, parsed.count, has_next)
 
     def _includes(
-        self, parsed: ParsedSearch, matches: list[dict[str, Any]], compartment: frozenset[str] | None
+        self,
+        parsed: ParsedSearch,
+        matches: list[dict[str, Any]],
+        compartment: frozenset[str] | None,
+        access: Access | None = None,
     ) -> list[dict[str, Any]]:
         if not matches or not (parsed.includes or parsed.revincludes):
             return []
@@ -570,6 +719,8 @@ class FhirRepository:
                 if (rec.type, rec.id) not in seen:
                     seen.add((rec.type, rec.id))
                     out.append(fhirjson.loads(rec.body))  # type: ignore[arg-type]
+        if access is not None:  # an included resource is read like any other: scope, compartment, content
+            return [seen for r in out if (seen := access.admit(r)) is not None]
         if compartment is not None:
             out = [r for r in out if self.in_compartment(r, compartment)]
         return out
@@ -596,8 +747,11 @@ class FhirRepository:
         params: Sequence[tuple[str, str]] = (),
         *,
         compartment: Collection[str] | None = None,
+        access: Access | None = None,
     ) -> SearchResult:
         """``Patient/{id}/$everything``: the patient and every resource in its compartment."""
+        if access is not None:
+            compartment = access.compartment
         if compartment is not None and patient_id not in compartment:
             raise NotFound(f"Patient/{patient_id} is not known")
         self.read_raw("Patient", patient_id)
@@ -616,18 +770,19 @@ class FhirRepository:
         if since:
             parsed.query.clauses.append(self.parser.parse("Patient", [("_lastUpdated", since[0])]).query.clauses[0])
         parsed.query.sort = []
-        return self.run(parsed)
+        return self.run(parsed, access)
 
     # -- Bundles -----------------------------------------------------------------------------------
     def transaction(
         self,
         bundle: dict[str, Any],
         *,
-        compartment: Collection[str] | None = None,
+        access: Access | None = None,
         touched: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Process a ``transaction`` Bundle all or nothing; ``urn:uuid:`` references are rewritten.
 
+        ``access``: every entry is read, matched and written as that caller.
         ``touched`` (optional) receives every resource the Bundle wrote or read, for the audit trail.
         """
         entries = self._bundle_entries(bundle, "transaction")
@@ -635,7 +790,7 @@ class FhirRepository:
         plans: list[dict[str, Any]] = []
         with self.store.transaction():
             for n, entry in enumerate(entries):
-                plans.append(self._plan(n, entry, mapping))
+                plans.append(self._plan(n, entry, mapping, access))
             for plan in plans:
                 if plan.get("resource") is not None:
                     if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
@@ -666,7 +821,7 @@ class FhirRepository:
                 for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
                     if plan["method"] == "GET":
                         self._flush()
-                    responses[plan["n"]] = self._execute_entry(plan, compartment, touched)
+                    responses[plan["n"]] = self._execute_entry(plan, access, touched)
             for plan in plans:  # hook issues arrive at the flush: surface them per entry
                 result, response = plan.get("result"), responses[plan["n"]]
                 if result is not None and result.issues and response is not None:
@@ -675,13 +830,15 @@ class FhirRepository:
                 "entry": responses}
 
     def _execute_entry(
-        self, plan: dict[str, Any], compartment: Collection[str] | None, touched: list[dict[str, Any]] | None
+        self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
         """One transaction entry; errors name the entry."""
         try:
-            return self._execute(plan, compartment, touched)
+            return self._execute(plan, access, touched)
         except FhirError as exc:
-            exc.diagnostics = f"entry {plan['n']} ({plan['method']} {plan['url']}): {exc.diagnostics}"
+            # a confined caller's own URL may name what it was refused: the entry number says enough
+            url = plan["url"] if access is None or access.compartment is None else plan["path"][0]
+            exc.diagnostics = f"entry {plan['n']} ({plan['method']} {url}): {exc.diagnostics}"
             exc.args = (exc.diagnostics,)
             raise
 
@@ -689,16 +846,16 @@ class FhirRepository:
         self,
         bundle: dict[str, Any],
         *,
-        compartment: Collection[str] | None = None,
+        access: Access | None = None,
         touched: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Process a ``batch`` Bundle: each entry on its own, failures reported per entry."""
+        """Process a ``batch`` Bundle: each entry on its own (as ``access``), failures reported per entry."""
         entries = self._bundle_entries(bundle, "batch")
         responses = []
         for n, entry in enumerate(entries):
             try:
                 with self.store.transaction():
-                    responses.append(self._execute(self._plan(n, entry, {}), compartment, touched))
+                    responses.append(self._execute(self._plan(n, entry, {}, access), access, touched))
             except FhirError as exc:
                 responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                                "outcome": exc.outcome()}})
@@ -715,7 +872,9 @@ class FhirRepository:
             raise BadRequest("Bundle.entry must be a list of entries", expression=["Bundle.entry"])
         return entries
 
-    def _plan(self, n: int, entry: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    def _plan(
+        self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None
+    ) -> dict[str, Any]:
         """Check one entry and work out its target id (filling ``mapping`` for urn:uuid fullUrls)."""
         where = f"Bundle.entry[{n}]"
         request = entry.get("request")
@@ -745,7 +904,8 @@ class FhirRepository:
             if method == "POST":
                 match = None
                 if plan["if_none_exist"]:
-                    match = self._conditional_match(parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist")
+                    match = self._conditional_match(parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist",
+                                                    access)
                 plan["match"] = match
                 resource["id"] = match["id"] if match else str(uuid.uuid4())
             elif len(parts) == 2:
@@ -761,7 +921,7 @@ class FhirRepository:
                         raise PreconditionFailed(
                             f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
             elif query:
-                match = self._conditional_match(parts[0], query, f"{where}.request.url")
+                match = self._conditional_match(parts[0], query, f"{where}.request.url", access)
                 resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
             else:
                 raise BadRequest(f"{where}: PUT needs Type/id or Type?search", expression=[f"{where}.request.url"])
@@ -770,25 +930,33 @@ class FhirRepository:
         return plan
 
     def _execute(
-        self, plan: dict[str, Any], compartment: Collection[str] | None, touched: list[dict[str, Any]] | None
+        self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
         method, parts = plan["method"], plan["path"]
         validate = not plan.get("validated")
         if method == "GET":
             if len(parts) == 1:
-                result = self.search(parts[0], parse_qsl(plan["query"], keep_blank_values=True), compartment=compartment)
+                result = self.search(parts[0], parse_qsl(plan["query"], keep_blank_values=True), access=access)
                 body = result.bundle(self.base_url, parts[0], parse_qsl(plan["query"], keep_blank_values=True))
                 if touched is not None:
                     touched.extend(result.resources + result.included)
                 return {"resource": body, "response": {"status": "200 OK"}}
             if len(parts) == 2:
-                resource = self.read(parts[0], parts[1])
+                read = lambda: self.read(parts[0], parts[1])  # noqa: E731
             elif len(parts) == 4 and parts[2] == "_history":
-                resource = self.vread(parts[0], parts[1], parts[3])
+                read = lambda: self.vread(parts[0], parts[1], parts[3])  # noqa: E731
             else:
                 raise BadRequest(f"GET {plan['url']} is not supported in a Bundle")
-            if compartment is not None and not self.in_compartment(resource, compartment):
-                raise NotFound(f"{parts[0]}/{parts[1]} is not known")
+            if access is None:
+                resource = read()
+            else:  # one answer for missing, deleted and not yours: nothing about the entry leaks
+                try:
+                    seen = access.admit(read())
+                except (NotFound, Gone):
+                    seen = None
+                if seen is None:
+                    raise NotFound(f"this {parts[0]} is not known")
+                resource = seen
             if touched is not None:
                 touched.append(resource)
             return {"resource": resource, "response": {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
@@ -796,19 +964,23 @@ class FhirRepository:
         if method == "DELETE":
             if len(parts) != 2:
                 raise BadRequest(f"DELETE needs Type/id, got '{plan['url']}'")
-            self.delete(parts[0], parts[1])
+            self.delete(parts[0], parts[1], access=access)
             return {"response": {"status": "204 No Content"}}
         resource = plan["resource"]
         if method == "POST" and plan.get("match") is not None:
             result = WriteResult(plan["match"], created=False, changed=False)
         elif method == "POST":
             self._check(resource["resourceType"], resource["id"])
+            if access is not None:
+                access.check_write(resource["resourceType"], resource, None)
             result = self._store(resource, None, skip_unchanged=False, validate=validate)
         else:
             if "existing" in plan:
                 existing = plan["existing"]  # prefetched for the whole transaction
             else:
                 existing = self.backend.current(resource["resourceType"], resource["id"])
+            if access is not None:
+                access.check_write(resource["resourceType"], resource, _body_of(existing))
             if plan["if_match"]:
                 wanted = parse_etag(plan["if_match"])
                 if existing is None or existing.deleted or existing.version != wanted:

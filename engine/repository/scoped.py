@@ -1,0 +1,449 @@
+"""``ScopedRepository``: the FHIR repository as one caller may use it -- where access is decided.
+
+One is built per request from the verified ``Caller`` (``engine.api.scoped.get_repo``), the way
+an access policy is bound to a repository per login, and every route that touches FHIR data goes
+through it: read, vread, history, search (chains and ``_include``/``_revinclude`` too),
+``$everything``, create, update, delete, transaction and batch Bundles, the identity operations.
+It also hands itself to ``FhirRepository`` as the ``Access`` that decides what a request reaches
+indirectly (chained parameters, includes, Bundle entries, ``If-None-Exist`` matches), so no path
+can read around it.
+
+The decisions, all here:
+
+- **Scopes.** An interaction needs a granted scope for the type and action (c r u d s); a missing
+  scope is 403. An included or compartment-wide resource of a type the caller may not read is
+  left out.
+- **Compartment** (patient-context tokens: a resident's app). The caller is confined to the
+  Patient compartment of their linked records. Anything outside is answered exactly like
+  something that does not exist: 404, the same words, no id echoed back (FHIR allows 404 for a
+  resource the client may not know of; 403 would confirm it exists). Residents never delete and
+  never update by search.
+- **Content** (confined callers). A resource inside the compartment that also names someone
+  else -- a reference to another Patient, another resident's identifier, an AuditEvent entity
+  pointing at another person's record -- is refused whole (fail closed), and recorded values
+  that can name anyone (a search's query string, details other than those describing the
+  interaction) are withheld (``mappings/access/confined.yaml``). Paging and totals are counted over
+  what the caller may see.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+
+from engine import fhirjson
+from engine.auth.caller import Caller
+from engine.errors import BadRequest, Forbidden, Gone, NotFound
+from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
+from engine.repository.indexing import parse_reference
+from engine.repository.port import StoredResource
+
+RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+_BUNDLE_ACTIONS = {"POST": "c", "PUT": "u", "DELETE": "d"}
+_PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
+Path_ = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfinedRules:
+    """``mappings/access/confined.yaml``: what a confined caller is shown, beyond the compartment."""
+
+    inside: dict[str, tuple[Path_, ...]]
+    person_systems: frozenset[str]
+    withheld: dict[str, tuple[Path_, ...]]
+    only: dict[str, tuple[tuple[Path_, frozenset[str]], ...]]
+
+    @staticmethod
+    def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
+        return {t: tuple(tuple(p.split(".")) for p in paths) for t, paths in (data or {}).items()}
+
+    @classmethod
+    def load(cls, path: Path = RULES) -> ConfinedRules:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        only = {t: tuple((tuple(p.split(".")), frozenset(kinds)) for p, kinds in paths.items())
+                for t, paths in (data.get("only") or {}).items()}
+        return cls(inside=cls._paths(data.get("inside")), person_systems=frozenset(data.get("person_systems") or ()),
+                   withheld=cls._paths(data.get("withheld")), only=only)
+
+
+@functools.cache
+def confined_rules() -> ConfinedRules:
+    return ConfinedRules.load()
+
+
+def _at(node: Any, path: Path_) -> Iterator[Any]:
+    """Every value at a dotted element path (lists are walked)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _at(item, path)
+        return
+    if not path:
+        yield node
+        return
+    if isinstance(node, dict) and path[0] in node:
+        yield from _at(node[path[0]], path[1:])
+
+
+def _without(node: Any, path: Path_) -> tuple[Any, bool]:
+    """``node`` with the element at ``path`` removed (copies only what changes), and whether it was there."""
+    if isinstance(node, list):
+        out, changed = [], False
+        for item in node:
+            new, hit = _without(item, path)
+            out.append(new)
+            changed |= hit
+        return (out, True) if changed else (node, False)
+    if not isinstance(node, dict) or path[0] not in node:
+        return node, False
+    if len(path) == 1:
+        return {k: v for k, v in node.items() if k != path[0]}, True
+    child, hit = _without(node[path[0]], path[1:])
+    return ({**node, path[0]: child}, True) if hit else (node, False)
+
+
+def _keep_only(node: Any, path: Path_, kinds: frozenset[str]) -> tuple[Any, bool]:
+    """``node`` with only the entries of the list at ``path`` whose ``type`` is one of ``kinds``
+    (an emptied list is removed), and whether anything was dropped."""
+    if isinstance(node, list):
+        out, changed = [], False
+        for item in node:
+            new, hit = _keep_only(item, path, kinds)
+            out.append(new)
+            changed |= hit
+        return (out, True) if changed else (node, False)
+    if not isinstance(node, dict) or path[0] not in node:
+        return node, False
+    if len(path) > 1:
+        child, hit = _keep_only(node[path[0]], path[1:], kinds)
+        return ({**node, path[0]: child}, True) if hit else (node, False)
+    entries = node[path[0]]
+    if not isinstance(entries, list):
+        return {k: v for k, v in node.items() if k != path[0]}, True
+    kept = [e for e in entries if isinstance(e, dict) and e.get("type") in kinds]
+    if len(kept) == len(entries):
+        return node, False
+    if kept:
+        return {**node, path[0]: kept}, True
+    return {k: v for k, v in node.items() if k != path[0]}, True
+
+
+class ScopedRepository:
+    """The repository for one caller (see module docstring); implements ``fhir.Access``."""
+
+    def __init__(self, repo: FhirRepository, caller: Caller, rules: ConfinedRules | None = None) -> None:
+        self.repo = repo
+        self.caller = caller
+        self._compartment = frozenset(caller.patient_ids) if caller.patient_ids is not None else None
+        self._own = frozenset(x for x in (caller.subject, caller.person) if x)
+        self._rules = rules or confined_rules()
+        self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
+        self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
+
+    # -- the Access protocol (asked by FhirRepository for indirect reads and writes) -----------------
+    @property
+    def compartment(self) -> frozenset[str] | None:
+        return self._compartment
+
+    @property
+    def confined(self) -> bool:
+        return self._compartment is not None
+
+    def require(self, resource_type: str, action: str) -> None:
+        self.caller.require(resource_type, action)
+
+    def allows(self, resource_type: str, action: str) -> bool:
+        return self.caller.allows(resource_type, action)
+
+    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
+            return None
+        if self._compartment is None:
+            return resource
+        if not inside and not self.repo.in_compartment(resource, self._compartment):
+            return None
+        if not self._names_only_own(resource, raw):
+            return None
+        return self._withhold(resource)
+
+    def counts(self, rec: StoredResource) -> bool | None:
+        if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
+            return False
+        if self._compartment is None:
+            return True
+        if rec.type in self._rules.inside or rec.body is None or not self._clean_bytes(rec.body):
+            return None
+        return True
+
+    def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if self._compartment is None:
+            return
+        if current is not None and not self._theirs(current):
+            raise self.unknown(resource_type)
+        if new is None:
+            raise Forbidden("a resident may not delete records")
+        if not self._theirs(new):
+            raise Forbidden("a resident may only write resources of their own records")
+
+    def _theirs(self, resource: dict[str, Any]) -> bool:
+        """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
+        assert self._compartment is not None
+        return self.repo.in_compartment(resource, self._compartment) and self._names_only_own(resource)
+
+    # -- content rules for confined callers ----------------------------------------------------------
+    def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
+        """No reference to a Patient outside the compartment, no other resident's identifier, and the
+        references the rules name do not point at someone else's record."""
+        if (raw is None or not self._clean_bytes(raw)) and self._names_other(resource):
+            return False
+        paths = self._rules.inside.get(resource["resourceType"])
+        if not paths:
+            return True
+        base = self.repo.base_url
+        wanted: set[tuple[str, str]] = set()
+        for path in paths:
+            for value in _at(resource, path):
+                ref = value.get("reference") if isinstance(value, dict) else None
+                target = parse_reference(ref, base) if isinstance(ref, str) else None
+                if isinstance(ref, str) and target is None:
+                    return False  # a reference that cannot be checked is not shown
+                if target is not None and target[0] != "Patient":
+                    wanted.add(target)
+        unknown = sorted(t for t in wanted if t not in self._foreign)
+        if unknown:
+            found = self.repo.backend.current_many(unknown)
+            for key in unknown:
+                rec = found.get(key)
+                # a record that is gone cannot be told apart: not shown. A shared one (an Organization)
+                # names no patient and may appear.
+                self._foreign[key] = rec is None or rec.deleted or self._names_other(fhirjson.loads(rec.body))  # type: ignore[arg-type]
+        return not any(self._foreign[t] for t in wanted)
+
+    def _clean_bytes(self, raw: bytes) -> bool:
+        """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
+        person identifier system occurs, so the walk below cannot find anything (a miss here only
+        means the walk decides)."""
+        comp = self._compartment
+        assert comp is not None
+        if any(s in raw for s in self._system_bytes):
+            return False
+        return all(m.decode() in comp for m in _PATIENT_IDS.findall(raw))
+
+    def _names_other(self, resource: dict[str, Any]) -> bool:
+        """Does ``resource`` reference a Patient outside the compartment or carry another resident's identifier?"""
+        comp = self._compartment
+        assert comp is not None
+        base, systems, own = self.repo.base_url, self._rules.person_systems, self._own
+        stack: list[Any] = [resource]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                ref = node.get("reference")
+                if isinstance(ref, str):
+                    target = parse_reference(ref, base)
+                    if target is not None and target[0] == "Patient" and target[1] not in comp:
+                        return True
+                if systems and node.get("system") in systems and node.get("value") not in (None, *own):
+                    return True
+                stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+            elif isinstance(node, list):
+                stack.extend(v for v in node if isinstance(v, (dict, list)))
+        return False
+
+    def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
+        rtype = resource["resourceType"]
+        paths, only = self._rules.withheld.get(rtype), self._rules.only.get(rtype)
+        if not paths and not only:
+            return resource
+        out, changed = resource, False
+        for path in paths or ():
+            out, hit = _without(out, path)
+            changed |= hit
+        for path, kinds in only or ():
+            out, hit = _keep_only(out, path, kinds)
+            changed |= hit
+        if not changed:
+            return resource
+        meta = dict(out.get("meta") or {})
+        meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
+        return {**out, "meta": meta}
+
+    def unknown(self, resource_type: str) -> NotFound:
+        """The one answer for anything a confined caller may not know of: no id echoed, no hint it exists."""
+        return NotFound(f"this {resource_type} is not known")
+
+    # -- reads -----------------------------------------------------------------------------------------
+    def read_raw(self, rtype: str, rid: str) -> tuple[StoredResource, dict[str, Any], bytes]:
+        """The current version: the stored record, the resource as the caller sees it, and its bytes
+        (the stored bytes themselves when nothing was withheld)."""
+        self.require(rtype, "r")
+        try:
+            rec = self.repo.read_raw(rtype, rid)
+        except Gone:
+            # a confined caller learns of a deletion only inside their own records
+            if self.confined and not self._was_visible(rtype, rid):
+                raise self.unknown(rtype) from None
+            raise
+        except NotFound:
+            if self.confined:
+                raise self.unknown(rtype) from None
+            raise
+        resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
+        seen = self.admit(resource, raw=rec.body)  # type: ignore[arg-type]
+        if seen is None:
+            raise self.unknown(rtype)
+        return rec, seen, rec.body if seen is resource else fhirjson.dumps(seen)  # type: ignore[return-value]
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any]:
+        return self.read_raw(rtype, rid)[1]
+
+    def can_read(self, rtype: str, rid: str) -> bool:
+        """Whether a read of ``rtype/rid`` would answer with the resource (for operations that
+        report on records by reference, such as recognisable prior results)."""
+        try:
+            self.read_raw(rtype, rid)
+        except (NotFound, Gone, Forbidden, BadRequest):
+            return False
+        return True
+
+    def _was_visible(self, rtype: str, rid: str) -> bool:
+        """Whether the newest non-deleted version of ``rtype/rid`` is one the caller may see."""
+        try:
+            versions = self.repo.versions(rtype, rid)
+        except NotFound:
+            return False
+        latest = next((v.resource for v in versions if v.resource is not None), None)
+        return latest is not None and self.admit(latest) is not None
+
+    def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
+        """One version; a confined caller gets it only when that version itself is theirs."""
+        self.require(rtype, "r")
+        if not self.confined:
+            return self.repo.vread(rtype, rid, vid)
+        try:
+            resource = self.repo.vread(rtype, rid, vid)
+        except Gone:
+            if not self._was_visible(rtype, rid):
+                raise self.unknown(rtype) from None
+            raise
+        except (NotFound, BadRequest):
+            raise self.unknown(rtype) from None
+        seen = self.admit(resource)
+        if seen is None:
+            raise self.unknown(rtype)
+        return seen
+
+    def versions(self, rtype: str, rid: str) -> list[Version]:
+        """Instance history, newest first. A confined caller gets the versions that are theirs (a
+        record that once named someone else does not show that version), and 404 when the current
+        one is not."""
+        self.require(rtype, "r")
+        if not self.confined:
+            return self.repo.versions(rtype, rid)
+        try:
+            versions = self.repo.versions(rtype, rid)
+        except (NotFound, BadRequest):
+            raise self.unknown(rtype) from None
+        latest = next((v.resource for v in versions if v.resource is not None), None)
+        if latest is None or self.admit(latest) is None:
+            raise self.unknown(rtype)
+        out = []
+        for v in versions:
+            if v.resource is None:
+                out.append(v)
+                continue
+            seen = self.admit(v.resource)
+            if seen is not None:
+                out.append(Version(v.version, v.updated, v.deleted, seen))
+        return out
+
+    def search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
+        self.require(rtype, "s")
+        return self.repo.search(rtype, params, access=self)
+
+    def everything(self, patient_id: str, params: Sequence[tuple[str, str]]) -> tuple[SearchResult, list[str]]:
+        """``Patient/{id}/$everything`` over the types the caller may read; also returns the types
+        asked for with ``_type`` (for the self link). AuditEvents are in the compartment by
+        definition, but they record access, not care: only when asked for."""
+        self.require("Patient", "r")
+        if self.confined and patient_id not in (self._compartment or ()):
+            raise self.unknown("Patient")
+        params_ = list(params)
+        requested = [t for k, v in params_ if k == "_type" for t in v.split(",") if t]
+        if requested:
+            for t in requested:
+                self.require(t, "r")
+            types = requested
+        else:
+            types = [t for t in self.repo.params.compartment
+                     if (self.repo.params.compartment_params(t) or t == "Patient") and t != "AuditEvent"
+                     and self.allows(t, "r")]
+        pairs = [(k, v) for k, v in params_ if k != "_type"] + [("_type", ",".join(types))]
+        try:
+            result = self.repo.everything(patient_id, pairs, access=self)
+        except (NotFound, Gone):
+            if self.confined:
+                raise self.unknown("Patient") from None
+            raise
+        return result, requested
+
+    # -- writes ----------------------------------------------------------------------------------------
+    def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
+        self.require(str(resource.get("resourceType")), "c")
+        return self.repo.create(resource, if_none_exist=if_none_exist, access=self)
+
+    def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
+        self.require(str(resource.get("resourceType")), "u")
+        return self.repo.update(resource, if_match=if_match, access=self)
+
+    def conditional_update(self, rtype: str, params: Sequence[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
+        self.require(rtype, "u")
+        if self.confined:
+            raise Forbidden("a resident may not update records by search")
+        return self.repo.conditional_update(rtype, urlencode(params), resource, access=self)
+
+    def delete(self, rtype: str, rid: str) -> int | None:
+        self.require(rtype, "d")
+        if self.confined:
+            raise Forbidden("a resident may not delete records")
+        return self.repo.delete(rtype, rid, access=self)
+
+    # -- Bundles ---------------------------------------------------------------------------------------
+    def transaction(self, bundle: dict[str, Any], touched: list[dict[str, Any]]) -> dict[str, Any]:
+        self._authorize_bundle(bundle)
+        return self.repo.transaction(bundle, access=self, touched=touched)
+
+    def batch(self, bundle: dict[str, Any], touched: list[dict[str, Any]]) -> dict[str, Any]:
+        self._authorize_bundle(bundle)
+        return self.repo.batch(bundle, access=self, touched=touched)
+
+    def _authorize_bundle(self, bundle: dict[str, Any]) -> None:
+        """Every entry's interaction must be permitted before any of them runs (403 otherwise)."""
+        entries = bundle.get("entry") or []
+        if not isinstance(entries, list):
+            raise BadRequest("Bundle.entry must be a list of entries", expression=["Bundle.entry"])
+        for n, entry in enumerate(entries):
+            request = entry.get("request") if isinstance(entry, dict) else None
+            if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+                raise BadRequest(f"Bundle.entry[{n}]: request.method and request.url are required")
+            method = str(request.get("method", "")).upper()
+            path, _, query = request["url"].removeprefix(self.repo.base_url + "/").partition("?")
+            parts = [p for p in path.split("/") if p]
+            if not parts:
+                raise BadRequest(f"Bundle.entry[{n}]: request.url does not name a resource type")
+            action = "s" if method == "GET" and len(parts) == 1 else "r" if method == "GET" else _BUNDLE_ACTIONS.get(method)
+            if action is None:
+                raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
+            self.require(parts[0], action)
+            if self.confined and method == "DELETE":
+                raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
+            if self.confined and method == "PUT" and (query or len(parts) != 2):
+                raise Forbidden(f"Bundle.entry[{n}]: a resident may not update records by search")
