@@ -62,6 +62,17 @@ def engine(settings: Settings):
 
 
 @pytest.fixture
+def http(engine):
+    """The real app over ``engine`` through FastAPI's TestClient, no credentials: tests add their own."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+
+    with TestClient(create_app(engine)) as client:
+        yield client
+
+
+@pytest.fixture
 def client_token():
     """``client_token(engine, scopes="system/*.cruds") -> str``: a signed access token for a system client."""
 

@@ -14,10 +14,8 @@ the real SQLite store with the patient index and recognition hooks wired as in p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
@@ -31,18 +29,6 @@ NNCHN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", 
 # check character is right and such numbers are in use
 RETIRED_AREA_ID = "320923198001010011"
 A, B = "FNXRMYY", "FNZYY"
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    with Engine(settings) as eng:
-        yield eng
-
-
-@pytest.fixture
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        yield client
 
 
 def bearer(engine: Engine, scopes: str, client: str = "merge-e2e") -> dict[str, str]:

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
-from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
-from engine.settings import Settings
 from tests.test_ingest_durability import adt
 
 ER7 = "x-application/hl7-v2+er7"
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    with Engine(settings) as eng:
-        yield eng
-
-
-@pytest.fixture
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        yield client
 
 
 def bearer(engine: Engine, scopes: str = "system/*.cruds", kind: str = "system") -> dict[str, str]:
