@@ -98,11 +98,6 @@ def audit_records(engine: Any) -> list[dict[str, Any]]:
     return [json.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("seq", 1)])]
 
 
-@pytest.fixture
-def http(engine: Any) -> TestClient:
-    return TestClient(create_app(engine))
-
-
 def test_auditor_signs_in_with_password_and_code_and_reviews_a_flag(
         engine, settings, http, clock, monkeypatch, capsys) -> None:
     secret = add_staff(monkeypatch, capsys, settings, "wang.li", "auditor", "王丽")
