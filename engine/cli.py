@@ -1,4 +1,4 @@
-"""The ``huren`` command: serve, replay, quarantine, client, keys, staff, audit, report."""
+"""The ``huren`` command: serve, replay, quarantine, client, keys, staff, audit, report, settle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from engine.audit.cli import add_audit_commands
 from engine.auth import cli as auth_cli
 from engine.auth import staff_cli
 from engine.identity import cli as identity_cli
+from engine.insurance import cli as insurance_cli
 from engine.recognition.cli import add_qc_commands, add_report_commands
 from engine.settings import Settings
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_report_commands(sub)
     add_qc_commands(sub)
+    insurance_cli.add_commands(sub)
     return parser
 
 

@@ -313,3 +313,23 @@ def test_billed_charge_line_is_the_money_at_stake(engine: Any, world: World) -> 
     assert "CNY 18.50 at stake" in issue["detail"]
     engine.repository.update({**charge, "status": "entered-in-error"})  # the charge line withdrawn
     assert flags(engine)[0]["price"] == 20.0
+
+
+def test_charge_line_amount_is_the_whole_line_as_the_settlement_reads_it(engine: Any, world: World) -> None:
+    """R4 ``priceOverride`` is the line's total (FT1-12): two units billed 40.00 put 40.00 at stake, not
+    80.00, and the settlement counts the same 40.00 for that line."""
+    from engine.insurance.charges import read_line
+
+    pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
+    world.report(A, pa, cbc(A), "2026-03-10T09:00:00+08:00")
+    order = world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00")
+    repeat = world.report(B, pb, cbc(B), "2026-03-12T09:00:00+08:00", order=order)
+    charge = {"resourceType": "ChargeItem", "id": "charge-2", "status": "billable",
+              "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
+              "subject": {"reference": pb}, "quantity": {"value": 2},
+              "priceOverride": {"value": 40.0, "currency": "CNY"},
+              "service": [{"reference": f"DiagnosticReport/{repeat.resource['id']}"}]}
+    engine.repository.update(charge)
+    [row] = flags(engine)
+    assert (row["price"], row["price_source"]) == (40.0, "charge")
+    assert str(read_line(charge, lambda ref: None).amount) == "40.0"

@@ -5,7 +5,10 @@ imaging reports, all read through /fhir with the resident's own token over real 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -13,6 +16,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,6 +141,76 @@ class _CDP:
         raise AssertionError(f"timed out waiting for {expr}; page: {self.eval('document.body && document.body.innerText')}")
 
 
+class Phone:
+    """Headless Chromium driven over CDP, as the resident's phone."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      "--lang=zh-CN", f"--user-data-dir={tmp_path / 'chrome'}",
+                                      "--remote-debugging-port=0", "about:blank"],
+                                     stderr=subprocess.PIPE, text=True)
+        ws_url = None
+        for line in self.proc.stderr:
+            m = re.search(r"DevTools listening on (ws://\S+)", line)
+            if m:
+                ws_url = m.group(1)
+                break
+        assert ws_url, "Chromium did not start its DevTools endpoint"
+        port = re.search(r":(\d+)/", ws_url).group(1)
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.cdp = _CDP(page["webSocketDebuggerUrl"])
+        self.cdp.call("Page.enable")
+        self.shots = Path(os.environ.get("HUREN_SCREENSHOTS") or tmp_path / "shots")
+        self.shots.mkdir(parents=True, exist_ok=True)
+
+    def size(self, width: int, height: int, mobile: bool) -> None:
+        self.cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                      deviceScaleFactor=2 if mobile else 1, mobile=mobile)
+
+    def shot(self, name: str, full: bool = True) -> Path:
+        out = self.shots / f"{name}.png"
+        params = {"format": "png"}
+        if full:
+            self.cdp.eval("window.scrollTo(0, 0)")
+            params["captureBeyondViewport"] = True
+            h = self.cdp.eval("document.documentElement.scrollHeight")
+            w = self.cdp.eval("document.documentElement.clientWidth")
+            params["clip"] = {"x": 0, "y": 0, "width": w, "height": min(h, 6000), "scale": 1}
+        out.write_bytes(base64.b64decode(self.cdp.call("Page.captureScreenshot", **params)["data"]))
+        return out
+
+    def text(self, element_id: str) -> str:
+        return self.cdp.eval(f"document.getElementById('{element_id}').innerText")
+
+    def click(self, selector: str) -> None:
+        assert self.cdp.eval(f"!!document.querySelector({json.dumps(selector)})"), selector
+        self.cdp.eval(f"document.querySelector({json.dumps(selector)}).click()")
+
+    def close(self) -> None:
+        self.cdp.ws.close()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def serving(engine: Engine) -> Iterator[None]:
+    """The real app under uvicorn on the engine's own port, in a thread, for a browser to use."""
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=engine.settings.http_port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @pytest.fixture
 def served(tmp_path: Path):
     port = _free_port()
@@ -146,16 +220,8 @@ def served(tmp_path: Path):
         engine.close()
         pytest.skip("needs the FHIR repository (engine.repository) to hold the resident's results")
     _seed(engine)
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield engine
-    server.should_exit = True
-    thread.join(10)
+    with serving(engine):
+        yield engine
     engine.close()
 
 
@@ -163,23 +229,10 @@ def served(tmp_path: Path):
 def test_resident_sees_own_results_on_a_phone(served, tmp_path):
     engine = served
     base = engine.settings.public_base_url
-    proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             f"--user-data-dir={tmp_path / 'chrome'}", "--remote-debugging-port=0", "about:blank"],
-                            stderr=subprocess.PIPE, text=True)
+    phone = Phone(tmp_path)
+    cdp = phone.cdp
     try:
-        ws_url = None
-        for line in proc.stderr:
-            m = re.search(r"DevTools listening on (ws://\S+)", line)
-            if m:
-                ws_url = m.group(1)
-                break
-        assert ws_url, "Chromium did not start its DevTools endpoint"
-        port = re.search(r":(\d+)/", ws_url).group(1)
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
-        page = next(t for t in targets if t["type"] == "page")
-        cdp = _CDP(page["webSocketDebuggerUrl"])
-        cdp.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=3, mobile=True)
-        cdp.call("Page.enable")
+        phone.size(390, 844, mobile=True)
         cdp.call("Page.navigate", url=base + "/ui/me/")
         cdp.wait("location.pathname === '/ui/me/' && document.getElementById('signin')?.hidden === false")
         cdp.eval("document.getElementById('login').click()")
@@ -193,15 +246,15 @@ def test_resident_sees_own_results_on_a_phone(served, tmp_path):
         assert cdp.eval("location.search") == ""  # the code does not linger in the address bar
         results = cdp.eval("document.getElementById('results').innerText")
         assert "阜宁县人民医院" in results and "阜宁县中医院" in results  # both hospitals, one person
-        assert results.index("2026-09-20") < results.index("2026-06-15") < results.index("2026-03-01")
+        assert results.index("2026年9月20日") < results.index("2026年6月15日") < results.index("2026年3月1日")
         assert "7.4 mmol/L" in results and "4.4" not in results  # 李四's result is not here
-        assert cdp.eval("document.getElementById('banner').innerText").startswith("张三")
+        assert "↑ 超出参考范围" in results  # no lab flag: the reference range still speaks
+        banner = cdp.eval("document.getElementById('banner').innerText")
+        assert banner.startswith("张三") and "男" in banner and "male" not in banner
         assert cdp.eval("document.querySelectorAll('#trends svg circle').length") == 3
         cdp.eval("document.querySelector('[data-tab=imaging]').click()")
         assert "双肺未见明显异常" in cdp.eval("document.getElementById('imaging').innerText")
         # fits a phone: no sideways scrolling
         assert cdp.eval("document.documentElement.scrollWidth") <= 390
-        cdp.ws.close()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        phone.close()

@@ -16,6 +16,7 @@ from engine.api import auth as auth_api
 from engine.api import cds as cds_api
 from engine.api import fhir as fhir_api
 from engine.api import identity as identity_api
+from engine.api import insurance as insurance_api
 from engine.api import metadata as metadata_api
 from engine.api import recognition as recognition_api
 from engine.api import reports as reports_api
@@ -46,6 +47,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(hl7v2_api.router)
     app.include_router(admin_api.router)
     app.include_router(reports_api.router)
+    app.include_router(insurance_api.router)
     app.include_router(cds_api.router)
     app.include_router(audit_api.router)
     app.include_router(ui_me.router)

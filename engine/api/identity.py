@@ -1,4 +1,5 @@
-"""Identity operations on ``/fhir/Patient``: ``$match``, ``$ihe-pix``, and operator ``$link``/``$unlink``.
+"""Identity operations on ``/fhir/Patient``: ``$match``, ``$ihe-pix``, and operator ``$link``/``$unlink``
+and ``$login-phone`` (the sign-in phone registered at a desk).
 
 Registered on their own router, included before the generic FHIR router so ``Patient/$match`` is
 not taken for a read of a Patient whose id is "$match". Access is decided by the scoped repository
@@ -8,6 +9,7 @@ see their own records), ``u`` on Patient to link or unlink (operators; audited).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +22,7 @@ from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
 from engine.auth.policy import require_identity_operator
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
+from engine.identity import nationalid
 from engine.repository.scoped import ScopedRepository
 
 router = APIRouter(tags=["identity"])
@@ -173,3 +176,45 @@ async def unlink(request: Request, caller: Caller = Depends(get_caller)) -> Resp
     note(request, action="identity-link", resources=[f"Patient/{x}" for x in (source, target) if x],
          patient_ids=[x for x in (source, target) if x], detail={"operation": "$unlink", "reason": reason})
     return fhir_response(_compartment_result(ids))
+
+
+_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+
+
+def masked(phone: str) -> str:
+    """A mobile number as a desk slip or an audit record may show it: 137****1234."""
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
+
+
+@router.post("/fhir/Patient/$login-phone")
+async def login_phone(request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    """Operator at a member institution's desk: register or change the mobile number a resident's
+    sign-in code goes to, after checking the resident's ID card in person (``idCardChecked`` must
+    be true: the operator attests it). Until a number is on file a resident cannot sign in, and a
+    number from a feed may be lost or someone else's. Audited against every record of the person,
+    so the resident sees it under "who looked at my record"; the number itself is kept out of the
+    audit trail and the answer (masked)."""
+    require_identity_operator(caller)
+    engine = request.app.state.engine
+    params = await _parameters(request)
+    raw_id = _one(params, "nationalId", "valueString", required=True)
+    phone = str(_one(params, "phone", "valueString", required=True)).strip().replace(" ", "").replace("-", "")
+    checked = _one(params, "idCardChecked", "valueBoolean", required=True)
+    reason = _one(params, "reason", "valueString") or "registered at the desk"
+    if checked is not True:
+        raise Unprocessable("the resident's ID card must be checked in person first (idCardChecked = true)",
+                            expression=["Parameters.parameter[idCardChecked]"])
+    try:
+        number = nationalid.parse(str(raw_id).strip().upper()).number
+    except nationalid.InvalidNationalId as exc:
+        raise Unprocessable(str(exc), expression=["Parameters.parameter[nationalId]"]) from None
+    if not _MOBILE.match(phone):
+        raise Unprocessable("phone must be an 11-digit mainland mobile number (1[3-9]xxxxxxxxx)",
+                            expression=["Parameters.parameter[phone]"])
+    with engine.store.transaction():
+        ids = engine.identity.set_login_phone(number, phone, actor=caller.subject, reason=str(reason))
+    note(request, action="login-phone", resources=[f"Patient/{pid}" for pid in ids], patient_ids=ids,
+         detail={"operation": "$login-phone", "phone": masked(phone), "reason": reason})
+    result = _compartment_result(frozenset(ids))
+    result["parameter"].append({"name": "phone", "valueString": masked(phone)})
+    return fhir_response(result)

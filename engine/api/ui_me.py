@@ -3,20 +3,28 @@
 Static HTML + JavaScript, no build step. The page runs the same standalone launch as any phone app
 (PKCE S256 against ``/auth/authorize``, built-in public client ``huren-me``), keeps the access token
 in ``sessionStorage`` only, and reads everything through ``/fhir`` with that token, so the
-compartment rules that protect the API protect the page too. This module only serves the files
-and tells the script where the FHIR base and the auth endpoints are.
+compartment rules that protect the API protect the page too. This module serves the files, tells
+the script where the FHIR base and the auth endpoints are, and answers "who looked at my record"
+for the signed-in resident (``/ui/me/who-looked``, the audit trail's own rule, worded for people).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
+from engine.audit.who_looked import who_looked
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller, get_repo
 from engine.auth.service import ME_CLIENT_ID
+from engine.errors import Forbidden
+from engine.repository.scoped import ScopedRepository
 
 STATIC = Path(__file__).resolve().parent / "static" / "me"
 router = APIRouter(tags=["ui"])
@@ -42,7 +50,65 @@ def me(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
+        "who": s.public_base_url + "/ui/me/who-looked",
     }, headers=HEADERS)
+
+
+class _CallersSearch:
+    """``who_looked`` searches with an explicit compartment; here the search goes through the
+    caller's scoped repository, which applies the caller's compartment and what a confined caller
+    may be shown (access is decided there, not here)."""
+
+    def __init__(self, repo: ScopedRepository) -> None:
+        self.repo = repo
+
+    def search(self, rtype: str, params: Any, *, compartment: Any = None) -> Any:  # noqa: ARG002
+        return self.repo.search(rtype, params)
+
+
+@router.get("/ui/me/who-looked", include_in_schema=False)
+async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
+                        repo: ScopedRepository = Depends(get_repo)) -> JSONResponse:
+    """谁看过我的档案: the accesses to the signed-in resident's records, worded for the page.
+
+    The rule of what a resident may see is ``engine.audit.who_looked`` (per-patient views searched
+    within the caller's compartment); this route only runs it for the caller, first bringing the
+    views up to date so the reads of a moment ago are there, and adds what the page cannot look up
+    itself with a resident's token: a client's registered name and kind (hospital system, health
+    worker, auditor, app), a member institution's name, and whether a resident requestor is the
+    caller (only the caller's own accesses carry their id; anyone else's show as another resident).
+    """
+    if caller.kind != "patient" or not caller.patient_ids:
+        raise Forbidden("who looked at a record is answered for a signed-in resident, about their own records")
+    engine = request.app.state.engine
+    registry = engine.auth.registry
+
+    def name(client_id: str) -> str:
+        client = registry.get(client_id)
+        return client.name if client is not None else ""
+
+    def run() -> list[dict[str, Any]]:
+        accesses = who_looked(_CallersSearch(repo), caller.patient_ids, flush=engine.audit.flush_index, names=name)
+        out = []
+        for a in accesses:
+            role, who_name = a.role, a.who_name
+            if role == "resident":
+                role = "resident" if a.who and a.who == caller.subject else "other-resident"
+            elif role == "system":
+                client = registry.get(a.who)
+                role = client.kind if client is not None else "system"
+            elif role == "sending-institution":
+                inst = engine.site.institutions.get(a.who)
+                who_name = inst.name if inst is not None else ""
+            app = registry.get(a.via_app) if a.via_app else None
+            out.append({"when": a.when, "who": a.who if role not in ("resident", "other-resident") else "",
+                        "who_name": who_name, "role": role, "what": a.what, "resource_types": list(a.resource_types),
+                        "outcome": a.outcome, "via_app": a.via_app, "via_app_name": app.name if app else "",
+                        "record": a.record})
+        return out
+
+    entries = await run_in_threadpool(run)
+    return JSONResponse({"entries": entries}, headers={"Cache-Control": "no-store"})
 
 
 def mount_static(app) -> None:  # noqa: ANN001

@@ -11,6 +11,9 @@ rules for the operations around them, all expressed in the caller's scopes:
   token never qualifies, whatever it was granted.
 - **Duplicate-test reports and reviews**: cross-patient, never for a patient-context token;
   ``DetectedIssue`` search to read, update to review.
+- **Insurance reports** (budget settlement, deduction lists, split admissions): cross-patient
+  figures for the bureau, so the duplicate-report rule, plus search on what each report reads
+  (``ChargeItem`` for the settlement, ``Encounter`` for split admissions).
 - **Rules reload**: a system client with update rights on every type (``system/*.u``).
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
   replay (a replay imports data exactly as a new message would).
@@ -43,6 +46,12 @@ def require_auditor(caller: Caller, *, review: bool = False) -> None:
     caller.require("DetectedIssue", "update" if review else "search")
 
 
+def require_insurance_report(caller: Caller, *reads: str) -> None:
+    require_auditor(caller)
+    for rtype in reads:
+        caller.require(rtype, "search")
+
+
 def require_rules_admin(caller: Caller) -> None:
     if caller.restricted or caller.kind != "system" or not caller.allows("*", "update"):
         raise Forbidden("reloading rules needs a system client with system/*.u")
@@ -55,7 +64,7 @@ def require_operator(caller: Caller, action: str) -> None:
 
 
 def require_identity_operator(caller: Caller) -> None:
-    """``$link``/``$unlink``: Patient update, and never a patient-context token (404: for such a
+    """``$link``/``$unlink``/``$login-phone``: Patient update, and never a patient-context token (404: for such a
     caller the operation does not exist)."""
     caller.require("Patient", "u")
     if caller.restricted:

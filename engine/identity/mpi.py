@@ -102,6 +102,8 @@ class IdentityService:
         self.links.ensure_index(["nid_key"])
         self.links.ensure_index(["person"])
         self.log = store.collection("mpi_log")
+        # the sign-in phone a desk operator registered after checking the ID card, per ID number key
+        self.login_phones = store.collection("mpi_login_phones")
         self.repository: Repository | None = None
         if repository is not None:
             self.attach(repository)
@@ -157,13 +159,35 @@ class IdentityService:
         return sorted(d["_id"] for d in self.links.find({"nid_key": self.nid_key(number), "status": "linked"}))
 
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
-        """Phone numbers on file for these records: where a resident's login code is sent."""
+        """Phone numbers on file for these records: where a resident's login code is sent.
+
+        A number registered at a member institution's desk (``set_login_phone``) is the only one
+        used once it exists: the resident came to the desk because the numbers in the feeds were
+        missing, lost or not theirs, so a code must not go on reaching those."""
+        patient_ids = list(patient_ids)
+        keys = sorted({k for pid in patient_ids if (k := (self.links.get(pid) or {}).get("nid_key"))})
+        desk = [d["phone"] for k in keys if (d := self.login_phones.get(k)) and d.get("phone")]
+        if desk:
+            return list(dict.fromkeys(desk))
         out: list[str] = []
         for pid in patient_ids:
             for phone in (self.links.get(pid) or {}).get("phones", []):
                 if phone not in out:
                     out.append(phone)
         return out
+
+    def set_login_phone(self, number: str, phone: str, *, actor: str, reason: str) -> list[str]:
+        """A desk operator, having checked the resident's ID card, registers or changes the mobile
+        number the sign-in code goes to. The records keep their telecom as the hospitals sent it
+        (clinical data is the senders'); this number only decides where the code goes. Returns
+        the Patient ids of the person; raises ``NotFound`` when no record carries the number."""
+        patients = self.patients_for_number(number)
+        if not patients:
+            raise NotFound("no linked record carries this ID number: the resident has no record to sign in to yet")
+        key = self.nid_key(number)
+        self.login_phones.replace({"_id": key, "phone": phone, "actor": actor, "reason": reason,
+                                   "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        return patients
 
     def record(self, patient_id: str) -> dict[str, Any] | None:
         return self.links.get(patient_id)

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
+from engine.insurance.charges import line_price, money
 from engine.recognition import aggregates
 from engine.recognition.coding import item_for
 from engine.recognition.decision import (
@@ -237,9 +238,11 @@ class Recognition:
         return []
 
     def _on_charge(self, charge: dict[str, Any]) -> list[dict[str, Any]]:
-        """A billed charge line (ChargeItem.service → the result) is the money at stake when it exists."""
+        """A billed charge line (ChargeItem.service → the result) is the money at stake when it exists.
+
+        The line's amount is read by ``engine.insurance.charges.line_price``, as the settlement reads it."""
         ref = ref_of(charge)
-        price = (charge.get("priceOverride") or {}).get("value")
+        price = money(line_price(charge).get("value"))  # the whole line, not multiplied by quantity
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
         before = self.charges.get(ref)
         if price is None or not services or charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
@@ -247,9 +250,8 @@ class Recognition:
                 return []
             self.charges.delete(ref)
         else:
-            qty = float((charge.get("quantity") or {}).get("value") or 1)
             self.charges.replace({"_id": ref, "service": services[0], "services": services,
-                                  "amount": round(float(price) * qty, 2)})
+                                  "amount": float(price)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         issues: list[dict[str, Any]] = []
         for service in services:

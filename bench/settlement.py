@@ -1,0 +1,97 @@
+"""Settlement benchmark: settle a year of N stored charge lines.
+
+    python bench/settlement.py [--lines N] [--rounds R]
+
+Stores N ChargeItems (three institutions of the demo community, both insurance types, dates over
+the year plus 5 % in the next year, a few lines that cannot be settled) through the real repository on
+SQLite, then runs ``settlement_report`` (what ``huren settle`` and ``GET /reports/settlement`` do:
+read the stored ChargeItems page by page, keep the year's, read each line's money as Decimal, tally, settle
+every budget) R times. Prints the wall and CPU time of a settlement, the CPU time per charge line,
+and the load average (timings on a shared machine are noisy: compare CPU per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.engine import Engine  # noqa: E402
+from engine.insurance import rules as settlement_rules  # noqa: E402
+from engine.insurance.charges import FUND_SHARE_EXT, INSURANCE_TYPE_EXT  # noqa: E402
+from engine.insurance.settlement import settlement_report  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+
+INSTITUTIONS = ("FNXRMYY", "FNZYY", "FNYLWSY")
+RULES_FILE = ROOT / "mappings" / "insurance" / "settlement.yaml"
+
+
+def line(n: int, year: int) -> dict[str, Any]:
+    inst = INSTITUTIONS[n % 3]
+    y = year + 1 if n % 20 == 19 else year
+    day = f"{y}-{(n % 12) + 1:02d}-{(n % 28) + 1:02d}T{n % 24:02d}:15:00+08:00"
+    amount = f"{(n % 997) + 10}.{n % 100:02d}"
+    res: dict[str, Any] = {
+        "resourceType": "ChargeItem", "id": f"bench-{n}", "status": "billed" if n % 50 else "not-billable",
+        "code": {"coding": [{"system": "urn:huren:code:price", "code": f"{110200000 + n % 300}"}]},
+        "subject": {"reference": f"Patient/p{n % 5000}"}, "occurrenceDateTime": day,
+        "performingOrganization": {"identifier": {"system": "urn:huren:institution", "value": inst}},
+        "priceOverride": {"value": float(amount), "currency": "CNY"},
+        "extension": [{"url": INSURANCE_TYPE_EXT, "valueCode": "employee" if n % 3 else "resident"}],
+    }
+    if n % 97:
+        share = round(float(amount) * 0.7, 2)
+        res["extension"].append({"url": FUND_SHARE_EXT, "valueMoney": {"value": share, "currency": "CNY"}})
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site" / "insurance"
+        site.mkdir(parents=True)
+        text = RULES_FILE.read_text("utf-8")
+        marker = "# fund_pays: required — the reform text's figure for overspend below 5 %"
+        (site / "settlement.yaml").write_text(text.replace(marker, "fund_pays: 0.70"), "utf-8")
+        settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0, site=site.parent)
+        with Engine(settings) as engine:
+            t0 = time.perf_counter()
+            batch: list[dict[str, Any]] = []
+            for n in range(args.lines):
+                batch.append(line(n, 2026))
+                if len(batch) == 500:
+                    engine.repository.write_many(batch)
+                    batch.clear()
+            if batch:
+                engine.repository.write_many(batch)
+            print(f"stored {args.lines} ChargeItems in {time.perf_counter() - t0:.1f} s")
+            rules = settlement_rules.load(settings.site)
+            walls, cpus = [], []
+            report: dict[str, Any] = {}
+            for _ in range(args.rounds):
+                w, c = time.perf_counter(), time.process_time()
+                report = settlement_report(engine.repository, engine.site, rules, 2026)
+                walls.append(time.perf_counter() - w)
+                cpus.append(time.process_time() - c)
+    counted = report["charges"]["counted"]
+    excluded = sum(e["lines"] for e in report["charges"]["excluded"])
+    cpu = statistics.median(cpus)
+    print(f"settled 2026: {counted} lines counted, {excluded} not counted (of {args.lines} stored)")
+    print(f"settlement: wall {statistics.median(walls) * 1000:.0f} ms, CPU {cpu * 1000:.0f} ms "
+          f"(median of {args.rounds}); CPU per stored line {cpu / args.lines * 1e6:.1f} µs")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The insurer's reports: ``GET /reports/settlement`` (the year's budget settlement), the
+monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle) and suspected
+split admissions ``GET /reports/split-admissions``.
+
+All are cross-patient figures for the bureau's auditors and insurer systems: the access policy's
+insurance-report rule (``engine.auth.policy.require_insurance_report``) decides who may see them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from engine import fhirjson
+from engine.audit.note import note
+from engine.auth.caller import Caller
+from engine.auth.deps import get_caller
+from engine.auth.policy import require_insurance_report
+from engine.errors import BadRequest, FhirError
+from engine.insurance import rules as settlement_rules
+from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv
+from engine.insurance.settlement import settlement_report
+from engine.insurance.split_admissions import load_rule, split_admissions
+from engine.recognition.service import parse_day
+from mappings.site import SiteError
+
+router = APIRouter()
+
+
+class RulesUnusable(FhirError):
+    """The deployment's rules cannot be used (e.g. the required overspend share is unset). A 409:
+    the request is fine but conflicts with the server's current settings, which the diagnostics
+    name by file, line and field; the route answers once the site sets them."""
+
+    status, code = 409, "business-rule"
+
+
+@router.get("/reports/settlement")
+def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), community: str | None = None,
+               caller: Caller = Depends(get_caller)) -> Response:
+    require_insurance_report(caller, "ChargeItem")
+    engine = request.app.state.engine
+    try:
+        rules = settlement_rules.load(engine.settings.site)
+    except SiteError as exc:
+        raise RulesUnusable(f"settlement rules: {exc}") from exc
+    if community is not None and not community.strip():
+        raise BadRequest("community must not be empty", expression=["community"])
+    report = settlement_report(engine.repository, engine.site, rules, year, community)
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "settlement", "year": year})
+    return Response(fhirjson.dumps(report), media_type="application/json")
+
+
+@router.get("/reports/deductions")
+def deductions(request: Request, institution: str = Query(..., min_length=1), month: str = Query(...),
+               fmt: str | None = Query(None, alias="_format"), caller: Caller = Depends(get_caller)) -> Response:
+    """The institution's deduction list for ``month`` (YYYY-MM): a signed FHIR Bundle (default,
+    ``_format=json``) or CSV (``_format=csv`` or ``Accept: text/csv``)."""
+    require_insurance_report(caller)
+    engine = request.app.state.engine
+    dl = deduction_list(engine.recognition, engine.repository, institution, month)
+    wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
+        fmt is None and "text/csv" in request.headers.get("accept", ""))
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "deductions", "institution": institution, "month": month, "rows": len(dl.rows)})
+    name = f"deductions-{dl.id}"
+    if wants_csv:
+        return Response(to_csv(dl), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt not in (None, "json", "application/json", "application/fhir+json"):
+        raise BadRequest("_format must be json or csv", expression=["_format"])
+    bundle = to_bundle(dl, engine.repository, engine.settings.fhir_base_url)
+    return Response(sign_bundle(bundle, engine.audit.keys), media_type="application/fhir+json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+
+
+@router.get("/reports/split-admissions")
+def split_admission_report(request: Request, start: str | None = Query(None, alias="from"),
+                           end: str | None = Query(None, alias="to"),
+                           caller: Caller = Depends(get_caller)) -> Response:
+    """Suspected split admissions (分解住院): readmissions admitted from ``from`` to ``to``."""
+    require_insurance_report(caller, "Encounter")
+    engine = request.app.state.engine
+    try:
+        rule = load_rule(engine.settings.site)
+    except SiteError as exc:
+        raise RulesUnusable(f"split-admission rule: {exc}") from exc
+    report = split_admissions(engine.repository, engine.identity, rule, parse_day(start, "from"), parse_day(end, "to"))
+    patients = {p[k]["patient"].split("/", 1)[1] for p in report["pairs"] for k in ("first", "readmission")}
+    note(request, action="report-view", query=str(request.url.query) or None, patient_ids=sorted(patients),
+         detail={"report": "split-admissions", "pairs": report["count"]})
+    return Response(fhirjson.dumps(report), media_type="application/json")

@@ -1,0 +1,73 @@
+// /ui/me — signing in and reading FHIR: the SMART standalone launch (PKCE S256, public client)
+// and paged searches with the resident's token. Loaded before app.js, whose globals (cfg, store,
+// W) it uses when called.
+"use strict";
+
+// ---- SMART standalone launch -----------------------------------------------------------------
+
+function b64url(bytes) {
+  let s = ""; for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+function random(n) { const a = new Uint8Array(n); crypto.getRandomValues(a); return b64url(a); }
+
+async function signIn() {
+  const verifier = random(48), st = random(16);
+  const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  store.setItem("pkce", JSON.stringify({ verifier, state: st }));
+  const q = new URLSearchParams({
+    response_type: "code", client_id: cfg.client, redirect_uri: cfg.redirect, state: st, aud: cfg.fhir,
+    scope: "launch/patient openid fhirUser patient/*.rs", code_challenge: challenge, code_challenge_method: "S256",
+  });
+  location.assign(cfg.authorize + "?" + q.toString());
+}
+
+async function finishSignIn(params) {
+  const saved = JSON.parse(store.getItem("pkce") || "null");
+  store.removeItem("pkce");
+  history.replaceState(null, "", cfg.redirect);  // drop the code from the address bar
+  if (!saved || params.get("state") !== saved.state) throw new Error(W().stateMismatch);
+  const body = new URLSearchParams({
+    grant_type: "authorization_code", code: params.get("code"), redirect_uri: cfg.redirect,
+    client_id: cfg.client, code_verifier: saved.verifier,
+  });
+  const r = await fetch(cfg.token, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+  const t = await r.json();
+  if (!r.ok) throw new Error(t.error_description || t.error || "token request failed");
+  store.setItem("session", JSON.stringify({ token: t.access_token, patient: t.patient, exp: Date.now() + t.expires_in * 1000 }));
+}
+
+function session() {
+  const s = JSON.parse(store.getItem("session") || "null");
+  return s && s.exp > Date.now() + 5000 ? s : null;
+}
+
+// ---- FHIR reads --------------------------------------------------------------------------------
+
+class Expired extends Error {}
+
+async function fhir(url, s) {
+  const r = await fetch(url.startsWith("http") || url.startsWith("/") ? url : cfg.fhir + "/" + url,
+    { headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } });
+  if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
+  if (!r.ok) return null;  // a type this server does not search (yet) is simply an empty section
+  return r.json();
+}
+
+async function searchAll(query, s, maxPages = 20) {
+  const out = { resources: [], included: {} };
+  let url = query;
+  for (let page = 0; url && page < maxPages; page++) {
+    const b = await fhir(url, s);
+    if (!b) break;
+    for (const e of b.entry || []) {
+      const res = e.resource;
+      if (!res) continue;
+      if (e.search && e.search.mode === "include") out.included[res.resourceType + "/" + res.id] = res;
+      else out.resources.push(res);
+    }
+    const next = (b.link || []).find((l) => l.relation === "next");
+    url = next ? next.url : null;
+  }
+  return out;
+}

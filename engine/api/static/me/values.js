@@ -1,0 +1,98 @@
+// /ui/me — reading FHIR values for people: names of codes, which institution a record is from,
+// when it happened, a result's value, range, abnormal flag in words and its HR mark.
+"use strict";
+
+// ---- reading FHIR values -------------------------------------------------------------------------
+
+const text = (cc) => (cc && (cc.text || (cc.coding || []).map((c) => c.display || c.code).find(Boolean))) || "";
+const codeKey = (cc) => { const c = (cc && cc.coding || [])[0]; return c ? (c.system || "") + "|" + c.code : text(cc); };
+const codes = (cc) => (cc && cc.coding || []).map((c) => c.code);
+const firstCode = (cc) => codes(cc)[0] || "";
+const word = (table, code) => (code && table && table[code]) || code || "";
+
+function decodeText(data) {
+  try { return new TextDecoder().decode(Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0))); } catch { return ""; }
+}
+
+/** The member institution a resource comes from: its own organisation fields first, then the
+ * institution of the patient record it belongs to (each linked record is one institution's). */
+function institution(r) {
+  // a request (prescription, referral) belongs to who asked, a result or visit to who provided it
+  const refs = [r.requester, r.serviceProvider, ...(r.performer || []).map((p) => (p && p.actor) || p), ...(r.author || []),
+    r.custodian, r.recorder, r.asserter, r.owner, r.managingOrganization,
+    ...((r.participant || []).map((p) => p.actor))].filter(Boolean);
+  // an organisation named by reference, or by name alone; a doctor, a room or the patient is not one
+  const org = refs.find((x) => (x.reference || "").startsWith("Organization/")) ||
+    refs.find((x) => x.display && !x.reference);
+  if (org) {
+    const known = org.reference && state.orgs[org.reference];
+    if (known && known.name) return known.name;
+    if (org.display) return org.display;
+  }
+  const pref = ((r.subject || r.patient || r.for || {}).reference ||
+    ((r.participant || []).map((p) => (p.actor || {}).reference || "").find((x) => x.startsWith("Patient/"))) || "");
+  return state.patientInst[pref] || "";
+}
+
+function whenOf(r) {
+  return r.effectiveDateTime || (r.effectivePeriod && r.effectivePeriod.start) || r.occurrenceDateTime ||
+    (r.period && r.period.start) || r.start || r.authoredOn || r.onsetDateTime || r.recordedDate ||
+    (r.onsetPeriod && r.onsetPeriod.start) || r.whenHandedOver || r.whenPrepared || r.dateAsserted ||
+    r.effectiveDateTime || r.date || r.started || r.issued || r.authoredOn || r.created ||
+    (r.executionPeriod && r.executionPeriod.start) || r.lastModified || r.occurrenceString || "";
+}
+
+function valueOf(o) {
+  if (o.valueQuantity) {
+    const q = o.valueQuantity;
+    return `${q.comparator || ""}${q.value ?? ""} ${q.unit || q.code || ""}`.trim();
+  }
+  if (o.valueString !== undefined) return o.valueString;
+  if (o.valueCodeableConcept) return text(o.valueCodeableConcept);
+  if (o.valueInteger !== undefined) return String(o.valueInteger);
+  if (o.valueBoolean !== undefined) return String(o.valueBoolean);
+  if (o.valueRange) return `${(o.valueRange.low || {}).value ?? ""}–${(o.valueRange.high || {}).value ?? ""}`;
+  if (o.valueRatio) return `${(o.valueRatio.numerator || {}).value ?? ""}/${(o.valueRatio.denominator || {}).value ?? ""}`;
+  if (o.component && o.component.length) return o.component.map((c) => `${text(c.code)} ${valueOf(c)}`).join("; ");
+  return o.dataAbsentReason ? text(o.dataAbsentReason) : "";
+}
+
+function range(o) {
+  const r = (o.referenceRange || [])[0];
+  if (!r) return "";
+  if (r.text) return r.text;
+  const lo = r.low ? r.low.value : "", hi = r.high ? r.high.value : "";
+  return lo !== "" || hi !== "" ? `${lo}–${hi}` : "";
+}
+
+/** The lab's own flag (interpretation H/L/HH/LL/A...), else whether a number lies outside its
+ * reference range: `{cls, label}` — the label is words and an arrow, never colour alone. */
+function abnormality(o) {
+  const w = W();
+  const code = ((o.interpretation || []).flatMap((i) => codes(i)))[0] || "";
+  const by = {
+    H: ["high", "↑ " + w.flagHigh], HU: ["high", "↑ " + w.flagHigh], HH: ["crit", "↑↑ " + w.flagCritHigh],
+    L: ["low", "↓ " + w.flagLow], LU: ["low", "↓ " + w.flagLow], LL: ["crit", "↓↓ " + w.flagCritLow],
+    A: ["abn", "! " + w.flagAbn], AA: ["crit", "!! " + w.flagAbn], POS: ["abn", "! " + w.flagAbn],
+    DET: ["abn", "! " + w.flagAbn], R: ["abn", "! " + w.flagAbn], ">": ["high", "↑ " + w.flagHigh],
+    "<": ["low", "↓ " + w.flagLow],
+  }[code];
+  if (by) return { cls: by[0], label: by[1], code };
+  if (code) return null;  // N, NEG, S...: the lab says normal
+  const q = o.valueQuantity, rr = (o.referenceRange || [])[0];
+  if (q && typeof q.value === "number" && rr) {
+    if (rr.high && typeof rr.high.value === "number" && q.value > rr.high.value) return { cls: "high", label: "↑ " + w.flagOut };
+    if (rr.low && typeof rr.low.value === "number" && q.value < rr.low.value) return { cls: "low", label: "↓ " + w.flagOut };
+  }
+  return null;
+}
+
+/** The HR mark set by mutual recognition: meta.tag in urn:huren:hr-scope (scope names as displays). */
+function hrMark(r) {
+  const tags = ((r.meta || {}).tag || []).filter((t) => t.system === "urn:huren:hr-scope");
+  if (!tags.length) return null;
+  const scopes = tags.map((t) => t.display || t.code).join(W().sep);
+  // the short mark for the eye, the scopes in words for a screen reader (and as a tooltip)
+  return el("span", { class: "hr", title: W().hrMarkLong(scopes) },
+    el("span", { "aria-hidden": "true" }, W().hrMark), el("span", { class: "visually-hidden" }, W().hrMarkLong(scopes)));
+}

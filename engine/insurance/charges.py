@@ -1,0 +1,119 @@
+"""What a stored FHIR ``ChargeItem`` means for the settlement: which elements carry the money.
+
+ChargeItems come from the HL7 billing feeds (DFT/BAR FT1 segments) and from FHIR clients alike;
+both are read the same way:
+
+- **amount** of the charge line: ``ChargeItem.priceOverride`` (R4: the total price of the line,
+  which the FT1 conversion fills from the extended amount FT1-12); when absent, the extension
+  ``urn:huren:StructureDefinition:charge-amount`` (``valueMoney``). The amount is the whole line:
+  it is not multiplied by ``quantity``.
+- **fund share** (统筹基金支付): the extension ``urn:huren:StructureDefinition:fund-share``
+  (``valueMoney``); R4 ChargeItem has no element for it.
+- **insurance type**: the extension ``urn:huren:StructureDefinition:insurance-type``
+  (``valueCode``, a key of ``insurance_types`` in the settlement rules); without it, the type of
+  the Coverage of the line's ``account`` (``Account.coverage`` → ``Coverage.type``, HL7 IN1-15),
+  mapped by the rules' ``coverage_types``.
+- **institution**: ``performingOrganization`` — its ``identifier`` in ``urn:huren:institution``,
+  or the Organization it references, read for that identifier.
+- **date**: the local date written in ``occurrenceDateTime`` (or ``occurrencePeriod.start``).
+- Only ``billable`` and ``billed`` lines count; a credit is a line with a negative amount.
+
+Money is read as ``decimal.Decimal`` from the number's text, so ``12.30`` is exactly 12.30.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+AMOUNT_EXT = "urn:huren:StructureDefinition:charge-amount"
+FUND_SHARE_EXT = "urn:huren:StructureDefinition:fund-share"
+INSURANCE_TYPE_EXT = "urn:huren:StructureDefinition:insurance-type"
+INSTITUTION_SYSTEM = "urn:huren:institution"
+COUNTED_STATUSES = frozenset({"billable", "billed"})
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    ref: str
+    status: str
+    institution: str | None
+    day: str | None  # YYYY-MM-DD as written (the institution's local date)
+    amount: Decimal | None
+    fund_share: Decimal | None
+    insurance_type: str | None
+    currency: str | None
+
+
+def money(value: Any) -> Decimal | None:
+    """A FHIR Money ``value`` (float, exact-text decimal or int) as a Decimal of its text."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return out if out.is_finite() else None
+
+
+def _ext(resource: dict[str, Any], url: str) -> dict[str, Any] | None:
+    for ext in resource.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == url:
+            return ext
+    return None
+
+
+def institution_of(charge: dict[str, Any], organization: Callable[[str], str | None]) -> str | None:
+    """The performing institution's code; ``organization(ref)`` resolves ``Organization/<id>``."""
+    org = charge.get("performingOrganization") or {}
+    ident = org.get("identifier") or {}
+    if ident.get("system") == INSTITUTION_SYSTEM and ident.get("value"):
+        return str(ident["value"])
+    ref = org.get("reference")
+    if isinstance(ref, str) and ref.startswith("Organization/"):
+        return organization(ref)
+    return None
+
+
+def organization_code(resource: dict[str, Any] | None) -> str | None:
+    for ident in (resource or {}).get("identifier") or ():
+        if ident.get("system") == INSTITUTION_SYSTEM and ident.get("value"):
+            return str(ident["value"])
+    return None
+
+
+def account_refs(charge: dict[str, Any]) -> list[str]:
+    return [str(a["reference"]) for a in charge.get("account") or ()
+            if isinstance(a, dict) and str(a.get("reference") or "").startswith("Account/")]
+
+
+def line_price(charge: dict[str, Any]) -> dict[str, Any]:
+    """The Money of the whole charge line: ``priceOverride``, else the charge-amount extension's
+    ``valueMoney``, else ``{}``. The one reading of a line's amount (settlement, deduction lists and
+    recognition's money at stake all call it), so a line is never counted two ways."""
+    price = charge.get("priceOverride")
+    if not isinstance(price, dict):
+        price = (_ext(charge, AMOUNT_EXT) or {}).get("valueMoney")
+    return price if isinstance(price, dict) else {}
+
+
+def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
+              coverage_type: Callable[[list[str]], str | None] = lambda refs: None) -> ChargeLine:
+    """``coverage_type(account refs)`` answers the insurance type from the accounts' coverage when
+    the line does not state it."""
+    price = line_price(charge)
+    share = (_ext(charge, FUND_SHARE_EXT) or {}).get("valueMoney") or {}
+    itype = (_ext(charge, INSURANCE_TYPE_EXT) or {}).get("valueCode")
+    when = charge.get("occurrenceDateTime") or (charge.get("occurrencePeriod") or {}).get("start")
+    return ChargeLine(
+        ref=f"ChargeItem/{charge.get('id')}",
+        status=str(charge.get("status") or ""),
+        institution=institution_of(charge, organization),
+        day=when[:10] if isinstance(when, str) and len(when) >= 10 else None,
+        amount=money(price.get("value")),
+        fund_share=money(share.get("value")) if isinstance(share, dict) else None,
+        insurance_type=str(itype) if itype else coverage_type(account_refs(charge)),
+        currency=price.get("currency") or (share.get("currency") if isinstance(share, dict) else None),
+    )

@@ -1,0 +1,264 @@
+"""The monthly deduction list of one institution (扣款清单): what the fund will not pay, and why.
+
+The rows are the duplicate-test flags an auditor **upheld** for tests the institution repeated in
+the month, read through recognition's public report (``duplicates_report``), so the amounts are the
+money at stake recognition decided (the billed charge line where one exists, else the catalogue
+price). Each row carries its evidence (the prior recognisable result, both institutions and dates,
+the window), the policy applied, the auditor's decision, and the charge line when the repository
+can find the one billed for the repeated result (``ChargeItem.service``).
+
+Two renderings:
+
+- **CSV** (UTF-8 with BOM, one row per deduction, then the total), for spreadsheets;
+- **a FHIR ``Bundle`` of type ``collection``** the bureau can import: first a ``List`` (the deduction
+  list: institution, month, total; one entry per ``DetectedIssue`` with its amount, policy and
+  charge line in the ``urn:huren:StructureDefinition:deduction`` extension), then each upheld
+  ``DetectedIssue`` as stored (its evidence extension and review in ``mitigation``), then the CSV
+  as a ``Binary``. DetectedIssue + List was chosen over ``ExplanationOfBenefit``: an EOB needs the
+  claim, the coverage and the insurer, none of which a duplicate flag has, while the DetectedIssue
+  already is the evidence the hospital disputes.
+
+The Bundle is signed with the audit key in ``Bundle.signature`` (a detached JWS, EdDSA, made by
+``engine.audit.provenance`` exactly as a Provenance signature is: RFC 8785 canonical JSON of the
+Bundle without ``signature``). The hospital verifies it offline with the public key published
+at ``/audit/public-key`` (``verify_bundle``); any changed amount, row or CSV byte breaks it.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import csv
+import hashlib
+import io
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from engine import fhirjson
+from engine.audit.keys import AuditKeys
+from engine.audit.provenance import sign_provenance, verify_provenance
+from engine.errors import BadRequest, NotFound
+from engine.insurance.charges import money, read_line
+from engine.insurance.tiers import ZERO, fen
+from engine.recognition.reports import ReportFilter, duplicates_report
+
+DEDUCTION_EXT = "urn:huren:StructureDefinition:deduction"
+LIST_EXT = "urn:huren:StructureDefinition:deduction-list"
+LIST_SYSTEM = "urn:huren:deduction-list"
+INSTITUTION_SYSTEM = "urn:huren:institution"
+COLUMNS = ("list", "institution", "month", "flag", "day", "item", "item_name", "category", "amount", "currency",
+           "price_source", "charge", "prior_institution", "prior_day", "window_days", "result", "prior_result",
+           "order", "patient", "policy", "reviewed_by", "review_reason")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class Deduction:
+    flag: str  # the DetectedIssue id
+    day: str
+    item: str
+    item_name: str
+    category: str
+    amount: Decimal
+    currency: str
+    price_source: str  # "charge" (the billed line) or "catalogue"
+    charge: str | None  # ChargeItem/... billed for the repeated result, when found
+    prior_institution: str
+    prior_day: str
+    window_days: int
+    result: str
+    prior_result: str
+    order: str | None
+    patient: str | None
+    policy: str
+    reviewed_by: str
+    review_reason: str
+
+
+@dataclass(frozen=True)
+class DeductionList:
+    id: str
+    institution: str
+    month: str
+    currency: str
+    rows: tuple[Deduction, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((r.amount for r in self.rows), ZERO)
+
+
+def month_range(month: str) -> tuple[date, date]:
+    m = _MONTH.match(month or "")
+    if not m:
+        raise BadRequest(f"month must be YYYY-MM, got {month!r}", expression=["month"])
+    year, mon = int(m.group(1)), int(m.group(2))
+    return date(year, mon, 1), date(year, mon, calendar.monthrange(year, mon)[1])
+
+
+def list_id(institution: str, month: str) -> str:
+    """A FHIR-id-safe id, the same for the same institution and month (institution codes may hold
+    spaces)."""
+    return "ded-" + hashlib.sha256(f"{institution}|{month}".encode()).hexdigest()[:32]
+
+
+def _policy(row: dict[str, Any]) -> str:
+    """The payment policy the deduction applies, in words, from the flag's own decision (the scope
+    it was recognisable in, the reason and whether the records contradicted it, a partial repeat)."""
+    basis = row.get("basis") or "community"
+    scope = "the medical community" if basis == "community" else f"the HR scope {basis}"
+    what = row.get("item_name") or row["item"]
+    if row.get("partial") and row.get("analytes"):
+        what += f" (repeated analytes: {row['analytes']})"
+    text = (f"not payable: {what} repeated {row['day']} within the {row.get('window_days')}-day recognition "
+            f"window of a result of {row.get('prior_institution')} on {row.get('prior_day')}, "
+            f"recognisable within {scope}")
+    if row.get("reason"):
+        text += f"; re-test reason {row['reason']} not accepted"
+    if row.get("contradicted"):
+        text += f" ({row['contradicted']})"
+    return text
+
+
+def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decimal | None]:
+    """The charge line billed for the repeated result (``ChargeItem.service``), when the
+    deployment indexes that search parameter."""
+    if not result or repository.params.get("ChargeItem", "service") is None:
+        return None, None
+    page = repository.search("ChargeItem", [("service", result), ("_count", "2")])
+    for charge in page.resources:
+        if charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
+            continue
+        line = read_line(charge, lambda ref: None)
+        return line.ref, line.amount
+    return None, None
+
+
+def deduction_list(recognition: Any, repository: Any, institution: str, month: str) -> DeductionList:
+    if not institution:
+        raise BadRequest("institution is required", expression=["institution"])
+    start, end = month_range(month)
+    report = duplicates_report(recognition, ReportFilter(start=start, end=end, institution=institution,
+                                                         status="upheld"), limit=None)
+    rows = []
+    for r in sorted(report["rows"], key=lambda r: (r["day"], r["id"])):
+        charge, _ = _charge_for(repository, r.get("result"))
+        amount = fen(money(r.get("price")) or ZERO)
+        rows.append(Deduction(
+            flag=r["id"], day=r["day"], item=r["item"], item_name=r.get("item_name") or "",
+            category=r.get("category") or "", amount=amount, currency=r.get("currency") or report["currency"],
+            price_source=r.get("price_source") or "catalogue", charge=charge,
+            prior_institution=r.get("prior_institution") or "", prior_day=r.get("prior_day") or "",
+            window_days=int(r.get("window_days") or 0), result=r.get("result") or "",
+            prior_result=r.get("prior_result") or "", order=r.get("order"), patient=r.get("patient"),
+            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or ""))
+    return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows))
+
+
+def to_csv(dl: DeductionList) -> str:
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for r in dl.rows:
+        writer.writerow([dl.id, dl.institution, dl.month, r.flag, r.day, r.item, r.item_name, r.category,
+                         f"{r.amount:.2f}", r.currency, r.price_source, r.charge or "", r.prior_institution,
+                         r.prior_day, r.window_days, r.result, r.prior_result, r.order or "", r.patient or "",
+                         r.policy, r.reviewed_by, r.review_reason])
+    writer.writerow([])
+    writer.writerow(["total", dl.institution, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
+    return buf.getvalue()
+
+
+def _money(amount: Decimal, currency: str) -> dict[str, Any]:
+    return {"value": amount, "currency": currency}
+
+
+def to_bundle(dl: DeductionList, repository: Any, base_url: str, now: datetime | None = None) -> dict[str, Any]:
+    """The unsigned import Bundle (see the module docstring for its shape)."""
+    stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    start, end = month_range(dl.month)
+    issues = []
+    for r in dl.rows:
+        try:
+            issues.append(repository.read("DetectedIssue", r.flag))
+        except NotFound:
+            continue  # listed with its evidence in the List entry and the CSV all the same
+    entries = []
+    for r in dl.rows:
+        ext: list[dict[str, Any]] = [{"url": "amount", "valueMoney": _money(r.amount, r.currency)},
+                                     {"url": "priceSource", "valueCode": r.price_source},
+                                     {"url": "policy", "valueString": r.policy}]
+        if r.charge:
+            ext.append({"url": "charge", "valueReference": {"reference": r.charge}})
+        entries.append({"extension": [{"url": DEDUCTION_EXT, "extension": ext}],
+                        "item": {"reference": f"DetectedIssue/{r.flag}"}})
+    deduction_list = {
+        "resourceType": "List",
+        "id": dl.id,
+        "extension": [{"url": LIST_EXT, "extension": [
+            {"url": "institution", "valueIdentifier": {"system": INSTITUTION_SYSTEM, "value": dl.institution}},
+            {"url": "period", "valuePeriod": {"start": start.isoformat(), "end": end.isoformat()}},
+            {"url": "total", "valueMoney": _money(dl.total, dl.currency)},
+            {"url": "count", "valueInteger": len(dl.rows)},
+        ]}],
+        "identifier": [{"system": LIST_SYSTEM, "value": f"{dl.institution}|{dl.month}"}],
+        "status": "current",
+        "mode": "snapshot",
+        "title": f"扣款清单 {dl.institution} {dl.month}",
+        "code": {"text": "deduction list: upheld duplicate tests, not payable"},
+        "date": stamp,
+    }
+    if entries:
+        deduction_list["entry"] = entries
+    else:
+        deduction_list["emptyReason"] = {"text": "no upheld duplicate tests this month"}
+    csv_binary = {"resourceType": "Binary", "id": f"{dl.id}-csv", "contentType": "text/csv",
+                  "data": base64.b64encode(to_csv(dl).encode("utf-8")).decode()}
+    base = base_url.rstrip("/")
+    return {
+        "resourceType": "Bundle",
+        "id": dl.id,
+        "identifier": {"system": LIST_SYSTEM, "value": f"{dl.institution}|{dl.month}"},
+        "type": "collection",
+        "timestamp": stamp,
+        # the DetectedIssues live on this server; the List and the CSV only in this Bundle
+        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, LIST_SYSTEM + ':' + dl.id)}",
+                   "resource": deduction_list},
+                  *({"fullUrl": f"{base}/DetectedIssue/{res['id']}", "resource": res} for res in issues),
+                  {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, LIST_SYSTEM + ':' + dl.id + ':csv')}",
+                   "resource": csv_binary}],
+    }
+
+
+def _carrier(bundle: dict[str, Any], signature: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The Provenance shape ``engine.audit.provenance`` signs and verifies, naming the Bundle."""
+    out: dict[str, Any] = {"resourceType": "Provenance", "target": [{"reference": f"Bundle/{bundle.get('id')}"}]}
+    if signature is not None:
+        out["signature"] = signature
+    return out
+
+
+def sign_bundle(bundle: dict[str, Any], keys: AuditKeys) -> bytes:
+    """The Bundle as JSON bytes with ``Bundle.signature`` over everything else in it.
+
+    What is signed is what the bytes parse back to, so a verifier that reads the file gets the
+    very payload that was signed (amounts are written as exact decimals)."""
+    parsed = fhirjson.loads(fhirjson.dumps({k: v for k, v in bundle.items() if k != "signature"}))
+    signed = sign_provenance(_carrier(parsed), parsed, keys)
+    parsed["signature"] = signed["signature"][-1]
+    return fhirjson.dumps(parsed)
+
+
+def verify_bundle(data: bytes | dict[str, Any], keys: AuditKeys) -> bool:
+    """True when the Bundle's signature is a valid JWS by one of ``keys`` over the Bundle as given
+    (``keys`` may hold only public keys: ``AuditKeys.from_public_pems``)."""
+    bundle = fhirjson.loads(data) if isinstance(data, bytes | bytearray | str) else data
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("signature"), dict):
+        return False
+    body = {k: v for k, v in bundle.items() if k != "signature"}
+    return verify_provenance(_carrier(body, [bundle["signature"]]), body, keys)

@@ -1,0 +1,209 @@
+"""Split admissions (分解住院): the same person discharged and readmitted for the same condition
+within a few days, so that one stay is billed as two.
+
+The rule is data (``insurance/split_admission.yaml``: the window in days, which Encounter classes are
+admissions, how diagnoses are compared, planned readmissions excluded). The person is the MPI's:
+the records of one resident at different institutions are one person (``person_compartment``), so a
+discharge at one hospital and an admission at another count. An admission's diagnoses are read
+where the feeds and clients put them: ``Encounter.reasonCode``, ``Encounter.diagnosis.condition``
+and the Conditions whose ``encounter`` is the admission (the HL7 DG1 conversion).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BadRequest, NotFound
+from engine.insurance.charges import organization_code
+from engine.repository.search import MAX_COUNT
+from mappings.site import DEFAULTS_DIR
+from mappings.sitefiles import check, find_file, read_yaml
+
+FILE = "insurance/split_admission.yaml"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["window_days", "classes", "prefix"],
+    "additionalProperties": False,
+    "properties": {
+        "window_days": {"type": "integer", "minimum": 0, "maximum": 366},
+        "classes": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        "prefix": {"type": "integer", "minimum": 1, "maximum": 20},
+        "systems": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "exclude": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "same_institution_only": {"type": "boolean"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    window_days: int
+    classes: frozenset[str]
+    prefix: int
+    systems: frozenset[str] = frozenset()
+    exclude: tuple[str, ...] = ()
+    same_institution_only: bool = False
+    path: str = ""
+
+    def conditions(self, codings: Sequence[dict[str, Any]]) -> set[str]:
+        """The condition keys (code prefixes) of an admission's diagnosis codings, planned
+        readmissions left out."""
+        out = set()
+        for c in codings:
+            code = str(c.get("code") or "").strip().upper()
+            if not code or (self.systems and c.get("system") not in self.systems):
+                continue
+            if any(code.startswith(x.upper()) for x in self.exclude):
+                continue
+            out.add(code[: self.prefix])
+        return out
+
+
+def load_rule(site_dir: Path | str | None) -> SplitRule:
+    folders = [DEFAULTS_DIR] + ([Path(site_dir)] if site_dir is not None else [])
+    doc = read_yaml(find_file(FILE, folders))
+    data = check(doc, SCHEMA)
+    return SplitRule(int(data["window_days"]), frozenset(data["classes"]), int(data["prefix"]),
+                     frozenset(data.get("systems") or ()), tuple(data.get("exclude") or ()),
+                     bool(data.get("same_institution_only", False)), str(doc.path))
+
+
+@dataclass(frozen=True)
+class Admission:
+    encounter: str
+    patient: str
+    institution: str | None
+    admitted: date
+    discharged: date | None
+    conditions: frozenset[str]
+    codes: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"encounter": self.encounter, "patient": self.patient, "institution": self.institution,
+                "admitted": self.admitted.isoformat(),
+                "discharged": self.discharged.isoformat() if self.discharged else None, "diagnoses": list(self.codes)}
+
+
+def _day(text: Any) -> date | None:
+    if not isinstance(text, str) or len(text) < 10:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def _pages(repository: Any, rtype: str, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    offset = 0
+    while True:
+        page = repository.search(rtype, [*params, ("_sort", "_id"), ("_count", str(MAX_COUNT)),
+                                         ("_total", "none"), ("_offset", str(offset))])
+        yield from page.resources
+        if not page.has_next:
+            return
+        offset += len(page.resources)
+
+
+def _codings(concepts: Any) -> list[dict[str, Any]]:
+    out = []
+    for concept in concepts or ():
+        if isinstance(concept, dict):
+            out.extend(c for c in concept.get("coding") or () if isinstance(c, dict))
+    return out
+
+
+def admissions(repository: Any, rule: SplitRule, start: date, end: date) -> list[Admission]:
+    """Admissions that may pair with one admitted from ``start`` to ``end``: those still open or
+    discharged from ``start − window`` on, admitted by ``end``."""
+    since = start - timedelta(days=rule.window_days + 1)
+    # a day's margin past ``end`` (stored instants are compared in UTC); the local admission
+    # date decides below
+    params = [("class", ",".join(sorted(rule.classes))), ("date", f"ge{since.isoformat()}"),
+              ("date", f"lt{(end + timedelta(days=2)).isoformat()}")]
+    orgs: dict[str, str | None] = {}
+    out = []
+    for enc in _pages(repository, "Encounter", params):
+        if enc.get("status") in ("cancelled", "entered-in-error", "planned"):
+            continue
+        cls = enc.get("class") or {}
+        if cls.get("code") not in rule.classes:
+            continue
+        period = enc.get("period") or {}
+        admitted = _day(period.get("start"))
+        patient = (enc.get("subject") or {}).get("reference")
+        if admitted is None or admitted > end or not isinstance(patient, str) or not patient.startswith("Patient/"):
+            continue
+        ref = f"Encounter/{enc['id']}"
+        codings = _codings(enc.get("reasonCode"))
+        for diag in enc.get("diagnosis") or ():
+            cref = (diag.get("condition") or {}).get("reference") if isinstance(diag, dict) else None
+            if isinstance(cref, str) and cref.startswith("Condition/"):
+                with contextlib.suppress(NotFound):
+                    codings += _codings([repository.read("Condition", cref.split("/", 1)[1]).get("code")])
+        for cond in _pages(repository, "Condition", [("encounter", ref)]):
+            if {c.get("code") for c in _codings([cond.get("verificationStatus")])} & {"refuted", "entered-in-error"}:
+                continue
+            codings += _codings([cond.get("code")])
+        provider = enc.get("serviceProvider") or {}
+        inst = organization_code({"identifier": [provider["identifier"]]}) if provider.get("identifier") else None
+        pref = provider.get("reference")
+        if inst is None and isinstance(pref, str) and pref.startswith("Organization/"):
+            if pref not in orgs:
+                try:
+                    orgs[pref] = organization_code(repository.read("Organization", pref.split("/", 1)[1]))
+                except NotFound:
+                    orgs[pref] = None
+            inst = orgs[pref]
+        codes = tuple(sorted({str(c.get("code")) for c in codings if c.get("code")}))
+        out.append(Admission(ref, patient, inst, admitted, _day(period.get("end")),
+                             frozenset(rule.conditions(codings)), codes))
+    return out
+
+
+def split_admissions(repository: Any, identity: Any, rule: SplitRule, start: date | None,
+                     end: date | None) -> dict[str, Any]:
+    """Pairs (discharge, readmission) of one person for the same condition within the window,
+    the readmission admitted from ``start`` to ``end`` (both inclusive, required)."""
+    if start is None or end is None:
+        raise BadRequest("from and to are required (YYYY-MM-DD)", expression=["from"])
+    if end < start:
+        raise BadRequest("'to' is before 'from'", expression=["to"])
+    if (end - start).days > 366:
+        raise BadRequest("the period is at most a year", expression=["to"])
+    people: dict[str, list[Admission]] = defaultdict(list)
+    person_of: dict[str, str] = {}
+    for adm in admissions(repository, rule, start, end):
+        pid = adm.patient.split("/", 1)[1]
+        if pid not in person_of:
+            person_of[pid] = min(identity.person_compartment(pid))
+        people[person_of[pid]].append(adm)
+    pairs = []
+    for stays in people.values():
+        stays.sort(key=lambda a: (a.admitted, a.encounter))
+        for i, second in enumerate(stays):
+            if not start <= second.admitted <= end:
+                continue
+            for first in reversed(stays[:i]):
+                if first.discharged is None or first.discharged > second.admitted:
+                    continue
+                gap = (second.admitted - first.discharged).days
+                if gap > rule.window_days:
+                    break
+                if rule.same_institution_only and first.institution != second.institution:
+                    continue
+                shared = sorted(first.conditions & second.conditions)
+                if shared:
+                    pairs.append({"first": first.as_json(), "readmission": second.as_json(), "gap_days": gap,
+                                  "conditions": shared, "same_institution": first.institution == second.institution})
+                    break
+    pairs.sort(key=lambda p: (p["readmission"]["admitted"], p["readmission"]["encounter"]))
+    return {"rule": {"window_days": rule.window_days, "classes": sorted(rule.classes), "prefix": rule.prefix,
+                     "exclude": list(rule.exclude), "same_institution_only": rule.same_institution_only,
+                     "file": rule.path},
+            "from": start.isoformat(), "to": end.isoformat(), "count": len(pairs), "pairs": pairs}
