@@ -88,3 +88,19 @@ def test_index_does_not_hold_id_numbers_in_clear(engine):
     store(engine, patient("fn-1", ZHANG))
     doc = engine.identity.record("fn-1")
     assert ZHANG not in repr(doc)
+
+
+def test_linking_writes_a_record_again_only_when_its_links_change(engine):
+    """A record alone in its person is stored once; a second record of the person gets its
+    ``seealso`` link and the first record gets one too (a new version each), no more."""
+    repo = engine.repository
+    store(engine, patient("fn-1", ZHANG))
+    assert [v.version for v in repo.versions("Patient", "fn-1")] == [1]
+    store(engine, patient("fz-7", ZHANG))
+    assert [v.version for v in repo.versions("Patient", "fn-1")] == [2, 1]
+    assert [v.version for v in repo.versions("Patient", "fz-7")] == [2, 1]
+    assert [link["other"]["reference"] for link in repo.read("Patient", "fn-1")["link"]] == ["Patient/fz-7"]
+    assert [link["other"]["reference"] for link in repo.read("Patient", "fz-7")["link"]] == ["Patient/fn-1"]
+    store(engine, patient("fz-7", ZHANG, telecom=[{"system": "phone", "value": "13800000000"}]))
+    assert len(repo.versions("Patient", "fn-1")) == 2  # the other record's links did not change
+    assert "link" in repo.read("Patient", "fz-7")  # the index's links survive the sender's new version

@@ -29,7 +29,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +45,7 @@ from engine.repository.port import Store
 # how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
 _in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
 _MAX_DEPTH = 4
+_WRITTEN_KEPT = 50_000
 
 
 class Repository(Protocol):
@@ -50,6 +53,7 @@ class Repository(Protocol):
 
     def read(self, type_: str, id_: str) -> dict[str, Any]: ...
     def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = ...) -> Any: ...
+    def write_many(self, resources: list[dict[str, Any]], *, source: str = ...) -> list[Any]: ...
     def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
     def add_write_hook(self, hook: Any) -> None: ...
 
@@ -102,6 +106,10 @@ class IdentityService:
         self.links.ensure_index(["nid_key"])
         self.links.ensure_index(["person"])
         self.log = store.collection("mpi_log")
+        # Patient id -> the last version the index wrote of it (links), to tell whether a record a
+        # write hook is handed may be stale; recent ones suffice (a Bundle, a batch of messages)
+        self._written: OrderedDict[str, int] = OrderedDict()
+        self._written_lock = threading.Lock()
         # the sign-in phone a desk operator registered after checking the ID card, per ID number key
         self.login_phones = store.collection("mpi_login_phones")
         self.repository: Repository | None = None
@@ -269,21 +277,37 @@ class IdentityService:
         before = self.links.get(pid)
         doc, issues = self._classify(resource, before)
         self.links.replace(doc)
-        affected = {pid, *self.members(doc.get("person"))}
+        members = self.members(doc.get("person"))
+        affected = {pid, *members}
         if before:
-            affected.update(self.members(before.get("person")))
+            affected.update(members if before.get("person") == doc.get("person") else self.members(before.get("person")))
         depth = _in_materialise.get()
         if not depth:
-            # every record is read fresh: within one Bundle an earlier record's hook may already
-            # have rewritten this one's links (ADT A40: the survivor is linked first), so
-            # ``resource`` can be older than what is stored
-            self._materialise(affected, {})
+            # Within one Bundle an earlier record's hook may already have rewritten this one's
+            # links (ADT A40: the survivor is linked first), so ``resource`` can be older than what
+            # is stored: it stands for the stored record only when the index has written no newer
+            # version of it. Most Patients are alone in their person with no link at all: nothing
+            # to write, and nothing to read back.
+            fresh = self._fresh(resource)
+            if fresh and affected == {pid} and not resource.get("link") and not self._managed(doc, members, pid):
+                return issues
+            self._materialise(affected, {pid: resource} if fresh else {})
         elif depth < _MAX_DEPTH and _membership(before) != _membership(doc):
             # the index, rewriting this record's links, met a version whose own hook has not run
             # yet (a later record of the same Bundle) and learnt that it left or joined a person:
             # the other records concerned need their links again
             self._materialise(affected - {pid}, {})
         return issues
+
+    def _fresh(self, resource: dict[str, Any]) -> bool:
+        """Is ``resource`` at least as new as every version the index itself wrote of it?"""
+        written = self._written.get(resource["id"])
+        if written is None:
+            return True
+        try:
+            return int((resource.get("meta") or {}).get("versionId") or 0) >= written
+        except ValueError:
+            return False
 
     def _classify(self, patient: dict[str, Any], before: dict[str, Any] | None) -> tuple[dict[str, Any], list]:
         pid = patient["id"]
@@ -339,21 +363,30 @@ class IdentityService:
         client's ``seealso`` to a RelatedPerson, say) is the writer's, and the merge rules
         (``mappings/merge.yaml``, Patient.link slices owned by ``index``) keep it."""
         doc = self.links.get(patient_id) or {}
+        return self._managed(doc, self.members(doc.get("person")), patient_id)
+
+    @staticmethod
+    def _managed(doc: dict[str, Any], members: list[str], patient_id: str) -> list[dict[str, Any]]:
         managed = []
         if doc.get("replaced_by"):
             managed.append({"other": {"reference": f"Patient/{doc['replaced_by']}"}, "type": "replaced-by"})
         managed += [{"other": {"reference": f"Patient/{o}"}, "type": "replaces"} for o in sorted(doc.get("replaces", []))]
-        managed += [{"other": {"reference": f"Patient/{o}"}, "type": "seealso"}
-                    for o in self.members(doc.get("person")) if o != patient_id]
+        managed += [{"other": {"reference": f"Patient/{o}"}, "type": "seealso"} for o in members if o != patient_id]
         return managed
 
     def _materialise(self, patient_ids: Iterable[str], current: dict[str, dict[str, Any]]) -> None:
         """Write each record's managed links as the ``index`` writer: the merge rules replace the
-        index's own slices of ``Patient.link`` and keep everything else of the stored record."""
+        index's own slices of ``Patient.link`` and keep everything else of the stored record.
+
+        The records whose links change are written together (one ``write_many``: one backend put
+        for all of them, their hooks after), not one update each: a new record of a person with
+        several records rewrites every one of them."""
         if self.repository is None:
             return
         token = _in_materialise.set(_in_materialise.get() + 1)
         try:
+            changed: list[dict[str, Any]] = []
+            members: dict[str | None, list[str]] = {}  # person -> its records, asked once
             for pid in sorted(patient_ids):
                 resource = current.get(pid)
                 if resource is None:
@@ -362,14 +395,31 @@ class IdentityService:
                     except (NotFound, Gone):
                         continue
                 stated = {k: v for k, v in resource.items() if k != "link"}
-                managed = self.managed_links(pid)
+                doc = self.links.get(pid) or {}
+                person = doc.get("person")
+                if person not in members:
+                    members[person] = self.members(person)
+                managed = self._managed(doc, members[person], pid)
                 if managed:
                     stated["link"] = managed
                 if self.repository.merge.combine(resource, stated, INDEX).resource == resource:
                     continue  # nothing of the index's changed: no read-and-compare in the repository
-                self.repository.update(stated, source=INDEX)
+                changed.append(stated)
+            if not changed:
+                return
+            for written in self.repository.write_many(changed, source=INDEX):
+                version = ((getattr(written, "resource", None) or {}).get("meta") or {}).get("versionId")
+                if version is not None:
+                    self._remember(written.resource["id"], int(version))
         finally:
             _in_materialise.reset(token)
+
+    def _remember(self, pid: str, version: int) -> None:
+        with self._written_lock:
+            self._written[pid] = version
+            self._written.move_to_end(pid)
+            while len(self._written) > _WRITTEN_KEPT:
+                self._written.popitem(last=False)
 
     # ---- operator link / unlink ---------------------------------------------------------------
 
