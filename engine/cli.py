@@ -1,4 +1,4 @@
-"""The ``huren`` command: serve, replay, quarantine, client, keys, audit, report, settle."""
+"""The ``huren`` command: serve, replay, quarantine, client, keys, staff, audit, report, settle."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from adapters.listeners import cli as ingest_cli
 from engine.audit.cli import add_audit_commands
 from engine.auth import cli as auth_cli
+from engine.auth import staff_cli
 from engine.identity import cli as identity_cli
 from engine.insurance import cli as insurance_cli
 from engine.recognition.cli import add_qc_commands, add_report_commands
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API and the MLLP listener")
     serve.add_argument("--replay", nargs="*", default=[], help="files or folders of HL7 v2 messages to replay at start")
     auth_cli.add_commands(sub)
+    staff_cli.add_commands(sub)
     identity_cli.add_commands(sub)
     ingest_cli.register(sub, serve)
     add_audit_commands(sub)

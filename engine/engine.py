@@ -12,6 +12,7 @@ from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.store import open_audit_store
 from engine.auth.service import AuthService
+from engine.auth.staff_session import StaffAuth
 from engine.identity.mpi import IdentityService
 from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
@@ -42,6 +43,8 @@ class Engine:
         self.identity = IdentityService(self.store, self.repository,
                                         key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
+        # named staff (auditors, operators, clinicians) signed in to the pages with password + TOTP
+        self.staff = StaffAuth(settings, self.store)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
         # to the signed log (its own file on SQLite), and shown per patient as FHIR AuditEvents so
         # residents can search who touched their record (engine.audit.view)

@@ -41,6 +41,9 @@ class Settings:
     cors_origins: str | None = None
     # tokens
     token_ttl_seconds: int = 3600
+    # staff sign-in sessions for the pages: idle and absolute limits
+    staff_session_idle_seconds: int = 900
+    staff_session_max_seconds: int = 28800
     # audit checkpoints: every N records or T seconds
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0

@@ -1,5 +1,5 @@
-"""The auditors' page ``/ui/duplicates`` in headless Chromium, as an auditor uses it: open the page with a
-token, read totals and charts, filter, drill down into a flag's evidence, uphold it. Real uvicorn, real
+"""The auditors' page ``/ui/duplicates`` in headless Chromium, as an auditor uses it: sign in with a
+password and a TOTP code, read totals and charts, filter, drill down into a flag's evidence, uphold it. Real uvicorn, real
 browser (Debian's ``chromium``), driven over the DevTools protocol."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import uvicorn
 from websockets.sync.client import connect
 
 from engine.api.app import create_app
+from engine.auth.staff import StaffDirectory
 from tests.test_recognition_world import ALICE, A, B, World, cbc, lft
+from tests.test_staff_signin import rfc6238
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
@@ -101,6 +103,26 @@ class Browser:
         self.proc.wait(timeout=10)
 
 
+AUDITOR_PASSWORD = "ginkgo-river-42"
+
+
+def sign_in_page(browser: Browser, server: str, engine: Any, name: str = "wang.li", display: str = "王丽",
+                 role: str = "auditor") -> None:
+    """Create a staff account, open /ui/duplicates (which sends us to the sign-in page) and sign in
+    with the password and the current TOTP code, as the person would type them."""
+    secret = StaffDirectory(engine.settings.data_dir).add(
+        name, role=role, institution="YBJ", password=AUDITOR_PASSWORD, display=display, roles=engine.staff.roles).secret
+    browser.send("Page.enable")
+    browser.send("Page.navigate", url=f"{server}/ui/duplicates")
+    browser.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+    code = rfc6238(secret, time.time())
+    browser.eval(f"document.querySelector('#name').value = {json.dumps(name)};"
+                 f"document.querySelector('#password').value = {json.dumps(AUDITOR_PASSWORD)};"
+                 f"document.querySelector('#code').value = {json.dumps(code)};"
+                 "document.querySelector('#signin').submit(); true")
+    browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
+
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
     b = Browser(tmp_path / "chromium-profile")
@@ -116,13 +138,7 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00")
     order = w.order(B, pb, lft(B), "2026-03-04T08:00:00+08:00", reasons=("R01",))
     w.report(B, pb, lft(B), "2026-03-04T09:00:00+08:00", order=order)
-    token = engine.auth.issue_system_token(  # evidence is read with the auditor's own scopes
-        "auditor-li", "system/DetectedIssue.rus system/DiagnosticReport.rs", kind="auditor")
-
-    browser.send("Page.enable")
-    browser.send("Page.navigate", url=f"{server}/ui/duplicates#token={token}")
-    browser.wait_for("document.body.dataset.loaded === '1'")
-    assert browser.eval("location.hash") == ""  # the token left the address bar
+    sign_in_page(browser, server, engine)  # evidence is read with the auditor role's own scopes
     assert browser.eval("document.querySelector('#summary').dataset.count") == "2"
     assert browser.eval("document.querySelector('#summary').dataset.money") == "20"
     assert browser.eval("document.querySelectorAll('#flags tbody tr').length") == 2
@@ -149,17 +165,18 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     browser.eval("document.querySelector('#review [name=reason]').value = '无复查理由';"
                  "document.querySelector('#uphold').click(); true")
     browser.wait_for("document.querySelector('#message').innerText.includes('Review recorded: upheld')")
+    assert "王丽" in browser.eval("document.querySelector('#message').innerText")
     flag_id = browser.eval("document.querySelector('#ev-id').innerText")
     assert engine.repository.read("DetectedIssue", flag_id)["status"] == "final"
     assert "upheld" in browser.eval("document.querySelector('#flags tbody').innerText")
 
 
-def test_page_without_token_asks_for_one(server: str, browser: Browser) -> None:
+def test_page_without_session_sends_to_sign_in(server: str, browser: Browser) -> None:
     browser.send("Page.enable")
     browser.send("Page.navigate", url=f"{server}/ui/duplicates")
-    browser.wait_for("document.readyState === 'complete' && !document.querySelector('#login').hidden")
-    assert "access token" in browser.eval("document.querySelector('#message').innerText")
-    assert browser.eval("document.querySelectorAll('#flags tbody tr').length") == 0
+    browser.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+    assert "工作人员登录" in browser.eval("document.body.innerText")
+    assert browser.eval("document.querySelectorAll('#flags').length") == 0
 
 
 def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_path: Path) -> None:
@@ -171,11 +188,8 @@ def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_
     feeds = Path(__file__).resolve().parent.parent / "examples" / "feeds"
     for path in sorted(feeds.glob("*.hl7")):
         assert b"MSA|AA|" in engine.ingestor.handle(path.read_bytes(), channel="file", peer=f"file:{path.name}")
-    token = engine.auth.issue_system_token("auditor-li", "system/DetectedIssue.rus", kind="auditor")
-    browser.send("Page.enable")
     browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1400, deviceScaleFactor=1, mobile=False)
-    browser.send("Page.navigate", url=f"{server}/ui/duplicates#token={token}")
-    browser.wait_for("document.body.dataset.loaded === '1'")
+    sign_in_page(browser, server, engine)
     summary = browser.eval("document.querySelector('#summary').innerText")
     assert "self-pay re-tests" in summary and "CNY 20.00" in summary
     flags = browser.eval("document.querySelector('#flags tbody').innerText")

@@ -21,7 +21,7 @@ from engine.api import metadata as metadata_api
 from engine.api import recognition as recognition_api
 from engine.api import referral as referral_api
 from engine.api import reports as reports_api
-from engine.api import ui_duplicates, ui_me
+from engine.api import ui_duplicates, ui_me, ui_signin
 from engine.api.cors import AllowedOrigins, Cors
 from engine.api.limits import RequestLimits
 from engine.api.outcomes import install_error_handlers
@@ -54,6 +54,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(audit_api.router)
     app.include_router(ui_me.router)
     ui_me.mount_static(app)
+    app.include_router(ui_signin.router)  # staff sign-in for the pages
     app.include_router(ui_duplicates.router)
     ui_duplicates.mount_static(app)
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))

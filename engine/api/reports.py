@@ -105,7 +105,7 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
         raise BadRequest('body must be {"decision": ..., "reason": ...}')
     recognition = request.app.state.engine.recognition
     row = recognition.review(flag_id, str(body.get("decision") or ""), str(body.get("reason") or ""),
-                             by=f"{caller.kind}:{caller.subject}")
+                             by=caller.label)
     note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"decision": row["status"], "reason": row["reviews"][-1]["reason"]})

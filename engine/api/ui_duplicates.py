@@ -1,18 +1,21 @@
 """``/ui/duplicates``: the auditors' page (filters, table with drill-down to the evidence, charts).
 
 A small static app — one HTML file, one script, one stylesheet, no build step and nothing from
-the internet. The page itself holds no data; it calls ``/reports/duplicates`` with the auditor's
-bearer token (pasted once, or passed in the URL fragment ``#token=…``, which never reaches the
-server), so the API's authorisation and audit apply to every figure it shows.
+the internet. The page is for named staff signed in at ``/ui/signin`` (password + TOTP): without a
+live session it redirects there. It holds no data; its script calls ``/reports/duplicates`` with
+the session cookie (and echoes the session's CSRF token on reviews), so the API's authorisation
+and audit apply to every figure it shows and every review names the person who made it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
+
+from engine.api.ui_signin import current_session, signin_redirect
 
 STATIC = Path(__file__).resolve().parent / "static" / "duplicates"
 _HEADERS = {
@@ -27,7 +30,9 @@ router = APIRouter()
 
 
 @router.get("/ui/duplicates", include_in_schema=False)
-def page() -> FileResponse:
+def page(request: Request) -> Response:
+    if current_session(request) is None:
+        return signin_redirect("/ui/duplicates")
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 

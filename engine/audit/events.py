@@ -36,6 +36,7 @@ OWNER_DETAIL = "patient"  # entity.detail.type on a resource entity: the patient
 # entity.detail on a patient entity when the requestor is that patient (a resident's own access)
 SELF_DETAIL = {"type": "requestor", "valueString": "this patient"}
 QUERY_ROLE = "24"
+STAFF_SYSTEM, STAFF_ROLE_SYSTEM = "urn:huren:staff", "urn:huren:staff-role"  # named people signed in to the pages
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
 
 
@@ -85,8 +86,10 @@ def patients_of(resource: dict[str, Any]) -> list[str]:
 
 
 def requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
-                    client_id: str | None = None) -> list[dict[str, Any]]:
-    """The requesting agent(s): a system client, or a person (resident/auditor) and the app they use."""
+                    client_id: str | None = None, role: str | None = None,
+                    display: str | None = None) -> list[dict[str, Any]]:
+    """The requesting agent(s): a system client, or a person (resident/auditor) and the app they use.
+    A named staff member signed in to the pages (``role`` set) is named by sign-in name, name and role."""
     network = {"network": {"address": address, "type": "2"}} if address else {}
     if kind is None or subject is None:
         return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
@@ -98,6 +101,9 @@ def requestor_agent(*, kind: str | None, subject: str | None, address: str | Non
     agents = [{"type": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
                "who": {"identifier": {"system": AGENT_SYSTEMS.get(kind, "urn:huren:user"), "value": subject}},
                "requestor": True, **network}]
+    if role:
+        agents[0]["who"] = {"identifier": {"system": STAFF_SYSTEM, "value": subject}, "display": display or subject}
+        agents[0]["role"] = [{"coding": [{"system": STAFF_ROLE_SYSTEM, "code": role}]}]
     if client_id:
         agents.append({"type": {"coding": [{"system": DCM, "code": "110150", "display": "Application"}]},
                        "who": {"identifier": {"system": AGENT_SYSTEMS["system"], "value": client_id}},

@@ -77,7 +77,8 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     client = scope.get("client")
     agents = requestor_agent(kind=getattr(caller, "kind", None), subject=getattr(caller, "subject", None),
                              address=client[0] if client else None,
-                             client_id=getattr(caller, "client_id", None))
+                             client_id=getattr(caller, "client_id", None),
+                             role=getattr(caller, "role", None), display=getattr(caller, "display", None))
     outcome = outcome_for_status(status)
     if notes:
         action = notes[0].action

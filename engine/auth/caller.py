@@ -39,6 +39,10 @@ class Caller:
     person: str | None = None
     patient: str | None = None  # the launch patient (resident tokens)
     token_id: str | None = None
+    # a named staff member signed in to the pages (engine.auth.staff): their role, name and institution
+    role: str | None = None
+    display: str | None = None
+    institution: str | None = None
     _grants: tuple[sc.ResourceScope, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +73,14 @@ class Caller:
         if not self.allows(resource_type, action):
             letter = _ACTION_NAMES.get(action, action)
             raise Forbidden(f"the access token's scopes do not permit '{letter}' on {resource_type}")
+
+    @property
+    def label(self) -> str:
+        """Who acted, as a review record or the audit trail shows it: a staff member by name and
+        role (``staff:wang.li 王丽 (auditor)``), a token holder by kind and subject."""
+        if self.role:
+            return f"staff:{self.subject} {self.display or ''} ({self.role})".replace("  ", " ")
+        return f"{self.kind}:{self.subject}"
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -3,29 +3,24 @@
 (function () {
   const $ = (sel) => document.querySelector(sel);
   const NS = "http://www.w3.org/2000/svg";
-  let token = sessionStorage.getItem("huren.token") || "";
+  let session = null; // who is signed in and the CSRF token to echo (from /ui/session)
   let currentFlag = null;
 
-  // A token in the URL fragment (#token=...) is taken once and removed from the address bar.
-  const frag = new URLSearchParams(location.hash.slice(1));
-  if (frag.get("token")) {
-    token = frag.get("token");
-    sessionStorage.setItem("huren.token", token);
-    history.replaceState(null, "", location.pathname + location.search);
-  }
+  function toSignIn() { location.assign("/ui/signin?next=" + encodeURIComponent("/ui/duplicates")); }
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function cell(tr, value, cls) { const td = document.createElement("td"); text(td, value); if (cls) td.className = cls; tr.appendChild(td); return td; }
-  function message(msg) { text($("#message"), msg); }
+  function message(msg, ok) { text($("#message"), msg); $("#message").className = ok ? "ok" : ""; }
 
   async function api(path, options) {
-    const opts = Object.assign({ headers: {} }, options || {});
-    opts.headers.Authorization = "Bearer " + token;
+    const opts = Object.assign({ headers: {}, credentials: "same-origin" }, options || {});
+    if (opts.method && opts.method !== "GET" && session) opts.headers["X-CSRF-Token"] = session.csrf;
     const res = await fetch(path, opts);
     const body = await res.json().catch(() => null);
     if (!res.ok) {
       const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : res.statusText;
-      if (res.status === 401) { $("#login").hidden = false; }
+      if (res.status === 401) { toSignIn(); }
+      if (res.status === 403) throw new Error("无权执行此操作 You may not do this: " + diag);
       throw new Error(res.status + " " + diag);
     }
     return body;
@@ -68,12 +63,12 @@
   function render(report) {
     const t = report.totals;
     const summary = $("#summary"); summary.replaceChildren(
-      stat("flags", t.count), stat("money at stake", money(t.money_at_stake, report.currency)),
-      stat("open", t.by_status.flagged), stat("upheld", t.by_status.upheld), stat("overturned", t.by_status.overturned),
-      stat("justified re-tests", t.by_status.justified),
-      stat("self-pay re-tests", t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
-      stat("reported only", t.by_status.reported),
-      stat("reason contradicted", report.rows.filter((r) => r.contradicted).length));
+      stat("疑似重复 flags", t.count), stat("涉及金额 money at stake", money(t.money_at_stake, report.currency)),
+      stat("待复核 open", t.by_status.flagged), stat("已维持 upheld", t.by_status.upheld), stat("已撤销 overturned", t.by_status.overturned),
+      stat("有理由复查 justified re-tests", t.by_status.justified),
+      stat("自费复查 self-pay re-tests", t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
+      stat("仅报告 reported only", t.by_status.reported),
+      stat("理由与记录不符 reason contradicted", report.rows.filter((r) => r.contradicted).length));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
     barChart($("#chart-time"), report.over_time, "day", "count", (v) => v + " flags");
     barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
@@ -122,16 +117,16 @@
       const f = ev.flag;
       text($("#ev-id"), id);
       const dl = $("#ev-facts"); dl.replaceChildren();
-      const facts = [["Status", f.status], ["Item", f.item_name + " (" + f.item + "), " + f.category],
-        ["Window", f.window + " days"], ["Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
-        ["Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["Repeated result", f.result],
-        ["Order", f.order || "(none)"],
-        ["Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? " (partial overlap)" : "") : "the whole item")],
-        ["Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
-        ["Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
-        ["Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
-      if (f.contradicted) facts.push(["Review note", f.contradicted]);
-      for (const r of f.reviews || []) facts.push(["Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
+      const facts = [["状态 Status", f.status], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
+        ["时限 Window", f.window + " days"], ["重复于 Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
+        ["前次结果 Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["重复结果 Repeated result", f.result],
+        ["医嘱 Order", f.order || "(none)"],
+        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? " (partial overlap)" : "") : "the whole item")],
+        ["价格 Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
+        ["范围 Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
+        ["理由 Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
+      if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
+      for (const r of f.reviews || []) facts.push(["复核 Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
       text($("#ev-prior"), summarise(ev.priorResource));
       text($("#ev-repeat"), summarise(ev.resultResource));
@@ -141,28 +136,24 @@
     } catch (e) { message(e.message); }
   }
 
+  async function whoami() {
+    const res = await fetch("/ui/session", { credentials: "same-origin" });
+    if (!res.ok) { toSignIn(); return false; }
+    session = await res.json();
+    text($("#who-name"), session.display + " (" + session.name + ")");
+    text($("#who-role"), session.role_zh + " " + session.role_en + " · " + session.institution);
+    $("#signout [name=csrf]").value = session.csrf;
+    $("#who").hidden = false;
+    return true;
+  }
+
   async function load() {
-    if (!token) { $("#login").hidden = false; message("Paste an auditor access token to see the report."); return; }
     try { render(await api("/reports/duplicates?" + filterQuery().toString())); message(""); document.body.dataset.loaded = "1"; }
     catch (e) { message(e.message); }
   }
 
-  // CSV: fetched with the token (a plain link could not carry it), then saved from a blob.
-  $("#csv").addEventListener("click", async (e) => {
-    e.preventDefault();
-    try {
-      const res = await fetch($("#csv").getAttribute("href"), { headers: { Authorization: "Bearer " + token } });
-      if (!res.ok) throw new Error(res.status + " CSV not available");
-      const a = document.createElement("a"); a.href = URL.createObjectURL(await res.blob()); a.download = "duplicates.csv";
-      document.body.appendChild(a); a.click(); a.remove();
-    } catch (err) { message(err.message); }
-  });
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); $("#evidence").hidden = true; load(); });
   $("#rate-by").addEventListener("change", () => load());
-  $("#login").addEventListener("submit", (e) => {
-    e.preventDefault(); token = $("#token").value.trim(); sessionStorage.setItem("huren.token", token);
-    $("#login").hidden = true; load();
-  });
   $("#review").addEventListener("submit", async (e) => {
     e.preventDefault();
     const decision = e.submitter ? e.submitter.value : "upheld";
@@ -172,8 +163,8 @@
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision, reason }) });
       const id = currentFlag; await load();
       await open(id, document.querySelector('#flags tr[data-id="' + id + '"]'));
-      message("Review recorded: " + decision);
+      message("已记录复核 Review recorded: " + decision + " — " + session.display, true);
     } catch (err) { message(err.message); }
   });
-  load();
+  whoami().then((ok) => { if (ok) load(); });
 })();

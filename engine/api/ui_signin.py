@@ -1,0 +1,212 @@
+"""Staff sign-in for the pages: ``/ui/signin`` (password + TOTP), ``/ui/signout``, ``/ui/session``.
+
+Server-rendered forms (no script needed to sign in). The sign-in form itself is protected against
+login CSRF by a double-submit token (a cookie and a hidden field that must match); sign-out needs
+the session's CSRF token. A successful sign-in sets the session cookie (HttpOnly, SameSite=Strict,
+Secure when the public URL is https) and a long-lived device cookie (only sent to ``/ui/signin``)
+that lets its owner past the per-account backoff a stranger may have caused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from engine.audit.note import note
+from engine.auth.staff_oidc import OidcRefused
+from engine.auth.staff_session import DEVICE_COOKIE, SESSION_COOKIE, SignInRefused, StaffSession, csrf_matches
+
+SIGNIN_COOKIE = "huren_signin"  # the sign-in form's double-submit token
+DEVICE_MAX_AGE = 365 * 86400
+CSP = "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Content-Security-Policy": CSP,
+                "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+HOME = "/ui/duplicates"
+
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "auth" / "templates"))
+router = APIRouter(include_in_schema=False)
+
+ERRORS = {
+    "credentials": ("登录名、密码或动态验证码不正确。请再试一次；验证码每 30 秒更新，请输入手机上当前显示的 6 位数字。",
+                    "The sign-in name, password or code is not right. Try again; the code changes every "
+                    "30 seconds, so type the 6 digits your phone shows now."),
+    "throttled": ("尝试次数过多，请 {wait} 秒后再试。这不是永久锁定，到时即可再次登录。",
+                  "Too many attempts. Please wait {wait} seconds and try again. Your account is not locked."),
+    "form": ("登录页面已过期，请重新输入。", "The sign-in page had expired. Please enter your details again."),
+    "provider": ("暂时无法连接医保局统一身份认证，请稍后再试，或使用本系统账号登录。",
+                 "The bureau's sign-in service cannot be reached just now. Try again later, or use your huren account."),
+    "oidc-state": ("这次统一身份认证登录已失效（超时、重复或来自其他浏览器），请重新点击登录。",
+                   "That sign-in through the bureau had expired or came back to another browser. Please start again."),
+    "oidc-token": ("统一身份认证返回的身份信息无法核验，已拒绝登录。请联系系统管理员。",
+                   "The identity sent back by the bureau's sign-in could not be verified, so you are not signed in. "
+                   "Please tell your administrator."),
+    "oidc-role": ("您的统一身份认证账号没有本系统的角色（审核员、运维人员或临床医生）。请联系系统管理员。",
+                  "Your bureau account has no role in huren (auditor, operator or clinician). Ask your administrator."),
+    "expired": ("您已退出或登录已过期，请重新登录。", "You are signed out (or your sign-in expired). Please sign in again."),
+}
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or request.app.state.engine.settings.public_base_url.startswith("https:")
+
+
+def _next(value: str | None) -> str:
+    """Only this server's own pages: an open redirect would make the sign-in page a phishing aid."""
+    if value and value.startswith("/ui/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return HOME
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def current_session(request: Request) -> StaffSession | None:
+    return request.app.state.engine.staff.session(request.cookies.get(SESSION_COOKIE))
+
+
+def signin_redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(f"/ui/signin?next={quote(path, safe='/')}", status_code=303,
+                            headers={"Cache-Control": "no-store"})
+
+
+def _form(request: Request, *, status: int = 200, error: str | None = None, wait: int | None = None,
+          name: str = "", next_path: str = HOME, notice: str | None = None) -> HTMLResponse:
+    token = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
+    oidc = request.app.state.engine.staff.oidc
+    ctx: dict[str, Any] = {"csrf": token, "name": name, "next": next_path, "error": None, "notice": None,
+                           "oidc": (oidc.config.label_zh, oidc.config.label_en) if oidc else None,
+                           "oidc_href": "/ui/signin/oidc?next=" + quote(next_path, safe="/")}
+    if error:
+        zh, en = ERRORS[error]
+        ctx["error"] = (zh.format(wait=wait), en.format(wait=wait))
+    if notice:
+        ctx["notice"] = ERRORS[notice]
+    headers = dict(PAGE_HEADERS)
+    if wait:
+        headers["Retry-After"] = str(wait)
+    resp = templates.TemplateResponse(request, "staff_signin.html", ctx, status_code=status, headers=headers)
+    resp.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
+                    path="/ui/signin", max_age=3600)
+    return resp
+
+
+@router.get("/ui/signin")
+def signin_page(request: Request, next: str | None = None, out: str | None = None) -> Response:
+    if current_session(request) is not None:
+        return RedirectResponse(_next(next), status_code=303)
+    return _form(request, next_path=_next(next), notice="expired" if out else None)
+
+
+@router.post("/ui/signin")
+async def signin(request: Request) -> Response:
+    form = await request.form()
+    name, next_path = str(form.get("name") or "").strip(), _next(str(form.get("next") or ""))
+    cookie, field = request.cookies.get(SIGNIN_COOKIE) or "", str(form.get("csrf") or "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), field.encode()):
+        return _form(request, status=403, error="form", name=name, next_path=next_path)
+    staff = request.app.state.engine.staff
+    try:
+        done = staff.sign_in(name, str(form.get("password") or ""), str(form.get("code") or ""),
+                             address=_client(request), device=request.cookies.get(DEVICE_COOKIE))
+    except SignInRefused as exc:
+        note(request, action="login", outcome="4", detail={"staff": name[:40], "refused": exc.reason})
+        if exc.reason == "throttled":
+            return _form(request, status=429, error="throttled", wait=exc.retry_after, name=name,
+                         next_path=next_path)
+        return _form(request, status=401, error="credentials", name=name, next_path=next_path)
+    caller = done.session.caller
+    request.state.caller = caller  # the audit trail names who signed in
+    note(request, action="login", detail={"staff": caller.subject, "role": caller.role,
+                                          "institution": caller.institution})
+    resp = RedirectResponse(next_path, status_code=303, headers={"Cache-Control": "no-store"})
+    secure = _secure(request)
+    resp.set_cookie(SESSION_COOKIE, done.token, httponly=True, samesite="strict", secure=secure, path="/",
+                    max_age=int(staff.max_age))
+    resp.set_cookie(DEVICE_COOKIE, done.device, httponly=True, samesite="strict", secure=secure,
+                    path="/ui/signin", max_age=DEVICE_MAX_AGE)
+    resp.delete_cookie(SIGNIN_COOKIE, path="/ui/signin", secure=secure, httponly=True, samesite="strict")
+    return resp
+
+
+@router.post("/ui/signout")
+async def signout(request: Request) -> Response:
+    session = current_session(request)
+    form = await request.form()
+    if session is not None:
+        if not csrf_matches(session, str(form.get("csrf") or "")):
+            return JSONResponse({"error": "sign-out was not sent by the signed-in page (CSRF token)"}, status_code=403)
+        request.state.caller = session.caller
+        request.app.state.engine.staff.sign_out(request.cookies.get(SESSION_COOKIE))
+        note(request, action="logout", detail={"staff": session.person.name})
+    resp = RedirectResponse("/ui/signin?out=1", status_code=303, headers={"Cache-Control": "no-store"})
+    resp.delete_cookie(SESSION_COOKIE, path="/", secure=_secure(request), httponly=True, samesite="strict")
+    return resp
+
+
+@router.get("/ui/session")
+def session_info(request: Request) -> Response:
+    """For the page's script: who is signed in, the CSRF token to echo, and when the session ends."""
+    session = current_session(request)
+    if session is None:
+        return JSONResponse({"error": "not signed in"}, status_code=401, headers={"Cache-Control": "no-store"})
+    a, r = session.person, session.role
+    return JSONResponse({"name": a.name, "display": a.display or a.name, "role": a.role, "role_zh": r.label_zh,
+                         "role_en": r.label_en, "institution": a.institution, "csrf": session.csrf,
+                         "expires": int(session.expires)}, headers={"Cache-Control": "no-store"})
+
+
+OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it
+# comes back as a cross-site top-level navigation, which a Strict cookie would not accompany)
+
+
+@router.get("/ui/signin/oidc")
+def oidc_start(request: Request, next: str | None = None) -> Response:
+    oidc = request.app.state.engine.staff.oidc
+    if oidc is None:
+        return _form(request, status=404, next_path=_next(next))
+    try:
+        url, binding = oidc.start(_next(next))
+    except (OidcRefused, OSError, ValueError, KeyError):
+        return _form(request, status=502, error="provider", next_path=_next(next))
+    resp = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+    resp.set_cookie(OIDC_COOKIE, binding, httponly=True, samesite="lax", secure=_secure(request),
+                    path="/ui/signin/oidc", max_age=600)
+    return resp
+
+
+@router.get("/ui/signin/oidc/callback")
+def oidc_callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
+    staff = request.app.state.engine.staff
+    if staff.oidc is None:
+        return _form(request, status=404)
+    try:
+        if error:
+            raise OidcRefused("oidc-state", f"the provider answered {error}")
+        person, next_path = staff.oidc.finish(state=state, code=code, binding=request.cookies.get(OIDC_COOKIE))
+        role = staff.roles[person.role]
+    except OidcRefused as exc:
+        note(request, action="login", outcome="4", detail={"oidc": staff.oidc.config.issuer, "refused": str(exc)[:200]})
+        status = 502 if exc.reason == "provider" else 403
+        resp = _form(request, status=status, error=exc.reason)
+        resp.delete_cookie(OIDC_COOKIE, path="/ui/signin/oidc")
+        return resp
+    token, session = staff.open_session(person, role, address=_client(request), issuer=staff.oidc.config.issuer)
+    request.state.caller = session.caller
+    note(request, action="login", detail={"staff": person.name, "role": person.role, "institution": person.institution,
+                                          "oidc": staff.oidc.config.issuer})
+    # A page, not a redirect: the browser arrived here from the provider's site, and a redirect would
+    # keep that cross-site context, so the SameSite=Strict session cookie would not go with it.
+    resp = templates.TemplateResponse(request, "staff_continue.html", {"next": next_path},
+                                      headers={**PAGE_HEADERS, "Refresh": f"0;url={next_path}"})
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/",
+                    max_age=int(staff.max_age))
+    resp.delete_cookie(OIDC_COOKIE, path="/ui/signin/oidc")
+    return resp
