@@ -21,7 +21,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.recognition.qc import DeclaredQc
-from mappings.sitefiles import SiteError, YamlDocument, check, read_yaml
+from mappings.sitefiles import SiteError, load_checked
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 NATIONAL_ID_TYPE = "NNCHN"
@@ -113,7 +113,7 @@ class Site:
         units: dict[str, str] = {}
         if "codes/units.yaml" in files:
             path = files["codes/units.yaml"]
-            data, _ = _load_checked(path, _UNITS_SCHEMA)
+            data, _ = load_checked(path, _UNITS_SCHEMA)
             units = {str(k): str(v) for k, v in (data or {}).items()}
             sources.append(str(path))
 
@@ -133,7 +133,7 @@ class Site:
         tables: dict[str, Any] = {}
         for rel, path in sorted(files.items()):
             if rel.startswith("hl7v2/"):
-                data, _ = _load_checked(path, {"type": "object"}, plain=True)
+                data, _ = load_checked(path, {"type": "object"}, plain=True)
                 # message templates (hl7v2/messages/ADT_A01.yaml) are "messages/ADT_A01"
                 tables[rel[len("hl7v2/"):-len(".yaml")] if rel.startswith("hl7v2/messages/") else Path(rel).stem] = data
                 sources.append(str(path))
@@ -165,7 +165,7 @@ class Site:
 
 def load_merge_file(path: Path) -> dict[str, Any]:
     """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line."""
-    data, _ = _load_checked(path, _MERGE_SCHEMA)
+    data, _ = load_checked(path, _MERGE_SCHEMA)
     return data
 
 
@@ -183,13 +183,6 @@ def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
         ):
             files[path.relative_to(base).as_posix()] = path
     return files
-
-
-def _load_checked(path: Path, schema: dict[str, Any], *, plain: bool = False) -> tuple[Any, YamlDocument]:
-    """Parse YAML (with line marks kept) and check it against ``schema``; errors name the line."""
-    doc = read_yaml(path, plain=plain)
-    check(doc, schema)
-    return doc.data, doc
 
 
 _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -257,7 +250,7 @@ _UNITS_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": {"typ
 
 
 def _load_institutions(path: Path) -> dict[str, Institution]:
-    data, node = _load_checked(path, _INSTITUTIONS_SCHEMA)
+    data, node = load_checked(path, _INSTITUTIONS_SCHEMA)
     out: dict[str, Institution] = {}
     for i, entry in enumerate(data):
         code = entry["code"]
@@ -301,7 +294,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
 
 
 def _load_code_map(path: Path, code: str) -> CodeMap:
-    data, node = _load_checked(path, _CODE_MAP_SCHEMA)
+    data, node = load_checked(path, _CODE_MAP_SCHEMA)
     data = data or {}
     declared = data.get("institution")
     if declared and declared != code:

@@ -120,6 +120,14 @@ def check(doc: YamlDocument, schema: dict[str, Any]) -> Any:
     return doc.data
 
 
+def load_checked(path: Path, schema: dict[str, Any], *, plain: bool = False) -> tuple[Any, YamlDocument]:
+    """Parse a site file (YAML, line marks kept) and check it against ``schema``: the one way every
+    part of huren reads its data files, so every mistake names file, line and field alike."""
+    doc = read_yaml(path, plain=plain)
+    check(doc, schema)
+    return doc.data, doc
+
+
 def field_path(path: Iterable[str | int]) -> str:
     out = ""
     for step in path:

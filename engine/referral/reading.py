@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.referral.rules import SHIPPED
 from engine.repository.port import Collection, Document
-from mappings.site import _load_checked
+from mappings.sitefiles import load_checked
 
 REMOTE_READS = "remote_reads"
 _SCHEMA: dict[str, Any] = {
@@ -46,7 +46,7 @@ class ReadingRules:
 
 def load_reading(site: Path | None = None) -> ReadingRules:
     path = site / "referral" / "remote_reading.yaml" if site is not None else None
-    data, _ = _load_checked(path if path is not None and path.is_file() else SHIPPED / "remote_reading.yaml", _SCHEMA)
+    data, _ = load_checked(path if path is not None and path.is_file() else SHIPPED / "remote_reading.yaml", _SCHEMA)
     return ReadingRules((data["task_code"]["system"], data["task_code"]["code"]),
                         {str(k): float(v) for k, v in data["turnaround"].items()})
 

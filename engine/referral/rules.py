@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from mappings.site import SiteError, _load_checked
+from mappings.site import SiteError
+from mappings.sitefiles import load_checked
 
 SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "referral"
 ANY_STATE = "*"
@@ -118,7 +119,7 @@ def _file(name: str, site: Path | None) -> Path:
 
 
 def _workflow(path: Path) -> WorkflowRules:
-    data, _ = _load_checked(path, _WORKFLOW_SCHEMA)
+    data, _ = load_checked(path, _WORKFLOW_SCHEMA)
     states = {name: State(name, s["status"], s.get("display", name), bool(s.get("stay", False)),
                           bool(s.get("default_for_status", False))) for name, s in data["states"].items()}
     known = set(states)
@@ -150,7 +151,7 @@ def _money(path: Path, where: str, text: str) -> Decimal:
 
 
 def _deductibles(path: Path) -> DeductibleRules:
-    data, _ = _load_checked(path, _DEDUCTIBLE_SCHEMA)
+    data, _ = load_checked(path, _DEDUCTIBLE_SCHEMA)
     grades = {g: _money(path, f"grades.{g}", v) for g, v in data["grades"].items()}
     for code, grade in (data.get("grade_of") or {}).items():
         if grade not in grades:
@@ -162,7 +163,7 @@ def _deductibles(path: Path) -> DeductibleRules:
 
 
 def _sections(path: Path) -> tuple[Section, ...]:
-    data, _ = _load_checked(path, _SUMMARY_SCHEMA)
+    data, _ = load_checked(path, _SUMMARY_SCHEMA)
     return tuple(Section(s["key"], s["title"], dict(s["code"]), tuple(s["types"]), s.get("days"),
                          s.get("limit", 100), bool(s.get("results", False))) for s in data["sections"])
 
