@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import re
 import secrets
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.auth import scopes as sc
+from engine.auth.secret_file import SecretJsonFile
 
 CLIENTS_FILE = "clients.json"
 KINDS = ("system", "auditor", "user", "patient-app")
@@ -87,20 +87,12 @@ class ClientRegistry:
         # Clients that ship with huren (the /ui/me page): not in the file, cannot be replaced.
         self.builtin = {c.client_id: c for c in builtin}
         self._lock = threading.Lock()
-        self._mtime: float | None = None
-        self._clients: dict[str, Client] = {}
+        self._file: SecretJsonFile[dict[str, Client]] = SecretJsonFile(
+            self.path, lambda raw: {cid: Client(client_id=cid, **c) for cid, c in raw.get("clients", {}).items()},
+            dict)
 
     def _load(self) -> dict[str, Client]:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._clients, self._mtime = {}, None
-            return self._clients
-        if mtime != self._mtime:
-            raw = json.loads(self.path.read_text("utf-8"))
-            self._clients = {cid: Client(client_id=cid, **c) for cid, c in raw.get("clients", {}).items()}
-            self._mtime = mtime
-        return self._clients
+        return self._file.read()
 
     def get(self, client_id: str) -> Client | None:
         if client_id in self.builtin:
@@ -145,12 +137,5 @@ class ClientRegistry:
             return True
 
     def _write(self, clients: dict[str, Client]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = {"clients": {cid: {k: v for k, v in asdict(c).items() if k != "client_id"}
-                            for cid, c in clients.items()}}
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=2, ensure_ascii=False)
-        os.replace(tmp, self.path)
-        self._mtime = None
+        self._file.write({"clients": {cid: {k: v for k, v in asdict(c).items() if k != "client_id"}
+                                      for cid, c in clients.items()}})

@@ -14,10 +14,7 @@ works on a running server, like the client registry: the file is re-read when it
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +25,7 @@ import pyotp
 
 from engine.auth.caller import Caller, Kind
 from engine.auth.clients import check_secret, hash_secret
+from engine.auth.secret_file import SecretJsonFile
 from engine.settings import Settings
 from mappings.sitefiles import check, find_file, read_yaml
 
@@ -130,20 +128,11 @@ class StaffDirectory:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / STAFF_FILE
         self._lock = threading.Lock()
-        self._mtime: int | None = None
-        self._accounts: dict[str, StaffAccount] = {}
+        self._file: SecretJsonFile[dict[str, StaffAccount]] = SecretJsonFile(
+            self.path, lambda raw: {a["name"]: StaffAccount(**a) for a in raw.get("accounts", [])}, dict, indent=1)
 
     def _load(self) -> dict[str, StaffAccount]:
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._accounts, self._mtime = {}, None
-            return self._accounts
-        if mtime != self._mtime:
-            raw = json.loads(self.path.read_text("utf-8"))
-            self._accounts = {a["name"]: StaffAccount(**a) for a in raw.get("accounts", [])}
-            self._mtime = mtime
-        return self._accounts
+        return self._file.read()
 
     def get(self, name: str) -> StaffAccount | None:
         with self._lock:
@@ -201,10 +190,4 @@ class StaffDirectory:
             return accounts[name]
 
     def _write(self, accounts: dict[str, StaffAccount]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"accounts": [asdict(a) for a in accounts.values()]}, fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, self.path)
-        self._mtime = None
+        self._file.write({"accounts": [asdict(a) for a in accounts.values()]})
