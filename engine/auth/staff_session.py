@@ -188,7 +188,8 @@ class StaffAuth:
                                "seen": now, "address": address}
         if issuer:
             doc["federated"] = {"issuer": issuer, "name": person.name, "role": person.role,
-                                "institution": person.institution, "display": person.display}
+                                "institution": person.institution, "display": person.display,
+                                "remit": person.remit}
         self.sessions.insert(doc)
         self._purge(now)
         return token, StaffSession(person, role, csrf, now, self._expires(now, now))
@@ -239,7 +240,8 @@ class StaffAuth:
             return None
         fed = doc.get("federated")
         if fed:
-            person: StaffIdentity | None = StaffIdentity(fed["name"], fed["role"], fed["institution"], fed["display"])
+            person: StaffIdentity | None = StaffIdentity(fed["name"], fed["role"], fed["institution"], fed["display"],
+                                                         fed.get("remit") or "")
         else:
             account = self.directory.get(doc["name"])
             person = account.identity if account else None

@@ -21,10 +21,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from engine.errors import FhirError, NotFound
-from engine.insurance.charges import COUNTED_STATUSES, ChargeLine, organization_code, read_line
+from engine.insurance.charges import COUNTED_STATUSES, ChargeLine, OrganizationCodes, read_line
 from engine.insurance.rules import SettlementRules, YearRules
+from engine.insurance.split_admissions import search_pages
 from engine.insurance.tiers import ZERO, fen, pct, settle
-from engine.repository.search import MAX_COUNT
 from mappings.site import Site
 
 EXCLUSIONS = {
@@ -71,18 +71,7 @@ def year_charges(repository: Any, year: int) -> Iterator[dict[str, Any]]:
     whole type in id order cost the same at any offset (the same year: ~1.3 s CPU). The price is
     that other years' lines are read too."""
     del year  # every line is read; the caller filters by its local date
-    yield from _pages(repository, [])
-
-
-def _pages(repository: Any, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-    base = [*params, ("_sort", "_id"), ("_count", str(MAX_COUNT)), ("_total", "none")]
-    offset = 0
-    while True:
-        page = repository.search("ChargeItem", [*base, ("_offset", str(offset))])
-        yield from page.resources
-        if not page.has_next:
-            return
-        offset += len(page.resources)
+    yield from search_pages(repository, "ChargeItem", [])
 
 
 def settlement_report(repository: Any, site: Site, rules: SettlementRules, year: int,
@@ -92,15 +81,7 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
         who = f" budgeting community {community!r}" if community else ""
         raise SettlementUnavailable(f"no settlement rules for {year}{who} in {rules.path}")
     region_of = {c: yr for yr in rules.for_year(year) for c in yr.budgets}
-    orgs: dict[str, str | None] = {}
-
-    def organization(ref: str) -> str | None:
-        if ref not in orgs:
-            try:
-                orgs[ref] = organization_code(repository.read("Organization", ref.split("/", 1)[1]))
-            except NotFound:
-                orgs[ref] = None
-        return orgs[ref]
+    organization = OrganizationCodes(repository)
 
     accounts: dict[str, str | None] = {}
 
