@@ -30,6 +30,8 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import BadRequest
+from engine.insurance.alerts import alerts, report_id
+from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
 from engine.insurance.settlement import year_charges
 from engine.insurance.split_admissions import search_pages
@@ -285,23 +287,90 @@ def scopes(site: Any, *, community: str | None = None, institution: str | None =
         return [Scope(INSTITUTION_SYSTEM, institution, frozenset({institution}))]
     communities: dict[str, set[str]] = defaultdict(set)
     for code, inst in site.institutions.items():
-        if code in allowed:
-            communities[inst.community].add(code)
-    if community is not None:
-        if community not in {i.community for i in site.institutions.values()}:
-            raise BadRequest(f"no community {community!r} in this site", expression=["community"])
-        return [Scope(COMMUNITY_SYSTEM, community, frozenset(communities.get(community, ())))]
-    return [Scope(COMMUNITY_SYSTEM, c, frozenset(codes)) for c, codes in sorted(communities.items())]
+        communities[inst.community].add(code)
+    if community is not None and community not in communities:
+        raise BadRequest(f"no community {community!r} in this site", expression=["community"])
+    out = []
+    for name, members in sorted(communities.items()):
+        if community is not None and name != community:
+            continue
+        if members <= allowed:
+            out.append(Scope(COMMUNITY_SYSTEM, name, frozenset(members)))
+        else:  # only part of the community is in the caller's remit: a report per institution of it
+            out += [Scope(INSTITUTION_SYSTEM, code, frozenset({code})) for code in sorted(members & allowed)]
+    return out
 
 
 def evaluate(engine: Any, measures: Measures, definitions: list[MeasureDef], period: Period,
              scope_list: list[Scope]) -> list[dict[str, Any]]:
-    """A MeasureReport per definition and scope, from one gathering of the facts."""
+    """A MeasureReport per definition and scope, from one gathering of the facts; each has the
+    deterministic id of its measure, reporter and period (a re-evaluation replaces it)."""
     facts = gather(engine, period, measures)
     reports = []
     for scope in scope_list:
         for m in definitions:
             whole, strata = figures(cells_for(m, facts), scope.institutions)
             reporter = (scope.system, scope.value) if scope.system and scope.value else None
-            reports.append(measure_report(m, whole, strata, start=period.start, end=period.end, reporter=reporter))
+            report = measure_report(m, whole, strata, start=period.start, end=period.end, reporter=reporter)
+            reports.append({"resourceType": "MeasureReport", "id": report_id(m.id, report.get("reporter"), report["period"]),
+                            **{k: v for k, v in report.items() if k != "resourceType"}})
     return reports
+
+
+def indicators(engine: Any, period: Period, scope_list: list[Scope]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The insurer's MeasureReports for each scope and the alert Flags of the thresholds (active
+    when crossed, inactive when not)."""
+    measures = engine.measures
+    definitions = insurer_measures(measures)
+    thresholds = load_thresholds(engine.settings.site, measures)
+    reports = evaluate(engine, measures, definitions, period, scope_list)
+    names = {code: inst.name for code, inst in engine.site.institutions.items()}
+    by_url = {m.url: m for m in definitions}
+    flags = [flag for r in reports for flag in alerts(r, by_url[r["measure"]], thresholds, institution_names=names)]
+    return reports, flags
+
+
+def publish(engine: Any, reports: list[dict[str, Any]], flags: list[dict[str, Any]]) -> tuple[int, int]:
+    """Store the reports and the alerts: every active one, and inactive ones only to retire an alert
+    stored before (so a month without alerts stores no Flags). Returns (reports, active alerts)."""
+    from engine import fhirjson
+    from engine.errors import Gone, NotFound
+
+    repository = engine.repository
+    for r in reports:
+        repository.update(fhirjson.loads(fhirjson.dumps(r)))
+    active = 0
+    for f in flags:
+        if f["status"] == "inactive":
+            try:
+                if repository.read("Flag", f["id"]).get("status") != "active":
+                    continue
+            except (NotFound, Gone):
+                continue
+        else:
+            active += 1
+        repository.update(fhirjson.loads(fhirjson.dumps(f)))
+    return len(reports), active
+
+
+def to_text(reports: list[dict[str, Any]], flags: list[dict[str, Any]]) -> str:
+    """The CLI's rendering: one line per report (with its institution strata), then the alerts."""
+    out = []
+    for r in reports:
+        who = ((r.get("reporter") or {}).get("identifier") or {}).get("value") or "site"
+        g = r["group"][0]
+        s = g.get("measureScore") or {}
+        out.append(f"{r['measure'].rsplit('/', 1)[-1]:<34} {who:<10} {_shown(s)}")
+        for strat in g.get("stratifier") or ():
+            if strat["code"][0].get("text") == "institution":
+                for st in strat["stratum"]:
+                    out.append(f"{'':<34}   {st['value']['text']:<10} {_shown(st.get('measureScore') or {})}")
+    active = [f for f in flags if f["status"] == "active"]
+    out.append(f"\n{len(active)} alerts")
+    for f in active:
+        out.append(f"  {f['subject']['identifier']['value']:<10} {f['code']['text']}")
+    return "\n".join(out) + "\n"
+
+
+def _shown(q: dict[str, Any]) -> str:
+    return f"{q['value']} {q.get('unit') if q.get('unit') != '1' else ''}".rstrip() if "value" in q else "—"
