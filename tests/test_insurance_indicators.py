@@ -37,7 +37,7 @@ from engine import cli
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.insurance.alerts import FLAG_DETAIL
-from engine.insurance.charges import FUND_SHARE_EXT
+from engine.insurance.charges import FUND_SHARE_EXT, INSURANCE_TYPE_EXT
 from engine.measures import FIGURES_EXT
 from tests.test_convert_families import PID, message, msh, post
 from tests.test_recognition_world import ALICE, A, B, C, World, cbc
@@ -59,9 +59,10 @@ def line(cid: str, inst: str, day: str, amount: str, fund: str | None = None, st
     res: dict[str, Any] = {"resourceType": "ChargeItem", "id": cid, "status": status,
                            "code": {"text": "诊疗"}, "subject": {"reference": "Patient/p1"},
                            "occurrenceDateTime": day, "performingOrganization": org(inst),
-                           "priceOverride": {"value": float(amount), "currency": "CNY"}}
+                           "priceOverride": {"value": float(amount), "currency": "CNY"},
+                           "extension": [{"url": INSURANCE_TYPE_EXT, "valueCode": "resident"}]}
     if fund is not None:
-        res["extension"] = [{"url": FUND_SHARE_EXT, "valueMoney": {"value": float(fund), "currency": "CNY"}}]
+        res["extension"].append({"url": FUND_SHARE_EXT, "valueMoney": {"value": float(fund), "currency": "CNY"}})
     if stay:
         res["context"] = {"reference": f"Encounter/{stay}"}
     return res

@@ -28,11 +28,22 @@ rules for the operations around them, all expressed in the caller's scopes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
+
+
+def allowed(rule: Callable[..., None], caller: Caller, *args: Any, **kwargs: Any) -> bool:
+    """Whether ``rule`` (one of the ``require_*`` below) lets the caller through: for pages that
+    offer only what the caller may do (the API still decides on every request)."""
+    try:
+        rule(caller, *args, **kwargs)
+    except (Forbidden, NotFound):
+        return False
+    return True
 
 
 def require_order_check(caller: Caller) -> None:
