@@ -123,16 +123,10 @@
   }
 
   async function whoami() {
-    const res = await fetch("/ui/session", { credentials: "same-origin" });
-    if (!res.ok) { toSignIn(); return false; }
-    session = await res.json();
-    text($("#who-name"), session.display + " (" + session.name + ")");
-    text($("#who-role"), session.role_zh + " " + session.role_en + " · " + session.institution +
-      (session.remit ? " · 监管范围 remit " + session.remit : ""));
-    $("#signout [name=csrf]").value = session.csrf;
+    session = await window.hurenStaff.whoami("/ui/duplicates");
+    if (!session) return false;
     if (!session.can.review) $("#review").remove(); // the API refuses it too; the page does not offer it
     if (session.can.insurance) $("#nav-insurance").hidden = false;
-    $("#who").hidden = false;
     return true;
   }
 

@@ -1,6 +1,22 @@
-// Bar charts for the staff pages (SVG, no library): one owner for the duplicate-test page and the
-// settlement and indicators page.
+// What the staff pages share (the duplicate-test page and the settlement and indicators page): bar
+// charts (SVG, no library) and the signed-in person in the header.
 "use strict";
+window.hurenStaff = (function () {
+  // Who is signed in (/ui/session), shown in the header with the sign-out form's CSRF token; null
+  // (after sending the browser to the sign-in page) when nobody is.
+  async function whoami(page) {
+    const res = await fetch("/ui/session", { credentials: "same-origin" });
+    if (!res.ok) { location.assign("/ui/signin?next=" + encodeURIComponent(page)); return null; }
+    const session = await res.json();
+    document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
+    document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " + session.institution +
+      (session.remit ? " · 监管范围 remit " + session.remit : "");
+    document.querySelector("#signout [name=csrf]").value = session.csrf;
+    document.querySelector("#who").hidden = false;
+    return session;
+  }
+  return { whoami };
+})();
 window.hurenCharts = (function () {
   const NS = "http://www.w3.org/2000/svg";
   function label(el, value) { el.textContent = value == null ? "" : String(value); return el; }

@@ -145,15 +145,8 @@
   }
 
   async function whoami() {
-    const res = await fetch("/ui/session", { credentials: "same-origin" });
-    if (!res.ok) { toSignIn(); return false; }
-    session = await res.json();
-    text($("#who-name"), session.display + " (" + session.name + ")");
-    text($("#who-role"), session.role_zh + " " + session.role_en + " · " + session.institution +
-      (session.remit ? " · 监管范围 remit " + session.remit : ""));
-    $("#signout [name=csrf]").value = session.csrf;
-    $("#who").hidden = false;
-    return true;
+    session = await window.hurenStaff.whoami("/ui/insurance" + location.search);
+    return session !== null;
   }
 
   const now = new Date();
