@@ -92,6 +92,11 @@ def refer(http: TestClient, sending: str, receiving: str, day: str, cancel: bool
 
 @pytest.fixture
 def march(engine: Engine) -> TestClient:
+    return fill_march(engine)
+
+
+def fill_march(engine: Engine) -> TestClient:
+    """The month of the module notes, stored through the real paths; returns an auditor's client."""
     http = TestClient(create_app(engine))
     http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", "system/*.cruds")
     put(http, {"resourceType": "Patient", "id": "p1", "name": [{"text": "王五"}]})
@@ -141,6 +146,15 @@ def by(report: dict[str, Any], stratifier: str) -> dict[str, dict[str, Any]]:
 
 
 def test_a_month_of_the_community_gives_the_indicators_worked_by_hand(march: TestClient) -> None:
+    check_worked_example(march)
+
+
+def test_the_same_month_on_each_storage_backend(backend_settings: Any) -> None:
+    with Engine(backend_settings) as engine:
+        check_worked_example(fill_march(engine))
+
+
+def check_worked_example(march: TestClient) -> None:
     res = march.get("/reports/indicators", params={"month": "2026-03"})
     assert res.status_code == 200, res.text
     bundle = res.json()
