@@ -28,8 +28,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.errors import Gone, NotFound
 from mappings.site import DEFAULTS_DIR
-from mappings.sitefiles import SiteError, check, find_file, locate, read_yaml
+from mappings.sitefiles import check, find_file, locate, read_yaml
 
 FILES = ("recognition/measures.yaml", "insurance/measures.yaml")
 POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
@@ -176,8 +177,7 @@ def load(site_dir: Path | str | None) -> Measures:
                                   for p in m["populations"]),
                 stratifiers=tuple(Stratifier(s["key"], s["name"], s["description"]) for s in m.get("stratifiers") or ()),
                 baseline=m.get("baseline"), file=str(path))
-    out = Measures(by_id, classes) if classes else Measures(by_id)
-    return out
+    return Measures(by_id, classes) if classes else Measures(by_id)
 
 
 def _criteria(text: str) -> dict[str, Any]:
@@ -276,8 +276,6 @@ def measure_report(m: MeasureDef, whole: Figure, strata: Mapping[str, Mapping[st
 
 def publish(repository: Any, definitions: Sequence[MeasureDef]) -> None:
     """Store each definition's Measure (``Measure/<id>``), once per change."""
-    from engine.errors import Gone, NotFound
-
     for m in definitions:
         measure = measure_resource(m)
         try:
@@ -287,6 +285,3 @@ def publish(repository: Any, definitions: Sequence[MeasureDef]) -> None:
         if current is None or {k: v for k, v in current.items() if k not in ("meta", "text")} != measure:
             repository.update(measure)
 
-
-__all__ = ["Figure", "MeasureDef", "Measures", "SiteError", "load", "measure_report", "measure_resource", "publish",
-           "score", "total"]

@@ -31,14 +31,14 @@ INSURER_READS = ("ChargeItem", "Encounter")  # what the insurer's indicators are
 def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends(get_caller),
                      periodStart: str | None = None, periodEnd: str | None = None,  # noqa: N803 (FHIR names)
                      reporter: str | None = None, subject: str | None = None) -> Response:
+    require_auditor(caller)  # every indicator is a cross-patient figure: decided before anything is looked up
     engine = request.app.state.engine
     m = engine.measures.by_id.get(measure_id)
     if m is None:
-        raise NotFound(f"Measure/{measure_id} is not one huren evaluates ({', '.join(sorted(engine.measures.by_id))})")
+        raise NotFound(f"no such Measure to evaluate (huren evaluates {', '.join(sorted(engine.measures.by_id))})")
     start, end = parse_day(periodStart, "periodStart"), parse_day(periodEnd, "periodEnd")
     site, site_dir = engine.site, engine.settings.site
     if m.indicator == recognition_measure.INDICATOR:
-        require_auditor(caller)
         if subject:
             raise BadRequest("the recognition rate is evaluated per ordering institution (reporter), not per subject",
                              expression=["subject"])
@@ -60,7 +60,7 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
             scope = [Scope(None, None, frozenset().union(*(s.institutions for s in scope)))]
         [report] = evaluate(engine, engine.measures, [m], Period(start, end), scope)
     else:
-        raise NotFound(f"Measure/{measure_id}: huren computes no indicator {m.indicator!r}")
+        raise NotFound(f"huren computes no indicator {m.indicator!r}")
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "measure", "measure": measure_id})
     return Response(fhirjson.dumps(report), media_type="application/fhir+json")

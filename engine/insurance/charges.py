@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.errors import Gone, NotFound
+
 AMOUNT_EXT = "urn:huren:StructureDefinition:charge-amount"
 FUND_SHARE_EXT = "urn:huren:StructureDefinition:fund-share"
 INSURANCE_TYPE_EXT = "urn:huren:StructureDefinition:insurance-type"
@@ -94,8 +96,6 @@ class OrganizationCodes:
 
     def __call__(self, ref: str) -> str | None:
         if ref not in self._codes:
-            from engine.errors import Gone, NotFound
-
             try:
                 self._codes[ref] = organization_code(self.repository.read("Organization", ref.split("/", 1)[1]))
             except (NotFound, Gone):

@@ -29,7 +29,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from engine.errors import BadRequest
+from engine import fhirjson
+from engine.errors import BadRequest, Gone, NotFound
 from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
@@ -333,9 +334,6 @@ def indicators(engine: Any, period: Period, scope_list: list[Scope]) -> tuple[li
 def publish(engine: Any, reports: list[dict[str, Any]], flags: list[dict[str, Any]]) -> tuple[int, int]:
     """Store the reports and the alerts: every active one, and inactive ones only to retire an alert
     stored before (so a month without alerts stores no Flags). Returns (reports, active alerts)."""
-    from engine import fhirjson
-    from engine.errors import Gone, NotFound
-
     repository = engine.repository
     for r in reports:
         repository.update(fhirjson.loads(fhirjson.dumps(r)))
