@@ -106,9 +106,9 @@
         fig.appendChild(svg); sec.appendChild(fig);
         const bars = [];
         for (const s of c.settlements) {
-          bars.push({ label: s.insurance_type + " 预算 budget", value: Number(s.budget), keep: 20 });
-          bars.push({ label: s.insurance_type + " 支出 spent", value: Number(s.spending), cls: Number(s.spending) > Number(s.budget) ? "over" : "spend", keep: 20 });
-          bars.push({ label: s.insurance_type + " 基金 fund pays", value: Number(s.fund_pays), cls: "fund", keep: 20 });
+          bars.push({ label: s.insurance_type + " 预算 budget", value: Number(s.budget), keep: 30 });
+          bars.push({ label: s.insurance_type + " 支出 spent", value: Number(s.spending), cls: Number(s.spending) > Number(s.budget) ? "over" : "spend", keep: 30 });
+          bars.push({ label: s.insurance_type + " 基金 fund pays", value: Number(s.fund_pays), cls: "fund", keep: 30 });
           const table = document.createElement("table"); table.className = "steps";
           table.appendChild(el("caption", s.name + " (" + s.insurance_type + "): " + s.lines + " 条费用 charge lines"));
           const tb = document.createElement("tbody");
