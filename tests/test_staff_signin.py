@@ -374,3 +374,20 @@ def test_the_throttle_is_shared_by_every_worker_over_one_store(engine, settings,
             f"    for i in range({ADDRESS_LIMIT}): e.staff.throttle.failed('192.0.2.200', f'n{{i}}')\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
     assert engine.staff.throttle.wait("192.0.2.200", "anyone", False) > 0
+
+
+def test_a_code_is_accepted_once_even_by_two_workers_at_the_same_moment(engine, settings, clock, monkeypatch,
+                                                                        capsys) -> None:
+    """Worker two read the account's last step before worker one accepted the code (simulated by
+    putting the last step back): the code is still refused there, by the used-step key."""
+    secret = add_staff(monkeypatch, capsys, settings, "wang.li", "auditor")
+    code = rfc6238(secret, clock.now)
+    with Engine(settings) as second:
+        second.staff.clock = clock
+        one = TestClient(create_app(engine), client=("192.0.2.1", 1))
+        two = TestClient(create_app(second), client=("192.0.2.2", 1))
+        assert sign_in(one, "wang.li", PASSWORD, code).status_code == 303
+        second.staff.state.replace({"_id": "wang.li", "totp_step": -1})  # the stale read
+        assert sign_in(two, "wang.li", PASSWORD, code).status_code == 401
+        clock.now += 30
+        assert sign_in(two, "wang.li", PASSWORD, rfc6238(secret, clock.now)).status_code == 303

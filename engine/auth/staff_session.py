@@ -38,7 +38,7 @@ from engine.auth.caller import Caller
 from engine.auth.clients import check_secret, hash_secret
 from engine.auth.staff import Role, StaffAccount, StaffDirectory, StaffIdentity, load_roles
 from engine.auth.staff_oidc import OidcSignIn, load_oidc
-from engine.repository.port import Store
+from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 SESSION_COOKIE = "huren_staff"
@@ -149,6 +149,10 @@ class StaffAuth:
         self.sessions.ensure_index(["seen"])
         self.devices = store.collection("staff_devices")
         self.state = store.collection("staff_state")  # last accepted TOTP step per account
+        # each accepted (account, step) once, by key: two workers given the same code at the same
+        # moment cannot both accept it (the second insert is a duplicate key)
+        self.used_steps = store.collection("staff_totp_used")
+        self.used_steps.ensure_index(["at"])
         # the bureau's identity provider, when the site configures one (staff/oidc.yaml)
         config = load_oidc(settings, set(self.roles))
         self.oidc = OidcSignIn(config, store, settings.public_base_url + "/ui/signin/oidc/callback",
@@ -221,7 +225,13 @@ class StaffAuth:
             last = (self.state.get(account.name) or {}).get("totp_step", -1)
             if step <= last:
                 return False  # replayed (or older than one already used)
+            try:
+                self.used_steps.insert({"_id": f"{account.name}#{step}", "at": now})
+            except DuplicateKey:
+                return False  # another worker accepted this very code a moment ago
             self.state.replace({"_id": account.name, "totp_step": step})
+        for doc in self.used_steps.find({"at": {"$lt": now - 4 * TOTP_STEP}}, limit=100):
+            self.used_steps.delete(doc["_id"])  # past the drift window: "last" alone refuses them
         return True
 
     # ---- sessions -------------------------------------------------------------------------------
