@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from engine.repository.port import Collection, Document
 from mappings.sitefiles import load_checked
 
 REMOTE_READS = "remote_reads"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_FIELD = r"^[A-Z][A-Z0-9]{2}-[1-9][0-9]*(\.[1-9][0-9]*)?$"  # SEG-F or SEG-F.C
 _SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["task_code", "turnaround"], "additionalProperties": False,
     "properties": {
@@ -31,6 +33,11 @@ _SCHEMA: dict[str, Any] = {
                                      "display": {"type": "string"}}},
         "turnaround": {"type": "object", "required": ["default"],
                        "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+        "centres": {"type": "object", "additionalProperties": {
+            "type": "object", "minProperties": 1, "additionalProperties": {"type": "string", "minLength": 1}}},
+        "hl7": {"type": "object", "additionalProperties": False, "properties": {
+            "request_applications": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "ordering_facility": {"type": "array", "items": {"type": "string", "pattern": _FIELD}}}},
     },
 }
 
@@ -39,16 +46,42 @@ _SCHEMA: dict[str, Any] = {
 class ReadingRules:
     task_code: tuple[str, str]
     turnaround: dict[str, float]  # kind → target hours
+    centres: dict[str, dict[str, str]] = field(default_factory=dict)  # community → kind → institution
+    request_applications: frozenset[str] = frozenset()  # MSH-5 values of a reading request
+    ordering_facility: tuple[tuple[str, int, int], ...] = ()  # (segment, field, component), 0 = whole
 
     def target(self, kind: str) -> float:
         return self.turnaround.get(kind, self.turnaround["default"])
+
+    def centre(self, community: str, kind: str) -> str | None:
+        """The institution reading ``kind`` for the members of ``community`` (None: no centre)."""
+        table = self.centres.get(community) or {}
+        return table.get(kind) or table.get("default")
+
+    def is_centre(self, community: str, code: str) -> bool:
+        return code in (self.centres.get(community) or {}).values()
+
+
+def _field(text: str) -> tuple[str, int, int]:
+    seg, _, rest = text.partition("-")
+    fno, _, comp = rest.partition(".")
+    return seg, int(fno), int(comp or 0)
+
+
+def reading_rules(data: dict[str, Any]) -> ReadingRules:
+    """The rules of a checked ``remote_reading.yaml`` (the HL7 converter reads the same file)."""
+    hl7 = data.get("hl7") or {}
+    return ReadingRules((data["task_code"]["system"], data["task_code"]["code"]),
+                        {str(k): float(v) for k, v in data["turnaround"].items()},
+                        {str(c): {str(k): str(v) for k, v in t.items()} for c, t in (data.get("centres") or {}).items()},
+                        frozenset(hl7.get("request_applications") or ()),
+                        tuple(_field(f) for f in hl7.get("ordering_facility") or ()))
 
 
 def load_reading(site: Path | None = None) -> ReadingRules:
     path = site / "referral" / "remote_reading.yaml" if site is not None else None
     data, _ = load_checked(path if path is not None and path.is_file() else SHIPPED / "remote_reading.yaml", _SCHEMA)
-    return ReadingRules((data["task_code"]["system"], data["task_code"]["code"]),
-                        {str(k): float(v) for k, v in data["turnaround"].items()})
+    return reading_rules(data)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -88,6 +121,9 @@ class RemoteReading:
                 for modality in study.get("modality") or ():
                     if modality.get("code"):
                         return str(modality["code"])
+        for coding in ((order or {}).get("code") or {}).get("coding") or ():
+            if coding.get("system") == DCM and coding.get("code"):
+                return str(coding["code"])  # an HL7 imaging order's modality
         for concept in (order or {}).get("category") or ():
             for coding in concept.get("coding") or ():
                 if coding.get("code"):
