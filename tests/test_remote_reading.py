@@ -80,3 +80,84 @@ def test_centre_turnaround_workload_and_overdue_reads(engine: Engine, http: Test
     assert http.get("/reports/remote-reading?to=11-2026", headers=auditor).status_code == 400
     assert http.get("/reports/remote-reading", headers=town | {"Authorization": bearer(
         engine, "pacs", "system/Task.rs")["Authorization"]}).status_code == 403
+
+
+STUDY_UID = "1.2.156.112605.14.20261120.80001"
+
+
+def township_ct_order(control: str = "YL-ORM-1", order_control: str = "NW") -> bytes:
+    """The township's PACS asks the county's reading centre (MSH-6) to read its chest CT."""
+    return ("\r".join([
+        f"MSH|^~\\&|PACS|{TOWN}|RIS|{COUNTY}|20261120080500||ORM^O01^ORM_O01|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
+        f"PID|1||{WANG}^^^公安部^NNCHN~YL100^^^{TOWN}^MR||王^建国||19850412|M",
+        f"ORC|{order_control}|RR-1^PACS|||{'CA' if order_control == 'CA' else 'CM'}||||20261120080000",
+        "OBR|1|RR-1^PACS||CT001^胸部CT平扫^L|||20261120075000|||||||||||A-77||||||CT",
+        f"ZDS|{STUDY_UID}^PACS^Application^DICOM",
+    ]) + "\r").encode("utf-8")
+
+
+def centre_ct_report(control: str = "XR-ORU-1", status: str = "F") -> bytes:
+    """The county centre's radiologist (OBR-32) reports it; ORC-21 names the ordering township."""
+    orc = ["ORC", "RE", "RR-1^PACS", "XR-9^RIS", "", "CM"] + [""] * 3 + ["20261120200000"] + [""] * 11 \
+        + [f"阜宁县益林镇中心卫生院^^^^^^^^^{TOWN}"]
+    obr = ["OBR", "1", "RR-1^PACS", "XR-9^RIS", "CT001^胸部CT平扫^L", "", "", "20261120075000"] + [""] * 10 \
+        + ["A-77", "", "", "", "20261120200000", "", "CT", status] + [""] * 6 + ["D77&周&放射"]
+    return ("\r".join([
+        f"MSH|^~\\&|RIS|{COUNTY}|PACS|{TOWN}|20261120200500||ORU^R01^ORU_R01|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
+        f"PID|1||{WANG}^^^公安部^NNCHN||王^建国||19850412|M",
+        "|".join(orc), "|".join(obr),
+        f"ZDS|{STUDY_UID}^RIS^Application^DICOM",
+        "OBX|1|TX|IMP^印象^L||双肺未见明显异常||||||F|||20261120200000",
+    ]) + "\r").encode("utf-8")
+
+
+def test_hl7_reading_request_and_the_centres_report_share_one_order_and_study(engine: Engine, http: TestClient) -> None:
+    county = bearer(engine, "ris-county")
+    feed(http, engine, township_ct_order())
+    (order,) = [e["resource"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]]
+    assert org(COUNTY) | {"display": "阜宁县人民医院"} in order["performer"]
+    (task,) = [e["resource"] for e in http.get("/fhir/Task", params={"focus": f"ServiceRequest/{order['id']}"},
+                                                 headers=county).json()["entry"]]
+    assert task["code"]["coding"][0]["code"] == "remote-read" and task["status"] == "requested"
+    assert task["owner"]["identifier"] == {"system": "urn:huren:institution", "value": COUNTY}
+    assert task["authoredOn"] == "2026-11-20T08:00:00+08:00"
+    (study,) = [e["resource"] for e in http.get("/fhir/ImagingStudy", headers=county).json()["entry"]]
+    assert task["input"][0]["valueReference"] == {"reference": f"ImagingStudy/{study['id']}"}
+    assert {"system": "urn:dicom:uid", "value": f"urn:oid:{STUDY_UID}"} in study["identifier"]
+    # a re-sent order does not make a second read
+    feed(http, engine, township_ct_order("YL-ORM-1b"))
+    assert http.get("/fhir/Task", headers=county).json()["total"] == 1
+
+    feed(http, engine, centre_ct_report())
+    (report,) = [e["resource"] for e in http.get("/fhir/DiagnosticReport", headers=county).json()["entry"]]
+    assert report["basedOn"] == [{"reference": f"ServiceRequest/{order['id']}"}]
+    assert report["imagingStudy"] == [{"reference": f"ImagingStudy/{study['id']}"}]
+    performer = http.get(f"/fhir/{report['performer'][0]['reference']}", headers=county).json()
+    assert performer["identifier"][0]["value"] == COUNTY
+    interpreter = http.get(f"/fhir/{report['resultsInterpreter'][0]['reference']}", headers=county).json()
+    assert interpreter["name"][0]["family"] == "周" and report["conclusion"] == "双肺未见明显异常"
+    # the township's order and study stay the township's: no copies under the centre's name
+    assert [e["resource"]["id"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]] == \
+        [order["id"]]
+    assert http.get("/fhir/ImagingStudy", headers=county).json()["total"] == 1
+    assert http.get(f"/fhir/ServiceRequest/{order['id']}", headers=county).json()["meta"] == order["meta"]
+    # recognisable as the centre's QC allows (the county passed CT; the township only CBC and UA)
+    assert any(t["system"] == "urn:huren:hr-scope" for t in report["meta"].get("tag", [])), report["meta"]
+
+    auditor = bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")
+    (row,) = http.get("/reports/remote-reading?from=2026-11&to=2026-11", headers=auditor).json()["rows"]
+    assert (row["centre"], row["requested"], row["reported"], row["pending"], row["by_kind"]) == \
+        (COUNTY, 1, 1, 0, {"CT": 1})
+    assert row["turnaround_hours"]["median"] == 12.0
+
+    # a cancelled order cancels the read
+    feed(http, engine, township_ct_order("YL-ORM-2", "CA"))
+    assert http.get(f"/fhir/Task/{task['id']}", headers=county).json()["status"] == "cancelled"
+
+
+def test_an_ordinary_imaging_order_is_no_reading_request(engine: Engine, http: TestClient) -> None:
+    county = bearer(engine, "ris-county")
+    feed(http, engine, township_ct_order().replace(f"|RIS|{COUNTY}|".encode(), b"|RIS|FUNING|"))
+    assert http.get("/fhir/Task", headers=county).json()["total"] == 0
+    (order,) = [e["resource"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]]
+    assert "performer" not in order
