@@ -32,6 +32,7 @@ from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document
 
 REFERRALS = "referrals"
+REFERRAL = "referral"  # the merge rules' name for this writer (an internal one: "other")
 DEFAULT_TZ = "Asia/Shanghai"
 
 
@@ -67,6 +68,7 @@ class Referrals:
             self.rows.ensure_index(fields)
         repository.add_write_guard(self.guard)
         repository.add_write_hook(self.on_write)
+        repository.add_mark(self.mark_deductible)
 
     @classmethod
     def for_engine(cls, engine: Any) -> Referrals:
@@ -116,6 +118,22 @@ class Referrals:
 
     def row(self, service_request_ref: str) -> Document | None:
         return self.rows.get(service_request_ref)
+
+    # -- the deductible on the referral ------------------------------------------------------------
+    def mark_deductible(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """A referral ServiceRequest about to be stored carries the deductible its admission pays
+        (extension ``deductibles.URL``), computed here from the two institutions and the data file:
+        the server owns that extension (a writer's own copy of it is replaced), and every reader of
+        the referral, the resident included, sees the figure the insurer's report sums."""
+        if resource.get("resourceType") != "ServiceRequest" or not is_referral(resource, self._rules.workflow):
+            return resource
+        row = self.rows.get(f"ServiceRequest/{resource.get('id')}") or {}
+        sending, receiving = self.endpoints(resource, self.read(row.get("task")))
+        mark = dd.extension(self.deductible(sending, receiving))
+        kept = [e for e in resource.get("extension") or () if not (isinstance(e, dict) and e.get("url") == dd.URL)]
+        if kept + [mark] == resource.get("extension"):
+            return resource
+        return {**resource, "extension": kept + [mark]}
 
     # -- the workflow guard and the write hook ----------------------------------------------------
     def referral_task(self, task: dict[str, Any]) -> tuple[str | None, bool]:
@@ -195,6 +213,11 @@ class Referrals:
         updated = {**row, "task": f"Task/{task['id']}", "state": state.name, "at": at}
         if updated != row:
             self.rows.replace(updated)
+        # when the Task names the receiving institution the request leaves open, the deductible shown
+        # on the request follows (a new version of it, written by the server)
+        marked = self.mark_deductible(sr)
+        if marked is not sr:
+            self.repository.update({k: v for k, v in marked.items() if k != "meta"}, source=REFERRAL)
 
 
 def _text(value: Any) -> str | None:
