@@ -136,20 +136,38 @@ class Referrals:
         return {**resource, "extension": kept + [mark]}
 
     # -- the workflow guard and the write hook ----------------------------------------------------
+    def _pending(self, ref: str | None) -> dict[str, Any] | None:
+        """``ref`` as an earlier entry of the Bundle being written holds it (not stored yet)."""
+        found = None
+        for stored, _ in self.repository.pending():
+            if ref == f"{stored['resourceType']}/{stored['id']}":
+                found = stored
+        return found
+
     def referral_task(self, task: dict[str, Any]) -> tuple[str | None, bool]:
-        """The Task's focus and whether it carries a referral: its focus is a referral ServiceRequest,
-        or (when that is not stored yet, as inside a Bundle that creates both) its businessStatus is
-        a referral state."""
+        """The Task's focus and whether it carries a referral: its focus is a referral ServiceRequest
+        (stored, or written earlier in the same Bundle), or its businessStatus is a referral state."""
         sr_ref = focus_of(task)
-        if is_referral(self.read(sr_ref), self._rules.workflow):
+        if is_referral(self._pending(sr_ref) or self.read(sr_ref), self._rules.workflow):
             return sr_ref, True
         system = self._rules.workflow.business_system
         return sr_ref, any(c.get("system") == system for c in (task.get("businessStatus") or {}).get("coding") or ())
 
     def guard(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
-        """Before a referral Task's new version is stored: is the move allowed? (409 when not)."""
-        if resource.get("resourceType") == "Task" and self.referral_task(resource)[1]:
+        """Before a referral Task's new version is stored: is the move allowed? (409 when not).
+
+        Inside a transaction Bundle nothing is stored until every entry passed its guard, so a
+        Task is judged with its ServiceRequest whichever comes first: the Task's guard finds the
+        request among the Bundle's earlier entries, and a referral request's guard judges the
+        Tasks on it that came before it (they could not know they were a referral's)."""
+        rtype = resource.get("resourceType")
+        if rtype == "Task" and self.referral_task(resource)[1]:
             check_transition(previous, resource, self._rules.workflow)
+        elif rtype == "ServiceRequest" and is_referral(resource, self._rules.workflow):
+            ref = f"ServiceRequest/{resource['id']}"
+            for task, before in self.repository.pending():
+                if task["resourceType"] == "Task" and focus_of(task) == ref:
+                    check_transition(before, task, self._rules.workflow)
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         rtype = resource.get("resourceType")

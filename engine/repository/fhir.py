@@ -279,6 +279,12 @@ class FhirRepository:
         mongomock) cannot roll back what a write hook refuses after the version is stored."""
         self._guards.append(guard)
 
+    def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """(new version, previous version) of what this thread's write group holds but has not
+        stored yet (the earlier entries of a transaction Bundle): a write guard that judges a
+        resource by another one of the same Bundle reads it here, before anything is stored."""
+        return [(stored, previous) for _, _, _, stored, previous, _ in getattr(self._local, "pending", None) or ()]
+
     def add_mark(self, mark: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """``mark(resource) -> resource`` adds server-computed labels (recognition's HR mark in
         ``meta.tag``) to every resource about to be written, before the merge rules and the
