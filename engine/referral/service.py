@@ -128,7 +128,10 @@ class Referrals:
         if resource.get("resourceType") != "ServiceRequest" or not is_referral(resource, self._rules.workflow):
             return resource
         row = self.rows.get(f"ServiceRequest/{resource.get('id')}") or {}
-        sending, receiving = self.endpoints(resource, self.read(row.get("task")))
+        return self._with_deductible(resource, self.read(row.get("task")))
+
+    def _with_deductible(self, resource: dict[str, Any], task: dict[str, Any] | None) -> dict[str, Any]:
+        sending, receiving = self.endpoints(resource, task)
         mark = dd.extension(self.deductible(sending, receiving))
         kept = [e for e in resource.get("extension") or () if not (isinstance(e, dict) and e.get("url") == dd.URL)]
         if kept + [mark] == resource.get("extension"):
@@ -233,7 +236,7 @@ class Referrals:
             self.rows.replace(updated)
         # when the Task names the receiving institution the request leaves open, the deductible shown
         # on the request follows (a new version of it, written by the server)
-        marked = self.mark_deductible(sr)
+        marked = self._with_deductible(sr, task)
         if marked is not sr:
             self.repository.update({k: v for k, v in marked.items() if k != "meta"}, source=REFERRAL)
 
