@@ -99,3 +99,15 @@ def test_the_receiving_institution_is_known_from_the_referral_message(engine: En
     assert post(http, engine, own)[0] == "AA"
     tasks = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
     assert sorted(str(t.get("owner", {}).get("identifier")) for t in tasks).count("None") == 1
+
+
+def test_an_answer_from_the_receiving_institution_names_it_the_owner(engine: Engine, http: TestClient) -> None:
+    """An RRI is sent by the institution the referral went to: naming its own facility as the
+    referred-to provider's, it is the Task's owner."""
+    county = bearer(engine, "his-county")
+    answer = referral("RRI", "RRI-1", "A", receiver=COUNTY).replace(f"|HIS|{TOWN}|HUREN|".encode(),
+                                                                      f"|HIS|{COUNTY}|HUREN|".encode())
+    assert post(http, engine, answer)[0] == "AA"
+    (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    assert task["status"] == "accepted"
+    assert task["owner"]["identifier"] == {"system": "urn:huren:institution", "value": COUNTY}

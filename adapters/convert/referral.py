@@ -206,16 +206,19 @@ def _rewrite(node: Any, moves: dict[str, str]) -> None:
 
 def referred_to(res: Resource, seg: Segment | None, scope: Any, env: Any) -> None:
     """Post-step of the REF/RRI ServiceRequest and Task: the institution the referral goes to, when
-    the message names a member institution other than the sender, is the request's performer and
-    the Task's owner (the referred-to doctor stays a performer of the request)."""
+    the message names a member institution (other than the sender of a REF; an RRI's sender may
+    name itself), is the request's performer and the Task's owner (the referred-to doctor stays a
+    performer of the request)."""
     ctx: Context = env.ctx
+    # a referral (REF) goes to another institution; an answer (RRI) comes from the one it went to
+    answer = ctx.message.msh.message_type == "RRI"
     code = None
     for seg_name, fno, comp in _RECEIVER_FIELDS:
         for candidate in ctx.message.all(seg_name):
             if seg_name == "PRD" and candidate.value(1).strip().upper() != "RT":
                 continue
             value = candidate.value(fno, comp=comp).strip()
-            if value and value != ctx.code and ctx.site.institution(value) is not None:
+            if value and (answer or value != ctx.code) and ctx.site.institution(value) is not None:
                 code = value
                 break
         if code:
