@@ -161,3 +161,25 @@ def test_an_ordinary_imaging_order_is_no_reading_request(engine: Engine, http: T
     assert http.get("/fhir/Task", headers=county).json()["total"] == 0
     (order,) = [e["resource"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]]
     assert "performer" not in order
+
+
+def test_an_omg_to_the_reading_application_goes_to_the_communitys_centre(engine: Engine, http: TestClient) -> None:
+    """OMG^O19 addressed to the community (MSH-6 FUNING) and the reading application (MSH-5
+    REMOTE-READ): the centre comes from the community's table; the IPC segment gives the accession,
+    the Study Instance UID and the modality (an ECG tracing: a 2-hour target)."""
+    county = bearer(engine, "ris-county")
+    message = "\r".join([
+        f"MSH|^~\\&|ECG|{TOWN}|REMOTE-READ|FUNING|20261121090500||OMG^O19^OMG_O19|YL-OMG-1|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
+        f"PID|1||{WANG}^^^公安部^NNCHN~YL100^^^{TOWN}^MR||王^建国||19850412|M",
+        "ORC|NW|EC-1^ECG|||CM||||20261121090000",
+        "OBR|1|EC-1^ECG||ECG01^十二导联心电图^L|||20261121085500",
+        "IPC|ACC-EC-1|RP-1|1.2.156.112605.14.20261121.90001|SPS-1|ECG",
+    ]) + "\r"
+    feed(http, engine, message.encode("utf-8"))
+    (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    assert task["owner"]["identifier"]["value"] == COUNTY and task["code"]["coding"][0]["code"] == "remote-read"
+    study = http.get(f"/fhir/{task['input'][0]['valueReference']['reference']}", headers=county).json()
+    assert study["modality"] == [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "ECG"}]
+    assert {"system": "urn:dicom:uid", "value": "urn:oid:1.2.156.112605.14.20261121.90001"} in study["identifier"]
+    (row,) = engine.referrals.reading.rows.find(None)
+    assert (row["centre"], row["requester"], row["kind"], row["due"]) == (COUNTY, TOWN, "ECG", "2026-11-21T03:00:00Z")
