@@ -62,6 +62,10 @@ def test_centre_turnaround_workload_and_overdue_reads(engine: Engine, http: Test
         r = http.post("/fhir/DiagnosticReport", json=centre_report(patient, order, study, issued), headers=county)
         assert r.status_code == 201, r.text
 
+    # the two reports completed their reads; the head CT is still to be read
+    tasks = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    assert sorted(t["status"] for t in tasks) == ["completed", "completed", "requested"]
+
     auditor = bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")
     r = http.get("/reports/remote-reading?from=2026-11&to=2026-11", headers=auditor)
     assert r.status_code == 200, r.text
@@ -85,13 +89,13 @@ def test_centre_turnaround_workload_and_overdue_reads(engine: Engine, http: Test
 STUDY_UID = "1.2.156.112605.14.20261120.80001"
 
 
-def township_ct_order(control: str = "YL-ORM-1", order_control: str = "NW") -> bytes:
+def township_ct_order(control: str = "YL-ORM-1", order_control: str = "NW", placer: str = "RR-1") -> bytes:
     """The township's PACS asks the county's reading centre (MSH-6) to read its chest CT."""
     return ("\r".join([
         f"MSH|^~\\&|PACS|{TOWN}|RIS|{COUNTY}|20261120080500||ORM^O01^ORM_O01|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
         f"PID|1||{WANG}^^^公安部^NNCHN~YL100^^^{TOWN}^MR||王^建国||19850412|M",
-        f"ORC|{order_control}|RR-1^PACS|||{'CA' if order_control == 'CA' else 'CM'}||||20261120080000",
-        "OBR|1|RR-1^PACS||CT001^胸部CT平扫^L|||20261120075000|||||||||||A-77||||||CT",
+        f"ORC|{order_control}|{placer}^PACS|||{'CA' if order_control == 'CA' else 'CM'}||||20261120080000",
+        f"OBR|1|{placer}^PACS||CT001^胸部CT平扫^L|||20261120075000|||||||||||A-{placer}||||||CT",
         f"ZDS|{STUDY_UID}^PACS^Application^DICOM",
     ]) + "\r").encode("utf-8")
 
@@ -101,7 +105,7 @@ def centre_ct_report(control: str = "XR-ORU-1", status: str = "F") -> bytes:
     orc = ["ORC", "RE", "RR-1^PACS", "XR-9^RIS", "", "CM"] + [""] * 3 + ["20261120200000"] + [""] * 11 \
         + [f"阜宁县益林镇中心卫生院^^^^^^^^^{TOWN}"]
     obr = ["OBR", "1", "RR-1^PACS", "XR-9^RIS", "CT001^胸部CT平扫^L", "", "", "20261120075000"] + [""] * 10 \
-        + ["A-77", "", "", "", "20261120200000", "", "CT", status] + [""] * 6 + ["D77&周&放射"]
+        + ["A-RR-1", "", "", "", "20261120200000", "", "CT", status] + [""] * 6 + ["D77&周&放射"]
     return ("\r".join([
         f"MSH|^~\\&|RIS|{COUNTY}|PACS|{TOWN}|20261120200500||ORU^R01^ORU_R01|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
         f"PID|1||{WANG}^^^公安部^NNCHN||王^建国||19850412|M",
@@ -150,9 +154,16 @@ def test_hl7_reading_request_and_the_centres_report_share_one_order_and_study(en
         (COUNTY, 1, 1, 0, {"CT": 1})
     assert row["turnaround_hours"]["median"] == 12.0
 
-    # a cancelled order cancels the read
-    feed(http, engine, township_ct_order("YL-ORM-2", "CA"))
-    assert http.get(f"/fhir/Task/{task['id']}", headers=county).json()["status"] == "cancelled"
+    # the report completed the read
+    done = http.get(f"/fhir/Task/{task['id']}", headers=county).json()
+    assert done["status"] == "completed"
+    assert done["output"] == [{"type": {"text": "report"},
+                               "valueReference": {"reference": f"DiagnosticReport/{report['id']}"}}]
+    # a second order, cancelled before it is read, cancels its read
+    feed(http, engine, township_ct_order("YL-ORM-2", placer="RR-2"))
+    feed(http, engine, township_ct_order("YL-ORM-3", "CA", placer="RR-2"))
+    statuses = sorted(e["resource"]["status"] for e in http.get("/fhir/Task", headers=county).json()["entry"])
+    assert statuses == ["cancelled", "completed"]
 
 
 def test_an_ordinary_imaging_order_is_no_reading_request(engine: Engine, http: TestClient) -> None:

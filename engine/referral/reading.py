@@ -6,7 +6,7 @@ requester the township, input the ``ImagingStudy``. The centre's report is a ``D
 basedOn that request (performer the centre, resultsInterpreter the reading doctor); its ``issued``
 instant ends the turnaround. A write hook keeps one row per request in ``remote_reads`` (centre,
 requester, kind, requested, due, reported, report, reader), so the report below reads rows, not
-resources.
+resources; the first final report also completes the reading Task if it is still open.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from mappings.sitefiles import load_checked
 
 REMOTE_READS = "remote_reads"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
+# Task states in which the read is still to be done
+OPEN = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold"})
 _FIELD = r"^[A-Z][A-Z0-9]{2}-[1-9][0-9]*(\.[1-9][0-9]*)?$"  # SEG-F or SEG-F.C
 _SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["task_code", "turnaround"], "additionalProperties": False,
@@ -101,11 +103,13 @@ def _utc(moment: datetime) -> str:
 class RemoteReading:
     """Kept by ``Referrals``' write hook; ``institution(reference)`` resolves Organization codes."""
 
-    def __init__(self, store: Any, read: Any, institution: Any, rules: ReadingRules) -> None:
+    def __init__(self, store: Any, read: Any, institution: Any, rules: ReadingRules,
+                 write: Any = None) -> None:
         self.rows = store.collection(REMOTE_READS)
         for fields in (["order"], ["centre", "month"], ["month"]):
             self.rows.ensure_index(fields)
         self._read = read
+        self._write = write
         self._institution = institution
         self.rules = rules
 
@@ -166,6 +170,19 @@ class RemoteReading:
                 first = row.get("reported") or _utc(issued)
                 self.rows.replace({**row, "reported": first, "report": f"DiagnosticReport/{report['id']}",
                                    "reader": reader})
+                self._complete(row["_id"], f"DiagnosticReport/{report['id']}")
+
+    def _complete(self, task_ref: str, report_ref: str) -> None:
+        """The centre's report completes the reading Task still open (output: the report), however
+        the report came (FHIR or an HL7 ORU), so the centre's worklist shows the read done."""
+        task = self._read(task_ref)
+        if self._write is None or task is None or task.get("status") not in OPEN:
+            return
+        outputs = list(task.get("output") or ())
+        done = {"type": {"text": "report"}, "valueReference": {"reference": report_ref}}
+        if done not in outputs:
+            outputs.append(done)
+        self._write({**{k: v for k, v in task.items() if k != "meta"}, "status": "completed", "output": outputs})
 
 
 def _hours(row: Document) -> float | None:

@@ -62,7 +62,8 @@ class Referrals:
         self._site_dir = site_dir
         self._lock = threading.Lock()
         self._rules = load(site_dir)
-        self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir))
+        self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir),
+                                     lambda task: repository.update(task, source=REFERRAL))
         self.rows = store.collection(REFERRALS)
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
