@@ -15,7 +15,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
-from tests.test_referral_e2e import COUNTY, TOWN, WANG, bearer, created, engine, feed, one, org, result
+from tests.test_referral_e2e import COUNTY, HL7, TOWN, WANG, bearer, created, engine, feed, one, org, result
 
 __all__ = ["engine"]  # the fixture (both storage backends), shared with the FHIR scenario
 REMOTE_READ = {"system": "urn:huren:task-code", "code": "remote-read"}
@@ -159,6 +159,12 @@ def test_hl7_reading_request_and_the_centres_report_share_one_order_and_study(en
     assert done["status"] == "completed"
     assert done["output"] == [{"type": {"text": "report"},
                                "valueReference": {"reference": f"DiagnosticReport/{report['id']}"}}]
+    # cancelling the order after the read was reported is refused: AE naming the Task, nothing changed
+    r = http.post("/hl7v2", content=township_ct_order("YL-ORM-1c", "CA"),
+                  headers=HL7 | bearer(engine, "gateway", "system/MessageHeader.c"))
+    assert r.headers["x-hl7-ack-code"] == "AE" and "the remote read is reported" in r.text, r.text
+    assert http.get(f"/fhir/Task/{task['id']}", headers=county).json()["status"] == "completed"
+    assert http.get(f"/fhir/ServiceRequest/{order['id']}", headers=county).json()["status"] != "revoked"
     # a second order, cancelled before it is read, cancels its read
     feed(http, engine, township_ct_order("YL-ORM-2", placer="RR-2"))
     feed(http, engine, township_ct_order("YL-ORM-3", "CA", placer="RR-2"))

@@ -4,8 +4,8 @@ A referral is a ``ServiceRequest`` with a referral category (requester: the send
 performer: the receiving one) and a ``Task`` focused on it that carries the workflow. One
 repository write guard and one write hook, registered like recognition's and the identity index's:
 
-- a write guard (run by the repository before a version is stored, on every write path) checks a
-  referral Task's move from the stored version's state to the new one against ``workflow.yaml``
+- a write guard (run by the repository before a version is stored, on every write path) keeps a
+  reported remote read completed, and checks a referral Task's move from the stored version's state to the new one against ``workflow.yaml``
   and refuses a wrong one (409 with both states and what is allowed), so a PUT Task, a
   transaction Bundle and the HL7 REF/RRI path all obey the same rule, and a refused Bundle or
   message stores nothing, on every backend;
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from engine.errors import BadRequest, Gone, NotFound
+from engine.errors import BadRequest, Conflict, Gone, NotFound
 from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
@@ -165,6 +165,10 @@ class Referrals:
         request among the Bundle's earlier entries, and a referral request's guard judges the
         Tasks on it that came before it (they could not know they were a referral's)."""
         rtype = resource.get("resourceType")
+        if rtype == "Task" and previous is not None and previous.get("status") == "completed" \
+                and resource.get("status") not in ("completed", "entered-in-error") and self.reading.is_request(previous):
+            raise Conflict(f"Task/{resource.get('id')}: the remote read is reported (completed); it cannot become "
+                           f"{resource.get('status')} (only entered-in-error)", expression=["Task.status"])
         if rtype == "Task" and self.referral_task(resource)[1]:
             check_transition(previous, resource, self._rules.workflow)
         elif rtype == "ServiceRequest" and is_referral(resource, self._rules.workflow):
