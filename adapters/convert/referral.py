@@ -27,6 +27,7 @@ from adapters.convert.context import Context, Resource
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
 from engine.referral.reading import DCM, ReadingRules, reading_rules
+from engine.repository.fhir import rewrite_references
 from engine.repository.ids import deterministic_id
 from mappings.site import Site
 
@@ -175,7 +176,7 @@ def link_report(group: results.Group, ctx: Context, info: dict[str, Any], report
             resource["id"] = new.split("/", 1)[1]
             ctx.create_only.append(new)
         moved[new or ref] = resource
-        _rewrite(resource, moves)
+        rewrite_references(resource, moves)
     ctx.resources.clear()
     ctx.resources.update(moved)
 
@@ -189,19 +190,6 @@ def _study_key(study: Resource, ctx: Context) -> str | None:
         if key is not None and ctx.id_for("ImagingStudy", key) == study.get("id"):
             return key
     return None
-
-
-def _rewrite(node: Any, moves: dict[str, str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref in moves:
-            node["reference"] = moves[ref]
-        for value in node.values():
-            if isinstance(value, (dict, list)):
-                _rewrite(value, moves)
-    elif isinstance(node, list):
-        for value in node:
-            _rewrite(value, moves)
 
 
 def referred_to(res: Resource, seg: Segment | None, scope: Any, env: Any) -> None:

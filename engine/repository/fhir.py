@@ -177,17 +177,22 @@ def _body_of(rec: StoredResource | None) -> dict[str, Any] | None:
     return fhirjson.loads(rec.body)  # type: ignore[arg-type]
 
 
-def _walk_references(node: Any, mapping: dict[str, str]) -> None:
+def rewrite_references(node: Any, mapping: dict[str, str]) -> None:
+    """Every ``reference`` in ``node`` that ``mapping`` names now points where it says, in place
+    (a Bundle's urn:uuid entries; the HL7 converter's re-keyed resources)."""
     if isinstance(node, dict):
         ref = node.get("reference")
         if isinstance(ref, str) and ref in mapping:
             node["reference"] = mapping[ref]
         for value in node.values():
             if isinstance(value, (dict, list)):
-                _walk_references(value, mapping)
+                rewrite_references(value, mapping)
     elif isinstance(node, list):
         for value in node:
-            _walk_references(value, mapping)
+            rewrite_references(value, mapping)
+
+
+_walk_references = rewrite_references
 
 
 class FhirRepository:
