@@ -10,11 +10,15 @@ two reported, median turnaround 7.5 h, two overdue (the late ECG and the unread 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from adapters.convert import convert
+from adapters.hl7v2.parser import parse
 from engine.engine import Engine
+from mappings.site import DEFAULTS_DIR, Site
 from tests.test_referral_e2e import COUNTY, HL7, TOWN, WANG, bearer, created, engine, feed, one, org, result
 
 __all__ = ["engine"]  # the fixture (both storage backends), shared with the FHIR scenario
@@ -180,18 +184,39 @@ def test_an_ordinary_imaging_order_is_no_reading_request(engine: Engine, http: T
     assert "performer" not in order
 
 
-def test_an_omg_to_the_reading_application_goes_to_the_communitys_centre(engine: Engine, http: TestClient) -> None:
-    """OMG^O19 addressed to the community (MSH-6 FUNING) and the reading application (MSH-5
-    REMOTE-READ): the centre comes from the community's table; the IPC segment gives the accession,
-    the Study Instance UID and the modality (an ECG tracing: a 2-hour target)."""
-    county = bearer(engine, "ris-county")
-    message = "\r".join([
-        f"MSH|^~\\&|ECG|{TOWN}|REMOTE-READ|FUNING|20261121090500||OMG^O19^OMG_O19|YL-OMG-1|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
+def ecg_order(receiving: str = "REMOTE-READ|FUNING") -> str:
+    return "\r".join([
+        f"MSH|^~\\&|ECG|{TOWN}|{receiving}|20261121090500||OMG^O19^OMG_O19|YL-OMG-1|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
         f"PID|1||{WANG}^^^公安部^NNCHN~YL100^^^{TOWN}^MR||王^建国||19850412|M",
         "ORC|NW|EC-1^ECG|||CM||||20261121090000",
         "OBR|1|EC-1^ECG||ECG01^十二导联心电图^L|||20261121085500",
         "IPC|ACC-EC-1|RP-1|1.2.156.112605.14.20261121.90001|SPS-1|ECG",
     ]) + "\r"
+
+
+def test_a_site_whose_community_has_no_centre_keeps_the_order_and_says_why(tmp_path: Path) -> None:
+    """A site's own remote_reading.yaml (HUREN_SITE/referral/) replaces the shipped one for the
+    converter too: with no centre for the community, the reading application's order is stored as an
+    ordinary order, with a warning naming MSH-5 and the file."""
+    (tmp_path / "referral").mkdir()
+    shipped = (DEFAULTS_DIR / "referral" / "remote_reading.yaml").read_text(encoding="utf-8")
+    (tmp_path / "referral" / "remote_reading.yaml").write_text(
+        shipped.replace("  funing: {default: FNXRMYY}", "  sheyang: {default: SYXRMYY}"), encoding="utf-8")
+    site = Site.from_dirs(DEFAULTS_DIR, tmp_path)
+    out = convert(parse(ecg_order()), site)
+    assert not [r for r in out.resources if r["resourceType"] == "Task"]
+    (warning,) = [w for w in out.warnings if "reading" in str(w)]
+    assert "MSH-5" in str(warning) and "remote_reading.yaml" in str(warning)
+    shipped_out = convert(parse(ecg_order()), Site.from_dirs(DEFAULTS_DIR))
+    assert [r["resourceType"] for r in shipped_out.resources].count("Task") == 1
+
+
+def test_an_omg_to_the_reading_application_goes_to_the_communitys_centre(engine: Engine, http: TestClient) -> None:
+    """OMG^O19 addressed to the community (MSH-6 FUNING) and the reading application (MSH-5
+    REMOTE-READ): the centre comes from the community's table; the IPC segment gives the accession,
+    the Study Instance UID and the modality (an ECG tracing: a 2-hour target)."""
+    county = bearer(engine, "ris-county")
+    message = ecg_order()
     feed(http, engine, message.encode("utf-8"))
     (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
     assert task["owner"]["identifier"]["value"] == COUNTY and task["code"]["coding"][0]["code"] == "remote-read"
