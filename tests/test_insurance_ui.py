@@ -138,6 +138,13 @@ def test_auditor_bound_to_an_institution_sees_only_its_flags(march: TestClient, 
                              "[...new Set(b.entry.filter(e => e.resource.resourceType === 'MeasureReport')"
                              ".map(e => e.resource.reporter.identifier.value))])")
     assert reporters == [SECOND]
+    mr = browser.eval("fetch('/fhir/Measure/huren-duplicate-test-count/$evaluate-measure?periodStart=2026-03-01"
+                      "&periodEnd=2026-03-31&subject=funing').then(r => r.json())")
+    # its part of the community: the one institution
+    assert mr["group"][0]["measureScore"]["value"] == 1 and mr["reporter"]["identifier"]["value"] == SECOND
+    assert [s["value"]["text"] for s in mr["group"][0]["stratifier"][0]["stratum"]] == [SECOND]
+    assert browser.eval(f"fetch('/fhir/Measure/huren-duplicate-test-count/$evaluate-measure?periodStart=2026-03-01"
+                        f"&periodEnd=2026-03-31&reporter={COUNTY}').then(r => r.status)") == 400
     assert browser.eval("fetch('/reports/settlement?year=2026&community=funing').then(r => r.status)") == 403
 
 

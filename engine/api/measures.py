@@ -56,7 +56,7 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
             raise BadRequest("give reporter (an institution) or subject (a community), not both", expression=["subject"])
         scope = scopes(site, community=subject or None, institution=reporter or None,
                        remit=audit_remit(caller, site, site_dir))
-        if not (reporter or subject):  # the whole site, or the caller's remit: one report over all of it
+        if len(scope) != 1:  # the whole site, or a community only partly in the caller's remit: one report
             scope = [Scope(None, None, frozenset().union(*(s.institutions for s in scope)))]
         [report] = evaluate(engine, engine.measures, [m], Period(start, end), scope)
     else:
