@@ -217,6 +217,15 @@ def test_evaluate_measure_for_one_institution_and_the_measures_are_published(mar
     # a period is required; an unknown measure is a 404
     assert march.get("/fhir/Measure/huren-per-admission-cost/$evaluate-measure").status_code == 400
     assert march.get("/fhir/Measure/nope/$evaluate-measure").status_code == 404
+    # bad requests are OperationOutcomes with a 4xx, never a 500
+    for params in ({"month": "2026-13"}, {"month": "march"}, {"month": "2026-03", "community": "nowhere"},
+                   {"month": "2026-03", "institution": "NOWHERE"}):
+        r = march.get("/reports/indicators", params=params)
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", (params, r.text)
+    assert march.get("/reports/indicators").status_code == 400
+    r = march.get("/fhir/Measure/huren-per-admission-cost/$evaluate-measure",
+                  params={"periodStart": "2026-03-31", "periodEnd": "2026-03-01"})
+    assert r.status_code == 400 and "ends before it starts" in r.text
     # a system client without ChargeItem rights may not see the figures
     other = {"Authorization": "Bearer " + engine.auth.issue_system_token("ehr", "system/DetectedIssue.rs", kind="auditor")}
     assert march.get("/fhir/Measure/huren-per-admission-cost/$evaluate-measure", headers=other,
