@@ -34,6 +34,7 @@ from typing import Any
 
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
+from engine.insurance.remit import institutions_in_remit
 
 
 def allowed(rule: Callable[..., None], caller: Caller, *args: Any, **kwargs: Any) -> bool:
@@ -100,8 +101,6 @@ def audit_remit(caller: Caller, site: Any, site_dir: Path | str | None) -> froze
     system client, or staff not bound to a remit)."""
     if caller.remit is None:
         return None
-    from engine.insurance.remit import institutions_in_remit
-
     return institutions_in_remit(caller.remit, site, site_dir)
 
 
