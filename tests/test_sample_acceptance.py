@@ -31,8 +31,17 @@ from tests.conftest import SAMPLES
 from tests.test_convert import assert_valid_bundle
 
 FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
-FLOOR = 0.78  # accepted / samples of converted structures; measured 0.81 (51/63) when set
+FLOOR = 0.85  # accepted / samples of converted structures; measured 0.86 (55/64) when set
 UNCLAIMED = (UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_EVENT_CODE)
+# The refusals huren makes on purpose, as the standard asks (mappings/hl7v2/README.md, "What is
+# refused"): (segment, field, HL7 table 0357 code, MSA-1). Every other refusal of a converted
+# structure fails the test, so a new refusal is a decision, not a drift.
+DELIBERATE = {
+    ("MSH", 10, "101", "AR"): "no message control id: the ACK cannot name the message (MSA-2), "
+                              "resends cannot be recognised",
+    ("PID", 3, "101", "AE"): "no patient identifier: nothing to file the results under safely; "
+                             "quarantined for correction and replay",
+}
 
 
 def sample_site(tmp_path: Path) -> Path:
@@ -94,6 +103,8 @@ def test_sample_corpus_acceptance_per_structure(settings: Settings, tmp_path: Pa
             if err.code in UNCLAIMED:
                 unclaimed.add(key)
                 continue
+            assert (err.segment, err.field, err.code, err.ack_code) in DELIBERATE, \
+                f"{path.name}: refused for a reason not decided on: {err.location()} {err.code} {err}"
         claimed_total += 1
         claimed_accepted += err is None
     print("\nstructure      accepted/samples")
