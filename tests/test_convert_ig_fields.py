@@ -94,3 +94,37 @@ def test_rol_makes_encounter_participants(site: Site) -> None:
     (rol,) = [p for p in enc["participant"] if p["type"][0]["coding"][0]["code"] == "PP"]
     assert rol["individual"]["display"] == "钱医生" and rol["period"]["start"].startswith("2026-11-01T08:00")
     assert not [u for u in conv.unmapped if u["kind"] == "segment"]
+
+
+def test_called_by_name_is_a_nickname(site: Site) -> None:
+    """PID-5 repeats; a repetition of name type N (table 0200: nickname / "call me" name) is kept
+    as a second name with use ``nickname`` (IG), not dropped."""
+    conv = run(site, MSH.format(kind="ADT^A08^ADT_A01", ctl="N1"), "EVN|A08|20261101",
+               pid({5: "张^三~小三^^^^^^N"}))
+    names = one(conv, "Patient")["name"]
+    assert [(n.get("use"), n.get("text")) for n in names] == [(None, "张三"), ("nickname", "小三")]
+
+
+def test_alternate_placer_order_number_is_an_identifier(site: Site) -> None:
+    """OBR-53 (alternate placer order number) is one more placer identifier of the ServiceRequest."""
+    obr = "OBR|1|OBR-P^HIS|OBR-F^LIS|GLU^葡萄糖^L|||20261101083000|||||||||||||||20261101091000|||F"
+    conv = run(site, MSH.format(kind="ORU^R01^ORU_R01", ctl="L3"), pid({}), obr + "|" * 28 + "ALT-P^OLDHIS",
+               "OBX|1|NM|GLU^葡萄糖^L||5.6|mmol/L|3.9-6.1|N|||F|||20261101090000")
+    ids = one(conv, "ServiceRequest")["identifier"]
+    assert [(i["value"], i["type"]["coding"][0]["code"]) for i in ids] == [
+        ("OBR-P", "PLAC"), ("OBR-F", "FILL"), ("ALT-P", "PLAC")]
+
+
+@pytest.mark.parametrize("kind", ["ORM^O01^ORM_O01", "MDM^T02^MDM_T02", "OML^O21^OML_O21"])
+@pytest.mark.parametrize(("pv1", "status"), [
+    ("PV1|1|I|||||||||||||||||V9|||||||||||||||||||||||||20261101080000|20261102080000", "finished"),
+    ("PV1|1|P|||||||||||||||||V9", "planned"),
+    ("PV1|1|I|||||||||||||||||V9", "unknown"),
+])
+def test_order_and_document_encounter_status_from_pv1(site: Site, kind: str, pv1: str, status: str) -> None:
+    """Outside ADT the event says nothing about the visit (``unknown``) unless PV1 does: a discharge
+    time (PV1-45) means finished, patient class P (PV1-2) planned."""
+    body = (["TXA|1|CN|TX|20261101||||||||DOC1|||||AU", "OBX|1|TX|||病程记录"] if kind.startswith("MDM")
+            else ["ORC|NW|P1", "OBR|1|P1||GLU^葡萄糖^L"])
+    conv = run(site, MSH.format(kind=kind, ctl="S1"), "EVN|T02|20261101", pid({}), pv1, *body)
+    assert one(conv, "Encounter")["status"] == status
