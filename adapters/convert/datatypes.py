@@ -208,8 +208,9 @@ def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
             cache.clear()
         hit = cache[key] = (_cwe(rep, rule, ctx), _unknown_systems(rep, ctx))
     concept, unknown = hit
-    for name in unknown:
-        ctx.note_unmapped("coding_system", name)
+    if unknown:
+        for name in unknown:
+            ctx.note_unmapped("coding_system", name)
     if concept is None:
         return None
     return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
