@@ -9,8 +9,9 @@ The site registers every sending facility the samples name and, as a deployment 
 sender table, binds the senders that leave MSH-4 empty by their sending application (MSH-3);
 a sample naming neither is converted for the institution its listener would be bound to
 (``listeners`` in the sender table), as the ingest pipeline does with the peer it recorded.
-Every refusal must be a precise AE/AR naming a segment and field; the share accepted among the
-structures huren converts must stay at or above ``FLOOR``, and every converted structure present
+Every refusal must be a precise AE/AR naming a segment and field, and one of the ``DELIBERATE``
+refusals (a new kind of refusal is a decision to record there, not a drift); the share accepted
+among the structures huren converts must stay at or above ``FLOOR``, and every converted structure present
 in the corpus must have at least one sample accepted. The per-structure table is printed (run
 with ``-s`` to see it) so a drop shows where it happened.
 """
@@ -31,7 +32,10 @@ from tests.conftest import SAMPLES
 from tests.test_convert import assert_valid_bundle
 
 FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
-FLOOR = 0.85  # accepted / samples of converted structures; measured 0.86 (55/64) when set
+# accepted / samples of converted structures; measured 0.86 (57/66) when set. The other 9 are the
+# deliberate refusals below (7 unit-test fragments without MSH-10, 2 results without PID-3):
+# every sample of a converted structure is either accepted or refused by a decided rule.
+FLOOR = 0.86
 UNCLAIMED = (UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_EVENT_CODE)
 # The refusals huren makes on purpose, as the standard asks (mappings/hl7v2/README.md, "What is
 # refused"): (segment, field, HL7 table 0357 code, MSA-1). Every other refusal of a converted
