@@ -128,3 +128,32 @@ def test_order_and_document_encounter_status_from_pv1(site: Site, kind: str, pv1
             else ["ORC|NW|P1", "OBR|1|P1||GLU^葡萄糖^L"])
     conv = run(site, MSH.format(kind=kind, ctl="S1"), "EVN|T02|20261101", pid({}), pv1, *body)
     assert one(conv, "Encounter")["status"] == status
+
+
+def test_lab_order_patient_insurance_and_reason_segments_are_mapped(site: Site) -> None:
+    """OML_O21/ORM_O01 define NK1, AL1 and IN1 (with IN2/IN3/GT1) for the patient and DG1 for each
+    order: they make RelatedPerson, AllergyIntolerance, Coverage (the orders' insurance) and
+    Condition (the order's reasonReference), as the ADT feed's segments do; nothing is left unmapped."""
+    conv = run(site, MSH.format(kind="OML^O21^OML_O21", ctl="O1"), pid({}),
+               "NK1|1|张^父|FTH^父亲^HL70063",
+               "PV1|1|O|||||||||||||||||V9",
+               "IN1|1|P01^城乡居民医保|YB320923^阜宁县医保中心|阜宁县医疗保障局",
+               "IN2|1|320923198001010010",
+               "GT1|1||张^三",
+               "AL1|1|DA|青霉素^青霉素^L|SV",
+               "ORC|NW|ORD-1^HIS",
+               "OBR|1|ORD-1^HIS||GLU^葡萄糖^L|||20261101083000",
+               "DG1|1||E11.9^2型糖尿病^I10|||W",
+               "ORC|NW|ORD-2^HIS",
+               "OBR|2|ORD-2^HIS||HBA1C^糖化血红蛋白^L|||20261101083000")
+    assert not [u for u in conv.unmapped if u["kind"] == "segment"]
+    coverage = one(conv, "Coverage")
+    assert one(conv, "RelatedPerson")["patient"]["reference"] == f"Patient/{one(conv, 'Patient')['id']}"
+    assert one(conv, "AllergyIntolerance")["code"]["coding"][0]["code"] == "青霉素"
+    condition = one(conv, "Condition")
+    assert condition["code"]["coding"][0]["code"] == "E11.9"
+    requests = {r["identifier"][0]["value"]: r for r in conv.resources if r["resourceType"] == "ServiceRequest"}
+    assert requests["ORD-1"]["reasonReference"] == [{"reference": f"Condition/{condition['id']}"}]
+    assert "reasonReference" not in requests["ORD-2"]  # the DG1 belongs to the order before it
+    for request in requests.values():
+        assert request["insurance"] == [{"reference": f"Coverage/{coverage['id']}"}]
