@@ -157,3 +157,16 @@ def test_lab_order_patient_insurance_and_reason_segments_are_mapped(site: Site) 
     assert "reasonReference" not in requests["ORD-2"]  # the DG1 belongs to the order before it
     for request in requests.values():
         assert request["insurance"] == [{"reference": f"Coverage/{coverage['id']}"}]
+
+
+def test_general_order_for_a_drug_is_a_medication_request(site: Site) -> None:
+    """ORM_O01's order detail may be RXO instead of OBR: such an order is a MedicationRequest (as
+    in RDE_O11), not a ServiceRequest with an absent code and its RXO reported unmapped."""
+    conv = run(site, MSH.format(kind="ORM^O01^ORM_O01", ctl="M1"), pid({}),
+               "ORC|NW|RX-1^HIS||||||||||D001^李^医生",
+               "RXO|X01^阿莫西林胶囊^L|0.5||g")
+    (request,) = [r for r in conv.resources if r["resourceType"] == "MedicationRequest"]
+    assert request["medicationCodeableConcept"]["coding"][0]["code"] == "X01"
+    assert request["identifier"][0]["value"] == "RX-1" and request["intent"] == "order"
+    assert not [r for r in conv.resources if r["resourceType"] == "ServiceRequest"]
+    assert not [u for u in conv.unmapped if u["kind"] == "segment"]

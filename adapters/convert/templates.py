@@ -259,7 +259,16 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
 
 
 def convert(ctx: Context, spec: dict[str, Any]) -> None:
-    """Convert ``ctx.message`` with the message template ``spec``."""
+    """Convert ``ctx.message`` with the message template ``spec``.
+
+    ``instead`` lets a structure whose content decides the resources hand a message to another
+    template: ``[{present: RXO, absent: [OBR], template: RDE_O11}]`` (an ORM_O01 carrying pharmacy
+    orders is converted as the encoded pharmacy order is)."""
+    for alt in spec.get("instead", ()):
+        msg = ctx.message
+        if msg.get(alt["present"]) is not None and not any(msg.get(s) is not None for s in alt.get("absent", ())):
+            convert(ctx, table(ctx.site, f"messages/{alt['template']}"))
+            return
     handler = spec.get("handler")
     if handler:
         run = HANDLERS.get(handler)
