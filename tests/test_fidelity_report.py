@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.conftest import NATIONAL_ID
+from tests.test_convert_families import post
 
 
 def lab_result(control: str) -> bytes:
@@ -35,12 +35,6 @@ def lab_result(control: str) -> bytes:
 def operator(http: TestClient, engine: Engine) -> TestClient:
     http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("operator", "system/*.cruds")
     return http
-
-
-def post(http: TestClient, raw: bytes) -> str:
-    r = http.post("/hl7v2", content=raw, headers={"Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return ack_code_of(r.content)
 
 
 def report(http: TestClient, **params: str) -> dict[str, Any]:

@@ -210,9 +210,9 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     # fields[0] = "MSH", fields[1] = MSH-2, fields[n] = MSH-(n+1)
     enc = fields[1] if len(fields) > 1 else ""
     usable = encoding_chars(enc, fs)
-    if usable is None:
+    if usable is None or len(usable) not in (4, 5):  # the standard's four (five from v2.7)
         head.problems.append(_msh_error(
-            f"encoding characters {enc!r} are invalid: expected 2 to 5 distinct, "
+            f"encoding characters {enc!r} are invalid: expected 4 (or 5) distinct, "
             f"non-alphanumeric delimiters other than {fs!r}, such as ^~\\&", 2))
     else:
         head.encoding_chars = usable
