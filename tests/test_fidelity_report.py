@@ -64,6 +64,7 @@ def test_every_unmapped_segment_and_code_is_listed_with_counts(operator: TestCli
     assert inst["unmapped"] == sum(counted.values())
     where = {(i["kind"], i["value"]): i["where"] for i in inst["items"]}
     assert where[("code", "ZZGLU")] == "OBX-3" and where[("code", "ZZPANEL")] == "OBR-4"
+    assert where[("administrative_gender", "Q")] == "PID-8"  # a vocabulary miss names its field
 
 
 def test_the_report_is_per_institution(operator: TestClient) -> None:

@@ -117,7 +117,7 @@ def code_id(rep: Repetition, rule: Rule, ctx: Context) -> Any:
     if mapped is None:
         mapped = vocabulary(ctx.site, table).get(text.upper())
     if mapped is None:
-        ctx.note_unmapped(table, text)
+        ctx.note_unmapped(table, text, rule.get("where", ""))
         return None
     return mapped
 
@@ -131,7 +131,7 @@ def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, A
     if table:
         mapped = vocabulary(ctx.site, table).get(text)
         if mapped is None:
-            ctx.note_unmapped(table, text)
+            ctx.note_unmapped(table, text, rule.get("where", ""))
             return None
         if mapped == "":  # a known value that deliberately maps to nothing
             return None
@@ -251,7 +251,7 @@ def cwe_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | Non
     mapped = vocabulary(ctx.site, rule["vocab"]).get(code) if code else None
     if mapped is None:
         if code:
-            ctx.note_unmapped(rule["vocab"], code)
+            ctx.note_unmapped(rule["vocab"], code, rule.get("where", ""))
         return original
     coding: dict[str, Any] = {"system": rule["system"], "code": str(mapped)}
     if rep.comp(2):

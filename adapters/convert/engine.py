@@ -61,7 +61,9 @@ def _compiled(spec: dict[str, Any]) -> Plan:
             rule.get("segment", default_segment),
             int(rule["field"]),
             "default" in rule or bool(rule.get("required")),
-            compile_rule(rule),
+            # a vocabulary miss is reported with the field it came from (fidelity report)
+            compile_rule({**rule, "where": f"{rule.get('segment', default_segment)}-{rule['field']}"}
+                         if "vocab" in rule else rule),
         )
         for rule in spec.get("rules", ())
     ]
