@@ -40,7 +40,7 @@ from typing import Any
 
 from adapters.convert import common, results
 from adapters.convert.context import Context
-from adapters.convert.engine import Step, compile_rule, json_copy, set_path
+from adapters.convert.engine import Step, compile_rule, json_copy, located, set_path
 from adapters.convert.tables import table, vocabulary
 from adapters.hl7v2.errors import APPLICATION_INTERNAL_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Segment
@@ -193,7 +193,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
                 int(r["field"]),
                 "default" in r or bool(r.get("required")),
                 bool(r.get("all")),
-                compile_rule(r),
+                compile_rule(located(r, r.get("segment", source))),
                 frozenset(r.get("events", ())),
             )
             for r in rules_spec
