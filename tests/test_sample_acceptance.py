@@ -37,8 +37,8 @@ FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
 # every sample of a converted structure is either accepted or refused by a decided rule.
 FLOOR = 0.89
 UNCLAIMED = (UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_EVENT_CODE)
-# The refusals huren makes on purpose, as the standard asks (mappings/hl7v2/README.md, "What is
-# refused"): (segment, field, HL7 table 0357 code, MSA-1). Every other refusal of a converted
+# The refusals huren makes on purpose, as the standard asks (mappings/hl7v2/README.md,
+# "Refused"): (segment, field, HL7 table 0357 code, MSA-1). Every other refusal of a converted
 # structure fails the test, so a new refusal is a decision, not a drift.
 DELIBERATE = {
     ("MSH", 10, "101", "AR"): "no message control id: the ACK cannot name the message (MSA-2), "
