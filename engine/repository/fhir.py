@@ -42,6 +42,8 @@ CONFINED_SCAN_LIMIT = 10_000
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
 WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
+# (resource after the merge rules, previous stored version, writer) -> the version to store
+Statement = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
 
 
 class Validator(Protocol):
@@ -219,6 +221,7 @@ class FhirRepository:
         self._hooks: list[WriteHook] = []
         self._guards: list[WriteGuard] = []
         self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+        self._statements: list[Statement] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
@@ -284,6 +287,17 @@ class FhirRepository:
         ``meta.tag``) to every resource about to be written, before the merge rules and the
         "unchanged?" comparison, so a re-sent message with the same labels is not a change."""
         self._marks.append(mark)
+
+    def add_statement(self, statement: Statement) -> None:
+        """``statement(resource, previous, writer) -> resource`` adds what the server itself states
+        about a resource (the patient index's ``Patient.link``) to the version being written, after
+        the merge rules and before the "unchanged?" comparison and the write.
+
+        Why: a write hook that states it afterwards has to store a second version of a resource
+        just written (and run the hooks, the index rows and the history copy again). The hook still
+        runs and corrects what a statement could not foresee; a right statement leaves it nothing
+        to write."""
+        self._statements.append(statement)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
@@ -386,6 +400,8 @@ class FhirRepository:
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         combined = self.merge.combine(previous, resource, source)
         resource = combined.resource
+        for statement in self._statements:
+            resource = statement(resource, previous, source)
         if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
             return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         for guard in self._guards:
