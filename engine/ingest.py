@@ -71,6 +71,7 @@ MAX_ACK_WARNINGS = 50
 class Repository(Protocol):
     def write_many(self, resources: list[dict[str, Any]], *, create_only: set[str] = ...,
                    source: str = ...) -> list[Any]: ...
+    # optional: ``group()`` (a context manager) makes the write_many calls inside it one backend put
 
 
 class AuditSink(Protocol):
@@ -494,6 +495,14 @@ class Ingestor:
         provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
         if self.sign is None or not provenances:
             return self.repository.write_many(resources, create_only=create_only, source=source)
+        # one backend put for the resources and their Provenance (the hooks run after both)
+        group = getattr(self.repository, "group", None)
+        with group() if group is not None else contextlib.nullcontext():
+            return self._write_then_sign(resources, provenances, create_only, source)
+
+    def _write_then_sign(self, resources: list[dict[str, Any]], provenances: list[dict[str, Any]],
+                         create_only: set[str], source: str) -> list[Any]:
+        assert self.repository is not None and self.sign is not None
         results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
                                              create_only=create_only, source=source)
         stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r.resource for r in results}

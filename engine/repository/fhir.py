@@ -229,6 +229,15 @@ class FhirRepository:
 
     # -- group commit -----------------------------------------------------------------------------
     @contextmanager
+    def group(self) -> Iterator[None]:
+        """One transaction in which every ``write_many`` shares one backend put, the write hooks
+        running after it: for a writer that needs the versions of one write to make the next
+        (ingest signs a message's Provenance over the versions its resources got) and would
+        otherwise pay a second put with its own statements."""
+        with self.store.transaction(), self._grouped():
+            yield
+
+    @contextmanager
     def _grouped(self) -> Iterator[None]:
         """Inside the caller's transaction, buffer new versions and put them in one backend call.
 
