@@ -281,6 +281,14 @@ def test_date_prefixes_over_periods_at_the_boundaries(repo: FhirRepository) -> N
     assert found("gt2024-03-10T23:59:59Z") == ["open-end"]
     assert found("ge2024-03-11") == ["open-end"]  # starts-on ends when 03-10 ends
     assert found("le2024-03-04") == ["ends-on", "open-start"]
+    # a month's charges (a settlement period): lines whose service overlaps March, at either edge
+    for cid, occurrence in (("feb-to-mar", {"occurrencePeriod": {"start": "2024-02-28", "end": "2024-03-01"}}),
+                            ("last-day", {"occurrenceDateTime": "2024-03-31T23:30:00+08:00"}),
+                            ("april", {"occurrencePeriod": {"start": "2024-04-01"}})):
+        repo.update({"resourceType": "ChargeItem", "id": cid, "status": "billable",
+                     "code": {"text": "血常规"}, "subject": {"reference": "Patient/p1"}, **occurrence})
+    march = repo.search("ChargeItem", [("occurrence", "ge2024-03-01"), ("occurrence", "le2024-03-31")])
+    assert sorted(ids(march)) == ["feb-to-mar", "last-day"]
 
 
 def test_sqlite_date_prefixes_are_range_scans(settings: Any) -> None:
