@@ -533,21 +533,51 @@ class FhirRepository:
             self.backend.put(rec, None, existing)
             return rec.version
 
+    def valid_groups(self, groups: Sequence[Sequence[dict[str, Any]]]) -> list[bool]:
+        """Validate the resources of several writes type by type: for each write, whether all of
+        its resources are valid (``write_many(..., validated=True)`` then need not check them again).
+
+        Why: the schema validator of a resource type is a large compiled tree, and validated one
+        message at a time the first resource of each type met it cold in the CPU caches (measured
+        in the ingest pipeline: 25-130 us for the first resource of a type in a message, 3-16 us
+        for the next ones). A batch validated type by type pays that once per type. What is found
+        invalid is not explained here: ``write_many`` validates that write as always and raises
+        the same error it always did.
+        """
+        ok = [True] * len(groups)
+        if self.validator is None:
+            return ok
+        by_type: dict[Any, list[tuple[int, Any]]] = {}
+        for i, group in enumerate(groups):
+            for resource in group:
+                rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+                by_type.setdefault(rtype, []).append((i, resource))
+        for entries in by_type.values():
+            for i, resource in entries:
+                if ok[i]:
+                    try:
+                        self.validator.validate(resource)
+                    except Exception:  # noqa: BLE001 -- write_many validates it again and raises as always
+                        ok[i] = False
+        return ok
+
     def write_many(
-        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API
+        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API,
+        validated: bool = False,
     ) -> list[WriteResult]:
         """Upsert many resources in one transaction (group commit); unchanged ones get no new version.
 
         ``create_only`` names (``Type/id``) resources that are written only when absent: a lab or
         imaging message carries a thin Patient/Encounter so its Bundle stands alone, and must not
-        overwrite the richer version the ADT feed stored.
+        overwrite the richer version the ADT feed stored. ``validated``: the caller has validated
+        these very resources (``valid_groups``) and not changed them since.
         """
         prepared = [self._prepare(r) for r in resources]
         for r in prepared:
             if not isinstance(r.get("id"), str):
                 r["id"] = str(uuid.uuid4())
             self._check(r["resourceType"], r["id"])
-        if self.validator is not None:  # all valid before anything is written, on every backend
+        if self.validator is not None and not validated:  # all valid before anything is written
             for r in prepared:
                 self.validator.validate(r)
         with self.store.transaction(), self._grouped():
