@@ -223,6 +223,10 @@ class SqliteFhirBackend:
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
             self.legacy = version < LAYOUT and old
             if not self.legacy:
+                if version == LAYOUT and conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'").fetchone() is None:
+                    log.warning("%s: building the index on the end of stored date ranges (once; a large "
+                                "store takes a while)", store.path)
                 conn.executescript(SCHEMA)
                 if version != LAYOUT:
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")
