@@ -140,16 +140,26 @@ def param_hash(rtype: str, param: str) -> int:
     return h64(f"p{_SEP}{rtype}{_SEP}{param}")
 
 
+@lru_cache(maxsize=1 << 16)
+def _token_keys(rtype: str, param: str, system: str, code: str) -> tuple[int, ...]:
+    """A token's keys: ``system|code``, and with a system also ``*|code`` and ``system|*``.
+
+    Cached as a whole: a feed's tokens repeat (its codes, categories, statuses), and one lookup
+    replaces building and hashing three key strings."""
+    if not system:
+        return (token_hash(rtype, param, system, code),)
+    return (token_hash(rtype, param, system, code), token_hash(rtype, param, ANY, code),
+            token_hash(rtype, param, system, ANY))
+
+
 def hash_keys(rtype: str, rows: IndexRows) -> set[int]:
     """The ``ix_hash`` keys of one resource: each token under ``system|code``, ``*|code`` and
     ``system|*``, each reference, URI and compartment once."""
     keys: set[int] = set()
     add = keys.add
+    update = keys.update
     for p, s, c in rows.tokens:
-        add(token_hash(rtype, p, s, c))
-        if s:
-            add(token_hash(rtype, p, ANY, c))
-            add(token_hash(rtype, p, s, ANY))
+        update(_token_keys(rtype, p, s, c))
     for p, rt, target in rows.refs:
         add(ref_hash(rtype, p, rt, target))
     for p, uri in rows.uris:
