@@ -34,7 +34,6 @@ from engine.errors import BadRequest, Gone, NotFound
 from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
-from engine.insurance.settlement import year_charges
 from engine.insurance.split_admissions import search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
 from engine.recognition.reports import ReportFilter, duplicates_report
@@ -126,7 +125,8 @@ def gather(engine: Any, period: Period, measures: Measures) -> Facts:
 
     # charge lines: spending, out-of-pocket, and each admission's cost (whatever the line's date)
     stay_cost: dict[str, tuple[Decimal, int]] = {}
-    for resource in year_charges(repository, period.start.year):
+    # every stored line: an admission's lines may be dated long before its discharge
+    for resource in search_pages(repository, "ChargeItem", []):
         line = read_line(resource, organization)
         if line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
             continue
