@@ -151,7 +151,16 @@ class AuthService:
             patient_ids = self.compartment(patient)
         return Caller(subject=claims["sub"], kind=kind, scopes=tuple(sc.split(claims.get("scope"))),
                       client_id=claims.get("client_id", ""), patient_ids=patient_ids,
-                      person=claims.get("person"), patient=patient, token_id=claims["jti"])
+                      person=claims.get("person"), patient=patient, token_id=claims["jti"],
+                      acting=claims.get("acting") if kind == "patient" else None,
+                      consent=claims.get("consent") if kind == "patient" else None)
+
+    def fhir_user(self, claims: Mapping[str, Any]) -> str:
+        """SMART ``fhirUser`` of a resident's token: their Patient record, or for a family member
+        acting for someone the RelatedPerson they are in that person's record."""
+        if claims.get("acting"):
+            return f"{self.audience}/RelatedPerson/{claims['acting']}"
+        return f"{self.audience}/Patient/{claims['patient']}"
 
     def authenticate(self, authorization: str | None) -> Caller:
         """``Authorization`` header value -> ``Caller``; ``Unauthorized`` (401) otherwise."""
@@ -182,7 +191,7 @@ class AuthService:
                 "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}
             if claims.get("patient"):
                 info["patient"] = claims["patient"]
-                info["fhirUser"] = f"{self.audience}/Patient/{claims['patient']}"
+                info["fhirUser"] = self.fhir_user(claims)
             return info
         doc = self.resident.find_refresh(value) if self.resident else None
         if doc is not None:
