@@ -50,7 +50,7 @@ def me(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
-        "who": s.public_base_url + "/ui/me/who-looked",
+        "who": s.public_base_url + "/ui/me/who-looked", "userinfo": s.public_base_url + "/auth/userinfo",
     }, headers=HEADERS)
 
 

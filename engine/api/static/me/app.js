@@ -183,10 +183,22 @@ function renderReferrals() {
     return card("referral", text(sr.code) || w.kind.referral,
       [day(sr), institution(sr), word(w.refStatus, sr.status)],
       line(w.referTo, to), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
-      ...sortNewest(tasks).map((t) => line(w.progress,
-        `${word(w.taskStatus, t.status)}${t.businessStatus ? "（" + text(t.businessStatus) + "）" : ""} ${dayTime(t.lastModified || t.authoredOn)}`)));
+      ...sortNewest(tasks).map((t) => el("p", { class: "line ref-state" }, el("span", { class: "lbl" }, w.progress + w.colon),
+        badge(word(w.refState, referralState(t)) || word(w.taskStatus, t.status), "state"),
+        " ", dayTime(t.lastModified || t.authoredOn))));
   });
 }
+
+/** Where a referral stands (the two-way referral's state on its Task, else the Task's status). */
+const REF_STATE_SYSTEM = "urn:huren:referral-state";
+const REF_STATE_BY_STATUS = { requested: "requested", received: "requested", accepted: "accepted", rejected: "rejected",
+  cancelled: "cancelled", "in-progress": "arrived", completed: "completed", "entered-in-error": "entered-in-error" };
+function referralState(task) {
+  const c = ((task.businessStatus || {}).coding || []).find((x) => x.system === REF_STATE_SYSTEM);
+  return (c && c.code) || REF_STATE_BY_STATUS[task.status] || "";
+}
+const latestTask = (sr) => sortNewest(state.Task.filter((t) => [t.focus, ...(t.basedOn || [])].some((x) =>
+  x && x.reference === "ServiceRequest/" + sr.id)))[0];
 
 function renderDocuments() {
   return sortNewest(state.DocumentReference).map((d) => card("document", text(d.type) || d.description,
@@ -309,7 +321,10 @@ function renderTimeline() {
   for (const i of state.Immunization) add("immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
   for (const a of state.AllergyIntolerance) add("allergy", whenOf(a), text(a.code), institution(a), word(w.allergyCrit, a.criticality), "allergies");
   for (const a of state.Appointment) add("appointment", a.start || "", apptTitle(a), institution(a), word(w.apptStatus, a.status), "appointments");
-  for (const r of state.referrals) add("referral", whenOf(r), text(r.code), institution(r), word(w.refStatus, r.status), "referrals");
+  for (const r of state.referrals) {
+    const t = latestTask(r);
+    add("referral", whenOf(r), text(r.code), institution(r), t ? word(w.refState, referralState(t)) : word(w.refStatus, r.status), "referrals");
+  }
   for (const d of state.DocumentReference) add("document", whenOf(d), text(d.type), institution(d), "", "documents");
   for (const r of state.imagingReports) add("imaging", whenOf(r), text(r.code), institution(r), r.conclusion || "", "imaging", hrMark(r));
   for (const g of labGroups()) {
@@ -349,7 +364,7 @@ const SECTIONS = {
   timeline: renderTimeline, visits: renderVisits, diagnoses: renderDiagnoses, meds: renderMeds,
   immunisations: renderImmunisations, allergies: renderAllergies, appointments: renderAppointments,
   referrals: renderReferrals, documents: renderDocuments, results: renderResults, trends: renderTrends,
-  imaging: renderImaging, who: renderWho,
+  imaging: renderImaging, family: renderFamily, who: renderWho,
 };
 const COUNTS = {
   visits: () => state.Encounter.length, diagnoses: () => state.Condition.length, meds: () => state.meds_all.length,
@@ -389,12 +404,12 @@ function renderBanner() {
     if (a >= 0 && a < 150) age = w.age(a);
   }
   const insts = [...new Set(Object.values(state.patientInst).filter(Boolean))];
-  $("banner").replaceChildren(
+  $("banner").replaceChildren(...[actingBanner(),
     el("p", { class: "who-am-i" }, el("strong", { id: "name" }, name || "—"), " ",
       ...[word(w.sex, p.gender), age, born && `${w.born} ${born}`].filter(Boolean)
         .flatMap((x, i) => [i ? " · " : "", el("span", { class: "nobr" }, x)])),
     insts.length ? el("p", { class: "insts" }, w.institutions(insts)) : null,
-    allergyLine());
+    allergyLine()].filter(Boolean));
   $("banner").hidden = false;
 }
 
@@ -509,6 +524,10 @@ async function load(s) {
   const imagingObs = new Set(state.imagingReports.flatMap((r) => (r.result || []).map((x) => x.reference)));
   state.labs = obs.resources.filter((o) => !imagingObs.has("Observation/" + o.id) &&
     !(o.category || []).some((c) => codes(c).includes("imaging")));
+  // a family member signed in on this person's behalf sees whose record it is; the person manages
+  // who may do so
+  state.acting = s.acting || null;
+  await loadFamily(s);
   // who looked: the server words the audit trail's accesses to this person's records, newest first
   const who = await fhir(cfg.who, s);
   state.audit = (who && who.entries) || [];
