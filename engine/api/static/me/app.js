@@ -568,6 +568,7 @@ async function main() {
     } else $("signin").hidden = false;
   } catch (e) {
     $("signin").hidden = false;
+    if (!session()) $("signout").hidden = true;
     status(e.message, true);
     document.body.dataset.ready = "error";
   }

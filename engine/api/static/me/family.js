@@ -64,7 +64,7 @@ function renderFamily() {
     const byDesk = (consent.verification || []).some((v) => v.verified);
     const body = [
       el("p", {}, badge(w.family_state[st], st === "active" ? "ok" : "")),
-      line(w.family_until, end ? formatDate(end, lang, false) : w.family_noEnd),
+      line(st === "active" ? w.family_until : w.family_ended, end ? formatDate(end, lang, false) : w.family_noEnd),
       line(w.family_since, formatDate(consent.dateTime, lang, false)),
       byDesk ? el("p", { class: "meta" }, w.family_byDesk) : null,
     ];
