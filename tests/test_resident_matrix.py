@@ -247,18 +247,26 @@ def test_bad_and_missing_tokens_get_nothing(http, world):
             assert re.match(r"Bearer", r.headers["www-authenticate"])
 
 
-def test_every_get_endpoint_of_the_app_keeps_the_other_resident_out(http, world):
-    """Scan every GET route the app publishes (FHIR, reports, audit, admin, CDS, UI) with 张三's token,
-    path parameters pointing at 李四's records: nothing of 李四 may come back."""
-    h = token(world, "zhang")
+FOREIGN = {  # me -> (a record of someone else to point at, what of theirs must never come back)
+    "zhang": ("fn-li", ("李四", LI, "obs-fn-li", "dr-fn-li")),
+    "proxy": ("fn-zhang", ("张三", ZHANG, "obs-fn-zhang", "dr-fn-zhang", "fz-zhang", "obs-fn-wang", WANG)),
+}
+
+
+@pytest.mark.parametrize("me", sorted(FOREIGN))
+def test_every_get_endpoint_of_the_app_keeps_the_other_resident_out(http, world, me):
+    """Scan every GET route the app publishes (FHIR, reports, audit, admin, CDS, UI) with 张三's token
+    (and with 王五's, acting for 李四), path parameters pointing at someone else's records: nothing
+    of theirs may come back (for the proxy, nothing of 张三's nor of 王五's own records)."""
+    h = token(world, me)
     fill = {"rtype": "Observation", "type": "Observation", "resource_type": "Observation"}
-    markers = ("李四", LI, "obs-fn-li", "dr-fn-li")
+    target, markers = FOREIGN[me]
     checked = 0
     for path, ops in http.app.openapi()["paths"].items():
         if "get" not in ops:
             continue
-        url = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: fill.get(m.group(1), "fn-li"), path)
-        for query in ("", "?patient=fn-li", "?subject=Patient/fn-li"):
+        url = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: fill.get(m.group(1), target), path)
+        for query in ("", f"?patient={target}", f"?subject=Patient/{target}"):
             r = http.get(url + query, headers=h, follow_redirects=False)
             assert r.status_code < 500, (url + query, r.status_code, r.text[:300])
             leaked = [m for m in markers if m in r.text]

@@ -85,8 +85,7 @@ async def family_grant(request: Request, caller: Caller = Depends(get_caller)) -
             patient, str(_one(params, "proxyNationalId", "valueString", required=True)),
             name=str(_one(params, "proxyName", "valueString", required=True)),
             relationship=str(_one(params, "relationship", "valueCode", required=True)),
-            end=str(end) if end else None, desk=desk,
-            performer=None if desk is None else f"Patient/{patient}")
+            end=str(end) if end else None, desk=desk)
     ids = sorted(engine.identity.person_compartment(patient))
     note(request, action="family-access", resources=[grant.consent, grant.related], patient_ids=ids,
          detail={"operation": "$family-grant", "reason": _one(params, "reason", "valueString") or ""})

@@ -48,6 +48,7 @@ class Repository(Protocol):
 class Identity(Protocol):
     def nid_key(self, number: str) -> str: ...
     def patients_for_number(self, number: str) -> list[str]: ...
+    def record(self, patient_id: str) -> dict[str, Any] | None: ...
 
 
 def person_key(nid_key: str) -> str:
@@ -110,7 +111,7 @@ class FamilyAccess:
 
     # ---- granting and withdrawing ---------------------------------------------------------------
     def grant(self, patient_id: str, proxy_number: str, *, name: str, relationship: str, end: str | None,
-              start: str | None = None, performer: str | None = None, desk: str | None = None) -> Grant:
+              start: str | None = None, desk: str | None = None) -> Grant:
         """Record that the resident of ``patient_id`` lets the holder of ``proxy_number`` see their
         record from ``start`` (now) to ``end`` (None: until withdrawn). ``desk``: the operator who
         checked both ID cards in person (recorded as the Consent's verification)."""
@@ -150,7 +151,7 @@ class FamilyAccess:
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}],
                           "text": "家人代查授权"}],
             "patient": {"reference": f"Patient/{patient_id}"}, "dateTime": now,
-            "performer": [{"reference": performer or f"Patient/{patient_id}"}],
+            "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
             "provision": {"type": "permit", "period": period,
                           "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
@@ -166,8 +167,7 @@ class FamilyAccess:
         return Grant(self.repository.read("Consent", consent["id"]), related)
 
     def _key_of(self, patient_id: str) -> str:
-        doc = getattr(self.identity, "record", lambda _pid: None)(patient_id) or {}
-        return doc.get("nid_key") or ""
+        return (self.identity.record(patient_id) or {}).get("nid_key") or ""
 
     def _related(self, patient_id: str, key: str, name: str, relationship: str) -> dict[str, Any]:
         """The resident's RelatedPerson for this family member: the existing one (updated), or a new one."""

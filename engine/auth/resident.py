@@ -37,6 +37,7 @@ from engine.auth.clients import Client
 from engine.auth.errors import OAuthError
 from engine.auth.family import RELATIONSHIPS, FamilyAccess, Grant, person_key
 from engine.auth.sender import CodeSender, build_sender
+from engine.errors import Gone, NotFound
 from engine.identity import nationalid
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -339,7 +340,7 @@ class ResidentAuth:
         def name(pid: str) -> str:
             try:
                 patient = repo.read("Patient", pid) if repo is not None else {}
-            except Exception:  # noqa: BLE001 -- a record gone since: shown without a name
+            except (NotFound, Gone):  # a record gone since: shown without a name
                 return ""
             n = (patient.get("name") or [{}])[0]
             return n.get("text") or "".join([n.get("family", ""), *n.get("given", [])])
