@@ -93,6 +93,14 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         assert "已授权孙伟查看您的档案" in mother.text("status")
         mother.shot("02-mother-granted-big-360")
         fits(mother)
+        # the same in English, on a button (and back: Chinese first)
+        mother.click("#lang")
+        family_en = mother.text("family")
+        assert "Family access" in family_en and "Can view" in family_en and "Withdraw 孙伟's access" in family_en
+        assert "家人代查" not in family_en and "可以查看" not in family_en
+        fits(mother)
+        mother.click("#lang")
+        assert "可以查看" in mother.text("family")
 
         # his phone: he signs in as himself and is asked whose record to open
         son = Phone(tmp_path / "son")

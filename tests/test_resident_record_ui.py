@@ -304,6 +304,7 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         patients = {e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"}
         assert patients == set(engine.identity.patients_for_number(ZHAO))  # all three hospitals' records
         assert kinds.count("Observation") >= 6 and "AllergyIntolerance" in kinds and "Encounter" in kinds
+        assert "Task" in kinds and "Medication" in kinds  # hers, though outside the R4 compartment
         everyone_else = set(engine.identity.patients_for_number(QIAN))
         assert not everyone_else & {e["resource"].get("subject", {}).get("reference", "").split("/")[-1]
                                     for e in bundle["entry"]}

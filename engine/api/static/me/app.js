@@ -479,6 +479,12 @@ async function exportEverything(s) {
       url = next ? next.url : null;
     }
   }
+  // outside the R4 compartment, so not in $everything, yet theirs: referral Tasks for them and the
+  // medicines their prescriptions name
+  const add = (r) => { const key = r.resourceType + "/" + r.id;
+    if (!seen.has(key)) { seen.add(key); entries.push({ fullUrl: cfg.fhir + "/" + key, resource: r }); } };
+  (state.Task || []).forEach(add);
+  Object.values(state.meds || {}).forEach(add);
   const bundle = { resourceType: "Bundle", type: "collection", timestamp: new Date().toISOString(), total: entries.length, entry: entries };
   saveBlob(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }),
     `health-record-${new Date().toISOString().slice(0, 10)}.json`);
