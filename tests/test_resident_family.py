@@ -243,3 +243,79 @@ def test_a_son_for_his_mother_and_a_father_for_his_child(engine):
         assert http.get("/fhir/Observation", headers=as_father).status_code == 403
         _, offered = proxy_sign_in(http, engine, SUN, None)
         assert offered == []  # nothing granted any more: straight into his own record
+
+
+# ---- the rule itself, and the grant on both storage backends ---------------------------------------
+
+def _grant_docs(**changes) -> tuple[dict, dict]:
+    consent = {"resourceType": "Consent", "id": "c1", "status": "active",
+               "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+               "patient": {"reference": "Patient/p1"},
+               "provision": {"type": "permit", "period": {"start": "2026-01-01T00:00:00+08:00", "end": "2027-01-01T00:00:00+08:00"},
+                             "actor": [{"reference": {"reference": "RelatedPerson/r1"}}]}}
+    related = {"resourceType": "RelatedPerson", "id": "r1", "patient": {"reference": "Patient/p1"},
+               "identifier": [{"system": "urn:huren:family", "value": "per-son"}]}
+    for path, value in changes.items():
+        doc = consent if path.startswith("c.") else related
+        *parents, last = path[2:].split(".")
+        node = doc
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return consent, related
+
+
+def test_a_grant_holds_only_as_its_consent_says():
+    import datetime as dt
+
+    from engine.auth.policy import proxy_grant_holds
+
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+    def holds(consent, related, *, proxy="per-son", related_id="r1", patients=frozenset({"p1", "p1b"})):
+        return proxy_grant_holds(consent, related, proxy=proxy, related_id=related_id, patients=patients, now=now)
+
+    assert holds(*_grant_docs()) is None
+    refused = {
+        "withdrawn": _grant_docs(**{"c.status": "inactive"}),
+        "not yet": _grant_docs(**{"c.provision.period": {"start": "2026-07-01"}}),
+        "expired": _grant_docs(**{"c.provision.period": {"end": "2026-05-31T23:59:59+08:00"}}),
+        "unreadable period": _grant_docs(**{"c.provision.period": {"end": "soon"}}),
+        "deny": _grant_docs(**{"c.provision.type": "deny"}),
+        "another actor": _grant_docs(**{"c.provision.actor": [{"reference": {"reference": "RelatedPerson/r2"}}]}),
+        "not privacy": _grant_docs(**{"c.scope": {"coding": [{"code": "research"}]}}),
+        "deactivated": _grant_docs(**{"r.active": False}),
+        "another record's person": _grant_docs(**{"r.patient": {"reference": "Patient/p9"}}),
+        "names someone else": _grant_docs(**{"r.identifier": [{"system": "urn:huren:family", "value": "per-x"}]}),
+    }
+    for why, (consent, related) in refused.items():
+        assert holds(consent, related) is not None, why
+    consent, related = _grant_docs()
+    assert holds(consent, related, proxy="per-other") is not None  # another person's token
+    assert holds(consent, related, related_id="r2") is not None  # a token naming another RelatedPerson
+    assert holds(consent, related, patients=frozenset({"p2"})) is not None  # a token for another record
+    assert holds(None, related) is not None and holds(consent, None) is not None  # gone
+
+
+def test_grant_and_withdraw_on_each_backend(backend_settings):
+    from engine.auth.family import person_key
+    from engine.engine import Engine
+    from tests.test_resident_matrix import _patient
+
+    eng = Engine(backend_settings)
+    try:
+        eng.repository.update(_patient("fn-zhao", "FNXRMYY", ZHAO, "赵桂兰", "female", "1948-03-05"))
+        eng.repository.update(_patient("fn-sun", "FNXRMYY", SUN, "孙伟", "male", "1975-04-12"))
+        family = eng.auth.resident.family
+        key = person_key(eng.identity.nid_key(SUN))
+        assert family.grants_for(key) == []
+        grant = family.grant("fn-zhao", SUN, name="孙伟", relationship="CHILD", end="2099-01-01")
+        again = family.grant("fn-zhao", SUN, name="孙伟", relationship="CHILD", end=None)
+        assert again.related_id == grant.related_id  # one RelatedPerson per family member
+        assert [g.consent_id for g in family.grants_for(key)] == [grant.consent_id, again.consent_id]
+        assert family.grants_for(person_key(eng.identity.nid_key(ZHAO))) == []
+        family.withdraw(grant.consent_id)
+        assert [g.consent_id for g in family.grants_for(key)] == [again.consent_id]
+        assert family.withdraw(grant.consent_id)["status"] == "inactive"  # twice is harmless
+    finally:
+        eng.close()

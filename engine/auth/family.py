@@ -220,7 +220,9 @@ class FamilyAccess:
             for c in consents.resources:
                 if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is None:
                     out.append(Grant(c, rp))
-        return sorted(out, key=lambda g: g.consent.get("dateTime", ""))
+        # oldest grant first, as the resident made them (same-second grants by their stored time)
+        return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),
+                                          g.consent_id))
 
     def grant_of(self, key: str, consent_id: str) -> Grant | None:
         return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)
