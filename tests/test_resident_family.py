@@ -177,6 +177,9 @@ def test_a_son_for_his_mother_and_a_father_for_his_child(engine):
         assert jwt.decode(for_mother["id_token"], options={"verify_signature": False})["fhirUser"] == fhir_user
         info = http.get("/auth/userinfo", headers=as_son).json()
         assert info["fhirUser"] == fhir_user and info["patient"] == for_mother["patient"]
+        rs_secret = engine.auth.registry.add("resource-server", scopes=["system/*.rs"], kind="system")
+        seen = http.post("/auth/introspect", data={"token": for_mother["access_token"]}, auth=("resource-server", rs_secret))
+        assert seen.json()["active"] is True and seen.json()["fhirUser"] == fhir_user
 
         # exactly his mother's records: all three hospitals, nobody else's, not even his own
         obs = http.get("/fhir/Observation?_count=100", headers=as_son).json()
@@ -224,6 +227,9 @@ def test_a_son_for_his_mother_and_a_father_for_his_child(engine):
         assert http.get("/fhir/Observation", headers=as_son).status_code == 403
         assert http.get(f"/fhir/Patient/{for_mother['patient']}", headers=as_son).status_code == 403
         assert http.get("/ui/me/who-looked", headers=as_son).status_code == 403
+        assert http.get("/auth/userinfo", headers=as_son).status_code == 401  # the token says nothing any more
+        gone = http.post("/auth/introspect", data={"token": for_mother["access_token"]}, auth=("resource-server", rs_secret))
+        assert gone.json() == {"active": False}
         refreshed = http.post("/auth/token", data={"grant_type": "refresh_token", "client_id": "phr",
                                                    "refresh_token": for_mother["refresh_token"]})
         assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"

@@ -276,6 +276,11 @@ async def userinfo(request: Request, caller: Caller = Depends(get_caller)) -> JS
         return oauth_json({"error": "insufficient_scope",
                            "error_description": "userinfo needs a resident's access token with the openid scope"},
                           403, {"WWW-Authenticate": 'Bearer realm="huren", error="insufficient_scope", scope="openid"'})
+    if caller.acting and not _auth(request).resident.family.still_holds(
+            {"consent": caller.consent, "acting": caller.acting, "person": caller.person}, caller.patient_ids or frozenset()):
+        return oauth_json({"error": "invalid_token", "error_description": "the family access this token was issued under "
+                           "was withdrawn or has expired"}, 401,
+                          {"WWW-Authenticate": 'Bearer realm="huren", error="invalid_token"'})
     info = {"sub": caller.subject, "fhirUser": _auth(request).fhir_user({"patient": caller.patient, "acting": caller.acting})}
     if caller.acting:
         info["patient"] = caller.patient  # the record they act for (the RelatedPerson's patient)

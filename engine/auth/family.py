@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.auth import policy
-from engine.errors import NotFound, Unprocessable
+from engine.errors import Gone, NotFound, Unprocessable
 from engine.identity import nationalid
 
 FAMILY_SYSTEM = policy.FAMILY_SYSTEM  # RelatedPerson.identifier: the family member's person key
@@ -223,6 +223,19 @@ class FamilyAccess:
         # oldest grant first, as the resident made them (same-second grants by their stored time)
         return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),
                                           g.consent_id))
+
+    def still_holds(self, claims: dict[str, Any], patients: frozenset[str]) -> bool:
+        """Whether the grant a family member's token names (claims ``consent``, ``acting``,
+        ``person``) still holds: for answers about the token itself (introspection, userinfo);
+        FHIR requests are decided by the scoped repository with the same rule."""
+        docs = []
+        for rtype, rid in (("Consent", claims.get("consent")), ("RelatedPerson", claims.get("acting"))):
+            try:
+                docs.append(self.repository.read(rtype, str(rid)) if rid else None)
+            except (NotFound, Gone):
+                docs.append(None)
+        return policy.proxy_grant_holds(docs[0], docs[1], proxy=claims.get("person"), related_id=claims.get("acting"),
+                                        patients=patients) is None
 
     def grant_of(self, key: str, consent_id: str) -> Grant | None:
         return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)

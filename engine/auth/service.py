@@ -186,7 +186,7 @@ class AuthService:
             claims = self.decode(value)
         except jwt.InvalidTokenError:
             claims = None
-        if claims is not None and self.revoked.get(claims["jti"]) is None:
+        if claims is not None and self.revoked.get(claims["jti"]) is None and self._grant_holds(claims):
             info = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
                 "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}
             if claims.get("patient"):
@@ -198,6 +198,14 @@ class AuthService:
             return {"active": True, "token_type": "refresh_token", "scope": " ".join(doc["scope"]),
                     "client_id": doc["client_id"], "sub": doc["person"], "exp": doc["exp"], "patient": doc["patient"]}
         return {"active": False}
+
+    def _grant_holds(self, claims: Mapping[str, Any]) -> bool:
+        """A family member's token is active only while the grant it names holds."""
+        if not claims.get("acting") and not claims.get("consent"):
+            return True
+        family = getattr(self.resident, "family", None)
+        return family is not None and bool(claims.get("patient")) and family.still_holds(
+            dict(claims), self.compartment(claims["patient"]))
 
     def revoke(self, value: str, client: Client, hint: str | None = None) -> None:
         """RFC 7009: revoke one of ``client``'s tokens (a refresh token takes its whole grant)."""
