@@ -82,6 +82,16 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         m.eval("document.querySelector('[data-tab=family]').click()")
         family = mother.text("family")
         assert "您还没有授权任何家人" in family and "授权一位家人" in family
+        # a mistyped number is caught, in words she can act on, before and by the server
+        m.eval("""(() => { document.getElementById('fam-name').value = '孙伟';
+            document.getElementById('fam-nid').value = '3209231975';
+            document.querySelector('.family-form button[type=submit]').click(); })()""")
+        assert "身份证号应为 18 位" in mother.text("status")
+        wrong = SUN[:-1] + ("0" if SUN[-1] != "0" else "1")
+        m.eval(f"""(() => {{ document.getElementById('fam-nid').value = '{wrong}';
+            document.querySelector('.family-form button[type=submit]').click(); }})()""")
+        m.wait("document.getElementById('status').innerText.includes('没有办成')")
+        assert "家人的身份证号不正确" in mother.text("status") and "可以查看" not in mother.text("family")
         m.eval(f"""(() => {{
             document.getElementById('fam-name').value = '孙伟';
             document.getElementById('fam-nid').value = '{SUN}';

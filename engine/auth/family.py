@@ -71,7 +71,7 @@ def _instant(value: str, *, end: bool) -> str:
             return dt.datetime.combine(d, t).isoformat()
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Unprocessable(f"'{value}' is not a date (YYYY-MM-DD)", expression=["Parameters.parameter[end]"]) from None
+        raise Unprocessable(f"日期格式不正确 ('{value}' is not a date, YYYY-MM-DD)", expression=["Parameters.parameter[end]"]) from None
     if parsed.tzinfo is None:
         raise Unprocessable("a time must carry its offset", expression=["Parameters.parameter[end]"])
     return parsed.isoformat()
@@ -118,30 +118,30 @@ class FamilyAccess:
         try:
             number = nationalid.parse(proxy_number.strip().upper()).number
         except nationalid.InvalidNationalId as exc:
-            raise Unprocessable(f"the family member's ID number: {exc}",
+            raise Unprocessable(f"家人的身份证号不正确 (the family member's ID number: {exc})",
                                 expression=["Parameters.parameter[proxyNationalId]"]) from None
         if relationship not in RELATIONSHIPS:
             raise Unprocessable(f"relationship must be one of {', '.join(RELATIONSHIPS)}",
                                 expression=["Parameters.parameter[relationship]"])
         name = (name or "").strip()
         if not name or len(name) > 64:
-            raise Unprocessable("the family member's name is required (at most 64 characters)",
+            raise Unprocessable("请填写家人姓名 (the family member's name is required, at most 64 characters)",
                                 expression=["Parameters.parameter[proxyName]"])
         if not self.identity.patients_for_number(number):
-            raise Unprocessable("the family member has no record in the medical community yet, so they cannot sign "
-                                "in: they can register at the desk of any member hospital first (家人尚未在医共体建档)",
+            raise Unprocessable("家人尚未在医共体建档，还不能登录：请家人先到任一成员医院建档 (the family member has no "
+                                "record in the medical community yet, so they cannot sign in)",
                                 expression=["Parameters.parameter[proxyNationalId]"])
         key = person_key(self.identity.nid_key(number))
         patient = self.repository.read("Patient", patient_id)
         if nationalid.patient_number(patient) == number or person_key(self._key_of(patient_id)) == key:
-            raise Unprocessable("a resident does not need family access to their own record",
+            raise Unprocessable("不需要授权给自己 (a resident does not need family access to their own record)",
                                 expression=["Parameters.parameter[proxyNationalId]"])
         now = now_instant()
         period: dict[str, str] = {"start": _instant(start, end=False) if start else now}
         if end:
             period["end"] = _instant(end, end=True)
             if not _after(period["end"], period["start"]):
-                raise Unprocessable("the end of the period must be after its start",
+                raise Unprocessable("授权结束日期必须晚于今天 (the end of the period must be after its start)",
                                     expression=["Parameters.parameter[end]"])
         related = self._related(patient_id, key, name, relationship)
         consent: dict[str, Any] = {
