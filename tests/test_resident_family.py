@@ -249,6 +249,14 @@ def test_a_son_for_his_mother_and_a_father_for_his_child(engine):
         assert http.get("/fhir/Observation", headers=as_father).status_code == 403
         _, offered = proxy_sign_in(http, engine, SUN, None)
         assert offered == []  # nothing granted any more: straight into his own record
+        # the desk records its withdrawal too (the father asked in person): attested, audited
+        withdraw = params(consent={"reference": f"Consent/{xiao_consent['id']}"}, reason="父亲到服务台申请撤销")
+        assert http.post("/fhir/Patient/$family-withdraw", headers=desk, json=withdraw).status_code == 422
+        withdraw["parameter"].append({"name": "idCardChecked", "valueBoolean": True})
+        r = http.post("/fhir/Patient/$family-withdraw", headers=desk, json=withdraw)
+        assert r.status_code == 200 and r.json()["parameter"][0]["resource"]["status"] == "inactive"
+        assert http.post("/fhir/Patient/$family-withdraw", headers=desk, json=params(
+            consent={"reference": "Consent/no-such"}, idCardChecked=True)).status_code == 404
 
 
 # ---- the rule itself, and the grant on both storage backends ---------------------------------------
