@@ -6,6 +6,8 @@ The flow a phone app runs (SMART App Launch 2.x, RFC 6749 §4.1, RFC 7636)::
                         &code_challenge&code_challenge_method=S256          -> login page
     POST /auth/authorize/login   national ID            -> code sent, code page
     POST /auth/authorize/verify  one-time code          -> 303 redirect_uri?code&state
+                                 (a person some family member granted access: -> choice page)
+    POST /auth/authorize/choose  own record or a granted one  -> 303 redirect_uri?code&state
     POST /auth/token  grant_type=authorization_code + code_verifier  -> tokens (+ patient)
     POST /auth/token  grant_type=refresh_token                         -> rotated tokens
 
