@@ -1,8 +1,8 @@
-"""A resident reads the names of their medicines and the state of their referrals.
+"""A resident reads the names of their medicines, the state of their referrals and their doctors' names.
 
 A prescription (RDE) names its medicine by a reference to a shared ``Medication``, which is in no
 Patient compartment; a referral's progress is a ``Task``, which R4 leaves out of the compartment
-(its ``for`` names the patient). Both arrive as HL7 v2 over POST /hl7v2; 赵桂兰 reads them with her
+(its ``for`` names the patient); the doctors a referral names are shared ``Practitioner``s. All arrive as HL7 v2 over POST /hl7v2; 赵桂兰 reads them with her
 own token, 钱多多 (another resident) gets nothing of them, and a Medication no record of hers names
 stays unknown to her.
 """
@@ -60,5 +60,17 @@ def test_medicine_names_and_referral_progress_are_the_residents_own(engine):
         assert not http.get(f"/fhir/Task?patient={tasks[0]['for']['reference']}", headers=qian).json().get("entry")
         r = http.get(f"/fhir/Task/{task_id}", headers=qian)
         assert r.status_code == 404 and task_id not in r.text
+        # the doctors the referral names (sending and receiving), by name: read and included
+        b = http.get("/fhir/ServiceRequest?_include=ServiceRequest:performer&_include=ServiceRequest:requester",
+                     headers=zhao).json()
+        doctors = {e["resource"]["id"]: e["resource"] for e in b["entry"] if e["search"]["mode"] == "include"}
+        names = sorted("".join([n.get("family", ""), *n.get("given", [])]) for d in doctors.values() for n in d["name"])
+        assert {"陈明", "孙丽"} <= set(names), names
+        receiving = focus[0]["performer"][0]["reference"].removeprefix("Practitioner/")
+        assert http.get(f"/fhir/Practitioner/{receiving}", headers=zhao).status_code == 200
+        assert http.get(f"/fhir/Practitioner/{receiving}", headers=qian).status_code == 404  # not named by his records
+        assert http.put("/fhir/Practitioner/nobody-s", headers=system, json={
+            "resourceType": "Practitioner", "id": "nobody-s", "name": [{"text": "王五"}]}).status_code in (200, 201)
+        assert http.get("/fhir/Practitioner/nobody-s", headers=zhao).status_code == 404
         # a resident still only reads: a Task is not theirs to change
         assert http.put(f"/fhir/Task/{task_id}", headers=zhao, json=tasks[0]).status_code == 403

@@ -287,7 +287,9 @@ def test_elderly_resident_reads_her_whole_record_on_a_small_phone(community, tmp
         assert "高血压复诊" in appointments and "已预约" in appointments and "2026年12月10日 09:00" in appointments
         assert "科室：心内科门诊" in appointments and "备注：请带上近期血压记录" in appointments
         assert "阜宁县人民医院" in appointments
-        assert "对方医院已同意接收" in phone.text("referrals")  # the referral Task's state, in words
+        referrals = phone.text("referrals")
+        assert "对方医院已同意接收" in referrals  # the referral Task's state, in words
+        assert "接诊：陈明 医生" in referrals and "转出：孙丽 医生" in referrals  # the doctors, by name
         timeline = phone.text("timeline")
         assert timeline.index("2026年12月10日") < timeline.index("2026年10月8日") < timeline.index("2026年9月20日")
         phone.click("[data-tab=meds]")

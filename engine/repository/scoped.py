@@ -21,7 +21,8 @@ The decisions, all here:
 - **Beyond the compartment** (``mappings/access/confined.yaml``): a resource whose own element names
   the caller's Patient although R4 leaves its type out of the compartment (a referral ``Task`` by
   ``for``), and a shared resource that a resource the caller can read references (the
-  ``Medication`` a prescription names), are read like the rest.
+  ``Medication`` a prescription names, the ``Practitioner`` a referral is sent to), are read like
+  the rest.
 - **Acting for a family member** (a token with ``acting``/``consent``): the compartment is the
   resident's, and the grant is checked again when the repository is built for each request
   (``engine.auth.policy.proxy_grant_holds``): once the Consent is withdrawn or its period is over,
@@ -71,7 +72,8 @@ class ConfinedRules:
     withheld: dict[str, tuple[Path_, ...]]
     only: dict[str, tuple[tuple[Path_, frozenset[str]], ...]]
     subject_of: dict[str, tuple[Path_, str]] = dataclasses.field(default_factory=dict)  # type -> (path, search param)
-    referenced_by: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # type -> referring type -> param
+    # type -> referring type -> its search parameters for the reference
+    referenced_by: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
 
     @staticmethod
     def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
@@ -85,7 +87,8 @@ class ConfinedRules:
         subject_of = {t: (tuple(d["path"].split(".")), d["param"]) for t, d in (data.get("subject_of") or {}).items()}
         return cls(inside=cls._paths(data.get("inside")), person_systems=frozenset(data.get("person_systems") or ()),
                    withheld=cls._paths(data.get("withheld")), only=only, subject_of=subject_of,
-                   referenced_by={t: dict(d) for t, d in (data.get("referenced_by") or {}).items()})
+                   referenced_by={t: {src: (p,) if isinstance(p, str) else tuple(p) for src, p in d.items()}
+                                  for t, d in (data.get("referenced_by") or {}).items()})
 
 
 @functools.cache
@@ -225,12 +228,10 @@ class ScopedRepository:
         key = (rtype, resource["id"])
         if key not in self._reached:
             self._reached[key] = False  # while asking: a cycle of references decides nothing
-            for src, param in referring.items():
-                if self.caller.allows(src, "s") and self.repo.search(
-                        src, [(param, f"{rtype}/{resource['id']}"), ("_count", "1"), ("_elements", "id")],
-                        access=self).resources:
-                    self._reached[key] = True
-                    break
+            ref = f"{rtype}/{resource['id']}"
+            self._reached[key] = any(
+                self.caller.allows(src, "s") and self.search(src, [(param, ref), ("_count", "1"), ("_elements", "id")]).resources
+                for src, params in referring.items() for param in params)
         return self._reached[key]
 
     def counts(self, rec: StoredResource) -> bool | None:

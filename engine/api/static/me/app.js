@@ -179,14 +179,23 @@ function renderReferrals() {
   return sortNewest(state.referrals).map((sr) => {
     const tasks = state.Task.filter((t) => [t.focus, ...(t.basedOn || [])].some((x) =>
       x && x.reference === "ServiceRequest/" + sr.id));
-    const to = (sr.performer || []).map((p) => p.display).filter(Boolean).join(W().sep);
+    const to = (sr.performer || []).map(doctor).filter(Boolean).join(W().sep);
+    const from = doctor(sr.requester);
     return card("referral", text(sr.code) || w.kind.referral,
       [day(sr), institution(sr), word(w.refStatus, sr.status)],
-      line(w.referTo, to), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
+      line(w.referTo, to), line(w.referBy, from), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
       ...sortNewest(tasks).map((t) => el("p", { class: "line ref-state" }, el("span", { class: "lbl" }, w.progress + w.colon),
         badge(word(w.refState, referralState(t)) || word(w.taskStatus, t.status), "state"),
         " ", dayTime(t.lastModified || t.authoredOn))));
   });
+}
+
+/** A doctor a record names: the reference's own words, else the Practitioner's name. */
+function doctor(ref) {
+  if (!ref) return "";
+  const p = state.people[ref.reference];
+  const n = p && (p.name || [])[0];
+  return ref.display || (n ? (n.text || [n.family, ...(n.given || [])].filter(Boolean).join("")) + W().doctorSuffix : "");
 }
 
 /** Where a referral stands (the two-way referral's state on its Task, else the Task's status). */
@@ -506,7 +515,8 @@ async function load(s) {
     searchAll("Patient?_count=100", s),
     searchAll("Observation?_count=200&_sort=-date&_include=Observation:performer", s),
     searchAll("DiagnosticReport?_count=100&_sort=-date&_include=DiagnosticReport:performer", s),
-    ...types.map((t) => searchAll(t + "?_count=200" + (MED_INCLUDES.has(t) ? `&_include=${t}:medication` : ""), s)),
+    ...types.map((t) => searchAll(t + "?_count=200" + (MED_INCLUDES.has(t) ? `&_include=${t}:medication` : "") +
+      (t === "ServiceRequest" ? "&_include=ServiceRequest:performer&_include=ServiceRequest:requester" : ""), s)),
   ]);
   state.patient = patient;
   state.orgs = { ...obs.included, ...reps.included };
@@ -519,7 +529,11 @@ async function load(s) {
   }
   types.forEach((t, i) => { state[t] = rest[i].resources; });
   state.meds = {};
-  for (const r of rest) for (const [k, v] of Object.entries(r.included)) if (k.startsWith("Medication/")) state.meds[k] = v;
+  state.people = {};  // the doctors a referral names
+  for (const r of rest) for (const [k, v] of Object.entries(r.included)) {
+    if (k.startsWith("Medication/")) state.meds[k] = v;
+    if (k.startsWith("Practitioner/")) state.people[k] = v;
+  }
   state.meds_all = [...state.MedicationRequest, ...state.MedicationDispense, ...state.MedicationStatement, ...state.MedicationAdministration];
   state.referrals = state.ServiceRequest.filter(isReferral);
   const isImaging = (r) => (r.imagingStudy || []).length || (r.category || []).some((c) => (c.coding || []).some((x) =>
