@@ -66,3 +66,54 @@ def test_exact_lab_values_take_the_fast_path_and_agree() -> None:
     doc = [{"resourceType": "Observation", "id": f"o{i}", "valueQuantity": {"value": v, "unit": "g/L"}}
            for i, v in enumerate(values)]
     assert canonical(doc) == rfc8785.dumps(doc)
+
+
+def test_the_output_checked_path_equals_the_walked_path() -> None:
+    """``canonical`` trusts orjson's output after checking it; it must give exactly what the type
+    walk (``_checked``) gives, or raise as it raises, on documents full of what the check looks
+    for: floats, nulls and number-like text inside strings, escapes, BMP and astral keys,
+    NaN and infinities, tuples and subclasses."""
+    from engine.audit.canonical import _checked
+
+    class Text(str):
+        pass
+
+    tricky = ['"', '\\"', "null", "1.5", "a\\", '\\\\"x', "1e16", "x\":1.0,\"y", "\u4e2d\u6587", "\ue000", "\uffff"]
+    extra = [float("nan"), float("inf"), -float("inf"), None, (1, "a"), Text("t"), -0.0, 5e-324, 1e21, 2**53 - 1]
+
+    def doc(rng: random.Random, depth: int = 0):
+        roll = rng.random()
+        if depth > 3 or roll < 0.45:
+            return rng.choice([random_json(rng, 3), rng.choice(tricky) + rng.choice(tricky), rng.choice(extra)])
+        if roll < 0.7:
+            return [doc(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+        keys = [*tricky, "a", "\u00e9", "\U0001f600", "\ue000b", "resourceType", "\u4e2d"]
+        return {rng.choice(keys) + str(i): doc(rng, depth + 1) for i in range(rng.randint(0, 5))}
+
+    edge = [[float("nan")], {"a": float("inf")}, ['"', 145.0], ["a\\", 145.0], ['x"', {"v": -0.0}],
+            {"\U0001f600": 1, "\ue000": 2}, {"\u00e9": 1, "a": 2, "\u4e2d": 3}, [None, 6.2], ["null", 1e16],
+            {"k": "1.0"}, [2**53], [Text("t"), (1.5, 2)]]
+    rng = random.Random(1762)
+    for value in edge + [doc(rng) for _ in range(4000)]:
+        try:
+            expected = _checked(value)
+        except Exception as exc:  # noqa: BLE001 - whatever the walk raises, canonical raises too
+            with pytest.raises(type(exc)):
+                canonical(value)
+            continue
+        assert canonical(value) == expected, value
+
+
+def test_a_signed_lab_payload_is_not_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lab result's floats, exact decimals and Chinese text take orjson's path with no type walk;
+    number-like text inside strings is not taken for a number."""
+    import engine.audit.canonical as module
+
+    walked: list[object] = []
+    monkeypatch.setattr(module, "_plain", lambda value: walked.append(value) or _plain(value))
+    doc = [{"resourceType": "Observation", "id": f"o{i}", "code": {"text": "血红蛋白 HGB: 1.50, null, 145.0"},
+            "valueQuantity": {"value": number(text), "unit": "g/L"}, "referenceRange": [{"low": {"value": 4.3}}]}
+           for i, text in enumerate(("145", "6.2", "0.43", "1.50"))]
+    assert canonical(doc) == rfc8785.dumps(doc)
+    assert walked == []
+    assert canonical([{"v": 145.0}]) == rfc8785.dumps([{"v": 145.0}]) and len(walked) == 1  # 145.0: JCS writes 145
