@@ -91,50 +91,7 @@ def _as_jcs(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} has no fast canonical form")
 
 
-_FAST = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
-_ASTRAL = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")  # UTF-8 lead bytes of characters beyond U+FFFF
-_SPACES = bytes.maketrans(b"{}[]:,", b"      ")  # JSON structure -> separators between tokens
-_LITERALS = (b"true", b"false")
-
-
-def _checked(value: Any) -> bytes:
-    """The type walk then orjson, or ``rfc8785`` when the walk finds anything it is unsure of."""
+def canonical(value: Any) -> bytes:
     if _plain(value):
         return orjson.dumps(value, default=_as_jcs, option=orjson.OPT_SORT_KEYS)
     return rfc8785.dumps(value)
-
-
-def canonical(value: Any) -> bytes:
-    """RFC 8785 bytes of ``value``: orjson first, checked on its own output, else ``_checked``.
-
-    Walking a signed 12-OBX message in Python (``_plain``: ~900 values, ~75 µs warm and twice that
-    on the freshly stored resources of an ingest batch) cost more than serialising it. So orjson
-    writes first, with the walk's refusals made its own: a non-string key, an unknown type, a
-    ``FhirDecimal`` without a JCS twin (``_as_jcs``) and an integer beyond 2**53 - 1
-    (``OPT_STRICT_INTEGER``) raise. What orjson writes but JCS might not is then found in the
-    output: a float whose text differs (each float token outside strings is asked of ``_same_float``),
-    NaN or infinity (orjson writes ``null``: a ``null`` outside strings goes the slow way) and a
-    character beyond U+FFFF (the only case where sorting keys by UTF-16 code units, as JCS does,
-    differs from orjson's code-point order). Non-ASCII keys of the Basic Multilingual Plane and
-    subclasses of str, int, list and dict are written alike by both (``rfc8785`` converts by
-    ``isinstance``). Anything doubtful is redone by ``_checked``, the walk as before.
-    """
-    try:
-        out = orjson.dumps(value, default=_as_jcs, option=_FAST)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _checked(value)
-    # With no quote after a backslash, every '"' opens or closes a string: the even pieces of a
-    # split on '"' are what lies outside strings (a few hundred bytes of structure and numbers).
-    if b'\\"' in out or any(lead in out for lead in _ASTRAL):
-        return _checked(value)
-    outside = b"".join(out.split(b'"')[::2])
-    for token in outside.translate(_SPACES).split():
-        if token in _LITERALS or token.lstrip(b"-").isdigit():
-            continue
-        try:  # a float written as JCS writes it; anything else (null: NaN, infinity) goes the slow way
-            if _same_float(float(token)):
-                continue
-        except ValueError:
-            pass
-        return _checked(value)
-    return out
