@@ -23,6 +23,7 @@ from engine.api import referral as referral_api
 from engine.api import reports as reports_api
 from engine.api import ui_duplicates, ui_me, ui_signin
 from engine.api.cors import AllowedOrigins, Cors
+from engine.api.fast_read import FastRead
 from engine.api.limits import RequestLimits
 from engine.api.outcomes import install_error_handlers
 from engine.audit.middleware import install_audit
@@ -58,6 +59,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(ui_duplicates.router)
     ui_duplicates.mount_static(app)
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))
+    app.add_middleware(FastRead)  # innermost: GET /fhir/{type}/{id} without the router, same decision
     app.add_middleware(RequestLimits, max_bytes=int(engine.settings.max_request_bytes),
                        max_depth=int(engine.settings.max_json_depth))
     install_audit(app)  # last: wraps every route, writes one AuditEvent per request
