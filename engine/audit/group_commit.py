@@ -37,7 +37,6 @@ class GroupCommitter:
         self._queue: list[tuple[dict[str, Any], asyncio.Future[Appended]]] = []
         self._scheduled = False
         self._busy = False  # a flush is running in a worker thread
-        self.active = 0  # requests in progress on this loop (kept by the middleware)
         self.groups = 0  # flushes done and records written through them (for the benchmark)
         self.records = 0
 
