@@ -73,15 +73,36 @@ def reference_of(resource: dict[str, Any] | str) -> str:
     return f"{ref}/_history/{vid}" if vid else ref
 
 
+# the fields that say whose record a resource is: subject/patient on most, ``for`` on a Task,
+# ``beneficiary`` on a Coverage; an Appointment names its patient among its participants
+OWNER_FIELDS = ("subject", "patient", "for", "beneficiary")
+
+
 def patients_of(resource: dict[str, Any]) -> list[str]:
-    """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient)."""
+    """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient,
+    ``for``, beneficiary, an Appointment's participants)."""
     if resource.get("resourceType") == "Patient" and resource.get("id"):
         return [str(resource["id"])]
+    refs = [resource.get(field) for field in OWNER_FIELDS]
+    if resource.get("resourceType") == "Appointment":
+        refs += [p.get("actor") for p in resource.get("participant") or () if isinstance(p, dict)]
     out = []
-    for field in ("subject", "patient"):
-        ref = (resource.get(field) or {}).get("reference") if isinstance(resource.get(field), dict) else None
+    for value in refs:
+        ref = value.get("reference") if isinstance(value, dict) else None
         if isinstance(ref, str) and ref.startswith("Patient/"):
             out.append(ref.split("/")[1])
+    return list(dict.fromkeys(out))
+
+
+def owners_of(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """``Type/id`` -> the patients each resource belongs to (``patients_of``), for the resources a
+    request or an imported message wrote: the audit record names each patient and says whose each
+    resource is, so every patient's view (``engine.audit.view``) shows theirs and nobody else's."""
+    out: dict[str, list[str]] = {}
+    for resource in resources:
+        whose = patients_of(resource)
+        if whose and resource.get("id"):
+            out[f"{resource.get('resourceType')}/{resource['id']}"] = whose
     return out
 
 
