@@ -49,6 +49,7 @@ from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.keys import AuditKeys, log_origin
+from engine.audit.legacy import purge_legacy_copies
 from engine.audit.view import views_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
@@ -320,6 +321,9 @@ class AuditLog:
                 except Exception:  # keep the timer alive; the next append retries
                     log.exception("audit: periodic checkpoint failed")
 
+        if self.repository is not None:
+            # before anything can search AuditEvents: no earlier version's multi-patient copy survives
+            purge_legacy_copies(self, self.repository, VIEW_PROGRESS)
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
         if self.repository is not None:
