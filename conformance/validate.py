@@ -167,20 +167,38 @@ def _type_group(types: list[str] | frozenset[str]) -> str:
     return "(" + "|".join(sorted(types, key=lambda t: (-len(t), t))) + ")"
 
 
+# The absolute-URL branch of the reference pattern ``regenerate.reference_pattern`` writes.
+_ABSOLUTE_BRANCH = r"https?://[^ \t\n\x0B\x0C\r/?#]+([/?#][^ \t\n\x0B\x0C\r]*)?"
+_ID = r"[A-Za-z0-9\-\.]{1,64}"
+
+
+def _typed_absolute(absolute: str, every_type: str, allowed: str) -> str:
+    """An absolute URL that names a resource type (``…/Type/id[/_history/vid]``) must name an
+    allowed one; any other absolute URL keeps the general shape. The negative look-ahead is
+    evaluated only for absolute references, so relative ones (nearly all) cost nothing extra."""
+    typed_tail = rf"/{every_type}/{_ID}(/_history/{_ID})?$"
+    allowed_url = rf"https?://[^ \t\n\x0B\x0C\r/?#]+(/[^ \t\n\x0B\x0C\r?#]*)*/{allowed}/{_ID}(/_history/{_ID})?"
+    other_url = rf"https?://(?![^ \t\n\x0B\x0C\r]*{typed_tail})" + absolute[len("https?://"):]
+    return f"{other_url}|{allowed_url}"
+
+
 def _narrow_references(defs: dict[str, Any], resource_types: frozenset[str], targets: dict[str, list[str]]) -> int:
     """Point each typed Reference element at a copy of ``Reference`` whose ``reference`` pattern
     names only that element's target types (``Reference_to_Organization``...), so that the
     schema itself refuses ``Patient.managingOrganization`` = ``Patient/1``.
 
-    Relative, conditional (``Type?query``) references are narrowed; ``#contained``, ``urn:uuid:``
-    and ``urn:oid:`` references and absolute URLs keep the general shape (their target is not
-    named in the reference). The shared schema dict is never mutated: changed definitions are
-    copied into ``defs``.
+    Relative, conditional (``Type?query``) references are narrowed, and so are absolute URLs of
+    the RESTful shape ``http(s)://server/base/Type/id[/_history/vid]`` (R4 §3.1.3.1 names the type
+    in the URL, so ``https://other.example/fhir/Encounter/1`` is no more a performer than
+    ``Encounter/1`` is); ``#contained``, ``urn:uuid:``, ``urn:oid:`` and absolute URLs of any other
+    shape keep the general form (their target is not named in the reference). The shared schema
+    dict is never mutated: changed definitions are copied into ``defs``.
     """
     base = defs["Reference"]
     pattern = base["properties"]["reference"]["pattern"]
     group = _type_group(resource_types)
-    if pattern.count(group) != 2:
+    absolute = _ABSOLUTE_BRANCH
+    if pattern.count(group) != 2 or pattern.count(absolute) != 1:
         raise RuntimeError("the schema's Reference.reference pattern is not the one regenerate.py writes")
     applied = 0
     for path, types in targets.items():
@@ -201,7 +219,9 @@ def _narrow_references(defs: dict[str, Any], resource_types: frozenset[str], tar
             continue
         narrowed = "Reference_to_" + "_".join(types)
         if narrowed not in defs:
-            reference = {"type": "string", "pattern": pattern.replace(group, _type_group(types))}
+            typed = pattern.replace(group, _type_group(types))
+            typed = typed.replace(absolute, _typed_absolute(absolute, group, _type_group(types)))
+            reference = {"type": "string", "pattern": typed}
             defs[narrowed] = {**base, "properties": {**base["properties"], "reference": reference}}
         ref = {"$ref": f"#/definitions/{narrowed}"}
         new_prop = {**prop, "items": ref} if is_array else ref

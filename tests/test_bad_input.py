@@ -105,9 +105,21 @@ def test_a_reference_to_the_wrong_resource_type_is_422(http: TestClient) -> None
         "effectiveDateTime": "2026-01-01", "performer": [{"reference": "Medication/m1"}], "valueString": "x"})
     assert outcome_of(r, 422)["issue"][0]["expression"] == ["Observation.performer[0].reference"]
     assert patients(http) == 0
+    # an absolute RESTful URL names its type too, with or without a version
+    for url in ("https://fhir.example.cn/fhir/Patient/p1", "http://hosp.example/r4/base/Encounter/e1/_history/2"):
+        r = http.post("/fhir/Patient", json={"resourceType": "Patient", "managingOrganization": {"reference": url}})
+        issue = outcome_of(r, 422)["issue"][0]
+        assert issue["expression"] == ["Patient.managingOrganization.reference"], url
+        assert "must point at Organization" in issue["diagnostics"]
+    assert patients(http) == 0
     ok = {"resourceType": "Patient", "managingOrganization": {"reference": "Organization/o1"},
           "generalPractitioner": [{"reference": "Practitioner/d1"}]}
     assert http.post("/fhir/Patient", json=ok).status_code == 201
+    # absolute URLs of the right type, or of no RESTful shape at all, keep being accepted
+    for url in ("https://fhir.example.cn/fhir/Organization/o1", "https://fhir.example.cn/fhir/Organization/o1/_history/4",
+                "https://registry.example.cn/orgs?code=4403", "https://registry.example.cn/Patient"):
+        ok = {"resourceType": "Patient", "managingOrganization": {"reference": url}}
+        assert http.post("/fhir/Patient", json=ok).status_code == 201, url
 
 
 HUGE = "393604153575934072455168"
