@@ -80,18 +80,26 @@ OWNER_FIELDS = ("subject", "patient", "for", "beneficiary")
 
 def patients_of(resource: dict[str, Any]) -> list[str]:
     """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient,
-    ``for``, beneficiary, an Appointment's participants)."""
-    if resource.get("resourceType") == "Patient" and resource.get("id"):
-        return [str(resource["id"])]
-    refs = [resource.get(field) for field in OWNER_FIELDS]
-    if resource.get("resourceType") == "Appointment":
-        refs += [p.get("actor") for p in resource.get("participant") or () if isinstance(p, dict)]
-    out = []
-    for value in refs:
-        ref = value.get("reference") if isinstance(value, dict) else None
-        if isinstance(ref, str) and ref.startswith("Patient/"):
-            out.append(ref.split("/")[1])
-    return list(dict.fromkeys(out))
+    ``for``, beneficiary, an Appointment's participants). Runs for every resource an audited
+    request touches: plain loops, no comprehension or dedupe unless there is more than one."""
+    rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        rid = resource.get("id")
+        return [str(rid)] if rid else []
+    out: list[str] = []
+    for field in OWNER_FIELDS:
+        value = resource.get(field)
+        if type(value) is dict:
+            ref = value.get("reference")
+            if type(ref) is str and ref.startswith("Patient/"):
+                out.append(ref.split("/")[1])
+    if rtype == "Appointment":
+        for p in resource.get("participant") or ():
+            actor = p.get("actor") if type(p) is dict else None
+            ref = actor.get("reference") if type(actor) is dict else None
+            if type(ref) is str and ref.startswith("Patient/"):
+                out.append(ref.split("/")[1])
+    return list(dict.fromkeys(out)) if len(out) > 1 else out
 
 
 def owners_of(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
