@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,23 @@ def requestor_agent(*, kind: str | None, subject: str | None, address: str | Non
                     client_id: str | None = None, role: str | None = None,
                     display: str | None = None) -> list[dict[str, Any]]:
     """The requesting agent(s): a system client, or a person (resident/auditor) and the app they use.
-    A named staff member signed in to the pages (``role`` set) is named by sign-in name, name and role."""
+    A named staff member signed in to the pages (``role`` set) is named by sign-in name, name and role.
+
+    Built once per distinct requestor (the same client calls again and again: building them was a
+    quarter of an audited read's event); the dicts are shared between events, so nothing may
+    change them in place (nothing does: canonical form and views only read them)."""
+    return list(_requestor_agent(kind, subject, address, client_id, role, display))
+
+
+@lru_cache(maxsize=4096)
+def _requestor_agent(kind: str | None, subject: str | None, address: str | None, client_id: str | None,
+                     role: str | None, display: str | None) -> tuple[dict[str, Any], ...]:
+    return tuple(_build_requestor_agent(kind=kind, subject=subject, address=address, client_id=client_id,
+                                        role=role, display=display))
+
+
+def _build_requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
+                           client_id: str | None, role: str | None, display: str | None) -> list[dict[str, Any]]:
     network = {"network": {"address": address, "type": "2"}} if address else {}
     if kind is None or subject is None:
         return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
@@ -140,10 +156,19 @@ def requestor_agent(*, kind: str | None, subject: str | None, address: str | Non
     return agents
 
 
+@lru_cache(maxsize=64)
 def server_agent(origin: str) -> dict[str, Any]:
     return {"type": {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]},
             "who": {"identifier": {"system": "urn:huren:node", "value": origin}, "display": "huren"},
             "requestor": False}
+
+
+@lru_cache(maxsize=64)
+def _source(origin: str) -> dict[str, Any]:
+    """huren as the event's source (shared between events, like the agents: read only)."""
+    return {"site": origin, "observer": {"identifier": {"system": "urn:huren:node", "value": origin},
+                                         "display": "huren"},
+            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]}
 
 
 def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
@@ -171,9 +196,7 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
     if outcome_desc:
         event["outcomeDesc"] = outcome_desc
     event["agent"] = [*agents, server_agent(origin)]
-    event["source"] = {"site": origin, "observer": {"identifier": {"system": "urn:huren:node", "value": origin},
-                                                     "display": "huren"},
-                       "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]}
+    event["source"] = _source(origin)
     entities: list[dict[str, Any]] = []
     seen: set[str] = set()
     for pid in patient_ids:
