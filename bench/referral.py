@@ -16,7 +16,16 @@ resident's. Then the township refers the first one up (ServiceRequest + Task), a
       registered, against the same writes on a Task that is not a referral (the guard's cost is
       reading the focus ServiceRequest);
   (c) the hook's cost on an ordinary lab DiagnosticReport (one indexed lookup of reading requests
-      by its basedOn), which every ingested lab report pays.
+      by its basedOn), which every ingested lab report pays;
+  (d) a referral ServiceRequest update: CPU µs per write with the deductible mark (the server-made
+      extension: one row lookup, the Task read, the two grades) against the same writes with the
+      mark taken off the repository, alternating;
+  (e) HL7 conversion (parse + convert, no store) CPU µs per message: an imaging order addressed to
+      the reading centre (ServiceRequest + ImagingStudy + remote-read Task) against the same order
+      to no centre, and the centre's report linked to the township's order against the same report
+      naming no ordering facility;
+  (f) a transaction Bundle creating a referral (ServiceRequest + Task): CPU ms per Bundle, the
+      guard judging the Task with the request of the same Bundle (not stored yet).
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from adapters.convert import convert  # noqa: E402
+from adapters.hl7v2.parser import parse  # noqa: E402
 from engine.api.app import create_app  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.referral.summary import SummaryBuilder  # noqa: E402
@@ -125,8 +136,8 @@ def main() -> None:
         plain = repo.create({"resourceType": "Task", "status": "requested", "intent": "order",
                              "for": {"reference": f"Patient/{patient}"}}).resource
 
-        def writes(task_id: str, n: int) -> float:
-            current = repo.read("Task", task_id)
+        def writes(task_id: str, n: int, rtype: str = "Task") -> float:
+            current = repo.read(rtype, task_id)
             c0 = time.process_time()
             for i in range(n):
                 body = {k: v for k, v in current.items() if k != "meta"} | {"note": [{"text": f"n{i}"}]}
@@ -147,6 +158,68 @@ def main() -> None:
             eng.referrals.on_write(lab, lab)
         print(f"(c) referral hook on a lab DiagnosticReport with basedOn (not a reading request): "
               f"{(time.process_time() - c0) / calls * 1e6:.1f} µs CPU per write")
+
+        # (d) the deductible mark on referral ServiceRequest writes
+        def sr_writes(n: int) -> float:
+            return writes(sr_id, n, "ServiceRequest")
+
+        mark = eng.referrals.mark_deductible
+        pairs = []
+        for _ in range(3):
+            with_mark = sr_writes(n)
+            repo._marks.remove(mark)
+            try:
+                without = sr_writes(n)
+            finally:
+                repo._marks.append(mark)
+            pairs.append((with_mark, without))
+        ref, other = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        print(f"(d) referral ServiceRequest update CPU per write: with the deductible mark {ref:.0f} µs, without "
+              f"{other:.0f} µs ({ref - other:+.0f} µs), median of 3 alternating runs of {n}")
+
+        # (e) conversion of remote reading messages
+        from tests.test_remote_reading import centre_ct_report, township_ct_order
+
+        def converts(message: bytes, n: int) -> float:
+            text = message.decode("utf-8")
+            c0 = time.process_time()
+            for _ in range(n):
+                convert(parse(text), eng.site)
+            return (time.process_time() - c0) / n * 1e6
+
+        order = township_ct_order()
+        plain_order = order.replace(b"|RIS|FNXRMYY|", b"|RIS|FUNING|")
+        report_ = centre_ct_report()
+        plain_report = report_.replace(b"^^^^^^^^^FNYLWSY", b"").replace(b"|PACS|FNYLWSY|", b"|PACS|FUNING|")
+        assert any(r["resourceType"] == "Task" for r in convert(parse(order.decode()), eng.site).resources)
+        assert not any(r["resourceType"] == "Task" for r in convert(parse(plain_order.decode()), eng.site).resources)
+        m = max(200, args.rounds * 20)
+        rows = [(converts(order, m), converts(plain_order, m), converts(report_, m), converts(plain_report, m))
+                for _ in range(3)]
+        med = [statistics.median(r[i] for r in rows) for i in range(4)]
+        print(f"(e) HL7 convert CPU per message: ORM^O01 to the reading centre {med[0]:.0f} µs vs to no centre "
+              f"{med[1]:.0f} µs ({med[0] - med[1]:+.0f} µs); centre's ORU^R01 linked {med[2]:.0f} µs vs "
+              f"unlinked {med[3]:.0f} µs ({med[2] - med[3]:+.0f} µs); median of 3 runs of {m}")
+
+        # (f) a referral created by a transaction Bundle, guard judging the Task with its request
+        def bundle() -> dict:
+            return {"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": "urn:uuid:sr", "request": {"method": "POST", "url": "ServiceRequest"}, "resource": {
+                    "resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                    "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
+                    "code": {"text": "转诊"}, "subject": {"reference": f"Patient/{patient}"},
+                    "authoredOn": "2026-11-29", "requester": org, "performer": [county]}},
+                {"request": {"method": "POST", "url": "Task"}, "resource": {
+                    "resourceType": "Task", "status": "requested", "intent": "order",
+                    "focus": {"reference": "urn:uuid:sr"}, "for": {"reference": f"Patient/{patient}"},
+                    "requester": org, "owner": county}}]}
+
+        k = max(30, args.rounds * 2)
+        c0 = time.process_time()
+        for _ in range(k):
+            repo.transaction(bundle())
+        print(f"(f) transaction Bundle creating a referral (ServiceRequest + Task): "
+              f"{(time.process_time() - c0) / k * 1000:.2f} ms CPU per Bundle ({k} Bundles)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ``huren`` command: serve, replay, quarantine, client, keys, staff, audit, report, settle."""
+"""The ``huren`` command: serve, replay, quarantine, client, keys, staff, audit, report, settle, referrals."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from engine.auth import staff_cli
 from engine.identity import cli as identity_cli
 from engine.insurance import cli as insurance_cli
 from engine.recognition.cli import add_qc_commands, add_report_commands
+from engine.referral import cli as referral_cli
 from engine.settings import Settings
 
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(sub)
     add_qc_commands(sub)
     insurance_cli.add_commands(sub)
+    referral_cli.add_commands(sub)
     return parser
 
 

@@ -132,10 +132,12 @@ class Site:
 
         tables: dict[str, Any] = {}
         for rel, path in sorted(files.items()):
-            if rel.startswith("hl7v2/"):
+            if rel.startswith(("hl7v2/", "referral/")):
                 data, _ = load_checked(path, {"type": "object"}, plain=True)
                 # message templates (hl7v2/messages/ADT_A01.yaml) are "messages/ADT_A01"
-                tables[rel[len("hl7v2/"):-len(".yaml")] if rel.startswith("hl7v2/messages/") else Path(rel).stem] = data
+                # ... and the remote reading centres "referral/remote_reading"
+                tables[rel[len("hl7v2/"):-len(".yaml")] if rel.startswith("hl7v2/messages/")
+                       else rel[:-len(".yaml")] if rel.startswith("referral/") else Path(rel).stem] = data
                 sources.append(str(path))
 
         merge: dict[str, Any] = {}
@@ -180,6 +182,7 @@ def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
             + list(base.glob("codes/*.yaml"))
             + list(base.glob("hl7v2/*.yaml"))
             + list(base.glob("hl7v2/messages/*.yaml"))
+            + list(base.glob("referral/remote_reading.yaml"))  # the converter links remote reads
         ):
             files[path.relative_to(base).as_posix()] = path
     return files

@@ -21,13 +21,13 @@ from tests.test_referral_e2e import COUNTY, HL7, TOWN, WANG, bearer, engine, fee
 __all__ = ["engine"]  # the fixture (both storage backends), shared with the FHIR scenario
 
 
-def referral(kind: str, control: str, status: str) -> bytes:
+def referral(kind: str, control: str, status: str, receiver: str = "", number: str = "ZZ-2026-11") -> bytes:
     segments = [
         f"MSH|^~\\&|HIS|{TOWN}|HUREN|FUNING|20261125091500||{kind}^I12^{kind}_I12|{control}|P|2.5.1|||AL|NE|CHN|UNICODE UTF-8",
         *(["MSA|AA|REF-1"] if kind == "RRI" else []),
-        f"RF1|{status}^^HL70283|S^^HL70280|ZZ01^上转会诊^L|||ZZ-2026-11^{TOWN}|20261125|20261225||R07.4^胸痛^I10",
+        f"RF1|{status}^^HL70283|S^^HL70280|ZZ01^上转会诊^L|||{number}^{TOWN}|20261125|20261225||R07.4^胸痛^I10",
         "PRD|RP^转出医生^HL70286|王^医生|||||T001",
-        "PRD|RT^接收医生^HL70286|周^主任|||||C900",
+        f"PRD|RT^接收医生^HL70286|周^主任||{'^^^' + receiver if receiver else ''}|||C900",
         f"PID|1||{WANG}^^^公安部^NNCHN~YL100^^^{TOWN}^MR||王^建国||19850412|M",
         "PV1|1|O|全科^^^FNYLWSY",
         "NTE|1||胸痛两天，心电图ST段改变",
@@ -77,3 +77,37 @@ def test_hl7_referral_accepted_in_fhir_and_a_late_rejection_refused(engine: Engi
                     headers=bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")).json()["rows"]
     town = next(row for row in rows if row["institution"] == TOWN)
     assert town["sent"]["upward"] == 1
+
+
+def test_the_receiving_institution_is_known_from_the_referral_message(engine: Engine, http: TestClient) -> None:
+    """PRD-4.4 (the referred-to provider's facility) names the county: the referral's performer and
+    the Task's owner are the county from the first message, and the counts see it as received."""
+    county = bearer(engine, "his-county")
+    message = referral("REF", "REF-2", "P", receiver=COUNTY)
+    assert post(http, engine, message)[0] == "AA"
+    (sr,) = [e["resource"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]]
+    assert org(COUNTY) | {"display": "阜宁县人民医院"} in sr["performer"]
+    assert any(p.get("reference", "").startswith("Practitioner/") for p in sr["performer"])  # the doctor stays
+    (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    assert task["owner"]["identifier"] == {"system": "urn:huren:institution", "value": COUNTY}
+    rows = http.get("/reports/referrals?from=2026-11&to=2026-11",
+                    headers=bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")).json()["rows"]
+    received = next(row for row in rows if row["institution"] == COUNTY)["received"]
+    assert received["upward"] == 1
+    # the sender naming itself is not a receiver
+    own = referral("REF", "REF-3", "P", receiver=TOWN, number="ZZ-2026-12")
+    assert post(http, engine, own)[0] == "AA"
+    tasks = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    assert sorted(str(t.get("owner", {}).get("identifier")) for t in tasks).count("None") == 1
+
+
+def test_an_answer_from_the_receiving_institution_names_it_the_owner(engine: Engine, http: TestClient) -> None:
+    """An RRI is sent by the institution the referral went to: naming its own facility as the
+    referred-to provider's, it is the Task's owner."""
+    county = bearer(engine, "his-county")
+    answer = referral("RRI", "RRI-1", "A", receiver=COUNTY).replace(f"|HIS|{TOWN}|HUREN|".encode(),
+                                                                      f"|HIS|{COUNTY}|HUREN|".encode())
+    assert post(http, engine, answer)[0] == "AA"
+    (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    assert task["status"] == "accepted"
+    assert task["owner"]["identifier"] == {"system": "urn:huren:institution", "value": COUNTY}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from adapters.convert import common, datatypes, his, lis, pacs, results, templates
+from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.engine import compile_rule
@@ -397,5 +397,6 @@ templates.POST.update(
         "dosage": _dosage,
         "allergy_status": _allergy_status,
         "prefer_reference": _prefer_reference,
+        "referred_to": referral.referred_to,
     }
 )

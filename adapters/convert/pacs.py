@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.convert import common, results
+from adapters.convert import common, referral, results
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe
@@ -45,7 +45,7 @@ def is_imaging(ctx: Context) -> bool:
 
 
 def convert_imaging_order(ctx: Context) -> None:
-    convert_orders(ctx, "imaging", with_report=False, hook=_order_hook)
+    convert_orders(ctx, "imaging", with_report=False, hook=_request_hook)
 
 
 def convert_imaging_report(ctx: Context) -> None:
@@ -106,12 +106,23 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
         sr.setdefault("identifier", []).append({"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
 
 
+def _request_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
+    _order_hook(group, ctx, info)
+    referral.reading_request(group, ctx, info, _imaging_study)  # addressed to a reading centre?
+
+
 def _report_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:
     _order_hook(group, ctx, info)
     info["conclusion"] = _conclusion(group)
     study = _imaging_study(group, ctx, info)
     if study is not None:
         info["study"] = study
+    ordering = referral.ordering_institution(group, ctx)  # a reading centre's report on a member's order?
+    if ordering is not None:
+        interpreter = _interpreter(group.obr, ctx) if group.obr is not None else None
+        info.setdefault("after_report", []).append(
+            lambda report: referral.link_report(group, ctx, info, report, ordering, interpreter)
+        )
     forms = info["forms"]
     if forms:
         info.setdefault("after_report", []).append(

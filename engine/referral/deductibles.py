@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
+from engine.fhirjson import number
 from engine.referral.rules import DeductibleRules
 
+# the extension that shows a referral's deductible: on the referral ServiceRequest (server-computed,
+# like the HR mark) and on the Composition of its pre-arrival summary
+URL = "urn:huren:fhir:extension:referral-deductible"
 # higher rank = higher level of care; 基层 (primary) reads as 一级
 GRADE_RANK = {"三级": 3, "二级": 2, "一级": 1, "基层": 1}
 ZERO = Decimal("0.00")
@@ -62,3 +67,16 @@ def compute(from_code: str | None, to_code: str | None, from_grade: str | None, 
     else:  # difference
         due = None if sending is None else max(ZERO, receiving - sending)
     return Deductible(way, sending, receiving, due.quantize(ZERO) if due is not None else None, rule)
+
+
+def extension(due: Deductible) -> dict[str, Any]:
+    """``URL`` with sub-extensions direction, rule, and the sending, receiving and due amounts
+    (``valueMoney`` in CNY, the exact decimal text); an amount that is unknown is left out."""
+    parts: list[dict[str, Any]] = [{"url": "direction", "valueCode": due.direction}]
+    if due.rule:
+        parts.append({"url": "rule", "valueCode": due.rule})
+    for name, value in (("sending", due.sending), ("receiving", due.receiving), ("due", due.due)):
+        if value is not None:
+            # a FhirDecimal keeps the exact text ("600.00") through storage, hashing and JSON
+            parts.append({"url": name, "valueMoney": {"value": number(str(value)), "currency": "CNY"}})
+    return {"url": URL, "extension": parts}

@@ -6,14 +6,14 @@ requester the township, input the ``ImagingStudy``. The centre's report is a ``D
 basedOn that request (performer the centre, resultsInterpreter the reading doctor); its ``issued``
 instant ends the turnaround. A write hook keeps one row per request in ``remote_reads`` (centre,
 requester, kind, requested, due, reported, report, reader), so the report below reads rows, not
-resources.
+resources; the first final report also completes the reading Task if it is still open.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,10 @@ from engine.repository.port import Collection, Document
 from mappings.sitefiles import load_checked
 
 REMOTE_READS = "remote_reads"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+# Task states in which the read is still to be done
+OPEN = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold"})
+_FIELD = r"^[A-Z][A-Z0-9]{2}-[1-9][0-9]*(\.[1-9][0-9]*)?$"  # SEG-F or SEG-F.C
 _SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["task_code", "turnaround"], "additionalProperties": False,
     "properties": {
@@ -31,6 +35,11 @@ _SCHEMA: dict[str, Any] = {
                                      "display": {"type": "string"}}},
         "turnaround": {"type": "object", "required": ["default"],
                        "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+        "centres": {"type": "object", "additionalProperties": {
+            "type": "object", "minProperties": 1, "additionalProperties": {"type": "string", "minLength": 1}}},
+        "hl7": {"type": "object", "additionalProperties": False, "properties": {
+            "request_applications": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "ordering_facility": {"type": "array", "items": {"type": "string", "pattern": _FIELD}}}},
     },
 }
 
@@ -39,16 +48,42 @@ _SCHEMA: dict[str, Any] = {
 class ReadingRules:
     task_code: tuple[str, str]
     turnaround: dict[str, float]  # kind → target hours
+    centres: dict[str, dict[str, str]] = field(default_factory=dict)  # community → kind → institution
+    request_applications: frozenset[str] = frozenset()  # MSH-5 values of a reading request
+    ordering_facility: tuple[tuple[str, int, int], ...] = ()  # (segment, field, component), 0 = whole
 
     def target(self, kind: str) -> float:
         return self.turnaround.get(kind, self.turnaround["default"])
+
+    def centre(self, community: str, kind: str) -> str | None:
+        """The institution reading ``kind`` for the members of ``community`` (None: no centre)."""
+        table = self.centres.get(community) or {}
+        return table.get(kind) or table.get("default")
+
+    def is_centre(self, community: str, code: str) -> bool:
+        return code in (self.centres.get(community) or {}).values()
+
+
+def _field(text: str) -> tuple[str, int, int]:
+    seg, _, rest = text.partition("-")
+    fno, _, comp = rest.partition(".")
+    return seg, int(fno), int(comp or 0)
+
+
+def reading_rules(data: dict[str, Any]) -> ReadingRules:
+    """The rules of a checked ``remote_reading.yaml`` (the HL7 converter reads the same file)."""
+    hl7 = data.get("hl7") or {}
+    return ReadingRules((data["task_code"]["system"], data["task_code"]["code"]),
+                        {str(k): float(v) for k, v in data["turnaround"].items()},
+                        {str(c): {str(k): str(v) for k, v in t.items()} for c, t in (data.get("centres") or {}).items()},
+                        frozenset(hl7.get("request_applications") or ()),
+                        tuple(_field(f) for f in hl7.get("ordering_facility") or ()))
 
 
 def load_reading(site: Path | None = None) -> ReadingRules:
     path = site / "referral" / "remote_reading.yaml" if site is not None else None
     data, _ = load_checked(path if path is not None and path.is_file() else SHIPPED / "remote_reading.yaml", _SCHEMA)
-    return ReadingRules((data["task_code"]["system"], data["task_code"]["code"]),
-                        {str(k): float(v) for k, v in data["turnaround"].items()})
+    return reading_rules(data)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -68,11 +103,13 @@ def _utc(moment: datetime) -> str:
 class RemoteReading:
     """Kept by ``Referrals``' write hook; ``institution(reference)`` resolves Organization codes."""
 
-    def __init__(self, store: Any, read: Any, institution: Any, rules: ReadingRules) -> None:
+    def __init__(self, store: Any, read: Any, institution: Any, rules: ReadingRules,
+                 write: Any = None) -> None:
         self.rows = store.collection(REMOTE_READS)
         for fields in (["order"], ["centre", "month"], ["month"]):
             self.rows.ensure_index(fields)
         self._read = read
+        self._write = write
         self._institution = institution
         self.rules = rules
 
@@ -88,6 +125,9 @@ class RemoteReading:
                 for modality in study.get("modality") or ():
                     if modality.get("code"):
                         return str(modality["code"])
+        for coding in ((order or {}).get("code") or {}).get("coding") or ():
+            if coding.get("system") == DCM and coding.get("code"):
+                return str(coding["code"])  # an HL7 imaging order's modality
         for concept in (order or {}).get("category") or ():
             for coding in concept.get("coding") or ():
                 if coding.get("code"):
@@ -130,6 +170,19 @@ class RemoteReading:
                 first = row.get("reported") or _utc(issued)
                 self.rows.replace({**row, "reported": first, "report": f"DiagnosticReport/{report['id']}",
                                    "reader": reader})
+                self._complete(row["_id"], f"DiagnosticReport/{report['id']}")
+
+    def _complete(self, task_ref: str, report_ref: str) -> None:
+        """The centre's report completes the reading Task still open (output: the report), however
+        the report came (FHIR or an HL7 ORU), so the centre's worklist shows the read done."""
+        task = self._read(task_ref)
+        if self._write is None or task is None or task.get("status") not in OPEN:
+            return
+        outputs = list(task.get("output") or ())
+        done = {"type": {"text": "report"}, "valueReference": {"reference": report_ref}}
+        if done not in outputs:
+            outputs.append(done)
+        self._write({**{k: v for k, v in task.items() if k != "meta"}, "status": "completed", "output": outputs})
 
 
 def _hours(row: Document) -> float | None:

@@ -4,8 +4,8 @@ A referral is a ``ServiceRequest`` with a referral category (requester: the send
 performer: the receiving one) and a ``Task`` focused on it that carries the workflow. One
 repository write guard and one write hook, registered like recognition's and the identity index's:
 
-- a write guard (run by the repository before a version is stored, on every write path) checks a
-  referral Task's move from the stored version's state to the new one against ``workflow.yaml``
+- a write guard (run by the repository before a version is stored, on every write path) keeps a
+  reported remote read completed, and checks a referral Task's move from the stored version's state to the new one against ``workflow.yaml``
   and refuses a wrong one (409 with both states and what is allowed), so a PUT Task, a
   transaction Bundle and the HL7 REF/RRI path all obey the same rule, and a refused Bundle or
   message stores nothing, on every backend;
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from engine.errors import BadRequest, Gone, NotFound
+from engine.errors import BadRequest, Conflict, Gone, NotFound
 from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
@@ -32,6 +32,7 @@ from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document
 
 REFERRALS = "referrals"
+REFERRAL = "referral"  # the merge rules' name for this writer (an internal one: "other")
 DEFAULT_TZ = "Asia/Shanghai"
 
 
@@ -61,12 +62,14 @@ class Referrals:
         self._site_dir = site_dir
         self._lock = threading.Lock()
         self._rules = load(site_dir)
-        self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir))
+        self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir),
+                                     lambda task: repository.update(task, source=REFERRAL))
         self.rows = store.collection(REFERRALS)
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
         repository.add_write_guard(self.guard)
         repository.add_write_hook(self.on_write)
+        repository.add_mark(self.mark_deductible)
 
     @classmethod
     def for_engine(cls, engine: Any) -> Referrals:
@@ -117,21 +120,62 @@ class Referrals:
     def row(self, service_request_ref: str) -> Document | None:
         return self.rows.get(service_request_ref)
 
+    # -- the deductible on the referral ------------------------------------------------------------
+    def mark_deductible(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """A referral ServiceRequest about to be stored carries the deductible its admission pays
+        (extension ``deductibles.URL``), computed here from the two institutions and the data file:
+        the server owns that extension (a writer's own copy of it is replaced), and every reader of
+        the referral, the resident included, sees the figure the insurer's report sums."""
+        if resource.get("resourceType") != "ServiceRequest" or not is_referral(resource, self._rules.workflow):
+            return resource
+        row = self.rows.get(f"ServiceRequest/{resource.get('id')}") or {}
+        return self._with_deductible(resource, self.read(row.get("task")))
+
+    def _with_deductible(self, resource: dict[str, Any], task: dict[str, Any] | None) -> dict[str, Any]:
+        sending, receiving = self.endpoints(resource, task)
+        mark = dd.extension(self.deductible(sending, receiving))
+        kept = [e for e in resource.get("extension") or () if not (isinstance(e, dict) and e.get("url") == dd.URL)]
+        if kept + [mark] == resource.get("extension"):
+            return resource
+        return {**resource, "extension": kept + [mark]}
+
     # -- the workflow guard and the write hook ----------------------------------------------------
+    def _pending(self, ref: str | None) -> dict[str, Any] | None:
+        """``ref`` as an earlier entry of the Bundle being written holds it (not stored yet)."""
+        found = None
+        for stored, _ in self.repository.pending():
+            if ref == f"{stored['resourceType']}/{stored['id']}":
+                found = stored
+        return found
+
     def referral_task(self, task: dict[str, Any]) -> tuple[str | None, bool]:
-        """The Task's focus and whether it carries a referral: its focus is a referral ServiceRequest,
-        or (when that is not stored yet, as inside a Bundle that creates both) its businessStatus is
-        a referral state."""
+        """The Task's focus and whether it carries a referral: its focus is a referral ServiceRequest
+        (stored, or written earlier in the same Bundle), or its businessStatus is a referral state."""
         sr_ref = focus_of(task)
-        if is_referral(self.read(sr_ref), self._rules.workflow):
+        if is_referral(self._pending(sr_ref) or self.read(sr_ref), self._rules.workflow):
             return sr_ref, True
         system = self._rules.workflow.business_system
         return sr_ref, any(c.get("system") == system for c in (task.get("businessStatus") or {}).get("coding") or ())
 
     def guard(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
-        """Before a referral Task's new version is stored: is the move allowed? (409 when not)."""
-        if resource.get("resourceType") == "Task" and self.referral_task(resource)[1]:
+        """Before a referral Task's new version is stored: is the move allowed? (409 when not).
+
+        Inside a transaction Bundle nothing is stored until every entry passed its guard, so a
+        Task is judged with its ServiceRequest whichever comes first: the Task's guard finds the
+        request among the Bundle's earlier entries, and a referral request's guard judges the
+        Tasks on it that came before it (they could not know they were a referral's)."""
+        rtype = resource.get("resourceType")
+        if rtype == "Task" and previous is not None and previous.get("status") == "completed" \
+                and resource.get("status") not in ("completed", "entered-in-error") and self.reading.is_request(previous):
+            raise Conflict(f"Task/{resource.get('id')}: the remote read is reported (completed); it cannot become "
+                           f"{resource.get('status')} (only entered-in-error)", expression=["Task.status"])
+        if rtype == "Task" and self.referral_task(resource)[1]:
             check_transition(previous, resource, self._rules.workflow)
+        elif rtype == "ServiceRequest" and is_referral(resource, self._rules.workflow):
+            ref = f"ServiceRequest/{resource['id']}"
+            for task, before in self.repository.pending():
+                if task["resourceType"] == "Task" and focus_of(task) == ref:
+                    check_transition(before, task, self._rules.workflow)
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         rtype = resource.get("resourceType")
@@ -195,6 +239,11 @@ class Referrals:
         updated = {**row, "task": f"Task/{task['id']}", "state": state.name, "at": at}
         if updated != row:
             self.rows.replace(updated)
+        # when the Task names the receiving institution the request leaves open, the deductible shown
+        # on the request follows (a new version of it, written by the server)
+        marked = self._with_deductible(sr, task)
+        if marked is not sr:
+            self.repository.update({k: v for k, v in marked.items() if k != "meta"}, source=REFERRAL)
 
 
 def _text(value: Any) -> str | None:

@@ -22,13 +22,14 @@ from typing import Any
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.recognition.decision import Order, assess
 from engine.recognition.facts import local_day, result_time
+from engine.referral import deductibles as dd
 from engine.referral.rules import Section
 from engine.referral.service import Referrals
 from engine.referral.workflow import is_referral
 from engine.repository.scoped import ScopedRepository
 
 SEARCH_CAP = 1000
-DEDUCTIBLE_URL = "urn:huren:fhir:extension:referral-deductible"
+DEDUCTIBLE_URL = dd.URL
 RECOGNISABLE_URL = "urn:huren:fhir:extension:recognisable-at"
 _NS = uuid.UUID("5d1c7f0e-6a53-4a57-9a51-4b0f9f1f2c11")
 _DATES = ("effectiveDateTime", "issued", "started", "authoredOn", "recordedDate", "onsetDateTime", "dateAsserted")
@@ -97,12 +98,7 @@ class SummaryBuilder:
             "author": [sr["requester"]] if isinstance(sr.get("requester"), dict) else [{"display": "huren"}],
             "title": "转诊摘要 Referral summary",
             "event": [{"detail": [{"reference": f"ServiceRequest/{sr_id}"}]}],
-            "extension": [{"url": DEDUCTIBLE_URL, "extension": [
-                e for e in (
-                    {"url": "direction", "valueCode": due.direction},
-                    {"url": "rule", "valueCode": due.rule} if due.rule else None,
-                    _money("sending", due.sending), _money("receiving", due.receiving), _money("due", due.due),
-                ) if e is not None]}],
+            "extension": [dd.extension(due)],
             "section": sections,
         }
         bundle_id = str(uuid.uuid5(_NS, composition["id"]))
@@ -209,8 +205,3 @@ def _read(access: ScopedRepository, ref: str | None) -> dict[str, Any] | None:
     except (NotFound, Gone, Forbidden, BadRequest):
         return None
 
-
-def _money(name: str, value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return {"url": name, "valueMoney": {"value": value, "currency": "CNY"}}

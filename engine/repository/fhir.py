@@ -177,17 +177,22 @@ def _body_of(rec: StoredResource | None) -> dict[str, Any] | None:
     return fhirjson.loads(rec.body)  # type: ignore[arg-type]
 
 
-def _walk_references(node: Any, mapping: dict[str, str]) -> None:
+def rewrite_references(node: Any, mapping: dict[str, str]) -> None:
+    """Every ``reference`` in ``node`` that ``mapping`` names now points where it says, in place
+    (a Bundle's urn:uuid entries; the HL7 converter's re-keyed resources)."""
     if isinstance(node, dict):
         ref = node.get("reference")
         if isinstance(ref, str) and ref in mapping:
             node["reference"] = mapping[ref]
         for value in node.values():
             if isinstance(value, (dict, list)):
-                _walk_references(value, mapping)
+                rewrite_references(value, mapping)
     elif isinstance(node, list):
         for value in node:
-            _walk_references(value, mapping)
+            rewrite_references(value, mapping)
+
+
+_walk_references = rewrite_references
 
 
 class FhirRepository:
@@ -278,6 +283,12 @@ class FhirRepository:
         a ``FhirError``. A refusal must come before the write: a MongoDB without a replica set (and
         mongomock) cannot roll back what a write hook refuses after the version is stored."""
         self._guards.append(guard)
+
+    def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """(new version, previous version) of what this thread's write group holds but has not
+        stored yet (the earlier entries of a transaction Bundle): a write guard that judges a
+        resource by another one of the same Bundle reads it here, before anything is stored."""
+        return [(stored, previous) for _, _, _, stored, previous, _ in getattr(self._local, "pending", None) or ()]
 
     def add_mark(self, mark: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """``mark(resource) -> resource`` adds server-computed labels (recognition's HR mark in
