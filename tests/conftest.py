@@ -15,6 +15,8 @@ from engine.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # public sample messages kept with the project (tests/data/hl7v2/README.md names sources and licences)
 SAMPLES = REPO_ROOT / "tests" / "data" / "hl7v2"
+# the resident the feed-shaped test messages are about: valid check character, born 1980-01-01, male
+NATIONAL_ID = "110101198001010010"
 
 
 @pytest.fixture

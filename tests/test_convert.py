@@ -323,12 +323,14 @@ def test_area_code_older_than_the_county_is_only_a_warning(site: Site) -> None:
     assert [w.field for w in conv.warnings] == [3] and conv.warnings[0].severity == "W"
 
 
-def test_missing_birth_date_is_accepted_but_invalid_is_refused(site: Site) -> None:
+def test_missing_or_invalid_birth_date_is_accepted_without_it(site: Site) -> None:
+    """The patient is identified by PID-3: a malformed PID-7 is warned about and left out (the
+    message, a lab's results with it, is not refused over it)."""
     conv = run(ADT.format(nid="32092319850412001X", birth="", sex="M"), site)
     assert "birthDate" not in one(conv, "Patient")
-    with pytest.raises(HL7Error) as info:
-        run(ADT.format(nid="M2^^^FNXRMYY^MR~X", birth="19851340", sex="M").replace("^^^^NNCHN~M1", ""), site)
-    assert (info.value.field, info.value.code) == (7, "102")
+    conv = run(ADT.format(nid="M2^^^FNXRMYY^MR~X", birth="19851340", sex="M").replace("^^^^NNCHN~M1", ""), site)
+    assert "birthDate" not in one(conv, "Patient")
+    assert [(w.segment, w.field, w.code, w.severity) for w in conv.warnings if w.field == 7] == [("PID", 7, "102", "W")]
 
 
 # --- envelope ------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ reference inside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,10 @@ from fastapi.testclient import TestClient
 from adapters.convert import Conversion, convert
 from adapters.hl7v2.ack import ack_code_of
 from adapters.hl7v2.parser import parse
-from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
+from tests.conftest import NATIONAL_ID
 from tests.test_convert import assert_valid_bundle
 
-NATIONAL_ID = "110101198001010010"  # valid check character, born 1980-01-01, male
 PID = f"PID|1||{NATIONAL_ID}^^^^NNCHN~M0001^^^FNXRMYY^MR||张^三||19800101|M|||人民路1号^^阜宁^江苏^224400||13800000000"
 PV1 = "PV1|1|O|门诊^101^1^FNXRMYY||||D001^李^医生||||||||||||V0001|||||||||||||||||||||||||20261101080000"
 
@@ -37,17 +34,10 @@ def message(*segments: str) -> bytes:
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    with Engine(settings) as eng:
-        yield eng
-
-
-@pytest.fixture
-def http(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        token = engine.auth.issue_system_token("his-feed", "system/*.cruds")
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client
+def http(http: TestClient, engine: Engine) -> TestClient:
+    """The app (conftest), signed in as the HIS feed: it posts HL7 and reads FHIR."""
+    http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", "system/*.cruds")
+    return http
 
 
 def post(http: TestClient, raw: bytes) -> str:
@@ -67,6 +57,14 @@ def converted(engine: Engine, raw: bytes) -> Conversion:
     conv = convert(parse(raw.decode()), engine.site)
     assert_valid_bundle(conv)
     return conv
+
+
+def filed(engine: Engine, http: TestClient, *raws: bytes) -> str:
+    """Each message converts alone to a valid bundle, then is POSTed and answered AA → the patient."""
+    for raw in raws:
+        converted(engine, raw)
+        assert post(http, raw) == "AA", raw[:200]
+    return patient_id(http)
 
 
 def patient_id(http: TestClient) -> str:
@@ -133,10 +131,7 @@ def test_pharmacy_order_dispense_and_administration(engine: Engine, http: TestCl
     ras = message(msh("RAS^O17^RAS_O17", "RX3"), PID, PV1, ORC_RX.format(ctl="RE", st="IP"),
                   "RXA|0|1|20261101200000||CN-AMOX^阿莫西林胶囊^L|0.5|g^克^UCUM||||||||||||CP",
                   RXR)
-    for raw in (rde, rds, ras):
-        converted(engine, raw)
-        assert post(http, raw) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, rde, rds, ras)
     (request,) = search(http, "MedicationRequest", subject=subject)
     assert request["status"] == "active" and request["intent"] == "order"
     assert request["authoredOn"].startswith("2026-11-01T08:40:00")
@@ -178,9 +173,7 @@ def siu(event: str, control: str, status: str = "Booked") -> bytes:
 
 
 def test_appointments_book_and_cancel(engine: Engine, http: TestClient) -> None:
-    converted(engine, siu("S12", "AP1"))
-    assert post(http, siu("S12", "AP1")) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, siu("S12", "AP1"))
     (appt,) = search(http, "Appointment", actor=subject)
     assert appt["status"] == "booked" and appt["minutesDuration"] == 20
     assert appt["start"].startswith("2026-11-10T09:00:00") and appt["end"].startswith("2026-11-10T09:20:00")
@@ -210,9 +203,7 @@ def ref(event: str, control: str, status: str, kind: str = "REF") -> bytes:
 
 
 def test_referral_is_a_service_request_with_a_task(engine: Engine, http: TestClient) -> None:
-    converted(engine, ref("I12", "RF1", "P"))
-    assert post(http, ref("I12", "RF1", "P")) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, ref("I12", "RF1", "P"))
     (request,) = search(http, "ServiceRequest", subject=subject)
     assert request["category"][0]["coding"][0]["code"] == "3457005"
     assert request["status"] == "draft" and request["priority"] == "routine"
@@ -253,10 +244,7 @@ def test_billing_account_charges_procedures_and_coverage(engine: Engine, http: T
         "FT1|2|T-5002||20261101130000||CG|DRUG-7^头孢曲松^L|||2||80&CNY",
         "NTE|1||自费部分",
     )
-    for raw in (bar, dft):
-        converted(engine, raw)
-        assert post(http, raw) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, bar, dft)
     (account,) = search(http, "Account", subject=subject)
     assert account["status"] == "active" and account["identifier"][0]["value"] == "ACC-88"
     coverage = http.get(f"/fhir/{account['coverage'][0]['coverage']['reference']}").json()
@@ -293,9 +281,7 @@ def ppr(event: str, control: str, action: str) -> bytes:
 
 
 def test_problem_list_add_and_delete(engine: Engine, http: TestClient) -> None:
-    converted(engine, ppr("PC1", "P1", "AD"))
-    assert post(http, ppr("PC1", "P1", "AD")) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, ppr("PC1", "P1", "AD"))
     (problem,) = search(http, "Condition", subject=subject)
     assert problem["category"][0]["coding"][0]["code"] == "problem-list-item"
     assert problem["verificationStatus"]["coding"][0]["code"] == "confirmed"
@@ -350,9 +336,7 @@ def test_adverse_reaction_update_and_account_merge(engine: Engine, http: TestCli
         "IAM|1|DA^Drug allergy^HL70127|PEN^青霉素^L|SV^Severe^HL70128|皮疹~呼吸困难|A|IAM-5||||20200101||20261101||||C",
         "NTE|1||2020年注射后出现",
     )
-    converted(engine, a60)
-    assert post(http, a60) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, a60)
     (allergy,) = search(http, "AllergyIntolerance", patient=subject)
     assert allergy["code"]["coding"][0]["code"] == "PEN" and allergy["criticality"] == "high"
     assert [r["manifestation"][0]["text"] for r in allergy["reaction"]] == ["皮疹", "呼吸困难"]
@@ -376,10 +360,7 @@ def test_result_without_order_code_is_stored_and_counted(engine: Engine, http: T
         "OBX|1|NM|GLU^葡萄糖^L||5.6|mmol/L|3.9-6.1|N|||F|||20261101090000",
     )
     order_only = message(msh("ORM^O01^ORM_O01", "NC2"), PID, "ORC|NW|ORD-NC2")
-    for r in (raw, order_only):
-        converted(engine, r)
-        assert post(http, r) == "AA"
-    subject = patient_id(http)
+    subject = filed(engine, http, raw, order_only)
     (obs,) = search(http, "Observation", subject=subject)
     assert obs["valueQuantity"]["value"] == 5.6
     requests = search(http, "ServiceRequest", subject=subject)

@@ -94,3 +94,79 @@ def test_rol_makes_encounter_participants(site: Site) -> None:
     (rol,) = [p for p in enc["participant"] if p["type"][0]["coding"][0]["code"] == "PP"]
     assert rol["individual"]["display"] == "钱医生" and rol["period"]["start"].startswith("2026-11-01T08:00")
     assert not [u for u in conv.unmapped if u["kind"] == "segment"]
+
+
+def test_called_by_name_is_a_nickname(site: Site) -> None:
+    """PID-5 repeats; a repetition of name type N (table 0200: nickname / "call me" name) is kept
+    as a second name with use ``nickname`` (IG), not dropped."""
+    conv = run(site, MSH.format(kind="ADT^A08^ADT_A01", ctl="N1"), "EVN|A08|20261101",
+               pid({5: "张^三~小三^^^^^^N"}))
+    names = one(conv, "Patient")["name"]
+    assert [(n.get("use"), n.get("text")) for n in names] == [(None, "张三"), ("nickname", "小三")]
+
+
+def test_alternate_placer_order_number_is_an_identifier(site: Site) -> None:
+    """OBR-53 (alternate placer order number) is one more placer identifier of the ServiceRequest."""
+    obr = "OBR|1|OBR-P^HIS|OBR-F^LIS|GLU^葡萄糖^L|||20261101083000|||||||||||||||20261101091000|||F"
+    conv = run(site, MSH.format(kind="ORU^R01^ORU_R01", ctl="L3"), pid({}), obr + "|" * 28 + "ALT-P^OLDHIS",
+               "OBX|1|NM|GLU^葡萄糖^L||5.6|mmol/L|3.9-6.1|N|||F|||20261101090000")
+    ids = one(conv, "ServiceRequest")["identifier"]
+    assert [(i["value"], i["type"]["coding"][0]["code"]) for i in ids] == [
+        ("OBR-P", "PLAC"), ("OBR-F", "FILL"), ("ALT-P", "PLAC")]
+
+
+@pytest.mark.parametrize("kind", ["ORM^O01^ORM_O01", "MDM^T02^MDM_T02", "OML^O21^OML_O21"])
+@pytest.mark.parametrize(("pv1", "status"), [
+    ("PV1|1|I|||||||||||||||||V9|||||||||||||||||||||||||20261101080000|20261102080000", "finished"),
+    ("PV1|1|P|||||||||||||||||V9", "planned"),
+    ("PV1|1|I|||||||||||||||||V9", "unknown"),
+])
+def test_order_and_document_encounter_status_from_pv1(site: Site, kind: str, pv1: str, status: str) -> None:
+    """Outside ADT the event says nothing about the visit (``unknown``) unless PV1 does: a discharge
+    time (PV1-45) means finished, patient class P (PV1-2) planned."""
+    body = (["TXA|1|CN|TX|20261101||||||||DOC1|||||AU", "OBX|1|TX|||病程记录"] if kind.startswith("MDM")
+            else ["ORC|NW|P1", "OBR|1|P1||GLU^葡萄糖^L"])
+    conv = run(site, MSH.format(kind=kind, ctl="S1"), "EVN|T02|20261101", pid({}), pv1, *body)
+    assert one(conv, "Encounter")["status"] == status
+
+
+def test_lab_order_patient_insurance_and_reason_segments_are_mapped(site: Site) -> None:
+    """OML_O21/ORM_O01 define NK1, AL1 and IN1 (with IN2/IN3/GT1) for the patient and DG1 for each
+    order: they make RelatedPerson, AllergyIntolerance, Coverage (the orders' insurance) and
+    Condition (the order's reasonReference), as the ADT feed's segments do; nothing is left unmapped."""
+    conv = run(site, MSH.format(kind="OML^O21^OML_O21", ctl="O1"), pid({}),
+               "NK1|1|张^父|FTH^父亲^HL70063",
+               "PV1|1|O|||||||||||||||||V9",
+               "IN1|1|P01^城乡居民医保|YB320923^阜宁县医保中心|阜宁县医疗保障局",
+               "IN2|1|320923198001010010",
+               "GT1|1||张^三",
+               "AL1|1|DA|青霉素^青霉素^L|SV",
+               "ORC|NW|ORD-1^HIS",
+               "OBR|1|ORD-1^HIS||GLU^葡萄糖^L|||20261101083000",
+               "DG1|1||E11.9^2型糖尿病^I10|||W",
+               "ORC|NW|ORD-2^HIS",
+               "OBR|2|ORD-2^HIS||HBA1C^糖化血红蛋白^L|||20261101083000")
+    assert not [u for u in conv.unmapped if u["kind"] == "segment"]
+    coverage = one(conv, "Coverage")
+    assert one(conv, "RelatedPerson")["patient"]["reference"] == f"Patient/{one(conv, 'Patient')['id']}"
+    assert one(conv, "AllergyIntolerance")["code"]["coding"][0]["code"] == "青霉素"
+    condition = one(conv, "Condition")
+    assert condition["code"]["coding"][0]["code"] == "E11.9"
+    requests = {r["identifier"][0]["value"]: r for r in conv.resources if r["resourceType"] == "ServiceRequest"}
+    assert requests["ORD-1"]["reasonReference"] == [{"reference": f"Condition/{condition['id']}"}]
+    assert "reasonReference" not in requests["ORD-2"]  # the DG1 belongs to the order before it
+    for request in requests.values():
+        assert request["insurance"] == [{"reference": f"Coverage/{coverage['id']}"}]
+
+
+def test_general_order_for_a_drug_is_a_medication_request(site: Site) -> None:
+    """ORM_O01's order detail may be RXO instead of OBR: such an order is a MedicationRequest (as
+    in RDE_O11), not a ServiceRequest with an absent code and its RXO reported unmapped."""
+    conv = run(site, MSH.format(kind="ORM^O01^ORM_O01", ctl="M1"), pid({}),
+               "ORC|NW|RX-1^HIS||||||||||D001^李^医生",
+               "RXO|X01^阿莫西林胶囊^L|0.5||g")
+    (request,) = [r for r in conv.resources if r["resourceType"] == "MedicationRequest"]
+    assert request["medicationCodeableConcept"]["coding"][0]["code"] == "X01"
+    assert request["identifier"][0]["value"] == "RX-1" and request["intent"] == "order"
+    assert not [r for r in conv.resources if r["resourceType"] == "ServiceRequest"]
+    assert not [u for u in conv.unmapped if u["kind"] == "segment"]

@@ -7,7 +7,6 @@ repository, audit, FastAPI with bearer tokens.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,9 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, message_id
 from engine.settings import Settings
-from tests.conftest import SAMPLES
+from tests.conftest import NATIONAL_ID, SAMPLES
 from tests.test_ingest_durability import err_fields, exchange, listening
 from tests.test_mllp import asynctest
-
-NATIONAL_ID = "110101198001010010"  # valid check character, born 1980-01-01, male
 
 
 def lab_result(control: str, *, national_id: str = NATIONAL_ID, glucose_code: str = "GLU",
@@ -40,16 +37,10 @@ def lab_result(control: str, *, national_id: str = NATIONAL_ID, glucose_code: st
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    with Engine(settings) as eng:
-        yield eng
-
-
-@pytest.fixture
-def fhir(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
-        client.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("reader", "system/*.rs")
-        yield client
+def fhir(http: TestClient, engine: Engine) -> TestClient:
+    """The app (conftest), signed in as a system client that only reads."""
+    http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("reader", "system/*.rs")
+    return http
 
 
 def send(engine: Engine, *messages: bytes) -> list[bytes]:

@@ -155,7 +155,7 @@ def test_free_text_keeps_delimiters_in_text() -> None:
         ("MSH", None, E.SEGMENT_SEQUENCE_ERROR, "AR", "must start with an MSH"),
         ("MSHA^~\\&|A|B|C|D|2025||ADT^A01|1|P|2.5", 1, E.DATA_TYPE_ERROR, "AR", "field separator"),
         ("MSH|^^\\&|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
-        ("MSH|^~\\\\&|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
+        ("MSH|^~\\\\#|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
         ("MSH|^|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
         ("MSH|^~a&|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
         ("MSH|^~\\&|A|B|C|D|2025||||P|2.5", 9, E.REQUIRED_FIELD_MISSING, "AR", "MSH-9"),
@@ -282,3 +282,14 @@ def test_repeated_reads_of_a_field_agree_with_the_first() -> None:
         assert obx.rep(5).comp(1, 2) == "s2"
         assert obx.rep(5).subs(1) == ["v1|v2", "s2"]
         assert obx.rep(5).text() == "v1|v2&s2^c2"
+
+
+def test_doubled_escape_in_msh2_is_read_as_the_standard_set() -> None:
+    """``^~\\\\&`` (the escape character written twice by a sender's string literal) is the one
+    invalid MSH-2 read anyway, as ``^~\\&``; the converter warns about it (``encoding_repaired``)."""
+    from adapters.hl7v2.parser import encoding_repaired
+
+    msg = parse("MSH|^~\\\\&|A|B|C|D|2025||ADT^A01|1|P|2.5\rPID|1||M1^^^H^MR||A&B^C\\T\\D\r")
+    assert msg.msh.enc.msh2 == "^~\\&" and encoding_repaired(msg.msh)
+    assert msg.get("PID").value(5, comp=2) == "C&D"  # the \T\ escape (subcomponent separator) still works
+    assert not encoding_repaired(parse("MSH|^~\\&|A|B|C|D|2025||ADT^A01|1|P|2.5\r").msh)

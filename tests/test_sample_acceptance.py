@@ -9,8 +9,9 @@ The site registers every sending facility the samples name and, as a deployment 
 sender table, binds the senders that leave MSH-4 empty by their sending application (MSH-3);
 a sample naming neither is converted for the institution its listener would be bound to
 (``listeners`` in the sender table), as the ingest pipeline does with the peer it recorded.
-Every refusal must be a precise AE/AR naming a segment and field; the share accepted among the
-structures huren converts must stay at or above ``FLOOR``, and every converted structure present
+Every refusal must be a precise AE/AR naming a segment and field, and one of the ``DELIBERATE``
+refusals (a new kind of refusal is a decision to record there, not a drift); the share accepted
+among the structures huren converts must stay at or above ``FLOOR``, and every converted structure present
 in the corpus must have at least one sample accepted. The per-structure table is printed (run
 with ``-s`` to see it) so a drop shows where it happened.
 """
@@ -31,8 +32,20 @@ from tests.conftest import SAMPLES
 from tests.test_convert import assert_valid_bundle
 
 FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
-FLOOR = 0.78  # accepted / samples of converted structures; measured 0.81 (51/63) when set
+# accepted / samples of converted structures; measured 0.89 (75/84) when set. The other 9 are the
+# deliberate refusals below (7 unit-test fragments without MSH-10, 2 results without PID-3):
+# every sample of a converted structure is either accepted or refused by a decided rule.
+FLOOR = 0.89
 UNCLAIMED = (UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_EVENT_CODE)
+# The refusals huren makes on purpose, as the standard asks (mappings/hl7v2/README.md,
+# "Refused"): (segment, field, HL7 table 0357 code, MSA-1). Every other refusal of a converted
+# structure fails the test, so a new refusal is a decision, not a drift.
+DELIBERATE = {
+    ("MSH", 10, "101", "AR"): "no message control id: the ACK cannot name the message (MSA-2), "
+                              "resends cannot be recognised",
+    ("PID", 3, "101", "AE"): "no patient identifier: nothing to file the results under safely; "
+                             "quarantined for correction and replay",
+}
 
 
 def sample_site(tmp_path: Path) -> Path:
@@ -94,6 +107,8 @@ def test_sample_corpus_acceptance_per_structure(settings: Settings, tmp_path: Pa
             if err.code in UNCLAIMED:
                 unclaimed.add(key)
                 continue
+            assert (err.segment, err.field, err.code, err.ack_code) in DELIBERATE, \
+                f"{path.name}: refused for a reason not decided on: {err.location()} {err.code} {err}"
         claimed_total += 1
         claimed_accepted += err is None
     print("\nstructure      accepted/samples")

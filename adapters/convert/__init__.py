@@ -21,12 +21,13 @@ from adapters.convert import (
 )
 from adapters.convert.context import Context
 from adapters.hl7v2.errors import (
+    DATA_TYPE_ERROR,
     TABLE_VALUE_NOT_FOUND,
     UNSUPPORTED_EVENT_CODE,
     UNSUPPORTED_MESSAGE_TYPE,
     HL7Error,
 )
-from adapters.hl7v2.parser import Message
+from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
 from mappings.site import Site
 
@@ -110,6 +111,9 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
             ack_code="AR",
         )
     ctx = Context(message=message, site=site, institution=institution)
+    if encoding_repaired(msh):
+        ctx.warn(HL7Error(f"MSH-2 {msh.field(2)!r} doubles the escape character; read as {msh.enc.msh2!r}",
+                          segment="MSH", sequence=1, field=2, code=DATA_TYPE_ERROR))
     templates.convert(ctx, template_for(ctx))
     common.provenance(ctx)
     return Conversion(

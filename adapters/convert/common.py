@@ -15,7 +15,7 @@ from adapters.convert.engine import apply_table
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
-from adapters.hl7v2.timestamps import TimestampError, to_datetime
+from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
 from mappings.site import Site
@@ -123,11 +123,21 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
     return nid
 
 
+def _is_date(text: str) -> bool:
+    try:
+        to_fhir_date(text)
+    except (TimestampError, ValueError):
+        return False
+    return True
+
+
 def _check_demographics(nid: NationalId, pid: Segment) -> None:
-    """Birth date and sex encoded in the resident ID must agree with PID-7 and PID-8."""
+    """Birth date and sex encoded in the resident ID must agree with PID-7 and PID-8. A PID-7 that
+    is no date at all is not compared: it is malformed, not contradictory, and the PID-7 rule
+    leaves it out with a warning."""
     birth = pid.value(7)[:8]
     id_birth = nid.birth_date
-    if birth and birth != f"{id_birth.year:04d}{id_birth.month:02d}{id_birth.day:02d}"[: len(birth)]:
+    if birth and _is_date(birth) and birth != f"{id_birth.year:04d}{id_birth.month:02d}{id_birth.day:02d}"[: len(birth)]:
         raise pid.error(
             f"PID-7 birth date {birth} disagrees with the national resident ID (born {id_birth.isoformat()})",
             7,

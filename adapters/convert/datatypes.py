@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.convert.actors import location, practitioner
 from adapters.convert.context import Context
-from adapters.convert.tables import coding_system, vocabulary
+from adapters.convert.tables import coding_system, known_coding_system, vocabulary
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
 from engine.fhirjson import number
@@ -117,7 +117,7 @@ def code_id(rep: Repetition, rule: Rule, ctx: Context) -> Any:
     if mapped is None:
         mapped = vocabulary(ctx.site, table).get(text.upper())
     if mapped is None:
-        ctx.note_unmapped(table, text)
+        ctx.note_unmapped(table, text, rule.get("where", ""))
         return None
     return mapped
 
@@ -131,7 +131,7 @@ def _coding_from_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, A
     if table:
         mapped = vocabulary(ctx.site, table).get(text)
         if mapped is None:
-            ctx.note_unmapped(table, text)
+            ctx.note_unmapped(table, text, rule.get("where", ""))
             return None
         if mapped == "":  # a known value that deliberately maps to nothing
             return None
@@ -172,8 +172,9 @@ def cwe_coding(rep: Repetition, ctx: Context, offset: int = 0, table: str = "") 
 
 
 _CWE_LIMIT = 20000
-# id(site) → (site, {(local system, table, raw, delimiters...): concept}); see ``cwe``
-_CWE: dict[int, tuple[Any, dict[tuple[str, ...], dict[str, Any] | None]]] = {}
+# id(site) → (site, {(local system, table, raw, delimiters...): (concept, unknown coding system
+# names)}); see ``cwe``
+_CWE: dict[int, tuple[Any, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
 
 
 def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
@@ -201,15 +202,28 @@ def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         enc.truncation,
         enc.charset,
     )
-    if key in cache:
-        concept = cache[key]
-    else:
+    hit = cache.get(key)
+    if hit is None:
         if len(cache) >= _CWE_LIMIT:
             cache.clear()
-        concept = cache[key] = _cwe(rep, rule, ctx)
+        hit = cache[key] = (_cwe(rep, rule, ctx), _unknown_systems(rep, ctx))
+    concept, unknown = hit
+    if unknown:
+        for name in unknown:
+            ctx.note_unmapped("coding_system", name)
     if concept is None:
         return None
     return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}
+
+
+def _unknown_systems(rep: Repetition, ctx: Context) -> tuple[str, ...]:
+    """CWE-3/CWE-6 names of coding systems huren does not know (their codes were kept as local)."""
+    names = []
+    for code_comp, system_comp in ((1, 3), (4, 6)):
+        name = rep.comp(system_comp).strip()
+        if name and rep.comp(code_comp).strip() and known_coding_system(ctx.site, name) is None:
+            names.append(name)
+    return tuple(names)
 
 
 def _cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
@@ -237,7 +251,7 @@ def cwe_vocab(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | Non
     mapped = vocabulary(ctx.site, rule["vocab"]).get(code) if code else None
     if mapped is None:
         if code:
-            ctx.note_unmapped(rule["vocab"], code)
+            ctx.note_unmapped(rule["vocab"], code, rule.get("where", ""))
         return original
     coding: dict[str, Any] = {"system": rule["system"], "code": str(mapped)}
     if rep.comp(2):

@@ -61,12 +61,18 @@ def _compiled(spec: dict[str, Any]) -> Plan:
             rule.get("segment", default_segment),
             int(rule["field"]),
             "default" in rule or bool(rule.get("required")),
-            compile_rule(rule),
+            compile_rule(located(rule, rule.get("segment", default_segment))),
         )
         for rule in spec.get("rules", ())
     ]
     _COMPILED[id(spec)] = (spec, plan)
     return plan
+
+
+def located(rule: dict[str, Any], segment: str) -> dict[str, Any]:
+    """The rule, told its ``SEG-n`` when it maps through a vocabulary: a value the table lacks is
+    then reported with the field it came from (fidelity report)."""
+    return {**rule, "where": f"{segment}-{rule['field']}"} if "vocab" in rule else rule
 
 
 def json_copy(value: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from adapters.convert import common, results
+from adapters.convert import common, his, results
 from adapters.convert.context import Context
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Segment
@@ -44,6 +44,7 @@ def convert_orders(
         enc = common.encounter(pv1, msg.get("PV2"), ctx, subject, pkey)
         ctx.create_only.append(enc["reference"])
     found, leftover = results.groups(ctx, specimen_groups=specimen_groups)
+    coverages, leftover = patient_level(ctx, leftover, subject, pkey)
     if not found and not msg.get("TXA"):
         raise HL7Error(
             f"{msg.msh.structure} message has no ORC/OBR/OBX order or result",
@@ -63,6 +64,12 @@ def convert_orders(
             if (group.obr or group.orc)
             else f"{pkey}|obx|{msg.msh.control_id}"
         )
+        if request is not None and (group.dg1 or coverages):
+            order = ctx.resources[request["reference"]]
+            for dg1 in group.dg1:  # the order's reasons (IG: DG1 → ServiceRequest.reasonReference)
+                order.setdefault("reasonReference", []).append(his.condition(dg1, ctx, subject, pkey, enc))
+            if coverages:
+                order["insurance"] = [dict(c) for c in coverages]
         spec_refs = results.specimens(group, ctx, subject, request, rkey) if request else []
         refs: list[dict[str, str]] = []
         forms: list[dict[str, Any]] = []
@@ -128,6 +135,35 @@ def convert_orders(
         elif request is not None and refs:
             ctx.resources[request["reference"]].setdefault("supportingInfo", []).extend(refs)
     report_unmapped(ctx, leftover)
+
+
+# patient-level segments the order and result structures define (OML_O21, ORM_O01, OMG_O19:
+# PATIENT group NK1, AL1, INSURANCE group IN1/IN2/IN3, GT1), converted as the ADT feed converts them
+_INSURANCE_PARTS = frozenset({"IN2", "IN3", "GT1"})  # read with their IN1 (Coverage)
+
+
+def patient_level(
+    ctx: Context, leftover: list[Segment], subject: dict[str, str], pkey: str
+) -> tuple[list[dict[str, str]], list[Segment]]:
+    """NK1 → RelatedPerson, AL1 → AllergyIntolerance, IN1 (+IN2/IN3/GT1) → Coverage; returns the
+    Coverage references (the orders' ``insurance``) and the segments still unmapped."""
+    if not leftover:
+        return [], leftover
+    coverages: list[dict[str, str]] = []
+    rest: list[Segment] = []
+    has_in1 = any(seg.name == "IN1" for seg in leftover)
+    for seg in leftover:
+        name = seg.name
+        if name == "NK1":
+            if his.related_person(seg, ctx, subject, pkey) is None:
+                rest.append(seg)
+        elif name == "AL1":
+            his.allergy(seg, ctx, subject, pkey)
+        elif name == "IN1":
+            coverages.append(his.coverage(seg, ctx, subject, pkey))
+        elif not (name in _INSURANCE_PARTS and has_in1):
+            rest.append(seg)
+    return coverages, rest
 
 
 def report_unmapped(ctx: Context, leftover: list[Segment]) -> None:

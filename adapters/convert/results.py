@@ -98,6 +98,7 @@ class Group:
     tq1: Segment | None = None  # timing/quantity of the order (v2.5+, replaces ORC-7/OBR-27)
     prt: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → PRTs; -1 = order
     sac: list[Segment] = field(default_factory=list)  # specimen containers (OUL)
+    dg1: list[Segment] = field(default_factory=list)  # the order's reasons (OML/ORM ORDER group)
 
 
 def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group], list[Segment]]:
@@ -171,6 +172,8 @@ def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group],
                     current.spm.append(seg)
             else:
                 current.spm.append(seg)
+        elif name == "DG1" and current is not None:
+            current.dg1.append(seg)
         elif name not in ("MSH", "PID", "PD1", "PV1", "PV2", "EVN", "TXA", "ZDS", "IPC"):
             leftover.append(seg)
     if pending_orc is not None:

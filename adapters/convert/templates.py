@@ -40,7 +40,7 @@ from typing import Any
 
 from adapters.convert import common, results
 from adapters.convert.context import Context
-from adapters.convert.engine import Step, compile_rule, json_copy, set_path
+from adapters.convert.engine import Step, compile_rule, json_copy, located, set_path
 from adapters.convert.tables import table, vocabulary
 from adapters.hl7v2.errors import APPLICATION_INTERNAL_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Segment
@@ -193,7 +193,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
                 int(r["field"]),
                 "default" in r or bool(r.get("required")),
                 bool(r.get("all")),
-                compile_rule(r),
+                compile_rule(located(r, r.get("segment", source))),
                 frozenset(r.get("events", ())),
             )
             for r in rules_spec
@@ -259,7 +259,16 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
 
 
 def convert(ctx: Context, spec: dict[str, Any]) -> None:
-    """Convert ``ctx.message`` with the message template ``spec``."""
+    """Convert ``ctx.message`` with the message template ``spec``.
+
+    ``instead`` lets a structure whose content decides the resources hand a message to another
+    template: ``[{present: RXO, absent: [OBR], template: RDE_O11}]`` (an ORM_O01 carrying pharmacy
+    orders is converted as the encoded pharmacy order is)."""
+    for alt in spec.get("instead", ()):
+        msg = ctx.message
+        if msg.get(alt["present"]) is not None and not any(msg.get(s) is not None for s in alt.get("absent", ())):
+            convert(ctx, table(ctx.site, f"messages/{alt['template']}"))
+            return
     handler = spec.get("handler")
     if handler:
         run = HANDLERS.get(handler)

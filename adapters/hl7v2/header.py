@@ -21,6 +21,7 @@ from adapters.hl7v2.errors import (
     REQUIRED_FIELD_MISSING,
     HL7Error,
 )
+from adapters.hl7v2.parser import encoding_chars
 from adapters.hl7v2.senders import sender_institution
 
 DEFAULT_FIELD_SEP = "|"
@@ -208,12 +209,13 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     fields = msh.split(fs)
     # fields[0] = "MSH", fields[1] = MSH-2, fields[n] = MSH-(n+1)
     enc = fields[1] if len(fields) > 1 else ""
-    if not _valid_encoding_chars(enc, fs):
+    usable = encoding_chars(enc, fs)
+    if usable is None or len(usable) not in (4, 5):  # the standard's four (five from v2.7)
         head.problems.append(_msh_error(
             f"encoding characters {enc!r} are invalid: expected 4 (or 5) distinct, "
             f"non-alphanumeric delimiters other than {fs!r}, such as ^~\\&", 2))
     else:
-        head.encoding_chars = enc
+        head.encoding_chars = usable
 
     def get(n: int) -> str:
         return fields[n - 1] if len(fields) >= n else ""
@@ -244,12 +246,3 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
     return head, text
-
-
-def _valid_encoding_chars(enc: str, fs: str) -> bool:
-    if len(enc) not in (4, 5):
-        return False
-    chars = fs + enc
-    if len(set(chars)) != len(chars):
-        return False
-    return all(not c.isalnum() and not c.isspace() and c.isprintable() for c in enc)

@@ -344,6 +344,37 @@ def _split_lines(text: str) -> list[str]:
     return [line for line in text.split("\r") if line and not line.isspace()]
 
 
+# MSH-2 as senders that build messages in Java, JSON or C string literals sometimes emit it: the
+# escape character written twice ("^~\\\\&"). Read literally it declares the backslash as both escape
+# and subcomponent separator, which no message can mean; collapsed it is the recommended set.
+DOUBLED_ESCAPE_MSH2 = "^~\\\\&"
+STANDARD_MSH2 = "^~\\&"
+
+
+def encoding_chars(msh2: str, fsep: str) -> str | None:
+    """The encoding characters to read a message with, from MSH-2; None when unusable (an AR).
+
+    MSH-2 must be 2 to 5 distinct non-alphanumeric characters, none of them the field separator.
+    The one repair: the doubled-escape artefact ``^~\\\\&`` is read as ``^~\\&`` (the caller reports
+    it as a warning: ``encoding_repaired``). Any other invalid MSH-2 stays refused, because guessing
+    delimiters could split every field of the message wrongly and silently."""
+    if msh2 == DOUBLED_ESCAPE_MSH2 and fsep not in STANDARD_MSH2:
+        return STANDARD_MSH2
+    chars = fsep + msh2
+    if (
+        not 2 <= len(msh2) <= 5
+        or len(set(chars)) != len(chars)
+        or any(c.isalnum() or c.isspace() or not c.isprintable() for c in msh2)
+    ):
+        return None
+    return msh2
+
+
+def encoding_repaired(msh: MSH) -> bool:
+    """True when MSH-2 as sent is not what the message was read with (see ``encoding_chars``)."""
+    return len(msh.fields) > 2 and msh.fields[2] != msh.enc.msh2
+
+
 def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
     """Read MSH-1/MSH-2 from an MSH line and split it into fields (MSH-1 inserted)."""
     if len(line) < 8 or not line.startswith("MSH"):
@@ -366,12 +397,8 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
         )
     end = line.find(fsep, 4)
     msh2 = line[4:] if end < 0 else line[4:end]
-    chars = fsep + msh2
-    if (
-        not 2 <= len(msh2) <= 5
-        or len(set(chars)) != len(chars)
-        or any(c.isalnum() or c.isspace() for c in msh2)
-    ):
+    usable = encoding_chars(msh2, fsep)
+    if usable is None:
         raise HL7Error(
             f"MSH-2 encoding characters {msh2!r} are invalid: need 2-5 distinct non-alphanumeric "
             "characters (component, repetition, escape, subcomponent[, truncation])",
@@ -381,6 +408,7 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
             code=DATA_TYPE_ERROR,
             ack_code="AR",
         )
+    msh2 = usable
     fields = line.split(fsep)
     fields.insert(1, fsep)
     comp = msh2[0]

@@ -119,8 +119,16 @@ def fidelity(request: Request, institution: str | None = None, _: Caller = Depen
              engine: Engine = Depends(get_engine)) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for doc in engine.ingestor.messages.fidelity_report(institution):
-        inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "items": []})
-        inst["warnings" if doc["kind"] == "warning" else "unmapped"] += doc["count"]
+        inst = report.setdefault(doc["institution"], {"unmapped": 0, "warnings": 0, "segments": {}, "codes": {},
+                                                      "items": []})
+        kind = doc["kind"]
+        inst["warnings" if kind == "warning" else "unmapped"] += doc["count"]
+        # the two lists an interface analyst works through: segments, and codes by table or field
+        if kind == "segment":
+            inst["segments"][doc["value"]] = inst["segments"].get(doc["value"], 0) + doc["count"]
+        elif kind != "warning":
+            codes = inst["codes"].setdefault(kind, {})
+            codes[doc["value"]] = codes.get(doc["value"], 0) + doc["count"]
         inst["items"].append({k: doc.get(k) for k in ("kind", "value", "where", "code", "message", "count",
                                                       "first_seen", "last_seen", "example_message")})
     for inst in report.values():
