@@ -18,10 +18,9 @@ from engine.api.app import create_app
 from engine.audit.view import views_of
 from engine.audit.who_looked import who_looked
 from engine.engine import Engine
+from tests.conftest import NATIONAL_ID as MLLP_ID  # the MLLP lab result's patient
 from tests.test_ingest_e2e import lab_result, send
 from tests.test_resident_record_ui import QIAN, ZHAO, feeds
-
-MLLP_ID = "110101198001010010"  # the MLLP lab result's patient (tests.test_ingest_e2e)
 
 
 def _records(engine: Engine) -> list[dict]:
