@@ -72,6 +72,8 @@ MAX_ACK_WARNINGS = 50
 class Repository(Protocol):
     def write_many(self, resources: list[dict[str, Any]], *, create_only: set[str] = ...,
                    source: str = ...) -> list[Any]: ...
+    # optional: ``group()`` (a context manager) makes the write_many calls inside it one backend put;
+    # ``valid_groups(groups) -> [bool]`` validates a batch type by type, ``write_many(validated=True)``
 
 
 class AuditSink(Protocol):
@@ -110,6 +112,7 @@ class _Item:
     same_as: _Item | None = None  # an identical message earlier in the same batch
     conversion: Any = None
     errors: list[HL7Error] = field(default_factory=list)
+    validated: bool = False  # its converted resources passed validation with the batch's
     in_batch_new: bool = False  # stored by this batch (not a resend)
     on_stored: Callable[[Header, Outcome | None], None] | None = None  # see ``submit``
 
@@ -429,6 +432,7 @@ class Ingestor:
             return
         for item in items:
             item.conversion, item.errors = self._convert(item)
+        self._validate(items)
         t0 = time.perf_counter()
         try:
             if not self._write_batch(items):
@@ -486,7 +490,22 @@ class Ingestor:
             self.stats.seconds["convert"] += time.perf_counter() - t1
         return conversion, []
 
-    def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str) -> list[Any]:
+    def _validate(self, items: list[_Item]) -> None:
+        """Validate the converted resources of the whole batch type by type, before any is written
+        (the repository's ``valid_groups``: a type's validator stays warm in the CPU caches);
+        a message found invalid is validated again by its write, which quarantines it as always."""
+        valid_groups = getattr(self.repository, "valid_groups", None)
+        converted = [item for item in items if item.conversion is not None]
+        if valid_groups is None or not converted:
+            return
+        t0 = time.perf_counter()
+        for item, ok in zip(converted, valid_groups([_bundle_resources(i.conversion.bundle) for i in converted]),
+                            strict=True):
+            item.validated = ok
+        self.stats.seconds["repository"] += time.perf_counter() - t0
+
+    def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
+                      validated: bool = False) -> list[Any]:
         """Store the message's resources, then its Provenance signed over what was stored.
 
         The Provenance is written last so that its targets name the exact versions filed
@@ -495,10 +514,19 @@ class Ingestor:
         """
         assert self.repository is not None
         provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
+        checked: dict[str, Any] = {"validated": True} if validated else {}
         if self.sign is None or not provenances:
-            return self.repository.write_many(resources, create_only=create_only, source=source)
+            return self.repository.write_many(resources, create_only=create_only, source=source, **checked)
+        # one backend put for the resources and their Provenance (the hooks run after both)
+        group = getattr(self.repository, "group", None)
+        with group() if group is not None else contextlib.nullcontext():
+            return self._write_then_sign(resources, provenances, create_only, source, checked)
+
+    def _write_then_sign(self, resources: list[dict[str, Any]], provenances: list[dict[str, Any]],
+                         create_only: set[str], source: str, checked: dict[str, Any]) -> list[Any]:
+        assert self.repository is not None and self.sign is not None
         results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
-                                             create_only=create_only, source=source)
+                                             create_only=create_only, source=source, **checked)
         stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r.resource for r in results}
         signed = []
         for prov in provenances:
@@ -558,7 +586,8 @@ class Ingestor:
                 t0 = time.perf_counter()
                 create_only = getattr(item.conversion, "create_only", None) or ()
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
-                results = (self._write_signed(resources, set(create_only), item.header.message_code)
+                results = (self._write_signed(resources, set(create_only), item.header.message_code,
+                                              validated=item.validated)
                            if self.repository is not None else [])
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)

@@ -79,6 +79,34 @@ def test_a_message_failing_at_write_time_is_quarantined_alone(settings: Settings
         assert sorted(e["outcome"] for e in imports) == ["0", "0", "4"]  # one per message, none twice
 
 
+def test_a_message_whose_resources_fail_validation_is_quarantined_alone(settings: Settings, tmp_path: Path) -> None:
+    """The batch's converted resources are validated type by type before anything is written; a
+    message with an invalid resource is refused with the validator's reason, as when each write
+    validated its own, and the others are stored."""
+    from mappings.site import DEFAULTS_DIR
+
+    site = tmp_path / "site"
+    (site / "profiles").mkdir(parents=True)
+    (site / "institutions.yaml").write_text((DEFAULTS_DIR / "institutions.yaml").read_text("utf-8"), "utf-8")
+    shipped = (REPO_ROOT / "conformance" / "profiles" / "Observation.yaml").read_text("utf-8")
+    stricter = shipped.replace("required:\n  subject:", "required:\n  interpretation: this site wants OBX-8\n  subject:", 1)
+    assert stricter != shipped
+    (site / "profiles" / "Observation.yaml").write_text(stricter, "utf-8")
+    no_flags = oru_lab(2).replace(b"|N|||F|", b"||||F|")  # no abnormal flag: no interpretation
+    assert no_flags != oru_lab(2)
+    with Engine(settings.with_(site=site)) as engine:
+        outcomes = engine.ingestor.process([(oru_lab(1), "mllp", "p"), (no_flags, "mllp", "p"),
+                                            (oru_lab(3), "mllp", "p")])
+        assert [o.code for o in outcomes] == ["AA", "AE", "AA"]
+        assert outcomes[1].status == QUARANTINED
+        assert "FHIR resource rejected (422)" in outcomes[1].ack.decode()
+        assert "interpretation" in outcomes[1].ack.decode()
+        for out in (outcomes[0], outcomes[2]):
+            assert engine.ingestor.messages.get(out.message_id)["status"] == PROCESSED
+            assert all(engine.repository.read(*ref.split("/")) for ref in out.resources)
+        assert engine.ingestor.stats.processed == 2 and engine.ingestor.stats.quarantined == 1
+
+
 def _send_all(port: int, messages: list[bytes], acked: dict[bytes, str], deadline: float) -> None:
     """Pipeline every message on one connection; record each ACK as it arrives (until the socket dies)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:

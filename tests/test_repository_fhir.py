@@ -239,6 +239,76 @@ def test_search_dates_quantities_strings(repo: FhirRepository) -> None:
     assert sorted(ids(repo.search("Observation", [("_lastUpdated", "ge2000-01-01")]))) == ["o1", "o2", "o3", "o4"]
 
 
+def _encounter(eid: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    period = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    return {"resourceType": "Encounter", "id": eid, "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": "Patient/p1"}, "period": period}
+
+
+def test_date_prefixes_over_periods_at_the_boundaries(repo: FhirRepository) -> None:
+    """Every instant a Period covers is a candidate: ``le`` a day matches a Period starting that
+    day, ``ge`` a day one ending that day; open ends reach to the far past / future; a dateTime
+    search value is a range at its own precision (a minute is 60 s wide)."""
+    repo.update(patient("p1"))
+    repo.update(_encounter("starts-on", "2024-03-05", "2024-03-10"))  # [03-05, 03-11)
+    repo.update(_encounter("ends-on", "2024-03-01", "2024-03-05"))  # [03-01, 03-06)
+    repo.update(_encounter("open-end", "2024-03-05T10:00:00+08:00"))  # [03-05T02:00Z, ...)
+    repo.update(_encounter("open-start", end="2024-03-04T23:59:59Z"))  # [..., 03-05T00:00Z)
+    repo.update(_encounter("after", "2024-03-06", "2024-03-07"))  # [03-06, 03-08)
+    repo.update(_encounter("within", "2024-03-05", "2024-03-05"))  # [03-05, 03-06)
+
+    def found(*values: str) -> list[str]:
+        return sorted(ids(repo.search("Encounter", [("date", v) for v in values])))
+
+    assert found("le2024-03-05") == ["ends-on", "open-end", "open-start", "starts-on", "within"]
+    assert found("ge2024-03-05") == ["after", "ends-on", "open-end", "starts-on", "within"]
+    assert found("2024-03-05") == found("eq2024-03-05") == ["within"]
+    assert found("ne2024-03-05") == ["after", "ends-on", "open-end", "open-start", "starts-on"]
+    assert found("gt2024-03-05") == ["after", "open-end", "starts-on"]
+    assert found("lt2024-03-05") == ["ends-on", "open-start"]
+    assert found("sa2024-03-05") == ["after"]
+    assert found("eb2024-03-05") == ["open-start"]
+    # a day as a window: everything that overlaps 2024-03-06
+    assert found("ge2024-03-06", "le2024-03-06") == ["after", "open-end", "starts-on"]
+    # dateTime precision: the open-ended Period starts at 02:00Z, so le 01:59 (up to 02:00) misses it
+    assert found("le2024-03-05T01:59Z") == ["ends-on", "open-start", "starts-on", "within"]
+    assert found("le2024-03-05T02:00Z") == ["ends-on", "open-end", "open-start", "starts-on", "within"]
+    assert found("le2024-03-05T10:00+08:00") == found("le2024-03-05T02:00Z")
+    assert found("ge2024-03-05T02:00:00Z") == ["after", "ends-on", "open-end", "starts-on", "within"]
+    assert found("ge2024-03-05T00:00:00Z") == found("ge2024-03-05T02:00:00Z")
+    assert found("lt2024-03-05T00:00:01Z") == ["ends-on", "open-start", "starts-on", "within"]
+    assert found("gt2024-03-10T23:59:59Z") == ["open-end"]
+    assert found("ge2024-03-11") == ["open-end"]  # starts-on ends when 03-10 ends
+    assert found("le2024-03-04") == ["ends-on", "open-start"]
+    # a month's charges (a settlement period): lines whose service overlaps March, at either edge
+    for cid, occurrence in (("feb-to-mar", {"occurrencePeriod": {"start": "2024-02-28", "end": "2024-03-01"}}),
+                            ("last-day", {"occurrenceDateTime": "2024-03-31T23:30:00+08:00"}),
+                            ("april", {"occurrencePeriod": {"start": "2024-04-01"}})):
+        repo.update({"resourceType": "ChargeItem", "id": cid, "status": "billable",
+                     "code": {"text": "血常规"}, "subject": {"reference": "Patient/p1"}, **occurrence})
+    march = repo.search("ChargeItem", [("occurrence", "ge2024-03-01"), ("occurrence", "le2024-03-31")])
+    assert sorted(ids(march)) == ["feb-to-mar", "last-day"]
+
+
+def test_sqlite_date_prefixes_are_range_scans(settings: Any) -> None:
+    """Each date prefix is one range on one indexed column: no OR that makes SQLite scan."""
+    from engine.repository import open_store
+
+    store = open_store(settings)
+    repo = FhirRepository(store, base_url=BASE)
+    repo.update(_encounter("e1", "2024-03-05", "2024-03-10"))
+    backend = repo.backend
+    for prefix, index in (("le", "ix_date_lookup"), ("lt", "ix_date_lookup"), ("sa", "ix_date_lookup"),
+                          ("eq", "ix_date_lookup"), ("ge", "ix_date_end"), ("gt", "ix_date_end"),
+                          ("eb", "ix_date_end")):
+        query = repo.parser.parse("Encounter", [("date", f"{prefix}2024-03-05")]).query
+        sql, params = backend._sql(query, "r.id")
+        plan = " ".join(str(row[-1]) for row in store.query("EXPLAIN QUERY PLAN " + sql, params))
+        assert f"INDEX {index} (hp=? AND " in plan and "SCAN x" not in plan, (prefix, plan)
+    store.close()
+
+
 def test_sort_paging_summary_elements_includes(repo: FhirRepository) -> None:
     _seed(repo)
     latest = repo.search("Observation", [("subject", "Patient/p1"), ("code", f"{LOINC}|718-7"), ("_sort", "-date"),

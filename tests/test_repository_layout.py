@@ -150,3 +150,26 @@ def test_last_updated_boundaries_to_the_millisecond(tmp_path: Path) -> None:
     assert hits("eq" + stamp[:10]) == 1 and hits("ne" + stamp[:10]) == 0  # the day contains it
     assert hits("gt1900") == 1 and hits("lt1900") == 0 and hits("ge9000") == 0 and hits("lt9000") == 1
     store.close()
+
+
+def test_a_layout_2_store_gets_the_date_end_index_on_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A store written before the index on the end of date ranges gets it when opened, and ``ge``
+    is then a range scan over it that finds a Period ending on the searched day."""
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore(path)
+    repo = FhirRepository(store)
+    repo.update({"resourceType": "Encounter", "id": "e1", "status": "finished",
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                 "period": {"start": "2024-03-01", "end": "2024-03-05"}})
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX ix_date_end")
+    conn.commit()
+    conn.close()
+    with caplog.at_level("WARNING", logger="huren.repository"):
+        store = SqliteStore(path)
+    assert "building the index on the end of stored date ranges" in caplog.text
+    assert store.query("SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'")
+    repo = FhirRepository(store)
+    assert [r["id"] for r in repo.search("Encounter", [("date", "ge2024-03-05")]).resources] == ["e1"]
+    store.close()

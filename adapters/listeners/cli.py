@@ -196,10 +196,12 @@ async def serve(engine: Any, *, mllp: bool = True, sockets: list[Any] | None = N
 
     from adapters.listeners.ingest_handler import IngestHandler
     from adapters.listeners.mllp import MLLPServer, build_ssl_context
+    from engine import heap
     from engine.api.app import create_app
 
     settings: Settings = engine.settings
     app = create_app(engine)
+    heap.settle()  # the engine and the app are loaded: what is alive now stays for the process's life
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="info",
                             lifespan="on", access_log=False)
     http = uvicorn.Server(config)

@@ -119,6 +119,9 @@ class IdentityService:
     def attach(self, repository: Repository) -> None:
         self.repository = repository
         repository.add_write_hook(self.on_write)
+        add_statement = getattr(repository, "add_statement", None)
+        if add_statement is not None:
+            add_statement(self.state_links)
 
     def nid_key(self, number: str) -> str:
         return hmac.new(self._key, number.encode(), hashlib.sha256).hexdigest()
@@ -269,6 +272,35 @@ class IdentityService:
         return sorted(((pid, s, g) for pid, (s, g) in found.items()), key=lambda t: (-t[1], t[0]))
 
     # ---- the write hook -----------------------------------------------------------------------
+
+    def state_links(self, resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+        """The record about to be stored, with the links the index will state for it.
+
+        A new record of a person who already has records needs ``seealso`` links to them: stated
+        here, in the version being written, instead of by the write hook as a second version
+        (which cost a whole Patient write: validation, index rows, the history copy, the hooks).
+        The hook still classifies the stored record and writes what this could not foresee (two
+        records of one person in one Bundle, say): it finds nothing to change when this was right.
+        """
+        if resource.get("resourceType") != "Patient" or writer == INDEX or _in_materialise.get():
+            return resource
+        pid = resource.get("id")
+        if not isinstance(pid, str):
+            return resource
+        doc, _issues = self._classify(resource, self.links.get(pid))
+        person = doc.get("person")
+        members = self.members(person)
+        if person and pid not in members:
+            members = sorted([*members, pid])
+        managed = self._managed(doc, members, pid)
+        if not managed and not resource.get("link"):
+            return resource  # alone in its person (most records): nothing to state
+        stated = {k: v for k, v in resource.items() if k != "link"}
+        if managed:
+            stated["link"] = managed
+        assert self.repository is not None
+        return self.repository.merge.combine(resource, stated, INDEX).resource
+
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         if resource.get("resourceType") != "Patient":

@@ -42,6 +42,8 @@ CONFINED_SCAN_LIMIT = 10_000
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
 WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
+# (resource after the merge rules, previous stored version, writer) -> the version to store
+Statement = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
 
 
 class Validator(Protocol):
@@ -224,12 +226,22 @@ class FhirRepository:
         self._hooks: list[WriteHook] = []
         self._guards: list[WriteGuard] = []
         self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+        self._statements: list[Statement] = []
         self._clock_lock = threading.Lock()
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._last_ms = 0  # the last instant handed out by _now(), in epoch milliseconds
         self._prefix_sec, self._prefix = -1, ""
 
     # -- group commit -----------------------------------------------------------------------------
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """One transaction in which every ``write_many`` shares one backend put, the write hooks
+        running after it: for a writer that needs the versions of one write to make the next
+        (ingest signs a message's Provenance over the versions its resources got) and would
+        otherwise pay a second put with its own statements."""
+        with self.store.transaction(), self._grouped():
+            yield
+
     @contextmanager
     def _grouped(self) -> Iterator[None]:
         """Inside the caller's transaction, buffer new versions and put them in one backend call.
@@ -295,6 +307,17 @@ class FhirRepository:
         ``meta.tag``) to every resource about to be written, before the merge rules and the
         "unchanged?" comparison, so a re-sent message with the same labels is not a change."""
         self._marks.append(mark)
+
+    def add_statement(self, statement: Statement) -> None:
+        """``statement(resource, previous, writer) -> resource`` adds what the server itself states
+        about a resource (the patient index's ``Patient.link``) to the version being written, after
+        the merge rules and before the "unchanged?" comparison and the write.
+
+        Why: a write hook that states it afterwards has to store a second version of a resource
+        just written (and run the hooks, the index rows and the history copy again). The hook still
+        runs and corrects what a statement could not foresee; a right statement leaves it nothing
+        to write."""
+        self._statements.append(statement)
 
     def _now(self) -> str:
         """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
@@ -397,6 +420,8 @@ class FhirRepository:
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         combined = self.merge.combine(previous, resource, source)
         resource = combined.resource
+        for statement in self._statements:
+            resource = statement(resource, previous, source)
         if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
             return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         for guard in self._guards:
@@ -519,21 +544,51 @@ class FhirRepository:
             self.backend.put(rec, None, existing)
             return rec.version
 
+    def valid_groups(self, groups: Sequence[Sequence[dict[str, Any]]]) -> list[bool]:
+        """Validate the resources of several writes type by type: for each write, whether all of
+        its resources are valid (``write_many(..., validated=True)`` then need not check them again).
+
+        Why: the schema validator of a resource type is a large compiled tree, and validated one
+        message at a time the first resource of each type met it cold in the CPU caches (measured
+        in the ingest pipeline: 25-130 us for the first resource of a type in a message, 3-16 us
+        for the next ones). A batch validated type by type pays that once per type. What is found
+        invalid is not explained here: ``write_many`` validates that write as always and raises
+        the same error it always did.
+        """
+        ok = [True] * len(groups)
+        if self.validator is None:
+            return ok
+        by_type: dict[Any, list[tuple[int, Any]]] = {}
+        for i, group in enumerate(groups):
+            for resource in group:
+                rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+                by_type.setdefault(rtype, []).append((i, resource))
+        for entries in by_type.values():
+            for i, resource in entries:
+                if ok[i]:
+                    try:
+                        self.validator.validate(resource)
+                    except Exception:  # noqa: BLE001 -- write_many validates it again and raises as always
+                        ok[i] = False
+        return ok
+
     def write_many(
-        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API
+        self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API,
+        validated: bool = False,
     ) -> list[WriteResult]:
         """Upsert many resources in one transaction (group commit); unchanged ones get no new version.
 
         ``create_only`` names (``Type/id``) resources that are written only when absent: a lab or
         imaging message carries a thin Patient/Encounter so its Bundle stands alone, and must not
-        overwrite the richer version the ADT feed stored.
+        overwrite the richer version the ADT feed stored. ``validated``: the caller has validated
+        these very resources (``valid_groups``) and not changed them since.
         """
         prepared = [self._prepare(r) for r in resources]
         for r in prepared:
             if not isinstance(r.get("id"), str):
                 r["id"] = str(uuid.uuid4())
             self._check(r["resourceType"], r["id"])
-        if self.validator is not None:  # all valid before anything is written, on every backend
+        if self.validator is not None and not validated:  # all valid before anything is written
             for r in prepared:
                 self.validator.validate(r)
         with self.store.transaction(), self._grouped():

@@ -31,12 +31,14 @@ from engine.repository.query import (
     StringCond,
     TokenCond,
     UriCond,
+    date_bounds,
 )
 
 if TYPE_CHECKING:
     from engine.repository.mongo_store import MongoStore
 
 SEP = "\x1f"
+_MONGO_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _FIELDS = {"_id": 0, "type": 1, "id": 1, "version": 1, "updated": 1, "deleted": 1, "body": 1}
 
 
@@ -76,17 +78,10 @@ def _cond(cond: Cond) -> dict[str, Any]:
         rtype = "*" if cond.rtype is None else cond.rtype
         return {"ref": f"{cond.param}{SEP}{rtype}{SEP}{cond.rid}"}
     if isinstance(cond, DateCond):
-        lo, hi = cond.lo, cond.hi
-        match: dict[str, Any] = {
-            "eq": {"lo": {"$gte": lo}, "hi": {"$lte": hi}},
-            "gt": {"hi": {"$gt": hi}},
-            "lt": {"lo": {"$lt": lo}},
-            "ge": {"$or": [{"lo": {"$gte": lo}}, {"hi": {"$gt": hi}}]},
-            "le": {"$or": [{"lo": {"$lt": lo}}, {"hi": {"$lte": hi}}]},
-            "sa": {"lo": {"$gte": hi}},
-            "eb": {"hi": {"$lte": lo}},
-        }[cond.prefix]
-        return {"dt": {"$elemMatch": {"p": cond.param, **match}}}
+        match: dict[str, Any] = {"p": cond.param}
+        for col, op, value in date_bounds(cond):
+            match.setdefault(col, {})[_MONGO_OPS[op]] = value
+        return {"dt": {"$elemMatch": match}}
     if isinstance(cond, StringCond):
         if cond.mode == "exact":
             return {"st": {"$elemMatch": {"p": cond.param, "r": cond.value}}}
@@ -142,6 +137,7 @@ class MongoFhirBackend:
             [("type", 1), ("tok", 1)],
             [("type", 1), ("ref", 1), ("srt.date", 1)],
             [("type", 1), ("dt.p", 1), ("dt.lo", 1)],
+            [("type", 1), ("dt.p", 1), ("dt.hi", 1)],  # ge/gt/eb bound the end of the range
             [("type", 1), ("st.p", 1), ("st.n", 1)],
             [("type", 1), ("qt.p", 1), ("qt.v", 1)],
             [("type", 1), ("uri", 1)],

@@ -35,6 +35,32 @@ class DateCond:
     hi: float
 
 
+# A date prefix as bounds on the stored range [lo, hi) against the search range [L, H), in the
+# FHIR R4 reading that every point in time a value covers is a candidate (search.html, "prefix"):
+# ``le`` matches when the target has any instant before the end of the searched value, so a
+# Period that starts on the searched day (or is open at the start) is "le" that day; ``ge`` when
+# it has any instant from the start of the searched value on, so a Period ending that day or open
+# at the end is "ge" it. ``eq`` is containment, ``gt``/``lt`` overlap of the range strictly
+# above/below, ``sa``/``eb`` lie wholly after/before. Each is a conjunction of comparisons on one
+# indexed column (``eq`` bounds ``lo`` on both sides so it is one range scan), never an OR.
+_DATE_BOUNDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "eq": (("lo", ">=", "L"), ("lo", "<", "H"), ("hi", "<=", "H")),
+    "gt": (("hi", ">", "H"),),
+    "lt": (("lo", "<", "L"),),
+    "ge": (("hi", ">", "L"),),
+    "le": (("lo", "<", "H"),),
+    "sa": (("lo", ">=", "H"),),
+    "eb": (("hi", "<=", "L"),),
+}
+
+
+def date_bounds(cond: DateCond) -> tuple[tuple[str, str, float], ...]:
+    """``(column, operator, value)`` comparisons on the stored ``lo``/``hi`` that ``cond`` means;
+    the one reading of the date prefixes, shared by every backend."""
+    ends = {"L": cond.lo, "H": cond.hi}
+    return tuple((col, op, ends[end]) for col, op, end in _DATE_BOUNDS[cond.prefix])
+
+
 @dataclass(frozen=True)
 class StringCond:
     param: str

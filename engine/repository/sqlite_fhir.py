@@ -17,7 +17,9 @@ Tables (storage layout 2, ``PRAGMA user_version``; created at start, idempotentl
   correlated check one primary-key probe.
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
   ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
-  deletes, with one lookup index ``(hp, value)`` each.
+  deletes, with one lookup index ``(hp, value)`` each; ``ix_date`` has two, ``(hp, lo)`` and
+  ``(hp, hi)``, because a date prefix bounds either end of the stored range (``le`` the start,
+  ``ge`` the end: ``query.date_bounds``) and each must be a range scan, not an OR over both.
 
 ``_lastUpdated`` is answered from ``fhir_resource.updated`` (index ``(type, updated)``), not
 from index rows. 64-bit hashes of distinct keys collide with probability ~n²/2⁶⁵: negligible at
@@ -57,6 +59,7 @@ from engine.repository.query import (
     StringCond,
     TokenCond,
     UriCond,
+    date_bounds,
     selectivity,
 )
 
@@ -82,6 +85,7 @@ CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, PR
 CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
     PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (hp, lo);
+CREATE INDEX IF NOT EXISTS ix_date_end ON ix_date (hp, hi);
 CREATE TABLE IF NOT EXISTS ix_string (rid INTEGER NOT NULL, hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL,
     PRIMARY KEY (rid, hp, norm, raw)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (hp, norm);
@@ -136,16 +140,26 @@ def param_hash(rtype: str, param: str) -> int:
     return h64(f"p{_SEP}{rtype}{_SEP}{param}")
 
 
+@lru_cache(maxsize=1 << 16)
+def _token_keys(rtype: str, param: str, system: str, code: str) -> tuple[int, ...]:
+    """A token's keys: ``system|code``, and with a system also ``*|code`` and ``system|*``.
+
+    Cached as a whole: a feed's tokens repeat (its codes, categories, statuses), and one lookup
+    replaces building and hashing three key strings."""
+    if not system:
+        return (token_hash(rtype, param, system, code),)
+    return (token_hash(rtype, param, system, code), token_hash(rtype, param, ANY, code),
+            token_hash(rtype, param, system, ANY))
+
+
 def hash_keys(rtype: str, rows: IndexRows) -> set[int]:
     """The ``ix_hash`` keys of one resource: each token under ``system|code``, ``*|code`` and
     ``system|*``, each reference, URI and compartment once."""
     keys: set[int] = set()
     add = keys.add
+    update = keys.update
     for p, s, c in rows.tokens:
-        add(token_hash(rtype, p, s, c))
-        if s:
-            add(token_hash(rtype, p, ANY, c))
-            add(token_hash(rtype, p, s, ANY))
+        update(_token_keys(rtype, p, s, c))
     for p, rt, target in rows.refs:
         add(ref_hash(rtype, p, rt, target))
     for p, uri in rows.uris:
@@ -219,6 +233,10 @@ class SqliteFhirBackend:
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
             self.legacy = version < LAYOUT and old
             if not self.legacy:
+                if version == LAYOUT and conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'").fetchone() is None:
+                    log.warning("%s: building the index on the end of stored date ranges (once; a large "
+                                "store takes a while)", store.path)
                 conn.executescript(SCHEMA)
                 if version != LAYOUT:
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")
@@ -466,17 +484,9 @@ class SqliteFhirBackend:
             raise ValueError(f"{cond} needs a resource type")
         hp = param_hash(rtype, cond.param)  # type: ignore[union-attr]
         if isinstance(cond, DateCond):
-            lo, hi = cond.lo, cond.hi
-            expr = {
-                "eq": (f"{a}.lo >= ? AND {a}.hi <= ?", [lo, hi]),
-                "gt": (f"{a}.hi > ?", [hi]),
-                "lt": (f"{a}.lo < ?", [lo]),
-                "ge": (f"({a}.lo >= ? OR {a}.hi > ?)", [lo, hi]),
-                "le": (f"({a}.lo < ? OR {a}.hi <= ?)", [lo, hi]),
-                "sa": (f"{a}.lo >= ?", [hi]),
-                "eb": (f"{a}.hi <= ?", [lo]),
-            }[cond.prefix]
-            return "ix_date", f"{a}.hp = ? AND " + expr[0], [hp, *expr[1]]
+            bounds = date_bounds(cond)
+            sql = f"{a}.hp = ?" + "".join(f" AND {a}.{col} {op} ?" for col, op, _v in bounds)
+            return "ix_date", sql, [hp, *(v for _c, _o, v in bounds)]
         if isinstance(cond, StringCond):
             if cond.mode == "exact":
                 return "ix_string", f"{a}.hp = ? AND {a}.norm = ? AND {a}.raw = ?", [hp, normalise(cond.value),
