@@ -15,7 +15,10 @@ shared machine; best of a few rounds) for
   for the system caller's query, and for the resident one backend call when it fits too);
 * the same search paged (``_count=10``), where the resident's matches are scanned so that paging
   and ``total`` count only what they may see;
-* the resident's AuditEvent search (content rules: every entity checked).
+* the resident's AuditEvent search (content rules: every entity checked);
+* family access: building the request's repository for the resident and for a family member acting
+  for them (whose grant -- Consent + RelatedPerson -- is checked again on every request), alone and
+  with one read by id: the difference is the cost of the proxy check per request.
 """
 
 from __future__ import annotations
@@ -77,6 +80,13 @@ def seed(engine: Engine, patients: int, per: int) -> None:
                        + [{"what": {"reference": f"Observation/o-me-a-{n % per}"}}]})
     repo.write_many(events)
     assert engine.identity.person_compartment("me-a") == {"me-a", "me-b"}, "the two records must link"
+    # a son with his own record, whom the resident lets see hers
+    son = "32092319600101001"
+    son += ric.calc_check_digit(son + "0")
+    repo.update({"resourceType": "Patient", "id": "son", "gender": "male", "birthDate": "1960-01-01",
+                 "identifier": [{"system": "urn:huren:mrn:FNXRMYY", "value": "son"},
+                                {"system": "urn:oid:2.16.156.10011.1.3", "value": son, "type": NNCHN}]})
+    engine.family_grant = engine.auth.resident.family.grant("me-a", son, name="儿子", relationship="CHILD", end=None)
 
 
 def cpu_per_op(fn: Callable[[], object], n: int, rounds: int) -> float:
@@ -135,6 +145,25 @@ def main() -> None:
                 k = n if "read" in name else max(10, n // 10)
                 figures = [cpu_per_op(fn, k, rounds) for fn in fns]
                 print(f"{name:40} {figures[0]:10.0f} {figures[1]:12.0f} " + " ".join(f"{f:10.0f}" for f in figures[2:]))
+
+            grant = engine.family_grant
+            key = grant.related["identifier"][0]["value"]
+            resident_caller = resident.caller
+            proxy_caller = Caller(key, "patient", ("patient/*.rs",), "phr", patient_ids=comp, person=key,
+                                  patient="me-a", acting=grant.related_id, consent=grant.consent_id)
+            per_request = [
+                ("build the request's repository", lambda: ScopedRepository(shared, resident_caller),
+                 lambda: ScopedRepository(shared, proxy_caller)),
+                ("build + read Observation by id",
+                 lambda: ScopedRepository(shared, resident_caller).read_raw("Observation", "o-me-a-1"),
+                 lambda: ScopedRepository(shared, proxy_caller).read_raw("Observation", "o-me-a-1")),
+            ]
+            print()
+            print(f"per request (a repository is built for each): CPU µs, best of {rounds}")
+            print(f"{'operation':40} {'resident':>10} {'proxy':>10} {'proxy check':>12}")
+            for name, own_fn, proxy_fn in per_request:
+                a, b = cpu_per_op(own_fn, n, rounds), cpu_per_op(proxy_fn, n, rounds)
+                print(f"{name:40} {a:10.1f} {b:10.1f} {b - a:12.1f}")
         finally:
             engine.close()
 

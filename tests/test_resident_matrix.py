@@ -1,9 +1,11 @@
-"""No cross-patient read: two residents and a system client against every endpoint and interaction.
+"""No cross-patient read: two residents, a family member acting for one, and a system client
+against every endpoint and interaction.
 
 张三 has records at two hospitals (fn-zhang, fz-zhang, linked by national ID); 李四 has one
-(fn-li). Each resident must see exactly their own compartment, and anything of the other must look
-exactly like something that does not exist (404, same message shape, no count, no include, no
-paging hint). The system client sees everything.
+(fn-li). 王五 (fn-wang), 李四's son, acts for her with her consent ("proxy"). Each resident must see
+exactly their own compartment, the proxy exactly 李四's (not 张三's, and not even 王五's own), and
+anything else must look exactly like something that does not exist (404, same message shape, no
+count, no include, no paging hint). The system client sees everything.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ def nid(base17: str) -> str:
 
 ZHANG = nid("32092319900101123")
 LI = nid("32092319921120004")
-OWN = {"zhang": {"fn-zhang", "fz-zhang"}, "li": {"fn-li"}}
-OBS = {"fn-zhang": "obs-fn-zhang", "fz-zhang": "obs-fz-zhang", "fn-li": "obs-fn-li"}
+WANG = nid("32092319700505007")
+OWN = {"zhang": {"fn-zhang", "fz-zhang"}, "li": {"fn-li"}, "wang": {"fn-wang"}, "proxy": {"fn-li"}}
+NIDS = {"zhang": ZHANG, "li": LI, "wang": WANG}
+OBS = {"fn-zhang": "obs-fn-zhang", "fz-zhang": "obs-fz-zhang", "fn-li": "obs-fn-li", "fn-wang": "obs-fn-wang"}
+# (me, other): every resident against the other, the proxy against both the other resident and
+# the proxy's own records
+PAIRS = [("zhang", "li"), ("li", "zhang"), ("proxy", "zhang"), ("proxy", "wang")]
 
 
 def _patient(pid: str, inst: str, number: str, name: str, gender: str, birth: str) -> dict:
@@ -58,6 +65,7 @@ def world(tmp_path_factory):
     repo.update(_patient("fn-zhang", "FNXRMYY", ZHANG, "张三", "male", "1990-01-01"))
     repo.update(_patient("fz-zhang", "FNZYY", ZHANG, "张三", "male", "1990-01-01"))
     repo.update(_patient("fn-li", "FNXRMYY", LI, "李四", "female", "1992-11-20"))
+    repo.update(_patient("fn-wang", "FNXRMYY", WANG, "王五", "male", "1970-05-05"))
     for i, pid in enumerate(OBS):
         repo.update(_obs(pid, 5.0 + i))
         repo.update({**_obs(pid, 6.0 + i)})  # a second version, for vread/history
@@ -70,6 +78,8 @@ def world(tmp_path_factory):
     gone["id"] = "obs-fn-li-deleted"
     repo.update(gone)
     repo.delete("Observation", "obs-fn-li-deleted")
+    grant = engine.auth.resident.family.grant("fn-li", WANG, name="王五", relationship="CHILD", end="2099-12-31")
+    engine.proxy_grant = grant  # the test's note of whom the proxy token names
     yield engine
     engine.close()
 
@@ -83,6 +93,12 @@ def http(world):
 def token(engine, who: str) -> dict:
     if who == "system":
         t = engine.auth.issue_system_token("his-a", "system/*.cruds")
+    elif who == "proxy":  # 王五 acting for 李四, as his sign-in issues it
+        grant = engine.proxy_grant
+        key = grant.related["identifier"][0]["value"]
+        t, _ = engine.auth.issue_token(subject=key, kind="patient", client_id="phr", person=key,
+                                       scopes=["patient/*.rs", "openid", "fhirUser"], patient="fn-li",
+                                       extra={"acting": grant.related_id, "consent": grant.consent_id})
     else:
         patient = {"zhang": "fn-zhang", "li": "fn-li"}[who]
         t, _ = engine.auth.issue_token(subject=f"person-{who}", kind="patient", client_id="phr",
@@ -114,7 +130,7 @@ def _same_as_missing(http, headers, path: str, real_id: str) -> None:
     assert r.text.replace(real_id, "X") == missing.text.replace("no-such-id", "X")
 
 
-@pytest.mark.parametrize("me,other", [("zhang", "li"), ("li", "zhang")])
+@pytest.mark.parametrize("me,other", PAIRS)
 def test_reads_outside_the_compartment_look_like_nothing(http, world, me, other):
     h = token(world, me)
     for pid in OWN[me]:
@@ -155,13 +171,13 @@ SEARCHES = [
 ]
 
 
-@pytest.mark.parametrize("me,other", [("zhang", "li"), ("li", "zhang")])
+@pytest.mark.parametrize("me,other", PAIRS)
 @pytest.mark.parametrize("query", SEARCHES)
 def test_searches_includes_chains_and_paging_stay_inside(http, world, me, other, query):
     h = token(world, me)
     other_pid = sorted(OWN[other])[0]
     url = query.format(other=other_pid, OTHER=other_pid.upper(), other_obs=OBS[other_pid],
-                       other_nid=LI if other == "li" else ZHANG)
+                       other_nid=NIDS[other])
     seen_patients: set[str] = set()
     seen_ids: set[str] = set()
     pages = 0
@@ -231,18 +247,26 @@ def test_bad_and_missing_tokens_get_nothing(http, world):
             assert re.match(r"Bearer", r.headers["www-authenticate"])
 
 
-def test_every_get_endpoint_of_the_app_keeps_the_other_resident_out(http, world):
-    """Scan every GET route the app publishes (FHIR, reports, audit, admin, CDS, UI) with 张三's token,
-    path parameters pointing at 李四's records: nothing of 李四 may come back."""
-    h = token(world, "zhang")
+FOREIGN = {  # me -> (a record of someone else to point at, what of theirs must never come back)
+    "zhang": ("fn-li", ("李四", LI, "obs-fn-li", "dr-fn-li")),
+    "proxy": ("fn-zhang", ("张三", ZHANG, "obs-fn-zhang", "dr-fn-zhang", "fz-zhang", "obs-fn-wang", WANG)),
+}
+
+
+@pytest.mark.parametrize("me", sorted(FOREIGN))
+def test_every_get_endpoint_of_the_app_keeps_the_other_resident_out(http, world, me):
+    """Scan every GET route the app publishes (FHIR, reports, audit, admin, CDS, UI) with 张三's token
+    (and with 王五's, acting for 李四), path parameters pointing at someone else's records: nothing
+    of theirs may come back (for the proxy, nothing of 张三's nor of 王五's own records)."""
+    h = token(world, me)
     fill = {"rtype": "Observation", "type": "Observation", "resource_type": "Observation"}
-    markers = ("李四", LI, "obs-fn-li", "dr-fn-li")
+    target, markers = FOREIGN[me]
     checked = 0
     for path, ops in http.app.openapi()["paths"].items():
         if "get" not in ops:
             continue
-        url = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: fill.get(m.group(1), "fn-li"), path)
-        for query in ("", "?patient=fn-li", "?subject=Patient/fn-li"):
+        url = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: fill.get(m.group(1), target), path)
+        for query in ("", f"?patient={target}", f"?subject=Patient/{target}"):
             r = http.get(url + query, headers=h, follow_redirects=False)
             assert r.status_code < 500, (url + query, r.status_code, r.text[:300])
             leaked = [m for m in markers if m in r.text]

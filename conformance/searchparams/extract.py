@@ -32,6 +32,8 @@ RESOURCE_TYPES = [
     "Immunization", "ImmunizationRecommendation", "Medication", "MedicationRequest",
     "MedicationDispense", "MedicationAdministration", "Appointment", "Task", "Account",
     "ChargeItem", "Procedure", "Coverage", "RelatedPerson",
+    # family access: the resident's consent that a RelatedPerson may act for them
+    "Consent",
 ]
 SEARCH_TYPES = {"token", "reference", "date", "string", "quantity", "uri"}
 OUT = Path(__file__).with_name("searchparams.json")

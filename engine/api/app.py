@@ -14,6 +14,7 @@ from engine.api import admin as admin_api
 from engine.api import audit as audit_api
 from engine.api import auth as auth_api
 from engine.api import cds as cds_api
+from engine.api import family as family_api
 from engine.api import fhir as fhir_api
 from engine.api import identity as identity_api
 from engine.api import insurance as insurance_api
@@ -47,6 +48,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(metadata_api.router)  # GET /fhir/metadata, public
     app.include_router(recognition_api.router)  # ServiceRequest/$check-recognition, /admin/reload
     app.include_router(identity_api.router)  # Patient/$match, $ihe-pix, $link, $unlink
+    app.include_router(family_api.router)  # Patient/$family-grant, $family-withdraw
     app.include_router(referral_api.router)  # ServiceRequest|Task/{id}/$summary, /reports/referrals
     app.include_router(fhir_api.router)
     app.include_router(auth_api.router)

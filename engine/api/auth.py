@@ -20,7 +20,7 @@ from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.auth.errors import OAuthError
-from engine.auth.resident import DEVICE_COOKIE, LoginError, RedirectError
+from engine.auth.resident import DEVICE_COOKIE, Choice, LoginError, RedirectError, SignedIn
 from engine.auth.service import ASSERTION_ALGS
 
 router = APIRouter(tags=["auth"])
@@ -183,6 +183,38 @@ async def authorize_verify(request: Request) -> Response:
         note(request, action="login", outcome="4", detail={"client_id": req["client_id"], "reason": str(exc)})
         return _code_page(request, request_id, req, str(exc), 400)
     note(request, action="login", detail={"client_id": req["client_id"]})
+    if isinstance(done, Choice):
+        return _choose_page(request, done.request_id, done.options, redirect_to=req["redirect_uri"])
+    return _signed_in(request, done)
+
+
+def _choose_page(request: Request, request_id: str, options: list, *, redirect_to: str, error: str | None = None,
+                 status: int = 200) -> HTMLResponse:
+    return _page(request, "choose.html", status, redirect_to=redirect_to, request_id=request_id, options=options,
+                 action=str(request.url_for("authorize_choose").path), error=error)
+
+
+@router.post("/auth/authorize/choose", name="authorize_choose", response_class=HTMLResponse)
+async def authorize_choose(request: Request) -> Response:
+    """A person who holds family access opens their own record or a family member's."""
+    resident = _auth(request).resident
+    form = await request.form()
+    request_id = str(form.get("request_id", ""))
+    try:
+        req = resident.pending(request_id, "choose")
+    except LoginError as exc:
+        return _page(request, "error.html", 400, error=str(exc))
+    choice = str(form.get("choice", ""))
+    try:
+        done = resident.choose(request_id, choice, request.cookies.get(DEVICE_COOKIE))
+    except LoginError as exc:
+        options = resident.choices(request_id)
+        return _choose_page(request, request_id, options, redirect_to=req["redirect_uri"], error=str(exc), status=400)
+    note(request, action="login", detail={"client_id": req["client_id"], "acting": choice != "self"})
+    return _signed_in(request, done)
+
+
+def _signed_in(request: Request, done: SignedIn) -> Response:
     response = RedirectResponse(done.location, status_code=303, headers=NO_STORE)
     # The device cookie lets this phone through even while others flood this ID number with code
     # requests; it is only ever sent back to the sign-in form posts.
@@ -237,12 +269,22 @@ async def revoke(request: Request) -> Response:
 @router.get("/auth/userinfo")
 async def userinfo(request: Request, caller: Caller = Depends(get_caller)) -> JSONResponse:
     """OpenID Connect UserInfo for a resident's token with ``openid``: who signed in (``sub``, the
-    person) and their FHIR record (``fhirUser``), the same claims as the ``id_token``."""
+    person) and their FHIR record (``fhirUser``), the same claims as the ``id_token``; for a family
+    member acting for someone, ``fhirUser`` is their RelatedPerson in that person's record and
+    ``patient`` the record they act for."""
     if caller.kind != "patient" or not caller.has_scope("openid"):
         return oauth_json({"error": "insufficient_scope",
                            "error_description": "userinfo needs a resident's access token with the openid scope"},
                           403, {"WWW-Authenticate": 'Bearer realm="huren", error="insufficient_scope", scope="openid"'})
-    return oauth_json({"sub": caller.subject, "fhirUser": f"{_auth(request).audience}/Patient/{caller.patient}"})
+    if caller.acting and not _auth(request).resident.family.still_holds(
+            {"consent": caller.consent, "acting": caller.acting, "person": caller.person}, caller.patient_ids or frozenset()):
+        return oauth_json({"error": "invalid_token", "error_description": "the family access this token was issued under "
+                           "was withdrawn or has expired"}, 401,
+                          {"WWW-Authenticate": 'Bearer realm="huren", error="invalid_token"'})
+    info = {"sub": caller.subject, "fhirUser": _auth(request).fhir_user({"patient": caller.patient, "acting": caller.acting})}
+    if caller.acting:
+        info["patient"] = caller.patient  # the record they act for (the RelatedPerson's patient)
+    return oauth_json(info)
 
 
 # ---- discovery ---------------------------------------------------------------------------------

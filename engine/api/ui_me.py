@@ -23,7 +23,7 @@ from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
 from engine.auth.service import ME_CLIENT_ID
-from engine.errors import Forbidden
+from engine.errors import Forbidden, Gone, NotFound
 from engine.repository.scoped import ScopedRepository
 
 STATIC = Path(__file__).resolve().parent / "static" / "me"
@@ -50,7 +50,7 @@ def me(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
-        "who": s.public_base_url + "/ui/me/who-looked",
+        "who": s.public_base_url + "/ui/me/who-looked", "userinfo": s.public_base_url + "/auth/userinfo",
     }, headers=HEADERS)
 
 
@@ -76,7 +76,9 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
     views up to date so the reads of a moment ago are there, and adds what the page cannot look up
     itself with a resident's token: a client's registered name and kind (hospital system, health
     worker, auditor, app), a member institution's name, and whether a resident requestor is the
-    caller (only the caller's own accesses carry their id; anyone else's show as another resident).
+    caller (only the caller's own accesses carry their id; anyone else's show as another resident),
+    and for a family member who looked on the resident's behalf, the name the resident gave them.
+    A family member acting for the resident sees the resident's list (it is the record they opened).
     """
     if caller.kind != "patient" or not caller.patient_ids:
         raise Forbidden("who looked at a record is answered for a signed-in resident, about their own records")
@@ -87,13 +89,31 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
         client = registry.get(client_id)
         return client.name if client is not None else ""
 
+    # the resident whose record this is: the caller, or whom a family member acts for
+    me = engine.auth.resident.person_of(caller.patient) if caller.acting and caller.patient else caller.subject
+
+    def family_name(ref: str) -> str:
+        """A family member acting for the resident, as the resident named them: 王芳（女儿）."""
+        try:
+            rp = repo.read("RelatedPerson", ref.removeprefix("RelatedPerson/"))
+        except (NotFound, Gone, Forbidden):
+            return ""
+        name = next((n.get("text") or "".join([n.get("family", ""), *n.get("given", [])]) for n in rp.get("name") or ()), "")
+        relation = next((r.get("text") for r in rp.get("relationship") or () if r.get("text")), "")
+        return f"{name}（{relation}）" if name and relation else name
+
     def run() -> list[dict[str, Any]]:
         accesses = who_looked(_CallersSearch(repo), caller.patient_ids, flush=engine.audit.flush_index, names=name)
         out = []
+        names: dict[str, str] = {}
         for a in accesses:
             role, who_name = a.role, a.who_name
+            if role == "family" and a.who:
+                if a.who not in names:
+                    names[a.who] = family_name(a.who)
+                who_name = names[a.who]
             if role == "resident":
-                role = "resident" if a.who and a.who == caller.subject else "other-resident"
+                role = "resident" if a.who and a.who == me else "other-resident"
             elif role == "system":
                 client = registry.get(a.who)
                 role = client.kind if client is not None else "system"

@@ -35,9 +35,12 @@ MAX_RESOURCE_ENTITIES = 100
 OWNER_DETAIL = "patient"  # entity.detail.type on a resource entity: the patient it belongs to
 # entity.detail on a patient entity when the requestor is that patient (a resident's own access)
 SELF_DETAIL = {"type": "requestor", "valueString": "this patient"}
+# ... and when the requestor is a family member acting for that patient (family access)
+ACTING_DETAIL = {"type": "requestor", "valueString": "acting for this patient"}
 QUERY_ROLE = "24"
 STAFF_SYSTEM, STAFF_ROLE_SYSTEM = "urn:huren:staff", "urn:huren:staff-role"  # named people signed in to the pages
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
+FAMILY_SYSTEM = "urn:huren:family"  # a family member acting for a resident, by their person key
 
 
 @cache
@@ -116,25 +119,31 @@ def owners_of(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
 
 def requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
                     client_id: str | None = None, role: str | None = None,
-                    display: str | None = None) -> list[dict[str, Any]]:
+                    display: str | None = None, acting: str | None = None,
+                    consent: str | None = None) -> list[dict[str, Any]]:
     """The requesting agent(s): a system client, or a person (resident/auditor) and the app they use.
     A named staff member signed in to the pages (``role`` set) is named by sign-in name, name and role.
+    A family member acting for a resident (``acting``: their RelatedPerson in the resident's record)
+    is named as that RelatedPerson, with their person key, and the Consent that let them as the
+    agent's ``policy``: the resident sees who looked on their behalf, and by what right.
 
     Built once per distinct requestor (the same client calls again and again: building them was a
     quarter of an audited read's event); the dicts are shared between events, so nothing may
     change them in place (nothing does: canonical form and views only read them)."""
-    return list(_requestor_agent(kind, subject, address, client_id, role, display))
+    return list(_requestor_agent(kind, subject, address, client_id, role, display, acting, consent))
 
 
 @lru_cache(maxsize=4096)
 def _requestor_agent(kind: str | None, subject: str | None, address: str | None, client_id: str | None,
-                     role: str | None, display: str | None) -> tuple[dict[str, Any], ...]:
+                     role: str | None, display: str | None, acting: str | None,
+                     consent: str | None) -> tuple[dict[str, Any], ...]:
     return tuple(_build_requestor_agent(kind=kind, subject=subject, address=address, client_id=client_id,
-                                        role=role, display=display))
+                                        role=role, display=display, acting=acting, consent=consent))
 
 
 def _build_requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
-                           client_id: str | None, role: str | None, display: str | None) -> list[dict[str, Any]]:
+                           client_id: str | None, role: str | None, display: str | None,
+                           acting: str | None, consent: str | None) -> list[dict[str, Any]]:
     network = {"network": {"address": address, "type": "2"}} if address else {}
     if kind is None or subject is None:
         return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
@@ -146,6 +155,10 @@ def _build_requestor_agent(*, kind: str | None, subject: str | None, address: st
     agents = [{"type": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
                "who": {"identifier": {"system": AGENT_SYSTEMS.get(kind, "urn:huren:user"), "value": subject}},
                "requestor": True, **network}]
+    if acting:
+        agents[0]["who"] = {"reference": f"RelatedPerson/{acting}", "identifier": {"system": FAMILY_SYSTEM, "value": subject}}
+        if consent:
+            agents[0]["policy"] = [f"Consent/{consent}"]
     if role:
         agents[0]["who"] = {"identifier": {"system": STAFF_SYSTEM, "value": subject}, "display": display or subject}
         agents[0]["role"] = [{"coding": [{"system": STAFF_ROLE_SYSTEM, "code": role}]}]
@@ -177,11 +190,13 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
                 query: str | None = None, detail: dict[str, Any] | None = None,
                 start: str | None = None, recorded: str | None = None,
                 owners: Mapping[str, Sequence[str]] | None = None,
-                requestor_patients: Iterable[str] = ()) -> dict[str, Any]:
+                requestor_patients: Iterable[str] = (), acting_for: Iterable[str] = ()) -> dict[str, Any]:
     """One AuditEvent; ``owners`` maps a resource reference (as ``reference_of`` gives it) to the
     patients it belongs to, as its own fields say; ``requestor_patients`` are the patients among
-    ``patient_ids`` the requestor is (a resident reading their own record)."""
+    ``patient_ids`` the requestor is (a resident reading their own record), ``acting_for`` those a
+    family member requestor acts for."""
     own = set(requestor_patients)
+    acting = set(acting_for)
     spec = actions().get(action) or actions()["other"]
     recorded = recorded or now_instant()
     event: dict[str, Any] = {"resourceType": "AuditEvent", "type": spec["type"]}
@@ -207,6 +222,8 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
                       "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
             if pid in own:
                 entity["detail"] = [SELF_DETAIL]
+            elif pid in acting:
+                entity["detail"] = [ACTING_DETAIL]
             entities.append(entity)
     refs: set[str] = set()
     patient_refs = {f"Patient/{p}" for p in seen}

@@ -78,7 +78,8 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     agents = requestor_agent(kind=getattr(caller, "kind", None), subject=getattr(caller, "subject", None),
                              address=client[0] if client else None,
                              client_id=getattr(caller, "client_id", None),
-                             role=getattr(caller, "role", None), display=getattr(caller, "display", None))
+                             role=getattr(caller, "role", None), display=getattr(caller, "display", None),
+                             acting=getattr(caller, "acting", None), consent=getattr(caller, "consent", None))
     outcome = outcome_for_status(status)
     if notes:
         action = notes[0].action
@@ -104,14 +105,18 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
             detail["request"] = f"{method} {path}"
     # a resident's own patients among those touched: only in those patients' views does the
     # resident appear by name (engine.audit.view)
+    # (a family member acting for a resident is not that resident: those patients are "acted for")
     compartment = getattr(caller, "patient_ids", None) if getattr(caller, "kind", None) == "patient" else None
     own = [p for p in patients if p in compartment] if compartment else []
+    acting_for: list[str] = []
+    if getattr(caller, "acting", None):
+        own, acting_for = [], own
     desc = f"HTTP {status}" if status is not None else "request failed without a response"
     if error:
         desc += f": {error}"
     return build_event(action=action, origin=origin, agents=agents, outcome=outcome, outcome_desc=desc,
                        patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start,
-                       owners=owners, requestor_patients=own)
+                       owners=owners, requestor_patients=own, acting_for=acting_for)
 
 
 class AuditMiddleware:

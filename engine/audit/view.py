@@ -35,7 +35,15 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
 
-from engine.audit.events import AGENT_SYSTEMS, OBJECT_ROLE, OWNER_DETAIL, QUERY_ROLE, SELF_DETAIL
+from engine.audit.events import (
+    ACTING_DETAIL,
+    AGENT_SYSTEMS,
+    FAMILY_SYSTEM,
+    OBJECT_ROLE,
+    OWNER_DETAIL,
+    QUERY_ROLE,
+    SELF_DETAIL,
+)
 
 NODE_SYSTEM = "urn:huren:node"
 RESIDENT_SYSTEM = AGENT_SYSTEMS["patient"]
@@ -100,7 +108,10 @@ def _agents(record: dict[str, Any], own: bool) -> list[dict[str, Any]]:
         if not agent.get("requestor") and ident.get("system") == NODE_SYSTEM:
             continue
         shown = _lean({k: v for k, v in agent.items() if k != "network"})
-        if ident.get("system") == RESIDENT_SYSTEM and not own:
+        if ident.get("system") in (RESIDENT_SYSTEM, FAMILY_SYSTEM) and not own:
+            # (a family member acting for someone else is, here, just another resident: neither who
+            # they are nor whose consent let them belongs in this patient's view)
+            shown = {k: v for k, v in shown.items() if k != "policy"}
             shown["who"] = dict(OTHER_RESIDENT)
         out.append(shown)
     return out
@@ -134,7 +145,8 @@ def views_of(record: dict[str, Any]) -> list[dict[str, Any]]:
     if not patients:
         return [{**base, "id": view_id(record["id"], None), "agent": _agents(record, own=False),
                  "entity": [e for e, owners in resources if not owners] + shared}]
-    own = {ref.split("/", 1)[1] for e in entities if SELF_DETAIL in (e.get("detail") or ())
+    own = {ref.split("/", 1)[1] for e in entities
+           if SELF_DETAIL in (e.get("detail") or ()) or ACTING_DETAIL in (e.get("detail") or ())
            for ref in [(e.get("what") or {}).get("reference") or ""] if ref.startswith("Patient/")}
     imported = any(c.get("code") in IMPORTS for c in record.get("subtype") or ())
     views = []

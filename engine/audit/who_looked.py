@@ -18,12 +18,12 @@ from engine.audit.view import OTHER_RESIDENT, RECORD_DETAIL
 MAX_ENTRIES = 200
 # requestor's identifier system -> role, for the agents engine.audit.events writes
 ROLES = {"urn:huren:client": "system", "urn:huren:resident": "resident", "urn:huren:auditor": "auditor",
-         "urn:huren:institution": "sending-institution", "urn:huren:user": "user"}
+         "urn:huren:institution": "sending-institution", "urn:huren:user": "user", "urn:huren:family": "family"}
 # what the interaction did, in the resident's terms
 WHAT = {"read": "read", "vread": "read", "history": "read", "search": "search", "create": "write",
         "update": "write", "patch": "write", "delete": "delete", "hl7v2-receive": "import", "replay": "import",
         "token-issue": "sign-in", "110122": "sign-in", "110123": "sign-out", "identity-link": "link", "review": "review",
-        "report-view": "read"}
+        "report-view": "read", "family-access": "family-access"}
 EXPORTS = {"$everything", "$export"}
 
 
@@ -36,9 +36,9 @@ class Searches(Protocol):
 @dataclass(frozen=True)
 class Access:
     when: str  # AuditEvent.recorded (instant, UTC)
-    who: str  # the requestor's id: a client id, a resident's subject, an institution code
+    who: str  # the requestor's id: a client id, a resident's subject, an institution code, a RelatedPerson
     who_name: str  # a display name when known (a registered client's name), else ""
-    role: str  # system | resident | auditor | sending-institution | user | unauthenticated
+    role: str  # system | resident | auditor | sending-institution | user | family | unauthenticated
     what: str  # read | search | export | write | delete | import | sign-in | operation | ...
     resource_types: tuple[str, ...]  # the types of this resident's resources it touched
     outcome: str  # success | refused | failed
@@ -82,6 +82,8 @@ def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) 
     requestor = next((a for a in event.get("agent") or () if a.get("requestor")), {})
     ident = (requestor.get("who") or {}).get("identifier") or {}
     who = str(ident.get("value") or "")
+    if ROLES.get(ident.get("system", "")) == "family":  # acting for the resident: named by their RelatedPerson
+        who = str((requestor.get("who") or {}).get("reference") or who)
     if requestor.get("who") == OTHER_RESIDENT:
         role = "resident"
     else:

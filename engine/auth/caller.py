@@ -2,7 +2,8 @@
 
 The verified token as data: its kind, its scopes (``allows``/``require`` answer "does a granted
 scope permit this action on this type") and, for a resident, ``patient_ids`` -- the compartment of
-every linked record. Decisions about data are made from it in one place for FHIR
+every linked record (for a family member acting for a resident, ``acting`` and ``consent`` say
+who acts and under which grant; the compartment is the resident's). Decisions about data are made from it in one place for FHIR
 (``engine.repository.scoped.ScopedRepository``) and one for the operations around it
 (``engine.auth.policy``). Residents get ``patient/`` scopes only; system clients ``system/``;
 auditors whatever their client registered.
@@ -38,6 +39,10 @@ class Caller:
     patient_ids: frozenset[str] | None = None
     person: str | None = None
     patient: str | None = None  # the launch patient (resident tokens)
+    # a family member acting for the resident (family access): the RelatedPerson they are, and the
+    # Consent that lets them; ``subject``/``person`` are then the family member, ``patient`` the resident
+    acting: str | None = None
+    consent: str | None = None
     token_id: str | None = None
     # a named staff member signed in to the pages (engine.auth.staff): their role, name and institution
     role: str | None = None

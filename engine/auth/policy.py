@@ -20,12 +20,27 @@ rules for the operations around them, all expressed in the caller's scopes:
 - **Identity operations** (``$link``/``$unlink``): Patient update, never a patient-context token.
 - **Audit administration** (signing checkpoints, full verification): an auditor, or a system client
   allowed to read AuditEvents.
+- **Family access** (``$family-grant``/``$family-withdraw``): the resident themselves, for their own
+  record (never a family member acting for them: a proxy cannot widen or pass on what it was
+  given), or a member institution's desk (a system client with Consent create and update, which
+  attests both ID cards were checked).
+- **Acting for a family member**: a proxy token holds only while the ``Consent`` it was issued under
+  does (``proxy_grant_holds``): active, privacy scope, permitting that ``RelatedPerson`` now, for the
+  record the token opens, and the RelatedPerson still names the signed-in person. The scoped
+  repository asks on every request, so withdrawal and expiry end access at once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Collection
+from typing import Any
+
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
+
+CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
+FAMILY_SYSTEM = "urn:huren:family"
 
 
 def require_order_check(caller: Caller) -> None:
@@ -75,3 +90,74 @@ def require_audit_admin(caller: Caller) -> None:
     if caller.kind == "auditor" or (caller.kind == "system" and caller.allows("AuditEvent", "read")):
         return
     raise Forbidden("only auditors and systems allowed to read AuditEvents may do this")
+
+
+def require_family_manager(caller: Caller, patient_id: str) -> None:
+    """Grant or withdraw family access to the record of ``patient_id``."""
+    if caller.kind == "patient":
+        if caller.acting:
+            raise Forbidden("a family member acting for someone cannot grant or withdraw family access "
+                            "(代查的家人不能再授权)")
+        if patient_id not in (caller.patient_ids or ()):
+            raise NotFound("this Patient is not known")
+        return
+    if caller.restricted or caller.kind != "system" or not (caller.allows("Consent", "c") and caller.allows("Consent", "u")):
+        raise Forbidden("recording family access needs the resident's own sign-in or a desk client with "
+                        "system/Consent.cu and system/RelatedPerson.cu")
+    caller.require("RelatedPerson", "c")
+    caller.require("RelatedPerson", "u")
+
+
+def parse_instant(value: str) -> dt.datetime:
+    """An instant of a Consent period; a bare date is that day's start in UTC, a value without an
+    offset is taken as UTC. Raises ``ValueError`` for anything else."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def is_family_consent(consent: dict[str, Any]) -> bool:
+    """A privacy Consent whose provision names RelatedPerson actors: what family access is made of."""
+    scope = {(c.get("system"), c.get("code")) for c in (consent.get("scope") or {}).get("coding") or ()}
+    actors = (consent.get("provision") or {}).get("actor") or ()
+    return CONSENT_SCOPE in scope and any(
+        str((a.get("reference") or {}).get("reference", "")).startswith("RelatedPerson/") for a in actors)
+
+
+def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | None, *, proxy: str | None,
+                      related_id: str | None, patients: Collection[str] | None = None,
+                      now: dt.datetime | None = None) -> str | None:
+    """``None`` when the grant holds, else why not (for the refusal's words and the audit trail).
+
+    ``proxy``: the signed-in family member's person key; ``patients``: the compartment the token
+    opens (the Consent's patient must be in it); ``now``: the instant to judge the period at."""
+    if consent is None or related is None or not proxy or not related_id:
+        return "the family access is not known"
+    if consent.get("status") != "active":
+        return "the family access was withdrawn"
+    if not is_family_consent(consent):
+        return "the Consent is not a family access"
+    provision = consent.get("provision") or {}
+    if provision.get("type") != "permit":
+        return "the Consent does not permit access"
+    if not any((a.get("reference") or {}).get("reference") == f"RelatedPerson/{related_id}"
+               for a in provision.get("actor") or ()):
+        return "the Consent does not name this family member"
+    period = provision.get("period") or {}
+    moment = now or dt.datetime.now(dt.UTC)
+    try:
+        if period.get("start") and parse_instant(period["start"]) > moment:
+            return "the family access has not started yet"
+        if period.get("end") and parse_instant(period["end"]) <= moment:
+            return "the family access has expired"
+    except ValueError:
+        return "the Consent's period cannot be read"
+    subject = str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")
+    if patients is not None and subject not in patients:
+        return "the Consent is about another record"
+    if related.get("active") is False:
+        return "the family member's entry was deactivated"
+    if str((related.get("patient") or {}).get("reference", "")).removeprefix("Patient/") != subject:
+        return "the family member's entry belongs to another record"
+    if not any(i.get("system") == FAMILY_SYSTEM and i.get("value") == proxy for i in related.get("identifier") or ()):
+        return "the family member's entry names someone else"
+    return None

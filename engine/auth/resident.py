@@ -6,6 +6,8 @@ The flow a phone app runs (SMART App Launch 2.x, RFC 6749 §4.1, RFC 7636)::
                         &code_challenge&code_challenge_method=S256          -> login page
     POST /auth/authorize/login   national ID            -> code sent, code page
     POST /auth/authorize/verify  one-time code          -> 303 redirect_uri?code&state
+                                 (a person some family member granted access: -> choice page)
+    POST /auth/authorize/choose  own record or a granted one  -> 303 redirect_uri?code&state
     POST /auth/token  grant_type=authorization_code + code_verifier  -> tokens (+ patient)
     POST /auth/token  grant_type=refresh_token                         -> rotated tokens
 
@@ -35,7 +37,9 @@ import yaml
 from engine.auth import scopes as sc
 from engine.auth.clients import Client
 from engine.auth.errors import OAuthError
+from engine.auth.family import RELATIONSHIPS, FamilyAccess, Grant, person_key
 from engine.auth.sender import CodeSender, build_sender
+from engine.errors import Gone, NotFound
 from engine.identity import nationalid
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -79,6 +83,15 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """After the code: the signed-in person may open their own record or one a family member
+    granted them; ``options`` are (value, name, relationship, until) for the page to offer."""
+
+    request_id: str
+    options: list[tuple[str, str, str, str]]
+
+
+@dataclass(frozen=True)
 class SignedIn:
     """A finished sign-in: where the browser goes next, and the device cookie it should keep."""
 
@@ -114,6 +127,9 @@ class ResidentAuth:
     def __init__(self, auth: Any, identity: Any, sender: CodeSender | None = None) -> None:
         self.auth = auth
         self.identity = identity
+        # family access: whose records a signed-in person may open besides their own
+        self.family: FamilyAccess | None = (FamilyAccess(identity.repository, identity)
+                                            if getattr(identity, "repository", None) is not None else None)
         settings = auth.settings
         self.policy = Policy.load(settings.extra.get("resident_auth"))
         self.sender = sender or build_sender(settings)
@@ -284,7 +300,7 @@ class ResidentAuth:
         self.requests.update(request_id, {"stage": "code"})
         return req
 
-    def verify(self, request_id: str, code: str, client_ip: str, device: str | None = None) -> SignedIn:
+    def verify(self, request_id: str, code: str, client_ip: str, device: str | None = None) -> SignedIn | Choice:
         """Step 2: the code is checked; returns the redirect URI carrying the authorization code.
 
         A wrong code costs the challenge (after ``code_attempts`` it is dead and a new code must be
@@ -310,20 +326,72 @@ class ResidentAuth:
             self.otps.update(request_id, {"failures": failures})
             raise LoginError("That code is not right. Please check the message and try again.")
         self.otps.delete(request_id)
+        grants = self.family.grants_for(person_key(otp["nid_key"])) if self.family is not None else []
+        if grants:
+            # a family member granted this person access: whose record to open is their choice
+            self.requests.update(request_id, {"stage": "choose", "patients": otp["patients"], "nid_key": otp["nid_key"],
+                                              "exp": int(time.time()) + self.policy.request_ttl})
+            return Choice(request_id, self._options(otp["patients"][0], grants))
         self.requests.delete(request_id)
         patient = otp["patients"][0]
+        return self._issue_code(req, patient, self._person(patient), device, otp["nid_key"])
+
+    def _options(self, own_patient: str, grants: list[Grant]) -> list[tuple[str, str, str, str]]:
+        repo = self.family.repository if self.family is not None else None
+
+        def name(pid: str) -> str:
+            try:
+                patient = repo.read("Patient", pid) if repo is not None else {}
+            except (NotFound, Gone):  # a record gone since: shown without a name
+                return ""
+            n = (patient.get("name") or [{}])[0]
+            return n.get("text") or "".join([n.get("family", ""), *n.get("given", [])])
+
+        out = [("self", name(own_patient), "", "")]
+        for g in grants:
+            end = ((g.consent.get("provision") or {}).get("period") or {}).get("end", "")
+            out.append((g.consent_id, name(g.patient), RELATIONSHIPS.get(g.relationship, ("", ""))[1], end[:10]))
+        return out
+
+    def choices(self, request_id: str) -> list[tuple[str, str, str, str]]:
+        """The options of a pending choice, as they stand now."""
+        req = self.pending(request_id, "choose")
+        grants = self.family.grants_for(person_key(req["nid_key"])) if self.family is not None else []
+        return self._options(req["patients"][0], grants)
+
+    def choose(self, request_id: str, choice: str, device: str | None = None) -> SignedIn:
+        """Step 3 (only for a person who holds family access): open their own record, or the
+        record of the family member whose grant ``choice`` names (checked again now)."""
+        req = self.pending(request_id, "choose")
+        key = person_key(req["nid_key"])
+        if choice == "self":
+            self.requests.delete(request_id)
+            return self._issue_code(req, req["patients"][0], self._person(req["patients"][0]), device, req["nid_key"])
+        grant = self.family.grant_of(key, choice) if self.family is not None else None
+        if grant is None:
+            raise LoginError("This family access is no longer in force (授权已撤销或已过期). Please choose again.")
+        self.requests.delete(request_id)
+        return self._issue_code(req, grant.patient, key, device, req["nid_key"], acting=grant.related_id,
+                                consent=grant.consent_id)
+
+    def _issue_code(self, req: dict[str, Any], patient: str, person: str, device: str | None, nid_key: str, *,
+                    acting: str | None = None, consent: str | None = None) -> SignedIn:
         code_value = secrets.token_urlsafe(32)
         self.codes.insert({"_id": _sha256(code_value), "client_id": req["client_id"],
                            "redirect_uri": req["redirect_uri"], "scope": req["scope"],
                            "code_challenge": req["code_challenge"], "nonce": req.get("nonce"),
-                           "patient": patient, "person": self._person(patient),
+                           "patient": patient, "person": person, "acting": acting, "consent": consent,
                            "exp": int(time.time()) + self.policy.code_ttl, "used": False, "jtis": []})
         params = {"code": code_value}
         if req.get("state") is not None:
             params["state"] = req["state"]
         uri = req["redirect_uri"]
         return SignedIn(uri + ("&" if "?" in uri else "?") + urlencode(params),
-                        self._remember_device(device, otp["nid_key"]), self.policy.device_ttl)
+                        self._remember_device(device, nid_key), self.policy.device_ttl)
+
+    def person_of(self, patient_id: str) -> str:
+        """The person a resident's sign-in to ``patient_id`` names (their tokens' ``sub``)."""
+        return self._person(patient_id)
 
     def _person(self, patient_id: str) -> str:
         doc = self.identity.record(patient_id) or {}
@@ -362,33 +430,39 @@ class ResidentAuth:
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
         family = secrets.token_urlsafe(12) if "offline_access" in doc["scope"] else None
         response, jti, exp = self._tokens(client, doc["scope"], doc["patient"], doc["person"], doc.get("nonce"),
-                                          family)
+                                          family, acting=doc.get("acting"), consent=doc.get("consent"))
         self.codes.update(doc["_id"], {"used": True, "jtis": [[jti, exp]], "family": family})
         return response
 
     def _tokens(self, client: Client, scopes: list[str], patient: str, person: str, nonce: str | None,
-                family: str | None) -> tuple[dict[str, Any], str, int]:
+                family: str | None, *, acting: str | None = None,
+                consent: str | None = None) -> tuple[dict[str, Any], str, int]:
+        """Access (and refresh) tokens; for a family member acting for someone, ``acting`` (their
+        RelatedPerson) and ``consent`` (the grant) go into the token, which then opens ``patient``'s
+        record while ``sub`` stays the family member."""
+        acting_claims = {"acting": acting, "consent": consent} if acting else None
         token, claims = self.auth.issue_token(subject=person, kind="patient", client_id=client.client_id,
-                                              scopes=scopes, patient=patient, person=person)
+                                              scopes=scopes, patient=patient, person=person, extra=acting_claims)
         response: dict[str, Any] = {"access_token": token, "token_type": "Bearer",
                                     "expires_in": claims["exp"] - claims["iat"], "scope": claims["scope"],
                                     "patient": patient, "need_patient_banner": True}
         if "openid" in scopes and "fhirUser" in scopes:
-            response["id_token"] = self.id_token(client, person, patient, nonce)
+            response["id_token"] = self.id_token(client, person, patient, nonce, acting)
         if family:
             refresh = secrets.token_urlsafe(32)
             self.refresh.insert({"_id": _sha256(refresh), "family": family, "client_id": client.client_id,
+                                 "acting": acting, "consent": consent,
                                  "scope": scopes, "patient": patient, "person": person, "used": False,
                                  "exp": int(time.time()) + self.policy.refresh_ttl, "access": [claims["jti"], claims["exp"]]})
             response["refresh_token"] = refresh
         return response, claims["jti"], claims["exp"]
 
-    def id_token(self, client: Client, person: str, patient: str, nonce: str | None) -> str:
+    def id_token(self, client: Client, person: str, patient: str, nonce: str | None, acting: str | None = None) -> str:
         import jwt
 
         now = int(time.time())
         claims = {"iss": self.auth.issuer, "sub": person, "aud": client.client_id, "iat": now,
-                  "exp": now + self.auth.ttl, "fhirUser": f"{self.auth.audience}/Patient/{patient}"}
+                  "exp": now + self.auth.ttl, "fhirUser": self.auth.fhir_user({"patient": patient, "acting": acting})}
         if nonce:
             claims["nonce"] = nonce
         key = self.auth.id_token_key
@@ -414,10 +488,19 @@ class ResidentAuth:
                 raise OAuthError("invalid_scope", str(exc)) from None
             if "offline_access" not in scopes:
                 scopes = [*scopes, "offline_access"]
+        if doc.get("consent") and not self._grant_holds(doc):
+            self._revoke_family(doc["family"])
+            raise OAuthError("invalid_grant", "the family access this sign-in relied on was withdrawn or has expired")
         if not self.refresh.update(doc["_id"], {"used": True}):
             raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
-        response, _, _ = self._tokens(client, scopes, doc["patient"], doc["person"], None, doc["family"])
+        response, _, _ = self._tokens(client, scopes, doc["patient"], doc["person"], None, doc["family"],
+                                      acting=doc.get("acting"), consent=doc.get("consent"))
         return response
+
+    def _grant_holds(self, doc: dict[str, Any]) -> bool:
+        """A refresh of a family member's sign-in: only while the grant it was issued under holds."""
+        grant = self.family.grant_of(doc["person"], doc["consent"]) if self.family is not None else None
+        return grant is not None and grant.related_id == doc.get("acting")
 
     def _revoke_family(self, family: str) -> None:
         for d in self.refresh.find({"family": family}):

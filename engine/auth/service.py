@@ -164,13 +164,22 @@ class AuthService:
             patient_ids = self.compartment(patient)
         caller = Caller(subject=claims["sub"], kind=kind, scopes=tuple(sc.split(claims.get("scope"))),
                         client_id=claims.get("client_id", ""), patient_ids=patient_ids,
-                        person=claims.get("person"), patient=patient, token_id=claims["jti"])
+                        person=claims.get("person"), patient=patient, token_id=claims["jti"],
+                        acting=claims.get("acting") if kind == "patient" else None,
+                        consent=claims.get("consent") if kind == "patient" else None)
         if key is not None:
             with self._cache_lock:
                 self._callers[key] = caller
                 while len(self._callers) > _VERIFIED_CACHE_SIZE:
                     self._callers.popitem(last=False)
         return caller
+
+    def fhir_user(self, claims: Mapping[str, Any]) -> str:
+        """SMART ``fhirUser`` of a resident's token: their Patient record, or for a family member
+        acting for someone the RelatedPerson they are in that person's record."""
+        if claims.get("acting"):
+            return f"{self.audience}/RelatedPerson/{claims['acting']}"
+        return f"{self.audience}/Patient/{claims['patient']}"
 
     def authenticate(self, authorization: str | None) -> Caller:
         """``Authorization`` header value -> ``Caller``; ``Unauthorized`` (401) otherwise."""
@@ -196,18 +205,26 @@ class AuthService:
             claims = self.decode(value)
         except jwt.InvalidTokenError:
             claims = None
-        if claims is not None and self.revoked.get(claims["jti"]) is None:
+        if claims is not None and self.revoked.get(claims["jti"]) is None and self._grant_holds(claims):
             info = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
                 "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}
             if claims.get("patient"):
                 info["patient"] = claims["patient"]
-                info["fhirUser"] = f"{self.audience}/Patient/{claims['patient']}"
+                info["fhirUser"] = self.fhir_user(claims)
             return info
         doc = self.resident.find_refresh(value) if self.resident else None
         if doc is not None:
             return {"active": True, "token_type": "refresh_token", "scope": " ".join(doc["scope"]),
                     "client_id": doc["client_id"], "sub": doc["person"], "exp": doc["exp"], "patient": doc["patient"]}
         return {"active": False}
+
+    def _grant_holds(self, claims: Mapping[str, Any]) -> bool:
+        """A family member's token is active only while the grant it names holds."""
+        if not claims.get("acting") and not claims.get("consent"):
+            return True
+        family = getattr(self.resident, "family", None)
+        return family is not None and bool(claims.get("patient")) and family.still_holds(
+            dict(claims), self.compartment(claims["patient"]))
 
     def revoke(self, value: str, client: Client, hint: str | None = None) -> None:
         """RFC 7009: revoke one of ``client``'s tokens (a refresh token takes its whole grant)."""

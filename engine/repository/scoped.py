@@ -18,6 +18,15 @@ The decisions, all here:
   something that does not exist: 404, the same words, no id echoed back (FHIR allows 404 for a
   resource the client may not know of; 403 would confirm it exists). Residents never delete and
   never update by search.
+- **Beyond the compartment** (``mappings/access/confined.yaml``): a resource whose own element names
+  the caller's Patient although R4 leaves its type out of the compartment (a referral ``Task`` by
+  ``for``), and a shared resource that a resource the caller can read references (the
+  ``Medication`` a prescription names, the ``Practitioner`` a referral is sent to), are read like
+  the rest.
+- **Acting for a family member** (a token with ``acting``/``consent``): the compartment is the
+  resident's, and the grant is checked again when the repository is built for each request
+  (``engine.auth.policy.proxy_grant_holds``): once the Consent is withdrawn or its period is over,
+  every request is refused (403), whatever the token says.
 - **Content** (confined callers). A resource inside the compartment that also names someone
   else -- a reference to another Patient, another resident's identifier, an AuditEvent entity
   pointing at another person's record -- is refused whole (fail closed), and recorded values
@@ -28,6 +37,7 @@ The decisions, all here:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator, Sequence
@@ -39,6 +49,7 @@ from urllib.parse import urlencode
 import yaml
 
 from engine import fhirjson
+from engine.auth import policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
@@ -60,6 +71,9 @@ class ConfinedRules:
     person_systems: frozenset[str]
     withheld: dict[str, tuple[Path_, ...]]
     only: dict[str, tuple[tuple[Path_, frozenset[str]], ...]]
+    subject_of: dict[str, tuple[Path_, str]] = dataclasses.field(default_factory=dict)  # type -> (path, search param)
+    # type -> referring type -> its search parameters for the reference
+    referenced_by: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
 
     @staticmethod
     def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
@@ -70,8 +84,11 @@ class ConfinedRules:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         only = {t: tuple((tuple(p.split(".")), frozenset(kinds)) for p, kinds in paths.items())
                 for t, paths in (data.get("only") or {}).items()}
+        subject_of = {t: (tuple(d["path"].split(".")), d["param"]) for t, d in (data.get("subject_of") or {}).items()}
         return cls(inside=cls._paths(data.get("inside")), person_systems=frozenset(data.get("person_systems") or ()),
-                   withheld=cls._paths(data.get("withheld")), only=only)
+                   withheld=cls._paths(data.get("withheld")), only=only, subject_of=subject_of,
+                   referenced_by={t: {src: (p,) if isinstance(p, str) else tuple(p) for src, p in d.items()}
+                                  for t, d in (data.get("referenced_by") or {}).items()})
 
 
 @functools.cache
@@ -145,7 +162,24 @@ class ScopedRepository:
         self._own = frozenset(x for x in (caller.subject, caller.person) if x)
         self._rules = rules or confined_rules()
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
+        self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
+        if caller.acting is not None or caller.consent is not None:
+            self._check_grant()
+
+    def _check_grant(self) -> None:
+        """A family member's token holds only while its Consent does: asked on every request (two
+        primary-key reads), so a withdrawal or an expired period ends access at once."""
+        caller = self.caller
+        keys = [("Consent", caller.consent or ""), ("RelatedPerson", caller.acting or "")]
+        found = self.repo.backend.current_many([k for k in keys if k[1]])
+        docs = [None if (rec := found.get(k)) is None or rec.deleted or rec.body is None else fhirjson.loads(rec.body)
+                for k in keys]
+        why = policy.proxy_grant_holds(docs[0], docs[1], proxy=caller.person, related_id=caller.acting,  # type: ignore[arg-type]
+                                       patients=self._compartment)
+        if why is not None:
+            raise Forbidden(f"{why}: this family member's sign-in no longer opens the record "
+                            "(家人代查授权已撤销或已过期，请重新登录)")
 
     # -- the Access protocol (asked by FhirRepository for indirect reads and writes) -----------------
     @property
@@ -168,11 +202,37 @@ class ScopedRepository:
             return None
         if self._compartment is None:
             return resource
-        if not inside and not self.repo.in_compartment(resource, self._compartment):
+        if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
             return None
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    def _reachable(self, resource: dict[str, Any]) -> bool:
+        """Outside the R4 compartment, still the caller's to read: a type whose element names the
+        caller's Patient (``subject_of``), or a shared record referenced by a resource the caller
+        can read (``referenced_by``; asked once per record and request)."""
+        rtype = resource["resourceType"]
+        subject = self._rules.subject_of.get(rtype)
+        if subject is not None:
+            comp, base = self._compartment or frozenset(), self.repo.base_url
+            for value in _at(resource, subject[0]):
+                ref = value.get("reference") if isinstance(value, dict) else None
+                target = parse_reference(ref, base) if isinstance(ref, str) else None
+                if target is not None and target[0] == "Patient" and target[1] in comp:
+                    return True
+            return False
+        referring = self._rules.referenced_by.get(rtype)
+        if not referring or not isinstance(resource.get("id"), str):
+            return False
+        key = (rtype, resource["id"])
+        if key not in self._reached:
+            self._reached[key] = False  # while asking: a cycle of references decides nothing
+            ref = f"{rtype}/{resource['id']}"
+            self._reached[key] = any(
+                self.caller.allows(src, "s") and self.search(src, [(param, ref), ("_count", "1"), ("_elements", "id")]).resources
+                for src, params in referring.items() for param in params)
+        return self._reached[key]
 
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
@@ -367,7 +427,19 @@ class ScopedRepository:
 
     def search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self.require(rtype, "s")
+        subject = self._rules.subject_of.get(rtype) if self.confined else None
+        if subject is not None:
+            return self._search_by_subject(rtype, params, subject[1])
         return self.repo.search(rtype, params, access=self)
+
+    def _search_by_subject(self, rtype: str, params: Sequence[tuple[str, str]], param: str) -> SearchResult:
+        """A search of a type outside the R4 compartment (``subject_of``): narrowed by its own
+        patient parameter to the caller's records instead, every match, include and chain still
+        decided by ``admit`` in full."""
+        narrowed = [*params, (param, ",".join(f"Patient/{p}" for p in sorted(self._compartment or ())))]
+        result = self.repo.search(rtype, narrowed, access=_Widened(self))
+        shown = [seen for r in result.resources if (seen := self.admit(r)) is not None]
+        return dataclasses.replace(result, resources=shown) if len(shown) != len(result.resources) else result
 
     def everything(self, patient_id: str, params: Sequence[tuple[str, str]]) -> tuple[SearchResult, list[str]]:
         """``Patient/{id}/$everything`` over the types the caller may read; also returns the types
@@ -447,3 +519,30 @@ class ScopedRepository:
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
             if self.confined and method == "PUT" and (query or len(parts) != 2):
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not update records by search")
+
+
+class _Widened:
+    """The caller's ``Access`` without the compartment narrowing of the query (for ``subject_of``
+    types, which the query narrows by their own parameter): every resource found, included or
+    chained is still admitted in full, compartment and content, by the caller's rules."""
+
+    def __init__(self, scoped: ScopedRepository) -> None:
+        self._scoped = scoped
+
+    compartment = None
+    confined = False
+
+    def require(self, resource_type: str, action: str) -> None:
+        self._scoped.require(resource_type, action)
+
+    def allows(self, resource_type: str, action: str) -> bool:
+        return self._scoped.allows(resource_type, action)
+
+    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:  # noqa: ARG002
+        return self._scoped.admit(resource, raw=raw)
+
+    def counts(self, rec: StoredResource) -> bool | None:  # noqa: ARG002
+        return None
+
+    def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        raise Forbidden("a resident may not write records")

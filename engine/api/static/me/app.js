@@ -179,14 +179,35 @@ function renderReferrals() {
   return sortNewest(state.referrals).map((sr) => {
     const tasks = state.Task.filter((t) => [t.focus, ...(t.basedOn || [])].some((x) =>
       x && x.reference === "ServiceRequest/" + sr.id));
-    const to = (sr.performer || []).map((p) => p.display).filter(Boolean).join(W().sep);
+    const to = (sr.performer || []).map(doctor).filter(Boolean).join(W().sep);
+    const from = doctor(sr.requester);
     return card("referral", text(sr.code) || w.kind.referral,
       [day(sr), institution(sr), word(w.refStatus, sr.status)],
-      line(w.referTo, to), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
-      ...sortNewest(tasks).map((t) => line(w.progress,
-        `${word(w.taskStatus, t.status)}${t.businessStatus ? "（" + text(t.businessStatus) + "）" : ""} ${dayTime(t.lastModified || t.authoredOn)}`)));
+      line(w.referTo, to), line(w.referBy, from), line(w.reason, (sr.reasonCode || []).map(text).filter(Boolean).join(W().sep)),
+      ...sortNewest(tasks).map((t) => el("p", { class: "line ref-state" }, el("span", { class: "lbl" }, w.progress + w.colon),
+        badge(word(w.refState, referralState(t)) || word(w.taskStatus, t.status), "state"),
+        " ", dayTime(t.lastModified || t.authoredOn))));
   });
 }
+
+/** A doctor a record names: the reference's own words, else the Practitioner's name. */
+function doctor(ref) {
+  if (!ref) return "";
+  const p = state.people[ref.reference];
+  const n = p && (p.name || [])[0];
+  return ref.display || (n ? (n.text || [n.family, ...(n.given || [])].filter(Boolean).join("")) + W().doctorSuffix : "");
+}
+
+/** Where a referral stands (the two-way referral's state on its Task, else the Task's status). */
+const REF_STATE_SYSTEM = "urn:huren:referral-state";
+const REF_STATE_BY_STATUS = { requested: "requested", received: "requested", accepted: "accepted", rejected: "rejected",
+  cancelled: "cancelled", "in-progress": "arrived", completed: "completed", "entered-in-error": "entered-in-error" };
+function referralState(task) {
+  const c = ((task.businessStatus || {}).coding || []).find((x) => x.system === REF_STATE_SYSTEM);
+  return (c && c.code) || REF_STATE_BY_STATUS[task.status] || "";
+}
+const latestTask = (sr) => sortNewest(state.Task.filter((t) => [t.focus, ...(t.basedOn || [])].some((x) =>
+  x && x.reference === "ServiceRequest/" + sr.id)))[0];
 
 function renderDocuments() {
   return sortNewest(state.DocumentReference).map((d) => card("document", text(d.type) || d.description,
@@ -309,7 +330,10 @@ function renderTimeline() {
   for (const i of state.Immunization) add("immunisation", whenOf(i), text(i.vaccineCode), institution(i), "", "immunisations");
   for (const a of state.AllergyIntolerance) add("allergy", whenOf(a), text(a.code), institution(a), word(w.allergyCrit, a.criticality), "allergies");
   for (const a of state.Appointment) add("appointment", a.start || "", apptTitle(a), institution(a), word(w.apptStatus, a.status), "appointments");
-  for (const r of state.referrals) add("referral", whenOf(r), text(r.code), institution(r), word(w.refStatus, r.status), "referrals");
+  for (const r of state.referrals) {
+    const t = latestTask(r);
+    add("referral", whenOf(r), text(r.code), institution(r), t ? word(w.refState, referralState(t)) : word(w.refStatus, r.status), "referrals");
+  }
   for (const d of state.DocumentReference) add("document", whenOf(d), text(d.type), institution(d), "", "documents");
   for (const r of state.imagingReports) add("imaging", whenOf(r), text(r.code), institution(r), r.conclusion || "", "imaging", hrMark(r));
   for (const g of labGroups()) {
@@ -349,7 +373,7 @@ const SECTIONS = {
   timeline: renderTimeline, visits: renderVisits, diagnoses: renderDiagnoses, meds: renderMeds,
   immunisations: renderImmunisations, allergies: renderAllergies, appointments: renderAppointments,
   referrals: renderReferrals, documents: renderDocuments, results: renderResults, trends: renderTrends,
-  imaging: renderImaging, who: renderWho,
+  imaging: renderImaging, family: renderFamily, who: renderWho,
 };
 const COUNTS = {
   visits: () => state.Encounter.length, diagnoses: () => state.Condition.length, meds: () => state.meds_all.length,
@@ -389,12 +413,12 @@ function renderBanner() {
     if (a >= 0 && a < 150) age = w.age(a);
   }
   const insts = [...new Set(Object.values(state.patientInst).filter(Boolean))];
-  $("banner").replaceChildren(
+  $("banner").replaceChildren(...[actingBanner(),
     el("p", { class: "who-am-i" }, el("strong", { id: "name" }, name || "—"), " ",
       ...[word(w.sex, p.gender), age, born && `${w.born} ${born}`].filter(Boolean)
         .flatMap((x, i) => [i ? " · " : "", el("span", { class: "nobr" }, x)])),
     insts.length ? el("p", { class: "insts" }, w.institutions(insts)) : null,
-    allergyLine());
+    allergyLine()].filter(Boolean));
   $("banner").hidden = false;
 }
 
@@ -464,6 +488,12 @@ async function exportEverything(s) {
       url = next ? next.url : null;
     }
   }
+  // outside the R4 compartment, so not in $everything, yet theirs: referral Tasks for them and the
+  // medicines their prescriptions name
+  const add = (r) => { const key = r.resourceType + "/" + r.id;
+    if (!seen.has(key)) { seen.add(key); entries.push({ fullUrl: cfg.fhir + "/" + key, resource: r }); } };
+  (state.Task || []).forEach(add);
+  Object.values(state.meds || {}).forEach(add);
   const bundle = { resourceType: "Bundle", type: "collection", timestamp: new Date().toISOString(), total: entries.length, entry: entries };
   saveBlob(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }),
     `health-record-${new Date().toISOString().slice(0, 10)}.json`);
@@ -485,7 +515,8 @@ async function load(s) {
     searchAll("Patient?_count=100", s),
     searchAll("Observation?_count=200&_sort=-date&_include=Observation:performer", s),
     searchAll("DiagnosticReport?_count=100&_sort=-date&_include=DiagnosticReport:performer", s),
-    ...types.map((t) => searchAll(t + "?_count=200" + (MED_INCLUDES.has(t) ? `&_include=${t}:medication` : ""), s)),
+    ...types.map((t) => searchAll(t + "?_count=200" + (MED_INCLUDES.has(t) ? `&_include=${t}:medication` : "") +
+      (t === "ServiceRequest" ? "&_include=ServiceRequest:performer&_include=ServiceRequest:requester" : ""), s)),
   ]);
   state.patient = patient;
   state.orgs = { ...obs.included, ...reps.included };
@@ -498,7 +529,11 @@ async function load(s) {
   }
   types.forEach((t, i) => { state[t] = rest[i].resources; });
   state.meds = {};
-  for (const r of rest) for (const [k, v] of Object.entries(r.included)) if (k.startsWith("Medication/")) state.meds[k] = v;
+  state.people = {};  // the doctors a referral names
+  for (const r of rest) for (const [k, v] of Object.entries(r.included)) {
+    if (k.startsWith("Medication/")) state.meds[k] = v;
+    if (k.startsWith("Practitioner/")) state.people[k] = v;
+  }
   state.meds_all = [...state.MedicationRequest, ...state.MedicationDispense, ...state.MedicationStatement, ...state.MedicationAdministration];
   state.referrals = state.ServiceRequest.filter(isReferral);
   const isImaging = (r) => (r.imagingStudy || []).length || (r.category || []).some((c) => (c.coding || []).some((x) =>
@@ -509,6 +544,10 @@ async function load(s) {
   const imagingObs = new Set(state.imagingReports.flatMap((r) => (r.result || []).map((x) => x.reference)));
   state.labs = obs.resources.filter((o) => !imagingObs.has("Observation/" + o.id) &&
     !(o.category || []).some((c) => codes(c).includes("imaging")));
+  // a family member signed in on this person's behalf sees whose record it is; the person manages
+  // who may do so
+  state.acting = s.acting || null;
+  await loadFamily(s);
   // who looked: the server words the audit trail's accesses to this person's records, newest first
   const who = await fhir(cfg.who, s);
   state.audit = (who && who.entries) || [];
@@ -549,6 +588,7 @@ async function main() {
     } else $("signin").hidden = false;
   } catch (e) {
     $("signin").hidden = false;
+    if (!session()) $("signout").hidden = true;
     status(e.message, true);
     document.body.dataset.ready = "error";
   }

@@ -34,7 +34,10 @@ async function finishSignIn(params) {
   const r = await fetch(cfg.token, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded" } });
   const t = await r.json();
   if (!r.ok) throw new Error(t.error_description || t.error || "token request failed");
-  store.setItem("session", JSON.stringify({ token: t.access_token, patient: t.patient, exp: Date.now() + t.expires_in * 1000 }));
+  const s = { token: t.access_token, patient: t.patient, exp: Date.now() + t.expires_in * 1000 };
+  // a family member signed in on someone's behalf: who they are there (their RelatedPerson)
+  s.acting = await whoIsActing(s);
+  store.setItem("session", JSON.stringify(s));
 }
 
 function session() {
@@ -50,6 +53,8 @@ async function fhir(url, s) {
   const r = await fetch(url.startsWith("http") || url.startsWith("/") ? url : cfg.fhir + "/" + url,
     { headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } });
   if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
+  // acting for a family member whose access was withdrawn or ran out: every request is refused
+  if (r.status === 403 && s.acting) { store.removeItem("session"); throw new Expired(W().accessEnded); }
   if (!r.ok) return null;  // a type this server does not search (yet) is simply an empty section
   return r.json();
 }

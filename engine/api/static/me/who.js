@@ -7,6 +7,7 @@
 function whoName(e) {
   const w = W();
   if (["resident", "other-resident", "unauthenticated"].includes(e.role)) return w.who_role[e.role];
+  if (e.role === "family") return e.who_name || w.who_role.family;
   return e.who_name || e.who || w.who_role.unauthenticated;
 }
 
@@ -50,6 +51,9 @@ function renderWho() {
     const obj = types.length ? types.join(w.sep) + (named.length > 5 ? w.andMore : "") : w.who_types_all;
     const sentence = g.what === "sign-in" && g.role === "unauthenticated" ? w.who_signin_attempt
       : g.what === "login-phone" ? `${actor}${w.who_phone}`
+      : g.what === "family-access" ? `${actor}${w.who_family_access}`
+      : g.role === "family" ? (lang === "en" ? `${w.who_family(name, g.via_app_name || g.via_app)} ${verb} ${w.who_your} ${obj}`
+        : `${w.who_family(name, g.via_app_name || g.via_app)}${verb}您的${obj}`)
       : lang === "en" ? `${actor}${appName} ${verb} ${w.who_your} ${obj}`
         : `${actor}${appName}${verb}您的${obj}`;
     return el("li", { class: g.outcome !== "success" ? "who-row refused" : "who-row" },

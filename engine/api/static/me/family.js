@@ -1,0 +1,151 @@
+// /ui/me — family access (家人代查): who may see this record on the resident's behalf, and, for a
+// family member signed in on someone's behalf, a banner saying whose record this is.
+// The grants are FHIR Consent + RelatedPerson in the resident's own record (read with the same token
+// as everything else); granting and withdrawing are the server's $family-grant / $family-withdraw.
+"use strict";
+
+// who the family member is to the resident (v3 RoleCode), in the order a person thinks of them
+const RELATIONS = ["CHILD", "PRN", "SPS", "SIB", "GRNDCHILD", "GRPRN", "GUARD", "FAMMEMB"];
+
+/** Who is signed in: the resident, or a family member acting for them (fhirUser is a RelatedPerson). */
+async function whoIsActing(s) {
+  const r = await fetch(cfg.userinfo, { headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
+  if (!r || !r.ok) return null;
+  const info = await r.json();
+  const m = /\/RelatedPerson\/([^/]+)$/.exec(info.fhirUser || "");
+  if (!m) return null;
+  const rp = await fhir("RelatedPerson/" + encodeURIComponent(m[1]), s);
+  return rp || { id: m[1] };
+}
+
+async function loadFamily(s) {
+  if (state.acting) { state.grants = []; return; }
+  const b = await searchAll("Consent?_count=100&_include=Consent:actor", s);
+  const people = { ...b.included };
+  for (const r of b.resources) if (r.resourceType === "RelatedPerson") people["RelatedPerson/" + r.id] = r;
+  state.grants = b.resources.filter((c) => c.resourceType === "Consent").map((c) => {
+    const actor = (((c.provision || {}).actor || [])[0] || {}).reference || {};
+    return { consent: c, person: people[actor.reference] || null };
+  }).filter((g) => g.person);
+}
+
+const personName = (rp) => ((rp && rp.name) || []).map((n) => n.text || [n.family, ...(n.given || [])].filter(Boolean).join(""))[0] || "";
+const relationOf = (rp) => {
+  const code = (((rp && rp.relationship) || [])[0] || {}).coding;
+  return (code && code[0] && code[0].code) || "";
+};
+
+function grantState(c) {
+  const end = ((c.provision || {}).period || {}).end;
+  if (c.status !== "active") return "withdrawn";
+  if (end && Date.parse(end) <= Date.now()) return "expired";
+  return "active";
+}
+
+function actingBanner() {
+  const w = W();
+  if (!state.acting) return null;
+  const p = state.patient || {};
+  const n = (p.name || [])[0];
+  const whose = n ? (n.text || [n.family, ...(n.given || [])].filter(Boolean).join("")) : "";
+  const rel = word(w.relation, relationOf(state.acting));
+  return el("p", { class: "acting", role: "note" }, el("strong", {}, w.acting_title(whose)), " ",
+    w.acting_body(personName(state.acting), rel));
+}
+
+function renderFamily() {
+  const w = W();
+  if (state.acting) return [el("p", { class: "notice" }, w.family_proxyCannot)];
+  const list = [...state.grants].sort((a, b) => (b.consent.dateTime || "").localeCompare(a.consent.dateTime || ""));
+  const cards = list.map(({ consent, person }) => {
+    const st = grantState(consent);
+    const end = ((consent.provision || {}).period || {}).end;
+    const rel = word(w.relation, relationOf(person));
+    const byDesk = (consent.verification || []).some((v) => v.verified);
+    const body = [
+      el("p", {}, badge(w.family_state[st], st === "active" ? "ok" : "")),
+      line(st === "active" ? w.family_until : w.family_ended, end ? formatDate(end, lang, false) : w.family_noEnd),
+      line(w.family_since, formatDate(consent.dateTime, lang, false)),
+      byDesk ? el("p", { class: "meta" }, w.family_byDesk) : null,
+    ];
+    if (st === "active") {
+      const b = el("button", { type: "button", class: "withdraw" }, w.family_withdraw(personName(person)));
+      b.addEventListener("click", () => withdraw(consent, b).catch((e) => status(e.message, true)));
+      body.push(b);
+    }
+    return el("article", { class: "card k-family" + (st === "active" ? "" : " ended") },
+      el("h3", {}, personName(person), rel ? el("span", { class: "rel" }, w.paren(rel)) : null), ...body);
+  });
+  return [el("p", { class: "intro" }, w.family_intro),
+    ...(cards.length ? cards : [el("p", { class: "empty" }, w.family_none)]),
+    grantForm()];
+}
+
+function grantForm() {
+  const w = W();
+  const year = new Date(); year.setFullYear(year.getFullYear() + 1);
+  const field = (id, label, input, hint) => el("p", { class: "field" }, el("label", { for: id }, label), input,
+    hint ? el("small", { id: id + "-hint" }, hint) : null);
+  const name = el("input", { id: "fam-name", name: "name", autocomplete: "off", maxlength: "32", required: "" });
+  const nid = el("input", { id: "fam-nid", name: "nid", inputmode: "text", autocomplete: "off", maxlength: "18",
+    required: "", "aria-describedby": "fam-nid-hint" });
+  const rel = el("select", { id: "fam-rel", name: "relation" },
+    ...RELATIONS.map((c) => el("option", { value: c }, w.relation[c])));
+  const end = el("input", { id: "fam-end", name: "end", type: "date", value: year.toISOString().slice(0, 10),
+    min: new Date().toISOString().slice(0, 10) });
+  const go = el("button", { type: "submit", class: "primary" }, w.family_grant);
+  const form = el("form", { class: "card family-form", "aria-labelledby": "fam-form-h" },
+    el("h3", { id: "fam-form-h" }, w.family_formTitle),
+    field("fam-name", w.family_name, name),
+    field("fam-nid", w.family_nid, nid, w.family_nidHint),
+    field("fam-rel", w.family_rel, rel),
+    field("fam-end", w.family_end, end),
+    el("p", { class: "meta" }, w.family_howTheySignIn), go);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    grant(name.value, nid.value, rel.value, end.value, go).catch((e) => status(e.message, true));
+  });
+  return form;
+}
+
+async function operation(name, parameters) {
+  const r = await fetch(cfg.fhir + "/Patient/" + name, {
+    method: "POST", body: JSON.stringify({ resourceType: "Parameters", parameter: parameters }),
+    headers: { Authorization: "Bearer " + state.session.token, "Content-Type": "application/fhir+json",
+      Accept: "application/fhir+json" } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const why = ((body.issue || [])[0] || {}).diagnostics || String(r.status);
+    throw new Error(W().family_failed + why);
+  }
+  return body;
+}
+
+async function grant(name, nid, relation, end, button) {
+  const w = W();
+  nid = nid.trim().toUpperCase();
+  if (!name.trim()) { status(w.family_needName, true); $("fam-name").focus(); return; }
+  if (!/^\d{17}[\dX]$/.test(nid)) { status(w.family_badNid, true); $("fam-nid").focus(); return; }
+  button.disabled = true;
+  try {
+    const params = [{ name: "proxyNationalId", valueString: nid }, { name: "proxyName", valueString: name.trim() },
+      { name: "relationship", valueCode: relation }];
+    if (end) params.push({ name: "end", valueDate: end });
+    await operation("$family-grant", params);
+    await loadFamily(state.session);
+    renderSection("family");
+    status(w.family_granted(name.trim()), false, null);
+    $("family-h").focus();
+  } finally { button.disabled = false; }
+}
+
+async function withdraw(consent, button) {
+  button.disabled = true;
+  try {
+    await operation("$family-withdraw", [{ name: "consent", valueReference: { reference: "Consent/" + consent.id } }]);
+    await loadFamily(state.session);
+    renderSection("family");
+    status(W().family_withdrawn, false, null);
+    $("family-h").focus();
+  } finally { button.disabled = false; }
+}

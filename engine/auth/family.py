@@ -1,0 +1,246 @@
+"""Family access (家人代查): a resident lets a family member see their record, as FHIR ``Consent`` + ``RelatedPerson``.
+
+A parent keeps the record of a child who has no phone, an adult child helps an elderly parent.
+The resident (on ``/ui/me`` or through the FHIR operation) or a member institution's desk (after
+checking both ID cards) records the grant; it is data like any other, in the resident's own
+compartment, so the resident sees it, and so does the audit trail:
+
+- a ``RelatedPerson`` of the resident's record (``patient``), with the relationship and the family
+  member's name, identified by the family member's pseudonymous person key (``urn:huren:family``:
+  the same key their own sign-in carries, never the ID number itself);
+- a ``Consent`` (scope ``patient-privacy``, category LOINC 59284-0) whose ``provision`` permits
+  that RelatedPerson (``actor``) to access the record during ``period``.
+
+The family member signs in as themselves (their own ID number and phone) and chooses whose record
+to open; their token names the RelatedPerson and the Consent, and whether the Consent still holds
+is decided again on every request (``engine.auth.policy.proxy_grant_holds``, asked by the scoped
+repository), so a withdrawal or an expired period ends access at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.auth import policy
+from engine.errors import Gone, NotFound, Unprocessable
+from engine.identity import nationalid
+
+FAMILY_SYSTEM = policy.FAMILY_SYSTEM  # RelatedPerson.identifier: the family member's person key
+ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+# the relationships a resident can choose (v3 RoleCode), with the words the pages show
+RELATIONSHIPS = {
+    "PRN": ("parent", "父母"), "CHILD": ("child", "子女"), "SPS": ("spouse", "配偶"),
+    "SIB": ("sibling", "兄弟姐妹"), "GRPRN": ("grandparent", "祖父母/外祖父母"), "GRNDCHILD": ("grandchild", "孙子女"),
+    "GUARD": ("guardian", "监护人"), "FAMMEMB": ("family member", "其他家人"),
+}
+TZ = dt.timezone(dt.timedelta(hours=8))  # a period typed as a date ends at that day's end, China time
+
+
+class Repository(Protocol):
+    def read(self, type_: str, id_: str) -> dict[str, Any]: ...
+    def update(self, resource: dict[str, Any], **kw: Any) -> Any: ...
+    def search(self, type_: str, params: list[tuple[str, str]], **kw: Any) -> Any: ...
+
+
+class Identity(Protocol):
+    def nid_key(self, number: str) -> str: ...
+    def patients_for_number(self, number: str) -> list[str]: ...
+    def record(self, patient_id: str) -> dict[str, Any] | None: ...
+
+
+def person_key(nid_key: str) -> str:
+    """The pseudonymous key a family member is known by: the person id their own sign-in derives
+    from their ID number (``engine.identity``), so a grant outlives relinking of their records."""
+    return "per-" + nid_key[:32]
+
+
+def now_instant() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _instant(value: str, *, end: bool) -> str:
+    """An ISO date or date-time as an instant; a bare date is the start or the end of that day."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            d = dt.date.fromisoformat(value)
+            t = dt.time(23, 59, 59, tzinfo=TZ) if end else dt.time(0, 0, 0, tzinfo=TZ)
+            return dt.datetime.combine(d, t).isoformat()
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Unprocessable(f"日期格式不正确 ('{value}' is not a date, YYYY-MM-DD)", expression=["Parameters.parameter[end]"]) from None
+    if parsed.tzinfo is None:
+        raise Unprocessable("a time must carry its offset", expression=["Parameters.parameter[end]"])
+    return parsed.isoformat()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One family access in force: whose record, to whom, until when."""
+
+    consent: dict[str, Any]
+    related: dict[str, Any]
+
+    @property
+    def consent_id(self) -> str:
+        return self.consent["id"]
+
+    @property
+    def related_id(self) -> str:
+        return self.related["id"]
+
+    @property
+    def patient(self) -> str:
+        return self.consent["patient"]["reference"].removeprefix("Patient/")
+
+    @property
+    def relationship(self) -> str:
+        return next((c.get("code", "") for r in self.related.get("relationship") or () for c in r.get("coding") or ()), "")
+
+
+class FamilyAccess:
+    """Grants, withdrawals and the grants a signed-in family member holds (writes go straight to
+    the repository: who may make them is decided by ``engine.auth.policy`` before)."""
+
+    def __init__(self, repository: Repository, identity: Identity) -> None:
+        self.repository = repository
+        self.identity = identity
+
+    # ---- granting and withdrawing ---------------------------------------------------------------
+    def grant(self, patient_id: str, proxy_number: str, *, name: str, relationship: str, end: str | None,
+              start: str | None = None, desk: str | None = None) -> Grant:
+        """Record that the resident of ``patient_id`` lets the holder of ``proxy_number`` see their
+        record from ``start`` (now) to ``end`` (None: until withdrawn). ``desk``: the operator who
+        checked both ID cards in person (recorded as the Consent's verification)."""
+        try:
+            number = nationalid.parse(proxy_number.strip().upper()).number
+        except nationalid.InvalidNationalId as exc:
+            raise Unprocessable(f"家人的身份证号不正确 (the family member's ID number: {exc})",
+                                expression=["Parameters.parameter[proxyNationalId]"]) from None
+        if relationship not in RELATIONSHIPS:
+            raise Unprocessable(f"relationship must be one of {', '.join(RELATIONSHIPS)}",
+                                expression=["Parameters.parameter[relationship]"])
+        name = (name or "").strip()
+        if not name or len(name) > 64:
+            raise Unprocessable("请填写家人姓名 (the family member's name is required, at most 64 characters)",
+                                expression=["Parameters.parameter[proxyName]"])
+        if not self.identity.patients_for_number(number):
+            raise Unprocessable("家人尚未在医共体建档，还不能登录：请家人先到任一成员医院建档 (the family member has no "
+                                "record in the medical community yet, so they cannot sign in)",
+                                expression=["Parameters.parameter[proxyNationalId]"])
+        key = person_key(self.identity.nid_key(number))
+        patient = self.repository.read("Patient", patient_id)
+        if nationalid.patient_number(patient) == number or person_key(self._key_of(patient_id)) == key:
+            raise Unprocessable("不需要授权给自己 (a resident does not need family access to their own record)",
+                                expression=["Parameters.parameter[proxyNationalId]"])
+        now = now_instant()
+        period: dict[str, str] = {"start": _instant(start, end=False) if start else now}
+        if end:
+            period["end"] = _instant(end, end=True)
+            if not _after(period["end"], period["start"]):
+                raise Unprocessable("授权结束日期必须晚于今天 (the end of the period must be after its start)",
+                                    expression=["Parameters.parameter[end]"])
+        related = self._related(patient_id, key, name, relationship)
+        consent: dict[str, Any] = {
+            "resourceType": "Consent", "id": "fam-" + uuid.uuid4().hex[:24], "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy", "display": "Privacy Consent"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}],
+                          "text": "家人代查授权"}],
+            "patient": {"reference": f"Patient/{patient_id}"}, "dateTime": now,
+            "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+            "provision": {"type": "permit", "period": period,
+                          "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                                          "code": "IRCP", "display": "information recipient"}]},
+                                     "reference": {"reference": f"RelatedPerson/{related['id']}"}}],
+                          "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                                                  "code": "access"}]}]},
+        }
+        if desk:
+            consent["verification"] = [{"verified": True, "verificationDate": now,
+                                        "verifiedWith": {"reference": f"Patient/{patient_id}"}}]
+        self.repository.update(consent)
+        return Grant(self.repository.read("Consent", consent["id"]), related)
+
+    def _key_of(self, patient_id: str) -> str:
+        return (self.identity.record(patient_id) or {}).get("nid_key") or ""
+
+    def _related(self, patient_id: str, key: str, name: str, relationship: str) -> dict[str, Any]:
+        """The resident's RelatedPerson for this family member: the existing one (updated), or a new one."""
+        found = self.repository.search("RelatedPerson", [("patient", f"Patient/{patient_id}"),
+                                                         ("identifier", f"{FAMILY_SYSTEM}|{key}"), ("_count", "1")])
+        english, chinese = RELATIONSHIPS[relationship]
+        related = found.resources[0] if found.resources else {
+            "resourceType": "RelatedPerson", "id": "fam-" + uuid.uuid4().hex[:24]}
+        related = {**related, "active": True, "patient": {"reference": f"Patient/{patient_id}"},
+                   "identifier": [{"system": FAMILY_SYSTEM, "value": key}],
+                   "relationship": [{"coding": [{"system": ROLE_CODES, "code": relationship, "display": english}],
+                                     "text": chinese}],
+                   "name": [{"text": name}]}
+        self.repository.update(related)
+        return self.repository.read("RelatedPerson", related["id"])
+
+    def withdraw(self, consent_id: str) -> dict[str, Any]:
+        """End a grant now: the Consent becomes ``inactive`` and its period ends (the history keeps
+        what it was). Withdrawing twice is harmless."""
+        consent = self.consent(consent_id)
+        if consent.get("status") == "inactive":
+            return consent
+        now = now_instant()
+        provision = dict(consent.get("provision") or {})
+        period = dict(provision.get("period") or {})
+        if not period.get("end") or _after(period["end"], now):
+            period["end"] = now
+        provision["period"] = period
+        self.repository.update({**consent, "status": "inactive", "provision": provision})
+        return self.repository.read("Consent", consent_id)
+
+    def consent(self, consent_id: str) -> dict[str, Any]:
+        """A family-access Consent (404 for anything else, as for a missing one)."""
+        try:
+            consent = self.repository.read("Consent", consent_id)
+        except NotFound:
+            raise NotFound("this Consent is not known") from None
+        if not policy.is_family_consent(consent):
+            raise NotFound("this Consent is not known")
+        return consent
+
+    # ---- what a signed-in family member may open -------------------------------------------------
+    def grants_for(self, key: str) -> list[Grant]:
+        """The grants in force now for the family member with person key ``key``."""
+        related = self.repository.search("RelatedPerson", [("identifier", f"{FAMILY_SYSTEM}|{key}"), ("_count", "100")])
+        out: list[Grant] = []
+        for rp in related.resources:
+            consents = self.repository.search("Consent", [("actor", f"RelatedPerson/{rp['id']}"), ("status", "active"),
+                                                          ("_count", "100")])
+            for c in consents.resources:
+                if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is None:
+                    out.append(Grant(c, rp))
+        # oldest grant first, as the resident made them (same-second grants by their stored time)
+        return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),
+                                          g.consent_id))
+
+    def still_holds(self, claims: dict[str, Any], patients: frozenset[str]) -> bool:
+        """Whether the grant a family member's token names (claims ``consent``, ``acting``,
+        ``person``) still holds: for answers about the token itself (introspection, userinfo);
+        FHIR requests are decided by the scoped repository with the same rule."""
+        docs = []
+        for rtype, rid in (("Consent", claims.get("consent")), ("RelatedPerson", claims.get("acting"))):
+            try:
+                docs.append(self.repository.read(rtype, str(rid)) if rid else None)
+            except (NotFound, Gone):
+                docs.append(None)
+        return policy.proxy_grant_holds(docs[0], docs[1], proxy=claims.get("person"), related_id=claims.get("acting"),
+                                        patients=patients) is None
+
+    def grant_of(self, key: str, consent_id: str) -> Grant | None:
+        return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)
+
+
+def _after(a: str, b: str) -> bool:
+    """Is instant ``a`` later than instant ``b``? (Instants of different offsets compare by time.)"""
+    return policy.parse_instant(a) > policy.parse_instant(b)
