@@ -352,6 +352,18 @@ def test_compartments_and_everything(repo: FhirRepository) -> None:
     assert sorted((r["resourceType"], r["id"]) for r in everything.resources) == [
         ("Observation", "o1"), ("Observation", "o2"), ("Observation", "o3"), ("Patient", "p1")]
     assert ids(repo.everything("p1", [("_type", "Patient")])) == ["p1"]
+    # "and any resource referenced by these": the performing Organization comes once, as an
+    # include entry; resources of another patient never do, nor what is already an entry
+    repo.update({"resourceType": "Medication", "id": "m1", "code": {"text": "阿莫西林胶囊"}})
+    repo.update({"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+                 "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/m1"},
+                 "requester": {"reference": "Patient/p2"}})
+    everything = repo.everything("p1")
+    assert sorted((r["resourceType"], r["id"]) for r in everything.included) == [
+        ("Medication", "m1"), ("Organization", "org-a"), ("Patient", "p2")]
+    assert ids(repo.everything("p1", compartment=mine)) == ids(everything)
+    page = repo.everything("p1", [("_type", "Observation"), ("_count", "1")])
+    assert [(r["resourceType"], r["id"]) for r in page.included] == [("Organization", "org-a")]
     with pytest.raises(NotFound):
         repo.everything("p2", compartment=mine)
     with pytest.raises(NotFound):

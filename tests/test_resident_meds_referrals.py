@@ -74,3 +74,13 @@ def test_medicine_names_and_referral_progress_are_the_residents_own(engine):
         assert http.get("/fhir/Practitioner/nobody-s", headers=zhao).status_code == 404
         # a resident still only reads: a Task is not theirs to change
         assert http.put(f"/fhir/Task/{task_id}", headers=zhao, json=tasks[0]).status_code == 403
+
+        # her whole-record export carries the medicine her prescription names (R4 $everything:
+        # "any resource referenced by these"), and still nothing of 钱's nor the catalogue's
+        patient = requests[0]["subject"]["reference"].removeprefix("Patient/")
+        b = http.get(f"/fhir/Patient/{patient}/$everything", headers=zhao).json()
+        included = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"] if e["search"]["mode"] == "include"}
+        assert ("Medication", med_id) in included and ("Medication", "cat-aspirin") not in included
+        assert "阿司匹林" not in str(b) and "钱" not in str(b)
+        r = http.get(f"/fhir/Patient/{patient}/$everything", headers=qian)
+        assert r.status_code == 404 and "硝苯地平" not in r.text

@@ -197,6 +197,21 @@ def rewrite_references(node: Any, mapping: dict[str, str]) -> None:
 _walk_references = rewrite_references
 
 
+def references_in(node: Any, out: list[str]) -> list[str]:
+    """Every literal ``reference`` string in ``node`` (depth first), appended to ``out``."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str):
+            out.append(ref)
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                references_in(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            references_in(value, out)
+    return out
+
+
 class FhirRepository:
     """The shared FHIR repository (see module docstring)."""
 
@@ -825,7 +840,11 @@ class FhirRepository:
         compartment: Collection[str] | None = None,
         access: Access | None = None,
     ) -> SearchResult:
-        """``Patient/{id}/$everything``: the patient and every resource in its compartment."""
+        """``Patient/{id}/$everything``: the patient, every resource in its compartment and, as R4
+        defines the operation, "any resource referenced by these" (the Medication a prescription
+        names, the performing Organization, the Practitioner): each page carries the resources its
+        entries reference that are not themselves in the compartment, as ``search.mode`` include
+        entries, read like any include (``access`` decides each one)."""
         if access is not None:
             compartment = access.compartment
         if compartment is not None and patient_id not in compartment:
@@ -846,7 +865,34 @@ class FhirRepository:
         if since:
             parsed.query.clauses.append(self.parser.parse("Patient", [("_lastUpdated", since[0])]).query.clauses[0])
         parsed.query.sort = []
-        return self.run(parsed, access)
+        result = self.run(parsed, access)
+        result.included.extend(self._referenced(result.resources, patient_id, access))
+        return result
+
+    def _referenced(
+        self, page: list[dict[str, Any]], patient_id: str, access: Access | None
+    ) -> list[dict[str, Any]]:
+        """The resources ``page`` references that are outside ``patient_id``'s compartment (those
+        inside it are entries of some page already), each once, at most ``INCLUDE_LIMIT``."""
+        seen = {(r["resourceType"], r["id"]) for r in page}
+        wanted: list[tuple[str, str]] = []
+        for resource in page:
+            for ref in references_in(resource, []):
+                target = parse_reference(ref, self.base_url)
+                if target is not None and target not in seen:
+                    seen.add(target)
+                    wanted.append(target)
+        out: list[dict[str, Any]] = []
+        for rec in self.backend.current_many(wanted[:INCLUDE_LIMIT]).values():
+            if rec.deleted:
+                continue
+            resource = fhirjson.loads(rec.body)
+            if self.in_compartment(resource, {patient_id}):  # an entry of its own page
+                continue
+            out.append(resource)  # type: ignore[arg-type]
+        if access is not None:
+            return [seen_ for r in out if (seen_ := access.admit(r)) is not None]
+        return out
 
     # -- Bundles -----------------------------------------------------------------------------------
     def transaction(

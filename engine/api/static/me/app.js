@@ -488,8 +488,8 @@ async function exportEverything(s) {
       url = next ? next.url : null;
     }
   }
-  // outside the R4 compartment, so not in $everything, yet theirs: referral Tasks for them and the
-  // medicines their prescriptions name
+  // referral Tasks are outside the R4 compartment, so not in $everything, yet theirs; the medicines
+  // their prescriptions name come with $everything as include entries (added here only if missing)
   const add = (r) => { const key = r.resourceType + "/" + r.id;
     if (!seen.has(key)) { seen.add(key); entries.push({ fullUrl: cfg.fhir + "/" + key, resource: r }); } };
   (state.Task || []).forEach(add);
