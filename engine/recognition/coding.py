@@ -28,7 +28,10 @@ def resource_codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
     rtype = resource.get("resourceType")
     if rtype == "ImagingStudy":
         return list(_codings(resource.get("procedureCode")))
-    return list(_codings([resource.get("code")] if resource.get("code") else []))
+    code = resource.get("code")
+    if type(code) is dict and "coding" in code:  # the common shape, without the generators (hot: every result)
+        return [c for c in code["coding"] or () if isinstance(c, dict)]
+    return list(_codings([code] if code else []))
 
 
 def modalities(resource: dict[str, Any], maps: CodeMaps) -> set[str]:
@@ -103,6 +106,11 @@ def item_for(resource: dict[str, Any], rules: Rules, institution: str | None = N
             hit = _longest_prefix(maps.price, _price_key(str(c.get("code", ""))))
             if hit:
                 return hit
+    # Only an ImagingStudy or a modality / price coding can name a modality: a lab result that
+    # matched nothing above skips the imaging rules (most Observations of a panel end here).
+    if resource.get("resourceType") != "ImagingStudy" and not any(
+            c.get("system") in (maps.modality_system, maps.price_system) for c in codings):
+        return None
     mods = modalities(resource, maps)
     if mods:
         sites = body_sites(resource)

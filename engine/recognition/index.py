@@ -52,9 +52,12 @@ class ResultIndex:
     def get(self, ref: str) -> Document | None:
         return self.coll.get(ref)
 
-    def put(self, result: PriorResult, held: str) -> Document:
-        """Index ``result``; ``held`` is when huren first stored it (kept across later versions)."""
-        before = self.coll.get(result.ref)
+    def put(self, result: PriorResult, held: str, *, before: Document | None = None, read: bool = False) -> Document:
+        """Index ``result``; ``held`` is when huren first stored it (kept across later versions).
+        With ``read``, ``before`` is its current entry as the caller has just read it (the write
+        hook reads it anyway: one lookup per result instead of two)."""
+        if not read:
+            before = self.coll.get(result.ref)
         doc = to_doc(replace(result, held=(before or {}).get("held") or held))
         if doc != before:
             self.coll.replace(doc)

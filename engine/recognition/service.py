@@ -380,7 +380,7 @@ class Recognition:
                 self.index.delete(ref)
                 return self._evaluate_flag(before)
             return []
-        doc = self.index.put(facts, _instant())
+        doc = self.index.put(facts, _instant(), before=before, read=True)
         issues = self._evaluate_flag(doc)
         if before is not None and group_key(before) != group_key(doc):
             issues.extend(self._evaluate_flag(before))

@@ -1,0 +1,65 @@
+"""The recognition hook's store traffic for a lab report is bounded: a 12-OBX ORU^R01 sent over
+MLLP touches the recognition collections a fixed number of times per recognition item, and only
+one key lookup for each result (its index entry: kept, replaced, or dropped when it no longer is one).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from adapters.listeners.mllp import frame
+from bench.ingest import oru_lab
+from engine.engine import Engine
+
+OPERATIONS = ("get", "find", "replace", "update", "delete", "insert", "insert_many")
+
+
+def send(port: int, message: bytes) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(frame(message))
+        data = b""
+        while not data.endswith(b"\x1c\r"):
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the ACK"
+            data += chunk
+    return data[1:-2].decode("utf-8")
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> Counter[str]:
+    """Count what the recognition service asks of its collections (the real calls still run)."""
+    calls: Counter[str] = Counter()
+    rec = engine.recognition
+    for name, coll in (("results", rec.index.coll), ("checks", rec.checks), ("flags", rec.flags),
+                       ("charges", rec.charges), ("flag_days", rec.flag_days), ("check_days", rec.check_days)):
+        for op in OPERATIONS:
+            real = getattr(coll, op, None)
+            if real is None:
+                continue
+
+            def spy(*args: Any, _real: Callable[..., Any] = real, _key: str = f"{name}.{op}", **kwargs: Any) -> Any:
+                calls[_key] += 1
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(coll, op, spy)
+    return calls
+
+
+def test_a_12_obx_lab_report_costs_a_bounded_number_of_recognition_queries(
+        engine: Engine, mllp: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_calls(monkeypatch, engine)
+    per_message = []
+    for n in (1, 1 + 499, 1 + 2 * 499):  # the same resident (bench ids repeat every 499): a repeat each time
+        calls.clear()
+        ack = send(mllp, oru_lab(n))
+        assert "MSA|AA|" in ack, ack
+        per_message.append(sum(calls.values()))
+    # 13 results (the report and 12 Observations): one key lookup each, and for the two that are
+    # recognition items (the blood count report, ALT) their index entry, flag and order check
+    assert all(total <= 40 for total in per_message), (per_message, calls)
+    assert calls["results.get"] <= 13, calls
+    assert calls["results.find"] <= 8, calls  # candidates (order + 2 items), groups, the patient's entries
