@@ -9,7 +9,9 @@ connections from a raw-socket asyncio client (pre-built request bytes, Content-L
 client must cost far less than the server, or it measures itself). Prints reads/s and the server's CPU
 time per read (steadier than wall time on a shared machine) for 1 and 8
 concurrent connections with the audit middleware on ("audited") and taken out ("plain"), and the
-audit's share. The machine is shared: each figure is the best of a few rounds.
+audit's share; the last line states them as the targets are stated (reads/s per worker, server CPU
+per read, the audit's share of it, at 8 connections). The machine is shared: each figure is the
+best of a few rounds.
 """
 
 from __future__ import annotations
@@ -205,6 +207,7 @@ def main() -> None:
             print(f"GET {PATH} over HTTP, {args.workers} worker{'s' if args.workers > 1 else ''}, {clients} "
                   f"connection{'s' if clients > 1 else ''}: audited {rate:,.0f}/s, server CPU per read "
                   f"{cpu * 1e6:.0f} µs")
+        print(target_line(figures["audited"][8], None, args.workers))
         return
     for clients in (1, 8):
         (plain, plain_cpu), (audited, audited_cpu) = figures["plain"][clients], figures["audited"][clients]
@@ -213,8 +216,20 @@ def main() -> None:
               f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
               f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%, incl. the "
               f"background FHIR AuditEvent views)")
+    print(target_line(figures["audited"][8], figures["plain"][8], args.workers))
     if args.json:
         print(json.dumps(figures))
+
+
+def target_line(audited: tuple[float, float], plain: tuple[float, float] | None, workers: int) -> str:
+    """The figures the targets are stated in, at 8 connections: audited reads/s per worker (also
+    as what one core's CPU would serve: 1 / server CPU per read), server CPU per audited read, and
+    the audit's share of it (audited minus unaudited CPU, over audited)."""
+    rate, cpu = audited
+    share = f"{(cpu - plain[1]) / cpu * 100:.0f} %" if plain else "n/a (run without --audited-only)"
+    return (f"TARGET audited reads: {rate / workers:,.0f}/s per worker wall ({1 / cpu:,.0f}/s per core of "
+            f"server CPU; target >= 5,000), server CPU {cpu * 1e6:.0f} µs per read, audit share {share} "
+            f"(target <= 10 %); load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

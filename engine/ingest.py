@@ -48,6 +48,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.header import Header, decode, extract_header
+from engine.audit.events import owners_of
 from engine.errors import FhirError
 from engine.messages import (
     PROCESSED,
@@ -91,6 +92,7 @@ class Outcome:
     duplicate: bool = False
     resources: list[str] = field(default_factory=list)  # references written for this message
     codec: str = "utf-8"  # how ``ack`` is encoded (the message's own character set)
+    owners: dict[str, list[str]] = field(default_factory=dict)  # reference -> its patients (for the audit)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Item:
     peer: str
     future: concurrent.futures.Future[Outcome]
     header: Header | None = None
+    owners: dict[str, list[str]] = field(default_factory=dict)  # written reference -> its patients
     text: str = ""
     sha256: str = ""
     doc_id: str | None = None
@@ -592,6 +595,7 @@ class Ingestor:
                     for issue in getattr(result, "issues", None) or []:
                         warnings.append(_issue_to_warning(issue))
                 refs = [f"{r['resourceType']}/{r['id']}" for r in resources if r.get("id")]
+                item.owners = owners_of(resources)  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
                                              resources=refs, attempts=attempts)
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
@@ -673,7 +677,8 @@ class Ingestor:
             codec, ack = "utf-8", text.encode("utf-8")
         self.stats.seconds["ack"] += time.perf_counter() - t0
         refs = list((item.doc or {}).get("resources") or []) if status == PROCESSED else []
-        return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec)
+        return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec,
+                       item.owners if status == PROCESSED else {})
 
     def _recorded(self, item: _Item, doc: Document) -> Outcome:
         """The same answer as the first time, for an identical resend."""
@@ -740,9 +745,10 @@ def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> dic
     h = item.header
     assert h is not None and item.doc_id is not None
     patients = [r.split("/", 1)[1] for r in refs if r.startswith("Patient/")]
+    patients += [p for whose in item.owners.values() for p in whose]
     return build_event(
         action="hl7v2-receive", origin=origin, agents=[_sender_agent(item)], outcome=outcome,
-        patient_ids=patients, resources=[r for r in refs if not r.startswith("Patient/")],
+        patient_ids=patients, resources=[r for r in refs if not r.startswith("Patient/")], owners=item.owners,
         detail={k: v for k, v in (("message", item.doc_id), ("control-id", h.control_id),
                                   ("message-type", _message_type(h)), ("channel", item.channel)) if v},
     )

@@ -12,9 +12,11 @@ import pytest
 from fastapi import Request
 
 from engine.api.app import create_app
+from engine.api.fast_read import FastRead
 from engine.audit.group_commit import GroupCommitter
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
+from engine.audit.middleware import AuditMiddleware
 from engine.audit.note import note
 from engine.audit.verify import verify_online
 from engine.engine import Engine
@@ -61,7 +63,6 @@ def test_a_failed_group_transaction_writes_none_and_fails_every_waiter(store: St
     public_only = AuditKeys.from_public_pems(keys.name, [k.pem.encode() for k in keys.public.values()])
     log = AuditLog(store, backend_settings.with_(audit_checkpoint_every=2), public_only)
     committer = GroupCommitter(log)
-    committer.active = 3  # three requests in progress: their records go as one group
 
     async def three() -> list[object]:
         return await asyncio.gather(*(committer.record(event(i)) for i in range(3)), return_exceptions=True)
@@ -73,7 +74,6 @@ def test_a_failed_group_transaction_writes_none_and_fails_every_waiter(store: St
 
 def test_requests_finishing_together_share_one_commit(log: AuditLog) -> None:
     committer = GroupCommitter(log)
-    committer.active = 6  # as the middleware counts them: six requests in progress
 
     async def burst() -> list[int]:
         return [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(6)))]
@@ -130,6 +130,7 @@ def test_concurrent_requests_through_the_app_get_one_record_each(engine: Engine)
         return obs
 
     app.router.routes.insert(0, app.router.routes.pop())  # the stand-in wins over the real /fhir router
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not FastRead]  # and over the fast path
 
     async def clients() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
@@ -144,19 +145,44 @@ def test_concurrent_requests_through_the_app_get_one_record_each(engine: Engine)
     assert verify_online(engine.audit).ok
 
 
-def test_a_lone_request_commits_at_once_without_waiting_a_loop_turn(settings: Settings) -> None:
+def test_a_lone_request_commits_one_loop_turn_later(settings: Settings) -> None:
     from engine.repository import open_store
 
     log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # SQLite: appends on the loop
     committer = GroupCommitter(log)
-    committer.active = 1
 
     async def lone() -> int:
         task = asyncio.ensure_future(committer.record(event(0)))
-        await asyncio.sleep(0)  # the task ran up to its await: the record is already committed
-        assert log.size == 1 and task.done()
+        await asyncio.sleep(0)  # the task ran up to its await; the flush waits for the next turn
+        assert log.size == 0 and not task.done()
         return (await task).seq
 
     assert asyncio.run(lone()) == 0
     assert (committer.groups, committer.records) == (1, 1)
     log.store.close()
+
+
+def test_real_reads_that_never_await_still_share_a_commit(engine: Engine) -> None:
+    """The read route runs to its response without awaiting, so a request cannot see the others in
+    progress; they still share commits because the flush waits one loop turn."""
+    engine.repository.update({"resourceType": "Organization", "id": "org1", "name": "county hospital"})
+    engine.repository.update({"resourceType": "Patient", "id": "p1"})
+    engine.repository.update({"resourceType": "Observation", "id": "o1", "status": "final",
+                              "code": {"text": "Hb"}, "subject": {"reference": "Patient/p1"},
+                              "effectiveDateTime": "2026-11-01", "performer": [{"reference": "Organization/org1"}]})
+    headers = {"Authorization": "Bearer " + engine.auth.issue_system_token("t", "system/*.rs")}
+    app = create_app(engine)
+
+    async def clients() -> tuple[list[int], GroupCommitter]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            responses = await asyncio.gather(*(c.get("/fhir/Observation/o1", headers=headers) for _ in range(16)))
+        stack = app.middleware_stack
+        while not isinstance(stack, AuditMiddleware):
+            stack = stack.app
+        return [r.status_code for r in responses], stack._committer(engine.audit)
+
+    before = engine.audit.size
+    statuses, committer = asyncio.run(clients())
+    assert statuses == [200] * 16 and engine.audit.size == before + 16
+    assert committer.records == 16 and committer.groups < 16
+    assert verify_online(engine.audit).ok

@@ -71,5 +71,5 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
 def _note(request: Request, outcome: Outcome) -> None:
     """Tell the audit trail what this request imported (one AuditEvent per request)."""
     detail = {k: v for k, v in (("message", outcome.message_id), ("ack", outcome.code)) if v}
-    note(request, action="hl7v2-receive", resources=outcome.resources,
+    note(request, action="hl7v2-receive", resources=outcome.resources, owners=outcome.owners,
          outcome="0" if outcome.code == "AA" else "4", detail=detail)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -57,7 +58,9 @@ def _base(request: Request) -> str:
     return request.app.state.engine.settings.fhir_base_url
 
 
+@lru_cache(maxsize=4096)
 def _http_date(instant: str) -> str:
+    """HTTP-date of a stored ``lastUpdated`` (cached: a hot resource is read again and again)."""
     return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
 
 
@@ -173,6 +176,12 @@ async def conditional_update(rtype: str, request: Request, repo: ScopedRepositor
 # -- instance-level interactions ----------------------------------------------------------------------
 @router.get("/{rtype:fhirtype}/{rid}")
 async def read(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    return read_response(request, repo, rtype, rid)
+
+
+def read_response(request: Request, repo: ScopedRepository, rtype: str, rid: str) -> Response:
+    """The read interaction: the stored bytes as the caller may see them (also served by
+    ``engine.api.fast_read`` without the router)."""
     rec, resource, body = repo.read_raw(rtype, rid)
     note(request, action="read", resources=[resource])
     headers = {"ETag": f'W/"{rec.version}"', "Last-Modified": _http_date(rec.updated)}

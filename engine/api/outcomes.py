@@ -30,10 +30,14 @@ _HTTP_CODES = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-suppo
                409: "conflict", 410: "deleted", 412: "conflict", 415: "not-supported", 422: "processing"}
 
 
+def error_response(exc: FhirError) -> Response:
+    return fhir_response(exc.outcome(), exc.status, exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def _fhir_error(_: Request, exc: FhirError) -> Response:
-        return fhir_response(exc.outcome(), exc.status, exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:

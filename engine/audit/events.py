@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +76,44 @@ def reference_of(resource: dict[str, Any] | str) -> str:
     return f"{ref}/_history/{vid}" if vid else ref
 
 
+# the fields that say whose record a resource is: subject/patient on most, ``for`` on a Task,
+# ``beneficiary`` on a Coverage; an Appointment names its patient among its participants
+OWNER_FIELDS = ("subject", "patient", "for", "beneficiary")
+
+
 def patients_of(resource: dict[str, Any]) -> list[str]:
-    """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient)."""
-    if resource.get("resourceType") == "Patient" and resource.get("id"):
-        return [str(resource["id"])]
-    out = []
-    for field in ("subject", "patient"):
-        ref = (resource.get(field) or {}).get("reference") if isinstance(resource.get(field), dict) else None
-        if isinstance(ref, str) and ref.startswith("Patient/"):
-            out.append(ref.split("/")[1])
+    """The patients a resource belongs to, as far as its own fields say (Patient, subject, patient,
+    ``for``, beneficiary, an Appointment's participants). Runs for every resource an audited
+    request touches: plain loops, no comprehension or dedupe unless there is more than one."""
+    rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        rid = resource.get("id")
+        return [str(rid)] if rid else []
+    out: list[str] = []
+    for field in OWNER_FIELDS:
+        value = resource.get(field)
+        if type(value) is dict:
+            ref = value.get("reference")
+            if type(ref) is str and ref.startswith("Patient/"):
+                out.append(ref.split("/")[1])
+    if rtype == "Appointment":
+        for p in resource.get("participant") or ():
+            actor = p.get("actor") if type(p) is dict else None
+            ref = actor.get("reference") if type(actor) is dict else None
+            if type(ref) is str and ref.startswith("Patient/"):
+                out.append(ref.split("/")[1])
+    return list(dict.fromkeys(out)) if len(out) > 1 else out
+
+
+def owners_of(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """``Type/id`` -> the patients each resource belongs to (``patients_of``), for the resources a
+    request or an imported message wrote: the audit record names each patient and says whose each
+    resource is, so every patient's view (``engine.audit.view``) shows theirs and nobody else's."""
+    out: dict[str, list[str]] = {}
+    for resource in resources:
+        whose = patients_of(resource)
+        if whose and resource.get("id"):
+            out[f"{resource.get('resourceType')}/{resource['id']}"] = whose
     return out
 
 
@@ -96,7 +125,25 @@ def requestor_agent(*, kind: str | None, subject: str | None, address: str | Non
     A named staff member signed in to the pages (``role`` set) is named by sign-in name, name and role.
     A family member acting for a resident (``acting``: their RelatedPerson in the resident's record)
     is named as that RelatedPerson, with their person key, and the Consent that let them as the
-    agent's ``policy``: the resident sees who looked on their behalf, and by what right."""
+    agent's ``policy``: the resident sees who looked on their behalf, and by what right.
+
+    Built once per distinct requestor (the same client calls again and again: building them was a
+    quarter of an audited read's event); the dicts are shared between events, so nothing may
+    change them in place (nothing does: canonical form and views only read them)."""
+    return list(_requestor_agent(kind, subject, address, client_id, role, display, acting, consent))
+
+
+@lru_cache(maxsize=4096)
+def _requestor_agent(kind: str | None, subject: str | None, address: str | None, client_id: str | None,
+                     role: str | None, display: str | None, acting: str | None,
+                     consent: str | None) -> tuple[dict[str, Any], ...]:
+    return tuple(_build_requestor_agent(kind=kind, subject=subject, address=address, client_id=client_id,
+                                        role=role, display=display, acting=acting, consent=consent))
+
+
+def _build_requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
+                           client_id: str | None, role: str | None, display: str | None,
+                           acting: str | None, consent: str | None) -> list[dict[str, Any]]:
     network = {"network": {"address": address, "type": "2"}} if address else {}
     if kind is None or subject is None:
         return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
@@ -122,10 +169,19 @@ def requestor_agent(*, kind: str | None, subject: str | None, address: str | Non
     return agents
 
 
+@lru_cache(maxsize=64)
 def server_agent(origin: str) -> dict[str, Any]:
     return {"type": {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]},
             "who": {"identifier": {"system": "urn:huren:node", "value": origin}, "display": "huren"},
             "requestor": False}
+
+
+@lru_cache(maxsize=64)
+def _source(origin: str) -> dict[str, Any]:
+    """huren as the event's source (shared between events, like the agents: read only)."""
+    return {"site": origin, "observer": {"identifier": {"system": "urn:huren:node", "value": origin},
+                                         "display": "huren"},
+            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]}
 
 
 def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
@@ -155,9 +211,7 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
     if outcome_desc:
         event["outcomeDesc"] = outcome_desc
     event["agent"] = [*agents, server_agent(origin)]
-    event["source"] = {"site": origin, "observer": {"identifier": {"system": "urn:huren:node", "value": origin},
-                                                     "display": "huren"},
-                       "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]}
+    event["source"] = _source(origin)
     entities: list[dict[str, Any]] = []
     seen: set[str] = set()
     for pid in patient_ids:

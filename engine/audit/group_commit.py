@@ -8,10 +8,9 @@ is being prepared or is in flight joins the next one. Here each request puts its
 queue and awaits its own future; one flush per event-loop turn takes everything queued and writes
 it with ``AuditLog.record_many`` (consecutive sequence numbers, one transaction), then resolves
 every future — with the ``Appended`` record, or with the exception that kept it out, which the
-middleware turns into a 500. When no other request is in progress the record is committed at once
-(nobody could join the group, so waiting a loop turn would only add latency); under load the
-commit is shared by the requests that finished in the same turn or while the previous flush ran
-in a worker thread.
+middleware turns into a 500. The flush always waits one loop turn, so the requests whose bytes
+arrived together (they run in that turn) join the group; under load the commit is also shared by
+the requests that finished while the previous flush ran in a worker thread.
 
 The flush runs on the loop itself when the local store is free (no thread hop: cheaper than the
 append for SQLite); when the store is busy (an ingest batch, the FHIR-copy indexer) or has no
@@ -38,7 +37,6 @@ class GroupCommitter:
         self._queue: list[tuple[dict[str, Any], asyncio.Future[Appended]]] = []
         self._scheduled = False
         self._busy = False  # a flush is running in a worker thread
-        self.active = 0  # requests in progress on this loop (kept by the middleware)
         self.groups = 0  # flushes done and records written through them (for the benchmark)
         self.records = 0
 
@@ -48,11 +46,13 @@ class GroupCommitter:
         future: asyncio.Future[Appended] = loop.create_future()
         self._queue.append((event, future))
         if not self._scheduled and not self._busy:
-            if self.active <= 1 and len(self._queue) == 1:
-                self._flush()  # no other request in progress could join: commit now, no loop turn
-            else:
-                self._scheduled = True
-                loop.call_soon(self._flush)
+            # always one loop turn later: a route that never awaits runs to its response before the
+            # next request's task even starts, so "no other request in progress" cannot be seen from
+            # here, and committing at once made every group one record (measured: 1.0 records per
+            # commit with 8 connections). The turn costs a few µs; the requests whose bytes arrived
+            # with this one run meanwhile and join the group.
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return await future
 
     def _flush(self) -> None:

@@ -170,7 +170,6 @@ class AuditMiddleware:
                 return  # swallow the body of the response that was replaced
             await send(message)
 
-        committer.active += 1
         try:
             await self.app(scope, receive, audited_send)
         except Exception as exc:
@@ -180,8 +179,6 @@ class AuditMiddleware:
                 except Exception:
                     log.exception("audit: record of a failed request could not be written")
             raise
-        finally:
-            committer.active -= 1
 
 
 def install_audit(app: FastAPI) -> None:

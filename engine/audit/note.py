@@ -8,7 +8,7 @@ versioned references at once so a note never keeps a large resource alive.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,24 +30,26 @@ class AuditNote:
 
 def note(request: HTTPConnection, *, action: str, resources: Sequence[dict[str, Any] | str] = (),
          patient_ids: Iterable[str] = (), outcome: str = "0", query: str | None = None,
-         detail: dict[str, Any] | None = None) -> None:
+         detail: dict[str, Any] | None = None, owners: Mapping[str, Sequence[str]] | None = None) -> None:
     """Record that this request did ``action`` (a key of ``actions.yaml``: read, vread, search,
     create, update, delete, history, operation, transaction, ...) on ``resources`` belonging to
-    ``patient_ids`` (patients are also taken from the resources' own subject/patient fields)."""
+    ``patient_ids`` (patients are also taken from the resources' own subject/patient fields, and
+    from ``owners``: reference -> its patients, for resources given as references)."""
     pids = list(patient_ids)
     refs: list[str] = []
-    owners: dict[str, list[str]] = {}
+    by_ref = {ref: list(whose) for ref, whose in (owners or {}).items() if whose}
+    pids.extend(p for whose in by_ref.values() for p in whose)
     for res in resources:
         ref = reference_of(res)
         refs.append(ref)
         if isinstance(res, dict):
             whose = patients_of(res)
             if whose:
-                owners[ref] = whose
+                by_ref[ref] = whose
                 pids.extend(whose)
         elif ref.startswith("Patient/"):
-            owners[ref] = [ref.split("/")[1]]
-    entry = AuditNote(action, refs, list(dict.fromkeys(pids)), outcome, query, detail, owners)
+            by_ref.setdefault(ref, [ref.split("/")[1]])
+    entry = AuditNote(action, refs, list(dict.fromkeys(pids)), outcome, query, detail, by_ref)
     notes = getattr(request.state, "audit_notes", None)
     if notes is None:
         notes = []

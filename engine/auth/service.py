@@ -77,6 +77,7 @@ class AuthService:
         self._secret_cache: OrderedDict[tuple[str, bytes], tuple[str, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._callers: OrderedDict[tuple[Any, ...], Caller] = OrderedDict()  # see caller_from_claims
 
     # ---- tokens -------------------------------------------------------------------------------
 
@@ -142,18 +143,36 @@ class AuthService:
         return claims
 
     def caller_from_claims(self, claims: Mapping[str, Any]) -> Caller:
+        """The ``Caller`` of verified claims. For anyone but a resident it depends on the claims
+        alone, so it is built once per token (bounded LRU; parsing the scopes was a tenth of a plain
+        read's server CPU); a resident's compartment is looked up every time, since linking or
+        unlinking records changes it while the token lives."""
         kind = claims.get("kind", "system")
+        key = None
+        if kind != "patient":
+            key = (claims["jti"], claims["sub"], kind, claims.get("scope"), claims.get("client_id"),
+                   claims.get("person"), claims.get("patient"))
+            with self._cache_lock:
+                cached = self._callers.get(key)
+            if cached is not None:
+                return cached
         patient = claims.get("patient")
         patient_ids = None
         if kind == "patient":
             if not patient:
                 raise invalid_token("resident token without a patient")
             patient_ids = self.compartment(patient)
-        return Caller(subject=claims["sub"], kind=kind, scopes=tuple(sc.split(claims.get("scope"))),
-                      client_id=claims.get("client_id", ""), patient_ids=patient_ids,
-                      person=claims.get("person"), patient=patient, token_id=claims["jti"],
-                      acting=claims.get("acting") if kind == "patient" else None,
-                      consent=claims.get("consent") if kind == "patient" else None)
+        caller = Caller(subject=claims["sub"], kind=kind, scopes=tuple(sc.split(claims.get("scope"))),
+                        client_id=claims.get("client_id", ""), patient_ids=patient_ids,
+                        person=claims.get("person"), patient=patient, token_id=claims["jti"],
+                        acting=claims.get("acting") if kind == "patient" else None,
+                        consent=claims.get("consent") if kind == "patient" else None)
+        if key is not None:
+            with self._cache_lock:
+                self._callers[key] = caller
+                while len(self._callers) > _VERIFIED_CACHE_SIZE:
+                    self._callers.popitem(last=False)
+        return caller
 
     def fhir_user(self, claims: Mapping[str, Any]) -> str:
         """SMART ``fhirUser`` of a resident's token: their Patient record, or for a family member

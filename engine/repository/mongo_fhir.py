@@ -192,6 +192,18 @@ class MongoFhirBackend:
             for rec, rows, previous in items:
                 self.put(rec, rows, previous)
 
+    def expunge(self, rtype: str, ids: Sequence[str]) -> int:
+        """See ``FhirBackend.expunge``: the current documents (with their index fields) and every
+        history document of these ids."""
+        found = 0
+        with self.store.transaction():
+            for start in range(0, len(ids), 1000):
+                chunk = list(ids[start : start + 1000])
+                found += self.current_coll.delete_many({"_id": {"$in": [f"{rtype}/{i}" for i in chunk]}},
+                                                       **self.store.kw()).deleted_count
+                self.history_coll.delete_many({"type": rtype, "id": {"$in": chunk}}, **self.store.kw())
+        return found
+
     def _filter(self, q: Query) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [{"deleted": False}]
         if q.type:

@@ -106,6 +106,11 @@ class FhirBackend(Protocol):
 
     def count(self, query: Query) -> int: ...
 
+    def expunge(self, rtype: str, ids: Sequence[str]) -> int:
+        """Remove these resources for good: current row, every history version, index rows.
+        Not a FHIR delete (that keeps the history): for data that must not exist at all, such as
+        an earlier version's audit copies that named several patients. Returns how many there were."""
+
 
 class Store(Protocol):
     """One database: FHIR resource versions with their search index rows, and plain collections."""

@@ -418,6 +418,26 @@ class SqliteFhirBackend:
                                  "hkeys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
 
+    def expunge(self, rtype: str, ids: Sequence[str]) -> int:
+        """See ``FhirBackend.expunge``: the rows ``put_many`` writes for these ids, all gone."""
+        self._check_layout()
+        with self.store.transaction(), self.store.lock:
+            conn = self.store.conn
+            found = 0
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT rid, hkeys FROM fhir_resource WHERE type = ? AND id IN ({marks})",
+                                    [rtype, *chunk]).fetchall()
+                found += len(rows)
+                conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?",
+                                 [(k, rid) for rid, blob in rows for k in _unpack(blob)])
+                for table in _RANGE_TABLES:
+                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", [(rid,) for rid, _ in rows])
+                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _ in rows])
+                conn.execute(f"DELETE FROM fhir_history WHERE type = ? AND id IN ({marks})", [rtype, *chunk])
+            return found
+
     # -- queries --------------------------------------------------------------------------------
     def _targets(self, rtype: str, param: str) -> Sequence[str]:
         if self._params is None:
