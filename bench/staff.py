@@ -1,5 +1,6 @@
 """Staff sign-in figures: what a page request costs when authenticated by a session cookie instead of a
-bearer token, and what one password + TOTP sign-in costs (scrypt dominates, by design).
+bearer token, what one password + TOTP sign-in costs (scrypt dominates, by design), and what the
+login throttle costs per attempt now that its state is in the store (shared by every worker).
 
     python bench/staff.py [--quick]
 
@@ -60,6 +61,18 @@ def main() -> int:
         rate("session cookie -> Caller (with idle-clock write)", n, busy)
         header = f"Bearer {engine.auth.issue_system_token('auditor-x', 'system/DetectedIssue.rs', kind='auditor')}"
         rate("bearer token -> Caller (cached signature), for comparison", n, lambda: engine.auth.authenticate(header))
+
+        throttle = staff.throttle
+        i = [0]
+
+        def failed() -> None:
+            i[0] += 1
+            clock[0] += 0.01
+            throttle.failed(f"10.1.{i[0] % 250}.{i[0] % 7}", f"user{i[0] % 50}")
+
+        rate("throttle: record a failed sign-in", n, failed)
+        rate("throttle: check an attempt (address and account limits)", n,
+             lambda: throttle.wait("10.1.3.3", "user3", False))
     return 0
 
 

@@ -16,6 +16,8 @@ from engine.auth.staff_session import StaffAuth
 from engine.identity.mpi import IdentityService
 from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
+from engine.measures import load as load_measures
+from engine.measures import publish as publish_measures
 from engine.merge_rules import MergeRules
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
@@ -53,6 +55,10 @@ class Engine:
         self.audit.start()
         # mutual recognition: order-time check and duplicate flags, run as a repository write hook
         self.recognition = Recognition.for_engine(self)
+        # indicators (recognition rate, the insurer's cost and referral figures): Measure definitions
+        # are site data, stored as FHIR Measures and evaluated into MeasureReports on request
+        self.measures = load_measures(settings.site)
+        publish_measures(self.repository, list(self.measures.by_id.values()))
         # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
         self.referrals = Referrals.for_engine(self)
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
@@ -66,6 +72,7 @@ class Engine:
         """
         fresh = Site.load(self.settings)
         merge = MergeRules.from_site(fresh)
+        measures = load_measures(self.settings.site)
         previous, self.site = self.site, fresh
         try:
             self.recognition.reload()
@@ -75,6 +82,8 @@ class Engine:
             raise
         self.ingestor.reload_site(fresh)
         self.repository.merge = merge
+        self.measures = measures
+        publish_measures(self.repository, list(measures.by_id.values()))
         return fresh
 
     def close(self) -> None:

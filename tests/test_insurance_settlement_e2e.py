@@ -209,3 +209,24 @@ def test_bad_requests_and_missing_rules(county: Any, monkeypatch: pytest.MonkeyP
     assert cli.main(["settle", "2026"]) == 1
     err = capsys.readouterr().err
     assert "settlement.yaml" in err and "regions.funing.years.2026.overspend[0].fund_pays" in err
+
+
+def test_the_same_settlement_on_each_storage_backend_with_a_period_across_months(
+        backend_settings: Settings, site: Path) -> None:
+    """The year's lines are found by a date-bounded search on either store: the same figures, and a
+    line whose occurrencePeriod spans two months (found in both months' searches) counts once."""
+    engine, http = open_county(backend_settings.with_(site=site))
+    try:
+        check_figures(http.get("/reports/settlement?year=2026", headers=insurer(engine)).json())
+        spanning = {k: v for k, v in charge("p1", "", ident("FNXRMYY"), "10.00", "10.00", "employee").items()
+                    if k not in ("id", "occurrenceDateTime")}
+        spanning["occurrencePeriod"] = {"start": "2026-07-30T09:00:00+08:00", "end": "2026-08-02T09:00:00+08:00"}
+        auth = {"Authorization": "Bearer " + engine.auth.issue_system_token("his-b", "system/*.cruds"),
+                "Content-Type": "application/fhir+json"}
+        assert http.post("/fhir/ChargeItem", content=body(spanning), headers=auth).status_code == 201
+        report = http.get("/reports/settlement?year=2026", headers=insurer(engine)).json()
+        assert report["charges"]["counted"] == 6
+        emp = next(s for s in report["regions"][0]["communities"][0]["settlements"] if s["insurance_type"] == "employee")
+        assert D(str(emp["spending"])) == D("1090.00") and emp["lines"] == 4
+    finally:
+        engine.close()

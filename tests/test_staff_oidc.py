@@ -134,6 +134,7 @@ scopes: [openid, profile]
 username_claim: preferred_username
 display_claim: name
 institution_claim: org
+remit_claim: region
 role_claim: groups
 roles:
   ybj-auditors: auditor
@@ -188,6 +189,22 @@ def test_auditor_signs_in_through_the_bureau_and_is_named_in_reviews(oidc_engine
     provider.user["groups"] = ["ybj-it"]
     assert through_provider(http).status_code == 200
     assert http.get("/ui/session").json()["role"] == "operator"
+
+
+def test_the_providers_remit_claim_binds_the_auditor(oidc_engine, provider) -> None:
+    """A bureau account whose ``region`` claim names one institution sees that institution's flags only."""
+    flag = flags(oidc_engine)  # the repeat is at B (FNZYY)
+    http = TestClient(create_app(oidc_engine))
+    provider.user = {"preferred_username": "zhou.qu", "name": "周区", "groups": ["ybj-auditors"], "org": "YBJ",
+                     "region": "FNXRMYY"}
+    assert through_provider(http).status_code == 200
+    assert http.get("/ui/session").json()["remit"] == "FNXRMYY"
+    assert http.get("/reports/duplicates").json()["rows"] == []
+    assert http.get(f"/reports/duplicates/{flag}").status_code == 404
+    http.post("/ui/signout", data={"csrf": http.get("/ui/session").json()["csrf"]})
+    provider.user["region"] = "FNZYY"
+    assert through_provider(http).status_code == 200
+    assert [r["id"] for r in http.get("/reports/duplicates").json()["rows"]] == [flag]
 
 
 @pytest.mark.parametrize("tamper", ["nonce", "aud", "key"])

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from engine import cli
 from engine.api.app import create_app
 from engine.auth.staff_session import ACCOUNT_FREE, ADDRESS_LIMIT, DEVICE_COOKIE, SESSION_COOKIE
+from engine.engine import Engine
 from tests.test_recognition_world import ALICE, A, B, World, cbc
 
 PASSWORD = "ginkgo-river-42"
@@ -332,3 +333,61 @@ def test_cli_verbs(settings, monkeypatch, capsys) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("another-long-pass\n"))
     assert cli.main(["staff", "password", "wang.li", "--password-stdin"]) == 0
     assert cli.main(["client", "list"]) == 0  # the existing verbs are unchanged
+
+
+def test_the_throttle_is_shared_by_every_worker_over_one_store(engine, settings, clock, monkeypatch, capsys) -> None:
+    """``huren serve --workers 2``: two app instances over one store. An address spraying guesses at
+    both workers is stopped after ADDRESS_LIMIT failures in all (not ADDRESS_LIMIT at each), and an
+    account's backoff caused at one worker holds at the other; a third, separate process that records
+    failures is counted too."""
+    import subprocess
+    import sys
+
+    secret = add_staff(monkeypatch, capsys, settings, "wang.li", "auditor")
+    with Engine(settings) as second:
+        second.staff.clock = clock
+        one = TestClient(create_app(engine), client=("203.0.113.9", 40000))
+        two = TestClient(create_app(second), client=("203.0.113.9", 40001))
+        for i in range(ADDRESS_LIMIT):
+            worker = one if i % 2 else two
+            assert sign_in(worker, f"user{i}", "guess-" + "x" * 8, "000000").status_code == 401
+        assert sign_in(one, "someone", "guess-" + "x" * 8, "000000").status_code == 429
+        assert sign_in(two, "someone", "guess-" + "x" * 8, "000000").status_code == 429
+
+        # an account hammered at worker one (from many addresses) backs off at worker two
+        for i in range(ACCOUNT_FREE):
+            attacker = TestClient(create_app(engine), client=(f"198.51.100.{i + 1}", 40000))
+            assert sign_in(attacker, "wang.li", "guess-" + "x" * 8, "000000").status_code == 401
+        elsewhere = TestClient(create_app(second), client=("192.0.2.77", 40000))
+        assert sign_in(elsewhere, "wang.li", PASSWORD, rfc6238(secret, clock.now)).status_code == 429
+        clock.now += 300  # the backoff passes; the holder's success at worker two resets the account ...
+        assert sign_in(elsewhere, "wang.li", PASSWORD, rfc6238(secret, clock.now)).status_code == 303
+        # ... for worker one too
+        assert second.staff.throttle.wait("192.0.2.78", "wang.li", False) == 0.0
+        assert engine.staff.throttle.wait("192.0.2.78", "wang.li", False) == 0.0
+
+    # another process over the same data directory records failures from one address
+    code = ("import sys; from engine.engine import Engine; from engine.settings import Settings\n"
+            "from pathlib import Path\n"
+            f"with Engine(Settings(data_dir=Path({str(settings.data_dir)!r}))) as e:\n"
+            f"    e.staff.clock = lambda: {clock.now}\n"
+            f"    for i in range({ADDRESS_LIMIT}): e.staff.throttle.failed('192.0.2.200', f'n{{i}}')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
+    assert engine.staff.throttle.wait("192.0.2.200", "anyone", False) > 0
+
+
+def test_a_code_is_accepted_once_even_by_two_workers_at_the_same_moment(engine, settings, clock, monkeypatch,
+                                                                        capsys) -> None:
+    """Worker two read the account's last step before worker one accepted the code (simulated by
+    putting the last step back): the code is still refused there, by the used-step key."""
+    secret = add_staff(monkeypatch, capsys, settings, "wang.li", "auditor")
+    code = rfc6238(secret, clock.now)
+    with Engine(settings) as second:
+        second.staff.clock = clock
+        one = TestClient(create_app(engine), client=("192.0.2.1", 1))
+        two = TestClient(create_app(second), client=("192.0.2.2", 1))
+        assert sign_in(one, "wang.li", PASSWORD, code).status_code == 303
+        second.staff.state.replace({"_id": "wang.li", "totp_step": -1})  # the stale read
+        assert sign_in(two, "wang.li", PASSWORD, code).status_code == 401
+        clock.now += 30
+        assert sign_in(two, "wang.li", PASSWORD, rfc6238(secret, clock.now)).status_code == 303

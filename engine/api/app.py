@@ -18,6 +18,7 @@ from engine.api import family as family_api
 from engine.api import fhir as fhir_api
 from engine.api import identity as identity_api
 from engine.api import insurance as insurance_api
+from engine.api import measures as measures_api
 from engine.api import metadata as metadata_api
 from engine.api import recognition as recognition_api
 from engine.api import referral as referral_api
@@ -47,6 +48,7 @@ def create_app(engine: Engine) -> FastAPI:
     # and metadata are not resource ids).
     app.include_router(metadata_api.router)  # GET /fhir/metadata, public
     app.include_router(recognition_api.router)  # ServiceRequest/$check-recognition, /admin/reload
+    app.include_router(measures_api.router)  # Measure/{id}/$evaluate-measure
     app.include_router(identity_api.router)  # Patient/$match, $ihe-pix, $link, $unlink
     app.include_router(family_api.router)  # Patient/$family-grant, $family-withdraw
     app.include_router(referral_api.router)  # ServiceRequest|Task/{id}/$summary, /reports/referrals

@@ -1,9 +1,11 @@
 """The insurer's reports: ``GET /reports/settlement`` (the year's budget settlement), the
-monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle) and suspected
-split admissions ``GET /reports/split-admissions``.
+monthly deduction lists ``GET /reports/deductions`` (CSV, or a signed FHIR Bundle), suspected
+split admissions ``GET /reports/split-admissions`` and the month's indicators with their alerts
+``GET /reports/indicators`` (a Bundle of MeasureReports and Flags).
 
 All are cross-patient figures for the bureau's auditors and insurer systems: the access policy's
-insurance-report rule (``engine.auth.policy.require_insurance_report``) decides who may see them.
+insurance-report rule (``engine.auth.policy.require_insurance_report``) decides who may see them,
+and a staff member bound to a remit (``engine.auth.policy.audit_remit``) sees only its institutions.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
-from engine.auth.policy import require_insurance_report
-from engine.errors import BadRequest, FhirError
+from engine.auth.policy import audit_remit, require_in_remit, require_insurance_report
+from engine.errors import BadRequest, FhirError, Forbidden
 from engine.insurance import rules as settlement_rules
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv
+from engine.insurance.indicators import Period, indicators, scopes
 from engine.insurance.settlement import settlement_report
 from engine.insurance.split_admissions import load_rule, split_admissions
 from engine.recognition.service import parse_day
@@ -46,6 +49,11 @@ def settlement(request: Request, year: int = Query(..., ge=1900, le=9999), commu
         raise RulesUnusable(f"settlement rules: {exc}") from exc
     if community is not None and not community.strip():
         raise BadRequest("community must not be empty", expression=["community"])
+    remit = audit_remit(caller, engine.site, engine.settings.site)
+    if remit is not None:  # a bound auditor settles only a community wholly in their remit
+        members = {c for c, inst in engine.site.institutions.items() if inst.community == community}
+        if community is None or not members or not members <= remit:
+            raise Forbidden("name a medical community (community=) wholly within your remit")
     report = settlement_report(engine.repository, engine.site, rules, year, community)
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "settlement", "year": year})
@@ -59,6 +67,7 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
     ``_format=json``) or CSV (``_format=csv`` or ``Accept: text/csv``)."""
     require_insurance_report(caller)
     engine = request.app.state.engine
+    require_in_remit(caller, institution, engine.site, engine.settings.site, "institution")
     dl = deduction_list(engine.recognition, engine.repository, institution, month)
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
         fmt is None and "text/csv" in request.headers.get("accept", ""))
@@ -87,7 +96,34 @@ def split_admission_report(request: Request, start: str | None = Query(None, ali
     except SiteError as exc:
         raise RulesUnusable(f"split-admission rule: {exc}") from exc
     report = split_admissions(engine.repository, engine.identity, rule, parse_day(start, "from"), parse_day(end, "to"))
+    remit = audit_remit(caller, engine.site, engine.settings.site)
+    if remit is not None:  # a bound auditor sees the readmissions at their institutions
+        report["pairs"] = [p for p in report["pairs"] if p["readmission"]["institution"] in remit]
+        report["count"] = len(report["pairs"])
     patients = {p[k]["patient"].split("/", 1)[1] for p in report["pairs"] for k in ("first", "readmission")}
     note(request, action="report-view", query=str(request.url.query) or None, patient_ids=sorted(patients),
          detail={"report": "split-admissions", "pairs": report["count"]})
     return Response(fhirjson.dumps(report), media_type="application/json")
+
+
+@router.get("/reports/indicators")
+def indicator_report(request: Request, month: str = Query(...), community: str | None = None,
+                     institution: str | None = None, caller: Caller = Depends(get_caller)) -> Response:
+    """The month's indicators: a ``collection`` Bundle of one MeasureReport per indicator and
+    community (or institution), then the alerts (``Flag``, active) their thresholds raise."""
+    require_insurance_report(caller, "ChargeItem", "Encounter")
+    engine = request.app.state.engine
+    period = Period.month(month)
+    try:
+        scope = scopes(engine.site, community=community or None, institution=institution or None,
+                       remit=audit_remit(caller, engine.site, engine.settings.site))
+        reports, flags = indicators(engine, period, scope)
+    except SiteError as exc:
+        raise RulesUnusable(f"indicator definitions or thresholds: {exc}") from exc
+    active = [f for f in flags if f["status"] == "active"]
+    base = engine.settings.fhir_base_url.rstrip("/")
+    bundle = {"resourceType": "Bundle", "type": "collection", "total": len(reports) + len(active),
+              "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in reports + active]}
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": "indicators", "month": month, "alerts": len(active)})
+    return Response(fhirjson.dumps(bundle), media_type="application/fhir+json")

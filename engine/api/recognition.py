@@ -22,13 +22,11 @@ from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
-from engine.auth.policy import require_auditor, require_order_check, require_rules_admin
+from engine.auth.policy import require_order_check, require_rules_admin
 from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import local_day, national_id
-from engine.recognition.measure import MEASURE_ID, measure_report
 from engine.recognition.rules import Rules
-from engine.recognition.service import parse_day
 from engine.repository.indexing import parse_reference
 from engine.repository.scoped import ScopedRepository
 from mappings.sitefiles import SiteError
@@ -221,17 +219,3 @@ def sighup_reloader(engine: Any) -> Any:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
     return install
-
-
-@router.get("/fhir/Measure/{measure_id}/$evaluate-measure")
-def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends(get_caller),
-                     periodStart: str | None = None, periodEnd: str | None = None,  # noqa: N803 (FHIR names)
-                     reporter: str | None = None) -> Response:
-    """The recognition rate for a period as a MeasureReport (FHIR ``$evaluate-measure``, summary);
-    ``reporter`` narrows it to one ordering institution (its code)."""
-    require_auditor(caller)
-    if measure_id != MEASURE_ID:
-        raise NotFound(f"Measure/{measure_id} cannot be evaluated here (only Measure/{MEASURE_ID})")
-    report = measure_report(request.app.state.engine.recognition, parse_day(periodStart, "periodStart"),
-                            parse_day(periodEnd, "periodEnd"), reporter or None)
-    return Response(fhirjson.dumps(report), media_type="application/fhir+json")

@@ -17,7 +17,7 @@ from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
-from engine.auth.policy import require_auditor
+from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.recognition.reports import ReportFilter, duplicates_report, to_csv
@@ -28,9 +28,14 @@ router = APIRouter()
 
 
 def report_filter(start: str | None, end: str | None, institution: str | None, item: str | None,
-                  category: str | None, status: str | None) -> ReportFilter:
+                  category: str | None, status: str | None, remit: frozenset[str] | None = None) -> ReportFilter:
     return ReportFilter(start=parse_day(start, "from"), end=parse_day(end, "to"), institution=institution or None,
-                        item=item or None, category=category or None, status=status or None)
+                        item=item or None, category=category or None, status=status or None, institutions=remit)
+
+
+def _remit(request: Request, caller: Caller) -> frozenset[str] | None:
+    engine = request.app.state.engine
+    return audit_remit(caller, engine.site, engine.settings.site)
 
 
 @router.get("/reports/duplicates")
@@ -48,7 +53,7 @@ def duplicates(
     caller: Caller = Depends(get_caller),
 ) -> Response:
     require_auditor(caller)
-    flt = report_filter(start, end, institution, item, category, status)
+    flt = report_filter(start, end, institution, item, category, status, _remit(request, caller))
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
         fmt is None and "text/csv" in request.headers.get("accept", ""))
     # JSON pages 100 rows unless asked; CSV is the full export
@@ -74,6 +79,8 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     row = recognition.flags.get(flag_id)
     if row is None:
         raise NotFound(f"no duplicate flag {flag_id}")
+    engine = request.app.state.engine
+    require_in_remit(caller, row.get("inst"), engine.site, engine.settings.site)
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:
@@ -104,6 +111,10 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
     if not isinstance(body, dict):
         raise BadRequest('body must be {"decision": ..., "reason": ...}')
     recognition = request.app.state.engine.recognition
+    flag = recognition.flags.get(flag_id)
+    if flag is not None:  # an unknown flag gets the review's own 404
+        engine = request.app.state.engine
+        require_in_remit(caller, flag.get("inst"), engine.site, engine.settings.site)
     row = recognition.review(flag_id, str(body.get("decision") or ""), str(body.get("reason") or ""),
                              by=caller.label)
     note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],

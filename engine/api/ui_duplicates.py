@@ -1,10 +1,13 @@
-"""``/ui/duplicates``: the auditors' page (filters, table with drill-down to the evidence, charts).
+"""``/ui/duplicates``: the auditors' page (filters, table with drill-down to the evidence, charts);
+``/ui/insurance``: the settlement and the month's indicators with their alerts, charted.
 
 A small static app — one HTML file, one script, one stylesheet, no build step and nothing from
 the internet. The page is for named staff signed in at ``/ui/signin`` (password + TOTP): without a
 live session it redirects there. It holds no data; its script calls ``/reports/duplicates`` with
 the session cookie (and echoes the session's CSRF token on reviews), so the API's authorisation
-and audit apply to every figure it shows and every review names the person who made it.
+and audit apply to every figure it shows and every review names the person who made it. The
+settlement and indicators page works the same way over ``/reports/settlement`` and
+``/reports/indicators``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ def page(request: Request) -> Response:
     if current_session(request) is None:
         return signin_redirect("/ui/duplicates")
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+@router.get("/ui/insurance", include_in_schema=False)
+def insurance_page(request: Request) -> Response:
+    if current_session(request) is None:  # back to the same month and year after signing in
+        query = request.url.query
+        return signin_redirect("/ui/insurance" + (f"?{query}" if query else ""))
+    return FileResponse(STATIC / "insurance.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 
 def mount_static(app: object) -> None:

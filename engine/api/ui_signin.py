@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from engine.audit.note import note
+from engine.auth.policy import allowed, require_auditor, require_insurance_report
 from engine.auth.staff_oidc import OidcRefused
 from engine.auth.staff_session import DEVICE_COOKIE, SESSION_COOKIE, SignInRefused, StaffSession, csrf_matches
 
@@ -158,9 +159,14 @@ def session_info(request: Request) -> Response:
     if session is None:
         return JSONResponse({"error": "not signed in"}, status_code=401, headers={"Cache-Control": "no-store"})
     a, r = session.person, session.role
+    caller = session.caller
     return JSONResponse({"name": a.name, "display": a.display or a.name, "role": a.role, "role_zh": r.label_zh,
-                         "role_en": r.label_en, "institution": a.institution, "csrf": session.csrf,
-                         "expires": int(session.expires)}, headers={"Cache-Control": "no-store"})
+                         "role_en": r.label_en, "institution": a.institution, "remit": a.remit or None,
+                         "csrf": session.csrf, "expires": int(session.expires),
+                         # what the pages offer is what the access policy allows (the API still decides)
+                         "can": {"review": allowed(require_auditor, caller, review=True),
+                                 "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter")}},
+                        headers={"Cache-Control": "no-store"})
 
 
 OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it

@@ -48,6 +48,8 @@ class Caller:
     role: str | None = None
     display: str | None = None
     institution: str | None = None
+    # the staff member's remit (an institution, community or pooling region code); None: not bound
+    remit: str | None = None
     _grants: tuple[sc.ResourceScope, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

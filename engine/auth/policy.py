@@ -14,6 +14,10 @@ rules for the operations around them, all expressed in the caller's scopes:
 - **Insurance reports** (budget settlement, deduction lists, split admissions): cross-patient
   figures for the bureau, so the duplicate-report rule, plus search on what each report reads
   (``ChargeItem`` for the settlement, ``Encounter`` for split admissions).
+- **Remit** (监管范围): a staff member bound to an institution, a medical community or a pooling
+  region sees the flags, deduction lists, settlements and indicators of those institutions only;
+  ``audit_remit`` answers which (the insurer's rule ``engine.insurance.remit`` resolves the code),
+  and every report route narrows its figures with it or refuses a named institution outside it.
 - **Rules reload**: a system client with update rights on every type (``system/*.u``).
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
   replay (a replay imports data exactly as a new message would).
@@ -33,15 +37,26 @@ rules for the operations around them, all expressed in the caller's scopes:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 from engine.auth.caller import Caller
 from engine.errors import Forbidden, NotFound
+from engine.insurance.remit import institutions_in_remit
 
 CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
 FAMILY_SYSTEM = "urn:huren:family"
 
+
+def allowed(rule: Callable[..., None], caller: Caller, *args: Any, **kwargs: Any) -> bool:
+    """Whether ``rule`` (one of the ``require_*`` below) lets the caller through: for pages that
+    offer only what the caller may do (the API still decides on every request)."""
+    try:
+        rule(caller, *args, **kwargs)
+    except (Forbidden, NotFound):
+        return False
+    return True
 
 def require_order_check(caller: Caller) -> None:
     caller.require("ServiceRequest", "read")
@@ -90,6 +105,22 @@ def require_audit_admin(caller: Caller) -> None:
     if caller.kind == "auditor" or (caller.kind == "system" and caller.allows("AuditEvent", "read")):
         return
     raise Forbidden("only auditors and systems allowed to read AuditEvents may do this")
+
+
+def audit_remit(caller: Caller, site: Any, site_dir: Path | str | None) -> frozenset[str] | None:
+    """The institutions whose flags and figures the caller may see; None: every institution (a
+    system client, or staff not bound to a remit)."""
+    if caller.remit is None:
+        return None
+    return institutions_in_remit(caller.remit, site, site_dir)
+
+
+def require_in_remit(caller: Caller, institution: str | None, site: Any, site_dir: Path | str | None,
+                     what: str = "flag") -> None:
+    """404 for a record of an institution outside the caller's remit: to them it does not exist."""
+    remit = audit_remit(caller, site, site_dir)
+    if remit is not None and institution not in remit:
+        raise NotFound(f"no such {what} in your remit")
 
 
 def require_family_manager(caller: Caller, patient_id: str) -> None:

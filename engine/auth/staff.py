@@ -78,11 +78,13 @@ class StaffIdentity:
     role: str
     institution: str
     display: str  # the person's name as people write it (王丽)
+    remit: str = ""  # the institution, community or pooling region they audit; "" for the whole site
 
     def caller(self, role: Role) -> Caller:
         """The same ``Caller`` a bearer token yields: every access check treats both alike."""
         return Caller(subject=self.name, kind=role.kind, scopes=role.scopes, client_id=STAFF_CLIENT_ID,
-                      role=self.role, display=self.display or self.name, institution=self.institution)
+                      role=self.role, display=self.display or self.name, institution=self.institution,
+                      remit=self.remit or None)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class StaffAccount:
     password_hash: str
     totp_secret: str
     created: float
+    remit: str = ""  # see StaffIdentity.remit (accounts written before remits existed have none)
 
     def check_password(self, password: str) -> bool:
         return check_secret(password, self.password_hash)
@@ -103,7 +106,7 @@ class StaffAccount:
 
     @property
     def identity(self) -> StaffIdentity:
-        return StaffIdentity(self.name, self.role, self.institution, self.display)
+        return StaffIdentity(self.name, self.role, self.institution, self.display, self.remit)
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,9 @@ class StaffDirectory:
             return sorted(self._load().values(), key=lambda a: a.name)
 
     def add(self, name: str, *, role: str, institution: str, password: str, display: str = "",
-            roles: dict[str, Role]) -> Enrolment:
+            roles: dict[str, Role], remit: str = "") -> Enrolment:
+        """``remit``: bind the person to one institution, community or pooling region (the caller
+        checks the code against the site); empty for the whole site."""
         if not NAME.match(name):
             raise ValueError("the sign-in name must be 2-40 characters: lower-case letters, digits, '.', '_' or '-'")
         if role not in roles:
@@ -153,7 +158,8 @@ class StaffDirectory:
         check_password_strength(password, name)
         secret = pyotp.random_base32()
         account = StaffAccount(name=name, role=role, institution=institution.strip(), display=display.strip(),
-                               password_hash=hash_secret(password), totp_secret=secret, created=time.time())
+                               password_hash=hash_secret(password), totp_secret=secret, created=time.time(),
+                               remit=remit.strip())
         with self._lock:
             accounts = dict(self._load())
             if name in accounts:

@@ -23,6 +23,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--role", required=True, help="auditor, operator or clinician (mappings/staff/roles.yaml)")
     add.add_argument("--institution", required=True, help="institution code (e.g. the bureau's or a hospital's)")
     add.add_argument("--display", default="", help="the person's name as shown (e.g. 王丽)")
+    add.add_argument("--remit", default="", help="bind an auditor to one institution, medical community or pooling "
+                                                 "region (its code); default: the whole site")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(handler=staff_add)
     lst = ssub.add_parser("list", help="list accounts")
@@ -55,22 +57,30 @@ def _print_enrolment(e: Enrolment) -> None:
 
 
 def staff_add(args: argparse.Namespace, settings: Settings) -> int:
+    if args.remit:
+        from engine.insurance.remit import kind_of
+        from mappings.site import Site
+
+        if kind_of(args.remit, Site.load(settings), settings.site) is None:
+            print(f"error: remit {args.remit!r} is no institution, community or pooling region of this site")
+            return 2
     try:
         enrolment = StaffDirectory(settings.data_dir).add(
             args.name, role=args.role, institution=args.institution, password=_password(args),
-            display=args.display, roles=load_roles(settings))
+            display=args.display, roles=load_roles(settings), remit=args.remit)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
     a = enrolment.account
-    print(f"staff {a.name} added ({a.role}, {a.institution}{', ' + a.display if a.display else ''})")
+    print(f"staff {a.name} added ({a.role}, {a.institution}{', ' + a.display if a.display else ''}"
+          f"{', remit ' + a.remit if a.remit else ''})")
     _print_enrolment(enrolment)
     return 0
 
 
 def staff_list(args: argparse.Namespace, settings: Settings) -> int:
     for a in StaffDirectory(settings.data_dir).all():
-        print(f"{a.name}\t{a.role}\t{a.institution}\t{a.display}")
+        print(f"{a.name}\t{a.role}\t{a.institution}\t{a.display}\t{a.remit or '*'}")
     return 0
 
 

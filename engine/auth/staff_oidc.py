@@ -54,6 +54,7 @@ _SCHEMA: dict[str, Any] = {
         "display_claim": {"type": "string"},
         "institution_claim": {"type": "string"},
         "institution": {"type": "string"},
+        "remit_claim": {"type": "string"},
         "role_claim": {"type": "string"},
         "roles": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}},
         "label": {"type": "object", "required": ["zh", "en"],
@@ -84,6 +85,7 @@ class OidcConfig:
     roles: dict[str, str]  # claim value -> huren role, first match (file order) wins
     label_zh: str
     label_en: str
+    remit_claim: str | None = None  # the claim naming the institution/community/region the person audits
 
 
 def load_oidc(settings: Settings, known_roles: set[str], env: dict[str, str] | None = None) -> OidcConfig | None:
@@ -103,7 +105,7 @@ def load_oidc(settings: Settings, known_roles: set[str], env: dict[str, str] | N
         scopes=tuple(data.get("scopes") or ("openid", "profile")),
         username_claim=data.get("username_claim", "preferred_username"), display_claim=data.get("display_claim", "name"),
         institution_claim=data.get("institution_claim"), institution=data.get("institution", ""),
-        role_claim=data["role_claim"], roles=dict(data["roles"]), label_zh=label["zh"], label_en=label["en"])
+        role_claim=data["role_claim"], roles=dict(data["roles"]), remit_claim=data.get("remit_claim"), label_zh=label["zh"], label_en=label["en"])
 
 
 def _b64url(raw: bytes) -> str:
@@ -225,7 +227,9 @@ class OidcSignIn:
             raise OidcRefused("oidc-role", f"{name}: no huren role for {c.role_claim}={sorted(held)}")
         institution = claims.get(c.institution_claim) if c.institution_claim else None
         display = claims.get(c.display_claim)
+        remit = claims.get(c.remit_claim) if c.remit_claim else None
         return StaffIdentity(name=name.strip(), role=role,
                              institution=str(institution) if institution else c.institution,
-                             display=str(display) if isinstance(display, str) else "")
+                             display=str(display) if isinstance(display, str) else "",
+                             remit=str(remit) if isinstance(remit, str) else "")
 

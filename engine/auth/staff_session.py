@@ -13,8 +13,8 @@ Throttling hurts the attacker, not the account holder:
   account, or sharing the owner's address (NAT), does not keep its owner out.
 
 Throttles are checked before the password hash is computed, so refused attempts cost no KDF work.
-The throttle state is per process (a restart forgives); sessions, devices and the last accepted TOTP
-step (a code is accepted once, RFC 6238 §5.2) are in the store.
+The throttle state, sessions, devices and the last accepted TOTP step (a code is accepted once,
+RFC 6238 §5.2) are in the store, so every worker process of one server counts and decides alike.
 
 Sessions: a random token in an HttpOnly, SameSite=Strict cookie (Secure over https); the store
 keeps only its SHA-256, so a copy of the database opens no session. Each session expires after
@@ -29,7 +29,6 @@ import hmac
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -39,16 +38,16 @@ from engine.auth.caller import Caller
 from engine.auth.clients import check_secret, hash_secret
 from engine.auth.staff import Role, StaffAccount, StaffDirectory, StaffIdentity, load_roles
 from engine.auth.staff_oidc import OidcSignIn, load_oidc
-from engine.repository.port import Store
+from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 SESSION_COOKIE = "huren_staff"
 DEVICE_COOKIE = "huren_staff_device"
 ADDRESS_LIMIT, ADDRESS_WINDOW = 20, 900.0
 ACCOUNT_FREE, ACCOUNT_CAP = 5, 300.0
+ACCOUNT_MEMORY = 86400.0  # an account's failures count towards its backoff for a day at most
 DEVICE_LIMIT = 10
 TOTP_STEP = 30
-_TRACKED = 100_000  # addresses / accounts remembered by the throttle (oldest dropped first)
 
 
 @cache
@@ -72,44 +71,48 @@ class SignInRefused(Exception):
 
 
 class LoginThrottle:
-    def __init__(self, clock: Callable[[], float]) -> None:
+    """The sign-in throttle, shared by every process over one store (``huren serve --workers N``).
+
+    Each failed sign-in is one document (address, name, time) in ``staff_login_failures``, and each
+    success a reset time per account in ``staff_login_resets``: inserts and replaces only, so two
+    workers failing at the same moment both count (no read-modify-write to lose an increment) on
+    SQLite and MongoDB alike. The limits are answered by indexed range queries. Failures are kept
+    for ``ADDRESS_WINDOW`` (the address limit) and ``ACCOUNT_MEMORY`` (the account backoff): after a
+    day without an attempt an account starts afresh, so a throttle never grows without bound.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._lock = threading.Lock()
-        self._by_address: OrderedDict[str, deque[float]] = OrderedDict()
-        self._by_account: OrderedDict[str, tuple[int, float]] = OrderedDict()  # consecutive failures, last
+        self.failures = store.collection("staff_login_failures")
+        self.failures.ensure_index(["address", "at"])
+        self.failures.ensure_index(["name", "at"])
+        self.failures.ensure_index(["at"])
+        self.resets = store.collection("staff_login_resets")
 
     def wait(self, address: str, name: str, known_device: bool) -> float:
         """Seconds this attempt must wait (0: go ahead)."""
         if known_device:
             return 0.0  # a browser that signed in to this account before (see the module notes)
         now = self.clock()
-        with self._lock:
-            fails = self._by_address.get(address)
-            if fails:
-                while fails and fails[0] <= now - ADDRESS_WINDOW:
-                    fails.popleft()
-                if len(fails) >= ADDRESS_LIMIT:
-                    return fails[0] + ADDRESS_WINDOW - now
-            count, last = self._by_account.get(name, (0, 0.0))
-            if count >= ACCOUNT_FREE:
-                return max(0.0, last + min(2.0 ** (count - ACCOUNT_FREE + 1), ACCOUNT_CAP) - now)
-            return 0.0
+        oldest = self.failures.find({"address": address, "at": {"$gt": now - ADDRESS_WINDOW}},
+                                    sort=[("at", 1)], limit=ADDRESS_LIMIT)
+        if len(oldest) >= ADDRESS_LIMIT:
+            return oldest[0]["at"] + ADDRESS_WINDOW - now
+        since = max(float((self.resets.get(name) or {}).get("at", 0.0)), now - ACCOUNT_MEMORY)
+        count = self.failures.count({"name": name, "at": {"$gt": since}})
+        if count >= ACCOUNT_FREE:
+            [last] = self.failures.find({"name": name, "at": {"$gt": since}}, sort=[("at", -1)], limit=1)
+            return max(0.0, last["at"] + min(2.0 ** (count - ACCOUNT_FREE + 1), ACCOUNT_CAP) - now)
+        return 0.0
 
     def failed(self, address: str, name: str) -> None:
         now = self.clock()
-        with self._lock:
-            self._by_address.setdefault(address, deque()).append(now)
-            self._by_address.move_to_end(address)
-            count, _ = self._by_account.get(name, (0, 0.0))
-            self._by_account[name] = (count + 1, now)
-            self._by_account.move_to_end(name)
-            for table in (self._by_address, self._by_account):
-                while len(table) > _TRACKED:
-                    table.popitem(last=False)
+        self.failures.insert({"_id": secrets.token_hex(12), "address": address, "name": name, "at": now})
+        for doc in self.failures.find({"at": {"$lt": now - max(ADDRESS_WINDOW, ACCOUNT_MEMORY)}}, limit=100):
+            self.failures.delete(doc["_id"])
 
     def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._by_account.pop(name, None)
+        self.resets.replace({"_id": name, "at": self.clock()})
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,15 @@ class StaffAuth:
         self.idle = float(settings.staff_session_idle_seconds)
         self.max_age = float(settings.staff_session_max_seconds)
         self.clock = clock
-        self.throttle = LoginThrottle(lambda: self.clock())
+        self.throttle = LoginThrottle(store, lambda: self.clock())
         self.sessions = store.collection("staff_sessions")
         self.sessions.ensure_index(["seen"])
         self.devices = store.collection("staff_devices")
         self.state = store.collection("staff_state")  # last accepted TOTP step per account
+        # each accepted (account, step) once, by key: two workers given the same code at the same
+        # moment cannot both accept it (the second insert is a duplicate key)
+        self.used_steps = store.collection("staff_totp_used")
+        self.used_steps.ensure_index(["at"])
         # the bureau's identity provider, when the site configures one (staff/oidc.yaml)
         config = load_oidc(settings, set(self.roles))
         self.oidc = OidcSignIn(config, store, settings.public_base_url + "/ui/signin/oidc/callback",
@@ -188,7 +195,8 @@ class StaffAuth:
                                "seen": now, "address": address}
         if issuer:
             doc["federated"] = {"issuer": issuer, "name": person.name, "role": person.role,
-                                "institution": person.institution, "display": person.display}
+                                "institution": person.institution, "display": person.display,
+                                "remit": person.remit}
         self.sessions.insert(doc)
         self._purge(now)
         return token, StaffSession(person, role, csrf, now, self._expires(now, now))
@@ -217,7 +225,13 @@ class StaffAuth:
             last = (self.state.get(account.name) or {}).get("totp_step", -1)
             if step <= last:
                 return False  # replayed (or older than one already used)
+            try:
+                self.used_steps.insert({"_id": f"{account.name}#{step}", "at": now})
+            except DuplicateKey:
+                return False  # another worker accepted this very code a moment ago
             self.state.replace({"_id": account.name, "totp_step": step})
+        for doc in self.used_steps.find({"at": {"$lt": now - 4 * TOTP_STEP}}, limit=100):
+            self.used_steps.delete(doc["_id"])  # past the drift window: "last" alone refuses them
         return True
 
     # ---- sessions -------------------------------------------------------------------------------
@@ -239,7 +253,8 @@ class StaffAuth:
             return None
         fed = doc.get("federated")
         if fed:
-            person: StaffIdentity | None = StaffIdentity(fed["name"], fed["role"], fed["institution"], fed["display"])
+            person: StaffIdentity | None = StaffIdentity(fed["name"], fed["role"], fed["institution"], fed["display"],
+                                                         fed.get("remit") or "")
         else:
             account = self.directory.get(doc["name"])
             person = account.identity if account else None

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.errors import Gone, NotFound
+
 AMOUNT_EXT = "urn:huren:StructureDefinition:charge-amount"
 FUND_SHARE_EXT = "urn:huren:StructureDefinition:fund-share"
 INSURANCE_TYPE_EXT = "urn:huren:StructureDefinition:insurance-type"
@@ -82,6 +84,35 @@ def organization_code(resource: dict[str, Any] | None) -> str | None:
         if ident.get("system") == INSTITUTION_SYSTEM and ident.get("value"):
             return str(ident["value"])
     return None
+
+
+class OrganizationCodes:
+    """``Organization/<id>`` → its institution code, each Organization read once per report (a
+    missing one answers None): the resolver ``institution_of`` and ``provider_of`` take."""
+
+    def __init__(self, repository: Any) -> None:
+        self.repository = repository
+        self._codes: dict[str, str | None] = {}
+
+    def __call__(self, ref: str) -> str | None:
+        if ref not in self._codes:
+            try:
+                self._codes[ref] = organization_code(self.repository.read("Organization", ref.split("/", 1)[1]))
+            except (NotFound, Gone):
+                self._codes[ref] = None
+        return self._codes[ref]
+
+
+def provider_of(encounter: dict[str, Any], organization: Callable[[str], str | None]) -> str | None:
+    """The institution of an Encounter: its ``serviceProvider`` (identifier, or the Organization)."""
+    provider = encounter.get("serviceProvider") or {}
+    return institution_of({"performingOrganization": provider}, organization)
+
+
+def context_ref(charge: dict[str, Any]) -> str | None:
+    """The Encounter a charge line belongs to (``ChargeItem.context``; FT1 in a visit's DFT/BAR)."""
+    ref = (charge.get("context") or {}).get("reference")
+    return ref if isinstance(ref, str) and ref.startswith("Encounter/") else None
 
 
 def account_refs(charge: dict[str, Any]) -> list[str]:

@@ -47,6 +47,16 @@ def add_commands(sub: Any) -> None:
                             "default: this server's keys")
     check.set_defaults(handler=run_verify)
 
+    ind = sub.add_parser("indicators", help="the month's indicators (MeasureReports) and threshold alerts (Flags)")
+    ind.add_argument("month", help="YYYY-MM")
+    ind.add_argument("--community", help="only this medical community")
+    ind.add_argument("--institution", help="only this institution")
+    ind.add_argument("--publish", action="store_true",
+                     help="store the MeasureReports and alerts (re-running a month replaces its reports and retires "
+                          "alerts no longer crossed)")
+    ind.add_argument("--format", choices=["text", "json"], default="text")
+    ind.set_defaults(handler=run_indicators)
+
     split = sub.add_parser("split-admissions", help="suspected split admissions (分解住院) in a period")
     split.add_argument("--from", dest="start", required=True, help="first admission day (YYYY-MM-DD)")
     split.add_argument("--to", dest="end", required=True, help="last admission day, inclusive")
@@ -119,6 +129,32 @@ def run_verify(args: argparse.Namespace, settings: Any) -> int:
         return 1
     print(f"{args.file}: {'signature valid' if ok else 'SIGNATURE INVALID: the list was altered or not signed by these keys'}")
     return 0 if ok else 1
+
+
+def run_indicators(args: argparse.Namespace, settings: Any) -> int:
+    from engine.engine import Engine
+    from engine.insurance.indicators import Period, indicators, publish, scopes, to_text
+
+    with Engine(settings) as engine:
+        try:
+            period = Period.month(args.month)
+            scope = scopes(engine.site, community=args.community, institution=args.institution)
+            reports, flags = indicators(engine, period, scope)
+        except SiteError as exc:
+            print(f"huren indicators: {exc}", file=sys.stderr)
+            return 1
+        except FhirError as exc:
+            print(f"huren indicators: {exc.diagnostics}", file=sys.stderr)
+            return 2
+        if args.publish:
+            stored, active = publish(engine, reports, flags)
+            print(f"published {stored} MeasureReports, {active} active alerts", file=sys.stderr)
+    if args.format == "json":
+        active_flags = [f for f in flags if f["status"] == "active"]
+        sys.stdout.write(fhirjson.dumps({"reports": reports, "alerts": active_flags}).decode() + "\n")
+    else:
+        sys.stdout.write(to_text(reports, flags))
+    return 0
 
 
 def run_split(args: argparse.Namespace, settings: Any) -> int:

@@ -1,7 +1,7 @@
 """The year's budget settlement of each medical community, computed from the stored ChargeItems.
 
-One pass over the year's charge lines (searched through the FHIR repository, so FHIR-posted and
-HL7-converted lines are the same thing) sums, per community and insurance type, what counts
+One pass over the year's charge lines (a date-bounded search through the FHIR repository, so
+FHIR-posted and HL7-converted lines are the same thing) sums, per community and insurance type, what counts
 against the budget (the fund share, or the whole amount when the year's ``basis`` says so), and
 per community what was spent at primary institutions. Lines that cannot be settled (no
 institution, an institution outside the site, no insurance type, no fund share...) are not
@@ -14,17 +14,19 @@ the same figures.
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from engine.errors import FhirError, NotFound
-from engine.insurance.charges import COUNTED_STATUSES, ChargeLine, organization_code, read_line
+from engine.insurance.charges import COUNTED_STATUSES, ChargeLine, OrganizationCodes, read_line
 from engine.insurance.rules import SettlementRules, YearRules
+from engine.insurance.split_admissions import search_pages
 from engine.insurance.tiers import ZERO, fen, pct, settle
-from engine.repository.search import MAX_COUNT
 from mappings.site import Site
 
 EXCLUSIONS = {
@@ -62,27 +64,25 @@ class _Community:
 
 
 def year_charges(repository: Any, year: int) -> Iterator[dict[str, Any]]:
-    """Every stored ChargeItem, page by page in id order; ``settlement_report`` keeps the year's by
-    the local date each line states (and reports undated ones as not counted).
+    """The ChargeItems whose ``occurrence`` overlaps ``year`` (a day's margin each side: stored
+    instants are compared in UTC, the local date a line states decides in ``settlement_report``),
+    and the undated ones (``occurrence:missing``, reported as not counted), each once.
 
-    Not a date search: on the SQLite store a ChargeItem ``occurrence`` search (``ge``/``lt``) costs a
-    pass over every indexed date of the type, and paging it by offset repeats that pass per page
-    (a year of 50 000 lines: 28 s CPU in pages of 1 000, 21 s asked day by day), while pages of the
-    whole type in id order cost the same at any offset (the same year: ~1.3 s CPU). The price is
-    that other years' lines are read too."""
-    del year  # every line is read; the caller filters by its local date
-    yield from _pages(repository, [])
-
-
-def _pages(repository: Any, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-    base = [*params, ("_sort", "_id"), ("_count", str(MAX_COUNT)), ("_total", "none")]
-    offset = 0
-    while True:
-        page = repository.search("ChargeItem", [*base, ("_offset", str(offset))])
-        yield from page.resources
-        if not page.has_next:
-            return
-        offset += len(page.resources)
+    Asked month by month: each month is one indexed range scan of the store's date index, and a
+    month's lines fit in a page or two, whereas paging a whole year's search by offset repeats the
+    scan for every page. ``bench/settlement.py`` (SQLite, 20 000 lines, load ~3.5): with three years
+    stored 0.28 s CPU against 0.58 s for reading every stored line; with one year stored 1.02 s
+    against 0.62 s, the price of a settlement that no longer grows with the store's history."""
+    seen: set[str] = set()
+    for month in range(1, 13):
+        first = date(year, month, 1) - timedelta(days=1 if month == 1 else 0)
+        last = date(year, month, calendar.monthrange(year, month)[1]) + timedelta(days=1 if month == 12 else 0)
+        for charge in search_pages(repository, "ChargeItem", [("occurrence", f"ge{first.isoformat()}"),
+                                                              ("occurrence", f"le{last.isoformat()}")]):
+            if charge.get("id") not in seen:  # a Period across two months is found in both
+                seen.add(str(charge.get("id")))
+                yield charge
+    yield from search_pages(repository, "ChargeItem", [("occurrence:missing", "true")])
 
 
 def settlement_report(repository: Any, site: Site, rules: SettlementRules, year: int,
@@ -92,15 +92,7 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
         who = f" budgeting community {community!r}" if community else ""
         raise SettlementUnavailable(f"no settlement rules for {year}{who} in {rules.path}")
     region_of = {c: yr for yr in rules.for_year(year) for c in yr.budgets}
-    orgs: dict[str, str | None] = {}
-
-    def organization(ref: str) -> str | None:
-        if ref not in orgs:
-            try:
-                orgs[ref] = organization_code(repository.read("Organization", ref.split("/", 1)[1]))
-            except NotFound:
-                orgs[ref] = None
-        return orgs[ref]
+    organization = OrganizationCodes(repository)
 
     accounts: dict[str, str | None] = {}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BadRequest, NotFound
-from engine.insurance.charges import organization_code
+from engine.insurance.charges import OrganizationCodes, provider_of
 from engine.repository.search import MAX_COUNT
 from mappings.site import DEFAULTS_DIR
 from mappings.sitefiles import check, find_file, read_yaml
@@ -99,7 +99,9 @@ def _day(text: Any) -> date | None:
         return None
 
 
-def _pages(repository: Any, rtype: str, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+def search_pages(repository: Any, rtype: str, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    """Every match of a search, page by page in id order (paging by offset over ``_id`` costs the
+    same at any offset)."""
     offset = 0
     while True:
         page = repository.search(rtype, [*params, ("_sort", "_id"), ("_count", str(MAX_COUNT)),
@@ -126,9 +128,9 @@ def admissions(repository: Any, rule: SplitRule, start: date, end: date) -> list
     # date decides below
     params = [("class", ",".join(sorted(rule.classes))), ("date", f"ge{since.isoformat()}"),
               ("date", f"lt{(end + timedelta(days=2)).isoformat()}")]
-    orgs: dict[str, str | None] = {}
+    orgs = OrganizationCodes(repository)
     out = []
-    for enc in _pages(repository, "Encounter", params):
+    for enc in search_pages(repository, "Encounter", params):
         if enc.get("status") in ("cancelled", "entered-in-error", "planned"):
             continue
         cls = enc.get("class") or {}
@@ -146,20 +148,11 @@ def admissions(repository: Any, rule: SplitRule, start: date, end: date) -> list
             if isinstance(cref, str) and cref.startswith("Condition/"):
                 with contextlib.suppress(NotFound):
                     codings += _codings([repository.read("Condition", cref.split("/", 1)[1]).get("code")])
-        for cond in _pages(repository, "Condition", [("encounter", ref)]):
+        for cond in search_pages(repository, "Condition", [("encounter", ref)]):
             if {c.get("code") for c in _codings([cond.get("verificationStatus")])} & {"refuted", "entered-in-error"}:
                 continue
             codings += _codings([cond.get("code")])
-        provider = enc.get("serviceProvider") or {}
-        inst = organization_code({"identifier": [provider["identifier"]]}) if provider.get("identifier") else None
-        pref = provider.get("reference")
-        if inst is None and isinstance(pref, str) and pref.startswith("Organization/"):
-            if pref not in orgs:
-                try:
-                    orgs[pref] = organization_code(repository.read("Organization", pref.split("/", 1)[1]))
-                except NotFound:
-                    orgs[pref] = None
-            inst = orgs[pref]
+        inst = provider_of(enc, orgs)
         codes = tuple(sorted({str(c.get("code")) for c in codings if c.get("code")}))
         out.append(Admission(ref, patient, inst, admitted, _day(period.get("end")),
                              frozenset(rule.conditions(codings)), codes))

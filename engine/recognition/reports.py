@@ -40,6 +40,8 @@ class ReportFilter:
     item: str | None = None
     category: str | None = None
     status: str | None = None
+    # the auditor's remit: only these institutions' flags and rates (None: every institution)
+    institutions: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in STATUSES:
@@ -54,13 +56,20 @@ class ReportFilter:
         days = day_range(self.start, self.end)
         if days:
             q["day"] = days
-        if self.institution:
-            q["inst"] = self.institution
+        q.update(self.inst_query())
         if self.item:
             q["item"] = self.item
         if self.category:
             q["category"] = self.category
         return q
+
+    def inst_query(self) -> dict[str, Any]:
+        """The institution condition: the one asked for, within the remit when there is one (a
+        remit that excludes it matches nothing)."""
+        if self.institutions is None:
+            return {"inst": self.institution} if self.institution else {}
+        allowed = sorted(self.institutions & {self.institution} if self.institution else self.institutions)
+        return {"inst": {"$in": allowed}}
 
 
 def _row(flag: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +95,7 @@ def _tally_query(flt: ReportFilter, *, with_item: bool = True) -> dict[str, Any]
     days = day_range(flt.start, flt.end)
     if days:
         q["day"] = days
-    if flt.institution:
-        q["inst"] = flt.institution
+    q.update(flt.inst_query())
     if flt.item and with_item:
         q["item"] = flt.item
     if flt.category:

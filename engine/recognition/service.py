@@ -64,7 +64,6 @@ from engine.recognition.facts import (
 )
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
-from engine.recognition.measure import measure_resource
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
 log = logging.getLogger("huren.recognition")
@@ -149,17 +148,7 @@ class Recognition:
 
         rec = cls(store=engine.store, repository=engine.repository, settings=engine.settings,
                   institutions=institutions, local_items=local_items, local_loinc=local_loinc)
-        rec.publish_measure()
         return rec
-
-    def publish_measure(self) -> None:
-        """Store the recognition-rate Measure (``Measure/huren-recognition-rate``), once per change."""
-        if self.repository is None:
-            return
-        measure = measure_resource()
-        current = self.read("Measure", measure["id"])
-        if current is None or {k: v for k, v in current.items() if k not in ("meta", "text")} != measure:
-            self.repository.update(measure)
 
     # -- rules ---------------------------------------------------------------------------
     @property

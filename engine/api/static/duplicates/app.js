@@ -2,7 +2,6 @@
 "use strict";
 (function () {
   const $ = (sel) => document.querySelector(sel);
-  const NS = "http://www.w3.org/2000/svg";
   let session = null; // who is signed in and the CSRF token to echo (from /ui/session)
   let currentFlag = null;
 
@@ -43,21 +42,7 @@
   }
 
   function barChart(svg, data, labelKey, valueKey, format) {
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const w = svg.clientWidth || 500, h = 180, pad = 22;
-    const max = Math.max(1, ...data.map((d) => d[valueKey]));
-    const bw = data.length ? (w - pad) / data.length : 0;
-    data.forEach((d, i) => {
-      const bh = ((h - 2 * pad) * d[valueKey]) / max;
-      const r = document.createElementNS(NS, "rect");
-      r.setAttribute("class", "bar"); r.setAttribute("x", pad + i * bw + 2); r.setAttribute("y", h - pad - bh);
-      r.setAttribute("width", Math.max(1, bw - 4)); r.setAttribute("height", bh);
-      r.setAttribute("data-label", d[labelKey]); r.setAttribute("data-value", d[valueKey]);
-      const title = document.createElementNS(NS, "title"); text(title, d[labelKey] + ": " + format(d[valueKey])); r.appendChild(title);
-      svg.appendChild(r);
-      const t = document.createElementNS(NS, "text"); t.setAttribute("x", pad + i * bw + 2); t.setAttribute("y", h - 6);
-      text(t, String(d[labelKey]).slice(-5)); svg.appendChild(t);
-    });
+    window.hurenCharts.bar(svg, data.map((d) => ({ label: d[labelKey], value: d[valueKey], keep: 5 })), format);
   }
 
   function render(report) {
@@ -130,20 +115,18 @@
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
       text($("#ev-prior"), summarise(ev.priorResource));
       text($("#ev-repeat"), summarise(ev.resultResource));
-      $("#review").hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
+      const review = $("#review"); // absent for a role that may not review (an operator)
+      if (review) review.hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
       $("#evidence").hidden = false;
       message("");
     } catch (e) { message(e.message); }
   }
 
   async function whoami() {
-    const res = await fetch("/ui/session", { credentials: "same-origin" });
-    if (!res.ok) { toSignIn(); return false; }
-    session = await res.json();
-    text($("#who-name"), session.display + " (" + session.name + ")");
-    text($("#who-role"), session.role_zh + " " + session.role_en + " · " + session.institution);
-    $("#signout [name=csrf]").value = session.csrf;
-    $("#who").hidden = false;
+    session = await window.hurenStaff.whoami("/ui/duplicates");
+    if (!session) return false;
+    if (!session.can.review) $("#review").remove(); // the API refuses it too; the page does not offer it
+    if (session.can.insurance) $("#nav-insurance").hidden = false;
     return true;
   }
 

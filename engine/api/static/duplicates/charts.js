@@ -1,0 +1,44 @@
+// What the staff pages share (the duplicate-test page and the settlement and indicators page): bar
+// charts (SVG, no library) and the signed-in person in the header.
+"use strict";
+window.hurenStaff = (function () {
+  // Who is signed in (/ui/session), shown in the header with the sign-out form's CSRF token; null
+  // (after sending the browser to the sign-in page) when nobody is.
+  async function whoami(page) {
+    const res = await fetch("/ui/session", { credentials: "same-origin" });
+    if (!res.ok) { location.assign("/ui/signin?next=" + encodeURIComponent(page)); return null; }
+    const session = await res.json();
+    document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
+    document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " + session.institution +
+      (session.remit ? " · 监管范围 remit " + session.remit : "");
+    document.querySelector("#signout [name=csrf]").value = session.csrf;
+    document.querySelector("#who").hidden = false;
+    return session;
+  }
+  return { whoami };
+})();
+window.hurenCharts = (function () {
+  const NS = "http://www.w3.org/2000/svg";
+  function label(el, value) { el.textContent = value == null ? "" : String(value); return el; }
+  // data: [{label, value, cls?}]; bars scaled to the largest value; a negative value is drawn as 0 high.
+  function bar(svg, data, format) {
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    const w = svg.clientWidth || 500, h = 180, pad = 22;
+    const max = Math.max(1e-9, ...data.map((d) => Math.abs(d.value)));
+    const bw = data.length ? (w - pad) / data.length : 0;
+    data.forEach((d, i) => {
+      const bh = ((h - 2 * pad) * Math.max(0, d.value)) / max;
+      const r = document.createElementNS(NS, "rect");
+      r.setAttribute("class", "bar" + (d.cls ? " " + d.cls : "")); r.setAttribute("x", pad + i * bw + 2);
+      r.setAttribute("y", h - pad - bh); r.setAttribute("width", Math.max(1, bw - 4)); r.setAttribute("height", bh);
+      r.setAttribute("data-label", d.label); r.setAttribute("data-value", d.value);
+      r.appendChild(label(document.createElementNS(NS, "title"), d.label + ": " + format(d.value)));
+      svg.appendChild(r);
+      const t = document.createElementNS(NS, "text"); t.setAttribute("x", pad + i * bw + 2); t.setAttribute("y", h - 6);
+      svg.appendChild(label(t, String(d.label).slice(-(d.keep || 8))));
+      const v = document.createElementNS(NS, "text"); v.setAttribute("x", pad + i * bw + 2); v.setAttribute("y", Math.max(10, h - pad - bh - 3));
+      svg.appendChild(label(v, format(d.value)));
+    });
+  }
+  return { bar };
+})();

@@ -1,0 +1,169 @@
+// The settlement and indicators page for /reports/settlement and /reports/indicators. Plain DOM,
+// no framework, no network beyond this server; the API decides what the signed-in person may see.
+"use strict";
+(function () {
+  const $ = (sel) => document.querySelector(sel);
+  const EXT = "urn:huren:StructureDefinition:measure-figures";
+  const ALERT = "urn:huren:StructureDefinition:indicator-alert";
+  let session = null;
+
+  function toSignIn() { location.assign("/ui/signin?next=" + encodeURIComponent("/ui/insurance")); }
+  function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
+  function el(tag, value, cls) { const e = text(document.createElement(tag), value); if (cls) e.className = cls; return e; }
+  function row(cells, classes) {
+    const tr = document.createElement("tr");
+    cells.forEach((c, i) => tr.appendChild(el("td", c, (classes || [])[i])));
+    return tr;
+  }
+  function message(where, msg, ok) { text($(where), msg); $(where).className = ok ? "ok" : ""; }
+
+  async function api(path) {
+    const res = await fetch(path, { credentials: "same-origin" });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : res.statusText;
+      if (res.status === 401) toSignIn();
+      if (res.status === 403) throw new Error("无权查看 You may not see this: " + diag);
+      if (res.status === 409) throw new Error("结算规则需先补全 The settlement rules need a setting first: " + diag);
+      throw new Error(res.status + " " + diag);
+    }
+    return body;
+  }
+
+  function shown(q) {
+    if (!q || q.value == null) return "—";
+    if (q.unit === "1") return q.code === "1" && String(q.value).includes(".") ? (100 * q.value).toFixed(2) + "%" : String(q.value);
+    return q.unit + " " + Number(q.value).toFixed(2);
+  }
+  function figures(g) {
+    const ext = (g.extension || []).find((e) => e.url === EXT);
+    if (!ext) return ["", ""];
+    return ext.extension.map((p) => String(p.valueDecimal));
+  }
+  function titleOf(measure, defs) { return defs[measure] || measure.split("/").pop(); }
+
+  const TITLES = {
+    "urn:huren:Measure/huren-per-admission-cost": "住院次均费用 Cost per admission",
+    "urn:huren:Measure/huren-out-of-pocket-share": "自付比例 Out-of-pocket share",
+    "urn:huren:Measure/huren-county-treatment-rate": "县域内就诊率 Treated inside the county",
+    "urn:huren:Measure/huren-out-of-county-referrals": "转外就医 Referrals out of the county",
+    "urn:huren:Measure/huren-two-way-referral-ratio": "下转/上转比 Downward/upward referrals",
+    "urn:huren:Measure/huren-spending-growth": "费用同比增长 Spending growth",
+    "urn:huren:Measure/huren-duplicate-test-count": "重复检查检验 Duplicate tests",
+    "urn:huren:Measure/huren-duplicate-test-money": "重复检查金额 Duplicate-test money",
+  };
+
+  function renderIndicators(bundle) {
+    const reports = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "MeasureReport");
+    const flags = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "Flag");
+    const alerts = $("#alerts"); alerts.replaceChildren();
+    if (!flags.length) alerts.appendChild(el("li", "本月无预警 No alerts this month"));
+    for (const f of flags) {
+      const detail = ((f.extension || []).find((e) => e.url === ALERT) || { extension: [] }).extension;
+      const level = (detail.find((p) => p.url === "level") || {}).valueCode || "warning";
+      const score = (detail.find((p) => p.url === "score") || {}).valueQuantity;
+      const li = el("li", (level === "alert" ? "告警 ALERT " : "预警 warning ") + f.subject.display + " (" +
+        f.subject.identifier.value + "): " + f.code.text + (score ? " — " + shown(score) : ""), level);
+      li.dataset.code = f.code.coding[0].code; li.dataset.subject = f.subject.identifier.value;
+      alerts.appendChild(li);
+    }
+    alerts.dataset.count = flags.length;
+    const body = $("#indicators tbody"); body.replaceChildren();
+    const charts = $("#ind-charts"); charts.replaceChildren();
+    for (const r of reports) {
+      const g = r.group[0];
+      const who = ((r.reporter || {}).identifier || {}).value || "";
+      const [num, den] = figures(g);
+      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore), num, den], ["", "", "num", "num", "num"]);
+      tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
+      body.appendChild(tr);
+      const byInst = (g.stratifier || []).find((s) => s.code[0].text === "institution");
+      if (!byInst || !byInst.stratum.length) continue;
+      const fig = document.createElement("figure");
+      fig.appendChild(el("figcaption", titleOf(r.measure, TITLES) + " · " + who + " 按机构 by institution"));
+      const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("role", "img"); svg.setAttribute("aria-label", titleOf(r.measure, TITLES));
+      svg.dataset.measure = r.measure.split("/").pop();
+      fig.appendChild(svg); charts.appendChild(fig);
+      const unit = g.measureScore ? g.measureScore.unit : "1";
+      window.hurenCharts.bar(svg, byInst.stratum.filter((s) => s.measureScore).map((s) => ({
+        label: s.value.text, value: Number(s.measureScore.value),
+        cls: flags.some((f) => f.subject.identifier.value === s.value.text && r.measure.endsWith(f.code.coding[0].code.replace(/-(above|below)$/, ""))) ? "over" : "",
+      })), (v) => shown({ value: v, unit, code: unit === "1" ? "1" : unit }));
+    }
+  }
+
+  function renderSettlement(report) {
+    const out = $("#settlement"); out.replaceChildren();
+    for (const region of report.regions) {
+      for (const c of region.communities) {
+        const sec = document.createElement("div"); sec.className = "community"; sec.dataset.community = c.community;
+        sec.appendChild(el("h3", region.name + " · " + c.community + " (" + report.year + ", " + report.currency + ")"));
+        const fig = document.createElement("figure");
+        fig.appendChild(el("figcaption", "预算、支出与基金支付 Budget, spending and what the fund pays"));
+        const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg"); svg.setAttribute("class", "settlement-chart");
+        svg.setAttribute("role", "img"); svg.setAttribute("aria-label", "budget, spending, fund pays");
+        fig.appendChild(svg); sec.appendChild(fig);
+        const bars = [];
+        for (const s of c.settlements) {
+          bars.push({ label: s.insurance_type + " 预算 budget", value: Number(s.budget), keep: 30 });
+          bars.push({ label: s.insurance_type + " 支出 spent", value: Number(s.spending), cls: Number(s.spending) > Number(s.budget) ? "over" : "spend", keep: 30 });
+          bars.push({ label: s.insurance_type + " 基金 fund pays", value: Number(s.fund_pays), cls: "fund", keep: 30 });
+          const table = document.createElement("table"); table.className = "steps";
+          table.appendChild(el("caption", s.name + " (" + s.insurance_type + "): " + s.lines + " 条费用 charge lines"));
+          const tb = document.createElement("tbody");
+          for (const step of s.steps) tb.appendChild(row([step.label, Number(step.amount).toFixed(2)], ["", "num"]));
+          table.appendChild(tb); sec.appendChild(table);
+        }
+        const pc = c.primary_care;
+        sec.appendChild(el("p", "基层占比 Primary care: " + pc.label + " — " + (pc.met ? "达标 met" : "未达标 NOT met"), pc.met ? "ok" : "alert"));
+        const t = c.totals;
+        sec.appendChild(el("p", "合计 Totals: 预算 budget " + t.budget + " · 支出 spending " + t.spending + " · 预付 prepaid " +
+          t.prepaid + " · 基金支付 fund pays " + t.fund_pays + " · 年终清算 year-end " + t.balance));
+        out.appendChild(sec);
+        setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => Number(v).toFixed(0)), 0);
+      }
+    }
+    out.dataset.loaded = "1";
+  }
+
+  async function loadIndicators() {
+    const form = $("#indicators-form");
+    const q = new URLSearchParams({ month: form.elements.month.value });
+    if (form.elements.community.value) q.set("community", form.elements.community.value);
+    try { renderIndicators(await api("/reports/indicators?" + q)); message("#message", ""); document.body.dataset.indicators = "1"; }
+    catch (e) { message("#message", e.message); }
+  }
+  async function loadSettlement() {
+    const form = $("#settlement-form");
+    const q = new URLSearchParams({ year: form.elements.year.value });
+    if (form.elements.community.value) q.set("community", form.elements.community.value);
+    $("#settlement").replaceChildren();
+    try { renderSettlement(await api("/reports/settlement?" + q)); message("#set-message", ""); }
+    catch (e) { message("#set-message", e.message); }
+    document.body.dataset.settlement = "1";
+  }
+
+  async function whoami() {
+    session = await window.hurenStaff.whoami("/ui/insurance" + location.search);
+    return session !== null;
+  }
+
+  const now = new Date();
+  const last = new Date(now.getFullYear(), now.getMonth() - 1, 1);
+  const params = new URLSearchParams(location.search);
+  $("#indicators-form").elements.month.value = params.get("month") || (last.getFullYear() + "-" + String(last.getMonth() + 1).padStart(2, "0"));
+  $("#settlement-form").elements.year.value = params.get("year") || String(now.getFullYear());
+  if (params.get("community")) {
+    $("#indicators-form").elements.community.value = params.get("community");
+    $("#settlement-form").elements.community.value = params.get("community");
+  }
+  $("#indicators-form").addEventListener("submit", (e) => { e.preventDefault(); loadIndicators(); });
+  $("#settlement-form").addEventListener("submit", (e) => { e.preventDefault(); loadSettlement(); });
+  whoami().then(async (ok) => {
+    if (!ok) return;
+    if (!session.can.insurance) { document.querySelectorAll("main section").forEach((sec) => { sec.hidden = true; }); message("#message", "您的角色不能查看结算与指标 Your role may not see the settlement and indicators"); document.body.dataset.loaded = "1"; return; }
+    await Promise.all([loadIndicators(), loadSettlement()]);
+    document.body.dataset.loaded = "1";
+  });
+})();
