@@ -111,3 +111,34 @@ def test_an_answer_from_the_receiving_institution_names_it_the_owner(engine: Eng
     (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
     assert task["status"] == "accepted"
     assert task["owner"]["identifier"] == {"system": "urn:huren:institution", "value": COUNTY}
+
+
+def test_an_auditor_bound_to_an_institution_sees_only_its_referrals(engine: Engine, http: TestClient) -> None:
+    """The referral report applies the auditor's remit like the other reports: a township auditor
+    sees the township's referrals and row, never a third institution's, and naming one is a 404."""
+    import time
+
+    from engine.auth.staff import StaffDirectory
+    from tests.test_reports_ui import AUDITOR_PASSWORD
+    from tests.test_staff_signin import rfc6238, sign_in
+
+    other = "FNZYY"  # a third member: its own referral to the county
+    assert post(http, engine, referral("REF", "REF-7", "P", receiver=COUNTY))[0] == "AA"
+    third = referral("REF", "REF-8", "P", receiver=COUNTY, number="ZY-2026-01").replace(
+        f"|{TOWN}|".encode(), f"|{other}|".encode())
+    assert post(http, engine, third)[0] == "AA"
+    everyone = http.get("/reports/referrals?from=2026-11&to=2026-11",
+                        headers=bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")).json()
+    assert {row["institution"] for row in everyone["rows"]} == {TOWN, COUNTY, other}
+
+    secret = StaffDirectory(engine.settings.data_dir).add(
+        "wu.fang", role="auditor", institution="YBJ", password=AUDITOR_PASSWORD, display="wu",
+        roles=engine.staff.roles, remit=TOWN).secret
+    r = sign_in(http, "wu.fang", AUDITOR_PASSWORD, rfc6238(secret, time.time()), "/ui/duplicates")
+    assert r.status_code == 303, r.text
+    mine = http.get("/reports/referrals?from=2026-11&to=2026-11").json()
+    assert [row["institution"] for row in mine["rows"]] == [TOWN] and mine["referrals"] == 1
+    assert mine["rows"][0]["sent"]["upward"] == 1
+    assert http.get(f"/reports/referrals?institution={other}").status_code == 404
+    assert http.get(f"/reports/remote-reading?centre={COUNTY}").status_code == 404
+    assert http.get("/reports/remote-reading").status_code == 200

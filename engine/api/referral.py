@@ -5,7 +5,8 @@
   ``ScopedRepository`` like every FHIR route (a resident sees only a referral of their own records;
   anything else is the same 404 as a missing one).
 - ``GET /reports/referrals?from=YYYY-MM&to=YYYY-MM&institution=CODE``: counts and ratios per
-  institution and month, JSON, for auditors (the same check as the duplicate-test reports).
+  institution and month, JSON, for auditors (the same check as the duplicate-test reports; an
+  auditor bound to a remit sees only its institutions' referrals).
 - ``GET /reports/remote-reading?from=YYYY-MM&to=YYYY-MM&centre=CODE``: remote reading turnaround
   and workload per centre and month, and the overdue reads (same check).
 """
@@ -23,7 +24,7 @@ from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
-from engine.auth.policy import require_auditor
+from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.errors import BadRequest, NotFound
 from engine.referral.reading import reading_report
 from engine.referral.report import referral_report
@@ -72,8 +73,12 @@ def remote_reading_report(
     """Turnaround and workload per reading centre and month, and the overdue reads."""
     require_auditor(caller)
     _months(start, end)
-    report = reading_report(request.app.state.engine.referrals.reading.rows, start=start or None, end=end or None,
-                            centre=centre or None)
+    engine = request.app.state.engine
+    remit = audit_remit(caller, engine.site, engine.settings.site)
+    if centre:
+        require_in_remit(caller, centre, engine.site, engine.settings.site, "centre")
+    report = reading_report(engine.referrals.reading.rows, start=start or None, end=end or None,
+                            centre=centre or None, within=remit)
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "remote-reading", "rows": len(report["rows"])})
     return Response(fhirjson.dumps(report), media_type="application/json")
@@ -95,8 +100,12 @@ def referrals_report(
 ) -> Response:
     require_auditor(caller)
     _months(start, end)
-    report = referral_report(request.app.state.engine.referrals.rows, start=start or None, end=end or None,
-                             institution=institution or None)
+    engine = request.app.state.engine
+    remit = audit_remit(caller, engine.site, engine.settings.site)
+    if institution:
+        require_in_remit(caller, institution, engine.site, engine.settings.site, "institution")
+    report = referral_report(engine.referrals.rows, start=start or None, end=end or None,
+                             institution=institution or None, within=remit)
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "referrals", "rows": len(report["rows"])})
     return Response(fhirjson.dumps(report), media_type="application/json")

@@ -191,9 +191,12 @@ def _hours(row: Document) -> float | None:
 
 
 def reading_report(rows: Collection, *, start: str | None = None, end: str | None = None,
-                   centre: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+                   centre: str | None = None, now: datetime | None = None,
+                   within: frozenset[str] | None = None) -> dict[str, Any]:
     """Per centre and month: requested, reported, pending, overdue, turnaround hours (median, mean,
-    max); and the overdue reads themselves (not reported by their due time, or reported late)."""
+    max); and the overdue reads themselves (not reported by their due time, or reported late).
+    ``within``: the institutions the reader may see (an auditor's remit): only reads that one of
+    them requested or read count."""
     now = now or datetime.now(UTC)
     month: dict[str, str] = {}
     if start:
@@ -201,7 +204,8 @@ def reading_report(rows: Collection, *, start: str | None = None, end: str | Non
     if end:
         month["$lte"] = end
     found = [r for r in rows.find({"month": month} if month else None, sort=[("requested", 1)])
-             if centre is None or r.get("centre") == centre]
+             if (centre is None or r.get("centre") == centre)
+             and (within is None or r.get("centre") in within or r.get("requester") in within)]
     cells: dict[tuple[str, str], list[Document]] = defaultdict(list)
     overdue = []
     for row in found:

@@ -66,8 +66,10 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
 
 
 def referral_report(rows: Collection, *, start: str | None = None, end: str | None = None,
-                    institution: str | None = None) -> dict[str, Any]:
-    """``start`` / ``end``: months ``YYYY-MM``, inclusive."""
+                    institution: str | None = None, within: frozenset[str] | None = None) -> dict[str, Any]:
+    """``start`` / ``end``: months ``YYYY-MM``, inclusive. ``within``: the institutions the reader
+    may see (an auditor's remit); only referrals that one of them sent or received count, and only
+    their rows are shown."""
     month: dict[str, str] = {}
     if start:
         month["$gte"] = start
@@ -76,5 +78,9 @@ def referral_report(rows: Collection, *, start: str | None = None, end: str | No
     found = rows.find({"month": month} if month else None, sort=[("month", 1)])
     if institution is not None:
         found = [r for r in found if institution in (r.get("from"), r.get("to"))]
-    return {"from": start, "to": end, "institution": institution, "referrals": len(found),
-            "rows": tally(found, institution)}
+    if within is not None:
+        found = [r for r in found if r.get("from") in within or r.get("to") in within]
+    table = tally(found, institution)
+    if within is not None:
+        table = [row for row in table if row["institution"] in within]
+    return {"from": start, "to": end, "institution": institution, "referrals": len(found), "rows": table}
