@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.auth.errors import OAuthError
-from engine.auth.resident import DEVICE_COOKIE, Choice, LoginError, RedirectError, SignedIn
+from engine.auth.resident import DEVICE_COOKIE, Choice, LoginError, RedirectError, ResidentAuth, SignedIn
 from engine.auth.service import ASSERTION_ALGS
 
 router = APIRouter(tags=["auth"])
@@ -139,15 +140,24 @@ def _client_name(request: Request, req: dict[str, Any]) -> str:
     return (client.name or client.client_id) if client else req["client_id"]
 
 
-@router.post("/auth/authorize/login", name="authorize_login", response_class=HTMLResponse)
-async def authorize_login(request: Request) -> Response:
+async def _step(request: Request, stage: str) -> tuple[ResidentAuth, FormData, str, dict[str, Any]] | Response:
+    """The posted form of one sign-in step and the pending request it continues, or the error page
+    when there is no such request at that stage (expired, replayed or forged ``request_id``)."""
     resident = _auth(request).resident
     form = await request.form()
     request_id = str(form.get("request_id", ""))
     try:
-        req = resident.pending(request_id, "login")
+        return resident, form, request_id, resident.pending(request_id, stage)
     except LoginError as exc:
         return _page(request, "error.html", 400, error=str(exc))
+
+
+@router.post("/auth/authorize/login", name="authorize_login", response_class=HTMLResponse)
+async def authorize_login(request: Request) -> Response:
+    step = await _step(request, "login")
+    if isinstance(step, Response):
+        return step
+    resident, form, request_id, req = step
     try:
         resident.login(request_id, str(form.get("national_id", "")), _client_ip(request),
                        request.cookies.get(DEVICE_COOKIE))
@@ -166,13 +176,10 @@ def _code_page(request: Request, request_id: str, req: dict[str, Any], error: st
 
 @router.post("/auth/authorize/verify", name="authorize_verify", response_class=HTMLResponse)
 async def authorize_verify(request: Request) -> Response:
-    resident = _auth(request).resident
-    form = await request.form()
-    request_id = str(form.get("request_id", ""))
-    try:
-        req = resident.pending(request_id, "code")
-    except LoginError as exc:
-        return _page(request, "error.html", 400, error=str(exc))
+    step = await _step(request, "code")
+    if isinstance(step, Response):
+        return step
+    resident, form, request_id, req = step
     try:
         done = resident.verify(request_id, str(form.get("code", "")), _client_ip(request),
                                request.cookies.get(DEVICE_COOKIE))
@@ -197,13 +204,10 @@ def _choose_page(request: Request, request_id: str, options: list, *, redirect_t
 @router.post("/auth/authorize/choose", name="authorize_choose", response_class=HTMLResponse)
 async def authorize_choose(request: Request) -> Response:
     """A person who holds family access opens their own record or a family member's."""
-    resident = _auth(request).resident
-    form = await request.form()
-    request_id = str(form.get("request_id", ""))
-    try:
-        req = resident.pending(request_id, "choose")
-    except LoginError as exc:
-        return _page(request, "error.html", 400, error=str(exc))
+    step = await _step(request, "choose")
+    if isinstance(step, Response):
+        return step
+    resident, form, request_id, req = step
     choice = str(form.get("choice", ""))
     try:
         done = resident.choose(request_id, choice, request.cookies.get(DEVICE_COOKIE))
