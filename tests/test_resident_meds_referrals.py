@@ -44,6 +44,13 @@ def test_medicine_names_and_referral_progress_are_the_residents_own(engine):
             assert r.status_code == 404 and r.text.replace(mid, "X") == missing.text.replace("no-such-id", "X")
         b = http.get("/fhir/MedicationRequest?_include=MedicationRequest:medication", headers=qian).json()
         assert not b.get("entry")
+        # a search finds what a read shows: her medicine, by id or by any parameter, and nothing else
+        for query, expected in ((f"_id={med_id}", [med_id]), ("", [med_id]), ("_id=cat-aspirin", []),
+                                (f"_id=cat-aspirin,{med_id}", [med_id])):
+            found = [e["resource"]["id"] for e in http.get(f"/fhir/Medication?{query}", headers=zhao).json().get("entry", [])]
+            assert found == expected, query
+        assert not http.get("/fhir/Medication", headers=qian).json().get("entry")
+        assert http.get("/fhir/Medication?no-such-param=1", headers=qian).status_code == 400
 
         # her referral's Task (up to the county hospital), with the referral it carries out
         b = http.get("/fhir/Task?_include=Task:focus", headers=zhao).json()
@@ -72,6 +79,11 @@ def test_medicine_names_and_referral_progress_are_the_residents_own(engine):
         assert http.put("/fhir/Practitioner/nobody-s", headers=system, json={
             "resourceType": "Practitioner", "id": "nobody-s", "name": [{"text": "王五"}]}).status_code in (200, 201)
         assert http.get("/fhir/Practitioner/nobody-s", headers=zhao).status_code == 404
+        named = {e["resource"]["id"] for e in http.get("/fhir/Practitioner", headers=zhao).json()["entry"]}
+        assert receiving in named and "nobody-s" not in named and named <= set(doctors)
+        theirs = {e["resource"]["id"] for e in http.get("/fhir/Practitioner", headers=qian).json().get("entry", [])}
+        assert receiving not in theirs and "nobody-s" not in theirs  # his own orders' doctors only
+        assert all(http.get(f"/fhir/Practitioner/{d}", headers=qian).status_code == 200 for d in theirs)
         # a resident still only reads: a Task is not theirs to change
         assert http.put(f"/fhir/Task/{task_id}", headers=zhao, json=tasks[0]).status_code == 403
 

@@ -430,7 +430,33 @@ class ScopedRepository:
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
             return self._search_by_subject(rtype, params, subject[1])
+        if self.confined and rtype in self._rules.referenced_by:
+            return self._search_referenced(rtype, params)
         return self.repo.search(rtype, params, access=self)
+
+    def _search_referenced(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
+        """A search of a shared type a confined caller reaches by reference (``referenced_by``):
+        narrowed to the records their own resources reference (found as those resources' includes,
+        each admitted in full), so a search finds exactly what a read by id would show."""
+        ids: set[str] = set()
+        for src, src_params in self._rules.referenced_by[rtype].items():
+            if not self.caller.allows(src, "s"):
+                continue
+            for param in src_params:
+                offset = 0
+                while True:
+                    page = self.search(src, [("_include", f"{src}:{param}:{rtype}"), ("_elements", "id"),
+                                             ("_count", "1000"), ("_offset", str(offset))])
+                    ids.update(r["id"] for r in page.included if r["resourceType"] == rtype)
+                    if not page.has_next:
+                        break
+                    offset += page.count
+        if not ids:  # the asked search still runs (its parameters are checked, its paging kept), shows nothing
+            empty = self.repo.search(rtype, params, access=_Widened(self))
+            return dataclasses.replace(empty, resources=[], included=[], total=0, has_next=False)
+        result = self.repo.search(rtype, [*params, ("_id", ",".join(sorted(ids)))], access=_Widened(self))
+        shown = [seen for r in result.resources if (seen := self.admit(r)) is not None]
+        return dataclasses.replace(result, resources=shown) if len(shown) != len(result.resources) else result
 
     def _search_by_subject(self, rtype: str, params: Sequence[tuple[str, str]], param: str) -> SearchResult:
         """A search of a type outside the R4 compartment (``subject_of``): narrowed by its own
