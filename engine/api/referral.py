@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -71,23 +72,30 @@ def remote_reading_report(
     caller: Caller = Depends(get_caller),
 ) -> Response:
     """Turnaround and workload per reading centre and month, and the overdue reads."""
-    require_auditor(caller)
-    _months(start, end)
-    engine = request.app.state.engine
-    remit = audit_remit(caller, engine.site, engine.settings.site)
-    if centre:
-        require_in_remit(caller, centre, engine.site, engine.settings.site, "centre")
-    report = reading_report(engine.referrals.reading.rows, start=start or None, end=end or None,
+    remit = _report_remit(request, caller, start, end, centre, "centre")
+    report = reading_report(request.app.state.engine.referrals.reading.rows, start=start or None, end=end or None,
                             centre=centre or None, within=remit)
-    note(request, action="report-view", query=str(request.url.query) or None,
-         detail={"report": "remote-reading", "rows": len(report["rows"])})
-    return Response(fhirjson.dumps(report), media_type="application/json")
+    return _report_response(request, "remote-reading", report)
 
 
-def _months(start: str | None, end: str | None) -> None:
+def _report_remit(request: Request, caller: Caller, start: str | None, end: str | None,
+                  named: str | None, what: str) -> frozenset[str] | None:
+    """The checks every referral report makes first: an auditor, months ``YYYY-MM``, a named
+    institution inside the caller's remit (else 404); returns the remit (None: everything)."""
+    require_auditor(caller)
     for name, value in (("from", start), ("to", end)):
         if value and not _MONTH.match(value):
             raise BadRequest(f"'{name}' must be a month YYYY-MM, got '{value}'", expression=[name])
+    engine = request.app.state.engine
+    if named:
+        require_in_remit(caller, named, engine.site, engine.settings.site, what)
+    return audit_remit(caller, engine.site, engine.settings.site)
+
+
+def _report_response(request: Request, name: str, report: dict[str, Any]) -> Response:
+    note(request, action="report-view", query=str(request.url.query) or None,
+         detail={"report": name, "rows": len(report["rows"])})
+    return Response(fhirjson.dumps(report), media_type="application/json")
 
 
 @router.get("/reports/referrals")
@@ -98,14 +106,7 @@ def referrals_report(
     institution: str | None = None,
     caller: Caller = Depends(get_caller),
 ) -> Response:
-    require_auditor(caller)
-    _months(start, end)
-    engine = request.app.state.engine
-    remit = audit_remit(caller, engine.site, engine.settings.site)
-    if institution:
-        require_in_remit(caller, institution, engine.site, engine.settings.site, "institution")
-    report = referral_report(engine.referrals.rows, start=start or None, end=end or None,
+    remit = _report_remit(request, caller, start, end, institution, "institution")
+    report = referral_report(request.app.state.engine.referrals.rows, start=start or None, end=end or None,
                              institution=institution or None, within=remit)
-    note(request, action="report-view", query=str(request.url.query) or None,
-         detail={"report": "referrals", "rows": len(report["rows"])})
-    return Response(fhirjson.dumps(report), media_type="application/json")
+    return _report_response(request, "referrals", report)
