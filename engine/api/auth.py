@@ -162,9 +162,14 @@ async def authorize_login(request: Request) -> Response:
         resident.login(request_id, str(form.get("national_id", "")), _client_ip(request),
                        request.cookies.get(DEVICE_COOKIE))
     except LoginError as exc:
-        return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
-                     action=str(request.url_for("authorize_login").path), error=str(exc))
+        return _login_again(request, request_id, req, exc)
     return _code_page(request, request_id, req)
+
+
+def _login_again(request: Request, request_id: str, req: dict[str, Any], exc: LoginError) -> HTMLResponse:
+    """The ID-number form once more, saying why (a refused number, or a code step that ended)."""
+    return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
+                 action=str(request.url_for("authorize_login").path), error=str(exc))
 
 
 def _code_page(request: Request, request_id: str, req: dict[str, Any], error: str | None = None,
@@ -185,8 +190,7 @@ async def authorize_verify(request: Request) -> Response:
                                request.cookies.get(DEVICE_COOKIE))
     except LoginError as exc:
         if resident.requests.get(request_id) is None or resident.requests.get(request_id)["stage"] != "code":
-            return _page(request, "login.html", 400, request_id=request_id, client_name=_client_name(request, req),
-                         action=str(request.url_for("authorize_login").path), error=str(exc))
+            return _login_again(request, request_id, req, exc)
         note(request, action="login", outcome="4", detail={"client_id": req["client_id"], "reason": str(exc)})
         return _code_page(request, request_id, req, str(exc), 400)
     note(request, action="login", detail={"client_id": req["client_id"]})
