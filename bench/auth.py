@@ -15,21 +15,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from fastapi.testclient import TestClient  # noqa: E402
 
+from bench.common import rate  # noqa: E402
 from engine.api.app import create_app  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-
-
-def rate(label: str, n: int, fn) -> None:  # noqa: ANN001
-    fn()  # warm
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    dt = time.perf_counter() - t0
-    print(f"{label:<48} {n / dt:>10,.0f} /s   ({dt / n * 1e6:,.1f} µs each, n={n})")
 
 
 def main() -> int:

@@ -35,10 +35,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 from adapters.hl7v2.ack import build_ack  # noqa: E402
 from adapters.hl7v2.header import extract_header  # noqa: E402
 from adapters.listeners.mllp import frame  # noqa: E402
+from bench.common import load_note  # noqa: E402
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -266,13 +266,6 @@ def full_path(count: int, connections: int, window: int) -> None:
     print(summary)
     print("    per stage (in-process, us/msg): " + ", ".join(
         f"{name.split(' (')[0]} {us:,.0f}" for name, us in sorted(per.items(), key=lambda kv: -kv[1])))
-
-
-def load_note() -> str:
-    try:
-        return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    except OSError:
-        return "load average n/a"
 
 
 class StageClock:

@@ -77,7 +77,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reports", type=int, default=66)
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--quick", action="store_true", help="small counts (CI / make bench)")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
     with tempfile.TemporaryDirectory() as tmp, Engine(Settings(data_dir=Path(tmp) / "var", http_port=0,
                                                                mllp_port=0)) as eng:
         for n in range(args.reports):

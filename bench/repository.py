@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.common import load_note  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.repository.ids import deterministic_id  # noqa: E402
 from engine.settings import Settings  # noqa: E402
@@ -73,13 +73,6 @@ def fill(engine: Engine, start: int, stop: int) -> tuple[float, float]:
         repo.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     n = stop - start
     return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
-
-
-def load_note() -> str:
-    try:
-        return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    except OSError:
-        return ""
 
 
 def _p(samples: list[float], q: float) -> float:

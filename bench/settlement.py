@@ -18,7 +18,6 @@ compare CPU per line).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import load_note  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.insurance import rules as settlement_rules  # noqa: E402
 from engine.insurance.charges import FUND_SHARE_EXT, INSURANCE_TYPE_EXT  # noqa: E402
@@ -90,7 +90,10 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--years", type=int, default=1, help="spread the lines over this many years (the store's history)")
+    ap.add_argument("--quick", action="store_true", help="small counts (CI / make bench)")
     args = ap.parse_args()
+    if args.quick:
+        args.lines, args.rounds = min(args.lines, 2000), 1
     LINES, YEARS = args.lines, max(1, args.years)
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site" / "insurance"
@@ -128,7 +131,7 @@ def main() -> None:
                   f"{cost['group'][0]['population'][0]['count']} admissions discharged in March")
             print(f"indicators: wall {wall * 1000:.0f} ms, CPU {cpu * 1000:.0f} ms (median of {args.rounds}); "
                   f"CPU per stored line {cpu / args.lines * 1e6:.1f} µs ({len(stays)} Encounters stored)")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(load_note())
 
 
 if __name__ == "__main__":

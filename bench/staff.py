@@ -16,20 +16,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import pyotp  # noqa: E402
 
+from bench.common import rate  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-
-
-def rate(label: str, n: int, fn) -> None:  # noqa: ANN001
-    fn()  # warm
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        fn()
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"{label:<58} {n / dt:>9,.0f} /s   ({dt / n * 1e6:,.1f} µs wall, {cpu / n * 1e6:,.1f} µs CPU each, n={n})")
 
 
 def main() -> int:
