@@ -128,22 +128,12 @@ def load_official(source: Path | None) -> dict[str, Any]:
 
 def load_choice_elements(source: Path | None) -> list[tuple[list[str], list[str]]]:
     """Every ``[x]`` element of the R4 base resources and data types: (path parts, type codes)."""
-    out: list[tuple[list[str], list[str]]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        source = source or _npm_pack(NPM_EXAMPLES, tmp)
-        with tarfile.open(source) as tar:
-            for member in tar:
-                if not member.name.startswith("package/StructureDefinition-") or not member.isfile():
-                    continue
-                fh = tar.extractfile(member)
-                sd = json.loads(fh.read()) if fh else {}
-                if sd.get("derivation") != "specialization" or sd.get("kind") not in ("resource", "complex-type"):
-                    continue
-                for element in sd.get("snapshot", {}).get("element", []):
-                    if element["path"].endswith("[x]"):
-                        out.append((element["path"][:-3].split("."), [t["code"] for t in element.get("type", [])]))
+    out = [(element["path"][:-3].split("."), [t["code"] for t in element.get("type", [])])
+           for sd in _base_definitions(source)
+           for element in sd.get("snapshot", {}).get("element", []) if element["path"].endswith("[x]")]
     if len(out) < 150:
-        raise SystemExit(f"{source}: only {len(out)} choice elements found; is this the R4 examples package?")
+        raise SystemExit(f"{source or NPM_EXAMPLES}: only {len(out)} choice elements found; "
+                         "is this the R4 examples package?")
     return out
 
 
