@@ -796,10 +796,7 @@ class FhirRepository:
                     if parsed_ref and (target is None or parsed_ref[0] == target) and parsed_ref not in seen:
                         seen.add(parsed_ref)
                         wanted.append(parsed_ref)
-        out: list[dict[str, Any]] = []
-        for rec in self.backend.current_many(wanted[:INCLUDE_LIMIT]).values():
-            if not rec.deleted:
-                out.append(fhirjson.loads(rec.body))  # type: ignore[arg-type]
+        out = self._current(wanted)
         for src, param, target in parsed.revincludes:
             refs = [RefCond(param, r["resourceType"], r["id"]) for r in matches
                     if target is None or r["resourceType"] == target]
@@ -815,6 +812,11 @@ class FhirRepository:
         if compartment is not None:
             out = [r for r in out if self.in_compartment(r, compartment)]
         return out
+
+    def _current(self, targets: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The current versions of ``targets`` that are not deleted (at most ``INCLUDE_LIMIT``)."""
+        return [fhirjson.loads(rec.body) for rec in self.backend.current_many(targets[:INCLUDE_LIMIT]).values()  # type: ignore[arg-type]
+                if not rec.deleted]
 
     @staticmethod
     def _elements(resource: dict[str, Any], elements: list[str]) -> dict[str, Any]:
@@ -882,14 +884,7 @@ class FhirRepository:
                 if target is not None and target not in seen:
                     seen.add(target)
                     wanted.append(target)
-        out: list[dict[str, Any]] = []
-        for rec in self.backend.current_many(wanted[:INCLUDE_LIMIT]).values():
-            if rec.deleted:
-                continue
-            resource = fhirjson.loads(rec.body)
-            if self.in_compartment(resource, {patient_id}):  # an entry of its own page
-                continue
-            out.append(resource)  # type: ignore[arg-type]
+        out = [r for r in self._current(wanted) if not self.in_compartment(r, {patient_id})]  # else its own entry
         if access is not None:
             return [seen_ for r in out if (seen_ := access.admit(r)) is not None]
         return out
