@@ -454,15 +454,18 @@ class ScopedRepository:
         if not ids:  # the asked search still runs (its parameters are checked, its paging kept), shows nothing
             empty = self.repo.search(rtype, params, access=_Widened(self))
             return dataclasses.replace(empty, resources=[], included=[], total=0, has_next=False)
-        result = self.repo.search(rtype, [*params, ("_id", ",".join(sorted(ids)))], access=_Widened(self))
-        shown = [seen for r in result.resources if (seen := self.admit(r)) is not None]
-        return dataclasses.replace(result, resources=shown) if len(shown) != len(result.resources) else result
+        return self._widened_search(rtype, [*params, ("_id", ",".join(sorted(ids)))])
 
     def _search_by_subject(self, rtype: str, params: Sequence[tuple[str, str]], param: str) -> SearchResult:
         """A search of a type outside the R4 compartment (``subject_of``): narrowed by its own
         patient parameter to the caller's records instead, every match, include and chain still
         decided by ``admit`` in full."""
         narrowed = [*params, (param, ",".join(f"Patient/{p}" for p in sorted(self._compartment or ())))]
+        return self._widened_search(rtype, narrowed)
+
+    def _widened_search(self, rtype: str, narrowed: Sequence[tuple[str, str]]) -> SearchResult:
+        """A search already narrowed to the caller's records by its own parameters, run without the
+        compartment clause, each match then admitted in full (includes are, by ``_Widened``)."""
         result = self.repo.search(rtype, narrowed, access=_Widened(self))
         shown = [seen for r in result.resources if (seen := self.admit(r)) is not None]
         return dataclasses.replace(result, resources=shown) if len(shown) != len(result.resources) else result
@@ -549,8 +552,9 @@ class ScopedRepository:
 
 class _Widened:
     """The caller's ``Access`` without the compartment narrowing of the query (for ``subject_of``
-    types, which the query narrows by their own parameter): every resource found, included or
-    chained is still admitted in full, compartment and content, by the caller's rules."""
+    and ``referenced_by`` types, which the query narrows by their own parameter or ids): every
+    resource found, included or chained is still admitted in full, compartment and content, by the
+    caller's rules."""
 
     def __init__(self, scoped: ScopedRepository) -> None:
         self._scoped = scoped
