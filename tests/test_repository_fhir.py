@@ -17,8 +17,9 @@ LOINC = "http://loinc.org"
 MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
 
 
-# Observation.code enabled for :text, as a deployment's search parameter list would
-TEXT_PARAMS = SearchParams(definitions(), {**deployment(), "text": {"Observation": ["code"]}})
+# Observation.code enabled for :text and system| searches, as a deployment's search parameter list would
+TEXT_PARAMS = SearchParams(definitions(), {**deployment(), "text": {"Observation": ["code"]},
+                                           "system": {"Observation": ["code"]}})
 
 
 @pytest.fixture
@@ -201,14 +202,23 @@ def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store
         plain.search("Observation", [("code:text", "血红")])
     with pytest.raises(BadRequest, match="unknown search parameter 'combo-code'"):
         plain.search("Observation", [("combo-code", "718-7")])
+    with pytest.raises(BadRequest, match="Observation.code by system alone"):
+        plain.search("Observation", [("code", f"{LOINC}|")])
+    with pytest.raises(BadRequest, match="searching by system alone is not supported"):
+        plain.search("Observation", [("subject:identifier", f"{MRN}|")])
     assert sorted(ids(plain.search("Observation", [("code", "718-7")]))) == ["o1", "o2", "o4"]
+    assert sorted(ids(plain.search("Observation", [("code", f"{LOINC}|718-7")]))) == ["o1", "o2", "o4"]
+    assert ids(plain.search("Observation", [("code", "|718-7")])) == []
     rows = plain.indexer.rows(plain.read("Observation", "o1"))
     assert not [r for r in rows.strings if r[0].endswith(":text")]
+    assert not rows.systems  # no system| rows unless the list enables them
+    assert TEXT_PARAMS.system_enabled("Observation", "code") and not plain.params.system_enabled("Observation", "code")
     assert not [r for r in rows.tokens if r[0].startswith("combo-")]
     everything = FhirRepository(store, base_url=BASE, params=SearchParams(definitions()))
     assert "combo-code" in everything.params.for_type("Observation")
     for wrong, message in (({"disabled": {"Observation": ["combo-cod"]}}, "has no parameter 'combo-cod'"),
                            ({"text": {"Observation": ["date"]}}, "not a token parameter"),
+                           ({"system": {"Observation": ["subject"]}}, "system: Observation.subject is not a token"),
                            ({"enabled": {"Observaton": "*"}}, "not a supported resource type")):
         with pytest.raises(ValueError, match=message):
             SearchParams(definitions(), wrong)

@@ -47,6 +47,32 @@ CREATE TABLE ix_comp (rid INTEGER NOT NULL, pid TEXT NOT NULL, PRIMARY KEY (rid,
 """
 
 
+# layout 2, as huren wrote it before one hashed row per token: three hash rows per token in
+# ix_hash(h, rid), history holding the superseded versions only
+LAYOUT_2 = """
+CREATE TABLE fhir_resource (
+    rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, UNIQUE (type, id));
+CREATE INDEX fhir_resource_updated ON fhir_resource (type, updated);
+CREATE TABLE fhir_history (
+    type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL, body BLOB);
+CREATE UNIQUE INDEX fhir_history_version ON fhir_history (type, id, version);
+CREATE TABLE ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (h, rid)) WITHOUT ROWID;
+CREATE TABLE ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
+CREATE INDEX ix_date_lookup ON ix_date (hp, lo);
+CREATE INDEX ix_date_end ON ix_date (hp, hi);
+CREATE TABLE ix_string (rid INTEGER NOT NULL, hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL,
+    PRIMARY KEY (rid, hp, norm, raw)) WITHOUT ROWID;
+CREATE INDEX ix_string_lookup ON ix_string (hp, norm);
+CREATE TABLE ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
+    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
+CREATE INDEX ix_quantity_lookup ON ix_quantity (hp, value);
+PRAGMA user_version = 2;
+"""
+
+
 def _patient(version: int, given: str, updated: str) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": "p1", "meta": {"versionId": str(version), "lastUpdated": updated},
             "identifier": [{"system": MRN, "value": "0001"}], "name": [{"family": "张", "given": [given]}]}
@@ -109,6 +135,58 @@ def test_layout_1_is_migrated_on_open(tmp_path: Path) -> None:
     assert not reopened.fhir.legacy
     assert FhirRepository(reopened).search("Observation", [("status", "amended")]).total == 1
     reopened.close()
+
+
+def _write_layout_2(path: Path) -> None:
+    """A data directory as layout 2 left it: Patient p1 at version 2 (version 1 in history), two
+    Observations, and index rows of the old shape (stale, so a search on them would find nothing)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(LAYOUT_2)
+    old = _patient(1, "三", "2024-03-01T00:00:00.000Z")
+    conn.execute("INSERT INTO fhir_history VALUES ('Patient', 'p1', 1, ?, 0, ?)",
+                 (old["meta"]["lastUpdated"], orjson.dumps(old)))
+    rows = [_patient(2, "四", "2024-03-02T00:00:00.000Z"), _observation("o1", "2024-03-01T00:00:01.000Z"),
+            {**_observation("o2", "2024-03-01T00:00:02.000Z"), "subject": {"reference": "Group/p1"}}]
+    for rid, res in enumerate(rows, 1):
+        conn.execute("INSERT INTO fhir_resource VALUES (?, ?, ?, ?, ?, 0, ?, '{}', ?)",
+                     (rid, res["resourceType"], res["id"], int(res["meta"]["versionId"]), res["meta"]["lastUpdated"],
+                      orjson.dumps(res), (rid * 7).to_bytes(8, "little")))
+        conn.execute("INSERT INTO ix_hash VALUES (?, ?)", (rid * 7, rid))
+    conn.close()
+
+
+def test_layout_2_is_migrated_on_open(tmp_path: Path) -> None:
+    """One hashed row per token after the migration: system|code, code, |code, typed and bare
+    references and compartments all answer from the rebuilt rows; history stays as it was."""
+    path = tmp_path / "huren.db"
+    _write_layout_2(path)
+    store = SqliteStore(path)
+    assert store.fhir.legacy
+    repo = FhirRepository(store)
+    assert store.query("PRAGMA user_version")[0][0] == LAYOUT
+    assert [r[1] for r in store.query("PRAGMA table_info(ix_hash)")] == ["h", "rid", "q"]
+    assert store.query("SELECT count(*) FROM ix_hash WHERE h IN (7, 14, 21)")[0][0] == 0  # the stale rows went
+
+    def found(rtype: str, *pairs: tuple[str, str]) -> list[str]:
+        return sorted(r["id"] for r in repo.search(rtype, list(pairs)).resources)
+
+    assert found("Patient", ("identifier", f"{MRN}|0001")) == ["p1"]
+    assert found("Patient", ("identifier", "0001")) == ["p1"]
+    assert found("Patient", ("identifier", "urn:other|0001")) == []
+    assert found("Patient", ("name", "张四")) == ["p1"]
+    assert found("Observation", ("code", f"{LOINC}|718-7")) == ["o1", "o2"]
+    assert found("Observation", ("code", "|718-7")) == []
+    assert found("Observation", ("subject", "p1")) == ["o1", "o2"]  # a bare id: any target type
+    assert found("Observation", ("subject", "Patient/p1")) == ["o1"]
+    assert found("Observation", ("subject:Group", "p1")) == ["o2"]
+    assert found("Observation", ("value-quantity", "131"), ("date", "2024-03-01")) == ["o1", "o2"]
+    assert repo.everything("p1").total == 2  # the Patient and o1 (o2's subject is a Group)
+    assert [h["meta"]["versionId"] for h in repo.history("Patient", "p1")] == ["2", "1"]
+    assert repo.vread("Patient", "p1", "1")["name"][0]["given"] == ["三"]
+    repo.update({**_observation("o1", ""), "status": "amended"})  # the old rows go by the recorded keys
+    assert found("Observation", ("status", "final")) == ["o2"]
+    assert found("Observation", ("status", "amended"), ("code", f"{LOINC}|718-7")) == ["o1"]
+    store.close()
 
 
 def test_a_newer_layout_is_refused(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ FHIR date prefixes compare against. Strings are kept raw (for ``:exact``) and no
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class IndexRows:
     strings: list[tuple[str, str, str]] = field(default_factory=list)  # (param, normalised, raw)
     quantities: list[tuple[str, float, str, str]] = field(default_factory=list)  # (param, value, system, code)
     uris: list[tuple[str, str]] = field(default_factory=list)  # (param, uri)
+    systems: list[tuple[str, str]] = field(default_factory=list)  # (param, system) for ``system|`` search
     compartments: set[str] = field(default_factory=set)  # Patient ids whose compartment holds it
     sort: dict[str, Any] = field(default_factory=dict)  # param -> first value, for _sort
 
@@ -136,8 +138,7 @@ class Indexer:
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
         if plan is None:
-            plan = [(p.code, self._token_text if p.type == "token" and self.params.text_enabled(rtype, p.code)
-                     else getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
+            plan = [(p.code, self._method(rtype, p.code, p.type), p.evaluate, first_fields(p.expression))
                     for p in self.params.for_type(rtype).values() if p.code not in self.skip]
             self._plans[rtype] = plan
         return plan
@@ -192,13 +193,20 @@ class Indexer:
     def compartments(self, resource: dict[str, Any]) -> set[str]:
         return self.rows(resource).compartments
 
-    # -- one method per search parameter type ------------------------------------------------
-    def _token_text(self, rows: IndexRows, code: str, values: list[Any]) -> None:
-        """A token parameter enabled for ``:text``: its displays and text as string rows too."""
-        self._token(rows, code, values, text=True)
+    def _method(self, rtype: str, code: str, kind: str) -> Any:
+        """The indexing method of one parameter; a token parameter the deployment enables for
+        ``:text`` or for ``system|`` searches also writes those rows."""
+        method = getattr(self, "_" + kind)
+        if kind != "token":
+            return method
+        text, systems = self.params.text_enabled(rtype, code), self.params.system_enabled(rtype, code)
+        return functools.partial(method, text=text, systems=systems) if text or systems else method
 
-    def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False) -> None:
+    # -- one method per search parameter type ------------------------------------------------
+    def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False,
+               systems: bool = False) -> None:
         out = rows.tokens
+        start = len(out)
         texts: list[str] = []
         for v in values:
             if isinstance(v, str):
@@ -233,6 +241,8 @@ class Indexer:
         if text:
             for display in texts:
                 rows.strings.append((code + ":text", normalise(display), display))
+        if systems:
+            rows.systems.extend(sorted({(code, t[1]) for t in out[start:] if t[1]}))
 
     def _reference(self, rows: IndexRows, code: str, values: list[Any]) -> None:
         for v in values:

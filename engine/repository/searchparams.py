@@ -4,7 +4,8 @@ That file is extracted from the official R4 SearchParameter resources by
 ``conformance/searchparams/extract.py``; here it is loaded once per process (immutable) and each
 parameter's FHIRPath expression is compiled into a function the indexer calls on every write.
 ``conformance/searchparams/enabled.yaml`` says which of them the deployment indexes and answers
-(and which token parameters get ``:text`` rows): an index no query uses is never written.
+(and which token parameters get ``:text`` rows, and which answer ``system|``, any code of a
+system): an index no query uses is never written.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class SearchParams:
 
     def __init__(self, data: dict[str, Any], enabled: dict[str, Any] | None = None) -> None:
         """``enabled``: the deployment's choice (the shape of ``enabled.yaml``); None enables
-        every parameter, without ``:text`` rows."""
+        every parameter, without ``:text`` or ``system|`` rows."""
         enabled = enabled or {}
         _check_deployment(data, enabled)
         choose = enabled.get("enabled") or {"*": "*"}
@@ -70,6 +71,8 @@ class SearchParams:
         self._common = {code: p for code, p in common.items() if keep("*", code)}
         self.text: frozenset[tuple[str, str]] = frozenset(
             (rtype, code) for rtype, codes in (enabled.get("text") or {}).items() for code in codes or ())
+        self.system: frozenset[tuple[str, str]] = frozenset(
+            (rtype, code) for rtype, codes in (enabled.get("system") or {}).items() for code in codes or ())
         self.resource_types: frozenset[str] = frozenset(data.get("resource_types") or self._by_type)
         self.compartment: dict[str, tuple[str, ...]] = {
             t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
@@ -101,11 +104,16 @@ class SearchParams:
         """Are the displays and text of this token parameter indexed for ``:text``?"""
         return (resource_type, code) in self.text
 
+    def system_enabled(self, resource_type: str, code: str) -> bool:
+        """Does this token parameter answer ``system|`` (any code of a system)? Each coded value
+        then costs one more index row, so only parameters a deployment searches that way."""
+        return (resource_type, code) in self.system
+
 
 def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:
     """A type or parameter the list names must exist (a typo would silently index nothing),
-    and ``text`` names token parameters only."""
-    for section in ("enabled", "disabled", "text"):
+    and ``text`` and ``system`` name token parameters only."""
+    for section in ("enabled", "disabled", "text", "system"):
         for rtype, codes in (enabled.get(section) or {}).items():
             if rtype == "*" and section == "enabled":
                 continue
@@ -117,8 +125,8 @@ def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:
             for code in codes or ():
                 if code not in defs:
                     raise ValueError(f"search parameter list, {section}: {rtype} has no parameter {code!r}")
-                if section == "text" and defs[code]["type"] != "token":
-                    raise ValueError(f"search parameter list, text: {rtype}.{code} is not a token parameter")
+                if section in ("text", "system") and defs[code]["type"] != "token":
+                    raise ValueError(f"search parameter list, {section}: {rtype}.{code} is not a token parameter")
 
 
 def definitions() -> dict[str, Any]:

@@ -1,20 +1,25 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 2, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 3, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys)`` — the
   current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value
-  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the resource's ``ix_hash``
-  keys (packed int64), so an update deletes exactly its old rows without a second B-tree.
+  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the distinct ``h`` of the
+  resource's ``ix_hash`` rows (packed int64), so an update deletes exactly its old rows by
+  primary-key prefix ``(h, rid)``, without a second B-tree keyed by ``rid``.
 * ``fhir_history(type, id, version, ...)`` — the superseded versions only: a first version is
   written once (vread and ``_history`` read the current row for the current version), and the
   current row is copied here when a later version replaces it.
-* ``ix_hash(h, rid)`` — equality indexes as one 64-bit hash per row, in one B-tree (``WITHOUT
-  ROWID`` primary key ``(h, rid)``), the way HAPI FHIR's JPA server hashes (type, parameter,
-  system, value) into ``HASH_SYS_AND_VALUE``: tokens (``system|code`` plus the "any system" and
-  "any code" forms), references (``Type/id``; a bare id expands to the parameter's target
-  types at query time), URIs and Patient compartment membership. A lookup is one range scan, a
-  correlated check one primary-key probe.
+* ``ix_hash(h, rid, q)`` — equality indexes as one row per indexed value in one B-tree (``WITHOUT
+  ROWID`` primary key ``(h, rid, q)``), hashed the way HAPI FHIR's JPA server hashes its token
+  rows (``HASH_VALUE``, ``HASH_SYS_AND_VALUE``): ``h`` is a 64-bit hash of (type, parameter,
+  value) and ``q`` one of the value's qualifier — a token's system, a reference's target type —
+  so ``code=718-7`` is one range scan on ``h``, ``code=http://loinc.org|718-7`` the same range
+  narrowed by ``q``, and a correlated check one primary-key probe. One row per token where the
+  earlier layout wrote three (``system|code``, ``*|code``, ``system|*``): a ``system|`` search
+  (any code of a system) is answered only for the token parameters the deployment's list
+  enables it for, which get one more row per coded value (``q`` 0). References (a bare id is
+  any target type), URIs and Patient compartment membership are rows of the same table.
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
   ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
   deletes, with one lookup index ``(hp, value)`` each; ``ix_date`` has two, ``(hp, lo)`` and
@@ -29,9 +34,10 @@ A query starts from its most selective clause (``query.selectivity``), forced wi
 ``CROSS JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
 clauses with ``EXISTS`` probes on the ``rid``-keyed tables.
 
-A data directory written by the earlier layout (wide ``ix_*`` rows, every version in
-``fhir_history``) is migrated when the repository binds to the store: the index is rebuilt from
-the stored bodies and the history copies of current versions are dropped, in one transaction.
+A data directory written by an earlier layout (1: wide ``ix_*`` rows, every version in
+``fhir_history``; 2: three hash rows per token) is migrated when the repository binds to the
+store: the index is rebuilt from the stored bodies and the history copies of current versions
+are dropped, in one transaction.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 2  # PRAGMA user_version of the layout below
+LAYOUT = 3  # PRAGMA user_version of the layout below
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
@@ -81,7 +87,8 @@ CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
     deleted INTEGER NOT NULL, body BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
-CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (h, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, q INTEGER NOT NULL,
+    PRIMARY KEY (h, rid, q)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
     PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (hp, lo);
@@ -94,14 +101,15 @@ CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NUL
 CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
 """
 
-# the tables and indexes of layout 1, dropped by the migration (their rows are rebuilt)
+# the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
 _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_token", "DROP TABLE IF EXISTS ix_ref",
+           "DROP TABLE IF EXISTS ix_hash",
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
 _RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
-ANY = "\x00"  # "any system" / "any code": never part of a stored value
+NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, compartments, system-only)
 _SEP = "\x1f"
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
 
@@ -120,12 +128,22 @@ def h64(key: str) -> int:
                           "little", signed=True)
 
 
-def token_hash(rtype: str, param: str, system: str, code: str) -> int:
-    return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{system}{_SEP}{code}")
+def token_hash(rtype: str, param: str, code: str) -> int:
+    return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{code}")
 
 
-def ref_hash(rtype: str, param: str, target_type: str, target: str) -> int:
-    return h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{target_type}{_SEP}{target}")
+def qualifier_hash(qualifier: str) -> int:
+    """``q`` of a token's system or a reference's target type ("" for none: ``|code``, a URL)."""
+    return h64(f"q{_SEP}{qualifier}")
+
+
+def system_hash(rtype: str, param: str, system: str) -> int:
+    """The row of a coded value's system alone (``system|``), for the parameters that enable it."""
+    return h64(f"s{_SEP}{rtype}{_SEP}{param}{_SEP}{system}")
+
+
+def ref_hash(rtype: str, param: str, target: str) -> int:
+    return h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{target}")
 
 
 def uri_hash(rtype: str, param: str, uri: str) -> int:
@@ -141,37 +159,39 @@ def param_hash(rtype: str, param: str) -> int:
 
 
 @lru_cache(maxsize=1 << 16)
-def _token_keys(rtype: str, param: str, system: str, code: str) -> tuple[int, ...]:
-    """A token's keys: ``system|code``, and with a system also ``*|code`` and ``system|*``.
-
-    Cached as a whole: a feed's tokens repeat (its codes, categories, statuses), and one lookup
-    replaces building and hashing three key strings."""
-    if not system:
-        return (token_hash(rtype, param, system, code),)
-    return (token_hash(rtype, param, system, code), token_hash(rtype, param, ANY, code),
-            token_hash(rtype, param, system, ANY))
+def _token_key(rtype: str, param: str, system: str, code: str) -> tuple[int, int]:
+    """Cached: a feed's tokens repeat (its codes, categories, statuses)."""
+    return token_hash(rtype, param, code), qualifier_hash(system)
 
 
-def hash_keys(rtype: str, rows: IndexRows) -> set[int]:
-    """The ``ix_hash`` keys of one resource: each token under ``system|code``, ``*|code`` and
-    ``system|*``, each reference, URI and compartment once."""
-    keys: set[int] = set()
+@lru_cache(maxsize=1 << 16)
+def _ref_key(rtype: str, param: str, target_type: str, target: str) -> tuple[int, int]:
+    """Cached: a message's resources point at the same Patient, order and specimen many times."""
+    return ref_hash(rtype, param, target), qualifier_hash(target_type)
+
+
+def hash_keys(rtype: str, rows: IndexRows) -> set[tuple[int, int]]:
+    """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference, URI and
+    compartment, and one per system of the parameters enabled for ``system|`` searches."""
+    keys: set[tuple[int, int]] = set()
     add = keys.add
-    update = keys.update
     for p, s, c in rows.tokens:
-        update(_token_keys(rtype, p, s, c))
+        add(_token_key(rtype, p, s, c))
     for p, rt, target in rows.refs:
-        add(ref_hash(rtype, p, rt, target))
+        add(_ref_key(rtype, p, rt, target))
     for p, uri in rows.uris:
-        add(uri_hash(rtype, p, uri))
+        add((uri_hash(rtype, p, uri), NO_QUALIFIER))
+    for p, system in rows.systems:
+        add((system_hash(rtype, p, system), NO_QUALIFIER))
     for pid in rows.compartments:
-        add(compartment_hash(pid))
+        add((compartment_hash(pid), NO_QUALIFIER))
     return keys
 
 
-def _pack(keys: Iterable[int]) -> bytes:
-    keys = list(keys)
-    return struct.pack(f"<{len(keys)}q", *keys)
+def _pack(keys: Iterable[tuple[int, int]]) -> bytes:
+    """The distinct ``h`` of a resource's rows (a code in two systems is one ``h``, two rows)."""
+    hashes = {h for h, _q in keys}
+    return struct.pack(f"<{len(hashes)}q", *hashes)
 
 
 def _unpack(blob: bytes | None) -> tuple[int, ...]:
@@ -223,11 +243,10 @@ class SqliteFhirBackend:
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
-        self._params: SearchParams | None = None
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ix_token'").fetchone() is not None
+            old = conn.execute("SELECT 1 FROM sqlite_master WHERE name IN ('ix_token', 'ix_hash')").fetchone() is not None
             if version > LAYOUT:
                 raise LayoutError(f"{store.path}: FHIR storage layout {version} was written by a newer huren "
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
@@ -243,9 +262,8 @@ class SqliteFhirBackend:
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
-        """Called by the repository: reference targets for bare-id searches, and the indexer
-        that rebuilds the index of a data directory written by the earlier layout."""
-        self._params = params
+        """Called by the repository with the indexer that rebuilds the index of a data directory
+        written by an earlier layout (``params`` is part of the backend interface)."""
         if self.legacy:
             self._migrate(indexer)
 
@@ -342,8 +360,8 @@ class SqliteFhirBackend:
 
     @staticmethod
     def _collect(tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
-                 keys: Iterable[int]) -> None:
-        tables["ix_hash"].extend((k, rid) for k in keys)
+                 keys: Iterable[tuple[int, int]]) -> None:
+        tables["ix_hash"].extend((h, rid, q) for h, q in keys)
         if rows.dates:
             tables["ix_date"].extend((rid, param_hash(rtype, p), lo, hi) for p, lo, hi in rows.dates)
         if rows.strings:
@@ -380,7 +398,7 @@ class SqliteFhirBackend:
             for rec, rows, previous in items:
                 if rows is not None:
                     sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
-                    keys: Iterable[int] = hash_keys(rec.type, rows)
+                    keys: Iterable[tuple[int, int]] = hash_keys(rec.type, rows)
                 else:
                     sortkeys, keys = None, ()
                 blob = _pack(keys)
@@ -439,40 +457,30 @@ class SqliteFhirBackend:
             return found
 
     # -- queries --------------------------------------------------------------------------------
-    def _targets(self, rtype: str, param: str) -> Sequence[str]:
-        if self._params is None:
-            from engine.repository.searchparams import load
-
-            self._params = load()
-        definition = self._params.get(rtype, param)
-        return (definition.target if definition is not None and definition.target
-                else sorted(self._params.resource_types))
-
-    def _hashes(self, cond: Cond, rtype: str | None) -> list[int]:
+    @staticmethod
+    def _key(cond: TokenCond | RefCond | UriCond, rtype: str | None) -> tuple[int, int | None]:
+        """``(h, q)`` of an equality condition; ``q`` None when any qualifier matches (a code in
+        any system, a bare id of any target type)."""
         if rtype is None:
             raise ValueError(f"{cond} needs a resource type")
         if isinstance(cond, TokenCond):
-            p, s, c = cond.param, cond.system, cond.code
-            if c is None:
-                return [token_hash(rtype, p, s or "", ANY)]
-            if s is None:
-                return [token_hash(rtype, p, ANY, c), token_hash(rtype, p, "", c)]
-            return [token_hash(rtype, p, s, c)]
+            if cond.code is None:  # system|: rows only where enabled (the parser refuses it elsewhere)
+                return system_hash(rtype, cond.param, cond.system or ""), None
+            return (token_hash(rtype, cond.param, cond.code),
+                    None if cond.system is None else qualifier_hash(cond.system))
         if isinstance(cond, RefCond):
-            if cond.rtype is None:
-                return [ref_hash(rtype, cond.param, t, cond.rid) for t in (*self._targets(rtype, cond.param), "")]
-            return [ref_hash(rtype, cond.param, cond.rtype, cond.rid)]
-        assert isinstance(cond, UriCond)
-        return [uri_hash(rtype, cond.param, cond.uri)]
+            return (ref_hash(rtype, cond.param, cond.rid),
+                    None if cond.rtype is None else qualifier_hash(cond.rtype))
+        return uri_hash(rtype, cond.param, cond.uri), None
 
     def _cond(self, cond: Cond, a: str, rtype: str | None) -> tuple[str, str, list[Any]]:
         """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
         answered from the resource row itself."""
         if isinstance(cond, (TokenCond, RefCond, UriCond)):
-            hashes = self._hashes(cond, rtype)
-            if len(hashes) == 1:
-                return "ix_hash", f"{a}.h = ?", hashes
-            return "ix_hash", f"{a}.h IN ({','.join('?' * len(hashes))})", hashes
+            h, q = self._key(cond, rtype)
+            if q is None:
+                return "ix_hash", f"{a}.h = ?", [h]
+            return "ix_hash", f"{a}.h = ? AND {a}.q = ?", [h, q]
         if isinstance(cond, ExistsCond):
             if cond.param in UNINDEXED:
                 return "fhir_resource", "1", []
