@@ -134,6 +134,7 @@ class Indexer:
         self.skip = skip | {"_id"}
         self._plans: dict[str, list[tuple[str, Any, Any, frozenset[str] | None]]] = {}
         self._triggers: dict[str, tuple[list[Any], tuple[int, ...], dict[str, tuple[int, ...]]]] = {}
+        self._chosen: dict[tuple[Any, ...], tuple[tuple[str, Any, Any], ...]] = {}
 
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
@@ -162,22 +163,36 @@ class Indexer:
             self._triggers[rtype] = trig
         return trig
 
-    def rows(self, resource: dict[str, Any]) -> IndexRows:
-        rtype = resource["resourceType"]
-        rows = IndexRows()
+    def _choose(self, rtype: str, resource: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+        """The plan entries a resource's keys trigger, in plan order; cached by the keys (a feed's
+        resources of one type share their shape, so this is one dict lookup per resource)."""
+        bookkeeping = _bookkeeping_only(resource.get("meta"))
+        shape = (rtype, bookkeeping, *resource)
+        chosen = self._chosen.get(shape)
+        if chosen is not None:
+            return chosen
         plan, always, by_key = self._trigger(rtype)
-        chosen = set(always)
+        picked = set(always)
         for key in resource:
             hit = by_key.get(key)
             if hit is not None:
-                if key == "meta" and _bookkeeping_only(resource["meta"]):
+                if key == "meta" and bookkeeping:
                     hit = tuple(i for i in hit if plan[i][0] == "_lastUpdated")  # no tag, profile, ...
-                chosen.update(hit)
+                picked.update(hit)
             stem = _choice_stem(key)  # choice elements: effectiveDateTime is there for "effective"
             if stem is not None and (hit := by_key.get(stem)) is not None:
-                chosen.update(hit)
-        for i in sorted(chosen):  # plan order: the rows come out as a full evaluation gives them
-            code, index, evaluate, _roots = plan[i]
+                picked.update(hit)
+        # plan order: the rows come out as a full evaluation gives them
+        chosen = tuple((plan[i][0], plan[i][1], plan[i][2]) for i in sorted(picked))
+        if len(self._chosen) >= 4096:  # shapes are few; an odd feed must not grow this forever
+            self._chosen.clear()
+        self._chosen[shape] = chosen
+        return chosen
+
+    def rows(self, resource: dict[str, Any]) -> IndexRows:
+        rtype = resource["resourceType"]
+        rows = IndexRows()
+        for code, index, evaluate in self._choose(rtype, resource):
             values = evaluate(resource)
             if values:
                 index(rows, code, values)
@@ -281,6 +296,9 @@ class Indexer:
                 rows.sort[code] = lo
 
     def _string(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        """One row per distinct text of the parameter: a name's text and its family + given are
+        often the same (``张三``), and each row is an index insert."""
+        seen: set[str] = set()
         for v in values:
             parts: list[str] = []
             if isinstance(v, str):
@@ -295,6 +313,9 @@ class Indexer:
                     given = "".join(x for x in v["given"] if isinstance(x, str))
                     parts.append(v["family"] + given)  # 张三: family + given without a space
             for part in parts:
+                if part in seen:
+                    continue
+                seen.add(part)
                 rows.strings.append((code, normalise(part), part))
                 if code not in rows.sort:
                     rows.sort[code] = normalise(part)
