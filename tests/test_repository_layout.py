@@ -251,3 +251,68 @@ def test_a_layout_2_store_gets_the_date_end_index_on_open(tmp_path: Path, caplog
     repo = FhirRepository(store)
     assert [r["id"] for r in repo.search("Encounter", [("date", "ge2024-03-05")]).resources] == ["e1"]
     store.close()
+
+
+def test_mongodb_documents_of_the_earlier_layout_are_reindexed(caplog: pytest.LogCaptureFixture) -> None:
+    """Documents written with three token keys per value and every version in history (the
+    earlier MongoDB layout) answer the same searches, versions and history after the bind."""
+    import mongomock
+
+    from engine.repository.mongo_store import MongoStore
+
+    client = mongomock.MongoClient()
+    db = client["huren"]
+    sep = "\x1f"
+    p1, p2 = _patient(1, "三", "2024-03-01T00:00:00.000Z"), _patient(2, "四", "2024-03-02T00:00:00.000Z")
+    o1 = _observation("o1", "2024-03-01T00:00:01.000Z")
+    for res in (p1, p2, o1):
+        key = f"{res['resourceType']}/{res['id']}"
+        version = int(res["meta"]["versionId"])
+        db["fhir_history"].insert_one({"_id": f"{key}/{version}", "type": res["resourceType"], "id": res["id"],
+                                       "version": version, "updated": res["meta"]["lastUpdated"], "deleted": False,
+                                       "body": orjson.dumps(res)})
+    for res, tok in ((p2, [f"identifier{sep}{MRN}{sep}0001", f"identifier{sep}*{sep}0001"]),
+                     (o1, [f"code{sep}{LOINC}{sep}718-7", f"code{sep}*{sep}718-7", f"code{sep}{LOINC}{sep}*"])):
+        db["fhir_current"].insert_one({
+            "_id": f"{res['resourceType']}/{res['id']}", "type": res["resourceType"], "id": res["id"],
+            "version": int(res["meta"]["versionId"]), "updated": res["meta"]["lastUpdated"], "deleted": False,
+            "body": orjson.dumps(res), "tok": tok, "ref": [], "comp": [], "has": [], "srt": {}})
+    store = MongoStore(client, "huren")
+    with caplog.at_level("WARNING", logger="huren.repository"):
+        repo = FhirRepository(store)
+    assert "rebuilding the FHIR index keys" in caplog.text
+    assert db["fhir_meta"].find_one({"_id": "layout"})["version"] == 2
+
+    def found(rtype: str, *pairs: tuple[str, str]) -> list[str]:
+        return sorted(r["id"] for r in repo.search(rtype, list(pairs)).resources)
+
+    assert found("Patient", ("identifier", f"{MRN}|0001")) == found("Patient", ("identifier", "0001")) == ["p1"]
+    assert found("Observation", ("code", f"{LOINC}|718-7"), ("subject", "p1")) == ["o1"]
+    assert found("Observation", ("subject", "Patient/p1"), ("value-quantity", "131")) == ["o1"]
+    assert repo.everything("p1").total == 2
+    assert [h["meta"]["versionId"] for h in repo.history("Patient", "p1")] == ["2", "1"]  # no version twice
+    assert repo.vread("Patient", "p1", "2")["name"][0]["given"] == ["四"]
+    repo.update({**_observation("o1", ""), "status": "amended"})  # version 2: version 1 stays in history
+    assert [h["meta"]["versionId"] for h in repo.history("Observation", "o1")] == ["2", "1"]
+    assert found("Observation", ("status", "amended")) == ["o1"] and found("Observation", ("status", "final")) == []
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="huren.repository"):
+        FhirRepository(store)  # marked: nothing rebuilt again
+    assert "rebuilding" not in caplog.text
+
+
+def test_mongodb_history_holds_superseded_versions_only() -> None:
+    import mongomock
+
+    from engine.repository.mongo_store import MongoStore
+
+    store = MongoStore(mongomock.MongoClient(), "huren")
+    repo = FhirRepository(store)
+    repo.update(_observation("o1", ""))
+    assert store.db["fhir_history"].count_documents({}) == 0  # a first version is written once
+    assert repo.vread("Observation", "o1", "1")["status"] == "final"
+    repo.update({**_observation("o1", ""), "status": "amended"})
+    repo.delete("Observation", "o1")
+    assert sorted(d["version"] for d in store.db["fhir_history"].find()) == [1, 2]
+    assert [(v.version, v.deleted) for v in repo.versions("Observation", "o1")] == [(3, True), (2, False), (1, False)]
+    assert repo.vread("Observation", "o1", "2")["status"] == "amended"

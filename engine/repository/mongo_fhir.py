@@ -1,22 +1,33 @@
 """FHIR storage on MongoDB: ``fhir_current`` (one document per resource, index values embedded)
-and ``fhir_history`` (every version).
+and ``fhir_history`` (the superseded versions).
 
 Index values live in arrays inside the current document so one multikey index answers each
-parameter kind: tokens and references as compact keys (``param␟system␟code``, with ``*`` for
-"any system" / "any code" / "any type", so ``code=718-7``, ``code=http://loinc.org|718-7`` and
-``subject=123`` are all single-key lookups), dates, strings and quantities as small subdocuments
-matched with ``$elemMatch``. ``srt`` holds one value per parameter for ``_sort``; the compound
-index ``(type, ref, srt.date)`` serves "latest result of this patient" directly.
+parameter kind: tokens and references as one compact key per value, ordered from the most to
+the least selective part (``param␟code␟system``, ``param␟id␟type``), so ``code=http://loinc.org|718-7``
+and ``subject=Patient/123`` are exact key lookups and ``code=718-7`` or ``subject=123`` (any
+system, any type) an anchored prefix match: one range of the same index, where the earlier
+documents held two or three keys per value. ``sys`` holds ``param␟system`` only for the token
+parameters the deployment enables ``system|`` searches on. Dates, strings and quantities are
+small subdocuments matched with ``$elemMatch``. ``srt`` holds one value per parameter for
+``_sort``; the compound index ``(type, ref, srt.date)`` serves "latest result of this patient".
+
+A first version is written once, to ``fhir_current``; the version it replaces is copied to
+``fhir_history`` when a later one arrives. Documents written before (every version in history,
+the current one too) read the same: ``history`` merges both collections by version. Their index
+keys (layout 1: ``param␟system␟code`` plus ``*`` forms) are rebuilt from the stored bodies when
+the repository binds to the store, once (``fhir_meta`` records the layout).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pymongo
 
+from engine import fhirjson
 from engine.repository.indexing import IndexRows
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -35,30 +46,39 @@ from engine.repository.query import (
 )
 
 if TYPE_CHECKING:
+    from engine.repository.indexing import Indexer
     from engine.repository.mongo_store import MongoStore
+    from engine.repository.searchparams import SearchParams
+
+log = logging.getLogger("huren.repository")
+LAYOUT = 2  # fhir_meta "layout": one key per token / reference value, history of superseded versions
 
 SEP = "\x1f"
 _MONGO_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _FIELDS = {"_id": 0, "type": 1, "id": 1, "version": 1, "updated": 1, "deleted": 1, "body": 1}
 
 
-def _token_keys(p: str, s: str, c: str) -> list[str]:
-    return [f"{p}{SEP}{s}{SEP}{c}", f"{p}{SEP}*{SEP}{c}", f"{p}{SEP}{s}{SEP}*"]
+def _key(param: str, value: str, qualifier: str | None) -> str:
+    return f"{param}{SEP}{value}{SEP}{qualifier}"
+
+
+def _match(param: str, value: str, qualifier: str | None) -> Any:
+    """An exact key, or (qualifier None: any system / any type) an anchored prefix of the key,
+    which MongoDB answers as one range of the multikey index."""
+    if qualifier is not None:
+        return _key(param, value, qualifier)
+    return {"$regex": "^" + re.escape(f"{param}{SEP}{value}{SEP}")}
 
 
 def _doc_indexes(rows: IndexRows) -> dict[str, Any]:
-    tok: set[str] = set()
-    for p, s, c in rows.tokens:
-        tok.update(_token_keys(p, s, c))
-    ref: set[str] = set()
-    for p, rt, rid in rows.refs:
-        ref.add(f"{p}{SEP}{rt}{SEP}{rid}")
-        ref.add(f"{p}{SEP}*{SEP}{rid}")
+    tok = {_key(p, c, s) for p, s, c in rows.tokens}
+    ref = {_key(p, rid, rt) for p, rt, rid in rows.refs}
     has = {r[0] for r in rows.tokens} | {r[0] for r in rows.refs} | {r[0] for r in rows.dates}
     has |= {r[0] for r in rows.strings} | {r[0] for r in rows.quantities} | {r[0] for r in rows.uris}
     return {
         "tok": sorted(tok),
         "ref": sorted(ref),
+        "sys": sorted({f"{p}{SEP}{s}" for p, s in rows.systems}),
         "dt": [{"p": p, "lo": lo, "hi": hi} for p, lo, hi in rows.dates],
         "st": [{"p": p, "n": n, "r": r} for p, n, r in rows.strings],
         "qt": [{"p": p, "v": v, "s": s, "c": c} for p, v, s, c in rows.quantities],
@@ -71,12 +91,11 @@ def _doc_indexes(rows: IndexRows) -> dict[str, Any]:
 
 def _cond(cond: Cond) -> dict[str, Any]:
     if isinstance(cond, TokenCond):
-        system = "*" if cond.system is None else cond.system
-        code = "*" if cond.code is None else cond.code
-        return {"tok": f"{cond.param}{SEP}{system}{SEP}{code}"}
+        if cond.code is None:  # system|: only where enabled (the parser refuses it elsewhere)
+            return {"sys": f"{cond.param}{SEP}{cond.system or ''}"}
+        return {"tok": _match(cond.param, cond.code, cond.system)}
     if isinstance(cond, RefCond):
-        rtype = "*" if cond.rtype is None else cond.rtype
-        return {"ref": f"{cond.param}{SEP}{rtype}{SEP}{cond.rid}"}
+        return {"ref": _match(cond.param, cond.rid, cond.rtype)}
     if isinstance(cond, DateCond):
         match: dict[str, Any] = {"p": cond.param}
         for col, op, value in date_bounds(cond):
@@ -135,6 +154,7 @@ class MongoFhirBackend:
         self.history_coll = store.db["fhir_history"]
         for keys in (
             [("type", 1), ("tok", 1)],
+            [("type", 1), ("sys", 1)],
             [("type", 1), ("ref", 1), ("srt.date", 1)],
             [("type", 1), ("dt.p", 1), ("dt.lo", 1)],
             [("type", 1), ("dt.p", 1), ("dt.hi", 1)],  # ge/gt/eb bound the end of the range
@@ -147,6 +167,24 @@ class MongoFhirBackend:
         ):
             self.current_coll.create_index(keys)
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
+        self.meta_coll = store.db["fhir_meta"]
+
+    def bind(self, params: SearchParams, indexer: Indexer) -> None:
+        """Called by the repository: documents indexed by an earlier layout get their index keys
+        rebuilt from the stored bodies (once; a new database is simply marked)."""
+        kw = self.store.kw()
+        marker = self.meta_coll.find_one({"_id": "layout"}, **kw)
+        if marker is not None and marker.get("version", 0) >= LAYOUT:
+            return
+        if self.current_coll.find_one({}, {"_id": 1}, **kw) is not None:
+            log.warning("MongoDB: rebuilding the FHIR index keys for layout %d (once)", LAYOUT)
+            done = 0
+            for doc in self.current_coll.find({"deleted": False}, {"_id": 1, "body": 1}, **kw):
+                rows = indexer.rows(fhirjson.loads(doc["body"]))
+                self.current_coll.update_one({"_id": doc["_id"]}, {"$set": _doc_indexes(rows)}, **kw)
+                done += 1
+            log.warning("MongoDB: FHIR index keys rebuilt for %d resources", done)
+        self.meta_coll.replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT}, upsert=True, **kw)
 
     @staticmethod
     def _rec(doc: dict[str, Any]) -> StoredResource:
@@ -167,12 +205,17 @@ class MongoFhirBackend:
         return out
 
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None:
-        doc = self.history_coll.find_one({"_id": f"{rtype}/{rid}/{version}"}, **self.store.kw())
+        doc = self.current_coll.find_one({"_id": f"{rtype}/{rid}", "version": version}, _FIELDS, **self.store.kw())
+        if doc is None:
+            doc = self.history_coll.find_one({"_id": f"{rtype}/{rid}/{version}"}, **self.store.kw())
         return self._rec(doc) if doc else None
 
     def history(self, rtype: str, rid: str) -> list[StoredResource]:
-        cursor = self.history_coll.find({"type": rtype, "id": rid}, **self.store.kw()).sort("version", pymongo.DESCENDING)
-        return [self._rec(d) for d in cursor]
+        docs = {d["version"]: d for d in self.history_coll.find({"type": rtype, "id": rid}, **self.store.kw())}
+        current = self.current_coll.find_one({"_id": f"{rtype}/{rid}"}, _FIELDS, **self.store.kw())
+        if current is not None:
+            docs[current["version"]] = current
+        return [self._rec(docs[v]) for v in sorted(docs, reverse=True)]
 
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
         key = f"{rec.type}/{rec.id}"
@@ -180,11 +223,13 @@ class MongoFhirBackend:
                                "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
         if rows is not None:
             doc.update(_doc_indexes(rows))
-        hist = {"_id": f"{key}/{rec.version}", "type": rec.type, "id": rec.id, "version": rec.version,
-                "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
         with self.store.transaction():
+            if previous is not None:  # the replaced version becomes history (upsert: older data has it)
+                hist = {"_id": f"{key}/{previous.version}", "type": previous.type, "id": previous.id,
+                        "version": previous.version, "updated": previous.updated, "deleted": previous.deleted,
+                        "body": previous.body}
+                self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
             self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
-            self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
         rec.key = key
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
