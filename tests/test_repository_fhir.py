@@ -194,6 +194,33 @@ def test_bare_ids_system_only_and_no_system_tokens(repo: FhirRepository) -> None
         repo.search("Observation", [("code", "|")])
 
 
+def test_narrowed_references_answer_as_before(repo: FhirRepository) -> None:
+    """``patient`` (``subject`` of type Patient) is kept once, under ``subject``: every form of a
+    ``patient`` search, its chain, ``_include``, ``_revinclude``, ``:missing`` and the Patient
+    compartment answer as if it had rows of its own."""
+    _seed(repo)
+    repo.update(observation("g-obs", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/p1"}))
+    other = "http://other.example/fhir/Patient/9"
+    repo.update(observation("u-obs", "x", "718-7", "2024-03-01", 1.0, subject={"reference": other}))
+    repo.update({"resourceType": "Provenance", "id": "prov2", "target": [{"reference": "Patient/p2"}],
+                 "recorded": "2024-03-01T09:00:00Z", "agent": [{"who": {"reference": "Organization/org-a"}}]})
+    assert sorted(ids(repo.search("Observation", [("patient", "p1")]))) == ["o1", "o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("patient", "Patient/p1")]))) == ["o1", "o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("patient:Patient", "p1")]))) == ["o1", "o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("patient", "p1,p2"), ("code", "718-7")]))) == ["o1", "o2", "o4"]
+    assert ids(repo.search("Observation", [("patient", other)])) == ["u-obs"]
+    assert ids(repo.search("Observation", [("subject", "Group/p1")])) == ["g-obs"]
+    assert sorted(ids(repo.search("Observation", [("patient:missing", "true")]))) == ["g-obs"]
+    assert ids(repo.search("Observation", [("patient.identifier", f"{MRN}|0002")])) == ["o4"]
+    assert ids(repo.search("Provenance", [("patient", "p2")])) == ["prov2"]
+    assert ids(repo.search("Provenance", [("patient", "Patient/p2"), ("target", "Patient/p2")])) == ["prov2"]
+    page = repo.search("Patient", [("_id", "p2"), ("_revinclude", "Observation:patient")])
+    assert [r["id"] for r in page.included] == ["o4"]
+    page = repo.search("Observation", [("_id", "o4"), ("_include", "Observation:patient")])
+    assert [r["id"] for r in page.included] == ["p2"]
+    assert sorted(r["id"] for r in repo.everything("p2").resources) == ["o4", "p2", "prov2"]
+
+
 def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store) -> None:
     """Only enabled parameters are indexed and searchable; :text only where enabled."""
     plain = FhirRepository(store, base_url=BASE)  # the shipped list: no :text, no Observation combo-*

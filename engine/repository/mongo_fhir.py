@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pymongo
@@ -43,6 +43,7 @@ from engine.repository.query import (
     TokenCond,
     UriCond,
     date_bounds,
+    widen,
 )
 
 if TYPE_CHECKING:
@@ -70,9 +71,14 @@ def _match(param: str, value: str, qualifier: str | None) -> Any:
     return {"$regex": "^" + re.escape(f"{param}{SEP}{value}{SEP}")}
 
 
-def _doc_indexes(rows: IndexRows) -> dict[str, Any]:
+_NONE: Mapping[str, tuple[str, str]] = {}
+
+
+def _doc_indexes(rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> dict[str, Any]:
+    """The index fields of a document; a ``narrowed`` parameter's references to its type are the
+    wider parameter's keys already (``query.widen``)."""
     tok = {_key(p, c, s) for p, s, c in rows.tokens}
-    ref = {_key(p, rid, rt) for p, rt, rid in rows.refs}
+    ref = {_key(p, rid, rt) for p, rt, rid in rows.refs if not (p in narrowed and narrowed[p][1] == rt)}
     has = {r[0] for r in rows.tokens} | {r[0] for r in rows.refs} | {r[0] for r in rows.dates}
     has |= {r[0] for r in rows.strings} | {r[0] for r in rows.quantities} | {r[0] for r in rows.uris}
     return {
@@ -128,8 +134,8 @@ def _cond(cond: Cond) -> dict[str, Any]:
     raise TypeError(cond)
 
 
-def _clause(clause: Clause) -> dict[str, Any]:
-    alts = [_cond(c) for c in clause.alternatives]
+def _clause(clause: Clause, narrowed: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    alts = [_cond(c) for c in widen(clause, narrowed)]
     if not alts:
         expr: dict[str, Any] = {"_id": {"$in": []}}
     elif len(alts) == 1:
@@ -168,10 +174,16 @@ class MongoFhirBackend:
             self.current_coll.create_index(keys)
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
         self.meta_coll = store.db["fhir_meta"]
+        self._params: SearchParams | None = None
+
+    def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
+        return self._params.narrowed(rtype) if self._params is not None and rtype else _NONE
 
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
         """Called by the repository: documents indexed by an earlier layout get their index keys
-        rebuilt from the stored bodies (once; a new database is simply marked)."""
+        rebuilt from the stored bodies (once; a new database is simply marked). ``params`` say
+        which narrowed references are kept once."""
+        self._params = params
         kw = self.store.kw()
         marker = self.meta_coll.find_one({"_id": "layout"}, **kw)
         if marker is not None and marker.get("version", 0) >= LAYOUT:
@@ -181,7 +193,8 @@ class MongoFhirBackend:
             done = 0
             for doc in self.current_coll.find({"deleted": False}, {"_id": 1, "body": 1}, **kw):
                 rows = indexer.rows(fhirjson.loads(doc["body"]))
-                self.current_coll.update_one({"_id": doc["_id"]}, {"$set": _doc_indexes(rows)}, **kw)
+                update = {"$set": _doc_indexes(rows, self._narrowed(doc["_id"].split("/", 1)[0]))}
+                self.current_coll.update_one({"_id": doc["_id"]}, update, **kw)
                 done += 1
             log.warning("MongoDB: FHIR index keys rebuilt for %d resources", done)
         self.meta_coll.replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT}, upsert=True, **kw)
@@ -222,7 +235,7 @@ class MongoFhirBackend:
         doc: dict[str, Any] = {"_id": key, "type": rec.type, "id": rec.id, "version": rec.version,
                                "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
         if rows is not None:
-            doc.update(_doc_indexes(rows))
+            doc.update(_doc_indexes(rows, self._narrowed(rec.type)))
         with self.store.transaction():
             if previous is not None:  # the replaced version becomes history (upsert: older data has it)
                 hist = {"_id": f"{key}/{previous.version}", "type": previous.type, "id": previous.id,
@@ -257,7 +270,8 @@ class MongoFhirBackend:
             parts.append({"type": {"$in": list(q.types)}})
         if q.compartment is not None:
             parts.append({"comp": {"$in": sorted(q.compartment)}})
-        parts.extend(_clause(c) for c in q.clauses)
+        narrowed = self._narrowed(q.type)
+        parts.extend(_clause(c, narrowed) for c in q.clauses)
         return {"$and": parts}
 
     def search(self, query: Query) -> list[StoredResource]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -22,6 +23,7 @@ from engine.repository.fhirpath import Evaluator, compile_expression
 
 DATA = "searchparams.json"
 ENABLED = "enabled.yaml"
+_RESOLVE_IS = re.compile(r"^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class SearchParams:
         self.compartment: dict[str, tuple[str, ...]] = {
             t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
         }
+        self._narrowed = {rtype: _narrowed(params) for rtype, params in self._by_type.items()}
 
     @staticmethod
     def _param(code: str, d: dict[str, Any], rtype: str) -> SearchParam:
@@ -100,6 +103,13 @@ class SearchParams:
     def compartment_params(self, resource_type: str) -> tuple[str, ...]:
         return self.compartment.get(resource_type, ())
 
+    def narrowed(self, resource_type: str) -> dict[str, tuple[str, str]]:
+        """Reference parameters whose values are another enabled parameter's of one target type:
+        ``patient`` is ``subject.where(resolve() is Patient)``, so its ``Patient/…`` values are
+        exactly ``subject``'s. code -> (that parameter, the type). A backend keeps such values
+        once, under the wider parameter, and answers the narrow one from them."""
+        return self._narrowed.get(resource_type, {})
+
     def text_enabled(self, resource_type: str, code: str) -> bool:
         """Are the displays and text of this token parameter indexed for ``:text``?"""
         return (resource_type, code) in self.text
@@ -108,6 +118,16 @@ class SearchParams:
         """Does this token parameter answer ``system|`` (any code of a system)? Each coded value
         then costs one more index row, so only parameters a deployment searches that way."""
         return (resource_type, code) in self.system
+
+
+def _narrowed(params: dict[str, SearchParam]) -> dict[str, tuple[str, str]]:
+    by_expression = {p.expression: code for code, p in params.items() if p.type == "reference"}
+    out = {}
+    for code, p in params.items():
+        m = _RESOLVE_IS.match(p.expression) if p.type == "reference" else None
+        if m and (base := by_expression.get(m.group(1))) is not None:
+            out[code] = (base, m.group(2))
+    return out
 
 
 def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:

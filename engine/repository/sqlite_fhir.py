@@ -46,7 +46,7 @@ import hashlib
 import logging
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,7 @@ from engine.repository.query import (
     UriCond,
     date_bounds,
     selectivity,
+    widen,
 )
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, compartments, system-only)
 _SEP = "\x1f"
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
+_NONE: Mapping[str, tuple[str, str]] = {}
 
 
 class LayoutError(RuntimeError):
@@ -170,14 +172,18 @@ def _ref_key(rtype: str, param: str, target_type: str, target: str) -> tuple[int
     return ref_hash(rtype, param, target), qualifier_hash(target_type)
 
 
-def hash_keys(rtype: str, rows: IndexRows) -> set[tuple[int, int]]:
+def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> set[tuple[int, int]]:
     """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference, URI and
-    compartment, and one per system of the parameters enabled for ``system|`` searches."""
+    compartment, and one per system of the parameters enabled for ``system|`` searches. A
+    reference of a ``narrowed`` parameter (``patient``) to its type is the wider parameter's
+    (``subject``) row already, so it is not written twice (``query.widen`` reads it there)."""
     keys: set[tuple[int, int]] = set()
     add = keys.add
     for p, s, c in rows.tokens:
         add(_token_key(rtype, p, s, c))
     for p, rt, target in rows.refs:
+        if narrowed and p in narrowed and narrowed[p][1] == rt:
+            continue
         add(_ref_key(rtype, p, rt, target))
     for p, uri in rows.uris:
         add((uri_hash(rtype, p, uri), NO_QUALIFIER))
@@ -243,6 +249,7 @@ class SqliteFhirBackend:
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
+        self._params: SearchParams | None = None
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -263,7 +270,8 @@ class SqliteFhirBackend:
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
         """Called by the repository with the indexer that rebuilds the index of a data directory
-        written by an earlier layout (``params`` is part of the backend interface)."""
+        written by an earlier layout, and the parameters whose narrowed references it keeps once."""
+        self._params = params
         if self.legacy:
             self._migrate(indexer)
 
@@ -295,7 +303,7 @@ class SqliteFhirBackend:
                 tables = self._empty_tables()
                 for rid, rtype, body in batch:
                     rows = indexer.rows(fhirjson.loads(body))
-                    keys = hash_keys(rtype, rows)
+                    keys = hash_keys(rtype, rows, self._narrowed(rtype))
                     self._collect(tables, rid, rtype, rows, keys)
                     updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
                 conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
@@ -398,7 +406,7 @@ class SqliteFhirBackend:
             for rec, rows, previous in items:
                 if rows is not None:
                     sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
-                    keys: Iterable[tuple[int, int]] = hash_keys(rec.type, rows)
+                    keys: Iterable[tuple[int, int]] = hash_keys(rec.type, rows, self._narrowed(rec.type))
                 else:
                     sortkeys, keys = None, ()
                 blob = _pack(keys)
@@ -457,6 +465,9 @@ class SqliteFhirBackend:
             return found
 
     # -- queries --------------------------------------------------------------------------------
+    def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
+        return self._params.narrowed(rtype) if self._params is not None and rtype else _NONE
+
     @staticmethod
     def _key(cond: TokenCond | RefCond | UriCond, rtype: str | None) -> tuple[int, int | None]:
         """``(h, q)`` of an equality condition; ``q`` None when any qualifier matches (a code in
@@ -523,7 +534,7 @@ class SqliteFhirBackend:
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
         parts, params = [], []
-        for cond in clause.alternatives:
+        for cond in widen(clause, self._narrowed(rtype)):
             if isinstance(cond, IdCond):
                 sql = f"SELECT rid FROM fhir_resource WHERE id IN ({','.join('?' * len(cond.ids))})"
                 p: list[Any] = list(cond.ids)
@@ -545,7 +556,7 @@ class SqliteFhirBackend:
 
     def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         alts, params = [], []
-        for cond in clause.alternatives:
+        for cond in widen(clause, self._narrowed(rtype)):
             if isinstance(cond, IdCond):
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
