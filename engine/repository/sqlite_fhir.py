@@ -120,11 +120,11 @@ class LayoutError(RuntimeError):
     """The database was written by a layout this code cannot read."""
 
 
-@lru_cache(maxsize=1 << 17)
 def h64(key: str) -> int:
     """A stable signed 64-bit hash (BLAKE2b): SQLite's INTEGER, the same in every process.
 
-    Cached: the keys of a lab feed repeat (its codes, systems, patients and organisations).
+    Not cached itself: the functions below cache by their arguments (no key string built on a
+    hit), and a message's new ids (results, orders, specimens) would only churn a cache here.
     """
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
                           "little", signed=True)
@@ -134,6 +134,7 @@ def token_hash(rtype: str, param: str, code: str) -> int:
     return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{code}")
 
 
+@lru_cache(maxsize=4096)
 def qualifier_hash(qualifier: str) -> int:
     """``q`` of a token's system or a reference's target type ("" for none: ``|code``, a URL)."""
     return h64(f"q{_SEP}{qualifier}")
@@ -152,10 +153,12 @@ def uri_hash(rtype: str, param: str, uri: str) -> int:
     return h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{uri}")
 
 
+@lru_cache(maxsize=1 << 14)
 def compartment_hash(patient_id: str) -> int:
     return h64(f"c{_SEP}Patient{_SEP}{patient_id}")
 
 
+@lru_cache(maxsize=4096)
 def param_hash(rtype: str, param: str) -> int:
     return h64(f"p{_SEP}{rtype}{_SEP}{param}")
 
