@@ -220,9 +220,11 @@ class Indexer:
     # -- one method per search parameter type ------------------------------------------------
     def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False,
                systems: bool = False) -> None:
+        """Called for every coded element of every resource written: the displays are gathered
+        only for a ``:text`` parameter, and the sort key is the first row this call appended."""
         out = rows.tokens
         start = len(out)
-        texts: list[str] = []
+        texts: list[str] | None = [] if text else None
         for v in values:
             if isinstance(v, str):
                 out.append((code, "", v))
@@ -231,53 +233,52 @@ class Indexer:
             elif isinstance(v, dict):
                 if "coding" in v or "text" in v:
                     for c in v.get("coding") or ():
-                        if c.get("code") is not None:
-                            out.append((code, c.get("system") or "", str(c["code"])))
-                        if c.get("display"):
+                        c_code = c.get("code")
+                        if c_code is not None:
+                            out.append((code, c.get("system") or "", str(c_code)))
+                        if texts is not None and c.get("display"):
                             texts.append(c["display"])
-                    if v.get("text"):
+                    if texts is not None and v.get("text"):
                         texts.append(v["text"])
                 elif "code" in v:
                     out.append((code, v.get("system") or "", str(v["code"])))
-                    if v.get("display"):
+                    if texts is not None and v.get("display"):
                         texts.append(v["display"])
                 elif "value" in v:
                     system = v.get("system") or ""
                     if system in _CONTACT_SYSTEMS:
                         system = ""
                     out.append((code, system, str(v["value"])))
-                    for c in (v.get("type") or {}).get("coding") or ():
-                        if c.get("display"):
-                            texts.append(c["display"])
-        if out and code not in rows.sort:
-            first = next((t for t in out if t[0] == code), None)
-            if first:
-                rows.sort[code] = first[2]
-        if text:
+                    if texts is not None:
+                        texts.extend(c["display"] for c in (v.get("type") or {}).get("coding") or ()
+                                     if c.get("display"))
+        if len(out) > start and code not in rows.sort:
+            rows.sort[code] = out[start][2]
+        if texts:
             for display in texts:
                 rows.strings.append((code + ":text", normalise(display), display))
         if systems:
             rows.systems.extend(sorted({(code, t[1]) for t in out[start:] if t[1]}))
 
     def _reference(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        refs = rows.refs
+        start = len(refs)
         for v in values:
             if isinstance(v, str):  # canonical
-                rows.refs.append((code, "", v))
+                refs.append((code, "", v))
                 continue
             if not isinstance(v, dict):
                 continue
             ref = v.get("reference")
             if isinstance(ref, str):
                 parsed = parse_reference(ref, self.base_url)
-                rows.refs.append((code, *parsed) if parsed else (code, "", ref))
+                refs.append((code, *parsed) if parsed else (code, "", ref))
             ident = v.get("identifier")
             if isinstance(ident, dict) and ident.get("value") is not None:
                 rows.tokens.append((code + ":identifier", ident.get("system") or "", str(ident["value"])))
-        if code not in rows.sort:
-            for p, rt, rid in rows.refs:
-                if p == code:
-                    rows.sort[code] = f"{rt}/{rid}" if rt else rid
-                    break
+        if len(refs) > start and code not in rows.sort:
+            _p, rt, rid = refs[start]
+            rows.sort[code] = f"{rt}/{rid}" if rt else rid
 
     def _date(self, rows: IndexRows, code: str, values: list[Any]) -> None:
         for v in values:
