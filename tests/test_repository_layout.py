@@ -189,6 +189,25 @@ def test_layout_2_is_migrated_on_open(tmp_path: Path) -> None:
     store.close()
 
 
+def test_two_processes_opening_an_old_store_migrate_it_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two workers open the same layout-2 store: the first to bind migrates it, the second finds
+    it migrated inside its own write transaction and rebuilds nothing."""
+    path = tmp_path / "huren.db"
+    _write_layout_2(path)
+    first, second = SqliteStore(path), SqliteStore(path)
+    assert first.fhir.legacy and second.fhir.legacy
+    FhirRepository(first)
+    rows = first.query("SELECT count(*) FROM ix_hash")[0][0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="huren.repository"):
+        repo = FhirRepository(second)
+    assert "migrated to layout" not in caplog.text and not second.fhir.legacy
+    assert second.query("SELECT count(*) FROM ix_hash")[0][0] == rows
+    assert [r["id"] for r in repo.search("Patient", [("identifier", f"{MRN}|0001")]).resources] == ["p1"]
+    first.close()
+    second.close()
+
+
 def test_a_newer_layout_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "huren.db"
     SqliteStore(path).close()

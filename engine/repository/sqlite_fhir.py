@@ -284,6 +284,9 @@ class SqliteFhirBackend:
                     "one transaction, a large store takes a while)", store.path, LAYOUT)
         with store.transaction(), store.lock:
             conn = store.conn
+            if conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT:
+                self.legacy = False  # another process (a second worker) migrated it meanwhile
+                return
             cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
             if "hkeys" not in cols:
                 conn.execute("ALTER TABLE fhir_resource ADD COLUMN hkeys BLOB")
