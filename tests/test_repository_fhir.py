@@ -221,6 +221,37 @@ def test_narrowed_references_answer_as_before(repo: FhirRepository) -> None:
     assert sorted(r["id"] for r in repo.everything("p2").resources) == ["o4", "p2", "prov2"]
 
 
+def test_compartment_membership_by_every_compartment_parameter(repo: FhirRepository) -> None:
+    """In a Patient's compartment: the Patient itself, resources whose compartment
+    parameters point at it (Observation.subject or .performer, Provenance.patient, Encounter.patient);
+    not a Group that happens to share its id, nor another patient's resources."""
+    repo.update(patient("p1"))
+    repo.update(patient("p2", mrn="0002"))
+    repo.update(patient("p3", mrn="0003"))
+    repo.update(observation("o-sub", "p1", "718-7", "2024-03-01", 1.0))
+    repo.update(observation("o-perf", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/g1"},
+                            performer=[{"reference": "Patient/p1"}]))
+    repo.update(observation("o-grp", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/p1"}))
+    repo.update(observation("o-p3", "p3", "718-7", "2024-03-01", 1.0))
+    repo.update({"resourceType": "Provenance", "id": "prov", "target": [{"reference": "Patient/p1"}],
+                 "recorded": "2024-03-01T09:00:00Z", "agent": [{"who": {"reference": "Organization/org-a"}}]})
+    repo.update({"resourceType": "Encounter", "id": "enc", "status": "finished", "subject": {"reference": "Patient/p1"},
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}})
+    mine = frozenset({"p1"})
+
+    def found(rtype: str | None, *pairs: tuple[str, str], comp: frozenset[str] = mine) -> list[str]:
+        return sorted(r["id"] for r in repo.search(rtype, list(pairs), compartment=comp).resources)
+
+    assert found("Observation") == ["o-perf", "o-sub"]
+    assert found("Observation", ("code", "718-7")) == ["o-perf", "o-sub"]
+    assert found("Patient") == ["p1"]
+    assert found("Provenance") == ["prov"] and found("Encounter", ("status", "finished")) == ["enc"]
+    assert found(None) == ["enc", "o-perf", "o-sub", "p1", "prov"]
+    assert found(None, ("_type", "Observation,Patient")) == ["o-perf", "o-sub", "p1"]
+    assert found(None, comp=frozenset({"p1", "p3"})) == ["enc", "o-p3", "o-perf", "o-sub", "p1", "p3", "prov"]
+    assert found("Organization") == []  # a type outside the compartment
+
+
 def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store) -> None:
     """Only enabled parameters are indexed and searchable; :text only where enabled."""
     plain = FhirRepository(store, base_url=BASE)  # the shipped list: no :text, no Observation combo-*

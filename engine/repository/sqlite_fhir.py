@@ -19,7 +19,9 @@ Tables (storage layout 3, ``PRAGMA user_version``; created at start, idempotentl
   earlier layout wrote three (``system|code``, ``*|code``, ``system|*``): a ``system|`` search
   (any code of a system) is answered only for the token parameters the deployment's list
   enables it for, which get one more row per coded value (``q`` 0). References (a bare id is
-  any target type), URIs and Patient compartment membership are rows of the same table.
+  any target type) and URIs are rows of the same table. Patient compartment membership has no
+  rows of its own: it is a reference row of one of the type's compartment parameters to
+  ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself.
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
   ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
   deletes, with one lookup index ``(hp, value)`` each; ``ix_date`` has two, ``(hp, lo)`` and
@@ -110,7 +112,7 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
 _RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
-NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, compartments, system-only)
+NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
 _SEP = "\x1f"
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
 _NONE: Mapping[str, tuple[str, str]] = {}
@@ -153,11 +155,6 @@ def uri_hash(rtype: str, param: str, uri: str) -> int:
     return h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{uri}")
 
 
-@lru_cache(maxsize=1 << 14)
-def compartment_hash(patient_id: str) -> int:
-    return h64(f"c{_SEP}Patient{_SEP}{patient_id}")
-
-
 @lru_cache(maxsize=4096)
 def param_hash(rtype: str, param: str) -> int:
     return h64(f"p{_SEP}{rtype}{_SEP}{param}")
@@ -176,8 +173,9 @@ def _ref_key(rtype: str, param: str, target_type: str, target: str) -> tuple[int
 
 
 def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> set[tuple[int, int]]:
-    """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference, URI and
-    compartment, and one per system of the parameters enabled for ``system|`` searches. A
+    """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference and URI, and one
+    per system of the parameters enabled for ``system|`` searches (compartments are read from the
+    reference rows: ``SqliteFhirBackend._compartment``). A
     reference of a ``narrowed`` parameter (``patient``) to its type is the wider parameter's
     (``subject``) row already, so it is not written twice (``query.widen`` reads it there)."""
     keys: set[tuple[int, int]] = set()
@@ -192,8 +190,6 @@ def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str
         add((uri_hash(rtype, p, uri), NO_QUALIFIER))
     for p, system in rows.systems:
         add((system_hash(rtype, p, system), NO_QUALIFIER))
-    for pid in rows.compartments:
-        add((compartment_hash(pid), NO_QUALIFIER))
     return keys
 
 
@@ -471,8 +467,45 @@ class SqliteFhirBackend:
             return found
 
     # -- queries --------------------------------------------------------------------------------
+    def _search_params(self) -> SearchParams:
+        if self._params is None:  # bound by the repository; a bare backend reads the shipped list
+            from engine.repository.searchparams import load
+
+            self._params = load()
+        return self._params
+
     def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
-        return self._params.narrowed(rtype) if self._params is not None and rtype else _NONE
+        return self._search_params().narrowed(rtype) if rtype else _NONE
+
+    def _compartment(self, q: Query, correlated: bool) -> tuple[list[str], list[Any]]:
+        """The parts of "in one of these Patients' compartments" (to be ORed): the reference rows
+        ``Patient/<id>`` of the type's compartment parameters (a narrowed one, ``patient``, read
+        under its wider parameter), and the Patients themselves. Each part is a subquery of
+        ``rid``, or (``correlated``) a condition on the resource row ``r``."""
+        params = self._search_params()
+        assert q.compartment is not None
+        pids = sorted(q.compartment)
+        types = [q.type] if q.type else (list(q.types) if q.types is not None else [*params.compartment, "Patient"])
+        hashes: list[int] = []
+        for rtype in dict.fromkeys(types):
+            narrowed = params.narrowed(rtype)
+            for p in params.compartment_params(rtype):
+                base, target = narrowed.get(p, (p, ""))
+                param = base if target == "Patient" else p
+                hashes.extend(ref_hash(rtype, param, pid) for pid in pids)
+        parts: list[str] = []
+        values: list[Any] = []
+        if hashes:
+            marks = ",".join("?" * len(hashes))
+            parts.append(f"EXISTS (SELECT 1 FROM ix_hash c WHERE c.h IN ({marks}) AND c.q = ? AND c.rid = r.rid)"
+                         if correlated else f"SELECT rid FROM ix_hash WHERE h IN ({marks}) AND q = ?")
+            values += [*hashes, qualifier_hash("Patient")]
+        if "Patient" in types:
+            marks = ",".join("?" * len(pids))
+            parts.append(f"(r.type = 'Patient' AND r.id IN ({marks}))" if correlated
+                         else f"SELECT rid FROM fhir_resource WHERE type = 'Patient' AND id IN ({marks})")
+            values += pids
+        return parts, values
 
     @staticmethod
     def _key(cond: TokenCond | RefCond | UriCond, rtype: str | None) -> tuple[int, int | None]:
@@ -590,10 +623,11 @@ class SqliteFhirBackend:
             source = f"({driver}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
             params.extend(dp)
         elif q.compartment is not None:
-            hashes = [compartment_hash(p) for p in sorted(q.compartment)]
-            source = (f"(SELECT DISTINCT rid FROM ix_hash WHERE h IN ({','.join('?' * len(hashes))})) d "
-                      "CROSS JOIN fhir_resource r ON r.rid = d.rid")
-            params.extend(hashes)
+            parts, values = self._compartment(q, correlated=False)
+            if not parts:
+                return f"SELECT {select} FROM fhir_resource r WHERE 0", []
+            source = f"({' UNION '.join(parts)}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
+            params.extend(values)
         else:
             source = "fhir_resource r"
         if q.type:
@@ -603,10 +637,9 @@ class SqliteFhirBackend:
             where.append(f"r.type IN ({','.join('?' * len(q.types))})")
             params.extend(q.types)
         if q.compartment is not None:
-            hashes = [compartment_hash(p) for p in sorted(q.compartment)]
-            where.append(f"EXISTS (SELECT 1 FROM ix_hash c WHERE c.h IN ({','.join('?' * len(hashes))}) "
-                         "AND c.rid = r.rid)")
-            params.extend(hashes)
+            parts, values = self._compartment(q, correlated=True)
+            where.append("(" + " OR ".join(parts) + ")" if parts else "0")
+            params.extend(values)
         for clause in clauses:
             sql, p = self._filter(clause, q.type)
             where.append(sql)
