@@ -81,10 +81,10 @@ def _doc_indexes(rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NON
     ref = {_key(p, rid, rt) for p, rt, rid in rows.refs if not (p in narrowed and narrowed[p][1] == rt)}
     has = {r[0] for r in rows.tokens} | {r[0] for r in rows.refs} | {r[0] for r in rows.dates}
     has |= {r[0] for r in rows.strings} | {r[0] for r in rows.quantities} | {r[0] for r in rows.uris}
-    return {
+    out: dict[str, Any] = {"sys": sorted({f"{p}{SEP}{s}" for p, s in rows.systems})} if rows.systems else {}
+    return out | {
         "tok": sorted(tok),
         "ref": sorted(ref),
-        "sys": sorted({f"{p}{SEP}{s}" for p, s in rows.systems}),
         "dt": [{"p": p, "lo": lo, "hi": hi} for p, lo, hi in rows.dates],
         "st": [{"p": p, "n": n, "r": r} for p, n, r in rows.strings],
         "qt": [{"p": p, "v": v, "s": s, "c": c} for p, v, s, c in rows.quantities],
@@ -160,7 +160,6 @@ class MongoFhirBackend:
         self.history_coll = store.db["fhir_history"]
         for keys in (
             [("type", 1), ("tok", 1)],
-            [("type", 1), ("sys", 1)],
             [("type", 1), ("ref", 1), ("srt.date", 1)],
             [("type", 1), ("dt.p", 1), ("dt.lo", 1)],
             [("type", 1), ("dt.p", 1), ("dt.hi", 1)],  # ge/gt/eb bound the end of the range
@@ -172,6 +171,8 @@ class MongoFhirBackend:
             [("comp", 1)],
         ):
             self.current_coll.create_index(keys)
+        # only documents with system| keys (parameters a deployment enables) carry the field
+        self.current_coll.create_index([("sys", 1)], sparse=True)
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
         self.meta_coll = store.db["fhir_meta"]
         self._params: SearchParams | None = None
