@@ -636,7 +636,7 @@ class SqliteFhirBackend:
         elif q.types is not None:
             where.append(f"r.type IN ({','.join('?' * len(q.types))})")
             params.extend(q.types)
-        if q.compartment is not None:
+        if q.compartment is not None and positive:  # (without a clause the compartment drove the query)
             parts, values = self._compartment(q, correlated=True)
             where.append("(" + " OR ".join(parts) + ")" if parts else "0")
             params.extend(values)
