@@ -335,3 +335,31 @@ def test_mongodb_history_holds_superseded_versions_only() -> None:
     assert sorted(d["version"] for d in store.db["fhir_history"].find()) == [1, 2]
     assert [(v.version, v.deleted) for v in repo.versions("Observation", "o1")] == [(3, True), (2, False), (1, False)]
     assert repo.vread("Observation", "o1", "2")["status"] == "amended"
+
+
+def test_one_index_row_per_token_and_reference(tmp_path: Path) -> None:
+    """An Observation's equality rows: one per coded value and per reference, none for the
+    ``system|`` form (not enabled), for ``patient`` beside ``subject`` or for its compartment; an
+    update replaces exactly its rows."""
+    store = SqliteStore(tmp_path / "huren.db")
+    repo = FhirRepository(store)
+    obs = {**_observation("o1", ""), "performer": [{"reference": "Organization/org-a"}],
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                     "code": "laboratory"}]}]}
+    obs["code"]["coding"].append({"system": "urn:local", "code": "HGB"})
+    repo.update(obs)
+    (rid,) = store.query("SELECT rid FROM fhir_resource WHERE id = 'o1'")[0]
+
+    def rows() -> int:
+        return store.query("SELECT count(*) FROM ix_hash WHERE rid = ?", (rid,))[0][0]
+
+    # status, category, code x2; subject, performer
+    assert rows() == 6
+    assert store.query("SELECT count(*) FROM ix_date WHERE rid = ?", (rid,))[0][0] == 1
+    assert store.query("SELECT count(*) FROM ix_quantity WHERE rid = ?", (rid,))[0][0] == 1
+    repo.update({**obs, "status": "amended", "performer": []})
+    assert rows() == 5
+    assert repo.search("Observation", [("status", "final")]).total == 0
+    assert repo.search("Observation", [("status", "amended"), ("code", "urn:local|HGB"), ("patient", "p1")]).total == 1
+    assert repo.search("Observation", [("performer", "Organization/org-a")]).total == 0
+    store.close()
