@@ -175,9 +175,9 @@ def _ref_key(rtype: str, param: str, target_type: str, target: str) -> tuple[int
 def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> set[tuple[int, int]]:
     """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference and URI, and one
     per system of the parameters enabled for ``system|`` searches (compartments are read from the
-    reference rows: ``SqliteFhirBackend._compartment``). A
-    reference of a ``narrowed`` parameter (``patient``) to its type is the wider parameter's
-    (``subject``) row already, so it is not written twice (``query.widen`` reads it there)."""
+    reference rows: ``SqliteFhirBackend._compartment``). A reference of a ``narrowed`` parameter
+    (``patient``) to its type is the wider parameter's (``subject``) row already, so it is not
+    written twice (``query.widen`` reads it there)."""
     keys: set[tuple[int, int]] = set()
     add = keys.add
     for p, s, c in rows.tokens:
