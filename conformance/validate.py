@@ -48,6 +48,13 @@ resource definition in well under a second, so compilation is lazy and cached pe
 ``Validator.validate`` adds huren's rules and the walk over nested resources: ~7 µs per lab
 result, ~80 µs per 14-resource lab message. An invalid resource costs more (~11 µs quiet, 40 µs
 loaded) because every problem is then collected with its element path.
+
+The yes/no path that nearly every write takes is one call of the schema engine per resource: the
+type's R4 definition and huren's profile compiled together (``Profile.as_schema``), and every
+pattern runnable by the regex automaton (the typed-absolute-URL reference rule is an ``anyOf``,
+not a look-ahead: see ``_typed_absolute``). The converted resources of a 12-OBX ORU^R01 took
+~188 µs CPU per message before these two changes and ~144 µs after (``bench/validation.py``,
+paired runs, load ~6). Only a "no" walks the explaining path, which reports every problem.
 """
 
 from __future__ import annotations
