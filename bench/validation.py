@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -224,20 +225,37 @@ def converted_message(budget: float) -> str:
 
     site = Site.load(Settings())
     text = decode_message((FEEDS / MESSAGES["ORU^R01 12 OBX"]).read_bytes())
-    messages = [convert(parse(m), site).resources for m in variants(text, max(50, int(budget * 2000)))]
     validator = Validator()
-    for resources in messages[:3]:
-        for resource in resources:
-            validator.validate(resource)
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        for resources in messages:
+    lines = []
+    for label, shown in (("", lambda m: m), (", values with trailing zeros (exact decimals)", _trailing_zeros)):
+        messages = [convert(parse(shown(m)), site).resources for m in variants(text, max(50, int(budget * 2000)))]
+        for resources in messages[:3]:
             for resource in resources:
                 validator.validate(resource)
-        best = min(best, (time.process_time() - start) / len(messages))
-    return (f"converted ORU^R01 12 OBX ({len(messages[0])} resources): Validator.validate "
-            f"{best * 1e6:,.1f} µs CPU per message over {len(messages)} messages")
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            for resources in messages:
+                for resource in resources:
+                    validator.validate(resource)
+            best = min(best, (time.process_time() - start) / len(messages))
+        lines.append(f"converted ORU^R01 12 OBX ({len(messages[0])} resources){label}: Validator.validate "
+                     f"{best * 1e6:,.1f} µs CPU per message over {len(messages)} messages")
+    return "\n".join(lines)
+
+
+def _trailing_zeros(message: str) -> str:
+    """OBX-5 and OBX-7 numbers as many laboratories print them (``4.520``, ``3.50-9.50``): each then
+    becomes a ``FhirDecimal`` (its text is not what a float prints), which the schema engine only
+    takes as its ``Decimal`` view."""
+    out = []
+    for line in message.split("\r"):
+        fields = line.split("|")
+        if fields[0] == "OBX" and len(fields) > 7 and fields[2] == "NM":
+            fields[5] = re.sub(r"^(\d+\.\d+)$", r"\g<1>0", fields[5])
+            fields[7] = re.sub(r"(\d+\.\d+)", r"\g<1>0", fields[7])
+        out.append("|".join(fields))
+    return "\r".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
