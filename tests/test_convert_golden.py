@@ -22,8 +22,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
 from adapters.convert import Conversion, convert
 from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
@@ -31,32 +29,11 @@ from adapters.hl7v2.parser import parse
 from engine.fhirjson import dumps
 from engine.settings import Settings
 from mappings.site import Site
-from tests.conftest import REPO_ROOT, SAMPLES
+from tests.conftest import REPO_ROOT, SAMPLES, sample_files, sample_site
 
 GOLDEN = REPO_ROOT / "tests" / "data" / "convert-golden.json"
 FEEDS = REPO_ROOT / "examples" / "feeds"
 VARIANTS = 12  # feed-shaped variants of each example feed
-
-
-def _sample_site(folder: Path) -> Site:
-    """The samples' senders registered with a US time zone (as ``test_convert_samples`` does)."""
-    facilities = set()
-    for path in _sample_files():
-        try:
-            facilities.add(parse(path.read_text(encoding="utf-8")).msh.sending_facility)
-        except HL7Error:
-            continue
-    entries = [
-        {"code": f, "name": f"{f} (sample)", "community": "samples", "timezone": "America/New_York"}
-        for f in sorted(facilities)
-        if f
-    ]
-    (folder / "institutions.yaml").write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
-    return Site.load(Settings(site=folder))
-
-
-def _sample_files() -> list[Path]:
-    return sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
 
 
 def _outcome(text: str, site: Site) -> bytes:
@@ -83,9 +60,9 @@ def outcomes(folder: Path) -> Iterator[tuple[str, bytes]]:
         from parse import variants  # bench/parse.py: the feed-shaped variants the benchmark converts
     finally:
         sys.path.remove(str(REPO_ROOT / "bench"))
-    sample_site = _sample_site(folder)
-    for path in _sample_files():
-        yield f"samples/{path.relative_to(SAMPLES)}", _outcome(path.read_text(encoding="utf-8"), sample_site)
+    samples = sample_site(folder)
+    for path in sample_files():
+        yield f"samples/{path.relative_to(SAMPLES)}", _outcome(path.read_text(encoding="utf-8"), samples)
     site = Site.load(Settings())
     for path in sorted(FEEDS.glob("*.hl7")):
         text = decode_message(path.read_bytes())

@@ -27,7 +27,7 @@ from conformance.validate import Validator
 from engine.fhirjson import FhirDecimal
 from engine.settings import Settings
 from mappings.site import Site
-from tests.conftest import REPO_ROOT, SAMPLES
+from tests.conftest import REPO_ROOT, SAMPLES, sample_site
 
 VALIDATOR = Validator()
 FEEDS = REPO_ROOT / "examples" / "feeds"
@@ -114,9 +114,7 @@ def test_fast_and_explaining_paths_agree_on_mutated_converter_output(rtype: str)
 
 
 def test_the_public_samples_agree_too(tmp_path: Path) -> None:
-    from tests.test_convert_golden import _sample_site
-
-    site = _sample_site(tmp_path)
+    site = sample_site(tmp_path)
     count = 0
     for path in sorted(SAMPLES.glob("*/*.hl7")):
         try:
