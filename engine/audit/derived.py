@@ -27,6 +27,7 @@ record commits, in every ``--workers`` process (they all read the same file).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,6 +59,7 @@ KEYS = "audit_keys"
 VIEW_ID = re.compile(r"audit-(\d+)(?:-[0-9a-f]{12})?")
 _SEP = "\t"  # between a key and the zero-padded sequence number in a key document's _id
 SCAN_CHUNK = 500  # records read per query when a search walks the log
+REUSE_SECONDS = 1.0  # how long one search's derived matches serve its further pages and count
 NODE_SYSTEM = "urn:huren:node"
 
 
@@ -172,6 +174,11 @@ class AuditViews:
     def __init__(self, log: _Log, indexer: Indexer) -> None:
         self.log = log
         self.indexer = indexer
+        # the last search's matches: a search pages through them (a confined search reads up to
+        # 20 chunks of one query, an unconfined one asks its count after its page), so each
+        # query is derived once, not once per call; reused only for the same query while no
+        # process appended to the log, and within REUSE_SECONDS
+        self._last: tuple[Any, int, float, list[tuple[IndexRows, str, float, dict[str, Any], str]]] | None = None
 
     @staticmethod
     def owns(rtype: str, rid: str) -> bool:
@@ -263,23 +270,34 @@ class AuditViews:
                 seqs.add(int(doc["_id"][len(prefix):]))
         return seqs
 
-    def _matching(self, query: Query) -> list[tuple[IndexRows, str, float, StoredResource]]:
-        found: list[tuple[IndexRows, str, float, StoredResource]] = []
+    def _matching(self, query: Query) -> list[tuple[IndexRows, str, float, dict[str, Any], str]]:
+        """The matching views (rows, id, updated epoch, view, recorded), in log order."""
+        key = (query.type, tuple(query.clauses), query.compartment, query.types)  # a count has no sort
+        last_leaf = self.log.leaves.find(sort=[("_id", -1)], limit=1)  # one primary-key step
+        size, now = (last_leaf[0]["seq"] + 1 if last_leaf else 0), time.monotonic()
+        last = self._last
+        if last is not None and last[0] == key and last[1] == size and now - last[2] < REUSE_SECONDS:
+            return last[3]
+        found = []
         for _seq, record in self._candidates(query):
             recorded = str(record.get("recorded") or "")
             updated = _epoch(recorded) if recorded else 0.0
             for view in views_of(record):
                 rows = self.indexer.rows(view)
                 if matches(query, rows, view["id"], updated):
-                    found.append((rows, view["id"], updated, self._stored(view, recorded)))
-        order(found, query.sort)  # records come in sequence order: the order of their appends
+                    found.append((rows, view["id"], updated, view, recorded))
+        self._last = (key, size, time.monotonic(), found)  # from when it was derived
         return found
 
     def search(self, query: Query) -> list[StoredResource]:
         if not self.involved(query):
             return []
+        found = self._matching(query)
+        if query.sort:
+            found = list(found)
+            order(found, query.sort)
         end = None if query.limit is None else query.offset + query.limit
-        return [item[3] for item in self._matching(query)[query.offset:end]]
+        return [self._stored(view, recorded) for _, _, _, view, recorded in found[query.offset:end]]
 
     def count(self, query: Query) -> int:
         return len(self._matching(query)) if self.involved(query) else 0
