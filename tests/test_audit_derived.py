@@ -164,3 +164,15 @@ def test_residents_and_auditors_over_http(pair) -> None:
     r = http.delete(f"/fhir/AuditEvent/{view_id('audit-4', 'pb')}",
                     headers={"Authorization": f"Bearer {derived.auth.issue_system_token('his-a', 'system/*.cruds')}"})
     assert r.status_code == 405 and r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_records_an_earlier_version_appended_get_their_keys_at_the_next_start(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        _records(engine)
+        for doc in engine.audit.key_index.find():  # as an earlier version left them: no keys
+            engine.audit.key_index.delete(doc["_id"])
+        engine.audit.meta.delete("keys")
+        assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 0
+    with Engine(settings) as engine:
+        assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 2
+        assert engine.audit.meta.get("keys") is not None

@@ -106,7 +106,6 @@ class AuditLog:
         self.checkpoints.ensure_index(["seq"], unique=True)
         self.checkpoints.ensure_index(["size"])
         self.origin = self._stored_origin(self.origin)
-        self._key_earlier_records()
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
@@ -325,7 +324,8 @@ class AuditLog:
             raise RuntimeError("audit: could not obtain a checkpoint number")
 
     def start(self) -> None:
-        """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving."""
+        """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving; first
+        make a data directory of an earlier version ready for the derived views."""
         if self._timer is not None:
             return
         self._stop.clear()
@@ -337,8 +337,10 @@ class AuditLog:
                 except Exception:  # keep the timer alive; the next append retries
                     log.exception("audit: periodic checkpoint failed")
 
+        # before anything can search AuditEvents: every record has its keys, and no copy an
+        # earlier version stored survives (not at construction: `huren audit verify` writes nothing)
+        self._key_earlier_records()
         if self.repository is not None:
-            # before anything can search AuditEvents: no copy an earlier version stored survives
             purge_legacy_copies(self, self.repository, VIEW_PROGRESS)
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
