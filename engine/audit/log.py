@@ -260,7 +260,7 @@ class AuditLog:
         Why: for the embedded SQLite store an append is ~0.1 ms, less than the hop to a worker
         thread and back (measured: +60 µs per audited FHIR read inline against +500-700 µs through
         the thread pool). Trying the locks without blocking keeps the event loop from ever
-        waiting behind a long ingest batch or the FHIR-copy indexer.
+        waiting behind a long ingest batch.
         """
         store_lock = getattr(self.store, "lock", None)
         if store_lock is None or not store_lock.acquire(blocking=False):
