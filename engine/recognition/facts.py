@@ -8,6 +8,7 @@ resource's subject references — never an MRN, which does not cross institution
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +27,11 @@ ORDER_TYPE = "ServiceRequest"
 VOID_STATUSES = frozenset({"cancelled", "entered-in-error"})
 
 Reader = Callable[[str, str], dict[str, Any] | None]
+
+# What a result's institution and item are read from (``institution``, ``item_for``): a stored
+# version whose values of these are the very objects the HR mark classified has the same answer.
+_CLASSIFIED_BY = ("resourceType", "code", "procedureCode", "performer", "series", "modality", "bodySite")
+_CLASSIFIED_KEPT = 4096  # results classified but not (yet) hooked; beyond it the memo starts again
 
 
 def local_day(value: str | None, tz: str) -> date | None:
@@ -77,6 +83,42 @@ class FactReader:
         self._read = read
         self._rules = rules
         self._org_codes: dict[str, str | None] = {}
+        self._local = threading.local()  # per thread: ref -> (rules, values read, institution, item)
+
+    # -- one classification per stored version --------------------------------------------
+    def classify(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(institution, item) of a result, computed once for the HR mark and the write hook.
+
+        Why: the mark classifies every result before it is stored and the hook classified it
+        again after (each time its codings against the rules and its performer's Organization),
+        about a third of the hook's work for a 12-OBX report. The answer is remembered with the
+        values it was read from and given again only while the version at hand holds those very
+        objects under the same rules; an unknown institution is not remembered (its Organization
+        may be stored in the meantime)."""
+        memo = self._memo()
+        ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+        rules = self._rules()
+        values = tuple(resource.get(k) for k in _CLASSIFIED_BY)
+        hit = memo.get(ref)
+        if hit is not None and hit[0] is rules and all(a is b for a, b in zip(hit[1], values, strict=True)):
+            return hit[2], hit[3]
+        inst = self.institution(resource)
+        item = item_for(resource, rules, inst) if inst else None
+        if inst is not None:
+            if len(memo) >= _CLASSIFIED_KEPT:
+                memo.clear()
+            memo[ref] = (rules, values, inst, item)
+        return inst, item
+
+    def forget_classified(self) -> None:
+        """Drop what ``classify`` remembers (the write hook, at the end of its group)."""
+        self._memo().clear()
+
+    def _memo(self) -> dict[str, tuple[Any, tuple[Any, ...], str, str | None]]:
+        memo = getattr(self._local, "classified", None)
+        if memo is None:
+            memo = self._local.classified = {}
+        return memo
 
     def remember_organization(self, org: dict[str, Any]) -> None:
         """Note an institution's Organization as it is written, before it can be read back."""
@@ -147,8 +189,7 @@ class FactReader:
     def result(self, resource: dict[str, Any]) -> PriorResult | None:
         """Facts of a stored result, or None when it is not for a recognition item or has no date."""
         rules = self._rules()
-        inst = self.institution(resource)
-        item = item_for(resource, rules, inst)
+        inst, item = self.classify(resource)
         if item is None or inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine.recognition.decision import PriorResult
+from engine.recognition.memo import GroupMemo
 from engine.repository.port import Collection, Document
 
 RESULTS = "recognition_results"
@@ -43,28 +44,33 @@ def from_doc(doc: Document) -> PriorResult:
 
 
 class ResultIndex:
+    """The index over one collection. Entries are read and written by key through a ``GroupMemo``
+    (``docs``): inside its ``scope()`` the hook asks the store once per write group, not once per
+    result (``prefetch``); range queries always go to the collection."""
+
     def __init__(self, collection: Collection) -> None:
         self.coll = collection
+        self.docs = GroupMemo(collection)
         collection.ensure_index(["person", "item", "day"])
         collection.ensure_index(["order"])
         collection.ensure_index(["patient"])
 
     def get(self, ref: str) -> Document | None:
-        return self.coll.get(ref)
+        return self.docs.get(ref)
 
     def put(self, result: PriorResult, held: str, *, before: Document | None = None, read: bool = False) -> Document:
         """Index ``result``; ``held`` is when huren first stored it (kept across later versions).
         With ``read``, ``before`` is its current entry as the caller has just read it (the write
         hook reads it anyway: one lookup per result instead of two)."""
         if not read:
-            before = self.coll.get(result.ref)
+            before = self.docs.get(result.ref)
         doc = to_doc(replace(result, held=(before or {}).get("held") or held))
         if doc != before:
-            self.coll.replace(doc)
+            self.docs.replace(doc)
         return doc
 
     def delete(self, ref: str) -> bool:
-        return self.coll.delete(ref)
+        return self.docs.delete(ref)
 
     def candidates(self, person: str, item: str, day: date, window_days: int) -> list[PriorResult]:
         """Results of the person for the item dated in ``[day - window, day]``: one range query."""
@@ -89,7 +95,7 @@ class ResultIndex:
     def set_person(self, docs: Sequence[Document], person: str | None) -> None:
         for d in docs:
             if d.get("person") != person:
-                self.coll.update(d["_id"], {"person": person})
+                self.docs.update(d["_id"], {"person": person})
 
 
 def day_range(start: date | None, end: date | None) -> dict[str, Any] | None:

@@ -41,6 +41,8 @@ CONFINED_SCAN_CHUNK = 500
 CONFINED_SCAN_LIMIT = 10_000
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
+# [(stored version, previous version), ...] of one write group, in write order -> the issues of each
+BatchHook = Callable[[Sequence[tuple[dict[str, Any], dict[str, Any] | None]]], Sequence[list[dict[str, Any]]]]
 WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
 # (resource after the merge rules, previous stored version, writer) -> the version to store
 Statement = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
@@ -239,6 +241,7 @@ class FhirRepository:
             bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
+        self._batch_hooks: list[BatchHook] = []
         self._guards: list[WriteGuard] = []
         self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._statements: list[Statement] = []
@@ -293,17 +296,34 @@ class FhirRepository:
             # of a lab report looks up its performing Organization): reads are cached for the
             # hook phase, and any write through this repository empties the cache.
             self._local.reads = {}
-            for _, _, _, stored, previous, result in items:
-                for hook in self._hooks:
-                    result.issues.extend(hook(stored, previous) or ())
+            self._run_hooks([(stored, previous, result.issues) for _, _, _, stored, previous, result in items])
         finally:
             self._local.pending = pending
             self._local.reads = None
+
+    def _run_hooks(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]) -> None:
+        """The write hooks for stored versions (stored, previous, the issues to extend), in write
+        order: each resource's own hooks in turn, then each batch hook once for all of them."""
+        for stored, previous, issues in writes:
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
+        if self._batch_hooks:
+            pairs = [(stored, previous) for stored, previous, _ in writes]
+            for batch_hook in self._batch_hooks:
+                for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
+                    issues.extend(found or ())
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
+
+    def add_batch_hook(self, hook: BatchHook) -> None:
+        """``hook([(resource, previous), ...]) -> [issues, ...]`` runs once for all the versions a
+        write group stored (one for a single write), after the per-resource hooks, inside the
+        write transaction: for a hook that does for a whole message in one query what it would
+        otherwise ask for each resource (recognition's index entries)."""
+        self._batch_hooks.append(hook)
 
     def add_write_guard(self, guard: WriteGuard) -> None:
         """``guard(resource, previous)`` runs before a new version is stored and refuses it by raising
@@ -462,13 +482,11 @@ class FhirRepository:
             # propagates and rolls the whole of it back, so no savepoint is needed
             self._flush()
             self.backend.put(rec, rows, existing)
-            for hook in self._hooks:
-                issues.extend(hook(stored, previous) or ())
+            self._run_hooks([(stored, previous, issues)])
         else:
             with self.store.transaction():
                 self.backend.put(rec, rows, existing)
-                for hook in self._hooks:
-                    issues.extend(hook(stored, previous) or ())
+                self._run_hooks([(stored, previous, issues)])
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
     def create(
