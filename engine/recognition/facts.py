@@ -8,6 +8,7 @@ resource's subject references — never an MRN, which does not cross institution
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
@@ -86,7 +87,7 @@ class FactReader:
         self._local = threading.local()  # per thread: ref -> (rules, values read, institution, item)
 
     # -- one classification per stored version --------------------------------------------
-    def classify(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    def classify(self, resource: dict[str, Any], *, last: bool = False) -> tuple[str | None, str | None]:
         """(institution, item) of a result, computed once for the HR mark and the write hook.
 
         Why: the mark classifies every result before it is stored and the hook classified it
@@ -94,25 +95,22 @@ class FactReader:
         about a third of the hook's work for a 12-OBX report. The answer is remembered with the
         values it was read from and given again only while the version at hand holds those very
         objects under the same rules; an unknown institution is not remembered (its Organization
-        may be stored in the meantime)."""
+        may be stored in the meantime). ``last``: the stored version's hook asks, nothing will ask
+        again about this version (the entry is dropped)."""
         memo = self._memo()
         ref = f"{resource.get('resourceType')}/{resource.get('id')}"
         rules = self._rules()
-        values = tuple(resource.get(k) for k in _CLASSIFIED_BY)
-        hit = memo.get(ref)
-        if hit is not None and hit[0] is rules and all(a is b for a, b in zip(hit[1], values, strict=True)):
+        values = tuple(map(resource.get, _CLASSIFIED_BY))
+        hit = memo.pop(ref, None) if last else memo.get(ref)
+        if hit is not None and hit[0] is rules and all(map(operator.is_, hit[1], values)):
             return hit[2], hit[3]
         inst = self.institution(resource)
         item = item_for(resource, rules, inst) if inst else None
-        if inst is not None:
+        if inst is not None and not last:
             if len(memo) >= _CLASSIFIED_KEPT:
                 memo.clear()
             memo[ref] = (rules, values, inst, item)
         return inst, item
-
-    def forget_classified(self) -> None:
-        """Drop what ``classify`` remembers (the write hook, at the end of its group)."""
-        self._memo().clear()
 
     def _memo(self) -> dict[str, tuple[Any, tuple[Any, ...], str, str | None]]:
         memo = getattr(self._local, "classified", None)
@@ -189,7 +187,7 @@ class FactReader:
     def result(self, resource: dict[str, Any]) -> PriorResult | None:
         """Facts of a stored result, or None when it is not for a recognition item or has no date."""
         rules = self._rules()
-        inst, item = self.classify(resource)
+        inst, item = self.classify(resource, last=True)
         if item is None or inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"

@@ -200,7 +200,6 @@ class Recognition:
                 yield
             finally:
                 self._local.current = self._local.orders = None
-                self.facts.forget_classified()
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
