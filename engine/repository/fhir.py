@@ -174,6 +174,35 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str, Any]:
+    """The version to store: ``resource`` with ``meta.versionId`` / ``meta.lastUpdated`` set, its
+    type, id and meta first (a shallow copy: the values are the resource's own)."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = version
+    meta["lastUpdated"] = updated
+    stored = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **resource}
+    stored["meta"] = meta
+    return stored
+
+
+def _unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """Whether ``resource`` states nothing the stored version ``existing`` (parsed: ``previous``)
+    does not, server-managed meta aside.
+
+    First on bytes: the resource serialised as it would be stored under the stored version's
+    own ``versionId`` / ``lastUpdated`` is byte for byte the stored body when a sender repeats
+    itself (the same converter gives the same key order), which one serialisation tells without
+    a deep comparison. Bytes that differ may still be the same document in another key order:
+    then the deep comparison decides (``fhirjson.same``, which tells ``1.5`` from ``1.50``).
+    """
+    meta = previous.get("meta") or {}
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    if (isinstance(version, str) and isinstance(updated, str) and existing.body is not None
+            and fhirjson.dumps(_versioned(resource, version, updated)) == existing.body):
+        return True
+    return fhirjson.same(_content(previous), _content(resource))
+
+
 def _body_of(rec: StoredResource | None) -> dict[str, Any] | None:
     """The stored resource as JSON, or None when absent or deleted."""
     if rec is None or rec.deleted:
@@ -457,18 +486,15 @@ class FhirRepository:
         resource = combined.resource
         for statement in self._statements:
             resource = statement(resource, previous, source)
-        if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
+        if previous is not None and skip_unchanged and _unchanged(existing, previous, resource):  # type: ignore[arg-type]
             return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         for guard in self._guards:
             guard(resource, previous)
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
-        meta = dict(resource.get("meta") or {})
-        meta["versionId"] = str(version)
-        meta["lastUpdated"] = self._now()
-        stored = {"resourceType": rtype, "id": rid, "meta": meta}
-        stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        stored = _versioned(resource, str(version), self._now())
+        meta = stored["meta"]
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, fhirjson.dumps(stored))
         issues: list[dict[str, Any]] = combined.issues
