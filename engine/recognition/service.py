@@ -193,8 +193,8 @@ class Recognition:
             yield
             return
         with ExitStack() as stack:
-            for memo in (self.index.docs, self.checks, self.flags):
-                stack.enter_context(memo.scope())
+            for scope in (self.index.scope(), self.checks.scope(), self.flags.scope()):
+                stack.enter_context(scope)
             self._local.current, self._local.orders = {}, {}
             try:
                 yield
@@ -464,8 +464,9 @@ class Recognition:
         key = group_key(member)
         flag_id = issue_id("dup", key)
         existing = self.flags.get(flag_id)
-        group = [d for d in self.index.group(member) if d.get("status") not in VOID_STATUSES]
         item = rules.items.get(member["item"])
+        group = [d for d in self.index.group(member, item.window_days if item else 0)
+                 if d.get("status") not in VOID_STATUSES]
         if not group or item is None or not member.get("person"):
             self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
             return []
