@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine import fhirjson
 from engine.errors import BadRequest, Gone, NotFound
 from engine.identity import demographics as dm
 from engine.identity import nationalid
@@ -143,6 +144,22 @@ def _elements(resource: dict[str, Any]) -> dict[str, Any]:
 def _same_elements(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """The very same values under the same names (identity, not equality: nothing is compared deeply)."""
     return len(a) == len(b) and all(b.get(k, _ABSENT) is v for k, v in a.items())
+
+
+# A record whose index entry is in one of these states and whose content did not change is
+# classified the same again and holds the links the index states: every record that joins or
+# leaves its person has them rewritten (``_materialise``), and the linked records of one number
+# agree with each other (one that disagrees is a conflict, never linked). So a re-sent version
+# (an ADT A08 repeating itself) is not classified again. A record in conflict is: a corrected
+# record of the same number may have removed the conflict since.
+_SETTLED = frozenset({"linked", "no-id"})
+
+
+def _same_record(previous: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """The same content, server meta and the links aside (the merge rules gave ``resource`` the
+    stored version's own links of the index)."""
+    return fhirjson.same({k: v for k, v in previous.items() if k not in ("meta", "link")},
+                         {k: v for k, v in resource.items() if k not in ("meta", "link")})
 
 
 def _warning(diagnostics: str) -> dict[str, Any]:
@@ -350,6 +367,8 @@ class IdentityService:
             return resource
         written = self.links.written
         before = self.links.get(pid)
+        if previous is not None and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
+            return resource  # a re-sent record: see _SETTLED
         doc, issues = self._classify(resource, before)
         person = doc.get("person")
         found = self.members(person)
