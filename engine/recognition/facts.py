@@ -33,6 +33,10 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # version whose values of these are the very objects the HR mark classified has the same answer.
 _CLASSIFIED_BY = ("resourceType", "code", "procedureCode", "performer", "series", "modality", "bodySite")
 _CLASSIFIED_KEPT = 4096  # results classified but not (yet) hooked; beyond it the memo starts again
+# Result types whose (institution, item) follow from their codings and performers alone (an
+# ImagingStudy's item also reads its series' modalities and body sites)
+_CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
+_CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
 
 
 def local_day(value: str | None, tz: str) -> date | None:
@@ -63,6 +67,35 @@ def result_time(resource: dict[str, Any]) -> str | None:
             or resource.get("issued"))
 
 
+def _coded_key(resource: dict[str, Any], rules: Rules) -> tuple[Any, ...] | None:
+    """What a lab result's institution and item are read from, as a key; None for any other shape."""
+    code = resource.get("code")
+    if type(code) is not dict or not isinstance(code.get("coding"), list):
+        return None
+    codings: list[tuple[Any, Any]] = []
+    imaging = (rules.codes.modality_system, rules.codes.price_system)
+    for c in code["coding"]:
+        if type(c) is not dict:
+            return None
+        system, value = c.get("system"), c.get("code")
+        if not isinstance(system, (str, type(None))) or not isinstance(value, (str, type(None))) or system in imaging:
+            return None
+        codings.append((system, value))
+    performers: list[tuple[Any, ...]] = []
+    for p in resource.get("performer") or ():
+        if type(p) is not dict:
+            return None
+        ident = p.get("identifier")
+        if ident is not None and type(ident) is not dict:
+            return None
+        ident = ident or {}
+        ref, system, value = p.get("reference"), ident.get("system"), ident.get("value")
+        if not all(isinstance(v, (str, type(None))) for v in (ref, system, value)):
+            return None
+        performers.append((ref, system, value))
+    return resource["resourceType"], tuple(codings), tuple(performers)
+
+
 def order_time(resource: dict[str, Any]) -> str | None:
     period = resource.get("occurrencePeriod") or {}
     return resource.get("authoredOn") or resource.get("occurrenceDateTime") or period.get("start")
@@ -85,6 +118,9 @@ class FactReader:
         self._rules = rules
         self._org_codes: dict[str, str | None] = {}
         self._local = threading.local()  # per thread: ref -> (rules, values read, institution, item)
+        # (type, codings, performers) -> (institution, item), under the rules object ``_coded_rules``
+        self._coded: dict[tuple[Any, ...], tuple[str, str | None]] = {}
+        self._coded_rules: Rules | None = None
 
     # -- one classification per stored version --------------------------------------------
     def classify(self, resource: dict[str, Any], *, last: bool = False) -> tuple[str | None, str | None]:
@@ -104,12 +140,35 @@ class FactReader:
         hit = memo.pop(ref, None) if last else memo.get(ref)
         if hit is not None and hit[0] is rules and all(map(operator.is_, hit[1], values)):
             return hit[2], hit[3]
-        inst = self.institution(resource)
-        item = item_for(resource, rules, inst) if inst else None
+        inst, item = self._by_codes(resource, rules)
         if inst is not None and not last:
             if len(memo) >= _CLASSIFIED_KEPT:
                 memo.clear()
             memo[ref] = (rules, values, inst, item)
+        return inst, item
+
+    def _by_codes(self, resource: dict[str, Any], rules: Rules) -> tuple[str | None, str | None]:
+        """(institution, item) from the codings and performers, remembered across messages.
+
+        Why: a lab sends the same few dozen tests over and over, and the answer for one of them
+        (its local code and LOINC, its performing Organization) is the same each time under the
+        same rules; an Organization's institution is remembered for good already
+        (``organization_code``). Only shapes whose answer depends on nothing else are remembered:
+        a lab result or report whose codings carry no modality or price code (those reach the
+        imaging rules, which read the body site too)."""
+        key = _coded_key(resource, rules) if resource.get("resourceType") in _CODED_TYPES else None
+        if key is not None:
+            if self._coded_rules is not rules:
+                self._coded, self._coded_rules = {}, rules
+            hit = self._coded.get(key)
+            if hit is not None:
+                return hit
+        inst = self.institution(resource)
+        item = item_for(resource, rules, inst) if inst else None
+        if key is not None and inst is not None:
+            if len(self._coded) >= _CODED_KEPT:
+                self._coded = {}
+            self._coded[key] = (inst, item)
         return inst, item
 
     def _memo(self) -> dict[str, tuple[Any, tuple[Any, ...], str, str | None]]:
