@@ -108,8 +108,14 @@ class _Links:
         self.written = 0
         self._count = itertools.count(1)
 
-    def __getattr__(self, name: str) -> Any:  # get, find, count, ensure_index
+    def __getattr__(self, name: str) -> Any:  # count, ensure_index, insert, delete
         return getattr(self.coll, name)
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        return self.coll.get(doc_id)
+
+    def find(self, filter: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return self.coll.find(filter, **kwargs)
 
     # counted after the write: a read that saw the old count may have seen the old document
     def replace(self, doc: dict[str, Any], *, upsert: bool = True) -> None:
