@@ -26,6 +26,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from engine import fhirjson
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.insurance.charges import line_price, money
 from engine.recognition import aggregates
@@ -172,17 +173,20 @@ class Recognition:
 
     # -- storage helpers -------------------------------------------------------------------
     def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
-        """The current resource, or None when absent or deleted (inside a write group's hook call,
-        a version the group stored is taken as handed to the hook: it is the current one)."""
-        current = getattr(self._local, "current", None)
-        if current is not None:
-            found = current.get(f"{rtype}/{rid}")
-            if found is not None:
-                return found
+        """The current resource, or None when absent or deleted.
+
+        Inside a write group's hook call a version the group stored is taken as handed to the
+        hook when it is still the current one (another hook may have stored a newer one since):
+        the repository's reads of a group are cached, so this costs no parse of the stored JSON."""
         try:
-            return self.repository.read(rtype, rid)
+            rec = self.repository.read_raw(rtype, rid)
         except (NotFound, Gone):
             return None
+        current = getattr(self._local, "current", None)
+        held = current.get(f"{rtype}/{rid}") if current is not None else None
+        if held is not None and _version(held) == rec.version:
+            return held
+        return fhirjson.loads(rec.body)  # type: ignore[no-any-return,arg-type]
 
     @contextmanager
     def _group_scope(self) -> Iterator[None]:
@@ -206,7 +210,7 @@ class Recognition:
         current = self._local.current
         ref = ref_of(resource)
         held = current.get(ref)
-        if held is None or _version(held) <= _version(resource):
+        if held is None or _version(held) < _version(resource):
             current[ref] = resource
         if resource.get("resourceType") == "Patient":
             self._local.orders.clear()  # an order's person is read from its Patient
