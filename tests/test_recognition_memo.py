@@ -62,3 +62,26 @@ def test_remembered_windows_follow_every_write_of_the_index(store: Store) -> Non
         fresh = {d["_id"] for d in index.coll.find({"person": "P", "item": "CBC"})}
         assert fresh == {"Observation/2", "Observation/3"}
     assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 30)) == {"Observation/2", "Observation/3"}
+
+
+def test_a_results_classification_is_remembered_per_codings_and_performers(engine) -> None:
+    """The (institution, item) remembered across messages is told apart by every value it is
+    read from: the same test performed elsewhere is that institution's, an odd coding is
+    classified as always, and a result of no item stays none."""
+    facts, rules = engine.recognition.facts, engine.recognition.rules
+    loinc, item = next(iter(sorted(rules.codes.loinc.items())))
+    a, b = sorted(rules.institutions)[:2]
+
+    def obs(n: int, inst: str, code: object = loinc) -> dict:
+        return {"resourceType": "Observation", "id": f"o{n}", "status": "final",
+                "code": {"coding": [{"system": rules.codes.loinc_system, "code": code}]},
+                "performer": [{"identifier": {"system": "urn:huren:institution", "value": inst}}]}
+
+    assert facts.classify(obs(1, a)) == (a, item)
+    assert facts.classify(obs(2, b)) == (b, item)  # the same codings, another performer
+    assert facts.classify(obs(3, a)) == (a, item)
+    odd = obs(4, a)
+    odd["code"]["coding"].append({"system": "urn:x", "code": {"not": "a string"}})  # no key: computed
+    assert facts.classify(odd) == (a, item)
+    assert facts.classify(obs(5, a, "0000-0")) == (a, None)
+    assert facts.classify(obs(6, a, "0000-0")) == (a, None)

@@ -68,32 +68,22 @@ def result_time(resource: dict[str, Any]) -> str | None:
 
 
 def _coded_key(resource: dict[str, Any], rules: Rules) -> tuple[Any, ...] | None:
-    """What a lab result's institution and item are read from, as a key; None for any other shape."""
+    """What a lab result's institution and item are read from, as a key; None for any other shape
+    (an unhashable value makes the caller's lookup fail, and it then computes the answer)."""
     code = resource.get("code")
-    if type(code) is not dict or not isinstance(code.get("coding"), list):
+    codings = code.get("coding") if type(code) is dict else None
+    if type(codings) is not list:
         return None
-    codings: list[tuple[Any, Any]] = []
+    try:
+        coded = tuple([(c.get("system"), c.get("code")) for c in codings])
+        performers = tuple([(p.get("reference"), (p.get("identifier") or {}).get("system"),
+                             (p.get("identifier") or {}).get("value")) for p in resource.get("performer") or ()])
+    except AttributeError:  # a coding or performer that is not an object
+        return None
     imaging = (rules.codes.modality_system, rules.codes.price_system)
-    for c in code["coding"]:
-        if type(c) is not dict:
-            return None
-        system, value = c.get("system"), c.get("code")
-        if not isinstance(system, (str, type(None))) or not isinstance(value, (str, type(None))) or system in imaging:
-            return None
-        codings.append((system, value))
-    performers: list[tuple[Any, ...]] = []
-    for p in resource.get("performer") or ():
-        if type(p) is not dict:
-            return None
-        ident = p.get("identifier")
-        if ident is not None and type(ident) is not dict:
-            return None
-        ident = ident or {}
-        ref, system, value = p.get("reference"), ident.get("system"), ident.get("value")
-        if not all(isinstance(v, (str, type(None))) for v in (ref, system, value)):
-            return None
-        performers.append((ref, system, value))
-    return resource["resourceType"], tuple(codings), tuple(performers)
+    if any(system in imaging for system, _ in coded):
+        return None
+    return resource["resourceType"], coded, performers
 
 
 def order_time(resource: dict[str, Any]) -> str | None:
@@ -160,7 +150,10 @@ class FactReader:
         if key is not None:
             if self._coded_rules is not rules:
                 self._coded, self._coded_rules = {}, rules
-            hit = self._coded.get(key)
+            try:
+                hit = self._coded.get(key)
+            except TypeError:  # an unhashable value somewhere in the codings
+                key, hit = None, None
             if hit is not None:
                 return hit
         inst = self.institution(resource)
