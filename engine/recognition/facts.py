@@ -8,8 +8,6 @@ resource's subject references — never an MRN, which does not cross institution
 
 from __future__ import annotations
 
-import operator
-import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
@@ -29,10 +27,6 @@ VOID_STATUSES = frozenset({"cancelled", "entered-in-error"})
 
 Reader = Callable[[str, str], dict[str, Any] | None]
 
-# What a result's institution and item are read from (``institution``, ``item_for``): a stored
-# version whose values of these are the very objects the HR mark classified has the same answer.
-_CLASSIFIED_BY = ("resourceType", "code", "procedureCode", "performer", "series", "modality", "bodySite")
-_CLASSIFIED_KEPT = 4096  # results classified but not (yet) hooked; beyond it the memo starts again
 # Result types whose (institution, item) follow from their codings and performers alone (an
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
@@ -107,45 +101,24 @@ class FactReader:
         self._read = read
         self._rules = rules
         self._org_codes: dict[str, str | None] = {}
-        self._local = threading.local()  # per thread: ref -> (rules, values read, institution, item)
         # (type, codings, performers) -> (institution, item), under the rules object ``_coded_rules``
         self._coded: dict[tuple[Any, ...], tuple[str, str | None]] = {}
         self._coded_rules: Rules | None = None
 
-    # -- one classification per stored version --------------------------------------------
-    def classify(self, resource: dict[str, Any], *, last: bool = False) -> tuple[str | None, str | None]:
-        """(institution, item) of a result, computed once for the HR mark and the write hook.
+    # -- one classification per test ------------------------------------------------------
+    def classify(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(institution, item) of a result: what the HR mark and the write hook both need.
 
-        Why: the mark classifies every result before it is stored and the hook classified it
-        again after (each time its codings against the rules and its performer's Organization),
-        about a third of the hook's work for a 12-OBX report. The answer is remembered with the
-        values it was read from and given again only while the version at hand holds those very
-        objects under the same rules; an unknown institution is not remembered (its Organization
-        may be stored in the meantime). ``last``: the stored version's hook asks, nothing will ask
-        again about this version (the entry is dropped)."""
-        memo = self._memo()
-        ref = f"{resource.get('resourceType')}/{resource.get('id')}"
+        Why remembered: a lab sends the same few dozen tests over and over, and the mark and the
+        hook each read every result's codings against the rules and its performer's
+        Organization -- about a third of the hook's work for a 12-OBX report. Under the same
+        rules the answer for the same codings and performers is the same (an Organization's
+        institution is remembered for good already, ``organization_code``), so it is kept by
+        them. Only shapes whose answer depends on nothing else are kept: a lab result or report
+        whose codings carry no modality or price code (those reach the imaging rules, which read
+        the body site too); an unknown institution is not kept (its Organization may be stored
+        in the meantime)."""
         rules = self._rules()
-        values = tuple(map(resource.get, _CLASSIFIED_BY))
-        hit = memo.pop(ref, None) if last else memo.get(ref)
-        if hit is not None and hit[0] is rules and all(map(operator.is_, hit[1], values)):
-            return hit[2], hit[3]
-        inst, item = self._by_codes(resource, rules)
-        if inst is not None and not last:
-            if len(memo) >= _CLASSIFIED_KEPT:
-                memo.clear()
-            memo[ref] = (rules, values, inst, item)
-        return inst, item
-
-    def _by_codes(self, resource: dict[str, Any], rules: Rules) -> tuple[str | None, str | None]:
-        """(institution, item) from the codings and performers, remembered across messages.
-
-        Why: a lab sends the same few dozen tests over and over, and the answer for one of them
-        (its local code and LOINC, its performing Organization) is the same each time under the
-        same rules; an Organization's institution is remembered for good already
-        (``organization_code``). Only shapes whose answer depends on nothing else are remembered:
-        a lab result or report whose codings carry no modality or price code (those reach the
-        imaging rules, which read the body site too)."""
         key = _coded_key(resource, rules) if resource.get("resourceType") in _CODED_TYPES else None
         if key is not None:
             if self._coded_rules is not rules:
@@ -163,12 +136,6 @@ class FactReader:
                 self._coded = {}
             self._coded[key] = (inst, item)
         return inst, item
-
-    def _memo(self) -> dict[str, tuple[Any, tuple[Any, ...], str, str | None]]:
-        memo = getattr(self._local, "classified", None)
-        if memo is None:
-            memo = self._local.classified = {}
-        return memo
 
     def remember_organization(self, org: dict[str, Any]) -> None:
         """Note an institution's Organization as it is written, before it can be read back."""
@@ -239,7 +206,7 @@ class FactReader:
     def result(self, resource: dict[str, Any]) -> PriorResult | None:
         """Facts of a stored result, or None when it is not for a recognition item or has no date."""
         rules = self._rules()
-        inst, item = self.classify(resource, last=True)
+        inst, item = self.classify(resource)
         if item is None or inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
