@@ -26,7 +26,6 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from engine import fhirjson
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.insurance.charges import line_price, money
 from engine.recognition import aggregates
@@ -175,18 +174,18 @@ class Recognition:
     def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
         """The current resource, or None when absent or deleted.
 
-        Inside a write group's hook call a version the group stored is taken as handed to the
-        hook when it is still the current one (another hook may have stored a newer one since):
-        the repository's reads of a group are cached, so this costs no parse of the stored JSON."""
+        Inside a write group's hook call, a version the group stored is taken as handed to the
+        hook: a batch hook runs before any other hook of the group could store a newer one, and
+        what this hook stores itself comes through it (``_hold``) -- no query, no parse."""
+        current = getattr(self._local, "current", None)
+        if current is not None:
+            found = current.get(f"{rtype}/{rid}")
+            if found is not None:
+                return found
         try:
-            rec = self.repository.read_raw(rtype, rid)
+            return self.repository.read(rtype, rid)
         except (NotFound, Gone):
             return None
-        current = getattr(self._local, "current", None)
-        held = current.get(f"{rtype}/{rid}") if current is not None else None
-        if held is not None and _version(held) == rec.version:
-            return held
-        return fhirjson.loads(rec.body)  # type: ignore[no-any-return,arg-type]
 
     @contextmanager
     def _group_scope(self) -> Iterator[None]:

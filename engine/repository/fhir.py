@@ -331,16 +331,20 @@ class FhirRepository:
             self._local.reads = None
 
     def _run_hooks(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]) -> None:
-        """The write hooks for stored versions (stored, previous, the issues to extend), in write
-        order: each resource's own hooks in turn, then each batch hook once for all of them."""
-        for stored, previous, issues in writes:
-            for hook in self._hooks:
-                issues.extend(hook(stored, previous) or ())
+        """The write hooks for stored versions (stored, previous, the issues to extend): each batch
+        hook once for all of them, then each resource's own hooks in turn, in write order.
+
+        Batch hooks first: the versions they are handed are then the current ones (a resource's
+        own hook may store a newer version of another one of the group, as the patient index
+        does with links), so a batch hook may read them back as handed."""
         if self._batch_hooks:
             pairs = [(stored, previous) for stored, previous, _ in writes]
             for batch_hook in self._batch_hooks:
                 for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
                     issues.extend(found or ())
+        for stored, previous, issues in writes:
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
@@ -349,9 +353,10 @@ class FhirRepository:
 
     def add_batch_hook(self, hook: BatchHook) -> None:
         """``hook([(resource, previous), ...]) -> [issues, ...]`` runs once for all the versions a
-        write group stored (one for a single write), after the per-resource hooks, inside the
+        write group stored (one for a single write), before the per-resource hooks, inside the
         write transaction: for a hook that does for a whole message in one query what it would
-        otherwise ask for each resource (recognition's index entries)."""
+        otherwise ask for each resource (recognition's index entries). Until it returns, the
+        versions it is handed are the current ones, but for what it writes itself."""
         self._batch_hooks.append(hook)
 
     def add_write_guard(self, guard: WriteGuard) -> None:
