@@ -1,6 +1,10 @@
 """Benchmark the FHIR repository: prints figures, asserts nothing (see issue 2 for the targets).
 
-Per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI):
+First, the storage side of ingest (SQLite): a 12-OBX ORU^R01 lab message through the in-process
+pipeline, counting what it leaves in each table (index rows and B-tree entries per message, from
+the tables themselves) and the CPU of the storage stages (indexing, backend put, backend reads).
+
+Then per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI):
   * Observation writes/s in transaction Bundles of 100 (PUT, deterministic ids, as ingest sends);
   * p50/p99 of identifier search and of subject+code+latest search at each stored size;
   * Patient/$everything for a patient with 1,000 resources;
@@ -9,6 +13,7 @@ Per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI):
 
     python bench/repository.py --quick          # 10k and 30k Observations (a minute or so)
     python bench/repository.py                  # 100k and 1M (long on 2 shared cores)
+    python bench/repository.py --ingest-only    # the ingest storage figures alone
 """
 
 from __future__ import annotations
@@ -208,6 +213,51 @@ def http_reads(engine: Engine, seconds: float, *, audited: bool = True) -> str:
     return f"{rate} reads/s ({how}, one uvicorn worker, every request authenticated)"
 
 
+def _table_rows(engine: Engine) -> dict[str, tuple[int, int]]:
+    """Per FHIR table: (rows, B-trees a row goes into: the table plus each of its indexes)."""
+    store: Any = engine.store
+    out = {}
+    for (table,) in store.query("SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                                "(name LIKE 'ix_%' OR name LIKE 'fhir_%')"):
+        indexes = store.query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))
+        rows = store.query(f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608 - names from sqlite_master
+        out[table] = (rows, 1 + indexes[0][0])
+    return out
+
+
+def ingest_storage(count: int, batch: int = 50) -> None:
+    """Index rows and B-tree entries per 12-OBX ORU^R01 message, counted in the tables after an
+    in-process run of the real pipeline, and the exclusive CPU of the storage stages."""
+    from bench.ingest import StageClock, oru_lab
+
+    with tempfile.TemporaryDirectory(prefix="huren-bench-") as tmp, \
+            Engine(Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)) as engine:
+        warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
+        for start in range(0, len(warm), batch):
+            engine.ingestor.process(warm[start : start + batch])
+        before = _table_rows(engine)
+        clock = StageClock()
+        clock.attach(engine)
+        messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+        for start in range(0, count, batch):
+            engine.ingestor.process(messages[start : start + batch])
+        after = _table_rows(engine)
+    print(f"== ingest storage, 12-OBX ORU^R01, {count} messages in batches of {batch} ({load_note()})")
+    index_rows = entries = 0
+    for table, (rows, trees) in sorted(after.items()):
+        per = (rows - before.get(table, (0, 0))[0]) / count
+        if per:
+            print(f"  {table:<14} {per:7.1f} rows/msg  x {trees} B-tree(s) = {per * trees:7.1f} entries/msg")
+        if table.startswith("ix_"):
+            index_rows += per
+        entries += per * trees
+    print(f"  index rows {index_rows:.1f}/msg; B-tree entries in all (resources, history, index) {entries:.1f}/msg")
+    for stage in ("index rows", "backend put (SQL + hashing)", "backend reads"):
+        print(f"  {stage:<30} {clock.seconds.get(stage, 0.0) / count * 1e6:7.0f} us/msg CPU")
+    storage = sum(clock.seconds.get(s, 0.0) for s in ("index rows", "backend put (SQL + hashing)", "backend reads"))
+    print(f"  storage stages together        {storage / count * 1e6:7.0f} us/msg CPU")
+
+
 def run(settings: Settings, label: str, sizes: list[int], rounds: int, http_seconds: float) -> None:
     print(f"== {label} ({load_note()})")
     with Engine(settings) as engine:
@@ -234,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (10k, 30k) for CI and shared machines")
     parser.add_argument("--sizes", help="comma-separated stored sizes, e.g. 100000,1000000")
     parser.add_argument("--mongodb-uri", default=os.environ.get("HUREN_MONGODB_URI"))
+    parser.add_argument("--ingest-only", action="store_true", help="only the ingest storage figures")
+    parser.add_argument("--messages", type=int, help="messages for the ingest storage figures (default 300, quick 150)")
     args = parser.parse_args(argv)
+    ingest_storage(args.messages or (150 if args.quick else 300))
+    if args.ingest_only:
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [10_000, 30_000] if args.quick else [100_000, 1_000_000])
     rounds = 200 if args.quick else 1000

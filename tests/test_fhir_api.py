@@ -94,6 +94,9 @@ def test_bad_requests_get_precise_outcomes_and_change_nothing(http: TestClient) 
     assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["nonsense"]
     r = http.get("/fhir/Observation", params={"date": "last tuesday"})
     assert r.status_code == 400
+    r = http.get("/fhir/Observation", params={"code": "http://loinc.org|"})  # system| is not enabled
+    assert r.status_code == 400 and r.json()["issue"][0]["code"] == "not-supported"
+    assert r.json()["issue"][0]["expression"] == ["code"]
     assert http.get("/fhir/Nonsense").status_code == 404
     assert http.get("/fhir/Nonsense/1").status_code == 404
     assert http.post("/fhir/Nonsense", json={"resourceType": "Nonsense"}).status_code == 400

@@ -17,8 +17,9 @@ LOINC = "http://loinc.org"
 MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
 
 
-# Observation.code enabled for :text, as a deployment's search parameter list would
-TEXT_PARAMS = SearchParams(definitions(), {**deployment(), "text": {"Observation": ["code"]}})
+# Observation.code enabled for :text and system| searches, as a deployment's search parameter list would
+TEXT_PARAMS = SearchParams(definitions(), {**deployment(), "text": {"Observation": ["code"]},
+                                           "system": {"Observation": ["code"]}})
 
 
 @pytest.fixture
@@ -213,6 +214,64 @@ def test_bare_ids_system_only_and_no_system_tokens(repo: FhirRepository) -> None
         repo.search("Observation", [("code", "|")])
 
 
+def test_narrowed_references_answer_as_before(repo: FhirRepository) -> None:
+    """``patient`` (``subject`` of type Patient) is kept once, under ``subject``: every form of a
+    ``patient`` search, its chain, ``_include``, ``_revinclude``, ``:missing`` and the Patient
+    compartment answer as if it had rows of its own."""
+    _seed(repo)
+    repo.update(observation("g-obs", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/p1"}))
+    other = "http://other.example/fhir/Patient/9"
+    repo.update(observation("u-obs", "x", "718-7", "2024-03-01", 1.0, subject={"reference": other}))
+    repo.update({"resourceType": "Provenance", "id": "prov2", "target": [{"reference": "Patient/p2"}],
+                 "recorded": "2024-03-01T09:00:00Z", "agent": [{"who": {"reference": "Organization/org-a"}}]})
+    assert sorted(ids(repo.search("Observation", [("patient", "p1")]))) == ["o1", "o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("patient", "Patient/p1")]))) == ["o1", "o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("patient:Patient", "p1")]))) == ["o1", "o2", "o3"]
+    assert sorted(ids(repo.search("Observation", [("patient", "p1,p2"), ("code", "718-7")]))) == ["o1", "o2", "o4"]
+    assert ids(repo.search("Observation", [("patient", other)])) == ["u-obs"]
+    assert ids(repo.search("Observation", [("subject", "Group/p1")])) == ["g-obs"]
+    assert sorted(ids(repo.search("Observation", [("patient:missing", "true")]))) == ["g-obs"]
+    assert ids(repo.search("Observation", [("patient.identifier", f"{MRN}|0002")])) == ["o4"]
+    assert ids(repo.search("Provenance", [("patient", "p2")])) == ["prov2"]
+    assert ids(repo.search("Provenance", [("patient", "Patient/p2"), ("target", "Patient/p2")])) == ["prov2"]
+    page = repo.search("Patient", [("_id", "p2"), ("_revinclude", "Observation:patient")])
+    assert [r["id"] for r in page.included] == ["o4"]
+    page = repo.search("Observation", [("_id", "o4"), ("_include", "Observation:patient")])
+    assert [r["id"] for r in page.included] == ["p2"]
+    assert sorted(r["id"] for r in repo.everything("p2").resources) == ["o4", "p2", "prov2"]
+
+
+def test_compartment_membership_by_every_compartment_parameter(repo: FhirRepository) -> None:
+    """In a Patient's compartment: the Patient itself, resources whose compartment
+    parameters point at it (Observation.subject or .performer, Provenance.patient, Encounter.patient);
+    not a Group that happens to share its id, nor another patient's resources."""
+    repo.update(patient("p1"))
+    repo.update(patient("p2", mrn="0002"))
+    repo.update(patient("p3", mrn="0003"))
+    repo.update(observation("o-sub", "p1", "718-7", "2024-03-01", 1.0))
+    repo.update(observation("o-perf", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/g1"},
+                            performer=[{"reference": "Patient/p1"}]))
+    repo.update(observation("o-grp", "x", "718-7", "2024-03-01", 1.0, subject={"reference": "Group/p1"}))
+    repo.update(observation("o-p3", "p3", "718-7", "2024-03-01", 1.0))
+    repo.update({"resourceType": "Provenance", "id": "prov", "target": [{"reference": "Patient/p1"}],
+                 "recorded": "2024-03-01T09:00:00Z", "agent": [{"who": {"reference": "Organization/org-a"}}]})
+    repo.update({"resourceType": "Encounter", "id": "enc", "status": "finished", "subject": {"reference": "Patient/p1"},
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}})
+    mine = frozenset({"p1"})
+
+    def found(rtype: str | None, *pairs: tuple[str, str], comp: frozenset[str] = mine) -> list[str]:
+        return sorted(r["id"] for r in repo.search(rtype, list(pairs), compartment=comp).resources)
+
+    assert found("Observation") == ["o-perf", "o-sub"]
+    assert found("Observation", ("code", "718-7")) == ["o-perf", "o-sub"]
+    assert found("Patient") == ["p1"]
+    assert found("Provenance") == ["prov"] and found("Encounter", ("status", "finished")) == ["enc"]
+    assert found(None) == ["enc", "o-perf", "o-sub", "p1", "prov"]
+    assert found(None, ("_type", "Observation,Patient")) == ["o-perf", "o-sub", "p1"]
+    assert found(None, comp=frozenset({"p1", "p3"})) == ["enc", "o-p3", "o-perf", "o-sub", "p1", "p3", "prov"]
+    assert found("Organization") == []  # a type outside the compartment
+
+
 def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store) -> None:
     """Only enabled parameters are indexed and searchable; :text only where enabled."""
     plain = FhirRepository(store, base_url=BASE)  # the shipped list: no :text, no Observation combo-*
@@ -221,14 +280,23 @@ def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store
         plain.search("Observation", [("code:text", "血红")])
     with pytest.raises(BadRequest, match="unknown search parameter 'combo-code'"):
         plain.search("Observation", [("combo-code", "718-7")])
+    with pytest.raises(BadRequest, match="Observation.code by system alone"):
+        plain.search("Observation", [("code", f"{LOINC}|")])
+    with pytest.raises(BadRequest, match="searching by system alone is not supported"):
+        plain.search("Observation", [("subject:identifier", f"{MRN}|")])
     assert sorted(ids(plain.search("Observation", [("code", "718-7")]))) == ["o1", "o2", "o4"]
+    assert sorted(ids(plain.search("Observation", [("code", f"{LOINC}|718-7")]))) == ["o1", "o2", "o4"]
+    assert ids(plain.search("Observation", [("code", "|718-7")])) == []
     rows = plain.indexer.rows(plain.read("Observation", "o1"))
     assert not [r for r in rows.strings if r[0].endswith(":text")]
+    assert not rows.systems  # no system| rows unless the list enables them
+    assert TEXT_PARAMS.system_enabled("Observation", "code") and not plain.params.system_enabled("Observation", "code")
     assert not [r for r in rows.tokens if r[0].startswith("combo-")]
     everything = FhirRepository(store, base_url=BASE, params=SearchParams(definitions()))
     assert "combo-code" in everything.params.for_type("Observation")
     for wrong, message in (({"disabled": {"Observation": ["combo-cod"]}}, "has no parameter 'combo-cod'"),
                            ({"text": {"Observation": ["date"]}}, "not a token parameter"),
+                           ({"system": {"Observation": ["subject"]}}, "system: Observation.subject is not a token"),
                            ({"enabled": {"Observaton": "*"}}, "not a supported resource type")):
         with pytest.raises(ValueError, match=message):
             SearchParams(definitions(), wrong)

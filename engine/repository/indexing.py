@@ -10,6 +10,7 @@ FHIR date prefixes compare against. Strings are kept raw (for ``:exact``) and no
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class IndexRows:
     strings: list[tuple[str, str, str]] = field(default_factory=list)  # (param, normalised, raw)
     quantities: list[tuple[str, float, str, str]] = field(default_factory=list)  # (param, value, system, code)
     uris: list[tuple[str, str]] = field(default_factory=list)  # (param, uri)
+    systems: list[tuple[str, str]] = field(default_factory=list)  # (param, system) for ``system|`` search
     compartments: set[str] = field(default_factory=set)  # Patient ids whose compartment holds it
     sort: dict[str, Any] = field(default_factory=dict)  # param -> first value, for _sort
 
@@ -132,12 +134,12 @@ class Indexer:
         self.skip = skip | {"_id"}
         self._plans: dict[str, list[tuple[str, Any, Any, frozenset[str] | None]]] = {}
         self._triggers: dict[str, tuple[list[Any], tuple[int, ...], dict[str, tuple[int, ...]]]] = {}
+        self._chosen: dict[tuple[Any, ...], tuple[tuple[str, Any, Any], ...]] = {}
 
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
         if plan is None:
-            plan = [(p.code, self._token_text if p.type == "token" and self.params.text_enabled(rtype, p.code)
-                     else getattr(self, "_" + p.type), p.evaluate, first_fields(p.expression))
+            plan = [(p.code, self._method(rtype, p.code, p.type), p.evaluate, first_fields(p.expression))
                     for p in self.params.for_type(rtype).values() if p.code not in self.skip]
             self._plans[rtype] = plan
         return plan
@@ -161,22 +163,36 @@ class Indexer:
             self._triggers[rtype] = trig
         return trig
 
-    def rows(self, resource: dict[str, Any]) -> IndexRows:
-        rtype = resource["resourceType"]
-        rows = IndexRows()
+    def _choose(self, rtype: str, resource: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+        """The plan entries a resource's keys trigger, in plan order; cached by the keys (a feed's
+        resources of one type share their shape, so this is one dict lookup per resource)."""
+        bookkeeping = _bookkeeping_only(resource.get("meta"))
+        shape = (rtype, bookkeeping, *resource)
+        chosen = self._chosen.get(shape)
+        if chosen is not None:
+            return chosen
         plan, always, by_key = self._trigger(rtype)
-        chosen = set(always)
+        picked = set(always)
         for key in resource:
             hit = by_key.get(key)
             if hit is not None:
-                if key == "meta" and _bookkeeping_only(resource["meta"]):
+                if key == "meta" and bookkeeping:
                     hit = tuple(i for i in hit if plan[i][0] == "_lastUpdated")  # no tag, profile, ...
-                chosen.update(hit)
+                picked.update(hit)
             stem = _choice_stem(key)  # choice elements: effectiveDateTime is there for "effective"
             if stem is not None and (hit := by_key.get(stem)) is not None:
-                chosen.update(hit)
-        for i in sorted(chosen):  # plan order: the rows come out as a full evaluation gives them
-            code, index, evaluate, _roots = plan[i]
+                picked.update(hit)
+        # plan order: the rows come out as a full evaluation gives them
+        chosen = tuple((plan[i][0], plan[i][1], plan[i][2]) for i in sorted(picked))
+        if len(self._chosen) >= 4096:  # shapes are few; an odd feed must not grow this forever
+            self._chosen.clear()
+        self._chosen[shape] = chosen
+        return chosen
+
+    def rows(self, resource: dict[str, Any]) -> IndexRows:
+        rtype = resource["resourceType"]
+        rows = IndexRows()
+        for code, index, evaluate in self._choose(rtype, resource):
             values = evaluate(resource)
             if values:
                 index(rows, code, values)
@@ -192,14 +208,23 @@ class Indexer:
     def compartments(self, resource: dict[str, Any]) -> set[str]:
         return self.rows(resource).compartments
 
-    # -- one method per search parameter type ------------------------------------------------
-    def _token_text(self, rows: IndexRows, code: str, values: list[Any]) -> None:
-        """A token parameter enabled for ``:text``: its displays and text as string rows too."""
-        self._token(rows, code, values, text=True)
+    def _method(self, rtype: str, code: str, kind: str) -> Any:
+        """The indexing method of one parameter; a token parameter the deployment enables for
+        ``:text`` or for ``system|`` searches also writes those rows."""
+        method = getattr(self, "_" + kind)
+        if kind != "token":
+            return method
+        text, systems = self.params.text_enabled(rtype, code), self.params.system_enabled(rtype, code)
+        return functools.partial(method, text=text, systems=systems) if text or systems else method
 
-    def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False) -> None:
+    # -- one method per search parameter type ------------------------------------------------
+    def _token(self, rows: IndexRows, code: str, values: list[Any], text: bool = False,
+               systems: bool = False) -> None:
+        """Called for every coded element of every resource written: the displays are gathered
+        only for a ``:text`` parameter, and the sort key is the first row this call appended."""
         out = rows.tokens
-        texts: list[str] = []
+        start = len(out)
+        texts: list[str] | None = [] if text else None
         for v in values:
             if isinstance(v, str):
                 out.append((code, "", v))
@@ -208,51 +233,52 @@ class Indexer:
             elif isinstance(v, dict):
                 if "coding" in v or "text" in v:
                     for c in v.get("coding") or ():
-                        if c.get("code") is not None:
-                            out.append((code, c.get("system") or "", str(c["code"])))
-                        if c.get("display"):
+                        c_code = c.get("code")
+                        if c_code is not None:
+                            out.append((code, c.get("system") or "", str(c_code)))
+                        if texts is not None and c.get("display"):
                             texts.append(c["display"])
-                    if v.get("text"):
+                    if texts is not None and v.get("text"):
                         texts.append(v["text"])
                 elif "code" in v:
                     out.append((code, v.get("system") or "", str(v["code"])))
-                    if v.get("display"):
+                    if texts is not None and v.get("display"):
                         texts.append(v["display"])
                 elif "value" in v:
                     system = v.get("system") or ""
                     if system in _CONTACT_SYSTEMS:
                         system = ""
                     out.append((code, system, str(v["value"])))
-                    for c in (v.get("type") or {}).get("coding") or ():
-                        if c.get("display"):
-                            texts.append(c["display"])
-        if out and code not in rows.sort:
-            first = next((t for t in out if t[0] == code), None)
-            if first:
-                rows.sort[code] = first[2]
-        if text:
+                    if texts is not None:
+                        texts.extend(c["display"] for c in (v.get("type") or {}).get("coding") or ()
+                                     if c.get("display"))
+        if len(out) > start and code not in rows.sort:
+            rows.sort[code] = out[start][2]
+        if texts:
             for display in texts:
                 rows.strings.append((code + ":text", normalise(display), display))
+        if systems:
+            rows.systems.extend(sorted({(code, t[1]) for t in out[start:] if t[1]}))
 
     def _reference(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        refs = rows.refs
+        start = len(refs)
         for v in values:
             if isinstance(v, str):  # canonical
-                rows.refs.append((code, "", v))
+                refs.append((code, "", v))
                 continue
             if not isinstance(v, dict):
                 continue
             ref = v.get("reference")
             if isinstance(ref, str):
                 parsed = parse_reference(ref, self.base_url)
-                rows.refs.append((code, *parsed) if parsed else (code, "", ref))
+                refs.append((code, *parsed) if parsed else (code, "", ref))
             ident = v.get("identifier")
             if isinstance(ident, dict) and ident.get("value") is not None:
                 rows.tokens.append((code + ":identifier", ident.get("system") or "", str(ident["value"])))
-        if code not in rows.sort:
-            for p, rt, rid in rows.refs:
-                if p == code:
-                    rows.sort[code] = f"{rt}/{rid}" if rt else rid
-                    break
+        if len(refs) > start and code not in rows.sort:
+            _p, rt, rid = refs[start]
+            rows.sort[code] = f"{rt}/{rid}" if rt else rid
 
     def _date(self, rows: IndexRows, code: str, values: list[Any]) -> None:
         for v in values:
@@ -271,6 +297,9 @@ class Indexer:
                 rows.sort[code] = lo
 
     def _string(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+        """One row per distinct text of the parameter: a name's text and its family + given are
+        often the same (``张三``), and each row is an index insert."""
+        seen: set[str] = set()
         for v in values:
             parts: list[str] = []
             if isinstance(v, str):
@@ -285,6 +314,9 @@ class Indexer:
                     given = "".join(x for x in v["given"] if isinstance(x, str))
                     parts.append(v["family"] + given)  # 张三: family + given without a space
             for part in parts:
+                if part in seen:
+                    continue
+                seen.add(part)
                 rows.strings.append((code, normalise(part), part))
                 if code not in rows.sort:
                     rows.sort[code] = normalise(part)

@@ -1,22 +1,33 @@
 """FHIR storage on MongoDB: ``fhir_current`` (one document per resource, index values embedded)
-and ``fhir_history`` (every version).
+and ``fhir_history`` (the superseded versions).
 
 Index values live in arrays inside the current document so one multikey index answers each
-parameter kind: tokens and references as compact keys (``param␟system␟code``, with ``*`` for
-"any system" / "any code" / "any type", so ``code=718-7``, ``code=http://loinc.org|718-7`` and
-``subject=123`` are all single-key lookups), dates, strings and quantities as small subdocuments
-matched with ``$elemMatch``. ``srt`` holds one value per parameter for ``_sort``; the compound
-index ``(type, ref, srt.date)`` serves "latest result of this patient" directly.
+parameter kind: tokens and references as one compact key per value, ordered from the most to
+the least selective part (``param␟code␟system``, ``param␟id␟type``), so ``code=http://loinc.org|718-7``
+and ``subject=Patient/123`` are exact key lookups and ``code=718-7`` or ``subject=123`` (any
+system, any type) an anchored prefix match: one range of the same index, where the earlier
+documents held two or three keys per value. ``sys`` holds ``param␟system`` only for the token
+parameters the deployment enables ``system|`` searches on. Dates, strings and quantities are
+small subdocuments matched with ``$elemMatch``. ``srt`` holds one value per parameter for
+``_sort``; the compound index ``(type, ref, srt.date)`` serves "latest result of this patient".
+
+A first version is written once, to ``fhir_current``; the version it replaces is copied to
+``fhir_history`` when a later one arrives. Documents written before (every version in history,
+the current one too) read the same: ``history`` merges both collections by version. Their index
+keys (layout 1: ``param␟system␟code`` plus ``*`` forms) are rebuilt from the stored bodies when
+the repository binds to the store, once (``fhir_meta`` records the layout).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pymongo
 
+from engine import fhirjson
 from engine.repository.indexing import IndexRows
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -32,31 +43,46 @@ from engine.repository.query import (
     TokenCond,
     UriCond,
     date_bounds,
+    widen,
 )
 
 if TYPE_CHECKING:
+    from engine.repository.indexing import Indexer
     from engine.repository.mongo_store import MongoStore
+    from engine.repository.searchparams import SearchParams
+
+log = logging.getLogger("huren.repository")
+LAYOUT = 2  # fhir_meta "layout": one key per token / reference value, history of superseded versions
 
 SEP = "\x1f"
 _MONGO_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _FIELDS = {"_id": 0, "type": 1, "id": 1, "version": 1, "updated": 1, "deleted": 1, "body": 1}
 
 
-def _token_keys(p: str, s: str, c: str) -> list[str]:
-    return [f"{p}{SEP}{s}{SEP}{c}", f"{p}{SEP}*{SEP}{c}", f"{p}{SEP}{s}{SEP}*"]
+def _key(param: str, value: str, qualifier: str | None) -> str:
+    return f"{param}{SEP}{value}{SEP}{qualifier}"
 
 
-def _doc_indexes(rows: IndexRows) -> dict[str, Any]:
-    tok: set[str] = set()
-    for p, s, c in rows.tokens:
-        tok.update(_token_keys(p, s, c))
-    ref: set[str] = set()
-    for p, rt, rid in rows.refs:
-        ref.add(f"{p}{SEP}{rt}{SEP}{rid}")
-        ref.add(f"{p}{SEP}*{SEP}{rid}")
+def _match(param: str, value: str, qualifier: str | None) -> Any:
+    """An exact key, or (qualifier None: any system / any type) an anchored prefix of the key,
+    which MongoDB answers as one range of the multikey index."""
+    if qualifier is not None:
+        return _key(param, value, qualifier)
+    return {"$regex": "^" + re.escape(f"{param}{SEP}{value}{SEP}")}
+
+
+_NONE: Mapping[str, tuple[str, str]] = {}
+
+
+def _doc_indexes(rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> dict[str, Any]:
+    """The index fields of a document; a ``narrowed`` parameter's references to its type are the
+    wider parameter's keys already (``query.widen``)."""
+    tok = {_key(p, c, s) for p, s, c in rows.tokens}
+    ref = {_key(p, rid, rt) for p, rt, rid in rows.refs if not (p in narrowed and narrowed[p][1] == rt)}
     has = {r[0] for r in rows.tokens} | {r[0] for r in rows.refs} | {r[0] for r in rows.dates}
     has |= {r[0] for r in rows.strings} | {r[0] for r in rows.quantities} | {r[0] for r in rows.uris}
-    return {
+    out: dict[str, Any] = {"sys": sorted({f"{p}{SEP}{s}" for p, s in rows.systems})} if rows.systems else {}
+    return out | {
         "tok": sorted(tok),
         "ref": sorted(ref),
         "dt": [{"p": p, "lo": lo, "hi": hi} for p, lo, hi in rows.dates],
@@ -71,12 +97,11 @@ def _doc_indexes(rows: IndexRows) -> dict[str, Any]:
 
 def _cond(cond: Cond) -> dict[str, Any]:
     if isinstance(cond, TokenCond):
-        system = "*" if cond.system is None else cond.system
-        code = "*" if cond.code is None else cond.code
-        return {"tok": f"{cond.param}{SEP}{system}{SEP}{code}"}
+        if cond.code is None:  # system|: only where enabled (the parser refuses it elsewhere)
+            return {"sys": f"{cond.param}{SEP}{cond.system or ''}"}
+        return {"tok": _match(cond.param, cond.code, cond.system)}
     if isinstance(cond, RefCond):
-        rtype = "*" if cond.rtype is None else cond.rtype
-        return {"ref": f"{cond.param}{SEP}{rtype}{SEP}{cond.rid}"}
+        return {"ref": _match(cond.param, cond.rid, cond.rtype)}
     if isinstance(cond, DateCond):
         match: dict[str, Any] = {"p": cond.param}
         for col, op, value in date_bounds(cond):
@@ -109,8 +134,8 @@ def _cond(cond: Cond) -> dict[str, Any]:
     raise TypeError(cond)
 
 
-def _clause(clause: Clause) -> dict[str, Any]:
-    alts = [_cond(c) for c in clause.alternatives]
+def _clause(clause: Clause, narrowed: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+    alts = [_cond(c) for c in widen(clause, narrowed)]
     if not alts:
         expr: dict[str, Any] = {"_id": {"$in": []}}
     elif len(alts) == 1:
@@ -146,7 +171,34 @@ class MongoFhirBackend:
             [("comp", 1)],
         ):
             self.current_coll.create_index(keys)
+        # only documents with system| keys (parameters a deployment enables) carry the field
+        self.current_coll.create_index([("sys", 1)], sparse=True)
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
+        self.meta_coll = store.db["fhir_meta"]
+        self._params: SearchParams | None = None
+
+    def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
+        return self._params.narrowed(rtype) if self._params is not None and rtype else _NONE
+
+    def bind(self, params: SearchParams, indexer: Indexer) -> None:
+        """Called by the repository: documents indexed by an earlier layout get their index keys
+        rebuilt from the stored bodies (once; a new database is simply marked). ``params`` say
+        which narrowed references are kept once."""
+        self._params = params
+        kw = self.store.kw()
+        marker = self.meta_coll.find_one({"_id": "layout"}, **kw)
+        if marker is not None and marker.get("version", 0) >= LAYOUT:
+            return
+        if self.current_coll.find_one({}, {"_id": 1}, **kw) is not None:
+            log.warning("MongoDB: rebuilding the FHIR index keys for layout %d (once)", LAYOUT)
+            done = 0
+            for doc in self.current_coll.find({"deleted": False}, {"_id": 1, "body": 1}, **kw):
+                rows = indexer.rows(fhirjson.loads(doc["body"]))
+                update = {"$set": _doc_indexes(rows, self._narrowed(doc["_id"].split("/", 1)[0]))}
+                self.current_coll.update_one({"_id": doc["_id"]}, update, **kw)
+                done += 1
+            log.warning("MongoDB: FHIR index keys rebuilt for %d resources", done)
+        self.meta_coll.replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT}, upsert=True, **kw)
 
     @staticmethod
     def _rec(doc: dict[str, Any]) -> StoredResource:
@@ -167,24 +219,31 @@ class MongoFhirBackend:
         return out
 
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None:
-        doc = self.history_coll.find_one({"_id": f"{rtype}/{rid}/{version}"}, **self.store.kw())
+        doc = self.current_coll.find_one({"_id": f"{rtype}/{rid}", "version": version}, _FIELDS, **self.store.kw())
+        if doc is None:
+            doc = self.history_coll.find_one({"_id": f"{rtype}/{rid}/{version}"}, **self.store.kw())
         return self._rec(doc) if doc else None
 
     def history(self, rtype: str, rid: str) -> list[StoredResource]:
-        cursor = self.history_coll.find({"type": rtype, "id": rid}, **self.store.kw()).sort("version", pymongo.DESCENDING)
-        return [self._rec(d) for d in cursor]
+        docs = {d["version"]: d for d in self.history_coll.find({"type": rtype, "id": rid}, **self.store.kw())}
+        current = self.current_coll.find_one({"_id": f"{rtype}/{rid}"}, _FIELDS, **self.store.kw())
+        if current is not None:
+            docs[current["version"]] = current
+        return [self._rec(docs[v]) for v in sorted(docs, reverse=True)]
 
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
         key = f"{rec.type}/{rec.id}"
         doc: dict[str, Any] = {"_id": key, "type": rec.type, "id": rec.id, "version": rec.version,
                                "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
         if rows is not None:
-            doc.update(_doc_indexes(rows))
-        hist = {"_id": f"{key}/{rec.version}", "type": rec.type, "id": rec.id, "version": rec.version,
-                "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
+            doc.update(_doc_indexes(rows, self._narrowed(rec.type)))
         with self.store.transaction():
+            if previous is not None:  # the replaced version becomes history (upsert: older data has it)
+                hist = {"_id": f"{key}/{previous.version}", "type": previous.type, "id": previous.id,
+                        "version": previous.version, "updated": previous.updated, "deleted": previous.deleted,
+                        "body": previous.body}
+                self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
             self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
-            self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
         rec.key = key
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
@@ -212,7 +271,8 @@ class MongoFhirBackend:
             parts.append({"type": {"$in": list(q.types)}})
         if q.compartment is not None:
             parts.append({"comp": {"$in": sorted(q.compartment)}})
-        parts.extend(_clause(c) for c in q.clauses)
+        narrowed = self._narrowed(q.type)
+        parts.extend(_clause(c, narrowed) for c in q.clauses)
         return {"$and": parts}
 
     def search(self, query: Query) -> list[StoredResource]:

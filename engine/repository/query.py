@@ -8,6 +8,7 @@ negated (``:not``, ``:missing=true``, the ``ne`` prefix).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -115,6 +116,26 @@ class Query:
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (param, descending)
     offset: int = 0
     limit: int | None = None
+
+
+def widen(clause: Clause, narrowed: Mapping[str, tuple[str, str]]) -> tuple[Cond, ...]:
+    """The alternatives of ``clause`` as stored: a reference parameter narrowed to one type
+    (``SearchParams.narrowed``: ``patient`` is ``subject`` of type Patient) keeps the values of
+    that type under the wider parameter, and only its other values (absolute URLs, say) under its
+    own name; so ``patient=123`` reads both, ``patient=Patient/123`` only the wider one."""
+    if not narrowed:
+        return clause.alternatives
+    out: list[Cond] = []
+    for cond in clause.alternatives:
+        if isinstance(cond, RefCond) and cond.param in narrowed:
+            base, target = narrowed[cond.param]
+            if cond.rtype is None or cond.rtype == target:
+                out.append(RefCond(base, target, cond.rid))
+            if cond.rtype != target:
+                out.append(cond)
+        else:
+            out.append(cond)
+    return tuple(out)
 
 
 # Order in which clauses drive a query: the most selective index first.

@@ -218,10 +218,19 @@ class SearchParser:
                                      "(the deployment's search parameter list)", expression=[key],
                                      code="not-supported")
                 return StringCond(code + ":text", normalise(_unescape(value)), "start"), "eq"
-            return self._token(code, value), "eq"
+            cond = self._token(code, value)
+            if cond.code is None and not self.params.system_enabled(rtype, code):
+                raise BadRequest(f"'{value}': searching {rtype}.{code} by system alone (any code) is not enabled "
+                                 "on this server (the deployment's search parameter list)", expression=[key],
+                                 code="not-supported")
+            return cond, "eq"
         if kind == "reference":
             if modifier == "identifier":
-                return self._token(code + ":identifier", value), "eq"
+                cond = self._token(code + ":identifier", value)
+                if cond.code is None:
+                    raise BadRequest(f"'{value}': {key} needs a value (searching by system alone is not supported)",
+                                     expression=[key], code="not-supported")
+                return cond, "eq"
             return self._reference(code, modifier or None, _unescape(value), key), "eq"
         if kind == "string":
             text = _unescape(value)

@@ -4,13 +4,15 @@ That file is extracted from the official R4 SearchParameter resources by
 ``conformance/searchparams/extract.py``; here it is loaded once per process (immutable) and each
 parameter's FHIRPath expression is compiled into a function the indexer calls on every write.
 ``conformance/searchparams/enabled.yaml`` says which of them the deployment indexes and answers
-(and which token parameters get ``:text`` rows): an index no query uses is never written.
+(and which token parameters get ``:text`` rows, and which answer ``system|``, any code of a
+system): an index no query uses is never written.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -21,6 +23,7 @@ from engine.repository.fhirpath import Evaluator, compile_expression
 
 DATA = "searchparams.json"
 ENABLED = "enabled.yaml"
+_RESOLVE_IS = re.compile(r"^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class SearchParams:
 
     def __init__(self, data: dict[str, Any], enabled: dict[str, Any] | None = None) -> None:
         """``enabled``: the deployment's choice (the shape of ``enabled.yaml``); None enables
-        every parameter, without ``:text`` rows."""
+        every parameter, without ``:text`` or ``system|`` rows."""
         enabled = enabled or {}
         _check_deployment(data, enabled)
         choose = enabled.get("enabled") or {"*": "*"}
@@ -70,10 +73,13 @@ class SearchParams:
         self._common = {code: p for code, p in common.items() if keep("*", code)}
         self.text: frozenset[tuple[str, str]] = frozenset(
             (rtype, code) for rtype, codes in (enabled.get("text") or {}).items() for code in codes or ())
+        self.system: frozenset[tuple[str, str]] = frozenset(
+            (rtype, code) for rtype, codes in (enabled.get("system") or {}).items() for code in codes or ())
         self.resource_types: frozenset[str] = frozenset(data.get("resource_types") or self._by_type)
         self.compartment: dict[str, tuple[str, ...]] = {
             t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
         }
+        self._narrowed = {rtype: _narrowed(params) for rtype, params in self._by_type.items()}
 
     @staticmethod
     def _param(code: str, d: dict[str, Any], rtype: str) -> SearchParam:
@@ -97,15 +103,37 @@ class SearchParams:
     def compartment_params(self, resource_type: str) -> tuple[str, ...]:
         return self.compartment.get(resource_type, ())
 
+    def narrowed(self, resource_type: str) -> dict[str, tuple[str, str]]:
+        """Reference parameters whose values are another enabled parameter's of one target type:
+        ``patient`` is ``subject.where(resolve() is Patient)``, so its ``Patient/…`` values are
+        exactly ``subject``'s. code -> (that parameter, the type). A backend keeps such values
+        once, under the wider parameter, and answers the narrow one from them."""
+        return self._narrowed.get(resource_type, {})
+
     def text_enabled(self, resource_type: str, code: str) -> bool:
         """Are the displays and text of this token parameter indexed for ``:text``?"""
         return (resource_type, code) in self.text
 
+    def system_enabled(self, resource_type: str, code: str) -> bool:
+        """Does this token parameter answer ``system|`` (any code of a system)? Each coded value
+        then costs one more index row, so only parameters a deployment searches that way."""
+        return (resource_type, code) in self.system
+
+
+def _narrowed(params: dict[str, SearchParam]) -> dict[str, tuple[str, str]]:
+    by_expression = {p.expression: code for code, p in params.items() if p.type == "reference"}
+    out = {}
+    for code, p in params.items():
+        m = _RESOLVE_IS.match(p.expression) if p.type == "reference" else None
+        if m and (base := by_expression.get(m.group(1))) is not None:
+            out[code] = (base, m.group(2))
+    return out
+
 
 def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:
     """A type or parameter the list names must exist (a typo would silently index nothing),
-    and ``text`` names token parameters only."""
-    for section in ("enabled", "disabled", "text"):
+    and ``text`` and ``system`` name token parameters only."""
+    for section in ("enabled", "disabled", "text", "system"):
         for rtype, codes in (enabled.get(section) or {}).items():
             if rtype == "*" and section == "enabled":
                 continue
@@ -117,8 +145,8 @@ def _check_deployment(data: dict[str, Any], enabled: dict[str, Any]) -> None:
             for code in codes or ():
                 if code not in defs:
                     raise ValueError(f"search parameter list, {section}: {rtype} has no parameter {code!r}")
-                if section == "text" and defs[code]["type"] != "token":
-                    raise ValueError(f"search parameter list, text: {rtype}.{code} is not a token parameter")
+                if section in ("text", "system") and defs[code]["type"] != "token":
+                    raise ValueError(f"search parameter list, {section}: {rtype}.{code} is not a token parameter")
 
 
 def definitions() -> dict[str, Any]:

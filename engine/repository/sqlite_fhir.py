@@ -1,20 +1,27 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 2, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 3, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys)`` — the
   current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value
-  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the resource's ``ix_hash``
-  keys (packed int64), so an update deletes exactly its old rows without a second B-tree.
+  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the distinct ``h`` of the
+  resource's ``ix_hash`` rows (packed int64), so an update deletes exactly its old rows by
+  primary-key prefix ``(h, rid)``, without a second B-tree keyed by ``rid``.
 * ``fhir_history(type, id, version, ...)`` — the superseded versions only: a first version is
   written once (vread and ``_history`` read the current row for the current version), and the
   current row is copied here when a later version replaces it.
-* ``ix_hash(h, rid)`` — equality indexes as one 64-bit hash per row, in one B-tree (``WITHOUT
-  ROWID`` primary key ``(h, rid)``), the way HAPI FHIR's JPA server hashes (type, parameter,
-  system, value) into ``HASH_SYS_AND_VALUE``: tokens (``system|code`` plus the "any system" and
-  "any code" forms), references (``Type/id``; a bare id expands to the parameter's target
-  types at query time), URIs and Patient compartment membership. A lookup is one range scan, a
-  correlated check one primary-key probe.
+* ``ix_hash(h, rid, q)`` — equality indexes as one row per indexed value in one B-tree (``WITHOUT
+  ROWID`` primary key ``(h, rid, q)``), hashed the way HAPI FHIR's JPA server hashes its token
+  rows (``HASH_VALUE``, ``HASH_SYS_AND_VALUE``): ``h`` is a 64-bit hash of (type, parameter,
+  value) and ``q`` one of the value's qualifier — a token's system, a reference's target type —
+  so ``code=718-7`` is one range scan on ``h``, ``code=http://loinc.org|718-7`` the same range
+  narrowed by ``q``, and a correlated check one primary-key probe. One row per token where the
+  earlier layout wrote three (``system|code``, ``*|code``, ``system|*``): a ``system|`` search
+  (any code of a system) is answered only for the token parameters the deployment's list
+  enables it for, which get one more row per coded value (``q`` 0). References (a bare id is
+  any target type) and URIs are rows of the same table. Patient compartment membership has no
+  rows of its own: it is a reference row of one of the type's compartment parameters to
+  ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself.
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
   ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
   deletes, with one lookup index ``(hp, value)`` each; ``ix_date`` has two, ``(hp, lo)`` and
@@ -29,9 +36,10 @@ A query starts from its most selective clause (``query.selectivity``), forced wi
 ``CROSS JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
 clauses with ``EXISTS`` probes on the ``rid``-keyed tables.
 
-A data directory written by the earlier layout (wide ``ix_*`` rows, every version in
-``fhir_history``) is migrated when the repository binds to the store: the index is rebuilt from
-the stored bodies and the history copies of current versions are dropped, in one transaction.
+A data directory written by an earlier layout (1: wide ``ix_*`` rows, every version in
+``fhir_history``; 2: three hash rows per token) is migrated when the repository binds to the
+store: the index is rebuilt from the stored bodies and the history copies of current versions
+are dropped, in one transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ import hashlib
 import logging
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +69,7 @@ from engine.repository.query import (
     UriCond,
     date_bounds,
     selectivity,
+    widen,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +79,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 2  # PRAGMA user_version of the layout below
+LAYOUT = 3  # PRAGMA user_version of the layout below
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
@@ -81,7 +90,8 @@ CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
     deleted INTEGER NOT NULL, body BLOB);
 CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
-CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (h, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, q INTEGER NOT NULL,
+    PRIMARY KEY (h, rid, q)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
     PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (hp, lo);
@@ -94,84 +104,99 @@ CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NUL
 CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
 """
 
-# the tables and indexes of layout 1, dropped by the migration (their rows are rebuilt)
+# the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
 _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_token", "DROP TABLE IF EXISTS ix_ref",
+           "DROP TABLE IF EXISTS ix_hash",
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
 _RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
-ANY = "\x00"  # "any system" / "any code": never part of a stored value
+NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
 _SEP = "\x1f"
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
+_NONE: Mapping[str, tuple[str, str]] = {}
 
 
 class LayoutError(RuntimeError):
     """The database was written by a layout this code cannot read."""
 
 
-@lru_cache(maxsize=1 << 17)
 def h64(key: str) -> int:
     """A stable signed 64-bit hash (BLAKE2b): SQLite's INTEGER, the same in every process.
 
-    Cached: the keys of a lab feed repeat (its codes, systems, patients and organisations).
+    Not cached itself: the functions below cache by their arguments (no key string built on a
+    hit), and a message's new ids (results, orders, specimens) would only churn a cache here.
     """
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
                           "little", signed=True)
 
 
-def token_hash(rtype: str, param: str, system: str, code: str) -> int:
-    return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{system}{_SEP}{code}")
+def token_hash(rtype: str, param: str, code: str) -> int:
+    return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{code}")
 
 
-def ref_hash(rtype: str, param: str, target_type: str, target: str) -> int:
-    return h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{target_type}{_SEP}{target}")
+@lru_cache(maxsize=4096)
+def qualifier_hash(qualifier: str) -> int:
+    """``q`` of a token's system or a reference's target type ("" for none: ``|code``, a URL)."""
+    return h64(f"q{_SEP}{qualifier}")
+
+
+def system_hash(rtype: str, param: str, system: str) -> int:
+    """The row of a coded value's system alone (``system|``), for the parameters that enable it."""
+    return h64(f"s{_SEP}{rtype}{_SEP}{param}{_SEP}{system}")
+
+
+def ref_hash(rtype: str, param: str, target: str) -> int:
+    return h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{target}")
 
 
 def uri_hash(rtype: str, param: str, uri: str) -> int:
     return h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{uri}")
 
 
-def compartment_hash(patient_id: str) -> int:
-    return h64(f"c{_SEP}Patient{_SEP}{patient_id}")
-
-
+@lru_cache(maxsize=4096)
 def param_hash(rtype: str, param: str) -> int:
     return h64(f"p{_SEP}{rtype}{_SEP}{param}")
 
 
 @lru_cache(maxsize=1 << 16)
-def _token_keys(rtype: str, param: str, system: str, code: str) -> tuple[int, ...]:
-    """A token's keys: ``system|code``, and with a system also ``*|code`` and ``system|*``.
-
-    Cached as a whole: a feed's tokens repeat (its codes, categories, statuses), and one lookup
-    replaces building and hashing three key strings."""
-    if not system:
-        return (token_hash(rtype, param, system, code),)
-    return (token_hash(rtype, param, system, code), token_hash(rtype, param, ANY, code),
-            token_hash(rtype, param, system, ANY))
+def _token_key(rtype: str, param: str, system: str, code: str) -> tuple[int, int]:
+    """Cached: a feed's tokens repeat (its codes, categories, statuses)."""
+    return token_hash(rtype, param, code), qualifier_hash(system)
 
 
-def hash_keys(rtype: str, rows: IndexRows) -> set[int]:
-    """The ``ix_hash`` keys of one resource: each token under ``system|code``, ``*|code`` and
-    ``system|*``, each reference, URI and compartment once."""
-    keys: set[int] = set()
+@lru_cache(maxsize=1 << 16)
+def _ref_key(rtype: str, param: str, target_type: str, target: str) -> tuple[int, int]:
+    """Cached: a message's resources point at the same Patient, order and specimen many times."""
+    return ref_hash(rtype, param, target), qualifier_hash(target_type)
+
+
+def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> set[tuple[int, int]]:
+    """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference and URI, and one
+    per system of the parameters enabled for ``system|`` searches (compartments are read from the
+    reference rows: ``SqliteFhirBackend._compartment``). A reference of a ``narrowed`` parameter
+    (``patient``) to its type is the wider parameter's (``subject``) row already, so it is not
+    written twice (``query.widen`` reads it there)."""
+    keys: set[tuple[int, int]] = set()
     add = keys.add
-    update = keys.update
     for p, s, c in rows.tokens:
-        update(_token_keys(rtype, p, s, c))
+        add(_token_key(rtype, p, s, c))
     for p, rt, target in rows.refs:
-        add(ref_hash(rtype, p, rt, target))
+        if narrowed and p in narrowed and narrowed[p][1] == rt:
+            continue
+        add(_ref_key(rtype, p, rt, target))
     for p, uri in rows.uris:
-        add(uri_hash(rtype, p, uri))
-    for pid in rows.compartments:
-        add(compartment_hash(pid))
+        add((uri_hash(rtype, p, uri), NO_QUALIFIER))
+    for p, system in rows.systems:
+        add((system_hash(rtype, p, system), NO_QUALIFIER))
     return keys
 
 
-def _pack(keys: Iterable[int]) -> bytes:
-    keys = list(keys)
-    return struct.pack(f"<{len(keys)}q", *keys)
+def _pack(keys: Collection[tuple[int, int]]) -> bytes:
+    """The ``h`` of a resource's rows, for deleting them by primary-key prefix (a code in two
+    systems repeats its ``h``: the second delete finds nothing, cheaper than deduplicating)."""
+    return struct.pack(f"<{len(keys)}q", *[h for h, _q in keys])
 
 
 def _unpack(blob: bytes | None) -> tuple[int, ...]:
@@ -227,7 +252,7 @@ class SqliteFhirBackend:
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ix_token'").fetchone() is not None
+            old = conn.execute("SELECT 1 FROM sqlite_master WHERE name IN ('ix_token', 'ix_hash')").fetchone() is not None
             if version > LAYOUT:
                 raise LayoutError(f"{store.path}: FHIR storage layout {version} was written by a newer huren "
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
@@ -243,8 +268,8 @@ class SqliteFhirBackend:
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
-        """Called by the repository: reference targets for bare-id searches, and the indexer
-        that rebuilds the index of a data directory written by the earlier layout."""
+        """Called by the repository with the indexer that rebuilds the index of a data directory
+        written by an earlier layout, and the parameters whose narrowed references it keeps once."""
         self._params = params
         if self.legacy:
             self._migrate(indexer)
@@ -255,6 +280,9 @@ class SqliteFhirBackend:
                     "one transaction, a large store takes a while)", store.path, LAYOUT)
         with store.transaction(), store.lock:
             conn = store.conn
+            if conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT:
+                self.legacy = False  # another process (a second worker) migrated it meanwhile
+                return
             cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
             if "hkeys" not in cols:
                 conn.execute("ALTER TABLE fhir_resource ADD COLUMN hkeys BLOB")
@@ -277,7 +305,7 @@ class SqliteFhirBackend:
                 tables = self._empty_tables()
                 for rid, rtype, body in batch:
                     rows = indexer.rows(fhirjson.loads(body))
-                    keys = hash_keys(rtype, rows)
+                    keys = hash_keys(rtype, rows, self._narrowed(rtype))
                     self._collect(tables, rid, rtype, rows, keys)
                     updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
                 conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
@@ -342,14 +370,14 @@ class SqliteFhirBackend:
 
     @staticmethod
     def _collect(tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
-                 keys: Iterable[int]) -> None:
-        tables["ix_hash"].extend((k, rid) for k in keys)
+                 keys: Iterable[tuple[int, int]]) -> None:
+        tables["ix_hash"] += [(h, rid, q) for h, q in keys]
         if rows.dates:
-            tables["ix_date"].extend((rid, param_hash(rtype, p), lo, hi) for p, lo, hi in rows.dates)
+            tables["ix_date"] += [(rid, param_hash(rtype, p), lo, hi) for p, lo, hi in rows.dates]
         if rows.strings:
-            tables["ix_string"].extend((rid, param_hash(rtype, p), n, raw) for p, n, raw in rows.strings)
+            tables["ix_string"] += [(rid, param_hash(rtype, p), n, raw) for p, n, raw in rows.strings]
         if rows.quantities:
-            tables["ix_quantity"].extend((rid, param_hash(rtype, p), v, s, c) for p, v, s, c in rows.quantities)
+            tables["ix_quantity"] += [(rid, param_hash(rtype, p), v, s, c) for p, v, s, c in rows.quantities]
 
     def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         conn = self.store.conn
@@ -380,7 +408,7 @@ class SqliteFhirBackend:
             for rec, rows, previous in items:
                 if rows is not None:
                     sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
-                    keys: Iterable[int] = hash_keys(rec.type, rows)
+                    keys: Collection[tuple[int, int]] = hash_keys(rec.type, rows, self._narrowed(rec.type))
                 else:
                     sortkeys, keys = None, ()
                 blob = _pack(keys)
@@ -439,40 +467,70 @@ class SqliteFhirBackend:
             return found
 
     # -- queries --------------------------------------------------------------------------------
-    def _targets(self, rtype: str, param: str) -> Sequence[str]:
-        if self._params is None:
+    def _search_params(self) -> SearchParams:
+        if self._params is None:  # bound by the repository; a bare backend reads the shipped list
             from engine.repository.searchparams import load
 
             self._params = load()
-        definition = self._params.get(rtype, param)
-        return (definition.target if definition is not None and definition.target
-                else sorted(self._params.resource_types))
+        return self._params
 
-    def _hashes(self, cond: Cond, rtype: str | None) -> list[int]:
+    def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
+        return self._search_params().narrowed(rtype) if rtype else _NONE
+
+    def _compartment(self, q: Query, correlated: bool) -> tuple[list[str], list[Any]]:
+        """The parts of "in one of these Patients' compartments" (to be ORed): the reference rows
+        ``Patient/<id>`` of the type's compartment parameters (a narrowed one, ``patient``, read
+        under its wider parameter), and the Patients themselves. Each part is a subquery of
+        ``rid``, or (``correlated``) a condition on the resource row ``r``."""
+        params = self._search_params()
+        assert q.compartment is not None
+        pids = sorted(q.compartment)
+        types = [q.type] if q.type else (list(q.types) if q.types is not None else [*params.compartment, "Patient"])
+        hashes: list[int] = []
+        for rtype in dict.fromkeys(types):
+            narrowed = params.narrowed(rtype)
+            for p in params.compartment_params(rtype):
+                base, target = narrowed.get(p, (p, ""))
+                param = base if target == "Patient" else p
+                hashes.extend(ref_hash(rtype, param, pid) for pid in pids)
+        parts: list[str] = []
+        values: list[Any] = []
+        if hashes:
+            marks = ",".join("?" * len(hashes))
+            parts.append(f"EXISTS (SELECT 1 FROM ix_hash c WHERE c.h IN ({marks}) AND c.q = ? AND c.rid = r.rid)"
+                         if correlated else f"SELECT rid FROM ix_hash WHERE h IN ({marks}) AND q = ?")
+            values += [*hashes, qualifier_hash("Patient")]
+        if "Patient" in types:
+            marks = ",".join("?" * len(pids))
+            parts.append(f"(r.type = 'Patient' AND r.id IN ({marks}))" if correlated
+                         else f"SELECT rid FROM fhir_resource WHERE type = 'Patient' AND id IN ({marks})")
+            values += pids
+        return parts, values
+
+    @staticmethod
+    def _key(cond: TokenCond | RefCond | UriCond, rtype: str | None) -> tuple[int, int | None]:
+        """``(h, q)`` of an equality condition; ``q`` None when any qualifier matches (a code in
+        any system, a bare id of any target type)."""
         if rtype is None:
             raise ValueError(f"{cond} needs a resource type")
         if isinstance(cond, TokenCond):
-            p, s, c = cond.param, cond.system, cond.code
-            if c is None:
-                return [token_hash(rtype, p, s or "", ANY)]
-            if s is None:
-                return [token_hash(rtype, p, ANY, c), token_hash(rtype, p, "", c)]
-            return [token_hash(rtype, p, s, c)]
+            if cond.code is None:  # system|: rows only where enabled (the parser refuses it elsewhere)
+                return system_hash(rtype, cond.param, cond.system or ""), None
+            return (token_hash(rtype, cond.param, cond.code),
+                    None if cond.system is None else qualifier_hash(cond.system))
         if isinstance(cond, RefCond):
-            if cond.rtype is None:
-                return [ref_hash(rtype, cond.param, t, cond.rid) for t in (*self._targets(rtype, cond.param), "")]
-            return [ref_hash(rtype, cond.param, cond.rtype, cond.rid)]
-        assert isinstance(cond, UriCond)
-        return [uri_hash(rtype, cond.param, cond.uri)]
+            return (ref_hash(rtype, cond.param, cond.rid),
+                    None if cond.rtype is None else qualifier_hash(cond.rtype))
+        return uri_hash(rtype, cond.param, cond.uri), None
 
     def _cond(self, cond: Cond, a: str, rtype: str | None) -> tuple[str, str, list[Any]]:
         """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
         answered from the resource row itself."""
         if isinstance(cond, (TokenCond, RefCond, UriCond)):
-            hashes = self._hashes(cond, rtype)
-            if len(hashes) == 1:
-                return "ix_hash", f"{a}.h = ?", hashes
-            return "ix_hash", f"{a}.h IN ({','.join('?' * len(hashes))})", hashes
+            h, q = self._key(cond, rtype)
+            if q is None:
+                return "ix_hash", f"{a}.h = ?", [h]
+            return "ix_hash", f"{a}.h = ? AND {a}.q = ?", [h, q]
         if isinstance(cond, ExistsCond):
             if cond.param in UNINDEXED:
                 return "fhir_resource", "1", []
@@ -515,7 +573,7 @@ class SqliteFhirBackend:
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
         parts, params = [], []
-        for cond in clause.alternatives:
+        for cond in widen(clause, self._narrowed(rtype)):
             if isinstance(cond, IdCond):
                 sql = f"SELECT rid FROM fhir_resource WHERE id IN ({','.join('?' * len(cond.ids))})"
                 p: list[Any] = list(cond.ids)
@@ -537,7 +595,7 @@ class SqliteFhirBackend:
 
     def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         alts, params = [], []
-        for cond in clause.alternatives:
+        for cond in widen(clause, self._narrowed(rtype)):
             if isinstance(cond, IdCond):
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
@@ -565,10 +623,11 @@ class SqliteFhirBackend:
             source = f"({driver}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
             params.extend(dp)
         elif q.compartment is not None:
-            hashes = [compartment_hash(p) for p in sorted(q.compartment)]
-            source = (f"(SELECT DISTINCT rid FROM ix_hash WHERE h IN ({','.join('?' * len(hashes))})) d "
-                      "CROSS JOIN fhir_resource r ON r.rid = d.rid")
-            params.extend(hashes)
+            parts, values = self._compartment(q, correlated=False)
+            if not parts:
+                return f"SELECT {select} FROM fhir_resource r WHERE 0", []
+            source = f"({' UNION '.join(parts)}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
+            params.extend(values)
         else:
             source = "fhir_resource r"
         if q.type:
@@ -577,11 +636,10 @@ class SqliteFhirBackend:
         elif q.types is not None:
             where.append(f"r.type IN ({','.join('?' * len(q.types))})")
             params.extend(q.types)
-        if q.compartment is not None:
-            hashes = [compartment_hash(p) for p in sorted(q.compartment)]
-            where.append(f"EXISTS (SELECT 1 FROM ix_hash c WHERE c.h IN ({','.join('?' * len(hashes))}) "
-                         "AND c.rid = r.rid)")
-            params.extend(hashes)
+        if q.compartment is not None and positive:  # (without a clause the compartment drove the query)
+            parts, values = self._compartment(q, correlated=True)
+            where.append("(" + " OR ".join(parts) + ")" if parts else "0")
+            params.extend(values)
         for clause in clauses:
             sql, p = self._filter(clause, q.type)
             where.append(sql)
