@@ -312,7 +312,7 @@ class StageClock:
             (repo.indexer, "rows", "index rows"), (repo.backend, "put_many", "backend put (SQL + hashing)"),
             (repo.backend, "current_many", "backend reads"), (repo.backend, "current", "backend reads"),
             (engine.audit, "record", "audit log"), (ingestor.messages, "insert_many", "message store"),
-            (ingestor.messages, "mark_processed", "message store"), (ingestor.messages, "count_fidelity", "message store"),
+            (ingestor.messages, "mark_processed", "message store"), (ingestor.messages, "count_fidelity_many", "message store"),
         ):
             setattr(obj, name, self.wrap(getattr(obj, name), stage))
         names = {"Recognition": "hook recognition", "IdentityService": "hook identity (MPI)",

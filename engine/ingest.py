@@ -54,6 +54,7 @@ from engine.messages import (
     PROCESSED,
     QUARANTINED,
     RECEIVED,
+    Fidelity,
     MessageStore,
     anonymous_id,
     conflict_id,
@@ -374,9 +375,10 @@ class Ingestor:
             envelope = self._envelope_errors(h)
             if envelope:
                 ack = "AR" if any(e.ack_code == "AR" for e in envelope) else "AE"
-                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=envelope, ack=ack)
+                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=envelope, ack=ack,
+                                      absent=True)
                 continue
-            self._new_or_existing(item, new_docs, in_batch, status=RECEIVED, errors=[], ack=None)
+            self._new_or_existing(item, new_docs, in_batch, status=RECEIVED, errors=[], ack=None, absent=True)
             item.process = True
         self.messages.insert_many(new_docs)
         if self.audit is not None:  # refused at the envelope: audited here, in the same commit
@@ -386,10 +388,11 @@ class Ingestor:
 
     def _new_or_existing(self, item: _Item, new_docs: list[Document], in_batch: dict[str, _Item], *,
                          status: str, errors: list[HL7Error], ack: str | None,
-                         conflict_of: str | None = None) -> None:
+                         conflict_of: str | None = None, absent: bool = False) -> None:
+        """``absent``: the caller has just looked ``item.doc_id`` up, in the batch and the store."""
         assert item.doc_id is not None and item.header is not None
-        earlier = in_batch.get(item.doc_id)
-        existing = earlier.doc if earlier is not None else self.messages.get(item.doc_id)
+        earlier = None if absent else in_batch.get(item.doc_id)
+        existing = None if absent else earlier.doc if earlier is not None else self.messages.get(item.doc_id)
         if existing is not None:
             if earlier is not None:
                 item.same_as = earlier
@@ -549,12 +552,14 @@ class Ingestor:
         """
         stats = replace(self.stats, seconds=dict(self.stats.seconds))
         events: list[dict[str, Any]] = []
+        fidelity: list[Fidelity] = []
         # SQLite: no savepoints for the nested blocks either (repository, message store, hooks)
         flat = getattr(self.store, "flat_transaction", None) or self.store.transaction
         try:
             with flat():
                 for item in items:
-                    self._write(item, strict=True, audit_events=events)
+                    self._write(item, strict=True, audit_events=events, fidelity=fidelity)
+                self.messages.count_fidelity_many(fidelity)
                 if self.audit is not None and events:
                     t0 = time.perf_counter()
                     for event in events:
@@ -571,9 +576,11 @@ class Ingestor:
             return False
         return True
 
-    def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any]] | None = None) -> None:
+    def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any]] | None = None,
+               fidelity: list[Fidelity] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
-        (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``."""
+        (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``.
+        ``audit_events`` and ``fidelity`` collect what the batch records once for all its messages."""
         assert item.doc_id is not None and item.header is not None
         attempts = int((item.doc or {}).get("attempts") or 0) + 1
         if item.conversion is None:
@@ -597,12 +604,16 @@ class Ingestor:
                 refs = [f"{r['resourceType']}/{r['id']}" for r in resources if r.get("id")]
                 item.owners = owners_of(resources)  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
-                                             resources=refs, attempts=attempts)
+                                             resources=refs, attempts=attempts, current=item.doc)
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
                 unmapped = getattr(item.conversion, "unmapped", None) or []
                 if conv_warnings or unmapped:
-                    self.messages.count_fidelity(institution, conv_warnings, unmapped, item.doc_id)
+                    counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)
+                    if fidelity is not None:
+                        fidelity.append(counted)
+                    else:
+                        self.messages.count_fidelity_many([counted])
                 if item.doc is not None:
                     item.doc["resources"] = refs
                 if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
@@ -642,7 +653,7 @@ class Ingestor:
                     audit_events: list[dict[str, Any]] | None = None) -> None:
         assert item.doc_id is not None
         ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
-        self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts)
+        self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts, current=item.doc)
         if self.audit is not None and item.channel != "http":
             if audit_events is not None:
                 audit_events.append(_audit_event(item, "4", [], self.origin))
