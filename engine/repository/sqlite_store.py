@@ -36,12 +36,15 @@ class FlatTransactionFailed(Exception):
 class SqliteStore:
     """``Store`` on one SQLite file in WAL mode."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, page_size: int | None = None) -> None:
+        """``page_size`` applies to a new database file only (SQLite keeps a file's page size)."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        if page_size is not None:
+            self.conn.execute(f"PRAGMA page_size={int(page_size)}")
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
