@@ -68,6 +68,7 @@ log = logging.getLogger("huren.ingest")
 
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 MAX_ACK_WARNINGS = 50
+LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
 
 
 class Repository(Protocol):
@@ -154,6 +155,7 @@ class Ingestor:
         receiver_application: str = "HUREN",
         origin: str = "huren",
         sign: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]] | None = None,
+        linger: float = 0.010,
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -163,6 +165,7 @@ class Ingestor:
         self.repository = repository
         self.audit = audit
         self.batch_size = batch_size
+        self.linger = linger  # seconds a batch under load may wait for more messages (``_linger``)
         self.receiver_application = receiver_application
         self.origin = origin  # the node named in AuditEvent.source
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
@@ -278,21 +281,16 @@ class Ingestor:
                     self._worker.start()
 
     def _work(self) -> None:
+        busy = False  # the previous batch had company: messages arrive faster than one by one
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < self.batch_size:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
+            stop = self._take_queued(batch)
+            if busy and not stop and self.linger > 0:
+                stop = self._linger(batch)
+            busy = len(batch) > 1
             try:
                 with self._lock:
                     self._run_batch(batch)
@@ -303,6 +301,45 @@ class Ingestor:
                         item.future.set_result(self._internal_error(item, exc))
             if stop:
                 return
+
+    def _take_queued(self, batch: list[_Item]) -> bool:
+        """Add what is queued now to ``batch`` (up to ``batch_size``); True when asked to stop."""
+        while len(batch) < self.batch_size:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
+
+    def _linger(self, batch: list[_Item]) -> bool:
+        """Under load, let the batch grow while messages keep coming: wait up to ``LINGER_GAP`` for
+        each next one, ``linger`` seconds in all. True when asked to stop.
+
+        Why: a commit's cost is mostly the B-tree pages it appends to the WAL, and consecutive
+        messages change the same index pages, so the commit per message falls with the batch
+        (measured for 12-OBX lab results: ~200 us a message in batches of 25, ~140 in 50, ~90 in
+        100). Under load the senders' next messages are on their way while a batch is written;
+        taking them a few milliseconds later makes the next batch larger. A lone sender (batches
+        of one) never waits: ``_work`` lingers only after a batch of more than one message.
+        """
+        deadline = time.monotonic() + self.linger
+        while len(batch) < self.batch_size:
+            wait = min(LINGER_GAP, deadline - time.monotonic())
+            if wait <= 0:
+                return False
+            try:
+                nxt = self._queue.get(timeout=wait)
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+            if self._take_queued(batch):
+                return True
+        return False
 
     # -- the pipeline -------------------------------------------------------------------
     def _run_batch(self, items: list[_Item]) -> None:

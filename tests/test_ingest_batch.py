@@ -127,6 +127,49 @@ def _send_all(port: int, messages: list[bytes], acked: dict[bytes, str], deadlin
                 acked[control] = ack_code_of(ack)
 
 
+def test_a_lone_sender_never_waits_for_company(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lingering for more messages only follows a batch of several: one sender waiting for each
+    ACK gets batches of one, answered at once, however long a batch under load may wait."""
+    import engine.ingest
+
+    monkeypatch.setattr(engine.ingest, "LINGER_GAP", 1.0)
+    with Engine(settings) as eng:
+        eng.ingestor.linger = 5.0
+        started = time.monotonic()
+        acks = [eng.ingestor.handle(oru_lab(600 + n), channel="mllp", peer="p") for n in range(3)]
+        assert [ack_code_of(a) for a in acks] == ["AA"] * 3
+        assert time.monotonic() - started < 2.0  # three lingers would take three seconds
+        assert eng.ingestor.stats.largest_batch == 1
+
+
+def test_under_load_a_batch_waits_for_the_messages_on_their_way(settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a batch of several, the next batch takes a message arriving shortly after its first."""
+    import engine.ingest
+
+    monkeypatch.setattr(engine.ingest, "LINGER_GAP", 1.0)
+    with Engine(settings) as eng:
+        ing = eng.ingestor
+        ing.linger = 5.0
+
+        def send(n: int) -> Any:
+            return ing.submit(oru_lab(650 + n), channel="mllp", peer="p")
+
+        with ing._lock:  # the worker takes message 0 and waits for the lock; 1 and 2 queue up
+            first = send(0)
+            time.sleep(0.5)
+            burst = [send(1), send(2)]
+        assert first.result(timeout=60).code == "AA" and all(f.result(timeout=60).code == "AA" for f in burst)
+        batches = ing.stats.batches
+        third = send(3)
+        time.sleep(0.3)  # on its way while the worker holds message 3
+        fourth = send(4)
+        assert third.result(timeout=60).code == "AA" and fourth.result(timeout=60).code == "AA"
+        assert ing.stats.batches == batches + 1  # 3 and 4 committed together
+        for fut in (third, fourth):
+            assert ing.messages.get(fut.result().message_id)["status"] == PROCESSED
+
+
 @pytest.mark.slow
 def test_kill_9_mid_stream_loses_no_acked_message_and_doubles_none(settings: Settings) -> None:
     messages = [oru_lab(700 + i) for i in range(400)]

@@ -59,6 +59,9 @@ class SqliteStore:
             "journal_size_limit=67108864",
         ):
             self.conn.execute("PRAGMA " + pragma)
+        actual = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        if actual != 4096:  # the 64 MiB between checkpoints above, counted in this file's pages
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={67108864 // actual}")
         self._depth = 0
         self._flat = self._spoiled = False  # see flat_transaction()
         self._owner: int | None = None  # the thread holding the open transaction
