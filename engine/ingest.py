@@ -16,7 +16,8 @@ Order of work for each message (DESIGN.md §4 Durability):
 **Group commit.** ``submit`` queues the message for one worker thread, which takes everything
 queued so far as one batch: two commits per batch instead of two per message. A lone sender
 waiting for each ACK gets batches of one; many connections (or a pipelining sender, or
-``huren replay``) get large batches. ``handle`` is ``submit`` + wait.
+``huren replay``) get large batches, and after a batch of several the worker lingers a few
+milliseconds for the messages on their way (``_linger``). ``handle`` is ``submit`` + wait.
 
 Collaborators are passed in, so ``Engine`` wires real ones and tests build their own:
 ``store`` (the ``Store`` port), ``site`` (``mappings.site.Site``), ``parse`` (text -> Message),
