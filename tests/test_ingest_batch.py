@@ -127,6 +127,32 @@ def _send_all(port: int, messages: list[bytes], acked: dict[bytes, str], deadlin
                 acked[control] = ack_code_of(ack)
 
 
+def test_the_collector_waits_for_the_end_of_a_batch(settings: Settings) -> None:
+    """Cyclic collection is paused while a batch is written and back on after it, failing or not."""
+    import gc
+
+    with Engine(settings) as engine:
+        during: list[bool] = []
+
+        def note(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+            during.append(gc.isenabled())
+            if any(i.get("value") == "MRN0000902" for i in resource.get("identifier", [])):
+                raise RuntimeError("this one fails")
+            return []
+
+        engine.repository.add_write_hook(note)
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (901, 902, 903)])
+        assert [o.code for o in outcomes] == ["AA", "AE", "AA"]
+        assert during and not any(during)
+        assert gc.isenabled()
+        gc.disable()  # whoever turned it off keeps it off
+        try:
+            engine.ingestor.process([(oru_lab(904), "mllp", "p")])
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
 def test_a_lone_sender_never_waits_for_company(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lingering for more messages only follows a batch of several: one sender waiting for each
     ACK gets batches of one, answered at once, however long a batch under load may wait."""
