@@ -119,6 +119,7 @@ class _Item:
     validated: bool = False  # its converted resources passed validation with the batch's
     in_batch_new: bool = False  # stored by this batch (not a resend)
     on_stored: Callable[[Header, Outcome | None], None] | None = None  # see ``submit``
+    refs: list[str] | None = None  # the references its processing wrote (``_write``)
 
 
 @dataclass
@@ -658,8 +659,7 @@ class Ingestor:
                         fidelity.append(counted)
                     else:
                         self.messages.count_fidelity_many([counted])
-                if item.doc is not None:
-                    item.doc["resources"] = refs
+                item.refs = refs  # not into item.doc: that stays the stored document (see mark_processed)
                 if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
                     t2 = time.perf_counter()
                     event = _audit_event(item, "0", refs, self.origin)
@@ -731,7 +731,8 @@ class Ingestor:
         except (UnicodeEncodeError, LookupError):
             codec, ack = "utf-8", text.encode("utf-8")
         self.stats.seconds["ack"] += time.perf_counter() - t0
-        refs = list((item.doc or {}).get("resources") or []) if status == PROCESSED else []
+        stored = item.refs if item.refs is not None else (item.doc or {}).get("resources")
+        refs = list(stored or []) if status == PROCESSED else []
         return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec,
                        item.owners if status == PROCESSED else {})
 

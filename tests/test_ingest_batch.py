@@ -79,6 +79,33 @@ def test_a_message_failing_at_write_time_is_quarantined_alone(settings: Settings
         assert sorted(e["outcome"] for e in imports) == ["0", "0", "4"]  # one per message, none twice
 
 
+def test_a_message_failing_only_on_the_redo_keeps_nothing_of_the_rolled_back_attempt(settings: Settings) -> None:
+    """The batch is written whole first; when it fails it is redone message by message. A message
+    written in the failed attempt and failing in the redo is quarantined as stored before it:
+    no references to resources the rollback removed."""
+    with Engine(settings) as engine:
+        calls: dict[str, int] = {}
+
+        def flaky(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+            mrn = next((i.get("value") for i in resource.get("identifier", [])
+                        if str(i.get("value", "")).startswith("MRN")), None)
+            if resource.get("resourceType") == "Patient" and mrn:
+                calls[mrn] = calls.get(mrn, 0) + 1
+                if (mrn, calls[mrn]) in {("MRN0000913", 1), ("MRN0000912", 2)}:
+                    raise RuntimeError("disk trouble, once")
+            return []
+
+        engine.repository.add_write_hook(flaky)
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (911, 912, 913)])
+        assert [o.code for o in outcomes] == ["AA", "AE", "AA"]
+        assert engine.ingestor.stats.redone_batches == 1
+        doc = engine.ingestor.messages.get(outcomes[1].message_id)
+        assert doc["status"] == QUARANTINED and doc["resources"] == [] and doc["attempts"] == 1
+        assert outcomes[1].resources == []
+        for out in (outcomes[0], outcomes[2]):
+            assert engine.ingestor.messages.get(out.message_id)["resources"] == out.resources != []
+
+
 def test_a_message_whose_resources_fail_validation_is_quarantined_alone(settings: Settings, tmp_path: Path) -> None:
     """The batch's converted resources are validated type by type before anything is written; a
     message with an invalid resource is refused with the validator's reason, as when each write
