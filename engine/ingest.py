@@ -16,7 +16,8 @@ Order of work for each message (DESIGN.md §4 Durability):
 **Group commit.** ``submit`` queues the message for one worker thread, which takes everything
 queued so far as one batch: two commits per batch instead of two per message. A lone sender
 waiting for each ACK gets batches of one; many connections (or a pipelining sender, or
-``huren replay``) get large batches. ``handle`` is ``submit`` + wait.
+``huren replay``) get large batches, and after a batch of several the worker lingers a few
+milliseconds for the messages on their way (``_linger``). ``handle`` is ``submit`` + wait.
 
 Collaborators are passed in, so ``Engine`` wires real ones and tests build their own:
 ``store`` (the ``Store`` port), ``site`` (``mappings.site.Site``), ``parse`` (text -> Message),
@@ -29,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import hashlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -54,6 +56,7 @@ from engine.messages import (
     PROCESSED,
     QUARANTINED,
     RECEIVED,
+    Fidelity,
     MessageStore,
     anonymous_id,
     conflict_id,
@@ -67,6 +70,7 @@ log = logging.getLogger("huren.ingest")
 
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 MAX_ACK_WARNINGS = 50
+LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
 
 
 class Repository(Protocol):
@@ -117,6 +121,7 @@ class _Item:
     validated: bool = False  # its converted resources passed validation with the batch's
     in_batch_new: bool = False  # stored by this batch (not a resend)
     on_stored: Callable[[Header, Outcome | None], None] | None = None  # see ``submit``
+    refs: list[str] | None = None  # the references its processing wrote (``_write``)
 
 
 @dataclass
@@ -155,6 +160,7 @@ class Ingestor:
         receiver_application: str = "HUREN",
         origin: str = "huren",
         sign: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]] | None = None,
+        linger: float = 0.010,
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -164,6 +170,7 @@ class Ingestor:
         self.repository = repository
         self.audit = audit
         self.batch_size = batch_size
+        self.linger = linger  # seconds a batch under load may wait for more messages (``_linger``)
         self.receiver_application = receiver_application
         self.origin = origin  # the node named in AuditEvent.source
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
@@ -218,8 +225,9 @@ class Ingestor:
                 if not docs:
                     return done
                 items = [self._item_for(doc) for doc in docs]
-                self._phase2(items)
-                self._finish(items)
+                with _collector_paused():
+                    self._phase2(items)
+                    self._finish(items)
                 done += len(items)
                 if any(i.outcome is not None and i.outcome.status == RECEIVED for i in items):
                     return done  # the database keeps failing: do not spin; the next start retries
@@ -279,21 +287,16 @@ class Ingestor:
                     self._worker.start()
 
     def _work(self) -> None:
+        busy = False  # the previous batch had company: messages arrive faster than one by one
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < self.batch_size:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
+            stop = self._take_queued(batch)
+            if busy and not stop and self.linger > 0:
+                stop = self._linger(batch)
+            busy = len(batch) > 1
             try:
                 with self._lock:
                     self._run_batch(batch)
@@ -305,8 +308,51 @@ class Ingestor:
             if stop:
                 return
 
+    def _take_queued(self, batch: list[_Item]) -> bool:
+        """Add what is queued now to ``batch`` (up to ``batch_size``); True when asked to stop."""
+        while len(batch) < self.batch_size:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
+
+    def _linger(self, batch: list[_Item]) -> bool:
+        """Under load, let the batch grow while messages keep coming: wait up to ``LINGER_GAP`` for
+        each next one, ``linger`` seconds in all. True when asked to stop.
+
+        Why: a commit's cost is mostly the B-tree pages it appends to the WAL, and consecutive
+        messages change the same index pages, so the commit per message falls with the batch
+        (measured for 12-OBX lab results: ~200 us a message in batches of 25, ~140 in 50, ~90 in
+        100). Under load the senders' next messages are on their way while a batch is written;
+        taking them a few milliseconds later makes the next batch larger. A lone sender (batches
+        of one) never waits: ``_work`` lingers only after a batch of more than one message.
+        """
+        deadline = time.monotonic() + self.linger
+        while len(batch) < self.batch_size:
+            wait = min(LINGER_GAP, deadline - time.monotonic())
+            if wait <= 0:
+                return False
+            try:
+                nxt = self._queue.get(timeout=wait)
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            batch.append(nxt)
+            if self._take_queued(batch):
+                return True
+        return False
+
     # -- the pipeline -------------------------------------------------------------------
     def _run_batch(self, items: list[_Item]) -> None:
+        with _collector_paused():
+            self._run_batch_now(items)
+
+    def _run_batch_now(self, items: list[_Item]) -> None:
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(items))
         self.stats.received += len(items)
@@ -376,9 +422,10 @@ class Ingestor:
             envelope = self._envelope_errors(h)
             if envelope:
                 ack = "AR" if any(e.ack_code == "AR" for e in envelope) else "AE"
-                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=envelope, ack=ack)
+                self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=envelope, ack=ack,
+                                      absent=True)
                 continue
-            self._new_or_existing(item, new_docs, in_batch, status=RECEIVED, errors=[], ack=None)
+            self._new_or_existing(item, new_docs, in_batch, status=RECEIVED, errors=[], ack=None, absent=True)
             item.process = True
         self.messages.insert_many(new_docs)
         if self.audit is not None:  # refused at the envelope: audited here, in the same commit
@@ -388,10 +435,11 @@ class Ingestor:
 
     def _new_or_existing(self, item: _Item, new_docs: list[Document], in_batch: dict[str, _Item], *,
                          status: str, errors: list[HL7Error], ack: str | None,
-                         conflict_of: str | None = None) -> None:
+                         conflict_of: str | None = None, absent: bool = False) -> None:
+        """``absent``: the caller has just looked ``item.doc_id`` up, in the batch and the store."""
         assert item.doc_id is not None and item.header is not None
-        earlier = in_batch.get(item.doc_id)
-        existing = earlier.doc if earlier is not None else self.messages.get(item.doc_id)
+        earlier = None if absent else in_batch.get(item.doc_id)
+        existing = None if absent else earlier.doc if earlier is not None else self.messages.get(item.doc_id)
         if existing is not None:
             if earlier is not None:
                 item.same_as = earlier
@@ -551,12 +599,14 @@ class Ingestor:
         """
         stats = replace(self.stats, seconds=dict(self.stats.seconds))
         events: list[dict[str, Any]] = []
+        fidelity: list[Fidelity] = []
         # SQLite: no savepoints for the nested blocks either (repository, message store, hooks)
         flat = getattr(self.store, "flat_transaction", None) or self.store.transaction
         try:
             with flat():
                 for item in items:
-                    self._write(item, strict=True, audit_events=events)
+                    self._write(item, strict=True, audit_events=events, fidelity=fidelity)
+                self.messages.count_fidelity_many(fidelity)
                 if self.audit is not None and events:
                     t0 = time.perf_counter()
                     # one audit transaction for the batch's records (a commit each cost ~30 µs/msg)
@@ -575,9 +625,11 @@ class Ingestor:
             return False
         return True
 
-    def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any]] | None = None) -> None:
+    def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any]] | None = None,
+               fidelity: list[Fidelity] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
-        (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``."""
+        (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``.
+        ``audit_events`` and ``fidelity`` collect what the batch records once for all its messages."""
         assert item.doc_id is not None and item.header is not None
         attempts = int((item.doc or {}).get("attempts") or 0) + 1
         if item.conversion is None:
@@ -601,14 +653,17 @@ class Ingestor:
                 refs = [f"{r['resourceType']}/{r['id']}" for r in resources if r.get("id")]
                 item.owners = owners_of(resources)  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
-                                             resources=refs, attempts=attempts)
+                                             resources=refs, attempts=attempts, current=item.doc)
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []
                 unmapped = getattr(item.conversion, "unmapped", None) or []
                 if conv_warnings or unmapped:
-                    self.messages.count_fidelity(institution, conv_warnings, unmapped, item.doc_id)
-                if item.doc is not None:
-                    item.doc["resources"] = refs
+                    counted = Fidelity(institution, list(conv_warnings), list(unmapped), item.doc_id)
+                    if fidelity is not None:
+                        fidelity.append(counted)
+                    else:
+                        self.messages.count_fidelity_many([counted])
+                item.refs = refs  # not into item.doc: that stays the stored document (see mark_processed)
                 if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
                     t2 = time.perf_counter()
                     event = _audit_event(item, "0", refs, self.origin)
@@ -646,7 +701,7 @@ class Ingestor:
                     audit_events: list[dict[str, Any]] | None = None) -> None:
         assert item.doc_id is not None
         ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
-        self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts)
+        self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts, current=item.doc)
         if self.audit is not None and item.channel != "http":
             if audit_events is not None:
                 audit_events.append(_audit_event(item, "4", [], self.origin))
@@ -680,7 +735,8 @@ class Ingestor:
         except (UnicodeEncodeError, LookupError):
             codec, ack = "utf-8", text.encode("utf-8")
         self.stats.seconds["ack"] += time.perf_counter() - t0
-        refs = list((item.doc or {}).get("resources") or []) if status == PROCESSED else []
+        stored = item.refs if item.refs is not None else (item.doc or {}).get("resources")
+        refs = list(stored or []) if status == PROCESSED else []
         return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec,
                        item.owners if status == PROCESSED else {})
 
@@ -710,6 +766,28 @@ class Ingestor:
                                                       ("ack", outcome.code)) if v})
         with self.store.transaction():
             self.audit.record(event)  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is processed; the first one after it runs once
+    the batch's objects are gone.
+
+    Why: a batch keeps thousands of container objects alive (parse trees, conversions, resources,
+    index rows, results) until its commit. Every young collection during the batch walked them,
+    found them alive and promoted them, and the middle generation walked them again; most of
+    them are freed by reference counting as soon as the batch ends. Measured on 12-OBX lab
+    results in batches of 50: 22 young and 1-2 middle collections per 400 messages, ~100-130 us of
+    CPU a message, against 3 collections and ~20 us a message when they run between batches.
+    The pause is process-wide (other threads' cycles wait too) and lasts one batch.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _message_type(h: Header) -> str:

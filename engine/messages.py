@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,19 +119,32 @@ class MessageStore:
         return self.messages.get(doc_id)
 
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
-                       resources: list[str], attempts: int) -> None:
+                       resources: list[str], attempts: int, current: Document | None = None) -> None:
+        """``current``: the document as stored, when the caller holds it (see ``_set``)."""
         errs = [error_to_dict(e) for e in warnings]
-        self.messages.update(doc_id, {
+        self._set(doc_id, current, {
             "status": PROCESSED, "ack_code": ack_code, "errors": errs, "reason": None,
             "processed_at": now_iso(), "resources": resources, "attempts": attempts,
         })
 
-    def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int) -> None:
+    def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int,
+                   current: Document | None = None) -> None:
         errs = [error_to_dict(e) for e in errors]
-        self.messages.update(doc_id, {
+        self._set(doc_id, current, {
             "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
             "processed_at": now_iso(), "attempts": attempts,
         })
+
+    def _set(self, doc_id: str, current: Document | None, fields: Document) -> None:
+        """Change fields of a message document. With ``current`` (the document exactly as stored:
+        the ingest pipeline inserted or read it under the lock that serialises every change of
+        message documents) the new document is written without reading it back first, which
+        was half the message store's cost per message. ``current`` itself is left as it was,
+        so that a batch rolled back and redone starts from the stored state again."""
+        if current is None:
+            self.messages.update(doc_id, fields)
+        else:
+            self.messages.replace({**current, **fields, "_id": doc_id})
 
     def reopen(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Document | None:
         """Put a quarantined message back to ``received`` for a replay, noting who asked."""
@@ -153,25 +167,24 @@ class MessageStore:
                        unmapped: Iterable[dict[str, str]], example: str) -> None:
         """Count what a conversion could not map, per institution: unmapped codes and segments
         (``Conversion.unmapped``: kind, code or segment, where) and conversion warnings."""
-        entries: dict[str, dict[str, Any]] = {}
-        for u in unmapped:
-            kind = u.get("kind", "code")
-            value = u.get("code") or u.get("segment") or ""
-            where = u.get("where", "")
-            inst = u.get("institution") or institution
-            entries.setdefault(_fid_key(inst, kind, value, where, ""), {
-                "institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
-                "message": f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")})
-        for w in warnings:
-            entries.setdefault(_fid_key(institution, "warning", "", w.location(), w.message), {
-                "institution": institution, "kind": "warning", "value": "", "where": w.location(),
-                "code": w.code, "message": w.message})
+        self.count_fidelity_many([Fidelity(institution, list(warnings), list(unmapped), example)])
+
+    def count_fidelity_many(self, messages: Sequence[Fidelity]) -> None:
+        """``count_fidelity`` for several messages at once, in their order: one read of the
+        counters they touch and one write per counter, where counting message by message read
+        and rewrote the same few counters for every message of a feed (~65 us of a lab result)."""
+        seen: dict[str, tuple[dict[str, Any], int, str]] = {}  # key -> (entry, messages, last example)
+        for m in messages:
+            for key, entry in _fidelity_entries(m).items():
+                first, n, _ = seen.get(key, (entry, 0, ""))
+                seen[key] = (first, n + 1, m.example)
+        if not seen:
+            return
         stamp = now_iso()
-        for key, entry in entries.items():
-            doc = self.fidelity.get(key)
-            if doc is None:
-                doc = {"_id": key, **entry, "count": 0, "first_seen": stamp}
-            doc["count"] += 1  # messages in which it occurred
+        stored = {d["_id"]: d for d in self.fidelity.find({"_id": {"$in": list(seen)}})}
+        for key, (entry, n, example) in seen.items():
+            doc = stored.get(key) or {"_id": key, **entry, "count": 0, "first_seen": stamp}
+            doc["count"] += n  # messages in which it occurred
             doc["last_seen"] = stamp
             doc["example_message"] = example
             self.fidelity.replace(doc)
@@ -197,6 +210,34 @@ class MessageStore:
     def fidelity_report(self, institution: str | None = None) -> list[Document]:
         flt = {"institution": institution} if institution else None
         return self.fidelity.find(flt, sort=[("institution", 1), ("where", 1)])
+
+
+@dataclass
+class Fidelity:
+    """What one message's conversion could not map, for ``count_fidelity_many``."""
+
+    institution: str
+    warnings: list[HL7Error]
+    unmapped: list[dict[str, str]]
+    example: str  # the message's document id
+
+
+def _fidelity_entries(m: Fidelity) -> dict[str, dict[str, Any]]:
+    """The counters one message adds to, each once however often it occurs in the message."""
+    entries: dict[str, dict[str, Any]] = {}
+    for u in m.unmapped:
+        kind = u.get("kind", "code")
+        value = u.get("code") or u.get("segment") or ""
+        where = u.get("where", "")
+        inst = u.get("institution") or m.institution
+        entries.setdefault(_fid_key(inst, kind, value, where, ""), {
+            "institution": inst, "kind": kind, "value": value, "where": where, "code": "103",
+            "message": f"unmapped {kind} {value!r}" + (f" at {where}" if where else "")})
+    for w in m.warnings:
+        entries.setdefault(_fid_key(m.institution, "warning", "", w.location(), w.message), {
+            "institution": m.institution, "kind": "warning", "value": "", "where": w.location(),
+            "code": w.code, "message": w.message})
+    return entries
 
 
 def _fid_key(*parts: str) -> str:

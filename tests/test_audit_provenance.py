@@ -59,3 +59,54 @@ def test_rotated_keys_still_verify_and_foreign_keys_do_not(keys: AuditKeys, sett
     assert verify_provenance(signed, OBS, AuditKeys.load(settings))
     stranger = AuditKeys.load(settings.with_(data_dir=tmp_path / "other"))
     assert not verify_provenance(signed, OBS, stranger)
+
+
+def _jws_parts(signature: dict) -> tuple[dict, str, bytes]:
+    protected, _, sig = base64.b64decode(signature["data"]).decode().split(".")
+    header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    return header, protected, base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+
+
+def test_an_auditor_verifies_the_digest_layout_with_public_tools_only(keys: AuditKeys) -> None:
+    """Offline, without huren: RFC 8785 (the rfc8785 package), SHA-256, and the PEM public key."""
+    import hashlib
+
+    import rfc8785
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    stored = [{**PAT, "meta": {"versionId": "1"}}, {**OBS, "meta": {"versionId": "3"}}]
+    signed = sign_provenance(provenance(PAT, OBS), stored, keys)
+    header, protected, sig = _jws_parts(signed["signature"][0])
+    assert header["cty"] == "huren-sha256+json" and header["alg"] == "EdDSA"
+    pem = next(k.pem for k in keys.public.values() if k.key_id == header["kid"])
+    digest = hashlib.sha256(rfc8785.dumps([PAT, OBS])).digest()  # the targets without meta, in order
+    payload = json.dumps({"sha256": base64.urlsafe_b64encode(digest).rstrip(b"=").decode()},
+                         separators=(",", ":")).encode()
+    signing_input = protected.encode() + b"." + base64.urlsafe_b64encode(payload).rstrip(b"=")
+    load_pem_public_key(pem.encode()).verify(sig, signing_input)  # raises when it does not verify
+    tampered = hashlib.sha256(rfc8785.dumps([PAT, {**OBS, "status": "amended"}])).digest()
+    assert tampered != digest
+    assert not verify_provenance(signed, [PAT, {**OBS, "status": "amended"}], keys)
+
+
+def test_signatures_of_the_whole_layout_made_before_still_verify(keys: AuditKeys) -> None:
+    """A signature made before the digest layout (payload = the canonical targets themselves)."""
+    import rfc8785
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    protected = b64url(json.dumps({"alg": "EdDSA", "kid": keys.current_id, "typ": "JOSE"}).encode())
+    _, sig = keys.sign(f"{protected}.{b64url(rfc8785.dumps(OBS))}".encode())
+    old = {**provenance(OBS), "signature": [{
+        "type": [{"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.14"}],
+        "when": "2026-11-01T00:00:00Z", "who": {"display": "huren"}, "sigFormat": "application/jose",
+        "data": base64.b64encode(f"{protected}..{b64url(sig)}".encode()).decode()}]}
+    assert verify_provenance(old, {**OBS, "meta": {"versionId": "1"}}, keys)
+    assert not verify_provenance(old, {**OBS, "status": "amended"}, keys)
+    # the same signature presented as the digest layout does not verify (the layout is signed too)
+    header = b64url(json.dumps({"alg": "EdDSA", "cty": "huren-sha256+json", "kid": keys.current_id,
+                                "typ": "JOSE"}).encode())
+    relabelled = {**old, "signature": [{**old["signature"][0],
+                                        "data": base64.b64encode(f"{header}..{b64url(sig)}".encode()).decode()}]}
+    assert not verify_provenance(relabelled, OBS, keys)

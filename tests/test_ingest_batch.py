@@ -79,6 +79,33 @@ def test_a_message_failing_at_write_time_is_quarantined_alone(settings: Settings
         assert sorted(e["outcome"] for e in imports) == ["0", "0", "4"]  # one per message, none twice
 
 
+def test_a_message_failing_only_on_the_redo_keeps_nothing_of_the_rolled_back_attempt(settings: Settings) -> None:
+    """The batch is written whole first; when it fails it is redone message by message. A message
+    written in the failed attempt and failing in the redo is quarantined as stored before it:
+    no references to resources the rollback removed."""
+    with Engine(settings) as engine:
+        calls: dict[str, int] = {}
+
+        def flaky(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+            mrn = next((i.get("value") for i in resource.get("identifier", [])
+                        if str(i.get("value", "")).startswith("MRN")), None)
+            if resource.get("resourceType") == "Patient" and mrn:
+                calls[mrn] = calls.get(mrn, 0) + 1
+                if (mrn, calls[mrn]) in {("MRN0000913", 1), ("MRN0000912", 2)}:
+                    raise RuntimeError("disk trouble, once")
+            return []
+
+        engine.repository.add_write_hook(flaky)
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (911, 912, 913)])
+        assert [o.code for o in outcomes] == ["AA", "AE", "AA"]
+        assert engine.ingestor.stats.redone_batches == 1
+        doc = engine.ingestor.messages.get(outcomes[1].message_id)
+        assert doc["status"] == QUARANTINED and doc["resources"] == [] and doc["attempts"] == 1
+        assert outcomes[1].resources == []
+        for out in (outcomes[0], outcomes[2]):
+            assert engine.ingestor.messages.get(out.message_id)["resources"] == out.resources != []
+
+
 def test_a_message_whose_resources_fail_validation_is_quarantined_alone(settings: Settings, tmp_path: Path) -> None:
     """The batch's converted resources are validated type by type before anything is written; a
     message with an invalid resource is refused with the validator's reason, as when each write
@@ -125,6 +152,75 @@ def _send_all(port: int, messages: list[bytes], acked: dict[bytes, str], deadlin
                 ack = ack.lstrip(b"\x0b")
                 control = ack.split(b"\rMSA|", 1)[1].split(b"|")[1].split(b"\r")[0]
                 acked[control] = ack_code_of(ack)
+
+
+def test_the_collector_waits_for_the_end_of_a_batch(settings: Settings) -> None:
+    """Cyclic collection is paused while a batch is written and back on after it, failing or not."""
+    import gc
+
+    with Engine(settings) as engine:
+        during: list[bool] = []
+
+        def note(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+            during.append(gc.isenabled())
+            if any(i.get("value") == "MRN0000902" for i in resource.get("identifier", [])):
+                raise RuntimeError("this one fails")
+            return []
+
+        engine.repository.add_write_hook(note)
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (901, 902, 903)])
+        assert [o.code for o in outcomes] == ["AA", "AE", "AA"]
+        assert during and not any(during)
+        assert gc.isenabled()
+        gc.disable()  # whoever turned it off keeps it off
+        try:
+            engine.ingestor.process([(oru_lab(904), "mllp", "p")])
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
+def test_a_lone_sender_never_waits_for_company(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lingering for more messages only follows a batch of several: one sender waiting for each
+    ACK gets batches of one, answered at once, however long a batch under load may wait."""
+    import engine.ingest
+
+    monkeypatch.setattr(engine.ingest, "LINGER_GAP", 1.0)
+    with Engine(settings) as eng:
+        eng.ingestor.linger = 5.0
+        started = time.monotonic()
+        acks = [eng.ingestor.handle(oru_lab(600 + n), channel="mllp", peer="p") for n in range(3)]
+        assert [ack_code_of(a) for a in acks] == ["AA"] * 3
+        assert time.monotonic() - started < 2.0  # three lingers would take three seconds
+        assert eng.ingestor.stats.largest_batch == 1
+
+
+def test_under_load_a_batch_waits_for_the_messages_on_their_way(settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a batch of several, the next batch takes a message arriving shortly after its first."""
+    import engine.ingest
+
+    monkeypatch.setattr(engine.ingest, "LINGER_GAP", 1.0)
+    with Engine(settings) as eng:
+        ing = eng.ingestor
+        ing.linger = 5.0
+
+        def send(n: int) -> Any:
+            return ing.submit(oru_lab(650 + n), channel="mllp", peer="p")
+
+        with ing._lock:  # the worker takes message 0 and waits for the lock; 1 and 2 queue up
+            first = send(0)
+            time.sleep(0.5)
+            burst = [send(1), send(2)]
+        assert first.result(timeout=60).code == "AA" and all(f.result(timeout=60).code == "AA" for f in burst)
+        batches = ing.stats.batches
+        third = send(3)
+        time.sleep(0.3)  # on its way while the worker holds message 3
+        fourth = send(4)
+        assert third.result(timeout=60).code == "AA" and fourth.result(timeout=60).code == "AA"
+        assert ing.stats.batches == batches + 1  # 3 and 4 committed together
+        for fut in (third, fourth):
+            assert ing.messages.get(fut.result().message_id)["status"] == PROCESSED
 
 
 @pytest.mark.slow

@@ -127,6 +127,33 @@ async def test_many_messages_one_connection_in_order() -> None:
 
 
 @asynctest
+async def test_answers_ready_out_of_order_are_written_in_message_order() -> None:
+    """Answers finishing in any order (some together, as a group commit finishes them; some
+    later) go out in the order the messages came, each exactly once."""
+    release = asyncio.Event()
+
+    async def uneven(payload: bytes, peer: str) -> bytes:
+        header, _ = extract_header(payload)
+        n = int(header.control_id[1:])
+        if n % 3 == 0:
+            await release.wait()  # these finish together, after the others
+        else:
+            await asyncio.sleep((20 - n) * 0.005)  # later messages first
+        return build_ack(header, "AA").encode()
+
+    async with serving(uneven) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"".join(frame(message(i)) for i in range(20)))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        release.set()
+        acks = await read_acks(reader, 20)
+        assert control_ids(acks) == [f"C{i:05d}" for i in range(20)]
+        writer.close()
+    assert server.stats.ack_codes == {"AA": 20}
+
+
+@asynctest
 async def test_many_connections_at_once() -> None:
     async with serving() as server:
         async def sender(k: int) -> list[str]:

@@ -120,32 +120,14 @@ def build_ack(
     fs = header.field_sep or DEFAULT_FIELD_SEP
     enc = header.encoding_chars or DEFAULT_ENCODING_CHARS
     comp, rep, _esc, sub = (enc + DEFAULT_ENCODING_CHARS[len(enc):])[:4]
-    version = header.version if header.version and version_tuple(header.version) >= (2,) else DEFAULT_VERSION
-    version = _safe(version, fs, enc) or DEFAULT_VERSION
-    stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
-    event = _safe(header.trigger_event, fs, enc)
-    msg_type = f"ACK{comp}{event}" if version_tuple(version) < (2, 3, 1) else f"ACK{comp}{event}{comp}ACK"
-    msh = [
-        "MSH",
-        enc,
-        header.receiving_application or sending_application,  # MSH-3 <- incoming MSH-5
-        header.receiving_facility,  # MSH-4 <- incoming MSH-6
-        header.sending_application,  # MSH-5 <- incoming MSH-3
-        header.sending_facility,  # MSH-6 <- incoming MSH-4
-        stamp,  # MSH-7
-        "",  # MSH-8 security
-        msg_type,  # MSH-9
-        control_id or _new_control_id(),  # MSH-10
-        header.processing_id or "P",  # MSH-11
-        version,  # MSH-12
-    ]
-    if ack_types or header.charset:
-        msh += ["", "", *(ack_types or ("", ""))]  # MSH-13, 14 empty; MSH-15, 16
-    if header.charset:
-        msh += ["", header.charset]  # MSH-17 empty, MSH-18 echoed
+    before_stamp, before_control, after_control, legacy = _msh_template(
+        fs, enc, header.receiving_application or sending_application, header.receiving_facility,
+        header.sending_application, header.sending_facility, header.trigger_event, header.processing_id,
+        header.version, header.charset, ack_types)
+    stamp = now.strftime("%Y%m%d%H%M%S%z") if now is not None else _stamp_now()
+    msh = f"{before_stamp}{stamp}{before_control}{control_id or _new_control_id()}{after_control}"
     control = escape(header.control_id, fs, enc)
-    segments = [fs.join(msh)]
-    legacy = uses_err1_layout(version)
+    segments = [msh]
     problems = [e for e in errors if e.code != MESSAGE_ACCEPTED or e.severity != "I"]
     if legacy and problems and code != "AA":
         first = problems[0]
@@ -160,6 +142,42 @@ def build_ack(
         else:
             segments.extend(_err(e, fs, enc, comp) for e in problems)
     return "\r".join(segments) + "\r"
+
+
+@functools.lru_cache(maxsize=1024)
+def _msh_template(fs: str, enc: str, application: str, facility: str, to_application: str, to_facility: str,
+                  trigger_event: str, processing_id: str, incoming_version: str, charset: str,
+                  ack_types: tuple[str, str] | None) -> tuple[str, str, str, bool]:
+    """The ACK's MSH around its two varying fields (MSH-7 time, MSH-10 control id), and whether
+    the version locates errors in ERR-1: the same for every message of a sender's feed, so it is
+    assembled once per distinct header (measured ~10 us a message when assembled every time)."""
+    version = incoming_version if incoming_version and version_tuple(incoming_version) >= (2,) else DEFAULT_VERSION
+    version = _safe(version, fs, enc) or DEFAULT_VERSION
+    comp = (enc + DEFAULT_ENCODING_CHARS[len(enc):])[0]
+    event = _safe(trigger_event, fs, enc)
+    msg_type = f"ACK{comp}{event}" if version_tuple(version) < (2, 3, 1) else f"ACK{comp}{event}{comp}ACK"
+    # MSH-3/4 <- incoming MSH-5/6, MSH-5/6 <- incoming MSH-3/4, MSH-7 now, MSH-8 security empty
+    before_stamp = fs.join(["MSH", enc, application, facility, to_application, to_facility, ""])
+    tail = [processing_id or "P", version]  # MSH-11, MSH-12
+    if ack_types or charset:
+        tail += ["", "", *(ack_types or ("", ""))]  # MSH-13, 14 empty; MSH-15, 16
+    if charset:
+        tail += ["", charset]  # MSH-17 empty, MSH-18 echoed
+    return before_stamp, fs + fs + msg_type + fs, fs + fs.join(tail), uses_err1_layout(version)
+
+
+_stamp_cache: tuple[int, str] = (-1, "")
+
+
+def _stamp_now() -> str:
+    """MSH-7 for now, local time with offset, at second precision: formatted once per second."""
+    global _stamp_cache
+    second = int(time.time())
+    cached = _stamp_cache
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second).astimezone().strftime("%Y%m%d%H%M%S%z"))
+        _stamp_cache = cached
+    return cached[1]
 
 
 def _safe(value: str, fs: str, enc: str) -> str:

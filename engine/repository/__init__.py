@@ -29,4 +29,8 @@ def open_store(settings: Settings) -> Store:
     from engine.repository.sqlite_store import SqliteStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(settings.sqlite_path)
+    # 16 KiB pages for the FHIR database: a commit appends every changed page to the WAL (two
+    # writes each), and an ingest batch changes many scattered B-tree pages; with 16 KiB pages
+    # the COMMIT of a 50-message batch measured ~2.4 ms instead of ~4.3 ms (12-OBX lab results),
+    # 8 KiB and 32-64 KiB in between. A database created before keeps its 4 KiB pages.
+    return SqliteStore(settings.sqlite_path, page_size=16384)

@@ -36,12 +36,15 @@ class FlatTransactionFailed(Exception):
 class SqliteStore:
     """``Store`` on one SQLite file in WAL mode."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, page_size: int | None = None) -> None:
+        """``page_size`` applies to a new database file only (SQLite keeps a file's page size)."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        if page_size is not None:
+            self.conn.execute(f"PRAGMA page_size={int(page_size)}")
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
@@ -56,6 +59,9 @@ class SqliteStore:
             "journal_size_limit=67108864",
         ):
             self.conn.execute("PRAGMA " + pragma)
+        actual = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        if actual != 4096:  # the 64 MiB between checkpoints above, counted in this file's pages
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={67108864 // actual}")
         self._depth = 0
         self._flat = self._spoiled = False  # see flat_transaction()
         self._owner: int | None = None  # the thread holding the open transaction
