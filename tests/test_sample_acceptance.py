@@ -41,10 +41,8 @@ UNCLAIMED = (UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_EVENT_CODE)
 # "Refused"): (segment, field, HL7 table 0357 code, MSA-1). Every other refusal of a converted
 # structure fails the test, so a new refusal is a decision, not a drift.
 DELIBERATE = {
-    ("MSH", 10, "101", "AR"): "no message control id: the ACK cannot name the message (MSA-2), "
-                              "resends cannot be recognised",
-    ("PID", 3, "101", "AE"): "no patient identifier: nothing to file the results under safely; "
-                             "quarantined for correction and replay",
+    ("PID", 3, "101", "AE"): "no patient identifier (PID-3, PID-2, PID-4, PID-19, PID-20): nothing to "
+                             "file the results under safely; quarantined for correction and replay",
 }
 
 

@@ -416,6 +416,9 @@ def observation(
         effective = _effective(obx, group, ctx)
         if effective:
             res["effectiveDateTime"] = effective
+        else:  # nothing in the message dates the result: recognition could not place it in time
+            raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
+                            "the result (OBR-7/8/22, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
     res.setdefault("performer", []).insert(0, performer)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
@@ -429,11 +432,17 @@ def observation(
 
 
 def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
-    """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report), then
-    MSH-7 with a warning — the result date decides recognition windows, so it is never left out."""
+    """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report); in a
+    message without OBR (an ADT's observations) EVN-6 (event occurred), EVN-2 (recorded); then
+    MSH-7 with a warning — the result date decides recognition windows, so it is never left out
+    while the message dates anything."""
     candidates: list[tuple[Segment, int]] = []
     if group.obr is not None:
         candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
+    else:
+        evn = ctx.message.get("EVN")
+        if evn is not None:
+            candidates += [(evn, 6), (evn, 2)]
     msh = ctx.message.msh
     candidates.append((msh, 7))
     for seg, fno in candidates:
@@ -445,8 +454,9 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
         except TimestampError as exc:
             ctx.warn(seg.error(f"{seg.name}-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
             continue
-        if seg is msh:
-            ctx.warn(obx.error("OBX-14 (and OBR-7/8/22) empty: the result date is taken from MSH-7", 14))
+        if seg is not group.obr:
+            ctx.warn(obx.error(f"OBX-14 (and OBR-7/8/22) empty: the result date is taken from {seg.name}-{fno}",
+                               14))
         return value
     return None
 

@@ -143,7 +143,7 @@ def build_ack(
         msh += ["", "", *(ack_types or ("", ""))]  # MSH-13, 14 empty; MSH-15, 16
     if header.charset:
         msh += ["", header.charset]  # MSH-17 empty, MSH-18 echoed
-    control = escape(header.control_id, fs, enc)
+    control = escape(header.sent_control_id, fs, enc)  # MSA-2 echoes MSH-10 as sent, even empty
     segments = [fs.join(msh)]
     legacy = uses_err1_layout(version)
     problems = [e for e in errors if e.code != MESSAGE_ACCEPTED or e.severity != "I"]

@@ -16,6 +16,7 @@ import codecs
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.hl7v2.control_id import content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -64,7 +65,8 @@ class Header:
     receiving_facility: str = ""  # MSH-6
     timestamp: str = ""  # MSH-7
     message_type: str = ""  # MSH-9 as sent
-    control_id: str = ""  # MSH-10
+    control_id: str = ""  # MSH-10, or ``content_control_id`` of the text when MSH-10 is empty
+    sent_control_id: str = ""  # MSH-10 as sent, echoed in MSA-2 (empty when the sender left it so)
     processing_id: str = ""  # MSH-11
     version: str = ""  # MSH-12.1
     accept_ack_type: str = ""  # MSH-15
@@ -174,8 +176,9 @@ def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str =
 def extract_header(raw: bytes) -> tuple[Header, str]:
     """Find and read MSH; returns the header and the decoded message text (from MSH on).
 
-    Fatal problems (no MSH, unusable delimiters, no MSH-10) carry ``ack_code='AR'``: such a
-    message cannot be identified, so it is refused; the ACK still echoes whatever was readable.
+    Fatal problems (no MSH, unusable delimiters) carry ``ack_code='AR'``: such a message cannot
+    be read, so it is refused; the ACK still echoes whatever was readable. An empty MSH-10 is not
+    one of them: the message is known by its content (``control_id.content_control_id``).
     """
     head = Header()
     body = strip_bom(raw)
@@ -226,19 +229,19 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     head.receiving_facility = get(6)
     head.timestamp = get(7)
     head.message_type = get(9)
-    head.control_id = get(10).strip()
+    head.control_id = head.sent_control_id = get(10).strip()
     head.processing_id = get(11)
     head.version = get(12).split(head.component_sep)[0].strip()
     head.accept_ack_type = get(15)
     head.application_ack_type = get(16)
     head.charset = get(18).split(head.encoding_chars[1] if len(head.encoding_chars) > 1 else "~")[0].strip()
-    if not head.control_id:
-        head.problems.append(_msh_error("message control id is missing", 10, REQUIRED_FIELD_MISSING))
     if not head.message_type:
         head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
     if not head.version:
         head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
     text, head.codec = decode(body, head.charset)
+    if not head.control_id:  # a resend is recognised by its content (the converter warns at MSH-10)
+        head.control_id = content_control_id(text)
     if head.charset and codec_for(head.charset) is None:
         head.problems.append(_msh_error(f"character set {head.charset!r} is not supported "
                                         f"(HL7 table 0211); decoded as {head.codec}", 18, ack="AE"))
