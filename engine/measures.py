@@ -239,8 +239,10 @@ def _scored(m: MeasureDef, f: Figure) -> dict[str, Any]:
     q = _quantity(m, score(m, f))
     if q is not None:
         out["measureScore"] = q
-    out["extension"] = [{"url": FIGURES_EXT, "extension": [{"url": "numerator", "valueDecimal": f.numerator},
-                                                           {"url": "denominator", "valueDecimal": f.denominator}]}]
+    parts = [{"url": "numerator", "valueDecimal": f.numerator}]
+    if m.score != "total":  # a count (duplicate tests) has no denominator: none is stated, not a 0
+        parts.append({"url": "denominator", "valueDecimal": f.denominator})
+    out["extension"] = [{"url": FIGURES_EXT, "extension": parts}]
     return out
 
 

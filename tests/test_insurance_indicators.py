@@ -197,6 +197,10 @@ def check_worked_example(march: TestClient) -> None:
     dup_n = reports["urn:huren:Measure/huren-duplicate-test-count"]
     dup_money = reports["urn:huren:Measure/huren-duplicate-test-money"]
     assert score(dup_n["group"][0]) == D("1") and score(dup_money["group"][0]) == D("20.00")
+    # a count states its numerator and no denominator (not a denominator of 0)
+    for count in (dup_n, dup_money, out):
+        parts = next(e for e in count["group"][0]["extension"] if e["url"] == FIGURES_EXT)["extension"]
+        assert [p["url"] for p in parts] == ["numerator"]
     assert set(by(dup_money, "institution")) == {SECOND}
     assert set(by(cost, "month")) == {"2026-03"}
 

@@ -76,6 +76,9 @@ def test_auditor_reads_indicators_alerts_and_settlement(march: TestClient, engin
     assert shown["huren-per-admission-cost"] == "CNY 2550.25"
     assert shown["huren-county-treatment-rate"] == "66.67%"
     assert shown["huren-duplicate-test-money"] == "CNY 20.00"
+    cells = dict(browser.eval("[...document.querySelectorAll('#indicators tbody tr')].map(r => [r.dataset.measure, [r.cells[3].innerText, r.cells[4].innerText]])"))
+    assert cells["huren-duplicate-test-count"] == ["1", "—"]  # a count has no denominator to show
+    assert cells["huren-county-treatment-rate"] == ["2", "3"]
     bars = browser.eval("[...document.querySelectorAll('svg[data-measure=huren-per-admission-cost] rect.bar')]"
                         ".map(r => [r.dataset.label, r.dataset.value])")
     assert sorted(bars) == [[COUNTY, "4500.5"], ["FNYLWSY", "600"]]

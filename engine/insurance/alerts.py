@@ -109,7 +109,7 @@ def _score(group: dict[str, Any], m: MeasureDef) -> Decimal | None:
     if ext is None:
         return None
     parts = {p["url"]: Decimal(str(p["valueDecimal"])) for p in ext["extension"]}
-    return unrounded(m, Figure(parts["numerator"], parts["denominator"]))
+    return unrounded(m, Figure(parts["numerator"], parts.get("denominator", Decimal(0))))
 
 
 def alerts(report: dict[str, Any], m: MeasureDef, thresholds: list[Threshold], *,

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.referral.rules import SHIPPED
-from engine.repository.port import Collection, Document
+from engine.repository.port import Collection, Document, Store
 from mappings.sitefiles import load_checked
 
 REMOTE_READS = "remote_reads"
@@ -103,8 +104,9 @@ def _utc(moment: datetime) -> str:
 class RemoteReading:
     """Kept by ``Referrals``' write hook; ``institution(reference)`` resolves Organization codes."""
 
-    def __init__(self, store: Any, read: Any, institution: Any, rules: ReadingRules,
-                 write: Any = None) -> None:
+    def __init__(self, store: Store, read: Callable[[str | None], dict[str, Any] | None],
+                 institution: Callable[[Any], str | None], rules: ReadingRules,
+                 write: Callable[[dict[str, Any]], object] | None = None) -> None:
         self.rows = store.collection(REMOTE_READS)
         for fields in (["order"], ["centre", "month"], ["month"]):
             self.rows.ensure_index(fields)

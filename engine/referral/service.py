@@ -20,7 +20,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import BadRequest, Conflict, Gone, NotFound
 from engine.recognition.coding import institution_from_codes
@@ -29,7 +30,14 @@ from engine.referral import deductibles as dd
 from engine.referral.reading import RemoteReading, load_reading
 from engine.referral.rules import ReferralRules, load
 from engine.referral.workflow import check_transition, is_referral, state_of
-from engine.repository.port import Document
+from engine.repository.port import Document, Store
+
+if TYPE_CHECKING:  # the collaborators' own classes; imported for the types only (they import this package's rules)
+    from engine.engine import Engine
+    from engine.identity.mpi import IdentityService
+    from engine.recognition.service import Recognition
+    from engine.repository.fhir import FhirRepository
+    from mappings.site import Site
 
 REFERRALS = "referrals"
 REFERRAL = "referral"  # the merge rules' name for this writer (an internal one: "other")
@@ -52,8 +60,8 @@ def focus_of(task: dict[str, Any]) -> str | None:
 class Referrals:
     """Build with ``Referrals.for_engine(engine)``."""
 
-    def __init__(self, *, store: Any, repository: Any, recognition: Any, identity: Any, site: Callable[[], Any],
-                 site_dir: Any = None) -> None:
+    def __init__(self, *, store: Store, repository: FhirRepository, recognition: Recognition,
+                 identity: IdentityService, site: Callable[[], Site], site_dir: Path | None = None) -> None:
         self.store = store
         self.repository = repository
         self.recognition = recognition
@@ -72,7 +80,7 @@ class Referrals:
         repository.add_mark(self.mark_deductible)
 
     @classmethod
-    def for_engine(cls, engine: Any) -> Referrals:
+    def for_engine(cls, engine: Engine) -> Referrals:
         return cls(store=engine.store, repository=engine.repository, recognition=engine.recognition,
                    identity=engine.identity, site=lambda: engine.site, site_dir=engine.settings.site)
 

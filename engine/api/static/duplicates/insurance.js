@@ -38,7 +38,9 @@
   function figures(g) {
     const ext = (g.extension || []).find((e) => e.url === EXT);
     if (!ext) return ["", ""];
-    return ext.extension.map((p) => String(p.valueDecimal));
+    const part = (url) => ext.extension.find((p) => p.url === url);
+    // a count (duplicate tests, referrals out of the county) states no denominator: shown as "—", not 0
+    return ["numerator", "denominator"].map((url) => (part(url) ? String(part(url).valueDecimal) : "—"));
   }
   function titleOf(measure, defs) { return defs[measure] || measure.split("/").pop(); }
 
