@@ -418,7 +418,7 @@ def observation(
             res["effectiveDateTime"] = effective
         else:  # nothing in the message dates the result: recognition could not place it in time
             raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
-                            "the result (OBR-7/8/22, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
+                            "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
     res.setdefault("performer", []).insert(0, performer)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
@@ -433,13 +433,18 @@ def observation(
 
 def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
     """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report); in a
-    message without OBR (an ADT's observations) EVN-6 (event occurred), EVN-2 (recorded); then
-    MSH-7 with a warning — the result date decides recognition windows, so it is never left out
-    while the message dates anything."""
+    group without OBR the administration it follows (RXA-3: a vaccination's eligibility and VIS
+    observations), else EVN-6 (event occurred), EVN-2 (recorded) — an ADT's observations; then
+    MSH-7, with a warning whenever it is not the OBR's — the result date decides recognition
+    windows, so it is never left out while the message dates anything."""
     candidates: list[tuple[Segment, int]] = []
     if group.obr is not None:
         candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
     else:
+        segments = ctx.message.segments
+        rxa = next((s for s in reversed(segments[: obx.position]) if s.name in ("RXA", "ORC", "PID")), None)
+        if rxa is not None and rxa.name == "RXA":
+            candidates.append((rxa, 3))
         evn = ctx.message.get("EVN")
         if evn is not None:
             candidates += [(evn, 6), (evn, 2)]
