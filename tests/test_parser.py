@@ -252,7 +252,7 @@ def test_every_sample_parses_or_fails_precisely() -> None:
             assert err.segment == "MSH" and err.field == 2, (path.name, err)
             continue
         parsed += 1
-        assert msg.msh.message_type in {"ADT", "ORU", "ORM", "OML", "MDM", "SIU", "VXU", "RDE", "PPR", "DFT", "RSP", "BAR"}
+        assert msg.msh.message_type in {"ADT", "ORU", "ORM", "OML", "OUL", "OMG", "MDM", "SIU", "VXU", "RDE", "RAS", "PPR", "DFT", "RSP", "BAR"}
         assert all(len(s.name) == 3 for s in msg.segments)
     assert parsed >= 38
 

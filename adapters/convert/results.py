@@ -199,9 +199,9 @@ def _order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, i
 def order_key(group: Group, ctx: Context, pkey: str) -> str:
     placer, pf, filler, ff = _order_numbers(group)
     if placer is not None:
-        return f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}"
+        return _distinct_service(f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}", group, ctx)
     if filler is not None:
-        return f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}"
+        return _distinct_service(f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}", group, ctx)
     seg = group.obr or group.orc
     assert seg is not None
     ctx.warn(
@@ -214,6 +214,19 @@ def order_key(group: Group, ctx: Context, pkey: str) -> str:
     )
     obr = group.obr
     return f"nokey|{pkey}|{obr.value(4) if obr else ''}|{obr.value(7) if obr else ''}|{seg.sequence}"
+
+
+def _distinct_service(key: str, group: Group, ctx: Context) -> str:
+    """Order groups of one message that share an order number but name different services
+    (OBR-4) are different orders — an order slip numbered once with several tests, as SS-MIX2
+    senders write them: the first keeps the number's key, each other service gets its own, so no
+    order of the message is merged into another (and loses its code)."""
+    obr = group.obr
+    service = obr.field(4) if obr is not None else ""
+    if not service:
+        return key
+    first = ctx.order_services.setdefault(key, service)
+    return key if first == service else f"{key}|{service}"
 
 
 def report_key(group: Group, ctx: Context, pkey: str) -> str:
