@@ -72,6 +72,21 @@ def patient_of(engine: Engine, control: str) -> str:
     return next(r for r in doc["resources"] if r.startswith("Patient/"))
 
 
+def test_message_without_control_id_or_patient_is_corrected_and_replayed(engine: Engine, http: TestClient) -> None:
+    """A message known by its content (no MSH-10) that waits in the quarantine (no PID-3) is
+    replayed from a corrected copy, which keeps MSH-10 empty; one that names an MSH-10 is not it."""
+    good = lab_result("")
+    bad = good.replace(f"{NATIONAL_ID}^^^^NNCHN~M0001^^^FNXRMYY^MR".encode(), b"")
+    (ack,) = send(engine, bad)
+    assert ack_code_of(ack) == "AE" and msa(ack)[2] == ""
+    (doc,) = engine.ingestor.messages.quarantined()
+    operator = {"Authorization": "Bearer " + engine.auth.issue_system_token("operator", "system/*.cruds")}
+    named = good.replace(b"|ORU^R01^ORU_R01||P|", b"|ORU^R01^ORU_R01|X9|P|")
+    assert http.post(f"/admin/quarantine/{doc['_id']}/replay", content=named, headers=operator).status_code == 400
+    r = http.post(f"/admin/quarantine/{doc['_id']}/replay", content=good, headers=operator)
+    assert r.status_code == 200 and r.json()["ack_code"] == "AA" and r.json()["status"] == PROCESSED
+
+
 def test_other_patient_identifiers_stand_in_for_an_empty_pid3(engine: Engine, http: TestClient) -> None:
     """PID-3 empty (or without a value) but PID-2/PID-4 (the v2.3 external and alternate ids) or,
     last, PID-19/PID-20 identify the patient: the results are filed under that identifier, the

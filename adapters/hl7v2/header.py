@@ -16,7 +16,7 @@ import codecs
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.hl7v2.control_id import content_control_id
+from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -125,6 +125,14 @@ class Header:
     def addressable(self) -> bool:
         """True when the header is good enough to be the idempotency key (facility + control id)."""
         return self.found and not self.fatal and bool(self.control_id)
+
+    def corrects(self, facility: str, control_id: str) -> bool:
+        """True when this header may stand for the stored message (``facility``, ``control_id``)
+        in a corrected copy: the same sender and MSH-10, or — for a message known by its content
+        because MSH-10 was empty — MSH-10 still empty (a correction changes the content)."""
+        if self.facility_code != facility:
+            return False
+        return self.control_id == control_id or (not self.sent_control_id and control_id.startswith(PREFIX))
 
     @property
     def fatal(self) -> bool:
