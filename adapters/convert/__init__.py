@@ -98,7 +98,7 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
     Raises ``HL7Error``."""
     msh = message.msh
     code = institution if institution is not None else sender_institution(
-        msh.sending_facility, msh.sending_application, "", site
+        msh.sending_facility or msh.value(4, comp=2), msh.sending_application, "", site
     )
     institution = site.institution(code)
     if institution is None:

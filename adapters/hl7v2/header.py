@@ -87,9 +87,11 @@ class Header:
 
     @property
     def facility_code(self) -> str:
-        """The key of the sending institution in ``site.institutions``: MSH-4.1 (namespace id),
-        unless the site's sender table resolved it otherwise (``institution``)."""
-        return self.institution or self._component(self.sending_facility, 0).strip()
+        """The key of the sending institution in ``site.institutions``: MSH-4.1 (namespace id), or
+        MSH-4.2 (universal id) when a sender names itself only by that, unless the site's sender
+        table resolved it otherwise (``institution``)."""
+        return self.institution or (self._component(self.sending_facility, 0).strip()
+                                    or self._component(self.sending_facility, 1).strip())
 
     def resolve_sender(self, peer: str, site: Any) -> None:
         """Set ``institution`` from the site's sender table (MSH-4 aliases, MSH-3, the listener)."""
