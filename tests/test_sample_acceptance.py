@@ -25,7 +25,12 @@ import yaml
 
 from adapters.convert import convert
 from adapters.hl7v2.ack import version_tuple
-from adapters.hl7v2.errors import UNSUPPORTED_EVENT_CODE, UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_VERSION_ID, HL7Error
+from adapters.hl7v2.errors import (
+    UNSUPPORTED_EVENT_CODE,
+    UNSUPPORTED_MESSAGE_TYPE,
+    UNSUPPORTED_VERSION_ID,
+    HL7Error,
+)
 from adapters.hl7v2.parser import parse
 from engine.ingest import SUPPORTED_VERSIONS
 from engine.settings import Settings
