@@ -149,6 +149,18 @@ def test_oml_o33_orders_belong_to_the_specimen_before_them(settings: Settings, t
     assert by_specimen == {"100187400201": ["TPO"], "100187400101": ["CA", "HDL", "LDL"]}
 
 
+def test_orders_sharing_a_number_stay_apart(settings: Settings, tmp_path: Path) -> None:
+    """An SS-MIX2 order slip numbers two specimens' orders alike (ORC-2) with different services
+    (OBR-4): two ServiceRequests, each with its own code and its own specimen's observations."""
+    site = Site.load(settings.with_(site=sample_site(tmp_path)))
+    path = SAMPLES / "ssmix2" / "ssmix2_OML-01_OML_O33.hl7"
+    conv = convert(parse(path.read_text(encoding="utf-8")), site)
+    assert_valid_bundle(conv)
+    orders = [r for r in conv.resources if r["resourceType"] == "ServiceRequest"]
+    assert sorted(o["code"]["coding"][0]["code"] for o in orders) == ["E001", "E002"]
+    assert {o["identifier"][0]["value"] for o in orders} == {"000000011000354"}
+
+
 def test_samples_over_mllp(settings: Settings, tmp_path: Path) -> None:
     """The same corpus through the real path — an MLLP socket, the ingest pipeline, validation and
     the repository's merge rules — answers each sample as its conversion does: AA when it
