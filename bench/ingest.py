@@ -152,7 +152,7 @@ def warm_validators(engine: Any) -> None:
         conv = convert(parse(decode(make(0))[0]), engine.ingestor.site)
         types.update(e["resource"]["resourceType"] for e in conv.bundle["entry"])
     for rtype in sorted(types):
-        engine.validator.r4.validator(rtype)
+        engine.validator.prepare(rtype)
 
 
 def stages(seconds: float, engine: Any) -> None:

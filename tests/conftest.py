@@ -19,6 +19,35 @@ SAMPLES = REPO_ROOT / "tests" / "data" / "hl7v2"
 NATIONAL_ID = "110101198001010010"
 
 
+def sample_files() -> list[Path]:
+    """The public sample messages (``*.hl7`` and ``*.txt`` one folder below ``SAMPLES``)."""
+    return sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
+
+
+def sample_site(folder: Path):  # -> mappings.site.Site (imported late: conftest stays light)
+    """A site with every sample's sending facility registered (US time zone, as their timestamps
+    suggest), through a HUREN_SITE folder written in ``folder`` (the real overlay path)."""
+    import yaml
+
+    from adapters.hl7v2.errors import HL7Error
+    from adapters.hl7v2.parser import parse
+    from mappings.site import Site
+
+    facilities = set()
+    for path in sample_files():
+        try:
+            facilities.add(parse(path.read_text(encoding="utf-8")).msh.sending_facility)
+        except HL7Error:
+            continue
+    entries = [
+        {"code": f, "name": f"{f} (sample)", "community": "samples", "timezone": "America/New_York"}
+        for f in sorted(facilities)
+        if f
+    ]
+    (folder / "institutions.yaml").write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
+    return Site.load(Settings(site=folder))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)

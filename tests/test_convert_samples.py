@@ -10,17 +10,16 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from adapters.convert import Conversion, convert
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import parse
-from engine.settings import Settings
 from mappings.site import Site
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, sample_files
+from tests.conftest import sample_site as registered_sample_site
 from tests.test_convert import assert_valid_bundle, one
 
-FILES = sorted(SAMPLES.glob("*/*.hl7")) + sorted(SAMPLES.glob("*/*.txt"))
+FILES = sample_files()
 # what each refused sample lacks, by file-name prefix: (segment, field, 0357 code)
 REFUSED = {
     "18_": ("PID", 3, "101"),  # PID-3, -2, -4, -19, -20 empty: no patient to file the result under
@@ -45,20 +44,7 @@ def _sending_facility(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
-    facilities = set()
-    for path in FILES:
-        try:
-            facilities.add(parse(path.read_text(encoding="utf-8")).msh.sending_facility)
-        except HL7Error:
-            continue
-    folder: Path = tmp_path_factory.mktemp("site")
-    entries = [
-        {"code": f, "name": f"{f} (sample)", "community": "samples", "timezone": "America/New_York"}
-        for f in sorted(facilities)
-        if f
-    ]
-    (folder / "institutions.yaml").write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
-    return Site.load(Settings(site=folder))
+    return registered_sample_site(tmp_path_factory.mktemp("site"))
 
 
 def test_the_shared_samples_are_there() -> None:
