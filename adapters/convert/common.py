@@ -359,6 +359,13 @@ def system_for(ctx: Context, name: str) -> str:
 # --- Provenance and Bundle -----------------------------------------------------------------------
 
 
+def received_now() -> str:
+    """Provenance.recorded of a message without a usable MSH-7: the time huren converts it, the
+    nearest it knows to its receipt (the one clock a conversion reads; tests that compare
+    conversions byte for byte hold it still)."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
 def provenance(ctx: Context) -> None:
     msh = ctx.message.msh
     targets = [{"reference": ref} for ref in ctx.resources]
@@ -368,7 +375,7 @@ def provenance(ctx: Context) -> None:
         recorded = None
         ctx.warn(msh.error(f"MSH-7 {msh.timestamp!r} is not a valid timestamp", 7, code=DATA_TYPE_ERROR))
     if recorded is None:
-        recorded = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        recorded = received_now()
     kind = f"{msh.message_type}^{msh.trigger_event}" if msh.trigger_event else msh.message_type
     prov: Resource = {
         "resourceType": "Provenance",
