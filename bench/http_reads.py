@@ -143,11 +143,11 @@ async def drive(port: int, token: str, clients: int, seconds: float, pid: int) -
     await asyncio.gather(*(_connection(port, request, warm, [0], statuses) for _ in range(clients)))
     t, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(_connection(port, request, t + seconds, counts, statuses) for _ in range(clients)))
-    time.sleep(1.0)  # let the background FHIR AuditEvent views of these reads be written: its CPU is theirs
+    time.sleep(0.3)  # anything the server still does for these reads (a checkpoint) is theirs too
     dt, cpu = time.perf_counter() - t, cpu_seconds(pid) - cpu
     if statuses != {200}:
         raise SystemExit(f"unexpected statuses {statuses}")
-    return counts[0] / (dt - 1.0), cpu / counts[0]
+    return counts[0] / (dt - 0.3), cpu / counts[0]
 
 
 def wait_up(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -214,8 +214,7 @@ def main() -> None:
         print(f"GET {PATH} over HTTP (uvicorn uvloop+httptools, {args.workers} worker{'s' if args.workers > 1 else ''}), {clients} connection"
               f"{'s' if clients > 1 else ''}: plain {plain:,.0f}/s, audited {audited:,.0f}/s "
               f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
-              f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%, incl. the "
-              f"background FHIR AuditEvent views)")
+              f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%)")
     print(target_line(figures["audited"][8], figures["plain"][8], args.workers))
     if args.json:
         print(json.dumps(figures))

@@ -311,7 +311,7 @@ class StageClock:
             (engine.validator, "validate", "validate"), (repo, "_store", "merge + version (repository)"),
             (repo.indexer, "rows", "index rows"), (repo.backend, "put_many", "backend put (SQL + hashing)"),
             (repo.backend, "current_many", "backend reads"), (repo.backend, "current", "backend reads"),
-            (engine.audit, "record", "audit log"), (ingestor.messages, "insert_many", "message store"),
+            (engine.audit, "record", "audit log"), (engine.audit, "record_many", "audit log"), (ingestor.messages, "insert_many", "message store"),
             (ingestor.messages, "mark_processed", "message store"), (ingestor.messages, "count_fidelity", "message store"),
         ):
             setattr(obj, name, self.wrap(getattr(obj, name), stage))

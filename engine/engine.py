@@ -8,6 +8,7 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 from __future__ import annotations
 
 from conformance.validate import Validator
+from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.store import open_audit_store
@@ -48,10 +49,12 @@ class Engine:
         # named staff (auditors, operators, clinicians) signed in to the pages with password + TOTP
         self.staff = StaffAuth(settings, self.store)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended
-        # to the signed log (its own file on SQLite), and shown per patient as FHIR AuditEvents so
-        # residents can search who touched their record (engine.audit.view)
+        # to the signed log (its own file on SQLite), and shown per patient as FHIR AuditEvents,
+        # derived from the log on read, so residents can search who touched their record
+        # (engine.audit.view, engine.audit.derived)
         self.audit_store = open_audit_store(settings, self.store)
         self.audit = AuditLog(self.audit_store, settings, AuditKeys.load(settings), repository=self.repository)
+        self.repository.backend = WithAuditViews(self.repository.backend, AuditViews(self.audit, self.repository.indexer))
         self.audit.start()
         # mutual recognition: order-time check and duplicate flags, run as a repository write hook
         self.recognition = Recognition.for_engine(self)

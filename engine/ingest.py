@@ -34,7 +34,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -78,6 +78,8 @@ class Repository(Protocol):
 
 class AuditSink(Protocol):
     def record(self, event: dict[str, Any]) -> Any: ...
+
+    def record_many(self, events: Sequence[dict[str, Any]]) -> Sequence[Any]: ...
 
 
 @dataclass
@@ -557,8 +559,10 @@ class Ingestor:
                     self._write(item, strict=True, audit_events=events)
                 if self.audit is not None and events:
                     t0 = time.perf_counter()
-                    for event in events:
-                        self.audit.record(event)
+                    # one audit transaction for the batch's records (a commit each cost ~30 µs/msg)
+                    for result in self.audit.record_many(events):
+                        if isinstance(result, Exception):
+                            raise result
                     self._account("audit", time.perf_counter() - t0)
         except Exception as exc:
             log.info("a batch of %d messages failed as a whole (%s: %s); writing it message by message",

@@ -47,7 +47,6 @@ def test_imports_over_http_and_mllp_show_in_each_residents_who_looked(engine: En
         owned = [e for e in record["entity"] if any(d.get("type") == "patient" for d in e.get("detail", []))]
         assert owned and {d["valueString"] for e in owned for d in e["detail"]} <= named, record
 
-    engine.audit.flush_index()
     for person, others in ((zhao, qian + mllp_patient), (qian, zhao + mllp_patient), (mllp_patient, zhao + qian)):
         entries = who_looked(engine.repository, person)
         imported = [a for a in entries if a.what == "import"]

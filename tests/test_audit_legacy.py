@@ -2,7 +2,7 @@
 
 Such a copy (``AuditEvent/audit-<seq>``) names every patient its interaction touched; a start of
 this version expunges it (current row, history, index rows: a FHIR delete would leave it readable
-through ``_history``) and stores the record's per-patient views instead, once.
+through ``_history``), once; the record's per-patient views are derived from the log instead.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from engine.audit.events import build_event, requestor_agent
 from engine.audit.legacy import MARKER, purge_legacy_copies
 from engine.audit.log import VIEW_PROGRESS
 from engine.audit.verify import verify_online
-from engine.audit.view import RECORD_DETAIL
+from engine.audit.view import RECORD_DETAIL, views_of
 from engine.audit.who_looked import who_looked
 from engine.engine import Engine
 from engine.errors import NotFound
+from engine.repository.query import Query
 from engine.settings import Settings
 
 HIS = requestor_agent(kind="system", subject="his-a", address="10.0.0.9")
@@ -25,9 +26,11 @@ HIS = requestor_agent(kind="system", subject="his-a", address="10.0.0.9")
 
 def _earlier_version(engine: Engine) -> int:
     """Make ``engine``'s data what an earlier version left: signed records, each also stored whole
-    as ``AuditEvent/audit-<seq>`` (one of them updated once, so it has history), no views."""
+    as ``AuditEvent/audit-<seq>`` (one of them updated once, so it has history), and one stored
+    per-patient view, as the version after kept them; no views derived on read."""
     engine.audit.close()
     repository, engine.audit.repository = engine.audit.repository, None
+    routed, engine.repository.backend = engine.repository.backend, engine.store.fhir
     engine.audit.record(build_event(action="search", origin="o", agents=HIS, patient_ids=["pa", "pb"],
                                     resources=["Observation/1", "Observation/2"],
                                     owners={"Observation/1": ["pa"], "Observation/2": ["pb"]},
@@ -38,16 +41,19 @@ def _earlier_version(engine: Engine) -> int:
     for seq in range(engine.audit.size):
         engine.repository.update(orjson.loads(engine.audit.get(seq)["data"]))
     engine.repository.update({**orjson.loads(engine.audit.get(0)["data"]), "outcomeDesc": "v2"})  # history
+    # ... and the next version's stored per-patient view of one (those are derived on read now)
+    engine.repository.update(views_of(orjson.loads(engine.audit.get(1)["data"]))[0])
     assert len(engine.repository.store.fhir.history("AuditEvent", "audit-0")) == 2
-    assert engine.repository.search("AuditEvent", [("patient", "pb")], compartment={"pb"}).total == 1  # the leak
-    engine.audit.meta.replace({"_id": "fhir-index", "upto": engine.audit.size})
+    assert "Patient/pa" in engine.store.fhir.current("AuditEvent", "audit-0").body.decode()  # pb's leak
     engine.store.collection(VIEW_PROGRESS).delete(MARKER)  # this version never ran here
     engine.audit.repository = repository
+    engine.repository.backend = routed
     return engine.audit.size
 
 
 def _assert_migrated(engine: Engine, size: int) -> None:
     fhir = engine.repository.store.fhir
+    assert [r.id for r in fhir.search(Query("AuditEvent"))] == []  # nothing stored is left, views derived
     for seq in (0, 1):  # they named patients: no trace of the copy, current or history
         assert fhir.current("AuditEvent", f"audit-{seq}") is None
         assert fhir.history("AuditEvent", f"audit-{seq}") == []
@@ -68,7 +74,7 @@ def _assert_migrated(engine: Engine, size: int) -> None:
 def test_old_copies_are_expunged_and_replaced_by_views_once(backend_settings: Settings) -> None:
     with Engine(backend_settings) as engine:
         size = _earlier_version(engine)
-        assert purge_legacy_copies(engine.audit, engine.repository, VIEW_PROGRESS) == 3
+        assert purge_legacy_copies(engine.audit, engine.repository, VIEW_PROGRESS) == 4
         _assert_migrated(engine, size)
         assert purge_legacy_copies(engine.audit, engine.repository, VIEW_PROGRESS) == 0  # idempotent
         _assert_migrated(engine, size)
@@ -79,7 +85,7 @@ def test_a_start_migrates_before_anything_can_search(settings: Settings) -> None
         size = _earlier_version(engine)
     with Engine(settings) as engine:  # the start itself did it
         _assert_migrated(engine, size)
-        assert engine.store.collection(VIEW_PROGRESS).get(MARKER)["upto"] == size
+        assert engine.store.collection(VIEW_PROGRESS).get(MARKER)["stored"] is False
     with Engine(settings) as engine:  # and a second start changes nothing
         _assert_migrated(engine, size)
 

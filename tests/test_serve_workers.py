@@ -134,9 +134,5 @@ def test_views_lost_to_kill_9_are_rebuilt_at_the_next_start_once(tmp_path: Path)
     with Engine(settings) as engine:
         reads = engine.audit.size - before
         assert reads == 30  # every answered read has its signed record
-        deadline = time.monotonic() + 20
-        while (engine.repository.search("AuditEvent", [("patient", "p1")]).total - views_before < reads
-               and time.monotonic() < deadline):
-            time.sleep(0.1)
+        # every one shown once, derived from the log (nothing to catch up after the kill)
         assert engine.repository.search("AuditEvent", [("patient", "p1")]).total - views_before == reads
-        assert engine.audit.flush_index() == 0  # nothing left to show, nothing shown twice

@@ -21,7 +21,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
+
+from engine.audit.canonical import canonical
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -41,6 +44,36 @@ QUERY_ROLE = "24"
 STAFF_SYSTEM, STAFF_ROLE_SYSTEM = "urn:huren:staff", "urn:huren:staff-role"  # named people signed in to the pages
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
 FAMILY_SYSTEM = "urn:huren:family"  # a family member acting for a resident, by their person key
+
+
+class BuiltEvent(dict[str, Any]):
+    """An AuditEvent as ``build_event`` made it. ``jcs_safe`` says orjson with sorted keys writes it
+    exactly as RFC 8785 does, so the log can skip ``canonical``'s walk of every value (~7 µs of an
+    audited read's ~9 µs canonical form): everything ``build_event`` writes itself is a string or a
+    boolean under this module's ASCII names, and the parts it is given (the agents, the action's
+    YAML row) were each checked once (``_jcs_safe``). Any other dict — an event changed or built
+    elsewhere — goes through ``canonical``."""
+
+    jcs_safe = False
+
+
+_SAFE: dict[int, tuple[Any, bool]] = {}  # id -> (the object, kept alive so its id stays its own; verdict)
+
+
+def _jcs_safe(part: Any) -> bool:
+    """Does orjson (sorted keys) write ``part`` byte for byte as RFC 8785 does? Asked once per
+    object: the requestor agents and action rows are shared between events and never changed."""
+    hit = _SAFE.get(id(part))
+    if hit is not None and hit[0] is part:
+        return hit[1]
+    try:
+        verdict = orjson.dumps(part, option=orjson.OPT_SORT_KEYS) == canonical(part)
+    except Exception:
+        verdict = False
+    if len(_SAFE) >= 4096:
+        _SAFE.clear()
+    _SAFE[id(part)] = (part, verdict)
+    return verdict
 
 
 @cache
@@ -199,7 +232,7 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
     acting = set(acting_for)
     spec = actions().get(action) or actions()["other"]
     recorded = recorded or now_instant()
-    event: dict[str, Any] = {"resourceType": "AuditEvent", "type": spec["type"]}
+    event = BuiltEvent(resourceType="AuditEvent", type=spec["type"])
     if "subtype" in spec:
         event["subtype"] = [spec["subtype"]]
     elif action:
@@ -257,4 +290,5 @@ def build_event(*, action: str, origin: str, agents: Sequence[dict[str, Any]],
                              "name": action, "detail": details})
     if entities:
         event["entity"] = entities
+    event.jcs_safe = _jcs_safe(spec) and all(_jcs_safe(agent) for agent in event["agent"])
     return event

@@ -13,7 +13,7 @@ arrived together (they run in that turn) join the group; under load the commit i
 the requests that finished while the previous flush ran in a worker thread.
 
 The flush runs on the loop itself when the local store is free (no thread hop: cheaper than the
-append for SQLite); when the store is busy (an ingest batch, the FHIR-copy indexer) or has no
+append for SQLite); when the store is busy (an ingest batch's audit records) or has no
 local lock (MongoDB), it runs in a worker thread and the loop keeps serving — requests finishing
 meanwhile queue up for the next group. At most one flush is in flight, which keeps the records in
 arrival order and lets the groups grow under load.

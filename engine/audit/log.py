@@ -24,14 +24,12 @@ Appends are serialised by a lock within the process and by the unique ``_id`` (`
 across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
 edge and retries, so sequence numbers never have gaps or forks.
 
-When a FHIR repository is attached, the records are also shown as FHIR AuditEvents so residents
-can search ``AuditEvent?patient=`` in their compartment: not the records themselves, which name
-everyone an interaction touched, but their per-patient views (``engine.audit.view``). A
-background thread derives them in batches and stores them by the repository's light path
-(``insert_derived``) in the main database, with ``audit_view/progress`` (same transaction) saying
-how far it got, so a restart resumes it and several processes never write a view twice;
-``flush_index()`` brings it up to date at once (searches that must see the caller's own latest
-access call it first). The views lag the log by at most about ``INDEX_DELAY`` seconds.
+Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
+name everyone an interaction touched, but their per-patient views (``engine.audit.view``), derived
+on read from the records (``engine.audit.derived``). An append stores only the record, its tree
+nodes and a few narrow keys (``audit_keys``: the patients it names, its requesting agents) in the
+same transaction, so a view exists the moment its record commits and nothing is written to the
+main database per read.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,18 +47,29 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from engine.audit.derived import KEYS, key_docs
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.legacy import purge_legacy_copies
-from engine.audit.view import views_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
-VIEW_PROGRESS = "audit_view"  # in the main database, next to the views it accounts for
-INDEX_DELAY = 0.5  # seconds the FHIR view may lag behind the log
-INDEX_BATCH = 256  # records per transaction of the main database
+VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
+KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
+KEY_BATCH = 1000  # records per transaction when earlier versions' records are given their keys
+
+
+def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
+    """RFC 8785 form of the record: orjson directly for an event ``build_event`` vouched for
+    (``BuiltEvent.jcs_safe``: the record adds only ASCII names and strings), else ``canonical``."""
+    if getattr(event, "jcs_safe", False):
+        try:
+            return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a string orjson refuses (a lone surrogate): canonical decides
+            pass
+    return canonical(resource)
 
 
 def seq_key(seq: int) -> str:
@@ -84,8 +94,9 @@ class AuditLog:
         self.settings = settings
         self.keys = keys
         self.origin = log_origin(settings)  # replaced by the stored origin below
-        self.repository = repository  # FhirRepository: stores the AuditEvent copy for searches
+        self.repository = repository  # FhirRepository: purged of earlier versions' stored copies at start
         self.leaves = store.collection(LEAVES)
+        self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
         self.meta = store.collection(META)
@@ -98,10 +109,6 @@ class AuditLog:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
-        self._indexer: threading.Thread | None = None
-        self._index_wanted = threading.Event()
-        self._index_lock = threading.Lock()
-        self._view_upto = 0  # records below this are known to have their views stored
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._reload()
@@ -167,18 +174,16 @@ class AuditLog:
         with self._lock:
             for _attempt in range(5):
                 try:
-                    with self.store.transaction():
+                    with self._transaction():
                         self._catch_up()
-                        results, leaves, nodes, frontier, cp = self._prepare(events)
+                        results, leaves, nodes, keys, frontier, cp = self._prepare(events)
                         if not leaves:
                             return results
-                        # plain inserts, no insert_many: its savepoint copies every page it touches
-                        # into the statement journal (measured: a group of 8 reads' records cost
-                        # ~2x more through two savepoints); the transaction is all or nothing anyway
-                        for doc in leaves:
-                            self.leaves.insert(doc)
-                        for doc in nodes:
-                            self.nodes.insert(doc)
+                        self.leaves.insert_many(leaves)
+                        if nodes:
+                            self.nodes.insert_many(nodes)
+                        if keys:
+                            self.key_index.insert_many(keys)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
@@ -189,13 +194,20 @@ class AuditLog:
                     self._reload()  # a checkpoint counter or node may have been half-applied
                     raise
                 self._frontier = frontier
-                self._index_wanted.set()
                 for appended in results:
                     if isinstance(appended, Appended):
                         for hook in self.after_append:
                             hook(appended)
                 return results
             raise RuntimeError("audit: could not obtain a sequence number")
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        """The append's transaction: on SQLite one whose nested blocks open no savepoints, so each
+        collection's ``insert_many`` is one ``executemany`` without copying the pages it touches
+        into a statement journal (a savepoint per collection made a group of 8 records cost ~2x
+        more); the append is all or nothing anyway, and a ``DuplicateKey`` still propagates."""
+        flat = getattr(self.store, "flat_transaction", None)
+        return flat() if flat is not None else self.store.transaction()
 
     def _catch_up(self) -> None:
         """Inside the append's transaction: reload the right edge if another process (``serve
@@ -212,22 +224,25 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], merkle.Frontier, Checkpoint | None]:
-        """The documents appending ``events`` writes, on a copy of the right edge."""
+            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
+            merkle.Frontier, Checkpoint | None]:
+        """The documents appending ``events`` writes (leaves, nodes, keys), on a copy of the right edge."""
         frontier = self._frontier.copy()
         results: list[Appended | Exception] = []
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
         for event in events:
             seq = frontier.size
             resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
             try:
-                data = canonical(resource)
+                data = _canonical(event, resource)
             except Exception as exc:  # this record only; the rest of the group goes on
                 results.append(exc)
                 continue
             leaf = merkle.leaf_hash(data)
             leaves.append({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(), "data": data.decode()})
+            keys += key_docs(seq_key(seq), resource)
             nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
                       for lvl, idx, h in frontier.append(leaf)]
             results.append(Appended(seq, leaf, resource))
@@ -235,7 +250,7 @@ class AuditLog:
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
               if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, leaves, nodes, frontier, cp
+        return results, leaves, nodes, keys, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
@@ -245,7 +260,7 @@ class AuditLog:
         Why: for the embedded SQLite store an append is ~0.1 ms, less than the hop to a worker
         thread and back (measured: +60 µs per audited FHIR read inline against +500-700 µs through
         the thread pool). Trying the locks without blocking keeps the event loop from ever
-        waiting behind a long ingest batch or the FHIR-copy indexer.
+        waiting behind a long ingest batch.
         """
         store_lock = getattr(self.store, "lock", None)
         if store_lock is None or not store_lock.acquire(blocking=False):
@@ -309,7 +324,8 @@ class AuditLog:
             raise RuntimeError("audit: could not obtain a checkpoint number")
 
     def start(self) -> None:
-        """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving."""
+        """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving; first
+        make a data directory of an earlier version ready for the derived views."""
         if self._timer is not None:
             return
         self._stop.clear()
@@ -321,91 +337,43 @@ class AuditLog:
                 except Exception:  # keep the timer alive; the next append retries
                     log.exception("audit: periodic checkpoint failed")
 
+        # before anything can search AuditEvents: every record has its keys, and no copy an
+        # earlier version stored survives (not at construction: `huren audit verify` writes nothing)
+        self._key_earlier_records()
         if self.repository is not None:
-            # before anything can search AuditEvents: no earlier version's multi-patient copy survives
             purge_legacy_copies(self, self.repository, VIEW_PROGRESS)
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
-        if self.repository is not None:
-            # records a process appended but did not show before it died (kill -9 inside the
-            # views' lag) are shown now, not only once the next record arrives
-            self._index_wanted.set()
-            self._indexer = threading.Thread(target=self._index_loop, name="audit-fhir-index", daemon=True)
-            self._indexer.start()
 
     def close(self) -> None:
         self._stop.set()
-        self._index_wanted.set()
-        for thread in (self._timer, self._indexer):
-            if thread is not None:
-                thread.join(timeout=5)
-        self._timer = self._indexer = None
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        self._timer = None
         if self.keys.can_sign and self.size:
             try:  # sign the tail so a clean shutdown leaves every record covered
                 self.checkpoint()
             except Exception:
                 log.exception("audit: final checkpoint failed")
-        if self.repository is not None:
-            try:
-                self.flush_index()
-            except Exception:
-                log.exception("audit: final FHIR index flush failed; it resumes at the next start")
 
-    # ------------------------------------------------------------------ FHIR copies
-    def _index_loop(self) -> None:
-        while not self._stop.is_set():
-            self._index_wanted.wait()
-            if self._stop.wait(INDEX_DELAY):  # gather a batch; stop promptly on close
-                return
-            self._index_wanted.clear()
-            try:
-                self.flush_index()
-            except Exception:
-                log.exception("audit: copying AuditEvents to the FHIR repository failed; will retry")
-                self._index_wanted.set()
-
-    def flush_index(self) -> int:
-        """Derive and store the FHIR views of every record not yet shown; returns how many records."""
-        if self.repository is None or self.size <= self._view_upto:
-            return 0
-        main = self.repository.store
-        progress = main.collection(VIEW_PROGRESS)
-        copied = 0
-        with self._index_lock:
-            while True:
-                with main.transaction():  # holds the main write lock: the progress read is current
-                    state = progress.get("progress")
-                    upto = int(state["upto"]) if state else self._legacy_upto()
-                    docs = self.leaves.find({"_id": {"$gte": seq_key(upto)}}, sort=[("_id", 1)], limit=INDEX_BATCH)
-                    if docs:
-                        try:
-                            with main.transaction():
-                                self.repository.insert_derived(
-                                    [v for d in docs for v in views_of(orjson.loads(d["data"]))])
-                        except Exception:
-                            self._store_views_one_by_one(docs)
-                        progress.replace({"_id": "progress", "upto": docs[-1]["seq"] + 1})
-                if not docs:
-                    self._view_upto = max(self._view_upto, upto)
-                    return copied
-                copied += len(docs)
-                time.sleep(0)  # let a waiting writer take the main store between batches
-
-    def _store_views_one_by_one(self, docs: list[dict[str, Any]]) -> None:
-        """After a failed batch: store each record's views alone and skip a record that fails
-        (it stays in the signed log; its view is derived data)."""
-        for doc in docs:
-            try:
-                with self.repository.store.transaction():  # type: ignore[union-attr]
-                    self.repository.insert_derived(views_of(orjson.loads(doc["data"])))  # type: ignore[union-attr]
-            except Exception:
-                log.error("audit: record %s cannot be shown as FHIR AuditEvents; skipped (it stays in the "
-                          "signed log)", doc["seq"], exc_info=True)
-
-    def _legacy_upto(self) -> int:
-        """Where views start on a database whose records were copied whole by an earlier version."""
-        doc = self.meta.get("fhir-index")
-        return int(doc["upto"]) if doc else 0
+    # ------------------------------------------------------------------ keys of earlier records
+    def _key_earlier_records(self) -> None:
+        """Give the records an earlier version appended (without keys) their ``audit_keys``, once:
+        the derived views find a patient's records by them. Upserts, so several workers starting
+        at once do no harm; the marker says it is done."""
+        if self.meta.get(KEYED) is not None:
+            return
+        done = 0
+        while True:
+            with self.store.transaction():
+                docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
+                for doc in docs:
+                    for key in key_docs(doc["_id"], orjson.loads(doc["data"])):
+                        self.key_index.replace(key)
+                if len(docs) < KEY_BATCH:
+                    self.meta.replace({"_id": KEYED, "done": True})
+                    return
+            done = docs[-1]["seq"] + 1
 
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:

@@ -15,17 +15,18 @@ patient touched, naming only that patient, with
 - a few details that describe the interaction itself (operation, channel, message type), and
   ``audit-record``: the id of the signed record, for an auditor to take it from there.
 
-Views are lean on purpose (codes without display texts, no entity types, the server's own agent
-and source left to the log): each element a search parameter covers is an index row written per
-view, and a view is written for every audited read. An import's view lists one resource of each
-type the message wrote for the patient (its first Observation, its DiagnosticReport, ...), not all
-of them: a 12-result lab message is one import to the resident, and its two dozen resources as
-entities made each import's view cost ~3.5x more to store (measured ~115 -> ~415 µs per message).
+Views are derived on read (``engine.audit.derived``), every time a search reaches them, so they
+are lean on purpose (codes without display texts, no entity types, the server's own agent and
+source left to the log): each element a search parameter covers is index rows to extract per view
+and search. An import's view lists one resource of each type the message wrote for the patient
+(its first Observation, its DiagnosticReport, ...), not all of them: a 12-result lab message is
+one import to the resident, and its two dozen resources as entities made each import's view
+~3.5x dearer (measured when views were stored: ~115 -> ~415 µs per message).
 
 A record that touches no patient (a token issued, a report viewed) gets one view with the same
 redactions. View ids are ``audit-<seq>-<hash of the patient id>`` (``audit-<seq>`` for a record
-without patients): stable, so a view is written once, and telling nothing about how many other
-patients the interaction touched.
+without patients): stable, so a view keeps its id and paging is stable, and telling nothing about
+how many other patients the interaction touched.
 """
 
 from __future__ import annotations

@@ -51,18 +51,15 @@ class Access:
                 "via_app": self.via_app, "record": self.record}
 
 
-def who_looked(repository: Searches, patient_ids: Collection[str], *, flush: Callable[[], Any] | None = None,
+def who_looked(repository: Searches, patient_ids: Collection[str], *,
                names: Callable[[str], str] | None = None, limit: int = MAX_ENTRIES) -> list[Access]:
-    """Accesses to the record of the person with these Patient ids, newest first.
-
-    ``flush`` (``AuditLog.flush_index``) brings the view up to date first, so the resident sees
-    the reads made a moment ago; ``names`` gives a client id's display name.
+    """Accesses to the record of the person with these Patient ids, newest first (the views are
+    derived from the log on read: a read made a moment ago is there); ``names`` gives a client
+    id's display name.
     """
     ids = sorted({p for p in patient_ids if p})
     if not ids:
         return []
-    if flush is not None:
-        flush()
     found = repository.search("AuditEvent", [("patient", ",".join(ids)), ("_sort", "-date"),
                                              ("_count", str(max(1, min(limit, MAX_ENTRIES))))],
                               compartment=frozenset(ids))
