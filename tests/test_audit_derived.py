@@ -59,6 +59,10 @@ QUERIES: list[tuple[list[tuple[str, str]], frozenset[str] | None]] = [
     ([("date", "ge2026-11-02"), ("date", "lt2026-11-05")], None),
     ([("date", "2026-11-03")], None),
     ([("date", "eb2026-11-03"), ("_sort", "date")], None),
+    ([("date", "le2026-11-01")], None),
+    ([("date", "gt2026-11-04T23:59:59Z")], None),
+    ([("date", "2026-11-02T18:00:00+08:00")], None),
+    ([("date", "sa2030-01-01")], None),
     ([("_sort", "-date"), ("_count", "2")], None),
     ([("_sort", "-date"), ("_count", "2"), ("_offset", "2")], None),
     ([("_sort", "_id")], None),
@@ -105,6 +109,25 @@ def test_derived_views_answer_every_search_as_stored_views_do(pair) -> None:
     assert stored.audit.size == 0 and main.count(stored.repository.parser.parse("AuditEvent", []).query) == 6
     for params, compartment in QUERIES:
         assert _ids(derived, params, compartment) == _ids(stored, params, compartment), (params, compartment)
+
+
+def test_a_search_by_date_reads_the_days_it_covers_not_the_whole_log(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    derived, _stored, _main = pair
+    views = derived.repository.backend.views
+
+    def whole_log():
+        raise AssertionError("a date search walked the whole log")
+
+    monkeypatch.setattr(views, "_all_records", whole_log)
+    read: list[int] = []
+    records = views._records
+    monkeypatch.setattr(views, "_records", lambda seqs: (read.extend(seqs), records(seqs))[1])
+    found = derived.repository.search("AuditEvent", [("date", "2026-11-03")])
+    assert {r["id"].split("-")[1] for r in found.resources} == {"1"}
+    assert set(read) <= {0, 1, 2, 3}  # the records of 2-4 November (a minute's margin each way), not 5 November's
+    # a view's lastUpdated is its record's `recorded`, found through the same day keys
+    found = derived.repository.search("AuditEvent", [("_lastUpdated", "ge2026-11-04")])
+    assert {r["id"].split("-")[1] for r in found.resources} == {"3", "4"}
 
 
 def test_views_exist_at_once_and_cannot_be_written(pair) -> None:
@@ -172,7 +195,10 @@ def test_records_an_earlier_version_appended_get_their_keys_at_the_next_start(se
         for doc in engine.audit.key_index.find():  # as an earlier version left them: no keys
             engine.audit.key_index.delete(doc["_id"])
         engine.audit.meta.delete("keys")
+        engine.audit.meta.delete("day-keys")
         assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 0
+        assert engine.repository.search("AuditEvent", [("date", "2026-11-05")]).total == 0
     with Engine(settings) as engine:
         assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 2
-        assert engine.audit.meta.get("keys") is not None
+        assert engine.repository.search("AuditEvent", [("date", "2026-11-05")]).total == 1
+        assert engine.audit.meta.get("keys") is not None and engine.audit.meta.get("day-keys") is not None

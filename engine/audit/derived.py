@@ -26,10 +26,11 @@ record commits, in every ``--workers`` process (they all read the same file).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -61,6 +62,7 @@ _SEP = "\t"  # between a key and the zero-padded sequence number in a key docume
 SCAN_CHUNK = 500  # records read per query when a search walks the log
 REUSE_SECONDS = 1.0  # how long one search's derived matches serve its further pages and count
 NODE_SYSTEM = "urn:huren:node"
+_LAST_DAY = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
 
 
 class _Log(Protocol):
@@ -83,6 +85,28 @@ def record_keys(record: dict[str, Any]) -> list[str]:
 
 def key_docs(seq_key: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"_id": f"{key}{_SEP}{seq_key}"} for key in record_keys(record)]
+
+
+def _utc_day(recorded: str) -> str:
+    return datetime.fromtimestamp(_epoch(recorded), UTC).strftime("%Y-%m-%d")
+
+
+def day_key_docs(records: Iterable[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The day keys of an appended group of records (``(seq, seq key, record)`` in order): one
+    document per UTC day of ``recorded`` the group touches, ``d:<day>`` + the group's first sequence
+    number on that day, holding its last (``to``). A search by date alone (what an auditor asks
+    first: who read what yesterday) then reads the records of the days its range covers instead of
+    the whole log; the range a day key spans may hold another day's records of the same group,
+    which the exact match drops. One document per group, not per record: nearly free at append."""
+    days: dict[str, tuple[str, int]] = {}
+    for seq, key, record in records:
+        recorded = record.get("recorded")
+        if not recorded:
+            continue  # matches no date search
+        day = _utc_day(str(recorded))
+        first = days.get(day)
+        days[day] = (first[0] if first else key, seq)
+    return [{"_id": f"d:{day}{_SEP}{key}", "to": last} for day, (key, last) in days.items()]
 
 
 def _epoch(instant: str) -> float:
@@ -250,7 +274,9 @@ class AuditViews:
         keys: list[str] = []
         ids: set[int] = set()
         for cond in clause.alternatives:
-            if isinstance(cond, IdCond):
+            if isinstance(cond, DateCond) and cond.param in ("date", "_lastUpdated"):
+                ids |= self._day_seqs(cond)  # both are the record's `recorded`
+            elif isinstance(cond, IdCond):
                 ids |= {int(m[1]) for i in cond.ids if (m := VIEW_ID.fullmatch(i))}
             elif isinstance(cond, RefCond) and cond.param in ("patient", "entity") and cond.rtype in (None, "Patient"):
                 keys.append(f"p:{cond.rid}")
@@ -261,6 +287,34 @@ class AuditViews:
             else:
                 return None  # an alternative no key covers: the clause cannot narrow
         return ids | self._seqs_of(keys)
+
+    def _day_seqs(self, cond: DateCond) -> set[int]:
+        """The records of the UTC days a date condition can reach, from the day keys: a bound on the
+        stored range's start or end is widened by a minute each way (a recorded instant's range is
+        a millisecond or a second wide), an open side reads to the first or last day key."""
+        low = high = None
+        for _col, op, value in date_bounds(cond):
+            if not math.isfinite(value):
+                continue
+            if op in (">", ">="):
+                low = value if low is None else max(low, value)
+            else:
+                high = value if high is None else min(high, value)
+        if low is not None:
+            low = min(max(low, 2 * 86400.0), _LAST_DAY)  # a day each way stays within datetime's years
+        if high is not None:
+            high = min(max(high, 2 * 86400.0), _LAST_DAY)
+        margin = timedelta(minutes=1)
+        lo = f"d:{(datetime.fromtimestamp(low, UTC) - margin).strftime('%Y-%m-%d')}" if low is not None else "d:"
+        hi = (f"d:{(datetime.fromtimestamp(high, UTC) + margin).strftime('%Y-%m-%d')}{_SEP}~" if high is not None
+              else "d:~")
+        if hi < lo:
+            return set()
+        seqs: set[int] = set()
+        for doc in self.log.key_index.find({"_id": {"$gte": lo, "$lte": hi}}):
+            first = int(doc["_id"].rsplit(_SEP, 1)[1])
+            seqs.update(range(first, int(doc["to"]) + 1))
+        return seqs
 
     def _seqs_of(self, keys: Iterable[str]) -> set[int]:
         seqs: set[int] = set()

@@ -47,7 +47,7 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, key_docs
+from engine.audit.derived import KEYS, day_key_docs, key_docs
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.legacy import purge_legacy_copies
 from engine.repository.port import DuplicateKey, Store
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
 KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
+DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
 KEY_BATCH = 1000  # records per transaction when earlier versions' records are given their keys
 
 
@@ -232,6 +233,7 @@ class AuditLog:
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
+        dated: list[tuple[int, str, dict[str, Any]]] = []
         for event in events:
             seq = frontier.size
             resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
@@ -243,9 +245,11 @@ class AuditLog:
             leaf = merkle.leaf_hash(data)
             leaves.append({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(), "data": data.decode()})
             keys += key_docs(seq_key(seq), resource)
+            dated.append((seq, seq_key(seq), resource))
             nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
                       for lvl, idx, h in frontier.append(leaf)]
             results.append(Appended(seq, leaf, resource))
+        keys += day_key_docs(dated)
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
@@ -361,17 +365,24 @@ class AuditLog:
         """Give the records an earlier version appended (without keys) their ``audit_keys``, once:
         the derived views find a patient's records by them. Upserts, so several workers starting
         at once do no harm; the marker says it is done."""
-        if self.meta.get(KEYED) is not None:
+        keyed, day_keyed = self.meta.get(KEYED) is not None, self.meta.get(DAY_KEYED) is not None
+        if keyed and day_keyed:
             return
         done = 0
         while True:
             with self.store.transaction():
                 docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
-                for doc in docs:
-                    for key in key_docs(doc["_id"], orjson.loads(doc["data"])):
+                records = [(int(doc["seq"]), doc["_id"], orjson.loads(doc["data"])) for doc in docs]
+                for seq, key_of, record in records:
+                    for key in [] if keyed else key_docs(key_of, record):
                         self.key_index.replace(key)
+                    # one day key per record; one a running worker wrote for its group is left as it is
+                    for key in [] if day_keyed else day_key_docs([(seq, key_of, record)]):
+                        if self.key_index.get(key["_id"]) is None:
+                            self.key_index.replace(key)
                 if len(docs) < KEY_BATCH:
                     self.meta.replace({"_id": KEYED, "done": True})
+                    self.meta.replace({"_id": DAY_KEYED, "done": True})
                     return
             done = docs[-1]["seq"] + 1
 
