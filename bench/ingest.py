@@ -319,6 +319,8 @@ class StageClock:
                  "Referrals": "hook referral"}
         repo._hooks[:] = [self.wrap(h, names.get(getattr(h, "__qualname__", "").split(".")[0], "hook other"))
                           for h in repo._hooks]
+        repo._batch_hooks[:] = [self.wrap(h, names.get(getattr(h, "__qualname__", "").split(".")[0], "hook other"))
+                                for h in repo._batch_hooks]
         repo._marks[:] = [self.wrap(m, "recognition HR mark") for m in repo._marks]
 
 

@@ -79,7 +79,7 @@ class TypePlan:
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Combined:
     resource: Resource
     issues: list[Issue]

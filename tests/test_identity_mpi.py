@@ -106,3 +106,28 @@ def test_linking_writes_a_record_again_only_when_its_links_change(engine):
     store(engine, patient("fz-7", ZHANG, telecom=[{"system": "phone", "value": "13800000000"}]))
     assert len(repo.versions("Patient", "fn-1")) == 2  # the other record's links did not change
     assert "link" in repo.read("Patient", "fz-7")  # the index's links survive the sender's new version
+
+
+def test_a_resent_record_is_not_classified_again_and_a_conflict_is(engine, monkeypatch):
+    """A linked record re-sent unchanged (an ADT A08 repeating itself) costs the index one key
+    lookup, not its number's and person's queries; a record in conflict re-sent after the other
+    record was corrected is classified again and linked."""
+    mpi = engine.identity
+    store(engine, patient("fn-1", ZHANG))
+    store(engine, patient("fz-7", ZHANG))
+    finds = []
+    real = mpi.links.coll.find
+    monkeypatch.setattr(mpi.links.coll, "find", lambda *a, **k: finds.append(a) or real(*a, **k))
+    result = engine.repository.update(patient("fz-7", ZHANG))
+    assert not result.changed and finds == []
+    assert mpi.person_compartment("fz-7") == {"fn-1", "fz-7"}
+    monkeypatch.undo()
+
+    wang = {"gender": "female", "birth": "1985-06-15"}
+    store(engine, patient("fy-3", WANG, name="王五", **wang))
+    assert store(engine, patient("fx-4", WANG, name="王伍", **wang)) != []  # conflict: the names differ
+    assert mpi.record("fx-4")["status"] == "conflict"
+    store(engine, patient("fy-3", WANG, name="王伍", **wang))  # the first record corrected
+    store(engine, patient("fx-4", WANG, name="王伍", **wang))  # re-sent unchanged: classified again
+    assert mpi.record("fx-4")["status"] == "linked"
+    assert mpi.person_compartment("fx-4") == {"fx-4", "fy-3"}

@@ -44,6 +44,26 @@ def ids(result: Any) -> list[str]:
     return [r["id"] for r in result.resources]
 
 
+def test_unchanged_is_decided_on_content_not_key_order_and_keeps_decimal_precision(repo: FhirRepository) -> None:
+    """A re-sent version makes no new version whether its keys come in the stored order (told on
+    bytes) or another (told by the deep comparison); a value written with another precision, a
+    changed or a dropped element makes one, in either key order."""
+    from engine import fhirjson
+
+    first = repo.update(observation("o-same", "p1", "718-7", "2024-03-01", fhirjson.loads(b"1.5")))
+    assert repo.update(observation("o-same", "p1", "718-7", "2024-03-01", fhirjson.loads(b"1.5"))).changed is False
+    reordered = dict(reversed(list(observation("o-same", "p1", "718-7", "2024-03-01", fhirjson.loads(b"1.5")).items())))
+    assert repo.update(reordered).changed is False
+    assert repo.read("Observation", "o-same")["meta"] == first.resource["meta"]
+    finer = repo.update(observation("o-same", "p1", "718-7", "2024-03-01", fhirjson.loads(b"1.50")))
+    assert finer.changed and finer.version == "2"
+    assert fhirjson.dumps(repo.read("Observation", "o-same")["valueQuantity"]["value"]) == b"1.50"
+    thinner = {k: v for k, v in reversed(list(observation("o-same", "p1", "718-7", "2024-03-01",
+                                                                fhirjson.loads(b"1.50")).items())) if k != "performer"}
+    assert repo.update(thinner).version == "3"  # a FHIR client's PUT replaces: the performer is gone
+    assert "performer" not in repo.read("Observation", "o-same")
+
+
 def test_versions_history_and_delete(repo: FhirRepository) -> None:
     first = repo.update(patient("p1"))
     assert first.created and first.resource["meta"]["versionId"] == "1"

@@ -27,15 +27,18 @@ import contextvars
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine import fhirjson
 from engine.errors import BadRequest, Gone, NotFound
 from engine.identity import demographics as dm
 from engine.identity import nationalid
@@ -46,6 +49,9 @@ from engine.repository.port import Store
 _in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
 _MAX_DEPTH = 4
 _WRITTEN_KEPT = 50_000
+_KEYS_KEPT = 100_000  # ID number -> its HMAC key, for the numbers seen lately
+_STATED_KEPT = 1_000  # records classified by the statement whose hook has not run yet
+_ABSENT = object()
 
 
 class Repository(Protocol):
@@ -93,6 +99,75 @@ def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
     return doc.get("person"), doc.get("status"), doc.get("replaced_by"), tuple(sorted(doc.get("replaces", [])))
 
 
+class _Links:
+    """The ``mpi_links`` collection, counting its writes (``written``): what was read from it
+    before a write may be stale after it."""
+
+    def __init__(self, collection: Any) -> None:
+        self.coll = collection
+        self.written = 0
+        self._count = itertools.count(1)
+
+    def __getattr__(self, name: str) -> Any:  # count, ensure_index, insert, delete
+        return getattr(self.coll, name)
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        return self.coll.get(doc_id)
+
+    def find(self, filter: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return self.coll.find(filter, **kwargs)
+
+    # counted after the write: a read that saw the old count may have seen the old document
+    def replace(self, doc: dict[str, Any], *, upsert: bool = True) -> None:
+        try:
+            self.coll.replace(doc, upsert=upsert)
+        finally:
+            self.written = next(self._count)
+
+    def update(self, doc_id: str, fields: dict[str, Any]) -> bool:
+        try:
+            return self.coll.update(doc_id, fields)
+        finally:
+            self.written = next(self._count)
+
+
+@dataclass(frozen=True)
+class _Stated:
+    """What the statement found for a record, for its write hook to take as is (see ``on_write``)."""
+
+    written: int  # ``_Links.written`` when it was found: any write of the index since makes it stale
+    values: dict[str, Any]  # the record's elements (not meta) it was found from
+    before: dict[str, Any] | None
+    doc: dict[str, Any]
+    issues: list[dict[str, Any]]
+    members: list[str]  # the person's linked records, before ``doc`` is written
+
+
+def _elements(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != "meta"}
+
+
+def _same_elements(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The very same values under the same names (identity, not equality: nothing is compared deeply)."""
+    return len(a) == len(b) and all(b.get(k, _ABSENT) is v for k, v in a.items())
+
+
+# A record whose index entry is in one of these states and whose content did not change is
+# classified the same again and holds the links the index states: every record that joins or
+# leaves its person has them rewritten (``_materialise``), and the linked records of one number
+# agree with each other (one that disagrees is a conflict, never linked). So a re-sent version
+# (an ADT A08 repeating itself) is not classified again. A record in conflict is: a corrected
+# record of the same number may have removed the conflict since.
+_SETTLED = frozenset({"linked", "no-id"})
+
+
+def _same_record(previous: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """The same content, server meta and the links aside (the merge rules gave ``resource`` the
+    stored version's own links of the index)."""
+    return fhirjson.same({k: v for k, v in previous.items() if k not in ("meta", "link")},
+                         {k: v for k, v in resource.items() if k not in ("meta", "link")})
+
+
 def _warning(diagnostics: str) -> dict[str, Any]:
     return {"severity": "warning", "code": "business-rule", "diagnostics": diagnostics,
             "expression": ["Patient.identifier"]}
@@ -102,7 +177,9 @@ class IdentityService:
     def __init__(self, store: Store, repository: Repository | None = None, *, key: bytes) -> None:
         self.store = store
         self._key = key
-        self.links = store.collection("mpi_links")
+        self.links = _Links(store.collection("mpi_links"))
+        self._keys: OrderedDict[str, str] = OrderedDict()  # ID number -> nid_key (an HMAC each time otherwise)
+        self._stated = threading.local()  # per thread: patient id -> _Stated
         self.links.ensure_index(["nid_key"])
         self.links.ensure_index(["person"])
         self.log = store.collection("mpi_log")
@@ -124,7 +201,14 @@ class IdentityService:
             add_statement(self.state_links)
 
     def nid_key(self, number: str) -> str:
-        return hmac.new(self._key, number.encode(), hashlib.sha256).hexdigest()
+        key = self._keys.get(number)
+        if key is None:
+            key = hmac.new(self._key, number.encode(), hashlib.sha256).hexdigest()
+            self._keys[number] = key
+            if len(self._keys) > _KEYS_KEPT:
+                with contextlib.suppress(KeyError):  # another thread may trim at the same time
+                    self._keys.popitem(last=False)
+        return key
 
     # ---- lookups ------------------------------------------------------------------------------
 
@@ -287,29 +371,59 @@ class IdentityService:
         pid = resource.get("id")
         if not isinstance(pid, str):
             return resource
-        doc, _issues = self._classify(resource, self.links.get(pid))
+        written = self.links.written
+        before = self.links.get(pid)
+        if previous is not None and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
+            return resource  # a re-sent record: see _SETTLED
+        doc, issues = self._classify(resource, before)
         person = doc.get("person")
-        members = self.members(person)
-        if person and pid not in members:
-            members = sorted([*members, pid])
+        found = self.members(person)
+        members = sorted([*found, pid]) if person and pid not in found else found
         managed = self._managed(doc, members, pid)
         if not managed and not resource.get("link"):
+            self._state(pid, _Stated(written, _elements(resource), before, doc, issues, found))
             return resource  # alone in its person (most records): nothing to state
         stated = {k: v for k, v in resource.items() if k != "link"}
         if managed:
             stated["link"] = managed
         assert self.repository is not None
-        return self.repository.merge.combine(resource, stated, INDEX).resource
+        combined = self.repository.merge.combine(resource, stated, INDEX).resource
+        self._state(pid, _Stated(written, _elements(combined), before, doc, issues, found))
+        return combined
+
+    def _state(self, pid: str, stated: _Stated) -> None:
+        pending = getattr(self._stated, "records", None)
+        if pending is None or len(pending) >= _STATED_KEPT:
+            pending = self._stated.records = {}
+        pending[pid] = stated
+
+    def _stated_for(self, resource: dict[str, Any]) -> _Stated | None:
+        """What the statement found for this very version, while nothing was written to the index
+        since (else None: the hook classifies again)."""
+        pending = getattr(self._stated, "records", None)
+        found = pending.pop(resource["id"], None) if pending else None
+        if found is None or found.written != self.links.written or not _same_elements(found.values, _elements(resource)):
+            return None
+        return found
 
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         if resource.get("resourceType") != "Patient":
             return []
         pid = resource["id"]
-        before = self.links.get(pid)
-        doc, issues = self._classify(resource, before)
-        self.links.replace(doc)
-        members = self.members(doc.get("person"))
+        stated = self._stated_for(resource)
+        if stated is None:
+            before = self.links.get(pid)
+            doc, issues = self._classify(resource, before)
+            self.links.replace(doc)
+            members = self.members(doc.get("person"))
+        else:
+            # the statement classified this version a moment ago and the index has not changed
+            # since: its findings stand, and the person's records are known without a query
+            before, doc, issues = stated.before, stated.doc, list(stated.issues)
+            self.links.replace(doc)
+            members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
+                             else set(stated.members) - {pid})
         affected = {pid, *members}
         if before:
             affected.update(members if before.get("person") == doc.get("person") else self.members(before.get("person")))

@@ -9,12 +9,15 @@ the duplicate flag needs the test even while preliminary); the decision filters 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from engine.recognition.decision import PriorResult
+from engine.recognition.memo import GroupMemo
 from engine.repository.port import Collection, Document
 
 RESULTS = "recognition_results"
@@ -42,40 +45,102 @@ def from_doc(doc: Document) -> PriorResult:
                        analytes=tuple(doc.get("analytes") or ()), held=doc.get("held"))
 
 
+# (person, item) -> (first day, last day, the entries of the person for the item dated in between)
+Windows = dict[tuple[str, str], tuple[str, str, dict[str, Document]]]
+
+
 class ResultIndex:
+    """The index over one collection.
+
+    Inside ``scope()`` (one write group's hook call) what the store was asked is remembered:
+    entries by key through a ``GroupMemo`` (``docs``; the entries of all the results of a group in
+    one query, ``prefetch``), and each person's entries for an item over the days a range query
+    covered (``_window``), so the order-time check, the group of a result and its candidates --
+    the same person, item and days -- are one query, not three. Every write through this class
+    goes to the collection and to what is remembered alike; outside a scope each call is a query.
+    """
+
     def __init__(self, collection: Collection) -> None:
         self.coll = collection
+        self.docs = GroupMemo(collection)
+        self._local = threading.local()
         collection.ensure_index(["person", "item", "day"])
         collection.ensure_index(["order"])
         collection.ensure_index(["patient"])
 
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        if getattr(self._local, "windows", None) is not None:
+            yield
+            return
+        with ExitStack() as stack:
+            stack.enter_context(self.docs.scope())
+            self._local.windows = {}
+            try:
+                yield
+            finally:
+                self._local.windows = None
+
+    def _window(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
+        """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days)."""
+        windows: Windows | None = getattr(self._local, "windows", None)
+        known = windows.get((person, item)) if windows is not None else None
+        if known is not None and known[0] <= lo and hi <= known[1]:
+            return [d for d in known[2].values() if lo <= d["day"] <= hi]
+        docs = self.coll.find({"person": person, "item": item, "day": {"$gte": lo, "$lte": hi}})
+        if windows is not None and (known is None or (lo <= known[0] and known[1] <= hi)):
+            windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
+        return docs
+
+    def _written(self, ref: str, doc: Document | None) -> None:
+        """Keep the remembered windows in step with the entry ``ref`` now being ``doc`` (None: gone)."""
+        windows: Windows | None = getattr(self._local, "windows", None)
+        if not windows:
+            return
+        for _, _, entries in windows.values():
+            entries.pop(ref, None)
+        if doc is not None and doc.get("person"):
+            known = windows.get((doc["person"], doc["item"]))
+            if known is not None and known[0] <= doc["day"] <= known[1]:
+                known[2][ref] = doc
+
     def get(self, ref: str) -> Document | None:
-        return self.coll.get(ref)
+        return self.docs.get(ref)
 
     def put(self, result: PriorResult, held: str, *, before: Document | None = None, read: bool = False) -> Document:
         """Index ``result``; ``held`` is when huren first stored it (kept across later versions).
         With ``read``, ``before`` is its current entry as the caller has just read it (the write
         hook reads it anyway: one lookup per result instead of two)."""
         if not read:
-            before = self.coll.get(result.ref)
+            before = self.docs.get(result.ref)
         doc = to_doc(replace(result, held=(before or {}).get("held") or held))
         if doc != before:
-            self.coll.replace(doc)
+            self.docs.replace(doc)
+            self._written(doc["_id"], doc)
         return doc
 
     def delete(self, ref: str) -> bool:
-        return self.coll.delete(ref)
+        done = self.docs.delete(ref)
+        self._written(ref, None)
+        return done
 
     def candidates(self, person: str, item: str, day: date, window_days: int) -> list[PriorResult]:
         """Results of the person for the item dated in ``[day - window, day]``: one range query."""
         lo = (day - timedelta(days=window_days)).isoformat()
-        docs = self.coll.find({"person": person, "item": item, "day": {"$gte": lo, "$lte": day.isoformat()}})
-        return [from_doc(d) for d in docs]
+        return [from_doc(d) for d in self._window(person, item, lo, day.isoformat())]
 
-    def group(self, doc: Document) -> list[Document]:
-        """Every indexed result of the same performed test as ``doc`` (see ``group_key``)."""
+    def group(self, doc: Document, window_days: int = 0) -> list[Document]:
+        """Every indexed result of the same performed test as ``doc`` (see ``group_key``).
+
+        ``window_days``: the item's window, read along in the same query (inside a scope), since
+        the candidates of the test's order are asked next and most orders are dated the day of
+        their result."""
         if doc.get("person"):
-            found = self.coll.find({"person": doc["person"], "item": doc["item"], "day": doc["day"]})
+            day = date.fromisoformat(doc["day"])
+            lo = (day - timedelta(days=window_days)).isoformat() if window_days > 0 else doc["day"]
+            if getattr(self._local, "windows", None) is None:
+                lo = doc["day"]  # no scope: nothing to read along for
+            found = [d for d in self._window(doc["person"], doc["item"], lo, doc["day"]) if d["day"] == doc["day"]]
         else:
             found = self.coll.find({"patient": doc.get("patient"), "item": doc["item"], "day": doc["day"]})
         return [d for d in found if d["inst"] == doc["inst"]]
@@ -89,7 +154,8 @@ class ResultIndex:
     def set_person(self, docs: Sequence[Document], person: str | None) -> None:
         for d in docs:
             if d.get("person") != person:
-                self.coll.update(d["_id"], {"person": person})
+                self.docs.update(d["_id"], {"person": person})
+                self._written(d["_id"], {**d, "person": person})
 
 
 def day_range(start: date | None, end: date | None) -> dict[str, Any] | None:

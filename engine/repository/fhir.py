@@ -41,6 +41,8 @@ CONFINED_SCAN_CHUNK = 500
 CONFINED_SCAN_LIMIT = 10_000
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
+# [(stored version, previous version), ...] of one write group, in write order -> the issues of each
+BatchHook = Callable[[Sequence[tuple[dict[str, Any], dict[str, Any] | None]]], Sequence[list[dict[str, Any]]]]
 WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
 # (resource after the merge rules, previous stored version, writer) -> the version to store
 Statement = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
@@ -172,6 +174,35 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str, Any]:
+    """The version to store: ``resource`` with ``meta.versionId`` / ``meta.lastUpdated`` set, its
+    type, id and meta first (a shallow copy: the values are the resource's own)."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = version
+    meta["lastUpdated"] = updated
+    stored = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **resource}
+    stored["meta"] = meta
+    return stored
+
+
+def _unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """Whether ``resource`` states nothing the stored version ``existing`` (parsed: ``previous``)
+    does not, server-managed meta aside.
+
+    First on bytes: the resource serialised as it would be stored under the stored version's
+    own ``versionId`` / ``lastUpdated`` is byte for byte the stored body when a sender repeats
+    itself (the same converter gives the same key order), which one serialisation tells without
+    a deep comparison. Bytes that differ may still be the same document in another key order:
+    then the deep comparison decides (``fhirjson.same``, which tells ``1.5`` from ``1.50``).
+    """
+    meta = previous.get("meta") or {}
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    if (isinstance(version, str) and isinstance(updated, str) and existing.body is not None
+            and fhirjson.dumps(_versioned(resource, version, updated)) == existing.body):
+        return True
+    return fhirjson.same(_content(previous), _content(resource))
+
+
 def _body_of(rec: StoredResource | None) -> dict[str, Any] | None:
     """The stored resource as JSON, or None when absent or deleted."""
     if rec is None or rec.deleted:
@@ -239,6 +270,7 @@ class FhirRepository:
             bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
         self._hooks: list[WriteHook] = []
+        self._batch_hooks: list[BatchHook] = []
         self._guards: list[WriteGuard] = []
         self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         self._statements: list[Statement] = []
@@ -293,17 +325,39 @@ class FhirRepository:
             # of a lab report looks up its performing Organization): reads are cached for the
             # hook phase, and any write through this repository empties the cache.
             self._local.reads = {}
-            for _, _, _, stored, previous, result in items:
-                for hook in self._hooks:
-                    result.issues.extend(hook(stored, previous) or ())
+            self._run_hooks([(stored, previous, result.issues) for _, _, _, stored, previous, result in items])
         finally:
             self._local.pending = pending
             self._local.reads = None
+
+    def _run_hooks(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]) -> None:
+        """The write hooks for stored versions (stored, previous, the issues to extend): each batch
+        hook once for all of them, then each resource's own hooks in turn, in write order.
+
+        Batch hooks first: the versions they are handed are then the current ones (a resource's
+        own hook may store a newer version of another one of the group, as the patient index
+        does with links), so a batch hook may read them back as handed."""
+        if self._batch_hooks:
+            pairs = [(stored, previous) for stored, previous, _ in writes]
+            for batch_hook in self._batch_hooks:
+                for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
+                    issues.extend(found or ())
+        for stored, previous, issues in writes:
+            for hook in self._hooks:
+                issues.extend(hook(stored, previous) or ())
 
     # -- hooks and clock --------------------------------------------------------------------------
     def add_write_hook(self, hook: WriteHook) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
         self._hooks.append(hook)
+
+    def add_batch_hook(self, hook: BatchHook) -> None:
+        """``hook([(resource, previous), ...]) -> [issues, ...]`` runs once for all the versions a
+        write group stored (one for a single write), before the per-resource hooks, inside the
+        write transaction: for a hook that does for a whole message in one query what it would
+        otherwise ask for each resource (recognition's index entries). Until it returns, the
+        versions it is handed are the current ones, but for what it writes itself."""
+        self._batch_hooks.append(hook)
 
     def add_write_guard(self, guard: WriteGuard) -> None:
         """``guard(resource, previous)`` runs before a new version is stored and refuses it by raising
@@ -437,18 +491,15 @@ class FhirRepository:
         resource = combined.resource
         for statement in self._statements:
             resource = statement(resource, previous, source)
-        if previous is not None and skip_unchanged and fhirjson.same(_content(previous), _content(resource)):
+        if previous is not None and skip_unchanged and _unchanged(existing, previous, resource):  # type: ignore[arg-type]
             return WriteResult(previous, created=False, changed=False, issues=combined.issues)
         for guard in self._guards:
             guard(resource, previous)
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
-        meta = dict(resource.get("meta") or {})
-        meta["versionId"] = str(version)
-        meta["lastUpdated"] = self._now()
-        stored = {"resourceType": rtype, "id": rid, "meta": meta}
-        stored.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        stored = _versioned(resource, str(version), self._now())
+        meta = stored["meta"]
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, fhirjson.dumps(stored))
         issues: list[dict[str, Any]] = combined.issues
@@ -462,13 +513,11 @@ class FhirRepository:
             # propagates and rolls the whole of it back, so no savepoint is needed
             self._flush()
             self.backend.put(rec, rows, existing)
-            for hook in self._hooks:
-                issues.extend(hook(stored, previous) or ())
+            self._run_hooks([(stored, previous, issues)])
         else:
             with self.store.transaction():
                 self.backend.put(rec, rows, existing)
-                for hook in self._hooks:
-                    issues.extend(hook(stored, previous) or ())
+                self._run_hooks([(stored, previous, issues)])
         return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
 
     def create(

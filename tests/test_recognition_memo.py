@@ -1,0 +1,87 @@
+"""``GroupMemo`` and the result index's remembered windows answer exactly what the store holds,
+on both backends: inside a scope after every kind of write, and outside one (no memory at all)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from engine.recognition.decision import PriorResult
+from engine.recognition.index import ResultIndex
+from engine.recognition.memo import GroupMemo
+from engine.repository.port import Store
+
+
+def test_memo_answers_what_the_store_holds_through_every_write(store: Store) -> None:
+    coll = store.collection("memo_test")
+    coll.insert({"_id": "a", "n": 1})
+    coll.insert({"_id": "b", "n": 2})
+    memo = GroupMemo(coll)
+    with store.transaction(), memo.scope():
+        memo.prefetch(["a", "b", "c"])  # one query; "c" remembered as absent
+        assert memo.get("a") == {"_id": "a", "n": 1} and memo.get("c") is None
+        memo.replace({"_id": "c", "n": 3})
+        assert memo.get("c") == {"_id": "c", "n": 3} == coll.get("c")
+        assert memo.update("a", {"n": 10}) and memo.get("a") == {"_id": "a", "n": 10} == coll.get("a")
+        assert memo.update("zz", {"n": 1}) is False and memo.get("zz") is None
+        assert memo.delete("b") and memo.get("b") is None and coll.get("b") is None
+        memo.replace({"_id": "d", "n": 4}, upsert=False)  # not there: nothing written, nothing remembered
+        assert memo.get("d") is None and coll.get("d") is None
+        with memo.scope():  # nested: shares the outer memory
+            assert memo.get("c") == {"_id": "c", "n": 3}
+    coll.replace({"_id": "a", "n": 99})  # outside a scope nothing is remembered
+    assert memo.get("a") == {"_id": "a", "n": 99}
+    assert {d["_id"] for d in memo.find({})} == {"a", "c"}
+
+
+def entry(ref: str, person: str | None, item: str, day: str, inst: str = "A", patient: str = "Patient/p") -> dict:
+    return {"_id": ref, "person": person, "patient": patient, "item": item, "inst": inst, "day": day,
+            "status": "final", "order": None, "held": None}
+
+
+def test_remembered_windows_follow_every_write_of_the_index(store: Store) -> None:
+    index = ResultIndex(store.collection("windows_test"))
+    for doc in (entry("Observation/1", "P", "CBC", "2026-03-01"), entry("Observation/2", "P", "CBC", "2026-03-05"),
+                entry("Observation/3", "P", "CBC", "2026-03-05", inst="B"), entry("Observation/4", "P", "LFT", "2026-03-05")):
+        index.coll.insert(doc)
+
+    def ids(results: list) -> set[str]:
+        return {getattr(r, "ref", None) or r["_id"] for r in results}
+
+    with store.transaction(), index.scope():
+        assert ids(index.group(entry("x", "P", "CBC", "2026-03-05"), 7)) == {"Observation/2"}  # reads the window
+        assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 7)) == {"Observation/1", "Observation/2",
+                                                                            "Observation/3"}
+        assert index.delete("Observation/1")
+        index.put(PriorResult(ref="Observation/6", person="P", item="CBC", institution="A", day=date(2026, 3, 3),
+                              status="final", patient="Patient/q"), "2026-03-03T00:00:00Z")
+        assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 7)) == {"Observation/2", "Observation/3",
+                                                                            "Observation/6"}
+        index.set_person(index.by_patient("Patient/q"), "Q")  # the person changed: leaves P's window
+        assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 7)) == {"Observation/2", "Observation/3"}
+        assert ids(index.candidates("Q", "CBC", date(2026, 3, 5), 7)) == {"Observation/6"}
+        fresh = {d["_id"] for d in index.coll.find({"person": "P", "item": "CBC"})}
+        assert fresh == {"Observation/2", "Observation/3"}
+    assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 30)) == {"Observation/2", "Observation/3"}
+
+
+def test_a_results_classification_is_remembered_per_codings_and_performers(engine) -> None:
+    """The (institution, item) remembered across messages is told apart by every value it is
+    read from: the same test performed elsewhere is that institution's, an odd coding is
+    classified as always, and a result of no item stays none."""
+    facts, rules = engine.recognition.facts, engine.recognition.rules
+    loinc, item = next(iter(sorted(rules.codes.loinc.items())))
+    a, b = sorted(rules.institutions)[:2]
+
+    def obs(n: int, inst: str, code: object = loinc) -> dict:
+        return {"resourceType": "Observation", "id": f"o{n}", "status": "final",
+                "code": {"coding": [{"system": rules.codes.loinc_system, "code": code}]},
+                "performer": [{"identifier": {"system": "urn:huren:institution", "value": inst}}]}
+
+    assert facts.classify(obs(1, a)) == (a, item)
+    assert facts.classify(obs(2, b)) == (b, item)  # the same codings, another performer
+    assert facts.classify(obs(3, a)) == (a, item)
+    odd = obs(4, a)
+    odd["code"]["coding"].append({"system": "urn:x", "code": {"not": "a string"}})  # no key: computed
+    assert facts.classify(odd) == (a, item)
+    assert facts.classify(obs(5, a, "0000-0")) == (a, None)
+    assert facts.classify(obs(6, a, "0000-0")) == (a, None)
