@@ -254,7 +254,7 @@ class Ingestor:
             if raw is not None:
                 header, _ = extract_header(raw)
                 header.resolve_sender(doc.get("peer", ""), self.site)
-                if (header.facility_code, header.control_id) != (doc["facility"], doc["control_id"]):
+                if not header.corrects(doc["facility"], doc["control_id"]):
                     raise ValueError("a corrected message must keep MSH-4.1 and MSH-10 of the original "
                                      f"({doc['facility']!r}, {doc['control_id']!r})")
             with self.store.transaction():

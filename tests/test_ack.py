@@ -9,6 +9,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from adapters.hl7v2.ack import ack_code_of, build_ack, escape, uses_err1_layout
+from adapters.hl7v2.control_id import content_control_id
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import decode, extract_header
 from tests.conftest import SAMPLES
@@ -120,7 +121,6 @@ def test_bom_leading_noise_and_lf_separators() -> None:
         (b"MSHA^~\\&|X", 1, "102"),  # alphanumeric field separator
         (b"MSH|^~|A|FNXRMYY|||2026||ADT^A01|C2|P|2.5", 2, "102"),  # too few encoding characters
         (b"MSH|^^\\&|A|FNXRMYY|||2026||ADT^A01|C2|P|2.5", 2, "102"),  # repeated encoding character
-        (b"MSH|^~\\&|A|FNXRMYY|||2026||ADT^A01||P|2.5\rPID|1", 10, "101"),  # no control id
     ],
 )
 def test_broken_headers_are_reported_not_raised(raw: bytes, field: int | None, code: str) -> None:
@@ -134,12 +134,25 @@ def test_broken_headers_are_reported_not_raised(raw: bytes, field: int | None, c
 
 
 def test_broken_header_still_echoes_what_it_could_read() -> None:
-    h, _ = extract_header(b"MSH|^~\\&|LIS|FNXRMYY|HUREN|PLAT|2026||ORU^R01||P|2.6\r")
+    h, _ = extract_header(b"MSH|^~|LIS|FNXRMYY|HUREN|PLAT|2026||ORU^R01|C9|P|2.6\r")
     ack = build_ack(h, "AR", h.problems)
     msh, msa, err = segments(ack)
     assert msh[4:6] == ["LIS", "FNXRMYY"] and msh[11] == "2.6"
-    assert msa == ["MSA", "AR", ""]
-    assert err[2] == "MSH^1^10" and err[3].startswith("101^")
+    assert msa == ["MSA", "AR", "C9"]
+    assert err[2] == "MSH^1^2" and err[3].startswith("102^")
+
+
+def test_empty_control_id_is_known_by_content_and_echoed_empty() -> None:
+    """No MSH-10: the message is addressable by a digest of its text (the same bytes give the same
+    id, other bytes another), and MSA-2 echoes MSH-10 as sent: empty."""
+    raw = b"MSH|^~\\&|LIS|FNXRMYY|HUREN|PLAT|2026||ORU^R01||P|2.6\rPID|1||M1\r"
+    h, text = extract_header(raw)
+    assert h.addressable and not h.problems and h.sent_control_id == ""
+    assert h.control_id == content_control_id(text) and h.control_id.startswith("sha256-")
+    assert extract_header(raw)[0].control_id == h.control_id
+    assert extract_header(raw.replace(b"M1", b"M2"))[0].control_id != h.control_id
+    msh, msa = segments(build_ack(h, "AA"))
+    assert msa == ["MSA", "AA", ""]
 
 
 def test_character_sets() -> None:

@@ -313,6 +313,57 @@ def test_pending_and_cancelled_events_set_the_encounter_status(engine: Engine, h
                         "A25": "in-progress", "A09": "in-progress", "A10": "in-progress", "A38": "cancelled"}
 
 
+def test_leave_of_absence_tracking_cancels_and_doctor_changes(engine: Engine, http: TestClient) -> None:
+    """A21/A22 leave of absence and back, A52/A53 their cancellations, A32/A33 cancelled tracking
+    moves, A54/A55 and A61/A62 doctor changes: the stay's status by event, the new attending named."""
+    statuses = {}
+    for event, structure in (("A21", "ADT_A21"), ("A22", "ADT_A21"), ("A52", "ADT_A52"), ("A53", "ADT_A52"),
+                             ("A32", "ADT_A21"), ("A33", "ADT_A21"), ("A54", "ADT_A54"), ("A55", "ADT_A54"),
+                             ("A61", "ADT_A61"), ("A62", "ADT_A61")):
+        pv1 = PV1.replace("V0001", f"V-{event}").replace("|O|", "|I|")
+        if event == "A54":
+            pv1 = pv1.replace("D001^李^医生", "D009^赵^医生")
+        raw = message(msh(f"ADT^{event}^{structure}", f"L{event}"), f"EVN|{event}|20261101", PID, pv1)
+        converted(engine, raw)
+        assert post(http, raw) == "AA", event
+        (enc,) = search(http, "Encounter", identifier=f"V-{event}")
+        statuses[event] = enc["status"]
+        if event == "A54":
+            doctor = http.get(f"/fhir/{enc['participant'][0]['individual']['reference']}").json()
+            assert doctor["name"][0]["family"] == "赵"
+    assert statuses == {"A21": "onleave", "A22": "in-progress", "A52": "in-progress", "A53": "onleave",
+                        "A32": "in-progress", "A33": "in-progress", "A54": "in-progress", "A55": "in-progress",
+                        "A61": "in-progress", "A62": "in-progress"}
+
+
+@pytest.mark.parametrize(("event", "structure"), [("A18", "ADT_A18"), ("A30", "ADT_A30"), ("A39", "ADT_A39"),
+                                                  ("A46", "ADT_A30")])
+def test_person_merges_link_the_prior_record(engine: Engine, http: TestClient, event: str, structure: str) -> None:
+    """A18, A30, A39, A46 merge or re-identify a patient as A34/A40/A47 do: the survivor replaces
+    the record MRG-1 names, which stays inactive with replaced-by."""
+    prior = message(msh("ADT^A04^ADT_A01", f"P{event}"), "EVN|A04|20261101",
+                    "PID|1||M0777^^^FNXRMYY^MR||张^三||19800101|M", PV1)
+    assert post(http, prior) == "AA"
+    raw = message(msh(f"ADT^{event}^{structure}", f"M{event}"), f"EVN|{event}|20261101", PID,
+                  "MRG|M0777^^^FNXRMYY^MR")
+    converted(engine, raw)
+    assert post(http, raw) == "AA"
+    (old,) = search(http, "Patient", identifier="M0777")
+    assert old["active"] is False and old["link"][0]["type"] == "replaced-by"
+    (survivor,) = search(http, "Patient", identifier=NATIONAL_ID)
+    assert {"other": {"reference": f"Patient/{old['id']}"}, "type": "replaces"} in survivor["link"]
+
+
+def test_end_of_account_makes_it_inactive(engine: Engine, http: TestClient) -> None:
+    p01 = message(msh("BAR^P01^BAR_P01", "AC1"), "EVN|P01|20261101", PID_ACCOUNT, PV1)
+    p06 = message(msh("BAR^P06^BAR_P06", "AC2"), "EVN|P06|20261105", PID_ACCOUNT, PV1)
+    subject = filed(engine, http, p01)
+    assert [a["status"] for a in search(http, "Account", subject=subject)] == ["active"]
+    converted(engine, p06)
+    assert post(http, p06) == "AA"
+    assert [a["status"] for a in search(http, "Account", subject=subject)] == ["inactive"]
+
+
 def test_swap_patients_gives_each_their_new_bed(engine: Engine, http: TestClient) -> None:
     other = "32092319850412001X"
     raw = message(

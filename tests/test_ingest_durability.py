@@ -111,7 +111,7 @@ async def test_malformed_input_never_crashes_and_is_answered(settings: Settings)
                 server.port,
                 b"\x00\x01\x02\xff binary",  # garbage
                 b"MSH|^~|HIS|FNXRMYY|||2026||ADT^A01|BAD2|P|2.5\r",  # wrong encoding characters
-                b"MSH|^~\\&|HIS|FNXRMYY|||2026||ADT^A01||P|2.5\r",  # no MSH-10
+                b"MSH|^~\\&|HIS|NOSUCHORG|||2026||ADT^A01|U1|P|2.5\r",  # unregistered sender
                 b"MSH|^~\\&|HIS|FNXRMYY|||2026||ADT^A01|V21|P|2.1\r",  # unsupported version
                 adt("BIG1") + b"NTE|1||" + b"x" * 20_000 + b"\r",  # oversized
                 adt("OK1"),

@@ -159,7 +159,6 @@ def test_free_text_keeps_delimiters_in_text() -> None:
         ("MSH|^|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
         ("MSH|^~a&|A|B|C|D|2025||ADT^A01|1|P|2.5", 2, E.DATA_TYPE_ERROR, "AR", "encoding characters"),
         ("MSH|^~\\&|A|B|C|D|2025||||P|2.5", 9, E.REQUIRED_FIELD_MISSING, "AR", "MSH-9"),
-        ("MSH|^~\\&|A|B|C|D|2025||ADT^A01||P|2.5", 10, E.REQUIRED_FIELD_MISSING, "AR", "MSH-10"),
         ("MSH|^~\\&|A|B|C|D|2025||ADT^A01|1|P", 12, E.REQUIRED_FIELD_MISSING, "AR", "MSH-12"),
         (
             "MSH|^~\\&|A|B|C|D|2025||ADT^A01|1|P|2.5\rPID|1\x00\x01garbage",
@@ -250,10 +249,10 @@ def test_every_sample_parses_or_fails_precisely() -> None:
         try:
             msg = parse(path.read_text(encoding="utf-8"))
         except HL7Error as err:
-            assert err.segment == "MSH" and err.field in (2, 10), (path.name, err)
+            assert err.segment == "MSH" and err.field == 2, (path.name, err)
             continue
         parsed += 1
-        assert msg.msh.message_type in {"ADT", "ORU", "ORM", "OML", "MDM", "SIU", "VXU", "RDE", "PPR", "DFT", "RSP"}
+        assert msg.msh.message_type in {"ADT", "ORU", "ORM", "OML", "OUL", "OMG", "MDM", "SIU", "VXU", "RDE", "RAS", "PPR", "DFT", "RSP", "BAR"}
         assert all(len(s.name) == 3 for s in msg.segments)
     assert parsed >= 38
 
@@ -293,3 +292,17 @@ def test_doubled_escape_in_msh2_is_read_as_the_standard_set() -> None:
     assert msg.msh.enc.msh2 == "^~\\&" and encoding_repaired(msg.msh)
     assert msg.get("PID").value(5, comp=2) == "C&D"  # the \T\ escape (subcomponent separator) still works
     assert not encoding_repaired(parse("MSH|^~\\&|A|B|C|D|2025||ADT^A01|1|P|2.5\r").msh)
+
+
+def test_empty_control_id_is_taken_from_the_content() -> None:
+    """No MSH-10: the message is known by a digest of its text, the one the header reader computes
+    from the same text, so the stored message and its resources carry the same id."""
+    from adapters.hl7v2.control_id import content_control_id
+    from adapters.hl7v2.header import extract_header
+
+    text = "MSH|^~\\&|A|B|C|D|2025||ADT^A01||P|2.5\rPID|1||M1^^^H^MR\r"
+    msg = parse(text)
+    assert msg.derived_control_id and msg.msh.control_id == content_control_id(text)
+    assert msg.msh.control_id == extract_header(text.encode())[0].control_id
+    assert parse(text.replace("M1", "M2")).msh.control_id != msg.msh.control_id
+    assert not parse(text.replace("||P|", "|C7|P|")).derived_control_id

@@ -81,3 +81,17 @@ def test_msh3_and_msh4_variants_map_to_an_institution(settings: Settings, tmp_pa
         refused = engine.ingestor.messages.get(unknown.message_id)
         assert refused["status"] == QUARANTINED
         assert refused["errors"][0]["field"] == 4  # MSH-4 empty and nothing binds the sender
+
+
+def test_a_sender_named_only_by_its_universal_id(settings: Settings, tmp_path: Path) -> None:
+    """MSH-4 = ``^FNZYY^L`` (no namespace id, the code in HD-2): the sender is that institution,
+    through an alias too, as it would be by MSH-4.1."""
+    site = site_with(tmp_path, {"facility_aliases": {"1.2.156.112604": "FNXRMYY"}})
+    with Engine(settings.with_(site=site)) as engine:
+        by_code, by_alias = engine.ingestor.process([
+            (adt("U1", facility="^FNZYY^L"), "http", "test"),
+            (adt("U2", facility="^1.2.156.112604^ISO"), "http", "test"),
+        ])
+        assert (by_code.code, by_alias.code) == ("AA", "AA")
+        assert engine.ingestor.messages.get(message_id("FNZYY", "U1"))["status"] == PROCESSED
+        assert engine.ingestor.messages.get(message_id("FNXRMYY", "U2"))["status"] == PROCESSED

@@ -22,6 +22,7 @@ from adapters.convert import (
 from adapters.convert.context import Context
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
+    REQUIRED_FIELD_MISSING,
     TABLE_VALUE_NOT_FOUND,
     UNSUPPORTED_EVENT_CODE,
     UNSUPPORTED_MESSAGE_TYPE,
@@ -97,7 +98,7 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
     Raises ``HL7Error``."""
     msh = message.msh
     code = institution if institution is not None else sender_institution(
-        msh.sending_facility, msh.sending_application, "", site
+        msh.sending_facility or msh.value(4, comp=2), msh.sending_application, "", site
     )
     institution = site.institution(code)
     if institution is None:
@@ -114,6 +115,10 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
     if encoding_repaired(msh):
         ctx.warn(HL7Error(f"MSH-2 {msh.field(2)!r} doubles the escape character; read as {msh.enc.msh2!r}",
                           segment="MSH", sequence=1, field=2, code=DATA_TYPE_ERROR))
+    if message.derived_control_id:
+        ctx.warn(HL7Error(f"MSH-10 (message control id) is empty; the message is known by its content "
+                          f"as {msh.control_id} (an identical resend is recognised)",
+                          segment="MSH", sequence=1, field=10, code=REQUIRED_FIELD_MISSING))
     templates.convert(ctx, template_for(ctx))
     common.provenance(ctx)
     return Conversion(

@@ -41,8 +41,10 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     mrn = ""
     national = ""
     checked: NationalId | None = None
-    reps = pid.reps(3) or pid.reps(2) or pid.reps(4)
-    field_no = 3 if pid.reps(3) else (2 if pid.reps(2) else 4)
+    # PID-3, else the v2.3 external (PID-2) or alternate (PID-4) ids: the first that holds a value;
+    # a national resident ID is one wherever it stands, other ids stand in only as themselves
+    field_no = next((n for n in (3, 2, 4) if any(r.comp(1).strip() for r in pid.reps(n))), 3)
+    reps = pid.reps(field_no)
     for index, rep in enumerate(reps):
         value = rep.comp(1).strip()
         if not value:
@@ -67,7 +69,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
                     "value": national,
                 }
             )
-        elif not mrn and kind in ("", inst.mrn_type, "MR", "PI", "PT", "MRN"):
+        elif field_no == 3 and not mrn and kind in ("", inst.mrn_type, "MR", "PI", "PT", "MRN"):
             mrn = value
             identifiers.append(
                 {
@@ -89,11 +91,22 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     key = mrn or (f"nid|{national}" if national else "")
     if not key:
         first = next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
-        if not first:
+        if first:
+            # an id from PID-2/PID-4 is never taken for this institution's MRN (another system
+            # assigned it, and the same value may be someone else's MRN here): keyed apart
+            key = f"id|{first}" if field_no == 3 else f"pid{field_no}|{first}"
+    if not key:
+        # last resort, a person identifier of another kind (PID-19 SSN, PID-20 driver's licence;
+        # pid_patient maps them as identifiers): filed apart from any MRN-keyed record, so at worst
+        # one person has two records for the identity service to link, never two people one
+        kind, value = next(((k, v) for k, v in (("ss", pid.value(19)), ("dl", pid.value(20))) if v.strip()),
+                           ("", ""))
+        if not value:
             raise pid.error(
-                "PID-3 (patient identifier list) has no identifier", 3, 1, code=REQUIRED_FIELD_MISSING
+                "PID-3 (patient identifier list) has no identifier, nor has PID-2, PID-4, PID-19 or PID-20",
+                3, 1, code=REQUIRED_FIELD_MISSING
             )
-        key = f"id|{first}"
+        key = f"{kind}|{value.strip()}"
     return key, identifiers
 
 
@@ -161,6 +174,7 @@ def _check_demographics(nid: NationalId, pid: Segment) -> None:
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     """PID → Patient; returns (local key, Reference)."""
     key, identifiers = patient_key(pid, ctx)
+    keyed = len(identifiers)  # apply_table appends to the same list
     res: Resource = {"resourceType": "Patient", "identifier": identifiers, "active": True}
     apply_table("pid_patient", {"PID": pid}, ctx, res)
     pd1 = _following(pid, "PD1", ctx)
@@ -170,7 +184,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         res.pop("deceasedBoolean", None)
     if "multipleBirthInteger" in res:
         res.pop("multipleBirthBoolean", None)
-    if len(res["identifier"]) > len(identifiers):  # PID-2/PID-4 again when they stood in for PID-3
+    if len(res["identifier"]) > keyed:  # PID-2/PID-4 again when they stood in for PID-3
         seen: set[tuple[Any, Any]] = set()
         unique = []
         for ident in res["identifier"]:
@@ -345,6 +359,13 @@ def system_for(ctx: Context, name: str) -> str:
 # --- Provenance and Bundle -----------------------------------------------------------------------
 
 
+def received_now() -> str:
+    """Provenance.recorded of a message without a usable MSH-7: the time huren converts it, the
+    nearest it knows to its receipt (the one clock a conversion reads; tests that compare
+    conversions byte for byte hold it still)."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
 def provenance(ctx: Context) -> None:
     msh = ctx.message.msh
     targets = [{"reference": ref} for ref in ctx.resources]
@@ -354,7 +375,7 @@ def provenance(ctx: Context) -> None:
         recorded = None
         ctx.warn(msh.error(f"MSH-7 {msh.timestamp!r} is not a valid timestamp", 7, code=DATA_TYPE_ERROR))
     if recorded is None:
-        recorded = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        recorded = received_now()
     kind = f"{msh.message_type}^{msh.trigger_event}" if msh.trigger_event else msh.message_type
     prov: Resource = {
         "resourceType": "Provenance",

@@ -52,6 +52,7 @@ class Context:
     # (its PID/PV1 are usually thinner than the ADT feed's): write them only if absent
     create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
+    order_services: dict[str, str] = field(default_factory=dict)  # order key → the OBR-4 that claimed it
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

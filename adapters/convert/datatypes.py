@@ -113,9 +113,12 @@ def code_id(rep: Repetition, rule: Rule, ctx: Context) -> Any:
     table = rule.get("vocab")
     if not table:
         return text
-    mapped = vocabulary(ctx.site, table).get(text)
-    if mapped is None:
-        mapped = vocabulary(ctx.site, table).get(text.upper())
+    vocab = vocabulary(ctx.site, table)
+    mapped = vocab.get(text)
+    if mapped is None:  # senders vary the case of the standard's words ("BOOKED", "booked" for "Booked")
+        mapped = vocab.get(text.upper())
+        if mapped is None:
+            mapped = vocab.get(text.capitalize())
     if mapped is None:
         ctx.note_unmapped(table, text, rule.get("where", ""))
         return None

@@ -199,9 +199,9 @@ def _order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, i
 def order_key(group: Group, ctx: Context, pkey: str) -> str:
     placer, pf, filler, ff = _order_numbers(group)
     if placer is not None:
-        return f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}"
+        return _distinct_service(f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}", group, ctx)
     if filler is not None:
-        return f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}"
+        return _distinct_service(f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}", group, ctx)
     seg = group.obr or group.orc
     assert seg is not None
     ctx.warn(
@@ -214,6 +214,19 @@ def order_key(group: Group, ctx: Context, pkey: str) -> str:
     )
     obr = group.obr
     return f"nokey|{pkey}|{obr.value(4) if obr else ''}|{obr.value(7) if obr else ''}|{seg.sequence}"
+
+
+def _distinct_service(key: str, group: Group, ctx: Context) -> str:
+    """Order groups of one message that share an order number but name different services
+    (OBR-4) are different orders — an order slip numbered once with several tests, as SS-MIX2
+    senders write them: the first keeps the number's key, each other service gets its own, so no
+    order of the message is merged into another (and loses its code)."""
+    obr = group.obr
+    service = obr.field(4) if obr is not None else ""
+    if not service:
+        return key
+    first = ctx.order_services.setdefault(key, service)
+    return key if first == service else f"{key}|{service}"
 
 
 def report_key(group: Group, ctx: Context, pkey: str) -> str:
@@ -416,6 +429,9 @@ def observation(
         effective = _effective(obx, group, ctx)
         if effective:
             res["effectiveDateTime"] = effective
+        else:  # nothing in the message dates the result: recognition could not place it in time
+            raise obx.error("OBX-14 (observation date) is empty and nothing else in the message dates "
+                            "the result (OBR-7/8/22, RXA-3, EVN-6/EVN-2, MSH-7)", 14, code=REQUIRED_FIELD_MISSING)
     res.setdefault("performer", []).insert(0, performer)
     for prt in group.prt.get(obx.position, ()):
         _participant(prt, ctx, res, "performer")
@@ -429,11 +445,22 @@ def observation(
 
 
 def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
-    """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report), then
-    MSH-7 with a warning — the result date decides recognition windows, so it is never left out."""
+    """When OBX-14 is empty: OBR-7 (collection), OBR-8 (collection end), OBR-22 (report); in a
+    group without OBR the administration it follows (RXA-3: a vaccination's eligibility and VIS
+    observations), else EVN-6 (event occurred), EVN-2 (recorded) — an ADT's observations; then
+    MSH-7, with a warning whenever it is not the OBR's — the result date decides recognition
+    windows, so it is never left out while the message dates anything."""
     candidates: list[tuple[Segment, int]] = []
     if group.obr is not None:
         candidates += [(group.obr, 7), (group.obr, 8), (group.obr, 22)]
+    else:
+        segments = ctx.message.segments
+        rxa = next((s for s in reversed(segments[: obx.position]) if s.name in ("RXA", "ORC", "PID")), None)
+        if rxa is not None and rxa.name == "RXA":
+            candidates.append((rxa, 3))
+        evn = ctx.message.get("EVN")
+        if evn is not None:
+            candidates += [(evn, 6), (evn, 2)]
     msh = ctx.message.msh
     candidates.append((msh, 7))
     for seg, fno in candidates:
@@ -445,8 +472,9 @@ def _effective(obx: Segment, group: Group, ctx: Context) -> str | None:
         except TimestampError as exc:
             ctx.warn(seg.error(f"{seg.name}-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
             continue
-        if seg is msh:
-            ctx.warn(obx.error("OBX-14 (and OBR-7/8/22) empty: the result date is taken from MSH-7", 14))
+        if seg is not group.obr:
+            ctx.warn(obx.error(f"OBX-14 (and OBR-7/8/22) empty: the result date is taken from {seg.name}-{fno}",
+                               14))
         return value
     return None
 

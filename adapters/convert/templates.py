@@ -499,6 +499,11 @@ def _notes(target: str, res: Resource, after: tuple[str, ...], seg: Segment | No
         res[target] = "\n".join(([res[target]] if res.get(target) else []) + texts)
 
 
+_PRIMITIVE_CHOICE_TYPES = frozenset({
+    "Boolean", "Canonical", "Code", "Date", "DateTime", "Decimal", "Id", "Instant", "Integer", "Markdown",
+    "Oid", "PositiveInt", "String", "Time", "UnsignedInt", "Uri", "Url", "Uuid"})
+
+
 def mark_absent(res: Resource, element: str, rtype: str, seg: Segment | None, ctx: Context) -> None:
     """A required element the message did not give: kept present with data-absent-reason, counted
     as ``absent`` in the fidelity report and warned about (never refused for it)."""
@@ -506,7 +511,8 @@ def mark_absent(res: Resource, element: str, rtype: str, seg: Segment | None, ct
         prefix, _, kind = element.partition("[x]:")
         if any(k.lstrip("_").startswith(prefix) for k in res):
             return
-        element = f"{prefix}{kind}"
+        # a primitive carries its extensions in the ``_`` twin (FHIR JSON), a complex type in itself
+        element = f"_{prefix}{kind}" if kind in _PRIMITIVE_CHOICE_TYPES else f"{prefix}{kind}"
     name = element.lstrip("_")
     if name in res or f"_{name}" in res:
         return

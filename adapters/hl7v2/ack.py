@@ -126,7 +126,7 @@ def build_ack(
         header.version, header.charset, ack_types)
     stamp = now.strftime("%Y%m%d%H%M%S%z") if now is not None else _stamp_now()
     msh = f"{before_stamp}{stamp}{before_control}{control_id or _new_control_id()}{after_control}"
-    control = escape(header.control_id, fs, enc)
+    control = escape(header.sent_control_id, fs, enc)  # MSA-2 echoes MSH-10 as sent, even empty
     segments = [msh]
     problems = [e for e in errors if e.code != MESSAGE_ACCEPTED or e.severity != "I"]
     if legacy and problems and code != "AA":

@@ -16,6 +16,7 @@ import codecs
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -64,7 +65,8 @@ class Header:
     receiving_facility: str = ""  # MSH-6
     timestamp: str = ""  # MSH-7
     message_type: str = ""  # MSH-9 as sent
-    control_id: str = ""  # MSH-10
+    control_id: str = ""  # MSH-10, or ``content_control_id`` of the text when MSH-10 is empty
+    sent_control_id: str = ""  # MSH-10 as sent, echoed in MSA-2 (empty when the sender left it so)
     processing_id: str = ""  # MSH-11
     version: str = ""  # MSH-12.1
     accept_ack_type: str = ""  # MSH-15
@@ -85,9 +87,11 @@ class Header:
 
     @property
     def facility_code(self) -> str:
-        """The key of the sending institution in ``site.institutions``: MSH-4.1 (namespace id),
-        unless the site's sender table resolved it otherwise (``institution``)."""
-        return self.institution or self._component(self.sending_facility, 0).strip()
+        """The key of the sending institution in ``site.institutions``: MSH-4.1 (namespace id), or
+        MSH-4.2 (universal id) when a sender names itself only by that, unless the site's sender
+        table resolved it otherwise (``institution``)."""
+        return self.institution or (self._component(self.sending_facility, 0).strip()
+                                    or self._component(self.sending_facility, 1).strip())
 
     def resolve_sender(self, peer: str, site: Any) -> None:
         """Set ``institution`` from the site's sender table (MSH-4 aliases, MSH-3, the listener)."""
@@ -123,6 +127,14 @@ class Header:
     def addressable(self) -> bool:
         """True when the header is good enough to be the idempotency key (facility + control id)."""
         return self.found and not self.fatal and bool(self.control_id)
+
+    def corrects(self, facility: str, control_id: str) -> bool:
+        """True when this header may stand for the stored message (``facility``, ``control_id``)
+        in a corrected copy: the same sender and MSH-10, or — for a message known by its content
+        because MSH-10 was empty — MSH-10 still empty (a correction changes the content)."""
+        if self.facility_code != facility:
+            return False
+        return self.control_id == control_id or (not self.sent_control_id and control_id.startswith(PREFIX))
 
     @property
     def fatal(self) -> bool:
@@ -174,8 +186,9 @@ def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str =
 def extract_header(raw: bytes) -> tuple[Header, str]:
     """Find and read MSH; returns the header and the decoded message text (from MSH on).
 
-    Fatal problems (no MSH, unusable delimiters, no MSH-10) carry ``ack_code='AR'``: such a
-    message cannot be identified, so it is refused; the ACK still echoes whatever was readable.
+    Fatal problems (no MSH, unusable delimiters) carry ``ack_code='AR'``: such a message cannot
+    be read, so it is refused; the ACK still echoes whatever was readable. An empty MSH-10 is not
+    one of them: the message is known by its content (``control_id.content_control_id``).
     """
     head = Header()
     body = strip_bom(raw)
@@ -226,19 +239,19 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     head.receiving_facility = get(6)
     head.timestamp = get(7)
     head.message_type = get(9)
-    head.control_id = get(10).strip()
+    head.control_id = head.sent_control_id = get(10).strip()
     head.processing_id = get(11)
     head.version = get(12).split(head.component_sep)[0].strip()
     head.accept_ack_type = get(15)
     head.application_ack_type = get(16)
     head.charset = get(18).split(head.encoding_chars[1] if len(head.encoding_chars) > 1 else "~")[0].strip()
-    if not head.control_id:
-        head.problems.append(_msh_error("message control id is missing", 10, REQUIRED_FIELD_MISSING))
     if not head.message_type:
         head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
     if not head.version:
         head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
     text, head.codec = decode(body, head.charset)
+    if not head.control_id:  # a resend is recognised by its content (the converter warns at MSH-10)
+        head.control_id = content_control_id(text)
     if head.charset and codec_for(head.charset) is None:
         head.problems.append(_msh_error(f"character set {head.charset!r} is not supported "
                                         f"(HL7 table 0211); decoded as {head.codec}", 18, ack="AE"))

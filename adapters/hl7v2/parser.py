@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 
 from adapters.hl7v2.charsets import codec_for
+from adapters.hl7v2.control_id import content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -302,11 +303,13 @@ class MSH(Segment):
 class Message:
     """A parsed message: its segments in order, with lookup by name."""
 
-    __slots__ = ("segments", "encoding", "_by_name")
+    __slots__ = ("segments", "encoding", "_by_name", "derived_control_id")
 
-    def __init__(self, segments: list[Segment], encoding: Encoding) -> None:
+    def __init__(self, segments: list[Segment], encoding: Encoding, *, derived_control_id: bool = False) -> None:
         self.segments = segments
         self.encoding = encoding
+        # MSH-10 was empty: ``msh.control_id`` is ``control_id.content_control_id`` of the text
+        self.derived_control_id = derived_control_id
         by_name: dict[str, list[Segment]] = {}
         for seg in segments:
             by_name.setdefault(seg.name, []).append(seg)
@@ -459,7 +462,7 @@ def parse(text: str) -> Message:
             ack_code="AR",
         )
     msh = MSH(msh_fields, enc, 1, 0)
-    for n, what in ((9, "message type"), (10, "message control id"), (12, "version id")):
+    for n, what in ((9, "message type"), (12, "version id")):
         if not msh.value(n):
             raise HL7Error(
                 f"MSH-{n} ({what}) is required",
@@ -469,6 +472,10 @@ def parse(text: str) -> Message:
                 code=REQUIRED_FIELD_MISSING,
                 ack_code="AR",
             )
+    derived = not msh.value(10)
+    if derived:  # known by its content instead (``control_id``); the converter warns at MSH-10
+        msh_fields.extend([""] * (11 - len(msh_fields)))
+        msh_fields[10] = content_control_id(text)
     segments: list[Segment] = [msh]
     counts: dict[str, int] = {"MSH": 1}
     fsep = enc.field
@@ -495,7 +502,7 @@ def parse(text: str) -> Message:
         seq = counts.get(name, 0) + 1
         counts[name] = seq
         segments.append(Segment(fields, enc, seq, position))
-    return Message(segments, enc)
+    return Message(segments, enc, derived_control_id=derived)
 
 
 def iter_messages(text: str) -> Iterator[str]:
