@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "tests" / "data" / "hl7v2"
 # the resident the feed-shaped test messages are about: valid check character, born 1980-01-01, male
 NATIONAL_ID = "110101198001010010"
+
+
+def mllp_send(port: int, message: bytes) -> str:
+    """One message over a fresh MLLP connection to a real listener; the ACK text."""
+    from adapters.listeners.mllp import frame
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(frame(message))
+        data = b""
+        while not data.endswith(b"\x1c\r"):
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the ACK"
+            data += chunk
+    return data[1:-2].decode("utf-8")
 
 
 def sample_files() -> list[Path]:

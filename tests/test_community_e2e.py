@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.listeners.mllp import frame
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, mllp_send
 from tests.test_ingest_serve import free_port, stop, wait_for_port
 
 EXAMPLES = REPO_ROOT / "examples" / "feeds"
@@ -59,18 +57,6 @@ def b_cbc_result(control: str, placer: str, day: str) -> bytes:
         f"OBX|1|NM|100101^白细胞^L||7.1|10*9/L|3.5-9.5|N|||F|||{day}120000",
         f"OBX|2|NM|100103^血红蛋白^L||141|g/L|130-175|N|||F|||{day}120000",
     ]).encode() + b"\r"
-
-
-def send(port: int, message: bytes) -> str:
-    """One message over a fresh MLLP connection; the ACK text."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(frame(message))
-        data = b""
-        while not data.endswith(b"\x1c\r"):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed before the ACK"
-            data += chunk
-    return data[1:-2].decode("utf-8")
 
 
 def segments(ack: str, name: str) -> list[list[str]]:
@@ -113,25 +99,25 @@ def test_a_repeat_test_across_the_community_is_flagged_reported_and_audited(tmp_
 
         # hospital A: admission and the blood count of 10 March
         for name in ("01_FNXRMYY_ADT_A01_admission.hl7", "02_FNXRMYY_ORU_R01_blood_count.hl7"):
-            ack = send(mllp_port, (EXAMPLES / name).read_bytes())
+            ack = mllp_send(mllp_port, (EXAMPLES / name).read_bytes())
             assert segments(ack, "MSA")[0][1] == "AA", ack
 
         # hospital B registers the same person under its own MRN
-        assert segments(send(mllp_port, b_registration()), "MSA")[0][1] == "AA"
+        assert segments(mllp_send(mllp_port, b_registration()), "MSA")[0][1] == "AA"
 
         # B orders a blood count 4 days later without a reason: the ACK reminds of A's result
-        ack = send(mllp_port, b_cbc_order("FNZYY-OML-E2E1", "880101", "20250314083000"))
+        ack = mllp_send(mllp_port, b_cbc_order("FNZYY-OML-E2E1", "880101", "20250314083000"))
         assert segments(ack, "MSA")[0][1] == "AA", ack
         warnings = [e for e in segments(ack, "ERR") if "W" in e]
         assert warnings and any("DetectedIssue/" in "|".join(e) for e in warnings), ack
 
         # the repeat is done anyway
-        assert segments(send(mllp_port, b_cbc_result("FNZYY-LIS-E2E1", "880101", "20250314")), "MSA")[0][1] == "AA"
+        assert segments(mllp_send(mllp_port, b_cbc_result("FNZYY-LIS-E2E1", "880101", "20250314")), "MSA")[0][1] == "AA"
 
         # an order 20 days after A's result is outside the window: no reminder, no flag
-        ack = send(mllp_port, b_cbc_order("FNZYY-OML-E2E2", "880102", "20250330083000"))
+        ack = mllp_send(mllp_port, b_cbc_order("FNZYY-OML-E2E2", "880102", "20250330083000"))
         assert segments(ack, "MSA")[0][1] == "AA" and not any("W" in e for e in segments(ack, "ERR")), ack
-        assert segments(send(mllp_port, b_cbc_result("FNZYY-LIS-E2E2", "880102", "20250330")), "MSA")[0][1] == "AA"
+        assert segments(mllp_send(mllp_port, b_cbc_result("FNZYY-LIS-E2E2", "880102", "20250330")), "MSA")[0][1] == "AA"
 
         # the FHIR repository holds one person linked across A and B, with A's results
         system = {"Authorization": "Bearer " + token(base, his, "system/*.rs")}

@@ -6,29 +6,17 @@ query. What is counted is what reaches the collections, beneath the per-message 
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from adapters.listeners.mllp import frame
 from bench.ingest import oru_lab
 from engine.engine import Engine
+from tests.conftest import mllp_send
 
 OPERATIONS = ("get", "find", "replace", "update", "delete", "insert", "insert_many")
-
-
-def send(port: int, message: bytes) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(frame(message))
-        data = b""
-        while not data.endswith(b"\x1c\r"):
-            chunk = sock.recv(65536)
-            assert chunk, "connection closed before the ACK"
-            data += chunk
-    return data[1:-2].decode("utf-8")
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> Counter[str]:
@@ -56,7 +44,7 @@ def test_a_12_obx_lab_report_costs_a_bounded_number_of_recognition_queries(
     per_message = []
     for n in (1, 1 + 499, 1 + 2 * 499):  # the same resident (bench ids repeat every 499): a repeat each time
         calls.clear()
-        ack = send(mllp, oru_lab(n))
+        ack = mllp_send(mllp, oru_lab(n))
         assert "MSA|AA|" in ack, ack
         per_message.append(sum(calls.values()))
     # 13 results (the report and 12 Observations): their index entries in one query; the order's
