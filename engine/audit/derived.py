@@ -88,6 +88,8 @@ def key_docs(seq_key: str, record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _utc_day(recorded: str) -> str:
+    if recorded.endswith("Z") and len(recorded) >= 10:  # the server's own instants: already UTC
+        return recorded[:10]
     return datetime.fromtimestamp(_epoch(recorded), UTC).strftime("%Y-%m-%d")
 
 
