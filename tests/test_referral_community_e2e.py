@@ -26,8 +26,7 @@ from fastapi.testclient import TestClient
 
 from engine import fhirjson
 from engine.engine import Engine
-from tests.conftest import REPO_ROOT
-from tests.test_community_e2e import send
+from tests.conftest import REPO_ROOT, mllp_send
 from tests.test_referral_e2e import (
     COUNTY,
     STATE,
@@ -67,7 +66,7 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
                     result(TOWN, WANG, "YL100", "T-2", "NCG^尿常规^L", "WBC^白细胞计数^L", "20261121093000"),
                     referral("REF", "REF-1", "P", receiver=COUNTY),
                     township_ct_order()):
-        ack = send(mllp, message)
+        ack = mllp_send(mllp, message)
         assert ack_code(ack) == "AA", ack
     wang = one(http, county, f"/fhir/Patient?identifier=urn:huren:mrn:{TOWN}|YL100")["id"]
 
@@ -102,7 +101,7 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
     assert local == ["NCG", "XCG"], recognisable
 
     # -- the county's radiologist reads the CT remotely --------------------------------------------
-    ack = send(mllp, centre_ct_report())
+    ack = mllp_send(mllp, centre_ct_report())
     assert ack_code(ack) == "AA", ack
     reading = one(http, county, "/fhir/Task?code=urn:huren:task-code|remote-read")
     order = reading["focus"]["reference"]
