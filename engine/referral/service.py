@@ -75,9 +75,10 @@ class Referrals:
         self.rows = store.collection(REFERRALS)
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
-        repository.add_write_guard(self.guard)
-        repository.add_write_hook(self.on_write)
-        repository.add_mark(self.mark_deductible)
+        # the types each one acts on (the repository calls it for those alone)
+        repository.add_write_guard(self.guard, types={"Task", "ServiceRequest"})
+        repository.add_write_hook(self.on_write, types={"Task", "DiagnosticReport", "ServiceRequest"})
+        repository.add_mark(self.mark_deductible, types={"ServiceRequest"})
 
     @classmethod
     def for_engine(cls, engine: Engine) -> Referrals:
