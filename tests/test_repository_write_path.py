@@ -139,3 +139,16 @@ def test_a_failed_write_in_a_block_sends_the_next_reads_to_the_backend(repo: Fhi
         result = repo.update(patient("p1", given="五"))
         assert result.version == str(stored.version + 1)  # from what is stored, not from what was known
     assert versions(repo, "Patient", "p1") == list(range(int(result.version), 0, -1))
+
+
+def test_the_versions_a_group_puts_share_one_instant_and_the_next_group_is_later(repo: FhirRepository) -> None:
+    """One instant per write group, not per version: the clock hands out strictly increasing
+    milliseconds, and one per version ran ahead of the wall clock at ingest rates."""
+    groups = [repo.write_many([patient(f"p{g}-{n}") for n in range(20)]) for g in range(5)]
+    instants = [{r.resource["meta"]["lastUpdated"] for r in results} for results in groups]
+    assert all(len(one) == 1 for one in instants)
+    ordered = [one.pop() for one in instants]
+    assert ordered == sorted(ordered) and len(set(ordered)) == len(ordered)
+    assert repo.read("Patient", "p4-19")["meta"]["lastUpdated"] == ordered[-1]
+    twice = repo.write_many([patient("p9"), patient("p9", given="七")])  # flushed in between: later
+    assert twice[1].resource["meta"]["lastUpdated"] > twice[0].resource["meta"]["lastUpdated"] > ordered[-1]

@@ -71,7 +71,7 @@ class RepositoryCore:
         self._scopes: dict[str, list[frozenset[str] | None]] = {kind: [] for kind in TypeHooks.KINDS}
         self._type_hooks: dict[str, TypeHooks] = {}  # per resource type, picked from the above
         self._local = threading.local()  # per thread: versions waiting for a group put
-        self._clock = VersionClock()  # meta.lastUpdated of every version, strictly increasing
+        self._clock = VersionClock()  # meta.lastUpdated: strictly increasing per write (group)
 
     def _hooks_of(self, rtype: str) -> TypeHooks:
         """The marks, statements, guards and write hooks that concern ``rtype``, picked once."""

@@ -17,7 +17,7 @@ from engine.repository.contracts import Access, WriteResult
 from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.searching import Searching
-from engine.repository.versioning import body_of, parse_etag, unchanged, versioned
+from engine.repository.versioning import body_of, parse_etag, same_bytes, unchanged, versioned
 
 
 class Writes(GroupCommit, Searching):
@@ -37,7 +37,9 @@ class Writes(GroupCommit, Searching):
 
         Only the marks, statements and guards that concern the resource's type are called
         (``TypeHooks``); with nothing stored, the merge rules are asked only when they guard a
-        create (``MergeRules.as_is``): a first version is the incoming one.
+        create (``MergeRules.as_is``): a first version is the incoming one; and a resource sent
+        again as stored, byte for byte, is told unchanged before the merge rules (unless a
+        statement may still add to it).
         """
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
@@ -54,6 +56,9 @@ class Writes(GroupCommit, Searching):
         issues: list[dict[str, Any]]
         if previous is None and self.merge.as_is(rtype, source, creating=True):
             issues = []
+        elif previous is not None and skip_unchanged and not hooks.statements and same_bytes(existing, resource):  # type: ignore[arg-type]
+            # the stored version again (every element the same: any merge rule keeps it as it is)
+            return WriteResult(previous, created=False, changed=False, issues=[])
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
@@ -68,11 +73,12 @@ class Writes(GroupCommit, Searching):
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
-        stored = versioned(resource, str(version), self._now())
-        rows = self.indexer.rows(stored)
-        rec = StoredResource(rtype, rid, version, stored["meta"]["lastUpdated"], False, fhirjson.dumps(stored))
-        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
         pending = getattr(self._local, "pending", None)
+        updated = self._now() if pending is None else self._group_instant()
+        stored = versioned(resource, str(version), updated)
+        rows = self.indexer.rows(stored)
+        rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
+        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             pending.append((rec, rows, existing, stored, previous, result))
             return result
