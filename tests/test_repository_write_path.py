@@ -113,9 +113,8 @@ def test_a_block_reads_current_versions_once_and_its_writes_keep_them_current(re
     assert versions(repo, "Observation", "o1") == [3, 2, 1]
     assert versions(repo, "Observation", "o2") == [3, 2, 1]
     assert repo.read("Observation", "o2")["valueQuantity"]["value"] == 91
-    with pytest.raises(RuntimeError):  # outside a transaction it would know nothing for sure
-        with repo.known_current(keys):
-            pass
+    with pytest.raises(RuntimeError), repo.known_current(keys):  # outside a transaction it knows nothing for sure
+        pass
 
 
 def test_a_failed_write_in_a_block_sends_the_next_reads_to_the_backend(repo: FhirRepository, store: Store) -> None:
@@ -130,9 +129,8 @@ def test_a_failed_write_in_a_block_sends_the_next_reads_to_the_backend(repo: Fhi
     repo.add_write_hook(hook, types={"Patient"})
     with store.transaction(), repo.known_current([("Patient", "p1")]):
         failing["on"] = True
-        with pytest.raises(Conflict):
-            with store.transaction():  # rolled back alone where the backend can (SQLite's savepoint)
-                repo.update(patient("p1", given="四"))
+        with pytest.raises(Conflict), store.transaction():  # rolled back alone where the backend can (SQLite)
+            repo.update(patient("p1", given="四"))
         failing["on"] = False
         stored = repo.backend.current("Patient", "p1")
         assert stored is not None
