@@ -128,8 +128,11 @@ def h64(key: str) -> int:
     Not cached itself: the functions below cache by their arguments (no key string built on a
     hit), and a message's new ids (results, orders, specimens) would only churn a cache here.
     """
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "little", signed=True)
+    return _INT64(_blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest())[0]
+
+
+_blake2b = hashlib.blake2b
+_INT64 = struct.Struct("<q").unpack  # the digest read as a little-endian signed integer
 
 
 def token_hash(rtype: str, param: str, code: str) -> int:
@@ -219,8 +222,9 @@ class RowHasher:
         get = cache.get
         for row in rows.tokens:
             key = get(row)
-            if key is None:
-                key = _token_key(rtype, *row)
+            if key is None:  # hashed here, not through _token_key's cache: this one is the cache
+                p, system, code = row
+                key = token_hash(rtype, p, code), qualifier_hash(system)
                 if len(cache) >= self.LIMIT:
                     cache.clear()
                 cache[row] = key
@@ -232,7 +236,8 @@ class RowHasher:
             if key is False:
                 p, rt, target = row
                 narrowed = self.narrowed.get(p)
-                key = None if narrowed is not None and narrowed[1] == rt else _ref_key(rtype, p, rt, target)
+                key = None if narrowed is not None and narrowed[1] == rt else (
+                    ref_hash(rtype, p, target), qualifier_hash(rt))
                 if len(refs) >= self.LIMIT:
                     refs.clear()
                 refs[row] = key
