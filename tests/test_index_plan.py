@@ -22,6 +22,7 @@ import pytest
 from engine import fhirjson
 from engine.repository.indexing import SHAPES_PER_TYPE, Indexer
 from engine.repository.searchparams import SearchParams, definitions, deployment, load
+from engine.repository.sqlite_fhir import RowHasher, hash_keys
 from tests.conftest import REPO_ROOT
 from tests.test_convert_golden import outcomes
 
@@ -178,3 +179,18 @@ def test_plans_are_generated_from_the_data(tmp_path: Path) -> None:
     assert not [t for t in rows.tokens if t[0] == "status"]
     plan = next(iter(indexer._shaped.values()))
     assert "'status'" not in (plan.__doc__ or "") and "'code'" in (plan.__doc__ or "")
+
+
+def test_the_write_path_hashes_rows_as_the_layout_reads_them(corpus: list[dict[str, Any]]) -> None:
+    """``RowHasher`` (the SQLite put) gives each resource's ``ix_hash`` keys exactly as
+    ``hash_keys`` (the layout's reading) does, the second time from what it remembered."""
+    params = load()
+    indexer = _indexers(params)[0]
+    hashers: dict[str, RowHasher] = {}
+    for _round in range(2):
+        for resource in corpus[::2]:
+            rtype = resource["resourceType"]
+            rows = indexer.rows(_stored(resource))
+            hasher = hashers.setdefault(rtype, RowHasher(rtype, params.narrowed(rtype)))
+            keys = hasher.keys(rows)
+            assert set(keys) == hash_keys(rtype, rows, params.narrowed(rtype)) and len(keys) == len(set(keys))

@@ -100,18 +100,18 @@ def date_range(value: str) -> tuple[float, float]:
     return d.timestamp(), d.timestamp() + width
 
 
-@lru_cache(maxsize=65536)
-def parse_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
-    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None.
-
-    Cached: a message's resources point at the same Patient, Encounter and orders many times.
-    """
+def read_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
+    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None."""
     if base_url and ref.startswith(base_url + "/"):
         ref = ref[len(base_url) + 1 :]
     elif "://" in ref or ref.startswith(("#", "urn:")):
         return None
     m = _REF.match(ref)
     return (m.group(1), m.group(2)) if m else None
+
+
+# Cached: a message's resources point at the same Patient, Encounter and orders many times.
+parse_reference = lru_cache(maxsize=65536)(read_reference)
 
 
 def _bookkeeping_only(meta: Any) -> bool:
@@ -238,7 +238,7 @@ class Indexer:
 
     def _parse_ref(self, ref: str) -> tuple[str, str] | None:
         """``parse_reference`` remembered by the reference alone (a dict lookup in the plans)."""
-        parsed = parse_reference(ref, self.base_url)
+        parsed = read_reference(ref, self.base_url)  # not through parse_reference's cache: this is one
         if parsed is not None:
             if len(self._refs) >= 65536:
                 self._refs.clear()
