@@ -40,7 +40,8 @@ class PlanEntry:
 
 
 # Per-value code of the kinds generated inline; ``{v}`` is the value, ``{c}`` the code literal,
-# ``{ci}`` the ``:identifier`` code literal. Each is the body of the interpreter's method for one
+# ``{ci}`` the ``:identifier`` code literal, ``{rc}`` the parameter's rows by reference (``ref_row``
+# makes and remembers one: a message's resources name the same patient, order and specimen). Each is the body of the interpreter's method for one
 # value (engine.repository.indexing.Indexer._token, _reference, ...), line for line.
 _TOKEN = """\
 if isinstance({v}, str):
@@ -67,8 +68,7 @@ if isinstance({v}, str):
 elif isinstance({v}, dict):
     ref_ = {v}.get("reference")
     if isinstance(ref_, str):
-        p_ = REFS_get(ref_) or parse_ref(ref_)
-        refs_append(({c}, *p_) if p_ else ({c}, "", ref_))
+        refs_append({rc}.get(ref_) or ref_row({rc}, {c}, ref_))
     id_ = {v}.get("identifier")
     if isinstance(id_, dict) and id_.get("value") is not None:
         tokens_append(({ci}, id_.get("system") or "", str(id_["value"])))
@@ -192,9 +192,11 @@ def _reaches(steps: Sequence[Step], keys: Sequence[str], meta_keys: Sequence[str
 
 
 def generate(rtype: str, entries: Sequence[PlanEntry], compartment_params: Sequence[str],
-             shape: Shape | None = None) -> tuple[str, dict[str, Any]]:
+             shape: Shape | None = None,
+             ref_rows: Callable[[str], dict[str, Any]] = lambda _code: {}) -> tuple[str, dict[str, Any]]:
     """The source of ``rows(r)`` for ``rtype`` and the names it needs besides the shared ones;
-    for resources of one ``shape`` only when given (``shape_of``)."""
+    for resources of one ``shape`` only when given (``shape_of``). ``ref_rows(code)``: the dict
+    of a reference parameter's rows by reference, shared by the plans."""
     keys, meta_keys = shape[1:] if shape is not None else (None, None)
     src = _Source()
     extra: dict[str, Any] = {}
@@ -211,7 +213,7 @@ def generate(rtype: str, entries: Sequence[PlanEntry], compartment_params: Seque
             parts = [steps for steps in parts if _reaches(steps, keys, meta_keys)]
             if not parts:
                 continue
-        src.add(1, f"# {entry.code} ({entry.kind}): {entry.expression}")
+        src.add(1, f"# {entry.code} ({entry.kind}): {entry.expression!r}")
         if entry.method is not None:  # values gathered, then the interpreter's method
             extra[f"m{i}_"] = entry.method
             src.add(1, "vals_ = []")
@@ -220,12 +222,15 @@ def generate(rtype: str, entries: Sequence[PlanEntry], compartment_params: Seque
             src.add(1, f"if vals_:\n    m{i}_(out, {code}, vals_)")
             continue
         template = _INLINE[entry.kind]
+        if entry.kind == "reference":
+            extra[f"RC{i}_"] = ref_rows(entry.code)
         counted = _COUNTED.get(entry.kind)
         if counted:
             src.add(1, f"n_ = len({counted})")
 
-        def emit(v: str, d: int, template: str = template, code: str = code, entry: PlanEntry = entry) -> None:
-            src.add(d, template.format(v=v, c=code, ci=repr(entry.code + ":identifier")))
+        def emit(v: str, d: int, template: str = template, code: str = code, entry: PlanEntry = entry,
+                 rc: str = f"RC{i}_") -> None:
+            src.add(d, template.format(v=v, c=code, ci=repr(entry.code + ":identifier"), rc=rc))
 
         for steps in parts:
             _walk(src, steps, "r", 1, emit, True, keys)
@@ -253,7 +258,7 @@ def compile_rows(rtype: str, entries: Sequence[PlanEntry], compartment_params: S
                  namespace: dict[str, Any], shape: Shape | None = None) -> RowsFunction:
     """``rows(resource) -> IndexRows`` for one type (or one shape of it): the generated source,
     executed once."""
-    source, extra = generate(rtype, entries, compartment_params, shape)
+    source, extra = generate(rtype, entries, compartment_params, shape, namespace["ref_rows"])
     scope = {**namespace, **extra}
     exec(compile(source, f"<index plan {rtype}>", "exec"), scope)  # noqa: S102 - our own generated source
     fn: RowsFunction = scope["rows"]

@@ -140,8 +140,8 @@ class Indexer:
         self._compiled: dict[str, RowsFunction] = {}  # per type, for any shape
         self._shaped: dict[Shape, RowsFunction] = {}  # per shape (shape_of)
         self._shape_count: dict[str, int] = {}
-        self._refs: dict[str, tuple[str, str]] = {}
-        self._namespace = {"IndexRows": IndexRows, "REFS_get": self._refs.get, "parse_ref": self._parse_ref,
+        self._refs: dict[str, dict[str, tuple[str, str, str]]] = {}  # per reference parameter
+        self._namespace = {"IndexRows": IndexRows, "ref_rows": self._ref_rows, "ref_row": self._ref_row,
                            "date_range": date_range, "choice": choice, "FAR_PAST": FAR_PAST,
                            "FAR_FUTURE": FAR_FUTURE, "CONTACT_SYSTEMS": _CONTACT_SYSTEMS}
 
@@ -236,14 +236,19 @@ class Indexer:
             entries.append(PlanEntry(code, p.type, p.expression, None if inline else method))
         return compile_rows(rtype, entries, self.params.compartment_params(rtype), self._namespace, shape)
 
-    def _parse_ref(self, ref: str) -> tuple[str, str] | None:
-        """``parse_reference`` remembered by the reference alone (a dict lookup in the plans)."""
-        parsed = read_reference(ref, self.base_url)  # not through parse_reference's cache: this is one
-        if parsed is not None:
-            if len(self._refs) >= 65536:
-                self._refs.clear()
-            self._refs[ref] = parsed
-        return parsed
+    def _ref_rows(self, code: str) -> dict[str, tuple[str, str, str]]:
+        """The rows of reference parameter ``code`` by reference, made by ``_ref_row``."""
+        return self._refs.setdefault(code, {})
+
+    def _ref_row(self, cache: dict[str, tuple[str, str, str]], code: str, ref: str) -> tuple[str, str, str]:
+        """The row of a reference the plans have not seen (``_reference``'s, for one value),
+        remembered: the same tuple each time also makes the backend's lookup by row cheap."""
+        parsed = read_reference(ref, self.base_url)
+        row = (code, *parsed) if parsed else (code, "", ref)
+        if len(cache) >= 4096:  # per parameter; a message brings some thirty new ids
+            cache.clear()
+        cache[ref] = row
+        return row
 
     def interpret(self, resource: dict[str, Any]) -> IndexRows:
         """The index rows of a resource by evaluating each parameter's FHIRPath closure: the
