@@ -95,7 +95,7 @@ def pair(backend_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
         with Engine(other) as stored:
             repo = stored.repository
             main = repo.backend.main
-            views = [v for seq in range(derived.audit.size) for v in views_of(orjson.loads(derived.audit.get(seq)["data"]))]
+            views = [v for seq in range(derived.audit.size) for v in views_of(derived.audit.events(seq, 1)[0])]
             routed, repo.backend = repo.backend, main
             with stored.store.transaction():
                 repo.insert_derived(views)

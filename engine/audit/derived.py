@@ -33,9 +33,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import orjson
-
 from engine import fhirjson
+from engine.audit.record import event_of
 from engine.audit.view import patients_named, views_of
 from engine.errors import MethodNotAllowed
 from engine.repository.indexing import Indexer, IndexRows, normalise
@@ -58,7 +57,7 @@ from engine.repository.query import (
 AUDIT_EVENT = "AuditEvent"
 KEYS = "audit_keys"
 VIEW_ID = re.compile(r"audit-(\d+)(?:-[0-9a-f]{12})?")
-_SEP = "\t"  # between a key and the zero-padded sequence number in a key document's _id
+KEY_SEP = _SEP = "\t"  # between a key and the zero-padded sequence number in a key document's _id
 SCAN_CHUNK = 500  # records read per query when a search walks the log
 REUSE_SECONDS = 1.0  # how long one search's derived matches serve its further pages and count
 NODE_SYSTEM = "urn:huren:node"
@@ -93,16 +92,15 @@ def _utc_day(recorded: str) -> str:
     return datetime.fromtimestamp(_epoch(recorded), UTC).strftime("%Y-%m-%d")
 
 
-def day_key_docs(records: Iterable[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The day keys of an appended group of records (``(seq, seq key, record)`` in order): one
+def day_key_docs(records: Iterable[tuple[int, str, str | None]]) -> list[dict[str, Any]]:
+    """The day keys of an appended group of records (``(seq, seq key, recorded)`` in order): one
     document per UTC day of ``recorded`` the group touches, ``d:<day>`` + the group's first sequence
     number on that day, holding its last (``to``). A search by date alone (what an auditor asks
     first: who read what yesterday) then reads the records of the days its range covers instead of
     the whole log; the range a day key spans may hold another day's records of the same group,
     which the exact match drops. One document per group, not per record: nearly free at append."""
     days: dict[str, tuple[str, int]] = {}
-    for seq, key, record in records:
-        recorded = record.get("recorded")
+    for seq, key, recorded in records:
         if not recorded:
             continue  # matches no date search
         day = _utc_day(str(recorded))
@@ -224,14 +222,14 @@ class AuditViews:
         for start in range(0, len(wanted), SCAN_CHUNK):
             ids = [seq_key(s) for s in wanted[start:start + SCAN_CHUNK]]
             for doc in self.log.leaves.find({"_id": {"$in": ids}}, sort=[("_id", 1)]):
-                yield int(doc["seq"]), orjson.loads(doc["data"])
+                yield int(doc["seq"]), event_of(doc["data"])
 
     def _all_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         after = ""
         while True:
             docs = self.log.leaves.find({"_id": {"$gt": after}}, sort=[("_id", 1)], limit=SCAN_CHUNK)
             for doc in docs:
-                yield int(doc["seq"]), orjson.loads(doc["data"])
+                yield int(doc["seq"]), event_of(doc["data"])
             if len(docs) < SCAN_CHUNK:
                 return
             after = docs[-1]["_id"]

@@ -47,9 +47,11 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, day_key_docs, key_docs
+from engine.audit.derived import KEY_SEP, KEYS, day_key_docs, key_docs
+from engine.audit.derived import record_keys as derived_keys
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.legacy import purge_legacy_copies
+from engine.audit.record import Facts, event_of, recorded_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
@@ -83,9 +85,16 @@ def event_id(seq: int) -> str:
 
 @dataclass(frozen=True)
 class Appended:
+    """A record as appended: its number, its Merkle leaf and its signed bytes."""
+
     seq: int
     leaf_hash: bytes
-    resource: dict[str, Any]
+    data: bytes
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        """The AuditEvent the record states (derived: nothing on the append path needs it)."""
+        return event_of(self.data)
 
 
 class AuditLog:
@@ -233,22 +242,28 @@ class AuditLog:
         leaves: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
-        dated: list[tuple[int, str, dict[str, Any]]] = []
+        dated: list[tuple[int, str, str | None]] = []
         for event in events:
             seq = frontier.size
-            resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
+            key_of = seq_key(seq)
             try:
-                data = _canonical(event, resource)
+                if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
+                    data = event.data(seq)
+                    record_keys, recorded = event.keys(), event.recorded
+                else:  # a complete AuditEvent (format 1)
+                    resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
+                    data = _canonical(event, resource)
+                    record_keys, recorded = derived_keys(resource), resource.get("recorded")
             except Exception as exc:  # this record only; the rest of the group goes on
                 results.append(exc)
                 continue
             leaf = merkle.leaf_hash(data)
-            leaves.append({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(), "data": data.decode()})
-            keys += key_docs(seq_key(seq), resource)
-            dated.append((seq, seq_key(seq), resource))
+            leaves.append({"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()})
+            keys += [{"_id": f"{key}{KEY_SEP}{key_of}"} for key in record_keys]
+            dated.append((seq, key_of, recorded))
             nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
                       for lvl, idx, h in frontier.append(leaf)]
-            results.append(Appended(seq, leaf, resource))
+            results.append(Appended(seq, leaf, data))
         keys += day_key_docs(dated)
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
@@ -372,12 +387,12 @@ class AuditLog:
         while True:
             with self.store.transaction():
                 docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
-                records = [(int(doc["seq"]), doc["_id"], orjson.loads(doc["data"])) for doc in docs]
-                for seq, key_of, record in records:
-                    for key in [] if keyed else key_docs(key_of, record):
+                for doc in docs:
+                    seq, key_of = int(doc["seq"]), doc["_id"]
+                    for key in [] if keyed else key_docs(key_of, event_of(doc["data"])):
                         self.key_index.replace(key)
                     # one day key per record; one a running worker wrote for its group is left as it is
-                    for key in [] if day_keyed else day_key_docs([(seq, key_of, record)]):
+                    for key in [] if day_keyed else day_key_docs([(seq, key_of, recorded_of(doc["data"]))]):
                         if self.key_index.get(key["_id"]) is None:
                             self.key_index.replace(key)
                 if len(docs) < KEY_BATCH:
@@ -389,6 +404,12 @@ class AuditLog:
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:
         return self.leaves.get(seq_key(seq))
+
+    def events(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The AuditEvents records ``since``… state, in order (derived from the stored records,
+        whatever their format: ``engine.audit.record``)."""
+        docs = self.leaves.find({"_id": {"$gte": seq_key(since)}}, sort=[("_id", 1)], limit=limit)
+        return [event_of(doc["data"]) for doc in docs]
 
     def list_checkpoints(self, *, since_seq: int = 0, limit: int | None = None) -> list[Checkpoint]:
         docs = self.checkpoints.find({"seq": {"$gte": since_seq}}, sort=[("seq", 1)], limit=limit)

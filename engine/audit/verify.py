@@ -35,6 +35,7 @@ import orjson
 from engine.audit import merkle
 from engine.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
 from engine.audit.keys import AuditKeys
+from engine.audit.record import FORMAT
 
 MAX_PROBLEMS = 50
 EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated"}
@@ -186,9 +187,11 @@ class Verifier:
             leaf = sha(b"\x00" + raw).digest()
             if doc.get("hash") != leaf.hex():
                 self.problem("altered", f"record {seq}: content altered (does not match its leaf hash)", record=seq)
-            # Canonical JSON of AuditEvent audit-<seq>: a substring test avoids parsing every record
-            # (detection rests on the hashes; this only names a moved record), parse when it fails.
-            if f'"id":"audit-{seq}"' not in data or '"resourceType":"AuditEvent"' not in data:
+            # Canonical JSON of record audit-<seq> (an AuditEvent, or a compact record of format 2): a
+            # substring test avoids parsing every record (detection rests on the hashes; this only
+            # names a moved record), parse when it fails.
+            if f'"id":"audit-{seq}"' not in data or (
+                    '"f":2,' not in data and '"resourceType":"AuditEvent"' not in data):
                 self._name_misplaced(seq, raw)
             self._expected = seq + 1
             if self._broken:
@@ -221,7 +224,7 @@ class Verifier:
             return
         rid = ev.get("id") if isinstance(ev, dict) else None
         rtype = ev.get("resourceType") if isinstance(ev, dict) else None
-        if rtype == "AuditEvent" and rid == f"audit-{seq}":
+        if (rtype == "AuditEvent" or ev.get("f") == FORMAT) and rid == f"audit-{seq}":
             return
         if isinstance(rid, str) and rid.startswith("audit-"):
             self.problem("reordered", f"record {seq}: holds record {rid[6:]} (records reordered or inserted)",
