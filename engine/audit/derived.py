@@ -10,7 +10,8 @@ drop its page cache. Here they are computed when someone asks:
 - at append, ``record_keys`` gives a few narrow keys per record (each patient it names, each
   requesting agent's identifier), stored beside the record in the audit file in the same
   transaction (``audit_keys``, ``_id`` = key + sequence number, so one primary-key range scan
-  lists a patient's records);
+  lists a patient's records; ``more`` lists the rest of an appended group's records under the
+  same key: ``group_key_docs``);
 - ``AuditViews`` is a ``FhirBackend`` for those views: a search takes its candidates from the
   keys (the caller's compartment, a ``patient`` reference, an ``agent:identifier``) or, failing
   those, from the whole log, derives each candidate's views, and keeps the ones that satisfy the
@@ -57,7 +58,7 @@ from engine.repository.query import (
 AUDIT_EVENT = "AuditEvent"
 KEYS = "audit_keys"
 VIEW_ID = re.compile(r"audit-(\d+)(?:-[0-9a-f]{12})?")
-KEY_SEP = _SEP = "\t"  # between a key and the zero-padded sequence number in a key document's _id
+_SEP = "\t"  # between a key and the zero-padded sequence number in a key document's _id
 SCAN_CHUNK = 500  # records read per query when a search walks the log
 REUSE_SECONDS = 1.0  # how long one search's derived matches serve its further pages and count
 NODE_SYSTEM = "urn:huren:node"
@@ -84,6 +85,22 @@ def record_keys(record: dict[str, Any]) -> list[str]:
 
 def key_docs(seq_key: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"_id": f"{key}{_SEP}{seq_key}"} for key in record_keys(record)]
+
+
+def group_key_docs(grouped: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """The search keys of an appended group (key -> its records, ascending): one document per key,
+    ``<key>`` + the first record's sequence number, listing the group's other records under that key
+    in ``more``. A group of reads from one hospital system is one agent key, not one per read
+    (each key row is two B-tree entries written in the audit's commit)."""
+    from engine.audit.log import seq_key
+
+    docs = []
+    for key, seqs in grouped.items():
+        doc: dict[str, Any] = {"_id": f"{key}{_SEP}{seq_key(seqs[0])}"}
+        if len(seqs) > 1:
+            doc["more"] = seqs[1:]
+        docs.append(doc)
+    return docs
 
 
 def _utc_day(recorded: str) -> str:
@@ -322,6 +339,7 @@ class AuditViews:
             prefix = key + _SEP
             for doc in self.log.key_index.find({"_id": {"$gt": prefix, "$lt": prefix + "~"}}):
                 seqs.add(int(doc["_id"][len(prefix):]))
+                seqs.update(doc.get("more") or ())  # the rest of its group (group_key_docs)
         return seqs
 
     def _matching(self, query: Query) -> list[tuple[IndexRows, str, float, dict[str, Any], str]]:

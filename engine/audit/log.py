@@ -47,7 +47,7 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEY_SEP, KEYS, day_key_docs, key_docs
+from engine.audit.derived import KEYS, day_key_docs, group_key_docs, key_docs
 from engine.audit.derived import record_keys as derived_keys
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.legacy import purge_legacy_copies
@@ -243,6 +243,7 @@ class AuditLog:
         nodes: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         dated: list[tuple[int, str, str | None]] = []
+        grouped: dict[str, list[int]] = {}  # search key -> the group's records under it
         for event in events:
             seq = frontier.size
             key_of = seq_key(seq)
@@ -259,11 +260,13 @@ class AuditLog:
                 continue
             leaf = merkle.leaf_hash(data)
             leaves.append({"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()})
-            keys += [{"_id": f"{key}{KEY_SEP}{key_of}"} for key in record_keys]
+            for key in record_keys:
+                grouped.setdefault(key, []).append(seq)
             dated.append((seq, key_of, recorded))
             nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
                       for lvl, idx, h in frontier.append(leaf)]
             results.append(Appended(seq, leaf, data))
+        keys += group_key_docs(grouped)
         keys += day_key_docs(dated)
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
