@@ -1,15 +1,20 @@
 """``AuditLog``: the append-only, Merkle-tree audit log, in its own database file.
 
-Each AuditEvent gets the next sequence number as its id (``audit-<seq>``), is canonicalised with
-RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Four collections of the
-audit ``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same
-MongoDB database):
+Each record gets the next sequence number as its id (``audit-<seq>``), is canonicalised with
+RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. A record is a complete
+AuditEvent (format 1: ingest's) or an HTTP interaction's compact facts (format 2,
+``engine.audit.record``), whose AuditEvent is derived when read. Collections of the audit
+``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same MongoDB
+database):
 
-- ``audit_log``: ``{_id, seq, hash, data}`` — ``data`` is the canonical JSON text itself, so
+- ``audit_log``: ``{_id, seq, hash, data, nodes}`` — ``data`` is the canonical JSON text itself, so
   verification re-hashes the exact bytes that were committed (no re-canonicalisation, which is
-  what lets verification run at hashing speed);
-- ``audit_nodes``: ``{_id: "level:index", level, index, hash}`` for every completed perfect subtree
-  of level >= 1 (about one per record), so inclusion and consistency proofs are O(log n) reads;
+  what lets verification run at hashing speed); ``nodes`` the hashes of the perfect subtrees of
+  level >= 1 this leaf completed (about one per record: ``stored_nodes``), so inclusion and
+  consistency proofs are O(log n) reads;
+- ``audit_nodes``: ``{_id: "level:index", level, index, hash}``, where logs appended before the
+  nodes moved into their leaves keep them (read, no longer written);
+- ``audit_keys``: the narrow search keys of the derived views (``engine.audit.derived``);
 - ``audit_checkpoints``: signed checkpoints (``engine.audit.checkpoint``) every
   ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand;
 - ``audit_meta``: the log's name (origin).
@@ -26,7 +31,7 @@ edge and retries, so sequence numbers never have gaps or forks.
 
 Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
 name everyone an interaction touched, but their per-patient views (``engine.audit.view``), derived
-on read from the records (``engine.audit.derived``). An append stores only the record, its tree
+on read from the records (``engine.audit.derived``). An append stores only the record with its tree
 nodes and a few narrow keys (``audit_keys``: the patients it names, its requesting agents) in the
 same transaction, so a view exists the moment its record commits and nothing is written to the
 main database per read.
@@ -73,6 +78,11 @@ def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
         except TypeError:  # a string orjson refuses (a lone surrogate): canonical decides
             pass
     return canonical(resource)
+
+
+def node_owner(level: int, index: int) -> int:
+    """The leaf whose append completes tree node ``(level, index)``: its subtree's last."""
+    return ((index + 1) << level) - 1
 
 
 def seq_key(seq: int) -> str:
@@ -162,10 +172,54 @@ class AuditLog:
         return self._frontier.root()
 
     def subtree_hash(self, level: int, index: int) -> bytes:
-        doc = self.leaves.get(seq_key(index)) if level == 0 else self.nodes.get(f"{level}:{index}")
+        """The hash of perfect subtree ``(level, index)``: a leaf's own, or a node kept with the leaf
+        that completed it (the subtree's last, ``node_owner``), or for a log appended before
+        nodes were kept with their leaves, in ``audit_nodes``."""
+        if level == 0:
+            doc = self.leaves.get(seq_key(index))
+            if doc is None:
+                raise LookupError(f"audit tree node {level}:{index} is missing")
+            return bytes.fromhex(doc["hash"])
+        doc = self.leaves.get(seq_key(node_owner(level, index)))
+        held = doc.get("nodes") if doc is not None else None
+        if isinstance(held, list) and len(held) >= level:
+            return bytes.fromhex(held[level - 1])
+        doc = self.nodes.get(f"{level}:{index}")
         if doc is None:
             raise LookupError(f"audit tree node {level}:{index} is missing")
         return bytes.fromhex(doc["hash"])
+
+    def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
+
+        Each node is kept in the document of the leaf whose append completed it (``nodes``: the
+        hex hashes of levels 1, 2, ... that leaf completed): one document per record instead of
+        one for the record and one for its node, which made every appended group write two more
+        B-trees (four pages of ~13) in the audit commit. Logs appended before keep theirs in
+        ``audit_nodes``, read when a leaf holds none."""
+        out: dict[tuple[int, int], bytes] = {}
+        owners: dict[str, list[tuple[int, int]]] = {}
+        for level, index in wanted:
+            owners.setdefault(seq_key(node_owner(level, index)), []).append((level, index))
+        ids = list(owners)
+        for start in range(0, len(ids), 500):
+            for doc in self.leaves.find({"_id": {"$in": ids[start:start + 500]}}):
+                held = doc.get("nodes")
+                if not isinstance(held, list):
+                    continue
+                for level, index in owners.get(doc["_id"], ()):
+                    try:
+                        out[(level, index)] = bytes.fromhex(held[level - 1])
+                    except (IndexError, TypeError, ValueError):
+                        continue
+        rest = [f"{level}:{index}" for level, index in wanted if (level, index) not in out]
+        for start in range(0, len(rest), 500):
+            for d in self.nodes.find({"_id": {"$in": rest[start:start + 500]}}):
+                try:
+                    out[(int(d["level"]), int(d["index"]))] = bytes.fromhex(d["hash"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return out
 
     # ------------------------------------------------------------------ writing
     def record(self, event: dict[str, Any]) -> Appended:
@@ -186,12 +240,10 @@ class AuditLog:
                 try:
                     with self._transaction():
                         self._catch_up()
-                        results, leaves, nodes, keys, frontier, cp = self._prepare(events)
+                        results, leaves, keys, frontier, cp = self._prepare(events)
                         if not leaves:
                             return results
                         self.leaves.insert_many(leaves)
-                        if nodes:
-                            self.nodes.insert_many(nodes)
                         if keys:
                             self.key_index.insert_many(keys)
                         if cp is not None:
@@ -234,13 +286,13 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
-            merkle.Frontier, Checkpoint | None]:
-        """The documents appending ``events`` writes (leaves, nodes, keys), on a copy of the right edge."""
+            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], merkle.Frontier,
+            Checkpoint | None]:
+        """The documents appending ``events`` writes (leaves with their tree nodes, keys), on a copy
+        of the right edge."""
         frontier = self._frontier.copy()
         results: list[Appended | Exception] = []
         leaves: list[dict[str, Any]] = []
-        nodes: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         dated: list[tuple[int, str, str | None]] = []
         grouped: dict[str, list[int]] = {}  # search key -> the group's records under it
@@ -259,12 +311,14 @@ class AuditLog:
                 results.append(exc)
                 continue
             leaf = merkle.leaf_hash(data)
-            leaves.append({"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()})
+            doc = {"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()}
+            made = frontier.append(leaf)
+            if made:  # the nodes this leaf completes, level 1 up (see subtree_hash)
+                doc["nodes"] = [h.hex() for _lvl, _idx, h in made]
+            leaves.append(doc)
             for key in record_keys:
                 grouped.setdefault(key, []).append(seq)
             dated.append((seq, key_of, recorded))
-            nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
-                      for lvl, idx, h in frontier.append(leaf)]
             results.append(Appended(seq, leaf, data))
         keys += group_key_docs(grouped)
         keys += day_key_docs(dated)
@@ -272,7 +326,7 @@ class AuditLog:
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
               if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, leaves, nodes, keys, frontier, cp
+        return results, leaves, keys, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise

@@ -299,15 +299,7 @@ def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool 
     v.add_checkpoints(log.checkpoints.find(sort=[("seq", 1)]))
 
     def stored_nodes(wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes | None]:
-        ids = [f"{lvl}:{idx}" for lvl, idx in wanted]
-        out: dict[tuple[int, int], bytes | None] = {}
-        for start in range(0, len(ids), 500):
-            for d in log.nodes.find({"_id": {"$in": ids[start:start + 500]}}):
-                try:
-                    out[(int(d["level"]), int(d["index"]))] = bytes.fromhex(d["hash"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-        return out
+        return dict(log.stored_nodes(wanted))
 
     v.add_records(iter_records(log), stored_nodes if check_nodes else None)
     return v.finish()
