@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.audit.events import build_event, requestor_agent
-from engine.audit.log import Appended
+from engine.audit.keys import AuditKeys
+from engine.audit.log import Appended, AuditLog
 from engine.audit.record import facts
+from engine.audit.store import open_audit_store
 from engine.audit.view import view_id, views_of
 from engine.engine import Engine
 from engine.errors import MethodNotAllowed
@@ -204,13 +206,32 @@ def test_residents_and_auditors_over_http(pair) -> None:
 def test_records_an_earlier_version_appended_get_their_keys_at_the_next_start(settings: Settings) -> None:
     with Engine(settings) as engine:
         _records(engine)
+        engine.audit.index_keys()
         for doc in engine.audit.key_index.find():  # as an earlier version left them: no keys
             engine.audit.key_index.delete(doc["_id"])
-        engine.audit.meta.delete("keys")
-        engine.audit.meta.delete("day-keys")
-        assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 0
+        assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 0  # keyed as far as known
         assert engine.repository.search("AuditEvent", [("date", "2026-11-05")]).total == 0
+        for marker in ("keys", "day-keys", "keyed-to"):  # ... and no marker of this version
+            engine.audit.meta.delete(marker)
     with Engine(settings) as engine:
         assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 2
         assert engine.repository.search("AuditEvent", [("date", "2026-11-05")]).total == 1
         assert engine.audit.meta.get("keys") is not None and engine.audit.meta.get("day-keys") is not None
+
+
+def test_the_append_writes_no_key_and_the_first_search_finds_the_record(settings: Settings) -> None:
+    """Search keys are derived from the records after the append (``AuditLog.index_keys``): an
+    audited read's commit holds only its record, and a search brings the keys up to date first."""
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))  # no background indexer
+    log.record_many([build_event(action="read", origin="o", agents=HIS, patient_ids=[f"p{i}"]) for i in range(3)])
+    assert log.key_index.count() == 0 and log.size == 3
+    log.index_keys()
+    assert log.meta.get("keyed-to") == {"_id": "keyed-to", "size": 3}
+    assert {d["_id"].split("\t")[0] for d in log.key_index.find()} >= {"p:p0", "p:p1", "p:p2", "a:urn:huren:client|his-a"}
+    log.store.close()
+    with Engine(settings) as engine:
+        engine.audit.record(build_event(action="read", origin="o", agents=LAB, patient_ids=["p9"]))
+        found = engine.repository.search("AuditEvent", [("patient", "p9")])  # at once, not at the next round
+        assert [r["id"] for r in found.resources] == [view_id("audit-3", "p9")]
+        assert engine.audit.meta.get("keyed-to")["size"] == 4
+        assert engine.repository.search("AuditEvent", [("agent:identifier", "urn:huren:client|his-a")]).total == 3

@@ -34,8 +34,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
+
 from engine import fhirjson
-from engine.audit.record import event_of
+from engine.audit.record import FORMAT, agent_keys, event_of
 from engine.audit.view import patients_named, views_of
 from engine.errors import MethodNotAllowed
 from engine.repository.indexing import Indexer, IndexRows, normalise
@@ -71,6 +73,8 @@ class _Log(Protocol):
     leaves: Collection
     key_index: Collection
 
+    def index_keys(self) -> None: ...
+
 
 def record_keys(record: dict[str, Any]) -> list[str]:
     """The narrow keys a search finds this record by: ``p:<patient id>`` for each patient it
@@ -85,6 +89,17 @@ def record_keys(record: dict[str, Any]) -> list[str]:
 
 def key_docs(seq_key: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"_id": f"{key}{_SEP}{seq_key}"} for key in record_keys(record)]
+
+
+def stored_keys(data: str | bytes) -> tuple[list[str], str | None]:
+    """The search keys and the ``recorded`` instant of a stored record: from a compact record's
+    facts directly, else from its AuditEvent."""
+    doc = orjson.loads(data)
+    if doc.get("f") == FORMAT and "resourceType" not in doc:
+        keys = [f"p:{pid}" for pid in dict.fromkeys(doc.get("pat") or ()) if pid]
+        keys.extend(agent_keys(tuple(doc["by"])))
+        return keys, doc.get("at")
+    return record_keys(doc), doc.get("recorded")
 
 
 def group_key_docs(grouped: dict[str, list[int]]) -> list[dict[str, Any]]:
@@ -276,6 +291,7 @@ class AuditViews:
     # -- search
     def _candidates(self, query: Query) -> Iterator[tuple[int, dict[str, Any]]]:
         """The records whose views may match: from the narrowest key the query names, else all."""
+        self.log.index_keys()  # the records appended since the keys were last brought up to date
         best: set[int] | None = None
         if query.compartment is not None:
             best = self._seqs_of([f"p:{p}" for p in query.compartment])

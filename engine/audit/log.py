@@ -43,7 +43,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,7 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, day_key_docs, group_key_docs, key_docs
-from engine.audit.derived import record_keys as derived_keys
+from engine.audit.derived import KEYS, day_key_docs, group_key_docs, key_docs, stored_keys
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
@@ -66,7 +65,9 @@ LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoint
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
 KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
-KEY_BATCH = 1000  # records per transaction when earlier versions' records are given their keys
+KEY_BATCH = 1000  # records per transaction when records are given their keys
+KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
+KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 
 
 def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
@@ -129,6 +130,7 @@ class AuditLog:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
+        self._indexer: threading.Thread | None = None
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._reload()
@@ -240,12 +242,10 @@ class AuditLog:
                 try:
                     with self._transaction():
                         self._catch_up()
-                        results, leaves, keys, frontier, cp = self._prepare(events)
+                        results, leaves, frontier, cp = self._prepare(events)
                         if not leaves:
                             return results
                         self.leaves.insert_many(leaves)
-                        if keys:
-                            self.key_index.insert_many(keys)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
@@ -286,27 +286,20 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], merkle.Frontier,
-            Checkpoint | None]:
-        """The documents appending ``events`` writes (leaves with their tree nodes, keys), on a copy
-        of the right edge."""
+            list[Appended | Exception], list[dict[str, Any]], merkle.Frontier, Checkpoint | None]:
+        """The documents appending ``events`` writes (leaves with their tree nodes), on a copy of the
+        right edge."""
         frontier = self._frontier.copy()
         results: list[Appended | Exception] = []
         leaves: list[dict[str, Any]] = []
-        keys: list[dict[str, Any]] = []
-        dated: list[tuple[int, str, str | None]] = []
-        grouped: dict[str, list[int]] = {}  # search key -> the group's records under it
         for event in events:
             seq = frontier.size
             key_of = seq_key(seq)
             try:
                 if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
                     data = event.data(seq)
-                    record_keys, recorded = event.keys(), event.recorded
                 else:  # a complete AuditEvent (format 1)
-                    resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
-                    data = _canonical(event, resource)
-                    record_keys, recorded = derived_keys(resource), resource.get("recorded")
+                    data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
             except Exception as exc:  # this record only; the rest of the group goes on
                 results.append(exc)
                 continue
@@ -316,17 +309,12 @@ class AuditLog:
             if made:  # the nodes this leaf completes, level 1 up (see subtree_hash)
                 doc["nodes"] = [h.hex() for _lvl, _idx, h in made]
             leaves.append(doc)
-            for key in record_keys:
-                grouped.setdefault(key, []).append(seq)
-            dated.append((seq, key_of, recorded))
             results.append(Appended(seq, leaf, data))
-        keys += group_key_docs(grouped)
-        keys += day_key_docs(dated)
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
               if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, leaves, keys, frontier, cp
+        return results, leaves, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
@@ -413,24 +401,86 @@ class AuditLog:
                 except Exception:  # keep the timer alive; the next append retries
                     log.exception("audit: periodic checkpoint failed")
 
+        def index() -> None:
+            while not self._stop.wait(KEY_SECONDS):
+                try:
+                    self.index_keys()
+                except Exception:  # a search catches up itself; the next round retries
+                    log.exception("audit: indexing the records' search keys failed")
+
         # before anything can search AuditEvents: every record has its keys, and no copy an
         # earlier version stored survives (not at construction: `huren audit verify` writes nothing)
         self._key_earlier_records()
+        self._mark_keyed()
         if self.repository is not None:
             purge_legacy_copies(self, self.repository, VIEW_PROGRESS)
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
+        self._indexer = threading.Thread(target=index, name="audit-keys", daemon=True)
+        self._indexer.start()
 
     def close(self) -> None:
         self._stop.set()
         if self._timer is not None:
             self._timer.join(timeout=5)
-        self._timer = None
+        if self._indexer is not None:
+            self._indexer.join(timeout=5)
+        self._timer = self._indexer = None
         if self.keys.can_sign and self.size:
             try:  # sign the tail so a clean shutdown leaves every record covered
                 self.checkpoint()
             except Exception:
                 log.exception("audit: final checkpoint failed")
+
+    # ------------------------------------------------------------------ search keys
+    def index_keys(self) -> None:
+        """Give the records appended since the last call their search keys (``audit_keys``).
+
+        Keys are not written by the append: they are derived from the records, so writing them in
+        each group's commit (four of its ~10 pages: the keys' table and three places in its index)
+        made every audited read pay for an index only searches use. A background thread calls this
+        every ``KEY_SECONDS``, and every search of the views calls it first, so a view is found
+        the moment its record commits. The records keyed so far are ``audit_meta/keyed-to``,
+        advanced in the same transaction as the keys (a crash leaves both or neither), and the
+        transaction holds the audit file's write lock, so two processes never key the same
+        records. ``KEY_BATCH`` records per transaction keep appends waiting ~1-2 ms at most.
+        """
+        while True:
+            last = self.leaves.find(sort=[("_id", -1)], limit=1)
+            mark = self.meta.get(KEY_MARK)
+            done = int(mark["size"]) if mark is not None else 0
+            if not last or int(last[0]["seq"]) < done:
+                return
+            with self.store.transaction():
+                mark = self.meta.get(KEY_MARK)  # another process may have keyed them meanwhile
+                done = int(mark["size"]) if mark is not None else 0
+                docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
+                if not docs:
+                    return
+                grouped: dict[str, list[int]] = {}
+                dated: list[tuple[int, str, str | None]] = []
+                for doc in docs:
+                    seq = int(doc["seq"])
+                    keys, recorded = stored_keys(doc["data"])
+                    for key in keys:
+                        grouped.setdefault(key, []).append(seq)
+                    dated.append((seq, doc["_id"], recorded))
+                for key_doc in group_key_docs(grouped) + day_key_docs(dated):
+                    self.key_index.replace(key_doc)  # a rerun after a crash on MongoDB writes the same
+                self.meta.replace({"_id": KEY_MARK, "size": int(docs[-1]["seq"]) + 1})
+            if len(docs) < KEY_BATCH:
+                return
+
+    def _mark_keyed(self) -> None:
+        """At start: the records appended so far have their keys (earlier versions wrote them at
+        append, and ``_key_earlier_records`` gave the oldest theirs), so ``index_keys`` starts after
+        them. Set once, by the first process of this version to start, before it appends."""
+        if self.meta.get(KEY_MARK) is not None:
+            return
+        with self.store.transaction():
+            last = self.leaves.find(sort=[("_id", -1)], limit=1)
+            with suppress(DuplicateKey):
+                self.meta.insert({"_id": KEY_MARK, "size": int(last[0]["seq"]) + 1 if last else 0})
 
     # ------------------------------------------------------------------ keys of earlier records
     def _key_earlier_records(self) -> None:

@@ -89,12 +89,6 @@ class Facts:
             doc["for"] = self.acting_for
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
-    def keys(self) -> list[str]:
-        """The narrow search keys of the record (``engine.audit.derived.record_keys`` of its
-        AuditEvent, without building it): each patient named, each requesting agent."""
-        keys = [f"p:{pid}" for pid in dict.fromkeys(self.patients) if pid]
-        keys.extend(agent_keys(self.requestor))
-        return keys
 
 
 def facts(*, action: str, recorded: str, start: str | None, outcome: str, desc: str | None,
