@@ -201,7 +201,6 @@ def main() -> None:
         token = seed(data_dir)
         modes = ("audited",) if args.audited_only else ("plain", "audited")
         figures = {mode: measure(data_dir, token, mode == "audited", seconds, rounds, args.workers) for mode in modes}
-        records, groups = group_commits(data_dir)
     if args.audited_only:
         for clients in (1, 8):
             rate, cpu = figures["audited"][clients]
@@ -209,8 +208,6 @@ def main() -> None:
                   f"connection{'s' if clients > 1 else ''}: audited {rate:,.0f}/s, server CPU per read "
                   f"{cpu * 1e6:.0f} µs")
         print(target_line(figures["audited"][8], None, args.workers))
-        print(f"audit records {records:,} in {groups:,} group commits ({records / max(groups, 1):.1f} per commit, "
-              "all runs)")
         return
     for clients in (1, 8):
         (plain, plain_cpu), (audited, audited_cpu) = figures["plain"][clients], figures["audited"][clients]
@@ -219,21 +216,8 @@ def main() -> None:
               f"(wall +{(plain / audited - 1) * 100:.0f}%); server CPU per read {plain_cpu * 1e6:.0f} -> "
               f"{audited_cpu * 1e6:.0f} µs (audit +{(audited_cpu / plain_cpu - 1) * 100:.0f}%)")
     print(target_line(figures["audited"][8], figures["plain"][8], args.workers))
-    print(f"audit records {records:,} in {groups:,} group commits ({records / max(groups, 1):.1f} per commit, all runs)")
     if args.json:
         print(json.dumps(figures))
-
-
-def group_commits(data_dir: Path) -> tuple[int, int]:
-    """Records in the audit log and the group commits that wrote them: each appended group writes
-    one day key per UTC day it touches (``engine.audit.derived.day_key_docs``), so on one day
-    their count is the number of groups (a run crossing midnight counts one more)."""
-    import sqlite3
-
-    with sqlite3.connect(f"file:{data_dir / 'audit.sqlite3'}?mode=ro", uri=True) as conn:
-        records = conn.execute('SELECT count(*) FROM "doc_audit_log"').fetchone()[0]
-        groups = conn.execute("""SELECT count(*) FROM "doc_audit_keys" WHERE id >= 'd:' AND id < 'd;'""").fetchone()[0]
-    return records, groups
 
 
 def target_line(audited: tuple[float, float], plain: tuple[float, float] | None, workers: int) -> str:
