@@ -60,10 +60,12 @@ paired runs, load ~6). Only a "no" walks the explaining path, which reports ever
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -72,7 +74,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from conformance.profiles import Profile, load_profiles
+from conformance.profiles import Profile, _values_at, load_profiles
 from engine.errors import Unprocessable
 from engine.fhirjson import dumps as json_dumps
 from engine.fhirjson import schema_view
@@ -329,6 +331,10 @@ class Validator:
         # (resource type, element) -> a check of that element alone, or None when the element is not
         # independent of the rest of the resource (``valid_elements``)
         self._elements: dict[tuple[str, str], Any] = {}
+        # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
+        self._proofs: dict[Any, _Proof | bool] = {}
+        # (resource type, element, hole value key) -> whether that value is valid there
+        self._hole_verdicts: dict[tuple[str, str, Any], bool] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -403,6 +409,119 @@ class Validator:
             return False
         nested = self.r4.nested.get(rtype)
         return nested is None or resource.keys().isdisjoint(nested) or self._nested_fast(resource, nested)
+
+    def valid_planned(self, resource: dict[str, Any], planned: Any) -> bool:
+        """True when ``resource``, built by the converter from a compiled plan (``planned``: an
+        ``adapters.convert.plans.Planned``), is valid; False means "validate the whole".
+
+        Why: the resources of one plan differ only in the plan's holes (a lab result's value, time,
+        patient, visit, specimen); everything else is the same elements in the same order. The
+        first resource of a plan is validated whole; when it passes and no rule relates a hole to
+        another element (``_prove``), every later one is checked in its holes alone: each hole
+        value against its element's own definition and huren's rules on that element (remembered
+        per value: the twelve results of a panel share patient, visit and time), a number hole
+        for being a finite JSON number. ~1-2 us per lab result instead of ~7-11 us for the whole.
+        Any change of shape since the build (an element added or replaced) answers False.
+        """
+        plan = planned.plan
+        if tuple(resource) != plan.names:
+            return False
+        holes = planned.holes
+        if holes.keys() != plan.holes:
+            return False
+        for name, value in holes.items():
+            current = resource.get(name)
+            if type(current) is dict and name in plan.numbers:
+                current = current.get("value")
+            if current is not value:
+                return False
+        proof = self._proofs.get(plan)
+        if proof is None:
+            if not self._valid(resource):
+                return False
+            with self._lock:
+                if len(self._proofs) >= 20000:
+                    self._proofs.clear()
+                self._proofs[plan] = self._prove(resource, plan)
+            return True
+        if proof is False:
+            return False
+        assert isinstance(proof, _Proof)
+        verdicts = self._hole_verdicts
+        for name, value in holes.items():
+            if name in proof.numbers:
+                if not _finite_number(value):
+                    return False
+                continue
+            key = _hole_key(value)
+            if key is None:
+                return False
+            ok = verdicts.get((proof.rtype, name, key))
+            if ok is None:
+                ok = self._hole_valid(proof, name, value)
+                if len(verdicts) >= 50000:
+                    verdicts.clear()
+                verdicts[(proof.rtype, name, key)] = ok
+            if not ok:
+                return False
+        return True
+
+    def _prove(self, resource: dict[str, Any], plan: Any) -> _Proof | bool:
+        """What checking ``plan``'s holes alone needs, or False when a rule of the type relates a
+        hole to other elements (then every resource of the plan is validated whole).
+
+        The element names of every resource of a plan are the same, so rules about which elements
+        are present (R4 ``required``, ``additionalProperties``, the choice groups' presence-only
+        ``dependencies``; huren's ``required``) hold for all once they hold for one. Any other
+        keyword of the type's definition, or a ``required_when`` condition, that names a hole makes
+        the plan unprovable; huren's ``rules`` on a hole are run on each hole value."""
+        rtype = resource["resourceType"]
+        definition = self.r4.definitions.get(rtype) or {}
+        holes = set(plan.holes)
+        for keyword, value in definition.items():
+            if keyword in ("properties", "additionalProperties", "required", "type", "description"):
+                continue
+            if keyword == "dependencies" and all(_presence_only(d) for d in value.values()):
+                continue
+            if any(f'"{h}"' in json_dumps(value).decode() for h in holes):
+                return False
+        properties = definition.get("properties", {})
+        if any(h not in properties or h in self.r4.nested.get(rtype, {}) for h in holes):
+            return False
+        profile = self.profiles.get(rtype)
+        rules: dict[str, list[Any]] = {}
+        if profile is not None:
+            if profile.match is not None and any(f'"{h}"' in json_dumps(profile.match).decode() for h in holes):
+                return False
+            for rule in profile.rules:
+                if rule.element[0] in holes:
+                    rules.setdefault(rule.element[0], []).append(rule)
+        numbers = set()
+        for name in plan.numbers:  # a Quantity whose only hole is its decimal ``value``
+            quantity = self.r4.definitions.get("Quantity", {})
+            decimal_def = self.r4.definitions.get("decimal", {})
+            if (properties.get(name) != {"$ref": "#/definitions/Quantity"} or name in rules
+                    or set(quantity) - {"properties", "additionalProperties", "type", "description"}
+                    or quantity.get("properties", {}).get("value") != {"$ref": "#/definitions/decimal"}
+                    or set(decimal_def) - {"type", "pattern", "description"} or decimal_def.get("type") != "number"):
+                return False
+            numbers.add(name)
+        return _Proof(rtype, frozenset(numbers), rules)
+
+    def _hole_valid(self, proof: _Proof, name: str, value: Any) -> bool:
+        check = self._elements.get((proof.rtype, "hole:" + name))
+        if check is None:
+            prop = self.r4.definitions[proof.rtype]["properties"][name]
+            with self._lock:
+                check = jsonschema_rs.validator_for({"$schema": self.r4.dialect, **prop,
+                                                     "definitions": self.r4.definitions})
+                self._elements[(proof.rtype, "hole:" + name)] = check
+        if not check.is_valid(value):
+            return False
+        for rule in proof.rules.get(name, ()):
+            if not all(rule.check.is_valid(v) for _, v in _values_at(value, rule.element[1:], "")):
+                return False
+        return True
 
     def valid_elements(self, rtype: str, elements: dict[str, Any]) -> bool:
         """True when a valid resource of type ``rtype`` stays valid with ``elements`` (top-level
@@ -563,6 +682,40 @@ def pins_versions(before: list[Any], after: list[Any]) -> bool:
         if any(new[k] is not old[k] and new[k] != old[k] for k in old if k != "reference"):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """A plan whose resources are checked in their holes alone (``Validator.valid_planned``)."""
+
+    rtype: str
+    numbers: frozenset[str]  # holes that are a Quantity's decimal value
+    rules: dict[str, list[Any]]  # hole -> huren's rules on that element
+
+
+def _presence_only(dependency: Any) -> bool:
+    """A ``dependencies`` entry that only says which other elements may (not) be present."""
+    if isinstance(dependency, list):
+        return True
+    return (isinstance(dependency, dict) and set(dependency) == {"properties"}
+            and all(v is False for v in dependency["properties"].values()))
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number every FHIR decimal accepts (jsonschema-rs takes 64-bit integers)."""
+    if type(value) is int:
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _hole_key(value: Any) -> Any:
+    """A hashable stand-in for a hole value (its verdict is remembered): a string, or a
+    reference that is nothing but its ``reference`` string; None for anything else."""
+    if type(value) is str:
+        return value
+    if type(value) is dict and len(value) == 1 and type(ref := value.get("reference")) is str:
+        return ("reference", ref)
+    return None
 
 
 def _profile_names(profile: Profile, name: str) -> bool:

@@ -54,6 +54,8 @@ class Plan:
     key: tuple[Any, ...]
     make: Any = None  # (category, subject, encounter, specimen, performer, value, effective) -> Observation
     names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
+    holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
+    numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
 
 
 @dataclass(eq=False)
@@ -193,7 +195,10 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
         elif kind == EFFECTIVE and not isinstance(value, str):
             return
         items.append((name, kind, json_copy(value) if kind in (STATIC, VALUE) else None))
-    plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names))
+    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE)
+    plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
+                holes=frozenset(name for name, kind, _ in items if kind in varying),
+                numbers=frozenset(name for name, kind, _ in items if kind == VALUE))
     plan.make = _generate(plan.items)
     if len(entry.plans) >= _PLANS_LIMIT:
         entry.plans.clear()
