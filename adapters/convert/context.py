@@ -8,6 +8,8 @@ segment that had no mapping, for the fidelity report.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -100,6 +102,19 @@ class Context:
             for k, v in resource.items():
                 existing.setdefault(k, v)
         return {"reference": ref}
+
+    @contextmanager
+    def recording(self) -> Iterator[list[tuple[str, str, str]]]:
+        """Every ``note_unmapped`` call made inside the block, reported before or not: a cache of
+        converted values keeps them with the value and reports them again on each hit (the
+        fidelity report must not depend on what the process converted before)."""
+        outer, self.noted = self.noted, []
+        try:
+            yield self.noted
+        finally:
+            inner, self.noted = self.noted, outer
+            if outer is not None:
+                outer.extend(inner)
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -403,12 +403,8 @@ def observation(
                 ctx.planned[ref["reference"]] = planned
             return ref, None
     warned = len(ctx.warnings)
-    ctx.noted = []
-    try:
+    with ctx.recording() as noted:
         ref, attachment = _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
-        noted = ctx.noted
-    finally:
-        ctx.noted = None
     if ref is not None and len(ctx.warnings) == warned:
         res = ctx.resources.get(ref["reference"])
         if res is not None and res.get("id") == ref["reference"].split("/", 1)[1] and attachment is None:
