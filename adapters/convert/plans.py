@@ -42,6 +42,7 @@ HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "perf
 # the OBX fields whose text decides everything but the holes (OBX-5 and OBX-14 are holes)
 _DESCRIBING = (2, 3, 6, 7, 8, 11)
 _PLANS_LIMIT = 20000
+UNKNOWN: Any = object()  # no plan learnt yet for a description (None: its shape is not plannable)
 
 
 @dataclass(eq=False)
@@ -70,7 +71,7 @@ class Planned:
 class _SitePlans:
     site: Any
     table_fields: tuple[int, ...] | None  # OBX fields the site's obx_observation table reads, None: not plannable
-    plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
+    plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)  # None: not plannable
 
 
 _SITES: dict[int, _SitePlans] = {}
@@ -169,7 +170,11 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
 def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
           encounter: Any, performer: dict[str, str], specimen: Any, unmapped: list[tuple[str, str, str]]) -> None:
     """Keep ``res`` (just converted the ordinary way from an OBX described by ``key``, without a
-    warning) as the plan of its description, when it has the shape ``build`` makes."""
+    warning) as the plan of its description, when it has the shape ``build`` makes; else remember
+    that the description has another shape (its OBX take the ordinary path without trying)."""
+    if len(entry.plans) >= _PLANS_LIMIT:
+        entry.plans.clear()
+    entry.plans[key] = None
     items: list[tuple[str, int, Any]] = []
     names = list(res)
     if names[:1] != ["resourceType"] or names[-1:] != ["id"]:
@@ -200,8 +205,6 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
                 numbers=frozenset(name for name, kind, _ in items if kind == VALUE))
     plan.make = _generate(plan.items)
-    if len(entry.plans) >= _PLANS_LIMIT:
-        entry.plans.clear()
     entry.plans[key] = plan
 
 

@@ -393,8 +393,10 @@ def observation(
     if described is None:
         return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
     description, entry, text = described
-    known = entry.plans.get(description)
-    if known is not None:
+    known = entry.plans.get(description, plans.UNKNOWN)
+    if known is None:  # a description whose Observation has a shape no plan makes
+        return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
+    if known is not plans.UNKNOWN:
         built = plans.build(known, obx, ctx, text, category, subject, encounter, performer, specimen)
         if built is not None:
             res, planned = built
