@@ -511,12 +511,10 @@ class Validator:
     def _hole_valid(self, proof: _Proof, name: str, value: Any) -> bool:
         check = self._elements.get((proof.rtype, "hole:" + name))
         if check is None:
-            prop = self.r4.definitions[proof.rtype]["properties"][name]
             with self._lock:
-                check = jsonschema_rs.validator_for({"$schema": self.r4.dialect, **prop,
-                                                     "definitions": self.r4.definitions})
+                check = self._value_check(self.r4.definitions[proof.rtype]["properties"][name])
                 self._elements[(proof.rtype, "hole:" + name)] = check
-        if not check.is_valid(value):
+        if not check(value):
             return False
         for rule in proof.rules.get(name, ()):
             if not all(rule.check.is_valid(v) for _, v in _values_at(value, rule.element[1:], "")):
