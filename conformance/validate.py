@@ -328,8 +328,7 @@ class Validator:
             self.profiles.update(load_profiles(site_profiles_dir, self.r4.definitions))
         # resource type -> one compiled check of its R4 definition and its profile (``_checks``)
         self._checked: dict[str, tuple[Any, bool]] = {}
-        # (resource type, element) -> a check of that element alone, or None when the element is not
-        # independent of the rest of the resource (``valid_elements``)
+        # (resource type, "hole:" element) -> a check of that element alone (``valid_planned``)
         self._elements: dict[tuple[str, str], Any] = {}
         # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
         self._proofs: dict[Any, _Proof | bool] = {}
@@ -521,42 +520,17 @@ class Validator:
                 return False
         return True
 
-    def valid_elements(self, rtype: str, elements: dict[str, Any]) -> bool:
-        """True when a valid resource of type ``rtype`` stays valid with ``elements`` (top-level
-        element -> value) set or replaced; False means "validate the whole resource".
-
-        Why: a writer that changes a few elements of a resource validated a moment before need not
-        pay for the whole again. Ingest signs each message's Provenance after its targets are
-        stored (the signature covers the versions they got): the signed Provenance differs from
-        the one validated with its message only in ``target`` (now ``Type/id/_history/n``) and
-        ``signature``, which cost ~5 us to check instead of ~12-50 us for the whole (its ~20
-        target references again, met cold between messages).
-
-        Sound only for elements that no rule relates to other elements: each must be a property
-        of the type's R4 definition that none of its other keywords names (choice-group
-        ``dependencies``...), that holds no nested resources (validated one by one), and that
-        huren's profile for the type does not mention; any other element answers False.
-        """
-        for name, value in elements.items():
-            key = (rtype, name)
-            check = self._elements.get(key, False)
-            if check is False:
-                check = self._element_check(rtype, name)
-            if check is None or not check(value):
-                return False
-        return True
-
     def _value_check(self, schema: dict[str, Any], depth: int = 0) -> Callable[[Any], bool]:
         """A check of a value against ``schema`` (a property of the R4 document), exactly as the
-        schema engine would say, for an element checked alone (``valid_elements``).
+        schema engine would say, for an element checked alone (a hole of a plan).
 
         Why not the schema engine for all of it: one call of it met cold -- between messages,
         after the rest of a message's work -- costs ~40-50 us however small the value (measured on
         ingest's Provenance signature: 45 us for the first call, 2-3 us for the next). So the
-        shapes a signature is made of are checked in Python: an array, an object of a complex
-        type that is nothing but its properties (one level), and a string type whose rule is
-        regular expressions (``_string_check``); a value of any other shape goes to the schema
-        engine, whose verdict is remembered per value (a signer's type and identity repeat).
+        common shapes are checked in Python: an array, an object of a complex type that is
+        nothing but its properties (one level), and a string type whose rule is regular
+        expressions (``_string_check``: a result's time); a value of any other shape goes to the
+        schema engine, whose verdict is remembered per value.
         """
         defs = self.r4.definitions
         keys = set(schema) - {"description"}
@@ -580,8 +554,10 @@ class Validator:
         return self._remembered(schema)
 
     def _remembered(self, schema: dict[str, Any]) -> Callable[[Any], bool]:
-        """The schema engine's verdict on a value, remembered per value (its JSON text)."""
-        check = jsonschema_rs.validator_for({"$schema": self.r4.dialect, **schema, "definitions": self.r4.definitions})
+        """The schema engine's verdict on a value, remembered per value (its JSON text). Compiled
+        on first use, against only the definitions ``schema`` reaches: an object's properties
+        each get one of these, and most are never sent a value."""
+        compiled: list[Any] = []
         verdicts: dict[bytes, bool] = {}
 
         def remembered(value: Any) -> bool:
@@ -591,6 +567,10 @@ class Validator:
                 key = None
             if key is not None and (known := verdicts.get(key)) is not None:
                 return known
+            if not compiled:
+                compiled.append(jsonschema_rs.validator_for(
+                    {"$schema": self.r4.dialect, **schema, "definitions": _reachable(self.r4.definitions, schema)}))
+            check = compiled[0]
             try:
                 ok = check.is_valid(value)
             except ValueError:
@@ -604,27 +584,6 @@ class Validator:
             return ok
 
         return remembered
-
-    def _element_check(self, rtype: str, name: str) -> Any:
-        with self._lock:
-            key = (rtype, name)
-            check = self._elements.get(key, False)
-            if check is not False:
-                return check
-            definition = self.r4.definitions.get(rtype) or {}
-            prop = definition.get("properties", {}).get(name)
-            others = {k: v for k, v in definition.items()
-                      if k not in ("properties", "additionalProperties", "required", "description", "type")}
-            profile = self.profiles.get(rtype)
-            independent = (
-                isinstance(prop, dict)
-                and name not in self.r4.nested.get(rtype, {})
-                and f'"{name}"' not in json_dumps(others).decode()
-                and (profile is None or not _profile_names(profile, name))
-            )
-            check = self._value_check(prop) if independent else None
-            self._elements[key] = check
-            return check
 
     def prepare(self, rtype: str) -> None:
         """Compile what validating ``rtype`` uses (each is compiled on first use, 0.02-0.3 s):
@@ -702,35 +661,6 @@ class Validator:
                     yield from self._nested(item, target, path)
 
 
-_RELATIVE = re.compile(r"[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-\.]{1,64}\Z")
-_VERSION_ID = re.compile(r"[A-Za-z0-9\-\.]{1,64}\Z")
-
-
-def pins_versions(before: list[Any], after: list[Any]) -> bool:
-    """True when the Reference list ``after`` is ``before`` with relative references pinned to a
-    version (``Type/id`` -> ``Type/id/_history/vid``, other elements unchanged): every R4
-    reference shape (narrowed to target types or not) accepts the pinned form exactly when it
-    accepts the plain one, so a valid ``before`` makes a valid ``after``. A cheap, exact check
-    for a writer that pins the references of a resource validated a moment before (ingest's
-    Provenance targets, see ``Validator.valid_elements``)."""
-    if type(before) is not list or type(after) is not list or len(before) != len(after):
-        return False
-    for old, new in zip(before, after, strict=True):
-        if new is old:
-            continue
-        if type(old) is not dict or type(new) is not dict or old.keys() != new.keys():
-            return False
-        plain, pinned = old.get("reference"), new.get("reference")
-        if type(plain) is not str or type(pinned) is not str or _RELATIVE.match(plain) is None:
-            return False
-        head, sep, version = pinned.partition("/_history/")
-        if head != plain or not sep or _VERSION_ID.match(version) is None:
-            return False
-        if any(new[k] is not old[k] and new[k] != old[k] for k in old if k != "reference"):
-            return False
-    return True
-
-
 @dataclass(frozen=True)
 class _Proof:
     """A plan whose resources are checked in their holes alone (``Validator.valid_planned``)."""
@@ -765,6 +695,26 @@ def _hole_key(value: Any) -> Any:
     return None
 
 
+def _reachable(definitions: dict[str, Any], schema: Any) -> dict[str, Any]:
+    """The definitions ``schema`` reaches through ``$ref``, transitively (a small document
+    compiles in a fraction of the whole R4 document's time)."""
+    out: dict[str, Any] = {}
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/definitions/"):
+                name = ref.rsplit("/", 1)[1]
+                if name not in out and name in definitions:
+                    out[name] = definitions[name]
+                    todo.append(definitions[name])
+            todo.extend(v for k, v in node.items() if k != "$ref")
+        elif isinstance(node, list):
+            todo.extend(node)
+    return out
+
+
 # escapes a pattern may use to be run by Python's ``re`` with the schema engine's meaning: no
 # class shorthands (Unicode-aware in one engine, not the other), no anchors but ^ and $
 _SAFE_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|[tnr\-.+\\/\[\](){}*?|^$])")
@@ -789,17 +739,6 @@ def _string_check(definition: dict[str, Any]) -> Callable[[str], bool] | None:
     compiled = [re.compile(p).search for p in patterns]
     longest = int(definition.get("maxLength", 1 << 62))
     return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
-
-
-def _profile_names(profile: Profile, name: str) -> bool:
-    """Whether huren's profile says anything about top-level element ``name`` (required, a rule, the
-    condition of ``required_when``): read as text, so any mention counts (conservative)."""
-    required = [*profile.required.values(), *profile.required_when.values()]
-    if any(name in names for names, _ in required):
-        return True
-    if any(rule.element[:1] == (name,) for rule in profile.rules):
-        return True
-    return profile.match is not None and f'"{name}"' in json_dumps(profile.match).decode()
 
 
 def _issue(path: str, code: str, message: str) -> dict[str, Any]:

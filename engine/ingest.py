@@ -50,7 +50,6 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.header import Header, decode, extract_header
-from conformance.validate import pins_versions
 from engine.audit.events import owners_of
 from engine.errors import FhirError
 from engine.messages import (
@@ -72,7 +71,6 @@ log = logging.getLogger("huren.ingest")
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 MAX_ACK_WARNINGS = 50
 LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
-_ABSENT = object()  # "no such element" (``_signed_checked`` compares element values by identity)
 
 
 class Repository(Protocol):
@@ -598,26 +596,7 @@ class Ingestor:
                 {**t, "reference": f"{t['reference']}/_history/{stored[t['reference']]['meta']['versionId']}"}
                 if t.get("reference") in stored else t for t in prov.get("target", [])]}
             signed.append(self.sign(prov, targets) if len(targets) == len(prov["target"]) else prov)
-        return results + self.repository.write_many(signed, source=source,
-                                                    **self._signed_checked(provenances, signed, checked))
-
-    def _signed_checked(self, provenances: list[dict[str, Any]], signed: list[dict[str, Any]],
-                        checked: dict[str, Any]) -> dict[str, Any]:
-        """``validated=True`` for the signed Provenances when the batch validated them unsigned and
-        signing changed only what can be checked alone: ``target`` pinned to the stored versions
-        (``pins_versions``) and the new ``signature`` (``Validator.valid_elements``); the whole
-        is then not validated a second time (measured in the pipeline: ~45 us per message)."""
-        validator = getattr(self.repository, "validator", None)
-        if not checked or validator is None or not hasattr(validator, "valid_elements"):
-            return {}
-        for before, after in zip(provenances, signed, strict=True):
-            if set(after) - set(before) - {"signature"} or not set(before) <= set(after):
-                return {}
-            changed = {k: v for k, v in after.items() if before.get(k, _ABSENT) is not v}
-            if not pins_versions(before.get("target"), changed.pop("target", before.get("target"))) \
-                    or not validator.valid_elements("Provenance", changed):
-                return {}
-        return {"validated": True}
+        return results + self.repository.write_many(signed, source=source)
 
     def _write_batch(self, items: list[_Item]) -> bool:
         """Write the whole batch in one transaction without a savepoint per message; False (and
