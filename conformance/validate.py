@@ -439,7 +439,7 @@ class Validator:
             if not self._valid(resource):
                 return False
             with self._lock:
-                if len(self._proofs) >= 20000:
+                if len(self._proofs) >= 8192:
                     self._proofs.clear()
                 self._proofs[plan] = self._prove(resource, plan)
             return True

@@ -41,7 +41,7 @@ HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "perf
          "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE}
 # the OBX fields whose text decides everything but the holes (OBX-5 and OBX-14 are holes)
 _DESCRIBING = (2, 3, 6, 7, 8, 11)
-_PLANS_LIMIT = 20000
+_PLANS_LIMIT = 4096  # descriptions kept per site (a few KB each); a lab sends a few thousand at most
 UNKNOWN: Any = object()  # no plan learnt yet for a description (None: its shape is not plannable)
 
 
