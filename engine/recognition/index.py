@@ -10,8 +10,8 @@ the duplicate flag needs the test even while preliminary); the decision filters 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -70,16 +70,29 @@ class ResultIndex:
 
     @contextmanager
     def scope(self) -> Iterator[None]:
-        if getattr(self._local, "windows", None) is not None:
+        opened = self.open()
+        try:
             yield
-            return
-        with ExitStack() as stack:
-            stack.enter_context(self.docs.scope())
-            self._local.windows = {}
-            try:
-                yield
-            finally:
-                self._local.windows = None
+        finally:
+            if opened:
+                self.close()
+
+    def open(self) -> bool:
+        """Start remembering (``scope`` without a generator); False when already open."""
+        if getattr(self._local, "windows", None) is not None:
+            return False
+        self.docs.open()
+        self._local.windows = {}
+        return True
+
+    def close(self) -> None:
+        self.docs.close()
+        self._local.windows = None
+
+    def known_absent(self, refs: Iterable[str]) -> None:
+        """Inside a scope: these results have no entry (first versions: nothing was indexed under
+        their reference before), so asking the store for them is skipped."""
+        self.docs.remember_absent(refs)
 
     def _window(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
         """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days)."""

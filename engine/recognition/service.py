@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -191,18 +191,30 @@ class Recognition:
     def _group_scope(self) -> Iterator[None]:
         """What one write group's hook call keeps at hand: the stored versions of the group, the
         index entries, check and flag rows read or written by key, and each order's facts.
-        The outermost call of this thread owns it; a write the hook makes nests in it."""
-        if getattr(self._local, "current", None) is not None:
+        The outermost call of this thread owns it; a write the hook makes nests in it.
+
+        The check and flag rows the group changed are written when it ends, each once as it
+        ends, their tallies moved once (``_put_check``, ``_put_flag``): a message's order row is
+        changed when the order is stored and again when its result sets the outcome."""
+        local = self._local
+        if getattr(local, "current", None) is not None:
             yield
             return
-        with ExitStack() as stack:
-            for scope in (self.index.scope(), self.checks.scope(), self.flags.scope()):
-                stack.enter_context(scope)
-            self._local.current, self._local.orders = {}, {}
-            try:
-                yield
-            finally:
-                self._local.current = self._local.orders = None
+        self.index.open()
+        self.checks.open()
+        self.flags.open()
+        local.current, local.orders = {}, {}
+        try:
+            yield
+            for before, after in self.checks.take_deferred():
+                aggregates.move(self.check_days, aggregates.check_bucket(before), aggregates.check_bucket(after))
+            for before, after in self.flags.take_deferred():
+                aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+        finally:
+            local.current = local.orders = None
+            self.flags.close()
+            self.checks.close()
+            self.index.close()
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -276,9 +288,14 @@ class Recognition:
         its own, in the same order, with the same outcome.
         """
         with self._group_scope():
+            first, later = [], []
             for resource, _ in writes:
                 self._hold(resource)
-            self.index.docs.prefetch(ref_of(r) for r, _ in writes if r.get("resourceType") in RESULT_TYPES)
+                if resource.get("resourceType") in RESULT_TYPES:
+                    # a first version has no entry: nothing was ever stored under its reference
+                    (first if _version(resource) == 1 else later).append(ref_of(resource))
+            self.index.known_absent(first)
+            self.index.docs.prefetch(later)
             return [self.on_write(resource, previous) for resource, previous in writes]
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -565,13 +582,15 @@ class Recognition:
 
     # -- the two working collections, with their per-day tallies ----------------------------
     def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        if old == new:
+        """Store a flag row and move its tally; inside a write group, once when the group ends."""
+        if old == new or self.flags.defer(new, old):
             return
         self.flags.replace(new)
         aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
 
     def _put_check(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        if old == new:
+        """Store a check row and move its tally; inside a write group, once when the group ends."""
+        if old == new or self.checks.defer(new, old):
             return
         self.checks.replace(new)
         aggregates.move(self.check_days, aggregates.check_bucket(old), aggregates.check_bucket(new))
