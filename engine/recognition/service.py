@@ -253,7 +253,8 @@ class Recognition:
         if resource.get("resourceType") not in RESULT_TYPES:
             return resource
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
-        tags = [t for t in meta.get("tag") or () if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)]
+        had = meta.get("tag") or ()
+        tags = [t for t in had if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)] if had else []
         rules = self._rules
         marks: list[dict[str, Any]] = []
         inst, item = self.facts.classify(resource) if resource.get("status") in FINAL_STATUSES else (None, None)
@@ -264,7 +265,7 @@ class Recognition:
             for code in rules.hr_scopes(inst, item, day):
                 scope = rules.scopes.get(code)
                 marks.append({"system": HR_SYSTEM, "code": code, "display": scope.name if scope else code})
-        if not marks and len(tags) == len(meta.get("tag") or ()):
+        if not marks and len(tags) == len(had):
             return resource
         new_meta = {**meta, "tag": tags + marks}
         if not new_meta["tag"]:
