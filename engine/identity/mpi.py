@@ -59,7 +59,7 @@ class Repository(Protocol):
 
     def read(self, type_: str, id_: str) -> dict[str, Any]: ...
     def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = ...) -> Any: ...
-    def write_many(self, resources: list[dict[str, Any]], *, source: str = ...) -> list[Any]: ...
+    def write_many(self, resources: list[dict[str, Any]], *, source: str = ..., validated: bool = ...) -> list[Any]: ...
     def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
     def add_write_hook(self, hook: Any) -> None: ...
 
@@ -415,13 +415,15 @@ class IdentityService:
         if stated is None:
             before = self.links.get(pid)
             doc, issues, known = self._classify_members(resource, before)
-            self.links.replace(doc)
+            if doc != before:  # the index's own link versions classify as they were
+                self.links.replace(doc)
             members = self._after_write(doc, pid, known)
         else:
             # the statement classified this version a moment ago and the index has not changed
             # since: its findings stand, and the person's records are known without a query
             before, doc, issues = stated.before, stated.doc, list(stated.issues)
-            self.links.replace(doc)
+            if doc != before:
+                self.links.replace(doc)
             members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
                              else set(stated.members) - {pid})
         affected = {pid, *members}
@@ -579,7 +581,11 @@ class IdentityService:
                 changed.append(stated)
             if not changed:
                 return
-            for written in self.repository.write_many(changed, source=INDEX):
+            # validated: each is the stored version with the index's own links in place of the
+            # ones it held (the merge rules keep everything else as stored, which was valid when
+            # stored), and those links have one fixed shape, proven valid by the identity tests;
+            # validating a whole Patient again cost more than the rest of this write
+            for written in self.repository.write_many(changed, source=INDEX, validated=True):
                 version = ((getattr(written, "resource", None) or {}).get("meta") or {}).get("versionId")
                 if version is not None:
                     self._remember(written.resource["id"], int(version))

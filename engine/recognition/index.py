@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,9 +29,10 @@ def group_key(doc: Document) -> str:
     return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
 
 
-def to_doc(r: PriorResult) -> Document:
+def to_doc(r: PriorResult, held: str | None = None) -> Document:
+    """The entry of ``r`` (``held``: instead of ``r.held``, when given)."""
     doc: Document = {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
-                     "day": r.day.isoformat(), "status": r.status, "order": r.order, "held": r.held}
+                     "day": r.day.isoformat(), "status": r.status, "order": r.order, "held": held or r.held}
     if r.analytes:
         doc["analytes"] = list(r.analytes)
     return doc
@@ -126,7 +126,7 @@ class ResultIndex:
         hook reads it anyway: one lookup per result instead of two)."""
         if not read:
             before = self.docs.get(result.ref)
-        doc = to_doc(replace(result, held=(before or {}).get("held") or held))
+        doc = to_doc(result, (before or {}).get("held") or held)
         if doc != before:
             self.docs.replace(doc)
             self._written(doc["_id"], doc)

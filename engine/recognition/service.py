@@ -425,14 +425,14 @@ class Recognition:
         rarely repeats the doctor's ORC-16 re-test reason or the order time. The reasons recorded
         when the order was placed are kept (a later version may add one, never remove one), and so
         are its date and the instant huren first saw it."""
-        reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
-        text = check.get("reason_text") or order.reason_text
-        order = replace(order, reasons=reasons, reason_text=text, placed=check.get("placed"))
+        changes: dict[str, Any] = {
+            "reasons": tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons])),
+            "reason_text": check.get("reason_text") or order.reason_text, "placed": check.get("placed")}
         if check.get("analytes") and not order.analytes:
-            order = replace(order, analytes=tuple(check["analytes"]))
+            changes["analytes"] = tuple(check["analytes"])
         if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
-            order = replace(order, day=date.fromisoformat(check["day"]))
-        return order
+            changes["day"] = date.fromisoformat(check["day"])
+        return replace(order, **changes)
 
     def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:
         item = matches[0].item
