@@ -85,3 +85,36 @@ def test_a_results_classification_is_remembered_per_codings_and_performers(engin
     assert facts.classify(odd) == (a, item)
     assert facts.classify(obs(5, a, "0000-0")) == (a, None)
     assert facts.classify(obs(6, a, "0000-0")) == (a, None)
+
+
+def test_a_deferred_write_reaches_the_store_once_as_it_ends(store: Store) -> None:
+    """A row changed twice in one write group (an order's check row: placed, then its outcome) is
+    written once when the group ends, as it ended; until then the memo answers with it. What the
+    caller learns is the row before the group touched it and after, for its tallies; a group that
+    failed writes nothing, and one that ends a row as it began leaves it alone."""
+    coll = store.collection("defer_test")
+    coll.insert({"_id": "o", "outcome": "pending"})
+    coll.insert({"_id": "k", "n": 1})
+    memo = GroupMemo(coll)
+    assert memo.defer({"_id": "o", "outcome": "x"}, None) is False  # outside a scope: the caller writes
+    writes: list[str] = []
+    real = coll.replace
+    coll.replace = lambda doc, **kw: writes.append(doc["_id"]) or real(doc, **kw)  # type: ignore[method-assign]
+    with store.transaction(), memo.scope():
+        first = memo.get("o")
+        assert memo.defer({"_id": "o", "outcome": "recognised"}, first)
+        assert memo.defer({"_id": "o", "outcome": "duplicate"}, memo.get("o"))
+        assert memo.defer({"_id": "n", "outcome": "pending"}, None)
+        assert memo.defer({"_id": "k", "n": 2}, memo.get("k")) and memo.defer({"_id": "k", "n": 1}, memo.get("k"))
+        assert memo.get("o") == {"_id": "o", "outcome": "duplicate"} and coll.get("o") == first
+        assert writes == []
+        changed = memo.take_deferred()
+        assert sorted(writes) == ["n", "o"]  # "k" ended as it began: not written
+        assert ({"_id": "o", "outcome": "pending"}, {"_id": "o", "outcome": "duplicate"}) in changed
+        assert (None, {"_id": "n", "outcome": "pending"}) in changed
+        assert memo.take_deferred() == []  # taken once
+    assert coll.get("o") == {"_id": "o", "outcome": "duplicate"} and coll.get("n") is not None
+    writes.clear()
+    with store.transaction(), memo.scope():
+        memo.defer({"_id": "o", "outcome": "void"}, memo.get("o"))
+    assert writes == [] and coll.get("o") == {"_id": "o", "outcome": "duplicate"}  # not taken: never written

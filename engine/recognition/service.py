@@ -200,21 +200,20 @@ class Recognition:
         if getattr(local, "current", None) is not None:
             yield
             return
-        self.index.open()
-        self.checks.open()
-        self.flags.open()
+        opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         local.current, local.orders = {}, {}
         try:
             yield
-            for before, after in self.checks.take_deferred():
-                aggregates.move(self.check_days, aggregates.check_bucket(before), aggregates.check_bucket(after))
-            for before, after in self.flags.take_deferred():
-                aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+            if self.checks in opened:
+                for before, after in self.checks.take_deferred():
+                    aggregates.move(self.check_days, aggregates.check_bucket(before), aggregates.check_bucket(after))
+            if self.flags in opened:
+                for before, after in self.flags.take_deferred():
+                    aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
         finally:
             local.current = local.orders = None
-            self.flags.close()
-            self.checks.close()
-            self.index.close()
+            for memo in reversed(opened):
+                memo.close()
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
