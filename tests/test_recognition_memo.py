@@ -118,3 +118,35 @@ def test_a_deferred_write_reaches_the_store_once_as_it_ends(store: Store) -> Non
     with store.transaction(), memo.scope():
         memo.defer({"_id": "o", "outcome": "void"}, memo.get("o"))
     assert writes == [] and coll.get("o") == {"_id": "o", "outcome": "duplicate"}  # not taken: never written
+
+
+def test_windows_prefetched_together_answer_as_the_store(store: Store) -> None:
+    """The windows a write group will ask (its order's, each recognition item's) are read in one
+    query; each then answers exactly what the store holds for its person, item and days, and
+    keeps following the writes."""
+    index = ResultIndex(store.collection("prefetch_test"))
+    for doc in (entry("Observation/1", "P", "CBC", "2026-03-01"), entry("Observation/2", "P", "LFT", "2026-03-04"),
+                entry("Observation/3", "Q", "CBC", "2026-03-04"), entry("Observation/4", "P", "CBC", "2026-02-01"),
+                entry("Observation/5", "P", "LFT", "2026-03-09")):
+        index.coll.insert(doc)
+    finds: list[object] = []
+    real = index.coll.find
+    index.coll.find = lambda *a, **k: finds.append(a) or real(*a, **k)  # type: ignore[method-assign]
+
+    def ids(results: list) -> set[str]:
+        return {getattr(r, "ref", None) or r["_id"] for r in results}
+
+    with store.transaction(), index.scope():
+        index.prefetch_windows([("P", "CBC", "2026-02-26", "2026-03-05"), ("P", "LFT", "2026-03-03", "2026-03-05")])
+        assert len(finds) == 1
+        assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 7)) == {"Observation/1"}
+        assert ids(index.candidates("P", "LFT", date(2026, 3, 5), 2)) == {"Observation/2"}
+        assert ids(index.group(entry("x", "P", "LFT", "2026-03-04"), 1)) == {"Observation/2"}
+        assert len(finds) == 1  # all three from the one query
+        index.put(PriorResult(ref="Observation/6", person="P", item="LFT", institution="A", day=date(2026, 3, 5),
+                              status="final", patient="Patient/p"), "2026-03-05T00:00:00Z")
+        assert ids(index.candidates("P", "LFT", date(2026, 3, 5), 2)) == {"Observation/2", "Observation/6"}
+        assert ids(index.candidates("Q", "CBC", date(2026, 3, 5), 7)) == {"Observation/3"}  # not prefetched: asked
+        assert ids(index.candidates("P", "LFT", date(2026, 3, 9), 7)) == {"Observation/2", "Observation/5",
+                                                                            "Observation/6"}  # wider: asked
+        assert len(finds) == 3

@@ -105,6 +105,33 @@ class ResultIndex:
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
 
+    def prefetch_windows(self, asks: Iterable[tuple[str, str, str, str]]) -> None:
+        """Inside a scope: the windows ``(person, item, lo, hi)`` a write group is about to ask
+        (a lab message: its order's, and each recognition item's group), read in one query for
+        all of them instead of one each. A window already known is not asked again; one alone
+        is left to be asked when needed, as always."""
+        windows: Windows | None = getattr(self._local, "windows", None)
+        if windows is None:
+            return
+        wanted: dict[tuple[str, str], tuple[str, str]] = {}
+        for person, item, lo, hi in asks:
+            known = windows.get((person, item))
+            if known is not None and known[0] <= lo and hi <= known[1]:
+                continue
+            was = wanted.get((person, item))
+            wanted[(person, item)] = (min(lo, was[0]), max(hi, was[1])) if was else (lo, hi)
+        if len(wanted) < 2:
+            return
+        lo = min(w[0] for w in wanted.values())
+        hi = max(w[1] for w in wanted.values())
+        docs = self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
+                               "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}})
+        for person, item in wanted:  # every entry of each pair dated in [lo, hi] is among docs
+            known = windows.get((person, item))
+            if known is None or (lo <= known[0] and known[1] <= hi):
+                windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs
+                                                    if d.get("person") == person and d.get("item") == item})
+
     def _written(self, ref: str, doc: Document | None) -> None:
         """Keep the remembered windows in step with the entry ``ref`` now being ``doc`` (None: gone)."""
         windows: Windows | None = getattr(self._local, "windows", None)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
@@ -201,7 +201,7 @@ class Recognition:
             yield
             return
         opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
-        local.current, local.orders = {}, {}
+        local.current, local.orders, local.facts = {}, {}, {}
         try:
             yield
             if self.checks in opened:
@@ -211,7 +211,7 @@ class Recognition:
                 for before, after in self.flags.take_deferred():
                     aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
         finally:
-            local.current = local.orders = None
+            local.current = local.orders = local.facts = None
             for memo in reversed(opened):
                 memo.close()
 
@@ -296,7 +296,30 @@ class Recognition:
                     (first if _version(resource) == 1 else later).append(ref_of(resource))
             self.index.known_absent(first)
             self.index.docs.prefetch(later)
+            self.index.prefetch_windows(self._windows_asked(writes))
             return [self.on_write(resource, previous) for resource, previous in writes]
+
+    def _windows_asked(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+                       ) -> Iterator[tuple[str, str, str, str]]:
+        """The index windows the group's orders and results will ask (see ``ResultIndex._window``):
+        an order's candidates, a result's test read along with its window. The facts of each
+        result are kept for its own call (``on_result``), which would read them again."""
+        items = self._rules.items
+        facts_of = self._local.facts
+        for resource, _ in writes:
+            rtype = resource.get("resourceType")
+            if rtype in RESULT_TYPES:
+                facts = self.facts.result(resource)
+                facts_of[ref_of(resource)] = (resource, facts)
+                person, item, day = (facts.person, facts.item, facts.day) if facts else (None, None, None)
+            elif rtype == ORDER_TYPE and resource.get("status") not in ("revoked", "entered-in-error"):
+                order = self._order_facts(resource)
+                person, item, day = (order.person, order.item, order.day) if order else (None, None, None)
+            else:
+                continue
+            found = items.get(item or "")
+            if person and found is not None and day is not None:
+                yield person, found.code, (day - timedelta(days=found.window_days)).isoformat(), day.isoformat()
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook for one stored version (``on_write_many`` calls it for each)."""
@@ -454,7 +477,8 @@ class Recognition:
     def on_result(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
         ref = ref_of(resource)
         before = self.index.get(ref)
-        facts = self.facts.result(resource)
+        kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
+        facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
