@@ -241,6 +241,7 @@ class Ingestor:
                 with _collector_paused():
                     self._phase2(items)
                     self._finish(items)
+                    _release(items)
                 done += len(items)
                 if any(i.outcome is not None and i.outcome.status == RECEIVED for i in items):
                     return done  # the database keeps failing: do not spin; the next start retries
@@ -364,6 +365,7 @@ class Ingestor:
     def _run_batch(self, items: list[_Item]) -> None:
         with _collector_paused():
             self._run_batch_now(items)
+            _release(items)
 
     def _run_batch_now(self, items: list[_Item]) -> None:
         self.stats.batches += 1
@@ -859,6 +861,20 @@ class Ingestor:
                                                       ("ack", outcome.code)) if v})
         with self.store.transaction():
             self.audit.record(event)  # type: ignore[union-attr]
+
+
+def _release(items: list[_Item]) -> None:
+    """Let go of what a finished batch built (parse trees, conversions, resources, documents)
+    before the collector runs again, so that reference counting frees it at once.
+
+    Why: the items outlive the batch (``process`` returns their outcomes; the worker holds the
+    batch until its next one), and the young collection that the paused collector owes ran as
+    soon as it was resumed, walking every container the batch still held: measured ~95 us per
+    12-OBX message in batches of 50, one collection per batch. Freed first, there is little
+    left for it to walk, and the allocation count it is triggered by falls back."""
+    for item in items:
+        item.conversion = item.doc = item.same_as = None
+        item.text = ""
 
 
 @contextlib.contextmanager
