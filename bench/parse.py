@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import re  # noqa: E402
 
 from adapters.convert import convert  # noqa: E402
-from adapters.hl7v2.charsets import decode_message  # noqa: E402
+from adapters.hl7v2.header import decode_message  # noqa: E402
 from adapters.hl7v2.parser import parse  # noqa: E402
 from engine.identity.nationalid import check_character  # noqa: E402
 from engine.settings import Settings  # noqa: E402

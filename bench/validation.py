@@ -217,7 +217,7 @@ def converted_message(budget: float) -> str:
     ``Validator.validate``; CPU µs per message (process time, best of 3 passes), so other work on
     the machine does not count."""
     from adapters.convert import convert
-    from adapters.hl7v2.charsets import decode_message
+    from adapters.hl7v2.header import decode_message
     from adapters.hl7v2.parser import parse
     from bench.parse import FEEDS, MESSAGES, variants
     from engine.settings import Settings

@@ -599,7 +599,7 @@ class Ingestor:
         t0 = time.perf_counter()
         text = item.text
         if not text:
-            text, _ = decode(item.raw, h.charset)
+            text, _ = decode(item.raw, h.charset, h.extensions)
         try:
             message = self.parse(text)
         except HL7Error as e:

@@ -9,8 +9,8 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from adapters.convert import Conversion, convert
-from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
+from adapters.hl7v2.header import decode_message
 from adapters.hl7v2.parser import parse
 from conformance.validate import Validator
 from engine.settings import Settings

@@ -24,8 +24,8 @@ from pathlib import Path
 from unittest import mock
 
 from adapters.convert import Conversion, convert
-from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
+from adapters.hl7v2.header import decode_message
 from adapters.hl7v2.parser import parse
 from engine.fhirjson import dumps
 from engine.settings import Settings

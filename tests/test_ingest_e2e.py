@@ -178,3 +178,26 @@ def test_new_institution_registered_then_quarantine_replayed(settings: Settings,
         (site / "institutions.yaml").write_text("- code: [broken\n", encoding="utf-8")
         r = http.post(f"/admin/quarantine/{doc_id}/replay", params={"reload_site": "true"}, headers=admin)
         assert r.status_code == 422 and "institutions.yaml" in r.json()["issue"][0]["diagnostics"]
+
+
+def test_iso_2022_code_extension_is_decoded_not_stored_as_escape_sequences(engine: Engine, fhir: TestClient) -> None:
+    """MSH-18 ``~ISO IR87`` (ASCII by default, JIS X 0208 after ``ESC $ B``), as Japanese systems
+    send it: the name is read in its characters. The bytes are 7-bit, so a UTF-8 decode would
+    "succeed" and store the escape sequences in the name."""
+    text = (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101091500||ADT^A01^ADT_A01|J1|P|2.5||||||~ISO IR87"
+            f"||ISO 2022-1994\rEVN|A01|20261101091500\rPID|1||{NATIONAL_ID}^^^^NNCHN||山田^太郎||19800101|M\r"
+            "PV1|1|I\r")
+    raw = text.encode("iso2022_jp")
+    assert b"\x1b$B" in raw and raw.isascii()
+    (ack,) = send(engine, raw)
+    assert ack_code_of(ack) == "AA", ack
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", "J1"))
+    assert doc is not None and doc["status"] == PROCESSED
+    (patient_ref,) = [r for r in doc["resources"] if r.startswith("Patient/")]
+    patient = fhir.get(f"/fhir/{patient_ref}").json()
+    assert patient["name"][0]["family"] == "山田" and patient["name"][0]["given"] == ["太郎"]
+    # without escape sequences the same declaration changes nothing (SS-MIX2 samples are UTF-8)
+    from adapters.hl7v2.header import extract_header
+
+    head, decoded = extract_header(text.encode("utf-8"))
+    assert head.extensions == ("ISO IR87",) and head.codec == "utf-8" and "山田" in decoded

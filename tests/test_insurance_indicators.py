@@ -291,3 +291,40 @@ def test_a_threshold_on_an_unknown_measure_names_file_and_line(settings: Any, tm
 
     with pytest.raises(SiteError, match=r"thresholds.yaml:2: .*no Measure 'huren-nope'"):
         load_thresholds(site, load_measures(site))
+
+
+def test_an_admission_counts_its_lines_from_months_before_and_reading_stays_in_the_period(engine: Engine) -> None:
+    """A stay admitted in January and discharged in March costs all its lines in March's
+    per-admission figure (January's line too), while March's spending counts only March's line.
+    The indicators read what the month and its baseline hold, not the whole store: lines of other
+    years and stays discharged before the period are never fetched."""
+    http = TestClient(create_app(engine))
+    http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", "system/*.cruds")
+    put(http, {"resourceType": "Patient", "id": "p1", "name": [{"text": "王五"}]})
+    put(http, stay("long", SECOND, "2026-01-20T09:00:00+08:00", "2026-03-05T10:00:00+08:00"))
+    put(http, stay("old", SECOND, "2024-05-01T09:00:00+08:00", "2024-05-03T10:00:00+08:00"))
+    for res in (line("c-jan", SECOND, "2026-01-21T10:00:00+08:00", "1000.00", stay="long"),
+                line("c-mar", SECOND, "2026-03-01T10:00:00+08:00", "500.00", stay="long"),
+                line("c-old", SECOND, "2024-05-02T10:00:00+08:00", "9999.00", stay="old"),
+                line("c-2023", SECOND, "2023-03-10T10:00:00+08:00", "7777.00")):
+        put(http, res)
+    fetched: list[str] = []
+    search = engine.repository.search
+
+    def recording_search(rtype: Any, params: Any, **kw: Any) -> Any:
+        page = search(rtype, params, **kw)
+        fetched.extend(f"{r['resourceType']}/{r['id']}" for r in page.resources)
+        return page
+
+    engine.repository.search = recording_search  # type: ignore[method-assign]
+    http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("insurer", INSURER, kind="auditor")
+    res = http.get("/reports/indicators", params={"month": "2026-03"})
+    assert res.status_code == 200, res.text
+    reports = {e["resource"]["measure"]: e["resource"] for e in res.json()["entry"]
+               if e["resource"]["resourceType"] == "MeasureReport"}
+    cost = reports["urn:huren:Measure/huren-per-admission-cost"]
+    assert figures(cost["group"][0]) == (D("1500.00"), D("1"))
+    growth = reports["urn:huren:Measure/huren-spending-growth"]
+    assert figures(growth["group"][0])[0] == D("500.00")
+    assert "ChargeItem/c-jan" in fetched and "ChargeItem/c-mar" in fetched
+    assert not {"ChargeItem/c-old", "ChargeItem/c-2023", "Encounter/old"} & set(fetched), fetched

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from adapters.hl7v2 import errors as E
-from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.escapes import Encoding, escape, unescape
+from adapters.hl7v2.header import decode_message
 from adapters.hl7v2.parser import iter_messages, parse, parse_header
 from tests.conftest import SAMPLES
 

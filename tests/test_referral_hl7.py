@@ -142,3 +142,21 @@ def test_an_auditor_bound_to_an_institution_sees_only_its_referrals(engine: Engi
     assert http.get(f"/reports/referrals?institution={other}").status_code == 404
     assert http.get(f"/reports/remote-reading?centre={COUNTY}").status_code == 404
     assert http.get("/reports/remote-reading").status_code == 200
+
+
+def test_a_modification_that_names_no_receiver_keeps_the_one_named_before(engine: Engine, http: TestClient) -> None:
+    """REF^I13 (modify) from the same referral without the referred-to facility (PRD-4.4 empty) is a
+    thinner message: the institution the referral was sent to stays. One that names another
+    facility redirects the referral: the new institution replaces the old, it is not added."""
+    county = bearer(engine, "his-county")
+    assert post(http, engine, referral("REF", "REF-5", "P", receiver=COUNTY))[0] == "AA"
+    modify = referral("REF", "REF-6", "P").replace(b"^I12^REF_I12|", b"^I13^REF_I13|")
+    assert post(http, engine, modify)[0] == "AA"
+    (sr,) = [e["resource"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]]
+    institutions = [p["identifier"]["value"] for p in sr["performer"] if "identifier" in p]
+    assert institutions == [COUNTY], sr["performer"]
+    assert any(p.get("reference", "").startswith("Practitioner/") for p in sr["performer"])
+    redirect = referral("REF", "REF-7", "P", receiver="FNZYY").replace(b"^I12^REF_I12|", b"^I13^REF_I13|")
+    assert post(http, engine, redirect)[0] == "AA"
+    (sr,) = [e["resource"] for e in http.get("/fhir/ServiceRequest", headers=county).json()["entry"]]
+    assert [p["identifier"]["value"] for p in sr["performer"] if "identifier" in p] == ["FNZYY"], sr["performer"]

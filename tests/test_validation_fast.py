@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from adapters.convert import convert
-from adapters.hl7v2.charsets import decode_message
 from adapters.hl7v2.errors import HL7Error
+from adapters.hl7v2.header import decode_message
 from adapters.hl7v2.parser import parse
 from conformance.profiles import load_profile
 from conformance.validate import Validator

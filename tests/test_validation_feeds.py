@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.convert import convert
-from adapters.hl7v2.charsets import decode_message
+from adapters.hl7v2.header import decode_message
 from adapters.hl7v2.parser import parse
 from conformance.validate import Validator
 from engine.settings import Settings

@@ -1,16 +1,33 @@
-"""MSH-18 character sets (HL7 table 0211) → Python codecs, and decoding raw message bytes.
+"""MSH-18 character sets (HL7 table 0211) → Python codecs, and raw message bytes → text.
+
+The one owner of that decision: the pipeline (``adapters.hl7v2.header``), the parser's ``\\X..\\``
+escapes, the quarantine views and the tests all call this module.
 
 Chinese HIS/LIS feeds commonly declare ``GB 18030-2000`` (or nothing, and send GBK); the parser
-works on ``str``, so bytes are decoded here first. ``decode_message`` reads MSH-18 from the ASCII
-header (delimiters and MSH-1..17 are ASCII in every HL7 character set but UTF-16) and falls back
-to UTF-8, then GB18030, which decodes any byte string GBK senders produce.
+works on ``str``, so bytes are decoded first: the codec MSH-18 names, else UTF-8, else GB 18030
+(which decodes any byte string GBK senders produce).
+
+MSH-18 may repeat (HL7 v2.5 2.15.9.18): the first repetition is the default character set (empty:
+ASCII), the later ones are sets the text switches to by ISO 2022 escape sequences (MSH-20 names the
+scheme, e.g. ``ISO 2022-1994``). Japanese systems send ``~ISO IR87`` this way: ASCII by default,
+JIS X 0208 after ``ESC $ B``. Such bytes are 7-bit, so a UTF-8 decode "succeeds" and would leave the
+escape sequences in the names; when the bytes carry ESC and a repetition names an ISO 2022 set,
+they are decoded with an ISO 2022 codec instead.
 """
 
 from __future__ import annotations
 
-CHARSETS: dict[str, str] = {
+import codecs
+
+# HL7 table 0211 (alternate character sets) -> Python codec; keys compared without spaces/underscores/case.
+_CHARSETS = {
     "ASCII": "ascii",
-    "8859/1": "iso8859-1",
+    "UNICODEUTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "UNICODE": "utf-8",
+    "UNICODEUTF-16": "utf-16",
+    "UNICODEUTF-32": "utf-32",
+    "8859/1": "latin-1",
     "8859/2": "iso8859-2",
     "8859/3": "iso8859-3",
     "8859/4": "iso8859-4",
@@ -20,59 +37,71 @@ CHARSETS: dict[str, str] = {
     "8859/8": "iso8859-8",
     "8859/9": "iso8859-9",
     "8859/15": "iso8859-15",
-    "UNICODE": "utf-8",
-    "UNICODE UTF-8": "utf-8",
-    "UNICODE UTF-16": "utf-16",
-    "UNICODE UTF-32": "utf-32",
-    "GB 18030-2000": "gb18030",
     "GB18030": "gb18030",
-    "GBK": "gbk",
+    "GB18030-2000": "gb18030",
+    "GB18030-2005": "gb18030",
+    "GB2312": "gb18030",  # GB 18030 is a superset of GB 2312 and GBK
+    "GBK": "gb18030",
+    "ISOIR87": "iso2022_jp",
+    "ISOIR159": "iso2022_jp_2",
+    "KSX1001": "euc_kr",
     "BIG-5": "big5",
-    "CNS 11643-1992": "big5",
-    "ISO IR87": "iso2022_jp",
-    "ISO IR159": "iso2022_jp_2",
-    "KS X 1001": "euc_kr",
+    "BIG5": "big5",
+    "CNS11643-1992": "big5",
 }
 
+_BOMS = (codecs.BOM_UTF8,)
 
-def codec_for(msh18: str) -> str:
-    """Python codec for an MSH-18 value (first repetition); UTF-8 when empty or unknown."""
-    return CHARSETS.get(msh18.strip().upper(), "utf-8") if msh18 else "utf-8"
+# MSH-18 repetitions that are reached by ISO 2022 escape sequences (code extension), and the
+# codecs tried for them in order: iso2022_jp_2 reads JIS X 0208 and 0212 (ISO IR87, IR159),
+# iso2022_jp_ext the half-width katakana of JIS X 0201 (ISO IR13).
+_ISO2022_SETS = {"ISOIR87", "ISOIR159", "ISOIR13"}
+_ISO2022_CODECS = ("iso2022_jp_2", "iso2022_jp_ext")
 
 
-def decode_message(raw: bytes) -> str:
-    """Decode raw message bytes honouring a BOM and MSH-18; never raises."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8", errors="replace")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16", errors="replace")
-    declared = _sniff_msh18(raw)
-    if declared:
-        return raw.decode(codec_for(declared), errors="replace")
+def _key(charset: str) -> str:
+    return charset.replace(" ", "").replace("_", "").upper()
+
+
+def codec_for(charset: str) -> str | None:
+    """Python codec for an MSH-18 value (HL7 table 0211) or a codec name; None when unknown."""
+    key = _key(charset)
+    if key in _CHARSETS:
+        return _CHARSETS[key]
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("gb18030", errors="replace")
+        return codecs.lookup(charset.strip()).name
+    except LookupError:
+        return None
 
 
-def _sniff_msh18(raw: bytes) -> str:
-    start = raw.find(b"MSH")
-    if start < 0 or len(raw) < start + 8:
-        return ""
-    end = len(raw)
-    for sep in (b"\r", b"\n"):
-        pos = raw.find(sep, start)
-        if 0 <= pos < end:
-            end = pos
-    header = raw[start:end]
-    fsep = header[3:4]
-    parts = header.split(fsep)
-    # parts[0]='MSH', parts[1]=MSH-2, parts[n]=MSH-(n+1): MSH-18 is parts[17]
-    if len(parts) <= 17:
-        return ""
-    rep = parts[1][1:2]
-    value = parts[17].split(rep)[0] if rep else parts[17]
-    try:
-        return value.decode("ascii").strip()
-    except UnicodeDecodeError:
-        return ""
+def strip_bom(raw: bytes) -> bytes:
+    for bom in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :]
+    return raw
+
+
+def decode(raw: bytes, charset: str = "", extensions: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Decode message bytes; returns (text, codec). Never raises: undecodable bytes become U+FFFD.
+
+    Order: an ISO 2022 codec when the bytes carry escape sequences and a later MSH-18 repetition
+    (``extensions``) names a set reached that way; the codec MSH-18 names (``charset``, its first
+    repetition, or a codec name such as a stored ``Header.codec``); then UTF-8, then GB 18030; if
+    all fail, UTF-8 with replacement characters (the caller records a problem; the raw bytes stay
+    stored as sent).
+    """
+    raw = strip_bom(raw)
+    tried: list[str] = []
+    named = codec_for(charset) if charset else None
+    extended: tuple[str, ...] = ()
+    if b"\x1b" in raw and any(_key(e) in _ISO2022_SETS for e in extensions):
+        extended = _ISO2022_CODECS
+    for codec in (*extended, named, "utf-8", "gb18030"):
+        if codec is None or codec in tried:
+            continue
+        tried.append(codec)
+        try:
+            return raw.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("utf-8", errors="replace"), "utf-8?"

@@ -6,16 +6,17 @@ the MSH segment, tolerates leading garbage, a byte-order mark, CR / LF / CRLF se
 a missing trailer, and records what is wrong as ``HL7Error``s located in MSH (so the ACK's ERR
 segment says exactly which field is bad) instead of raising.
 
-It also decides how to turn the raw bytes into text: MSH-18 (character set) when it names one
-we know, else UTF-8, else GB 18030 (the usual legacy encoding of Chinese HIS/LIS systems).
+It reads MSH-18 (its first repetition and the later ones) and hands the bytes to
+``adapters.hl7v2.charsets.decode``, which decides how they become text; ``decode`` is re-exported
+here for the callers that hold a header.
 """
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.hl7v2.charsets import codec_for, decode, strip_bom
 from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -27,31 +28,6 @@ from adapters.hl7v2.senders import sender_institution
 
 DEFAULT_FIELD_SEP = "|"
 DEFAULT_ENCODING_CHARS = "^~\\&"
-
-# HL7 table 0211 (alternate character sets) -> Python codec; keys compared without spaces/case.
-_CHARSETS = {
-    "ASCII": "ascii",
-    "UNICODEUTF-8": "utf-8",
-    "UTF-8": "utf-8",
-    "UNICODE": "utf-8",
-    "8859/1": "latin-1",
-    "8859/2": "iso8859-2",
-    "8859/5": "iso8859-5",
-    "8859/7": "iso8859-7",
-    "8859/15": "iso8859-15",
-    "GB18030": "gb18030",
-    "GB18030-2000": "gb18030",
-    "GB18030-2005": "gb18030",
-    "GB2312": "gb18030",  # GB 18030 is a superset of GB 2312 and GBK
-    "GBK": "gb18030",
-    "ISOIR87": "iso2022_jp",
-    "BIG-5": "big5",
-    "BIG5": "big5",
-    "UNICODEUTF-16": "utf-16",
-}
-
-_BOMS = (codecs.BOM_UTF8,)
-
 
 @dataclass
 class Header:
@@ -72,6 +48,7 @@ class Header:
     accept_ack_type: str = ""  # MSH-15
     application_ack_type: str = ""  # MSH-16
     charset: str = ""  # MSH-18 (first repetition)
+    extensions: tuple[str, ...] = ()  # MSH-18 later repetitions (sets reached by ISO 2022 escapes)
     codec: str = "utf-8"  # how the message bytes were decoded
     found: bool = False  # an MSH segment was found at all
     problems: list[HL7Error] = field(default_factory=list)
@@ -141,44 +118,6 @@ class Header:
         return any(p.ack_code == "AR" for p in self.problems)
 
 
-def strip_bom(raw: bytes) -> bytes:
-    for bom in _BOMS:
-        if raw.startswith(bom):
-            return raw[len(bom) :]
-    return raw
-
-
-def codec_for(charset: str) -> str | None:
-    """Python codec for an MSH-18 value (HL7 table 0211), or None when unknown."""
-    key = charset.replace(" ", "").replace("_", "").upper()
-    if key in _CHARSETS:
-        return _CHARSETS[key]
-    try:
-        return codecs.lookup(charset.strip()).name
-    except LookupError:
-        return None
-
-
-def decode(raw: bytes, charset: str = "") -> tuple[str, str]:
-    """Decode message bytes; returns (text, codec). Never raises: undecodable bytes become U+FFFD.
-
-    Order: the codec MSH-18 names, then UTF-8, then GB 18030; if all fail, UTF-8 with
-    replacement characters (the caller records a problem; the raw bytes stay stored as sent).
-    """
-    raw = strip_bom(raw)
-    tried: list[str] = []
-    named = codec_for(charset) if charset else None
-    for codec in (named, "utf-8", "gb18030"):
-        if codec is None or codec in tried:
-            continue
-        tried.append(codec)
-        try:
-            return raw.decode(codec), codec
-        except (UnicodeDecodeError, LookupError):
-            continue
-    return raw.decode("utf-8", errors="replace"), "utf-8?"
-
-
 def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str = "AR") -> HL7Error:
     return HL7Error(text, segment="MSH", sequence=1, field=field_no, code=code, ack_code=ack)
 
@@ -192,6 +131,7 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     """
     head = Header()
     body = strip_bom(raw)
+    bom = len(body) < len(raw)  # a UTF-8 byte-order mark outweighs what MSH-18 declares
     start = body.find(b"MSH")
     if start < 0:
         text, head.codec = decode(body)
@@ -244,12 +184,13 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     head.version = get(12).split(head.component_sep)[0].strip()
     head.accept_ack_type = get(15)
     head.application_ack_type = get(16)
-    head.charset = get(18).split(head.encoding_chars[1] if len(head.encoding_chars) > 1 else "~")[0].strip()
+    charsets = [c.strip() for c in get(18).split(head.encoding_chars[1] if len(head.encoding_chars) > 1 else "~")]
+    head.charset, head.extensions = charsets[0], tuple(c for c in charsets[1:] if c)
     if not head.message_type:
         head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
     if not head.version:
         head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
-    text, head.codec = decode(body, head.charset)
+    text, head.codec = decode(body, "utf-8" if bom else head.charset, head.extensions)
     if not head.control_id:  # a resend is recognised by its content (the converter warns at MSH-10)
         head.control_id = content_control_id(text)
     if head.charset and codec_for(head.charset) is None:
@@ -259,3 +200,8 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
     return head, text
+
+
+def decode_message(raw: bytes) -> str:
+    """The text of a whole message as the pipeline reads it (MSH-18 honoured, from MSH on)."""
+    return extract_header(raw)[1]

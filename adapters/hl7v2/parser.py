@@ -421,7 +421,7 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
     trunc = msh2[4] if len(msh2) > 4 else ""
     charset = "utf-8"
     if len(fields) > 18 and fields[18]:
-        charset = codec_for(fields[18].split(repetition)[0])
+        charset = codec_for(fields[18].split(repetition)[0]) or "utf-8"
     return Encoding(fsep, comp, repetition, esc, sub, trunc, charset), fields
 
 

@@ -25,7 +25,7 @@ import calendar
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,7 @@ from engine.errors import BadRequest, Gone, NotFound
 from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
-from engine.insurance.split_admissions import search_pages
+from engine.insurance.reading import charges_between, charges_of_visits, search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
 from engine.recognition.reports import ReportFilter, duplicates_report
 from engine.referral.report import tally
@@ -123,41 +123,43 @@ def gather(engine: Any, period: Period, measures: Measures) -> Facts:
     for kind in baselines:
         facts.baseline[kind] = defaultdict(Figure)
 
-    # charge lines: spending, out-of-pocket, and each admission's cost (whatever the line's date)
-    stay_cost: dict[str, tuple[Decimal, int]] = {}
-    # every stored line: an admission's lines may be dated long before its discharge
-    for resource in search_pages(repository, "ChargeItem", []):
-        line = read_line(resource, organization)
-        if line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
-            continue
-        stay = context_ref(resource)
-        if stay is not None:
-            cost, n = stay_cost.get(stay, (Decimal(0), 0))
-            stay_cost[stay] = (cost + line.amount, n + 1)
-        inst = line.institution
-        if inst is None or site.institution(inst) is None:
-            continue
-        if period.has(line.day):
-            cell = (inst, line.day[:7])
-            f = facts.spending[cell]
-            f.numerator += line.amount
-            f.count("numerator")
-            if line.fund_share is not None:
-                oop = facts.out_of_pocket[cell]
-                oop.numerator += line.amount - line.fund_share
-                oop.denominator += line.amount
-                oop.count("denominator")
-                if line.amount > line.fund_share:
-                    oop.count("numerator")
-        for kind, months in baselines.items():
-            if baseline_periods[kind].has(line.day):
-                b = facts.baseline[kind][(inst, _month_key(line.day[:7], -months))]
-                b.denominator += line.amount
-                b.count("denominator")
+    # charge lines dated in the period or a baseline period: spending and the out-of-pocket part
+    seen: set[str] = set()
+    for first, last in _date_ranges([period, *baseline_periods.values()]):
+        for resource in charges_between(repository, first, last):
+            if resource.get("id") in seen:  # the ranges' one-day margins may meet
+                continue
+            seen.add(str(resource.get("id")))
+            line = read_line(resource, organization)
+            if line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
+                continue
+            inst = line.institution
+            if inst is None or site.institution(inst) is None:
+                continue
+            if period.has(line.day):
+                cell = (inst, line.day[:7])
+                f = facts.spending[cell]
+                f.numerator += line.amount
+                f.count("numerator")
+                if line.fund_share is not None:
+                    oop = facts.out_of_pocket[cell]
+                    oop.numerator += line.amount - line.fund_share
+                    oop.denominator += line.amount
+                    oop.count("denominator")
+                    if line.amount > line.fund_share:
+                        oop.count("numerator")
+            for kind, months in baselines.items():
+                if baseline_periods[kind].has(line.day):
+                    b = facts.baseline[kind][(inst, _month_key(line.day[:7], -months))]
+                    b.denominator += line.amount
+                    b.count("denominator")
 
-    # admissions discharged in the period, at the county's institutions
+    # admissions discharged in the period, at the county's institutions (an Encounter's ``date`` is
+    # its period: ``ge`` the day before the period starts finds every stay that ends in it)
     classes = measures.admission_classes
-    for enc in search_pages(repository, "Encounter", [("class", ",".join(sorted(classes)))]):
+    admissions: list[tuple[Cell, str]] = []
+    params = [("class", ",".join(sorted(classes))), ("date", f"ge{(period.start - timedelta(days=1)).isoformat()}")]
+    for enc in search_pages(repository, "Encounter", params):
         if enc.get("status") in ("cancelled", "entered-in-error", "planned") or (enc.get("class") or {}).get("code") not in classes:
             continue
         discharged = (enc.get("period") or {}).get("end")
@@ -166,8 +168,18 @@ def gather(engine: Any, period: Period, measures: Measures) -> Facts:
         inst = provider_of(enc, organization)
         if inst is None or site.institution(inst) is None:
             continue
-        cell = (inst, discharged[:7])
-        cost, lines = stay_cost.get(f"Encounter/{enc['id']}", (Decimal(0), 0))
+        admissions.append(((inst, discharged[:7]), f"Encounter/{enc['id']}"))
+    # each admission's cost: its lines, whatever their dates
+    stay_cost: dict[str, tuple[Decimal, int]] = {}
+    for resource in charges_of_visits(repository, (ref for _, ref in admissions)):
+        line = read_line(resource, organization)
+        stay = context_ref(resource)
+        if stay is None or line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
+            continue
+        cost, n = stay_cost.get(stay, (Decimal(0), 0))
+        stay_cost[stay] = (cost + line.amount, n + 1)
+    for cell, ref in admissions:
+        cost, lines = stay_cost.get(ref, (Decimal(0), 0))
         a = facts.admission_cost[cell]
         a.numerator += cost
         a.denominator += 1
@@ -219,6 +231,18 @@ def gather(engine: Any, period: Period, measures: Measures) -> Facts:
                 facts.duplicate_money[cell].numerator += Decimal(str(row["money"]))
                 facts.duplicate_money[cell].count("measure-population", open_or_upheld)
     return facts
+
+
+def _date_ranges(periods: list[Period]) -> list[tuple[date, date]]:
+    """The periods as few date ranges as cover them without the months between (a month and the
+    same month a year before are two ranges, not thirteen months)."""
+    out: list[tuple[date, date]] = []
+    for p in sorted(periods, key=lambda p: p.start):
+        if out and p.start <= out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], max(out[-1][1], p.end))
+        else:
+            out.append((p.start, p.end))
+    return out
 
 
 def _growth_cells(facts: Facts, kind: str) -> dict[Cell, Figure]:

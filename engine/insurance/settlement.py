@@ -14,18 +14,17 @@ the same figures.
 
 from __future__ import annotations
 
-import calendar
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from engine.errors import FhirError, NotFound
 from engine.insurance.charges import COUNTED_STATUSES, ChargeLine, OrganizationCodes, read_line
+from engine.insurance.reading import charges_between, undated_charges
 from engine.insurance.rules import SettlementRules, YearRules
-from engine.insurance.split_admissions import search_pages
 from engine.insurance.tiers import ZERO, fen, pct, settle
 from mappings.site import Site
 
@@ -64,25 +63,10 @@ class _Community:
 
 
 def year_charges(repository: Any, year: int) -> Iterator[dict[str, Any]]:
-    """The ChargeItems whose ``occurrence`` overlaps ``year`` (a day's margin each side: stored
-    instants are compared in UTC, the local date a line states decides in ``settlement_report``),
-    and the undated ones (``occurrence:missing``, reported as not counted), each once.
-
-    Asked month by month: each month is one indexed range scan of the store's date index, and a
-    month's lines fit in a page or two, whereas paging a whole year's search by offset repeats the
-    scan for every page. ``bench/settlement.py`` (SQLite, 20 000 lines, load ~3.5): with three years
-    stored 0.28 s CPU against 0.58 s for reading every stored line; with one year stored 1.02 s
-    against 0.62 s, the price of a settlement that no longer grows with the store's history."""
-    seen: set[str] = set()
-    for month in range(1, 13):
-        first = date(year, month, 1) - timedelta(days=1 if month == 1 else 0)
-        last = date(year, month, calendar.monthrange(year, month)[1]) + timedelta(days=1 if month == 12 else 0)
-        for charge in search_pages(repository, "ChargeItem", [("occurrence", f"ge{first.isoformat()}"),
-                                                              ("occurrence", f"le{last.isoformat()}")]):
-            if charge.get("id") not in seen:  # a Period across two months is found in both
-                seen.add(str(charge.get("id")))
-                yield charge
-    yield from search_pages(repository, "ChargeItem", [("occurrence:missing", "true")])
+    """The ChargeItems whose ``occurrence`` overlaps ``year`` (``reading.charges_between``), then
+    the undated ones (``occurrence:missing``, reported as not counted)."""
+    yield from charges_between(repository, date(year, 1, 1), date(year, 12, 31))
+    yield from undated_charges(repository)
 
 
 def settlement_report(repository: Any, site: Site, rules: SettlementRules, year: int,

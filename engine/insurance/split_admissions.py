@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.errors import BadRequest, NotFound
 from engine.insurance.charges import OrganizationCodes, provider_of
-from engine.repository.search import MAX_COUNT
+from engine.insurance.reading import search_pages
 from mappings.site import DEFAULTS_DIR
 from mappings.sitefiles import check, find_file, read_yaml
 
@@ -97,19 +97,6 @@ def _day(text: Any) -> date | None:
         return date.fromisoformat(text[:10])
     except ValueError:
         return None
-
-
-def search_pages(repository: Any, rtype: str, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-    """Every match of a search, page by page in id order (paging by offset over ``_id`` costs the
-    same at any offset)."""
-    offset = 0
-    while True:
-        page = repository.search(rtype, [*params, ("_sort", "_id"), ("_count", str(MAX_COUNT)),
-                                         ("_total", "none"), ("_offset", str(offset))])
-        yield from page.resources
-        if not page.has_next:
-            return
-        offset += len(page.resources)
 
 
 def _codings(concepts: Any) -> list[dict[str, Any]]:
