@@ -360,6 +360,7 @@ class StageClock:
         ingestor, repo = engine.ingestor, engine.repository
         for obj, name, stage in (
             (ingestor, "parse", "parse"), (ingestor, "convert", "convert"), (ingestor, "sign", "sign Provenance"),
+            (ingestor, "sign_many", "sign Provenance"),
             (engine.validator, "validate", "validate"), (repo, "_store", "merge + version (repository)"),
             (repo.indexer, "rows", "index rows"), (repo.backend, "put_many", "backend put (SQL + hashing)"),
             (repo.backend, "current_many", "backend reads"), (repo.backend, "current", "backend reads"),
@@ -398,6 +399,8 @@ class StageClock:
             (ingest_module, "extract_header", "· MSH extraction"),
             (ingest_module, "_audit_event", "· audit event build"),
             (ingestor, "_write_then_sign", "· Provenance targets"),
+            (ingestor, "_versioned", "· Provenance targets"),
+            (ingestor, "_write_provenances", "· Provenance targets"),
             (repo, "write_many", "· repository write_many (rest)"),
             (repo, "valid_groups", "· repository write_many (rest)"),
             (repo, "_flush", "· repository write_many (rest)"),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import hashlib
 import logging
@@ -170,6 +171,7 @@ class Ingestor:
         receiver_application: str = "HUREN",
         origin: str = "huren",
         sign: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]] | None = None,
+        sign_many: Callable[[list[tuple[dict[str, Any], list[dict[str, Any]]]]], list[dict[str, Any]]] | None = None,
         linger: float = 0.010,
         one_commit: bool = True,
     ) -> None:
@@ -187,6 +189,7 @@ class Ingestor:
         self.receiver_application = receiver_application
         self.origin = origin  # the node named in AuditEvent.source
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
+        self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -641,18 +644,28 @@ class Ingestor:
         self.stats.seconds["repository"] += time.perf_counter() - t0
 
     def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
-                      validated: bool = False) -> list[Any]:
+                      validated: bool = False,
+                      deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] | None = None,
+                      ) -> list[Any]:
         """Store the message's resources, then its Provenance signed over what was stored.
 
         The Provenance is written last so that its targets name the exact versions filed
         (``Type/id/_history/n``) and its signature covers their stored form (without ``meta``),
         which anyone with the audit public key can check later (``verify_provenance``).
+        ``deferred``: the Provenance is not written here but added there, versioned, with its
+        targets (None: not all stored) and its writer, for ``_write_provenances`` to sign with
+        the batch's and write.
         """
         assert self.repository is not None
         provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
         checked: dict[str, Any] = {"validated": True} if validated else {}
         if self.sign is None or not provenances:
             return self.repository.write_many(resources, create_only=create_only, source=source, **checked)
+        if deferred is not None and self.sign_many is not None:
+            results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
+                                                 create_only=create_only, source=source, **checked)
+            deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, results))
+            return results
         # one backend put for the resources and their Provenance (the hooks run after both)
         group = getattr(self.repository, "group", None)
         with group() if group is not None else contextlib.nullcontext():
@@ -663,15 +676,46 @@ class Ingestor:
         assert self.repository is not None and self.sign is not None
         results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
                                              create_only=create_only, source=source, **checked)
+        signed = [self.sign(prov, targets) if targets is not None else prov
+                  for prov, targets in self._versioned(provenances, results)]
+        return results + self.repository.write_many(signed, source=source)
+
+    @staticmethod
+    def _versioned(provenances: list[dict[str, Any]], results: list[Any],
+                   ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+        """Each Provenance with its targets naming the versions stored (``Type/id/_history/n``),
+        and those stored versions (None when some target was not stored: left unsigned)."""
         stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r.resource for r in results}
-        signed = []
+        out: list[tuple[dict[str, Any], list[dict[str, Any]] | None]] = []
         for prov in provenances:
             targets = [stored[t["reference"]] for t in prov.get("target", []) if t.get("reference") in stored]
             prov = {**prov, "target": [
                 {**t, "reference": f"{t['reference']}/_history/{stored[t['reference']]['meta']['versionId']}"}
                 if t.get("reference") in stored else t for t in prov.get("target", [])]}
-            signed.append(self.sign(prov, targets) if len(targets) == len(prov["target"]) else prov)
-        return results + self.repository.write_many(signed, source=source)
+            out.append((prov, targets if len(targets) == len(prov["target"]) else None))
+        return out
+
+    def _write_provenances(self, deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]]) -> None:
+        """Sign the batch's Provenances with one signature (``sign_many``: each carries its own
+        inclusion path, so each verifies alone) and write them, one ``write_many`` per writer.
+
+        Why: signing each message alone cost an Ed25519 signature and a JWS per message. A
+        Provenance write that reports issues (no hook does today) fails the batch, which is
+        then written message by message, each Provenance signed alone and its issues in its ACK."""
+        if not deferred:
+            return
+        assert self.repository is not None and self.sign_many is not None
+        signable = [(prov, targets) for prov, targets, _ in deferred if targets is not None]
+        signed = iter(self.sign_many(signable) if signable else [])
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for prov, targets, source in deferred:
+            by_source.setdefault(source, []).append(next(signed) if targets is not None else prov)
+        group = getattr(self.repository, "group", None)
+        with group() if group is not None else contextlib.nullcontext():
+            results = [r for source, provs in by_source.items()
+                       for r in self.repository.write_many(provs, source=source)]
+        if any(getattr(r, "issues", None) for r in results):
+            raise RuntimeError("a Provenance write reported issues: the batch is written message by message")
 
     def _write_batch(self, items: list[_Item], *, events: list[dict[str, Any]] | None = None,
                      then: Callable[[], None] | None = None, strict: bool = False) -> bool:
@@ -689,12 +733,16 @@ class Ingestor:
         stats = replace(self.stats, seconds=dict(self.stats.seconds))
         events = list(events or [])
         fidelity: list[Fidelity] = []
+        deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] = []
         # SQLite: no savepoints for the nested blocks either (repository, message store, hooks)
         flat = getattr(self.store, "flat_transaction", None) or self.store.transaction
         try:
             with flat():
                 for item in items:
-                    self._write(item, strict=True, audit_events=events, fidelity=fidelity)
+                    self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
+                t0 = time.perf_counter()
+                self._write_provenances(deferred)
+                self._account("repository", time.perf_counter() - t0)
                 if then is not None:
                     then()
                 self.messages.count_fidelity_many(fidelity)
@@ -719,10 +767,12 @@ class Ingestor:
         return True
 
     def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any]] | None = None,
-               fidelity: list[Fidelity] | None = None) -> None:
+               fidelity: list[Fidelity] | None = None,
+               provenances: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
         (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``.
-        ``audit_events`` and ``fidelity`` collect what the batch records once for all its messages."""
+        ``audit_events``, ``fidelity`` and ``provenances`` collect what the batch records, signs
+        and writes once for all its messages."""
         assert item.doc_id is not None and item.header is not None
         attempts = int((item.doc or {}).get("attempts") or 0) + 1
         if item.conversion is None:
@@ -736,7 +786,7 @@ class Ingestor:
                 create_only = getattr(item.conversion, "create_only", None) or ()
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 results = (self._write_signed(resources, set(create_only), item.header.message_code,
-                                              validated=item.validated)
+                                              validated=item.validated, deferred=provenances)
                            if self.repository is not None else [])
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
@@ -917,13 +967,21 @@ def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
 def _sender_agent(item: _Item) -> dict[str, Any]:
     """The sending institution as the requesting agent (DICOM 110153 Source Role ID)."""
     assert item.header is not None
+    address = item.peer.split(" ")[0].rsplit(":", 1)[0] if item.peer and not item.peer.startswith("file:") else ""
+    return _agent_of(item.header.facility_code or "?", address)
+
+
+@functools.lru_cache(maxsize=1024)
+def _agent_of(facility: str, address: str) -> dict[str, Any]:
+    """One agent per sender and address, shared by its events (read only, as ``build_event``
+    expects of agents): a feed sends from the same few addresses, and ``build_event`` checks each
+    agent object's canonical form once, where a new dict per message was checked every time."""
     agent: dict[str, Any] = {
         "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153",
                              "display": "Source Role ID"}]},
-        "who": {"identifier": {"system": "urn:huren:institution", "value": item.header.facility_code or "?"}},
+        "who": {"identifier": {"system": "urn:huren:institution", "value": facility}},
         "requestor": True,
     }
-    address = item.peer.split(" ")[0].rsplit(":", 1)[0] if item.peer and not item.peer.startswith("file:") else ""
     if address:
         agent["network"] = {"address": address, "type": "2"}
     return agent
@@ -950,7 +1008,7 @@ def build_ingestor(engine: Any) -> Ingestor:
     from adapters.convert import convert
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
-    from engine.audit.provenance import sign_provenance
+    from engine.audit.provenance import sign_provenance, sign_provenances
 
     return Ingestor(
         engine.store,
@@ -961,4 +1019,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         audit=engine.audit,
         origin=log_origin(engine.settings),
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
+        sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
     )
