@@ -1,6 +1,8 @@
 """Ingest benchmark: messages/s per stage and over a real MLLP socket into SQLite, with ACKs.
 
     python bench/ingest.py [--quick] [--messages N] [--connections C] [--window W]
+    python bench/ingest.py --stages [--messages N]        # only the CPU per stage, in process
+    python bench/ingest.py --only lab|adt|imaging         # only that kind's MLLP run (paired runs)
 
 Prints, for a 12-OBX ORU^R01 (lab), an ADT^A01 (registration) and an imaging ORU^R01 (PACS report):
 
@@ -237,7 +239,7 @@ def _worker_cpu(ingestor: Any) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(worker.ident))
 
 
-def full_path(count: int, connections: int, window: int) -> None:
+def full_path(count: int, connections: int, window: int, only: int | None = None) -> None:
     from engine import heap
     from engine.engine import Engine
     from engine.settings import Settings
@@ -246,9 +248,14 @@ def full_path(count: int, connections: int, window: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
-            stages(0.3 if count <= 500 else 1.0, engine)
+            if only is None:
+                stages(0.3 if count <= 500 else 1.0, engine)
+            else:
+                warm_validators(engine)
             heap.settle()  # as huren serve does once the engine is loaded
             for kind, name in enumerate(KINDS):
+                if only is not None and kind != only:
+                    continue
                 engine.ingestor.stats.seconds = dict.fromkeys(engine.ingestor.stats.seconds, 0.0)
                 batches0 = engine.ingestor.stats.batches
                 worker0 = _worker_cpu(engine.ingestor)
@@ -276,6 +283,8 @@ def full_path(count: int, connections: int, window: int) -> None:
                 share = ", ".join(f"{k} {v / elapsed * 100:.0f}%" for k, v in stats.seconds.items())
                 print(f"    server time per stage (share of wall time): {share}; "
                       f"other (loop, sockets, client) {max(0.0, 1 - busy / elapsed) * 100:.0f}%")
+    if only is not None:
+        return
     per = stage_breakdown(200 if count <= 500 else 600)
     print(summary)
     print("    per stage (in-process, us/msg): " + ", ".join(
@@ -483,6 +492,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=16, help="messages in flight per connection")
     parser.add_argument("--stages", action="store_true",
                         help="only the in-process CPU per stage of the 12-OBX lab result (--messages of them)")
+    parser.add_argument("--only", choices=["lab", "adt", "imaging"],
+                        help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--kind", type=int, default=0, help=argparse.SUPPRESS)
@@ -496,6 +507,9 @@ def main() -> None:
         stage_breakdown(count)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
+    if args.only:
+        full_path(count, args.connections, args.window, only=["lab", "adt", "imaging"].index(args.only))
+        return
     micro(0.2 if args.quick else 1.0)
     full_path(count, args.connections, args.window)
 
