@@ -1,0 +1,258 @@
+"""Transaction and batch Bundles: each entry checked and planned (its target id, ``urn:uuid``
+references rewritten), then executed through the repository's own reads, searches and writes --
+a transaction all or nothing in one write group, a batch entry by entry.
+
+Kept apart from the repository's single-resource operations as Medplum keeps ``batch.ts`` apart
+from ``repo.ts``: a Bundle is a sequence of ordinary requests, with an order and an outcome per
+entry of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from engine import fhirjson
+from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
+from engine.repository.contracts import Access, WriteResult
+from engine.repository.reads import Reads
+from engine.repository.references import rewrite_references
+from engine.repository.versioning import body_of, parse_etag
+from engine.repository.writes import Writes
+
+
+class Bundles(Writes, Reads):
+    """``transaction`` and ``batch`` (see module docstring)."""
+
+    def transaction(
+        self,
+        bundle: dict[str, Any],
+        *,
+        access: Access | None = None,
+        touched: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Process a ``transaction`` Bundle all or nothing; ``urn:uuid:`` references are rewritten.
+
+        ``access``: every entry is read, matched and written as that caller.
+        ``touched`` (optional) receives every resource the Bundle wrote or read, for the audit trail.
+        """
+        entries = self._bundle_entries(bundle, "transaction")
+        mapping: dict[str, str] = {}
+        plans: list[dict[str, Any]] = []
+        with self.store.transaction():
+            for n, entry in enumerate(entries):
+                plans.append(self._plan(n, entry, mapping, access))
+            for plan in plans:
+                if plan.get("resource") is not None:
+                    if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
+                        rewrite_references(plan["resource"], mapping)
+                    if self.validator is not None:  # every entry valid before anything is written
+                        try:
+                            self.validator.validate(plan["resource"])
+                        except FhirError as exc:
+                            exc.diagnostics = f"entry {plan['n']}: {exc.diagnostics}"
+                            exc.args = (exc.diagnostics,)
+                            raise
+                        plan["validated"] = True
+            targets = [(p["resource"]["resourceType"], p["resource"]["id"]) for p in plans
+                       if p.get("resource") is not None and p.get("match") is None]
+            targets += [(p["path"][0], p["path"][1]) for p in plans if p["method"] == "DELETE" and len(p["path"]) == 2]
+            if len(targets) != len(set(targets)):
+                twice = next(t for t in targets if targets.count(t) > 1)
+                raise BadRequest(f"{twice[0]}/{twice[1]} is the target of more than one entry of the transaction")
+            current = self.backend.current_many([(p["resource"]["resourceType"], p["resource"]["id"])
+                                                 for p in plans if p["method"] == "PUT"])
+            for plan in plans:
+                if plan["method"] == "PUT":
+                    res = plan["resource"]
+                    plan["existing"] = current.get((res["resourceType"], res["id"]))
+            responses: list[dict[str, Any] | None] = [None] * len(plans)
+            order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+            with self._grouped():
+                for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
+                    if plan["method"] == "GET":
+                        self._flush()
+                    responses[plan["n"]] = self._execute_entry(plan, access, touched)
+            for plan in plans:  # hook issues arrive at the flush: surface them per entry
+                result, response = plan.get("result"), responses[plan["n"]]
+                if result is not None and result.issues and response is not None:
+                    response["response"]["outcome"] = {"resourceType": "OperationOutcome", "issue": result.issues}
+        return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
+                "entry": responses}
+
+    def _execute_entry(
+        self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """One transaction entry; errors name the entry."""
+        try:
+            return self._execute(plan, access, touched)
+        except FhirError as exc:
+            # a confined caller's own URL may name what it was refused: the entry number says enough
+            url = plan["url"] if access is None or access.compartment is None else plan["path"][0]
+            exc.diagnostics = f"entry {plan['n']} ({plan['method']} {url}): {exc.diagnostics}"
+            exc.args = (exc.diagnostics,)
+            raise
+
+    def batch(
+        self,
+        bundle: dict[str, Any],
+        *,
+        access: Access | None = None,
+        touched: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Process a ``batch`` Bundle: each entry on its own (as ``access``), failures reported per entry."""
+        entries = self._bundle_entries(bundle, "batch")
+        responses = []
+        for n, entry in enumerate(entries):
+            try:
+                with self.store.transaction():
+                    responses.append(self._execute(self._plan(n, entry, {}, access), access, touched))
+            except FhirError as exc:
+                responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
+                                               "outcome": exc.outcome()}})
+        return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "batch-response", "entry": responses}
+
+    @staticmethod
+    def _bundle_entries(bundle: Any, kind: str) -> list[dict[str, Any]]:
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise BadRequest("the body must be a Bundle")
+        if bundle.get("type") != kind:
+            raise BadRequest(f"Bundle.type must be '{kind}', got '{bundle.get('type')}'", expression=["Bundle.type"])
+        entries = bundle.get("entry") or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise BadRequest("Bundle.entry must be a list of entries", expression=["Bundle.entry"])
+        return entries
+
+    def _plan(
+        self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None
+    ) -> dict[str, Any]:
+        """Check one entry and work out its target id (filling ``mapping`` for urn:uuid fullUrls)."""
+        where = f"Bundle.entry[{n}]"
+        request = entry.get("request")
+        if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+            raise BadRequest(f"{where}: request.method and request.url are required", expression=[f"{where}.request"])
+        method = str(request.get("method", "")).upper()
+        if method not in ("GET", "POST", "PUT", "DELETE"):
+            raise BadRequest(f"{where}: method '{method}' is not supported", expression=[f"{where}.request.method"])
+        url = request["url"]
+        if self.base_url and url.startswith(self.base_url + "/"):
+            url = url[len(self.base_url) + 1 :]
+        path, _, query = url.partition("?")
+        parts = [p for p in path.split("/") if p]
+        plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
+                                "resource": None, "if_match": request.get("ifMatch"),
+                                "if_none_exist": request.get("ifNoneExist")}
+        if not parts or parts[0] not in self.params.resource_types:
+            raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
+                             expression=[f"{where}.request.url"])
+        full_url = entry.get("fullUrl")
+        if method in ("POST", "PUT"):
+            resource = entry.get("resource")
+            if not isinstance(resource, dict) or resource.get("resourceType") != parts[0]:
+                raise BadRequest(f"{where}: the resource must be a {parts[0]}", expression=[f"{where}.resource"])
+            resource = fhirjson.loads(fhirjson.dumps(resource))  # own copy: references get rewritten
+            plan["resource"] = resource
+            if method == "POST":
+                match = None
+                if plan["if_none_exist"]:
+                    match = self._conditional_match(parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist",
+                                                    access)
+                plan["match"] = match
+                resource["id"] = match["id"] if match else str(uuid.uuid4())
+            elif len(parts) == 2:
+                self._check(parts[0], parts[1])
+                if resource.get("id") not in (None, parts[1]):
+                    raise BadRequest(f"{where}: resource id {resource.get('id')} differs from the URL id {parts[1]}",
+                                     expression=[f"{where}.resource.id"])
+                resource["id"] = parts[1]
+                if plan["if_match"]:  # checked before anything is written, so a mismatch changes nothing
+                    wanted = parse_etag(plan["if_match"])
+                    existing = self.backend.current(parts[0], parts[1])
+                    if existing is None or existing.deleted or existing.version != wanted:
+                        raise PreconditionFailed(
+                            f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
+            elif query:
+                match = self._conditional_match(parts[0], query, f"{where}.request.url", access)
+                resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
+            else:
+                raise BadRequest(f"{where}: PUT needs Type/id or Type?search", expression=[f"{where}.request.url"])
+            if isinstance(full_url, str) and full_url:
+                mapping[full_url] = f"{parts[0]}/{resource['id']}"
+        return plan
+
+    def _execute(
+        self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        method, parts = plan["method"], plan["path"]
+        validate = not plan.get("validated")
+        if method == "GET":
+            if len(parts) == 1:
+                result = self.search(parts[0], parse_qsl(plan["query"], keep_blank_values=True), access=access)
+                body = result.bundle(self.base_url, parts[0], parse_qsl(plan["query"], keep_blank_values=True))
+                if touched is not None:
+                    touched.extend(result.resources + result.included)
+                return {"resource": body, "response": {"status": "200 OK"}}
+            if len(parts) == 2:
+                read = lambda: self.read(parts[0], parts[1])  # noqa: E731
+            elif len(parts) == 4 and parts[2] == "_history":
+                read = lambda: self.vread(parts[0], parts[1], parts[3])  # noqa: E731
+            else:
+                raise BadRequest(f"GET {plan['url']} is not supported in a Bundle")
+            if access is None:
+                resource = read()
+            else:  # one answer for missing, deleted and not yours: nothing about the entry leaks
+                try:
+                    seen = access.admit(read())
+                except (NotFound, Gone):
+                    seen = None
+                if seen is None:
+                    raise NotFound(f"this {parts[0]} is not known")
+                resource = seen
+            if touched is not None:
+                touched.append(resource)
+            return {"resource": resource, "response": {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
+                                                       "lastModified": resource["meta"]["lastUpdated"]}}
+        if method == "DELETE":
+            if len(parts) != 2:
+                raise BadRequest(f"DELETE needs Type/id, got '{plan['url']}'")
+            self.delete(parts[0], parts[1], access=access)
+            return {"response": {"status": "204 No Content"}}
+        resource = plan["resource"]
+        if method == "POST" and plan.get("match") is not None:
+            result = WriteResult(plan["match"], created=False, changed=False)
+        elif method == "POST":
+            self._check(resource["resourceType"], resource["id"])
+            if access is not None:
+                access.check_write(resource["resourceType"], resource, None)
+            result = self._store(resource, None, skip_unchanged=False, validate=validate)
+        else:
+            if "existing" in plan:
+                existing = plan["existing"]  # prefetched for the whole transaction
+            else:
+                existing = self.backend.current(resource["resourceType"], resource["id"])
+            if access is not None:
+                access.check_write(resource["resourceType"], resource, body_of(existing))
+            if plan["if_match"]:
+                wanted = parse_etag(plan["if_match"])
+                if existing is None or existing.deleted or existing.version != wanted:
+                    raise PreconditionFailed(f"ifMatch {plan['if_match']} does not match the current version")
+            result = self._store(resource, existing, validate=validate)
+        plan["result"] = result
+        stored = result.resource
+        if touched is not None:
+            touched.append(stored)
+        response: dict[str, Any] = {
+            "status": "201 Created" if result.created else "200 OK",
+            "location": f"{stored['resourceType']}/{stored['id']}/_history/{stored['meta']['versionId']}",
+            "etag": result.etag,
+            "lastModified": stored["meta"]["lastUpdated"],
+        }
+        if result.issues:
+            response["outcome"] = {"resourceType": "OperationOutcome", "issue": result.issues}
+        return {"fullUrl": f"{self.base_url}/{stored['resourceType']}/{stored['id']}", "response": response}
+
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}

@@ -1,0 +1,85 @@
+"""The types the repository's parts and its callers share: what a write returns, a version in a
+history, the hooks a write runs, and the two things the repository asks of others (a validator,
+a caller's ``Access``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.repository.port import StoredResource
+
+WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
+# [(stored version, previous version), ...] of one write group, in write order -> the issues of each
+BatchHook = Callable[[Sequence[tuple[dict[str, Any], dict[str, Any] | None]]], Sequence[list[dict[str, Any]]]]
+WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
+# (resource after the merge rules, previous stored version, writer) -> the version to store
+Statement = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
+
+
+class Validator(Protocol):
+    def validate(self, resource: dict[str, Any]) -> None: ...
+
+
+class Access(Protocol):
+    """What one caller may do, asked by every read and write the repository makes on its behalf.
+
+    Given to ``search``, ``everything``, ``transaction`` and ``batch`` (``ScopedRepository`` passes
+    itself), so the resources a request reaches indirectly -- chained parameters, ``_include`` and
+    ``_revinclude``, Bundle entries, ``If-None-Exist`` matches -- are decided exactly like a direct
+    read. Without it the repository acts for the system (ingest, hooks, the audit trail).
+    """
+
+    @property
+    def compartment(self) -> frozenset[str] | None:
+        """The Patient ids the caller is confined to; ``None``: not confined."""
+        ...
+
+    def admit(
+        self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None
+    ) -> dict[str, Any] | None:
+        """``resource`` as the caller may read it (possibly with elements left out), or None.
+        ``inside``: the query that found it was already narrowed to the caller's compartment;
+        ``raw``: its stored JSON bytes, when at hand (lets the check skip a walk)."""
+        ...
+
+    def require(self, resource_type: str, action: str) -> None:
+        """Raise ``Forbidden`` unless the caller may do ``action`` (c r u d s) on the type."""
+        ...
+
+    def counts(self, rec: StoredResource) -> bool | None:
+        """Whether ``rec``, found by a query narrowed to the caller's compartment, would be admitted,
+        when its stored bytes alone tell; None: ``admit`` must decide (lets a search count matches
+        outside the page without parsing them)."""
+        ...
+
+    def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        """Raise unless the caller may replace ``current`` (None: absent) with ``new`` (None: delete)."""
+        ...
+
+
+@dataclass
+class WriteResult:
+    resource: dict[str, Any]
+    created: bool
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    changed: bool = True  # False when an update carried no change (no new version)
+
+    @property
+    def version(self) -> str:
+        return self.resource["meta"]["versionId"]
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclass
+class Version:
+    version: int
+    updated: str
+    deleted: bool
+    resource: dict[str, Any] | None
+

@@ -1,0 +1,83 @@
+"""``RepositoryCore``: what every part of the FHIR repository stands on.
+
+The store and its FHIR backend, the validator, the search parameters with the indexer and the
+search parser built from them, the merge rules, the hooks registered on writes, the version
+clock and the per-thread state of a write group; and the checks every entry point makes of a
+type, an id and a body. The parts (``group_commit``, ``reads``, ``searching``, ``writes``,
+``everything``, ``bundles``) each add their methods over it; ``engine.repository.fhir`` puts
+them together as ``FhirRepository``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import BadRequest, NotFound
+from engine.merge_rules import MergeRules
+from engine.merge_rules import shipped as shipped_merge_rules
+from engine.repository.contracts import BatchHook, Statement, Validator, WriteGuard, WriteHook
+from engine.repository.indexing import Indexer
+from engine.repository.port import Store
+from engine.repository.search import SearchParser
+from engine.repository.searchparams import SearchParams, load
+from engine.repository.versioning import VersionClock
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+class RepositoryCore:
+    """The state and checks the repository's parts share (see module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        validator: Validator | None = None,
+        base_url: str = "",
+        params: SearchParams | None = None,
+        merge: MergeRules | None = None,
+    ) -> None:
+        self.store = store
+        # how an incoming version combines with the stored one, per writer (mappings/merge.yaml)
+        self.merge = merge or shipped_merge_rules()
+        self.backend = store.fhir
+        self.validator = validator
+        self.base_url = base_url.rstrip("/")
+        self.params = params or load()
+        # a backend may answer some parameters from its own columns (SQLite: _lastUpdated)
+        self.indexer = Indexer(self.params, self.base_url,
+                               skip=getattr(self.backend, "unindexed", frozenset({"_id"})))
+        bind = getattr(self.backend, "bind", None)
+        if bind is not None:  # reference targets for the backend; migration of an older layout
+            bind(self.params, self.indexer)
+        self.parser = SearchParser(self.params, self.base_url)
+        self._hooks: list[WriteHook] = []
+        self._batch_hooks: list[BatchHook] = []
+        self._guards: list[WriteGuard] = []
+        self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+        self._statements: list[Statement] = []
+        self._local = threading.local()  # per thread: versions waiting for a group put
+        self._clock = VersionClock()  # meta.lastUpdated of every version, strictly increasing
+
+    def _now(self) -> str:
+        """The next ``meta.lastUpdated`` instant (see ``VersionClock.now``)."""
+        return self._clock.now()
+
+    def _check_type(self, rtype: str) -> None:
+        if rtype not in self.params.resource_types:
+            raise NotFound(f"'{rtype}' is not a FHIR R4 resource type")
+
+    def _check(self, rtype: str, rid: str) -> None:
+        self._check_type(rtype)
+        if not _ID.match(rid or ""):
+            raise BadRequest(f"'{rid}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
+
+    def _prepare(self, resource: Any) -> dict[str, Any]:
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise BadRequest("the body must be a FHIR resource (a JSON object with resourceType)")
+        if resource["resourceType"] not in self.params.resource_types:
+            raise BadRequest(f"'{resource['resourceType']}' is not a FHIR R4 resource type", expression=["resourceType"])
+        return resource

@@ -1,0 +1,60 @@
+"""Reads by id: the current version (as stored bytes or parsed), one version, the history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import fhirjson
+from engine.bounds import MAX_INT
+from engine.errors import Gone, NotFound
+from engine.repository.contracts import Version
+from engine.repository.core import RepositoryCore
+from engine.repository.port import StoredResource
+
+
+class Reads(RepositoryCore):
+    """``read``, ``vread`` and the history of one resource. Inside a write group's hook phase the
+    current versions read are cached per thread (``_local.reads``, emptied by any write)."""
+
+    def read_raw(self, rtype: str, rid: str) -> StoredResource:
+        """The current version as stored (JSON bytes), for handlers that can return it as is."""
+        self._check(rtype, rid)
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
+            rec = self.backend.current(rtype, rid)
+        elif (rtype, rid) in reads:
+            rec = reads[(rtype, rid)]
+        else:
+            rec = reads[(rtype, rid)] = self.backend.current(rtype, rid)
+        if rec is None:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        if rec.deleted:
+            raise Gone(f"{rtype}/{rid} was deleted", headers={"ETag": f'W/"{rec.version}"'})
+        return rec
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any]:
+        return fhirjson.loads(self.read_raw(rtype, rid).body)  # type: ignore[arg-type]
+
+    def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
+        self._check(rtype, rid)
+        if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_INT:
+            raise NotFound(f"{rtype}/{rid} has no version '{vid}'")
+        rec = self.backend.version(rtype, rid, int(vid))
+        if rec is None:
+            raise NotFound(f"{rtype}/{rid} has no version {vid}")
+        if rec.deleted:
+            raise Gone(f"version {vid} of {rtype}/{rid} is a deletion")
+        return fhirjson.loads(rec.body)  # type: ignore[arg-type]
+
+    def versions(self, rtype: str, rid: str) -> list[Version]:
+        """Every version, newest first (deletions included, with ``resource`` None)."""
+        self._check(rtype, rid)
+        recs = self.backend.history(rtype, rid)
+        if not recs:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        return [Version(r.version, r.updated, r.deleted, None if r.deleted else fhirjson.loads(r.body))  # type: ignore[arg-type]
+                for r in recs]
+
+    def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
+        """The stored versions of a resource, newest first (deletions are left out)."""
+        return [v.resource for v in self.versions(rtype, rid) if v.resource is not None]

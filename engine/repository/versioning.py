@@ -1,0 +1,100 @@
+"""What a new version is: ``meta.versionId`` / ``meta.lastUpdated`` set on the resource, an instant
+that orders every write, an ``If-Match`` ETag read, and the "unchanged?" test that spares a
+re-sent resource a new version."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from engine import fhirjson
+from engine.bounds import parse_int
+from engine.errors import BadRequest
+from engine.repository.port import StoredResource
+
+_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+
+def parse_etag(value: str) -> int:
+    m = _ETAG.match(value.strip())
+    if not m:
+        raise BadRequest(f"If-Match must be an ETag like W/\"3\", got '{value}'", expression=["If-Match"])
+    return parse_int(m.group(1), "If-Match")
+
+
+def content_of(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without server-managed meta, for 'did anything change' comparisons."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        return resource
+    out = dict(resource)
+    rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+    if rest:
+        out["meta"] = rest
+    else:
+        out.pop("meta")
+    return out
+
+
+def versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str, Any]:
+    """The version to store: ``resource`` with ``meta.versionId`` / ``meta.lastUpdated`` set, its
+    type, id and meta first (a shallow copy: the values are the resource's own)."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = version
+    meta["lastUpdated"] = updated
+    stored = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **resource}
+    stored["meta"] = meta
+    return stored
+
+
+def unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """Whether ``resource`` states nothing the stored version ``existing`` (parsed: ``previous``)
+    does not, server-managed meta aside.
+
+    First on bytes: the resource serialised as it would be stored under the stored version's
+    own ``versionId`` / ``lastUpdated`` is byte for byte the stored body when a sender repeats
+    itself (the same converter gives the same key order), which one serialisation tells without
+    a deep comparison. Bytes that differ may still be the same document in another key order:
+    then the deep comparison decides (``fhirjson.same``, which tells ``1.5`` from ``1.50``).
+    """
+    meta = previous.get("meta") or {}
+    version, updated = meta.get("versionId"), meta.get("lastUpdated")
+    if (isinstance(version, str) and isinstance(updated, str) and existing.body is not None
+            and fhirjson.dumps(versioned(resource, version, updated)) == existing.body):
+        return True
+    return fhirjson.same(content_of(previous), content_of(resource))
+
+
+def body_of(rec: StoredResource | None) -> dict[str, Any] | None:
+    """The stored resource as JSON, or None when absent or deleted."""
+    if rec is None or rec.deleted:
+        return None
+    return fhirjson.loads(rec.body)  # type: ignore[arg-type]
+
+
+class VersionClock:
+    """Hands out ``meta.lastUpdated`` instants, strictly increasing across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0  # the last instant handed out, in epoch milliseconds
+        self._prefix_sec, self._prefix = -1, ""
+
+    def now(self) -> str:
+        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
+
+        Integer milliseconds and a per-second cached prefix: this runs once per stored version,
+        and building it through ``datetime`` cost ~15 us of each ingest write.
+        """
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms + 1
+            self._last_ms = ms
+            sec, milli = divmod(ms, 1000)
+            if sec != self._prefix_sec:
+                self._prefix_sec = sec
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+            return f"{self._prefix}{milli:03d}Z"
