@@ -7,14 +7,18 @@ Order of work for each message (DESIGN.md §4 Durability):
    (MSH-4.1 in ``site.institutions``) -- otherwise ``AR``;
 3. idempotency on (MSH-4.1, MSH-10): identical bytes already seen -> the recorded answer again,
    nothing changes; same key, other bytes -> kept as a conflict in the quarantine, ``AE``;
-4. store the raw bytes, **committed** (phase 1);
-5. parse, convert to a transaction Bundle, write its resources through the repository, mark
-   the message processed, count conversion warnings, audit -- one commit for the batch, one
-   savepoint per message so a failing message is quarantined alone (phase 2);
+4. parse and convert to a transaction Bundle, validate (outside any transaction);
+5. in **one commit** for the batch: the raw bytes (inserted once, with the message's final
+   status), its resources written through the repository, its Provenance signed with the
+   batch's, the conversion warnings counted, the audit records (``_one_commit``);
 6. ACK: ``AA`` (with warnings as ERR severity W), ``AE`` with the reason, or ``AR``.
 
+When that commit fails, the batch is done the two-commit way: the raw bytes committed first
+(phase 1), then each message in its own savepoint, so that a failing message is quarantined
+alone and the others' raw bytes are safe even when the second commit cannot be made (phase 2).
+
 **Group commit.** ``submit`` queues the message for one worker thread, which takes everything
-queued so far as one batch: two commits per batch instead of two per message. A lone sender
+queued so far as one batch: one commit per batch instead of two per message. A lone sender
 waiting for each ACK gets batches of one; many connections (or a pipelining sender, or
 ``huren replay``) get large batches, and after a batch of several the worker lingers a few
 milliseconds for the messages on their way (``_linger``). ``handle`` is ``submit`` + wait.
