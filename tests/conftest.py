@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,25 @@ def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Iter
         import pymongo
 
         pymongo.MongoClient(os.environ["HUREN_MONGODB_URI"]).drop_database(db)
+
+
+@pytest.fixture(autouse=True)
+def _index_plans_match_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every resource any test indexes (written, migrated, an audit view derived) is indexed by
+    its compiled plan and by the interpreter, and the two must give the same rows: the plans
+    are code generated from the search parameter data, the interpreter its plain reading."""
+    from engine.repository.indexing import Indexer
+
+    compiled = Indexer.rows
+
+    def rows(self: Indexer, resource: dict[str, Any]) -> Any:
+        got = compiled(self, resource)
+        expected = self.interpret(resource)
+        assert got == expected and list(got.sort) == list(expected.sort), (resource.get("resourceType"),
+                                                                           resource.get("id"))
+        return got
+
+    monkeypatch.setattr(Indexer, "rows", rows)
 
 
 @pytest.fixture

@@ -64,7 +64,8 @@ CHOICE_ELEMENTS = frozenset({
 })
 
 
-def _choice(node: dict[str, Any], name: str, cast: str | None) -> Any:
+def choice(node: dict[str, Any], name: str, cast: str | None) -> Any:
+    """``node``'s value of element ``name`` (a choice element: the first ``name`` + TypeName key)."""
     if cast is not None:
         return node.get(name + cast[0].upper() + cast[1:])
     value = node.get(name)
@@ -83,7 +84,7 @@ def _field(name: str, cast: str | None) -> Callable[[list[Any]], list[Any]]:
         for node in nodes:
             if not isinstance(node, dict):
                 continue
-            value = _choice(node, name, cast)
+            value = choice(node, name, cast)
             if value is None:
                 continue
             if isinstance(value, list):
@@ -131,10 +132,16 @@ def _where_eq(field: str, literal: str) -> Callable[[list[Any]], list[Any]]:
     return step
 
 
-def _compile_path(path: str, resource_type: str | None) -> tuple[str, Evaluator]:
+# One step of a parsed path: ("field", name, cast or None), ("resolve", type), ("eq", field, literal).
+Step = tuple[Any, ...]
+
+
+def parse_path(path: str, resource_type: str | None = None) -> tuple[str, list[Step]]:
+    """The root and the steps of one union member (``Observation.value.as(Quantity)``), checked
+    against the subset; ``compile_expression`` makes closures of them and the indexer's compiled
+    plans (``engine.repository.index_plan``) Python source."""
     # ``(A.b as T)`` and ``(A.b as T).c`` are the function form ``A.b.as(T)``, ``A.b.as(T).c``
     path = _INFIX_AS.sub(r"\1.as(\2)", path.strip())
-    cast: str | None = None
     if not re.fullmatch(r"[A-Za-z0-9_.()=' ]+", path):
         raise UnsupportedExpression(path)
     raw_steps = _split_steps(path)
@@ -143,7 +150,7 @@ def _compile_path(path: str, resource_type: str | None) -> tuple[str, Evaluator]
         raise UnsupportedExpression(path)
     if resource_type and root not in (resource_type, "Resource", "DomainResource"):
         raise UnsupportedExpression(f"{path} is not about {resource_type}")
-    steps: list[Callable[[list[Any]], list[Any]]] = []
+    steps: list[Step] = []
     fields: list[tuple[str, str | None]] = []
     for raw in raw_steps[1:]:
         if _STEP_FIELD.match(raw):
@@ -154,27 +161,41 @@ def _compile_path(path: str, resource_type: str | None) -> tuple[str, Evaluator]
             name, _ = fields.pop()
             fields.append((name, m_as.group(1)))
             continue
-        for name, c in fields:
-            steps.append(_field(name, c))
+        steps += [("field", name, c) for name, c in fields]
         fields = []
         m_res, m_eq = _STEP_RESOLVE.match(raw), _STEP_EQ.match(raw)
         if m_res:
-            steps.append(_resolve_is(m_res.group(1)))
+            steps.append(("resolve", m_res.group(1)))
         elif m_eq:
-            steps.append(_where_eq(m_eq.group(1), m_eq.group(2)))
+            steps.append(("eq", m_eq.group(1), m_eq.group(2)))
         else:
             raise UnsupportedExpression(raw)
-    if cast is not None:
-        if not fields:
-            raise UnsupportedExpression(path)
-        name, _ = fields.pop()
-        fields.append((name, cast))
-    for name, c in fields:
-        steps.append(_field(name, c))
+    steps += [("field", name, c) for name, c in fields]
     if not steps:
         raise UnsupportedExpression(path)
-    if len(fields) == len(steps) == 1 and fields[0][1] is None and fields[0][0] not in CHOICE_ELEMENTS:
-        return root, _top_field(fields[0][0])
+    return root, steps
+
+
+def parse_expression(expression: str, resource_type: str | None = None) -> list[list[Step]]:
+    """The steps of each union member of ``expression``."""
+    parts = [parse_path(part, resource_type)[1] for part in split_union(expression)]
+    if not parts:
+        raise UnsupportedExpression(expression)
+    return parts
+
+
+def _compile_path(path: str, resource_type: str | None) -> tuple[str, Evaluator]:
+    root, parsed = parse_path(path, resource_type)
+    steps: list[Callable[[list[Any]], list[Any]]] = []
+    for step in parsed:
+        if step[0] == "field":
+            steps.append(_field(step[1], step[2]))
+        elif step[0] == "resolve":
+            steps.append(_resolve_is(step[1]))
+        else:
+            steps.append(_where_eq(step[1], step[2]))
+    if len(parsed) == 1 and parsed[0][0] == "field" and parsed[0][2] is None and parsed[0][1] not in CHOICE_ELEMENTS:
+        return root, _top_field(parsed[0][1])
 
     def evaluate(resource: dict[str, Any]) -> list[Any]:
         nodes: list[Any] = [resource]

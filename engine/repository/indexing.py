@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from engine.repository.fhirpath import CHOICE_ELEMENTS, first_fields
+from engine.repository.fhirpath import CHOICE_ELEMENTS, choice, first_fields
+from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows, shape_of
 from engine.repository.searchparams import SearchParams
 
 FAR_PAST = -1e13
@@ -28,6 +29,7 @@ _DATE = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
 _CHOICE_STEM = re.compile(r"^([a-z][A-Za-z]*?)[A-Z]")
+SHAPES_PER_TYPE = 64  # plans per shape of a type; beyond, the type's plan for any shape
 _REF = re.compile(r"^(?:.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
@@ -98,18 +100,18 @@ def date_range(value: str) -> tuple[float, float]:
     return d.timestamp(), d.timestamp() + width
 
 
-@lru_cache(maxsize=65536)
-def parse_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
-    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None.
-
-    Cached: a message's resources point at the same Patient, Encounter and orders many times.
-    """
+def read_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
+    """``(type, id)`` of a literal reference (relative, or absolute on this server), else None."""
     if base_url and ref.startswith(base_url + "/"):
         ref = ref[len(base_url) + 1 :]
     elif "://" in ref or ref.startswith(("#", "urn:")):
         return None
     m = _REF.match(ref)
     return (m.group(1), m.group(2)) if m else None
+
+
+# Cached: a message's resources point at the same Patient, Encounter and orders many times.
+parse_reference = lru_cache(maxsize=65536)(read_reference)
 
 
 def _bookkeeping_only(meta: Any) -> bool:
@@ -135,6 +137,13 @@ class Indexer:
         self._plans: dict[str, list[tuple[str, Any, Any, frozenset[str] | None]]] = {}
         self._triggers: dict[str, tuple[list[Any], tuple[int, ...], dict[str, tuple[int, ...]]]] = {}
         self._chosen: dict[tuple[Any, ...], tuple[tuple[str, Any, Any], ...]] = {}
+        self._compiled: dict[str, RowsFunction] = {}  # per type, for any shape
+        self._shaped: dict[Shape, RowsFunction] = {}  # per shape (shape_of)
+        self._shape_count: dict[str, int] = {}
+        self._refs: dict[str, dict[str, tuple[str, str, str]]] = {}  # per reference parameter
+        self._namespace = {"IndexRows": IndexRows, "ref_rows": self._ref_rows, "ref_row": self._ref_row,
+                           "date_range": date_range, "choice": choice, "FAR_PAST": FAR_PAST,
+                           "FAR_FUTURE": FAR_FUTURE, "CONTACT_SYSTEMS": _CONTACT_SYSTEMS}
 
     def _plan(self, rtype: str) -> list[tuple[str, Any, Any, frozenset[str] | None]]:
         plan = self._plans.get(rtype)
@@ -190,6 +199,60 @@ class Indexer:
         return chosen
 
     def rows(self, resource: dict[str, Any]) -> IndexRows:
+        """The index rows of a resource by the compiled plan of its shape (``index_plan``): the
+        same rows as ``interpret`` gives, by code generated once from the parameter data.
+
+        A plan per shape (type, keys, ``meta``'s keys) skips every parameter whose element is
+        absent without a lookup; a type that shows more than ``SHAPES_PER_TYPE`` shapes (a client
+        writing every resource differently) gets its plan for any shape from then on."""
+        shape = shape_of(resource)
+        plan = self._shaped.get(shape)
+        if plan is None:
+            plan = self._plan_for(shape)
+        return plan(resource)
+
+    def _plan_for(self, shape: Shape) -> RowsFunction:
+        rtype = shape[0]
+        count = self._shape_count.get(rtype, 0)
+        if count >= SHAPES_PER_TYPE:
+            plan = self._compiled.get(rtype)
+            if plan is None:
+                plan = self._compiled[rtype] = self._compile(rtype, None)
+            return plan
+        if len(self._shaped) >= 4096:  # bogus types or shapes must not grow this forever
+            self._shaped.clear()
+            self._shape_count.clear()
+        plan = self._shaped[shape] = self._compile(rtype, shape)
+        self._shape_count[rtype] = count + 1
+        return plan
+
+    def _compile(self, rtype: str, shape: Shape | None) -> RowsFunction:
+        entries = []
+        for code, method, _evaluate, _roots in self._plan(rtype):
+            p = self.params.get(rtype, code)
+            assert p is not None
+            inline = p.type in ("token", "reference", "date", "quantity", "uri") and not (
+                p.type == "token" and (self.params.text_enabled(rtype, code) or self.params.system_enabled(rtype, code)))
+            entries.append(PlanEntry(code, p.type, p.expression, None if inline else method))
+        return compile_rows(rtype, entries, self.params.compartment_params(rtype), self._namespace, shape)
+
+    def _ref_rows(self, code: str) -> dict[str, tuple[str, str, str]]:
+        """The rows of reference parameter ``code`` by reference, made by ``_ref_row``."""
+        return self._refs.setdefault(code, {})
+
+    def _ref_row(self, cache: dict[str, tuple[str, str, str]], code: str, ref: str) -> tuple[str, str, str]:
+        """The row of a reference the plans have not seen (``_reference``'s, for one value),
+        remembered: the same tuple each time also makes the backend's lookup by row cheap."""
+        parsed = read_reference(ref, self.base_url)
+        row = (code, *parsed) if parsed else (code, "", ref)
+        if len(cache) >= 4096:  # per parameter; a message brings some thirty new ids
+            cache.clear()
+        cache[ref] = row
+        return row
+
+    def interpret(self, resource: dict[str, Any]) -> IndexRows:
+        """The index rows of a resource by evaluating each parameter's FHIRPath closure: the
+        reference the compiled plans are held to (and the plain reading of what is indexed)."""
         rtype = resource["resourceType"]
         rows = IndexRows()
         for code, index, evaluate in self._choose(rtype, resource):

@@ -128,8 +128,11 @@ def h64(key: str) -> int:
     Not cached itself: the functions below cache by their arguments (no key string built on a
     hit), and a message's new ids (results, orders, specimens) would only churn a cache here.
     """
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                          "little", signed=True)
+    return _INT64(_blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest())[0]
+
+
+_blake2b = hashlib.blake2b
+_INT64 = struct.Struct("<q").unpack  # the digest read as a little-endian signed integer
 
 
 def token_hash(rtype: str, param: str, code: str) -> int:
@@ -177,7 +180,8 @@ def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str
     per system of the parameters enabled for ``system|`` searches (compartments are read from the
     reference rows: ``SqliteFhirBackend._compartment``). A reference of a ``narrowed`` parameter
     (``patient``) to its type is the wider parameter's (``subject``) row already, so it is not
-    written twice (``query.widen`` reads it there)."""
+    written twice (``query.widen`` reads it there). The reading of the layout that ``RowHasher``
+    (the write path) is held to."""
     keys: set[tuple[int, int]] = set()
     add = keys.add
     for p, s, c in rows.tokens:
@@ -193,10 +197,68 @@ def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str
     return keys
 
 
+class RowHasher:
+    """``hash_keys`` for one resource type, remembering the key of each index row it hashed.
+
+    A feed repeats most of its rows (its codes, statuses, categories; the message's patient,
+    specimen and order named by every result), so most rows are one dict lookup by the row
+    tuple the indexer made, where ``hash_keys`` builds a cache key per row. The narrowed
+    references are remembered as "no row" the same way.
+    """
+
+    __slots__ = ("rtype", "narrowed", "_tokens", "_refs")
+    LIMIT = 1 << 15  # rows remembered per kind and type; a new message's new ids would churn more
+
+    def __init__(self, rtype: str, narrowed: Mapping[str, tuple[str, str]]) -> None:
+        self.rtype, self.narrowed = rtype, narrowed
+        self._tokens: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self._refs: dict[tuple[str, str, str], tuple[int, int] | None] = {}
+
+    def keys(self, rows: IndexRows) -> dict[tuple[int, int], None]:
+        """The distinct ``(h, q)`` of ``rows``, in the order of first appearance."""
+        keys: dict[tuple[int, int], None] = {}
+        rtype = self.rtype
+        cache = self._tokens
+        get = cache.get
+        for row in rows.tokens:
+            key = get(row)
+            if key is None:  # hashed here, not through _token_key's cache: this one is the cache
+                p, system, code = row
+                key = token_hash(rtype, p, code), qualifier_hash(system)
+                if len(cache) >= self.LIMIT:
+                    cache.clear()
+                cache[row] = key
+            keys[key] = None
+        refs = self._refs
+        get_ref = refs.get
+        for row in rows.refs:
+            key = get_ref(row, False)
+            if key is False:
+                p, rt, target = row
+                narrowed = self.narrowed.get(p)
+                key = None if narrowed is not None and narrowed[1] == rt else (
+                    ref_hash(rtype, p, target), qualifier_hash(rt))
+                if len(refs) >= self.LIMIT:
+                    refs.clear()
+                refs[row] = key
+            if key is not None:
+                keys[key] = None
+        for p, uri in rows.uris:
+            keys[(uri_hash(rtype, p, uri), NO_QUALIFIER)] = None
+        for p, system in rows.systems:
+            keys[(system_hash(rtype, p, system), NO_QUALIFIER)] = None
+        return keys
+
+
+@lru_cache(maxsize=256)
+def _packer(n: int) -> struct.Struct:
+    return struct.Struct(f"<{n}q")
+
+
 def _pack(keys: Collection[tuple[int, int]]) -> bytes:
     """The ``h`` of a resource's rows, for deleting them by primary-key prefix (a code in two
     systems repeats its ``h``: the second delete finds nothing, cheaper than deduplicating)."""
-    return struct.pack(f"<{len(keys)}q", *[h for h, _q in keys])
+    return _packer(len(keys)).pack(*[h for h, _q in keys])
 
 
 def _unpack(blob: bytes | None) -> tuple[int, ...]:
@@ -249,6 +311,7 @@ class SqliteFhirBackend:
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
         self._params: SearchParams | None = None
+        self._hashers: dict[str, RowHasher] = {}
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -271,6 +334,7 @@ class SqliteFhirBackend:
         """Called by the repository with the indexer that rebuilds the index of a data directory
         written by an earlier layout, and the parameters whose narrowed references it keeps once."""
         self._params = params
+        self._hashers.clear()  # they hold the narrowed references of the parameters bound before
         if self.legacy:
             self._migrate(indexer)
 
@@ -330,20 +394,20 @@ class SqliteFhirBackend:
         return self._rec(rows[0]) if rows else None
 
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
+        """One statement for the keys of every type (a message's resources are of some seven
+        types: one ``IN`` list per type was seven statements): the keys are a ``VALUES`` table
+        joined to the ``(type, id)`` index, one probe each."""
         out: dict[tuple[str, str], StoredResource] = {}
-        by_type: dict[str, list[str]] = {}
-        for t, i in keys:
-            by_type.setdefault(t, []).append(i)
-        for t, ids in by_type.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = self.store.query(
-                    f"SELECT {_COLS} FROM fhir_resource r WHERE r.type = ? AND r.id IN ({','.join('?' * len(chunk))})",
-                    [t, *chunk],
-                )
-                for row in rows:
-                    rec = self._rec(row)
-                    out[(rec.type, rec.id)] = rec
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self.store.query(
+                f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?)'] * len(chunk))}) k "
+                "CROSS JOIN fhir_resource r ON r.type = k.column1 AND r.id = k.column2",
+                [v for key in chunk for v in key])
+            for row in rows:
+                rec = self._rec(row)
+                out[(rec.type, rec.id)] = rec
         return out
 
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None:
@@ -408,7 +472,7 @@ class SqliteFhirBackend:
             for rec, rows, previous in items:
                 if rows is not None:
                     sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
-                    keys: Collection[tuple[int, int]] = hash_keys(rec.type, rows, self._narrowed(rec.type))
+                    keys: Collection[tuple[int, int]] = self._hasher(rec.type).keys(rows)
                 else:
                     sortkeys, keys = None, ()
                 blob = _pack(keys)
@@ -476,6 +540,14 @@ class SqliteFhirBackend:
 
     def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
         return self._search_params().narrowed(rtype) if rtype else _NONE
+
+    def _hasher(self, rtype: str) -> RowHasher:
+        hasher = self._hashers.get(rtype)
+        if hasher is None:
+            if len(self._hashers) >= 512:
+                self._hashers.clear()
+            hasher = self._hashers[rtype] = RowHasher(rtype, self._narrowed(rtype))
+        return hasher
 
     def _compartment(self, q: Query, correlated: bool) -> tuple[list[str], list[Any]]:
         """The parts of "in one of these Patients' compartments" (to be ORed): the reference rows
