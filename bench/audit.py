@@ -118,16 +118,17 @@ def bulk_load(log: AuditLog, n: int, batch: int = 20000) -> None:
     frontier = merkle.Frontier()
     template = event(0)
     for start in range(0, n, batch):
-        leaves, nodes = [], []
+        leaves = []
         for seq in range(start, min(n, start + batch)):
             data = canonical({**template, "id": event_id(seq)})
             h = merkle.leaf_hash(data)
-            leaves.append({"_id": seq_key(seq), "seq": seq, "hash": h.hex(), "data": data.decode()})
-            nodes += [{"_id": f"{lv}:{ix}", "level": lv, "index": ix, "hash": nh.hex()}
-                      for lv, ix, nh in frontier.append(h)]
+            doc = {"_id": seq_key(seq), "seq": seq, "hash": h.hex(), "data": data.decode()}
+            made = frontier.append(h)
+            if made:  # the nodes this leaf completes, kept with it (AuditLog.stored_nodes)
+                doc["nodes"] = [nh.hex() for _lv, _ix, nh in made]
+            leaves.append(doc)
         with log.store.transaction():
             log.leaves.insert_many(leaves)
-            log.nodes.insert_many(nodes)
     log._reload()
     log.checkpoint(force=True)
 

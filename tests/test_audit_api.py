@@ -70,10 +70,11 @@ def test_access_rules_and_bad_parameters(http, engine, client_token) -> None:
     assert r.status_code == 403 and r.json()["resourceType"] == "OperationOutcome"
     r = http.get("/audit/proof/inclusion?leaf=50&size=3", headers=resident_app)
     assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
-    refused = [d for d in engine.audit.leaves.find(sort=[("seq", 1)])]
+    refused = engine.audit.events()
     assert len(refused) == 3
-    assert '"outcome":"4"' in refused[0]["data"] and "HTTP 401" in refused[0]["data"]
-    assert "HTTP 403" in refused[1]["data"] and "urn:huren:client" in refused[1]["data"]
+    assert refused[0]["outcome"] == "4" and refused[0]["outcomeDesc"] == "HTTP 401"
+    assert refused[1]["outcomeDesc"] == "HTTP 403"
+    assert refused[1]["agent"][0]["who"]["identifier"]["system"] == "urn:huren:client"
 
 
 def test_cli_export_then_offline_verify_with_only_the_public_key(

@@ -18,6 +18,10 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.audit.events import build_event, requestor_agent
+from engine.audit.keys import AuditKeys
+from engine.audit.log import Appended, AuditLog
+from engine.audit.record import facts
+from engine.audit.store import open_audit_store
 from engine.audit.view import view_id, views_of
 from engine.engine import Engine
 from engine.errors import MethodNotAllowed
@@ -29,21 +33,28 @@ ZHANG = requestor_agent(kind="patient", subject="person-zhang", address="10.0.0.
 
 
 def _records(engine: Engine) -> None:
+    """One record alone, the rest as one appended group (one key document per key and group, the
+    group's other records under it): complete AuditEvents and an HTTP interaction's compact record."""
     audit = engine.audit
     audit.record(build_event(action="read", origin="o", agents=HIS, patient_ids=["pa"],
                              resources=["Observation/1/_history/1"], owners={"Observation/1/_history/1": ["pa"]},
                              start="2026-11-01T08:00:00.000Z", recorded="2026-11-01T08:00:00.100Z"))
-    audit.record(build_event(action="search", origin="o", agents=LAB, patient_ids=["pa", "pb"],
-                             resources=["Observation/1", "Observation/2"], query="Observation?code=718-7",
-                             owners={"Observation/1": ["pa"], "Observation/2": ["pb"]},
-                             recorded="2026-11-03T09:30:00.000Z"))
-    audit.record(build_event(action="read", origin="o", agents=ZHANG, patient_ids=["pa"], outcome="4",
-                             resources=["Observation/2"], owners={"Observation/2": ["pb"]},
-                             requestor_patients=["pa"], recorded="2026-11-02T10:00:00.000Z"))
-    audit.record(build_event(action="token-issue", origin="o", agents=LAB, recorded="2026-11-04T00:00:00.000Z"))
-    audit.record(build_event(action="read", origin="o", agents=HIS, patient_ids=["pb"],
-                             resources=["Observation/2/_history/1"], owners={"Observation/2/_history/1": ["pb"]},
-                             recorded="2026-11-05T12:00:00.000Z"))
+    group = audit.record_many([
+        build_event(action="search", origin="o", agents=LAB, patient_ids=["pa", "pb"],
+                    resources=["Observation/1", "Observation/2"], query="Observation?code=718-7",
+                    owners={"Observation/1": ["pa"], "Observation/2": ["pb"]}, recorded="2026-11-03T09:30:00.000Z"),
+        build_event(action="read", origin="o", agents=ZHANG, patient_ids=["pa"], outcome="4",
+                    resources=["Observation/2"], owners={"Observation/2": ["pb"]},
+                    requestor_patients=["pa"], recorded="2026-11-02T10:00:00.000Z"),
+        build_event(action="token-issue", origin="o", agents=LAB, recorded="2026-11-04T00:00:00.000Z"),
+        build_event(action="read", origin="o", agents=HIS, patient_ids=["pb"],
+                    resources=["Observation/2/_history/1"], owners={"Observation/2/_history/1": ["pb"]},
+                    recorded="2026-11-05T12:00:00.000Z"),
+        facts(action="read", recorded="2026-10-31T12:00:01.000Z", start="2026-10-31T12:00:00.900Z", outcome="0",
+              desc="HTTP 200", requestor=("system", "his-a", "10.0.0.9", None, None, None, None, None), origin="o",
+              patients=["pa"], resources=["Observation/1/_history/1"], owners={"Observation/1/_history/1": ["pa"]}),
+    ])
+    assert all(isinstance(r, Appended) for r in group)
 
 
 QUERIES: list[tuple[list[tuple[str, str]], frozenset[str] | None]] = [
@@ -95,7 +106,7 @@ def pair(backend_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
         with Engine(other) as stored:
             repo = stored.repository
             main = repo.backend.main
-            views = [v for seq in range(derived.audit.size) for v in views_of(orjson.loads(derived.audit.get(seq)["data"]))]
+            views = [v for seq in range(derived.audit.size) for v in views_of(derived.audit.events(seq, 1)[0])]
             routed, repo.backend = repo.backend, main
             with stored.store.transaction():
                 repo.insert_derived(views)
@@ -106,7 +117,7 @@ def pair(backend_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
 def test_derived_views_answer_every_search_as_stored_views_do(pair) -> None:
     derived, stored, main = pair
     # the stored side answers from its backend alone (its own log is empty)
-    assert stored.audit.size == 0 and main.count(stored.repository.parser.parse("AuditEvent", []).query) == 6
+    assert stored.audit.size == 0 and main.count(stored.repository.parser.parse("AuditEvent", []).query) == 7
     for params, compartment in QUERIES:
         assert _ids(derived, params, compartment) == _ids(stored, params, compartment), (params, compartment)
 
@@ -156,8 +167,9 @@ def test_a_clients_own_audit_event_is_found_beside_the_views(pair) -> None:
            "entity": [{"what": {"reference": "Patient/pa"}}]}
     repo.update(own)
     ids = [r["id"] for r in repo.search("AuditEvent", [("patient", "pa"), ("_sort", "date")]).resources]
-    assert ids == [view_id("audit-0", "pa"), "lis-export-7", view_id("audit-2", "pa"), view_id("audit-1", "pa")]
-    assert repo.search("AuditEvent", [("_summary", "count")]).total == 7
+    assert ids == [view_id("audit-5", "pa"), view_id("audit-0", "pa"), "lis-export-7", view_id("audit-2", "pa"),
+                   view_id("audit-1", "pa")]
+    assert repo.search("AuditEvent", [("_summary", "count")]).total == 8
 
 
 def test_residents_and_auditors_over_http(pair) -> None:
@@ -175,13 +187,15 @@ def test_residents_and_auditors_over_http(pair) -> None:
     assert mine.status_code == 200
     ids = [e["resource"]["id"] for e in mine.json()["entry"]]
     # every record naming pa, newest first (the search itself is recorded after its response)
-    assert ids == [view_id("audit-1", "pa"), view_id("audit-2", "pa"), view_id("audit-0", "pa")]
+    assert ids == [view_id("audit-1", "pa"), view_id("audit-2", "pa"), view_id("audit-0", "pa"),
+                   view_id("audit-5", "pa")]
     assert all("Patient/pb" not in orjson.dumps(e["resource"]).decode() for e in mine.json()["entry"])
     auditor = derived.auth.issue_system_token("auditor", "system/*.rs")
     r = http.get("/fhir/AuditEvent?agent:identifier=urn:huren:client|his-a&_sort=-date",
                  headers={"Authorization": f"Bearer {auditor}"})
     assert r.status_code == 200
-    assert [e["resource"]["id"] for e in r.json()["entry"]] == [view_id("audit-4", "pb"), view_id("audit-0", "pa")]
+    assert [e["resource"]["id"] for e in r.json()["entry"]] == [view_id("audit-4", "pb"), view_id("audit-0", "pa"),
+                                                                view_id("audit-5", "pa")]
     r = http.get(f"/fhir/AuditEvent/{view_id('audit-4', 'pb')}", headers={"Authorization": f"Bearer {auditor}"})
     assert r.status_code == 200 and r.headers["etag"] == 'W/"1"'
     r = http.delete(f"/fhir/AuditEvent/{view_id('audit-4', 'pb')}",
@@ -192,13 +206,32 @@ def test_residents_and_auditors_over_http(pair) -> None:
 def test_records_an_earlier_version_appended_get_their_keys_at_the_next_start(settings: Settings) -> None:
     with Engine(settings) as engine:
         _records(engine)
+        engine.audit.index_keys()
         for doc in engine.audit.key_index.find():  # as an earlier version left them: no keys
             engine.audit.key_index.delete(doc["_id"])
-        engine.audit.meta.delete("keys")
-        engine.audit.meta.delete("day-keys")
-        assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 0
+        assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 0  # keyed as far as known
         assert engine.repository.search("AuditEvent", [("date", "2026-11-05")]).total == 0
+        for marker in ("keys", "day-keys", "keyed-to"):  # ... and no marker of this version
+            engine.audit.meta.delete(marker)
     with Engine(settings) as engine:
         assert engine.repository.search("AuditEvent", [("patient", "pb")]).total == 2
         assert engine.repository.search("AuditEvent", [("date", "2026-11-05")]).total == 1
         assert engine.audit.meta.get("keys") is not None and engine.audit.meta.get("day-keys") is not None
+
+
+def test_the_append_writes_no_key_and_the_first_search_finds_the_record(settings: Settings) -> None:
+    """Search keys are derived from the records after the append (``AuditLog.index_keys``): an
+    audited read's commit holds only its record, and a search brings the keys up to date first."""
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))  # no background indexer
+    log.record_many([build_event(action="read", origin="o", agents=HIS, patient_ids=[f"p{i}"]) for i in range(3)])
+    assert log.key_index.count() == 0 and log.size == 3
+    log.index_keys()
+    assert log.meta.get("keyed-to") == {"_id": "keyed-to", "size": 3}
+    assert {d["_id"].split("\t")[0] for d in log.key_index.find()} >= {"p:p0", "p:p1", "p:p2", "a:urn:huren:client|his-a"}
+    log.store.close()
+    with Engine(settings) as engine:
+        engine.audit.record(build_event(action="read", origin="o", agents=LAB, patient_ids=["p9"]))
+        found = engine.repository.search("AuditEvent", [("patient", "p9")])  # at once, not at the next round
+        assert [r["id"] for r in found.resources] == [view_id("audit-3", "p9")]
+        assert engine.audit.meta.get("keyed-to")["size"] == 4
+        assert engine.repository.search("AuditEvent", [("agent:identifier", "urn:huren:client|his-a")]).total == 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import orjson
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
@@ -24,7 +23,7 @@ from tests.test_resident_record_ui import QIAN, ZHAO, feeds
 
 
 def _records(engine: Engine) -> list[dict]:
-    return [orjson.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("_id", 1)])]
+    return engine.audit.events()
 
 
 def test_imports_over_http_and_mllp_show_in_each_residents_who_looked(engine: Engine) -> None:

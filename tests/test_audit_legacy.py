@@ -39,10 +39,10 @@ def _earlier_version(engine: Engine) -> int:
                                     resources=["Observation/1"], owners={"Observation/1": ["pa"]}))
     engine.audit.record(build_event(action="token-issue", origin="o", agents=HIS))
     for seq in range(engine.audit.size):
-        engine.repository.update(orjson.loads(engine.audit.get(seq)["data"]))
-    engine.repository.update({**orjson.loads(engine.audit.get(0)["data"]), "outcomeDesc": "v2"})  # history
+        engine.repository.update(engine.audit.events(seq, 1)[0])
+    engine.repository.update({**engine.audit.events(0, 1)[0], "outcomeDesc": "v2"})  # history
     # ... and the next version's stored per-patient view of one (those are derived on read now)
-    engine.repository.update(views_of(orjson.loads(engine.audit.get(1)["data"]))[0])
+    engine.repository.update(views_of(engine.audit.events(1, 1)[0])[0])
     assert len(engine.repository.store.fhir.history("AuditEvent", "audit-0")) == 2
     assert "Patient/pa" in engine.store.fhir.current("AuditEvent", "audit-0").body.decode()  # pb's leak
     engine.store.collection(VIEW_PROGRESS).delete(MARKER)  # this version never ran here

@@ -15,7 +15,7 @@ from engine.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from engine.audit.events import build_event, requestor_agent
 from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys, rotate_keys
-from engine.audit.log import AuditLog, seq_key
+from engine.audit.log import AuditLog, node_owner, seq_key
 from engine.audit.verify import verify_online
 from engine.repository.port import Store
 from engine.settings import Settings
@@ -76,9 +76,11 @@ def test_altered_and_rehashed_record_is_located_by_the_stored_tree(log: AuditLog
 def test_rewritten_records_and_tree_still_fail_against_the_signed_checkpoint(log: AuditLog) -> None:
     rehash(log, 13, lambda ev: ev.update(outcome="4"))
     frontier = merkle.Frontier()
-    for seq in range(N):  # the attacker rebuilds every stored node too
-        for lvl, idx, h in frontier.append(bytes.fromhex(log.leaves.get(seq_key(seq))["hash"])):
-            log.nodes.replace({"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()})
+    for seq in range(N):  # the attacker rebuilds every stored node too (kept with the leaf completing it)
+        doc = log.leaves.get(seq_key(seq))
+        made = frontier.append(bytes.fromhex(doc["hash"]))
+        if made:
+            log.leaves.replace({**doc, "nodes": [h.hex() for _lvl, _idx, h in made]})
     report = verify_online(log)
     assert not report.ok and report.first_bad_record == 8
     assert report.problems[0].kind == "root"
@@ -277,7 +279,8 @@ def test_a_new_base_url_does_not_change_the_log_or_its_key_ids(log: AuditLog, st
 
 
 def test_a_log_whose_right_edge_was_deleted_refuses_to_append(log: AuditLog, store: Store) -> None:
-    log.nodes.delete("5:0")  # the subtree of records 0..31, part of the right edge at size 40
+    doc = log.leaves.get(seq_key(node_owner(5, 0)))  # the subtree of records 0..31, part of the right edge at size 40
+    log.leaves.replace({**doc, "nodes": doc["nodes"][:4]})  # its leaf keeps levels 1-4, not 5
     with pytest.raises(RuntimeError, match="audit log damaged"):
         AuditLog(store, log.settings, log.keys)
     report = verify_online(log)
@@ -305,3 +308,32 @@ def test_record_nowait_appends_only_when_nothing_else_holds_the_store(settings: 
     worker.join()
     assert audit.record_nowait(event(1)).seq == 1
     store.close()
+
+
+def test_a_log_appended_before_nodes_moved_into_their_leaves_keeps_verifying_and_growing(
+        store: Store, backend_settings: Settings) -> None:
+    """Earlier versions kept each tree node as a document of ``audit_nodes``: such a log still
+    serves proofs, verifies, and takes new records (whose nodes go with their leaves)."""
+    s = backend_settings.with_(audit_checkpoint_every=8, audit_checkpoint_seconds=3600)
+    old = AuditLog(store, s, AuditKeys.load(s))
+    frontier = merkle.Frontier()
+    for seq in range(21):  # as an earlier version wrote them
+        data = rfc8785.dumps({**event(seq), "resourceType": "AuditEvent", "id": f"audit-{seq}"})
+        h = merkle.leaf_hash(data)
+        old.leaves.insert({"_id": seq_key(seq), "seq": seq, "hash": h.hex(), "data": data.decode()})
+        for lvl, idx, nh in frontier.append(h):
+            old.nodes.insert({"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": nh.hex()})
+    log = AuditLog(store, s, AuditKeys.load(s))
+    assert log.size == 21 and log.root() == frontier.root()
+    for _ in range(20):
+        log.record(event(50))
+    assert log.nodes.count() == 21 - bin(21).count("1") and "nodes" in log.leaves.get(seq_key(23))  # new: with leaves
+    reference = merkle.Frontier()
+    for seq in range(41):
+        reference.append(bytes.fromhex(log.leaves.get(seq_key(seq))["hash"]))
+    root = reference.root()
+    assert log.root() == root
+    for leaf in (0, 7, 20, 21, 40):  # proofs across both layouts
+        path = log.inclusion_proof(leaf, 41)
+        assert merkle.verify_inclusion(leaf, 41, bytes.fromhex(log.leaves.get(seq_key(leaf))["hash"]), path, root)
+    assert verify_online(log).ok

@@ -4,7 +4,6 @@ and doubles none."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -74,7 +73,7 @@ def test_a_message_failing_at_write_time_is_quarantined_alone(settings: Settings
             assert all(engine.repository.read(*ref.split("/")) for ref in out.resources)
         assert engine.ingestor.stats.processed == 2 and engine.ingestor.stats.quarantined == 1
         assert engine.ingestor.stats.redone_batches == 1
-        events = [json.loads(engine.audit.get(seq)["data"]) for seq in range(audit_before, engine.audit.size)]
+        events = [engine.audit.events(seq, 1)[0] for seq in range(audit_before, engine.audit.size)]
         imports = [e for e in events if e["type"]["code"] == "110107"]
         assert sorted(e["outcome"] for e in imports) == ["0", "0", "4"]  # one per message, none twice
 

@@ -147,9 +147,8 @@ def test_post_hl7v2_converts_and_audits_the_caller(engine: Engine, fhir: TestCli
     assert doc is not None and doc["status"] == PROCESSED
     report = next(ref for ref in doc["resources"] if ref.startswith("DiagnosticReport/"))
     assert fhir.get(f"/fhir/{report}").json()["status"] == "final"
-    import json
 
-    events = [json.loads(engine.audit.get(seq)["data"]) for seq in range(before, engine.audit.size)]
+    events = [engine.audit.events(seq, 1)[0] for seq in range(before, engine.audit.size)]
     posted = [e for e in events if any(c.get("code") == "hl7v2-receive" for c in e.get("subtype", []))]
     assert len(posted) == 1  # one event for the request, naming the client
     assert any(a.get("who", {}).get("identifier", {}).get("value") == "lis-gw" for a in posted[0]["agent"])

@@ -105,7 +105,7 @@ def test_two_workers_serve_one_port_and_audit_every_read_once(tmp_path: Path) ->
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.stderr.read().decode() if proc.stderr else ""
     with Engine(settings) as engine:
-        records = [orjson.loads(engine.audit.get(seq)["data"]) for seq in range(before, engine.audit.size)]
+        records = [engine.audit.events(seq, 1)[0] for seq in range(before, engine.audit.size)]
         reads = [r for r in records if r["subtype"][0]["code"] == "read"
                  and any(e.get("what", {}).get("reference", "").startswith("Observation/o1") for e in r["entity"])]
         assert len(reads) == 240

@@ -179,7 +179,7 @@ def test_auditor_signs_in_through_the_bureau_and_is_named_in_reviews(oidc_engine
     r = http.post(f"/reports/duplicates/{flag}/review", json={"decision": "overturned", "reason": "急诊复查"},
                   headers={"X-CSRF-Token": me["csrf"]})
     assert r.status_code == 200 and r.json()["reviews"][-1]["by"] == "staff:li.shen 李审 (auditor)"
-    events = [json.loads(d["data"]) for d in oidc_engine.audit.leaves.find(sort=[("seq", 1)])]
+    events = oidc_engine.audit.events()
     review = next(e for e in events if any(c.get("code") == "review" for c in e.get("subtype") or []))
     assert review["agent"][0]["who"]["identifier"]["value"] == "li.shen"
 

@@ -96,7 +96,7 @@ def flags(engine: Any) -> str:
 
 
 def audit_records(engine: Any) -> list[dict[str, Any]]:
-    return [json.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("seq", 1)])]
+    return engine.audit.events()
 
 
 def test_auditor_signs_in_with_password_and_code_and_reviews_a_flag(

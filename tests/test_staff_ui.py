@@ -82,7 +82,7 @@ def test_auditor_signs_in_reviews_and_is_named_in_the_audit_trail(engine: Any, s
 
     flag = engine.recognition.flags.find()[0]
     assert flag["status"] == "upheld" and flag["reviews"][-1]["by"] == "staff:wang.li 王丽 (auditor)"
-    events = [json.loads(d["data"]) for d in engine.audit.leaves.find(sort=[("seq", 1)])]
+    events = engine.audit.events()
     review = next(e for e in events if any(c.get("code") == "review" for c in e.get("subtype") or []))
     who = review["agent"][0]
     assert who["who"] == {"identifier": {"system": "urn:huren:staff", "value": "wang.li"}, "display": "王丽"}

@@ -10,7 +10,8 @@ drop its page cache. Here they are computed when someone asks:
 - at append, ``record_keys`` gives a few narrow keys per record (each patient it names, each
   requesting agent's identifier), stored beside the record in the audit file in the same
   transaction (``audit_keys``, ``_id`` = key + sequence number, so one primary-key range scan
-  lists a patient's records);
+  lists a patient's records; ``more`` lists the rest of an appended group's records under the
+  same key: ``group_key_docs``);
 - ``AuditViews`` is a ``FhirBackend`` for those views: a search takes its candidates from the
   keys (the caller's compartment, a ``patient`` reference, an ``agent:identifier``) or, failing
   those, from the whole log, derives each candidate's views, and keeps the ones that satisfy the
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 import orjson
 
 from engine import fhirjson
+from engine.audit.record import FORMAT, agent_keys, event_of
 from engine.audit.view import patients_named, views_of
 from engine.errors import MethodNotAllowed
 from engine.repository.indexing import Indexer, IndexRows, normalise
@@ -71,6 +73,8 @@ class _Log(Protocol):
     leaves: Collection
     key_index: Collection
 
+    def index_keys(self) -> None: ...
+
 
 def record_keys(record: dict[str, Any]) -> list[str]:
     """The narrow keys a search finds this record by: ``p:<patient id>`` for each patient it
@@ -87,22 +91,48 @@ def key_docs(seq_key: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"_id": f"{key}{_SEP}{seq_key}"} for key in record_keys(record)]
 
 
+def stored_keys(data: str | bytes) -> tuple[list[str], str | None]:
+    """The search keys and the ``recorded`` instant of a stored record: from a compact record's
+    facts directly, else from its AuditEvent."""
+    doc = orjson.loads(data)
+    if doc.get("f") == FORMAT and "resourceType" not in doc:
+        keys = [f"p:{pid}" for pid in dict.fromkeys(doc.get("pat") or ()) if pid]
+        keys.extend(agent_keys(tuple(doc["by"])))
+        return keys, doc.get("at")
+    return record_keys(doc), doc.get("recorded")
+
+
+def group_key_docs(grouped: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """The search keys of an appended group (key -> its records, ascending): one document per key,
+    ``<key>`` + the first record's sequence number, listing the group's other records under that key
+    in ``more``. A group of reads from one hospital system is one agent key, not one per read
+    (each key row is two B-tree entries written in the audit's commit)."""
+    from engine.audit.log import seq_key
+
+    docs = []
+    for key, seqs in grouped.items():
+        doc: dict[str, Any] = {"_id": f"{key}{_SEP}{seq_key(seqs[0])}"}
+        if len(seqs) > 1:
+            doc["more"] = seqs[1:]
+        docs.append(doc)
+    return docs
+
+
 def _utc_day(recorded: str) -> str:
     if recorded.endswith("Z") and len(recorded) >= 10:  # the server's own instants: already UTC
         return recorded[:10]
     return datetime.fromtimestamp(_epoch(recorded), UTC).strftime("%Y-%m-%d")
 
 
-def day_key_docs(records: Iterable[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The day keys of an appended group of records (``(seq, seq key, record)`` in order): one
+def day_key_docs(records: Iterable[tuple[int, str, str | None]]) -> list[dict[str, Any]]:
+    """The day keys of an appended group of records (``(seq, seq key, recorded)`` in order): one
     document per UTC day of ``recorded`` the group touches, ``d:<day>`` + the group's first sequence
     number on that day, holding its last (``to``). A search by date alone (what an auditor asks
     first: who read what yesterday) then reads the records of the days its range covers instead of
     the whole log; the range a day key spans may hold another day's records of the same group,
     which the exact match drops. One document per group, not per record: nearly free at append."""
     days: dict[str, tuple[str, int]] = {}
-    for seq, key, record in records:
-        recorded = record.get("recorded")
+    for seq, key, recorded in records:
         if not recorded:
             continue  # matches no date search
         day = _utc_day(str(recorded))
@@ -224,14 +254,14 @@ class AuditViews:
         for start in range(0, len(wanted), SCAN_CHUNK):
             ids = [seq_key(s) for s in wanted[start:start + SCAN_CHUNK]]
             for doc in self.log.leaves.find({"_id": {"$in": ids}}, sort=[("_id", 1)]):
-                yield int(doc["seq"]), orjson.loads(doc["data"])
+                yield int(doc["seq"]), event_of(doc["data"])
 
     def _all_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         after = ""
         while True:
             docs = self.log.leaves.find({"_id": {"$gt": after}}, sort=[("_id", 1)], limit=SCAN_CHUNK)
             for doc in docs:
-                yield int(doc["seq"]), orjson.loads(doc["data"])
+                yield int(doc["seq"]), event_of(doc["data"])
             if len(docs) < SCAN_CHUNK:
                 return
             after = docs[-1]["_id"]
@@ -261,6 +291,7 @@ class AuditViews:
     # -- search
     def _candidates(self, query: Query) -> Iterator[tuple[int, dict[str, Any]]]:
         """The records whose views may match: from the narrowest key the query names, else all."""
+        self.log.index_keys()  # the records appended since the keys were last brought up to date
         best: set[int] | None = None
         if query.compartment is not None:
             best = self._seqs_of([f"p:{p}" for p in query.compartment])
@@ -324,6 +355,7 @@ class AuditViews:
             prefix = key + _SEP
             for doc in self.log.key_index.find({"_id": {"$gt": prefix, "$lt": prefix + "~"}}):
                 seqs.add(int(doc["_id"][len(prefix):]))
+                seqs.update(doc.get("more") or ())  # the rest of its group (group_key_docs)
         return seqs
 
     def _matching(self, query: Query) -> list[tuple[IndexRows, str, float, dict[str, Any], str]]:

@@ -15,6 +15,7 @@ per-patient FHIR views (``engine.audit.view``) can show each resident only what 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -82,8 +83,20 @@ def actions() -> dict[str, dict[str, Any]]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text up to the dot
+
+
 def now_instant() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC instant to the millisecond (``2026-11-30T12:24:13.537Z``). Every audited
+    request takes two (its start, its record's time): the second's text is formatted once per
+    second and only the milliseconds per call (~0.4 µs against ~1.2 µs for ``isoformat``). The
+    pair is replaced whole, so a thread never reads one second's number with another's text."""
+    global _second
+    second, rest = divmod(time.time_ns() // 1_000_000, 1000)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{cached[1]}{rest:03d}Z"
 
 
 def worst(*outcomes: str) -> str:

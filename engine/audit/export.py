@@ -6,8 +6,9 @@ One JSON object per line, in this order, so a verifier streams the file once:
 2. ``{"type": "key", "key_id", "name", "pem"}`` — every public key the log has used
 3. ``{"type": "checkpoint", "seq", "size", "root", "time", "key_id", "note"}`` — ``note`` is the
    signed text (``engine.audit.checkpoint``), the only field the verifier trusts
-4. ``{"type": "record", "seq", "hash", "data"}`` — ``data`` is the RFC 8785 canonical AuditEvent,
-   the exact bytes of Merkle leaf ``seq``
+4. ``{"type": "record", "seq", "hash", "data"}`` — ``data`` is the exact bytes of Merkle leaf
+   ``seq``, RFC 8785 canonical: an AuditEvent, or an HTTP interaction's compact record (format 2,
+   ``"f":2``; ``engine.audit.record`` documents its names and ``event_of`` derives its AuditEvent)
 
 ``verify_export`` checks it with public keys given separately (``--public-key``): keys shipped in
 the file are only used when none are given, and the report then says so, since whoever could

@@ -1,15 +1,20 @@
 """``AuditLog``: the append-only, Merkle-tree audit log, in its own database file.
 
-Each AuditEvent gets the next sequence number as its id (``audit-<seq>``), is canonicalised with
-RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. Four collections of the
-audit ``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same
-MongoDB database):
+Each record gets the next sequence number as its id (``audit-<seq>``), is canonicalised with
+RFC 8785 (JCS) and becomes leaf ``seq`` of an RFC 9162 Merkle tree. A record is a complete
+AuditEvent (format 1: ingest's) or an HTTP interaction's compact facts (format 2,
+``engine.audit.record``), whose AuditEvent is derived when read. Collections of the audit
+``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same MongoDB
+database):
 
-- ``audit_log``: ``{_id, seq, hash, data}`` — ``data`` is the canonical JSON text itself, so
+- ``audit_log``: ``{_id, seq, hash, data, nodes}`` — ``data`` is the canonical JSON text itself, so
   verification re-hashes the exact bytes that were committed (no re-canonicalisation, which is
-  what lets verification run at hashing speed);
-- ``audit_nodes``: ``{_id: "level:index", level, index, hash}`` for every completed perfect subtree
-  of level >= 1 (about one per record), so inclusion and consistency proofs are O(log n) reads;
+  what lets verification run at hashing speed); ``nodes`` the hashes of the perfect subtrees of
+  level >= 1 this leaf completed (about one per record: ``stored_nodes``), so inclusion and
+  consistency proofs are O(log n) reads;
+- ``audit_nodes``: ``{_id: "level:index", level, index, hash}``, where logs appended before the
+  nodes moved into their leaves keep them (read, no longer written);
+- ``audit_keys``: the narrow search keys of the derived views (``engine.audit.derived``);
 - ``audit_checkpoints``: signed checkpoints (``engine.audit.checkpoint``) every
   ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand;
 - ``audit_meta``: the log's name (origin).
@@ -26,7 +31,7 @@ edge and retries, so sequence numbers never have gaps or forks.
 
 Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
 name everyone an interaction touched, but their per-patient views (``engine.audit.view``), derived
-on read from the records (``engine.audit.derived``). An append stores only the record, its tree
+on read from the records (``engine.audit.derived``). An append stores only the record with its tree
 nodes and a few narrow keys (``audit_keys``: the patients it names, its requesting agents) in the
 same transaction, so a view exists the moment its record commits and nothing is written to the
 main database per read.
@@ -38,7 +43,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +52,10 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, day_key_docs, key_docs
+from engine.audit.derived import KEYS, day_key_docs, group_key_docs, key_docs, stored_keys
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.legacy import purge_legacy_copies
+from engine.audit.record import Facts, event_of, recorded_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
@@ -59,7 +65,9 @@ LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoint
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
 KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
-KEY_BATCH = 1000  # records per transaction when earlier versions' records are given their keys
+KEY_BATCH = 1000  # records per transaction when records are given their keys
+KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
+KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 
 
 def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
@@ -73,6 +81,11 @@ def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
     return canonical(resource)
 
 
+def node_owner(level: int, index: int) -> int:
+    """The leaf whose append completes tree node ``(level, index)``: its subtree's last."""
+    return ((index + 1) << level) - 1
+
+
 def seq_key(seq: int) -> str:
     return f"{seq:012d}"
 
@@ -83,9 +96,16 @@ def event_id(seq: int) -> str:
 
 @dataclass(frozen=True)
 class Appended:
+    """A record as appended: its number, its Merkle leaf and its signed bytes."""
+
     seq: int
     leaf_hash: bytes
-    resource: dict[str, Any]
+    data: bytes
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        """The AuditEvent the record states (derived: nothing on the append path needs it)."""
+        return event_of(self.data)
 
 
 class AuditLog:
@@ -110,6 +130,7 @@ class AuditLog:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
+        self._indexer: threading.Thread | None = None
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._reload()
@@ -153,10 +174,54 @@ class AuditLog:
         return self._frontier.root()
 
     def subtree_hash(self, level: int, index: int) -> bytes:
-        doc = self.leaves.get(seq_key(index)) if level == 0 else self.nodes.get(f"{level}:{index}")
+        """The hash of perfect subtree ``(level, index)``: a leaf's own, or a node kept with the leaf
+        that completed it (the subtree's last, ``node_owner``), or for a log appended before
+        nodes were kept with their leaves, in ``audit_nodes``."""
+        if level == 0:
+            doc = self.leaves.get(seq_key(index))
+            if doc is None:
+                raise LookupError(f"audit tree node {level}:{index} is missing")
+            return bytes.fromhex(doc["hash"])
+        doc = self.leaves.get(seq_key(node_owner(level, index)))
+        held = doc.get("nodes") if doc is not None else None
+        if isinstance(held, list) and len(held) >= level:
+            return bytes.fromhex(held[level - 1])
+        doc = self.nodes.get(f"{level}:{index}")
         if doc is None:
             raise LookupError(f"audit tree node {level}:{index} is missing")
         return bytes.fromhex(doc["hash"])
+
+    def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
+
+        Each node is kept in the document of the leaf whose append completed it (``nodes``: the
+        hex hashes of levels 1, 2, ... that leaf completed): one document per record instead of
+        one for the record and one for its node, which made every appended group write two more
+        B-trees (four pages of ~13) in the audit commit. Logs appended before keep theirs in
+        ``audit_nodes``, read when a leaf holds none."""
+        out: dict[tuple[int, int], bytes] = {}
+        owners: dict[str, list[tuple[int, int]]] = {}
+        for level, index in wanted:
+            owners.setdefault(seq_key(node_owner(level, index)), []).append((level, index))
+        ids = list(owners)
+        for start in range(0, len(ids), 500):
+            for doc in self.leaves.find({"_id": {"$in": ids[start:start + 500]}}):
+                held = doc.get("nodes")
+                if not isinstance(held, list):
+                    continue
+                for level, index in owners.get(doc["_id"], ()):
+                    try:
+                        out[(level, index)] = bytes.fromhex(held[level - 1])
+                    except (IndexError, TypeError, ValueError):
+                        continue
+        rest = [f"{level}:{index}" for level, index in wanted if (level, index) not in out]
+        for start in range(0, len(rest), 500):
+            for d in self.nodes.find({"_id": {"$in": rest[start:start + 500]}}):
+                try:
+                    out[(int(d["level"]), int(d["index"]))] = bytes.fromhex(d["hash"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return out
 
     # ------------------------------------------------------------------ writing
     def record(self, event: dict[str, Any]) -> Appended:
@@ -177,14 +242,10 @@ class AuditLog:
                 try:
                     with self._transaction():
                         self._catch_up()
-                        results, leaves, nodes, keys, frontier, cp = self._prepare(events)
+                        results, leaves, frontier, cp = self._prepare(events)
                         if not leaves:
                             return results
                         self.leaves.insert_many(leaves)
-                        if nodes:
-                            self.nodes.insert_many(nodes)
-                        if keys:
-                            self.key_index.insert_many(keys)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
@@ -225,36 +286,35 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
-            merkle.Frontier, Checkpoint | None]:
-        """The documents appending ``events`` writes (leaves, nodes, keys), on a copy of the right edge."""
+            list[Appended | Exception], list[dict[str, Any]], merkle.Frontier, Checkpoint | None]:
+        """The documents appending ``events`` writes (leaves with their tree nodes), on a copy of the
+        right edge."""
         frontier = self._frontier.copy()
         results: list[Appended | Exception] = []
         leaves: list[dict[str, Any]] = []
-        nodes: list[dict[str, Any]] = []
-        keys: list[dict[str, Any]] = []
-        dated: list[tuple[int, str, dict[str, Any]]] = []
         for event in events:
             seq = frontier.size
-            resource = {**event, "resourceType": "AuditEvent", "id": event_id(seq)}
+            key_of = seq_key(seq)
             try:
-                data = _canonical(event, resource)
+                if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
+                    data = event.data(seq)
+                else:  # a complete AuditEvent (format 1)
+                    data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
             except Exception as exc:  # this record only; the rest of the group goes on
                 results.append(exc)
                 continue
             leaf = merkle.leaf_hash(data)
-            leaves.append({"_id": seq_key(seq), "seq": seq, "hash": leaf.hex(), "data": data.decode()})
-            keys += key_docs(seq_key(seq), resource)
-            dated.append((seq, seq_key(seq), resource))
-            nodes += [{"_id": f"{lvl}:{idx}", "level": lvl, "index": idx, "hash": h.hex()}
-                      for lvl, idx, h in frontier.append(leaf)]
-            results.append(Appended(seq, leaf, resource))
-        keys += day_key_docs(dated)
+            doc = {"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()}
+            made = frontier.append(leaf)
+            if made:  # the nodes this leaf completes, level 1 up (see subtree_hash)
+                doc["nodes"] = [h.hex() for _lvl, _idx, h in made]
+            leaves.append(doc)
+            results.append(Appended(seq, leaf, data))
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
               if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, leaves, nodes, keys, frontier, cp
+        return results, leaves, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
@@ -341,24 +401,86 @@ class AuditLog:
                 except Exception:  # keep the timer alive; the next append retries
                     log.exception("audit: periodic checkpoint failed")
 
+        def index() -> None:
+            while not self._stop.wait(KEY_SECONDS):
+                try:
+                    self.index_keys()
+                except Exception:  # a search catches up itself; the next round retries
+                    log.exception("audit: indexing the records' search keys failed")
+
         # before anything can search AuditEvents: every record has its keys, and no copy an
         # earlier version stored survives (not at construction: `huren audit verify` writes nothing)
         self._key_earlier_records()
+        self._mark_keyed()
         if self.repository is not None:
             purge_legacy_copies(self, self.repository, VIEW_PROGRESS)
         self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
         self._timer.start()
+        self._indexer = threading.Thread(target=index, name="audit-keys", daemon=True)
+        self._indexer.start()
 
     def close(self) -> None:
         self._stop.set()
         if self._timer is not None:
             self._timer.join(timeout=5)
-        self._timer = None
+        if self._indexer is not None:
+            self._indexer.join(timeout=5)
+        self._timer = self._indexer = None
         if self.keys.can_sign and self.size:
             try:  # sign the tail so a clean shutdown leaves every record covered
                 self.checkpoint()
             except Exception:
                 log.exception("audit: final checkpoint failed")
+
+    # ------------------------------------------------------------------ search keys
+    def index_keys(self) -> None:
+        """Give the records appended since the last call their search keys (``audit_keys``).
+
+        Keys are not written by the append: they are derived from the records, so writing them in
+        each group's commit (four of its ~10 pages: the keys' table and three places in its index)
+        made every audited read pay for an index only searches use. A background thread calls this
+        every ``KEY_SECONDS``, and every search of the views calls it first, so a view is found
+        the moment its record commits. The records keyed so far are ``audit_meta/keyed-to``,
+        advanced in the same transaction as the keys (a crash leaves both or neither), and the
+        transaction holds the audit file's write lock, so two processes never key the same
+        records. ``KEY_BATCH`` records per transaction keep appends waiting ~1-2 ms at most.
+        """
+        while True:
+            last = self.leaves.find(sort=[("_id", -1)], limit=1)
+            mark = self.meta.get(KEY_MARK)
+            done = int(mark["size"]) if mark is not None else 0
+            if not last or int(last[0]["seq"]) < done:
+                return
+            with self.store.transaction():
+                mark = self.meta.get(KEY_MARK)  # another process may have keyed them meanwhile
+                done = int(mark["size"]) if mark is not None else 0
+                docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
+                if not docs:
+                    return
+                grouped: dict[str, list[int]] = {}
+                dated: list[tuple[int, str, str | None]] = []
+                for doc in docs:
+                    seq = int(doc["seq"])
+                    keys, recorded = stored_keys(doc["data"])
+                    for key in keys:
+                        grouped.setdefault(key, []).append(seq)
+                    dated.append((seq, doc["_id"], recorded))
+                for key_doc in group_key_docs(grouped) + day_key_docs(dated):
+                    self.key_index.replace(key_doc)  # a rerun after a crash on MongoDB writes the same
+                self.meta.replace({"_id": KEY_MARK, "size": int(docs[-1]["seq"]) + 1})
+            if len(docs) < KEY_BATCH:
+                return
+
+    def _mark_keyed(self) -> None:
+        """At start: the records appended so far have their keys (earlier versions wrote them at
+        append, and ``_key_earlier_records`` gave the oldest theirs), so ``index_keys`` starts after
+        them. Set once, by the first process of this version to start, before it appends."""
+        if self.meta.get(KEY_MARK) is not None:
+            return
+        with self.store.transaction():
+            last = self.leaves.find(sort=[("_id", -1)], limit=1)
+            with suppress(DuplicateKey):
+                self.meta.insert({"_id": KEY_MARK, "size": int(last[0]["seq"]) + 1 if last else 0})
 
     # ------------------------------------------------------------------ keys of earlier records
     def _key_earlier_records(self) -> None:
@@ -372,12 +494,12 @@ class AuditLog:
         while True:
             with self.store.transaction():
                 docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
-                records = [(int(doc["seq"]), doc["_id"], orjson.loads(doc["data"])) for doc in docs]
-                for seq, key_of, record in records:
-                    for key in [] if keyed else key_docs(key_of, record):
+                for doc in docs:
+                    seq, key_of = int(doc["seq"]), doc["_id"]
+                    for key in [] if keyed else key_docs(key_of, event_of(doc["data"])):
                         self.key_index.replace(key)
                     # one day key per record; one a running worker wrote for its group is left as it is
-                    for key in [] if day_keyed else day_key_docs([(seq, key_of, record)]):
+                    for key in [] if day_keyed else day_key_docs([(seq, key_of, recorded_of(doc["data"]))]):
                         if self.key_index.get(key["_id"]) is None:
                             self.key_index.replace(key)
                 if len(docs) < KEY_BATCH:
@@ -389,6 +511,12 @@ class AuditLog:
     # ------------------------------------------------------------------ reading
     def get(self, seq: int) -> dict[str, Any] | None:
         return self.leaves.get(seq_key(seq))
+
+    def events(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The AuditEvents records ``since``… state, in order (derived from the stored records,
+        whatever their format: ``engine.audit.record``)."""
+        docs = self.leaves.find({"_id": {"$gte": seq_key(since)}}, sort=[("_id", 1)], limit=limit)
+        return [event_of(doc["data"]) for doc in docs]
 
     def list_checkpoints(self, *, since_seq: int = 0, limit: int | None = None) -> list[Checkpoint]:
         docs = self.checkpoints.find({"seq": {"$gte": since_seq}}, sort=[("seq", 1)], limit=limit)

@@ -25,10 +25,11 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.audit.events import build_event, now_instant, outcome_for_status, requestor_agent, worst
+from engine.audit.events import now_instant, outcome_for_status, worst
 from engine.audit.group_commit import GroupCommitter
 from engine.audit.log import AuditLog
 from engine.audit.note import AuditNote
+from engine.audit.record import Facts, expand, facts
 
 log = logging.getLogger(__name__)
 
@@ -68,31 +69,38 @@ def classify(method: str, path: str) -> tuple[str, list[str]]:
     return "search", [ref]  # compartment search: Patient/x/Observation
 
 
-def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
-                      origin: str, error: str | None = None) -> dict[str, Any]:
+def facts_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
+                      origin: str, error: str | None = None) -> Facts:
+    """The audit record of one request: what its notes (or, when a route noted nothing, its method
+    and path) say it touched, who asked, and how it ended."""
     method, path = scope["method"], scope["path"]
-    query_string = scope.get("query_string", b"").decode("latin-1")
     state = scope.get("state") or {}
     caller = state.get("caller")
     client = scope.get("client")
-    agents = requestor_agent(kind=getattr(caller, "kind", None), subject=getattr(caller, "subject", None),
-                             address=client[0] if client else None,
-                             client_id=getattr(caller, "client_id", None),
-                             role=getattr(caller, "role", None), display=getattr(caller, "display", None),
-                             acting=getattr(caller, "acting", None), consent=getattr(caller, "consent", None))
+    kind = getattr(caller, "kind", None)
+    acting = getattr(caller, "acting", None)
+    requestor = (kind, getattr(caller, "subject", None), client[0] if client else None,
+                 getattr(caller, "client_id", None), getattr(caller, "role", None),
+                 getattr(caller, "display", None), acting, getattr(caller, "consent", None))
     outcome = outcome_for_status(status)
     if notes:
         action = notes[0].action
-        patients = [p for n in notes for p in n.patient_ids]
-        refs = [r for n in notes for r in n.references]
-        owners = {ref: pids for n in notes for ref, pids in n.owners.items()}
-        query = next((n.query for n in notes if n.query is not None), None)
+        if len(notes) == 1:  # nearly every request: no folding
+            n = notes[0]
+            patients, refs, owners, query, detail = n.patient_ids, n.references, n.owners, n.query, n.detail
+            if n.outcome != "0":
+                outcome = worst(outcome, n.outcome)
+        else:
+            patients = [p for n in notes for p in n.patient_ids]
+            refs = [r for n in notes for r in n.references]
+            owners = {ref: pids for n in notes for ref, pids in n.owners.items()}
+            query = next((n.query for n in notes if n.query is not None), None)
+            detail = {}
+            for n in notes:
+                detail.update(n.detail or {})
+            outcome = worst(outcome, *(n.outcome for n in notes))
         if query is not None and "?" not in query and path.startswith("/fhir/"):
             query = path.removeprefix("/fhir/") + "?" + query  # the route noted its parameters only
-        detail: dict[str, Any] = {}
-        for n in notes:
-            detail.update(n.detail or {})
-        outcome = worst(outcome, *(n.outcome for n in notes))
     else:
         action, refs = classify(method, path)
         patients = [r.split("/")[1] for r in refs if r.startswith("Patient/")]
@@ -100,23 +108,32 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
         query = None
         detail = {}
         if action == "search" and path.startswith("/fhir"):
+            query_string = scope.get("query_string", b"").decode("latin-1")
             query = path.removeprefix("/fhir/") + ("?" + query_string if query_string else "")
         elif not path.startswith("/fhir"):
             detail["request"] = f"{method} {path}"
     # a resident's own patients among those touched: only in those patients' views does the
     # resident appear by name (engine.audit.view)
     # (a family member acting for a resident is not that resident: those patients are "acted for")
-    compartment = getattr(caller, "patient_ids", None) if getattr(caller, "kind", None) == "patient" else None
-    own = [p for p in patients if p in compartment] if compartment else []
+    own: list[str] = []
     acting_for: list[str] = []
-    if getattr(caller, "acting", None):
-        own, acting_for = [], own
+    if kind == "patient" and patients:
+        compartment = getattr(caller, "patient_ids", None)
+        own = [p for p in patients if p in compartment] if compartment else []
+        if acting:
+            own, acting_for = [], own
     desc = f"HTTP {status}" if status is not None else "request failed without a response"
     if error:
         desc += f": {error}"
-    return build_event(action=action, origin=origin, agents=agents, outcome=outcome, outcome_desc=desc,
-                       patient_ids=patients, resources=refs, query=query, detail=detail or None, start=start,
-                       owners=owners, requestor_patients=own, acting_for=acting_for)
+    return facts(action=action, recorded=now_instant(), start=start, outcome=outcome, desc=desc,
+                 requestor=requestor, origin=origin, patients=patients, resources=refs, owners=owners,
+                 query=query, detail=detail, own=own, acting_for=acting_for)
+
+
+def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
+                      origin: str, error: str | None = None) -> dict[str, Any]:
+    """The AuditEvent the request's record states (what the log derives when it is read)."""
+    return expand(orjson.loads(facts_for_request(scope, notes, status, start, origin, error).data(0)))
 
 
 class AuditMiddleware:
@@ -147,7 +164,7 @@ class AuditMiddleware:
         committer = self._committer(engine.audit)
 
         async def write(status: int | None, error: str | None = None) -> None:
-            event = event_for_request(scope, notes, status, start, engine.audit.origin, error)
+            event = facts_for_request(scope, notes, status, start, engine.audit.origin, error)
             # group commit: the requests finishing in this loop turn share one transaction
             # (engine.audit.group_commit); returns once this record is committed, raises if not
             await (committer if committer.log is engine.audit else self._committer(engine.audit)).record(event)

@@ -35,6 +35,7 @@ import orjson
 from engine.audit import merkle
 from engine.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
 from engine.audit.keys import AuditKeys
+from engine.audit.record import FORMAT
 
 MAX_PROBLEMS = 50
 EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated"}
@@ -186,9 +187,11 @@ class Verifier:
             leaf = sha(b"\x00" + raw).digest()
             if doc.get("hash") != leaf.hex():
                 self.problem("altered", f"record {seq}: content altered (does not match its leaf hash)", record=seq)
-            # Canonical JSON of AuditEvent audit-<seq>: a substring test avoids parsing every record
-            # (detection rests on the hashes; this only names a moved record), parse when it fails.
-            if f'"id":"audit-{seq}"' not in data or '"resourceType":"AuditEvent"' not in data:
+            # Canonical JSON of record audit-<seq> (an AuditEvent, or a compact record of format 2): a
+            # substring test avoids parsing every record (detection rests on the hashes; this only
+            # names a moved record), parse when it fails.
+            if f'"id":"audit-{seq}"' not in data or (
+                    '"f":2,' not in data and '"resourceType":"AuditEvent"' not in data):
                 self._name_misplaced(seq, raw)
             self._expected = seq + 1
             if self._broken:
@@ -221,7 +224,7 @@ class Verifier:
             return
         rid = ev.get("id") if isinstance(ev, dict) else None
         rtype = ev.get("resourceType") if isinstance(ev, dict) else None
-        if rtype == "AuditEvent" and rid == f"audit-{seq}":
+        if (rtype == "AuditEvent" or ev.get("f") == FORMAT) and rid == f"audit-{seq}":
             return
         if isinstance(rid, str) and rid.startswith("audit-"):
             self.problem("reordered", f"record {seq}: holds record {rid[6:]} (records reordered or inserted)",
@@ -296,15 +299,7 @@ def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool 
     v.add_checkpoints(log.checkpoints.find(sort=[("seq", 1)]))
 
     def stored_nodes(wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes | None]:
-        ids = [f"{lvl}:{idx}" for lvl, idx in wanted]
-        out: dict[tuple[int, int], bytes | None] = {}
-        for start in range(0, len(ids), 500):
-            for d in log.nodes.find({"_id": {"$in": ids[start:start + 500]}}):
-                try:
-                    out[(int(d["level"]), int(d["index"]))] = bytes.fromhex(d["hash"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-        return out
+        return dict(log.stored_nodes(wanted))
 
     v.add_records(iter_records(log), stored_nodes if check_nodes else None)
     return v.finish()

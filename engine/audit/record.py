@@ -1,0 +1,167 @@
+"""The compact signed record of an HTTP interaction: its facts, signed; its AuditEvent derived.
+
+Every audited request appends one record before its response leaves, so whatever the record costs,
+every read pays. The complete FHIR AuditEvent of a read (its codings with display texts, the
+server's agent and source, one entity per patient and resource) is ~1.7 KB of JSON built from a
+handful of facts: which action, when, the outcome, who asked (a cached agent), the patients and
+resources touched, whose each resource is, the query, a few details. Building that dict, writing
+it and storing ~1.7 KB per read cost an audited read more than the read itself. So the log keeps
+the facts (format 2, ~250 bytes for a read) and the AuditEvent is derived from them when someone
+reads the log (the FHIR views, an auditor's export, the tests) by the very function that used to
+build it at request time (``engine.audit.events.build_event``), so the event read back is the
+event that would have been stored.
+
+The record is JSON with fixed ASCII names, strings, ``null`` and one integer; lists of pairs stand
+for mappings (details, owners), so no key a request chose is ever sorted. For such JSON, orjson with
+sorted keys writes exactly RFC 8785 (``engine.audit.canonical`` explains why; a lone surrogate,
+which neither accepts, fails the one record). Keys of the record:
+
+``f`` 2 (the format; a format-1 record is the AuditEvent itself and has no ``f``), ``id``
+``audit-<seq>``, ``act`` action (``actions.yaml``), ``at`` recorded, ``from`` the request's start
+(absent when equal), ``out`` outcome (0/4/8/12), ``desc`` outcome text, ``by`` the requestor
+(kind, subject, address, client id, staff role, display, family RelatedPerson, consent; ``null``
+where absent), ``node`` the server (origin), and when not empty ``pat`` patients touched, ``res``
+resource references, ``own`` ``[reference, [patients]]`` pairs, ``q`` the query, ``x``
+``[name, value]`` details, ``self`` the patients the requestor is, ``for`` those a family member
+acts for.
+
+Older records (format 1, complete AuditEvents: ingest's records still are) keep verifying: the
+Merkle leaf is the stored bytes either way, and ``event_of`` reads both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from engine.audit.events import MAX_RESOURCE_ENTITIES, OUTCOMES, build_event, requestor_agent
+
+FORMAT = 2
+NODE_SYSTEM = "urn:huren:node"
+
+Requestor = tuple[str | None, str | None, str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+@dataclass(slots=True)
+class Facts:
+    """What an HTTP interaction's audit record states (see the module docstring for the names)."""
+
+    action: str
+    recorded: str
+    start: str
+    outcome: str
+    desc: str | None
+    requestor: Requestor
+    origin: str
+    patients: list[str]
+    resources: list[str]
+    owners: list[tuple[str, list[str]]]
+    query: str | None
+    detail: list[tuple[str, str]]
+    own: list[str]
+    acting_for: list[str]
+
+    def data(self, seq: int) -> bytes:
+        """The record's signed bytes as record ``seq`` (RFC 8785: see the module docstring)."""
+        doc: dict[str, Any] = {"f": FORMAT, "id": f"audit-{seq}", "act": self.action, "at": self.recorded,
+                               "out": self.outcome, "by": self.requestor, "node": self.origin}
+        if self.start != self.recorded:
+            doc["from"] = self.start
+        if self.desc is not None:
+            doc["desc"] = self.desc
+        if self.patients:
+            doc["pat"] = self.patients
+        if self.resources:
+            doc["res"] = self.resources
+        if self.owners:
+            doc["own"] = self.owners
+        if self.query is not None:
+            doc["q"] = self.query
+        if self.detail:
+            doc["x"] = self.detail
+        if self.own:
+            doc["self"] = self.own
+        if self.acting_for:
+            doc["for"] = self.acting_for
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+
+def facts(*, action: str, recorded: str, start: str | None, outcome: str, desc: str | None,
+          requestor: Requestor, origin: str, patients: Iterable[str] = (), resources: Iterable[str] = (),
+          owners: Mapping[str, Sequence[str]] | None = None, query: str | None = None,
+          detail: Mapping[str, Any] | None = None, own: Iterable[str] = (),
+          acting_for: Iterable[str] = ()) -> Facts:
+    """``Facts`` with the normalisations ``build_event`` applies on the way (an unknown outcome is a
+    serious failure, details are strings, ``None`` details are left out), so the record states what
+    its AuditEvent will say. A search's resources beyond the ones its AuditEvent lists are counted,
+    not kept (``resources-not-listed``, as ``build_event`` says it)."""
+    patients = list(dict.fromkeys(p for p in patients if p))
+    listed, left_out = _listed(patients, resources)
+    details = [(str(k), v if isinstance(v, str) else str(v)) for k, v in (detail or {}).items() if v is not None]
+    if left_out:
+        details = list({**dict(details), "resources-not-listed": str(left_out)}.items())
+    whose: list[tuple[str, list[str]]] = []
+    if owners:
+        wanted = set(listed)
+        whose = [(ref, list(pids)) for ref, pids in owners.items() if pids and ref in wanted]
+    return Facts(action, recorded, start or recorded, outcome if outcome in OUTCOMES else "8", desc, requestor,
+                 origin, patients, listed, whose, query, details, list(own), list(acting_for))
+
+
+def _listed(patients: list[str], resources: Iterable[str]) -> tuple[list[str], int]:
+    """The references an AuditEvent lists as resource entities (``build_event``: each once, not a
+    patient already named, at most ``MAX_RESOURCE_ENTITIES``) and how many more there were."""
+    patient_refs = {f"Patient/{p}" for p in patients if p}
+    seen: dict[str, None] = {}
+    for ref in resources:
+        if ref not in seen and ref.split("/_history/")[0] not in patient_refs:
+            seen[ref] = None
+    listed = list(seen)
+    return listed[:MAX_RESOURCE_ENTITIES], max(0, len(listed) - MAX_RESOURCE_ENTITIES)
+
+
+def _agents(by: Sequence[str | None]) -> list[dict[str, Any]]:
+    kind, subject, address, client_id, role, display, acting, consent = by
+    return requestor_agent(kind=kind, subject=subject, address=address, client_id=client_id, role=role,
+                           display=display, acting=acting, consent=consent)
+
+
+@lru_cache(maxsize=4096)
+def agent_keys(by: Requestor) -> tuple[str, ...]:
+    """``a:<system>|<value>`` for each requesting agent's identifier (the server's own excluded),
+    once per distinct requestor."""
+    keys = []
+    for agent in _agents(by):
+        ident = (agent.get("who") or {}).get("identifier") or {}
+        if ident.get("value") and ident.get("system") != NODE_SYSTEM:
+            keys.append(f"a:{ident.get('system') or ''}|{ident['value']}")
+    return tuple(keys)
+
+
+def expand(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The AuditEvent (with ``resourceType`` and ``id``) a format-2 record states."""
+    event = build_event(action=doc["act"], origin=doc["node"], agents=_agents(doc["by"]), outcome=doc["out"],
+                        outcome_desc=doc.get("desc"), patient_ids=doc.get("pat", ()),
+                        resources=doc.get("res", ()), query=doc.get("q"),
+                        detail=dict(doc["x"]) if doc.get("x") else None, start=doc.get("from"),
+                        recorded=doc["at"], owners=dict(doc.get("own") or ()),
+                        requestor_patients=doc.get("self", ()), acting_for=doc.get("for", ()))
+    return {**event, "resourceType": "AuditEvent", "id": doc["id"]}
+
+
+def event_of(data: str | bytes) -> dict[str, Any]:
+    """The AuditEvent a stored record's bytes state, whatever their format."""
+    doc = orjson.loads(data)
+    return expand(doc) if doc.get("f") == FORMAT and "resourceType" not in doc else doc
+
+
+def recorded_of(data: str | bytes) -> str | None:
+    """When a stored record was recorded, without deriving its AuditEvent."""
+    doc = orjson.loads(data)
+    value = doc.get("at") if doc.get("f") == FORMAT and "resourceType" not in doc else doc.get("recorded")
+    return str(value) if value else None
