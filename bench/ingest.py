@@ -370,7 +370,8 @@ class StageClock:
         for obj, name, stage in (
             (ingestor, "parse", "parse"), (ingestor, "convert", "convert"), (ingestor, "sign", "sign Provenance"),
             (ingestor, "sign_many", "sign Provenance"),
-            (engine.validator, "validate", "validate"), (repo, "_store", "merge + version (repository)"),
+            (engine.validator, "validate", "validate"), (engine.validator, "valid_planned", "validate"),
+            (repo, "_store", "merge + version (repository)"),
             (repo.indexer, "rows", "index rows"), (repo.backend, "put_many", "backend put (SQL + hashing)"),
             (repo.backend, "current_many", "backend reads"), (repo.backend, "current", "backend reads"),
             (engine.audit, "record", "audit log"), (engine.audit, "record_many", "audit log"),

@@ -642,10 +642,21 @@ class Ingestor:
         if valid_groups is None or not converted:
             return
         t0 = time.perf_counter()
-        for item, ok in zip(converted, valid_groups([_bundle_resources(i.conversion.bundle) for i in converted]),
+        for item, ok in zip(converted, valid_groups([self._to_validate(i.conversion) for i in converted]),
                             strict=True):
             item.validated = ok
         self.stats.seconds["repository"] += time.perf_counter() - t0
+
+    def _to_validate(self, conversion: Any) -> list[dict[str, Any]]:
+        """The converted resources the batch validation must look at: all but those built from a
+        compiled plan that the validator finds valid by their holes (``Validator.valid_planned``)."""
+        resources = _bundle_resources(conversion.bundle)
+        planned = getattr(conversion, "planned", None)
+        validator = getattr(self.repository, "validator", None)
+        if not planned or validator is None or not hasattr(validator, "valid_planned"):
+            return resources
+        return [r for r in resources
+                if (p := planned.get(f"{r.get('resourceType')}/{r.get('id')}")) is None or not validator.valid_planned(r, p)]
 
     def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
                       validated: bool = False,

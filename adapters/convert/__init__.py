@@ -45,6 +45,9 @@ class Conversion:
     # alone: the ADT feed owns them, so a writer should create them when absent and otherwise
     # leave the stored (richer) version alone
     create_only: list[str] = field(default_factory=list)
+    # "Type/id" → how a resource was built from a compiled plan (``plans.Planned``): validation then
+    # checks only what varies between the resources of that plan
+    planned: dict[str, Any] = field(default_factory=dict)
 
     @property
     def resources(self) -> list[dict[str, Any]]:
@@ -127,4 +130,5 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
         warnings=ctx.warnings,
         unmapped=ctx.unmapped,
         create_only=ctx.create_only,
+        planned=ctx.planned,
     )

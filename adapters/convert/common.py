@@ -264,7 +264,7 @@ def _encounter_status(pv1: Segment, by_event: str) -> str:
 
 _CODED_LIMIT = 20000
 # id(site) → (site, {(institution, raw item, where, delimiters...): (concept, unmapped local codes)})
-_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[str, ...]]]]] = {}
+_CODED: dict[int, tuple[Site, dict[tuple[str, ...], tuple[dict[str, Any] | None, tuple[tuple[str, str, str], ...]]]]] = {}
 
 
 def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | None:
@@ -289,11 +289,15 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
         if len(cache) >= _CODED_LIMIT:
             cache.clear()
         unmapped: list[str] = []
-        concept = _coded_item(rep, ctx, unmapped)
-        hit = cache[key] = (concept, tuple(unmapped))
-    concept, unmapped_codes = hit
-    for code in unmapped_codes:
-        ctx.note_unmapped("code", code, where)
+        with ctx.recording() as noted:  # the coding systems ``cwe`` reports unknown, and the codes
+            concept = _coded_item(rep, ctx, unmapped)
+            for code in unmapped:
+                ctx.note_unmapped("code", code, where)
+        cache[key] = (concept, tuple(noted))
+    else:
+        concept, notes = hit
+        for kind, value, at in notes:
+            ctx.note_unmapped(kind, value, at)
     if concept is None:
         return None
     return {k: [dict(c) for c in v] if k == "coding" else v for k, v in concept.items()}

@@ -8,6 +8,8 @@ segment that had no mapping, for the fidelity report.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -53,6 +55,11 @@ class Context:
     create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
     order_services: dict[str, str] = field(default_factory=dict)  # order key → the OBR-4 that claimed it
+    # "Type/id" → the plan a resource was built from and its holes (``plans.Planned``), for validation;
+    # a resource changed after it was built (merged by ``put``) is dropped from it
+    planned: dict[str, Any] = field(default_factory=dict)
+    # while a plan is being learnt: every ``note_unmapped`` call, seen before or not (``plans.learn``)
+    noted: list[tuple[str, str, str]] | None = None
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -90,9 +97,24 @@ class Context:
         if existing is None:
             self.resources[ref] = resource
         else:
+            if self.planned:
+                self.planned.pop(ref, None)
             for k, v in resource.items():
                 existing.setdefault(k, v)
         return {"reference": ref}
+
+    @contextmanager
+    def recording(self) -> Iterator[list[tuple[str, str, str]]]:
+        """Every ``note_unmapped`` call made inside the block, reported before or not: a cache of
+        converted values keeps them with the value and reports them again on each hit (the
+        fidelity report must not depend on what the process converted before)."""
+        outer, self.noted = self.noted, []
+        try:
+            yield self.noted
+        finally:
+            inner, self.noted = self.noted, outer
+            if outer is not None:
+                outer.extend(inner)
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"
@@ -101,6 +123,8 @@ class Context:
     def note_unmapped(self, kind: str, value: str, where: str = "") -> None:
         """A code or segment with no mapping: kept in the output where possible, listed here."""
         marker = (kind, value, where)
+        if self.noted is not None:
+            self.noted.append(marker)
         if marker in self._unmapped_seen:
             return
         self._unmapped_seen.add(marker)

@@ -90,6 +90,7 @@ def convert_orders(
                 org,
                 okey,
                 spec_refs[0] if len(spec_refs) == 1 else None,
+                plan=hook is None,  # an imaging hook may change the results after they are made
             )
             if ref is not None:
                 refs.append(ref)

@@ -154,7 +154,13 @@ def _conclusion(group: results.Group) -> str:
 
 def _study_uid_from_obx(obx: Segment) -> str:
     """OBX-5 when OBX-3 names the Study Instance UID or OBX-5 is a DICOM reference pointer.
-    Runs for every OBX of every ORU (routing), so OBX-5 is only read once OBX-2/3 qualify."""
+    Runs for every OBX of every ORU (routing), so OBX-5 is only read once OBX-2/3 qualify, and
+    OBX-3 is only split when its text holds one of the codes (without escapes, a component is a
+    piece of the field's text)."""
+    raw, kind, esc = obx.field(3), obx.field(2), obx.enc.escape
+    if (raw and esc and esc not in raw and esc not in kind and "RP" not in kind.upper()
+            and not any(c in raw.upper() for c in _STUDY_UID_CODES)):
+        return ""
     item = obx.rep(3)
     if item.comp(1).strip().upper() in _STUDY_UID_CODES or item.comp(2).strip().upper() in _STUDY_UID_CODES:
         return obx.rep(5).comp(1).strip()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from adapters.convert import common
+from adapters.convert import common, plans
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe, decimal, ei
@@ -381,9 +381,50 @@ def observation(
     performer: dict[str, str],
     key: str,
     specimen: dict[str, str] | None,
+    *,
+    plan: bool = False,
 ) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
     """OBX → Observation; returns (reference, attachment) — ED values become an attachment for the
-    report instead of an Observation (R4 Observation has no valueAttachment)."""
+    report instead of an Observation (R4 Observation has no valueAttachment).
+
+    ``plan``: the caller changes the Observation no further, so a numeric result may be built
+    from the compiled plan of its description (``plans``), or teach one."""
+    described = plans.describe(obx, group, ctx, category, encounter, performer, specimen) if plan else None
+    if described is None:
+        return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
+    description, entry, text = described
+    known = entry.plans.get(description, plans.UNKNOWN)
+    if known is None:  # a description whose Observation has a shape no plan makes
+        return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
+    if known is not plans.UNKNOWN:
+        built = plans.build(known, obx, ctx, text, category, subject, encounter, performer, specimen)
+        if built is not None:
+            res, planned = built
+            ref = ctx.put(res, key)
+            if ctx.resources.get(ref["reference"]) is res:
+                ctx.planned[ref["reference"]] = planned
+            return ref, None
+    warned = len(ctx.warnings)
+    with ctx.recording() as noted:
+        ref, attachment = _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
+    if ref is not None and len(ctx.warnings) == warned:
+        res = ctx.resources.get(ref["reference"])
+        if res is not None and res.get("id") == ref["reference"].split("/", 1)[1] and attachment is None:
+            plans.learn(description, entry, res, category, subject, encounter, performer, specimen, noted)
+    return ref, attachment
+
+
+def _observation(
+    obx: Segment,
+    group: Group,
+    ctx: Context,
+    category: dict[str, Any] | None,
+    subject: dict[str, str],
+    encounter: dict[str, str] | None,
+    performer: dict[str, str],
+    key: str,
+    specimen: dict[str, str] | None,
+) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
     vtype = obx.value(2).strip().upper()
     res: Resource = {"resourceType": "Observation"}
     if category:

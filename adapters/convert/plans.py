@@ -1,0 +1,249 @@
+"""Compiled plans for the commonest resource of all: a numeric lab result (OBX of type NM).
+
+Why: a laboratory sends the same few hundred tests over and over, and everything an OBX → Observation
+conversion derives from the test's description -- status, code and its mapped codings, unit and its
+UCUM code, reference range, interpretation, category -- is the same every time that description is
+sent; only the value, the time, the patient, the visit, the specimen and the id change. The first
+OBX of a description is converted the ordinary way (``results.observation``, the mapping tables and
+vocabularies of the site); the result is kept as a plan: that Observation's elements in their order,
+the ones that vary marked as holes. A later OBX with the same description is built from the plan:
+copies of the fixed elements, the holes filled from the segment and the group. The output is the
+same, byte for byte (``tests/test_convert_golden.py``); the plan is data derived at run time from
+the mapping files, never written anywhere.
+
+A plan also tells validation what varies (``Planned``): a planned Observation differs from the
+others of its plan only in its holes, so once one of them passed the whole validator the others are
+checked in their holes alone (``conformance.validate.Validator.valid_planned``).
+
+Only the plain shape is planned; anything else takes the ordinary path every time: another value
+type, a repeating or structured value, an empty OBX-14, notes or participants (PRT) on the result,
+a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
+from adapters.convert.context import Context
+from adapters.convert.datatypes import decimal
+from adapters.convert.engine import json_copy
+from adapters.convert.tables import table
+from adapters.hl7v2.parser import Segment
+from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
+
+Resource = dict[str, Any]
+
+# the elements of a planned Observation that vary (the rest is copied from the plan)
+STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE = range(8)
+HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "performer": PERFORMER,
+         "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE}
+# the OBX fields whose text decides everything but the holes (OBX-5 and OBX-14 are holes)
+_DESCRIBING = (2, 3, 6, 7, 8, 11)
+_PLANS_LIMIT = 4096  # descriptions kept per site (a few KB each); a lab sends a few thousand at most
+UNKNOWN: Any = object()  # no plan learnt yet for a description (None: its shape is not plannable)
+
+
+@dataclass(eq=False)
+class Plan:
+    """One description's Observation: (element, kind, fixed value) in output order, and the
+    function generated from them that builds it (``_generate``)."""
+
+    items: tuple[tuple[str, int, Any], ...]
+    unmapped: tuple[tuple[str, str, str], ...]  # what the first conversion reported, reported again
+    key: tuple[Any, ...]
+    make: Any = None  # (category, subject, encounter, specimen, performer, value, effective) -> Observation
+    names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
+    holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
+    numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
+
+
+@dataclass(eq=False)
+class Planned:
+    """A resource built from a plan, and the values of its holes (for validation)."""
+
+    plan: Plan
+    holes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _SitePlans:
+    site: Any
+    table_fields: tuple[int, ...] | None  # OBX fields the site's obx_observation table reads, None: not plannable
+    plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)  # None: not plannable
+
+
+_SITES: dict[int, _SitePlans] = {}
+
+
+def _site_plans(ctx: Context) -> _SitePlans:
+    site = ctx.site
+    entry = _SITES.get(id(site))
+    if entry is None or entry.site is not site:
+        if len(_SITES) >= 4:  # sites reloaded (a code map edit): drop the old ones
+            _SITES.clear()
+        entry = _SITES[id(site)] = _SitePlans(site, _table_fields(ctx))
+    return entry
+
+
+def _table_fields(ctx: Context) -> tuple[int, ...] | None:
+    """The OBX fields other than 14 that the site's ``obx_observation`` table reads, when the table
+    maps OBX-14 to ``effectiveDateTime`` as the shipped one does (the plan fills that hole itself);
+    None otherwise (nothing is planned)."""
+    spec = table(ctx.site, "obx_observation")
+    rules = spec.get("rules", ())
+    default = spec.get("segment", "OBX")
+    if any(r.get("segment", default) != "OBX" for r in rules):
+        return None
+    at_14 = [r for r in rules if int(r["field"]) == 14]
+    if at_14 != [{"field": 14, "type": "DTM", "target": "effectiveDateTime"}]:
+        return None
+    return tuple(sorted({int(r["field"]) for r in rules} - {14}))
+
+
+def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
+             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str] | None:
+    """The description of a plannable OBX (the key of its plan) and its OBX-5 text, or None when
+    it takes the ordinary path."""
+    fields = obx.fields
+    if len(fields) <= 14 or not fields[14] or (fields[2] != "NM" and fields[2].strip().upper() != "NM"):
+        return None
+    if group.notes.get(obx.position) or group.prt.get(obx.position):
+        return None
+    if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
+        return None
+    entry = _site_plans(ctx)
+    if entry.table_fields is None:
+        return None
+    reps = obx.reps(5)
+    if len(reps) > 1 and sum(1 for r in reps if r) > 1:
+        return None
+    text = next((r.comp(1).strip() for r in reps if r), None)
+    shape = None if text is None else "=" if (bound := results._BOUND.match(text)) is None else bound.group(1)
+    n = len(fields)
+    enc = obx.enc
+    key = (
+        ctx.code,
+        enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset,
+        *(fields[i] if i < n else "" for i in _DESCRIBING),
+        *(fields[i] if i < n else "" for i in entry.table_fields),
+        shape,
+        id(category),
+        tuple(performer.items()),
+        encounter is not None,
+        specimen is not None,
+    )
+    return key, entry, text or ""
+
+
+def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subject: dict[str, str],
+          encounter: Any, performer: dict[str, str], specimen: Any) -> tuple[Resource, Planned] | None:
+    """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``), or None when a
+    hole cannot be filled as the ordinary path would (a value that is not a number, a bad
+    OBX-14: it then warns)."""
+    holes: dict[str, Any] = {"subject": subject}
+    value = None
+    if text:
+        bound = results._BOUND.match(text)
+        try:
+            value = decimal(bound.group(2) if bound else text)
+        except ValueError:
+            return None
+        holes["valueQuantity"] = value
+    when = obx.rep(14).comp(1).strip()
+    if not when:
+        return None
+    try:
+        effective = holes["effectiveDateTime"] = to_fhir_datetime(when, ctx.tz)
+    except TimestampError:
+        return None
+    if encounter is not None:
+        holes["encounter"] = encounter
+    if specimen is not None:
+        holes["specimen"] = specimen
+    for kind, code, where in plan.unmapped:
+        ctx.note_unmapped(kind, code, where)
+    return plan.make(category, subject, encounter, specimen, performer, value, effective), Planned(plan, holes)
+
+
+def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any, subject: dict[str, str],
+          encounter: Any, performer: dict[str, str], specimen: Any, unmapped: list[tuple[str, str, str]]) -> None:
+    """Keep ``res`` (just converted the ordinary way from an OBX described by ``key``, without a
+    warning) as the plan of its description, when it has the shape ``build`` makes; else remember
+    that the description has another shape (its OBX take the ordinary path without trying)."""
+    if len(entry.plans) >= _PLANS_LIMIT:
+        entry.plans.clear()
+    entry.plans[key] = None
+    items: list[tuple[str, int, Any]] = []
+    names = list(res)
+    if names[:1] != ["resourceType"] or names[-1:] != ["id"]:
+        return
+    expected = {SUBJECT: subject, ENCOUNTER: encounter, SPECIMEN: specimen}
+    for name in names[1:-1]:
+        value = res[name]
+        kind = HOLES.get(name, STATIC)
+        if name == "category":
+            if value != [category] or value[0] is not category:
+                return
+            kind = CATEGORY
+        elif kind in expected:
+            if value is not expected[kind]:
+                return
+        elif kind == PERFORMER:
+            if len(value) != 1 or value[0] is not performer:
+                return
+        elif kind == VALUE:
+            if not isinstance(value, dict) or next(iter(value), None) != "value":
+                return
+            value = {k: v for k, v in value.items() if k != "value"}
+        elif kind == EFFECTIVE and not isinstance(value, str):
+            return
+        items.append((name, kind, json_copy(value) if kind in (STATIC, VALUE) else None))
+    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE)
+    plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
+                holes=frozenset(name for name, kind, _ in items if kind in varying),
+                numbers=frozenset(name for name, kind, _ in items if kind == VALUE))
+    plan.make = _generate(plan.items)
+    entry.plans[key] = plan
+
+
+_ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter", SPECIMEN: "specimen",
+              PERFORMER: "[performer]", EFFECTIVE: "effective"}
+
+
+def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
+    """The function that builds a plan's Observation, as Python source compiled once: the fixed
+    elements written out as literals (a dict display of constants costs a fraction of copying the
+    same tree at run time, and every call gets new containers, as ``json_copy`` would give).
+
+    Strings, ints, bools and None are written with ``repr`` (a literal of exactly that value); any
+    other leaf -- a float, which may be an exact decimal (``FhirDecimal``) -- is passed in as a
+    constant: numbers are immutable, so sharing them is safe."""
+    constants: dict[str, Any] = {}
+
+    def literal(value: Any) -> str:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(literal(v) for v in value) + "]"
+        if value is None or type(value) in (str, int, bool):
+            return repr(value)
+        name = f"_c{len(constants)}"
+        constants[name] = value
+        return name
+
+    parts = ["'resourceType': 'Observation'"]
+    for name, kind, fixed in items:
+        if kind == STATIC:
+            parts.append(f"{name!r}: {literal(fixed)}")
+        elif kind == VALUE:
+            rest = literal(fixed)[1:]  # the fixed elements after "value", in order
+            parts.append(f"{name!r}: {{'value': value{', ' if rest != '}' else ''}{rest}")
+        else:
+            parts.append(f"{name!r}: {_ARGUMENTS[kind]}")
+    source = ("def make(category, subject, encounter, specimen, performer, value, effective):\n"
+              f"    return {{{', '.join(parts)}}}\n")
+    namespace: dict[str, Any] = dict(constants)
+    exec(compile(source, "<observation plan>", "exec"), namespace)  # noqa: S102 -- literals via repr only
+    return namespace["make"]

@@ -1,0 +1,216 @@
+"""Numeric lab results built from compiled plans (``adapters.convert.plans``) are the results the
+ordinary conversion makes, byte for byte, warnings and fidelity report included; and validation
+by what varies (``Validator.valid_planned``) accepts a planned result only when validating the
+whole result does.
+
+The hospital sends its complete blood count again and again; from the second message on, each
+numeric result is built from the plan its first occurrence left. Values, times and identities
+that differ from message to message -- including bad ones -- are the plan's holes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from adapters.convert import Conversion, convert, plans
+from adapters.hl7v2.header import decode_message
+from adapters.hl7v2.parser import parse
+from conformance.validate import Validator
+from engine.settings import Settings
+from mappings.site import Site
+from tests import test_convert_golden as golden
+
+FEED = Path(__file__).resolve().parent.parent / "examples" / "feeds" / "02_FNXRMYY_ORU_R01_blood_count.hl7"
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Site:
+    return Site.load(Settings(data_dir=tmp_path / "var"))
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator()
+
+
+def _feed() -> str:
+    return decode_message(FEED.read_bytes())
+
+
+def _with_obx(text: str, n: int, field: int, value: str) -> str:
+    """The message with OBX ``n``'s field ``field`` replaced."""
+    lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
+    for i, line in enumerate(lines):
+        parts = line.split("|")
+        if parts[0] == "OBX" and parts[1] == str(n):
+            parts += [""] * (field + 1 - len(parts))
+            parts[field] = value
+            lines[i] = "|".join(parts)
+    return "\r".join(lines)
+
+
+def _planned_use() -> tuple[list[int], Any]:
+    """A counter of the results built from plans, and the patch that counts them."""
+    count = [0]
+    original = plans.build
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built = original(*args, **kwargs)
+        count[0] += built is not None
+        return built
+
+    return count, mock.patch.object(plans, "build", counting)
+
+
+def test_every_message_converts_the_same_from_plans(tmp_path: Path) -> None:
+    """Every public sample, example feed and feed variant of the golden file, each converted
+    twice in a row (the second conversion of a message meets what the first left in the caches;
+    with plans, it is built from the plans the first one left): the second conversions are the
+    same bytes with plans and without. (The first ones are the golden file's.)"""
+    (tmp_path / "ordinary").mkdir()
+    (tmp_path / "planned").mkdir()
+    once = golden._outcome
+
+    def second(text: str, site: Site) -> bytes:
+        once(text, site)
+        return once(text, site)
+
+    with mock.patch.object(plans, "describe", return_value=None), mock.patch.object(golden, "_outcome", second):
+        ordinary = golden.digests(tmp_path / "ordinary")
+    count, counting = _planned_use()
+    with counting, mock.patch.object(golden, "_outcome", second):
+        planned = golden.digests(tmp_path / "planned")
+    assert planned == ordinary
+    assert count[0] >= 200  # the feeds' numeric results, and the samples'
+
+
+def test_a_blood_count_is_built_from_plans_from_the_second_message_on(site: Site) -> None:
+    first = convert(parse(_feed()), site)
+    again = convert(parse(_feed().replace("FNXRMYY-LIS-000201", "FNXRMYY-LIS-000202")), site)
+    assert first.planned == {}
+    numeric = [r for r in again.resources if r["resourceType"] == "Observation" and "valueQuantity" in r]
+    assert len(numeric) == 11
+    # WBC names its technician (OBX-16): a performer list the plan does not make, so ordinary
+    assert set(again.planned) == {f"Observation/{r['id']}" for r in numeric} - {f"Observation/{numeric[0]['id']}"}
+
+
+@pytest.mark.parametrize(("field", "value", "warning"), [
+    (5, "11.6.1", "OBX-5 is not a valid NM"),
+    (5, "high", "OBX-5 is not a valid NM"),
+    (14, "20250230110000", "OBX-14"),
+    (14, "2025031011", None),
+    (5, "", "no value"),
+])
+def test_a_later_value_or_time_unlike_the_plan_takes_the_ordinary_path(site: Site, field: int, value: str,
+                                                                       warning: str | None) -> None:
+    convert(parse(_feed()), site)
+    text = _with_obx(_feed(), 3, field, value)
+    with mock.patch.object(plans, "describe", return_value=None):
+        ordinary = golden._outcome(text, Site.load(Settings()))
+    assert golden._outcome(text, site) == ordinary
+    if warning is not None and warning != "no value":
+        assert warning in ordinary.decode()
+
+
+def test_a_plan_reports_its_unmapped_unit_every_time(site: Site) -> None:
+    text = _with_obx(_feed(), 3, 6, "mmol/kg")  # a unit the code map and UCUM table do not know
+    reports = [convert(parse(text.replace("000201", f"00020{i}")), site).unmapped for i in range(3)]
+    assert all({"institution": "FNXRMYY", "kind": "unit", "code": "mmol/kg", "where": "OBX-6"} in r for r in reports)
+    assert reports[0] == reports[1] == reports[2]
+
+
+def _planned_results(conversion: Conversion) -> list[tuple[dict[str, Any], Any]]:
+    return [(r, conversion.planned[f"Observation/{r['id']}"]) for r in conversion.resources
+            if f"{r['resourceType']}/{r['id']}" in conversion.planned]
+
+
+# values a sender might put in the holes of a planned result: fine ones and broken ones
+_HOLE_MUTATIONS = [
+    (5, "0"), (5, "-3.50"), (5, "007.10"), (5, "1" * 30), (5, "1" * 400 + ".5"), (5, ".5"), (5, "+2"),
+    (5, "<0.5"), (14, "20250310"), (14, "2025"), (14, "202503101100"), (14, "20250310110000.1234"),
+    (14, "20250310110000+1459"), (14, "20250310110000+1400"), (14, "20250310110000-1200"),
+    (14, "19991231235959+0800"), (14, "00010101000000"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), _HOLE_MUTATIONS)
+def test_checking_the_holes_agrees_with_validating_the_whole(site: Site, validator: Validator, field: int,
+                                                             value: str) -> None:
+    convert(parse(_feed()), site)
+    proven = convert(parse(_feed().replace("000201", "000202")), site)
+    for resource, planned in _planned_results(proven):
+        assert validator.valid_planned(resource, planned)  # the first of its plan: validated whole
+    text = _with_obx(_feed().replace("000201", "000203"), 4, field, value)
+    conversion = convert(parse(text), site)
+    checked = 0
+    for resource, planned in _planned_results(conversion):
+        whole = validator.is_valid(resource)
+        fast = validator.valid_planned(resource, planned)
+        assert fast <= whole, (field, value, resource)  # never yes where the whole says no
+        checked += 1
+        if resource["code"]["coding"][0]["code"] != "HCT":
+            assert fast, resource  # the untouched results of the panel are accepted by their holes
+    assert checked >= 9
+
+
+def test_a_time_zone_fhir_does_not_allow_is_caught_in_the_hole() -> None:
+    """HL7 allows offsets up to +14:59; FHIR's dateTime only up to +14:00: the converter keeps
+    the sent offset, the hole check refuses it as the whole validation does."""
+    site = Site.load(Settings())
+    validator = Validator()
+    convert(parse(_feed()), site)
+    for resource, planned in _planned_results(convert(parse(_feed().replace("000201", "000202")), site)):
+        assert validator.valid_planned(resource, planned)
+    text = re.sub(r"\|20250310110000", "|20250310110000+1459", _feed().replace("000201", "000203"))
+    bad = _planned_results(convert(parse(text), site))
+    assert bad and all(r["effectiveDateTime"].endswith("+14:59") for r, _ in bad)
+    assert not any(validator.valid_planned(r, p) for r, p in bad)
+    assert not any(validator.is_valid(r) for r, _ in bad)
+
+
+def test_a_result_changed_after_it_was_built_is_validated_whole(site: Site, validator: Validator) -> None:
+    convert(parse(_feed()), site)
+    for resource, planned in _planned_results(convert(parse(_feed().replace("000201", "000202")), site)):
+        validator.valid_planned(resource, planned)
+    results = _planned_results(convert(parse(_feed().replace("000201", "000203")), site))
+    (first, p1), (second, p2), (third, p3) = results[:3]
+    first["subject"] = {"reference": "Encounter/not-a-patient"}  # a hole replaced
+    second["note"] = [{"text": "added"}]  # an element added
+    del third["referenceRange"]  # an element removed
+    for resource, planned in ((first, p1), (second, p2), (third, p3)):
+        assert not validator.valid_planned(resource, planned)
+    assert not validator.is_valid(first)
+
+
+def test_a_site_rule_on_a_hole_is_kept_and_a_condition_on_one_disables_the_shortcut(tmp_path: Path) -> None:
+    shipped = (Path(__file__).resolve().parent.parent / "conformance" / "profiles" / "Observation.yaml").read_text()
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "Observation.yaml").write_text(shipped + """  - element: effectiveDateTime
+    schema: {type: string, pattern: '^2025'}
+    message: this site keeps this year's results only
+""")
+    condition = tmp_path / "condition"
+    condition.mkdir()
+    (condition / "Observation.yaml").write_text(shipped.replace(
+        "  match:\n    not:\n", "  match:\n    required: [effectiveDateTime]\n    not:\n", 1))
+    site = Site.load(Settings())
+    convert(parse(_feed()), site)
+    proving = _planned_results(convert(parse(_feed().replace("000201", "000202")), site))
+    later = _planned_results(convert(parse(re.sub(r"\|20250310110000", "|20240310110000",
+                                                  _feed().replace("000201", "000203"))), site))
+    strict = Validator(site_profiles_dir=rules)
+    for resource, planned in proving:
+        assert strict.valid_planned(resource, planned)
+    for resource, planned in later:
+        assert not strict.valid_planned(resource, planned) and not strict.is_valid(resource)
+    conditional = Validator(site_profiles_dir=condition)
+    for resource, planned in proving:
+        assert conditional.valid_planned(resource, planned)  # validated whole: the plan is not provable
+    assert all(conditional._proofs[p.plan] is False for _, p in proving)
+    assert not any(conditional.valid_planned(r, p) for r, p in later)  # "look at the whole" every time
+    assert all(conditional.is_valid(r) for r, _ in later)

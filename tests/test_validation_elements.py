@@ -1,0 +1,72 @@
+"""Elements checked alone, in Python where the schema engine would be met cold (the holes of a
+compiled plan, ``Validator.valid_planned``), get the schema engine's answer; and a message whose
+signed Provenance is broken is still refused with the validator's reason."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from bench.ingest import oru_lab
+from conformance.validate import Validator
+from engine.engine import Engine
+from engine.messages import PROCESSED, QUARANTINED
+from engine.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator()
+
+
+def test_a_message_whose_signed_provenance_is_broken_is_refused_with_the_reason(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (1, 2)])
+        assert [o.code for o in outcomes] == ["AA", "AA"]
+        for out in outcomes:
+            prov = next(r for r in (engine.repository.read(*ref.split("/")) for ref in out.resources)
+                        if r["resourceType"] == "Provenance")
+            assert prov["signature"] and all("/_history/" in t["reference"] for t in prov["target"])
+
+        signer = engine.ingestor.sign
+
+        def bad_clock(provenance: dict[str, Any], targets: Any) -> dict[str, Any]:
+            signed = copy.deepcopy(signer(provenance, targets))
+            signed["signature"][-1]["when"] = "2026-02-30T10:00:00Z"
+            return signed
+
+        engine.ingestor.sign = bad_clock
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (3, 4)])
+        assert [o.code for o in outcomes] == ["AE", "AE"]
+        ack = outcomes[0].ack.decode()
+        assert "FHIR resource rejected (422)" in ack and "signature" in ack and "2026-02-30" in ack
+        assert all(engine.ingestor.messages.get(o.message_id)["status"] == QUARANTINED for o in outcomes)
+        engine.ingestor.sign = signer
+        again = engine.ingestor.process([(oru_lab(5), "mllp", "p")])
+        assert again[0].code == "AA"
+        assert engine.ingestor.messages.get(again[0].message_id)["status"] == PROCESSED
+
+
+def _strings() -> list[str]:
+    """Values a sender or a signer could put in a string element: good ones and every near miss."""
+    base = ["2026-03-10T03:00:00Z", "2026-03-10T03:00:00.123456+08:00", "2026-03-10", "2026-03", "2026",
+            "2024-02-29", "2023-02-29", "2026-02-30", "2026-13-01", "2026-00-10", "0000-01-01", "0001-01-01",
+            "2026-03-10T24:00:00Z", "2026-03-10T23:59:60Z", "2026-03-10T03:00:00+14:00", "2026-03-10T03:00:00+14:59",
+            "2026-03-10T03:00:00", "2026-03-10T03:00Z", "2026-3-1", "20260310", "10:30:00", "25:00:00",
+            "final", "a b", "a  b", " a", "a ", "a\tb", "a\nb", "a\x0bb", "a\x0cb", "", " ", "\u3000", "检验",
+            "urn:oid:1.2.3", "urn:oid:1.02", "urn:uuid:0d6c2f1e-3b0f-5a8e-9d43-5a3f6c1b2e90", "http://x/y z",
+            "abc-DEF.09", "x" * 64, "x" * 65, "a/b", "ZXlK+/==", "%%%", "\ud7ff", "emoji \U0001f600", "x\u00a0y"]
+    return base + [v + "\n" for v in base[:6]] + [v + "\r" for v in base[:4]]
+
+
+@pytest.mark.parametrize("name", ["instant", "dateTime", "date", "time", "code", "id", "uri", "url", "canonical",
+                                  "oid", "uuid", "string", "markdown", "base64Binary"])
+def test_python_string_checks_say_what_the_schema_engine_says(validator: Validator, name: str) -> None:
+    check = validator._value_check({"$ref": f"#/definitions/{name}"})
+    engine = validator.r4.validator(name)
+    for value in _strings():
+        assert check(value) is engine.is_valid(value), (name, value)
+    for value in (5, None, ["a"], {"a": 1}, True):
+        assert check(value) is engine.is_valid(value), (name, value)
