@@ -3,6 +3,7 @@
     python bench/recognition.py --quick     # 100k stored results, 10k people (seconds)
     python bench/recognition.py             # 1M results, 100k people
     python bench/recognition.py --full      # 10M results, 100k people, report over ~2M results' flags
+    python bench/recognition.py --messages 600   # only the pipeline figures (the write hooks per message)
 
 Results are put straight into the recognition index (the compact collection the check reads),
 in bulk; orders and results whose hook time is measured go through the real repository write
@@ -27,7 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import oru_lab  # noqa: E402
+from bench.ingest import oru_lab, warm_validators  # noqa: E402
+from engine import heap  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.identity.nationalid import check_character  # noqa: E402
 from engine.recognition.decision import Order  # noqa: E402
@@ -130,9 +132,11 @@ def bench_writes(engine: Engine, people: int, rng: random.Random, n: int) -> dic
 
 def bench_messages(engine: Engine, count: int, batch: int = 50) -> dict[str, float]:
     """12-OBX ORU^R01 messages through the ingest pipeline: thread CPU per message in the
-    recognition hook and in the HR mark, and the recognition collections' calls per message."""
-    repo, rec = engine.repository, engine.recognition
-    spent = {"hook": 0.0, "mark": 0.0}
+    recognition hook and in the HR mark, in the patient index's statement and hook and in the
+    referral hook (each with the writes it makes itself: a DetectedIssue, a linked record's new
+    version), and the recognition and patient index collections' calls per message."""
+    repo, rec, mpi = engine.repository, engine.recognition, engine.identity
+    spent = {"hook": 0.0, "mark": 0.0, "identity": 0.0, "statement": 0.0, "referral": 0.0}
     depth = threading.local()
 
     def timed(fn: Any, key: str) -> Any:
@@ -149,7 +153,8 @@ def bench_messages(engine: Engine, count: int, batch: int = 50) -> dict[str, flo
         return run
 
     calls = 0
-    for coll in (rec.index.coll, rec.checks.coll, rec.flags.coll, rec.charges, rec.flag_days, rec.check_days):
+    for coll in (rec.index.coll, rec.checks.coll, rec.flags.coll, rec.charges, rec.flag_days, rec.check_days,
+                 mpi.links.coll):
         for op in ("get", "find", "replace", "update", "delete", "insert", "insert_many"):
             real = getattr(coll, op, None)
             if real is None:
@@ -161,12 +166,20 @@ def bench_messages(engine: Engine, count: int, batch: int = 50) -> dict[str, flo
                 return _real(*args, **kwargs)
 
             setattr(coll, op, spy)
-    repo._batch_hooks[:] = [timed(h, "hook") if getattr(h, "__self__", None) is rec else h for h in repo._batch_hooks]
+    def key(fn: Any, own: str) -> str | None:
+        owner = getattr(fn, "__self__", None)
+        return own if owner is rec else "identity" if owner is mpi else "referral" if owner is engine.referrals else None
+
+    repo._batch_hooks[:] = [timed(h, k) if (k := key(h, "hook")) else h for h in repo._batch_hooks]
+    repo._hooks[:] = [timed(h, k) if (k := key(h, "hook")) else h for h in repo._hooks]
     repo._marks[:] = [timed(m, "mark") if getattr(m, "__self__", None) is rec else m for m in repo._marks]
+    repo._statements[:] = [timed(s, "statement") if getattr(s, "__self__", None) is mpi else s for s in repo._statements]
     messages = [(oru_lab(70_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
     for start in range(0, count, batch):
         engine.ingestor.process(messages[start:start + batch])
-    return {"hook_us": spent["hook"] / count * 1e6, "mark_us": spent["mark"] / count * 1e6, "calls": calls / count}
+    out = {f"{k}_us": v / count * 1e6 for k, v in spent.items()}
+    out["calls"] = calls / count
+    return out
 
 
 def fill_flags(engine: Engine, month_results: int, rng: random.Random) -> None:
@@ -199,11 +212,32 @@ def fill_flags(engine: Engine, month_results: int, rng: random.Random) -> None:
         rec.checks.insert_many(checks[start:start + 20000])
 
 
+def pipeline_only(count: int) -> int:
+    """The pipeline figures alone, on a fresh store warmed with two batches (as the ingest
+    bench's per-stage lines are taken): for paired runs against another version of the code."""
+    with tempfile.TemporaryDirectory() as tmp, Engine(Settings(data_dir=Path(tmp))) as engine:
+        for start in range(0, 100, 50):
+            engine.ingestor.process([(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(start, start + 50)])
+        warm_validators(engine)
+        heap.settle()
+        cpu0 = time.process_time()
+        m = bench_messages(engine, count)
+        whole = (time.process_time() - cpu0) / count * 1e6
+    print(f"12-OBX ORU^R01, {count} messages in batches of 50, thread CPU per message (us): "
+          + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in m.items() if k.endswith("_us"))
+          + f"; the whole message {whole:,.0f}; {m['calls']:.1f} store calls")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k results, 10k people")
     ap.add_argument("--full", action="store_true", help="10M results (minutes, several GB of disk)")
+    ap.add_argument("--messages", type=int, default=0, metavar="N",
+                    help="only the pipeline figures: N 12-OBX messages on a fresh store (seconds)")
     args = ap.parse_args()
+    if args.messages:
+        return pipeline_only(args.messages)
     results, people, month = (100_000, 10_000, 200_000) if args.quick else (
         (10_000_000, 100_000, 2_000_000) if args.full else (1_000_000, 100_000, 2_000_000))
     rng = random.Random(7)
@@ -223,9 +257,11 @@ def main() -> int:
         print(f"result write through the repository incl. flag: p50 {w['result_p50']:.2f} ms  p99 {w['result_p99']:.2f} ms; "
               f"flag hook alone: mean {w['hook_mean']:.2f} ms  p99 {w['hook_p99']:.2f} ms per result")
         m = bench_messages(engine, 200 if args.quick else 600)
-        print(f"12-OBX ORU^R01 through the ingest pipeline (batches of 50): recognition hook {m['hook_us']:.0f} us "
-              f"and HR mark {m['mark_us']:.0f} us of thread CPU per message; "
-              f"{m['calls']:.1f} recognition store calls per message")
+        print(f"12-OBX ORU^R01 through the ingest pipeline (batches of 50): thread CPU per message, each with "
+              f"the writes it makes: recognition hook {m['hook_us']:.0f} us, HR mark {m['mark_us']:.0f} us, "
+              f"patient index statement {m['statement_us']:.0f} us and hook {m['identity_us']:.0f} us, "
+              f"referral hook {m['referral_us']:.0f} us; "
+              f"{m['calls']:.1f} recognition and patient index store calls per message")
         fill_flags(engine, month, rng)
         t0 = time.perf_counter()
         engine.recognition.rebuild_tallies()  # bulk-loaded flags: tallies from scratch (normally kept per write)

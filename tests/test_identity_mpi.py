@@ -131,3 +131,25 @@ def test_a_resent_record_is_not_classified_again_and_a_conflict_is(engine, monke
     store(engine, patient("fx-4", WANG, name="王伍", **wang))  # re-sent unchanged: classified again
     assert mpi.record("fx-4")["status"] == "linked"
     assert mpi.person_compartment("fx-4") == {"fx-4", "fy-3"}
+
+
+def test_every_version_the_index_writes_is_valid_fhir(engine):
+    """The index writes its link versions without validating them again (each is a stored, valid
+    version with the index's own links in place): every shape of those links -- ``seealso``
+    between records of one person, ``replaced-by``/``replaces`` after an operator's merge, none
+    after an unlink -- is proven valid here, with the links a sender stated kept beside them."""
+    repo, mpi = engine.repository, engine.identity
+    related = {"other": {"reference": "RelatedPerson/rp-1"}, "type": "seealso"}
+    store(engine, patient("fn-1", ZHANG, link=[related]))
+    store(engine, patient("fz-7", ZHANG))
+    store(engine, patient("fy-9", ZHANG))
+    store(engine, patient("wang-1", WANG, name="王五", gender="female", birth="1985-06-15"))
+    mpi.link("wang-1", "fn-1", type_="replaced-by", actor="op", reason="one person, two numbers")
+    mpi.unlink("fy-9", actor="op", reason="not the same person")
+    written = [v.resource for pid in ("fn-1", "fz-7", "fy-9", "wang-1") for v in repo.versions("Patient", pid)]
+    assert len(written) > 8
+    types = {link["type"] for r in written for link in r.get("link", ())}
+    assert types == {"seealso", "replaced-by", "replaces"}, types
+    assert related in repo.read("Patient", "fn-1")["link"]  # the sender's own link stays
+    for version in written:
+        engine.validator.validate(version)  # raises on anything invalid

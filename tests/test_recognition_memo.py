@@ -85,3 +85,68 @@ def test_a_results_classification_is_remembered_per_codings_and_performers(engin
     assert facts.classify(odd) == (a, item)
     assert facts.classify(obs(5, a, "0000-0")) == (a, None)
     assert facts.classify(obs(6, a, "0000-0")) == (a, None)
+
+
+def test_a_deferred_write_reaches_the_store_once_as_it_ends(store: Store) -> None:
+    """A row changed twice in one write group (an order's check row: placed, then its outcome) is
+    written once when the group ends, as it ended; until then the memo answers with it. What the
+    caller learns is the row before the group touched it and after, for its tallies; a group that
+    failed writes nothing, and one that ends a row as it began leaves it alone."""
+    coll = store.collection("defer_test")
+    coll.insert({"_id": "o", "outcome": "pending"})
+    coll.insert({"_id": "k", "n": 1})
+    memo = GroupMemo(coll)
+    assert memo.defer({"_id": "o", "outcome": "x"}, None) is False  # outside a scope: the caller writes
+    writes: list[str] = []
+    real = coll.replace
+    coll.replace = lambda doc, **kw: writes.append(doc["_id"]) or real(doc, **kw)  # type: ignore[method-assign]
+    with store.transaction(), memo.scope():
+        first = memo.get("o")
+        assert memo.defer({"_id": "o", "outcome": "recognised"}, first)
+        assert memo.defer({"_id": "o", "outcome": "duplicate"}, memo.get("o"))
+        assert memo.defer({"_id": "n", "outcome": "pending"}, None)
+        assert memo.defer({"_id": "k", "n": 2}, memo.get("k")) and memo.defer({"_id": "k", "n": 1}, memo.get("k"))
+        assert memo.get("o") == {"_id": "o", "outcome": "duplicate"} and coll.get("o") == first
+        assert writes == []
+        changed = memo.take_deferred()
+        assert sorted(writes) == ["n", "o"]  # "k" ended as it began: not written
+        assert ({"_id": "o", "outcome": "pending"}, {"_id": "o", "outcome": "duplicate"}) in changed
+        assert (None, {"_id": "n", "outcome": "pending"}) in changed
+        assert memo.take_deferred() == []  # taken once
+    assert coll.get("o") == {"_id": "o", "outcome": "duplicate"} and coll.get("n") is not None
+    writes.clear()
+    with store.transaction(), memo.scope():
+        memo.defer({"_id": "o", "outcome": "void"}, memo.get("o"))
+    assert writes == [] and coll.get("o") == {"_id": "o", "outcome": "duplicate"}  # not taken: never written
+
+
+def test_windows_prefetched_together_answer_as_the_store(store: Store) -> None:
+    """The windows a write group will ask (its order's, each recognition item's) are read in one
+    query; each then answers exactly what the store holds for its person, item and days, and
+    keeps following the writes."""
+    index = ResultIndex(store.collection("prefetch_test"))
+    for doc in (entry("Observation/1", "P", "CBC", "2026-03-01"), entry("Observation/2", "P", "LFT", "2026-03-04"),
+                entry("Observation/3", "Q", "CBC", "2026-03-04"), entry("Observation/4", "P", "CBC", "2026-02-01"),
+                entry("Observation/5", "P", "LFT", "2026-03-09")):
+        index.coll.insert(doc)
+    finds: list[object] = []
+    real = index.coll.find
+    index.coll.find = lambda *a, **k: finds.append(a) or real(*a, **k)  # type: ignore[method-assign]
+
+    def ids(results: list) -> set[str]:
+        return {getattr(r, "ref", None) or r["_id"] for r in results}
+
+    with store.transaction(), index.scope():
+        index.prefetch_windows([("P", "CBC", "2026-02-26", "2026-03-05"), ("P", "LFT", "2026-03-03", "2026-03-05")])
+        assert len(finds) == 1
+        assert ids(index.candidates("P", "CBC", date(2026, 3, 5), 7)) == {"Observation/1"}
+        assert ids(index.candidates("P", "LFT", date(2026, 3, 5), 2)) == {"Observation/2"}
+        assert ids(index.group(entry("x", "P", "LFT", "2026-03-04"), 1)) == {"Observation/2"}
+        assert len(finds) == 1  # all three from the one query
+        index.put(PriorResult(ref="Observation/6", person="P", item="LFT", institution="A", day=date(2026, 3, 5),
+                              status="final", patient="Patient/p"), "2026-03-05T00:00:00Z")
+        assert ids(index.candidates("P", "LFT", date(2026, 3, 5), 2)) == {"Observation/2", "Observation/6"}
+        assert ids(index.candidates("Q", "CBC", date(2026, 3, 5), 7)) == {"Observation/3"}  # not prefetched: asked
+        assert ids(index.candidates("P", "LFT", date(2026, 3, 9), 7)) == {"Observation/2", "Observation/5",
+                                                                            "Observation/6"}  # wider: asked
+        assert len(finds) == 3

@@ -59,7 +59,7 @@ class Repository(Protocol):
 
     def read(self, type_: str, id_: str) -> dict[str, Any]: ...
     def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = ...) -> Any: ...
-    def write_many(self, resources: list[dict[str, Any]], *, source: str = ...) -> list[Any]: ...
+    def write_many(self, resources: list[dict[str, Any]], *, source: str = ..., validated: bool = ...) -> list[Any]: ...
     def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
     def add_write_hook(self, hook: Any) -> None: ...
 
@@ -375,9 +375,9 @@ class IdentityService:
         before = self.links.get(pid)
         if previous is not None and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
             return resource  # a re-sent record: see _SETTLED
-        doc, issues = self._classify(resource, before)
+        doc, issues, known = self._classify_members(resource, before)
         person = doc.get("person")
-        found = self.members(person)
+        found = known if known is not None else self.members(person)
         members = sorted([*found, pid]) if person and pid not in found else found
         managed = self._managed(doc, members, pid)
         if not managed and not resource.get("link"):
@@ -414,14 +414,16 @@ class IdentityService:
         stated = self._stated_for(resource)
         if stated is None:
             before = self.links.get(pid)
-            doc, issues = self._classify(resource, before)
-            self.links.replace(doc)
-            members = self.members(doc.get("person"))
+            doc, issues, known = self._classify_members(resource, before)
+            if doc != before:  # the index's own link versions classify as they were
+                self.links.replace(doc)
+            members = self._after_write(doc, pid, known)
         else:
             # the statement classified this version a moment ago and the index has not changed
             # since: its findings stand, and the person's records are known without a query
             before, doc, issues = stated.before, stated.doc, list(stated.issues)
-            self.links.replace(doc)
+            if doc != before:
+                self.links.replace(doc)
             members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
                              else set(stated.members) - {pid})
         affected = {pid, *members}
@@ -456,6 +458,26 @@ class IdentityService:
             return False
 
     def _classify(self, patient: dict[str, Any], before: dict[str, Any] | None) -> tuple[dict[str, Any], list]:
+        doc, issues, _ = self._classify_members(patient, before)
+        return doc, issues
+
+    def _after_write(self, doc: dict[str, Any], pid: str, known: list[str] | None) -> list[str]:
+        """``members(doc's person)`` once ``doc`` is written: from ``known`` (the person's linked
+        records as ``_classify_members`` read them before) when it has them, else asked."""
+        if known is None:
+            return self.members(doc.get("person"))
+        return sorted({*known, pid}) if doc.get("status") == "linked" and doc.get("person") else \
+            [m for m in known if m != pid]
+
+    def _classify_members(self, patient: dict[str, Any], before: dict[str, Any] | None
+                          ) -> tuple[dict[str, Any], list, list[str] | None]:
+        """``_classify``, and the linked records of the person it found (``members``, before
+        ``doc`` is written) when one query told both, else None.
+
+        Why one query: an ID number's linked records that were linked automatically are the
+        members of the person its key names (``per-`` and the key), which are what the conflict
+        check reads (the others, linked by an operator, are skipped there); the record's own
+        person is that one unless an operator decided otherwise. A new record asked twice."""
         pid = patient["id"]
         demo = dm.demographics(patient)
         doc: dict[str, Any] = {
@@ -478,28 +500,34 @@ class IdentityService:
                 nid = nationalid.parse(raw)
             except nationalid.InvalidNationalId as exc:
                 doc.update(status="invalid-id", reasons=[str(exc)])
-                return doc, [_warning(f"Patient/{pid} not linked: {exc}")]
+                return doc, [_warning(f"Patient/{pid} not linked: {exc}")], None
             doc["nid_key"] = self.nid_key(nid.number)
         if doc["manual"]:  # an operator decided; keep the decision, refresh the facts
             doc["person"] = before.get("person") if before else None
             doc["status"] = before["status"] if before else "unlinked"
-            return doc, []
+            return doc, [], None
         if nid is None:
-            return doc, []
+            return doc, [], None
         reasons = dm.conflicts_with_id(demo, nid)
-        if not reasons:
-            for other in self.links.find({"nid_key": doc["nid_key"], "status": "linked"}):
-                if other["_id"] == pid or other.get("manual"):
-                    continue  # an operator's link vouches for that record, not for its data
-                bad = dm.conflicts_between(demo, other.get("demo", {}))
-                if bad:
-                    reasons.append(f"{', '.join(bad)} differ from Patient/{other['_id']}")
         if reasons:
-            doc.update(status="conflict", reasons=reasons)
-            return doc, [_warning(f"Patient/{pid} not linked (same national ID, conflicting data): "
-                                  + "; ".join(reasons))]
-        doc.update(status="linked", person="per-" + doc["nid_key"][:32])
-        return doc, []
+            return (*self._conflict(doc, pid, reasons), None)
+        person = "per-" + doc["nid_key"][:32]
+        linked = self.links.find({"person": person, "status": "linked"})
+        for other in linked:
+            if other["_id"] == pid or other.get("manual") or other.get("nid_key") != doc["nid_key"]:
+                continue  # an operator's link vouches for that record, not for its data
+            bad = dm.conflicts_between(demo, other.get("demo", {}))
+            if bad:
+                reasons.append(f"{', '.join(bad)} differ from Patient/{other['_id']}")
+        if reasons:
+            return (*self._conflict(doc, pid, reasons), None)
+        doc.update(status="linked", person=person)
+        return doc, [], sorted(d["_id"] for d in linked)
+
+    @staticmethod
+    def _conflict(doc: dict[str, Any], pid: str, reasons: list[str]) -> tuple[dict[str, Any], list]:
+        doc.update(status="conflict", reasons=reasons)
+        return doc, [_warning(f"Patient/{pid} not linked (same national ID, conflicting data): " + "; ".join(reasons))]
 
     # ---- Patient.link -------------------------------------------------------------------------
 
@@ -553,7 +581,11 @@ class IdentityService:
                 changed.append(stated)
             if not changed:
                 return
-            for written in self.repository.write_many(changed, source=INDEX):
+            # validated: each is the stored version with the index's own links in place of the
+            # ones it held (the merge rules keep everything else as stored, which was valid when
+            # stored), and those links have one fixed shape, proven valid by the identity tests;
+            # validating a whole Patient again cost more than the rest of this write
+            for written in self.repository.write_many(changed, source=INDEX, validated=True):
                 version = ((getattr(written, "resource", None) or {}).get("meta") or {}).get("versionId")
                 if version is not None:
                     self._remember(written.resource["id"], int(version))

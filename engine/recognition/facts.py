@@ -8,8 +8,10 @@ resource's subject references — never an MRN, which does not cross institution
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,12 +33,23 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
+_RECENT_KEPT = 256  # results classified lately, by the identity of their code and performers
 
 
 def local_day(value: str | None, tz: str) -> date | None:
-    """The calendar day of a FHIR date / dateTime / instant at the institution."""
+    """The calendar day of a FHIR date / dateTime / instant at the institution.
+
+    Remembered per (value, zone): the results of a message share their times (the mark and the
+    hook each ask for every result), and each answer is a parse and a zone conversion."""
     if not value:
         return None
+    try:
+        return _local_day(value, tz)
+    except TypeError:  # not hashable: not a FHIR date, read as always
+        return _read_day(value, tz)
+
+
+def _read_day(value: Any, tz: str) -> date | None:
     text = str(value)
     if len(text) <= 10:
         parts = text.split("-")
@@ -51,6 +64,9 @@ def local_day(value: str | None, tz: str) -> date | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(ZoneInfo(tz))
     return moment.date()
+
+
+_local_day = lru_cache(maxsize=4096)(_read_day)
 
 
 def result_time(resource: dict[str, Any]) -> str | None:
@@ -104,9 +120,11 @@ class FactReader:
         # (type, codings, performers) -> (institution, item), under the rules object ``_coded_rules``
         self._coded: dict[tuple[Any, ...], tuple[str, str | None]] = {}
         self._coded_rules: Rules | None = None
+        # per thread: id(code) -> (code, performers, type, rules, answer), see ``classify``
+        self._recent = threading.local()
 
     # -- one classification per test ------------------------------------------------------
-    def classify(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    def classify(self, resource: dict[str, Any], *, marked: bool = False) -> tuple[str | None, str | None]:
         """(institution, item) of a result: what the HR mark and the write hook both need.
 
         Why remembered: a lab sends the same few dozen tests over and over, and the mark and the
@@ -117,9 +135,36 @@ class FactReader:
         them. Only shapes whose answer depends on nothing else are kept: a lab result or report
         whose codings carry no modality or price code (those reach the imaging rules, which read
         the body site too); an unknown institution is not kept (its Organization may be stored
-        in the meantime)."""
+        in the meantime).
+
+        ``marked``: the write hook asks for a stored version, which the mark classified a moment
+        before it was stored: the stored version holds the very ``code`` and ``performer``
+        objects the mark was handed (the repository makes a new version as a new dict over
+        them), so the mark's answer is taken by their identity -- a lookup instead of the key
+        above. The mark always reads the codings (a caller may have changed them in place
+        since an earlier write) and leaves its answer for the hook; an id is not reused while
+        the object it names lives, and the answers hold theirs."""
         rules = self._rules()
-        key = _coded_key(resource, rules) if resource.get("resourceType") in _CODED_TYPES else None
+        rtype = resource.get("resourceType")
+        code, performers = resource.get("code"), resource.get("performer")
+        recent = getattr(self._recent, "answers", None)
+        if recent is None:
+            recent = self._recent.answers = {}
+        if marked and code is not None:
+            seen = recent.get(id(code))
+            if seen is not None and seen[0] is code and seen[1] is performers and seen[2] == rtype and seen[3] is rules:
+                return seen[4]
+        answer, kept = self._classify(resource, rtype, rules)
+        if kept:  # what the table below keeps, by identity too
+            if len(recent) >= _RECENT_KEPT:
+                recent.clear()
+            recent[id(code)] = (code, performers, rtype, rules, answer)
+        return answer
+
+    def _classify(self, resource: dict[str, Any], rtype: Any, rules: Rules
+                  ) -> tuple[tuple[str | None, str | None], bool]:
+        """The answer, and whether it is kept by codings and performers."""
+        key = _coded_key(resource, rules) if rtype in _CODED_TYPES else None
         if key is not None:
             if self._coded_rules is not rules:
                 self._coded, self._coded_rules = {}, rules
@@ -128,14 +173,15 @@ class FactReader:
             except TypeError:  # an unhashable value somewhere in the codings
                 key, hit = None, None
             if hit is not None:
-                return hit
+                return hit, True
         inst = self.institution(resource)
         item = item_for(resource, rules, inst) if inst else None
         if key is not None and inst is not None:
             if len(self._coded) >= _CODED_KEPT:
                 self._coded = {}
             self._coded[key] = (inst, item)
-        return inst, item
+            return (inst, item), True
+        return (inst, item), False
 
     def remember_organization(self, org: dict[str, Any]) -> None:
         """Note an institution's Organization as it is written, before it can be read back."""
@@ -206,7 +252,7 @@ class FactReader:
     def result(self, resource: dict[str, Any]) -> PriorResult | None:
         """Facts of a stored result, or None when it is not for a recognition item or has no date."""
         rules = self._rules()
-        inst, item = self.classify(resource)
+        inst, item = self.classify(resource, marked=True)
         if item is None or inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"

@@ -10,9 +10,8 @@ the duplicate flag needs the test even while preliminary); the decision filters 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,9 +29,10 @@ def group_key(doc: Document) -> str:
     return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
 
 
-def to_doc(r: PriorResult) -> Document:
+def to_doc(r: PriorResult, held: str | None = None) -> Document:
+    """The entry of ``r`` (``held``: instead of ``r.held``, when given)."""
     doc: Document = {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
-                     "day": r.day.isoformat(), "status": r.status, "order": r.order, "held": r.held}
+                     "day": r.day.isoformat(), "status": r.status, "order": r.order, "held": held or r.held}
     if r.analytes:
         doc["analytes"] = list(r.analytes)
     return doc
@@ -70,16 +70,29 @@ class ResultIndex:
 
     @contextmanager
     def scope(self) -> Iterator[None]:
-        if getattr(self._local, "windows", None) is not None:
+        opened = self.open()
+        try:
             yield
-            return
-        with ExitStack() as stack:
-            stack.enter_context(self.docs.scope())
-            self._local.windows = {}
-            try:
-                yield
-            finally:
-                self._local.windows = None
+        finally:
+            if opened:
+                self.close()
+
+    def open(self) -> bool:
+        """Start remembering (``scope`` without a generator); False when already open."""
+        if getattr(self._local, "windows", None) is not None:
+            return False
+        self.docs.open()
+        self._local.windows = {}
+        return True
+
+    def close(self) -> None:
+        self.docs.close()
+        self._local.windows = None
+
+    def known_absent(self, refs: Iterable[str]) -> None:
+        """Inside a scope: these results have no entry (first versions: nothing was indexed under
+        their reference before), so asking the store for them is skipped."""
+        self.docs.remember_absent(refs)
 
     def _window(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
         """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days)."""
@@ -91,6 +104,33 @@ class ResultIndex:
         if windows is not None and (known is None or (lo <= known[0] and known[1] <= hi)):
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
+
+    def prefetch_windows(self, asks: Iterable[tuple[str, str, str, str]]) -> None:
+        """Inside a scope: the windows ``(person, item, lo, hi)`` a write group is about to ask
+        (a lab message: its order's, and each recognition item's group), read in one query for
+        all of them instead of one each. A window already known is not asked again; one alone
+        is left to be asked when needed, as always."""
+        windows: Windows | None = getattr(self._local, "windows", None)
+        if windows is None:
+            return
+        wanted: dict[tuple[str, str], tuple[str, str]] = {}
+        for person, item, lo, hi in asks:
+            known = windows.get((person, item))
+            if known is not None and known[0] <= lo and hi <= known[1]:
+                continue
+            was = wanted.get((person, item))
+            wanted[(person, item)] = (min(lo, was[0]), max(hi, was[1])) if was else (lo, hi)
+        if len(wanted) < 2:
+            return
+        lo = min(w[0] for w in wanted.values())
+        hi = max(w[1] for w in wanted.values())
+        docs = self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
+                               "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}})
+        for person, item in wanted:  # every entry of each pair dated in [lo, hi] is among docs
+            known = windows.get((person, item))
+            if known is None or (lo <= known[0] and known[1] <= hi):
+                windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs
+                                                    if d.get("person") == person and d.get("item") == item})
 
     def _written(self, ref: str, doc: Document | None) -> None:
         """Keep the remembered windows in step with the entry ``ref`` now being ``doc`` (None: gone)."""
@@ -113,7 +153,7 @@ class ResultIndex:
         hook reads it anyway: one lookup per result instead of two)."""
         if not read:
             before = self.docs.get(result.ref)
-        doc = to_doc(replace(result, held=(before or {}).get("held") or held))
+        doc = to_doc(result, (before or {}).get("held") or held)
         if doc != before:
             self.docs.replace(doc)
             self._written(doc["_id"], doc)

@@ -11,6 +11,12 @@ opened it (a write the hook itself makes nests in it and shares it).
 
 Documents handed out are the ones remembered: callers build new documents (``{**old, ...}``)
 rather than changing one in place, as they always did with what ``get`` returned.
+
+A write may also be *deferred* to the end of the scope (``defer``): an order's check row is
+written when the order is stored and again when its result sets the outcome, in the same
+message; deferred, the row is written once, with the document as it ends, and the caller
+learns what it was before the scope touched it (``take_deferred``) to move its tallies once.
+Until then the memo answers with the deferred document, as the store will.
 """
 
 from __future__ import annotations
@@ -40,16 +46,27 @@ class GroupMemo:
 
     @contextmanager
     def scope(self) -> Iterator[None]:
-        """Remember key lookups until the outermost scope of this thread ends."""
-        outer = getattr(self._local, "docs", None)
-        if outer is not None:
-            yield
-            return
-        self._local.docs = {}
+        """Remember key lookups until the outermost scope of this thread ends (deferred writes,
+        if any, are the caller's to take before it ends: see ``take_deferred``)."""
+        opened = self.open()
         try:
             yield
         finally:
-            self._local.docs = None
+            if opened:
+                self.close()
+
+    def open(self) -> bool:
+        """Start remembering (``scope`` without a generator, for a caller that opens several);
+        False when this thread's scope is open already (the caller then must not ``close``)."""
+        local = self._local
+        if getattr(local, "docs", None) is not None:
+            return False
+        local.docs, local.deferred = {}, {}
+        return True
+
+    def close(self) -> None:
+        """Forget everything, deferred writes not taken included (the write failed)."""
+        self._local.docs = self._local.deferred = None
 
     def _docs(self) -> dict[str, Document | None] | None:
         return getattr(self._local, "docs", None)
@@ -77,6 +94,13 @@ class GroupMemo:
         for doc_id in wanted:
             docs[doc_id] = found.get(doc_id, _ABSENT)
 
+    def remember_absent(self, doc_ids: Iterable[str]) -> None:
+        """Inside a scope: the caller knows these keys have no document (no query for them)."""
+        docs = self._docs()
+        if docs is not None:
+            for doc_id in doc_ids:
+                docs.setdefault(doc_id, _ABSENT)
+
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
         self.coll.replace(doc, upsert=upsert)
         docs = self._docs()
@@ -96,6 +120,34 @@ class GroupMemo:
             else:
                 docs.pop(doc_id, None)  # not known here: asked again when needed
         return done
+
+    def defer(self, doc: Document, before: Document | None) -> bool:
+        """Inside a scope: remember ``doc`` (upserted) as written, for ``take_deferred`` to write at
+        the end; ``before`` is the document as the caller read it. False outside a scope (the
+        caller writes it now)."""
+        docs = self._docs()
+        if docs is None:
+            return False
+        deferred = self._local.deferred
+        if doc["_id"] not in deferred:
+            deferred[doc["_id"]] = before
+        docs[doc["_id"]] = doc
+        return True
+
+    def take_deferred(self) -> list[tuple[Document | None, Document]]:
+        """Write the deferred documents, each once as it ends; (before the scope, after) of each
+        that changed, for the caller's tallies. Call before the scope ends."""
+        deferred, docs = self._local.deferred, self._local.docs
+        if not deferred:
+            return []
+        self._local.deferred = {}
+        out = []
+        for doc_id, before in deferred.items():
+            after = docs[doc_id]
+            if after is not None and after != before:
+                self.coll.replace(after)
+                out.append((before, after))
+        return out
 
     def delete(self, doc_id: str) -> bool:
         done = self.coll.delete(doc_id)

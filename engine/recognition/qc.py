@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ALL = "all"
+_KEPT = 50_000  # (institution, item, day) answers remembered; beyond it they start again
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,24 @@ class QcStatus:
         self.records = tuple(records)
         self.declared = dict(declared or {})
         self._by_inst: dict[str, list[QcRecord]] = {}
+        self._passed: dict[tuple[str, str, date], bool] = {}
+        self._scopes: dict[tuple[str, str, date], tuple[str, ...]] = {}
         for r in self.records:
             self._by_inst.setdefault(r.institution, []).append(r)
 
     def passed(self, institution: str, item: str, on: date) -> bool:
+        """Remembered per (institution, item, day): every final result of an item asks (the HR
+        mark), and the same few answers hold for a day's results (the records never change:
+        new QC data is a new ``QcStatus``)."""
+        key = (institution, item, on)
+        found = self._passed.get(key)
+        if found is None:
+            if len(self._passed) >= _KEPT:
+                self._passed.clear()
+            found = self._passed[key] = self._passed_now(institution, item, on)
+        return found
+
+    def _passed_now(self, institution: str, item: str, on: date) -> bool:
         records = [r for r in self._by_inst.get(institution, ()) if r.covers(item, on)]
         if any(not r.passed for r in records):
             return False
@@ -79,6 +94,15 @@ class QcStatus:
         return declared is not None and declared.covers(item, on)
 
     def hr_scopes(self, institution: str, item: str, on: date) -> tuple[str, ...]:
+        key = (institution, item, on)
+        found = self._scopes.get(key)
+        if found is None:
+            if len(self._scopes) >= _KEPT:
+                self._scopes.clear()
+            found = self._scopes[key] = self._hr_scopes_now(institution, item, on)
+        return found
+
+    def _hr_scopes_now(self, institution: str, item: str, on: date) -> tuple[str, ...]:
         out: list[str] = []
         for r in self._by_inst.get(institution, ()):
             if r.passed and r.covers(item, on):

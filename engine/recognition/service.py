@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
@@ -191,18 +191,29 @@ class Recognition:
     def _group_scope(self) -> Iterator[None]:
         """What one write group's hook call keeps at hand: the stored versions of the group, the
         index entries, check and flag rows read or written by key, and each order's facts.
-        The outermost call of this thread owns it; a write the hook makes nests in it."""
-        if getattr(self._local, "current", None) is not None:
+        The outermost call of this thread owns it; a write the hook makes nests in it.
+
+        The check and flag rows the group changed are written when it ends, each once as it
+        ends, their tallies moved once (``_put_check``, ``_put_flag``): a message's order row is
+        changed when the order is stored and again when its result sets the outcome."""
+        local = self._local
+        if getattr(local, "current", None) is not None:
             yield
             return
-        with ExitStack() as stack:
-            for scope in (self.index.scope(), self.checks.scope(), self.flags.scope()):
-                stack.enter_context(scope)
-            self._local.current, self._local.orders = {}, {}
-            try:
-                yield
-            finally:
-                self._local.current = self._local.orders = None
+        opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
+        local.current, local.orders, local.facts = {}, {}, {}
+        try:
+            yield
+            if self.checks in opened:
+                for before, after in self.checks.take_deferred():
+                    aggregates.move(self.check_days, aggregates.check_bucket(before), aggregates.check_bucket(after))
+            if self.flags in opened:
+                for before, after in self.flags.take_deferred():
+                    aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+        finally:
+            local.current = local.orders = local.facts = None
+            for memo in reversed(opened):
+                memo.close()
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -241,7 +252,8 @@ class Recognition:
         if resource.get("resourceType") not in RESULT_TYPES:
             return resource
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
-        tags = [t for t in meta.get("tag") or () if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)]
+        had = meta.get("tag") or ()
+        tags = [t for t in had if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)] if had else []
         rules = self._rules
         marks: list[dict[str, Any]] = []
         inst, item = self.facts.classify(resource) if resource.get("status") in FINAL_STATUSES else (None, None)
@@ -252,7 +264,7 @@ class Recognition:
             for code in rules.hr_scopes(inst, item, day):
                 scope = rules.scopes.get(code)
                 marks.append({"system": HR_SYSTEM, "code": code, "display": scope.name if scope else code})
-        if not marks and len(tags) == len(meta.get("tag") or ()):
+        if not marks and len(tags) == len(had):
             return resource
         new_meta = {**meta, "tag": tags + marks}
         if not new_meta["tag"]:
@@ -276,10 +288,38 @@ class Recognition:
         its own, in the same order, with the same outcome.
         """
         with self._group_scope():
+            first, later = [], []
             for resource, _ in writes:
                 self._hold(resource)
-            self.index.docs.prefetch(ref_of(r) for r, _ in writes if r.get("resourceType") in RESULT_TYPES)
+                if resource.get("resourceType") in RESULT_TYPES:
+                    # a first version has no entry: nothing was ever stored under its reference
+                    (first if _version(resource) == 1 else later).append(ref_of(resource))
+            self.index.known_absent(first)
+            self.index.docs.prefetch(later)
+            self.index.prefetch_windows(self._windows_asked(writes))
             return [self.on_write(resource, previous) for resource, previous in writes]
+
+    def _windows_asked(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+                       ) -> Iterator[tuple[str, str, str, str]]:
+        """The index windows the group's orders and results will ask (see ``ResultIndex._window``):
+        an order's candidates, a result's test read along with its window. The facts of each
+        result are kept for its own call (``on_result``), which would read them again."""
+        items = self._rules.items
+        facts_of = self._local.facts
+        for resource, _ in writes:
+            rtype = resource.get("resourceType")
+            if rtype in RESULT_TYPES:
+                facts = self.facts.result(resource)
+                facts_of[ref_of(resource)] = (resource, facts)
+                person, item, day = (facts.person, facts.item, facts.day) if facts else (None, None, None)
+            elif rtype == ORDER_TYPE and resource.get("status") not in ("revoked", "entered-in-error"):
+                order = self._order_facts(resource)
+                person, item, day = (order.person, order.item, order.day) if order else (None, None, None)
+            else:
+                continue
+            found = items.get(item or "")
+            if person and found is not None and day is not None:
+                yield person, found.code, (day - timedelta(days=found.window_days)).isoformat(), day.isoformat()
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook for one stored version (``on_write_many`` calls it for each)."""
@@ -407,14 +447,14 @@ class Recognition:
         rarely repeats the doctor's ORC-16 re-test reason or the order time. The reasons recorded
         when the order was placed are kept (a later version may add one, never remove one), and so
         are its date and the instant huren first saw it."""
-        reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
-        text = check.get("reason_text") or order.reason_text
-        order = replace(order, reasons=reasons, reason_text=text, placed=check.get("placed"))
+        changes: dict[str, Any] = {
+            "reasons": tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons])),
+            "reason_text": check.get("reason_text") or order.reason_text, "placed": check.get("placed")}
         if check.get("analytes") and not order.analytes:
-            order = replace(order, analytes=tuple(check["analytes"]))
+            changes["analytes"] = tuple(check["analytes"])
         if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
-            order = replace(order, day=date.fromisoformat(check["day"]))
-        return order
+            changes["day"] = date.fromisoformat(check["day"])
+        return replace(order, **changes)
 
     def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:
         item = matches[0].item
@@ -437,7 +477,8 @@ class Recognition:
     def on_result(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
         ref = ref_of(resource)
         before = self.index.get(ref)
-        facts = self.facts.result(resource)
+        kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
+        facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
@@ -565,13 +606,15 @@ class Recognition:
 
     # -- the two working collections, with their per-day tallies ----------------------------
     def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        if old == new:
+        """Store a flag row and move its tally; inside a write group, once when the group ends."""
+        if old == new or self.flags.defer(new, old):
             return
         self.flags.replace(new)
         aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
 
     def _put_check(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        if old == new:
+        """Store a check row and move its tally; inside a write group, once when the group ends."""
+        if old == new or self.checks.defer(new, old):
             return
         self.checks.replace(new)
         aggregates.move(self.check_days, aggregates.check_bucket(old), aggregates.check_bucket(new))

@@ -18,7 +18,7 @@ repository write guard and one write hook, registered like recognition's and the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the collaborators' own classes; imported for the types only
     from mappings.site import Site
 
 REFERRALS = "referrals"
+_WATCHED = frozenset({"Task", "DiagnosticReport", "ServiceRequest"})  # what on_write acts on
 REFERRAL = "referral"  # the merge rules' name for this writer (an internal one: "other")
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -76,7 +77,7 @@ class Referrals:
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
         repository.add_write_guard(self.guard)
-        repository.add_write_hook(self.on_write)
+        repository.add_batch_hook(self.on_write_many)
         repository.add_mark(self.mark_deductible)
 
     @classmethod
@@ -184,6 +185,13 @@ class Referrals:
             for task, before in self.repository.pending():
                 if task["resourceType"] == "Task" and focus_of(task) == ref:
                     check_transition(before, task, self._rules.workflow)
+
+    def on_write_many(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[list[dict[str, Any]]]:
+        """The write hook, once for the versions a write group stored (a message, a Bundle), in
+        write order: a message's ~20 resources are one call, of which only its Tasks, reports and
+        orders are looked at (a call per resource cost more than most of them need)."""
+        return [self.on_write(resource, previous) if resource.get("resourceType") in _WATCHED else []
+                for resource, previous in writes]
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         rtype = resource.get("resourceType")
