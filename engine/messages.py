@@ -119,29 +119,38 @@ class MessageStore:
         return self.messages.get(doc_id)
 
     def mark_processed(self, doc_id: str, *, ack_code: str, warnings: Iterable[HL7Error],
-                       resources: list[str], attempts: int, current: Document | None = None) -> None:
-        """``current``: the document as stored, when the caller holds it (see ``_set``)."""
+                       resources: list[str], attempts: int, current: Document | None = None,
+                       unstored: list[Document] | None = None) -> None:
+        """``current``: the document as stored, when the caller holds it; ``unstored``: see ``_set``."""
         errs = [error_to_dict(e) for e in warnings]
         self._set(doc_id, current, {
             "status": PROCESSED, "ack_code": ack_code, "errors": errs, "reason": None,
             "processed_at": now_iso(), "resources": resources, "attempts": attempts,
-        })
+        }, unstored)
 
     def quarantine(self, doc_id: str, *, ack_code: str, errors: Iterable[HL7Error], attempts: int,
-                   current: Document | None = None) -> None:
+                   current: Document | None = None, unstored: list[Document] | None = None) -> None:
         errs = [error_to_dict(e) for e in errors]
         self._set(doc_id, current, {
             "status": QUARANTINED, "ack_code": ack_code, "errors": errs, "reason": _reason(errs),
             "processed_at": now_iso(), "attempts": attempts,
-        })
+        }, unstored)
 
-    def _set(self, doc_id: str, current: Document | None, fields: Document) -> None:
+    def _set(self, doc_id: str, current: Document | None, fields: Document,
+             unstored: list[Document] | None = None) -> None:
         """Change fields of a message document. With ``current`` (the document exactly as stored:
         the ingest pipeline inserted or read it under the lock that serialises every change of
         message documents) the new document is written without reading it back first, which
         was half the message store's cost per message. ``current`` itself is left as it was,
-        so that a batch rolled back and redone starts from the stored state again."""
-        if current is None:
+        so that a batch rolled back and redone starts from the stored state again.
+
+        ``unstored``: ``current`` is a new document not stored yet (the pipeline stores a batch's
+        raw messages in the same transaction as what they became): the finished document is
+        appended there, for one ``insert_many`` with its final status, instead of being written
+        twice (raw bytes included)."""
+        if unstored is not None and current is not None:
+            unstored.append({**current, **fields, "_id": doc_id})
+        elif current is None:
             self.messages.update(doc_id, fields)
         else:
             self.messages.replace({**current, **fields, "_id": doc_id})

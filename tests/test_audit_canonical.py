@@ -66,3 +66,35 @@ def test_exact_lab_values_take_the_fast_path_and_agree() -> None:
     doc = [{"resourceType": "Observation", "id": f"o{i}", "valueQuantity": {"value": v, "unit": "g/L"}}
            for i, v in enumerate(values)]
     assert canonical(doc) == rfc8785.dumps(doc)
+
+
+def test_agrees_with_rfc8785_on_random_doubles() -> None:
+    """orjson writes first and its output is checked for the forms that differ from JCS: every
+    double (random bit patterns, and the edges of each form) comes out as ``rfc8785`` writes it."""
+    import struct
+
+    rng = random.Random(754)
+    edges = [1e16, 1e21, 9.999999999999998e15, 9.999999999999999e20, 1e-6, 1e-5, 9.99e-7, 2.5e-6,
+             9.999999999999999e-6, 1e-7, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, 2.0**53, 2.0**53 + 2, -0.0, 0.0]
+    doubles = edges + [-d for d in edges]
+    doubles += [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(20_000)]
+    doubles += [rng.uniform(-1e6, 1e6) for _ in range(5_000)] + [float(rng.randint(-10**17, 10**17)) for _ in range(5_000)]
+    doubles += [10.0 ** rng.randint(-330, 308) * rng.choice([1, 1.5, 2.25, 7]) for _ in range(5_000)]
+    for d in doubles:
+        for doc in (d, [d], {"a": d, "b": "x"}, {"value": [d, 1]}):
+            try:
+                expected = rfc8785.dumps(doc)
+            except rfc8785.CanonicalizationError:  # NaN, infinities
+                with pytest.raises(rfc8785.CanonicalizationError):
+                    canonical(doc)
+                continue
+            assert canonical(doc) == expected, d
+
+
+def test_strings_that_look_like_the_risky_forms_are_written_exactly() -> None:
+    """A string holding one of the patterns that send a value down the careful path (``.0,``,
+    ``e+``, ``e-6]``, ``null``, a character beyond U+FFFF) costs the detour, never a wrong byte."""
+    doc = {"text": "v2.0, 3.0] 1e+5 x e-6} null \U0001f600", "keys": {"\U0001f600": 1, "\ue000": 2, "a": None},
+           "n": [145.0, 1e16, 2.5e-6, FhirDecimal("1.50")], "id": "4fe9463b-6fb3-5e77-8b40-c1fcc360e137"}
+    assert canonical(doc) == rfc8785.dumps(doc)
+    assert canonical({"text": "ok"}) == b'{"text":"ok"}'

@@ -110,3 +110,79 @@ def test_signatures_of_the_whole_layout_made_before_still_verify(keys: AuditKeys
     relabelled = {**old, "signature": [{**old["signature"][0],
                                         "data": base64.b64encode(f"{header}..{b64url(sig)}".encode()).decode()}]}
     assert not verify_provenance(relabelled, OBS, keys)
+
+
+def _tree_parts(signature: dict) -> tuple[dict, dict, str, bytes]:
+    jws = json.loads(base64.b64decode(signature["data"]))
+    protected = jws["protected"]
+    header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    sig = base64.urlsafe_b64decode(jws["signature"] + "=" * (-len(jws["signature"]) % 4))
+    return header, jws["header"], protected, sig
+
+
+def test_provenances_signed_together_each_verify_alone_and_tampering_fails(keys: AuditKeys) -> None:
+    from engine.audit.provenance import sign_provenances
+
+    for n in (2, 3, 5, 8, 13):
+        pairs = []
+        for i in range(n):
+            obs = {**OBS, "id": f"o{i}", "valueQuantity": {"value": 10 + i, "unit": "g/L"}}
+            prov = {**provenance(PAT, obs), "id": f"prov{i}"}
+            pairs.append((prov, [PAT, obs]))
+        signed = sign_provenances(pairs, keys)
+        assert len({s["signature"][0]["data"] for s in signed}) == n
+        for i, (prov, (_, targets)) in enumerate(zip(signed, pairs, strict=True)):
+            assert prov["signature"][0]["sigFormat"] == "application/jose+json"
+            assert verify_provenance(prov, targets, keys), (n, i)
+            other = pairs[(i + 1) % n][1]
+            assert not verify_provenance(prov, other, keys)
+            assert not verify_provenance(prov, [PAT, {**targets[1], "status": "amended"}], keys)
+    # a path moved to another leaf index does not verify
+    header, unprotected, protected, sig = _tree_parts(signed[3]["signature"][0])
+    moved = {"protected": protected, "signature": base64.urlsafe_b64encode(sig).rstrip(b"=").decode(),
+             "header": {**unprotected, "leaf": 4}}
+    forged = {**signed[3], "signature": [{**signed[3]["signature"][0],
+                                          "data": base64.b64encode(json.dumps(moved).encode()).decode()}]}
+    assert not verify_provenance(forged, pairs[3][1], keys)
+    assert sign_provenances(pairs[:1], keys)[0]["signature"][0]["sigFormat"] == "application/jose"
+
+
+def test_an_auditor_verifies_the_tree_layout_with_public_tools_only(keys: AuditKeys) -> None:
+    """Offline, without huren: RFC 8785, SHA-256, the RFC 9162 inclusion path, the PEM key."""
+    import hashlib
+
+    import rfc8785
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from engine.audit.provenance import sign_provenances
+
+    def b64url(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    def unb64url(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    stored = [[{**PAT, "meta": {"versionId": "1"}}, {**OBS, "id": f"o{i}", "meta": {"versionId": "2"}}]
+              for i in range(6)]
+    signed = sign_provenances([({**provenance(*t), "id": f"p{i}"}, t) for i, t in enumerate(stored)], keys)
+    for prov, targets in zip(signed, stored, strict=True):
+        header, unprotected, protected, sig = _tree_parts(prov["signature"][0])
+        assert header["cty"] == "huren-sha256-tree+json" and header["alg"] == "EdDSA"
+        plain = [{k: v for k, v in t.items() if k != "meta"} for t in targets]
+        leaf = json.dumps({"sha256": b64url(hashlib.sha256(rfc8785.dumps(plain)).digest()).decode()},
+                          separators=(",", ":")).encode()
+        # RFC 9162 section 2.1.3.2: from the leaf hash, through the path, to the root
+        fn, sn = unprotected["leaf"], unprotected["leaves"] - 1
+        r = hashlib.sha256(b"\x00" + leaf).digest()
+        for p in map(unb64url, unprotected["path"]):
+            if fn & 1 or fn == sn:
+                r = hashlib.sha256(b"\x01" + p + r).digest()
+                while not fn & 1 and fn != 0:
+                    fn, sn = fn >> 1, sn >> 1
+            else:
+                r = hashlib.sha256(b"\x01" + r + p).digest()
+            fn, sn = fn >> 1, sn >> 1
+        assert sn == 0
+        payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
+        pem = next(k.pem for k in keys.public.values() if k.key_id == header["kid"])
+        load_pem_public_key(pem.encode()).verify(sig, protected.encode() + b"." + b64url(payload))

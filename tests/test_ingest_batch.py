@@ -262,3 +262,53 @@ def test_kill_9_mid_stream_loses_no_acked_message_and_doubles_none(settings: Set
         assert engine.store.query("SELECT count(*) FROM fhir_history WHERE type = 'Observation'")[0][0] == 0
         assert not [d for d in engine.ingestor.messages.pending(limit=10)]
         assert RECEIVED not in {engine.ingestor.messages.get(o.message_id)["status"] for o in outcomes}
+
+
+_KILL_INSIDE_COMMIT = """
+import os, signal, sys
+from pathlib import Path
+from bench.ingest import oru_lab
+from engine.engine import Engine
+from engine.settings import Settings
+
+settings = Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0)
+with Engine(settings) as engine:
+    first = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in range(760, 765)])
+    print(" ".join(o.code for o in first), flush=True)  # these five are ACKed
+    written = []
+
+    def die_mid_batch(resource, previous):
+        written.append(resource.get("resourceType"))
+        if written.count("Observation") == 30:  # the third message of the next batch
+            os.kill(os.getpid(), signal.SIGKILL)
+        return []
+
+    engine.repository.add_write_hook(die_mid_batch)
+    engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in range(765, 770)])
+    print("not killed", flush=True)
+"""
+
+
+def test_kill_9_inside_the_batch_commit_keeps_the_acked_and_nothing_of_the_rest(settings: Settings) -> None:
+    """kill -9 while a batch's single transaction is half written (its raw messages and the
+    resources of two of its messages): the earlier, ACKed batch is all there; nothing of the
+    killed batch is (none of it was ACKed), and the sender's resend stores each message once."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-c", _KILL_INSIDE_COMMIT, str(settings.data_dir)], cwd=REPO_ROOT,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert proc.stdout.decode().split("\n")[0] == "AA AA AA AA AA"
+    acked, killed = range(760, 765), range(765, 770)
+    with Engine(settings) as engine:
+        ing = engine.ingestor
+        assert ing.recover() == 0  # nothing stored and left unprocessed
+        for n in acked:
+            doc = ing.messages.get(message_id("FNXRMYY", f"LAB{n:09d}"))
+            assert doc is not None and doc["status"] == PROCESSED
+            assert len([r for r in doc["resources"] if r.startswith("Observation/")]) == 12
+        assert all(ing.messages.get(message_id("FNXRMYY", f"LAB{n:09d}")) is None for n in killed)
+        assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * len(acked)
+        outcomes = ing.process([(oru_lab(n), "mllp", "p") for n in [*acked, *killed]])
+        assert [(o.code, o.duplicate) for o in outcomes] == [("AA", True)] * 5 + [("AA", False)] * 5
+        assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * 10
+        assert engine.store.query("SELECT count(*) FROM fhir_history WHERE type = 'Observation'")[0][0] == 0

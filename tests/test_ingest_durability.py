@@ -18,8 +18,9 @@ import pytest
 
 from adapters.hl7v2.ack import ack_code_of
 from adapters.listeners.mllp import MLLPServer, frame
+from bench.ingest import adt_a01
 from engine.engine import Engine
-from engine.messages import QUARANTINED, RECEIVED, message_id
+from engine.messages import PROCESSED, QUARANTINED, RECEIVED, message_id
 from engine.settings import Settings
 from tests.test_mllp import asynctest, read_acks
 
@@ -142,12 +143,14 @@ async def test_concurrent_senders_are_group_committed(settings: Settings) -> Non
 
 
 def test_recovery_finishes_messages_stored_but_not_processed(settings: Settings, tmp_path: Path) -> None:
-    """A crash between storing the raw message and processing it: the next start finishes it."""
+    """A crash between storing the raw message and processing it (the two-commit way, which a
+    batch falls back to when its single commit fails): the next start finishes it."""
     with Engine(settings) as engine:
 
         def crash(message: Any, site: Any, **_: Any) -> Any:
             raise KeyboardInterrupt("power cut")  # not an Exception: nothing in the pipeline catches it
 
+        engine.ingestor.one_commit = False
         real = engine.ingestor.convert
         engine.ingestor.convert = crash
         with pytest.raises(KeyboardInterrupt):
@@ -159,6 +162,57 @@ def test_recovery_finishes_messages_stored_but_not_processed(settings: Settings,
         assert engine.ingestor.recover() == 1
         doc = engine.ingestor.messages.get(message_id("FNXRMYY", "REC1"))
         assert doc is not None and doc["status"] != RECEIVED and doc["attempts"] == 1
+
+
+def test_a_crash_before_the_single_commit_leaves_nothing_and_the_resend_is_processed_once(
+        settings: Settings) -> None:
+    """A batch is one commit: a crash before it stores nothing of the batch (none of it was
+    ACKed), and the sender's resend is processed as new, once."""
+    with Engine(settings) as engine:
+        ing = engine.ingestor
+        ing.process([(adt_a01(800), "mllp", "peer")])  # a message stored earlier
+
+        def crash(message: Any, site: Any, **_: Any) -> Any:
+            raise KeyboardInterrupt("power cut")
+
+        batch = [(adt_a01(801), "mllp", "peer"), (adt_a01(802), "mllp", "peer")]
+        real, ing.convert = ing.convert, crash
+        with pytest.raises(KeyboardInterrupt):
+            ing.process(batch)
+        ing.convert = real
+        ids = [message_id("FNXRMYY", f"ADT{n:09d}") for n in (801, 802)]
+        assert [ing.messages.get(i) for i in ids] == [None, None]
+        assert ing.recover() == 0
+        outcomes = ing.process(batch)
+        assert [(o.code, o.duplicate) for o in outcomes] == [("AA", False), ("AA", False)]
+        for doc_id in ids:
+            doc = ing.messages.get(doc_id)
+            assert doc is not None and doc["status"] == PROCESSED and doc["attempts"] == 1
+        assert [(o.code, o.duplicate) for o in ing.process(batch)] == [("AA", True), ("AA", True)]
+        encounters = engine.repository.search("Encounter", [("_summary", "count")]).total
+        assert encounters == 3  # one per message, none doubled
+
+
+def test_a_batch_is_one_commit_and_each_message_document_one_insert(settings: Settings) -> None:
+    """The raw messages, their resources, statuses and audit go in one transaction; a message
+    document is written once, with its final status (not inserted, then replaced)."""
+    with Engine(settings) as engine:
+        ing = engine.ingestor
+        ing.process([(adt_a01(810), "mllp", "peer")])  # warm: site, validators, audit tree
+        statements: list[str] = []
+        engine.store.conn.set_trace_callback(statements.append)
+        try:
+            outcomes = ing.process([(adt_a01(n), "mllp", "peer") for n in (811, 812, 813)]
+                                   + [(adt("TX9", facility="NOSUCHHOSP"), "mllp", "peer")])
+        finally:
+            engine.store.conn.set_trace_callback(None)
+        assert [o.code for o in outcomes] == ["AA", "AA", "AA", "AR"]
+        writes = [s.split()[0].upper() for s in statements
+                  if s.split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "SAVEPOINT", "ROLLBACK")]
+        assert writes == ["BEGIN", "COMMIT"], writes
+        touching = [s for s in statements if "hl7_messages" in s and not s.lstrip().upper().startswith("SELECT")]
+        assert len(touching) == 4 and all(t.lstrip().upper().startswith("INSERT") for t in touching), touching
+        assert [ing.messages.get(o.message_id)["status"] for o in outcomes] == [PROCESSED] * 3 + [QUARANTINED]
 
 
 def test_quarantined_message_replay_records_who_and_why(settings: Settings) -> None:

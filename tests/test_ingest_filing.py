@@ -66,3 +66,35 @@ def test_each_message_provenance_is_signed_over_the_stored_versions(settings: Se
         altered = [dict(t) for t in targets]
         altered[obs] = {**altered[obs], "status": "amended"}
         assert not verify_provenance(prov, altered, engine.audit.keys)
+
+
+def test_a_batch_signs_its_provenances_once_and_each_verifies_alone(settings: Settings) -> None:
+    """Several messages committed together: their Provenances share one signature over a Merkle
+    tree of their targets' digests, each carrying its own inclusion path; each verifies on its
+    own against the versions it names, and none verifies against another's targets."""
+    from bench.ingest import oru_lab
+    from engine.audit.provenance import JOSE_JSON, verify_provenance
+
+    with Engine(settings) as engine:
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in range(970, 975)])
+        assert [o.code for o in outcomes] == ["AA"] * 5
+        provenances = [engine.repository.read("Provenance", ref.split("/")[1])
+                       for o in outcomes for ref in o.resources if ref.startswith("Provenance/")]
+        assert len(provenances) == 5
+        datas = set()
+        targets_of = []
+        for prov in provenances:
+            [sig] = prov["signature"]
+            assert sig["sigFormat"] == JOSE_JSON
+            datas.add(sig["data"])
+            targets = []
+            for t in prov["target"]:
+                rtype, rid, _, vid = t["reference"].split("/")
+                targets.append(engine.repository.vread(rtype, rid, vid))
+            assert verify_provenance(prov, targets, engine.audit.keys)
+            targets_of.append(targets)
+        assert len(datas) == 5  # one signature, five inclusion paths
+        assert not verify_provenance(provenances[0], targets_of[1], engine.audit.keys)
+        altered = [dict(t) for t in targets_of[2]]
+        altered[-1] = {**altered[-1], "status": "amended"}
+        assert not verify_provenance(provenances[2], altered, engine.audit.keys)

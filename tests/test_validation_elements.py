@@ -30,20 +30,26 @@ def test_a_message_whose_signed_provenance_is_broken_is_refused_with_the_reason(
                         if r["resourceType"] == "Provenance")
             assert prov["signature"] and all("/_history/" in t["reference"] for t in prov["target"])
 
-        signer = engine.ingestor.sign
+        signer, signer_many = engine.ingestor.sign, engine.ingestor.sign_many
 
-        def bad_clock(provenance: dict[str, Any], targets: Any) -> dict[str, Any]:
-            signed = copy.deepcopy(signer(provenance, targets))
+        def bad_when(signed: dict[str, Any]) -> dict[str, Any]:
+            signed = copy.deepcopy(signed)
             signed["signature"][-1]["when"] = "2026-02-30T10:00:00Z"
             return signed
 
-        engine.ingestor.sign = bad_clock
+        def bad_clock(provenance: dict[str, Any], targets: Any) -> dict[str, Any]:
+            return bad_when(signer(provenance, targets))
+
+        def bad_clock_many(pairs: Any) -> list[dict[str, Any]]:  # a batch's Provenances, signed together
+            return [bad_when(s) for s in signer_many(pairs)]
+
+        engine.ingestor.sign, engine.ingestor.sign_many = bad_clock, bad_clock_many
         outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (3, 4)])
         assert [o.code for o in outcomes] == ["AE", "AE"]
         ack = outcomes[0].ack.decode()
         assert "FHIR resource rejected (422)" in ack and "signature" in ack and "2026-02-30" in ack
         assert all(engine.ingestor.messages.get(o.message_id)["status"] == QUARANTINED for o in outcomes)
-        engine.ingestor.sign = signer
+        engine.ingestor.sign, engine.ingestor.sign_many = signer, signer_many
         again = engine.ingestor.process([(oru_lab(5), "mllp", "p")])
         assert again[0].code == "AA"
         assert engine.ingestor.messages.get(again[0].message_id)["status"] == PROCESSED

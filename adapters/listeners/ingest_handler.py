@@ -14,6 +14,8 @@ answer, so two engines can never acknowledge each other's acknowledgements back 
 from __future__ import annotations
 
 import asyncio
+import collections
+import threading
 from typing import Any
 
 from adapters.hl7v2.ack import build_ack
@@ -29,9 +31,13 @@ class IngestHandler:
 
     def __init__(self, ingestor: Any) -> None:
         self.ingestor = ingestor
+        self._inboxes: dict[asyncio.AbstractEventLoop, _Inbox] = {}
 
     async def __call__(self, raw: bytes, peer: str) -> bytes | Replies:
         loop = asyncio.get_running_loop()
+        inbox = self._inboxes.get(loop)
+        if inbox is None:
+            inbox = self._inboxes[loop] = _Inbox(loop)
         # resolved first by whichever comes first: the raw message committed (enhanced mode
         # only) or the whole outcome (None); both arrive through the loop in that order
         first: asyncio.Future[tuple[Header, AckRequest, Any] | None] = loop.create_future()
@@ -39,10 +45,10 @@ class IngestHandler:
         def on_stored(header: Header, early: Any) -> None:  # the ingest worker's thread
             request = requested(header, self.ingestor.site)
             if request is not None:  # original-mode messages cost nothing more here
-                loop.call_soon_threadsafe(_settle, first, (header, request, early))
+                inbox.put(first, (header, request, early))
 
         done = self.ingestor.submit(raw, channel="mllp", peer=peer, on_stored=on_stored)
-        done.add_done_callback(lambda _: loop.call_soon_threadsafe(_settle, first, None))
+        done.add_done_callback(lambda _: inbox.put(first, None))
         stored = await first
         if stored is None:
             outcome = done.result()
@@ -87,3 +93,39 @@ class IngestHandler:
 def _settle(fut: asyncio.Future[Any], value: Any) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+class _Inbox:
+    """Results handed from the ingest worker's thread to one event loop, which is woken once per
+    burst rather than once per message.
+
+    Why: a group commit finishes tens of messages at once, and each ``call_soon_threadsafe``
+    writes to the loop's wake-up pipe (a system call in the worker, a wake-up and a read in the
+    loop). Here the first result of a burst schedules one drain; the others queue behind it.
+    Order is kept: results are settled in the order they were put."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._items: collections.deque[tuple[asyncio.Future[Any], Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._armed = False
+
+    def put(self, fut: asyncio.Future[Any], value: Any) -> None:
+        with self._lock:
+            self._items.append((fut, value))
+            if self._armed:
+                return
+            self._armed = True
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            with self._lock:
+                self._armed = False
+                self._items.clear()
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, collections.deque()
+            self._armed = False
+        for fut, value in items:
+            _settle(fut, value)

@@ -108,12 +108,19 @@ def consistency_proof(m: int, n: int, get_subtree: GetSubtree) -> list[bytes]:
 
 def verify_inclusion(leaf_index: int, tree_size: int, leaf: bytes, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 §2.1.3.2."""
+    return inclusion_root(leaf_index, tree_size, leaf, path) == root
+
+
+def inclusion_root(leaf_index: int, tree_size: int, leaf: bytes, path: Sequence[bytes]) -> bytes | None:
+    """The root an inclusion path leads to from ``leaf`` (RFC 9162 §2.1.3.2 without the last
+    comparison), or None when the path does not fit the tree size: for a verifier that must
+    rebuild what was signed from the root (Provenance signatures over a tree of messages)."""
     if leaf_index >= tree_size or leaf_index < 0:
-        return False
+        return None
     fn, sn, r = leaf_index, tree_size - 1, leaf
     for p in path:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
@@ -124,7 +131,7 @@ def verify_inclusion(leaf_index: int, tree_size: int, leaf: bytes, path: Sequenc
             r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
-    return sn == 0 and r == root
+    return r if sn == 0 else None
 
 
 def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,

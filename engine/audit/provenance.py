@@ -24,9 +24,27 @@ the JWS payload exist, told apart by the protected header; ``verify_provenance``
   with SHA-256 and signing 60 bytes measured ~45 us less per message (of ~200). An auditor checks
   it offline with any JOSE library: recompute the canonical targets, hash them, build the
   60-byte payload, verify the detached JWS with the published key.
-- whole (every signature made before): the payload is the canonical targets themselves.
+- whole (every signature made before the digest layout): the payload is the canonical targets
+  themselves.
+- tree (``sign_provenances``: the Provenances of a batch of messages, one signature for all;
+  header ``cty`` = ``huren-sha256-tree+json``, ``sigFormat`` = ``application/jose+json``): each
+  Provenance's leaf is its digest layout payload ``{"sha256":"..."}`` above; the leaves, in
+  batch order, make an RFC 9162 Merkle tree (leaf hash SHA-256(0x00 || leaf), node hash
+  SHA-256(0x01 || left || right)); the signed payload is the canonical JSON
+  ``{"leaves":<n>,"sha256-tree":"<base64url root>"}``. ``Signature.data`` is the base64 of a JWS
+  in the flattened JSON serialization with a detached payload (RFC 7515 §7.2.2, Appendix F):
+  ``{"header":{"leaf":<index>,"leaves":<n>,"path":["<base64url>",...]},"protected":"...",
+  "signature":"..."}`` -- the unprotected header carries the Provenance's own inclusion path
+  (RFC 9162 §2.1.3), so each Provenance is verified on its own: canonical targets -> SHA-256 ->
+  leaf -> root through the path -> payload -> Ed25519 over ``protected.payload`` with the
+  published key (public tools: any RFC 8785 library, SHA-256, any JOSE or Ed25519 library;
+  ``tests/test_audit_provenance.py`` does it without huren). The path and index are not signed
+  and need not be: a path that leads elsewhere gives another root, hence a payload the signature
+  does not cover. Why: the ingest pipeline signed every message on its own, an Ed25519 signature
+  and a JWS built per message (~40-70 us of a 12-OBX message inside the pipeline); a batch of 50
+  now signs once, and each Provenance pays ~6 hashes of 65 bytes for its path.
 
-Both are tamper-evident in the same way: any change to a target changes the canonical bytes,
+All are tamper-evident in the same way: any change to a target changes the canonical bytes,
 hence the SHA-256, hence the payload the signature must cover.
 """
 
@@ -43,6 +61,7 @@ import orjson
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import now_utc
 from engine.audit.keys import AuditKeys
+from engine.audit.merkle import inclusion_proof, inclusion_root, leaf_hash, node_hash, range_hash
 
 SOURCE_SIGNATURE = {"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.14",
                     "display": "Source Signature"}
@@ -61,8 +80,16 @@ def _targets(target: dict[str, Any] | Sequence[dict[str, Any]]) -> list[dict[str
 
 
 def signed_payload(target: dict[str, Any] | Sequence[dict[str, Any]]) -> bytes:
-    stripped = [{k: v for k, v in t.items() if k != "meta"} for t in _targets(target)]
+    stripped = [_without_meta(t) for t in _targets(target)]
     return canonical(stripped[0] if isinstance(target, dict) else stripped)
+
+
+def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy without ``meta`` (a C-level copy and one delete: ~3x faster than a
+    comprehension over the keys, for the ~20 targets of a message)."""
+    copy = resource.copy()
+    copy.pop("meta", None)
+    return copy
 
 
 def _reference(resource: dict[str, Any]) -> str:
@@ -81,24 +108,78 @@ def _protected(key_id: str) -> str:
     return _b64url(orjson.dumps({"alg": "EdDSA", "cty": DIGEST_CONTENT, "kid": key_id, "typ": "JOSE"}))
 
 
-def sign_provenance(provenance: dict[str, Any], target: dict[str, Any] | Sequence[dict[str, Any]],
-                    keys: AuditKeys) -> dict[str, Any]:
-    targets = _targets(target)
+TREE_CONTENT = "huren-sha256-tree+json"  # JWS ``cty`` of the tree layout
+JOSE_JSON = "application/jose+json"  # the tree layout's ``sigFormat`` (JWS JSON serialization)
+
+
+def tree_payload(root: bytes, leaves: int) -> bytes:
+    """The tree layout's signed payload (RFC 8785: two members, sorted, ASCII)."""
+    return b'{"leaves":%d,"sha256-tree":"%s"}' % (leaves, _b64url(root).encode())
+
+
+def _check_targets(provenance: dict[str, Any], targets: list[dict[str, Any]]) -> None:
     refs = [(t.get("reference") or "").split("/_history/")[0] for t in provenance.get("target", [])]
     if refs != [_reference(t) for t in targets]:
         raise ValueError(f"Provenance.target {refs} does not name the signed resources in order")
+
+
+def _signature(keys: AuditKeys, sig_format: str, data: bytes, when: str) -> dict[str, Any]:
+    return {"type": [SOURCE_SIGNATURE], "when": when,
+            "who": {"type": "Device", "identifier": {"system": "urn:huren:node", "value": keys.name},
+                    "display": "huren integration engine"},
+            "targetFormat": "application/fhir+json", "sigFormat": sig_format,
+            "data": base64.b64encode(data).decode()}
+
+
+def sign_provenance(provenance: dict[str, Any], target: dict[str, Any] | Sequence[dict[str, Any]],
+                    keys: AuditKeys) -> dict[str, Any]:
+    targets = _targets(target)
+    _check_targets(provenance, targets)
     if keys.current_id is None:
         raise RuntimeError("no audit signing key: run `huren keys init`")
     protected = _protected(keys.current_id)
     payload = _b64url(digest_payload(signed_payload(target)))
     key_id, sig = keys.sign(f"{protected}.{payload}".encode())
     jws = f"{protected}..{_b64url(sig)}"
-    signature = {"type": [SOURCE_SIGNATURE], "when": now_utc(),
-                 "who": {"type": "Device", "identifier": {"system": "urn:huren:node", "value": keys.name},
-                         "display": "huren integration engine"},
-                 "targetFormat": "application/fhir+json", "sigFormat": "application/jose",
-                 "data": base64.b64encode(jws.encode()).decode()}
+    signature = _signature(keys, "application/jose", jws.encode(), now_utc())
     return {**provenance, "signature": [*provenance.get("signature", []), signature]}
+
+
+def sign_provenances(pairs: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]],
+                     keys: AuditKeys) -> list[dict[str, Any]]:
+    """Sign several Provenances, each over its own targets, with one signature (the tree layout of
+    the module's docstring); one Provenance alone gets the digest layout."""
+    if len(pairs) == 1:
+        return [sign_provenance(pairs[0][0], pairs[0][1], keys)]
+    if keys.current_id is None:
+        raise RuntimeError("no audit signing key: run `huren keys init`")
+    leaves = []
+    for provenance, target in pairs:
+        targets = _targets(target)
+        _check_targets(provenance, targets)
+        leaves.append(leaf_hash(digest_payload(signed_payload(targets))))
+    n = len(leaves)
+    levels = [leaves]  # levels[k][j]: the perfect subtree of 2**k leaves from leaf j * 2**k
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([node_hash(below[j], below[j + 1]) for j in range(0, len(below) - 1, 2)])
+
+    def subtree(level: int, index: int) -> bytes:
+        return levels[level][index]
+
+    root = range_hash(0, n, subtree)
+    protected = _b64url(orjson.dumps({"alg": "EdDSA", "cty": TREE_CONTENT, "kid": keys.current_id,
+                                      "typ": "JOSE+JSON"}))
+    _, sig = keys.sign(f"{protected}.{_b64url(tree_payload(root, n))}".encode())
+    signature, when = _b64url(sig), now_utc()
+    out = []
+    for i, (provenance, _) in enumerate(pairs):
+        path = [_b64url(h) for h in inclusion_proof(i, n, subtree)]
+        jws = orjson.dumps({"header": {"leaf": i, "leaves": n, "path": path}, "protected": protected,
+                            "signature": signature})
+        out.append({**provenance, "signature": [*provenance.get("signature", []),
+                                                _signature(keys, JOSE_JSON, jws, when)]})
+    return out
 
 
 def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | Sequence[dict[str, Any]],
@@ -112,8 +193,13 @@ def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | Seque
     canonical_targets = signed_payload(target)
     payloads = {DIGEST_CONTENT: _b64url(digest_payload(canonical_targets)), None: _b64url(canonical_targets)}
     for sig in provenance.get("signature", []):
-        if sig.get("sigFormat") != "application/jose" or SOURCE_SIGNATURE["code"] not in \
-                [c.get("code") for c in sig.get("type", [])]:
+        if SOURCE_SIGNATURE["code"] not in [c.get("code") for c in sig.get("type", [])]:
+            continue
+        if sig.get("sigFormat") == JOSE_JSON:
+            if _verify_tree(sig, canonical_targets, keys):
+                return True
+            continue
+        if sig.get("sigFormat") != "application/jose":
             continue
         try:
             protected, detached, signature = base64.b64decode(sig["data"], validate=True).decode().split(".")
@@ -127,3 +213,23 @@ def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | Seque
         if keys.verify(str(header.get("kid")), raw, f"{protected}.{payloads[header.get('cty')]}".encode()):
             return True
     return False
+
+
+def _verify_tree(sig: dict[str, Any], canonical_targets: bytes, keys: AuditKeys) -> bool:
+    """The tree layout: this Provenance's leaf, through its path, to the root the JWS signs."""
+    try:
+        jws = orjson.loads(base64.b64decode(sig["data"], validate=True))
+        protected, unprotected = str(jws["protected"]), jws["header"]
+        header = orjson.loads(_unb64url(protected))
+        raw = _unb64url(str(jws["signature"]))
+        index, size = unprotected["leaf"], unprotected["leaves"]
+        path = [_unb64url(str(p)) for p in unprotected["path"]]
+    except (KeyError, TypeError, ValueError, binascii.Error, orjson.JSONDecodeError):
+        return False
+    if "payload" in jws or not isinstance(header, dict) or header.get("alg") != "EdDSA" \
+            or header.get("cty") != TREE_CONTENT or type(index) is not int or type(size) is not int:
+        return False
+    root = inclusion_root(index, size, leaf_hash(digest_payload(canonical_targets)), path)
+    if root is None:
+        return False
+    return keys.verify(str(header.get("kid")), raw, f"{protected}.{_b64url(tree_payload(root, size))}".encode())
