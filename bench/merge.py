@@ -1,6 +1,6 @@
 """Merge-rules benchmark: what combining each incoming version with the stored one costs at ingest.
 
-    python bench/merge.py [--quick] [--orders N] [--rounds R]
+    python bench/merge.py [--quick] [--orders N] [--rounds R] [--write-path N]
 
 Feeds, through the real ingestor (parse, convert, repository on SQLite, patient index, recognition,
 audit), for N orders: the HIS order (ORM^O01 with ORC-16 reason and ORC-9 order time), the LIS
@@ -10,7 +10,14 @@ patient. Prints
   (a) the CPU time spent inside ``MergeRules.combine`` per message (µs), timed on the real path;
   (b) the whole ingest CPU time per message with the shipped rules versus rules that replace
       everything (the merge's fast path, i.e. the behaviour before merge rules), in alternating
-      rounds on fresh data directories, median of the rounds.
+      rounds on fresh data directories, median of the rounds;
+  (c) the repository's write path for the 12-OBX lab result of ``bench/ingest.py`` (in-process
+      batches of 50, as group commit forms them): the exclusive CPU of "merge + version" and of
+      "write_many (rest)" per message by ``bench/ingest.py``'s stage clock (the hooks' statements
+      and guards, which run inside the first, timed apart), with the calls per
+      message that the path makes (the backend's current-version reads, the timed calls whose
+      clock reads the figures include) and the whole CPU per message. ``--write-path N`` runs
+      only (c), over N messages.
 """
 
 from __future__ import annotations
@@ -93,12 +100,58 @@ def run(orders: int, rules: MergeRules, timed: bool) -> tuple[float, float, int,
     return total / len(batch), (probe.seconds / len(batch)) if probe else 0.0, len(batch), (probe.calls if probe else 0)
 
 
+def write_path(count: int, batch: int = 50) -> None:
+    """(c): see the module docstring."""
+    from bench.ingest import StageClock, oru_lab, warm_validators
+    from engine import heap
+
+    with tempfile.TemporaryDirectory() as tmp, \
+            Engine(Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)) as eng:
+        warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
+        for start in range(0, len(warm), batch):
+            eng.ingestor.process(warm[start : start + batch])
+        warm_validators(eng)
+        heap.settle()
+        clock = StageClock()
+        clock.attach(eng)
+        repo = eng.repository  # the statements and guards are the hooks' code: timed apart from the path
+        repo._statements[:] = [clock.wrap(f, "statements and guards") for f in repo._statements]
+        repo._guards[:] = [clock.wrap(f, "statements and guards") for f in repo._guards]
+        reads = {"current_many": 0, "current": 0}
+        backend = eng.repository.backend
+        for name in reads:
+            def counted(*args: Any, _fn: Any = getattr(backend, name), _name: str = name) -> Any:
+                reads[_name] += 1
+                return _fn(*args)
+            setattr(backend, name, counted)
+        messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+        cpu0 = time.process_time()
+        for start in range(0, count, batch):
+            for out in eng.ingestor.process(messages[start : start + batch]):
+                assert out.code == "AA", out.ack
+        total = time.process_time() - cpu0
+    per = {k: v / count * 1e6 for k, v in clock.seconds.items()}
+    mine = ("merge + version (repository)", "· repository write_many (rest)")
+    print(f"(c) write path, ORU^R01 12 OBX, {count} messages in batches of {batch}: "
+          + ", ".join(f"{name.lstrip('· ').split(' (')[0]} {per.get(name, 0.0):.0f} µs" for name in mine)
+          + f" (together {sum(per.get(name, 0.0) for name in mine):.0f} µs/msg; the hooks' statements and "
+          f"guards apart: {per.get('statements and guards', 0.0):.0f} µs/msg); backend reads "
+          f"{per.get('backend reads', 0.0):.0f} µs/msg in {reads['current_many'] / count:.2f} current_many + "
+          f"{reads['current'] / count:.2f} current calls per message; {clock.calls / count:.0f} timed calls per "
+          f"message at ~{StageClock.cost_per_call() * 1e6:.1f} µs of clock each; whole ingest "
+          f"{total / count * 1e6:,.0f} µs CPU per message")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run (make bench)")
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write-path", type=int, default=0, metavar="N", help="only (c), over N messages")
     args = parser.parse_args()
+    if args.write_path:
+        write_path(args.write_path)
+        return
     orders, rounds = (40, 2) if args.quick else (args.orders, args.rounds)
 
     per_msg, merge_cost, count, calls = run(orders, shipped(), timed=True)
@@ -114,6 +167,7 @@ def main() -> None:
     a, b = statistics.median(with_rules), statistics.median(replace_all)
     print(f"(b) ingest CPU per message, median of {rounds} alternating rounds: shipped rules {a * 1e6:.0f} µs, "
           f"replace-all {b * 1e6:.0f} µs, difference {(a - b) * 1e6:+.0f} µs ({a / b - 1:+.1%})")
+    write_path(100 if args.quick else 600)
 
 
 if __name__ == "__main__":

@@ -751,8 +751,13 @@ class Ingestor:
         deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] = []
         # SQLite: no savepoints for the nested blocks either (repository, message store, hooks)
         flat = getattr(self.store, "flat_transaction", None) or self.store.transaction
+        # the current versions of every resource the batch writes, read in one call (a failure
+        # fails the whole flat transaction, so what the repository keeps of them stays true)
+        known = getattr(self.repository, "known_current", None)
+        keys = [(r["resourceType"], r["id"]) for item in items if item.conversion is not None
+                for r in _bundle_resources(item.conversion.bundle) if isinstance(r.get("id"), str)]
         try:
-            with flat():
+            with flat(), known(keys) if known is not None else contextlib.nullcontext():
                 for item in items:
                     self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
                 t0 = time.perf_counter()

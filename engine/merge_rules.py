@@ -198,15 +198,23 @@ class MergeRules:
         return ElementPlan(mode, key, conflict, owners, tuple(slices))
 
     # -- apply ---------------------------------------------------------------------------------------
+    def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
+        """Whether ``combine`` would store what ``source`` sends of an ``rtype`` as it is, with no
+        issue: the writer's rules replace every element and own nothing, or (``creating``) nothing
+        is stored and no slice the writer does not own guards a create. Asked before ``combine``
+        by a caller with nothing stored (ingest's first versions), which then skips it."""
+        plan = self.plan(rtype, source)
+        return plan.trivial or (creating and not plan.guards_create)
+
     def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).
 
         Raises ``Unprocessable`` when a value the rules do not store comes from a writer whose
         conflicts are refused; otherwise such values are reported as warning issues.
         """
-        plan = self.plan(incoming["resourceType"], source)
-        if plan.trivial or (stored is None and not plan.guards_create):
+        if self.as_is(incoming["resourceType"], source, creating=stored is None):
             return Combined(incoming, [])
+        plan = self.plan(incoming["resourceType"], source)
         issues: list[Issue] = []
         rtype = incoming["resourceType"]
         if stored is None:

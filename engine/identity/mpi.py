@@ -61,7 +61,7 @@ class Repository(Protocol):
     def update(self, resource: dict[str, Any], *, if_match: str | None = None, source: str = ...) -> Any: ...
     def write_many(self, resources: list[dict[str, Any]], *, source: str = ..., validated: bool = ...) -> list[Any]: ...
     def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
-    def add_write_hook(self, hook: Any) -> None: ...
+    def add_write_hook(self, hook: Any, *, types: Any = None) -> None: ...
 
     @property
     def merge(self) -> Any: ...  # engine.merge_rules.MergeRules
@@ -195,10 +195,10 @@ class IdentityService:
 
     def attach(self, repository: Repository) -> None:
         self.repository = repository
-        repository.add_write_hook(self.on_write)
+        repository.add_write_hook(self.on_write, types={"Patient"})  # the types each acts on
         add_statement = getattr(repository, "add_statement", None)
         if add_statement is not None:
-            add_statement(self.state_links)
+            add_statement(self.state_links, types={"Patient"})
 
     def nid_key(self, number: str) -> str:
         key = self._keys.get(number)

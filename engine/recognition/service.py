@@ -128,7 +128,7 @@ class Recognition:
         self.facts = FactReader(self.read, lambda: self._rules)
         if repository is not None:
             repository.add_batch_hook(self.on_write_many)
-            repository.add_mark(self.mark_hr)
+            repository.add_mark(self.mark_hr, types={"Organization", *RESULT_TYPES})  # what mark_hr looks at
 
     @classmethod
     def for_engine(cls, engine: Any) -> Recognition:

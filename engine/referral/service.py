@@ -76,9 +76,10 @@ class Referrals:
         self.rows = store.collection(REFERRALS)
         for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
             self.rows.ensure_index(fields)
-        repository.add_write_guard(self.guard)
+        # the types each one acts on (the repository calls it for those alone)
+        repository.add_write_guard(self.guard, types={"Task", "ServiceRequest"})
         repository.add_batch_hook(self.on_write_many)
-        repository.add_mark(self.mark_deductible)
+        repository.add_mark(self.mark_deductible, types={"ServiceRequest"})
 
     @classmethod
     def for_engine(cls, engine: Engine) -> Referrals:

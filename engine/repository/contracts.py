@@ -17,6 +17,26 @@ BatchHook = Callable[[Sequence[tuple[dict[str, Any], dict[str, Any] | None]]], S
 WriteGuard = Callable[[dict[str, Any], dict[str, Any] | None], None]
 # (resource after the merge rules, previous stored version, writer) -> the version to store
 Statement = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
+# resource about to be written -> the resource with the server's labels
+Mark = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TypeHooks:
+    """Which of the registered marks, statements, guards and write hooks concern one resource type.
+
+    Picked once per type from what each registration names (``types=``), so that a resource meets
+    only its own: of the five that ingest registers, an Observation concerns one. Positions in
+    the registries rather than the callables themselves: an entry replaced in place (a profiler
+    wraps them) is still the one called.
+    """
+
+    KINDS = ("marks", "statements", "guards", "hooks")
+
+    marks: tuple[int, ...]
+    statements: tuple[int, ...]
+    guards: tuple[int, ...]
+    hooks: tuple[int, ...]
 
 
 class Validator(Protocol):

@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from engine.errors import BadRequest, NotFound
 from engine.merge_rules import MergeRules
 from engine.merge_rules import shipped as shipped_merge_rules
-from engine.repository.contracts import BatchHook, Statement, Validator, WriteGuard, WriteHook
+from engine.repository.contracts import (
+    BatchHook,
+    Mark,
+    Statement,
+    TypeHooks,
+    Validator,
+    WriteGuard,
+    WriteHook,
+)
 from engine.repository.indexing import Indexer
 from engine.repository.port import Store
 from engine.repository.search import SearchParser
@@ -54,13 +61,26 @@ class RepositoryCore:
         if bind is not None:  # reference targets for the backend; migration of an older layout
             bind(self.params, self.indexer)
         self.parser = SearchParser(self.params, self.base_url)
+        # what runs on writes, in registration order (``group_commit``), and the resource types each
+        # entry concerns (None: every type), position for position
         self._hooks: list[WriteHook] = []
         self._batch_hooks: list[BatchHook] = []
         self._guards: list[WriteGuard] = []
-        self._marks: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+        self._marks: list[Mark] = []
         self._statements: list[Statement] = []
+        self._scopes: dict[str, list[frozenset[str] | None]] = {kind: [] for kind in TypeHooks.KINDS}
+        self._type_hooks: dict[str, TypeHooks] = {}  # per resource type, picked from the above
         self._local = threading.local()  # per thread: versions waiting for a group put
-        self._clock = VersionClock()  # meta.lastUpdated of every version, strictly increasing
+        self._clock = VersionClock()  # meta.lastUpdated: strictly increasing per write (group)
+
+    def _hooks_of(self, rtype: str) -> TypeHooks:
+        """The marks, statements, guards and write hooks that concern ``rtype``, picked once."""
+        found = self._type_hooks.get(rtype)
+        if found is None:
+            found = self._type_hooks[rtype] = TypeHooks(*(
+                tuple(n for n, types in enumerate(self._scopes[kind]) if types is None or rtype in types)
+                for kind in TypeHooks.KINDS))
+        return found
 
     def _now(self) -> str:
         """The next ``meta.lastUpdated`` instant (see ``VersionClock.now``)."""

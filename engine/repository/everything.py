@@ -16,7 +16,7 @@ from engine.repository.searching import Searching, SearchResult
 EVERYTHING_COUNT = 1000
 
 
-class Everything(Searching, Reads):
+class Everything(Reads, Searching):
     """The ``$everything`` operation (see module docstring)."""
 
     def everything(

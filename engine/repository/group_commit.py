@@ -10,15 +10,15 @@ per-resource hooks run after them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.repository.contracts import BatchHook, Statement, WriteGuard, WriteHook
-from engine.repository.core import RepositoryCore
+from engine.repository.contracts import BatchHook, Mark, Statement, WriteGuard, WriteHook
+from engine.repository.known import KnownVersions
 
 
-class GroupCommit(RepositoryCore):
+class GroupCommit(KnownVersions):
     """Write groups and the hooks registered on writes (see module docstring)."""
 
     @contextmanager
@@ -32,7 +32,8 @@ class GroupCommit(RepositoryCore):
 
     @contextmanager
     def _grouped(self) -> Iterator[None]:
-        """Inside the caller's transaction, buffer new versions and put them in one backend call.
+        """Inside the caller's transaction, buffer new versions and put them in one backend call,
+        all with one ``meta.lastUpdated`` (``_group_instant``).
 
         The write hooks run at the flush, after the versions are stored.
         """
@@ -41,11 +42,27 @@ class GroupCommit(RepositoryCore):
             yield
             return
         self._local.pending = []
+        self._local.instant = None
         try:
             yield
             self._flush()
         finally:
             self._local.pending = None
+            self._local.instant = None
+
+    def _group_instant(self) -> str:
+        """The ``meta.lastUpdated`` of the versions the group puts together: one instant for all.
+
+        Why: they are stored in one backend call and one transaction, so they change at one
+        moment; and the clock hands out strictly increasing milliseconds, so an instant per
+        version ran ahead of the wall clock whenever more than a thousand versions a second were
+        written (ingest writes about twenty per message): after an hour at a few hundred messages
+        a second, ``_lastUpdated`` stood hours in the future. Versions put by a later flush of the
+        same group, and every write outside a group, get later instants."""
+        instant = getattr(self._local, "instant", None)
+        if instant is None:
+            instant = self._local.instant = self._now()
+        return instant
 
     def _flush(self) -> None:
         """Put the buffered versions, then run the write hooks for each, in write order.
@@ -60,13 +77,18 @@ class GroupCommit(RepositoryCore):
         items = list(pending)
         pending.clear()
         self._local.pending = None
+        self._local.instant = None  # what the group stores after this put is later
         try:
             self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
+            self._remember(rec for rec, _, _, _, _, _ in items)
             # The hooks of a group read the same few resources again and again (every Observation
             # of a lab report looks up its performing Organization): reads are cached for the
             # hook phase, and any write through this repository empties the cache.
             self._local.reads = {}
             self._run_hooks([(stored, previous, result.issues) for _, _, _, stored, previous, result in items])
+        except BaseException:
+            self._forget_known()
+            raise
         finally:
             self._local.pending = pending
             self._local.reads = None
@@ -83,14 +105,22 @@ class GroupCommit(RepositoryCore):
             for batch_hook in self._batch_hooks:
                 for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
                     issues.extend(found or ())
+        hooks = self._hooks
         for stored, previous, issues in writes:
-            for hook in self._hooks:
-                issues.extend(hook(stored, previous) or ())
+            for n in self._hooks_of(stored["resourceType"]).hooks:
+                issues.extend(hooks[n](stored, previous) or ())
 
     # -- hooks -------------------------------------------------------------------------------------
-    def add_write_hook(self, hook: WriteHook) -> None:
-        """``hook(resource, previous)`` runs inside the write transaction after the resource is stored."""
-        self._hooks.append(hook)
+    def _register(self, kind: str, registry: list[Any], entry: Any, types: Collection[str] | None) -> None:
+        """Add ``entry`` to ``registry`` for the resource ``types`` it concerns (None: every type)."""
+        registry.append(entry)
+        self._scopes[kind].append(frozenset(types) if types is not None else None)
+        self._type_hooks = {}  # picked again per type at the next write
+
+    def add_write_hook(self, hook: WriteHook, *, types: Collection[str] | None = None) -> None:
+        """``hook(resource, previous)`` runs inside the write transaction after the resource is stored
+        (a resource of one of ``types``, when given: the hook does nothing for the others)."""
+        self._register("hooks", self._hooks, hook, types)
 
     def add_batch_hook(self, hook: BatchHook) -> None:
         """``hook([(resource, previous), ...]) -> [issues, ...]`` runs once for all the versions a
@@ -100,11 +130,12 @@ class GroupCommit(RepositoryCore):
         versions it is handed are the current ones, but for what it writes itself."""
         self._batch_hooks.append(hook)
 
-    def add_write_guard(self, guard: WriteGuard) -> None:
+    def add_write_guard(self, guard: WriteGuard, *, types: Collection[str] | None = None) -> None:
         """``guard(resource, previous)`` runs before a new version is stored and refuses it by raising
         a ``FhirError``. A refusal must come before the write: a MongoDB without a replica set (and
-        mongomock) cannot roll back what a write hook refuses after the version is stored."""
-        self._guards.append(guard)
+        mongomock) cannot roll back what a write hook refuses after the version is stored.
+        ``types``: the resource types it judges (None: every type)."""
+        self._register("guards", self._guards, guard, types)
 
     def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """(new version, previous version) of what this thread's write group holds but has not
@@ -112,13 +143,14 @@ class GroupCommit(RepositoryCore):
         resource by another one of the same Bundle reads it here, before anything is stored."""
         return [(stored, previous) for _, _, _, stored, previous, _ in getattr(self._local, "pending", None) or ()]
 
-    def add_mark(self, mark: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def add_mark(self, mark: Mark, *, types: Collection[str] | None = None) -> None:
         """``mark(resource) -> resource`` adds server-computed labels (recognition's HR mark in
         ``meta.tag``) to every resource about to be written, before the merge rules and the
-        "unchanged?" comparison, so a re-sent message with the same labels is not a change."""
-        self._marks.append(mark)
+        "unchanged?" comparison, so a re-sent message with the same labels is not a change.
+        ``types``: the resource types it labels (or looks at; None: every type)."""
+        self._register("marks", self._marks, mark, types)
 
-    def add_statement(self, statement: Statement) -> None:
+    def add_statement(self, statement: Statement, *, types: Collection[str] | None = None) -> None:
         """``statement(resource, previous, writer) -> resource`` adds what the server itself states
         about a resource (the patient index's ``Patient.link``) to the version being written, after
         the merge rules and before the "unchanged?" comparison and the write.
@@ -126,5 +158,5 @@ class GroupCommit(RepositoryCore):
         Why: a write hook that states it afterwards has to store a second version of a resource
         just written (and run the hooks, the index rows and the history copy again). The hook still
         runs and corrects what a statement could not foresee; a right statement leaves it nothing
-        to write."""
-        self._statements.append(statement)
+        to write. ``types``: the resource types it states something about (None: every type)."""
+        self._register("statements", self._statements, statement, types)

@@ -8,11 +8,11 @@ from engine import fhirjson
 from engine.bounds import MAX_INT
 from engine.errors import Gone, NotFound
 from engine.repository.contracts import Version
-from engine.repository.core import RepositoryCore
+from engine.repository.known import KnownVersions
 from engine.repository.port import StoredResource
 
 
-class Reads(RepositoryCore):
+class Reads(KnownVersions):
     """``read``, ``vread`` and the history of one resource. Inside a write group's hook phase the
     current versions read are cached per thread (``_local.reads``, emptied by any write)."""
 
@@ -21,11 +21,11 @@ class Reads(RepositoryCore):
         self._check(rtype, rid)
         reads = getattr(self._local, "reads", None)
         if reads is None:
-            rec = self.backend.current(rtype, rid)
+            rec = self._current_one(rtype, rid)
         elif (rtype, rid) in reads:
             rec = reads[(rtype, rid)]
         else:
-            rec = reads[(rtype, rid)] = self.backend.current(rtype, rid)
+            rec = reads[(rtype, rid)] = self._current_one(rtype, rid)
         if rec is None:
             raise NotFound(f"{rtype}/{rid} is not known")
         if rec.deleted:

@@ -49,6 +49,13 @@ def versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str,
     return stored
 
 
+def same_bytes(existing: StoredResource, resource: dict[str, Any]) -> bool:
+    """Whether ``resource``, stored under ``existing``'s own version and instant, would be byte for
+    byte its body: a sender repeating itself (the same converter gives the same key order)."""
+    return (existing.body is not None
+            and fhirjson.dumps(versioned(resource, str(existing.version), existing.updated)) == existing.body)
+
+
 def unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict[str, Any]) -> bool:
     """Whether ``resource`` states nothing the stored version ``existing`` (parsed: ``previous``)
     does not, server-managed meta aside.
@@ -83,7 +90,8 @@ class VersionClock:
         self._prefix_sec, self._prefix = -1, ""
 
     def now(self) -> str:
-        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes.
+        """A strictly increasing instant (ms precision), so ``_lastUpdated`` orders writes (the
+        versions a write group puts together share one).
 
         Integer milliseconds and a per-second cached prefix: this runs once per stored version,
         and building it through ``datetime`` cost ~15 us of each ingest write.

@@ -17,7 +17,7 @@ from engine.repository.contracts import Access, WriteResult
 from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.searching import Searching
-from engine.repository.versioning import body_of, parse_etag, unchanged, versioned
+from engine.repository.versioning import body_of, parse_etag, same_bytes, unchanged, versioned
 
 
 class Writes(GroupCommit, Searching):
@@ -33,49 +33,72 @@ class Writes(GroupCommit, Searching):
         source: str = API,
     ) -> WriteResult:
         """Combine with the stored version (merge rules, per writer ``source``), validate, version,
-        index and store one resource, then run the write hooks."""
+        index and store one resource, then run the write hooks.
+
+        Only the marks, statements and guards that concern the resource's type are called
+        (``TypeHooks``); with nothing stored, the merge rules are asked only when they guard a
+        create (``MergeRules.as_is``): a first version is the incoming one; and a resource sent
+        again as stored, byte for byte, is told unchanged before the merge rules (unless a
+        statement may still add to it).
+        """
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
             reads.clear()
         rtype, rid = resource["resourceType"], resource["id"]
+        hooks = self._hooks_of(rtype)
         previous = None
         if existing is not None and not existing.deleted:
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
-        for mark in self._marks:
-            resource = mark(resource)
+        marks = self._marks
+        for n in hooks.marks:
+            resource = marks[n](resource)
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
-        combined = self.merge.combine(previous, resource, source)
-        resource = combined.resource
-        for statement in self._statements:
-            resource = statement(resource, previous, source)
+        issues: list[dict[str, Any]]
+        if previous is None and self.merge.as_is(rtype, source, creating=True):
+            issues = []
+        elif previous is not None and skip_unchanged and not hooks.statements and same_bytes(existing, resource):  # type: ignore[arg-type]
+            # the stored version again (every element the same: any merge rule keeps it as it is)
+            return WriteResult(previous, created=False, changed=False, issues=[])
+        else:
+            combined = self.merge.combine(previous, resource, source)
+            resource, issues = combined.resource, combined.issues
+        statements = self._statements
+        for n in hooks.statements:
+            resource = statements[n](resource, previous, source)
         if previous is not None and skip_unchanged and unchanged(existing, previous, resource):  # type: ignore[arg-type]
-            return WriteResult(previous, created=False, changed=False, issues=combined.issues)
-        for guard in self._guards:
-            guard(resource, previous)
+            return WriteResult(previous, created=False, changed=False, issues=issues)
+        guards = self._guards
+        for n in hooks.guards:
+            guards[n](resource, previous)
         if validate and self.validator is not None:
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
-        stored = versioned(resource, str(version), self._now())
-        meta = stored["meta"]
-        rows = self.indexer.rows(stored)
-        rec = StoredResource(rtype, rid, version, meta["lastUpdated"], False, fhirjson.dumps(stored))
-        issues: list[dict[str, Any]] = combined.issues
         pending = getattr(self._local, "pending", None)
+        updated = self._now() if pending is None else self._group_instant()
+        stored = versioned(resource, str(version), updated)
+        rows = self.indexer.rows(stored)
+        rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
+        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
-            result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
             pending.append((rec, rows, existing, stored, previous, result))
             return result
-        if getattr(self.store, "in_transaction", False):
-            # inside the caller's transaction (write_many, Bundles, a hook's own write): a failure
-            # propagates and rolls the whole of it back, so no savepoint is needed
-            self._flush()
-            self.backend.put(rec, rows, existing)
-            self._run_hooks([(stored, previous, issues)])
-        else:
-            with self.store.transaction():
+        try:
+            if getattr(self.store, "in_transaction", False):
+                # inside the caller's transaction (write_many, Bundles, a hook's own write): a failure
+                # propagates and rolls the whole of it back, so no savepoint is needed
+                self._flush()
                 self.backend.put(rec, rows, existing)
+                self._remember((rec,))
                 self._run_hooks([(stored, previous, issues)])
-        return WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
+            else:
+                with self.store.transaction():
+                    self.backend.put(rec, rows, existing)
+                    self._remember((rec,))
+                    self._run_hooks([(stored, previous, issues)])
+        except BaseException:
+            self._forget_known()
+            raise
+        return result
 
     def create(
         self, resource: dict[str, Any], *, if_none_exist: str | None = None, access: Access | None = None
@@ -108,7 +131,7 @@ class Writes(GroupCommit, Searching):
             raise BadRequest("an update needs the resource id", expression=[f"{rtype}.id"])
         self._check(rtype, rid)
         with self.store.transaction():
-            existing = self.backend.current(rtype, rid)
+            existing = self._current_one(rtype, rid)
             if access is not None:  # decided on the stored version, inside the write's transaction
                 access.check_write(rtype, resource, body_of(existing))
             if if_match is not None:
@@ -145,13 +168,18 @@ class Writes(GroupCommit, Searching):
         if reads:
             reads.clear()
         with self.store.transaction():
-            existing = self.backend.current(rtype, rid)
+            existing = self._current_one(rtype, rid)
             if access is not None:
                 access.check_write(rtype, None, body_of(existing))
             if existing is None or existing.deleted:
                 return None
             rec = StoredResource(rtype, rid, existing.version + 1, self._now(), True, None)
-            self.backend.put(rec, None, existing)
+            try:
+                self.backend.put(rec, None, existing)
+            except BaseException:
+                self._forget_known()
+                raise
+            self._remember((rec,))
             return rec.version
 
     def valid_groups(self, groups: Sequence[Sequence[dict[str, Any]]]) -> list[bool]:
@@ -202,14 +230,14 @@ class Writes(GroupCommit, Searching):
             for r in prepared:
                 self.validator.validate(r)
         with self.store.transaction(), self._grouped():
-            current = self.backend.current_many([(r["resourceType"], r["id"]) for r in prepared])
+            current = self._current_of([(r["resourceType"], r["id"]) for r in prepared])
             results = []
             written: set[tuple[str, str]] = set()
             for r in prepared:
                 key = (r["resourceType"], r["id"])
                 if key in written:  # the same resource twice: store the first before versioning the second
                     self._flush()
-                    rec = self.backend.current(*key)
+                    rec = self._current_one(*key)
                     if rec is not None:
                         current[key] = rec
                 existing = current.get(key)
@@ -242,3 +270,4 @@ class Writes(GroupCommit, Searching):
             items.append((rec, self.indexer.rows(stored), None))
         if items:
             self.backend.put_many(items)
+            self._remember(rec for rec, _, _ in items)
