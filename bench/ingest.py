@@ -439,21 +439,28 @@ class StageClock:
         return Timed
 
 
+def settle_warm(engine: Any, batch: int = 50) -> None:
+    """Two batches of lab messages, the validators warmed and the heap settled: the state of an
+    engine that ``huren serve`` has run for a while, before anything is timed."""
+    from engine import heap
+
+    warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
+    for start in range(0, len(warm), batch):
+        engine.ingestor.process(warm[start : start + batch])
+    warm_validators(engine)
+    heap.settle()
+
+
 def stage_breakdown(count: int, batch: int = 50) -> dict[str, float]:
     """CPU per 12-OBX message per stage, in-process batches of ``batch`` (as group commit forms
     them under load) on a fresh engine settled as ``huren serve`` settles it; µs per message."""
-    from engine import heap
     from engine.engine import Engine
     from engine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
-            warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
-            for start in range(0, len(warm), batch):
-                engine.ingestor.process(warm[start : start + batch])
-            warm_validators(engine)
-            heap.settle()
+            settle_warm(engine, batch)
             clock = StageClock()
             clock.attach(engine)
             messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
