@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ALL = "all"
+T = TypeVar("T")
 _KEPT = 50_000  # (institution, item, day) answers remembered; beyond it they start again
 
 
@@ -76,13 +77,7 @@ class QcStatus:
         """Remembered per (institution, item, day): every final result of an item asks (the HR
         mark), and the same few answers hold for a day's results (the records never change:
         new QC data is a new ``QcStatus``)."""
-        key = (institution, item, on)
-        found = self._passed.get(key)
-        if found is None:
-            if len(self._passed) >= _KEPT:
-                self._passed.clear()
-            found = self._passed[key] = self._passed_now(institution, item, on)
-        return found
+        return _remembered(self._passed, (institution, item, on), self._passed_now)
 
     def _passed_now(self, institution: str, item: str, on: date) -> bool:
         records = [r for r in self._by_inst.get(institution, ()) if r.covers(item, on)]
@@ -94,13 +89,7 @@ class QcStatus:
         return declared is not None and declared.covers(item, on)
 
     def hr_scopes(self, institution: str, item: str, on: date) -> tuple[str, ...]:
-        key = (institution, item, on)
-        found = self._scopes.get(key)
-        if found is None:
-            if len(self._scopes) >= _KEPT:
-                self._scopes.clear()
-            found = self._scopes[key] = self._hr_scopes_now(institution, item, on)
-        return found
+        return _remembered(self._scopes, (institution, item, on), self._hr_scopes_now)
 
     def _hr_scopes_now(self, institution: str, item: str, on: date) -> tuple[str, ...]:
         out: list[str] = []
@@ -166,3 +155,15 @@ def merge(existing: Iterable[QcRecord], imported: Iterable[QcRecord]) -> list[Qc
     for r in imported:
         out[(r.institution, r.item, r.start)] = r
     return sorted(out.values(), key=lambda r: (r.institution, r.item, r.start))
+
+
+def _remembered(cache: dict[tuple[str, str, date], T], key: tuple[str, str, date],
+                compute: Callable[[str, str, date], T]) -> T:
+    """``cache[key]``, computed by ``compute(*key)`` the first time; at ``_KEPT`` answers the cache
+    starts again (the answers never change, so forgetting costs only their recomputation)."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _KEPT:
+            cache.clear()
+        found = cache[key] = compute(*key)
+    return found
