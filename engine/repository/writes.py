@@ -40,7 +40,9 @@ class Writes(GroupCommit, Searching):
         (``TypeHooks``); with nothing stored, the merge rules are asked only when they guard a
         create (``MergeRules.as_is``): a first version is the incoming one; and a resource sent
         again as stored, byte for byte, is told unchanged before the merge rules (unless a
-        statement may still add to it).
+        statement may still add to it). Where it goes: a write group's buffer (``pending``), the
+        stage of the group whose hooks are writing (``group_commit``: a derived write), or the
+        backend at once.
         """
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
