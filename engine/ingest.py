@@ -57,6 +57,7 @@ from adapters.hl7v2.header import Header, decode, extract_header
 from engine.audit.events import INSTITUTION, now_instant, owners_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
+from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -131,6 +132,8 @@ class _Item:
     refs: list[str] | None = None  # the references its processing wrote (``_write``)
     converted: bool = False  # ``conversion``/``errors`` hold its conversion (kept when a batch is redone)
     early: Outcome | None = None  # the answer its envelope decided, for ``on_stored``
+    tries: int = 0  # how often a process died while processing it (``engine.inflight``)
+    poison: bool = False  # it killed the process twice, the last time alone: quarantined, not converted
 
 
 def _fresh(item: _Item) -> None:
@@ -180,6 +183,7 @@ class Ingestor:
         sign_many: Callable[[list[tuple[dict[str, Any], list[dict[str, Any]]]]], list[dict[str, Any]]] | None = None,
         linger: float = 0.010,
         one_commit: bool = True,
+        journal: InFlightJournal | None = None,
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -196,6 +200,7 @@ class Ingestor:
         self.origin = origin  # the node named in AuditEvent.source
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
         self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
+        self.journal = journal  # the raw bytes of the batch in flight, for a process that dies (``recover``)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -239,8 +244,10 @@ class Ingestor:
         return [i.future.result() for i in items]
 
     def recover(self) -> int:
-        """Process messages stored but not processed (a crash between phase 1 and 2). Returns count."""
-        done = 0
+        """At start: process the messages a process that died was processing (its in-flight
+        journal, one message at a time; a poison message is quarantined: ``engine.inflight``),
+        then those stored but not processed (a crash between phase 1 and 2). Returns their count."""
+        done = self._recover_journals()
         while True:
             with self._lock:
                 docs = self.messages.pending(limit=self.batch_size)
@@ -254,6 +261,25 @@ class Ingestor:
                 done += len(items)
                 if any(i.outcome is not None and i.outcome.status == RECEIVED for i in items):
                     return done  # the database keeps failing: do not spin; the next start retries
+
+    def _recover_journals(self) -> int:
+        """The messages of dead processes' in-flight journals, each alone in its batch (so that a
+        process dying again names the message it died on); a resend of a stored one is answered
+        as recorded and not counted."""
+        if self.journal is None:
+            return 0
+        done = 0
+        with self.journal.dead() as pending:
+            for p in pending:
+                item = _Item(p.raw, p.channel, p.peer, concurrent.futures.Future(), tries=p.deaths, poison=p.poison)
+                with self._lock:
+                    self._run_batch([item])
+                outcome = item.future.result()
+                if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
+                    log.warning("message %s killed the process %d times, the last time alone: quarantined "
+                                "unprocessed", outcome.message_id, p.deaths)
+                done += not outcome.duplicate
+        return done
 
     def _item_for(self, doc: Document) -> _Item:
         """A work item for a stored message, processed under its own document id."""
@@ -300,6 +326,9 @@ class Ingestor:
             self._queue.put(None)
             self._worker.join(timeout=30)
             self._worker = None
+        if self.journal is not None:
+            with self._lock:  # no batch in flight: a clean stop leaves no journal behind
+                self.journal.close()
 
     # -- worker -------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
@@ -372,9 +401,13 @@ class Ingestor:
 
     # -- the pipeline -------------------------------------------------------------------
     def _run_batch(self, items: list[_Item]) -> None:
+        if self.journal is not None:  # before anything can go wrong: see ``engine.inflight``
+            self.journal.begin([(i.raw, i.channel, i.peer, i.tries) for i in items])
         with _collector_paused():
             self._run_batch_now(items)
             _release(items)
+        if self.journal is not None:
+            self.journal.end()
 
     def _run_batch_now(self, items: list[_Item]) -> None:
         self.stats.batches += 1
@@ -568,7 +601,7 @@ class Ingestor:
         """Parse, convert and validate outside any transaction (once: a redone batch keeps it)."""
         todo = [i for i in items if not i.converted]
         for item in todo:
-            item.conversion, item.errors = self._convert(item)
+            item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted = True
         self._validate(todo)
 
@@ -971,6 +1004,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _poisoned() -> HL7Error:
+    return HL7Error(f"the engine stopped {POISON_DEATHS} times while processing this message, the last time "
+                    "with no other message: it is kept in the quarantine unprocessed (replay it once the cause "
+                    "is found)", code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
+
+
 def _message_type(h: Header) -> str:
     comp = h.component_sep
     return comp.join(p for p in (h.message_code, h.trigger_event) if p) if h.message_type else ""
@@ -1034,4 +1073,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         origin=log_origin(engine.settings),
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
         sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
+        journal=InFlightJournal(engine.settings.data_dir / "inflight"),
     )
