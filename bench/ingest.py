@@ -403,7 +403,6 @@ class StageClock:
             (ingestor.messages, "get", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "new_document", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor, "_write", "· pipeline: per-message write bookkeeping"),
-            (ingestor, "_written", "· pipeline: per-message write bookkeeping"),
             (ingest_module, "owners_of", "· pipeline: per-message write bookkeeping"),
             (ingestor, "_finish", "· pipeline: finish (outcomes, futures)"),
             (ingestor, "_outcome", "· ACK build"),
