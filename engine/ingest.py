@@ -134,6 +134,7 @@ class _Item:
     early: Outcome | None = None  # the answer its envelope decided, for ``on_stored``
     tries: int = 0  # how often a process died while processing it (``engine.inflight``)
     poison: bool = False  # it killed the process twice, the last time alone: quarantined, not converted
+    resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
 
 
 def _fresh(item: _Item) -> None:
@@ -677,16 +678,16 @@ class Ingestor:
         if valid_groups is None or not converted:
             return
         t0 = time.perf_counter()
-        for item, ok in zip(converted, valid_groups([self._to_validate(i.conversion) for i in converted]),
+        for item, ok in zip(converted, valid_groups([self._to_validate(i) for i in converted]),
                             strict=True):
             item.validated = ok
         self.stats.seconds["repository"] += time.perf_counter() - t0
 
-    def _to_validate(self, conversion: Any) -> list[dict[str, Any]]:
+    def _to_validate(self, item: _Item) -> list[dict[str, Any]]:
         """The converted resources the batch validation must look at: all but those built from a
         compiled plan that the validator finds valid by their holes (``Validator.valid_planned``)."""
-        resources = _bundle_resources(conversion.bundle)
-        planned = getattr(conversion, "planned", None)
+        resources = _resources(item)
+        planned = getattr(item.conversion, "planned", None)
         validator = getattr(self.repository, "validator", None)
         if not planned or validator is None or not hasattr(validator, "valid_planned"):
             return resources
@@ -790,7 +791,7 @@ class Ingestor:
         # fails the whole flat transaction, so what the repository keeps of them stays true)
         known = getattr(self.repository, "known_current", None)
         keys = [(r["resourceType"], r["id"]) for item in items if item.conversion is not None
-                for r in _bundle_resources(item.conversion.bundle) if isinstance(r.get("id"), str)]
+                for r in _resources(item) if isinstance(r.get("id"), str)]
         try:
             with flat(), known(keys) if known is not None else contextlib.nullcontext():
                 for item in items:
@@ -833,7 +834,7 @@ class Ingestor:
         if item.conversion is None:
             self._quarantine(item, item.errors, attempts, audit_events)
             return
-        resources = _bundle_resources(item.conversion.bundle)
+        resources = _resources(item)
         warnings = [w for w in (getattr(item.conversion, "warnings", None) or [])]
         try:
             with contextlib.nullcontext() if strict else self.store.transaction():
@@ -993,7 +994,7 @@ def _release(items: list[_Item]) -> None:
     12-OBX message in batches of 50, one collection per batch. Freed first, there is little
     left for it to walk, and the allocation count it is triggered by falls back."""
     for item in items:
-        item.conversion = item.doc = item.same_as = None
+        item.conversion = item.doc = item.same_as = item.resources = None
         item.text = ""
 
 
@@ -1028,6 +1029,14 @@ def _poisoned() -> HL7Error:
 def _message_type(h: Header) -> str:
     comp = h.component_sep
     return comp.join(p for p in (h.message_code, h.trigger_event) if p) if h.message_type else ""
+
+
+def _resources(item: _Item) -> list[dict[str, Any]]:
+    """The resources of ``item``'s conversion, listed once for the validation, the batch's read of
+    current versions and the write (each listed them again)."""
+    if item.resources is None:
+        item.resources = _bundle_resources(item.conversion.bundle)
+    return item.resources
 
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
