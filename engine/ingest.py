@@ -327,9 +327,12 @@ class Ingestor:
             self._queue.put(None)
             self._worker.join(timeout=30)
             self._worker = None
-        if self.journal is not None:
-            with self._lock:  # no batch in flight: a clean stop leaves no journal behind
+        # no batch in flight: a clean stop leaves no journal behind (one still running keeps it)
+        if self.journal is not None and self._lock.acquire(timeout=5):
+            try:
                 self.journal.close()
+            finally:
+                self._lock.release()
 
     # -- worker -------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
