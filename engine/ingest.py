@@ -13,6 +13,11 @@ Order of work for each message (DESIGN.md §4 Durability):
    batch's, the conversion warnings counted, the audit records (``_one_commit``);
 6. ACK: ``AA`` (with warnings as ERR severity W), ``AE`` with the reason, or ``AR``.
 
+Before a batch is processed, its raw bytes go to this process's in-flight journal
+(``engine.inflight``), emptied after the commit: a process that dies mid-batch leaves them for
+the next start (``recover``), which also finds a *poison* message (one the process dies on) and
+quarantines it instead of dying on it again.
+
 When that commit fails, the batch is done the two-commit way: the raw bytes committed first
 (phase 1), then each message in its own savepoint, so that a failing message is quarantined
 alone and the others' raw bytes are safe even when the second commit cannot be made (phase 2).
