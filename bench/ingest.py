@@ -366,12 +366,10 @@ class StageClock:
         return timed
 
     def attach(self, engine: Any) -> None:
-        import engine.ingest as ingest_module
-
         ingestor, repo = engine.ingestor, engine.repository
         for obj, name, stage in (
             (ingestor, "parse", "parse"), (ingestor, "convert", "convert"), (ingestor, "sign", "sign Provenance"),
-            (ingestor, "sign_many", "sign Provenance"), (ingest_module, "signable", "sign Provenance"),
+            (ingestor, "sign_many", "sign Provenance"),
             (engine.validator, "validate", "validate"), (engine.validator, "valid_planned", "validate"),
             (repo, "_store", "merge + version (repository)"),
             (repo.indexer, "rows", "index rows"), (repo.backend, "put_many", "backend put (SQL + hashing)"),

@@ -60,7 +60,6 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.header import Header, decode, extract_header
 from engine.audit.events import INSTITUTION, now_instant, owners_of
-from engine.audit.provenance import signable
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
@@ -724,9 +723,7 @@ class Ingestor:
         if deferred is not None and self.sign_many is not None:
             results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
                                                  create_only=create_only, source=source, **checked)
-            # each message's targets made signable now, while warm (``engine.audit.provenance.signable``)
-            deferred.extend((prov, signable(prov, targets) if targets is not None else None, source)
-                            for prov, targets in self._versioned(provenances, results))
+            deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, results))
             return results
         # one backend put for the resources and their Provenance (the hooks run after both)
         group = getattr(self.repository, "group", None)

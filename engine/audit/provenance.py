@@ -117,35 +117,6 @@ def tree_payload(root: bytes, leaves: int) -> bytes:
     return b'{"leaves":%d,"sha256-tree":"%s"}' % (leaves, _b64url(root).encode())
 
 
-class Signable(list[dict[str, Any]]):
-    """A Provenance's targets with their digest layout payload already made (``signable``)."""
-
-    payload: bytes
-
-
-def signable(provenance: dict[str, Any], targets: Sequence[dict[str, Any]]) -> Signable:
-    """``targets`` checked against ``provenance`` and their payload made now, for
-    ``sign_provenances`` to sign later with a batch.
-
-    Why: the ingest pipeline signs a batch's Provenances at its end, when the ~19 KB of each
-    message's targets (written ~50 messages earlier) are cold in the CPU caches; made right after
-    each message's write, while they are warm, their RFC 8785 form and SHA-256 cost less. The
-    targets are the stored versions, which nothing changes in place."""
-    out = Signable(targets)
-    _check_targets(provenance, out)
-    out.payload = digest_payload(signed_payload(out))
-    return out
-
-
-def _payload(provenance: dict[str, Any], target: dict[str, Any] | Sequence[dict[str, Any]]) -> bytes:
-    """The digest layout payload of ``target`` (made already when it is ``Signable``)."""
-    if type(target) is Signable:
-        return target.payload
-    targets = _targets(target)
-    _check_targets(provenance, targets)
-    return digest_payload(signed_payload(target))
-
-
 def _check_targets(provenance: dict[str, Any], targets: list[dict[str, Any]]) -> None:
     refs = [(t.get("reference") or "").split("/_history/")[0] for t in provenance.get("target", [])]
     if refs != [_reference(t) for t in targets]:
@@ -162,10 +133,12 @@ def _signature(keys: AuditKeys, sig_format: str, data: bytes, when: str) -> dict
 
 def sign_provenance(provenance: dict[str, Any], target: dict[str, Any] | Sequence[dict[str, Any]],
                     keys: AuditKeys) -> dict[str, Any]:
-    payload = _b64url(_payload(provenance, target))
+    targets = _targets(target)
+    _check_targets(provenance, targets)
     if keys.current_id is None:
         raise RuntimeError("no audit signing key: run `huren keys init`")
     protected = _protected(keys.current_id)
+    payload = _b64url(digest_payload(signed_payload(target)))
     key_id, sig = keys.sign(f"{protected}.{payload}".encode())
     jws = f"{protected}..{_b64url(sig)}"
     signature = _signature(keys, "application/jose", jws.encode(), now_utc())
@@ -180,7 +153,11 @@ def sign_provenances(pairs: Sequence[tuple[dict[str, Any], Sequence[dict[str, An
         return [sign_provenance(pairs[0][0], pairs[0][1], keys)]
     if keys.current_id is None:
         raise RuntimeError("no audit signing key: run `huren keys init`")
-    leaves = [leaf_hash(_payload(provenance, target)) for provenance, target in pairs]
+    leaves = []
+    for provenance, target in pairs:
+        targets = _targets(target)
+        _check_targets(provenance, targets)
+        leaves.append(leaf_hash(digest_payload(signed_payload(targets))))
     n = len(leaves)
     levels = [leaves]  # levels[k][j]: the perfect subtree of 2**k leaves from leaf j * 2**k
     while len(levels[-1]) > 1:
