@@ -71,3 +71,23 @@ def test_an_import_is_signed_as_facts_and_read_back_as_its_complete_audit_event(
         assert stored_keys(leaf["data"]) == (record_keys(complete), complete["recorded"])
         assert views_of(event) == views_of(complete)
         assert len(leaf["data"]) < len(canonical(complete)) / 2
+
+
+def test_the_provenances_of_a_batch_verify_against_the_stored_versions(backend_settings: Settings) -> None:
+    """Three lab messages in one batch: each message's Provenance, signed with the batch's one
+    signature, verifies alone against the versions read back from the store; and a returning patient's record (a second message of the
+    same person in the batch, whose index links change) does not break the first one's."""
+    from engine.audit.provenance import verify_provenance
+
+    with Engine(backend_settings) as engine:
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "10.0.0.5:4000") for n in (21, 22, 21 + 499)])  # 21 and 520: one person
+        assert [o.code for o in outcomes] == ["AA", "AA", "AA"]
+        for outcome in outcomes:
+            ref = next(r for r in outcome.resources if r.startswith("Provenance/"))
+            provenance = engine.repository.read(*ref.split("/"))
+            assert provenance["signature"][-1]["sigFormat"] == "application/jose+json"  # the batch's tree layout
+            targets = [engine.repository.vread(*t["reference"].replace("/_history/", "/").split("/"))
+                       for t in provenance["target"]]
+            assert verify_provenance(provenance, targets, engine.audit.keys)
+            tampered = [*targets[:-1], {**targets[-1], "status": "amended"}]
+            assert not verify_provenance(provenance, tampered, engine.audit.keys)
