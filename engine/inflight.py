@@ -83,7 +83,11 @@ class InFlightJournal:
     def end(self) -> None:
         """The batch is committed (or answered without a commit): nothing is in flight."""
         if self._dirty and self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:  # left as it is: recovering it later answers its messages as recorded
+                log.exception("could not empty the in-flight journal")
+                return
             self._dirty = False
 
     def _open(self) -> int:

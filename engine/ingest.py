@@ -275,16 +275,23 @@ class Ingestor:
         if self.journal is None:
             return 0
         done = 0
-        with self.journal.dead() as pending:
-            for p in pending:
-                item = _Item(p.raw, p.channel, p.peer, concurrent.futures.Future(), tries=p.deaths, poison=p.poison)
-                with self._lock:
-                    self._run_batch([item])
-                outcome = item.future.result()
-                if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
-                    log.warning("message %s killed the process %d times, the last time alone: quarantined "
-                                "unprocessed", outcome.message_id, p.deaths)
-                done += not outcome.duplicate
+        try:
+            with self.journal.dead() as pending:
+                for p in pending:
+                    item = _Item(p.raw, p.channel, p.peer, concurrent.futures.Future(), tries=p.deaths,
+                                 poison=p.poison)
+                    with self._lock:
+                        self._run_batch([item])
+                    outcome = item.future.result()
+                    if outcome.status == RECEIVED and outcome.code != "AA":  # not stored: keep the journals
+                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")
+                    if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
+                        log.warning("message %s killed the process %d times, the last time alone: quarantined "
+                                    "unprocessed", outcome.message_id, p.deaths)
+                    done += not outcome.duplicate
+        except _NotStored as exc:
+            log.error("a message of a stopped process's in-flight journal could not be stored (%s); the journal "
+                      "is kept for the next start", exc)
         return done
 
     def _item_for(self, doc: Document) -> _Item:
@@ -411,7 +418,10 @@ class Ingestor:
     # -- the pipeline -------------------------------------------------------------------
     def _run_batch(self, items: list[_Item]) -> None:
         if self.journal is not None:  # before anything can go wrong: see ``engine.inflight``
-            self.journal.begin([(i.raw, i.channel, i.peer, i.tries) for i in items])
+            try:
+                self.journal.begin([(i.raw, i.channel, i.peer, i.tries) for i in items])
+            except OSError:  # a safety net for messages not ACKed yet: its failure stops no batch
+                log.exception("could not write the in-flight journal; the batch goes on without it")
         with _collector_paused():
             self._run_batch_now(items)
             _release(items)
@@ -990,6 +1000,10 @@ class Ingestor:
                                                       ("ack", outcome.code)) if v})
         with self.store.transaction():
             self.audit.record(event)  # type: ignore[union-attr]
+
+
+class _NotStored(Exception):
+    """A recovered message could not be stored (``Ingestor._recover_journals``)."""
 
 
 def _release(items: list[_Item]) -> None:

@@ -104,3 +104,15 @@ def test_a_poison_message_is_quarantined_at_the_second_death_and_its_batch_is_ke
         assert any("stopped 2 times" in "|".join(f) for f in err_fields(acks[3]))
         assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * 5
         assert engine.ingestor.messages.count() == len(BATCH)
+
+
+def test_a_journal_that_cannot_be_written_stops_no_batch(settings: Settings) -> None:
+    """The journal is a safety net for messages not yet ACKed: when it cannot be written (here its
+    folder is a file), messages are still processed, stored and ACKed as always."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "inflight").write_text("not a folder")
+    with Engine(settings) as engine:
+        outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "p") for n in (890, 891)])
+        assert [o.code for o in outcomes] == ["AA", "AA"]
+        assert [(_doc(engine, n) or {}).get("status") for n in (890, 891)] == [PROCESSED] * 2
+        assert engine.ingestor.recover() == 0
