@@ -135,7 +135,8 @@ with Engine(settings) as engine:
 def test_kill_9_after_the_derived_put_leaves_neither_them_nor_their_message(settings: Settings) -> None:
     """The derived versions are written in the transaction of the message that made them: killed
     after their put and before the commit, the store holds the ACKed message alone (no issue, the
-    earlier record at its first version), and the resend stores each derived version once."""
+    earlier record at its first version); the next start processes the killed message from the
+    in-flight journal, storing each derived version once, and the sender's resend doubles nothing."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_THE_DERIVED_PUT, str(settings.data_dir)],
                           cwd=REPO_ROOT, capture_output=True, timeout=300)
@@ -143,18 +144,21 @@ def test_kill_9_after_the_derived_put_leaves_neither_them_nor_their_message(sett
     assert proc.stdout.decode().split("\n")[0] == "AA"
     with Engine(settings) as engine:
         ing, repo = engine.ingestor, engine.repository
-        assert ing.recover() == 0
         assert ing.messages.get(message_id("FNXRMYY", f"LAB{62_000 + RETURNS:09d}")) is None
         assert repo.search("DetectedIssue", [("_summary", "count")]).total == 0
         assert repo.search("Observation", [("_summary", "count")]).total == 12
         [patient] = repo.search("Patient", [("_count", "10")]).resources
         assert patient["meta"]["versionId"] == "1" and "link" not in patient
 
-        [outcome] = ing.process([lab(62_000 + RETURNS)])
-        assert outcome.code == "AA" and not outcome.duplicate
+        assert ing.recover() == 1  # the killed message, from the in-flight journal
+        assert ing.recover() == 0
         assert repo.search("DetectedIssue", [("_summary", "count")]).total == 1
+        [issue] = repo.search("DetectedIssue", [("_count", "10")]).resources
+        assert [v.version for v in repo.versions("DetectedIssue", issue["id"])] == [1]
         assert [v.version for v in repo.versions("Patient", patient["id"])] == [2, 1]
-        assert ing.process([lab(62_000 + RETURNS)])[0].duplicate
+        [outcome] = ing.process([lab(62_000 + RETURNS)])
+        assert outcome.code == "AA" and outcome.duplicate
+        assert [v.version for v in repo.versions("DetectedIssue", issue["id"])] == [1]
         assert [v.version for v in repo.versions("Patient", patient["id"])] == [2, 1]
 
 
