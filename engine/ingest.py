@@ -178,6 +178,7 @@ class Ingestor:
         sign_many: Callable[[list[tuple[dict[str, Any], list[dict[str, Any]]]]], list[dict[str, Any]]] | None = None,
         linger: float = 0.010,
         one_commit: bool = True,
+        batch_scopes: Sequence[Callable[[list[dict[str, Any]]], contextlib.AbstractContextManager[Any]]] = (),
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -194,6 +195,9 @@ class Ingestor:
         self.origin = origin  # the node named in AuditEvent.source
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
         self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
+        # entered around a batch's one-transaction write with its converted resources: the write
+        # hooks keep what they read and write for the whole batch (``Recognition.batch``)
+        self.batch_scopes = tuple(batch_scopes)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -754,10 +758,13 @@ class Ingestor:
         # the current versions of every resource the batch writes, read in one call (a failure
         # fails the whole flat transaction, so what the repository keeps of them stays true)
         known = getattr(self.repository, "known_current", None)
-        keys = [(r["resourceType"], r["id"]) for item in items if item.conversion is not None
-                for r in _bundle_resources(item.conversion.bundle) if isinstance(r.get("id"), str)]
+        resources = [r for item in items if item.conversion is not None for r in _bundle_resources(item.conversion.bundle)]
+        keys = [(r["resourceType"], r["id"]) for r in resources if isinstance(r.get("id"), str)]
         try:
-            with flat(), known(keys) if known is not None else contextlib.nullcontext():
+            with flat(), known(keys) if known is not None else contextlib.nullcontext(), \
+                    contextlib.ExitStack() as scopes:
+                for scope in self.batch_scopes:
+                    scopes.enter_context(scope(resources))
                 for item in items:
                     self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
                 t0 = time.perf_counter()
@@ -1040,4 +1047,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         origin=log_origin(engine.settings),
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
         sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
+        batch_scopes=[engine.recognition.batch],  # the recognition hook's reads and writes per batch
     )

@@ -8,6 +8,7 @@ resource's subject references — never an MRN, which does not cross institution
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
@@ -33,7 +34,7 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
-_RECENT_KEPT = 256  # results classified lately, by the identity of their code and performers
+_RECENT_KEPT = 8192  # results classified lately (an ingest batch's, up to 200 messages), by the identity of their code and performers
 
 
 def local_day(value: str | None, tz: str) -> date | None:
@@ -122,6 +123,13 @@ class FactReader:
         self._coded_rules: Rules | None = None
         # per thread: id(code) -> (code, performers, type, rules, answer), see ``classify``
         self._recent = threading.local()
+
+    def reading(self, read: Reader) -> FactReader:
+        """The same reader over other resources (``read``), sharing what it remembers: the facts
+        of resources not stored yet, read from the batch that is about to store them."""
+        other = copy.copy(self)
+        other._read = read
+        return other
 
     # -- one classification per test ------------------------------------------------------
     def classify(self, resource: dict[str, Any], *, marked: bool = False) -> tuple[str | None, str | None]:

@@ -78,6 +78,8 @@ FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cance
                "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
 CHARGES = "recognition_charges"
 HR_SYSTEM = "urn:huren:hr-scope"
+# what a batch's facts are read from before it is stored (``Recognition._preview``)
+_PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
 
 
 def _now() -> str:
@@ -189,31 +191,113 @@ class Recognition:
 
     @contextmanager
     def _group_scope(self) -> Iterator[None]:
-        """What one write group's hook call keeps at hand: the stored versions of the group, the
-        index entries, check and flag rows read or written by key, and each order's facts.
-        The outermost call of this thread owns it; a write the hook makes nests in it.
-
-        The check and flag rows the group changed are written when it ends, each once as it
-        ends, their tallies moved once (``_put_check``, ``_put_flag``): a message's order row is
-        changed when the order is stored and again when its result sets the outcome."""
+        """What one write group's hook call keeps at hand: the stored versions of the group and
+        each order's facts, inside the memo scope (``_memo_scope``). The outermost call of this
+        thread owns it; a write the hook makes nests in it."""
         local = self._local
         if getattr(local, "current", None) is not None:
             yield
             return
-        opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         local.current, local.orders, local.facts = {}, {}, {}
+        try:
+            with self._memo_scope():
+                yield
+        finally:
+            local.current = local.orders = local.facts = None
+
+    @contextmanager
+    def _memo_scope(self) -> Iterator[None]:
+        """The index entries and windows and the check and flag rows read or written by key,
+        remembered until the outermost scope of this thread ends: one write group's hook call, or
+        a whole ingest batch (``batch``).
+
+        The check and flag rows changed inside are written when it ends, each once as it ends,
+        their tallies moved once per bucket (``_put_check``, ``_put_flag``): a message's order
+        row is changed when the order is stored and again when its result sets the outcome, and
+        a batch's rows count in a few buckets. A scope that fails writes nothing."""
+        opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         try:
             yield
             if self.checks in opened:
-                for before, after in self.checks.take_deferred():
-                    aggregates.move(self.check_days, aggregates.check_bucket(before), aggregates.check_bucket(after))
+                aggregates.move_many(self.check_days, [
+                    (aggregates.check_bucket(before), aggregates.check_bucket(after))
+                    for before, after in self.checks.take_deferred()])
             if self.flags in opened:
-                for before, after in self.flags.take_deferred():
-                    aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+                aggregates.move_many(self.flag_days, [
+                    (aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+                    for before, after in self.flags.take_deferred()])
         finally:
-            local.current = local.orders = local.facts = None
             for memo in reversed(opened):
                 memo.close()
+
+    @contextmanager
+    def batch(self, resources: Sequence[dict[str, Any]]) -> Iterator[None]:
+        """The writes of one ingest batch (~50 messages in one transaction): what the hook
+        remembers and defers lasts for all of them, and what they will ask is read first, one
+        query per collection (``_preview``).
+
+        Why: the hook runs once per message (its write group), and each message asked the store
+        for its order's check row, its tests' flags, its person's index windows and its new
+        Patient's entries, then wrote its check row and moved a tally: some ten round trips a
+        message. Each message is still decided on its own, in order, against the same rows:
+        every write goes to what is remembered, and reads by key are answered from it; the rows
+        changed are written when the batch ends (before its commit), each once, the new ones in
+        one call, the tallies netted per bucket. A batch that fails writes nothing of them.
+
+        ``resources``: the converted resources the batch is about to write, as the senders
+        stated them. They are a hint: where a stored version turns out otherwise (its Patient
+        merged with an earlier record, say), the hook asks the store as it would have."""
+        if getattr(self._local, "current", None) is not None or getattr(self._local, "previewed", False):
+            yield  # inside a hook call or a batch already
+            return
+        with self._memo_scope():
+            self._preview(resources)
+            self._local.previewed = True
+            try:
+                yield
+            finally:
+                self._local.previewed = False
+
+    def _preview(self, resources: Sequence[dict[str, Any]]) -> None:
+        """Read at once what a batch's hook calls will ask: the check rows of its orders, the
+        flags of its tests, the index windows of its orders and results, the entries of its
+        Patient records. The facts are read from the batch itself (its Patients, Organizations
+        and Encounters); the results' classification is kept for the HR mark and the hook, which
+        are handed the very same coding objects (``FactReader.classify``)."""
+        by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
+                  if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
+        facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
+        items = self._rules.items
+        patients: list[str] = []
+        orders: list[str] = []
+        flags: list[str] = []
+        asks: list[tuple[str, str, str, str]] = []
+        for r in resources:
+            rtype = r.get("resourceType")
+            if not isinstance(r.get("id"), str):
+                continue
+            if rtype == "Organization":
+                self.facts.remember_organization(r)  # as the HR mark does when it is written
+            elif rtype == "Patient":
+                patients.append(f"Patient/{r['id']}")
+            elif rtype == ORDER_TYPE:
+                orders.append(f"{ORDER_TYPE}/{r['id']}")
+                order = facts.order(r)
+                found = items.get(order.item or "") if order is not None and order.person else None
+                if found is not None and order is not None and order.person:
+                    asks.append((order.person, found.code,
+                                 (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
+            elif rtype in RESULT_TYPES:
+                result = facts.result(r)
+                found = items.get(result.item) if result is not None and result.person else None
+                if found is not None and result is not None and result.person:
+                    asks.append((result.person, found.code,
+                                 (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
+                    flags.append(issue_id("dup", group_key(to_doc(result))))
+        self.checks.prefetch(orders)
+        self.flags.prefetch(flags)
+        self.index.prefetch_windows(asks)
+        self.index.prefetch_patients(patients)
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -256,7 +340,9 @@ class Recognition:
         tags = [t for t in had if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)] if had else []
         rules = self._rules
         marks: list[dict[str, Any]] = []
-        inst, item = self.facts.classify(resource) if resource.get("status") in FINAL_STATUSES else (None, None)
+        # in an ingest batch the preview classified these very codings a moment ago (``batch``)
+        inst, item = self.facts.classify(resource, marked=getattr(self._local, "previewed", False)) \
+            if resource.get("status") in FINAL_STATUSES else (None, None)
         day = local_day(result_time(resource), rules.institutions[inst].timezone) if item and inst in rules.institutions else None
         if item and inst and day and rules.qc_passed(inst, item, day):
             community = rules.institutions[inst].community
