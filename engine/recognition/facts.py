@@ -34,6 +34,7 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
+_PERSONS_KEPT = 1024  # Patient versions whose national ID was read lately, by identity
 _RECENT_KEPT = 8192  # results classified lately (an ingest batch's, up to 200 messages), by the identity of their code and performers
 
 
@@ -205,9 +206,22 @@ class FactReader:
         return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
 
     def person(self, patient_ref: str | None) -> str | None:
+        """The national ID of the referenced Patient; remembered by the very Patient version read
+        (a write group's order and each of its results ask for the same one, several times)."""
         if not patient_ref:
             return None
-        return national_id(self._read("Patient", patient_ref.split("/", 1)[1]))
+        patient = self._read("Patient", patient_ref.split("/", 1)[1])
+        if patient is None:
+            return None
+        persons = getattr(self._recent, "persons", None)
+        if persons is None or len(persons) >= _PERSONS_KEPT:
+            persons = self._recent.persons = {}
+        seen = persons.get(id(patient))
+        if seen is not None and seen[0] is patient:
+            return seen[1]
+        number = national_id(patient)
+        persons[id(patient)] = (patient, number)  # held: its id is not reused while remembered
+        return number
 
     # -- institution ---------------------------------------------------------------------
     def organization_code(self, reference: dict[str, Any]) -> str | None:

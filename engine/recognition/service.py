@@ -78,6 +78,8 @@ FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cance
                "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
 CHARGES = "recognition_charges"
 HR_SYSTEM = "urn:huren:hr-scope"
+# the types the hook reads back (``read``): the versions of a write group it holds at hand
+_READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
 # what a batch's facts are read from before it is stored (``Recognition._preview``)
 _PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
 
@@ -375,7 +377,8 @@ class Recognition:
         """
         with self._group_scope():
             for resource, _ in writes:
-                self._hold(resource)
+                if resource.get("resourceType") in _READ_BACK:
+                    self._hold(resource)
             todo, asks = self._plan(writes)
             self.index.prefetch_windows(asks)
             out: list[list[dict[str, Any]]] = [[] for _ in writes]
