@@ -1047,5 +1047,6 @@ def build_ingestor(engine: Any) -> Ingestor:
         origin=log_origin(engine.settings),
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
         sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
-        batch_scopes=[engine.recognition.batch],  # the recognition hook's reads and writes per batch
+        # the write hooks' reads and writes kept per batch
+        batch_scopes=[engine.recognition.batch, engine.referrals.batch],
     )
