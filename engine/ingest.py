@@ -1048,5 +1048,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
         sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
         # the write hooks' reads and writes kept per batch
-        batch_scopes=[engine.recognition.batch, engine.referrals.batch],
+        batch_scopes=[engine.identity.batch, engine.recognition.batch, engine.referrals.batch],
     )
