@@ -128,13 +128,16 @@ class ResultIndex:
             return
         lo = min(w[0] for w in wanted.values())
         hi = max(w[1] for w in wanted.values())
-        docs = self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
-                               "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}})
-        for person, item in wanted:  # every entry of each pair dated in [lo, hi] is among docs
-            known = windows.get((person, item))
+        found: dict[tuple[str, str], dict[str, Document]] = {pair: {} for pair in wanted}
+        for d in self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
+                                 "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}}):
+            entries = found.get((d.get("person"), d.get("item")))
+            if entries is not None:
+                entries[d["_id"]] = d
+        for pair, entries in found.items():  # every entry of each pair dated in [lo, hi] is among them
+            known = windows.get(pair)
             if known is None or (lo <= known[0] and known[1] <= hi):
-                windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs
-                                                    if d.get("person") == person and d.get("item") == item})
+                windows[pair] = (lo, hi, entries)
 
     def _written(self, ref: str, doc: Document | None, before: Document | None) -> None:
         """Keep what is remembered in step with the entry ``ref`` now being ``doc`` (None: gone)
