@@ -150,9 +150,11 @@ class FactReader:
         before it was stored: the stored version holds the very ``code`` and ``performer``
         objects the mark was handed (the repository makes a new version as a new dict over
         them), so the mark's answer is taken by their identity -- a lookup instead of the key
-        above. The mark always reads the codings (a caller may have changed them in place
-        since an earlier write) and leaves its answer for the hook; an id is not reused while
-        the object it names lives, and the answers hold theirs."""
+        above. The mark reads the codings (a caller may have changed them in place since an
+        earlier write) and leaves its answer for the hook; an id is not reused while the object
+        it names lives, and the answers hold theirs. Inside an ingest batch the mark asks
+        ``marked`` too: the batch's preview classified the very objects it is handed a moment
+        before (``Recognition.batch``), so each result is classified once."""
         rules = self._rules()
         rtype = resource.get("resourceType")
         code, performers = resource.get("code"), resource.get("performer")

@@ -7,7 +7,8 @@ documents read or written by key through the memo are remembered for this thread
 entries of all the results of a write group are fetched in one query (``prefetch``); outside a
 scope every call goes straight to the collection. Writes go to the collection first, then to the
 memo, so the memo never holds what the store does not; the scope ends with the hook call that
-opened it (a write the hook itself makes nests in it and shares it).
+opened it (a write the hook itself makes nests in it and shares it), or with the ingest batch
+that opened it around all its messages' hook calls (``Recognition.batch``).
 
 Documents handed out are the ones remembered: callers build new documents (``{**old, ...}``)
 rather than changing one in place, as they always did with what ``get`` returned.
