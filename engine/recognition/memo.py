@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.repository.port import Collection, Document
+from engine.repository.port import Collection, Document, DuplicateKey
 
 _ABSENT = None  # remembered: no document with this key
 
@@ -141,7 +141,8 @@ class GroupMemo:
 
         The documents that did not exist when first read (a new order's check row, a new flag) go
         in one ``insert_many``: over an ingest batch of ~50 messages that is one call instead of
-        one each. The others are replaced one by one."""
+        one each (should another writer have stored one meanwhile, they are upserted one by one,
+        as before). The others are replaced one by one."""
         deferred, docs = self._local.deferred, self._local.docs
         if not deferred:
             return []
@@ -157,7 +158,11 @@ class GroupMemo:
                     self.coll.replace(after)
                 out.append((before, after))
         if len(new) > 1:
-            self.coll.insert_many(new)
+            try:
+                self.coll.insert_many(new)
+            except DuplicateKey:  # another writer stored one meanwhile (MongoDB): as always, upserted
+                for doc in new:
+                    self.coll.replace(doc)
         elif new:
             self.coll.replace(new[0])
         return out
