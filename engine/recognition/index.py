@@ -29,6 +29,11 @@ def group_key(doc: Document) -> str:
     return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
 
 
+def result_key(r: PriorResult) -> str:
+    """``group_key`` of a result's entry, from its facts (without building the entry)."""
+    return f"{r.institution}|{r.person or r.patient}|{r.item}|{r.day.isoformat()}"
+
+
 def to_doc(r: PriorResult, held: str | None = None) -> Document:
     """The entry of ``r`` (``held``: instead of ``r.held``, when given)."""
     doc: Document = {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,

@@ -63,7 +63,7 @@ from engine.recognition.facts import (
     result_time,
 )
 from engine.recognition.flags import DuplicateFlag
-from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
+from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -295,7 +295,7 @@ class Recognition:
                 if found is not None and result is not None and result.person:
                     asks.append((result.person, found.code,
                                  (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
-                    flags.append(issue_id("dup", group_key(to_doc(result))))
+                    flags.append(issue_id("dup", result_key(result)))
         self.checks.prefetch(orders)
         self.flags.prefetch(flags)
         self.index.prefetch_windows(asks)
@@ -638,7 +638,7 @@ class Recognition:
         if performed and all(d.get("analytes") for d in group):
             order = replace(order, analytes=tuple(performed))  # what was actually done
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
-                      if group_key(to_doc(c)) != key]
+                      if result_key(c) != key]
         matches = find_recognisable(order, candidates, rules)
         check_ref = repeat.order
         if not matches:
