@@ -39,13 +39,13 @@ main database per read.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -54,14 +54,16 @@ from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.derived import KEYS, day_key_docs, group_key_docs, key_docs, stored_keys
 from engine.audit.keys import AuditKeys, log_origin
+from engine.audit.leaves import Leaf, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+_sha256 = hashlib.sha256
 
-LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
+NODES, CHECKPOINTS, META = "audit_nodes", "audit_checkpoints", "audit_meta"
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
 KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
@@ -86,17 +88,13 @@ def node_owner(level: int, index: int) -> int:
     return ((index + 1) << level) - 1
 
 
-def seq_key(seq: int) -> str:
-    return f"{seq:012d}"
-
-
 def event_id(seq: int) -> str:
     return f"audit-{seq}"
 
 
-@dataclass(frozen=True)
-class Appended:
-    """A record as appended: its number, its Merkle leaf and its signed bytes."""
+class Appended(NamedTuple):
+    """A record as appended: its number, its Merkle leaf and its signed bytes (a tuple: one is made
+    per audited request, and a frozen dataclass costs ~1 µs to build)."""
 
     seq: int
     leaf_hash: bytes
@@ -116,7 +114,8 @@ class AuditLog:
         self.keys = keys
         self.origin = log_origin(settings)  # replaced by the stored origin below
         self.repository = repository  # FhirRepository: purged of earlier versions' stored copies at start
-        self.leaves = store.collection(LEAVES)
+        self.leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
+        self._leaf_rows = appender(self.leaves)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -242,10 +241,10 @@ class AuditLog:
                 try:
                     with self._transaction():
                         self._catch_up()
-                        results, leaves, frontier, cp = self._prepare(events)
-                        if not leaves:
+                        results, rows, frontier, cp = self._prepare(events)
+                        if not rows:
                             return results
-                        self.leaves.insert_many(leaves)
+                        self._leaf_rows.append(rows)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
@@ -286,15 +285,16 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[dict[str, Any]], merkle.Frontier, Checkpoint | None]:
-        """The documents appending ``events`` writes (leaves with their tree nodes), on a copy of the
-        right edge."""
+            list[Appended | Exception], list[Leaf], merkle.Frontier, Checkpoint | None]:
+        """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
+        copy of the right edge."""
         frontier = self._frontier.copy()
+        push = frontier.push
+        sha = _sha256
         results: list[Appended | Exception] = []
-        leaves: list[dict[str, Any]] = []
+        rows: list[Leaf] = []
         for event in events:
             seq = frontier.size
-            key_of = seq_key(seq)
             try:
                 if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
                     data = event.data(seq)
@@ -303,18 +303,14 @@ class AuditLog:
             except Exception as exc:  # this record only; the rest of the group goes on
                 results.append(exc)
                 continue
-            leaf = merkle.leaf_hash(data)
-            doc = {"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()}
-            made = frontier.append(leaf)
-            if made:  # the nodes this leaf completes, level 1 up (see subtree_hash)
-                doc["nodes"] = [h.hex() for _lvl, _idx, h in made]
-            leaves.append(doc)
+            leaf = sha(b"\x00" + data).digest()  # merkle.leaf_hash
+            rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
             results.append(Appended(seq, leaf, data))
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
-              if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, leaves, frontier, cp
+              if rows and self._checkpoint_due(self._frontier.size, frontier.size) else None)
+        return results, rows, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
