@@ -12,9 +12,9 @@ import orjson
 
 from engine.audit.events import build_event, requestor_agent
 from engine.audit.keys import AuditKeys
-from engine.audit.log import AuditLog
 from engine.audit.leaves import TABLE as LEAF_TABLE
 from engine.audit.leaves import LeafTable, leaf_document
+from engine.audit.log import AuditLog
 from engine.audit.store import AUDIT_FILE, open_audit_store
 from engine.audit.verify import verify_online
 from engine.audit.who_looked import who_looked

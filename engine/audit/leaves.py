@@ -75,6 +75,14 @@ class DocumentLeaves:
     def append(self, rows: Sequence[Leaf]) -> None:
         self.collection.insert_many([leaf_document(*row) for row in rows])
 
+    def last_seq(self) -> int | None:
+        last = self.collection.find(sort=[("_id", -1)], limit=1)
+        return int(last[0]["seq"]) if last else None
+
+    def records(self, since: int, limit: int) -> list[tuple[int, str | bytes]]:
+        docs = self.collection.find({"_id": {"$gte": seq_key(since)}}, sort=[("_id", 1)], limit=limit)
+        return [(int(d["seq"]), d["data"]) for d in docs]
+
 
 class LeafTable:
     """The leaves in ``audit_leaves`` (SQLite): ``append`` for the log, the ``Collection`` port for
@@ -99,6 +107,15 @@ class LeafTable:
             self.store.conn.executemany(_INSERT, rows)
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(f"{TABLE}: a sequence number is taken") from exc
+
+    def last_seq(self) -> int | None:
+        """The highest sequence number stored (one step down the table's B-tree)."""
+        row = self.store.query(f"SELECT max(seq) FROM {TABLE}")
+        return row[0][0] if row else None
+
+    def records(self, since: int, limit: int) -> list[tuple[int, str | bytes]]:
+        """``(seq, record bytes)`` from ``since`` on, in order: what the key indexer reads."""
+        return self.store.query(f"SELECT seq, data FROM {TABLE} WHERE seq >= ? ORDER BY seq LIMIT ?", (since, limit))
 
     # -- the Collection port, for readers and tools
     def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None:
