@@ -7,7 +7,9 @@ AuditEvent (format 1: ingest's) or an HTTP interaction's compact facts (format 2
 ``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same MongoDB
 database):
 
-- ``audit_log``: ``{_id, seq, hash, data, nodes}`` — ``data`` is the canonical JSON text itself, so
+- ``audit_log``: ``{_id, seq, hash, data, nodes}`` (on SQLite rows of the table ``audit_leaves``
+  keyed by ``seq``, shown to readers as these documents: ``engine.audit.leaves``) — ``data`` is the
+  canonical JSON text itself, so
   verification re-hashes the exact bytes that were committed (no re-canonicalisation, which is
   what lets verification run at hashing speed); ``nodes`` the hashes of the perfect subtrees of
   level >= 1 this leaf completed (about one per record: ``stored_nodes``), so inclusion and
@@ -25,8 +27,8 @@ cache for the FHIR data at its next read. An append commits in the audit file, b
 response leaves (or, for ingest, before the message's own commit: an audit record may name an
 attempt that then rolled back, never the reverse).
 
-Appends are serialised by a lock within the process and by the unique ``_id`` (``seq_key(seq)``)
-across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
+Appends are serialised by a lock within the process and by the unique key (``seq``; ``_id`` =
+``seq_key(seq)`` in a document collection) across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
 edge and retries, so sequence numbers never have gaps or forks.
 
 Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
