@@ -228,8 +228,8 @@ class LeafTable:
         with self.store.lock:
             present = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                                    (f"doc_{LEAVES}",)).fetchone()
-            if present is None:
-                return True
+            if present is None or conn.execute(f'SELECT 1 FROM "doc_{LEAVES}" LIMIT 1').fetchone() is None:
+                return True  # nothing to move (no write transaction: `huren audit verify` only reads)
             with self.store.transaction():  # the write lock: a second worker finds the work done
                 if conn.execute(f'SELECT 1 FROM "doc_{LEAVES}" LIMIT 1').fetchone() is None:
                     return True
