@@ -260,9 +260,9 @@ class AuditLog:
                     raise
                 self._frontier = frontier
                 self._note_keys(events, results)
-                for appended in results:
-                    if isinstance(appended, Appended):
-                        for hook in self.after_append:
+                for hook in self.after_append:  # (none by default: no walk of the group for nothing)
+                    for appended in results:
+                        if isinstance(appended, Appended):
                             hook(appended)
                 return results
             raise RuntimeError("audit: could not obtain a sequence number")
