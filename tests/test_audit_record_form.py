@@ -158,6 +158,8 @@ def test_keys_noted_at_the_append_are_those_read_back_from_the_records(store: St
     one.index_keys()
     keyed = sorted((d["_id"], d.get("more"), d.get("to")) for d in one.key_index.find())
     assert not one._appended_keys  # consumed once keyed
+    two.index_keys()  # nothing left to key: its notes of records the other keyed are let go
+    assert not two._appended_keys
     for doc in one.key_index.find():
         one.key_index.delete(doc["_id"])
     one.meta.delete("keyed-to")

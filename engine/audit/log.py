@@ -469,6 +469,7 @@ class AuditLog:
             mark = self.meta.get(KEY_MARK)
             done = int(mark["size"]) if mark is not None else 0
             if last is None or last < done:
+                self._forget_keyed(done)
                 return
             with self.store.transaction():
                 mark = self.meta.get(KEY_MARK)  # another process may have keyed them meanwhile
@@ -477,10 +478,7 @@ class AuditLog:
                 if last is None or last < done:
                     return
                 end = min(last + 1, done + KEY_BATCH)
-                noted = self._appended_keys
-                if noted and next(iter(noted)) < done:  # keyed by another process (--workers)
-                    # (an append racing this copy loses its note: its record is read back instead)
-                    noted = self._appended_keys = {seq: v for seq, v in noted.items() if seq >= done}
+                noted = self._forget_keyed(done)
                 known = [noted.get(seq) for seq in range(done, end)]
                 read = {} if all(known) else dict(rows.records(done, end - done))
                 grouped: dict[str, list[int]] = {}
@@ -502,6 +500,14 @@ class AuditLog:
                 noted.pop(seq, None)
             if end - done < KEY_BATCH:
                 return
+
+    def _forget_keyed(self, done: int) -> dict[int, tuple[list[str], str | None]]:
+        """Let go of the notes of records keyed already (by another process: ``--workers``)."""
+        noted = self._appended_keys  # the event loop's thread adds to it meanwhile:
+        if noted and min(noted) < done:  # (min, list: single C calls, no iteration the GIL splits)
+            for seq in [s for s in list(noted) if s < done]:
+                noted.pop(seq, None)
+        return noted
 
     def _mark_keyed(self) -> None:
         """At start: the records appended so far have their keys (earlier versions wrote them at
