@@ -60,6 +60,8 @@ class Context:
     planned: dict[str, Any] = field(default_factory=dict)
     # while a plan is being learnt: every ``note_unmapped`` call, seen before or not (``plans.learn``)
     noted: list[tuple[str, str, str]] | None = None
+    # the message's delimiters and their texts, as part of a plan's key (``plans.describe``)
+    delimiters: tuple[Any, tuple[str, ...]] | None = None
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

@@ -23,6 +23,7 @@ a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
@@ -72,6 +73,8 @@ class _SitePlans:
     site: Any
     table_fields: tuple[int, ...] | None  # OBX fields the site's obx_observation table reads, None: not plannable
     plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)  # None: not plannable
+    read: Any = None  # OBX fields -> the texts of those that describe a result (None: not plannable)
+    top: int = 0  # the highest of those fields
 
 
 _SITES: dict[int, _SitePlans] = {}
@@ -83,7 +86,11 @@ def _site_plans(ctx: Context) -> _SitePlans:
     if entry is None or entry.site is not site:
         if len(_SITES) >= 4:  # sites reloaded (a code map edit): drop the old ones
             _SITES.clear()
-        entry = _SITES[id(site)] = _SitePlans(site, _table_fields(ctx))
+        table_fields = _table_fields(ctx)
+        entry = _SITES[id(site)] = _SitePlans(site, table_fields)
+        if table_fields is not None:
+            read = sorted(set(_DESCRIBING) | set(table_fields))
+            entry.read, entry.top = itemgetter(*read), read[-1]
     return entry
 
 
@@ -102,56 +109,91 @@ def _table_fields(ctx: Context) -> tuple[int, ...] | None:
     return tuple(sorted({int(r["field"]) for r in rules} - {14}))
 
 
+def _text(seg: Segment, n: int) -> str:
+    """``seg.rep(n).comp(1)``, read straight from the field's text when it holds no delimiter or
+    escape (the common case: a timestamp), else through the segment's repetitions."""
+    raw = seg.fields[n]
+    enc = seg.enc
+    if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
+            and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
+        return raw
+    return seg.rep(n).comp(1)
+
+
 def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
-             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str] | None:
-    """The description of a plannable OBX (the key of its plan) and its OBX-5 text, or None when
-    it takes the ordinary path."""
+             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str, Any] | None:
+    """The description of a plannable OBX (the key of its plan), its OBX-5 text and that text's
+    comparator match (``results._BOUND``, read once for the key and the value), or None when it
+    takes the ordinary path."""
     fields = obx.fields
-    if len(fields) <= 14 or not fields[14] or (fields[2] != "NM" and fields[2].strip().upper() != "NM"):
+    n = len(fields)
+    if n <= 14 or not fields[14] or (fields[2] != "NM" and fields[2].strip().upper() != "NM"):
         return None
-    if group.notes.get(obx.position) or group.prt.get(obx.position):
+    position = obx.position
+    if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
         return None
     if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
         return None
     entry = _site_plans(ctx)
-    if entry.table_fields is None:
+    if entry.read is None:
         return None
-    reps = obx.reps(5)
-    if len(reps) > 1 and sum(1 for r in reps if r) > 1:
-        return None
-    text = next((r.comp(1).strip() for r in reps if r), None)
-    shape = None if text is None else "=" if (bound := results._BOUND.match(text)) is None else bound.group(1)
-    n = len(fields)
+    raw = fields[5]
     enc = obx.enc
+    if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
+            and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
+        text: str | None = raw.strip()  # what the repetitions would give, without building them
+    else:
+        reps = obx.reps(5)
+        if len(reps) > 1 and sum(1 for r in reps if r) > 1:
+            return None
+        text = next((r.comp(1).strip() for r in reps if r), None)
+    bound = None
+    if text is None:
+        shape = None
+    else:
+        bound = results._BOUND.match(text)
+        shape = "=" if bound is None else bound.group(1)
+    delimiters = ctx.delimiters
+    if delimiters is None or delimiters[0] is not enc:  # once per message: its segments share them
+        delimiters = ctx.delimiters = (enc, (enc.component, enc.repetition, enc.escape, enc.subcomponent,
+                                             enc.truncation, enc.charset))
     key = (
         ctx.code,
-        enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset,
-        *(fields[i] if i < n else "" for i in _DESCRIBING),
-        *(fields[i] if i < n else "" for i in entry.table_fields),
+        delimiters[1],
+        entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
         shape,
         id(category),
         tuple(performer.items()),
         encounter is not None,
         specimen is not None,
     )
-    return key, entry, text or ""
+    return key, entry, text or "", bound
+
+
+_DECIMALS: dict[str, Any] = {}  # OBX-5 text -> its JSON number (an int or an immutable FhirDecimal)
+_DECIMALS_LIMIT = 8192
 
 
 def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subject: dict[str, str],
-          encounter: Any, performer: dict[str, str], specimen: Any) -> tuple[Resource, Planned] | None:
-    """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``), or None when a
-    hole cannot be filled as the ordinary path would (a value that is not a number, a bad
-    OBX-14: it then warns)."""
+          encounter: Any, performer: dict[str, str], specimen: Any, bound: Any = None) -> tuple[Resource, Planned] | None:
+    """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``, ``bound`` its
+    comparator match), or None when a hole cannot be filled as the ordinary path would (a value
+    that is not a number, a bad OBX-14: it then warns)."""
     holes: dict[str, Any] = {"subject": subject}
     value = None
     if text:
-        bound = results._BOUND.match(text)
-        try:
-            value = decimal(bound.group(2) if bound else text)
-        except ValueError:
-            return None
+        number = bound.group(2) if bound is not None else text
+        value = _DECIMALS.get(number)
+        if value is None:
+            try:
+                value = decimal(number)
+            except ValueError:
+                return None
+            if len(_DECIMALS) >= _DECIMALS_LIMIT:
+                _DECIMALS.clear()
+            _DECIMALS[number] = value  # numbers are immutable: one object serves every result
         holes["valueQuantity"] = value
-    when = obx.rep(14).comp(1).strip()
+    when = _text(obx, 14).strip()
     if not when:
         return None
     try:
