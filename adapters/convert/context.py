@@ -62,6 +62,7 @@ class Context:
     noted: list[tuple[str, str, str]] | None = None
     # the message's delimiters and their texts, as part of a plan's key (``plans.describe``)
     delimiters: tuple[Any, tuple[str, ...]] | None = None
+    organization: str | None = None  # "Organization/id" of the sender, once ``actors.organization`` made it
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
