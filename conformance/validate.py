@@ -334,10 +334,6 @@ class Validator:
         self._proofs: dict[Any, _Proof | bool] = {}
         # (resource type, element, hole value key) -> whether that value is valid there
         self._hole_verdicts: dict[tuple[str, str, Any], bool] = {}
-        # the JSON text of resources found valid (``_valid``), and per type [asked, found] to stop
-        # asking for types whose resources never recur
-        self._seen_valid: set[bytes] = set()
-        self._seen_counts: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -381,65 +377,15 @@ class Validator:
     # -- internals ------------------------------------------------------------------------------
 
     def _valid(self, resource: Any) -> bool:
-        text = self._seen_text(resource)
-        if text is not None and text in self._seen_valid:
-            return True
         try:
-            valid = self._valid_fast(resource)
+            if self._valid_fast(resource):
+                return True
         except ValueError:
-            valid = False
+            pass
         # jsonschema-rs takes no float subclass: a resource holding an exact decimal (only those
         # whose text a float would not print back, e.g. a lab value 5.10) reads as invalid (or
         # raises), so it is asked again as its Decimal view before the slow path explains anything
-        if not valid and not self._valid_fast(schema_view(resource)):
-            return False
-        if text is not None:
-            seen = self._seen_valid
-            if len(seen) >= _SEEN_LIMIT:
-                seen.clear()
-            seen.add(text)
-        return True
-
-    def _seen_text(self, resource: Any) -> bytes | None:
-        """The resource's exact JSON text when a resource of its type is worth looking up among
-        those found valid before, else None.
-
-        Why: the same resources come again and again -- the sending Organization and its staff in
-        every message, a patient's record and visit in each of the day's results -- and whether a
-        resource is valid depends on nothing but its JSON text (the schema and the profiles are
-        fixed for the life of a Validator). Asking a set costs the JSON text (orjson, ~1 us for a
-        Patient) and a hash; validating cost ~2-10 us warm and 25-130 us met cold in the ingest
-        pipeline. Exact text, not equality: ``True == 1`` and ``1.5 == 1.50`` in Python, but not
-        in FHIR. A text holding ``null`` is never looked up (JSON writes NaN and infinities as
-        null). A type whose resources seldom recur (a lab result: a new one every time) stops
-        being looked up after a while, and is given a new chance every few thousand resources."""
-        if type(resource) is not dict:
-            return None
-        rtype = resource.get("resourceType")
-        if type(rtype) is not str:
-            return None
-        counts = self._seen_counts.get(rtype)
-        if counts is None:
-            counts = self._seen_counts[rtype] = [0, 0]
-        asked, found = counts
-        if asked >= _SEEN_TRIAL:
-            if found * 8 < asked:  # fewer than one in eight found: not worth the JSON text
-                counts[0] += 1
-                if counts[0] >= _SEEN_RETRY:
-                    counts[0] = counts[1] = 0
-                return None
-            if asked >= _SEEN_RETRY:
-                counts[0] = counts[1] = 0
-        try:
-            text = json_dumps(resource)
-        except (TypeError, ValueError):
-            return None
-        if b"null" in text:
-            return None
-        counts[0] += 1
-        if text in self._seen_valid:
-            counts[1] += 1
-        return text
+        return self._valid_fast(schema_view(resource))
 
     def _valid_fast(self, resource: Any, profiled: bool = True) -> bool:
         """True when the resource (and any resources nested in it) is valid; False means "look closer".
@@ -730,11 +676,6 @@ def _presence_only(dependency: Any) -> bool:
         return True
     return (isinstance(dependency, dict) and set(dependency) == {"properties"}
             and all(v is False for v in dependency["properties"].values()))
-
-
-_SEEN_LIMIT = 20000  # JSON texts of valid resources kept (~1 KB each)
-_SEEN_TRIAL = 256  # resources of a type looked up before deciding whether the type recurs
-_SEEN_RETRY = 4096  # resources of a type after which that decision is taken again
 
 
 def _finite_number(value: Any) -> bool:
