@@ -153,19 +153,18 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
     else:
         bound = results._BOUND.match(text)
         shape = "=" if bound is None else bound.group(1)
-    delimiters = ctx.delimiters
-    if delimiters is None or delimiters[0] is not enc:  # once per message: its segments share them
-        delimiters = ctx.delimiters = (enc, (enc.component, enc.repetition, enc.escape, enc.subcomponent,
-                                             enc.truncation, enc.charset))
+    # what every result of the group shares (the delimiters, the institution, category, performer,
+    # visit and specimen), put together once per group rather than once per result
+    shared = ctx.plan_shared
+    if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
+            or shared[3] is not encounter or shared[4] is not specimen):
+        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, (
+            ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset,
+            id(category), tuple(performer.items()), encounter is not None, specimen is not None))
     key = (
-        ctx.code,
-        delimiters[1],
+        shared[5],
         entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
         shape,
-        id(category),
-        tuple(performer.items()),
-        encounter is not None,
-        specimen is not None,
     )
     return key, entry, text or "", bound
 
