@@ -1,4 +1,5 @@
-"""Compiled plans for the commonest resource of all: a numeric lab result (OBX of type NM).
+"""Compiled plans for the commonest resource of all: a lab result (OBX of type NM, ST/TX/FT or
+CWE/CE/CNE).
 
 Why: a laboratory sends the same few hundred tests over and over, and everything an OBX → Observation
 conversion derives from the test's description -- status, code and its mapped codings, unit and its
@@ -11,13 +12,18 @@ copies of the fixed elements, the holes filled from the segment and the group. T
 same, byte for byte (``tests/test_convert_golden.py``); the plan is data derived at run time from
 the mapping files, never written anywhere.
 
+The value: a number's (``valueQuantity.value``) and a text's (``valueString``, every repetition
+joined) are holes; a coded answer is part of the description (a test has a few answers: negative,
+1+, 2+...), each answer its own plan, made the second time the answer comes (a test with many
+answers met once each would otherwise compile a plan per answer for nothing).
+
 A plan also tells validation what varies (``Planned``): a planned Observation differs from the
 others of its plan only in its holes, so once one of them passed the whole validator the others are
 checked in their holes alone (``conformance.validate.Validator.valid_planned``).
 
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
-type, a repeating or structured value, an empty OBX-14, notes or participants (PRT) on the result,
-a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
+type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
+result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
 """
 
 from __future__ import annotations
@@ -37,9 +43,14 @@ from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
 Resource = dict[str, Any]
 
 # the elements of a planned Observation that vary (the rest is copied from the plan)
-STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE = range(8)
+STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE, TEXT = range(9)
 HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "performer": PERFORMER,
-         "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE}
+         "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE, "valueString": TEXT}
+# the OBX value types planned, and how their OBX-5 reads: a number (the value a hole), a text (the
+# text a hole), a coded value (part of the description: a test has a few answers, each its plan)
+NUMERIC, TEXTUAL, CODED = "number", "text", "coded"
+_PLANNED_TYPES = {"NM": NUMERIC, "ST": TEXTUAL, "TX": TEXTUAL, "FT": TEXTUAL, "CWE": CODED, "CE": CODED,
+                  "CNE": CODED}
 # the OBX fields whose text decides everything but the holes (OBX-5 and OBX-14 are holes)
 _DESCRIBING = (2, 3, 6, 7, 8, 11)
 _PLANS_LIMIT = 4096  # descriptions kept per site (a few KB each); a lab sends a few thousand at most
@@ -58,6 +69,7 @@ class Plan:
     names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
     holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
     numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
+    text: bool = False  # ``valueString`` is a hole (a textual result)
 
 
 @dataclass(eq=False)
@@ -73,6 +85,7 @@ class _SitePlans:
     site: Any
     table_fields: tuple[int, ...] | None  # OBX fields the site's obx_observation table reads, None: not plannable
     plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)  # None: not plannable
+    once: dict[tuple[Any, ...], bool] = field(default_factory=dict)  # coded descriptions met once
     read: Any = None  # OBX fields -> the texts of those that describe a result (None: not plannable)
     top: int = 0  # the highest of those fields
 
@@ -122,12 +135,15 @@ def _text(seg: Segment, n: int) -> str:
 
 def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
              specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str, Any] | None:
-    """The description of a plannable OBX (the key of its plan), its OBX-5 text and that text's
-    comparator match (``results._BOUND``, read once for the key and the value), or None when it
-    takes the ordinary path."""
+    """The description of a plannable OBX (the key of its plan), its OBX-5 text (a number's, or a
+    textual result's whole text) and a number's comparator match (``results._BOUND``, read once
+    for the key and the value), or None when it takes the ordinary path."""
     fields = obx.fields
     n = len(fields)
-    if n <= 14 or not fields[14] or (fields[2] != "NM" and fields[2].strip().upper() != "NM"):
+    if n <= 14 or not fields[14]:
+        return None
+    kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
+    if kind is None:
         return None
     position = obx.position
     if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
@@ -139,20 +155,31 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
         return None
     raw = fields[5]
     enc = obx.enc
-    if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
-            and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
-        text: str | None = raw.strip()  # what the repetitions would give, without building them
-    else:
-        reps = obx.reps(5)
-        if len(reps) > 1 and sum(1 for r in reps if r) > 1:
-            return None
-        text = next((r.comp(1).strip() for r in reps if r), None)
     bound = None
-    if text is None:
-        shape = None
+    if kind is NUMERIC:
+        if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
+                and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
+            text: str | None = raw.strip()  # what the repetitions would give, without building them
+        else:
+            reps = obx.reps(5)
+            if len(reps) > 1 and sum(1 for r in reps if r) > 1:
+                return None
+            text = next((r.comp(1).strip() for r in reps if r), None)
+        if text is None:
+            shape: Any = None
+        else:
+            bound = results._BOUND.match(text)
+            shape = "=" if bound is None else bound.group(1)
     else:
-        bound = results._BOUND.match(text)
-        shape = "=" if bound is None else bound.group(1)
+        given = [r for r in obx.reps(5) if r]  # as the ordinary path reads OBX-5 ("~~" repeats nothing)
+        if kind is TEXTUAL:  # every repetition, joined: the text is the hole
+            text = "\n".join(r.text() for r in given) if given else None
+            shape = TEXTUAL if given else None
+        else:  # one coded answer, part of the description (repeats become components: not planned)
+            if len(given) > 1:
+                return None
+            text = None
+            shape = (CODED, raw)
     # what every result of the group shares (the delimiters, the institution, category, performer,
     # visit and specimen), put together once per group rather than once per result
     shared = ctx.plan_shared
@@ -179,8 +206,10 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
     comparator match), or None when a hole cannot be filled as the ordinary path would (a value
     that is not a number, a bad OBX-14: it then warns)."""
     holes: dict[str, Any] = {"subject": subject}
-    value = None
-    if text:
+    value: Any = None
+    if plan.text:
+        value = holes["valueString"] = text
+    elif text:
         number = bound.group(2) if bound is not None else text
         value = _DECIMALS.get(number)
         if value is None:
@@ -215,6 +244,14 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
     that the description has another shape (its OBX take the ordinary path without trying)."""
     if len(entry.plans) >= _PLANS_LIMIT:
         entry.plans.clear()
+    shape = key[-1]
+    if type(shape) is tuple and shape[0] == CODED and entry.once.pop(key, None) is None:
+        # a coded answer is planned when it comes a second time: a test with many answers (an
+        # organism, a free code) would otherwise generate a plan for each answer met once
+        if len(entry.once) >= _PLANS_LIMIT:
+            entry.once.clear()
+        entry.once[key] = True
+        return
     entry.plans[key] = None
     items: list[tuple[str, int, Any]] = []
     names = list(res)
@@ -238,19 +275,20 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
             if not isinstance(value, dict) or next(iter(value), None) != "value":
                 return
             value = {k: v for k, v in value.items() if k != "value"}
-        elif kind == EFFECTIVE and not isinstance(value, str):
+        elif kind in (EFFECTIVE, TEXT) and not isinstance(value, str):
             return
         items.append((name, kind, json_copy(value) if kind in (STATIC, VALUE) else None))
-    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE)
+    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE, TEXT)
     plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
-                numbers=frozenset(name for name, kind, _ in items if kind == VALUE))
+                numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
+                text=any(kind == TEXT for _, kind, _ in items))
     plan.make = _generate(plan.items)
     entry.plans[key] = plan
 
 
 _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter", SPECIMEN: "specimen",
-              PERFORMER: "[performer]", EFFECTIVE: "effective"}
+              PERFORMER: "[performer]", EFFECTIVE: "effective", TEXT: "value"}
 
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
