@@ -35,7 +35,7 @@ from typing import Any
 from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
 from adapters.convert.context import Context
 from adapters.convert.datatypes import decimal
-from adapters.convert.engine import json_copy
+from adapters.convert.engine import json_copy, literal
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
@@ -283,7 +283,10 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
                 numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
                 text=any(kind == TEXT for _, kind, _ in items))
-    plan.make = _generate(plan.items)
+    try:
+        plan.make = _generate(plan.items)
+    except TypeError:  # an element a literal cannot write (a key that is not a string): not planned
+        return
     entry.plans[key] = plan
 
 
@@ -301,23 +304,12 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
     constant: numbers are immutable, so sharing them is safe."""
     constants: dict[str, Any] = {}
 
-    def literal(value: Any) -> str:
-        if isinstance(value, dict):
-            return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
-        if isinstance(value, list):
-            return "[" + ", ".join(literal(v) for v in value) + "]"
-        if value is None or type(value) in (str, int, bool):
-            return repr(value)
-        name = f"_c{len(constants)}"
-        constants[name] = value
-        return name
-
     parts = ["'resourceType': 'Observation'"]
     for name, kind, fixed in items:
         if kind == STATIC:
-            parts.append(f"{name!r}: {literal(fixed)}")
+            parts.append(f"{name!r}: {literal(fixed, constants)}")
         elif kind == VALUE:
-            rest = literal(fixed)[1:]  # the fixed elements after "value", in order
+            rest = literal(fixed, constants)[1:]  # the fixed elements after "value", in order
             parts.append(f"{name!r}: {{'value': value{', ' if rest != '}' else ''}{rest}")
         else:
             parts.append(f"{name!r}: {_ARGUMENTS[kind]}")
