@@ -1,5 +1,5 @@
-"""Numeric lab results built from compiled plans (``adapters.convert.plans``) are the results the
-ordinary conversion makes, byte for byte, warnings and fidelity report included; and validation
+"""Lab results built from compiled plans (``adapters.convert.plans``: numeric, textual and coded)
+are the results the ordinary conversion makes, byte for byte, warnings and fidelity report included; and validation
 by what varies (``Validator.valid_planned``) accepts a planned result only when validating the
 whole result does.
 
@@ -214,3 +214,50 @@ def test_a_site_rule_on_a_hole_is_kept_and_a_condition_on_one_disables_the_short
     assert all(conditional._proofs[p.plan] is False for _, p in proving)
     assert not any(conditional.valid_planned(r, p) for r, p in later)  # "look at the whole" every time
     assert all(conditional.is_valid(r) for r, _ in later)
+
+
+def _urinalysis(n: int, colour: str = "淡黄色", protein: str = "NEG^阴性^L") -> str:
+    """A urinalysis: a coded answer (protein), a textual one (colour) and a number (gravity)."""
+    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101091500||ORU^R01^ORU_R01|U{n:06d}|P|2.5.1\r"
+            f"PID|1||MRN{n:07d}^^^FNXRMYY^MR||张^三||19800101|M\r"
+            f"ORC|RE|ORD{n}|LAB{n}\r"
+            f"OBR|1|ORD{n}|LAB{n}|NC^尿常规^L|||20261101083000||||||||||||||20261101091000|||F\r"
+            f"OBX|1|CWE|PRO^尿蛋白^L||{protein}||||||F|||20261101090000\r"
+            f"OBX|2|ST|COL^颜色^L||{colour}||||||F|||20261101090000\r"
+            f"OBX|3|NM|SG^比重^L||1.020||1.003-1.030|N|||F|||20261101090000\r")
+
+
+def test_textual_and_coded_results_are_built_from_plans_too(site: Site) -> None:
+    """A textual result's plan has its text as a hole; a coded answer is part of the description
+    (a test has a few answers), planned from its second occurrence on. Byte for byte the same."""
+    count, counting = _planned_use()
+    texts = [_urinalysis(n, colour=f"淡黄色{n}") for n in range(4)]
+    texts.append(_urinalysis(9, protein="POS^阳性^L"))  # another answer: the ordinary way, first
+    with counting:
+        planned = [golden._outcome(t, site) for t in texts]
+    with mock.patch.object(plans, "describe", return_value=None):
+        ordinary = [golden._outcome(t, Site.load(Settings())) for t in texts]
+    assert planned == ordinary
+    # message 1: the number and the text; from message 2 on, the coded answer too
+    assert count[0] == 2 + 3 + 3 + 2
+    again = convert(parse(_urinalysis(10, colour="黄色")), site)
+    built = {r["code"]["coding"][0]["code"]: r for r in again.resources if f"Observation/{r.get('id')}" in again.planned}
+    assert set(built) == {"PRO", "COL", "SG"}
+    assert built["COL"]["valueString"] == "黄色"
+    assert again.planned[f"Observation/{built['COL']['id']}"].holes["valueString"] == "黄色"
+
+
+@pytest.mark.parametrize("colour", ["黄色", " ", "  \t", "a\\.br\\b", "x" * 2000, "\\T\\", "\\F\\~\\S\\",
+                                    "浑浊~絮状", "^", "&"])
+def test_checking_a_text_hole_agrees_with_validating_the_whole(site: Site, validator: Validator, colour: str) -> None:
+    for n in range(3):
+        for resource, planned in _planned_results(convert(parse(_urinalysis(n, colour=f"c{n}")), site)):
+            assert validator.valid_planned(resource, planned)
+    with mock.patch.object(plans, "describe", return_value=None):
+        ordinary = golden._outcome(_urinalysis(7, colour=colour), Site.load(Settings()))
+    assert golden._outcome(_urinalysis(7, colour=colour), site) == ordinary
+    conversion = convert(parse(_urinalysis(8, colour=colour)), site)
+    if colour.strip("^&"):  # else OBX-5 holds nothing: a plan without a value (data absent)
+        assert any(p.plan.text for _, p in _planned_results(conversion))
+    for resource, planned in _planned_results(conversion):
+        assert validator.valid_planned(resource, planned) <= validator.is_valid(resource), (colour, resource)

@@ -19,18 +19,20 @@ INSTITUTION_SYSTEM = "urn:huren:institution"
 
 
 def organization(ctx: Context) -> dict[str, str]:
-    """The sending facility (MSH-4) as the Organization that performs every result."""
+    """The sending facility (MSH-4) as the Organization that performs every result. Built once
+    per message (every Patient, Encounter, result and the Provenance name it; putting the same
+    resource again changed nothing)."""
     inst = ctx.institution
-    org = {
-        "resourceType": "Organization",
-        "identifier": [{"system": INSTITUTION_SYSTEM, "value": inst.code}],
-        "active": True,
-        "name": inst.name,
-        "partOf": None,
-    }
-    org.pop("partOf")
-    ref = ctx.put(org, inst.code)
-    return {**ref, "display": inst.name}
+    ref = ctx.organization
+    if ref is None:
+        org = {
+            "resourceType": "Organization",
+            "identifier": [{"system": INSTITUTION_SYSTEM, "value": inst.code}],
+            "active": True,
+            "name": inst.name,
+        }
+        ref = ctx.organization = ctx.put(org, inst.code)["reference"]
+    return {"reference": ref, "display": inst.name}
 
 
 def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ here), which data type converters use without importing this module."""
 from __future__ import annotations
 
 import datetime as _dt
+from functools import lru_cache
 from typing import Any
 
 from adapters.convert.actors import organization
@@ -370,11 +371,17 @@ def received_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+@lru_cache(maxsize=1024)
+def _recorded(timestamp: str, tz: str) -> str:
+    """MSH-7 as Provenance.recorded (a batch of one sender's messages shares a few timestamps)."""
+    return to_datetime(timestamp, tz).isoformat(timespec="seconds")
+
+
 def provenance(ctx: Context) -> None:
     msh = ctx.message.msh
     targets = [{"reference": ref} for ref in ctx.resources]
     try:
-        recorded = to_datetime(msh.timestamp, ctx.tz).isoformat(timespec="seconds") if msh.timestamp else None
+        recorded = _recorded(msh.timestamp, ctx.tz) if msh.timestamp else None
     except TimestampError:
         recorded = None
         ctx.warn(msh.error(f"MSH-7 {msh.timestamp!r} is not a valid timestamp", 7, code=DATA_TYPE_ERROR))

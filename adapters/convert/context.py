@@ -60,6 +60,9 @@ class Context:
     planned: dict[str, Any] = field(default_factory=dict)
     # while a plan is being learnt: every ``note_unmapped`` call, seen before or not (``plans.learn``)
     noted: list[tuple[str, str, str]] | None = None
+    # what the results of an order group share, as part of a plan's key (``plans.describe``)
+    plan_shared: tuple[Any, ...] | None = None
+    organization: str | None = None  # "Organization/id" of the sender, once ``actors.organization`` made it
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

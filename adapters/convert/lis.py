@@ -76,8 +76,9 @@ def convert_orders(
         text_lines: list[str] = []
         seen_keys: set[str] = set()
         for obx in group.obx:
-            okey = f"{rkey}|{obx.value(3)}|{obx.value(4)}"
-            if okey in seen_keys or not obx.value(3):
+            item = obx.value(3)
+            okey = f"{rkey}|{item}|{obx.value(4)}"
+            if okey in seen_keys or not item:
                 okey += f"|{obx.value(1) or obx.sequence}"
             seen_keys.add(okey)
             ref, attachment = results.observation(

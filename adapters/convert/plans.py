@@ -1,4 +1,5 @@
-"""Compiled plans for the commonest resource of all: a numeric lab result (OBX of type NM).
+"""Compiled plans for the commonest resource of all: a lab result (OBX of type NM, ST/TX/FT or
+CWE/CE/CNE).
 
 Why: a laboratory sends the same few hundred tests over and over, and everything an OBX → Observation
 conversion derives from the test's description -- status, code and its mapped codings, unit and its
@@ -11,24 +12,30 @@ copies of the fixed elements, the holes filled from the segment and the group. T
 same, byte for byte (``tests/test_convert_golden.py``); the plan is data derived at run time from
 the mapping files, never written anywhere.
 
+The value: a number's (``valueQuantity.value``) and a text's (``valueString``, every repetition
+joined) are holes; a coded answer is part of the description (a test has a few answers: negative,
+1+, 2+...), each answer its own plan, made the second time the answer comes (a test with many
+answers met once each would otherwise compile a plan per answer for nothing).
+
 A plan also tells validation what varies (``Planned``): a planned Observation differs from the
 others of its plan only in its holes, so once one of them passed the whole validator the others are
 checked in their holes alone (``conformance.validate.Validator.valid_planned``).
 
 Only the plain shape is planned; anything else takes the ordinary path every time: another value
-type, a repeating or structured value, an empty OBX-14, notes or participants (PRT) on the result,
-a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
+type, a repeating number or coded value, an empty OBX-14, notes or participants (PRT) on the
+result, a conversion that warned, or a site whose ``obx_observation`` table maps OBX-14 otherwise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from adapters.convert import results  # the NM grammar and the categories (read at call time: a cycle)
 from adapters.convert.context import Context
 from adapters.convert.datatypes import decimal
-from adapters.convert.engine import json_copy
+from adapters.convert.engine import json_copy, literal
 from adapters.convert.tables import table
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
@@ -36,9 +43,14 @@ from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime
 Resource = dict[str, Any]
 
 # the elements of a planned Observation that vary (the rest is copied from the plan)
-STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE = range(8)
+STATIC, CATEGORY, SUBJECT, ENCOUNTER, SPECIMEN, PERFORMER, VALUE, EFFECTIVE, TEXT = range(9)
 HOLES = {"subject": SUBJECT, "encounter": ENCOUNTER, "specimen": SPECIMEN, "performer": PERFORMER,
-         "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE}
+         "valueQuantity": VALUE, "effectiveDateTime": EFFECTIVE, "valueString": TEXT}
+# the OBX value types planned, and how their OBX-5 reads: a number (the value a hole), a text (the
+# text a hole), a coded value (part of the description: a test has a few answers, each its plan)
+NUMERIC, TEXTUAL, CODED = "number", "text", "coded"
+_PLANNED_TYPES = {"NM": NUMERIC, "ST": TEXTUAL, "TX": TEXTUAL, "FT": TEXTUAL, "CWE": CODED, "CE": CODED,
+                  "CNE": CODED}
 # the OBX fields whose text decides everything but the holes (OBX-5 and OBX-14 are holes)
 _DESCRIBING = (2, 3, 6, 7, 8, 11)
 _PLANS_LIMIT = 4096  # descriptions kept per site (a few KB each); a lab sends a few thousand at most
@@ -57,6 +69,7 @@ class Plan:
     names: tuple[str, ...] = ()  # the Observation's elements in order, "id" last (for validation)
     holes: frozenset[str] = frozenset()  # the elements that vary between its Observations
     numbers: frozenset[str] = frozenset()  # holes that are a Quantity of which only ``value`` varies
+    text: bool = False  # ``valueString`` is a hole (a textual result)
 
 
 @dataclass(eq=False)
@@ -72,6 +85,9 @@ class _SitePlans:
     site: Any
     table_fields: tuple[int, ...] | None  # OBX fields the site's obx_observation table reads, None: not plannable
     plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)  # None: not plannable
+    once: dict[tuple[Any, ...], bool] = field(default_factory=dict)  # coded descriptions met once
+    read: Any = None  # OBX fields -> the texts of those that describe a result (None: not plannable)
+    top: int = 0  # the highest of those fields
 
 
 _SITES: dict[int, _SitePlans] = {}
@@ -83,7 +99,11 @@ def _site_plans(ctx: Context) -> _SitePlans:
     if entry is None or entry.site is not site:
         if len(_SITES) >= 4:  # sites reloaded (a code map edit): drop the old ones
             _SITES.clear()
-        entry = _SITES[id(site)] = _SitePlans(site, _table_fields(ctx))
+        table_fields = _table_fields(ctx)
+        entry = _SITES[id(site)] = _SitePlans(site, table_fields)
+        if table_fields is not None:
+            read = sorted(set(_DESCRIBING) | set(table_fields))
+            entry.read, entry.top = itemgetter(*read), read[-1]
     return entry
 
 
@@ -102,56 +122,106 @@ def _table_fields(ctx: Context) -> tuple[int, ...] | None:
     return tuple(sorted({int(r["field"]) for r in rules} - {14}))
 
 
+def _text(seg: Segment, n: int) -> str:
+    """``seg.rep(n).comp(1)``, read straight from the field's text when it holds no delimiter or
+    escape (the common case: a timestamp), else through the segment's repetitions."""
+    raw = seg.fields[n]
+    enc = seg.enc
+    if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
+            and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
+        return raw
+    return seg.rep(n).comp(1)
+
+
 def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
-             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str] | None:
-    """The description of a plannable OBX (the key of its plan) and its OBX-5 text, or None when
-    it takes the ordinary path."""
+             specimen: Any) -> tuple[tuple[Any, ...], _SitePlans, str, Any] | None:
+    """The description of a plannable OBX (the key of its plan), its OBX-5 text (a number's, or a
+    textual result's whole text) and a number's comparator match (``results._BOUND``, read once
+    for the key and the value), or None when it takes the ordinary path."""
     fields = obx.fields
-    if len(fields) <= 14 or not fields[14] or (fields[2] != "NM" and fields[2].strip().upper() != "NM"):
+    n = len(fields)
+    if n <= 14 or not fields[14]:
         return None
-    if group.notes.get(obx.position) or group.prt.get(obx.position):
+    kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
+    if kind is None:
+        return None
+    position = obx.position
+    if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
         return None
     if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
         return None
     entry = _site_plans(ctx)
-    if entry.table_fields is None:
+    if entry.read is None:
         return None
-    reps = obx.reps(5)
-    if len(reps) > 1 and sum(1 for r in reps if r) > 1:
-        return None
-    text = next((r.comp(1).strip() for r in reps if r), None)
-    shape = None if text is None else "=" if (bound := results._BOUND.match(text)) is None else bound.group(1)
-    n = len(fields)
+    raw = fields[5]
     enc = obx.enc
+    bound = None
+    if kind is NUMERIC:
+        if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
+                and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
+            text: str | None = raw.strip()  # what the repetitions would give, without building them
+        else:
+            reps = obx.reps(5)
+            if len(reps) > 1 and sum(1 for r in reps if r) > 1:
+                return None
+            text = next((r.comp(1).strip() for r in reps if r), None)
+        if text is None:
+            shape: Any = None
+        else:
+            bound = results._BOUND.match(text)
+            shape = "=" if bound is None else bound.group(1)
+    else:
+        given = [r for r in obx.reps(5) if r]  # as the ordinary path reads OBX-5 ("~~" repeats nothing)
+        if kind is TEXTUAL:  # every repetition, joined: the text is the hole
+            text = "\n".join(r.text() for r in given) if given else None
+            shape = TEXTUAL if given else None
+        else:  # one coded answer, part of the description (repeats become components: not planned)
+            if len(given) > 1:
+                return None
+            text = None
+            shape = (CODED, raw)
+    # what every result of the group shares (the delimiters, the institution, category, performer,
+    # visit and specimen), put together once per group rather than once per result
+    shared = ctx.plan_shared
+    if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
+            or shared[3] is not encounter or shared[4] is not specimen):
+        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, (
+            ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset,
+            id(category), tuple(performer.items()), encounter is not None, specimen is not None))
     key = (
-        ctx.code,
-        enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset,
-        *(fields[i] if i < n else "" for i in _DESCRIBING),
-        *(fields[i] if i < n else "" for i in entry.table_fields),
+        shared[5],
+        entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
         shape,
-        id(category),
-        tuple(performer.items()),
-        encounter is not None,
-        specimen is not None,
     )
-    return key, entry, text or ""
+    return key, entry, text or "", bound
+
+
+_DECIMALS: dict[str, Any] = {}  # OBX-5 text -> its JSON number (an int or an immutable FhirDecimal)
+_DECIMALS_LIMIT = 8192
 
 
 def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subject: dict[str, str],
-          encounter: Any, performer: dict[str, str], specimen: Any) -> tuple[Resource, Planned] | None:
-    """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``), or None when a
-    hole cannot be filled as the ordinary path would (a value that is not a number, a bad
-    OBX-14: it then warns)."""
+          encounter: Any, performer: dict[str, str], specimen: Any, bound: Any = None) -> tuple[Resource, Planned] | None:
+    """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``, ``bound`` its
+    comparator match), or None when a hole cannot be filled as the ordinary path would (a value
+    that is not a number, a bad OBX-14: it then warns)."""
     holes: dict[str, Any] = {"subject": subject}
-    value = None
-    if text:
-        bound = results._BOUND.match(text)
-        try:
-            value = decimal(bound.group(2) if bound else text)
-        except ValueError:
-            return None
+    value: Any = None
+    if plan.text:
+        value = holes["valueString"] = text
+    elif text:
+        number = bound.group(2) if bound is not None else text
+        value = _DECIMALS.get(number)
+        if value is None:
+            try:
+                value = decimal(number)
+            except ValueError:
+                return None
+            if len(_DECIMALS) >= _DECIMALS_LIMIT:
+                _DECIMALS.clear()
+            _DECIMALS[number] = value  # numbers are immutable: one object serves every result
         holes["valueQuantity"] = value
-    when = obx.rep(14).comp(1).strip()
+    when = _text(obx, 14).strip()
     if not when:
         return None
     try:
@@ -174,6 +244,14 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
     that the description has another shape (its OBX take the ordinary path without trying)."""
     if len(entry.plans) >= _PLANS_LIMIT:
         entry.plans.clear()
+    shape = key[-1]
+    if type(shape) is tuple and shape[0] == CODED and entry.once.pop(key, None) is None:
+        # a coded answer is planned when it comes a second time: a test with many answers (an
+        # organism, a free code) would otherwise generate a plan for each answer met once
+        if len(entry.once) >= _PLANS_LIMIT:
+            entry.once.clear()
+        entry.once[key] = True
+        return
     entry.plans[key] = None
     items: list[tuple[str, int, Any]] = []
     names = list(res)
@@ -197,19 +275,23 @@ def learn(key: tuple[Any, ...], entry: _SitePlans, res: Resource, category: Any,
             if not isinstance(value, dict) or next(iter(value), None) != "value":
                 return
             value = {k: v for k, v in value.items() if k != "value"}
-        elif kind == EFFECTIVE and not isinstance(value, str):
+        elif kind in (EFFECTIVE, TEXT) and not isinstance(value, str):
             return
         items.append((name, kind, json_copy(value) if kind in (STATIC, VALUE) else None))
-    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE)
+    varying = (SUBJECT, ENCOUNTER, SPECIMEN, VALUE, EFFECTIVE, TEXT)
     plan = Plan(tuple(items), tuple(unmapped), key, names=tuple(names),
                 holes=frozenset(name for name, kind, _ in items if kind in varying),
-                numbers=frozenset(name for name, kind, _ in items if kind == VALUE))
-    plan.make = _generate(plan.items)
+                numbers=frozenset(name for name, kind, _ in items if kind == VALUE),
+                text=any(kind == TEXT for _, kind, _ in items))
+    try:
+        plan.make = _generate(plan.items)
+    except TypeError:  # an element a literal cannot write (a key that is not a string): not planned
+        return
     entry.plans[key] = plan
 
 
 _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter", SPECIMEN: "specimen",
-              PERFORMER: "[performer]", EFFECTIVE: "effective"}
+              PERFORMER: "[performer]", EFFECTIVE: "effective", TEXT: "value"}
 
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
@@ -222,23 +304,12 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
     constant: numbers are immutable, so sharing them is safe."""
     constants: dict[str, Any] = {}
 
-    def literal(value: Any) -> str:
-        if isinstance(value, dict):
-            return "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in value.items()) + "}"
-        if isinstance(value, list):
-            return "[" + ", ".join(literal(v) for v in value) + "]"
-        if value is None or type(value) in (str, int, bool):
-            return repr(value)
-        name = f"_c{len(constants)}"
-        constants[name] = value
-        return name
-
     parts = ["'resourceType': 'Observation'"]
     for name, kind, fixed in items:
         if kind == STATIC:
-            parts.append(f"{name!r}: {literal(fixed)}")
+            parts.append(f"{name!r}: {literal(fixed, constants)}")
         elif kind == VALUE:
-            rest = literal(fixed)[1:]  # the fixed elements after "value", in order
+            rest = literal(fixed, constants)[1:]  # the fixed elements after "value", in order
             parts.append(f"{name!r}: {{'value': value{', ' if rest != '}' else ''}{rest}")
         else:
             parts.append(f"{name!r}: {_ARGUMENTS[kind]}")

@@ -392,12 +392,12 @@ def observation(
     described = plans.describe(obx, group, ctx, category, encounter, performer, specimen) if plan else None
     if described is None:
         return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
-    description, entry, text = described
+    description, entry, text, bound = described
     known = entry.plans.get(description, plans.UNKNOWN)
     if known is None:  # a description whose Observation has a shape no plan makes
         return _observation(obx, group, ctx, category, subject, encounter, performer, key, specimen)
     if known is not plans.UNKNOWN:
-        built = plans.build(known, obx, ctx, text, category, subject, encounter, performer, specimen)
+        built = plans.build(known, obx, ctx, text, category, subject, encounter, performer, specimen, bound)
         if built is not None:
             res, planned = built
             ref = ctx.put(res, key)
