@@ -17,7 +17,10 @@ patient. Prints
       and guards, which run inside the first, timed apart), with the calls per
       message that the path makes (the backend's current-version reads, the timed calls whose
       clock reads the figures include) and the whole CPU per message. ``--write-path N`` runs
-      only (c), over N messages.
+      only (c), over N messages. ``--repeats``: each of the N messages is a returning person's
+      (a new record number, the same national ID) repeated test, sent after the person's first
+      one (not timed): each stores the derived writes of the hooks, a DetectedIssue and a new
+      version of the person's earlier record, which (c) then counts per message too.
 """
 
 from __future__ import annotations
@@ -100,13 +103,20 @@ def run(orders: int, rules: MergeRules, timed: bool) -> tuple[float, float, int,
     return total / len(batch), (probe.seconds / len(batch)) if probe else 0.0, len(batch), (probe.calls if probe else 0)
 
 
-def write_path(count: int, batch: int = 50) -> None:
+RETURNS = 499_000  # oru_lab(n) and oru_lab(n + RETURNS): the same person (national ID), another record
+
+
+def write_path(count: int, batch: int = 50, repeats: bool = False) -> None:
     """(c): see the module docstring."""
     from bench.ingest import StageClock, oru_lab, settle_warm
 
     with tempfile.TemporaryDirectory() as tmp, \
             Engine(Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)) as eng:
         settle_warm(eng, batch)
+        if repeats:  # each person's first result, before the clock starts
+            first = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+            for start in range(0, count, batch):
+                eng.ingestor.process(first[start : start + batch])
         clock = StageClock()
         clock.attach(eng)
         repo = eng.repository  # the statements and guards are the hooks' code: timed apart from the path
@@ -119,16 +129,20 @@ def write_path(count: int, batch: int = 50) -> None:
                 reads[_name] += 1
                 return _fn(*args)
             setattr(backend, name, counted)
-        messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+        derived0 = derived_count(eng)
+        base = 50_000_000 + (RETURNS if repeats else 0)
+        messages = [(oru_lab(base + i), "bench", "127.0.0.1:1") for i in range(count)]
         cpu0 = time.process_time()
         for start in range(0, count, batch):
             for out in eng.ingestor.process(messages[start : start + batch]):
                 assert out.code == "AA", out.ack
         total = time.process_time() - cpu0
+        derived = derived_count(eng) - derived0
     seconds, measured = clock.corrected()  # the measurement's own clock reads taken out of each stage
     per = {k: v / count * 1e6 for k, v in seconds.items()}
     mine = ("merge + version (repository)", "· repository write_many (rest)")
-    print(f"(c) write path, ORU^R01 12 OBX, {count} messages in batches of {batch}: "
+    print(f"(c) write path, ORU^R01 12 OBX{', repeats of returning people' if repeats else ''}, {count} messages "
+          f"in batches of {batch}, {derived / count:.2f} derived versions per message: "
           + ", ".join(f"{name.lstrip('· ').split(' (')[0]} {per.get(name, 0.0):.0f} µs" for name in mine)
           + f" (together {sum(per.get(name, 0.0) for name in mine):.0f} µs/msg; the hooks' statements and "
           f"guards apart: {per.get('statements and guards', 0.0):.0f} µs/msg); backend reads "
@@ -138,15 +152,24 @@ def write_path(count: int, batch: int = 50) -> None:
           f"{total / count * 1e6:,.0f} µs CPU per message")
 
 
+def derived_count(eng: Any) -> int:
+    """DetectedIssue versions and Patient versions after the first: what the hooks derived."""
+    repo = eng.repository
+    issues = repo.search("DetectedIssue", [("_summary", "count")]).total or 0
+    rows = eng.store.query("SELECT count(*) FROM fhir_history WHERE type = 'Patient'") if hasattr(eng.store, "query") else [[0]]
+    return issues + rows[0][0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run (make bench)")
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--write-path", type=int, default=0, metavar="N", help="only (c), over N messages")
+    parser.add_argument("--repeats", action="store_true", help="(c) on returning people's repeated tests")
     args = parser.parse_args()
     if args.write_path:
-        write_path(args.write_path)
+        write_path(args.write_path, repeats=args.repeats)
         return
     orders, rounds = (40, 2) if args.quick else (args.orders, args.rounds)
 

@@ -6,16 +6,55 @@ per resource and a hook call per resource were most of what a write cost. Here t
 write group makes wait in a per-thread buffer (``pending``) and go to the backend together at
 the end of the group (``_flush``); the batch hooks then see the whole group at once and the
 per-resource hooks run after them.
+
+Derived writes: what the hooks themselves write while a group's hooks run (recognition's
+DetectedIssue for a repeated test, the patient index's new version of a person's earlier record)
+joins the group too (``_Stage``): each is merged, versioned and indexed when the hook writes it
+and is readable at once through this repository, then all of them go to the backend in one put
+after the group's hooks, and the hooks run once for all of them. Before, each was a write of its
+own inside the hook: its own put and its own run of every hook, nested in the hook that made it.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from engine.repository.contracts import BatchHook, Mark, Statement, WriteGuard, WriteHook
-from engine.repository.known import KnownVersions
+from engine.repository.contracts import BatchHook, Mark, Statement, WriteGuard, WriteHook, WriteResult
+from engine.repository.known import Key, KnownVersions
+from engine.repository.port import StoredResource
+
+if TYPE_CHECKING:
+    from engine.repository.indexing import IndexRows
+
+# a version waiting for its put: (record, index rows, version it replaces, stored resource,
+# previous resource, what the write returned)
+Entry = tuple[StoredResource, "IndexRows | None", "StoredResource | None", dict[str, Any], "dict[str, Any] | None",
+              WriteResult]
+# one write for the hooks: (stored version, previous version, the issues to extend)
+Hooked = tuple[dict[str, Any], "dict[str, Any] | None", list[dict[str, Any]]]
+
+# rounds of derived writes one group may make (hooks on derived versions deriving more): a hook
+# that keeps deriving is a bug, stopped here rather than by the interpreter's recursion limit
+MAX_DERIVED_ROUNDS = 16
+
+
+@dataclass(slots=True)
+class _Stage:
+    """The versions the hooks of one write group write, waiting for one put (see module docstring).
+
+    ``current`` is the repository's view of them until they are put (``_local.staged``: reads,
+    ``write_many`` and ``update`` find them); ``hooked`` keeps each with the context of the write
+    that made it (its context variables: the patient index counts its own nesting in one), for
+    the hooks that run on it once the round's hooks are done."""
+
+    unput: list[Entry] = field(default_factory=list)
+    current: dict[Key, StoredResource] = field(default_factory=dict)
+    hooked: list[tuple[Entry, contextvars.Context]] = field(default_factory=list)
+    instant: str | None = None
 
 
 class GroupCommit(KnownVersions):
@@ -38,8 +77,8 @@ class GroupCommit(KnownVersions):
         The write hooks run at the flush, after the versions are stored.
         """
         outer = getattr(self._local, "pending", None)
-        if outer is not None:
-            yield
+        if outer is not None or getattr(self._local, "stage", None) is not None:
+            yield  # nested in a group, or a hook's write: it joins the group's stage
             return
         self._local.pending = []
         self._local.instant = None
@@ -85,7 +124,7 @@ class GroupCommit(KnownVersions):
             # of a lab report looks up its performing Organization): reads are cached for the
             # hook phase, and any write through this repository empties the cache.
             self._local.reads = {}
-            self._run_hooks([(stored, previous, result.issues) for _, _, _, stored, previous, result in items])
+            self._hooked([(stored, previous, result.issues) for _, _, _, stored, previous, result in items])
         except BaseException:
             self._forget_known()
             raise
@@ -93,7 +132,71 @@ class GroupCommit(KnownVersions):
             self._local.pending = pending
             self._local.reads = None
 
-    def _run_hooks(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]) -> None:
+    # -- derived writes ----------------------------------------------------------------------------
+    def _hooked(self, writes: Sequence[Hooked]) -> None:
+        """Run the write hooks for stored versions with a stage open for what they write, then put
+        the staged versions in one backend call and run the hooks once for all of them, round after
+        round while hooks on derived versions derive more (see module docstring)."""
+        if getattr(self._local, "stage", None) is not None:  # already in a group's hook phase
+            self._run_hooks(writes)
+            return
+        stage = self._local.stage = _Stage()
+        self._local.staged = stage.current
+        try:
+            self._run_hooks(writes)
+            rounds = 0
+            while stage.hooked:
+                rounds += 1
+                if rounds > MAX_DERIVED_ROUNDS:
+                    raise RuntimeError(f"write hooks derived new versions for {MAX_DERIVED_ROUNDS} rounds: "
+                                       "a hook keeps writing what another hook answers")
+                self._put_staged()
+                round_, stage.hooked = stage.hooked, []
+                self._run_hooks([(stored, previous, result.issues) for (_, _, _, stored, previous, result), _ in round_],
+                                [ctx for _, ctx in round_])
+        finally:
+            self._local.stage = None
+            self._local.staged = None
+
+    def _stage_instant(self, key: Key) -> str | None:
+        """Inside a hook phase, the ``meta.lastUpdated`` of a derived version of ``key`` (one for
+        all the versions one put stores); None outside one. A second version of a resource already
+        staged puts the staged ones first (one put holds one version of each resource), and what
+        is staged after that is later."""
+        stage: _Stage | None = getattr(self._local, "stage", None)
+        if stage is None:
+            return None
+        if key in stage.current:
+            self._put_staged()
+        if stage.instant is None:
+            stage.instant = self._now()
+        return stage.instant
+
+    def _stage(self, entry: Entry) -> None:
+        """Keep a derived version for the stage's put and its hooks (``_stage_instant`` came first)."""
+        stage: _Stage = self._local.stage
+        stage.unput.append(entry)
+        stage.current[(entry[0].type, entry[0].id)] = entry[0]
+        stage.hooked.append((entry, contextvars.copy_context()))
+
+    def _put_staged(self) -> None:
+        """Put the staged versions now: at the end of a round, before a second version of one of
+        them, and before anything reads the backend past this repository's own view (a search,
+        a history, a deletion)."""
+        stage: _Stage | None = getattr(self._local, "stage", None)
+        if stage is None or not stage.unput:
+            return
+        items, stage.unput = stage.unput, []
+        stage.current.clear()
+        stage.instant = None  # what is staged after this put is later
+        try:
+            self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
+            self._remember(rec for rec, _, _, _, _, _ in items)
+        except BaseException:
+            self._forget_known()
+            raise
+
+    def _run_hooks(self, writes: Sequence[Hooked], contexts: Sequence[contextvars.Context] | None = None) -> None:
         """The write hooks for stored versions (stored, previous, the issues to extend): each batch
         hook once for all of them, then each resource's own hooks in turn, in write order.
 
@@ -106,9 +209,14 @@ class GroupCommit(KnownVersions):
                 for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
                     issues.extend(found or ())
         hooks = self._hooks
-        for stored, previous, issues in writes:
-            for n in self._hooks_of(stored["resourceType"]).hooks:
-                issues.extend(hooks[n](stored, previous) or ())
+        if contexts is None:
+            for stored, previous, issues in writes:
+                for n in self._hooks_of(stored["resourceType"]).hooks:
+                    issues.extend(hooks[n](stored, previous) or ())
+            return
+        for (stored, previous, issues), ctx in zip(writes, contexts, strict=True):
+            for n in self._hooks_of(stored["resourceType"]).hooks:  # as inside the write that made it
+                issues.extend(ctx.run(hooks[n], stored, previous) or ())
 
     # -- hooks -------------------------------------------------------------------------------------
     def _register(self, kind: str, registry: list[Any], entry: Any, types: Collection[str] | None) -> None:

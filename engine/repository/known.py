@@ -8,6 +8,9 @@ batch will write in one call; every version this repository stores while the blo
 replaces its entry, so the entries stay the current versions until the block ends, and
 ``write_many`` and ``read_raw`` take them from here.
 
+Versions a write group's hooks derived and that wait for their put (``group_commit``'s stage,
+``_local.staged``) are current too: they are found first.
+
 Sound where a failed write cannot be undone alone, so that a failure fails the whole block: a
 SQLite flat transaction (no savepoints) or MongoDB (nested blocks are one transaction). An
 exception out of a write drops what is known (the next reads go to the backend again), and the
@@ -50,6 +53,15 @@ class KnownVersions(RepositoryCore):
     def _current_of(self, keys: Sequence[Key]) -> dict[Key, StoredResource]:
         """The current versions of ``keys`` (absent ones left out): what the block knows, the rest
         from the backend in one call."""
+        staged: dict[Key, StoredResource] | None = getattr(self._local, "staged", None)
+        if staged and any(key in staged for key in keys):  # derived versions waiting for their put
+            found = {key: staged[key] for key in keys if key in staged}
+            rest = [key for key in keys if key not in staged]
+            return {**self._known_of(rest), **found} if rest else found
+        return self._known_of(keys)
+
+    def _known_of(self, keys: Sequence[Key]) -> dict[Key, StoredResource]:
+        """``_current_of`` for keys that nothing staged holds."""
         known: dict[Key, StoredResource | None] | None = getattr(self._local, "known", None)
         if known is None:
             return self.backend.current_many(keys)
@@ -70,7 +82,13 @@ class KnownVersions(RepositoryCore):
         return out
 
     def _current_one(self, rtype: str, rid: str) -> StoredResource | None:
-        """The current version of one resource (None: absent): what the block knows, else the backend's."""
+        """The current version of one resource (None: absent): a staged derived version, what the
+        block knows, else the backend's."""
+        staged = getattr(self._local, "staged", None)
+        if staged:
+            rec = staged.get((rtype, rid))
+            if rec is not None:
+                return rec
         known = getattr(self._local, "known", None)
         if known is None:
             return self.backend.current(rtype, rid)

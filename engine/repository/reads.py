@@ -8,13 +8,15 @@ from engine import fhirjson
 from engine.bounds import MAX_INT
 from engine.errors import Gone, NotFound
 from engine.repository.contracts import Version
-from engine.repository.known import KnownVersions
+from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 
 
-class Reads(KnownVersions):
+class Reads(GroupCommit):
     """``read``, ``vread`` and the history of one resource. Inside a write group's hook phase the
-    current versions read are cached per thread (``_local.reads``, emptied by any write)."""
+    current versions read are cached per thread (``_local.reads``, emptied by any write), and the
+    versions its hooks derived are read before they are put (``group_commit``'s stage); a vread
+    or a history, read from the backend, puts them first."""
 
     def read_raw(self, rtype: str, rid: str) -> StoredResource:
         """The current version as stored (JSON bytes), for handlers that can return it as is."""
@@ -39,6 +41,7 @@ class Reads(KnownVersions):
         self._check(rtype, rid)
         if not (vid.isascii() and vid.isdigit()) or int(vid) > MAX_INT:
             raise NotFound(f"{rtype}/{rid} has no version '{vid}'")
+        self._put_staged()
         rec = self.backend.version(rtype, rid, int(vid))
         if rec is None:
             raise NotFound(f"{rtype}/{rid} has no version {vid}")
@@ -49,6 +52,7 @@ class Reads(KnownVersions):
     def versions(self, rtype: str, rid: str) -> list[Version]:
         """Every version, newest first (deletions included, with ``resource`` None)."""
         self._check(rtype, rid)
+        self._put_staged()
         recs = self.backend.history(rtype, rid)
         if not recs:
             raise NotFound(f"{rtype}/{rid} is not known")

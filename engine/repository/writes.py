@@ -16,7 +16,8 @@ from engine.merge_rules import API
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
-from engine.repository.searching import Searching
+from engine.repository.search import ParsedSearch
+from engine.repository.searching import Searching, SearchResult
 from engine.repository.versioning import body_of, parse_etag, same_bytes, unchanged, versioned
 
 
@@ -39,7 +40,9 @@ class Writes(GroupCommit, Searching):
         (``TypeHooks``); with nothing stored, the merge rules are asked only when they guard a
         create (``MergeRules.as_is``): a first version is the incoming one; and a resource sent
         again as stored, byte for byte, is told unchanged before the merge rules (unless a
-        statement may still add to it).
+        statement may still add to it). Where it goes: a write group's buffer (``pending``), the
+        stage of the group whose hooks are writing (``group_commit``: a derived write), or the
+        backend at once.
         """
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
@@ -74,13 +77,22 @@ class Writes(GroupCommit, Searching):
             self.validator.validate(resource)
         version = existing.version + 1 if existing is not None else 1
         pending = getattr(self._local, "pending", None)
-        updated = self._now() if pending is None else self._group_instant()
+        staged = None
+        if pending is not None:
+            updated = self._group_instant()
+        else:  # a hook's write (derived: joins its group's stage) or a write alone
+            staged = updated = self._stage_instant((rtype, rid))
+            if updated is None:
+                updated = self._now()
         stored = versioned(resource, str(version), updated)
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
         result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             pending.append((rec, rows, existing, stored, previous, result))
+            return result
+        if staged is not None:  # stored with the group's other derived versions, hooked after them
+            self._stage((rec, rows, existing, stored, previous, result))
             return result
         try:
             if getattr(self.store, "in_transaction", False):
@@ -89,16 +101,21 @@ class Writes(GroupCommit, Searching):
                 self._flush()
                 self.backend.put(rec, rows, existing)
                 self._remember((rec,))
-                self._run_hooks([(stored, previous, issues)])
+                self._hooked([(stored, previous, issues)])
             else:
                 with self.store.transaction():
                     self.backend.put(rec, rows, existing)
                     self._remember((rec,))
-                    self._run_hooks([(stored, previous, issues)])
+                    self._hooked([(stored, previous, issues)])
         except BaseException:
             self._forget_known()
             raise
         return result
+
+    def run(self, parsed: ParsedSearch, access: Access | None = None) -> SearchResult:
+        """A search reads the backend: what the hooks of a group derived is put first."""
+        self._put_staged()
+        return super().run(parsed, access)
 
     def create(
         self, resource: dict[str, Any], *, if_none_exist: str | None = None, access: Access | None = None
@@ -168,6 +185,7 @@ class Writes(GroupCommit, Searching):
         if reads:
             reads.clear()
         with self.store.transaction():
+            self._put_staged()  # a hook deleting what the hooks of its group derived: stored first
             existing = self._current_one(rtype, rid)
             if access is not None:
                 access.check_write(rtype, None, body_of(existing))
