@@ -144,7 +144,8 @@ class SearchParser:
                 raise BadRequest(f"{name} must be Type:parameter[:TargetType], got '{raw}'", expression=[name])
             src, param = parts[0], parts[1]
             target = parts[2] if len(parts) == 3 else None
-            definition = self.params.get(src, param)
+            # an include reads the matches' own references (any parameter); a revinclude, index rows
+            definition = self.params.definition(src, param) if name == "_include" else self.params.get(src, param)
             if definition is None or definition.type != "reference":
                 raise BadRequest(f"{name}: '{src}:{param}' is not a reference search parameter", expression=[name])
             if name == "_include" and rtype is not None and src != rtype:

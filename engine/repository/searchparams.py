@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from engine.repository.fhirpath import Evaluator, compile_expression
+from engine.repository.fhirpath import Evaluator, UnsupportedExpression, compile_expression, split_union
 
 DATA = "searchparams.json"
 ENABLED = "enabled.yaml"
@@ -65,11 +65,13 @@ class SearchParams:
             return (wanted == "*" or code in wanted) and code not in disabled.get(rtype, ())
 
         common = {code: self._param(code, d, "Resource") for code, d in data["common"].items()}
+        self._all: dict[str, dict[str, SearchParam]] = {}  # enabled or not: what _include evaluates
         self._by_type: dict[str, dict[str, SearchParam]] = {}
         for rtype, params in data["types"].items():
-            merged = {code: p for code, p in common.items() if keep(rtype, code)}
-            merged.update({code: self._param(code, d, rtype) for code, d in params.items() if keep(rtype, code)})
-            self._by_type[rtype] = merged
+            merged = dict(common)
+            merged.update({code: self._param(code, d, rtype) for code, d in params.items()})
+            self._all[rtype] = merged
+            self._by_type[rtype] = {code: p for code, p in merged.items() if keep(rtype, code)}
         self._common = {code: p for code, p in common.items() if keep("*", code)}
         self.text: frozenset[tuple[str, str]] = frozenset(
             (rtype, code) for rtype, codes in (enabled.get("text") or {}).items() for code in codes or ())
@@ -80,6 +82,25 @@ class SearchParams:
             t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
         }
         self._narrowed = {rtype: _narrowed(params) for rtype, params in self._by_type.items()}
+        self._indexed = {rtype: self._index_list(rtype) for rtype in self._by_type}
+
+    def _index_list(self, rtype: str) -> dict[str, SearchParam]:
+        """The enabled parameters, and each compartment parameter left out of them restricted to
+        its ``Patient`` references (``X.performer.where(resolve() is Patient)``): the Patient
+        compartment is R4's definition, not the deployment's choice, and it is read from those
+        rows; the rest of such a parameter's values (the performing laboratory of every result)
+        would be rows no query reads."""
+        out = dict(self._by_type[rtype])
+        for code in self.compartment.get(rtype, ()):
+            p = self._all[rtype].get(code)
+            if code in out or p is None or p.type != "reference":
+                continue
+            expression = " | ".join(f"{part}.where(resolve() is Patient)" for part in split_union(p.expression))
+            try:
+                out[code] = replace(p, expression=expression, evaluate=compile_expression(expression, rtype))
+            except UnsupportedExpression:
+                out[code] = p
+        return out
 
     @staticmethod
     def _param(code: str, d: dict[str, Any], rtype: str) -> SearchParam:
@@ -99,6 +120,16 @@ class SearchParams:
 
     def get(self, resource_type: str, code: str) -> SearchParam | None:
         return self.for_type(resource_type).get(code)
+
+    def definition(self, resource_type: str, code: str) -> SearchParam | None:
+        """Any R4 parameter of the type that huren can evaluate, enabled or not: ``_include``
+        reads the references from the matched resources themselves, so it needs no index rows."""
+        return self._all.get(resource_type, self._common).get(code) or self.get(resource_type, code)
+
+    def indexed(self, resource_type: str) -> dict[str, SearchParam]:
+        """What the indexer writes rows for: the enabled parameters, and the compartment
+        parameters among the others for their ``Patient`` references alone (``_index_list``)."""
+        return self._indexed.get(resource_type) or self.for_type(resource_type)
 
     def compartment_params(self, resource_type: str) -> tuple[str, ...]:
         return self.compartment.get(resource_type, ())
