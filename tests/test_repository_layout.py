@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from engine.errors import BadRequest
 from engine.repository.fhir import FhirRepository
 from engine.repository.sqlite_fhir import LAYOUT, LayoutError
 from engine.repository.sqlite_store import SqliteStore
@@ -339,8 +340,10 @@ def test_mongodb_history_holds_superseded_versions_only() -> None:
 
 def test_one_index_row_per_token_and_reference(tmp_path: Path) -> None:
     """An Observation's equality rows: one per coded value and per reference, none for the
-    ``system|`` form (not enabled), for ``patient`` beside ``subject`` or for its compartment; an
-    update replaces exactly its rows."""
+    ``system|`` form (not enabled), for ``patient`` beside ``subject`` or for its compartment, nor
+    for a performer that is not a Patient (the shipped list leaves ``performer`` out; its Patient
+    references still place the result in that Patient's compartment); an update replaces exactly
+    its rows."""
     store = SqliteStore(tmp_path / "huren.db")
     repo = FhirRepository(store)
     obs = {**_observation("o1", ""), "performer": [{"reference": "Organization/org-a"}],
@@ -353,13 +356,19 @@ def test_one_index_row_per_token_and_reference(tmp_path: Path) -> None:
     def rows() -> int:
         return store.query("SELECT count(*) FROM ix_hash WHERE rid = ?", (rid,))[0][0]
 
-    # status, category, code x2; subject, performer
-    assert rows() == 6
+    # status, category, code x2; subject (the performing Organization has no row)
+    assert rows() == 5
     assert store.query("SELECT count(*) FROM ix_date WHERE rid = ?", (rid,))[0][0] == 1
     assert store.query("SELECT count(*) FROM ix_quantity WHERE rid = ?", (rid,))[0][0] == 1
-    repo.update({**obs, "status": "amended", "performer": []})
-    assert rows() == 5
+    repo.update({**obs, "status": "amended", "performer": [{"reference": "Patient/p9"}]})
+    assert rows() == 6  # a self-reported result: its performer is a Patient, whose compartment holds it
     assert repo.search("Observation", [("status", "final")]).total == 0
     assert repo.search("Observation", [("status", "amended"), ("code", "urn:local|HGB"), ("patient", "p1")]).total == 1
-    assert repo.search("Observation", [("performer", "Organization/org-a")]).total == 0
+    assert [r["id"] for r in repo.search("Observation", [], compartment=frozenset({"p9"})).resources] == ["o1"]
+    assert repo.search("Observation", [], compartment=frozenset({"p8"})).total == 0
+    with pytest.raises(BadRequest, match="performer"):
+        repo.search("Observation", [("performer", "Organization/org-a")])
+    repo.update({**obs, "performer": []})
+    assert rows() == 5
+    assert repo.search("Observation", [], compartment=frozenset({"p9"})).total == 0
     store.close()

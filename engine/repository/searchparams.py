@@ -11,6 +11,7 @@ system): an index no query uses is never written.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -140,6 +141,18 @@ class SearchParams:
         exactly ``subject``'s. code -> (that parameter, the type). A backend keeps such values
         once, under the wider parameter, and answers the narrow one from them."""
         return self._narrowed.get(resource_type, {})
+
+    @functools.cached_property
+    def signature(self) -> str:
+        """A digest of everything that decides which index rows a resource gets: per type, each
+        indexed parameter's code, kind and expression, its ``:text`` and ``system|`` rows, and the
+        narrowed references kept once. A backend records it with its index, and rebuilds the
+        index from the stored resources when it opens a store recorded under another list (a
+        parameter enabled later must find the resources stored before, too)."""
+        shape = {rtype: [[p.code, p.type, p.expression, self.text_enabled(rtype, p.code),
+                          self.system_enabled(rtype, p.code)] for p in self.indexed(rtype).values()]
+                 + [sorted(self.narrowed(rtype).items())] for rtype in sorted(self._by_type)}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
 
     def text_enabled(self, resource_type: str, code: str) -> bool:
         """Are the displays and text of this token parameter indexed for ``:text``?"""

@@ -102,7 +102,9 @@ CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (hp, norm);
 CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
     system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
+CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
 
 # the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
 _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_token", "DROP TABLE IF EXISTS ix_ref",
@@ -337,6 +339,54 @@ class SqliteFhirBackend:
         self._hashers.clear()  # they hold the narrowed references of the parameters bound before
         if self.legacy:
             self._migrate(indexer)
+        else:
+            self._follow(params, indexer)
+
+    def _follow(self, params: SearchParams, indexer: Indexer) -> None:
+        """Rebuild the index when the store was indexed under another search parameter list
+        (``SearchParams.signature``): a parameter enabled since must find what was stored before,
+        and one left out since must stop costing rows. A store without a recorded signature (a
+        new one, or one written before signatures were kept, whose list was the one it is opened
+        with or the shipped one, a superset of today's) is taken as following this list."""
+        store = self.store
+        with store.lock:
+            found = store.conn.execute("SELECT value FROM fhir_meta WHERE key = ?", (INDEXED_BY,)).fetchone()
+        if found is not None and found[0] == params.signature:
+            return
+        with store.transaction(), store.lock:
+            conn = store.conn
+            found = conn.execute("SELECT value FROM fhir_meta WHERE key = ?", (INDEXED_BY,)).fetchone()
+            if found is not None and found[0] != params.signature:  # (another process may have done it)
+                log.warning("%s: the search parameter list changed; rebuilding the FHIR search index from the "
+                            "stored resources (one transaction, a large store takes a while)", store.path)
+                conn.execute("DELETE FROM ix_hash")
+                for table in _RANGE_TABLES:
+                    conn.execute(f"DELETE FROM {table}")  # noqa: S608 - our table names
+                done = self._reindex(indexer)
+                log.warning("%s: FHIR search index rebuilt for %d resources", store.path, done)
+            conn.execute("INSERT OR REPLACE INTO fhir_meta (key, value) VALUES (?, ?)", (INDEXED_BY, params.signature))
+
+    def _reindex(self, indexer: Indexer) -> int:
+        """Index rows, sort keys and row keys of every current resource, from its stored body (the
+        index tables empty; inside the caller's transaction)."""
+        conn = self.store.conn
+        last = done = 0
+        while True:
+            batch = conn.execute("SELECT rid, type, body FROM fhir_resource WHERE rid > ? AND deleted = 0 "
+                                 "ORDER BY rid LIMIT 500", (last,)).fetchall()
+            if not batch:
+                return done
+            last = batch[-1][0]
+            updates: list[tuple[Any, ...]] = []
+            tables = self._empty_tables()
+            for rid, rtype, body in batch:
+                rows = indexer.rows(fhirjson.loads(body))
+                keys = hash_keys(rtype, rows, self._narrowed(rtype))
+                self._collect(tables, rid, rtype, rows, keys)
+                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
+            conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+            self._insert_rows(tables)
+            done += len(batch)
 
     def _migrate(self, indexer: Indexer) -> None:
         store = self.store
@@ -358,22 +408,9 @@ class SqliteFhirBackend:
             # history keeps the superseded versions only: the current one is the fhir_resource row
             conn.execute("DELETE FROM fhir_history WHERE EXISTS (SELECT 1 FROM fhir_resource r WHERE "
                          "r.type = fhir_history.type AND r.id = fhir_history.id AND r.version = fhir_history.version)")
-            last = 0
-            while True:
-                batch = conn.execute("SELECT rid, type, body FROM fhir_resource WHERE rid > ? AND deleted = 0 "
-                                     "ORDER BY rid LIMIT 500", (last,)).fetchall()
-                if not batch:
-                    break
-                last = batch[-1][0]
-                updates: list[tuple[Any, ...]] = []
-                tables = self._empty_tables()
-                for rid, rtype, body in batch:
-                    rows = indexer.rows(fhirjson.loads(body))
-                    keys = hash_keys(rtype, rows, self._narrowed(rtype))
-                    self._collect(tables, rid, rtype, rows, keys)
-                    updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
-                conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
-                self._insert_rows(tables)
+            self._reindex(indexer)
+            conn.execute("INSERT OR REPLACE INTO fhir_meta (key, value) VALUES (?, ?)",
+                         (INDEXED_BY, self._search_params().signature))
             conn.execute(f"PRAGMA user_version = {LAYOUT}")
         self.legacy = False
         log.warning("%s: FHIR storage migrated to layout %d", store.path, LAYOUT)
