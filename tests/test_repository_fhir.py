@@ -367,6 +367,25 @@ def test_the_index_follows_the_list_it_is_opened_with(store: Store, caplog: pyte
         "Observation", [("specimen", "s1")]))) == ["o1", "o2"]
 
 
+def test_a_parameter_that_repeats_another_is_answered_from_its_rows(repo: FhirRepository) -> None:
+    """R4's Patient ``phonetic`` is ``Patient.name``, as ``name`` is: its rows are not written a
+    second time, and every way of asking by it (value, ``:exact``, ``:missing``, ``_sort``, a
+    chain) reads ``name``'s and answers the same."""
+    repo.update(patient("p1", family="王", given="五"))
+    repo.update(patient("p2", family="李", given="四", mrn="0002"))
+    repo.update({"resourceType": "Patient", "id": "p3"})
+    repo.update(observation("o1", "p2", "718-7", "2024-03-01", 140))
+    rows = repo.indexer.rows(repo.read("Patient", "p1"))
+    assert {r[0] for r in rows.strings} >= {"name"} and "phonetic" not in {r[0] for r in rows.strings}
+    assert "phonetic" in repo.params.for_type("Patient")  # still searchable, still advertised
+    for params in ([("phonetic", "王")], [("phonetic:exact", "王五")], [("phonetic:contains", "五")]):
+        assert ids(repo.search("Patient", params)) == ids(repo.search("Patient", [("name" + params[0][0][8:],
+                                                                                  params[0][1])])) == ["p1"]
+    assert ids(repo.search("Patient", [("phonetic:missing", "true")])) == ["p3"]
+    assert ids(repo.search("Patient", [("_sort", "phonetic"), ("phonetic:missing", "false")])) == ["p2", "p1"]
+    assert ids(repo.search("Observation", [("subject:Patient.phonetic", "李")])) == ["o1"]
+
+
 def test_search_dates_quantities_strings(repo: FhirRepository) -> None:
     _seed(repo)
     assert sorted(ids(repo.search("Observation", [("date", "2024-03")]))) == ["o1"]

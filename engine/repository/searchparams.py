@@ -79,11 +79,27 @@ class SearchParams:
         self.system: frozenset[tuple[str, str]] = frozenset(
             (rtype, code) for rtype, codes in (enabled.get("system") or {}).items() for code in codes or ())
         self.resource_types: frozenset[str] = frozenset(data.get("resource_types") or self._by_type)
+        self._twins = {rtype: self._twins_of(rtype, params) for rtype, params in self._by_type.items()}
         self.compartment: dict[str, tuple[str, ...]] = {
-            t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
+            t: tuple(dict.fromkeys(self.stored_as(t, p) for p in ps)) for t, ps in data["compartment"]["Patient"].items()
         }
-        self._narrowed = {rtype: _narrowed(params) for rtype, params in self._by_type.items()}
+        self._narrowed = {rtype: _narrowed({c: p for c, p in params.items() if c not in self._twins[rtype]})
+                          for rtype, params in self._by_type.items()}
         self._indexed = {rtype: self._index_list(rtype) for rtype in self._by_type}
+
+    def _twins_of(self, rtype: str, params: dict[str, SearchParam]) -> dict[str, str]:
+        """Enabled parameters that index exactly what an earlier one does (the same kind and
+        expression, the same ``:text`` and ``system|`` rows: R4's ``phonetic`` is ``Patient.name``
+        like ``name``), each to that one: their rows are written once, under its code."""
+        first: dict[tuple[Any, ...], str] = {}
+        twins: dict[str, str] = {}
+        for code, p in params.items():
+            if code in ("_id", "_lastUpdated"):
+                continue
+            key = (p.type, p.expression, (rtype, code) in self.text, (rtype, code) in self.system)
+            twins.update({code: first[key]} if key in first else {})
+            first.setdefault(key, code)
+        return twins
 
     def _index_list(self, rtype: str) -> dict[str, SearchParam]:
         """The enabled parameters, and each compartment parameter left out of them restricted to
@@ -91,10 +107,11 @@ class SearchParams:
         compartment is R4's definition, not the deployment's choice, and it is read from those
         rows; the rest of such a parameter's values (the performing laboratory of every result)
         would be rows no query reads."""
-        out = dict(self._by_type[rtype])
+        twins = self._twins[rtype]
+        out = {code: p for code, p in self._by_type[rtype].items() if code not in twins}
         for code in self.compartment.get(rtype, ()):
             p = self._all[rtype].get(code)
-            if code in out or p is None or p.type != "reference":
+            if code in out or code in twins or p is None or p.type != "reference":
                 continue
             expression = " | ".join(f"{part}.where(resolve() is Patient)" for part in split_union(p.expression))
             try:
@@ -132,7 +149,12 @@ class SearchParams:
         parameters among the others for their ``Patient`` references alone (``_index_list``)."""
         return self._indexed.get(resource_type) or self.for_type(resource_type)
 
+    def stored_as(self, resource_type: str, code: str) -> str:
+        """The parameter whose rows answer ``code``: itself, or the earlier twin it repeats."""
+        return self._twins.get(resource_type, _NO_TWINS).get(code, code)
+
     def compartment_params(self, resource_type: str) -> tuple[str, ...]:
+        """R4's Patient compartment parameters of the type, as stored (``stored_as``)."""
         return self.compartment.get(resource_type, ())
 
     def narrowed(self, resource_type: str) -> dict[str, tuple[str, str]]:
@@ -162,6 +184,9 @@ class SearchParams:
         """Does this token parameter answer ``system|`` (any code of a system)? Each coded value
         then costs one more index row, so only parameters a deployment searches that way."""
         return (resource_type, code) in self.system
+
+
+_NO_TWINS: dict[str, str] = {}
 
 
 def _narrowed(params: dict[str, SearchParam]) -> dict[str, tuple[str, str]]:
