@@ -208,13 +208,14 @@ class RowHasher:
     references are remembered as "no row" the same way.
     """
 
-    __slots__ = ("rtype", "narrowed", "_tokens", "_refs")
+    __slots__ = ("rtype", "narrowed", "_tokens", "_refs", "hp")
     LIMIT = 1 << 15  # rows remembered per kind and type; a new message's new ids would churn more
 
     def __init__(self, rtype: str, narrowed: Mapping[str, tuple[str, str]]) -> None:
         self.rtype, self.narrowed = rtype, narrowed
         self._tokens: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._refs: dict[tuple[str, str, str], tuple[int, int] | None] = {}
+        self.hp = _ParamHashes(rtype)  # parameter -> ``hp`` of the range tables' rows
 
     def keys(self, rows: IndexRows) -> dict[tuple[int, int], None]:
         """The distinct ``(h, q)`` of ``rows``, in the order of first appearance."""
@@ -250,6 +251,18 @@ class RowHasher:
         for p, system in rows.systems:
             keys[(system_hash(rtype, p, system), NO_QUALIFIER)] = None
         return keys
+
+
+class _ParamHashes(dict[str, int]):
+    """``param_hash`` of one type's parameters by a plain dict lookup (a range row each)."""
+
+    def __init__(self, rtype: str) -> None:
+        super().__init__()
+        self.rtype = rtype
+
+    def __missing__(self, param: str) -> int:
+        value = self[param] = param_hash(self.rtype, param)
+        return value
 
 
 @lru_cache(maxsize=256)
@@ -469,16 +482,17 @@ class SqliteFhirBackend:
     def _empty_tables() -> dict[str, list[tuple[Any, ...]]]:
         return {"ix_hash": [], "ix_date": [], "ix_string": [], "ix_quantity": []}
 
-    @staticmethod
-    def _collect(tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
+    def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
                  keys: Iterable[tuple[int, int]]) -> None:
         tables["ix_hash"] += [(h, rid, q) for h, q in keys]
-        if rows.dates:
-            tables["ix_date"] += [(rid, param_hash(rtype, p), lo, hi) for p, lo, hi in rows.dates]
-        if rows.strings:
-            tables["ix_string"] += [(rid, param_hash(rtype, p), n, raw) for p, n, raw in rows.strings]
-        if rows.quantities:
-            tables["ix_quantity"] += [(rid, param_hash(rtype, p), v, s, c) for p, v, s, c in rows.quantities]
+        if rows.dates or rows.strings or rows.quantities:
+            hp = self._hasher(rtype).hp
+            if rows.dates:
+                tables["ix_date"] += [(rid, hp[p], lo, hi) for p, lo, hi in rows.dates]
+            if rows.strings:
+                tables["ix_string"] += [(rid, hp[p], n, raw) for p, n, raw in rows.strings]
+            if rows.quantities:
+                tables["ix_quantity"] += [(rid, hp[p], v, s, c) for p, v, s, c in rows.quantities]
 
     def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         conn = self.store.conn
