@@ -372,3 +372,27 @@ def test_one_index_row_per_token_and_reference(tmp_path: Path) -> None:
     assert rows() == 5
     assert repo.search("Observation", [], compartment=frozenset({"p9"})).total == 0
     store.close()
+
+
+def test_a_changed_search_parameter_list_rebuilds_the_rows(tmp_path: Path) -> None:
+    """A store indexed under every R4 parameter, opened under the shipped list: the rows of the
+    parameters it leaves out are gone (the performing laboratory's), the others rebuilt as they
+    were, and the list's digest recorded, so opening it again rebuilds nothing."""
+    from engine.repository.searchparams import SearchParams, definitions, load
+
+    store = SqliteStore(tmp_path / "huren.db")
+    every = FhirRepository(store, params=SearchParams(definitions()))
+    every.update({**_observation("o1", ""), "performer": [{"reference": "Organization/org-a"}]})
+    (rid,) = store.query("SELECT rid FROM fhir_resource WHERE id = 'o1'")[0]
+
+    def rows() -> int:
+        return store.query("SELECT count(*) FROM ix_hash WHERE rid = ?", (rid,))[0][0]
+
+    assert rows() == 5  # status, code, combo-code, subject, performer
+    FhirRepository(store)
+    assert rows() == 3
+    assert store.query("SELECT value FROM fhir_meta WHERE key = 'indexed-by'") == [(load().signature,)]
+    store.conn.execute("UPDATE fhir_resource SET hkeys = NULL WHERE rid = ?", (rid,))  # a rebuild would restore it
+    FhirRepository(store)
+    assert store.query("SELECT hkeys FROM fhir_resource WHERE rid = ?", (rid,)) == [(None,)]
+    store.close()
