@@ -144,6 +144,10 @@ class SearchParams:
         reads the references from the matched resources themselves, so it needs no index rows."""
         return self._all.get(resource_type, self._common).get(code) or self.get(resource_type, code)
 
+    def definitions(self, resource_type: str) -> dict[str, SearchParam]:
+        """Every parameter of the type ``definition`` knows, enabled or not."""
+        return self._all.get(resource_type, self._common)
+
     def indexed(self, resource_type: str) -> dict[str, SearchParam]:
         """What the indexer writes rows for: the enabled parameters, and the compartment
         parameters among the others for their ``Patient`` references alone (``_index_list``)."""
@@ -232,6 +236,14 @@ def deployment() -> dict[str, Any]:
 def load() -> SearchParams:
     """The R4 parameters as this deployment enables them (``enabled.yaml``)."""
     return SearchParams(definitions(), deployment())
+
+
+def includable() -> dict[str, list[str]]:
+    """Per resource type, the ``Type:parameter`` an ``_include`` accepts: every reference
+    parameter huren evaluates, enabled for search or not (an include reads the matches)."""
+    params = load()
+    return {t: sorted(f"{t}:{code}" for code, p in params.definitions(t).items() if p.type == "reference")
+            for t in params.types}
 
 
 def supported() -> dict[str, list[dict[str, Any]]]:
