@@ -406,6 +406,7 @@ class StageClock:
             (ingest_module, "owners_of", "· pipeline: per-message write bookkeeping"),
             (ingestor, "_finish", "· pipeline: finish (outcomes, futures)"),
             (ingestor, "_outcome", "· ACK build"),
+            (ingestor, "_acked", "· ACK build"),
             (ingest_module, "extract_header", "· MSH extraction"),
             (ingest_module, "_audit_event", "· audit event build"),
             (ingestor, "_write_then_sign", "· Provenance targets"),

@@ -13,6 +13,11 @@ Order of work for each message (DESIGN.md §4 Durability):
    batch's, the conversion warnings counted, the audit records (``_one_commit``);
 6. ACK: ``AA`` (with warnings as ERR severity W), ``AE`` with the reason, or ``AR``.
 
+Before a batch is processed, its raw bytes go to this process's in-flight journal
+(``engine.inflight``), emptied after the commit: a process that dies mid-batch leaves them for
+the next start (``recover``), which also finds a *poison* message (one the process dies on) and
+quarantines it instead of dying on it again.
+
 When that commit fails, the batch is done the two-commit way: the raw bytes committed first
 (phase 1), then each message in its own savepoint, so that a failing message is quarantined
 alone and the others' raw bytes are safe even when the second commit cannot be made (phase 2).
@@ -34,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import gc
 import hashlib
 import logging
@@ -55,8 +59,10 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.header import Header, decode, extract_header
-from engine.audit.events import owners_of
+from engine.audit.events import INSTITUTION, now_instant, owners_of
+from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
+from engine.inflight import POISON_DEATHS, InFlightJournal
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -86,9 +92,11 @@ class Repository(Protocol):
 
 
 class AuditSink(Protocol):
-    def record(self, event: dict[str, Any]) -> Any: ...
+    """The signed audit log (``engine.audit.log.AuditLog``): complete AuditEvents or compact ``Facts``."""
 
-    def record_many(self, events: Sequence[dict[str, Any]]) -> Sequence[Any]: ...
+    def record(self, event: dict[str, Any] | Facts) -> Any: ...
+
+    def record_many(self, events: Sequence[dict[str, Any] | Facts]) -> Sequence[Any]: ...
 
 
 @dataclass
@@ -129,6 +137,9 @@ class _Item:
     refs: list[str] | None = None  # the references its processing wrote (``_write``)
     converted: bool = False  # ``conversion``/``errors`` hold its conversion (kept when a batch is redone)
     early: Outcome | None = None  # the answer its envelope decided, for ``on_stored``
+    tries: int = 0  # how often a process died while processing it (``engine.inflight``)
+    poison: bool = False  # it killed the process twice, the last time alone: quarantined, not converted
+    resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
 
 
 def _fresh(item: _Item) -> None:
@@ -178,6 +189,7 @@ class Ingestor:
         sign_many: Callable[[list[tuple[dict[str, Any], list[dict[str, Any]]]]], list[dict[str, Any]]] | None = None,
         linger: float = 0.010,
         one_commit: bool = True,
+        journal: InFlightJournal | None = None,
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -194,6 +206,7 @@ class Ingestor:
         self.origin = origin  # the node named in AuditEvent.source
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
         self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
+        self.journal = journal  # the raw bytes of the batch in flight, for a process that dies (``recover``)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -237,8 +250,10 @@ class Ingestor:
         return [i.future.result() for i in items]
 
     def recover(self) -> int:
-        """Process messages stored but not processed (a crash between phase 1 and 2). Returns count."""
-        done = 0
+        """At start: process the messages a process that died was processing (its in-flight
+        journal, one message at a time; a poison message is quarantined: ``engine.inflight``),
+        then those stored but not processed (a crash between phase 1 and 2). Returns their count."""
+        done = self._recover_journals()
         while True:
             with self._lock:
                 docs = self.messages.pending(limit=self.batch_size)
@@ -252,6 +267,32 @@ class Ingestor:
                 done += len(items)
                 if any(i.outcome is not None and i.outcome.status == RECEIVED for i in items):
                     return done  # the database keeps failing: do not spin; the next start retries
+
+    def _recover_journals(self) -> int:
+        """The messages of dead processes' in-flight journals, each alone in its batch (so that a
+        process dying again names the message it died on); a resend of a stored one is answered
+        as recorded and not counted."""
+        if self.journal is None:
+            return 0
+        done = 0
+        try:
+            with self.journal.dead() as pending:
+                for p in pending:
+                    item = _Item(p.raw, p.channel, p.peer, concurrent.futures.Future(), tries=p.deaths,
+                                 poison=p.poison)
+                    with self._lock:
+                        self._run_batch([item])
+                    outcome = item.future.result()
+                    if outcome.status == RECEIVED and outcome.code != "AA":  # not stored: keep the journals
+                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")
+                    if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
+                        log.warning("message %s killed the process %d times, the last time alone: quarantined "
+                                    "unprocessed", outcome.message_id, p.deaths)
+                    done += not outcome.duplicate
+        except _NotStored as exc:
+            log.error("a message of a stopped process's in-flight journal could not be stored (%s); the journal "
+                      "is kept for the next start", exc)
+        return done
 
     def _item_for(self, doc: Document) -> _Item:
         """A work item for a stored message, processed under its own document id."""
@@ -298,6 +339,12 @@ class Ingestor:
             self._queue.put(None)
             self._worker.join(timeout=30)
             self._worker = None
+        # no batch in flight: a clean stop leaves no journal behind (one still running keeps it)
+        if self.journal is not None and self._lock.acquire(timeout=5):
+            try:
+                self.journal.close()
+            finally:
+                self._lock.release()
 
     # -- worker -------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
@@ -325,7 +372,7 @@ class Ingestor:
                 log.exception("ingest batch failed")
                 for item in batch:
                     if not item.future.done():
-                        item.future.set_result(self._internal_error(item, exc))
+                        item.future.set_result(self._acked(item, self._internal_error(item, exc)))
             if stop:
                 return
 
@@ -370,9 +417,16 @@ class Ingestor:
 
     # -- the pipeline -------------------------------------------------------------------
     def _run_batch(self, items: list[_Item]) -> None:
+        if self.journal is not None:  # before anything can go wrong: see ``engine.inflight``
+            try:
+                self.journal.begin([(i.raw, i.channel, i.peer, i.tries) for i in items])
+            except OSError:  # a safety net for messages not ACKed yet: its failure stops no batch
+                log.exception("could not write the in-flight journal; the batch goes on without it")
         with _collector_paused():
             self._run_batch_now(items)
             _release(items)
+        if self.journal is not None:
+            self.journal.end()
 
     def _run_batch_now(self, items: list[_Item]) -> None:
         self.stats.batches += 1
@@ -449,7 +503,7 @@ class Ingestor:
             item.early = item.outcome
         todo = [i for i in items if i.process]
         self._prepare(todo)
-        events: list[dict[str, Any]] = []
+        events: list[dict[str, Any] | Facts] = []
         if self.audit is not None:  # refused at the envelope: audited first, as the two-commit way does
             events += [_audit_event(i, "4", [], self.origin) for i in items
                        if i.in_batch_new and i.channel != "http" and i.outcome is not None]
@@ -566,7 +620,7 @@ class Ingestor:
         """Parse, convert and validate outside any transaction (once: a redone batch keeps it)."""
         todo = [i for i in items if not i.converted]
         for item in todo:
-            item.conversion, item.errors = self._convert(item)
+            item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted = True
         self._validate(todo)
 
@@ -642,16 +696,16 @@ class Ingestor:
         if valid_groups is None or not converted:
             return
         t0 = time.perf_counter()
-        for item, ok in zip(converted, valid_groups([self._to_validate(i.conversion) for i in converted]),
+        for item, ok in zip(converted, valid_groups([self._to_validate(i) for i in converted]),
                             strict=True):
             item.validated = ok
         self.stats.seconds["repository"] += time.perf_counter() - t0
 
-    def _to_validate(self, conversion: Any) -> list[dict[str, Any]]:
+    def _to_validate(self, item: _Item) -> list[dict[str, Any]]:
         """The converted resources the batch validation must look at: all but those built from a
         compiled plan that the validator finds valid by their holes (``Validator.valid_planned``)."""
-        resources = _bundle_resources(conversion.bundle)
-        planned = getattr(conversion, "planned", None)
+        resources = _resources(item)
+        planned = getattr(item.conversion, "planned", None)
         validator = getattr(self.repository, "validator", None)
         if not planned or validator is None or not hasattr(validator, "valid_planned"):
             return resources
@@ -732,7 +786,7 @@ class Ingestor:
         if any(getattr(r, "issues", None) for r in results):
             raise RuntimeError("a Provenance write reported issues: the batch is written message by message")
 
-    def _write_batch(self, items: list[_Item], *, events: list[dict[str, Any]] | None = None,
+    def _write_batch(self, items: list[_Item], *, events: list[dict[str, Any] | Facts] | None = None,
                      then: Callable[[], None] | None = None, strict: bool = False) -> bool:
         """Write the whole batch in one transaction without a savepoint per message; False (and
         nothing written, nothing counted) when any message fails, for the caller to redo the
@@ -755,7 +809,7 @@ class Ingestor:
         # fails the whole flat transaction, so what the repository keeps of them stays true)
         known = getattr(self.repository, "known_current", None)
         keys = [(r["resourceType"], r["id"]) for item in items if item.conversion is not None
-                for r in _bundle_resources(item.conversion.bundle) if isinstance(r.get("id"), str)]
+                for r in _resources(item) if isinstance(r.get("id"), str)]
         try:
             with flat(), known(keys) if known is not None else contextlib.nullcontext():
                 for item in items:
@@ -786,7 +840,7 @@ class Ingestor:
             return False
         return True
 
-    def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any]] | None = None,
+    def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any] | Facts] | None = None,
                fidelity: list[Fidelity] | None = None,
                provenances: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
@@ -798,7 +852,7 @@ class Ingestor:
         if item.conversion is None:
             self._quarantine(item, item.errors, attempts, audit_events)
             return
-        resources = _bundle_resources(item.conversion.bundle)
+        resources = _resources(item)
         warnings = [w for w in (getattr(item.conversion, "warnings", None) or [])]
         try:
             with contextlib.nullcontext() if strict else self.store.transaction():
@@ -862,7 +916,7 @@ class Ingestor:
         self._write_seconds[stage] += seconds
 
     def _quarantine(self, item: _Item, errors: list[HL7Error], attempts: int,
-                    audit_events: list[dict[str, Any]] | None = None) -> None:
+                    audit_events: list[dict[str, Any] | Facts] | None = None) -> None:
         assert item.doc_id is not None
         ack = "AR" if any(e.ack_code == "AR" for e in errors) else "AE"
         self.messages.quarantine(item.doc_id, ack_code=ack, errors=errors, attempts=attempts, current=item.doc,
@@ -885,25 +939,40 @@ class Ingestor:
                     item.outcome = self._outcome(item, first.code, first.errors, first.status, duplicate=True)
             if item.outcome is None:
                 item.outcome = self._internal_error(item, RuntimeError("message was not processed"))
+        for item in items:  # the batch's ACKs built together, once its answers are final
+            assert item.outcome is not None
+            if not item.outcome.ack:
+                self._acked(item, item.outcome)
+        for item in items:
             if not item.future.done():
                 item.future.set_result(item.outcome)
 
     # -- ACKs ---------------------------------------------------------------------------
     def _outcome(self, item: _Item, code: str, errors: list[HL7Error], status: str,
                  duplicate: bool = False) -> Outcome:
-        t0 = time.perf_counter()
-        assert item.header is not None
-        text = build_ack(item.header, code, errors, sending_application=self.receiver_application)
-        codec = item.header.codec if not item.header.codec.endswith("?") else "utf-8"
-        try:
-            ack = text.encode(codec)
-        except (UnicodeEncodeError, LookupError):
-            codec, ack = "utf-8", text.encode("utf-8")
-        self.stats.seconds["ack"] += time.perf_counter() - t0
+        """The answer for ``item``, its ACK bytes still empty: ``_finish`` builds the batch's ACKs
+        together once its answers are final (``_acked``).
+
+        Why: built where each answer was decided, in the middle of a message's writes, an ACK
+        found its template, the header and the encoder cold in the CPU caches every time."""
         stored = item.refs if item.refs is not None else (item.doc or {}).get("resources")
         refs = list(stored or []) if status == PROCESSED else []
-        return Outcome(ack, code, item.doc_id, status, list(errors), duplicate, refs, codec,
+        return Outcome(b"", code, item.doc_id, status, list(errors), duplicate, refs, "utf-8",
                        item.owners if status == PROCESSED else {})
+
+    def _acked(self, item: _Item, outcome: Outcome) -> Outcome:
+        """``outcome`` with its ACK, in the message's own character set when it can carry it."""
+        t0 = time.perf_counter()
+        assert item.header is not None
+        text = build_ack(item.header, outcome.code, outcome.errors, sending_application=self.receiver_application)
+        codec = item.header.codec if not item.header.codec.endswith("?") else "utf-8"
+        try:
+            outcome.ack = text.encode(codec)
+        except (UnicodeEncodeError, LookupError):
+            codec, outcome.ack = "utf-8", text.encode("utf-8")
+        outcome.codec = codec
+        self.stats.seconds["ack"] += time.perf_counter() - t0
+        return outcome
 
     def _recorded(self, item: _Item, doc: Document) -> Outcome:
         """The same answer as the first time, for an identical resend."""
@@ -933,6 +1002,10 @@ class Ingestor:
             self.audit.record(event)  # type: ignore[union-attr]
 
 
+class _NotStored(Exception):
+    """A recovered message could not be stored (``Ingestor._recover_journals``)."""
+
+
 def _release(items: list[_Item]) -> None:
     """Let go of what a finished batch built (parse trees, conversions, resources, documents)
     before the collector runs again, so that reference counting frees it at once.
@@ -943,7 +1016,7 @@ def _release(items: list[_Item]) -> None:
     12-OBX message in batches of 50, one collection per batch. Freed first, there is little
     left for it to walk, and the allocation count it is triggered by falls back."""
     for item in items:
-        item.conversion = item.doc = item.same_as = None
+        item.conversion = item.doc = item.same_as = item.resources = None
         item.text = ""
 
 
@@ -969,9 +1042,23 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _poisoned() -> HL7Error:
+    return HL7Error(f"the engine stopped {POISON_DEATHS} times while processing this message, the last time "
+                    "with no other message: it is kept in the quarantine unprocessed (replay it once the cause "
+                    "is found)", code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
+
+
 def _message_type(h: Header) -> str:
     comp = h.component_sep
     return comp.join(p for p in (h.message_code, h.trigger_event) if p) if h.message_type else ""
+
+
+def _resources(item: _Item) -> list[dict[str, Any]]:
+    """The resources of ``item``'s conversion, listed once for the validation, the batch's read of
+    current versions and the write (each listed them again)."""
+    if item.resources is None:
+        item.resources = _bundle_resources(item.conversion.bundle)
+    return item.resources
 
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -984,40 +1071,32 @@ def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
     return HL7Error(str(text), code=MESSAGE_ACCEPTED, severity=severity, ack_code="AA")
 
 
-def _sender_agent(item: _Item) -> dict[str, Any]:
-    """The sending institution as the requesting agent (DICOM 110153 Source Role ID)."""
+def _sender(item: _Item) -> Requestor:
+    """The sending institution as the requestor of its import (``requestor_agent`` kind
+    ``institution``: DICOM 110153 Source Role ID), with the address it sent from."""
     assert item.header is not None
     address = item.peer.split(" ")[0].rsplit(":", 1)[0] if item.peer and not item.peer.startswith("file:") else ""
-    return _agent_of(item.header.facility_code or "?", address)
+    return (INSTITUTION, item.header.facility_code or "?", address or None, None, None, None, None, None)
 
 
-@functools.lru_cache(maxsize=1024)
-def _agent_of(facility: str, address: str) -> dict[str, Any]:
-    """One agent per sender and address, shared by its events (read only, as ``build_event``
-    expects of agents): a feed sends from the same few addresses, and ``build_event`` checks each
-    agent object's canonical form once, where a new dict per message was checked every time."""
-    agent: dict[str, Any] = {
-        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153",
-                             "display": "Source Role ID"}]},
-        "who": {"identifier": {"system": "urn:huren:institution", "value": facility}},
-        "requestor": True,
-    }
-    if address:
-        agent["network"] = {"address": address, "type": "2"}
-    return agent
+def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> Facts:
+    """The audit record of one HL7 v2 message imported outside HTTP (MLLP, replay of files,
+    recovery): its facts, the compact record an HTTP interaction's is (``engine.audit.record``),
+    whose AuditEvent is derived when the log is read, by ``build_event``, exactly as it was built
+    here before.
 
-
-def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> dict[str, Any]:
-    """One AuditEvent per HL7 v2 message imported outside HTTP (MLLP, replay of files, recovery)."""
-    from engine.audit.events import build_event
-
+    Why: the complete AuditEvent of a 12-OBX import is ~7 KB of JSON (an entity per resource, each
+    with its codings and owner details), built per message (~60 us) and appended (~85 us, most of
+    it that JSON, its hash and its insert); its facts are ~2 KB of references and pairs, written by
+    orjson in one call."""
     h = item.header
     assert h is not None and item.doc_id is not None
     patients = [r.split("/", 1)[1] for r in refs if r.startswith("Patient/")]
     patients += [p for whose in item.owners.values() for p in whose]
-    return build_event(
-        action="hl7v2-receive", origin=origin, agents=[_sender_agent(item)], outcome=outcome,
-        patient_ids=patients, resources=[r for r in refs if not r.startswith("Patient/")], owners=item.owners,
+    return facts(
+        action="hl7v2-receive", recorded=now_instant(), start=None, outcome=outcome, desc=None,
+        requestor=_sender(item), origin=origin, patients=patients,
+        resources=[r for r in refs if not r.startswith("Patient/")], owners=item.owners,
         detail={k: v for k, v in (("message", item.doc_id), ("control-id", h.control_id),
                                   ("message-type", _message_type(h)), ("channel", item.channel)) if v},
     )
@@ -1040,4 +1119,5 @@ def build_ingestor(engine: Any) -> Ingestor:
         origin=log_origin(engine.settings),
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
         sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
+        journal=InFlightJournal(engine.settings.data_dir / "inflight"),
     )

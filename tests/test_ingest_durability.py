@@ -19,6 +19,7 @@ import pytest
 from adapters.hl7v2.ack import ack_code_of
 from adapters.listeners.mllp import MLLPServer, frame
 from bench.ingest import adt_a01
+from engine.audit.record import event_of
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, message_id
 from engine.settings import Settings
@@ -232,12 +233,16 @@ def test_every_message_is_audited_with_its_sender(settings: Settings) -> None:
         engine.ingestor.process([(adt("AU1", facility="NEWHOSP"), "mllp", "10.1.2.3:4000"),
                                  (adt("AU2"), "mllp", "10.1.2.3:4000")])
         leaves = [engine.audit.get(seq) for seq in range(before, engine.audit.size)]
-        events = [json.loads(leaf["data"]) for leaf in leaves if leaf is not None]
+        # each signed record holds the import's facts (compact form); its AuditEvent is derived on read
+        assert all(json.loads(leaf["data"])["f"] == 2 for leaf in leaves if leaf is not None)
+        events = [event_of(leaf["data"]) for leaf in leaves if leaf is not None]
         assert len(events) == 2
         for event, control in zip(events, ("AU1", "AU2"), strict=True):
             assert event is not None and event["type"]["code"] == "110107"  # DICOM Import
             sender = event["agent"][0]
             assert sender["requestor"] and sender["network"]["address"] == "10.1.2.3"
+            assert sender["type"]["coding"][0]["code"] == "110153"  # Source Role ID
+            assert sender["who"]["identifier"]["system"] == "urn:huren:institution"
             details = {d["type"]: d["valueString"] for e in event["entity"] for d in e.get("detail", [])}
             assert details["control-id"] == control
         assert events[0]["outcome"] == "4"

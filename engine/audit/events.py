@@ -45,6 +45,7 @@ QUERY_ROLE = "24"
 STAFF_SYSTEM, STAFF_ROLE_SYSTEM = "urn:huren:staff", "urn:huren:staff-role"  # named people signed in to the pages
 AGENT_SYSTEMS = {"system": "urn:huren:client", "patient": "urn:huren:resident", "auditor": "urn:huren:auditor"}
 FAMILY_SYSTEM = "urn:huren:family"  # a family member acting for a resident, by their person key
+INSTITUTION, INSTITUTION_SYSTEM = "institution", "urn:huren:institution"  # requestor kind of an HL7 v2 sender
 
 
 class BuiltEvent(dict[str, Any]):
@@ -171,7 +172,8 @@ def requestor_agent(*, kind: str | None, subject: str | None, address: str | Non
     A named staff member signed in to the pages (``role`` set) is named by sign-in name, name and role.
     A family member acting for a resident (``acting``: their RelatedPerson in the resident's record)
     is named as that RelatedPerson, with their person key, and the Consent that let them as the
-    agent's ``policy``: the resident sees who looked on their behalf, and by what right.
+    agent's ``policy``: the resident sees who looked on their behalf, and by what right. An HL7 v2
+    sender (kind ``institution``) is its sending facility, DICOM Source Role ID.
 
     Built once per distinct requestor (the same client calls again and again: building them was a
     quarter of an audited read's event); the dicts are shared between events, so nothing may
@@ -194,6 +196,10 @@ def _build_requestor_agent(*, kind: str | None, subject: str | None, address: st
     if kind is None or subject is None:
         return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
                  "who": {"display": "unauthenticated caller"}, "requestor": True, **network}]
+    if kind == INSTITUTION:  # an HL7 v2 sender, named by its facility (MSH-4.1)
+        return [{"type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+                 "who": {"identifier": {"system": INSTITUTION_SYSTEM, "value": subject}},
+                 "requestor": True, **network}]
     if kind == "system":
         return [{"type": {"coding": [{"system": DCM, "code": "110150", "display": "Application"}]},
                  "who": {"identifier": {"system": AGENT_SYSTEMS["system"], "value": subject}},
