@@ -388,6 +388,11 @@ class StageClock:
         repo._batch_hooks[:] = [self.wrap(h, names.get(getattr(h, "__qualname__", "").split(".")[0], "hook other"))
                                 for h in repo._batch_hooks]
         repo._marks[:] = [self.wrap(m, "recognition HR mark") for m in repo._marks]
+        # the hooks' per-batch scopes (what they read first for a batch, and write at its end)
+        # count as their hooks
+        ingestor.batch_scopes = tuple(
+            self.wrap_context(s, names.get(getattr(s, "__qualname__", "").split(".")[0], "hook other"))
+            for s in getattr(ingestor, "batch_scopes", ()))
         self.attach_other(engine)
 
     def attach_other(self, engine: Any) -> None:

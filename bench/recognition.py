@@ -16,6 +16,7 @@ message. Prints its figures; it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
@@ -152,6 +153,24 @@ def bench_messages(engine: Engine, count: int, batch: int = 50) -> dict[str, flo
                     spent[key] += time.thread_time() - t0
         return run
 
+    def timed_scope(make: Any, key: str) -> Any:
+        @contextlib.contextmanager
+        def scope(*args: Any) -> Any:
+            t0 = time.thread_time()
+            cm = make(*args)
+            cm.__enter__()
+            spent[key] += time.thread_time() - t0
+            try:
+                yield
+            except BaseException as exc:
+                if not cm.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                t0 = time.thread_time()
+                cm.__exit__(None, None, None)
+                spent[key] += time.thread_time() - t0
+        return scope
+
     calls = 0
     for coll in (rec.index.coll, rec.checks.coll, rec.flags.coll, rec.charges, rec.flag_days, rec.check_days,
                  mpi.links.coll):
@@ -174,6 +193,9 @@ def bench_messages(engine: Engine, count: int, batch: int = 50) -> dict[str, flo
     repo._hooks[:] = [timed(h, k) if (k := key(h, "hook")) else h for h in repo._hooks]
     repo._marks[:] = [timed(m, "mark") if getattr(m, "__self__", None) is rec else m for m in repo._marks]
     repo._statements[:] = [timed(s, "statement") if getattr(s, "__self__", None) is mpi else s for s in repo._statements]
+    # the hooks' per-batch scopes (the batch's reads first, its writes at the end) count as their hooks
+    engine.ingestor.batch_scopes = tuple(
+        timed_scope(s, k) if (k := key(s, "hook")) else s for s in engine.ingestor.batch_scopes)
     messages = [(oru_lab(70_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
     for start in range(0, count, batch):
         engine.ingestor.process(messages[start:start + batch])

@@ -190,6 +190,7 @@ class Ingestor:
         linger: float = 0.010,
         one_commit: bool = True,
         journal: InFlightJournal | None = None,
+        batch_scopes: Sequence[Callable[[list[dict[str, Any]]], contextlib.AbstractContextManager[Any]]] = (),
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -207,6 +208,9 @@ class Ingestor:
         self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
         self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
         self.journal = journal  # the raw bytes of the batch in flight, for a process that dies (``recover``)
+        # entered around a batch's one-transaction write with its converted resources: the write
+        # hooks keep what they read and write for the whole batch (``Recognition.batch``)
+        self.batch_scopes = tuple(batch_scopes)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
         self.listeners: list[Any] = []  # MLLP servers feeding this ingestor (for health and metrics)
@@ -808,10 +812,13 @@ class Ingestor:
         # the current versions of every resource the batch writes, read in one call (a failure
         # fails the whole flat transaction, so what the repository keeps of them stays true)
         known = getattr(self.repository, "known_current", None)
-        keys = [(r["resourceType"], r["id"]) for item in items if item.conversion is not None
-                for r in _resources(item) if isinstance(r.get("id"), str)]
+        resources = [r for item in items if item.conversion is not None for r in _resources(item)]
+        keys = [(r["resourceType"], r["id"]) for r in resources if isinstance(r.get("id"), str)]
         try:
-            with flat(), known(keys) if known is not None else contextlib.nullcontext():
+            with flat(), known(keys) if known is not None else contextlib.nullcontext(), \
+                    contextlib.ExitStack() as scopes:
+                for scope in self.batch_scopes:
+                    scopes.enter_context(scope(resources))
                 for item in items:
                     self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
                 t0 = time.perf_counter()
@@ -1120,4 +1127,6 @@ def build_ingestor(engine: Any) -> Ingestor:
         sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
         sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
         journal=InFlightJournal(engine.settings.data_dir / "inflight"),
+        # the write hooks' reads and writes kept per batch
+        batch_scopes=[engine.identity.batch, engine.recognition.batch, engine.referrals.batch],
     )

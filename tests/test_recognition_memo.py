@@ -150,3 +150,80 @@ def test_windows_prefetched_together_answer_as_the_store(store: Store) -> None:
         assert ids(index.candidates("P", "LFT", date(2026, 3, 9), 7)) == {"Observation/2", "Observation/5",
                                                                             "Observation/6"}  # wider: asked
         assert len(finds) == 3
+
+
+def test_new_deferred_rows_go_in_one_insert_and_one_stored_meanwhile_is_upserted(store: Store) -> None:
+    """Rows that did not exist when read (a batch's new check rows) are written in one
+    ``insert_many``; should another writer have stored one of them meanwhile, each is upserted
+    as before, with what the scope decided."""
+    coll = store.collection("defer_many_test")
+    memo = GroupMemo(coll)
+    inserts: list[int] = []
+    real = coll.insert_many
+    coll.insert_many = lambda docs: inserts.append(len(docs)) or real(docs)  # type: ignore[method-assign]
+    with store.transaction(), memo.scope():
+        for key in ("a", "b", "c"):
+            assert memo.get(key) is None
+            memo.defer({"_id": key, "n": 1}, None)
+        memo.take_deferred()
+    assert inserts == [3] and [coll.get(k) for k in "abc"] == [{"_id": k, "n": 1} for k in "abc"]
+    with store.transaction(), memo.scope():
+        for key in ("d", "e"):
+            assert memo.get(key) is None
+            memo.defer({"_id": key, "n": 2}, None)
+        coll.insert({"_id": "e", "n": 0})  # another writer, after the scope read it
+        changed = memo.take_deferred()
+    assert len(changed) == 2 and coll.get("d") == {"_id": "d", "n": 2} and coll.get("e") == {"_id": "e", "n": 2}
+
+
+def test_a_patients_remembered_entries_follow_every_write_of_the_index(store: Store) -> None:
+    """The entries of a batch's Patient records, read in one query, answer as the store does
+    after each entry is written, moved to another record's person or deleted."""
+    index = ResultIndex(store.collection("patients_test"))
+    index.coll.insert(entry("Observation/1", "P", "CBC", "2026-03-01", patient="Patient/p"))
+    index.coll.insert(entry("Observation/2", None, "CBC", "2026-03-01", patient="Patient/q"))
+    finds: list[object] = []
+    real = index.coll.find
+    index.coll.find = lambda *a, **k: finds.append(a) or real(*a, **k)  # type: ignore[method-assign]
+
+    def ids(docs: list) -> set[str]:
+        return {d["_id"] for d in docs}
+
+    with store.transaction(), index.scope():
+        index.prefetch_patients(["Patient/p", "Patient/q", "Patient/r"])
+        assert len(finds) == 1
+        assert ids(index.by_patient("Patient/p")) == {"Observation/1"} and index.by_patient("Patient/r") == []
+        index.put(PriorResult(ref="Observation/3", person="R", item="CBC", institution="A", day=date(2026, 3, 2),
+                              status="final", patient="Patient/r"), "2026-03-02T00:00:00Z")
+        index.set_person(index.by_patient("Patient/q"), "Q")
+        assert index.delete("Observation/1")
+        assert len(finds) == 1
+        for ref in ("Patient/p", "Patient/q", "Patient/r"):
+            assert ids(index.by_patient(ref)) == {d["_id"] for d in real({"patient": ref})}, ref
+        assert index.by_patient("Patient/q")[0]["person"] == "Q"
+
+
+def test_tallies_moved_together_are_those_moved_one_by_one(store: Store) -> None:
+    """``move_many`` nets a batch's moves per bucket: the tallies end as the moves one by one
+    leave them (a bucket emptied and filled again, a price changed in the same bucket)."""
+    from engine.recognition import aggregates
+
+    def flag(day: str, status: str, price: float) -> dict:
+        return {"day": day, "inst": "B", "item": "CBC", "category": "检验", "status": status, "price": price}
+
+    moves = [(None, flag("2026-03-01", "flagged", 20.0)), (None, flag("2026-03-01", "flagged", 5.5)),
+             (flag("2026-03-01", "flagged", 20.0), flag("2026-03-01", "justified", 20.0)),
+             (flag("2026-03-02", "flagged", 7.0), None), (None, flag("2026-03-02", "flagged", 7.25)),
+             (flag("2026-03-01", "flagged", 5.5), flag("2026-03-01", "flagged", 6.5))]
+    one, many = store.collection("tally_one"), store.collection("tally_many")
+    for coll in (one, many):
+        coll.insert({"_id": "2026-03-02|B|CBC|flagged", "day": "2026-03-02", "inst": "B", "item": "CBC",
+                     "category": "检验", "status": "flagged", "count": 1, "money": 7.0})
+    with store.transaction():
+        for old, new in moves:
+            aggregates.move(one, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
+        aggregates.move_many(many, [(aggregates.flag_bucket(old), aggregates.flag_bucket(new)) for old, new in moves])
+    assert sorted(one.find({}), key=lambda d: d["_id"]) == sorted(many.find({}), key=lambda d: d["_id"])
+    assert {d["_id"]: (d["count"], d["money"]) for d in many.find({})} == {
+        "2026-03-01|B|CBC|flagged": (1, 6.5), "2026-03-01|B|CBC|justified": (1, 20.0),
+        "2026-03-02|B|CBC|flagged": (1, 7.25)}

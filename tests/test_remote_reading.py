@@ -225,3 +225,21 @@ def test_an_omg_to_the_reading_application_goes_to_the_communitys_centre(engine:
     assert {"system": "urn:dicom:uid", "value": "urn:oid:1.2.156.112605.14.20261121.90001"} in study["identifier"]
     (row,) = engine.referrals.reading.rows.find(None)
     assert (row["centre"], row["requester"], row["kind"], row["due"]) == (COUNTY, TOWN, "ECG", "2026-11-21T03:00:00Z")
+
+
+def test_a_reading_request_and_its_report_in_one_ingest_batch(engine: Engine, http: TestClient) -> None:
+    """The request and the centre's report arrive in the same batch (one transaction, the
+    reading rows kept for the batch): the report ends the read and completes its Task as when
+    they come one by one."""
+    outcomes = engine.ingestor.process([(township_ct_order(), "file", "file:1"), (centre_ct_report(), "file", "file:2")])
+    assert all(b"MSA|AA|" in o.ack for o in outcomes), [o.ack for o in outcomes]
+    county = bearer(engine, "ris-county")
+    (task,) = [e["resource"] for e in http.get("/fhir/Task", headers=county).json()["entry"]]
+    (report,) = [e["resource"] for e in http.get("/fhir/DiagnosticReport", headers=county).json()["entry"]]
+    assert task["status"] == "completed"
+    assert task["output"] == [{"type": {"text": "report"},
+                               "valueReference": {"reference": f"DiagnosticReport/{report['id']}"}}]
+    auditor = bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")
+    (row,) = http.get("/reports/remote-reading?from=2026-11&to=2026-11", headers=auditor).json()["rows"]
+    assert (row["requested"], row["reported"], row["pending"]) == (1, 1, 0)
+    assert row["turnaround_hours"]["median"] == 12.0

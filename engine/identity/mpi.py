@@ -33,7 +33,7 @@ import secrets
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -101,34 +101,142 @@ def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
 
 class _Links:
     """The ``mpi_links`` collection, counting its writes (``written``): what was read from it
-    before a write may be stale after it."""
+    before a write may be stale after it.
+
+    Inside ``batch`` (one ingest batch, ~50 messages in one transaction) the records read by id
+    and the linked records of a person are remembered for this thread, read first for the whole
+    batch in one query each; every write through this class goes to the collection and to what
+    is remembered alike. Outside it every call goes to the collection."""
 
     def __init__(self, collection: Any) -> None:
         self.coll = collection
         self.written = 0
         self._count = itertools.count(1)
+        self._local = threading.local()  # per thread: docs (id -> doc | None), persons (person -> linked docs)
 
-    def __getattr__(self, name: str) -> Any:  # count, ensure_index, insert, delete
+    def __getattr__(self, name: str) -> Any:  # count, ensure_index
         return getattr(self.coll, name)
 
+    @contextlib.contextmanager
+    def batch(self, ids: Iterable[str], persons: Iterable[str]) -> Iterator[None]:
+        """Remember what is read until the batch ends: the records ``ids`` and the linked
+        records of ``persons`` read now, in one query each (a batch's new records and their
+        persons: each message's statement and hook asked for them, three queries a message)."""
+        local = self._local
+        if getattr(local, "docs", None) is not None:
+            yield
+            return
+        wanted = sorted(set(ids))
+        docs: dict[str, dict[str, Any] | None] = dict.fromkeys(wanted)
+        if wanted:
+            for doc in self.coll.find({"_id": {"$in": wanted}}):
+                docs[doc["_id"]] = doc
+        asked = sorted(set(persons))
+        linked: dict[str, dict[str, dict[str, Any]]] = {person: {} for person in asked}
+        if asked:
+            for doc in self.coll.find({"person": {"$in": asked}, "status": "linked"}):
+                linked[doc["person"]][doc["_id"]] = doc
+        local.docs, local.persons = docs, linked
+        try:
+            yield
+        finally:
+            local.docs = local.persons = None
+
     def get(self, doc_id: str) -> dict[str, Any] | None:
-        return self.coll.get(doc_id)
+        docs = getattr(self._local, "docs", None)
+        if docs is None:
+            return self.coll.get(doc_id)
+        if doc_id not in docs:
+            docs[doc_id] = self.coll.get(doc_id)
+        return docs[doc_id]
 
     def find(self, filter: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        return self.coll.find(filter, **kwargs)
+        persons = getattr(self._local, "persons", None)
+        if persons is None or kwargs or not _is_members_query(filter):
+            return self.coll.find(filter, **kwargs)
+        person = str(filter["person"]) if filter else ""
+        if person not in persons:
+            persons[person] = {d["_id"]: d for d in self.coll.find(filter)}
+        return list(persons[person].values())
+
+    def _remember(self, doc_id: str, doc: dict[str, Any] | None) -> None:
+        """Keep what the batch remembers in step with ``doc_id`` now being ``doc`` (None: gone or
+        unknown); a linked record stays in its place among its person's."""
+        docs = getattr(self._local, "docs", None)
+        if docs is None:
+            return
+        persons = self._local.persons
+        before = docs.get(doc_id, _ABSENT)
+        if before is _ABSENT:
+            for members in persons.values():
+                members.pop(doc_id, None)
+        elif before is not None and before.get("status") == "linked":
+            members = persons.get(before.get("person"))
+            if members is not None and (doc is None or doc.get("status") != "linked"
+                                        or doc.get("person") != before.get("person")):
+                members.pop(doc_id, None)
+        docs[doc_id] = doc
+        if doc is not None and doc.get("status") == "linked":
+            members = persons.get(doc.get("person"))
+            if members is not None:
+                members[doc_id] = doc
 
     # counted after the write: a read that saw the old count may have seen the old document
     def replace(self, doc: dict[str, Any], *, upsert: bool = True) -> None:
         try:
             self.coll.replace(doc, upsert=upsert)
+            if upsert:
+                self._remember(doc["_id"], dict(doc))
+            else:
+                self._forget(doc["_id"])
         finally:
             self.written = next(self._count)
 
     def update(self, doc_id: str, fields: dict[str, Any]) -> bool:
         try:
-            return self.coll.update(doc_id, fields)
+            done = self.coll.update(doc_id, fields)
+            docs = getattr(self._local, "docs", None)
+            before = docs.get(doc_id) if docs is not None else None
+            if done and before is not None:
+                self._remember(doc_id, {**before, **fields})
+            else:
+                self._forget(doc_id)
+            return done
         finally:
             self.written = next(self._count)
+
+    def insert(self, doc: dict[str, Any]) -> None:
+        try:
+            self.coll.insert(doc)
+            self._remember(doc["_id"], dict(doc))
+        finally:
+            self.written = next(self._count)
+
+    def delete(self, doc_id: str) -> bool:
+        try:
+            done = self.coll.delete(doc_id)
+            self._remember(doc_id, None)
+            return done
+        finally:
+            self.written = next(self._count)
+
+    def _forget(self, doc_id: str) -> None:
+        """What the batch remembers of ``doc_id`` is unknown now: read it again when asked."""
+        if getattr(self._local, "docs", None) is not None:
+            self._local.docs.pop(doc_id, None)
+            self._local.persons.clear()
+
+
+def _auto_person(nid_key: str) -> str:
+    """The person the index links the records of one valid ID number to (its key names it)."""
+    return "per-" + nid_key[:32]
+
+
+def _is_members_query(filter: dict[str, Any] | None) -> bool:
+    """``{"person": P, "status": "linked"}``: a person's linked records (``members``), the one
+    query the index asks of every new record."""
+    return (filter is not None and len(filter) == 2 and filter.get("status") == "linked"
+            and isinstance(filter.get("person"), str))
 
 
 @dataclass(frozen=True)
@@ -199,6 +307,24 @@ class IdentityService:
         add_statement = getattr(repository, "add_statement", None)
         if add_statement is not None:
             add_statement(self.state_links, types={"Patient"})
+
+    @contextlib.contextmanager
+    def batch(self, resources: Iterable[dict[str, Any]]) -> Iterator[None]:
+        """The writes of one ingest batch: the index records of its Patients and the linked
+        records of their persons read in one query each and remembered until it ends
+        (``_Links.batch``). The persons are those the statement would find for a valid ID
+        number; a record classified otherwise is asked for as always."""
+        ids: list[str] = []
+        persons: list[str] = []
+        for r in resources:
+            if r.get("resourceType") != "Patient" or not isinstance(r.get("id"), str):
+                continue
+            ids.append(r["id"])
+            number = nationalid.valid_number(nationalid.raw_national_id(r))
+            if number:
+                persons.append(_auto_person(self.nid_key(number)))
+        with self.links.batch(ids, persons):
+            yield
 
     def nid_key(self, number: str) -> str:
         key = self._keys.get(number)
@@ -511,7 +637,7 @@ class IdentityService:
         reasons = dm.conflicts_with_id(demo, nid)
         if reasons:
             return (*self._conflict(doc, pid, reasons), None)
-        person = "per-" + doc["nid_key"][:32]
+        person = _auto_person(doc["nid_key"])
         linked = self.links.find({"person": person, "status": "linked"})
         for other in linked:
             if other["_id"] == pid or other.get("manual") or other.get("nid_key") != doc["nid_key"]:

@@ -72,6 +72,44 @@ def move(coll: Collection, old: Bucket | None, new: Bucket | None) -> None:
         _bump(coll, new, +1)
 
 
+def move_many(coll: Collection, moves: Iterable[tuple[Bucket | None, Bucket | None]]) -> None:
+    """``move`` for several documents at once, netted per bucket: each bucket touched is read
+    (all in one query) and written once.
+
+    Why: the rows an ingest batch changes (~50 messages' orders, their flags) mostly count in
+    the same few buckets (one day, one institution, a few items); moved one by one each was a
+    read and a write of the same tally."""
+    net: dict[str, list[Any]] = {}  # key -> [dims, count, money]
+    for old, new in moves:
+        if old == new:
+            continue
+        for bucket, sign in ((old, -1), (new, 1)):
+            if bucket is None:
+                continue
+            key, dims, money = bucket
+            entry = net.setdefault(key, [dims, 0, 0.0])
+            if sign > 0:
+                entry[0] = dims
+            entry[1] += sign
+            entry[2] += sign * money
+    changed = {key: entry for key, entry in net.items() if entry[1] or round(entry[2], 2)}
+    if not changed:
+        return
+    if len(changed) == 1:
+        key = next(iter(changed))
+        found = {key: doc} if (doc := coll.get(key)) is not None else {}
+    else:
+        found = {d["_id"]: d for d in coll.find({"_id": {"$in": sorted(changed)}})}
+    for key, (dims, count, money) in changed.items():
+        doc = found.get(key) or {"_id": key, **dims, "count": 0, "money": 0.0}
+        doc = {**doc, "count": doc["count"] + count, "money": round(doc["money"] + money, 2)}
+        if doc["count"] <= 0:
+            if key in found:
+                coll.delete(key)
+        else:
+            coll.replace(doc)
+
+
 def ensure_indexes(flag_days: Collection, check_days: Collection) -> None:
     for coll in (flag_days, check_days):
         coll.ensure_index(["day"])

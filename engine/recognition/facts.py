@@ -8,6 +8,7 @@ resource's subject references — never an MRN, which does not cross institution
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
@@ -33,7 +34,8 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
-_RECENT_KEPT = 256  # results classified lately, by the identity of their code and performers
+_PERSONS_KEPT = 1024  # Patient versions whose national ID was read lately, by identity
+_RECENT_KEPT = 8192  # results classified lately (an ingest batch's, up to 200 messages), by the identity of their code and performers
 
 
 def local_day(value: str | None, tz: str) -> date | None:
@@ -123,6 +125,13 @@ class FactReader:
         # per thread: id(code) -> (code, performers, type, rules, answer), see ``classify``
         self._recent = threading.local()
 
+    def reading(self, read: Reader) -> FactReader:
+        """The same reader over other resources (``read``), sharing what it remembers: the facts
+        of resources not stored yet, read from the batch that is about to store them."""
+        other = copy.copy(self)
+        other._read = read
+        return other
+
     # -- one classification per test ------------------------------------------------------
     def classify(self, resource: dict[str, Any], *, marked: bool = False) -> tuple[str | None, str | None]:
         """(institution, item) of a result: what the HR mark and the write hook both need.
@@ -141,9 +150,11 @@ class FactReader:
         before it was stored: the stored version holds the very ``code`` and ``performer``
         objects the mark was handed (the repository makes a new version as a new dict over
         them), so the mark's answer is taken by their identity -- a lookup instead of the key
-        above. The mark always reads the codings (a caller may have changed them in place
-        since an earlier write) and leaves its answer for the hook; an id is not reused while
-        the object it names lives, and the answers hold theirs."""
+        above. The mark reads the codings (a caller may have changed them in place since an
+        earlier write) and leaves its answer for the hook; an id is not reused while the object
+        it names lives, and the answers hold theirs. Inside an ingest batch the mark asks
+        ``marked`` too: the batch's preview classified the very objects it is handed a moment
+        before (``Recognition.batch``), so each result is classified once."""
         rules = self._rules()
         rtype = resource.get("resourceType")
         code, performers = resource.get("code"), resource.get("performer")
@@ -197,9 +208,22 @@ class FactReader:
         return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
 
     def person(self, patient_ref: str | None) -> str | None:
+        """The national ID of the referenced Patient; remembered by the very Patient version read
+        (a write group's order and each of its results ask for the same one, several times)."""
         if not patient_ref:
             return None
-        return national_id(self._read("Patient", patient_ref.split("/", 1)[1]))
+        patient = self._read("Patient", patient_ref.split("/", 1)[1])
+        if patient is None:
+            return None
+        persons = getattr(self._recent, "persons", None)
+        if persons is None or len(persons) >= _PERSONS_KEPT:
+            persons = self._recent.persons = {}
+        seen = persons.get(id(patient))
+        if seen is not None and seen[0] is patient:
+            return seen[1]
+        number = national_id(patient)
+        persons[id(patient)] = (patient, number)  # held: its id is not reused while remembered
+        return number
 
     # -- institution ---------------------------------------------------------------------
     def organization_code(self, reference: dict[str, Any]) -> str | None:

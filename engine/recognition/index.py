@@ -29,6 +29,11 @@ def group_key(doc: Document) -> str:
     return f"{doc['inst']}|{doc.get('person') or doc.get('patient')}|{doc['item']}|{doc['day']}"
 
 
+def result_key(r: PriorResult) -> str:
+    """``group_key`` of a result's entry, from its facts (without building the entry)."""
+    return f"{r.institution}|{r.person or r.patient}|{r.item}|{r.day.isoformat()}"
+
+
 def to_doc(r: PriorResult, held: str | None = None) -> Document:
     """The entry of ``r`` (``held``: instead of ``r.held``, when given)."""
     doc: Document = {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
@@ -47,6 +52,8 @@ def from_doc(doc: Document) -> PriorResult:
 
 # (person, item) -> (first day, last day, the entries of the person for the item dated in between)
 Windows = dict[tuple[str, str], tuple[str, str, dict[str, Document]]]
+# Patient reference -> every entry of results about that record
+Patients = dict[str, dict[str, Document]]
 
 
 class ResultIndex:
@@ -56,8 +63,10 @@ class ResultIndex:
     entries by key through a ``GroupMemo`` (``docs``; the entries of all the results of a group in
     one query, ``prefetch``), and each person's entries for an item over the days a range query
     covered (``_window``), so the order-time check, the group of a result and its candidates --
-    the same person, item and days -- are one query, not three. Every write through this class
-    goes to the collection and to what is remembered alike; outside a scope each call is a query.
+    the same person, item and days -- are one query, not three; and the entries of a Patient
+    record when they were asked (``by_patient``; a batch's new records in one query,
+    ``prefetch_patients``). Every write through this class goes to the collection and to what is
+    remembered alike; outside a scope each call is a query.
     """
 
     def __init__(self, collection: Collection) -> None:
@@ -82,12 +91,12 @@ class ResultIndex:
         if getattr(self._local, "windows", None) is not None:
             return False
         self.docs.open()
-        self._local.windows = {}
+        self._local.windows, self._local.patients = {}, {}
         return True
 
     def close(self) -> None:
         self.docs.close()
-        self._local.windows = None
+        self._local.windows = self._local.patients = None
 
     def known_absent(self, refs: Iterable[str]) -> None:
         """Inside a scope: these results have no entry (first versions: nothing was indexed under
@@ -124,25 +133,41 @@ class ResultIndex:
             return
         lo = min(w[0] for w in wanted.values())
         hi = max(w[1] for w in wanted.values())
-        docs = self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
-                               "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}})
-        for person, item in wanted:  # every entry of each pair dated in [lo, hi] is among docs
-            known = windows.get((person, item))
+        found: dict[tuple[str, str], dict[str, Document]] = {pair: {} for pair in wanted}
+        for d in self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
+                                 "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}}):
+            entries = found.get((d.get("person"), d.get("item")))
+            if entries is not None:
+                entries[d["_id"]] = d
+        for pair, entries in found.items():  # every entry of each pair dated in [lo, hi] is among them
+            known = windows.get(pair)
             if known is None or (lo <= known[0] and known[1] <= hi):
-                windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs
-                                                    if d.get("person") == person and d.get("item") == item})
+                windows[pair] = (lo, hi, entries)
 
-    def _written(self, ref: str, doc: Document | None) -> None:
-        """Keep the remembered windows in step with the entry ``ref`` now being ``doc`` (None: gone)."""
+    def _written(self, ref: str, doc: Document | None, before: Document | None) -> None:
+        """Keep what is remembered in step with the entry ``ref`` now being ``doc`` (None: gone)
+        where it was ``before`` (None: there was none): a remembered window or Patient holds an
+        entry only under the person, item and record it names."""
         windows: Windows | None = getattr(self._local, "windows", None)
-        if not windows:
+        if windows is None:
             return
-        for _, _, entries in windows.values():
-            entries.pop(ref, None)
-        if doc is not None and doc.get("person"):
+        patients: Patients = self._local.patients
+        if before is not None:
+            known = windows.get((before.get("person"), before["item"]))
+            if known is not None:
+                known[2].pop(ref, None)
+            entries = patients.get(before.get("patient"))
+            if entries is not None:
+                entries.pop(ref, None)
+        if doc is None:
+            return
+        if doc.get("person"):
             known = windows.get((doc["person"], doc["item"]))
             if known is not None and known[0] <= doc["day"] <= known[1]:
                 known[2][ref] = doc
+        entries = patients.get(doc.get("patient"))
+        if entries is not None:
+            entries[ref] = doc
 
     def get(self, ref: str) -> Document | None:
         return self.docs.get(ref)
@@ -156,12 +181,13 @@ class ResultIndex:
         doc = to_doc(result, (before or {}).get("held") or held)
         if doc != before:
             self.docs.replace(doc)
-            self._written(doc["_id"], doc)
+            self._written(doc["_id"], doc, before)
         return doc
 
     def delete(self, ref: str) -> bool:
+        before = self.docs.get(ref)
         done = self.docs.delete(ref)
-        self._written(ref, None)
+        self._written(ref, None, before)
         return done
 
     def candidates(self, person: str, item: str, day: date, window_days: int) -> list[PriorResult]:
@@ -189,13 +215,32 @@ class ResultIndex:
         return self.coll.find({"order": order_ref})
 
     def by_patient(self, patient_ref: str) -> list[Document]:
-        return self.coll.find({"patient": patient_ref})
+        patients: Patients | None = getattr(self._local, "patients", None)
+        if patients is None:
+            return self.coll.find({"patient": patient_ref})
+        if patient_ref not in patients:
+            patients[patient_ref] = {d["_id"]: d for d in self.coll.find({"patient": patient_ref})}
+        return list(patients[patient_ref].values())
+
+    def prefetch_patients(self, patient_refs: Iterable[str]) -> None:
+        """Inside a scope: the entries of these Patient records (a batch's new records, whose
+        hook asks whether results named them before they were stored), in one query."""
+        patients: Patients | None = getattr(self._local, "patients", None)
+        if patients is None:
+            return
+        wanted = sorted({r for r in patient_refs if r not in patients})
+        if len(wanted) < 2:
+            return
+        for ref in wanted:
+            patients[ref] = {}
+        for d in self.coll.find({"patient": {"$in": wanted}}):
+            patients[d["patient"]][d["_id"]] = d
 
     def set_person(self, docs: Sequence[Document], person: str | None) -> None:
         for d in docs:
             if d.get("person") != person:
                 self.docs.update(d["_id"], {"person": person})
-                self._written(d["_id"], {**d, "person": person})
+                self._written(d["_id"], {**d, "person": person}, d)
 
 
 def day_range(start: date | None, end: date | None) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@ documents read or written by key through the memo are remembered for this thread
 entries of all the results of a write group are fetched in one query (``prefetch``); outside a
 scope every call goes straight to the collection. Writes go to the collection first, then to the
 memo, so the memo never holds what the store does not; the scope ends with the hook call that
-opened it (a write the hook itself makes nests in it and shares it).
+opened it (a write the hook itself makes nests in it and shares it), or with the ingest batch
+that opened it around all its messages' hook calls (``Recognition.batch``).
 
 Documents handed out are the ones remembered: callers build new documents (``{**old, ...}``)
 rather than changing one in place, as they always did with what ``get`` returned.
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.repository.port import Collection, Document
+from engine.repository.port import Collection, Document, DuplicateKey
 
 _ABSENT = None  # remembered: no document with this key
 
@@ -136,17 +137,34 @@ class GroupMemo:
 
     def take_deferred(self) -> list[tuple[Document | None, Document]]:
         """Write the deferred documents, each once as it ends; (before the scope, after) of each
-        that changed, for the caller's tallies. Call before the scope ends."""
+        that changed, for the caller's tallies. Call before the scope ends.
+
+        The documents that did not exist when first read (a new order's check row, a new flag) go
+        in one ``insert_many``: over an ingest batch of ~50 messages that is one call instead of
+        one each (should another writer have stored one meanwhile, they are upserted one by one,
+        as before). The others are replaced one by one."""
         deferred, docs = self._local.deferred, self._local.docs
         if not deferred:
             return []
         self._local.deferred = {}
-        out = []
+        out: list[tuple[Document | None, Document]] = []
+        new: list[Document] = []
         for doc_id, before in deferred.items():
             after = docs[doc_id]
             if after is not None and after != before:
-                self.coll.replace(after)
+                if before is None:
+                    new.append(after)
+                else:
+                    self.coll.replace(after)
                 out.append((before, after))
+        if len(new) > 1:
+            try:
+                self.coll.insert_many(new)
+            except DuplicateKey:  # another writer stored one meanwhile (MongoDB): as always, upserted
+                for doc in new:
+                    self.coll.replace(doc)
+        elif new:
+            self.coll.replace(new[0])
         return out
 
     def delete(self, doc_id: str) -> bool:

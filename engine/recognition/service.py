@@ -63,7 +63,7 @@ from engine.recognition.facts import (
     result_time,
 )
 from engine.recognition.flags import DuplicateFlag
-from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, to_doc
+from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -78,6 +78,10 @@ FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cance
                "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
 CHARGES = "recognition_charges"
 HR_SYSTEM = "urn:huren:hr-scope"
+# the types the hook reads back (``read``): the versions of a write group it holds at hand
+_READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
+# what a batch's facts are read from before it is stored (``Recognition._preview``)
+_PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
 
 
 def _now() -> str:
@@ -189,31 +193,113 @@ class Recognition:
 
     @contextmanager
     def _group_scope(self) -> Iterator[None]:
-        """What one write group's hook call keeps at hand: the stored versions of the group, the
-        index entries, check and flag rows read or written by key, and each order's facts.
-        The outermost call of this thread owns it; a write the hook makes nests in it.
-
-        The check and flag rows the group changed are written when it ends, each once as it
-        ends, their tallies moved once (``_put_check``, ``_put_flag``): a message's order row is
-        changed when the order is stored and again when its result sets the outcome."""
+        """What one write group's hook call keeps at hand: the stored versions of the group and
+        each order's facts, inside the memo scope (``_memo_scope``). The outermost call of this
+        thread owns it; a write the hook makes nests in it."""
         local = self._local
         if getattr(local, "current", None) is not None:
             yield
             return
-        opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         local.current, local.orders, local.facts = {}, {}, {}
+        try:
+            with self._memo_scope():
+                yield
+        finally:
+            local.current = local.orders = local.facts = None
+
+    @contextmanager
+    def _memo_scope(self) -> Iterator[None]:
+        """The index entries and windows and the check and flag rows read or written by key,
+        remembered until the outermost scope of this thread ends: one write group's hook call, or
+        a whole ingest batch (``batch``).
+
+        The check and flag rows changed inside are written when it ends, each once as it ends,
+        their tallies moved once per bucket (``_put_check``, ``_put_flag``): a message's order
+        row is changed when the order is stored and again when its result sets the outcome, and
+        a batch's rows count in a few buckets. A scope that fails writes nothing."""
+        opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         try:
             yield
             if self.checks in opened:
-                for before, after in self.checks.take_deferred():
-                    aggregates.move(self.check_days, aggregates.check_bucket(before), aggregates.check_bucket(after))
+                aggregates.move_many(self.check_days, [
+                    (aggregates.check_bucket(before), aggregates.check_bucket(after))
+                    for before, after in self.checks.take_deferred()])
             if self.flags in opened:
-                for before, after in self.flags.take_deferred():
-                    aggregates.move(self.flag_days, aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+                aggregates.move_many(self.flag_days, [
+                    (aggregates.flag_bucket(before), aggregates.flag_bucket(after))
+                    for before, after in self.flags.take_deferred()])
         finally:
-            local.current = local.orders = local.facts = None
             for memo in reversed(opened):
                 memo.close()
+
+    @contextmanager
+    def batch(self, resources: Sequence[dict[str, Any]]) -> Iterator[None]:
+        """The writes of one ingest batch (~50 messages in one transaction): what the hook
+        remembers and defers lasts for all of them, and what they will ask is read first, one
+        query per collection (``_preview``).
+
+        Why: the hook runs once per message (its write group), and each message asked the store
+        for its order's check row, its tests' flags, its person's index windows and its new
+        Patient's entries, then wrote its check row and moved a tally: some ten round trips a
+        message. Each message is still decided on its own, in order, against the same rows:
+        every write goes to what is remembered, and reads by key are answered from it; the rows
+        changed are written when the batch ends (before its commit), each once, the new ones in
+        one call, the tallies netted per bucket. A batch that fails writes nothing of them.
+
+        ``resources``: the converted resources the batch is about to write, as the senders
+        stated them. They are a hint: where a stored version turns out otherwise (its Patient
+        merged with an earlier record, say), the hook asks the store as it would have."""
+        if getattr(self._local, "current", None) is not None or getattr(self._local, "previewed", False):
+            yield  # inside a hook call or a batch already
+            return
+        with self._memo_scope():
+            self._preview(resources)
+            self._local.previewed = True
+            try:
+                yield
+            finally:
+                self._local.previewed = False
+
+    def _preview(self, resources: Sequence[dict[str, Any]]) -> None:
+        """Read at once what a batch's hook calls will ask: the check rows of its orders, the
+        flags of its tests, the index windows of its orders and results, the entries of its
+        Patient records. The facts are read from the batch itself (its Patients, Organizations
+        and Encounters); the results' classification is kept for the HR mark and the hook, which
+        are handed the very same coding objects (``FactReader.classify``)."""
+        by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
+                  if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
+        facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
+        items = self._rules.items
+        patients: list[str] = []
+        orders: list[str] = []
+        flags: list[str] = []
+        asks: list[tuple[str, str, str, str]] = []
+        for r in resources:
+            rtype = r.get("resourceType")
+            if not isinstance(r.get("id"), str):
+                continue
+            if rtype == "Organization":
+                self.facts.remember_organization(r)  # as the HR mark does when it is written
+            elif rtype == "Patient":
+                patients.append(f"Patient/{r['id']}")
+            elif rtype == ORDER_TYPE:
+                orders.append(f"{ORDER_TYPE}/{r['id']}")
+                order = facts.order(r)
+                found = items.get(order.item or "") if order is not None and order.person else None
+                if found is not None and order is not None and order.person:
+                    asks.append((order.person, found.code,
+                                 (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
+            elif rtype in RESULT_TYPES:
+                result = facts.result(r)
+                found = items.get(result.item) if result is not None and result.person else None
+                if found is not None and result is not None and result.person:
+                    asks.append((result.person, found.code,
+                                 (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
+                    flags.append(issue_id("dup", result_key(result)))
+        self.checks.prefetch(orders)
+        self.flags.prefetch(flags)
+        self.index.prefetch_windows(asks)
+        self.index.prefetch_patients(patients)
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -256,7 +342,9 @@ class Recognition:
         tags = [t for t in had if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)] if had else []
         rules = self._rules
         marks: list[dict[str, Any]] = []
-        inst, item = self.facts.classify(resource) if resource.get("status") in FINAL_STATUSES else (None, None)
+        # in an ingest batch the preview classified these very codings a moment ago (``batch``)
+        inst, item = self.facts.classify(resource, marked=getattr(self._local, "previewed", False)) \
+            if resource.get("status") in FINAL_STATUSES else (None, None)
         day = local_day(result_time(resource), rules.institutions[inst].timezone) if item and inst in rules.institutions else None
         if item and inst and day and rules.qc_passed(inst, item, day):
             community = rules.institutions[inst].community
@@ -288,38 +376,65 @@ class Recognition:
         its own, in the same order, with the same outcome.
         """
         with self._group_scope():
-            first, later = [], []
             for resource, _ in writes:
-                self._hold(resource)
-                if resource.get("resourceType") in RESULT_TYPES:
-                    # a first version has no entry: nothing was ever stored under its reference
-                    (first if _version(resource) == 1 else later).append(ref_of(resource))
-            self.index.known_absent(first)
-            self.index.docs.prefetch(later)
-            self.index.prefetch_windows(self._windows_asked(writes))
-            return [self.on_write(resource, previous) for resource, previous in writes]
+                if resource.get("resourceType") in _READ_BACK:
+                    self._hold(resource)
+            todo, asks = self._plan(writes)
+            self.index.prefetch_windows(asks)
+            out: list[list[dict[str, Any]]] = [[] for _ in writes]
+            for n in todo:
+                out[n] = self.on_write(*writes[n])
+            return out
 
-    def _windows_asked(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
-                       ) -> Iterator[tuple[str, str, str, str]]:
-        """The index windows the group's orders and results will ask (see ``ResultIndex._window``):
-        an order's candidates, a result's test read along with its window. The facts of each
-        result are kept for its own call (``on_result``), which would read them again."""
+    def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+              ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
+        """One pass over a write group: which of its versions the hook has anything to do for, and
+        the index windows ``(person, item, lo, hi)`` their orders and results will ask (see
+        ``ResultIndex._window``: an order's candidates, a result's test read along with its window).
+
+        Why: most of a lab message's results are not recognition items (11 of the 13 of a blood
+        count with an ALT), and a first version of one has no index entry and no test to decide:
+        its facts (one classification, by the very objects the HR mark classified) say so, and
+        nothing more is done for it. The facts of the others are kept for their own call
+        (``on_result``), which would read them again. Later versions' entries are read in one query;
+        a first version has none (nothing was ever stored under its reference)."""
         items = self._rules.items
         facts_of = self._local.facts
-        for resource, _ in writes:
+        todo: list[int] = []
+        asks: list[tuple[str, str, str, str]] = []
+        first: list[str] = []
+        later: list[str] = []
+        for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
                 facts = self.facts.result(resource)
-                facts_of[ref_of(resource)] = (resource, facts)
+                ref = ref_of(resource)
+                if _version(resource) == 1:
+                    if facts is None:
+                        continue  # not a recognition result, and never indexed: nothing to do
+                    first.append(ref)
+                else:
+                    later.append(ref)
+                facts_of[ref] = (resource, facts)
                 person, item, day = (facts.person, facts.item, facts.day) if facts else (None, None, None)
-            elif rtype == ORDER_TYPE and resource.get("status") not in ("revoked", "entered-in-error"):
-                order = self._order_facts(resource)
-                person, item, day = (order.person, order.item, order.day) if order else (None, None, None)
+            elif rtype == ORDER_TYPE:
+                if resource.get("status") in ("revoked", "entered-in-error"):
+                    person = item = day = None
+                else:
+                    order = self._order_facts(resource)
+                    person, item, day = (order.person, order.item, order.day) if order else (None, None, None)
+            elif rtype in ("Patient", "ChargeItem"):
+                person = None
             else:
-                continue
-            found = items.get(item or "")
-            if person and found is not None and day is not None:
-                yield person, found.code, (day - timedelta(days=found.window_days)).isoformat(), day.isoformat()
+                continue  # on_write does nothing for it
+            todo.append(n)
+            found = items.get(item or "") if person else None
+            if found is not None and day is not None:
+                asks.append((person, found.code, (day - timedelta(days=found.window_days)).isoformat(),
+                             day.isoformat()))
+        self.index.known_absent(first)
+        self.index.docs.prefetch(later)
+        return todo, asks
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook for one stored version (``on_write_many`` calls it for each)."""
@@ -523,7 +638,7 @@ class Recognition:
         if performed and all(d.get("analytes") for d in group):
             order = replace(order, analytes=tuple(performed))  # what was actually done
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
-                      if group_key(to_doc(c)) != key]
+                      if result_key(c) != key]
         matches = find_recognisable(order, candidates, rules)
         check_ref = repeat.order
         if not matches:

@@ -12,8 +12,10 @@ resources; the first final report also completes the reading Task if it is still
 from __future__ import annotations
 
 import statistics
+import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,8 @@ REMOTE_READS = "remote_reads"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 # Task states in which the read is still to be done
 OPEN = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold"})
+# report statuses that end a read
+REPORTED = frozenset({"final", "amended", "corrected", "appended"})
 _FIELD = r"^[A-Z][A-Z0-9]{2}-[1-9][0-9]*(\.[1-9][0-9]*)?$"  # SEG-F or SEG-F.C
 _SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["task_code", "turnaround"], "additionalProperties": False,
@@ -114,6 +118,47 @@ class RemoteReading:
         self._write = write
         self._institution = institution
         self.rules = rules
+        self._local = threading.local()  # per thread: order -> its rows, for one ingest batch (``batch``)
+
+    @contextmanager
+    def batch(self, orders: Iterable[str]) -> Iterator[None]:
+        """The rows of these orders read in one query and kept until the batch ends, rows written
+        meanwhile kept in step: every final report of an ingest batch asks for its order's rows
+        (a query per lab message, which almost always finds none)."""
+        if getattr(self._local, "by_order", None) is not None:
+            yield
+            return
+        wanted = sorted(set(orders))
+        by_order: dict[str, list[Document]] = {order: [] for order in wanted}
+        if wanted:
+            for row in self.rows.find({"order": {"$in": wanted}}):
+                by_order[row["order"]].append(row)
+        self._local.by_order = by_order
+        try:
+            yield
+        finally:
+            self._local.by_order = None
+
+    def _of_order(self, order_ref: str) -> list[Document]:
+        by_order: dict[str, list[Document]] | None = getattr(self._local, "by_order", None)
+        if by_order is None:
+            return self.rows.find({"order": order_ref})
+        if order_ref not in by_order:
+            by_order[order_ref] = self.rows.find({"order": order_ref})
+        return list(by_order[order_ref])
+
+    def _put(self, row: Document) -> None:
+        """Store a row, and keep the batch's rows in step (a row keeps its place among its order's)."""
+        self.rows.replace(row)
+        by_order: dict[str, list[Document]] | None = getattr(self._local, "by_order", None)
+        if by_order is None:
+            return
+        for order, rows in by_order.items():
+            kept = [r for r in rows if r["_id"] != row["_id"]]
+            if order == row.get("order"):
+                at = next((n for n, r in enumerate(rows) if r["_id"] == row["_id"]), len(kept))
+                kept.insert(at, row)
+            by_order[order] = kept
 
     def is_request(self, task: dict[str, Any]) -> bool:
         return any((c.get("system"), c.get("code")) == self.rules.task_code
@@ -153,10 +198,10 @@ class RemoteReading:
             "reported": existing.get("reported"), "report": existing.get("report"), "reader": existing.get("reader"),
         }
         if row != existing:
-            self.rows.replace(row)
+            self._put(row)
 
     def on_report(self, report: dict[str, Any]) -> None:
-        if report.get("status") not in ("final", "amended", "corrected", "appended"):
+        if report.get("status") not in REPORTED:
             return
         issued = _instant(report.get("issued")) or _instant(report["meta"]["lastUpdated"])
         assert issued is not None
@@ -164,14 +209,14 @@ class RemoteReading:
             ref = (based or {}).get("reference")
             if not isinstance(ref, str) or not ref.startswith("ServiceRequest/"):
                 continue
-            for row in self.rows.find({"order": ref}):
+            for row in self._of_order(ref):
                 if row.get("reported") and row.get("report") != f"DiagnosticReport/{report['id']}":
                     continue  # the first report ends the turnaround; an addendum does not restart it
                 reader = next(((r or {}).get("reference") or (r or {}).get("display")
                                for r in report.get("resultsInterpreter") or ()), None)
                 first = row.get("reported") or _utc(issued)
-                self.rows.replace({**row, "reported": first, "report": f"DiagnosticReport/{report['id']}",
-                                   "reader": reader})
+                self._put({**row, "reported": first, "report": f"DiagnosticReport/{report['id']}",
+                           "reader": reader})
                 self._complete(row["_id"], f"DiagnosticReport/{report['id']}")
 
     def _complete(self, task_ref: str, report_ref: str) -> None:

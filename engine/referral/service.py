@@ -18,7 +18,8 @@ repository write guard and one write hook, registered like recognition's and the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from engine.errors import BadRequest, Conflict, Gone, NotFound
 from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
-from engine.referral.reading import RemoteReading, load_reading
+from engine.referral.reading import REPORTED, RemoteReading, load_reading
 from engine.referral.rules import ReferralRules, load
 from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document, Store
@@ -186,6 +187,17 @@ class Referrals:
             for task, before in self.repository.pending():
                 if task["resourceType"] == "Task" and focus_of(task) == ref:
                     check_transition(before, task, self._rules.workflow)
+
+    @contextmanager
+    def batch(self, resources: Sequence[dict[str, Any]]) -> Iterator[None]:
+        """The writes of one ingest batch: the remote-reading rows its reports will ask for, read
+        in one query and kept until it ends (``RemoteReading.batch``)."""
+        orders = [str(based["reference"]) for r in resources
+                  if r.get("resourceType") == "DiagnosticReport" and r.get("status") in REPORTED
+                  for based in r.get("basedOn") or () if isinstance(based, dict)
+                  and str(based.get("reference") or "").startswith("ServiceRequest/")]
+        with self.reading.batch(orders):
+            yield
 
     def on_write_many(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[list[dict[str, Any]]]:
         """The write hook, once for the versions a write group stored (a message, a Bundle), in
