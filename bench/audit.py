@@ -3,6 +3,7 @@
     python bench/audit.py --quick          # what `make bench` runs (~1 min on 2 cores)
     python bench/audit.py                  # larger sizes
     python bench/audit.py --compare-pymerkle   # also time pymerkle's in-memory tree (if installed)
+    python bench/audit.py --read-path      # only where an audited read's audit CPU goes
 
 Prints one line per figure. Everything runs on the real SQLite store in a temporary directory.
 The verification log is bulk-loaded with the same leaf/node layout ``AuditLog.record`` writes (the
@@ -253,6 +254,46 @@ def bench_http(settings: Settings, n: int) -> None:
     engine.close()
 
 
+def bench_read_path(settings: Settings, groups: int) -> None:
+    """Where an audited read's audit CPU goes, per record, without HTTP: the record built from the
+    request's note (``facts_for_request``), the append in groups of 1, 6 and 8 (6 is about what
+    8 connections make under uvicorn; hash, tree, SQL insert and commit), and the search keys the
+    background thread gives the records (``index_keys``). CPU time of this process."""
+    from types import SimpleNamespace
+
+    from engine.audit.middleware import facts_for_request
+    from engine.audit.note import AuditNote
+
+    caller = SimpleNamespace(kind="system", subject="his-a", client_id="his-a")
+    scope = {"type": "http", "method": "GET", "path": "/fhir/Observation/o1", "query_string": b"",
+             "client": ("10.0.0.9", 5000), "state": {"caller": caller}}
+    notes = [AuditNote("read", ["Observation/o1/_history/1"], ["p1"], owners={"Observation/o1/_history/1": ["p1"]})]
+
+    def made() -> object:
+        return facts_for_request(scope, notes, 200, "2026-11-30T08:00:00.000Z", "bench/audit")
+
+    n = groups * 6
+    t = time.process_time()
+    for _ in range(n):
+        made()
+    facts_us = (time.process_time() - t) / n * 1e6
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
+    log.index_keys()
+    line = [f"audited read's record, per record (CPU, no HTTP): facts {facts_us:.1f} µs"]
+    for size in (1, 6, 8):
+        batches = [[made() for _ in range(size)] for _ in range(max(groups // size * 6, 50))]
+        t = time.process_time()
+        for batch in batches:
+            log.record_many(batch)
+        line.append(f"append in groups of {size} {(time.process_time() - t) / (len(batches) * size) * 1e6:.1f} µs")
+    keyed = log.size
+    t = time.process_time()
+    log.index_keys()
+    line.append(f"search keys (index_keys) {(time.process_time() - t) / keyed * 1e6:.1f} µs")
+    print("; ".join(line))
+    log.store.close()
+
+
 def bench_ingest(settings: Settings, n: int) -> None:
     """What the audit record adds to ingesting one 12-OBX lab ORU^R01 (``Ingestor.handle``: store the
     raw message, convert, validate, write FHIR, audit, ACK) — the ingestor with and without its
@@ -315,7 +356,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--compare-pymerkle", action="store_true")
+    ap.add_argument("--read-path", action="store_true", help="only the audited read's record, append and keys")
     args = ap.parse_args()
+    if args.read_path:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=Path(tmp), audit_checkpoint_every=1000, audit_checkpoint_seconds=3600)
+            for _ in range(3):  # a shared machine: three rounds, read the lowest
+                bench_read_path(settings.with_(data_dir=Path(tmp) / str(_)), 3000)
+        return
     appends, signs, size, http_n = (1000, 1000, 100_000, 300) if args.quick else (5000, 5000, 300_000, 1000)
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(data_dir=Path(tmp) / "a", audit_checkpoint_every=1000, audit_checkpoint_seconds=3600)
@@ -331,6 +379,7 @@ def main() -> None:
         bench_proofs(big, size)
         big.store.close()
         bench_views(base.with_(data_dir=Path(tmp) / "v"), appends * 10)
+        bench_read_path(base.with_(data_dir=Path(tmp) / "r"), appends * 3)
         bench_http(base.with_(data_dir=Path(tmp) / "c"), http_n)
         bench_ingest(base.with_(data_dir=Path(tmp) / "d"), http_n // 3)
     if args.compare_pymerkle:

@@ -52,12 +52,16 @@ def seed(data_dir: Path) -> str:
 
 
 def _app(engine, audited: bool):  # noqa: ANN001, ANN202
+    """The app as ``huren serve`` runs it, heap settled once it is loaded (``engine.heap``: without
+    it the collector walks the whole permanent heap, and a read that allocates more pays more)."""
+    from engine import heap
     from engine.api.app import create_app
     from engine.audit.middleware import AuditMiddleware
 
     app = create_app(engine)
     if not audited:
         app.user_middleware = [m for m in app.user_middleware if m.cls is not AuditMiddleware]
+    heap.settle()
     return app
 
 

@@ -15,9 +15,10 @@ from engine.audit.checkpoint import parse_checkpoint, verify_checkpoint
 from engine.audit.events import build_event, requestor_agent
 from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys, rotate_keys
+from engine.audit.leaves import LeafTable
 from engine.audit.log import AuditLog, node_owner, seq_key
 from engine.audit.verify import verify_online
-from engine.repository.port import Store
+from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 N = 40
@@ -122,6 +123,11 @@ def test_inserted_record_is_named(log: AuditLog) -> None:
 def test_record_with_changed_seq_field_is_named(log: AuditLog) -> None:
     # the log pages by _id (no seq index): a seq field edited under the same _id must still show
     doc = log.leaves.get(seq_key(12))
+    if isinstance(log.leaves, LeafTable):  # SQLite: the key is the seq, there is no other to edit
+        with pytest.raises(ValueError, match="_id is its zero-padded seq"):
+            log.leaves.replace({**doc, "seq": 30})
+        assert log.leaves.get(seq_key(12)) == doc and verify_online(log).ok
+        return
     log.leaves.replace({**doc, "seq": 30})
     report = verify_online(log)
     assert not report.ok and report.first_bad_record is not None and report.first_bad_record <= 13
@@ -131,8 +137,15 @@ def test_duplicate_seq_under_another_id_is_named(log: AuditLog) -> None:
     # without a unique seq index a second record claiming seq 7 can be slipped in under a foreign _id
     forged = {**event(98), "resourceType": "AuditEvent", "id": "audit-7"}
     data = rfc8785.dumps(forged)
-    log.leaves.insert({"_id": seq_key(7) + "x", "seq": 7, "hash": merkle.leaf_hash(data).hex(),
-                       "data": data.decode()})
+    doc = {"_id": seq_key(7) + "x", "seq": 7, "hash": merkle.leaf_hash(data).hex(), "data": data.decode()}
+    if isinstance(log.leaves, LeafTable):  # SQLite: a record's only key is its seq; 7 is taken
+        with pytest.raises(ValueError, match="_id is its zero-padded seq"):
+            log.leaves.insert(doc)
+        with pytest.raises(DuplicateKey):
+            log.leaves.insert({**doc, "_id": seq_key(7)})
+        assert verify_online(log).ok
+        return
+    log.leaves.insert(doc)
     report = verify_online(log)
     assert ("inserted", 7) in {(p.kind, p.record) for p in report.problems}
 

@@ -167,3 +167,42 @@ def test_a_large_search_lists_every_patient_but_caps_resource_entities() -> None
     roles = [e.get("role", {}).get("code") for e in ev["entity"]]
     assert roles.count("1") == 300 and roles.count("4") == MAX_RESOURCE_ENTITIES
     assert {"type": "resources-not-listed", "valueString": "25"} in ev["entity"][-1]["detail"]
+
+
+def test_the_one_resource_path_states_what_the_general_path_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nearly every request is one note naming at most one resource; its record is built without
+    ``record.facts``' normalisations, which must change nothing: every such note, through both
+    paths, gives the same signed bytes."""
+    from types import SimpleNamespace
+
+    from engine.audit import middleware
+    from engine.audit.note import AuditNote
+
+    monkeypatch.setattr(middleware, "now_instant", lambda: "2026-11-30T08:00:00.123Z")
+    callers = [SimpleNamespace(kind="system", subject="his-a", client_id="his-a"),
+               SimpleNamespace(kind="auditor", subject="wang.li", client_id="desk", role="auditor", display="王丽"),
+               None]
+    notes = [AuditNote("read", ["Observation/o1/_history/2"], ["p1"], owners={"Observation/o1/_history/2": ["p1"]}),
+             AuditNote("read", ["Patient/p1/_history/1"], ["p1"], owners={"Patient/p1/_history/1": ["p1"]}),
+             AuditNote("vread", ["Patient/p2/_history/3"], ["p1"], owners={"Patient/p2/_history/3": ["p2"]}),
+             AuditNote("read", ["Organization/org1/_history/1"]),
+             AuditNote("delete", ["Observation/o1"], ["p1", "p1"], outcome="4"),
+             AuditNote("update", ["Observation/o1/_history/3"], ["p1"], outcome="99",
+                       owners={"Observation/o1/_history/3": []}),
+             AuditNote("operation")]
+    general_path = middleware._facts
+    taken: list[int] = []
+    monkeypatch.setattr(middleware, "_facts", lambda *a: taken.append(1) or general_path(*a))
+    checked = 0
+    for caller in callers:
+        scope = {"type": "http", "method": "GET", "path": "/fhir/Observation/o1", "query_string": b"",
+                 "client": ("10.0.0.9", 5000), "state": {"caller": caller} if caller else {}}
+        for n in notes:
+            for status in (200, 201, 404, 500):
+                for start in ("2026-11-30T08:00:00.100Z", "2026-11-30T08:00:00.123Z"):
+                    fast = middleware.facts_for_request(scope, [n], status, start, "node")
+                    general = general_path(scope, [n], status, start, "node", None, caller,
+                                           getattr(caller, "kind", None), fast.requestor)
+                    assert fast.data(7) == general.data(7), (n, status)
+                    checked += 1
+    assert checked == 3 * len(notes) * 8 and not taken  # every one of these took the one-resource path

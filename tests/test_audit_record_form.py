@@ -141,3 +141,29 @@ def test_both_formats_are_read_and_verified_in_one_log(store: Store, backend_set
     log.leaves.replace({**doc, "data": doc["data"].replace('"out":"4"', '"out":"0"')})
     report = verify_online(log)
     assert not report.ok and any(p.kind == "altered" and p.record == 1 for p in report.problems)
+
+
+def test_keys_noted_at_the_append_are_those_read_back_from_the_records(store: Store,
+                                                                       backend_settings: Settings) -> None:
+    """A log keys its own compact records from the facts it appended, and another process's (a
+    second ``AuditLog`` on the same store, as ``--workers`` are) from their stored bytes: the key
+    documents must be exactly those a log that read every record back would write."""
+    one = AuditLog(store, backend_settings, AuditKeys.load(backend_settings))
+    two = AuditLog(store, backend_settings, AuditKeys.load(backend_settings))
+    for i, kw in enumerate(INTERACTIONS * 3):
+        writer = one if i % 3 else two
+        writer.refresh()
+        writer.record_many([_both(kw)[0], EVENTS[i % len(EVENTS)]] if i % 4 == 0 else [_both(kw)[0]])
+    assert one._appended_keys and two._appended_keys  # each noted its own
+    one.index_keys()
+    keyed = sorted((d["_id"], d.get("more"), d.get("to")) for d in one.key_index.find())
+    assert not one._appended_keys  # consumed once keyed
+    two.index_keys()  # nothing left to key: its notes of records the other keyed are let go
+    assert not two._appended_keys
+    for doc in one.key_index.find():
+        one.key_index.delete(doc["_id"])
+    one.meta.delete("keyed-to")
+    fresh = AuditLog(store, backend_settings, AuditKeys.load(backend_settings))  # notes nothing: reads back
+    fresh.index_keys()
+    assert sorted((d["_id"], d.get("more"), d.get("to")) for d in fresh.key_index.find()) == keyed
+    assert any(k.startswith("p:p2\t") for k, _m, _t in keyed) and any(k.startswith("a:") for k, _m, _t in keyed)

@@ -12,8 +12,10 @@ import orjson
 
 from engine.audit.events import build_event, requestor_agent
 from engine.audit.keys import AuditKeys
+from engine.audit.leaves import TABLE as LEAF_TABLE
+from engine.audit.leaves import LeafTable, leaf_document
 from engine.audit.log import AuditLog
-from engine.audit.store import AUDIT_FILE
+from engine.audit.store import AUDIT_FILE, open_audit_store
 from engine.audit.verify import verify_online
 from engine.audit.who_looked import who_looked
 from engine.engine import Engine
@@ -41,6 +43,7 @@ def test_a_data_directory_from_before_keeps_its_log(settings: Settings) -> None:
     for i in range(10):
         legacy.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
     root, size = legacy.root(), legacy.size
+    as_documents(old)
     old.close()
 
     with Engine(settings) as engine:
@@ -51,6 +54,50 @@ def test_a_data_directory_from_before_keeps_its_log(settings: Settings) -> None:
         assert verify_online(engine.audit).ok
     with Engine(settings) as again:  # taken over once, not twice
         assert again.audit.size == size + 1
+
+
+def as_documents(store: SqliteStore) -> None:
+    """Put a log the way versions before the leaf table kept it: documents ``{_id, seq, hash, data,
+    nodes}`` in ``doc_audit_log`` (the generic document store), no ``audit_leaves``."""
+    rows = store.conn.execute(f"SELECT seq, hash, data, nodes FROM {LEAF_TABLE} ORDER BY seq").fetchall()
+    store.collection("audit_log").insert_many([leaf_document(*row) for row in rows])
+    store.conn.execute(f"DROP TABLE {LEAF_TABLE}")
+
+
+def test_a_log_kept_as_documents_moves_into_the_leaf_table_once_and_verifies(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    store = open_audit_store(settings)
+    s = settings.with_(audit_checkpoint_every=4)
+    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
+    for i in range(13):
+        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    root, docs = log.root(), log.leaves.find(sort=[("_id", 1)])
+    as_documents(store)
+    assert store.collection("audit_log").count() == 13
+    moved = AuditLog(store, s, log.keys)
+    assert isinstance(moved.leaves, LeafTable) and store.collection("audit_log").count() == 0
+    assert moved.leaves.find(sort=[("_id", 1)]) == docs and moved.root() == root
+    assert verify_online(moved).ok
+    moved.record(_search(["p1"], {"Observation/1": ["p1"]}))
+    assert verify_online(AuditLog(store, s, log.keys)).ok and moved.size == 14
+    store.close()
+
+
+def test_a_damaged_document_log_stays_where_verify_can_name_it(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True)
+    store = open_audit_store(settings)
+    s = settings.with_(audit_checkpoint_every=4)
+    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
+    for i in range(6):
+        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    as_documents(store)
+    docs = store.collection("audit_log")
+    docs.replace({**docs.get("000000000003"), "seq": 5})  # a record under a number it does not state
+    kept = AuditLog(store, s, log.keys)
+    assert not isinstance(kept.leaves, LeafTable) and docs.count() == 6
+    report = verify_online(kept)
+    assert not report.ok and report.first_bad_record is not None and report.first_bad_record <= 3
+    store.close()
 
 
 def test_views_and_who_looked_on_both_backends(backend_settings: Settings) -> None:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import orjson
 
 from engine import fhirjson
-from engine.audit.record import FORMAT, agent_keys, event_of
+from engine.audit.record import FORMAT, Facts, Requestor, agent_keys, event_of
 from engine.audit.view import patients_named, views_of
 from engine.errors import MethodNotAllowed
 from engine.repository.indexing import Indexer, IndexRows, normalise
@@ -96,10 +96,20 @@ def stored_keys(data: str | bytes) -> tuple[list[str], str | None]:
     facts directly, else from its AuditEvent."""
     doc = orjson.loads(data)
     if doc.get("f") == FORMAT and "resourceType" not in doc:
-        keys = [f"p:{pid}" for pid in dict.fromkeys(doc.get("pat") or ()) if pid]
-        keys.extend(agent_keys(tuple(doc["by"])))
-        return keys, doc.get("at")
+        return _keys_of(doc.get("pat") or (), tuple(doc["by"])), doc.get("at")
     return record_keys(doc), doc.get("recorded")
+
+
+def facts_keys(facts: Facts) -> list[str]:
+    """The search keys of a compact record, from the facts it was written from (as ``stored_keys``
+    reads them back from its bytes)."""
+    return _keys_of(facts.patients, facts.requestor)
+
+
+def _keys_of(patients: Iterable[str], requestor: Requestor) -> list[str]:
+    keys = [f"p:{pid}" for pid in dict.fromkeys(patients) if pid]
+    keys.extend(agent_keys(requestor))
+    return keys
 
 
 def group_key_docs(grouped: dict[str, list[int]]) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ class GroupCommitter:
 
     def __init__(self, log: AuditLog) -> None:
         self.log = log
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it serves (set at first record)
         self._queue: list[tuple[dict[str, Any], asyncio.Future[Appended]]] = []
         self._scheduled = False
         self._busy = False  # a flush is running in a worker thread
@@ -42,7 +43,7 @@ class GroupCommitter:
 
     async def record(self, event: dict[str, Any]) -> Appended:
         """Append ``event`` with the next group; returns once it is committed, raises if it was not."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         future: asyncio.Future[Appended] = loop.create_future()
         self._queue.append((event, future))
         if not self._scheduled and not self._busy:

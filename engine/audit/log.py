@@ -7,7 +7,9 @@ AuditEvent (format 1: ingest's) or an HTTP interaction's compact facts (format 2
 ``Store`` (``engine.audit.store``: ``audit.sqlite3`` next to huren's database, or the same MongoDB
 database):
 
-- ``audit_log``: ``{_id, seq, hash, data, nodes}`` — ``data`` is the canonical JSON text itself, so
+- ``audit_log``: ``{_id, seq, hash, data, nodes}`` (on SQLite rows of the table ``audit_leaves``
+  keyed by ``seq``, shown to readers as these documents: ``engine.audit.leaves``) — ``data`` is the
+  canonical JSON text itself, so
   verification re-hashes the exact bytes that were committed (no re-canonicalisation, which is
   what lets verification run at hashing speed); ``nodes`` the hashes of the perfect subtrees of
   level >= 1 this leaf completed (about one per record: ``stored_nodes``), so inclusion and
@@ -25,8 +27,8 @@ cache for the FHIR data at its next read. An append commits in the audit file, b
 response leaves (or, for ingest, before the message's own commit: an audit record may name an
 attempt that then rolled back, never the reverse).
 
-Appends are serialised by a lock within the process and by the unique ``_id`` (``seq_key(seq)``)
-across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
+Appends are serialised by a lock within the process and by the unique key (``seq``; ``_id`` =
+``seq_key(seq)`` in a document collection) across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
 edge and retries, so sequence numbers never have gaps or forks.
 
 Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
@@ -39,35 +41,38 @@ main database per read.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, day_key_docs, group_key_docs, key_docs, stored_keys
+from engine.audit.derived import KEYS, day_key_docs, facts_keys, group_key_docs, key_docs, stored_keys
 from engine.audit.keys import AuditKeys, log_origin
+from engine.audit.leaves import Leaf, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+_sha256 = hashlib.sha256
 
-LEAVES, NODES, CHECKPOINTS, META = "audit_log", "audit_nodes", "audit_checkpoints", "audit_meta"
+NODES, CHECKPOINTS, META = "audit_nodes", "audit_checkpoints", "audit_meta"
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
 KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
 KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
+KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
 
 
 def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
@@ -86,17 +91,13 @@ def node_owner(level: int, index: int) -> int:
     return ((index + 1) << level) - 1
 
 
-def seq_key(seq: int) -> str:
-    return f"{seq:012d}"
-
-
 def event_id(seq: int) -> str:
     return f"audit-{seq}"
 
 
-@dataclass(frozen=True)
-class Appended:
-    """A record as appended: its number, its Merkle leaf and its signed bytes."""
+class Appended(NamedTuple):
+    """A record as appended: its number, its Merkle leaf and its signed bytes (a tuple: one is made
+    per audited request, and a frozen dataclass costs ~1 µs to build)."""
 
     seq: int
     leaf_hash: bytes
@@ -116,7 +117,8 @@ class AuditLog:
         self.keys = keys
         self.origin = log_origin(settings)  # replaced by the stored origin below
         self.repository = repository  # FhirRepository: purged of earlier versions' stored copies at start
-        self.leaves = store.collection(LEAVES)
+        self.leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
+        self._leaf_rows = appender(self.leaves)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -133,6 +135,7 @@ class AuditLog:
         self._indexer: threading.Thread | None = None
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
+        self._appended_keys: dict[int, tuple[list[str], str | None]] = {}  # see index_keys
         self._reload()
 
     # ------------------------------------------------------------------ state
@@ -242,10 +245,10 @@ class AuditLog:
                 try:
                     with self._transaction():
                         self._catch_up()
-                        results, leaves, frontier, cp = self._prepare(events)
-                        if not leaves:
+                        results, rows, frontier, cp = self._prepare(events)
+                        if not rows:
                             return results
-                        self.leaves.insert_many(leaves)
+                        self._leaf_rows.append(rows)
                         if cp is not None:
                             self._store_checkpoint(cp)
                 except DuplicateKey:
@@ -256,12 +259,25 @@ class AuditLog:
                     self._reload()  # a checkpoint counter or node may have been half-applied
                     raise
                 self._frontier = frontier
-                for appended in results:
-                    if isinstance(appended, Appended):
-                        for hook in self.after_append:
+                self._note_keys(events, results)
+                for hook in self.after_append:  # (none by default: no walk of the group for nothing)
+                    for appended in results:
+                        if isinstance(appended, Appended):
                             hook(appended)
                 return results
             raise RuntimeError("audit: could not obtain a sequence number")
+
+    def _note_keys(self, events: Sequence[Any], results: Sequence[Appended | Exception]) -> None:
+        """Keep the search keys of the compact records just committed for ``index_keys``, taken
+        from their facts (``record_keys`` of what the record states, without reading it back).
+        Bounded: past ``KEYS_NOTED`` records waiting (no indexer running), ``index_keys`` reads
+        the rest back as it does another process's records."""
+        noted = self._appended_keys
+        if len(noted) >= KEYS_NOTED:
+            return
+        for event, appended in zip(events, results, strict=True):
+            if type(event) is Facts and type(appended) is Appended:
+                noted[appended.seq] = (facts_keys(event), event.recorded)
 
     def _transaction(self) -> AbstractContextManager[None]:
         """The append's transaction: on SQLite one whose nested blocks open no savepoints, so each
@@ -286,15 +302,16 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[dict[str, Any]], merkle.Frontier, Checkpoint | None]:
-        """The documents appending ``events`` writes (leaves with their tree nodes), on a copy of the
-        right edge."""
+            list[Appended | Exception], list[Leaf], merkle.Frontier, Checkpoint | None]:
+        """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
+        copy of the right edge."""
         frontier = self._frontier.copy()
+        push = frontier.push
+        sha = _sha256
         results: list[Appended | Exception] = []
-        leaves: list[dict[str, Any]] = []
+        rows: list[Leaf] = []
         for event in events:
             seq = frontier.size
-            key_of = seq_key(seq)
             try:
                 if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
                     data = event.data(seq)
@@ -303,18 +320,14 @@ class AuditLog:
             except Exception as exc:  # this record only; the rest of the group goes on
                 results.append(exc)
                 continue
-            leaf = merkle.leaf_hash(data)
-            doc = {"_id": key_of, "seq": seq, "hash": leaf.hex(), "data": data.decode()}
-            made = frontier.append(leaf)
-            if made:  # the nodes this leaf completes, level 1 up (see subtree_hash)
-                doc["nodes"] = [h.hex() for _lvl, _idx, h in made]
-            leaves.append(doc)
+            leaf = sha(b"\x00" + data).digest()  # merkle.leaf_hash
+            rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
             results.append(Appended(seq, leaf, data))
         # signed before anything is written: a key that cannot sign leaves the database
         # untouched even on a backend without transactions (mongomock, standalone MongoDB)
         cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
-              if leaves and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, leaves, frontier, cp
+              if rows and self._checkpoint_due(self._frontier.size, frontier.size) else None)
+        return results, rows, frontier, cp
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
         """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
@@ -444,32 +457,57 @@ class AuditLog:
         advanced in the same transaction as the keys (a crash leaves both or neither), and the
         transaction holds the audit file's write lock, so two processes never key the same
         records. ``KEY_BATCH`` records per transaction keep appends waiting ~1-2 ms at most.
+
+        The keys of the compact records this process appended were noted at the append, from the
+        facts in hand (``_appended_keys``): only records another process appended (``--workers``)
+        or an earlier run left are read back and parsed (reading and parsing every record again
+        cost ~11 µs a record, a quarter of an audited read's audit).
         """
+        rows = self._leaf_rows
         while True:
-            last = self.leaves.find(sort=[("_id", -1)], limit=1)
+            last = rows.last_seq()
             mark = self.meta.get(KEY_MARK)
             done = int(mark["size"]) if mark is not None else 0
-            if not last or int(last[0]["seq"]) < done:
+            if last is None or last < done:
+                self._forget_keyed(done)
                 return
             with self.store.transaction():
                 mark = self.meta.get(KEY_MARK)  # another process may have keyed them meanwhile
                 done = int(mark["size"]) if mark is not None else 0
-                docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
-                if not docs:
+                last = rows.last_seq()
+                if last is None or last < done:
                     return
+                end = min(last + 1, done + KEY_BATCH)
+                noted = self._forget_keyed(done)
+                known = [noted.get(seq) for seq in range(done, end)]
+                read = {} if all(known) else dict(rows.records(done, end - done))
                 grouped: dict[str, list[int]] = {}
                 dated: list[tuple[int, str, str | None]] = []
-                for doc in docs:
-                    seq = int(doc["seq"])
-                    keys, recorded = stored_keys(doc["data"])
+                for seq, keyed in enumerate(known, done):
+                    if keyed is not None:
+                        keys, recorded = keyed
+                    elif seq in read:
+                        keys, recorded = stored_keys(read[seq])
+                    else:  # a record missing from the log (verification names it): nothing to key
+                        continue
                     for key in keys:
                         grouped.setdefault(key, []).append(seq)
-                    dated.append((seq, doc["_id"], recorded))
+                    dated.append((seq, seq_key(seq), recorded))
                 for key_doc in group_key_docs(grouped) + day_key_docs(dated):
                     self.key_index.replace(key_doc)  # a rerun after a crash on MongoDB writes the same
-                self.meta.replace({"_id": KEY_MARK, "size": int(docs[-1]["seq"]) + 1})
-            if len(docs) < KEY_BATCH:
+                self.meta.replace({"_id": KEY_MARK, "size": end})
+            for seq in range(done, end):
+                noted.pop(seq, None)
+            if end - done < KEY_BATCH:
                 return
+
+    def _forget_keyed(self, done: int) -> dict[int, tuple[list[str], str | None]]:
+        """Let go of the notes of records keyed already (by another process: ``--workers``)."""
+        noted = self._appended_keys  # the event loop's thread adds to it meanwhile:
+        if noted and min(noted) < done:  # (min, list: single C calls, no iteration the GIL splits)
+            for seq in [s for s in list(noted) if s < done]:
+                noted.pop(seq, None)
+        return noted
 
     def _mark_keyed(self) -> None:
         """At start: the records appended so far have their keys (earlier versions wrote them at

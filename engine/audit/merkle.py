@@ -204,6 +204,24 @@ class Frontier:
         self.size = index + 1
         return made
 
+    def push(self, leaf: bytes) -> bytes | None:
+        """``append`` for the log's write path: the hashes of the nodes the leaf completes, levels 1
+        up, concatenated (32 bytes each), or None when it completes none (every other leaf)."""
+        stack = self._stack
+        stack.append((0, leaf))
+        size = self.size = self.size + 1
+        if size & 1:
+            return None
+        made = []
+        while not size & 1:  # trailing zero bits of the new size = merges to do
+            _, right = stack.pop()
+            level, left = stack.pop()
+            h = _sha256(b"\x01" + left + right).digest()
+            stack.append((level + 1, h))
+            made.append(h)
+            size >>= 1
+        return b"".join(made)
+
     def extend(self, leaves: Iterable[bytes]) -> None:
         """Append many leaf hashes without reporting nodes (the verifier's fast path)."""
         stack, sha = self._stack, _sha256

@@ -37,8 +37,9 @@ def note(request: HTTPConnection, *, action: str, resources: Sequence[dict[str, 
     from ``owners``: reference -> its patients, for resources given as references)."""
     pids = list(patient_ids)
     refs: list[str] = []
-    by_ref = {ref: list(whose) for ref, whose in (owners or {}).items() if whose}
-    pids.extend(p for whose in by_ref.values() for p in whose)
+    by_ref = {ref: list(whose) for ref, whose in owners.items() if whose} if owners else {}
+    if by_ref:
+        pids.extend(p for whose in by_ref.values() for p in whose)
     for res in resources:
         ref = reference_of(res)
         refs.append(ref)
@@ -49,11 +50,13 @@ def note(request: HTTPConnection, *, action: str, resources: Sequence[dict[str, 
                 pids.extend(whose)
         elif ref.startswith("Patient/"):
             by_ref.setdefault(ref, [ref.split("/")[1]])
-    entry = AuditNote(action, refs, list(dict.fromkeys(pids)), outcome, query, detail, by_ref)
-    notes = getattr(request.state, "audit_notes", None)
+    entry = AuditNote(action, refs, list(dict.fromkeys(pids)) if len(pids) > 1 else pids, outcome, query, detail,
+                      by_ref)
+    # the request's state dict itself (what ``request.state`` wraps): noted on every audited request
+    state = request.scope.setdefault("state", {})
+    notes = state.get("audit_notes")
     if notes is None:
-        notes = []
-        request.state.audit_notes = notes
+        notes = state["audit_notes"] = []
     notes.append(entry)
 
 

@@ -13,6 +13,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from engine.audit.leaves import TABLE as LEAF_TABLE
+from engine.audit.leaves import LeafTable
 from engine.repository import open_store
 from engine.repository.port import Store
 from engine.repository.sqlite_store import SqliteStore
@@ -44,7 +46,8 @@ def _adopt_legacy(store: SqliteStore, legacy: Path) -> None:
     """Copy the log out of an earlier version's main database when this file has none yet."""
     for name in COLLECTIONS:
         store.collection(name)  # creates the tables
-    if store.collection("audit_log").count() or not legacy.exists():
+    LeafTable(store)  # and the one the records moved on to (engine.audit.leaves)
+    if not legacy.exists() or _holds_records(store):
         return
     with closing(sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)) as old:
         present = {r[0] for r in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -54,10 +57,16 @@ def _adopt_legacy(store: SqliteStore, legacy: Path) -> None:
         store.conn.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
         try:
             with store.transaction():  # several workers may start at once: one copies, the others see it
-                if store.conn.execute('SELECT 1 FROM main."doc_audit_log" LIMIT 1').fetchone() is None:
+                if not _holds_records(store):
                     for name in COLLECTIONS:
                         if f"doc_{name}" in present:
                             store.conn.execute(f'INSERT INTO main."doc_{name}" (id, body) '
                                                f'SELECT id, body FROM legacy."doc_{name}"')
         finally:
             store.conn.execute("DETACH DATABASE legacy")
+
+
+def _holds_records(store: SqliteStore) -> bool:
+    """Whether this file already holds a log (in the leaf table, or the document table before it)."""
+    return any(store.conn.execute(f'SELECT 1 FROM main."{table}" LIMIT 1').fetchone() is not None
+               for table in ("doc_audit_log", LEAF_TABLE))
