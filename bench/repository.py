@@ -21,6 +21,7 @@ Then per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import shutil
@@ -250,12 +251,23 @@ def ingest_storage(count: int, batch: int = 50) -> None:
         indexer.rows = keep  # type: ignore[method-assign]
         clock = StageClock()
         clock.attach(engine)
+        backend: Any = engine.repository.backend
+        put_many, puts = backend.put_many, []
+
+        def capture(items: Any) -> Any:  # outside the stage clock: its copies are not charged to the put
+            puts.append([(dataclasses.replace(rec), rows, prev) for rec, rows, prev in items])
+            return put_many(items)
+
+        backend.put_many = capture
         messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
         for start in range(0, count, batch):
             engine.ingestor.process(messages[start : start + batch])
+        backend.put_many = put_many
         after = _table_rows(engine)
         indexer.rows = compiled  # type: ignore[method-assign]
         extraction = _extraction(indexer, indexed, count)
+        replay = _replay(puts, engine.repository.params, indexer, Path(tmp) / "replay.sqlite3", count,
+                         getattr(backend, "_hashers", None))
     print(f"== ingest storage, 12-OBX ORU^R01, {count} messages in batches of {batch} ({load_note()})")
     index_rows = entries = 0
     for table, (rows, trees) in sorted(after.items()):
@@ -272,6 +284,113 @@ def ingest_storage(count: int, batch: int = 50) -> None:
     print(f"  storage stages together        {storage / count * 1e6:7.0f} us/msg CPU")
     print(f"  index extraction alone, the run's {len(indexed) / count:.1f} resources/msg again, best of 5 in turn: "
           f"compiled plans {extraction['rows']:.0f} us/msg, interpreter {extraction['interpret']:.0f} us/msg")
+    print("  the run's backend puts replayed into a fresh store (best of 3), CPU us/msg: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in replay["cpu"].items()))
+    print(f"    {replay['calls']:.1f} put_many calls/msg, {replay['statements']:.1f} SQL statements/msg; bytes/msg: "
+          + ", ".join(f"{k} {v:,.0f}" for k, v in replay["bytes"].items()))
+    print("    index rows/msg by resource type and parameter (the enabled list decides them): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in replay["rows"].items() if v >= 0.95))
+
+
+class _TimedConnection:
+    """The replay store's connection, timing each statement by the table it writes or reads."""
+
+    def __init__(self, conn: Any, cpu: dict[str, float]) -> None:
+        self.conn, self.cpu, self.statements = conn, cpu, 0
+
+    def _timed(self, method: str, sql: str, *args: Any) -> Any:
+        words = sql.replace("(", " ").split()
+        table = next((w for w in words if w.startswith(("ix_", "fhir_"))), words[0])
+        started = time.thread_time()
+        try:
+            return getattr(self.conn, method)(sql, *args)
+        finally:
+            key = f"SQL {table}"
+            self.cpu[key] = self.cpu.get(key, 0.0) + time.thread_time() - started
+            self.statements += 1
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._timed("execute", sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._timed("executemany", sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, hashers: Any) -> dict[str, Any]:
+    """The run's ``put_many`` calls again into a fresh store, batches of 50 messages per commit as
+    in the run: the SQL each table costs (thread CPU around each statement) against the Python of
+    the put (hashing, row tuples, sort keys), the statements, the bytes and the rows per
+    parameter. A replaced version whose row the replay does not hold is written as new; the row
+    hashers are the run's (``hashers``), warm as they were at its end."""
+    from collections import Counter
+
+    from engine.repository.sqlite_store import SqliteStore
+
+    best: dict[str, float] = {}
+    statements = 0
+    for _round in range(3):
+        store = SqliteStore(path.with_suffix(f".{_round}"))
+        backend = store.fhir
+        backend.bind(params, indexer)
+        if hashers is not None:
+            backend._hashers = hashers
+        cpu: dict[str, float] = {}
+        timed = _TimedConnection(store.conn, cpu)
+        store.conn = timed  # type: ignore[assignment]
+        total = python = 0.0
+        per_commit = max(1, len(puts) * 50 // count)  # the calls of 50 messages
+        for start in range(0, len(puts), per_commit):
+            with store.transaction():
+                for call in puts[start : start + per_commit]:
+                    items = []
+                    for rec, rows, prev in call:
+                        key = None
+                        if prev is not None:
+                            found = timed.conn.execute("SELECT rid FROM fhir_resource WHERE type = ? AND id = ?",
+                                                       (prev.type, prev.id)).fetchone()
+                            key = found[0] if found else None
+                        items.append((dataclasses.replace(rec), rows,
+                                      dataclasses.replace(prev, key=key) if key is not None else None))
+                    sql_before = sum(cpu.values())
+                    started = time.thread_time()
+                    backend.put_many(items)
+                    elapsed = time.thread_time() - started
+                    total += elapsed
+                    python += elapsed - (sum(cpu.values()) - sql_before)
+        cpu["Python of the put"] = python
+        cpu["put in all"] = total
+        statements = timed.statements
+        for k, v in cpu.items():
+            best[k] = min(best.get(k, float("inf")), v / count * 1e6)
+        store.conn = timed.conn  # type: ignore[assignment]
+        store.close()
+    rows: Counter[str] = Counter()
+    size: Counter[str] = Counter()
+    for call in puts:
+        for rec, index, _prev in call:
+            size["bodies"] += len(rec.body or b"")
+            if index is None:
+                continue
+            size["sort keys"] += len(fhirjson_dumps(index.sort))
+            narrowed = params.narrowed(rec.type)
+            for kind in ("tokens", "refs", "dates", "strings", "quantities", "uris"):
+                for row in getattr(index, kind):
+                    if kind == "refs" and row[0] in narrowed and narrowed[row[0]][1] == row[1]:
+                        continue  # kept once, under the wider parameter
+                    rows[f"{rec.type}.{row[0]}"] += 1
+    ordered = sorted(best.items(), key=lambda kv: -kv[1] if kv[0] != "put in all" else float("inf"))
+    return {"cpu": dict(ordered), "calls": len(puts) / count, "statements": statements / count,
+            "bytes": {k: v / count for k, v in size.items()},
+            "rows": {k: v / count for k, v in rows.most_common()}}
+
+
+def fhirjson_dumps(value: Any) -> bytes:
+    from engine import fhirjson
+
+    return fhirjson.dumps(value)
 
 
 def _extraction(indexer: Any, resources: list[dict[str, Any]], count: int) -> dict[str, float]:

@@ -95,13 +95,16 @@ def build_capability_statement(
     *,
     interactions: Iterable[str] = DEFAULT_INTERACTIONS,
     date: datetime | None = None,
+    includes: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, Any]:
     """An R4 CapabilityStatement (``kind: instance``) for this deployment.
 
     ``search_params``: resource type -> its supported search parameters. ``resource_types``: every
     type the repository serves (a type without search parameters is still readable). ``security``:
     SMART ``oauth-uris`` names (token, authorize, introspect, revoke...) -> URL, usually
-    ``smart_security(settings)``.
+    ``smart_security(settings)``. ``includes``: resource type -> the ``Type:parameter`` its
+    ``_include`` accepts, when that is more than its searchable reference parameters (an include
+    reads the matched resources, so it needs no index).
     """
     params = {rtype: [_search_param(p) for p in plist] for rtype, plist in search_params.items()}
     types = sorted(set(resource_types) | set(params))
@@ -122,10 +125,10 @@ def build_capability_statement(
             "interaction": interaction_list,
             **RESOURCE_POLICY,
         }
-        includes = _includes(rtype, params)
+        included = sorted(includes[rtype]) if includes is not None and rtype in includes else _includes(rtype, params)
         revincludes = _revincludes(rtype, params)
-        if includes:
-            entry["searchInclude"] = includes
+        if included:
+            entry["searchInclude"] = included
         if revincludes:
             entry["searchRevInclude"] = revincludes
         if params.get(rtype):

@@ -191,6 +191,18 @@ def test_metadata_is_served_without_a_token_as_fhir_json(client: TestClient, eng
     assert client.get("/fhir/metadata").content == response.content
 
 
+def test_includes_by_reference_parameters_left_out_of_search_are_advertised(client: TestClient) -> None:
+    """The shipped list leaves Observation.performer out of search (a 400), but ``_include`` by it
+    reads the matched results themselves: the statement says both."""
+    body = client.get("/fhir/metadata").json()
+    observation = next(r for r in body["rest"][0]["resource"] if r["type"] == "Observation")
+    assert "performer" not in {p["name"] for p in observation["searchParam"]}
+    assert {"Observation:performer", "Observation:specimen", "Observation:subject"} <= set(observation["searchInclude"])
+    report = next(r for r in body["rest"][0]["resource"] if r["type"] == "DiagnosticReport")
+    assert "DiagnosticReport:result" in report["searchInclude"]
+    assert "DiagnosticReport:result" not in observation.get("searchRevInclude", [])  # a revinclude needs rows
+
+
 def test_metadata_accepts_json_formats_and_refuses_others(client: TestClient) -> None:
     assert client.get("/fhir/metadata", params={"_format": "application/fhir+json"}).status_code == 200
     response = client.get("/fhir/metadata", params={"_format": "xml"})

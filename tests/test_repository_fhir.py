@@ -17,9 +17,13 @@ LOINC = "http://loinc.org"
 MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
 
 
-# Observation.code enabled for :text and system| searches, as a deployment's search parameter list would
+# Observation.code enabled for :text and system| searches, as a deployment's search parameter list would;
+# and the reference parameters the shipped list leaves out (performer, specimen, result), which this
+# contract searches by, enabled again (only the combo-* parameters stay out)
 TEXT_PARAMS = SearchParams(definitions(), {**deployment(), "text": {"Observation": ["code"]},
-                                           "system": {"Observation": ["code"]}})
+                                           "system": {"Observation": ["code"]},
+                                           "disabled": {"Observation": [c for c in deployment()["disabled"]["Observation"]
+                                                                        if c.startswith("combo-")]}})
 
 
 @pytest.fixture
@@ -300,6 +304,86 @@ def test_the_deployment_list_decides_what_is_indexed_and_searchable(store: Store
                            ({"enabled": {"Observaton": "*"}}, "not a supported resource type")):
         with pytest.raises(ValueError, match=message):
             SearchParams(definitions(), wrong)
+
+
+def test_the_shipped_list_leaves_out_unsearched_references_but_keeps_includes_and_compartments(store: Store) -> None:
+    """A lab result's performer and specimen and a report's results are not indexed by the shipped
+    list: a search by them is a 400 naming them, an ``_include`` by them still brings the targets
+    (it reads the matches themselves), and a Patient as performer still places the result in that
+    Patient's compartment (R4's compartment is not the deployment's choice)."""
+    shipped = FhirRepository(store, base_url=BASE)
+    shipped.update(patient("p1"))
+    shipped.update(patient("p9", mrn="0009"))
+    shipped.update({"resourceType": "Organization", "id": "org-a", "name": "检验科"})
+    shipped.update({"resourceType": "Specimen", "id": "s1", "subject": {"reference": "Patient/p1"}})
+    shipped.update(observation("o1", "p1", "718-7", "2024-03-01", 140, specimen={"reference": "Specimen/s1"}))
+    shipped.update(observation("o2", "p1", "718-7", "2024-03-02", 141, performer=[{"reference": "Patient/p9"}]))
+    shipped.update({"resourceType": "DiagnosticReport", "id": "r1", "status": "final", "code": {"text": "CBC"},
+                    "subject": {"reference": "Patient/p1"}, "result": [{"reference": "Observation/o1"}]})
+    for rtype, param, value in (("Observation", "performer", "Organization/org-a"),
+                                ("Observation", "specimen", "Specimen/s1"),
+                                ("DiagnosticReport", "result", "Observation/o1")):
+        with pytest.raises(BadRequest, match=f"unknown search parameter '{param}'"):
+            shipped.search(rtype, [(param, value)])
+    with pytest.raises(BadRequest, match="DiagnosticReport:result"):
+        shipped.search("Observation", [("_revinclude", "DiagnosticReport:result")])
+    found = shipped.search("Observation", [("_id", "o1"), ("_include", "Observation:performer"),
+                                           ("_include", "Observation:specimen")])
+    assert sorted((r["resourceType"], r["id"]) for r in found.included) == [("Organization", "org-a"),
+                                                                            ("Specimen", "s1")]
+    report = shipped.search("DiagnosticReport", [("_include", "DiagnosticReport:result")])
+    assert [r["id"] for r in report.included] == ["o1"]
+    assert ids(shipped.search("Observation", [], compartment=frozenset({"p9"}))) == ["o2"]
+    assert sorted(ids(shipped.search("Observation", [], compartment=frozenset({"p1"})))) == ["o1", "o2"]
+    assert shipped.in_compartment(shipped.read("Observation", "o2"), ["p9"])
+    assert not shipped.in_compartment(shipped.read("Observation", "o1"), ["p9"])
+
+
+def test_the_index_follows_the_list_it_is_opened_with(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """A parameter enabled after resources were stored finds them (the index is rebuilt from the
+    stored bodies when a store is opened under another list), one left out again stops costing
+    rows, and opening a store under the list it follows rebuilds nothing."""
+    shipped = FhirRepository(store, base_url=BASE)
+    shipped.update(patient("p1"))
+    shipped.update({"resourceType": "Specimen", "id": "s1", "subject": {"reference": "Patient/p1"}})
+    shipped.update(observation("o1", "p1", "718-7", "2024-03-01", 140, specimen={"reference": "Specimen/s1"}))
+    with caplog.at_level("WARNING", logger="huren.repository"):
+        FhirRepository(store, base_url=BASE)
+    assert "rebuil" not in caplog.text
+    wider = FhirRepository(store, base_url=BASE, params=TEXT_PARAMS)  # specimen, performer, result enabled
+    assert "rebuil" in caplog.text
+    assert ids(wider.search("Observation", [("specimen", "Specimen/s1")])) == ["o1"]
+    assert ids(wider.search("Observation", [("performer", "Organization/org-a")])) == ["o1"]
+    assert ids(wider.search("Observation", [("code", f"{LOINC}|")])) == ["o1"]  # system| rows, now enabled
+    assert ids(wider.search("Observation", [("code:text", "hemo")])) == ["o1"]
+    wider.update(observation("o2", "p1", "718-7", "2024-03-02", 141, specimen={"reference": "Specimen/s1"}))
+    caplog.clear()
+    again = FhirRepository(store, base_url=BASE)
+    assert "rebuil" in caplog.text
+    with pytest.raises(BadRequest, match="specimen"):
+        again.search("Observation", [("specimen", "Specimen/s1")])
+    assert sorted(ids(again.search("Observation", [("code", "718-7"), ("patient", "p1")]))) == ["o1", "o2"]
+    assert sorted(ids(FhirRepository(store, base_url=BASE, params=TEXT_PARAMS).search(
+        "Observation", [("specimen", "s1")]))) == ["o1", "o2"]
+
+
+def test_a_parameter_that_repeats_another_is_answered_from_its_rows(repo: FhirRepository) -> None:
+    """R4's Patient ``phonetic`` is ``Patient.name``, as ``name`` is: its rows are not written a
+    second time, and every way of asking by it (value, ``:exact``, ``:missing``, ``_sort``, a
+    chain) reads ``name``'s and answers the same."""
+    repo.update(patient("p1", family="王", given="五"))
+    repo.update(patient("p2", family="李", given="四", mrn="0002"))
+    repo.update({"resourceType": "Patient", "id": "p3"})
+    repo.update(observation("o1", "p2", "718-7", "2024-03-01", 140))
+    rows = repo.indexer.rows(repo.read("Patient", "p1"))
+    assert {r[0] for r in rows.strings} >= {"name"} and "phonetic" not in {r[0] for r in rows.strings}
+    assert "phonetic" in repo.params.for_type("Patient")  # still searchable, still advertised
+    for params in ([("phonetic", "王")], [("phonetic:exact", "王五")], [("phonetic:contains", "五")]):
+        assert ids(repo.search("Patient", params)) == ids(repo.search("Patient", [("name" + params[0][0][8:],
+                                                                                  params[0][1])])) == ["p1"]
+    assert ids(repo.search("Patient", [("phonetic:missing", "true")])) == ["p3"]
+    assert ids(repo.search("Patient", [("_sort", "phonetic"), ("phonetic:missing", "false")])) == ["p2", "p1"]
+    assert ids(repo.search("Observation", [("subject:Patient.phonetic", "李")])) == ["o1"]
 
 
 def test_search_dates_quantities_strings(repo: FhirRepository) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from engine.errors import BadRequest
 from engine.repository.fhir import FhirRepository
 from engine.repository.sqlite_fhir import LAYOUT, LayoutError
 from engine.repository.sqlite_store import SqliteStore
@@ -339,8 +340,10 @@ def test_mongodb_history_holds_superseded_versions_only() -> None:
 
 def test_one_index_row_per_token_and_reference(tmp_path: Path) -> None:
     """An Observation's equality rows: one per coded value and per reference, none for the
-    ``system|`` form (not enabled), for ``patient`` beside ``subject`` or for its compartment; an
-    update replaces exactly its rows."""
+    ``system|`` form (not enabled), for ``patient`` beside ``subject`` or for its compartment, nor
+    for a performer that is not a Patient (the shipped list leaves ``performer`` out; its Patient
+    references still place the result in that Patient's compartment); an update replaces exactly
+    its rows."""
     store = SqliteStore(tmp_path / "huren.db")
     repo = FhirRepository(store)
     obs = {**_observation("o1", ""), "performer": [{"reference": "Organization/org-a"}],
@@ -353,13 +356,43 @@ def test_one_index_row_per_token_and_reference(tmp_path: Path) -> None:
     def rows() -> int:
         return store.query("SELECT count(*) FROM ix_hash WHERE rid = ?", (rid,))[0][0]
 
-    # status, category, code x2; subject, performer
-    assert rows() == 6
+    # status, category, code x2; subject (the performing Organization has no row)
+    assert rows() == 5
     assert store.query("SELECT count(*) FROM ix_date WHERE rid = ?", (rid,))[0][0] == 1
     assert store.query("SELECT count(*) FROM ix_quantity WHERE rid = ?", (rid,))[0][0] == 1
-    repo.update({**obs, "status": "amended", "performer": []})
-    assert rows() == 5
+    repo.update({**obs, "status": "amended", "performer": [{"reference": "Patient/p9"}]})
+    assert rows() == 6  # a self-reported result: its performer is a Patient, whose compartment holds it
     assert repo.search("Observation", [("status", "final")]).total == 0
     assert repo.search("Observation", [("status", "amended"), ("code", "urn:local|HGB"), ("patient", "p1")]).total == 1
-    assert repo.search("Observation", [("performer", "Organization/org-a")]).total == 0
+    assert [r["id"] for r in repo.search("Observation", [], compartment=frozenset({"p9"})).resources] == ["o1"]
+    assert repo.search("Observation", [], compartment=frozenset({"p8"})).total == 0
+    with pytest.raises(BadRequest, match="performer"):
+        repo.search("Observation", [("performer", "Organization/org-a")])
+    repo.update({**obs, "performer": []})
+    assert rows() == 5
+    assert repo.search("Observation", [], compartment=frozenset({"p9"})).total == 0
+    store.close()
+
+
+def test_a_changed_search_parameter_list_rebuilds_the_rows(tmp_path: Path) -> None:
+    """A store indexed under every R4 parameter, opened under the shipped list: the rows of the
+    parameters it leaves out are gone (the performing laboratory's), the others rebuilt as they
+    were, and the list's digest recorded, so opening it again rebuilds nothing."""
+    from engine.repository.searchparams import SearchParams, definitions, load
+
+    store = SqliteStore(tmp_path / "huren.db")
+    every = FhirRepository(store, params=SearchParams(definitions()))
+    every.update({**_observation("o1", ""), "performer": [{"reference": "Organization/org-a"}]})
+    (rid,) = store.query("SELECT rid FROM fhir_resource WHERE id = 'o1'")[0]
+
+    def rows() -> int:
+        return store.query("SELECT count(*) FROM ix_hash WHERE rid = ?", (rid,))[0][0]
+
+    assert rows() == 5  # status, code, combo-code, subject, performer
+    FhirRepository(store)
+    assert rows() == 3
+    assert store.query("SELECT value FROM fhir_meta WHERE key = 'indexed-by'") == [(load().signature,)]
+    store.conn.execute("UPDATE fhir_resource SET hkeys = NULL WHERE rid = ?", (rid,))  # a rebuild would restore it
+    FhirRepository(store)
+    assert store.query("SELECT hkeys FROM fhir_resource WHERE rid = ?", (rid,)) == [(None,)]
     store.close()

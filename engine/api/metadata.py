@@ -62,6 +62,7 @@ def statement_for(app: FastAPI) -> dict[str, Any]:
         extra_operations=operations_from_routes(paths, settings),
         security={name: url for name, url in smart_security(settings).items()
                   if url.removeprefix(settings.public_base_url) in paths},
+        includes=registered_includes(),
     )
 
 
@@ -78,6 +79,15 @@ def registered_search_params() -> Mapping[str, Iterable[Any]]:
     except ImportError:  # the FHIR repository is not part of this build: nothing is registered
         return {}
     return supported()
+
+
+def registered_includes() -> Mapping[str, Iterable[str]] | None:
+    """Resource type -> what its ``_include`` accepts, from the FHIR repository's registry."""
+    try:
+        from engine.repository.searchparams import includable
+    except ImportError:  # the FHIR repository is not part of this build
+        return None
+    return includable()
 
 
 def operations_from_routes(paths: Iterable[str], settings: Settings) -> list[Operation]:

@@ -149,7 +149,7 @@ class Indexer:
         plan = self._plans.get(rtype)
         if plan is None:
             plan = [(p.code, self._method(rtype, p.code, p.type), p.evaluate, first_fields(p.expression))
-                    for p in self.params.for_type(rtype).values() if p.code not in self.skip]
+                    for p in self.params.indexed(rtype).values() if p.code not in self.skip]
             self._plans[rtype] = plan
         return plan
 
@@ -229,7 +229,7 @@ class Indexer:
     def _compile(self, rtype: str, shape: Shape | None) -> RowsFunction:
         entries = []
         for code, method, _evaluate, _roots in self._plan(rtype):
-            p = self.params.get(rtype, code)
+            p = self.params.indexed(rtype).get(code)
             assert p is not None
             inline = p.type in ("token", "reference", "date", "quantity", "uri") and not (
                 p.type == "token" and (self.params.text_enabled(rtype, code) or self.params.system_enabled(rtype, code)))

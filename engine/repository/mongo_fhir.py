@@ -187,18 +187,27 @@ class MongoFhirBackend:
         self._params = params
         kw = self.store.kw()
         marker = self.meta_coll.find_one({"_id": "layout"}, **kw)
-        if marker is not None and marker.get("version", 0) >= LAYOUT:
+        # the marker's "index": the search parameter list the keys follow (SqliteFhirBackend._follow);
+        # a marker without one (written before it was kept) is taken as following this list
+        if (marker is not None and marker.get("version", 0) >= LAYOUT
+                and marker.get("index", params.signature) == params.signature):
+            if "index" not in marker:
+                self.meta_coll.update_one({"_id": "layout"}, {"$set": {"index": params.signature}}, **kw)
             return
         if self.current_coll.find_one({}, {"_id": 1}, **kw) is not None:
-            log.warning("MongoDB: rebuilding the FHIR index keys for layout %d (once)", LAYOUT)
+            why = f"layout {LAYOUT}" if marker is None or marker.get("version", 0) < LAYOUT else "a changed search parameter list"
+            log.warning("MongoDB: rebuilding the FHIR index keys for %s (once)", why)
             done = 0
             for doc in self.current_coll.find({"deleted": False}, {"_id": 1, "body": 1}, **kw):
                 rows = indexer.rows(fhirjson.loads(doc["body"]))
-                update = {"$set": _doc_indexes(rows, self._narrowed(doc["_id"].split("/", 1)[0]))}
+                update: dict[str, Any] = {"$set": _doc_indexes(rows, self._narrowed(doc["_id"].split("/", 1)[0]))}
+                if "sys" not in update["$set"]:  # the one optional key field: system| rows left out since
+                    update["$unset"] = {"sys": ""}
                 self.current_coll.update_one({"_id": doc["_id"]}, update, **kw)
                 done += 1
             log.warning("MongoDB: FHIR index keys rebuilt for %d resources", done)
-        self.meta_coll.replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT}, upsert=True, **kw)
+        self.meta_coll.replace_one({"_id": "layout"}, {"_id": "layout", "version": LAYOUT, "index": params.signature},
+                                   upsert=True, **kw)
 
     @staticmethod
     def _rec(doc: dict[str, Any]) -> StoredResource:

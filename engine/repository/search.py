@@ -137,19 +137,23 @@ class SearchParser:
                 param = item[1:] if desc else item
                 if param not in ("_id", "_lastUpdated") and (rtype is None or self.params.get(rtype, param) is None):
                     raise BadRequest(f"cannot sort by unknown parameter '{param}'", expression=["_sort"])
-                parsed.query.sort.append((param, desc))
+                parsed.query.sort.append((self.params.stored_as(rtype, param) if rtype else param, desc))
         elif name in ("_include", "_revinclude"):
             parts = raw.split(":")
             if len(parts) not in (2, 3):
                 raise BadRequest(f"{name} must be Type:parameter[:TargetType], got '{raw}'", expression=[name])
             src, param = parts[0], parts[1]
             target = parts[2] if len(parts) == 3 else None
-            definition = self.params.get(src, param)
+            # an include reads the matches' own references (any parameter); a revinclude, index rows
+            definition = self.params.definition(src, param) if name == "_include" else self.params.get(src, param)
             if definition is None or definition.type != "reference":
                 raise BadRequest(f"{name}: '{src}:{param}' is not a reference search parameter", expression=[name])
             if name == "_include" and rtype is not None and src != rtype:
                 raise BadRequest(f"_include must start with the searched type {rtype}", expression=[name])
-            (parsed.includes if name == "_include" else parsed.revincludes).append((src, param, target))
+            if name == "_include":
+                parsed.includes.append((src, param, target))
+            else:  # read from index rows: those of the parameter that holds them
+                parsed.revincludes.append((src, self.params.stored_as(src, param), target))
         elif name == "_summary":
             if raw == "count":
                 parsed.summary_count = True
@@ -182,7 +186,7 @@ class SearchParser:
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise BadRequest(f"{key} must be true or false", expression=[key])
-            return Clause((ExistsCond(name, param.type),), negate=raw == "true")
+            return Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),), negate=raw == "true")
         values = split_values(raw)
         if any(v == "" for v in values):
             raise BadRequest(f"empty value for search parameter '{key}'", expression=[key])
@@ -210,17 +214,17 @@ class SearchParser:
         if modifier not in allowed:
             raise BadRequest(f"modifier ':{modifier}' is not supported on {kind} parameter '{param.code}'",
                              expression=[key], code="not-supported")
-        code = param.code
+        code = self.params.stored_as(rtype, param.code)  # a twin's rows are its first's
         if kind == "token":
             if modifier == "text":
-                if not self.params.text_enabled(rtype, code):
-                    raise BadRequest(f"the :text modifier is not enabled for {rtype}.{code} on this server "
+                if not self.params.text_enabled(rtype, param.code):
+                    raise BadRequest(f"the :text modifier is not enabled for {rtype}.{param.code} on this server "
                                      "(the deployment's search parameter list)", expression=[key],
                                      code="not-supported")
                 return StringCond(code + ":text", normalise(_unescape(value)), "start"), "eq"
             cond = self._token(code, value)
-            if cond.code is None and not self.params.system_enabled(rtype, code):
-                raise BadRequest(f"'{value}': searching {rtype}.{code} by system alone (any code) is not enabled "
+            if cond.code is None and not self.params.system_enabled(rtype, param.code):
+                raise BadRequest(f"'{value}': searching {rtype}.{param.code} by system alone (any code) is not enabled "
                                  "on this server (the deployment's search parameter list)", expression=[key],
                                  code="not-supported")
             return cond, "eq"
@@ -309,5 +313,5 @@ class SearchParser:
             ids = chain(t, [(inner, raw)])
             if len(ids) > CHAIN_LIMIT:
                 raise BadRequest(f"'{key}' matches more than {CHAIN_LIMIT} {t} resources; narrow it", expression=[key])
-            alts.extend(RefCond(name, t, i) for i in ids)
+            alts.extend(RefCond(self.params.stored_as(rtype, name), t, i) for i in ids)
         return Clause(tuple(alts))

@@ -202,7 +202,7 @@ class Searching(RepositoryCore):
         seen = {(r["resourceType"], r["id"]) for r in matches}
         wanted: list[tuple[str, str]] = []
         for src, param, target in parsed.includes:
-            definition = self.params.get(src, param)
+            definition = self.params.definition(src, param)  # enabled for search or not: no index read
             if definition is None:
                 continue
             for resource in matches:

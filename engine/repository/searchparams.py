@@ -11,15 +11,16 @@ system): an index no query uses is never written.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from engine.repository.fhirpath import Evaluator, compile_expression
+from engine.repository.fhirpath import Evaluator, UnsupportedExpression, compile_expression, split_union
 
 DATA = "searchparams.json"
 ENABLED = "enabled.yaml"
@@ -65,21 +66,59 @@ class SearchParams:
             return (wanted == "*" or code in wanted) and code not in disabled.get(rtype, ())
 
         common = {code: self._param(code, d, "Resource") for code, d in data["common"].items()}
+        self._all: dict[str, dict[str, SearchParam]] = {}  # enabled or not: what _include evaluates
         self._by_type: dict[str, dict[str, SearchParam]] = {}
         for rtype, params in data["types"].items():
-            merged = {code: p for code, p in common.items() if keep(rtype, code)}
-            merged.update({code: self._param(code, d, rtype) for code, d in params.items() if keep(rtype, code)})
-            self._by_type[rtype] = merged
+            merged = dict(common)
+            merged.update({code: self._param(code, d, rtype) for code, d in params.items()})
+            self._all[rtype] = merged
+            self._by_type[rtype] = {code: p for code, p in merged.items() if keep(rtype, code)}
         self._common = {code: p for code, p in common.items() if keep("*", code)}
         self.text: frozenset[tuple[str, str]] = frozenset(
             (rtype, code) for rtype, codes in (enabled.get("text") or {}).items() for code in codes or ())
         self.system: frozenset[tuple[str, str]] = frozenset(
             (rtype, code) for rtype, codes in (enabled.get("system") or {}).items() for code in codes or ())
         self.resource_types: frozenset[str] = frozenset(data.get("resource_types") or self._by_type)
+        self._twins = {rtype: self._twins_of(rtype, params) for rtype, params in self._by_type.items()}
         self.compartment: dict[str, tuple[str, ...]] = {
-            t: tuple(ps) for t, ps in data["compartment"]["Patient"].items()
+            t: tuple(dict.fromkeys(self.stored_as(t, p) for p in ps)) for t, ps in data["compartment"]["Patient"].items()
         }
-        self._narrowed = {rtype: _narrowed(params) for rtype, params in self._by_type.items()}
+        self._narrowed = {rtype: _narrowed({c: p for c, p in params.items() if c not in self._twins[rtype]})
+                          for rtype, params in self._by_type.items()}
+        self._indexed = {rtype: self._index_list(rtype) for rtype in self._by_type}
+
+    def _twins_of(self, rtype: str, params: dict[str, SearchParam]) -> dict[str, str]:
+        """Enabled parameters that index exactly what an earlier one does (the same kind and
+        expression, the same ``:text`` and ``system|`` rows: R4's ``phonetic`` is ``Patient.name``
+        like ``name``), each to that one: their rows are written once, under its code."""
+        first: dict[tuple[Any, ...], str] = {}
+        twins: dict[str, str] = {}
+        for code, p in params.items():
+            if code in ("_id", "_lastUpdated"):
+                continue
+            key = (p.type, p.expression, (rtype, code) in self.text, (rtype, code) in self.system)
+            twins.update({code: first[key]} if key in first else {})
+            first.setdefault(key, code)
+        return twins
+
+    def _index_list(self, rtype: str) -> dict[str, SearchParam]:
+        """The enabled parameters, and each compartment parameter left out of them restricted to
+        its ``Patient`` references (``X.performer.where(resolve() is Patient)``): the Patient
+        compartment is R4's definition, not the deployment's choice, and it is read from those
+        rows; the rest of such a parameter's values (the performing laboratory of every result)
+        would be rows no query reads."""
+        twins = self._twins[rtype]
+        out = {code: p for code, p in self._by_type[rtype].items() if code not in twins}
+        for code in self.compartment.get(rtype, ()):
+            p = self._all[rtype].get(code)
+            if code in out or code in twins or p is None or p.type != "reference":
+                continue
+            expression = " | ".join(f"{part}.where(resolve() is Patient)" for part in split_union(p.expression))
+            try:
+                out[code] = replace(p, expression=expression, evaluate=compile_expression(expression, rtype))
+            except UnsupportedExpression:
+                out[code] = p
+        return out
 
     @staticmethod
     def _param(code: str, d: dict[str, Any], rtype: str) -> SearchParam:
@@ -100,7 +139,26 @@ class SearchParams:
     def get(self, resource_type: str, code: str) -> SearchParam | None:
         return self.for_type(resource_type).get(code)
 
+    def definition(self, resource_type: str, code: str) -> SearchParam | None:
+        """Any R4 parameter of the type that huren can evaluate, enabled or not: ``_include``
+        reads the references from the matched resources themselves, so it needs no index rows."""
+        return self._all.get(resource_type, self._common).get(code) or self.get(resource_type, code)
+
+    def definitions(self, resource_type: str) -> dict[str, SearchParam]:
+        """Every parameter of the type ``definition`` knows, enabled or not."""
+        return self._all.get(resource_type, self._common)
+
+    def indexed(self, resource_type: str) -> dict[str, SearchParam]:
+        """What the indexer writes rows for: the enabled parameters, and the compartment
+        parameters among the others for their ``Patient`` references alone (``_index_list``)."""
+        return self._indexed.get(resource_type) or self.for_type(resource_type)
+
+    def stored_as(self, resource_type: str, code: str) -> str:
+        """The parameter whose rows answer ``code``: itself, or the earlier twin it repeats."""
+        return self._twins.get(resource_type, _NO_TWINS).get(code, code)
+
     def compartment_params(self, resource_type: str) -> tuple[str, ...]:
+        """R4's Patient compartment parameters of the type, as stored (``stored_as``)."""
         return self.compartment.get(resource_type, ())
 
     def narrowed(self, resource_type: str) -> dict[str, tuple[str, str]]:
@@ -110,6 +168,18 @@ class SearchParams:
         once, under the wider parameter, and answers the narrow one from them."""
         return self._narrowed.get(resource_type, {})
 
+    @functools.cached_property
+    def signature(self) -> str:
+        """A digest of everything that decides which index rows a resource gets: per type, each
+        indexed parameter's code, kind and expression, its ``:text`` and ``system|`` rows, and the
+        narrowed references kept once. A backend records it with its index, and rebuilds the
+        index from the stored resources when it opens a store recorded under another list (a
+        parameter enabled later must find the resources stored before, too)."""
+        shape = {rtype: [[p.code, p.type, p.expression, self.text_enabled(rtype, p.code),
+                          self.system_enabled(rtype, p.code)] for p in self.indexed(rtype).values()]
+                 + [sorted(self.narrowed(rtype).items())] for rtype in sorted(self._by_type)}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
+
     def text_enabled(self, resource_type: str, code: str) -> bool:
         """Are the displays and text of this token parameter indexed for ``:text``?"""
         return (resource_type, code) in self.text
@@ -118,6 +188,9 @@ class SearchParams:
         """Does this token parameter answer ``system|`` (any code of a system)? Each coded value
         then costs one more index row, so only parameters a deployment searches that way."""
         return (resource_type, code) in self.system
+
+
+_NO_TWINS: dict[str, str] = {}
 
 
 def _narrowed(params: dict[str, SearchParam]) -> dict[str, tuple[str, str]]:
@@ -163,6 +236,14 @@ def deployment() -> dict[str, Any]:
 def load() -> SearchParams:
     """The R4 parameters as this deployment enables them (``enabled.yaml``)."""
     return SearchParams(definitions(), deployment())
+
+
+def includable() -> dict[str, list[str]]:
+    """Per resource type, the ``Type:parameter`` an ``_include`` accepts: every reference
+    parameter huren evaluates, enabled for search or not (an include reads the matches)."""
+    params = load()
+    return {t: sorted(f"{t}:{code}" for code, p in params.definitions(t).items() if p.type == "reference")
+            for t in params.types}
 
 
 def supported() -> dict[str, list[dict[str, Any]]]:

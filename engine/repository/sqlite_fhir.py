@@ -102,7 +102,9 @@ CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (hp, norm);
 CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
     system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
+CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
 
 # the index tables of layouts 1 and 2, dropped by the migration (their rows are rebuilt)
 _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_token", "DROP TABLE IF EXISTS ix_ref",
@@ -206,13 +208,14 @@ class RowHasher:
     references are remembered as "no row" the same way.
     """
 
-    __slots__ = ("rtype", "narrowed", "_tokens", "_refs")
+    __slots__ = ("rtype", "narrowed", "_tokens", "_refs", "hp")
     LIMIT = 1 << 15  # rows remembered per kind and type; a new message's new ids would churn more
 
     def __init__(self, rtype: str, narrowed: Mapping[str, tuple[str, str]]) -> None:
         self.rtype, self.narrowed = rtype, narrowed
         self._tokens: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._refs: dict[tuple[str, str, str], tuple[int, int] | None] = {}
+        self.hp = _ParamHashes(rtype)  # parameter -> ``hp`` of the range tables' rows
 
     def keys(self, rows: IndexRows) -> dict[tuple[int, int], None]:
         """The distinct ``(h, q)`` of ``rows``, in the order of first appearance."""
@@ -248,6 +251,18 @@ class RowHasher:
         for p, system in rows.systems:
             keys[(system_hash(rtype, p, system), NO_QUALIFIER)] = None
         return keys
+
+
+class _ParamHashes(dict[str, int]):
+    """``param_hash`` of one type's parameters by a plain dict lookup (a range row each)."""
+
+    def __init__(self, rtype: str) -> None:
+        super().__init__()
+        self.rtype = rtype
+
+    def __missing__(self, param: str) -> int:
+        value = self[param] = param_hash(self.rtype, param)
+        return value
 
 
 @lru_cache(maxsize=256)
@@ -337,6 +352,54 @@ class SqliteFhirBackend:
         self._hashers.clear()  # they hold the narrowed references of the parameters bound before
         if self.legacy:
             self._migrate(indexer)
+        else:
+            self._follow(params, indexer)
+
+    def _follow(self, params: SearchParams, indexer: Indexer) -> None:
+        """Rebuild the index when the store was indexed under another search parameter list
+        (``SearchParams.signature``): a parameter enabled since must find what was stored before,
+        and one left out since must stop costing rows. A store without a recorded signature (a
+        new one, or one written before signatures were kept, whose list was the one it is opened
+        with or the shipped one, a superset of today's) is taken as following this list."""
+        store = self.store
+        with store.lock:
+            found = store.conn.execute("SELECT value FROM fhir_meta WHERE key = ?", (INDEXED_BY,)).fetchone()
+        if found is not None and found[0] == params.signature:
+            return
+        with store.transaction(), store.lock:
+            conn = store.conn
+            found = conn.execute("SELECT value FROM fhir_meta WHERE key = ?", (INDEXED_BY,)).fetchone()
+            if found is not None and found[0] != params.signature:  # (another process may have done it)
+                log.warning("%s: the search parameter list changed; rebuilding the FHIR search index from the "
+                            "stored resources (one transaction, a large store takes a while)", store.path)
+                conn.execute("DELETE FROM ix_hash")
+                for table in _RANGE_TABLES:
+                    conn.execute(f"DELETE FROM {table}")  # noqa: S608 - our table names
+                done = self._reindex(indexer)
+                log.warning("%s: FHIR search index rebuilt for %d resources", store.path, done)
+            conn.execute("INSERT OR REPLACE INTO fhir_meta (key, value) VALUES (?, ?)", (INDEXED_BY, params.signature))
+
+    def _reindex(self, indexer: Indexer) -> int:
+        """Index rows, sort keys and row keys of every current resource, from its stored body (the
+        index tables empty; inside the caller's transaction)."""
+        conn = self.store.conn
+        last = done = 0
+        while True:
+            batch = conn.execute("SELECT rid, type, body FROM fhir_resource WHERE rid > ? AND deleted = 0 "
+                                 "ORDER BY rid LIMIT 500", (last,)).fetchall()
+            if not batch:
+                return done
+            last = batch[-1][0]
+            updates: list[tuple[Any, ...]] = []
+            tables = self._empty_tables()
+            for rid, rtype, body in batch:
+                rows = indexer.rows(fhirjson.loads(body))
+                keys = hash_keys(rtype, rows, self._narrowed(rtype))
+                self._collect(tables, rid, rtype, rows, keys)
+                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
+            conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+            self._insert_rows(tables)
+            done += len(batch)
 
     def _migrate(self, indexer: Indexer) -> None:
         store = self.store
@@ -358,22 +421,9 @@ class SqliteFhirBackend:
             # history keeps the superseded versions only: the current one is the fhir_resource row
             conn.execute("DELETE FROM fhir_history WHERE EXISTS (SELECT 1 FROM fhir_resource r WHERE "
                          "r.type = fhir_history.type AND r.id = fhir_history.id AND r.version = fhir_history.version)")
-            last = 0
-            while True:
-                batch = conn.execute("SELECT rid, type, body FROM fhir_resource WHERE rid > ? AND deleted = 0 "
-                                     "ORDER BY rid LIMIT 500", (last,)).fetchall()
-                if not batch:
-                    break
-                last = batch[-1][0]
-                updates: list[tuple[Any, ...]] = []
-                tables = self._empty_tables()
-                for rid, rtype, body in batch:
-                    rows = indexer.rows(fhirjson.loads(body))
-                    keys = hash_keys(rtype, rows, self._narrowed(rtype))
-                    self._collect(tables, rid, rtype, rows, keys)
-                    updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
-                conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
-                self._insert_rows(tables)
+            self._reindex(indexer)
+            conn.execute("INSERT OR REPLACE INTO fhir_meta (key, value) VALUES (?, ?)",
+                         (INDEXED_BY, self._search_params().signature))
             conn.execute(f"PRAGMA user_version = {LAYOUT}")
         self.legacy = False
         log.warning("%s: FHIR storage migrated to layout %d", store.path, LAYOUT)
@@ -432,16 +482,17 @@ class SqliteFhirBackend:
     def _empty_tables() -> dict[str, list[tuple[Any, ...]]]:
         return {"ix_hash": [], "ix_date": [], "ix_string": [], "ix_quantity": []}
 
-    @staticmethod
-    def _collect(tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
+    def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
                  keys: Iterable[tuple[int, int]]) -> None:
         tables["ix_hash"] += [(h, rid, q) for h, q in keys]
-        if rows.dates:
-            tables["ix_date"] += [(rid, param_hash(rtype, p), lo, hi) for p, lo, hi in rows.dates]
-        if rows.strings:
-            tables["ix_string"] += [(rid, param_hash(rtype, p), n, raw) for p, n, raw in rows.strings]
-        if rows.quantities:
-            tables["ix_quantity"] += [(rid, param_hash(rtype, p), v, s, c) for p, v, s, c in rows.quantities]
+        if rows.dates or rows.strings or rows.quantities:
+            hp = self._hasher(rtype).hp
+            if rows.dates:
+                tables["ix_date"] += [(rid, hp[p], lo, hi) for p, lo, hi in rows.dates]
+            if rows.strings:
+                tables["ix_string"] += [(rid, hp[p], n, raw) for p, n, raw in rows.strings]
+            if rows.quantities:
+                tables["ix_quantity"] += [(rid, hp[p], v, s, c) for p, v, s, c in rows.quantities]
 
     def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         conn = self.store.conn
