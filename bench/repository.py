@@ -293,7 +293,7 @@ def ingest_storage(count: int, batch: int = 50) -> None:
           + ", ".join(f"{k} {v:.1f}" for k, v in replay["rows"].items() if v >= 0.95))
 
 
-def _resent(message: bytes, control: str, status: str, stamp: str) -> bytes:
+def resent_lab(message: bytes, control: str, status: str, stamp: str) -> bytes:
     """``message`` (``bench.ingest.oru_lab``) sent again: another control id and time, its
     results' and report's status ``status`` (P preliminary, F final)."""
     text = message.decode("utf-8")
@@ -304,7 +304,7 @@ def _resent(message: bytes, control: str, status: str, stamp: str) -> bytes:
     return ("|".join(fields) + "\r" + rest).encode("utf-8")
 
 
-def _new_order(message: bytes, n: int) -> bytes:
+def another_order(message: bytes, n: int) -> bytes:
     """``oru_lab(n)`` for another order of the same patient."""
     return message.replace(f"ORD{n:09d}".encode(), f"ORD{n + 1:09d}X".encode()).replace(
         f"LAB{n:09d}".encode(), f"LAB{n + 1:09d}X".encode())
@@ -322,11 +322,11 @@ def ingest_updates(count: int, batch: int = 50) -> None:
 
     cases = {
         "final after preliminary (same order)": (
-            lambda n: _resent(oru_lab(n), f"PRE{n:09d}", "P", "20261101091500"),
-            lambda n: _resent(oru_lab(n), f"FIN{n:09d}", "F", "20261101101500")),
+            lambda n: resent_lab(oru_lab(n), f"PRE{n:09d}", "P", "20261101091500"),
+            lambda n: resent_lab(oru_lab(n), f"FIN{n:09d}", "F", "20261101101500")),
         "the person again at another hospital (the earlier Patient record: a link more)": (
             lambda n: oru_lab(n),
-            lambda n: _resent(_new_order(oru_lab(n), n).replace(b"FNXRMYY", b"FNZYY"), f"RET{n:09d}", "F",
+            lambda n: resent_lab(another_order(oru_lab(n), n).replace(b"FNXRMYY", b"FNZYY"), f"RET{n:09d}", "F",
                               "20261102091500")),
     }
     print(f"== ingest new versions, 12-OBX ORU^R01, {count} messages per case in batches of {batch} ({load_note()})")

@@ -149,3 +149,32 @@ def test_a_layout_4_store_is_refused_by_layout_3_readers(tmp_path: Path) -> None
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT > 3
     conn.close()
+
+
+def test_a_final_result_after_the_preliminary_one_over_mllp(engine: Any, mllp: int) -> None:
+    """The real path: a preliminary 12-result ORU^R01, then the final one for the same order
+    over a real socket. Each result, the report and the order get a new version whose index
+    rows are exactly what a rebuild gives, and the searches see the final status only."""
+    from bench.ingest import oru_lab
+    from bench.repository import resent_lab
+    from tests.conftest import mllp_send
+
+    store, repo = engine.store, engine.repository
+    assert "MSA|AA" in mllp_send(mllp, resent_lab(oru_lab(7), "PRE000000007", "P", "20261101091500"))
+    assert repo.search("DiagnosticReport", [("status", "preliminary")]).total == 1
+    put_many, written = store.fhir.put_many, []
+
+    def counted(items: Any) -> None:  # the rows the backend's puts change (it holds the store's lock)
+        before = store.conn.total_changes
+        put_many(items)
+        written.append(store.conn.total_changes - before)
+
+    store.fhir.put_many = counted
+    assert "MSA|AA" in mllp_send(mllp, resent_lab(oru_lab(7), "FIN000000007", "F", "20261101101500"))
+    assert store.query("SELECT count(*) FROM fhir_history WHERE type IN ('Observation', 'DiagnosticReport')")[0][0] == 13
+    assert _state(store) == _rebuilt(store, repo)
+    assert repo.search("DiagnosticReport", [("status", "preliminary")]).total == 0
+    assert repo.search("DiagnosticReport", [("status", "final")]).total == 1
+    assert repo.search("Observation", [("status", "final"), ("code", "http://loinc.org|6690-2")]).total == 1
+    assert repo.search("Observation", [("status", "preliminary")]).total == 0
+    assert sum(written) < 100  # the results, report and order: status rows; replacing every row was ~250
