@@ -59,7 +59,7 @@ from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
-from engine.audit.segment import Segment, encode, segment_path
+from engine.audit.segment import HEADER, Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
@@ -129,7 +129,9 @@ class AuditLog:
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
         self._segment = (Segment(segment_path(store.path)) if isinstance(self._leaves, LeafTable)
                          and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
-        self._moved: tuple[int | None, int] = (None, 0)  # (generation, offset) of the segment moved so far
+        # the segment's records not yet in the table, in order, as this process knows them (its own
+        # appends and what ``sync`` took in from others): the drain inserts these, no file read back
+        self._unmoved: list[Leaf] = []
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -199,9 +201,10 @@ class AuditLog:
         reset, rows = self._segment.sync()  # type: ignore[union-attr]
         if reset:
             self._load_table()
-            self._moved = (None, 0)
+            self._unmoved = []
         if not rows:
             return
+        self._unmoved.extend(rows)
         frontier = self._frontier
         for seq, leaf, _data, _nodes in rows:
             if seq < frontier.size:  # moved into the table by a drain that crashed before emptying the file
@@ -332,6 +335,7 @@ class AuditLog:
                 if not rows or not self._checkpoint_due(self._frontier.size, frontier.size):
                     if rows:
                         seg.append(encode(rows))
+                        self._unmoved.extend(rows)
                     return results, frontier
             finally:
                 seg.release()
@@ -452,7 +456,7 @@ class AuditLog:
         cannot deadlock."""
         seg = self._segment
         held = False
-        moved: int | None = None
+        moved = 0
         try:
             with self._transaction() if flat else self.store.transaction():
                 if seg is not None:
@@ -463,30 +467,28 @@ class AuditLog:
                     self._sync_segment()
                     moved = self._move_segment(limit)
                 yield
-            if seg is not None and moved is not None:
-                self._moved = (seg.generation, moved)  # committed: not before
-                if moved >= seg.end:
+            if seg is not None:
+                del self._unmoved[:moved]  # committed: not before
+                if not self._unmoved and seg.end > HEADER.size:
                     try:
                         seg.reset()
                     except OSError:  # its records are in the table: a reader skips them by number
                         log.exception("audit: could not empty the segment file")
-                    self._moved = (seg.generation, 0)
         finally:
             if held:
                 seg.release()  # type: ignore[union-attr]
 
     def _move_segment(self, limit: int | None) -> int:
-        """In the open transaction: insert the segment's records the table does not hold yet (up to
-        ``limit`` of them); returns the offset up to which the segment is then in the table."""
-        seg = self._segment
-        assert seg is not None
-        generation, start = self._moved
-        rows, end = seg.read(start if generation == seg.generation else 0, limit or (1 << 62))
+        """In the open transaction: insert the segment's records the table does not hold yet (the
+        first ``limit`` of them); returns how many of ``_unmoved`` are then in the table."""
+        rows = self._unmoved if limit is None else self._unmoved[:limit]
+        if not rows:
+            return 0
         last = self._leaf_rows.last_seq()
-        fresh = [row for row in rows if last is None or row[0] > last]
+        fresh = rows if last is None or rows[0][0] > last else [row for row in rows if row[0] > last]
         if fresh:
             self._leaf_rows.append(fresh)
-        return end
+        return len(rows)
 
     def drain(self) -> None:
         """Move the segment's records into the leaf table, ``DRAIN_BATCH`` a transaction (appends
@@ -501,8 +503,8 @@ class AuditLog:
                     return
                 with self._table_transaction(DRAIN_BATCH):
                     pass
-                if self._moved == (seg.generation, seg.end):
-                    return  # all in the table, but the file could not be emptied (logged)
+                if not self._unmoved:
+                    return  # all in the table (and the file emptied, or that failed: logged)
 
     def _checkpoint_due(self, old_size: int, size: int) -> bool:
         """Due when the append (of one or a group of records) passed a multiple of ``every``."""

@@ -74,14 +74,14 @@ def encode(rows: Sequence[Leaf]) -> bytes:
     return b"".join(parts)
 
 
-def decode(buf: bytes, limit: int | None = None) -> tuple[list[Leaf], int]:
-    """The whole frames at the start of ``buf`` (at most ``limit``) and where the last one ends:
-    a frame that is cut short or fails its CRC ends the valid part."""
+def decode(buf: bytes) -> tuple[list[Leaf], int]:
+    """The whole frames at the start of ``buf`` and where the last one ends: a frame that is cut
+    short or fails its CRC ends the valid part."""
     rows: list[Leaf] = []
     pos, end = 0, len(buf)
     view = memoryview(buf)
     unpack_head, unpack_body, crc32 = _HEAD.unpack_from, _BODY.unpack_from, zlib.crc32
-    while pos + _HEAD.size <= end and (limit is None or len(rows) < limit):
+    while pos + _HEAD.size <= end:
         length, crc = unpack_head(buf, pos)
         start, stop = pos + _HEAD.size, pos + _HEAD.size + length
         if length < _FIXED or length > MAX_FRAME or stop > end or crc32(view[start:stop]) != crc:
@@ -154,15 +154,6 @@ class Segment:
             self._cut(start + used, buf[used:], generation)
         self.generation, self.end = generation, start + used
         return reset, rows
-
-    def read(self, start: int, limit: int) -> tuple[list[Leaf], int]:
-        """Up to ``limit`` frames from offset ``start`` (at most ``end``, after ``sync``), and the
-        offset after the last one."""
-        start = max(start, HEADER.size)
-        if start >= self.end:
-            return [], start
-        rows, used = decode(os.pread(self.fd, self.end - start, start), limit)
-        return rows, start + used
 
     def append(self, frames: bytes) -> None:
         """Write ``frames`` at the end, in one ``write()`` (after ``sync``). A short or failed
