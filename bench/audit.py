@@ -303,6 +303,70 @@ def bench_read_path(settings: Settings, groups: int) -> None:
     log.store.close()
 
 
+def bench_middleware(settings: Settings, n: int) -> None:
+    """The audit's whole cost per request, apart from FastAPI, HTTP and the read itself: a bare
+    ASGI app that notes one resource (as a FHIR read does), called directly on uvloop by 1 and 8
+    concurrent callers, with and without ``AuditMiddleware`` in front of it, on a real log (a
+    SQLite file and its segment; the key indexer thread draining and keying each second, as in
+    the server). CPU time of this process (all threads), best of three; the difference is what
+    the audit adds to each request: record, group, append, drain, keys, the awaited result."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import uvloop
+
+    from engine.audit.middleware import AuditMiddleware
+    from engine.audit.note import AuditNote
+
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
+    log.start()
+    caller = SimpleNamespace(kind="system", subject="his-a", client_id="his-a")
+    body = b'{"resourceType":"Observation","id":"o1"}'
+    ref = "Observation/o1/_history/1"
+
+    async def app(scope, receive, send) -> None:  # noqa: ANN001
+        scope["state"]["caller"] = caller
+        scope["state"].setdefault("audit_notes", []).append(AuditNote("read", [ref], ["p1"], owners={ref: ["p1"]}))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/fhir+json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    owner = SimpleNamespace(state=SimpleNamespace(engine=SimpleNamespace(audit=log)))
+    audited = AuditMiddleware(app)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict) -> None:
+        return None
+
+    def scope() -> dict:
+        return {"type": "http", "method": "GET", "path": "/fhir/Observation/o1", "query_string": b"",
+                "client": ("10.0.0.9", 5000), "app": owner, "state": {}}
+
+    async def run(target, clients: int) -> float:  # noqa: ANN001
+        async def caller_(k: int) -> None:
+            for _ in range(k):
+                await target(scope(), receive, send)
+
+        t = time.process_time()
+        await asyncio.gather(*(caller_(n // clients) for _ in range(clients)))
+        return (time.process_time() - t) / (n // clients * clients)
+
+    async def main() -> None:
+        for clients in (1, 8):
+            best = {"plain": 1.0, "audited": 1.0}
+            for _ in range(3):
+                for mode, target in (("plain", app), ("audited", audited)):
+                    best[mode] = min(best[mode], await run(target, clients))
+            print(f"audit middleware on a bare ASGI app, {clients} concurrent caller{'s' if clients > 1 else ''}: "
+                  f"{best['plain'] * 1e6:.1f} -> {best['audited'] * 1e6:.1f} µs CPU per request "
+                  f"(the audit +{(best['audited'] - best['plain']) * 1e6:.1f} µs)")
+
+    uvloop.run(main())
+    log.close()
+    log.store.close()
+
+
 def bench_ingest(settings: Settings, n: int) -> None:
     """What the audit record adds to ingesting one 12-OBX lab ORU^R01 (``Ingestor.handle``: store the
     raw message, convert, validate, write FHIR, audit, ACK) — the ingestor with and without its
@@ -365,13 +429,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--compare-pymerkle", action="store_true")
-    ap.add_argument("--read-path", action="store_true", help="only the audited read's record, append and keys")
+    ap.add_argument("--read-path", action="store_true",
+                    help="only the audited read's record, append, drain and keys, and the middleware's whole cost")
     args = ap.parse_args()
     if args.read_path:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=Path(tmp), audit_checkpoint_every=1000, audit_checkpoint_seconds=3600)
             for _ in range(3):  # a shared machine: three rounds, read the lowest
                 bench_read_path(settings.with_(data_dir=Path(tmp) / str(_)), 3000)
+            bench_middleware(settings.with_(data_dir=Path(tmp) / "m"), 20_000)
         return
     appends, signs, size, http_n = (1000, 1000, 100_000, 300) if args.quick else (5000, 5000, 300_000, 1000)
     with tempfile.TemporaryDirectory() as tmp:
@@ -389,6 +455,7 @@ def main() -> None:
         big.store.close()
         bench_views(base.with_(data_dir=Path(tmp) / "v"), appends * 10)
         bench_read_path(base.with_(data_dir=Path(tmp) / "r"), appends * 3)
+        bench_middleware(base.with_(data_dir=Path(tmp) / "m"), appends * 4)
         bench_http(base.with_(data_dir=Path(tmp) / "c"), http_n)
         bench_ingest(base.with_(data_dir=Path(tmp) / "d"), http_n // 3)
     if args.compare_pymerkle:

@@ -587,6 +587,10 @@ class AuditLog:
                 self.checkpoint()
             except Exception:
                 log.exception("audit: final checkpoint failed")
+        try:  # and every record in the table: a clean shutdown leaves the segment file empty
+            self.drain()
+        except Exception:
+            log.exception("audit: moving the segment's records into the table failed")
 
     # ------------------------------------------------------------------ search keys
     def index_keys(self) -> None:

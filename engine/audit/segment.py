@@ -38,6 +38,7 @@ import fcntl
 import logging
 import os
 import struct
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -101,14 +102,25 @@ class Segment:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.generation: int | None = None  # the header's generation when this process last looked
         self.end = 0  # where the frames this process has taken in (or written) end
         self._depth = 0
+        self._open()
+
+    def _open(self) -> None:
+        """Open the file for this process. ``flock`` belongs to the open file, which a fork shares:
+        a child that inherited this handle opens its own, or it would not exclude its parent."""
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._pid = os.getpid()
+        self._closer = weakref.finalize(self, os.close, self.fd)
+        self.generation = None
 
     # -- the lock (an exclusive flock; re-entrant within the process)
     def acquire(self, blocking: bool = True) -> bool:
         if self._depth == 0:
+            if self._pid != os.getpid():  # forked since it was opened
+                self._closer.detach()
+                self._open()
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -177,9 +189,7 @@ class Segment:
         self.generation, self.end = generation, HEADER.size
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._closer()
 
     # -- helpers
     def _header(self, size: int) -> tuple[int, int]:
