@@ -265,3 +265,21 @@ def test_kill_9_of_a_server_mid_stream_keeps_every_answered_read_s_record(settin
     assert len(queries) == len(set(queries))  # none twice
     assert verify_online(log).ok
     log.store.close()
+
+
+def test_a_forked_child_opens_its_own_segment_file_so_the_lock_excludes_its_parent(seg_settings: Settings) -> None:
+    """``flock`` belongs to the open file, which a fork shares: a child still using its parent's
+    handle would take the lock its parent holds. The segment opens its own file in the child."""
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    segment = log._segment
+    assert segment is not None and segment.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the parent holds the lock, so it must not get it
+            os._exit(0 if segment.acquire(blocking=False) is False else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        segment.release()
+    assert log.record(event(0)).seq == 0
+    log.store.close()

@@ -117,10 +117,11 @@ class Segment:
 
     # -- the lock (an exclusive flock; re-entrant within the process)
     def acquire(self, blocking: bool = True) -> bool:
+        if self._pid != os.getpid():  # forked since it was opened: the handle and its lock are the parent's
+            self._closer()  # (closing this copy releases nothing the parent holds)
+            self._depth = 0
+            self._open()
         if self._depth == 0:
-            if self._pid != os.getpid():  # forked since it was opened
-                self._closer.detach()
-                self._open()
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
