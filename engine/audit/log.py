@@ -23,20 +23,26 @@ database):
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
-cache for the FHIR data at its next read. An append commits in the audit file, before the
-response leaves (or, for ingest, before the message's own commit: an audit record may name an
-attempt that then rolled back, never the reverse).
+cache for the FHIR data at its next read. On SQLite a group of records is first one ``write()``
+to the segment file beside it (``engine.audit.segment``: what a SQLite commit under
+``synchronous=NORMAL`` promises, for a fraction of its cost), moved into the leaf table in large
+batches by ``drain`` (the background key indexer, every checkpoint, and every reader through
+``leaves`` before it reads); on MongoDB a group is one insert. Either happens before the response
+leaves (or, for ingest, before the message's own commit: an audit record may name an attempt that
+then rolled back, never the reverse).
 
-Appends are serialised by a lock within the process and by the unique key (``seq``; ``_id`` =
-``seq_key(seq)`` in a document collection) across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
-edge and retries, so sequence numbers never have gaps or forks.
+Appends are serialised by a lock within the process and, across processes, by the segment's
+``flock`` (under which each first takes in the others' records) or by the unique key (``seq``;
+``_id`` = ``seq_key(seq)`` in a document collection): a writer that loses that race gets
+``DuplicateKey``, reloads the tree's right edge and retries, so sequence numbers never have gaps or
+forks.
 
 Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
 name everyone an interaction touched, but their per-patient views (``engine.audit.view``), derived
 on read from the records (``engine.audit.derived``). An append stores only the record with its tree
-nodes and a few narrow keys (``audit_keys``: the patients it names, its requesting agents) in the
-same transaction, so a view exists the moment its record commits and nothing is written to the
-main database per read.
+nodes; a few narrow keys (``audit_keys``: the patients it names, its requesting agents) follow
+(``index_keys``, which every search of the views calls first), so a view exists the moment its
+record is written and nothing is written to the main database per read.
 """
 
 from __future__ import annotations
