@@ -65,7 +65,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -332,8 +332,6 @@ class Validator:
         self._elements: dict[tuple[str, str], Any] = {}
         # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
         self._proofs: dict[Any, _Proof | bool] = {}
-        # (resource type, element, hole value key) -> whether that value is valid there
-        self._hole_verdicts: dict[tuple[str, str, Any], bool] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -426,13 +424,15 @@ class Validator:
         if tuple(resource) != plan.names:
             return False
         holes = planned.holes
-        if holes.keys() != plan.holes:
+        names = plan.holes
+        if len(holes) != len(names):
             return False
-        for name, value in holes.items():
+        numbers = plan.numbers
+        for name, value in holes.items():  # (each a hole of the plan: counted above, named here)
             current = resource.get(name)
-            if type(current) is dict and name in plan.numbers:
+            if name in numbers and type(current) is dict:
                 current = current.get("value")
-            if current is not value:
+            if current is not value or name not in names:
                 return False
         proof = self._proofs.get(plan)
         if proof is None:
@@ -446,24 +446,35 @@ class Validator:
         if proof is False:
             return False
         assert isinstance(proof, _Proof)
-        verdicts = self._hole_verdicts
+        # verdicts remembered per hole and per value: a string by itself, a reference that is
+        # nothing but its ``reference`` by that string (in a table of its own: never mistaken
+        # for the same text sent as a bare string)
+        texts, references = proof.texts, proof.references
         for name, value in holes.items():
-            if name in proof.numbers:
-                if not _finite_number(value):
+            if type(value) is str:
+                ok = texts[name].get(value)
+                if ok is None:
+                    ok = self._remember(texts[name], value, self._hole_valid(proof, name, value))
+            elif type(value) is dict:
+                ref = value.get("reference")
+                if len(value) != 1 or type(ref) is not str:
                     return False
-                continue
-            key = _hole_key(value)
-            if key is None:
+                ok = references[name].get(ref)
+                if ok is None:
+                    ok = self._remember(references[name], ref, self._hole_valid(proof, name, value))
+            elif name in proof.numbers:
+                ok = _finite_number(value)
+            else:
                 return False
-            ok = verdicts.get((proof.rtype, name, key))
-            if ok is None:
-                ok = self._hole_valid(proof, name, value)
-                if len(verdicts) >= 50000:
-                    verdicts.clear()
-                verdicts[(proof.rtype, name, key)] = ok
             if not ok:
                 return False
         return True
+
+    def _remember(self, verdicts: dict[str, bool], key: str, ok: bool) -> bool:
+        if len(verdicts) >= 10000:
+            verdicts.clear()
+        verdicts[key] = ok
+        return ok
 
     def _prove(self, resource: dict[str, Any], plan: Any) -> _Proof | bool:
         """What checking ``plan``'s holes alone needs, or False when a rule of the type relates a
@@ -505,7 +516,8 @@ class Validator:
                     or set(decimal_def) - {"type", "pattern", "description"} or decimal_def.get("type") != "number"):
                 return False
             numbers.add(name)
-        return _Proof(rtype, frozenset(numbers), rules)
+        return _Proof(rtype, frozenset(numbers), rules, texts={h: {} for h in holes},
+                      references={h: {} for h in holes})
 
     def _hole_valid(self, proof: _Proof, name: str, value: Any) -> bool:
         check = self._elements.get((proof.rtype, "hole:" + name))
@@ -668,6 +680,9 @@ class _Proof:
     rtype: str
     numbers: frozenset[str]  # holes that are a Quantity's decimal value
     rules: dict[str, list[Any]]  # hole -> huren's rules on that element
+    # hole -> value -> verdict, for string values and (by their ``reference``) references
+    texts: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
+    references: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
 
 
 def _presence_only(dependency: Any) -> bool:
@@ -683,16 +698,6 @@ def _finite_number(value: Any) -> bool:
     if type(value) is int:
         return -(2**63) <= value < 2**64
     return isinstance(value, float) and math.isfinite(value)
-
-
-def _hole_key(value: Any) -> Any:
-    """A hashable stand-in for a hole value (its verdict is remembered): a string, or a
-    reference that is nothing but its ``reference`` string; None for anything else."""
-    if type(value) is str:
-        return value
-    if type(value) is dict and len(value) == 1 and type(ref := value.get("reference")) is str:
-        return ("reference", ref)
-    return None
 
 
 def _reachable(definitions: dict[str, Any], schema: Any) -> dict[str, Any]:
