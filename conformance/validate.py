@@ -332,6 +332,8 @@ class Validator:
         self._elements: dict[tuple[str, str], Any] = {}
         # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
         self._proofs: dict[Any, _Proof | bool] = {}
+        # (resource type, element, "text" | "reference") -> value -> whether it is valid there
+        self._verdicts: dict[tuple[str, str, str], dict[str, bool]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -516,8 +518,11 @@ class Validator:
                     or set(decimal_def) - {"type", "pattern", "description"} or decimal_def.get("type") != "number"):
                 return False
             numbers.add(name)
-        return _Proof(rtype, frozenset(numbers), rules, texts={h: {} for h in holes},
-                      references={h: {} for h in holes})
+        # the verdict tables are the type's, shared by its plans: the results of a panel, each
+        # its own plan, share one patient, visit and time
+        return _Proof(rtype, frozenset(numbers), rules,
+                      texts={h: self._verdicts.setdefault((rtype, h, "text"), {}) for h in holes},
+                      references={h: self._verdicts.setdefault((rtype, h, "reference"), {}) for h in holes})
 
     def _hole_valid(self, proof: _Proof, name: str, value: Any) -> bool:
         check = self._elements.get((proof.rtype, "hole:" + name))
@@ -680,7 +685,8 @@ class _Proof:
     rtype: str
     numbers: frozenset[str]  # holes that are a Quantity's decimal value
     rules: dict[str, list[Any]]  # hole -> huren's rules on that element
-    # hole -> value -> verdict, for string values and (by their ``reference``) references
+    # hole -> value -> verdict, for string values and (by their ``reference``) references (the
+    # type's tables: ``Validator._verdicts``)
     texts: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
     references: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
 
