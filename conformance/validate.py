@@ -555,6 +555,10 @@ class Validator:
             item = self._value_check(schema["items"], depth)
             least = int(schema.get("minItems", 0))
             return lambda v: type(v) is list and len(v) >= least and all(item(x) for x in v)
+        if schema.get("type") == "string" and (inline := _string_check(schema)) is not None:
+            # a string rule written in place: a narrowed reference (``_narrow_references``)
+            engine = self._remembered(schema)
+            return lambda v: inline(v) if type(v) is str and not v.endswith("\n") else engine(v)
         ref = schema.get("$ref") if keys == {"$ref"} else None
         definition = defs.get(ref.rsplit("/", 1)[1]) if isinstance(ref, str) and ref.startswith("#/definitions/") else None
         if isinstance(definition, dict):
@@ -737,19 +741,35 @@ def _string_check(definition: dict[str, Any]) -> Callable[[str], bool] | None:
     or a pattern Python's ``re`` might read otherwise than the schema engine (class shorthands,
     look-arounds, back-references). The caller sends a value ending in a line feed to the engine:
     Python's ``$`` also matches before a final line feed."""
-    if definition.get("type") != "string" or set(definition) - {"type", "pattern", "allOf", "maxLength", "description"}:
+    if (definition.get("type") != "string"
+            or set(definition) - {"type", "pattern", "allOf", "anyOf", "maxLength", "description"}):
         return None
     patterns = [definition["pattern"]] if "pattern" in definition else []
     for part in definition.get("allOf", ()):
         if not isinstance(part, dict) or set(part) != {"pattern"}:
             return None
         patterns.append(part["pattern"])
-    for pattern in patterns:
+    # ``anyOf`` of patterns and negated patterns: a narrowed reference's "names no resource type,
+    # or is a URL of an allowed one" (``_typed_absolute``)
+    alternatives: list[tuple[bool, str]] = []
+    for part in definition.get("anyOf", ()):
+        if isinstance(part, dict) and set(part) == {"pattern"}:
+            alternatives.append((True, part["pattern"]))
+        elif (isinstance(part, dict) and set(part) == {"not"} and isinstance(part["not"], dict)
+              and set(part["not"]) == {"pattern"}):
+            alternatives.append((False, part["not"]["pattern"]))
+        else:
+            return None
+    for pattern in patterns + [p for _, p in alternatives]:
         if "(?" in pattern or "\\" in _SAFE_ESCAPE.sub("", pattern):
             return None
     compiled = [re.compile(p).search for p in patterns]
     longest = int(definition.get("maxLength", 1 << 62))
-    return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
+    if not alternatives:
+        return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
+    either = [(wanted, re.compile(p).search) for wanted, p in alternatives]
+    return lambda v: (len(v) <= longest and all(match(v) is not None for match in compiled)
+                      and any((match(v) is not None) is wanted for wanted, match in either))
 
 
 def _issue(path: str, code: str, message: str) -> dict[str, Any]:
