@@ -122,6 +122,10 @@ _BUILDERS = (
     ("adapters.convert.results", "diagnostic_report", "DiagnosticReport"),
     ("adapters.convert.common", "provenance", "Provenance"), ("adapters.convert.common", "bundle", "Bundle"),
     ("adapters.convert.results", "groups", "order groups"),
+    ("adapters.convert.pacs", "is_imaging", "imaging routing"),
+    ("adapters.convert.results", "report_key", "order keys"), ("adapters.convert.results", "order_key", "order keys"),
+    ("adapters.convert.lis", "patient_level", "patient-level segments"),
+    ("adapters.convert", "template_for", "template routing"),
     ("adapters.convert.context", "_new_id", "new ids (SHA-1)"),
 )
 
