@@ -257,7 +257,7 @@ def test_an_auditor_verifies_the_manifest_layouts_with_public_tools_only(keys: A
 
     def manifest(prov: dict, bodies: list[bytes]) -> bytes:
         return rfc8785.dumps({"targets": [{"reference": t["reference"],
-                                           "sha256": b64url(hashlib.sha256(b).digest()).decode()}
+                                           "sha256": hashlib.sha256(b).hexdigest()}
                                           for t, b in zip(prov["target"], bodies, strict=True)]})
 
     def pem_of(kid: str) -> bytes:

@@ -132,7 +132,7 @@ def test_an_auditor_checks_an_ingested_batch_over_http_with_public_tools(engine,
         for target in prov["target"]:
             body = http.get(f"/fhir/{target['reference']}", headers=headers)
             assert body.status_code == 200
-            entries.append({"reference": target["reference"], "sha256": b64url(hashlib.sha256(body.content).digest()).decode()})
+            entries.append({"reference": target["reference"], "sha256": hashlib.sha256(body.content).hexdigest()})
         manifest = rfc8785.dumps({"targets": entries})
         [sig] = prov["signature"]
         if sig["sigFormat"] == "application/jose":  # the lone message: a compact JWS over its manifest

@@ -47,9 +47,10 @@ the JWS payload exist, told apart by the protected header; ``verify_provenance``
 - manifest (``sign_stored``: what the ingest pipeline writes now; header ``cty`` =
   ``huren-manifest+json``, or ``huren-manifest-tree+json`` for a batch): the Provenance signs a
   *manifest* of the versions it names, not their content: the RFC 8785 form of
-  ``{"targets":[{"reference":"<Type/id/_history/n>","sha256":"<base64url>"},...]}``, one entry
-  per ``Provenance.target`` in order, each the SHA-256 of that version's **stored bytes** (the
-  exact JSON the repository keeps and a FHIR vread of that version returns, ``meta`` included).
+  ``{"targets":[{"reference":"<Type/id/_history/n>","sha256":"<hex>"},...]}``, one entry per
+  ``Provenance.target`` in order, each the SHA-256 (lower-case hex) of that version's **stored
+  bytes** (the exact JSON the repository keeps and a FHIR vread of that version returns, with
+  its ``meta``).
   One Provenance alone: a compact JWS (``sigFormat`` ``application/jose``) whose detached payload
   is the manifest. A batch: the manifests are the leaves of the RFC 9162 tree above (leaf hash
   SHA-256(0x00 || manifest)), the signed payload ``{"leaves":<n>,"sha256-tree":"<root>"}`` and
@@ -218,7 +219,7 @@ def manifest(references: Sequence[str], bodies: Sequence[bytes]) -> bytes:
     """The manifest layout's RFC 8785 bytes: each versioned reference with the SHA-256 of the
     stored bytes of that version, in ``Provenance.target`` order."""
     sha256 = hashlib.sha256
-    return canonical({"targets": [{"reference": ref, "sha256": _b64url(sha256(body).digest())}
+    return canonical({"targets": [{"reference": ref, "sha256": sha256(body).hexdigest()}
                                   for ref, body in zip(references, bodies, strict=True)]})
 
 
