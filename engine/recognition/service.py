@@ -220,6 +220,8 @@ class Recognition:
         opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         try:
             yield
+            if self.index in opened:
+                self.index.flush()
             if self.checks in opened:
                 aggregates.move_many(self.check_days, [
                     (aggregates.check_bucket(before), aggregates.check_bucket(after))
