@@ -33,7 +33,7 @@ import secrets
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -309,11 +309,12 @@ class IdentityService:
             add_statement(self.state_links, types={"Patient"})
 
     @contextlib.contextmanager
-    def batch(self, resources: Iterable[dict[str, Any]]) -> Iterator[None]:
+    def batch(self, resources: Iterable[dict[str, Any]], planned: Mapping[str, Any] | None = None) -> Iterator[None]:
         """The writes of one ingest batch: the index records of its Patients and the linked
         records of their persons read in one query each and remembered until it ends
         (``_Links.batch``). The persons are those the statement would find for a valid ID
-        number; a record classified otherwise is asked for as always."""
+        number; a record classified otherwise is asked for as always. (``planned``, what the
+        converter built from compiled plans, says nothing about Patients.)"""
         ids: list[str] = []
         persons: list[str] = []
         for r in resources:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -56,6 +56,7 @@ from engine.recognition.facts import (
     RESULT_TYPES,
     VOID_STATUSES,
     FactReader,
+    Planned,
     local_day,
     national_id,
     order_time,
@@ -235,7 +236,8 @@ class Recognition:
                 memo.close()
 
     @contextmanager
-    def batch(self, resources: Sequence[dict[str, Any]]) -> Iterator[None]:
+    def batch(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned] | None = None
+              ) -> Iterator[None]:
         """The writes of one ingest batch (~50 messages in one transaction): what the hook
         remembers and defers lasts for all of them, and what they will ask is read first, one
         query per collection (``_preview``).
@@ -250,19 +252,21 @@ class Recognition:
 
         ``resources``: the converted resources the batch is about to write, as the senders
         stated them. They are a hint: where a stored version turns out otherwise (its Patient
-        merged with an earlier record, say), the hook asks the store as it would have."""
+        merged with an earlier record, say), the hook asks the store as it would have.
+        ``planned``: "Type/id" -> how the converter built a resource from a compiled plan: its
+        results are classified by plan (``FactReader.classify_planned``)."""
         if getattr(self._local, "current", None) is not None or getattr(self._local, "previewed", False):
             yield  # inside a hook call or a batch already
             return
         with self._memo_scope():
-            self._preview(resources)
+            self._preview(resources, planned or {})
             self._local.previewed = True
             try:
                 yield
             finally:
                 self._local.previewed = False
 
-    def _preview(self, resources: Sequence[dict[str, Any]]) -> None:
+    def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]) -> None:
         """Read at once what a batch's hook calls will ask: the check rows of its orders, the
         flags of its tests, the index windows of its orders and results, the entries of its
         Patient records. The facts are read from the batch itself (its Patients, Organizations
@@ -292,6 +296,9 @@ class Recognition:
                     asks.append((order.person, found.code,
                                  (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
             elif rtype in RESULT_TYPES:
+                built = planned.get(f"{rtype}/{r['id']}") if planned else None
+                if built is not None and facts.classify_planned(r, built.plan)[1] is None:
+                    continue  # not a recognition item (most of a lab report's results)
                 result = facts.result(r)
                 found = items.get(result.item) if result is not None and result.person else None
                 if found is not None and result is not None and result.person:
