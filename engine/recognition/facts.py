@@ -9,8 +9,10 @@ resource's subject references — never an MRN, which does not cross institution
 from __future__ import annotations
 
 import copy
+import operator
 import threading
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Protocol
@@ -33,6 +35,10 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # Result types whose (institution, item) follow from their codings and performers alone (an
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
+# what the facts of a result are read from (``FactReader.result``), ``code`` first: a result's
+# facts are remembered by these very objects
+_RESULT_READS = ("code", "resourceType", "id", "performer", "subject", "patient", "basedOn", "status",
+                 "effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued", "started", "series")
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
 _PERSONS_KEPT = 1024  # Patient versions whose national ID was read lately, by identity
 _PLANS_KEPT = 8192  # compiled converter plans whose results' (institution, item) is remembered
@@ -324,12 +330,30 @@ class FactReader:
         return None
 
     # -- facts ---------------------------------------------------------------------------
-    def result(self, resource: dict[str, Any]) -> PriorResult | None:
-        """Facts of a stored result, or None when it is not for a recognition item or has no date."""
+    def result(self, resource: dict[str, Any], *, batch: bool = False) -> PriorResult | None:
+        """Facts of a stored result, or None when it is not for a recognition item or has no date.
+
+        ``batch``: inside an ingest batch (``Recognition.batch``), the facts of a recognition
+        item are remembered by the very objects they were read from (``_RESULT_READS``): the
+        batch's preview reads them from the converted resource, and the write hook is handed
+        the stored version, a new dict over the same values a moment later, so it takes them
+        instead of reading the day, the order and the analytes again. Only the person is read
+        again: it comes from the Patient version read now (the stored one may be a merged
+        record). ``forget_results`` ends it with the batch."""
         rules = self._rules()
         inst, item = self.classify(resource, marked=True)
         if item is None or inst is None:
             return None
+        reads: tuple[Any, ...] = ()
+        if batch and resource.get("code") is not None:
+            seen = self._recent_results()
+            reads = tuple([resource.get(k) for k in _RESULT_READS])
+            kept = seen.get(id(reads[0]))
+            if kept is not None and kept[1] is rules and all(map(operator.is_, kept[0], reads)) \
+                    and kept[2].item == item and kept[2].institution == inst:
+                facts = kept[2]
+                person = self.person(facts.patient)
+                return facts if person == facts.person else replace(facts, person=person)
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
         day = local_day(result_time(resource), tz)
         if day is None:
@@ -337,9 +361,25 @@ class FactReader:
         patient = self.patient_ref(resource)
         order = next((r["reference"] for r in _refs(resource.get("basedOn"))
                       if str(r.get("reference", "")).startswith("ServiceRequest/")), None)
-        return PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
-                           day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
-                           analytes=analytes_for(resource, rules, item, inst))
+        facts = PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
+                            day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
+                            analytes=analytes_for(resource, rules, item, inst))
+        if reads:
+            seen = self._recent_results()
+            if len(seen) >= _RECENT_KEPT:
+                seen.clear()
+            seen[id(reads[0])] = (reads, rules, facts)  # held: the ids are not reused while remembered
+        return facts
+
+    def _recent_results(self) -> dict[int, tuple[tuple[Any, ...], Rules, PriorResult]]:
+        seen = getattr(self._recent, "results", None)
+        if seen is None:
+            seen = self._recent.results = {}
+        return seen
+
+    def forget_results(self) -> None:
+        """End what ``result(..., batch=True)`` remembered (the batch is written)."""
+        self._recent.results = None
 
     def order(self, resource: dict[str, Any], *, today: date | None = None) -> Order | None:
         rules = self._rules()

@@ -265,6 +265,7 @@ class Recognition:
                 yield
             finally:
                 self._local.previewed = False
+                self.facts.forget_results()
 
     def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]) -> None:
         """Read at once what a batch's hook calls will ask: the check rows of its orders, the
@@ -299,7 +300,7 @@ class Recognition:
                 built = planned.get(f"{rtype}/{r['id']}") if planned else None
                 if built is not None and facts.classify_planned(r, built.plan)[1] is None:
                     continue  # not a recognition item (most of a lab report's results)
-                result = facts.result(r)
+                result = facts.result(r, batch=True)
                 found = items.get(result.item) if result is not None and result.person else None
                 if found is not None and result is not None and result.person:
                     asks.append((result.person, found.code,
@@ -409,6 +410,7 @@ class Recognition:
         a first version has none (nothing was ever stored under its reference)."""
         items = self._rules.items
         facts_of = self._local.facts
+        previewed = getattr(self._local, "previewed", False)
         todo: list[int] = []
         asks: list[tuple[str, str, str, str]] = []
         first: list[str] = []
@@ -416,7 +418,7 @@ class Recognition:
         for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
-                facts = self.facts.result(resource)
+                facts = self.facts.result(resource, batch=previewed)
                 ref = ref_of(resource)
                 if _version(resource) == 1:
                     if facts is None:
