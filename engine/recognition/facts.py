@@ -35,6 +35,10 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # Result types whose (institution, item) follow from their codings and performers alone (an
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
+# what the facts of an order are read from (``FactReader.order``; its Patient's managing
+# organisation too when nothing else names the institution: such an order is not remembered)
+_ORDER_READS = ("code", "resourceType", "id", "requester", "performer", "subject", "patient", "authoredOn",
+                "occurrenceDateTime", "occurrencePeriod", "reasonCode")
 # what the facts of a result are read from (``FactReader.result``), ``code`` first: a result's
 # facts are remembered by these very objects
 _RESULT_READS = ("code", "resourceType", "id", "performer", "subject", "patient", "basedOn", "status",
@@ -305,10 +309,14 @@ class FactReader:
         The converters write local codes in ``urn:huren:code:<INSTITUTION>`` and reference the
         institution's Organization; FHIR clients may only send the Organization reference.
         """
+        return self._institution(resource)[0]
+
+    def _institution(self, resource: dict[str, Any]) -> tuple[str | None, bool]:
+        """``institution``, and whether it came from the order's Patient (its managing organisation)."""
         rtype = resource.get("resourceType")
         from_codes = institution_from_codes(resource, self._rules())
         if from_codes:
-            return from_codes
+            return from_codes, False
         refs = _refs([resource.get("requester")]) if rtype == ORDER_TYPE else []
         refs += _refs(resource.get("performer"))
         if rtype == "ImagingStudy":  # no performer of its own: the series' performers
@@ -318,7 +326,7 @@ class FactReader:
         for r in refs:
             code = self.organization_code(r)
             if code:
-                return code
+                return code, False
         # an order coded only in LOINC whose doctor is a Practitioner: the institution whose patient
         # record it was placed on (Patient.managingOrganization)
         if rtype == ORDER_TYPE:
@@ -326,8 +334,8 @@ class FactReader:
             found = self._read("Patient", patient.split("/", 1)[1]) if patient else None
             managing = (found or {}).get("managingOrganization")
             if isinstance(managing, dict):
-                return self.organization_code(managing)
-        return None
+                return self.organization_code(managing), True
+        return None, False
 
     # -- facts ---------------------------------------------------------------------------
     def result(self, resource: dict[str, Any], *, batch: bool = False) -> PriorResult | None:
@@ -349,8 +357,8 @@ class FactReader:
             seen = self._recent_results()
             reads = tuple([resource.get(k) for k in _RESULT_READS])
             kept = seen.get(id(reads[0]))
-            if kept is not None and kept[1] is rules and all(map(operator.is_, kept[0], reads)) \
-                    and kept[2].item == item and kept[2].institution == inst:
+            if kept is not None and kept[1] is rules and len(kept[0]) == len(reads) \
+                    and all(map(operator.is_, kept[0], reads)) and kept[2].item == item and kept[2].institution == inst:
                 facts = kept[2]
                 person = self.person(facts.patient)
                 return facts if person == facts.person else replace(facts, person=person)
@@ -371,19 +379,34 @@ class FactReader:
             seen[id(reads[0])] = (reads, rules, facts)  # held: the ids are not reused while remembered
         return facts
 
-    def _recent_results(self) -> dict[int, tuple[tuple[Any, ...], Rules, PriorResult]]:
+    def _recent_results(self) -> dict[int, tuple[tuple[Any, ...], Rules, Any]]:
         seen = getattr(self._recent, "results", None)
         if seen is None:
             seen = self._recent.results = {}
         return seen
 
     def forget_results(self) -> None:
-        """End what ``result(..., batch=True)`` remembered (the batch is written)."""
+        """End what ``result`` and ``order`` remembered with ``batch`` (the batch is written)."""
         self._recent.results = None
 
-    def order(self, resource: dict[str, Any], *, today: date | None = None) -> Order | None:
+    def order(self, resource: dict[str, Any], *, today: date | None = None, batch: bool = False) -> Order | None:
+        """Facts of an order. ``batch``: remembered inside an ingest batch by the very objects
+        they were read from, as ``result`` remembers a result's (the preview reads the converted
+        order, the write hook the stored version); the person is read again. An order without
+        a date of its own (dated today) or whose institution came from its Patient's managing
+        organisation is not remembered."""
         rules = self._rules()
-        inst = self.institution(resource)
+        reads: tuple[Any, ...] = ()
+        if batch and resource.get("code") is not None and order_time(resource) is not None and today is None:
+            seen = self._recent_results()
+            reads = tuple([resource.get(k) for k in _ORDER_READS])
+            kept = seen.get(id(reads[0]))
+            if kept is not None and kept[1] is rules and len(kept[0]) == len(reads) \
+                    and all(map(operator.is_, kept[0], reads)):
+                facts = kept[2]
+                person = self.person(facts.patient)
+                return facts if person == facts.person else replace(facts, person=person)
+        inst, via_patient = self._institution(resource)
         if inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
@@ -391,10 +414,16 @@ class FactReader:
         patient = self.patient_ref(resource)
         reasons, text = order_reasons(resource, rules)
         item = item_for(resource, rules, inst)
-        return Order(person=self.person(patient), item=item, institution=inst, day=day,
-                     ref=ref_of(resource) if resource.get("id") else None, patient=patient,
-                     reasons=reasons, reason_text=text,
-                     analytes=analytes_for(resource, rules, item, inst) if item else ())
+        order = Order(person=self.person(patient), item=item, institution=inst, day=day,
+                      ref=ref_of(resource) if resource.get("id") else None, patient=patient,
+                      reasons=reasons, reason_text=text,
+                      analytes=analytes_for(resource, rules, item, inst) if item else ())
+        if reads and not via_patient:
+            seen = self._recent_results()
+            if len(seen) >= _RECENT_KEPT:
+                seen.clear()
+            seen[id(reads[0])] = (reads, rules, order)
+        return order
 
     def orderer(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
         """The ordering doctor (requester) and department (the order's location, else the point of care

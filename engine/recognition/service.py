@@ -291,7 +291,7 @@ class Recognition:
                 patients.append(f"Patient/{r['id']}")
             elif rtype == ORDER_TYPE:
                 orders.append(f"{ORDER_TYPE}/{r['id']}")
-                order = facts.order(r)
+                order = facts.order(r, batch=True)
                 found = items.get(order.item or "") if order is not None and order.person else None
                 if found is not None and order is not None and order.person:
                     asks.append((order.person, found.code,
@@ -325,11 +325,12 @@ class Recognition:
         """``facts.order`` of a stored order version, once per write group (the order is read when
         it is written and again for each of its results' flags)."""
         orders = getattr(self._local, "orders", None)
+        batch = getattr(self._local, "previewed", False)  # the preview read the converted order
         if orders is None or not (sr.get("meta") or {}).get("versionId"):
-            return self.facts.order(sr)
+            return self.facts.order(sr, batch=batch)
         key = f"{ref_of(sr)}/_history/{sr['meta']['versionId']}"
         if key not in orders:
-            orders[key] = self.facts.order(sr)
+            orders[key] = self.facts.order(sr, batch=batch)
         return orders[key]
 
     def _write_issue(self, issue: dict[str, Any]) -> None:
