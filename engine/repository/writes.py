@@ -61,7 +61,7 @@ class Writes(GroupCommit, Searching):
             issues = []
         elif previous is not None and skip_unchanged and not hooks.statements and same_bytes(existing, resource):  # type: ignore[arg-type]
             # the stored version again (every element the same: any merge rule keeps it as it is)
-            return WriteResult(previous, created=False, changed=False, issues=[])
+            return WriteResult(previous, created=False, changed=False, issues=[], body=existing.body)
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
@@ -69,7 +69,7 @@ class Writes(GroupCommit, Searching):
         for n in hooks.statements:
             resource = statements[n](resource, previous, source)
         if previous is not None and skip_unchanged and unchanged(existing, previous, resource):  # type: ignore[arg-type]
-            return WriteResult(previous, created=False, changed=False, issues=issues)
+            return WriteResult(previous, created=False, changed=False, issues=issues, body=existing.body)
         guards = self._guards
         for n in hooks.guards:
             guards[n](resource, previous)
@@ -87,7 +87,7 @@ class Writes(GroupCommit, Searching):
         stored = versioned(resource, str(version), updated)
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
-        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
+        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues, body=rec.body)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             pending.append((rec, rows, existing, stored, previous, result))
             return result
@@ -260,7 +260,8 @@ class Writes(GroupCommit, Searching):
                         current[key] = rec
                 existing = current.get(key)
                 if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
-                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False))
+                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
+                                                   body=existing.body))
                     continue
                 result = self._store(r, existing, validate=False, source=source)
                 if result.changed:
