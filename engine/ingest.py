@@ -191,7 +191,8 @@ class Ingestor:
         linger: float = 0.010,
         one_commit: bool = True,
         journal: InFlightJournal | None = None,
-        batch_scopes: Sequence[Callable[[list[dict[str, Any]]], contextlib.AbstractContextManager[Any]]] = (),
+        batch_scopes: Sequence[Callable[[list[dict[str, Any]], dict[str, Any]],
+                                        contextlib.AbstractContextManager[Any]]] = (),
     ) -> None:
         self.store = store
         self.messages = MessageStore(store)
@@ -209,8 +210,9 @@ class Ingestor:
         self.sign = sign  # signs a message's Provenance over its targets' stored bytes (engine.audit.provenance)
         self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
         self.journal = journal  # the raw bytes of the batch in flight, for a process that dies (``recover``)
-        # entered around a batch's one-transaction write with its converted resources: the write
-        # hooks keep what they read and write for the whole batch (``Recognition.batch``)
+        # entered around a batch's one-transaction write with its converted resources and what the
+        # converter built from compiled plans ("Type/id" -> ``plans.Planned``): the write hooks
+        # keep what they read and write for the whole batch (``Recognition.batch``)
         self.batch_scopes = tuple(batch_scopes)
         self.stats = Stats()
         self._write_seconds = {"repository": 0.0, "audit": 0.0}  # within the current batch commit
@@ -831,8 +833,10 @@ class Ingestor:
         try:
             with flat(), known(keys) if known is not None else contextlib.nullcontext(), \
                     contextlib.ExitStack() as scopes:
+                planned = {ref: p for item in items if item.conversion is not None
+                           for ref, p in item.conversion.planned.items()} if self.batch_scopes else {}
                 for scope in self.batch_scopes:
-                    scopes.enter_context(scope(resources))
+                    scopes.enter_context(scope(resources, planned))
                 for item in items:
                     self._write(item, strict=True, audit_events=events, fidelity=fidelity, provenances=deferred)
                 t0 = time.perf_counter()

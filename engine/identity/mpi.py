@@ -33,7 +33,7 @@ import secrets
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +43,7 @@ from engine.errors import BadRequest, Gone, NotFound
 from engine.identity import demographics as dm
 from engine.identity import nationalid
 from engine.merge_rules import INDEX
-from engine.repository.port import Store
+from engine.repository.port import DuplicateKey, Store
 
 # how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
 _in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
@@ -105,8 +105,10 @@ class _Links:
 
     Inside ``batch`` (one ingest batch, ~50 messages in one transaction) the records read by id
     and the linked records of a person are remembered for this thread, read first for the whole
-    batch in one query each; every write through this class goes to the collection and to what
-    is remembered alike. Outside it every call goes to the collection."""
+    batch in one query each; every write through this class goes to what is remembered at once,
+    and a record replaced is written to the collection when the batch ends (``flush``: the new
+    ones in one ``insert_many``) or before the next call that reads or changes the collection,
+    whichever comes first. Outside it every call goes to the collection."""
 
     def __init__(self, collection: Any) -> None:
         self.coll = collection
@@ -115,6 +117,9 @@ class _Links:
         self._local = threading.local()  # per thread: docs (id -> doc | None), persons (person -> linked docs)
 
     def __getattr__(self, name: str) -> Any:  # count, ensure_index
+        if name.startswith("_") or name == "coll":
+            raise AttributeError(name)
+        self.flush()  # what it reads sees every record replaced
         return getattr(self.coll, name)
 
     @contextlib.contextmanager
@@ -136,26 +141,54 @@ class _Links:
         if asked:
             for doc in self.coll.find({"person": {"$in": asked}, "status": "linked"}):
                 linked[doc["person"]][doc["_id"]] = doc
-        local.docs, local.persons = docs, linked
+        local.docs, local.persons, local.pending = docs, linked, {}
         try:
             yield
+            self.flush()
         finally:
-            local.docs = local.persons = None
+            local.docs = local.persons = local.pending = None
+
+    def flush(self) -> None:
+        """Write the records replaced inside the batch and not yet written, each once as it
+        ends; the new ones in one call.
+
+        Why: every new Patient record of a batch had its index record written by a statement of
+        its own (one a message); written together they are one ``insert_many``. The batch calls
+        this before it ends (inside its transaction), and every call below that reads or changes
+        the collection calls it first, so the collection never lacks what was replaced."""
+        pending = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        self._local.pending = {}
+        new = [doc for existed, doc in pending.values() if not existed]
+        for existed, doc in pending.values():
+            if existed:
+                self.coll.replace(doc)
+        if len(new) > 1:
+            try:
+                self.coll.insert_many(new)
+            except DuplicateKey:  # stored meanwhile by another writer (MongoDB): upserted as always
+                for doc in new:
+                    self.coll.replace(doc)
+        elif new:
+            self.coll.replace(new[0])
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
         docs = getattr(self._local, "docs", None)
         if docs is None:
             return self.coll.get(doc_id)
-        if doc_id not in docs:
+        if doc_id not in docs:  # (a record replaced in the batch is remembered: never asked here)
             docs[doc_id] = self.coll.get(doc_id)
         return docs[doc_id]
 
     def find(self, filter: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         persons = getattr(self._local, "persons", None)
         if persons is None or kwargs or not _is_members_query(filter):
+            self.flush()
             return self.coll.find(filter, **kwargs)
         person = str(filter["person"]) if filter else ""
         if person not in persons:
+            self.flush()
             persons[person] = {d["_id"]: d for d in self.coll.find(filter)}
         return list(persons[person].values())
 
@@ -184,6 +217,14 @@ class _Links:
     # counted after the write: a read that saw the old count may have seen the old document
     def replace(self, doc: dict[str, Any], *, upsert: bool = True) -> None:
         try:
+            pending = getattr(self._local, "pending", None)
+            if pending is not None and upsert:  # inside a batch: written by ``flush``
+                was = pending.get(doc["_id"])
+                existed = was[0] if was is not None else self._local.docs.get(doc["_id"], _ABSENT) is not None
+                pending[doc["_id"]] = (existed, dict(doc))
+                self._remember(doc["_id"], dict(doc))
+                return
+            self.flush()
             self.coll.replace(doc, upsert=upsert)
             if upsert:
                 self._remember(doc["_id"], dict(doc))
@@ -194,6 +235,7 @@ class _Links:
 
     def update(self, doc_id: str, fields: dict[str, Any]) -> bool:
         try:
+            self.flush()
             done = self.coll.update(doc_id, fields)
             docs = getattr(self._local, "docs", None)
             before = docs.get(doc_id) if docs is not None else None
@@ -207,6 +249,7 @@ class _Links:
 
     def insert(self, doc: dict[str, Any]) -> None:
         try:
+            self.flush()
             self.coll.insert(doc)
             self._remember(doc["_id"], dict(doc))
         finally:
@@ -214,6 +257,7 @@ class _Links:
 
     def delete(self, doc_id: str) -> bool:
         try:
+            self.flush()
             done = self.coll.delete(doc_id)
             self._remember(doc_id, None)
             return done
@@ -309,11 +353,12 @@ class IdentityService:
             add_statement(self.state_links, types={"Patient"})
 
     @contextlib.contextmanager
-    def batch(self, resources: Iterable[dict[str, Any]]) -> Iterator[None]:
+    def batch(self, resources: Iterable[dict[str, Any]], planned: Mapping[str, Any] | None = None) -> Iterator[None]:
         """The writes of one ingest batch: the index records of its Patients and the linked
         records of their persons read in one query each and remembered until it ends
         (``_Links.batch``). The persons are those the statement would find for a valid ID
-        number; a record classified otherwise is asked for as always."""
+        number; a record classified otherwise is asked for as always. (``planned``, what the
+        converter built from compiled plans, says nothing about Patients.)"""
         ids: list[str] = []
         persons: list[str] = []
         for r in resources:

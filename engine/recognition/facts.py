@@ -9,11 +9,13 @@ resource's subject references — never an MRN, which does not cross institution
 from __future__ import annotations
 
 import copy
+import operator
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 # the person: the one national-ID rule (a Patient's first valid NNCHN number), re-exported for callers here
@@ -33,9 +35,27 @@ Reader = Callable[[str, str], dict[str, Any] | None]
 # Result types whose (institution, item) follow from their codings and performers alone (an
 # ImagingStudy's item also reads its series' modalities and body sites)
 _CODED_TYPES = frozenset({"Observation", "DiagnosticReport"})
+# what the facts of an order are read from (``FactReader.order``; its Patient's managing
+# organisation too when nothing else names the institution: such an order is not remembered)
+_ORDER_READS = ("code", "resourceType", "id", "requester", "performer", "subject", "patient", "authoredOn",
+                "occurrenceDateTime", "occurrencePeriod", "reasonCode")
+# what the facts of a result are read from (``FactReader.result``), ``code`` first: a result's
+# facts are remembered by these very objects
+_RESULT_READS = ("code", "resourceType", "id", "performer", "subject", "patient", "basedOn", "status",
+                 "effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued", "started", "series")
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
 _PERSONS_KEPT = 1024  # Patient versions whose national ID was read lately, by identity
+_PLANS_KEPT = 8192  # compiled converter plans whose results' (institution, item) is remembered
 _RECENT_KEPT = 8192  # results classified lately (an ingest batch's, up to 200 messages), by the identity of their code and performers
+
+
+class Planned(Protocol):
+    """What the converter knows of a resource it built from a compiled plan
+    (``adapters.convert.plans.Planned``): the plan, one object for every result of one test
+    description at one site -- the same codes, the same performer."""
+
+    @property
+    def plan(self) -> Hashable: ...
 
 
 def local_day(value: str | None, tz: str) -> date | None:
@@ -111,6 +131,20 @@ def _refs(values: Iterable[Any] | None) -> list[dict[str, Any]]:
     return [v for v in values or () if isinstance(v, dict)]
 
 
+class _Answers:
+    """The classifications remembered under one rules object (a reload starts them again)."""
+
+    def __init__(self) -> None:
+        self.rules: Rules | None = None
+        self.coded: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+        self.plans: dict[Hashable, tuple[str | None, str | None]] = {}
+
+    def under(self, rules: Rules) -> _Answers:
+        if self.rules is not rules:
+            self.coded, self.plans, self.rules = {}, {}, rules
+        return self
+
+
 class FactReader:
     """Reads what the facts need from storage (Patient, Organization), with a small cache of the
     organisations, which are few and never change institution."""
@@ -119,9 +153,9 @@ class FactReader:
         self._read = read
         self._rules = rules
         self._org_codes: dict[str, str | None] = {}
-        # (type, codings, performers) -> (institution, item), under the rules object ``_coded_rules``
-        self._coded: dict[tuple[Any, ...], tuple[str, str | None]] = {}
-        self._coded_rules: Rules | None = None
+        # (type, codings, performers) -> (institution, item), and compiled converter plan ->
+        # (institution, item), under one rules object; shared with the readers ``reading`` makes
+        self._answers = _Answers()
         # per thread: id(code) -> (code, performers, type, rules, answer), see ``classify``
         self._recent = threading.local()
 
@@ -172,15 +206,42 @@ class FactReader:
             recent[id(code)] = (code, performers, rtype, rules, answer)
         return answer
 
+    def classify_planned(self, resource: dict[str, Any], plan: Hashable) -> tuple[str | None, str | None]:
+        """``classify`` for a result the converter built from the compiled ``plan``: one lookup.
+
+        Why: every result of one plan has the same codings and performer (the plan's key is made
+        of them), so their (institution, item) is one answer under the same rules; the key
+        ``classify`` builds from the codings and performers (a tuple walk, about half of what the
+        batch preview spent per result) is not needed. The answer is left for the HR mark and the
+        write hook by the identity of the very coding objects, as ``classify`` leaves it; it is
+        kept by plan only when ``classify`` would keep it by codings."""
+        rules = self._rules()
+        plans = self._answers.under(rules).plans
+        answer = plans.get(plan)
+        if answer is None:
+            answer, kept = self._classify(resource, resource.get("resourceType"), rules)
+            if not kept:
+                return answer
+            if len(plans) >= _PLANS_KEPT:
+                plans.clear()
+            plans[plan] = answer
+        recent = getattr(self._recent, "answers", None)
+        if recent is None:
+            recent = self._recent.answers = {}
+        elif len(recent) >= _RECENT_KEPT:
+            recent.clear()
+        code = resource.get("code")
+        recent[id(code)] = (code, resource.get("performer"), resource.get("resourceType"), rules, answer)
+        return answer
+
     def _classify(self, resource: dict[str, Any], rtype: Any, rules: Rules
                   ) -> tuple[tuple[str | None, str | None], bool]:
         """The answer, and whether it is kept by codings and performers."""
         key = _coded_key(resource, rules) if rtype in _CODED_TYPES else None
         if key is not None:
-            if self._coded_rules is not rules:
-                self._coded, self._coded_rules = {}, rules
+            coded = self._answers.under(rules).coded
             try:
-                hit = self._coded.get(key)
+                hit = coded.get(key)
             except TypeError:  # an unhashable value somewhere in the codings
                 key, hit = None, None
             if hit is not None:
@@ -188,9 +249,9 @@ class FactReader:
         inst = self.institution(resource)
         item = item_for(resource, rules, inst) if inst else None
         if key is not None and inst is not None:
-            if len(self._coded) >= _CODED_KEPT:
-                self._coded = {}
-            self._coded[key] = (inst, item)
+            if len(coded) >= _CODED_KEPT:
+                coded.clear()
+            coded[key] = (inst, item)
             return (inst, item), True
         return (inst, item), False
 
@@ -248,10 +309,14 @@ class FactReader:
         The converters write local codes in ``urn:huren:code:<INSTITUTION>`` and reference the
         institution's Organization; FHIR clients may only send the Organization reference.
         """
+        return self._institution(resource)[0]
+
+    def _institution(self, resource: dict[str, Any]) -> tuple[str | None, bool]:
+        """``institution``, and whether it came from the order's Patient (its managing organisation)."""
         rtype = resource.get("resourceType")
         from_codes = institution_from_codes(resource, self._rules())
         if from_codes:
-            return from_codes
+            return from_codes, False
         refs = _refs([resource.get("requester")]) if rtype == ORDER_TYPE else []
         refs += _refs(resource.get("performer"))
         if rtype == "ImagingStudy":  # no performer of its own: the series' performers
@@ -261,7 +326,7 @@ class FactReader:
         for r in refs:
             code = self.organization_code(r)
             if code:
-                return code
+                return code, False
         # an order coded only in LOINC whose doctor is a Practitioner: the institution whose patient
         # record it was placed on (Patient.managingOrganization)
         if rtype == ORDER_TYPE:
@@ -269,16 +334,34 @@ class FactReader:
             found = self._read("Patient", patient.split("/", 1)[1]) if patient else None
             managing = (found or {}).get("managingOrganization")
             if isinstance(managing, dict):
-                return self.organization_code(managing)
-        return None
+                return self.organization_code(managing), True
+        return None, False
 
     # -- facts ---------------------------------------------------------------------------
-    def result(self, resource: dict[str, Any]) -> PriorResult | None:
-        """Facts of a stored result, or None when it is not for a recognition item or has no date."""
+    def result(self, resource: dict[str, Any], *, batch: bool = False) -> PriorResult | None:
+        """Facts of a stored result, or None when it is not for a recognition item or has no date.
+
+        ``batch``: inside an ingest batch (``Recognition.batch``), the facts of a recognition
+        item are remembered by the very objects they were read from (``_RESULT_READS``): the
+        batch's preview reads them from the converted resource, and the write hook is handed
+        the stored version, a new dict over the same values a moment later, so it takes them
+        instead of reading the day, the order and the analytes again. Only the person is read
+        again: it comes from the Patient version read now (the stored one may be a merged
+        record). ``forget_results`` ends it with the batch."""
         rules = self._rules()
         inst, item = self.classify(resource, marked=True)
         if item is None or inst is None:
             return None
+        reads: tuple[Any, ...] = ()
+        if batch and resource.get("code") is not None:
+            seen = self._recent_results()
+            reads = tuple([resource.get(k) for k in _RESULT_READS])
+            kept = seen.get(id(reads[0]))
+            if kept is not None and kept[1] is rules and len(kept[0]) == len(reads) \
+                    and all(map(operator.is_, kept[0], reads)) and kept[2].item == item and kept[2].institution == inst:
+                facts = kept[2]
+                person = self.person(facts.patient)
+                return facts if person == facts.person else replace(facts, person=person)
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
         day = local_day(result_time(resource), tz)
         if day is None:
@@ -286,13 +369,44 @@ class FactReader:
         patient = self.patient_ref(resource)
         order = next((r["reference"] for r in _refs(resource.get("basedOn"))
                       if str(r.get("reference", "")).startswith("ServiceRequest/")), None)
-        return PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
-                           day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
-                           analytes=analytes_for(resource, rules, item, inst))
+        facts = PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
+                            day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
+                            analytes=analytes_for(resource, rules, item, inst))
+        if reads:
+            seen = self._recent_results()
+            if len(seen) >= _RECENT_KEPT:
+                seen.clear()
+            seen[id(reads[0])] = (reads, rules, facts)  # held: the ids are not reused while remembered
+        return facts
 
-    def order(self, resource: dict[str, Any], *, today: date | None = None) -> Order | None:
+    def _recent_results(self) -> dict[int, tuple[tuple[Any, ...], Rules, Any]]:
+        seen = getattr(self._recent, "results", None)
+        if seen is None:
+            seen = self._recent.results = {}
+        return seen
+
+    def forget_results(self) -> None:
+        """End what ``result`` and ``order`` remembered with ``batch`` (the batch is written)."""
+        self._recent.results = None
+
+    def order(self, resource: dict[str, Any], *, today: date | None = None, batch: bool = False) -> Order | None:
+        """Facts of an order. ``batch``: remembered inside an ingest batch by the very objects
+        they were read from, as ``result`` remembers a result's (the preview reads the converted
+        order, the write hook the stored version); the person is read again. An order without
+        a date of its own (dated today) or whose institution came from its Patient's managing
+        organisation is not remembered."""
         rules = self._rules()
-        inst = self.institution(resource)
+        reads: tuple[Any, ...] = ()
+        if batch and resource.get("code") is not None and order_time(resource) is not None and today is None:
+            seen = self._recent_results()
+            reads = tuple([resource.get(k) for k in _ORDER_READS])
+            kept = seen.get(id(reads[0]))
+            if kept is not None and kept[1] is rules and len(kept[0]) == len(reads) \
+                    and all(map(operator.is_, kept[0], reads)):
+                facts = kept[2]
+                person = self.person(facts.patient)
+                return facts if person == facts.person else replace(facts, person=person)
+        inst, via_patient = self._institution(resource)
         if inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
@@ -300,10 +414,16 @@ class FactReader:
         patient = self.patient_ref(resource)
         reasons, text = order_reasons(resource, rules)
         item = item_for(resource, rules, inst)
-        return Order(person=self.person(patient), item=item, institution=inst, day=day,
-                     ref=ref_of(resource) if resource.get("id") else None, patient=patient,
-                     reasons=reasons, reason_text=text,
-                     analytes=analytes_for(resource, rules, item, inst) if item else ())
+        order = Order(person=self.person(patient), item=item, institution=inst, day=day,
+                      ref=ref_of(resource) if resource.get("id") else None, patient=patient,
+                      reasons=reasons, reason_text=text,
+                      analytes=analytes_for(resource, rules, item, inst) if item else ())
+        if reads and not via_patient:
+            seen = self._recent_results()
+            if len(seen) >= _RECENT_KEPT:
+                seen.clear()
+            seen[id(reads[0])] = (reads, rules, order)
+        return order
 
     def orderer(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
         """The ordering doctor (requester) and department (the order's location, else the point of care

@@ -65,8 +65,11 @@ class ResultIndex:
     covered (``_window``), so the order-time check, the group of a result and its candidates --
     the same person, item and days -- are one query, not three; and the entries of a Patient
     record when they were asked (``by_patient``; a batch's new records in one query,
-    ``prefetch_patients``). Every write through this class goes to the collection and to what is
-    remembered alike; outside a scope each call is a query.
+    ``prefetch_patients``). Every write through this class goes to what is remembered at once;
+    inside a scope an entry put is written when the scope ends (``flush``: the new ones of a whole
+    ingest batch in one ``insert_many``), or before the next query that could find it, whichever
+    comes first, so every query still sees every entry put. Outside a scope each call is a query
+    and each put a write.
     """
 
     def __init__(self, collection: Collection) -> None:
@@ -82,6 +85,8 @@ class ResultIndex:
         opened = self.open()
         try:
             yield
+            if opened:
+                self.flush()
         finally:
             if opened:
                 self.close()
@@ -95,8 +100,25 @@ class ResultIndex:
         return True
 
     def close(self) -> None:
+        """Forget everything, entries not yet flushed included (the write failed)."""
         self.docs.close()
         self._local.windows = self._local.patients = None
+
+    def flush(self) -> None:
+        """Write the entries put inside the scope and not yet written: each once as it ends, the
+        new ones in one call (``GroupMemo.take_deferred``).
+
+        Why deferred: a lab message puts two entries (the report's and ALT's), and each upsert
+        was a statement of its own with three expression indexes to maintain (~20 us each); an
+        ingest batch's ~100 new entries go in one ``insert_many``. The scope that opened the
+        index calls this before it ends (inside the write's transaction), and every query below
+        calls it first, so nothing a query could find is ever missing from the store."""
+        self.docs.take_deferred()
+
+    def _find(self, filter: Document) -> list[Document]:
+        """``collection.find`` after the entries put so far are written (see ``flush``)."""
+        self.docs.take_deferred()
+        return self.coll.find(filter)
 
     def known_absent(self, refs: Iterable[str]) -> None:
         """Inside a scope: these results have no entry (first versions: nothing was indexed under
@@ -109,7 +131,7 @@ class ResultIndex:
         known = windows.get((person, item)) if windows is not None else None
         if known is not None and known[0] <= lo and hi <= known[1]:
             return [d for d in known[2].values() if lo <= d["day"] <= hi]
-        docs = self.coll.find({"person": person, "item": item, "day": {"$gte": lo, "$lte": hi}})
+        docs = self._find({"person": person, "item": item, "day": {"$gte": lo, "$lte": hi}})
         if windows is not None and (known is None or (lo <= known[0] and known[1] <= hi)):
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
@@ -134,7 +156,7 @@ class ResultIndex:
         lo = min(w[0] for w in wanted.values())
         hi = max(w[1] for w in wanted.values())
         found: dict[tuple[str, str], dict[str, Document]] = {pair: {} for pair in wanted}
-        for d in self.coll.find({"person": {"$in": sorted({p for p, _ in wanted})},
+        for d in self._find({"person": {"$in": sorted({p for p, _ in wanted})},
                                  "item": {"$in": sorted({i for _, i in wanted})}, "day": {"$gte": lo, "$lte": hi}}):
             entries = found.get((d.get("person"), d.get("item")))
             if entries is not None:
@@ -180,7 +202,8 @@ class ResultIndex:
             before = self.docs.get(result.ref)
         doc = to_doc(result, (before or {}).get("held") or held)
         if doc != before:
-            self.docs.replace(doc)
+            if not self.docs.defer(doc, before):  # outside a scope: written now
+                self.docs.replace(doc)
             self._written(doc["_id"], doc, before)
         return doc
 
@@ -208,18 +231,18 @@ class ResultIndex:
                 lo = doc["day"]  # no scope: nothing to read along for
             found = [d for d in self._window(doc["person"], doc["item"], lo, doc["day"]) if d["day"] == doc["day"]]
         else:
-            found = self.coll.find({"patient": doc.get("patient"), "item": doc["item"], "day": doc["day"]})
+            found = self._find({"patient": doc.get("patient"), "item": doc["item"], "day": doc["day"]})
         return [d for d in found if d["inst"] == doc["inst"]]
 
     def by_order(self, order_ref: str) -> list[Document]:
-        return self.coll.find({"order": order_ref})
+        return self._find({"order": order_ref})
 
     def by_patient(self, patient_ref: str) -> list[Document]:
         patients: Patients | None = getattr(self._local, "patients", None)
         if patients is None:
             return self.coll.find({"patient": patient_ref})
         if patient_ref not in patients:
-            patients[patient_ref] = {d["_id"]: d for d in self.coll.find({"patient": patient_ref})}
+            patients[patient_ref] = {d["_id"]: d for d in self._find({"patient": patient_ref})}
         return list(patients[patient_ref].values())
 
     def prefetch_patients(self, patient_refs: Iterable[str]) -> None:
@@ -233,10 +256,11 @@ class ResultIndex:
             return
         for ref in wanted:
             patients[ref] = {}
-        for d in self.coll.find({"patient": {"$in": wanted}}):
+        for d in self._find({"patient": {"$in": wanted}}):
             patients[d["patient"]][d["_id"]] = d
 
     def set_person(self, docs: Sequence[Document], person: str | None) -> None:
+        self.docs.take_deferred()  # an update reads the stored entry
         for d in docs:
             if d.get("person") != person:
                 self.docs.update(d["_id"], {"person": person})

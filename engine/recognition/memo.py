@@ -143,7 +143,7 @@ class GroupMemo:
         in one ``insert_many``: over an ingest batch of ~50 messages that is one call instead of
         one each (should another writer have stored one meanwhile, they are upserted one by one,
         as before). The others are replaced one by one."""
-        deferred, docs = self._local.deferred, self._local.docs
+        deferred, docs = getattr(self._local, "deferred", None), getattr(self._local, "docs", None)
         if not deferred:
             return []
         self._local.deferred = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -56,6 +56,7 @@ from engine.recognition.facts import (
     RESULT_TYPES,
     VOID_STATUSES,
     FactReader,
+    Planned,
     local_day,
     national_id,
     order_time,
@@ -220,6 +221,8 @@ class Recognition:
         opened = [memo for memo in (self.index, self.checks, self.flags) if memo.open()]
         try:
             yield
+            if self.index in opened:
+                self.index.flush()
             if self.checks in opened:
                 aggregates.move_many(self.check_days, [
                     (aggregates.check_bucket(before), aggregates.check_bucket(after))
@@ -233,7 +236,8 @@ class Recognition:
                 memo.close()
 
     @contextmanager
-    def batch(self, resources: Sequence[dict[str, Any]]) -> Iterator[None]:
+    def batch(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned] | None = None
+              ) -> Iterator[None]:
         """The writes of one ingest batch (~50 messages in one transaction): what the hook
         remembers and defers lasts for all of them, and what they will ask is read first, one
         query per collection (``_preview``).
@@ -248,19 +252,22 @@ class Recognition:
 
         ``resources``: the converted resources the batch is about to write, as the senders
         stated them. They are a hint: where a stored version turns out otherwise (its Patient
-        merged with an earlier record, say), the hook asks the store as it would have."""
+        merged with an earlier record, say), the hook asks the store as it would have.
+        ``planned``: "Type/id" -> how the converter built a resource from a compiled plan: its
+        results are classified by plan (``FactReader.classify_planned``)."""
         if getattr(self._local, "current", None) is not None or getattr(self._local, "previewed", False):
             yield  # inside a hook call or a batch already
             return
         with self._memo_scope():
-            self._preview(resources)
+            self._preview(resources, planned or {})
             self._local.previewed = True
             try:
                 yield
             finally:
                 self._local.previewed = False
+                self.facts.forget_results()
 
-    def _preview(self, resources: Sequence[dict[str, Any]]) -> None:
+    def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]) -> None:
         """Read at once what a batch's hook calls will ask: the check rows of its orders, the
         flags of its tests, the index windows of its orders and results, the entries of its
         Patient records. The facts are read from the batch itself (its Patients, Organizations
@@ -284,13 +291,16 @@ class Recognition:
                 patients.append(f"Patient/{r['id']}")
             elif rtype == ORDER_TYPE:
                 orders.append(f"{ORDER_TYPE}/{r['id']}")
-                order = facts.order(r)
+                order = facts.order(r, batch=True)
                 found = items.get(order.item or "") if order is not None and order.person else None
                 if found is not None and order is not None and order.person:
                     asks.append((order.person, found.code,
                                  (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
             elif rtype in RESULT_TYPES:
-                result = facts.result(r)
+                built = planned.get(f"{rtype}/{r['id']}") if planned else None
+                if built is not None and facts.classify_planned(r, built.plan)[1] is None:
+                    continue  # not a recognition item (most of a lab report's results)
+                result = facts.result(r, batch=True)
                 found = items.get(result.item) if result is not None and result.person else None
                 if found is not None and result is not None and result.person:
                     asks.append((result.person, found.code,
@@ -315,11 +325,12 @@ class Recognition:
         """``facts.order`` of a stored order version, once per write group (the order is read when
         it is written and again for each of its results' flags)."""
         orders = getattr(self._local, "orders", None)
+        batch = getattr(self._local, "previewed", False)  # the preview read the converted order
         if orders is None or not (sr.get("meta") or {}).get("versionId"):
-            return self.facts.order(sr)
+            return self.facts.order(sr, batch=batch)
         key = f"{ref_of(sr)}/_history/{sr['meta']['versionId']}"
         if key not in orders:
-            orders[key] = self.facts.order(sr)
+            orders[key] = self.facts.order(sr, batch=batch)
         return orders[key]
 
     def _write_issue(self, issue: dict[str, Any]) -> None:
@@ -400,6 +411,7 @@ class Recognition:
         a first version has none (nothing was ever stored under its reference)."""
         items = self._rules.items
         facts_of = self._local.facts
+        previewed = getattr(self._local, "previewed", False)
         todo: list[int] = []
         asks: list[tuple[str, str, str, str]] = []
         first: list[str] = []
@@ -407,7 +419,7 @@ class Recognition:
         for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
-                facts = self.facts.result(resource)
+                facts = self.facts.result(resource, batch=previewed)
                 ref = ref_of(resource)
                 if _version(resource) == 1:
                     if facts is None:

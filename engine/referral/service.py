@@ -18,7 +18,7 @@ repository write guard and one write hook, registered like recognition's and the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -189,9 +189,10 @@ class Referrals:
                     check_transition(before, task, self._rules.workflow)
 
     @contextmanager
-    def batch(self, resources: Sequence[dict[str, Any]]) -> Iterator[None]:
+    def batch(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Any] | None = None) -> Iterator[None]:
         """The writes of one ingest batch: the remote-reading rows its reports will ask for, read
-        in one query and kept until it ends (``RemoteReading.batch``)."""
+        in one query and kept until it ends (``RemoteReading.batch``). (``planned``, what the
+        converter built from compiled plans, is of no use here.)"""
         orders = [str(based["reference"]) for r in resources
                   if r.get("resourceType") == "DiagnosticReport" and r.get("status") in REPORTED
                   for based in r.get("basedOn") or () if isinstance(based, dict)
