@@ -16,6 +16,7 @@ Then per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI
     python bench/repository.py --quick          # 10k and 30k Observations (a minute or so)
     python bench/repository.py                  # 100k and 1M (long on 2 shared cores)
     python bench/repository.py --ingest-only    # the ingest storage figures alone
+    python bench/repository.py --updates-only   # the ingest figures of new versions alone
 """
 
 from __future__ import annotations
@@ -292,6 +293,70 @@ def ingest_storage(count: int, batch: int = 50) -> None:
           + ", ".join(f"{k} {v:.1f}" for k, v in replay["rows"].items() if v >= 0.95))
 
 
+def resent_lab(message: bytes, control: str, status: str, stamp: str) -> bytes:
+    """``message`` (``bench.ingest.oru_lab``) sent again: another control id and time, its
+    results' and report's status ``status`` (P preliminary, F final)."""
+    text = message.decode("utf-8")
+    head, rest = text.split("\r", 1)
+    fields = head.split("|")
+    fields[6], fields[9] = stamp, control
+    rest = rest.replace("|N|||F|||", f"|N|||{status}|||").replace("|||F\r", f"|||{status}\r")
+    return ("|".join(fields) + "\r" + rest).encode("utf-8")
+
+
+def another_order(message: bytes, n: int) -> bytes:
+    """``oru_lab(n)`` for another order of the same patient."""
+    return message.replace(f"ORD{n:09d}".encode(), f"ORD{n + 1:09d}X".encode()).replace(
+        f"LAB{n:09d}".encode(), f"LAB{n + 1:09d}X".encode())
+
+
+def ingest_updates(count: int, batch: int = 50) -> None:
+    """The new versions ingest writes most, each case its own run of ``count`` messages through
+    the in-process pipeline after the messages that stored the versions before: the final
+    result of an order sent before as preliminary (a new version of the report, its results and
+    the order, each a status changed), and the same person's result from another hospital (the
+    patient index links the earlier Patient record: its new version differs by a link; the
+    rest are first versions). Prints the CPU of the storage stages per message and the rows
+    the whole store changed (inserted, updated, deleted; every table)."""
+    from bench.ingest import StageClock, oru_lab
+
+    cases = {
+        "final after preliminary (same order)": (
+            lambda n: resent_lab(oru_lab(n), f"PRE{n:09d}", "P", "20261101091500"),
+            lambda n: resent_lab(oru_lab(n), f"FIN{n:09d}", "F", "20261101101500")),
+        "the person again at another hospital (the earlier Patient record: a link more)": (
+            lambda n: oru_lab(n),
+            lambda n: resent_lab(another_order(oru_lab(n), n).replace(b"FNXRMYY", b"FNZYY"), f"RET{n:09d}", "F",
+                              "20261102091500")),
+    }
+    print(f"== ingest new versions, 12-OBX ORU^R01, {count} messages per case in batches of {batch} ({load_note()})")
+    for label, (first, second) in cases.items():
+        with tempfile.TemporaryDirectory(prefix="huren-bench-") as tmp, \
+                Engine(Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)) as engine:
+            warm = [(oru_lab(90_000_000 + i), "bench", "127.0.0.1:1") for i in range(2 * batch)]
+            for start in range(0, len(warm), batch):
+                engine.ingestor.process(warm[start : start + batch])
+            before = [(first(60_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+            for start in range(0, count, batch):
+                engine.ingestor.process(before[start : start + batch])
+            rows = _table_rows(engine)
+            clock = StageClock()
+            clock.attach(engine)
+            messages = [(second(60_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+            store: Any = engine.store
+            changes = store.conn.total_changes
+            for start in range(0, count, batch):
+                engine.ingestor.process(messages[start : start + batch])
+            changes = store.conn.total_changes - changes
+            after = _table_rows(engine)
+        stages = ("index rows", "backend put (SQL + hashing)", "backend reads")
+        cpu = {s: clock.seconds.get(s, 0.0) / count * 1e6 for s in stages}
+        grown = {t: (after[t][0] - rows.get(t, (0, 0))[0]) / count for t in after}
+        print(f"  {label}: " + ", ".join(f"{s} {v:.0f}" for s, v in cpu.items())
+              + f", together {sum(cpu.values()):.0f} us/msg CPU; history rows {grown.get('fhir_history', 0):.1f}/msg, "
+              f"rows changed in the store (every table) {changes / count:.0f}/msg")
+
+
 class _TimedConnection:
     """The replay store's connection, timing each statement by the table it writes or reads."""
 
@@ -434,9 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mongodb-uri", default=os.environ.get("HUREN_MONGODB_URI"))
     parser.add_argument("--ingest-only", action="store_true", help="only the ingest storage figures")
     parser.add_argument("--messages", type=int, help="messages for the ingest storage figures (default 300, quick 150)")
+    parser.add_argument("--updates-only", action="store_true",
+                        help="only the ingest figures of new versions (final after preliminary, returning patient)")
     args = parser.parse_args(argv)
-    ingest_storage(args.messages or (150 if args.quick else 300))
-    if args.ingest_only:
+    if not args.updates_only:
+        ingest_storage(args.messages or (150 if args.quick else 300))
+    ingest_updates(args.messages or (150 if args.quick else 300))
+    if args.ingest_only or args.updates_only:
         return 0
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [10_000, 30_000] if args.quick else [100_000, 1_000_000])

@@ -152,7 +152,10 @@ def _walk(src: _Source, steps: Sequence[Step], node: str, depth: int, emit: Call
             src.add(depth, f"if isinstance({node}, dict):")
             depth += 1
         value = src.name()
-        if cast is None and name in CHOICE_ELEMENTS:
+        if cast is None and name in CHOICE_ELEMENTS and keys is not None:  # the key itself is there
+            src.add(depth, f"{value} = {node}.get({name!r})")
+            src.add(depth, f"if {value} is None:\n    {value} = choice({node}, {name!r}, None)")
+        elif cast is None and name in CHOICE_ELEMENTS:
             src.add(depth, f"{value} = choice({node}, {name!r}, None)")
         else:
             src.add(depth, f"{value} = {node}.get({key!r})")

@@ -1,12 +1,14 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 3, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 4, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys)`` — the
   current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value
-  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the distinct ``h`` of the
-  resource's ``ix_hash`` rows (packed int64), so an update deletes exactly its old rows by
-  primary-key prefix ``(h, rid)``, without a second B-tree keyed by ``rid``.
+  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the ``(h, q)`` of the
+  resource's ``ix_hash`` rows (packed int64 pairs and a marker byte), so that a new version
+  deletes exactly the rows it no longer has and inserts only those it adds, by primary key,
+  without a second B-tree keyed by ``rid`` (layout 3 packed ``h`` alone: such a resource's rows
+  are deleted by ``(h, rid)`` prefix and all rewritten, once, at its next version).
 * ``fhir_history(type, id, version, ...)`` — the superseded versions only: a first version is
   written once (vread and ``_history`` read the current row for the current version), and the
   current row is copied here when a later version replaces it.
@@ -39,7 +41,8 @@ clauses with ``EXISTS`` probes on the ``rid``-keyed tables.
 A data directory written by an earlier layout (1: wide ``ix_*`` rows, every version in
 ``fhir_history``; 2: three hash rows per token) is migrated when the repository binds to the
 store: the index is rebuilt from the stored bodies and the history copies of current versions
-are dropped, in one transaction.
+are dropped, in one transaction. One of layout 3 is opened as it is (its rows are layout 4's;
+only its ``hkeys`` lack the ``q`` of each row, which ``_unpack`` tells apart).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import struct
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from engine import fhirjson
@@ -79,7 +83,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 3  # PRAGMA user_version of the layout below
+LAYOUT = 4  # PRAGMA user_version of the layout below
+REBUILT_BEFORE = 3  # layouts before this one have their index rebuilt on open (3 is read as it is)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
@@ -112,6 +117,8 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
 _RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
+_RANGE_COLUMNS = {"ix_date": ("rid", "hp", "lo", "hi"), "ix_string": ("rid", "hp", "norm", "raw"),
+                  "ix_quantity": ("rid", "hp", "value", "system", "code")}  # each row its primary key
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
@@ -270,14 +277,34 @@ def _packer(n: int) -> struct.Struct:
     return struct.Struct(f"<{n}q")
 
 
+PAIRS = b"\x01"  # last byte of an ``hkeys`` of layout 4: (h, q) pairs; layout 3 packed h alone (8 bytes each)
+_flat = chain.from_iterable
+
+
 def _pack(keys: Collection[tuple[int, int]]) -> bytes:
-    """The ``h`` of a resource's rows, for deleting them by primary-key prefix (a code in two
-    systems repeats its ``h``: the second delete finds nothing, cheaper than deduplicating)."""
-    return _packer(len(keys)).pack(*[h for h, _q in keys])
+    """The ``(h, q)`` of a resource's rows, so that a new version deletes and inserts only the
+    rows that differ (most of an update's rows are the version before's: its code, subject,
+    dates), and a deletion deletes exactly its rows by primary key."""
+    return _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
 
 
-def _unpack(blob: bytes | None) -> tuple[int, ...]:
-    return struct.unpack(f"<{len(blob) // 8}q", blob) if blob else ()
+def _unpack(blob: bytes | None) -> set[tuple[int, int]] | None:
+    """The ``(h, q)`` rows an ``hkeys`` records; None for one written by layout 3 (``h`` alone: a
+    resource not written since, whose rows are deleted by ``(h, rid)`` prefix, ``_unpack_h``)."""
+    if not blob or len(blob) % 8 != 1:
+        return None
+    flat = _packer((len(blob) - 1) // 8).unpack(blob[:-1])
+    return set(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _unpack_h(blob: bytes | None) -> list[int]:
+    """The ``h`` of the rows an ``hkeys`` of either layout records (a code in two systems repeats
+    its ``h``: the second delete by prefix finds nothing, cheaper than deduplicating)."""
+    if not blob:
+        return []
+    if len(blob) % 8 == 1:
+        return list(_packer((len(blob) - 1) // 8).unpack(blob[:-1])[::2])
+    return list(_packer(len(blob) // 8).unpack(blob))
 
 
 # -- _lastUpdated on fhir_resource.updated ("YYYY-MM-DDTHH:MM:SS.mmmZ", one millisecond wide) --------
@@ -334,14 +361,14 @@ class SqliteFhirBackend:
             if version > LAYOUT:
                 raise LayoutError(f"{store.path}: FHIR storage layout {version} was written by a newer huren "
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
-            self.legacy = version < LAYOUT and old
+            self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
-                if version == LAYOUT and conn.execute(
+                if version >= REBUILT_BEFORE and conn.execute(
                         "SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'").fetchone() is None:
                     log.warning("%s: building the index on the end of stored date ranges (once; a large "
                                 "store takes a while)", store.path)
                 conn.executescript(SCHEMA)
-                if version != LAYOUT:
+                if version != LAYOUT:  # layout 3: its rows stay; its ``hkeys`` are read as they are (_unpack)
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
@@ -506,8 +533,9 @@ class SqliteFhirBackend:
 
         New rows get their ``rid`` from ``max(rid) + 1`` onwards: safe because the caller holds the
         one write transaction (and the store lock) for the whole call. A replaced current row is
-        first copied to ``fhir_history`` and its index rows are deleted (``ix_hash`` by the keys it
-        recorded, the range tables by ``rid``).
+        first copied to ``fhir_history``; of its index rows only those the new version does not
+        have are deleted, and only the new version's rows it did not have are inserted
+        (``_replace_rows``): a new version mostly keeps its code, subject, dates and identifiers.
         """
         self._check_layout()
         store = self.store
@@ -518,7 +546,8 @@ class SqliteFhirBackend:
         with store.lock:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
-            inserts, updates, replaced = [], [], []
+            inserts, updates = [], []
+            replaced: dict[int, tuple[str, IndexRows | None, Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
             for rec, rows, previous in items:
                 if rows is not None:
@@ -529,28 +558,19 @@ class SqliteFhirBackend:
                 blob = _pack(keys)
                 if previous is not None and previous.key is not None:
                     rid = previous.key
-                    replaced.append(rid)
+                    replaced[rid] = (rec.type, rows, keys)
                     updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, rid))
                 else:
                     rid = next_rid
                     next_rid += 1
                     inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
                                     sortkeys, blob))
+                    if rows is not None:
+                        self._collect(tables, rid, rec.type, rows, keys)
                 rec.key = rid
-                if rows is not None:
-                    self._collect(tables, rid, rec.type, rows, keys)
             if replaced:
-                stale: list[tuple[int, int]] = []
-                for start in range(0, len(replaced), 500):
-                    chunk = replaced[start : start + 500]
-                    for rid, blob in conn.execute(
-                            f"SELECT rid, hkeys FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})", chunk):
-                        stale.extend((k, rid) for k in _unpack(blob))
-                if stale:
-                    conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?", stale)
+                self._replace_rows(replaced, tables)
                 gone = [(rid,) for rid in replaced]
-                for table in _RANGE_TABLES:
-                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", gone)
                 conn.executemany("INSERT INTO fhir_history (type, id, version, updated, deleted, body) "
                                  "SELECT type, id, version, updated, deleted, body FROM fhir_resource WHERE rid = ?",
                                  gone)
@@ -560,6 +580,51 @@ class SqliteFhirBackend:
                 conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
                                  "hkeys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
+
+    def _replace_rows(self, replaced: Mapping[int, tuple[str, IndexRows | None, Collection[tuple[int, int]]]],
+                      tables: dict[str, list[tuple[Any, ...]]]) -> None:
+        """The index rows of replaced resources (``rid`` -> type, new rows, new ``(h, q)``): the
+        rows of the version before that the new one lacks are deleted by primary key, and the
+        new version's rows it lacked are added to ``tables`` (inserted with the new resources').
+
+        ``ix_hash``: the version before's keys are its ``hkeys``; one written by layout 3 (``h``
+        alone) has all its rows deleted by ``(h, rid)`` prefix and all the new ones inserted, as
+        before. The range tables: the version before's rows are read by ``rid`` (the clustered
+        key: one range each) and compared as whole rows, which are their primary keys."""
+        conn = self.store.conn
+        rids = list(replaced)
+        fresh = self._empty_tables()
+        stale_h: list[tuple[int, int]] = []
+        stale: list[tuple[int, int, int]] = []
+        for start in range(0, len(rids), 500):
+            chunk = rids[start : start + 500]
+            for rid, blob in conn.execute(
+                    f"SELECT rid, hkeys FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})", chunk):
+                rtype, rows, keys = replaced[rid]
+                old = _unpack(blob)
+                if old is None:
+                    stale_h.extend((h, rid) for h in _unpack_h(blob))
+                    tables["ix_hash"] += [(h, rid, q) for h, q in keys]
+                else:
+                    stale.extend((h, rid, q) for h, q in old if (h, q) not in keys)
+                    tables["ix_hash"] += [(h, rid, q) for h, q in keys if (h, q) not in old]
+                if rows is not None:
+                    self._collect(fresh, rid, rtype, rows, ())
+        if stale_h:
+            conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?", stale_h)
+        if stale:
+            conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ? AND q = ?", stale)
+        for table in _RANGE_TABLES:
+            new = set(fresh[table])
+            old_rows: set[tuple[Any, ...]] = set()
+            for start in range(0, len(rids), 500):
+                chunk = rids[start : start + 500]
+                old_rows.update(conn.execute(
+                    f"SELECT * FROM {table} WHERE rid IN ({','.join('?' * len(chunk))})", chunk))  # noqa: S608
+            if old_rows - new:
+                cols = " AND ".join(f"{c} = ?" for c in _RANGE_COLUMNS[table])
+                conn.executemany(f"DELETE FROM {table} WHERE {cols}", list(old_rows - new))  # noqa: S608
+            tables[table] += [row for row in fresh[table] if row not in old_rows]
 
     def expunge(self, rtype: str, ids: Sequence[str]) -> int:
         """See ``FhirBackend.expunge``: the rows ``put_many`` writes for these ids, all gone."""
@@ -574,7 +639,7 @@ class SqliteFhirBackend:
                                     [rtype, *chunk]).fetchall()
                 found += len(rows)
                 conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?",
-                                 [(k, rid) for rid, blob in rows for k in _unpack(blob)])
+                                 [(k, rid) for rid, blob in rows for k in _unpack_h(blob)])
                 for table in _RANGE_TABLES:
                     conn.executemany(f"DELETE FROM {table} WHERE rid = ?", [(rid,) for rid, _ in rows])
                 conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _ in rows])

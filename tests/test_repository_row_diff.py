@@ -1,0 +1,180 @@
+"""A new version on SQLite writes only the index rows that changed, and leaves exactly the rows a
+rebuild from the stored bodies gives: same tokens in another system, a reference to the same id
+of another type, dates, strings and quantities changed or kept, deletion and re-creation, and
+resources last written by storage layout 3 (whose recorded row keys lack the qualifier)."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.repository.fhir import FhirRepository
+from engine.repository.sqlite_fhir import LAYOUT, _unpack, _unpack_h
+from engine.repository.sqlite_store import SqliteStore
+
+LOINC = "http://loinc.org"
+TABLES = ("ix_hash", "ix_date", "ix_string", "ix_quantity")
+
+
+class _Undo(Exception):
+    pass
+
+
+def _state(store: SqliteStore) -> dict[str, Any]:
+    out: dict[str, Any] = {t: set(store.conn.execute(f"SELECT * FROM {t}")) for t in TABLES}  # noqa: S608
+    # the recorded row keys: (h, q) pairs; of a resource last written by layout 3, its h alone
+    out["keys"] = {rid: _unpack(blob) or {(h, None) for h in _unpack_h(blob)}
+                   for rid, blob in store.conn.execute("SELECT rid, hkeys FROM fhir_resource")}
+    out["sort"] = dict(store.conn.execute("SELECT rid, sortkeys FROM fhir_resource"))
+    return out
+
+
+def _rebuilt(store: SqliteStore, repo: FhirRepository) -> dict[str, Any]:
+    """The index a rebuild from the stored bodies writes (in a transaction rolled back after)."""
+    found: dict[str, Any] = {}
+    with pytest.raises(_Undo), store.transaction():
+        for table in TABLES:
+            store.conn.execute(f"DELETE FROM {table}")  # noqa: S608
+        store.fhir._reindex(repo.indexer)
+        found.update(_state(store))
+        raise _Undo
+    for rid, keys in _state(store)["keys"].items():  # a layout-3 record holds the same h
+        if keys and all(q is None for _h, q in keys):
+            found["keys"][rid] = {(h, None) for h, _q in found["keys"][rid]}
+    return found
+
+
+def _observation(**changes: Any) -> dict[str, Any]:
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "code": {"coding": [{"system": LOINC, "code": "718-7"}, {"system": "urn:local", "code": "HGB"}]},
+           "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-01T08:00:00+08:00",
+           "valueQuantity": {"value": 131, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"}}
+    return {**obs, **changes}
+
+
+def _patient(**changes: Any) -> dict[str, Any]:
+    patient = {"resourceType": "Patient", "id": "p1", "active": True, "gender": "female",
+               "identifier": [{"system": "urn:mrn", "value": "0001"}],
+               "name": [{"family": "张", "given": ["三"]}], "birthDate": "1980-01-01",
+               "address": [{"city": "阜宁", "state": "江苏", "postalCode": "224400"}]}
+    return {**patient, **changes}
+
+
+@pytest.fixture
+def sqlite_repo(tmp_path: Path) -> Any:
+    store = SqliteStore(tmp_path / "huren.db")
+    yield store, FhirRepository(store)
+    store.close()
+
+
+def test_each_new_version_leaves_the_rows_a_rebuild_gives(sqlite_repo: Any) -> None:
+    store, repo = sqlite_repo
+    versions = [
+        _observation(),
+        _observation(status="amended"),  # one token
+        _observation(code={"coding": [{"system": "urn:other", "code": "718-7"}]}),  # same h, another q
+        _observation(subject={"reference": "Group/p1"}),  # same id, another target type
+        _observation(effectiveDateTime="2024-03-02", valueQuantity={"value": 1.50, "unit": "g/L"}),
+        _observation(effectivePeriod={"start": "2024-03-01"}, effectiveDateTime=None),
+        _observation(),
+    ]
+    for obs in versions:
+        repo.update({k: v for k, v in obs.items() if v is not None})
+        assert _state(store) == _rebuilt(store, repo)
+    for patient in (_patient(), _patient(telecom=[{"system": "phone", "value": "13800000000"}]),
+                    _patient(name=[{"family": "张", "given": ["四"]}], address=[{"city": "阜宁"}]),
+                    _patient(name=[{"family": "张", "given": ["四"]}, {"text": "张四"}], active=False)):
+        repo.update(patient)
+        assert _state(store) == _rebuilt(store, repo)
+    repo.delete("Observation", "o1")
+    assert _state(store) == _rebuilt(store, repo)
+    assert not store.query("SELECT 1 FROM ix_hash h JOIN fhir_resource r ON r.rid = h.rid WHERE r.id = 'o1'")
+    repo.update(_observation(status="corrected"))  # re-created over the deleted row
+    assert _state(store) == _rebuilt(store, repo)
+    assert [r["id"] for r in repo.search("Observation", [("status", "corrected"), ("code", f"{LOINC}|718-7"),
+                                                          ("patient", "p1"), ("date", "2024-03-01")]).resources] == ["o1"]
+
+
+def test_a_status_change_writes_one_index_row(sqlite_repo: Any) -> None:
+    """The version before's row of the old status goes, the new status's row comes, and nothing
+    else of the index is touched: the history copy and the resource row are the other writes."""
+    store, repo = sqlite_repo
+    repo.update(_observation())
+    before = store.conn.total_changes
+    repo.update(_observation(status="amended"))
+    assert store.conn.total_changes - before == 4  # history insert, resource update, one delete, one insert
+    assert repo.search("Observation", [("status", "final")]).total == 0
+    assert repo.search("Observation", [("status", "amended")]).total == 1
+
+
+def test_resources_last_written_by_layout_3_are_replaced_exactly(tmp_path: Path) -> None:
+    """A layout-3 store (``hkeys`` the ``h`` alone) opens as layout 4 with nothing rebuilt; a
+    resource's next version deletes all its earlier rows by prefix, and the one after diffs."""
+    path = tmp_path / "huren.db"
+    store = SqliteStore(path)
+    repo = FhirRepository(store)
+    repo.update(_observation())
+    repo.update(_patient())
+    rows = store.query("SELECT count(*) FROM ix_hash")[0][0]
+    for rid, blob in store.query("SELECT rid, hkeys FROM fhir_resource"):
+        hs = [h for h, _q in sorted(_unpack(blob) or ())]
+        store.conn.execute("UPDATE fhir_resource SET hkeys = ? WHERE rid = ?",
+                           (struct.pack(f"<{len(hs)}q", *hs), rid))
+    store.conn.execute("PRAGMA user_version = 3")
+    store.close()
+    store = SqliteStore(path)
+    assert store.query("PRAGMA user_version")[0][0] == LAYOUT
+    repo = FhirRepository(store)
+    assert store.query("SELECT count(*) FROM ix_hash")[0][0] == rows  # nothing rebuilt
+    assert _unpack(store.query("SELECT hkeys FROM fhir_resource WHERE id = 'o1'")[0][0]) is None
+    repo.update(_observation(code={"coding": [{"system": "urn:other", "code": "718-7"}]}))
+    assert _state(store) == _rebuilt(store, repo)
+    repo.update(_observation(status="amended"))
+    assert _state(store) == _rebuilt(store, repo)
+    repo.delete("Patient", "p1")  # its layout-3 rows go by prefix
+    assert _state(store) == _rebuilt(store, repo)
+    assert repo.search("Observation", [("code", f"{LOINC}|718-7"), ("status", "amended")]).total == 1
+    assert repo.search("Observation", [("code", "urn:other|718-7")]).total == 0
+    store.close()
+
+
+def test_a_layout_4_store_is_refused_by_layout_3_readers(tmp_path: Path) -> None:
+    """What an older huren checks before opening: the layout number it reads (its refusal)."""
+    path = tmp_path / "huren.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT > 3
+    conn.close()
+
+
+def test_a_final_result_after_the_preliminary_one_over_mllp(engine: Any, mllp: int) -> None:
+    """The real path: a preliminary 12-result ORU^R01, then the final one for the same order
+    over a real socket. Each result, the report and the order get a new version whose index
+    rows are exactly what a rebuild gives, and the searches see the final status only."""
+    from bench.ingest import oru_lab
+    from bench.repository import resent_lab
+    from tests.conftest import mllp_send
+
+    store, repo = engine.store, engine.repository
+    assert "MSA|AA" in mllp_send(mllp, resent_lab(oru_lab(7), "PRE000000007", "P", "20261101091500"))
+    assert repo.search("DiagnosticReport", [("status", "preliminary")]).total == 1
+    put_many, written = store.fhir.put_many, []
+
+    def counted(items: Any) -> None:  # the rows the backend's puts change (it holds the store's lock)
+        before = store.conn.total_changes
+        put_many(items)
+        written.append(store.conn.total_changes - before)
+
+    store.fhir.put_many = counted
+    assert "MSA|AA" in mllp_send(mllp, resent_lab(oru_lab(7), "FIN000000007", "F", "20261101101500"))
+    assert store.query("SELECT count(*) FROM fhir_history WHERE type IN ('Observation', 'DiagnosticReport')")[0][0] == 13
+    assert _state(store) == _rebuilt(store, repo)
+    assert repo.search("DiagnosticReport", [("status", "preliminary")]).total == 0
+    assert repo.search("DiagnosticReport", [("status", "final")]).total == 1
+    assert repo.search("Observation", [("status", "final"), ("code", "http://loinc.org|6690-2")]).total == 1
+    assert repo.search("Observation", [("status", "preliminary")]).total == 0
+    assert sum(written) < 100  # the results, report and order: status rows; replacing every row was ~250
