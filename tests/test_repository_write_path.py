@@ -178,6 +178,7 @@ def test_a_groups_first_versions_are_stored_as_a_single_write_stores_them(repo: 
 
     for r, result in zip(group, results, strict=True):
         assert result.created and result.version == "1"
+        assert result.body == repo.backend.current(r["resourceType"], r["id"]).body  # type: ignore[union-attr]
         assert body(r["resourceType"], r["id"]) == body(r["resourceType"], r["id"] + "-alone")
     assert results[1].resource["meta"]["tag"][0]["code"] == "marked" and results[0].resource["active"] is True
     again = repo.write_many([observation("o2", 1), observation("o2", 2)], source="ORU")  # the same resource twice

@@ -86,6 +86,9 @@ class WriteResult:
     created: bool
     issues: list[dict[str, Any]] = field(default_factory=list)
     changed: bool = True  # False when an update carried no change (no new version)
+    # the exact bytes stored for this version when the write path has them at hand (ingest signs
+    # its Provenances over them: ``engine.audit.provenance.sign_stored``); None: not at hand
+    body: bytes | None = None
 
     @property
     def version(self) -> str:

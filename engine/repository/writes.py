@@ -62,7 +62,7 @@ class Writes(GroupCommit, Searching):
             issues = []
         elif previous is not None and skip_unchanged and not hooks.statements and same_bytes(existing, resource):  # type: ignore[arg-type]
             # the stored version again (every element the same: any merge rule keeps it as it is)
-            return WriteResult(previous, created=False, changed=False, issues=[])
+            return WriteResult(previous, created=False, changed=False, issues=[], body=existing.body)
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
@@ -70,7 +70,7 @@ class Writes(GroupCommit, Searching):
         for n in hooks.statements:
             resource = statements[n](resource, previous, source)
         if previous is not None and skip_unchanged and unchanged(existing, previous, resource):  # type: ignore[arg-type]
-            return WriteResult(previous, created=False, changed=False, issues=issues)
+            return WriteResult(previous, created=False, changed=False, issues=issues, body=existing.body)
         guards = self._guards
         for n in hooks.guards:
             guards[n](resource, previous)
@@ -88,7 +88,7 @@ class Writes(GroupCommit, Searching):
         stored = versioned(resource, str(version), updated)
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
-        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues)
+        result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues, body=rec.body)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             pending.append((rec, rows, existing, stored, previous, result))
             return result
@@ -272,14 +272,16 @@ class Writes(GroupCommit, Searching):
                         if updated is None:
                             updated = self._group_instant()
                         stored = versioned(r, "1", updated)
-                        result = WriteResult(stored, created=True, issues=[])
-                        pending.append((StoredResource(key[0], key[1], 1, updated, False, fhirjson.dumps(stored)),  # type: ignore[union-attr]
+                        body = fhirjson.dumps(stored)
+                        result = WriteResult(stored, created=True, issues=[], body=body)
+                        pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
                                         self.indexer.rows(stored), None, stored, None, result))
                         written.add(key)
                         results.append(result)
                         continue
                 if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
-                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False))
+                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
+                                                   body=existing.body))
                     continue
                 result = self._store(r, existing, validate=False, source=source)
                 updated = None  # it may have put the group (a hook's nested write)
