@@ -12,6 +12,13 @@ resident IDs) — the figure to expect from real traffic (item codes and referen
 same, as they do in a feed).
 
     python bench/parse.py [--quick]
+    python bench/parse.py --resources [--quick]   # convert CPU per resource builder, per message kind
+
+``--resources`` puts a clock around each builder of a message's resources (Patient, Encounter,
+ServiceRequest, Specimen, Observation, DiagnosticReport, Provenance, the Bundle, the order groups,
+the new ids) and prints its exclusive CPU per message for the three kinds, varied messages:
+where what is left of conversion goes, and whether a plan for a resource could pay (the fixed
+part of a resource it would save against what varies in every message).
 """
 
 from __future__ import annotations
@@ -105,10 +112,83 @@ def _vary_rep(rep: str, i: int) -> str:
     return "^".join(comps)
 
 
+# (module, function, what it builds) timed by ``--resources`` (every caller reaches them through
+# their module, so replacing the module's attribute times every call)
+_BUILDERS = (
+    ("adapters.convert.common", "patient", "Patient"), ("adapters.convert.common", "encounter", "Encounter"),
+    ("adapters.convert.results", "service_request", "ServiceRequest"),
+    ("adapters.convert.results", "specimens", "Specimen"),
+    ("adapters.convert.results", "observation", "Observation (all results)"),
+    ("adapters.convert.results", "diagnostic_report", "DiagnosticReport"),
+    ("adapters.convert.common", "provenance", "Provenance"), ("adapters.convert.common", "bundle", "Bundle"),
+    ("adapters.convert.results", "groups", "order groups"),
+    ("adapters.convert.pacs", "is_imaging", "imaging routing"),
+    ("adapters.convert.results", "report_key", "order keys"), ("adapters.convert.results", "order_key", "order keys"),
+    ("adapters.convert.lis", "patient_level", "patient-level segments"),
+    ("adapters.convert", "template_for", "template routing"),
+    ("adapters.convert.context", "_new_id", "new ids (SHA-1)"),
+)
+
+
+def by_resource(site: Site, count: int) -> None:
+    """CPU per message of each resource builder (exclusive: a builder's callees timed as their
+    own are not counted twice), varied messages of the ingest bench's three kinds, gc off."""
+    import gc
+    import importlib
+
+    from bench.common import load_note
+    from bench.ingest import KINDS
+
+    spent: dict[str, int] = {}
+    stack: list[int] = []
+    clock = time.thread_time_ns
+
+    def timed(fn: Callable[..., object], label: str) -> Callable[..., object]:
+        def run(*args: object, **kwargs: object) -> object:
+            start = clock()
+            stack.append(0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                took = clock() - start
+                inner = stack.pop()
+                spent[label] = spent.get(label, 0) + took - inner
+                if stack:
+                    stack[-1] += took
+
+        return run
+
+    for module, name, label in _BUILDERS:
+        owner = importlib.import_module(module)
+        setattr(owner, name, timed(getattr(owner, name), label))
+    print(f"convert CPU per message by what it builds (exclusive, us/msg, {count} varied messages each, gc off; {load_note()}):")
+    for kind, make in KINDS.items():
+        for i in range(200):  # plans learnt, tables compiled, caches in their steady state
+            convert(parse(make(80_000_000 + i).decode("utf-8")), site)
+        texts = [make(10_000_000 + i).decode("utf-8") for i in range(count)]
+        messages = [parse(t) for t in texts]
+        spent.clear()
+        gc.collect()
+        gc.disable()  # a collection would be charged to whichever builder allocated last
+        start = clock()
+        for message in messages:
+            convert(message, site)
+        whole = (clock() - start) / count / 1000
+        gc.enable()
+        parts = sorted(((k, v / count / 1000) for k, v in spent.items()), key=lambda kv: -kv[1])
+        rest = whole - sum(v for _, v in parts)
+        print(f"  {kind}: {whole:,.0f} us/msg (with the clocks) -- " + ", ".join(f"{k} {v:,.1f}" for k, v in parts)
+              + f", the rest (routing, handlers, their loops) {rest:,.1f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (make bench)")
+    ap.add_argument("--resources", action="store_true", help="only the convert CPU per resource builder")
     args = ap.parse_args()
+    if args.resources:
+        by_resource(Site.load(Settings()), 300 if args.quick else 1500)
+        return 0
     budget = 0.3 if args.quick else 2.0
     slow_runs = 2 if args.quick else 10
     site = Site.load(Settings())

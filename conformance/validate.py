@@ -65,7 +65,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -332,8 +332,8 @@ class Validator:
         self._elements: dict[tuple[str, str], Any] = {}
         # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
         self._proofs: dict[Any, _Proof | bool] = {}
-        # (resource type, element, hole value key) -> whether that value is valid there
-        self._hole_verdicts: dict[tuple[str, str, Any], bool] = {}
+        # (resource type, element, "text" | "reference") -> value -> whether it is valid there
+        self._verdicts: dict[tuple[str, str, str], dict[str, bool]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -426,13 +426,15 @@ class Validator:
         if tuple(resource) != plan.names:
             return False
         holes = planned.holes
-        if holes.keys() != plan.holes:
+        names = plan.holes
+        if len(holes) != len(names):
             return False
-        for name, value in holes.items():
+        numbers = plan.numbers
+        for name, value in holes.items():  # (each a hole of the plan: counted above, named here)
             current = resource.get(name)
-            if type(current) is dict and name in plan.numbers:
+            if name in numbers and type(current) is dict:
                 current = current.get("value")
-            if current is not value:
+            if current is not value or name not in names:
                 return False
         proof = self._proofs.get(plan)
         if proof is None:
@@ -446,24 +448,35 @@ class Validator:
         if proof is False:
             return False
         assert isinstance(proof, _Proof)
-        verdicts = self._hole_verdicts
+        # verdicts remembered per hole and per value: a string by itself, a reference that is
+        # nothing but its ``reference`` by that string (in a table of its own: never mistaken
+        # for the same text sent as a bare string)
+        texts, references = proof.texts, proof.references
         for name, value in holes.items():
-            if name in proof.numbers:
-                if not _finite_number(value):
+            if type(value) is str:
+                ok = texts[name].get(value)
+                if ok is None:
+                    ok = self._remember(texts[name], value, self._hole_valid(proof, name, value))
+            elif type(value) is dict:
+                ref = value.get("reference")
+                if len(value) != 1 or type(ref) is not str:
                     return False
-                continue
-            key = _hole_key(value)
-            if key is None:
+                ok = references[name].get(ref)
+                if ok is None:
+                    ok = self._remember(references[name], ref, self._hole_valid(proof, name, value))
+            elif name in proof.numbers:
+                ok = _finite_number(value)
+            else:
                 return False
-            ok = verdicts.get((proof.rtype, name, key))
-            if ok is None:
-                ok = self._hole_valid(proof, name, value)
-                if len(verdicts) >= 50000:
-                    verdicts.clear()
-                verdicts[(proof.rtype, name, key)] = ok
             if not ok:
                 return False
         return True
+
+    def _remember(self, verdicts: dict[str, bool], key: str, ok: bool) -> bool:
+        if len(verdicts) >= 10000:
+            verdicts.clear()
+        verdicts[key] = ok
+        return ok
 
     def _prove(self, resource: dict[str, Any], plan: Any) -> _Proof | bool:
         """What checking ``plan``'s holes alone needs, or False when a rule of the type relates a
@@ -505,7 +518,11 @@ class Validator:
                     or set(decimal_def) - {"type", "pattern", "description"} or decimal_def.get("type") != "number"):
                 return False
             numbers.add(name)
-        return _Proof(rtype, frozenset(numbers), rules)
+        # the verdict tables are the type's, shared by its plans: the results of a panel, each
+        # its own plan, share one patient, visit and time
+        return _Proof(rtype, frozenset(numbers), rules,
+                      texts={h: self._verdicts.setdefault((rtype, h, "text"), {}) for h in holes},
+                      references={h: self._verdicts.setdefault((rtype, h, "reference"), {}) for h in holes})
 
     def _hole_valid(self, proof: _Proof, name: str, value: Any) -> bool:
         check = self._elements.get((proof.rtype, "hole:" + name))
@@ -538,6 +555,10 @@ class Validator:
             item = self._value_check(schema["items"], depth)
             least = int(schema.get("minItems", 0))
             return lambda v: type(v) is list and len(v) >= least and all(item(x) for x in v)
+        if schema.get("type") == "string" and (inline := _string_check(schema)) is not None:
+            # a string rule written in place: a narrowed reference (``_narrow_references``)
+            engine = self._remembered(schema)
+            return lambda v: inline(v) if type(v) is str and not v.endswith("\n") else engine(v)
         ref = schema.get("$ref") if keys == {"$ref"} else None
         definition = defs.get(ref.rsplit("/", 1)[1]) if isinstance(ref, str) and ref.startswith("#/definitions/") else None
         if isinstance(definition, dict):
@@ -668,6 +689,10 @@ class _Proof:
     rtype: str
     numbers: frozenset[str]  # holes that are a Quantity's decimal value
     rules: dict[str, list[Any]]  # hole -> huren's rules on that element
+    # hole -> value -> verdict, for string values and (by their ``reference``) references (the
+    # type's tables: ``Validator._verdicts``)
+    texts: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
+    references: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
 
 
 def _presence_only(dependency: Any) -> bool:
@@ -683,16 +708,6 @@ def _finite_number(value: Any) -> bool:
     if type(value) is int:
         return -(2**63) <= value < 2**64
     return isinstance(value, float) and math.isfinite(value)
-
-
-def _hole_key(value: Any) -> Any:
-    """A hashable stand-in for a hole value (its verdict is remembered): a string, or a
-    reference that is nothing but its ``reference`` string; None for anything else."""
-    if type(value) is str:
-        return value
-    if type(value) is dict and len(value) == 1 and type(ref := value.get("reference")) is str:
-        return ("reference", ref)
-    return None
 
 
 def _reachable(definitions: dict[str, Any], schema: Any) -> dict[str, Any]:
@@ -726,19 +741,35 @@ def _string_check(definition: dict[str, Any]) -> Callable[[str], bool] | None:
     or a pattern Python's ``re`` might read otherwise than the schema engine (class shorthands,
     look-arounds, back-references). The caller sends a value ending in a line feed to the engine:
     Python's ``$`` also matches before a final line feed."""
-    if definition.get("type") != "string" or set(definition) - {"type", "pattern", "allOf", "maxLength", "description"}:
+    if (definition.get("type") != "string"
+            or set(definition) - {"type", "pattern", "allOf", "anyOf", "maxLength", "description"}):
         return None
     patterns = [definition["pattern"]] if "pattern" in definition else []
     for part in definition.get("allOf", ()):
         if not isinstance(part, dict) or set(part) != {"pattern"}:
             return None
         patterns.append(part["pattern"])
-    for pattern in patterns:
+    # ``anyOf`` of patterns and negated patterns: a narrowed reference's "names no resource type,
+    # or is a URL of an allowed one" (``_typed_absolute``)
+    alternatives: list[tuple[bool, str]] = []
+    for part in definition.get("anyOf", ()):
+        if isinstance(part, dict) and set(part) == {"pattern"}:
+            alternatives.append((True, part["pattern"]))
+        elif (isinstance(part, dict) and set(part) == {"not"} and isinstance(part["not"], dict)
+              and set(part["not"]) == {"pattern"}):
+            alternatives.append((False, part["not"]["pattern"]))
+        else:
+            return None
+    for pattern in patterns + [p for _, p in alternatives]:
         if "(?" in pattern or "\\" in _SAFE_ESCAPE.sub("", pattern):
             return None
     compiled = [re.compile(p).search for p in patterns]
     longest = int(definition.get("maxLength", 1 << 62))
-    return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
+    if not alternatives:
+        return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
+    either = [(wanted, re.compile(p).search) for wanted, p in alternatives]
+    return lambda v: (len(v) <= longest and all(match(v) is not None for match in compiled)
+                      and any((match(v) is not None) is wanted for wanted, match in either))
 
 
 def _issue(path: str, code: str, message: str) -> dict[str, Any]:

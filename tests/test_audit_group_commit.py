@@ -83,7 +83,13 @@ def test_requests_finishing_together_share_one_commit(log: AuditLog) -> None:
     assert committer.groups == 2 and verify_online(log).ok
 
 
-def test_a_busy_store_sends_the_group_to_a_worker_and_the_loop_keeps_queueing(settings: Settings) -> None:
+def test_a_busy_log_sends_the_group_to_a_worker_and_the_loop_keeps_queueing(settings: Settings) -> None:
+    """The segment's lock held by another writer (its own open file, as another ``--workers``
+    process holds it): the group waits in a worker thread, not on the event loop."""
+    import fcntl
+    import os
+
+    from engine.audit.segment import segment_path
     from engine.repository import open_store
 
     store = open_store(settings)  # SQLite: one connection guarded by a lock
@@ -92,9 +98,13 @@ def test_a_busy_store_sends_the_group_to_a_worker_and_the_loop_keeps_queueing(se
     held, release = threading.Event(), threading.Event()
 
     def long_batch() -> None:
-        with store.transaction():
+        other = os.open(segment_path(store.path), os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
             held.set()
             release.wait(5)
+        finally:
+            os.close(other)  # (releases the lock)
 
     async def scenario() -> list[int]:
         first = asyncio.ensure_future(committer.record(event(0)))

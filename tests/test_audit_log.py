@@ -300,7 +300,15 @@ def test_a_log_whose_right_edge_was_deleted_refuses_to_append(log: AuditLog, sto
     assert any("tree node 5:0 (records 0..31) missing" in p.message for p in report.problems)
 
 
-def test_record_nowait_appends_only_when_nothing_else_holds_the_store(settings: Settings) -> None:
+def test_record_nowait_appends_only_when_nothing_else_holds_the_segment(settings: Settings) -> None:
+    """On SQLite a group goes to the segment file: a long transaction holding the database (an
+    ingest batch, a drain in another thread) does not hold it up; the segment's lock held by
+    another process (its own open file: ``flock`` excludes it as it would another process) does,
+    and then the append declines rather than block the event loop."""
+    import fcntl
+    import os
+
+    from engine.audit.segment import segment_path
     from engine.repository import open_store
 
     store = open_store(settings)  # SQLite: one connection guarded by a lock
@@ -316,10 +324,18 @@ def test_record_nowait_appends_only_when_nothing_else_holds_the_store(settings: 
     worker = threading.Thread(target=long_batch)
     worker.start()
     held.wait(5)
-    assert audit.record_nowait(event(1)) is None  # would have waited behind the batch: declined
+    assert audit.record_nowait(event(1)).seq == 1  # the segment needs no database lock
     release.set()
     worker.join()
-    assert audit.record_nowait(event(1)).seq == 1
+    other = os.open(segment_path(store.path), os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        assert audit.record_nowait(event(2)) is None  # would have waited for the other writer: declined
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+    assert audit.record_nowait(event(2)).seq == 2
+    assert [d["seq"] for d in audit.leaves.find(sort=[("seq", 1)])] == [0, 1, 2]
     store.close()
 
 

@@ -43,7 +43,7 @@ def test_a_data_directory_from_before_keeps_its_log(settings: Settings) -> None:
     for i in range(10):
         legacy.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
     root, size = legacy.root(), legacy.size
-    as_documents(old)
+    as_documents(old, legacy)
     old.close()
 
     with Engine(settings) as engine:
@@ -56,9 +56,11 @@ def test_a_data_directory_from_before_keeps_its_log(settings: Settings) -> None:
         assert again.audit.size == size + 1
 
 
-def as_documents(store: SqliteStore) -> None:
+def as_documents(store: SqliteStore, log: AuditLog) -> None:
     """Put a log the way versions before the leaf table kept it: documents ``{_id, seq, hash, data,
-    nodes}`` in ``doc_audit_log`` (the generic document store), no ``audit_leaves``."""
+    nodes}`` in ``doc_audit_log`` (the generic document store), no ``audit_leaves`` (and no segment
+    file: its records are moved into the table first)."""
+    log.drain()
     rows = store.conn.execute(f"SELECT seq, hash, data, nodes FROM {LEAF_TABLE} ORDER BY seq").fetchall()
     store.collection("audit_log").insert_many([leaf_document(*row) for row in rows])
     store.conn.execute(f"DROP TABLE {LEAF_TABLE}")
@@ -72,7 +74,7 @@ def test_a_log_kept_as_documents_moves_into_the_leaf_table_once_and_verifies(set
     for i in range(13):
         log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
     root, docs = log.root(), log.leaves.find(sort=[("_id", 1)])
-    as_documents(store)
+    as_documents(store, log)
     assert store.collection("audit_log").count() == 13
     moved = AuditLog(store, s, log.keys)
     assert isinstance(moved.leaves, LeafTable) and store.collection("audit_log").count() == 0
@@ -90,7 +92,7 @@ def test_a_damaged_document_log_stays_where_verify_can_name_it(settings: Setting
     log = AuditLog(store, s, AuditKeys.load(settings, create=True))
     for i in range(6):
         log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
-    as_documents(store)
+    as_documents(store, log)
     docs = store.collection("audit_log")
     docs.replace({**docs.get("000000000003"), "seq": 5})  # a record under a number it does not state
     kept = AuditLog(store, s, log.keys)

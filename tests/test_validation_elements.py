@@ -7,10 +7,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from bench.ingest import oru_lab
-from conformance.validate import Validator
+from conformance.validate import Validator, _reachable, _string_check
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED
 from engine.settings import Settings
@@ -76,3 +77,41 @@ def test_python_string_checks_say_what_the_schema_engine_says(validator: Validat
         assert check(value) is engine.is_valid(value), (name, value)
     for value in (5, None, ["a"], {"a": 1}, True):
         assert check(value) is engine.is_valid(value), (name, value)
+
+
+def _references() -> list[str]:
+    """Reference texts a converter or a client could write: relative, versioned, conditional,
+    contained, absolute (of an allowed type, of another type, of no type) and near misses."""
+    uuid = "0d6c2f1e-3b0f-5a8e-9d43-5a3f6c1b2e90"
+    base = []
+    for rtype in ("Patient", "Group", "Observation", "Encounter", "Specimen", "Organization", "Patients", "patient"):
+        base += [f"{rtype}/{uuid}", f"{rtype}/{uuid}/_history/2", f"{rtype}/{'x' * 65}", f"{rtype}/a b",
+                 f"{rtype}?identifier=1", f"{rtype}?", f"https://other.example/fhir/{rtype}/1",
+                 f"http://other.example/{rtype}/1/_history/1", f"https://h/{rtype}/{'x' * 65}", f"{rtype}/",
+                 f"/{rtype}/1", f"{rtype}/1/_history/"]
+    base += ["#", "#c1", "#c 1", f"urn:uuid:{uuid}", f"urn:uuid:{uuid.upper()}", "urn:oid:1.2.3", "urn:oid:1.02",
+             "https://example.org/any/thing", "https://example.org", "http:/x", "ftp://x/Patient/1", "", " ",
+             "Patient/1 ", " Patient/1", "Patient//1"]
+    return base + [v + "\n" for v in base[:4]]
+
+
+@pytest.mark.parametrize(("rtype", "element"), [("Observation", "subject"), ("Observation", "specimen"),
+                                                ("Observation", "encounter"), ("DiagnosticReport", "result"),
+                                                ("ServiceRequest", "requester")])
+def test_python_reference_checks_say_what_the_schema_engine_says(validator: Validator, rtype: str, element: str) -> None:
+    """A typed Reference (its ``reference`` narrowed to the element's target types, absolute URLs
+    included) checked in Python agrees with the schema engine on the same definition."""
+    prop = validator.r4.definitions[rtype]["properties"][element]
+    ref = (prop.get("items") or prop)["$ref"]
+    narrowed = validator.r4.definitions[ref.rsplit("/", 1)[1]]["properties"]["reference"]
+    check = validator._value_check(narrowed)
+    assert check.__name__ == "<lambda>" and _string_check(narrowed) is not None  # the Python path
+    engine = jsonschema_rs.validator_for({"$schema": validator.r4.dialect, **narrowed})
+    for value in _references():
+        assert check(value) is engine.is_valid(value), (rtype, element, value)
+    whole = validator._value_check({"$ref": ref})
+    reference_engine = jsonschema_rs.validator_for({"$schema": validator.r4.dialect, "$ref": ref,
+                                                    "definitions": _reachable(validator.r4.definitions, {"$ref": ref})})
+    for value in _references():
+        for candidate in ({"reference": value}, {"reference": value, "display": "x"}, {"reference": value, "x": 1}):
+            assert whole(candidate) is reference_engine.is_valid(candidate), (rtype, element, candidate)

@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from engine.repository.ids import deterministic_id
+from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
 Resource = dict[str, Any]
@@ -30,7 +30,7 @@ _IDS_MAX = 65536
 
 
 def _new_id(name: tuple[str, str, str]) -> str:
-    rid = deterministic_id(*name)
+    rid = id_maker(name[0], name[1])(name[2])
     if len(_IDS) >= _IDS_MAX:
         _IDS.clear()
     _IDS[name] = rid

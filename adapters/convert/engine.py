@@ -34,19 +34,42 @@ Plan = list[tuple[str, int, bool, Step]]
 
 def apply_table(name: str, segments: dict[str, Segment | None], ctx: Context, resource: Resource) -> Resource:
     """Apply rule table ``name`` with ``segments`` (by segment name) to ``resource`` in place."""
-    for seg_name, field_no, always, step in _compiled(table(ctx.site, name)):
-        seg = segments.get(seg_name)
-        if seg is None:
-            continue
-        if not always:
-            fields = seg.fields
-            if field_no >= len(fields) or not fields[field_no]:
-                continue  # the common case: an empty field costs one index
-        step(seg, ctx, resource)
+    spec = table(ctx.site, name)
+    cached = _APPLIERS.get(id(spec))
+    if cached is None or cached[0] is not spec:
+        cached = _APPLIERS[id(spec)] = (spec, _applier(_compiled(spec)))
+    cached[1](segments, ctx, resource)
     return resource
 
 
 _COMPILED: dict[int, tuple[Any, Plan]] = {}
+_APPLIERS: dict[int, tuple[Any, Callable[[dict[str, Segment | None], Context, Resource], None]]] = {}
+
+
+def _applier(plan: Plan) -> Callable[[dict[str, Segment | None], Context, Resource], None]:
+    """The compiled table as one generated function: each rule a line, in the table's order, that
+    runs its step when its segment is there and its field is not empty (or always, for a rule
+    with a default or a required value). The same as looping over the rules -- a table has 15-25
+    rules and a message fills a few of their fields -- without the loop's per-rule unpacking and
+    lookups (~0.2 us a rule, ~40 rules a lab message)."""
+    names = list(dict.fromkeys(seg_name for seg_name, _, _, _ in plan))
+    lines = ["def apply(segments, ctx, resource):"]
+    for i, seg_name in enumerate(names):
+        lines.append(f"    g{i} = segments.get({seg_name!r})")
+        lines.append(f"    f{i} = g{i}.fields if g{i} is not None else ()")
+        lines.append(f"    n{i} = len(f{i})")
+    namespace: dict[str, Any] = {}
+    for r, (seg_name, field_no, always, step) in enumerate(plan):
+        i = names.index(seg_name)
+        namespace[f"s{r}"] = step
+        if always:
+            lines.append(f"    if g{i} is not None: s{r}(g{i}, ctx, resource)")
+        else:
+            lines.append(f"    if n{i} > {int(field_no)} and f{i}[{int(field_no)}]: s{r}(g{i}, ctx, resource)")
+    if len(lines) == 1:
+        lines.append("    return None")
+    exec(compile("\n".join(lines) + "\n", "<rule table>", "exec"), namespace)  # noqa: S102 -- names and ints only
+    return namespace["apply"]
 
 
 def _compiled(spec: dict[str, Any]) -> Plan:

@@ -75,29 +75,21 @@ def convert_orders(
         forms: list[dict[str, Any]] = []
         text_lines: list[str] = []
         seen_keys: set[str] = set()
+        specimen = spec_refs[0] if len(spec_refs) == 1 else None
+        plan = hook is None  # an imaging hook may change the results after they are made
+        observation, text_types = results.observation, results.TEXT_TYPES
         for obx in group.obx:
             item = obx.value(3)
             okey = f"{rkey}|{item}|{obx.value(4)}"
             if okey in seen_keys or not item:
                 okey += f"|{obx.value(1) or obx.sequence}"
             seen_keys.add(okey)
-            ref, attachment = results.observation(
-                obx,
-                group,
-                ctx,
-                obs_category,
-                subject,
-                enc,
-                org,
-                okey,
-                spec_refs[0] if len(spec_refs) == 1 else None,
-                plan=hook is None,  # an imaging hook may change the results after they are made
-            )
+            ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, org, okey, specimen, plan=plan)
             if ref is not None:
                 refs.append(ref)
             if attachment is not None:
                 forms.append(attachment)
-            if obx.value(2).upper() in results.TEXT_TYPES:
+            if obx.value(2).upper() in text_types:
                 text_lines.extend(r.text() for r in obx.reps(5))
         if len(text_lines) > 1 or any("\n" in line for line in text_lines):
             title = group.obr.value(4, comp=2) if group.obr is not None else ""

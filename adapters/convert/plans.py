@@ -28,6 +28,7 @@ result, a conversion that warned, or a site whose ``obx_observation`` table maps
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -88,9 +89,12 @@ class _SitePlans:
     once: dict[tuple[Any, ...], bool] = field(default_factory=dict)  # coded descriptions met once
     read: Any = None  # OBX fields -> the texts of those that describe a result (None: not plannable)
     top: int = 0  # the highest of those fields
+    # what the results of an order group share (``describe``) -> the number that stands for it in keys
+    groups: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
 
 _SITES: dict[int, _SitePlans] = {}
+_GROUP_NUMBERS = itertools.count()  # never reused: a number met in a key always meant the same
 
 
 def _site_plans(ctx: Context) -> _SitePlans:
@@ -150,11 +154,26 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
         return None
     if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
         return None
-    entry = _site_plans(ctx)
-    if entry.read is None:
-        return None
-    raw = fields[5]
     enc = obx.enc
+    # what every result of the group shares (the delimiters, the institution, category, performer,
+    # visit and specimen), put together once per group rather than once per result, and named by
+    # a number of the site's plans (a key then hashes one int, not these eleven values, per result)
+    shared = ctx.plan_shared
+    if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
+            or shared[3] is not encounter or shared[4] is not specimen):
+        entry = _site_plans(ctx)
+        if entry.read is None:
+            return None
+        described = (ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
+                     enc.charset, id(category), tuple(performer.items()), encounter is not None, specimen is not None)
+        number = entry.groups.get(described)
+        if number is None:
+            if len(entry.groups) >= _PLANS_LIMIT:
+                entry.groups.clear()
+            number = entry.groups[described] = next(_GROUP_NUMBERS)
+        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, number, entry)
+    entry = shared[6]
+    raw = fields[5]
     bound = None
     if kind is NUMERIC:
         if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
@@ -180,14 +199,6 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
                 return None
             text = None
             shape = (CODED, raw)
-    # what every result of the group shares (the delimiters, the institution, category, performer,
-    # visit and specimen), put together once per group rather than once per result
-    shared = ctx.plan_shared
-    if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
-            or shared[3] is not encounter or shared[4] is not specimen):
-        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, (
-            ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset,
-            id(category), tuple(performer.items()), encounter is not None, specimen is not None))
     key = (
         shared[5],
         entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),

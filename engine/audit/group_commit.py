@@ -1,20 +1,21 @@
-"""Group commit of audit records on the event loop: requests that finish together share one
-database transaction.
+"""Group commit of audit records on the event loop: requests that finish together share one write
+(on SQLite one ``write()`` to the log's segment file, on MongoDB one insert).
 
-Every audited request must have its record durable before its response leaves, and on the
-embedded SQLite store the commit (WAL frames for the leaf, node and index pages) is most of the
-audit's cost. Databases amortise exactly this with *group commit*: whoever arrives while a commit
-is being prepared or is in flight joins the next one. Here each request puts its event in the
-queue and awaits its own future; one flush per event-loop turn takes everything queued and writes
-it with ``AuditLog.record_many`` (consecutive sequence numbers, one transaction), then resolves
+Every audited request must have its record written before its response leaves, and each write
+has a cost of its own (locks, the sync with other workers, the system call; a transaction on
+MongoDB) besides its records'. Databases amortise exactly this with *group commit*: whoever
+arrives while a commit is being prepared or is in flight joins the next one. Here each request
+puts its event in the queue and awaits its own future; one flush per event-loop turn takes
+everything queued and writes it with ``AuditLog.record_many`` (consecutive sequence numbers, one
+write), then resolves
 every future — with the ``Appended`` record, or with the exception that kept it out, which the
 middleware turns into a 500. The flush always waits one loop turn, so the requests whose bytes
 arrived together (they run in that turn) join the group; under load the commit is also shared by
 the requests that finished while the previous flush ran in a worker thread.
 
-The flush runs on the loop itself when the local store is free (no thread hop: cheaper than the
-append for SQLite); when the store is busy (an ingest batch's audit records) or has no
-local lock (MongoDB), it runs in a worker thread and the loop keeps serving — requests finishing
+The flush runs on the loop itself when the log is free (no thread hop: cheaper than the append
+for SQLite); when the log is busy (a drain, another worker's write, an ingest batch's records) or
+the store has no local lock (MongoDB), it runs in a worker thread and the loop keeps serving — requests finishing
 meanwhile queue up for the next group. At most one flush is in flight, which keeps the records in
 arrival order and lets the groups grow under load.
 """

@@ -23,20 +23,26 @@ database):
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
-cache for the FHIR data at its next read. An append commits in the audit file, before the
-response leaves (or, for ingest, before the message's own commit: an audit record may name an
-attempt that then rolled back, never the reverse).
+cache for the FHIR data at its next read. On SQLite a group of records is first one ``write()``
+to the segment file beside it (``engine.audit.segment``: what a SQLite commit under
+``synchronous=NORMAL`` promises, for a fraction of its cost), moved into the leaf table in large
+batches by ``drain`` (the background key indexer, every checkpoint, and every reader through
+``leaves`` before it reads); on MongoDB a group is one insert. Either happens before the response
+leaves (or, for ingest, before the message's own commit: an audit record may name an attempt that
+then rolled back, never the reverse).
 
-Appends are serialised by a lock within the process and by the unique key (``seq``; ``_id`` =
-``seq_key(seq)`` in a document collection) across processes: a writer that loses the race gets ``DuplicateKey``, reloads the tree's right
-edge and retries, so sequence numbers never have gaps or forks.
+Appends are serialised by a lock within the process and, across processes, by the segment's
+``flock`` (under which each first takes in the others' records) or by the unique key (``seq``;
+``_id`` = ``seq_key(seq)`` in a document collection): a writer that loses that race gets
+``DuplicateKey``, reloads the tree's right edge and retries, so sequence numbers never have gaps or
+forks.
 
 Residents search ``AuditEvent?patient=`` in their compartment: not the records themselves, which
 name everyone an interaction touched, but their per-patient views (``engine.audit.view``), derived
 on read from the records (``engine.audit.derived``). An append stores only the record with its tree
-nodes and a few narrow keys (``audit_keys``: the patients it names, its requesting agents) in the
-same transaction, so a view exists the moment its record commits and nothing is written to the
-main database per read.
+nodes; a few narrow keys (``audit_keys``: the patients it names, its requesting agents) follow
+(``index_keys``, which every search of the views calls first), so a view exists the moment its
+record is written and nothing is written to the main database per read.
 """
 
 from __future__ import annotations
@@ -45,8 +51,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, NamedTuple
 
 import orjson
@@ -56,10 +62,12 @@ from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.derived import KEYS, day_key_docs, facts_keys, group_key_docs, key_docs, stored_keys
 from engine.audit.keys import AuditKeys, log_origin
-from engine.audit.leaves import Leaf, appender, open_leaves, seq_key
+from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
-from engine.repository.port import DuplicateKey, Store
+from engine.audit.segment import HEADER, Segment, encode, segment_path
+from engine.repository.port import Collection, DuplicateKey, Store
+from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,11 @@ KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
+DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
+
+
+class _Busy(Exception):
+    """A lock ``try_record_many`` would have had to wait for."""
 
 
 def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
@@ -117,8 +130,14 @@ class AuditLog:
         self.keys = keys
         self.origin = log_origin(settings)  # replaced by the stored origin below
         self.repository = repository  # FhirRepository: purged of earlier versions' stored copies at start
-        self.leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
-        self._leaf_rows = appender(self.leaves)
+        self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
+        self._leaf_rows = appender(self._leaves)
+        # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
+        self._segment = (Segment(segment_path(store.path)) if isinstance(self._leaves, LeafTable)
+                         and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
+        # the segment's records not yet in the table, in order, as this process knows them (its own
+        # appends and what ``sync`` took in from others): the drain inserts these, no file read back
+        self._unmoved: list[Leaf] = []
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -150,9 +169,26 @@ class AuditLog:
                 doc = self.meta.get("origin")
         return str(doc["origin"]) if doc else proposed
 
+    @property
+    def leaves(self) -> LeafTable | Collection:
+        """The records, for their readers (verification, export, proofs, the derived views, tools):
+        the segment's records are moved into the table first, so a reader sees every record
+        appended so far, by any process."""
+        self.drain()
+        return self._leaves
+
     def _reload(self) -> None:
-        """Rebuild the in-memory right edge (and checkpoint state) from the database."""
-        last = self.leaves.find(sort=[("_id", -1)], limit=1)
+        """Rebuild the in-memory right edge (and checkpoint state) from the database and the
+        segment file."""
+        if self._segment is None:
+            self._load_table()
+            return
+        self._segment.forget()  # the next sync returns every frame, and reloads the table first
+        with self._segment.locked():
+            self._sync_segment()
+
+    def _load_table(self) -> None:
+        last = self._leaves.find(sort=[("_id", -1)], limit=1)
         size = last[0]["seq"] + 1 if last else 0
         try:
             hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
@@ -163,6 +199,26 @@ class AuditLog:
         self._last_cp_seq = cps[0]["seq"] if cps else -1
         self._last_cp_size = cps[0]["size"] if cps else 0
         self._last_cp_time = time.monotonic()
+
+    def _sync_segment(self) -> None:
+        """Under the segment's lock: take in the records other processes appended to it since this
+        one last looked (their leaves onto the right edge); after another process's drain, reload
+        the right edge from the table first."""
+        reset, rows = self._segment.sync()  # type: ignore[union-attr]
+        if reset:
+            self._load_table()
+            self._unmoved = []
+        if not rows:
+            return
+        self._unmoved.extend(rows)
+        frontier = self._frontier
+        for seq, leaf, _data, _nodes in rows:
+            if seq < frontier.size:  # moved into the table by a drain that crashed before emptying the file
+                continue
+            if seq != frontier.size:
+                raise RuntimeError(f"audit log damaged (the segment's record {seq} follows record "
+                                   f"{frontier.size - 1}); run `huren audit verify`")
+            frontier.push(leaf)
 
     def refresh(self) -> None:
         """Catch up with records and checkpoints other processes appended."""
@@ -181,11 +237,11 @@ class AuditLog:
         that completed it (the subtree's last, ``node_owner``), or for a log appended before
         nodes were kept with their leaves, in ``audit_nodes``."""
         if level == 0:
-            doc = self.leaves.get(seq_key(index))
+            doc = self._leaves.get(seq_key(index))
             if doc is None:
                 raise LookupError(f"audit tree node {level}:{index} is missing")
             return bytes.fromhex(doc["hash"])
-        doc = self.leaves.get(seq_key(node_owner(level, index)))
+        doc = self._leaves.get(seq_key(node_owner(level, index)))
         held = doc.get("nodes") if doc is not None else None
         if isinstance(held, list) and len(held) >= level:
             return bytes.fromhex(held[level - 1])
@@ -207,8 +263,9 @@ class AuditLog:
         for level, index in wanted:
             owners.setdefault(seq_key(node_owner(level, index)), []).append((level, index))
         ids = list(owners)
+        leaves = self.leaves  # (the segment drained first)
         for start in range(0, len(ids), 500):
-            for doc in self.leaves.find({"_id": {"$in": ids[start:start + 500]}}):
+            for doc in leaves.find({"_id": {"$in": ids[start:start + 500]}}):
                 held = doc.get("nodes")
                 if not isinstance(held, list):
                     continue
@@ -235,37 +292,78 @@ class AuditLog:
         return result
 
     def record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception]:
-        """Append several AuditEvents in one transaction (group commit): consecutive sequence
-        numbers, one commit for all. Returns, per event, its ``Appended`` or the exception that
-        kept that one event out (it could not be canonicalised); the others are unaffected.
-        A failure of the transaction itself raises and appends none of them, so a caller that
-        waits on any of these records learns it was not written and the numbering has no gap."""
+        """Append several AuditEvents as one group: consecutive sequence numbers, one ``write()``
+        to the segment file (or, on MongoDB and when a checkpoint is due, one transaction).
+        Returns, per event, its ``Appended`` or the exception that kept that one event out (it
+        could not be canonicalised); the others are unaffected. A failure of the write itself
+        raises and appends none of them, so a caller that waits on any of these records learns it
+        was not written and the numbering has no gap."""
         with self._lock:
-            for _attempt in range(5):
-                try:
-                    with self._transaction():
-                        self._catch_up()
-                        results, rows, frontier, cp = self._prepare(events)
-                        if not rows:
-                            return results
-                        self._leaf_rows.append(rows)
-                        if cp is not None:
-                            self._store_checkpoint(cp)
-                except DuplicateKey:
-                    log.info("audit: sequence %d taken by another writer; reloading", self._frontier.size)
-                    self._reload()
-                    continue
-                except BaseException:
-                    self._reload()  # a checkpoint counter or node may have been half-applied
-                    raise
-                self._frontier = frontier
-                self._note_keys(events, results)
-                for hook in self.after_append:  # (none by default: no walk of the group for nothing)
-                    for appended in results:
-                        if isinstance(appended, Appended):
-                            hook(appended)
-                return results
-            raise RuntimeError("audit: could not obtain a sequence number")
+            return self._record_many(events, blocking=True)
+
+    def _record_many(self, events: Sequence[dict[str, Any]], *, blocking: bool) -> list[Appended | Exception]:
+        """``record_many`` under the log's lock; without ``blocking`` raises ``_Busy`` rather than
+        wait for the segment's or the database's lock."""
+        for _attempt in range(5):
+            try:
+                results, frontier = self._append(events, blocking)
+            except DuplicateKey:
+                log.info("audit: sequence %d taken by another writer; reloading", self._frontier.size)
+                self._reload()
+                continue
+            except _Busy:
+                raise
+            except BaseException:
+                self._reload()  # a checkpoint counter or node may have been half-applied
+                raise
+            self._frontier = frontier
+            self._note_keys(events, results)
+            for hook in self.after_append:  # (none by default: no walk of the group for nothing)
+                for appended in results:
+                    if isinstance(appended, Appended):
+                        hook(appended)
+            return results
+        raise RuntimeError("audit: could not obtain a sequence number")
+
+    def _append(self, events: Sequence[dict[str, Any]], blocking: bool) -> tuple[
+            list[Appended | Exception], merkle.Frontier]:
+        """Write the group: to the segment file, in one ``write()`` under its lock, when there is
+        one and no checkpoint is due; else in a transaction of the database with the checkpoint
+        (the segment's records moved in first, so a checkpoint's records are in the table with
+        it). Returns the results and the right edge after them (the caller adopts it)."""
+        seg = self._segment
+        if seg is not None:
+            if not seg.acquire(blocking):
+                raise _Busy
+            try:
+                self._sync_segment()  # another worker's records first: the numbering continues theirs
+                results, rows, frontier = self._prepare(events)
+                if not rows or not self._checkpoint_due(self._frontier.size, frontier.size):
+                    if rows:
+                        seg.append(encode(rows))
+                        self._unmoved.extend(rows)
+                    return results, frontier
+            finally:
+                seg.release()
+        store_lock = getattr(self.store, "lock", None)
+        if not blocking and (store_lock is None or not store_lock.acquire(blocking=False)):
+            raise _Busy  # (MongoDB has no local lock: its appends always go to a worker thread)
+        try:
+            with self._table_transaction():
+                results, rows, frontier = self._prepare(events)
+                if rows:
+                    # signed before anything is written: a key that cannot sign leaves the database
+                    # untouched even on a backend without transactions (mongomock, standalone MongoDB)
+                    cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(),
+                                          self._last_cp_seq + 1)
+                          if self._checkpoint_due(self._frontier.size, frontier.size) else None)
+                    self._leaf_rows.append(rows)
+                    if cp is not None:
+                        self._store_checkpoint(cp)
+            return results, frontier
+        finally:
+            if not blocking:
+                store_lock.release()  # type: ignore[union-attr]
 
     def _note_keys(self, events: Sequence[Any], results: Sequence[Appended | Exception]) -> None:
         """Keep the search keys of the compact records just committed for ``index_keys``, taken
@@ -302,7 +400,7 @@ class AuditLog:
             self._data_version = version
 
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
-            list[Appended | Exception], list[Leaf], merkle.Frontier, Checkpoint | None]:
+            list[Appended | Exception], list[Leaf], merkle.Frontier]:
         """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
         copy of the right edge."""
         frontier = self._frontier.copy()
@@ -323,34 +421,25 @@ class AuditLog:
             leaf = sha(b"\x00" + data).digest()  # merkle.leaf_hash
             rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
             results.append(Appended(seq, leaf, data))
-        # signed before anything is written: a key that cannot sign leaves the database
-        # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-        cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
-              if rows and self._checkpoint_due(self._frontier.size, frontier.size) else None)
-        return results, rows, frontier, cp
+        return results, rows, frontier
 
     def try_record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception] | None:
-        """``record_many`` at once when neither this log nor the store is busy; ``None`` otherwise
-        (and for stores without a local lock, i.e. MongoDB), and the caller appends from a worker
-        thread.
+        """``record_many`` at once when no lock it needs is held elsewhere; ``None`` otherwise (and
+        always for MongoDB, which has no local lock), and the caller appends from a worker thread.
 
-        Why: for the embedded SQLite store an append is ~0.1 ms, less than the hop to a worker
-        thread and back (measured: +60 µs per audited FHIR read inline against +500-700 µs through
-        the thread pool). Trying the locks without blocking keeps the event loop from ever
-        waiting behind a long ingest batch.
+        Why: an append to the segment file is a few µs and one through the embedded SQLite store
+        ~0.1 ms, less than the hop to a worker thread and back (measured: +60 µs per audited FHIR
+        read inline against +500-700 µs through the thread pool). Trying the locks without
+        blocking keeps the event loop from ever waiting behind a drain or a long ingest batch.
         """
-        store_lock = getattr(self.store, "lock", None)
-        if store_lock is None or not store_lock.acquire(blocking=False):
+        if not self._lock.acquire(blocking=False):
             return None
         try:
-            if not self._lock.acquire(blocking=False):
-                return None
-            try:
-                return self.record_many(events)
-            finally:
-                self._lock.release()
+            return self._record_many(events, blocking=False)
+        except _Busy:
+            return None
         finally:
-            store_lock.release()
+            self._lock.release()
 
     def record_nowait(self, event: dict[str, Any]) -> Appended | None:
         """``record`` at once when the log and the store are free, else ``None`` (see
@@ -361,6 +450,67 @@ class AuditLog:
         if isinstance(results[0], BaseException):
             raise results[0]
         return results[0]
+
+    # ------------------------------------------------------------------ the segment's records into the table
+    @contextmanager
+    def _table_transaction(self, limit: int | None = None, *, flat: bool = True) -> Iterator[None]:
+        """A transaction of the log's database with the segment's records (up to ``limit``) moved
+        into the leaf table first; once it has committed, the segment is emptied if all of them
+        moved. The segment's lock is taken inside the database's write lock and held past the
+        commit (records appended between the move and the emptying would be lost otherwise); an
+        appender holding the segment's lock never waits for the database's, so the two orders
+        cannot deadlock."""
+        seg = self._segment
+        held = False
+        moved = 0
+        try:
+            with self._transaction() if flat else self.store.transaction():
+                if seg is not None:
+                    seg.acquire()
+                    held = True
+                self._catch_up()
+                if seg is not None:
+                    self._sync_segment()
+                    moved = self._move_segment(limit)
+                yield
+            if seg is not None:
+                del self._unmoved[:moved]  # committed: not before
+                if not self._unmoved and seg.end > HEADER.size:
+                    try:
+                        seg.reset()
+                    except OSError:  # its records are in the table: a reader skips them by number
+                        log.exception("audit: could not empty the segment file")
+        finally:
+            if held:
+                seg.release()  # type: ignore[union-attr]
+
+    def _move_segment(self, limit: int | None) -> int:
+        """In the open transaction: insert the segment's records the table does not hold yet (the
+        first ``limit`` of them); returns how many of ``_unmoved`` are then in the table."""
+        rows = self._unmoved if limit is None else self._unmoved[:limit]
+        if not rows:
+            return 0
+        last = self._leaf_rows.last_seq()
+        fresh = rows if last is None or rows[0][0] > last else [row for row in rows if row[0] > last]
+        if fresh:
+            self._leaf_rows.append(fresh)
+        return len(rows)
+
+    def drain(self) -> None:
+        """Move the segment's records into the leaf table, ``DRAIN_BATCH`` a transaction (appends
+        wait for one batch at most). The background key indexer calls it each second, and every
+        reader of the log before it reads (``leaves``), so the table is the log for them."""
+        seg = self._segment
+        if seg is None or not seg.pending():
+            return
+        with self._lock:
+            for _batch in range(100_000):
+                if not seg.pending():
+                    return
+                with self._table_transaction(DRAIN_BATCH):
+                    pass
+                if not self._unmoved:
+                    return  # all in the table (and the file emptied, or that failed: logged)
 
     def _checkpoint_due(self, old_size: int, size: int) -> bool:
         """Due when the append (of one or a group of records) passed a multiple of ``every``."""
@@ -387,8 +537,7 @@ class AuditLog:
                 if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
                     return None  # nothing new here: no transaction (the timer ticks on an idle log)
                 try:
-                    with self.store.transaction():
-                        self._catch_up()
+                    with self._table_transaction(flat=False):
                         if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
                             return None
                         return self._write_checkpoint(self._frontier)
@@ -444,6 +593,10 @@ class AuditLog:
                 self.checkpoint()
             except Exception:
                 log.exception("audit: final checkpoint failed")
+        try:  # and every record in the table: a clean shutdown leaves the segment file empty
+            self.drain()
+        except Exception:
+            log.exception("audit: moving the segment's records into the table failed")
 
     # ------------------------------------------------------------------ search keys
     def index_keys(self) -> None:
@@ -463,6 +616,7 @@ class AuditLog:
         or an earlier run left are read back and parsed (reading and parsing every record again
         cost ~11 µs a record, a quarter of an audited read's audit).
         """
+        self.drain()
         rows = self._leaf_rows
         while True:
             last = rows.last_seq()
@@ -516,7 +670,7 @@ class AuditLog:
         if self.meta.get(KEY_MARK) is not None:
             return
         with self.store.transaction():
-            last = self.leaves.find(sort=[("_id", -1)], limit=1)
+            last = self._leaves.find(sort=[("_id", -1)], limit=1)
             with suppress(DuplicateKey):
                 self.meta.insert({"_id": KEY_MARK, "size": int(last[0]["seq"]) + 1 if last else 0})
 
@@ -531,7 +685,7 @@ class AuditLog:
         done = 0
         while True:
             with self.store.transaction():
-                docs = self.leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
+                docs = self._leaves.find({"_id": {"$gte": seq_key(done)}}, sort=[("_id", 1)], limit=KEY_BATCH)
                 for doc in docs:
                     seq, key_of = int(doc["seq"]), doc["_id"]
                     for key in [] if keyed else key_docs(key_of, event_of(doc["data"])):
@@ -566,14 +720,17 @@ class AuditLog:
 
     def inclusion_proof(self, leaf: int, size: int) -> list[bytes]:
         self._check_size(size)
+        self.drain()  # proofs read the table
         return merkle.inclusion_proof(leaf, size, self.subtree_hash)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second)
+        self.drain()
         return merkle.consistency_proof(first, second, self.subtree_hash)
 
     def root_at(self, size: int) -> bytes:
         self._check_size(size)
+        self.drain()
         return merkle.range_hash(0, size, self.subtree_hash)
 
     def _check_size(self, size: int) -> None:

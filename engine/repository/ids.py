@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
+from functools import lru_cache
 
 # uuid5(NAMESPACE_URL, "https://huren.example/fhir-ids"): fixed forever, changing it re-keys every resource.
 NAMESPACE = uuid.UUID("0d6c2f1e-3b0f-5a8e-9d43-5a3f6c1b2e90")
@@ -19,22 +21,38 @@ def deterministic_id(institution: str, resource_type: str, local_key: str) -> st
     """The id of ``resource_type`` known locally as ``local_key`` at ``institution``."""
     if not institution or not resource_type or not local_key:
         raise ValueError("institution, resource type and local key are all required for a deterministic id")
-    name = "\x1f".join((institution.strip().upper(), resource_type, local_key.strip()))
-    return _uuid5(name)
+    return id_maker(institution, resource_type)(local_key)
+
+
+@lru_cache(maxsize=4096)
+def id_maker(institution: str, resource_type: str) -> Callable[[str], str]:
+    """``deterministic_id(institution, resource_type, key)`` as a function of ``key``.
+
+    Why: a converter makes ~20 new ids a message, a few resource types of one institution; the
+    name is namespace + institution + type + key, so the SHA-1 state after the shared part is
+    computed once per (institution, type) and copied for each key (the same digest: hashing is
+    incremental), and the per-call joins, ``upper`` and encodes of the shared part go (measured
+    1.25 -> 0.78 us an id)."""
+    if not institution or not resource_type:
+        raise ValueError("institution, resource type and local key are all required for a deterministic id")
+    prefix = hashlib.sha1(_NAMESPACE_BYTES + f"{institution.strip().upper()}\x1f{resource_type}\x1f".encode())
+    variant = _VARIANT_DIGIT
+
+    def make(local_key: str) -> str:
+        if not local_key:  # (a blank key is hashed as its stripped text, as it always was)
+            raise ValueError("institution, resource type and local key are all required for a deterministic id")
+        h = prefix.copy()
+        h.update(local_key.strip().encode("utf-8"))
+        # RFC 4122 4.3: the first 16 bytes of the SHA-1, version 5 and the RFC 4122 variant set on
+        # the hex text (digit 13 is ``5``, digit 17 through ``_VARIANT_DIGIT``) rather than on a
+        # bytearray (bytes -> bytearray -> hex cost more than the hashing)
+        d = h.hexdigest()
+        return f"{d[:8]}-{d[8:12]}-5{d[13:16]}-{variant[d[16]]}{d[17:20]}-{d[20:32]}"
+
+    return make
 
 
 _NAMESPACE_BYTES = NAMESPACE.bytes
 # RFC 4122 variant: the top two bits of byte 8 are 10, i.e. its first hex digit maps 0-f to 8-b
 _VARIANT_DIGIT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
-
-def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(NAMESPACE, name))`` without building UUID objects (an ORU needs ~22).
-
-    RFC 4122 §4.3: SHA-1 of namespace + name, first 16 bytes, version 5 and the RFC 4122 variant,
-    set on the hex text (version: digit 13 is ``5``; variant: digit 17 through ``_VARIANT_DIGIT``)
-    rather than on a bytearray: 1.3 µs instead of 2.0 µs (bytes → bytearray → hex cost more than
-    the hashing).
-    """
-    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
