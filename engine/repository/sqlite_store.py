@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -27,6 +28,28 @@ from engine.repository.port import Document, DuplicateKey
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
 _OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def _pragma_when_free(conn: sqlite3.Connection, pragma: str, *, seconds: float = 10.0) -> None:
+    """Run a connection-setup PRAGMA, waiting while another process holds the file.
+
+    Several ``--workers`` processes (or the ingest worker and the audit drain) open the same file
+    at once; switching to WAL and the first schema read can answer "database is locked" at once,
+    without SQLite's busy handler, while another connection is in its own setup or recovery. A
+    process must not die of that at start: wait as the busy timeout would, then give up loudly.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA " + pragma)
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 class FlatTransactionFailed(Exception):
@@ -58,7 +81,7 @@ class SqliteStore:
             "wal_autocheckpoint=16384",
             "journal_size_limit=67108864",
         ):
-            self.conn.execute("PRAGMA " + pragma)
+            _pragma_when_free(self.conn, pragma)
         actual = self.conn.execute("PRAGMA page_size").fetchone()[0]
         if actual != 4096:  # the 64 MiB between checkpoints above, counted in this file's pages
             self.conn.execute(f"PRAGMA wal_autocheckpoint={67108864 // actual}")
