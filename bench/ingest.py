@@ -1,7 +1,7 @@
 """Ingest benchmark: messages/s per stage and over a real MLLP socket into SQLite, with ACKs.
 
     python bench/ingest.py [--quick] [--messages N] [--connections C] [--window W]
-    python bench/ingest.py --stages [--messages N]        # only the CPU per stage, in process
+    python bench/ingest.py --stages [--messages N] [--stored M]  # only the CPU per stage, in process
     python bench/ingest.py --only lab|adt|imaging         # only that kind's MLLP run (paired runs)
 
 Prints, for a 12-OBX ORU^R01 (lab), an ADT^A01 (registration) and an imaging ORU^R01 (PACS report):
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import os
 import subprocess
 import sys
@@ -53,8 +54,12 @@ def national_id(n: int, birth: str = "19800101", male: bool = True) -> str:
     return body + "10X98765432"[total % 11]
 
 
-def oru_lab(n: int) -> bytes:
-    pid = national_id(n)
+def oru_lab(n: int, *, own_person: bool = False) -> bytes:
+    """A 12-OBX blood count; message ``n`` belongs to one of 499 residents (``n % 499``), who thus
+    return, or with ``own_person`` to a resident of its own (born on another day)."""
+    birth = (datetime.date(1950, 1, 1) + datetime.timedelta(days=n % 10_000_000 // 499)).strftime("%Y%m%d") \
+        if own_person else "19800101"
+    pid = national_id(n, birth)
     items = [("WBC", "白细胞计数", "6.2", "10~9/L", "3.5-9.5"), ("RBC", "红细胞计数", "4.8", "10~12/L", "4.3-5.8"),
              ("HGB", "血红蛋白", "145", "g/L", "130-175"), ("HCT", "红细胞压积", "0.43", "L/L", "0.40-0.50"),
              ("MCV", "平均红细胞体积", "90", "fL", "82-100"), ("MCH", "平均红细胞血红蛋白量", "30", "pg", "27-34"),
@@ -66,7 +71,7 @@ def oru_lab(n: int) -> bytes:
         for i, (code, name, value, unit, rng) in enumerate(items, 1))
     text = (
         f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101091500||ORU^R01^ORU_R01|LAB{n:09d}|P|2.5.1|||AL|NE||UNICODE UTF-8\r"
-        f"PID|1||{pid}^^^^NNCHN~MRN{n:07d}^^^FNXRMYY^MR||张^三||19800101|M|||江苏省盐城市阜宁县^^阜宁^江苏^224400||13800000000\r"
+        f"PID|1||{pid}^^^^NNCHN~MRN{n:07d}^^^FNXRMYY^MR||张^三||{birth}|M|||江苏省盐城市阜宁县^^阜宁^江苏^224400||13800000000\r"
         f"PV1|1|O|内科门诊^^^FNXRMYY||||D001^李^医生\r"
         f"ORC|RE|ORD{n:09d}|LAB{n:09d}\r"
         f"OBR|1|ORD{n:09d}|LAB{n:09d}|XCG^血常规^L|||20261101083000|||||||20261101083500|BLD^血液|D001^李^医生||||||20261101091000|||F\r"
@@ -457,15 +462,23 @@ def settle_warm(engine: Any, batch: int = 50) -> None:
     heap.settle()
 
 
-def stage_breakdown(count: int, batch: int = 50) -> dict[str, float]:
+def stage_breakdown(count: int, batch: int = 50, stored: int = 0) -> dict[str, float]:
     """CPU per 12-OBX message per stage, in-process batches of ``batch`` (as group commit forms
-    them under load) on a fresh engine settled as ``huren serve`` settles it; µs per message."""
+    them under load) on a fresh engine settled as ``huren serve`` settles it; µs per message.
+
+    ``stored``: lab messages ingested first, untimed, each of a resident of its own (so the timed
+    ones meet no more returning residents than without), so that the timed ones meet a database
+    of that size (the commit writes the pages a batch changes, and where keys are hashes that
+    grows with the tables)."""
     from engine.engine import Engine
     from engine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
+            for start in range(0, stored, batch):
+                engine.ingestor.process([(oru_lab(70_000_000 + i, own_person=True), "bench", "127.0.0.1:1")
+                                         for i in range(start, min(start + batch, stored))])
             settle_warm(engine, batch)
             clock = StageClock()
             clock.attach(engine)
@@ -482,7 +495,8 @@ def stage_breakdown(count: int, batch: int = 50) -> dict[str, float]:
     per["· rest (unwrapped calls)"] = max(0.0, measured / count * 1e6 - sum(per.values()))
     per["other (batch loop, MSH, ACK, commits)"] = sum(v for k, v in per.items() if k.startswith("·"))
     whole = measured / count * 1e6
-    print(f"CPU per stage, ORU^R01 lab, in-process batches of {batch} ({count} msgs, "
+    print(f"CPU per stage, ORU^R01 lab, in-process batches of {batch} ({count} msgs"
+          + (f" after {stored:,} stored" if stored else "") + ", "
           f"{whole:,.0f} us/msg in all without the measurement's own {overhead / count * 1e6:,.0f} "
           f"({clock.calls / count:,.0f} timed calls a message, removed from each stage and its caller); "
           f"exclusive CPU per stage; {load_note()}):")
@@ -506,6 +520,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=16, help="messages in flight per connection")
     parser.add_argument("--stages", action="store_true",
                         help="only the in-process CPU per stage of the 12-OBX lab result (--messages of them)")
+    parser.add_argument("--stored", type=int, default=0,
+                        help="with --stages: lab messages stored first, untimed (the database's size)")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -518,7 +534,7 @@ def main() -> None:
         return
     count = 300 if args.quick else args.messages
     if args.stages:
-        stage_breakdown(count)
+        stage_breakdown(count, stored=args.stored)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:

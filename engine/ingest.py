@@ -59,6 +59,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.header import Header, decode, extract_header
+from engine import fhirjson
 from engine.audit.events import INSTITUTION, now_instant, owners_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
@@ -185,8 +186,8 @@ class Ingestor:
         batch_size: int = 200,
         receiver_application: str = "HUREN",
         origin: str = "huren",
-        sign: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]] | None = None,
-        sign_many: Callable[[list[tuple[dict[str, Any], list[dict[str, Any]]]]], list[dict[str, Any]]] | None = None,
+        sign: Callable[[dict[str, Any], list[bytes]], dict[str, Any]] | None = None,
+        sign_many: Callable[[list[tuple[dict[str, Any], list[bytes]]]], list[dict[str, Any]]] | None = None,
         linger: float = 0.010,
         one_commit: bool = True,
         journal: InFlightJournal | None = None,
@@ -205,7 +206,7 @@ class Ingestor:
         self._unstored: list[Document] | None = None  # new message documents the running commit inserts
         self.receiver_application = receiver_application
         self.origin = origin  # the node named in AuditEvent.source
-        self.sign = sign  # signs each message's Provenance over the stored targets (engine.audit.provenance)
+        self.sign = sign  # signs a message's Provenance over its targets' stored bytes (engine.audit.provenance)
         self.sign_many = sign_many  # signs a batch's Provenances with one signature (``_write_provenances``)
         self.journal = journal  # the raw bytes of the batch in flight, for a process that dies (``recover``)
         # entered around a batch's one-transaction write with its converted resources: the write
@@ -723,13 +724,14 @@ class Ingestor:
 
     def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
                       validated: bool = False,
-                      deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] | None = None,
+                      deferred: list[tuple[dict[str, Any], list[bytes] | None, str]] | None = None,
                       ) -> list[Any]:
         """Store the message's resources, then its Provenance signed over what was stored.
 
         The Provenance is written last so that its targets name the exact versions filed
-        (``Type/id/_history/n``) and its signature covers their stored form (without ``meta``),
-        which anyone with the audit public key can check later (``verify_provenance``).
+        (``Type/id/_history/n``) and its signature covers their stored bytes (a manifest of their
+        SHA-256, ``engine.audit.provenance.sign_stored``), which anyone with the audit public key
+        can check later (``verify_provenance``).
         ``deferred``: the Provenance is not written here but added there, versioned, with its
         targets (None: not all stored) and its writer, for ``_write_provenances`` to sign with
         the batch's and write.
@@ -760,20 +762,27 @@ class Ingestor:
 
     @staticmethod
     def _versioned(provenances: list[dict[str, Any]], results: list[Any],
-                   ) -> list[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+                   ) -> list[tuple[dict[str, Any], list[bytes] | None]]:
         """Each Provenance with its targets naming the versions stored (``Type/id/_history/n``),
-        and those stored versions (None when some target was not stored: left unsigned)."""
-        stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r.resource for r in results}
-        out: list[tuple[dict[str, Any], list[dict[str, Any]] | None]] = []
+        and the stored bytes of those versions, to be signed (None when some target was not
+        stored: left unsigned).
+
+        Why the bytes: the write path has just serialised each version (``WriteResult.body``);
+        signing a manifest of their SHA-256 replaced a second serialisation of the same ~19 KB
+        (the RFC 8785 form of the targets) per 12-OBX message."""
+        stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r for r in results}
+        out: list[tuple[dict[str, Any], list[bytes] | None]] = []
         for prov in provenances:
-            targets = [stored[t["reference"]] for t in prov.get("target", []) if t.get("reference") in stored]
+            target = prov.get("target", [])
+            found = [stored.get(t.get("reference")) for t in target]
             prov = {**prov, "target": [
-                {**t, "reference": f"{t['reference']}/_history/{stored[t['reference']]['meta']['versionId']}"}
-                if t.get("reference") in stored else t for t in prov.get("target", [])]}
-            out.append((prov, targets if len(targets) == len(prov["target"]) else None))
+                {**t, "reference": f"{t['reference']}/_history/{r.resource['meta']['versionId']}"} if r is not None
+                else t for t, r in zip(target, found, strict=True)]}
+            out.append((prov, None if any(r is None for r in found) else
+                        [r.body if r.body is not None else fhirjson.dumps(r.resource) for r in found]))
         return out
 
-    def _write_provenances(self, deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]]) -> None:
+    def _write_provenances(self, deferred: list[tuple[dict[str, Any], list[bytes] | None, str]]) -> None:
         """Sign the batch's Provenances with one signature (``sign_many``: each carries its own
         inclusion path, so each verifies alone) and write them, one ``write_many`` per writer.
 
@@ -811,7 +820,7 @@ class Ingestor:
         stats = replace(self.stats, seconds=dict(self.stats.seconds))
         events = list(events or [])
         fidelity: list[Fidelity] = []
-        deferred: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] = []
+        deferred: list[tuple[dict[str, Any], list[bytes] | None, str]] = []
         # SQLite: no savepoints for the nested blocks either (repository, message store, hooks)
         flat = getattr(self.store, "flat_transaction", None) or self.store.transaction
         # the current versions of every resource the batch writes, read in one call (a failure
@@ -854,7 +863,7 @@ class Ingestor:
 
     def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any] | Facts] | None = None,
                fidelity: list[Fidelity] | None = None,
-               provenances: list[tuple[dict[str, Any], list[dict[str, Any]] | None, str]] | None = None) -> None:
+               provenances: list[tuple[dict[str, Any], list[bytes] | None, str]] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
         (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``.
         ``audit_events``, ``fidelity`` and ``provenances`` collect what the batch records, signs
@@ -1119,7 +1128,7 @@ def build_ingestor(engine: Any) -> Ingestor:
     from adapters.convert import convert
     from adapters.hl7v2.parser import parse
     from engine.audit.keys import log_origin
-    from engine.audit.provenance import sign_provenance, sign_provenances
+    from engine.audit.provenance import sign_stored
 
     return Ingestor(
         engine.store,
@@ -1129,8 +1138,8 @@ def build_ingestor(engine: Any) -> Ingestor:
         repository=engine.repository,
         audit=engine.audit,
         origin=log_origin(engine.settings),
-        sign=lambda provenance, targets: sign_provenance(provenance, targets, engine.audit.keys),
-        sign_many=lambda pairs: sign_provenances(pairs, engine.audit.keys),
+        sign=lambda provenance, bodies: sign_stored([(provenance, bodies)], engine.audit.keys)[0],
+        sign_many=lambda pairs: sign_stored(pairs, engine.audit.keys),
         journal=InFlightJournal(engine.settings.data_dir / "inflight"),
         # the write hooks' reads and writes kept per batch
         batch_scopes=[engine.identity.batch, engine.recognition.batch, engine.referrals.batch],

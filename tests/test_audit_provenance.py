@@ -186,3 +186,106 @@ def test_an_auditor_verifies_the_tree_layout_with_public_tools_only(keys: AuditK
         payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
         pem = next(k.pem for k in keys.public.values() if k.key_id == header["kid"])
         load_pem_public_key(pem.encode()).verify(sig, protected.encode() + b"." + b64url(payload))
+
+
+def _stored_bytes(resource: dict, version: str) -> bytes:
+    """A version as the repository stores it: orjson of the resource with its ``meta``."""
+    from engine import fhirjson
+
+    return fhirjson.dumps({**resource, "meta": {"versionId": version, "lastUpdated": "2026-11-23T10:00:01Z"}})
+
+
+def _versioned_provenance(*targets: tuple[dict, str]) -> dict:
+    return {**provenance(*[t for t, _ in targets]),
+            "target": [{"reference": f"{t['resourceType']}/{t['id']}/_history/{v}"} for t, v in targets]}
+
+
+def test_a_manifest_signature_covers_the_stored_bytes_of_each_named_version(keys: AuditKeys) -> None:
+    """The manifest layout: one Provenance signed over the SHA-256 of each target version's stored
+    bytes. It verifies against those bytes or the versions read back as dicts; any change to a
+    target's content, its meta, the order or the version a target names does not verify."""
+    from engine import fhirjson
+    from engine.audit.provenance import sign_stored
+
+    bodies = [_stored_bytes(PAT, "1"), _stored_bytes(OBS, "3")]
+    [signed] = sign_stored([(_versioned_provenance((PAT, "1"), (OBS, "3")), bodies)], keys)
+    [sig] = signed["signature"]
+    assert sig["sigFormat"] == "application/jose"
+    assert verify_provenance(signed, bodies, keys)
+    assert verify_provenance(signed, [fhirjson.loads(b) for b in bodies], keys)
+    assert not verify_provenance(signed, bodies[::-1], keys)
+    assert not verify_provenance(signed, [bodies[0], _stored_bytes({**OBS, "status": "amended"}, "3")], keys)
+    assert not verify_provenance(signed, [bodies[0], _stored_bytes(OBS, "4")], keys)  # another version's meta
+    relabelled = {**signed, "target": [signed["target"][0], {"reference": "Observation/o1/_history/4"}]}
+    assert not verify_provenance(relabelled, bodies, keys)
+    with pytest.raises(ValueError):  # a target that names no version cannot be signed by its bytes
+        sign_stored([(provenance(PAT, OBS), bodies)], keys)
+    with pytest.raises(ValueError):
+        sign_stored([(_versioned_provenance((PAT, "1")), bodies)], keys)
+
+
+def test_manifests_signed_together_each_verify_alone_and_tampering_fails(keys: AuditKeys) -> None:
+    from engine.audit.provenance import JOSE_JSON, sign_stored
+
+    for n in (2, 3, 5, 8):
+        pairs = []
+        for i in range(n):
+            obs = {**OBS, "id": f"o{i}", "valueQuantity": {"value": 10 + i, "unit": "g/L"}}
+            pairs.append(({**_versioned_provenance((PAT, "1"), (obs, "2")), "id": f"prov{i}"},
+                          [_stored_bytes(PAT, "1"), _stored_bytes(obs, "2")]))
+        signed = sign_stored(pairs, keys)
+        assert len({s["signature"][0]["data"] for s in signed}) == n
+        for i, (prov, (_, bodies)) in enumerate(zip(signed, pairs, strict=True)):
+            assert prov["signature"][0]["sigFormat"] == JOSE_JSON
+            assert verify_provenance(prov, bodies, keys), (n, i)
+            assert not verify_provenance(prov, pairs[(i + 1) % n][1], keys)
+            assert not verify_provenance(prov, [bodies[0], bodies[1].replace(b'"final"', b'"amended"')], keys)
+
+
+def test_an_auditor_verifies_the_manifest_layouts_with_public_tools_only(keys: AuditKeys) -> None:
+    """Offline, without huren: SHA-256 of each version's stored bytes (what a vread returns),
+    RFC 8785 of the manifest, the RFC 9162 path fold for a batch, and the PEM public key."""
+    import hashlib
+
+    import rfc8785
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from engine.audit.provenance import sign_stored
+
+    def b64url(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    def manifest(prov: dict, bodies: list[bytes]) -> bytes:
+        return rfc8785.dumps({"targets": [{"reference": t["reference"],
+                                           "sha256": hashlib.sha256(b).hexdigest()}
+                                          for t, b in zip(prov["target"], bodies, strict=True)]})
+
+    def pem_of(kid: str) -> bytes:
+        return next(k.pem for k in keys.public.values() if k.key_id == kid).encode()
+
+    bodies = [_stored_bytes(PAT, "1"), _stored_bytes(OBS, "2")]
+    [alone] = sign_stored([(_versioned_provenance((PAT, "1"), (OBS, "2")), bodies)], keys)
+    header, protected, sig = _jws_parts(alone["signature"][0])
+    assert header["cty"] == "huren-manifest+json" and header["alg"] == "EdDSA"
+    load_pem_public_key(pem_of(header["kid"])).verify(
+        sig, protected.encode() + b"." + b64url(manifest(alone, bodies)))
+
+    batch = [([_stored_bytes(PAT, "1"), _stored_bytes({**OBS, "id": f"o{i}"}, "1")], i) for i in range(6)]
+    signed = sign_stored([({**_versioned_provenance((PAT, "1"), ({**OBS, "id": f"o{i}"}, "1")), "id": f"p{i}"}, b)
+                          for b, i in batch], keys)
+    for prov, (bodies, _) in zip(signed, batch, strict=True):
+        header, unprotected, protected, sig = _tree_parts(prov["signature"][0])
+        assert header["cty"] == "huren-manifest-tree+json"
+        fn, sn = unprotected["leaf"], unprotected["leaves"] - 1
+        r = hashlib.sha256(b"\x00" + manifest(prov, bodies)).digest()
+        for p in (base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)) for x in unprotected["path"]):
+            if fn & 1 or fn == sn:
+                r = hashlib.sha256(b"\x01" + p + r).digest()
+                while not fn & 1 and fn != 0:
+                    fn, sn = fn >> 1, sn >> 1
+            else:
+                r = hashlib.sha256(b"\x01" + r + p).digest()
+            fn, sn = fn >> 1, sn >> 1
+        assert sn == 0
+        payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
+        load_pem_public_key(pem_of(header["kid"])).verify(sig, protected.encode() + b"." + b64url(payload))

@@ -91,3 +91,10 @@ def test_the_provenances_of_a_batch_verify_against_the_stored_versions(backend_s
             assert verify_provenance(provenance, targets, engine.audit.keys)
             tampered = [*targets[:-1], {**targets[-1], "status": "amended"}]
             assert not verify_provenance(provenance, tampered, engine.audit.keys)
+            # the signature covers the bytes each backend keeps for those versions, byte for byte
+            raw = [engine.repository.backend.version(rtype, rid, int(vid)).body
+                   for rtype, rid, _, vid in (t["reference"].split("/") for t in provenance["target"])]
+            assert verify_provenance(provenance, raw, engine.audit.keys)
+            assert not verify_provenance(provenance, [*raw[:-1], raw[-1].replace(b'"final"', b'"amended"')],
+                                         engine.audit.keys)
+            assert not verify_provenance(provenance, raw[::-1], engine.audit.keys)

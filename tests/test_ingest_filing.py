@@ -98,3 +98,61 @@ def test_a_batch_signs_its_provenances_once_and_each_verifies_alone(settings: Se
         altered = [dict(t) for t in targets_of[2]]
         altered[-1] = {**altered[-1], "status": "amended"}
         assert not verify_provenance(provenances[2], altered, engine.audit.keys)
+
+
+def test_an_auditor_checks_an_ingested_batch_over_http_with_public_tools(engine, http, client_token) -> None:
+    """A batch of lab messages and a lone one are ingested; for each Provenance, an auditor with
+    only the public key and HTTP reads each target version (vread), hashes the response bytes,
+    builds the manifest (RFC 8785), folds the inclusion path (RFC 9162) and verifies the Ed25519
+    JWS -- no huren code. Versions a later message replaced keep verifying through the history."""
+    import base64
+    import hashlib
+    import json
+
+    import rfc8785
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from bench.ingest import oru_lab
+
+    def b64url(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    def unb64url(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    outcomes = engine.ingestor.process([(oru_lab(n), "mllp", "10.0.0.5:4000") for n in (31, 32, 31 + 499)])
+    outcomes.append(engine.ingestor.process([(oru_lab(33), "mllp", "10.0.0.5:4000")])[0])
+    assert [o.code for o in outcomes] == ["AA"] * 4
+    headers = {"Authorization": f"Bearer {client_token(engine, 'system/*.rs')}"}
+    keys = {k["key_id"]: k["pem"] for k in http.get("/audit/public-key").json()["keys"]}
+    for outcome in outcomes:
+        ref = next(r for r in outcome.resources if r.startswith("Provenance/"))
+        prov = http.get(f"/fhir/{ref}", headers=headers).json()
+        entries = []
+        for target in prov["target"]:
+            body = http.get(f"/fhir/{target['reference']}", headers=headers)
+            assert body.status_code == 200
+            entries.append({"reference": target["reference"], "sha256": hashlib.sha256(body.content).hexdigest()})
+        manifest = rfc8785.dumps({"targets": entries})
+        [sig] = prov["signature"]
+        if sig["sigFormat"] == "application/jose":  # the lone message: a compact JWS over its manifest
+            protected, _, signature = base64.b64decode(sig["data"]).decode().split(".")
+            payload = manifest
+        else:  # the batch: the manifest is a leaf of the tree whose root the one signature covers
+            jws = json.loads(base64.b64decode(sig["data"]))
+            protected, signature, unprotected = jws["protected"], jws["signature"], jws["header"]
+            fn, sn = unprotected["leaf"], unprotected["leaves"] - 1
+            r = hashlib.sha256(b"\x00" + manifest).digest()
+            for p in map(unb64url, unprotected["path"]):
+                if fn & 1 or fn == sn:
+                    r = hashlib.sha256(b"\x01" + p + r).digest()
+                    while not fn & 1 and fn != 0:
+                        fn, sn = fn >> 1, sn >> 1
+                else:
+                    r = hashlib.sha256(b"\x01" + r + p).digest()
+                fn, sn = fn >> 1, sn >> 1
+            payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
+        header = json.loads(unb64url(protected))
+        assert header["cty"] in ("huren-manifest+json", "huren-manifest-tree+json")
+        load_pem_public_key(keys[header["kid"]].encode()).verify(
+            unb64url(signature), protected.encode() + b"." + b64url(payload))

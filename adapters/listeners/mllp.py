@@ -54,6 +54,8 @@ class Replies:
 
 
 Handler = Callable[[bytes, str], Awaitable["bytes | Replies"]]
+# A handler may also have ``dispatch(payload, peer) -> asyncio.Future`` (of the running loop),
+# which the server calls instead: the answer without a task and a coroutine per message.
 
 
 def frame(payload: bytes) -> bytes:
@@ -340,15 +342,26 @@ class MLLPServer:
             fut: asyncio.Future[bytes | Replies] = asyncio.get_running_loop().create_future()
             fut.set_result(oversize_ack(fr.payload, fr.size, self.max_message_bytes))
             return fut
+        dispatch = getattr(self.handler, "dispatch", None)
+        if dispatch is not None:  # a handler that settles a future itself: no task per message
+            try:
+                return dispatch(fr.payload, peer)  # type: ignore[no-any-return]
+            except Exception as exc:
+                fut = asyncio.get_running_loop().create_future()
+                fut.set_result(self._failed(fr.payload, peer, exc))
+                return fut
         return asyncio.ensure_future(self._handle(fr.payload, peer))
+
+    def _failed(self, payload: bytes, peer: str, exc: Exception) -> bytes:
+        self.stats.handler_errors += 1
+        log.error("MLLP handler failed for a message from %s", peer, exc_info=exc)
+        return internal_error_ack(payload, exc)
 
     async def _handle(self, payload: bytes, peer: str) -> bytes | Replies:
         try:
             return await self.handler(payload, peer)
         except Exception as exc:  # the listener must survive anything the pipeline does
-            self.stats.handler_errors += 1
-            log.exception("MLLP handler failed for a message from %s", peer)
-            return internal_error_ack(payload, exc)
+            return self._failed(payload, peer, exc)
 
     async def _send_acks(self, acks: asyncio.Queue[asyncio.Future[bytes | Replies] | None],
                          writer: asyncio.StreamWriter, outstanding: list[int]) -> None:

@@ -44,8 +44,28 @@ the JWS payload exist, told apart by the protected header; ``verify_provenance``
   and a JWS built per message (~40-70 us of a 12-OBX message inside the pipeline); a batch of 50
   now signs once, and each Provenance pays ~6 hashes of 65 bytes for its path.
 
-All are tamper-evident in the same way: any change to a target changes the canonical bytes,
-hence the SHA-256, hence the payload the signature must cover.
+- manifest (``sign_stored``: what the ingest pipeline writes now; header ``cty`` =
+  ``huren-manifest+json``, or ``huren-manifest-tree+json`` for a batch): the Provenance signs a
+  *manifest* of the versions it names, not their content: the RFC 8785 form of
+  ``{"targets":[{"reference":"<Type/id/_history/n>","sha256":"<hex>"},...]}``, one entry per
+  ``Provenance.target`` in order, each the SHA-256 (lower-case hex) of that version's **stored
+  bytes** (the exact JSON the repository keeps and a FHIR vread of that version returns, with
+  its ``meta``).
+  One Provenance alone: a compact JWS (``sigFormat`` ``application/jose``) whose detached payload
+  is the manifest. A batch: the manifests are the leaves of the RFC 9162 tree above (leaf hash
+  SHA-256(0x00 || manifest)), the signed payload ``{"leaves":<n>,"sha256-tree":"<root>"}`` and
+  each Provenance's inclusion path in the unprotected header, exactly as in the tree layout.
+  Why: the other layouts put the RFC 8785 form of ~19 KB of targets through orjson and a scan
+  of its output per message (~60-95 us of a 12-OBX message in the pipeline), a second
+  serialisation of resources the repository has just serialised; the manifest hashes the bytes
+  the repository wrote (~20 SHA-256 of ~1 KB) and canonicalises ~2 KB of references. An
+  auditor checks it offline with public tools: vread each target version, SHA-256 the response
+  body, build the manifest, (fold the path,) verify the JWS with the published key
+  (``tests/test_audit_provenance.py`` and ``tests/test_ingest_filing.py`` do it without huren).
+  It covers more than the other layouts: the versions' ``meta`` (version and time) too.
+
+All are tamper-evident in the same way: any change to a target changes the bytes hashed, hence
+the SHA-256, hence the payload the signature must cover.
 """
 
 from __future__ import annotations
@@ -53,11 +73,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
+from engine import fhirjson
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import now_utc
 from engine.audit.keys import AuditKeys
@@ -151,15 +172,23 @@ def sign_provenances(pairs: Sequence[tuple[dict[str, Any], Sequence[dict[str, An
     the module's docstring); one Provenance alone gets the digest layout."""
     if len(pairs) == 1:
         return [sign_provenance(pairs[0][0], pairs[0][1], keys)]
-    if keys.current_id is None:
-        raise RuntimeError("no audit signing key: run `huren keys init`")
     leaves = []
     for provenance, target in pairs:
         targets = _targets(target)
         _check_targets(provenance, targets)
-        leaves.append(leaf_hash(digest_payload(signed_payload(targets))))
-    n = len(leaves)
-    levels = [leaves]  # levels[k][j]: the perfect subtree of 2**k leaves from leaf j * 2**k
+        leaves.append(digest_payload(signed_payload(targets)))
+    return _sign_tree([p for p, _ in pairs], leaves, TREE_CONTENT, keys)
+
+
+def _sign_tree(provenances: Sequence[dict[str, Any]], leaves: Sequence[bytes], content: str,
+               keys: AuditKeys) -> list[dict[str, Any]]:
+    """One signature over the RFC 9162 tree of ``leaves`` (one per Provenance, in order); each
+    Provenance gets a JWS JSON serialization carrying its own inclusion path."""
+    if keys.current_id is None:
+        raise RuntimeError("no audit signing key: run `huren keys init`")
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    n = len(hashes)
+    levels = [hashes]  # levels[k][j]: the perfect subtree of 2**k leaves from leaf j * 2**k
     while len(levels[-1]) > 1:
         below = levels[-1]
         levels.append([node_hash(below[j], below[j + 1]) for j in range(0, len(below) - 1, 2)])
@@ -168,12 +197,12 @@ def sign_provenances(pairs: Sequence[tuple[dict[str, Any], Sequence[dict[str, An
         return levels[level][index]
 
     root = range_hash(0, n, subtree)
-    protected = _b64url(orjson.dumps({"alg": "EdDSA", "cty": TREE_CONTENT, "kid": keys.current_id,
+    protected = _b64url(orjson.dumps({"alg": "EdDSA", "cty": content, "kid": keys.current_id,
                                       "typ": "JOSE+JSON"}))
     _, sig = keys.sign(f"{protected}.{_b64url(tree_payload(root, n))}".encode())
     signature, when = _b64url(sig), now_utc()
     out = []
-    for i, (provenance, _) in enumerate(pairs):
+    for i, provenance in enumerate(provenances):
         path = [_b64url(h) for h in inclusion_proof(i, n, subtree)]
         jws = orjson.dumps({"header": {"leaf": i, "leaves": n, "path": path}, "protected": protected,
                             "signature": signature})
@@ -182,21 +211,83 @@ def sign_provenances(pairs: Sequence[tuple[dict[str, Any], Sequence[dict[str, An
     return out
 
 
-def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | Sequence[dict[str, Any]],
+MANIFEST_CONTENT = "huren-manifest+json"  # JWS ``cty`` of the manifest layout, one Provenance
+MANIFEST_TREE_CONTENT = "huren-manifest-tree+json"  # the manifest layout, a batch under one signature
+
+
+def manifest(references: Sequence[str], bodies: Sequence[bytes]) -> bytes:
+    """The manifest layout's RFC 8785 bytes: each versioned reference with the SHA-256 of the
+    stored bytes of that version, in ``Provenance.target`` order."""
+    sha256 = hashlib.sha256
+    return canonical({"targets": [{"reference": ref, "sha256": sha256(body).hexdigest()}
+                                  for ref, body in zip(references, bodies, strict=True)]})
+
+
+def _target_references(provenance: dict[str, Any]) -> list[str]:
+    return [str(t.get("reference") or "") for t in provenance.get("target", [])]
+
+
+def sign_stored(pairs: Sequence[tuple[dict[str, Any], Sequence[bytes]]], keys: AuditKeys) -> list[dict[str, Any]]:
+    """Sign Provenances over the stored bytes of the versions their targets name (the manifest
+    layout of the module's docstring): ``pairs`` = ``[(provenance, [stored bytes of each target,
+    in target order])]``; several share one signature over a tree, each with its own path.
+
+    The targets' references must name versions (``Type/id/_history/n``): the bytes signed are
+    those of that version, which the history keeps when a later version replaces it."""
+    manifests = []
+    for provenance, bodies in pairs:
+        refs = _target_references(provenance)
+        if len(refs) != len(bodies) or not all("/_history/" in r for r in refs):
+            raise ValueError(f"Provenance.target {refs} does not name one stored version per signed body")
+        manifests.append(manifest(refs, bodies))
+    if len(pairs) != 1:
+        return _sign_tree([p for p, _ in pairs], manifests, MANIFEST_TREE_CONTENT, keys)
+    if keys.current_id is None:
+        raise RuntimeError("no audit signing key: run `huren keys init`")
+    provenance = pairs[0][0]
+    protected = _b64url(orjson.dumps({"alg": "EdDSA", "cty": MANIFEST_CONTENT, "kid": keys.current_id,
+                                      "typ": "JOSE"}))
+    _, sig = keys.sign(f"{protected}.{_b64url(manifests[0])}".encode())
+    signature = _signature(keys, "application/jose", f"{protected}..{_b64url(sig)}".encode(), now_utc())
+    return [{**provenance, "signature": [*provenance.get("signature", []), signature]}]
+
+
+def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | bytes | Sequence[dict[str, Any] | bytes],
                       keys: AuditKeys) -> bool:
     """True when one of the Provenance's source signatures is a valid JWS by a known key over
-    the target(s) as given, in either payload layout (digest, or the whole canonical targets)."""
-    targets = _targets(target)
+    the target(s) as given, in any layout (manifest, digest, tree, or the whole canonical targets).
+
+    A target is the stored version as read (a dict), or its stored bytes; the manifest layout
+    hashes the bytes (a dict is written back with ``fhirjson.dumps``, which gives the stored
+    bytes of a version read through the repository)."""
+    given: list[dict[str, Any] | bytes] = [target] if isinstance(target, dict | bytes) else list(target)
+    bodies = [t if isinstance(t, bytes) else fhirjson.dumps(t) for t in given]
+    try:
+        targets = [fhirjson.loads(t) if isinstance(t, bytes) else t for t in given]
+    except fhirjson.DecodeError:
+        return False
+    if any(not isinstance(t, dict) for t in targets):
+        return False
     refs = [(t.get("reference") or "").split("/_history/")[0] for t in provenance.get("target", [])]
     if refs != [_reference(t) for t in targets]:
         return False
-    canonical_targets = signed_payload(target)
-    payloads = {DIGEST_CONTENT: _b64url(digest_payload(canonical_targets)), None: _b64url(canonical_targets)}
+    signed: dict[str, bytes] = {}  # what each layout's signature covers, computed when first asked
+
+    def payload(layout: str | None) -> bytes:
+        if layout not in signed:
+            if layout in (MANIFEST_CONTENT, MANIFEST_TREE_CONTENT):
+                signed[layout] = manifest(_target_references(provenance), bodies)
+            elif layout in (DIGEST_CONTENT, TREE_CONTENT):
+                signed[layout] = digest_payload(payload(None))
+            else:
+                signed[layout] = signed_payload(targets[0] if isinstance(target, dict | bytes) else targets)
+        return signed[layout]
+
     for sig in provenance.get("signature", []):
         if SOURCE_SIGNATURE["code"] not in [c.get("code") for c in sig.get("type", [])]:
             continue
         if sig.get("sigFormat") == JOSE_JSON:
-            if _verify_tree(sig, canonical_targets, keys):
+            if _verify_tree(sig, payload, keys):
                 return True
             continue
         if sig.get("sigFormat") != "application/jose":
@@ -208,15 +299,16 @@ def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | Seque
         except (KeyError, ValueError, binascii.Error, orjson.JSONDecodeError):
             continue
         if detached or not isinstance(header, dict) or header.get("alg") != "EdDSA" \
-                or header.get("cty") not in payloads:
+                or header.get("cty") not in (MANIFEST_CONTENT, DIGEST_CONTENT, None):
             continue
-        if keys.verify(str(header.get("kid")), raw, f"{protected}.{payloads[header.get('cty')]}".encode()):
+        data = _b64url(payload(header.get("cty")))
+        if keys.verify(str(header.get("kid")), raw, f"{protected}.{data}".encode()):
             return True
     return False
 
 
-def _verify_tree(sig: dict[str, Any], canonical_targets: bytes, keys: AuditKeys) -> bool:
-    """The tree layout: this Provenance's leaf, through its path, to the root the JWS signs."""
+def _verify_tree(sig: dict[str, Any], payload: Callable[[str | None], bytes], keys: AuditKeys) -> bool:
+    """The tree layouts: this Provenance's leaf, through its path, to the root the JWS signs."""
     try:
         jws = orjson.loads(base64.b64decode(sig["data"], validate=True))
         protected, unprotected = str(jws["protected"]), jws["header"]
@@ -227,9 +319,10 @@ def _verify_tree(sig: dict[str, Any], canonical_targets: bytes, keys: AuditKeys)
     except (KeyError, TypeError, ValueError, binascii.Error, orjson.JSONDecodeError):
         return False
     if "payload" in jws or not isinstance(header, dict) or header.get("alg") != "EdDSA" \
-            or header.get("cty") != TREE_CONTENT or type(index) is not int or type(size) is not int:
+            or header.get("cty") not in (TREE_CONTENT, MANIFEST_TREE_CONTENT) \
+            or type(index) is not int or type(size) is not int:
         return False
-    root = inclusion_root(index, size, leaf_hash(digest_payload(canonical_targets)), path)
+    root = inclusion_root(index, size, leaf_hash(payload(header["cty"])), path)
     if root is None:
         return False
     return keys.verify(str(header.get("kid")), raw, f"{protected}.{_b64url(tree_payload(root, size))}".encode())
