@@ -20,7 +20,13 @@ patient. Prints
       only (c), over N messages. ``--repeats``: each of the N messages is a returning person's
       (a new record number, the same national ID) repeated test, sent after the person's first
       one (not timed): each stores the derived writes of the hooks, a DetectedIssue and a new
-      version of the person's earlier record, which (c) then counts per message too.
+      version of the person's earlier record, which (c) then counts per message too;
+  (d) ``--per-version N``: the repository's write path alone (no write hooks, marks or statements;
+      the shipped merge rules and validator, SQLite), per stored version, for N 12-OBX messages
+      written as ingest writes them (``write_many`` per message, batches of 50 in one transaction):
+      first versions, then the same resources with every result's value changed (new versions:
+      the stored version parsed, merged, compared), then sent again unchanged. Thread CPU per
+      version of ``write_many`` in all and without the index rows and the backend's put.
 """
 
 from __future__ import annotations
@@ -152,6 +158,91 @@ def write_path(count: int, batch: int = 50, repeats: bool = False) -> None:
           f"{total / count * 1e6:,.0f} µs CPU per message")
 
 
+def per_version(count: int, batch: int = 50) -> None:
+    """(d): see the module docstring."""
+    import copy
+
+    from adapters.convert import convert
+    from adapters.hl7v2.parser import parse
+    from bench.ingest import oru_lab
+    from conformance.validate import Validator
+    from engine.repository import open_store
+    from engine.repository.fhir import FhirRepository
+    from mappings.site import Site
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
+        settings.data_dir.mkdir(parents=True)
+        site = Site.load(settings)
+        store = open_store(settings)
+        repo = FhirRepository(store, validator=Validator.from_settings(settings), merge=MergeRules.from_site(site))
+        spent = {"rows": 0.0, "put": 0.0}
+
+        clock = time.thread_time
+        reads = 20_000
+        t0 = clock()
+        for _ in range(reads):
+            clock()
+        read_cost = (clock() - t0) / reads  # one read of the thread's CPU clock (a system call here)
+        timers = {"rows": 0, "put": 0}
+
+        def timed(fn: Any, name: str) -> Any:
+            def call(*args: Any) -> Any:
+                timers[name] += 1
+                t0 = clock()
+                try:
+                    return fn(*args)
+                finally:
+                    spent[name] += clock() - t0
+            return call
+
+        repo.indexer.rows = timed(repo.indexer.rows, "rows")  # type: ignore[method-assign]
+        repo.backend.put_many = timed(repo.backend.put_many, "put")  # type: ignore[method-assign]
+        groups = [[e["resource"] for e in convert(parse(oru_lab(60_000_000 + i).decode()), site,
+                                                   institution="FNXRMYY").bundle["entry"]]
+                  for i in range(count)]
+        changed = copy.deepcopy(groups)
+        for group in changed:
+            for r in group:
+                if r["resourceType"] == "Observation" and isinstance(r.get("valueQuantity"), dict):
+                    r["valueQuantity"]["value"] = r["valueQuantity"]["value"] + 1
+
+        def write(kind: str, todo: list[list[dict[str, Any]]]) -> None:
+            for name in spent:
+                spent[name], timers[name] = 0.0, 0
+            versions = calls = 0
+            total = 0.0
+            for start in range(0, len(todo), batch):
+                part = todo[start : start + batch]
+                with store.transaction(), repo.known_current([(r["resourceType"], r["id"]) for g in part for r in g]):
+                    for group in part:
+                        group = list(group)
+                        t0 = clock()
+                        results = repo.write_many(group, source="ORU", validated=True)
+                        total += clock() - t0
+                        versions += sum(r.changed for r in results)
+                        calls += len(results)
+            # each timed call: two clock reads, one inside its own figure and one in write_many's
+            rows, put = (spent[k] - timers[k] * read_cost for k in ("rows", "put"))
+            total -= (len(todo) + sum(timers.values())) * read_cost * 2
+            own = total - rows - put
+            n = len(todo)
+            if not versions:
+                print(f"(d) {kind}: {calls / n:.1f} resources a message, no new version: write_many "
+                      f"{total / n * 1e6:,.0f} us a message, {total / calls * 1e6:.1f} us a resource")
+                return
+            print(f"(d) {kind}: {calls / n:.1f} resources a message, {versions / n:.1f} new versions; write_many "
+                  f"{total / n * 1e6:,.0f} us a message: index rows {rows / n * 1e6:.0f}, backend put "
+                  f"{put / n * 1e6:.0f}, the repository's own {own / n * 1e6:.0f} ({own / versions * 1e6:.1f} us "
+                  f"per new version)")
+
+        write("first versions (warm-up)", groups[:2])  # warm-up: the validator's and the index plans' first use
+        write("first versions", groups)
+        write("new versions (every result's value changed)", changed)
+        write("unchanged (sent again as stored)", changed)
+        store.close()
+
+
 def derived_count(eng: Any) -> int:
     """DetectedIssue versions and Patient versions after the first: what the hooks derived."""
     repo = eng.repository
@@ -167,7 +258,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--write-path", type=int, default=0, metavar="N", help="only (c), over N messages")
     parser.add_argument("--repeats", action="store_true", help="(c) on returning people's repeated tests")
+    parser.add_argument("--per-version", type=int, default=0, metavar="N",
+                        help="only (d): the repository's write path per version, over N messages")
     args = parser.parse_args()
+    if args.per_version:
+        per_version(args.per_version)
+        return
     if args.write_path:
         write_path(args.write_path, repeats=args.repeats)
         return

@@ -150,3 +150,50 @@ def test_the_versions_a_group_puts_share_one_instant_and_the_next_group_is_later
     assert repo.read("Patient", "p4-19")["meta"]["lastUpdated"] == ordered[-1]
     twice = repo.write_many([patient("p9"), patient("p9", given="七")])  # flushed in between: later
     assert twice[1].resource["meta"]["lastUpdated"] > twice[0].resource["meta"]["lastUpdated"] > ordered[-1]
+
+
+def test_a_groups_first_versions_are_stored_as_a_single_write_stores_them(repo: FhirRepository) -> None:
+    """``write_many`` versions a group's first versions itself when the writer's merge rules take
+    them as sent and no statement or guard concerns their type; a marked type still meets its
+    mark, and a type a statement concerns goes through the whole write path. What is stored is
+    what one ``update`` at a time stores, byte for byte but for the instant."""
+    def mark(resource: dict[str, Any]) -> dict[str, Any]:
+        return {**resource, "meta": {"tag": [{"system": "urn:test", "code": "marked"}]}}
+
+    def statement(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+        return {**resource, "active": True}
+
+    repo.add_mark(mark, types={"Observation"})
+    repo.add_statement(statement, types={"Patient"})
+    group = [patient("p1"), observation("o1", 120), {"resourceType": "Specimen", "id": "s1", "note": [{"text": "1.50"}]}]
+    alone = [{**r, "id": r["id"] + "-alone"} for r in group]
+    results = repo.write_many(group, source="ORU")
+    for r in alone:
+        repo.update(r, source="ORU")
+
+    def body(rtype: str, rid: str) -> bytes:
+        rec = repo.backend.current(rtype, rid)
+        assert rec is not None and rec.body is not None
+        return rec.body.replace(rec.updated.encode(), b"T").replace(b"-alone", b"")
+
+    for r, result in zip(group, results, strict=True):
+        assert result.created and result.version == "1"
+        assert result.body == repo.backend.current(r["resourceType"], r["id"]).body  # type: ignore[union-attr]
+        assert body(r["resourceType"], r["id"]) == body(r["resourceType"], r["id"] + "-alone")
+    assert results[1].resource["meta"]["tag"][0]["code"] == "marked" and results[0].resource["active"] is True
+    again = repo.write_many([observation("o2", 1), observation("o2", 2)], source="ORU")  # the same resource twice
+    assert [r.version for r in again] == ["1", "2"] and repo.read("Observation", "o2")["valueQuantity"]["value"] == 2
+
+
+@pytest.mark.parametrize("bad", ["", "a" * 65, "p 1", "p1\n", "a/b", "中文"])
+def test_a_group_with_one_bad_id_is_refused_whole_naming_it(repo: FhirRepository, bad: str) -> None:
+    """The ids of a group are checked in one match, with the rule one id is checked by (1-64 of
+    A-Z a-z 0-9 - .; a trailing newline is no exception)."""
+    from engine.errors import BadRequest
+
+    with pytest.raises(BadRequest) as refused:
+        repo.write_many([patient("p1"), patient(bad), patient("p3")])
+    assert repr(bad)[1:-1] in str(refused.value) or bad in str(refused.value)
+    assert repo.backend.current("Patient", "p1") is None
+    with pytest.raises(BadRequest):
+        repo.update(patient(bad))

@@ -32,7 +32,15 @@ from engine.repository.search import SearchParser
 from engine.repository.searchparams import SearchParams, load
 from engine.repository.versioning import VersionClock
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# the ids of a whole write group, joined by "/" (no id holds one): one match instead of one per id
+_IDS = re.compile(r"[A-Za-z0-9\-.]{1,64}(?:/[A-Za-z0-9\-.]{1,64})*")
+
+
+def valid_ids(ids: list[str]) -> bool:
+    """Whether every one of ``ids`` is a valid resource id (``_check``'s rule), in one match."""
+    joined = "/".join(ids)
+    return _IDS.fullmatch(joined) is not None and joined.count("/") == len(ids) - 1
 
 
 class RepositoryCore:
@@ -92,7 +100,7 @@ class RepositoryCore:
 
     def _check(self, rtype: str, rid: str) -> None:
         self._check_type(rtype)
-        if not _ID.match(rid or ""):
+        if not _ID.fullmatch(rid or ""):
             raise BadRequest(f"'{rid}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
 
     def _prepare(self, resource: Any) -> dict[str, Any]:

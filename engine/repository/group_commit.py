@@ -117,14 +117,23 @@ class GroupCommit(KnownVersions):
         pending.clear()
         self._local.pending = None
         self._local.instant = None  # what the group stores after this put is later
+        # one pass over the group: what the backend puts, what the hooks are handed, and the versions
+        # that are current from now on (a failed put forgets what the block knew, see ``known``)
+        puts: list[tuple[StoredResource, IndexRows | None, StoredResource | None]] = []
+        writes: list[Hooked] = []
+        known = getattr(self._local, "known", None)
         try:
-            self.backend.put_many([(rec, rows, existing) for rec, rows, existing, _, _, _ in items])
-            self._remember(rec for rec, _, _, _, _, _ in items)
+            for rec, rows, existing, stored, previous, result in items:
+                puts.append((rec, rows, existing))
+                writes.append((stored, previous, result.issues))
+                if known is not None:
+                    known[(rec.type, rec.id)] = rec
+            self.backend.put_many(puts)
             # The hooks of a group read the same few resources again and again (every Observation
             # of a lab report looks up its performing Organization): reads are cached for the
             # hook phase, and any write through this repository empties the cache.
             self._local.reads = {}
-            self._hooked([(stored, previous, result.issues) for _, _, _, stored, previous, result in items])
+            self._hooked(writes)
         except BaseException:
             self._forget_known()
             raise
@@ -208,10 +217,11 @@ class GroupCommit(KnownVersions):
             for batch_hook in self._batch_hooks:
                 for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
                     issues.extend(found or ())
-        hooks = self._hooks
+        hooks, hooks_of = self._hooks, self._type_hooks
         if contexts is None:
             for stored, previous, issues in writes:
-                for n in self._hooks_of(stored["resourceType"]).hooks:
+                picked = hooks_of.get(stored["resourceType"]) or self._hooks_of(stored["resourceType"])
+                for n in picked.hooks:
                     issues.extend(hooks[n](stored, previous) or ())
             return
         for (stored, previous, issues), ctx in zip(writes, contexts, strict=True):

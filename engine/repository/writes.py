@@ -7,13 +7,14 @@ versioned, indexed and put -- one at a time (create, update, delete) or a whole 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from engine import fhirjson
 from engine.errors import BadRequest, PreconditionFailed
 from engine.merge_rules import API
-from engine.repository.contracts import Access, WriteResult
+from engine.repository.contracts import Access, Mark, WriteResult
+from engine.repository.core import valid_ids
 from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.search import ParsedSearch
@@ -238,36 +239,96 @@ class Writes(GroupCommit, Searching):
         imaging message carries a thin Patient/Encounter so its Bundle stands alone, and must not
         overwrite the richer version the ADT feed stored. ``validated``: the caller has validated
         these very resources (``valid_groups``) and not changed them since.
+
+        A first version (nothing stored under its key, nothing in this group before it) of a type
+        whose writer's merge rules take it as it is and that no statement or guard concerns is
+        versioned right here (``_first_versions``); every other goes through ``_store``.
         """
-        prepared = [self._prepare(r) for r in resources]
-        for r in prepared:
-            if not isinstance(r.get("id"), str):
-                r["id"] = str(uuid.uuid4())
-            self._check(r["resourceType"], r["id"])
+        keys = self._checked_keys(resources)
         if self.validator is not None and not validated:  # all valid before anything is written
-            for r in prepared:
+            for r in resources:
                 self.validator.validate(r)
         with self.store.transaction(), self._grouped():
-            current = self._current_of([(r["resourceType"], r["id"]) for r in prepared])
-            results = []
+            current = self._current_of(keys)
+            pending = getattr(self._local, "pending", None)
+            # a group's buffer (not a hook's derived write, which ``_store`` stages)
+            first = self._first_versions(source) if pending is not None else None
+            results: list[WriteResult] = []
             written: set[tuple[str, str]] = set()
-            for r in prepared:
-                key = (r["resourceType"], r["id"])
+            updated: str | None = None  # the group's instant, once asked (a flush makes the next one later)
+            for r, key in zip(resources, keys):  # noqa: B905 -- one key per resource, by construction
                 if key in written:  # the same resource twice: store the first before versioning the second
                     self._flush()
+                    updated = None
                     rec = self._current_one(*key)
                     if rec is not None:
                         current[key] = rec
                 existing = current.get(key)
+                if existing is None and first is not None:
+                    marks = first(key[0])
+                    if marks is not None:
+                        for mark in marks:
+                            r = mark(r)
+                        if updated is None:
+                            updated = self._group_instant()
+                        stored = versioned(r, "1", updated)
+                        body = fhirjson.dumps(stored)
+                        result = WriteResult(stored, created=True, issues=[], body=body)
+                        pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
+                                        self.indexer.rows(stored), None, stored, None, result))
+                        written.add(key)
+                        results.append(result)
+                        continue
                 if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
                     results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
                                                    body=existing.body))
                     continue
                 result = self._store(r, existing, validate=False, source=source)
+                updated = None  # it may have put the group (a hook's nested write)
                 if result.changed:
                     written.add(key)
                 results.append(result)
             return results
+
+    def _checked_keys(self, resources: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Each resource checked (a FHIR resource of a known type, an id; a new one gets a server id)
+        and its (type, id) key, in order. The ids of a whole group are matched by one pattern: the
+        same rule as ``_check``, which gives the error for the first bad one when it fails."""
+        types = self.params.resource_types
+        for r in resources:
+            rtype = r.get("resourceType") if isinstance(r, dict) else None
+            if type(rtype) is not str or rtype not in types:
+                self._prepare(r)  # raises the error for it
+        keys: list[tuple[str, str]] = []
+        for r in resources:
+            rid = r.get("id")
+            if not isinstance(rid, str):
+                rid = r["id"] = str(uuid.uuid4())
+            keys.append((r["resourceType"], rid))
+        if keys and not valid_ids([rid for _, rid in keys]):
+            for rtype, rid in keys:
+                self._check(rtype, rid)
+        return keys
+
+    def _first_versions(self, source: str) -> Callable[[str], tuple[Mark, ...] | None]:
+        """For one write group of ``source``: per resource type, the marks a first version meets
+        when it may skip ``_store`` (the merge rules take what ``source`` creates as it is, and no
+        statement or guard concerns the type), else None. Decided once per type in the group."""
+        decided: dict[str, tuple[Mark, ...] | None] = {}
+        marks, as_is = self._marks, self.merge.as_is
+
+        def first(rtype: str) -> tuple[Mark, ...] | None:
+            try:
+                return decided[rtype]
+            except KeyError:
+                pass
+            hooks = self._hooks_of(rtype)
+            found = decided[rtype] = (tuple(marks[n] for n in hooks.marks)
+                                      if not hooks.statements and not hooks.guards
+                                      and as_is(rtype, source, creating=True) else None)
+            return found
+
+        return first
 
     def insert_derived(self, resources: Sequence[dict[str, Any]]) -> None:
         """Store new resources the server derived itself (the audit log's AuditEvent view) as
