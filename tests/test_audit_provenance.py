@@ -10,6 +10,7 @@ import pytest
 from engine.audit.keys import AuditKeys, rotate_keys
 from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.settings import Settings
+from tests.rfc9162 import root_from_inclusion_path
 
 OBS = {"resourceType": "Observation", "id": "o1", "status": "final",
        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
@@ -172,17 +173,8 @@ def test_an_auditor_verifies_the_tree_layout_with_public_tools_only(keys: AuditK
         leaf = json.dumps({"sha256": b64url(hashlib.sha256(rfc8785.dumps(plain)).digest()).decode()},
                           separators=(",", ":")).encode()
         # RFC 9162 section 2.1.3.2: from the leaf hash, through the path, to the root
-        fn, sn = unprotected["leaf"], unprotected["leaves"] - 1
-        r = hashlib.sha256(b"\x00" + leaf).digest()
-        for p in map(unb64url, unprotected["path"]):
-            if fn & 1 or fn == sn:
-                r = hashlib.sha256(b"\x01" + p + r).digest()
-                while not fn & 1 and fn != 0:
-                    fn, sn = fn >> 1, sn >> 1
-            else:
-                r = hashlib.sha256(b"\x01" + r + p).digest()
-            fn, sn = fn >> 1, sn >> 1
-        assert sn == 0
+        r = root_from_inclusion_path(
+            leaf, unprotected["leaf"], unprotected["leaves"], map(unb64url, unprotected["path"]))
         payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
         pem = next(k.pem for k in keys.public.values() if k.key_id == header["kid"])
         load_pem_public_key(pem.encode()).verify(sig, protected.encode() + b"." + b64url(payload))
@@ -276,16 +268,7 @@ def test_an_auditor_verifies_the_manifest_layouts_with_public_tools_only(keys: A
     for prov, (bodies, _) in zip(signed, batch, strict=True):
         header, unprotected, protected, sig = _tree_parts(prov["signature"][0])
         assert header["cty"] == "huren-manifest-tree+json"
-        fn, sn = unprotected["leaf"], unprotected["leaves"] - 1
-        r = hashlib.sha256(b"\x00" + manifest(prov, bodies)).digest()
-        for p in (base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)) for x in unprotected["path"]):
-            if fn & 1 or fn == sn:
-                r = hashlib.sha256(b"\x01" + p + r).digest()
-                while not fn & 1 and fn != 0:
-                    fn, sn = fn >> 1, sn >> 1
-            else:
-                r = hashlib.sha256(b"\x01" + r + p).digest()
-            fn, sn = fn >> 1, sn >> 1
-        assert sn == 0
+        path = (base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)) for x in unprotected["path"])
+        r = root_from_inclusion_path(manifest(prov, bodies), unprotected["leaf"], unprotected["leaves"], path)
         payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
         load_pem_public_key(pem_of(header["kid"])).verify(sig, protected.encode() + b"." + b64url(payload))

@@ -10,6 +10,7 @@ from engine.engine import Engine
 from engine.repository.ids import deterministic_id
 from engine.settings import Settings
 from tests.conftest import REPO_ROOT
+from tests.rfc9162 import root_from_inclusion_path
 
 EXAMPLES = REPO_ROOT / "examples" / "feeds"
 
@@ -141,16 +142,8 @@ def test_an_auditor_checks_an_ingested_batch_over_http_with_public_tools(engine,
         else:  # the batch: the manifest is a leaf of the tree whose root the one signature covers
             jws = json.loads(base64.b64decode(sig["data"]))
             protected, signature, unprotected = jws["protected"], jws["signature"], jws["header"]
-            fn, sn = unprotected["leaf"], unprotected["leaves"] - 1
-            r = hashlib.sha256(b"\x00" + manifest).digest()
-            for p in map(unb64url, unprotected["path"]):
-                if fn & 1 or fn == sn:
-                    r = hashlib.sha256(b"\x01" + p + r).digest()
-                    while not fn & 1 and fn != 0:
-                        fn, sn = fn >> 1, sn >> 1
-                else:
-                    r = hashlib.sha256(b"\x01" + r + p).digest()
-                fn, sn = fn >> 1, sn >> 1
+            r = root_from_inclusion_path(
+                manifest, unprotected["leaf"], unprotected["leaves"], map(unb64url, unprotected["path"]))
             payload = rfc8785.dumps({"leaves": unprotected["leaves"], "sha256-tree": b64url(r).decode()})
         header = json.loads(unb64url(protected))
         assert header["cty"] in ("huren-manifest+json", "huren-manifest-tree+json")
