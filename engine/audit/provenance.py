@@ -125,8 +125,19 @@ def digest_payload(canonical_targets: bytes) -> bytes:
     return b'{"sha256":"%s"}' % _b64url(hashlib.sha256(canonical_targets).digest()).encode()
 
 
-def _protected(key_id: str) -> str:
-    return _b64url(orjson.dumps({"alg": "EdDSA", "cty": DIGEST_CONTENT, "kid": key_id, "typ": "JOSE"}))
+def _protected(key_id: str, content: str = DIGEST_CONTENT) -> str:
+    return _b64url(orjson.dumps({"alg": "EdDSA", "cty": content, "kid": key_id, "typ": "JOSE"}))
+
+
+def _sign_compact(provenance: dict[str, Any], payload: bytes, content: str, keys: AuditKeys) -> dict[str, Any]:
+    """The Provenance with one more source signature: a compact JWS (``application/jose``) whose
+    detached payload is ``payload`` and whose ``cty`` names the layout."""
+    if keys.current_id is None:
+        raise RuntimeError("no audit signing key: run `huren keys init`")
+    protected = _protected(keys.current_id, content)
+    _, sig = keys.sign(f"{protected}.{_b64url(payload)}".encode())
+    signature = _signature(keys, "application/jose", f"{protected}..{_b64url(sig)}".encode(), now_utc())
+    return {**provenance, "signature": [*provenance.get("signature", []), signature]}
 
 
 TREE_CONTENT = "huren-sha256-tree+json"  # JWS ``cty`` of the tree layout
@@ -156,14 +167,7 @@ def sign_provenance(provenance: dict[str, Any], target: dict[str, Any] | Sequenc
                     keys: AuditKeys) -> dict[str, Any]:
     targets = _targets(target)
     _check_targets(provenance, targets)
-    if keys.current_id is None:
-        raise RuntimeError("no audit signing key: run `huren keys init`")
-    protected = _protected(keys.current_id)
-    payload = _b64url(digest_payload(signed_payload(target)))
-    key_id, sig = keys.sign(f"{protected}.{payload}".encode())
-    jws = f"{protected}..{_b64url(sig)}"
-    signature = _signature(keys, "application/jose", jws.encode(), now_utc())
-    return {**provenance, "signature": [*provenance.get("signature", []), signature]}
+    return _sign_compact(provenance, digest_payload(signed_payload(target)), DIGEST_CONTENT, keys)
 
 
 def sign_provenances(pairs: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]],
@@ -242,14 +246,7 @@ def sign_stored(pairs: Sequence[tuple[dict[str, Any], Sequence[bytes]]], keys: A
         manifests.append(manifest(refs, bodies))
     if len(pairs) != 1:
         return _sign_tree([p for p, _ in pairs], manifests, MANIFEST_TREE_CONTENT, keys)
-    if keys.current_id is None:
-        raise RuntimeError("no audit signing key: run `huren keys init`")
-    provenance = pairs[0][0]
-    protected = _b64url(orjson.dumps({"alg": "EdDSA", "cty": MANIFEST_CONTENT, "kid": keys.current_id,
-                                      "typ": "JOSE"}))
-    _, sig = keys.sign(f"{protected}.{_b64url(manifests[0])}".encode())
-    signature = _signature(keys, "application/jose", f"{protected}..{_b64url(sig)}".encode(), now_utc())
-    return [{**provenance, "signature": [*provenance.get("signature", []), signature]}]
+    return [_sign_compact(pairs[0][0], manifests[0], MANIFEST_CONTENT, keys)]
 
 
 def verify_provenance(provenance: dict[str, Any], target: dict[str, Any] | bytes | Sequence[dict[str, Any] | bytes],
