@@ -615,14 +615,16 @@ class SqliteFhirBackend:
         if stale:
             conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ? AND q = ?", stale)
         for table in _RANGE_TABLES:
+            columns = _RANGE_COLUMNS[table]  # named, not ``*``: the tuples compared are _collect's
             new = set(fresh[table])
             old_rows: set[tuple[Any, ...]] = set()
             for start in range(0, len(rids), 500):
                 chunk = rids[start : start + 500]
                 old_rows.update(conn.execute(
-                    f"SELECT * FROM {table} WHERE rid IN ({','.join('?' * len(chunk))})", chunk))  # noqa: S608
+                    f"SELECT {', '.join(columns)} FROM {table} WHERE rid IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                    chunk))
             if old_rows - new:
-                cols = " AND ".join(f"{c} = ?" for c in _RANGE_COLUMNS[table])
+                cols = " AND ".join(f"{c} = ?" for c in columns)
                 conn.executemany(f"DELETE FROM {table} WHERE {cols}", list(old_rows - new))  # noqa: S608
             tables[table] += [row for row in fresh[table] if row not in old_rows]
 
