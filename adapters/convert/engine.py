@@ -34,19 +34,15 @@ Plan = list[tuple[str, int, bool, Step]]
 
 def apply_table(name: str, segments: dict[str, Segment | None], ctx: Context, resource: Resource) -> Resource:
     """Apply rule table ``name`` with ``segments`` (by segment name) to ``resource`` in place."""
-    spec = table(ctx.site, name)
-    cached = _APPLIERS.get(id(spec))
-    if cached is None or cached[0] is not spec:
-        cached = _APPLIERS[id(spec)] = (spec, _applier(_compiled(spec)))
-    cached[1](segments, ctx, resource)
+    _compiled(table(ctx.site, name))(segments, ctx, resource)
     return resource
 
 
-_COMPILED: dict[int, tuple[Any, Plan]] = {}
-_APPLIERS: dict[int, tuple[Any, Callable[[dict[str, Segment | None], Context, Resource], None]]] = {}
+Applier = Callable[[dict[str, Segment | None], Context, Resource], None]
+_COMPILED: dict[int, tuple[Any, Applier]] = {}
 
 
-def _applier(plan: Plan) -> Callable[[dict[str, Segment | None], Context, Resource], None]:
+def _applier(plan: Plan) -> Applier:
     """The compiled table as one generated function: each rule a line, in the table's order, that
     runs its step when its segment is there and its field is not empty (or always, for a rule
     with a default or a required value). The same as looping over the rules -- a table has 15-25
@@ -72,9 +68,10 @@ def _applier(plan: Plan) -> Callable[[dict[str, Segment | None], Context, Resour
     return namespace["apply"]
 
 
-def _compiled(spec: dict[str, Any]) -> Plan:
-    """The table compiled into a plan, once per loaded table (the YAML stays the data that
-    drives conversion; compiling only resolves converters, paths and flags ahead of time)."""
+def _compiled(spec: dict[str, Any]) -> Applier:
+    """The table compiled into a plan and its applier, once per loaded table (the YAML stays the
+    data that drives conversion; compiling only resolves converters, paths and flags ahead of
+    time)."""
     cached = _COMPILED.get(id(spec))
     if cached is not None and cached[0] is spec:
         return cached[1]
@@ -88,8 +85,9 @@ def _compiled(spec: dict[str, Any]) -> Plan:
         )
         for rule in spec.get("rules", ())
     ]
-    _COMPILED[id(spec)] = (spec, plan)
-    return plan
+    apply = _applier(plan)
+    _COMPILED[id(spec)] = (spec, apply)
+    return apply
 
 
 def located(rule: dict[str, Any], segment: str) -> dict[str, Any]:
