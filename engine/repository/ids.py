@@ -18,9 +18,8 @@ NAMESPACE = uuid.UUID("0d6c2f1e-3b0f-5a8e-9d43-5a3f6c1b2e90")
 
 
 def deterministic_id(institution: str, resource_type: str, local_key: str) -> str:
-    """The id of ``resource_type`` known locally as ``local_key`` at ``institution``."""
-    if not institution or not resource_type or not local_key:
-        raise ValueError("institution, resource type and local key are all required for a deterministic id")
+    """The id of ``resource_type`` known locally as ``local_key`` at ``institution`` (each is
+    required: ``id_maker`` and the function it makes refuse a blank one)."""
     return id_maker(institution, resource_type)(local_key)
 
 
