@@ -43,7 +43,7 @@ from engine.errors import BadRequest, Gone, NotFound
 from engine.identity import demographics as dm
 from engine.identity import nationalid
 from engine.merge_rules import INDEX
-from engine.repository.port import DuplicateKey, Store
+from engine.repository.port import Store, write_out
 
 # how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
 _in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
@@ -160,18 +160,8 @@ class _Links:
         if not pending:
             return
         self._local.pending = {}
-        new = [doc for existed, doc in pending.values() if not existed]
-        for existed, doc in pending.values():
-            if existed:
-                self.coll.replace(doc)
-        if len(new) > 1:
-            try:
-                self.coll.insert_many(new)
-            except DuplicateKey:  # stored meanwhile by another writer (MongoDB): upserted as always
-                for doc in new:
-                    self.coll.replace(doc)
-        elif new:
-            self.coll.replace(new[0])
+        write_out(self.coll, [doc for existed, doc in pending.values() if existed],
+                  [doc for existed, doc in pending.values() if not existed])
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
         docs = getattr(self._local, "docs", None)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.repository.port import Collection, Document, DuplicateKey
+from engine.repository.port import Collection, Document, write_out
 
 _ABSENT = None  # remembered: no document with this key
 
@@ -148,23 +148,12 @@ class GroupMemo:
             return []
         self._local.deferred = {}
         out: list[tuple[Document | None, Document]] = []
-        new: list[Document] = []
         for doc_id, before in deferred.items():
             after = docs[doc_id]
             if after is not None and after != before:
-                if before is None:
-                    new.append(after)
-                else:
-                    self.coll.replace(after)
                 out.append((before, after))
-        if len(new) > 1:
-            try:
-                self.coll.insert_many(new)
-            except DuplicateKey:  # another writer stored one meanwhile (MongoDB): as always, upserted
-                for doc in new:
-                    self.coll.replace(doc)
-        elif new:
-            self.coll.replace(new[0])
+        write_out(self.coll, [after for before, after in out if before is not None],
+                  [after for before, after in out if before is None])
         return out
 
     def delete(self, doc_id: str) -> bool:

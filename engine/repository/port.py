@@ -15,7 +15,7 @@ message is durable before the ACK).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -132,3 +132,20 @@ class DuplicateKey(Exception):
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def write_out(coll: Collection, replaced: Iterable[Document], new: Sequence[Document]) -> None:
+    """Write what a batch kept back: documents that existed replaced one by one, new ones in one
+    ``insert_many`` (upserted one by one if another writer stored one meanwhile, as a replace
+    would have). Why: the write hooks keep their index records back for a whole ingest batch;
+    written together, a batch's new records are one call instead of one a message."""
+    for doc in replaced:
+        coll.replace(doc)
+    if len(new) > 1:
+        try:
+            coll.insert_many(new)
+        except DuplicateKey:
+            for doc in new:
+                coll.replace(doc)
+    elif new:
+        coll.replace(new[0])
