@@ -283,3 +283,30 @@ def test_a_forked_child_opens_its_own_segment_file_so_the_lock_excludes_its_pare
         segment.release()
     assert log.record(event(0)).seq == 0
     log.store.close()
+
+
+def test_a_workers_checkpoint_written_to_the_table_is_seen_by_the_other_worker(seg_settings: Settings) -> None:
+    """Worker B's group that is due a checkpoint goes into the table directly, at a moment when
+    the segment file is empty; worker A's next group must number its records after B's (before,
+    A kept its stale right edge, reused B's numbers, and its records were silently dropped)."""
+    keys = AuditKeys.load(seg_settings)
+    a_settings = seg_settings.with_(audit_checkpoint_every=0, audit_checkpoint_seconds=3600)
+    b_settings = seg_settings.with_(audit_checkpoint_every=0, audit_checkpoint_seconds=0)  # always due
+    a = AuditLog(open_audit_store(a_settings), a_settings, keys)
+    b = AuditLog(open_audit_store(b_settings), b_settings, keys)
+    try:
+        given = [a.record(event(i)).seq for i in range(3)]  # in the segment file
+        a.drain()  # into the table: the file is empty again
+        given.append(b.record(event(3)).seq)  # due a checkpoint: straight into the table
+        given += [a.record(event(i)).seq for i in (4, 5)]  # no checkpoint due: the segment file
+        assert given == [0, 1, 2, 3, 4, 5]
+        a.drain()
+        b.refresh()
+        assert a.size == b.size == 6 and a.root() == b.root()
+        assert [int(doc["_id"]) for doc in a.leaves.find({})] == given
+        assert verify_online(a).ok
+    finally:
+        a.close()
+        b.close()
+        a.store.close()
+        b.store.close()

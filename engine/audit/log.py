@@ -65,7 +65,7 @@ from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
-from engine.audit.segment import HEADER, Segment, encode, segment_path
+from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
@@ -475,7 +475,10 @@ class AuditLog:
                 yield
             if seg is not None:
                 del self._unmoved[:moved]  # committed: not before
-                if not self._unmoved and seg.end > HEADER.size:
+                # a new generation even when the file is already empty: this transaction may have
+                # put records into the table directly (a group due a checkpoint), and another
+                # worker learns of them only by reloading, which a new generation makes it do
+                if not self._unmoved:
                     try:
                         seg.reset()
                     except OSError:  # its records are in the table: a reader skips them by number
