@@ -102,18 +102,20 @@ class LeafTable:
                       "data NOT NULL, nodes BLOB)")
 
     # -- the log's append
-    def append(self, rows: Sequence[Leaf]) -> None:
-        """Insert the rows: in the caller's transaction when it holds one (the log's append, whose
-        transaction is all or nothing), else in one of their own."""
+    def append(self, rows: Sequence[Leaf], source: tuple[int, int, int] | None = None) -> None:
+        """Insert the rows (``source``: where their frames are, ``(fd, offset, length)``, when the
+        caller has them in a file: ``RecordFiles.append``): in the
+        caller's transaction when it holds one (the log's append, whose transaction is all or
+        nothing), else in one of their own."""
         if not self.store.in_transaction:
             with self.store.transaction():
-                self.append(rows)
+                self.append(rows, source)
             return
         if self.files is not None:
             table_last = self._table_last()
             if table_last is not None and rows and rows[0][0] <= table_last:
                 raise DuplicateKey(f"{TABLE}: a sequence number is taken")
-            self.files.append(rows)
+            self.files.append(rows, source)
             return
         try:
             self.store.conn.executemany(_INSERT, rows)

@@ -495,7 +495,13 @@ class AuditLog:
             return 0
         last = self._leaf_rows.last_seq()
         fresh = rows if last is None or rows[0][0] > last else [row for row in rows if row[0] > last]
-        if fresh:
+        if not fresh:
+            return len(rows)
+        if fresh is self._unmoved and self._segment is not None and getattr(self._leaves, "files", None):
+            # record files take the segment's frames as they are (``_unmoved`` is every frame of the
+            # file, in order): one read instead of encoding each record again
+            self._leaf_rows.append(fresh, source=self._segment.frames_of(fresh))  # type: ignore[call-arg]
+        else:
             self._leaf_rows.append(fresh)
         return len(rows)
 
@@ -510,7 +516,10 @@ class AuditLog:
             for _batch in range(100_000):
                 if not seg.pending():
                     return
-                with self._table_transaction(DRAIN_BATCH):
+                # into record files all at once (a copy of bytes: ~1-2 ms for 10,000 records);
+                # into the leaf table DRAIN_BATCH at a time
+                batch = None if getattr(self._leaves, "files", None) else DRAIN_BATCH
+                with self._table_transaction(batch):
                     pass
                 if not self._unmoved:
                     return  # all in the table (and the file emptied, or that failed: logged)

@@ -31,6 +31,8 @@ serves them with the earlier layouts' rows (records a version before this one mo
 from __future__ import annotations
 
 import bisect
+import contextlib
+import errno
 import logging
 import os
 import struct
@@ -104,43 +106,47 @@ class RecordFiles:
         return row[0][0] if row else None
 
     # ------------------------------------------------------------------ writing
-    def append(self, rows: Sequence[Leaf], frames: bytes | None = None) -> None:
+    def append(self, rows: Sequence[Leaf], source: tuple[int, int, int] | None = None) -> None:
         """Add ``rows`` (ascending, after every record held) at the end of the current file, or of a
-        new one; ``frames`` their encoding when the caller has it. In the caller's transaction."""
+        new one. ``source`` ``(fd, offset, length)``: where their frames already are (the segment
+        file), copied by the kernel (``copy_file_range``) rather than read in and written out
+        again. In the caller's transaction."""
         if not rows:
             return
         entries = self.store.query(f"SELECT first, last, size, gen FROM {TABLE} ORDER BY first DESC LIMIT 1")
         current = FileEntry(*entries[0]) if entries else None
         if current is not None and rows[0][0] <= current.last:
             raise DuplicateKey(f"{TABLE}: record {rows[0][0]} is held already")
-        data = encode(rows) if frames is None else frames
         last = rows[-1][0]
         if current is None or current.size >= ROLL_BYTES:
             self.directory.mkdir(parents=True, exist_ok=True)
-            first = rows[0][0]
-            self._write_new(self.path(first), first, data)
-            self.store.execute(f"INSERT OR REPLACE INTO {TABLE} (first, last, size, gen) VALUES (?, ?, ?, 0)",
-                               (first, last, HEADER.size + len(data)))
-            return
-        fd = os.open(self.path(current.first), os.O_RDWR | os.O_CLOEXEC)
+            first, at = rows[0][0], HEADER.size
+            fd = os.open(self.path(first), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        else:
+            first, at = current.first, current.size
+            fd = os.open(self.path(first), os.O_RDWR | os.O_CLOEXEC)
         try:
-            if os.fstat(fd).st_size != current.size:  # an append that never committed: its bytes go
-                os.ftruncate(fd, current.size)
-            written = os.pwrite(fd, data, current.size)
-            if written != len(data):
-                os.ftruncate(fd, current.size)
-                raise OSError(f"audit record file: short write ({written} of {len(data)} bytes)")
+            if current is None or at == HEADER.size:
+                _write_all(fd, HEADER.pack(MAGIC, first), 0)
+            elif os.fstat(fd).st_size != at:  # an append that never committed: its bytes go
+                os.ftruncate(fd, at)
+            length = _copy(source, fd, at) if source is not None else _write_all(fd, encode(rows), at)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, at)
+            raise
         finally:
             os.close(fd)
-        self.store.execute(f"UPDATE {TABLE} SET last = ?, size = ? WHERE first = ?",
-                           (last, current.size + len(data), current.first))
+        if at == HEADER.size:
+            self.store.execute(f"INSERT OR REPLACE INTO {TABLE} (first, last, size, gen) VALUES (?, ?, ?, 0)",
+                               (first, last, at + length))
+        else:
+            self.store.execute(f"UPDATE {TABLE} SET last = ?, size = ? WHERE first = ?", (last, at + length, first))
 
     def _write_new(self, path: Path, first: int, frames: bytes) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            body = HEADER.pack(MAGIC, first) + frames
-            if os.write(fd, body) != len(body):
-                raise OSError(f"audit record file {path.name}: short write")
+            _write_all(fd, HEADER.pack(MAGIC, first) + frames, 0)
         finally:
             os.close(fd)
 
@@ -243,6 +249,32 @@ class RecordFiles:
                           "run `huren audit verify`", path, pos)
             self._offsets[entry.first] = known
             return known
+
+
+def _write_all(fd: int, data: bytes, at: int) -> int:
+    """``data`` written at ``at``; a short write (a full disk) raises."""
+    written = os.pwrite(fd, data, at)
+    if written != len(data):
+        raise OSError(errno.ENOSPC, f"audit record file: short write ({written} of {len(data)} bytes)")
+    return written
+
+
+def _copy(source: tuple[int, int, int], fd: int, at: int) -> int:
+    """Copy ``length`` bytes from ``source`` ``(fd, offset, length)`` to ``fd`` at ``at``, in the
+    kernel when it can (``copy_file_range``), else through this process."""
+    src, offset, length = source
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(src, fd, length - done, offset + done, at + done)
+            if n == 0:
+                raise OSError(errno.ENOSPC, "audit record file: copy cut short")
+            done += n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        _write_all(fd, os.pread(src, length - done, offset + done), at + done)
+    return length
 
 
 def records_directory(database: Path) -> Path:

@@ -181,6 +181,22 @@ class Segment:
             raise OSError(f"audit segment: short write ({written} of {len(frames)} bytes)")
         self.end += written
 
+    def frames_of(self, rows: Sequence[Leaf]) -> tuple[int, int, int] | None:
+        """Where the file's frames are ``(fd, offset, length)`` when they are exactly ``rows`` (every
+        frame, in order, as the log holds them: the first and the last frame checked where they
+        must be), for a copy without reading them into this process; else ``None``."""
+        size = self.end - HEADER.size
+        last = rows[-1]
+        at = self.end - (_HEAD.size + _FIXED + len(last[3] or b"") + len(last[2]))
+        if size <= 0 or at < HEADER.size:
+            return None
+        head = os.pread(self.fd, _HEAD.size + _BODY.size, HEADER.size)
+        tail = os.pread(self.fd, _HEAD.size + _BODY.size, at)
+        if len(head) < 17 or len(tail) < 17 or _BODY.unpack_from(head, 8)[0] != rows[0][0] \
+                or _BODY.unpack_from(tail, 8)[0] != last[0]:
+            return None
+        return self.fd, HEADER.size, size
+
     def reset(self) -> None:
         """Empty the file once its frames are in the table: the new generation first, then the
         truncation (see the module docstring for why in that order)."""
