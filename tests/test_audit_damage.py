@@ -61,6 +61,14 @@ def test_a_segment_damaged_in_its_middle_is_not_cut_and_refuses_appends(seg_sett
         AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
     log.store.close()
     other.store.close()
+    # `huren audit verify` says so (exit 1) and still verifies what was stored before the segment
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "audit", "verify", "--json"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HUREN_DATA_DIR": str(seg_settings.data_dir)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert "damaged in its middle" in report["notes"][0] and not report["problems"]
+    assert path.read_bytes() == before
 
 
 def test_reads_are_refused_with_503_while_the_segment_is_damaged(settings: Settings) -> None:

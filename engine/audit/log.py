@@ -124,7 +124,9 @@ class Appended(NamedTuple):
 
 class AuditLog:
     def __init__(self, store: Store, settings: Settings, keys: AuditKeys,
-                 repository: Any | None = None) -> None:
+                 repository: Any | None = None, *, segment: bool = True) -> None:
+        """``segment=False`` leaves the segment file alone (``huren audit verify`` of the stored
+        records when the segment is damaged): such a log reads what was stored and must not append."""
         self.store = store
         self.settings = settings
         self.keys = keys
@@ -133,7 +135,7 @@ class AuditLog:
         self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
         self._leaf_rows = appender(self._leaves)
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
-        self._segment = (Segment(segment_path(store.path)) if isinstance(self._leaves, LeafTable)
+        self._segment = (Segment(segment_path(store.path)) if segment and isinstance(self._leaves, LeafTable)
                          and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
         # the segment's records not yet in the table, in order, as this process knows them (its own
         # appends and what ``sync`` took in from others): the drain inserts these, no file read back
