@@ -181,19 +181,24 @@ class RecordFiles:
             want = None if limit is None else limit - len(out)
             if want is not None and want <= 0:
                 break
-            found = self._read(entry, lo, hi)
+            found = self._read(entry, lo, hi, want, descending)
             if descending:
                 found.reverse()
-            out.extend(found if want is None else found[:want])
+            out.extend(found)
         return out
 
     def file_rows(self, entry: FileEntry) -> list[Leaf]:
         return self._read(entry, entry.first, max(entry.last, entry.first))
 
-    def _read(self, entry: FileEntry, lo: int, hi: int) -> list[Leaf]:
+    def _read(self, entry: FileEntry, lo: int, hi: int, limit: int | None = None,
+              last: bool = False) -> list[Leaf]:
+        """The records ``lo`` .. ``hi`` of one file, ascending: only the first (or, ``last``, the
+        final) ``limit`` of them are read."""
         offsets = self._scan(entry)
         seqs = offsets.seqs
         i, j = bisect.bisect_left(seqs, lo), bisect.bisect_right(seqs, hi)
+        if limit is not None and j - i > limit:
+            i, j = (j - limit, j) if last else (i, i + limit)
         if i >= j:
             return []
         start = offsets.starts[i]
