@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audit.leaves import Leaf
-from engine.audit.segment import decode, encode
+from engine.audit.segment import decode, encode, frame_size
 from engine.repository.port import DuplicateKey
 from engine.repository.sqlite_store import SqliteStore
 
@@ -75,11 +75,6 @@ class _Offsets:
     seqs: list[int] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
     damaged: bool = False
-
-
-def frame_size(row: Leaf) -> int:
-    """Bytes of ``row``'s frame (``engine.audit.segment``: head 8, seq 8, count 1, leaf 32, nodes, data)."""
-    return 49 + len(row[3] or b"") + len(row[2])
 
 
 class RecordFiles:

@@ -76,6 +76,11 @@ def encode(rows: Sequence[Leaf]) -> bytes:
     return b"".join(parts)
 
 
+def frame_size(row: Leaf) -> int:
+    """Bytes of ``row``'s frame: head, seq, count, leaf hash, nodes, record bytes."""
+    return _HEAD.size + _FIXED + len(row[3] or b"") + len(row[2])
+
+
 def decode(buf: bytes) -> tuple[list[Leaf], int]:
     """The whole frames at the start of ``buf`` and where the last one ends: a frame that is cut
     short or fails its CRC ends the valid part."""
@@ -208,7 +213,7 @@ class Segment:
         must be), for a copy without reading them into this process; else ``None``."""
         size = self.end - HEADER.size
         last = rows[-1]
-        at = self.end - (_HEAD.size + _FIXED + len(last[3] or b"") + len(last[2]))
+        at = self.end - frame_size(last)
         if size <= 0 or at < HEADER.size:
             return None
         head = os.pread(self.fd, _HEAD.size + _BODY.size, HEADER.size)
