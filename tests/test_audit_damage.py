@@ -153,3 +153,31 @@ def test_a_full_disk_refuses_the_read_with_503_and_loses_nothing_answered(settin
     assert out["reads"] == 2  # the two answered reads have their records; the refused one none
     with Engine(settings) as engine:
         assert verify_online(engine.audit).ok
+
+
+def test_records_across_several_record_files_read_in_order_and_verify(seg_settings: Settings,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record file takes appends up to ``ROLL_BYTES``; then the next drain starts another. Readers
+    see the records of all of them, in order, by number, range and list."""
+    from engine.audit import record_files
+
+    monkeypatch.setattr(record_files, "ROLL_BYTES", 2000)
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    for i in range(40):
+        log.record(event(i))
+        if i % 4 == 3:
+            log.drain()
+    log.checkpoint(force=True)
+    files = sorted(records_directory(audit_path(seg_settings)).glob("*.records"))
+    assert len(files) > 2
+    leaves = log.leaves
+    assert [d["seq"] for d in leaves.find(sort=[("_id", 1)])] == list(range(40))
+    assert [d["seq"] for d in leaves.find(sort=[("_id", -1)], limit=3)] == [39, 38, 37]
+    assert [d["seq"] for d in leaves.find({"_id": {"$in": ["000000000003", "000000000021", "000000000039"]}},
+                                          sort=[("_id", 1)])] == [3, 21, 39]
+    assert [d["seq"] for d in leaves.find({"seq": {"$gt": 10, "$lte": 14}}, sort=[("seq", 1)])] == [11, 12, 13, 14]
+    assert leaves.count() == 40 and leaves.get("000000000017")["seq"] == 17
+    reopened = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    assert reopened.root() == log.root() and verify_online(reopened).ok
+    log.store.close()
+    reopened.store.close()
