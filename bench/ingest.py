@@ -411,6 +411,7 @@ class StageClock:
             (ingestor, "_run_batch", "· pipeline (batch loop, envelope, statuses)"),
             (ingestor, "_phase1", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "get", "· pipeline: envelope, idempotency (phase 1)"),
+            (ingestor.messages, "get_many", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "new_document", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor, "_write", "· pipeline: per-message write bookkeeping"),
             (ingest_module, "owners_of", "· pipeline: per-message write bookkeeping"),
