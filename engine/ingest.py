@@ -964,6 +964,7 @@ class Ingestor:
                 first = item.same_as.outcome
                 if first is not None:
                     self.stats.duplicates += 1
+                    item.refs = item.same_as.refs  # what the first wrote, as a resend in a later batch is told
                     item.outcome = self._outcome(item, first.code, first.errors, first.status, duplicate=True)
             if item.outcome is None:
                 item.outcome = self._internal_error(item, RuntimeError("message was not processed"))
