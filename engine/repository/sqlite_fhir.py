@@ -49,12 +49,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import struct
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from engine import fhirjson
 from engine.repository.indexing import IndexRows, normalise
@@ -83,13 +86,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 4  # PRAGMA user_version of the layout below
-REBUILT_BEFORE = 3  # layouts before this one have their index rebuilt on open (3 is read as it is)
+LAYOUT = 5  # PRAGMA user_version of the layout below
+REBUILT_BEFORE = 5  # layouts before this one have their index rebuilt when the repository binds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
     rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, UNIQUE (type, id));
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, ranges TEXT,
+    UNIQUE (type, id));
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
@@ -97,16 +101,13 @@ CREATE TABLE IF NOT EXISTS fhir_history (
 CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
 CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, q INTEGER NOT NULL,
     PRIMARY KEY (h, rid, q)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-    PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (hp, lo);
+CREATE TABLE IF NOT EXISTS ix_date (hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (hp, lo, hi, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_date_end ON ix_date (hp, hi);
-CREATE TABLE IF NOT EXISTS ix_string (rid INTEGER NOT NULL, hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL,
-    PRIMARY KEY (rid, hp, norm, raw)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (hp, norm);
-CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
-    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
+CREATE TABLE IF NOT EXISTS ix_string (hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (hp, norm, raw, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_quantity (hp INTEGER NOT NULL, value REAL NOT NULL, system TEXT NOT NULL,
+    code TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hp, value, system, code, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
@@ -117,8 +118,10 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
 _RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
-_RANGE_COLUMNS = {"ix_date": ("rid", "hp", "lo", "hi"), "ix_string": ("rid", "hp", "norm", "raw"),
-                  "ix_quantity": ("rid", "hp", "value", "system", "code")}  # each row its primary key
+_RANGE_COLUMNS = {"ix_date": ("hp", "lo", "hi", "rid"), "ix_string": ("hp", "norm", "raw", "rid"),
+                  "ix_quantity": ("hp", "value", "system", "code", "rid")}  # each row its primary key
+# a range row's values in ``fhir_resource.ranges`` (``[lo, hi]``, ...): the columns between ``hp`` and ``rid``
+_RANGE_VALUES = {table: columns[1:-1] for table, columns in _RANGE_COLUMNS.items()}
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
@@ -288,23 +291,40 @@ def _pack(keys: Collection[tuple[int, int]]) -> bytes:
     return _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
 
 
-def _unpack(blob: bytes | None) -> set[tuple[int, int]] | None:
-    """The ``(h, q)`` rows an ``hkeys`` records; None for one written by layout 3 (``h`` alone: a
-    resource not written since, whose rows are deleted by ``(h, rid)`` prefix, ``_unpack_h``)."""
-    if not blob or len(blob) % 8 != 1:
-        return None
+def _unpack(blob: bytes | None) -> set[tuple[int, int]]:
+    """The ``(h, q)`` rows an ``hkeys`` records (stores of layouts before 5 are converted when the
+    repository binds, so every ``hkeys`` read here is of pairs)."""
+    if not blob:
+        return set()
     flat = _packer((len(blob) - 1) // 8).unpack(blob[:-1])
     return set(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _unpack_h(blob: bytes | None) -> list[int]:
-    """The ``h`` of the rows an ``hkeys`` of either layout records (a code in two systems repeats
-    its ``h``: the second delete by prefix finds nothing, cheaper than deduplicating)."""
-    if not blob:
-        return []
-    if len(blob) % 8 == 1:
-        return list(_packer((len(blob) - 1) // 8).unpack(blob[:-1])[::2])
-    return list(_packer(len(blob) // 8).unpack(blob))
+_MAX_REAL = 1.7976931348623157e308
+
+
+def _real(value: float) -> float:
+    """A quantity's value as stored: a decimal beyond a double's range (``1e400``) is the largest
+    double of its sign, which JSON (``fhir_resource.ranges``) can hold and the table row matches."""
+    return value if -_MAX_REAL <= value <= _MAX_REAL else math.copysign(_MAX_REAL, value)
+
+
+_RANGE_KINDS = (("ix_date", "d"), ("ix_string", "s"), ("ix_quantity", "q"))  # table, key in ``ranges``
+_KIND = dict(_RANGE_KINDS)
+
+
+def _stored_ranges(rid: int, hp: Mapping[str, int], ranges: str | bytes | None) -> dict[str, set[tuple[Any, ...]]]:
+    """The range rows a resource's ``ranges`` records, per table: ``(hp, values..., rid)``, the
+    rows' primary keys, so a new version or a deletion removes exactly them."""
+    out: dict[str, set[tuple[Any, ...]]] = {table: set() for table in _RANGE_TABLES}
+    if not ranges:
+        return out
+    doc = orjson.loads(ranges)
+    for table, kind in _RANGE_KINDS:
+        for param, values in doc.get(kind, {}).items():
+            h = hp[param]
+            out[table].update((h, *v, rid) for v in values)
+    return out
 
 
 # -- _lastUpdated on fhir_resource.updated ("YYYY-MM-DDTHH:MM:SS.mmmZ", one millisecond wide) --------
@@ -363,12 +383,8 @@ class SqliteFhirBackend:
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
-                if version >= REBUILT_BEFORE and conn.execute(
-                        "SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'").fetchone() is None:
-                    log.warning("%s: building the index on the end of stored date ranges (once; a large "
-                                "store takes a while)", store.path)
                 conn.executescript(SCHEMA)
-                if version != LAYOUT:  # layout 3: its rows stay; its ``hkeys`` are read as they are (_unpack)
+                if version != LAYOUT:  # a new store
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
@@ -422,9 +438,10 @@ class SqliteFhirBackend:
             for rid, rtype, body in batch:
                 rows = indexer.rows(fhirjson.loads(body))
                 keys = hash_keys(rtype, rows, self._narrowed(rtype))
-                self._collect(tables, rid, rtype, rows, keys)
-                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
-            conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+                tables["ix_hash"] += [(h, rid, q) for h, q in keys]
+                ranges = self._collect(tables, rid, rtype, rows)
+                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), ranges, rid))
+            conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
             self._insert_rows(tables)
             done += len(batch)
 
@@ -438,8 +455,9 @@ class SqliteFhirBackend:
                 self.legacy = False  # another process (a second worker) migrated it meanwhile
                 return
             cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
-            if "hkeys" not in cols:
-                conn.execute("ALTER TABLE fhir_resource ADD COLUMN hkeys BLOB")
+            for column, kind in (("hkeys", "BLOB"), ("ranges", "TEXT")):
+                if column not in cols:
+                    conn.execute(f"ALTER TABLE fhir_resource ADD COLUMN {column} {kind}")
             for sql in _LEGACY:
                 conn.execute(sql)
             for statement in SCHEMA.split(";"):
@@ -509,17 +527,36 @@ class SqliteFhirBackend:
     def _empty_tables() -> dict[str, list[tuple[Any, ...]]]:
         return {"ix_hash": [], "ix_date": [], "ix_string": [], "ix_quantity": []}
 
-    def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
-                 keys: Iterable[tuple[int, int]]) -> None:
-        tables["ix_hash"] += [(h, rid, q) for h, q in keys]
-        if rows.dates or rows.strings or rows.quantities:
-            hp = self._hasher(rtype).hp
-            if rows.dates:
-                tables["ix_date"] += [(rid, hp[p], lo, hi) for p, lo, hi in rows.dates]
-            if rows.strings:
-                tables["ix_string"] += [(rid, hp[p], n, raw) for p, n, raw in rows.strings]
-            if rows.quantities:
-                tables["ix_quantity"] += [(rid, hp[p], v, s, c) for p, v, s, c in rows.quantities]
+    def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str,
+                 rows: IndexRows) -> str | None:
+        """Add the resource's range rows to ``tables`` and return its ``ranges``: the same rows as
+        JSON by kind and parameter (``{"d": {"date": [[lo, hi]]}, "s": ..., "q": ...}``), which a
+        search's correlated check reads from the resource row (the range tables are keyed for
+        lookup, ``hp`` first, not by ``rid``), and which names the rows a new version or a
+        deletion removes."""
+        if not (rows.dates or rows.strings or rows.quantities):
+            return None
+        hp = self._hasher(rtype).hp
+        doc: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        if rows.dates:
+            tables["ix_date"] += [(hp[p], lo, hi, rid) for p, lo, hi in rows.dates]
+            dates: dict[str, list[tuple[Any, ...]]] = {}
+            doc["d"] = dates
+            for p, lo, hi in rows.dates:
+                dates.setdefault(p, []).append((lo, hi))
+        if rows.strings:
+            tables["ix_string"] += [(hp[p], n, raw, rid) for p, n, raw in rows.strings]
+            strings: dict[str, list[tuple[Any, ...]]] = {}
+            doc["s"] = strings
+            for p, n, raw in rows.strings:
+                strings.setdefault(p, []).append((n, raw))
+        if rows.quantities:
+            quantities: dict[str, list[tuple[Any, ...]]] = {}
+            doc["q"] = quantities
+            for p, v, system, code in rows.quantities:
+                quantities.setdefault(p, []).append((_real(v), system, code))
+            tables["ix_quantity"] += [(hp[p], *value, rid) for p, values in quantities.items() for value in values]
+        return orjson.dumps(doc).decode()
 
     def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         conn = self.store.conn
@@ -547,26 +584,28 @@ class SqliteFhirBackend:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
             inserts, updates = [], []
-            replaced: dict[int, tuple[str, IndexRows | None, Collection[tuple[int, int]]]] = {}
+            replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
+            hashes = tables["ix_hash"]
             for rec, rows, previous in items:
+                replacing = previous is not None and previous.key is not None
+                rid = previous.key if replacing else next_rid  # type: ignore[union-attr]
+                target = self._empty_tables() if replacing else tables
                 if rows is not None:
                     sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
                     keys: Collection[tuple[int, int]] = self._hasher(rec.type).keys(rows)
+                    ranges = self._collect(target, rid, rec.type, rows)
                 else:
-                    sortkeys, keys = None, ()
+                    sortkeys, keys, ranges = None, (), None
                 blob = _pack(keys)
-                if previous is not None and previous.key is not None:
-                    rid = previous.key
-                    replaced[rid] = (rec.type, rows, keys)
-                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, rid))
+                if replacing:
+                    replaced[rid] = (rec.type, target, keys)
+                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, ranges, rid))
                 else:
-                    rid = next_rid
                     next_rid += 1
+                    hashes += [(h, rid, q) for h, q in keys]
                     inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                                    sortkeys, blob))
-                    if rows is not None:
-                        self._collect(tables, rid, rec.type, rows, keys)
+                                    sortkeys, blob, ranges))
                 rec.key = rid
             if replaced:
                 self._replace_rows(replaced, tables)
@@ -575,76 +614,72 @@ class SqliteFhirBackend:
                                  "SELECT type, id, version, updated, deleted, body FROM fhir_resource WHERE rid = ?",
                                  gone)
                 conn.executemany("UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, "
-                                 "sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+                                 "sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
             if inserts:
                 conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
-                                 "hkeys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+                                 "hkeys, ranges) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
 
-    def _replace_rows(self, replaced: Mapping[int, tuple[str, IndexRows | None, Collection[tuple[int, int]]]],
+    def _replace_rows(self, replaced: Mapping[int, tuple[str, dict[str, list[tuple[Any, ...]]],
+                                                         Collection[tuple[int, int]]]],
                       tables: dict[str, list[tuple[Any, ...]]]) -> None:
-        """The index rows of replaced resources (``rid`` -> type, new rows, new ``(h, q)``): the
-        rows of the version before that the new one lacks are deleted by primary key, and the
+        """The index rows of replaced resources (``rid`` -> type, new range rows, new ``(h, q)``):
+        the rows of the version before that the new one lacks are deleted by primary key, and the
         new version's rows it lacked are added to ``tables`` (inserted with the new resources').
-
-        ``ix_hash``: the version before's keys are its ``hkeys``; one written by layout 3 (``h``
-        alone) has all its rows deleted by ``(h, rid)`` prefix and all the new ones inserted, as
-        before. The range tables: the version before's rows are read by ``rid`` (the clustered
-        key: one range each) and compared as whole rows, which are their primary keys."""
+        What the version before had is what its resource row records: ``hkeys`` for ``ix_hash``,
+        ``ranges`` for the range tables (read before the row is overwritten)."""
         conn = self.store.conn
         rids = list(replaced)
-        fresh = self._empty_tables()
-        stale_h: list[tuple[int, int]] = []
-        stale: list[tuple[int, int, int]] = []
+        stale = self._empty_tables()
         for start in range(0, len(rids), 500):
             chunk = rids[start : start + 500]
-            for rid, blob in conn.execute(
-                    f"SELECT rid, hkeys FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})", chunk):
-                rtype, rows, keys = replaced[rid]
+            for rid, blob, ranges in conn.execute(
+                    f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                rtype, fresh, keys = replaced[rid]
                 old = _unpack(blob)
-                if old is None:
-                    stale_h.extend((h, rid) for h in _unpack_h(blob))
-                    tables["ix_hash"] += [(h, rid, q) for h, q in keys]
-                else:
-                    stale.extend((h, rid, q) for h, q in old if (h, q) not in keys)
-                    tables["ix_hash"] += [(h, rid, q) for h, q in keys if (h, q) not in old]
-                if rows is not None:
-                    self._collect(fresh, rid, rtype, rows, ())
-        if stale_h:
-            conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?", stale_h)
-        if stale:
-            conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ? AND q = ?", stale)
-        for table in _RANGE_TABLES:
-            columns = _RANGE_COLUMNS[table]  # named, not ``*``: the tuples compared are _collect's
-            new = set(fresh[table])
-            old_rows: set[tuple[Any, ...]] = set()
-            for start in range(0, len(rids), 500):
-                chunk = rids[start : start + 500]
-                old_rows.update(conn.execute(
-                    f"SELECT {', '.join(columns)} FROM {table} WHERE rid IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                    chunk))
-            if old_rows - new:
+                stale["ix_hash"] += [(h, rid, q) for h, q in old if (h, q) not in keys]
+                tables["ix_hash"] += [(h, rid, q) for h, q in keys if (h, q) not in old]
+                before = _stored_ranges(rid, self._hasher(rtype).hp, ranges)
+                for table in _RANGE_TABLES:
+                    new = fresh[table]
+                    if before[table]:
+                        gone = before[table].difference(new)
+                        stale[table] += gone
+                        tables[table] += [row for row in new if row not in before[table]]
+                    else:
+                        tables[table] += new
+        self._delete_rows(stale)
+
+    def _delete_rows(self, tables: Mapping[str, Sequence[tuple[Any, ...]]]) -> None:
+        """Delete index rows by their whole primary key."""
+        conn = self.store.conn
+        for table, rows in tables.items():
+            if rows:
+                columns = ("h", "rid", "q") if table == "ix_hash" else _RANGE_COLUMNS[table]
                 cols = " AND ".join(f"{c} = ?" for c in columns)
-                conn.executemany(f"DELETE FROM {table} WHERE {cols}", list(old_rows - new))  # noqa: S608
-            tables[table] += [row for row in fresh[table] if row not in old_rows]
+                conn.executemany(f"DELETE FROM {table} WHERE {cols}", rows)  # noqa: S608 - our table names
 
     def expunge(self, rtype: str, ids: Sequence[str]) -> int:
         """See ``FhirBackend.expunge``: the rows ``put_many`` writes for these ids, all gone."""
         self._check_layout()
         with self.store.transaction(), self.store.lock:
             conn = self.store.conn
+            hp = self._hasher(rtype).hp
             found = 0
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT rid, hkeys FROM fhir_resource WHERE type = ? AND id IN ({marks})",
+                rows = conn.execute(f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE type = ? AND id IN ({marks})",
                                     [rtype, *chunk]).fetchall()
                 found += len(rows)
-                conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?",
-                                 [(k, rid) for rid, blob in rows for k in _unpack_h(blob)])
-                for table in _RANGE_TABLES:
-                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", [(rid,) for rid, _ in rows])
-                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _ in rows])
+                gone = self._empty_tables()
+                for rid, blob, ranges in rows:
+                    gone["ix_hash"] += [(h, rid, q) for h, q in _unpack(blob)]
+                    for table, stored in _stored_ranges(rid, hp, ranges).items():
+                        gone[table] += stored
+                self._delete_rows(gone)
+                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _b, _r in rows])
                 conn.execute(f"DELETE FROM fhir_history WHERE type = ? AND id IN ({marks})", [rtype, *chunk])
             return found
 
@@ -713,9 +748,11 @@ class SqliteFhirBackend:
                     None if cond.rtype is None else qualifier_hash(cond.rtype))
         return uri_hash(rtype, cond.param, cond.uri), None
 
-    def _cond(self, cond: Cond, a: str, rtype: str | None) -> tuple[str, str, list[Any]]:
+    def _cond(self, cond: Cond, a: str, rtype: str | None, stored: bool = False) -> tuple[str, str, list[Any]]:
         """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
-        answered from the resource row itself."""
+        answered from the resource row itself. ``stored``: a range condition over the rows the
+        resource row records (``a`` an element of ``json_each(r.ranges, '$.<kind>."<param>"')``,
+        its values by position), for a correlated check: the range tables are keyed for lookup."""
         if isinstance(cond, (TokenCond, RefCond, UriCond)):
             h, q = self._key(cond, rtype)
             if q is None:
@@ -730,35 +767,48 @@ class SqliteFhirBackend:
             return "fhir_resource", sql, params
         if rtype is None:
             raise ValueError(f"{cond} needs a resource type")
-        hp = param_hash(rtype, cond.param)  # type: ignore[union-attr]
+        if isinstance(cond, DateCond):
+            table = "ix_date"
+        elif isinstance(cond, StringCond):
+            table = "ix_string"
+        elif isinstance(cond, QuantityCond):
+            table = "ix_quantity"
+        else:
+            raise TypeError(cond)
+        if stored:
+            position = {c: i for i, c in enumerate(_RANGE_VALUES[table])}
+            col = {c: f"({a}.value ->> {i})" for c, i in position.items()}
+            sql, params = "1", []
+        else:
+            col = {c: f"{a}.{c}" for c in _RANGE_VALUES[table]}
+            sql, params = f"{a}.hp = ?", [param_hash(rtype, cond.param)]
         if isinstance(cond, DateCond):
             bounds = date_bounds(cond)
-            sql = f"{a}.hp = ?" + "".join(f" AND {a}.{col} {op} ?" for col, op, _v in bounds)
-            return "ix_date", sql, [hp, *(v for _c, _o, v in bounds)]
+            sql += "".join(f" AND {col[c]} {op} ?" for c, op, _v in bounds)
+            return table, sql, [*params, *(v for _c, _o, v in bounds)]
         if isinstance(cond, StringCond):
             if cond.mode == "exact":
-                return "ix_string", f"{a}.hp = ? AND {a}.norm = ? AND {a}.raw = ?", [hp, normalise(cond.value),
-                                                                                   cond.value]
+                return table, f"{sql} AND {col['norm']} = ? AND {col['raw']} = ?", [
+                    *params, normalise(cond.value), cond.value]
             if cond.mode == "contains":
-                return "ix_string", f"{a}.hp = ? AND instr({a}.norm, ?) > 0", [hp, cond.value]
-            return "ix_string", f"{a}.hp = ? AND {a}.norm >= ? AND {a}.norm < ?", [
-                hp, cond.value, cond.value + "\U0010ffff"]
-        if isinstance(cond, QuantityCond):
-            expr = {
-                "eq": (f"{a}.value >= ? AND {a}.value < ?", [cond.lo, cond.hi]),
-                "gt": (f"{a}.value > ?", [cond.lo]), "sa": (f"{a}.value > ?", [cond.lo]),
-                "lt": (f"{a}.value < ?", [cond.lo]), "eb": (f"{a}.value < ?", [cond.lo]),
-                "ge": (f"{a}.value >= ?", [cond.lo]), "le": (f"{a}.value <= ?", [cond.lo]),
-            }[cond.prefix]
-            sql, params = f"{a}.hp = ? AND " + expr[0], [hp, *expr[1]]
-            if cond.system is not None:
-                sql += f" AND {a}.system = ?"
-                params.append(cond.system)
-            if cond.code is not None:
-                sql += f" AND {a}.code = ?"
-                params.append(cond.code)
-            return "ix_quantity", sql, params
-        raise TypeError(cond)
+                return table, f"{sql} AND instr({col['norm']}, ?) > 0", [*params, cond.value]
+            return table, f"{sql} AND {col['norm']} >= ? AND {col['norm']} < ?", [
+                *params, cond.value, cond.value + "\U0010ffff"]
+        value = col["value"]
+        expr = {
+            "eq": (f"{value} >= ? AND {value} < ?", [cond.lo, cond.hi]),
+            "gt": (f"{value} > ?", [cond.lo]), "sa": (f"{value} > ?", [cond.lo]),
+            "lt": (f"{value} < ?", [cond.lo]), "eb": (f"{value} < ?", [cond.lo]),
+            "ge": (f"{value} >= ?", [cond.lo]), "le": (f"{value} <= ?", [cond.lo]),
+        }[cond.prefix]
+        sql, params = f"{sql} AND {expr[0]}", [*params, *expr[1]]
+        if cond.system is not None:
+            sql += f" AND {col['system']} = ?"
+            params.append(cond.system)
+        if cond.code is not None:
+            sql += f" AND {col['code']} = ?"
+            params.append(cond.code)
+        return table, sql, params
 
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
@@ -790,9 +840,13 @@ class SqliteFhirBackend:
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
                 continue
-            table, where, p = self._cond(cond, "r" if _on_resource(cond) else "x", rtype)
+            ranged = isinstance(cond, (DateCond, StringCond, QuantityCond)) and not _on_resource(cond)
+            table, where, p = self._cond(cond, "r" if _on_resource(cond) else "x", rtype, stored=ranged)
             if table == "fhir_resource":
                 alts.append(f"({where})")
+            elif ranged:  # the resource row's own rows: no probe of a table keyed for lookup
+                path = f"$.{_KIND[table]}.{_json_key(cond.param)[3:-1]}"  # type: ignore[union-attr]
+                alts.append(f"EXISTS (SELECT 1 FROM json_each(r.ranges, '{path}') x WHERE {where})")
             else:
                 alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
             params.extend(p)
