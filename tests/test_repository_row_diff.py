@@ -216,3 +216,4 @@ def test_a_final_result_after_the_preliminary_one_over_mllp(engine: Any, mllp: i
     assert repo.search("Observation", [("status", "final"), ("code", "http://loinc.org|6690-2")]).total == 1
     assert repo.search("Observation", [("status", "preliminary")]).total == 0
     assert sum(written) < 100  # the results, report and order: status rows; replacing every row was ~250
+

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import struct
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -300,17 +299,9 @@ def _unpack(blob: bytes | None) -> set[tuple[int, int]]:
     return set(zip(flat[::2], flat[1::2], strict=True))
 
 
-_MAX_REAL = 1.7976931348623157e308
-
-
-def _real(value: float) -> float:
-    """A quantity's value as stored: a decimal beyond a double's range (``1e400``) is the largest
-    double of its sign, which JSON (``fhir_resource.ranges``) can hold and the table row matches."""
-    return value if -_MAX_REAL <= value <= _MAX_REAL else math.copysign(_MAX_REAL, value)
-
-
-_RANGE_KINDS = (("ix_date", "d"), ("ix_string", "s"), ("ix_quantity", "q"))  # table, key in ``ranges``
-_KIND = dict(_RANGE_KINDS)
+# ``fhir_resource.ranges``: ``[dates, strings, quantities]``, each a list of the resource's rows of
+# that table as the indexer gives them, ``[param, values...]`` (``IndexRows`` dumped as it is)
+_RANGE_AT = {"ix_date": 0, "ix_string": 1, "ix_quantity": 2}
 
 
 def _stored_ranges(rid: int, hp: Mapping[str, int], ranges: str | bytes | None) -> dict[str, set[tuple[Any, ...]]]:
@@ -320,10 +311,8 @@ def _stored_ranges(rid: int, hp: Mapping[str, int], ranges: str | bytes | None) 
     if not ranges:
         return out
     doc = orjson.loads(ranges)
-    for table, kind in _RANGE_KINDS:
-        for param, values in doc.get(kind, {}).items():
-            h = hp[param]
-            out[table].update((h, *v, rid) for v in values)
+    for table, at in _RANGE_AT.items():
+        out[table].update((hp[param], *values, rid) for param, *values in doc[at])
     return out
 
 
@@ -530,33 +519,20 @@ class SqliteFhirBackend:
     def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str,
                  rows: IndexRows) -> str | None:
         """Add the resource's range rows to ``tables`` and return its ``ranges``: the same rows as
-        JSON by kind and parameter (``{"d": {"date": [[lo, hi]]}, "s": ..., "q": ...}``), which a
-        search's correlated check reads from the resource row (the range tables are keyed for
-        lookup, ``hp`` first, not by ``rid``), and which names the rows a new version or a
-        deletion removes."""
+        JSON (``[[["date", lo, hi], ...], [["name", norm, raw], ...], [["value-quantity", value,
+        system, code], ...]]``), which a search's correlated check reads from the resource row
+        (the range tables are keyed for lookup, ``hp`` first, not by ``rid``), and which names
+        the rows a new version or a deletion removes. One ``orjson.dumps`` of the indexer's lists."""
         if not (rows.dates or rows.strings or rows.quantities):
             return None
         hp = self._hasher(rtype).hp
-        doc: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         if rows.dates:
             tables["ix_date"] += [(hp[p], lo, hi, rid) for p, lo, hi in rows.dates]
-            dates: dict[str, list[tuple[Any, ...]]] = {}
-            doc["d"] = dates
-            for p, lo, hi in rows.dates:
-                dates.setdefault(p, []).append((lo, hi))
         if rows.strings:
             tables["ix_string"] += [(hp[p], n, raw, rid) for p, n, raw in rows.strings]
-            strings: dict[str, list[tuple[Any, ...]]] = {}
-            doc["s"] = strings
-            for p, n, raw in rows.strings:
-                strings.setdefault(p, []).append((n, raw))
-        if rows.quantities:
-            quantities: dict[str, list[tuple[Any, ...]]] = {}
-            doc["q"] = quantities
-            for p, v, system, code in rows.quantities:
-                quantities.setdefault(p, []).append((_real(v), system, code))
-            tables["ix_quantity"] += [(hp[p], *value, rid) for p, values in quantities.items() for value in values]
-        return orjson.dumps(doc).decode()
+        if rows.quantities:  # (finite: FHIR JSON refuses a number no double holds)
+            tables["ix_quantity"] += [(hp[p], v, s, c, rid) for p, v, s, c in rows.quantities]
+        return orjson.dumps((rows.dates, rows.strings, rows.quantities)).decode()
 
     def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         conn = self.store.conn
@@ -751,8 +727,9 @@ class SqliteFhirBackend:
     def _cond(self, cond: Cond, a: str, rtype: str | None, stored: bool = False) -> tuple[str, str, list[Any]]:
         """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
         answered from the resource row itself. ``stored``: a range condition over the rows the
-        resource row records (``a`` an element of ``json_each(r.ranges, '$.<kind>."<param>"')``,
-        its values by position), for a correlated check: the range tables are keyed for lookup."""
+        resource row records (``a`` an element of ``json_each(r.ranges, '$[<table>]')``, its
+        parameter and values by position), for a correlated check: the range tables are keyed
+        for lookup."""
         if isinstance(cond, (TokenCond, RefCond, UriCond)):
             h, q = self._key(cond, rtype)
             if q is None:
@@ -776,9 +753,8 @@ class SqliteFhirBackend:
         else:
             raise TypeError(cond)
         if stored:
-            position = {c: i for i, c in enumerate(_RANGE_VALUES[table])}
-            col = {c: f"({a}.value ->> {i})" for c, i in position.items()}
-            sql, params = "1", []
+            col = {c: f"({a}.value ->> {i})" for i, c in enumerate(_RANGE_VALUES[table], start=1)}
+            sql, params = f"({a}.value ->> 0) = ?", [cond.param]
         else:
             col = {c: f"{a}.{c}" for c in _RANGE_VALUES[table]}
             sql, params = f"{a}.hp = ?", [param_hash(rtype, cond.param)]
@@ -845,8 +821,7 @@ class SqliteFhirBackend:
             if table == "fhir_resource":
                 alts.append(f"({where})")
             elif ranged:  # the resource row's own rows: no probe of a table keyed for lookup
-                path = f"$.{_KIND[table]}.{_json_key(cond.param)[3:-1]}"  # type: ignore[union-attr]
-                alts.append(f"EXISTS (SELECT 1 FROM json_each(r.ranges, '{path}') x WHERE {where})")
+                alts.append(f"EXISTS (SELECT 1 FROM json_each(r.ranges, '$[{_RANGE_AT[table]}]') x WHERE {where})")
             else:
                 alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
             params.extend(p)
