@@ -306,7 +306,9 @@ def commit_growth(sizes: list[int], batch: int = 50, measured: int = 3) -> None:
     """Pages the COMMIT of one batch of 50 lab messages writes, by B-tree, as the database grows:
     the WAL is checkpointed and emptied before each measured batch, and its frames after the
     batch are mapped to their tables and indexes by ``dbstat``. Scattered keys (hashes, random
-    ids) dirty a page per row once a B-tree outgrows a batch; appended keys share their pages."""
+    ids) dirty a page per row once a B-tree outgrows a batch; appended keys share their pages.
+    Each message is a resident of its own: returning residents add the identity hook's links to
+    their earlier records (new versions), which is the patient index's growth, not the layout's."""
     from bench.ingest import oru_lab
 
     print(f"== commit growth, 12-OBX ORU^R01 in batches of {batch} ({load_note()})")
@@ -320,7 +322,7 @@ def commit_growth(sizes: list[int], batch: int = 50, measured: int = 3) -> None:
 
         def ingest() -> None:
             nonlocal stored
-            engine.ingestor.process([(oru_lab(70_000_000 + stored + i), "bench", "127.0.0.1:1")
+            engine.ingestor.process([(oru_lab(70_000_000 + stored + i, own_person=True), "bench", "127.0.0.1:1")
                                      for i in range(batch)])
             stored += batch
 
