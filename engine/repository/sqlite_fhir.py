@@ -1,14 +1,13 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 4, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 5, ``PRAGMA user_version``; created at start, idempotently):
 
-* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys)`` — the
-  current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value
-  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the ``(h, q)`` of the
-  resource's ``ix_hash`` rows (packed int64 pairs and a marker byte), so that a new version
-  deletes exactly the rows it no longer has and inserts only those it adds, by primary key,
-  without a second B-tree keyed by ``rid`` (layout 3 packed ``h`` alone: such a resource's rows
-  are deleted by ``(h, rid)`` prefix and all rewritten, once, at its next version).
+* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
+  the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
+  value of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the ``(h, q)`` of the
+  resource's ``ix_hash`` rows (packed int64 pairs and a marker byte) and ``ranges`` its date,
+  string and quantity rows (JSON), so that a new version deletes exactly the rows it no longer
+  has and inserts only those it adds, by primary key, without a second B-tree keyed by ``rid``.
 * ``fhir_history(type, id, version, ...)`` — the superseded versions only: a first version is
   written once (vread and ``_history`` read the current row for the current version), and the
   current row is copied here when a later version replaces it.
@@ -24,11 +23,13 @@ Tables (storage layout 4, ``PRAGMA user_version``; created at start, idempotentl
   any target type) and URIs are rows of the same table. Patient compartment membership has no
   rows of its own: it is a reference row of one of the type's compartment parameters to
   ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself.
-* ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
-  ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
-  deletes, with one lookup index ``(hp, value)`` each; ``ix_date`` has two, ``(hp, lo)`` and
-  ``(hp, hi)``, because a date prefix bounds either end of the stored range (``le`` the start,
-  ``ge`` the end: ``query.date_bounds``) and each must be a range scan, not an OR over both.
+* ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
+  for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
+  (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
+  ``ix_date`` keeps a second index on ``(hp, hi)``, because a date prefix bounds either end of
+  the stored range (``le`` the start, ``ge`` the end: ``query.date_bounds``) and each must be a
+  range scan, not an OR over both. A correlated check of a range clause reads the resource
+  row's own ``ranges`` (``json_each``, no probe), and deletes go by the rows ``ranges`` names.
 
 ``_lastUpdated`` is answered from ``fhir_resource.updated`` (index ``(type, updated)``), not
 from index rows. 64-bit hashes of distinct keys collide with probability ~n²/2⁶⁵: negligible at
@@ -36,13 +37,14 @@ the sizes one node holds (HAPI FHIR relies on the same).
 
 A query starts from its most selective clause (``query.selectivity``), forced with
 ``CROSS JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
-clauses with ``EXISTS`` probes on the ``rid``-keyed tables.
+clauses with ``EXISTS`` probes on ``ix_hash`` (``(h, rid)``: one primary-key probe) or on the
+resource row's ``ranges``.
 
 A data directory written by an earlier layout (1: wide ``ix_*`` rows, every version in
-``fhir_history``; 2: three hash rows per token) is migrated when the repository binds to the
+``fhir_history``; 2: three hash rows per token; 3 and 4: range rows clustered on ``rid``, no
+``ranges``; 3 also ``hkeys`` of ``h`` alone) is converted when the repository binds to the
 store: the index is rebuilt from the stored bodies and the history copies of current versions
-are dropped, in one transaction. One of layout 3 is opened as it is (its rows are layout 4's;
-only its ``hkeys`` lack the ``q`` of each row, which ``_unpack`` tells apart).
+are dropped, in one transaction.
 """
 
 from __future__ import annotations
