@@ -478,9 +478,8 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
                     for rec, rows, prev in call:
                         key = None
                         if prev is not None:
-                            found = timed.conn.execute("SELECT rid FROM fhir_resource WHERE type = ? AND id = ?",
-                                                       (prev.type, prev.id)).fetchone()
-                            key = found[0] if found else None
+                            found = backend.current(prev.type, prev.id)  # (outside the put's clock)
+                            key = found.key if found else None
                         items.append((dataclasses.replace(rec), rows,
                                       dataclasses.replace(prev, key=key) if key is not None else None))
                     sql_before = sum(cpu.values())

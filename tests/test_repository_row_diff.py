@@ -113,9 +113,16 @@ def test_a_status_change_writes_one_index_row(sqlite_repo: Any) -> None:
     assert repo.search("Observation", [("status", "amended")]).total == 1
 
 
-# the range tables as layouts 3 and 4 declared them: clustered on the resource (``rid`` first),
-# with lookup indexes beside, and no ``ranges`` column on the resource row
+# the tables as layouts 3 and 4 declared them: range rows clustered on the resource (``rid``
+# first) with lookup indexes beside; resources found by a UNIQUE (type, id), no ``ranges``
 _RID_FIRST = """
+CREATE TABLE fhir_resource_4 (
+    rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, UNIQUE (type, id));
+INSERT INTO fhir_resource_4 SELECT rid, type, id, version, updated, deleted, body, sortkeys, hkeys FROM fhir_resource;
+DROP TABLE fhir_resource;
+ALTER TABLE fhir_resource_4 RENAME TO fhir_resource;
+CREATE INDEX fhir_resource_updated ON fhir_resource (type, updated);
 DROP TABLE ix_date; DROP TABLE ix_string; DROP TABLE ix_quantity;
 CREATE TABLE ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
     PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
@@ -127,7 +134,6 @@ CREATE INDEX ix_string_lookup ON ix_string (hp, norm);
 CREATE TABLE ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
     system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
 CREATE INDEX ix_quantity_lookup ON ix_quantity (hp, value);
-ALTER TABLE fhir_resource DROP COLUMN ranges;
 """
 
 
@@ -155,6 +161,10 @@ def test_stores_of_layouts_3_and_4_are_converted_on_bind(tmp_path: Path, layout:
     store = SqliteStore(path)
     repo = FhirRepository(store)
     assert store.query("PRAGMA user_version")[0][0] == LAYOUT == 5
+    assert [name for (name,) in store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                            "tbl_name = 'fhir_resource' ORDER BY name")] == [
+        "fhir_resource_key", "fhir_resource_updated"]  # (type, id) found by its hash, no autoindex
+    assert store.query("SELECT count(*) FROM fhir_resource WHERE idh IS NULL")[0][0] == 0
     assert _state(store) == _rebuilt(store, repo)
     assert not store.query("SELECT 1 FROM ix_date WHERE lo = 0 AND hi = 1")  # the old rows went
     assert repo.search("Observation", [("code", f"{LOINC}|718-7"), ("status", "amended"),

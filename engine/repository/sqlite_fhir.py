@@ -94,7 +94,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
     rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, ranges TEXT,
-    UNIQUE (type, id));
+    idh INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS fhir_resource_key ON fhir_resource (idh);
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
@@ -146,6 +147,14 @@ def h64(key: str) -> int:
 
 _blake2b = hashlib.blake2b
 _INT64 = struct.Struct("<q").unpack  # the digest read as a little-endian signed integer
+
+
+def id_hash(rtype: str, id_: str) -> int:
+    """``fhir_resource.idh``, the key a resource is found by: one 64-bit integer instead of the
+    ``(type, id)`` text (~50 bytes of random UUID a row), so the unique index on it is a third
+    as many pages, which a commit dirties one per new resource once it outgrows the page cache.
+    Lookups check ``type`` and ``id`` on the row too: a collision finds nothing, never another."""
+    return h64(f"i{_SEP}{rtype}{_SEP}{id_}")
 
 
 def token_hash(rtype: str, param: str, code: str) -> int:
@@ -445,18 +454,24 @@ class SqliteFhirBackend:
             if conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT:
                 self.legacy = False  # another process (a second worker) migrated it meanwhile
                 return
-            cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
-            for column, kind in (("hkeys", "BLOB"), ("ranges", "TEXT")):
-                if column not in cols:
-                    conn.execute(f"ALTER TABLE fhir_resource ADD COLUMN {column} {kind}")
+            conn.create_function("huren_id_hash", 2, id_hash, deterministic=True)
+            # the resource rows are copied into the table of this layout (a UNIQUE (type, id) cannot
+            # be dropped from a table in place); their sort keys, row keys and ranges are rebuilt
+            conn.execute("ALTER TABLE fhir_resource RENAME TO fhir_resource_before")
+            conn.execute("DROP INDEX IF EXISTS fhir_resource_updated")
             for sql in _LEGACY:
                 conn.execute(sql)
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            conn.execute("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, idh) "
+                         "SELECT rid, type, id, version, updated, deleted, body, huren_id_hash(type, id) "
+                         "FROM fhir_resource_before")
+            conn.execute("DROP TABLE fhir_resource_before")
             # history keeps the superseded versions only: the current one is the fhir_resource row
             conn.execute("DELETE FROM fhir_history WHERE EXISTS (SELECT 1 FROM fhir_resource r WHERE "
-                         "r.type = fhir_history.type AND r.id = fhir_history.id AND r.version = fhir_history.version)")
+                         "r.idh = huren_id_hash(fhir_history.type, fhir_history.id) AND r.type = fhir_history.type "
+                         "AND r.id = fhir_history.id AND r.version = fhir_history.version)")
             self._reindex(indexer)
             conn.execute("INSERT OR REPLACE INTO fhir_meta (key, value) VALUES (?, ?)",
                          (INDEXED_BY, self._search_params().signature))
@@ -476,21 +491,22 @@ class SqliteFhirBackend:
         return StoredResource(rtype, id_, version, updated, bool(deleted), body, key=rid)
 
     def current(self, rtype: str, rid: str) -> StoredResource | None:
-        rows = self.store.query(f"SELECT {_COLS} FROM fhir_resource r WHERE r.type = ? AND r.id = ?", (rtype, rid))
+        rows = self.store.query(f"SELECT {_COLS} FROM fhir_resource r WHERE r.idh = ? AND r.type = ? AND r.id = ?",
+                                (id_hash(rtype, rid), rtype, rid))
         return self._rec(rows[0]) if rows else None
 
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         """One statement for the keys of every type (a message's resources are of some seven
         types: one ``IN`` list per type was seven statements): the keys are a ``VALUES`` table
-        joined to the ``(type, id)`` index, one probe each."""
+        joined to the ``idh`` index, one probe each."""
         out: dict[tuple[str, str], StoredResource] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             rows = self.store.query(
-                f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?)'] * len(chunk))}) k "
-                "CROSS JOIN fhir_resource r ON r.type = k.column1 AND r.id = k.column2",
-                [v for key in chunk for v in key])
+                f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
+                "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
+                [v for rtype, id_ in chunk for v in (id_hash(rtype, id_), rtype, id_)])
             for row in rows:
                 rec = self._rec(row)
                 out[(rec.type, rec.id)] = rec
@@ -498,16 +514,16 @@ class SqliteFhirBackend:
 
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None:
         rows = self.store.query(
-            f"SELECT {_HIST} FROM fhir_resource WHERE type = ? AND id = ? AND version = ? UNION ALL "
+            f"SELECT {_HIST} FROM fhir_resource WHERE idh = ? AND type = ? AND id = ? AND version = ? UNION ALL "
             f"SELECT {_HIST} FROM fhir_history WHERE type = ? AND id = ? AND version = ?",
-            (rtype, rid, version, rtype, rid, version))
+            (id_hash(rtype, rid), rtype, rid, version, rtype, rid, version))
         return self._rec(rows[0]) if rows else None
 
     def history(self, rtype: str, rid: str) -> list[StoredResource]:
         rows = self.store.query(
-            f"SELECT {_HIST} FROM fhir_resource WHERE type = ? AND id = ? UNION ALL "
+            f"SELECT {_HIST} FROM fhir_resource WHERE idh = ? AND type = ? AND id = ? UNION ALL "
             f"SELECT {_HIST} FROM fhir_history WHERE type = ? AND id = ? ORDER BY version DESC",
-            (rtype, rid, rtype, rid))
+            (id_hash(rtype, rid), rtype, rid, rtype, rid))
         return [self._rec(r) for r in rows]
 
     # -- writes ---------------------------------------------------------------------------------
@@ -583,7 +599,7 @@ class SqliteFhirBackend:
                     next_rid += 1
                     hashes += [(h, rid, q) for h, q in keys]
                     inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                                    sortkeys, blob, ranges))
+                                    sortkeys, blob, ranges, id_hash(rec.type, rec.id)))
                 rec.key = rid
             if replaced:
                 self._replace_rows(replaced, tables)
@@ -595,7 +611,7 @@ class SqliteFhirBackend:
                                  "sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
             if inserts:
                 conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
-                                 "hkeys, ranges) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+                                 "hkeys, ranges, idh) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
 
     def _replace_rows(self, replaced: Mapping[int, tuple[str, dict[str, list[tuple[Any, ...]]],
@@ -648,8 +664,9 @@ class SqliteFhirBackend:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE type = ? AND id IN ({marks})",
-                                    [rtype, *chunk]).fetchall()
+                rows = conn.execute(f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE idh IN ({marks}) AND type = ? "
+                                    f"AND id IN ({marks})",
+                                    [*(id_hash(rtype, i) for i in chunk), rtype, *chunk]).fetchall()
                 found += len(rows)
                 gone = self._empty_tables()
                 for rid, blob, ranges in rows:
@@ -706,8 +723,8 @@ class SqliteFhirBackend:
         if "Patient" in types:
             marks = ",".join("?" * len(pids))
             parts.append(f"(r.type = 'Patient' AND r.id IN ({marks}))" if correlated
-                         else f"SELECT rid FROM fhir_resource WHERE type = 'Patient' AND id IN ({marks})")
-            values += pids
+                         else f"SELECT rid FROM fhir_resource WHERE idh IN ({marks}) AND type = 'Patient' AND id IN ({marks})")
+            values += pids if correlated else [*(id_hash("Patient", pid) for pid in pids), *pids]
         return parts, values
 
     @staticmethod
@@ -793,11 +810,12 @@ class SqliteFhirBackend:
         parts, params = [], []
         for cond in widen(clause, self._narrowed(rtype)):
             if isinstance(cond, IdCond):
-                sql = f"SELECT rid FROM fhir_resource WHERE id IN ({','.join('?' * len(cond.ids))})"
+                marks = ",".join("?" * len(cond.ids))
+                sql = f"SELECT rid FROM fhir_resource WHERE id IN ({marks})"
                 p: list[Any] = list(cond.ids)
                 if rtype:
-                    sql += " AND type = ?"
-                    p.append(rtype)
+                    sql += f" AND type = ? AND idh IN ({marks})"
+                    p += [rtype, *(id_hash(rtype, i) for i in cond.ids)]
             else:
                 table, where, p = self._cond(cond, "x", rtype)
                 sql = f"SELECT x.rid FROM {table} x WHERE "
