@@ -149,11 +149,13 @@ _blake2b = hashlib.blake2b
 _INT64 = struct.Struct("<q").unpack  # the digest read as a little-endian signed integer
 
 
+@lru_cache(maxsize=1 << 14)
 def id_hash(rtype: str, id_: str) -> int:
     """``fhir_resource.idh``, the key a resource is found by: one 64-bit integer instead of the
     ``(type, id)`` text (~50 bytes of random UUID a row), so the unique index on it is a third
     as many pages, which a commit dirties one per new resource once it outgrows the page cache.
-    Lookups check ``type`` and ``id`` on the row too: a collision finds nothing, never another."""
+    Lookups check ``type`` and ``id`` on the row too: a collision finds nothing, never another.
+    Cached: a write group's puts insert the ids its reads of the current versions just hashed."""
     return h64(f"i{_SEP}{rtype}{_SEP}{id_}")
 
 
