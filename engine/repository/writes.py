@@ -19,7 +19,7 @@ from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.search import ParsedSearch
 from engine.repository.searching import Searching, SearchResult
-from engine.repository.versioning import body_of, parse_etag, same_bytes, unchanged, versioned
+from engine.repository.versioning import as_stored, body_of, parse_etag, unchanged, versioned
 
 
 class Writes(GroupCommit, Searching):
@@ -50,19 +50,22 @@ class Writes(GroupCommit, Searching):
             reads.clear()
         rtype, rid = resource["resourceType"], resource["id"]
         hooks = self._hooks_of(rtype)
-        previous = None
-        if existing is not None and not existing.deleted:
-            previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         marks = self._marks
         for n in hooks.marks:
             resource = marks[n](resource)
+        previous = None
+        if existing is not None and not existing.deleted:
+            if skip_unchanged and not hooks.statements:
+                # the stored version again, byte for byte (every element the same: any merge rule
+                # keeps it as it is), told without parsing the stored body
+                same = as_stored(existing, resource)
+                if same is not None:
+                    return WriteResult(same, created=False, changed=False, issues=[], body=existing.body)
+            previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         issues: list[dict[str, Any]]
         if previous is None and self.merge.as_is(rtype, source, creating=True):
             issues = []
-        elif previous is not None and skip_unchanged and not hooks.statements and same_bytes(existing, resource):  # type: ignore[arg-type]
-            # the stored version again (every element the same: any merge rule keeps it as it is)
-            return WriteResult(previous, created=False, changed=False, issues=[], body=existing.body)
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
