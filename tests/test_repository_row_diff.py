@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from engine.repository import sqlite_fhir
 from engine.repository.fhir import FhirRepository
 from engine.repository.sqlite_fhir import LAYOUT, _unpack
 from engine.repository.sqlite_store import SqliteStore
@@ -188,6 +189,33 @@ def test_a_range_row_is_one_btree_entry(sqlite_repo: Any) -> None:
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))]
         for table in ("ix_date", "ix_string", "ix_quantity")}
     assert indexes == {"ix_date": ["ix_date_end"], "ix_string": [], "ix_quantity": []}
+
+
+def test_two_resources_whose_keys_collide_are_both_stored_and_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``idh`` is a 64-bit hash of type and id: two ids can share it. Both resources must be
+    stored (a UNIQUE key would refuse the second forever), and each read, version and search
+    must find its own. Every id is given one hash here so that each write collides."""
+    monkeypatch.setattr(sqlite_fhir, "id_hash", lambda rtype, id_: 7)
+    store = SqliteStore(tmp_path / "huren.db")
+    try:
+        repo = FhirRepository(store)
+        repo.update(_patient())
+        repo.update(_patient(id="p2", gender="male", identifier=[{"system": "urn:mrn", "value": "0002"}]))
+        repo.update(_observation())
+        assert {i for (i,) in store.query("SELECT DISTINCT idh FROM fhir_resource")} == {7}
+        assert repo.read("Patient", "p1")["gender"] == "female"
+        assert repo.read("Patient", "p2")["gender"] == "male"
+        repo.update(_patient(id="p2", gender="other", identifier=[{"system": "urn:mrn", "value": "0002"}]))
+        assert repo.read("Patient", "p1")["meta"]["versionId"] == "1"
+        assert repo.read("Patient", "p2")["meta"]["versionId"] == "2"
+        assert repo.vread("Patient", "p2", "1")["gender"] == "male"
+        assert [r["id"] for r in repo.search("Patient", [("gender", "other")]).resources] == ["p2"]
+        assert repo.search("Observation", [("subject", "Patient/p1")]).total == 1
+        assert store.query("SELECT count(*) FROM fhir_resource")[0][0] == 3
+        assert _state(store) == _rebuilt(store, repo)
+    finally:
+        store.close()
 
 
 def test_a_layout_5_store_is_refused_by_layout_4_readers(tmp_path: Path) -> None:

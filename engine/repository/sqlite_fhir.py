@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS fhir_resource (
     rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
     updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, ranges TEXT,
     idh INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS fhir_resource_key ON fhir_resource (idh);
+CREATE INDEX IF NOT EXISTS fhir_resource_key ON fhir_resource (idh);
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
@@ -155,6 +155,10 @@ def id_hash(rtype: str, id_: str) -> int:
     ``(type, id)`` text (~50 bytes of random UUID a row), so the unique index on it is a third
     as many pages, which a commit dirties one per new resource once it outgrows the page cache.
     Lookups check ``type`` and ``id`` on the row too: a collision finds nothing, never another.
+    The index is not UNIQUE on purpose: two resources whose keys collide (64 bits: about 1 in 40
+    over a billion resources) are both stored and both found; a UNIQUE index would refuse the
+    second one forever. One row per (type, id) is kept by the write path, which decides insert or
+    update from the current versions it read under the writer's lock.
     Cached: a write group's puts insert the ids its reads of the current versions just hashed."""
     return h64(f"i{_SEP}{rtype}{_SEP}{id_}")
 
