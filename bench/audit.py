@@ -297,7 +297,7 @@ def bench_read_path(settings: Settings, groups: int) -> None:
         t = time.process_time()
         log.index_keys()
         keys += time.process_time() - t
-    line.append(f"drain into the leaf table {drain / log.size * 1e6:.1f} µs")
+    line.append(f"drain into the record files {drain / log.size * 1e6:.1f} µs")
     line.append(f"search keys (index_keys) {keys / log.size * 1e6:.1f} µs")
     print("; ".join(line))
     log.store.close()

@@ -123,7 +123,7 @@ def test_when_the_record_cannot_be_written_the_request_fails(
                                              [k.pem.encode() for k in engine.audit.keys.public.values()])
     engine.audit = AuditLog(engine.store, settings.with_(audit_checkpoint_every=1), public_only)
     resp = client.get("/fhir/Observation/o7")
-    assert resp.status_code == 500
+    assert resp.status_code == 503  # refused, with an OperationOutcome: never answered unaudited
     body = resp.json()
     assert body["resourceType"] == "OperationOutcome" and "audit record" in body["issue"][0]["diagnostics"]
     assert "Patient/p1" not in resp.text  # the data never left

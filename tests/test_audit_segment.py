@@ -19,6 +19,7 @@ import pytest
 from engine.audit.keys import AuditKeys
 from engine.audit.leaves import LeafTable
 from engine.audit.log import AuditLog
+from engine.audit.record_files import records_directory
 from engine.audit.segment import HEADER, decode, encode, segment_path
 from engine.audit.store import audit_path, open_audit_store
 from engine.audit.verify import verify_online
@@ -48,6 +49,13 @@ if sys.argv[4:] == ["kill-in-drain"]:
     def reset(self):
         os.kill(os.getpid(), signal.SIGKILL)
     segment.Segment.reset = reset
+if sys.argv[4:] == ["kill-in-copy"]:  # the record file written, its index row not committed
+    from engine.audit import record_files
+    copy = record_files._copy
+    def killed(source, fd, at):
+        copy(source, fd, at)
+        os.kill(os.getpid(), signal.SIGKILL)
+    record_files._copy = killed
 log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
 log.start()
 n = 0
@@ -181,6 +189,27 @@ def test_kill_9_between_a_drain_and_the_emptying_of_the_segment_doubles_nothing(
     assert sorted(labels) == list(range(log.size)) and len(set(labels.values())) == log.size
     assert verify_online(log).ok and path.stat().st_size == HEADER.size
     log.store.close()
+
+
+def test_kill_9_after_the_record_file_grew_and_before_its_commit_doubles_nothing(seg_settings: Settings) -> None:
+    """The drain copied the segment's frames to the record file and died before the transaction
+    that indexes them committed: the file's bytes past its indexed size are not the log's; the
+    records are still in the segment, and the next drain writes them there again, once."""
+    proc = _spawn(seg_settings.data_dir, "w", 200, "kill-in-copy")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    answered = _answered(out.splitlines())
+    files = sorted(records_directory(audit_path(seg_settings)).glob("*.records"))
+    assert len(files) == 1 and files[0].stat().st_size > 16  # bytes past what the index says
+    log, labels = _records(seg_settings)
+    assert all(labels.get(seq) == label for seq, label in answered.items())
+    assert sorted(labels) == list(range(log.size)) and len(set(labels.values())) == log.size
+    assert verify_online(log).ok
+    log.record(event(1))
+    log.drain()
+    assert verify_online(log).ok and log.leaves.count() == log.size
+    log.store.close()
+    assert _cli_verify(seg_settings.data_dir).returncode == 0
 
 
 def test_two_workers_append_to_one_log_without_gaps_or_forks(seg_settings: Settings) -> None:

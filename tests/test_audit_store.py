@@ -8,6 +8,8 @@ behave the same.
 
 from __future__ import annotations
 
+import shutil
+
 import orjson
 
 from engine.audit.events import build_event, requestor_agent
@@ -15,6 +17,7 @@ from engine.audit.keys import AuditKeys
 from engine.audit.leaves import TABLE as LEAF_TABLE
 from engine.audit.leaves import LeafTable, leaf_document
 from engine.audit.log import AuditLog
+from engine.audit.record_files import records_directory
 from engine.audit.store import AUDIT_FILE, open_audit_store
 from engine.audit.verify import verify_online
 from engine.audit.who_looked import who_looked
@@ -60,10 +63,46 @@ def as_documents(store: SqliteStore, log: AuditLog) -> None:
     """Put a log the way versions before the leaf table kept it: documents ``{_id, seq, hash, data,
     nodes}`` in ``doc_audit_log`` (the generic document store), no ``audit_leaves`` (and no segment
     file: its records are moved into the table first)."""
-    log.drain()
-    rows = store.conn.execute(f"SELECT seq, hash, data, nodes FROM {LEAF_TABLE} ORDER BY seq").fetchall()
+    rows = as_leaf_rows(store, log)
     store.collection("audit_log").insert_many([leaf_document(*row) for row in rows])
     store.conn.execute(f"DROP TABLE {LEAF_TABLE}")
+
+
+def as_leaf_rows(store: SqliteStore, log: AuditLog) -> list[tuple]:
+    """Put a log the way versions before the record files kept it: every record a row of
+    ``audit_leaves``, no record files (storage layout 2). Returns the rows."""
+    log.drain()
+    rows = [(d["seq"], bytes.fromhex(d["hash"]), d["data"].encode(),
+             bytes.fromhex("".join(d["nodes"])) if d.get("nodes") else None)
+            for d in log.leaves.find(sort=[("_id", 1)])]
+    store.conn.execute("DROP TABLE IF EXISTS audit_files")
+    shutil.rmtree(records_directory(store.path), ignore_errors=True)
+    store.conn.execute(f"DELETE FROM {LEAF_TABLE}")
+    store.conn.executemany(f"INSERT INTO {LEAF_TABLE} (seq, hash, data, nodes) VALUES (?, ?, ?, ?)", rows)
+    return rows
+
+
+def test_a_log_kept_as_leaf_table_rows_keeps_them_and_grows_into_record_files(settings: Settings) -> None:
+    """Storage layout 2 (every record a row of ``audit_leaves``) opens as it is: its rows are read
+    where they are, new records go to record files after them, and the whole verifies."""
+    settings.data_dir.mkdir(parents=True)
+    store = open_audit_store(settings)
+    s = settings.with_(audit_checkpoint_every=4)
+    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
+    for i in range(9):
+        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    root, docs = log.root(), log.leaves.find(sort=[("_id", 1)])
+    assert as_leaf_rows(store, log) and not records_directory(store.path).exists()
+    reopened = AuditLog(store, s, log.keys)
+    assert reopened.root() == root and reopened.leaves.find(sort=[("_id", 1)]) == docs
+    for i in range(6):
+        reopened.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    reopened.drain()
+    assert store.conn.execute(f"SELECT count(*) FROM {LEAF_TABLE}").fetchone()[0] == 9  # the old rows stay
+    assert [d["seq"] for d in reopened.leaves.find(sort=[("_id", 1)])] == list(range(15))
+    assert [d["seq"] for d in reopened.leaves.find({"_id": {"$gte": "000000000007"}}, limit=4)] == [7, 8, 9, 10]
+    assert [d["seq"] for d in reopened.leaves.find(sort=[("_id", -1)], limit=2)] == [14, 13]
+    assert verify_online(AuditLog(store, s, log.keys)).ok
 
 
 def test_a_log_kept_as_documents_moves_into_the_leaf_table_once_and_verifies(settings: Settings) -> None:

@@ -14,10 +14,11 @@ from engine.audit.log import AuditLog
 from engine.settings import Settings
 
 
-def open_log(settings: Settings, *, create_keys: bool = False) -> AuditLog:
+def open_log(settings: Settings, *, create_keys: bool = False, segment: bool = True) -> AuditLog:
     from engine.audit.store import open_audit_store
 
-    return AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings, create=create_keys))
+    return AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings, create=create_keys),
+                    segment=segment)
 
 
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,11 +32,19 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from engine.audit.export import verify_export
     from engine.audit.verify import verify_online
 
+    damaged = None
     if args.export:
         pems = [Path(p).read_bytes() for p in args.public_key or []]
         report = verify_export(Path(args.export), pems)
     else:
-        log = open_log(settings)
+        from engine.audit.segment import SegmentDamaged
+
+        damaged = None
+        try:
+            log = open_log(settings)
+        except SegmentDamaged as exc:  # say so, and verify what was stored before the segment
+            damaged = str(exc)
+            log = open_log(settings, segment=False)
         try:
             keys = None
             if args.public_key:
@@ -43,8 +52,10 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             report = verify_online(log, keys, check_nodes=not args.skip_nodes)
         finally:
             log.store.close()
+        if damaged is not None:  # (the report covers the records stored before it)
+            report.notes.insert(0, f"the audit segment file is damaged, its records are not verified: {damaged}")
     print(json.dumps(report.as_json(), indent=2, ensure_ascii=False) if args.json else report.text())
-    return 0 if report.ok else 1
+    return 0 if report.ok and damaged is None else 1
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:

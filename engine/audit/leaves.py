@@ -30,10 +30,13 @@ import logging
 import re
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.repository.port import Collection, Document, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
+
+if TYPE_CHECKING:
+    from engine.audit.record_files import FileEntry, RecordFiles
 
 log = logging.getLogger(__name__)
 
@@ -90,32 +93,53 @@ class LeafTable:
 
     name = LEAVES
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: SqliteStore, files: RecordFiles | None = None) -> None:
         self.store = store
+        # storage layout 3: records drained from the segment go to record files
+        # (``engine.audit.record_files``); rows an earlier layout put in the table stay there
+        self.files = files
         store.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
                       "data NOT NULL, nodes BLOB)")
 
     # -- the log's append
-    def append(self, rows: Sequence[Leaf]) -> None:
-        """Insert the rows: in the caller's transaction when it holds one (the log's append, whose
-        transaction is all or nothing), else in one of their own."""
+    def append(self, rows: Sequence[Leaf], source: tuple[int, int, int] | None = None) -> None:
+        """Insert the rows (``source``: where their frames are, ``(fd, offset, length)``, when the
+        caller has them in a file: ``RecordFiles.append``): in the
+        caller's transaction when it holds one (the log's append, whose transaction is all or
+        nothing), else in one of their own."""
         if not self.store.in_transaction:
             with self.store.transaction():
-                self.append(rows)
+                self.append(rows, source)
+            return
+        if self.files is not None:
+            table_last = self._table_last()
+            if table_last is not None and rows and rows[0][0] <= table_last:
+                raise DuplicateKey(f"{TABLE}: a sequence number is taken")
+            self.files.append(rows, source)
             return
         try:
             self.store.conn.executemany(_INSERT, rows)
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(f"{TABLE}: a sequence number is taken") from exc
 
-    def last_seq(self) -> int | None:
-        """The highest sequence number stored (one step down the table's B-tree)."""
+    def _table_last(self) -> int | None:
         row = self.store.query(f"SELECT max(seq) FROM {TABLE}")
         return row[0][0] if row else None
 
+    def last_seq(self) -> int | None:
+        """The highest sequence number stored (one step down the table's B-tree; the record files'
+        index)."""
+        last = self._table_last()
+        held = self.files.last_seq() if self.files is not None else None
+        return last if held is None else held if last is None else max(last, held)
+
     def records(self, since: int, limit: int) -> list[tuple[int, str | bytes]]:
         """``(seq, record bytes)`` from ``since`` on, in order: what the key indexer reads."""
-        return self.store.query(f"SELECT seq, data FROM {TABLE} WHERE seq >= ? ORDER BY seq LIMIT ?", (since, limit))
+        rows = self.store.query(f"SELECT seq, data FROM {TABLE} WHERE seq >= ? ORDER BY seq LIMIT ?", (since, limit))
+        if self.files is None:
+            return rows
+        held = [(seq, data) for seq, _leaf, data, _nodes in self.files.rows(since, _MAX_SEQ, limit=limit)]
+        return sorted(rows + held)[:limit] if rows else held
 
     # -- the Collection port, for readers and tools
     def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None:
@@ -142,16 +166,88 @@ class LeafTable:
         self.insert_many([doc])
 
     def insert_many(self, docs: Sequence[Document]) -> None:
-        self.append([self._row(d) for d in docs])  # type: ignore[misc]
+        rows = [self._row(d) for d in docs]
+        if self.files is None or not rows:
+            self.append(rows)  # type: ignore[arg-type]
+            return
+        with self.store.transaction():
+            last = self.last_seq()
+            seqs = [row[0] for row in rows]
+            if (last is None or seqs[0] > last) and seqs == sorted(set(seqs)) and self._in_files(seqs[0]) is not None \
+                    and all(isinstance(row[1], bytes) for row in rows):
+                self.append([(s, h, d.encode() if isinstance(d, str) else d, n)  # type: ignore[misc]
+                             for s, h, d, n in rows])
+                return
+            for row in rows:  # one at a time: into the middle of what is held (a test's tampering)
+                entries = self._in_files(row[0])
+                if entries is None:
+                    try:
+                        self.store.conn.execute(_INSERT, row)
+                    except sqlite3.IntegrityError as exc:
+                        raise DuplicateKey(f"{TABLE}: record {row[0]} exists") from exc
+                else:
+                    self._change_file(entries, row, row[0], "insert")  # type: ignore[arg-type]
 
     def get(self, doc_id: str) -> Document | None:
         if not isinstance(doc_id, str) or not _KEY.fullmatch(doc_id):
             return None
-        rows = self.store.query(f"SELECT seq, hash, data, nodes FROM {TABLE} WHERE seq = ?", (int(doc_id),))
+        seq = int(doc_id)
+        if self.files is not None:
+            entry = self.files.covering(seq)
+            held = self.files.rows(seq, seq, entries=[entry]) if entry is not None else []
+            if held:
+                return self._doc(held[0])
+        rows = self.store.query(f"SELECT seq, hash, data, nodes FROM {TABLE} WHERE seq = ?", (seq,))
         return self._doc(rows[0]) if rows else None
+
+    # -- changes through the port (tools, tests): records in a record file are changed in it
+    def _in_files(self, seq: int) -> list[FileEntry] | None:
+        """The record files' entries when record ``seq`` belongs in them (in a file's range, or
+        after every record the table holds), else ``None`` (a row of the table)."""
+        if self.files is None:
+            return None
+        entries = self.files.entries()
+        if entries:
+            return entries if seq >= entries[0].first else None
+        last = self._table_last()
+        return entries if last is None or seq > last else None
+
+    def _change_file(self, entries: list[FileEntry], row: Leaf | None, seq: int, mode: str) -> bool:
+        """Insert (``mode`` "insert"), replace ("replace", "update") or delete (``row`` None) record
+        ``seq`` in the record files. In a transaction."""
+        files = self.files
+        assert files is not None
+        if row is not None and not (isinstance(row[1], bytes) and len(row[1]) == HASH_SIZE
+                                    and (row[3] is None or isinstance(row[3], bytes))):
+            raise ValueError(f"{TABLE}: a record file holds 32-byte hashes, not {row[1]!r}")
+        if row is not None and isinstance(row[2], str):
+            row = (row[0], row[1], row[2].encode(), row[3])
+        entry = files.covering(seq, entries)
+        if entry is None:
+            if row is None or mode == "update":
+                return False
+            files.append([row])  # after every record held
+            return True
+        by_seq = {r[0]: r for r in files.file_rows(entry)}
+        if mode == "insert" and seq in by_seq:
+            raise DuplicateKey(f"{TABLE}: record {seq} exists")
+        if seq not in by_seq and (row is None or mode == "update"):
+            return False
+        if row is None:
+            del by_seq[seq]
+        else:
+            by_seq[seq] = row
+        files.rewrite(entry, [by_seq[k] for k in sorted(by_seq)])
+        return True
 
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
         seq, leaf, data, nodes = self._row(doc)
+        entries = self._in_files(seq)
+        if entries is not None:
+            with self.store.transaction():
+                self._change_file(entries, (seq, leaf, data, nodes), seq,  # type: ignore[arg-type]
+                                  "replace" if upsert else "update")
+            return
         if upsert:
             self.store.execute(f"INSERT OR REPLACE INTO {TABLE} (seq, hash, data, nodes) VALUES (?, ?, ?, ?)",
                                (seq, leaf, data, nodes))
@@ -171,25 +267,65 @@ class LeafTable:
     def delete(self, doc_id: str) -> bool:
         if not isinstance(doc_id, str) or not _KEY.fullmatch(doc_id):
             return False
+        entries = self._in_files(int(doc_id))
+        if entries is not None:
+            with self.store.transaction():
+                return self._change_file(entries, None, int(doc_id), "delete")
         return self.store.execute(f"DELETE FROM {TABLE} WHERE seq = ?", (int(doc_id),)).rowcount > 0
 
     def find(self, filter: Document | None = None, *, sort: Sequence[tuple[str, int]] = (),
              limit: int | None = None, skip: int = 0) -> list[Document]:
         where, params = self._where(filter)
         sql = f"SELECT seq, hash, data, nodes FROM {TABLE} WHERE {where}"
+        descending = False
         if sort:
             fields = {f for f, _ in sort}
             if not fields <= {"_id", "seq"}:
                 raise ValueError(f"{TABLE} sorts by its key only, not {sorted(fields)}")
-            sql += " ORDER BY seq " + ("DESC" if sort[0][1] < 0 else "ASC")
-        if limit is not None or skip:
-            sql += " LIMIT ? OFFSET ?"
-            params = [*params, -1 if limit is None else limit, skip]
-        return [self._doc(row) for row in self.store.query(sql, params)]
+            descending = sort[0][1] < 0
+            sql += " ORDER BY seq " + ("DESC" if descending else "ASC")
+        held = self._held(filter, None if limit is None else limit + skip, descending)
+        if held is None:  # no record files: the table is the log
+            if limit is not None or skip:
+                sql += " LIMIT ? OFFSET ?"
+                params = [*params, -1 if limit is None else limit, skip]
+            return [self._doc(row) for row in self.store.query(sql, params)]
+        if not sort:
+            sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, limit + skip]
+        rows = self.store.query(sql, params)
+        rows = sorted(rows + held, key=lambda row: row[0], reverse=descending) if rows else held
+        end = None if limit is None else skip + limit
+        return [self._doc(row) for row in rows[skip:end]]
 
     def count(self, filter: Document | None = None) -> int:
         where, params = self._where(filter)
-        return int(self.store.query(f"SELECT count(*) FROM {TABLE} WHERE {where}", params)[0][0])
+        held = self._held(filter, None, False)
+        return int(self.store.query(f"SELECT count(*) FROM {TABLE} WHERE {where}", params)[0][0]) + len(held or ())
+
+    def _held(self, filter: Document | None, limit: int | None, descending: bool) -> list[Leaf] | None:
+        """The records in record files ``filter`` selects, in order (``None``: there are none)."""
+        if self.files is None:
+            return None
+        entries = self.files.entries()
+        if not entries:
+            return None
+        lo, hi, wanted = _bounds(filter)
+        if wanted is not None:  # a list of keys (the proofs' nodes): each read where it is
+            keys = sorted((k for k in wanted if lo <= k <= hi), reverse=descending)
+            out: list[Leaf] = []
+            for key in keys:
+                entry = self.files.covering(key, entries)
+                if entry is not None:
+                    out.extend(self.files.rows(key, key, entries=[entry]))
+                if limit is not None and len(out) >= limit:
+                    break
+            return out
+        if lo > hi:
+            return []
+        return self.files.rows(lo, hi, limit=limit, descending=descending, entries=entries)
 
     @staticmethod
     def _where(filter: Document | None) -> tuple[str, list[Any]]:
@@ -262,6 +398,35 @@ class LeafTable:
             return True
 
 
+_MAX_SEQ = (1 << 63) - 1
+
+
+def _bounds(filter: Document | None) -> tuple[int, int, set[int] | None]:
+    """``_where``'s conditions as an inclusive range of sequence numbers and, for ``$eq``/``$in``,
+    the keys wanted (validated as ``_where`` does)."""
+    lo, hi, wanted = 0, _MAX_SEQ, None
+    for field, cond in (filter or {}).items():
+        conds = cond if isinstance(cond, dict) else {"$eq": cond}
+        for op, value in conds.items():
+            if op in ("$in", "$eq"):
+                keys = {_key_of(field, v) for v in (value if op == "$in" else [value])} - {None}
+                wanted = keys if wanted is None else wanted & keys  # type: ignore[operator]
+            else:
+                term = _range_term(field, op, value)
+                if term is None:
+                    continue
+                bound = term[1]
+                if op == "$gt":
+                    lo = max(lo, bound + 1)
+                elif op == "$gte":
+                    lo = max(lo, bound)
+                elif op == "$lt":
+                    hi = min(hi, bound - 1)
+                else:
+                    hi = min(hi, bound)
+    return lo, hi, wanted  # type: ignore[return-value]
+
+
 def _key_of(field: str, value: Any) -> int | None:
     if field == "seq":
         return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -288,7 +453,12 @@ def open_leaves(store: Store) -> LeafTable | Collection:
     the document collection elsewhere or when that table cannot be moved."""
     if not isinstance(store, SqliteStore):
         return store.collection(LEAVES)
-    table = LeafTable(store)
+    files = None
+    if str(store.path) != ":memory:":
+        from engine.audit.record_files import RecordFiles, records_directory
+
+        files = RecordFiles(store, records_directory(store.path))
+    table = LeafTable(store, files)
     return table if table.adopt_documents() else store.collection(LEAVES)
 
 

@@ -124,7 +124,9 @@ class Appended(NamedTuple):
 
 class AuditLog:
     def __init__(self, store: Store, settings: Settings, keys: AuditKeys,
-                 repository: Any | None = None) -> None:
+                 repository: Any | None = None, *, segment: bool = True) -> None:
+        """``segment=False`` leaves the segment file alone (``huren audit verify`` of the stored
+        records when the segment is damaged): such a log reads what was stored and must not append."""
         self.store = store
         self.settings = settings
         self.keys = keys
@@ -133,7 +135,7 @@ class AuditLog:
         self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
         self._leaf_rows = appender(self._leaves)
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
-        self._segment = (Segment(segment_path(store.path)) if isinstance(self._leaves, LeafTable)
+        self._segment = (Segment(segment_path(store.path)) if segment and isinstance(self._leaves, LeafTable)
                          and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
         # the segment's records not yet in the table, in order, as this process knows them (its own
         # appends and what ``sync`` took in from others): the drain inserts these, no file read back
@@ -495,7 +497,13 @@ class AuditLog:
             return 0
         last = self._leaf_rows.last_seq()
         fresh = rows if last is None or rows[0][0] > last else [row for row in rows if row[0] > last]
-        if fresh:
+        if not fresh:
+            return len(rows)
+        if fresh is self._unmoved and self._segment is not None and getattr(self._leaves, "files", None):
+            # record files take the segment's frames as they are (``_unmoved`` is every frame of the
+            # file, in order): one read instead of encoding each record again
+            self._leaf_rows.append(fresh, source=self._segment.frames_of(fresh))  # type: ignore[call-arg]
+        else:
             self._leaf_rows.append(fresh)
         return len(rows)
 
@@ -510,7 +518,10 @@ class AuditLog:
             for _batch in range(100_000):
                 if not seg.pending():
                     return
-                with self._table_transaction(DRAIN_BATCH):
+                # into record files all at once (a copy of bytes: ~1-2 ms for 10,000 records);
+                # into the leaf table DRAIN_BATCH at a time
+                batch = None if getattr(self._leaves, "files", None) else DRAIN_BATCH
+                with self._table_transaction(batch):
                     pass
                 if not self._unmoved:
                     return  # all in the table (and the file emptied, or that failed: logged)

@@ -4,8 +4,9 @@ A pure ASGI middleware (not ``BaseHTTPMiddleware``) so it can hold back ``http.r
 when the handler starts its response, the middleware folds the request's notes
 (``engine.audit.note``) — or, when a route noted nothing, what the method and path say — into one
 AuditEvent with the final status as outcome, and appends it to ``Engine.audit``. Only then does the
-response go out. If the record cannot be written, the client gets a 500 OperationOutcome instead
-of the response: writing the audit record is part of the request (DESIGN.md "Audit").
+response go out. If the record cannot be written (a full disk, a damaged log, a key that cannot
+sign a due checkpoint), the client gets a 503 OperationOutcome instead of the response: writing the
+audit record is part of the request, and the server cannot serve it now; the request may be retried.
 Refused (401/403) and failed requests are recorded like any other, with outcome 4/8; a handler
 that crashes is recorded with outcome 12 before the error propagates.
 
@@ -217,7 +218,7 @@ class AuditMiddleware:
                 except Exception:
                     log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
                     refused = True
-                    await send({"type": "http.response.start", "status": 500, "headers": [
+                    await send({"type": "http.response.start", "status": 503, "headers": [
                         (b"content-type", b"application/fhir+json"),
                         (b"content-length", str(len(FAILURE_BODY)).encode())]})
                     await send({"type": "http.response.body", "body": FAILURE_BODY})

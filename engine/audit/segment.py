@@ -58,7 +58,8 @@ _GENERATIONS = 1 << 63
 
 
 class SegmentDamaged(RuntimeError):
-    """The file is not a segment (wrong header): left as it is rather than overwritten."""
+    """The file is not a segment (wrong header) or is damaged in its middle: left as it is rather
+    than overwritten or cut."""
 
 
 def encode(rows: Sequence[Leaf]) -> bytes:
@@ -73,6 +74,11 @@ def encode(rows: Sequence[Leaf]) -> bytes:
         parts.append(pack_head(len(body), crc32(body)))
         parts.append(body)
     return b"".join(parts)
+
+
+def frame_size(row: Leaf) -> int:
+    """Bytes of ``row``'s frame: head, seq, count, leaf hash, nodes, record bytes."""
+    return _HEAD.size + _FIXED + len(row[3] or b"") + len(row[2])
 
 
 def decode(buf: bytes) -> tuple[list[Leaf], int]:
@@ -95,6 +101,20 @@ def decode(buf: bytes) -> tuple[list[Leaf], int]:
         rows.append((seq, leaf, buf[nodes_end:stop], buf[start + _FIXED:nodes_end] if count else None))
         pos = stop
     return rows, pos
+
+
+def torn(tail: bytes) -> bool:
+    """Whether ``tail`` (from the first frame that fails to ``decode``) is a torn tail: a last
+    write cut short (the frame runs past the end of the file), or one the kernel never wrote out
+    (zeros, after a power cut), or a last frame whose bytes are wrong and nothing after it. A
+    frame that fails while whole frames follow it is damage in the middle of the file: cutting
+    there would drop records whose requests were answered."""
+    if len(tail) < _HEAD.size or not tail.strip(b"\0"):
+        return True
+    length = _HEAD.unpack_from(tail, 0)[0]
+    if length < _FIXED or length > MAX_FRAME:
+        return False  # a damaged length with bytes after it: where the next frame starts is unknown
+    return _HEAD.size + length >= len(tail)
 
 
 class Segment:
@@ -164,6 +184,12 @@ class Segment:
         buf = os.pread(self.fd, size - start, start) if size > start else b""
         rows, used = decode(buf)
         if start + used < size:
+            if not torn(buf[used:]):
+                raise SegmentDamaged(
+                    f"{self.path}: the frame at byte {start + used} (after record "
+                    f"{rows[-1][0] if rows else 'none'} of this file) fails its CRC with whole records after it: "
+                    "damaged in its middle, not a torn tail, so nothing was cut off and no record can be "
+                    "appended; run `huren audit verify`, then move the file aside")
             self._cut(start + used, buf[used:], generation)
         self.generation, self.end = generation, start + used
         return reset, rows
@@ -180,6 +206,22 @@ class Segment:
             os.ftruncate(self.fd, self.end)
             raise OSError(f"audit segment: short write ({written} of {len(frames)} bytes)")
         self.end += written
+
+    def frames_of(self, rows: Sequence[Leaf]) -> tuple[int, int, int] | None:
+        """Where the file's frames are ``(fd, offset, length)`` when they are exactly ``rows`` (every
+        frame, in order, as the log holds them: the first and the last frame checked where they
+        must be), for a copy without reading them into this process; else ``None``."""
+        size = self.end - HEADER.size
+        last = rows[-1]
+        at = self.end - frame_size(last)
+        if size <= 0 or at < HEADER.size:
+            return None
+        head = os.pread(self.fd, _HEAD.size + _BODY.size, HEADER.size)
+        tail = os.pread(self.fd, _HEAD.size + _BODY.size, at)
+        if len(head) < 17 or len(tail) < 17 or _BODY.unpack_from(head, 8)[0] != rows[0][0] \
+                or _BODY.unpack_from(tail, 8)[0] != last[0]:
+            return None
+        return self.fd, HEADER.size, size
 
     def reset(self) -> None:
         """Empty the file once its frames are in the table: the new generation first, then the

@@ -1,0 +1,282 @@
+"""Where the audit log keeps its records once they leave the segment file: append-only record files
+beside its database, found through a small index table (storage layout 3, SQLite only).
+
+An audited read's record is first one ``write()`` to the segment file (``engine.audit.segment``);
+the drain then moved it into the leaf table, one row per record, and that cost ~2-3.5 µs of CPU a
+record (measured in the drain: ``executemany`` of ~350-byte rows, their WAL pages and the WAL's
+checkpoints writing them a second time), as much as the append it followed. The frames the
+segment holds are already the complete leaf rows (sequence number, leaf hash, the tree nodes it
+completed, the record's bytes; each with its CRC), so the drain now copies those bytes, in one
+``pwrite``, to the end of the current record file and advances its row in ``audit_files`` (first
+and last sequence number, how many bytes are the log's, a rewrite counter) in the same database
+transaction: one row per drain instead of one per record, a few µs per drain in all.
+
+What a row of ``audit_files`` states is what the log holds: a file's bytes past its ``size`` are an
+append whose transaction never committed (a crash between the ``pwrite`` and the commit); the next
+append cuts them off and writes there, and readers never read past ``size``. The records are still
+in the segment file then, so nothing is lost (the segment is emptied only after the commit). A file
+is closed for appends past ``ROLL_BYTES`` and the next drain starts a new one named by its first
+sequence number. Durability is the segment's and SQLite's under ``synchronous=NORMAL``: handed to
+the operating system before the commit that indexes it; no ``fsync``.
+
+Readers reach a record by sequence number through a per-file list of frame offsets, built once by
+scanning the file (CRC-checked) and extended as the file grows. A frame that fails its CRC in the
+middle of a file (damage, not a crash: a committed size covers it) ends what can be read of that
+file: the records from there on are missing for every reader, and ``huren audit verify`` names the
+first of them; a warning names the file and offset. The same ``engine.audit.leaves.LeafTable`` port
+serves them with the earlier layouts' rows (records a version before this one moved into
+``audit_leaves`` stay there and are read from there).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import errno
+import logging
+import os
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.audit.leaves import Leaf
+from engine.audit.segment import decode, encode, frame_size
+from engine.repository.port import DuplicateKey
+from engine.repository.sqlite_store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+TABLE = "audit_files"
+MAGIC = b"HURENRF1"
+HEADER = struct.Struct("<8sQ")  # magic, the sequence number the file was started at
+ROLL_BYTES = 64 << 20  # a file past this size takes no more appends: the next drain starts a new one
+LAYOUT = 3  # audit_meta/layout: records kept in record files (1: documents, 2: audit_leaves rows)
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One row of ``audit_files``."""
+
+    first: int
+    last: int
+    size: int
+    gen: int
+
+
+@dataclass(slots=True)
+class _Offsets:
+    """What a scan of one file found: its frames' sequence numbers and where each starts."""
+
+    gen: int
+    scanned: int  # bytes scanned (the committed size when last looked, or where damage stopped it)
+    size: int  # the committed size when last looked
+    seqs: list[int] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    damaged: bool = False
+
+
+class RecordFiles:
+    """The record files of one log and their index table. Writers call ``append`` and ``rewrite``
+    inside the log database's write transaction (which serialises them across processes)."""
+
+    def __init__(self, store: SqliteStore, directory: Path) -> None:
+        self.store = store
+        self.directory = directory
+        store.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, "
+                      "size INTEGER NOT NULL, gen INTEGER NOT NULL DEFAULT 0)")
+        self._offsets: dict[int, _Offsets] = {}
+        self._scan_lock = threading.Lock()
+
+    def path(self, first: int) -> Path:
+        return self.directory / f"{first:012d}.records"
+
+    def entries(self) -> list[FileEntry]:
+        return [FileEntry(*row) for row in self.store.query(
+            f"SELECT first, last, size, gen FROM {TABLE} ORDER BY first")]
+
+    def last_seq(self) -> int | None:
+        row = self.store.query(f"SELECT max(last) FROM {TABLE}")
+        return row[0][0] if row else None
+
+    # ------------------------------------------------------------------ writing
+    def append(self, rows: Sequence[Leaf], source: tuple[int, int, int] | None = None) -> None:
+        """Add ``rows`` (ascending, after every record held) at the end of the current file, or of a
+        new one. ``source`` ``(fd, offset, length)``: where their frames already are (the segment
+        file), copied by the kernel (``copy_file_range``) rather than read in and written out
+        again. In the caller's transaction."""
+        if not rows:
+            return
+        entries = self.store.query(f"SELECT first, last, size, gen FROM {TABLE} ORDER BY first DESC LIMIT 1")
+        current = FileEntry(*entries[0]) if entries else None
+        if current is not None and rows[0][0] <= current.last:
+            raise DuplicateKey(f"{TABLE}: record {rows[0][0]} is held already")
+        last = rows[-1][0]
+        if current is None or current.size >= ROLL_BYTES:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            first, at = rows[0][0], HEADER.size
+            fd = os.open(self.path(first), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        else:
+            first, at = current.first, current.size
+            fd = os.open(self.path(first), os.O_RDWR | os.O_CLOEXEC)
+        try:
+            if current is None or at == HEADER.size:
+                _write_all(fd, HEADER.pack(MAGIC, first), 0)
+            elif os.fstat(fd).st_size != at:  # an append that never committed: its bytes go
+                os.ftruncate(fd, at)
+            length = _copy(source, fd, at) if source is not None else _write_all(fd, encode(rows), at)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, at)
+            raise
+        finally:
+            os.close(fd)
+        if at == HEADER.size:
+            self.store.execute(f"INSERT OR REPLACE INTO {TABLE} (first, last, size, gen) VALUES (?, ?, ?, 0)",
+                               (first, last, at + length))
+        else:
+            self.store.execute(f"UPDATE {TABLE} SET last = ?, size = ? WHERE first = ?", (last, at + length, first))
+
+    def _write_new(self, path: Path, first: int, frames: bytes) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, HEADER.pack(MAGIC, first) + frames, 0)
+        finally:
+            os.close(fd)
+
+    def rewrite(self, entry: FileEntry, rows: Sequence[Leaf]) -> None:
+        """Replace file ``entry``'s records with ``rows`` (a tool's or a test's change of stored
+        records, through the ``Collection`` port: the log itself never rewrites). A new file is
+        written beside and renamed over the old one; its row says the new size and counts the
+        rewrite, so every process scans it again. In the caller's transaction."""
+        tmp = self.path(entry.first).with_suffix(".rewrite")
+        frames = encode(rows)
+        self._write_new(tmp, entry.first, frames)
+        os.replace(tmp, self.path(entry.first))
+        last = max([entry.last, *(row[0] for row in rows)])
+        self.store.execute(f"UPDATE {TABLE} SET last = ?, size = ?, gen = gen + 1 WHERE first = ?",
+                           (last, HEADER.size + len(frames), entry.first))
+
+    # ------------------------------------------------------------------ reading
+    def covering(self, seq: int, entries: Sequence[FileEntry] | None = None) -> FileEntry | None:
+        """The file whose range holds ``seq`` (its first .. last)."""
+        for entry in self.entries() if entries is None else entries:
+            if entry.first <= seq <= entry.last:
+                return entry
+        return None
+
+    def rows(self, lo: int, hi: int, *, limit: int | None = None, descending: bool = False,
+             entries: Sequence[FileEntry] | None = None) -> list[Leaf]:
+        """The records ``lo`` .. ``hi`` held, in order (newest first when ``descending``), at most
+        ``limit`` of them."""
+        out: list[Leaf] = []
+        files = [e for e in (self.entries() if entries is None else entries) if e.last >= lo and e.first <= hi]
+        for entry in reversed(files) if descending else files:
+            want = None if limit is None else limit - len(out)
+            if want is not None and want <= 0:
+                break
+            found = self._read(entry, lo, hi, want, descending)
+            if descending:
+                found.reverse()
+            out.extend(found)
+        return out
+
+    def file_rows(self, entry: FileEntry) -> list[Leaf]:
+        return self._read(entry, entry.first, max(entry.last, entry.first))
+
+    def _read(self, entry: FileEntry, lo: int, hi: int, limit: int | None = None,
+              last: bool = False) -> list[Leaf]:
+        """The records ``lo`` .. ``hi`` of one file, ascending: only the first (or, ``last``, the
+        final) ``limit`` of them are read."""
+        offsets = self._scan(entry)
+        seqs = offsets.seqs
+        i, j = bisect.bisect_left(seqs, lo), bisect.bisect_right(seqs, hi)
+        if limit is not None and j - i > limit:
+            i, j = (j - limit, j) if last else (i, i + limit)
+        if i >= j:
+            return []
+        start = offsets.starts[i]
+        stop = offsets.starts[j] if j < len(seqs) else offsets.scanned
+        fd = os.open(self.path(entry.first), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            buf = os.pread(fd, stop - start, start)
+        finally:
+            os.close(fd)
+        rows, _used = decode(buf)
+        return rows
+
+    def _scan(self, entry: FileEntry) -> _Offsets:
+        """The offsets of ``entry``'s frames, scanning only what was appended since the last look."""
+        with self._scan_lock:
+            known = self._offsets.get(entry.first)
+            if known is not None and known.gen == entry.gen and known.size == entry.size:
+                return known
+            if known is None or known.gen != entry.gen or entry.size < known.size or known.damaged:
+                known = _Offsets(entry.gen, HEADER.size, HEADER.size)
+            path = self.path(entry.first)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                log.error("audit: record file %s is missing: records %d-%d cannot be read", path,
+                          entry.first, entry.last)
+                known.damaged, known.size = True, entry.size
+                self._offsets[entry.first] = known
+                return known
+            try:
+                if known.scanned == HEADER.size:
+                    magic, _first = HEADER.unpack(os.pread(fd, HEADER.size, 0).ljust(HEADER.size, b"\0"))
+                    if magic != MAGIC:
+                        log.error("audit: %s is not an audit record file: records %d-%d cannot be read",
+                                  path, entry.first, entry.last)
+                        known.damaged, known.size = True, entry.size
+                        self._offsets[entry.first] = known
+                        return known
+                buf = os.pread(fd, entry.size - known.scanned, known.scanned)
+            finally:
+                os.close(fd)
+            rows, used = decode(buf)
+            pos = known.scanned
+            for row in rows:
+                known.seqs.append(row[0])
+                known.starts.append(pos)
+                pos += frame_size(row)
+            known.scanned, known.size = pos, entry.size
+            if pos < entry.size:
+                known.damaged = True
+                log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
+                          "inside what the log committed): the records after it cannot be read; "
+                          "run `huren audit verify`", path, pos)
+            self._offsets[entry.first] = known
+            return known
+
+
+def _write_all(fd: int, data: bytes, at: int) -> int:
+    """``data`` written at ``at``; a short write (a full disk) raises."""
+    written = os.pwrite(fd, data, at)
+    if written != len(data):
+        raise OSError(errno.ENOSPC, f"audit record file: short write ({written} of {len(data)} bytes)")
+    return written
+
+
+def _copy(source: tuple[int, int, int], fd: int, at: int) -> int:
+    """Copy ``length`` bytes from ``source`` ``(fd, offset, length)`` to ``fd`` at ``at``, in the
+    kernel when it can (``copy_file_range``), else through this process."""
+    src, offset, length = source
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(src, fd, length - done, offset + done, at + done)
+            if n == 0:
+                raise OSError(errno.ENOSPC, "audit record file: copy cut short")
+            done += n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        _write_all(fd, os.pread(src, length - done, offset + done), at + done)
+    return length
+
+
+def records_directory(database: Path) -> Path:
+    """The record files' directory beside the log's database (``audit.sqlite3`` -> ``audit.records``)."""
+    return database.with_name(database.stem + ".records")
