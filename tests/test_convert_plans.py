@@ -271,3 +271,28 @@ def test_checking_a_text_hole_agrees_with_validating_the_whole(site: Site, valid
         assert any(p.plan.text for _, p in _planned_results(conversion))
     for resource, planned in _planned_results(conversion):
         assert validator.valid_planned(resource, planned) <= validator.is_valid(resource), (colour, resource)
+
+
+@pytest.mark.parametrize("value", [">5.0", "<= 3", "≥7", "5~6", "~6.2", "5\\T\\", " 6.2 ", "6.20", "-0", '""', "1e3"])
+def test_an_obx_shape_met_before_is_built_the_same_whatever_its_value(site: Site, value: str) -> None:
+    """The shortcut of an OBX shape (``plans.shortcut``: every field but the set id, value and
+    time) reads the value as ``describe`` does: a value of another shape than the plan's (a
+    comparator, repetitions, escapes) or that is no number goes the ordinary way; the bytes are
+    those of a conversion without plans, and the other results of the message still take the
+    shortcut."""
+    convert(parse(_feed()), site)
+    convert(parse(_feed().replace("000201", "000202")), site)  # every shape has its shortcut now
+    text = _with_obx(_feed().replace("000201", "000203"), 3, 5, value)
+    with _plans_off():
+        ordinary = golden._outcome(text, Site.load(Settings()))
+    filled = [0]
+    original = plans.fill
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built = original(*args, **kwargs)
+        filled[0] += built is not None
+        return built
+
+    with mock.patch.object(plans, "fill", counting):
+        assert golden._outcome(text, site) == ordinary
+    assert filled[0] >= 9  # the blood count's other planned results (WBC names its technician)
