@@ -175,7 +175,8 @@ def _check_demographics(nid: NationalId, pid: Segment) -> None:
 
 # (site, institution, delimiters, PID and PD1 as split into fields) -> (site, local key, the Patient
 # converted from them, its display, the unmapped notes its conversion made), for ``patient``
-_PATIENTS: dict[tuple[Any, ...], tuple[Any, str, Resource, str, tuple[tuple[str, str, str], ...]]] = {}
+# (True: met once)
+_PATIENTS: dict[tuple[Any, ...], tuple[Any, str, Resource, str, tuple[tuple[str, str, str], ...]] | bool] = {}
 _PATIENTS_MAX = 2048
 
 
@@ -185,13 +186,14 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     A patient's PID comes again and again, the same to the character (each of a visit's results,
     the ADT events of a stay), and the Patient is a function of its PID and PD1, the site's tables
     and the institution: a PID converted before without a warning gives a copy of that Patient
-    (its unmapped notes reported again) instead of its ~30-40 us of field conversions."""
+    (its unmapped notes reported again) instead of its ~30-40 us of field conversions, from the
+    third time it comes."""
     pd1 = _following(pid, "PD1", ctx)
     enc = pid.enc
     memo = (id(ctx.site), ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
             enc.charset, tuple(pid.fields), tuple(pd1.fields) if pd1 is not None else None)
     hit = _PATIENTS.get(memo)
-    if hit is not None and hit[0] is ctx.site:
+    if type(hit) is tuple and hit[0] is ctx.site:
         _, key, kept, display, noted = hit
         for marker in noted:
             ctx.note_unmapped(*marker)
@@ -207,7 +209,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
                                            for r in itertools.islice(ctx.resources, made, None)):
         if len(_PATIENTS) >= _PATIENTS_MAX:
             _PATIENTS.clear()
-        _PATIENTS[memo] = (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
+        # kept the second time it comes (a PID met once -- most of a day's patients in a feed of
+        # new visits -- costs its key, not a copy of its Patient)
+        _PATIENTS[memo] = True if hit is None else (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
     return key, ref
 
 
