@@ -3,6 +3,7 @@
     python bench/ingest.py [--quick] [--messages N] [--connections C] [--window W]
     python bench/ingest.py --stages [--messages N] [--stored M]  # only the CPU per stage, in process
     python bench/ingest.py --only lab|adt|imaging         # only that kind's MLLP run (paired runs)
+    python bench/ingest.py --commit-pages [--messages N] [--stored M]  # a commit's WAL pages by B-tree
 
 Prints, for a 12-OBX ORU^R01 (lab), an ADT^A01 (registration) and an imaging ORU^R01 (PACS report):
 
@@ -411,6 +412,7 @@ class StageClock:
             (ingestor, "_run_batch", "· pipeline (batch loop, envelope, statuses)"),
             (ingestor, "_phase1", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "get", "· pipeline: envelope, idempotency (phase 1)"),
+            (ingestor.messages, "get_many", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "new_document", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor, "_write", "· pipeline: per-message write bookkeeping"),
             (ingest_module, "owners_of", "· pipeline: per-message write bookkeeping"),
@@ -512,6 +514,86 @@ def stage_breakdown(count: int, batch: int = 50, stored: int = 0) -> dict[str, f
     return {k: v for k, v in per.items() if not k.startswith("·")}
 
 
+class _TimedConnection:
+    """A SQLite connection whose ``COMMIT`` statements are timed (thread CPU), for ``commit_pages``."""
+
+    def __init__(self, conn: Any) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "commit_seconds", 0.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "commit_seconds":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._conn, name, value)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql != "COMMIT":
+            return self._conn.execute(sql, *args)
+        t0 = time.thread_time()
+        try:
+            return self._conn.execute(sql, *args)
+        finally:
+            self.commit_seconds += time.thread_time() - t0
+
+
+def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
+    """What a batch's COMMIT writes and costs: the WAL pages of each commit by the B-tree they
+    belong to (the frame headers' page numbers, each page's owner per ``dbstat``), and the CPU of
+    the COMMIT statements with SQLite's automatic checkpoints as configured and without them.
+
+    Why: the commit's cost is the pages a batch changes, appended to the WAL, plus the checkpoints
+    that copy them to the database; which tables those pages belong to says whose layout to change."""
+    import collections
+    import struct
+
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    figures = {}
+    for checkpoints in (True, False):
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
+            with Engine(settings) as engine:
+                for start in range(0, stored, batch):
+                    engine.ingestor.process([(oru_lab(70_000_000 + i, own_person=True), "bench", "127.0.0.1:1")
+                                             for i in range(start, min(start + batch, stored))])
+                settle_warm(engine, batch)
+                conn = engine.store.conn
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                interval = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+                if not checkpoints:
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
+                timed = engine.store.conn = _TimedConnection(conn)
+                messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+                for start in range(0, count, batch):
+                    engine.ingestor.process(messages[start : start + batch])
+                engine.store.conn = conn
+                figures[checkpoints] = timed.commit_seconds / count * 1e6
+                if checkpoints:
+                    continue
+                wal = Path(str(settings.sqlite_path) + "-wal").read_bytes()
+                page_size = struct.unpack(">I", wal[8:12])[0]
+                owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+                per_tree: collections.Counter[str] = collections.Counter()
+                commits, offset = 0, 32
+                while offset + 24 + page_size <= len(wal):
+                    page, after = struct.unpack(">II", wal[offset : offset + 8])
+                    per_tree[owner.get(page, "(pages freed since)")] += 1
+                    commits += after != 0  # a commit frame carries the database size after it
+                    offset += 24 + page_size
+    frames = sum(per_tree.values()) / max(commits, 1)
+    print(f"COMMIT of {count} lab messages in batches of {batch}" + (f" after {stored:,} stored" if stored else "")
+          + f": {figures[True]:,.0f} us/msg of CPU with checkpoints every {interval:,} pages, "
+          f"{figures[False]:,.0f} without; {frames:,.0f} WAL frames of {page_size // 1024} KiB per commit "
+          f"({commits} commits; {load_note()}), by B-tree:")
+    for name, n in per_tree.most_common(20):
+        print(f"    {name:<46} {n / commits:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (make bench)")
@@ -522,6 +604,9 @@ def main() -> None:
                         help="only the in-process CPU per stage of the 12-OBX lab result (--messages of them)")
     parser.add_argument("--stored", type=int, default=0,
                         help="with --stages: lab messages stored first, untimed (the database's size)")
+    parser.add_argument("--commit-pages", action="store_true",
+                        help="only the WAL pages a batch's COMMIT writes, by B-tree, and its CPU with and "
+                             "without checkpoints (--messages lab messages, --stored first)")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -535,6 +620,9 @@ def main() -> None:
     count = 300 if args.quick else args.messages
     if args.stages:
         stage_breakdown(count, stored=args.stored)
+        return
+    if args.commit_pages:
+        commit_pages(count, stored=args.stored)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:

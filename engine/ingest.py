@@ -538,17 +538,20 @@ class Ingestor:
         """Each message's fate from its envelope and the message store: a resend, a conflict, a
         refusal, or new; the new documents go to ``new_docs`` (not stored here)."""
         in_batch: dict[str, _Item] = {}
-        for item in items:
+        # every addressable message's key looked up in one query (one SELECT each was ~8 us a message)
+        keys = [message_id(i.header.facility_code, i.header.control_id)
+                if i.header is not None and i.header.addressable else None for i in items]
+        stored = self.messages.get_many([k for k in keys if k is not None])
+        for item, key in zip(items, keys, strict=True):
             h = item.header
             assert h is not None
-            if not h.addressable:
+            if key is None:
                 item.doc_id = anonymous_id(item.sha256)
                 fatal = [p for p in h.problems if p.ack_code == "AR"] or h.problems
                 self._new_or_existing(item, new_docs, in_batch, status=QUARANTINED, errors=fatal, ack="AR")
                 continue
-            key = message_id(h.facility_code, h.control_id)
             earlier = in_batch.get(key)
-            existing = earlier.doc if earlier is not None else self.messages.get(key)
+            existing = earlier.doc if earlier is not None else stored.get(key)
             if existing is not None and existing["sha256"] == item.sha256:
                 if earlier is not None:
                     item.same_as = earlier
@@ -961,6 +964,7 @@ class Ingestor:
                 first = item.same_as.outcome
                 if first is not None:
                     self.stats.duplicates += 1
+                    item.refs = item.same_as.refs  # what the first wrote, as a resend in a later batch is told
                     item.outcome = self._outcome(item, first.code, first.errors, first.status, duplicate=True)
             if item.outcome is None:
                 item.outcome = self._internal_error(item, RuntimeError("message was not processed"))

@@ -78,6 +78,31 @@ def test_a_message_failing_at_write_time_is_quarantined_alone(settings: Settings
         assert sorted(e["outcome"] for e in imports) == ["0", "0", "4"]  # one per message, none twice
 
 
+def test_a_batch_of_resends_conflicts_and_new_messages_is_decided_from_one_read(backend_settings: Settings) -> None:
+    """Hospital A resends two results (one processed, one quarantined), sends one twice in the same
+    batch, reuses a control id for other content and sends two new ones: each gets the answer its
+    envelope earns, on either backend, and the batch's idempotency keys are read in one call."""
+    with Engine(backend_settings) as engine:
+        ingest = engine.ingestor
+        first = ingest.process([(oru_lab(1), "mllp", "p"), (oru_lab(2).replace(b"|2.5.1|", b"|2.9|"), "mllp", "p")])
+        assert [o.code for o in first] == ["AA", "AR"]
+        reads: list[list[str]] = []
+        get_many = ingest.messages.get_many
+        ingest.messages.get_many = lambda ids: reads.append(list(ids)) or get_many(ids)  # type: ignore[method-assign]
+        other = oru_lab(1).replace("张^三".encode(), "李^四".encode())  # control id of oru_lab(1), other bytes
+        batch = [oru_lab(1), oru_lab(2).replace(b"|2.5.1|", b"|2.9|"), oru_lab(3), oru_lab(3), other, oru_lab(4)]
+        outcomes = ingest.process([(raw, "mllp", "p") for raw in batch])
+        assert [o.code for o in outcomes] == ["AA", "AR", "AA", "AA", "AE", "AA"]
+        assert [o.duplicate for o in outcomes] == [True, True, False, True, False, False]
+        assert outcomes[0].resources == first[0].resources and outcomes[3].resources == outcomes[2].resources
+        assert outcomes[4].status == QUARANTINED and "already received with different content" in outcomes[4].ack.decode()
+        assert len(reads) == 1 and sorted(set(reads[0])) == sorted(
+            {message_id("FNXRMYY", f"LAB{n:09d}") for n in (1, 2, 3, 4)})
+        for n in (1, 3, 4):
+            assert ingest.messages.get(message_id("FNXRMYY", f"LAB{n:09d}"))["status"] == PROCESSED
+        assert ingest.messages.count(QUARANTINED) == 2  # the refused version and the conflict, once each
+
+
 def test_a_message_failing_only_on_the_redo_keeps_nothing_of_the_rolled_back_attempt(settings: Settings) -> None:
     """The batch is written whole first; when it fails it is redone message by message. A message
     written in the failed attempt and failing in the redo is quarantined as stored before it:
