@@ -17,6 +17,7 @@ Then per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI
     python bench/repository.py                  # 100k and 1M (long on 2 shared cores)
     python bench/repository.py --ingest-only    # the ingest storage figures alone
     python bench/repository.py --updates-only   # the ingest figures of new versions alone
+    python bench/repository.py --growth 600,3000,10000   # pages a batch's commit writes as the store grows
 """
 
 from __future__ import annotations
@@ -293,6 +294,69 @@ def ingest_storage(count: int, batch: int = 50) -> None:
           + ", ".join(f"{k} {v:.1f}" for k, v in replay["rows"].items() if v >= 0.95))
 
 
+def _wal_pages(wal: Path, page_size: int) -> list[int]:
+    """The page number of each frame in a WAL file (its 32-byte header, then frames of a 24-byte
+    header, the first 4 bytes the page number, and the page)."""
+    data = wal.read_bytes() if wal.exists() else b""
+    step = 24 + page_size
+    return [int.from_bytes(data[at : at + 4], "big") for at in range(32, len(data) - step + 1, step)]
+
+
+def commit_growth(sizes: list[int], batch: int = 50, measured: int = 3) -> None:
+    """Pages the COMMIT of one batch of 50 lab messages writes, by B-tree, as the database grows:
+    the WAL is checkpointed and emptied before each measured batch, and its frames after the
+    batch are mapped to their tables and indexes by ``dbstat``. Scattered keys (hashes, random
+    ids) dirty a page per row once a B-tree outgrows a batch; appended keys share their pages.
+    Each message is a resident of its own: returning residents add the identity hook's links to
+    their earlier records (new versions), which is the patient index's growth, not the layout's."""
+    from bench.ingest import oru_lab
+
+    print(f"== commit growth, 12-OBX ORU^R01 in batches of {batch} ({load_note()})")
+    with tempfile.TemporaryDirectory(prefix="huren-bench-") as tmp, \
+            Engine(Settings(data_dir=Path(tmp), http_port=0, mllp_port=0)) as engine:
+        store: Any = engine.store
+        conn = store.conn
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        wal = Path(f"{store.path}-wal")
+        stored = 0
+
+        def ingest() -> None:
+            nonlocal stored
+            engine.ingestor.process([(oru_lab(70_000_000 + stored + i, own_person=True), "bench", "127.0.0.1:1")
+                                     for i in range(batch)])
+            stored += batch
+
+        for size in sizes:
+            while stored < size:
+                ingest()
+            pages: dict[str, int] = {}
+            frames = cpu = 0.0
+            with store.lock:
+                auto = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            for _ in range(measured):
+                with store.lock:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                c0 = time.process_time()
+                ingest()
+                cpu += time.process_time() - c0
+                with store.lock:
+                    written = _wal_pages(wal, page_size)
+                    owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+                frames += len(written)
+                for page in set(written):
+                    name = owner.get(page, "(free)")
+                    pages[name] = pages.get(name, 0) + 1
+            with store.lock:
+                conn.execute(f"PRAGMA wal_autocheckpoint={auto}")
+                size_mb = conn.execute("PRAGMA page_count").fetchone()[0] * page_size / 1e6
+            top = sorted(pages.items(), key=lambda kv: -kv[1])
+            print(f"  {size:>6} stored ({size_mb:,.0f} MB): {sum(pages.values()) / measured:6.0f} pages of "
+                  f"{page_size // 1024} KiB a batch ({frames / measured:.0f} WAL frames), process CPU "
+                  f"{cpu / measured / batch * 1e6:,.0f} us/msg; by B-tree: "
+                  + ", ".join(f"{name} {n / measured:.0f}" for name, n in top if n / measured >= 1))
+
+
 def resent_lab(message: bytes, control: str, status: str, stamp: str) -> bytes:
     """``message`` (``bench.ingest.oru_lab``) sent again: another control id and time, its
     results' and report's status ``status`` (P preliminary, F final)."""
@@ -414,9 +478,8 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
                     for rec, rows, prev in call:
                         key = None
                         if prev is not None:
-                            found = timed.conn.execute("SELECT rid FROM fhir_resource WHERE type = ? AND id = ?",
-                                                       (prev.type, prev.id)).fetchone()
-                            key = found[0] if found else None
+                            found = backend.current(prev.type, prev.id)  # (outside the put's clock)
+                            key = found.key if found else None
                         items.append((dataclasses.replace(rec), rows,
                                       dataclasses.replace(prev, key=key) if key is not None else None))
                     sql_before = sum(cpu.values())
@@ -501,7 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, help="messages for the ingest storage figures (default 300, quick 150)")
     parser.add_argument("--updates-only", action="store_true",
                         help="only the ingest figures of new versions (final after preliminary, returning patient)")
+    parser.add_argument("--growth", metavar="SIZES",
+                        help="only the pages a batch's commit writes at these stored sizes, e.g. 600,3000,10000")
     args = parser.parse_args(argv)
+    if args.growth:
+        commit_growth([int(s) for s in args.growth.split(",")])
+        return 0
     if not args.updates_only:
         ingest_storage(args.messages or (150 if args.quick else 300))
     ingest_updates(args.messages or (150 if args.quick else 300))

@@ -250,29 +250,6 @@ def test_last_updated_boundaries_to_the_millisecond(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_layout_2_store_gets_the_date_end_index_on_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A store written before the index on the end of date ranges gets it when opened, and ``ge``
-    is then a range scan over it that finds a Period ending on the searched day."""
-    path = tmp_path / "db.sqlite3"
-    store = SqliteStore(path)
-    repo = FhirRepository(store)
-    repo.update({"resourceType": "Encounter", "id": "e1", "status": "finished",
-                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                 "period": {"start": "2024-03-01", "end": "2024-03-05"}})
-    store.close()
-    conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX ix_date_end")
-    conn.commit()
-    conn.close()
-    with caplog.at_level("WARNING", logger="huren.repository"):
-        store = SqliteStore(path)
-    assert "building the index on the end of stored date ranges" in caplog.text
-    assert store.query("SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'")
-    repo = FhirRepository(store)
-    assert [r["id"] for r in repo.search("Encounter", [("date", "ge2024-03-05")]).resources] == ["e1"]
-    store.close()
-
-
 def test_mongodb_documents_of_the_earlier_layout_are_reindexed(caplog: pytest.LogCaptureFixture) -> None:
     """Documents written with three token keys per value and every version in history (the
     earlier MongoDB layout) answer the same searches, versions and history after the bind."""

@@ -1,10 +1,11 @@
 """A new version on SQLite writes only the index rows that changed, and leaves exactly the rows a
 rebuild from the stored bodies gives: same tokens in another system, a reference to the same id
 of another type, dates, strings and quantities changed or kept, deletion and re-creation, and
-resources last written by storage layout 3 (whose recorded row keys lack the qualifier)."""
+stores written by storage layouts 3 and 4 (converted when the repository binds)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import struct
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from engine.repository.fhir import FhirRepository
-from engine.repository.sqlite_fhir import LAYOUT, _unpack, _unpack_h
+from engine.repository.sqlite_fhir import LAYOUT, _unpack
 from engine.repository.sqlite_store import SqliteStore
 
 LOINC = "http://loinc.org"
@@ -26,10 +27,11 @@ class _Undo(Exception):
 
 def _state(store: SqliteStore) -> dict[str, Any]:
     out: dict[str, Any] = {t: set(store.conn.execute(f"SELECT * FROM {t}")) for t in TABLES}  # noqa: S608
-    # the recorded row keys: (h, q) pairs; of a resource last written by layout 3, its h alone
-    out["keys"] = {rid: _unpack(blob) or {(h, None) for h in _unpack_h(blob)}
-                   for rid, blob in store.conn.execute("SELECT rid, hkeys FROM fhir_resource")}
+    # the recorded row keys: (h, q) pairs, and the range rows as JSON
+    out["keys"] = {rid: _unpack(blob) for rid, blob in store.conn.execute("SELECT rid, hkeys FROM fhir_resource")}
     out["sort"] = dict(store.conn.execute("SELECT rid, sortkeys FROM fhir_resource"))
+    out["ranges"] = {rid: None if ranges is None else json.loads(ranges)
+                     for rid, ranges in store.conn.execute("SELECT rid, ranges FROM fhir_resource")}
     return out
 
 
@@ -42,9 +44,9 @@ def _rebuilt(store: SqliteStore, repo: FhirRepository) -> dict[str, Any]:
         store.fhir._reindex(repo.indexer)
         found.update(_state(store))
         raise _Undo
-    for rid, keys in _state(store)["keys"].items():  # a layout-3 record holds the same h
-        if keys and all(q is None for _h, q in keys):
-            found["keys"][rid] = {(h, None) for h, _q in found["keys"][rid]}
+    deleted = {rid for (rid,) in store.conn.execute("SELECT rid FROM fhir_resource WHERE deleted = 1")}
+    for rid in deleted:  # the rebuild leaves a deleted resource's row as it is: no rows, no ranges
+        assert found["keys"][rid] == set() and found["ranges"][rid] is None
     return found
 
 
@@ -111,43 +113,89 @@ def test_a_status_change_writes_one_index_row(sqlite_repo: Any) -> None:
     assert repo.search("Observation", [("status", "amended")]).total == 1
 
 
-def test_resources_last_written_by_layout_3_are_replaced_exactly(tmp_path: Path) -> None:
-    """A layout-3 store (``hkeys`` the ``h`` alone) opens as layout 4 with nothing rebuilt; a
-    resource's next version deletes all its earlier rows by prefix, and the one after diffs."""
+# the tables as layouts 3 and 4 declared them: range rows clustered on the resource (``rid``
+# first) with lookup indexes beside; resources found by a UNIQUE (type, id), no ``ranges``
+_RID_FIRST = """
+CREATE TABLE fhir_resource_4 (
+    rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, UNIQUE (type, id));
+INSERT INTO fhir_resource_4 SELECT rid, type, id, version, updated, deleted, body, sortkeys, hkeys FROM fhir_resource;
+DROP TABLE fhir_resource;
+ALTER TABLE fhir_resource_4 RENAME TO fhir_resource;
+CREATE INDEX fhir_resource_updated ON fhir_resource (type, updated);
+DROP TABLE ix_date; DROP TABLE ix_string; DROP TABLE ix_quantity;
+CREATE TABLE ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
+    PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
+CREATE INDEX ix_date_lookup ON ix_date (hp, lo);
+CREATE INDEX ix_date_end ON ix_date (hp, hi);
+CREATE TABLE ix_string (rid INTEGER NOT NULL, hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL,
+    PRIMARY KEY (rid, hp, norm, raw)) WITHOUT ROWID;
+CREATE INDEX ix_string_lookup ON ix_string (hp, norm);
+CREATE TABLE ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
+    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
+CREATE INDEX ix_quantity_lookup ON ix_quantity (hp, value);
+"""
+
+
+@pytest.mark.parametrize("layout", [3, 4])
+def test_stores_of_layouts_3_and_4_are_converted_on_bind(tmp_path: Path, layout: int) -> None:
+    """A store written by layout 3 (``hkeys`` the ``h`` alone) or 4 (range rows keyed by ``rid``
+    first) is converted when the repository binds: the index rebuilt from the stored bodies in
+    one transaction, then every later version diffs against the rows it records."""
     path = tmp_path / "huren.db"
     store = SqliteStore(path)
     repo = FhirRepository(store)
     repo.update(_observation())
+    repo.update(_observation(status="amended"))
     repo.update(_patient())
-    rows = store.query("SELECT count(*) FROM ix_hash")[0][0]
-    for rid, blob in store.query("SELECT rid, hkeys FROM fhir_resource"):
-        hs = [h for h, _q in sorted(_unpack(blob) or ())]
-        store.conn.execute("UPDATE fhir_resource SET hkeys = ? WHERE rid = ?",
-                           (struct.pack(f"<{len(hs)}q", *hs), rid))
-    store.conn.execute("PRAGMA user_version = 3")
+    store.conn.executescript(_RID_FIRST)
+    store.conn.executemany("INSERT INTO ix_date VALUES (?, 1, 0, 1)",
+                           [(rid,) for (rid,) in store.conn.execute("SELECT rid FROM fhir_resource")])
+    if layout == 3:
+        for rid, blob in store.query("SELECT rid, hkeys FROM fhir_resource"):
+            hs = [h for h, _q in sorted(_unpack(blob))]
+            store.conn.execute("UPDATE fhir_resource SET hkeys = ? WHERE rid = ?",
+                               (struct.pack(f"<{len(hs)}q", *hs), rid))
+    store.conn.execute(f"PRAGMA user_version = {layout}")
     store.close()
     store = SqliteStore(path)
-    assert store.query("PRAGMA user_version")[0][0] == LAYOUT
     repo = FhirRepository(store)
-    assert store.query("SELECT count(*) FROM ix_hash")[0][0] == rows  # nothing rebuilt
-    assert _unpack(store.query("SELECT hkeys FROM fhir_resource WHERE id = 'o1'")[0][0]) is None
+    assert store.query("PRAGMA user_version")[0][0] == LAYOUT == 5
+    assert [name for (name,) in store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                            "tbl_name = 'fhir_resource' ORDER BY name")] == [
+        "fhir_resource_key", "fhir_resource_updated"]  # (type, id) found by its hash, no autoindex
+    assert store.query("SELECT count(*) FROM fhir_resource WHERE idh IS NULL")[0][0] == 0
+    assert _state(store) == _rebuilt(store, repo)
+    assert not store.query("SELECT 1 FROM ix_date WHERE lo = 0 AND hi = 1")  # the old rows went
+    assert repo.search("Observation", [("code", f"{LOINC}|718-7"), ("status", "amended"),
+                                       ("date", "ge2024-03-01")]).total == 1
+    assert repo.search("Patient", [("address-city", "阜宁"), ("birthdate", "1980")]).total == 1
     repo.update(_observation(code={"coding": [{"system": "urn:other", "code": "718-7"}]}))
     assert _state(store) == _rebuilt(store, repo)
-    repo.update(_observation(status="amended"))
+    repo.delete("Patient", "p1")
     assert _state(store) == _rebuilt(store, repo)
-    repo.delete("Patient", "p1")  # its layout-3 rows go by prefix
-    assert _state(store) == _rebuilt(store, repo)
-    assert repo.search("Observation", [("code", f"{LOINC}|718-7"), ("status", "amended")]).total == 1
-    assert repo.search("Observation", [("code", "urn:other|718-7")]).total == 0
+    assert repo.search("Observation", [("code", "urn:other|718-7"), ("value-quantity", "131")]).total == 1
+    assert store.query("SELECT count(*) FROM fhir_history")[0][0] == 3  # the versions before, kept
     store.close()
 
 
-def test_a_layout_4_store_is_refused_by_layout_3_readers(tmp_path: Path) -> None:
+def test_a_range_row_is_one_btree_entry(sqlite_repo: Any) -> None:
+    """The range tables are keyed for lookup alone (``ix_date`` keeps its index on the end of a
+    range, which ``ge``/``gt``/``eb`` scan): their rows are found through the resource row's
+    ``ranges``, so no index keyed by ``rid`` is written beside them."""
+    store, _repo = sqlite_repo
+    indexes = {table: [name for (name,) in store.query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,))]
+        for table in ("ix_date", "ix_string", "ix_quantity")}
+    assert indexes == {"ix_date": ["ix_date_end"], "ix_string": [], "ix_quantity": []}
+
+
+def test_a_layout_5_store_is_refused_by_layout_4_readers(tmp_path: Path) -> None:
     """What an older huren checks before opening: the layout number it reads (its refusal)."""
     path = tmp_path / "huren.db"
     SqliteStore(path).close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT > 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT > 4
     conn.close()
 
 
@@ -178,3 +226,4 @@ def test_a_final_result_after_the_preliminary_one_over_mllp(engine: Any, mllp: i
     assert repo.search("Observation", [("status", "final"), ("code", "http://loinc.org|6690-2")]).total == 1
     assert repo.search("Observation", [("status", "preliminary")]).total == 0
     assert sum(written) < 100  # the results, report and order: status rows; replacing every row was ~250
+

@@ -1,14 +1,13 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 4, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 5, ``PRAGMA user_version``; created at start, idempotently):
 
-* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys)`` — the
-  current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first value
-  of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the ``(h, q)`` of the
-  resource's ``ix_hash`` rows (packed int64 pairs and a marker byte), so that a new version
-  deletes exactly the rows it no longer has and inserts only those it adds, by primary key,
-  without a second B-tree keyed by ``rid`` (layout 3 packed ``h`` alone: such a resource's rows
-  are deleted by ``(h, rid)`` prefix and all rewritten, once, at its next version).
+* ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
+  the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
+  value of each parameter (JSON) for ``_sort`` and ``:missing``; ``hkeys`` the ``(h, q)`` of the
+  resource's ``ix_hash`` rows (packed int64 pairs and a marker byte) and ``ranges`` its date,
+  string and quantity rows (JSON), so that a new version deletes exactly the rows it no longer
+  has and inserts only those it adds, by primary key, without a second B-tree keyed by ``rid``.
 * ``fhir_history(type, id, version, ...)`` — the superseded versions only: a first version is
   written once (vread and ``_history`` read the current row for the current version), and the
   current row is copied here when a later version replaces it.
@@ -24,11 +23,13 @@ Tables (storage layout 4, ``PRAGMA user_version``; created at start, idempotentl
   any target type) and URIs are rows of the same table. Patient compartment membership has no
   rows of its own: it is a reference row of one of the type's compartment parameters to
   ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself.
-* ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, clustered on
-  ``(rid, hp, ...)`` (``hp`` = hash of type and parameter) for the correlated checks and
-  deletes, with one lookup index ``(hp, value)`` each; ``ix_date`` has two, ``(hp, lo)`` and
-  ``(hp, hi)``, because a date prefix bounds either end of the stored range (``le`` the start,
-  ``ge`` the end: ``query.date_bounds``) and each must be a range scan, not an OR over both.
+* ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
+  for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
+  (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
+  ``ix_date`` keeps a second index on ``(hp, hi)``, because a date prefix bounds either end of
+  the stored range (``le`` the start, ``ge`` the end: ``query.date_bounds``) and each must be a
+  range scan, not an OR over both. A correlated check of a range clause reads the resource
+  row's own ``ranges`` (``json_each``, no probe), and deletes go by the rows ``ranges`` names.
 
 ``_lastUpdated`` is answered from ``fhir_resource.updated`` (index ``(type, updated)``), not
 from index rows. 64-bit hashes of distinct keys collide with probability ~n²/2⁶⁵: negligible at
@@ -36,13 +37,14 @@ the sizes one node holds (HAPI FHIR relies on the same).
 
 A query starts from its most selective clause (``query.selectivity``), forced with
 ``CROSS JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
-clauses with ``EXISTS`` probes on the ``rid``-keyed tables.
+clauses with ``EXISTS`` probes on ``ix_hash`` (``(h, rid)``: one primary-key probe) or on the
+resource row's ``ranges``.
 
 A data directory written by an earlier layout (1: wide ``ix_*`` rows, every version in
-``fhir_history``; 2: three hash rows per token) is migrated when the repository binds to the
+``fhir_history``; 2: three hash rows per token; 3 and 4: range rows clustered on ``rid``, no
+``ranges``; 3 also ``hkeys`` of ``h`` alone) is converted when the repository binds to the
 store: the index is rebuilt from the stored bodies and the history copies of current versions
-are dropped, in one transaction. One of layout 3 is opened as it is (its rows are layout 4's;
-only its ``hkeys`` lack the ``q`` of each row, which ``_unpack`` tells apart).
+are dropped, in one transaction.
 """
 
 from __future__ import annotations
@@ -51,10 +53,12 @@ import hashlib
 import logging
 import struct
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from engine import fhirjson
 from engine.repository.indexing import IndexRows, normalise
@@ -83,13 +87,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 4  # PRAGMA user_version of the layout below
-REBUILT_BEFORE = 3  # layouts before this one have their index rebuilt on open (3 is read as it is)
+LAYOUT = 5  # PRAGMA user_version of the layout below
+REBUILT_BEFORE = 5  # layouts before this one have their index rebuilt when the repository binds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fhir_resource (
     rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, UNIQUE (type, id));
+    updated TEXT NOT NULL, deleted INTEGER NOT NULL, body BLOB, sortkeys TEXT, hkeys BLOB, ranges TEXT,
+    idh INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS fhir_resource_key ON fhir_resource (idh);
 CREATE INDEX IF NOT EXISTS fhir_resource_updated ON fhir_resource (type, updated);
 CREATE TABLE IF NOT EXISTS fhir_history (
     type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, updated TEXT NOT NULL,
@@ -97,16 +103,13 @@ CREATE TABLE IF NOT EXISTS fhir_history (
 CREATE UNIQUE INDEX IF NOT EXISTS fhir_history_version ON fhir_history (type, id, version);
 CREATE TABLE IF NOT EXISTS ix_hash (h INTEGER NOT NULL, rid INTEGER NOT NULL, q INTEGER NOT NULL,
     PRIMARY KEY (h, rid, q)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_date (rid INTEGER NOT NULL, hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL,
-    PRIMARY KEY (rid, hp, lo, hi)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_date_lookup ON ix_date (hp, lo);
+CREATE TABLE IF NOT EXISTS ix_date (hp INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (hp, lo, hi, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_date_end ON ix_date (hp, hi);
-CREATE TABLE IF NOT EXISTS ix_string (rid INTEGER NOT NULL, hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL,
-    PRIMARY KEY (rid, hp, norm, raw)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_string_lookup ON ix_string (hp, norm);
-CREATE TABLE IF NOT EXISTS ix_quantity (rid INTEGER NOT NULL, hp INTEGER NOT NULL, value REAL NOT NULL,
-    system TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (rid, hp, value, system, code)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_quantity_lookup ON ix_quantity (hp, value);
+CREATE TABLE IF NOT EXISTS ix_string (hp INTEGER NOT NULL, norm TEXT NOT NULL, raw TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (hp, norm, raw, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_quantity (hp INTEGER NOT NULL, value REAL NOT NULL, system TEXT NOT NULL,
+    code TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hp, value, system, code, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fhir_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 INDEXED_BY = "indexed-by"  # fhir_meta key: the signature of the search parameter list the index follows
@@ -117,8 +120,10 @@ _LEGACY = ("DROP INDEX IF EXISTS fhir_resource_type", "DROP TABLE IF EXISTS ix_t
            "DROP TABLE IF EXISTS ix_date", "DROP TABLE IF EXISTS ix_string", "DROP TABLE IF EXISTS ix_quantity",
            "DROP TABLE IF EXISTS ix_uri", "DROP TABLE IF EXISTS ix_comp")
 _RANGE_TABLES = ("ix_date", "ix_string", "ix_quantity")
-_RANGE_COLUMNS = {"ix_date": ("rid", "hp", "lo", "hi"), "ix_string": ("rid", "hp", "norm", "raw"),
-                  "ix_quantity": ("rid", "hp", "value", "system", "code")}  # each row its primary key
+_RANGE_COLUMNS = {"ix_date": ("hp", "lo", "hi", "rid"), "ix_string": ("hp", "norm", "raw", "rid"),
+                  "ix_quantity": ("hp", "value", "system", "code", "rid")}  # each row its primary key
+# a range row's values in ``fhir_resource.ranges`` (``[lo, hi]``, ...): the columns between ``hp`` and ``rid``
+_RANGE_VALUES = {table: columns[1:-1] for table, columns in _RANGE_COLUMNS.items()}
 _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
@@ -142,6 +147,16 @@ def h64(key: str) -> int:
 
 _blake2b = hashlib.blake2b
 _INT64 = struct.Struct("<q").unpack  # the digest read as a little-endian signed integer
+
+
+@lru_cache(maxsize=1 << 14)
+def id_hash(rtype: str, id_: str) -> int:
+    """``fhir_resource.idh``, the key a resource is found by: one 64-bit integer instead of the
+    ``(type, id)`` text (~50 bytes of random UUID a row), so the unique index on it is a third
+    as many pages, which a commit dirties one per new resource once it outgrows the page cache.
+    Lookups check ``type`` and ``id`` on the row too: a collision finds nothing, never another.
+    Cached: a write group's puts insert the ids its reads of the current versions just hashed."""
+    return h64(f"i{_SEP}{rtype}{_SEP}{id_}")
 
 
 def token_hash(rtype: str, param: str, code: str) -> int:
@@ -288,23 +303,30 @@ def _pack(keys: Collection[tuple[int, int]]) -> bytes:
     return _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
 
 
-def _unpack(blob: bytes | None) -> set[tuple[int, int]] | None:
-    """The ``(h, q)`` rows an ``hkeys`` records; None for one written by layout 3 (``h`` alone: a
-    resource not written since, whose rows are deleted by ``(h, rid)`` prefix, ``_unpack_h``)."""
-    if not blob or len(blob) % 8 != 1:
-        return None
+def _unpack(blob: bytes | None) -> set[tuple[int, int]]:
+    """The ``(h, q)`` rows an ``hkeys`` records (stores of layouts before 5 are converted when the
+    repository binds, so every ``hkeys`` read here is of pairs)."""
+    if not blob:
+        return set()
     flat = _packer((len(blob) - 1) // 8).unpack(blob[:-1])
     return set(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _unpack_h(blob: bytes | None) -> list[int]:
-    """The ``h`` of the rows an ``hkeys`` of either layout records (a code in two systems repeats
-    its ``h``: the second delete by prefix finds nothing, cheaper than deduplicating)."""
-    if not blob:
-        return []
-    if len(blob) % 8 == 1:
-        return list(_packer((len(blob) - 1) // 8).unpack(blob[:-1])[::2])
-    return list(_packer(len(blob) // 8).unpack(blob))
+# ``fhir_resource.ranges``: ``[dates, strings, quantities]``, each a list of the resource's rows of
+# that table as the indexer gives them, ``[param, values...]`` (``IndexRows`` dumped as it is)
+_RANGE_AT = {"ix_date": 0, "ix_string": 1, "ix_quantity": 2}
+
+
+def _stored_ranges(rid: int, hp: Mapping[str, int], ranges: str | bytes | None) -> dict[str, set[tuple[Any, ...]]]:
+    """The range rows a resource's ``ranges`` records, per table: ``(hp, values..., rid)``, the
+    rows' primary keys, so a new version or a deletion removes exactly them."""
+    out: dict[str, set[tuple[Any, ...]]] = {table: set() for table in _RANGE_TABLES}
+    if not ranges:
+        return out
+    doc = orjson.loads(ranges)
+    for table, at in _RANGE_AT.items():
+        out[table].update((hp[param], *values, rid) for param, *values in doc[at])
+    return out
 
 
 # -- _lastUpdated on fhir_resource.updated ("YYYY-MM-DDTHH:MM:SS.mmmZ", one millisecond wide) --------
@@ -363,12 +385,8 @@ class SqliteFhirBackend:
                                   f"(this one reads layout {LAYOUT}); refusing to open it")
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
-                if version >= REBUILT_BEFORE and conn.execute(
-                        "SELECT 1 FROM sqlite_master WHERE name = 'ix_date_end'").fetchone() is None:
-                    log.warning("%s: building the index on the end of stored date ranges (once; a large "
-                                "store takes a while)", store.path)
                 conn.executescript(SCHEMA)
-                if version != LAYOUT:  # layout 3: its rows stay; its ``hkeys`` are read as they are (_unpack)
+                if version != LAYOUT:  # a new store
                     conn.execute(f"PRAGMA user_version = {LAYOUT}")
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
@@ -422,9 +440,10 @@ class SqliteFhirBackend:
             for rid, rtype, body in batch:
                 rows = indexer.rows(fhirjson.loads(body))
                 keys = hash_keys(rtype, rows, self._narrowed(rtype))
-                self._collect(tables, rid, rtype, rows, keys)
-                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), rid))
-            conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+                tables["ix_hash"] += [(h, rid, q) for h, q in keys]
+                ranges = self._collect(tables, rid, rtype, rows)
+                updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), ranges, rid))
+            conn.executemany("UPDATE fhir_resource SET sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
             self._insert_rows(tables)
             done += len(batch)
 
@@ -437,17 +456,24 @@ class SqliteFhirBackend:
             if conn.execute("PRAGMA user_version").fetchone()[0] == LAYOUT:
                 self.legacy = False  # another process (a second worker) migrated it meanwhile
                 return
-            cols = {row[1] for row in conn.execute("PRAGMA table_info(fhir_resource)")}
-            if "hkeys" not in cols:
-                conn.execute("ALTER TABLE fhir_resource ADD COLUMN hkeys BLOB")
+            conn.create_function("huren_id_hash", 2, id_hash, deterministic=True)
+            # the resource rows are copied into the table of this layout (a UNIQUE (type, id) cannot
+            # be dropped from a table in place); their sort keys, row keys and ranges are rebuilt
+            conn.execute("ALTER TABLE fhir_resource RENAME TO fhir_resource_before")
+            conn.execute("DROP INDEX IF EXISTS fhir_resource_updated")
             for sql in _LEGACY:
                 conn.execute(sql)
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            conn.execute("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, idh) "
+                         "SELECT rid, type, id, version, updated, deleted, body, huren_id_hash(type, id) "
+                         "FROM fhir_resource_before")
+            conn.execute("DROP TABLE fhir_resource_before")
             # history keeps the superseded versions only: the current one is the fhir_resource row
             conn.execute("DELETE FROM fhir_history WHERE EXISTS (SELECT 1 FROM fhir_resource r WHERE "
-                         "r.type = fhir_history.type AND r.id = fhir_history.id AND r.version = fhir_history.version)")
+                         "r.idh = huren_id_hash(fhir_history.type, fhir_history.id) AND r.type = fhir_history.type "
+                         "AND r.id = fhir_history.id AND r.version = fhir_history.version)")
             self._reindex(indexer)
             conn.execute("INSERT OR REPLACE INTO fhir_meta (key, value) VALUES (?, ?)",
                          (INDEXED_BY, self._search_params().signature))
@@ -467,21 +493,22 @@ class SqliteFhirBackend:
         return StoredResource(rtype, id_, version, updated, bool(deleted), body, key=rid)
 
     def current(self, rtype: str, rid: str) -> StoredResource | None:
-        rows = self.store.query(f"SELECT {_COLS} FROM fhir_resource r WHERE r.type = ? AND r.id = ?", (rtype, rid))
+        rows = self.store.query(f"SELECT {_COLS} FROM fhir_resource r WHERE r.idh = ? AND r.type = ? AND r.id = ?",
+                                (id_hash(rtype, rid), rtype, rid))
         return self._rec(rows[0]) if rows else None
 
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         """One statement for the keys of every type (a message's resources are of some seven
         types: one ``IN`` list per type was seven statements): the keys are a ``VALUES`` table
-        joined to the ``(type, id)`` index, one probe each."""
+        joined to the ``idh`` index, one probe each."""
         out: dict[tuple[str, str], StoredResource] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             rows = self.store.query(
-                f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?)'] * len(chunk))}) k "
-                "CROSS JOIN fhir_resource r ON r.type = k.column1 AND r.id = k.column2",
-                [v for key in chunk for v in key])
+                f"SELECT {_COLS} FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
+                "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
+                [v for rtype, id_ in chunk for v in (id_hash(rtype, id_), rtype, id_)])
             for row in rows:
                 rec = self._rec(row)
                 out[(rec.type, rec.id)] = rec
@@ -489,16 +516,16 @@ class SqliteFhirBackend:
 
     def version(self, rtype: str, rid: str, version: int) -> StoredResource | None:
         rows = self.store.query(
-            f"SELECT {_HIST} FROM fhir_resource WHERE type = ? AND id = ? AND version = ? UNION ALL "
+            f"SELECT {_HIST} FROM fhir_resource WHERE idh = ? AND type = ? AND id = ? AND version = ? UNION ALL "
             f"SELECT {_HIST} FROM fhir_history WHERE type = ? AND id = ? AND version = ?",
-            (rtype, rid, version, rtype, rid, version))
+            (id_hash(rtype, rid), rtype, rid, version, rtype, rid, version))
         return self._rec(rows[0]) if rows else None
 
     def history(self, rtype: str, rid: str) -> list[StoredResource]:
         rows = self.store.query(
-            f"SELECT {_HIST} FROM fhir_resource WHERE type = ? AND id = ? UNION ALL "
+            f"SELECT {_HIST} FROM fhir_resource WHERE idh = ? AND type = ? AND id = ? UNION ALL "
             f"SELECT {_HIST} FROM fhir_history WHERE type = ? AND id = ? ORDER BY version DESC",
-            (rtype, rid, rtype, rid))
+            (id_hash(rtype, rid), rtype, rid, rtype, rid))
         return [self._rec(r) for r in rows]
 
     # -- writes ---------------------------------------------------------------------------------
@@ -509,17 +536,23 @@ class SqliteFhirBackend:
     def _empty_tables() -> dict[str, list[tuple[Any, ...]]]:
         return {"ix_hash": [], "ix_date": [], "ix_string": [], "ix_quantity": []}
 
-    def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str, rows: IndexRows,
-                 keys: Iterable[tuple[int, int]]) -> None:
-        tables["ix_hash"] += [(h, rid, q) for h, q in keys]
-        if rows.dates or rows.strings or rows.quantities:
-            hp = self._hasher(rtype).hp
-            if rows.dates:
-                tables["ix_date"] += [(rid, hp[p], lo, hi) for p, lo, hi in rows.dates]
-            if rows.strings:
-                tables["ix_string"] += [(rid, hp[p], n, raw) for p, n, raw in rows.strings]
-            if rows.quantities:
-                tables["ix_quantity"] += [(rid, hp[p], v, s, c) for p, v, s, c in rows.quantities]
+    def _collect(self, tables: dict[str, list[tuple[Any, ...]]], rid: int, rtype: str,
+                 rows: IndexRows) -> str | None:
+        """Add the resource's range rows to ``tables`` and return its ``ranges``: the same rows as
+        JSON (``[[["date", lo, hi], ...], [["name", norm, raw], ...], [["value-quantity", value,
+        system, code], ...]]``), which a search's correlated check reads from the resource row
+        (the range tables are keyed for lookup, ``hp`` first, not by ``rid``), and which names
+        the rows a new version or a deletion removes. One ``orjson.dumps`` of the indexer's lists."""
+        if not (rows.dates or rows.strings or rows.quantities):
+            return None
+        hp = self._hasher(rtype).hp
+        if rows.dates:
+            tables["ix_date"] += [(hp[p], lo, hi, rid) for p, lo, hi in rows.dates]
+        if rows.strings:
+            tables["ix_string"] += [(hp[p], n, raw, rid) for p, n, raw in rows.strings]
+        if rows.quantities:  # (finite: FHIR JSON refuses a number no double holds)
+            tables["ix_quantity"] += [(hp[p], v, s, c, rid) for p, v, s, c in rows.quantities]
+        return orjson.dumps((rows.dates, rows.strings, rows.quantities)).decode()
 
     def _insert_rows(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         conn = self.store.conn
@@ -547,26 +580,28 @@ class SqliteFhirBackend:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
             inserts, updates = [], []
-            replaced: dict[int, tuple[str, IndexRows | None, Collection[tuple[int, int]]]] = {}
+            replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
+            hashes = tables["ix_hash"]
             for rec, rows, previous in items:
+                replacing = previous is not None and previous.key is not None
+                rid = previous.key if replacing else next_rid  # type: ignore[union-attr]
+                target = self._empty_tables() if replacing else tables
                 if rows is not None:
                     sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
                     keys: Collection[tuple[int, int]] = self._hasher(rec.type).keys(rows)
+                    ranges = self._collect(target, rid, rec.type, rows)
                 else:
-                    sortkeys, keys = None, ()
+                    sortkeys, keys, ranges = None, (), None
                 blob = _pack(keys)
-                if previous is not None and previous.key is not None:
-                    rid = previous.key
-                    replaced[rid] = (rec.type, rows, keys)
-                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, rid))
+                if replacing:
+                    replaced[rid] = (rec.type, target, keys)
+                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, ranges, rid))
                 else:
-                    rid = next_rid
                     next_rid += 1
+                    hashes += [(h, rid, q) for h, q in keys]
                     inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                                    sortkeys, blob))
-                    if rows is not None:
-                        self._collect(tables, rid, rec.type, rows, keys)
+                                    sortkeys, blob, ranges, id_hash(rec.type, rec.id)))
                 rec.key = rid
             if replaced:
                 self._replace_rows(replaced, tables)
@@ -575,76 +610,73 @@ class SqliteFhirBackend:
                                  "SELECT type, id, version, updated, deleted, body FROM fhir_resource WHERE rid = ?",
                                  gone)
                 conn.executemany("UPDATE fhir_resource SET version = ?, updated = ?, deleted = ?, body = ?, "
-                                 "sortkeys = ?, hkeys = ? WHERE rid = ?", updates)
+                                 "sortkeys = ?, hkeys = ?, ranges = ? WHERE rid = ?", updates)
             if inserts:
                 conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
-                                 "hkeys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+                                 "hkeys, ranges, idh) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
 
-    def _replace_rows(self, replaced: Mapping[int, tuple[str, IndexRows | None, Collection[tuple[int, int]]]],
+    def _replace_rows(self, replaced: Mapping[int, tuple[str, dict[str, list[tuple[Any, ...]]],
+                                                         Collection[tuple[int, int]]]],
                       tables: dict[str, list[tuple[Any, ...]]]) -> None:
-        """The index rows of replaced resources (``rid`` -> type, new rows, new ``(h, q)``): the
-        rows of the version before that the new one lacks are deleted by primary key, and the
+        """The index rows of replaced resources (``rid`` -> type, new range rows, new ``(h, q)``):
+        the rows of the version before that the new one lacks are deleted by primary key, and the
         new version's rows it lacked are added to ``tables`` (inserted with the new resources').
-
-        ``ix_hash``: the version before's keys are its ``hkeys``; one written by layout 3 (``h``
-        alone) has all its rows deleted by ``(h, rid)`` prefix and all the new ones inserted, as
-        before. The range tables: the version before's rows are read by ``rid`` (the clustered
-        key: one range each) and compared as whole rows, which are their primary keys."""
+        What the version before had is what its resource row records: ``hkeys`` for ``ix_hash``,
+        ``ranges`` for the range tables (read before the row is overwritten)."""
         conn = self.store.conn
         rids = list(replaced)
-        fresh = self._empty_tables()
-        stale_h: list[tuple[int, int]] = []
-        stale: list[tuple[int, int, int]] = []
+        stale = self._empty_tables()
         for start in range(0, len(rids), 500):
             chunk = rids[start : start + 500]
-            for rid, blob in conn.execute(
-                    f"SELECT rid, hkeys FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})", chunk):
-                rtype, rows, keys = replaced[rid]
+            for rid, blob, ranges in conn.execute(
+                    f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE rid IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                rtype, fresh, keys = replaced[rid]
                 old = _unpack(blob)
-                if old is None:
-                    stale_h.extend((h, rid) for h in _unpack_h(blob))
-                    tables["ix_hash"] += [(h, rid, q) for h, q in keys]
-                else:
-                    stale.extend((h, rid, q) for h, q in old if (h, q) not in keys)
-                    tables["ix_hash"] += [(h, rid, q) for h, q in keys if (h, q) not in old]
-                if rows is not None:
-                    self._collect(fresh, rid, rtype, rows, ())
-        if stale_h:
-            conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?", stale_h)
-        if stale:
-            conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ? AND q = ?", stale)
-        for table in _RANGE_TABLES:
-            columns = _RANGE_COLUMNS[table]  # named, not ``*``: the tuples compared are _collect's
-            new = set(fresh[table])
-            old_rows: set[tuple[Any, ...]] = set()
-            for start in range(0, len(rids), 500):
-                chunk = rids[start : start + 500]
-                old_rows.update(conn.execute(
-                    f"SELECT {', '.join(columns)} FROM {table} WHERE rid IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                    chunk))
-            if old_rows - new:
+                stale["ix_hash"] += [(h, rid, q) for h, q in old if (h, q) not in keys]
+                tables["ix_hash"] += [(h, rid, q) for h, q in keys if (h, q) not in old]
+                before = _stored_ranges(rid, self._hasher(rtype).hp, ranges)
+                for table in _RANGE_TABLES:
+                    new = fresh[table]
+                    if before[table]:
+                        gone = before[table].difference(new)
+                        stale[table] += gone
+                        tables[table] += [row for row in new if row not in before[table]]
+                    else:
+                        tables[table] += new
+        self._delete_rows(stale)
+
+    def _delete_rows(self, tables: Mapping[str, Sequence[tuple[Any, ...]]]) -> None:
+        """Delete index rows by their whole primary key."""
+        conn = self.store.conn
+        for table, rows in tables.items():
+            if rows:
+                columns = ("h", "rid", "q") if table == "ix_hash" else _RANGE_COLUMNS[table]
                 cols = " AND ".join(f"{c} = ?" for c in columns)
-                conn.executemany(f"DELETE FROM {table} WHERE {cols}", list(old_rows - new))  # noqa: S608
-            tables[table] += [row for row in fresh[table] if row not in old_rows]
+                conn.executemany(f"DELETE FROM {table} WHERE {cols}", rows)  # noqa: S608 - our table names
 
     def expunge(self, rtype: str, ids: Sequence[str]) -> int:
         """See ``FhirBackend.expunge``: the rows ``put_many`` writes for these ids, all gone."""
         self._check_layout()
         with self.store.transaction(), self.store.lock:
             conn = self.store.conn
+            hp = self._hasher(rtype).hp
             found = 0
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT rid, hkeys FROM fhir_resource WHERE type = ? AND id IN ({marks})",
-                                    [rtype, *chunk]).fetchall()
+                rows = conn.execute(f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE idh IN ({marks}) AND type = ? "
+                                    f"AND id IN ({marks})",
+                                    [*(id_hash(rtype, i) for i in chunk), rtype, *chunk]).fetchall()
                 found += len(rows)
-                conn.executemany("DELETE FROM ix_hash WHERE h = ? AND rid = ?",
-                                 [(k, rid) for rid, blob in rows for k in _unpack_h(blob)])
-                for table in _RANGE_TABLES:
-                    conn.executemany(f"DELETE FROM {table} WHERE rid = ?", [(rid,) for rid, _ in rows])
-                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _ in rows])
+                gone = self._empty_tables()
+                for rid, blob, ranges in rows:
+                    gone["ix_hash"] += [(h, rid, q) for h, q in _unpack(blob)]
+                    for table, stored in _stored_ranges(rid, hp, ranges).items():
+                        gone[table] += stored
+                self._delete_rows(gone)
+                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _b, _r in rows])
                 conn.execute(f"DELETE FROM fhir_history WHERE type = ? AND id IN ({marks})", [rtype, *chunk])
             return found
 
@@ -693,8 +725,8 @@ class SqliteFhirBackend:
         if "Patient" in types:
             marks = ",".join("?" * len(pids))
             parts.append(f"(r.type = 'Patient' AND r.id IN ({marks}))" if correlated
-                         else f"SELECT rid FROM fhir_resource WHERE type = 'Patient' AND id IN ({marks})")
-            values += pids
+                         else f"SELECT rid FROM fhir_resource WHERE idh IN ({marks}) AND type = 'Patient' AND id IN ({marks})")
+            values += pids if correlated else [*(id_hash("Patient", pid) for pid in pids), *pids]
         return parts, values
 
     @staticmethod
@@ -713,9 +745,12 @@ class SqliteFhirBackend:
                     None if cond.rtype is None else qualifier_hash(cond.rtype))
         return uri_hash(rtype, cond.param, cond.uri), None
 
-    def _cond(self, cond: Cond, a: str, rtype: str | None) -> tuple[str, str, list[Any]]:
+    def _cond(self, cond: Cond, a: str, rtype: str | None, stored: bool = False) -> tuple[str, str, list[Any]]:
         """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
-        answered from the resource row itself."""
+        answered from the resource row itself. ``stored``: a range condition over the rows the
+        resource row records (``a`` an element of ``json_each(r.ranges, '$[<table>]')``, its
+        parameter and values by position), for a correlated check: the range tables are keyed
+        for lookup."""
         if isinstance(cond, (TokenCond, RefCond, UriCond)):
             h, q = self._key(cond, rtype)
             if q is None:
@@ -730,46 +765,59 @@ class SqliteFhirBackend:
             return "fhir_resource", sql, params
         if rtype is None:
             raise ValueError(f"{cond} needs a resource type")
-        hp = param_hash(rtype, cond.param)  # type: ignore[union-attr]
+        if isinstance(cond, DateCond):
+            table = "ix_date"
+        elif isinstance(cond, StringCond):
+            table = "ix_string"
+        elif isinstance(cond, QuantityCond):
+            table = "ix_quantity"
+        else:
+            raise TypeError(cond)
+        if stored:
+            col = {c: f"({a}.value ->> {i})" for i, c in enumerate(_RANGE_VALUES[table], start=1)}
+            sql, params = f"({a}.value ->> 0) = ?", [cond.param]
+        else:
+            col = {c: f"{a}.{c}" for c in _RANGE_VALUES[table]}
+            sql, params = f"{a}.hp = ?", [param_hash(rtype, cond.param)]
         if isinstance(cond, DateCond):
             bounds = date_bounds(cond)
-            sql = f"{a}.hp = ?" + "".join(f" AND {a}.{col} {op} ?" for col, op, _v in bounds)
-            return "ix_date", sql, [hp, *(v for _c, _o, v in bounds)]
+            sql += "".join(f" AND {col[c]} {op} ?" for c, op, _v in bounds)
+            return table, sql, [*params, *(v for _c, _o, v in bounds)]
         if isinstance(cond, StringCond):
             if cond.mode == "exact":
-                return "ix_string", f"{a}.hp = ? AND {a}.norm = ? AND {a}.raw = ?", [hp, normalise(cond.value),
-                                                                                   cond.value]
+                return table, f"{sql} AND {col['norm']} = ? AND {col['raw']} = ?", [
+                    *params, normalise(cond.value), cond.value]
             if cond.mode == "contains":
-                return "ix_string", f"{a}.hp = ? AND instr({a}.norm, ?) > 0", [hp, cond.value]
-            return "ix_string", f"{a}.hp = ? AND {a}.norm >= ? AND {a}.norm < ?", [
-                hp, cond.value, cond.value + "\U0010ffff"]
-        if isinstance(cond, QuantityCond):
-            expr = {
-                "eq": (f"{a}.value >= ? AND {a}.value < ?", [cond.lo, cond.hi]),
-                "gt": (f"{a}.value > ?", [cond.lo]), "sa": (f"{a}.value > ?", [cond.lo]),
-                "lt": (f"{a}.value < ?", [cond.lo]), "eb": (f"{a}.value < ?", [cond.lo]),
-                "ge": (f"{a}.value >= ?", [cond.lo]), "le": (f"{a}.value <= ?", [cond.lo]),
-            }[cond.prefix]
-            sql, params = f"{a}.hp = ? AND " + expr[0], [hp, *expr[1]]
-            if cond.system is not None:
-                sql += f" AND {a}.system = ?"
-                params.append(cond.system)
-            if cond.code is not None:
-                sql += f" AND {a}.code = ?"
-                params.append(cond.code)
-            return "ix_quantity", sql, params
-        raise TypeError(cond)
+                return table, f"{sql} AND instr({col['norm']}, ?) > 0", [*params, cond.value]
+            return table, f"{sql} AND {col['norm']} >= ? AND {col['norm']} < ?", [
+                *params, cond.value, cond.value + "\U0010ffff"]
+        value = col["value"]
+        expr = {
+            "eq": (f"{value} >= ? AND {value} < ?", [cond.lo, cond.hi]),
+            "gt": (f"{value} > ?", [cond.lo]), "sa": (f"{value} > ?", [cond.lo]),
+            "lt": (f"{value} < ?", [cond.lo]), "eb": (f"{value} < ?", [cond.lo]),
+            "ge": (f"{value} >= ?", [cond.lo]), "le": (f"{value} <= ?", [cond.lo]),
+        }[cond.prefix]
+        sql, params = f"{sql} AND {expr[0]}", [*params, *expr[1]]
+        if cond.system is not None:
+            sql += f" AND {col['system']} = ?"
+            params.append(cond.system)
+        if cond.code is not None:
+            sql += f" AND {col['code']} = ?"
+            params.append(cond.code)
+        return table, sql, params
 
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
         parts, params = [], []
         for cond in widen(clause, self._narrowed(rtype)):
             if isinstance(cond, IdCond):
-                sql = f"SELECT rid FROM fhir_resource WHERE id IN ({','.join('?' * len(cond.ids))})"
+                marks = ",".join("?" * len(cond.ids))
+                sql = f"SELECT rid FROM fhir_resource WHERE id IN ({marks})"
                 p: list[Any] = list(cond.ids)
                 if rtype:
-                    sql += " AND type = ?"
-                    p.append(rtype)
+                    sql += f" AND type = ? AND idh IN ({marks})"
+                    p += [rtype, *(id_hash(rtype, i) for i in cond.ids)]
             else:
                 table, where, p = self._cond(cond, "x", rtype)
                 sql = f"SELECT x.rid FROM {table} x WHERE "
@@ -790,9 +838,12 @@ class SqliteFhirBackend:
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
                 continue
-            table, where, p = self._cond(cond, "r" if _on_resource(cond) else "x", rtype)
+            ranged = isinstance(cond, (DateCond, StringCond, QuantityCond)) and not _on_resource(cond)
+            table, where, p = self._cond(cond, "r" if _on_resource(cond) else "x", rtype, stored=ranged)
             if table == "fhir_resource":
                 alts.append(f"({where})")
+            elif ranged:  # the resource row's own rows: no probe of a table keyed for lookup
+                alts.append(f"EXISTS (SELECT 1 FROM json_each(r.ranges, '$[{_RANGE_AT[table]}]') x WHERE {where})")
             else:
                 alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
             params.extend(p)
