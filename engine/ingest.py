@@ -775,16 +775,25 @@ class Ingestor:
         Why the bytes: the write path has just serialised each version (``WriteResult.body``);
         signing a manifest of their SHA-256 replaced a second serialisation of the same ~19 KB
         (the RFC 8785 form of the targets) per 12-OBX message."""
-        stored = {f"{r.resource['resourceType']}/{r.resource['id']}": r for r in results}
+        stored: dict[str, Any] = {}
+        for r in results:
+            resource = r.resource
+            stored[f"{resource['resourceType']}/{resource['id']}"] = r
         out: list[tuple[dict[str, Any], list[bytes] | None]] = []
         for prov in provenances:
-            target = prov.get("target", [])
-            found = [stored.get(t.get("reference")) for t in target]
-            prov = {**prov, "target": [
-                {**t, "reference": f"{t['reference']}/_history/{r.resource['meta']['versionId']}"} if r is not None
-                else t for t, r in zip(target, found, strict=True)]}
-            out.append((prov, None if any(r is None for r in found) else
-                        [r.body if r.body is not None else fhirjson.dumps(r.resource) for r in found]))
+            pinned: list[dict[str, Any]] = []
+            bodies: list[bytes] | None = []
+            for t in prov.get("target", []):
+                ref = t.get("reference")
+                r = stored.get(ref)
+                if r is None:
+                    pinned.append(t)
+                    bodies = None
+                    continue
+                pinned.append({**t, "reference": f"{ref}/_history/{r.resource['meta']['versionId']}"})
+                if bodies is not None:
+                    bodies.append(r.body if r.body is not None else fhirjson.dumps(r.resource))
+            out.append(({**prov, "target": pinned}, bodies))
         return out
 
     def _write_provenances(self, deferred: list[tuple[dict[str, Any], list[bytes] | None, str]]) -> None:

@@ -197,3 +197,44 @@ def test_a_group_with_one_bad_id_is_refused_whole_naming_it(repo: FhirRepository
     assert repo.backend.current("Patient", "p1") is None
     with pytest.raises(BadRequest):
         repo.update(patient(bad))
+
+
+def test_what_a_first_version_meets_follows_later_registrations_and_new_merge_rules(repo: FhirRepository) -> None:
+    """A group decides per writer and type once whether a first version skips the merge rules,
+    statements and guards, and keeps that for later groups: a registration made after that, or
+    other merge rules, must be met by the next first version all the same."""
+    repo.write_many([observation("o1", 120)], source="ORU")  # decided: Observations go as sent
+    assert repo.read("Observation", "o1")["valueQuantity"]["value"] == 120
+
+    stated: list[str] = []
+
+    def statement(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+        stated.append(resource["id"])
+        return {**resource, "status": "preliminary"}
+
+    repo.add_statement(statement, types={"Observation"})
+    repo.write_many([observation("o2", 121)], source="ORU")
+    assert stated == ["o2"] and repo.read("Observation", "o2")["status"] == "preliminary"
+
+    def refuse(resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        raise Conflict(f"{resource['id']} is refused")
+
+    repo.add_write_guard(refuse, types={"Observation"})
+    with pytest.raises(Conflict, match="o3 is refused"):
+        repo.write_many([observation("o3", 122)], source="ORU")
+
+    # Specimens of the REST API go as sent under the shipped rules; under rules by which an API
+    # create may not state an identifier the patient index owns, the merge rules are asked again
+    # (the identifier is kept out, with a warning, instead of being stored as sent)
+    specimen = {"resourceType": "Specimen", "id": "s1", "identifier": [{"system": "urn:mpi", "value": "1"}]}
+    repo.write_many([specimen], source="api")
+    assert repo.read("Specimen", "s1")["identifier"] == specimen["identifier"]
+    from engine.merge_rules import MergeRules
+
+    repo.merge = MergeRules({"sources": {"index": ["index"]}, "defaults": {"conflict": {"other": "warn"}},
+                             "resources": {"Specimen": {"identifier": {"slices": [
+                                 {"name": "the index's numbers", "why": "the patient index owns them",
+                                  "where": {"system": ["urn:mpi"]}, "owner": ["index"]}]}}}}, "test")
+    result = repo.write_many([{**specimen, "id": "s2"}], source="api")[0]
+    assert "identifier" not in repo.read("Specimen", "s2")
+    assert result.issues and result.issues[0]["severity"] == "warning"

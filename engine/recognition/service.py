@@ -393,8 +393,26 @@ class Recognition:
             todo, asks = self._plan(writes)
             self.index.prefetch_windows(asks)
             out: list[list[dict[str, Any]]] = [[] for _ in writes]
+            # the test whose members are being put, decided once its last one is: (where its
+            # warnings go, a member's entry)
+            test: tuple[int, dict[str, Any]] | None = None
             for n in todo:
+                resource = writes[n][0]
+                if resource.get("resourceType") in RESULT_TYPES:
+                    issues, member = self._put_result(resource)
+                    if test is not None and (member is None or group_key(member) != group_key(test[1])):
+                        out[test[0]].extend(self._evaluate_flag(test[1]))
+                        test = None
+                    out[n] = issues
+                    if member is not None and test is None:
+                        test = (n, member)
+                    continue
+                if test is not None:
+                    out[test[0]].extend(self._evaluate_flag(test[1]))
+                    test = None
                 out[n] = self.on_write(*writes[n])
+            if test is not None:
+                out[test[0]].extend(self._evaluate_flag(test[1]))
             return out
 
     def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
@@ -602,6 +620,20 @@ class Recognition:
 
     # -- result time -----------------------------------------------------------------------
     def on_result(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
+        issues, member = self._put_result(resource)
+        return self._evaluate_flag(member) if member is not None else issues
+
+    def _put_result(self, resource: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """A result's index entry put (or removed), and its test decided where that cannot wait:
+        the issues, and the entry whose test is still to decide (None when none is).
+
+        Why the test is handed back: a report and its observations are one test, stored one
+        after the other in one write group (a 12-OBX report and its ALT), and each decided it
+        again against the same rows. ``on_write_many`` decides it once, when the last of its
+        members in a row is put, before anything else of the group is looked at, so every
+        decision is still taken against what was stored before it in write order; the warning
+        goes with the first member, where a new decision was reported. An entry that moved to
+        another test decides both at once, the old one after the new, as before."""
         ref = ref_of(resource)
         before = self.index.get(ref)
         kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
@@ -609,13 +641,12 @@ class Recognition:
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
-                return self._evaluate_flag(before)
-            return []
+                return self._evaluate_flag(before), None
+            return [], None
         doc = self.index.put(facts, _instant(), before=before, read=True)
-        issues = self._evaluate_flag(doc)
         if before is not None and group_key(before) != group_key(doc):
-            issues.extend(self._evaluate_flag(before))
-        return issues
+            return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
+        return [], doc
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the

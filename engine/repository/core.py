@@ -56,6 +56,9 @@ class RepositoryCore:
         merge: MergeRules | None = None,
     ) -> None:
         self.store = store
+        # per writer and resource type: the marks of a first version that may skip the merge rules
+        # (``Writes._first_versions``), decided from the merge rules and the registrations below
+        self._first_decided: dict[str, dict[str, tuple[int, ...] | None]] = {}
         # how an incoming version combines with the stored one, per writer (mappings/merge.yaml)
         self.merge = merge or shipped_merge_rules()
         self.backend = store.fhir
@@ -80,6 +83,16 @@ class RepositoryCore:
         self._type_hooks: dict[str, TypeHooks] = {}  # per resource type, picked from the above
         self._local = threading.local()  # per thread: versions waiting for a group put
         self._clock = VersionClock()  # meta.lastUpdated: strictly increasing per write (group)
+
+    @property
+    def merge(self) -> MergeRules:
+        """The merge rules; other rules set here are asked afresh about what a first version meets."""
+        return self._merge
+
+    @merge.setter
+    def merge(self, rules: MergeRules) -> None:
+        self._merge = rules
+        self._first_decided = {}
 
     def _hooks_of(self, rtype: str) -> TypeHooks:
         """The marks, statements, guards and write hooks that concern ``rtype``, picked once."""

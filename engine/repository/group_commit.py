@@ -216,13 +216,24 @@ class GroupCommit(KnownVersions):
             pairs = [(stored, previous) for stored, previous, _ in writes]
             for batch_hook in self._batch_hooks:
                 for (_, _, issues), found in zip(writes, batch_hook(pairs), strict=True):
-                    issues.extend(found or ())
-        hooks, hooks_of = self._hooks, self._type_hooks
+                    if found:
+                        issues.extend(found)
+        hooks = self._hooks
+        if not hooks:
+            return
         if contexts is None:
+            # each type's hooks picked once per call; a version of a type that no hook concerns
+            # (most of a lab message) costs a dict look-up
+            picked: dict[str, tuple[int, ...]] = {}
             for stored, previous, issues in writes:
-                picked = hooks_of.get(stored["resourceType"]) or self._hooks_of(stored["resourceType"])
-                for n in picked.hooks:
-                    issues.extend(hooks[n](stored, previous) or ())
+                rtype = stored["resourceType"]
+                own = picked.get(rtype)
+                if own is None:
+                    own = picked[rtype] = self._hooks_of(rtype).hooks
+                for n in own:
+                    found = hooks[n](stored, previous)
+                    if found:
+                        issues.extend(found)
             return
         for (stored, previous, issues), ctx in zip(writes, contexts, strict=True):
             for n in self._hooks_of(stored["resourceType"]).hooks:  # as inside the write that made it
@@ -234,6 +245,7 @@ class GroupCommit(KnownVersions):
         registry.append(entry)
         self._scopes[kind].append(frozenset(types) if types is not None else None)
         self._type_hooks = {}  # picked again per type at the next write
+        self._first_decided = {}  # and what a first version of a type meets
 
     def add_write_hook(self, hook: WriteHook, *, types: Collection[str] | None = None) -> None:
         """``hook(resource, previous)`` runs inside the write transaction after the resource is stored

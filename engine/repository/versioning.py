@@ -49,11 +49,16 @@ def versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str,
     return stored
 
 
-def same_bytes(existing: StoredResource, resource: dict[str, Any]) -> bool:
-    """Whether ``resource``, stored under ``existing``'s own version and instant, would be byte for
-    byte its body: a sender repeating itself (the same converter gives the same key order)."""
-    return (existing.body is not None
-            and fhirjson.dumps(versioned(resource, str(existing.version), existing.updated)) == existing.body)
+def as_stored(existing: StoredResource, resource: dict[str, Any]) -> dict[str, Any] | None:
+    """``resource`` under ``existing``'s own version and instant when that is byte for byte its
+    body (a sender repeating itself: the same converter gives the same key order), else None.
+
+    What it returns is the stored version (the same bytes are the same document, every decimal's
+    text included), so the caller need not parse the stored body to answer with it."""
+    if existing.body is None:
+        return None
+    stored = versioned(resource, str(existing.version), existing.updated)
+    return stored if fhirjson.dumps(stored) == existing.body else None
 
 
 def unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict[str, Any]) -> bool:

@@ -7,19 +7,19 @@ versioned, indexed and put -- one at a time (create, update, delete) or a whole 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from engine import fhirjson
 from engine.errors import BadRequest, PreconditionFailed
 from engine.merge_rules import API
-from engine.repository.contracts import Access, Mark, WriteResult
+from engine.repository.contracts import Access, WriteResult
 from engine.repository.core import valid_ids
 from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.search import ParsedSearch
 from engine.repository.searching import Searching, SearchResult
-from engine.repository.versioning import body_of, parse_etag, same_bytes, unchanged, versioned
+from engine.repository.versioning import as_stored, body_of, parse_etag, unchanged, versioned
 
 
 class Writes(GroupCommit, Searching):
@@ -50,19 +50,22 @@ class Writes(GroupCommit, Searching):
             reads.clear()
         rtype, rid = resource["resourceType"], resource["id"]
         hooks = self._hooks_of(rtype)
-        previous = None
-        if existing is not None and not existing.deleted:
-            previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         marks = self._marks
         for n in hooks.marks:
             resource = marks[n](resource)
+        previous = None
+        if existing is not None and not existing.deleted:
+            if skip_unchanged and not hooks.statements:
+                # the stored version again, byte for byte (every element the same: any merge rule
+                # keeps it as it is), told without parsing the stored body
+                same = as_stored(existing, resource)
+                if same is not None:
+                    return WriteResult(same, created=False, changed=False, issues=[], body=existing.body)
+            previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         issues: list[dict[str, Any]]
         if previous is None and self.merge.as_is(rtype, source, creating=True):
             issues = []
-        elif previous is not None and skip_unchanged and not hooks.statements and same_bytes(existing, resource):  # type: ignore[arg-type]
-            # the stored version again (every element the same: any merge rule keeps it as it is)
-            return WriteResult(previous, created=False, changed=False, issues=[], body=existing.body)
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
@@ -253,6 +256,7 @@ class Writes(GroupCommit, Searching):
             pending = getattr(self._local, "pending", None)
             # a group's buffer (not a hook's derived write, which ``_store`` stages)
             first = self._first_versions(source) if pending is not None else None
+            marks, rows_of, dumps = self._marks, self.indexer.rows, fhirjson.dumps
             results: list[WriteResult] = []
             written: set[tuple[str, str]] = set()
             updated: str | None = None  # the group's instant, once asked (a flush makes the next one later)
@@ -265,17 +269,20 @@ class Writes(GroupCommit, Searching):
                         current[key] = rec
                 existing = current.get(key)
                 if existing is None and first is not None:
-                    marks = first(key[0])
-                    if marks is not None:
-                        for mark in marks:
-                            r = mark(r)
+                    try:
+                        own = first[key[0]]
+                    except KeyError:
+                        own = self._first_of(key[0], source)
+                    if own is not None:
+                        for n in own:
+                            r = marks[n](r)
                         if updated is None:
                             updated = self._group_instant()
                         stored = versioned(r, "1", updated)
-                        body = fhirjson.dumps(stored)
-                        result = WriteResult(stored, created=True, issues=[], body=body)
+                        body = dumps(stored)
+                        result = WriteResult(stored, True, [], True, body)
                         pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
-                                        self.indexer.rows(stored), None, stored, None, result))
+                                        rows_of(stored), None, stored, None, result))
                         written.add(key)
                         results.append(result)
                         continue
@@ -310,25 +317,28 @@ class Writes(GroupCommit, Searching):
                 self._check(rtype, rid)
         return keys
 
-    def _first_versions(self, source: str) -> Callable[[str], tuple[Mark, ...] | None]:
-        """For one write group of ``source``: per resource type, the marks a first version meets
-        when it may skip ``_store`` (the merge rules take what ``source`` creates as it is, and no
-        statement or guard concerns the type), else None. Decided once per type in the group."""
-        decided: dict[str, tuple[Mark, ...] | None] = {}
-        marks, as_is = self._marks, self.merge.as_is
+    def _first_versions(self, source: str) -> dict[str, tuple[int, ...] | None]:
+        """For writes of ``source``: per resource type already decided, the positions of the marks a
+        first version meets when it may skip ``_store`` (the merge rules take what ``source``
+        creates as it is, and no statement or guard concerns the type), else None; a type not in
+        it yet is decided by ``_first_of``.
 
-        def first(rtype: str) -> tuple[Mark, ...] | None:
-            try:
-                return decided[rtype]
-            except KeyError:
-                pass
-            hooks = self._hooks_of(rtype)
-            found = decided[rtype] = (tuple(marks[n] for n in hooks.marks)
-                                      if not hooks.statements and not hooks.guards
-                                      and as_is(rtype, source, creating=True) else None)
-            return found
+        Kept across write groups (ingest writes one group per message, each asking the same few
+        types) and dropped when a registration changes what concerns a type (``_register``).
+        Positions, not the callables: an entry replaced in place (a profiler wraps them) is the
+        one called."""
+        decided = self._first_decided.get(source)
+        if decided is None:
+            decided = self._first_decided[source] = {}
+        return decided
 
-        return first
+    def _first_of(self, rtype: str, source: str) -> tuple[int, ...] | None:
+        """Decide ``rtype`` for ``_first_versions``."""
+        hooks = self._hooks_of(rtype)
+        found = self._first_versions(source)[rtype] = (
+            hooks.marks if not hooks.statements and not hooks.guards
+            and self.merge.as_is(rtype, source, creating=True) else None)
+        return found
 
     def insert_derived(self, resources: Sequence[dict[str, Any]]) -> None:
         """Store new resources the server derived itself (the audit log's AuditEvent view) as
