@@ -10,6 +10,8 @@ that differ from message to message -- including bad ones -- are the plan's hole
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -53,6 +55,14 @@ def _with_obx(text: str, n: int, field: int, value: str) -> str:
     return "\r".join(lines)
 
 
+@contextmanager
+def _plans_off() -> Iterator[None]:
+    """Conversion without plans: no description is planned and no OBX shape has a shortcut."""
+    with (mock.patch.object(plans, "describe", return_value=None),
+          mock.patch.object(plans, "shortcut", return_value=(None, None))):
+        yield
+
+
 def _planned_use() -> tuple[list[int], Any]:
     """A counter of the results built from plans, and the patch that counts them."""
     count = [0]
@@ -79,7 +89,7 @@ def test_every_message_converts_the_same_from_plans(tmp_path: Path) -> None:
         once(text, site)
         return once(text, site)
 
-    with mock.patch.object(plans, "describe", return_value=None), mock.patch.object(golden, "_outcome", second):
+    with _plans_off(), mock.patch.object(golden, "_outcome", second):
         ordinary = golden.digests(tmp_path / "ordinary")
     count, counting = _planned_use()
     with counting, mock.patch.object(golden, "_outcome", second):
@@ -109,7 +119,7 @@ def test_a_later_value_or_time_unlike_the_plan_takes_the_ordinary_path(site: Sit
                                                                        warning: str | None) -> None:
     convert(parse(_feed()), site)
     text = _with_obx(_feed(), 3, field, value)
-    with mock.patch.object(plans, "describe", return_value=None):
+    with _plans_off():
         ordinary = golden._outcome(text, Site.load(Settings()))
     assert golden._outcome(text, site) == ordinary
     if warning is not None and warning != "no value":
@@ -235,7 +245,7 @@ def test_textual_and_coded_results_are_built_from_plans_too(site: Site) -> None:
     texts.append(_urinalysis(9, protein="POS^阳性^L"))  # another answer: the ordinary way, first
     with counting:
         planned = [golden._outcome(t, site) for t in texts]
-    with mock.patch.object(plans, "describe", return_value=None):
+    with _plans_off():
         ordinary = [golden._outcome(t, Site.load(Settings())) for t in texts]
     assert planned == ordinary
     # message 1: the number and the text; from message 2 on, the coded answer too
@@ -253,7 +263,7 @@ def test_checking_a_text_hole_agrees_with_validating_the_whole(site: Site, valid
     for n in range(3):
         for resource, planned in _planned_results(convert(parse(_urinalysis(n, colour=f"c{n}")), site)):
             assert validator.valid_planned(resource, planned)
-    with mock.patch.object(plans, "describe", return_value=None):
+    with _plans_off():
         ordinary = golden._outcome(_urinalysis(7, colour=colour), Site.load(Settings()))
     assert golden._outcome(_urinalysis(7, colour=colour), site) == ordinary
     conversion = convert(parse(_urinalysis(8, colour=colour)), site)
@@ -261,3 +271,28 @@ def test_checking_a_text_hole_agrees_with_validating_the_whole(site: Site, valid
         assert any(p.plan.text for _, p in _planned_results(conversion))
     for resource, planned in _planned_results(conversion):
         assert validator.valid_planned(resource, planned) <= validator.is_valid(resource), (colour, resource)
+
+
+@pytest.mark.parametrize("value", [">5.0", "<= 3", "≥7", "5~6", "~6.2", "5\\T\\", " 6.2 ", "6.20", "-0", '""', "1e3"])
+def test_an_obx_shape_met_before_is_built_the_same_whatever_its_value(site: Site, value: str) -> None:
+    """The shortcut of an OBX shape (``plans.shortcut``: every field but the set id, value and
+    time) reads the value as ``describe`` does: a value of another shape than the plan's (a
+    comparator, repetitions, escapes) or that is no number goes the ordinary way; the bytes are
+    those of a conversion without plans, and the other results of the message still take the
+    shortcut."""
+    convert(parse(_feed()), site)
+    convert(parse(_feed().replace("000201", "000202")), site)  # every shape has its shortcut now
+    text = _with_obx(_feed().replace("000201", "000203"), 3, 5, value)
+    with _plans_off():
+        ordinary = golden._outcome(text, Site.load(Settings()))
+    filled = [0]
+    original = plans.fill
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built = original(*args, **kwargs)
+        filled[0] += built is not None
+        return built
+
+    with mock.patch.object(plans, "fill", counting):
+        assert golden._outcome(text, site) == ordinary
+    assert filled[0] >= 9  # the blood count's other planned results (WBC names its technician)

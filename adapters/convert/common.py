@@ -6,13 +6,14 @@ here), which data type converters use without importing this module."""
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 from functools import lru_cache
 from typing import Any
 
 from adapters.convert.actors import organization
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
-from adapters.convert.engine import apply_table
+from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Repetition, Segment
@@ -172,13 +173,53 @@ def _check_demographics(nid: NationalId, pid: Segment) -> None:
         )
 
 
+# (site, institution, delimiters, PID and PD1 as split into fields) -> (site, local key, the Patient
+# converted from them, its display, the unmapped notes its conversion made), for ``patient``
+# (True: met once)
+_PATIENTS: dict[tuple[Any, ...], tuple[Any, str, Resource, str, tuple[tuple[str, str, str], ...]] | bool] = {}
+_PATIENTS_MAX = 2048
+
+
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
-    """PID → Patient; returns (local key, Reference)."""
+    """PID → Patient; returns (local key, Reference).
+
+    A patient's PID comes again and again, the same to the character (each of a visit's results,
+    the ADT events of a stay), and the Patient is a function of its PID and PD1, the site's tables
+    and the institution: a PID converted before without a warning gives a copy of that Patient
+    (its unmapped notes reported again) instead of its ~30-40 us of field conversions, from the
+    third time it comes."""
+    pd1 = _following(pid, "PD1", ctx)
+    enc = pid.enc
+    memo = (id(ctx.site), ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
+            enc.charset, tuple(pid.fields), tuple(pd1.fields) if pd1 is not None else None)
+    hit = _PATIENTS.get(memo)
+    if type(hit) is tuple and hit[0] is ctx.site:
+        _, key, kept, display, noted = hit
+        for marker in noted:
+            ctx.note_unmapped(*marker)
+        organization(ctx)  # (as the conversion would: the sender first, for the Bundle's order)
+        ref = ctx.put(json_copy(kept), key)
+        return key, ({**ref, "display": display} if display else ref)
+    warned, made = len(ctx.warnings), len(ctx.resources)
+    with ctx.recording() as noted:
+        key, ref, res = _patient(pid, pd1, ctx)
+    # kept only when the Patient (and the sender) is all it made: a PD1 naming a practitioner or
+    # a clinic makes those too, and a warning is the message's own
+    if len(ctx.warnings) == warned and all(r == ref["reference"] or r == ctx.organization
+                                           for r in itertools.islice(ctx.resources, made, None)):
+        if len(_PATIENTS) >= _PATIENTS_MAX:
+            _PATIENTS.clear()
+        # kept the second time it comes (a PID met once -- most of a day's patients in a feed of
+        # new visits -- costs its key, not a copy of its Patient)
+        _PATIENTS[memo] = True if hit is None else (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
+    return key, ref
+
+
+def _patient(pid: Segment, pd1: Segment | None, ctx: Context) -> tuple[str, dict[str, str], Resource]:
     key, identifiers = patient_key(pid, ctx)
     keyed = len(identifiers)  # apply_table appends to the same list
     res: Resource = {"resourceType": "Patient", "identifier": identifiers, "active": True}
     apply_table("pid_patient", {"PID": pid}, ctx, res)
-    pd1 = _following(pid, "PD1", ctx)
     if pd1 is not None:
         apply_table("pd1_patient", {"PD1": pd1}, ctx, res)
     if "deceasedDateTime" in res:
@@ -200,7 +241,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     display = names[0].get("text") or names[0].get("family", "") if names else ""
     if display:
         ref = {**ref, "display": display}
-    return key, ref
+    return key, ref, res
 
 
 def _following(seg: Segment, name: str, ctx: Context) -> Segment | None:

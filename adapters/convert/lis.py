@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from adapters.convert import common, his, results
+from adapters.convert import common, his, plans, results
 from adapters.convert.context import Context
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, HL7Error
 from adapters.hl7v2.parser import Segment
@@ -78,18 +78,39 @@ def convert_orders(
         specimen = spec_refs[0] if len(spec_refs) == 1 else None
         plan = hook is None  # an imaging hook may change the results after they are made
         observation, text_types = results.observation, results.TEXT_TYPES
+        shortcut, fill, put, planned = plans.shortcut, plans.fill, ctx.put, ctx.planned
         for obx in group.obx:
-            item = obx.value(3)
-            okey = f"{rkey}|{item}|{obx.value(4)}"
+            # an OBX of a shape met before (``plans.shortcut``): its plan, key parts and text flag
+            # in one lookup; built from the plan unless its value's shape is not the plan's
+            cut, shape = shortcut(obx, group, ctx, obs_category, enc, org, specimen) if plan else (None, None)
+            if cut is not None:
+                item, textual = cut.item, cut.text
+                okey = f"{rkey}|{item}|{cut.sub}"
+            else:
+                item = obx.value(3)
+                okey = f"{rkey}|{item}|{obx.value(4)}"
+                textual = obx.value(2).upper() in text_types
             if okey in seen_keys or not item:
                 okey += f"|{obx.value(1) or obx.sequence}"
             seen_keys.add(okey)
-            ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, org, okey, specimen, plan=plan)
-            if ref is not None:
+            built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
+            if built is not None:
+                res, planned_as = built
+                ref = put(res, okey)
+                if ctx.resources.get(ref["reference"]) is res:
+                    planned[ref["reference"]] = planned_as
                 refs.append(ref)
-            if attachment is not None:
-                forms.append(attachment)
-            if obx.value(2).upper() in text_types:
+            else:
+                ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, org, okey, specimen,
+                                              plan=plan)
+                if ref is not None:
+                    refs.append(ref)
+                if attachment is not None:
+                    forms.append(attachment)
+                if shape is not None and cut is None:
+                    plans.remember(shape, obx, group, ctx, obs_category, enc, org, specimen, item,
+                                   obx.value(4), textual)
+            if textual:
                 text_lines.extend(r.text() for r in obx.reps(5))
         if len(text_lines) > 1 or any("\n" in line for line in text_lines):
             title = group.obr.value(4, comp=2) if group.obr is not None else ""

@@ -91,6 +91,24 @@ class _SitePlans:
     top: int = 0  # the highest of those fields
     # what the results of an order group share (``describe``) -> the number that stands for it in keys
     groups: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    # an OBX's shape (``shortcut``) -> what it needs besides its holes, once a plan makes it
+    shortcuts: dict[tuple[Any, ...], Shortcut] = field(default_factory=dict)
+    # the OBX fields that describe a result, whichever way (``_DESCRIBING`` and the table's)
+    described_fields: frozenset[int] = frozenset()
+
+
+@dataclass(eq=False)
+class Shortcut:
+    """What a result loop needs of an OBX of a known shape besides its holes: the plan that makes
+    it, the OBX-3.1 and OBX-4.1 its key is made of, whether its value type is one whose text also
+    goes to the report's text, and its value's kind and shape (the last element of the plan key)."""
+
+    plan: Plan
+    item: str
+    sub: str
+    text: bool
+    kind: str
+    shape: Any
 
 
 _SITES: dict[int, _SitePlans] = {}
@@ -108,6 +126,7 @@ def _site_plans(ctx: Context) -> _SitePlans:
         if table_fields is not None:
             read = sorted(set(_DESCRIBING) | set(table_fields))
             entry.read, entry.top = itemgetter(*read), read[-1]
+            entry.described_fields = frozenset(read)
     return entry
 
 
@@ -155,23 +174,9 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
     if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
         return None
     enc = obx.enc
-    # what every result of the group shares (the delimiters, the institution, category, performer,
-    # visit and specimen), put together once per group rather than once per result, and named by
-    # a number of the site's plans (a key then hashes one int, not these eleven values, per result)
-    shared = ctx.plan_shared
-    if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
-            or shared[3] is not encounter or shared[4] is not specimen):
-        entry = _site_plans(ctx)
-        if entry.read is None:
-            return None
-        described = (ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
-                     enc.charset, id(category), tuple(performer.items()), encounter is not None, specimen is not None)
-        number = entry.groups.get(described)
-        if number is None:
-            if len(entry.groups) >= _PLANS_LIMIT:
-                entry.groups.clear()
-            number = entry.groups[described] = next(_GROUP_NUMBERS)
-        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, number, entry)
+    shared = _shared(ctx, enc, category, performer, encounter, specimen)
+    if shared is None:
+        return None
     entry = shared[6]
     raw = fields[5]
     bound = None
@@ -205,6 +210,113 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
         shape,
     )
     return key, entry, text or "", bound
+
+
+def _shared(ctx: Context, enc: Any, category: Any, performer: dict[str, str], encounter: Any,
+            specimen: Any) -> tuple[Any, ...] | None:
+    """What every result of the group shares (the delimiters, the institution, category, performer,
+    visit and specimen), put together once per group rather than once per result, and named by
+    a number of the site's plans (a key then hashes one int, not these eleven values, per result);
+    None when the site's table makes nothing plannable."""
+    shared = ctx.plan_shared
+    if (shared is None or shared[0] is not enc or shared[1] is not category or shared[2] is not performer
+            or shared[3] is not encounter or shared[4] is not specimen):
+        entry = _site_plans(ctx)
+        if entry.read is None:
+            return None
+        described = (ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
+                     enc.charset, id(category), tuple(performer.items()), encounter is not None, specimen is not None)
+        number = entry.groups.get(described)
+        if number is None:
+            if len(entry.groups) >= _PLANS_LIMIT:
+                entry.groups.clear()
+            number = entry.groups[described] = next(_GROUP_NUMBERS)
+        shared = ctx.plan_shared = (enc, category, performer, encounter, specimen, number, entry)
+    return shared
+
+
+def shortcut(obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any, performer: dict[str, str],
+             specimen: Any) -> tuple[Shortcut | None, tuple[Any, ...] | None]:
+    """The shortcut of an OBX whose shape was met before, else None and the key to remember it by
+    (``remember``; None when the OBX cannot be planned at all).
+
+    Why: the results of a feed have a few hundred shapes, and an OBX's shape -- every field but
+    its set id (OBX-1), its time (OBX-14) and, unless the site's table reads it or the answer is
+    coded, its value (OBX-5), in the group's context (``_shared``) -- decides its plan, the item
+    and sub-id its key is made of, and whether its text also goes to the report. One dict lookup
+    then stands for ``describe``'s reading of the fields and the loop's three field reads; the
+    value is still read as ``describe`` reads it and its shape compared (``fill``)."""
+    fields = obx.fields
+    if len(fields) <= 14 or not fields[14]:
+        return None, None
+    kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
+    if kind is None:
+        return None, None
+    position = obx.position
+    if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
+        return None, None
+    if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
+        return None, None
+    shared = _shared(ctx, obx.enc, category, performer, encounter, specimen)
+    if shared is None:
+        return None, None
+    entry = shared[6]
+    if kind is CODED or 5 in entry.described_fields:
+        key: tuple[Any, ...] = (shared[5], *fields[2:14], *fields[15:])
+    else:
+        key = (shared[5], fields[2], fields[3], fields[4], *fields[6:14], *fields[15:])
+    return entry.shortcuts.get(key), key
+
+
+def remember(key: tuple[Any, ...], obx: Segment, group: Any, ctx: Context, category: Any, encounter: Any,
+             performer: dict[str, str], specimen: Any, item: str, sub: str, text: bool) -> None:
+    """After an OBX of shape ``key`` took the ordinary path: keep its shortcut when its
+    description has a plan by now."""
+    described = describe(obx, group, ctx, category, encounter, performer, specimen)
+    if described is None:
+        return
+    description, entry = described[0], described[1]
+    plan = entry.plans.get(description)
+    if plan is None:
+        return
+    fields = obx.fields
+    kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
+    if kind is None:
+        return
+    if len(entry.shortcuts) >= _PLANS_LIMIT:
+        entry.shortcuts.clear()
+    entry.shortcuts[key] = Shortcut(plan, item, sub, text, kind, description[-1])
+
+
+def fill(cut: Shortcut, obx: Segment, ctx: Context, category: Any, subject: dict[str, str], encounter: Any,
+         performer: dict[str, str], specimen: Any) -> tuple[Resource, Planned] | None:
+    """The Observation ``cut``'s plan makes of ``obx``, its value read as ``describe`` reads it;
+    None when the value's shape is not the plan's (or ``build`` declines): the ordinary path then
+    takes it, as it would have without the shortcut."""
+    fields = obx.fields
+    raw = fields[5]
+    bound = None
+    kind = cut.kind
+    if kind is NUMERIC:
+        enc = obx.enc
+        if not (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
+                and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
+            return None  # repetitions or escapes: ``describe`` reads it
+        text: str | None = raw.strip()
+        bound = results._BOUND.match(text)
+        shape: Any = "=" if bound is None else bound.group(1)
+    elif kind is TEXTUAL:
+        given = [r for r in obx.reps(5) if r]
+        text = "\n".join(r.text() for r in given) if given else None
+        shape = TEXTUAL if given else None
+    else:
+        if len([r for r in obx.reps(5) if r]) > 1:
+            return None
+        text = None
+        shape = (CODED, raw)
+    if shape != cut.shape:
+        return None
+    return build(cut.plan, obx, ctx, text or "", category, subject, encounter, performer, specimen, bound)
 
 
 _DECIMALS: dict[str, Any] = {}  # OBX-5 text -> its JSON number (an int or an immutable FhirDecimal)
