@@ -2,6 +2,7 @@
 
     python bench/identity.py                 # 25 persons, up to 24 records each
     python bench/identity.py --records 12 --persons 10
+    python bench/identity.py --quick         # 10 persons, up to 8 records each (seconds)
 
 Each round sends every person one more 12-OBX ORU^R01 (the ingest bench's message) under a new
 MRN with the same national resident ID, so each round adds one record to each person, in batches
@@ -87,7 +88,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=24, help="records per person at the end")
     ap.add_argument("--persons", type=int, default=25)
+    ap.add_argument("--quick", action="store_true", help="10 persons, up to 8 records each")
     args = ap.parse_args()
+    if args.quick:
+        args.records, args.persons = min(args.records, 8), min(args.persons, 10)
     shown = {1, 2, 4, 8, 12, 16, 20, 24, args.records}
     measure(args.records, min(args.persons, RESIDENTS), shown)
     return 0
