@@ -37,12 +37,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         pems = [Path(p).read_bytes() for p in args.public_key or []]
         report = verify_export(Path(args.export), pems)
     else:
+        from engine.audit.log import AuditLogDamaged
         from engine.audit.segment import SegmentDamaged
 
         damaged = None
         try:
             log = open_log(settings)
-        except SegmentDamaged as exc:  # say so, and verify what was stored before the segment
+        except (SegmentDamaged, AuditLogDamaged) as exc:  # say so, and verify what was stored before the segment
             damaged = str(exc)
             log = open_log(settings, segment=False)
         try:

@@ -88,6 +88,14 @@ class RecordFiles:
                       "size INTEGER NOT NULL, gen INTEGER NOT NULL DEFAULT 0)")
         self._offsets: dict[int, _Offsets] = {}
         self._scan_lock = threading.Lock()
+        # per damaged file (by its first record): the first of its records that cannot be read, as
+        # the last scan found; the log refuses appends while any is known (``first_unreadable``)
+        self._unreadable: dict[int, int] = {}
+
+    def first_unreadable(self) -> int | None:
+        """The first record this process found the index to hold but could not read (a record file
+        damaged in its middle, missing, or not a record file), or ``None``."""
+        return min(self._unreadable.values(), default=None)
 
     def path(self, first: int) -> Path:
         return self.directory / f"{first:012d}.records"
@@ -222,6 +230,7 @@ class RecordFiles:
                           entry.first, entry.last)
                 known.damaged, known.size = True, entry.size
                 self._offsets[entry.first] = known
+                self._unreadable[entry.first] = entry.first
                 return known
             try:
                 if known.scanned == HEADER.size:
@@ -231,6 +240,7 @@ class RecordFiles:
                                   path, entry.first, entry.last)
                         known.damaged, known.size = True, entry.size
                         self._offsets[entry.first] = known
+                        self._unreadable[entry.first] = entry.first
                         return known
                 buf = os.pread(fd, entry.size - known.scanned, known.scanned)
             finally:
@@ -242,8 +252,10 @@ class RecordFiles:
                 known.starts.append(pos)
                 pos += frame_size(row)
             known.scanned, known.size = pos, entry.size
+            self._unreadable.pop(entry.first, None)
             if pos < entry.size:
                 known.damaged = True
+                self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed): the records after it cannot be read; "
                           "run `huren audit verify`", path, pos)
