@@ -246,3 +246,21 @@ def test_the_drain_refuses_records_numbered_at_or_below_those_held(seg_settings:
     assert path.read_bytes() == before  # the answered records are still there, nothing emptied
     tool.store.close()
     log.store.close()
+
+
+def test_the_drain_works_where_copy_file_range_does_not_exist(seg_settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.copy_file_range`` is Linux only: on macOS (simulated by taking it away) the drain copies
+    the segment's frames through the process and every reader still sees every record."""
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    for i in range(5):
+        log.record(event(i))
+    log.drain()
+    log.record(event(5))
+    assert [d["seq"] for d in log.leaves.find(sort=[("_id", 1)])] == list(range(6))
+    assert segment_path(audit_path(seg_settings)).stat().st_size == HEADER.size  # drained
+    reopened = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    assert reopened.root() == log.root() and verify_online(reopened).ok
+    log.store.close()
+    reopened.store.close()

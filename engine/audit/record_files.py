@@ -273,12 +273,17 @@ def _write_all(fd: int, data: bytes, at: int) -> int:
 
 def _copy(source: tuple[int, int, int], fd: int, at: int) -> int:
     """Copy ``length`` bytes from ``source`` ``(fd, offset, length)`` to ``fd`` at ``at``, in the
-    kernel when it can (``copy_file_range``), else through this process."""
+    kernel when it can (``copy_file_range``), else (a system without the call, or a file system
+    that refuses it) through this process."""
     src, offset, length = source
     done = 0
+    copy_file_range = getattr(os, "copy_file_range", None)  # Linux only (not macOS, not Windows)
+    if copy_file_range is None:
+        _write_all(fd, os.pread(src, length, offset), at)
+        return length
     try:
         while done < length:
-            n = os.copy_file_range(src, fd, length - done, offset + done, at + done)
+            n = copy_file_range(src, fd, length - done, offset + done, at + done)
             if n == 0:
                 raise OSError(errno.ENOSPC, "audit record file: copy cut short")
             done += n
