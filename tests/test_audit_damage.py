@@ -264,3 +264,38 @@ def test_the_drain_works_where_copy_file_range_does_not_exist(seg_settings: Sett
     assert reopened.root() == log.root() and verify_online(reopened).ok
     log.store.close()
     reopened.store.close()
+
+
+def _open_audit_files(settings: Settings) -> list[str]:
+    """This process's open file descriptors on the audit log's database and segment file."""
+    names = {str(audit_path(settings)), str(segment_path(audit_path(settings)))}
+    fds = Path("/proc/self/fd")
+    out = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target in names:
+            out.append(target)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see open files")
+def test_verify_of_a_damaged_segment_leaves_no_file_open(seg_settings: Settings) -> None:
+    """``huren audit verify`` (in process) opens the log, meets the damaged segment, opens it again
+    without the segment: the first opening's database and segment must be closed, not leaked."""
+    import argparse
+
+    from engine.audit.cli import cmd_verify
+
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    for i in range(5):
+        log.record(event(i))
+    log.store.close()
+    _flip_in_frame(segment_path(audit_path(seg_settings)), 1)
+    del log
+    before = _open_audit_files(seg_settings)
+    args = argparse.Namespace(export=None, public_key=None, json=True, skip_nodes=False)
+    assert cmd_verify(args, seg_settings) == 1
+    assert _open_audit_files(seg_settings) == before

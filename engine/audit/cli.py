@@ -17,8 +17,12 @@ from engine.settings import Settings
 def open_log(settings: Settings, *, create_keys: bool = False, segment: bool = True) -> AuditLog:
     from engine.audit.store import open_audit_store
 
-    return AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings, create=create_keys),
-                    segment=segment)
+    store = open_audit_store(settings)
+    try:
+        return AuditLog(store, settings, AuditKeys.load(settings, create=create_keys), segment=segment)
+    except BaseException:  # (a damaged segment: verify opens the log again without it)
+        store.close()
+        raise
 
 
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:

@@ -166,7 +166,12 @@ class AuditLog:
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._appended_keys: dict[int, tuple[list[str], str | None]] = {}  # see index_keys
-        self._reload()
+        try:
+            self._reload()
+        except BaseException:  # (a damaged segment): its file is not left open behind the error
+            if self._segment is not None:
+                self._segment.close()
+            raise
 
     # ------------------------------------------------------------------ state
     def _stored_origin(self, proposed: str) -> str:
