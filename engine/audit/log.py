@@ -65,6 +65,7 @@ from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
+from engine.audit.record_files import RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
@@ -141,6 +142,7 @@ class AuditLog:
         self.repository = repository  # FhirRepository: purged of earlier versions' stored copies at start
         self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
         self._leaf_rows = appender(self._leaves)
+        self._files: RecordFiles | None = getattr(self._leaves, "files", None)  # storage layout 3's files
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
         self._segment = (Segment(segment_path(store.path)) if segment and isinstance(self._leaves, LeafTable)
                          and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
@@ -215,7 +217,7 @@ class AuditLog:
         self._held = held + 1 if held is not None else 0
         self._damage = None
         if self._held != size:
-            files = getattr(self._leaves, "files", None)
+            files = self._files
             first = files.first_unreadable() if files is not None else None
             first = size if first is None else min(first, size)
             self._damage = (f"audit log damaged: its index holds records 0..{self._held - 1} but record {first} "
@@ -248,15 +250,19 @@ class AuditLog:
         # another under its number); on a damaged log the right edge is not the index's, so the rest are
         # kept for the drain (answered records: never dropped) but not added to the tree
         floor = frontier.size if self._damage is None else self._held
-        for row in rows:
-            seq = row[0]
-            if seq < floor:  # (after a reload only: rare) held already, so held as it is here
-                held = self._leaves.get(seq_key(seq))
-                if held is None or held.get("hash") != row[1].hex():
+        below = [row for row in rows if row[0] < floor]
+        if below:  # (after a reload only: rare) held already, so held as they are here
+            lo, hi = below[0][0], below[-1][0]
+            held = {d["seq"]: d.get("hash") for d in self._leaves.find({"seq": {"$gte": lo, "$lte": hi}})}
+            for seq, leaf, _data, _nodes in below:
+                if held.get(seq) != leaf.hex():
                     raise AuditLogDamaged(
                         f"audit log damaged: the segment's record {seq} is not the record {seq} the log holds "
-                        f"({'unreadable' if held is None else 'another'}); the segment file is kept as it is; "
-                        "run `huren audit verify`")
+                        f"({'unreadable' if seq not in held else 'another'}); the segment file is kept as it "
+                        "is; run `huren audit verify`")
+        for row in rows:
+            seq = row[0]
+            if seq < floor:
                 continue
             if self._damage is None:
                 if seq != frontier.size:
@@ -594,7 +600,7 @@ class AuditLog:
         load (``_load_table``) or in any read since (a record file's scan)."""
         if self._damage is not None:
             raise AuditLogDamaged(self._damage)
-        files = getattr(self._leaves, "files", None)
+        files = self._files
         first = files.first_unreadable() if files is not None else None
         if first is not None:
             raise AuditLogDamaged(f"audit log damaged: record {first}, which its index holds, cannot be read "
