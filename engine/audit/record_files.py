@@ -23,7 +23,9 @@ Readers reach a record by sequence number through a per-file list of frame offse
 scanning the file (CRC-checked) and extended as the file grows. A frame that fails its CRC in the
 middle of a file (damage, not a crash: a committed size covers it) ends what can be read of that
 file: the records from there on are missing for every reader, and ``huren audit verify`` names the
-first of them; a warning names the file and offset. The same ``engine.audit.leaves.LeafTable`` port
+first of them; an error names the file and offset, and the log appends nothing more
+(``first_unreadable``: a record numbered from where reading stopped would take the number of one
+already answered). The same ``engine.audit.leaves.LeafTable`` port
 serves them with the earlier layouts' rows (records a version before this one moved into
 ``audit_leaves`` stay there and are read from there).
 """
