@@ -452,6 +452,14 @@ class StageClock:
         return Timed
 
 
+def prefill(engine: Any, stored: int, batch: int) -> None:
+    """``stored`` lab messages ingested untimed, each of a resident of its own, so that what is
+    timed after meets a database of that size and no more returning residents than without."""
+    for start in range(0, stored, batch):
+        engine.ingestor.process([(oru_lab(70_000_000 + i, own_person=True), "bench", "127.0.0.1:1")
+                                 for i in range(start, min(start + batch, stored))])
+
+
 def settle_warm(engine: Any, batch: int = 50) -> None:
     """Two batches of lab messages, the validators warmed and the heap settled: the state of an
     engine that ``huren serve`` has run for a while, before anything is timed."""
@@ -478,9 +486,7 @@ def stage_breakdown(count: int, batch: int = 50, stored: int = 0) -> dict[str, f
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
-            for start in range(0, stored, batch):
-                engine.ingestor.process([(oru_lab(70_000_000 + i, own_person=True), "bench", "127.0.0.1:1")
-                                         for i in range(start, min(start + batch, stored))])
+            prefill(engine, stored, batch)
             settle_warm(engine, batch)
             clock = StageClock()
             clock.attach(engine)
@@ -558,9 +564,7 @@ def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
             with Engine(settings) as engine:
-                for start in range(0, stored, batch):
-                    engine.ingestor.process([(oru_lab(70_000_000 + i, own_person=True), "bench", "127.0.0.1:1")
-                                             for i in range(start, min(start + batch, stored))])
+                prefill(engine, stored, batch)
                 settle_warm(engine, batch)
                 conn = engine.store.conn
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -84,3 +84,25 @@ def test_a_kept_patient_is_a_copy(site: Site) -> None:
     again = convert(parse(text), site)
     kept = next(r for r in again.resources if r["resourceType"] == "Patient")
     assert kept["name"][0]["family"] == "李" and kept["gender"] == "male"
+
+
+def test_a_patient_naming_a_practitioner_made_earlier_in_its_message_is_not_kept(site: Site) -> None:
+    """A PD1 naming a doctor an earlier PID of the same message already named makes nothing new
+    (the message's Practitioner is merged), yet its Patient names that Practitioner: a copy of it
+    in a later message would name a resource that message's Bundle lacks."""
+    p1 = "PID|1||MRN11^^^FNXRMYY^MR||王^芳||19750512|F\rPD1||||D009^周^医生\r"
+    p2 = "PID|1||MRN22^^^FNXRMYY^MR||李^四||19800101|M\rPD1||||D009^周^医生\r"
+
+    def merge(n: int) -> str:
+        return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101080000||ADT^A40^ADT_A39|M{n:06d}|P|2.5.1\r"
+                f"EVN|A40|20261101080000\r{p1}MRG|OLD11^^^FNXRMYY^MR\r{p2}MRG|OLD22^^^FNXRMYY^MR\r")
+
+    later = (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261101080000||ADT^A08^ADT_A01|M000003|P|2.5.1\r"
+             f"EVN|A08|20261101080000\r{p2}PV1|1|O|内科门诊^^^FNXRMYY||||D001^李^医生||||||||||||V000003\r")
+    for n in (1, 2):
+        convert(parse(merge(n)), site)
+    assert golden._outcome(later, site) == _fresh(later)
+    named = set(common._references(
+        next(r for r in convert(parse(later), site).resources if r["resourceType"] == "Patient")))
+    stored = {f"{r['resourceType']}/{r['id']}" for r in convert(parse(later), site).resources}
+    assert named and named <= stored

@@ -238,3 +238,17 @@ def test_what_a_first_version_meets_follows_later_registrations_and_new_merge_ru
     result = repo.write_many([{**specimen, "id": "s2"}], source="api")[0]
     assert "identifier" not in repo.read("Specimen", "s2")
     assert result.issues and result.issues[0]["severity"] == "warning"
+
+
+def test_a_derived_insert_of_an_id_already_stored_is_refused(repo: FhirRepository, store: Store) -> None:
+    """The light path for server-derived resources writes no versions: an id it meets stored
+    already is refused (no store index refuses a second row of one type and id by itself)."""
+    view = {"resourceType": "AuditEvent", "id": "view-1", "recorded": "2026-11-30T08:00:00+08:00",
+            "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+            "agent": [{"requestor": True, "who": {"display": "x"}}], "source": {"observer": {"display": "huren"}}}
+    with store.transaction():
+        repo.insert_derived([view])
+    with pytest.raises(ValueError, match="AuditEvent/view-1"), store.transaction():
+        repo.insert_derived([{**view, "recorded": "2026-11-30T09:00:00+08:00"}])
+    assert repo.read("AuditEvent", "view-1")["recorded"] == "2026-11-30T08:00:00+08:00"
+    assert versions(repo, "AuditEvent", "view-1") == [1]

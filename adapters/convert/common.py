@@ -203,16 +203,33 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     warned, made = len(ctx.warnings), len(ctx.resources)
     with ctx.recording() as noted:
         key, ref, res = _patient(pid, pd1, ctx)
-    # kept only when the Patient (and the sender) is all it made: a PD1 naming a practitioner or
-    # a clinic makes those too, and a warning is the message's own
-    if len(ctx.warnings) == warned and all(r == ref["reference"] or r == ctx.organization
-                                           for r in itertools.islice(ctx.resources, made, None)):
+    # kept only when the Patient (and the sender) is all it made and all it names: a PD1 naming a
+    # practitioner or a clinic makes those too -- or merges them into ones an earlier PID of the
+    # same message made, so "made nothing new" is not enough: a copy would name a resource the
+    # later message's Bundle lacks -- and a warning is the message's own
+    if (len(ctx.warnings) == warned
+            and all(r == ref["reference"] or r == ctx.organization
+                    for r in itertools.islice(ctx.resources, made, None))
+            and all(r == ctx.organization for r in _references(res))):
         if len(_PATIENTS) >= _PATIENTS_MAX:
             _PATIENTS.clear()
         # kept the second time it comes (a PID met once -- most of a day's patients in a feed of
         # new visits -- costs its key, not a copy of its Patient)
         _PATIENTS[memo] = True if hit is None else (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
     return key, ref
+
+
+def _references(node: Any) -> list[str]:
+    """Every ``reference`` a converted resource holds, however deep (what a kept copy would name)."""
+    if isinstance(node, dict):
+        found = [node["reference"]] if isinstance(node.get("reference"), str) else []
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                found += _references(value)
+        return found
+    if isinstance(node, list):
+        return [r for item in node for r in _references(item)]
+    return []
 
 
 def _patient(pid: Segment, pd1: Segment | None, ctx: Context) -> tuple[str, dict[str, str], Resource]:

@@ -345,11 +345,15 @@ class Writes(GroupCommit, Searching):
         version 1, with their index rows, in the caller's transaction.
 
         The light path: no validation (the deriving code has one fixed shape, proven valid by its
-        tests), no write hooks (nothing reacts to them), no lookup of a current version (the ids
-        are new by construction; an existing one fails the insert and rolls the batch back). An
-        AuditEvent view is written for every audited read, so what the general path adds per
-        resource is paid on every read.
+        tests), no write hooks (nothing reacts to them), no versioning (the ids are new by
+        construction). One ``current_many`` for the whole batch still checks that: an id already
+        stored raises ValueError, which rolls the caller's transaction back, since no store index
+        refuses a second row of one (type, id) by itself. An AuditEvent view is written for every
+        audited read, so what the general path adds per resource is paid on every read.
         """
+        taken = self.backend.current_many([(r["resourceType"], r["id"]) for r in resources])
+        if taken:
+            raise ValueError(f"insert_derived: already stored: {sorted('/'.join(k) for k in taken)}")
         items = []
         for resource in resources:
             updated = self._now()
