@@ -5,6 +5,7 @@ damage is named, never silently cut away."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.audit.keys import AuditKeys
-from engine.audit.log import AuditLog
+from engine.audit.leaves import leaf_document
+from engine.audit.log import AuditLog, AuditLogDamaged
 from engine.audit.record_files import records_directory
 from engine.audit.segment import HEADER, SegmentDamaged, decode, segment_path
 from engine.audit.store import audit_path, open_audit_store
@@ -181,3 +183,119 @@ def test_records_across_several_record_files_read_in_order_and_verify(seg_settin
     assert reopened.root() == log.root() and verify_online(reopened).ok
     log.store.close()
     reopened.store.close()
+
+
+def _verify_cli(settings: Settings) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", "verify", "--json"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "HUREN_DATA_DIR": str(settings.data_dir)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_damaged_record_file_refuses_reads_and_never_renumbers_answered_records(settings: Settings) -> None:
+    """Damage in the middle of the newest record file makes what can be read stop short of what
+    the index states is held: the log must not number new records from there (they would reuse
+    numbers of answered records, and the drain dropped them), but refuse reads with a 503 and
+    leave verification to name the first unreadable record."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.with_(audit_checkpoint_every=10_000, audit_checkpoint_seconds=3600)
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
+    for i in range(12):
+        log.record(event(i))
+    log.drain()
+    log.store.close()
+    files = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    _flip_in_frame(files[0], 6)
+    damaged = files[0].read_bytes()
+    reopened = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
+    with pytest.raises(AuditLogDamaged, match="record 6 onward cannot be read"):
+        reopened.record(event(100))
+    with pytest.raises(AuditLogDamaged):
+        reopened.checkpoint(force=True)
+    report = verify_online(reopened)
+    assert not report.ok and report.first_bad_record == 6
+    reopened.store.close()
+    with Engine(settings) as engine:
+        engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
+        headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
+        client = TestClient(create_app(engine))
+        for _ in range(3):
+            resp = client.get("/fhir/Patient/p1", headers=headers)
+            assert resp.status_code == 503
+            assert resp.json()["resourceType"] == "OperationOutcome" and "female" not in resp.text
+    assert files[0].read_bytes() == damaged  # nothing appended over the damage, nothing cut
+    proc = _verify_cli(settings)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["first_bad_record"] == 6 and out["problems"][0]["kind"] == "unreadable"
+
+
+def test_the_drain_refuses_records_numbered_at_or_below_those_held(seg_settings: Settings) -> None:
+    """A segment record whose number the log already holds (here a tool put record 0 in through
+    the port meanwhile) is an error for the drain, not something to filter out: the answered
+    record stays in the segment file."""
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    for i in range(3):
+        log.record(event(i))
+    path = segment_path(audit_path(seg_settings))
+    before = path.read_bytes()
+    tool = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings), segment=False)
+    data = b'{"id":"audit-0"}'
+    tool.leaves.insert(leaf_document(0, hashlib.sha256(b"\x00" + data).digest(), data, None))
+    with pytest.raises(AuditLogDamaged, match="record 0 is not the record 0 the log holds"):
+        log.drain()
+    assert path.read_bytes() == before  # the answered records are still there, nothing emptied
+    tool.store.close()
+    log.store.close()
+
+
+def test_the_drain_works_where_copy_file_range_does_not_exist(seg_settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.copy_file_range`` is Linux only: on macOS (simulated by taking it away) the drain copies
+    the segment's frames through the process and every reader still sees every record."""
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    for i in range(5):
+        log.record(event(i))
+    log.drain()
+    log.record(event(5))
+    assert [d["seq"] for d in log.leaves.find(sort=[("_id", 1)])] == list(range(6))
+    assert segment_path(audit_path(seg_settings)).stat().st_size == HEADER.size  # drained
+    reopened = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    assert reopened.root() == log.root() and verify_online(reopened).ok
+    log.store.close()
+    reopened.store.close()
+
+
+def _open_audit_files(settings: Settings) -> list[str]:
+    """This process's open file descriptors on the audit log's database and segment file."""
+    names = {str(audit_path(settings)), str(segment_path(audit_path(settings)))}
+    fds = Path("/proc/self/fd")
+    out = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target in names:
+            out.append(target)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see open files")
+def test_verify_of_a_damaged_segment_leaves_no_file_open(seg_settings: Settings) -> None:
+    """``huren audit verify`` (in process) opens the log, meets the damaged segment, opens it again
+    without the segment: the first opening's database and segment must be closed, not leaked."""
+    import argparse
+
+    from engine.audit.cli import cmd_verify
+
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    for i in range(5):
+        log.record(event(i))
+    log.store.close()
+    _flip_in_frame(segment_path(audit_path(seg_settings)), 1)
+    del log
+    before = _open_audit_files(seg_settings)
+    args = argparse.Namespace(export=None, public_key=None, json=True, skip_nodes=False)
+    assert cmd_verify(args, seg_settings) == 1
+    assert _open_audit_files(seg_settings) == before

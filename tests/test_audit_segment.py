@@ -20,7 +20,7 @@ from engine.audit.keys import AuditKeys
 from engine.audit.leaves import LeafTable
 from engine.audit.log import AuditLog
 from engine.audit.record_files import records_directory
-from engine.audit.segment import HEADER, decode, encode, segment_path
+from engine.audit.segment import HEADER, SegmentDamaged, decode, encode, segment_path, torn
 from engine.audit.store import audit_path, open_audit_store
 from engine.audit.verify import verify_online
 from engine.settings import Settings
@@ -152,6 +152,39 @@ def test_a_torn_tail_is_cut_off_at_open_and_kept_beside_the_file(seg_settings: S
     assert again.record(event(5)).seq == 5  # numbering goes on where the whole records end
     assert verify_online(again).ok and again.size == 6
     again.store.close()
+
+
+def test_a_group_write_torn_by_a_power_cut_is_a_torn_tail(seg_settings: Settings) -> None:
+    """A power cut inside one ``write()`` of several frames leaves the first page(s) of the group
+    and zeros after them (the file's size was already extended): no whole frame follows the bad
+    one, so it is a torn tail, cut off and kept, and the log opens; a bad frame with a whole frame
+    after it is still damage in the middle."""
+    log = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    log.record(event(0))
+    root = log.root()
+    path = segment_path(audit_path(seg_settings))
+    whole = path.stat().st_size
+    log.record_many([event(i) for i in range(1, 4)])  # one write() of 3 frames
+    log.store.close()
+    buf = bytearray(path.read_bytes())
+    intact = bytes(buf)
+    cut = whole + 100  # inside the group's first frame
+    buf[cut:] = bytes(len(buf) - cut)
+    path.write_bytes(bytes(buf))
+    again = AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    assert (again.size, again.root()) == (1, root) and path.stat().st_size == whole
+    kept = list(path.parent.glob(path.name + ".torn-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == bytes(buf[whole:])
+    assert again.record(event(9)).seq == 1 and verify_online(again).ok
+    again.store.close()
+    # the same group with the first frame's length damaged and the other two whole: damage
+    damaged = bytearray(intact)
+    damaged[whole + 2] ^= 0x40  # the length's third byte: where the next frame starts is unknown
+    path.write_bytes(bytes(damaged))
+    assert not torn(bytes(damaged[whole:]))
+    with pytest.raises(SegmentDamaged, match="damaged in its middle"):
+        AuditLog(open_audit_store(seg_settings), seg_settings, AuditKeys.load(seg_settings))
+    assert torn(bytes(damaged[whole:whole + 200]) + bytes(len(damaged) - whole - 200))
 
 
 def test_kill_9_mid_append_loses_nothing_answered_and_doubles_nothing(seg_settings: Settings) -> None:

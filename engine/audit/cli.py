@@ -17,8 +17,12 @@ from engine.settings import Settings
 def open_log(settings: Settings, *, create_keys: bool = False, segment: bool = True) -> AuditLog:
     from engine.audit.store import open_audit_store
 
-    return AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings, create=create_keys),
-                    segment=segment)
+    store = open_audit_store(settings)
+    try:
+        return AuditLog(store, settings, AuditKeys.load(settings, create=create_keys), segment=segment)
+    except BaseException:  # (a damaged segment: verify opens the log again without it)
+        store.close()
+        raise
 
 
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,12 +41,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         pems = [Path(p).read_bytes() for p in args.public_key or []]
         report = verify_export(Path(args.export), pems)
     else:
+        from engine.audit.log import AuditLogDamaged
         from engine.audit.segment import SegmentDamaged
 
         damaged = None
         try:
             log = open_log(settings)
-        except SegmentDamaged as exc:  # say so, and verify what was stored before the segment
+        except (SegmentDamaged, AuditLogDamaged) as exc:  # say so, and verify what was stored before the segment
             damaged = str(exc)
             log = open_log(settings, segment=False)
         try:

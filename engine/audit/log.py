@@ -65,6 +65,7 @@ from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, event_of, recorded_of
+from engine.audit.record_files import RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
@@ -86,6 +87,13 @@ DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction 
 
 class _Busy(Exception):
     """A lock ``try_record_many`` would have had to wait for."""
+
+
+class AuditLogDamaged(RuntimeError):
+    """What the log can read disagrees with what its index states it holds (a record file damaged
+    or missing), or the segment's records do not follow the records held: no record is appended
+    (the read is refused, never answered unaudited) and no checkpoint signed until the damage is
+    dealt with; ``huren audit verify`` names the first unreadable record."""
 
 
 def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
@@ -134,12 +142,15 @@ class AuditLog:
         self.repository = repository  # FhirRepository: purged of earlier versions' stored copies at start
         self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
         self._leaf_rows = appender(self._leaves)
+        self._files: RecordFiles | None = getattr(self._leaves, "files", None)  # storage layout 3's files
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
         self._segment = (Segment(segment_path(store.path)) if segment and isinstance(self._leaves, LeafTable)
                          and isinstance(store, SqliteStore) and str(store.path) != ":memory:" else None)
         # the segment's records not yet in the table, in order, as this process knows them (its own
         # appends and what ``sync`` took in from others): the drain inserts these, no file read back
         self._unmoved: list[Leaf] = []
+        self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
+        self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -157,7 +168,12 @@ class AuditLog:
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._appended_keys: dict[int, tuple[list[str], str | None]] = {}  # see index_keys
-        self._reload()
+        try:
+            self._reload()
+        except BaseException:  # (a damaged segment): its file is not left open behind the error
+            if self._segment is not None:
+                self._segment.close()
+            raise
 
     # ------------------------------------------------------------------ state
     def _stored_origin(self, proposed: str) -> str:
@@ -190,8 +206,24 @@ class AuditLog:
             self._sync_segment()
 
     def _load_table(self) -> None:
+        """The right edge from the newest readable record, checked against what the index states
+        the log holds (``last_seq``: the record files' index and the table's key): when a record
+        file is damaged, reading stops at the damage, and a right edge built from there would number
+        new records over ones already answered. Then the log is marked damaged (``_damage``) instead:
+        appends and checkpoints are refused, readers and ``huren audit verify`` still work."""
         last = self._leaves.find(sort=[("_id", -1)], limit=1)
         size = last[0]["seq"] + 1 if last else 0
+        held = self._leaf_rows.last_seq()
+        self._held = held + 1 if held is not None else 0
+        self._damage = None
+        if self._held != size:
+            files = self._files
+            first = files.first_unreadable() if files is not None else None
+            first = size if first is None else min(first, size)
+            self._damage = (f"audit log damaged: its index holds records 0..{self._held - 1} but record {first} "
+                            f"onward cannot be read (the newest readable is {size - 1}); no record is appended "
+                            "until it is dealt with; run `huren audit verify`")
+            log.error("audit: %s", self._damage)
         try:
             hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
         except LookupError as exc:  # appending onto a damaged tree would bury the damage: refuse
@@ -212,20 +244,44 @@ class AuditLog:
             self._unmoved = []
         if not rows:
             return
-        self._unmoved.extend(rows)
         frontier = self._frontier
-        for seq, leaf, _data, _nodes in rows:
-            if seq < frontier.size:  # moved into the table by a drain that crashed before emptying the file
+        # records below the floor were moved by a drain that crashed before emptying the file (the
+        # index holds them: checked, never assumed, so an answered record is not dropped for
+        # another under its number); on a damaged log the right edge is not the index's, so the rest are
+        # kept for the drain (answered records: never dropped) but not added to the tree
+        floor = frontier.size if self._damage is None else self._held
+        below = [row for row in rows if row[0] < floor]
+        if below:  # (after a reload only: rare) held already, so held as they are here
+            lo, hi = below[0][0], below[-1][0]
+            held = {d["seq"]: d.get("hash") for d in self._leaves.find({"seq": {"$gte": lo, "$lte": hi}})}
+            for seq, leaf, _data, _nodes in below:
+                if held.get(seq) != leaf.hex():
+                    raise AuditLogDamaged(
+                        f"audit log damaged: the segment's record {seq} is not the record {seq} the log holds "
+                        f"({'unreadable' if seq not in held else 'another'}); the segment file is kept as it "
+                        "is; run `huren audit verify`")
+        for row in rows:
+            seq = row[0]
+            if seq < floor:
                 continue
-            if seq != frontier.size:
-                raise RuntimeError(f"audit log damaged (the segment's record {seq} follows record "
-                                   f"{frontier.size - 1}); run `huren audit verify`")
-            frontier.push(leaf)
+            if self._damage is None:
+                if seq != frontier.size:
+                    raise RuntimeError(f"audit log damaged (the segment's record {seq} follows record "
+                                       f"{frontier.size - 1}); run `huren audit verify`")
+                frontier.push(row[1])
+            self._unmoved.append(row)
 
     def refresh(self) -> None:
         """Catch up with records and checkpoints other processes appended."""
         with self._lock:
             self._reload()
+
+    def held_count(self) -> int:
+        """How many records the log's index states it holds (its last sequence number + 1, after
+        the segment's records moved in): what verification expects to read."""
+        self.drain()
+        last = self._leaf_rows.last_seq()
+        return last + 1 if last is not None else 0
 
     @property
     def size(self) -> int:
@@ -404,7 +460,8 @@ class AuditLog:
     def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
             list[Appended | Exception], list[Leaf], merkle.Frontier]:
         """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
-        copy of the right edge."""
+        copy of the right edge. Refused on a damaged log (``AuditLogDamaged``)."""
+        self._refuse_if_damaged()
         frontier = self._frontier.copy()
         push = frontier.push
         sha = _sha256
@@ -491,14 +548,19 @@ class AuditLog:
 
     def _move_segment(self, limit: int | None) -> int:
         """In the open transaction: insert the segment's records the table does not hold yet (the
-        first ``limit`` of them); returns how many of ``_unmoved`` are then in the table."""
+        first ``limit`` of them); returns how many of ``_unmoved`` are then in the table. They must
+        continue the records held exactly: one numbered at or below the last held (or past the next)
+        means the log's numbering went wrong, and is refused, not filtered out."""
         rows = self._unmoved if limit is None else self._unmoved[:limit]
         if not rows:
             return 0
         last = self._leaf_rows.last_seq()
-        fresh = rows if last is None or rows[0][0] > last else [row for row in rows if row[0] > last]
-        if not fresh:
-            return len(rows)
+        expected = 0 if last is None else last + 1
+        if rows[0][0] != expected:  # an answered record is never dropped (nor a gap left) silently
+            raise AuditLogDamaged(
+                f"audit log damaged: the segment's record {rows[0][0]} does not follow record {last}, the last "
+                "the log holds; the segment file is kept as it is; run `huren audit verify`")
+        fresh = rows
         if fresh is self._unmoved and self._segment is not None and getattr(self._leaves, "files", None):
             # record files take the segment's frames as they are (``_unmoved`` is every frame of the
             # file, in order): one read instead of encoding each record again
@@ -533,7 +595,20 @@ class AuditLog:
             return True
         return time.monotonic() - self._last_cp_time >= self.settings.audit_checkpoint_seconds
 
+    def _refuse_if_damaged(self) -> None:
+        """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
+        load (``_load_table``) or in any read since (a record file's scan)."""
+        if self._damage is not None:
+            raise AuditLogDamaged(self._damage)
+        files = self._files
+        first = files.first_unreadable() if files is not None else None
+        if first is not None:
+            raise AuditLogDamaged(f"audit log damaged: record {first}, which its index holds, cannot be read "
+                                  "(a record file is damaged or missing); no record is appended until it is "
+                                  "dealt with; run `huren audit verify`")
+
     def _write_checkpoint(self, frontier: merkle.Frontier) -> Checkpoint:
+        self._refuse_if_damaged()  # a checkpoint of a right edge that is not the log's would sign a lie
         cp = sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
         return self._store_checkpoint(cp)
 

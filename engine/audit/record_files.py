@@ -23,7 +23,9 @@ Readers reach a record by sequence number through a per-file list of frame offse
 scanning the file (CRC-checked) and extended as the file grows. A frame that fails its CRC in the
 middle of a file (damage, not a crash: a committed size covers it) ends what can be read of that
 file: the records from there on are missing for every reader, and ``huren audit verify`` names the
-first of them; a warning names the file and offset. The same ``engine.audit.leaves.LeafTable`` port
+first of them; an error names the file and offset, and the log appends nothing more
+(``first_unreadable``: a record numbered from where reading stopped would take the number of one
+already answered). The same ``engine.audit.leaves.LeafTable`` port
 serves them with the earlier layouts' rows (records a version before this one moved into
 ``audit_leaves`` stay there and are read from there).
 """
@@ -88,6 +90,14 @@ class RecordFiles:
                       "size INTEGER NOT NULL, gen INTEGER NOT NULL DEFAULT 0)")
         self._offsets: dict[int, _Offsets] = {}
         self._scan_lock = threading.Lock()
+        # per damaged file (by its first record): the first of its records that cannot be read, as
+        # the last scan found; the log refuses appends while any is known (``first_unreadable``)
+        self._unreadable: dict[int, int] = {}
+
+    def first_unreadable(self) -> int | None:
+        """The first record this process found the index to hold but could not read (a record file
+        damaged in its middle, missing, or not a record file), or ``None``."""
+        return min(self._unreadable.values(), default=None)
 
     def path(self, first: int) -> Path:
         return self.directory / f"{first:012d}.records"
@@ -222,6 +232,7 @@ class RecordFiles:
                           entry.first, entry.last)
                 known.damaged, known.size = True, entry.size
                 self._offsets[entry.first] = known
+                self._unreadable[entry.first] = entry.first
                 return known
             try:
                 if known.scanned == HEADER.size:
@@ -231,6 +242,7 @@ class RecordFiles:
                                   path, entry.first, entry.last)
                         known.damaged, known.size = True, entry.size
                         self._offsets[entry.first] = known
+                        self._unreadable[entry.first] = entry.first
                         return known
                 buf = os.pread(fd, entry.size - known.scanned, known.scanned)
             finally:
@@ -242,8 +254,10 @@ class RecordFiles:
                 known.starts.append(pos)
                 pos += frame_size(row)
             known.scanned, known.size = pos, entry.size
+            self._unreadable.pop(entry.first, None)
             if pos < entry.size:
                 known.damaged = True
+                self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed): the records after it cannot be read; "
                           "run `huren audit verify`", path, pos)
@@ -261,12 +275,17 @@ def _write_all(fd: int, data: bytes, at: int) -> int:
 
 def _copy(source: tuple[int, int, int], fd: int, at: int) -> int:
     """Copy ``length`` bytes from ``source`` ``(fd, offset, length)`` to ``fd`` at ``at``, in the
-    kernel when it can (``copy_file_range``), else through this process."""
+    kernel when it can (``copy_file_range``), else (a system without the call, or a file system
+    that refuses it) through this process."""
     src, offset, length = source
     done = 0
+    copy_file_range = getattr(os, "copy_file_range", None)  # Linux only (not macOS, not Windows)
+    if copy_file_range is None:
+        _write_all(fd, os.pread(src, length, offset), at)
+        return length
     try:
         while done < length:
-            n = os.copy_file_range(src, fd, length - done, offset + done, at + done)
+            n = copy_file_range(src, fd, length - done, offset + done, at + done)
             if n == 0:
                 raise OSError(errno.ENOSPC, "audit record file: copy cut short")
             done += n

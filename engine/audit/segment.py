@@ -37,6 +37,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import struct
 import weakref
 import zlib
@@ -55,6 +56,8 @@ _BODY = struct.Struct("<QB")  # seq, count of tree nodes; then leaf hash, nodes,
 _FIXED = _BODY.size + HASH_SIZE
 MAX_FRAME = 1 << 28  # a length beyond this is damage, not a record
 _GENERATIONS = 1 << 63
+_NONZERO = re.compile(rb"[^\x00]")
+_ZERO_LENGTH = bytes(4)
 
 
 class SegmentDamaged(RuntimeError):
@@ -105,16 +108,36 @@ def decode(buf: bytes) -> tuple[list[Leaf], int]:
 
 def torn(tail: bytes) -> bool:
     """Whether ``tail`` (from the first frame that fails to ``decode``) is a torn tail: a last
-    write cut short (the frame runs past the end of the file), or one the kernel never wrote out
-    (zeros, after a power cut), or a last frame whose bytes are wrong and nothing after it. A
-    frame that fails while whole frames follow it is damage in the middle of the file: cutting
-    there would drop records whose requests were answered."""
-    if len(tail) < _HEAD.size or not tail.strip(b"\0"):
-        return True
-    length = _HEAD.unpack_from(tail, 0)[0]
-    if length < _FIXED or length > MAX_FRAME:
-        return False  # a damaged length with bytes after it: where the next frame starts is unknown
-    return _HEAD.size + length >= len(tail)
+    write cut short, or one the kernel wrote out only in part (the rest zeros, after a power cut:
+    the file's size was extended before its pages reached the disk), or a last frame whose bytes
+    are wrong. It is damage in the middle of the file only when a whole frame decodes somewhere
+    after the bad one: cutting there would drop records whose requests were answered. (Where the
+    next frame starts is not known when the bad frame's length is damaged, so every offset is
+    tried: only on this rare path, and a window that cannot hold a frame's length is passed over
+    cheaply.)"""
+    return _frame_after(tail) is None
+
+
+def _frame_after(buf: bytes) -> int | None:
+    """The first offset after 0 at which a whole frame (length in range, CRC right) decodes."""
+    end = len(buf)
+    view = memoryview(buf)
+    unpack_head, crc32 = _HEAD.unpack_from, zlib.crc32
+    pos = 1
+    while pos + _HEAD.size + _FIXED <= end:
+        if buf[pos:pos + 4] == _ZERO_LENGTH:  # a run of zeros holds no frame: go to its end
+            nonzero = _NONZERO.search(buf, pos + 4)
+            if nonzero is None:
+                return None
+            pos = nonzero.start() - 3  # the first window holding that byte
+            continue
+        length, crc = unpack_head(buf, pos)
+        stop = pos + _HEAD.size + length
+        if _FIXED <= length <= MAX_FRAME and stop <= end and crc32(view[pos + _HEAD.size:stop]) == crc \
+                and decode(buf[pos:stop])[1] == stop - pos:
+            return pos
+        pos += 1
+    return None
 
 
 class Segment:

@@ -38,12 +38,12 @@ from engine.audit.keys import AuditKeys
 from engine.audit.record import FORMAT
 
 MAX_PROBLEMS = 50
-EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated"}
+EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated", "unreadable"}
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # deleted inserted altered reordered malformed truncated | node root | checkpoint signature
+    kind: str  # deleted inserted altered reordered malformed truncated unreadable | node root | checkpoint signature
     message: str
     record: int | None = None  # first record index concerned
     checkpoint: int | None = None
@@ -110,6 +110,7 @@ class Verifier:
         self._checkpoints: list[Checkpoint] = []
         self._bad_nodes: set[tuple[int, int]] = set()
         self._root_failed = False  # after one checkpoint root mismatches, every later one does too
+        self._held = 0  # records the store states it holds (``held``)
 
     def problem(self, kind: str, message: str, *, record: int | None = None, checkpoint: int | None = None) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -216,6 +217,13 @@ class Verifier:
         if made_nodes and stored_nodes is not None:
             self._check_nodes(made_nodes, stored_nodes)
 
+    def held(self, count: int) -> None:
+        """The store states it holds ``count`` records (online: the log's index). Those past the ones
+        read cannot be read (a damaged or missing record file): a read that merely stops early
+        shows no gap, so ``finish`` names them unless a checkpoint already says the log is cut short
+        there."""
+        self._held = count
+
     def _name_misplaced(self, seq: int, raw: bytes) -> None:
         try:
             ev = orjson.loads(raw)
@@ -267,6 +275,10 @@ class Verifier:
                              f"{self._expected} present (first missing record {self._expected})",
                              record=self._expected, checkpoint=cp.seq)
                 break
+        if self._held > self._expected and not any(p.kind == "truncated" for p in r.problems):
+            self.problem("unreadable", f"records {self._expected}..{self._held - 1} are held according to the "
+                         "log's index but cannot be read (a record file damaged or missing)", record=self._expected)
+            r.root = ""
         if r.records > r.signed_size:
             r.notes.append(f"records {r.signed_size}..{r.records - 1} are not yet covered by a signed checkpoint")
         rank = {"node": 1, "root": 2}
@@ -302,4 +314,5 @@ def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool 
         return dict(log.stored_nodes(wanted))
 
     v.add_records(iter_records(log), stored_nodes if check_nodes else None)
+    v.held(log.held_count())
     return v.finish()
