@@ -63,17 +63,18 @@ def _plans_off() -> Iterator[None]:
         yield
 
 
-def _planned_use() -> tuple[list[int], Any]:
-    """A counter of the results built from plans, and the patch that counts them."""
+def _planned_use(step: str = "build") -> tuple[list[int], Any]:
+    """A counter of the results built by ``plans.<step>`` (``build``: from a plan; ``fill``: from a
+    known shape's shortcut), and the patch that counts them."""
     count = [0]
-    original = plans.build
+    original = getattr(plans, step)
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         built = original(*args, **kwargs)
         count[0] += built is not None
         return built
 
-    return count, mock.patch.object(plans, "build", counting)
+    return count, mock.patch.object(plans, step, counting)
 
 
 def test_every_message_converts_the_same_from_plans(tmp_path: Path) -> None:
@@ -285,14 +286,7 @@ def test_an_obx_shape_met_before_is_built_the_same_whatever_its_value(site: Site
     text = _with_obx(_feed().replace("000201", "000203"), 3, 5, value)
     with _plans_off():
         ordinary = golden._outcome(text, Site.load(Settings()))
-    filled = [0]
-    original = plans.fill
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        built = original(*args, **kwargs)
-        filled[0] += built is not None
-        return built
-
-    with mock.patch.object(plans, "fill", counting):
+    filled, counting = _planned_use("fill")
+    with counting:
         assert golden._outcome(text, site) == ordinary
     assert filled[0] >= 9  # the blood count's other planned results (WBC names its technician)
