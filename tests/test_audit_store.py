@@ -31,6 +31,18 @@ def _search(patients: list[str], owners: dict[str, list[str]]) -> dict:
                        patient_ids=patients, resources=list(owners), owners=owners, query="Observation?code=x")
 
 
+def _log_with(settings: Settings, records: int) -> tuple[SqliteStore, Settings, AuditLog]:
+    """A fresh audit store with ``records`` read records, checkpointed every 4: the store, the
+    settings the log runs under, the log."""
+    settings.data_dir.mkdir(parents=True)
+    store = open_audit_store(settings)
+    s = settings.with_(audit_checkpoint_every=4)
+    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
+    for i in range(records):
+        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    return store, s, log
+
+
 def test_an_audited_read_commits_to_the_audit_file_not_the_main_database(settings: Settings) -> None:
     with Engine(settings) as engine:
         main_before = engine.store.conn.total_changes
@@ -85,12 +97,7 @@ def as_leaf_rows(store: SqliteStore, log: AuditLog) -> list[tuple]:
 def test_a_log_kept_as_leaf_table_rows_keeps_them_and_grows_into_record_files(settings: Settings) -> None:
     """Storage layout 2 (every record a row of ``audit_leaves``) opens as it is: its rows are read
     where they are, new records go to record files after them, and the whole verifies."""
-    settings.data_dir.mkdir(parents=True)
-    store = open_audit_store(settings)
-    s = settings.with_(audit_checkpoint_every=4)
-    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
-    for i in range(9):
-        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    store, s, log = _log_with(settings, 9)
     root, docs = log.root(), log.leaves.find(sort=[("_id", 1)])
     assert as_leaf_rows(store, log) and not records_directory(store.path).exists()
     reopened = AuditLog(store, s, log.keys)
@@ -106,12 +113,7 @@ def test_a_log_kept_as_leaf_table_rows_keeps_them_and_grows_into_record_files(se
 
 
 def test_a_log_kept_as_documents_moves_into_the_leaf_table_once_and_verifies(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True)
-    store = open_audit_store(settings)
-    s = settings.with_(audit_checkpoint_every=4)
-    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
-    for i in range(13):
-        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    store, s, log = _log_with(settings, 13)
     root, docs = log.root(), log.leaves.find(sort=[("_id", 1)])
     as_documents(store, log)
     assert store.collection("audit_log").count() == 13
@@ -125,12 +127,7 @@ def test_a_log_kept_as_documents_moves_into_the_leaf_table_once_and_verifies(set
 
 
 def test_a_damaged_document_log_stays_where_verify_can_name_it(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True)
-    store = open_audit_store(settings)
-    s = settings.with_(audit_checkpoint_every=4)
-    log = AuditLog(store, s, AuditKeys.load(settings, create=True))
-    for i in range(6):
-        log.record(_search([f"p{i}"], {f"Observation/{i}": [f"p{i}"]}))
+    store, s, log = _log_with(settings, 6)
     as_documents(store, log)
     docs = store.collection("audit_log")
     docs.replace({**docs.get("000000000003"), "seq": 5})  # a record under a number it does not state
