@@ -561,7 +561,7 @@ class AuditLog:
                 f"audit log damaged: the segment's record {rows[0][0]} does not follow record {last}, the last "
                 "the log holds; the segment file is kept as it is; run `huren audit verify`")
         fresh = rows
-        if fresh is self._unmoved and self._segment is not None and getattr(self._leaves, "files", None):
+        if fresh is self._unmoved and self._segment is not None and self._files is not None:
             # record files take the segment's frames as they are (``_unmoved`` is every frame of the
             # file, in order): one read instead of encoding each record again
             self._leaf_rows.append(fresh, source=self._segment.frames_of(fresh))  # type: ignore[call-arg]
@@ -582,7 +582,7 @@ class AuditLog:
                     return
                 # into record files all at once (a copy of bytes: ~1-2 ms for 10,000 records);
                 # into the leaf table DRAIN_BATCH at a time
-                batch = None if getattr(self._leaves, "files", None) else DRAIN_BATCH
+                batch = None if self._files is not None else DRAIN_BATCH
                 with self._table_transaction(batch):
                     pass
                 if not self._unmoved:
