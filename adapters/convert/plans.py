@@ -161,9 +161,33 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
     """The description of a plannable OBX (the key of its plan), its OBX-5 text (a number's, or a
     textual result's whole text) and a number's comparator match (``results._BOUND``, read once
     for the key and the value), or None when it takes the ordinary path."""
+    kind = _kind(obx, group, category)
+    if kind is None:
+        return None
+    shared = _shared(ctx, obx.enc, category, performer, encounter, specimen)
+    if shared is None:
+        return None
+    entry = shared[6]
+    read = _value(obx, kind)
+    if read is None:
+        return None
+    text, shape, bound = read
     fields = obx.fields
     n = len(fields)
-    if n <= 14 or not fields[14]:
+    key = (
+        shared[5],
+        entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
+        shape,
+    )
+    return key, entry, text or "", bound
+
+
+def _kind(obx: Segment, group: Any, category: Any) -> str | None:
+    """The planned kind of an OBX's value (``NUMERIC``, ``TEXTUAL``, ``CODED``), or None when the
+    OBX takes the ordinary path: no OBX-14, a value type without plans, notes or participants of
+    its own, a category neither lab nor imaging. ``describe`` and ``shortcut`` both ask this."""
+    fields = obx.fields
+    if len(fields) <= 14 or not fields[14]:
         return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:
@@ -173,14 +197,18 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
         return None
     if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
         return None
-    enc = obx.enc
-    shared = _shared(ctx, enc, category, performer, encounter, specimen)
-    if shared is None:
-        return None
-    entry = shared[6]
-    raw = fields[5]
+    return kind
+
+
+def _value(obx: Segment, kind: str) -> tuple[str | None, Any, Any] | None:
+    """OBX-5 as a plan reads it: its text (a number's, or a textual result's whole text), its
+    shape (the last part of a plan's key) and a number's comparator match (``results._BOUND``,
+    read once for the key and the value); None when it cannot be planned (several answers).
+    ``describe`` and ``fill`` both read it here, so a shortcut's value is read as a plan's."""
+    raw = obx.fields[5]
     bound = None
     if kind is NUMERIC:
+        enc = obx.enc
         if (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
                 and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
             text: str | None = raw.strip()  # what the repetitions would give, without building them
@@ -204,12 +232,7 @@ def describe(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
                 return None
             text = None
             shape = (CODED, raw)
-    key = (
-        shared[5],
-        entry.read(fields) if n > entry.top else entry.read(fields + [""] * (entry.top + 1 - n)),
-        shape,
-    )
-    return key, entry, text or "", bound
+    return text, shape, bound
 
 
 def _shared(ctx: Context, enc: Any, category: Any, performer: dict[str, str], encounter: Any,
@@ -246,17 +269,10 @@ def shortcut(obx: Segment, group: Any, ctx: Context, category: Any, encounter: A
     and sub-id its key is made of, and whether its text also goes to the report. One dict lookup
     then stands for ``describe``'s reading of the fields and the loop's three field reads; the
     value is still read as ``describe`` reads it and its shape compared (``fill``)."""
-    fields = obx.fields
-    if len(fields) <= 14 or not fields[14]:
-        return None, None
-    kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
+    kind = _kind(obx, group, category)
     if kind is None:
         return None, None
-    position = obx.position
-    if (group.notes and group.notes.get(position)) or (group.prt and group.prt.get(position)):
-        return None, None
-    if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
-        return None, None
+    fields = obx.fields
     shared = _shared(ctx, obx.enc, category, performer, encounter, specimen)
     if shared is None:
         return None, None
@@ -293,29 +309,10 @@ def fill(cut: Shortcut, obx: Segment, ctx: Context, category: Any, subject: dict
     """The Observation ``cut``'s plan makes of ``obx``, its value read as ``describe`` reads it;
     None when the value's shape is not the plan's (or ``build`` declines): the ordinary path then
     takes it, as it would have without the shortcut."""
-    fields = obx.fields
-    raw = fields[5]
-    bound = None
-    kind = cut.kind
-    if kind is NUMERIC:
-        enc = obx.enc
-        if not (raw and raw != '""' and enc.component not in raw and enc.repetition not in raw
-                and enc.subcomponent not in raw and not (enc.escape and enc.escape in raw)):
-            return None  # repetitions or escapes: ``describe`` reads it
-        text: str | None = raw.strip()
-        bound = results._BOUND.match(text)
-        shape: Any = "=" if bound is None else bound.group(1)
-    elif kind is TEXTUAL:
-        given = [r for r in obx.reps(5) if r]
-        text = "\n".join(r.text() for r in given) if given else None
-        shape = TEXTUAL if given else None
-    else:
-        if len([r for r in obx.reps(5) if r]) > 1:
-            return None
-        text = None
-        shape = (CODED, raw)
-    if shape != cut.shape:
+    read = _value(obx, cut.kind)
+    if read is None or read[1] != cut.shape:
         return None
+    text, _shape, bound = read
     return build(cut.plan, obx, ctx, text or "", category, subject, encounter, performer, specimen, bound)
 
 
