@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.insurance.charges import line_price, money
@@ -259,20 +259,27 @@ class Recognition:
             yield  # inside a hook call or a batch already
             return
         with self._memo_scope():
-            self._preview(resources, planned or {})
+            self._local.not_items = self._preview(resources, planned or {})
             self._local.previewed = True
             try:
                 yield
             finally:
                 self._local.previewed = False
+                self._local.not_items = None
                 self.facts.forget_results()
 
-    def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]) -> None:
+    def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]
+                 ) -> _NotItems:
         """Read at once what a batch's hook calls will ask: the check rows of its orders, the
         flags of its tests, the index windows of its orders and results, the entries of its
         Patient records. The facts are read from the batch itself (its Patients, Organizations
         and Encounters); the results' classification is kept for the HR mark and the hook, which
-        are handed the very same coding objects (``FactReader.classify``)."""
+        are handed the very same coding objects (``FactReader.classify``).
+
+        Returns the results built from a plan that is no recognition item (11 of the 13 of a
+        blood count with an ALT), by the identity of their ``code`` objects: each plan is
+        classified once per batch (``FactReader.planned_answer``), and the HR mark and the hook
+        pass over such a result with one look-up (``_not_item``) instead of classifying it again."""
         by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
                   if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
         facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
@@ -281,6 +288,8 @@ class Recognition:
         orders: list[str] = []
         flags: list[str] = []
         asks: list[tuple[str, str, str, str]] = []
+        skip: dict[int, Any] = {}  # id(code) -> code (held: the id is not reused while it lives)
+        answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
         for r in resources:
             rtype = r.get("resourceType")
             if not isinstance(r.get("id"), str):
@@ -298,8 +307,19 @@ class Recognition:
                                  (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
             elif rtype in RESULT_TYPES:
                 built = planned.get(f"{rtype}/{r['id']}") if planned else None
-                if built is not None and facts.classify_planned(r, built.plan)[1] is None:
-                    continue  # not a recognition item (most of a lab report's results)
+                if built is not None:
+                    plan = built.plan
+                    answer = answers.get(plan) if plan in answers else answers.setdefault(
+                        plan, self.facts.planned_answer(r, plan))
+                    if answer is None:  # not kept by plan (an unknown institution): as before
+                        if facts.classify_planned(r, plan)[1] is None:
+                            continue
+                    elif answer[1] is None:
+                        code = r.get("code")
+                        skip[id(code)] = code
+                        continue  # not a recognition item (most of a lab report's results)
+                    else:
+                        facts.classify_planned(r, plan)
                 result = facts.result(r, batch=True)
                 found = items.get(result.item) if result is not None and result.person else None
                 if found is not None and result is not None and result.person:
@@ -310,6 +330,17 @@ class Recognition:
         self.flags.prefetch(flags)
         self.index.prefetch_windows(asks)
         self.index.prefetch_patients(patients)
+        return _NotItems(self._rules, skip)
+
+    def _not_item(self, resource: dict[str, Any]) -> bool:
+        """Inside an ingest batch: is ``resource`` a result the preview found built from a plan
+        that is no recognition item, holding the very ``code`` object it was built with (so no
+        one changed its codings since), under the same rules? One look-up."""
+        skip = getattr(self._local, "not_items", None)
+        if skip is None or skip.rules is not self._rules:
+            return False
+        code = resource.get("code")
+        return skip.codes.get(id(code)) is code and code is not None
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -348,6 +379,8 @@ class Recognition:
             return resource
         if resource.get("resourceType") not in RESULT_TYPES:
             return resource
+        if self._not_item(resource) and not (resource.get("meta") or {}).get("tag"):
+            return resource  # no recognition item, and no HR tag to take away
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
         had = meta.get("tag") or ()
         tags = [t for t in had if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)] if had else []
@@ -437,6 +470,8 @@ class Recognition:
         for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
+                if previewed and self._not_item(resource) and _version(resource) == 1:
+                    continue  # no recognition item, never indexed: nothing to do (one look-up)
                 facts = self.facts.result(resource, batch=previewed)
                 ref = ref_of(resource)
                 if _version(resource) == 1:
@@ -832,6 +867,14 @@ class Recognition:
                 "doctor": None, "dept": None,
                 "outcome": outcome, "issue": None, "checked": _now(),
             })
+
+
+class _NotItems(NamedTuple):
+    """The results of an ingest batch built from a plan that is no recognition item, by the
+    identity of their ``code`` objects, under the rules they were classified by."""
+
+    rules: Rules
+    codes: dict[int, Any]
 
 
 def _version(resource: dict[str, Any]) -> int:
