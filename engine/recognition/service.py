@@ -708,9 +708,15 @@ class Recognition:
             self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+        # the report may name the order while its observations do not
+        order_ref = group[0].get("order") or next((d["order"] for d in group if d.get("order")), None)
+        if self._alone_in_window(member, order_ref, item.window_days):
+            self._void(existing, "no recognisable prior result")
+            self._set_outcome(order_ref, "retested")
+            return []
         repeat = from_doc(group[0])
-        if repeat.order is None:  # the report may name the order while its observations do not
-            repeat = replace(repeat, order=next((d["order"] for d in group if d.get("order")), None))
+        if repeat.order is None:
+            repeat = replace(repeat, order=order_ref)
         order = self._order_for(repeat)
         performed = sorted({a for d in group for a in d.get("analytes") or ()})
         if performed and all(d.get("analytes") for d in group):
@@ -763,6 +769,34 @@ class Recognition:
         return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
+
+    def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
+        """Is the test of ``member`` alone in its order's window -- no entry of the person for
+        the item, dated from the order's day minus the window to that day, belongs to another
+        test -- as far as the entries at hand tell (a window the batch or the group read)?
+
+        Why: then no prior result can be recognisable and the decision is "retested" (and a
+        flag voided), which is what most results come to. It is told from the order's day alone:
+        the day its check row recorded (an order's day stands as recorded when it was placed),
+        or the result's own when it names no order. The order's facts, the candidates and the
+        decision are built only for a test that has something to decide. False when not known
+        at hand (the full decision then asks)."""
+        if order_ref is not None:
+            check = self.checks.get(order_ref)
+            if check is None or check.get("source") != "order" or not check.get("day"):
+                return False
+            hi = check["day"]
+        else:
+            hi = member["day"]
+        try:
+            lo = (date.fromisoformat(hi) - timedelta(days=window_days)).isoformat()
+        except (TypeError, ValueError):
+            return False
+        entries = self.index.known_window(member["person"], member["item"], lo, hi)
+        if entries is None:
+            return False
+        inst, day = member["inst"], member["day"]
+        return all(d["inst"] == inst and d["day"] == day for d in entries if lo <= d["day"] <= hi)
 
     def _order_for(self, repeat: PriorResult) -> Order:
         """The order the repeated result fulfils, as recorded when it was placed; a result without one
