@@ -374,13 +374,14 @@ class Recognition:
         scopes it is recognisable in (``meta.tag``, system ``urn:huren:hr-scope``): ``community`` for
         the issuer's medical community, plus each HR scope (盐城市HR, 全国HR...) its QC carries.
         A result that is not (or no longer) recognisable loses the tags."""
-        if resource.get("resourceType") == "Organization":
+        if self._not_item(resource) and not (resource.get("meta") or {}).get("tag"):
+            return resource  # a result of no recognition item, with no HR tag to take away
+        rtype = resource.get("resourceType")
+        if rtype == "Organization":
             self.facts.remember_organization(resource)  # the results of the same message name it
             return resource
-        if resource.get("resourceType") not in RESULT_TYPES:
+        if rtype not in RESULT_TYPES:
             return resource
-        if self._not_item(resource) and not (resource.get("meta") or {}).get("tag"):
-            return resource  # no recognition item, and no HR tag to take away
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
         had = meta.get("tag") or ()
         tags = [t for t in had if not (isinstance(t, dict) and t.get("system") == HR_SYSTEM)] if had else []
