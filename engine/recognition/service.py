@@ -288,7 +288,8 @@ class Recognition:
         orders: list[str] = []
         flags: list[str] = []
         asks: list[tuple[str, str, str, str]] = []
-        skip: dict[int, Any] = {}  # id(code) -> code (held: the id is not reused while it lives)
+        # id(code) -> (code, performer, type) (held: the ids are not reused while they live)
+        skip: dict[int, tuple[Any, Any, str]] = {}
         answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
         for r in resources:
             rtype = r.get("resourceType")
@@ -316,7 +317,7 @@ class Recognition:
                             continue
                     elif answer[1] is None:
                         code = r.get("code")
-                        skip[id(code)] = code
+                        skip[id(code)] = (code, r.get("performer"), rtype)
                         continue  # not a recognition item (most of a lab report's results)
                     else:
                         facts.classify_planned(r, plan)
@@ -334,13 +335,16 @@ class Recognition:
 
     def _not_item(self, resource: dict[str, Any]) -> bool:
         """Inside an ingest batch: is ``resource`` a result the preview found built from a plan
-        that is no recognition item, holding the very ``code`` object it was built with (so no
-        one changed its codings since), under the same rules? One look-up."""
+        that is no recognition item, of the same type and holding the very ``code`` and
+        ``performer`` objects it was built with (what its classification reads: no one changed
+        them since), under the same rules? One look-up."""
         skip = getattr(self._local, "not_items", None)
         if skip is None or skip.rules is not self._rules:
             return False
         code = resource.get("code")
-        return skip.codes.get(id(code)) is code and code is not None
+        seen = skip.codes.get(id(code))
+        return seen is not None and seen[0] is code and seen[1] is resource.get("performer") \
+            and seen[2] == resource.get("resourceType")
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -374,8 +378,10 @@ class Recognition:
         scopes it is recognisable in (``meta.tag``, system ``urn:huren:hr-scope``): ``community`` for
         the issuer's medical community, plus each HR scope (盐城市HR, 全国HR...) its QC carries.
         A result that is not (or no longer) recognisable loses the tags."""
-        if self._not_item(resource) and not (resource.get("meta") or {}).get("tag"):
-            return resource  # a result of no recognition item, with no HR tag to take away
+        if self._not_item(resource):
+            meta = resource.get("meta")
+            if not (isinstance(meta, dict) and meta.get("tag")):
+                return resource  # a result of no recognition item, with no HR tag to take away
         rtype = resource.get("resourceType")
         if rtype == "Organization":
             self.facts.remember_organization(resource)  # the results of the same message name it
@@ -906,10 +912,11 @@ class Recognition:
 
 class _NotItems(NamedTuple):
     """The results of an ingest batch built from a plan that is no recognition item, by the
-    identity of their ``code`` objects, under the rules they were classified by."""
+    identity of their ``code`` objects (with their ``performer`` and type), under the rules they
+    were classified by."""
 
     rules: Rules
-    codes: dict[int, Any]
+    codes: dict[int, tuple[Any, Any, str]]
 
 
 def _version(resource: dict[str, Any]) -> int:
