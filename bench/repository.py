@@ -4,7 +4,9 @@ First, the storage side of ingest (SQLite): a 12-OBX ORU^R01 lab message through
 pipeline, counting what it leaves in each table (index rows and B-tree entries per message, from
 the tables themselves) and the CPU of the storage stages (indexing, backend put, backend reads);
 then the index extraction alone on the resources that run indexed, by the compiled plans
-(``Indexer.rows``) and by the interpreter they are held to (``Indexer.interpret``), in turn.
+(``Indexer.rows``) and by the interpreter they are held to (``Indexer.interpret``), in turn, and
+the plans per resource type; the run's puts replayed into a fresh store of the engine's page size
+(SQL per table, the put's Python), and that Python part by part.
 
 Then per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI):
   * Observation writes/s in transaction Bundles of 100 (PUT, deterministic ids, as ingest sends);
