@@ -716,7 +716,9 @@ class Recognition:
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
         # the report may name the order while its observations do not
-        order_ref = group[0].get("order") or next((d["order"] for d in group if d.get("order")), None)
+        order_ref = group[0].get("order")
+        if order_ref is None:
+            order_ref = next((d["order"] for d in group if d.get("order")), None)
         if self._alone_in_window(member, order_ref, item.window_days):
             self._void(existing, "no recognisable prior result")
             self._set_outcome(order_ref, "retested")
