@@ -60,6 +60,10 @@ _NONZERO = re.compile(rb"[^\x00]")
 _ZERO_LENGTH = bytes(4)
 
 
+_forks = [0]  # forks of this process so far, counted in the child: a handle opened before is the parent's
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
+
 class SegmentDamaged(RuntimeError):
     """The file is not a segment (wrong header) or is damaged in its middle: left as it is rather
     than overwritten or cut."""
@@ -154,13 +158,14 @@ class Segment:
         """Open the file for this process. ``flock`` belongs to the open file, which a fork shares:
         a child that inherited this handle opens its own, or it would not exclude its parent."""
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._pid = os.getpid()
+        self._fork = _forks[0]
         self._closer = weakref.finalize(self, os.close, self.fd)
         self.generation = None
 
     # -- the lock (an exclusive flock; re-entrant within the process)
     def acquire(self, blocking: bool = True) -> bool:
-        if self._pid != os.getpid():  # forked since it was opened: the handle and its lock are the parent's
+        if self._fork != _forks[0]:  # forked since it was opened: the handle and its lock are the parent's
+            # (counted at the fork rather than asked of the kernel: one system call less per group)
             self._closer()  # (closing this copy releases nothing the parent holds)
             self._depth = 0
             self._open()
