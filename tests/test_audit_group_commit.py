@@ -195,3 +195,67 @@ def test_real_reads_that_never_await_still_share_a_commit(engine: Engine) -> Non
     assert statuses == [200] * 16 and engine.audit.size == before + 16
     assert committer.records == 16 and committer.groups < 16
     assert verify_online(engine.audit).ok
+
+
+def test_requests_one_at_a_time_append_at_once_until_a_burst_groups_again(settings: Settings) -> None:
+    """Lone mode: after LONE_AFTER groups of one in a row, a request alone appends its record at
+    once (no loop turn); one request in PROBE_EVERY still goes through a group, and when others join
+    it, grouping resumes. Every record is there once, in arrival order."""
+    from engine.audit.group_commit import LONE_AFTER, PROBE_EVERY
+    from engine.repository import open_store
+
+    log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # SQLite: appends on the loop
+    committer = GroupCommitter(log)
+
+    async def scenario() -> list[int]:
+        seqs = [(await committer.record(event(i))).seq for i in range(LONE_AFTER)]  # each a group of one
+        assert committer.inline == 0 and committer.groups == LONE_AFTER
+        task = asyncio.ensure_future(committer.record(event(LONE_AFTER)))
+        await asyncio.sleep(0)  # the task ran once: its record is appended, no turn waited
+        assert task.done() and log.size == LONE_AFTER + 1 and committer.inline == 1
+        seqs.append(task.result().seq)
+        burst = PROBE_EVERY + 8  # the probe comes inside it: the requests after it join its group
+        seqs += [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(burst)))]
+        assert committer.inline == PROBE_EVERY - 1 and not committer._lone
+        groups = committer.groups
+        seqs += [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(5)))]
+        assert committer.groups == groups + 1  # grouping again
+        return seqs
+
+    seqs = asyncio.run(scenario())
+    assert seqs == list(range(len(seqs))) and log.size == len(seqs) == committer.records
+    assert [e["id"] for e in log.events()] == [f"audit-{i}" for i in range(len(seqs))]
+    assert verify_online(log).ok
+    log.store.close()
+
+
+def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: Settings) -> None:
+    """In lone mode, a log whose segment another writer holds sends the record to a worker thread
+    (as a group), not onto the event loop."""
+    import fcntl
+    import os
+
+    from engine.audit.group_commit import LONE_AFTER
+    from engine.audit.segment import segment_path
+    from engine.repository import open_store
+
+    store = open_store(settings)
+    log = AuditLog(store, settings, AuditKeys.load(settings))
+    committer = GroupCommitter(log)
+
+    async def scenario() -> int:
+        for i in range(LONE_AFTER):
+            await committer.record(event(i))
+        other = os.open(segment_path(store.path), os.O_RDWR)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        try:
+            task = asyncio.ensure_future(committer.record(event(LONE_AFTER)))
+            await asyncio.sleep(0.05)
+            assert not task.done() and log.size == LONE_AFTER  # waiting in a worker, the loop free
+        finally:
+            os.close(other)
+        return (await task).seq
+
+    assert asyncio.run(scenario()) == LONE_AFTER
+    assert committer.inline == 0 and verify_online(log).ok
+    store.close()
