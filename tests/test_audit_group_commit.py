@@ -230,10 +230,12 @@ def test_requests_one_at_a_time_append_at_once_until_a_burst_groups_again(settin
 
 
 def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: Settings) -> None:
-    """In lone mode, a log whose segment another writer holds sends the record to a worker thread
-    (as a group), not onto the event loop."""
+    """In lone mode the loop's appends keep the segment's lock a few milliseconds: another process
+    asking for it gets it soon after, and a lone request meanwhile sends its record to a worker
+    thread (as a group), not onto the event loop."""
     import fcntl
     import os
+    import time
 
     from engine.audit.group_commit import LONE_AFTER
     from engine.audit.segment import segment_path
@@ -242,20 +244,65 @@ def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: S
     store = open_store(settings)
     log = AuditLog(store, settings, AuditKeys.load(settings))
     committer = GroupCommitter(log)
+    held, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # its own open file, as another ``--workers`` process has
+        other = os.open(segment_path(store.path), os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            held.set()
+            release.wait(5)
+        finally:
+            os.close(other)
 
     async def scenario() -> int:
         for i in range(LONE_AFTER):
             await committer.record(event(i))
-        other = os.open(segment_path(store.path), os.O_RDWR)
-        fcntl.flock(other, fcntl.LOCK_EX)
+        assert log.segment_kept  # kept past the appends
+        worker = threading.Thread(target=other_process)
+        worker.start()
+        t = time.monotonic()
+        while not held.is_set():  # the loop lets go of the kept lock meanwhile
+            await asyncio.sleep(0.001)
+        assert time.monotonic() - t < 1.0 and not log.segment_kept
         try:
             task = asyncio.ensure_future(committer.record(event(LONE_AFTER)))
             await asyncio.sleep(0.05)
             assert not task.done() and log.size == LONE_AFTER  # waiting in a worker, the loop free
         finally:
-            os.close(other)
-        return (await task).seq
+            release.set()
+        seq = (await task).seq
+        worker.join()
+        return seq
 
     assert asyncio.run(scenario()) == LONE_AFTER
     assert committer.inline == 0 and verify_online(log).ok
     store.close()
+
+
+def test_a_second_log_on_the_same_file_takes_the_lock_a_stopped_loop_kept(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log whose loop has stopped with the segment's lock kept (its timer never fires) does not
+    make a second log of the same process, on the same files, wait for ever: the second asks it to
+    let go before waiting; every record of both is there once."""
+    from engine.audit import group_commit
+    from engine.repository import open_store
+
+    monkeypatch.setattr(group_commit, "KEEP_SECONDS", 3600.0)  # the loop surely ends before its timer
+    first = AuditLog(open_store(settings), settings, AuditKeys.load(settings))
+    committer = GroupCommitter(first)
+
+    async def some() -> None:
+        for i in range(3):
+            await committer.record(event(i))
+
+    asyncio.run(some())  # the loop ends with the lock kept, its let-go timer never run
+    assert first.segment_kept
+    second = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # waits for the lock
+    assert not first.segment_kept
+    second.record(event(3))
+    first.record(event(4))  # numbered after the other's record: the sync took it in
+    assert [e["id"] for e in second.events()] == [f"audit-{i}" for i in range(5)]
+    assert verify_online(second).ok
+    first.store.close()
+    second.store.close()

@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.audit.log import Appended, AuditLog
 
+KEEP_SECONDS = 0.002  # how long the segment's lock is kept past an append on the loop (Segment.keep)
 LONE_AFTER = 8  # groups of one record in a row before lone requests are appended at once
 PROBE_EVERY = 32  # in lone mode, one request in this many goes through a group: are others arriving?
 
@@ -59,6 +60,7 @@ class GroupCommitter:
         self._singles = 0  # groups of one record in a row
         self._lone = False  # lone mode: a request alone appends its record at once
         self._probe = 0  # lone requests since the last one sent through a group
+        self._let_go: asyncio.TimerHandle | None = None  # lets go of the segment's lock kept by appends
 
     async def record(self, event: dict[str, Any]) -> Appended:
         """Append ``event`` with the next group (in lone mode, when nothing else is queued or in
@@ -66,8 +68,10 @@ class GroupCommitter:
         if self._lone and not self._queue and not self._scheduled and not self._busy:
             self._probe += 1
             if self._probe < PROBE_EVERY:
-                results = self.log.try_record_many([event])
+                results = self.log.try_record_many([event], keep=True)
                 if results is not None:  # (None: the log is busy; the group's worker thread waits)
+                    if self._let_go is None and self.log.segment_kept:
+                        self._keep_briefly(asyncio.get_running_loop())
                     self.groups += 1
                     self.records += 1
                     self.inline += 1
@@ -96,10 +100,12 @@ class GroupCommitter:
         if not batch:
             return
         try:
-            results = self.log.try_record_many([event for event, _ in batch])
+            results = self.log.try_record_many([event for event, _ in batch], keep=True)
         except Exception as exc:  # the transaction failed: none of these records was written
             self._settle(batch, exc)
             return
+        if self._let_go is None and self.log.segment_kept:
+            self._keep_briefly(asyncio.get_running_loop())
         if results is None:  # store busy or remote: wait in a worker thread, not on the loop
             self._busy = True
             asyncio.get_running_loop().create_task(self._flush_in_thread(batch))
@@ -118,6 +124,17 @@ class GroupCommitter:
             if self._queue and not self._scheduled:  # the next group gathered meanwhile
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush)
+
+    def _keep_briefly(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The appends keep the segment's lock (``AuditLog.try_record_many(keep=True)``): let go of
+        it ``KEEP_SECONDS`` from now (later if the log is busy then), so another process (a second
+        worker, ``huren audit``) waits at most about that long."""
+        def let_go() -> None:
+            self._let_go = None
+            if not self.log.let_go_segment():
+                self._let_go = loop.call_later(KEEP_SECONDS, let_go)
+
+        self._let_go = loop.call_later(KEEP_SECONDS, let_go)
 
     def _deliver(self, batch: list[tuple[dict[str, Any], asyncio.Future[Appended]]],
                  results: list[Appended | Exception]) -> None:
