@@ -306,3 +306,52 @@ def test_a_second_log_on_the_same_file_takes_the_lock_a_stopped_loop_kept(
     assert verify_online(second).ok
     first.store.close()
     second.store.close()
+
+
+def test_a_kept_lock_is_let_go_before_the_log_waits_for_its_database(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding the log's database while it waits for the segment's lock (its drain
+    takes them in that order) gets the lock the loop kept as soon as this process waits for the
+    database (a checkpoint): neither waits for the other for ever."""
+    import fcntl
+    import os
+    import sqlite3
+
+    from engine.audit import group_commit
+    from engine.audit.segment import segment_path
+    from engine.repository import open_store
+
+    monkeypatch.setattr(group_commit, "KEEP_SECONDS", 3600.0)  # no timer comes to the rescue
+    store = open_store(settings)
+    log = AuditLog(store, settings, AuditKeys.load(settings))
+    committer = GroupCommitter(log)
+
+    async def some() -> None:
+        for i in range(3):
+            await committer.record(event(i))
+
+    asyncio.run(some())
+    assert log.segment_kept
+    got_db, got_segment = threading.Event(), threading.Event()
+
+    def other_process_drain() -> None:
+        conn = sqlite3.connect(store.path, isolation_level=None, timeout=10)
+        fd = os.open(segment_path(store.path), os.O_RDWR)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            got_db.set()
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the kept lock
+            got_segment.set()
+            conn.execute("ROLLBACK")
+        finally:
+            os.close(fd)
+            conn.close()
+
+    worker = threading.Thread(target=other_process_drain)
+    worker.start()
+    assert got_db.wait(5)
+    cp = log.checkpoint(force=True)  # waits for the database: lets go of the segment's lock first
+    worker.join(10)
+    assert got_segment.is_set() and cp is not None and cp.size == 3
+    assert verify_online(log).ok
+    store.close()

@@ -549,6 +549,10 @@ class AuditLog:
         seg = self._segment
         held = False
         moved = 0
+        if seg is not None:
+            # a lock kept past the loop's appends is let go before waiting for the database's: a
+            # process holding the database's while it waits for this one (its drain) must get it
+            seg.let_go()
         try:
             with self._transaction() if flat else self.store.transaction():
                 if seg is not None:

@@ -237,8 +237,12 @@ class Segment:
         thread would wait for it forever."""
         for other in list(_keeping):
             if other is not self and other._file == self._file and other._owner_lock is not None and other.kept:
-                with other._owner_lock:
-                    other.let_go()
+                # (not waiting long for its owner: one busy in a transaction let go before it began)
+                if other._owner_lock.acquire(timeout=0.05):
+                    try:
+                        other.let_go()
+                    finally:
+                        other._owner_lock.release()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
