@@ -236,13 +236,15 @@ class Segment:
         (a log not closed whose loop has stopped, so its timer never fires) lets go first, or this
         thread would wait for it forever."""
         for other in list(_keeping):
-            if other is not self and other._file == self._file and other._owner_lock is not None and other.kept:
-                # (not waiting long for its owner: one busy in a transaction let go before it began)
-                if other._owner_lock.acquire(timeout=0.05):
-                    try:
-                        other.let_go()
-                    finally:
-                        other._owner_lock.release()
+            lock = other._owner_lock
+            if other is self or other._file != self._file or lock is None or not other.kept:
+                continue
+            # (not waiting long for its owner: one busy in a transaction let go before it began)
+            if lock.acquire(timeout=0.05):
+                try:
+                    other.let_go()
+                finally:
+                    lock.release()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
