@@ -252,3 +252,74 @@ def test_a_derived_insert_of_an_id_already_stored_is_refused(repo: FhirRepositor
         repo.insert_derived([{**view, "recorded": "2026-11-30T09:00:00+08:00"}])
     assert repo.read("AuditEvent", "view-1")["recorded"] == "2026-11-30T08:00:00+08:00"
     assert versions(repo, "AuditEvent", "view-1") == [1]
+
+
+def test_resources_serialised_ahead_are_stored_byte_for_byte_as_serialised_at_the_write(
+        repo: FhirRepository, store: Store) -> None:
+    """``serialise_ahead`` (ingest: right after conversion) keeps each resource's JSON for the
+    write, which splices its ``meta`` in: what is stored, returned and read back is what the same
+    writes store without it, byte for byte but for the instant; a mark that changes only ``meta``
+    is spliced, any other change (a mark's or a statement's new member) is serialised again, and
+    so is what was serialised ahead in an earlier block (forgotten at its end); a resource sent
+    again unchanged makes no version."""
+    from engine.fhirjson import FhirDecimal
+
+    def mark(resource: dict[str, Any]) -> dict[str, Any]:  # meta only, as recognition's HR mark
+        return {**resource, "meta": {"tag": [{"system": "urn:test", "code": "marked"}]}}
+
+    def flagged(resource: dict[str, Any]) -> dict[str, Any]:  # a member, as the referral's mark
+        return {**resource, "extension": [{"url": "urn:test:flag", "valueBoolean": True}]}
+
+    def statement(resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+        return {**resource, "active": True} if resource["id"].startswith("stated") else resource
+
+    repo.add_mark(mark, types={"Observation"})
+    repo.add_mark(flagged, types={"ServiceRequest"})
+    repo.add_statement(statement, types={"Patient"})
+
+    def converted(suffix: str) -> list[dict[str, Any]]:  # a converter's shape: type first, id last
+        return [
+            {"resourceType": "Observation", "status": "final", "code": {"text": "血红蛋白"},
+             "valueQuantity": {"value": FhirDecimal("1.50"), "unit": "g/L"}, "id": f"o{suffix}"},
+            {"resourceType": "Specimen", "note": [{"text": "x\"y\\z"}], "id": f"s{suffix}"},
+            {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+             "subject": {"reference": "Patient/p1"}, "id": f"sr{suffix}"},
+            {"resourceType": "Patient", "gender": "male", "id": f"p{suffix}"},
+            {"resourceType": "Patient", "gender": "female", "id": f"stated{suffix}"},
+            {"resourceType": "Specimen", "id": f"s{suffix}-x", "note": [{"text": "id not last"}]},
+            {"resourceType": "Specimen", "meta": {"source": "urn:lis"}, "note": [], "id": f"s{suffix}-m"},
+            {"resourceType": "Specimen", "note": [{"text": "an earlier block"}], "id": f"s{suffix}-e"},
+        ]
+
+    def bodies(suffix: str) -> list[bytes]:
+        out = []
+        for r in converted(suffix):
+            rec = repo.backend.current(r["resourceType"], r["id"])
+            assert rec is not None and rec.body is not None
+            out.append(rec.body.replace(rec.updated.encode(), b"T").replace(suffix.encode(), b"#"))
+        return out
+
+    plain = converted("QQ")
+    with store.transaction(), repo.known_current([]):
+        repo.write_many(plain, source="ORU")
+    ahead = converted("ZZ")
+    with store.transaction(), repo.known_current([]):
+        repo.serialise_ahead(ahead[-1:])
+    with store.transaction(), repo.known_current([]):
+        repo.serialise_ahead(ahead[:-1])
+        results = repo.write_many(ahead, source="ORU")
+        assert not repo._local.ahead  # each written one taken getattr(repo._local, "ahead", None) is None  # forgotten with the block
+    assert bodies("QQ") == bodies("ZZ")
+    for r, result in zip(ahead, results, strict=True):
+        assert result.body == repo.backend.current(r["resourceType"], r["id"]).body  # type: ignore[union-attr]
+    assert b'"value":1.50' in results[0].body and repo.read("Observation", "oZZ")["meta"]["tag"][0]["code"] == "marked"
+    assert repo.read("ServiceRequest", "srZZ")["extension"][0]["url"] == "urn:test:flag"
+    assert repo.read("Patient", "statedZZ")["active"] is True
+
+    again = converted("ZZ")  # sent again as it was: no new version, answered with the stored one
+    with store.transaction(), repo.known_current([]):
+        repo.serialise_ahead(again)
+        repeated = repo.write_many(again, source="ORU")
+    assert [r.changed for r in repeated] == [False] * len(again)
+    assert [r.body for r in repeated] == [r.body for r in results]
+    assert versions(repo, "Observation", "oZZ") == [1]
