@@ -629,14 +629,9 @@ class Ingestor:
     def _prepare(self, items: list[_Item]) -> None:
         """Parse, convert and validate outside any transaction (once: a redone batch keeps it)."""
         todo = [i for i in items if not i.converted]
-        # each message's resources serialised while they are still in the CPU caches (the write,
-        # a batch later, splices in their meta): the Provenance is written signed, as a new dict
-        ahead = getattr(self.repository, "serialise_ahead", None)
         for item in todo:
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted = True
-            if ahead is not None and item.conversion is not None:
-                ahead([r for r in _resources(item) if self.sign is None or r.get("resourceType") != "Provenance"])
         self._validate(todo)
 
     def _phase2(self, items: list[_Item], flat: bool = True) -> None:

@@ -49,7 +49,6 @@ class KnownVersions(RepositoryCore):
             yield
         finally:
             self._local.known = None
-            self._local.ahead = None  # what was serialised ahead and not written (``serialise_ahead``)
 
     def _current_of(self, keys: Sequence[Key]) -> dict[Key, StoredResource]:
         """The current versions of ``keys`` (absent ones left out): what the block knows, the rest

@@ -49,72 +49,14 @@ def versioned(resource: dict[str, Any], version: str, updated: str) -> dict[str,
     return stored
 
 
-# A resource serialised ahead of its write (``serialise``): (the very dict serialised, the bytes
-# of its type and id ``{"resourceType":"T","id":"I"``, the bytes of every other member in its
-# order ``"status":"final",...``). The dict's identity is how a write finds it again.
-Serialised = tuple[dict[str, Any], bytes, bytes]
-
-
-def serialise(resource: dict[str, Any]) -> Serialised | None:
-    """``resource``'s JSON taken apart for ``spliced``: None when its shape does not allow it.
-
-    Why: serialising a resource costs ~1 us while the converter's dicts are still in the CPU
-    caches and ~4 us at the write, a batch later, when every object it is made of is fetched from
-    memory again. Serialised right after conversion, the write only splices ``meta`` in.
-
-    The shape a converter gives: ``resourceType`` first, ``id`` last (set when the resource is
-    filed under its deterministic id), no ``meta`` (the server's). The members between them are
-    JSON of their own, whatever their place: orjson writes each member the same wherever it is."""
-    if "meta" in resource or len(resource) < 3 or next(reversed(resource)) != "id" \
-            or next(iter(resource)) != "resourceType":
-        return None
-    rtype, rid = resource["resourceType"], resource["id"]
-    if type(rtype) is not str or type(rid) is not str:
-        return None
-    full = fhirjson.dumps(resource)
-    head = b'{"resourceType":' + fhirjson.dumps(rtype) + b","
-    tail = b',"id":' + fhirjson.dumps(rid) + b"}"
-    if not (full.startswith(head) and full.endswith(tail)):
-        return None
-    return resource, head + tail[1:-1], full[len(head):-len(tail)]
-
-
-def spliced(ahead: Serialised, resource: dict[str, Any], meta: dict[str, Any]) -> bytes | None:
-    """The bytes of ``versioned(resource, ...)`` (whose ``meta`` is ``meta``) from what
-    ``serialise`` made of the dict ``resource`` came from, without serialising it again; None when
-    ``resource`` is not that dict with at most ``meta`` changed (a mark's or the merge rules' new
-    dict holding the very same values but ``meta`` is; anything else is serialised as always).
-
-    ``versioned`` puts type, id and meta first and the other members in their order: the same
-    members, in the same order, that ``serialise`` kept."""
-    source, head, members = ahead
-    if resource is not source:
-        if len(resource) - ("meta" in resource) != len(source):
-            return None
-        get = resource.get
-        for k, v in source.items():
-            if get(k) is not v:
-                return None
-    return b"".join((head, b',"meta":', fhirjson.dumps(meta), b",", members, b"}"))
-
-
-def as_stored(existing: StoredResource, resource: dict[str, Any],
-              ahead: Serialised | None = None) -> dict[str, Any] | None:
+def as_stored(existing: StoredResource, resource: dict[str, Any]) -> dict[str, Any] | None:
     """``resource`` under ``existing``'s own version and instant when that is byte for byte its
     body (a sender repeating itself: the same converter gives the same key order), else None.
-    ``ahead``: what ``serialise`` made of the dict ``resource`` came from (its bytes then spliced).
 
     What it returns is the stored version (the same bytes are the same document, every decimal's
     text included), so the caller need not parse the stored body to answer with it."""
     if existing.body is None:
         return None
-    if ahead is not None:
-        meta = dict(resource.get("meta") or {})
-        meta["versionId"] = str(existing.version)
-        meta["lastUpdated"] = existing.updated
-        body = spliced(ahead, resource, meta)
-        if body is not None:
-            return versioned(resource, str(existing.version), existing.updated) if body == existing.body else None
     stored = versioned(resource, str(existing.version), existing.updated)
     return stored if fhirjson.dumps(stored) == existing.body else None
 

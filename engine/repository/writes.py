@@ -19,20 +19,7 @@ from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.search import ParsedSearch
 from engine.repository.searching import Searching, SearchResult
-from engine.repository.versioning import (
-    Serialised,
-    as_stored,
-    body_of,
-    parse_etag,
-    serialise,
-    spliced,
-    unchanged,
-    versioned,
-)
-
-# resources serialised ahead that a thread keeps at most (``serialise_ahead``): a writer that never
-# writes what it serialised must not grow the table for ever
-AHEAD_LIMIT = 4096
+from engine.repository.versioning import as_stored, body_of, parse_etag, unchanged, versioned
 
 
 class Writes(GroupCommit, Searching):
@@ -46,7 +33,6 @@ class Writes(GroupCommit, Searching):
         skip_unchanged: bool = True,
         validate: bool = True,
         source: str = API,
-        ahead: Serialised | None = None,
     ) -> WriteResult:
         """Combine with the stored version (merge rules, per writer ``source``), validate, version,
         index and store one resource, then run the write hooks.
@@ -57,8 +43,7 @@ class Writes(GroupCommit, Searching):
         again as stored, byte for byte, is told unchanged before the merge rules (unless a
         statement may still add to it). Where it goes: a write group's buffer (``pending``), the
         stage of the group whose hooks are writing (``group_commit``: a derived write), or the
-        backend at once. ``ahead``: what ``serialise_ahead`` made of ``resource`` (its bytes are
-        then spliced rather than serialised again while the resource keeps its members).
+        backend at once.
         """
         reads = getattr(self._local, "reads", None)
         if reads:  # a hook writes: what it read before may be stale now
@@ -73,7 +58,7 @@ class Writes(GroupCommit, Searching):
             if skip_unchanged and not hooks.statements:
                 # the stored version again, byte for byte (every element the same: any merge rule
                 # keeps it as it is), told without parsing the stored body
-                same = as_stored(existing, resource, ahead)
+                same = as_stored(existing, resource)
                 if same is not None:
                     return WriteResult(same, created=False, changed=False, issues=[], body=existing.body)
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
@@ -105,8 +90,7 @@ class Writes(GroupCommit, Searching):
                 updated = self._now()
         stored = versioned(resource, str(version), updated)
         rows = self.indexer.rows(stored)
-        body = spliced(ahead, resource, stored["meta"]) if ahead is not None else None
-        rec = StoredResource(rtype, rid, version, updated, False, body or fhirjson.dumps(stored))
+        rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
         result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues, body=rec.body)
         if pending is not None:  # group commit: stored (and hooked) together by _flush()
             pending.append((rec, rows, existing, stored, previous, result))
@@ -273,7 +257,6 @@ class Writes(GroupCommit, Searching):
             # a group's buffer (not a hook's derived write, which ``_store`` stages)
             first = self._first_versions(source) if pending is not None else None
             marks, rows_of, dumps = self._marks, self.indexer.rows, fhirjson.dumps
-            table: dict[int, Serialised] | None = getattr(self._local, "ahead", None)
             results: list[WriteResult] = []
             written: set[tuple[str, str]] = set()
             updated: str | None = None  # the group's instant, once asked (a flush makes the next one later)
@@ -285,9 +268,6 @@ class Writes(GroupCommit, Searching):
                     if rec is not None:
                         current[key] = rec
                 existing = current.get(key)
-                ahead = table.pop(id(r), None) if table else None
-                if ahead is not None and ahead[0] is not r:
-                    ahead = None
                 if existing is None and first is not None:
                     try:
                         own = first[key[0]]
@@ -299,7 +279,7 @@ class Writes(GroupCommit, Searching):
                         if updated is None:
                             updated = self._group_instant()
                         stored = versioned(r, "1", updated)
-                        body = (spliced(ahead, r, stored["meta"]) if ahead is not None else None) or dumps(stored)
+                        body = dumps(stored)
                         result = WriteResult(stored, True, [], True, body)
                         pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
                                         rows_of(stored), None, stored, None, result))
@@ -310,31 +290,12 @@ class Writes(GroupCommit, Searching):
                     results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
                                                    body=existing.body))
                     continue
-                result = self._store(r, existing, validate=False, source=source, ahead=ahead)
+                result = self._store(r, existing, validate=False, source=source)
                 updated = None  # it may have put the group (a hook's nested write)
                 if result.changed:
                     written.add(key)
                 results.append(result)
             return results
-
-    def serialise_ahead(self, resources: Sequence[dict[str, Any]]) -> None:
-        """Serialise ``resources`` now, for this thread's ``write_many`` to splice their ``meta``
-        into the bytes instead of serialising them at the write (``versioning.serialise``).
-
-        Why: a converter's resources are written a batch after they were made (ingest converts
-        some fifty messages, validates them, then writes them): serialised at the write, each
-        cost ~4 us, nearly all of it fetching its objects from memory again; serialised right
-        after conversion, ~1 us. The caller does not change these dicts until they are written
-        (a mark or the merge rules may hand a new dict with the same values and another ``meta``:
-        that is spliced too; any other change is serialised as always). What is not written by
-        the end of the caller's ``known_current`` block is forgotten there."""
-        table: dict[int, Serialised] | None = getattr(self._local, "ahead", None)
-        if table is None or len(table) > AHEAD_LIMIT:
-            table = self._local.ahead = {}
-        for r in resources:
-            found = serialise(r) if type(r) is dict else None
-            if found is not None:
-                table[id(r)] = found
 
     def _checked_keys(self, resources: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
         """Each resource checked (a FHIR resource of a known type, an id; a new one gets a server id)
