@@ -308,14 +308,14 @@ class Writes(GroupCommit, Searching):
         same rule as ``_check``, which gives the error for the first bad one when it fails."""
         types = self.params.resource_types
         for r in resources:  # all checked before any gets a server id
-            rtype = r.get("resourceType") if type(r) is dict else None
+            rtype = r.get("resourceType") if isinstance(r, dict) else None
             if type(rtype) is not str or rtype not in types:
                 self._prepare(r)  # raises the error for it
         keys: list[tuple[str, str]] = []
         ids: list[str] = []
         for r in resources:
             rid = r.get("id")
-            if type(rid) is not str:
+            if not isinstance(rid, str):
                 rid = r["id"] = str(uuid.uuid4())
             keys.append((r["resourceType"], rid))
             ids.append(rid)
