@@ -196,11 +196,24 @@ def bench_messages(engine: Engine, count: int, batch: int = 50) -> dict[str, flo
     # the hooks' per-batch scopes (the batch's reads first, its writes at the end) count as their hooks
     engine.ingestor.batch_scopes = tuple(
         timed_scope(s, k) if (k := key(s, "hook")) else s for s in engine.ingestor.batch_scopes)
+    # how the tests of recognition items were decided: alone in their order's window (no prior
+    # result possible: decided from the order's check row) or in full (order, candidates, decision)
+    alone = rec._alone_in_window
+    decided = {"alone": 0, "full": 0}
+
+    def counted(*args: Any) -> bool:
+        found = alone(*args)
+        decided["alone" if found else "full"] += 1
+        return found
+
+    rec._alone_in_window = counted  # type: ignore[method-assign]
     messages = [(oru_lab(70_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
     for start in range(0, count, batch):
         engine.ingestor.process(messages[start:start + batch])
+    del rec._alone_in_window
     out = {f"{k}_us": v / count * 1e6 for k, v in spent.items()}
     out["calls"] = calls / count
+    out["alone"], out["full"] = decided["alone"] / count, decided["full"] / count
     return out
 
 
@@ -247,7 +260,8 @@ def pipeline_only(count: int) -> int:
         whole = (time.process_time() - cpu0) / count * 1e6
     print(f"12-OBX ORU^R01, {count} messages in batches of 50, thread CPU per message (us): "
           + ", ".join(f"{k[:-3]} {v:.0f}" for k, v in m.items() if k.endswith("_us"))
-          + f"; the whole message {whole:,.0f}; {m['calls']:.1f} store calls")
+          + f"; the whole message {whole:,.0f}; {m['calls']:.1f} store calls; tests decided per message: "
+          f"{m['alone']:.2f} alone in their window, {m['full']:.2f} in full")
     return 0
 
 
@@ -283,7 +297,8 @@ def main() -> int:
               f"the writes it makes: recognition hook {m['hook_us']:.0f} us, HR mark {m['mark_us']:.0f} us, "
               f"patient index statement {m['statement_us']:.0f} us and hook {m['identity_us']:.0f} us, "
               f"referral hook {m['referral_us']:.0f} us; "
-              f"{m['calls']:.1f} recognition and patient index store calls per message")
+              f"{m['calls']:.1f} recognition and patient index store calls per message; tests decided per "
+              f"message: {m['alone']:.2f} alone in their window, {m['full']:.2f} in full")
         fill_flags(engine, month, rng)
         t0 = time.perf_counter()
         engine.recognition.rebuild_tallies()  # bulk-loaded flags: tallies from scratch (normally kept per write)

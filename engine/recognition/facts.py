@@ -234,6 +234,18 @@ class FactReader:
         recent[id(code)] = (code, resource.get("performer"), resource.get("resourceType"), rules, answer)
         return answer
 
+    def planned_answer(self, resource: dict[str, Any], plan: Hashable) -> tuple[str | None, str | None] | None:
+        """(institution, item) of the results of the compiled ``plan``, when it is kept by plan
+        (``classify_planned``; computed and kept now if it was not); None when it is not kept
+        (an unknown institution: each result is classified on its own)."""
+        rules = self._rules()
+        plans = self._answers.under(rules).plans
+        answer = plans.get(plan)
+        if answer is None:
+            self.classify_planned(resource, plan)
+            answer = plans.get(plan)
+        return answer
+
     def _classify(self, resource: dict[str, Any], rtype: Any, rules: Rules
                   ) -> tuple[tuple[str | None, str | None], bool]:
         """The answer, and whether it is kept by codings and performers."""

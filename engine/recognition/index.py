@@ -136,6 +136,15 @@ class ResultIndex:
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
 
+    def known_window(self, person: str, item: str, lo: str, hi: str) -> Iterable[Document] | None:
+        """Inside a scope: the entries of ``person`` for ``item`` remembered over a range of days
+        covering ``[lo, hi]`` (some may lie outside it), or None when no such range was read."""
+        windows: Windows | None = getattr(self._local, "windows", None)
+        known = windows.get((person, item)) if windows is not None else None
+        if known is None or not (known[0] <= lo and hi <= known[1]):
+            return None
+        return known[2].values()
+
     def prefetch_windows(self, asks: Iterable[tuple[str, str, str, str]]) -> None:
         """Inside a scope: the windows ``(person, item, lo, hi)`` a write group is about to ask
         (a lab message: its order's, and each recognition item's group), read in one query for

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.insurance.charges import line_price, money
@@ -259,20 +259,27 @@ class Recognition:
             yield  # inside a hook call or a batch already
             return
         with self._memo_scope():
-            self._preview(resources, planned or {})
+            self._local.not_items = self._preview(resources, planned or {})
             self._local.previewed = True
             try:
                 yield
             finally:
                 self._local.previewed = False
+                self._local.not_items = None
                 self.facts.forget_results()
 
-    def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]) -> None:
+    def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]
+                 ) -> _NotItems:
         """Read at once what a batch's hook calls will ask: the check rows of its orders, the
         flags of its tests, the index windows of its orders and results, the entries of its
         Patient records. The facts are read from the batch itself (its Patients, Organizations
         and Encounters); the results' classification is kept for the HR mark and the hook, which
-        are handed the very same coding objects (``FactReader.classify``)."""
+        are handed the very same coding objects (``FactReader.classify``).
+
+        Returns the results built from a plan that is no recognition item (11 of the 13 of a
+        blood count with an ALT), by the identity of their ``code`` objects: each plan is
+        classified once per batch (``FactReader.planned_answer``), and the HR mark and the hook
+        pass over such a result with one look-up (``_not_item``) instead of classifying it again."""
         by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
                   if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
         facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
@@ -281,6 +288,9 @@ class Recognition:
         orders: list[str] = []
         flags: list[str] = []
         asks: list[tuple[str, str, str, str]] = []
+        # id(code) -> (code, performer, type) (held: the ids are not reused while they live)
+        skip: dict[int, tuple[Any, Any, str]] = {}
+        answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
         for r in resources:
             rtype = r.get("resourceType")
             if not isinstance(r.get("id"), str):
@@ -298,8 +308,19 @@ class Recognition:
                                  (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
             elif rtype in RESULT_TYPES:
                 built = planned.get(f"{rtype}/{r['id']}") if planned else None
-                if built is not None and facts.classify_planned(r, built.plan)[1] is None:
-                    continue  # not a recognition item (most of a lab report's results)
+                if built is not None:
+                    plan = built.plan
+                    answer = answers.get(plan) if plan in answers else answers.setdefault(
+                        plan, self.facts.planned_answer(r, plan))
+                    if answer is None:  # not kept by plan (an unknown institution): as before
+                        if facts.classify_planned(r, plan)[1] is None:
+                            continue
+                    elif answer[1] is None:
+                        code = r.get("code")
+                        skip[id(code)] = (code, r.get("performer"), rtype)
+                        continue  # not a recognition item (most of a lab report's results)
+                    else:
+                        facts.classify_planned(r, plan)
                 result = facts.result(r, batch=True)
                 found = items.get(result.item) if result is not None and result.person else None
                 if found is not None and result is not None and result.person:
@@ -310,6 +331,20 @@ class Recognition:
         self.flags.prefetch(flags)
         self.index.prefetch_windows(asks)
         self.index.prefetch_patients(patients)
+        return _NotItems(self._rules, skip)
+
+    def _not_item(self, resource: dict[str, Any]) -> bool:
+        """Inside an ingest batch: is ``resource`` a result the preview found built from a plan
+        that is no recognition item, of the same type and holding the very ``code`` and
+        ``performer`` objects it was built with (what its classification reads: no one changed
+        them since), under the same rules? One look-up."""
+        skip = getattr(self._local, "not_items", None)
+        if skip is None or skip.rules is not self._rules:
+            return False
+        code = resource.get("code")
+        seen = skip.codes.get(id(code))
+        return seen is not None and seen[0] is code and seen[1] is resource.get("performer") \
+            and seen[2] == resource.get("resourceType")
 
     def _hold(self, resource: dict[str, Any]) -> None:
         """Note a stored version for ``read`` (a newer one already noted stands)."""
@@ -343,10 +378,15 @@ class Recognition:
         scopes it is recognisable in (``meta.tag``, system ``urn:huren:hr-scope``): ``community`` for
         the issuer's medical community, plus each HR scope (盐城市HR, 全国HR...) its QC carries.
         A result that is not (or no longer) recognisable loses the tags."""
-        if resource.get("resourceType") == "Organization":
+        if self._not_item(resource):
+            meta = resource.get("meta")
+            if not (isinstance(meta, dict) and meta.get("tag")):
+                return resource  # a result of no recognition item, with no HR tag to take away
+        rtype = resource.get("resourceType")
+        if rtype == "Organization":
             self.facts.remember_organization(resource)  # the results of the same message name it
             return resource
-        if resource.get("resourceType") not in RESULT_TYPES:
+        if rtype not in RESULT_TYPES:
             return resource
         meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
         had = meta.get("tag") or ()
@@ -437,6 +477,8 @@ class Recognition:
         for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
+                if previewed and self._not_item(resource) and _version(resource) == 1:
+                    continue  # no recognition item, never indexed: nothing to do (one look-up)
                 facts = self.facts.result(resource, batch=previewed)
                 ref = ref_of(resource)
                 if _version(resource) == 1:
@@ -673,9 +715,17 @@ class Recognition:
             self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+        # the report may name the order while its observations do not
+        order_ref = group[0].get("order")
+        if order_ref is None:
+            order_ref = next((d["order"] for d in group if d.get("order")), None)
+        if self._alone_in_window(member, order_ref, item.window_days):
+            self._void(existing, "no recognisable prior result")
+            self._set_outcome(order_ref, "retested")
+            return []
         repeat = from_doc(group[0])
-        if repeat.order is None:  # the report may name the order while its observations do not
-            repeat = replace(repeat, order=next((d["order"] for d in group if d.get("order")), None))
+        if repeat.order is None:
+            repeat = replace(repeat, order=order_ref)
         order = self._order_for(repeat)
         performed = sorted({a for d in group for a in d.get("analytes") or ()})
         if performed and all(d.get("analytes") for d in group):
@@ -728,6 +778,34 @@ class Recognition:
         return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
+
+    def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
+        """Is the test of ``member`` alone in its order's window -- no entry of the person for
+        the item, dated from the order's day minus the window to that day, belongs to another
+        test -- as far as the entries at hand tell (a window the batch or the group read)?
+
+        Why: then no prior result can be recognisable and the decision is "retested" (and a
+        flag voided), which is what most results come to. It is told from the order's day alone:
+        the day its check row recorded (an order's day stands as recorded when it was placed),
+        or the result's own when it names no order. The order's facts, the candidates and the
+        decision are built only for a test that has something to decide. False when not known
+        at hand (the full decision then asks)."""
+        if order_ref is not None:
+            check = self.checks.get(order_ref)
+            if check is None or check.get("source") != "order" or not check.get("day"):
+                return False
+            hi = check["day"]
+        else:
+            hi = member["day"]
+        try:
+            lo = (date.fromisoformat(hi) - timedelta(days=window_days)).isoformat()
+        except (TypeError, ValueError):
+            return False
+        entries = self.index.known_window(member["person"], member["item"], lo, hi)
+        if entries is None:
+            return False
+        inst, day = member["inst"], member["day"]
+        return all(d["inst"] == inst and d["day"] == day for d in entries if lo <= d["day"] <= hi)
 
     def _order_for(self, repeat: PriorResult) -> Order:
         """The order the repeated result fulfils, as recorded when it was placed; a result without one
@@ -832,6 +910,15 @@ class Recognition:
                 "doctor": None, "dept": None,
                 "outcome": outcome, "issue": None, "checked": _now(),
             })
+
+
+class _NotItems(NamedTuple):
+    """The results of an ingest batch built from a plan that is no recognition item, by the
+    identity of their ``code`` objects (with their ``performer`` and type), under the rules they
+    were classified by."""
+
+    rules: Rules
+    codes: dict[int, tuple[Any, Any, str]]
 
 
 def _version(resource: dict[str, Any]) -> int:
