@@ -200,6 +200,14 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         organization(ctx)  # (as the conversion would: the sender first, for the Bundle's order)
         ref = ctx.put(json_copy(kept), key)
         return key, ({**ref, "display": display} if display else ref)
+    if hit is None:
+        # a PID met once -- most of a day's patients in a feed of new visits -- costs its key:
+        # whether its Patient could be kept is asked only when it comes a second time
+        if len(_PATIENTS) >= _PATIENTS_MAX:
+            _PATIENTS.clear()
+        _PATIENTS[memo] = True
+        key, ref, _res = _patient(pid, pd1, ctx)
+        return key, ref
     warned, made = len(ctx.warnings), len(ctx.resources)
     with ctx.recording() as noted:
         key, ref, res = _patient(pid, pd1, ctx)
@@ -213,9 +221,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
             and all(r == ctx.organization for r in _references(res))):
         if len(_PATIENTS) >= _PATIENTS_MAX:
             _PATIENTS.clear()
-        # kept the second time it comes (a PID met once -- most of a day's patients in a feed of
-        # new visits -- costs its key, not a copy of its Patient)
-        _PATIENTS[memo] = True if hit is None else (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
+        _PATIENTS[memo] = (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
     return key, ref
 
 
