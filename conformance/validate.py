@@ -554,7 +554,16 @@ class Validator:
         if keys <= {"type", "items", "minItems"} and schema.get("type") == "array" and isinstance(schema.get("items"), dict):
             item = self._value_check(schema["items"], depth)
             least = int(schema.get("minItems", 0))
-            return lambda v: type(v) is list and len(v) >= least and all(item(x) for x in v)
+
+            def array(v: Any) -> bool:  # (loops, not generators: these run per hole value)
+                if type(v) is not list or len(v) < least:
+                    return False
+                for x in v:  # noqa: SIM110 -- a loop: all() over a generator costs more a call
+                    if not item(x):
+                        return False
+                return True
+
+            return array
         if schema.get("type") == "string" and (inline := _string_check(schema)) is not None:
             # a string rule written in place: a narrowed reference (``_narrow_references``)
             engine = self._remembered(schema)
@@ -570,8 +579,17 @@ class Validator:
                     and set(definition) - {"description"} <= {"type", "properties", "additionalProperties", "required"}):
                 props = {k: self._value_check(v, depth + 1) for k, v in definition.get("properties", {}).items()}
                 required = frozenset(definition.get("required", ()))
-                return lambda v: (type(v) is dict and required <= v.keys() and v.keys() <= props.keys()
-                                  and all(props[k](x) for k, x in v.items()))
+                known = props.keys()
+
+                def element(v: Any) -> bool:
+                    if type(v) is not dict or not required <= v.keys() or not v.keys() <= known:
+                        return False
+                    for k, x in v.items():  # noqa: SIM110 -- as in ``array``
+                        if not props[k](x):
+                            return False
+                    return True
+
+                return element
         return self._remembered(schema)
 
     def _remembered(self, schema: dict[str, Any]) -> Callable[[Any], bool]:
@@ -765,11 +783,20 @@ def _string_check(definition: dict[str, Any]) -> Callable[[str], bool] | None:
             return None
     compiled = [re.compile(p).search for p in patterns]
     longest = int(definition.get("maxLength", 1 << 62))
-    if not alternatives:
-        return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
     either = [(wanted, re.compile(p).search) for wanted, p in alternatives]
-    return lambda v: (len(v) <= longest and all(match(v) is not None for match in compiled)
-                      and any((match(v) is not None) is wanted for wanted, match in either))
+
+    def check(v: str) -> bool:  # (loops, not generators: these run per hole value)
+        if len(v) > longest:
+            return False
+        for match in compiled:
+            if match(v) is None:
+                return False
+        for wanted, match in either:
+            if (match(v) is not None) is wanted:
+                return True
+        return not either
+
+    return check
 
 
 def _issue(path: str, code: str, message: str) -> dict[str, Any]:

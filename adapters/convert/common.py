@@ -495,9 +495,10 @@ def provenance(ctx: Context) -> None:
     ctx.put(prov, f"msg|{msh.control_id}")
 
 
-def bundle(ctx: Context) -> Resource:
+def bundle(resources: dict[str, Resource]) -> Resource:
+    """The transaction Bundle of PUTs of ``resources`` ("Type/id" -> resource, in order)."""
     entries = []
-    for ref, res in ctx.resources.items():
+    for ref, res in resources.items():
         entry: dict[str, Any] = {}
         rid = res["id"]
         if len(rid) == 36 and rid.count("-") == 4:
