@@ -426,50 +426,63 @@ class Validator:
         if tuple(resource) != plan.names:
             return False
         holes = planned.holes
-        names = plan.holes
-        if len(holes) != len(names):
+        if len(holes) != len(plan.holes):
             return False
-        numbers = plan.numbers
-        for name, value in holes.items():  # (each a hole of the plan: counted above, named here)
-            current = resource.get(name)
-            if name in numbers and type(current) is dict:
-                current = current.get("value")
-            if current is not value or name not in names:
-                return False
         proof = self._proofs.get(plan)
         if proof is None:
-            if not self._valid(resource):
-                return False
-            with self._lock:
-                if len(self._proofs) >= 8192:
-                    self._proofs.clear()
-                self._proofs[plan] = self._prove(resource, plan)
-            return True
+            return self._first_planned(resource, planned)
         if proof is False:
             return False
         assert isinstance(proof, _Proof)
-        # verdicts remembered per hole and per value: a string by itself, a reference that is
-        # nothing but its ``reference`` by that string (in a table of its own: never mistaken
-        # for the same text sent as a bare string)
-        texts, references = proof.texts, proof.references
+        # one pass over the holes: each is the very value the plan put in (so nothing replaced it
+        # since), and its verdict is remembered per value -- a string by itself, a reference that
+        # is nothing but its ``reference`` by that string (in a table of its own: never mistaken
+        # for the same text sent as a bare string), a Quantity's decimal for being finite
+        texts, references, numbers, names = proof.texts, proof.references, proof.numbers, plan.holes
         for name, value in holes.items():
+            if name not in names:
+                return False
+            current = resource.get(name)
             if type(value) is str:
+                if current is not value:
+                    return False
                 ok = texts[name].get(value)
                 if ok is None:
                     ok = self._remember(texts[name], value, self._hole_valid(proof, name, value))
             elif type(value) is dict:
+                if current is not value:
+                    return False
                 ref = value.get("reference")
                 if len(value) != 1 or type(ref) is not str:
                     return False
                 ok = references[name].get(ref)
                 if ok is None:
                     ok = self._remember(references[name], ref, self._hole_valid(proof, name, value))
-            elif name in proof.numbers:
+            elif name in numbers and type(current) is dict and current.get("value") is value:
                 ok = _finite_number(value)
             else:
                 return False
             if not ok:
                 return False
+        return True
+
+    def _first_planned(self, resource: dict[str, Any], planned: Any) -> bool:
+        """``valid_planned`` for the first resource of a plan: validated whole, and when valid the
+        plan's proof made (``_prove``) for the later ones."""
+        plan = planned.plan
+        names, numbers = plan.holes, plan.numbers
+        for name, value in planned.holes.items():  # (each a hole of the plan: counted, named here)
+            current = resource.get(name)
+            if name in numbers and type(current) is dict:
+                current = current.get("value")
+            if current is not value or name not in names:
+                return False
+        if not self._valid(resource):
+            return False
+        with self._lock:
+            if len(self._proofs) >= 8192:
+                self._proofs.clear()
+            self._proofs[plan] = self._prove(resource, plan)
         return True
 
     def _remember(self, verdicts: dict[str, bool], key: str, ok: bool) -> bool:
