@@ -332,6 +332,8 @@ class Validator:
         self._elements: dict[tuple[str, str], Any] = {}
         # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
         self._proofs: dict[Any, _Proof | bool] = {}
+        # plan without holes -> the JSON text of its resource validated whole (``_valid_again``)
+        self._texts: dict[Any, bytes] = {}
         # (resource type, element, "text" | "reference") -> value -> whether it is valid there
         self._verdicts: dict[tuple[str, str, str], dict[str, bool]] = {}
         self._lock = threading.Lock()
@@ -428,6 +430,8 @@ class Validator:
         holes = planned.holes
         if len(holes) != len(plan.holes):
             return False
+        if not holes:
+            return self._valid_again(resource, plan)
         proof = self._proofs.get(plan)
         if proof is None:
             return self._first_planned(resource, planned)
@@ -464,6 +468,26 @@ class Validator:
                 return False
             if not ok:
                 return False
+        return True
+
+    def _valid_again(self, resource: dict[str, Any], plan: Any) -> bool:
+        """A resource of a plan without holes (the converter made it from the same texts as the
+        plan's first: ``adapters.convert.kept``): valid when its JSON text is the text of the one
+        validated whole for the plan -- to the byte, so that whatever changed it after it was made
+        sends it to the whole validation."""
+        try:
+            text = orjson.dumps(resource)
+        except TypeError:  # an exact decimal (a float subclass), a key that is not a string
+            return False
+        proven = self._texts.get(plan)
+        if proven is not None:
+            return proven == text
+        if not self._valid(resource):
+            return False
+        with self._lock:
+            if len(self._texts) >= 8192:
+                self._texts.clear()
+            self._texts[plan] = text
         return True
 
     def _first_planned(self, resource: dict[str, Any], planned: Any) -> bool:

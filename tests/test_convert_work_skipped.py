@@ -20,9 +20,12 @@ from unittest import mock
 import pytest
 
 from adapters.convert import Conversion, convert, pacs, plans
+from adapters.convert.actors import practitioner
+from adapters.convert.context import Context
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import parse
 from bench.ingest import oru_lab
+from conformance.validate import Validator
 from engine.settings import Settings
 from mappings.site import Site
 from tests.conftest import mllp_send, sample_files, sample_site
@@ -145,3 +148,62 @@ def test_a_refused_time_in_a_planned_result_is_refused_as_the_ordinary_path_refu
     errors = _segments(planned, "ERR")
     assert errors and errors == _segments(ordinary, "ERR")
     assert "+14:59" in errors[0] and "effectiveDateTime" in errors[0]
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator()
+
+
+def _marked(conversion: Conversion, rtype: str) -> list[tuple[dict, object]]:
+    return [(r, conversion.planned[f"{rtype}/{r['id']}"]) for r in conversion.resources
+            if r["resourceType"] == rtype and f"{rtype}/{r['id']}" in conversion.planned]
+
+
+def test_the_sender_the_doctor_and_a_returning_patient_are_validated_by_their_text(validator: Validator) -> None:
+    """The sender and the ordering doctor of every message, and a patient whose PID comes a third
+    time, are made from the same texts as before: validated whole once, then by their JSON text."""
+    site = Site.load(Settings())
+    same_patient = [oru_lab(1).decode().replace("LAB000000001", f"LAB00000000{n}") for n in (1, 2, 3)]
+    conversions = [convert(parse(text), site) for text in same_patient]
+    for conversion in conversions:
+        for rtype in ("Organization", "Practitioner"):
+            ((resource, mark),) = _marked(conversion, rtype)
+            assert validator.valid_planned(resource, mark)
+    assert not _marked(conversions[0], "Patient") and not _marked(conversions[1], "Patient")
+    ((patient, mark),) = _marked(conversions[2], "Patient")  # the third arrival is a copy
+    assert validator.valid_planned(patient, mark)
+
+
+@pytest.mark.parametrize(("rtype", "change"), [
+    ("Organization", lambda r: r.update(name="")),  # a string FHIR refuses
+    ("Organization", lambda r: r.update(active=1)),  # a number where a boolean goes
+    ("Practitioner", lambda r: r["name"][0].update(given=[""])),
+    ("Practitioner", lambda r: r["identifier"][0].update(system="not a uri")),
+])
+def test_a_kept_resource_changed_after_it_was_made_is_validated_whole(validator: Validator, rtype: str,
+                                                                      change: object) -> None:
+    site = Site.load(Settings())
+    for n in (1, 2):
+        for resource, mark in _marked(convert(parse(oru_lab(n).decode()), site), rtype):
+            assert validator.valid_planned(resource, mark)
+    ((resource, mark),) = _marked(convert(parse(oru_lab(3).decode()), site), rtype)
+    change(resource)  # type: ignore[operator]
+    assert not validator.valid_planned(resource, mark)
+    assert not validator.is_valid(resource)
+
+
+def test_a_merge_that_adds_an_element_drops_the_mark() -> None:
+    """A doctor named by id alone, then again by id alone (nothing added: still the planned
+    resource), then by id and name (a name added: no longer what its plan made)."""
+    site = Site.load(Settings())
+    ctx = Context(message=parse(oru_lab(5).decode()), site=site, institution=site.institution("FNXRMYY"))
+    xcn = parse("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101091500||ORU^R01|M1|P|2.5.1\r"
+                "OBR|1|||||||||||||||D009~D009~D009^王^医生\r").get("OBR")
+    reps = xcn.reps(16)
+    ref = practitioner(reps[0], ctx)["reference"]
+    assert ref in ctx.planned
+    practitioner(reps[1], ctx)
+    assert ref in ctx.planned
+    practitioner(reps[2], ctx)
+    assert ref not in ctx.planned and ctx.resources[ref]["name"][0]["family"] == "王"

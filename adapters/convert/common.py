@@ -10,6 +10,7 @@ import itertools
 from functools import lru_cache
 from typing import Any
 
+from adapters.convert import kept as kept_plans
 from adapters.convert.actors import organization
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
@@ -198,7 +199,9 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         for marker in noted:
             ctx.note_unmapped(*marker)
         organization(ctx)  # (as the conversion would: the sender first, for the Bundle's order)
-        ref = ctx.put(json_copy(kept), key)
+        copy = json_copy(kept)
+        ref = ctx.put(copy, key)
+        kept_plans.mark(ctx, ref["reference"], copy, ("Patient", *memo))
         return key, ({**ref, "display": display} if display else ref)
     if hit is None:
         # a PID met once -- most of a day's patients in a feed of new visits -- costs its key:
