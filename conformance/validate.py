@@ -332,6 +332,8 @@ class Validator:
         self._elements: dict[tuple[str, str], Any] = {}
         # compiled plan -> its proof (``valid_planned``): False when its holes cannot be checked alone
         self._proofs: dict[Any, _Proof | bool] = {}
+        # plan without holes -> the JSON text of its resource validated whole (``_valid_again``)
+        self._texts: dict[Any, bytes] = {}
         # (resource type, element, "text" | "reference") -> value -> whether it is valid there
         self._verdicts: dict[tuple[str, str, str], dict[str, bool]] = {}
         self._lock = threading.Lock()
@@ -426,50 +428,85 @@ class Validator:
         if tuple(resource) != plan.names:
             return False
         holes = planned.holes
-        names = plan.holes
-        if len(holes) != len(names):
+        if len(holes) != len(plan.holes):
             return False
-        numbers = plan.numbers
-        for name, value in holes.items():  # (each a hole of the plan: counted above, named here)
-            current = resource.get(name)
-            if name in numbers and type(current) is dict:
-                current = current.get("value")
-            if current is not value or name not in names:
-                return False
+        if not holes:
+            return self._valid_again(resource, plan)
         proof = self._proofs.get(plan)
         if proof is None:
-            if not self._valid(resource):
-                return False
-            with self._lock:
-                if len(self._proofs) >= 8192:
-                    self._proofs.clear()
-                self._proofs[plan] = self._prove(resource, plan)
-            return True
+            return self._first_planned(resource, planned)
         if proof is False:
             return False
         assert isinstance(proof, _Proof)
-        # verdicts remembered per hole and per value: a string by itself, a reference that is
-        # nothing but its ``reference`` by that string (in a table of its own: never mistaken
-        # for the same text sent as a bare string)
-        texts, references = proof.texts, proof.references
+        # one pass over the holes: each is the very value the plan put in (so nothing replaced it
+        # since), and its verdict is remembered per value -- a string by itself, a reference that
+        # is nothing but its ``reference`` by that string (in a table of its own: never mistaken
+        # for the same text sent as a bare string), a Quantity's decimal for being finite
+        texts, references, numbers, names = proof.texts, proof.references, proof.numbers, plan.holes
         for name, value in holes.items():
+            if name not in names:
+                return False
+            current = resource.get(name)
             if type(value) is str:
+                if current is not value:
+                    return False
                 ok = texts[name].get(value)
                 if ok is None:
                     ok = self._remember(texts[name], value, self._hole_valid(proof, name, value))
             elif type(value) is dict:
+                if current is not value:
+                    return False
                 ref = value.get("reference")
                 if len(value) != 1 or type(ref) is not str:
                     return False
                 ok = references[name].get(ref)
                 if ok is None:
                     ok = self._remember(references[name], ref, self._hole_valid(proof, name, value))
-            elif name in proof.numbers:
+            elif name in numbers and type(current) is dict and current.get("value") is value:
                 ok = _finite_number(value)
             else:
                 return False
             if not ok:
                 return False
+        return True
+
+    def _valid_again(self, resource: dict[str, Any], plan: Any) -> bool:
+        """A resource of a plan without holes (the converter made it from the same texts as the
+        plan's first: ``adapters.convert.kept``): valid when its JSON text is the text of the one
+        validated whole for the plan -- to the byte, so that whatever changed it after it was made
+        sends it to the whole validation."""
+        try:
+            text = orjson.dumps(resource)
+        except TypeError:  # an exact decimal (a float subclass), a key that is not a string
+            return False
+        proven = self._texts.get(plan)
+        if proven is not None:
+            return proven == text
+        if not self._valid(resource):
+            return False
+        with self._lock:
+            if len(self._texts) >= 8192:
+                self._texts.clear()
+            self._texts[plan] = text
+        return True
+
+    def _first_planned(self, resource: dict[str, Any], planned: Any) -> bool:
+        """``valid_planned`` for the first resource of a plan: validated whole, and when valid the
+        plan's proof made (``_prove``) for the later ones."""
+        plan = planned.plan
+        names, numbers = plan.holes, plan.numbers
+        for name, value in planned.holes.items():  # (each a hole of the plan: counted, named here)
+            current = resource.get(name)
+            if name in numbers and type(current) is dict:
+                current = current.get("value")
+            if current is not value or name not in names:
+                return False
+        if not self._valid(resource):
+            return False
+        with self._lock:
+            if len(self._proofs) >= 8192:
+                self._proofs.clear()
+            self._proofs[plan] = self._prove(resource, plan)
         return True
 
     def _remember(self, verdicts: dict[str, bool], key: str, ok: bool) -> bool:
@@ -554,7 +591,16 @@ class Validator:
         if keys <= {"type", "items", "minItems"} and schema.get("type") == "array" and isinstance(schema.get("items"), dict):
             item = self._value_check(schema["items"], depth)
             least = int(schema.get("minItems", 0))
-            return lambda v: type(v) is list and len(v) >= least and all(item(x) for x in v)
+
+            def array(v: Any) -> bool:  # (loops, not generators: these run per hole value)
+                if type(v) is not list or len(v) < least:
+                    return False
+                for x in v:  # noqa: SIM110 -- a loop: all() over a generator costs more a call
+                    if not item(x):
+                        return False
+                return True
+
+            return array
         if schema.get("type") == "string" and (inline := _string_check(schema)) is not None:
             # a string rule written in place: a narrowed reference (``_narrow_references``)
             engine = self._remembered(schema)
@@ -570,8 +616,17 @@ class Validator:
                     and set(definition) - {"description"} <= {"type", "properties", "additionalProperties", "required"}):
                 props = {k: self._value_check(v, depth + 1) for k, v in definition.get("properties", {}).items()}
                 required = frozenset(definition.get("required", ()))
-                return lambda v: (type(v) is dict and required <= v.keys() and v.keys() <= props.keys()
-                                  and all(props[k](x) for k, x in v.items()))
+                known = props.keys()
+
+                def element(v: Any) -> bool:
+                    if type(v) is not dict or not required <= v.keys() or not v.keys() <= known:
+                        return False
+                    for k, x in v.items():  # noqa: SIM110 -- as in ``array``
+                        if not props[k](x):
+                            return False
+                    return True
+
+                return element
         return self._remembered(schema)
 
     def _remembered(self, schema: dict[str, Any]) -> Callable[[Any], bool]:
@@ -765,11 +820,20 @@ def _string_check(definition: dict[str, Any]) -> Callable[[str], bool] | None:
             return None
     compiled = [re.compile(p).search for p in patterns]
     longest = int(definition.get("maxLength", 1 << 62))
-    if not alternatives:
-        return lambda v: len(v) <= longest and all(match(v) is not None for match in compiled)
     either = [(wanted, re.compile(p).search) for wanted, p in alternatives]
-    return lambda v: (len(v) <= longest and all(match(v) is not None for match in compiled)
-                      and any((match(v) is not None) is wanted for wanted, match in either))
+
+    def check(v: str) -> bool:  # (loops, not generators: these run per hole value)
+        if len(v) > longest:
+            return False
+        for match in compiled:
+            if match(v) is None:
+                return False
+        for wanted, match in either:
+            if (match(v) is not None) is wanted:
+                return True
+        return not either
+
+    return check
 
 
 def _issue(path: str, code: str, message: str) -> dict[str, Any]:

@@ -1095,7 +1095,9 @@ def _resources(item: _Item) -> list[dict[str, Any]]:
     """The resources of ``item``'s conversion, listed once for the validation, the batch's read of
     current versions and the write (each listed them again)."""
     if item.resources is None:
-        item.resources = _bundle_resources(item.conversion.bundle)
+        # a conversion lists its resources without building its Bundle (``Conversion.resources``)
+        listed = getattr(item.conversion, "resources", None)
+        item.resources = listed if isinstance(listed, list) else _bundle_resources(item.conversion.bundle)
     return item.resources
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.convert import kept
 from adapters.convert.context import Context
 from adapters.hl7v2.parser import Repetition
 from mappings.site import urn_part
@@ -32,6 +33,7 @@ def organization(ctx: Context) -> dict[str, str]:
             "name": inst.name,
         }
         ref = ctx.organization = ctx.put(org, inst.code)["reference"]
+        kept.mark(ctx, ref, org, ("Organization", inst.code, inst.name))
     return {"reference": ref, "display": inst.name}
 
 
@@ -64,6 +66,9 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
         res["name"] = [name]
     key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
     ref: dict[str, Any] = ctx.put(res, key)
+    enc = rep._enc  # (the XCN's text and the institution make the Practitioner: one plan for them)
+    kept.mark(ctx, ref["reference"], res, ("Practitioner", ctx.code, rep.raw, enc.component, enc.repetition,
+                                           enc.escape, enc.subcomponent, enc.truncation, enc.charset))
     if display:
         ref["display"] = display
     return ref

@@ -10,6 +10,7 @@ import itertools
 from functools import lru_cache
 from typing import Any
 
+from adapters.convert import kept as kept_plans
 from adapters.convert.actors import organization
 from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
@@ -198,8 +199,18 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         for marker in noted:
             ctx.note_unmapped(*marker)
         organization(ctx)  # (as the conversion would: the sender first, for the Bundle's order)
-        ref = ctx.put(json_copy(kept), key)
+        copy = json_copy(kept)
+        ref = ctx.put(copy, key)
+        kept_plans.mark(ctx, ref["reference"], copy, ("Patient", *memo))
         return key, ({**ref, "display": display} if display else ref)
+    if hit is None:
+        # a PID met once -- most of a day's patients in a feed of new visits -- costs its key:
+        # whether its Patient could be kept is asked only when it comes a second time
+        if len(_PATIENTS) >= _PATIENTS_MAX:
+            _PATIENTS.clear()
+        _PATIENTS[memo] = True
+        key, ref, _res = _patient(pid, pd1, ctx)
+        return key, ref
     warned, made = len(ctx.warnings), len(ctx.resources)
     with ctx.recording() as noted:
         key, ref, res = _patient(pid, pd1, ctx)
@@ -213,9 +224,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
             and all(r == ctx.organization for r in _references(res))):
         if len(_PATIENTS) >= _PATIENTS_MAX:
             _PATIENTS.clear()
-        # kept the second time it comes (a PID met once -- most of a day's patients in a feed of
-        # new visits -- costs its key, not a copy of its Patient)
-        _PATIENTS[memo] = True if hit is None else (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
+        _PATIENTS[memo] = (ctx.site, key, json_copy(res), ref.get("display", ""), tuple(noted))
     return key, ref
 
 
@@ -489,9 +498,10 @@ def provenance(ctx: Context) -> None:
     ctx.put(prov, f"msg|{msh.control_id}")
 
 
-def bundle(ctx: Context) -> Resource:
+def bundle(resources: dict[str, Resource]) -> Resource:
+    """The transaction Bundle of PUTs of ``resources`` ("Type/id" -> resource, in order)."""
     entries = []
-    for ref, res in ctx.resources.items():
+    for ref, res in resources.items():
         entry: dict[str, Any] = {}
         rid = res["id"]
         if len(rid) == 36 and rid.count("-") == 4:

@@ -100,10 +100,13 @@ class Context:
         if existing is None:
             self.resources[ref] = resource
         else:
-            if self.planned:
-                self.planned.pop(ref, None)
+            added = False
             for k, v in resource.items():
-                existing.setdefault(k, v)
+                if k not in existing:
+                    existing[k] = v
+                    added = True
+            if added and self.planned:  # no longer the resource its plan made
+                self.planned.pop(ref, None)
         return {"reference": ref}
 
     @contextmanager

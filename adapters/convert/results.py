@@ -99,6 +99,8 @@ class Group:
     prt: dict[int, list[Segment]] = field(default_factory=dict)  # OBX position → PRTs; -1 = order
     sac: list[Segment] = field(default_factory=list)  # specimen containers (OUL)
     dg1: list[Segment] = field(default_factory=list)  # the order's reasons (OML/ORM ORDER group)
+    # (OBR, ORC, what ``_order_numbers`` found in them): asked by the order, its key and the report's
+    numbers: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
 
 
 def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group], list[Segment]]:
@@ -183,7 +185,17 @@ def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group],
 
 
 def _order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, int]:
-    """(segment, field) of the placer and filler order numbers, OBR first then ORC."""
+    """(segment, field) of the placer and filler order numbers, OBR first then ORC (read once per
+    group: the order, its key and the report's key each ask)."""
+    known = group.numbers
+    if known is not None and known[0] is group.obr and known[1] is group.orc:
+        return known[2]
+    found = _read_order_numbers(group)
+    group.numbers = (group.obr, group.orc, found)
+    return found
+
+
+def _read_order_numbers(group: Group) -> tuple[Segment | None, int, Segment | None, int]:
     placer = filler = None
     pf = ff = 0
     for seg in (group.obr, group.orc):  # OBR when valued, as the IG maps them; else ORC
