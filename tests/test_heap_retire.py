@@ -32,11 +32,13 @@ def _cycle() -> weakref.ref[_Node]:
 
 @pytest.fixture
 def settled() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     heap.settle()
     try:
         yield
     finally:
         heap.unsettle()
+        gc.set_threshold(*thresholds)
 
 
 def test_an_unsettled_process_keeps_its_collector() -> None:
