@@ -4,7 +4,9 @@ First, the storage side of ingest (SQLite): a 12-OBX ORU^R01 lab message through
 pipeline, counting what it leaves in each table (index rows and B-tree entries per message, from
 the tables themselves) and the CPU of the storage stages (indexing, backend put, backend reads);
 then the index extraction alone on the resources that run indexed, by the compiled plans
-(``Indexer.rows``) and by the interpreter they are held to (``Indexer.interpret``), in turn.
+(``Indexer.rows``) and by the interpreter they are held to (``Indexer.interpret``), in turn, and
+the plans per resource type; the run's puts replayed into a fresh store of the engine's page size
+(SQL per table, the put's Python), and that Python part by part.
 
 Then per backend (SQLite always; MongoDB with --mongodb-uri or HUREN_MONGODB_URI):
   * Observation writes/s in transaction Bundles of 100 (PUT, deterministic ids, as ingest sends);
@@ -268,8 +270,11 @@ def ingest_storage(count: int, batch: int = 50) -> None:
         after = _table_rows(engine)
         indexer.rows = compiled  # type: ignore[method-assign]
         extraction = _extraction(indexer, indexed, count)
+        by_type = _extraction_by_type(indexer, indexed, count)
+        page_size = engine.store.query("PRAGMA page_size")[0][0]  # the replay's store as the engine makes its own
         replay = _replay(puts, engine.repository.params, indexer, Path(tmp) / "replay.sqlite3", count,
-                         getattr(backend, "_hashers", None))
+                         getattr(backend, "_hashers", None), page_size)
+        parts = _put_parts(puts, backend, count)
     print(f"== ingest storage, 12-OBX ORU^R01, {count} messages in batches of {batch} ({load_note()})")
     index_rows = entries = 0
     for table, (rows, trees) in sorted(after.items()):
@@ -286,10 +291,14 @@ def ingest_storage(count: int, batch: int = 50) -> None:
     print(f"  storage stages together        {storage / count * 1e6:7.0f} us/msg CPU")
     print(f"  index extraction alone, the run's {len(indexed) / count:.1f} resources/msg again, best of 5 in turn: "
           f"compiled plans {extraction['rows']:.0f} us/msg, interpreter {extraction['interpret']:.0f} us/msg")
-    print("  the run's backend puts replayed into a fresh store (best of 3), CPU us/msg: "
+    print("    compiled plans by resource type, us/msg (resources/msg x us each): "
+          + ", ".join(f"{t} {v:.0f} ({n:.1f} x {v / n:.1f})" for t, (n, v) in by_type.items()))
+    print(f"  the run's backend puts replayed into a fresh store ({page_size // 1024} KiB pages, best of 3), CPU us/msg: "
           + ", ".join(f"{k} {v:.0f}" for k, v in replay["cpu"].items()))
     print(f"    {replay['calls']:.1f} put_many calls/msg, {replay['statements']:.1f} SQL statements/msg; bytes/msg: "
           + ", ".join(f"{k} {v:,.0f}" for k, v in replay["bytes"].items()))
+    print("    the Python of the put by part, each alone over the run's puts (best of 3), us/msg: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()))
     print("    index rows/msg by resource type and parameter (the enabled list decides them): "
           + ", ".join(f"{k} {v:.1f}" for k, v in replay["rows"].items() if v >= 0.95))
 
@@ -448,7 +457,8 @@ class _TimedConnection:
         return getattr(self.conn, name)
 
 
-def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, hashers: Any) -> dict[str, Any]:
+def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, hashers: Any,
+            page_size: int | None = None) -> dict[str, Any]:
     """The run's ``put_many`` calls again into a fresh store, batches of 50 messages per commit as
     in the run: the SQL each table costs (thread CPU around each statement) against the Python of
     the put (hashing, row tuples, sort keys), the statements, the bytes and the rows per
@@ -461,7 +471,7 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
     best: dict[str, float] = {}
     statements = 0
     for _round in range(3):
-        store = SqliteStore(path.with_suffix(f".{_round}"))
+        store = SqliteStore(path.with_suffix(f".{_round}"), page_size=page_size)
         backend = store.fhir
         backend.bind(params, indexer)
         if hashers is not None:
@@ -531,6 +541,57 @@ def _extraction(indexer: Any, resources: list[dict[str, Any]], count: int) -> di
             for resource in resources:
                 fn(resource)
             best[name] = min(best[name], (time.thread_time() - started) / count * 1e6)
+    return best
+
+
+def _extraction_by_type(indexer: Any, resources: list[dict[str, Any]], count: int) -> dict[str, tuple[float, float]]:
+    """Per resource type: (resources per message, thread CPU per message of its compiled plans),
+    best of 3 over the run's resources in the order the run indexed them (so the plans' caches
+    miss as in the run: each message names a new patient, specimen and results)."""
+    from collections import Counter
+
+    seen = Counter(r["resourceType"] for r in resources)
+    best: dict[str, float] = {}
+    rows, clock = indexer.rows, time.thread_time
+    for _round in range(3):
+        spent: dict[str, float] = dict.fromkeys(seen, 0.0)
+        for resource in resources:
+            started = clock()
+            rows(resource)
+            spent[resource["resourceType"]] += clock() - started
+        for rtype, seconds in spent.items():
+            best[rtype] = min(best.get(rtype, float("inf")), seconds / count * 1e6)
+    ordered = sorted(best.items(), key=lambda kv: -kv[1])
+    return {rtype: (seen[rtype] / count, us) for rtype, us in ordered if seen[rtype] / count >= 0.05}
+
+
+def _put_parts(puts: list[Any], backend: Any, count: int) -> dict[str, float]:
+    """The Python of the SQLite put, part by part, each run alone over the run's puts with the
+    run's (warm) row hashers: sort keys as JSON, the ``(h, q)`` of each equality row
+    (``RowHasher.keys``), the ``ix_hash`` tuples, ``hkeys`` packed, the range rows with their
+    ``ranges`` JSON, the ``idh`` of each new resource. What one walk or fewer rows could take."""
+    from engine import fhirjson
+    from engine.repository import sqlite_fhir
+
+    if not hasattr(backend, "_hasher"):
+        return {}
+    items = [(rec, rows) for call in puts for rec, rows, _prev in call if rows is not None]
+    keys = [backend._hasher(rec.type).keys(rows) for rec, rows in items]
+    parts: dict[str, Any] = {
+        "sort keys": lambda: [fhirjson.dumps(rows.sort).decode() for _rec, rows in items],
+        "row keys": lambda: [backend._hasher(rec.type).keys(rows) for rec, rows in items],
+        "ix_hash tuples": lambda: [[(h, 1, q) for h, q in k] for k in keys],
+        "hkeys packed": lambda: [sqlite_fhir._pack(k) for k in keys],
+        "range rows and ranges": lambda: [backend._collect(backend._empty_tables(), 1, rec.type, rows)
+                                          for rec, rows in items],
+        "idh": lambda: [sqlite_fhir.id_hash(rec.type, rec.id) for rec, _rows in items],
+    }
+    best: dict[str, float] = {}
+    for _round in range(3):
+        for name, part in parts.items():
+            started = time.thread_time()
+            part()
+            best[name] = min(best.get(name, float("inf")), (time.thread_time() - started) / count * 1e6)
     return best
 
 
