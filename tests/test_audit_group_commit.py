@@ -195,3 +195,163 @@ def test_real_reads_that_never_await_still_share_a_commit(engine: Engine) -> Non
     assert statuses == [200] * 16 and engine.audit.size == before + 16
     assert committer.records == 16 and committer.groups < 16
     assert verify_online(engine.audit).ok
+
+
+def test_requests_one_at_a_time_append_at_once_until_a_burst_groups_again(settings: Settings) -> None:
+    """Lone mode: after LONE_AFTER groups of one in a row, a request alone appends its record at
+    once (no loop turn); one request in PROBE_EVERY still goes through a group, and when others join
+    it, grouping resumes. Every record is there once, in arrival order."""
+    from engine.audit.group_commit import LONE_AFTER, PROBE_EVERY
+    from engine.repository import open_store
+
+    log = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # SQLite: appends on the loop
+    committer = GroupCommitter(log)
+
+    async def scenario() -> list[int]:
+        seqs = [(await committer.record(event(i))).seq for i in range(LONE_AFTER)]  # each a group of one
+        assert committer.inline == 0 and committer.groups == LONE_AFTER
+        task = asyncio.ensure_future(committer.record(event(LONE_AFTER)))
+        await asyncio.sleep(0)  # the task ran once: its record is appended, no turn waited
+        assert task.done() and log.size == LONE_AFTER + 1 and committer.inline == 1
+        seqs.append(task.result().seq)
+        burst = PROBE_EVERY + 8  # the probe comes inside it: the requests after it join its group
+        seqs += [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(burst)))]
+        assert committer.inline == PROBE_EVERY - 1 and not committer._lone
+        groups = committer.groups
+        seqs += [a.seq for a in await asyncio.gather(*(committer.record(event(i)) for i in range(5)))]
+        assert committer.groups == groups + 1  # grouping again
+        return seqs
+
+    seqs = asyncio.run(scenario())
+    assert seqs == list(range(len(seqs))) and log.size == len(seqs) == committer.records
+    assert [e["id"] for e in log.events()] == [f"audit-{i}" for i in range(len(seqs))]
+    assert verify_online(log).ok
+    log.store.close()
+
+
+def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: Settings) -> None:
+    """In lone mode the loop's appends keep the segment's lock a few milliseconds: another process
+    asking for it gets it soon after, and a lone request meanwhile sends its record to a worker
+    thread (as a group), not onto the event loop."""
+    import fcntl
+    import os
+    import time
+
+    from engine.audit.group_commit import LONE_AFTER
+    from engine.audit.segment import segment_path
+    from engine.repository import open_store
+
+    store = open_store(settings)
+    log = AuditLog(store, settings, AuditKeys.load(settings))
+    committer = GroupCommitter(log)
+    held, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # its own open file, as another ``--workers`` process has
+        other = os.open(segment_path(store.path), os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            held.set()
+            release.wait(5)
+        finally:
+            os.close(other)
+
+    async def scenario() -> int:
+        for i in range(LONE_AFTER):
+            await committer.record(event(i))
+        assert log.segment_kept  # kept past the appends
+        worker = threading.Thread(target=other_process)
+        worker.start()
+        t = time.monotonic()
+        while not held.is_set():  # the loop lets go of the kept lock meanwhile
+            await asyncio.sleep(0.001)
+        assert time.monotonic() - t < 1.0 and not log.segment_kept
+        try:
+            task = asyncio.ensure_future(committer.record(event(LONE_AFTER)))
+            await asyncio.sleep(0.05)
+            assert not task.done() and log.size == LONE_AFTER  # waiting in a worker, the loop free
+        finally:
+            release.set()
+        seq = (await task).seq
+        worker.join()
+        return seq
+
+    assert asyncio.run(scenario()) == LONE_AFTER
+    assert committer.inline == 0 and verify_online(log).ok
+    store.close()
+
+
+def test_a_second_log_on_the_same_file_takes_the_lock_a_stopped_loop_kept(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log whose loop has stopped with the segment's lock kept (its timer never fires) does not
+    make a second log of the same process, on the same files, wait for ever: the second asks it to
+    let go before waiting; every record of both is there once."""
+    from engine.audit import group_commit
+    from engine.repository import open_store
+
+    monkeypatch.setattr(group_commit, "KEEP_SECONDS", 3600.0)  # the loop surely ends before its timer
+    first = AuditLog(open_store(settings), settings, AuditKeys.load(settings))
+    committer = GroupCommitter(first)
+
+    async def some() -> None:
+        for i in range(3):
+            await committer.record(event(i))
+
+    asyncio.run(some())  # the loop ends with the lock kept, its let-go timer never run
+    assert first.segment_kept
+    second = AuditLog(open_store(settings), settings, AuditKeys.load(settings))  # waits for the lock
+    assert not first.segment_kept
+    second.record(event(3))
+    first.record(event(4))  # numbered after the other's record: the sync took it in
+    assert [e["id"] for e in second.events()] == [f"audit-{i}" for i in range(5)]
+    assert verify_online(second).ok
+    first.store.close()
+    second.store.close()
+
+
+def test_a_kept_lock_is_let_go_before_the_log_waits_for_its_database(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding the log's database while it waits for the segment's lock (its drain
+    takes them in that order) gets the lock the loop kept as soon as this process waits for the
+    database (a checkpoint): neither waits for the other for ever."""
+    import fcntl
+    import os
+    import sqlite3
+
+    from engine.audit import group_commit
+    from engine.audit.segment import segment_path
+    from engine.repository import open_store
+
+    monkeypatch.setattr(group_commit, "KEEP_SECONDS", 3600.0)  # no timer comes to the rescue
+    store = open_store(settings)
+    log = AuditLog(store, settings, AuditKeys.load(settings))
+    committer = GroupCommitter(log)
+
+    async def some() -> None:
+        for i in range(3):
+            await committer.record(event(i))
+
+    asyncio.run(some())
+    assert log.segment_kept
+    got_db, got_segment = threading.Event(), threading.Event()
+
+    def other_process_drain() -> None:
+        conn = sqlite3.connect(store.path, isolation_level=None, timeout=10)
+        fd = os.open(segment_path(store.path), os.O_RDWR)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            got_db.set()
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the kept lock
+            got_segment.set()
+            conn.execute("ROLLBACK")
+        finally:
+            os.close(fd)
+            conn.close()
+
+    worker = threading.Thread(target=other_process_drain)
+    worker.start()
+    assert got_db.wait(5)
+    cp = log.checkpoint(force=True)  # waits for the database: lets go of the segment's lock first
+    worker.join(10)
+    assert got_segment.is_set() and cp is not None and cp.size == 3
+    assert verify_online(log).ok
+    store.close()

@@ -26,6 +26,19 @@ file is emptied and its generation goes up (header first, then the truncation: a
 the two leaves frames the table already holds, which the next reader skips by their numbers); a
 process whose generation is older reloads the right edge of the tree from the table.
 
+**Keeping the lock (a lease).** A lone request's group paid the lock and the sync alone: ``flock``,
+``fstat``, a read of the header, ``flock`` again (~10 µs of server CPU per audited read at one
+connection, measured over HTTP). The event loop's appends may *keep* the lock past the group
+(``keep``) for a few milliseconds (the log lets go on a timer, ``let_go``): while a process has held
+the lock without a break since its last ``sync``, no other process can have written, so ``sync``
+returns at once, and the next group is one ``write()``. Another process waits for the lock meanwhile
+(its appends in a worker thread), and whichever process then finds records it did not write
+(another worker's, another's drain) keeps the lock for no group in the next ``QUIET_SECONDS``, so
+``--workers`` processes do not hand it round by timer. A process keeping the lock that dies
+releases it with its open file, as any holder does. A second handle on the file in the same process
+(a second log on the same data directory) asks a handle keeping the lock to let go before it
+waits for it.
+
 A torn tail (a process killed inside its ``write()``, before its requests were answered; or a
 power cut) fails its length or CRC: it is cut off under the lock, at open and whenever a process
 takes in the others' frames, and its bytes are kept beside the file (``*.torn-<generation>-
@@ -39,6 +52,8 @@ import logging
 import os
 import re
 import struct
+import threading
+import time
 import weakref
 import zlib
 from collections.abc import Iterator, Sequence
@@ -58,6 +73,13 @@ MAX_FRAME = 1 << 28  # a length beyond this is damage, not a record
 _GENERATIONS = 1 << 63
 _NONZERO = re.compile(rb"[^\x00]")
 _ZERO_LENGTH = bytes(4)
+
+
+QUIET_SECONDS = 1.0  # after finding another process's records, keep the lock past no group for this long
+_keeping: weakref.WeakSet[Segment] = weakref.WeakSet()  # handles keeping the lock (see ``Segment.keep``)
+
+_forks = [0]  # forks of this process so far, counted in the child: a handle opened before is the parent's
+os.register_at_fork(after_in_child=lambda: (_forks.__setitem__(0, _forks[0] + 1), _keeping.clear()))
 
 
 class SegmentDamaged(RuntimeError):
@@ -143,28 +165,39 @@ def _frame_after(buf: bytes) -> int | None:
 class Segment:
     """One process's handle on the segment file. Not thread-safe: the log calls it under its lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, owner_lock: threading.RLock | None = None) -> None:
+        """``owner_lock`` is the lock under which the owner uses this handle: another handle in the
+        process takes it to ask this one to let go of a kept lock (``keep``)."""
         self.path = path
         self.generation: int | None = None  # the header's generation when this process last looked
         self.end = 0  # where the frames this process has taken in (or written) end
         self._depth = 0
+        self._kept = False  # the lock is kept past the last release (``keep``): one level of ``_depth``
+        self._since_sync = False  # the lock has been held without a break since the last ``sync``
+        self._quiet_from = 0.0  # monotonic time from which ``keep`` may keep the lock
+        self._owner_lock = owner_lock
         self._open()
 
     def _open(self) -> None:
         """Open the file for this process. ``flock`` belongs to the open file, which a fork shares:
         a child that inherited this handle opens its own, or it would not exclude its parent."""
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._pid = os.getpid()
+        self._fork = _forks[0]
+        st = os.fstat(self.fd)
+        self._file = (st.st_dev, st.st_ino)  # which file, however its path was spelled
         self._closer = weakref.finalize(self, os.close, self.fd)
         self.generation = None
+        self._depth, self._kept, self._since_sync = 0, False, False
 
     # -- the lock (an exclusive flock; re-entrant within the process)
     def acquire(self, blocking: bool = True) -> bool:
-        if self._pid != os.getpid():  # forked since it was opened: the handle and its lock are the parent's
+        if self._fork != _forks[0]:  # forked since it was opened: the handle and its lock are the parent's
+            # (counted at the fork rather than asked of the kernel: one system call less per group)
             self._closer()  # (closing this copy releases nothing the parent holds)
-            self._depth = 0
             self._open()
         if self._depth == 0:
+            if blocking and _keeping:
+                self._others_let_go()
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -175,7 +208,43 @@ class Segment:
     def release(self) -> None:
         self._depth -= 1
         if self._depth == 0:
+            self._since_sync = False
             fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def keep(self) -> None:
+        """Under the lock: keep it past the caller's ``release`` until ``let_go``, unless another
+        process's records were found in the last ``QUIET_SECONDS`` (see the module docstring)."""
+        if not self._kept and time.monotonic() >= self._quiet_from:
+            self._kept = True
+            self._depth += 1
+            _keeping.add(self)
+
+    def let_go(self) -> None:
+        """Release a lock kept by ``keep`` (under the owner's lock, as every use of the handle). In a
+        child forked meanwhile the lock is the parent's: nothing to release here (``acquire`` reopens)."""
+        if self._kept and self._fork == _forks[0]:
+            self._kept = False
+            _keeping.discard(self)
+            self.release()
+
+    @property
+    def kept(self) -> bool:
+        return self._kept and self._fork == _forks[0]
+
+    def _others_let_go(self) -> None:
+        """Before waiting for the lock: another handle of this process on the same file keeping it
+        (a log not closed whose loop has stopped, so its timer never fires) lets go first, or this
+        thread would wait for it forever."""
+        for other in list(_keeping):
+            lock = other._owner_lock
+            if other is self or other._file != self._file or lock is None or not other.kept:
+                continue
+            # (not waiting long for its owner: one busy in a transaction let go before it began)
+            if lock.acquire(timeout=0.05):
+                try:
+                    other.let_go()
+                finally:
+                    lock.release()
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -192,16 +261,23 @@ class Segment:
     def forget(self) -> None:
         """Make the next ``sync`` return every frame, as after another process's drain."""
         self.generation = None
+        self._since_sync = False
 
     # -- under the lock
     def sync(self) -> tuple[bool, list[Leaf]]:
         """Take in what other processes appended since this one last looked: ``(reset, rows)``.
         ``reset`` says the file was drained and restarted since (or this process never looked):
         ``rows`` are then every frame in it, and the caller reloads the rest from the table; else
-        they are the frames appended after ``end``. A torn tail is cut off."""
+        they are the frames appended after ``end``. A torn tail is cut off. Nothing to do when the
+        lock has been held without a break since the last ``sync``: no one else can have written."""
+        if self._since_sync:
+            return False, []
         generation, size = self._header(os.fstat(self.fd).st_size)
         if generation == self.generation and size == self.end:
+            self._since_sync = True
             return False, []  # nothing new: the usual case, two system calls
+        if self.generation is not None:  # another process appended or drained: keep the lock no more
+            self._quiet_from = time.monotonic() + QUIET_SECONDS
         reset = generation != self.generation or size < self.end
         start = HEADER.size if reset else self.end
         buf = os.pread(self.fd, size - start, start) if size > start else b""
@@ -215,6 +291,7 @@ class Segment:
                     "appended; run `huren audit verify`, then move the file aside")
             self._cut(start + used, buf[used:], generation)
         self.generation, self.end = generation, start + used
+        self._since_sync = True
         return reset, rows
 
     def append(self, frames: bytes) -> None:
@@ -255,7 +332,9 @@ class Segment:
         self.generation, self.end = generation, HEADER.size
 
     def close(self) -> None:
-        self._closer()
+        self._kept, self._depth, self._since_sync = False, 0, False
+        _keeping.discard(self)
+        self._closer()  # (closing the file releases its lock)
 
     # -- helpers
     def _header(self, size: int) -> tuple[int, int]:
