@@ -23,7 +23,8 @@ patient. Prints
       version of the person's earlier record, which (c) then counts per message too;
   (d) ``--per-version N``: the repository's write path alone (no write hooks, marks or statements;
       the shipped merge rules and validator, SQLite), per stored version, for N 12-OBX messages
-      written as ingest writes them (``write_many`` per message, batches of 50 in one transaction):
+      written as ingest writes them (``write_many`` per message, batches of 50 in one transaction,
+      each batch converted just before its writes, as ingest converts it):
       first versions, then the same resources with every result's value changed (new versions:
       the stored version parsed, merged, compared), then sent again unchanged. Thread CPU per
       version of ``write_many`` in all and without the index rows and the backend's put.
@@ -160,7 +161,6 @@ def write_path(count: int, batch: int = 50, repeats: bool = False) -> None:
 
 def per_version(count: int, batch: int = 50) -> None:
     """(d): see the module docstring."""
-    import copy
 
     from adapters.convert import convert
     from adapters.hl7v2.parser import parse
@@ -198,25 +198,31 @@ def per_version(count: int, batch: int = 50) -> None:
 
         repo.indexer.rows = timed(repo.indexer.rows, "rows")  # type: ignore[method-assign]
         repo.backend.put_many = timed(repo.backend.put_many, "put")  # type: ignore[method-assign]
-        groups = [[e["resource"] for e in convert(parse(oru_lab(60_000_000 + i).decode()), site,
+
+        def converted(i: int) -> list[dict[str, Any]]:
+            return [e["resource"] for e in convert(parse(oru_lab(60_000_000 + i).decode()), site,
                                                    institution="FNXRMYY").bundle["entry"]]
-                  for i in range(count)]
-        changed = copy.deepcopy(groups)
-        for group in changed:
+
+        def changed(i: int) -> list[dict[str, Any]]:
+            group = converted(i)
             for r in group:
                 if r["resourceType"] == "Observation" and isinstance(r.get("valueQuantity"), dict):
                     r["valueQuantity"]["value"] = r["valueQuantity"]["value"] + 1
+            return group
 
-        def write(kind: str, todo: list[list[dict[str, Any]]]) -> None:
+        def write(kind: str, make: Any, n: int) -> None:
+            """Per batch, as ingest: its messages' resources made (converted; not timed), then the
+            batch written in one block (the resources a batch old, as cold as ingest's)."""
             for name in spent:
                 spent[name], timers[name] = 0.0, 0
             versions = calls = 0
             total = 0.0
-            for start in range(0, len(todo), batch):
-                part = todo[start : start + batch]
+            for start in range(0, n, batch):
+                part = []
+                for i in range(start, min(start + batch, n)):
+                    part.append(make(i))
                 with store.transaction(), repo.known_current([(r["resourceType"], r["id"]) for g in part for r in g]):
                     for group in part:
-                        group = list(group)
                         t0 = clock()
                         results = repo.write_many(group, source="ORU", validated=True)
                         total += clock() - t0
@@ -224,9 +230,8 @@ def per_version(count: int, batch: int = 50) -> None:
                         calls += len(results)
             # each timed call: two clock reads, one inside its own figure and one in write_many's
             rows, put = (spent[k] - timers[k] * read_cost for k in ("rows", "put"))
-            total -= (len(todo) + sum(timers.values())) * read_cost * 2
+            total -= (n + sum(timers.values())) * read_cost * 2
             own = total - rows - put
-            n = len(todo)
             if not versions:
                 print(f"(d) {kind}: {calls / n:.1f} resources a message, no new version: write_many "
                       f"{total / n * 1e6:,.0f} us a message, {total / calls * 1e6:.1f} us a resource")
@@ -236,10 +241,10 @@ def per_version(count: int, batch: int = 50) -> None:
                   f"{put / n * 1e6:.0f}, the repository's own {own / n * 1e6:.0f} ({own / versions * 1e6:.1f} us "
                   f"per new version)")
 
-        write("first versions (warm-up)", groups[:2])  # warm-up: the validator's and the index plans' first use
-        write("first versions", groups)
-        write("new versions (every result's value changed)", changed)
-        write("unchanged (sent again as stored)", changed)
+        write("first versions (warm-up)", converted, 2)  # warm-up: the validator's and the index plans' first use
+        write("first versions", lambda i: converted(i + 2), count)
+        write("new versions (every result's value changed)", lambda i: changed(i + 2), count)
+        write("unchanged (sent again as stored)", lambda i: changed(i + 2), count)
         store.close()
 
 

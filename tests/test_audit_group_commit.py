@@ -355,3 +355,49 @@ def test_a_kept_lock_is_let_go_before_the_log_waits_for_its_database(
     assert got_segment.is_set() and cp is not None and cp.size == 3
     assert verify_online(log).ok
     store.close()
+
+
+def test_an_append_that_raises_after_keeping_the_lock_still_lets_it_go(settings: Settings) -> None:
+    """A hook run after the record was written raises (the append kept the segment's lock first):
+    the request learns of the error, and the let-go timer is armed all the same, so another process
+    asking for the lock gets it within moments instead of waiting for the next append."""
+    import fcntl
+    import os
+    import time
+
+    from engine.audit.segment import segment_path
+    from engine.repository import open_store
+
+    store = open_store(settings)
+    log = AuditLog(store, settings, AuditKeys.load(settings))
+    committer = GroupCommitter(log)
+
+    def broken(_appended: object) -> None:
+        raise RuntimeError("hook failed")
+
+    async def scenario() -> float:
+        await committer.record(event(0))
+        await asyncio.sleep(0.05)  # its let-go came: nothing kept, no timer pending
+        assert not log.segment_kept and committer._let_go is None
+        log.after_append.append(broken)
+        with pytest.raises(RuntimeError, match="hook failed"):
+            await committer.record(event(1))
+        assert log.segment_kept and committer._let_go is not None  # kept, and its let-go is coming
+        other = os.open(segment_path(store.path), os.O_RDWR)
+        try:
+            t = time.monotonic()
+            while True:  # another process's try for the lock, the loop free meanwhile
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+            fcntl.flock(other, fcntl.LOCK_UN)
+            return time.monotonic() - t
+        finally:
+            os.close(other)
+
+    assert asyncio.run(scenario()) < 1.0
+    log.after_append.remove(broken)
+    assert [e["id"] for e in log.events()] == ["audit-0", "audit-1"]  # written before the hook ran
+    store.close()

@@ -68,10 +68,11 @@ class GroupCommitter:
         if self._lone and not self._queue and not self._scheduled and not self._busy:
             self._probe += 1
             if self._probe < PROBE_EVERY:
-                results = self.log.try_record_many([event], keep=True)
+                try:
+                    results = self.log.try_record_many([event], keep=True)
+                finally:  # (also when it raised after keeping the lock: the timer must still come)
+                    self._arm_let_go()
                 if results is not None:  # (None: the log is busy; the group's worker thread waits)
-                    if self._let_go is None and self.log.segment_kept:
-                        self._keep_briefly(asyncio.get_running_loop())
                     self.groups += 1
                     self.records += 1
                     self.inline += 1
@@ -104,8 +105,8 @@ class GroupCommitter:
         except Exception as exc:  # the transaction failed: none of these records was written
             self._settle(batch, exc)
             return
-        if self._let_go is None and self.log.segment_kept:
-            self._keep_briefly(asyncio.get_running_loop())
+        finally:  # (also when it raised after keeping the lock: the timer must still come)
+            self._arm_let_go()
         if results is None:  # store busy or remote: wait in a worker thread, not on the loop
             self._busy = True
             asyncio.get_running_loop().create_task(self._flush_in_thread(batch))
@@ -124,6 +125,12 @@ class GroupCommitter:
             if self._queue and not self._scheduled:  # the next group gathered meanwhile
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush)
+
+    def _arm_let_go(self) -> None:
+        """After an append from the loop: if it left the segment's lock kept and no let-go is
+        pending, schedule one (whether the append returned or raised after keeping it)."""
+        if self._let_go is None and self.log.segment_kept:
+            self._keep_briefly(asyncio.get_running_loop())
 
     def _keep_briefly(self, loop: asyncio.AbstractEventLoop) -> None:
         """The appends keep the segment's lock (``AuditLog.try_record_many(keep=True)``): let go of

@@ -235,7 +235,13 @@ class Segment:
         """Before waiting for the lock: another handle of this process on the same file keeping it
         (a log not closed whose loop has stopped, so its timer never fires) lets go first, or this
         thread would wait for it forever."""
-        for other in list(_keeping):
+        while True:  # (a snapshot: another thread's ``keep`` may add to the set meanwhile)
+            try:
+                others = list(_keeping)
+                break
+            except RuntimeError:
+                continue
+        for other in others:
             lock = other._owner_lock
             if other is self or other._file != self._file or lock is None or not other.kept:
                 continue

@@ -80,7 +80,7 @@ class Access(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class WriteResult:
     resource: dict[str, Any]
     created: bool

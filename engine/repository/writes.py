@@ -278,7 +278,12 @@ class Writes(GroupCommit, Searching):
                             r = marks[n](r)
                         if updated is None:
                             updated = self._group_instant()
-                        stored = versioned(r, "1", updated)
+                        # ``versioned(r, "1", updated)``, written out: type, id and meta first
+                        meta = r.get("meta")
+                        meta = {**meta, "versionId": "1", "lastUpdated": updated} if meta else \
+                            {"versionId": "1", "lastUpdated": updated}
+                        stored = {"resourceType": key[0], "id": key[1], "meta": meta, **r}
+                        stored["meta"] = meta
                         body = dumps(stored)
                         result = WriteResult(stored, True, [], True, body)
                         pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
@@ -302,17 +307,19 @@ class Writes(GroupCommit, Searching):
         and its (type, id) key, in order. The ids of a whole group are matched by one pattern: the
         same rule as ``_check``, which gives the error for the first bad one when it fails."""
         types = self.params.resource_types
-        for r in resources:
+        for r in resources:  # all checked before any gets a server id
             rtype = r.get("resourceType") if isinstance(r, dict) else None
             if type(rtype) is not str or rtype not in types:
                 self._prepare(r)  # raises the error for it
         keys: list[tuple[str, str]] = []
+        ids: list[str] = []
         for r in resources:
             rid = r.get("id")
             if not isinstance(rid, str):
                 rid = r["id"] = str(uuid.uuid4())
             keys.append((r["resourceType"], rid))
-        if keys and not valid_ids([rid for _, rid in keys]):
+            ids.append(rid)
+        if keys and not valid_ids(ids):
             for rtype, rid in keys:
                 self._check(rtype, rid)
         return keys
