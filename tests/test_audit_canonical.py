@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
 import rfc8785
 
-from engine.audit.canonical import _plain, canonical
+from engine.audit.canonical import _plain, canonical, canonical_strings
 from engine.audit.events import build_event, requestor_agent
+from engine.audit.provenance import manifest
 from engine.fhirjson import FhirDecimal, number
 
 ODD = ["", "张三 阜宁县人民医院", "\x00\x1f\x7f", "\b\f\n\r\t", "\u2028\u2029", "/\\\"'", "\ud7ff\ue000\U0001f600",
@@ -98,3 +100,19 @@ def test_strings_that_look_like_the_risky_forms_are_written_exactly() -> None:
            "n": [145.0, 1e16, 2.5e-6, FhirDecimal("1.50")], "id": "4fe9463b-6fb3-5e77-8b40-c1fcc360e137"}
     assert canonical(doc) == rfc8785.dumps(doc)
     assert canonical({"text": "ok"}) == b'{"text":"ok"}'
+
+
+def test_strings_only_json_is_written_as_rfc8785_without_the_output_check() -> None:
+    """``canonical_strings`` (the Provenance manifest's form): ASCII keys, lists and strings of every
+    kind -- controls, quotes, characters beyond U+FFFF, strings that look like numbers or null --
+    are byte for byte what ``rfc8785`` writes, and what ``manifest`` signs is that form."""
+    rng = random.Random(9162)
+    tricky = [*ODD, "null", "145.0", "1e+16", "2.5e-6", "Observation/x/_history/1"]
+    for _ in range(2000):
+        doc = {"targets": [{"reference": rng.choice(tricky) + str(rng.randint(0, 9)),
+                            "sha256": rng.choice(tricky)} for _ in range(rng.randint(0, 6))],
+               rng.choice(["a", "Z", "_k", "m1"]): [rng.choice(tricky) for _ in range(rng.randint(0, 3))]}
+        assert canonical_strings(doc) == rfc8785.dumps(doc)
+    refs, bodies = ["Patient/p1/_history/2", "Observation/\U0001f600/_history/1"], [b"{}", b'{"a":1}']
+    expected = [{"reference": r, "sha256": hashlib.sha256(b).hexdigest()} for r, b in zip(refs, bodies, strict=True)]
+    assert manifest(refs, bodies) == rfc8785.dumps({"targets": expected})

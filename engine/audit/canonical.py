@@ -139,6 +139,17 @@ def canonical(value: Any) -> bytes:
     return _careful(value) if _differs(out) else out
 
 
+def canonical_strings(value: dict[str, Any]) -> bytes:
+    """The RFC 8785 form of JSON made only of objects with ASCII keys, lists and **strings** (not
+    checked: for callers that build such a value themselves, as the Provenance manifest does).
+
+    Why no check of orjson's output, as ``canonical`` makes: every form it looks for is a number,
+    ``null`` or a key that sorts otherwise, and such a value has none; its strings orjson writes
+    as JCS does, a character beyond U+FFFF included (raw UTF-8 in both). The check was ~9 us of
+    the ~11 us of a 12-OBX message's manifest (four searches and five scans of ~2.7 KB)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 def _careful(value: Any) -> bytes:
     if _plain(value):
         return orjson.dumps(value, default=_as_jcs, option=orjson.OPT_SORT_KEYS)

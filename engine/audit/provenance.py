@@ -79,7 +79,7 @@ from typing import Any
 import orjson
 
 from engine import fhirjson
-from engine.audit.canonical import canonical
+from engine.audit.canonical import canonical, canonical_strings
 from engine.audit.checkpoint import now_utc
 from engine.audit.keys import AuditKeys
 from engine.audit.merkle import inclusion_proof, inclusion_root, leaf_hash, node_hash, range_hash
@@ -223,8 +223,8 @@ def manifest(references: Sequence[str], bodies: Sequence[bytes]) -> bytes:
     """The manifest layout's RFC 8785 bytes: each versioned reference with the SHA-256 of the
     stored bytes of that version, in ``Provenance.target`` order."""
     sha256 = hashlib.sha256
-    return canonical({"targets": [{"reference": ref, "sha256": sha256(body).hexdigest()}
-                                  for ref, body in zip(references, bodies, strict=True)]})
+    return canonical_strings({"targets": [{"reference": str(ref), "sha256": sha256(body).hexdigest()}
+                                          for ref, body in zip(references, bodies, strict=True)]})
 
 
 def _target_references(provenance: dict[str, Any]) -> list[str]:
