@@ -20,10 +20,13 @@ server a batch's survivors are frozen with the permanent heap instead: a cache t
 them frees them by reference counting as before; they are only no longer walked. Cycles among
 them (none were found in ingest) wait for the full collection ``retire`` runs every
 ``FULL_COLLECTION_SECONDS`` (unfreeze, collect everything, freeze the survivors): a time bound,
-not a growth bound, because a filling cache grows the heap legitimately (a rule on growth, like
-CPython's own for its oldest generation, ran a full collection of ~100-150 ms every ~500
-messages of the benchmark). A process that was not settled (tests, tools) keeps the collector
-as it is.
+not a relative growth bound, because a filling cache grows the heap legitimately (a rule on growth,
+like CPython's own for its oldest generation, ran a full collection of ~100-150 ms every ~500
+messages of the benchmark). The collector is paused process-wide during a batch, so cyclic garbage
+another thread makes meanwhile (an HTTP request's exception and its traceback, say) is frozen too:
+an absolute bound, ``FULL_COLLECTION_GROWTH`` objects frozen since the last full collection, caps
+what can wait for it (tens of MB at most) whatever the time bound says. A process that was not
+settled (tests, tools) keeps the collector as it is.
 """
 
 from __future__ import annotations
@@ -34,15 +37,17 @@ import time
 
 YOUNG_THRESHOLD = 10_000  # objects allocated (net) before a young collection; CPython's default is 700
 FULL_COLLECTION_SECONDS = 300.0  # at most this long between full collections of a settled process
+FULL_COLLECTION_GROWTH = 500_000  # ... and at most this many objects frozen since the last one
 
 _settled = False
 _next_full = 0.0  # time.monotonic() after which ``retire`` runs a full collection
+_frozen_after_full = 0  # gc.get_freeze_count() just after the last full collection
 _lock = threading.Lock()
 
 
 def settle() -> None:
     """Call once, when the process has loaded everything it keeps (before serving)."""
-    global _settled, _next_full
+    global _settled, _next_full, _frozen_after_full
     gc.collect()
     gc.freeze()
     _young, middle, old = gc.get_threshold()
@@ -50,23 +55,27 @@ def settle() -> None:
     with _lock:
         _settled = True
         _next_full = time.monotonic() + FULL_COLLECTION_SECONDS
+        _frozen_after_full = gc.get_freeze_count()
 
 
 def retire() -> bool:
     """At the end of an ingest batch, the collector still paused and the batch's own objects freed:
     in a settled process, freeze what is alive (see the module docstring), after a full
-    collection when ``FULL_COLLECTION_SECONDS`` have passed since the last one. True when it froze;
-    False (nothing done) in a process that was not settled, whose collector resumes as usual."""
-    global _next_full
+    collection when ``FULL_COLLECTION_SECONDS`` have passed since the last one or more than
+    ``FULL_COLLECTION_GROWTH`` objects were frozen since. True when it froze; False (nothing done)
+    in a process that was not settled, whose collector resumes as usual."""
+    global _next_full, _frozen_after_full
     if not _settled:
         return False
     with _lock:
+        gc.freeze()  # (first: the growth counts this batch's survivors too)
         now = time.monotonic()
-        if now >= _next_full:
+        if now >= _next_full or gc.get_freeze_count() - _frozen_after_full > FULL_COLLECTION_GROWTH:
             gc.unfreeze()
             gc.collect()
             _next_full = now + FULL_COLLECTION_SECONDS
-        gc.freeze()
+            gc.freeze()
+            _frozen_after_full = gc.get_freeze_count()
     return True
 
 

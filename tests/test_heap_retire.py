@@ -86,3 +86,22 @@ def test_a_batch_through_the_pipeline_leaves_the_young_generation_empty(settled:
         assert gc.get_count()[0] < 1_000
         stored = engine.ingestor.messages.get(outcomes[0].message_id)
         assert stored is not None and stored["status"] == PROCESSED
+
+
+def test_garbage_frozen_beyond_the_growth_bound_is_collected_before_the_time_bound(
+        settled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cyclic garbage frozen at batch ends (another thread's, made while the collector was paused)
+    waits at most for FULL_COLLECTION_GROWTH more frozen objects, not for the time bound."""
+    monkeypatch.setattr(heap, "FULL_COLLECTION_GROWTH", 2_000)
+    monkeypatch.setattr(heap, "_next_full", float("inf"))  # the time bound never comes
+    garbage = _cycle()
+    gc.disable()
+    try:
+        heap.retire()
+        assert garbage() is not None  # frozen: under the bound
+        grown = [[i] for i in range(3_000)]  # survivors past the bound
+        heap.retire()
+    finally:
+        gc.enable()
+    assert garbage() is None and grown  # the full collection came for the growth
+    assert gc.get_freeze_count() - heap._frozen_after_full < 2_000  # counted afresh from there
