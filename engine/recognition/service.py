@@ -283,7 +283,10 @@ class Recognition:
         by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
                   if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
         facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
-        items = self._rules.items
+        # the rules as they are before any plan is classified: a reload during the preview then
+        # leaves the pass-overs filed under the older rules, which ``_not_item`` no longer trusts
+        rules = self._rules
+        items = rules.items
         patients: list[str] = []
         orders: list[str] = []
         flags: list[str] = []
@@ -331,7 +334,7 @@ class Recognition:
         self.flags.prefetch(flags)
         self.index.prefetch_windows(asks)
         self.index.prefetch_patients(patients)
-        return _NotItems(self._rules, skip)
+        return _NotItems(rules, skip)
 
     def _not_item(self, resource: dict[str, Any]) -> bool:
         """Inside an ingest batch: is ``resource`` a result the preview found built from a plan
