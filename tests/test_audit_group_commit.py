@@ -4,6 +4,8 @@ still learning whether its own record was written, numbering without gaps, on bo
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import threading
 
 import httpx
@@ -17,11 +19,24 @@ from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.middleware import AuditMiddleware
 from engine.audit.note import note
+from engine.audit.segment import segment_path
 from engine.audit.verify import verify_online
 from engine.engine import Engine
 from engine.repository.port import Store
 from engine.settings import Settings
 from tests.test_audit_log import event
+
+
+def _hold_segment_lock(path: str, held: threading.Event, release: threading.Event) -> None:
+    """Another writer (another ``--workers`` process) holding the segment's lock through its own
+    open file: ``held`` once it has it, until ``release`` (closing the file releases the lock)."""
+    other = os.open(segment_path(path), os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        held.set()
+        release.wait(5)
+    finally:
+        os.close(other)
 
 
 @pytest.fixture
@@ -86,25 +101,13 @@ def test_requests_finishing_together_share_one_commit(log: AuditLog) -> None:
 def test_a_busy_log_sends_the_group_to_a_worker_and_the_loop_keeps_queueing(settings: Settings) -> None:
     """The segment's lock held by another writer (its own open file, as another ``--workers``
     process holds it): the group waits in a worker thread, not on the event loop."""
-    import fcntl
-    import os
 
-    from engine.audit.segment import segment_path
     from engine.repository import open_store
 
     store = open_store(settings)  # SQLite: one connection guarded by a lock
     log = AuditLog(store, settings, AuditKeys.load(settings))
     committer = GroupCommitter(log)
     held, release = threading.Event(), threading.Event()
-
-    def long_batch() -> None:
-        other = os.open(segment_path(store.path), os.O_RDWR)
-        try:
-            fcntl.flock(other, fcntl.LOCK_EX)
-            held.set()
-            release.wait(5)
-        finally:
-            os.close(other)  # (releases the lock)
 
     async def scenario() -> list[int]:
         first = asyncio.ensure_future(committer.record(event(0)))
@@ -115,7 +118,7 @@ def test_a_busy_log_sends_the_group_to_a_worker_and_the_loop_keeps_queueing(sett
         release.set()
         return [a.seq for a in await asyncio.gather(first, *later)]
 
-    worker = threading.Thread(target=long_batch)
+    worker = threading.Thread(target=_hold_segment_lock, args=(store.path, held, release))
     worker.start()
     held.wait(5)
     try:
@@ -233,12 +236,9 @@ def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: S
     """In lone mode the loop's appends keep the segment's lock a few milliseconds: another process
     asking for it gets it soon after, and a lone request meanwhile sends its record to a worker
     thread (as a group), not onto the event loop."""
-    import fcntl
-    import os
     import time
 
     from engine.audit.group_commit import LONE_AFTER
-    from engine.audit.segment import segment_path
     from engine.repository import open_store
 
     store = open_store(settings)
@@ -246,20 +246,11 @@ def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: S
     committer = GroupCommitter(log)
     held, release = threading.Event(), threading.Event()
 
-    def other_process() -> None:  # its own open file, as another ``--workers`` process has
-        other = os.open(segment_path(store.path), os.O_RDWR)
-        try:
-            fcntl.flock(other, fcntl.LOCK_EX)
-            held.set()
-            release.wait(5)
-        finally:
-            os.close(other)
-
     async def scenario() -> int:
         for i in range(LONE_AFTER):
             await committer.record(event(i))
         assert log.segment_kept  # kept past the appends
-        worker = threading.Thread(target=other_process)
+        worker = threading.Thread(target=_hold_segment_lock, args=(store.path, held, release))
         worker.start()
         t = time.monotonic()
         while not held.is_set():  # the loop lets go of the kept lock meanwhile

@@ -63,6 +63,19 @@ def _warnings(ack: bytes) -> list[str]:
     return [_NOW.sub("<now>", seg) for seg in ack.decode("utf-8").split("\r") if seg.startswith(("MSA|", "ERR|"))]
 
 
+
+def _in_one_batch(tmp_path: Path, backend: str, keys_of: str, name: str,
+                  raws: list[tuple[bytes, str, str]]) -> tuple[list[list[str]], dict]:
+    """``raws`` processed as one batch into a fresh store ``name``, with the ID-number key of the
+    store ``keys_of`` (the same key: the same persons): every ACK's warnings and the state after."""
+    keys = tmp_path / name / "keys"
+    keys.mkdir(parents=True)
+    shutil.copy(tmp_path / keys_of / "keys" / KEY_FILE, keys / KEY_FILE)
+    with Engine(_settings(tmp_path, backend, name)) as engine:
+        outcomes = engine.ingestor.process(raws)
+        assert engine.ingestor.stats.redone_batches == 0
+        return [_warnings(o.ack) for o in outcomes], _state(engine)
+
 @pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
 def test_a_batch_decides_as_the_same_messages_one_by_one(tmp_path: Path, backend: str) -> None:
     raws = [(path.read_bytes(), "file", f"file:{path.name}") for path in FEEDS]
@@ -71,14 +84,9 @@ def test_a_batch_decides_as_the_same_messages_one_by_one(tmp_path: Path, backend
     with Engine(_settings(tmp_path, backend, "one")) as engine:
         one_by_one = [_warnings(engine.ingestor.process([raw])[0].ack) for raw in raws]
         expected = _state(engine)
-    keys = tmp_path / "batch" / "keys"  # the same ID-number key: the same persons
-    keys.mkdir(parents=True)
-    shutil.copy(tmp_path / "one" / "keys" / KEY_FILE, keys / KEY_FILE)
-    with Engine(_settings(tmp_path, backend, "batch")) as engine:
-        outcomes = engine.ingestor.process(raws)
-        assert engine.ingestor.stats.redone_batches == 0
-        assert [_warnings(o.ack) for o in outcomes] == one_by_one
-        assert _state(engine) == expected
+    warnings, state = _in_one_batch(tmp_path, backend, "one", "batch", raws)
+    assert warnings == one_by_one
+    assert state == expected
     assert any("DetectedIssue/dup-" in seg for segs in one_by_one for seg in segs)  # the month has repeats
     assert expected["flags"] and expected["check_days"] and expected["flag_days"]
     assert any(p.get("link") for p in expected["patients"].values())  # records of one person linked

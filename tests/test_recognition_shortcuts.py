@@ -15,16 +15,14 @@ the MongoDB backend (mongomock).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from bench.ingest import oru_lab
 from engine.engine import Engine
-from engine.identity.mpi import KEY_FILE
 from engine.recognition.service import Recognition
-from tests.test_recognition_batch import FEEDS, _settings, _state, _warnings
+from tests.test_recognition_batch import FEEDS, _in_one_batch, _settings, _state, _warnings
 
 REASON = "urn:huren:recognition-reason"
 
@@ -81,14 +79,9 @@ def test_the_shortcuts_decide_as_the_full_decision(tmp_path: Path, backend: str,
 
     monkeypatch.setattr(Recognition, "_alone_in_window", counted_alone)
     monkeypatch.setattr(Recognition, "_not_item", counted_not_item)
-    keys = tmp_path / "short" / "keys"  # the same ID-number key: the same persons
-    keys.mkdir(parents=True)
-    shutil.copy(tmp_path / "full" / "keys" / KEY_FILE, keys / KEY_FILE)
-    with Engine(_settings(tmp_path, backend, "short")) as engine:
-        outcomes = engine.ingestor.process(raws)
-        assert engine.ingestor.stats.redone_batches == 0
-        assert [_warnings(o.ack) for o in outcomes] == full
-        assert _state(engine) == expected
+    warnings, state = _in_one_batch(tmp_path, backend, "full", "short", raws)
+    assert warnings == full
+    assert state == expected
 
     assert taken["alone"] > 10 and taken["not_item"] > 100, taken  # the shortcuts were taken
     statuses = {flag["status"] for flag in expected["flags"]}
