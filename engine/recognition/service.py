@@ -313,8 +313,10 @@ class Recognition:
                 built = planned.get(f"{rtype}/{r['id']}") if planned else None
                 if built is not None:
                     plan = built.plan
-                    answer = answers.get(plan) if plan in answers else answers.setdefault(
-                        plan, self.facts.planned_answer(r, plan))
+                    if plan in answers:
+                        answer = answers[plan]
+                    else:
+                        answer = answers[plan] = self.facts.planned_answer(r, plan)
                     if answer is None:  # not kept by plan (an unknown institution): as before
                         if facts.classify_planned(r, plan)[1] is None:
                             continue

@@ -278,12 +278,7 @@ class Writes(GroupCommit, Searching):
                             r = marks[n](r)
                         if updated is None:
                             updated = self._group_instant()
-                        # ``versioned(r, "1", updated)``, written out: type, id and meta first
-                        meta = r.get("meta")
-                        meta = {**meta, "versionId": "1", "lastUpdated": updated} if meta else \
-                            {"versionId": "1", "lastUpdated": updated}
-                        stored = {"resourceType": key[0], "id": key[1], "meta": meta, **r}
-                        stored["meta"] = meta
+                        stored = versioned(r, "1", updated)
                         body = dumps(stored)
                         result = WriteResult(stored, True, [], True, body)
                         pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
