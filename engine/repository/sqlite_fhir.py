@@ -586,26 +586,56 @@ class SqliteFhirBackend:
             inserts, updates = [], []
             replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
-            hashes = tables["ix_hash"]
+            # a first version's rows go straight into the tables' lists (the ingest path: ~17
+            # resources a message, so what is done per resource is written out here once)
+            add_hash, add_date = tables["ix_hash"].append, tables["ix_date"].append
+            add_string, add_quantity = tables["ix_string"].append, tables["ix_quantity"].append
+            add_insert = inserts.append
+            hashers, dumps, dumps_ranges = self._hashers, fhirjson.dumps, orjson.dumps
             for rec, rows, previous in items:
-                replacing = previous is not None and previous.key is not None
-                rid = previous.key if replacing else next_rid  # type: ignore[union-attr]
-                target = self._empty_tables() if replacing else tables
-                if rows is not None:
-                    sortkeys: str | None = fhirjson.dumps(rows.sort).decode()
-                    keys: Collection[tuple[int, int]] = self._hasher(rec.type).keys(rows)
-                    ranges = self._collect(target, rid, rec.type, rows)
+                rtype = rec.type
+                if previous is not None and previous.key is not None:
+                    rid = previous.key
+                    target = self._empty_tables()
+                    if rows is not None:
+                        sortkeys: str | None = dumps(rows.sort).decode()
+                        keys: Collection[tuple[int, int]] = self._hasher(rtype).keys(rows)
+                        ranges = self._collect(target, rid, rtype, rows)
+                    else:
+                        sortkeys, keys, ranges = None, (), None
+                    replaced[rid] = (rtype, target, keys)
+                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, _pack(keys),
+                                    ranges, rid))
+                    rec.key = rid
+                    continue
+                rid = next_rid
+                next_rid += 1
+                if rows is None:
+                    sortkeys, blob, ranges = None, PAIRS, None
                 else:
-                    sortkeys, keys, ranges = None, (), None
-                blob = _pack(keys)
-                if replacing:
-                    replaced[rid] = (rec.type, target, keys)
-                    updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, blob, ranges, rid))
-                else:
-                    next_rid += 1
-                    hashes += [(h, rid, q) for h, q in keys]
-                    inserts.append((rid, rec.type, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
-                                    sortkeys, blob, ranges, id_hash(rec.type, rec.id)))
+                    hasher = hashers.get(rtype) or self._hasher(rtype)
+                    sortkeys = dumps(rows.sort).decode()
+                    keys = hasher.keys(rows)
+                    if keys:
+                        blob = _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
+                        for h, q in keys:
+                            add_hash((h, rid, q))
+                    else:
+                        blob = PAIRS
+                    dates, strings, quantities = rows.dates, rows.strings, rows.quantities
+                    if dates or strings or quantities:  # as _collect
+                        hp = hasher.hp
+                        for p, lo, hi in dates:
+                            add_date((hp[p], lo, hi, rid))
+                        for p, n, raw in strings:
+                            add_string((hp[p], n, raw, rid))
+                        for p, v, system, code in quantities:
+                            add_quantity((hp[p], v, system, code, rid))
+                        ranges = dumps_ranges((dates, strings, quantities)).decode()
+                    else:
+                        ranges = None
+                add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
+                            sortkeys, blob, ranges, id_hash(rtype, rec.id)))
                 rec.key = rid
             if replaced:
                 self._replace_rows(replaced, tables)
