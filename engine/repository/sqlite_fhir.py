@@ -147,6 +147,23 @@ def h64(key: str) -> int:
 
 _blake2b = hashlib.blake2b
 _INT64 = struct.Struct("<q").unpack  # the digest read as a little-endian signed integer
+_STARTED: dict[str, Any] = {}  # a key's prefix -> the BLAKE2b state after it (copied, never updated)
+
+
+def h64_after(prefix: str, value: str) -> int:
+    """``h64(prefix + value)``: the hash of a key made of a constant prefix (kind, type and
+    parameter) and a value, the state after the prefix computed once and copied (BLAKE2b is
+    streamed, and UTF-8 of a concatenation is the concatenation of the UTF-8s). A new value
+    (a message's new ids) costs a copy and one update instead of a hasher built from the whole
+    key: ~0.35 us less a value."""
+    state = _STARTED.get(prefix)
+    if state is None:
+        if len(_STARTED) >= 4096:  # (types x parameters: a few hundred)
+            _STARTED.clear()
+        state = _STARTED[prefix] = _blake2b(prefix.encode("utf-8", "surrogatepass"), digest_size=8)
+    h = state.copy()
+    h.update(value.encode("utf-8", "surrogatepass"))
+    return _INT64(h.digest())[0]
 
 
 @lru_cache(maxsize=1 << 14)
@@ -160,11 +177,11 @@ def id_hash(rtype: str, id_: str) -> int:
     second one forever. One row per (type, id) is kept by the write path, which decides insert or
     update from the current versions it read under the writer's lock.
     Cached: a write group's puts insert the ids its reads of the current versions just hashed."""
-    return h64(f"i{_SEP}{rtype}{_SEP}{id_}")
+    return h64_after(f"i{_SEP}{rtype}{_SEP}", id_)
 
 
 def token_hash(rtype: str, param: str, code: str) -> int:
-    return h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{code}")
+    return h64_after(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}", code)
 
 
 @lru_cache(maxsize=4096)
@@ -175,15 +192,15 @@ def qualifier_hash(qualifier: str) -> int:
 
 def system_hash(rtype: str, param: str, system: str) -> int:
     """The row of a coded value's system alone (``system|``), for the parameters that enable it."""
-    return h64(f"s{_SEP}{rtype}{_SEP}{param}{_SEP}{system}")
+    return h64_after(f"s{_SEP}{rtype}{_SEP}{param}{_SEP}", system)
 
 
 def ref_hash(rtype: str, param: str, target: str) -> int:
-    return h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{target}")
+    return h64_after(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}", target)
 
 
 def uri_hash(rtype: str, param: str, uri: str) -> int:
-    return h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{uri}")
+    return h64_after(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}", uri)
 
 
 @lru_cache(maxsize=4096)
