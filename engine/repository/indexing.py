@@ -31,6 +31,11 @@ _DATE = re.compile(
 _CHOICE_STEM = re.compile(r"^([a-z][A-Za-z]*?)[A-Z]")
 SHAPES_PER_TYPE = 64  # plans per shape of a type; beyond, the type's plan for any shape
 _REF = re.compile(r"^(?:.*/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+# ``Type/id`` or ``Type/id/_history/v`` with nothing before: there ``_REF``'s only match is the one
+# without a prefix (after each of its slashes what is left is an id with no slash, an id and then
+# ``/_history/...`` whose ``_`` no id holds, or ``_history/...``, no type), so this gives the same
+# groups without ``_REF``'s scan to the end and back; anything else is read by ``_REF``
+_REF_PLAIN = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 @dataclass
@@ -106,7 +111,7 @@ def read_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
         ref = ref[len(base_url) + 1 :]
     elif "://" in ref or ref.startswith(("#", "urn:")):
         return None
-    m = _REF.match(ref)
+    m = _REF_PLAIN.match(ref) or _REF.match(ref)
     return (m.group(1), m.group(2)) if m else None
 
 
