@@ -279,7 +279,13 @@ class Recognition:
         Returns the results built from a plan that is no recognition item (11 of the 13 of a
         blood count with an ALT), by the identity of their ``code`` objects: each plan is
         classified once per batch (``FactReader.planned_answer``), and the HR mark and the hook
-        pass over such a result with one look-up (``_not_item``) instead of classifying it again."""
+        pass over such a result with one look-up (``_not_item``) instead of classifying it again.
+
+        A result whose id comes more than once in the batch (a lab's corrected message right
+        behind the first) is classified from its own codings, not by plan: ``planned`` is merged
+        over the batch's messages by "Type/id", so it names the plan of one of them only (the
+        last one built from a plan), and the others' results would take that plan's answer -- an
+        item passed over as none, or none flagged as an item."""
         by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
                   if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
         facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
@@ -294,11 +300,20 @@ class Recognition:
         # id(code) -> (code, performer, type) (held: the ids are not reused while they live)
         skip: dict[int, tuple[Any, Any, str]] = {}
         answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
+        results: list[tuple[dict[str, Any], str, str]] = []  # (result, type, "Type/id")
+        seen: set[str] = set()
+        twice: set[str] = set()  # result ids more than one message of the batch carries
         for r in resources:
             rtype = r.get("resourceType")
             if not isinstance(r.get("id"), str):
                 continue
-            if rtype == "Organization":
+            if rtype in RESULT_TYPES:
+                ref = f"{rtype}/{r['id']}"
+                if ref in seen:
+                    twice.add(ref)
+                seen.add(ref)
+                results.append((r, rtype, ref))
+            elif rtype == "Organization":
                 self.facts.remember_organization(r)  # as the HR mark does when it is written
             elif rtype == "Patient":
                 patients.append(f"Patient/{r['id']}")
@@ -309,29 +324,29 @@ class Recognition:
                 if found is not None and order is not None and order.person:
                     asks.append((order.person, found.code,
                                  (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
-            elif rtype in RESULT_TYPES:
-                built = planned.get(f"{rtype}/{r['id']}") if planned else None
-                if built is not None:
-                    plan = built.plan
-                    if plan in answers:
-                        answer = answers[plan]
-                    else:
-                        answer = answers[plan] = self.facts.planned_answer(r, plan)
-                    if answer is None:  # not kept by plan (an unknown institution): as before
-                        if facts.classify_planned(r, plan)[1] is None:
-                            continue
-                    elif answer[1] is None:
-                        code = r.get("code")
-                        skip[id(code)] = (code, r.get("performer"), rtype)
-                        continue  # not a recognition item (most of a lab report's results)
-                    else:
-                        facts.classify_planned(r, plan)
-                result = facts.result(r, batch=True)
-                found = items.get(result.item) if result is not None and result.person else None
-                if found is not None and result is not None and result.person:
-                    asks.append((result.person, found.code,
-                                 (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
-                    flags.append(issue_id("dup", result_key(result)))
+        for r, rtype, ref in results:
+            built = planned.get(ref) if planned and ref not in twice else None
+            if built is not None:
+                plan = built.plan
+                if plan in answers:
+                    answer = answers[plan]
+                else:
+                    answer = answers[plan] = self.facts.planned_answer(r, plan)
+                if answer is None:  # not kept by plan (an unknown institution): as before
+                    if facts.classify_planned(r, plan)[1] is None:
+                        continue
+                elif answer[1] is None:
+                    code = r.get("code")
+                    skip[id(code)] = (code, r.get("performer"), rtype)
+                    continue  # not a recognition item (most of a lab report's results)
+                else:
+                    facts.classify_planned(r, plan)
+            result = facts.result(r, batch=True)
+            found = items.get(result.item) if result is not None and result.person else None
+            if found is not None and result is not None and result.person:
+                asks.append((result.person, found.code,
+                             (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
+                flags.append(issue_id("dup", result_key(result)))
         self.checks.prefetch(orders)
         self.flags.prefetch(flags)
         self.index.prefetch_windows(asks)
