@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.insurance.charges import line_price, money
@@ -83,6 +83,8 @@ HR_SYSTEM = "urn:huren:hr-scope"
 _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
 # what a batch's facts are read from before it is stored (``Recognition._preview``)
 _PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
+_T = TypeVar("_T")
+_MARKS_KEPT = 4096  # (institution, item, day) whose HR marks are remembered (``_hr_marks``)
 
 
 def _now() -> str:
@@ -131,6 +133,8 @@ class Recognition:
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
         self.facts = FactReader(self.read, lambda: self._rules)
+        # (rules, {(institution, item, day): HR marks}) (``_hr_marks``)
+        self._marks_kept: tuple[Rules | None, dict[tuple[str, str, date], tuple[tuple[str, str], ...]]] = (None, {})
         if repository is not None:
             repository.add_batch_hook(self.on_write_many)
             repository.add_mark(self.mark_hr, types={"Organization", *RESULT_TYPES})  # what mark_hr looks at
@@ -192,19 +196,23 @@ class Recognition:
         except (NotFound, Gone):
             return None
 
-    @contextmanager
-    def _group_scope(self) -> Iterator[None]:
-        """What one write group's hook call keeps at hand: the stored versions of the group and
-        each order's facts, inside the memo scope (``_memo_scope``). The outermost call of this
-        thread owns it; a write the hook makes nests in it."""
+    def _in_group(self, decide: Callable[[], _T]) -> _T:
+        """``decide()`` with what one write group's hook call keeps at hand: the stored versions of
+        the group and each order's facts, inside the memo scope (``_memo_scope``). The outermost
+        call of this thread owns it; a write the hook makes nests in it.
+
+        A plain call, not a generator-based context manager: it runs for every write group (an
+        ingest batch's ~1.35 a message), and inside an ingest batch the memo scope is open
+        already (``batch``), so only the per-group state is set up."""
         local = self._local
         if getattr(local, "current", None) is not None:
-            yield
-            return
+            return decide()
         local.current, local.orders, local.facts = {}, {}, {}
         try:
+            if getattr(local, "previewed", False):  # the batch's memo scope is open
+                return decide()
             with self._memo_scope():
-                yield
+                return decide()
         finally:
             local.current = local.orders = local.facts = None
 
@@ -417,12 +425,9 @@ class Recognition:
         inst, item = self.facts.classify(resource, marked=getattr(self._local, "previewed", False)) \
             if resource.get("status") in FINAL_STATUSES else (None, None)
         day = local_day(result_time(resource), rules.institutions[inst].timezone) if item and inst in rules.institutions else None
-        if item and inst and day and rules.qc_passed(inst, item, day):
-            community = rules.institutions[inst].community
-            marks.append({"system": HR_SYSTEM, "code": "community", "display": f"医共体互认 {community}"})
-            for code in rules.hr_scopes(inst, item, day):
-                scope = rules.scopes.get(code)
-                marks.append({"system": HR_SYSTEM, "code": code, "display": scope.name if scope else code})
+        if item and inst and day:
+            marks = [{"system": HR_SYSTEM, "code": code, "display": display}
+                     for code, display in self._hr_marks(rules, inst, item, day)]
         if not marks and len(tags) == len(had):
             return resource
         new_meta = {**meta, "tag": tags + marks}
@@ -432,6 +437,30 @@ class Recognition:
         if not new_meta:
             out.pop("meta")
         return out
+
+    def _hr_marks(self, rules: Rules, inst: str, item: str, day: date) -> tuple[tuple[str, str], ...]:
+        """(code, display) of the HR marks of a final result of ``item`` issued by ``inst`` on
+        ``day``: none unless its QC had passed then; ``community`` and each HR scope of its QC.
+
+        Remembered per (institution, item, day) under one rules object (a reload starts again):
+        the answer reads nothing else, and each recognition item's result asked the QC periods,
+        the HR scopes and their names again (the same few institutions, items and days all day)."""
+        kept = self._marks_kept
+        if kept[0] is not rules:
+            kept = self._marks_kept = (rules, {})
+        found = kept[1].get((inst, item, day))
+        if found is not None:
+            return found
+        marks: list[tuple[str, str]] = []
+        if rules.qc_passed(inst, item, day):
+            marks.append(("community", f"医共体互认 {rules.institutions[inst].community}"))
+            for code in rules.hr_scopes(inst, item, day):
+                scope = rules.scopes.get(code)
+                marks.append((code, scope.name if scope else code))
+        if len(kept[1]) >= _MARKS_KEPT:
+            kept[1].clear()
+        found = kept[1][(inst, item, day)] = tuple(marks)
+        return found
 
     # -- the write hook --------------------------------------------------------------------
     def on_write_many(
@@ -446,34 +475,38 @@ class Recognition:
         or written by key is remembered until the call ends; each resource is still decided on
         its own, in the same order, with the same outcome.
         """
-        with self._group_scope():
-            for resource, _ in writes:
-                if resource.get("resourceType") in _READ_BACK:
-                    self._hold(resource)
-            todo, asks = self._plan(writes)
-            self.index.prefetch_windows(asks)
-            out: list[list[dict[str, Any]]] = [[] for _ in writes]
-            # the test whose members are being put, decided once its last one is: (where its
-            # warnings go, a member's entry)
-            test: tuple[int, dict[str, Any]] | None = None
-            for n in todo:
-                resource = writes[n][0]
-                if resource.get("resourceType") in RESULT_TYPES:
-                    issues, member = self._put_result(resource)
-                    if test is not None and (member is None or group_key(member) != group_key(test[1])):
-                        out[test[0]].extend(self._evaluate_flag(test[1]))
-                        test = None
-                    out[n] = issues
-                    if member is not None and test is None:
-                        test = (n, member)
-                    continue
-                if test is not None:
+        return self._in_group(lambda: self._decide_group(writes))
+
+    def _decide_group(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+                      ) -> list[list[dict[str, Any]]]:
+        """``on_write_many`` inside the group's scope (``_in_group``)."""
+        for resource, _ in writes:
+            if resource.get("resourceType") in _READ_BACK:
+                self._hold(resource)
+        todo, asks = self._plan(writes)
+        self.index.prefetch_windows(asks)
+        out: list[list[dict[str, Any]]] = [[] for _ in writes]
+        # the test whose members are being put, decided once its last one is: (where its
+        # warnings go, a member's entry)
+        test: tuple[int, dict[str, Any]] | None = None
+        for n in todo:
+            resource = writes[n][0]
+            if resource.get("resourceType") in RESULT_TYPES:
+                issues, member = self._put_result(resource)
+                if test is not None and (member is None or group_key(member) != group_key(test[1])):
                     out[test[0]].extend(self._evaluate_flag(test[1]))
                     test = None
-                out[n] = self.on_write(*writes[n])
+                out[n] = issues
+                if member is not None and test is None:
+                    test = (n, member)
+                continue
             if test is not None:
                 out[test[0]].extend(self._evaluate_flag(test[1]))
-            return out
+                test = None
+            out[n] = self.on_write(*writes[n])
+        if test is not None:
+            out[test[0]].extend(self._evaluate_flag(test[1]))
+        return out
 
     def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
               ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
