@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, TypeVar
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
@@ -64,7 +64,7 @@ from engine.recognition.facts import (
     result_time,
 )
 from engine.recognition.flags import DuplicateFlag
-from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key
+from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key, window_start
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -330,8 +330,8 @@ class Recognition:
                 order = facts.order(r, batch=True)
                 found = items.get(order.item or "") if order is not None and order.person else None
                 if found is not None and order is not None and order.person:
-                    asks.append((order.person, found.code,
-                                 (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
+                    hi = order.day.isoformat()
+                    asks.append((order.person, found.code, window_start(hi, found.window_days), hi))
         for r, rtype, ref in results:
             built = planned.get(ref) if planned and ref not in twice else None
             if built is not None:
@@ -352,8 +352,8 @@ class Recognition:
             result = facts.result(r, batch=True)
             found = items.get(result.item) if result is not None and result.person else None
             if found is not None and result is not None and result.person:
-                asks.append((result.person, found.code,
-                             (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
+                hi = result.day.isoformat()
+                asks.append((result.person, found.code, window_start(hi, found.window_days), hi))
                 flags.append(issue_id("dup", result_key(result)))
         self.checks.prefetch(orders)
         self.flags.prefetch(flags)
@@ -555,8 +555,8 @@ class Recognition:
             todo.append(n)
             found = items.get(item or "") if person else None
             if found is not None and day is not None:
-                asks.append((person, found.code, (day - timedelta(days=found.window_days)).isoformat(),
-                             day.isoformat()))
+                hi = day.isoformat()
+                asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
         self.index.docs.prefetch(later)
         return todo, asks
@@ -851,7 +851,7 @@ class Recognition:
         else:
             hi = member["day"]
         try:
-            lo = (date.fromisoformat(hi) - timedelta(days=window_days)).isoformat()
+            lo = window_start(hi, window_days)
         except (TypeError, ValueError):
             return False
         entries = self.index.known_window(member["person"], member["item"], lo, hi)
