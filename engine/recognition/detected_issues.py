@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from engine.recognition.decision import (
@@ -47,8 +48,12 @@ def flag_code(decision: PaymentDecision) -> tuple[str, str]:
     return JUSTIFIED
 
 
+@lru_cache(maxsize=4096)
 def issue_id(kind: str, key: str) -> str:
-    """``rec-…`` for order-time reminders, ``dup-…`` for duplicate flags: 36 characters, FHIR-id safe."""
+    """``rec-…`` for order-time reminders, ``dup-…`` for duplicate flags: 36 characters, FHIR-id safe.
+
+    Remembered: an ingest batch's preview names each test's flag, and its hook asks again for
+    the same test (a SHA-256 each time)."""
     return f"{kind}-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 

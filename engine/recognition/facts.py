@@ -367,7 +367,7 @@ class FactReader:
         reads: tuple[Any, ...] = ()
         if batch and resource.get("code") is not None:
             seen = self._recent_results()
-            reads = tuple([resource.get(k) for k in _RESULT_READS])
+            reads = tuple(map(resource.get, _RESULT_READS))
             kept = seen.get(id(reads[0]))
             if kept is not None and kept[1] is rules and len(kept[0]) == len(reads) \
                     and all(map(operator.is_, kept[0], reads)) and kept[2].item == item and kept[2].institution == inst:
@@ -411,7 +411,7 @@ class FactReader:
         reads: tuple[Any, ...] = ()
         if batch and resource.get("code") is not None and order_time(resource) is not None and today is None:
             seen = self._recent_results()
-            reads = tuple([resource.get(k) for k in _ORDER_READS])
+            reads = tuple(map(resource.get, _ORDER_READS))
             kept = seen.get(id(reads[0]))
             if kept is not None and kept[1] is rules and len(kept[0]) == len(reads) \
                     and all(map(operator.is_, kept[0], reads)):

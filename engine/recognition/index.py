@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from engine.recognition.decision import PriorResult
@@ -32,6 +33,15 @@ def group_key(doc: Document) -> str:
 def result_key(r: PriorResult) -> str:
     """``group_key`` of a result's entry, from its facts (without building the entry)."""
     return f"{r.institution}|{r.person or r.patient}|{r.item}|{r.day.isoformat()}"
+
+
+@lru_cache(maxsize=4096)
+def window_start(day: str, window_days: int) -> str:
+    """The first ISO day of the window of ``window_days`` days that ends on ``day`` (ISO).
+
+    Remembered: every order and test of a batch asks it for the same few days and windows (a
+    parse, a subtraction and a format each time)."""
+    return (date.fromisoformat(day) - timedelta(days=window_days)).isoformat()
 
 
 def to_doc(r: PriorResult, held: str | None = None) -> Document:
@@ -224,8 +234,8 @@ class ResultIndex:
 
     def candidates(self, person: str, item: str, day: date, window_days: int) -> list[PriorResult]:
         """Results of the person for the item dated in ``[day - window, day]``: one range query."""
-        lo = (day - timedelta(days=window_days)).isoformat()
-        return [from_doc(d) for d in self._window(person, item, lo, day.isoformat())]
+        hi = day.isoformat()
+        return [from_doc(d) for d in self._window(person, item, window_start(hi, window_days), hi)]
 
     def group(self, doc: Document, window_days: int = 0) -> list[Document]:
         """Every indexed result of the same performed test as ``doc`` (see ``group_key``).
@@ -234,8 +244,7 @@ class ResultIndex:
         the candidates of the test's order are asked next and most orders are dated the day of
         their result."""
         if doc.get("person"):
-            day = date.fromisoformat(doc["day"])
-            lo = (day - timedelta(days=window_days)).isoformat() if window_days > 0 else doc["day"]
+            lo = window_start(doc["day"], window_days) if window_days > 0 else doc["day"]
             if getattr(self._local, "windows", None) is None:
                 lo = doc["day"]  # no scope: nothing to read along for
             found = [d for d in self._window(doc["person"], doc["item"], lo, doc["day"]) if d["day"] == doc["day"]]

@@ -23,8 +23,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple, TypeVar
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.insurance.charges import line_price, money
@@ -64,7 +64,7 @@ from engine.recognition.facts import (
     result_time,
 )
 from engine.recognition.flags import DuplicateFlag
-from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key
+from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key, window_start
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 
@@ -83,6 +83,8 @@ HR_SYSTEM = "urn:huren:hr-scope"
 _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
 # what a batch's facts are read from before it is stored (``Recognition._preview``)
 _PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
+_T = TypeVar("_T")
+_MARKS_KEPT = 4096  # (institution, item, day) whose HR marks are remembered (``_hr_marks``)
 
 
 def _now() -> str:
@@ -131,6 +133,8 @@ class Recognition:
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
         self.facts = FactReader(self.read, lambda: self._rules)
+        # (rules, {(institution, item, day): HR marks}) (``_hr_marks``)
+        self._marks_kept: tuple[Rules | None, dict[tuple[str, str, date], tuple[tuple[str, str], ...]]] = (None, {})
         if repository is not None:
             repository.add_batch_hook(self.on_write_many)
             repository.add_mark(self.mark_hr, types={"Organization", *RESULT_TYPES})  # what mark_hr looks at
@@ -192,19 +196,23 @@ class Recognition:
         except (NotFound, Gone):
             return None
 
-    @contextmanager
-    def _group_scope(self) -> Iterator[None]:
-        """What one write group's hook call keeps at hand: the stored versions of the group and
-        each order's facts, inside the memo scope (``_memo_scope``). The outermost call of this
-        thread owns it; a write the hook makes nests in it."""
+    def _in_group(self, decide: Callable[[], _T]) -> _T:
+        """``decide()`` with what one write group's hook call keeps at hand: the stored versions of
+        the group and each order's facts, inside the memo scope (``_memo_scope``). The outermost
+        call of this thread owns it; a write the hook makes nests in it.
+
+        A plain call, not a generator-based context manager: it runs for every write group (an
+        ingest batch's ~1.35 a message), and inside an ingest batch the memo scope is open
+        already (``batch``), so only the per-group state is set up."""
         local = self._local
         if getattr(local, "current", None) is not None:
-            yield
-            return
+            return decide()
         local.current, local.orders, local.facts = {}, {}, {}
         try:
+            if getattr(local, "previewed", False):  # the batch's memo scope is open
+                return decide()
             with self._memo_scope():
-                yield
+                return decide()
         finally:
             local.current = local.orders = local.facts = None
 
@@ -279,7 +287,13 @@ class Recognition:
         Returns the results built from a plan that is no recognition item (11 of the 13 of a
         blood count with an ALT), by the identity of their ``code`` objects: each plan is
         classified once per batch (``FactReader.planned_answer``), and the HR mark and the hook
-        pass over such a result with one look-up (``_not_item``) instead of classifying it again."""
+        pass over such a result with one look-up (``_not_item``) instead of classifying it again.
+
+        A result whose id comes more than once in the batch (a lab's corrected message right
+        behind the first) is classified from its own codings, not by plan: ``planned`` is merged
+        over the batch's messages by "Type/id", so it names the plan of one of them only (the
+        last one built from a plan), and the others' results would take that plan's answer -- an
+        item passed over as none, or none flagged as an item."""
         by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources
                   if r.get("resourceType") in _PREVIEW_READ and isinstance(r.get("id"), str)}
         facts = self.facts.reading(lambda rtype, rid: by_ref.get(f"{rtype}/{rid}"))
@@ -294,11 +308,20 @@ class Recognition:
         # id(code) -> (code, performer, type) (held: the ids are not reused while they live)
         skip: dict[int, tuple[Any, Any, str]] = {}
         answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
+        results: list[tuple[dict[str, Any], str, str]] = []  # (result, type, "Type/id")
+        seen: set[str] = set()
+        twice: set[str] = set()  # result ids more than one message of the batch carries
         for r in resources:
             rtype = r.get("resourceType")
             if not isinstance(r.get("id"), str):
                 continue
-            if rtype == "Organization":
+            if rtype in RESULT_TYPES:
+                ref = f"{rtype}/{r['id']}"
+                if ref in seen:
+                    twice.add(ref)
+                seen.add(ref)
+                results.append((r, rtype, ref))
+            elif rtype == "Organization":
                 self.facts.remember_organization(r)  # as the HR mark does when it is written
             elif rtype == "Patient":
                 patients.append(f"Patient/{r['id']}")
@@ -307,31 +330,31 @@ class Recognition:
                 order = facts.order(r, batch=True)
                 found = items.get(order.item or "") if order is not None and order.person else None
                 if found is not None and order is not None and order.person:
-                    asks.append((order.person, found.code,
-                                 (order.day - timedelta(days=found.window_days)).isoformat(), order.day.isoformat()))
-            elif rtype in RESULT_TYPES:
-                built = planned.get(f"{rtype}/{r['id']}") if planned else None
-                if built is not None:
-                    plan = built.plan
-                    if plan in answers:
-                        answer = answers[plan]
-                    else:
-                        answer = answers[plan] = self.facts.planned_answer(r, plan)
-                    if answer is None:  # not kept by plan (an unknown institution): as before
-                        if facts.classify_planned(r, plan)[1] is None:
-                            continue
-                    elif answer[1] is None:
-                        code = r.get("code")
-                        skip[id(code)] = (code, r.get("performer"), rtype)
-                        continue  # not a recognition item (most of a lab report's results)
-                    else:
-                        facts.classify_planned(r, plan)
-                result = facts.result(r, batch=True)
-                found = items.get(result.item) if result is not None and result.person else None
-                if found is not None and result is not None and result.person:
-                    asks.append((result.person, found.code,
-                                 (result.day - timedelta(days=found.window_days)).isoformat(), result.day.isoformat()))
-                    flags.append(issue_id("dup", result_key(result)))
+                    hi = order.day.isoformat()
+                    asks.append((order.person, found.code, window_start(hi, found.window_days), hi))
+        for r, rtype, ref in results:
+            built = planned.get(ref) if planned and ref not in twice else None
+            if built is not None:
+                plan = built.plan
+                if plan in answers:
+                    answer = answers[plan]
+                else:
+                    answer = answers[plan] = self.facts.planned_answer(r, plan)
+                if answer is None:  # not kept by plan (an unknown institution): as before
+                    if facts.classify_planned(r, plan)[1] is None:
+                        continue
+                elif answer[1] is None:
+                    code = r.get("code")
+                    skip[id(code)] = (code, r.get("performer"), rtype)
+                    continue  # not a recognition item (most of a lab report's results)
+                else:
+                    facts.classify_planned(r, plan)
+            result = facts.result(r, batch=True)
+            found = items.get(result.item) if result is not None and result.person else None
+            if found is not None and result is not None and result.person:
+                hi = result.day.isoformat()
+                asks.append((result.person, found.code, window_start(hi, found.window_days), hi))
+                flags.append(issue_id("dup", result_key(result)))
         self.checks.prefetch(orders)
         self.flags.prefetch(flags)
         self.index.prefetch_windows(asks)
@@ -402,12 +425,9 @@ class Recognition:
         inst, item = self.facts.classify(resource, marked=getattr(self._local, "previewed", False)) \
             if resource.get("status") in FINAL_STATUSES else (None, None)
         day = local_day(result_time(resource), rules.institutions[inst].timezone) if item and inst in rules.institutions else None
-        if item and inst and day and rules.qc_passed(inst, item, day):
-            community = rules.institutions[inst].community
-            marks.append({"system": HR_SYSTEM, "code": "community", "display": f"医共体互认 {community}"})
-            for code in rules.hr_scopes(inst, item, day):
-                scope = rules.scopes.get(code)
-                marks.append({"system": HR_SYSTEM, "code": code, "display": scope.name if scope else code})
+        if item and inst and day:
+            marks = [{"system": HR_SYSTEM, "code": code, "display": display}
+                     for code, display in self._hr_marks(rules, inst, item, day)]
         if not marks and len(tags) == len(had):
             return resource
         new_meta = {**meta, "tag": tags + marks}
@@ -417,6 +437,30 @@ class Recognition:
         if not new_meta:
             out.pop("meta")
         return out
+
+    def _hr_marks(self, rules: Rules, inst: str, item: str, day: date) -> tuple[tuple[str, str], ...]:
+        """(code, display) of the HR marks of a final result of ``item`` issued by ``inst`` on
+        ``day``: none unless its QC had passed then; ``community`` and each HR scope of its QC.
+
+        Remembered per (institution, item, day) under one rules object (a reload starts again):
+        the answer reads nothing else, and each recognition item's result asked the QC periods,
+        the HR scopes and their names again (the same few institutions, items and days all day)."""
+        kept = self._marks_kept
+        if kept[0] is not rules:
+            kept = self._marks_kept = (rules, {})
+        found = kept[1].get((inst, item, day))
+        if found is not None:
+            return found
+        marks: list[tuple[str, str]] = []
+        if rules.qc_passed(inst, item, day):
+            marks.append(("community", f"医共体互认 {rules.institutions[inst].community}"))
+            for code in rules.hr_scopes(inst, item, day):
+                scope = rules.scopes.get(code)
+                marks.append((code, scope.name if scope else code))
+        if len(kept[1]) >= _MARKS_KEPT:
+            kept[1].clear()
+        found = kept[1][(inst, item, day)] = tuple(marks)
+        return found
 
     # -- the write hook --------------------------------------------------------------------
     def on_write_many(
@@ -431,34 +475,38 @@ class Recognition:
         or written by key is remembered until the call ends; each resource is still decided on
         its own, in the same order, with the same outcome.
         """
-        with self._group_scope():
-            for resource, _ in writes:
-                if resource.get("resourceType") in _READ_BACK:
-                    self._hold(resource)
-            todo, asks = self._plan(writes)
-            self.index.prefetch_windows(asks)
-            out: list[list[dict[str, Any]]] = [[] for _ in writes]
-            # the test whose members are being put, decided once its last one is: (where its
-            # warnings go, a member's entry)
-            test: tuple[int, dict[str, Any]] | None = None
-            for n in todo:
-                resource = writes[n][0]
-                if resource.get("resourceType") in RESULT_TYPES:
-                    issues, member = self._put_result(resource)
-                    if test is not None and (member is None or group_key(member) != group_key(test[1])):
-                        out[test[0]].extend(self._evaluate_flag(test[1]))
-                        test = None
-                    out[n] = issues
-                    if member is not None and test is None:
-                        test = (n, member)
-                    continue
-                if test is not None:
+        return self._in_group(lambda: self._decide_group(writes))
+
+    def _decide_group(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+                      ) -> list[list[dict[str, Any]]]:
+        """``on_write_many`` inside the group's scope (``_in_group``)."""
+        for resource, _ in writes:
+            if resource.get("resourceType") in _READ_BACK:
+                self._hold(resource)
+        todo, asks = self._plan(writes)
+        self.index.prefetch_windows(asks)
+        out: list[list[dict[str, Any]]] = [[] for _ in writes]
+        # the test whose members are being put, decided once its last one is: (where its
+        # warnings go, a member's entry)
+        test: tuple[int, dict[str, Any]] | None = None
+        for n in todo:
+            resource = writes[n][0]
+            if resource.get("resourceType") in RESULT_TYPES:
+                issues, member = self._put_result(resource)
+                if test is not None and (member is None or group_key(member) != group_key(test[1])):
                     out[test[0]].extend(self._evaluate_flag(test[1]))
                     test = None
-                out[n] = self.on_write(*writes[n])
+                out[n] = issues
+                if member is not None and test is None:
+                    test = (n, member)
+                continue
             if test is not None:
                 out[test[0]].extend(self._evaluate_flag(test[1]))
-            return out
+                test = None
+            out[n] = self.on_write(*writes[n])
+        if test is not None:
+            out[test[0]].extend(self._evaluate_flag(test[1]))
+        return out
 
     def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
               ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
@@ -507,8 +555,8 @@ class Recognition:
             todo.append(n)
             found = items.get(item or "") if person else None
             if found is not None and day is not None:
-                asks.append((person, found.code, (day - timedelta(days=found.window_days)).isoformat(),
-                             day.isoformat()))
+                hi = day.isoformat()
+                asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
         self.index.docs.prefetch(later)
         return todo, asks
@@ -803,7 +851,7 @@ class Recognition:
         else:
             hi = member["day"]
         try:
-            lo = (date.fromisoformat(hi) - timedelta(days=window_days)).isoformat()
+            lo = window_start(hi, window_days)
         except (TypeError, ValueError):
             return False
         entries = self.index.known_window(member["person"], member["item"], lo, hi)

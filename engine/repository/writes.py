@@ -69,6 +69,12 @@ class Writes(GroupCommit, Searching):
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
+            if previous is not None:
+                # the labels are the stored version's own: a writer whose merge rules keep what it
+                # leaves out (HL7 v2, no ``meta``) kept the stored version's labels, which the
+                # combined content may no longer earn (an HR mark on a result entered in error)
+                for n in hooks.marks:
+                    resource = marks[n](resource)
         statements = self._statements
         for n in hooks.statements:
             resource = statements[n](resource, previous, source)
