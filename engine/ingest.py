@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import hashlib
 import logging
 import queue
@@ -1071,16 +1070,11 @@ def _collector_paused() -> Iterator[None]:
     CPU a message, against 3 collections and ~20 us a message when they run between batches.
     The pause is process-wide (other threads' cycles wait too) and lasts one batch. In a settled
     server, what outlives the batch (what the caches kept of it) is then frozen rather than walked
-    by the next young collection (``engine.heap.retire``).
+    by the next young collection (``engine.heap.retire``). Counted process-wide
+    (``engine.heap.paused``): batches of two ingestors that overlap keep it paused until both end.
     """
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with heap.paused():
         yield
-    finally:
-        if was:
-            heap.retire()
-            gc.enable()
 
 
 def _poisoned() -> HL7Error:
