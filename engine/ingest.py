@@ -140,6 +140,7 @@ class _Item:
     tries: int = 0  # how often a process died while processing it (``engine.inflight``)
     poison: bool = False  # it killed the process twice, the last time alone: quarantined, not converted
     resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
+    named: list[str | None] | None = None  # their ``Type/id`` references, made once (``_named``)
 
 
 def _fresh(item: _Item) -> None:
@@ -634,9 +635,9 @@ class Ingestor:
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted = True
             if item.conversion is not None and self.sign is not None:
-                unsigned = _unsigned_target(_resources(item))
+                unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:
-                    item.conversion, item.resources, item.errors = None, None, [unsigned]
+                    item.conversion, item.resources, item.named, item.errors = None, None, None, [unsigned]
         self._validate(todo)
 
     def _phase2(self, items: list[_Item], flat: bool = True) -> None:
@@ -723,18 +724,21 @@ class Ingestor:
         as converted, but with its targets pinned to the stored versions (and signed) by a write
         of its own that validates it (``_write_signed``); checking it here was the same work twice."""
         resources = _resources(item)
-        if self.sign is not None:
-            resources = [r for r in resources if r.get("resourceType") != "Provenance"]
         planned = getattr(item.conversion, "planned", None)
         validator = getattr(self.repository, "validator", None)
         if not planned or validator is None or not hasattr(validator, "valid_planned"):
+            if self.sign is not None:
+                return [r for r in resources if r.get("resourceType") != "Provenance"]
             return resources
-        return [r for r in resources
-                if (p := planned.get(f"{r.get('resourceType')}/{r.get('id')}")) is None or not validator.valid_planned(r, p)]
+        signed = self.sign is not None
+        return [r for r, ref in zip(resources, _named(item), strict=True)
+                if not (signed and r.get("resourceType") == "Provenance")
+                and ((p := planned.get(ref)) is None or not validator.valid_planned(r, p))]
 
     def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
                       validated: bool = False,
                       deferred: list[tuple[dict[str, Any], list[bytes], str]] | None = None,
+                      named: list[str | None] | None = None,
                       ) -> tuple[list[Any], _Listing]:
         """Store the message's resources, then its Provenance signed over what was stored; returns
         the write results and what the pipeline keeps of the written resources (``_listing``).
@@ -746,6 +750,7 @@ class Ingestor:
         ``deferred``: the Provenance is not written here but added there, versioned, with its
         targets' stored bytes and its writer, for ``_write_provenances`` to sign with the batch's
         and write. A Provenance naming a target this message did not store raises (``_versioned``).
+        ``named``: the resources' references made before (``_named``), for ``_listing``.
         """
         assert self.repository is not None
         others: list[dict[str, Any]] = []
@@ -755,23 +760,24 @@ class Ingestor:
         checked: dict[str, Any] = {"validated": True} if validated else {}
         if self.sign is None or not provenances:
             results = self.repository.write_many(resources, create_only=create_only, source=source, **checked)
-            return results, _listing(resources)
+            return results, _listing(resources, named=named)
         if deferred is not None and self.sign_many is not None:
             results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
-            listing = _listing(resources, results)
+            listing = _listing(resources, results, named)
             deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, listing.stored))
             return results, listing
         # one backend put for the resources and their Provenance (the hooks run after both)
         group = getattr(self.repository, "group", None)
         with group() if group is not None else contextlib.nullcontext():
-            return self._write_then_sign(resources, others, provenances, create_only, source, checked)
+            return self._write_then_sign(resources, others, provenances, create_only, source, checked, named)
 
     def _write_then_sign(self, resources: list[dict[str, Any]], others: list[dict[str, Any]],
                          provenances: list[dict[str, Any]], create_only: set[str], source: str,
-                         checked: dict[str, Any]) -> tuple[list[Any], _Listing]:
+                         checked: dict[str, Any], named: list[str | None] | None = None,
+                         ) -> tuple[list[Any], _Listing]:
         assert self.repository is not None and self.sign is not None
         results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
-        listing = _listing(resources, results)
+        listing = _listing(resources, results, named)
         signed = [self.sign(prov, targets) for prov, targets in self._versioned(provenances, listing.stored)]
         return results + self.repository.write_many(signed, source=source), listing
 
@@ -906,7 +912,8 @@ class Ingestor:
                 create_only = getattr(item.conversion, "create_only", None) or ()
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
-                                                       validated=item.validated, deferred=provenances)
+                                                       validated=item.validated, deferred=provenances,
+                                                       named=_named(item))
                                     if self.repository is not None else ([], _listing(resources)))
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
@@ -1063,7 +1070,7 @@ def _release(items: list[_Item]) -> None:
     12-OBX message in batches of 50, one collection per batch. Freed first, there is little
     left for it to walk, and the allocation count it is triggered by falls back."""
     for item in items:
-        item.conversion = item.doc = item.same_as = item.resources = None
+        item.conversion = item.doc = item.same_as = item.resources = item.named = None
         item.text = ""
 
 
@@ -1087,16 +1094,16 @@ def _collector_paused() -> Iterator[None]:
         yield
 
 
-def _unsigned_target(resources: list[dict[str, Any]]) -> HL7Error | None:
+def _unsigned_target(resources: list[dict[str, Any]], named: list[str | None]) -> HL7Error | None:
     """Why a conversion's Provenance cannot be signed, or None: each of its targets must name
     (``Type/id``) another resource of the same conversion, whose stored version the signature
     will cover (``Ingestor._versioned``). Checked before the message is written, so that it is
     quarantined with nothing of it stored, on every backend (MongoDB has no savepoint that
-    would undo a message's writes once made)."""
+    would undo a message's writes once made). ``named``: the resources' references (``_named``)."""
     provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
     if not provenances:
         return None
-    written = {f"{r.get('resourceType')}/{r.get('id')}" for r in resources if r.get("resourceType") != "Provenance"}
+    written = {ref for r, ref in zip(resources, named, strict=True) if r.get("resourceType") != "Provenance"}
     for prov in provenances:
         for t in prov.get("target") or ():
             ref = t.get("reference") if type(t) is dict else None
@@ -1147,11 +1154,13 @@ class _Listing:
     others: list[str]  # the references of the resources other than Patients (the audit record's resources)
 
 
-def _listing(resources: list[dict[str, Any]], results: Sequence[Any] | None = None) -> _Listing:
+def _listing(resources: list[dict[str, Any]], results: Sequence[Any] | None = None,
+             named: list[str | None] | None = None) -> _Listing:
     """One pass over a message's resources once written (ids assigned): their references, their
     owners (``engine.audit.events.patients_of``) and, with ``results`` (the write results of the
     resources other than Provenances, in order), each reference's result, which the Provenance's
-    targets are pinned to (``Ingestor._versioned``).
+    targets are pinned to (``Ingestor._versioned``). ``named``: the references made before the
+    write (``_named``); a resource that had no id then is named by the one its write gave it.
 
     Why one pass: the references, the owners and the write results keyed by reference were three
     walks over the same ~19 resources after the write, each making the same ``Type/id`` strings."""
@@ -1162,17 +1171,20 @@ def _listing(resources: list[dict[str, Any]], results: Sequence[Any] | None = No
     owned: dict[str, None] = {}
     others: list[str] = []
     written = iter(results) if results is not None else None
-    for r in resources:
-        rtype, rid = r.get("resourceType"), r.get("id")
+    for n, r in enumerate(resources):
+        rtype = r.get("resourceType")
         result = next(written, None) if written is not None and rtype != "Provenance" else None
-        if not rid:
-            continue
-        ref = f"{rtype}/{rid}"
+        ref = named[n] if named is not None else None
+        if ref is None:
+            rid = r.get("id")
+            if not rid:
+                continue
+            ref = f"{rtype}/{rid}"
         refs.append(ref)
         if result is not None:
             stored[ref] = result
         if rtype == "Patient":
-            patients.append(str(rid))
+            patients.append(ref.split("/", 1)[1])
         else:
             others.append(ref)
         whose = patients_of(r)
@@ -1181,6 +1193,16 @@ def _listing(resources: list[dict[str, Any]], results: Sequence[Any] | None = No
             for p in whose:
                 owned[p] = None
     return _Listing(refs, owners, stored, patients, list(owned), others)
+
+
+def _named(item: _Item) -> list[str | None]:
+    """``Type/id`` of each of ``item``'s converted resources (None: no id yet, one is given as it is
+    written), made once, right after its conversion, for the check of its Provenance's targets,
+    the batch validation's plan look-ups and the listing of what it wrote (each made them)."""
+    if item.named is None:
+        item.named = [f"{r.get('resourceType')}/{rid}" if type(rid := r.get("id")) is str and rid else None
+                      for r in _resources(item)]
+    return item.named
 
 
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
