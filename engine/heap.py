@@ -27,13 +27,24 @@ another thread makes meanwhile (an HTTP request's exception and its traceback, s
 an absolute bound, ``FULL_COLLECTION_GROWTH`` objects frozen since the last full collection, caps
 what can wait for it (tens of MB at most) whatever the time bound says. A process that was not
 settled (tests, tools) keeps the collector as it is.
+
+**Batches that overlap** (``paused``). The pause is process-wide, so it is counted: two ingestors
+in one process (two engines, as tests and embedding applications make) may each run a batch at
+once. Each batch used to remember whether the collector was on when it began and turn it back on
+when it ended: the first batch to end turned it on under the other, still running (whose objects
+the young collections then walked), and froze that batch's half-built objects with its own
+survivors. Counted, the collector stays paused until the last overlapping batch ends, and only
+then are the survivors retired and the collector resumed -- if it was on when the first began
+(whoever turned it off keeps it off).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
+from collections.abc import Iterator
 
 YOUNG_THRESHOLD = 10_000  # objects allocated (net) before a young collection; CPython's default is 700
 FULL_COLLECTION_SECONDS = 300.0  # at most this long between full collections of a settled process
@@ -42,7 +53,9 @@ FULL_COLLECTION_GROWTH = 1_000_000  # ... and at most this many objects frozen s
 _settled = False
 _next_full = 0.0  # time.monotonic() after which ``retire`` runs a full collection
 _frozen_since_full = 0  # objects frozen by ``retire`` since the last full collection (an upper bound)
-_lock = threading.Lock()
+_lock = threading.RLock()  # ``paused`` holds it while ``retire`` takes it again
+_pauses = 0  # batches inside ``paused`` now, in every thread
+_resume = False  # the collector was on when the first of them began: the last one turns it on
 
 
 def settle() -> None:
@@ -82,6 +95,31 @@ def retire() -> bool:
             gc.freeze()
             _frozen_since_full = 0
     return True
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No cyclic collection while the block runs, in any thread (an ingest batch: see
+    ``engine.ingest``); when the last block that overlaps it ends, ``retire`` and the collector
+    back on, if it was on when the first began. Counted, so overlapping blocks (two ingestors in
+    one process) keep it paused until all have ended (the module docstring)."""
+    global _pauses, _resume
+    with _lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                _resume = False
+                try:
+                    retire()
+                finally:
+                    gc.enable()
 
 
 def unsettle() -> None:

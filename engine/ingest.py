@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import hashlib
 import logging
 import queue
@@ -60,7 +59,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.header import Header, decode, extract_header
 from engine import fhirjson, heap
-from engine.audit.events import INSTITUTION, now_instant, owners_of
+from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
@@ -141,6 +140,7 @@ class _Item:
     tries: int = 0  # how often a process died while processing it (``engine.inflight``)
     poison: bool = False  # it killed the process twice, the last time alone: quarantined, not converted
     resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
+    named: list[str | None] | None = None  # their ``Type/id`` references, made once (``_named``)
 
 
 def _fresh(item: _Item) -> None:
@@ -512,7 +512,7 @@ class Ingestor:
         self._prepare(todo)
         events: list[dict[str, Any] | Facts] = []
         if self.audit is not None:  # refused at the envelope: audited first, as the two-commit way does
-            events += [_audit_event(i, "4", [], self.origin) for i in items
+            events += [_audit_event(i, "4", None, self.origin) for i in items
                        if i.in_batch_new and i.channel != "http" and i.outcome is not None]
         unstored = [d for d in new_docs if d["status"] != RECEIVED]  # the envelope's quarantine
         self._unstored = unstored
@@ -532,7 +532,7 @@ class Ingestor:
         if self.audit is not None:  # refused at the envelope: audited here, in the same commit
             for item in items:
                 if item.in_batch_new and item.channel != "http" and item.outcome is not None:
-                    self.audit.record(_audit_event(item, "4", [], self.origin))
+                    self.audit.record(_audit_event(item, "4", None, self.origin))
 
     def _decide(self, items: list[_Item], new_docs: list[Document]) -> None:
         """Each message's fate from its envelope and the message store: a resend, a conflict, a
@@ -627,11 +627,17 @@ class Ingestor:
         return errors
 
     def _prepare(self, items: list[_Item]) -> None:
-        """Parse, convert and validate outside any transaction (once: a redone batch keeps it)."""
+        """Parse, convert and validate outside any transaction (once: a redone batch keeps it).
+        When Provenances are signed, a conversion whose Provenance names a target it does not
+        write is refused here, before anything of it is written (``_unsigned_target``)."""
         todo = [i for i in items if not i.converted]
         for item in todo:
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted = True
+            if item.conversion is not None and self.sign is not None:
+                unsigned = _unsigned_target(_resources(item), _named(item))
+                if unsigned is not None:
+                    item.conversion, item.resources, item.named, item.errors = None, None, None, [unsigned]
         self._validate(todo)
 
     def _phase2(self, items: list[_Item], flat: bool = True) -> None:
@@ -718,85 +724,95 @@ class Ingestor:
         as converted, but with its targets pinned to the stored versions (and signed) by a write
         of its own that validates it (``_write_signed``); checking it here was the same work twice."""
         resources = _resources(item)
-        if self.sign is not None:
-            resources = [r for r in resources if r.get("resourceType") != "Provenance"]
         planned = getattr(item.conversion, "planned", None)
         validator = getattr(self.repository, "validator", None)
         if not planned or validator is None or not hasattr(validator, "valid_planned"):
+            if self.sign is not None:
+                return [r for r in resources if r.get("resourceType") != "Provenance"]
             return resources
-        return [r for r in resources
-                if (p := planned.get(f"{r.get('resourceType')}/{r.get('id')}")) is None or not validator.valid_planned(r, p)]
+        signed = self.sign is not None
+        return [r for r, ref in zip(resources, _named(item), strict=True)
+                if not (signed and r.get("resourceType") == "Provenance")
+                and ((p := planned.get(ref)) is None or not validator.valid_planned(r, p))]
 
     def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
                       validated: bool = False,
-                      deferred: list[tuple[dict[str, Any], list[bytes] | None, str]] | None = None,
-                      ) -> list[Any]:
-        """Store the message's resources, then its Provenance signed over what was stored.
+                      deferred: list[tuple[dict[str, Any], list[bytes], str]] | None = None,
+                      named: list[str | None] | None = None,
+                      ) -> tuple[list[Any], _Listing]:
+        """Store the message's resources, then its Provenance signed over what was stored; returns
+        the write results and what the pipeline keeps of the written resources (``_listing``).
 
         The Provenance is written last so that its targets name the exact versions filed
         (``Type/id/_history/n``) and its signature covers their stored bytes (a manifest of their
         SHA-256, ``engine.audit.provenance.sign_stored``), which anyone with the audit public key
         can check later (``verify_provenance``).
         ``deferred``: the Provenance is not written here but added there, versioned, with its
-        targets (None: not all stored) and its writer, for ``_write_provenances`` to sign with
-        the batch's and write.
+        targets' stored bytes and its writer, for ``_write_provenances`` to sign with the batch's
+        and write. A Provenance naming a target this message did not store raises (``_versioned``).
+        ``named``: the resources' references made before (``_named``), for ``_listing``.
         """
         assert self.repository is not None
-        provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
+        others: list[dict[str, Any]] = []
+        provenances: list[dict[str, Any]] = []
+        for r in resources:
+            (provenances if r.get("resourceType") == "Provenance" else others).append(r)
         checked: dict[str, Any] = {"validated": True} if validated else {}
         if self.sign is None or not provenances:
-            return self.repository.write_many(resources, create_only=create_only, source=source, **checked)
+            results = self.repository.write_many(resources, create_only=create_only, source=source, **checked)
+            return results, _listing(resources, named=named)
         if deferred is not None and self.sign_many is not None:
-            results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
-                                                 create_only=create_only, source=source, **checked)
-            deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, results))
-            return results
+            results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
+            listing = _listing(resources, results, named)
+            deferred.extend((prov, targets, source) for prov, targets in self._versioned(provenances, listing.stored))
+            return results, listing
         # one backend put for the resources and their Provenance (the hooks run after both)
         group = getattr(self.repository, "group", None)
         with group() if group is not None else contextlib.nullcontext():
-            return self._write_then_sign(resources, provenances, create_only, source, checked)
+            return self._write_then_sign(resources, others, provenances, create_only, source, checked, named)
 
-    def _write_then_sign(self, resources: list[dict[str, Any]], provenances: list[dict[str, Any]],
-                         create_only: set[str], source: str, checked: dict[str, Any]) -> list[Any]:
+    def _write_then_sign(self, resources: list[dict[str, Any]], others: list[dict[str, Any]],
+                         provenances: list[dict[str, Any]], create_only: set[str], source: str,
+                         checked: dict[str, Any], named: list[str | None] | None = None,
+                         ) -> tuple[list[Any], _Listing]:
         assert self.repository is not None and self.sign is not None
-        results = self.repository.write_many([r for r in resources if r.get("resourceType") != "Provenance"],
-                                             create_only=create_only, source=source, **checked)
-        signed = [self.sign(prov, targets) if targets is not None else prov
-                  for prov, targets in self._versioned(provenances, results)]
-        return results + self.repository.write_many(signed, source=source)
+        results = self.repository.write_many(others, create_only=create_only, source=source, **checked)
+        listing = _listing(resources, results, named)
+        signed = [self.sign(prov, targets) for prov, targets in self._versioned(provenances, listing.stored)]
+        return results + self.repository.write_many(signed, source=source), listing
 
     @staticmethod
-    def _versioned(provenances: list[dict[str, Any]], results: list[Any],
-                   ) -> list[tuple[dict[str, Any], list[bytes] | None]]:
+    def _versioned(provenances: list[dict[str, Any]], stored: dict[str, Any],
+                   ) -> list[tuple[dict[str, Any], list[bytes]]]:
         """Each Provenance with its targets naming the versions stored (``Type/id/_history/n``),
-        and the stored bytes of those versions, to be signed (None when some target was not
-        stored: left unsigned).
+        and the stored bytes of those versions, to be signed.
+
+        Every target names a resource this message stored: ``_prepare`` refused the conversion
+        otherwise (``_unsigned_target``), before any write. Should one not (a write that returned
+        no result for it), an ``HL7Error`` says so and the message is quarantined
+        (``_failed``); before, such a Provenance was stored unsigned without a word
+        (``sign_stored`` itself refuses an unversioned target with a ValueError, which ingest
+        therefore never meets).
 
         Why the bytes: the write path has just serialised each version (``WriteResult.body``);
         signing a manifest of their SHA-256 replaced a second serialisation of the same ~19 KB
-        (the RFC 8785 form of the targets) per 12-OBX message."""
-        stored: dict[str, Any] = {}
-        for r in results:
-            resource = r.resource
-            stored[f"{resource['resourceType']}/{resource['id']}"] = r
-        out: list[tuple[dict[str, Any], list[bytes] | None]] = []
+        (the RFC 8785 form of the targets) per 12-OBX message. ``stored``: ``Type/id`` -> the write
+        result of the message's resources written before the Provenance (``_listing``)."""
+        out: list[tuple[dict[str, Any], list[bytes]]] = []
         for prov in provenances:
             pinned: list[dict[str, Any]] = []
-            bodies: list[bytes] | None = []
+            bodies: list[bytes] = []
             for t in prov.get("target", []):
-                ref = t.get("reference")
-                r = stored.get(ref)
+                ref = t.get("reference") if type(t) is dict else None
+                r = stored.get(ref) if type(ref) is str else None
                 if r is None:
-                    pinned.append(t)
-                    bodies = None
-                    continue
+                    raise _unsignable(t)
                 pinned.append({**t, "reference": f"{ref}/_history/{r.resource['meta']['versionId']}"})
-                if bodies is not None:
-                    bodies.append(r.body if r.body is not None else fhirjson.dumps(r.resource))
+                bodies.append(r.body if r.body is not None else fhirjson.dumps(r.resource))
             out.append(({**prov, "target": pinned}, bodies))
         return out
 
-    def _write_provenances(self, deferred: list[tuple[dict[str, Any], list[bytes] | None, str]]) -> None:
+    def _write_provenances(self, deferred: list[tuple[dict[str, Any], list[bytes], str]]) -> None:
         """Sign the batch's Provenances with one signature (``sign_many``: each carries its own
         inclusion path, so each verifies alone) and write them, one ``write_many`` per writer.
 
@@ -806,11 +822,10 @@ class Ingestor:
         if not deferred:
             return
         assert self.repository is not None and self.sign_many is not None
-        signable = [(prov, targets) for prov, targets, _ in deferred if targets is not None]
-        signed = iter(self.sign_many(signable) if signable else [])
+        signed = self.sign_many([(prov, targets) for prov, targets, _ in deferred])
         by_source: dict[str, list[dict[str, Any]]] = {}
-        for prov, targets, source in deferred:
-            by_source.setdefault(source, []).append(next(signed) if targets is not None else prov)
+        for one, (_, _, source) in zip(signed, deferred, strict=True):
+            by_source.setdefault(source, []).append(one)
         group = getattr(self.repository, "group", None)
         with group() if group is not None else contextlib.nullcontext():
             results = [r for source, provs in by_source.items()
@@ -834,7 +849,7 @@ class Ingestor:
         stats = replace(self.stats, seconds=dict(self.stats.seconds))
         events = list(events or [])
         fidelity: list[Fidelity] = []
-        deferred: list[tuple[dict[str, Any], list[bytes] | None, str]] = []
+        deferred: list[tuple[dict[str, Any], list[bytes], str]] = []
         # SQLite: no savepoints for the nested blocks either (repository, message store, hooks)
         flat = getattr(self.store, "flat_transaction", None) or self.store.transaction
         # the current versions of every resource the batch writes, read in one call (a failure
@@ -879,7 +894,7 @@ class Ingestor:
 
     def _write(self, item: _Item, *, strict: bool = False, audit_events: list[dict[str, Any] | Facts] | None = None,
                fidelity: list[Fidelity] | None = None,
-               provenances: list[tuple[dict[str, Any], list[bytes] | None, str]] | None = None) -> None:
+               provenances: list[tuple[dict[str, Any], list[bytes], str]] | None = None) -> None:
         """Store one message's resources and its new status: inside a savepoint of the batch, or
         (``strict``) straight in the batch transaction, any failure raised to ``_write_batch``.
         ``audit_events``, ``fidelity`` and ``provenances`` collect what the batch records, signs
@@ -896,16 +911,17 @@ class Ingestor:
                 t0 = time.perf_counter()
                 create_only = getattr(item.conversion, "create_only", None) or ()
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
-                results = (self._write_signed(resources, set(create_only), item.header.message_code,
-                                              validated=item.validated, deferred=provenances)
-                           if self.repository is not None else [])
+                results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
+                                                       validated=item.validated, deferred=provenances,
+                                                       named=_named(item))
+                                    if self.repository is not None else ([], _listing(resources)))
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
                 for result in results:
                     for issue in getattr(result, "issues", None) or []:
                         warnings.append(_issue_to_warning(issue))
-                refs = [f"{r['resourceType']}/{r['id']}" for r in resources if r.get("id")]
-                item.owners = owners_of(resources)  # the audit names each patient whose records it wrote
+                refs = listing.refs
+                item.owners = listing.owners  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
                                              resources=refs, attempts=attempts, current=item.doc,
                                              unstored=self._unstored if item.in_batch_new else None)
@@ -921,7 +937,7 @@ class Ingestor:
                 item.refs = refs  # not into item.doc: that stays the stored document (see mark_processed)
                 if self.audit is not None and item.channel != "http":  # HTTP requests are audited per request
                     t2 = time.perf_counter()
-                    event = _audit_event(item, "0", refs, self.origin)
+                    event = _audit_event(item, "0", listing, self.origin)
                     if audit_events is not None:
                         audit_events.append(event)
                     else:
@@ -960,10 +976,10 @@ class Ingestor:
                                  unstored=self._unstored if item.in_batch_new else None)
         if self.audit is not None and item.channel != "http":
             if audit_events is not None:
-                audit_events.append(_audit_event(item, "4", [], self.origin))
+                audit_events.append(_audit_event(item, "4", None, self.origin))
             else:
                 with contextlib.suppress(Exception):
-                    self.audit.record(_audit_event(item, "4", [], self.origin))
+                    self.audit.record(_audit_event(item, "4", None, self.origin))
         self.stats.quarantined += 1
         item.outcome = self._outcome(item, ack, errors, QUARANTINED)
 
@@ -1054,7 +1070,7 @@ def _release(items: list[_Item]) -> None:
     12-OBX message in batches of 50, one collection per batch. Freed first, there is little
     left for it to walk, and the allocation count it is triggered by falls back."""
     for item in items:
-        item.conversion = item.doc = item.same_as = item.resources = None
+        item.conversion = item.doc = item.same_as = item.resources = item.named = None
         item.text = ""
 
 
@@ -1071,16 +1087,38 @@ def _collector_paused() -> Iterator[None]:
     CPU a message, against 3 collections and ~20 us a message when they run between batches.
     The pause is process-wide (other threads' cycles wait too) and lasts one batch. In a settled
     server, what outlives the batch (what the caches kept of it) is then frozen rather than walked
-    by the next young collection (``engine.heap.retire``).
+    by the next young collection (``engine.heap.retire``). Counted process-wide
+    (``engine.heap.paused``): batches of two ingestors that overlap keep it paused until both end.
     """
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with heap.paused():
         yield
-    finally:
-        if was:
-            heap.retire()
-            gc.enable()
+
+
+def _unsigned_target(resources: list[dict[str, Any]], named: list[str | None]) -> HL7Error | None:
+    """Why a conversion's Provenance cannot be signed, or None: each of its targets must name
+    (``Type/id``) another resource of the same conversion, whose stored version the signature
+    will cover (``Ingestor._versioned``). Checked before the message is written, so that it is
+    quarantined with nothing of it stored, on every backend (MongoDB has no savepoint that
+    would undo a message's writes once made). ``named``: the resources' references (``_named``)."""
+    provenances = [r for r in resources if r.get("resourceType") == "Provenance"]
+    if not provenances:
+        return None
+    written = {ref for r, ref in zip(resources, named, strict=True) if r.get("resourceType") != "Provenance"}
+    for prov in provenances:
+        for t in prov.get("target") or ():
+            ref = t.get("reference") if type(t) is dict else None
+            if type(ref) is not str or ref not in written:
+                return _unsignable(t)
+    return None
+
+
+def _unsignable(target: Any) -> HL7Error:
+    """The reason a message whose Provenance names a target it did not store is quarantined."""
+    named = target.get("reference") if isinstance(target, dict) else None
+    what = f"{named!r}, which is not a resource this message stored" if named else "no resource by its reference"
+    return HL7Error(f"the message's Provenance target names {what}: it cannot be signed over the stored bytes "
+                    "of the versions it names, so the message is kept in the quarantine (a converter defect; "
+                    "replay it once fixed)", code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
 
 
 def _poisoned() -> HL7Error:
@@ -1104,6 +1142,69 @@ def _resources(item: _Item) -> list[dict[str, Any]]:
     return item.resources
 
 
+@dataclass(slots=True)
+class _Listing:
+    """What the pipeline keeps of one message's written resources (``_listing``)."""
+
+    refs: list[str]  # ``Type/id`` of each, in order: its message document, its answer, its audit record
+    owners: dict[str, list[str]]  # reference -> the patients it belongs to (the audit record's owners)
+    stored: dict[str, Any]  # reference -> its write result, of those written before the Provenance
+    patients: list[str]  # the ids of its Patient resources, in order (the audit record's patients) ...
+    owned: list[str]  # ... then each resource's patients, once each (the record names each once)
+    others: list[str]  # the references of the resources other than Patients (the audit record's resources)
+
+
+def _listing(resources: list[dict[str, Any]], results: Sequence[Any] | None = None,
+             named: list[str | None] | None = None) -> _Listing:
+    """One pass over a message's resources once written (ids assigned): their references, their
+    owners (``engine.audit.events.patients_of``) and, with ``results`` (the write results of the
+    resources other than Provenances, in order), each reference's result, which the Provenance's
+    targets are pinned to (``Ingestor._versioned``). ``named``: the references made before the
+    write (``_named``); a resource that had no id then is named by the one its write gave it.
+
+    Why one pass: the references, the owners and the write results keyed by reference were three
+    walks over the same ~19 resources after the write, each making the same ``Type/id`` strings."""
+    refs: list[str] = []
+    owners: dict[str, list[str]] = {}
+    stored: dict[str, Any] = {}
+    patients: list[str] = []
+    owned: dict[str, None] = {}
+    others: list[str] = []
+    written = iter(results) if results is not None else None
+    for n, r in enumerate(resources):
+        rtype = r.get("resourceType")
+        result = next(written, None) if written is not None and rtype != "Provenance" else None
+        ref = named[n] if named is not None else None
+        if ref is None:
+            rid = r.get("id")
+            if not rid:
+                continue
+            ref = f"{rtype}/{rid}"
+        refs.append(ref)
+        if result is not None:
+            stored[ref] = result
+        if rtype == "Patient":
+            patients.append(ref.split("/", 1)[1])
+        else:
+            others.append(ref)
+        whose = patients_of(r)
+        if whose:
+            owners[ref] = whose
+            for p in whose:
+                owned[p] = None
+    return _Listing(refs, owners, stored, patients, list(owned), others)
+
+
+def _named(item: _Item) -> list[str | None]:
+    """``Type/id`` of each of ``item``'s converted resources (None: no id yet, one is given as it is
+    written), made once, right after its conversion, for the check of its Provenance's targets,
+    the batch validation's plan look-ups and the listing of what it wrote (each made them)."""
+    if item.named is None:
+        item.named = [f"{r.get('resourceType')}/{rid}" if type(rid := r.get("id")) is str and rid else None
+                      for r in _resources(item)]
+    return item.named
+
+
 def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and "resource" in e]
 
@@ -1122,7 +1223,7 @@ def _sender(item: _Item) -> Requestor:
     return (INSTITUTION, item.header.facility_code or "?", address or None, None, None, None, None, None)
 
 
-def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> Facts:
+def _audit_event(item: _Item, outcome: str, written: _Listing | None, origin: str) -> Facts:
     """The audit record of one HL7 v2 message imported outside HTTP (MLLP, replay of files,
     recovery): its facts, the compact record an HTTP interaction's is (``engine.audit.record``),
     whose AuditEvent is derived when the log is read, by ``build_event``, exactly as it was built
@@ -1131,15 +1232,16 @@ def _audit_event(item: _Item, outcome: str, refs: list[str], origin: str) -> Fac
     Why: the complete AuditEvent of a 12-OBX import is ~7 KB of JSON (an entity per resource, each
     with its codings and owner details), built per message (~60 us) and appended (~85 us, most of
     it that JSON, its hash and its insert); its facts are ~2 KB of references and pairs, written by
-    orjson in one call."""
+    orjson in one call. ``written``: what the message wrote (``_listing``), None when nothing:
+    its patients (the Patient resources, then each resource's owners) and its other resources
+    were sorted out as it was listed."""
     h = item.header
     assert h is not None and item.doc_id is not None
-    patients = [r.split("/", 1)[1] for r in refs if r.startswith("Patient/")]
-    patients += [p for whose in item.owners.values() for p in whose]
     return facts(
         action="hl7v2-receive", recorded=now_instant(), start=None, outcome=outcome, desc=None,
-        requestor=_sender(item), origin=origin, patients=patients,
-        resources=[r for r in refs if not r.startswith("Patient/")], owners=item.owners,
+        requestor=_sender(item), origin=origin,
+        patients=[*written.patients, *written.owned] if written is not None else (),
+        resources=written.others if written is not None else (), owners=item.owners,
         detail={k: v for k, v in (("message", item.doc_id), ("control-id", h.control_id),
                                   ("message-type", _message_type(h)), ("channel", item.channel)) if v},
     )
