@@ -62,15 +62,16 @@ def test_the_checkpoints_leave_the_writers_commit_and_the_wal_still_restarts(tmp
     assert ck is not None and ck.pages == PAGES
     # the writer's own automatic checkpoint is only the backstop
     assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP * PAGES
-    longest = 0
-    for tx in range(150):  # ~4 pages a transaction: ~600 frames, ~9 times the threshold
+    seen: list[int] = []  # frames in the WAL after each commit
+    for tx in range(150):  # ~4-7 pages a transaction: ~800 frames, ~12 times the threshold
         _write(store, tx)
-        longest = max(longest, _frames(path)[0])
-        time.sleep(0.004)  # what an ingest batch spends outside its transaction (parse, convert)
-    assert ck.runs >= 3 and ck.runs > ck.caught_up, "most checkpoints ran on the checkpointer's thread"
-    # restarted from its start again and again: never past twice the threshold (where the writer
-    # catches up itself) by more than a transaction's frames, never near SQLite's own backstop
-    assert longest <= 2 * PAGES + 16 < BACKSTOP * PAGES, longest
+        seen.append(_frames(path)[0])
+        time.sleep(0.005)  # what an ingest batch spends outside its transaction (parse, convert)
+    assert ck.runs >= 3, "the checkpoints ran on the checkpointer's thread"
+    # restarted from its start again and again, never as far as the backstop at which SQLite
+    # would checkpoint inside the writer's COMMIT
+    restarts = sum(1 for before, after in zip(seen, seen[1:], strict=False) if after < before)
+    assert restarts >= 5 and max(seen) < BACKSTOP * PAGES, seen
     # what was committed reads back exactly, through another connection
     with closing(sqlite3.connect(path)) as other:
         rows = other.execute("SELECT tx, n, body FROM t ORDER BY tx, n").fetchall()
@@ -154,7 +155,7 @@ def test_kill_9_while_checkpoints_run_loses_no_committed_row(tmp_path: Path) -> 
         assert set(counts.values()) == {24}, "a transaction is there in part"
         assert all(body == _row(tx, n) for tx, n, body in bodies)
         committed = max(counts)  # one more may have committed before the kill landed
-    assert committed > 100
+    assert committed > 20
 
 
 _SERVE_SMALL_WAL = """
@@ -170,7 +171,7 @@ def record(self, *args, **kwargs):
 checkpointer.Checkpointer.__init__ = record
 def report():  # the background checkpoints made so far, for the test to see
     while True:
-        Path(sys.argv[1] + ".new").write_text(str(sum(c.runs + c.caught_up for c in made)))
+        Path(sys.argv[1] + ".new").write_text(str(sum(c.runs for c in made)))
         Path(sys.argv[1] + ".new").replace(sys.argv[1])
         time.sleep(0.01)
 threading.Thread(target=report, daemon=True).start()

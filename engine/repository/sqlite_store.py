@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import fhirjson
-from engine.repository.checkpointer import BACKSTOP, CATCH_UP, UNUSABLE, Checkpointer
+from engine.repository.checkpointer import BACKSTOP, Checkpointer
 from engine.repository.port import Document, DuplicateKey
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -91,9 +91,11 @@ class SqliteStore:
         # own (``checkpointer``); the writer checkpoints itself only when that thread falls behind
         page_bytes = self.conn.execute("PRAGMA page_size").fetchone()[0]
         pages = max(1, (checkpoint_bytes or WAL_CHECKPOINT_BYTES) // page_bytes)
-        self.checkpointer = (Checkpointer(self.path, pages=pages)
+        self.checkpointer = (Checkpointer(self.path, pages=pages, lock=self.lock)
                              if background_checkpoints and not self._memory else None)
         self._autocheckpoint(pages * (BACKSTOP if self.checkpointer is not None else 1))
+        if self.checkpointer is not None:  # the WAL's usual length, kept allocated (see checkpointer)
+            self.conn.execute(f"PRAGMA journal_size_limit={2 * pages * page_bytes}")
         if self.checkpointer is not None:  # a store dropped unclosed does not leave its thread behind
             weakref.finalize(self, self.checkpointer.close)
         self._depth = 0
@@ -141,8 +143,9 @@ class SqliteStore:
             self._depth = depth
             if depth == 0:
                 self.conn.execute("COMMIT")
-                if self.checkpointer is not None:
-                    self._after_commit(self.checkpointer)
+                if self.checkpointer is not None and not self.checkpointer.committed():
+                    self._autocheckpoint(self.checkpointer.pages)  # SQLite's own again, as before
+                    self.checkpointer = None
             else:
                 self.conn.execute(f"RELEASE sp{depth}")
 
@@ -168,17 +171,6 @@ class SqliteStore:
                         raise FlatTransactionFailed("a nested block failed inside a flat transaction")
             finally:
                 self._flat = self._spoiled = False
-
-    def _after_commit(self, checkpointer: Checkpointer) -> None:
-        """What the checkpointer asks of the writer after a top-level COMMIT (mostly nothing)."""
-        asked = checkpointer.committed()
-        if asked == CATCH_UP:  # it fell behind: copy the rest now, so the next commit restarts the WAL
-            with checkpointer.exclusive():
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            checkpointer.caught_up += 1
-        elif asked == UNUSABLE:  # SQLite checkpoints inside the COMMIT again, as without the thread
-            self._autocheckpoint(checkpointer.pages)
-            self.checkpointer = None
 
     def _autocheckpoint(self, pages: int) -> None:
         """SQLite's own checkpoint, run by the COMMIT that takes the WAL past ``pages`` frames."""
