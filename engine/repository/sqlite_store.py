@@ -31,6 +31,10 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
 _OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024  # the WAL's length between checkpoints
+# checkpoints on a thread of their own (``checkpointer``) for stores that do not say: off, since
+# measured they moved the checkpoint's CPU off the ingest thread but cost ~1-3 % more CPU a
+# message in all and bought no batch latency on a loaded 2-core machine (README, tenth round)
+BACKGROUND_CHECKPOINTS = False
 
 
 def _pragma_when_free(conn: sqlite3.Connection, pragma: str, *, seconds: float = 10.0) -> None:
@@ -63,11 +67,12 @@ class SqliteStore:
     """``Store`` on one SQLite file in WAL mode."""
 
     def __init__(self, path: Path | str, *, page_size: int | None = None,
-                 background_checkpoints: bool = True, checkpoint_bytes: int | None = None) -> None:
+                 background_checkpoints: bool | None = None, checkpoint_bytes: int | None = None) -> None:
         """``page_size`` applies to a new database file only (SQLite keeps a file's page size);
         ``background_checkpoints``: WAL checkpoints on a thread of their own (``checkpointer``)
-        rather than inside the COMMIT that passes the threshold; ``checkpoint_bytes``: the WAL's
-        length between checkpoints (``WAL_CHECKPOINT_BYTES`` when not given)."""
+        rather than inside the COMMIT that passes the threshold (``BACKGROUND_CHECKPOINTS`` when
+        not given); ``checkpoint_bytes``: the WAL's length between checkpoints
+        (``WAL_CHECKPOINT_BYTES`` when not given)."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +92,12 @@ class SqliteStore:
             _pragma_when_free(self.conn, pragma)
         self._memory = str(path) == ":memory:"
         # checkpoint the WAL every 64 MiB instead of SQLite's 4 MiB (at ingest rates the default
-        # checkpointed every few Bundles: measured ~35% more writes/s at 64), on a thread of its
-        # own (``checkpointer``); the writer checkpoints itself only when that thread falls behind
+        # checkpointed every few Bundles: measured ~35% more writes/s at 64): inside the COMMIT
+        # that passes it, or on a thread of its own (``checkpointer``)
         page_bytes = self.conn.execute("PRAGMA page_size").fetchone()[0]
         pages = max(1, (checkpoint_bytes or WAL_CHECKPOINT_BYTES) // page_bytes)
+        if background_checkpoints is None:
+            background_checkpoints = BACKGROUND_CHECKPOINTS
         self.checkpointer = (Checkpointer(self.path, pages=pages, lock=self.lock)
                              if background_checkpoints and not self._memory else None)
         self._autocheckpoint(pages * (BACKSTOP if self.checkpointer is not None else 1))
