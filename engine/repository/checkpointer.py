@@ -1,5 +1,9 @@
 """WAL checkpoints on a thread of their own, so that no ingest batch waits for one.
 
+Off by default (``sqlite_store.BACKGROUND_CHECKPOINTS``): measured, it took the checkpoints'
+CPU off the ingest thread but not out of the process (~1-3 % more CPU a message in all, no
+faster batches on a loaded 2-core machine; README, tenth round). It pays where a core is idle.
+
 Why: SQLite runs its automatic checkpoint inside the COMMIT that takes the WAL past
 ``wal_autocheckpoint``: that commit copies every page changed since the last checkpoint into the
 database file and fsyncs both files. For 12-OBX lab batches of 50 that was one commit in ~12,
