@@ -604,6 +604,8 @@ def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
                 interval = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
                 if not checkpoints:
                     conn.execute("PRAGMA wal_autocheckpoint=0")
+                    if getattr(engine.store, "checkpointer", None) is not None:  # nor on its own thread
+                        engine.store.checkpointer.close()
                 timed = engine.store.conn = _TimedConnection(conn)
                 messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
                 for start in range(0, count, batch):

@@ -17,17 +17,24 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from engine import fhirjson
+from engine.repository.checkpointer import BACKSTOP, Checkpointer
 from engine.repository.port import Document, DuplicateKey
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
 _OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024  # the WAL's length between checkpoints
+# checkpoints on a thread of their own (``checkpointer``) for stores that do not say: off, since
+# measured they moved the checkpoint's CPU off the ingest thread but cost ~1-3 % more CPU a
+# message in all and bought no batch latency on a loaded 2-core machine (README, tenth round)
+BACKGROUND_CHECKPOINTS = False
 
 
 def _pragma_when_free(conn: sqlite3.Connection, pragma: str, *, seconds: float = 10.0) -> None:
@@ -59,8 +66,13 @@ class FlatTransactionFailed(Exception):
 class SqliteStore:
     """``Store`` on one SQLite file in WAL mode."""
 
-    def __init__(self, path: Path | str, *, page_size: int | None = None) -> None:
-        """``page_size`` applies to a new database file only (SQLite keeps a file's page size)."""
+    def __init__(self, path: Path | str, *, page_size: int | None = None,
+                 background_checkpoints: bool | None = None, checkpoint_bytes: int | None = None) -> None:
+        """``page_size`` applies to a new database file only (SQLite keeps a file's page size);
+        ``background_checkpoints``: WAL checkpoints on a thread of their own (``checkpointer``)
+        rather than inside the COMMIT that passes the threshold (``BACKGROUND_CHECKPOINTS`` when
+        not given); ``checkpoint_bytes``: the WAL's length between checkpoints
+        (``WAL_CHECKPOINT_BYTES`` when not given)."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,20 +87,27 @@ class SqliteStore:
             "cache_size=-131072",
             "temp_store=MEMORY",
             "mmap_size=268435456",
-            # checkpoint the WAL every 64 MiB instead of 4 MiB: a checkpoint (with its fsync) runs
-            # inside some unlucky COMMIT, and at ingest rates the default made that every few
-            # Bundles (measured: ~35% more writes/s); the WAL file is trimmed back to 64 MiB after
-            "wal_autocheckpoint=16384",
-            "journal_size_limit=67108864",
+            "journal_size_limit=67108864",  # the WAL file trimmed back to 64 MiB after a checkpoint
         ):
             _pragma_when_free(self.conn, pragma)
-        actual = self.conn.execute("PRAGMA page_size").fetchone()[0]
-        if actual != 4096:  # the 64 MiB between checkpoints above, counted in this file's pages
-            self.conn.execute(f"PRAGMA wal_autocheckpoint={67108864 // actual}")
+        self._memory = str(path) == ":memory:"
+        # checkpoint the WAL every 64 MiB instead of SQLite's 4 MiB (at ingest rates the default
+        # checkpointed every few Bundles: measured ~35% more writes/s at 64): inside the COMMIT
+        # that passes it, or on a thread of its own (``checkpointer``)
+        page_bytes = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = max(1, (checkpoint_bytes or WAL_CHECKPOINT_BYTES) // page_bytes)
+        if background_checkpoints is None:
+            background_checkpoints = BACKGROUND_CHECKPOINTS
+        self.checkpointer = (Checkpointer(self.path, pages=pages, lock=self.lock)
+                             if background_checkpoints and not self._memory else None)
+        self._autocheckpoint(pages * (BACKSTOP if self.checkpointer is not None else 1))
+        if self.checkpointer is not None:  # the WAL's usual length, kept allocated (see checkpointer)
+            self.conn.execute(f"PRAGMA journal_size_limit={2 * pages * page_bytes}")
+        if self.checkpointer is not None:  # a store dropped unclosed does not leave its thread behind
+            weakref.finalize(self, self.checkpointer.close)
         self._depth = 0
         self._flat = self._spoiled = False  # see flat_transaction()
         self._owner: int | None = None  # the thread holding the open transaction
-        self._memory = str(path) == ":memory:"
         self._readers = threading.local()  # one read-only connection per reading thread
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
@@ -131,6 +150,9 @@ class SqliteStore:
             self._depth = depth
             if depth == 0:
                 self.conn.execute("COMMIT")
+                if self.checkpointer is not None and not self.checkpointer.committed():
+                    self._autocheckpoint(self.checkpointer.pages)  # SQLite's own again, as before
+                    self.checkpointer = None
             else:
                 self.conn.execute(f"RELEASE sp{depth}")
 
@@ -156,6 +178,10 @@ class SqliteStore:
                         raise FlatTransactionFailed("a nested block failed inside a flat transaction")
             finally:
                 self._flat = self._spoiled = False
+
+    def _autocheckpoint(self, pages: int) -> None:
+        """SQLite's own checkpoint, run by the COMMIT that takes the WAL past ``pages`` frames."""
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
 
     @property
     def in_transaction(self) -> bool:
@@ -198,6 +224,8 @@ class SqliteStore:
 
     def close(self) -> None:
         with self.lock:
+            if self.checkpointer is not None:  # first: the writer's close then checkpoints last
+                self.checkpointer.close()
             with suppress(sqlite3.Error):
                 self.conn.execute("PRAGMA optimize")
             for reader in self._reader_conns:
