@@ -93,3 +93,40 @@ def test_the_same_xcn_at_another_institution_or_with_other_delimiters(site: Site
     star = text.replace("^", "*").replace("MSH|*~\\&|", "MSH|*~\\&|", 1)
     (starred,) = _practitioners(convert(parse(star), site))
     assert starred == ours  # other delimiters, the same person: read with its own, the same resource
+
+
+def test_a_planned_result_is_checked_by_the_values_it_holds_now(site: Site) -> None:
+    """``Validator.valid_planned`` reads a proven plan's holes from the resource (not from what the
+    converter noted it put there): a value replaced since is checked as what it is now, and a
+    replacement of another shape sends the result to the whole validation."""
+    from conformance.validate import Validator
+
+    validator = Validator.from_settings(Settings())
+    for n in range(3):  # the plans learnt, then proven by a whole validation
+        conv = convert(parse(oru_lab(7_200_000 + n).decode()), site)
+        for resource in conv.resources:
+            mark = conv.planned.get(f"{resource['resourceType']}/{resource['id']}")
+            if mark is not None:
+                assert validator.valid_planned(resource, mark)
+    conv = convert(parse(oru_lab(7_200_010).decode()), site)
+    results = [(r, conv.planned[f"Observation/{r['id']}"]) for r in conv.resources
+               if r["resourceType"] == "Observation"]
+    assert len(results) == 12 and all(validator.valid_planned(r, p) for r, p in results)
+    replacements = [
+        ("valueQuantity", lambda r: r["valueQuantity"].update(value="6.2"), False),
+        ("valueQuantity", lambda r: r["valueQuantity"].update(value=True), False),
+        ("valueQuantity", lambda r: r["valueQuantity"].update(value=float("nan")), False),
+        ("valueQuantity", lambda r: r["valueQuantity"].update(value=7.25), True),
+        ("effectiveDateTime", lambda r: r.update(effectiveDateTime=20261101), False),
+        ("effectiveDateTime", lambda r: r.update(effectiveDateTime="2026-13-01"), False),
+        ("effectiveDateTime", lambda r: r.update(effectiveDateTime="2026-11-02T10:00:00+08:00"), True),
+        ("subject", lambda r: r.update(subject={"reference": "Encounter/x"}), False),
+        ("subject", lambda r: r.update(subject={**r["subject"], "display": "x"}), False),
+        ("subject", lambda r: r.update(subject="Patient/x"), False),
+        ("specimen", lambda r: r.update(specimen={"reference": "Patient/x"}), False),
+    ]
+    for (resource, mark), (_name, change, accepted) in zip(results, replacements, strict=False):
+        change(resource)
+        fast = validator.valid_planned(resource, mark)
+        assert fast == accepted, (resource, fast)
+        assert fast <= validator.is_valid(resource)
