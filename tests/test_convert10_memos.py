@@ -130,3 +130,35 @@ def test_a_planned_result_is_checked_by_the_values_it_holds_now(site: Site) -> N
         fast = validator.valid_planned(resource, mark)
         assert fast == accepted, (resource, fast)
         assert fast <= validator.is_valid(resource)
+
+
+def _locations(conv: object) -> list[dict]:
+    return [r for r in conv.resources if r["resourceType"] == "Location"]  # type: ignore[attr-defined]
+
+
+def test_a_location_copy_is_a_new_tree_each_time(site: Site) -> None:
+    first = convert(parse(adt_a01(7_300_001).decode()), site)
+    expected = json.dumps(_locations(first), ensure_ascii=False)
+    order = [r["resourceType"] for r in first.resources]
+    assert "managingOrganization" in _locations(first)[0]
+    from conformance.validate import Validator
+
+    validator = Validator.from_settings(Settings())
+    later = [convert(parse(adt_a01(7_300_000 + n).decode()), site) for n in (2, 3)]
+    for conv in later:
+        assert json.dumps(_locations(conv), ensure_ascii=False) == expected
+        assert [r["resourceType"] for r in conv.resources] == order  # the sender still put first
+        (ward,) = _locations(conv)
+        mark = conv.planned.get(f"Location/{ward['id']}")  # made from the same texts: kept
+        assert mark is not None and validator.valid_planned(ward, mark)
+        ward["physicalType"]["coding"][0]["code"] = "changed"
+        ward["managingOrganization"]["display"] = "changed"
+        assert not validator.valid_planned(ward, mark)  # changed since: validated whole
+    again = convert(parse(adt_a01(7_300_004).decode()), site)
+    assert json.dumps(_locations(again), ensure_ascii=False) == expected
+    assert json.dumps(_locations(first), ensure_ascii=False) == expected
+    # the same ward of another facility: not managed by the sender, keyed apart
+    text = adt_a01(7_300_005).decode().replace("内科^301^2^FNXRMYY", "内科^301^2^OTHER")
+    for _ in range(3):
+        (elsewhere,) = _locations(convert(parse(text), site))
+        assert "managingOrganization" not in elsewhere and elsewhere["id"] != _locations(first)[0]["id"]

@@ -126,8 +126,63 @@ def _practitioner(rep: Repetition, ctx: Context) -> tuple[Resource, str, str] | 
 _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 
 
+# (institution, the PL's text, the delimiters) -> how its Location is made (``_Place``), or True:
+# met once
+_LOCATIONS: dict[tuple[str, ...], _Place | bool] = {}
+_LOCATIONS_LIMIT = 4096
+
+
+class _Place:
+    """A PL's Location as a function of its text: a compiled copier of the resource without its
+    managing Organization (the sender's, added in its place at each use: its putting decides the
+    Bundle's order), its key, display, and whether the sender manages it; ``make`` None for a PL
+    that names no place."""
+
+    __slots__ = ("make", "key", "display", "managed")
+
+    def __init__(self, make: Callable[[], Resource] | None, key: str, display: str, managed: bool) -> None:
+        self.make, self.key, self.display, self.managed = make, key, display, managed
+
+
 def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
-    """PL → Location keyed by facility + point of care + room + bed → Reference with display."""
+    """PL → Location keyed by facility + point of care + room + bed → Reference with display.
+
+    A ward, room or bed is named in message after message the same to the character: as for a
+    Practitioner, from the second time a PL comes from an institution its Location is a compiled
+    copy of what its first conversion made."""
+    enc = rep._enc
+    memo = (ctx.code, rep.raw, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
+            enc.charset)
+    made = _LOCATIONS.get(memo)
+    if type(made) is not _Place:
+        parts = _location(rep, ctx)
+        if len(_LOCATIONS) >= _LOCATIONS_LIMIT:
+            _LOCATIONS.clear()
+        if parts is None:
+            _LOCATIONS[memo] = _Place(None, "", "", False)
+            return None
+        res, key, display, managed = parts
+        if made is None:  # met once: only marked
+            _LOCATIONS[memo] = True
+        else:
+            from adapters.convert.engine import copier  # (engine -> datatypes -> this module)
+
+            _LOCATIONS[memo] = _Place(copier(res), key, display, managed)
+    else:
+        if made.make is None:
+            return None
+        res, key, display, managed = made.make(), made.key, made.display, made.managed
+    if managed:
+        res["managingOrganization"] = organization(ctx)
+    ref: dict[str, Any] = ctx.put(res, key)
+    # (the PL's text and the institution make the Location: validated by its text from the second)
+    kept.mark(ctx, ref["reference"], res, ("Location", *memo, ctx.institution.name))
+    return {**ref, "display": display}
+
+
+def _location(rep: Repetition, ctx: Context) -> tuple[Resource, str, str, bool] | None:
+    """The Location a PL names (without its managing Organization), its key, its display and
+    whether the sender manages it; None when it names no place."""
     care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
     facility = rep.comp(4, 1).strip()
     building, floor, description = rep.comp(7).strip(), rep.comp(8).strip(), rep.comp(9).strip()
@@ -142,10 +197,8 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     where = " ".join(p for p in (building, floor) if p)
     if where:
         res["description"] = where
-    if not facility or facility == ctx.code:
-        res["managingOrganization"] = organization(ctx)
-    ref: dict[str, Any] = ctx.put(res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}")
-    return {**ref, "display": display}
+    managed = not facility or facility == ctx.code
+    return res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}", display, managed
 
 
 _CJK = re.compile("[\u3400-\u9fff]")
