@@ -427,45 +427,43 @@ class Validator:
         plan = planned.plan
         if tuple(resource) != plan.names:
             return False
-        holes = planned.holes
-        if len(holes) != len(plan.holes):
-            return False
-        if not holes:
-            return self._valid_again(resource, plan)
         proof = self._proofs.get(plan)
         if proof is None:
+            holes = planned.holes
+            if len(holes) != len(plan.holes):
+                return False
+            if not holes:
+                return self._valid_again(resource, plan)
             return self._first_planned(resource, planned)
         if proof is False:
             return False
         assert isinstance(proof, _Proof)
-        # one pass over the holes: each is the very value the plan put in (so nothing replaced it
-        # since), and its verdict is remembered per value -- a string by itself, a reference that
-        # is nothing but its ``reference`` by that string (in a table of its own: never mistaken
-        # for the same text sent as a bare string), a Quantity's decimal for being finite
-        texts, references, numbers, names = proof.texts, proof.references, proof.numbers, plan.holes
-        for name, value in holes.items():
-            if name not in names:
-                return False
-            current = resource.get(name)
-            if type(value) is str:
-                if current is not value:
+        # one pass over the holes as the resource holds them now (the names are the plan's, in its
+        # order, so each is there): a string's verdict is remembered per value, a reference that is
+        # nothing but its ``reference`` by that string (in a table of its own: never mistaken for
+        # the same text sent as a bare string), a Quantity's decimal checked for being finite. The
+        # values are read from the resource itself, not from what the converter noted it put there
+        # (``planned.holes``, a dict of its own a result: one more object met cold per result in
+        # the pipeline); a value replaced since is checked as what it is now.
+        for name, kind, verdicts in proof.kinds:
+            current = resource[name]
+            if kind is _TEXT_HOLE:
+                if type(current) is not str:
                     return False
-                ok = texts[name].get(value)
+                ok = verdicts.get(current)
                 if ok is None:
-                    ok = self._remember(texts[name], value, self._hole_valid(proof, name, value))
-            elif type(value) is dict:
-                if current is not value:
+                    ok = self._remember(verdicts, current, self._hole_valid(proof, name, current))
+            elif kind is _REFERENCE_HOLE:
+                if type(current) is not dict or len(current) != 1:
                     return False
-                ref = value.get("reference")
-                if len(value) != 1 or type(ref) is not str:
+                ref = current.get("reference")
+                if type(ref) is not str:
                     return False
-                ok = references[name].get(ref)
+                ok = verdicts.get(ref)
                 if ok is None:
-                    ok = self._remember(references[name], ref, self._hole_valid(proof, name, value))
-            elif name in numbers and type(current) is dict and current.get("value") is value:
-                ok = _finite_number(value)
-            else:
-                return False
+                    ok = self._remember(verdicts, ref, self._hole_valid(proof, name, current))
+            else:  # a Quantity whose only hole is its decimal ``value``
+                ok = type(current) is dict and _finite_number(current.get("value"))
             if not ok:
                 return False
         return True
@@ -556,10 +554,23 @@ class Validator:
                 return False
             numbers.add(name)
         # the verdict tables are the type's, shared by its plans: the results of a panel, each
-        # its own plan, share one patient, visit and time
-        return _Proof(rtype, frozenset(numbers), rules,
-                      texts={h: self._verdicts.setdefault((rtype, h, "text"), {}) for h in holes},
-                      references={h: self._verdicts.setdefault((rtype, h, "reference"), {}) for h in holes})
+        # its own plan, share one patient, visit and time. How each hole is checked follows from
+        # the first resource's value (validated whole): a string, a bare reference, a decimal; a
+        # hole of another shape makes the plan unprovable
+        kinds: list[tuple[str, object, dict[str, bool] | None]] = []
+        for name in plan.names:
+            if name not in holes:
+                continue
+            value = resource[name]
+            if name in numbers:
+                kinds.append((name, _NUMBER_HOLE, None))
+            elif type(value) is str:
+                kinds.append((name, _TEXT_HOLE, self._verdicts.setdefault((rtype, name, "text"), {})))
+            elif type(value) is dict and len(value) == 1 and type(value.get("reference")) is str:
+                kinds.append((name, _REFERENCE_HOLE, self._verdicts.setdefault((rtype, name, "reference"), {})))
+            else:
+                return False
+        return _Proof(rtype, frozenset(numbers), rules, tuple(kinds))
 
     def _hole_valid(self, proof: _Proof, name: str, value: Any) -> bool:
         check = self._elements.get((proof.rtype, "hole:" + name))
@@ -744,10 +755,14 @@ class _Proof:
     rtype: str
     numbers: frozenset[str]  # holes that are a Quantity's decimal value
     rules: dict[str, list[Any]]  # hole -> huren's rules on that element
-    # hole -> value -> verdict, for string values and (by their ``reference``) references (the
-    # type's tables: ``Validator._verdicts``)
-    texts: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
-    references: dict[str, dict[str, bool]] = field(default_factory=dict, compare=False, hash=False)
+    # (hole, how it is checked, its verdicts: value -> verdict for a string, reference -> verdict
+    # for a reference, the type's tables ``Validator._verdicts``; None for a decimal), in the
+    # plan's element order
+    kinds: tuple[tuple[str, object, dict[str, bool] | None], ...] = field(default=(), compare=False, hash=False)
+
+
+# how a hole of a proven plan is checked (``_Proof.kinds``)
+_TEXT_HOLE, _REFERENCE_HOLE, _NUMBER_HOLE = object(), object(), object()
 
 
 def _presence_only(dependency: Any) -> bool:

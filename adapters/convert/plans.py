@@ -73,7 +73,7 @@ class Plan:
     text: bool = False  # ``valueString`` is a hole (a textual result)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Planned:
     """A resource built from a plan, and the values of its holes (for validation)."""
 
@@ -220,7 +220,14 @@ def _value(obx: Segment, kind: str) -> tuple[str | None, Any, Any] | None:
         if text is None:
             shape: Any = None
         else:
-            bound = results._BOUND.match(text)
+            # (a panel's values repeat: the comparator match is kept per text, as its number is
+            # in ``build``; a match object is immutable, one serves every result)
+            bound = _BOUNDS.get(text, _UNREAD)
+            if bound is _UNREAD:
+                bound = results._BOUND.match(text)
+                if len(_BOUNDS) >= _DECIMALS_LIMIT:
+                    _BOUNDS.clear()
+                _BOUNDS[text] = bound
             shape = "=" if bound is None else bound.group(1)
     else:
         given = [r for r in obx.reps(5) if r]  # as the ordinary path reads OBX-5 ("~~" repeats nothing)
@@ -316,6 +323,8 @@ def fill(cut: Shortcut, obx: Segment, ctx: Context, category: Any, subject: dict
     return build(cut.plan, obx, ctx, text or "", category, subject, encounter, performer, specimen, bound)
 
 
+_BOUNDS: dict[str, Any] = {}  # OBX-5 text -> its ``results._BOUND`` match (None: no comparator)
+_UNREAD: Any = object()
 _DECIMALS: dict[str, Any] = {}  # OBX-5 text -> its JSON number (an int or an immutable FhirDecimal)
 _DECIMALS_LIMIT = 8192
 

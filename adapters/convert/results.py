@@ -118,7 +118,9 @@ def groups(ctx: Context, *, specimen_groups: bool = False) -> tuple[list[Group],
     oul = ctx.message.msh.structure.startswith("OUL")
     for seg in ctx.message.segments:
         name = seg.name
-        if name in ("TQ1", "PRT") and (current is None or pending_orc is not None):
+        if name == "OBX" and current is not None:  # (most segments of a result message: asked first)
+            current.obx.append(seg)
+        elif name in ("TQ1", "PRT") and (current is None or pending_orc is not None):
             pending.append(seg)
         elif name == "TQ1":
             assert current is not None

@@ -400,6 +400,16 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
         )
     end = line.find(fsep, 4)
     msh2 = line[4:] if end < 0 else line[4:end]
+    fields = line.split(fsep)
+    fields.insert(1, fsep)
+    # a sender's delimiters and MSH-18 are the same in every message it sends: the Encoding read
+    # from them (frozen, so one object serves every message) is looked up instead of checked and
+    # built again (~1.5 us a message); only usable ones are kept, an unusable MSH-2 is refused
+    # below each time
+    memo = (fsep, msh2, fields[18] if len(fields) > 18 else "")
+    known = _ENCODINGS.get(memo)
+    if known is not None:
+        return known, fields
     usable = encoding_chars(msh2, fsep)
     if usable is None:
         raise HL7Error(
@@ -412,8 +422,6 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
             ack_code="AR",
         )
     msh2 = usable
-    fields = line.split(fsep)
-    fields.insert(1, fsep)
     comp = msh2[0]
     repetition = msh2[1] if len(msh2) > 1 else "\x00r"
     esc = msh2[2] if len(msh2) > 2 else ""
@@ -422,7 +430,16 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
     charset = "utf-8"
     if len(fields) > 18 and fields[18]:
         charset = codec_for(fields[18].split(repetition)[0]) or "utf-8"
-    return Encoding(fsep, comp, repetition, esc, sub, trunc, charset), fields
+    enc = Encoding(fsep, comp, repetition, esc, sub, trunc, charset)
+    if len(_ENCODINGS) >= _ENCODINGS_LIMIT:
+        _ENCODINGS.clear()
+    _ENCODINGS[memo] = enc
+    return enc, fields
+
+
+# (MSH-1, MSH-2 as sent, MSH-18 as sent) -> the Encoding a message with them is read with
+_ENCODINGS: dict[tuple[str, str, str], Encoding] = {}
+_ENCODINGS_LIMIT = 1024
 
 
 def parse_header(text: str) -> MSH | None:
@@ -479,11 +496,11 @@ def parse(text: str) -> Message:
     segments: list[Segment] = [msh]
     counts: dict[str, int] = {"MSH": 1}
     fsep = enc.field
-    match_name = _SEGMENT_NAME.match
+    names = _NAMES
     for position, line in enumerate(lines[1:], start=1):
         fields = line.split(fsep)
         name = fields[0]
-        if not match_name(name):
+        if name not in names and not _valid_name(name):
             shown = name[:20]
             raise HL7Error(
                 f"segment {position + 1} has an invalid segment id {shown!r} "
@@ -503,6 +520,18 @@ def parse(text: str) -> Message:
         counts[name] = seq
         segments.append(Segment(fields, enc, seq, position))
     return Message(segments, enc, derived_control_id=derived)
+
+
+# segment ids found valid (``_SEGMENT_NAME``): a set lookup instead of a regular expression per
+# segment; bounded by the grammar itself (26 x 36 x 36 ids)
+_NAMES: set[str] = set()
+
+
+def _valid_name(name: str) -> bool:
+    if not _SEGMENT_NAME.match(name):
+        return False
+    _NAMES.add(name)
+    return True
 
 
 def iter_messages(text: str) -> Iterator[str]:

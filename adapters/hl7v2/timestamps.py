@@ -36,8 +36,12 @@ def _match(value: str) -> re.Match[str]:
     return m
 
 
+@lru_cache(maxsize=4096)
 def to_fhir_date(value: str) -> str:
-    """HL7 DT (or the date part of a DTM) → FHIR date, keeping precision."""
+    """HL7 DT (or the date part of a DTM) → FHIR date, keeping precision. Cached as
+    ``to_fhir_datetime`` is: a patient's birth date is read twice a message (checked against the
+    resident ID, then converted), and a feed's dates repeat (a refusal is not cached: it raises
+    each time)."""
     m = _match(value)
     y, mo, d = m["y"], m["mo"], m["d"]
     try:
@@ -83,8 +87,10 @@ def to_fhir_datetime(value: str, tz: str = "Asia/Shanghai") -> str:
     return text + _format_offset(offset)
 
 
+@lru_cache(maxsize=4096)
 def to_fhir_instant(value: str, tz: str = "Asia/Shanghai") -> str | None:
-    """HL7 DTM → FHIR instant, or None when the value is less precise than seconds."""
+    """HL7 DTM → FHIR instant, or None when the value is less precise than seconds (cached:
+    a report's issue time and a message's time repeat)."""
     m = _match(value)
     if not m["s"]:
         return None
