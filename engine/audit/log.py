@@ -64,7 +64,7 @@ from engine.audit.derived import KEYS, day_key_docs, facts_keys, group_key_docs,
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
-from engine.audit.record import Facts, event_of, recorded_of
+from engine.audit.record import Facts, Sealed, event_of, recorded_of
 from engine.audit.record_files import RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
@@ -167,7 +167,7 @@ class AuditLog:
         self._indexer: threading.Thread | None = None
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
-        self._appended_keys: dict[int, tuple[list[str], str | None]] = {}  # see index_keys
+        self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
         try:
             self._reload()
         except BaseException:  # (a damaged segment): its file is not left open behind the error
@@ -435,8 +435,12 @@ class AuditLog:
         if len(noted) >= KEYS_NOTED:
             return
         for event, appended in zip(events, results, strict=True):
-            if type(event) is Facts and type(appended) is Appended:
-                noted[appended.seq] = (facts_keys(event), event.recorded)
+            if type(appended) is Appended:
+                kind = type(event)
+                if kind is Sealed:  # its keys made at the request, once per requestor
+                    noted[appended.seq] = (event.keys, event.recorded)
+                elif kind is Facts:
+                    noted[appended.seq] = (facts_keys(event), event.recorded)
 
     def _transaction(self) -> AbstractContextManager[None]:
         """The append's transaction: on SQLite one whose nested blocks open no savepoints, so each
@@ -473,7 +477,8 @@ class AuditLog:
         for event in events:
             seq = frontier.size
             try:
-                if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
+                kind = type(event)
+                if kind is Sealed or kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
                     data = event.data(seq)
                 else:  # a complete AuditEvent (format 1)
                     data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
@@ -779,7 +784,7 @@ class AuditLog:
             if end - done < KEY_BATCH:
                 return
 
-    def _forget_keyed(self, done: int) -> dict[int, tuple[list[str], str | None]]:
+    def _forget_keyed(self, done: int) -> dict[int, tuple[Sequence[str], str | None]]:
         """Let go of the notes of records keyed already (by another process: ``--workers``)."""
         noted = self._appended_keys  # the event loop's thread adds to it meanwhile:
         if noted and min(noted) < done:  # (min, list: single C calls, no iteration the GIL splits)

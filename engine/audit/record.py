@@ -90,6 +90,37 @@ class Facts:
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
+class Sealed:
+    """A compact record whose bytes were written at the request, all but its sequence number.
+
+    What nearly every audited request is (one note, one resource: ``engine.audit.middleware``)
+    is serialised once, straight from the request's facts: the bytes ``Facts.data`` would write,
+    split where ``"id"`` goes (in RFC 8785's key order between ``from`` and ``node``), so the
+    append under the log's lock only joins the number in, and the record's search keys come
+    along, made once per requestor. Why not a ``Facts``: its fields, then a dict of them at the
+    append, made every read build the same record twice (~1-2 µs a read in the server)."""
+
+    __slots__ = ("head", "tail", "keys", "recorded")
+
+    def __init__(self, head: bytes, tail: bytes, keys: Sequence[str], recorded: str) -> None:
+        self.head, self.tail, self.keys, self.recorded = head, tail, keys, recorded
+
+    def data(self, seq: int) -> bytes:
+        """The record's signed bytes as record ``seq`` (``Facts.data``'s, byte for byte)."""
+        return b"%s,\"id\":\"audit-%d\"%s" % (self.head, seq, self.tail)
+
+
+_NODE = b',"node":'
+
+
+def seal(doc: dict[str, Any], keys: Sequence[str], recorded: str) -> Sealed:
+    """``Sealed`` from the record's document without its ``id`` (``f``, ``act``, ``at``, ``by``,
+    ``node``, ...: ``Facts.data``'s names). ``,"node":`` can only be the key: inside a JSON string
+    every quote is escaped, and ``node`` is the first key after ``id``."""
+    raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    cut = raw.index(_NODE)
+    return Sealed(raw[:cut], raw[cut:], keys, recorded)
+
 
 def facts(*, action: str, recorded: str, start: str | None, outcome: str, desc: str | None,
           requestor: Requestor, origin: str, patients: Iterable[str] = (), resources: Iterable[str] = (),
