@@ -60,7 +60,15 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, day_key_docs, facts_keys, group_key_docs, key_docs, stored_keys
+from engine.audit.derived import (
+    KEYS,
+    DaySpans,
+    day_key_docs,
+    facts_keys,
+    group_key_docs,
+    key_docs,
+    stored_keys,
+)
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
@@ -765,7 +773,7 @@ class AuditLog:
                 known = [noted.get(seq) for seq in range(done, end)]
                 read = {} if all(known) else dict(rows.records(done, end - done))
                 grouped: dict[str, list[int]] = {}
-                dated: list[tuple[int, str, str | None]] = []
+                dated = DaySpans()
                 for seq, keyed in enumerate(known, done):
                     if keyed is not None:
                         keys, recorded = keyed
@@ -775,8 +783,8 @@ class AuditLog:
                         continue
                     for key in keys:
                         grouped.setdefault(key, []).append(seq)
-                    dated.append((seq, seq_key(seq), recorded))
-                for key_doc in group_key_docs(grouped) + day_key_docs(dated):
+                    dated.add(seq, recorded)
+                for key_doc in group_key_docs(grouped) + dated.docs():
                     self.key_index.replace(key_doc)  # a rerun after a crash on MongoDB writes the same
                 self.meta.replace({"_id": KEY_MARK, "size": end})
             for seq in range(done, end):

@@ -158,7 +158,9 @@ def _one_resource(n: AuditNote, caller: object, client: tuple[str, int] | None, 
                 doc["own"] = [(ref, whose)]
     if patients:
         doc["pat"] = patients
-        keys: tuple[str, ...] | list[str] = [*("p:" + p for p in patients), *agents]
+        # a tuple of strings: the collector stops tracking it at its first pass, where a list stayed
+        # tracked (walked by every collection) until the key indexer took it, up to a second later
+        keys = ("p:" + patients[0], *agents) if len(patients) == 1 else (*("p:" + p for p in patients), *agents)
     else:
         keys = agents
     return seal(doc, keys, recorded)
