@@ -230,7 +230,8 @@ class AuditLog:
             first = size if first is None else min(first, size)
             self._damage = (f"audit log damaged: its index holds records 0..{self._held - 1} but record {first} "
                             f"onward cannot be read (the newest readable is {size - 1}); no record is appended "
-                            "until it is dealt with; run `huren audit verify`")
+                            "until it is dealt with; run `huren audit verify`, then `huren audit repair --from "
+                            "<a backup of the data directory>`")
             log.error("audit: %s", self._damage)
         try:
             hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
@@ -649,7 +650,8 @@ class AuditLog:
         if first is not None:
             raise AuditLogDamaged(f"audit log damaged: record {first}, which its index holds, cannot be read "
                                   "(a record file is damaged or missing); no record is appended until it is "
-                                  "dealt with; run `huren audit verify`")
+                                  "dealt with; run `huren audit verify`, then `huren audit repair --from <a backup of "
+                                  "the data directory>`")
 
     def _write_checkpoint(self, frontier: merkle.Frontier) -> Checkpoint:
         self._refuse_if_damaged()  # a checkpoint of a right edge that is not the log's would sign a lie

@@ -29,9 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.audit.events import OUTCOMES, instant_of, outcome_for_status, worst
 from engine.audit.group_commit import GroupCommitter
-from engine.audit.log import Appended, AuditLog
+from engine.audit.log import Appended, AuditLog, AuditLogDamaged
 from engine.audit.note import AuditNote
 from engine.audit.record import FORMAT, Facts, Requestor, Sealed, agent_keys, expand, facts, seal
+from engine.audit.segment import SegmentDamaged
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,28 @@ def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, 
     return expand(orjson.loads(facts_for_request(scope, notes, status, start, origin, error).data(0)))
 
 
+DAMAGE_LOG_SECONDS = 60.0  # a damaged log refuses every request: its error is logged this often, not each time
+_damage_logged = [0.0]
+
+
+def _log_refusal(exc: Exception, scope: Scope) -> None:
+    """Log why a request was refused. A damaged log refuses every audited request until an
+    operator repairs it: its message (what is damaged, the commands that name and repair it) is
+    logged once a minute with the count refused, not a traceback per request, so the one line
+    that says what to do is not buried."""
+    if isinstance(exc, AuditLogDamaged | SegmentDamaged):
+        now = time_ns() / 1e9
+        _damage_logged.append(1)
+        if now - _damage_logged[0] >= DAMAGE_LOG_SECONDS:
+            refused = len(_damage_logged) - 1
+            del _damage_logged[1:]
+            _damage_logged[0] = now
+            log.error("audit: the log is damaged, so every audited request is refused with 503 (%d since the last "
+                      "such message): %s", refused, exc)
+        return
+    log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
+
+
 class AuditMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -276,8 +299,8 @@ class AuditMiddleware:
                         record)
                     if type(pending) is not Appended:
                         await pending
-                except Exception:
-                    log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
+                except Exception as exc:
+                    _log_refusal(exc, scope)
                     refused = True
                     await send({"type": "http.response.start", "status": 503, "headers": [
                         (b"content-type", b"application/fhir+json"),
