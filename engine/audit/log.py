@@ -81,6 +81,7 @@ from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
+_tuple_new = tuple.__new__
 
 NODES, CHECKPOINTS, META = "audit_nodes", "audit_checkpoints", "audit_meta"
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
@@ -483,20 +484,24 @@ class AuditLog:
         sha = _sha256
         results: list[Appended | Exception] = []
         rows: list[Leaf] = []
+        made = _tuple_new  # ``Appended(...)`` without its Python-level ``__new__`` (one per audited request)
         for event in events:
             seq = frontier.size
-            try:
-                kind = type(event)
-                if kind is Sealed or kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
-                    data = event.data(seq)
-                else:  # a complete AuditEvent (format 1)
-                    data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
-            except Exception as exc:  # this record only; the rest of the group goes on
-                results.append(exc)
-                continue
+            kind = type(event)
+            if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
+                data = b'%s,"id":"audit-%d"%s' % (event.head, seq, event.tail)
+            else:
+                try:
+                    if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
+                        data = event.data(seq)
+                    else:  # a complete AuditEvent (format 1)
+                        data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
+                except Exception as exc:  # this record only; the rest of the group goes on
+                    results.append(exc)
+                    continue
             leaf = sha(b"\x00" + data).digest()  # merkle.leaf_hash
             rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
-            results.append(Appended(seq, leaf, data))
+            results.append(made(Appended, (seq, leaf, data)))
         return results, rows, frontier
 
     def try_record_many(self, events: Sequence[dict[str, Any]], *,
