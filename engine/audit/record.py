@@ -131,7 +131,10 @@ def facts(*, action: str, recorded: str, start: str | None, outcome: str, desc: 
     serious failure, details are strings, ``None`` details are left out), so the record states what
     its AuditEvent will say. A search's resources beyond the ones its AuditEvent lists are counted,
     not kept (``resources-not-listed``, as ``build_event`` says it)."""
-    patients = list(dict.fromkeys(p for p in patients if p))
+    distinct = dict.fromkeys(patients)  # (no generator: an import names a dozen patients and more)
+    distinct.pop("", None)
+    distinct.pop(None, None)  # type: ignore[call-overload]
+    patients = list(distinct)
     listed, left_out = _listed(patients, resources)
     details = [(str(k), v if isinstance(v, str) else str(v)) for k, v in (detail or {}).items() if v is not None]
     if left_out:
@@ -147,12 +150,11 @@ def facts(*, action: str, recorded: str, start: str | None, outcome: str, desc: 
 def _listed(patients: list[str], resources: Iterable[str]) -> tuple[list[str], int]:
     """The references an AuditEvent lists as resource entities (``build_event``: each once, not a
     patient already named, at most ``MAX_RESOURCE_ENTITIES``) and how many more there were."""
-    patient_refs = {f"Patient/{p}" for p in patients if p}
-    seen: dict[str, None] = {}
-    for ref in resources:
-        if ref not in seen and ref.split("/_history/")[0] not in patient_refs:
-            seen[ref] = None
-    listed = list(seen)
+    listed = list(dict.fromkeys(resources))
+    if patients:  # only a Patient reference can name one of them (split only those)
+        patient_refs = {f"Patient/{p}" for p in patients if p}
+        listed = [ref for ref in listed
+                  if not ref.startswith("Patient/") or ref.split("/_history/")[0] not in patient_refs]
     return listed[:MAX_RESOURCE_ENTITIES], max(0, len(listed) - MAX_RESOURCE_ENTITIES)
 
 
