@@ -1,7 +1,7 @@
 """``huren audit repair``: a record file damaged in its middle stops the log (every audited request
 503); the repair puts the records back from a backup copy, proven by the tree and the signed
-checkpoints, keeps the damaged bytes, changes nothing when a record is in no copy, and after it
-the server serves audited reads again, numbering on after the records held."""
+checkpoints, keeps the damaged bytes, changes nothing when a record is in no copy, and the running
+server serves audited reads again, numbering on after the records held."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -56,29 +57,34 @@ def test_repair_puts_back_the_records_from_a_backup_and_the_server_audits_again(
     with Engine(settings) as engine:
         engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
         headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
-        assert TestClient(create_app(engine)).get("/fhir/Patient/p1", headers=headers).status_code == 503
-    assert _cli(settings, "verify").returncode == 1
-
-    # without a copy of record 6 nothing changes, and the output says what to do
-    alone = _cli(settings, "repair")
-    assert alone.returncode == 1, alone.stdout + alone.stderr[-2000:]
-    assert "records 6-11 cannot be read" in alone.stdout and "MISSING" in alone.stdout
-    assert "--from" in alone.stdout and damaged_file.read_bytes() == damaged
-
-    fixed = _cli(settings, "repair", "--from", str(backup))
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr[-2000:]
-    assert "put back" in fixed.stdout and "the whole log verifies" in fixed.stdout
-    [kept] = list(records.glob("*.damaged-*"))
-    assert kept.read_bytes() == damaged  # the damaged bytes are kept, not thrown away
-    assert _cli(settings, "verify").returncode == 0
-
-    with Engine(settings) as engine:  # (a restart: the server appends again)
         client = TestClient(create_app(engine))
-        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        refused = client.get("/fhir/Patient/p1", headers=headers)
+        assert refused.status_code == 503 and "female" not in refused.text
+        assert _cli(settings, "verify").returncode == 1
+
+        # without a copy of record 6 nothing changes, and the output says what to do
+        alone = _cli(settings, "repair")
+        assert alone.returncode == 1, alone.stdout + alone.stderr[-2000:]
+        assert "records 6-11 cannot be read" in alone.stdout and "MISSING" in alone.stdout
+        assert "--from" in alone.stdout and damaged_file.read_bytes() == damaged
+
+        fixed = _cli(settings, "repair", "--from", str(backup))  # while the server runs
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr[-2000:]
+        assert "put back" in fixed.stdout and "the whole log verifies" in fixed.stdout
+        [kept] = list(records.glob("*.damaged-*"))
+        assert kept.read_bytes() == damaged  # the damaged bytes are kept, not thrown away
+
+        # the running server looks again (once a second while damaged) and audits reads again
+        deadline = time.monotonic() + 10
+        while (status := client.get("/fhir/Patient/p1", headers=headers).status_code) == 503 \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status == 200
         engine.audit.drain()
         seqs = [d["seq"] for d in engine.audit.leaves.find(sort=[("_id", 1)])]
         assert seqs[:12] == list(range(12)) and seqs == list(range(len(seqs))) and len(seqs) > 12
         assert verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
 
 
 def test_repair_takes_no_copy_that_the_tree_does_not_prove(settings: Settings, tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
+DAMAGE_RECHECK_SECONDS = 1.0  # a damaged log reloads this often when asked to append (a repair is seen)
 DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
 
 
@@ -161,6 +162,7 @@ class AuditLog:
         self._unmoved: list[Leaf] = []
         self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
         self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
+        self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -648,9 +650,14 @@ class AuditLog:
     def _refuse_if_damaged(self) -> None:
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
         load (``_load_table``) or in any read since (a record file's scan)."""
+        files = self._files
+        if self._damage is not None or (files is not None and files.first_unreadable() is not None):
+            now = time.monotonic()
+            if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
+                self._damage_recheck = now + DAMAGE_RECHECK_SECONDS  # (looked at again once a second)
+                self._reload()  # the index, the files' scans (a repair counts its rewrite) and the right edge
         if self._damage is not None:
             raise AuditLogDamaged(self._damage)
-        files = self._files
         first = files.first_unreadable() if files is not None else None
         if first is not None:
             raise AuditLogDamaged(f"audit log damaged: record {first}, which its index holds, cannot be read "

@@ -18,8 +18,9 @@ damaged bytes kept as ``<file>.damaged-<UTC time>``), in the audit database's wr
 again. Last, the whole log is verified as ``huren audit verify`` does it: the recomputed tree
 against every signed checkpoint and every stored tree node; when that fails the damaged file is
 put back as it was. Records the repair put back are then exactly as trustworthy as verification
-says (those a checkpoint covers: proven by its signature). A running server keeps refusing
-appends until it is restarted (it found the damage when it loaded the log).
+says (those a checkpoint covers: proven by its signature). A running server need not restart:
+while its log is damaged it looks again at most once a second when asked to append
+(``AuditLog._refuse_if_damaged``), so it appends again within a second of the repair.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class RepairReport:
                          "were written and run `huren audit repair --from <the backup's data directory, its "
                          "audit.records directory or the file>`")
         if self.verified:
-            lines.append("the whole log verifies (tree, signed checkpoints, stored nodes); restart the server "
-                         "(every worker) so that it appends again")
+            lines.append("the whole log verifies (tree, signed checkpoints, stored nodes); a running server "
+                         "appends again within a second")
         elif self.verified is False:
             lines.append(f"verification failed after the repair, which was undone: {self.problem}")
         return "\n".join(lines)
