@@ -651,11 +651,12 @@ class AuditLog:
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
         load (``_load_table``) or in any read since (a record file's scan)."""
         files = self._files
-        if self._damage is not None or (files is not None and files.first_unreadable() is not None):
-            now = time.monotonic()
-            if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
-                self._damage_recheck = now + DAMAGE_RECHECK_SECONDS  # (looked at again once a second)
-                self._reload()  # the index, the files' scans (a repair counts its rewrite) and the right edge
+        if self._damage is None and (files is None or files.first_unreadable() is None):
+            return  # (the usual case: one look per group)
+        now = time.monotonic()  # damaged: look again once a second (a repair), then refuse if it still is
+        if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
+            self._damage_recheck = now + DAMAGE_RECHECK_SECONDS
+            self._reload()  # the index, the files' scans (a repair counts its rewrite) and the right edge
         if self._damage is not None:
             raise AuditLogDamaged(self._damage)
         first = files.first_unreadable() if files is not None else None
