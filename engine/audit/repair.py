@@ -167,21 +167,36 @@ def repair(settings: Settings, source: Path | None = None) -> RepairReport:
                 log.store.execute("UPDATE audit_files SET gen = gen + 1 WHERE first = ?", (plan.entry.first,))
     finally:
         log.store.close()
-    log = open_log(settings)  # afresh: the right edge, the segment, every file scanned again
     try:
-        verdict = verify_online(log)
+        log = open_log(settings)  # afresh: the right edge, the segment, every file scanned again
+        try:
+            verdict = verify_online(log)
+        finally:
+            log.store.close()
         report.verified = bool(verdict.ok)
         if not verdict.ok:
             report.problem = "; ".join(p.message for p in verdict.problems[:3]) or "not verified"
-            with log.store.transaction():
-                for plan in plans:
-                    if plan.kept is not None and plan.kept.is_file():
-                        os.replace(plan.kept, plan.path)
-                    log.store.execute("UPDATE audit_files SET gen = gen + 1 WHERE first = ?", (plan.entry.first,))
-            report.kept = []
-    finally:
-        log.store.close()
+    except Exception as exc:  # (a right edge that cannot even be loaded from the repaired files)
+        report.verified, report.problem = False, f"{type(exc).__name__}: {exc}"
+    if not report.verified:
+        _undo(settings, plans)
+        report.kept = []
     return report
+
+
+def _undo(settings: Settings, plans: list[_Plan]) -> None:
+    """Put each damaged file back as it was (its kept bytes) and count the rewrite again."""
+    from engine.audit.store import open_audit_store
+
+    store = open_audit_store(settings)
+    try:
+        with store.transaction():
+            for plan in plans:
+                if plan.kept is not None and plan.kept.is_file():
+                    os.replace(plan.kept, plan.path)
+                store.execute("UPDATE audit_files SET gen = gen + 1 WHERE first = ?", (plan.entry.first,))
+    finally:
+        store.close()
 
 
 def _plan(files: RecordFiles, entry: FileEntry, source: Path | None, report: RepairReport) -> _Plan | None:
