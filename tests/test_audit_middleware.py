@@ -176,9 +176,11 @@ def test_the_one_resource_path_states_what_the_general_path_states(monkeypatch: 
     from types import SimpleNamespace
 
     from engine.audit import middleware
+    from engine.audit.derived import facts_keys
     from engine.audit.note import AuditNote
 
-    monkeypatch.setattr(middleware, "now_instant", lambda: "2026-11-30T08:00:00.123Z")
+    now_ms = 1796025600123  # 2026-11-30T08:00:00.123Z
+    monkeypatch.setattr(middleware, "time_ns", lambda: now_ms * 1_000_000)
     callers = [SimpleNamespace(kind="system", subject="his-a", client_id="his-a"),
                SimpleNamespace(kind="auditor", subject="wang.li", client_id="desk", role="auditor", display="王丽"),
                None]
@@ -199,10 +201,14 @@ def test_the_one_resource_path_states_what_the_general_path_states(monkeypatch: 
                  "client": ("10.0.0.9", 5000), "state": {"caller": caller} if caller else {}}
         for n in notes:
             for status in (200, 201, 404, 500):
-                for start in ("2026-11-30T08:00:00.100Z", "2026-11-30T08:00:00.123Z"):
+                # the start as an instant, or as the middleware takes it (milliseconds since 1970)
+                for start in ("2026-11-30T08:00:00.100Z", "2026-11-30T08:00:00.123Z", now_ms - 23, now_ms):
                     fast = middleware.facts_for_request(scope, [n], status, start, "node")
-                    general = general_path(scope, [n], status, start, "node", None, caller,
-                                           getattr(caller, "kind", None), fast.requestor)
+                    general = general_path(scope, [n], status, middleware.instant_of(start) if type(start) is int
+                                           else start, "node", None, caller, getattr(caller, "kind", None),
+                                           middleware.requestor_of(caller, scope["client"]),
+                                           "2026-11-30T08:00:00.123Z")
                     assert fast.data(7) == general.data(7), (n, status)
+                    assert list(fast.keys) == facts_keys(general), (n, status)  # its search keys too
                     checked += 1
-    assert checked == 3 * len(notes) * 8 and not taken  # every one of these took the one-resource path
+    assert checked == 3 * len(notes) * 16 and not taken  # every one of these took the one-resource path

@@ -1,4 +1,4 @@
-"""``huren audit verify|export|checkpoint|rotate-key`` (``huren keys init`` calls ``engine.audit.keys.init_keys``)."""
+"""``huren audit verify|export|checkpoint|repair|rotate-key`` (``huren keys init`` calls ``engine.audit.keys.init_keys``)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.audit.repair import repair
+
+    report = repair(settings, Path(args.source) if args.source else None)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     log = open_log(settings)
     try:
@@ -102,5 +110,10 @@ def add_audit_commands(sub: Any) -> None:
     export.set_defaults(handler=cmd_export)
     checkpoint = verbs.add_parser("checkpoint", help="sign a checkpoint of the current log now")
     checkpoint.set_defaults(handler=cmd_checkpoint)
+    fix = verbs.add_parser("repair", help="put back the records of a damaged record file (checked against the "
+                           "tree and the signed checkpoints), or name those no copy holds")
+    fix.add_argument("--from", dest="source", help="a backup: its data directory, its audit.records directory "
+                     "or the record file itself")
+    fix.set_defaults(handler=cmd_repair)
     rotate = verbs.add_parser("rotate-key", help="new checkpoint signing key; old public keys stay valid")
     rotate.set_defaults(handler=cmd_rotate_key)

@@ -92,8 +92,15 @@ def now_instant() -> str:
     request takes two (its start, its record's time): the second's text is formatted once per
     second and only the milliseconds per call (~0.4 µs against ~1.2 µs for ``isoformat``). The
     pair is replaced whole, so a thread never reads one second's number with another's text."""
+    return instant_of(time.time_ns() // 1_000_000)
+
+
+def instant_of(ms: int) -> str:
+    """``now_instant`` for a time taken before as ``time.time_ns() // 1_000_000``: the audit
+    middleware takes a request's start as that number and formats it only when it differs from
+    the record's own time (most reads start and end within one millisecond)."""
     global _second
-    second, rest = divmod(time.time_ns() // 1_000_000, 1000)
+    second, rest = divmod(ms, 1000)
     cached = _second
     if cached[0] != second:
         cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))

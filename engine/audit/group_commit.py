@@ -64,7 +64,15 @@ class GroupCommitter:
 
     async def record(self, event: dict[str, Any]) -> Appended:
         """Append ``event`` with the next group (in lone mode, when nothing else is queued or in
-        flight, at once); returns once it is committed, raises if it was not."""
+        flight, at once); returns once it is written, raises if it was not."""
+        pending = self.submit(event)
+        return pending if type(pending) is Appended else await pending  # type: ignore[misc]
+
+    def submit(self, event: Any) -> Appended | asyncio.Future[Appended]:
+        """``record`` without a coroutine of its own: the record appended at once (lone mode), or
+        the future its group will settle, which the caller awaits (the audit middleware, once per
+        request: a coroutine frame less than awaiting ``record``). Raises what kept a record
+        appended at once out."""
         if self._lone and not self._queue and not self._scheduled and not self._busy:
             self._probe += 1
             if self._probe < PROBE_EVERY:
@@ -93,7 +101,7 @@ class GroupCommitter:
             # with this one run meanwhile and join the group.
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         self._scheduled = False

@@ -60,11 +60,19 @@ import orjson
 from engine.audit import merkle
 from engine.audit.canonical import canonical
 from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.derived import KEYS, day_key_docs, facts_keys, group_key_docs, key_docs, stored_keys
+from engine.audit.derived import (
+    KEYS,
+    DaySpans,
+    day_key_docs,
+    facts_keys,
+    group_key_docs,
+    key_docs,
+    stored_keys,
+)
 from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
-from engine.audit.record import Facts, event_of, recorded_of
+from engine.audit.record import Facts, Sealed, event_of, recorded_of
 from engine.audit.record_files import RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
@@ -73,6 +81,7 @@ from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 _sha256 = hashlib.sha256
+_tuple_new = tuple.__new__
 
 NODES, CHECKPOINTS, META = "audit_nodes", "audit_checkpoints", "audit_meta"
 VIEW_PROGRESS = "audit_view"  # in the main database: the startup purge's marker
@@ -82,6 +91,7 @@ KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
+DAMAGE_RECHECK_SECONDS = 1.0  # a damaged log reloads this often when asked to append (a repair is seen)
 DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
 
 
@@ -152,6 +162,7 @@ class AuditLog:
         self._unmoved: list[Leaf] = []
         self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
         self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
+        self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -167,7 +178,7 @@ class AuditLog:
         self._indexer: threading.Thread | None = None
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
-        self._appended_keys: dict[int, tuple[list[str], str | None]] = {}  # see index_keys
+        self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
         try:
             self._reload()
         except BaseException:  # (a damaged segment): its file is not left open behind the error
@@ -222,7 +233,8 @@ class AuditLog:
             first = size if first is None else min(first, size)
             self._damage = (f"audit log damaged: its index holds records 0..{self._held - 1} but record {first} "
                             f"onward cannot be read (the newest readable is {size - 1}); no record is appended "
-                            "until it is dealt with; run `huren audit verify`")
+                            "until it is dealt with; run `huren audit verify`, then `huren audit repair --from "
+                            "<a backup of the data directory>`")
             log.error("audit: %s", self._damage)
         try:
             hashes = [self.subtree_hash(lvl, idx) for lvl, idx in merkle.perfect_subtrees(0, size)]
@@ -435,8 +447,12 @@ class AuditLog:
         if len(noted) >= KEYS_NOTED:
             return
         for event, appended in zip(events, results, strict=True):
-            if type(event) is Facts and type(appended) is Appended:
-                noted[appended.seq] = (facts_keys(event), event.recorded)
+            if type(appended) is Appended:
+                kind = type(event)
+                if kind is Sealed:  # its keys made at the request, once per requestor
+                    noted[appended.seq] = (event.keys, event.recorded)
+                elif kind is Facts:
+                    noted[appended.seq] = (facts_keys(event), event.recorded)
 
     def _transaction(self) -> AbstractContextManager[None]:
         """The append's transaction: on SQLite one whose nested blocks open no savepoints, so each
@@ -470,19 +486,24 @@ class AuditLog:
         sha = _sha256
         results: list[Appended | Exception] = []
         rows: list[Leaf] = []
+        made = _tuple_new  # ``Appended(...)`` without its Python-level ``__new__`` (one per audited request)
         for event in events:
             seq = frontier.size
-            try:
-                if type(event) is Facts:  # an HTTP interaction's compact record (engine.audit.record)
-                    data = event.data(seq)
-                else:  # a complete AuditEvent (format 1)
-                    data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
-            except Exception as exc:  # this record only; the rest of the group goes on
-                results.append(exc)
-                continue
+            kind = type(event)
+            if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
+                data = b'%s,"id":"audit-%d"%s' % (event.head, seq, event.tail)
+            else:
+                try:
+                    if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
+                        data = event.data(seq)
+                    else:  # a complete AuditEvent (format 1)
+                        data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
+                except Exception as exc:  # this record only; the rest of the group goes on
+                    results.append(exc)
+                    continue
             leaf = sha(b"\x00" + data).digest()  # merkle.leaf_hash
             rows.append((seq, leaf, data, push(leaf)))  # with the nodes it completes, level 1 up
-            results.append(Appended(seq, leaf, data))
+            results.append(made(Appended, (seq, leaf, data)))
         return results, rows, frontier
 
     def try_record_many(self, events: Sequence[dict[str, Any]], *,
@@ -629,14 +650,21 @@ class AuditLog:
     def _refuse_if_damaged(self) -> None:
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
         load (``_load_table``) or in any read since (a record file's scan)."""
+        files = self._files
+        if self._damage is None and (files is None or files.first_unreadable() is None):
+            return  # (the usual case: one look per group)
+        now = time.monotonic()  # damaged: look again once a second (a repair), then refuse if it still is
+        if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
+            self._damage_recheck = now + DAMAGE_RECHECK_SECONDS
+            self._reload()  # the index, the files' scans (a repair counts its rewrite) and the right edge
         if self._damage is not None:
             raise AuditLogDamaged(self._damage)
-        files = self._files
         first = files.first_unreadable() if files is not None else None
         if first is not None:
             raise AuditLogDamaged(f"audit log damaged: record {first}, which its index holds, cannot be read "
                                   "(a record file is damaged or missing); no record is appended until it is "
-                                  "dealt with; run `huren audit verify`")
+                                  "dealt with; run `huren audit verify`, then `huren audit repair --from <a backup of "
+                                  "the data directory>`")
 
     def _write_checkpoint(self, frontier: merkle.Frontier) -> Checkpoint:
         self._refuse_if_damaged()  # a checkpoint of a right edge that is not the log's would sign a lie
@@ -760,7 +788,7 @@ class AuditLog:
                 known = [noted.get(seq) for seq in range(done, end)]
                 read = {} if all(known) else dict(rows.records(done, end - done))
                 grouped: dict[str, list[int]] = {}
-                dated: list[tuple[int, str, str | None]] = []
+                dated = DaySpans()
                 for seq, keyed in enumerate(known, done):
                     if keyed is not None:
                         keys, recorded = keyed
@@ -770,8 +798,8 @@ class AuditLog:
                         continue
                     for key in keys:
                         grouped.setdefault(key, []).append(seq)
-                    dated.append((seq, seq_key(seq), recorded))
-                for key_doc in group_key_docs(grouped) + day_key_docs(dated):
+                    dated.add(seq, recorded)
+                for key_doc in group_key_docs(grouped) + dated.docs():
                     self.key_index.replace(key_doc)  # a rerun after a crash on MongoDB writes the same
                 self.meta.replace({"_id": KEY_MARK, "size": end})
             for seq in range(done, end):
@@ -779,7 +807,7 @@ class AuditLog:
             if end - done < KEY_BATCH:
                 return
 
-    def _forget_keyed(self, done: int) -> dict[int, tuple[list[str], str | None]]:
+    def _forget_keyed(self, done: int) -> dict[int, tuple[Sequence[str], str | None]]:
         """Let go of the notes of records keyed already (by another process: ``--workers``)."""
         noted = self._appended_keys  # the event loop's thread adds to it meanwhile:
         if noted and min(noted) < done:  # (min, list: single C calls, no iteration the GIL splits)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from time import time_ns
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,11 +27,12 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.audit.events import OUTCOMES, now_instant, outcome_for_status, worst
+from engine.audit.events import OUTCOMES, instant_of, outcome_for_status, worst
 from engine.audit.group_commit import GroupCommitter
-from engine.audit.log import AuditLog
+from engine.audit.log import Appended, AuditLog, AuditLogDamaged
 from engine.audit.note import AuditNote
-from engine.audit.record import Facts, Requestor, expand, facts
+from engine.audit.record import FORMAT, Facts, Requestor, Sealed, agent_keys, expand, facts, seal
+from engine.audit.segment import SegmentDamaged
 
 log = logging.getLogger(__name__)
 
@@ -70,46 +72,103 @@ def classify(method: str, path: str) -> tuple[str, list[str]]:
     return "search", [ref]  # compartment search: Patient/x/Observation
 
 
-def facts_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
-                      origin: str, error: str | None = None) -> Facts:
+def facts_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str | int,
+                      origin: str, error: str | None = None) -> Facts | Sealed:
     """The audit record of one request: what its notes (or, when a route noted nothing, its method
-    and path) say it touched, who asked, and how it ended."""
+    and path) say it touched, who asked, and how it ended. ``start`` is the request's start as an
+    instant, or as ``time_ns() // 1_000_000`` (formatted only when it is not the record's own
+    millisecond)."""
     state = scope.get("state") or {}
     caller = state.get("caller")
-    client = scope.get("client")
     kind = getattr(caller, "kind", None)
-    requestor = (kind, getattr(caller, "subject", None), client[0] if client else None,
-                 getattr(caller, "client_id", None), getattr(caller, "role", None),
-                 getattr(caller, "display", None), getattr(caller, "acting", None), getattr(caller, "consent", None))
     if len(notes) == 1 and kind != "patient" and error is None and status is not None:
         n = notes[0]
         if n.query is None and not n.detail and len(n.references) <= 1 and all(n.patient_ids):
-            return _one_resource(n, requestor, status, start, origin)
-    return _facts(scope, notes, status, start, origin, error, caller, kind, requestor)
+            return _one_resource(n, caller, scope.get("client"), status, start, origin)
+    now = time_ns() // 1_000_000
+    if type(start) is int:
+        start = instant_of(start)
+    return _facts(scope, notes, status, start, origin, error, caller, kind, requestor_of(caller, scope.get("client")),
+                  instant_of(now))
 
 
-def _one_resource(n: AuditNote, requestor: Requestor, status: int, start: str, origin: str) -> Facts:
+def requestor_of(caller: object, client: tuple[str, int] | None) -> Requestor:
+    """Who asked, as the record states it: kind, subject, address, client id, staff role, display,
+    family RelatedPerson, consent."""
+    return (getattr(caller, "kind", None), getattr(caller, "subject", None), client[0] if client else None,
+            getattr(caller, "client_id", None), getattr(caller, "role", None), getattr(caller, "display", None),
+            getattr(caller, "acting", None), getattr(caller, "consent", None))
+
+
+# (id(caller), address) -> (caller, its requestor, that requestor's agent keys): a system's or
+# staff member's ``Caller`` is made once per token (``engine.auth``) and frozen, so what the record
+# says of it is made once per caller and address, not per read. The entry holds the caller itself:
+# while it is here its id cannot be another object's.
+_REQUESTORS: dict[tuple[int, str | None], tuple[object, Requestor, tuple[str, ...]]] = {}
+_REQUESTORS_MAX = 4096
+
+
+def _requestor_cached(caller: object, client: tuple[str, int] | None) -> tuple[Requestor, tuple[str, ...]]:
+    key = (id(caller), client[0] if client else None)
+    hit = _REQUESTORS.get(key)
+    if hit is not None and hit[0] is caller:
+        return hit[1], hit[2]
+    requestor = requestor_of(caller, client)
+    keys = agent_keys(requestor)
+    if len(_REQUESTORS) >= _REQUESTORS_MAX:
+        _REQUESTORS.clear()
+    _REQUESTORS[key] = (caller, requestor, keys)
+    return requestor, keys
+
+
+def _one_resource(n: AuditNote, caller: object, client: tuple[str, int] | None, status: int, start: str | int,
+                  origin: str) -> Sealed:
     """``_facts`` for what nearly every request is: one note naming at most one resource, no query
-    or details, not a resident's (their own patients would be marked). ``note`` already made the
-    patients distinct, so only what ``record.facts`` would still change is done here: the resource
-    is not listed when it is one of the patients, and its owners only when it is listed (the test
-    suite compares this with the general path)."""
-    patients, refs, owners = list(dict.fromkeys(n.patient_ids)), n.references, n.owners
+    or details, not a resident's (their own patients would be marked), written straight to the
+    record's bytes (``record.seal``). ``note`` already made the patients distinct, so only what
+    ``record.facts`` would still change is done here: the resource is not listed when it is one of
+    the patients, and its owners only when it is listed (the test suite compares this with the
+    general path, byte for byte)."""
+    requestor, agents = _requestor_cached(caller, client)
+    patients = n.patient_ids
+    if len(patients) > 1:
+        patients = list(dict.fromkeys(patients))
+    refs = n.references
     outcome = "0" if status < 400 else ("4" if status < 500 else "8")
     if n.outcome != "0":
         outcome = worst(outcome, n.outcome)
         if outcome not in OUTCOMES:
             outcome = "8"
-    if refs and patients and refs[0].split("/_history/")[0] in {f"Patient/{p}" for p in patients}:
-        refs = []
-    whose = [(refs[0], list(owners[refs[0]]))] if refs and owners.get(refs[0]) else []
-    recorded = now_instant()
-    return Facts(n.action, recorded, start or recorded, outcome, f"HTTP {status}", requestor, origin,
-                 patients, list(refs), whose, None, [], [], [])
+    now = time_ns() // 1_000_000
+    recorded = instant_of(now)
+    doc: dict[str, Any] = {"f": FORMAT, "act": n.action, "at": recorded, "out": outcome, "desc": f"HTTP {status}",
+                           "by": requestor, "node": origin}
+    if type(start) is int:
+        if start != now:
+            doc["from"] = instant_of(start)
+    elif start and start != recorded:
+        doc["from"] = start
+    if refs:
+        ref = refs[0]
+        if patients and ref.startswith("Patient/") and ref.split("/_history/")[0][8:] in patients:
+            pass  # the resource is one of the patients: named as a patient only
+        else:
+            doc["res"] = refs
+            whose = n.owners.get(ref)
+            if whose:
+                doc["own"] = [(ref, whose)]
+    if patients:
+        doc["pat"] = patients
+        # a tuple of strings: the collector stops tracking it at its first pass, where a list stayed
+        # tracked (walked by every collection) until the key indexer took it, up to a second later
+        keys = ("p:" + patients[0], *agents) if len(patients) == 1 else (*("p:" + p for p in patients), *agents)
+    else:
+        keys = agents
+    return seal(doc, keys, recorded)
 
 
 def _facts(scope: Scope, notes: list[AuditNote], status: int | None, start: str, origin: str, error: str | None,
-           caller: object, kind: str | None, requestor: Requestor) -> Facts:
+           caller: object, kind: str | None, requestor: Requestor, recorded: str) -> Facts:
     method, path = scope["method"], scope["path"]
     acting = requestor[6]
     outcome = outcome_for_status(status)
@@ -155,15 +214,37 @@ def _facts(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
     desc = f"HTTP {status}" if status is not None else "request failed without a response"
     if error:
         desc += f": {error}"
-    return facts(action=action, recorded=now_instant(), start=start, outcome=outcome, desc=desc,
+    return facts(action=action, recorded=recorded, start=start, outcome=outcome, desc=desc,
                  requestor=requestor, origin=origin, patients=patients, resources=refs, owners=owners,
                  query=query, detail=detail, own=own, acting_for=acting_for)
 
 
-def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str,
+def event_for_request(scope: Scope, notes: list[AuditNote], status: int | None, start: str | int,
                       origin: str, error: str | None = None) -> dict[str, Any]:
     """The AuditEvent the request's record states (what the log derives when it is read)."""
     return expand(orjson.loads(facts_for_request(scope, notes, status, start, origin, error).data(0)))
+
+
+DAMAGE_LOG_SECONDS = 60.0  # a damaged log refuses every request: its error is logged this often, not each time
+_damage_logged = [0.0]
+
+
+def _log_refusal(exc: Exception, scope: Scope) -> None:
+    """Log why a request was refused. A damaged log refuses every audited request until an
+    operator repairs it: its message (what is damaged, the commands that name and repair it) is
+    logged once a minute with the count refused, not a traceback per request, so the one line
+    that says what to do is not buried."""
+    if isinstance(exc, AuditLogDamaged | SegmentDamaged):
+        now = time_ns() / 1e9
+        _damage_logged.append(1)
+        if now - _damage_logged[0] >= DAMAGE_LOG_SECONDS:
+            refused = len(_damage_logged) - 1
+            del _damage_logged[1:]
+            _damage_logged[0] = now
+            log.error("audit: the log is damaged, so every audited request is refused with 503 (%d since the last "
+                      "such message): %s", refused, exc)
+        return
+    log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
 
 
 class AuditMiddleware:
@@ -198,25 +279,28 @@ class AuditMiddleware:
             return
         engine, committer = self._engine_and_committer(scope)
         notes: list[AuditNote] = []
-        scope.setdefault("state", {})["audit_notes"] = notes
-        start = now_instant()
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["audit_notes"] = notes
+        start = time_ns() // 1_000_000  # (formatted only if the record's millisecond differs)
         started = False
         refused = False
-
-        async def write(status: int | None, error: str | None = None) -> None:
-            event = facts_for_request(scope, notes, status, start, engine.audit.origin, error)
-            # group commit: the requests finishing in this loop turn share one transaction
-            # (engine.audit.group_commit); returns once this record is committed, raises if not
-            await (committer if committer.log is engine.audit else self._committer(engine.audit)).record(event)
 
         async def audited_send(message: Message) -> None:
             nonlocal started, refused
             if message["type"] == "http.response.start":
                 started = True
                 try:
-                    await write(message["status"])
-                except Exception:
-                    log.exception("audit: record failed; refusing %s %s", scope["method"], scope["path"])
+                    record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
+                    # group commit: the requests finishing in this loop turn share one write
+                    # (engine.audit.group_commit); a future to await, or the record appended at once
+                    pending = (committer if committer.log is engine.audit else self._committer(engine.audit)).submit(
+                        record)
+                    if type(pending) is not Appended:
+                        await pending
+                except Exception as exc:
+                    _log_refusal(exc, scope)
                     refused = True
                     await send({"type": "http.response.start", "status": 503, "headers": [
                         (b"content-type", b"application/fhir+json"),
@@ -232,7 +316,8 @@ class AuditMiddleware:
         except Exception as exc:
             if not started:
                 try:
-                    await write(None, type(exc).__name__)
+                    record = facts_for_request(scope, notes, None, start, engine.audit.origin, type(exc).__name__)
+                    await self._committer(engine.audit).record(record)
                 except Exception:
                     log.exception("audit: record of a failed request could not be written")
             raise

@@ -260,7 +260,7 @@ class RecordFiles:
                 self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed): the records after it cannot be read; "
-                          "run `huren audit verify`", path, pos)
+                          "run `huren audit verify`, then `huren audit repair --from <a backup>`", path, pos)
             self._offsets[entry.first] = known
             return known
 
