@@ -162,3 +162,23 @@ def test_a_location_copy_is_a_new_tree_each_time(site: Site) -> None:
     for _ in range(3):
         (elsewhere,) = _locations(convert(parse(text), site))
         assert "managingOrganization" not in elsewhere and elsewhere["id"] != _locations(first)[0]["id"]
+
+
+def test_the_field_separator_is_part_of_what_a_remembered_text_means(site: Site) -> None:
+    """``\\F\\`` decodes to the message's own field separator: the same XCN and PL text from the
+    same institution under another MSH-1 names another person and place (reviewer's finding: the
+    memo keys named every delimiter but the field separator; now ``Encoding.key`` names them all)."""
+    def named(text: str) -> tuple[list[object], list[object]]:
+        out = convert(parse(text), site).resources
+        return ([r["name"] for r in out if r["resourceType"] == "Practitioner"],
+                [r["name"] for r in out if r["resourceType"] == "Location"])
+
+    pipe = adt_a01(1).decode().replace("D002^赵^医生", "D009^A\\F\\B^医生").replace("内科^301", "内\\F\\科^301")
+    assert "A\\F\\B" in pipe and "内\\F\\科" in pipe
+    hashed = pipe.replace("|", "#")
+    for _ in range(3):  # remembered, then copied
+        doctors, places = named(pipe)
+        assert any(n[0].get("family") == "A|B" for n in doctors) and any("内|科" in p for p in places)
+    doctors, places = named(hashed)
+    assert any(n[0].get("family") == "A#B" for n in doctors), doctors
+    assert any("内#科" in p for p in places) and not any("内|科" in p for p in places), places

@@ -64,8 +64,7 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     the second time an XCN comes, the resource is a compiled copy of what its first conversion
     made, instead of ~3-4 us of component reads and joins."""
     enc = rep._enc
-    memo = (ctx.code, rep.raw, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
-            enc.charset)
+    memo = (ctx.code, rep.raw, enc.key)
     made = _PRACTITIONERS.get(memo)
     if type(made) is not _Made:
         parts = _practitioner(rep, ctx)
@@ -151,8 +150,7 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     Practitioner, from the second time a PL comes from an institution its Location is a compiled
     copy of what its first conversion made."""
     enc = rep._enc
-    memo = (ctx.code, rep.raw, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
-            enc.charset)
+    memo = (ctx.code, rep.raw, enc.key)
     made = _LOCATIONS.get(memo)
     if type(made) is not _Place:
         parts = _location(rep, ctx)

@@ -191,8 +191,7 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     third time it comes."""
     pd1 = _following(pid, "PD1", ctx)
     enc = pid.enc
-    memo = (id(ctx.site), ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
-            enc.charset, tuple(pid.fields), tuple(pd1.fields) if pd1 is not None else None)
+    memo = (id(ctx.site), ctx.code, enc.key, tuple(pid.fields), tuple(pd1.fields) if pd1 is not None else None)
     hit = _PATIENTS.get(memo)
     if type(hit) is tuple and hit[0] is ctx.site:
         _, key, kept, display, noted = hit
@@ -351,7 +350,7 @@ def coded_item(rep: Repetition, ctx: Context, where: str) -> dict[str, Any] | No
         entry = _CODED[id(site)] = (site, {})
     cache = entry[1]
     enc = rep._enc  # the delimiters decide how the raw item reads (a dataclass key would cost __eq__)
-    key = (ctx.code, rep.raw, where, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation, enc.charset)
+    key = (ctx.code, rep.raw, where, enc.key)
     hit = cache.get(key)
     if hit is None:
         if len(cache) >= _CODED_LIMIT:

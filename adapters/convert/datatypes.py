@@ -198,12 +198,7 @@ def cwe(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         ctx.local_system,
         rule.get("table", ""),
         rep.raw,
-        enc.component,
-        enc.repetition,
-        enc.escape,
-        enc.subcomponent,
-        enc.truncation,
-        enc.charset,
+        enc.key,
     )
     hit = cache.get(key)
     if hit is None:

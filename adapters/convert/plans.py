@@ -254,8 +254,7 @@ def _shared(ctx: Context, enc: Any, category: Any, performer: dict[str, str], en
         entry = _site_plans(ctx)
         if entry.read is None:
             return None
-        described = (ctx.code, enc.component, enc.repetition, enc.escape, enc.subcomponent, enc.truncation,
-                     enc.charset, id(category), tuple(performer.items()), encounter is not None, specimen is not None)
+        described = (ctx.code, enc.key, id(category), tuple(performer.items()), encounter is not None, specimen is not None)
         number = entry.groups.get(described)
         if number is None:
             if len(entry.groups) >= _PLANS_LIMIT:

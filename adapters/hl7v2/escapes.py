@@ -16,6 +16,7 @@ hot path never pays for fields nobody reads. Decoding follows the standard:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as _field
 
 _FORMATTING_BREAKS = {".br", ".sp"}
 _FORMATTING_DROPPED = (".fi", ".nf", ".in", ".ti", ".sk", ".ce")
@@ -32,6 +33,14 @@ class Encoding:
     subcomponent: str = "&"
     truncation: str = ""  # v2.7+: fifth MSH-2 character, e.g. '#'
     charset: str = "utf-8"  # Python codec for \X..\ sequences, from MSH-18
+    # every delimiter and the charset, for the converters' memo keys: what a raw text means
+    # depends on all of them (``\F\`` decodes to the field separator too), so a key that names
+    # them one by one can leave one out -- this one owner cannot
+    key: tuple[str, ...] = _field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.field, self.component, self.repetition, self.escape,
+                                         self.subcomponent, self.truncation, self.charset))
 
     @property
     def msh2(self) -> str:
