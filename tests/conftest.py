@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -148,9 +149,10 @@ def client_token():
     return make
 
 
-@pytest.fixture
-def mllp(engine) -> Iterator[int]:
-    """A real MLLP listener on a free port, feeding the test's ``engine``; yields the port."""
+@contextlib.contextmanager
+def running_mllp(engine) -> Iterator[int]:
+    """A real MLLP listener on a free port, feeding ``engine``'s ingestor, on a loop of its own
+    thread; yields the port (the ``mllp`` fixture, and tests that start one inside a test)."""
     import asyncio
     import threading
 
@@ -170,9 +172,18 @@ def mllp(engine) -> Iterator[int]:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield server.port
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    try:
+        yield server.port
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture
+def mllp(engine) -> Iterator[int]:
+    """A real MLLP listener on a free port, feeding the test's ``engine``; yields the port."""
+    with running_mllp(engine) as port:
+        yield port
 
 

@@ -16,23 +16,19 @@ DetectedIssue and the HR mark of every version of the result must be the same.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.listeners.ingest_handler import IngestHandler
-from adapters.listeners.mllp import MLLPServer, frame
+from adapters.listeners.mllp import frame
 from bench.ingest import oru_lab
 from engine.engine import Engine
 from engine.identity.mpi import KEY_FILE
+from tests.conftest import running_mllp
 from tests.test_recognition_batch import _settings, _state, _warnings
 
 ALT = "ALT^丙氨酸氨基转移酶^L"
@@ -71,30 +67,6 @@ def _alt_versions(engine: Engine) -> list[list[str]]:
     return sorted(out)
 
 
-@contextmanager
-def _mllp(engine: Engine) -> Iterator[int]:
-    """A real MLLP listener feeding ``engine``'s ingestor; yields its port."""
-    loop = asyncio.new_event_loop()
-    server = MLLPServer(IngestHandler(engine.ingestor), host="127.0.0.1", port=0)
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield server.port
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-
 def _read_acks(sock: socket.socket, count: int) -> list[bytes]:
     data = b""
     while data.count(b"\x1c\r") < count:
@@ -116,7 +88,7 @@ def _in_one_mllp_batch(engine: Engine, raws: list[bytes]) -> list[bytes]:
     held (the ingestor's batch lock) on a batch of one message of its own while they queue, then
     takes them all at once. Returns the ACKs of ``raws``."""
     ingestor = engine.ingestor
-    with _mllp(engine) as port, socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+    with running_mllp(engine) as port, socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         batches = ingestor.stats.batches
         ingestor._ensure_worker()  # started now: a message submitted under the lock would start it
         with ingestor._lock:  # the batch lock: the worker takes its next batch, then waits for it
