@@ -276,8 +276,12 @@ class GroupCommit(KnownVersions):
     def add_mark(self, mark: Mark, *, types: Collection[str] | None = None) -> None:
         """``mark(resource) -> resource`` adds server-computed labels (recognition's HR mark in
         ``meta.tag``) to every resource about to be written, before the merge rules and the
-        "unchanged?" comparison, so a re-sent message with the same labels is not a change.
-        ``types``: the resource types it labels (or looks at; None: every type)."""
+        "unchanged?" comparison, so a re-sent message with the same labels is not a change; and,
+        on an update, once more on the version the merge rules combined (a writer whose rules keep
+        what it leaves out kept the stored version's labels, which the combined content may no
+        longer earn: ``engine.repository.writes``). So a mark must be a function of the resource
+        it is given, and cheap to run twice. ``types``: the resource types it labels (or looks at;
+        None: every type)."""
         self._register("marks", self._marks, mark, types)
 
     def add_statement(self, statement: Statement, *, types: Collection[str] | None = None) -> None:
