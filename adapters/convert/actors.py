@@ -39,51 +39,56 @@ def organization(ctx: Context) -> dict[str, str]:
     return {"reference": ref, "display": inst.name}
 
 
-# (institution, the XCN's text, the delimiters) -> how its Practitioner is made (``_Made``), or
-# True: met once (a one-off XCN costs no compiled copier)
-_PRACTITIONERS: dict[tuple[str, ...], _Made | bool] = {}
-_PRACTITIONERS_LIMIT = 4096
+class _Copies:
+    """What one kind of field text makes, remembered per (institution, text, delimiters): the
+    doctors and wards of a hospital are named in message after message the same to the character,
+    so from the second time a text comes its resource is a compiled copy (a fresh tree each call,
+    ``engine.copier``) of what its first conversion made, with what else that conversion gave
+    (key, display, ...). A text met once is only marked (a one-off costs no compiled copier); a
+    text that names nothing is remembered as such. At most ``limit`` texts (then forgotten)."""
+
+    __slots__ = ("_made", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        # memo -> (copier or None when it names nothing, the rest), or True: met once
+        self._made: dict[tuple[Any, ...], tuple[Callable[[], Resource] | None, tuple[Any, ...]] | bool] = {}
+        self._limit = limit
+
+    def get(self, memo: tuple[Any, ...], build: Callable[[], tuple[Resource, tuple[Any, ...]] | None],
+            ) -> tuple[Resource, tuple[Any, ...]] | None:
+        """The resource ``memo``'s text makes and the rest, from a copy or from ``build()``."""
+        made = self._made.get(memo)
+        if type(made) is tuple:
+            make, rest = made
+            return None if make is None else (make(), rest)
+        parts = build()
+        if len(self._made) >= self._limit:
+            self._made.clear()
+        if parts is None:
+            self._made[memo] = (None, ())
+        elif made is None:
+            self._made[memo] = True
+        else:
+            from adapters.convert.engine import copier  # (engine -> datatypes -> this module)
+
+            self._made[memo] = (copier(parts[0]), parts[1])
+        return parts
 
 
-class _Made:
-    """An XCN's Practitioner as a function of its text: a compiled copier of the resource (a
-    fresh tree each call, ``engine.copier``), its key and its display; ``None`` parts for an XCN
-    that names nobody."""
-
-    __slots__ = ("make", "key", "display")
-
-    def __init__(self, make: Callable[[], Resource] | None, key: str, display: str) -> None:
-        self.make, self.key, self.display = make, key, display
+_PRACTITIONERS = _Copies()
 
 
 def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     """XCN → Practitioner (keyed by XCN-1 id, else by name) → Reference with display.
 
-    The Practitioner is a function of the XCN's text, its delimiters and the institution (the
-    doctors of a hospital are named in message after message, the same to the character): from
-    the second time an XCN comes, the resource is a compiled copy of what its first conversion
-    made, instead of ~3-4 us of component reads and joins."""
-    enc = rep._enc
-    memo = (ctx.code, rep.raw, enc.key)
-    made = _PRACTITIONERS.get(memo)
-    if type(made) is not _Made:
-        parts = _practitioner(rep, ctx)
-        if len(_PRACTITIONERS) >= _PRACTITIONERS_LIMIT:
-            _PRACTITIONERS.clear()
-        if parts is None:
-            _PRACTITIONERS[memo] = _Made(None, "", "")
-            return None
-        res, key, display = parts
-        if made is None:  # met once: only marked
-            _PRACTITIONERS[memo] = True
-        else:
-            from adapters.convert.engine import copier  # (engine -> datatypes -> this module)
-
-            _PRACTITIONERS[memo] = _Made(copier(res), key, display)
-    else:
-        if made.make is None:
-            return None
-        res, key, display = made.make(), made.key, made.display
+    The Practitioner is a function of the XCN's text, its delimiters and the institution: from
+    the second time an XCN comes, a compiled copy (``_Copies``) instead of ~3-4 us of component
+    reads and joins."""
+    memo = (ctx.code, rep.raw, rep._enc.key)
+    made = _PRACTITIONERS.get(memo, lambda: _practitioner(rep, ctx))
+    if made is None:
+        return None
+    res, (key, display) = made
     ref: dict[str, Any] = ctx.put(res, key)
     kept.mark(ctx, ref["reference"], res, ("Practitioner", *memo))
     if display:
@@ -91,8 +96,8 @@ def practitioner(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     return ref
 
 
-def _practitioner(rep: Repetition, ctx: Context) -> tuple[Resource, str, str] | None:
-    """The Practitioner an XCN names, its key and display; None when it names nobody."""
+def _practitioner(rep: Repetition, ctx: Context) -> tuple[Resource, tuple[str, str]] | None:
+    """The Practitioner an XCN names, and its key and display; None when it names nobody."""
     ident = rep.comp(1).strip()
     family, given = rep.comp(2, 1).strip(), rep.comp(3).strip()
     if not ident and not family and not given:
@@ -119,28 +124,15 @@ def _practitioner(rep: Repetition, ctx: Context) -> tuple[Resource, str, str] | 
     if name:
         res["name"] = [name]
     key = f"id|{authority}|{ident}" if ident else f"name|{family}|{given}"
-    return res, key, display
+    return res, (key, display)
 
 
 _PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
 
 
-# (institution, the PL's text, the delimiters) -> how its Location is made (``_Place``), or True:
-# met once
-_LOCATIONS: dict[tuple[str, ...], _Place | bool] = {}
-_LOCATIONS_LIMIT = 4096
-
-
-class _Place:
-    """A PL's Location as a function of its text: a compiled copier of the resource without its
-    managing Organization (the sender's, added in its place at each use: its putting decides the
-    Bundle's order), its key, display, and whether the sender manages it; ``make`` None for a PL
-    that names no place."""
-
-    __slots__ = ("make", "key", "display", "managed")
-
-    def __init__(self, make: Callable[[], Resource] | None, key: str, display: str, managed: bool) -> None:
-        self.make, self.key, self.display, self.managed = make, key, display, managed
+# a Location is copied without its managing Organization (the sender's, added in its place at
+# each use: its putting decides the Bundle's order)
+_LOCATIONS = _Copies()
 
 
 def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
@@ -148,28 +140,12 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
 
     A ward, room or bed is named in message after message the same to the character: as for a
     Practitioner, from the second time a PL comes from an institution its Location is a compiled
-    copy of what its first conversion made."""
-    enc = rep._enc
-    memo = (ctx.code, rep.raw, enc.key)
-    made = _LOCATIONS.get(memo)
-    if type(made) is not _Place:
-        parts = _location(rep, ctx)
-        if len(_LOCATIONS) >= _LOCATIONS_LIMIT:
-            _LOCATIONS.clear()
-        if parts is None:
-            _LOCATIONS[memo] = _Place(None, "", "", False)
-            return None
-        res, key, display, managed = parts
-        if made is None:  # met once: only marked
-            _LOCATIONS[memo] = True
-        else:
-            from adapters.convert.engine import copier  # (engine -> datatypes -> this module)
-
-            _LOCATIONS[memo] = _Place(copier(res), key, display, managed)
-    else:
-        if made.make is None:
-            return None
-        res, key, display, managed = made.make(), made.key, made.display, made.managed
+    copy of what its first conversion made (``_Copies``)."""
+    memo = (ctx.code, rep.raw, rep._enc.key)
+    made = _LOCATIONS.get(memo, lambda: _location(rep, ctx))
+    if made is None:
+        return None
+    res, (key, display, managed) = made
     if managed:
         res["managingOrganization"] = organization(ctx)
     ref: dict[str, Any] = ctx.put(res, key)
@@ -178,7 +154,7 @@ def location(rep: Repetition, ctx: Context) -> dict[str, Any] | None:
     return {**ref, "display": display}
 
 
-def _location(rep: Repetition, ctx: Context) -> tuple[Resource, str, str, bool] | None:
+def _location(rep: Repetition, ctx: Context) -> tuple[Resource, tuple[str, str, bool]] | None:
     """The Location a PL names (without its managing Organization), its key, its display and
     whether the sender manages it; None when it names no place."""
     care, room, bed = rep.comp(1).strip(), rep.comp(2).strip(), rep.comp(3).strip()
@@ -196,7 +172,7 @@ def _location(rep: Repetition, ctx: Context) -> tuple[Resource, str, str, bool] 
     if where:
         res["description"] = where
     managed = not facility or facility == ctx.code
-    return res, f"loc|{facility or ctx.code}|{care}|{room}|{bed}", display, managed
+    return res, (f"loc|{facility or ctx.code}|{care}|{room}|{bed}", display, managed)
 
 
 _CJK = re.compile("[\u3400-\u9fff]")
