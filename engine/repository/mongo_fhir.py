@@ -251,9 +251,21 @@ class MongoFhirBackend:
                 hist = {"_id": f"{key}/{previous.version}", "type": previous.type, "id": previous.id,
                         "version": previous.version, "updated": previous.updated, "deleted": previous.deleted,
                         "body": previous.body}
-                self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
-            self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
+                self._replace(self.history_coll, hist)
+            self._replace(self.current_coll, doc)
         rec.key = key
+
+    def _replace(self, coll: Any, doc: dict[str, Any]) -> None:
+        """Store ``doc`` in place of the document of its ``_id`` (upsert). Inside a block on a
+        backend without transactions the document it replaced is kept in the block's undo journal
+        (``mongo_store._Undo``): returned by the same call, no extra round trip."""
+        undo = self.store.undo
+        if undo is None:
+            coll.replace_one({"_id": doc["_id"]}, doc, upsert=True, **self.store.kw())
+            return
+        before = coll.find_one_and_replace({"_id": doc["_id"]}, doc, upsert=True,
+                                           return_document=pymongo.ReturnDocument.BEFORE)
+        undo.wrote(coll, doc["_id"], before)
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
         with self.store.transaction():
@@ -267,9 +279,14 @@ class MongoFhirBackend:
         with self.store.transaction():
             for start in range(0, len(ids), 1000):
                 chunk = list(ids[start : start + 1000])
-                found += self.current_coll.delete_many({"_id": {"$in": [f"{rtype}/{i}" for i in chunk]}},
-                                                       **self.store.kw()).deleted_count
-                self.history_coll.delete_many({"type": rtype, "id": {"$in": chunk}}, **self.store.kw())
+                current = {"_id": {"$in": [f"{rtype}/{i}" for i in chunk]}}
+                history = {"type": rtype, "id": {"$in": chunk}}
+                if (undo := self.store.undo) is not None:  # what is deleted, for the block's undo
+                    for coll, where in ((self.current_coll, current), (self.history_coll, history)):
+                        for doc in coll.find(where):
+                            undo.wrote(coll, doc["_id"], doc)
+                found += self.current_coll.delete_many(current, **self.store.kw()).deleted_count
+                self.history_coll.delete_many(history, **self.store.kw())
         return found
 
     def _filter(self, q: Query) -> dict[str, Any]:
