@@ -12,16 +12,19 @@ never ran again and the message was answered AA.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from adapters.hl7v2.ack import ack_code_of
 from bench.ingest import oru_lab
 from engine.engine import Engine
-from engine.messages import PROCESSED, QUARANTINED
+from engine.messages import PROCESSED, QUARANTINED, message_id
 from engine.repository.port import StoredResource
 from engine.settings import Settings
+from tests.test_ingest_durability import exchange, listening
 
 BAD = 31
 PEER = "10.0.0.5:4000"
@@ -72,23 +75,39 @@ def _stored(engine: Engine, keys: list[tuple[str, str]]) -> dict[tuple[str, str]
     return {key: versions for key in keys if (versions := backend.history(*key))}
 
 
-@pytest.mark.parametrize("together", [True, False], ids=["one-batch", "own-batch"])
-def test_a_message_failing_midway_keeps_nothing_and_its_replay_stores_it_once(engine: Engine, together: bool) -> None:
+def _sent(engine: Engine, how: str, numbers: tuple[int, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """Send messages ``numbers`` (in one batch, each in its own, or pipelined over a real MLLP
+    socket); each one's ACK code and stored message document."""
+    raw = [oru_lab(n) for n in numbers]
+    if how == "mllp":
+        async def run() -> list[bytes]:
+            async with listening(engine) as server:
+                return await exchange(server.port, *raw)
+
+        codes = [ack_code_of(ack) for ack in asyncio.run(run())]
+    elif how == "one-batch":
+        codes = [o.code for o in engine.ingestor.process([(r, "mllp", PEER) for r in raw])]
+    else:
+        codes = [engine.ingestor.process([(r, "mllp", PEER)])[0].code for r in raw]
+    docs = [engine.ingestor.messages.get(message_id("FNXRMYY", f"LAB{n:09d}")) for n in numbers]
+    assert all(doc is not None for doc in docs)
+    return list(zip(codes, docs, strict=True))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["one-batch", "own-batch", "mllp"])
+def test_a_message_failing_midway_keeps_nothing_and_its_replay_stores_it_once(engine: Engine, how: str) -> None:
     made = _watch(engine)
     hook = Refusal(lambda r: r["resourceType"] == "DiagnosticReport" and _of_bad_message(r))
     engine.repository.add_write_hook(hook, types={"DiagnosticReport"})
-    sent = [(oru_lab(n), "mllp", PEER) for n in (30, BAD, 32)]
-    outcomes = (engine.ingestor.process(sent) if together
-                else [engine.ingestor.process([one])[0] for one in sent])
-    assert [(o.code, o.status) for o in outcomes] == [("AA", PROCESSED), ("AE", QUARANTINED), ("AA", PROCESSED)]
-    assert "storing the converted resources failed" in outcomes[1].errors[0].message
-    assert outcomes[1].resources == []
-    doc = engine.ingestor.messages.get(outcomes[1].message_id)
-    assert doc is not None and doc["status"] == QUARANTINED and not doc.get("resources")
+    outcomes = _sent(engine, how, (30, BAD, 32))
+    assert [(code, doc["status"]) for code, doc in outcomes] == [
+        ("AA", PROCESSED), ("AE", QUARANTINED), ("AA", PROCESSED)]
+    bad = outcomes[1][1]
+    assert "storing the converted resources failed" in bad["reason"] and not bad.get("resources")
 
     # its own resources (not shared with the messages stored) exist in no version, and no index
     # row finds them; the other messages' resources are stored once
-    shared = {tuple(r.split("/")) for o in (outcomes[0], outcomes[2]) for r in o.resources}
+    shared = {tuple(r.split("/")) for _, doc in (outcomes[0], outcomes[2]) for r in doc["resources"]}
     own = [key for key in made[f"LAB{BAD:09d}"] if key not in shared]
     assert {t for t, _ in own} >= {"Patient", "Observation", "DiagnosticReport", "Provenance", "Specimen"}
     assert _stored(engine, own) == {}
@@ -101,7 +120,7 @@ def test_a_message_failing_midway_keeps_nothing_and_its_replay_stores_it_once(en
     # replayed once the hook no longer refuses: stored once, every resource version 1, and the
     # hook ran on its report (its write was not skipped as "unchanged")
     hook.on, hook.seen = False, []
-    replayed = engine.ingestor.replay(outcomes[1].message_id, actor="operator")
+    replayed = engine.ingestor.replay(bad["_id"], actor="operator")
     assert replayed is not None and (replayed.code, replayed.status) == ("AA", PROCESSED)
     assert any(t == "DiagnosticReport" for t, _ in hook.seen)
     again = _stored(engine, own)
@@ -132,6 +151,9 @@ def test_an_update_failing_midway_leaves_the_stored_versions_current_and_no_hist
     for key, rec in before.items():
         now = engine.repository.backend.history(*key)
         assert [(v.version, v.body) for v in now] == [(rec.version, rec.body)], key
+    # the index rows are the stored version's again
+    assert engine.repository.search("Observation", [("value-quantity", "146")]).resources == []
+    assert len(engine.repository.search("Observation", [("value-quantity", "145")]).resources) == 1
 
     hook.on = False
     replayed = engine.ingestor.replay(update.message_id, actor="operator")
@@ -171,6 +193,7 @@ def test_a_store_block_that_raises_leaves_nothing_of_it(engine: Engine) -> None:
     assert [(v.version, v.body) for v in engine.repository.backend.history("Patient", "m10")] \
         == [(patient.version, patient.body)]
     assert engine.repository.search("Patient", [("gender", "female")]).resources == []
+    assert [r["id"] for r in engine.repository.search("Patient", [("gender", "male")]).resources] == ["m10"]
 
     with store.transaction():
         coll.delete("b")
