@@ -69,6 +69,14 @@ def _watch(engine: Engine) -> dict[str, list[tuple[str, str]]]:
     return made
 
 
+def _documents(engine: Engine) -> dict[str, list[dict[str, Any]]] | None:
+    """On MongoDB, every FHIR document as stored (index fields included), to compare whole."""
+    db = getattr(engine.store, "db", None)
+    if db is None:
+        return None
+    return {name: sorted(db[name].find(), key=lambda d: d["_id"]) for name in ("fhir_current", "fhir_history")}
+
+
 def _stored(engine: Engine, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[StoredResource]]:
     """Every stored version (current and history) of each key that has any."""
     backend = engine.repository.backend
@@ -142,6 +150,7 @@ def test_an_update_failing_midway_leaves_the_stored_versions_current_and_no_hist
     first = engine.ingestor.process([(oru_lab(BAD), "mllp", PEER)])[0]
     assert first.code == "AA"
     before = {tuple(r.split("/")): engine.repository.backend.current(*r.split("/")) for r in first.resources}
+    documents = _documents(engine)
 
     hook = Refusal(lambda r: r["resourceType"] == "Observation" and str(r.get("valueQuantity", {}).get("value")) == "146")
     engine.repository.add_write_hook(hook, types={"Observation"})
@@ -151,6 +160,7 @@ def test_an_update_failing_midway_leaves_the_stored_versions_current_and_no_hist
     for key, rec in before.items():
         now = engine.repository.backend.history(*key)
         assert [(v.version, v.body) for v in now] == [(rec.version, rec.body)], key
+    assert _documents(engine) == documents  # on MongoDB: each document put back whole, index fields too
     # the index rows are the stored version's again
     assert engine.repository.search("Observation", [("value-quantity", "146")]).resources == []
     assert len(engine.repository.search("Observation", [("value-quantity", "145")]).resources) == 1
@@ -176,6 +186,8 @@ def test_a_store_block_that_raises_leaves_nothing_of_it(engine: Engine) -> None:
     patient = engine.repository.backend.current("Patient", "m10")
     assert patient is not None
 
+    documents = _documents(engine)
+
     class Stop(Exception):
         pass
 
@@ -192,6 +204,7 @@ def test_a_store_block_that_raises_leaves_nothing_of_it(engine: Engine) -> None:
     assert sorted((d["_id"], d["n"]) for d in coll.find()) == [("a", 1), ("b", 1)]
     assert [(v.version, v.body) for v in engine.repository.backend.history("Patient", "m10")] \
         == [(patient.version, patient.body)]
+    assert _documents(engine) == documents
     assert engine.repository.search("Patient", [("gender", "female")]).resources == []
     assert [r["id"] for r in engine.repository.search("Patient", [("gender", "male")]).resources] == ["m10"]
 

@@ -42,8 +42,8 @@ log = logging.getLogger("huren.repository")
 
 class _Undo:
     """What an outermost ``transaction()`` block wrote on a backend without transactions: per
-    write, the collection, the document's ``_id`` and the document it replaced (None: there was
-    none), in write order; ``undo`` puts them back, newest first.
+    write, what it wrote and how to put back what was there before, in write order; ``undo``
+    puts them back, newest first.
 
     Why a journal of before-images and not a refusal to write without transactions: the writes
     of a block are known exactly as they are made (a collection's replace, update or delete
