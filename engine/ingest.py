@@ -649,9 +649,7 @@ class Ingestor:
         t0 = time.perf_counter()
         try:
             if not flat or not self._write_batch(items):
-                with self.store.transaction():
-                    for item in items:
-                        self._write(item)
+                self._write_each(items)
         except Exception as exc:
             # the batch could not commit (database trouble): the raw messages are safe and stay
             # ``received``; the senders get AE and resend, or recovery finishes them on restart
@@ -663,6 +661,41 @@ class Ingestor:
         self.stats.seconds["commit"] += (time.perf_counter() - t0 - sum(
             self._write_seconds.values()))
         self._write_seconds = {"repository": 0.0, "audit": 0.0}
+
+    def _write_each(self, items: list[_Item]) -> None:
+        """Write a batch message by message, so that a message that fails is quarantined with
+        nothing of it stored and the others are stored: each in a savepoint of one transaction
+        where the store has savepoints (SQLite), else (``store.savepoints`` False: MongoDB, whose
+        nested blocks join the outer one) each in a top-level block of its own -- on a replica set
+        a multi-document transaction that aborts, on a standalone server or mongomock a block
+        whose writes are undone (``mongo_store._Undo``) -- and the quarantine of a failing one in
+        another block after it.
+
+        Why not one transaction there: a nested block that fails cannot be undone alone, so the
+        message's writes made before its failure stayed stored while it was quarantined (AE),
+        and a replay found them unchanged: no new versions, so the write hooks that had refused
+        it never ran again and it was answered AA. A message commits alone on MongoDB anyway
+        (this path is rare: a batch whose one-commit write failed, or a replay)."""
+        if getattr(self.store, "savepoints", True):
+            with self.store.transaction():
+                for item in items:
+                    self._write(item)
+            return
+        for item in items:
+            attempts = int((item.doc or {}).get("attempts") or 0) + 1
+            saved = replace(self.stats, seconds=dict(self.stats.seconds))
+            try:
+                with self.store.transaction():
+                    self._write(item, strict=True)
+            except Exception as exc:
+                self.stats = saved  # nothing of it was counted as stored
+                item.refs, item.owners = None, {}
+                try:
+                    with self.store.transaction():
+                        self._failed(item, exc, attempts)
+                except Exception as trouble:  # database trouble: the raw message stays ``received``
+                    log.exception("could not quarantine message %s", item.doc_id)
+                    item.outcome = self._internal_error(item, trouble, status=RECEIVED)
 
     def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
         h = item.header

@@ -176,6 +176,7 @@ class MongoFhirBackend:
         self.history_coll.create_index([("type", 1), ("id", 1), ("version", -1)])
         self.meta_coll = store.db["fhir_meta"]
         self._params: SearchParams | None = None
+        self._indexer: Indexer | None = None  # bound by the repository; rebuilds an undone put's index fields
 
     def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
         return self._params.narrowed(rtype) if self._params is not None and rtype else _NONE
@@ -184,7 +185,7 @@ class MongoFhirBackend:
         """Called by the repository: documents indexed by an earlier layout get their index keys
         rebuilt from the stored bodies (once; a new database is simply marked). ``params`` say
         which narrowed references are kept once."""
-        self._params = params
+        self._params, self._indexer = params, indexer
         kw = self.store.kw()
         marker = self.meta_coll.find_one({"_id": "layout"}, **kw)
         # the marker's "index": the search parameter list the keys follow (SqliteFhirBackend._follow);
@@ -253,7 +254,29 @@ class MongoFhirBackend:
                         "body": previous.body}
                 self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
             self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
+            if (undo := self.store.undo) is not None:
+                undo.then(key, lambda: self._put_back(key, previous))
         rec.key = key
+
+    def _put_back(self, key: str, previous: StoredResource | None) -> None:
+        """Undo a ``put`` of a failed block on a backend without transactions (``mongo_store._Undo``):
+        the version it replaced current again, its document rebuilt from ``previous`` (its index
+        fields from its body), its history copy gone; no ``previous``: the resource gone.
+
+        Why rebuilt rather than read before the put: the repository hands ``put`` the version it
+        replaces, so the put needs no read of its own, which on mongomock (the test backend) is a
+        scan of the collection (measured: ingest there twice as slow with a read per put). An
+        older layout's history copy of that version (the same body) goes too; history reads it
+        from the current document."""
+        if previous is None:
+            self.current_coll.delete_one({"_id": key})
+            return
+        self.history_coll.delete_one({"_id": f"{key}/{previous.version}"})
+        doc: dict[str, Any] = {"_id": key, "type": previous.type, "id": previous.id, "version": previous.version,
+                               "updated": previous.updated, "deleted": previous.deleted, "body": previous.body}
+        if not previous.deleted and previous.body is not None and self._indexer is not None:
+            doc.update(_doc_indexes(self._indexer.rows(fhirjson.loads(previous.body)), self._narrowed(previous.type)))
+        self.current_coll.replace_one({"_id": key}, doc, upsert=True)
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
         with self.store.transaction():
@@ -267,9 +290,14 @@ class MongoFhirBackend:
         with self.store.transaction():
             for start in range(0, len(ids), 1000):
                 chunk = list(ids[start : start + 1000])
-                found += self.current_coll.delete_many({"_id": {"$in": [f"{rtype}/{i}" for i in chunk]}},
-                                                       **self.store.kw()).deleted_count
-                self.history_coll.delete_many({"type": rtype, "id": {"$in": chunk}}, **self.store.kw())
+                current = {"_id": {"$in": [f"{rtype}/{i}" for i in chunk]}}
+                history = {"type": rtype, "id": {"$in": chunk}}
+                if (undo := self.store.undo) is not None:  # what is deleted, for the block's undo
+                    for coll, where in ((self.current_coll, current), (self.history_coll, history)):
+                        for doc in coll.find(where):
+                            undo.wrote(coll, doc["_id"], doc)
+                found += self.current_coll.delete_many(current, **self.store.kw()).deleted_count
+                self.history_coll.delete_many(history, **self.store.kw())
         return found
 
     def _filter(self, q: Query) -> dict[str, Any]:

@@ -4,14 +4,24 @@
 Transactions: on a replica set (compose runs a one-node set) ``store.transaction()`` opens a
 client session with a multi-document transaction; nested blocks join the outer one. The
 session is per thread, so FastAPI worker threads do not share it. A standalone server or
-mongomock cannot run multi-document transactions: there the block is a plain grouping and each
-write is atomic on its own (said in the README).
+mongomock cannot run multi-document transactions: there the outermost block keeps an undo
+journal (``_Undo``), the documents each of its writes replaced, and puts them back when the
+block raises, so that a block that fails leaves nothing of it stored on every deployment.
+
+What the undo journal does not give (said in the README): it is in memory, so a process killed
+between a write and the end of its block leaves that write stored (a replay then finds the
+resources unchanged: no new versions, nothing doubled); other writers see a block's writes
+before it ends; and a document another writer changed meanwhile is put back as it was before
+the block. Production runs a replica set (docker compose runs a one-node set), where none of
+this arises. Nested blocks join the outer one on both (no savepoint): ``savepoints`` is False,
+so the ingest pipeline writes each message of a redone batch in a top-level block of its own.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +37,56 @@ try:  # mongomock keeps its own DuplicateKeyError (a pymongo subclass in recent 
 except ImportError:  # pragma: no cover - mongomock is a test dependency
     _DUP = (pymongo.errors.DuplicateKeyError,)
 
+log = logging.getLogger("huren.repository")
+
+
+class _Undo:
+    """What an outermost ``transaction()`` block wrote on a backend without transactions: per
+    write, what it wrote and how to put back what was there before, in write order; ``undo``
+    puts them back, newest first.
+
+    Why a journal of before-images and not a refusal to write without transactions: the writes
+    of a block are known exactly as they are made (a collection's replace, update or delete
+    reads the document it changes first, by ``_id``; an insert needs no read; a FHIR version put
+    is undone from the version it replaced, ``MongoFhirBackend._put_back``), so they can be
+    undone exactly; refusing would leave mongomock (the test backend) and standalone servers
+    unable to ingest at all. The cost is paid only there (a replica set's transaction aborts by
+    itself). Reading the FHIR puts' images too (``find_one_and_replace`` or ``find_one``) made
+    ingest on mongomock twice as slow (48 -> 92 ms a 12-OBX message in batches of 50: mongomock
+    scans the collection for any filter); rebuilt on undo, it costs nothing measurable (48.8 ->
+    49.6 ms, 2 pairs). The first image of a document is the one that counts: undone newest
+    first, the oldest image is written last."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, Callable[[], None]]] = []
+
+    def wrote(self, raw: Any, doc_id: str, before: Document | None) -> None:
+        """``raw`` (a pymongo collection) held ``before`` (None: nothing) under ``doc_id``."""
+        def put_back() -> None:
+            if before is None:
+                raw.delete_one({"_id": doc_id})
+            else:
+                raw.replace_one({"_id": doc_id}, before, upsert=True)
+
+        self.entries.append((f"{raw.name}/{doc_id}", put_back))
+
+    def then(self, what: str, put_back: Callable[[], None]) -> None:
+        """An undo action of the caller's own (``mongo_fhir``: a version put, rebuilt from the
+        version it replaced, which the repository holds, so no read is needed)."""
+        self.entries.append((what, put_back))
+
+    def undo(self) -> None:
+        """Put back every document the block changed; a write that fails is logged and the rest
+        still put back (the block's own exception is what the caller sees)."""
+        for what, put_back in reversed(self.entries):
+            try:
+                put_back()
+            except pymongo.errors.PyMongoError:
+                log.exception("MongoDB: could not undo the write of %s of a failed block", what)
+        self.entries.clear()
+
 
 def _supports_transactions(client: Any) -> bool:
     if type(client).__module__.startswith("mongomock"):
@@ -40,6 +100,10 @@ def _supports_transactions(client: Any) -> bool:
 
 class MongoStore:
     """``Store`` on one MongoDB database."""
+
+    # nested ``transaction()`` blocks join the outer one: a failing nested block cannot be undone
+    # alone (the ingest pipeline reads this, ``Ingestor._write_each``)
+    savepoints = False
 
     def __init__(self, client: Any, db_name: str = "huren") -> None:
         self.client = client
@@ -59,6 +123,12 @@ class MongoStore:
     def session(self) -> Any:
         return getattr(self._local, "session", None)
 
+    @property
+    def undo(self) -> _Undo | None:
+        """The undo journal of this thread's outermost block, on a backend without transactions
+        (None elsewhere, and outside a block: a write then stands alone)."""
+        return getattr(self._local, "undo", None)
+
     def kw(self) -> dict[str, Any]:
         """Keyword arguments binding an operation to the current thread's transaction, if any."""
         session = self.session
@@ -67,12 +137,24 @@ class MongoStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         depth = getattr(self._local, "depth", 0)
-        if depth > 0 or not self.transactions:
+        if depth > 0:
             self._local.depth = depth + 1
             try:
                 yield
             finally:
                 self._local.depth = depth
+            return
+        if not self.transactions:  # the outermost block on a standalone server or mongomock
+            undo = self._local.undo = _Undo()
+            self._local.depth = 1
+            try:
+                yield
+            except BaseException:
+                undo.undo()
+                raise
+            finally:
+                self._local.undo = None
+                self._local.depth = 0
             return
         session = self.client.start_session()
         self._local.session = session
@@ -118,32 +200,55 @@ class MongoCollection:
             self.raw.insert_one(dict(doc), **self.store.kw())
         except _DUP as exc:
             raise DuplicateKey(f"{self.name}: {doc['_id']}") from exc
+        if (undo := self.store.undo) is not None:
+            undo.wrote(self.raw, doc["_id"], None)
 
     def insert_many(self, docs: Sequence[Document]) -> None:
         if not docs:
             return
+        undo = self.store.undo
         try:
             self.raw.insert_many([dict(d) for d in docs], **self.store.kw())
         except (*_DUP, pymongo.errors.BulkWriteError) as exc:
+            if undo is not None:  # ordered: the documents before the refused one were inserted
+                details = getattr(exc, "details", None) or {}
+                for d in docs[: int(details.get("nInserted", 0))]:
+                    undo.wrote(self.raw, d["_id"], None)
             raise DuplicateKey(f"{self.name}: duplicate key in batch") from exc
+        if undo is not None:
+            for d in docs:
+                undo.wrote(self.raw, d["_id"], None)
 
     def get(self, doc_id: str) -> Document | None:
         return self.raw.find_one({"_id": doc_id}, **self.store.kw())
 
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
+        undo = self.store.undo
+        before = self.raw.find_one({"_id": doc["_id"]}) if undo is not None else None
         try:
-            self.raw.replace_one({"_id": doc["_id"]}, dict(doc), upsert=upsert, **self.store.kw())
+            result = self.raw.replace_one({"_id": doc["_id"]}, dict(doc), upsert=upsert, **self.store.kw())
         except _DUP as exc:
             raise DuplicateKey(f"{self.name}: {doc['_id']}") from exc
+        if undo is not None and (result.matched_count or result.upserted_id is not None):
+            undo.wrote(self.raw, doc["_id"], before)
 
     def update(self, doc_id: str, fields: Document) -> bool:
         if "_id" in fields:
             raise ValueError("cannot change _id")
+        undo = self.store.undo
+        before = self.raw.find_one({"_id": doc_id}) if undo is not None else None
         result = self.raw.update_one({"_id": doc_id}, {"$set": dict(fields)}, **self.store.kw())
+        if undo is not None and result.matched_count:
+            undo.wrote(self.raw, doc_id, before)
         return result.matched_count > 0
 
     def delete(self, doc_id: str) -> bool:
-        return self.raw.delete_one({"_id": doc_id}, **self.store.kw()).deleted_count > 0
+        undo = self.store.undo
+        before = self.raw.find_one({"_id": doc_id}) if undo is not None else None
+        deleted = self.raw.delete_one({"_id": doc_id}, **self.store.kw()).deleted_count > 0
+        if undo is not None and deleted:
+            undo.wrote(self.raw, doc_id, before)
+        return deleted
 
     def find(
         self,
