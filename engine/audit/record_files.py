@@ -93,6 +93,17 @@ class RecordFiles:
         # per damaged file (by its first record): the first of its records that cannot be read, as
         # the last scan found; the log refuses appends while any is known (``first_unreadable``)
         self._unreadable: dict[int, int] = {}
+        # per file (by its first record): another file read in its place; only ``huren audit repair``
+        # sets one, on its own handle, to verify a repaired file before it replaces the damaged one
+        self._instead: dict[int, Path] = {}
+
+    def read_instead(self, first: int, path: Path) -> None:
+        """Read file ``first``'s records from ``path`` on this handle (writes are not redirected:
+        a handle that reads a staged file must not append). Its earlier scan is forgotten."""
+        with self._scan_lock:
+            self._instead[first] = path
+            self._offsets.pop(first, None)
+            self._unreadable.pop(first, None)
 
     def first_unreadable(self) -> int | None:
         """The first record this process found the index to hold but could not read (a record file
@@ -101,6 +112,9 @@ class RecordFiles:
 
     def path(self, first: int) -> Path:
         return self.directory / f"{first:012d}.records"
+
+    def _read_path(self, first: int) -> Path:
+        return self._instead.get(first) or self.path(first)
 
     def entries(self) -> list[FileEntry]:
         return [FileEntry(*row) for row in self.store.query(
@@ -208,7 +222,7 @@ class RecordFiles:
             return []
         start = offsets.starts[i]
         stop = offsets.starts[j] if j < len(seqs) else offsets.scanned
-        fd = os.open(self.path(entry.first), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(self._read_path(entry.first), os.O_RDONLY | os.O_CLOEXEC)
         try:
             buf = os.pread(fd, stop - start, start)
         finally:
@@ -224,7 +238,7 @@ class RecordFiles:
                 return known
             if known is None or known.gen != entry.gen or entry.size < known.size or known.damaged:
                 known = _Offsets(entry.gen, HEADER.size, HEADER.size)
-            path = self.path(entry.first)
+            path = self._read_path(entry.first)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:

@@ -12,12 +12,17 @@ pass their CRC in the damaged file itself.
 
 The repair takes only frames that decode whole and pass their CRC, each record's bytes hashing to
 its leaf; it assembles the file's records in order and changes nothing unless every one the index
-holds is there. It then writes the file beside the damaged one and renames it over it (the
-damaged bytes kept as ``<file>.damaged-<UTC time>``), in the audit database's write transaction
-(no drain of a running server writes meanwhile), and counts the rewrite so every process scans it
-again. Last, the whole log is verified as ``huren audit verify`` does it: the recomputed tree
-against every signed checkpoint and every stored tree node; when that fails the damaged file is
-put back as it was. Records the repair put back are then exactly as trustworthy as verification
+holds is there. All of what follows happens in the audit database's write transaction (no
+drain of a running server writes meanwhile, and while the log is damaged the server refuses every
+append): the repaired file is written beside the damaged one (``<file>.repair``) and the whole log
+is verified as ``huren audit verify`` does it, that staged file read in the damaged one's place on
+the repair's own handle only (the recomputed tree against every signed checkpoint and every stored
+tree node). Only a verified repair is put in place: the staged file renamed over the damaged one
+(whose bytes are kept as ``<file>.damaged-<UTC time>``), its rewrite counted so every process
+scans it again, and the transaction committed. So no record can be appended on top of a repair
+that was not verified, and one that fails verification changes no file (a missing file stays
+missing); should a rename fail, the files already renamed are put back exactly as they were.
+Records the repair put back are then exactly as trustworthy as verification
 says (those a checkpoint covers: proven by its signature). A running server need not restart:
 while its log is damaged it looks again at most once a second when asked to append
 (``AuditLog._refuse_if_damaged``), so it appends again within a second of the repair.
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audit.leaves import Leaf
+from engine.audit.log import AuditLog
 from engine.audit.record_files import HEADER, MAGIC, FileEntry, RecordFiles
 from engine.audit.segment import _FIXED, _HEAD, MAX_FRAME, decode, encode
 from engine.settings import Settings
@@ -48,6 +54,7 @@ class RepairReport:
     kept: list[str] = field(default_factory=list)  # where the damaged bytes are kept
     verified: bool | None = None  # the whole log verified after the repair (None: nothing repaired)
     problem: str | None = None  # why verification failed (the repair was undone)
+    verified_but_undone: bool = False  # verified, but a file could not be put in place: all put back
 
     @property
     def ok(self) -> bool:
@@ -68,6 +75,8 @@ class RepairReport:
         if self.verified:
             lines.append("the whole log verifies (tree, signed checkpoints, stored nodes); a running server "
                          "appends again within a second")
+        elif self.verified_but_undone:
+            lines.append(f"the repair was verified but undone, every file as it was: {self.problem}")
         elif self.verified is False:
             lines.append(f"verification failed after the repair, which was undone: {self.problem}")
         return "\n".join(lines)
@@ -126,14 +135,21 @@ class _Plan:
     entry: FileEntry
     path: Path
     body: bytes  # the whole file as repaired
-    kept: Path | None = None  # the damaged file's bytes, once kept aside
+    staged: Path | None = None  # where ``body`` is written and verified before it replaces ``path``
+    existed: bool = False  # whether ``path`` was there when it was replaced (else it was missing)
+    kept: Path | None = None  # the damaged file's bytes, under another name, once replaced
 
 
 def repair(settings: Settings, source: Path | None = None) -> RepairReport:
     """Repair the damaged record files of the log in ``settings.data_dir`` (see the module
-    docstring); ``source``: a backup to take the missing records from."""
+    docstring); ``source``: a backup to take the missing records from.
+
+    Everything happens inside the audit database's write transaction, and the repaired files are
+    verified while staged beside the damaged ones (read in their place on this handle only): a
+    running server goes on refusing appends, and cannot drain, until the repair is verified and in
+    place, so no record is ever appended on top of an unverified repair, and a repair that fails
+    verification leaves every file as it was (a missing file stays missing)."""
     from engine.audit.cli import open_log
-    from engine.audit.verify import verify_online
 
     report = RepairReport()
     log = open_log(settings, segment=False)
@@ -142,7 +158,7 @@ def repair(settings: Settings, source: Path | None = None) -> RepairReport:
         files: RecordFiles | None = getattr(log, "_files", None)
         if files is None:
             return report
-        with log.store.transaction():  # the log database's write lock: no drain writes meanwhile
+        with log.store.transaction():  # the log database's write lock, held to the end: no drain meanwhile
             for entry in files.entries():
                 plan = _plan(files, entry, source, report)
                 if plan is not None:
@@ -150,53 +166,89 @@ def repair(settings: Settings, source: Path | None = None) -> RepairReport:
             if report.missing or not plans:  # all or nothing: no file changes while one cannot be repaired
                 report.repaired = []
                 return report
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             for plan in plans:
-                if plan.path.is_file():
-                    plan.kept = plan.path.with_name(f"{plan.path.name}.damaged-{stamp}")
-                    os.link(plan.path, plan.kept)  # the damaged bytes stay, under another name
-                    report.kept.append(str(plan.kept))
-                tmp = plan.path.with_suffix(".repair")
-                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-                try:
-                    os.write(fd, plan.body)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, plan.path)
+                plan.staged = _write_staged(plan.path.with_suffix(".repair"), plan.body)
+                files.read_instead(plan.entry.first, plan.staged)
+            report.verified, report.problem = _verify(log)
+            if not report.verified:
+                return report  # nothing was put in place (the staged files go below)
+            try:
+                _put_in_place(plans, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+            except OSError as exc:
+                _put_back(plans)  # the files exactly as they were; their rewrite counted all the same
+                report.verified, report.verified_but_undone = False, True
+                report.problem = f"the repaired file could not be put in place ({type(exc).__name__}: {exc})"
+            else:
+                report.kept = [str(plan.kept) for plan in plans if plan.kept is not None]
+            for plan in plans:  # every process scans these files again when this commits
                 log.store.execute("UPDATE audit_files SET gen = gen + 1 WHERE first = ?", (plan.entry.first,))
     finally:
+        for plan in plans:
+            if plan.staged is not None:
+                plan.staged.unlink(missing_ok=True)
         log.store.close()
-    try:
-        log = open_log(settings)  # afresh: the right edge, the segment, every file scanned again
-        try:
-            verdict = verify_online(log)
-        finally:
-            log.store.close()
-        report.verified = bool(verdict.ok)
-        if not verdict.ok:
-            report.problem = "; ".join(p.message for p in verdict.problems[:3]) or "not verified"
-    except Exception as exc:  # (a right edge that cannot even be loaded from the repaired files)
-        report.verified, report.problem = False, f"{type(exc).__name__}: {exc}"
-    if not report.verified:
-        _undo(settings, plans)
-        report.kept = []
     return report
 
 
-def _undo(settings: Settings, plans: list[_Plan]) -> None:
-    """Put each damaged file back as it was (its kept bytes) and count the rewrite again."""
-    from engine.audit.store import open_audit_store
-
-    store = open_audit_store(settings)
+def _write_staged(path: Path, body: bytes) -> Path:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        with store.transaction():
-            for plan in plans:
-                if plan.kept is not None and plan.kept.is_file():
-                    os.replace(plan.kept, plan.path)
-                store.execute("UPDATE audit_files SET gen = gen + 1 WHERE first = ?", (plan.entry.first,))
+        if os.write(fd, body) != len(body):
+            raise OSError(f"{path}: short write")
+        os.fsync(fd)
     finally:
-        store.close()
+        os.close(fd)
+    return path
+
+
+def _verify(log: AuditLog) -> tuple[bool, str | None]:
+    """The whole log verified as ``huren audit verify`` does it, its repaired files read from where
+    they are staged: the right edge loaded afresh, the recomputed tree against every signed
+    checkpoint and every stored tree node."""
+    from engine.audit.verify import verify_online
+
+    try:
+        log.refresh()
+        verdict = verify_online(log)
+    except Exception as exc:  # (a right edge that cannot even be loaded from the repaired files)
+        return False, f"{type(exc).__name__}: {exc}"
+    if verdict.ok:
+        return True, None
+    return False, "; ".join(p.message for p in verdict.problems[:3]) or "not verified"
+
+
+def _put_in_place(plans: list[_Plan], stamp: str) -> None:
+    """Each verified file renamed over its damaged one, the damaged bytes kept under another name."""
+    for plan in plans:
+        assert plan.staged is not None
+        plan.existed = plan.path.is_file()
+        if plan.existed:
+            kept = plan.path.with_name(f"{plan.path.name}.damaged-{stamp}")
+            os.link(plan.path, kept)  # the damaged bytes stay, under another name
+            plan.kept = kept
+        os.replace(plan.staged, plan.path)
+        plan.staged = None
+    _sync_directory(plans[0].path.parent)
+
+
+def _put_back(plans: list[_Plan]) -> None:
+    """Undo ``_put_in_place`` exactly: a damaged file back from its kept name, a file that was
+    missing removed again; files not reached yet are as they were."""
+    for plan in plans:
+        if plan.kept is not None:
+            os.replace(plan.kept, plan.path)
+            plan.kept = None
+        elif not plan.existed and plan.staged is None:  # put in place where none was: missing again
+            plan.path.unlink(missing_ok=True)
+    _sync_directory(plans[0].path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _plan(files: RecordFiles, entry: FileEntry, source: Path | None, report: RepairReport) -> _Plan | None:
