@@ -75,7 +75,7 @@ from engine.messages import (
     message_id,
     raw_of,
 )
-from engine.repository.port import Document, Store
+from engine.repository.port import Document, Store, UndoIncomplete
 
 log = logging.getLogger("huren.ingest")
 
@@ -447,11 +447,14 @@ class Ingestor:
         t1 = time.perf_counter()
         self.stats.seconds["header"] += t1 - t0
         redo = False
+        left: UndoIncomplete | None = None
         if self.one_commit:
             saved = replace(self.stats, seconds=dict(self.stats.seconds))
             try:
                 self._one_commit(items)
             except Exception as exc:
+                if isinstance(exc, UndoIncomplete):  # writes of it stayed stored: not redone over them
+                    left = exc
                 log.info("a batch of %d messages could not be committed at once (%s: %s); storing the raw "
                          "messages first, then writing them message by message", len(items), type(exc).__name__, exc)
                 self.stats = saved
@@ -477,6 +480,13 @@ class Ingestor:
         for item in items:
             item.early = item.outcome
         self._stored(items)
+        if left is not None:  # the raw messages are stored ``received``, for replay by an operator
+            log.error("a batch of %d messages not processed and kept for replay: %s", len(items), left)
+            for item in items:
+                if item.process:
+                    item.outcome = self._internal_error(item, left, status=RECEIVED)
+            self._finish(items)
+            return
         self._phase2([i for i in items if i.process], flat=not redo)
         self._finish(items)
 
@@ -687,6 +697,13 @@ class Ingestor:
             try:
                 with self.store.transaction():
                     self._write(item, strict=True)
+            except UndoIncomplete as exc:
+                # writes of it stayed stored: not quarantined ("nothing kept" would be false), the raw
+                # message stays ``received`` for replay once an operator has seen this
+                self.stats = saved
+                item.refs, item.owners = None, {}
+                log.error("message %s not processed and kept for replay: %s", item.doc_id, exc)
+                item.outcome = self._internal_error(item, exc, status=RECEIVED)
             except Exception as exc:
                 self.stats = saved  # nothing of it was counted as stored
                 item.refs, item.owners = None, {}
@@ -913,7 +930,7 @@ class Ingestor:
                             raise result
                     self._account("audit", time.perf_counter() - t0)
         except Exception as exc:
-            if strict:
+            if strict or isinstance(exc, UndoIncomplete):  # (writes left stored: no redo over them)
                 raise
             log.info("a batch of %d messages failed as a whole (%s: %s); writing it message by message",
                      len(items), type(exc).__name__, exc)

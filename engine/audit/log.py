@@ -283,6 +283,17 @@ class AuditLog:
                 frontier.push(row[1])
             self._unmoved.append(row)
 
+    def _rolled_back(self) -> None:
+        """The store's block that held an append was rolled back (MongoDB: its transaction aborted,
+        or its writes undone, ``MongoStore.on_rollback``): the records are gone, so the right edge is
+        reloaded from what is stored, and their noted keys forgotten; advanced past them, the next
+        record would leave a hole that verification reports as deleted records."""
+        with self._lock:
+            self._reload()
+            size = self._frontier.size
+            for seq in [s for s in self._appended_keys if s >= size]:
+                del self._appended_keys[seq]
+
     def refresh(self) -> None:
         """Catch up with records and checkpoints other processes appended."""
         with self._lock:
@@ -388,6 +399,8 @@ class AuditLog:
                 self._reload()  # a checkpoint counter or node may have been half-applied
                 raise
             self._frontier = frontier
+            if (on_rollback := getattr(self.store, "on_rollback", None)) is not None:
+                on_rollback(self._rolled_back)  # (MongoDB: the append may yet be undone with its block)
             self._note_keys(events, results)
             for hook in self.after_append:  # (none by default: no walk of the group for nothing)
                 for appended in results:

@@ -28,7 +28,7 @@ from typing import Any
 import pymongo
 import pymongo.errors
 
-from engine.repository.port import Document, DuplicateKey
+from engine.repository.port import Document, DuplicateKey, UndoIncomplete
 
 try:  # mongomock keeps its own DuplicateKeyError (a pymongo subclass in recent versions)
     import mongomock
@@ -77,15 +77,26 @@ class _Undo:
         version it replaced, which the repository holds, so no read is needed)."""
         self.entries.append((what, put_back))
 
-    def undo(self) -> None:
-        """Put back every document the block changed; a write that fails is logged and the rest
-        still put back (the block's own exception is what the caller sees)."""
+    def undo(self, cause: BaseException) -> None:
+        """Put back every document the block changed, newest first; every entry is tried even when
+        one fails (any exception), and then ``UndoIncomplete`` is raised, naming what stays stored,
+        with ``cause`` (the block's own error) as its cause: a caller told only the block's error
+        would report "nothing kept" while writes of the block stayed stored."""
+        left: list[str] = []
+        first: BaseException | None = None
         for what, put_back in reversed(self.entries):
             try:
                 put_back()
-            except pymongo.errors.PyMongoError:
+            except Exception as exc:
                 log.exception("MongoDB: could not undo the write of %s of a failed block", what)
+                left.append(what)
+                first = first or exc
         self.entries.clear()
+        if left:
+            raise UndoIncomplete(
+                f"a failed block ({type(cause).__name__}: {cause}) could not be undone: {len(left)} write(s) "
+                f"left stored ({', '.join(left[:10])}{', ...' if len(left) > 10 else ''}); first undo error: "
+                f"{type(first).__name__}: {first}", left) from cause
 
 
 def _supports_transactions(client: Any) -> bool:
@@ -129,6 +140,30 @@ class MongoStore:
         (None elsewhere, and outside a block: a write then stands alone)."""
         return getattr(self._local, "undo", None)
 
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (once) after this thread's outermost block is rolled back -- its
+        transaction aborted or its writes undone -- outside the block; nothing when it ends well or
+        outside a block. Why: a participant keeping state in memory about what it wrote (the audit
+        log's right edge) must learn that its writes are gone, or it numbers past a hole."""
+        if getattr(self._local, "depth", 0) == 0:
+            return
+        callbacks = getattr(self._local, "on_rollback", None)
+        if callbacks is None:
+            callbacks = self._local.on_rollback = []
+        if callback not in callbacks:
+            callbacks.append(callback)
+
+    def _rolled_back(self) -> None:
+        """The callbacks of ``on_rollback``, each tried (one failing is logged: the block's error,
+        or the undo's, is what the caller must see)."""
+        callbacks = getattr(self._local, "on_rollback", None) or []
+        self._local.on_rollback = None
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("MongoDB: a rollback callback failed")
+
     def kw(self) -> dict[str, Any]:
         """Keyword arguments binding an operation to the current thread's transaction, if any."""
         session = self.session
@@ -149,12 +184,18 @@ class MongoStore:
             self._local.depth = 1
             try:
                 yield
-            except BaseException:
-                undo.undo()
+            except BaseException as exc:
+                try:
+                    undo.undo(exc)
+                finally:
+                    self._local.undo = None
+                    self._local.depth = 0
+                    self._rolled_back()
                 raise
             finally:
                 self._local.undo = None
                 self._local.depth = 0
+                self._local.on_rollback = None
             return
         session = self.client.start_session()
         self._local.session = session
@@ -164,12 +205,18 @@ class MongoStore:
             try:
                 yield
             except BaseException:
-                session.abort_transaction()
+                try:
+                    session.abort_transaction()
+                finally:
+                    self._local.session = None
+                    self._local.depth = 0
+                    self._rolled_back()
                 raise
             session.commit_transaction()
         finally:
             self._local.session = None
             self._local.depth = 0
+            self._local.on_rollback = None
             session.end_session()
 
     def collection(self, name: str) -> MongoCollection:

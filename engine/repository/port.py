@@ -129,6 +129,16 @@ class DuplicateKey(Exception):
     """A document with that key already exists."""
 
 
+class UndoIncomplete(RuntimeError):
+    """A failed block's writes could not all be undone (a MongoDB backend without transactions,
+    ``mongo_store._Undo``): ``left`` names what stays stored; the block's own error is the cause.
+    The ingest pipeline keeps such a message ``received`` for replay instead of quarantining it."""
+
+    def __init__(self, message: str, left: list[str]) -> None:
+        super().__init__(message)
+        self.left = left
+
+
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
