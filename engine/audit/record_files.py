@@ -37,6 +37,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 import struct
 import threading
 from collections.abc import Sequence
@@ -241,8 +242,12 @@ class RecordFiles:
             path = self._read_path(entry.first)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                log.error("audit: record file %s is missing: records %d-%d cannot be read", path,
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory opens read-only too
+                    os.close(fd)
+                    raise IsADirectoryError(errno.EISDIR, "not a regular file")
+            except OSError as exc:  # missing, not a file, not readable: damage, not a crash
+                why = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc.strerror or exc})"
+                log.error("audit: record file %s is %s: records %d-%d cannot be read", path, why,
                           entry.first, entry.last)
                 known.damaged, known.size = True, entry.size
                 self._offsets[entry.first] = known
