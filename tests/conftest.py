@@ -187,3 +187,18 @@ def mllp(engine) -> Iterator[int]:
         yield port
 
 
+@pytest.fixture
+def settled() -> Iterator[None]:
+    """The ingest heap settings (``engine.heap.settle``) for the test, the collector's thresholds
+    restored after it."""
+    import gc
+
+    from engine import heap
+
+    thresholds = gc.get_threshold()
+    heap.settle()
+    try:
+        yield
+    finally:
+        heap.unsettle()
+        gc.set_threshold(*thresholds)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,17 +27,6 @@ def _cycle() -> weakref.ref[_Node]:
     a, b = _Node(), _Node()
     a.other, b.other = b, a
     return weakref.ref(a)
-
-
-@pytest.fixture
-def settled() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    heap.settle()
-    try:
-        yield
-    finally:
-        heap.unsettle()
-        gc.set_threshold(*thresholds)
 
 
 def test_an_unsettled_process_keeps_its_collector() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,17 +14,6 @@ from bench.ingest import oru_lab
 from engine import heap
 from engine.engine import Engine
 from engine.settings import Settings
-
-
-@pytest.fixture
-def settled() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    heap.settle()
-    try:
-        yield
-    finally:
-        heap.unsettle()
-        gc.set_threshold(*thresholds)
 
 
 def _engine(tmp: Any, name: str) -> Engine:
