@@ -418,7 +418,6 @@ class StageClock:
             (ingestor.messages, "get_many", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "new_document", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor, "_write", "· pipeline: per-message write bookkeeping"),
-            (ingest_module, "owners_of", "· pipeline: per-message write bookkeeping"),
             (ingestor, "_finish", "· pipeline: finish (outcomes, futures)"),
             (ingestor, "_outcome", "· ACK build"),
             (ingestor, "_acked", "· ACK build"),

@@ -159,18 +159,6 @@ def patients_of(resource: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(out)) if len(out) > 1 else out
 
 
-def owners_of(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """``Type/id`` -> the patients each resource belongs to (``patients_of``), for the resources a
-    request or an imported message wrote: the audit record names each patient and says whose each
-    resource is, so every patient's view (``engine.audit.view``) shows theirs and nobody else's."""
-    out: dict[str, list[str]] = {}
-    for resource in resources:
-        whose = patients_of(resource)
-        if whose and resource.get("id"):
-            out[f"{resource.get('resourceType')}/{resource['id']}"] = whose
-    return out
-
-
 def requestor_agent(*, kind: str | None, subject: str | None, address: str | None,
                     client_id: str | None = None, role: str | None = None,
                     display: str | None = None, acting: str | None = None,
