@@ -64,7 +64,7 @@ REPORT_CATEGORY = {
     },
 }
 UCUM = "http://unitsofmeasure.org"
-_RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|–|—|至)\s*([+-]?\d+(?:\.\d+)?)\s*$")
+_RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|～|–|—|至)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _COMPARATOR = {"≤": "<=", "≥": ">="}
 TEXT_TYPES = frozenset({"TX", "FT"})
@@ -621,30 +621,68 @@ def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
 
 
 def _structured_numeric(rep: Any, unit_rep: Any, res: Resource, ctx: Context) -> None:
+    """SN (comparator ^ num1 ^ separator/suffix ^ num2) → valueQuantity, valueRatio, valueRange or
+    (``2+``) valueString. What FHIR cannot hold exactly raises ``ValueError`` (the caller keeps
+    the value as text with a warning) instead of being dropped: a comparator on a range or a
+    ``+`` suffix, an unknown comparator or separator, a second number without a separator, a
+    ratio without both numbers. A ratio's comparator (a titre ``<^1^:^128``) is its numerator's,
+    as R4's Ratio.numerator is a Quantity. A sender that writes the number whole into SN.1
+    (``<0.10``, ``5.2``: no component separators) is read as NM reads it, not dropped."""
     comparator, num1, sep, num2 = (rep.comp(i).strip() for i in (1, 2, 3, 4))
-    if sep in (":", "/") and num1 and num2:
-        res["valueRatio"] = {"numerator": {"value": decimal(num1)}, "denominator": {"value": decimal(num2)}}
-    elif sep in ("-",) and (num1 or num2):
+    if comparator and not (num1 or sep or num2):
+        bound = _BOUND.match(comparator)
+        comparator, num1 = (bound.group(1), bound.group(2)) if bound else ("", comparator)
+    if comparator in ("", "="):
+        comparator = ""
+    else:
+        comparator = _COMPARATOR.get(comparator, comparator)
+        if comparator not in _FHIR_COMPARATORS:
+            raise ValueError(f"comparator {comparator!r} has no FHIR equivalent")
+    if sep in (":", "/"):
+        if not (num1 and num2):
+            raise ValueError(f"a ratio needs two numbers ({num1 or '?'}{sep}{num2 or '?'})")
+        numerator: dict[str, Any] = {"value": decimal(num1)}
+        if comparator:
+            numerator["comparator"] = comparator
+        res["valueRatio"] = {"numerator": numerator, "denominator": {"value": decimal(num2)}}
+        return
+    if comparator and sep:
+        raise ValueError(f"comparator {comparator!r} with separator {sep!r} has no FHIR equivalent")
+    if sep == "-":
+        if not (num1 or num2):
+            return
         rng: dict[str, Any] = {}
         if num1:
             rng["low"] = _quantity(num1, unit_rep, ctx)
         if num2:
             rng["high"] = _quantity(num2, unit_rep, ctx)
         res["valueRange"] = rng
-    elif sep == "+" and num1:
-        res["valueString"] = f"{num1}+"
+    elif sep == "+":
+        if num2:
+            raise ValueError(f"a second number after the suffix '+' ({num2!r})")
+        if num1:
+            res["valueString"] = f"{num1}+"
+    elif sep:
+        raise ValueError(f"separator/suffix {sep!r} is not one of - + / :")
+    elif num2:
+        raise ValueError(f"a second number ({num2!r}) without a separator")
     elif num1:
         qty = _quantity(num1, unit_rep, ctx)
-        if comparator and comparator != "=":
-            if comparator == "<>":
-                raise ValueError("comparator <> has no FHIR equivalent")
+        if comparator:
             qty["comparator"] = comparator
         res["valueQuantity"] = qty
 
 
+_FHIR_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+
 def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str, Any]]:
-    text = obx.rep(7).text().strip()
-    if not text:
+    # OBX-7 does not repeat (ST in every version): a repetition separator in it is a "~" the
+    # sender left unescaped ("3.5~9.5", a common way to write a range), so the field is read
+    # whole; reading only its first "repetition" stored the range as "3.5"
+    reps = obx.reps(7)
+    text = (reps[0].text() if len(reps) == 1 else obx.enc.repetition.join(r.text() for r in reps)).strip()
+    if not text.strip(obx.enc.repetition + " "):
         return []
     rng: dict[str, Any] = {"text": text}
     unit = res.get("valueQuantity", {})
