@@ -164,3 +164,23 @@ def test_a_tilde_range_is_the_same_from_a_plan(site: Site) -> None:
     for obs in (first, *again):
         assert json.dumps(obs["referenceRange"], sort_keys=True) == json.dumps(first["referenceRange"], sort_keys=True)
         assert obs["referenceRange"][0]["text"] == "57~111" and obs["referenceRange"][0]["low"]["value"] == 57
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("083015.5", "08:30:15.5"), ("0830", "08:30:00"), ("235959.1234", "23:59:59.1234"), ("08", "08:00:00")],
+)
+def test_a_time_keeps_its_fraction(site: Site, value: str, expected: str) -> None:
+    """TM fractions were cut (``083015.5`` became 08:30:15)."""
+    obs, warnings = observe(site, f"OBX|1|TM|CLOT^凝固时刻^L||{value}||||||F|||20261101090000")
+    assert obs["valueTime"] == expected and warnings == []
+
+
+@pytest.mark.parametrize("value", ["08301599", "2530", "0860", "0830+0800", "8:30"])
+def test_a_time_that_is_not_one_is_kept_as_text(site: Site, value: str) -> None:
+    """More digits than TM has were cut off silently (``08301599`` read as 08:30:15) and an hour
+    past 23 made a valueTime the validator refuses; both are kept as text with a warning now."""
+    obs, warnings = observe(site, f"OBX|1|TM|CLOT^凝固时刻^L||{value}||||||F|||20261101090000")
+    assert obs["valueString"] == value and "valueTime" not in obs
+    (warning,) = warnings
+    assert (warning.segment, warning.field) == ("OBX", 5)

@@ -574,11 +574,7 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         elif vtype in ("TS", "DTM"):
             res["valueDateTime"] = to_fhir_datetime(reps[0].comp(1), ctx.tz)
         elif vtype == "TM":
-            text = reps[0].comp(1).strip()
-            if not re.match(r"^\d{2}(\d{2}(\d{2})?)?$", text[:6]):
-                raise ValueError(f"{text!r} is not a time (HHMMSS)")
-            text = text[:6].ljust(6, "0")
-            res["valueTime"] = f"{text[:2]}:{text[2:4]}:{text[4:6]}"
+            res["valueTime"] = _time(reps[0].comp(1).strip())
         elif vtype == "RP":
             res["valueString"] = reps[0].comp(1)
         elif vtype == "NA":
@@ -592,6 +588,23 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         for key in [k for k in res if k.startswith("value")]:
             res.pop(key)
         res["valueString"] = reps[0].text()
+
+
+# HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]
+_TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(\.\d{1,4})?)?)?\Z")
+
+
+def _time(text: str) -> str:
+    """HL7 TM → FHIR time, keeping fractional seconds. Anything else raises ``ValueError`` (kept
+    as text with a warning): an hour, minute or second out of range, more digits than TM has
+    (``08301599`` was cut to 08:30:15), or an offset (``+0800``), which a FHIR time cannot hold."""
+    m = _TM.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a time (HH[MM[SS[.SSSS]]], no offset)")
+    hour, minute, second, fraction = m.group(1), m.group(2) or "00", m.group(3) or "00", m.group(4) or ""
+    if int(hour) > 23 or int(minute) > 59 or int(second) > 59:
+        raise ValueError(f"{text!r} is not a time of day")
+    return f"{hour}:{minute}:{second}{fraction}"
 
 
 def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
