@@ -609,6 +609,12 @@ def _time(text: str) -> str:
 
 def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
     qty: dict[str, Any] = {"value": decimal(text)}
+    _unit(qty, unit_rep, ctx)
+    return qty
+
+
+def _unit(qty: dict[str, Any], unit_rep: Any, ctx: Context) -> None:
+    """OBX-6 → a Quantity's unit, system and code (UCUM when the site's unit table maps it)."""
     unit_code, unit_text, unit_system = (
         unit_rep.comp(1).strip(),
         unit_rep.comp(2).strip(),
@@ -630,7 +636,6 @@ def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
                 if unit_code:  # kept as sent (the IG keeps OBX-6.1), in the sender's unit system
                     system = common.system_for(ctx, unit_system) if unit_system else f"urn:huren:unit:{ctx.urn_code}"
                     qty["system"], qty["code"] = system, unit_code
-    return qty
 
 
 def _structured_numeric(rep: Any, unit_rep: Any, res: Resource, ctx: Context) -> None:
@@ -698,9 +703,19 @@ def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str
     if not text.strip(obx.enc.repetition + " "):
         return []
     rng: dict[str, Any] = {"text": text}
-    unit = res.get("valueQuantity", {})
+    bounds = _range_bounds(text)
+    if not bounds:
+        return [rng]
+    unit = res.get("valueQuantity")
+    if unit is None:
+        # no numeric value (a text or coded answer, none at all, a ratio or range): the bounds
+        # still carry OBX-6's unit. Without it a later message with no value stored the range
+        # unit-less over the earlier one's (a thinner message erasing what was stated)
+        unit = {}
+        if obx.has(6):
+            _unit(unit, obx.rep(6), ctx)
     base = {k: unit[k] for k in ("unit", "system", "code") if k in unit}
-    for bound, value in _range_bounds(text):
+    for bound, value in bounds:
         rng[bound] = {"value": value, **base}
     return [rng]
 
