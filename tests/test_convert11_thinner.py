@@ -95,3 +95,30 @@ def test_a_range_keeps_its_unit_when_the_result_has_no_number(engine: Engine, fh
     assert ack_code_of(ack) == "AA"
     (rng,) = observation(engine, fhir, "V1")["referenceRange"]
     assert rng == {"text": "57-111", "low": {"value": 57, **UCUM_UMOL}, "high": {"value": 111, **UCUM_UMOL}}
+
+
+def test_a_correction_of_one_result_keeps_the_others_in_the_report(engine: Engine, fhir: TestClient) -> None:
+    """A lab corrects one result of a panel and sends only that OBX (OBX-11 C, OBR-25 C): the
+    report kept only the corrected result in ``result`` -- the creatinine, still stored and still
+    final, was no longer part of the report that names it."""
+    head = ("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261101{t}||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
+            "PID|1||M0009^^^FNXRMYY^MR||张^三||19800101|M\r"
+            "OBR|1|ORD-W|LAB-W|SGN^肾功能^L|||20261101083000|||||||20261101083500|BLD||||||||20261101{t}|||{status}\r")
+    first = (head.format(t="091500", control="W1", status="F")
+             + "OBX|1|NM|CREA^肌酐^L||78|umol/L|57-111|N|||F|||20261101090000\r"
+             + "OBX|2|NM|GLU^葡萄糖^L||5.6|mmol/L|3.9-6.1|N|||F|||20261101090000\r").encode()
+    correction = (head.format(t="101500", control="W2", status="C")
+                  + "OBX|2|NM|GLU^葡萄糖^L||6.6|mmol/L|3.9-6.1|H|||C|||20261101090000\r").encode()
+    acks = send(engine, first, correction)
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    docs = [engine.ingestor.messages.get(message_id("FNXRMYY", c)) for c in ("W1", "W2")]
+    assert all(d is not None for d in docs)
+    (report_ref,) = [r for r in docs[1]["resources"] if r.startswith("DiagnosticReport/")]
+    report = fhir.get(f"/fhir/{report_ref}").json()
+    assert report["status"] == "corrected"
+    listed = {r["reference"] for r in report["result"]}
+    first_results = {r for r in docs[0]["resources"] if r.startswith("Observation/")}
+    assert len(first_results) == 2 and listed == first_results
+    values = {fhir.get(f"/fhir/{ref}").json()["code"]["coding"][0]["code"]:
+              fhir.get(f"/fhir/{ref}").json()["valueQuantity"]["value"] for ref in listed}
+    assert values == {"CREA": 78, "GLU": 6.6}
