@@ -250,7 +250,27 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
+        if "dataAbsentReason" in out and plan.choices:
+            self._value_or_absent(rtype, plan, incoming, out, source, issues)
         return Combined(out, issues)
+
+    def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
+                         issues: list[Issue]) -> None:
+        """A value and the reason it is absent are never stored together (R4 obs-6): a later value
+        replaces a stored reason; a later reason without a value (a result re-sent with OBX-5 empty)
+        does not erase the stored value, and is reported as not stored like any other value the
+        rules keep out. Both from the writer itself are left to validation."""
+        if not any(n.startswith("value") and n in plan.choices for n in out):
+            return
+        value_in = any(n.startswith("value") and n in plan.choices for n in incoming)
+        reason_in = "dataAbsentReason" in incoming
+        if value_in and not reason_in:
+            out.pop("dataAbsentReason")
+        elif reason_in and not value_in:
+            reason = out.pop("dataAbsentReason")
+            ep = plan.elements.get("dataAbsentReason", plan.default)
+            self._conflict(ep.conflict, f"{rtype}.dataAbsentReason: {_writer(source)}'s value {_show(reason)} was "
+                           "not stored: a value stated earlier stands", f"{rtype}.dataAbsentReason", issues)
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:

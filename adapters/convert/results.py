@@ -64,7 +64,7 @@ REPORT_CATEGORY = {
     },
 }
 UCUM = "http://unitsofmeasure.org"
-_RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|–|—|至)\s*([+-]?\d+(?:\.\d+)?)\s*$")
+_RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|～|–|—|至)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
 _COMPARATOR = {"≤": "<=", "≥": ">="}
 TEXT_TYPES = frozenset({"TX", "FT"})
@@ -574,11 +574,7 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         elif vtype in ("TS", "DTM"):
             res["valueDateTime"] = to_fhir_datetime(reps[0].comp(1), ctx.tz)
         elif vtype == "TM":
-            text = reps[0].comp(1).strip()
-            if not re.match(r"^\d{2}(\d{2}(\d{2})?)?$", text[:6]):
-                raise ValueError(f"{text!r} is not a time (HHMMSS)")
-            text = text[:6].ljust(6, "0")
-            res["valueTime"] = f"{text[:2]}:{text[2:4]}:{text[4:6]}"
+            res["valueTime"] = _time(reps[0].comp(1).strip())
         elif vtype == "RP":
             res["valueString"] = reps[0].comp(1)
         elif vtype == "NA":
@@ -594,8 +590,31 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         res["valueString"] = reps[0].text()
 
 
+# HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]
+_TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(\.\d{1,4})?)?)?\Z")
+
+
+def _time(text: str) -> str:
+    """HL7 TM → FHIR time, keeping fractional seconds. Anything else raises ``ValueError`` (kept
+    as text with a warning): an hour, minute or second out of range, more digits than TM has
+    (``08301599`` was cut to 08:30:15), or an offset (``+0800``), which a FHIR time cannot hold."""
+    m = _TM.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a time (HH[MM[SS[.SSSS]]], no offset)")
+    hour, minute, second, fraction = m.group(1), m.group(2) or "00", m.group(3) or "00", m.group(4) or ""
+    if int(hour) > 23 or int(minute) > 59 or int(second) > 59:
+        raise ValueError(f"{text!r} is not a time of day")
+    return f"{hour}:{minute}:{second}{fraction}"
+
+
 def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
     qty: dict[str, Any] = {"value": decimal(text)}
+    _unit(qty, unit_rep, ctx)
+    return qty
+
+
+def _unit(qty: dict[str, Any], unit_rep: Any, ctx: Context) -> None:
+    """OBX-6 → a Quantity's unit, system and code (UCUM when the site's unit table maps it)."""
     unit_code, unit_text, unit_system = (
         unit_rep.comp(1).strip(),
         unit_rep.comp(2).strip(),
@@ -617,39 +636,86 @@ def _quantity(text: str, unit_rep: Any, ctx: Context) -> dict[str, Any]:
                 if unit_code:  # kept as sent (the IG keeps OBX-6.1), in the sender's unit system
                     system = common.system_for(ctx, unit_system) if unit_system else f"urn:huren:unit:{ctx.urn_code}"
                     qty["system"], qty["code"] = system, unit_code
-    return qty
 
 
 def _structured_numeric(rep: Any, unit_rep: Any, res: Resource, ctx: Context) -> None:
+    """SN (comparator ^ num1 ^ separator/suffix ^ num2) → valueQuantity, valueRatio, valueRange or
+    (``2+``) valueString. What FHIR cannot hold exactly raises ``ValueError`` (the caller keeps
+    the value as text with a warning) instead of being dropped: a comparator on a range or a
+    ``+`` suffix, an unknown comparator or separator, a second number without a separator, a
+    ratio without both numbers. A ratio's comparator (a titre ``<^1^:^128``) is its numerator's,
+    as R4's Ratio.numerator is a Quantity. A sender that writes the number whole into SN.1
+    (``<0.10``, ``5.2``: no component separators) is read as NM reads it, not dropped."""
     comparator, num1, sep, num2 = (rep.comp(i).strip() for i in (1, 2, 3, 4))
-    if sep in (":", "/") and num1 and num2:
-        res["valueRatio"] = {"numerator": {"value": decimal(num1)}, "denominator": {"value": decimal(num2)}}
-    elif sep in ("-",) and (num1 or num2):
+    if comparator and not (num1 or sep or num2):
+        bound = _BOUND.match(comparator)
+        comparator, num1 = (bound.group(1), bound.group(2)) if bound else ("", comparator)
+    if comparator in ("", "="):
+        comparator = ""
+    else:
+        comparator = _COMPARATOR.get(comparator, comparator)
+        if comparator not in _FHIR_COMPARATORS:
+            raise ValueError(f"comparator {comparator!r} has no FHIR equivalent")
+    if sep in (":", "/"):
+        if not (num1 and num2):
+            raise ValueError(f"a ratio needs two numbers ({num1 or '?'}{sep}{num2 or '?'})")
+        numerator: dict[str, Any] = {"value": decimal(num1)}
+        if comparator:
+            numerator["comparator"] = comparator
+        res["valueRatio"] = {"numerator": numerator, "denominator": {"value": decimal(num2)}}
+        return
+    if comparator and sep:
+        raise ValueError(f"comparator {comparator!r} with separator {sep!r} has no FHIR equivalent")
+    if sep == "-":
+        if not (num1 or num2):
+            return
         rng: dict[str, Any] = {}
         if num1:
             rng["low"] = _quantity(num1, unit_rep, ctx)
         if num2:
             rng["high"] = _quantity(num2, unit_rep, ctx)
         res["valueRange"] = rng
-    elif sep == "+" and num1:
-        res["valueString"] = f"{num1}+"
+    elif sep == "+":
+        if num2:
+            raise ValueError(f"a second number after the suffix '+' ({num2!r})")
+        if num1:
+            res["valueString"] = f"{num1}+"
+    elif sep:
+        raise ValueError(f"separator/suffix {sep!r} is not one of - + / :")
+    elif num2:
+        raise ValueError(f"a second number ({num2!r}) without a separator")
     elif num1:
         qty = _quantity(num1, unit_rep, ctx)
-        if comparator and comparator != "=":
-            if comparator == "<>":
-                raise ValueError("comparator <> has no FHIR equivalent")
+        if comparator:
             qty["comparator"] = comparator
         res["valueQuantity"] = qty
 
 
+_FHIR_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+
 def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str, Any]]:
-    text = obx.rep(7).text().strip()
-    if not text:
+    # OBX-7 does not repeat (ST in every version): a repetition separator in it is a "~" the
+    # sender left unescaped ("3.5~9.5", a common way to write a range), so the field is read
+    # whole; reading only its first "repetition" stored the range as "3.5"
+    reps = obx.reps(7)
+    text = (reps[0].text() if len(reps) == 1 else obx.enc.repetition.join(r.text() for r in reps)).strip()
+    if not text.strip(obx.enc.repetition + " "):
         return []
     rng: dict[str, Any] = {"text": text}
-    unit = res.get("valueQuantity", {})
+    bounds = _range_bounds(text)
+    if not bounds:
+        return [rng]
+    unit = res.get("valueQuantity")
+    if unit is None:
+        # no numeric value (a text or coded answer, none at all, a ratio or range): the bounds
+        # still carry OBX-6's unit. Without it a later message with no value stored the range
+        # unit-less over the earlier one's (a thinner message erasing what was stated)
+        unit = {}
+        if obx.has(6):
+            _unit(unit, obx.rep(6), ctx)
     base = {k: unit[k] for k in ("unit", "system", "code") if k in unit}
-    for bound, value in _range_bounds(text):
+    for bound, value in bounds:
         rng[bound] = {"value": value, **base}
     return [rng]
 
