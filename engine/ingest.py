@@ -90,6 +90,8 @@ class Repository(Protocol):
                    source: str = ...) -> list[Any]: ...
     # optional: ``group()`` (a context manager) makes the write_many calls inside it one backend put;
     # ``valid_groups(groups) -> [bool]`` validates a batch type by type, ``write_many(validated=True)``
+    # takes them as validated; ``write_many(rewrite={"Type/id"})`` writes again what a failed block
+    # left stored without its hooks (``Ingestor._left_stored``)
 
 
 class AuditSink(Protocol):

@@ -149,3 +149,38 @@ def _provenance_targets(engine: Engine, refs: list[str]) -> set[str]:
             prov = engine.repository.read(*ref.split("/"))
             out |= {t["reference"] for t in prov.get("target", [])}
     return out
+
+
+def test_a_rewrite_makes_a_new_version_and_hands_the_hooks_the_version_before(store: Any) -> None:
+    """``write_many(rewrite=...)`` on every backend: a resource stored as the write sends it again
+    gets a new version (create-only or not) and its hooks run, handed the version before the one
+    left behind as ``previous``; without ``rewrite`` it is unchanged and no hook runs."""
+    from engine.repository.fhir import FhirRepository
+    from tests.test_repository_fhir import observation, patient
+
+    repo = FhirRepository(store)
+    seen: list[tuple[str, str, str | None]] = []
+
+    def hook(new: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        seen.append((new["id"], new["meta"]["versionId"], previous["meta"]["versionId"] if previous else None))
+        return []
+
+    repo.add_write_hook(hook)
+    obs, pat = observation("o1", "p1", "718-7", "2024-03-01", 130), patient("p1")
+    repo.write_many([pat, obs])
+    assert seen == [("p1", "1", None), ("o1", "1", None)]
+    seen.clear()
+    results = repo.write_many([pat, obs], create_only={"Patient/p1"})
+    assert [r.changed for r in results] == [False, False] and seen == []
+
+    # version 1 of each was left without its hooks: rewritten, the hooks told there was nothing before
+    results = repo.write_many([pat, obs], create_only={"Patient/p1"}, rewrite={"Patient/p1", "Observation/o1"})
+    assert [(r.changed, r.version) for r in results] == [(True, "2"), (True, "2")]
+    assert seen == [("p1", "2", None), ("o1", "2", None)]
+    seen.clear()
+    # version 2 left so: the hooks get version 1 as the previous one; what is not named is unchanged
+    results = repo.write_many([pat, obs], rewrite={"Observation/o1"})
+    assert [(r.changed, r.version) for r in results] == [(False, "2"), (True, "3")]
+    assert seen == [("o1", "3", "1")]
+    assert [v.version for v in repo.backend.history("Observation", "o1")] == [3, 2, 1]
+    assert repo.read("Observation", "o1")["valueQuantity"]["value"] == 130
