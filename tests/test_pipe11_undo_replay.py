@@ -184,3 +184,8 @@ def test_a_rewrite_makes_a_new_version_and_hands_the_hooks_the_version_before(st
     assert seen == [("o1", "3", "1")]
     assert [v.version for v in repo.backend.history("Observation", "o1")] == [3, 2, 1]
     assert repo.read("Observation", "o1")["valueQuantity"]["value"] == 130
+    # named once, sent twice in one group: rewritten once, the second one unchanged
+    seen.clear()
+    results = repo.write_many([obs, obs], rewrite={"Observation/o1"})
+    assert [(r.changed, r.version) for r in results] == [(True, "4"), (False, "4")]
+    assert seen == [("o1", "4", "2")]

@@ -311,7 +311,9 @@ class Writes(GroupCommit, Searching):
                         written.add(key)
                         results.append(result)
                         continue
-                unhooked = bool(rewrite) and existing is not None and f"{key[0]}/{key[1]}" in rewrite
+                # (once: a second occurrence in the group meets the version the first one made)
+                unhooked = bool(rewrite) and existing is not None and key not in written \
+                    and f"{key[0]}/{key[1]}" in rewrite
                 if existing is not None and not existing.deleted and not unhooked \
                         and f"{key[0]}/{key[1]}" in create_only:
                     results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
