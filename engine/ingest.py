@@ -293,8 +293,8 @@ class Ingestor:
                     with self._lock:
                         self._run_batch([item])
                     outcome = item.future.result()
-                    if outcome.status == RECEIVED and outcome.code != "AA":  # not stored: keep the journals
-                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")
+                    if outcome.status == RECEIVED and outcome.code != "AA" and not self._stored_raw(outcome):
+                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")  # keep the journals
                     if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
                         log.warning("message %s killed the process %d times, the last time alone: quarantined "
                                     "unprocessed", outcome.message_id, p.deaths)
@@ -303,6 +303,22 @@ class Ingestor:
             log.error("a message of a stopped process's in-flight journal could not be stored (%s); the journal "
                       "is kept for the next start", exc)
         return done
+
+    def _stored_raw(self, outcome: Outcome) -> bool:
+        """Whether the raw message of an unfinished ``outcome`` (``received``, not ``AA``) is in the
+        message store: kept for replay after a failed undo (``_left_stored``), its journal entry is
+        done with (recovery and replays take it from the store); not stored (the database failing),
+        the journal is all there is of it.
+
+        Why asked: both answer ``AE`` with the status ``received``, and recovery took the first for
+        the second -- it stopped at that message, left the rest of the dead batch unprocessed until
+        the next start and kept the journal, saying the message could not be stored."""
+        if outcome.message_id is None:
+            return False
+        try:
+            return self.messages.get(outcome.message_id) is not None
+        except Exception:  # the database failing: as not stored
+            return False
 
     def _item_for(self, doc: Document) -> _Item:
         """A work item for a stored message, processed under its own document id."""

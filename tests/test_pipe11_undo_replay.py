@@ -189,3 +189,32 @@ def test_a_rewrite_makes_a_new_version_and_hands_the_hooks_the_version_before(st
     results = repo.write_many([obs, obs], rewrite={"Observation/o1"})
     assert [(r.changed, r.version) for r in results] == [(True, "4"), (False, "4")]
     assert seen == [("o1", "4", "2")]
+
+
+def test_recovery_goes_on_past_a_message_kept_for_replay(
+        settings: Settings, faulty_undo: dict[str, bool], clean: dict[str, list[str]]) -> None:
+    """A dead process's batch, recovered one message at a time on mongomock: the middle message's
+    undo fails, so it is stored ``received`` for replay. Recovery used to take that for "could not
+    be stored": it stopped there, left the last message of the batch unprocessed and kept the
+    journal. Now it goes on, and the journal goes; the kept message's replay ends it as a clean
+    run would have."""
+    from engine.inflight import InFlightJournal
+
+    folder = settings.data_dir / "inflight"
+    dead = InFlightJournal(folder)
+    dead.begin([(oru_lab(n), "mllp", PEER, 0) for n in NUMBERS])
+    dead.close()  # as a process that died mid-batch leaves it: written, not emptied, unlocked
+    (journal,) = folder.glob("*.journal")
+    with Engine(settings.with_(mongodb_uri="mongomock://")) as engine:
+        hook = Arming(faulty_undo, arm_at=1)
+        engine.repository.add_write_hook(hook, types={"DiagnosticReport"})
+        engine.ingestor.recover()
+        statuses = [(engine.ingestor.messages.get(message_id("FNXRMYY", f"LAB{n:09d}")) or {}).get("status")
+                    for n in NUMBERS]
+        assert statuses == [PROCESSED, RECEIVED, PROCESSED]
+        assert not journal.exists()
+        faulty_undo["on"], hook.on = False, False
+        kept = message_id("FNXRMYY", f"LAB{BAD:09d}")
+        replayed = engine.ingestor.replay(kept, actor="operator")
+        assert replayed is not None and (replayed.code, replayed.status) == ("AA", PROCESSED)
+        assert _hooked_state(engine) == clean
