@@ -81,6 +81,7 @@ log = logging.getLogger("huren.ingest")
 
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 MAX_ACK_WARNINGS = 50
+UNDO_LEFT = "undo_left"  # message document: its resources a failed block left stored (``_left_stored``)
 LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
 
 
@@ -89,6 +90,8 @@ class Repository(Protocol):
                    source: str = ...) -> list[Any]: ...
     # optional: ``group()`` (a context manager) makes the write_many calls inside it one backend put;
     # ``valid_groups(groups) -> [bool]`` validates a batch type by type, ``write_many(validated=True)``
+    # takes them as validated; ``write_many(rewrite={"Type/id"})`` writes again what a failed block
+    # left stored without its hooks (``Ingestor._left_stored``)
 
 
 class AuditSink(Protocol):
@@ -290,8 +293,8 @@ class Ingestor:
                     with self._lock:
                         self._run_batch([item])
                     outcome = item.future.result()
-                    if outcome.status == RECEIVED and outcome.code != "AA":  # not stored: keep the journals
-                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")
+                    if outcome.status == RECEIVED and outcome.code != "AA" and not self._stored_raw(outcome):
+                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")  # keep the journals
                     if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
                         log.warning("message %s killed the process %d times, the last time alone: quarantined "
                                     "unprocessed", outcome.message_id, p.deaths)
@@ -300,6 +303,22 @@ class Ingestor:
             log.error("a message of a stopped process's in-flight journal could not be stored (%s); the journal "
                       "is kept for the next start", exc)
         return done
+
+    def _stored_raw(self, outcome: Outcome) -> bool:
+        """Whether the raw message of an unfinished ``outcome`` (``received``, not ``AA``) is in the
+        message store: kept for replay after a failed undo (``_left_stored``), its journal entry is
+        done with (recovery and replays take it from the store); not stored (the database failing),
+        the journal is all there is of it.
+
+        Why asked: both answer ``AE`` with the status ``received``, and recovery took the first for
+        the second -- it stopped at that message, left the rest of the dead batch unprocessed until
+        the next start and kept the journal, saying the message could not be stored."""
+        if outcome.message_id is None:
+            return False
+        try:
+            return self.messages.get(outcome.message_id) is not None
+        except Exception:  # the database failing: as not stored
+            return False
 
     def _item_for(self, doc: Document) -> _Item:
         """A work item for a stored message, processed under its own document id."""
@@ -482,9 +501,10 @@ class Ingestor:
         self._stored(items)
         if left is not None:  # the raw messages are stored ``received``, for replay by an operator
             log.error("a batch of %d messages not processed and kept for replay: %s", len(items), left)
-            for item in items:
-                if item.process:
-                    item.outcome = self._internal_error(item, left, status=RECEIVED)
+            kept = [item for item in items if item.process]
+            for item in kept:
+                item.outcome = self._internal_error(item, left, status=RECEIVED)
+            self._left_stored(kept, left)
             self._finish(items)
             return
         self._phase2([i for i in items if i.process], flat=not redo)
@@ -697,22 +717,51 @@ class Ingestor:
             try:
                 with self.store.transaction():
                     self._write(item, strict=True)
-            except UndoIncomplete as exc:
-                # writes of it stayed stored: not quarantined ("nothing kept" would be false), the raw
-                # message stays ``received`` for replay once an operator has seen this
-                self.stats = saved
-                item.refs, item.owners = None, {}
-                log.error("message %s not processed and kept for replay: %s", item.doc_id, exc)
-                item.outcome = self._internal_error(item, exc, status=RECEIVED)
             except Exception as exc:
                 self.stats = saved  # nothing of it was counted as stored
                 item.refs, item.owners = None, {}
+                if isinstance(exc, UndoIncomplete):
+                    # writes of it stayed stored: not quarantined ("nothing kept" would be false), the
+                    # raw message stays ``received`` for replay once an operator has seen this
+                    log.error("message %s not processed and kept for replay: %s", item.doc_id, exc)
+                    item.outcome = self._internal_error(item, exc, status=RECEIVED)
+                    self._left_stored([item], exc)
+                    continue
                 try:
                     with self.store.transaction():
                         self._failed(item, exc, attempts)
                 except Exception as trouble:  # database trouble: the raw message stays ``received``
                     log.exception("could not quarantine message %s", item.doc_id)
                     item.outcome = self._internal_error(item, trouble, status=RECEIVED)
+
+    def _left_stored(self, items: list[_Item], exc: UndoIncomplete) -> None:
+        """Note on each message document which of its resources a failed block left stored
+        (``UndoIncomplete.left``: ``Type/id`` of each FHIR version it could not take back), so that
+        its replay writes them again with their hooks (``write_many(rewrite=...)``).
+
+        Why: such a version is stored exactly as the replay converts it again, so the replay found
+        it unchanged, made no new version, and the write hooks that never ran for it (recognition
+        flags and index entries, the patient index, referrals) never ran at all; the message was
+        answered AA with them missing. Best effort: a store that fails here is already failing, and
+        the operator's log names what stayed stored."""
+        left = set(exc.left)
+        marked: list[tuple[_Item, list[str]]] = []
+        for item in items:
+            if item.doc_id is None or item.conversion is None:
+                continue
+            own = [ref for r in _resources(item) if type(rid := r.get("id")) is str
+                   and (ref := f"{r.get('resourceType')}/{rid}") in left]
+            if own:
+                earlier = list((item.doc or {}).get(UNDO_LEFT) or ())
+                marked.append((item, sorted({*earlier, *own})))
+        if not marked:
+            return
+        try:
+            with self.store.transaction():
+                for item, refs in marked:
+                    self.messages.messages.update(item.doc_id, {UNDO_LEFT: refs})  # type: ignore[arg-type]
+        except Exception:
+            log.exception("could not note on %d message(s) which of their writes stayed stored", len(marked))
 
     def _convert(self, item: _Item) -> tuple[Any, list[HL7Error]]:
         h = item.header
@@ -788,7 +837,7 @@ class Ingestor:
     def _write_signed(self, resources: list[dict[str, Any]], create_only: set[str], source: str,
                       validated: bool = False,
                       deferred: list[tuple[dict[str, Any], list[bytes], str]] | None = None,
-                      named: list[str | None] | None = None,
+                      named: list[str | None] | None = None, rewrite: Sequence[str] = (),
                       ) -> tuple[list[Any], _Listing]:
         """Store the message's resources, then its Provenance signed over what was stored; returns
         the write results and what the pipeline keeps of the written resources (``_listing``).
@@ -801,6 +850,7 @@ class Ingestor:
         targets' stored bytes and its writer, for ``_write_provenances`` to sign with the batch's
         and write. A Provenance naming a target this message did not store raises (``_versioned``).
         ``named``: the resources' references made before (``_named``), for ``_listing``.
+        ``rewrite``: resources a failed block left stored without their hooks (``_left_stored``).
         """
         assert self.repository is not None
         others: list[dict[str, Any]] = []
@@ -808,6 +858,8 @@ class Ingestor:
         for r in resources:
             (provenances if r.get("resourceType") == "Provenance" else others).append(r)
         checked: dict[str, Any] = {"validated": True} if validated else {}
+        if rewrite:
+            checked["rewrite"] = set(rewrite)
         if self.sign is None or not provenances:
             results = self.repository.write_many(resources, create_only=create_only, source=source, **checked)
             return results, _listing(resources, named=named)
@@ -956,6 +1008,11 @@ class Ingestor:
             return
         resources = _resources(item)
         warnings = [w for w in (getattr(item.conversion, "warnings", None) or [])]
+        current = item.doc
+        rewrite: list[str] = []
+        if current is not None and UNDO_LEFT in current:  # see ``_left_stored``: cleared once processed
+            rewrite = current[UNDO_LEFT] or []
+            current = {k: v for k, v in current.items() if k != UNDO_LEFT}
         try:
             with contextlib.nullcontext() if strict else self.store.transaction():
                 t0 = time.perf_counter()
@@ -963,7 +1020,7 @@ class Ingestor:
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
                                                        validated=item.validated, deferred=provenances,
-                                                       named=_named(item))
+                                                       named=_named(item), rewrite=rewrite)
                                     if self.repository is not None else ([], _listing(resources)))
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
@@ -973,7 +1030,7 @@ class Ingestor:
                 refs = listing.refs
                 item.owners = listing.owners  # the audit names each patient whose records it wrote
                 self.messages.mark_processed(item.doc_id, ack_code="AA", warnings=warnings,
-                                             resources=refs, attempts=attempts, current=item.doc,
+                                             resources=refs, attempts=attempts, current=current,
                                              unstored=self._unstored if item.in_batch_new else None)
                 institution = getattr(item.conversion, "institution", None) or item.header.facility_code
                 conv_warnings = getattr(item.conversion, "warnings", None) or []

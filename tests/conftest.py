@@ -202,3 +202,85 @@ def settled() -> Iterator[None]:
     finally:
         heap.unsettle()
         gc.set_threshold(*thresholds)
+
+
+# --- kill -9 mid-stream (repo helper) --------------------------------------------------------
+def _send_all(port: int, messages: list[bytes], acked: dict[bytes, str], deadline: float) -> None:
+    """Pipeline every message on one connection; record each ACK (MSH-10 -> its code) as it
+    arrives, until the socket dies."""
+    import time
+
+    from adapters.hl7v2.ack import ack_code_of
+    from adapters.listeners.mllp import frame
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"".join(frame(m) for m in messages))
+        data = b""
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data += chunk
+            while b"\x1c\r" in data:
+                ack, data = data.split(b"\x1c\r", 1)
+                ack = ack.lstrip(b"\x0b")
+                control = ack.split(b"\rMSA|", 1)[1].split(b"|")[1].split(b"\r")[0]
+                acked[control] = ack_code_of(ack)
+
+
+def kill_mid_stream(argv: list[str], settings: Settings, messages: list[bytes], *, after: int,
+                    at_kill: Any = None) -> dict[bytes, str]:
+    """Start a server (``argv``, run from the repository with ``settings``' data directory and
+    free ports), pipeline ``messages`` to it over MLLP, and kill -9 it once ``after`` of them are
+    ACKed; ``at_kill()`` is called just before the kill. Returns the ACKs received (MSH-10 ->
+    code), checked to have stopped mid-stream and to be all AA."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from tests.test_ingest_serve import free_port, stop, wait_for_port
+
+    mllp_port = free_port()
+    env = os.environ | {"HUREN_DATA_DIR": str(settings.data_dir), "HUREN_HTTP_PORT": str(free_port()),
+                        "HUREN_MLLP_PORT": str(mllp_port)}
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    acked: dict[bytes, str] = {}
+    try:
+        wait_for_port(mllp_port, proc)
+        sender = threading.Thread(target=_send_all, args=(mllp_port, messages, acked, time.monotonic() + 120))
+        sender.start()
+        while len(acked) < after and sender.is_alive():
+            time.sleep(0.01)
+        if at_kill is not None:
+            at_kill()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        sender.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    assert after <= len(acked) < len(messages), "the kill must land mid-stream"
+    assert set(acked.values()) == {"AA"}
+    return acked
+
+
+def assert_acked_kept(engine: Any, messages: list[bytes], acked: dict[bytes, str]) -> list[Any]:
+    """After ``kill_mid_stream``: recovery, then every ACKed 12-OBX lab message stored and processed
+    with all its results; the sender's resend of every message is answered AA, the ACKed ones as
+    resends, and no result is stored twice. Returns the resend's outcomes."""
+    from engine.messages import PROCESSED, message_id
+
+    engine.ingestor.recover()
+    for control in acked:
+        doc = engine.ingestor.messages.get(message_id("FNXRMYY", control.decode()))
+        assert doc is not None and doc["status"] == PROCESSED, control
+        assert len([r for r in doc["resources"] if r.startswith("Observation/")]) == 12
+    outcomes = engine.ingestor.process([(m, "mllp", "p") for m in messages])
+    assert all(o.code == "AA" for o in outcomes)
+    assert all(o.duplicate for o, m in zip(outcomes, messages, strict=True) if m.split(b"|")[9] in acked)
+    assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * len(messages)
+    return outcomes

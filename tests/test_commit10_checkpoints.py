@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -20,14 +19,11 @@ import pytest
 
 from bench.ingest import oru_lab
 from engine.engine import Engine
-from engine.messages import PROCESSED, message_id
 from engine.repository import checkpointer as checkpointer_module
 from engine.repository.checkpointer import BACKSTOP, wal_frames
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
-from tests.conftest import REPO_ROOT
-from tests.test_ingest_batch import _send_all
-from tests.test_ingest_serve import free_port, stop, wait_for_port
+from tests.conftest import REPO_ROOT, assert_acked_kept, kill_mid_stream
 
 PAGE = 4096
 PAGES = 64  # frames between checkpoints in these tests (256 KiB of 4 KiB pages)
@@ -190,37 +186,12 @@ def test_kill_9_mid_stream_with_checkpoints_running_loses_no_acked_message(setti
     kill -9 mid-stream, and every ACKed message is stored and processed with all its resources;
     the resend of all of them doubles nothing."""
     messages = [oru_lab(900 + i) for i in range(600)]
-    mllp_port = free_port()
-    env = os.environ | {"HUREN_DATA_DIR": str(settings.data_dir), "HUREN_HTTP_PORT": str(free_port()),
-                        "HUREN_MLLP_PORT": str(mllp_port)}
     runs = settings.data_dir.parent / "checkpoints"
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE_SMALL_WAL, str(runs)], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    acked: dict[bytes, str] = {}
-    try:
-        wait_for_port(mllp_port, proc)
-        sender = threading.Thread(target=_send_all, args=(mllp_port, messages, acked, time.monotonic() + 120))
-        sender.start()
-        while len(acked) < 250 and sender.is_alive():  # ~25 MB of WAL: checkpoints have run
-            time.sleep(0.01)
-        checkpoints = int(runs.read_text()) if runs.exists() else 0
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        sender.join(timeout=30)
-    finally:
-        if proc.poll() is None:
-            stop(proc)
-    assert 250 <= len(acked) < len(messages), "the kill must land mid-stream"
-    assert checkpoints >= 1, f"the background checkpoints ran before the kill ({checkpoints})"
-    assert set(acked.values()) == {"AA"}
+    seen: list[int] = []
+    # ~25 MB of WAL by 250 ACKs: checkpoints have run
+    acked = kill_mid_stream([sys.executable, "-c", _SERVE_SMALL_WAL, str(runs)], settings, messages, after=250,
+                            at_kill=lambda: seen.append(int(runs.read_text()) if runs.exists() else 0))
+    assert seen[0] >= 1, f"the background checkpoints ran before the kill ({seen[0]})"
     with Engine(settings) as engine:
-        engine.ingestor.recover()
-        for control in acked:
-            doc = engine.ingestor.messages.get(message_id("FNXRMYY", control.decode()))
-            assert doc is not None and doc["status"] == PROCESSED, control
-            assert len([r for r in doc["resources"] if r.startswith("Observation/")]) == 12
-        outcomes = engine.ingestor.process([(m, "mllp", "p") for m in messages])
-        assert all(o.code == "AA" for o in outcomes)
-        assert all(o.duplicate for o, m in zip(outcomes, messages, strict=True) if m.split(b"|")[9] in acked)
-        assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * len(messages)
+        assert_acked_kept(engine, messages, acked)
         assert engine.store.query("PRAGMA integrity_check")[0][0] == "ok"

@@ -4,12 +4,9 @@ and doubles none."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,14 +14,12 @@ from typing import Any
 import pytest
 
 from adapters.hl7v2.ack import ack_code_of
-from adapters.listeners.mllp import frame
 from bench.ingest import oru_lab
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, message_id
 from engine.repository.sqlite_store import FlatTransactionFailed, SqliteStore
 from engine.settings import Settings
-from tests.conftest import REPO_ROOT
-from tests.test_ingest_serve import free_port, stop, wait_for_port
+from tests.conftest import REPO_ROOT, assert_acked_kept, kill_mid_stream
 
 
 def test_flat_transaction_joins_nested_blocks_and_a_caught_failure_spoils_it(tmp_path: Path) -> None:
@@ -158,26 +153,6 @@ def test_a_message_whose_resources_fail_validation_is_quarantined_alone(settings
         assert engine.ingestor.stats.processed == 2 and engine.ingestor.stats.quarantined == 1
 
 
-def _send_all(port: int, messages: list[bytes], acked: dict[bytes, str], deadline: float) -> None:
-    """Pipeline every message on one connection; record each ACK as it arrives (until the socket dies)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"".join(frame(m) for m in messages))
-        data = b""
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            data += chunk
-            while b"\x1c\r" in data:
-                ack, data = data.split(b"\x1c\r", 1)
-                ack = ack.lstrip(b"\x0b")
-                control = ack.split(b"\rMSA|", 1)[1].split(b"|")[1].split(b"\r")[0]
-                acked[control] = ack_code_of(ack)
-
-
 def test_the_collector_waits_for_the_end_of_a_batch(settings: Settings) -> None:
     """Cyclic collection is paused while a batch is written and back on after it, failing or not."""
     import gc
@@ -250,40 +225,10 @@ def test_under_load_a_batch_waits_for_the_messages_on_their_way(settings: Settin
 @pytest.mark.slow
 def test_kill_9_mid_stream_loses_no_acked_message_and_doubles_none(settings: Settings) -> None:
     messages = [oru_lab(700 + i) for i in range(400)]
-    mllp_port = free_port()
-    env = os.environ | {"HUREN_DATA_DIR": str(settings.data_dir), "HUREN_HTTP_PORT": str(free_port()),
-                        "HUREN_MLLP_PORT": str(mllp_port)}
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    acked: dict[bytes, str] = {}
-    try:
-        wait_for_port(mllp_port, proc)
-        sender = threading.Thread(target=_send_all, args=(mllp_port, messages, acked, time.monotonic() + 120))
-        sender.start()
-        while len(acked) < 60 and sender.is_alive():  # well into the stream, batches in flight
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        sender.join(timeout=30)
-    finally:
-        if proc.poll() is None:
-            stop(proc)
-    assert 60 <= len(acked) < len(messages), "the kill must land mid-stream"
-    assert set(acked.values()) == {"AA"}
+    # well into the stream, batches in flight
+    acked = kill_mid_stream([sys.executable, "-m", "engine.cli", "serve"], settings, messages, after=60)
     with Engine(settings) as engine:
-        engine.ingestor.recover()
-        for control in acked:  # every ACKed message is stored and processed, with all its resources
-            doc = engine.ingestor.messages.get(message_id("FNXRMYY", control.decode()))
-            assert doc is not None and doc["status"] == PROCESSED, control
-            assert len([r for r in doc["resources"] if r.startswith("Observation/")]) == 12
-        # the sender resends everything: the ACKed ones come back as the same answer, nothing doubles
-        observations = engine.repository.search("Observation", [("_summary", "count")]).total
-        outcomes = engine.ingestor.process([(m, "mllp", "p") for m in messages])
-        assert all(o.code == "AA" for o in outcomes)
-        assert all(o.duplicate for o, m in zip(outcomes, messages, strict=True)
-                   if m.split(b"|")[9] in acked)
-        assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * len(messages)
-        assert observations <= 12 * len(messages)
+        outcomes = assert_acked_kept(engine, messages, acked)
         assert engine.store.query("SELECT count(*) FROM fhir_history WHERE type = 'Observation'")[0][0] == 0
         assert not [d for d in engine.ingestor.messages.pending(limit=10)]
         assert RECEIVED not in {engine.ingestor.messages.get(o.message_id)["status"] for o in outcomes}

@@ -33,6 +33,7 @@ class Writes(GroupCommit, Searching):
         skip_unchanged: bool = True,
         validate: bool = True,
         source: str = API,
+        unhooked: bool = False,
     ) -> WriteResult:
         """Combine with the stored version (merge rules, per writer ``source``), validate, version,
         index and store one resource, then run the write hooks.
@@ -54,6 +55,8 @@ class Writes(GroupCommit, Searching):
         for n in hooks.marks:
             resource = marks[n](resource)
         previous = None
+        if unhooked:
+            skip_unchanged = False
         if existing is not None and not existing.deleted:
             if skip_unchanged and not hooks.statements:
                 # the stored version again, byte for byte (every element the same: any merge rule
@@ -95,6 +98,8 @@ class Writes(GroupCommit, Searching):
             if updated is None:
                 updated = self._now()
         stored = versioned(resource, str(version), updated)
+        if unhooked and existing is not None:
+            previous = self._before(existing)
         rows = self.indexer.rows(stored)
         rec = StoredResource(rtype, rid, version, updated, False, fhirjson.dumps(stored))
         result = WriteResult(stored, created=existing is None or existing.deleted, issues=issues, body=rec.body)
@@ -121,6 +126,16 @@ class Writes(GroupCommit, Searching):
             self._forget_known()
             raise
         return result
+
+    def _before(self, rec: StoredResource) -> dict[str, Any] | None:
+        """The version ``rec`` replaced, parsed (None: ``rec`` is a first version, or follows a
+        deletion), for the hooks of a rewrite of ``rec`` (``_store(unhooked=True)``)."""
+        if rec.version <= 1:
+            return None
+        before = self.backend.version(rec.type, rec.id, rec.version - 1)
+        if before is None or before.deleted or before.body is None:
+            return None
+        return fhirjson.loads(before.body)  # type: ignore[no-any-return]
 
     def run(self, parsed: ParsedSearch, access: Access | None = None) -> SearchResult:
         """A search reads the backend: what the hooks of a group derived is put first."""
@@ -240,14 +255,18 @@ class Writes(GroupCommit, Searching):
 
     def write_many(
         self, resources: Sequence[dict[str, Any]], *, create_only: Collection[str] = (), source: str = API,
-        validated: bool = False,
+        validated: bool = False, rewrite: Collection[str] = (),
     ) -> list[WriteResult]:
         """Upsert many resources in one transaction (group commit); unchanged ones get no new version.
 
         ``create_only`` names (``Type/id``) resources that are written only when absent: a lab or
         imaging message carries a thin Patient/Encounter so its Bundle stands alone, and must not
         overwrite the richer version the ADT feed stored. ``validated``: the caller has validated
-        these very resources (``valid_groups``) and not changed them since.
+        these very resources (``valid_groups``) and not changed them since. ``rewrite`` names
+        (``Type/id``) resources whose stored version a failed block left behind without running
+        its write hooks (a MongoDB block whose undo failed: ``UndoIncomplete``); each is written
+        again as a new version, create-only or unchanged alike, and its hooks run
+        (``_store(unhooked=True)``).
 
         A first version (nothing stored under its key, nothing in this group before it) of a type
         whose writer's merge rules take it as it is and that no statement or guard concerns is
@@ -292,11 +311,15 @@ class Writes(GroupCommit, Searching):
                         written.add(key)
                         results.append(result)
                         continue
-                if existing is not None and not existing.deleted and f"{key[0]}/{key[1]}" in create_only:
+                # (once: a second occurrence in the group meets the version the first one made)
+                unhooked = bool(rewrite) and existing is not None and key not in written \
+                    and f"{key[0]}/{key[1]}" in rewrite
+                if existing is not None and not existing.deleted and not unhooked \
+                        and f"{key[0]}/{key[1]}" in create_only:
                     results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
                                                    body=existing.body))
                     continue
-                result = self._store(r, existing, validate=False, source=source)
+                result = self._store(r, existing, validate=False, source=source, unhooked=unhooked)
                 updated = None  # it may have put the group (a hook's nested write)
                 if result.changed:
                     written.add(key)
