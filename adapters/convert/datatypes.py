@@ -24,8 +24,8 @@ Rule = dict[str, Any]
 Converter = Callable[[Repetition, Rule, Context], Any]
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 
 def _value(rep: Repetition, rule: Rule) -> str:
@@ -49,7 +49,7 @@ def integer(rep: Repetition, rule: Rule, ctx: Context) -> int | None:
     text = _value(rep, rule)
     if not text:
         return None
-    if not text.lstrip("+-").isdigit():
+    if not (text.isascii() and text.lstrip("+-").isdigit()):
         raise ValueError(f"{text!r} is not an integer")
     return int(text)
 

@@ -18,7 +18,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
 
-_UID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+_UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _STUDY_UID_CODES = frozenset(
     {"110180", "113014", "STUDYUID", "STUDYINSTANCEUID", "STUDY INSTANCE UID", "STUDY_UID"}
 )

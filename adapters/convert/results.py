@@ -64,8 +64,8 @@ REPORT_CATEGORY = {
     },
 }
 UCUM = "http://unitsofmeasure.org"
-_RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(?:-|~|～|–|—|至)\s*([+-]?\d+(?:\.\d+)?)\s*$")
-_BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?\d+(?:\.\d+)?)\s*$")
+_RANGE = re.compile(r"^\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*(?:-|~|～|–|—|至)\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*$")
+_BOUND = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*$")
 _COMPARATOR = {"≤": "<=", "≥": ">="}
 TEXT_TYPES = frozenset({"TX", "FT"})
 # Observation.value[x] in R4
@@ -591,7 +591,7 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
 
 
 # HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]
-_TM = re.compile(r"(\d{2})(?:(\d{2})(?:(\d{2})(\.\d{1,4})?)?)?\Z")
+_TM = re.compile(r"([0-9]{2})(?:([0-9]{2})(?:([0-9]{2})(\.[0-9]{1,4})?)?)?\Z")
 
 
 def _time(text: str) -> str:
@@ -697,10 +697,12 @@ _FHIR_COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 def _reference_range(obx: Segment, ctx: Context, res: Resource) -> list[dict[str, Any]]:
     # OBX-7 does not repeat (ST in every version): a repetition separator in it is a "~" the
     # sender left unescaped ("3.5~9.5", a common way to write a range), so the field is read
-    # whole; reading only its first "repetition" stored the range as "3.5"
+    # whole; reading only its first "repetition" stored the range as "3.5". An empty repetition
+    # before or after it ("57-111~") holds nothing and is not part of the range
     reps = obx.reps(7)
     text = (reps[0].text() if len(reps) == 1 else obx.enc.repetition.join(r.text() for r in reps)).strip()
-    if not text.strip(obx.enc.repetition + " "):
+    text = text.strip(obx.enc.repetition + " ")
+    if not text:
         return []
     rng: dict[str, Any] = {"text": text}
     bounds = _range_bounds(text)

@@ -72,6 +72,10 @@ def parse(value: str) -> NationalId:
     number = compact(value)
     if len(number) != 18:
         raise InvalidNationalId(f"it must be 18 characters, not {len(number)}")
+    if not number.isascii():
+        # str.isdigit() holds for full-width (０-９) and other Unicode digits, and int() reads them:
+        # such a number passed the check and was kept in a form no ASCII copy of it matches
+        raise InvalidNationalId("it must be written in ASCII digits and X (not full-width or other digits)")
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
         raise InvalidNationalId("it must be 17 digits and a digit or X")
     expected = check_character(number[:17])
