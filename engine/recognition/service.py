@@ -736,12 +736,53 @@ class Recognition:
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
+                self._recheck_dependents(before, None)
                 return self._evaluate_flag(before), None
             return [], None
         doc = self.index.put(facts, _instant(), before=before, read=True)
-        if before is not None and group_key(before) != group_key(doc):
-            return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
+        if before is not None:
+            self._recheck_dependents(before, doc)
+            if group_key(before) != group_key(doc):
+                return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
         return [], doc
+
+    def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None:
+        """A result that stops being what a later test's flag rests on -- withdrawn (entered in
+        error, cancelled), no longer final, no longer a recognition item, or moved to another
+        test (day, item, institution, person, analytes) -- or that becomes a final result again:
+        the flags of later tests that named its test as their prior are decided again.
+
+        Why: a flag rests on its prior result being final and what it was. The prior's own
+        correction message decided only the prior's test, so a repeat flagged "not payable"
+        against a prior the lab later withdrew (OBX-11 W) stayed flagged: money deducted for a
+        repeat of nothing. A withdrawal sent in error and taken back (the result sent again
+        final) restores the flag its withdrawal voided. Nothing is returned: what another test's
+        flag became is the repeating institution's business, not the ACK of the lab that
+        corrected the prior.
+
+        Only a later version comes here (a first version has no ``before``), and only a change of
+        what the decision reads of a prior asks anything: the ordinary correction costs nothing."""
+        was = before.get("status") in FINAL_STATUSES and bool(before.get("person"))
+        now = doc is not None and doc.get("status") in FINAL_STATUSES and bool(doc.get("person"))
+        same = doc is not None and group_key(doc) == group_key(before) and doc.get("analytes") == before.get("analytes")
+        if (was == now and same) or not (was or now):
+            return
+        for prior in (before if was else None, doc if now and not (was and same) else None):
+            if prior is None:
+                continue
+            item = self._rules.items.get(prior["item"])
+            if item is None:
+                continue
+            own = group_key(prior)
+            tests: dict[str, dict[str, Any]] = {}
+            for later in self.index.after(prior["person"], prior["item"], prior["day"], item.window_days):
+                key = group_key(later)
+                if key != own and later.get("status") not in VOID_STATUSES:
+                    tests.setdefault(key, later)
+            for key, member in tests.items():
+                flag = self.flags.get(issue_id("dup", key))
+                if flag is not None and flag.get("prior_inst") == prior["inst"] and flag.get("prior_day") == prior["day"]:
+                    self._evaluate_flag(member)
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the
