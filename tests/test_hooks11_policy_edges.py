@@ -18,9 +18,10 @@ import pytest
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, msh, order, pid, ts
+from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, WANG, msh, order, pid, ts
 
 REPO = Path(__file__).resolve().parent.parent
+LI = "320923198809030023"  # 李秀英, F, 1988-09-03
 
 
 @pytest.fixture
@@ -160,3 +161,47 @@ def test_an_overturned_flag_stays_overturned_when_the_result_comes_again(engine:
     hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="C"))
     assert flag_of(engine) == "overturned"
     assert issue_status(engine) == "cancelled"
+
+
+def test_an_overturned_flag_stays_overturned_when_its_prior_is_withdrawn_and_sent_again(engine: Engine, mllp: int
+                                                                                        ) -> None:
+    hl7 = Sender(mllp)
+    repeat(hl7, prior_days=5, repeat_days=1)
+    row = row_of(engine, "HOSPB")
+    assert row is not None
+    engine.recognition.review(row["_id"], "overturned", "clinically needed", "auditor")
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="W"))
+    assert flag_of(engine) == "void"
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="C"))
+    assert flag_of(engine) == "overturned"
+    assert issue_status(engine) == "cancelled"
+
+
+def test_a_corrected_id_number_moves_the_flag_to_the_right_person(engine: Engine, mllp: int) -> None:
+    """HOSPB typed 王建国's ID number on 李秀英's record; her blood count was flagged as a repeat of
+    his. HOSPB corrects the number (ADT^A08): the flag against his result is voided."""
+    hl7 = Sender(mllp)
+    repeat(hl7, prior_days=5, repeat_days=1)
+    assert flag_of(engine) == "flagged"
+    hl7.send(msh("HOSPB", "HIS", "ADT^A08^ADT_A01", ts(0), "HOSPB-A08-1") + f"EVN|A08|{ts(0)}\n"
+             + f"PID|1||{LI}^^^公安部^NNCHN~MRN-HOSPB^^^HOSPB^MR||李^秀英||19880903|F\n" + "PV1|1|O\n")
+    [entry] = [e for e in engine.recognition.index.coll.find({}) if e["inst"] == "HOSPB"]
+    assert entry["person"] == LI
+    assert [f["status"] for f in flags(engine)] == ["void"], flags(engine)
+    assert issue_status(engine) == "cancelled"
+
+
+def test_a_corrected_id_number_flags_a_repeat_of_the_right_persons_result(engine: Engine, mllp: int) -> None:
+    """The other way round: 王建国's HOSPB record carried a mistyped number; corrected, his
+    repeat of his own HOSPA blood count is flagged."""
+    hl7 = Sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10)))
+    wrong = pid("HOSPB").replace(WANG, LI).replace("19850412|M", "19880903|F")
+    for text in (order("HOSPB", "B1", CBC, ts(1)), result("HOSPB", "B1", CBC, ts(1, 10))):
+        hl7.send(text.replace(pid("HOSPB"), wrong))
+    assert flag_of(engine) is None
+    hl7.send(msh("HOSPB", "HIS", "ADT^A08^ADT_A01", ts(0), "HOSPB-A08-1") + f"EVN|A08|{ts(0)}\n"
+             + pid("HOSPB") + "PV1|1|O\n")
+    assert flag_of(engine) == "flagged", flags(engine)
+

@@ -606,8 +606,21 @@ class Recognition:
         if previous is not None and national_id(previous) == person:
             return
         docs = self.index.by_patient(ref_of(patient))
-        if docs:
-            self.index.set_person(docs, person)
+        if not docs:
+            return
+        moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
+        self.index.set_person(docs, person)
+        # A person corrected on a record (a mistyped ID number put right) moves its results to
+        # another person: the flags of their tests were decided against the wrong person's prior
+        # results (and a flag is keyed by its test, person included), and they may have been the
+        # prior of the wrong person's later tests. Each is decided again: the old test (its flag
+        # voided, its entries gone), the new one, and the tests that named them as prior.
+        for before, after in {group_key(b): (b, a) for b, a in moved}.values():
+            self._evaluate_flag(before)
+            if after.get("person"):
+                self._evaluate_flag(after)
+        for before, after in moved:
+            self._recheck_dependents(before, after)
 
     # -- order time ------------------------------------------------------------------------
     def check(self, order: Order) -> list[Recognisable]:
@@ -839,6 +852,11 @@ class Recognition:
         status = decision.status
         if existing and existing.get("status") in ("upheld", "overturned") and decision.at_stake:
             status = existing["status"]
+        elif existing and existing.get("status") == "void" and reviews and decision.at_stake \
+                and existing.get("prior") == prior.ref and reviews[-1].get("decision") in ("upheld", "overturned"):
+            # voided for a while (its prior withdrawn, then sent again): the auditor's review of
+            # the same repeat of the same prior stands
+            status = reviews[-1]["decision"]
         price, price_source = self._price(item, match, group, order.institution)
         identified = (existing or {}).get("identified") or _now()
         reason_text = order.reason_text if decision.reason else None
