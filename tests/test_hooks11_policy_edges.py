@@ -205,3 +205,23 @@ def test_a_corrected_id_number_flags_a_repeat_of_the_right_persons_result(engine
              + pid("HOSPB") + "PV1|1|O\n")
     assert flag_of(engine) == "flagged", flags(engine)
 
+
+def test_a_repeat_entered_in_error_is_no_retest_in_the_rate(engine: Engine, mllp: int) -> None:
+    """HOSPB's repeat is withdrawn (OBR-25 X, OBX-11 W): its flag is voided and its order, which
+    no valid result answers any more, is pending again -- not a re-test counted against HOSPB's
+    recognition rate. Sent again final, it is a duplicate again."""
+    hl7 = Sender(mllp)
+    repeat(hl7, prior_days=5, repeat_days=1)
+    [check] = [c for c in engine.recognition.checks.find({}) if c["inst"] == "HOSPB"]
+    assert check["outcome"] == "duplicate"
+    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10), status="W"))
+    assert flag_of(engine) == "void"
+    [check] = [c for c in engine.recognition.checks.find({}) if c["inst"] == "HOSPB"]
+    assert check["outcome"] == "pending", check
+    tallies = {t["outcome"]: t["count"] for t in engine.recognition.check_days.find({}) if t["inst"] == "HOSPB"}
+    assert tallies.get("duplicate", 0) == 0 and tallies.get("pending") == 1, tallies
+    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10), status="C"))
+    assert flag_of(engine) == "flagged"
+    [check] = [c for c in engine.recognition.checks.find({}) if c["inst"] == "HOSPB"]
+    assert check["outcome"] == "duplicate", check
+

@@ -84,6 +84,8 @@ _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest"
 # what a batch's facts are read from before it is stored (``Recognition._preview``)
 _PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
 _T = TypeVar("_T")
+# the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
+_RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
 _MARKS_KEPT = 4096  # (institution, item, day) whose HR marks are remembered (``_hr_marks``)
 
 
@@ -820,6 +822,8 @@ class Recognition:
                  if d.get("status") not in VOID_STATUSES]
         if not group or item is None or not member.get("person"):
             self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
+            if not group:
+                self._unresulted(member.get("order"))
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
         # the report may name the order while its observations do not
@@ -944,6 +948,21 @@ class Recognition:
             return
         self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
         self._cancel_issue(existing["_id"])
+
+    def _unresulted(self, order_ref: str | None) -> None:
+        """An order whose every result was withdrawn (entered in error, cancelled) or stopped being
+        a recognition item has not been re-tested: its outcome goes back to pending, so that the
+        recognition rate counts it as DOMAIN.md says -- recognised if it is never resulted within
+        the item's window. (It stayed "duplicate": a re-test counted against the institution's
+        rate for a result that should never have existed.)"""
+        if not order_ref:
+            return
+        check = self.checks.get(order_ref)
+        if check is None or check.get("source") != "order" or check.get("outcome") not in _RESULTED:
+            return
+        if any(d.get("status") not in VOID_STATUSES for d in self.index.by_order(order_ref)):
+            return  # a result of another test of the order stands
+        self._put_check(check, {**check, "outcome": "pending"})
 
     def _set_outcome(self, order_ref: str | None, outcome: str) -> None:
         if not order_ref:
