@@ -771,7 +771,7 @@ class Recognition:
         correction message decided only the prior's test, so a repeat flagged "not payable"
         against a prior the lab later withdrew (OBX-11 W) stayed flagged: money deducted for a
         repeat of nothing. A withdrawal sent in error and taken back (the result sent again
-        final) restores the flag its withdrawal voided. Nothing is returned: what another test's
+        final after entered-in-error or cancelled) restores the flag its withdrawal voided. Nothing is returned: what another test's
         flag became is the repeating institution's business, not the ACK of the lab that
         corrected the prior.
 
@@ -781,6 +781,11 @@ class Recognition:
         now = doc is not None and doc.get("status") in FINAL_STATUSES and bool(doc.get("person"))
         same = doc is not None and group_key(doc) == group_key(before) and doc.get("analytes") == before.get("analytes")
         if (was == now and same) or not (was or now):
+            return
+        if now and not was and same and before.get("status") not in VOID_STATUSES:
+            # preliminary -> final, the everyday flow, asks nothing: only a withdrawn result sent
+            # again final restores what its withdrawal voided (final -> preliminary -> final does
+            # not: a limit, the README's)
             return
         for prior in (before if was else None, doc if now and not (was and same) else None):
             if prior is None:
