@@ -30,10 +30,21 @@ def demographics(patient: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
+def same_day(a: str, b: str) -> bool:
+    """Do two FHIR dates (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``) agree, each at its own precision?
+
+    Why not equality: a sender may know only the year or the month of a birth (HL7 DTM allows
+    ``1985``), and ``1985`` says nothing against ``1985-04-12``; such a record was refused a link
+    to the person's other records as a conflict, and the ID number's own date was not checked
+    against it at all (a year that contradicts the number passed)."""
+    a, b = a[:10], b[:10]
+    return a.startswith(b) or b.startswith(a)
+
+
 def conflicts_with_id(demo: dict[str, str | None], nid: NationalId) -> list[str]:
     """Fields of the record that contradict what the ID number itself encodes."""
     out = []
-    if demo["birthDate"] and len(demo["birthDate"]) >= 10 and demo["birthDate"][:10] != nid.birth_date.isoformat():
+    if demo["birthDate"] and not same_day(demo["birthDate"], nid.birth_date.isoformat()):
         out.append(f"birthDate {demo['birthDate']} differs from the ID number's {nid.birth_date.isoformat()}")
     if demo["gender"] and demo["gender"] != nid.gender:
         out.append(f"gender {demo['gender']} differs from the ID number's {nid.gender}")
@@ -45,6 +56,6 @@ def conflicts_between(a: dict[str, str | None], b: dict[str, str | None]) -> lis
     out = []
     for field in ("name", "gender", "birthDate"):
         va, vb = a.get(field), b.get(field)
-        if va and vb and (va[:10] != vb[:10] if field == "birthDate" else va != vb):
+        if va and vb and (not same_day(va, vb) if field == "birthDate" else va != vb):
             out.append(field)
     return out

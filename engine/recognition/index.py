@@ -237,6 +237,12 @@ class ResultIndex:
         hi = day.isoformat()
         return [from_doc(d) for d in self._window(person, item, window_start(hi, window_days), hi)]
 
+    def after(self, person: str, item: str, day: str, window_days: int) -> list[Document]:
+        """Entries of the person for the item dated in ``[day, day + window]`` (ISO days): the
+        tests that a result of ``day`` can be the prior of. One range query."""
+        hi = (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
+        return self._window(person, item, day, hi)
+
     def group(self, doc: Document, window_days: int = 0) -> list[Document]:
         """Every indexed result of the same performed test as ``doc`` (see ``group_key``).
 

@@ -84,6 +84,8 @@ _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest"
 # what a batch's facts are read from before it is stored (``Recognition._preview``)
 _PREVIEW_READ = frozenset({"Patient", "Organization", "Encounter"})
 _T = TypeVar("_T")
+# the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
+_RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
 _MARKS_KEPT = 4096  # (institution, item, day) whose HR marks are remembered (``_hr_marks``)
 
 
@@ -606,8 +608,21 @@ class Recognition:
         if previous is not None and national_id(previous) == person:
             return
         docs = self.index.by_patient(ref_of(patient))
-        if docs:
-            self.index.set_person(docs, person)
+        if not docs:
+            return
+        moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
+        self.index.set_person(docs, person)
+        # A person corrected on a record (a mistyped ID number put right) moves its results to
+        # another person: the flags of their tests were decided against the wrong person's prior
+        # results (and a flag is keyed by its test, person included), and they may have been the
+        # prior of the wrong person's later tests. Each is decided again: the old test (its flag
+        # voided, its entries gone), the new one, and the tests that named them as prior.
+        for before, after in {group_key(b): (b, a) for b, a in moved}.values():
+            self._evaluate_flag(before)
+            if after.get("person"):
+                self._evaluate_flag(after)
+        for before, after in moved:
+            self._recheck_dependents(before, after)
 
     # -- order time ------------------------------------------------------------------------
     def check(self, order: Order) -> list[Recognisable]:
@@ -736,12 +751,58 @@ class Recognition:
         if facts is None:
             if before is not None:
                 self.index.delete(ref)
+                self._recheck_dependents(before, None)
                 return self._evaluate_flag(before), None
             return [], None
         doc = self.index.put(facts, _instant(), before=before, read=True)
-        if before is not None and group_key(before) != group_key(doc):
-            return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
+        if before is not None:
+            self._recheck_dependents(before, doc)
+            if group_key(before) != group_key(doc):
+                return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
         return [], doc
+
+    def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None:
+        """A result that stops being what a later test's flag rests on -- withdrawn (entered in
+        error, cancelled), no longer final, no longer a recognition item, or moved to another
+        test (day, item, institution, person, analytes) -- or that becomes a final result again:
+        the flags of later tests that named its test as their prior are decided again.
+
+        Why: a flag rests on its prior result being final and what it was. The prior's own
+        correction message decided only the prior's test, so a repeat flagged "not payable"
+        against a prior the lab later withdrew (OBX-11 W) stayed flagged: money deducted for a
+        repeat of nothing. A withdrawal sent in error and taken back (the result sent again
+        final after entered-in-error or cancelled) restores the flag its withdrawal voided. Nothing is returned: what another test's
+        flag became is the repeating institution's business, not the ACK of the lab that
+        corrected the prior.
+
+        Only a later version comes here (a first version has no ``before``), and only a change of
+        what the decision reads of a prior asks anything: the ordinary correction costs nothing."""
+        was = before.get("status") in FINAL_STATUSES and bool(before.get("person"))
+        now = doc is not None and doc.get("status") in FINAL_STATUSES and bool(doc.get("person"))
+        same = doc is not None and group_key(doc) == group_key(before) and doc.get("analytes") == before.get("analytes")
+        if (was == now and same) or not (was or now):
+            return
+        if now and not was and same and before.get("status") not in VOID_STATUSES:
+            # preliminary -> final, the everyday flow, asks nothing: only a withdrawn result sent
+            # again final restores what its withdrawal voided (final -> preliminary -> final does
+            # not: a limit, the README's)
+            return
+        for prior in (before if was else None, doc if now and not (was and same) else None):
+            if prior is None:
+                continue
+            item = self._rules.items.get(prior["item"])
+            if item is None:
+                continue
+            own = group_key(prior)
+            tests: dict[str, dict[str, Any]] = {}
+            for later in self.index.after(prior["person"], prior["item"], prior["day"], item.window_days):
+                key = group_key(later)
+                if key != own and later.get("status") not in VOID_STATUSES:
+                    tests.setdefault(key, later)
+            for key, member in tests.items():
+                flag = self.flags.get(issue_id("dup", key))
+                if flag is not None and flag.get("prior_inst") == prior["inst"] and flag.get("prior_day") == prior["day"]:
+                    self._evaluate_flag(member)
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the
@@ -766,6 +827,8 @@ class Recognition:
                  if d.get("status") not in VOID_STATUSES]
         if not group or item is None or not member.get("person"):
             self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
+            if not group:
+                self._unresulted(member.get("order"))
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
         # the report may name the order while its observations do not
@@ -798,6 +861,11 @@ class Recognition:
         status = decision.status
         if existing and existing.get("status") in ("upheld", "overturned") and decision.at_stake:
             status = existing["status"]
+        elif existing and existing.get("status") == "void" and reviews and decision.at_stake \
+                and existing.get("prior") == prior.ref and reviews[-1].get("decision") in ("upheld", "overturned"):
+            # voided for a while (its prior withdrawn, then sent again): the auditor's review of
+            # the same repeat of the same prior stands
+            status = reviews[-1]["decision"]
         price, price_source = self._price(item, match, group, order.institution)
         identified = (existing or {}).get("identified") or _now()
         reason_text = order.reason_text if decision.reason else None
@@ -885,6 +953,21 @@ class Recognition:
             return
         self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
         self._cancel_issue(existing["_id"])
+
+    def _unresulted(self, order_ref: str | None) -> None:
+        """An order whose every result was withdrawn (entered in error, cancelled) or stopped being
+        a recognition item has not been re-tested: its outcome goes back to pending, so that the
+        recognition rate counts it as DOMAIN.md says -- recognised if it is never resulted within
+        the item's window. (It stayed "duplicate": a re-test counted against the institution's
+        rate for a result that should never have existed.)"""
+        if not order_ref:
+            return
+        check = self.checks.get(order_ref)
+        if check is None or check.get("source") != "order" or check.get("outcome") not in _RESULTED:
+            return
+        if any(d.get("status") not in VOID_STATUSES for d in self.index.by_order(order_ref)):
+            return  # a result of another test of the order stands
+        self._put_check(check, {**check, "outcome": "pending"})
 
     def _set_outcome(self, order_ref: str | None, outcome: str) -> None:
         if not order_ref:
