@@ -128,6 +128,7 @@ _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
 _SEP = "\x1f"
+_COMPOUND = 400  # terms of one compound SELECT (SQLite's limit is 500)
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
 _NONE: Mapping[str, tuple[str, str]] = {}
 
@@ -971,29 +972,37 @@ class SqliteFhirBackend:
             params.append(cond.code)
         return table, sql, params
 
-    def _by_target(self, cond: RefCond, rtype: str | None, a: str) -> tuple[str, list[Any]] | None:
-        """The rows of a by-target parameter (``BY_TARGET``) that reference ``cond`` keyed by the
-        target's rid (WHERE over the ``ix_hash`` alias ``a``), or None when there can be none: the
-        target's rid is read in the same statement (``(type, id)`` one ``idh`` probe; a bare id,
-        each type the store holds). Rows written while the target was not stored are hashed, so
-        a search reads both (``_cond`` the hashed ones)."""
-        if rtype is None or cond.param not in BY_TARGET.get(rtype, ()) or cond.rtype == "":
+    def _target_conds(self, cond: Cond, rtype: str | None) -> str | None:
+        """The by-target parameter (``BY_TARGET``) whose rows keyed by the target's rid may hold
+        ``cond``'s reference, or None (not such a parameter, a URL, a type left hashed)."""
+        if (rtype is None or not isinstance(cond, RefCond) or cond.param not in BY_TARGET.get(rtype, ())
+                or cond.rtype == "" or cond.rtype in self._hasher(rtype).by_target[cond.param][2]):
             return None
-        base, mark, kept = self._hasher(rtype).by_target[cond.param]
-        if cond.rtype is not None:
-            if cond.rtype in kept:
-                return None
-            pairs = [(cond.rtype, id_hash(cond.rtype, cond.rid))]
-            where = "t.idh = ? AND t.type = ? AND t.id = ?"
-            values: list[Any] = [pairs[0][1], cond.rtype, cond.rid]
-        else:
-            pairs = [(t, id_hash(t, cond.rid)) for t in self._stored_types() if t not in kept]
-            if not pairs:
-                return None
-            where = f"t.idh IN ({','.join('?' * len(pairs))}) AND t.id = ?"
-            values = [*(h for _t, h in pairs), cond.rid]
-        return (f"{a}.h IN (SELECT ? + t.rid FROM fhir_resource t WHERE {where}) AND {a}.q = ?",
-                [base, *values, mark])
+        return cond.param
+
+    def _by_target(self, param: str, conds: Sequence[RefCond], rtype: str, a: str) -> tuple[str, list[Any]] | None:
+        """The rows of the by-target parameter ``param`` of ``rtype`` that reference any of
+        ``conds`` keyed by the target's rid (WHERE over the ``ix_hash`` alias ``a``), or None when
+        there can be none. The targets' rids are read in the same statement: a ``(type, id)`` is
+        one ``idh`` probe, a bare id one per type the store holds. Rows written while their
+        target was not stored are hashed, so a search reads both (``_cond`` the hashed ones)."""
+        base, mark, kept = self._hasher(rtype).by_target[param]
+        types: list[str] | None = None
+        triples: list[Any] = []
+        for cond in conds:
+            if cond.rtype is not None:
+                triples += [id_hash(cond.rtype, cond.rid), cond.rtype, cond.rid]
+                continue
+            if types is None:
+                types = [t for t in self._stored_types() if t not in kept]
+            for t in types:
+                triples += [id_hash(t, cond.rid), t, cond.rid]
+        if not triples:
+            return None
+        values = ",".join(["(?, ?, ?)"] * (len(triples) // 3))
+        return (f"{a}.h IN (SELECT ? + t.rid FROM (VALUES {values}) k CROSS JOIN fhir_resource t "
+                f"ON t.idh = k.column1 AND t.type = k.column2 AND t.id = k.column3) AND {a}.q = ?",
+                [base, *triples, mark])
 
     def _stored_types(self) -> list[str]:
         """The resource types the store holds, by a skip scan of the ``(type, updated)`` index (a
@@ -1006,11 +1015,11 @@ class SqliteFhirBackend:
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
         parts, params = [], []
+        targets: dict[str, list[RefCond]] = {}
         for cond in widen(clause, self._narrowed(rtype)):
-            by_target = self._by_target(cond, rtype, "x") if isinstance(cond, RefCond) else None
-            if by_target is not None:
-                parts.append(f"SELECT x.rid FROM ix_hash x WHERE {by_target[0]}")
-                params.extend(by_target[1])
+            param = self._target_conds(cond, rtype)
+            if param is not None:
+                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
             if isinstance(cond, IdCond):
                 marks = ",".join("?" * len(cond.ids))
                 sql = f"SELECT rid FROM fhir_resource WHERE id IN ({marks})"
@@ -1027,17 +1036,27 @@ class SqliteFhirBackend:
                 sql += where
             parts.append(sql)
             params.extend(p)
+        for param, conds in targets.items():
+            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if by_target is not None:
+                parts.append(f"SELECT x.rid FROM ix_hash x WHERE {by_target[0]}")
+                params.extend(by_target[1])
         if len(parts) == 1:
             return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
-        return " UNION ".join(parts), params
+        if len(parts) <= _COMPOUND:
+            return " UNION ".join(parts), params
+        # SQLite refuses a compound SELECT of more than 500 terms ("too many terms"): a chain or a
+        # _revinclude over up to 1,000 matches is one alternative each, so they are nested
+        return " UNION ".join(f"SELECT rid FROM ({' UNION '.join(parts[at : at + _COMPOUND])})"
+                              for at in range(0, len(parts), _COMPOUND)), params
 
     def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         alts, params = [], []
+        targets: dict[str, list[RefCond]] = {}
         for cond in widen(clause, self._narrowed(rtype)):
-            by_target = self._by_target(cond, rtype, "x") if isinstance(cond, RefCond) else None
-            if by_target is not None:
-                alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {by_target[0]})")
-                params.extend(by_target[1])
+            param = self._target_conds(cond, rtype)
+            if param is not None:
+                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
             if isinstance(cond, IdCond):
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
@@ -1051,6 +1070,11 @@ class SqliteFhirBackend:
             else:
                 alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
             params.extend(p)
+        for param, conds in targets.items():
+            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if by_target is not None:
+                alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {by_target[0]})")
+                params.extend(by_target[1])
         sql = "(" + " OR ".join(alts) + ")" if alts else "0"
         return ("NOT " + sql if clause.negate else sql), params
 
