@@ -448,6 +448,10 @@ class SqliteFhirBackend:
         self.store = store
         self._params: SearchParams | None = None
         self._hashers: dict[str, RowHasher] = {}
+        # (type, id) -> rid of the resources this writer put in the store's current transaction
+        # (``store.generation``): a Provenance is put after its targets, in the same transaction
+        self._given: dict[tuple[str, str], int] = {}
+        self._given_in = -1
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -654,6 +658,7 @@ class SqliteFhirBackend:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
             rids = self._target_rids(items, next_rid)
+            given = self._given_rids()
             inserts, updates = [], []
             replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
@@ -675,6 +680,7 @@ class SqliteFhirBackend:
                     else:
                         sortkeys, keys, ranges = None, (), None
                     replaced[rid] = (rtype, target, keys)
+                    given[(rtype, rec.id)] = rid
                     updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, _pack(keys),
                                     ranges, rid))
                     rec.key = rid
@@ -707,6 +713,7 @@ class SqliteFhirBackend:
                         ranges = None
                 add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
                             sortkeys, blob, ranges, id_hash(rtype, rec.id)))
+                given[(rtype, rec.id)] = rid
                 rec.key = rid
             if replaced:
                 self._replace_rows(replaced, tables)
@@ -724,12 +731,18 @@ class SqliteFhirBackend:
     def _target_rids(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]],
                      next_rid: int) -> TargetRids | None:
         """The rids of the resources the put's by-target references name (``BY_TARGET``): those of
-        the put itself (the rids ``put_many`` gives them, in its order) and the stored ones (one
-        statement for the rest). None when the put has no by-target parameter."""
-        if not any(rec.type in BY_TARGET for rec, _rows, _prev in items):
+        the put itself (the rids ``put_many`` gives them, in its order), those the transaction's
+        earlier puts gave or found (remembered until the transaction ends or anything in it is
+        rolled back: a rid given in a rolled-back block may be given again to another resource),
+        and the stored ones (one statement for the rest). None when the put has no by-target
+        parameter."""
+        rids = self._given_rids()  # the transaction's puts before this one (put_many adds each)
+        for rec, _rows, _prev in items:
+            if rec.type in BY_TARGET:
+                break
+        else:
             return None
-        rids: dict[tuple[str, str], int] = {}
-        for rec, _rows, previous in items:
+        for rec, _rows, previous in items:  # this put's own, a target after the resource naming it
             if previous is not None and previous.key is not None:
                 rids[(rec.type, rec.id)] = previous.key
             else:
@@ -744,8 +757,16 @@ class SqliteFhirBackend:
                 spec = specs.get(p)
                 if spec is not None and rt and rt not in spec[2] and (rt, target) not in rids:
                     wanted[(rt, target)] = None
-        rids.update(self._stored_rids(list(wanted)))
+        if wanted:
+            rids.update(self._stored_rids(list(wanted)))
         return rids
+
+    def _given_rids(self) -> dict[tuple[str, str], int]:
+        """(type, id) -> rid of what this writer put in the store's current transaction (since
+        anything in it was last rolled back: ``store.generation``)."""
+        if self._given_in != self.store.generation or len(self._given) > 1 << 16:
+            self._given, self._given_in = {}, self.store.generation
+        return self._given
 
     def _stored_rids(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The rids of the stored resources among ``keys`` (deleted ones too: a rid is a resource's
@@ -816,6 +837,7 @@ class SqliteFhirBackend:
                                     [*(id_hash(rtype, i) for i in chunk), rtype, *chunk]).fetchall()
                 found += len(rows)
                 self._unkey_targets(rtype, [(rid, id_) for rid, _b, _r, id_ in rows])
+                self._given_in = -1  # the rids it remembered may be given again
                 gone = self._empty_tables()
                 for rid, blob, ranges, _id in rows:
                     gone["ix_hash"] += [(h, rid, q) for h, q in _unpack(blob)]
