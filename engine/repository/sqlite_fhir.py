@@ -1,6 +1,6 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 5, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 6, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
   the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
@@ -22,7 +22,11 @@ Tables (storage layout 5, ``PRAGMA user_version``; created at start, idempotentl
   enables it for, which get one more row per coded value (``q`` 0). References (a bare id is
   any target type) and URIs are rows of the same table. Patient compartment membership has no
   rows of its own: it is a reference row of one of the type's compartment parameters to
-  ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself.
+  ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself. Layout 6: the rows of
+  a ``BY_TARGET`` parameter (a Provenance's ``target``) naming a resource already stored, or
+  written in the same transaction, are ``(base + the target's rid, rid, mark)`` instead of
+  hashed: appended, where hashed they landed on a random page each (``target_key``; searches
+  read both forms, ``_by_target``). A store of layout 5 (all hashed) is read as it is.
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
   for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
   (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
