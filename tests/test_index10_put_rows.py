@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,21 @@ FHIR = {"Content-Type": "application/fhir+json"}
 RANGE_TABLES = {"ix_date": "dates", "ix_string": "strings", "ix_quantity": "quantities"}
 
 
-def _expected_keys(rtype: str, rows: Any, narrowed: dict[str, tuple[str, str]]) -> list[tuple[int, int]]:
-    """The layout's reading, written out here from the hash functions alone."""
+def _expected_keys(rtype: str, rows: Any, narrowed: dict[str, tuple[str, str]],
+                   stored: dict[tuple[str, str], int]) -> list[tuple[int, int]]:
+    """The layout's reading, written out here from the hash functions alone: a by-target
+    parameter's reference (layout 6: a Provenance's ``target``) to a stored resource, of a type no
+    narrowed parameter reads, is keyed by that resource's rid (``stored``: (type, id) -> rid)."""
     keys: dict[tuple[int, int], None] = {}
     for p, system, code in rows.tokens:
         keys[(sqlite_fhir.token_hash(rtype, p, code), sqlite_fhir.qualifier_hash(system))] = None
     for p, target_type, target in rows.refs:
         if p in narrowed and narrowed[p][1] == target_type:
+            continue
+        if (p in sqlite_fhir.BY_TARGET.get(rtype, ()) and (target_type, target) in stored
+                and (p, target_type) not in set(narrowed.values())):
+            base, mark = sqlite_fhir.target_key(rtype, p)
+            keys[(base + stored[(target_type, target)], mark)] = None
             continue
         keys[(sqlite_fhir.ref_hash(rtype, p, target), sqlite_fhir.qualifier_hash(target_type))] = None
     for p, uri in rows.uris:
@@ -58,20 +67,23 @@ def _expected_keys(rtype: str, rows: Any, narrowed: dict[str, tuple[str, str]]) 
     return list(keys)
 
 
-def _assert_stored_as_their_bodies_say(engine: Engine) -> int:
-    """Every current resource's stored rows against its body's; returns how many were checked."""
+def _assert_stored_as_their_bodies_say(engine: Engine, stored_after: Collection[tuple[str, str]] = ()) -> int:
+    """Every current resource's stored rows against its body's; returns how many were checked.
+    ``stored_after``: resources stored after the Provenances naming them (their rows hashed)."""
     repo = engine.repository
     conn = engine.store.conn
     tables = {t: set(conn.execute(f"SELECT * FROM {t}")) for t in ("ix_hash", *RANGE_TABLES)}  # noqa: S608
     accounted: dict[str, set[tuple[Any, ...]]] = {t: set() for t in tables}
     checked = 0
+    rids = {(rtype, id_): rid for rid, rtype, id_ in conn.execute("SELECT rid, type, id FROM fhir_resource")
+            if (rtype, id_) not in stored_after}
     for rid, rtype, id_, deleted, body, sortkeys, hkeys, ranges, idh in conn.execute(
             "SELECT rid, type, id, deleted, body, sortkeys, hkeys, ranges, idh FROM fhir_resource"):
         assert idh == sqlite_fhir.id_hash(rtype, id_)
         if deleted:
             continue
         rows = repo.indexer.rows(fhirjson.loads(body))
-        keys = _expected_keys(rtype, rows, dict(repo.params.narrowed(rtype)))
+        keys = _expected_keys(rtype, rows, dict(repo.params.narrowed(rtype)), rids)
         assert hkeys == struct.pack(f"<{2 * len(keys)}q", *(v for k in keys for v in k)) + b"\x01", (rtype, id_)
         assert sortkeys == fhirjson.dumps(rows.sort).decode(), (rtype, id_)
         has_ranges = rows.dates or rows.strings or rows.quantities

@@ -1,6 +1,6 @@
 """FHIR storage on SQLite: current versions, superseded versions, and narrow index tables.
 
-Tables (storage layout 5, ``PRAGMA user_version``; created at start, idempotently):
+Tables (storage layout 6, ``PRAGMA user_version``; created at start, idempotently):
 
 * ``fhir_resource(rid, type, id, version, updated, deleted, body, sortkeys, hkeys, ranges)`` —
   the current version of each resource, ``body`` the exact JSON bytes; ``sortkeys`` the first
@@ -22,7 +22,11 @@ Tables (storage layout 5, ``PRAGMA user_version``; created at start, idempotentl
   enables it for, which get one more row per coded value (``q`` 0). References (a bare id is
   any target type) and URIs are rows of the same table. Patient compartment membership has no
   rows of its own: it is a reference row of one of the type's compartment parameters to
-  ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself.
+  ``Patient/<id>`` (``subject``, ``performer``, ...), or the Patient itself. Layout 6: the rows of
+  a ``BY_TARGET`` parameter (a Provenance's ``target``) naming a resource already stored, or
+  written in the same transaction, are ``(base + the target's rid, rid, mark)`` instead of
+  hashed: appended, where hashed they landed on a random page each (``target_key``; searches
+  read both forms, ``_by_target``). A store of layout 5 (all hashed) is read as it is.
 * ``ix_date``, ``ix_string``, ``ix_quantity`` — the range-searched kinds, one B-tree each keyed
   for lookup, ``(hp, value..., rid)`` (``hp`` = hash of type and parameter): a row is one entry
   (layout 4 clustered them on ``rid`` with a lookup index beside, two or three entries a row).
@@ -87,7 +91,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("huren.repository")
 
-LAYOUT = 5  # PRAGMA user_version of the layout below
+LAYOUT = 6  # PRAGMA user_version of the layout below
 REBUILT_BEFORE = 5  # layouts before this one have their index rebuilt when the repository binds
 
 SCHEMA = """
@@ -128,6 +132,7 @@ _COLS = "r.rid, r.type, r.id, r.version, r.updated, r.deleted, r.body"
 _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
 _SEP = "\x1f"
+_COMPOUND = 400  # terms of one compound SELECT (SQLite's limit is 500)
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
 _NONE: Mapping[str, tuple[str, str]] = {}
 
@@ -220,19 +225,58 @@ def _ref_key(rtype: str, param: str, target_type: str, target: str) -> tuple[int
     return ref_hash(rtype, param, target), qualifier_hash(target_type)
 
 
-def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> set[tuple[int, int]]:
+# Reference parameters whose rows are keyed by the target's ``rid`` when the target is stored
+# (layout 6): a Provenance names every resource of its message, ~16 new ids a lab message, and
+# hashed they landed on ~16 random ``ix_hash`` pages each (half of the index's pages a large
+# store's commit wrote); keyed ``base + rid`` they are appended, the batch's rows on a page or two
+# (README, eleventh round). A target type that a narrowed parameter reads under this one
+# (``patient`` = ``target`` of type Patient: the compartment) stays hashed.
+BY_TARGET: Mapping[str, frozenset[str]] = {"Provenance": frozenset({"target"})}
+_RID_BITS = 40  # rids below 2**40: a parameter's rows keyed by target rid are ``base + rid``
+
+
+@lru_cache(maxsize=256)
+def target_key(rtype: str, param: str) -> tuple[int, int]:
+    """``(base, mark)`` of a by-target parameter's rows: ``(base + target rid, rid, mark)``.
+    ``mark`` is the rows' ``q`` (no token system or target type hashes to it: 64 bits, as every
+    key here), so no hashed condition finds them and they are told apart in ``hkeys``; ``base``
+    has its low 40 bits clear, so a parameter's rows are one range ordered by the target's rid."""
+    return h64(f"b{_SEP}{rtype}{_SEP}{param}") & ~((1 << _RID_BITS) - 1), h64(f"m{_SEP}{rtype}{_SEP}{param}")
+
+
+TargetSpec = tuple[int, int, frozenset[str]]  # (base, mark, target types left hashed)
+TargetRids = Mapping[tuple[str, str], int]  # (type, id) -> rid of the stored (or being stored) resource
+
+
+def target_specs(rtype: str, narrowed: Mapping[str, tuple[str, str]]) -> dict[str, TargetSpec]:
+    """The by-target parameters of ``rtype``: parameter -> (base, mark, target types kept hashed)."""
+    out: dict[str, TargetSpec] = {}
+    for param in BY_TARGET.get(rtype, ()):
+        kept = frozenset(t for base, t in narrowed.values() if base == param)
+        out[param] = (*target_key(rtype, param), kept)
+    return out
+
+
+def hash_keys(rtype: str, rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE,
+              rids: TargetRids | None = None) -> set[tuple[int, int]]:
     """The ``ix_hash`` rows ``(h, q)`` of one resource: one per token, reference and URI, and one
     per system of the parameters enabled for ``system|`` searches (compartments are read from the
     reference rows: ``SqliteFhirBackend._compartment``). A reference of a ``narrowed`` parameter
     (``patient``) to its type is the wider parameter's (``subject``) row already, so it is not
-    written twice (``query.widen`` reads it there). The reading of the layout that ``RowHasher``
-    (the write path) is held to."""
+    written twice (``query.widen`` reads it there). A by-target parameter's reference to a
+    resource ``rids`` names is ``(base + its rid, mark)`` (``target_specs``). The reading of the
+    layout that ``RowHasher`` (the write path) is held to."""
     keys: set[tuple[int, int]] = set()
     add = keys.add
+    specs = target_specs(rtype, narrowed) if rids is not None else {}
     for p, s, c in rows.tokens:
         add(_token_key(rtype, p, s, c))
     for p, rt, target in rows.refs:
         if narrowed and p in narrowed and narrowed[p][1] == rt:
+            continue
+        spec = specs.get(p)
+        if spec is not None and rt not in spec[2] and rids is not None and (rt, target) in rids:
+            add((spec[0] + rids[(rt, target)], spec[1]))
             continue
         add(_ref_key(rtype, p, rt, target))
     for p, uri in rows.uris:
@@ -251,7 +295,7 @@ class RowHasher:
     references are remembered as "no row" the same way.
     """
 
-    __slots__ = ("rtype", "narrowed", "_tokens", "_refs", "hp")
+    __slots__ = ("rtype", "narrowed", "_tokens", "_refs", "hp", "by_target")
     LIMIT = 1 << 15  # rows remembered per kind and type; a new message's new ids would churn more
 
     def __init__(self, rtype: str, narrowed: Mapping[str, tuple[str, str]]) -> None:
@@ -259,9 +303,12 @@ class RowHasher:
         self._tokens: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._refs: dict[tuple[str, str, str], tuple[int, int] | None] = {}
         self.hp = _ParamHashes(rtype)  # parameter -> ``hp`` of the range tables' rows
+        self.by_target = target_specs(rtype, narrowed)
 
-    def keys(self, rows: IndexRows) -> dict[tuple[int, int], None]:
-        """The distinct ``(h, q)`` of ``rows``, in the order of first appearance."""
+    def keys(self, rows: IndexRows, rids: TargetRids | None = None) -> dict[tuple[int, int], None]:
+        """The distinct ``(h, q)`` of ``rows``, in the order of first appearance; a by-target
+        parameter's reference to a resource ``rids`` names keyed by its rid (never remembered:
+        the row's key is the store's, not the row's)."""
         keys: dict[tuple[int, int], None] = {}
         rtype = self.rtype
         cache = self._tokens
@@ -277,7 +324,15 @@ class RowHasher:
             keys[key] = None
         refs = self._refs
         get_ref = refs.get
+        by_target = self.by_target if rids else None
         for row in rows.refs:
+            if by_target:
+                spec = by_target.get(row[0])
+                if spec is not None and row[1] not in spec[2]:
+                    trid = rids.get((row[1], row[2])) if rids else None
+                    if trid is not None:
+                        keys[(spec[0] + trid, spec[1])] = None
+                        continue
             key = get_ref(row, False)
             if key is False:
                 p, rt, target = row
@@ -397,6 +452,10 @@ class SqliteFhirBackend:
         self.store = store
         self._params: SearchParams | None = None
         self._hashers: dict[str, RowHasher] = {}
+        # (type, id) -> rid of the resources this writer put in the store's current transaction
+        # (``store.generation``): a Provenance is put after its targets, in the same transaction
+        self._given: dict[tuple[str, str], int] = {}
+        self._given_in = -1
         with store.lock:
             conn = store.conn
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -407,8 +466,8 @@ class SqliteFhirBackend:
             self.legacy = version < REBUILT_BEFORE and old
             if not self.legacy:
                 conn.executescript(SCHEMA)
-                if version != LAYOUT:  # a new store
-                    conn.execute(f"PRAGMA user_version = {LAYOUT}")
+                if version != LAYOUT:  # a new store, or one of layout 5 (its rows are all hashed:
+                    conn.execute(f"PRAGMA user_version = {LAYOUT}")  # read as they are, no rebuild)
 
     # -- binding to the repository (search parameters; migration of an older layout) ----------
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
@@ -458,9 +517,11 @@ class SqliteFhirBackend:
             last = batch[-1][0]
             updates: list[tuple[Any, ...]] = []
             tables = self._empty_tables()
-            for rid, rtype, body in batch:
-                rows = indexer.rows(fhirjson.loads(body))
-                keys = hash_keys(rtype, rows, self._narrowed(rtype))
+            indexed = [(rid, rtype, indexer.rows(fhirjson.loads(body))) for rid, rtype, body in batch]
+            rids = self._stored_rids([(rt, target) for _rid, rtype, rows in indexed if rtype in BY_TARGET
+                                      for p, rt, target in rows.refs if rt and p in BY_TARGET[rtype]])
+            for rid, rtype, rows in indexed:
+                keys = hash_keys(rtype, rows, self._narrowed(rtype), rids)
                 tables["ix_hash"] += [(h, rid, q) for h, q in keys]
                 ranges = self._collect(tables, rid, rtype, rows)
                 updates.append((fhirjson.dumps(rows.sort).decode(), _pack(keys), ranges, rid))
@@ -600,6 +661,8 @@ class SqliteFhirBackend:
         with store.lock:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
+            rids = self._target_rids(items, next_rid)
+            given = self._given_rids()
             inserts, updates = [], []
             replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
@@ -616,11 +679,12 @@ class SqliteFhirBackend:
                     target = self._empty_tables()
                     if rows is not None:
                         sortkeys: str | None = dumps(rows.sort).decode()
-                        keys: Collection[tuple[int, int]] = self._hasher(rtype).keys(rows)
+                        keys: Collection[tuple[int, int]] = self._hasher(rtype).keys(rows, rids)
                         ranges = self._collect(target, rid, rtype, rows)
                     else:
                         sortkeys, keys, ranges = None, (), None
                     replaced[rid] = (rtype, target, keys)
+                    given[(rtype, rec.id)] = rid
                     updates.append((rec.version, rec.updated, int(rec.deleted), rec.body, sortkeys, _pack(keys),
                                     ranges, rid))
                     rec.key = rid
@@ -632,7 +696,7 @@ class SqliteFhirBackend:
                 else:
                     hasher = hashers.get(rtype) or self._hasher(rtype)
                     sortkeys = dumps(rows.sort).decode()
-                    keys = hasher.keys(rows)
+                    keys = hasher.keys(rows, rids)
                     if keys:
                         blob = _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
                         for h, q in keys:
@@ -653,6 +717,7 @@ class SqliteFhirBackend:
                         ranges = None
                 add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
                             sortkeys, blob, ranges, id_hash(rtype, rec.id)))
+                given[(rtype, rec.id)] = rid
                 rec.key = rid
             if replaced:
                 self._replace_rows(replaced, tables)
@@ -666,6 +731,60 @@ class SqliteFhirBackend:
                 conn.executemany("INSERT INTO fhir_resource (rid, type, id, version, updated, deleted, body, sortkeys, "
                                  "hkeys, ranges, idh) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
             self._insert_rows(tables)
+
+    def _target_rids(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]],
+                     next_rid: int) -> TargetRids | None:
+        """The rids of the resources the put's by-target references name (``BY_TARGET``): those of
+        the put itself (the rids ``put_many`` gives them, in its order), those the transaction's
+        earlier puts gave or found (remembered until the transaction ends or anything in it is
+        rolled back: a rid given in a rolled-back block may be given again to another resource),
+        and the stored ones (one statement for the rest). None when the put has no by-target
+        parameter."""
+        rids = self._given_rids()  # the transaction's puts before this one (put_many adds each)
+        for rec, _rows, _prev in items:
+            if rec.type in BY_TARGET:
+                break
+        else:
+            return None
+        for rec, _rows, previous in items:  # this put's own, a target after the resource naming it
+            if previous is not None and previous.key is not None:
+                rids[(rec.type, rec.id)] = previous.key
+            else:
+                rids[(rec.type, rec.id)] = next_rid
+                next_rid += 1
+        wanted: dict[tuple[str, str], None] = {}
+        for rec, rows, _prev in items:
+            if rows is None or rec.type not in BY_TARGET:
+                continue
+            specs = self._hasher(rec.type).by_target
+            for p, rt, target in rows.refs:
+                spec = specs.get(p)
+                if spec is not None and rt and rt not in spec[2] and (rt, target) not in rids:
+                    wanted[(rt, target)] = None
+        if wanted:
+            rids.update(self._stored_rids(list(wanted)))
+        return rids
+
+    def _given_rids(self) -> dict[tuple[str, str], int]:
+        """(type, id) -> rid of what this writer put in the store's current transaction (since
+        anything in it was last rolled back: ``store.generation``)."""
+        if self._given_in != self.store.generation or len(self._given) > 1 << 16:
+            self._given, self._given_in = {}, self.store.generation
+        return self._given
+
+    def _stored_rids(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The rids of the stored resources among ``keys`` (deleted ones too: a rid is a resource's
+        for good, unless it is expunged, which re-keys the rows naming it: ``_unkey_targets``)."""
+        out: dict[tuple[str, str], int] = {}
+        conn = self.store.conn
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
+            for found_type, found_id, rid in conn.execute(
+                    f"SELECT r.type, r.id, r.rid FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) k "
+                    "CROSS JOIN fhir_resource r ON r.idh = k.column1 AND r.type = k.column2 AND r.id = k.column3",
+                    [v for rtype, id_ in chunk for v in (id_hash(rtype, id_), rtype, id_)]):
+                out[(found_type, found_id)] = rid
+        return out
 
     def _replace_rows(self, replaced: Mapping[int, tuple[str, dict[str, list[tuple[Any, ...]]],
                                                          Collection[tuple[int, int]]]],
@@ -717,19 +836,40 @@ class SqliteFhirBackend:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT rid, hkeys, ranges FROM fhir_resource WHERE idh IN ({marks}) AND type = ? "
-                                    f"AND id IN ({marks})",
+                rows = conn.execute(f"SELECT rid, hkeys, ranges, id FROM fhir_resource WHERE idh IN ({marks}) AND "
+                                    f"type = ? AND id IN ({marks})",
                                     [*(id_hash(rtype, i) for i in chunk), rtype, *chunk]).fetchall()
                 found += len(rows)
+                self._unkey_targets(rtype, [(rid, id_) for rid, _b, _r, id_ in rows])
+                self._given_in = -1  # the rids it remembered may be given again
                 gone = self._empty_tables()
-                for rid, blob, ranges in rows:
+                for rid, blob, ranges, _id in rows:
                     gone["ix_hash"] += [(h, rid, q) for h, q in _unpack(blob)]
                     for table, stored in _stored_ranges(rid, hp, ranges).items():
                         gone[table] += stored
                 self._delete_rows(gone)
-                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _b, _r in rows])
+                conn.executemany("DELETE FROM fhir_resource WHERE rid = ?", [(rid,) for rid, _b, _r, _i in rows])
                 conn.execute(f"DELETE FROM fhir_history WHERE type = ? AND id IN ({marks})", [rtype, *chunk])
             return found
+
+    def _unkey_targets(self, rtype: str, targets: Sequence[tuple[int, str]]) -> None:
+        """Rows keyed by the rid of resources about to be expunged (``(rid, id)`` of type ``rtype``)
+        become hashed rows again, in the referencing resource's ``hkeys`` too: the rid may be
+        given to another resource later, and the reference still names the type and id."""
+        conn = self.store.conn
+        for ptype in BY_TARGET:
+            for param, (base, mark, kept) in self._hasher(ptype).by_target.items():
+                if rtype in kept:
+                    continue
+                for trid, id_ in targets:
+                    old, new = (base + trid, mark), _ref_key(ptype, param, rtype, id_)
+                    for (rid,) in conn.execute("SELECT rid FROM ix_hash WHERE h = ? AND q = ?", old).fetchall():
+                        blob = conn.execute("SELECT hkeys FROM fhir_resource WHERE rid = ?", (rid,)).fetchone()[0]
+                        flat = _packer((len(blob) - 1) // 8).unpack(blob[:-1])
+                        keys = dict.fromkeys(new if pair == old else pair for pair in zip(flat[::2], flat[1::2], strict=True))
+                        conn.execute("UPDATE fhir_resource SET hkeys = ? WHERE rid = ?", (_pack(keys), rid))
+                        conn.execute("DELETE FROM ix_hash WHERE h = ? AND rid = ? AND q = ?", (old[0], rid, old[1]))
+                        conn.execute("INSERT OR IGNORE INTO ix_hash VALUES (?, ?, ?)", (new[0], rid, new[1]))
 
     # -- queries --------------------------------------------------------------------------------
     def _search_params(self) -> SearchParams:
@@ -858,10 +998,54 @@ class SqliteFhirBackend:
             params.append(cond.code)
         return table, sql, params
 
+    def _target_conds(self, cond: Cond, rtype: str | None) -> str | None:
+        """The by-target parameter (``BY_TARGET``) whose rows keyed by the target's rid may hold
+        ``cond``'s reference, or None (not such a parameter, a URL, a type left hashed)."""
+        if (rtype is None or not isinstance(cond, RefCond) or cond.param not in BY_TARGET.get(rtype, ())
+                or cond.rtype == "" or cond.rtype in self._hasher(rtype).by_target[cond.param][2]):
+            return None
+        return cond.param
+
+    def _by_target(self, param: str, conds: Sequence[RefCond], rtype: str, a: str) -> tuple[str, list[Any]] | None:
+        """The rows of the by-target parameter ``param`` of ``rtype`` that reference any of
+        ``conds`` keyed by the target's rid (WHERE over the ``ix_hash`` alias ``a``), or None when
+        there can be none. The targets' rids are read in the same statement: a ``(type, id)`` is
+        one ``idh`` probe, a bare id one per type the store holds. Rows written while their
+        target was not stored are hashed, so a search reads both (``_cond`` the hashed ones)."""
+        base, mark, kept = self._hasher(rtype).by_target[param]
+        types: list[str] | None = None
+        triples: list[Any] = []
+        for cond in conds:
+            if cond.rtype is not None:
+                triples += [id_hash(cond.rtype, cond.rid), cond.rtype, cond.rid]
+                continue
+            if types is None:
+                types = [t for t in self._stored_types() if t not in kept]
+            for t in types:
+                triples += [id_hash(t, cond.rid), t, cond.rid]
+        if not triples:
+            return None
+        values = ",".join(["(?, ?, ?)"] * (len(triples) // 3))
+        return (f"{a}.h IN (SELECT ? + t.rid FROM (VALUES {values}) k CROSS JOIN fhir_resource t "
+                f"ON t.idh = k.column1 AND t.type = k.column2 AND t.id = k.column3) AND {a}.q = ?",
+                [base, *triples, mark])
+
+    def _stored_types(self) -> list[str]:
+        """The resource types the store holds, by a skip scan of the ``(type, updated)`` index (a
+        probe per type, not a scan of the rows)."""
+        return [t for (t,) in self.store.query(
+            "WITH RECURSIVE s(t) AS (SELECT min(type) FROM fhir_resource UNION ALL "
+            "SELECT (SELECT min(type) FROM fhir_resource WHERE type > s.t) FROM s WHERE s.t IS NOT NULL) "
+            "SELECT t FROM s WHERE t IS NOT NULL")]
+
     def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
         parts, params = [], []
+        targets: dict[str, list[RefCond]] = {}
         for cond in widen(clause, self._narrowed(rtype)):
+            param = self._target_conds(cond, rtype)
+            if param is not None:
+                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
             if isinstance(cond, IdCond):
                 marks = ",".join("?" * len(cond.ids))
                 sql = f"SELECT rid FROM fhir_resource WHERE id IN ({marks})"
@@ -878,13 +1062,27 @@ class SqliteFhirBackend:
                 sql += where
             parts.append(sql)
             params.extend(p)
+        for param, conds in targets.items():
+            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if by_target is not None:
+                parts.append(f"SELECT x.rid FROM ix_hash x WHERE {by_target[0]}")
+                params.extend(by_target[1])
         if len(parts) == 1:
             return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
-        return " UNION ".join(parts), params
+        if len(parts) <= _COMPOUND:
+            return " UNION ".join(parts), params
+        # SQLite refuses a compound SELECT of more than 500 terms ("too many terms"): a chain or a
+        # _revinclude over up to 1,000 matches is one alternative each, so they are nested
+        return " UNION ".join(f"SELECT rid FROM ({' UNION '.join(parts[at : at + _COMPOUND])})"
+                              for at in range(0, len(parts), _COMPOUND)), params
 
     def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         alts, params = [], []
+        targets: dict[str, list[RefCond]] = {}
         for cond in widen(clause, self._narrowed(rtype)):
+            param = self._target_conds(cond, rtype)
+            if param is not None:
+                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
             if isinstance(cond, IdCond):
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
@@ -898,6 +1096,11 @@ class SqliteFhirBackend:
             else:
                 alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
             params.extend(p)
+        for param, conds in targets.items():
+            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if by_target is not None:
+                alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {by_target[0]})")
+                params.extend(by_target[1])
         sql = "(" + " OR ".join(alts) + ")" if alts else "0"
         return ("NOT " + sql if clause.negate else sql), params
 

@@ -106,6 +106,9 @@ class SqliteStore:
         if self.checkpointer is not None:  # a store dropped unclosed does not leave its thread behind
             weakref.finalize(self, self.checkpointer.close)
         self._depth = 0
+        # changes at every BEGIN and every rollback: what a writer learnt of the store inside one
+        # transaction (the rids it gave) holds while this is unchanged (``SqliteFhirBackend``)
+        self.generation = 0
         self._flat = self._spoiled = False  # see flat_transaction()
         self._owner: int | None = None  # the thread holding the open transaction
         self._readers = threading.local()  # one read-only connection per reading thread
@@ -133,6 +136,7 @@ class SqliteStore:
                 return
             if depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
+                self.generation += 1
                 self._owner = threading.get_ident()
             else:
                 self.conn.execute(f"SAVEPOINT sp{depth}")
@@ -141,6 +145,7 @@ class SqliteStore:
                 yield
             except BaseException:
                 self._depth = depth
+                self.generation += 1
                 if depth == 0:
                     self.conn.execute("ROLLBACK")
                 else:
