@@ -133,6 +133,15 @@ _HIST = "NULL, type, id, version, updated, deleted, body"
 NO_QUALIFIER = 0  # ``q`` of the rows whose value has no qualifier (URIs, system-only)
 _SEP = "\x1f"
 _COMPOUND = 400  # terms of one compound SELECT (SQLite's limit is 500)
+
+
+def _any(alts: Sequence[str]) -> str:
+    """``alts`` joined by OR, nested in groups of ``_COMPOUND``: SQLite parses a flat OR as a tree
+    as deep as its terms and refuses one deeper than 1,000 ("Expression tree is too large"), which
+    a chained clause over ~1,000 matches made (one alternative each)."""
+    if len(alts) <= _COMPOUND:
+        return "(" + " OR ".join(alts) + ")"
+    return _any([_any(alts[at : at + _COMPOUND]) for at in range(0, len(alts), _COMPOUND)])
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
 _NONE: Mapping[str, tuple[str, str]] = {}
 
@@ -836,11 +845,17 @@ class SqliteFhirBackend:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT rid, hkeys, ranges, id FROM fhir_resource WHERE idh IN ({marks}) AND "
-                                    f"type = ? AND id IN ({marks})",
-                                    [*(id_hash(rtype, i) for i in chunk), rtype, *chunk]).fetchall()
+                select = (f"SELECT rid, hkeys, ranges, id FROM fhir_resource WHERE idh IN ({marks}) AND "
+                          f"type = ? AND id IN ({marks})")
+                args = [*(id_hash(rtype, i) for i in chunk), rtype, *chunk]
+                rows = conn.execute(select, args).fetchall()
                 found += len(rows)
                 self._unkey_targets(rtype, [(rid, id_) for rid, _b, _r, id_ in rows])
+                # unkeying rewrote the rows (and hkeys) of whatever names these resources, and those
+                # may be among them (a Provenance expunged with one it names): the rows to delete
+                # are the ones stored now, else a rewritten row outlived its resource and matched
+                # whatever was given its rid next
+                rows = conn.execute(select, args).fetchall()
                 self._given_in = -1  # the rids it remembered may be given again
                 gone = self._empty_tables()
                 for rid, blob, ranges, _id in rows:
@@ -1101,7 +1116,7 @@ class SqliteFhirBackend:
             if by_target is not None:
                 alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {by_target[0]})")
                 params.extend(by_target[1])
-        sql = "(" + " OR ".join(alts) + ")" if alts else "0"
+        sql = _any(alts) if alts else "0"
         return ("NOT " + sql if clause.negate else sql), params
 
     def _sql(self, q: Query, select: str) -> tuple[str, list[Any]]:
