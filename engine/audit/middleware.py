@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from threading import get_ident
 from time import time_ns
 from typing import Any
 from urllib.parse import unquote
@@ -253,24 +254,29 @@ class AuditMiddleware:
         # one committer per event loop (its futures belong to that loop) and audit log
         self._committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommitter] = (
             weakref.WeakKeyDictionary())
-        self._last: tuple[object, Any, GroupCommitter | None] = (None, None, None)  # app, engine, committer
+        # app, engine, committer, and the thread whose running loop is the committer's
+        self._last: tuple[object, Any, GroupCommitter | None, int] = (None, None, None, 0)
 
     def _committer(self, log: AuditLog) -> GroupCommitter:
         loop = asyncio.get_running_loop()
         committer = self._committers.get(loop)
         if committer is None or committer.log is not log:
             committer = self._committers[loop] = GroupCommitter(log)
+        committer.loop = loop
         return committer
 
     def _engine_and_committer(self, scope: Scope) -> tuple[Any, GroupCommitter]:
-        """The app's engine and this loop's committer for its log, looked up once per app and loop
-        (a server has one of each; the lookups cost ~1 µs a request)."""
-        app, engine, committer = self._last
+        """The app's engine and this loop's committer for its log, looked up once per app, loop and
+        thread (a server has one of each; the lookups cost ~1 µs a request). The loop is known
+        without asking ``asyncio.get_running_loop`` (a ``getpid()`` system call on Python 3.11):
+        a thread runs one loop at a time, so the committer's loop, running, in the thread that
+        found it running, is the running loop."""
+        app, engine, committer, thread = self._last
         if app is not scope["app"] or committer is None or committer.log is not engine.audit \
-                or committer.loop is not asyncio.get_running_loop():
+                or thread != get_ident() or not committer.loop.is_running():  # type: ignore[union-attr]
             app, engine = scope["app"], scope["app"].state.engine
             committer = self._committer(engine.audit)
-            self._last = (app, engine, committer)
+            self._last = (app, engine, committer, get_ident())
         return engine, committer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -295,8 +301,11 @@ class AuditMiddleware:
                     record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
                     # group commit: the requests finishing in this loop turn share one write
                     # (engine.audit.group_commit); a future to await, or the record appended at once
-                    pending = (committer if committer.log is engine.audit else self._committer(engine.audit)).submit(
-                        record)
+                    if committer.log is not engine.audit:  # (the engine's log replaced meanwhile: a test's)
+                        current = self._committer(engine.audit)
+                        pending = current.submit(record, current.loop)
+                    else:
+                        pending = committer.submit(record, committer.loop)
                     if type(pending) is not Appended:
                         await pending
                 except Exception as exc:

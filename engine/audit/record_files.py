@@ -78,6 +78,7 @@ class _Offsets:
     seqs: list[int] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
     damaged: bool = False
+    ident: tuple[int, ...] | None = None  # a damaged file: which file was scanned (``_identity``)
 
 
 class RecordFiles:
@@ -105,6 +106,26 @@ class RecordFiles:
             self._instead[first] = path
             self._offsets.pop(first, None)
             self._unreadable.pop(first, None)
+
+    def recheck(self) -> int | None:
+        """Scan again every file this process found damaged, if what is at its path is no longer
+        the file it scanned (``huren audit repair`` renames a verified file into place), and return
+        ``first_unreadable``. Why: a repair counts its rewrite in the index, which makes every process
+        scan again; but a repair killed between its rename and its commit leaves a verified file
+        in place uncounted, and a damaged file that is not the newest is not read by the log's own
+        reload: either way a server would refuse every request until restarted."""
+        if not self._unreadable:
+            return None
+        entries = {entry.first: entry for entry in self.entries()}
+        for first in list(self._unreadable):
+            entry = entries.get(first)
+            if entry is None:  # (no longer indexed: nothing the log holds is missing there)
+                with self._scan_lock:
+                    self._unreadable.pop(first, None)
+                    self._offsets.pop(first, None)
+                continue
+            self._scan(entry)  # rescans when the file changed (``_scan``), else what it found stands
+        return self.first_unreadable()
 
     def first_unreadable(self) -> int | None:
         """The first record this process found the index to hold but could not read (a record file
@@ -235,11 +256,12 @@ class RecordFiles:
         """The offsets of ``entry``'s frames, scanning only what was appended since the last look."""
         with self._scan_lock:
             known = self._offsets.get(entry.first)
-            if known is not None and known.gen == entry.gen and known.size == entry.size:
+            path = self._read_path(entry.first)
+            if known is not None and known.gen == entry.gen and known.size == entry.size and (
+                    not known.damaged or known.ident == _identity(path)):  # (damaged: the same file still)
                 return known
             if known is None or known.gen != entry.gen or entry.size < known.size or known.damaged:
                 known = _Offsets(entry.gen, HEADER.size, HEADER.size)
-            path = self._read_path(entry.first)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory opens read-only too
@@ -249,7 +271,7 @@ class RecordFiles:
                 why = "missing" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc.strerror or exc})"
                 log.error("audit: record file %s is %s: records %d-%d cannot be read", path, why,
                           entry.first, entry.last)
-                known.damaged, known.size = True, entry.size
+                known.damaged, known.size, known.ident = True, entry.size, _identity(path)
                 self._offsets[entry.first] = known
                 self._unreadable[entry.first] = entry.first
                 return known
@@ -259,11 +281,12 @@ class RecordFiles:
                     if magic != MAGIC:
                         log.error("audit: %s is not an audit record file: records %d-%d cannot be read",
                                   path, entry.first, entry.last)
-                        known.damaged, known.size = True, entry.size
+                        known.damaged, known.size, known.ident = True, entry.size, _identity(path)
                         self._offsets[entry.first] = known
                         self._unreadable[entry.first] = entry.first
                         return known
                 buf = os.pread(fd, entry.size - known.scanned, known.scanned)
+                ident = _identity_of(os.fstat(fd))
             finally:
                 os.close(fd)
             rows, used = decode(buf)
@@ -275,13 +298,26 @@ class RecordFiles:
             known.scanned, known.size = pos, entry.size
             self._unreadable.pop(entry.first, None)
             if pos < entry.size:
-                known.damaged = True
+                known.damaged, known.ident = True, ident
                 self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed): the records after it cannot be read; "
                           "run `huren audit verify`, then `huren audit repair --from <a backup>`", path, pos)
             self._offsets[entry.first] = known
             return known
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """Which file is at ``path`` now (device, inode, size, times), ``None`` when none can be
+    looked at: a damaged file's scan stands only while this is unchanged."""
+    try:
+        return _identity_of(os.stat(path))
+    except OSError:
+        return None
 
 
 def _write_all(fd: int, data: bytes, at: int) -> int:
