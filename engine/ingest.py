@@ -674,6 +674,8 @@ class Ingestor:
             log.exception("could not commit %d processed messages", len(items))
             for item in items:
                 item.outcome = self._internal_error(item, exc, status=RECEIVED)
+            if isinstance(exc, UndoIncomplete):  # (a replay's or recovery's batch, ``_write_batch``)
+                self._left_stored(items, exc)  # what stayed stored is noted, or no replay rewrites it
         # what the batch transaction cost beyond the repository and audit calls: status updates,
         # fidelity counters, savepoints and the commit itself
         self.stats.seconds["commit"] += (time.perf_counter() - t0 - sum(

@@ -227,3 +227,58 @@ def test_journal_recovery_stops_when_the_database_fails_while_processing(
         statuses = [(engine.ingestor.messages.get(k) or {}).get("status") for k in keys]
         assert statuses == [PROCESSED] * 3
         assert not journal.exists()
+
+
+@pytest.fixture
+def faulty_undo_of_versions(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """Like ``faulty_undo``, and the undo cannot put a replaced version back either."""
+    armed = {"on": False}
+    real_delete = mongomock.collection.Collection.delete_one
+    real_replace = mongomock.collection.Collection.replace_one
+
+    def delete_one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if armed["on"] and self.name == "fhir_current":
+            raise pymongo.errors.AutoReconnect("connection lost during the undo")
+        return real_delete(self, *args, **kwargs)
+
+    def replace_one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if armed["on"] and self.name == "fhir_current":
+            raise pymongo.errors.AutoReconnect("connection lost during the undo")
+        return real_replace(self, *args, **kwargs)
+
+    monkeypatch.setattr(mongomock.collection.Collection, "delete_one", delete_one)
+    monkeypatch.setattr(mongomock.collection.Collection, "replace_one", replace_one)
+    return armed
+
+
+def test_a_replay_whose_undo_fails_again_notes_the_versions_it_left(
+        settings: Settings, faulty_undo_of_versions: dict[str, bool], clean: dict[str, list[str]]) -> None:
+    """The replay of a kept message rewrites what was left (version 2), a hook refuses it again and
+    the undo fails again: version 2 stays stored, its hooks never ran. The note must now name
+    version 2 (it named version 1: the next replay took version 2 for a later write and left it
+    without its hooks)."""
+    fault = faulty_undo_of_versions
+    with Engine(settings.with_(mongodb_uri="mongomock://")) as engine:
+        hook = Arming(fault, arm_at=1)
+        engine.repository.add_write_hook(hook, types={"DiagnosticReport"})
+        for n in NUMBERS:
+            engine.ingestor.process([(oru_lab(n), "mllp", PEER)])
+            fault["on"] = False
+        key = message_id("FNXRMYY", f"LAB{BAD:09d}")
+        doc = engine.ingestor.messages.get(key)
+        assert doc is not None and doc["status"] == RECEIVED
+        report, version = _left(doc, "DiagnosticReport")
+        assert version == "1"
+
+        again = engine.ingestor.replay(key, actor="operator")  # refused again, its undo failing again
+        fault["on"] = False
+        assert again is not None and (again.code, again.status) == ("AE", RECEIVED)
+        assert engine.repository.read(*report.split("/"))["meta"]["versionId"] == "2"
+        doc = engine.ingestor.messages.get(key)
+        assert doc is not None and _left(doc, "DiagnosticReport") == (report, "2")
+
+        hook.on = False
+        replayed = engine.ingestor.replay(key, actor="operator")
+        assert replayed is not None and (replayed.code, replayed.status) == ("AA", PROCESSED)
+        assert engine.repository.read(*report.split("/"))["meta"]["versionId"] == "3"
+        assert _hooked_state(engine) == clean
