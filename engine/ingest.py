@@ -76,12 +76,13 @@ from engine.messages import (
     raw_of,
 )
 from engine.repository.port import Document, Store, UndoIncomplete
+from engine.repository.versioning import left_versions
 
 log = logging.getLogger("huren.ingest")
 
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
 MAX_ACK_WARNINGS = 50
-UNDO_LEFT = "undo_left"  # message document: its resources a failed block left stored (``_left_stored``)
+UNDO_LEFT = "undo_left"  # message document: its resources' versions a failed block left stored (``_left_stored``)
 LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
 
 
@@ -90,8 +91,8 @@ class Repository(Protocol):
                    source: str = ...) -> list[Any]: ...
     # optional: ``group()`` (a context manager) makes the write_many calls inside it one backend put;
     # ``valid_groups(groups) -> [bool]`` validates a batch type by type, ``write_many(validated=True)``
-    # takes them as validated; ``write_many(rewrite={"Type/id"})`` writes again what a failed block
-    # left stored without its hooks (``Ingestor._left_stored``)
+    # takes them as validated; ``write_many(rewrite={"Type/id/_history/n"})`` writes again what a
+    # failed block left stored without its hooks, while still current (``Ingestor._left_stored``)
 
 
 class AuditSink(Protocol):
@@ -144,6 +145,7 @@ class _Item:
     poison: bool = False  # it killed the process twice, the last time alone: quarantined, not converted
     resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
     named: list[str | None] | None = None  # their ``Type/id`` references, made once (``_named``)
+    kept: bool = False  # kept ``received`` for replay: its block's undo failed (``_left_stored``)
 
 
 def _fresh(item: _Item) -> None:
@@ -293,32 +295,18 @@ class Ingestor:
                     with self._lock:
                         self._run_batch([item])
                     outcome = item.future.result()
-                    if outcome.status == RECEIVED and outcome.code != "AA" and not self._stored_raw(outcome):
-                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")  # keep the journals
+                    if outcome.status == RECEIVED and outcome.code != "AA" and not item.kept:
+                        # the database failing: stop (do not spin through the rest against it) and
+                        # keep the journals; a message kept for replay is not that (``_left_stored``)
+                        raise _NotStored(outcome.errors[0].message if outcome.errors else "")
                     if p.poison and outcome.status == QUARANTINED and not outcome.duplicate:
                         log.warning("message %s killed the process %d times, the last time alone: quarantined "
                                     "unprocessed", outcome.message_id, p.deaths)
                     done += not outcome.duplicate
         except _NotStored as exc:
-            log.error("a message of a stopped process's in-flight journal could not be stored (%s); the journal "
-                      "is kept for the next start", exc)
+            log.error("a message of a stopped process's in-flight journal could not be stored or processed (%s); "
+                      "recovery stops there and the journal is kept for the next start", exc)
         return done
-
-    def _stored_raw(self, outcome: Outcome) -> bool:
-        """Whether the raw message of an unfinished ``outcome`` (``received``, not ``AA``) is in the
-        message store: kept for replay after a failed undo (``_left_stored``), its journal entry is
-        done with (recovery and replays take it from the store); not stored (the database failing),
-        the journal is all there is of it.
-
-        Why asked: both answer ``AE`` with the status ``received``, and recovery took the first for
-        the second -- it stopped at that message, left the rest of the dead batch unprocessed until
-        the next start and kept the journal, saying the message could not be stored."""
-        if outcome.message_id is None:
-            return False
-        try:
-            return self.messages.get(outcome.message_id) is not None
-        except Exception:  # the database failing: as not stored
-            return False
 
     def _item_for(self, doc: Document) -> _Item:
         """A work item for a stored message, processed under its own document id."""
@@ -686,6 +674,8 @@ class Ingestor:
             log.exception("could not commit %d processed messages", len(items))
             for item in items:
                 item.outcome = self._internal_error(item, exc, status=RECEIVED)
+            if isinstance(exc, UndoIncomplete):  # (a replay's or recovery's batch, ``_write_batch``)
+                self._left_stored(items, exc)  # what stayed stored is noted, or no replay rewrites it
         # what the batch transaction cost beyond the repository and audit calls: status updates,
         # fidelity counters, savepoints and the commit itself
         self.stats.seconds["commit"] += (time.perf_counter() - t0 - sum(
@@ -735,25 +725,35 @@ class Ingestor:
                     item.outcome = self._internal_error(item, trouble, status=RECEIVED)
 
     def _left_stored(self, items: list[_Item], exc: UndoIncomplete) -> None:
-        """Note on each message document which of its resources a failed block left stored
-        (``UndoIncomplete.left``: ``Type/id`` of each FHIR version it could not take back), so that
-        its replay writes them again with their hooks (``write_many(rewrite=...)``).
+        """Mark ``items`` kept for replay (``_Item.kept``) and note on each message document which
+        of its resources' versions a failed block left stored (``UndoIncomplete.left``:
+        ``Type/id/_history/n`` of each FHIR version it could not take back), so that its replay
+        writes them again with their hooks while they are still current
+        (``write_many(rewrite=...)``).
 
         Why: such a version is stored exactly as the replay converts it again, so the replay found
         it unchanged, made no new version, and the write hooks that never ran for it (recognition
         flags and index entries, the patient index, referrals) never ran at all; the message was
-        answered AA with them missing. Best effort: a store that fails here is already failing, and
-        the operator's log names what stayed stored."""
-        left = set(exc.left)
+        answered AA with them missing. Why the version: a resource shared by the messages of a
+        batch (the Organization, the ordering Practitioner) is noted on each of them, and a
+        thin create-only Patient may be written over by the ADT feed before the replay; written
+        again whatever its current version, it got a new version on every replay (hooks handed a
+        stale previous) and the lab's thin Patient was put back over the ADT's. Best effort: a
+        store that fails here is already failing, and the operator's log names what stayed
+        stored."""
+        for item in items:
+            item.kept = True
+        left = left_versions(exc.left)
         marked: list[tuple[_Item, list[str]]] = []
         for item in items:
             if item.doc_id is None or item.conversion is None:
                 continue
-            own = [ref for r in _resources(item) if type(rid := r.get("id")) is str
-                   and (ref := f"{r.get('resourceType')}/{rid}") in left]
+            own = {ref: left[ref] for r in _resources(item) if type(rid := r.get("id")) is str
+                   and (ref := f"{r.get('resourceType')}/{rid}") in left}
             if own:
-                earlier = list((item.doc or {}).get(UNDO_LEFT) or ())
-                marked.append((item, sorted({*earlier, *own})))
+                noted = left_versions((item.doc or {}).get(UNDO_LEFT) or ())
+                noted.update(own)  # this failure's versions are the latest word
+                marked.append((item, sorted(ref if n is None else f"{ref}/_history/{n}" for ref, n in noted.items())))
         if not marked:
             return
         try:
@@ -1164,7 +1164,8 @@ class Ingestor:
 
 
 class _NotStored(Exception):
-    """A recovered message could not be stored (``Ingestor._recover_journals``)."""
+    """A recovered message could not be stored or processed, the database failing
+    (``Ingestor._recover_journals``)."""
 
 
 def _release(items: list[_Item]) -> None:

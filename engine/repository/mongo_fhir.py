@@ -255,7 +255,9 @@ class MongoFhirBackend:
                 self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
             self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
             if (undo := self.store.undo) is not None:
-                undo.then(key, lambda: self._put_back(key, previous))
+                # named with the version put: what a failed undo leaves is that version
+                # (``Ingestor._left_stored``, ``write_many(rewrite=...)``)
+                undo.then(f"{key}/_history/{rec.version}", lambda: self._put_back(key, previous))
         rec.key = key
 
     def _put_back(self, key: str, previous: StoredResource | None) -> None:

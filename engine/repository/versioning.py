@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from engine import fhirjson
@@ -111,3 +112,22 @@ class VersionClock:
                 self._prefix_sec = sec
                 self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
             return f"{self._prefix}{milli:03d}Z"
+
+
+def left_versions(refs: Iterable[str]) -> dict[str, int | None]:
+    """``Type/id`` -> the version a failed block left stored, from references ``Type/id/_history/n``
+    (the highest one when a resource is named more than once); a bare ``Type/id`` (no version
+    known) maps to None. For a rewrite (``write_many(rewrite=...)``) and the ingest's note of what
+    a failed undo left (``Ingestor._left_stored``).
+
+    Why the version: what was left may have been written over since (a later message, another
+    feed, a replay of another message sharing it); only while it is still the current version is
+    it the one whose hooks never ran."""
+    out: dict[str, int | None] = {}
+    for ref in refs:
+        head, sep, tail = ref.partition("/_history/")
+        version = int(tail) if sep and tail.isdigit() else None
+        if not sep or version is not None:
+            had = out.get(head)
+            out[head] = version if had is None or (version is not None and version > had) else had
+    return out

@@ -19,7 +19,7 @@ from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.search import ParsedSearch
 from engine.repository.searching import Searching, SearchResult
-from engine.repository.versioning import as_stored, body_of, parse_etag, unchanged, versioned
+from engine.repository.versioning import as_stored, body_of, left_versions, parse_etag, unchanged, versioned
 
 
 class Writes(GroupCommit, Searching):
@@ -263,10 +263,14 @@ class Writes(GroupCommit, Searching):
         imaging message carries a thin Patient/Encounter so its Bundle stands alone, and must not
         overwrite the richer version the ADT feed stored. ``validated``: the caller has validated
         these very resources (``valid_groups``) and not changed them since. ``rewrite`` names
-        (``Type/id``) resources whose stored version a failed block left behind without running
-        its write hooks (a MongoDB block whose undo failed: ``UndoIncomplete``); each is written
-        again as a new version, create-only or unchanged alike, and its hooks run
-        (``_store(unhooked=True)``).
+        (``Type/id/_history/n``) versions a failed block left stored without running their write
+        hooks (a MongoDB block whose undo failed: ``UndoIncomplete``); each still current is
+        written again as a new version, create-only or unchanged alike, and its hooks run
+        (``_store(unhooked=True)``, handed the version before it). One written over since (a later
+        message, another feed, the replay of another message that shared it) or deleted is
+        written as without ``rewrite``: its hooks ran for what replaced it, and a rewrite would
+        put the old content back over it and skip ``create_only``. A bare ``Type/id`` (no
+        version known) is rewritten whatever its current version.
 
         A first version (nothing stored under its key, nothing in this group before it) of a type
         whose writer's merge rules take it as it is and that no statement or guard concerns is
@@ -276,6 +280,7 @@ class Writes(GroupCommit, Searching):
         if self.validator is not None and not validated:  # all valid before anything is written
             for r in resources:
                 self.validator.validate(r)
+        left = left_versions(rewrite) if rewrite else None
         with self.store.transaction(), self._grouped():
             current = self._current_of(keys)
             pending = getattr(self._local, "pending", None)
@@ -312,8 +317,10 @@ class Writes(GroupCommit, Searching):
                         results.append(result)
                         continue
                 # (once: a second occurrence in the group meets the version the first one made)
-                unhooked = bool(rewrite) and existing is not None and key not in written \
-                    and f"{key[0]}/{key[1]}" in rewrite
+                unhooked = False
+                if left is not None and existing is not None and not existing.deleted and key not in written:
+                    ref = f"{key[0]}/{key[1]}"
+                    unhooked = ref in left and left[ref] in (None, existing.version)
                 if existing is not None and not existing.deleted and not unhooked \
                         and f"{key[0]}/{key[1]}" in create_only:
                     results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
