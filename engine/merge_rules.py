@@ -27,8 +27,11 @@ from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
-MODES = frozenset({"replace", "keep-if-absent", "union", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices"})
+MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows"})
+# ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
+REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+_REPRESENTATION_KEY = ("@representation",)
 _MISSING: Any = object()
 
 _CONTAINERS = (list, dict, str)
@@ -68,6 +71,7 @@ class ElementPlan:
     conflict: str  # warn | reject
     owners: tuple[str, ...] = ()
     slices: tuple[SlicePlan, ...] = ()
+    follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
 
 
 @dataclass(frozen=True)
@@ -170,16 +174,23 @@ class MergeRules:
         default_mode = self._pick(self._default_modes, ladder, "replace")
         default = ElementPlan(default_mode, None, conflict)
         rules = {**(self._resources.get("*") or {}), **(self._resources.get(rtype) or {})}
-        elements = {name: self._element(rule, ladder, default_mode, conflict) for name, rule in rules.items()}
+        choices = _choice_siblings(rtype)
+        elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
             e.mode == "replace" and not e.slices for e in elements.values())
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
-        plan = TypePlan(default, elements, trivial, guards, _choice_siblings(rtype))
+        plan = TypePlan(default, elements, trivial, guards, choices)
         self._plans[(rtype, source)] = plan
         return plan
 
-    def _element(self, rule: Mapping[str, Any], ladder: list[str], default_mode: str, conflict: str) -> ElementPlan:
+    def _element(self, rule: Mapping[str, Any], ladder: list[str], default_mode: str, conflict: str,
+                 choices: Mapping[str, frozenset[str]]) -> ElementPlan:
         key = tuple(tuple(p.split(".")) for p in rule["key"]) if rule.get("key") else None
+        follows: frozenset[str] = frozenset()
+        if rule.get("follows"):  # "value[x]": every value choice of the type; else the element named
+            named = rule["follows"]
+            follows = (frozenset(n for n in choices if n.startswith(named[:-3])) if named.endswith("[x]")
+                       else frozenset((named,)))
         modes = {k: v for k, v in rule.items() if k not in _RESERVED}
         mode = self._pick(modes, ladder, default_mode)
         owners = tuple(rule.get("owner") or ())
@@ -195,7 +206,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices))
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -238,6 +249,12 @@ class MergeRules:
                     out[name] = st
                 continue
             ep = plan.elements.get(name, plan.default)
+            if ep.follows and any(n in incoming for n in ep.follows):
+                # stated with what it follows (an Observation's components with its value: OBX-5's
+                # repetitions): a value stated again states them all, so absent ones are removed
+                if inc is not _MISSING:
+                    out[name] = inc
+                continue
             if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
@@ -285,6 +302,8 @@ class MergeRules:
             return inc
         if mode == "union":
             return _union(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
+        if mode == "by-key":
+            return _by_key(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
         if inc == st:  # keep-stored
             return st
         who = f"{', '.join(ep.owners)} (the owner{'s' if len(ep.owners) > 1 else ''})" if ep.owners else "an earlier writer"
@@ -371,7 +390,50 @@ def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
 def _key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
     if key is None:
         return fhirjson.dumps(entry, sort_keys=True)
-    return fhirjson.dumps([_collect(entry, path) for path in key], sort_keys=True)
+    return fhirjson.dumps([[_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
+                           for path in key], sort_keys=True)
+
+
+def _representation(entry: Any) -> str:
+    """How a name or address is written (ISO 21090 EN representation): as the entry states it
+    (``iso21090-EN-representation``), else ``IDE`` when it holds CJK ideographs (张三, 阜宁县) and
+    ``ABC`` otherwise (ZHANG SAN, pinyin): a Chinese name and its pinyin are two kinds of one name."""
+    if not isinstance(entry, dict):
+        return ""
+    for ext in entry.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == REPRESENTATION and isinstance(ext.get("valueCode"), str):
+            return ext["valueCode"]
+    return "IDE" if _has_ideographs({k: v for k, v in entry.items() if k != "extension"}) else "ABC"
+
+
+def _has_ideographs(node: Any) -> bool:
+    if isinstance(node, str):
+        return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in node)
+    if isinstance(node, dict):
+        return any(_has_ideographs(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_ideographs(v) for v in node)
+    return False
+
+
+def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
+    """The incoming entries replace the stored entries of their kind (``key``), all of them, where
+    the first of those stood; stored entries of a kind the incoming list does not state stay (a
+    registration sending only the Chinese name keeps the pinyin one; only a home phone, the work one)."""
+    kinds: dict[bytes, list[Any]] = {}
+    for entry in incoming:
+        kinds.setdefault(_key(entry, key), []).append(entry)
+    out: list[Any] = []
+    for entry in stored:
+        k = _key(entry, key)
+        if k not in kinds:
+            out.append(entry)
+        elif kinds[k]:
+            out.extend(kinds[k])
+            kinds[k] = []
+    for entries in kinds.values():
+        out.extend(entries)
+    return out
 
 
 def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
