@@ -14,7 +14,9 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +39,9 @@ _MISSING: Any = object()
 _CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
 Issue = dict[str, Any]
+# an explicit delete (HL7 ``""``): the element, and which of a list's entries (dotted path -> values;
+# none: the whole element) -- ``adapters.convert.Conversion.deletes`` per "Type/id"
+Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,23 @@ class MergeRules:
         self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
         self._check_names()
         self._plans: dict[tuple[str, str], TypePlan] = {}
+        self._local = threading.local()
+
+    @contextmanager
+    def deleting(self, deletes: Mapping[str, tuple[Delete, ...]] | None) -> Iterator[None]:
+        """Within the block (one message's write, on this thread), an update of a resource named in
+        ``deletes`` ("Type/id" -> what its message deleted with HL7's explicit null ``""``) drops
+        those stored elements or entries, unless the message itself states them again. Only an
+        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``)."""
+        if not deletes:
+            yield
+            return
+        outer = getattr(self._local, "deletes", None)
+        self._local.deletes = deletes
+        try:
+            yield
+        finally:
+            self._local.deletes = outer
 
     @classmethod
     def from_site(cls, site: Any) -> MergeRules:
@@ -269,6 +291,10 @@ class MergeRules:
                         out.pop(sibling, None)
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
+        deletes = getattr(self._local, "deletes", None)
+        if deletes:
+            for element, where in deletes.get(f"{rtype}/{incoming.get('id')}", ()):
+                _delete(out, incoming, element, where)
         return Combined(out, issues)
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
@@ -449,6 +475,32 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
             where[k] = len(out)
             out.append(entry)
     return out
+
+
+def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
+    again, from another field), or the stored entries of the list matching ``where`` that the
+    message does not state (PID-14 ``""``: the work phones; the home ones stay)."""
+    value = out.get(element, _MISSING)
+    if value is _MISSING:
+        return
+    stated = incoming.get(element)
+    if not where:
+        if stated is None:
+            out.pop(element)
+        elif isinstance(value, list) and isinstance(stated, list):
+            out[element] = list(stated)
+        return
+    if not isinstance(value, list):
+        return
+    again = stated if isinstance(stated, list) else []
+    paths = [(tuple(path.split(".")), values) for path, values in where]
+    kept = [e for e in value if any(e == s for s in again)
+            or not all(any(v in values for v in _collect(e, path)) for path, values in paths)]
+    if kept:
+        out[element] = kept
+    else:
+        out.pop(element)
 
 
 def _writer(source: str) -> str:
