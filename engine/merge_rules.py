@@ -86,6 +86,7 @@ class TypePlan:
     trivial: bool  # every element is "replace" and nothing is owned: the incoming version as is
     guards_create: bool  # a slice the writer does not own: checked even when nothing is stored
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
+    follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
 
 
 @dataclass(slots=True)
@@ -201,7 +202,8 @@ class MergeRules:
         trivial = default_mode == "replace" and all(
             e.mode == "replace" and not e.slices for e in elements.values())
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
-        plan = TypePlan(default, elements, trivial, guards, choices)
+        follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
+        plan = TypePlan(default, elements, trivial, guards, choices, follows)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -271,18 +273,21 @@ class MergeRules:
                     out[name] = st
                 continue
             ep = plan.elements.get(name, plan.default)
-            if ep.follows and any(n in incoming for n in ep.follows):
-                # stated with what it follows (an Observation's components with its value: OBX-5's
-                # repetitions): a value stated again states them all, so absent ones are removed
-                if inc is not _MISSING:
-                    out[name] = inc
-                continue
             if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
                 value = self._element_value(rtype, name, ep, st, inc, source, issues)
             if value is not _MISSING:
                 out[name] = value
+        for name, followed in plan.follows:
+            # stated with what it follows (an Observation's components with its value: OBX-5's
+            # repetitions): the value stored as this writer stated it states them all, so the
+            # incoming ones replace the stored ones and absent ones are removed
+            if any(n in incoming and out.get(n, _MISSING) == incoming[n] for n in followed):
+                if _present(incoming.get(name, _MISSING)) is _MISSING:
+                    out.pop(name, None)
+                else:
+                    out[name] = incoming[name]
         for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
             siblings = plan.choices.get(name)
             if siblings and out.get(name) is incoming[name]:
