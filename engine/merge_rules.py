@@ -283,7 +283,8 @@ class MergeRules:
             # stated with what it follows (an Observation's components with its value: OBX-5's
             # repetitions): the value stored as this writer stated it states them all, so the
             # incoming ones replace the stored ones and absent ones are removed
-            if any(n in incoming and out.get(n, _MISSING) == incoming[n] for n in followed):
+            stated = followed.intersection(incoming)
+            if stated and any(out.get(n, _MISSING) == incoming[n] for n in stated):
                 if _present(incoming.get(name, _MISSING)) is _MISSING:
                     out.pop(name, None)
                 else:
