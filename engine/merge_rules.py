@@ -451,21 +451,38 @@ def _has_ideographs(node: Any) -> bool:
 def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
     """The incoming entries replace the stored entries of their kind (``key``), all of them, where
     the first of those stood; stored entries of a kind the incoming list does not state stay (a
-    registration sending only the Chinese name keeps the pinyin one; only a home phone, the work one)."""
-    kinds: dict[bytes, list[Any]] = {}
-    for entry in incoming:
-        kinds.setdefault(_key(entry, key), []).append(entry)
+    registration sending only the Chinese name keeps the pinyin one; only a home phone, the work one).
+    A part of the kind an entry leaves out (a name without XPN-7's use) matches any: the name an
+    order message sent without a use is the one the registration later states as official."""
+    if key is None:
+        return _union(stored, incoming, key)
+    kinds = [_kind(e, key) for e in incoming]
+    placed = [False] * len(incoming)
     out: list[Any] = []
     for entry in stored:
-        k = _key(entry, key)
-        if k not in kinds:
+        mine = _kind(entry, key)
+        covering = [n for n, k in enumerate(kinds) if _covers(k, mine)]
+        if not covering:
             out.append(entry)
-        elif kinds[k]:
-            out.extend(kinds[k])
-            kinds[k] = []
-    for entries in kinds.values():
-        out.extend(entries)
+            continue
+        for n in covering:
+            if not placed[n]:
+                out.append(incoming[n])
+                placed[n] = True
+    out.extend(e for n, e in enumerate(incoming) if not placed[n])
     return out
+
+
+def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:
+    parts: list[bytes | None] = []
+    for path in key:
+        values = [_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
+        parts.append(fhirjson.dumps(values, sort_keys=True) if values else None)
+    return tuple(parts)
+
+
+def _covers(a: tuple[bytes | None, ...], b: tuple[bytes | None, ...]) -> bool:
+    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
 
 
 def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:

@@ -68,3 +68,13 @@ def test_a_delete_gives_way_to_what_the_message_states_again() -> None:
     assert other["maritalStatus"] == {"text": "x"}  # another resource: untouched
     # outside the message's write, nothing is deleted
     assert rules.combine(stored, patient(), "ADT").resource["maritalStatus"] == {"text": "已婚"}
+
+
+def test_a_name_without_a_use_is_the_name_a_later_message_states_with_one() -> None:
+    """An order message's PID-5 often has no XPN-7: the registration's official name of the same
+    writing replaces it (no second 王建国 beside the first), and the pinyin one stays."""
+    plain = {"family": "王", "given": ["建国"], "text": "王建国"}
+    pinyin = {"family": "WANG", "given": ["JIANGUO"], "use": "official"}
+    official = {**plain, "use": "official"}
+    out = shipped().combine(patient(name=[plain, pinyin]), patient(name=[official]), "ADT").resource
+    assert out["name"] == [official, pinyin]
