@@ -1018,10 +1018,14 @@ class Ingestor:
                 t0 = time.perf_counter()
                 create_only = getattr(item.conversion, "create_only", None) or ()
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
-                results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
-                                                       validated=item.validated, deferred=provenances,
-                                                       named=_named(item), rewrite=rewrite)
-                                    if self.repository is not None else ([], _listing(resources)))
+                # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
+                deletes = getattr(item.conversion, "deletes", None)
+                with (self.repository.merge.deleting(deletes) if deletes and self.repository is not None
+                      else contextlib.nullcontext()):
+                    results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
+                                                           validated=item.validated, deferred=provenances,
+                                                           named=_named(item), rewrite=rewrite)
+                                        if self.repository is not None else ([], _listing(resources)))
                 t1 = time.perf_counter()
                 self._account("repository", t1 - t0)
                 for result in results:

@@ -14,7 +14,9 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,13 +29,19 @@ from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
-MODES = frozenset({"replace", "keep-if-absent", "union", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices"})
+MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows"})
+# ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
+REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+_REPRESENTATION_KEY = ("@representation",)
 _MISSING: Any = object()
 
 _CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
 Issue = dict[str, Any]
+# an explicit delete (HL7 ``""``): the element, and which of a list's entries (dotted path -> values;
+# none: the whole element) -- ``adapters.convert.Conversion.deletes`` per "Type/id"
+Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class ElementPlan:
     conflict: str  # warn | reject
     owners: tuple[str, ...] = ()
     slices: tuple[SlicePlan, ...] = ()
+    follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class TypePlan:
     trivial: bool  # every element is "replace" and nothing is owned: the incoming version as is
     guards_create: bool  # a slice the writer does not own: checked even when nothing is stored
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
+    follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
 
 
 @dataclass(slots=True)
@@ -98,6 +108,23 @@ class MergeRules:
         self._resources: Mapping[str, Mapping[str, Any]] = data.get("resources") or {}
         self._check_names()
         self._plans: dict[tuple[str, str], TypePlan] = {}
+        self._local = threading.local()
+
+    @contextmanager
+    def deleting(self, deletes: Mapping[str, tuple[Delete, ...]] | None) -> Iterator[None]:
+        """Within the block (one message's write, on this thread), an update of a resource named in
+        ``deletes`` ("Type/id" -> what its message deleted with HL7's explicit null ``""``) drops
+        those stored elements or entries, unless the message itself states them again. Only an
+        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``)."""
+        if not deletes:
+            yield
+            return
+        outer = getattr(self._local, "deletes", None)
+        self._local.deletes = deletes
+        try:
+            yield
+        finally:
+            self._local.deletes = outer
 
     @classmethod
     def from_site(cls, site: Any) -> MergeRules:
@@ -170,16 +197,24 @@ class MergeRules:
         default_mode = self._pick(self._default_modes, ladder, "replace")
         default = ElementPlan(default_mode, None, conflict)
         rules = {**(self._resources.get("*") or {}), **(self._resources.get(rtype) or {})}
-        elements = {name: self._element(rule, ladder, default_mode, conflict) for name, rule in rules.items()}
+        choices = _choice_siblings(rtype)
+        elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
             e.mode == "replace" and not e.slices for e in elements.values())
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
-        plan = TypePlan(default, elements, trivial, guards, _choice_siblings(rtype))
+        follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
+        plan = TypePlan(default, elements, trivial, guards, choices, follows)
         self._plans[(rtype, source)] = plan
         return plan
 
-    def _element(self, rule: Mapping[str, Any], ladder: list[str], default_mode: str, conflict: str) -> ElementPlan:
+    def _element(self, rule: Mapping[str, Any], ladder: list[str], default_mode: str, conflict: str,
+                 choices: Mapping[str, frozenset[str]]) -> ElementPlan:
         key = tuple(tuple(p.split(".")) for p in rule["key"]) if rule.get("key") else None
+        follows: frozenset[str] = frozenset()
+        if rule.get("follows"):  # "value[x]": every value choice of the type; else the element named
+            named = rule["follows"]
+            follows = (frozenset(n for n in choices if n.startswith(named[:-3])) if named.endswith("[x]")
+                       else frozenset((named,)))
         modes = {k: v for k, v in rule.items() if k not in _RESERVED}
         mode = self._pick(modes, ladder, default_mode)
         owners = tuple(rule.get("owner") or ())
@@ -195,7 +230,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices))
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -244,6 +279,16 @@ class MergeRules:
                 value = self._element_value(rtype, name, ep, st, inc, source, issues)
             if value is not _MISSING:
                 out[name] = value
+        for name, followed in plan.follows:
+            # stated with what it follows (an Observation's components with its value: OBX-5's
+            # repetitions): the value stored as this writer stated it states them all, so the
+            # incoming ones replace the stored ones and absent ones are removed
+            stated = followed.intersection(incoming)
+            if stated and any(out.get(n, _MISSING) == incoming[n] for n in stated):
+                if _present(incoming.get(name, _MISSING)) is _MISSING:
+                    out.pop(name, None)
+                else:
+                    out[name] = incoming[name]
         for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
             siblings = plan.choices.get(name)
             if siblings and out.get(name) is incoming[name]:
@@ -252,6 +297,10 @@ class MergeRules:
                         out.pop(sibling, None)
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
+        deletes = getattr(self._local, "deletes", None)
+        if deletes:
+            for element, where in deletes.get(f"{rtype}/{incoming.get('id')}", ()):
+                _delete(out, incoming, element, where)
         return Combined(out, issues)
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
@@ -285,6 +334,8 @@ class MergeRules:
             return inc
         if mode == "union":
             return _union(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
+        if mode == "by-key":
+            return _by_key(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
         if inc == st:  # keep-stored
             return st
         who = f"{', '.join(ep.owners)} (the owner{'s' if len(ep.owners) > 1 else ''})" if ep.owners else "an earlier writer"
@@ -371,7 +422,67 @@ def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
 def _key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
     if key is None:
         return fhirjson.dumps(entry, sort_keys=True)
-    return fhirjson.dumps([_collect(entry, path) for path in key], sort_keys=True)
+    return fhirjson.dumps([[_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
+                           for path in key], sort_keys=True)
+
+
+def _representation(entry: Any) -> str:
+    """How a name or address is written (ISO 21090 EN representation): as the entry states it
+    (``iso21090-EN-representation``), else ``IDE`` when it holds CJK ideographs (张三, 阜宁县) and
+    ``ABC`` otherwise (ZHANG SAN, pinyin): a Chinese name and its pinyin are two kinds of one name."""
+    if not isinstance(entry, dict):
+        return ""
+    for ext in entry.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == REPRESENTATION and isinstance(ext.get("valueCode"), str):
+            return ext["valueCode"]
+    return "IDE" if _has_ideographs({k: v for k, v in entry.items() if k != "extension"}) else "ABC"
+
+
+def _has_ideographs(node: Any) -> bool:
+    if isinstance(node, str):
+        return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in node)
+    if isinstance(node, dict):
+        return any(_has_ideographs(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_ideographs(v) for v in node)
+    return False
+
+
+def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
+    """The incoming entries replace the stored entries of their kind (``key``), all of them, where
+    the first of those stood; stored entries of a kind the incoming list does not state stay (a
+    registration sending only the Chinese name keeps the pinyin one; only a home phone, the work one).
+    A part of the kind an entry leaves out (a name without XPN-7's use) matches any: the name an
+    order message sent without a use is the one the registration later states as official."""
+    if key is None:
+        return _union(stored, incoming, key)
+    kinds = [_kind(e, key) for e in incoming]
+    placed = [False] * len(incoming)
+    out: list[Any] = []
+    for entry in stored:
+        mine = _kind(entry, key)
+        covering = [n for n, k in enumerate(kinds) if _covers(k, mine)]
+        if not covering:
+            out.append(entry)
+            continue
+        for n in covering:
+            if not placed[n]:
+                out.append(incoming[n])
+                placed[n] = True
+    out.extend(e for n, e in enumerate(incoming) if not placed[n])
+    return out
+
+
+def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:
+    parts: list[bytes | None] = []
+    for path in key:
+        values = [_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
+        parts.append(fhirjson.dumps(values, sort_keys=True) if values else None)
+    return tuple(parts)
+
+
+def _covers(a: tuple[bytes | None, ...], b: tuple[bytes | None, ...]) -> bool:
+    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
 
 
 def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
@@ -387,6 +498,32 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
             where[k] = len(out)
             out.append(entry)
     return out
+
+
+def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
+    again, from another field), or the stored entries of the list matching ``where`` that the
+    message does not state (PID-14 ``""``: the work phones; the home ones stay)."""
+    value = out.get(element, _MISSING)
+    if value is _MISSING:
+        return
+    stated = incoming.get(element)
+    if not where:
+        if stated is None:
+            out.pop(element)
+        elif isinstance(value, list) and isinstance(stated, list):
+            out[element] = list(stated)
+        return
+    if not isinstance(value, list):
+        return
+    again = stated if isinstance(stated, list) else []
+    paths = [(tuple(path.split(".")), values) for path, values in where]
+    kept = [e for e in value if any(e == s for s in again)
+            or not all(any(v in values for v in _collect(e, path)) for path, values in paths)]
+    if kept:
+        out[element] = kept
+    else:
+        out.pop(element)
 
 
 def _writer(source: str) -> str:

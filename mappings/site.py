@@ -320,12 +320,14 @@ def _load_code_map(path: Path, code: str) -> CodeMap:
     units = {str(k): str(v) for k, v in (data.get("units") or {}).items()}
     return CodeMap(code, codes, units)
 
-_MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "keep-stored"]}
+_MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "by-key", "keep-stored"]}
 _NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
 _MERGE_ELEMENT: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "key": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9.]*$"}},
+        "key": {"type": "array", "minItems": 1,
+                "items": {"type": "string", "pattern": r"^([A-Za-z][A-Za-z0-9.]*|@representation)$"}},
+        "follows": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9]*(\[x\])?$"},
         "owner": _NAMES,
         "slices": {
             "type": "array",

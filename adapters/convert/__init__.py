@@ -55,6 +55,9 @@ class Conversion:
     # "Type/id" → how a resource was built from a compiled plan (``plans.Planned``): validation then
     # checks only what varies between the resources of that plan
     planned: dict[str, Any] = field(default_factory=dict)
+    # "Type/id" -> the elements the message deleted with HL7's explicit null ``""`` (and which of a
+    # list's entries): the merge rules delete them from the stored version (``MergeRules.deleting``)
+    deletes: dict[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -150,4 +153,5 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
         unmapped=ctx.unmapped,
         create_only=ctx.create_only,
         planned=ctx.planned,
+        deletes=ctx.deleted() if ctx.deletes else {},
     )

@@ -210,14 +210,14 @@ def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         _PATIENTS[memo] = True
         key, ref, _res = _patient(pid, pd1, ctx)
         return key, ref
-    warned, made = len(ctx.warnings), len(ctx.resources)
+    warned, made, deleted = len(ctx.warnings), len(ctx.resources), len(ctx.deletes)
     with ctx.recording() as noted:
         key, ref, res = _patient(pid, pd1, ctx)
     # kept only when the Patient (and the sender) is all it made and all it names: a PD1 naming a
     # practitioner or a clinic makes those too -- or merges them into ones an earlier PID of the
     # same message made, so "made nothing new" is not enough: a copy would name a resource the
     # later message's Bundle lacks -- and a warning is the message's own
-    if (len(ctx.warnings) == warned
+    if (len(ctx.warnings) == warned and len(ctx.deletes) == deleted  # a copy would not delete
             and all(r == ref["reference"] or r == ctx.organization
                     for r in itertools.islice(ctx.resources, made, None))
             and all(r == ctx.organization for r in _references(res))):

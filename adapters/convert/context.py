@@ -20,6 +20,9 @@ from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
 Resource = dict[str, Any]
+# what an explicit HL7 null ("") deletes: a top-level element, and (when the field states only some
+# entries of a list) the entries whose dotted path holds one of the values, e.g. (("use", ("work",)),)
+Where = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 # (institution, resource type, local key) -> deterministic id. The same organisation, patients and
@@ -63,6 +66,9 @@ class Context:
     # what the results of an order group share, as part of a plan's key (``plans.describe``)
     plan_shared: tuple[Any, ...] | None = None
     organization: str | None = None  # "Organization/id" of the sender, once ``actors.organization`` made it
+    # explicit deletes (HL7 ``""``): (the resource being built, its element, which entries), named
+    # by reference once the conversion is done (``Conversion.deletes``)
+    deletes: list[tuple[Resource, str, Where]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -121,6 +127,21 @@ class Context:
             inner, self.noted = self.noted, outer
             if outer is not None:
                 outer.extend(inner)
+
+    def delete(self, resource: Resource, element: str, where: Where = ()) -> None:
+        """The message sent ``""`` (HL7's explicit null, v2 chapter 2) for what makes ``element``:
+        the stored value is to be deleted (an empty field leaves it alone)."""
+        self.deletes.append((resource, element, where))
+
+    def deleted(self) -> dict[str, tuple[tuple[str, Where], ...]]:
+        """The explicit deletes by "Type/id" (a resource merged into another by ``put`` is that one)."""
+        out: dict[str, tuple[tuple[str, Where], ...]] = {}
+        for resource, element, where in self.deletes:
+            rid = resource.get("id")
+            if isinstance(rid, str):
+                ref = f"{resource['resourceType']}/{rid}"
+                out[ref] = (*out.get(ref, ()), (element, where))
+        return out
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -169,6 +169,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     extra = rule.get("with")  # constant elements merged into the converted value
     skip = frozenset(str(v) for v in rule.get("skip", ()))  # sent values that mean "nothing"
     merge = bool(rule.get("merge"))  # merge a dict value into what the target already holds
+    # ``null_deletes``: the field sent as HL7's explicit null ``""`` deletes the stored element
+    # (true) or the stored entries of the list it states (path -> values, e.g. {use: [work]})
+    deletes = rule.get("null_deletes")
+    null_element = target.split(".", 1)[0].removesuffix("[]")
+    where = (tuple((k, tuple(v) if isinstance(v, list) else (str(v),)) for k, v in deletes.items())
+             if isinstance(deletes, dict) else ())
     default: Any = None
     if has_default:
         default = rule["default"]
@@ -214,6 +220,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
             set_value(resource, value)
             produced = True
         if not produced:
+            if deletes and not reps and seg.field(field_no) == '""':
+                ctx.delete(resource, null_element, where)
             if has_default:
                 set_value(resource, copy_default())
             elif required:

@@ -479,6 +479,8 @@ def _observation(
     interp = _interpretation(obx, ctx)
     if interp:
         res["interpretation"] = interp
+    elif obx.field(8) == '""':  # HL7's explicit null: a corrected result no longer flagged (H, L...)
+        ctx.delete(res, "interpretation")
     apply_table("obx_observation", {"OBX": obx}, ctx, res)
     if "effectiveDateTime" not in res:
         effective = _effective(obx, group, ctx)
