@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
-from engine.recognition.decision import PriorResult
+from engine.recognition.decision import FINAL_STATUSES, PriorResult
 from engine.recognition.memo import GroupMemo
 from engine.repository.port import Collection, Document
 
@@ -220,6 +220,15 @@ class ResultIndex:
         if not read:
             before = self.docs.get(result.ref)
         doc = to_doc(result, (before or {}).get("held") or held)
+        if before is not None and doc["status"] not in FINAL_STATUSES and (
+                before.get("was_final") or before.get("status") in FINAL_STATUSES):
+            # Final once, not final now (sent again preliminary, withdrawn): marked, kept across its
+            # later versions, so that a final version after it re-decides the flags its leaving
+            # voided (``Recognition._recheck_dependents``), while the everyday preliminary ->
+            # final of a result never final before, which has no such flag, asks nothing.
+            doc["was_final"] = True
+        elif before is not None and before.get("was_final"):
+            doc["was_final"] = True
         if doc != before:
             if not self.docs.defer(doc, before):  # outside a scope: written now
                 self.docs.replace(doc)
@@ -236,12 +245,6 @@ class ResultIndex:
         """Results of the person for the item dated in ``[day - window, day]``: one range query."""
         hi = day.isoformat()
         return [from_doc(d) for d in self._window(person, item, window_start(hi, window_days), hi)]
-
-    def after(self, person: str, item: str, day: str, window_days: int) -> list[Document]:
-        """Entries of the person for the item dated in ``[day, day + window]`` (ISO days): the
-        tests that a result of ``day`` can be the prior of. One range query."""
-        hi = (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
-        return self._window(person, item, day, hi)
 
     def group(self, doc: Document, window_days: int = 0) -> list[Document]:
         """Every indexed result of the same performed test as ``doc`` (see ``group_key``).

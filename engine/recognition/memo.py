@@ -102,6 +102,20 @@ class GroupMemo:
             for doc_id in doc_ids:
                 docs.setdefault(doc_id, _ABSENT)
 
+    def find_equal(self, fields: Document) -> list[Document]:
+        """The documents whose ``fields`` equal the values given, as they stand inside the scope:
+        the store's, each as remembered when it was read or written here since (a deferred write
+        is not in the store yet), and those remembered here that the store does not hold yet.
+        Outside a scope: the store's."""
+        found: dict[str, Document | None] = {d["_id"]: d for d in self.coll.find(dict(fields))}
+        docs = self._docs()
+        if docs is not None:
+            for doc_id, doc in docs.items():
+                if doc_id in found or doc is not None:
+                    found[doc_id] = doc
+        return [d for d in found.values()
+                if d is not None and all(d.get(k) == v for k, v in fields.items())]
+
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
         self.coll.replace(doc, upsert=upsert)
         docs = self._docs()

@@ -125,7 +125,7 @@ class Recognition:
         self.checks = GroupMemo(store.collection(CHECKS))
         self.flags = GroupMemo(store.collection(FLAGS))
         self._local = threading.local()  # per thread: what one write group's hook call has at hand
-        for fields in (["inst", "day"], ["day"], ["item", "day"], ["status", "day"]):
+        for fields in (["inst", "day"], ["day"], ["item", "day"], ["status", "day"], ["person", "item", "prior_day"]):
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
         self.checks.ensure_index(["day"])
@@ -782,26 +782,24 @@ class Recognition:
         same = doc is not None and group_key(doc) == group_key(before) and doc.get("analytes") == before.get("analytes")
         if (was == now and same) or not (was or now):
             return
-        if now and not was and same and before.get("status") not in VOID_STATUSES:
-            # preliminary -> final, the everyday flow, asks nothing: only a withdrawn result sent
-            # again final restores what its withdrawal voided (final -> preliminary -> final does
-            # not: a limit, the README's)
+        if now and not was and same and before.get("status") not in VOID_STATUSES and not before.get("was_final"):
+            # preliminary -> final, the everyday flow, asks nothing: only a result final before
+            # (withdrawn or sent again preliminary, ``ResultIndex.put`` marks it) sent final again
+            # restores what its leaving voided
             return
         for prior in (before if was else None, doc if now and not (was and same) else None):
-            if prior is None:
+            if prior is None or prior["item"] not in self._rules.items:
                 continue
-            item = self._rules.items.get(prior["item"])
-            if item is None:
-                continue
+            # The flags that name its test as their prior, found by what they recorded (not by
+            # the later tests' result days: a flag is decided on its order's day, and a result,
+            # an imaging exam above all, may come days after it, past the prior's window).
             own = group_key(prior)
-            tests: dict[str, dict[str, Any]] = {}
-            for later in self.index.after(prior["person"], prior["item"], prior["day"], item.window_days):
-                key = group_key(later)
-                if key != own and later.get("status") not in VOID_STATUSES:
-                    tests.setdefault(key, later)
-            for key, member in tests.items():
-                flag = self.flags.get(issue_id("dup", key))
-                if flag is not None and flag.get("prior_inst") == prior["inst"] and flag.get("prior_day") == prior["day"]:
+            for flag in self.flags.find_equal({"person": prior["person"], "item": prior["item"],
+                                               "prior_day": prior["day"], "prior_inst": prior["inst"]}):
+                if flag.get("key") == own:
+                    continue
+                member = next((d for d in self.index.group(flag) if d.get("status") not in VOID_STATUSES), None)
+                if member is not None:
                     self._evaluate_flag(member)
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
