@@ -798,7 +798,13 @@ class Recognition:
                                                "prior_day": prior["day"], "prior_inst": prior["inst"]}):
                 if flag.get("key") == own:
                     continue
-                member = next((d for d in self.index.group(flag) if d.get("status") not in VOID_STATUSES), None)
+                # its test by the repeat it recorded: the flag's own ``inst`` is the ordering
+                # institution, and the test is grouped under the one that performed it (a
+                # township's order run by the community's central lab found nothing, and the flag
+                # stayed "not payable" against a withdrawn prior)
+                repeat = self.index.get(flag["result"]) if flag.get("result") else None
+                member = next((d for d in self.index.group(repeat if repeat is not None else flag)
+                               if d.get("status") not in VOID_STATUSES), None)
                 if member is not None:
                     self._evaluate_flag(member)
 
