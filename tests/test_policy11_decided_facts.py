@@ -17,7 +17,9 @@ rows, tallies and DetectedIssues:
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.engine import Engine
 from tests.test_hooks11_policy_edges import LI, engine, flag_of, flags, issue_status, repeat, result, row_of
 from tests.test_recognition_e2e import Sender
@@ -61,6 +63,12 @@ def test_a_reason_added_to_the_order_after_the_flag_does_not_make_it_payable(eng
     assert [e["valueCodeableConcept"]["coding"][0]["code"] for e in late] == ["R04"], issue
     check = check_of(engine)
     assert (check["reasons"], check["late_reasons"], check["outcome"]) == ([], ["R04"], "duplicate"), check
+    # the auditors' report shows it, over HTTP
+    token = engine.auth.issue_system_token("auditor", "system/DetectedIssue.rs", kind="auditor")
+    rep = TestClient(create_app(engine)).get("/reports/duplicates", headers={"Authorization": f"Bearer {token}"})
+    [shown] = [r for r in rep.json()["rows"] if r["institution"] == "HOSPB"]
+    assert (shown["status"], shown["late_reasons"], shown["price"]) == ("flagged", "R04", row["price"]), shown
+    assert rep.json()["totals"]["money_at_stake"] == row["price"] > 0
 
 
 def test_a_reason_added_after_an_auditor_upheld_the_flag_keeps_it_upheld(engine: Engine, mllp: int) -> None:
