@@ -154,7 +154,9 @@ def test_reason_on_the_order(engine: Any, world: World, reasons: tuple[str, ...]
     assert duplicates_report(engine.recognition, ReportFilter())["totals"]["money_at_stake"] == money
 
 
-def test_reason_added_after_the_result_clears_the_same_flag(engine: Any, world: World) -> None:
+def test_reason_added_after_the_result_stays_on_the_same_flag_as_a_late_reason(engine: Any, world: World) -> None:
+    """DOMAIN.md: the reason recorded at order time stands. A reason first sent after the result
+    does not clear the flag; it is kept on it, for the auditor (it used to clear it)."""
     pa, pb = world.patient(A, ALICE), world.patient(B, ALICE, mrn="B-0001")
     world.report(A, pa, cbc(A), "2026-03-10T09:00:00+08:00")
     order = world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00", placer="P1")
@@ -163,7 +165,8 @@ def test_reason_added_after_the_result_clears_the_same_flag(engine: Any, world: 
     assert before["status"] == "flagged"
     world.order(B, pb, cbc(B), "2026-03-12T08:00:00+08:00", placer="P1", reasons=("R04",))
     [after] = flags(engine)
-    assert after["_id"] == before["_id"] and after["status"] == "justified"
+    assert after["_id"] == before["_id"] and after["status"] == "flagged"
+    assert (after["reason"], after["late_reasons"]) == (None, ["R04"])
     assert len(issues_of(engine)) == 2  # the reminder and the one flag
 
 

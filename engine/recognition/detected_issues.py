@@ -108,6 +108,8 @@ def flag_issue(
     identified: str,
     reason_text: str | None,
     reviews: Sequence[dict[str, Any]] = (),
+    late_reasons: Sequence[str] = (),
+    late_reason_text: str | None = None,
 ) -> dict[str, Any]:
     """The duplicate flag (or the justified, self-pay or only reported re-test) with all its evidence."""
     prior, reason = match.result, decision.reason
@@ -139,6 +141,11 @@ def flag_issue(
             action["text"] = reason_text
         evidence.append({"url": "reason", "valueCodeableConcept": action})
         mitigation.append({"action": action, "date": identified})
+    for late in late_reasons:  # recorded after the result: evidence for the auditor, not a mitigation
+        known = rules.reasons.get(late)
+        evidence.append({"url": "lateReason", "valueCodeableConcept": {
+            "coding": [{"system": rules.reason_system, "code": late, **({"display": known.display} if known else {})}],
+            **({"text": late_reason_text} if late_reason_text else {})}})
     for review in reviews:
         mitigation.append({
             "action": {"coding": [{"system": REVIEW_SYSTEM, "code": review["decision"]}], "text": review["reason"]},
@@ -166,6 +173,8 @@ def flag_issue(
                    + (f"; analytes repeated: {', '.join(sorted(match.analytes))}" if match.partial else "")
                    + (f"; reason {reason}" + (f": {reason_text}" if reason_text else "") if reason else "")
                    + (f"; {decision.contradicted}" if decision.contradicted else "")
+                   + (f"; reason {', '.join(late_reasons)} recorded after the result (not counted)"
+                      if late_reasons else "")
                    + (f"; recognisable through {decision.basis}" if decision.status == REPORTED_STATUS else "")),
         "extension": [{"url": EVIDENCE_EXT, "extension": evidence}],
     }

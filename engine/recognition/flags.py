@@ -50,6 +50,10 @@ class DuplicateFlag:
     basis: str = "community"  # the scope the repeat falls in (community, an HR scope) or "optional"
     price_source: str = "catalogue"  # or "charge": a billed charge line
     hr: tuple[str, ...] = ()  # HR scopes the prior result carries
+    # reasons first recorded after the result was decided on: not part of the decision (DOMAIN.md,
+    # the reason recorded at order time stands), shown to the auditor
+    late_reasons: tuple[str, ...] = ()
+    late_reason_text: str | None = None
     def as_doc(self) -> dict[str, Any]:
         d = asdict(self)
         return {
@@ -62,7 +66,7 @@ class DuplicateFlag:
             "reviews": [dict(r) for r in self.reviews], "identified": d["identified"],
             "analytes": list(self.analytes), "partial": self.partial, "effect": self.effect,
             "contradicted": self.contradicted, "basis": self.basis, "price_source": self.price_source,
-            "hr": list(self.hr),
+            "hr": list(self.hr), "late_reasons": list(self.late_reasons), "late_reason_text": self.late_reason_text,
         }
 
     @classmethod
@@ -79,5 +83,6 @@ class DuplicateFlag:
             identified=doc.get("identified", ""), analytes=tuple(doc.get("analytes") or ()),
             partial=bool(doc.get("partial")), effect=doc.get("effect"), contradicted=doc.get("contradicted"),
             basis=doc.get("basis") or "community", price_source=doc.get("price_source") or "catalogue",
-            hr=tuple(doc.get("hr") or ()),
+            hr=tuple(doc.get("hr") or ()), late_reasons=tuple(doc.get("late_reasons") or ()),
+            late_reason_text=doc.get("late_reason_text"),
         )

@@ -87,6 +87,8 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
         "contradicted": flag.get("contradicted"), "basis": flag.get("basis") or "community",
         "price_source": flag.get("price_source") or "catalogue", "effect": flag.get("effect"),
         "hr": flag.get("hr") or [],
+        # reasons first sent after the result: not part of the decision, shown for the auditor
+        "late_reasons": " ".join(flag.get("late_reasons") or ()), "late_reason_text": flag.get("late_reason_text"),
     }
 
 

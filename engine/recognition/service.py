@@ -129,6 +129,7 @@ class Recognition:
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
         self.checks.ensure_index(["day"])
+        self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
@@ -608,10 +609,13 @@ class Recognition:
         if previous is not None and national_id(previous) == person:
             return
         docs = self.index.by_patient(ref_of(patient))
+        moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
+        if docs:
+            self.index.set_person(docs, person)
+        if previous is not None:
+            self._recheck_orders(ref_of(patient), person)
         if not docs:
             return
-        moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
-        self.index.set_person(docs, person)
         # A person corrected on a record (a mistyped ID number put right) moves its results to
         # another person: the flags of their tests were decided against the wrong person's prior
         # results (and a flag is keyed by its test, person included), and they may have been the
@@ -623,6 +627,46 @@ class Recognition:
                 self._evaluate_flag(after)
         for before, after in moved:
             self._recheck_dependents(before, after)
+
+    def _recheck_orders(self, patient_ref: str, person: str | None) -> None:
+        """The check rows of a Patient record's orders follow a corrected national ID: each is
+        checked again for the right person *as of the moment it was placed* -- only results huren
+        held before then (``placed``) count.
+
+        Why: the recognition rate's denominator is the orders that had a recognisable prior at
+        order time, and "recognisable" means the same person. An order checked under a mistyped
+        ID number kept the other person's results as what was recognisable, so it counted against
+        its institution's rate (a re-test of a result that was never its patient's), and the right
+        person's order with a result the doctor could have recognised was left out. What the
+        doctor was shown stays recorded (the reminder DetectedIssue, cancelled when nothing was
+        recognisable for the right person). The outcome follows when the order's tests are
+        decided again (``_on_patient``)."""
+        rules = self._rules
+        ids = {d["_id"] for d in self.checks.coll.find({"patient": patient_ref})}
+        ids.update(d["_id"] for d in self.checks.remembered() if d.get("patient") == patient_ref)
+        for check_id in sorted(ids):
+            check = self.checks.get(check_id)
+            if check is None or check.get("source") != "order" or check.get("person") == person:
+                continue
+            recognisable: list[str] = []
+            item = rules.items.get(check.get("item") or "")
+            if person and item is not None and check.get("day"):
+                placed = check.get("placed")
+                order = Order(person=person, item=item.code, institution=check["inst"],
+                              day=date.fromisoformat(check["day"]), ref=check_id, patient=patient_ref,
+                              reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
+                              analytes=tuple(check.get("analytes") or ()), placed=placed)
+                recognisable = [m.result.ref for m in self.check(order)
+                                if not placed or not m.held or m.held < placed]
+            doctor, dept = check.get("doctor"), check.get("dept")
+            if recognisable and not (doctor or dept):
+                sr = self.read(ORDER_TYPE, check_id.split("/", 1)[1])
+                if sr is not None:
+                    doctor, dept = self.facts.orderer(sr)
+            if not recognisable and check.get("issue"):
+                self._cancel_issue(check["issue"])
+            self._put_check(check, {**check, "person": person, "recognisable": recognisable,
+                                    "doctor": doctor, "dept": dept})
 
     # -- order time ------------------------------------------------------------------------
     def check(self, order: Order) -> list[Recognisable]:
@@ -653,6 +697,7 @@ class Recognition:
         if order is None or order.item is None or order.person is None:
             return []
         same = bool(existing) and (existing or {}).get("item") == order.item and (existing or {}).get("person") == order.person
+        late, late_text = _late_reasons(order, existing)
         if existing:
             order = self._remembered(order, sr, existing)
         rules = self._rules
@@ -674,8 +719,9 @@ class Recognition:
             "category": rules.items[order.item].category, "inst": order.institution, "day": order.day.isoformat(),
             "recognisable": recognisable, "reason": reason, "reason_effect": effect,
             "reasons": list(order.reasons), "reason_text": order.reason_text, "analytes": list(order.analytes),
+            "late_reasons": late, "late_reason_text": late_text,
             "doctor": doctor, "dept": dept,
-            "outcome": (existing or {}).get("outcome", "pending"),
+            "outcome": (existing or {}).get("outcome", "pending"), "resulted": _resulted(existing),
             "issue": issue_id("rec", ref) if recognisable else None,
             "checked": (existing or {}).get("checked") or _now(),
             "placed": (existing or {}).get("placed") or _instant(),
@@ -688,8 +734,10 @@ class Recognition:
             issues.append(self._order_warning(order, matches, issue["id"]))
         elif not recognisable and existing and existing.get("issue"):
             self._cancel_issue(existing["issue"])
-        # A reason added to an order after its result arrived changes the flag.
-        if existing and (existing.get("reasons") != doc["reasons"] or existing.get("reason_text") != doc["reason_text"]):
+        # A reason added to an order before its result changes the flag's decision; one added
+        # after it (a late reason) does not, and is shown on the flag for the auditor.
+        if existing and any(existing.get(k) != doc[k] for k in ("reasons", "reason_text", "late_reasons",
+                                                                 "late_reason_text")):
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
@@ -701,10 +749,17 @@ class Recognition:
         A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
         rarely repeats the doctor's ORC-16 re-test reason or the order time. The reasons recorded
         when the order was placed are kept (a later version may add one, never remove one), and so
-        are its date and the instant huren first saw it."""
-        changes: dict[str, Any] = {
-            "reasons": tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons])),
-            "reason_text": check.get("reason_text") or order.reason_text, "placed": check.get("placed")}
+        are its date and the instant huren first saw it. Once a result of the order has been
+        decided on (``_resulted``), the reasons are those recorded until then: a reason first sent
+        after the result (an order update, a corrected result's ORC-16) is a late reason, kept in
+        the check row apart (``_late_reasons``) and never part of the decision -- DOMAIN.md: the
+        reason recorded at order time stands."""
+        if _resulted(check):
+            reasons, text = tuple(check.get("reasons") or ()), check.get("reason_text")
+        else:
+            reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
+            text = check.get("reason_text") or order.reason_text
+        changes: dict[str, Any] = {"reasons": reasons, "reason_text": text, "placed": check.get("placed")}
         if check.get("analytes") and not order.analytes:
             changes["analytes"] = tuple(check["analytes"])
         if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
@@ -862,21 +917,17 @@ class Recognition:
         decision, match = next(((d, m) for d, m in decisions if d.status != REPORTED), decisions[0])
         prior = match.result
         reviews = (existing or {}).get("reviews") or []
-        status = decision.status
-        if existing and existing.get("status") in ("upheld", "overturned") and decision.at_stake:
-            status = existing["status"]
-        elif existing and existing.get("status") == "void" and reviews and decision.at_stake \
-                and existing.get("prior") == prior.ref and reviews[-1].get("decision") in ("upheld", "overturned"):
-            # voided for a while (its prior withdrawn, then sent again): the auditor's review of
-            # the same repeat of the same prior stands
-            status = reviews[-1]["decision"]
+        status = _standing_review(existing, reviews, prior.ref, decision) or decision.status
         price, price_source = self._price(item, match, group, order.institution)
         identified = (existing or {}).get("identified") or _now()
         reason_text = order.reason_text if decision.reason else None
+        check = self.checks.get(check_ref) if check_ref else None
+        late = tuple((check or {}).get("late_reasons") or ())
+        late_text = (check or {}).get("late_reason_text") if late else None
         hr = list(rules.hr_scopes(prior.institution, item.code, prior.day))
         issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
                            repeat=repeat, match=match, decision=decision, price=price, identified=identified,
-                           reason_text=reason_text, reviews=reviews)
+                           reason_text=reason_text, reviews=reviews, late_reasons=late, late_reason_text=late_text)
         row = DuplicateFlag(
             id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
             person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,
@@ -885,9 +936,11 @@ class Recognition:
             reason=decision.reason, reason_text=reason_text, reviews=tuple(reviews), identified=identified,
             analytes=tuple(sorted(match.analytes)), partial=match.partial, effect=decision.effect,
             contradicted=decision.contradicted, basis=decision.basis, price_source=price_source, hr=tuple(hr),
+            late_reasons=late, late_reason_text=late_text,
         ).as_doc()
         changed = existing is None or any(existing.get(k) != row[k] for k in (
-            "status", "prior", "price", "reason", "contradicted", "analytes", "basis"))
+            "status", "prior", "price", "reason", "contradicted", "analytes", "basis")) \
+            or (existing.get("late_reasons") or []) != row["late_reasons"]
         self._put_flag(existing, row)
         self._write_issue(issue)
         self._set_outcome(check_ref, status if status in ("justified", "self_pay", "reported") else "duplicate")
@@ -899,7 +952,9 @@ class Recognition:
                 + (f": {', '.join(sorted(match.analytes))}" if match.partial else "") + ") repeated "
                 f"{(repeat.day - prior.day).days} days after {prior.ref} of {prior.institution} "
                 f"({rules.currency} {price:.2f})" + (f"; reason {decision.reason}" if decision.reason else "")
-                + (f"; {decision.contradicted}" if decision.contradicted else "") + f". See DetectedIssue/{flag_id}")
+                + (f"; {decision.contradicted}" if decision.contradicted else "")
+                + (f"; reason {', '.join(late)} recorded after the result: not counted, for the auditor"
+                   if late else "") + f". See DetectedIssue/{flag_id}")
         return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
@@ -974,11 +1029,16 @@ class Recognition:
         self._put_check(check, {**check, "outcome": "pending"})
 
     def _set_outcome(self, order_ref: str | None, outcome: str) -> None:
+        """A result of the order decided: its outcome, and from now on its reasons are recorded
+        (``resulted``: a reason sent later is a late reason, see ``_remembered``)."""
         if not order_ref:
             return
         check = self.checks.get(order_ref)
-        if check is not None and check.get("outcome") != outcome:
-            self._put_check(check, {**check, "outcome": outcome})
+        if check is None:
+            return
+        resulted = _resulted(check) or outcome in _RESULTED
+        if check.get("outcome") != outcome or bool(check.get("resulted")) != resulted:
+            self._put_check(check, {**check, "outcome": outcome, "resulted": resulted})
 
     # -- the two working collections, with their per-day tallies ----------------------------
     def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -1017,7 +1077,10 @@ class Recognition:
                 raise NotFound(f"no duplicate flag {flag_id}")
             if row["status"] in ("void", "justified", "reported"):
                 raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
-            review = {"decision": decision, "reason": reason.strip(), "by": by, "at": _now()}
+            # the facts the auditor decided on: the review stands while they do (``_standing_review``)
+            review = {"decision": decision, "reason": reason.strip(), "by": by, "at": _now(),
+                      "prior": row.get("prior"), "retest_reason": row.get("reason"),
+                      "contradicted": row.get("contradicted")}
             reviews = [*(row.get("reviews") or []), review]
             self._put_flag(row, {**row, "status": decision, "reviews": reviews})
             issue = self.read("DetectedIssue", flag_id)
@@ -1059,6 +1122,59 @@ class _NotItems(NamedTuple):
 
     rules: Rules
     codes: dict[int, tuple[Any, Any, str]]
+
+
+def _standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str, Any]], prior: str,
+                     decision: Any) -> str | None:
+    """The auditor's last decision ("upheld" / "overturned") when it still stands for ``decision``:
+    the flag is one an auditor reviews (not justified, not only reported) and the facts the review
+    was made on stand -- the same prior result, the same order-time reason, the same finding of a
+    reason contradicted by records. Otherwise None: the flag is decided again, the review stays in
+    its history (the flag row's ``reviews``, the DetectedIssue's mitigations).
+
+    Why: an auditor's "overturned" on a self-pay repeat (R05/R07) went back to self-pay whenever
+    the flag was decided again (a copy of the result, a prior withdrawn and sent again), since
+    only a decision with money at stake kept the review; and an upheld flag stayed upheld when
+    its prior was withdrawn and another result became the prior, a decision nobody made. A review
+    stored before it recorded its facts is judged against the facts of the flag it was made on."""
+    if not reviews or decision.status in (JUSTIFIED_STATUS, REPORTED):
+        return None
+    last = reviews[-1]
+    if last.get("decision") not in ("upheld", "overturned"):
+        return None
+    if "prior" in last:
+        facts = (last.get("prior"), last.get("retest_reason"), last.get("contradicted"))
+    elif existing is not None:
+        facts = (existing.get("prior"), existing.get("reason"), existing.get("contradicted"))
+    else:
+        return None
+    return last["decision"] if facts == (prior, decision.reason, decision.contradicted) else None
+
+
+def _resulted(check: dict[str, Any] | None) -> bool:
+    """Has a result of this checked order been decided on (its reasons recorded for good)?
+
+    Sticky (``resulted``): an order whose results were all withdrawn is pending again, but a
+    reason sent after its first result is still not an order-time reason. A row stored before the
+    field existed tells by its outcome."""
+    return bool(check) and bool(check.get("resulted") or check.get("outcome") in _RESULTED)  # type: ignore[union-attr]
+
+
+def _late_reasons(order: Order, check: dict[str, Any] | None) -> tuple[list[str], str | None]:
+    """The reasons (and text) this version of an order states that were first recorded after a
+    result of it was decided on, added to those already kept late: shown on the flag for the
+    auditor, who may uphold or overturn it; never a reason for the decision itself."""
+    if check is None:
+        return [], None
+    late = list(check.get("late_reasons") or ())
+    text = check.get("late_reason_text")
+    if not _resulted(check):
+        return late, text
+    recorded = set(check.get("reasons") or ())
+    late = list(dict.fromkeys([*late, *(r for r in order.reasons if r not in recorded)]))
+    if order.reason_text and order.reason_text != check.get("reason_text") and not text:
+        text = order.reason_text
+    return late, text
 
 
 def _version(resource: dict[str, Any]) -> int:
