@@ -78,6 +78,8 @@ def test_a_damaged_file_replaced_by_its_bytes_with_crcs_recomputed_keeps_the_ser
     settings = _log_of(settings, 12)
     [damaged_file] = sorted(records_directory(audit_path(settings)).glob("*.records"))
     original = damaged_file.read_bytes()
+    backup = tmp_path / "backup"
+    shutil.copytree(damaged_file.parent, backup / "audit.records")
     _flip_in_frame(damaged_file, 6)
 
     with Engine(settings) as engine:
@@ -89,7 +91,9 @@ def test_a_damaged_file_replaced_by_its_bytes_with_crcs_recomputed_keeps_the_ser
         assert _refused_for(client, headers, 2.5)  # rechecked more than once: still refused
         assert _held(engine) == held  # nothing appended on top of it
 
-        _rename_in(damaged_file, original)  # the records themselves (a backup's copy) put in place
+        fixed = _cli(settings, "repair", "--from", str(backup))  # the repair sees it for what it is
+        assert fixed.returncode == 0 and "records 6-11 put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+        assert damaged_file.read_bytes() == original
         assert _status_within(client, headers, 10) == 200
         engine.audit.drain()
         assert _held(engine) > held
