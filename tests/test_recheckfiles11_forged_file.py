@@ -163,3 +163,35 @@ def test_a_file_swapped_while_a_damaged_one_is_read_is_looked_at_again(
         monkeypatch.undo()
         engine.audit.drain()
         assert verify_online(engine.audit).ok
+
+
+def test_a_server_started_on_a_forged_replacement_of_a_file_found_damaged_refuses_it(
+        settings: Settings, tmp_path: Path) -> None:
+    """The damage a server found is noted beside the record files: a server started after the file
+    was replaced (its CRCs recomputed over the altered record) proves it too, and refuses it."""
+    settings = _log_of(settings, 12)
+    [damaged_file] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    original = damaged_file.read_bytes()
+    backup = tmp_path / "backup"
+    shutil.copytree(damaged_file.parent, backup / "audit.records")
+    _flip_in_frame(damaged_file, 6)
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503
+
+    _rename_in(damaged_file, _crcs_recomputed(damaged_file))  # while no server runs
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert _refused_for(client, headers, 1.5)
+        held = _held(engine)
+    assert _cli(settings, "verify").returncode == 1
+
+    fixed = _cli(settings, "repair", "--from", str(backup))
+    assert fixed.returncode == 0 and "records 6-11 put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+    assert damaged_file.read_bytes() == original
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        engine.audit.drain()
+        assert _held(engine) > held and verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0

@@ -133,6 +133,25 @@ class RecordFiles:
         damaged in its middle, missing, or not a record file), or ``None``."""
         return min(self._unreadable.values(), default=None)
 
+    def _damage_note(self, first: int) -> Path:
+        """Where a file found damaged is noted (beside the record files' directory, not in it), so
+        that a process started later proves it record by record too before taking it whole
+        (a file renamed over it with its CRCs recomputed is not a repair)."""
+        return self.directory.with_name(self.directory.stem + ".damage") / f"{first:012d}"
+
+    def _note_damage(self, first: int) -> None:
+        note = self._damage_note(first)
+        try:
+            note.parent.mkdir(exist_ok=True)
+            note.touch()
+        except OSError as exc:  # (a read-only directory: this process still refuses appends)
+            log.warning("audit: could not note the damage of record file %d in %s: %s", first, note, exc)
+
+    def _damage_seen(self, first: int) -> bool:
+        """Whether a process found file ``first`` damaged and none has proven it whole since: one
+        ``stat`` at a process's first look at a file, none in a healthy log's normal operation."""
+        return self._damage_note(first).exists()
+
     def path(self, first: int) -> Path:
         return self.directory / f"{first:012d}.records"
 
@@ -266,7 +285,8 @@ class RecordFiles:
             if known is not None and known.gen == entry.gen and known.size == entry.size and (
                     not known.damaged or known.ident == _identity(path)):  # (damaged: the same file still)
                 return known
-            was_damaged = known is not None and known.damaged
+            # damaged before: as this process found it, or (its first look) as one before it did
+            was_damaged = known.damaged if known is not None else self._damage_seen(entry.first)
             if known is None or known.gen != entry.gen or entry.size < known.size or known.damaged:
                 known = _Offsets(entry.gen, HEADER.size, HEADER.size)
             ident: tuple[int, ...] | None = None
@@ -285,6 +305,7 @@ class RecordFiles:
                 known.damaged, known.size, known.ident = True, entry.size, ident
                 self._offsets[entry.first] = known
                 self._unreadable[entry.first] = entry.first
+                self._note_damage(entry.first)
                 return known
             try:
                 if known.scanned == HEADER.size:
@@ -295,6 +316,7 @@ class RecordFiles:
                         known.damaged, known.size, known.ident = True, entry.size, ident
                         self._offsets[entry.first] = known
                         self._unreadable[entry.first] = entry.first
+                        self._note_damage(entry.first)
                         return known
                 buf = os.pread(fd, entry.size - known.scanned, known.scanned)
             finally:
@@ -318,6 +340,10 @@ class RecordFiles:
             if pos < entry.size:
                 known.damaged, known.ident = True, ident
                 self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
+                self._note_damage(entry.first)
+            elif was_damaged and entry.first not in self._instead:  # proven whole: damage no longer noted
+                with contextlib.suppress(OSError):
+                    self._damage_note(entry.first).unlink()
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed, or a record is not the log's): the records after "
                           "it cannot be read; run `huren audit verify`, then `huren audit repair --from "
