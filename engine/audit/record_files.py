@@ -322,6 +322,7 @@ class RecordFiles:
             finally:
                 os.close(fd)
             rows, used = decode(buf)
+            bad = None
             if was_damaged and known.scanned + used == entry.size:  # whole again: proven, or damaged still
                 bad = _unproven(rows, entry)
                 if bad is not None:
@@ -337,17 +338,17 @@ class RecordFiles:
                 pos += frame_size(row)
             known.scanned, known.size = pos, entry.size
             self._unreadable.pop(entry.first, None)
-            if pos < entry.size:
+            if pos < entry.size or bad is not None:
                 known.damaged, known.ident = True, ident
                 self._unreadable[entry.first] = known.seqs[-1] + 1 if known.seqs else entry.first
                 self._note_damage(entry.first)
-            elif was_damaged and entry.first not in self._instead:  # proven whole: damage no longer noted
-                with contextlib.suppress(OSError):
-                    self._damage_note(entry.first).unlink()
                 log.error("audit: record file %s is damaged at byte %d (a frame fails its length or CRC "
                           "inside what the log committed, or a record is not the log's): the records after "
                           "it cannot be read; run `huren audit verify`, then `huren audit repair --from "
                           "<a backup>`", path, pos)
+            elif was_damaged and entry.first not in self._instead:  # proven whole: damage no longer noted
+                with contextlib.suppress(OSError):
+                    self._damage_note(entry.first).unlink()
             self._offsets[entry.first] = known
             return known
 
