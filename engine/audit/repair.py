@@ -255,8 +255,13 @@ def _plan(files: RecordFiles, entry: FileEntry, source: Path | None, report: Rep
     """The repaired file for ``entry`` when it is damaged and every record it holds is found."""
     path = files.path(entry.first)
     readable = files.file_rows(entry) if path.is_file() else []
-    if [row[0] for row in readable] == list(range(entry.first, entry.last + 1)):
+    # the records read in place, up to the first that is not the log's: one out of place, or whose
+    # bytes do not hash to its leaf (a file renamed over a damaged one with its CRCs recomputed
+    # reads whole; a running server refuses it, ``RecordFiles._scan``, so it is repaired here)
+    kept = next((i for i, row in enumerate(readable) if row[0] != entry.first + i or not _sound(row)), len(readable))
+    if kept == len(readable) == entry.last - entry.first + 1:
         return None
+    readable = readable[:kept]
     lost = readable[-1][0] + 1 if readable else entry.first
     report.damaged.append(f"{path.name}: records {lost}-{entry.last} cannot be read")
     found: dict[int, Leaf] = {row[0]: row for row in readable}

@@ -1,0 +1,197 @@
+"""A running server resumes after a damaged record file is replaced only when every record of the
+file in its place is the one the log holds, never on a file that merely passes its CRCs.
+
+The once-a-second look of a damaged log (``RecordFiles.recheck``) scans a damaged file again when
+another file is at its path. Found by a reviewer: it took any file whose frames passed their length
+and CRC, so a damaged file replaced by its own bytes with each frame's CRC recomputed (no repair,
+nothing verified) made the server append again on top of an altered record; and a file that is not
+the newest, its records out of place, got through as well. Through the real path: real record
+files renamed into place, audited reads through the app, ``huren audit verify`` in its own process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import engine.audit.record_files as record_files
+from engine.api.app import create_app
+from engine.audit.record_files import HEADER, records_directory
+from engine.audit.segment import _HEAD, decode, encode
+from engine.audit.store import audit_path
+from engine.audit.verify import verify_online
+from engine.engine import Engine
+from engine.settings import Settings
+from tests.test_audit10_repair import _cli
+from tests.test_audit_damage import _flip_in_frame
+from tests.test_reads11_repair_recovery import _log_of, _status_within
+
+
+def _rename_in(path: Path, body: bytes) -> None:
+    """``body`` put at ``path`` as a repair would: written beside it and renamed over it."""
+    tmp = path.with_suffix(".incoming")
+    tmp.write_bytes(body)
+    os.replace(tmp, path)
+
+
+def _crcs_recomputed(path: Path) -> bytes:
+    """The file's bytes as they are, each frame's CRC recomputed over them (nothing else checked)."""
+    buf = bytearray(path.read_bytes())
+    pos = HEADER.size
+    while pos + _HEAD.size <= len(buf):
+        length, _crc = _HEAD.unpack_from(buf, pos)
+        body = bytes(buf[pos + _HEAD.size:pos + _HEAD.size + length])
+        _HEAD.pack_into(buf, pos, length, zlib.crc32(body))
+        pos += _HEAD.size + length
+    return bytes(buf)
+
+
+def _held(engine: Engine) -> int:
+    return engine.audit.held_count()
+
+
+def _refused_for(client: TestClient, headers: dict[str, str], seconds: float) -> bool:
+    """Every audited read refused (503, nothing of the resource) for ``seconds``: several rechecks."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        resp = client.get("/fhir/Patient/p1", headers=headers)
+        if resp.status_code != 503 or "female" in resp.text:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _server(engine: Engine) -> tuple[TestClient, dict[str, str]]:
+    engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
+    headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
+    return TestClient(create_app(engine)), headers
+
+
+def test_a_damaged_file_replaced_by_its_bytes_with_crcs_recomputed_keeps_the_server_refusing(
+        settings: Settings, tmp_path: Path) -> None:
+    settings = _log_of(settings, 12)
+    [damaged_file] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    original = damaged_file.read_bytes()
+    backup = tmp_path / "backup"
+    shutil.copytree(damaged_file.parent, backup / "audit.records")
+    _flip_in_frame(damaged_file, 6)
+
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503
+        held = _held(engine)
+
+        _rename_in(damaged_file, _crcs_recomputed(damaged_file))  # record 6 altered, every CRC right
+        assert _refused_for(client, headers, 2.5)  # rechecked more than once: still refused
+        assert _held(engine) == held  # nothing appended on top of it
+
+        fixed = _cli(settings, "repair", "--from", str(backup))  # the repair sees it for what it is
+        assert fixed.returncode == 0 and "records 6-11 put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+        assert damaged_file.read_bytes() == original
+        assert _status_within(client, headers, 10) == 200
+        engine.audit.drain()
+        assert _held(engine) > held
+        assert verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
+
+
+def test_an_older_damaged_file_replaced_by_one_with_its_records_out_of_place_keeps_the_server_refusing(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(record_files, "ROLL_BYTES", 3000)  # small record files: several of them
+    settings = _log_of(settings, 30, drain_every=3)
+    files = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    assert len(files) >= 3
+    original = files[0].read_bytes()
+    rows, used = decode(original[HEADER.size:])
+    assert used == len(original) - HEADER.size and len(rows) >= 3
+    rows[1], rows[2] = rows[2], rows[1]  # each record sound, with its CRC: two of them swapped
+    swapped = original[:HEADER.size] + encode(rows)
+    assert len(swapped) == len(original)
+    _flip_in_frame(files[0], 1)
+
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert not verify_online(engine.audit).ok  # a reader meets the old file's damage ...
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503  # ... appends stop
+        held = _held(engine)
+
+        _rename_in(files[0], swapped)
+        assert _refused_for(client, headers, 2.5)
+        assert _held(engine) == held
+
+        _rename_in(files[0], original)
+        assert _status_within(client, headers, 10) == 200
+        engine.audit.drain()
+        assert verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
+
+
+def test_a_file_swapped_while_a_damaged_one_is_read_is_looked_at_again(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file scanned is the one named as scanned: a damaged file (here not a record file at all)
+    swapped for the right one between the scan's open and its read was stored as 'damaged' under
+    the new file's identity, and the server refused every audited read until restarted."""
+    settings = _log_of(settings, 12)
+    [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    backup = path.with_name("backup.copy")
+    shutil.copyfile(path, backup)
+    _rename_in(path, b"\0" * len(backup.read_bytes()))  # the same size, not a record file
+
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503
+        _rename_in(path, b"\1" * len(backup.read_bytes()))  # another such file: the next look reads it,
+        not_records = os.stat(path).st_ino  # and while it does, the right file is renamed into place
+
+        real_pread, swapped = os.pread, []
+
+        def pread_while_swapped(fd: int, n: int, offset: int) -> bytes:
+            if not swapped and offset == 0 and os.fstat(fd).st_ino == not_records:  # its header read:
+                swapped.append(True)  # the right file arrives at the path meanwhile
+                os.replace(backup, path)
+            return real_pread(fd, n, offset)
+
+        monkeypatch.setattr(record_files.os, "pread", pread_while_swapped)
+        assert _status_within(client, headers, 10) == 200
+        assert swapped
+        monkeypatch.undo()
+        engine.audit.drain()
+        assert verify_online(engine.audit).ok
+
+
+def test_a_server_started_on_a_forged_replacement_of_a_file_found_damaged_refuses_it(
+        settings: Settings, tmp_path: Path) -> None:
+    """The damage a server found is noted beside the record files: a server started after the file
+    was replaced (its CRCs recomputed over the altered record) proves it too, and refuses it."""
+    settings = _log_of(settings, 12)
+    [damaged_file] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    original = damaged_file.read_bytes()
+    backup = tmp_path / "backup"
+    shutil.copytree(damaged_file.parent, backup / "audit.records")
+    _flip_in_frame(damaged_file, 6)
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503
+
+    _rename_in(damaged_file, _crcs_recomputed(damaged_file))  # while no server runs
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert _refused_for(client, headers, 1.5)
+        held = _held(engine)
+    assert _cli(settings, "verify").returncode == 1
+
+    fixed = _cli(settings, "repair", "--from", str(backup))
+    assert fixed.returncode == 0 and "records 6-11 put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+    assert damaged_file.read_bytes() == original
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        engine.audit.drain()
+        assert _held(engine) > held and verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
