@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -439,19 +440,15 @@ def _representation(entry: Any) -> str:
 
 
 # CJK ideographs: the unified blocks with Extension A, the compatibility ones, Extensions B-I and the
-# supplement (U+20000-U+323AF, 𠀋), the iteration mark 々 and the ideographic zero 〇
-_IDEOGRAPHS = ((0x3005, 0x3007), (0x3021, 0x3029), (0x3038, 0x303B), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
-               (0xF900, 0xFAFF), (0x20000, 0x323AF))
-
-
-def _ideograph(ch: str) -> bool:
-    code = ord(ch)
-    return any(low <= code <= high for low, high in _IDEOGRAPHS)
+# supplement (U+20000-U+323AF, 𠀋), the iteration mark 々, the ideographic zero 〇 and the Hangzhou
+# numerals (one compiled class: a search is as fast as the two comparisons it replaces)
+_IDEOGRAPH = re.compile("[\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
+                        "\uf900-\ufaff\U00020000-\U000323af]")
 
 
 def _has_ideographs(node: Any) -> bool:
     if isinstance(node, str):
-        return any(_ideograph(ch) for ch in node)
+        return _IDEOGRAPH.search(node) is not None
     if isinstance(node, dict):
         return any(_has_ideographs(v) for v in node.values())
     if isinstance(node, list):
