@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -438,9 +439,16 @@ def _representation(entry: Any) -> str:
     return "IDE" if _has_ideographs({k: v for k, v in entry.items() if k != "extension"}) else "ABC"
 
 
+# CJK ideographs: the unified blocks with Extension A, the compatibility ones, Extensions B-I and the
+# supplement (U+20000-U+323AF, 𠀋), the iteration mark 々, the ideographic zero 〇 and the Hangzhou
+# numerals (one compiled class: a search is as fast as the two comparisons it replaces)
+_IDEOGRAPH = re.compile("[\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
+                        "\uf900-\ufaff\U00020000-\U000323af]")
+
+
 def _has_ideographs(node: Any) -> bool:
     if isinstance(node, str):
-        return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in node)
+        return _IDEOGRAPH.search(node) is not None
     if isinstance(node, dict):
         return any(_has_ideographs(v) for v in node.values())
     if isinstance(node, list):
@@ -452,8 +460,14 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
     """The incoming entries replace the stored entries of their kind (``key``), all of them, where
     the first of those stood; stored entries of a kind the incoming list does not state stay (a
     registration sending only the Chinese name keeps the pinyin one; only a home phone, the work one).
-    A part of the kind an entry leaves out (a name without XPN-7's use) matches any: the name an
-    order message sent without a use is the one the registration later states as official."""
+
+    A part of the kind left out is a wildcard in one direction only: a stored entry that leaves a
+    part out is replaced by an incoming one that states it (the name an order sent without XPN-7's
+    use is the one the registration later states as official), but an incoming entry that leaves a
+    part out replaces only stored entries that leave it out too -- never a stored entry that states
+    it (a name without a use does not replace the official name nor the maiden one; a phone without
+    a use neither the home nor the work one). Such an entry that equals a stored one but for the
+    parts it leaves out is that stored entry said again: it is not stored a second time."""
     if key is None:
         return _union(stored, incoming, key)
     kinds = [_kind(e, key) for e in incoming]
@@ -461,9 +475,12 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
     out: list[Any] = []
     for entry in stored:
         mine = _kind(entry, key)
-        covering = [n for n, k in enumerate(kinds) if _covers(k, mine)]
+        covering = [n for n, k in enumerate(kinds) if _refines(k, mine)]
         if not covering:
             out.append(entry)
+            for n, k in enumerate(kinds):
+                if not placed[n] and _said_again(incoming[n], k, entry, key):
+                    placed[n] = True  # already stored, with the parts it leaves out stated
             continue
         for n in covering:
             if not placed[n]:
@@ -481,8 +498,23 @@ def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, .
     return tuple(parts)
 
 
-def _covers(a: tuple[bytes | None, ...], b: tuple[bytes | None, ...]) -> bool:
-    return all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+def _refines(new: tuple[bytes | None, ...], old: tuple[bytes | None, ...]) -> bool:
+    """``new`` is of ``old``'s kind, or states a part ``old`` leaves out: every part ``old``
+    states, ``new`` states alike."""
+    return all(o is None or n == o for n, o in zip(new, old, strict=True))
+
+
+def _said_again(entry: Any, kind: tuple[bytes | None, ...], stored: Any,
+                key: tuple[tuple[str, ...], ...]) -> bool:
+    """``entry`` leaves out parts of its kind that ``stored`` states, and is ``stored`` without
+    them (王建国 with no use, beside the stored official 王建国)."""
+    if not isinstance(entry, dict) or not isinstance(stored, dict):
+        return False
+    left_out = [path for path, part in zip(key, kind, strict=True) if part is None]
+    if not left_out or any(len(path) != 1 for path in left_out):
+        return False
+    drop = {path[0] for path in left_out}
+    return {k: v for k, v in stored.items() if k not in drop} == entry
 
 
 def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], ...] | None) -> list[Any]:

@@ -72,10 +72,11 @@ def test_a_null_phone_deletes_that_phone_only(engine: Engine, fhir: TestClient) 
     assert patient["telecom"] == [home] and "address" not in patient
 
     # PID-13 "" with a new work phone in PID-14: the home phone goes, the new work phone is stored
+    # (a work mobile is a work number: PID-14 gives only ``use: work``, kinds11)
     (ack,) = send(engine, adt("P6", "A08", "王^建国^^^^^L", '""', "^WPN^CP^^^^13900000000"))
     assert ack_code_of(ack) == "AA"
     assert stored(engine, fhir, "P6", "Patient")["telecom"] == [
-        {"system": "phone", "value": "13900000000", "use": "mobile"}]
+        {"system": "phone", "value": "13900000000", "use": "work"}]
 
 
 def test_a_null_names_what_it_deletes_and_converts_as_an_empty_field(engine: Engine) -> None:

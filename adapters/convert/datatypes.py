@@ -426,6 +426,12 @@ def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     if equip == "CP":
         use = "mobile"
     use = use or rule.get("default_use")
+    # ``uses``: the uses this field gives (PID-13 home, mobile, temp; PID-14 work): another one
+    # (a CP mobile in PID-14, a beeper in PID-13) is the field's default, so the field's "" deletes
+    # exactly the numbers it stated earlier and no number of the other field
+    allowed = rule.get("uses")
+    if allowed and use not in allowed:
+        use = rule.get("default_use")
     if use:
         point["use"] = use
     return point
