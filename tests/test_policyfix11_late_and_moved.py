@@ -14,10 +14,10 @@ MLLP socket, read back from the stored flags, check rows, tallies and DetectedIs
 from __future__ import annotations
 
 from engine.engine import Engine
-from tests.test_hooks11_policy_edges import engine, flag_of, result, row_of
-from tests.test_policy11_decided_facts import R04, check_of, result_with_reason
+from tests.test_hooks11_policy_edges import LI, engine, flag_of, repeat, result, row_of
+from tests.test_policy11_decided_facts import R04, a08, check_of, result_with_reason
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, order, ts
+from tests.test_recognition_policy_e2e import CBC, WANG, order, ts
 
 __all__ = ["engine"]  # the fixture, used by name
 
@@ -74,3 +74,43 @@ def test_an_order_update_with_a_reason_before_any_result_still_counts(engine: En
     hl7.send(result_with_reason("HOSPB", "B1", CBC, ts(1, 10), R04))
     row = row_of(engine, "HOSPB")
     assert row is not None and (row["status"], row["reason"], row["late_reasons"]) == ("justified", "R04", []), row
+
+
+# -- 2. an ID correction on the prior's side re-checks the orders that listed the prior ----------
+def test_a_corrected_id_number_on_the_priors_side_takes_it_out_of_the_later_order(engine: Engine, mllp: int) -> None:
+    """HOSPA filed 李秀英's blood count under 王建国's number; HOSPB's order for 王建国 was reminded
+    of it and repeated it. HOSPA corrects the record (ADT^A08): the prior was never his."""
+    hl7 = Sender(mllp)
+    repeat(hl7, prior_days=5, repeat_days=1)
+    assert flag_of(engine) == "flagged"
+    before = check_of(engine)
+    assert before["recognisable"] and before["issue"], before
+    assert engine.repository.read("DetectedIssue", before["issue"])["status"] == "final"
+    hl7.send(a08("HOSPA", f"PID|1||{LI}^^^公安部^NNCHN~MRN-HOSPA^^^HOSPA^MR||李^秀英||19880903|F\n"))
+    assert flag_of(engine) == "void"
+    assert check_of(engine, "HOSPA")["person"] == LI
+    check = check_of(engine)
+    assert (check["person"], check["recognisable"]) == (WANG, []), check
+    tallies = [t for t in engine.recognition.check_days.find({}) if t["inst"] == "HOSPB"]
+    assert tallies == [], tallies  # nothing of his was recognisable when the order was placed
+    # the reminder in his compartment no longer stands pointing at her result
+    assert engine.repository.read("DetectedIssue", before["issue"])["status"] == "cancelled"
+
+
+def test_a_corrected_id_number_on_the_priors_side_keeps_his_own_other_prior(engine: Engine, mllp: int) -> None:
+    """He had a blood count of his own at HOSPC too: the order keeps that one, and its reminder."""
+    hl7 = Sender(mllp)
+    hl7.send(order("HOSPC", "C1", CBC, ts(6)))
+    hl7.send(result("HOSPC", "C1", CBC, ts(6, 10)))
+    repeat(hl7, prior_days=5, repeat_days=1)
+    before = check_of(engine)
+    assert len(before["recognisable"]) == 2, before
+    hl7.send(a08("HOSPA", f"PID|1||{LI}^^^公安部^NNCHN~MRN-HOSPA^^^HOSPA^MR||李^秀英||19880903|F\n"))
+    check = check_of(engine)
+    kept = [r for r in before["recognisable"] if r in check["recognisable"]]
+    assert (check["person"], len(check["recognisable"]), kept) == (WANG, 1, check["recognisable"]), check
+    row = row_of(engine, "HOSPB")
+    assert row is not None and (row["status"], row["prior_inst"]) == ("flagged", "HOSPC"), row
+    assert engine.repository.read("DetectedIssue", before["issue"])["status"] == "final"
+    tallies = [t for t in engine.recognition.check_days.find({}) if t["inst"] == "HOSPB"]
+    assert [t["count"] for t in tallies] == [1], tallies

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
@@ -624,6 +624,7 @@ class Recognition:
             self.index.set_person(docs, person)
         if previous is not None:
             self._recheck_orders(ref_of(patient), person)
+            self._recheck_recognisers(moved)
         if not docs:
             return
         # A person corrected on a record (a mistyped ID number put right) moves its results to
@@ -651,32 +652,64 @@ class Recognition:
         doctor was shown stays recorded (the reminder DetectedIssue, cancelled when nothing was
         recognisable for the right person). The outcome follows when the order's tests are
         decided again (``_on_patient``)."""
-        rules = self._rules
         ids = {d["_id"] for d in self.checks.coll.find({"patient": patient_ref})}
         ids.update(d["_id"] for d in self.checks.remembered() if d.get("patient") == patient_ref)
         for check_id in sorted(ids):
             check = self.checks.get(check_id)
             if check is None or check.get("source") != "order" or check.get("person") == person:
                 continue
-            recognisable: list[str] = []
-            item = rules.items.get(check.get("item") or "")
-            if person and item is not None and check.get("day"):
-                placed = check.get("placed")
-                order = Order(person=person, item=item.code, institution=check["inst"],
-                              day=date.fromisoformat(check["day"]), ref=check_id, patient=patient_ref,
-                              reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                              analytes=tuple(check.get("analytes") or ()), placed=placed)
-                recognisable = [m.result.ref for m in self.check(order)
-                                if not placed or not m.held or m.held < placed]
-            doctor, dept = check.get("doctor"), check.get("dept")
-            if recognisable and not (doctor or dept):
-                sr = self.read(ORDER_TYPE, check_id.split("/", 1)[1])
-                if sr is not None:
-                    doctor, dept = self.facts.orderer(sr)
-            if not recognisable and check.get("issue"):
-                self._cancel_issue(check["issue"])
-            self._put_check(check, {**check, "person": person, "recognisable": recognisable,
-                                    "doctor": doctor, "dept": dept})
+            self._recheck_order(check, person)
+
+    def _recheck_recognisers(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """The check rows of *other* records' orders that listed a result an ID-number correction
+        moved to another person: each is checked again for its own person, as of when it was placed.
+
+        Why: a correction on the prior's side (ADT^A08 at the institution that held the result)
+        moved the result to the right person, but the later order of the person it was filed under
+        kept it as recognisable: that order stayed in its institution's recognition rate (a
+        re-test of another person's result) and its reminder DetectedIssue stayed 'final' in that
+        person's compartment naming another person's result. ``_recheck_orders`` saw only the
+        corrected record's own orders. An order can list a result only on or after the result's
+        day and within its item's window, so the rows are found through the ``day`` index."""
+        items = self._rules.items
+        for before, after in moved:
+            item = items.get(before.get("item") or "")
+            ref, person, day = before.get("_id"), before.get("person"), before.get("day")
+            if item is None or not person or not day or person == after.get("person"):
+                continue
+            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
+            rows = {d["_id"]: d for d in self.checks.coll.find({"day": {"$gte": day, "$lte": hi}})}
+            rows.update((d["_id"], d) for d in self.checks.remembered() if day <= (d.get("day") or "") <= hi)
+            for check_id in sorted(rows):
+                check = self.checks.get(check_id)
+                if check is not None and check.get("source") == "order" and check.get("person") == person \
+                        and ref in (check.get("recognisable") or ()):
+                    self._recheck_order(check, person)
+
+    def _recheck_order(self, check: dict[str, Any], person: str | None) -> None:
+        """One order's check row checked again for ``person`` as of the moment it was placed (only
+        results huren held before ``placed`` count); its reminder cancelled when nothing is left."""
+        rules = self._rules
+        check_id = check["_id"]
+        recognisable: list[str] = []
+        item = rules.items.get(check.get("item") or "")
+        if person and item is not None and check.get("day"):
+            placed = check.get("placed")
+            order = Order(person=person, item=item.code, institution=check["inst"],
+                          day=date.fromisoformat(check["day"]), ref=check_id, patient=check.get("patient"),
+                          reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
+                          analytes=tuple(check.get("analytes") or ()), placed=placed)
+            recognisable = [m.result.ref for m in self.check(order)
+                            if not placed or not m.held or m.held < placed]
+        doctor, dept = check.get("doctor"), check.get("dept")
+        if recognisable and not (doctor or dept):
+            sr = self.read(ORDER_TYPE, check_id.split("/", 1)[1])
+            if sr is not None:
+                doctor, dept = self.facts.orderer(sr)
+        if not recognisable and check.get("issue"):
+            self._cancel_issue(check["issue"])
+        self._put_check(check, {**check, "person": person, "recognisable": recognisable,
+                                "doctor": doctor, "dept": dept})
 
     # -- order time ------------------------------------------------------------------------
     def check(self, order: Order) -> list[Recognisable]:
