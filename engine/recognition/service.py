@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
@@ -483,6 +483,16 @@ class Recognition:
     def _decide_group(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
                       ) -> list[list[dict[str, Any]]]:
         """``on_write_many`` inside the group's scope (``_in_group``)."""
+        local = self._local
+        outer, local.group = getattr(local, "group", None), writes  # a write the hook makes nests
+        try:
+            return self._decide_writes(writes)
+        finally:
+            local.group = outer
+
+    def _decide_writes(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+                       ) -> list[list[dict[str, Any]]]:
+        """``_decide_group`` with the group at hand (``_with_its_result``)."""
         for resource, _ in writes:
             if resource.get("resourceType") in _READ_BACK:
                 self._hold(resource)
@@ -614,6 +624,7 @@ class Recognition:
             self.index.set_person(docs, person)
         if previous is not None:
             self._recheck_orders(ref_of(patient), person)
+            self._recheck_recognisers(moved)
         if not docs:
             return
         # A person corrected on a record (a mistyped ID number put right) moves its results to
@@ -641,32 +652,64 @@ class Recognition:
         doctor was shown stays recorded (the reminder DetectedIssue, cancelled when nothing was
         recognisable for the right person). The outcome follows when the order's tests are
         decided again (``_on_patient``)."""
-        rules = self._rules
         ids = {d["_id"] for d in self.checks.coll.find({"patient": patient_ref})}
         ids.update(d["_id"] for d in self.checks.remembered() if d.get("patient") == patient_ref)
         for check_id in sorted(ids):
             check = self.checks.get(check_id)
             if check is None or check.get("source") != "order" or check.get("person") == person:
                 continue
-            recognisable: list[str] = []
-            item = rules.items.get(check.get("item") or "")
-            if person and item is not None and check.get("day"):
-                placed = check.get("placed")
-                order = Order(person=person, item=item.code, institution=check["inst"],
-                              day=date.fromisoformat(check["day"]), ref=check_id, patient=patient_ref,
-                              reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                              analytes=tuple(check.get("analytes") or ()), placed=placed)
-                recognisable = [m.result.ref for m in self.check(order)
-                                if not placed or not m.held or m.held < placed]
-            doctor, dept = check.get("doctor"), check.get("dept")
-            if recognisable and not (doctor or dept):
-                sr = self.read(ORDER_TYPE, check_id.split("/", 1)[1])
-                if sr is not None:
-                    doctor, dept = self.facts.orderer(sr)
-            if not recognisable and check.get("issue"):
-                self._cancel_issue(check["issue"])
-            self._put_check(check, {**check, "person": person, "recognisable": recognisable,
-                                    "doctor": doctor, "dept": dept})
+            self._recheck_order(check, person)
+
+    def _recheck_recognisers(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """The check rows of *other* records' orders that listed a result an ID-number correction
+        moved to another person: each is checked again for its own person, as of when it was placed.
+
+        Why: a correction on the prior's side (ADT^A08 at the institution that held the result)
+        moved the result to the right person, but the later order of the person it was filed under
+        kept it as recognisable: that order stayed in its institution's recognition rate (a
+        re-test of another person's result) and its reminder DetectedIssue stayed 'final' in that
+        person's compartment naming another person's result. ``_recheck_orders`` saw only the
+        corrected record's own orders. An order can list a result only on or after the result's
+        day and within its item's window, so the rows are found through the ``day`` index."""
+        items = self._rules.items
+        for before, after in moved:
+            item = items.get(before.get("item") or "")
+            ref, person, day = before.get("_id"), before.get("person"), before.get("day")
+            if item is None or not person or not day or person == after.get("person"):
+                continue
+            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
+            rows = {d["_id"]: d for d in self.checks.coll.find({"day": {"$gte": day, "$lte": hi}})}
+            rows.update((d["_id"], d) for d in self.checks.remembered() if day <= (d.get("day") or "") <= hi)
+            for check_id in sorted(rows):
+                check = self.checks.get(check_id)
+                if check is not None and check.get("source") == "order" and check.get("person") == person \
+                        and ref in (check.get("recognisable") or ()):
+                    self._recheck_order(check, person)
+
+    def _recheck_order(self, check: dict[str, Any], person: str | None) -> None:
+        """One order's check row checked again for ``person`` as of the moment it was placed (only
+        results huren held before ``placed`` count); its reminder cancelled when nothing is left."""
+        rules = self._rules
+        check_id = check["_id"]
+        recognisable: list[str] = []
+        item = rules.items.get(check.get("item") or "")
+        if person and item is not None and check.get("day"):
+            placed = check.get("placed")
+            order = Order(person=person, item=item.code, institution=check["inst"],
+                          day=date.fromisoformat(check["day"]), ref=check_id, patient=check.get("patient"),
+                          reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
+                          analytes=tuple(check.get("analytes") or ()), placed=placed)
+            recognisable = [m.result.ref for m in self.check(order)
+                            if not placed or not m.held or m.held < placed]
+        doctor, dept = check.get("doctor"), check.get("dept")
+        if recognisable and not (doctor or dept):
+            sr = self.read(ORDER_TYPE, check_id.split("/", 1)[1])
+            if sr is not None:
+                doctor, dept = self.facts.orderer(sr)
+        if not recognisable and check.get("issue"):
+            self._cancel_issue(check["issue"])
+        self._put_check(check, {**check, "person": person, "recognisable": recognisable,
+                                "doctor": doctor, "dept": dept})
 
     # -- order time ------------------------------------------------------------------------
     def check(self, order: Order) -> list[Recognisable]:
@@ -697,9 +740,12 @@ class Recognition:
         if order is None or order.item is None or order.person is None:
             return []
         same = bool(existing) and (existing or {}).get("item") == order.item and (existing or {}).get("person") == order.person
-        late, late_text = _late_reasons(order, existing)
+        # An order already recorded, sent again by its result's message: that message is no order
+        # time, whatever reason it first states is late (as in a corrected result's message).
+        recorded = existing is not None and (_resulted(existing) or self._with_its_result(ref, order, existing))
+        late, late_text = _late_reasons(order, existing, recorded)
         if existing:
-            order = self._remembered(order, sr, existing)
+            order = self._remembered(order, sr, existing, recorded)
         rules = self._rules
         if same and existing is not None:
             # What was recognisable when the order was placed stands: a later version of the order
@@ -742,8 +788,28 @@ class Recognition:
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
 
+    def _with_its_result(self, ref: str, order: Order, check: dict[str, Any]) -> bool:
+        """Does this version of an order, already recorded (``check``) and stating a reason not
+        recorded yet, come in one write group with a result of it (the copy a result message
+        rebuilds from its ORC/OBR, or a Bundle with both)?
+
+        Why: an order recorded by its own order message without a reason, then its first result
+        message carrying ORC-16, merged that reason as an order-time one (the order is written
+        before its result, so no result was decided yet) and made the flagged repeat payable,
+        while the same reason in a corrected result was a late one. Asked only when the version
+        states something new: the group is scanned for a result based on the order."""
+        recorded = set(check.get("reasons") or ())
+        if not any(r not in recorded for r in order.reasons) and (
+                not order.reason_text or order.reason_text == check.get("reason_text")):
+            return False
+        for resource, _ in getattr(self._local, "group", None) or ():
+            if resource.get("resourceType") in RESULT_TYPES and any(
+                    r.get("reference") == ref for r in resource.get("basedOn") or () if isinstance(r, dict)):
+                return True
+        return False
+
     @staticmethod
-    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any]) -> Order:
+    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order:
         """What the order said when it was placed stands, whatever a later version repeats or omits.
 
         A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
@@ -753,8 +819,9 @@ class Recognition:
         decided on (``_resulted``), the reasons are those recorded until then: a reason first sent
         after the result (an order update, a corrected result's ORC-16) is a late reason, kept in
         the check row apart (``_late_reasons``) and never part of the decision -- DOMAIN.md: the
-        reason recorded at order time stands."""
-        if _resulted(check):
+        reason recorded at order time stands. So is one first sent in a result message of an order already recorded
+        (``recorded``, see ``_with_its_result``)."""
+        if recorded:
             reasons, text = tuple(check.get("reasons") or ()), check.get("reason_text")
         else:
             reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
@@ -995,7 +1062,8 @@ class Recognition:
             order = self._order_facts(sr) if sr else None
             check = self.checks.get(repeat.order)
             if order is not None and check is not None and sr is not None:
-                order = self._remembered(order, sr, check)
+                # the check row holds the reasons on_order recorded (late ones apart)
+                order = self._remembered(order, sr, check, True)
             if order is not None:
                 return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
                                patient=order.patient or repeat.patient)
@@ -1160,15 +1228,16 @@ def _resulted(check: dict[str, Any] | None) -> bool:
     return bool(check) and bool(check.get("resulted") or check.get("outcome") in _RESULTED)  # type: ignore[union-attr]
 
 
-def _late_reasons(order: Order, check: dict[str, Any] | None) -> tuple[list[str], str | None]:
+def _late_reasons(order: Order, check: dict[str, Any] | None, recorded: bool) -> tuple[list[str], str | None]:
     """The reasons (and text) this version of an order states that were first recorded after a
     result of it was decided on, added to those already kept late: shown on the flag for the
-    auditor, who may uphold or overturn it; never a reason for the decision itself."""
+    auditor, who may uphold or overturn it; never a reason for the decision itself. ``recorded``:
+    the order's reasons are recorded for good (a result decided, or this version came with one)."""
     if check is None:
         return [], None
     late = list(check.get("late_reasons") or ())
     text = check.get("late_reason_text")
-    if not _resulted(check):
+    if not recorded:
         return late, text
     recorded = set(check.get("reasons") or ())
     late = list(dict.fromkeys([*late, *(r for r in order.reasons if r not in recorded)]))
