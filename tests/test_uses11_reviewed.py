@@ -1,0 +1,33 @@
+"""An explicit XTN-2 decides a number's use; a field's ``""`` never erases what another field
+stated; a name said again is not stored twice whatever the stored order (uses11, a reviewer's
+findings on kinds11).
+
+kinds11 gave each PID phone field its own uses (PID-13 home, mobile, temp; PID-14 work) so that its
+``""`` deleted only its own numbers -- by overriding the sender's explicit XTN-2: PID-13 ``^WPN``
+was stored as home, PID-14 ``^PRN`` as work. And PID-40 states numbers of every use, so PID-13's
+``""`` erased PID-40's mobile, PID-14's its work number. The stored Patient cannot tell which field
+a number came from: a PID phone field's ``""`` now deletes no number (a missed delete is the lesser
+wrong). Real bytes over MLLP into the real store, read back through ``/fhir``; each failed before.
+"""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_kinds11_reviewed import adt, phone
+from tests.test_merge11_kinds import stored
+
+
+def test_an_explicit_use_code_decides_the_field_default_only_fills_an_empty_one(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    (ack,) = send(engine, adt("U1", "A01", pid13="^WPN^PH^^^^333~^VHN^PH^^^^335~^NET^Internet^wang@example.cn"
+                                          "~^^PH^^^^336",
+                              pid14="^PRN^PH^^^^444~^^PH^^^^445~^BPN^BP^^^^446"))
+    assert ack_code_of(ack) == "AA"
+    telecom = stored(engine, fhir, "U1", "Patient")["telecom"]
+    assert [(t["value"], t.get("use")) for t in telecom] == [
+        ("333", "work"), ("335", "temp"), ("wang@example.cn", "home"), ("336", "home"),
+        ("444", "home"), ("445", "work"), ("446", "work")]
