@@ -31,3 +31,25 @@ def test_an_explicit_use_code_decides_the_field_default_only_fills_an_empty_one(
     assert [(t["value"], t.get("use")) for t in telecom] == [
         ("333", "work"), ("335", "temp"), ("wang@example.cn", "home"), ("336", "home"),
         ("444", "home"), ("445", "work"), ("446", "work")]
+
+
+def test_a_phone_field_null_erases_no_number_another_field_stated(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, adt("V1", "A01", pid13="^PRN^PH^^^^111", pid14="^WPN^PH^^^^222",
+                            pid40="^PRN^CP^^^^13800000000~^WPN^PH^^^^555"),
+                adt("V2", "A08", pid13='""'))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    everything = [phone("111", "home"), phone("222", "work"), phone("13800000000", "mobile"), phone("555", "work")]
+    # PID-40's mobile stays: the stored Patient cannot tell it from a PID-13 mobile, so PID-13 ""
+    # deletes no number (111 stays too: the missed delete, the README's limit)
+    assert stored(engine, fhir, "V2", "Patient")["telecom"] == everything
+    (ack,) = send(engine, adt("V3", "A08", pid14='""'))
+    assert ack_code_of(ack) == "AA"
+    assert stored(engine, fhir, "V3", "Patient")["telecom"] == everything  # PID-40's 555 stays
+
+
+def test_a_work_mobile_stated_by_pid14_survives_pid13_null(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """A CP in PID-14 is stored as ``use: mobile`` (as versions before kinds11 stored it): PID-13's
+    ``""`` cannot tell it from a PID-13 mobile and leaves it."""
+    acks = send(engine, adt("W1", "A01", pid14="^WPN^CP^^^^13900000000"), adt("W2", "A08", pid13='""'))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    assert stored(engine, fhir, "W2", "Patient")["telecom"] == [phone("13900000000", "mobile")]
