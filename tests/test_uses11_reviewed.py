@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from engine.merge_rules import shipped
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_kinds11_reviewed import adt, phone
 from tests.test_merge11_kinds import stored
@@ -53,3 +54,30 @@ def test_a_work_mobile_stated_by_pid14_survives_pid13_null(engine: Engine, fhir:
     acks = send(engine, adt("W1", "A01", pid14="^WPN^CP^^^^13900000000"), adt("W2", "A08", pid13='""'))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
     assert stored(engine, fhir, "W2", "Patient")["telecom"] == [phone("13900000000", "mobile")]
+
+
+def test_a_name_said_again_is_stored_once_whatever_the_stored_order(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """PID-5 ``ZHANG^SAN`` (no use) after ``LI^SI~ZHANG^SAN^^^^^L``: the name without a use replaces
+    the stored one without a use (LI SI) and is the official ZHANG SAN said again -- also when the
+    name without a use is stored first."""
+    for tag, first in (("X", "LI^SI~ZHANG^SAN^^^^^L"), ("Y", "ZHANG^SAN^^^^^L~LI^SI")):
+        acks = send(engine, adt(f"{tag}1", "A01", first).replace(b"ZY11001", f"ZY11{tag}".encode()),
+                    adt(f"{tag}2", "A08", "ZHANG^SAN").replace(b"ZY11001", f"ZY11{tag}".encode()))
+        assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+        names = stored(engine, fhir, f"{tag}2", "Patient")["name"]
+        assert [(n.get("use"), n["family"]) for n in names] == [("official", "ZHANG")], tag
+        (ack,) = send(engine, adt(f"{tag}3", "A08", "ZHANG^SAN").replace(b"ZY11001", f"ZY11{tag}".encode()))
+        assert ack_code_of(ack) == "AA"  # a resend changes nothing
+        assert stored(engine, fhir, f"{tag}3", "Patient")["name"] == names, tag
+
+
+def test_a_name_is_said_again_only_of_a_stored_name_that_stays() -> None:
+    """The official 张三 replaced by the official 李四 of the same message: that message's 张三
+    without a use is said again of nothing that stays, so it is stored (dropping it would erase a
+    name the message states)."""
+    zhang = {"family": "张", "given": ["三"], "text": "张三"}
+    li = {"use": "official", "family": "李", "given": ["四"], "text": "李四"}
+    for names in ([{"use": "official", **zhang}], [{"family": "王"}, {"use": "official", **zhang}]):
+        out = shipped().combine({"resourceType": "Patient", "id": "p", "name": names},
+                                {"resourceType": "Patient", "id": "p", "name": [zhang, li]}, "ADT").resource
+        assert li in out["name"] and zhang in out["name"], names
