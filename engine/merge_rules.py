@@ -471,16 +471,16 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
     if key is None:
         return _union(stored, incoming, key)
     kinds = [_kind(e, key) for e in incoming]
-    placed = [False] * len(incoming)
+    coverings = [[n for n, k in enumerate(kinds) if _refines(k, _kind(entry, key))] for entry in stored]
+    # an entry said again (equal to a stored entry that stays, but for the parts it leaves out) is
+    # not stored a second time: decided against every stored entry that stays before any is
+    # replaced, so the outcome does not depend on the stored order
+    kept = [entry for entry, covering in zip(stored, coverings, strict=True) if not covering]
+    placed = [any(_said_again(e, k, s, key) for s in kept) for e, k in zip(incoming, kinds, strict=True)]
     out: list[Any] = []
-    for entry in stored:
-        mine = _kind(entry, key)
-        covering = [n for n, k in enumerate(kinds) if _refines(k, mine)]
+    for entry, covering in zip(stored, coverings, strict=True):
         if not covering:
             out.append(entry)
-            for n, k in enumerate(kinds):
-                if not placed[n] and _said_again(incoming[n], k, entry, key):
-                    placed[n] = True  # already stored, with the parts it leaves out stated
             continue
         for n in covering:
             if not placed[n]:

@@ -6,7 +6,8 @@ use, XAD-7's type, XTN-2's use) matching anything -- in both directions, so one 
 with a part left out replaced the stored entries of every kind it fitted: an A08's home address
 erased the mailing one, a name without a use the maiden and the official names, a PID-40 number
 without a use the home and the work phones. And PID-13's ``""`` deleted the mobile PID-14 had
-stated (a CP number was ``use: mobile`` whichever field sent it). Real bytes over MLLP into the real
+stated (a CP number was ``use: mobile`` whichever field sent it); since uses11 neither field's
+``""`` deletes a number (the stored Patient cannot tell which field stated it). Real bytes over MLLP into the real
 store, read back through ``/fhir``.
 """
 
@@ -70,23 +71,28 @@ def test_a_number_without_a_use_keeps_the_home_and_the_work_phones(engine: Engin
         phone("051288001", "home"), phone("051288002", "work"), {"system": "phone", "value": "051288777"}]
 
 
-def test_each_phone_field_deletes_only_what_it_stated(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_no_phone_field_deletes_what_another_may_have_stated(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     acks = send(engine, adt("D1", "A01", pid13="^PRN^PH^^^^051288001~^VHN^PH^^^^051288003~^PRN^CP^^^^13800000000",
                             pid14="^WPN^CP^^^^13900000000"),
                 adt("D2", "A08", pid13='""'))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
-    # PID-13 "": its home, vacation home and mobile numbers go; PID-14's work mobile stays
-    assert stored(engine, fhir, "D2", "Patient")["telecom"] == [phone("13900000000", "work")]
+    # uses11: PID-14's work mobile is stored as mobile (a CP), like PID-13's; the stored Patient
+    # cannot tell them apart, so PID-13 "" deletes no number (a missed delete, the lesser wrong)
+    everything = [phone("051288001", "home"), phone("051288003", "temp"), phone("13800000000", "mobile"),
+                  phone("13900000000", "mobile")]
+    assert stored(engine, fhir, "D2", "Patient")["telecom"] == everything
     (ack,) = send(engine, adt("D3", "A08", pid14='""'))
     assert ack_code_of(ack) == "AA"
-    assert "telecom" not in stored(engine, fhir, "D3", "Patient")
+    assert stored(engine, fhir, "D3", "Patient")["telecom"] == everything
 
 
 def test_a_home_mobile_is_not_deleted_by_the_work_field(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     acks = send(engine, adt("E1", "A01", pid13="^PRN^CP^^^^13800000000", pid14="^WPN^PH^^^^051288002"),
                 adt("E2", "A08", pid14='""'))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
-    assert stored(engine, fhir, "E2", "Patient")["telecom"] == [phone("13800000000", "mobile")]
+    # the home mobile stays; so does the work number since uses11 (PID-14 "" deletes no number)
+    assert stored(engine, fhir, "E2", "Patient")["telecom"] == [phone("13800000000", "mobile"),
+                                                                phone("051288002", "work")]
 
 
 def test_a_name_in_extension_b_ideographs_is_the_chinese_kind() -> None:

@@ -4,8 +4,8 @@ HL7 v2 chapter 2 ("null values"): a field sent as ``""`` means "delete the value
 an empty field "no change". The parser read both as empty, so a sender could never clear a stale
 value: the "H" flag of a result corrected to a normal value, a phone number that is no longer the
 patient's. The converter now names what ``""`` deleted (``Conversion.deletes``: OBX-8; PID-11,
-13, 14, 15, 16, 29 through ``null_deletes`` in ``pid_patient.yaml``) and the merge rules drop it from
-the stored version (``MergeRules.deleting``), while an empty field still leaves it alone.
+15, 16, 29 through ``null_deletes`` in ``pid_patient.yaml``; not PID-13/14 since
+uses11) and the merge rules drop it from the stored version (``MergeRules.deleting``), while an empty field still leaves it alone.
 
 Real bytes over MLLP into the real store, read back through ``/fhir``; each failed before.
 """
@@ -54,7 +54,7 @@ def test_a_null_flag_deletes_the_stored_one_an_empty_flag_keeps_it(engine: Engin
             for c in i["coding"]] == ["L"]
 
 
-def test_a_null_phone_deletes_that_phone_only(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_null_phone_field_deletes_no_number_a_null_address_goes(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     home = {"system": "phone", "value": "051288001", "use": "home"}
     work = {"system": "phone", "value": "051288002", "use": "work"}
     first = adt("P1", "A01", "王^建国^^^^^L", "^PRN^PH^^^^051288001", "^WPN^PH^^^^051288002",
@@ -64,28 +64,28 @@ def test_a_null_phone_deletes_that_phone_only(engine: Engine, fhir: TestClient) 
     patient = stored(engine, fhir, "P2", "Patient")
     assert patient["telecom"] == [home, work] and patient["address"]  # empty fields: no change
 
-    # PID-14 "": the work phone is gone, the home phone stays; PID-11 "": the address is gone; sent
-    # three times (the converter keeps copies of a Patient from a PID it met before: never of this one)
+    # PID-11 "": the address is gone; PID-14 "": no number goes -- the stored Patient cannot tell
+    # a PID-14 number from a PID-13 or PID-40 one of the same use (uses11); sent three times (the
+    # converter keeps copies of a Patient from a PID it met before: never of this one)
     acks = send(engine, *(adt(f"P{n}", "A08", "王^建国^^^^^L", "", '""', '""') for n in (3, 4, 5)))
     assert [ack_code_of(a) for a in acks] == ["AA"] * 3
     patient = stored(engine, fhir, "P5", "Patient")
-    assert patient["telecom"] == [home] and "address" not in patient
+    assert patient["telecom"] == [home, work] and "address" not in patient
 
-    # PID-13 "" with a new work phone in PID-14: the home phone goes, the new work phone is stored
-    # (a work mobile is a work number: PID-14 gives only ``use: work``, kinds11)
+    # PID-13 "" with a new work mobile in PID-14: nothing goes, the mobile is added
     (ack,) = send(engine, adt("P6", "A08", "王^建国^^^^^L", '""', "^WPN^CP^^^^13900000000"))
     assert ack_code_of(ack) == "AA"
     assert stored(engine, fhir, "P6", "Patient")["telecom"] == [
-        {"system": "phone", "value": "13900000000", "use": "work"}]
+        home, work, {"system": "phone", "value": "13900000000", "use": "mobile"}]
 
 
 def test_a_null_names_what_it_deletes_and_converts_as_an_empty_field(engine: Engine) -> None:
     """The Bundle of a message with ``""`` is the Bundle of the same message with the field empty:
     the delete travels beside it, by reference, for the merge rules alone."""
     site = engine.site
-    nulled = convert(parse(adt("C1", "A08", "王^建国^^^^^L", "", '""').decode()), site)
-    empty = convert(parse(adt("C1", "A08", "王^建国^^^^^L", "", "").decode()), site)
+    nulled = convert(parse(adt("C1", "A08", "王^建国^^^^^L", "", '""', '""').decode()), site)
+    empty = convert(parse(adt("C1", "A08", "王^建国^^^^^L", "", "", "").decode()), site)
     assert nulled.bundle == empty.bundle
     ((ref, deletes),) = nulled.deletes.items()
-    assert ref.startswith("Patient/") and deletes == (("telecom", (("use", ("work",)),)),)
+    assert ref.startswith("Patient/") and deletes == (("address", ()),)  # PID-14's "": nothing
     assert empty.deletes == {}

@@ -425,13 +425,9 @@ def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         ctx.note_unmapped("telecom_use", use_code)
     if equip == "CP":
         use = "mobile"
+    # an explicit XTN-2 (or a CP's mobile) decides, as the HL7 v2-to-FHIR IG maps it; the field's
+    # default (PID-13 home, PID-14 work) only when neither says anything
     use = use or rule.get("default_use")
-    # ``uses``: the uses this field gives (PID-13 home, mobile, temp; PID-14 work): another one
-    # (a CP mobile in PID-14, a beeper in PID-13) is the field's default, so the field's "" deletes
-    # exactly the numbers it stated earlier and no number of the other field
-    allowed = rule.get("uses")
-    if allowed and use not in allowed:
-        use = rule.get("default_use")
     if use:
         point["use"] = use
     return point
