@@ -18,18 +18,13 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
 from tests.test_recognition_e2e import Sender, bearer
-from tests.test_recognition_policy_e2e import INSTITUTIONS, WANG, msh, ts
+from tests.test_recognition_policy_e2e import WANG, community_engine, msh, ts
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
-        yield eng
+    yield from community_engine(tmp_path)
 
 
 def register(hl7: Sender, inst: str, born: str) -> str:

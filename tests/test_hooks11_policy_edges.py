@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine
-from engine.settings import Settings
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, WANG, msh, order, pid, ts
+from tests.test_recognition_policy_e2e import CBC, WANG, community_engine, msh, order, pid, ts
 
 REPO = Path(__file__).resolve().parent.parent
 LI = "320923198809030023"  # 李秀英, F, 1988-09-03
@@ -26,11 +25,7 @@ LI = "320923198809030023"  # 李秀英, F, 1988-09-03
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
-        yield eng
+    yield from community_engine(tmp_path)
 
 
 def result(inst: str, placer: str, item: str, when: str, status: str = "F", control: str = "") -> str:

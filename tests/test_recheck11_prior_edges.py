@@ -16,19 +16,14 @@ from pathlib import Path
 import pytest
 
 from engine.engine import Engine
-from engine.settings import Settings
 from tests.test_hooks11_policy_edges import LI, flag_of, flags, issue_status, repeat, result, row_of
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, msh, order, ts
+from tests.test_recognition_policy_e2e import CBC, community_engine, msh, order, ts
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
-        yield eng
+    yield from community_engine(tmp_path)
 
 
 def late_repeat(hl7: Sender) -> None:

@@ -34,13 +34,19 @@ INSTITUTIONS = """\
 """
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def community_engine(tmp_path: Path) -> Iterator[Engine]:
+    """The engine of the policy tests' community (``INSTITUTIONS``), for this module's ``engine``
+    fixture and the other policy test modules' (``yield from community_engine(tmp_path)``)."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
     with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
         yield eng
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    yield from community_engine(tmp_path)
 
 
 def ts(days_ago: int, hour: int = 8) -> str:
