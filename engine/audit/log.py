@@ -59,7 +59,7 @@ import orjson
 
 from engine.audit import merkle
 from engine.audit.canonical import canonical
-from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint, verify_checkpoint
 from engine.audit.derived import (
     KEYS,
     DaySpans,
@@ -73,7 +73,7 @@ from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, Sealed, event_of, recorded_of
-from engine.audit.record_files import RecordFiles
+from engine.audit.record_files import FileEntry, RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
@@ -153,6 +153,8 @@ class AuditLog:
         self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
         self._leaf_rows = appender(self._leaves)
         self._files: RecordFiles | None = getattr(self._leaves, "files", None)  # storage layout 3's files
+        if self._files is not None:  # a damaged file is taken back only as the signed tree states it
+            self._files.prover = self._signed_file
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
         self._lock = threading.RLock()
         self._segment = (Segment(segment_path(store.path), self._lock) if segment and isinstance(self._leaves, LeafTable)
@@ -330,6 +332,38 @@ class AuditLog:
         if doc is None:
             raise LookupError(f"audit tree node {level}:{index} is missing")
         return bytes.fromhex(doc["hash"])
+
+    def _signed_file(self, entry: FileEntry, rows: Sequence[Leaf]) -> bool:
+        """Whether a record file found damaged and now whole (``rows[i]`` is record ``entry.first +
+        i``) holds the records the latest signed checkpoint states: the tree's root over its size
+        recomputed from these records' own bytes (not the leaf hashes the file keeps: a forger
+        recomputes those with the CRCs) and the stored nodes of the other files, against the
+        signed root. Only a damaged file's rescan pays this (a few dozen node reads and one
+        signature check); records past the checkpoint are bound by no signature yet (``huren audit
+        verify`` cannot tell them either). Raises ``LookupError`` when a node it needs is unreadable."""
+        docs = self.checkpoints.find(sort=[("seq", -1)], limit=1)
+        if not docs:
+            return True  # nothing signed yet: nothing to prove against (verification says the same)
+        cp = parse_checkpoint(docs[0]["note"])
+        if not verify_checkpoint(cp, self.keys):
+            return False
+        first, stop = entry.first, entry.first + len(rows)
+        if cp.size <= first:
+            return True
+        if cp.size > stop and stop <= entry.last:  # (cannot be: the rows were checked whole)
+            return False
+        mine = [merkle.leaf_hash(row[2]) for row in rows]
+
+        def subtree(level: int, index: int) -> bytes:
+            lo = index << level
+            hi = lo + (1 << level)
+            if hi <= first or lo >= stop:  # wholly in other files: their stored node
+                return self.subtree_hash(level, index)
+            if level == 0:
+                return mine[lo - first]
+            return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
+
+        return merkle.range_hash(0, cp.size, subtree) == cp.root
 
     def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
