@@ -51,6 +51,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, NamedTuple
@@ -117,6 +118,17 @@ def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
     return canonical(resource)
 
 
+def _weak_prover(log: AuditLog) -> Callable[[FileEntry, Sequence[Leaf]], bool]:
+    """``log._signed_file`` without a reference from its record files back to the log."""
+    ref = weakref.WeakMethod(log._signed_file)
+
+    def prove(entry: FileEntry, rows: Sequence[Leaf]) -> bool:
+        method = ref()
+        return method(entry, rows) if method is not None else False
+
+    return prove
+
+
 def node_owner(level: int, index: int) -> int:
     """The leaf whose append completes tree node ``(level, index)``: its subtree's last."""
     return ((index + 1) << level) - 1
@@ -154,7 +166,7 @@ class AuditLog:
         self._leaf_rows = appender(self._leaves)
         self._files: RecordFiles | None = getattr(self._leaves, "files", None)  # storage layout 3's files
         if self._files is not None:  # a damaged file is taken back only as the signed tree states it
-            self._files.prover = self._signed_file
+            self._files.prover = _weak_prover(self)  # (no cycle: the log is freed when let go, its files closed)
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
         self._lock = threading.RLock()
         self._segment = (Segment(segment_path(store.path), self._lock) if segment and isinstance(self._leaves, LeafTable)
