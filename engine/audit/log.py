@@ -177,6 +177,7 @@ class AuditLog:
         self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
         self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
+        self._notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -710,9 +711,13 @@ class AuditLog:
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
         load (``_load_table``) or in any read since (a record file's scan)."""
         files = self._files
+        now = time.monotonic()
         if self._damage is None and (files is None or files.first_unreadable() is None):
-            return  # (the usual case: one look per group)
-        now = time.monotonic()  # damaged: look again once a second (a repair), then refuse if it still is
+            if files is None or now < self._notes_look:
+                return  # (the usual case: one look per group)
+            self._notes_look = now + DAMAGE_RECHECK_SECONDS  # another process may have found a file
+            if not files.take_notes():  # damaged that this one scanned healthy: one stat a second
+                return  # damaged: look again once a second (a repair), then refuse if it still is
         if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
             self._damage_recheck = now + DAMAGE_RECHECK_SECONDS
             if files is not None:  # each damaged file scanned again if another is in its place (even

@@ -102,6 +102,7 @@ class RecordFiles:
         # own leaf hashes prove nothing: a forger recomputes them with the CRCs); ``None``: unproven
         self.prover: Prover | None = None
         self._proving: set[int] = set()  # files being proven now (a nested read of one reads nothing)
+        self._notes_mark: tuple[int, int] | None = None  # the damage notes' directory when last looked at
         # per damaged file (by its first record): the first of its records that cannot be read, as
         # the last scan found; the log refuses appends while any is known (``first_unreadable``)
         self._unreadable: dict[int, int] = {}
@@ -156,10 +157,48 @@ class RecordFiles:
         except OSError as exc:  # (a read-only directory: this process still refuses appends)
             log.warning("audit: could not note the damage of record file %d in %s: %s", first, note, exc)
 
+    def take_notes(self) -> bool:
+        """Take in the damage other processes noted since the last look (one ``stat`` of the notes'
+        directory; listed only when it changed): a file this process scanned healthy and another
+        found damaged is then refused here too until proven on its next look. Why: a process reads
+        a file's note only at its first look at it, so a sibling worker went on appending on top of
+        a file another worker had found damaged. Whether any was taken."""
+        notes = self._damage_note(0).parent
+        try:
+            st = os.stat(notes)
+        except FileNotFoundError:
+            self._notes_mark = None
+            return False
+        except OSError as exc:
+            raise _notes_unreadable(notes, exc) from exc
+        mark = (st.st_ino, st.st_mtime_ns)
+        if mark == self._notes_mark:
+            return False
+        try:
+            names = os.listdir(notes)
+        except OSError as exc:
+            raise _notes_unreadable(notes, exc) from exc
+        self._notes_mark = mark
+        taken = False
+        with self._scan_lock:
+            for name in names:
+                if not name.isdigit():
+                    continue
+                known = self._offsets.get(int(name))
+                if known is not None and not known.damaged:  # scanned whole here, noted damaged there
+                    known.damaged, known.ident = True, None  # (looked at again, as damaged, by ``recheck``)
+                    self._unreadable[int(name)] = int(name)
+                    taken = True
+        return taken
+
     def _damage_seen(self, first: int) -> bool:
         """Whether a process found file ``first`` damaged and none has proven it whole since: one
         ``stat`` at a process's first look at a file, none in a healthy log's normal operation."""
-        return self._damage_note(first).exists()
+        note = self._damage_note(first)
+        try:
+            return note.exists()
+        except OSError as exc:  # (``exists`` raises on a directory this process cannot search)
+            raise _notes_unreadable(note.parent, exc) from exc
 
     def path(self, first: int) -> Path:
         return self.directory / f"{first:012d}.records"
@@ -387,6 +426,14 @@ class RecordFiles:
             return False
         finally:
             self._proving.discard(entry.first)
+
+
+def _notes_unreadable(notes: Path, exc: OSError) -> PermissionError:
+    """A clear error for a damage notes' directory this process cannot look in: it cannot tell
+    whether a record file was found damaged, so it reads none."""
+    return PermissionError(exc.errno or errno.EACCES, f"audit: cannot look in {notes}, where damaged record files "
+                           f"are noted ({exc.strerror or exc}): give the server's user read and search "
+                           "permission on it")
 
 
 def _unproven(rows: Sequence[Leaf], entry: FileEntry) -> int | None:
