@@ -11,6 +11,7 @@ files renamed into place, audited reads through the app, ``huren audit verify`` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -40,8 +41,15 @@ def _rename_in(path: Path, body: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _crcs_recomputed(path: Path) -> bytes:
-    """The file's bytes as they are, each frame's CRC recomputed over them (nothing else checked)."""
+def _crcs_recomputed(path: Path, *, leaves: bool = False) -> bytes:
+    """The file's bytes as they are, each frame's CRC recomputed over them (nothing else checked);
+    ``leaves``: each record's leaf hash recomputed over its bytes first (``sha256(0x00 || data)``),
+    as a forger who knows the format would, so every record also hashes to the leaf beside it."""
+    if leaves:
+        rows, used = decode(_crcs_recomputed(path)[HEADER.size:])
+        assert used == len(path.read_bytes()) - HEADER.size
+        return path.read_bytes()[:HEADER.size] + encode(
+            [(seq, hashlib.sha256(b"\x00" + data).digest(), data, nodes) for seq, _leaf, data, nodes in rows])
     buf = bytearray(path.read_bytes())
     pos = HEADER.size
     while pos + _HEAD.size <= len(buf):
@@ -194,4 +202,71 @@ def test_a_server_started_on_a_forged_replacement_of_a_file_found_damaged_refuse
         assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
         engine.audit.drain()
         assert _held(engine) > held and verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
+
+
+def test_a_damaged_file_replaced_by_one_altered_and_re_hashed_keeps_refusing_until_repaired(
+        settings: Settings, tmp_path: Path) -> None:
+    """Found by a reviewer: the rescan proved each record against the leaf hash kept beside it in
+    the same file, so a forger who recomputed record 6's leaf as well as the CRCs got 200 within a
+    recheck, the damage note was deleted (a restart took it too) and ``huren audit repair`` said
+    there was nothing to repair, while ``huren audit verify`` failed. The records are now proven
+    against the log's latest signed checkpoint: running, restarted, repaired from a backup."""
+    settings = _log_of(settings, 12)
+    [damaged_file] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    original = damaged_file.read_bytes()
+    backup = tmp_path / "backup"
+    shutil.copytree(damaged_file.parent, backup / "audit.records")
+    _flip_in_frame(damaged_file, 6)
+    forged = _crcs_recomputed(damaged_file, leaves=True)
+    rows, _used = decode(forged[HEADER.size:])
+    assert len(rows) == 12 and all(hashlib.sha256(b"\x00" + r[2]).digest() == r[1] for r in rows)
+    assert forged != original and len(forged) == len(original)  # record 6 altered, every hash and CRC right
+    note = records_directory(audit_path(settings)).with_name("audit.damage") / f"{0:012d}"
+
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 503
+        held = _held(engine)
+        _rename_in(damaged_file, forged)
+        assert _refused_for(client, headers, 2.5)  # rechecked more than once: still refused
+        assert _held(engine) == held and note.exists()  # nothing appended; the damage still noted
+
+    with Engine(settings) as engine:  # a restart proves it too
+        client, headers = _server(engine)
+        assert _refused_for(client, headers, 1.5)
+    verified = _cli(settings, "verify")
+    assert verified.returncode == 1, verified.stdout
+
+    fixed = _cli(settings, "repair", "--from", str(backup))
+    assert fixed.returncode == 0 and "put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+    assert damaged_file.read_bytes() == original
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        engine.audit.drain()
+        assert _held(engine) > held and verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
+
+
+def test_an_altered_and_re_hashed_file_no_server_noticed_is_repaired_not_passed_over(
+        settings: Settings, tmp_path: Path) -> None:
+    """``huren audit repair`` proves every file against the signed checkpoint, not only those a
+    server noted damaged: one altered and re-hashed while no server ran is put back from a backup."""
+    settings = _log_of(settings, 12)
+    [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    original = path.read_bytes()
+    backup = tmp_path / "backup"
+    shutil.copytree(path.parent, backup / "audit.records")
+    _flip_in_frame(path, 3)
+    _rename_in(path, _crcs_recomputed(path, leaves=True))
+    assert _cli(settings, "verify").returncode == 1
+
+    forged = path.read_bytes()
+    nothing = _cli(settings, "repair")  # no backup: its own records again, refused by verification, undone
+    assert nothing.returncode == 1 and "records 0-11 cannot be read" in nothing.stdout, nothing.stdout
+    assert "which was undone" in nothing.stdout and path.read_bytes() == forged
+    fixed = _cli(settings, "repair", "--from", str(backup))
+    assert fixed.returncode == 0 and "records 0-11 put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+    assert path.read_bytes() == original
     assert _cli(settings, "verify").returncode == 0

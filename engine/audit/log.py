@@ -51,6 +51,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, NamedTuple
@@ -59,7 +60,7 @@ import orjson
 
 from engine.audit import merkle
 from engine.audit.canonical import canonical
-from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
+from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint, verify_checkpoint
 from engine.audit.derived import (
     KEYS,
     DaySpans,
@@ -73,7 +74,7 @@ from engine.audit.keys import AuditKeys, log_origin
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, Sealed, event_of, recorded_of
-from engine.audit.record_files import RecordFiles
+from engine.audit.record_files import FileEntry, RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
@@ -117,6 +118,17 @@ def _canonical(event: dict[str, Any], resource: dict[str, Any]) -> bytes:
     return canonical(resource)
 
 
+def _weak_prover(log: AuditLog) -> Callable[[FileEntry, Sequence[Leaf]], bool]:
+    """``log._signed_file`` without a reference from its record files back to the log."""
+    ref = weakref.WeakMethod(log._signed_file)
+
+    def prove(entry: FileEntry, rows: Sequence[Leaf]) -> bool:
+        method = ref()
+        return method(entry, rows) if method is not None else False
+
+    return prove
+
+
 def node_owner(level: int, index: int) -> int:
     """The leaf whose append completes tree node ``(level, index)``: its subtree's last."""
     return ((index + 1) << level) - 1
@@ -153,6 +165,8 @@ class AuditLog:
         self._leaves = open_leaves(store)  # on SQLite a table keyed by seq (engine.audit.leaves)
         self._leaf_rows = appender(self._leaves)
         self._files: RecordFiles | None = getattr(self._leaves, "files", None)  # storage layout 3's files
+        if self._files is not None:  # a damaged file is taken back only as the signed tree states it
+            self._files.prover = _weak_prover(self)  # (no cycle: the log is freed when let go, its files closed)
         # on a SQLite file, groups of records are written to a segment file first (engine.audit.segment)
         self._lock = threading.RLock()
         self._segment = (Segment(segment_path(store.path), self._lock) if segment and isinstance(self._leaves, LeafTable)
@@ -163,6 +177,7 @@ class AuditLog:
         self._held = 0  # records the index stated it holds at the last reload (``_load_table``)
         self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
+        self._notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -330,6 +345,38 @@ class AuditLog:
         if doc is None:
             raise LookupError(f"audit tree node {level}:{index} is missing")
         return bytes.fromhex(doc["hash"])
+
+    def _signed_file(self, entry: FileEntry, rows: Sequence[Leaf]) -> bool:
+        """Whether a record file found damaged and now whole (``rows[i]`` is record ``entry.first +
+        i``) holds the records the latest signed checkpoint states: the tree's root over its size
+        recomputed from these records' own bytes (not the leaf hashes the file keeps: a forger
+        recomputes those with the CRCs) and the stored nodes of the other files, against the
+        signed root. Only a damaged file's rescan pays this (a few dozen node reads and one
+        signature check); records past the checkpoint are bound by no signature yet (``huren audit
+        verify`` cannot tell them either). Raises ``LookupError`` when a node it needs is unreadable."""
+        docs = self.checkpoints.find(sort=[("seq", -1)], limit=1)
+        if not docs:
+            return True  # nothing signed yet: nothing to prove against (verification says the same)
+        cp = parse_checkpoint(docs[0]["note"])
+        if not verify_checkpoint(cp, self.keys):
+            return False
+        first, stop = entry.first, entry.first + len(rows)
+        if cp.size <= first:
+            return True
+        if cp.size > stop and stop <= entry.last:  # (cannot be: the rows were checked whole)
+            return False
+        mine = [merkle.leaf_hash(row[2]) for row in rows]
+
+        def subtree(level: int, index: int) -> bytes:
+            lo = index << level
+            hi = lo + (1 << level)
+            if hi <= first or lo >= stop:  # wholly in other files: their stored node
+                return self.subtree_hash(level, index)
+            if level == 0:
+                return mine[lo - first]
+            return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
+
+        return merkle.range_hash(0, cp.size, subtree) == cp.root
 
     def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
@@ -664,9 +711,13 @@ class AuditLog:
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
         load (``_load_table``) or in any read since (a record file's scan)."""
         files = self._files
+        now = time.monotonic()
         if self._damage is None and (files is None or files.first_unreadable() is None):
-            return  # (the usual case: one look per group)
-        now = time.monotonic()  # damaged: look again once a second (a repair), then refuse if it still is
+            if files is None or now < self._notes_look:
+                return  # (the usual case: one look per group)
+            self._notes_look = now + DAMAGE_RECHECK_SECONDS  # another process may have found a file
+            if not files.take_notes():  # damaged that this one scanned healthy: one stat a second
+                return  # damaged: look again once a second (a repair), then refuse if it still is
         if now >= self._damage_recheck:  # ``huren audit repair`` may have put the records back:
             self._damage_recheck = now + DAMAGE_RECHECK_SECONDS
             if files is not None:  # each damaged file scanned again if another is in its place (even

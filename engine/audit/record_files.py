@@ -41,7 +41,7 @@ import os
 import stat
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,10 @@ MAGIC = b"HURENRF1"
 HEADER = struct.Struct("<8sQ")  # magic, the sequence number the file was started at
 ROLL_BYTES = 64 << 20  # a file past this size takes no more appends: the next drain starts a new one
 LAYOUT = 3  # audit_meta/layout: records kept in record files (1: documents, 2: audit_leaves rows)
+
+# Whether a damaged file's records (rows[i] is record entry.first + i, each hashing to its leaf) are
+# the log's by something kept outside the file: the log's latest signed checkpoint (``AuditLog``)
+Prover = Callable[["FileEntry", Sequence[Leaf]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,13 @@ class RecordFiles:
         store.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, "
                       "size INTEGER NOT NULL, gen INTEGER NOT NULL DEFAULT 0)")
         self._offsets: dict[int, _Offsets] = {}
-        self._scan_lock = threading.Lock()
+        # re-entrant: proving a damaged file (``prover``) reads tree nodes kept in the other files
+        self._scan_lock = threading.RLock()
+        # set by the log: proves a damaged file's records against what is kept outside the file (its
+        # own leaf hashes prove nothing: a forger recomputes them with the CRCs); ``None``: unproven
+        self.prover: Prover | None = None
+        self._proving: set[int] = set()  # files being proven now (a nested read of one reads nothing)
+        self._notes_mark: tuple[int, int] | None = None  # the damage notes' directory when last looked at
         # per damaged file (by its first record): the first of its records that cannot be read, as
         # the last scan found; the log refuses appends while any is known (``first_unreadable``)
         self._unreadable: dict[int, int] = {}
@@ -147,10 +157,48 @@ class RecordFiles:
         except OSError as exc:  # (a read-only directory: this process still refuses appends)
             log.warning("audit: could not note the damage of record file %d in %s: %s", first, note, exc)
 
+    def take_notes(self) -> bool:
+        """Take in the damage other processes noted since the last look (one ``stat`` of the notes'
+        directory; listed only when it changed): a file this process scanned healthy and another
+        found damaged is then refused here too until proven on its next look. Why: a process reads
+        a file's note only at its first look at it, so a sibling worker went on appending on top of
+        a file another worker had found damaged. Whether any was taken."""
+        notes = self._damage_note(0).parent
+        try:
+            st = os.stat(notes)
+        except FileNotFoundError:
+            self._notes_mark = None
+            return False
+        except OSError as exc:
+            raise _notes_unreadable(notes, exc) from exc
+        mark = (st.st_ino, st.st_mtime_ns)
+        if mark == self._notes_mark:
+            return False
+        try:
+            names = os.listdir(notes)
+        except OSError as exc:
+            raise _notes_unreadable(notes, exc) from exc
+        self._notes_mark = mark
+        taken = False
+        with self._scan_lock:
+            for name in names:
+                if not name.isdigit():
+                    continue
+                known = self._offsets.get(int(name))
+                if known is not None and not known.damaged:  # scanned whole here, noted damaged there
+                    known.damaged, known.ident = True, None  # (looked at again, as damaged, by ``recheck``)
+                    self._unreadable[int(name)] = int(name)
+                    taken = True
+        return taken
+
     def _damage_seen(self, first: int) -> bool:
         """Whether a process found file ``first`` damaged and none has proven it whole since: one
         ``stat`` at a process's first look at a file, none in a healthy log's normal operation."""
-        return self._damage_note(first).exists()
+        note = self._damage_note(first)
+        try:
+            return note.exists()
+        except OSError as exc:  # (``exists`` raises on a directory this process cannot search)
+            raise _notes_unreadable(note.parent, exc) from exc
 
     def path(self, first: int) -> Path:
         return self.directory / f"{first:012d}.records"
@@ -280,6 +328,8 @@ class RecordFiles:
         is the one the index holds (``_unproven``): passing its length and CRC proves nothing of a
         file renamed into place (CRCs can be recomputed over altered bytes)."""
         with self._scan_lock:
+            if entry.first in self._proving:  # (read while proving another damaged file: not proven)
+                return _Offsets(entry.gen, HEADER.size, HEADER.size, damaged=True)
             known = self._offsets.get(entry.first)
             path = self._read_path(entry.first)
             if known is not None and known.gen == entry.gen and known.size == entry.size and (
@@ -323,6 +373,7 @@ class RecordFiles:
                 os.close(fd)
             rows, used = decode(buf)
             bad = None
+            nested = bool(self._proving)  # read for another damaged file's proof, which reads its nodes
             if was_damaged and known.scanned + used == entry.size:  # whole again: proven, or damaged still
                 bad = _unproven(rows, entry)
                 if bad is not None:
@@ -331,6 +382,11 @@ class RecordFiles:
                               "place): not a verified repair; run `huren audit repair --from <a backup>`",
                               path, rows[bad][0] if bad < len(rows) else entry.last)
                     rows = rows[:bad]
+                elif not nested and not self._signed(entry, rows):
+                    log.error("audit: record file %s, found damaged, was replaced by one whose records are not "
+                              "those the log's latest signed checkpoint states (altered and re-hashed): not a "
+                              "verified repair; run `huren audit repair --from <a backup>`", path)
+                    bad, rows = 0, []
             pos = known.scanned
             for row in rows:
                 known.seqs.append(row[0])
@@ -346,11 +402,38 @@ class RecordFiles:
                           "inside what the log committed, or a record is not the log's): the records after "
                           "it cannot be read; run `huren audit verify`, then `huren audit repair --from "
                           "<a backup>`", path, pos)
+            elif was_damaged and nested:  # read whole for that proof (its root takes these records' nodes:
+                # forged ones fail it); proven on its own at its next look, refused until then
+                known.damaged, known.ident = True, None
+                self._unreadable[entry.first] = entry.first
             elif was_damaged and entry.first not in self._instead:  # proven whole: damage no longer noted
                 with contextlib.suppress(OSError):
                     self._damage_note(entry.first).unlink()
             self._offsets[entry.first] = known
             return known
+
+
+    def _signed(self, entry: FileEntry, rows: Sequence[Leaf]) -> bool:
+        """Whether ``prover`` proves a damaged file's records (each in place and hashing to its
+        leaf) the log's; not proven without one, or when it cannot read what it needs."""
+        if self.prover is None:
+            return False
+        self._proving.add(entry.first)
+        try:
+            return self.prover(entry, rows)
+        except (LookupError, OSError) as exc:
+            log.error("audit: record file %d could not be proven against the signed checkpoint: %s", entry.first, exc)
+            return False
+        finally:
+            self._proving.discard(entry.first)
+
+
+def _notes_unreadable(notes: Path, exc: OSError) -> PermissionError:
+    """A clear error for a damage notes' directory this process cannot look in: it cannot tell
+    whether a record file was found damaged, so it reads none."""
+    return PermissionError(exc.errno or errno.EACCES, f"audit: cannot look in {notes}, where damaged record files "
+                           f"are noted ({exc.strerror or exc}): give the server's user read and search "
+                           "permission on it")
 
 
 def _unproven(rows: Sequence[Leaf], entry: FileEntry) -> int | None:

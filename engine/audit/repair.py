@@ -114,6 +114,17 @@ def _sound(row: Leaf) -> bool:
     return hashlib.sha256(b"\x00" + row[2]).digest() == row[1]
 
 
+def _signed(files: RecordFiles, entry: FileEntry, rows: list[Leaf]) -> bool:
+    """Whether a file's records, each in place and hashing to its leaf, make the tree the log's
+    latest signed checkpoint states (``AuditLog._signed_file``): its own leaf hashes prove nothing."""
+    if files.prover is None:
+        return True  # (no log behind this handle: nothing signed to prove against)
+    try:
+        return files.prover(entry, rows)
+    except (LookupError, OSError):  # another file's node unreadable (that file is repaired): cannot
+        return True  # tell here; the staged repair is verified against every checkpoint all the same
+
+
 def _copies(source: Path | None, name: str) -> list[Path]:
     """Where a backup may hold record file ``name``: the path itself, or inside it as a data
     directory's or an ``audit.records`` directory's file."""
@@ -259,6 +270,9 @@ def _plan(files: RecordFiles, entry: FileEntry, source: Path | None, report: Rep
     # bytes do not hash to its leaf (a file renamed over a damaged one with its CRCs recomputed
     # reads whole; a running server refuses it, ``RecordFiles._scan``, so it is repaired here)
     kept = next((i for i, row in enumerate(readable) if row[0] != entry.first + i or not _sound(row)), len(readable))
+    if kept == len(readable) == entry.last - entry.first + 1 and not _signed(files, entry, readable):
+        kept = 0  # each record hashes to the leaf beside it, but the tree they make is not the signed one:
+        # altered and re-hashed (which record, only a backup can tell): every record from a copy
     if kept == len(readable) == entry.last - entry.first + 1:
         return None
     readable = readable[:kept]
@@ -266,8 +280,10 @@ def _plan(files: RecordFiles, entry: FileEntry, source: Path | None, report: Rep
     report.damaged.append(f"{path.name}: records {lost}-{entry.last} cannot be read")
     found: dict[int, Leaf] = {row[0]: row for row in readable}
     origins: set[str] = set()
-    pools = ([("the damaged file", _frames_of(path))] if path.is_file() else []) + \
-        [(str(copy), _frames_of(copy)) for copy in _copies(source, path.name)]
+    # the copies first: a record of the damaged file hashing to the leaf beside it may be one altered
+    # and re-hashed (the verification below would refuse the repair then, not tell which copy was right)
+    pools = [(str(copy), _frames_of(copy)) for copy in _copies(source, path.name)] + \
+        ([("the damaged file", _frames_of(path))] if path.is_file() else [])
     for origin, rows in pools:
         for row in rows:
             if entry.first <= row[0] <= entry.last and row[0] not in found and _sound(row):
