@@ -207,3 +207,21 @@ def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_
     shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     assert shot.startswith(b"\x89PNG")
     (Path(os.environ.get("HUREN_UI_SCREENSHOT") or tmp_path / "duplicates.png")).write_bytes(shot)
+
+
+def test_a_late_reason_is_shown_to_the_auditor(engine: Any, server: str, browser: Browser) -> None:
+    """A reason first recorded after the result does not make the repeat payable (DOMAIN: the reason
+    recorded at order time stands); the auditor sees it, in the list and in the evidence."""
+    w = World(engine)
+    pa, pb = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
+    w.report(A, pa, cbc(A), "2026-03-01T09:00:00+08:00")
+    order = w.order(B, pb, cbc(B), "2026-03-03T08:00:00+08:00", placer="LATE1")
+    w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00", order=order)
+    w.order(B, pb, cbc(B), "2026-03-03T08:00:00+08:00", placer="LATE1", reasons=("R04",), reason_text="急诊")
+    sign_in_page(browser, server, engine)
+    row = browser.eval("document.querySelector('#flags tbody tr').innerText")
+    assert "flagged" in row and "迟录 late: R04" in row
+    browser.eval("document.querySelector('#flags tbody tr').click(); true")
+    browser.wait_for("!document.querySelector('#evidence').hidden")
+    facts = browser.eval("document.querySelector('#ev-facts').innerText")
+    assert "迟录理由 Late reason" in facts and "R04: 急诊" in facts and "not counted" in facts

@@ -76,7 +76,8 @@
       cell(tr, row.analytes ? row.analytes + (row.partial ? " (partial)" : "") : "whole item");
       cell(tr, money(row.price, row.currency));
       cell(tr, row.prior_institution + " " + row.prior_day + (row.basis && row.basis !== "community" ? " · " + row.basis : ""));
-      const reason = cell(tr, (row.reason || "") + (row.contradicted ? " — reason contradicted by records" : ""));
+      const reason = cell(tr, (row.reason || "") + (row.contradicted ? " — reason contradicted by records" : "")
+        + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + row.late_reasons : ""));
       if (row.contradicted) { reason.className = "contradicted"; reason.title = row.contradicted; }
       tr.addEventListener("click", () => open(row.id, tr));
       body.appendChild(tr);
@@ -110,6 +111,11 @@
         ["价格 Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
         ["范围 Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
         ["理由 Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
+      if (f.late_reasons && f.late_reasons.length) {
+        // recorded after the result: not counted (DOMAIN: the reason recorded at order time stands), shown for the auditor
+        facts.push(["迟录理由 Late reason", f.late_reasons.join(", ") + (f.late_reason_text ? ": " + f.late_reason_text : "")
+          + " — 结果之后录入，不计入 recorded after the result, not counted"]);
+      }
       if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
       for (const r of f.reviews || []) facts.push(["复核 Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
