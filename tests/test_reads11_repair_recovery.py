@@ -74,6 +74,13 @@ def _status_within(client: TestClient, headers: dict[str, str], seconds: float) 
     return status
 
 
+def _server(engine: Engine) -> tuple[TestClient, dict[str, str]]:
+    """The app of ``engine`` with a patient to read and a system token to read it with."""
+    engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
+    headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
+    return TestClient(create_app(engine)), headers
+
+
 def _gens(settings: Settings) -> list[int]:
     store = open_audit_store(settings)
     try:
@@ -93,9 +100,7 @@ def test_a_repair_killed_between_its_rename_and_its_commit_is_seen_by_a_running_
     _flip_in_frame(damaged_file, 6)
 
     with Engine(settings) as engine:
-        engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
-        headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
-        client = TestClient(create_app(engine))
+        client, headers = _server(engine)
         refused = client.get("/fhir/Patient/p1", headers=headers)
         assert refused.status_code == 503 and "female" not in refused.text
 
@@ -127,9 +132,7 @@ def test_a_running_server_recovers_from_the_repair_of_a_record_file_that_is_not_
     _flip_in_frame(files[0], 1)
 
     with Engine(settings) as engine:
-        engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
-        headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
-        client = TestClient(create_app(engine))
+        client, headers = _server(engine)
         assert not verify_online(engine.audit).ok  # a reader meets the old file's damage ...
         refused = client.get("/fhir/Patient/p1", headers=headers)  # ... and appends stop
         assert refused.status_code == 503 and "female" not in refused.text

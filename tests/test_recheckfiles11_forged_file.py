@@ -22,7 +22,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 import engine.audit.record_files as record_files
-from engine.api.app import create_app
 from engine.audit.record_files import HEADER, records_directory
 from engine.audit.segment import _HEAD, decode, encode
 from engine.audit.store import audit_path
@@ -31,7 +30,7 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_audit10_repair import _cli
 from tests.test_audit_damage import _flip_in_frame
-from tests.test_reads11_repair_recovery import _log_of, _status_within
+from tests.test_reads11_repair_recovery import _log_of, _server, _status_within
 
 
 def _rename_in(path: Path, body: bytes) -> None:
@@ -75,10 +74,19 @@ def _refused_for(client: TestClient, headers: dict[str, str], seconds: float) ->
     return True
 
 
-def _server(engine: Engine) -> tuple[TestClient, dict[str, str]]:
-    engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
-    headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
-    return TestClient(create_app(engine)), headers
+def _repaired_and_served(settings: Settings, backup: Path, damaged_file: Path, original: bytes, held: int,
+                         says: str) -> None:
+    """``huren audit repair --from backup`` puts the file back as it was, a server answers again
+    and appends, and verification passes."""
+    fixed = _cli(settings, "repair", "--from", str(backup))
+    assert fixed.returncode == 0 and says in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
+    assert damaged_file.read_bytes() == original
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        engine.audit.drain()
+        assert _held(engine) > held and verify_online(engine.audit).ok
+    assert _cli(settings, "verify").returncode == 0
 
 
 def test_a_damaged_file_replaced_by_its_bytes_with_crcs_recomputed_keeps_the_server_refusing(
@@ -194,15 +202,7 @@ def test_a_server_started_on_a_forged_replacement_of_a_file_found_damaged_refuse
         held = _held(engine)
     assert _cli(settings, "verify").returncode == 1
 
-    fixed = _cli(settings, "repair", "--from", str(backup))
-    assert fixed.returncode == 0 and "records 6-11 put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
-    assert damaged_file.read_bytes() == original
-    with Engine(settings) as engine:
-        client, headers = _server(engine)
-        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
-        engine.audit.drain()
-        assert _held(engine) > held and verify_online(engine.audit).ok
-    assert _cli(settings, "verify").returncode == 0
+    _repaired_and_served(settings, backup, damaged_file, original, held, "records 6-11 put back")
 
 
 def test_a_damaged_file_replaced_by_one_altered_and_re_hashed_keeps_refusing_until_repaired(
@@ -238,15 +238,7 @@ def test_a_damaged_file_replaced_by_one_altered_and_re_hashed_keeps_refusing_unt
     verified = _cli(settings, "verify")
     assert verified.returncode == 1, verified.stdout
 
-    fixed = _cli(settings, "repair", "--from", str(backup))
-    assert fixed.returncode == 0 and "put back" in fixed.stdout, fixed.stdout + fixed.stderr[-2000:]
-    assert damaged_file.read_bytes() == original
-    with Engine(settings) as engine:
-        client, headers = _server(engine)
-        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
-        engine.audit.drain()
-        assert _held(engine) > held and verify_online(engine.audit).ok
-    assert _cli(settings, "verify").returncode == 0
+    _repaired_and_served(settings, backup, damaged_file, original, held, "put back")
 
 
 def test_an_altered_and_re_hashed_file_no_server_noticed_is_repaired_not_passed_over(
