@@ -354,10 +354,9 @@ class AuditLog:
         signed root. Only a damaged file's rescan pays this (a few dozen node reads and one
         signature check); records past the checkpoint are bound by no signature yet (``huren audit
         verify`` cannot tell them either). Raises ``LookupError`` when a node it needs is unreadable."""
-        docs = self.checkpoints.find(sort=[("seq", -1)], limit=1)
-        if not docs:
+        cp = self.latest_checkpoint()
+        if cp is None:
             return True  # nothing signed yet: nothing to prove against (verification says the same)
-        cp = parse_checkpoint(docs[0]["note"])
         if not verify_checkpoint(cp, self.keys):
             return False
         first, stop = entry.first, entry.first + len(rows)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import stat
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.audit.leaves import Leaf
+from engine.audit.merkle import leaf_hash
 from engine.audit.segment import decode, encode, frame_size
 from engine.repository.port import DuplicateKey
 from engine.repository.sqlite_store import SqliteStore
@@ -442,9 +442,8 @@ def _unproven(rows: Sequence[Leaf], entry: FileEntry) -> int | None:
     in order) or whose bytes do not hash to its leaf (``merkle.leaf_hash``); ``len(rows)`` when
     records are missing at the end; ``None`` when every one is in place. Only a damaged file's
     rescan pays this (0.5-2.7 µs a record measured under load): a healthy log's scans check length and CRC only."""
-    sha256 = hashlib.sha256
     for i, (seq, leaf, data, _nodes) in enumerate(rows):
-        if seq != entry.first + i or sha256(b"\x00" + data).digest() != leaf:
+        if seq != entry.first + i or leaf_hash(data) != leaf:
             return i
     return None if entry.first + len(rows) == entry.last + 1 else len(rows)
 

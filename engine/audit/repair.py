@@ -30,7 +30,6 @@ while its log is damaged it looks again at most once a second when asked to appe
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import zlib
@@ -39,7 +38,8 @@ from pathlib import Path
 
 from engine.audit.leaves import Leaf
 from engine.audit.log import AuditLog
-from engine.audit.record_files import HEADER, MAGIC, FileEntry, RecordFiles
+from engine.audit.merkle import leaf_hash
+from engine.audit.record_files import HEADER, MAGIC, FileEntry, RecordFiles, _unproven
 from engine.audit.segment import _FIXED, _HEAD, MAX_FRAME, decode, encode
 from engine.settings import Settings
 
@@ -111,7 +111,7 @@ def _crc_frames(buf: bytes) -> list[Leaf]:
 
 def _sound(row: Leaf) -> bool:
     """A record whose bytes hash to its leaf (a frame's CRC could match a frame of other bytes)."""
-    return hashlib.sha256(b"\x00" + row[2]).digest() == row[1]
+    return leaf_hash(row[2]) == row[1]
 
 
 def _signed(files: RecordFiles, entry: FileEntry, rows: list[Leaf]) -> bool:
@@ -269,7 +269,8 @@ def _plan(files: RecordFiles, entry: FileEntry, source: Path | None, report: Rep
     # the records read in place, up to the first that is not the log's: one out of place, or whose
     # bytes do not hash to its leaf (a file renamed over a damaged one with its CRCs recomputed
     # reads whole; a running server refuses it, ``RecordFiles._scan``, so it is repaired here)
-    kept = next((i for i, row in enumerate(readable) if row[0] != entry.first + i or not _sound(row)), len(readable))
+    bad = _unproven(readable, entry)
+    kept = len(readable) if bad is None else bad
     if kept == len(readable) == entry.last - entry.first + 1 and not _signed(files, entry, readable):
         kept = 0  # each record hashes to the leaf beside it, but the tree they make is not the signed one:
         # altered and re-hashed (which record, only a backup can tell): every record from a copy
