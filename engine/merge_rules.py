@@ -423,8 +423,12 @@ def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
 def _key(entry: Any, key: tuple[tuple[str, ...], ...] | None) -> bytes:
     if key is None:
         return fhirjson.dumps(entry, sort_keys=True)
-    return fhirjson.dumps([[_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
-                           for path in key], sort_keys=True)
+    return fhirjson.dumps([_part(entry, path) for path in key], sort_keys=True)
+
+
+def _part(entry: Any, path: tuple[str, ...]) -> list[Any]:
+    """The values of one part of a key: the elements at ``path``, or how the entry is written."""
+    return [_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
 
 
 def _representation(entry: Any) -> str:
@@ -471,7 +475,7 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
     if key is None:
         return _union(stored, incoming, key)
     kinds = [_kind(e, key) for e in incoming]
-    coverings = [[n for n, k in enumerate(kinds) if _refines(k, _kind(entry, key))] for entry in stored]
+    coverings = [[n for n, k in enumerate(kinds) if _refines(k, old)] for old in (_kind(e, key) for e in stored)]
     # an entry said again (equal to a stored entry that stays, but for the parts it leaves out) is
     # not stored a second time: decided against every stored entry that stays before any is
     # replaced, so the outcome does not depend on the stored order
@@ -493,7 +497,7 @@ def _by_key(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], 
 def _kind(entry: Any, key: tuple[tuple[str, ...], ...]) -> tuple[bytes | None, ...]:
     parts: list[bytes | None] = []
     for path in key:
-        values = [_representation(entry)] if path == _REPRESENTATION_KEY else _collect(entry, path)
+        values = _part(entry, path)
         parts.append(fhirjson.dumps(values, sort_keys=True) if values else None)
     return tuple(parts)
 
