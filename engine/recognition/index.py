@@ -220,14 +220,12 @@ class ResultIndex:
         if not read:
             before = self.docs.get(result.ref)
         doc = to_doc(result, (before or {}).get("held") or held)
-        if before is not None and doc["status"] not in FINAL_STATUSES and (
-                before.get("was_final") or before.get("status") in FINAL_STATUSES):
+        if before is not None and (before.get("was_final") or (
+                before.get("status") in FINAL_STATUSES and doc["status"] not in FINAL_STATUSES)):
             # Final once, not final now (sent again preliminary, withdrawn): marked, kept across its
             # later versions, so that a final version after it re-decides the flags its leaving
             # voided (``Recognition._recheck_dependents``), while the everyday preliminary ->
             # final of a result never final before, which has no such flag, asks nothing.
-            doc["was_final"] = True
-        elif before is not None and before.get("was_final"):
             doc["was_final"] = True
         if doc != before:
             if not self.docs.defer(doc, before):  # outside a scope: written now
