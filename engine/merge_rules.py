@@ -31,7 +31,7 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands"})
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
@@ -78,6 +78,7 @@ class ElementPlan:
     owners: tuple[str, ...] = ()
     slices: tuple[SlicePlan, ...] = ()
     follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
+    stands: frozenset[str] = frozenset()  # stored values this writer may not change (``stands``)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class MergeRules:
                 where = f"resources.{rtype}.{element}"
                 check([k for k in rule if k not in _RESERVED], where)
                 check(rule.get("owner") or (), where + ".owner")
+                check(rule.get("stands") or {}, where + ".stands")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -201,7 +203,7 @@ class MergeRules:
         choices = _choice_siblings(rtype)
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
-            e.mode == "replace" and not e.slices for e in elements.values())
+            e.mode == "replace" and not e.slices and not e.stands for e in elements.values())
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         plan = TypePlan(default, elements, trivial, guards, choices, follows)
@@ -219,6 +221,7 @@ class MergeRules:
         modes = {k: v for k, v in rule.items() if k not in _RESERVED}
         mode = self._pick(modes, ladder, default_mode)
         owners = tuple(rule.get("owner") or ())
+        stands = frozenset(self._pick(rule.get("stands") or {}, ladder, ()))
         if owners and not set(owners) & set(ladder):
             mode = "keep-stored"
         slices = []
@@ -231,7 +234,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows)
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -324,6 +327,12 @@ class MergeRules:
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
+        if ep.stands and inc is not _MISSING and isinstance(st, str) and st in ep.stands and inc != st:
+            # a stored value this writer may not take back (a completed order, for an order message
+            # arriving after its result): a conflict like any value the rules keep out
+            self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
+                           f"{_show(st)}, stated earlier, stands", f"{rtype}.{name}", issues)
+            return st
         mode = ep.mode
         if mode == "replace":
             return inc

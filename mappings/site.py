@@ -329,6 +329,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
                 "items": {"type": "string", "pattern": r"^([A-Za-z][A-Za-z0-9.]*|@representation)$"}},
         "follows": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9]*(\[x\])?$"},
         "owner": _NAMES,
+        "stands": {"type": "object", "additionalProperties": _NAMES},  # source group -> stored values that stand
         "slices": {
             "type": "array",
             "items": {
