@@ -299,12 +299,16 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
+        deletes = getattr(self._local, "deletes", None)
+        if deletes:  # before a value and a reason are weighed: a deleted value is no longer there
+            for element, where in deletes.get(f"{rtype}/{incoming.get('id')}", ()):
+                for name in _deleted(plan, element):
+                    if _delete(out, incoming, name, where):
+                        issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
+                                       "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s explicit null "
+                                                      '(HL7 ""); the earlier version keeps it (_history)'})
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
-        deletes = getattr(self._local, "deletes", None)
-        if deletes:
-            for element, where in deletes.get(f"{rtype}/{incoming.get('id')}", ()):
-                _delete(out, incoming, element, where)
         return Combined(out, issues)
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
@@ -545,22 +549,34 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
     return out
 
 
-def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+def _deleted(plan: TypePlan, element: str) -> list[str]:
+    """The elements a delete of ``element`` names: a choice (``value[x]``, OBX-5 ``""``) is each of
+    its types; and what is stated with them (``follows``: an Observation's components) goes too."""
+    names = ([n for n in plan.choices if n.startswith(element[:-3])] if element.endswith("[x]")
+             else [element])
+    named = set(names)
+    return names + [name for name, followed in plan.follows if followed & named and name not in named]
+
+
+def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
     """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
     again, from another field), or the stored entries of the list matching ``where`` that the
-    message does not state (PID-14 ``""``: the work phones; the home ones stay)."""
+    message does not state (PID-7 ``""``: the birth-time extension; the others stay). Whether
+    anything stored went."""
     value = out.get(element, _MISSING)
     if value is _MISSING:
-        return
+        return False
     stated = incoming.get(element)
     if not where:
         if stated is None:
             out.pop(element)
-        elif isinstance(value, list) and isinstance(stated, list):
+            return True
+        if isinstance(value, list) and isinstance(stated, list) and value != stated:
             out[element] = list(stated)
-        return
+            return True
+        return False
     if not isinstance(value, list):
-        return
+        return False
     again = stated if isinstance(stated, list) else []
     paths = [(tuple(path.split(".")), values) for path, values in where]
     kept = [e for e in value if any(e == s for s in again)
@@ -569,6 +585,7 @@ def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[
         out[element] = kept
     else:
         out.pop(element)
+    return len(kept) < len(value)
 
 
 def _writer(source: str) -> str:
