@@ -458,9 +458,17 @@ def _representation(entry: Any) -> str:
 
 # CJK ideographs: the unified blocks with Extension A, the compatibility ones, Extensions B-I and the
 # supplement (U+20000-U+323AF, 𠀋), the iteration mark 々, the ideographic zero 〇 and the Hangzhou
-# numerals (one compiled class: a search is as fast as the two comparisons it replaces)
+# numerals (one compiled class: a search is as fast as the two comparisons it replaces). The one
+# owner of "is this written in Chinese characters": the converter asks it too (a name's text and
+# order, an address's text), so a name the merge holds for the Chinese kind is one it wrote as such
 _IDEOGRAPH = re.compile("[\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
                         "\uf900-\ufaff\U00020000-\U000323af]")
+
+
+def ideographic(text: str) -> bool:
+    """Whether ``text`` holds a CJK ideograph (张三, 𠀋, 〇): Chinese names are written family
+    first without a space, and are the IDE kind of a name or address."""
+    return _IDEOGRAPH.search(text) is not None
 
 
 def _has_ideographs(node: Any) -> bool:
