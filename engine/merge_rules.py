@@ -31,10 +31,11 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "placeholders"})
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 _MISSING: Any = object()
 
 _CONTAINERS = (list, dict, str)
@@ -79,6 +80,7 @@ class ElementPlan:
     slices: tuple[SlicePlan, ...] = ()
     follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
     stands: frozenset[str] = frozenset()  # stored values this writer may not change (``stands``)
+    placeholders: frozenset[str] = frozenset()  # values that state nothing (``placeholders``)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class MergeRules:
         choices = _choice_siblings(rtype)
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
-            e.mode == "replace" and not e.slices and not e.stands for e in elements.values())
+            e.mode == "replace" and not e.slices and not e.stands and not e.placeholders for e in elements.values())
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         plan = TypePlan(default, elements, trivial, guards, choices, follows)
@@ -222,6 +224,7 @@ class MergeRules:
         mode = self._pick(modes, ladder, default_mode)
         owners = tuple(rule.get("owner") or ())
         stands = frozenset(self._pick(rule.get("stands") or {}, ladder, ()))
+        placeholders = frozenset(rule.get("placeholders") or ())
         if owners and not set(owners) & set(ladder):
             mode = "keep-stored"
         slices = []
@@ -234,7 +237,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands)
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, placeholders)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -293,6 +296,11 @@ class MergeRules:
                     out.pop(name, None)
                 else:
                     out[name] = incoming[name]
+        for name in incoming:
+            # a primitive marked data-absent in its ``_`` twin beside a stored value that stayed: the
+            # value stands, and the two never say "is X" and "is unknown" together
+            if name[0] == "_" and name[1:] in out and name[1:] not in incoming and _absent(incoming[name]):
+                out.pop(name, None)
         for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
             siblings = plan.choices.get(name)
             if siblings and out.get(name) is incoming[name]:
@@ -344,6 +352,10 @@ class MergeRules:
             return st
         if st is _MISSING:
             return inc
+        if _absent(inc) or (ep.placeholders and isinstance(inc, str) and inc in ep.placeholders):
+            # what a converter writes where the message stated nothing (a required element marked
+            # data-absent, OBX-11 empty read as "unknown") states nothing: the stored value stays
+            return st
         if mode == "keep-if-absent":
             return inc
         if mode == "union":
@@ -418,6 +430,15 @@ def _present(value: Any) -> Any:
     if value is None or (type(value) in _CONTAINERS and not value):
         return _MISSING
     return value
+
+
+def _absent(value: Any) -> bool:
+    """An element that only says it is absent (``{"extension": [data-absent-reason]}``)."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    extensions = value.get("extension")
+    return (type(extensions) is list and bool(extensions)
+            and all(type(e) is dict and e.get("url") == DATA_ABSENT_REASON for e in extensions))
 
 
 def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:

@@ -330,6 +330,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "follows": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9]*(\[x\])?$"},
         "owner": _NAMES,
         "stands": {"type": "object", "additionalProperties": _NAMES},  # source group -> stored values that stand
+        "placeholders": _NAMES,  # values a converter writes where the message states nothing
         "slices": {
             "type": "array",
             "items": {
