@@ -44,6 +44,9 @@ Issue = dict[str, Any]
 # an explicit delete (HL7 ``""``): the element, and which of a list's entries (dotted path -> values;
 # none: the whole element) -- ``adapters.convert.Conversion.deletes`` per "Type/id"
 Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
+# the second part of a ``Delete`` that deletes nothing: the converter assumed the element (an A08's
+# Encounter status) -- it fills only an element not stored (``adapters.convert.context.ASSUMED``)
+ASSUMED: tuple[tuple[str, tuple[str, ...]], ...] = (("@assumed", ()),)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,9 @@ class MergeRules:
         """Within the block (one message's write, on this thread), an update of a resource named in
         ``deletes`` ("Type/id" -> what its message deleted with HL7's explicit null ``""``) drops
         those stored elements or entries, unless the message itself states them again. Only an
-        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``)."""
+        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``). An entry
+        ``(element, ASSUMED)`` deletes nothing: the converter filled the element without the message
+        stating it, so it fills only an element not stored."""
         if not deletes:
             yield
             return
@@ -205,7 +210,7 @@ class MergeRules:
         choices = _choice_siblings(rtype)
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
-            e.mode == "replace" and not e.slices and not e.stands and not e.placeholders for e in elements.values())
+            e.mode == "replace" and not e.slices and not e.stands for e in elements.values())  # (placeholders: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         plan = TypePlan(default, elements, trivial, guards, choices, follows)
@@ -269,6 +274,12 @@ class MergeRules:
                     else:
                         out[name] = value
             return Combined(out, issues)
+        deletes = getattr(self._local, "deletes", None)
+        said = deletes.get(f"{rtype}/{incoming.get('id')}") if deletes else None
+        if said:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
+            assumed = {element for element, where in said if where == ASSUMED and element in stored}
+            if assumed:
+                incoming = {k: v for k, v in incoming.items() if k not in assumed}
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -307,9 +318,10 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
-        deletes = getattr(self._local, "deletes", None)
-        if deletes:  # before a value and a reason are weighed: a deleted value is no longer there
-            for element, where in deletes.get(f"{rtype}/{incoming.get('id')}", ()):
+        if said:  # before a value and a reason are weighed: a deleted value is no longer there
+            for element, where in said:
+                if where == ASSUMED:
+                    continue
                 for name in _deleted(plan, element):
                     if _delete(out, incoming, name, where):
                         issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
