@@ -45,7 +45,7 @@ Issue = dict[str, Any]
 # none: the whole element) -- ``adapters.convert.Conversion.deletes`` per "Type/id"
 Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
 # the second part of a ``Delete`` that deletes nothing: the converter assumed the element (an A08's
-# Encounter status) -- it fills only an element not stored (``adapters.convert.context.ASSUMED``)
+# Encounter status) -- it fills only an element not stored (``adapters.convert.context.Context.assumed``)
 ASSUMED: tuple[tuple[str, tuple[str, ...]], ...] = (("@assumed", ()),)
 
 
