@@ -82,7 +82,7 @@ class ElementPlan:
     owners: tuple[str, ...] = ()
     slices: tuple[SlicePlan, ...] = ()
     follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
-    stands: frozenset[str] = frozenset()  # stored values this writer may not change (``stands``)
+    stands: frozenset[str | bool] = frozenset()  # stored values this writer may not change (``stands``)
     placeholders: frozenset[str] = frozenset()  # values that state nothing (``placeholders``)
 
 
@@ -351,7 +351,7 @@ class MergeRules:
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
-        if ep.stands and inc is not _MISSING and isinstance(st, str) and st in ep.stands and inc != st:
+        if ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st:
             # a stored value this writer may not take back (a completed order, for an order message
             # arriving after its result): a conflict like any value the rules keep out
             self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
