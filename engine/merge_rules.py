@@ -31,10 +31,11 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "placeholders"})
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 _MISSING: Any = object()
 
 _CONTAINERS = (list, dict, str)
@@ -43,6 +44,9 @@ Issue = dict[str, Any]
 # an explicit delete (HL7 ``""``): the element, and which of a list's entries (dotted path -> values;
 # none: the whole element) -- ``adapters.convert.Conversion.deletes`` per "Type/id"
 Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
+# the second part of a ``Delete`` that deletes nothing: the converter assumed the element (an A08's
+# Encounter status) -- it fills only an element not stored (``adapters.convert.context.Context.assumed``)
+ASSUMED: tuple[tuple[str, tuple[str, ...]], ...] = (("@assumed", ()),)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class ElementPlan:
     owners: tuple[str, ...] = ()
     slices: tuple[SlicePlan, ...] = ()
     follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
+    stands: frozenset[str | bool] = frozenset()  # stored values this writer may not change (``stands``)
+    placeholders: frozenset[str] = frozenset()  # values that state nothing (``placeholders``)
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,9 @@ class MergeRules:
         """Within the block (one message's write, on this thread), an update of a resource named in
         ``deletes`` ("Type/id" -> what its message deleted with HL7's explicit null ``""``) drops
         those stored elements or entries, unless the message itself states them again. Only an
-        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``)."""
+        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``). An entry
+        ``(element, ASSUMED)`` deletes nothing: the converter filled the element without the message
+        stating it, so it fills only an element not stored."""
         if not deletes:
             yield
             return
@@ -171,6 +179,7 @@ class MergeRules:
                 where = f"resources.{rtype}.{element}"
                 check([k for k in rule if k not in _RESERVED], where)
                 check(rule.get("owner") or (), where + ".owner")
+                check(rule.get("stands") or {}, where + ".stands")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -201,7 +210,7 @@ class MergeRules:
         choices = _choice_siblings(rtype)
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
-            e.mode == "replace" and not e.slices for e in elements.values())
+            e.mode == "replace" and not e.slices and not e.stands for e in elements.values())  # (placeholders: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         plan = TypePlan(default, elements, trivial, guards, choices, follows)
@@ -219,6 +228,8 @@ class MergeRules:
         modes = {k: v for k, v in rule.items() if k not in _RESERVED}
         mode = self._pick(modes, ladder, default_mode)
         owners = tuple(rule.get("owner") or ())
+        stands = frozenset(self._pick(rule.get("stands") or {}, ladder, ()))
+        placeholders = frozenset(rule.get("placeholders") or ())
         if owners and not set(owners) & set(ladder):
             mode = "keep-stored"
         slices = []
@@ -231,7 +242,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows)
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, placeholders)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -263,6 +274,12 @@ class MergeRules:
                     else:
                         out[name] = value
             return Combined(out, issues)
+        deletes = getattr(self._local, "deletes", None)
+        said = deletes.get(f"{rtype}/{incoming.get('id')}") if deletes else None
+        if said:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
+            assumed = {element for element, where in said if where == ASSUMED and element in stored}
+            if assumed:
+                incoming = {k: v for k, v in incoming.items() if k not in assumed}
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -290,18 +307,28 @@ class MergeRules:
                     out.pop(name, None)
                 else:
                     out[name] = incoming[name]
+        for name in incoming:
+            # a primitive marked data-absent in its ``_`` twin beside a stored value that stayed: the
+            # value stands, and the two never say "is X" and "is unknown" together
+            if name[0] == "_" and name[1:] in out and name[1:] not in incoming and _absent(incoming[name]):
+                out.pop(name, None)
         for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
             siblings = plan.choices.get(name)
             if siblings and out.get(name) is incoming[name]:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
+        if said:  # before a value and a reason are weighed: a deleted value is no longer there
+            for element, where in said:
+                if where == ASSUMED:
+                    continue
+                for name in _deleted(plan, element):
+                    if _delete(out, incoming, name, where):
+                        issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
+                                       "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s explicit null "
+                                                      '(HL7 ""); the earlier version keeps it (_history)'})
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
-        deletes = getattr(self._local, "deletes", None)
-        if deletes:
-            for element, where in deletes.get(f"{rtype}/{incoming.get('id')}", ()):
-                _delete(out, incoming, element, where)
         return Combined(out, issues)
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
@@ -324,6 +351,12 @@ class MergeRules:
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
+        if ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st:
+            # a stored value this writer may not take back (a completed order, for an order message
+            # arriving after its result): a conflict like any value the rules keep out
+            self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
+                           f"{_show(st)}, stated earlier, stands", f"{rtype}.{name}", issues)
+            return st
         mode = ep.mode
         if mode == "replace":
             return inc
@@ -331,6 +364,10 @@ class MergeRules:
             return st
         if st is _MISSING:
             return inc
+        if _absent(inc) or (ep.placeholders and isinstance(inc, str) and inc in ep.placeholders):
+            # what a converter writes where the message stated nothing (a required element marked
+            # data-absent, OBX-11 empty read as "unknown") states nothing: the stored value stays
+            return st
         if mode == "keep-if-absent":
             return inc
         if mode == "union":
@@ -407,6 +444,15 @@ def _present(value: Any) -> Any:
     return value
 
 
+def _absent(value: Any) -> bool:
+    """An element that only says it is absent (``{"extension": [data-absent-reason]}``)."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    extensions = value.get("extension")
+    return (type(extensions) is list and bool(extensions)
+            and all(type(e) is dict and e.get("url") == DATA_ABSENT_REASON for e in extensions))
+
+
 def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:
     values = [node]
     for part in path:
@@ -445,9 +491,17 @@ def _representation(entry: Any) -> str:
 
 # CJK ideographs: the unified blocks with Extension A, the compatibility ones, Extensions B-I and the
 # supplement (U+20000-U+323AF, 𠀋), the iteration mark 々, the ideographic zero 〇 and the Hangzhou
-# numerals (one compiled class: a search is as fast as the two comparisons it replaces)
+# numerals (one compiled class: a search is as fast as the two comparisons it replaces). The one
+# owner of "is this written in Chinese characters": the converter asks it too (a name's text and
+# order, an address's text), so a name the merge holds for the Chinese kind is one it wrote as such
 _IDEOGRAPH = re.compile("[\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
                         "\uf900-\ufaff\U00020000-\U000323af]")
+
+
+def ideographic(text: str) -> bool:
+    """Whether ``text`` holds a CJK ideograph (张三, 𠀋, 〇): Chinese names are written family
+    first without a space, and are the IDE kind of a name or address."""
+    return _IDEOGRAPH.search(text) is not None
 
 
 def _has_ideographs(node: Any) -> bool:
@@ -536,22 +590,34 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
     return out
 
 
-def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+def _deleted(plan: TypePlan, element: str) -> list[str]:
+    """The elements a delete of ``element`` names: a choice (``value[x]``, OBX-5 ``""``) is each of
+    its types; and what is stated with them (``follows``: an Observation's components) goes too."""
+    names = ([n for n in plan.choices if n.startswith(element[:-3])] if element.endswith("[x]")
+             else [element])
+    named = set(names)
+    return names + [name for name, followed in plan.follows if followed & named and name not in named]
+
+
+def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
     """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
     again, from another field), or the stored entries of the list matching ``where`` that the
-    message does not state (PID-14 ``""``: the work phones; the home ones stay)."""
+    message does not state (PID-7 ``""``: the birth-time extension; the others stay). Whether
+    anything stored went."""
     value = out.get(element, _MISSING)
     if value is _MISSING:
-        return
+        return False
     stated = incoming.get(element)
     if not where:
         if stated is None:
             out.pop(element)
-        elif isinstance(value, list) and isinstance(stated, list):
+            return True
+        if isinstance(value, list) and isinstance(stated, list) and value != stated:
             out[element] = list(stated)
-        return
+            return True
+        return False
     if not isinstance(value, list):
-        return
+        return False
     again = stated if isinstance(stated, list) else []
     paths = [(tuple(path.split(".")), values) for path, values in where]
     kept = [e for e in value if any(e == s for s in again)
@@ -560,6 +626,7 @@ def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[
         out[element] = kept
     else:
         out.pop(element)
+    return len(kept) < len(value)
 
 
 def _writer(source: str) -> str:

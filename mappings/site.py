@@ -329,6 +329,9 @@ _MERGE_ELEMENT: dict[str, Any] = {
                 "items": {"type": "string", "pattern": r"^([A-Za-z][A-Za-z0-9.]*|@representation)$"}},
         "follows": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9]*(\[x\])?$"},
         "owner": _NAMES,
+        "stands": {"type": "object", "additionalProperties": {  # source group -> stored values that stand
+            "type": "array", "minItems": 1, "items": {"type": ["string", "boolean"]}}},
+        "placeholders": _NAMES,  # values a converter writes where the message states nothing
         "slices": {
             "type": "array",
             "items": {

@@ -86,6 +86,7 @@ def test_a_null_names_what_it_deletes_and_converts_as_an_empty_field(engine: Eng
     nulled = convert(parse(adt("C1", "A08", "王^建国^^^^^L", "", '""', '""').decode()), site)
     empty = convert(parse(adt("C1", "A08", "王^建国^^^^^L", "", "", "").decode()), site)
     assert nulled.bundle == empty.bundle
-    ((ref, deletes),) = nulled.deletes.items()
+    # (the A08's Encounter status is named too, as assumed, in both: merge12)
+    ((ref, deletes),) = [(r, d) for r, d in nulled.deletes.items() if not r.startswith("Encounter/")]
     assert ref.startswith("Patient/") and deletes == (("address", ()),)  # PID-14's "": nothing
-    assert empty.deletes == {}
+    assert [r for r in empty.deletes if not r.startswith("Encounter/")] == []

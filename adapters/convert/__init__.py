@@ -56,7 +56,9 @@ class Conversion:
     # checks only what varies between the resources of that plan
     planned: dict[str, Any] = field(default_factory=dict)
     # "Type/id" -> the elements the message deleted with HL7's explicit null ``""`` (and which of a
-    # list's entries): the merge rules delete them from the stored version (``MergeRules.deleting``)
+    # list's entries): the merge rules delete them from the stored version (``MergeRules.deleting``);
+    # and (``engine.merge_rules.ASSUMED``) the elements the converter filled without the message stating them
+    # (an A08's Encounter status), which fill only what is not stored
     deletes: dict[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 

@@ -7,13 +7,13 @@ resource builders (``common``) both depend on it, instead of on each other.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from adapters.convert import kept
 from adapters.convert.context import Context
 from adapters.hl7v2.parser import Repetition
+from engine.merge_rules import ideographic
 from mappings.site import urn_part
 
 Resource = dict[str, Any]
@@ -107,7 +107,7 @@ def _practitioner(rep: Repetition, ctx: Context) -> tuple[Resource, tuple[str, s
         name["family"] = family
     if given:
         name["given"] = [given]
-    display = (family + given) if _cjk(family + given) else " ".join(p for p in (given, family) if p)
+    display = (family + given) if ideographic(family + given) else " ".join(p for p in (given, family) if p)
     if display:
         name["text"] = display
     res: Resource = {"resourceType": "Practitioner"}
@@ -175,9 +175,3 @@ def _location(rep: Repetition, ctx: Context) -> tuple[Resource, tuple[str, str, 
     return res, (f"loc|{facility or ctx.code}|{care}|{room}|{bed}", display, managed)
 
 
-_CJK = re.compile("[\u3400-\u9fff]")
-
-
-def _cjk(text: str) -> bool:
-    """Whether ``text`` holds a CJK ideograph (U+3400-U+9FFF): one search, not a loop per character."""
-    return _CJK.search(text) is not None

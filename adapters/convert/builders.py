@@ -72,7 +72,8 @@ def _encounter(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]
     nxt = segments[seg.position + 1] if seg.position + 1 < len(segments) else None
     pv2 = nxt if nxt is not None and nxt.name == "PV2" else None
     status = templates.encounter_status(env.ctx, env.event, spec.get("status", "unknown"))
-    scope.encounter = common.encounter(seg, pv2, env.ctx, scope.patient, scope.pkey, status)
+    scope.encounter = common.encounter(seg, pv2, env.ctx, scope.patient, scope.pkey, status,
+                                       templates.encounter_status_assumed(env.ctx, env.event))
     if env.encounter is None:
         env.encounter = scope.encounter
     return scope.encounter

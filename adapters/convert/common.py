@@ -290,8 +290,11 @@ def encounter(
     patient: dict[str, str],
     patient_k: str,
     status: str = "unknown",
+    assumed: bool = False,
 ) -> dict[str, str]:
-    """PV1/PV2 → Encounter keyed by visit number (PV1-19), else patient + admit time."""
+    """PV1/PV2 → Encounter keyed by visit number (PV1-19), else patient + admit time. ``assumed``:
+    the event's ``status`` states nothing about the visit (A08): unless PV1 says more, it only
+    fills an Encounter stored without one (a discharged visit is not reopened by an update)."""
     visit = pv1.value(19).strip()
     admit = pv1.value(44).strip()
     key = (
@@ -306,6 +309,8 @@ def encounter(
     if pv2 is not None:
         apply_table("pv2_encounter", {"PV2": pv2}, ctx, res)
     res["status"] = _encounter_status(pv1, status)
+    if assumed and res["status"] == status:
+        ctx.assumed(res, "status")
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for ident in res.get("identifier", ()):

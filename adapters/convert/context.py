@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
+from engine.merge_rules import ASSUMED
 from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
@@ -132,6 +133,11 @@ class Context:
         """The message sent ``""`` (HL7's explicit null, v2 chapter 2) for what makes ``element``:
         the stored value is to be deleted (an empty field leaves it alone)."""
         self.deletes.append((resource, element, where))
+
+    def assumed(self, resource: Resource, element: str) -> None:
+        """``element`` of ``resource`` is the converter's assumption, not what the message stated
+        (an A08 says nothing of the visit's status): it fills only an element not stored."""
+        self.deletes.append((resource, element, ASSUMED))
 
     def deleted(self) -> dict[str, tuple[tuple[str, Where], ...]]:
         """The explicit deletes by "Type/id" (a resource merged into another by ``put`` is that one)."""

@@ -18,6 +18,7 @@ from adapters.convert.tables import coding_system, known_coding_system, vocabula
 from adapters.hl7v2.parser import Repetition
 from adapters.hl7v2.timestamps import to_fhir_date, to_fhir_datetime, to_fhir_instant
 from engine.fhirjson import number
+from engine.merge_rules import ideographic
 from mappings.site import urn_part
 
 Rule = dict[str, Any]
@@ -340,9 +341,9 @@ def xpn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     suffixes = [s for s in (rep.comp(4).strip(), rep.comp(6).strip(), rep.comp(14).strip()) if s]
     if suffixes:
         name["suffix"] = suffixes
-    if _is_cjk(family) and not given:
+    if ideographic(family) and not given:
         name["text"] = family
-    elif _is_cjk(family + "".join(given)):
+    elif ideographic(family + "".join(given)):
         name["text"] = family + "".join(given)
     period = _period(rep, ctx, 12, 13)
     if period:
@@ -352,10 +353,6 @@ def xpn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
 
 def xpn_family(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
     return rep.comp(1, 1).strip() or None
-
-
-def _is_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 def xad(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
@@ -391,7 +388,7 @@ def xad(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         addr["period"] = period
     named_district = "" if district.isdigit() else district  # XAD-9 is often the GB/T 2260 code
     text = "".join(p for p in (state, city, named_district, *line) if p)
-    if _is_cjk(text):
+    if ideographic(text):
         addr["text"] = text  # Chinese addresses read largest-first
     return addr
 

@@ -187,7 +187,7 @@ def _kind(obx: Segment, group: Any, category: Any) -> str | None:
     OBX takes the ordinary path: no OBX-14, a value type without plans, notes or participants of
     its own, a category neither lab nor imaging. ``describe`` and ``shortcut`` both ask this."""
     fields = obx.fields
-    if len(fields) <= 14 or not fields[14] or fields[8] == '""':  # an explicit null deletes: not planned
+    if len(fields) <= 14 or not fields[14] or fields[8] == '""' or fields[5] == '""':  # a null deletes: not planned
         return None
     kind = _PLANNED_TYPES.get(fields[2]) or _PLANNED_TYPES.get(fields[2].strip().upper())
     if kind is None:

@@ -467,6 +467,10 @@ def _observation(
             return None, attachment
     else:
         _value(obx, vtype, res, ctx)
+    if _VALUE_KEYS.isdisjoint(res) and obx.field(5) == '""':
+        # HL7's explicit null: the lab deleted the value (not "no change", as an empty OBX-5 is) --
+        # stored as an empty one is (data-absent, as R4 obs-6 allows) and the stored value goes
+        ctx.delete(res, "value[x]")
     if _VALUE_KEYS.isdisjoint(res) and status not in ("cancelled", "entered-in-error"):
         res["dataAbsentReason"] = {
             "coding": [
