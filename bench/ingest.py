@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime
 import gc
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -632,6 +634,92 @@ def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
         print(f"    {name:<46} {n / commits:7.1f}")
 
 
+class _CountingConnection(_TimedConnection):
+    """A SQLite connection that counts its statements by their text, and the rows each
+    ``executemany`` binds, for ``counts``."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        object.__setattr__(self, "statements", collections.Counter())
+        object.__setattr__(self, "rows", collections.Counter())
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.statements[_statement(sql)] += 1
+        return self._conn.execute(sql, *args)
+
+    def executemany(self, sql: str, seq: Any) -> Any:
+        seq = list(seq)
+        self.statements[_statement(sql)] += 1
+        self.rows[_statement(sql)] += len(seq)
+        return self._conn.executemany(sql, seq)
+
+
+def _statement(sql: str) -> str:
+    """A statement's text without its literals and parameter lists: what it does, once."""
+    text = re.sub(r"'[^']*'", "?", " ".join(sql.split()))
+    return re.sub(r"(\(\?(, ?\?)*\),? ?)+", "(...) ", re.sub(r"-?\b\d+\b", "?", text))[:100]
+
+
+_DIGESTS = ("digest", "hexdigest")  # a hash's result asked for: once per value hashed (states are copied)
+
+
+def counts(count: int, batch: int = 50) -> None:
+    """What a 12-OBX message makes the pipeline do, counted rather than timed: the writer
+    connection's statements and the rows each binds, the serialisations, parses and hashes (C
+    calls, through ``sys.setprofile`` in the ingest thread), and the bytes its stored rows hold.
+
+    Why: a stage's time says how much, not how often; work done twice, or rows nobody searches,
+    show as counts (README: "Where a 12-OBX message's work goes, counted")."""
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    dumps: collections.Counter[str] = collections.Counter()  # orjson.dumps by the function calling it
+    calls: collections.Counter[str] = collections.Counter()  # loads, b2a_base64, digests by hash
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event != "c_call":
+            return
+        name = getattr(arg, "__name__", "")
+        if name == "dumps" and getattr(arg, "__module__", "") == "orjson":
+            caller = frame.f_back if frame.f_code.co_name == "dumps" and frame.f_back is not None else frame
+            dumps[f"{Path(caller.f_code.co_filename).stem}.{caller.f_code.co_name}"] += 1
+        elif name in _DIGESTS:
+            calls[getattr(getattr(arg, "__self__", None), "name", "?")] += 1
+        elif name in ("loads", "b2a_base64"):
+            calls[name] += 1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
+        with Engine(settings) as engine:
+            settle_warm(engine, batch)
+            conn = engine.store.conn
+            first = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
+            counted = engine.store.conn = _CountingConnection(conn)
+            messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+            sys.setprofile(profile)
+            try:
+                for start in range(0, count, batch):
+                    engine.ingestor.process(messages[start : start + batch])
+            finally:
+                sys.setprofile(None)
+                engine.store.conn = conn
+            stored = conn.execute(
+                "SELECT count(*), sum(length(body)), sum(length(sortkeys)), sum(length(hkeys)), sum(length(ranges)) "
+                "FROM fhir_resource WHERE rid >= ?", (first,)).fetchone()
+    per = 1 / count
+    print(f"Counted per ORU^R01 lab message (12 OBX), {count} in batches of {batch} ({load_note()}):")
+    print(f"  SQL statements on the writer connection: {sum(counted.statements.values()) * per:.1f}; "
+          f"rows bound by executemany: {sum(counted.rows.values()) * per:.1f}")
+    for sql, n in counted.statements.most_common(12):
+        rows = counted.rows.get(sql)
+        print(f"    {n * per:6.2f}" + (f" x {rows / n:6.1f} rows" if rows else " " * 12) + f"  {sql}")
+    print("  orjson.dumps by caller: " + ", ".join(f"{name} {n * per:.1f}" for name, n in dumps.most_common(8)))
+    print("  hashes (digests) and other calls: " + ", ".join(f"{name} {n * per:.1f}" for name, n in calls.most_common()))
+    rows, body, sortkeys, hkeys, ranges = (v or 0 for v in stored)
+    print(f"  resource rows {rows * per:.1f}: bodies {body * per:,.0f} B, sort keys {sortkeys * per:,.0f} B, "
+          f"hkeys {hkeys * per:,.0f} B, ranges {ranges * per:,.0f} B")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (make bench)")
@@ -645,6 +733,9 @@ def main() -> None:
     parser.add_argument("--commit-pages", action="store_true",
                         help="only the WAL pages a batch's COMMIT writes, by B-tree, and its CPU with and "
                              "without checkpoints (--messages lab messages, --stored first)")
+    parser.add_argument("--counts", action="store_true",
+                        help="only what a lab message makes the pipeline do, counted: SQL statements and "
+                             "rows, serialisations and hashes, stored bytes (--messages of them)")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -661,6 +752,9 @@ def main() -> None:
         return
     if args.commit_pages:
         commit_pages(count, stored=args.stored)
+        return
+    if args.counts:
+        counts(count)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:

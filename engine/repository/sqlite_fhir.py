@@ -388,13 +388,19 @@ def _pack(keys: Collection[tuple[int, int]]) -> bytes:
     return _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
 
 
-def _unpack(blob: bytes | None) -> set[tuple[int, int]]:
-    """The ``(h, q)`` rows an ``hkeys`` records (stores of layouts before 5 are converted when the
-    repository binds, so every ``hkeys`` read here is of pairs)."""
+def _pairs(blob: bytes | None) -> list[tuple[int, int]]:
+    """The ``(h, q)`` rows an ``hkeys`` records, in the order ``_pack`` wrote them (stores of
+    layouts before 5 are converted when the repository binds, so every ``hkeys`` read here is of
+    pairs)."""
     if not blob:
-        return set()
+        return []
     flat = _packer((len(blob) - 1) // 8).unpack(blob[:-1])
-    return set(zip(flat[::2], flat[1::2], strict=True))
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _unpack(blob: bytes | None) -> set[tuple[int, int]]:
+    """``_pairs`` as a set: what a new version or a deletion compares and deletes by."""
+    return set(_pairs(blob))
 
 
 # ``fhir_resource.ranges``: ``[dates, strings, quantities]``, each a list of the resource's rows of
@@ -670,8 +676,8 @@ class SqliteFhirBackend:
         with store.lock:
             conn = store.conn
             next_rid = (conn.execute("SELECT max(rid) FROM fhir_resource").fetchone()[0] or 0) + 1
-            rids = self._target_rids(items, next_rid)
-            given = self._given_rids()
+            given = self._given_rids()  # read once: the put adds each rid it gives (below)
+            rids = self._target_rids(items, next_rid, given)
             inserts, updates = [], []
             replaced: dict[int, tuple[str, dict[str, list[tuple[Any, ...]]], Collection[tuple[int, int]]]] = {}
             tables = self._empty_tables()
@@ -742,14 +748,15 @@ class SqliteFhirBackend:
             self._insert_rows(tables)
 
     def _target_rids(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]],
-                     next_rid: int) -> TargetRids | None:
+                     next_rid: int, given: dict[tuple[str, str], int]) -> TargetRids | None:
         """The rids of the resources the put's by-target references name (``BY_TARGET``): those of
         the put itself (the rids ``put_many`` gives them, in its order), those the transaction's
         earlier puts gave or found (remembered until the transaction ends or anything in it is
         rolled back: a rid given in a rolled-back block may be given again to another resource),
         and the stored ones (one statement for the rest). None when the put has no by-target
-        parameter."""
-        rids = self._given_rids()  # the transaction's puts before this one (put_many adds each)
+        parameter. ``given``: ``_given_rids()``, which this fills (the same dict ``put_many``
+        adds to: reading it twice could clear it in between, past its bound)."""
+        rids = given  # the transaction's puts before this one (put_many adds each)
         for rec, _rows, _prev in items:
             if rec.type in BY_TARGET:
                 break
@@ -880,8 +887,7 @@ class SqliteFhirBackend:
                     old, new = (base + trid, mark), _ref_key(ptype, param, rtype, id_)
                     for (rid,) in conn.execute("SELECT rid FROM ix_hash WHERE h = ? AND q = ?", old).fetchall():
                         blob = conn.execute("SELECT hkeys FROM fhir_resource WHERE rid = ?", (rid,)).fetchone()[0]
-                        flat = _packer((len(blob) - 1) // 8).unpack(blob[:-1])
-                        keys = dict.fromkeys(new if pair == old else pair for pair in zip(flat[::2], flat[1::2], strict=True))
+                        keys = dict.fromkeys(new if pair == old else pair for pair in _pairs(blob))
                         conn.execute("UPDATE fhir_resource SET hkeys = ? WHERE rid = ?", (_pack(keys), rid))
                         conn.execute("DELETE FROM ix_hash WHERE h = ? AND rid = ? AND q = ?", (old[0], rid, old[1]))
                         conn.execute("INSERT OR IGNORE INTO ix_hash VALUES (?, ?, ?)", (new[0], rid, new[1]))
