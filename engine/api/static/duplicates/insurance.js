@@ -7,27 +7,25 @@
   const ALERT = "urn:huren:StructureDefinition:indicator-alert";
   let session = null;
 
-  function toSignIn() { location.assign("/ui/signin?next=" + encodeURIComponent("/ui/insurance")); }
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function el(tag, value, cls) { const e = text(document.createElement(tag), value); if (cls) e.className = cls; return e; }
-  function row(cells, classes) {
+  function row(cells, classes, labels) {
     const tr = document.createElement("tr");
-    cells.forEach((c, i) => tr.appendChild(el("td", c, (classes || [])[i])));
+    cells.forEach((c, i) => {
+      const td = tr.appendChild(el("td", c, (classes || [])[i]));
+      if (labels) td.dataset.label = labels[i]; // the card layout's caption at phone width
+    });
     return tr;
   }
   function message(where, msg, ok) { text($(where), msg); $(where).className = ok ? "ok" : ""; }
 
   async function api(path) {
-    const res = await fetch(path, { credentials: "same-origin" });
-    const body = await res.json().catch(() => null);
-    if (!res.ok) {
-      const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : res.statusText;
-      if (res.status === 401) toSignIn();
-      if (res.status === 403) throw new Error("无权查看 You may not see this: " + diag);
-      if (res.status === 409) throw new Error("结算规则需先补全 The settlement rules need a setting first: " + diag);
-      throw new Error(res.status + " " + diag);
+    try { return await window.hurenWords.api(path, {}, "/ui/insurance" + location.search); }
+    catch (e) {
+      // the settlement's own 409: the site's rules lack a setting an administrator must give
+      if (e.status === 409) throw new Error("结算规则缺少必要设置，请联系系统管理员补全（" + e.diag + "）。 The settlement rules need a setting first.");
+      throw e;
     }
-    return body;
   }
 
   function shown(q) {
@@ -76,7 +74,8 @@
       const g = r.group[0];
       const who = ((r.reporter || {}).identifier || {}).value || "";
       const [num, den] = figures(g);
-      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore), num, den], ["", "", "num", "num", "num"]);
+      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore), num, den], ["", "", "num", "num", "num"],
+        ["指标 Indicator", "范围 For", "数值 Value", "分子 Numerator", "分母 Denominator"]);
       tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
       body.appendChild(tr);
       const byInst = (g.stratifier || []).find((s) => s.code[0].text === "institution");
