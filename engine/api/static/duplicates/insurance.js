@@ -28,11 +28,15 @@
     }
   }
 
-  function shown(q) {
+  // A rate (a figure with a denominator) as a percentage, a count as the number. Whether it is a rate
+  // comes from the report, not from the number: a rate of exactly 1 or 0 had been shown as "1" / "0"
+  // (JSON's 1.0000 is 1, without the decimal point the page had told rates apart by).
+  function shown(q, rate) {
     if (!q || q.value == null) return "—";
-    if (q.unit === "1") return q.code === "1" && String(q.value).includes(".") ? (100 * q.value).toFixed(2) + "%" : String(q.value);
+    if (q.unit === "1") return rate ? (100 * q.value).toFixed(2) + "%" : String(q.value);
     return q.unit + " " + Number(q.value).toFixed(2);
   }
+  function isRate(g) { const den = figures(g)[1]; return den !== "" && den !== "—"; }
   function figures(g) {
     const ext = (g.extension || []).find((e) => e.url === EXT);
     if (!ext) return ["", ""];
@@ -56,6 +60,8 @@
   function renderIndicators(bundle) {
     const reports = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "MeasureReport");
     const flags = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "Flag");
+    const rates = {}; // measure id -> a rate? (an alert's code is the measure's with -above/-below)
+    for (const r of reports) rates[r.measure.split("/").pop()] = isRate(r.group[0]);
     const alerts = $("#alerts"); alerts.replaceChildren();
     if (!flags.length) alerts.appendChild(el("li", "本月无预警 No alerts this month"));
     for (const f of flags) {
@@ -63,7 +69,7 @@
       const level = (detail.find((p) => p.url === "level") || {}).valueCode || "warning";
       const score = (detail.find((p) => p.url === "score") || {}).valueQuantity;
       const li = el("li", (level === "alert" ? "告警 ALERT " : "预警 warning ") + f.subject.display + " (" +
-        f.subject.identifier.value + "): " + f.code.text + (score ? " — " + shown(score) : ""), level);
+        f.subject.identifier.value + "): " + f.code.text + (score ? " — " + shown(score, rates[f.code.coding[0].code.replace(/-(above|below)$/, "")]) : ""), level);
       li.dataset.code = f.code.coding[0].code; li.dataset.subject = f.subject.identifier.value;
       alerts.appendChild(li);
     }
@@ -74,7 +80,7 @@
       const g = r.group[0];
       const who = ((r.reporter || {}).identifier || {}).value || "";
       const [num, den] = figures(g);
-      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore), num, den], ["", "", "num", "num", "num"],
+      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore, isRate(g)), num, den], ["", "", "num", "num", "num"],
         ["指标 Indicator", "范围 For", "数值 Value", "分子 Numerator", "分母 Denominator"]);
       tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
       body.appendChild(tr);
@@ -90,7 +96,7 @@
       window.hurenCharts.bar(svg, byInst.stratum.filter((s) => s.measureScore).map((s) => ({
         label: s.value.text, value: Number(s.measureScore.value),
         cls: flags.some((f) => f.subject.identifier.value === s.value.text && r.measure.endsWith(f.code.coding[0].code.replace(/-(above|below)$/, ""))) ? "over" : "",
-      })), (v) => shown({ value: v, unit, code: unit === "1" ? "1" : unit }));
+      })), (v) => shown({ value: v, unit }, isRate(g)));
     }
   }
 
