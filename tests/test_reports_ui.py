@@ -161,7 +161,8 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
     assert f"{A} · 2026年3月1日" in facts and "CNY 20.00" in facts and "7 天 days" in facts  # days as read in China
-    assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').innerText")
+    assert "血常规" in browser.eval("document.querySelector('#ev-prior-words').innerText")  # in words, and
+    assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').textContent")  # as FHIR, folded
     browser.eval("document.querySelector('#review [name=reason]').value = '无复查理由';"
                  "document.querySelector('#uphold').click(); true")
     browser.wait_for("document.querySelector('#message').innerText.includes('Review recorded: upheld')")

@@ -85,8 +85,13 @@ def type_into_signin(browser: Browser, name: str, code: str) -> None:
 # what sticks out of the viewport: the page's own width, and every visible element's right edge
 def outside(browser: Browser, device: dict[str, Any]) -> list[str]:
     """What sticks out of the device's screen (a phone browser zooms out to fit a too-wide page, so
-    ``innerWidth`` grows with it: the device's own width is the measure)."""
-    return list(browser.eval(OUTSIDE.replace("WIDTH", str(device["width"]))))
+    ``innerWidth`` grows with it: the device's own width is the measure). The charts redraw a moment
+    after the width changes: up to 3 s is given for that."""
+    check = OUTSIDE.replace("WIDTH", str(device["width"]))
+    deadline = time.time() + 3
+    while (out := list(browser.eval(check))) and time.time() < deadline:
+        time.sleep(0.1)
+    return out
 
 
 OUTSIDE = """(() => {
@@ -153,6 +158,10 @@ def test_auditor_page_fits_a_phone_and_a_desktop(engine: Any, server: str, brows
     assert -1 <= top < PHONE_360["height"]  # scrolled to, not left below the list
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
     assert "2026年3月" in facts and "待复核" in facts
+    # the two results in words, their times in Beijing time (the JSON folded beneath)
+    prior = browser.eval("document.querySelector('#ev-prior-words').innerText")
+    assert "肝功能" in prior and "2026年3月1日 09:00" in prior and "已出报告" in prior, prior
+    assert "2026年3月4日 09:00" in browser.eval("document.querySelector('#ev-repeat-words').innerText")
     assert outside(browser, PHONE_360) == []
     shot(browser, tmp_path, "ui12-evidence-360.png", PHONE_360)
 

@@ -140,6 +140,29 @@
     return JSON.stringify(out, null, 2);
   }
 
+  const RESULT_STATUS = { final: "已出报告 final", amended: "已更正 amended", corrected: "已更正 corrected",
+    preliminary: "初步 preliminary", partial: "部分 partial", registered: "已登记 registered", cancelled: "已取消 cancelled",
+    "entered-in-error": "录入错误 entered in error", available: "可调阅 available" };
+
+  // A result as an auditor reads it -- what, when (Beijing time), where, its status and finding --
+  // with the FHIR JSON folded away beneath it.
+  function describe(dl, resource) {
+    dl.replaceChildren();
+    if (!resource) { dl.appendChild(text(document.createElement("dd"), "（无权查看或已不存在 not available）")); return; }
+    const code = resource.code || {};
+    const name = code.text || ((code.coding || []).find((c) => c.display) || {}).display || resource.resourceType;
+    const when = resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued;
+    const facts = [["项目 Test", name], ["时间 When", when ? W.instant(when) : "—"],
+      ["状态 Status", RESULT_STATUS[resource.status] || resource.status || "—"]];
+    const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
+    if (by.length) facts.push(["执行 By", by.join("、")]);
+    if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
+    if (resource.valueQuantity) facts.push(["结果 Value", resource.valueQuantity.value + " " + (resource.valueQuantity.unit || "")]);
+    if (resource.result) facts.push(["分项 Results", resource.result.length + " 项 items"]);
+    if (resource.conclusion) facts.push(["结论 Conclusion", resource.conclusion]);
+    for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
+  }
+
   async function openFlag(id, tr) {
     try {
       const ev = await api("/reports/duplicates/" + encodeURIComponent(id));
@@ -170,8 +193,8 @@
         facts.push(["复核 Review", rz + " " + re + " · " + r.by + " · " + W.instant(r.at) + "：" + r.reason]);
       }
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
-      text($("#ev-prior"), summarise(ev.priorResource));
-      text($("#ev-repeat"), summarise(ev.resultResource));
+      text($("#ev-prior"), summarise(ev.priorResource)); describe($("#ev-prior-words"), ev.priorResource);
+      text($("#ev-repeat"), summarise(ev.resultResource)); describe($("#ev-repeat-words"), ev.resultResource);
       const review = $("#review"); // absent for a role that may not review (an operator)
       if (review) review.hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
       $("#evidence").hidden = false;
