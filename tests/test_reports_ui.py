@@ -152,6 +152,9 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
                  "document.querySelector('#apply').click(); true")
     browser.wait_for("document.querySelectorAll('#flags tbody tr').length === 1 && "
                      "document.querySelector('#flags tbody tr').innerText.includes('justified')")
+    # one flag listed, and the per-status figures (over every status, as the API gives them) say so
+    assert browser.eval("document.querySelector('#summary').dataset.count") == "1"
+    assert "不受“状态”筛选影响" in browser.eval("document.querySelector('#summary').innerText")
 
     # back to all, drill down into the CBC flag and uphold it
     browser.eval("document.querySelector('#filters [name=status]').value = '';"

@@ -53,6 +53,11 @@
       stat("自费复查 self-pay re-tests", t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
       stat("仅报告 reported only", t.by_status.reported));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
+    if ($("#filters").elements.status.value) {
+      // the API's by-status figures are over every status (the other filters apply): said, not implied
+      summary.appendChild(text(document.createElement("p"), "各状态数字含全部状态，不受“状态”筛选影响。 The per-status figures cover every status."));
+      summary.lastChild.className = "note";
+    }
     // days are drawn as MM-DD; an institution's code is drawn whole (cut to five it named the wrong one)
     barChart($("#chart-time"), report.over_time, "day", "count", (v) => v + " 条", 5);
     barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
