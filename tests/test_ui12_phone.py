@@ -59,11 +59,11 @@ def key(browser: Browser, name: str, code: int, typed: str = "") -> None:
     browser.send("Input.dispatchKeyEvent", type="keyUp", key=name, code=name, windowsVirtualKeyCode=code)
 
 
-def sign_in(browser: Browser, server: str, engine: Any, device: dict[str, Any]) -> str:
+def sign_in(browser: Browser, server: str, engine: Any, device: dict[str, Any], role: str = "auditor") -> str:
     """Create the account, open the page (sent to sign in), type name, password and code, tap the
     button; the TOTP secret is returned for a second sign-in."""
     secret = StaffDirectory(engine.settings.data_dir).add(
-        "wang.li", role="auditor", institution="YBJ", password=AUDITOR_PASSWORD, display="王丽",
+        "wang.li", role=role, institution="YBJ", password=AUDITOR_PASSWORD, display="王丽",
         roles=engine.staff.roles).secret
     browser.send("Page.enable")
     browser.send("Emulation.setDeviceMetricsOverride", **device)
@@ -236,3 +236,14 @@ def test_session_ended_elsewhere_and_no_network_are_said_in_plain_chinese(engine
     type_into_signin(browser, "wang.li", rfc6238(secret, time.time() + 30))
     browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
     assert browser.eval("document.querySelectorAll('#flags tbody tr.flag').length") == 1
+
+
+def test_a_clinician_is_told_the_report_is_not_for_their_role(engine: Any, server: str, browser: Browser) -> None:
+    """Sign-in lands on the auditors' page; a clinician's role may not read the report (the API
+    answers 403). The page said "403 ..." under empty filters and charts; it now says why, in words."""
+    sign_in(browser, server, engine, PHONE_360, role="clinician")
+    said = browser.eval("document.querySelector('#message').innerText")
+    assert "您的角色（临床医生）不能查看疑似重复清单" in said and "403" not in said
+    assert browser.eval("document.querySelector('#filters').getBoundingClientRect().height") == 0
+    assert browser.eval("document.querySelector('#flags').getBoundingClientRect().height") == 0
+    assert "临床医生" in browser.eval("document.querySelector('#who').innerText")  # and who is signed in

@@ -169,7 +169,8 @@ def session_info(request: Request) -> Response:
                          "role_en": r.label_en, "institution": a.institution, "remit": a.remit or None,
                          "csrf": session.csrf, "expires": int(session.expires),
                          # what the pages offer is what the access policy allows (the API still decides)
-                         "can": {"review": allowed(require_auditor, caller, review=True),
+                         "can": {"duplicates": allowed(require_auditor, caller),
+                                 "review": allowed(require_auditor, caller, review=True),
                                  "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter")}},
                         headers={"Cache-Control": "no-store"})
 

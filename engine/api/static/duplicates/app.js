@@ -213,6 +213,12 @@
   async function whoami() {
     session = await window.hurenStaff.whoami("/ui/duplicates");
     if (!session) return false;
+    if (!session.can.duplicates) { // a clinician: no report to show, said in words instead of a 403
+      document.querySelectorAll("main > :not(#message)").forEach((e) => { e.hidden = true; });
+      message("您的角色（" + session.role_zh + "）不能查看疑似重复清单；如需查看请联系系统管理员。 Your role may not see the duplicate-test report.");
+      document.body.dataset.loaded = "1";
+      return false;
+    }
     if (!session.can.review) $("#review").remove(); // the API refuses it too; the page does not offer it
     if (session.can.insurance) $("#nav-insurance").hidden = false;
     return true;
