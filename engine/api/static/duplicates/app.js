@@ -59,7 +59,9 @@
       summary.lastChild.className = "note";
     }
     // days are drawn as MM-DD; an institution's code is drawn whole (cut to five it named the wrong one)
-    barChart($("#chart-time"), report.over_time, "day", "count", (v) => v + " 条", 5);
+    const oneYear = new Set(report.over_time.map((d) => String(d.day).slice(0, 4))).size <= 1; // then 3月12日 is enough
+    barChart($("#chart-time"), report.over_time.map((d) => ({ day: oneYear ? W.day(d.day).replace(/^\d+年/, "") : W.day(d.day), count: d.count })),
+      "day", "count", (v) => v + " 条", 40);
     barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
       "inst", "money", (v) => money(v, report.currency), 40);
     const rates = $("#rates tbody"); rates.replaceChildren();
@@ -69,7 +71,7 @@
     const rateRows = by ? (report.recognition_rate_by || {})[by] || {} : report.recognition_rate;
     for (const [inst, r] of Object.entries(rateRows)) {
       const tr = document.createElement("tr");
-      cell(tr, inst, "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
+      cell(tr, by === "month" ? inst.replace(/^(\d{4})-(\d{2})$/, (m, y, mo) => y + "年" + Number(mo) + "月") : inst, "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
       cell(tr, r.recognised, "num", "已互认 Recognised"); cell(tr, r.retested, "num", "重复检查 Re-tested");
       cell(tr, r.pending, "num", "待定 Pending");
       cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%", "num", "互认率 Rate");
