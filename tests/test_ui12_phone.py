@@ -198,6 +198,8 @@ def test_every_flag_can_be_listed_and_the_count_is_the_reports(engine: Any, serv
     assert count == 101 == int(browser.eval("document.querySelector('#summary').dataset.count"))
     assert browser.eval("document.querySelectorAll('#flags tbody tr.flag').length") == 100
     assert "已显示 100 条，共 101 条" in browser.eval("document.querySelector('#flags-count').innerText")
+    # a filter typed but not applied does not change what "show more" pages on
+    type_into(browser, "#filters [name=institution]", "NOPE")
     tap(browser, "#more")
     browser.wait_for("document.querySelectorAll('#flags tbody tr.flag').length === 101")
     ids = browser.eval("[...document.querySelectorAll('#flags tbody tr.flag')].map(tr => tr.dataset.id)")

@@ -9,6 +9,7 @@
   const PAGE = 100; // rows a request: the API's own default page, the totals always cover every flag
   let shown = []; // the rows listed so far (pages appended by "show more")
   let totals = null;
+  let listed = ""; // the query of the list shown (its filters), which "show more" pages on
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function cell(tr, value, cls, label) {
@@ -134,7 +135,8 @@
   }
 
   async function more() {
-    const q = filterQuery(); q.set("_offset", String(shown.length)); q.set("_count", String(PAGE));
+    // the next page of the list on the screen: the filters it was asked with, not ones typed since
+    const q = new URLSearchParams(listed); q.set("_offset", String(shown.length)); q.set("_count", String(PAGE));
     try { addRows((await api("/reports/duplicates?" + q.toString())).rows); message(""); }
     catch (e) { message(e.message); }
   }
@@ -228,7 +230,10 @@
 
   async function load() {
     const q = filterQuery(); q.set("_count", String(PAGE));
-    try { render(await api("/reports/duplicates?" + q.toString())); message(""); document.body.dataset.loaded = "1"; }
+    try {
+      render(await api("/reports/duplicates?" + q.toString())); listed = q.toString();
+      message(""); document.body.dataset.loaded = "1";
+    }
     catch (e) { message(e.message); }
   }
 
