@@ -5,7 +5,9 @@ window.hurenStaff = (function () {
   // Who is signed in (/ui/session), shown in the header with the sign-out form's CSRF token; null
   // (after sending the browser to the sign-in page) when nobody is.
   async function whoami(page) {
-    const res = await fetch("/ui/session", { credentials: "same-origin" });
+    let res;
+    try { res = await fetch("/ui/session", { credentials: "same-origin" }); }
+    catch (e) { document.querySelector("#message").textContent = window.hurenWords.failure(0); return null; }
     if (!res.ok) { location.assign("/ui/signin?next=" + encodeURIComponent(page)); return null; }
     const session = await res.json();
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
