@@ -59,7 +59,7 @@
       summary.appendChild(text(document.createElement("p"), "各状态数字含全部状态，不受“状态”筛选影响。 The per-status figures cover every status."));
       summary.lastChild.className = "note";
     }
-    // days are drawn as MM-DD; an institution's code is drawn whole (cut to five it named the wrong one)
+    // days in words; an institution's code drawn whole (cut to five characters, FNYLWSY read "YLWSY")
     const oneYear = new Set(report.over_time.map((d) => String(d.day).slice(0, 4))).size <= 1; // then 3月12日 is enough
     barChart($("#chart-time"), report.over_time.map((d) => ({ day: oneYear ? W.day(d.day).replace(/^\d+年/, "") : W.day(d.day), count: d.count })),
       "day", "count", (v) => v + " 条", 40);
