@@ -152,6 +152,9 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
                  "document.querySelector('#apply').click(); true")
     browser.wait_for("document.querySelectorAll('#flags tbody tr').length === 1 && "
                      "document.querySelector('#flags tbody tr').innerText.includes('justified')")
+    # one flag listed, and the per-status figures (over every status, as the API gives them) say so
+    assert browser.eval("document.querySelector('#summary').dataset.count") == "1"
+    assert "不受“状态”筛选影响" in browser.eval("document.querySelector('#summary').innerText")
 
     # back to all, drill down into the CBC flag and uphold it
     browser.eval("document.querySelector('#filters [name=status]').value = '';"
@@ -160,8 +163,9 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     browser.eval("[...document.querySelectorAll('#flags tbody tr')].find(r => r.innerText.includes('CBC')).click(); true")
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
-    assert f"{A} on 2026-03-01" in facts and "CNY 20.00" in facts and "7 days" in facts
-    assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').innerText")
+    assert f"{A} · 2026年3月1日" in facts and "CNY 20.00" in facts and "7 天 days" in facts  # days as read in China
+    assert "血常规" in browser.eval("document.querySelector('#ev-prior-words').innerText")  # in words, and
+    assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').textContent")  # as FHIR, folded
     browser.eval("document.querySelector('#review [name=reason]').value = '无复查理由';"
                  "document.querySelector('#uphold').click(); true")
     browser.wait_for("document.querySelector('#message').innerText.includes('Review recorded: upheld')")
@@ -193,17 +197,17 @@ def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_
     summary = browser.eval("document.querySelector('#summary').innerText")
     assert "self-pay re-tests" in summary and "CNY 20.00" in summary
     flags = browser.eval("document.querySelector('#flags tbody').innerText")
-    assert "reason contradicted by records" in flags and "self_pay" in flags and "justified" in flags
-    assert "ALT (partial)" in flags and "CNY 5.00" in flags
+    assert "理由与记录不符 reason contradicted by records" in flags and "自费复查" in flags and "有理由复查" in flags
+    assert "ALT（部分 partial）" in flags and "CNY 5.00" in flags
     rates = browser.eval("document.querySelector('#rates tbody').innerText")
     assert "FNXRMYY" in rates and "100.0%" in rates and "20.0%" in rates
     browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = 'doctor';"
                  "s.dispatchEvent(new Event('change')); return true; })()")
-    browser.wait_for("document.querySelector('#rate-key').innerText === 'Ordering doctor'")
+    browser.wait_for("document.querySelector('#rate-key').innerText === '开单医生 Ordering doctor'")
     browser.wait_for("document.querySelector('#rates tbody').innerText.includes('周敏')")
     browser.eval("(() => { const s = document.querySelector('#rate-by'); s.value = '';"
                  "s.dispatchEvent(new Event('change')); return true; })()")
-    browser.wait_for("document.querySelector('#rate-key').innerText === 'Institution'")
+    browser.wait_for("document.querySelector('#rate-key').innerText === '机构 Institution'")
     shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
     assert shot.startswith(b"\x89PNG")
     (Path(os.environ.get("HUREN_UI_SCREENSHOT") or tmp_path / "duplicates.png")).write_bytes(shot)
@@ -220,7 +224,7 @@ def test_a_late_reason_is_shown_to_the_auditor(engine: Any, server: str, browser
     w.order(B, pb, cbc(B), "2026-03-03T08:00:00+08:00", placer="LATE1", reasons=("R04",), reason_text="急诊")
     sign_in_page(browser, server, engine)
     row = browser.eval("document.querySelector('#flags tbody tr').innerText")
-    assert "flagged" in row and "迟录 late: R04" in row
+    assert "待复核" in row and "迟录 late: R04" in row
     browser.eval("document.querySelector('#flags tbody tr').click(); true")
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")

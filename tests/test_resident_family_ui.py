@@ -21,6 +21,9 @@ from engine.settings import Settings
 from tests.test_resident_family import SUN, family_feeds
 from tests.test_resident_record_ui import ZHAO, _http
 from tests.test_resident_ui import CHROMIUM, Phone, _free_port, serving
+from tests.test_ui12_phone import (
+    outside,  # every visible element inside the screen, not only the page's width
+)
 
 WIDTH = 360
 
@@ -53,7 +56,7 @@ def sign_in(phone: Phone, engine: Engine, base: str, number: str) -> None:
 
 def fits(phone: Phone) -> None:
     """Nothing wider than the phone: no sideways scrolling."""
-    assert phone.cdp.eval("document.documentElement.scrollWidth") <= WIDTH
+    assert outside(phone.cdp, {"width": WIDTH}) == []
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
@@ -121,7 +124,7 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         choices = s.eval("[...document.querySelectorAll('button[name=choice]')].map(b => b.innerText)")
         assert len(choices) == 2 and choices[0].startswith("我自己（孙伟）") and "赵桂兰 · 子女" in choices[1]
         son.shot("03-son-chooses-360")
-        assert s.eval("document.documentElement.scrollWidth") <= WIDTH
+        assert outside(s, {"width": WIDTH}) == []
         s.eval("[...document.querySelectorAll('button[name=choice]')].find(b => b.innerText.includes('赵桂兰')).click()")
         s.wait("document.body.dataset.ready === '1'")
         banner = son.text("banner")

@@ -27,6 +27,9 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity.nationalid import check_character
 from engine.settings import Settings
+from tests.test_ui12_phone import (
+    outside,  # every visible element inside the screen, not only the page's width
+)
 
 
 def nid(base17: str) -> str:
@@ -255,6 +258,6 @@ def test_resident_sees_own_results_on_a_phone(served, tmp_path):
         cdp.eval("document.querySelector('[data-tab=imaging]').click()")
         assert "双肺未见明显异常" in cdp.eval("document.getElementById('imaging').innerText")
         # fits a phone: no sideways scrolling
-        assert cdp.eval("document.documentElement.scrollWidth") <= 390
+        assert outside(cdp, {"width": 390}) == []
     finally:
         phone.close()

@@ -50,7 +50,9 @@ ERRORS = {
                    "Please tell your administrator."),
     "oidc-role": ("您的统一身份认证账号没有本系统的角色（审核员、运维人员或临床医生）。请联系系统管理员。",
                   "Your bureau account has no role in huren (auditor, operator or clinician). Ask your administrator."),
-    "expired": ("您已退出或登录已过期，请重新登录。", "You are signed out (or your sign-in expired). Please sign in again."),
+    "out": ("您已退出登录。下次使用请重新登录。", "You are signed out."),
+    "expired": ("登录已过期（长时间未操作，或已在别处退出），请重新登录，登录后回到原来的页面。",
+                "Your sign-in has expired. Sign in again to go back to the page you were on."),
 }
 
 
@@ -100,10 +102,13 @@ def _form(request: Request, *, status: int = 200, error: str | None = None, wait
 
 
 @router.get("/ui/signin")
-def signin_page(request: Request, next: str | None = None, out: str | None = None) -> Response:
+def signin_page(request: Request, next: str | None = None, out: str | None = None,
+                expired: str | None = None) -> Response:
+    """``out`` after signing out, ``expired`` when a page found its session gone (idle, or signed out
+    in another tab): each is told so in plain words, not shown a bare form."""
     if current_session(request) is not None:
         return RedirectResponse(_next(next), status_code=303)
-    return _form(request, next_path=_next(next), notice="expired" if out else None)
+    return _form(request, next_path=_next(next), notice="expired" if expired else "out" if out else None)
 
 
 @router.post("/ui/signin")
@@ -164,7 +169,8 @@ def session_info(request: Request) -> Response:
                          "role_en": r.label_en, "institution": a.institution, "remit": a.remit or None,
                          "csrf": session.csrf, "expires": int(session.expires),
                          # what the pages offer is what the access policy allows (the API still decides)
-                         "can": {"review": allowed(require_auditor, caller, review=True),
+                         "can": {"duplicates": allowed(require_auditor, caller),
+                                 "review": allowed(require_auditor, caller, review=True),
                                  "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter")}},
                         headers={"Cache-Control": "no-store"})
 

@@ -5,24 +5,24 @@
   let session = null; // who is signed in and the CSRF token to echo (from /ui/session)
   let currentFlag = null;
 
-  function toSignIn() { location.assign("/ui/signin?next=" + encodeURIComponent("/ui/duplicates")); }
+  const W = window.hurenWords;
+  const PAGE = 100; // rows a request: the API's own default page, the totals always cover every flag
+  let shown = []; // the rows listed so far (pages appended by "show more")
+  let totals = null;
+  let listed = ""; // the query of the list shown (its filters), which "show more" pages on
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
-  function cell(tr, value, cls) { const td = document.createElement("td"); text(td, value); if (cls) td.className = cls; tr.appendChild(td); return td; }
+  function cell(tr, value, cls, label) {
+    const td = document.createElement("td"); text(td, value); if (cls) td.className = cls;
+    if (label) td.dataset.label = label; // the card layout's caption at phone width
+    tr.appendChild(td); return td;
+  }
   function message(msg, ok) { text($("#message"), msg); $("#message").className = ok ? "ok" : ""; }
 
-  async function api(path, options) {
-    const opts = Object.assign({ headers: {}, credentials: "same-origin" }, options || {});
+  function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
     if (opts.method && opts.method !== "GET" && session) opts.headers["X-CSRF-Token"] = session.csrf;
-    const res = await fetch(path, opts);
-    const body = await res.json().catch(() => null);
-    if (!res.ok) {
-      const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : res.statusText;
-      if (res.status === 401) { toSignIn(); }
-      if (res.status === 403) throw new Error("无权执行此操作 You may not do this: " + diag);
-      throw new Error(res.status + " " + diag);
-    }
-    return body;
+    return W.api(path, opts, "/ui/duplicates");
   }
 
   function filterQuery() {
@@ -41,60 +41,138 @@
     d.appendChild(document.createTextNode(label)); return d;
   }
 
-  function barChart(svg, data, labelKey, valueKey, format) {
-    window.hurenCharts.bar(svg, data.map((d) => ({ label: d[labelKey], value: d[valueKey], keep: 5 })), format);
+  function barChart(svg, data, labelKey, valueKey, format, keep) {
+    window.hurenCharts.bar(svg, data.map((d) => ({ label: d[labelKey], value: d[valueKey], keep })), format);
   }
 
   function render(report) {
-    const t = report.totals;
+    const t = report.totals; totals = report;
     const summary = $("#summary"); summary.replaceChildren(
       stat("疑似重复 flags", t.count), stat("涉及金额 money at stake", money(t.money_at_stake, report.currency)),
       stat("待复核 open", t.by_status.flagged), stat("已维持 upheld", t.by_status.upheld), stat("已撤销 overturned", t.by_status.overturned),
       stat("有理由复查 justified re-tests", t.by_status.justified),
       stat("自费复查 self-pay re-tests", t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
-      stat("仅报告 reported only", t.by_status.reported),
-      stat("理由与记录不符 reason contradicted", report.rows.filter((r) => r.contradicted).length));
+      stat("仅报告 reported only", t.by_status.reported));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
-    barChart($("#chart-time"), report.over_time, "day", "count", (v) => v + " flags");
+    if ($("#filters").elements.status.value) {
+      // the API's by-status figures are over every status (the other filters apply): said, not implied
+      summary.appendChild(text(document.createElement("p"), "各状态数字含全部状态，不受“状态”筛选影响。 The per-status figures cover every status."));
+      summary.lastChild.className = "note";
+    }
+    // days in words; an institution's code drawn whole (cut to five characters, FNYLWSY read "YLWSY")
+    const oneYear = new Set(report.over_time.map((d) => String(d.day).slice(0, 4))).size <= 1; // then 3月12日 is enough
+    barChart($("#chart-time"), report.over_time.map((d) => ({ day: oneYear ? W.day(d.day).replace(/^\d+年/, "") : W.day(d.day), count: d.count })),
+      "day", "count", (v) => v + " 条", 40);
     barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
-      "inst", "money", (v) => money(v, report.currency));
+      "inst", "money", (v) => money(v, report.currency), 40);
     const rates = $("#rates tbody"); rates.replaceChildren();
     const by = $("#rate-by").value;
-    text($("#rate-key"), { "": "Institution", dept: "Department", doctor: "Ordering doctor", month: "Month" }[by]);
+    const keyName = { "": "机构 Institution", dept: "科室 Department", doctor: "开单医生 Ordering doctor", month: "月份 Month" }[by];
+    text($("#rate-key"), keyName);
     const rateRows = by ? (report.recognition_rate_by || {})[by] || {} : report.recognition_rate;
     for (const [inst, r] of Object.entries(rateRows)) {
       const tr = document.createElement("tr");
-      cell(tr, inst); cell(tr, r.recognisable); cell(tr, r.recognised); cell(tr, r.retested); cell(tr, r.pending);
-      cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%");
+      cell(tr, by === "month" ? inst.replace(/^(\d{4})-(\d{2})$/, (m, y, mo) => y + "年" + Number(mo) + "月") : inst, "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
+      cell(tr, r.recognised, "num", "已互认 Recognised"); cell(tr, r.retested, "num", "重复检查 Re-tested");
+      cell(tr, r.pending, "num", "待定 Pending");
+      cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%", "num", "互认率 Rate");
       rates.appendChild(tr);
     }
-    const body = $("#flags tbody"); body.replaceChildren();
-    for (const row of report.rows) {
-      const tr = document.createElement("tr"); tr.className = "flag"; tr.dataset.id = row.id;
-      cell(tr, row.day); cell(tr, row.status, "s-" + row.status); cell(tr, row.institution);
-      cell(tr, row.item_name + " (" + row.item + ")"); cell(tr, row.category);
-      cell(tr, row.analytes ? row.analytes + (row.partial ? " (partial)" : "") : "whole item");
-      cell(tr, money(row.price, row.currency));
-      cell(tr, row.prior_institution + " " + row.prior_day + (row.basis && row.basis !== "community" ? " · " + row.basis : ""));
-      const reason = cell(tr, (row.reason || "") + (row.contradicted ? " — reason contradicted by records" : "")
-        + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + row.late_reasons : ""));
-      if (row.contradicted) { reason.className = "contradicted"; reason.title = row.contradicted; }
-      tr.addEventListener("click", () => open(row.id, tr));
-      body.appendChild(tr);
-    }
+    if (!rates.children.length) empty(rates, 6, "所选范围内没有可互认的医嘱。 No recognisable orders in this range.");
+    shown = []; $("#flags tbody").replaceChildren();
+    addRows(report.rows);
     const q = filterQuery(); q.set("_format", "csv");
     $("#csv").href = "/reports/duplicates?" + q.toString();
   }
 
+  function empty(tbody, span, words) {
+    const tr = document.createElement("tr"); tr.className = "empty";
+    const td = document.createElement("td"); td.colSpan = span; text(td, words); tr.appendChild(td); tbody.appendChild(tr);
+  }
+
+  // One flag as a table row on a desktop and as a card on a phone (app.css): every cell carries its
+  // column's name, and the date is a button, so a keyboard or a screen reader opens the evidence too.
+  function flagRow(row) {
+    const tr = document.createElement("tr"); tr.className = "flag"; tr.dataset.id = row.id; tr.dataset.status = row.status;
+    const first = cell(tr, "", "day", "日期 Date");
+    const open = document.createElement("button"); open.type = "button"; open.className = "open";
+    text(open, W.day(row.day));
+    open.setAttribute("aria-label", "查看证据 Evidence: " + W.day(row.day) + " " + (row.item_name || row.item) + " " + row.institution);
+    first.appendChild(open);
+    const [zh, en] = W.status(row.status);
+    const st = cell(tr, "", "status s-" + row.status, "状态 Status"); // one box: the card's grid keeps it in one column
+    const words = text(document.createElement("span"), zh);
+    if (en) { const small = document.createElement("small"); text(small, " " + en); words.appendChild(small); }
+    st.appendChild(words);
+    cell(tr, row.institution, "", "机构 Institution");
+    cell(tr, (row.item_name || "") + " (" + row.item + ")", "", "项目 Item"); cell(tr, row.category, "", "类别 Category");
+    cell(tr, row.analytes ? row.analytes + (row.partial ? "（部分 partial）" : "") : "整项 whole item", "", "重复内容 Repeated");
+    cell(tr, money(row.price, row.currency), "num", "价格 Price");
+    cell(tr, row.prior_institution + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + row.basis : ""),
+      "", "前次结果 Prior result");
+    const reasonText = (row.reason || "") + (row.contradicted ? " — 理由与记录不符 reason contradicted by records" : "")
+      + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + row.late_reasons : "");
+    const reason = cell(tr, reasonText || "—", "reason", "理由 Reason");
+    if (row.contradicted) { reason.classList.add("contradicted"); reason.title = row.contradicted; }
+    tr.addEventListener("click", (e) => { if (e.target !== open) openFlag(row.id, tr); });
+    open.addEventListener("click", () => openFlag(row.id, tr));
+    return tr;
+  }
+
+  function addRows(rows) {
+    const body = $("#flags tbody");
+    for (const row of rows) { body.appendChild(flagRow(row)); shown.push(row); }
+    const count = totals.totals.count;
+    if (!count) { body.replaceChildren(); empty(body, 9, "所选范围内没有疑似重复。可以放宽日期或其他条件再查。 No flags match these filters."); }
+    // how many are listed out of how many there are, and how many of those listed the records contradict
+    const contradicted = shown.filter((r) => r.contradicted).length;
+    const listed = $("#flags-count");
+    text(listed, count ? (shown.length < count ? "已显示 " + shown.length + " 条，共 " + count + " 条" : "共 " + count + " 条")
+      + (contradicted ? "；其中理由与记录不符 " + contradicted + " 条" : "")
+      + (shown.length < count ? " · showing " + shown.length + " of " + count : "") : "");
+    listed.dataset.shown = shown.length; listed.dataset.count = count;
+    $("#more").hidden = shown.length >= count;
+  }
+
+  async function more() {
+    // the next page of the list on the screen: the filters it was asked with, not ones typed since
+    const q = new URLSearchParams(listed); q.set("_offset", String(shown.length)); q.set("_count", String(PAGE));
+    try { addRows((await api("/reports/duplicates?" + q.toString())).rows); message(""); }
+    catch (e) { message(e.message); }
+  }
+
   function summarise(resource) {
-    if (!resource) return "(not available)";
+    if (!resource) return "（无权查看或已不存在 not available）";
     const keep = ["resourceType", "id", "status", "code", "effectiveDateTime", "started", "issued", "performer",
       "conclusion", "valueQuantity", "valueString", "modality", "series", "result"];
     const out = {}; for (const k of keep) if (resource[k] !== undefined) out[k] = resource[k];
     return JSON.stringify(out, null, 2);
   }
 
-  async function open(id, tr) {
+  const RESULT_STATUS = { final: "已出报告 final", amended: "已更正 amended", corrected: "已更正 corrected",
+    preliminary: "初步 preliminary", partial: "部分 partial", registered: "已登记 registered", cancelled: "已取消 cancelled",
+    "entered-in-error": "录入错误 entered in error", available: "可调阅 available" };
+
+  // A result as an auditor reads it -- what, when (Beijing time), where, its status and finding --
+  // with the FHIR JSON folded away beneath it.
+  function describe(dl, resource) {
+    dl.replaceChildren();
+    if (!resource) { dl.appendChild(text(document.createElement("dd"), "（无权查看或已不存在 not available）")); return; }
+    const code = resource.code || {};
+    const name = code.text || ((code.coding || []).find((c) => c.display) || {}).display || resource.resourceType;
+    const when = resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued;
+    const facts = [["项目 Test", name], ["时间 When", when ? W.instant(when) : "—"],
+      ["状态 Status", RESULT_STATUS[resource.status] || resource.status || "—"]];
+    const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
+    if (by.length) facts.push(["执行 By", by.join("、")]);
+    if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
+    if (resource.valueQuantity) facts.push(["结果 Value", resource.valueQuantity.value + " " + (resource.valueQuantity.unit || "")]);
+    if (resource.result) facts.push(["分项 Results", resource.result.length + " 项 items"]);
+    if (resource.conclusion) facts.push(["结论 Conclusion", resource.conclusion]);
+    for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
+  }
+
+  async function openFlag(id, tr) {
     try {
       const ev = await api("/reports/duplicates/" + encodeURIComponent(id));
       currentFlag = id;
@@ -103,27 +181,35 @@
       const f = ev.flag;
       text($("#ev-id"), id);
       const dl = $("#ev-facts"); dl.replaceChildren();
-      const facts = [["状态 Status", f.status], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
-        ["时限 Window", f.window + " days"], ["重复于 Repeated at", f.inst + " on " + f.day + " (ordered " + f.order_day + ")"],
-        ["前次结果 Prior result", f.prior_inst + " on " + f.prior_day + " — " + f.prior], ["重复结果 Repeated result", f.result],
-        ["医嘱 Order", f.order || "(none)"],
-        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? " (partial overlap)" : "") : "the whole item")],
-        ["价格 Price", money(f.price, f.currency) + " (" + (f.price_source === "charge" ? "billed charge line" : "price catalogue") + ")"],
+      const [zh, en] = W.status(f.status);
+      const facts = [["状态 Status", zh + (en ? " " + en : "")], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
+        ["时限 Window", f.window + " 天 days"],
+        ["重复于 Repeated at", f.inst + " · " + W.day(f.day) + "（开单 ordered " + W.day(f.order_day) + "）"],
+        ["前次结果 Prior result", f.prior_inst + " · " + W.day(f.prior_day) + " — " + f.prior], ["重复结果 Repeated result", f.result],
+        ["医嘱 Order", f.order || "（无 none）"],
+        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
+        ["价格 Price", money(f.price, f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
         ["范围 Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
-        ["理由 Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "(none)"]];
+        ["理由 Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "（无 none）"]];
       if (f.late_reasons && f.late_reasons.length) {
         // recorded after the result: not counted (DOMAIN: the reason recorded at order time stands), shown for the auditor
         facts.push(["迟录理由 Late reason", f.late_reasons.join(", ") + (f.late_reason_text ? ": " + f.late_reason_text : "")
           + " — 结果之后录入，不计入 recorded after the result, not counted"]);
       }
       if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
-      for (const r of f.reviews || []) facts.push(["复核 Review", r.decision + " by " + r.by + " at " + r.at + ": " + r.reason]);
+      for (const r of f.reviews || []) {
+        const [rz, re] = W.status(r.decision);
+        facts.push(["复核 Review", rz + " " + re + " · " + r.by + " · " + W.instant(r.at) + "：" + r.reason]);
+      }
       for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
-      text($("#ev-prior"), summarise(ev.priorResource));
-      text($("#ev-repeat"), summarise(ev.resultResource));
+      text($("#ev-prior"), summarise(ev.priorResource)); describe($("#ev-prior-words"), ev.priorResource);
+      text($("#ev-repeat"), summarise(ev.resultResource)); describe($("#ev-repeat-words"), ev.resultResource);
       const review = $("#review"); // absent for a role that may not review (an operator)
       if (review) review.hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
       $("#evidence").hidden = false;
+      // keyboard and screen-reader users land on what they opened; on a phone it is below the list
+      $("#ev-title").focus({ preventScroll: true });
+      $("#evidence").scrollIntoView({ block: "start" });
       message("");
     } catch (e) { message(e.message); }
   }
@@ -131,18 +217,34 @@
   async function whoami() {
     session = await window.hurenStaff.whoami("/ui/duplicates");
     if (!session) return false;
+    if (!session.can.duplicates) { // a clinician: no report to show, said in words instead of a 403
+      document.querySelectorAll("main > :not(#message)").forEach((e) => { e.hidden = true; });
+      message("您的角色（" + session.role_zh + "）不能查看疑似重复清单；如需查看请联系系统管理员。 Your role may not see the duplicate-test report.");
+      document.body.dataset.loaded = "1";
+      return false;
+    }
     if (!session.can.review) $("#review").remove(); // the API refuses it too; the page does not offer it
     if (session.can.insurance) $("#nav-insurance").hidden = false;
     return true;
   }
 
   async function load() {
-    try { render(await api("/reports/duplicates?" + filterQuery().toString())); message(""); document.body.dataset.loaded = "1"; }
+    const q = filterQuery(); q.set("_count", String(PAGE));
+    try {
+      render(await api("/reports/duplicates?" + q.toString())); listed = q.toString();
+      message(""); document.body.dataset.loaded = "1";
+    }
     catch (e) { message(e.message); }
   }
 
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); $("#evidence").hidden = true; load(); });
   $("#rate-by").addEventListener("change", () => load());
+  $("#more").addEventListener("click", () => more());
+  $("#ev-close").addEventListener("click", () => {
+    $("#evidence").hidden = true;
+    const back = document.querySelector('#flags tr.selected button.open');
+    if (back) back.focus();
+  });
   $("#review").addEventListener("submit", async (e) => {
     e.preventDefault();
     const decision = e.submitter ? e.submitter.value : "upheld";
@@ -151,8 +253,9 @@
       await api("/reports/duplicates/" + encodeURIComponent(currentFlag) + "/review", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision, reason }) });
       const id = currentFlag; await load();
-      await open(id, document.querySelector('#flags tr[data-id="' + id + '"]'));
-      message("已记录复核 Review recorded: " + decision + " — " + session.display, true);
+      await openFlag(id, document.querySelector('#flags tr[data-id="' + id + '"]'));
+      const [zh, en] = W.status(decision);
+      message("已记录复核：" + zh + " — " + session.display + "。 Review recorded: " + en, true);
     } catch (err) { message(err.message); }
   });
   whoami().then((ok) => { if (ok) load(); });

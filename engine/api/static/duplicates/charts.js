@@ -5,7 +5,9 @@ window.hurenStaff = (function () {
   // Who is signed in (/ui/session), shown in the header with the sign-out form's CSRF token; null
   // (after sending the browser to the sign-in page) when nobody is.
   async function whoami(page) {
-    const res = await fetch("/ui/session", { credentials: "same-origin" });
+    let res;
+    try { res = await fetch("/ui/session", { credentials: "same-origin" }); }
+    catch (e) { document.querySelector("#message").textContent = window.hurenWords.failure(0); return null; }
     if (!res.ok) { location.assign("/ui/signin?next=" + encodeURIComponent(page)); return null; }
     const session = await res.json();
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
@@ -20,10 +22,38 @@ window.hurenStaff = (function () {
 window.hurenCharts = (function () {
   const NS = "http://www.w3.org/2000/svg";
   function label(el, value) { el.textContent = value == null ? "" : String(value); return el; }
+  function rect(svg, d, x, y, width, height) {
+    const r = document.createElementNS(NS, "rect");
+    r.setAttribute("class", "bar" + (d.cls ? " " + d.cls : "")); r.setAttribute("x", x); r.setAttribute("y", y);
+    r.setAttribute("width", width); r.setAttribute("height", height);
+    r.setAttribute("data-label", d.label); r.setAttribute("data-value", d.value);
+    return svg.appendChild(r);
+  }
+  function words(svg, value, x, y, anchor) {
+    const t = document.createElementNS(NS, "text"); t.setAttribute("x", x); t.setAttribute("y", y);
+    if (anchor) t.setAttribute("text-anchor", anchor);
+    return svg.appendChild(label(t, value));
+  }
+  // A phone's chart (narrower than 480 px): one line a bar, its whole label above it and its value at
+  // the end, so no label is cut to fit a column a few pixels wide or drawn over its neighbour's.
+  function rows(svg, data, format, w) {
+    const line = 38, max = Math.max(1e-9, ...data.map((d) => Math.abs(d.value)));
+    svg.style.height = Math.max(40, data.length * line + 4) + "px";
+    data.forEach((d, i) => {
+      const y = i * line;
+      words(svg, d.label, 0, y + 12);
+      words(svg, format(d.value), w, y + 12, "end");
+      const r = rect(svg, d, 0, y + 17, Math.max(1, ((w - 2) * Math.max(0, d.value)) / max), 14);
+      r.appendChild(label(document.createElementNS(NS, "title"), d.label + ": " + format(d.value)));
+    });
+  }
   // data: [{label, value, cls?}]; bars scaled to the largest value; a negative value is drawn as 0 high.
   function bar(svg, data, format) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
+    svg.style.height = "";
+    drawn.set(svg, [data, format]);
     const w = svg.clientWidth || 500, h = 180, pad = 22;
+    if (w < 480) return rows(svg, data, format, w);
     const max = Math.max(1e-9, ...data.map((d) => Math.abs(d.value)));
     const bw = data.length ? (w - pad) / data.length : 0;
     data.forEach((d, i) => {
@@ -40,5 +70,14 @@ window.hurenCharts = (function () {
       svg.appendChild(label(v, format(d.value)));
     });
   }
+  // drawn again when the screen's width changes (a phone turned sideways), in the layout that fits it
+  const drawn = new Map();
+  let pending = 0;
+  window.addEventListener("resize", () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => drawn.forEach(([data, format], svg) => {
+      if (svg.isConnected) bar(svg, data, format); else drawn.delete(svg);
+    }), 150);
+  });
   return { bar };
 })();

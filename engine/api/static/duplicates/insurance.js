@@ -7,34 +7,36 @@
   const ALERT = "urn:huren:StructureDefinition:indicator-alert";
   let session = null;
 
-  function toSignIn() { location.assign("/ui/signin?next=" + encodeURIComponent("/ui/insurance")); }
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function el(tag, value, cls) { const e = text(document.createElement(tag), value); if (cls) e.className = cls; return e; }
-  function row(cells, classes) {
+  function row(cells, classes, labels) {
     const tr = document.createElement("tr");
-    cells.forEach((c, i) => tr.appendChild(el("td", c, (classes || [])[i])));
+    cells.forEach((c, i) => {
+      const td = tr.appendChild(el("td", c, (classes || [])[i]));
+      if (labels) td.dataset.label = labels[i]; // the card layout's caption at phone width
+    });
     return tr;
   }
   function message(where, msg, ok) { text($(where), msg); $(where).className = ok ? "ok" : ""; }
 
   async function api(path) {
-    const res = await fetch(path, { credentials: "same-origin" });
-    const body = await res.json().catch(() => null);
-    if (!res.ok) {
-      const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : res.statusText;
-      if (res.status === 401) toSignIn();
-      if (res.status === 403) throw new Error("无权查看 You may not see this: " + diag);
-      if (res.status === 409) throw new Error("结算规则需先补全 The settlement rules need a setting first: " + diag);
-      throw new Error(res.status + " " + diag);
+    try { return await window.hurenWords.api(path, {}, "/ui/insurance" + location.search); }
+    catch (e) {
+      // the settlement's own 409: the site's rules lack a setting an administrator must give
+      if (e.status === 409) throw new Error("结算规则缺少必要设置，请联系系统管理员补全（" + e.diag + "）。 The settlement rules need a setting first.");
+      throw e;
     }
-    return body;
   }
 
-  function shown(q) {
+  // A rate (a figure with a denominator) as a percentage, a count as the number. Whether it is a rate
+  // comes from the report, not from the number: a rate of exactly 1 or 0 had been shown as "1" / "0"
+  // (JSON's 1.0000 is 1, without the decimal point the page had told rates apart by).
+  function shown(q, rate) {
     if (!q || q.value == null) return "—";
-    if (q.unit === "1") return q.code === "1" && String(q.value).includes(".") ? (100 * q.value).toFixed(2) + "%" : String(q.value);
+    if (q.unit === "1") return rate ? (100 * q.value).toFixed(2) + "%" : String(q.value);
     return q.unit + " " + Number(q.value).toFixed(2);
   }
+  function isRate(g) { const den = figures(g)[1]; return den !== "" && den !== "—"; }
   function figures(g) {
     const ext = (g.extension || []).find((e) => e.url === EXT);
     if (!ext) return ["", ""];
@@ -58,6 +60,8 @@
   function renderIndicators(bundle) {
     const reports = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "MeasureReport");
     const flags = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "Flag");
+    const rates = {}; // measure id -> a rate? (an alert's code is the measure's with -above/-below)
+    for (const r of reports) rates[r.measure.split("/").pop()] = isRate(r.group[0]);
     const alerts = $("#alerts"); alerts.replaceChildren();
     if (!flags.length) alerts.appendChild(el("li", "本月无预警 No alerts this month"));
     for (const f of flags) {
@@ -65,7 +69,7 @@
       const level = (detail.find((p) => p.url === "level") || {}).valueCode || "warning";
       const score = (detail.find((p) => p.url === "score") || {}).valueQuantity;
       const li = el("li", (level === "alert" ? "告警 ALERT " : "预警 warning ") + f.subject.display + " (" +
-        f.subject.identifier.value + "): " + f.code.text + (score ? " — " + shown(score) : ""), level);
+        f.subject.identifier.value + "): " + f.code.text + (score ? " — " + shown(score, rates[f.code.coding[0].code.replace(/-(above|below)$/, "")]) : ""), level);
       li.dataset.code = f.code.coding[0].code; li.dataset.subject = f.subject.identifier.value;
       alerts.appendChild(li);
     }
@@ -76,7 +80,8 @@
       const g = r.group[0];
       const who = ((r.reporter || {}).identifier || {}).value || "";
       const [num, den] = figures(g);
-      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore), num, den], ["", "", "num", "num", "num"]);
+      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore, isRate(g)), num, den], ["", "", "num", "num", "num"],
+        ["指标 Indicator", "范围 For", "数值 Value", "分子 Numerator", "分母 Denominator"]);
       tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
       body.appendChild(tr);
       const byInst = (g.stratifier || []).find((s) => s.code[0].text === "institution");
@@ -91,7 +96,7 @@
       window.hurenCharts.bar(svg, byInst.stratum.filter((s) => s.measureScore).map((s) => ({
         label: s.value.text, value: Number(s.measureScore.value),
         cls: flags.some((f) => f.subject.identifier.value === s.value.text && r.measure.endsWith(f.code.coding[0].code.replace(/-(above|below)$/, ""))) ? "over" : "",
-      })), (v) => shown({ value: v, unit, code: unit === "1" ? "1" : unit }));
+      })), (v) => shown({ value: v, unit }, isRate(g)));
     }
   }
 
