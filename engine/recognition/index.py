@@ -146,6 +146,11 @@ class ResultIndex:
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
 
+    def window(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
+        """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days): one range query,
+        or none inside a scope that read those days already."""
+        return self._window(person, item, lo, hi)
+
     def known_window(self, person: str, item: str, lo: str, hi: str) -> Iterable[Document] | None:
         """Inside a scope: the entries of ``person`` for ``item`` remembered over a range of days
         covering ``[lo, hi]`` (some may lie outside it), or None when no such range was read."""

@@ -128,7 +128,8 @@ class Recognition:
         for fields in (["inst", "day"], ["day"], ["item", "day"], ["status", "day"], ["person", "item", "prior_day"]):
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
-        self.checks.ensure_index(["day"])
+        # an ID-number correction re-checks the orders of a person for an item within a window
+        self.checks.ensure_index(["person", "item", "day"])
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
@@ -638,6 +639,7 @@ class Recognition:
                 self._evaluate_flag(after)
         for before, after in moved:
             self._recheck_dependents(before, after)
+        self._recheck_new_owner(moved)
 
     def _recheck_orders(self, patient_ref: str, person: str | None) -> None:
         """The check rows of a Patient record's orders follow a corrected national ID: each is
@@ -652,13 +654,19 @@ class Recognition:
         doctor was shown stays recorded (the reminder DetectedIssue, cancelled when nothing was
         recognisable for the right person). The outcome follows when the order's tests are
         decided again (``_on_patient``)."""
-        ids = {d["_id"] for d in self.checks.coll.find({"patient": patient_ref})}
-        ids.update(d["_id"] for d in self.checks.remembered() if d.get("patient") == patient_ref)
-        for check_id in sorted(ids):
-            check = self.checks.get(check_id)
-            if check is None or check.get("source") != "order" or check.get("person") == person:
-                continue
-            self._recheck_order(check, person)
+        for check in sorted(self.checks.find_equal({"patient": patient_ref}), key=lambda d: d["_id"]):
+            if check.get("source") == "order" and check.get("person") != person:
+                self._recheck_order(check, person)
+
+    def _orders_within(self, person: str, item: str, day: str, window_days: int) -> list[dict[str, Any]]:
+        """The check rows of ``person``'s orders for ``item`` placed from ``day`` (ISO) to the end
+        of its window: the orders a result of that day can be recognisable for (as the store and
+        this scope hold them), by id."""
+        hi = (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
+        rows = self.checks.find_where(
+            {"person": person, "item": item, "day": {"$gte": day, "$lte": hi}},
+            lambda d: d.get("person") == person and d.get("item") == item and day <= (d.get("day") or "") <= hi)
+        return sorted((d for d in rows if d.get("source") == "order"), key=lambda d: d["_id"])
 
     def _recheck_recognisers(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """The check rows of *other* records' orders that listed a result an ID-number correction
@@ -670,21 +678,55 @@ class Recognition:
         re-test of another person's result) and its reminder DetectedIssue stayed 'final' in that
         person's compartment naming another person's result. ``_recheck_orders`` saw only the
         corrected record's own orders. An order can list a result only on or after the result's
-        day and within its item's window, so the rows are found through the ``day`` index."""
+        day and within its item's window."""
         items = self._rules.items
         for before, after in moved:
             item = items.get(before.get("item") or "")
             ref, person, day = before.get("_id"), before.get("person"), before.get("day")
             if item is None or not person or not day or person == after.get("person"):
                 continue
-            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
-            rows = {d["_id"]: d for d in self.checks.coll.find({"day": {"$gte": day, "$lte": hi}})}
-            rows.update((d["_id"], d) for d in self.checks.remembered() if day <= (d.get("day") or "") <= hi)
-            for check_id in sorted(rows):
-                check = self.checks.get(check_id)
-                if check is not None and check.get("source") == "order" and check.get("person") == person \
-                        and ref in (check.get("recognisable") or ()):
+            for check in self._orders_within(person, item.code, day, item.window_days):
+                if ref in (check.get("recognisable") or ()):
                     self._recheck_order(check, person)
+
+    def _recheck_new_owner(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """The orders of the person an ID-number correction gave a result to: each order of theirs
+        for its item placed within its window after it is checked again (as of when it was
+        placed), and its tests decided again -- the result may be their recognisable prior, and a
+        test of theirs its repeat.
+
+        Why: a correction on the prior's side gave a blood count to its right person, but only
+        the corrected record's own orders and the orders that had listed the result were checked
+        again. The right person's order at another institution, placed after huren held the
+        result, stayed out of its institution's recognition rate, and its repeat stayed unflagged
+        ("retested", nothing recognisable) though a suspected duplicate. Corrected back, the same
+        path (``_recheck_recognisers``, ``_recheck_dependents``) takes it away again.
+
+        A test that names no order stands for its own order on its result's day (``_order_for``),
+        so the person's entries in the window are decided again too. Runs only for a corrected ID."""
+        items = self._rules.items
+        done: set[str] = set()
+        for before, after in moved:
+            item = items.get(after.get("item") or "")
+            person, day = after.get("person"), after.get("day")
+            if item is None or not person or not day or person == before.get("person") \
+                    or after.get("status") not in FINAL_STATUSES:
+                continue
+            tests: dict[str, dict[str, Any]] = {}
+            for check in self._orders_within(person, item.code, day, item.window_days):
+                if after["_id"] not in (check.get("recognisable") or ()):
+                    self._recheck_order(check, person)
+                for d in self.index.by_order(check["_id"]):
+                    tests.setdefault(group_key(d), d)
+            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
+            for d in self.index.window(person, item.code, day, hi):
+                if not d.get("order"):
+                    tests.setdefault(group_key(d), d)
+            own = group_key(after)
+            for key, member in sorted(tests.items()):
+                if key != own and key not in done and member.get("person") == person:
+                    done.add(key)
+                    self._evaluate_flag(member)
 
     def _recheck_order(self, check: dict[str, Any], person: str | None) -> None:
         """One order's check row checked again for ``person`` as of the moment it was placed (only
@@ -695,10 +737,7 @@ class Recognition:
         item = rules.items.get(check.get("item") or "")
         if person and item is not None and check.get("day"):
             placed = check.get("placed")
-            order = Order(person=person, item=item.code, institution=check["inst"],
-                          day=date.fromisoformat(check["day"]), ref=check_id, patient=check.get("patient"),
-                          reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                          analytes=tuple(check.get("analytes") or ()), placed=placed)
+            order = _checked_order(check, person=person, item=item.code, ref=check_id, patient=check.get("patient"))
             recognisable = [m.result.ref for m in self.check(order)
                             if not placed or not m.held or m.held < placed]
         doctor, dept = check.get("doctor"), check.get("dept")
@@ -1068,10 +1107,8 @@ class Recognition:
                 return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
                                patient=order.patient or repeat.patient)
             if check is not None:  # the order is known only from its order-time record
-                return Order(person=repeat.person, item=repeat.item, institution=check["inst"],
-                             day=date.fromisoformat(check["day"]), ref=repeat.order, patient=repeat.patient,
-                             reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                             analytes=tuple(check.get("analytes") or ()), placed=check.get("placed"))
+                return _checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
+                                      patient=repeat.patient)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient)
 
@@ -1244,6 +1281,16 @@ def _late_reasons(order: Order, check: dict[str, Any] | None, recorded: bool) ->
     if order.reason_text and order.reason_text != check.get("reason_text") and not text:
         text = order.reason_text
     return late, text
+
+
+def _checked_order(check: dict[str, Any], *, person: str | None, item: str | None, ref: str | None,
+                   patient: str | None) -> Order:
+    """The order a check row recorded when it was placed (institution, day, reasons, analytes,
+    the instant huren first saw it), for ``person`` and ``item``."""
+    return Order(person=person, item=item, institution=check["inst"], day=date.fromisoformat(check["day"]),
+                 ref=ref, patient=patient, reasons=tuple(check.get("reasons") or ()),
+                 reason_text=check.get("reason_text"), analytes=tuple(check.get("analytes") or ()),
+                 placed=check.get("placed"))
 
 
 def _version(resource: dict[str, Any]) -> int:
