@@ -837,9 +837,8 @@ class Recognition:
         before its result, so no result was decided yet) and made the flagged repeat payable,
         while the same reason in a corrected result was a late one. Asked only when the version
         states something new: the group is scanned for a result based on the order."""
-        recorded = set(check.get("reasons") or ())
-        if not any(r not in recorded for r in order.reasons) and (
-                not order.reason_text or order.reason_text == check.get("reason_text")):
+        reasons, text = _new_reasons(order, check)
+        if not reasons and text is None:
             return False
         for resource, _ in getattr(self._local, "group", None) or ():
             if resource.get("resourceType") in RESULT_TYPES and any(
@@ -1276,11 +1275,21 @@ def _late_reasons(order: Order, check: dict[str, Any] | None, recorded: bool) ->
     text = check.get("late_reason_text")
     if not recorded:
         return late, text
-    recorded = set(check.get("reasons") or ())
-    late = list(dict.fromkeys([*late, *(r for r in order.reasons if r not in recorded)]))
-    if order.reason_text and order.reason_text != check.get("reason_text") and not text:
-        text = order.reason_text
+    reasons, new_text = _new_reasons(order, check)
+    late = list(dict.fromkeys([*late, *reasons]))
+    if new_text is not None and not text:
+        text = new_text
     return late, text
+
+
+def _new_reasons(order: Order, check: dict[str, Any]) -> tuple[list[str], str | None]:
+    """What this version of an order states that its check row has not recorded: the reason codes
+    not among its reasons, and its reason text when it differs from the recorded one (else None).
+    One test for both of its askers: is a result message's copy of the order stating something new
+    (``Recognition._with_its_result``), and which of it is late (``_late_reasons``)."""
+    recorded = set(check.get("reasons") or ())
+    text = order.reason_text if order.reason_text and order.reason_text != check.get("reason_text") else None
+    return [r for r in order.reasons if r not in recorded], text
 
 
 def _checked_order(check: dict[str, Any], *, person: str | None, item: str | None, ref: str | None,
