@@ -33,9 +33,11 @@ from engine.recognition.decision import (
     FINAL_STATUSES,
     REPORTED,
     Order,
+    PaymentDecision,
     PriorResult,
     Recognisable,
     decide,
+    decisive,
     find_recognisable,
     order_time_effect,
 )
@@ -995,31 +997,35 @@ class Recognition:
                 self._unresulted(member.get("order"))
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
-        # the report may name the order while its observations do not
-        order_ref = group[0].get("order")
-        if order_ref is None:
-            order_ref = next((d["order"] for d in group if d.get("order")), None)
-        if self._alone_in_window(member, order_ref, item.window_days):
+        # The orders the test fulfils: one as a rule (the report may name it while its observations
+        # do not); two orders for the item at one institution on one day are one test.
+        orders = list(dict.fromkeys(d["order"] for d in group if d.get("order"))) or [None]
+        if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
             self._void(existing, "no recognisable prior result")
-            self._set_outcome(order_ref, "retested")
+            for ref in orders:
+                self._set_outcome(ref, "retested")
             return []
-        repeat = from_doc(group[0])
-        if repeat.order is None:
-            repeat = replace(repeat, order=order_ref)
-        order = self._order_for(repeat)
-        performed = sorted({a for d in group for a in d.get("analytes") or ()})
-        if performed and all(d.get("analytes") for d in group):
-            order = replace(order, analytes=tuple(performed))  # what was actually done
-        candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
-                      if result_key(c) != key]
-        matches = find_recognisable(order, candidates, rules)
+        decided = [self._decide_repeat(ref, group if len(orders) == 1 else
+                                       [d for d in group if d.get("order") in (ref, None)], key, item)
+                   for ref in orders]
+        found = sorted(((d, (repeat, order, m)) for repeat, order, (d, m) in
+                        (x for x in decided if x[2] is not None)),
+                       key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
+        if not found:
+            self._void(existing, "no recognisable prior result")
+            for repeat, _, _ in decided:
+                self._set_outcome(repeat.order, "retested")
+            return []
+        # Several orders (one test): the least favourable decision stands, the earliest order's on
+        # a tie (``decisive``); each order's check row takes its own outcome.
+        decision, (repeat, order, match) = decisive(found)
+        for other, (o_repeat, _, _) in found:
+            if o_repeat is not repeat:
+                self._set_outcome(o_repeat.order, _outcome(other.status))
+        for o_repeat, _, none in decided:
+            if none is None:
+                self._set_outcome(o_repeat.order, "retested")
         check_ref = repeat.order
-        if not matches:
-            self._void(existing, "no recognisable prior result")
-            self._set_outcome(check_ref, "retested")
-            return []
-        decisions = [(decide(order, m, rules), m) for m in matches]
-        decision, match = next(((d, m) for d, m in decisions if d.status != REPORTED), decisions[0])
         prior = match.result
         reviews = (existing or {}).get("reviews") or []
         status = _standing_review(existing, reviews, prior.ref, decision) or decision.status
@@ -1048,7 +1054,7 @@ class Recognition:
             or (existing.get("late_reasons") or []) != row["late_reasons"]
         self._put_flag(existing, row)
         self._write_issue(issue)
-        self._set_outcome(check_ref, status if status in ("justified", "self_pay", "reported") else "duplicate")
+        self._set_outcome(check_ref, _outcome(status))
         if not changed:
             return []
         code = flag_code(decision)
@@ -1063,6 +1069,24 @@ class Recognition:
         return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
+
+    def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any
+                       ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None]:
+        """The repeated result (the first of ``members``, the entries of one test that fulfil
+        ``order_ref`` or name no order), its order as recorded when it was placed, and the
+        decision that stands for it (None when nothing recognisable was repeated)."""
+        rules = self._rules
+        repeat = from_doc(members[0])
+        if repeat.order is None:
+            repeat = replace(repeat, order=order_ref)
+        order = self._order_for(repeat)
+        performed = sorted({a for d in members for a in d.get("analytes") or ()})
+        if performed and all(d.get("analytes") for d in members):
+            order = replace(order, analytes=tuple(performed))  # what was actually done
+        candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
+                      if result_key(c) != key]
+        matches = find_recognisable(order, candidates, rules)
+        return repeat, order, (decisive([(decide(order, m, rules), m) for m in matches]) if matches else None)
 
     def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
         """Is the test of ``member`` alone in its order's window -- no entry of the person for
@@ -1290,6 +1314,11 @@ def _new_reasons(order: Order, check: dict[str, Any]) -> tuple[list[str], str | 
     recorded = set(check.get("reasons") or ())
     text = order.reason_text if order.reason_text and order.reason_text != check.get("reason_text") else None
     return [r for r in order.reasons if r not in recorded], text
+
+
+def _outcome(status: str) -> str:
+    """A checked order's outcome for the status of its test's flag (an auditor's review included)."""
+    return status if status in ("justified", "self_pay", "reported") else "duplicate"
 
 
 def _checked_order(check: dict[str, Any], *, person: str | None, item: str | None, ref: str | None,
