@@ -1000,6 +1000,8 @@ class Recognition:
         # The orders the test fulfils: one as a rule (the report may name it while its observations
         # do not); two orders for the item at one institution on one day are one test.
         orders = list(dict.fromkeys(d["order"] for d in group if d.get("order"))) or [None]
+        if len(orders) > 1:
+            self.checks.prefetch(orders)  # their check rows in one query, not one each
         if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
             self._void(existing, "no recognisable prior result")
             for ref in orders:
