@@ -4,6 +4,9 @@ back from the stored flags and check rows (each failed before, except the time-z
 - R98 "outside record not accessible" is a claim about every prior the doctor could have used:
   an older recognisable prior huren held before the order was placed contradicts it, even when a
   newer one reached huren only afterwards (only the newest was asked: the repeat was paid);
+- ... and a prior huren held only as a *preliminary* result when the order was placed (final
+  afterwards) was nothing the doctor could recognise: it contradicted a true R98 claim ("huren held
+  it since"), while the order's own check row recorded nothing recognisable;
 - two orders of the same test at one institution on one day are one test (one flag): the flag was
   decided by whichever result id sorted first, so a later order's R04 made an earlier, reasonless
   repeat payable, or the other way round. The least favourable decision stands, and each order's
@@ -51,6 +54,28 @@ def test_r98_holds_when_no_prior_was_held_before_the_order(engine: Engine, mllp:
     hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
     row = row_of(engine, "HOSPB")
     assert row is not None and (row["status"], row["prior_inst"]) == ("justified", "HOSPC"), row
+
+
+def test_r98_holds_against_a_prior_held_only_preliminary_when_the_order_was_placed(engine: Engine, mllp: int
+                                                                                   ) -> None:
+    hl7 = Sender(mllp)
+    hl7.send(order("HOSPA", "A1", CBC, ts(5)))
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="P"))
+    hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R98))
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="F"))  # final after the order was placed
+    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+    row = row_of(engine, "HOSPB")
+    assert row is not None and (row["status"], row["reason"], row["contradicted"]) == ("justified", "R98", None), row
+    # a correction of the now-final prior keeps when it became final
+    final_at = _entry(engine, "HOSPA")["final_at"]
+    hl7.send(result("HOSPA", "A1", CBC, ts(5, 10), status="C"))
+    assert _entry(engine, "HOSPA")["final_at"] == final_at
+    assert _entry(engine, "HOSPA")["held"] < final_at
+
+
+def _entry(engine: Engine, inst: str) -> dict:
+    [entry] = [e for e in engine.recognition.index.coll.find({}) if e["inst"] == inst]
+    return entry
 
 
 @pytest.mark.parametrize("reason_on", ["first", "second"])

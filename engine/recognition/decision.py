@@ -53,7 +53,7 @@ class PriorResult:
     patient: str | None = None  # "Patient/..." at the issuing institution
     order: str | None = None  # "ServiceRequest/..." the result fulfils, if known
     analytes: tuple[str, ...] = ()  # analytes of a panel item it reports; () = the whole panel
-    held: str | None = None  # instant huren first stored it (ISO, UTC)
+    held: str | None = None  # instant huren has held it final since (ISO, UTC)
 
     @property
     def final(self) -> bool:
@@ -88,7 +88,7 @@ class Recognisable:
     window_left: int  # days the result stays recognisable after the order date
     analytes: frozenset[str] = frozenset()  # what the order repeats of it (panel items)
     scope: str = COMMUNITY  # the scope it is recognisable through: community or an HR scope code
-    held: str | None = None  # instant huren first held it
+    held: str | None = None  # instant huren first held it final (its test's earliest)
 
     @property
     def partial(self) -> bool:
