@@ -11,7 +11,6 @@ prior result, newest first, with the days left in its window.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -25,7 +24,7 @@ from engine.auth.deps import get_caller, get_repo
 from engine.auth.policy import require_order_check, require_rules_admin
 from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable
 from engine.recognition.decision import Order, Recognisable
-from engine.recognition.facts import local_day, national_id
+from engine.recognition.facts import local_day, local_today, national_id
 from engine.recognition.rules import Rules
 from engine.repository.indexing import parse_reference
 from engine.repository.scoped import ScopedRepository
@@ -87,7 +86,7 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
     date_p = _param(body, "date")
     rules: Rules = recognition.rules
     tz = rules.institutions[institution].timezone if institution in rules.institutions else "Asia/Shanghai"
-    day = local_day((date_p or {}).get("valueDate") or (date_p or {}).get("valueDateTime"), tz) or date.today()
+    day = local_day((date_p or {}).get("valueDate") or (date_p or {}).get("valueDateTime"), tz) or local_today(tz)
     draft = {"resourceType": "ServiceRequest", "code": concept, "subject": {"reference": ref}}
     from engine.recognition.coding import item_for
 

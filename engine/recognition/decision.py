@@ -13,9 +13,10 @@ that counts for the recognition rate with nothing at stake.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import TypeVar
 
 from engine.recognition.rules import (
     CHECK_AGE,
@@ -52,7 +53,7 @@ class PriorResult:
     patient: str | None = None  # "Patient/..." at the issuing institution
     order: str | None = None  # "ServiceRequest/..." the result fulfils, if known
     analytes: tuple[str, ...] = ()  # analytes of a panel item it reports; () = the whole panel
-    held: str | None = None  # instant huren first stored it (ISO, UTC)
+    held: str | None = None  # instant huren has held it final since (ISO, UTC)
 
     @property
     def final(self) -> bool:
@@ -87,12 +88,15 @@ class Recognisable:
     window_left: int  # days the result stays recognisable after the order date
     analytes: frozenset[str] = frozenset()  # what the order repeats of it (panel items)
     scope: str = COMMUNITY  # the scope it is recognisable through: community or an HR scope code
-    held: str | None = None  # instant huren first held it
+    held: str | None = None  # instant huren first held it final (its test's earliest)
 
     @property
     def partial(self) -> bool:
         """Only some analytes of the ordered panel repeat this result."""
         return bool(self.item.analytes) and self.analytes != self.item.analyte_set(())
+
+
+_M = TypeVar("_M")
 
 
 # Why a candidate is not recognisable (first failing condition, in the order DOMAIN.md lists them).
@@ -218,6 +222,26 @@ def decide(order: Order, match: Recognisable, rules: Rules) -> PaymentDecision:
         if best.reason is None or _RANK[outcome.status] < _RANK[best.status]:
             best = outcome
     return replace(best, basis=match.scope)
+
+
+def decisive(decisions: Sequence[tuple[PaymentDecision, _M]]) -> tuple[PaymentDecision, _M]:
+    """The decision that stands for a repeat with several recognisable priors (``decisions``:
+    each prior's, newest first; or, for a test two orders fulfil, each order's, the earliest
+    first): the least favourable to the ordering institution among those with something to
+    decide (not only reported), the first on a tie; the first when every one is only reported.
+
+    Why not simply the first: a reason is a claim about the priors the doctor could have used,
+    and it may hold against one and not another. R98 "outside record not accessible" held
+    against a newer prior huren received only after the order was placed, while an older one,
+    recognisable and held before, contradicted it: the repeat was "justified" and paid. R08 (the
+    prior too old) is contradicted by the newest prior first, so it is decided as before. And
+    a test two orders fulfil on one day was decided by whichever result id sorted first, so a
+    later order's R04 made the earlier, reasonless repeat payable."""
+    open_ = [(d, m) for d, m in decisions if d.status != REPORTED]
+    if not open_:
+        return decisions[0]
+    worst = max(_RANK[d.status] for d, _ in open_)
+    return next((d, m) for d, m in open_ if _RANK[d.status] == worst)
 
 
 def _apply(effect: str, code: str, order: Order, match: Recognisable, rules: Rules) -> PaymentDecision:

@@ -71,6 +71,12 @@ def local_day(value: str | None, tz: str) -> date | None:
         return _read_day(value, tz)
 
 
+def local_today(tz: str) -> date:
+    """Today at the institution (its time zone), not on the server's clock: a server kept in UTC
+    is a day behind Asia/Shanghai from 00:00 to 08:00 there."""
+    return datetime.now(ZoneInfo(tz)).date()
+
+
 def _read_day(value: Any, tz: str) -> date | None:
     text = str(value)
     if len(text) <= 10:
@@ -422,7 +428,7 @@ class FactReader:
         if inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
-        day = local_day(order_time(resource), tz) or today or datetime.now(ZoneInfo(tz)).date()
+        day = local_day(order_time(resource), tz) or today or local_today(tz)
         patient = self.patient_ref(resource)
         reasons, text = order_reasons(resource, rules)
         item = item_for(resource, rules, inst)

@@ -54,10 +54,12 @@ def to_doc(r: PriorResult, held: str | None = None) -> Document:
 
 
 def from_doc(doc: Document) -> PriorResult:
+    """The result an entry stands for; its ``held`` is when huren has held it final (``final_at``,
+    written only where that is not when it was first stored: see ``ResultIndex.put``)."""
     return PriorResult(ref=doc["_id"], person=doc.get("person"), item=doc["item"], institution=doc["inst"],
                        day=date.fromisoformat(doc["day"]), status=doc.get("status", "unknown"),
                        patient=doc.get("patient"), order=doc.get("order"),
-                       analytes=tuple(doc.get("analytes") or ()), held=doc.get("held"))
+                       analytes=tuple(doc.get("analytes") or ()), held=doc.get("final_at") or doc.get("held"))
 
 
 # (person, item) -> (first day, last day, the entries of the person for the item dated in between)
@@ -146,6 +148,11 @@ class ResultIndex:
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
 
+    def window(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
+        """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days): one range query,
+        or none inside a scope that read those days already."""
+        return self._window(person, item, lo, hi)
+
     def known_window(self, person: str, item: str, lo: str, hi: str) -> Iterable[Document] | None:
         """Inside a scope: the entries of ``person`` for ``item`` remembered over a range of days
         covering ``[lo, hi]`` (some may lie outside it), or None when no such range was read."""
@@ -214,12 +221,23 @@ class ResultIndex:
         return self.docs.get(ref)
 
     def put(self, result: PriorResult, held: str, *, before: Document | None = None, read: bool = False) -> Document:
-        """Index ``result``; ``held`` is when huren first stored it (kept across later versions).
+        """Index ``result``; ``held`` is now: when huren first stored it (kept across later versions),
+        and when it became final, for a later version that did (``final_at``).
         With ``read``, ``before`` is its current entry as the caller has just read it (the write
         hook reads it anyway: one lookup per result instead of two)."""
         if not read:
             before = self.docs.get(result.ref)
         doc = to_doc(result, (before or {}).get("held") or held)
+        if before is not None and doc["status"] in FINAL_STATUSES:
+            # Held *final* since (``final_at``): a result first stored preliminary, or withdrawn
+            # and sent again, becomes recognisable only now. R98 ("outside record not
+            # accessible") and the rate ask what huren held recognisable when an order was placed:
+            # a prior huren held only as a preliminary then contradicted a true R98 claim. A first
+            # version that is final was final when first stored: nothing is written for it.
+            if before.get("status") not in FINAL_STATUSES:
+                doc["final_at"] = held
+            elif before.get("final_at"):
+                doc["final_at"] = before["final_at"]
         if before is not None and (before.get("was_final") or (
                 before.get("status") in FINAL_STATUSES and doc["status"] not in FINAL_STATUSES)):
             # Final once, not final now (sent again preliminary, withdrawn): marked, kept across its

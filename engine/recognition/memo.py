@@ -23,7 +23,7 @@ Until then the memo answers with the deferred document, as the store will.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,18 +109,23 @@ class GroupMemo:
                 docs.setdefault(doc_id, _ABSENT)
 
     def find_equal(self, fields: Document) -> list[Document]:
-        """The documents whose ``fields`` equal the values given, as they stand inside the scope:
-        the store's, each as remembered when it was read or written here since (a deferred write
-        is not in the store yet), and those remembered here that the store does not hold yet.
-        Outside a scope: the store's."""
-        found: dict[str, Document | None] = {d["_id"]: d for d in self.coll.find(dict(fields))}
+        """The documents whose ``fields`` equal the values given, as they stand inside the scope
+        (``find_where`` with equality)."""
+        return self.find_where(dict(fields), lambda d: all(d.get(k) == v for k, v in fields.items()))
+
+    def find_where(self, filter: Document, matches: Callable[[Document], bool]) -> list[Document]:
+        """The documents ``filter`` finds, as they stand inside the scope: the store's, each as
+        remembered when it was read or written here since (a deferred write is not in the store
+        yet), and those remembered here that the store does not hold yet; ``matches`` is
+        ``filter`` said in Python, applied to every one of them (a remembered version may no
+        longer match, or may match where the stored one did not). Outside a scope: the store's."""
+        found: dict[str, Document | None] = {d["_id"]: d for d in self.coll.find(filter)}
         docs = self._docs()
         if docs is not None:
             for doc_id, doc in docs.items():
                 if doc_id in found or doc is not None:
                     found[doc_id] = doc
-        return [d for d in found.values()
-                if d is not None and all(d.get(k) == v for k, v in fields.items())]
+        return [d for d in found.values() if d is not None and matches(d)]
 
     def replace(self, doc: Document, *, upsert: bool = True) -> None:
         self.coll.replace(doc, upsert=upsert)

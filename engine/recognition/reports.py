@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine.errors import BadRequest
+from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range
 
@@ -177,9 +178,25 @@ def recognition_rate(recognition: Any, flt: ReportFilter, *, by: str = "inst",
 
 def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...] = ("inst", "dept", "doctor", "month"),
                       *, today: date | None = None) -> dict[str, dict[str, dict[str, Any]]]:
-    """``recognition_rate`` broken down several ways in one pass over the per-day tallies."""
-    today = today or date.today()
-    windows = {code: item.window_days for code, item in recognition.rules.items.items()}
+    """``recognition_rate`` broken down several ways in one pass over the per-day tallies.
+
+    Whether an order's window has passed is judged on today at its institution (``today``: the
+    same day for all): on the server's clock, a server in UTC kept an order pending for the first
+    eight hours of each day in Asia/Shanghai, and one ahead of it counted an order recognised a
+    day early."""
+    rules = recognition.rules
+    windows = {code: item.window_days for code, item in rules.items.items()}
+    todays: dict[str, date] = {}
+
+    def today_at(inst: str | None) -> date:
+        if today is not None:
+            return today
+        key = inst or ""
+        if key not in todays:
+            known = rules.institutions.get(key)
+            todays[key] = local_today(known.timezone if known is not None else "Asia/Shanghai")
+        return todays[key]
+
     out: dict[str, dict[str, dict[str, Any]]] = {dim: {} for dim in dims}
     for t in recognition.check_days.find(_tally_query(flt)):
         n = int(t["count"])
@@ -188,7 +205,7 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
             column = "recognised"
         elif outcome in RETESTED:
             column = "retested"
-        elif date.fromisoformat(t["day"]) + timedelta(days=windows.get(t.get("item"), 0)) < today:
+        elif date.fromisoformat(t["day"]) + timedelta(days=windows.get(t.get("item"), 0)) < today_at(t.get("inst")):
             column = "recognised"  # never resulted within the item's window: the prior result served
         else:
             column = "pending"

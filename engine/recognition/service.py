@@ -33,9 +33,11 @@ from engine.recognition.decision import (
     FINAL_STATUSES,
     REPORTED,
     Order,
+    PaymentDecision,
     PriorResult,
     Recognisable,
     decide,
+    decisive,
     find_recognisable,
     order_time_effect,
 )
@@ -128,7 +130,8 @@ class Recognition:
         for fields in (["inst", "day"], ["day"], ["item", "day"], ["status", "day"], ["person", "item", "prior_day"]):
             self.flags.ensure_index(fields)
         self.checks.ensure_index(["inst", "day"])
-        self.checks.ensure_index(["day"])
+        # an ID-number correction re-checks the orders of a person for an item within a window
+        self.checks.ensure_index(["person", "item", "day"])
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
@@ -638,6 +641,7 @@ class Recognition:
                 self._evaluate_flag(after)
         for before, after in moved:
             self._recheck_dependents(before, after)
+        self._recheck_new_owner(moved)
 
     def _recheck_orders(self, patient_ref: str, person: str | None) -> None:
         """The check rows of a Patient record's orders follow a corrected national ID: each is
@@ -652,13 +656,19 @@ class Recognition:
         doctor was shown stays recorded (the reminder DetectedIssue, cancelled when nothing was
         recognisable for the right person). The outcome follows when the order's tests are
         decided again (``_on_patient``)."""
-        ids = {d["_id"] for d in self.checks.coll.find({"patient": patient_ref})}
-        ids.update(d["_id"] for d in self.checks.remembered() if d.get("patient") == patient_ref)
-        for check_id in sorted(ids):
-            check = self.checks.get(check_id)
-            if check is None or check.get("source") != "order" or check.get("person") == person:
-                continue
-            self._recheck_order(check, person)
+        for check in sorted(self.checks.find_equal({"patient": patient_ref}), key=lambda d: d["_id"]):
+            if check.get("source") == "order" and check.get("person") != person:
+                self._recheck_order(check, person)
+
+    def _orders_within(self, person: str, item: str, day: str, window_days: int) -> list[dict[str, Any]]:
+        """The check rows of ``person``'s orders for ``item`` placed from ``day`` (ISO) to the end
+        of its window: the orders a result of that day can be recognisable for (as the store and
+        this scope hold them), by id."""
+        hi = (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
+        rows = self.checks.find_where(
+            {"person": person, "item": item, "day": {"$gte": day, "$lte": hi}},
+            lambda d: d.get("person") == person and d.get("item") == item and day <= (d.get("day") or "") <= hi)
+        return sorted((d for d in rows if d.get("source") == "order"), key=lambda d: d["_id"])
 
     def _recheck_recognisers(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """The check rows of *other* records' orders that listed a result an ID-number correction
@@ -670,21 +680,55 @@ class Recognition:
         re-test of another person's result) and its reminder DetectedIssue stayed 'final' in that
         person's compartment naming another person's result. ``_recheck_orders`` saw only the
         corrected record's own orders. An order can list a result only on or after the result's
-        day and within its item's window, so the rows are found through the ``day`` index."""
+        day and within its item's window."""
         items = self._rules.items
         for before, after in moved:
             item = items.get(before.get("item") or "")
             ref, person, day = before.get("_id"), before.get("person"), before.get("day")
             if item is None or not person or not day or person == after.get("person"):
                 continue
-            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
-            rows = {d["_id"]: d for d in self.checks.coll.find({"day": {"$gte": day, "$lte": hi}})}
-            rows.update((d["_id"], d) for d in self.checks.remembered() if day <= (d.get("day") or "") <= hi)
-            for check_id in sorted(rows):
-                check = self.checks.get(check_id)
-                if check is not None and check.get("source") == "order" and check.get("person") == person \
-                        and ref in (check.get("recognisable") or ()):
+            for check in self._orders_within(person, item.code, day, item.window_days):
+                if ref in (check.get("recognisable") or ()):
                     self._recheck_order(check, person)
+
+    def _recheck_new_owner(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """The orders of the person an ID-number correction gave a result to: each order of theirs
+        for its item placed within its window after it is checked again (as of when it was
+        placed), and its tests decided again -- the result may be their recognisable prior, and a
+        test of theirs its repeat.
+
+        Why: a correction on the prior's side gave a blood count to its right person, but only
+        the corrected record's own orders and the orders that had listed the result were checked
+        again. The right person's order at another institution, placed after huren held the
+        result, stayed out of its institution's recognition rate, and its repeat stayed unflagged
+        ("retested", nothing recognisable) though a suspected duplicate. Corrected back, the same
+        path (``_recheck_recognisers``, ``_recheck_dependents``) takes it away again.
+
+        A test that names no order stands for its own order on its result's day (``_order_for``),
+        so the person's entries in the window are decided again too. Runs only for a corrected ID."""
+        items = self._rules.items
+        done: set[str] = set()
+        for before, after in moved:
+            item = items.get(after.get("item") or "")
+            person, day = after.get("person"), after.get("day")
+            if item is None or not person or not day or person == before.get("person") \
+                    or after.get("status") not in FINAL_STATUSES:
+                continue
+            tests: dict[str, dict[str, Any]] = {}
+            for check in self._orders_within(person, item.code, day, item.window_days):
+                if after["_id"] not in (check.get("recognisable") or ()):
+                    self._recheck_order(check, person)
+                for d in self.index.by_order(check["_id"]):
+                    tests.setdefault(group_key(d), d)
+            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
+            for d in self.index.window(person, item.code, day, hi):
+                if not d.get("order"):
+                    tests.setdefault(group_key(d), d)
+            own = group_key(after)
+            for key, member in sorted(tests.items()):
+                if key != own and key not in done and member.get("person") == person:
+                    done.add(key)
+                    self._evaluate_flag(member)
 
     def _recheck_order(self, check: dict[str, Any], person: str | None) -> None:
         """One order's check row checked again for ``person`` as of the moment it was placed (only
@@ -695,10 +739,7 @@ class Recognition:
         item = rules.items.get(check.get("item") or "")
         if person and item is not None and check.get("day"):
             placed = check.get("placed")
-            order = Order(person=person, item=item.code, institution=check["inst"],
-                          day=date.fromisoformat(check["day"]), ref=check_id, patient=check.get("patient"),
-                          reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                          analytes=tuple(check.get("analytes") or ()), placed=placed)
+            order = _checked_order(check, person=person, item=item.code, ref=check_id, patient=check.get("patient"))
             recognisable = [m.result.ref for m in self.check(order)
                             if not placed or not m.held or m.held < placed]
         doctor, dept = check.get("doctor"), check.get("dept")
@@ -798,9 +839,8 @@ class Recognition:
         before its result, so no result was decided yet) and made the flagged repeat payable,
         while the same reason in a corrected result was a late one. Asked only when the version
         states something new: the group is scanned for a result based on the order."""
-        recorded = set(check.get("reasons") or ())
-        if not any(r not in recorded for r in order.reasons) and (
-                not order.reason_text or order.reason_text == check.get("reason_text")):
+        reasons, text = _new_reasons(order, check)
+        if not reasons and text is None:
             return False
         for resource, _ in getattr(self._local, "group", None) or ():
             if resource.get("resourceType") in RESULT_TYPES and any(
@@ -957,31 +997,37 @@ class Recognition:
                 self._unresulted(member.get("order"))
             return []
         group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
-        # the report may name the order while its observations do not
-        order_ref = group[0].get("order")
-        if order_ref is None:
-            order_ref = next((d["order"] for d in group if d.get("order")), None)
-        if self._alone_in_window(member, order_ref, item.window_days):
+        # The orders the test fulfils: one as a rule (the report may name it while its observations
+        # do not); two orders for the item at one institution on one day are one test.
+        orders = list(dict.fromkeys(d["order"] for d in group if d.get("order"))) or [None]
+        if len(orders) > 1:
+            self.checks.prefetch(orders)  # their check rows in one query, not one each
+        if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
             self._void(existing, "no recognisable prior result")
-            self._set_outcome(order_ref, "retested")
+            for ref in orders:
+                self._set_outcome(ref, "retested")
             return []
-        repeat = from_doc(group[0])
-        if repeat.order is None:
-            repeat = replace(repeat, order=order_ref)
-        order = self._order_for(repeat)
-        performed = sorted({a for d in group for a in d.get("analytes") or ()})
-        if performed and all(d.get("analytes") for d in group):
-            order = replace(order, analytes=tuple(performed))  # what was actually done
-        candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
-                      if result_key(c) != key]
-        matches = find_recognisable(order, candidates, rules)
+        decided = [self._decide_repeat(ref, group if len(orders) == 1 else
+                                       [d for d in group if d.get("order") in (ref, None)], key, item)
+                   for ref in orders]
+        found = sorted(((d, (repeat, order, m)) for repeat, order, (d, m) in
+                        (x for x in decided if x[2] is not None)),
+                       key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
+        if not found:
+            self._void(existing, "no recognisable prior result")
+            for repeat, _, _ in decided:
+                self._set_outcome(repeat.order, "retested")
+            return []
+        # Several orders (one test): the least favourable decision stands, the earliest order's on
+        # a tie (``decisive``); each order's check row takes its own outcome.
+        decision, (repeat, order, match) = decisive(found)
+        for other, (o_repeat, _, _) in found:
+            if o_repeat is not repeat:
+                self._set_outcome(o_repeat.order, _outcome(other.status))
+        for o_repeat, _, none in decided:
+            if none is None:
+                self._set_outcome(o_repeat.order, "retested")
         check_ref = repeat.order
-        if not matches:
-            self._void(existing, "no recognisable prior result")
-            self._set_outcome(check_ref, "retested")
-            return []
-        decisions = [(decide(order, m, rules), m) for m in matches]
-        decision, match = next(((d, m) for d, m in decisions if d.status != REPORTED), decisions[0])
         prior = match.result
         reviews = (existing or {}).get("reviews") or []
         status = _standing_review(existing, reviews, prior.ref, decision) or decision.status
@@ -1010,7 +1056,7 @@ class Recognition:
             or (existing.get("late_reasons") or []) != row["late_reasons"]
         self._put_flag(existing, row)
         self._write_issue(issue)
-        self._set_outcome(check_ref, status if status in ("justified", "self_pay", "reported") else "duplicate")
+        self._set_outcome(check_ref, _outcome(status))
         if not changed:
             return []
         code = flag_code(decision)
@@ -1025,6 +1071,24 @@ class Recognition:
         return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
+
+    def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any
+                       ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None]:
+        """The repeated result (the first of ``members``, the entries of one test that fulfil
+        ``order_ref`` or name no order), its order as recorded when it was placed, and the
+        decision that stands for it (None when nothing recognisable was repeated)."""
+        rules = self._rules
+        repeat = from_doc(members[0])
+        if repeat.order is None:
+            repeat = replace(repeat, order=order_ref)
+        order = self._order_for(repeat)
+        performed = sorted({a for d in members for a in d.get("analytes") or ()})
+        if performed and all(d.get("analytes") for d in members):
+            order = replace(order, analytes=tuple(performed))  # what was actually done
+        candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
+                      if result_key(c) != key]
+        matches = find_recognisable(order, candidates, rules)
+        return repeat, order, (decisive([(decide(order, m, rules), m) for m in matches]) if matches else None)
 
     def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
         """Is the test of ``member`` alone in its order's window -- no entry of the person for
@@ -1068,10 +1132,8 @@ class Recognition:
                 return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
                                patient=order.patient or repeat.patient)
             if check is not None:  # the order is known only from its order-time record
-                return Order(person=repeat.person, item=repeat.item, institution=check["inst"],
-                             day=date.fromisoformat(check["day"]), ref=repeat.order, patient=repeat.patient,
-                             reasons=tuple(check.get("reasons") or ()), reason_text=check.get("reason_text"),
-                             analytes=tuple(check.get("analytes") or ()), placed=check.get("placed"))
+                return _checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
+                                      patient=repeat.patient)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient)
 
@@ -1239,11 +1301,36 @@ def _late_reasons(order: Order, check: dict[str, Any] | None, recorded: bool) ->
     text = check.get("late_reason_text")
     if not recorded:
         return late, text
-    recorded = set(check.get("reasons") or ())
-    late = list(dict.fromkeys([*late, *(r for r in order.reasons if r not in recorded)]))
-    if order.reason_text and order.reason_text != check.get("reason_text") and not text:
-        text = order.reason_text
+    reasons, new_text = _new_reasons(order, check)
+    late = list(dict.fromkeys([*late, *reasons]))
+    if new_text is not None and not text:
+        text = new_text
     return late, text
+
+
+def _new_reasons(order: Order, check: dict[str, Any]) -> tuple[list[str], str | None]:
+    """What this version of an order states that its check row has not recorded: the reason codes
+    not among its reasons, and its reason text when it differs from the recorded one (else None).
+    One test for both of its askers: is a result message's copy of the order stating something new
+    (``Recognition._with_its_result``), and which of it is late (``_late_reasons``)."""
+    recorded = set(check.get("reasons") or ())
+    text = order.reason_text if order.reason_text and order.reason_text != check.get("reason_text") else None
+    return [r for r in order.reasons if r not in recorded], text
+
+
+def _outcome(status: str) -> str:
+    """A checked order's outcome for the status of its test's flag (an auditor's review included)."""
+    return status if status in ("justified", "self_pay", "reported") else "duplicate"
+
+
+def _checked_order(check: dict[str, Any], *, person: str | None, item: str | None, ref: str | None,
+                   patient: str | None) -> Order:
+    """The order a check row recorded when it was placed (institution, day, reasons, analytes,
+    the instant huren first saw it), for ``person`` and ``item``."""
+    return Order(person=person, item=item, institution=check["inst"], day=date.fromisoformat(check["day"]),
+                 ref=ref, patient=patient, reasons=tuple(check.get("reasons") or ()),
+                 reason_text=check.get("reason_text"), analytes=tuple(check.get("analytes") or ()),
+                 placed=check.get("placed"))
 
 
 def _version(resource: dict[str, Any]) -> int:
