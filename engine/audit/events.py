@@ -96,6 +96,11 @@ def now_instant() -> str:
     return instant_of(time.time_ns() // 1_000_000)
 
 
+# the milliseconds' text, ``000Z`` to ``999Z``: concatenated rather than formatted (a format spec
+# per millisecond read, ~5 k instructions, where the record's millisecond is new)
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
+
+
 def instant_of(ms: int) -> str:
     """``now_instant`` for a time taken before as ``time.time_ns() // 1_000_000``: the audit
     middleware takes a request's start as that number and formats it only when it differs from
@@ -109,7 +114,7 @@ def instant_of(ms: int) -> str:
     cached = _second
     if cached[0] != second:
         cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    text = f"{cached[1]}{rest:03d}Z"
+    text = cached[1] + _MILLIS[rest]
     _milli = (ms, text)  # (replaced whole, as ``_second``)
     return text
 

@@ -300,12 +300,11 @@ class AuditMiddleware:
                 try:
                     record = facts_for_request(scope, notes, message["status"], start, engine.audit.origin)
                     # group commit: the requests finishing in this loop turn share one write
-                    # (engine.audit.group_commit); a future to await, or the record appended at once
-                    if committer.log is not engine.audit:  # (the engine's log replaced meanwhile: a test's)
-                        current = self._committer(engine.audit)
-                        pending = current.submit(record, current.loop)
-                    else:
-                        pending = committer.submit(record, committer.loop)
+                    # (engine.audit.group_commit); a future to await, or the record appended at once.
+                    # The committer of the request's start, unless the engine's log was replaced
+                    # meanwhile (a test's): then the loop's committer for the log that now is
+                    current = committer if committer.log is engine.audit else self._committer(engine.audit)
+                    pending = current.submit(record, current.loop)
                     if type(pending) is not Appended:
                         await pending
                 except Exception as exc:
