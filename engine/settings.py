@@ -44,9 +44,10 @@ class Settings:
     # staff sign-in sessions for the pages: idle and absolute limits
     staff_session_idle_seconds: int = 900
     staff_session_max_seconds: int = 28800
-    # audit checkpoints: every N records or T seconds
+    # audit checkpoints (HUREN_AUDIT_CHECKPOINT_EVERY / _SECONDS): every N records or T seconds, so the
+    # records no signature covers yet are at most that many (engine.audit.log.AuditLog.start)
     audit_checkpoint_every: int = 1000
-    audit_checkpoint_seconds: float = 60.0
+    audit_checkpoint_seconds: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -15,12 +15,16 @@ numbered without gaps, in non-decreasing size and time order, and that its root 
 recomputed from the records at its size. Recomputing every checkpoint's root from one sequence of
 records proves all checkpoints mutually consistent (each is a prefix of the same log), which is
 what a chain of RFC 9162 consistency proofs would prove. A checkpoint larger than the log means
-the log was truncated. Records after the newest checkpoint are reported as not yet signed.
+the log was truncated.
 
 What it cannot do: pin down a single record that was altered and re-hashed together with the
 stored nodes above it; then the report names the range between the last matching checkpoint and
 the first mismatching one. Records newer than the last checkpoint are only as trustworthy as the
-database until the next checkpoint signs them.
+database until the next checkpoint signs them: a record there altered with its leaf hash, tree
+nodes and CRC recomputed verifies. So the report states how many there are (``unsigned``) rather
+than a bare "OK", and which ranges a checkpoint signed as found (``recovered``: a process that
+opened the log found them unsigned, left by one that stopped) -- proven unchanged since that
+checkpoint, not proven to be what was appended.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ class Report:
     signed_size: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unsigned: int = 0  # records past the newest signed checkpoint: no signature covers them
+    # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
+    recovered: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -77,19 +84,32 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": self.records, "checkpoints": self.checkpoints, "root": self.root,
-                "signed_size": self.signed_size, "first_bad_record": self.first_bad_record,
+                "signed_size": self.signed_size, "unsigned": self.unsigned,
+                "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
+                "first_bad_record": self.first_bad_record,
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
                  f"signed up to {self.signed_size}, root {self.root}"]
-        if self.ok:
-            lines.append("OK: every record, tree node and checkpoint verifies")
+        if self.ok and not self.unsigned:
+            lines.append("OK: every record, tree node and checkpoint verifies; every record is under a signed checkpoint")
+        elif self.ok:
+            lines.append(f"OK up to record {self.signed_size - 1}: every record, tree node and checkpoint verifies; "
+                         if self.signed_size else "OK: every record and tree node verifies; ")
+            lines[-1] += (f"{self.unsigned} record(s) ({self.records - self.unsigned}..{self.records - 1}) lie past the "
+                          "last signed checkpoint: no signature covers them, so nothing proves their content (a "
+                          "running server signs them within HUREN_AUDIT_CHECKPOINT_SECONDS; `huren audit "
+                          "checkpoint` signs them as they are now)")
         else:
             first = self.first_bad_record
             lines.append(f"FAILED: {len(self.problems)} problem(s)"
                          + (f"; first bad record: {first}" if first is not None else ""))
             lines += [f"  - {p.message}" for p in self.problems]
+        lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
+                  "opened the log (the one that appended them stopped before signing), not by the process that "
+                  "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
+                  for c, a, b in self.recovered]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -154,6 +174,8 @@ class Verifier:
                 self.problem("checkpoint", f"checkpoint {cp.seq} (size {cp.size}, {cp.time}) goes back from "
                              f"checkpoint {prev.seq} (size {prev.size}, {prev.time})", checkpoint=cp.seq)
             expected, prev = cp.seq + 1, cp
+            if cp.recovered is not None:
+                self.report.recovered.append((cp.seq, cp.recovered, cp.size - 1))
             self._by_size.setdefault(cp.size, []).append(cp)
             self._checkpoints.append(cp)
         self.report.checkpoints = len(cps)
@@ -279,8 +301,7 @@ class Verifier:
             self.problem("unreadable", f"records {self._expected}..{self._held - 1} are held according to the "
                          "log's index but cannot be read (a record file damaged or missing)", record=self._expected)
             r.root = ""
-        if r.records > r.signed_size:
-            r.notes.append(f"records {r.signed_size}..{r.records - 1} are not yet covered by a signed checkpoint")
+        r.unsigned = max(0, r.records - r.signed_size)
         rank = {"node": 1, "root": 2}
         r.problems.sort(key=lambda p: (p.record is None, 0 if p.kind in EXACT else rank.get(p.kind, 3),
                                        p.record if p.record is not None else 0))
