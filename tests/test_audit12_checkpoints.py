@@ -211,3 +211,31 @@ def test_a_damaged_file_taken_back_past_the_checkpoint_is_signed_as_recovered(se
         cp = engine.audit.checkpoint()
         assert cp is not None and cp.recovered == 12  # ... but not silently
         assert verify_online(engine.audit, AuditKeys.load(settings)).recovered == [(cp.seq, 12, cp.size - 1)]
+
+
+def test_the_seal_binds_the_last_second_without_a_checkpoint_a_second(settings: Settings) -> None:
+    """Default settings: reads are under the seal within a second or two, no numbered checkpoint is
+    added for it, and a record altered under the seal (its leaf, the tree nodes and the CRCs made
+    again) is caught by `huren audit verify` in its own process. Before: the tail waited up to a
+    minute for a checkpoint, and verification said OK over such a forgery."""
+    with Engine(settings) as engine:
+        client, headers = _server(engine)
+        assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        engine.audit.checkpoint()
+        numbered = len(engine.audit.list_checkpoints())
+        for _ in range(5):
+            assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
+        appended = engine.audit.size
+        deadline = time.monotonic() + 8
+        while (seal := engine.audit.latest_seal()) is None or seal.size < appended:
+            assert time.monotonic() < deadline, "no seal covers the reads"
+            time.sleep(0.1)
+        assert engine.audit.latest_checkpoint() == seal and len(engine.audit.list_checkpoints()) == numbered
+        assert seal.seq == numbered and seal.recovered is None  # (numbered as the next checkpoint will be)
+
+        [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+        _rename_in(path, _forged(path, appended - 2, b'"his-a"', b'"his-z"'))
+        said = _cli(settings.data_dir, "verify", "--json")
+        report = json.loads(said.stdout)
+        assert said.returncode == 1 and report["sealed"] >= appended, said.stdout + said.stderr[-2000:]
+        assert any(p["kind"] == "root" and "the seal" in p["message"] for p in report["problems"]), report

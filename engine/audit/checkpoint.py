@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from engine.audit.keys import AuditKeys
 
 SIG_PREFIX = "\u2014 "  # em dash + space, as in C2SP signed notes
+SEAL = "seal"  # ``audit_meta``'s document holding the seal: the whole log signed in place (``AuditLog.seal``)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from engine.audit import merkle
-from engine.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
+from engine.audit.checkpoint import SEAL, Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
 from engine.audit.keys import AuditKeys
 from engine.audit.record import FORMAT
 
@@ -65,6 +65,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unsigned: int = 0  # records past the newest signed checkpoint: no signature covers them
+    sealed: int = 0  # the size the seal signs, when it signs more than the numbered checkpoints
     # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
     recovered: list[tuple[int, int, int]] = field(default_factory=list)
 
@@ -84,7 +85,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": self.records, "checkpoints": self.checkpoints, "root": self.root,
-                "signed_size": self.signed_size, "unsigned": self.unsigned,
+                "signed_size": self.signed_size, "sealed": self.sealed, "unsigned": self.unsigned,
                 "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
                 "first_bad_record": self.first_bad_record,
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes}
@@ -182,6 +183,31 @@ class Verifier:
         if cps:
             self.report.signed_size = max(c.size for c in cps)
 
+    def add_seal(self, doc: dict[str, Any] | None) -> None:
+        """The log's seal (``AuditLog.seal``: the whole log signed in place each second), after
+        the checkpoints: checked like one (signature, origin, its root against the records at its
+        size) when it signs more than they do; one they already cover is stale, not wrong."""
+        if doc is None:
+            return
+        try:
+            cp = parse_checkpoint(doc["note"])
+        except (CheckpointError, KeyError, TypeError) as exc:
+            self.problem("checkpoint", f"the seal is unreadable ({exc})")
+            return
+        if not verify_checkpoint(cp, self.keys):
+            why = "unknown key id" if cp.key_id not in self.keys.public else "bad signature"
+            self.problem("signature", f"the seal (size {cp.size}): {why} {cp.key_id}")
+            return
+        if self.origin is not None and cp.origin != self.origin:
+            self.problem("checkpoint", f"the seal is signed for another log ({cp.origin})")
+            return
+        if cp.size <= self.report.signed_size:
+            return
+        self._by_size.setdefault(cp.size, []).append(cp)
+        self._checkpoints.append(cp)
+        self.report.signed_size = cp.size
+        self.report.sealed = cp.size
+
     # ---------------------------------------------------------------- records
     def add_records(self, docs: Iterable[dict[str, Any]],
                     stored_nodes: Any | None = None) -> None:
@@ -233,9 +259,10 @@ class Verifier:
                     prev = max((c.size for c in self._checkpoints if c.size < cp.size), default=0)
                     if self._explained(0, cp.size - 1):
                         continue
-                    self.problem("root", f"records {prev}..{cp.size - 1} do not match signed checkpoint {cp.seq} "
-                                 f"(size {cp.size}): a record there was altered and re-hashed", record=prev,
-                                 checkpoint=cp.seq)
+                    which = f"the seal (size {cp.size})" if cp.size == self.report.sealed else \
+                        f"signed checkpoint {cp.seq} (size {cp.size})"
+                    self.problem("root", f"records {prev}..{cp.size - 1} do not match {which}: a record there "
+                                 "was altered and re-hashed", record=prev, checkpoint=cp.seq)
         if made_nodes and stored_nodes is not None:
             self._check_nodes(made_nodes, stored_nodes)
 
@@ -293,7 +320,8 @@ class Verifier:
         r.root = self._frontier.root().hex() if not self._broken else ""
         for cp in sorted(self._checkpoints, key=lambda c: -c.size):  # the newest says how much is gone
             if cp.size > self._expected:
-                self.problem("truncated", f"log truncated: checkpoint {cp.seq} signs {cp.size} records, only "
+                which = "the seal" if cp.size == r.sealed else f"checkpoint {cp.seq}"
+                self.problem("truncated", f"log truncated: {which} signs {cp.size} records, only "
                              f"{self._expected} present (first missing record {self._expected})",
                              record=self._expected, checkpoint=cp.seq)
                 break
@@ -330,6 +358,7 @@ def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool 
     about half the time of a run, since each node is a document to read."""
     v = Verifier(keys or log.keys, origin=log.origin)
     v.add_checkpoints(log.checkpoints.find(sort=[("seq", 1)]))
+    v.add_seal(log.meta.get(SEAL))
 
     def stored_nodes(wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes | None]:
         return dict(log.stored_nodes(wanted))
