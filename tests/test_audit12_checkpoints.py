@@ -40,8 +40,8 @@ from tests.test_recheckfiles11_forged_file import _rename_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# a writer that signs a checkpoint after record 7, appends records 8..11 and is killed (SIGKILL)
-# before it signs them, as a crash or a power cut leaves a log
+# a writer that signs a checkpoint after record 7 (and with "seal", the seal after record 9), appends
+# records up to 11 and is killed (SIGKILL) before it signs them, as a crash or a power cut leaves a log
 _KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
@@ -56,6 +56,8 @@ for i in range(12):
     log.record(event(i))
     if i == 7:
         log.checkpoint()
+    if i == 9 and sys.argv[2:] == ["seal"]:
+        log.seal()
 log.drain()
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -67,9 +69,9 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def _killed_writer(settings: Settings) -> None:
+def _killed_writer(settings: Settings, *extra: str) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(settings.data_dir)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(settings.data_dir), *extra], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
@@ -239,3 +241,25 @@ def test_the_seal_binds_the_last_second_without_a_checkpoint_a_second(settings: 
         report = json.loads(said.stdout)
         assert said.returncode == 1 and report["sealed"] >= appended, said.stdout + said.stderr[-2000:]
         assert any(p["kind"] == "root" and "the seal" in p["message"] for p in report["problems"]), report
+
+
+def test_a_restart_proves_what_the_seal_signed_and_refuses_a_forgery_under_it(settings: Settings, tmp_path: Path) -> None:
+    """A writer killed after its seal (records 0..9) and two more records: a restart proves 0..9
+    against the seal (the stored tree makes its root) and marks only 10..11 recovered. The same
+    log with record 9 forged (leaf, tree nodes, CRCs made again): the restarted server neither
+    signs over it nor appends (503), and verification names the seal's mismatch."""
+    clean = settings.with_(data_dir=tmp_path / "clean")
+    _killed_writer(clean, "seal")
+    with Engine(clean) as engine:
+        assert (engine.audit.latest_checkpoint().size, engine.audit.latest_checkpoint().recovered) == (12, 10)
+
+    _killed_writer(settings, "seal")
+    [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
+    _rename_in(path, _forged(path, 9, b'"his-0"', b'"his-8"'))
+    with Engine(settings) as engine:
+        assert engine.audit.latest_checkpoint().size == 10  # nothing signed over it
+        client, headers = _server(engine)
+        refused = client.get("/fhir/Patient/p1", headers=headers)
+        assert refused.status_code == 503 and "female" not in refused.text
+    said = _cli(settings.data_dir, "verify")
+    assert said.returncode == 1 and "do not match the seal (size 10)" in said.stdout, said.stdout

@@ -218,8 +218,8 @@ class AuditLog:
             if self._segment is not None:
                 self._segment.close()
             raise
-        if self._frontier.size > self._last_cp_size:  # records no signature covers, written before this
-            self._unproven_from = self._last_cp_size  # process opened the log: it cannot vouch for them
+        if self._frontier.size > self._signed_size:  # records no signature covers, written before this
+            self._unproven_from = self._signed_size  # process opened the log: it cannot vouch for them
 
     # ------------------------------------------------------------------ state
     def _stored_origin(self, proposed: str) -> str:
@@ -280,6 +280,36 @@ class AuditLog:
         self._last_cp_seq = cps[0]["seq"] if cps else -1
         self._last_cp_size = cps[0]["size"] if cps else 0
         self._last_cp_time = time.monotonic()
+        self._signed_size = self._check_signed(size)
+
+    def _check_signed(self, size: int) -> int:
+        """How many records the newest signed statement (numbered checkpoint or seal) covers, once
+        its signature and its root over the tree as stored are checked (a signature check and
+        ~log2 n node reads, at each load). A stored tree that does not make the signed root (records
+        and tree nodes altered and made again) or stops short of it marks the log damaged: nothing
+        is signed over it and no record appended, as for a damaged file (``huren audit verify``
+        names the records). A statement whose signature fails proves nothing (verification names it)."""
+        signed = self.latest_checkpoint()
+        if signed is None or not self.keys.public or not verify_checkpoint(signed, self.keys):
+            return 0
+        if self._damage is not None:
+            return signed.size
+        if signed.size > size:
+            why = f"it holds {size} records"
+        else:
+            try:
+                if merkle.range_hash(0, signed.size, self.subtree_hash) == signed.root:
+                    return signed.size
+            except LookupError as exc:
+                why = str(exc)
+            else:
+                why = "the records and tree nodes stored make another root"
+        self._damage = (f"audit log damaged: the latest signature (size {signed.size}, {signed.time}) does not match "
+                        f"the log as stored ({why}); no record is appended and nothing signed until it is dealt "
+                        "with; run `huren audit verify`, then `huren audit repair --from <a backup of the data "
+                        "directory>`")
+        log.error("audit: %s", self._damage)
+        return signed.size
 
     def _sync_segment(self) -> None:
         """Under the segment's lock: take in the records other processes appended to it since this
