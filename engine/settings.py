@@ -44,9 +44,12 @@ class Settings:
     # staff sign-in sessions for the pages: idle and absolute limits
     staff_session_idle_seconds: int = 900
     staff_session_max_seconds: int = 28800
-    # audit checkpoints: every N records or T seconds
+    # audit checkpoints: every N records or T seconds; and the seal (HUREN_AUDIT_SEAL_SECONDS, 0: none),
+    # the whole log signed in place each S seconds, so the records no signature covers are at most
+    # that many seconds' worth (engine.audit.log.AuditLog.seal)
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0
+    audit_seal_seconds: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -64,7 +64,8 @@ def test_a_data_directory_from_before_keeps_its_log(settings: Settings) -> None:
     with Engine(settings) as engine:
         assert (engine.audit.size, engine.audit.root()) == (size, root)
         report = verify_online(engine.audit)
-        assert report.ok and report.checkpoints == 2
+        # the two the old log signed, and the one the start signs over its unsigned tail (8, 9), 'recovered'
+        assert report.ok and report.checkpoints == 3 and report.recovered == [(2, 8, 9)]
         engine.audit.record(_search(["p1"], {"Observation/1": ["p1"]}))  # appends go on from there
         assert verify_online(engine.audit).ok
     with Engine(settings) as again:  # taken over once, not twice

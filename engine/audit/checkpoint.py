@@ -8,12 +8,23 @@ A checkpoint commits to the whole log at one size. Text (UTF-8, every line ends 
     time 2026-11-23T11:30:00.123456Z       <- extension line: when it was signed (UTC)
     seq 7                                  <- extension line: checkpoint number, 0, 1, 2... (a deleted
                                               checkpoint leaves a gap the verifier reports)
+    recovered 1000                         <- optional extension line: records 1000..size-1 were signed as
+                                              found (at a process's start, or a damaged file's records
+                                              taken back), not by the process that appended them
 
     — huren-audit Ab3d...                  <- signature line: key name, base64(key_hash[4] || Ed25519 sig[64])
 
 The Ed25519 signature covers the body: every byte before the blank line, including its last
 newline. ``key_hash`` is the 4-byte C2SP key id (see ``engine.audit.keys``), so a checkpoint names
 the key that signed it and key rotation keeps old checkpoints verifiable.
+
+Why ``recovered``: records past the latest checkpoint are bound by no signature. A process that
+starts and finds such a tail (the one that appended it stopped before signing: ``kill -9``, a power
+cut) cannot tell those records from a forgery made while nothing was running, with the leaf hashes,
+tree nodes and CRCs recomputed. It signs them all the same (later records must be bound to them),
+but says so in the signed text, where deleting the statement breaks the signature or leaves a gap
+in the checkpoint numbers; ``huren audit verify`` reports the range. C2SP lets a checkpoint carry
+extension lines: verifiers that do not know this one still check the signature over it.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from datetime import UTC, datetime
 from engine.audit.keys import AuditKeys
 
 SIG_PREFIX = "\u2014 "  # em dash + space, as in C2SP signed notes
+SEAL = "seal"  # ``audit_meta``'s document holding the seal: the whole log signed in place (``AuditLog.seal``)
 
 
 @dataclass(frozen=True)
@@ -38,21 +50,26 @@ class Checkpoint:
     key_id: str
     signature: bytes
     text: str
+    recovered: int | None = None  # records recovered..size-1 were signed as found (see above)
 
     def body(self) -> str:
-        return body_text(self.origin, self.size, self.root, self.time, self.seq)
+        return body_text(self.origin, self.size, self.root, self.time, self.seq, self.recovered)
 
     def as_json(self) -> dict[str, object]:
-        return {"seq": self.seq, "size": self.size, "root": self.root.hex(), "time": self.time,
-                "key_id": self.key_id, "origin": self.origin, "note": self.text}
+        out: dict[str, object] = {"seq": self.seq, "size": self.size, "root": self.root.hex(), "time": self.time,
+                                  "key_id": self.key_id, "origin": self.origin, "note": self.text}
+        if self.recovered is not None:
+            out["recovered"] = self.recovered
+        return out
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be parsed."""
 
 
-def body_text(origin: str, size: int, root: bytes, time: str, seq: int) -> str:
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\nseq {seq}\n"
+def body_text(origin: str, size: int, root: bytes, time: str, seq: int, recovered: int | None = None) -> str:
+    tail = "" if recovered is None else f"recovered {recovered}\n"
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\nseq {seq}\n{tail}"
 
 
 def now_utc() -> str:
@@ -60,12 +77,16 @@ def now_utc() -> str:
 
 
 def sign_checkpoint(keys: AuditKeys, origin: str, size: int, root: bytes, seq: int,
-                    time: str | None = None) -> Checkpoint:
+                    time: str | None = None, *, recovered: int | None = None) -> Checkpoint:
+    """``recovered``: the first of the records this signer found rather than appended (``None``:
+    none); a value at or past ``size`` states nothing and is left out."""
+    if recovered is not None and not 0 <= recovered < size:
+        recovered = None
     time = time or now_utc()
-    body = body_text(origin, size, root, time, seq)
+    body = body_text(origin, size, root, time, seq, recovered)
     key_id, sig = keys.sign(body.encode())
     line = f"{SIG_PREFIX}{keys.name} {base64.b64encode(bytes.fromhex(key_id) + sig).decode()}\n"
-    return Checkpoint(origin, size, root, time, seq, key_id, sig, body + "\n" + line)
+    return Checkpoint(origin, size, root, time, seq, key_id, sig, body + "\n" + line, recovered)
 
 
 def parse_checkpoint(text: str) -> Checkpoint:
@@ -73,10 +94,14 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if not sep:
         raise CheckpointError("no blank line between body and signature")
     lines = body.split("\n")
-    if len(lines) != 5 or not lines[3].startswith("time ") or not lines[4].startswith("seq "):
-        raise CheckpointError("body must be origin, size, root, 'time …', 'seq …'")
+    if (len(lines) not in (5, 6) or not lines[3].startswith("time ") or not lines[4].startswith("seq ")
+            or (len(lines) == 6 and not lines[5].startswith("recovered "))):
+        raise CheckpointError("body must be origin, size, root, 'time …', 'seq …' and at most 'recovered …'")
     try:
         size, seq = int(lines[1]), int(lines[4][4:])
+        recovered = int(lines[5][10:]) if len(lines) == 6 else None
+        if recovered is not None and not 0 <= recovered < size:
+            raise CheckpointError(f"recovered {recovered} is outside 0..{size - 1}")
         root = base64.b64decode(lines[2], validate=True)
         sig_lines = [s for s in sigs.split("\n") if s]
         if len(sig_lines) != 1 or not sig_lines[0].startswith(SIG_PREFIX):
@@ -87,7 +112,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise CheckpointError(f"malformed checkpoint: {exc}") from exc
     if len(root) != 32 or len(raw) != 68:
         raise CheckpointError("root hash must be 32 bytes and the signature 4 + 64 bytes")
-    return Checkpoint(lines[0], size, root, lines[3][5:], seq, raw[:4].hex(), raw[4:], text)
+    return Checkpoint(lines[0], size, root, lines[3][5:], seq, raw[:4].hex(), raw[4:], text, recovered)
 
 
 def verify_checkpoint(cp: Checkpoint, keys: AuditKeys) -> bool:

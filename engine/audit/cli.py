@@ -60,6 +60,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         if damaged is not None:  # (the report covers the records stored before it)
             report.notes.insert(0, f"the audit segment file is damaged, its records are not verified: {damaged}")
     print(json.dumps(report.as_json(), indent=2, ensure_ascii=False) if args.json else report.text())
+    if getattr(args, "require_signed", False) and report.unsigned:  # (a cron job that wants every record under a signature)
+        return 1
     return 0 if report.ok and damaged is None else 1
 
 
@@ -104,6 +106,8 @@ def add_audit_commands(sub: Any) -> None:
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--skip-nodes", action="store_true",
                         help="online: do not compare the stored tree nodes (about twice as fast)")
+    verify.add_argument("--require-signed", action="store_true",
+                        help="exit 1 also when records lie past the last signed checkpoint (no signature covers them)")
     verify.set_defaults(handler=cmd_verify)
     export = verbs.add_parser("export", help="write a self-contained JSON-lines export")
     export.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")

@@ -18,8 +18,13 @@ database):
   nodes moved into their leaves keep them (read, no longer written);
 - ``audit_keys``: the narrow search keys of the derived views (``engine.audit.derived``);
 - ``audit_checkpoints``: signed checkpoints (``engine.audit.checkpoint``) every
-  ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand;
-- ``audit_meta``: the log's name (origin).
+  ``settings.audit_checkpoint_every`` records or ``audit_checkpoint_seconds``, and on demand; a
+  checkpoint signed over records this process found rather than appended (a tail left unsigned by
+  a process that stopped) says so (``recovered``);
+- ``audit_meta``: the log's name (origin), and the **seal** (``SEAL``): a checkpoint of the whole
+  log signed each ``audit_seal_seconds`` (1 s) in place of the last, so the records no signature
+  covers are one second's at most without a numbered checkpoint (~0.45 KB, ~90 µs to verify) a
+  second: ``seal``.
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
@@ -60,7 +65,14 @@ import orjson
 
 from engine.audit import merkle
 from engine.audit.canonical import canonical
-from engine.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint, verify_checkpoint
+from engine.audit.checkpoint import (
+    SEAL,
+    Checkpoint,
+    CheckpointError,
+    parse_checkpoint,
+    sign_checkpoint,
+    verify_checkpoint,
+)
 from engine.audit.derived import (
     KEYS,
     DaySpans,
@@ -94,10 +106,19 @@ KEY_SECONDS = 1.0  # how often the background thread keys the records appended s
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
 DAMAGE_RECHECK_SECONDS = 1.0  # a damaged log reloads this often when asked to append (a repair is seen)
 DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
+# while the checkpoint thread runs, an append signs a checkpoint itself (on the caller's thread:
+# the event loop for reads) only when none was signed for this many periods: the thread fell behind
+# or cannot sign (a key that cannot sign then refuses the append, so no request is answered unaudited)
+APPEND_BACKSTOP_PERIODS = 10
+CHECKPOINT_LOG_SECONDS = 60.0  # a checkpoint thread that keeps failing logs its error this often
 
 
 class _Busy(Exception):
     """A lock ``try_record_many`` would have had to wait for."""
+
+
+class _Found(Exception):
+    """A seal would have carried ``recovered``: a numbered checkpoint is signed instead."""
 
 
 class AuditLogDamaged(RuntimeError):
@@ -178,6 +199,11 @@ class AuditLog:
         self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
         self._notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
+        # the first record this process took as it found it rather than appended it, not yet under a
+        # checkpoint (the tail past the latest checkpoint at load; a damaged file's records past it
+        # taken back by ``_signed_file``): the next checkpoint this process signs says so (``recovered``)
+        self._unproven_from: int | None = None
+        self._seal_size = 0  # the size of the last seal this process signed or saw (``seal``)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
         self.checkpoints = store.collection(CHECKPOINTS)
@@ -189,8 +215,7 @@ class AuditLog:
         self.checkpoints.ensure_index(["size"])
         self.origin = self._stored_origin(self.origin)
         self._stop = threading.Event()
-        self._timer: threading.Thread | None = None
-        self._indexer: threading.Thread | None = None
+        self._timer: threading.Thread | None = None  # checkpoints and search keys (``start``)
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
@@ -200,6 +225,8 @@ class AuditLog:
             if self._segment is not None:
                 self._segment.close()
             raise
+        if self._frontier.size > self._signed_size:  # records no signature covers, written before this
+            self._unproven_from = self._signed_size  # process opened the log: it cannot vouch for them
 
     # ------------------------------------------------------------------ state
     def _stored_origin(self, proposed: str) -> str:
@@ -260,6 +287,39 @@ class AuditLog:
         self._last_cp_seq = cps[0]["seq"] if cps else -1
         self._last_cp_size = cps[0]["size"] if cps else 0
         self._last_cp_time = time.monotonic()
+        self._signed_size = self._check_signed(size)
+
+    def _check_signed(self, size: int) -> int:
+        """How many records the newest signed statement (numbered checkpoint or seal) covers, once
+        its signature and its root over the tree as stored are checked (a signature check and
+        ~log2 n node reads, at each load). A stored tree that does not make the signed root (records
+        and tree nodes altered and made again) or stops short of it marks the log damaged: nothing
+        is signed over it and no record appended, as for a damaged file (``huren audit verify``
+        names the records). A statement whose signature fails proves nothing (verification names it)."""
+        try:
+            signed = self.latest_checkpoint()
+        except CheckpointError:  # an unreadable statement proves nothing (verification names it)
+            return 0
+        if signed is None or not self.keys.public or not verify_checkpoint(signed, self.keys):
+            return 0
+        if self._damage is not None:
+            return signed.size
+        if signed.size > size:
+            why = f"it holds {size} records"
+        else:
+            try:
+                if merkle.range_hash(0, signed.size, self.subtree_hash) == signed.root:
+                    return signed.size
+            except LookupError as exc:
+                why = str(exc)
+            else:
+                why = "the records and tree nodes stored make another root"
+        self._damage = (f"audit log damaged: the latest signature (size {signed.size}, {signed.time}) does not match "
+                        f"the log as stored ({why}); no record is appended and nothing signed until it is dealt "
+                        "with; run `huren audit verify`, then `huren audit repair --from <a backup of the data "
+                        "directory>`")
+        log.error("audit: %s", self._damage)
+        return signed.size
 
     def _sync_segment(self) -> None:
         """Under the segment's lock: take in the records other processes appended to it since this
@@ -353,14 +413,17 @@ class AuditLog:
         recomputes those with the CRCs) and the stored nodes of the other files, against the
         signed root. Only a damaged file's rescan pays this (a few dozen node reads and one
         signature check); records past the checkpoint are bound by no signature yet (``huren audit
-        verify`` cannot tell them either). Raises ``LookupError`` when a node it needs is unreadable."""
+        verify`` cannot tell them either): they are taken as found, and the next checkpoint this
+        process signs says so (``recovered``). Raises ``LookupError`` when a node it needs is unreadable."""
         cp = self.latest_checkpoint()
+        first, stop = entry.first, entry.first + len(rows)
         if cp is None:
-            return True  # nothing signed yet: nothing to prove against (verification says the same)
+            self._found(first, stop)  # nothing signed yet: nothing to prove against (verification says the same)
+            return True
         if not verify_checkpoint(cp, self.keys):
             return False
-        first, stop = entry.first, entry.first + len(rows)
         if cp.size <= first:
+            self._found(first, stop)
             return True
         if cp.size > stop and stop <= entry.last:  # (cannot be: the rows were checked whole)
             return False
@@ -375,7 +438,16 @@ class AuditLog:
                 return mine[lo - first]
             return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
 
-        return merkle.range_hash(0, cp.size, subtree) == cp.root
+        if merkle.range_hash(0, cp.size, subtree) != cp.root:
+            return False
+        self._found(cp.size, stop)
+        return True
+
+    def _found(self, first: int, stop: int) -> None:
+        """Records ``first..stop-1`` of a damaged file were taken back unproven (no checkpoint covers
+        them): the next checkpoint says they were signed as found."""
+        if first < stop and (self._unproven_from is None or first < self._unproven_from):
+            self._unproven_from = first
 
     def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
@@ -486,12 +558,12 @@ class AuditLog:
                 if rows:
                     # signed before anything is written: a key that cannot sign leaves the database
                     # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-                    cp = (sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(),
-                                          self._last_cp_seq + 1)
-                          if self._checkpoint_due(self._frontier.size, frontier.size) else None)
+                    cp = self._sign(frontier) if self._checkpoint_due(self._frontier.size, frontier.size) else None
                     self._leaf_rows.append(rows)
                     if cp is not None:
                         self._store_checkpoint(cp)
+            if rows:
+                self._signed_through(cp)
             return results, frontier
         finally:
             if not blocking:
@@ -704,7 +776,13 @@ class AuditLog:
         every = self.settings.audit_checkpoint_every
         if every > 0 and size // every > old_size // every:
             return True
-        return time.monotonic() - self._last_cp_time >= self.settings.audit_checkpoint_seconds
+        period = self.settings.audit_checkpoint_seconds
+        if self._timer is not None:  # the background thread signs each period: here only as a backstop
+            period = APPEND_BACKSTOP_PERIODS * min(period, self._seal_period() or period)
+        return time.monotonic() - self._last_cp_time >= period
+
+    def _seal_period(self) -> float:
+        return max(self.settings.audit_seal_seconds, 0.0)
 
     def _refuse_if_damaged(self) -> None:
         """Raise ``AuditLogDamaged`` when the log found records it holds but cannot read: at its
@@ -733,8 +811,18 @@ class AuditLog:
 
     def _write_checkpoint(self, frontier: merkle.Frontier) -> Checkpoint:
         self._refuse_if_damaged()  # a checkpoint of a right edge that is not the log's would sign a lie
-        cp = sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1)
-        return self._store_checkpoint(cp)
+        return self._store_checkpoint(self._sign(frontier))
+
+    def _sign(self, frontier: merkle.Frontier) -> Checkpoint:
+        """The next checkpoint of ``frontier``, saying which of its records this process found
+        rather than appended (``recovered``), if any."""
+        return sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1,
+                               recovered=self._unproven_from)
+
+    def _signed_through(self, cp: Checkpoint | None) -> None:
+        """After the commit of ``cp``: the records it covers are this process's to vouch for now."""
+        if cp is not None and self._unproven_from is not None and self._unproven_from < cp.size:
+            self._unproven_from = None
 
     def _store_checkpoint(self, cp: Checkpoint) -> Checkpoint:
         self.checkpoints.insert({"_id": seq_key(cp.seq), **cp.as_json()})
@@ -748,12 +836,17 @@ class AuditLog:
         with self._lock:
             for _attempt in range(5):
                 if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
+                    self._last_cp_time = time.monotonic()  # all signed as of now (the append's backstop)
                     return None  # nothing new here: no transaction (the timer ticks on an idle log)
                 try:
+                    cp = None
                     with self._table_transaction(flat=False):
-                        if not force and self._frontier.size == self._last_cp_size and self._last_cp_seq >= 0:
-                            return None
-                        return self._write_checkpoint(self._frontier)
+                        if force or self._frontier.size != self._last_cp_size or self._last_cp_seq < 0:
+                            cp = self._write_checkpoint(self._frontier)
+                    self._signed_through(cp)
+                    if cp is None:
+                        self._last_cp_time = time.monotonic()
+                    return cp
                 except DuplicateKey:  # another process (``--workers``) signed this number first
                     log.info("audit: checkpoint %d taken by another writer; reloading", self._last_cp_seq + 1)
                     self._reload()
@@ -762,29 +855,105 @@ class AuditLog:
                     raise
             raise RuntimeError("audit: could not obtain a checkpoint number")
 
+    def seal(self) -> Checkpoint | None:
+        """Sign the whole log as it stands in the seal (``audit_meta/seal``), replacing the last
+        one: a checkpoint (same signed text, numbered as the next numbered checkpoint will be) that
+        is not kept once a later one signs more. ``None`` when nothing is new since the last seal
+        or checkpoint. Records this process found rather than appended get a numbered checkpoint
+        instead (``recovered`` must stay on record, not be overwritten a second later).
+
+        Why not a numbered checkpoint each second: each is kept forever (~0.45 KB, and ~90 µs of
+        every later verification): 86,400 a busy day, more than the records themselves on a quiet
+        log. A seal proves as much as the newest of them would (a later seal covers every record
+        an earlier one did, the tree being append-only), and deleting it or putting an older one
+        back is no worse than deleting the newest numbered checkpoints: the records past what is
+        left signed are reported as unsigned (``huren audit verify``)."""
+        if self._unproven_from is not None:
+            return self.checkpoint()
+        with self._lock:
+            size = self._frontier.size
+            if size == self._last_cp_size or size == self._seal_size:
+                self._last_cp_time = time.monotonic()  # all signed as of now (the append's backstop)
+                return None
+            try:
+                with self._table_transaction(flat=False):
+                    size = self._frontier.size
+                    held = self.meta.get(SEAL)
+                    if size == self._last_cp_size or (held is not None and int(held.get("size", 0)) >= size):
+                        self._seal_size = size  # (another process sealed this much meanwhile)
+                        cp = None
+                    else:
+                        self._refuse_if_damaged()
+                        cp = self._sign(self._frontier)
+                        if cp.recovered is not None:  # (found records: ``checkpoint`` keeps them on record)
+                            raise _Found
+                        self.meta.replace({"_id": SEAL, "size": cp.size, "note": cp.text})
+            except _Found:
+                return self.checkpoint()
+            except BaseException:
+                self._reload()
+                raise
+            if cp is not None:
+                self._seal_size = cp.size
+            self._last_cp_time = time.monotonic()
+            return cp
+
+    def latest_seal(self) -> Checkpoint | None:
+        """The seal as stored (its signature is the reader's to check), if any."""
+        doc = self.meta.get(SEAL)
+        return parse_checkpoint(doc["note"]) if doc is not None else None
+
     def start(self) -> None:
-        """Sign a checkpoint every ``audit_checkpoint_seconds`` while records keep arriving; first
-        make a data directory of an earlier version ready for the derived views."""
+        """While records keep arriving, sign the seal every ``audit_seal_seconds``
+        (``HUREN_AUDIT_SEAL_SECONDS``, 1 s; 0: no seal) and a numbered checkpoint every
+        ``audit_checkpoint_seconds`` (``HUREN_AUDIT_CHECKPOINT_SECONDS``, 60 s), so the records no
+        signature covers are a second's worth at most (or ``audit_checkpoint_every``); first make
+        a data directory of an earlier version ready for the derived views, and sign the tail a
+        stopped process left unsigned, marked as found (``recovered``).
+
+        Why each second: a record past the latest signature can be altered with its leaf hash,
+        the tree nodes and the CRCs recomputed, and nothing can tell (``huren audit verify``
+        neither). A seal costs one Ed25519 signature, the root (~log2 n hashes) and one row
+        replaced, in the transaction that moves the segment's records into the record files,
+        which the key indexer would otherwise run in that second: ~0.25 ms a second (measured at
+        200 records a second), nothing per record."""
         if self._timer is not None:
             return
         self._stop.clear()
+        period = max(self.settings.audit_checkpoint_seconds, 0.01)
+        seal_period = self._seal_period() or None
 
         def run() -> None:
-            while not self._stop.wait(self.settings.audit_checkpoint_seconds):
-                try:
-                    self.checkpoint()
-                except Exception:  # keep the timer alive; the next append retries
-                    log.exception("audit: periodic checkpoint failed")
-
-        def index() -> None:
-            while not self._stop.wait(KEY_SECONDS):
-                # a lock kept by an event loop that has stopped (its timer never fires) is let go
-                # here at the latest
-                self.let_go_segment(blocking=True)
-                try:
-                    self.index_keys()
-                except Exception:  # a search catches up itself; the next round retries
-                    log.exception("audit: indexing the records' search keys failed")
+            """One thread, each tick: the checkpoint when its period is up (its transaction moves
+            the segment's records into the record files), then the search keys, which then find
+            nothing left to move: one drain a second, not one for each."""
+            failed_at = -CHECKPOINT_LOG_SECONDS
+            now = time.monotonic()
+            next_cp, next_keys = now + period, now + KEY_SECONDS
+            next_seal = now + seal_period if seal_period else float("inf")
+            while not self._stop.wait(max(0.0, min(next_cp, next_keys, next_seal) - time.monotonic())):
+                now = time.monotonic()
+                if now >= next_cp or now >= next_seal:
+                    numbered = now >= next_cp
+                    if numbered:
+                        next_cp = now + period
+                    if seal_period:
+                        next_seal = now + seal_period
+                    try:
+                        self.checkpoint() if numbered else self.seal()
+                    except Exception:  # keep the thread alive; the appends' backstop refuses if it stays so
+                        if now - failed_at >= CHECKPOINT_LOG_SECONDS:
+                            failed_at = now
+                            log.exception("audit: periodic checkpoint failed (logged once a minute while it fails)")
+                if now >= next_keys:
+                    next_keys = now + KEY_SECONDS
+                    # a lock kept by an event loop that has stopped (its timer never fires) is let go
+                    # here at the latest
+                    self.let_go_segment(blocking=True)
+                    try:
+                        self.index_keys()
+                    except Exception:  # a search catches up itself; the next round retries
+                        log.exception("audit: indexing the records' search keys failed")
 
         # before anything can search AuditEvents: every record has its keys, and no copy an
         # earlier version stored survives (not at construction: `huren audit verify` writes nothing)
@@ -792,18 +961,34 @@ class AuditLog:
         self._mark_keyed()
         if self.repository is not None:
             purge_legacy_copies(self, self.repository, VIEW_PROGRESS)
-        self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
+        self._sign_found_tail()
+        self._timer = threading.Thread(target=run, name="audit-background", daemon=True)
         self._timer.start()
-        self._indexer = threading.Thread(target=index, name="audit-keys", daemon=True)
-        self._indexer.start()
+
+    def _sign_found_tail(self) -> None:
+        """At start: sign the records a process that stopped (``kill -9``, a power cut) appended
+        after its last checkpoint, marked as found (``recovered``), and say so in the log. What this
+        proves: they are unchanged from now on, bound to every later record. What it cannot: that
+        they are what was appended; they lay on disk under no signature until now."""
+        first = self._unproven_from
+        if first is None or not self.keys.can_sign:
+            return
+        try:
+            cp = self.checkpoint()
+        except Exception:  # the checkpoint thread and the appends' backstop try again
+            log.exception("audit: signing the records found past the latest checkpoint failed")
+            return
+        if cp is not None and cp.recovered is not None:
+            log.warning("audit: records %d..%d were past the latest signed checkpoint when the log was opened "
+                        "(the process that appended them stopped before signing them): signed now as found, "
+                        "checkpoint %d marks them 'recovered'; nothing proves they are what was appended",
+                        cp.recovered, cp.size - 1, cp.seq)
 
     def close(self) -> None:
         self._stop.set()
         if self._timer is not None:
             self._timer.join(timeout=5)
-        if self._indexer is not None:
-            self._indexer.join(timeout=5)
-        self._timer = self._indexer = None
+        self._timer = None
         self.let_go_segment(blocking=True)
         if self.keys.can_sign and self.size:
             try:  # sign the tail so a clean shutdown leaves every record covered
@@ -932,8 +1117,12 @@ class AuditLog:
         return [parse_checkpoint(d["note"]) for d in docs]
 
     def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest signed statement of the log: the latest numbered checkpoint, or the seal
+        when it signs more records (``seal``). Its signature is the reader's to check."""
         docs = self.checkpoints.find(sort=[("seq", -1)], limit=1)
-        return parse_checkpoint(docs[0]["note"]) if docs else None
+        cp = parse_checkpoint(docs[0]["note"]) if docs else None
+        seal = self.latest_seal()
+        return seal if seal is not None and (cp is None or seal.size > cp.size) else cp
 
     def inclusion_proof(self, leaf: int, size: int) -> list[bytes]:
         self._check_size(size)

@@ -15,12 +15,16 @@ numbered without gaps, in non-decreasing size and time order, and that its root 
 recomputed from the records at its size. Recomputing every checkpoint's root from one sequence of
 records proves all checkpoints mutually consistent (each is a prefix of the same log), which is
 what a chain of RFC 9162 consistency proofs would prove. A checkpoint larger than the log means
-the log was truncated. Records after the newest checkpoint are reported as not yet signed.
+the log was truncated.
 
 What it cannot do: pin down a single record that was altered and re-hashed together with the
 stored nodes above it; then the report names the range between the last matching checkpoint and
 the first mismatching one. Records newer than the last checkpoint are only as trustworthy as the
-database until the next checkpoint signs them.
+database until the next checkpoint signs them: a record there altered with its leaf hash, tree
+nodes and CRC recomputed verifies. So the report states how many there are (``unsigned``) rather
+than a bare "OK", and which ranges a checkpoint signed as found (``recovered``: a process that
+opened the log found them unsigned, left by one that stopped) -- proven unchanged since that
+checkpoint, not proven to be what was appended.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 import orjson
 
 from engine.audit import merkle
-from engine.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
+from engine.audit.checkpoint import SEAL, Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
 from engine.audit.keys import AuditKeys
 from engine.audit.record import FORMAT
 
@@ -60,6 +64,10 @@ class Report:
     signed_size: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unsigned: int = 0  # records past the newest signed checkpoint: no signature covers them
+    sealed: int = 0  # the size the seal signs, when it signs more than the numbered checkpoints
+    # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
+    recovered: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -77,19 +85,32 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": self.records, "checkpoints": self.checkpoints, "root": self.root,
-                "signed_size": self.signed_size, "first_bad_record": self.first_bad_record,
+                "signed_size": self.signed_size, "sealed": self.sealed, "unsigned": self.unsigned,
+                "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
+                "first_bad_record": self.first_bad_record,
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
                  f"signed up to {self.signed_size}, root {self.root}"]
-        if self.ok:
-            lines.append("OK: every record, tree node and checkpoint verifies")
+        if self.ok and not self.unsigned:
+            lines.append("OK: every record, tree node and checkpoint verifies; every record is under a signed checkpoint")
+        elif self.ok:
+            lines.append(f"OK up to record {self.signed_size - 1}: every record, tree node and checkpoint verifies; "
+                         if self.signed_size else "OK: every record and tree node verifies; ")
+            lines[-1] += (f"{self.unsigned} record(s) ({self.records - self.unsigned}..{self.records - 1}) lie past the "
+                          "last signed checkpoint: no signature covers them, so nothing proves their content (a "
+                          "running server signs them within HUREN_AUDIT_CHECKPOINT_SECONDS; `huren audit "
+                          "checkpoint` signs them as they are now)")
         else:
             first = self.first_bad_record
             lines.append(f"FAILED: {len(self.problems)} problem(s)"
                          + (f"; first bad record: {first}" if first is not None else ""))
             lines += [f"  - {p.message}" for p in self.problems]
+        lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
+                  "opened the log (the one that appended them stopped before signing), not by the process that "
+                  "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
+                  for c, a, b in self.recovered]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -154,11 +175,38 @@ class Verifier:
                 self.problem("checkpoint", f"checkpoint {cp.seq} (size {cp.size}, {cp.time}) goes back from "
                              f"checkpoint {prev.seq} (size {prev.size}, {prev.time})", checkpoint=cp.seq)
             expected, prev = cp.seq + 1, cp
+            if cp.recovered is not None:
+                self.report.recovered.append((cp.seq, cp.recovered, cp.size - 1))
             self._by_size.setdefault(cp.size, []).append(cp)
             self._checkpoints.append(cp)
         self.report.checkpoints = len(cps)
         if cps:
             self.report.signed_size = max(c.size for c in cps)
+
+    def add_seal(self, doc: dict[str, Any] | None) -> None:
+        """The log's seal (``AuditLog.seal``: the whole log signed in place each second), after
+        the checkpoints: checked like one (signature, origin, its root against the records at its
+        size) when it signs more than they do; one they already cover is stale, not wrong."""
+        if doc is None:
+            return
+        try:
+            cp = parse_checkpoint(doc["note"])
+        except (CheckpointError, KeyError, TypeError) as exc:
+            self.problem("checkpoint", f"the seal is unreadable ({exc})")
+            return
+        if not verify_checkpoint(cp, self.keys):
+            why = "unknown key id" if cp.key_id not in self.keys.public else "bad signature"
+            self.problem("signature", f"the seal (size {cp.size}): {why} {cp.key_id}")
+            return
+        if self.origin is not None and cp.origin != self.origin:
+            self.problem("checkpoint", f"the seal is signed for another log ({cp.origin})")
+            return
+        if cp.size <= self.report.signed_size:
+            return
+        self._by_size.setdefault(cp.size, []).append(cp)
+        self._checkpoints.append(cp)
+        self.report.signed_size = cp.size
+        self.report.sealed = cp.size
 
     # ---------------------------------------------------------------- records
     def add_records(self, docs: Iterable[dict[str, Any]],
@@ -211,9 +259,10 @@ class Verifier:
                     prev = max((c.size for c in self._checkpoints if c.size < cp.size), default=0)
                     if self._explained(0, cp.size - 1):
                         continue
-                    self.problem("root", f"records {prev}..{cp.size - 1} do not match signed checkpoint {cp.seq} "
-                                 f"(size {cp.size}): a record there was altered and re-hashed", record=prev,
-                                 checkpoint=cp.seq)
+                    which = f"the seal (size {cp.size})" if cp.size == self.report.sealed else \
+                        f"signed checkpoint {cp.seq} (size {cp.size})"
+                    self.problem("root", f"records {prev}..{cp.size - 1} do not match {which}: a record there "
+                                 "was altered and re-hashed", record=prev, checkpoint=cp.seq)
         if made_nodes and stored_nodes is not None:
             self._check_nodes(made_nodes, stored_nodes)
 
@@ -271,7 +320,8 @@ class Verifier:
         r.root = self._frontier.root().hex() if not self._broken else ""
         for cp in sorted(self._checkpoints, key=lambda c: -c.size):  # the newest says how much is gone
             if cp.size > self._expected:
-                self.problem("truncated", f"log truncated: checkpoint {cp.seq} signs {cp.size} records, only "
+                which = "the seal" if cp.size == r.sealed else f"checkpoint {cp.seq}"
+                self.problem("truncated", f"log truncated: {which} signs {cp.size} records, only "
                              f"{self._expected} present (first missing record {self._expected})",
                              record=self._expected, checkpoint=cp.seq)
                 break
@@ -279,8 +329,7 @@ class Verifier:
             self.problem("unreadable", f"records {self._expected}..{self._held - 1} are held according to the "
                          "log's index but cannot be read (a record file damaged or missing)", record=self._expected)
             r.root = ""
-        if r.records > r.signed_size:
-            r.notes.append(f"records {r.signed_size}..{r.records - 1} are not yet covered by a signed checkpoint")
+        r.unsigned = max(0, r.records - r.signed_size)
         rank = {"node": 1, "root": 2}
         r.problems.sort(key=lambda p: (p.record is None, 0 if p.kind in EXACT else rank.get(p.kind, 3),
                                        p.record if p.record is not None else 0))
@@ -309,6 +358,7 @@ def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool 
     about half the time of a run, since each node is a document to read."""
     v = Verifier(keys or log.keys, origin=log.origin)
     v.add_checkpoints(log.checkpoints.find(sort=[("seq", 1)]))
+    v.add_seal(log.meta.get(SEAL))
 
     def stored_nodes(wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes | None]:
         return dict(log.stored_nodes(wanted))
