@@ -20,9 +20,13 @@ run: $(STAMP)
 	@echo "development client credentials (id:secret) in var/demo-client.txt"
 	$(BIN)/huren serve --replay examples/feeds
 
+# The suite runs in one process per core (pytest-xdist), each test file whole in one worker, so a
+# file's module fixtures are built once; `TEST_WORKERS=0 make test` runs it in this one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	for f in $$(ls bench/*.py | grep -v bench/common.py); do $(BIN)/python $$f --quick || exit 1; done

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.schemas  # noqa: F401 -- imported here, see below
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,12 @@ from conformance.validate import Validator
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
+
+# from_dict imports schemathesis' OpenAPI modules on first use, and pytest rewrites a plugin's modules
+# (ast.parse) as they are imported. Inside the fixture that ran while the engine's threads were
+# compiling modules of their own, and on a fresh clone (nothing cached yet) CPython 3.11's
+# per-interpreter AST depth counter was corrupted: "SystemError: AST constructor recursion depth
+# mismatch". Importing them at collection, before any thread starts, keeps that out of the test.
 
 SEEDED = ["pat-1", "obs-1", "org-1"]
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"}
