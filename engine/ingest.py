@@ -42,6 +42,7 @@ import contextlib
 import hashlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -1324,7 +1325,15 @@ def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
     text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code", "warning")
     severity = "I" if issue.get("severity") == "information" else "W"
+    # the field that stated the value (``ORC[1]-5``, engine.merge_rules.located): ERR-2 (mfix12)
+    at = _V2_FIELD.match((issue.get("location") or ("",))[0])
+    if at is not None:
+        return HL7Error(str(text), segment=at[1], sequence=int(at[2]), field=int(at[3]), code=MESSAGE_ACCEPTED,
+                        severity=severity, ack_code="AA")
     return HL7Error(str(text), code=MESSAGE_ACCEPTED, severity=severity, ack_code="AA")
+
+
+_V2_FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})\[(\d+)\]-(\d+)$")
 
 
 def _sender(item: _Item) -> Requestor:

@@ -47,6 +47,22 @@ Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
 # the second part of a ``Delete`` that deletes nothing: the converter assumed the element (an A08's
 # Encounter status) -- it fills only an element not stored (``adapters.convert.context.Context.assumed``)
 ASSUMED: tuple[tuple[str, tuple[str, ...]], ...] = (("@assumed", ()),)
+# the first part of a ``Delete``'s second part that deletes nothing either: which field of the message
+# stated the element (``(("@field", ("ORC", "1", "5")),)``: ORC, its first occurrence, field 5) -- a
+# value the rules do not store is then located in the ACK's ERR-2, as any other problem with a field
+# (``adapters.convert.context.Context.located``)
+FIELD = "@field"
+# FHIR's one status, across resources, saying the record itself was wrong (a wrong patient): no stored
+# value stands against it -- a completed order placed for the wrong patient is withdrawn, not kept
+ENTERED_IN_ERROR = "entered-in-error"
+
+
+def located(where: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
+    """``ORC[1]-5`` for a ``FIELD`` entry (the issue's ``location``, read back for ERR-2), else None."""
+    if len(where) == 1 and where[0][0] == FIELD and len(where[0][1]) == 3:
+        segment, sequence, field = where[0][1]
+        return f"{segment}[{sequence}]-{field}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -276,7 +292,12 @@ class MergeRules:
             return Combined(out, issues)
         deletes = getattr(self._local, "deletes", None)
         said = deletes.get(f"{rtype}/{incoming.get('id')}") if deletes else None
+        fields: dict[str, str] = {}
         if said:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
+            for element, where in said:
+                at = located(where)
+                if at is not None:
+                    fields[f"{rtype}.{element}"] = at
             assumed = {element for element, where in said if where == ASSUMED and element in stored}
             if assumed:
                 incoming = {k: v for k, v in incoming.items() if k not in assumed}
@@ -320,7 +341,7 @@ class MergeRules:
                         out.pop(sibling, None)
         if said:  # before a value and a reason are weighed: a deleted value is no longer there
             for element, where in said:
-                if where == ASSUMED:
+                if where == ASSUMED or (where and where[0][0] == FIELD):
                     continue
                 for name in _deleted(plan, element):
                     if _delete(out, incoming, name, where):
@@ -329,6 +350,11 @@ class MergeRules:
                                                       '(HL7 ""); the earlier version keeps it (_history)'})
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
+        if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
+            for issue in issues:
+                at = fields.get((issue.get("expression") or [""])[0])
+                if at is not None:
+                    issue["location"] = [at]
         return Combined(out, issues)
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
@@ -351,7 +377,8 @@ class MergeRules:
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
-        if ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st:
+        if (ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st
+                and inc != ENTERED_IN_ERROR):
             # a stored value this writer may not take back (a completed order, for an order message
             # arriving after its result): a conflict like any value the rules keep out
             self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "

@@ -182,6 +182,18 @@ _PATIENTS_MAX = 2048
 
 
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
+    """PID → Patient; returns (local key, Reference). No PID field states whether the record is in
+    use: ``active`` true is the converter's assumption (it fills only a Patient stored without it)
+    unless the event states it -- a merge's survivor, a link or unlink (``vocabulary.yaml``
+    ``patient_active_stated``). So a late A08 naming a record a merge took out of use leaves it
+    inactive, while a merge that makes that record the survivor brings it back."""
+    key, ref = _patient_ref(pid, ctx)
+    if not (table(ctx.site, "vocabulary").get("patient_active_stated") or {}).get(ctx.message.msh.trigger_event):
+        ctx.assumed(ctx.resources[ref["reference"]], "active")
+    return key, ref
+
+
+def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     """PID → Patient; returns (local key, Reference).
 
     A patient's PID comes again and again, the same to the character (each of a visit's results,

@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from engine.merge_rules import ASSUMED
+from engine.merge_rules import ASSUMED, FIELD
 from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
@@ -138,6 +138,11 @@ class Context:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated
         (an A08 says nothing of the visit's status): it fills only an element not stored."""
         self.deletes.append((resource, element, ASSUMED))
+
+    def located(self, resource: Resource, element: str, seg: Segment, field_no: int) -> None:
+        """``element`` of ``resource`` was stated by field ``field_no`` of ``seg`` (ORC-5): a value
+        the merge rules do not store is located there in the ACK (ERR-2), not only named."""
+        self.deletes.append((resource, element, ((FIELD, (seg.name, str(seg.sequence), str(field_no))),)))
 
     def deleted(self) -> dict[str, tuple[tuple[str, Where], ...]]:
         """The explicit deletes by "Type/id" (a resource merged into another by ``put`` is that one)."""

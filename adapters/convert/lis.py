@@ -145,6 +145,8 @@ def convert_orders(
                 info.get("conclusion", ""),
             )
             info["report"] = report
+            if request is not None:  # the order is completed only by a final result (OBR-25 F, C)
+                results.status_from_report(group, ctx, request, report)
             for after in info.get("after_report", ()):
                 after(report)
         elif request is not None and refs:

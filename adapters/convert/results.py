@@ -278,10 +278,13 @@ def service_request(
     if identifiers:
         res["identifier"] = identifiers
     orc, obr = group.orc, group.obr
+    stated_by = 0  # the ORC field the status comes from (located in the ACK when it is not stored)
     if orc is not None:
         status = vocabulary(ctx.site, "order_status").get(orc.value(5)) if orc.value(5) else None
+        stated_by = 5 if status else 0
         if status is None and orc.value(1):
             status = vocabulary(ctx.site, "order_control_status").get(orc.value(1))
+            stated_by = 1 if status else 0
         if status:
             res["status"] = status
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
@@ -305,7 +308,33 @@ def service_request(
     notes = [n.rep(3).text() for n in group.notes.get(-1, ()) if n.rep(3).text()]
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
-    return ctx.put(res, order_key(group, ctx, pkey))
+    ref = ctx.put(res, order_key(group, ctx, pkey))
+    if stated_by:
+        assert orc is not None
+        ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
+    return ref
+
+
+def status_from_report(group: Group, ctx: Context, request: dict[str, str], report: dict[str, str]) -> None:
+    """A result message states how far its order got by its report's status (OBR-25, else the
+    results' OBX-11), unless ORC-5 states the order's own status: ``vocabulary.yaml``
+    ``order_status_by_report`` -- final or corrected: completed; cancelled (OBR-25 X, no results,
+    order cancelled): revoked. Any other (P preliminary, R/I/A/S not final yet) leaves the order as
+    it stands: ``active`` only fills an order stored without a status, so a late preliminary result
+    does not take a completed order back (before, every result message with a report completed the
+    order, even a preliminary one or one saying the order was cancelled)."""
+    if group.orc is not None and group.orc.value(5):
+        return
+    order = ctx.resources[request["reference"]]
+    # ORC-1 RE (observations to follow) says results come, not how far the order got
+    ctx.deletes[:] = [d for d in ctx.deletes if not (d[0] is order and d[1] == "status")]
+    state = ctx.resources[report["reference"]].get("status")
+    status = vocabulary(ctx.site, "order_status_by_report").get(state) if isinstance(state, str) else None
+    order["status"] = status or "active"
+    if status is None:
+        ctx.assumed(order, "status")
+    elif group.obr is not None and group.obr.value(25):
+        ctx.located(order, "status", group.obr, 25)
 
 
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
