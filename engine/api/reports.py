@@ -3,7 +3,8 @@
 Filters: ``from`` / ``to`` (the repeated test's day, inclusive), ``institution`` (the repeating
 institution), ``item``, ``category`` (检验 / 检查), ``status`` (flagged, upheld, overturned,
 justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV (every row); ``_count`` (default
-100 in JSON) / ``_offset`` page the rows; totals always cover every matching flag.
+100 in JSON) / ``_offset`` page the rows (newest day first, then by flag id: a fixed order across
+pages); totals always cover every matching flag.
 """
 
 from __future__ import annotations

@@ -144,7 +144,9 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     rates = recognition_rates(recognition, flt)
     query = flt.query()
     query["status"] = flt.status if flt.status else {"$ne": "void"}
-    flags = recognition.flags.find(query, sort=[("day", -1)], limit=limit, skip=offset)
+    # newest day first, then the flag id: a total order, so pages by skip/limit neither repeat nor
+    # skip a flag among the many of one day (neither store promises an order to ties)
+    flags = recognition.flags.find(query, sort=[("day", -1), ("_id", 1)], limit=limit, skip=offset)
     return {
         "filter": {"from": flt.start.isoformat() if flt.start else None, "to": flt.end.isoformat() if flt.end else None,
                    "institution": flt.institution, "item": flt.item, "category": flt.category, "status": flt.status},

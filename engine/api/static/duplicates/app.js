@@ -10,6 +10,9 @@
   let shown = []; // the rows listed so far (pages appended by "show more")
   let totals = null;
   let listed = ""; // the query of the list shown (its filters), which "show more" pages on
+  // Which list a reply belongs to: each load starts a new one, and a reply (a load's or a page's)
+  // asked for an older list is dropped -- else a page of the old filters landed under the new ones.
+  let generation = 0;
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function cell(tr, value, cls, label) {
@@ -135,10 +138,20 @@
   }
 
   async function more() {
-    // the next page of the list on the screen: the filters it was asked with, not ones typed since
+    // the next page of the list on the screen: the filters it was asked with, not ones typed since.
+    // One page at a time: the button is off until it arrives (a double tap had asked for the same
+    // offset twice and listed those flags twice).
+    const button = $("#more");
+    if (button.disabled) return;
+    button.disabled = true;
+    const mine = generation;
     const q = new URLSearchParams(listed); q.set("_offset", String(shown.length)); q.set("_count", String(PAGE));
-    try { addRows((await api("/reports/duplicates?" + q.toString())).rows); message(""); }
-    catch (e) { message(e.message); }
+    try {
+      const page = await api("/reports/duplicates?" + q.toString());
+      if (mine !== generation) return; // a new list was asked for meanwhile: this page is not of it
+      addRows(page.rows); message("");
+    } catch (e) { if (mine === generation) message(e.message); }
+    finally { if (mine === generation) button.disabled = false; }
   }
 
   function summarise(resource) {
@@ -229,12 +242,17 @@
   }
 
   async function load() {
+    const mine = ++generation;
     const q = filterQuery(); q.set("_count", String(PAGE));
+    $("#more").disabled = true; // no page of the old list while the new one is on its way
     try {
-      render(await api("/reports/duplicates?" + q.toString())); listed = q.toString();
+      const report = await api("/reports/duplicates?" + q.toString());
+      if (mine !== generation) return; // a later load's list is the one to show
+      render(report); listed = q.toString();
       message(""); document.body.dataset.loaded = "1";
     }
-    catch (e) { message(e.message); }
+    catch (e) { if (mine === generation) message(e.message); }
+    finally { if (mine === generation) $("#more").disabled = false; }
   }
 
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); $("#evidence").hidden = true; load(); });

@@ -28,15 +28,31 @@
     }
   }
 
-  // A rate (a figure with a denominator) as a percentage, a count as the number. Whether it is a rate
-  // comes from the report, not from the number: a rate of exactly 1 or 0 had been shown as "1" / "0"
-  // (JSON's 1.0000 is 1, without the decimal point the page had told rates apart by).
-  function shown(q, rate) {
+  // A proportion as a percentage, a ratio or a count as the number. Which it is comes from the
+  // measure's definition, not from the number (a rate of exactly 1 had been shown as "1") nor from a
+  // stated denominator (a ratio has one too: 2 downward referrals per upward one had read "200.00%").
+  function shown(q, percent) {
     if (!q || q.value == null) return "—";
-    if (q.unit === "1") return rate ? (100 * q.value).toFixed(2) + "%" : String(q.value);
+    if (q.unit === "1") return percent ? (100 * q.value).toFixed(2) + "%" : String(q.value);
     return q.unit + " " + Number(q.value).toFixed(2);
   }
-  function isRate(g) { const den = figures(g)[1]; return den !== "" && den !== "—"; }
+  // measure url -> its FHIR scoring (proportion, ratio, cohort, continuous-variable), from the
+  // published Measures; FHIR's proportion is the one whose score is a percentage of its population
+  let scoring = null;
+  async function definitions() {
+    if (scoring) return scoring;
+    const found = {};
+    try {
+      const bundle = await window.hurenWords.api("/fhir/Measure?_count=100", {}, "/ui/insurance" + location.search);
+      for (const e of bundle.entry || []) {
+        const code = (((e.resource.scoring || {}).coding || [])[0] || {}).code;
+        if (e.resource.url && code) found[e.resource.url] = code;
+      }
+    } catch (e) { /* a role that may not read the definitions: every figure shown as its number */ }
+    scoring = found;
+    return found;
+  }
+  function isPercent(report) { return (scoring || {})[report.measure] === "proportion"; }
   function figures(g) {
     const ext = (g.extension || []).find((e) => e.url === EXT);
     if (!ext) return ["", ""];
@@ -60,8 +76,8 @@
   function renderIndicators(bundle) {
     const reports = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "MeasureReport");
     const flags = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "Flag");
-    const rates = {}; // measure id -> a rate? (an alert's code is the measure's with -above/-below)
-    for (const r of reports) rates[r.measure.split("/").pop()] = isRate(r.group[0]);
+    const rates = {}; // measure id -> a percentage? (an alert's code is the measure's with -above/-below)
+    for (const r of reports) rates[r.measure.split("/").pop()] = isPercent(r);
     const alerts = $("#alerts"); alerts.replaceChildren();
     if (!flags.length) alerts.appendChild(el("li", "本月无预警 No alerts this month"));
     for (const f of flags) {
@@ -80,7 +96,7 @@
       const g = r.group[0];
       const who = ((r.reporter || {}).identifier || {}).value || "";
       const [num, den] = figures(g);
-      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore, isRate(g)), num, den], ["", "", "num", "num", "num"],
+      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore, isPercent(r)), num, den], ["", "", "num", "num", "num"],
         ["指标 Indicator", "范围 For", "数值 Value", "分子 Numerator", "分母 Denominator"]);
       tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
       body.appendChild(tr);
@@ -96,7 +112,7 @@
       window.hurenCharts.bar(svg, byInst.stratum.filter((s) => s.measureScore).map((s) => ({
         label: s.value.text, value: Number(s.measureScore.value),
         cls: flags.some((f) => f.subject.identifier.value === s.value.text && r.measure.endsWith(f.code.coding[0].code.replace(/-(above|below)$/, ""))) ? "over" : "",
-      })), (v) => shown({ value: v, unit }, isRate(g)));
+      })), (v) => shown({ value: v, unit }, isPercent(r)));
     }
   }
 
@@ -138,7 +154,10 @@
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
-    try { renderIndicators(await api("/reports/indicators?" + q)); message("#message", ""); document.body.dataset.indicators = "1"; }
+    try {
+      const [bundle] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
+      renderIndicators(bundle); message("#message", ""); document.body.dataset.indicators = "1";
+    }
     catch (e) { message("#message", e.message); }
   }
   async function loadSettlement() {

@@ -17,12 +17,17 @@ window.hurenWords = (function () {
     return m ? m[1] + "年" + Number(m[2]) + "月" + Number(m[3]) + "日" : String(value == null ? "" : value);
   }
 
-  // "2026-03-05T06:03:00Z" -> "2026年3月5日 14:03" (Asia/Shanghai, where the bureau works)
+  // "2026-03-05T06:03:00Z" -> "2026年3月5日 14:03" (Asia/Shanghai, where the bureau works). A FHIR
+  // date or partial date ("2026", "2026-03", "2026-03-04") is said at its own precision, with no
+  // time: it states none (Date.parse had read it as UTC midnight, shown as 08:00 of the 1st).
   const CLOCK = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "long",
     day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   function instant(value) {
-    const t = Date.parse(String(value || ""));
-    return Number.isNaN(t) ? String(value == null ? "" : value) : CLOCK.format(new Date(t));
+    const s = String(value == null ? "" : value);
+    const date = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(s);
+    if (date) return date[1] + "年" + (date[2] ? Number(date[2]) + "月" : "") + (date[3] ? Number(date[3]) + "日" : "");
+    const t = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(s) ? Date.parse(s) : NaN; // a time is needed to convert
+    return Number.isNaN(t) ? s : CLOCK.format(new Date(t));
   }
 
   // An API failure as a sentence: what went wrong and what to do, Chinese first; the server's own
