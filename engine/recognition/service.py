@@ -931,9 +931,18 @@ class Recognition:
                 if member is not None:
                     self._evaluate_flag(member)
 
-    def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
+    def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
+               order_ref: str | None) -> tuple[float, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the
-        whole of it was repeated, else the catalogue price of what was repeated."""
+        whole of it was repeated, else the catalogue price of what was repeated.
+
+        Only the flagged order's own results are asked (``order_ref``; all of the test when it has
+        one order or none): a test two orders fulfil on one day carried whichever charge line was
+        found first, the other, justified order's among them. A member naming no order is not
+        known to be the flagged order's, so its line is not taken (the catalogue price stands)."""
+        orders = {d.get("order") for d in group}
+        if len(orders - {None}) > 1:
+            group = [d for d in group if d.get("order") == order_ref]
         if not match.partial:
             for d in group:
                 for charge in self.charges.find({"service": d["_id"]}):
@@ -992,7 +1001,7 @@ class Recognition:
         prior = match.result
         reviews = (existing or {}).get("reviews") or []
         status = _standing_review(existing, reviews, prior.ref, decision) or decision.status
-        price, price_source = self._price(item, match, group, order.institution)
+        price, price_source = self._price(item, match, group, order.institution, repeat.order)
         identified = (existing or {}).get("identified") or _now()
         reason_text = order.reason_text if decision.reason else None
         check = self.checks.get(check_ref) if check_ref else None
