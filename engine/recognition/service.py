@@ -132,6 +132,7 @@ class Recognition:
         self.checks.ensure_index(["inst", "day"])
         # an ID-number correction re-checks the orders of a person for an item within a window
         self.checks.ensure_index(["person", "item", "day"])
+        self.checks.drop_index(["day"])  # made before; nothing asks the day alone (write cost only)
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
