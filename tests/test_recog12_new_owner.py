@@ -1,20 +1,24 @@
-"""An ID-number correction gives a result to its right person: that person's own orders are
-checked again to gain it, end to end over a real MLLP socket, read back from the stored check rows,
-tallies and flags.
+"""An ID-number correction gives a result to its right person: for that person it counts as held
+only from the correction on, end to end over a real MLLP socket, read back from the stored check
+rows, tallies and flags.
 
 HOSPA filed 王建国's record under 李秀英's number, so his blood count there was filed under her.
-HOSPB then placed and resulted his order for a blood count: nothing of *his* was recognisable, so
-it was no repeat. HOSPA corrects its record (ADT^A08): the blood count is his, held before HOSPB's
-order was placed -- HOSPB's order had a recognisable prior (the recognition rate counts it) and
-its result repeated it (a suspected duplicate, not payable). Before, only the corrected record's
-own orders and the orders that had listed the moved result were checked again, so his HOSPB order
-stayed out of the rate and unflagged. Corrected back, he loses it again.
+HOSPB placed an order for his blood count: nothing of *his* was recognisable, its reminder showed
+nothing. HOSPA corrects its record (ADT^A08): the blood count is his from now. DOMAIN.md asks what
+was recognisable for *this* person when the order was placed -- the result was then another
+person's, the ordering doctor could not see it -- so HOSPB's order placed before the correction
+neither gains it (the recognition rate) nor is flagged as its repeat (with no reason, or with R98
+"outside record not accessible", which the records do not contradict). An order placed after the
+correction sees it, and its repeat is flagged. An order of the corrected record itself, filed under
+the same wrong number, saw the result all along: its flag stays, moved with it.
 """
 
 from __future__ import annotations
 
+import pytest
+
 from engine.engine import Engine
-from tests.test_hooks11_policy_edges import LI, engine, flag_of, result
+from tests.test_hooks11_policy_edges import LI, engine, flag_of, result, row_of
 from tests.test_policy11_decided_facts import a08, check_of
 from tests.test_recognition_e2e import Sender
 from tests.test_recognition_policy_e2e import CBC, WANG, order, pid, ts
@@ -35,54 +39,72 @@ def _tallies(engine: Engine, inst: str = "HOSPB") -> dict[str, int]:
     return {t["outcome"]: t["count"] for t in engine.recognition.check_days.find({}) if t["inst"] == inst}
 
 
-def test_the_right_person_gains_the_moved_result_as_prior_of_his_resulted_order(engine: Engine, mllp: int) -> None:
+def _moved(engine: Engine) -> dict:
+    [entry] = [e for e in engine.recognition.index.coll.find({}) if e["inst"] == "HOSPA" and e["_id"].startswith("D")]
+    return entry
+
+
+def test_a_resulted_order_placed_before_the_correction_is_not_flagged_for_the_moved_result(
+        engine: Engine, mllp: int) -> None:
     hl7 = Sender(mllp)
     _his_prior_filed_under_her(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1)))
     hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
-    assert (check_of(engine)["recognisable"], flag_of(engine)) == ([], None)
-    prior = check_of(engine, "HOSPA")["_id"]
+    assert (check_of(engine)["recognisable"], flag_of(engine), _tallies(engine)) == ([], None, {})
     hl7.send(a08("HOSPA", _HIS))
-    [entry] = [e for e in engine.recognition.index.coll.find({}) if e["inst"] == "HOSPA"]
-    assert entry["person"] == WANG
     check = check_of(engine)
-    assert (check["person"], len(check["recognisable"]), check["outcome"]) == (WANG, 1, "duplicate"), check
-    assert _tallies(engine) == {"duplicate": 1}
-    assert flag_of(engine) == "flagged"
-    [row] = [f for f in engine.recognition.flags.find({}) if f["inst"] == "HOSPB"]
-    assert (row["prior_inst"], row["person"]) == ("HOSPA", WANG), row
-    assert engine.repository.read("DetectedIssue", row["_id"])["status"] == "preliminary"
-    # corrected back (the correction was the mistake): he loses it again, both ways
-    hl7.send(a08("HOSPA", _HERS).replace("HOSPA-A08-1", "HOSPA-A08-2"))
-    check = check_of(engine)
-    assert (check["recognisable"], flag_of(engine)) == ([], "void"), check
-    assert _tallies(engine) == {}
-    assert check_of(engine, "HOSPA")["_id"] == prior
+    assert (check["person"], check["recognisable"]) == (WANG, []), check
+    assert (flag_of(engine), _tallies(engine)) == (None, {})
+    entry = _moved(engine)
+    assert (entry["person"], bool(entry.get("owned"))) == (WANG, True), entry
+    assert entry["held"] < check["placed"] < entry["owned"], entry  # held before, his after
 
 
-def test_the_right_persons_open_order_counts_in_the_rate(engine: Engine, mllp: int) -> None:
-    """His order not resulted yet: it had a recognisable prior at order time (pending in the rate);
-    its result, when it comes, is a repeat."""
+@pytest.mark.parametrize("reason", ["", "R98"])
+def test_an_order_placed_before_the_correction_and_resulted_after_it_is_not_flagged(
+        engine: Engine, mllp: int, reason: str) -> None:
+    """Its result decided after the correction: the moved result was not his when the order was
+    placed, so it is no prior of this order (R98 is not 'contradicted by records' by it), and the
+    order stays out of the rate."""
     hl7 = Sender(mllp)
     _his_prior_filed_under_her(hl7)
-    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+    hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=reason))
     assert _tallies(engine) == {}
     hl7.send(a08("HOSPA", _HIS))
+    assert (check_of(engine)["recognisable"], _tallies(engine)) == ([], {})
+    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+    assert flag_of(engine) is None, row_of(engine, "HOSPB")
+    assert (check_of(engine)["recognisable"], _tallies(engine)) == ([], {})
+
+
+def test_an_order_placed_after_the_correction_is_flagged_for_the_moved_result(engine: Engine, mllp: int) -> None:
+    hl7 = Sender(mllp)
+    _his_prior_filed_under_her(hl7)
+    hl7.send(a08("HOSPA", _HIS))
+    hl7.send(order("HOSPB", "B2", CBC, ts(0)))
     check = check_of(engine)
-    assert (len(check["recognisable"]), check["outcome"]) == (1, "pending"), check
+    assert (check["person"], len(check["recognisable"])) == (WANG, 1), check
     assert _tallies(engine) == {"pending": 1}
-    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+    hl7.send(result("HOSPB", "B2", CBC, ts(0, 10)))
     assert (flag_of(engine), _tallies(engine)) == ("flagged", {"duplicate": 1})
+    row = row_of(engine, "HOSPB")
+    assert row is not None and (row["prior_inst"], row["person"]) == ("HOSPA", WANG), row
+    # corrected back (the correction was the mistake): his later order loses it again
+    hl7.send(a08("HOSPA", _HERS).replace("HOSPA-A08-1", "HOSPA-A08-2"))
+    assert (check_of(engine)["recognisable"], flag_of(engine), _tallies(engine)) == ([], "void", {})
 
 
-def test_a_result_held_after_his_order_was_placed_is_no_gain_for_the_rate(engine: Engine, mllp: int) -> None:
-    """The rate counts what was recognisable when the order was placed: a prior huren received only
-    after HOSPB's order does not enter its check row (the flag rests on what huren holds when the
-    repeat is decided, as for any repeat)."""
+def test_the_corrected_records_own_repeat_stays_flagged(engine: Engine, mllp: int) -> None:
+    """HOSPA's own later order on the same record, under the same wrong number, was shown the
+    result when it was placed: the correction moves the two together and the flag stays."""
     hl7 = Sender(mllp)
-    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
-    _his_prior_filed_under_her(hl7)  # dated earlier, received later
-    hl7.send(result("HOSPB", "B1", CBC, ts(1, 10)))
+    _his_prior_filed_under_her(hl7)
+    for text in (order("HOSPA", "A2", CBC, ts(1)), result("HOSPA", "A2", CBC, ts(1, 10))):
+        hl7.send(text.replace(pid("HOSPA"), _HERS))
+    assert flag_of(engine, "HOSPA") == "flagged"
     hl7.send(a08("HOSPA", _HIS))
-    assert check_of(engine)["recognisable"] == []
-    assert flag_of(engine) == "flagged"
+    [row] = [f for f in engine.recognition.flags.find({}) if f["status"] != "void"]
+    assert (row["status"], row["person"], row["inst"]) == ("flagged", WANG, "HOSPA"), row
+    [check] = [c for c in engine.recognition.checks.find({}) if c["_id"].endswith(row["order"].split("/", 1)[1])] \
+        if row.get("order") else [None]
+    assert check is None or len(check["recognisable"]) == 1, check

@@ -54,6 +54,8 @@ class PriorResult:
     order: str | None = None  # "ServiceRequest/..." the result fulfils, if known
     analytes: tuple[str, ...] = ()  # analytes of a panel item it reports; () = the whole panel
     held: str | None = None  # instant huren has held it final since (ISO, UTC)
+    # instant an ID-number correction made it ``person``'s (ISO, UTC); None: theirs since it was held
+    owned: str | None = None
 
     @property
     def final(self) -> bool:
@@ -109,12 +111,19 @@ QC_NOT_PASSED = "qc-not-passed"
 AFTER_ORDER = "after-order"
 OUTSIDE_WINDOW = "outside-window"
 OUT_OF_SCOPE = "out-of-scope"
+NOT_THEIRS_YET = "not-theirs-at-order-time"
 
 
 def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
     """None when ``result`` is recognisable for ``order``, else why not (one of the constants above)."""
     if not order.person or result.person != order.person:
         return NOT_SAME_PERSON
+    if result.owned and order.placed and order.placed < result.owned and result.patient != order.patient:
+        # Moved to this person by an ID-number correction after the order was placed: what was
+        # recognisable for the person at order time is what the ordering doctor could see, and
+        # the result was then another person's (an order of the record it was filed under, moved
+        # with it, saw it all along). An order without ``placed`` is being placed now.
+        return NOT_THEIRS_YET
     item = rules.items.get(order.item or "")
     if item is None:
         return UNKNOWN_ITEM

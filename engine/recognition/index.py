@@ -59,7 +59,8 @@ def from_doc(doc: Document) -> PriorResult:
     return PriorResult(ref=doc["_id"], person=doc.get("person"), item=doc["item"], institution=doc["inst"],
                        day=date.fromisoformat(doc["day"]), status=doc.get("status", "unknown"),
                        patient=doc.get("patient"), order=doc.get("order"),
-                       analytes=tuple(doc.get("analytes") or ()), held=doc.get("final_at") or doc.get("held"))
+                       analytes=tuple(doc.get("analytes") or ()), held=doc.get("final_at") or doc.get("held"),
+                       owned=doc.get("owned"))
 
 
 # (person, item) -> (first day, last day, the entries of the person for the item dated in between)
@@ -147,11 +148,6 @@ class ResultIndex:
         if windows is not None and (known is None or (lo <= known[0] and known[1] <= hi)):
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
-
-    def window(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
-        """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days): one range query,
-        or none inside a scope that read those days already."""
-        return self._window(person, item, lo, hi)
 
     def known_window(self, person: str, item: str, lo: str, hi: str) -> Iterable[Document] | None:
         """Inside a scope: the entries of ``person`` for ``item`` remembered over a range of days
@@ -245,6 +241,8 @@ class ResultIndex:
             # voided (``Recognition._recheck_dependents``), while the everyday preliminary ->
             # final of a result never final before, which has no such flag, asks nothing.
             doc["was_final"] = True
+        if before is not None and before.get("owned") and before.get("person") == doc["person"]:
+            doc["owned"] = before["owned"]  # moved to its person by an ID correction (``set_person``)
         if doc != before:
             if not self.docs.defer(doc, before):  # outside a scope: written now
                 self.docs.replace(doc)
@@ -302,12 +300,18 @@ class ResultIndex:
         for d in self._find({"patient": {"$in": wanted}}):
             patients[d["patient"]][d["_id"]] = d
 
-    def set_person(self, docs: Sequence[Document], person: str | None) -> None:
+    def set_person(self, docs: Sequence[Document], person: str | None, since: str | None = None) -> None:
+        """The entries ``docs`` become ``person``'s; ``since``: the instant of the ID-number
+        correction that moved them, kept as ``owned`` (for that person they count as held only
+        from then: ``decision.assess``)."""
         self.docs.take_deferred()  # an update reads the stored entry
         for d in docs:
             if d.get("person") != person:
-                self.docs.update(d["_id"], {"person": person})
-                self._written(d["_id"], {**d, "person": person}, d)
+                changes: Document = {"person": person}
+                if since or d.get("owned"):
+                    changes["owned"] = since
+                self.docs.update(d["_id"], changes)
+                self._written(d["_id"], {**d, **changes}, d)
 
 
 def day_range(start: date | None, end: date | None) -> dict[str, Any] | None:

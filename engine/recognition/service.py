@@ -132,6 +132,7 @@ class Recognition:
         self.checks.ensure_index(["inst", "day"])
         # an ID-number correction re-checks the orders of a person for an item within a window
         self.checks.ensure_index(["person", "item", "day"])
+        self.checks.drop_index(["day"])  # made before; nothing asks the day alone (write cost only)
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
@@ -624,7 +625,8 @@ class Recognition:
         docs = self.index.by_patient(ref_of(patient))
         moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]
         if docs:
-            self.index.set_person(docs, person)
+            # a correction: for the person it gives them to, the results count as held from now
+            self.index.set_person(docs, person, _instant() if previous is not None else None)
         if previous is not None:
             self._recheck_orders(ref_of(patient), person)
             self._recheck_recognisers(moved)
@@ -641,7 +643,6 @@ class Recognition:
                 self._evaluate_flag(after)
         for before, after in moved:
             self._recheck_dependents(before, after)
-        self._recheck_new_owner(moved)
 
     def _recheck_orders(self, patient_ref: str, person: str | None) -> None:
         """The check rows of a Patient record's orders follow a corrected national ID: each is
@@ -690,45 +691,6 @@ class Recognition:
             for check in self._orders_within(person, item.code, day, item.window_days):
                 if ref in (check.get("recognisable") or ()):
                     self._recheck_order(check, person)
-
-    def _recheck_new_owner(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        """The orders of the person an ID-number correction gave a result to: each order of theirs
-        for its item placed within its window after it is checked again (as of when it was
-        placed), and its tests decided again -- the result may be their recognisable prior, and a
-        test of theirs its repeat.
-
-        Why: a correction on the prior's side gave a blood count to its right person, but only
-        the corrected record's own orders and the orders that had listed the result were checked
-        again. The right person's order at another institution, placed after huren held the
-        result, stayed out of its institution's recognition rate, and its repeat stayed unflagged
-        ("retested", nothing recognisable) though a suspected duplicate. Corrected back, the same
-        path (``_recheck_recognisers``, ``_recheck_dependents``) takes it away again.
-
-        A test that names no order stands for its own order on its result's day (``_order_for``),
-        so the person's entries in the window are decided again too. Runs only for a corrected ID."""
-        items = self._rules.items
-        done: set[str] = set()
-        for before, after in moved:
-            item = items.get(after.get("item") or "")
-            person, day = after.get("person"), after.get("day")
-            if item is None or not person or not day or person == before.get("person") \
-                    or after.get("status") not in FINAL_STATUSES:
-                continue
-            tests: dict[str, dict[str, Any]] = {}
-            for check in self._orders_within(person, item.code, day, item.window_days):
-                if after["_id"] not in (check.get("recognisable") or ()):
-                    self._recheck_order(check, person)
-                for d in self.index.by_order(check["_id"]):
-                    tests.setdefault(group_key(d), d)
-            hi = (date.fromisoformat(day) + timedelta(days=item.window_days)).isoformat()
-            for d in self.index.window(person, item.code, day, hi):
-                if not d.get("order"):
-                    tests.setdefault(group_key(d), d)
-            own = group_key(after)
-            for key, member in sorted(tests.items()):
-                if key != own and key not in done and member.get("person") == person:
-                    done.add(key)
-                    self._evaluate_flag(member)
 
     def _recheck_order(self, check: dict[str, Any], person: str | None) -> None:
         """One order's check row checked again for ``person`` as of the moment it was placed (only
@@ -970,9 +932,18 @@ class Recognition:
                 if member is not None:
                     self._evaluate_flag(member)
 
-    def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str) -> tuple[float, str]:
+    def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
+               order_ref: str | None) -> tuple[float, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the
-        whole of it was repeated, else the catalogue price of what was repeated."""
+        whole of it was repeated, else the catalogue price of what was repeated.
+
+        Only the flagged order's own results are asked (``order_ref``; all of the test when it has
+        one order or none): a test two orders fulfil on one day carried whichever charge line was
+        found first, the other, justified order's among them. A member naming no order is not
+        known to be the flagged order's, so its line is not taken (the catalogue price stands)."""
+        orders = {d.get("order") for d in group}
+        if len(orders - {None}) > 1:
+            group = [d for d in group if d.get("order") == order_ref]
         if not match.partial:
             for d in group:
                 for charge in self.charges.find({"service": d["_id"]}):
@@ -1031,7 +1002,7 @@ class Recognition:
         prior = match.result
         reviews = (existing or {}).get("reviews") or []
         status = _standing_review(existing, reviews, prior.ref, decision) or decision.status
-        price, price_source = self._price(item, match, group, order.institution)
+        price, price_source = self._price(item, match, group, order.institution, repeat.order)
         identified = (existing or {}).get("identified") or _now()
         reason_text = order.reason_text if decision.reason else None
         check = self.checks.get(check_ref) if check_ref else None
@@ -1134,8 +1105,9 @@ class Recognition:
             if check is not None:  # the order is known only from its order-time record
                 return _checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
                                       patient=repeat.patient)
+        # placed: when huren first held the result (a moved prior counts only if theirs by then)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
-                     ref=repeat.order, patient=repeat.patient)
+                     ref=repeat.order, patient=repeat.patient, placed=repeat.held)
 
     def _void(self, existing: dict[str, Any] | None, why: str) -> None:
         if not existing or existing.get("status") == "void":

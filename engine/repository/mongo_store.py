@@ -19,6 +19,7 @@ so the ingest pipeline writes each message of a redone batch in a top-level bloc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -239,6 +240,12 @@ class MongoCollection:
         if list(fields) == ["_id"]:
             return
         self.raw.create_index([(f, pymongo.ASCENDING) for f in fields], unique=unique)
+
+    def drop_index(self, fields: Sequence[str]) -> None:
+        name = "_".join(f"{f}_1" for f in fields)  # the name create_index gave it
+        if name in self.raw.index_information():
+            with contextlib.suppress(pymongo.errors.OperationFailure):  # dropped meanwhile elsewhere
+                self.raw.drop_index(name)
 
     def insert(self, doc: Document) -> None:
         if not isinstance(doc.get("_id"), str):

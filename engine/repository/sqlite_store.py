@@ -321,6 +321,10 @@ class SqliteCollection:
         kind = "UNIQUE INDEX" if unique else "INDEX"
         self.store.execute(f"CREATE {kind} IF NOT EXISTS {name} ON {self.table} ({exprs})")
 
+    def drop_index(self, fields: Sequence[str]) -> None:
+        name = f'"ix_{self.name}_' + "_".join(re.sub(r"\W", "_", f) for f in fields) + '"'
+        self.store.execute(f"DROP INDEX IF EXISTS {name}")
+
     def insert(self, doc: Document) -> None:
         doc_id, body = self._split(doc)
         try:
