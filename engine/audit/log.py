@@ -177,9 +177,12 @@ class Appended(NamedTuple):
 
 class AuditLog:
     def __init__(self, store: Store, settings: Settings, keys: AuditKeys,
-                 repository: Any | None = None, *, segment: bool = True) -> None:
+                 repository: Any | None = None, *, segment: bool = True, writer: bool = True) -> None:
         """``segment=False`` leaves the segment file alone (``huren audit verify`` of the stored
-        records when the segment is damaged): such a log reads what was stored and must not append."""
+        records when the segment is damaged): such a log reads what was stored and must not append.
+        ``writer=False``: a reader that neither appends nor signs (``huren audit verify``): it holds
+        no share of the writers' lock (``engine.audit.writers``), so a server starting beside it
+        still finds a stopped writer's tail; it must not sign."""
         self.store = store
         self.settings = settings
         self.keys = keys
@@ -223,7 +226,7 @@ class AuditLog:
         self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
         # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers): an
         # unsigned tail is found only when this process opened the log with no live writer
-        self._writers = Writers(store.path) if self._segment is not None else None
+        self._writers = Writers(store.path) if self._segment is not None and writer else None
         alone = self._writers.join() if self._writers is not None else True
         try:
             self._reload()
