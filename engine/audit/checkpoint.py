@@ -24,7 +24,9 @@ cut) cannot tell those records from a forgery made while nothing was running, wi
 tree nodes and CRCs recomputed. It signs them all the same (later records must be bound to them),
 but says so in the signed text, where deleting the statement breaks the signature or leaves a gap
 in the checkpoint numbers; ``huren audit verify`` reports the range. C2SP lets a checkpoint carry
-extension lines: verifiers that do not know this one still check the signature over it.
+extension lines after the root hash: this parser accepts any (a verifier that does not know one
+still checks the signature over it). huren releases before the one that says so in the README
+accepted only ``time`` and ``seq`` and reject a checkpoint carrying ``recovered``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class Checkpoint:
     recovered: int | None = None  # records recovered..size-1 were signed as found (see above)
 
     def body(self) -> str:
-        return body_text(self.origin, self.size, self.root, self.time, self.seq, self.recovered)
+        """The signed body as stored (extension lines this release does not know included)."""
+        return self.text.partition("\n\n")[0] + "\n"
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {"seq": self.seq, "size": self.size, "root": self.root.hex(), "time": self.time,
@@ -90,16 +93,29 @@ def sign_checkpoint(keys: AuditKeys, origin: str, size: int, root: bytes, seq: i
 
 
 def parse_checkpoint(text: str) -> Checkpoint:
+    """The origin, size and root hash, then extension lines (C2SP ``tlog-checkpoint``: any number,
+    each non-empty): huren's ``time`` and ``seq`` (required), ``recovered`` (optional), and any line a
+    later release adds, kept in the text and covered by the signature like the rest of the body.
+    (Releases before the twelfth round's fixes accepted exactly ``time`` and ``seq``: they reject a
+    checkpoint with ``recovered`` or any other extension line.)"""
     body, sep, sigs = text.partition("\n\n")
     if not sep:
         raise CheckpointError("no blank line between body and signature")
     lines = body.split("\n")
-    if (len(lines) not in (5, 6) or not lines[3].startswith("time ") or not lines[4].startswith("seq ")
-            or (len(lines) == 6 and not lines[5].startswith("recovered "))):
-        raise CheckpointError("body must be origin, size, root, 'time …', 'seq …' and at most 'recovered …'")
+    if len(lines) < 3 or any(not line for line in lines):
+        raise CheckpointError("body must be origin, size, root hash and extension lines (none empty)")
+    ext: dict[str, str] = {}
+    for line in lines[3:]:
+        name, _, value = line.partition(" ")
+        if name in ("time", "seq", "recovered"):
+            if name in ext:
+                raise CheckpointError(f"extension line {name!r} appears twice")
+            ext[name] = value
+    if "time" not in ext or "seq" not in ext:
+        raise CheckpointError("body must carry 'time …' and 'seq …' extension lines")
     try:
-        size, seq = int(lines[1]), int(lines[4][4:])
-        recovered = int(lines[5][10:]) if len(lines) == 6 else None
+        size, seq = int(lines[1]), int(ext["seq"])
+        recovered = int(ext["recovered"]) if "recovered" in ext else None
         if recovered is not None and not 0 <= recovered < size:
             raise CheckpointError(f"recovered {recovered} is outside 0..{size - 1}")
         root = base64.b64decode(lines[2], validate=True)
@@ -112,7 +128,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise CheckpointError(f"malformed checkpoint: {exc}") from exc
     if len(root) != 32 or len(raw) != 68:
         raise CheckpointError("root hash must be 32 bytes and the signature 4 + 64 bytes")
-    return Checkpoint(lines[0], size, root, lines[3][5:], seq, raw[:4].hex(), raw[4:], text, recovered)
+    return Checkpoint(lines[0], size, root, ext["time"], seq, raw[:4].hex(), raw[4:], text, recovered)
 
 
 def verify_checkpoint(cp: Checkpoint, keys: AuditKeys) -> bool:

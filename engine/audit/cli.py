@@ -14,12 +14,16 @@ from engine.audit.log import AuditLog
 from engine.settings import Settings
 
 
-def open_log(settings: Settings, *, create_keys: bool = False, segment: bool = True) -> AuditLog:
+def open_log(settings: Settings, *, create_keys: bool = False, segment: bool = True,
+             writer: bool = True) -> AuditLog:
+    """``writer=False``: a reader that signs nothing (``verify``), so it neither holds the
+    writers' lock nor keeps a starting server from seeing a stopped writer's tail as found."""
     from engine.audit.store import open_audit_store
 
     store = open_audit_store(settings)
     try:
-        return AuditLog(store, settings, AuditKeys.load(settings, create=create_keys), segment=segment)
+        return AuditLog(store, settings, AuditKeys.load(settings, create=create_keys), segment=segment,
+                        writer=writer)
     except BaseException:  # (a damaged segment: verify opens the log again without it)
         store.close()
         raise
@@ -46,10 +50,10 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
         damaged = None
         try:
-            log = open_log(settings)
+            log = open_log(settings, writer=False)
         except (SegmentDamaged, AuditLogDamaged) as exc:  # say so, and verify what was stored before the segment
             damaged = str(exc)
-            log = open_log(settings, segment=False)
+            log = open_log(settings, segment=False, writer=False)
         try:
             keys = None
             if args.public_key:

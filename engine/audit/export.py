@@ -6,6 +6,9 @@ One JSON object per line, in this order, so a verifier streams the file once:
 2. ``{"type": "key", "key_id", "name", "pem"}`` — every public key the log has used
 3. ``{"type": "checkpoint", "seq", "size", "root", "time", "key_id", "note"}`` — ``note`` is the
    signed text (``engine.audit.checkpoint``), the only field the verifier trusts
+3b. ``{"type": "seal", "size", "note"}`` — the seal (``AuditLog.seal``), when the log has one: the
+   records past the newest numbered checkpoint that only it signs are then signed offline too
+   (huren releases before this line existed reject an export carrying it: an unknown line type)
 4. ``{"type": "record", "seq", "hash", "data"}`` — ``data`` is the exact bytes of Merkle leaf
    ``seq``, RFC 8785 canonical: an AuditEvent, or an HTTP interaction's compact record (format 2,
    ``"f":2``; ``engine.audit.record`` documents its names and ``event_of`` derives its AuditEvent)
@@ -23,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from engine.audit.checkpoint import now_utc
+from engine.audit.checkpoint import SEAL, now_utc
 from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.verify import Report, Verifier, iter_records
@@ -38,7 +41,8 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
         log.checkpoint()
     checkpoints = log.checkpoints.find(sort=[("seq", 1)])
     # the server may sign a checkpoint of records appended after our refresh: cover it too
-    size = max([log.size, *(cp.get("size", 0) for cp in checkpoints)])
+    seal = log.meta.get(SEAL)  # read after the checkpoints: it signs at least what they do, or is stale
+    size = max([log.size, *(cp.get("size", 0) for cp in checkpoints), int(seal.get("size", 0)) if seal else 0])
     header = {"type": FORMAT, "version": 1, "origin": log.origin, "exported": now_utc(),
               "records": size, "checkpoints": len(checkpoints)}
     out.write(orjson.dumps(header) + b"\n")
@@ -46,6 +50,8 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
         out.write(orjson.dumps({"type": "key", "key_id": pk.key_id, "name": pk.name, "pem": pk.pem}) + b"\n")
     for cp in checkpoints:
         out.write(orjson.dumps({"type": "checkpoint", **{k: v for k, v in cp.items() if k != "_id"}}) + b"\n")
+    if seal is not None:
+        out.write(orjson.dumps({"type": "seal", "size": seal.get("size"), "note": seal.get("note")}) + b"\n")
     written = 0
     for doc in iter_records(log):
         if doc.get("seq", 0) >= size:
@@ -65,6 +71,7 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         origin = header["origin"]
         key_lines: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
+        seal: dict[str, Any] | None = None
         first_record: dict[str, Any] | None = None
         for obj in lines:
             kind = obj.get("type")
@@ -72,6 +79,8 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
                 key_lines.append(obj)
             elif kind == "checkpoint":
                 checkpoints.append(obj)
+            elif kind == "seal":
+                seal = obj
             elif kind == "record":
                 first_record = obj
                 break
@@ -85,6 +94,7 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
             note = "no --public-key given: checked against the keys inside the export itself"
         v = Verifier(keys, origin=origin)
         v.add_checkpoints(checkpoints)
+        v.add_seal(seal)
 
         def records() -> Iterator[dict[str, Any]]:
             if first_record is not None:

@@ -88,6 +88,7 @@ from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, Sealed, event_of, recorded_of
 from engine.audit.record_files import FileEntry, RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
+from engine.audit.writers import Writers
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
@@ -110,6 +111,7 @@ DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction 
 # the event loop for reads) only when none was signed for this many periods: the thread fell behind
 # or cannot sign (a key that cannot sign then refuses the append, so no request is answered unaudited)
 APPEND_BACKSTOP_PERIODS = 10
+CLOSE_WAIT_SECONDS = 60.0  # how long close() waits for the background thread's tick to end
 CHECKPOINT_LOG_SECONDS = 60.0  # a checkpoint thread that keeps failing logs its error this often
 
 
@@ -175,9 +177,12 @@ class Appended(NamedTuple):
 
 class AuditLog:
     def __init__(self, store: Store, settings: Settings, keys: AuditKeys,
-                 repository: Any | None = None, *, segment: bool = True) -> None:
+                 repository: Any | None = None, *, segment: bool = True, writer: bool = True) -> None:
         """``segment=False`` leaves the segment file alone (``huren audit verify`` of the stored
-        records when the segment is damaged): such a log reads what was stored and must not append."""
+        records when the segment is damaged): such a log reads what was stored and must not append.
+        ``writer=False``: a reader that neither appends nor signs (``huren audit verify``): it holds
+        no share of the writers' lock (``engine.audit.writers``), so a server starting beside it
+        still finds a stopped writer's tail; it must not sign."""
         self.store = store
         self.settings = settings
         self.keys = keys
@@ -219,14 +224,22 @@ class AuditLog:
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
+        # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers): an
+        # unsigned tail is found only when this process opened the log with no live writer
+        self._writers = Writers(store.path) if self._segment is not None and writer else None
+        alone = self._writers.join() if self._writers is not None else True
         try:
             self._reload()
         except BaseException:  # (a damaged segment): its file is not left open behind the error
             if self._segment is not None:
                 self._segment.close()
+            if self._writers is not None:
+                self._writers.close()
             raise
-        if self._frontier.size > self._signed_size:  # records no signature covers, written before this
-            self._unproven_from = self._signed_size  # process opened the log: it cannot vouch for them
+        if alone and self._frontier.size > self._signed_size:  # records no signature covers, written
+            self._unproven_from = self._signed_size  # before this process opened the log, by none alive
+        if self._writers is not None:
+            self._writers.share()
 
     # ------------------------------------------------------------------ state
     def _stored_origin(self, proposed: str) -> str:
@@ -295,31 +308,57 @@ class AuditLog:
         ~log2 n node reads, at each load). A stored tree that does not make the signed root (records
         and tree nodes altered and made again) or stops short of it marks the log damaged: nothing
         is signed over it and no record appended, as for a damaged file (``huren audit verify``
-        names the records). A statement whose signature fails proves nothing (verification names it)."""
+        names the records). So does a newest statement that cannot be read or whose signature
+        fails: it was signed (or forged) over records nobody may now sign again as found; the
+        newest numbered checkpoint that verifies is then still checked against the tree."""
+        if not self.keys.public:
+            return 0
+        unreadable = self._damage is not None  # (a record file: the tree cannot be read whole)
         try:
             signed = self.latest_checkpoint()
-        except CheckpointError:  # an unreadable statement proves nothing (verification names it)
+            why_bad = None if signed is None or verify_checkpoint(signed, self.keys) else (
+                f"the signature of the latest signed statement (size {signed.size}, {signed.time}) does not verify")
+        except CheckpointError as exc:
+            signed, why_bad = None, f"the latest signed statement cannot be read ({exc})"
+        if why_bad is not None:
+            self._damage = self._damage or (
+                f"audit log damaged: {why_bad}; no record is appended and nothing signed until it is dealt with; "
+                "run `huren audit verify`, then `huren audit repair --from <a backup of the data directory>`")
+            log.error("audit: %s", self._damage)
+            signed = self._newest_verifying_checkpoint()
+        if signed is None:
             return 0
-        if signed is None or not self.keys.public or not verify_checkpoint(signed, self.keys):
-            return 0
-        if self._damage is not None:
-            return signed.size
-        if signed.size > size:
-            why = f"it holds {size} records"
-        else:
-            try:
-                if merkle.range_hash(0, signed.size, self.subtree_hash) == signed.root:
-                    return signed.size
-            except LookupError as exc:
-                why = str(exc)
-            else:
-                why = "the records and tree nodes stored make another root"
-        self._damage = (f"audit log damaged: the latest signature (size {signed.size}, {signed.time}) does not match "
-                        f"the log as stored ({why}); no record is appended and nothing signed until it is dealt "
-                        "with; run `huren audit verify`, then `huren audit repair --from <a backup of the data "
-                        "directory>`")
-        log.error("audit: %s", self._damage)
+        why = None if unreadable else self._tree_mismatch(signed, size)
+        if why is not None:
+            message = (f"audit log damaged: the latest signature (size {signed.size}, {signed.time}) does not "
+                       f"match the log as stored ({why}); no record is appended and nothing signed until it is "
+                       "dealt with; run `huren audit verify`, then `huren audit repair --from <a backup of the "
+                       "data directory>`")
+            self._damage = message if self._damage is None else f"{self._damage}; {message}"
+            log.error("audit: %s", message)
         return signed.size
+
+    def _tree_mismatch(self, signed: Checkpoint, size: int) -> str | None:
+        """Why the stored tree does not make ``signed``'s root (``None``: it does)."""
+        if signed.size > size:
+            return f"it holds {size} records"
+        try:
+            if merkle.range_hash(0, signed.size, self.subtree_hash) == signed.root:
+                return None
+        except LookupError as exc:
+            return str(exc)
+        return "the records and tree nodes stored make another root"
+
+    def _newest_verifying_checkpoint(self) -> Checkpoint | None:
+        """After the newest statement failed: the newest numbered checkpoint whose signature holds."""
+        for doc in self.checkpoints.find(sort=[("seq", -1)]):
+            try:
+                cp = parse_checkpoint(doc["note"])
+            except (CheckpointError, KeyError):
+                continue
+            if verify_checkpoint(cp, self.keys):
+                return cp
+        return None
 
     def _sync_segment(self) -> None:
         """Under the segment's lock: take in the records other processes appended to it since this
@@ -816,8 +855,29 @@ class AuditLog:
     def _sign(self, frontier: merkle.Frontier) -> Checkpoint:
         """The next checkpoint of ``frontier``, saying which of its records this process found
         rather than appended (``recovered``), if any."""
+        if self._unproven_from is not None:
+            self._drop_covered()
         return sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1,
                                recovered=self._unproven_from)
+
+    def _drop_covered(self) -> None:
+        """Found records a valid signature already covers (a peer's seal or checkpoint, signed
+        since this process found them) are vouched for by it: this process must not stamp
+        ``recovered`` over a range another signed as appended. Only while records are unproven
+        (rare): one read of the newest statement, its signature and its root over the stored tree."""
+        try:
+            newest = self.latest_checkpoint()
+        except CheckpointError:
+            return
+        if (newest is None or self._unproven_from is None or newest.size <= self._unproven_from
+                or not self.keys.public or not verify_checkpoint(newest, self.keys)):
+            return
+        try:
+            if merkle.range_hash(0, newest.size, self.subtree_hash) != newest.root:
+                return
+        except LookupError:
+            return
+        self._unproven_from = None
 
     def _signed_through(self, cp: Checkpoint | None) -> None:
         """After the commit of ``cp``: the records it covers are this process's to vouch for now."""
@@ -986,8 +1046,11 @@ class AuditLog:
 
     def close(self) -> None:
         self._stop.set()
-        if self._timer is not None:
-            self._timer.join(timeout=5)
+        if self._timer is not None:  # a tick under way (a drain of a large segment, the keys) may take
+            self._timer.join(timeout=CLOSE_WAIT_SECONDS)  # a while: wait it out, not sign beside it
+            if self._timer.is_alive():
+                log.warning("audit: the background thread is still busy after %.0f s; closing beside it",
+                            CLOSE_WAIT_SECONDS)
         self._timer = None
         self.let_go_segment(blocking=True)
         if self.keys.can_sign and self.size:
@@ -999,6 +1062,8 @@ class AuditLog:
             self.drain()
         except Exception:
             log.exception("audit: moving the segment's records into the table failed")
+        if self._writers is not None:  # no longer a live writer (a later opener may find a tail)
+            self._writers.close()
 
     # ------------------------------------------------------------------ search keys
     def index_keys(self) -> None:
