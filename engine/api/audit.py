@@ -2,7 +2,8 @@
 
 Checkpoints and proofs carry only hashes, so any authenticated caller (a resident checking that
 the record of who read their file is in the log, an insurer, a regulator) may fetch them and check
-them against the published public key with any RFC 9162 implementation. The public key itself is
+them against the published public key with any RFC 9162 implementation; a resident gets the
+inclusion proof of a record that names them only (``policy.require_record_of_theirs``). The public key itself is
 public, like a JWKS. Signing a checkpoint on demand and running a full verification are for
 auditors and for system clients allowed to read AuditEvents.
 
@@ -17,10 +18,12 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from engine.audit.note import note
+from engine.audit.record import event_of
 from engine.audit.verify import verify_online
+from engine.audit.view import patients_named
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
-from engine.auth.policy import require_audit_admin
+from engine.auth.policy import require_audit_admin, require_record_of_theirs
 from engine.bounds import int_query
 from engine.engine import Engine
 from engine.errors import BadRequest
@@ -78,6 +81,8 @@ def inclusion(request: Request, leaf: int = int_query(...), size: int | None = i
     doc = log.get(leaf)
     if doc is None:
         raise BadRequest(f"record {leaf} is missing from the log")
+    if caller.restricted:
+        require_record_of_theirs(caller, patients_named(event_of(doc["data"])))
     return {"leaf_index": leaf, "tree_size": size, "leaf_hash": doc["hash"],
             "audit_path": [h.hex() for h in log.inclusion_proof(leaf, size)], "root": log.root_at(size).hex()}
 

@@ -107,6 +107,16 @@ def require_audit_admin(caller: Caller) -> None:
     raise Forbidden("only auditors and systems allowed to read AuditEvents may do this")
 
 
+def require_record_of_theirs(caller: Caller, patients: Collection[str]) -> None:
+    """A proof of one audit record (``/audit/proof/inclusion``) for a resident: only of a record that
+    names one of the patients they are or act for; any other is "not found", as a resource outside
+    their compartment is. A leaf hash names nobody, but a record's bytes are predictable enough
+    (its number, the millisecond, who, which patient) that its hash confirms a guess such as "this
+    doctor read that neighbour's file at 10:02", so a resident may not collect other people's."""
+    if caller.restricted and not any(caller.sees_patient(pid) for pid in patients):
+        raise NotFound("no audit record of yours with this number")
+
+
 def audit_remit(caller: Caller, site: Any, site_dir: Path | str | None) -> frozenset[str] | None:
     """The institutions whose flags and figures the caller may see; None: every institution (a
     system client, or staff not bound to a remit)."""
