@@ -284,3 +284,23 @@ def assert_acked_kept(engine: Any, messages: list[bytes], acked: dict[bytes, str
     assert all(o.duplicate for o, m in zip(outcomes, messages, strict=True) if m.split(b"|")[9] in acked)
     assert engine.repository.search("Observation", [("_summary", "count")]).total == 12 * len(messages)
     return outcomes
+
+
+def wait_until_worker_waits_for_lock(ingestor, timeout: float = 30) -> None:
+    """Return once the ingest worker stands at ``with self._lock:`` in ``Ingestor._work`` (the
+    batch lock a test holds), so messages sent now queue up instead of joining the batch it took.
+    A fixed sleep assumed the worker is scheduled within it; on a loaded machine (CI on two cores,
+    tests in parallel) it was not, and the next messages joined the held batch."""
+    import linecache
+    import sys
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = sys._current_frames().get(ingestor._worker.ident)
+        while frame is not None and frame.f_code.co_name != "_work":
+            frame = frame.f_back
+        if frame is not None and "self._lock" in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+            return
+        assert time.monotonic() < deadline, "the ingest worker never reached the batch lock"
+        time.sleep(0.002)

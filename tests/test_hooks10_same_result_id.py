@@ -28,7 +28,7 @@ from adapters.listeners.mllp import frame
 from bench.ingest import oru_lab
 from engine.engine import Engine
 from engine.identity.mpi import KEY_FILE
-from tests.conftest import running_mllp
+from tests.conftest import running_mllp, wait_until_worker_waits_for_lock
 from tests.test_recognition_batch import _settings, _state, _warnings
 
 ALT = "ALT^丙氨酸氨基转移酶^L"
@@ -94,7 +94,7 @@ def _in_one_mllp_batch(engine: Engine, raws: list[bytes]) -> list[bytes]:
         with ingestor._lock:  # the batch lock: the worker takes its next batch, then waits for it
             sock.sendall(frame(_lab(12, "HOLD")))
             _wait(lambda: ingestor._queue.qsize() == 0 and ingestor.stats.batches == batches)
-            time.sleep(0.05)  # the worker has the held message and waits for the lock
+            wait_until_worker_waits_for_lock(ingestor)  # the worker has the held message
             sock.sendall(b"".join(frame(raw) for raw in raws))
             _wait(lambda: ingestor._queue.qsize() == len(raws))
         acks = _read_acks(sock, 1 + len(raws))[1:]

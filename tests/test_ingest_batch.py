@@ -19,7 +19,7 @@ from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, RECEIVED, message_id
 from engine.repository.sqlite_store import FlatTransactionFailed, SqliteStore
 from engine.settings import Settings
-from tests.conftest import REPO_ROOT, assert_acked_kept, kill_mid_stream
+from tests.conftest import REPO_ROOT, assert_acked_kept, kill_mid_stream, wait_until_worker_waits_for_lock
 
 
 def test_flat_transaction_joins_nested_blocks_and_a_caught_failure_spoils_it(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_under_load_a_batch_waits_for_the_messages_on_their_way(settings: Settin
 
         with ing._lock:  # the worker takes message 0 and waits for the lock; 1 and 2 queue up
             first = send(0)
-            time.sleep(0.5)
+            wait_until_worker_waits_for_lock(ing)
             burst = [send(1), send(2)]
         assert first.result(timeout=60).code == "AA" and all(f.result(timeout=60).code == "AA" for f in burst)
         batches = ing.stats.batches
