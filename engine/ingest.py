@@ -42,7 +42,6 @@ import contextlib
 import hashlib
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +63,7 @@ from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
 from engine.errors import FhirError
 from engine.inflight import POISON_DEATHS, InFlightJournal
+from engine.merge_rules import field_of
 from engine.messages import (
     PROCESSED,
     QUARANTINED,
@@ -1325,15 +1325,12 @@ def _bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 def _issue_to_warning(issue: dict[str, Any]) -> HL7Error:
     text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code", "warning")
     severity = "I" if issue.get("severity") == "information" else "W"
-    # the field that stated the value (``ORC[1]-5``, engine.merge_rules.located): ERR-2 (mfix12)
-    at = _V2_FIELD.match((issue.get("location") or ("",))[0])
+    # the field that stated the value (``ORC[1]-5``, engine.merge_rules.located/field_of): ERR-2 (mfix12)
+    at = field_of((issue.get("location") or ("",))[0])
     if at is not None:
-        return HL7Error(str(text), segment=at[1], sequence=int(at[2]), field=int(at[3]), code=MESSAGE_ACCEPTED,
+        return HL7Error(str(text), segment=at[0], sequence=at[1], field=at[2], code=MESSAGE_ACCEPTED,
                         severity=severity, ack_code="AA")
     return HL7Error(str(text), code=MESSAGE_ACCEPTED, severity=severity, ack_code="AA")
-
-
-_V2_FIELD = re.compile(r"^([A-Z][A-Z0-9]{2})\[(\d+)\]-(\d+)$")
 
 
 def _sender(item: _Item) -> Requestor:

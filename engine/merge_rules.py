@@ -65,6 +65,16 @@ def located(where: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
     return None
 
 
+_LOCATED = re.compile(r"^([A-Z][A-Z0-9]{2})\[(\d+)\]-(\d+)$")
+
+
+def field_of(location: str) -> tuple[str, int, int] | None:
+    """Segment, its occurrence and field of a ``located`` text (``ORC[1]-5``: ERR-2), else None --
+    the one reader of what ``located`` writes."""
+    at = _LOCATED.match(location)
+    return (at[1], int(at[2]), int(at[3])) if at is not None else None
+
+
 @dataclass(frozen=True)
 class Slice:
     """Entries of a list element that belong to their owners alone (e.g. the index's Patient.link)."""
@@ -331,7 +341,7 @@ class MergeRules:
         for name in incoming:
             # a primitive marked data-absent in its ``_`` twin beside a stored value that stayed: the
             # value stands, and the two never say "is X" and "is unknown" together
-            if name[0] == "_" and name[1:] in out and name[1:] not in incoming and _absent(incoming[name]):
+            if name.startswith("_") and name[1:] in out and name[1:] not in incoming and _absent(incoming[name]):
                 out.pop(name, None)
         for name in incoming:  # one value per choice: valueString replacing valueQuantity drops it
             siblings = plan.choices.get(name)

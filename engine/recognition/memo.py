@@ -80,12 +80,6 @@ class GroupMemo:
             docs[doc_id] = self.coll.get(doc_id)
         return docs[doc_id]
 
-    def remembered(self) -> list[Document]:
-        """The documents remembered in this thread's scope (deferred ones not yet written
-        included): what a query of the stored collection does not see yet."""
-        docs = self._docs()
-        return [d for d in (docs or {}).values() if d is not None]
-
     def prefetch(self, doc_ids: Iterable[str]) -> None:
         """Fetch the documents of ``doc_ids`` not yet remembered in one query (inside a scope only)."""
         docs = self._docs()

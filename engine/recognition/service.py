@@ -1105,7 +1105,8 @@ class Recognition:
             if check is not None:  # the order is known only from its order-time record
                 return _checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
                                       patient=repeat.patient)
-        # placed: when huren first held the result (a moved prior counts only if theirs by then)
+        # placed: when huren has held the result final (``final_at``, else when first stored: index.from_doc;
+        # a moved prior counts only if theirs by then)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
                      ref=repeat.order, patient=repeat.patient, placed=repeat.held)
 
