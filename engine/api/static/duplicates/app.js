@@ -13,6 +13,10 @@
   // Which list a reply belongs to: each load starts a new one, and a reply (a load's or a page's)
   // asked for an older list is dropped -- else a page of the old filters landed under the new ones.
   let generation = 0;
+  // Which flag's evidence is to be shown: each click opens a new one, and a reply for a flag opened
+  // before it is dropped -- else a slow reply for flag A, landing after B's, put A's evidence on the
+  // screen and made A the target of the review the auditor then submitted for B.
+  let opening = 0;
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function cell(tr, value, cls, label) {
@@ -186,8 +190,10 @@
   }
 
   async function openFlag(id, tr) {
+    const mine = ++opening;
     try {
       const ev = await api("/reports/duplicates/" + encodeURIComponent(id));
+      if (mine !== opening) return; // another flag was opened (or the evidence closed) meanwhile
       currentFlag = id;
       document.querySelectorAll("#flags tr.selected").forEach((el) => el.classList.remove("selected"));
       if (tr) tr.classList.add("selected");
@@ -224,7 +230,7 @@
       $("#ev-title").focus({ preventScroll: true });
       $("#evidence").scrollIntoView({ block: "start" });
       message("");
-    } catch (e) { message(e.message); }
+    } catch (e) { if (mine === opening) message(e.message); }
   }
 
   async function whoami() {
@@ -255,10 +261,11 @@
     finally { if (mine === generation) $("#more").disabled = false; }
   }
 
-  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); $("#evidence").hidden = true; load(); });
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); opening++; $("#evidence").hidden = true; load(); });
   $("#rate-by").addEventListener("change", () => load());
   $("#more").addEventListener("click", () => more());
   $("#ev-close").addEventListener("click", () => {
+    opening++; // a reply still on its way does not open the evidence again
     $("#evidence").hidden = true;
     const back = document.querySelector('#flags tr.selected button.open');
     if (back) back.focus();

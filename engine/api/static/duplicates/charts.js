@@ -8,7 +8,7 @@ window.hurenStaff = (function () {
     let res;
     try { res = await fetch("/ui/session", { credentials: "same-origin" }); }
     catch (e) { document.querySelector("#message").textContent = window.hurenWords.failure(0); return null; }
-    if (!res.ok) { location.assign("/ui/signin?next=" + encodeURIComponent(page)); return null; }
+    if (!res.ok) { window.hurenWords.signInAgain(page); return null; } // words.js decides how
     const session = await res.json();
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
     document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " + session.institution +

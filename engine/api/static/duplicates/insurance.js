@@ -38,6 +38,7 @@
   }
   // measure url -> its FHIR scoring (proportion, ratio, cohort, continuous-variable), from the
   // published Measures; FHIR's proportion is the one whose score is a percentage of its population
+  // (null until they are read; asked again at the next load when they could not be read).
   let scoring = null;
   async function definitions() {
     if (scoring) return scoring;
@@ -48,9 +49,17 @@
         const code = (((e.resource.scoring || {}).coding || [])[0] || {}).code;
         if (e.resource.url && code) found[e.resource.url] = code;
       }
-    } catch (e) { /* a role that may not read the definitions: every figure shown as its number */ }
+    } catch (e) { return null; } // a role that may not read them (403), or no network: said by the note
     scoring = found;
     return found;
+  }
+  // Without the definitions no figure can be known to be a percentage: each is shown as its number,
+  // and the page says why rather than leaving "0.6667" unexplained.
+  function definitionsNote(defs) {
+    const note = $("#ind-note");
+    note.hidden = defs !== null;
+    text(note, defs === null ? "无法读取指标定义，不能显示百分比：以下数值均为原始比值（如 0.5 即 50%）。" +
+      " The indicator definitions could not be read, so no figure is shown as a percentage." : "");
   }
   function isPercent(report) { return (scoring || {})[report.measure] === "proportion"; }
   function figures(g) {
@@ -150,23 +159,37 @@
     out.dataset.loaded = "1";
   }
 
+  // Which month's indicators and which year's settlement are to be shown: each load asks for a new
+  // one and a reply for an older one is dropped -- else March asked, then April, and March's slower
+  // reply landed last and was shown under "April".
+  let indicatorsAsked = 0, settlementAsked = 0;
   async function loadIndicators() {
+    const mine = ++indicatorsAsked;
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
     try {
-      const [bundle] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
-      renderIndicators(bundle); message("#message", ""); document.body.dataset.indicators = "1";
+      const [bundle, defs] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
+      if (mine !== indicatorsAsked) return;
+      definitionsNote(defs);
+      renderIndicators(bundle); message("#message", "");
+      $("#indicators").dataset.month = q.get("month"); document.body.dataset.indicators = "1";
     }
-    catch (e) { message("#message", e.message); }
+    catch (e) { if (mine === indicatorsAsked) message("#message", e.message); }
   }
   async function loadSettlement() {
+    const mine = ++settlementAsked;
     const form = $("#settlement-form");
     const q = new URLSearchParams({ year: form.elements.year.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
     $("#settlement").replaceChildren();
-    try { renderSettlement(await api("/reports/settlement?" + q)); message("#set-message", ""); }
-    catch (e) { message("#set-message", e.message); }
+    try {
+      const report = await api("/reports/settlement?" + q);
+      if (mine !== settlementAsked) return;
+      renderSettlement(report); message("#set-message", "");
+      $("#settlement").dataset.year = q.get("year");
+    }
+    catch (e) { if (mine !== settlementAsked) return; message("#set-message", e.message); }
     document.body.dataset.settlement = "1";
   }
 
