@@ -341,6 +341,7 @@ class Segment:
         self._kept, self._depth, self._since_sync = False, 0, False
         _keeping.discard(self)
         self._closer()  # (closing the file releases its lock)
+        self.fd = -1  # a use after close fails (EBADF), never reaches a file that reused the number
 
     # -- helpers
     def _header(self, size: int) -> tuple[int, int]:
