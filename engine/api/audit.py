@@ -49,9 +49,11 @@ def checkpoints(request: Request, since: int = int_query(0, description="first c
                 caller: Caller = Depends(get_caller)) -> dict[str, Any]:
     note(request, action="audit-access", detail={"checkpoints_since": since})
     cps = engine.audit.list_checkpoints(since_seq=since, limit=limit)
-    latest = engine.audit.latest_checkpoint()
+    latest = engine.audit.latest_checkpoint()  # the newest signed statement: a seal has ``"seal": true``, no ``seq``
+    seal = engine.audit.latest_seal()
     return {"origin": engine.audit.origin, "size": engine.audit.size,
-            "latest": latest.as_json() if latest else None, "checkpoints": [c.as_json() for c in cps]}
+            "latest": latest.as_json() if latest else None, "seal": seal.as_json() if seal else None,
+            "checkpoints": [c.as_json() for c in cps]}
 
 
 @router.post("/checkpoints", status_code=201)

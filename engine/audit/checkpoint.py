@@ -8,6 +8,8 @@ A checkpoint commits to the whole log at one size. Text (UTF-8, every line ends 
     time 2026-11-23T11:30:00.123456Z       <- extension line: when it was signed (UTC)
     seq 7                                  <- extension line: checkpoint number, 0, 1, 2... (a deleted
                                               checkpoint leaves a gap the verifier reports)
+    seal                                   <- in place of ``seq`` in the seal only (``AuditLog.seal``): the seal
+                                              has no number, so no number is ever signed over two roots
     recovered 1000                         <- optional extension line: records 1000..size-1 were signed as
                                               found (at a process's start, or a damaged file's records
                                               taken back), not by the process that appended them
@@ -53,6 +55,7 @@ class Checkpoint:
     signature: bytes
     text: str
     recovered: int | None = None  # records recovered..size-1 were signed as found (see above)
+    seal: bool = False  # the seal (a ``seal`` line, no ``seq``: it carries no checkpoint number; ``seq`` is -1)
 
     def body(self) -> str:
         """The signed body as stored (extension lines this release does not know included)."""
@@ -61,6 +64,9 @@ class Checkpoint:
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {"seq": self.seq, "size": self.size, "root": self.root.hex(), "time": self.time,
                                   "key_id": self.key_id, "origin": self.origin, "note": self.text}
+        if self.seal:  # no number: a monitor must never see one number signed over two roots
+            del out["seq"]
+            out["seal"] = True
         if self.recovered is not None:
             out["recovered"] = self.recovered
         return out
@@ -70,9 +76,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be parsed."""
 
 
-def body_text(origin: str, size: int, root: bytes, time: str, seq: int, recovered: int | None = None) -> str:
+def body_text(origin: str, size: int, root: bytes, time: str, seq: int, recovered: int | None = None,
+              seal: bool = False) -> str:
     tail = "" if recovered is None else f"recovered {recovered}\n"
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\nseq {seq}\n{tail}"
+    number = "seal" if seal else f"seq {seq}"
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {time}\n{number}\n{tail}"
 
 
 def now_utc() -> str:
@@ -80,16 +88,18 @@ def now_utc() -> str:
 
 
 def sign_checkpoint(keys: AuditKeys, origin: str, size: int, root: bytes, seq: int,
-                    time: str | None = None, *, recovered: int | None = None) -> Checkpoint:
+                    time: str | None = None, *, recovered: int | None = None, seal: bool = False) -> Checkpoint:
     """``recovered``: the first of the records this signer found rather than appended (``None``:
-    none); a value at or past ``size`` states nothing and is left out."""
+    none); a value at or past ``size`` states nothing and is left out. ``seal``: the seal, with a
+    ``seal`` line in place of ``seq`` (``seq`` is ignored and -1 in the result)."""
     if recovered is not None and not 0 <= recovered < size:
         recovered = None
     time = time or now_utc()
-    body = body_text(origin, size, root, time, seq, recovered)
+    seq = -1 if seal else seq
+    body = body_text(origin, size, root, time, seq, recovered, seal)
     key_id, sig = keys.sign(body.encode())
     line = f"{SIG_PREFIX}{keys.name} {base64.b64encode(bytes.fromhex(key_id) + sig).decode()}\n"
-    return Checkpoint(origin, size, root, time, seq, key_id, sig, body + "\n" + line, recovered)
+    return Checkpoint(origin, size, root, time, seq, key_id, sig, body + "\n" + line, recovered, seal)
 
 
 def parse_checkpoint(text: str) -> Checkpoint:
@@ -107,14 +117,17 @@ def parse_checkpoint(text: str) -> Checkpoint:
     ext: dict[str, str] = {}
     for line in lines[3:]:
         name, _, value = line.partition(" ")
-        if name in ("time", "seq", "recovered"):
+        if name in ("time", "seq", "recovered", "seal"):
             if name in ext:
                 raise CheckpointError(f"extension line {name!r} appears twice")
             ext[name] = value
-    if "time" not in ext or "seq" not in ext:
-        raise CheckpointError("body must carry 'time …' and 'seq …' extension lines")
+    seal = "seal" in ext
+    if seal and ext["seal"]:
+        raise CheckpointError("the 'seal' extension line carries nothing after it")
+    if "time" not in ext or seal == ("seq" in ext):
+        raise CheckpointError("body must carry a 'time …' extension line and either 'seq …' or 'seal' (not both)")
     try:
-        size, seq = int(lines[1]), int(ext["seq"])
+        size, seq = int(lines[1]), -1 if seal else int(ext["seq"])
         recovered = int(ext["recovered"]) if "recovered" in ext else None
         if recovered is not None and not 0 <= recovered < size:
             raise CheckpointError(f"recovered {recovered} is outside 0..{size - 1}")
@@ -128,7 +141,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise CheckpointError(f"malformed checkpoint: {exc}") from exc
     if len(root) != 32 or len(raw) != 68:
         raise CheckpointError("root hash must be 32 bytes and the signature 4 + 64 bytes")
-    return Checkpoint(lines[0], size, root, ext["time"], seq, raw[:4].hex(), raw[4:], text, recovered)
+    return Checkpoint(lines[0], size, root, ext["time"], seq, raw[:4].hex(), raw[4:], text, recovered, seal)
 
 
 def verify_checkpoint(cp: Checkpoint, keys: AuditKeys) -> bool:

@@ -226,20 +226,18 @@ class AuditLog:
         self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
         # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers): an
         # unsigned tail is found only when this process opened the log with no live writer
-        self._writers = Writers(store.path) if self._segment is not None and writer else None
-        alone = self._writers.join() if self._writers is not None else True
-        try:
+        self._writers: Writers | None = None
+        try:  # (a damaged segment, a lock call that fails): no file is left open behind the error
+            self._writers = Writers(store.path) if self._segment is not None and writer else None
+            alone = self._writers.join() if self._writers is not None else True
             self._reload()
-        except BaseException:  # (a damaged segment): its file is not left open behind the error
-            if self._segment is not None:
-                self._segment.close()
+            if alone and self._frontier.size > self._signed_size:  # records no signature covers, written
+                self._unproven_from = self._signed_size  # before this process opened the log, by none alive
             if self._writers is not None:
-                self._writers.close()
+                self._writers.share()
+        except BaseException:
+            self._close_files()
             raise
-        if alone and self._frontier.size > self._signed_size:  # records no signature covers, written
-            self._unproven_from = self._signed_size  # before this process opened the log, by none alive
-        if self._writers is not None:
-            self._writers.share()
 
     # ------------------------------------------------------------------ state
     def _stored_origin(self, proposed: str) -> str:
@@ -852,13 +850,14 @@ class AuditLog:
         self._refuse_if_damaged()  # a checkpoint of a right edge that is not the log's would sign a lie
         return self._store_checkpoint(self._sign(frontier))
 
-    def _sign(self, frontier: merkle.Frontier) -> Checkpoint:
+    def _sign(self, frontier: merkle.Frontier, *, seal: bool = False) -> Checkpoint:
         """The next checkpoint of ``frontier``, saying which of its records this process found
-        rather than appended (``recovered``), if any."""
+        rather than appended (``recovered``), if any. ``seal``: the seal, which carries no number
+        (a ``seal`` line): numbering it as the next checkpoint would sign one number over two roots."""
         if self._unproven_from is not None:
             self._drop_covered()
         return sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1,
-                               recovered=self._unproven_from)
+                               recovered=self._unproven_from, seal=seal)
 
     def _drop_covered(self) -> None:
         """Found records a valid signature already covers (a peer's seal or checkpoint, signed
@@ -917,8 +916,9 @@ class AuditLog:
 
     def seal(self) -> Checkpoint | None:
         """Sign the whole log as it stands in the seal (``audit_meta/seal``), replacing the last
-        one: a checkpoint (same signed text, numbered as the next numbered checkpoint will be) that
-        is not kept once a later one signs more. ``None`` when nothing is new since the last seal
+        one: a checkpoint's signed text with a ``seal`` line in place of ``seq`` (no number: one
+        numbered as the next checkpoint, as before, signed that number over two roots), not kept
+        once a later one signs more. ``None`` when nothing is new since the last seal
         or checkpoint. Records this process found rather than appended get a numbered checkpoint
         instead (``recovered`` must stay on record, not be overwritten a second later).
 
@@ -944,7 +944,7 @@ class AuditLog:
                         cp = None
                     else:
                         self._refuse_if_damaged()
-                        cp = self._sign(self._frontier)
+                        cp = self._sign(self._frontier, seal=True)
                         if cp.recovered is not None:  # (found records: ``checkpoint`` keeps them on record)
                             raise _Found
                         self.meta.replace({"_id": SEAL, "size": cp.size, "note": cp.text})
@@ -1062,6 +1062,13 @@ class AuditLog:
             self.drain()
         except Exception:
             log.exception("audit: moving the segment's records into the table failed")
+        self._close_files()
+
+    def _close_files(self) -> None:
+        """The segment file and the writers' lock file: one descriptor each per open log, left
+        open by ``close`` before (one ``audit.segment`` descriptor per open/close cycle)."""
+        if self._segment is not None:
+            self._segment.close()
         if self._writers is not None:  # no longer a live writer (a later opener may find a tail)
             self._writers.close()
 

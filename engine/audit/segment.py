@@ -262,6 +262,8 @@ class Segment:
 
     def pending(self) -> bool:
         """Whether the file holds frames (no lock: a hint, for readers deciding to drain)."""
+        if self.fd < 0:  # (closed: see ``close``)
+            self._open()
         return os.fstat(self.fd).st_size > HEADER.size
 
     def forget(self) -> None:
@@ -341,6 +343,8 @@ class Segment:
         self._kept, self._depth, self._since_sync = False, 0, False
         _keeping.discard(self)
         self._closer()  # (closing the file releases its lock)
+        # never a file that reused the number: a use after close (a log used again once closed)
+        self.fd, self._fork = -1, -1  # opens the file again, as after a fork
 
     # -- helpers
     def _header(self, size: int) -> tuple[int, int]:

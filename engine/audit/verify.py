@@ -100,7 +100,7 @@ class Report:
                          if self.signed_size else "OK: every record and tree node verifies; ")
             lines[-1] += (f"{self.unsigned} record(s) ({self.records - self.unsigned}..{self.records - 1}) lie past the "
                           "last signed checkpoint: no signature covers them, so nothing proves their content (a "
-                          "running server signs them within HUREN_AUDIT_CHECKPOINT_SECONDS; `huren audit "
+                          "running server seals them within HUREN_AUDIT_SEAL_SECONDS; `huren audit "
                           "checkpoint` signs them as they are now)")
         else:
             first = self.first_bad_record
@@ -146,6 +146,10 @@ class Verifier:
                 cp = parse_checkpoint(doc["note"])
             except (CheckpointError, KeyError, TypeError) as exc:
                 self.problem("checkpoint", f"checkpoint #{pos}: unreadable ({exc})", checkpoint=doc.get("seq"))
+                continue
+            if cp.seal:  # (the seal has no number: it belongs in ``audit_meta``, not among the numbered)
+                self.problem("checkpoint", f"checkpoint #{pos}: a seal (size {cp.size}), which carries no "
+                             "number, stored as a numbered checkpoint")
                 continue
             if not verify_checkpoint(cp, self.keys):
                 why = "unknown key id" if cp.key_id not in self.keys.public else "bad signature"
