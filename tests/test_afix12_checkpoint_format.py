@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit.checkpoint import SIG_PREFIX, CheckpointError, parse_checkpoint, verify_checkpoint
+from engine.audit.checkpoint import CheckpointError, parse_checkpoint, signed_note, verify_checkpoint
 from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
@@ -18,8 +18,7 @@ from tests.test_audit_log import event
 
 
 def _note(keys: AuditKeys, body: str) -> str:
-    key_id, sig = keys.sign(body.encode())
-    return f"{body}\n{SIG_PREFIX}{keys.name} {base64.b64encode(bytes.fromhex(key_id) + sig).decode()}\n"
+    return signed_note(keys, body)[2]
 
 
 def test_an_unknown_extension_line_is_accepted_and_signed_over(settings: Settings) -> None:

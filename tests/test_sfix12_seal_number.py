@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine.audit.checkpoint import SIG_PREFIX, CheckpointError, parse_checkpoint, verify_checkpoint
+from engine.audit.checkpoint import CheckpointError, parse_checkpoint, signed_note, verify_checkpoint
 from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
@@ -62,8 +62,7 @@ def test_no_number_is_signed_over_two_roots(http, engine, client_token) -> None:
 
 
 def _note(keys: AuditKeys, body: str) -> str:
-    key_id, sig = keys.sign(body.encode())
-    return f"{body}\n{SIG_PREFIX}{keys.name} {base64.b64encode(bytes.fromhex(key_id) + sig).decode()}\n"
+    return signed_note(keys, body)[2]
 
 
 def test_the_parser_takes_seq_or_seal_not_both(settings: Settings) -> None:

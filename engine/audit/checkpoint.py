@@ -97,9 +97,16 @@ def sign_checkpoint(keys: AuditKeys, origin: str, size: int, root: bytes, seq: i
     time = time or now_utc()
     seq = -1 if seal else seq
     body = body_text(origin, size, root, time, seq, recovered, seal)
+    key_id, sig, text = signed_note(keys, body)
+    return Checkpoint(origin, size, root, time, seq, key_id, sig, text, recovered, seal)
+
+
+def signed_note(keys: AuditKeys, body: str) -> tuple[str, bytes, str]:
+    """``body`` signed as a C2SP signed note: the key id, the signature and the note's text (the
+    body, a blank line, one signature line). Any body: the tests sign hand-written ones with it."""
     key_id, sig = keys.sign(body.encode())
     line = f"{SIG_PREFIX}{keys.name} {base64.b64encode(bytes.fromhex(key_id) + sig).decode()}\n"
-    return Checkpoint(origin, size, root, time, seq, key_id, sig, body + "\n" + line, recovered, seal)
+    return key_id, sig, body + "\n" + line
 
 
 def parse_checkpoint(text: str) -> Checkpoint:
