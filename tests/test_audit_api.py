@@ -115,7 +115,9 @@ def test_keys_init_creates_the_audit_key_read_only(settings: Settings, monkeypat
     assert "audit key" in capsys.readouterr().out
 
 
-def test_a_resident_lists_who_accessed_their_records(http, engine, client_token) -> None:
+def two_patients_read_by_a_hospital(http: TestClient, engine: Engine, client_token) -> str:
+    """Patients p1 and p2, each read once by a hospital system (his-fnxrmyy); returns the token of
+    p1's resident: the log then holds a record naming p1 and one naming p2."""
     for pid in ("p1", "p2"):
         engine.repository.update({"resourceType": "Patient", "id": pid, "name": [{"family": "张"}]})
     his = bearer(client_token(engine, "system/*.rs", "his-fnxrmyy"))
@@ -123,6 +125,11 @@ def test_a_resident_lists_who_accessed_their_records(http, engine, client_token)
     assert http.get("/fhir/Patient/p2", headers=his).status_code == 200
     token, _ = engine.auth.issue_token(subject="resident-1", kind="patient", client_id="app",
                                        scopes=["patient/*.rs"], patient="p1")
+    return token
+
+
+def test_a_resident_lists_who_accessed_their_records(http, engine, client_token) -> None:
+    token = two_patients_read_by_a_hospital(http, engine, client_token)
     r = http.get("/fhir/AuditEvent?patient=p1", headers=bearer(token))
     assert r.status_code == 200, r.text
     events = [e["resource"] for e in r.json().get("entry", [])]

@@ -10,10 +10,7 @@ from engine.api.app import create_app
 from engine.audit import merkle
 from engine.audit.view import patients_named
 from engine.engine import Engine
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.test_audit_api import bearer, two_patients_read_by_a_hospital
 
 
 def _leaf_naming(engine: Engine, pid: str) -> int:
@@ -24,14 +21,7 @@ def _leaf_naming(engine: Engine, pid: str) -> int:
 
 def test_a_resident_gets_proofs_of_their_own_records_only(engine: Engine, client_token) -> None:
     http = TestClient(create_app(engine))
-    for pid in ("p1", "p2"):
-        engine.repository.update({"resourceType": "Patient", "id": pid, "name": [{"family": "张"}]})
-    his = _bearer(client_token(engine, "system/*.rs", "his-fnxrmyy"))
-    assert http.get("/fhir/Patient/p1", headers=his).status_code == 200
-    assert http.get("/fhir/Patient/p2", headers=his).status_code == 200
-    token, _ = engine.auth.issue_token(subject="resident-1", kind="patient", client_id="app",
-                                       scopes=["patient/*.rs"], patient="p1")
-    resident = _bearer(token)
+    resident = bearer(two_patients_read_by_a_hospital(http, engine, client_token))
     assert http.get("/fhir/Patient/p1", headers=resident).status_code == 200
     size = engine.audit.size
     mine, theirs = _leaf_naming(engine, "p1"), _leaf_naming(engine, "p2")
@@ -46,6 +36,6 @@ def test_a_resident_gets_proofs_of_their_own_records_only(engine: Engine, client
     assert r.status_code == 404, r.text
     assert r.json()["resourceType"] == "OperationOutcome" and "leaf_hash" not in r.text
 
-    auditor = _bearer(client_token(engine, "system/AuditEvent.rs", "insurance-audit"))
+    auditor = bearer(client_token(engine, "system/AuditEvent.rs", "insurance-audit"))
     r = http.get(f"/audit/proof/inclusion?leaf={theirs}&size={size}", headers=auditor)
     assert r.status_code == 200 and r.json()["leaf_index"] == theirs
