@@ -151,14 +151,7 @@ class Verifier:
                 self.problem("checkpoint", f"checkpoint #{pos}: a seal (size {cp.size}), which carries no "
                              "number, stored as a numbered checkpoint")
                 continue
-            if not verify_checkpoint(cp, self.keys):
-                why = "unknown key id" if cp.key_id not in self.keys.public else "bad signature"
-                self.problem("signature", f"checkpoint {cp.seq} (size {cp.size}): {why} {cp.key_id}",
-                             checkpoint=cp.seq)
-                continue
-            if self.origin is not None and cp.origin != self.origin:
-                self.problem("checkpoint", f"checkpoint {cp.seq}: signed for another log ({cp.origin})",
-                             checkpoint=cp.seq)
+            if not self._trusted(cp, f"checkpoint {cp.seq}", checkpoint=cp.seq):
                 continue
             for name, want in (("seq", cp.seq), ("size", cp.size), ("root", cp.root.hex())):
                 if name in doc and doc[name] != want:
@@ -187,6 +180,18 @@ class Verifier:
         if cps:
             self.report.signed_size = max(c.size for c in cps)
 
+    def _trusted(self, cp: Checkpoint, name: str, checkpoint: int | None = None) -> bool:
+        """Whether a signed statement (a checkpoint, the seal) is signed by a key of this log and
+        for this log; the problem is noted as ``name``'s when not."""
+        if not verify_checkpoint(cp, self.keys):
+            why = "unknown key id" if cp.key_id not in self.keys.public else "bad signature"
+            self.problem("signature", f"{name} (size {cp.size}): {why} {cp.key_id}", checkpoint=checkpoint)
+            return False
+        if self.origin is not None and cp.origin != self.origin:
+            self.problem("checkpoint", f"{name}: signed for another log ({cp.origin})", checkpoint=checkpoint)
+            return False
+        return True
+
     def add_seal(self, doc: dict[str, Any] | None) -> None:
         """The log's seal (``AuditLog.seal``: the whole log signed in place each second), after
         the checkpoints: checked like one (signature, origin, its root against the records at its
@@ -198,12 +203,7 @@ class Verifier:
         except (CheckpointError, KeyError, TypeError) as exc:
             self.problem("checkpoint", f"the seal is unreadable ({exc})")
             return
-        if not verify_checkpoint(cp, self.keys):
-            why = "unknown key id" if cp.key_id not in self.keys.public else "bad signature"
-            self.problem("signature", f"the seal (size {cp.size}): {why} {cp.key_id}")
-            return
-        if self.origin is not None and cp.origin != self.origin:
-            self.problem("checkpoint", f"the seal is signed for another log ({cp.origin})")
+        if not self._trusted(cp, "the seal"):
             return
         if cp.size <= self.report.signed_size:
             return
