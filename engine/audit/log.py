@@ -871,12 +871,8 @@ class AuditLog:
         if (newest is None or self._unproven_from is None or newest.size <= self._unproven_from
                 or not self.keys.public or not verify_checkpoint(newest, self.keys)):
             return
-        try:
-            if merkle.range_hash(0, newest.size, self.subtree_hash) != newest.root:
-                return
-        except LookupError:
-            return
-        self._unproven_from = None
+        if self._tree_mismatch(newest, newest.size) is None:  # (its size: this process may know fewer)
+            self._unproven_from = None
 
     def _signed_through(self, cp: Checkpoint | None) -> None:
         """After the commit of ``cp``: the records it covers are this process's to vouch for now."""
