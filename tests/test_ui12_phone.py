@@ -230,11 +230,13 @@ def test_session_ended_elsewhere_and_no_network_are_said_in_plain_chinese(engine
     browser.wait_for("location.pathname === '/ui/signin' && document.querySelector('#signin-notice') !== null")
     assert "登录已过期" in browser.eval("document.querySelector('#signin-notice').innerText")
     assert browser.eval("document.querySelector('#name').value") == ""
-    assert browser.eval("document.activeElement.id") == "name"  # ready to type, no tap needed first
+    # ready to type, no tap needed first (autofocus: the browser moves the focus at its next rendering
+    # update, after the page is parsed, so it is waited for, not read at once)
+    assert browser.wait_for("document.activeElement.id === 'name'")
     # a wrong code keeps the name and puts the cursor in the password, which must be typed again
     type_into_signin(browser, "wang.li", "000000" if rfc6238(secret, time.time()) != "000000" else "111111")
     browser.wait_for("document.querySelector('#signin-error') !== null")
-    assert browser.eval("document.activeElement.id") == "password"
+    assert browser.wait_for("document.activeElement.id === 'password'")
     type_into_signin(browser, "wang.li", rfc6238(secret, time.time() + 30))
     browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
     assert browser.eval("document.querySelectorAll('#flags tbody tr.flag').length") == 1
