@@ -38,6 +38,11 @@ SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
 IMPROVEMENT = "http://terminology.hl7.org/CodeSystem/measure-improvement-notation"
 FIGURES_EXT = "urn:huren:StructureDefinition:measure-figures"
 UCUM = "http://unitsofmeasure.org"
+# R5's Measure.scoringUnit for R4 (the published cross-version extension): the unit a score is to be
+# read in. Only display: a report's measureScore keeps the unit it was computed in ("1"), and a
+# reader converts by UCUM (0.35 "1" is 35 "%").
+SCORING_UNIT_EXT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Measure.scoringUnit"
+SCORING_UNITS = {"%": "percent"}
 SCORES = ("quotient", "total", "growth")
 ZERO = Decimal(0)
 
@@ -63,6 +68,7 @@ SCHEMA: dict[str, Any] = {
                 "score": {"enum": list(SCORES)},
                 "improvement": {"enum": ["increase", "decrease"]},
                 "unit": {"type": "string"},
+                "scoring_unit": {"enum": list(SCORING_UNITS)},
                 "digits": {"type": "integer", "minimum": 0, "maximum": 8},
                 "baseline": {"enum": ["previous-year", "previous-month"]},
                 "description": {"type": "string"},
@@ -111,6 +117,7 @@ class MeasureDef:
     stratifiers: tuple[Stratifier, ...]
     baseline: str | None = None
     file: str = ""
+    scoring_unit: str | None = None  # the UCUM unit the score is to be read in (display only)
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,7 @@ def load(site_dir: Path | str | None) -> Measures:
                 populations=tuple(Population(p["code"], p["description"], p.get("criteria") or p["description"])
                                   for p in m["populations"]),
                 stratifiers=tuple(Stratifier(s["key"], s["name"], s["description"]) for s in m.get("stratifiers") or ()),
-                baseline=m.get("baseline"), file=str(path))
+                baseline=m.get("baseline"), file=str(path), scoring_unit=m.get("scoring_unit"))
     return Measures(by_id, classes) if classes else Measures(by_id)
 
 
@@ -201,6 +208,9 @@ def measure_resource(m: MeasureDef) -> dict[str, Any]:
         "description": m.description,
         "scoring": {"coding": [{"system": SCORING, "code": m.scoring}]},
     }
+    if m.scoring_unit:
+        out["extension"] = [{"url": SCORING_UNIT_EXT, "valueCodeableConcept": {
+            "coding": [{"system": UCUM, "code": m.scoring_unit, "display": SCORING_UNITS[m.scoring_unit]}]}}]
     if m.improvement:
         out["improvementNotation"] = {"coding": [{"system": IMPROVEMENT, "code": m.improvement}]}
     group: dict[str, Any] = {"population": [{**_population(p.code), "description": p.description,

@@ -50,11 +50,15 @@ def server(engine: Any) -> Iterator[str]:
 
 
 class Browser:
-    """Just enough of the Chrome DevTools protocol: navigate and evaluate."""
+    """Just enough of the Chrome DevTools protocol: navigate and evaluate. The browser is a Chinese
+    one, as the auditors' and residents' are: ``navigator.language`` and Accept-Language zh-CN, ICU's
+    default locale zh-CN (``Intl`` without a locale). It had been en-US. Headless Chromium still draws
+    its date pickers as mm/dd/yyyy whatever the language (``--lang``, ``LANGUAGE``, the locale
+    override: measured), so the pages say a picked date in words themselves."""
 
     def __init__(self, profile: Path) -> None:
         self.proc = subprocess.Popen(
-            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--lang=zh-CN", "--accept-lang=zh-CN",
              "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
@@ -66,6 +70,7 @@ class Browser:
         page = next(t for t in targets if t["type"] == "page")
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
         self.n = 0
+        self.send("Emulation.setLocaleOverride", locale="zh-CN")
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         self.n += 1
@@ -163,7 +168,8 @@ def test_auditor_reviews_a_flag_in_the_page(engine: Any, server: str, browser: B
     browser.eval("[...document.querySelectorAll('#flags tbody tr')].find(r => r.innerText.includes('CBC')).click(); true")
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
-    assert f"{A} · 2026年3月1日" in facts and "CNY 20.00" in facts and "7 天 days" in facts  # days as read in China
+    # days as read in China, institutions by name (with the code the filters take)
+    assert f"阜宁县人民医院（{A}） · 2026年3月1日" in facts and "CNY 20.00" in facts and "7 天 days" in facts
     assert "血常规" in browser.eval("document.querySelector('#ev-prior-words').innerText")  # in words, and
     assert "DiagnosticReport" in browser.eval("document.querySelector('#ev-prior').textContent")  # as FHIR, folded
     browser.eval("document.querySelector('#review [name=reason]').value = '无复查理由';"
@@ -228,4 +234,4 @@ def test_a_late_reason_is_shown_to_the_auditor(engine: Any, server: str, browser
     browser.eval("document.querySelector('#flags tbody tr').click(); true")
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
-    assert "迟录理由 Late reason" in facts and "R04: 急诊" in facts and "not counted" in facts
+    assert "迟录理由 Late reason" in facts and "R04 急诊急救" in facts and "：急诊" in facts and "not counted" in facts

@@ -143,6 +143,8 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         m.wait("document.getElementById('who').innerText.includes('家人孙伟（子女）')")
         who = mother.text("who")
         assert re.search(r"家人孙伟（子女）通过「[^」]+」代您(查询|查看)了您的", who), who
+        # the feed's system client has no display name: said by what it is, its id after it
+        assert "医院信息系统（interface-engine）发来了" in who and "interface-engine（" not in who, who
         mother.shot("05-mother-who-looked-big-360")
         fits(mother)
         m.eval("document.querySelector('[data-tab=family]').click()")

@@ -32,7 +32,7 @@ def test_indicators_and_settlement_fit_a_phone(march: TestClient, engine: Engine
     # the chart had labelled it "1", like a count
     labels = browser.eval("[...document.querySelectorAll('svg[data-measure=huren-county-treatment-rate] text')]"
                           ".map(t => t.textContent)")
-    assert "FNYLWSY" in labels and "100.00%" in labels and "1" not in labels, labels
+    assert "阜宁县益林镇中心卫生院（FNYLWSY）" in labels and "100.00%" in labels and "1" not in labels, labels
     counts = browser.eval("[...document.querySelectorAll('svg[data-measure=huren-duplicate-test-count] text')]"
                           ".map(t => t.textContent)")
     assert "1" in counts and not any(t.endswith("%") for t in counts)  # a count stays a number

@@ -168,11 +168,22 @@ def session_info(request: Request) -> Response:
     return JSONResponse({"name": a.name, "display": a.display or a.name, "role": a.role, "role_zh": r.label_zh,
                          "role_en": r.label_en, "institution": a.institution, "remit": a.remit or None,
                          "csrf": session.csrf, "expires": int(session.expires),
+                         **_names(request.app.state.engine),
                          # what the pages offer is what the access policy allows (the API still decides)
                          "can": {"duplicates": allowed(require_auditor, caller),
                                  "review": allowed(require_auditor, caller, review=True),
                                  "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter")}},
                         headers={"Cache-Control": "no-store"})
+
+
+def _names(engine: Any) -> dict[str, dict[str, str]]:
+    """The site's words for its codes, so a page names what it shows rather than show a code: the
+    institutions, the re-test reasons (R04 急诊急救) and the recognition scopes (JS 江苏省HR). Site
+    rules, not records: the same for every signed-in person."""
+    rules = engine.recognition.rules
+    return {"places": {code: inst.name for code, inst in engine.site.institutions.items() if inst.name},
+            "reasons": {code: r.display for code, r in rules.reasons.items()},
+            "scopes": {code: sc.name for code, sc in rules.scopes.items()}}
 
 
 OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it

@@ -10,13 +10,13 @@
   let shown = []; // the rows listed so far (pages appended by "show more")
   let totals = null;
   let listed = ""; // the query of the list shown (its filters), which "show more" pages on
-  // Which list a reply belongs to: each load starts a new one, and a reply (a load's or a page's)
-  // asked for an older list is dropped -- else a page of the old filters landed under the new ones.
-  let generation = 0;
+  // Which list a reply belongs to: each load asks for a new one, and a reply (a load's or a page's)
+  // for an older list is dropped -- else a page of the old filters landed under the new ones.
+  const lists = W.latest();
   // Which flag's evidence is to be shown: each click opens a new one, and a reply for a flag opened
   // before it is dropped -- else a slow reply for flag A, landing after B's, put A's evidence on the
   // screen and made A the target of the review the auditor then submitted for B.
-  let opening = 0;
+  const evidence = W.latest();
 
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function cell(tr, value, cls, label) {
@@ -49,7 +49,7 @@
   }
 
   function barChart(svg, data, labelKey, valueKey, format, keep) {
-    window.hurenCharts.bar(svg, data.map((d) => ({ label: d[labelKey], value: d[valueKey], keep })), format);
+    window.hurenCharts.bar(svg, data.map((d) => ({ label: d[labelKey], value: d[valueKey], keep, name: d.name })), format);
   }
 
   function render(report) {
@@ -70,7 +70,7 @@
     const oneYear = new Set(report.over_time.map((d) => String(d.day).slice(0, 4))).size <= 1; // then 3月12日 is enough
     barChart($("#chart-time"), report.over_time.map((d) => ({ day: oneYear ? W.day(d.day).replace(/^\d+年/, "") : W.day(d.day), count: d.count })),
       "day", "count", (v) => v + " 条", 40);
-    barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money })),
+    barChart($("#chart-money"), Object.entries(t.by_institution).map(([k, v]) => ({ inst: k, money: v.money, name: W.place(k) })),
       "inst", "money", (v) => money(v, report.currency), 40);
     const rates = $("#rates tbody"); rates.replaceChildren();
     const by = $("#rate-by").value;
@@ -79,7 +79,7 @@
     const rateRows = by ? (report.recognition_rate_by || {})[by] || {} : report.recognition_rate;
     for (const [inst, r] of Object.entries(rateRows)) {
       const tr = document.createElement("tr");
-      cell(tr, by === "month" ? inst.replace(/^(\d{4})-(\d{2})$/, (m, y, mo) => y + "年" + Number(mo) + "月") : inst, "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
+      cell(tr, by === "month" ? inst.replace(/^(\d{4})-(\d{2})$/, (m, y, mo) => y + "年" + Number(mo) + "月") : by ? inst : W.place(inst), "key", keyName); cell(tr, r.recognisable, "num", "可互认 Recognisable");
       cell(tr, r.recognised, "num", "已互认 Recognised"); cell(tr, r.retested, "num", "重复检查 Re-tested");
       cell(tr, r.pending, "num", "待定 Pending");
       cell(tr, r.rate == null ? "-" : (100 * r.rate).toFixed(1) + "%", "num", "互认率 Rate");
@@ -104,21 +104,21 @@
     const first = cell(tr, "", "day", "日期 Date");
     const open = document.createElement("button"); open.type = "button"; open.className = "open";
     text(open, W.day(row.day));
-    open.setAttribute("aria-label", "查看证据 Evidence: " + W.day(row.day) + " " + (row.item_name || row.item) + " " + row.institution);
+    open.setAttribute("aria-label", "查看证据 Evidence: " + W.day(row.day) + " " + (row.item_name || row.item) + " " + W.place(row.institution));
     first.appendChild(open);
     const [zh, en] = W.status(row.status);
     const st = cell(tr, "", "status s-" + row.status, "状态 Status"); // one box: the card's grid keeps it in one column
     const words = text(document.createElement("span"), zh);
     if (en) { const small = document.createElement("small"); text(small, " " + en); words.appendChild(small); }
     st.appendChild(words);
-    cell(tr, row.institution, "", "机构 Institution");
+    cell(tr, W.place(row.institution), "", "机构 Institution");
     cell(tr, (row.item_name || "") + " (" + row.item + ")", "", "项目 Item"); cell(tr, row.category, "", "类别 Category");
     cell(tr, row.analytes ? row.analytes + (row.partial ? "（部分 partial）" : "") : "整项 whole item", "", "重复内容 Repeated");
     cell(tr, money(row.price, row.currency), "num", "价格 Price");
-    cell(tr, row.prior_institution + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + row.basis : ""),
+    cell(tr, W.place(row.prior_institution) + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + W.scope(row.basis) : ""),
       "", "前次结果 Prior result");
-    const reasonText = (row.reason || "") + (row.contradicted ? " — 理由与记录不符 reason contradicted by records" : "")
-      + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + row.late_reasons : "");
+    const reasonText = (row.reason ? W.reason(row.reason) : "") + (row.contradicted ? " — 理由与记录不符 reason contradicted by records" : "")
+      + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + String(row.late_reasons).split(/,\s*/).map(W.reason).join("、") : "");
     const reason = cell(tr, reasonText || "—", "reason", "理由 Reason");
     if (row.contradicted) { reason.classList.add("contradicted"); reason.title = row.contradicted; }
     tr.addEventListener("click", (e) => { if (e.target !== open) openFlag(row.id, tr); });
@@ -148,14 +148,14 @@
     const button = $("#more");
     if (button.disabled) return;
     button.disabled = true;
-    const mine = generation;
+    const mine = lists.join();
     const q = new URLSearchParams(listed); q.set("_offset", String(shown.length)); q.set("_count", String(PAGE));
     try {
       const page = await api("/reports/duplicates?" + q.toString());
-      if (mine !== generation) return; // a new list was asked for meanwhile: this page is not of it
+      if (!lists.counts(mine)) return; // a new list was asked for meanwhile: this page is not of it
       addRows(page.rows); message("");
-    } catch (e) { if (mine === generation) message(e.message); }
-    finally { if (mine === generation) button.disabled = false; }
+    } catch (e) { if (lists.counts(mine)) message(e.message); }
+    finally { if (lists.counts(mine)) button.disabled = false; }
   }
 
   function summarise(resource) {
@@ -165,6 +165,10 @@
     const out = {}; for (const k of keep) if (resource[k] !== undefined) out[k] = resource[k];
     return JSON.stringify(out, null, 2);
   }
+
+  // a re-test reason's effect under the payer's policy (mappings/recognition/policy.yaml)
+  const EFFECT = { payable: "可由基金支付 payable", self_pay: "患者自费 self-pay", check_age: "按前次结果时间核查 checked against the prior's age",
+    check_qc: "按质控核查 checked against QC", check_held: "按调阅记录核查 checked against records held" };
 
   const RESULT_STATUS = { final: "已出报告 final", amended: "已更正 amended", corrected: "已更正 corrected",
     preliminary: "初步 preliminary", partial: "部分 partial", registered: "已登记 registered", cancelled: "已取消 cancelled",
@@ -190,10 +194,10 @@
   }
 
   async function openFlag(id, tr) {
-    const mine = ++opening;
+    const mine = evidence.ask();
     try {
       const ev = await api("/reports/duplicates/" + encodeURIComponent(id));
-      if (mine !== opening) return; // another flag was opened (or the evidence closed) meanwhile
+      if (!evidence.counts(mine)) return; // another flag was opened (or the evidence closed) meanwhile
       currentFlag = id;
       document.querySelectorAll("#flags tr.selected").forEach((el) => el.classList.remove("selected"));
       if (tr) tr.classList.add("selected");
@@ -203,16 +207,16 @@
       const [zh, en] = W.status(f.status);
       const facts = [["状态 Status", zh + (en ? " " + en : "")], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
         ["时限 Window", f.window + " 天 days"],
-        ["重复于 Repeated at", f.inst + " · " + W.day(f.day) + "（开单 ordered " + W.day(f.order_day) + "）"],
-        ["前次结果 Prior result", f.prior_inst + " · " + W.day(f.prior_day) + " — " + f.prior], ["重复结果 Repeated result", f.result],
+        ["重复于 Repeated at", W.place(f.inst) + " · " + W.day(f.day) + "（开单 ordered " + W.day(f.order_day) + "）"],
+        ["前次结果 Prior result", W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — " + f.prior], ["重复结果 Repeated result", f.result],
         ["医嘱 Order", f.order || "（无 none）"],
         ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
         ["价格 Price", money(f.price, f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
-        ["范围 Scope", (f.basis || "community") + (f.hr && f.hr.length ? " · prior HR: " + f.hr.join(", ") : "")],
-        ["理由 Reason", f.reason ? f.reason + (f.reason_text ? ": " + f.reason_text : "") + (f.effect ? " (" + f.effect + ")" : "") : "（无 none）"]];
+        ["范围 Scope", W.scope(f.basis) + (f.hr && f.hr.length ? " · 前次结果的HR范围 prior HR: " + f.hr.map(W.scope).join("、") : "")],
+        ["理由 Reason", f.reason ? W.reason(f.reason) + (f.reason_text ? "：" + f.reason_text : "") + (f.effect ? "（" + (EFFECT[f.effect] || f.effect) + "）" : "") : "（无 none）"]];
       if (f.late_reasons && f.late_reasons.length) {
         // recorded after the result: not counted (DOMAIN: the reason recorded at order time stands), shown for the auditor
-        facts.push(["迟录理由 Late reason", f.late_reasons.join(", ") + (f.late_reason_text ? ": " + f.late_reason_text : "")
+        facts.push(["迟录理由 Late reason", f.late_reasons.map(W.reason).join("、") + (f.late_reason_text ? "：" + f.late_reason_text : "")
           + " — 结果之后录入，不计入 recorded after the result, not counted"]);
       }
       if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
@@ -230,7 +234,7 @@
       $("#ev-title").focus({ preventScroll: true });
       $("#evidence").scrollIntoView({ block: "start" });
       message("");
-    } catch (e) { if (mine === opening) message(e.message); }
+    } catch (e) { if (evidence.counts(mine)) message(e.message); }
   }
 
   async function whoami() {
@@ -248,24 +252,25 @@
   }
 
   async function load() {
-    const mine = ++generation;
+    const mine = lists.ask();
     const q = filterQuery(); q.set("_count", String(PAGE));
     $("#more").disabled = true; // no page of the old list while the new one is on its way
     try {
       const report = await api("/reports/duplicates?" + q.toString());
-      if (mine !== generation) return; // a later load's list is the one to show
+      if (!lists.counts(mine)) return; // a later load's list is the one to show
       render(report); listed = q.toString();
       message(""); document.body.dataset.loaded = "1";
     }
-    catch (e) { if (mine === generation) message(e.message); }
-    finally { if (mine === generation) $("#more").disabled = false; }
+    catch (e) { if (lists.counts(mine)) message(e.message); }
+    finally { if (lists.counts(mine)) $("#more").disabled = false; }
   }
 
-  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); opening++; $("#evidence").hidden = true; load(); });
+  for (const picker of $("#filters").querySelectorAll("input[type=date]")) W.sayPicked(picker);
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); evidence.drop(); $("#evidence").hidden = true; load(); });
   $("#rate-by").addEventListener("change", () => load());
   $("#more").addEventListener("click", () => more());
   $("#ev-close").addEventListener("click", () => {
-    opening++; // a reply still on its way does not open the evidence again
+    evidence.drop(); // a reply still on its way does not open the evidence again
     $("#evidence").hidden = true;
     const back = document.querySelector('#flags tr.selected button.open');
     if (back) back.focus();

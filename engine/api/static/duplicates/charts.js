@@ -14,6 +14,7 @@ window.hurenStaff = (function () {
     document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " + session.institution +
       (session.remit ? " · 监管范围 remit " + session.remit : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
+    window.hurenWords.names = { places: session.places, reasons: session.reasons, scopes: session.scopes };
     document.querySelector("#who").hidden = false;
     return session;
   }
@@ -41,13 +42,13 @@ window.hurenCharts = (function () {
     svg.style.height = Math.max(40, data.length * line + 4) + "px";
     data.forEach((d, i) => {
       const y = i * line;
-      words(svg, d.label, 0, y + 12);
+      words(svg, d.name || d.label, 0, y + 12);
       words(svg, format(d.value), w, y + 12, "end");
       const r = rect(svg, d, 0, y + 17, Math.max(1, ((w - 2) * Math.max(0, d.value)) / max), 14);
-      r.appendChild(label(document.createElementNS(NS, "title"), d.label + ": " + format(d.value)));
+      r.appendChild(label(document.createElementNS(NS, "title"), (d.name || d.label) + ": " + format(d.value)));
     });
   }
-  // data: [{label, value, cls?}]; bars scaled to the largest value; a negative value is drawn as 0 high.
+  // data: [{label, value, cls?, name?}] (name: the words shown for the label, a code's name); bars scaled to the largest value; a negative value is drawn as 0 high.
   function bar(svg, data, format) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     svg.style.height = "";
@@ -62,10 +63,10 @@ window.hurenCharts = (function () {
       r.setAttribute("class", "bar" + (d.cls ? " " + d.cls : "")); r.setAttribute("x", pad + i * bw + 2);
       r.setAttribute("y", h - pad - bh); r.setAttribute("width", Math.max(1, bw - 4)); r.setAttribute("height", bh);
       r.setAttribute("data-label", d.label); r.setAttribute("data-value", d.value);
-      r.appendChild(label(document.createElementNS(NS, "title"), d.label + ": " + format(d.value)));
+      r.appendChild(label(document.createElementNS(NS, "title"), (d.name || d.label) + ": " + format(d.value)));
       svg.appendChild(r);
       const t = document.createElementNS(NS, "text"); t.setAttribute("x", pad + i * bw + 2); t.setAttribute("y", h - 6);
-      svg.appendChild(label(t, String(d.label).slice(-(d.keep || 8))));
+      svg.appendChild(label(t, String(d.name || d.label).slice(-(d.keep || 8))));
       const v = document.createElementNS(NS, "text"); v.setAttribute("x", pad + i * bw + 2); v.setAttribute("y", Math.max(10, h - pad - bh - 3));
       svg.appendChild(label(v, format(d.value)));
     });

@@ -36,21 +36,28 @@
     if (q.unit === "1") return percent ? (100 * q.value).toFixed(2) + "%" : String(q.value);
     return q.unit + " " + Number(q.value).toFixed(2);
   }
-  // measure url -> its FHIR scoring (proportion, ratio, cohort, continuous-variable), from the
-  // published Measures; FHIR's proportion is the one whose score is a percentage of its population
-  // (null until they are read; asked again at the next load when they could not be read).
-  let scoring = null;
+  // measure url -> is its score read as a percentage, from the published Measures: FHIR's
+  // proportion is a percentage of its population; any other scoring is one when its definition
+  // says so with R5's scoringUnit (UCUM "%", the cross-version extension) -- out-of-pocket share and
+  // spending growth are ratios read as percentages. The report's value is not changed, only shown
+  // at 100 times ("1" to "%" by UCUM). Null until they are read; asked again at the next load when
+  // they could not be read.
+  const SCORING_UNIT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Measure.scoringUnit";
+  let percents = null;
+  function readAsPercent(measure) {
+    const code = (((measure.scoring || {}).coding || [])[0] || {}).code;
+    const unit = (measure.extension || []).find((x) => x.url === SCORING_UNIT);
+    const ucum = unit ? (((unit.valueCodeableConcept || {}).coding || []).find((c) => c.system === "http://unitsofmeasure.org") || {}).code : null;
+    return ucum ? ucum === "%" : code === "proportion";
+  }
   async function definitions() {
-    if (scoring) return scoring;
+    if (percents) return percents;
     const found = {};
     try {
       const bundle = await window.hurenWords.api("/fhir/Measure?_count=100", {}, "/ui/insurance" + location.search);
-      for (const e of bundle.entry || []) {
-        const code = (((e.resource.scoring || {}).coding || [])[0] || {}).code;
-        if (e.resource.url && code) found[e.resource.url] = code;
-      }
+      for (const e of bundle.entry || []) if (e.resource.url) found[e.resource.url] = readAsPercent(e.resource);
     } catch (e) { return null; } // a role that may not read them (403), or no network: said by the note
-    scoring = found;
+    percents = found;
     return found;
   }
   // Without the definitions no figure can be known to be a percentage: each is shown as its number,
@@ -61,7 +68,7 @@
     text(note, defs === null ? "无法读取指标定义，不能显示百分比：以下数值均为原始比值（如 0.5 即 50%）。" +
       " The indicator definitions could not be read, so no figure is shown as a percentage." : "");
   }
-  function isPercent(report) { return (scoring || {})[report.measure] === "proportion"; }
+  function isPercent(report) { return (percents || {})[report.measure] === true; }
   function figures(g) {
     const ext = (g.extension || []).find((e) => e.url === EXT);
     if (!ext) return ["", ""];
@@ -93,8 +100,10 @@
       const detail = ((f.extension || []).find((e) => e.url === ALERT) || { extension: [] }).extension;
       const level = (detail.find((p) => p.url === "level") || {}).valueCode || "warning";
       const score = (detail.find((p) => p.url === "score") || {}).valueQuantity;
-      const li = el("li", (level === "alert" ? "告警 ALERT " : "预警 warning ") + f.subject.display + " (" +
-        f.subject.identifier.value + "): " + f.code.text + (score ? " — " + shown(score, rates[f.code.coding[0].code.replace(/-(above|below)$/, "")]) : ""), level);
+      const who = f.subject.identifier.value, display = f.subject.display;
+      const named = display && display !== who ? display + "（" + who + "）" : window.hurenWords.place(who);
+      const li = el("li", (level === "alert" ? "告警 ALERT " : "预警 warning ") + named + "：" + f.code.text +
+        (score ? " — " + shown(score, rates[f.code.coding[0].code.replace(/-(above|below)$/, "")]) : ""), level);
       li.dataset.code = f.code.coding[0].code; li.dataset.subject = f.subject.identifier.value;
       alerts.appendChild(li);
     }
@@ -119,39 +128,90 @@
       fig.appendChild(svg); charts.appendChild(fig);
       const unit = g.measureScore ? g.measureScore.unit : "1";
       window.hurenCharts.bar(svg, byInst.stratum.filter((s) => s.measureScore).map((s) => ({
-        label: s.value.text, value: Number(s.measureScore.value),
+        label: s.value.text, name: window.hurenWords.place(s.value.text), value: Number(s.measureScore.value),
         cls: flags.some((f) => f.subject.identifier.value === s.value.text && r.measure.endsWith(f.code.coding[0].code.replace(/-(above|below)$/, ""))) ? "over" : "",
       })), (v) => shown({ value: v, unit }, isPercent(r)));
     }
   }
+
+  // The settlement's steps in Chinese, from each step's key and the rate it applied (the API's
+  // label, in English, follows in small type for whoever checks it against `huren settle`).
+  const fixed = (v) => Number(v).toFixed(2);
+  const pctOf = (share) => String(+(Number(share) * 100).toFixed(4)) + "%";
+  function span(label) { // "overspend 0 %–5 %: ..." / "surplus above 15 %: ..." -> "0%–5%" / "15% 以上"
+    const m = /(\d+(?:\.\d+)?) %–(\d+(?:\.\d+)?) %/.exec(label), above = /above (\d+(?:\.\d+)?) %/.exec(label);
+    return m ? m[1] + "%–" + m[2] + "% 段" : above ? above[1] + "% 以上部分" : "";
+  }
+  function stepWords(step, months) {
+    const share = step.share == null ? "" : pctOf(step.share);
+    switch (step.step) {
+      case "budget": return "年度预算";
+      case "spending": return "计入结算的支出";
+      case "prepayment-monthly": return "按月预付：预算的 " + share;
+      case "prepayment-ceiling": return "预付上限：预算的 " + share;
+      case "prepaid": return "已预付" + (months ? "（" + months + " 个月，不超过上限）" : "（不超过上限）");
+      case "overspend": return "超支：预算的 " + share;
+      case "overspend-tier": return "超支 " + span(step.label) + "：基金分担 " + share;
+      case "surplus": return "结余：预算的 " + share;
+      case "surplus-tier": return "结余 " + span(step.label) + "：医共体留用 " + share;
+      case "fund-share-of-overspend": return "基金分担的超支";
+      case "community-bears": return "医共体自担的超支";
+      case "retained": return "医共体结余留用";
+      case "returned-to-fund": return "结余留归基金";
+      case "fund-pays": return /overspend/.test(step.label) ? "基金全年支付：预算 + 基金分担的超支" : "基金全年支付：支出 + 结余留用";
+      case "year-end": return Number(step.amount) > 0 ? "年终清算（少补）：基金向医共体补付"
+        : Number(step.amount) < 0 ? "年终清算（多还）：医共体退还基金" : "年终清算：无需再结";
+      default: return "";
+    }
+  }
+  function stepRow(step) {
+    const months = (/prepaid in (\d+) months/.exec(step.label) || [])[1];
+    const zh = stepWords(step, months);
+    const tr = document.createElement("tr"); tr.dataset.step = step.step;
+    const what = tr.appendChild(el("td", zh || step.label));
+    if (zh) { what.appendChild(document.createTextNode(" ")); what.appendChild(el("small", step.label)); }
+    tr.appendChild(el("td", fixed(step.amount), "num"));
+    return tr;
+  }
+  // the insurance type as the bureau says it, short (职工, 居民) for the chart's bars
+  const TYPE_SHORT = { employee: "职工", resident: "居民" };
 
   function renderSettlement(report) {
     const out = $("#settlement"); out.replaceChildren();
     for (const region of report.regions) {
       for (const c of region.communities) {
         const sec = document.createElement("div"); sec.className = "community"; sec.dataset.community = c.community;
-        sec.appendChild(el("h3", region.name + " · " + c.community + " (" + report.year + ", " + report.currency + ")"));
+        sec.appendChild(el("h3", region.name + " · 医共体 " + c.community + " (" + report.year + ", " + report.currency + ")"));
         const fig = document.createElement("figure");
         fig.appendChild(el("figcaption", "预算、支出与基金支付 Budget, spending and what the fund pays"));
         const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg"); svg.setAttribute("class", "settlement-chart");
-        svg.setAttribute("role", "img"); svg.setAttribute("aria-label", "budget, spending, fund pays");
+        svg.setAttribute("role", "img"); svg.setAttribute("aria-label", "预算、支出与基金支付 budget, spending, fund pays");
         fig.appendChild(svg); sec.appendChild(fig);
         const bars = [];
         for (const s of c.settlements) {
-          bars.push({ label: s.insurance_type + " 预算 budget", value: Number(s.budget), keep: 30 });
-          bars.push({ label: s.insurance_type + " 支出 spent", value: Number(s.spending), cls: Number(s.spending) > Number(s.budget) ? "over" : "spend", keep: 30 });
-          bars.push({ label: s.insurance_type + " 基金 fund pays", value: Number(s.fund_pays), cls: "fund", keep: 30 });
+          const short = TYPE_SHORT[s.insurance_type] || s.name || s.insurance_type;
+          bars.push({ label: short + " 预算", value: Number(s.budget), keep: 30 });
+          bars.push({ label: short + " 支出", value: Number(s.spending), cls: Number(s.spending) > Number(s.budget) ? "over" : "spend", keep: 30 });
+          bars.push({ label: short + " 基金支付", value: Number(s.fund_pays), cls: "fund", keep: 30 });
           const table = document.createElement("table"); table.className = "steps";
-          table.appendChild(el("caption", s.name + " (" + s.insurance_type + "): " + s.lines + " 条费用 charge lines"));
+          table.appendChild(el("caption", s.name + "：" + s.lines + " 条费用明细 charge lines"));
           const tb = document.createElement("tbody");
-          for (const step of s.steps) tb.appendChild(row([step.label, Number(step.amount).toFixed(2)], ["", "num"]));
+          for (const step of s.steps) tb.appendChild(stepRow(step));
           table.appendChild(tb); sec.appendChild(table);
         }
         const pc = c.primary_care;
-        sec.appendChild(el("p", "基层占比 Primary care: " + pc.label + " — " + (pc.met ? "达标 met" : "未达标 NOT met"), pc.met ? "ok" : "alert"));
+        const pcWords = pc.share == null ? "没有计入结算的支出" : "基层医疗机构支出 " + fixed(pc.spending) + "，占 " + fixed(pc.of) + " 的 "
+          + pctOf(pc.share) + "（要求不低于 " + pctOf(pc.min_share) + "）";
+        const pcLine = el("p", "基层占比：" + pcWords + " — " + (pc.met ? "达标" : "未达标") + " ", pc.met ? "ok" : "alert");
+        pcLine.appendChild(el("small", "Primary care: " + pc.label + (pc.met ? " — met" : " — NOT met")));
+        sec.appendChild(pcLine);
         const t = c.totals;
-        sec.appendChild(el("p", "合计 Totals: 预算 budget " + t.budget + " · 支出 spending " + t.spending + " · 预付 prepaid " +
-          t.prepaid + " · 基金支付 fund pays " + t.fund_pays + " · 年终清算 year-end " + t.balance));
+        const net = Number(t.balance);
+        const totals = el("p", "合计：预算 " + fixed(t.budget) + " · 支出 " + fixed(t.spending) + " · 已预付 " + fixed(t.prepaid)
+          + " · 基金全年支付 " + fixed(t.fund_pays) + " · 年终清算 " + (net > 0 ? "基金补付 " : net < 0 ? "医共体退还 " : "") + fixed(Math.abs(net)) + " ");
+        totals.appendChild(el("small", "Totals: budget, spending, prepaid, fund pays, year-end " + fixed(t.balance)));
+        totals.className = "totals";
+        sec.appendChild(totals);
         out.appendChild(sec);
         setTimeout(() => window.hurenCharts.bar(svg, bars, (v) => Number(v).toFixed(0)), 0);
       }
@@ -162,34 +222,34 @@
   // Which month's indicators and which year's settlement are to be shown: each load asks for a new
   // one and a reply for an older one is dropped -- else March asked, then April, and March's slower
   // reply landed last and was shown under "April".
-  let indicatorsAsked = 0, settlementAsked = 0;
+  const months = window.hurenWords.latest(), years = window.hurenWords.latest();
   async function loadIndicators() {
-    const mine = ++indicatorsAsked;
+    const mine = months.ask();
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
     try {
       const [bundle, defs] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
-      if (mine !== indicatorsAsked) return;
+      if (!months.counts(mine)) return;
       definitionsNote(defs);
       renderIndicators(bundle); message("#message", "");
       $("#indicators").dataset.month = q.get("month"); document.body.dataset.indicators = "1";
     }
-    catch (e) { if (mine === indicatorsAsked) message("#message", e.message); }
+    catch (e) { if (months.counts(mine)) message("#message", e.message); }
   }
   async function loadSettlement() {
-    const mine = ++settlementAsked;
+    const mine = years.ask();
     const form = $("#settlement-form");
     const q = new URLSearchParams({ year: form.elements.year.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
     $("#settlement").replaceChildren();
     try {
       const report = await api("/reports/settlement?" + q);
-      if (mine !== settlementAsked) return;
+      if (!years.counts(mine)) return;
       renderSettlement(report); message("#set-message", "");
       $("#settlement").dataset.year = q.get("year");
     }
-    catch (e) { if (mine !== settlementAsked) return; message("#set-message", e.message); }
+    catch (e) { if (!years.counts(mine)) return; message("#set-message", e.message); }
     document.body.dataset.settlement = "1";
   }
 
@@ -198,15 +258,17 @@
     return session !== null;
   }
 
-  const now = new Date();
-  const last = new Date(now.getFullYear(), now.getMonth() - 1, 1);
+  // last month and this year in Beijing (the browser's own zone had been used)
+  const [thisYear, thisMonth] = window.hurenWords.today().split("-").map(Number);
+  const lastMonth = thisMonth === 1 ? (thisYear - 1) + "-12" : thisYear + "-" + String(thisMonth - 1).padStart(2, "0");
   const params = new URLSearchParams(location.search);
-  $("#indicators-form").elements.month.value = params.get("month") || (last.getFullYear() + "-" + String(last.getMonth() + 1).padStart(2, "0"));
-  $("#settlement-form").elements.year.value = params.get("year") || String(now.getFullYear());
+  $("#indicators-form").elements.month.value = params.get("month") || lastMonth;
+  $("#settlement-form").elements.year.value = params.get("year") || String(thisYear);
   if (params.get("community")) {
     $("#indicators-form").elements.community.value = params.get("community");
     $("#settlement-form").elements.community.value = params.get("community");
   }
+  window.hurenWords.sayPicked($("#indicators-form").elements.month);
   $("#indicators-form").addEventListener("submit", (e) => { e.preventDefault(); loadIndicators(); });
   $("#settlement-form").addEventListener("submit", (e) => { e.preventDefault(); loadSettlement(); });
   whoami().then(async (ok) => {

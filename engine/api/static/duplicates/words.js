@@ -30,6 +30,32 @@ window.hurenWords = (function () {
     return Number.isNaN(t) ? s : CLOCK.format(new Date(t));
   }
 
+  // Today in Beijing as "2026-03-05": the month and year a page starts at are Beijing's, whatever
+  // zone the browser is set to (a browser set to UTC was still in last year on 1 January before 08:00).
+  const TODAY = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
+  function today() {
+    const p = {};
+    for (const part of TODAY.formatToParts(new Date())) p[part.type] = part.value;
+    return p.year + "-" + p.month + "-" + p.day;
+  }
+
+  // A date or month picker says what it holds in Chinese words beside it (2026年3月5日, 2026年3月):
+  // the picker itself is drawn in the browser's language, which on an English browser (or headless
+  // Chromium, whatever its language) is 03/05/2026 -- the 5th of March or the 3rd of May.
+  function sayPicked(input) {
+    let out = input.parentElement.querySelector("output.said");
+    if (!out) {
+      out = document.createElement("output"); out.className = "said";
+      out.id = input.name + "-said"; out.htmlFor = input.id || ""; input.setAttribute("aria-describedby", out.id);
+      input.insertAdjacentElement("afterend", out);
+    }
+    const update = () => { out.textContent = input.value ? instant(input.value) : "不限 any"; };
+    input.addEventListener("input", update); input.addEventListener("change", update);
+    if (input.form) input.form.addEventListener("submit", update);
+    update();
+    return update;
+  }
+
   // An API failure as a sentence: what went wrong and what to do, Chinese first; the server's own
   // words (diagnostics) follow for the administrator.
   function failure(status, diag) {
@@ -63,5 +89,41 @@ window.hurenWords = (function () {
     location.assign("/ui/signin?expired=1&next=" + encodeURIComponent(page || location.pathname + location.search));
   }
 
-  return { status, day, instant, failure, api, signInAgain };
+  // A code as people know it, from the site's words that come with the session (/ui/session: its
+  // institutions, re-test reasons and recognition scopes); a code the site does not list stays a code.
+  // An institution is its name with its code (the code is what the filters take); a reason its code
+  // with its words (R04 急诊急救 ...); a scope its name (community: 医共体内).
+  function place(code) {
+    const name = (words.names.places || {})[code];
+    return name ? name + "（" + code + "）" : String(code == null ? "" : code);
+  }
+  function reason(code) {
+    const said = (words.names.reasons || {})[code];
+    return said ? code + " " + said : String(code == null ? "" : code);
+  }
+  function scope(code) {
+    if (!code || code === "community") return "医共体内互认 community";
+    if (code === "optional") return "可选互认 optional";
+    return (words.names.scopes || {})[code] || String(code);
+  }
+
+  // Only the latest request's reply counts. A page asks again before an answer has come (a new
+  // filter, another flag opened, another month); on a slow connection the older reply can land
+  // last, and shown it would put the old figures, or the other flag's evidence, under what the
+  // person asked for now. Each kind of request has one `latest()`: `ask()` starts a new request
+  // and gives its ticket, `join()` the ticket of the one now current (a further page of the same
+  // list), `drop()` makes every reply on its way stale (the view it was for was closed), and
+  // `counts(ticket)` says whether a reply with that ticket may still be shown.
+  function latest() {
+    let asked = 0;
+    return {
+      ask() { asked += 1; return asked; },
+      join() { return asked; },
+      drop() { asked += 1; },
+      counts(ticket) { return ticket === asked; },
+    };
+  }
+
+  const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, reason, scope, names: {} };
+  return words;
 })();

@@ -10,7 +10,7 @@ const cfg = document.getElementById("config").dataset;
 const $ = (id) => document.getElementById(id);
 const store = window.sessionStorage;
 const prefs = window.localStorage;
-const { WORDS, formatDate } = window.MeI18n;
+const { WORDS, formatDate, localDay, beijingDay } = window.MeI18n;
 
 let lang = WORDS[prefs.getItem("me.lang")] ? prefs.getItem("me.lang") : "zh-CN";
 const W = () => WORDS[lang];
@@ -227,13 +227,13 @@ function resultRow(o) {
 function labGroups() {
   const groups = new Map();
   for (const o of state.labs) {
-    const k = whenOf(o).slice(0, 10) + "|" + institution(o);
+    const k = localDay(whenOf(o)) + "|" + institution(o);
     if (!groups.has(k)) groups.set(k, { when: whenOf(o), inst: institution(o), obs: [] });
     groups.get(k).obs.push(o);
   }
   return [...groups.values()].sort((a, b) => b.when.localeCompare(a.when));
 }
-const labReportsOf = (g) => state.labReports.filter((r) => whenOf(r).slice(0, 10) === g.when.slice(0, 10) && institution(r) === g.inst);
+const labReportsOf = (g) => state.labReports.filter((r) => localDay(whenOf(r)) === localDay(g.when) && institution(r) === g.inst);
 function renderResults() {
   const w = W();
   return labGroups().map((g) => {
@@ -289,7 +289,7 @@ function renderTrends() {
     if (Number.isNaN(t)) continue;
     if (!groups.has(key)) groups.set(key, { key, name: text(o.code), unit: o.valueQuantity.unit || "", points: [] });
     const g = groups.get(key);
-    g.points.push({ t, v: o.valueQuantity.value, day: whenOf(o).slice(0, 10), abn: abnormality(o) });
+    g.points.push({ t, v: o.valueQuantity.value, day: localDay(whenOf(o)), abn: abnormality(o) });
     const rr = (o.referenceRange || [])[0];
     if (rr && rr.low && rr.high && g.low === undefined) { g.low = rr.low.value; g.high = rr.high.value; }
   }
@@ -347,7 +347,7 @@ function renderTimeline() {
   items.sort((a, b) => (b.when || "").localeCompare(a.when || ""));
   const byDay = new Map();
   for (const it of items) {
-    const d = (it.when || "").slice(0, 10);
+    const d = localDay(it.when);
     if (!byDay.has(d)) byDay.set(d, []);
     byDay.get(d).push(it);
   }
@@ -406,10 +406,9 @@ function renderBanner() {
   const name = n ? (n.text || [n.family, ...(n.given || [])].filter(Boolean).join("")) : "";
   const born = p.birthDate ? formatDate(p.birthDate, lang, false) : "";
   let age = "";
-  if (p.birthDate) {
-    const b = new Date(p.birthDate + "T00:00:00"), now = new Date();
-    let a = now.getFullYear() - b.getFullYear();
-    if (now.getMonth() < b.getMonth() || (now.getMonth() === b.getMonth() && now.getDate() < b.getDate())) a -= 1;
+  if (/^\d{4}-\d{2}-\d{2}$/.test(p.birthDate || "")) { // on Beijing's today, not the phone zone's
+    const today = beijingDay();
+    const a = Number(today.slice(0, 4)) - Number(p.birthDate.slice(0, 4)) - (today.slice(5) < p.birthDate.slice(5) ? 1 : 0);
     if (a >= 0 && a < 150) age = w.age(a);
   }
   const insts = [...new Set(Object.values(state.patientInst).filter(Boolean))];
@@ -496,7 +495,7 @@ async function exportEverything(s) {
   Object.values(state.meds || {}).forEach(add);
   const bundle = { resourceType: "Bundle", type: "collection", timestamp: new Date().toISOString(), total: entries.length, entry: entries };
   saveBlob(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }),
-    `health-record-${new Date().toISOString().slice(0, 10)}.json`);
+    `health-record-${beijingDay()}.json`);
   say("exported");
 }
 

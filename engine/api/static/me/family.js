@@ -83,7 +83,6 @@ function renderFamily() {
 
 function grantForm() {
   const w = W();
-  const year = new Date(); year.setFullYear(year.getFullYear() + 1);
   const field = (id, label, input, hint) => el("p", { class: "field" }, el("label", { for: id }, label), input,
     hint ? el("small", { id: id + "-hint" }, hint) : null);
   const name = el("input", { id: "fam-name", name: "name", autocomplete: "off", maxlength: "32", required: "" });
@@ -91,15 +90,19 @@ function grantForm() {
     required: "", "aria-describedby": "fam-nid-hint" });
   const rel = el("select", { id: "fam-rel", name: "relation" },
     ...RELATIONS.map((c) => el("option", { value: c }, w.relation[c])));
-  const end = el("input", { id: "fam-end", name: "end", type: "date", value: year.toISOString().slice(0, 10),
-    min: new Date().toISOString().slice(0, 10) });
+  // a year from today, and no earlier than today, on Beijing's calendar (toISOString had given the
+  // UTC day: before 08:00 in Beijing, yesterday was offered and allowed)
+  const end = el("input", { id: "fam-end", name: "end", type: "date", value: window.MeI18n.beijingDay(1),
+    min: window.MeI18n.beijingDay(), "aria-describedby": "fam-end-said" });
+  const said = el("small", { id: "fam-end-said", class: "said" }, formatDate(end.value, lang, false));
+  end.addEventListener("input", () => { said.textContent = formatDate(end.value, lang, false); });
   const go = el("button", { type: "submit", class: "primary" }, w.family_grant);
   const form = el("form", { class: "card family-form", "aria-labelledby": "fam-form-h" },
     el("h3", { id: "fam-form-h" }, w.family_formTitle),
     field("fam-name", w.family_name, name),
     field("fam-nid", w.family_nid, nid, w.family_nidHint),
     field("fam-rel", w.family_rel, rel),
-    field("fam-end", w.family_end, end),
+    el("p", { class: "field" }, el("label", { for: "fam-end" }, w.family_end), end, said),
     el("p", { class: "meta" }, w.family_howTheySignIn), go);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();

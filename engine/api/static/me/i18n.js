@@ -250,8 +250,33 @@ const WORDS = {
 
 const LANGS = Object.keys(WORDS);
 
+// Beijing's wall clock, whatever zone the phone is set to (a phone abroad, or set to UTC): the
+// records, the clinics and the resident's own day are in China.
+const BEIJING = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit",
+  day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+function beijing(t) {
+  const p = {};
+  for (const part of BEIJING.formatToParts(t)) p[part.type] = part.value;
+  return [p.year, p.month, p.day, p.hour, p.minute];
+}
+/** Today in Beijing as a FHIR date (2026-09-20), `years` years on: what a date picker starts at. */
+function beijingDay(years) {
+  const [y, mo, d] = beijing(new Date());
+  const day = years ? new Date(Date.UTC(Number(y) + years, Number(mo) - 1, Number(d))) : null; // 29 Feb -> 1 Mar
+  return day ? day.toISOString().slice(0, 10) : `${y}-${mo}-${d}`;
+}
+/** The day a FHIR date or date-time falls on, as written (a date-time with the hospital's offset is
+ * its local day), an instant in UTC ("Z") on Beijing's: a record at 2026-03-04T20:00:00Z is of the
+ * 5th. Undated: "". */
+function localDay(value) {
+  const s = String(value || "");
+  if (/T\d{2}:\d{2}.*(Z|[+-]00:00)$/.test(s) && !Number.isNaN(Date.parse(s))) return beijing(new Date(s)).slice(0, 3).join("-");
+  return s.slice(0, 10);
+}
+
 /** Dates as people write them: 2026年9月20日 / 20 Sep 2026. A date-time that carries its offset is
- * shown in the hospital's own local time (as written), an instant in UTC ("Z") in the phone's. */
+ * shown in the hospital's own local time (as written), an instant in UTC ("Z") in Beijing time (it
+ * had been the phone's zone: a phone set to UTC read a 09:00 visit as 01:00). */
 function formatDate(value, lang, withTime) {
   if (!value) return "";
   const m = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?(?:T(\d{2}):(\d{2}))?/.exec(value);
@@ -259,10 +284,7 @@ function formatDate(value, lang, withTime) {
   let [, y, mo, d, hh, mm] = m;
   if (/(Z|[+-]00:00)$/.test(value) && hh !== undefined) {
     const t = new Date(value);
-    if (!Number.isNaN(t.getTime())) {
-      y = String(t.getFullYear()); mo = String(t.getMonth() + 1).padStart(2, "0"); d = String(t.getDate()).padStart(2, "0");
-      hh = String(t.getHours()).padStart(2, "0"); mm = String(t.getMinutes()).padStart(2, "0");
-    }
+    if (!Number.isNaN(t.getTime())) [y, mo, d, hh, mm] = beijing(t);
   }
   const time = withTime && hh !== undefined ? ` ${hh}:${mm}` : "";
   if (lang === "en") {
@@ -276,5 +298,5 @@ function formatDate(value, lang, withTime) {
   return `${y}年${+mo}月${+d}日${time}`;
 }
 
-window.MeI18n = { WORDS, LANGS, formatDate };
+window.MeI18n = { WORDS, LANGS, formatDate, localDay, beijingDay };
 })();

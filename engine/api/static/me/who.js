@@ -44,7 +44,9 @@ function renderWho() {
     const types = named.slice(0, 5);
     const role = w.who_role[g.role] || g.role;
     const name = whoName(g);
-    const actor = name === role ? name : `${name}${w.paren(role)}`;
+    // a named requestor with what it is (阜宁县人民医院 HIS（医院信息系统）); one known only by its
+    // technical id is said by what it is, the id after it (医院信息系统（interface-engine）)
+    const actor = name === role ? name : g.who_name ? `${name}${w.paren(role)}` : `${role}${w.paren(name)}`;
     const appName = g.via_app && g.via_app !== g.who ? w.who_via(g.via_app_name || g.via_app) : "";
     // a refused access is an attempt: "tried to view", not "viewed"
     const verb = (g.outcome === "refused" && w.who_tried[g.what]) || w.who_what[g.what] || g.what;
