@@ -48,7 +48,8 @@ window.hurenCharts = (function () {
       r.appendChild(label(document.createElementNS(NS, "title"), (d.name || d.label) + ": " + format(d.value)));
     });
   }
-  // data: [{label, value, cls?, name?}] (name: the words shown for the label, a code's name); bars scaled to the largest value; a negative value is drawn as 0 high.
+  // data: [{label, value, cls?, name?, tick?}] (name: the words shown for the label, a code's name; tick:
+  // what fits under a wide chart's bar, else the last `keep` (8) characters of the name); bars scaled to the largest value; a negative value is drawn as 0 high.
   function bar(svg, data, format) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     svg.style.height = "";
@@ -66,7 +67,7 @@ window.hurenCharts = (function () {
       r.appendChild(label(document.createElementNS(NS, "title"), (d.name || d.label) + ": " + format(d.value)));
       svg.appendChild(r);
       const t = document.createElementNS(NS, "text"); t.setAttribute("x", pad + i * bw + 2); t.setAttribute("y", h - 6);
-      svg.appendChild(label(t, String(d.name || d.label).slice(-(d.keep || 8))));
+      svg.appendChild(label(t, d.tick || String(d.name || d.label).slice(-(d.keep || 8))));
       const v = document.createElementNS(NS, "text"); v.setAttribute("x", pad + i * bw + 2); v.setAttribute("y", Math.max(10, h - pad - bh - 3));
       svg.appendChild(label(v, format(d.value)));
     });

@@ -128,7 +128,8 @@
       fig.appendChild(svg); charts.appendChild(fig);
       const unit = g.measureScore ? g.measureScore.unit : "1";
       window.hurenCharts.bar(svg, byInst.stratum.filter((s) => s.measureScore).map((s) => ({
-        label: s.value.text, name: window.hurenWords.place(s.value.text), value: Number(s.measureScore.value),
+        label: s.value.text, name: window.hurenWords.place(s.value.text),
+        tick: window.hurenWords.placeName(s.value.text).slice(0, 8), value: Number(s.measureScore.value),
         cls: flags.some((f) => f.subject.identifier.value === s.value.text && r.measure.endsWith(f.code.coding[0].code.replace(/-(above|below)$/, ""))) ? "over" : "",
       })), (v) => shown({ value: v, unit }, isPercent(r)));
     }

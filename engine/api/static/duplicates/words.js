@@ -97,6 +97,11 @@ window.hurenWords = (function () {
     const name = (words.names.places || {})[code];
     return name ? name + "（" + code + "）" : String(code == null ? "" : code);
   }
+  // An institution's name alone (its code when the site does not name it): where the code would not
+  // fit, as under a chart's bar (the bar's title still says both).
+  function placeName(code) {
+    return (words.names.places || {})[code] || String(code == null ? "" : code);
+  }
   function reason(code) {
     const said = (words.names.reasons || {})[code];
     return said ? code + " " + said : String(code == null ? "" : code);
@@ -124,6 +129,6 @@ window.hurenWords = (function () {
     };
   }
 
-  const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, reason, scope, names: {} };
+  const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, placeName, reason, scope, names: {} };
   return words;
 })();

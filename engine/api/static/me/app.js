@@ -10,7 +10,7 @@ const cfg = document.getElementById("config").dataset;
 const $ = (id) => document.getElementById(id);
 const store = window.sessionStorage;
 const prefs = window.localStorage;
-const { WORDS, formatDate, localDay, beijingDay } = window.MeI18n;
+const { WORDS, formatDate, localDay, beijingDay, newestFirst } = window.MeI18n;
 
 let lang = WORDS[prefs.getItem("me.lang")] ? prefs.getItem("me.lang") : "zh-CN";
 const W = () => WORDS[lang];
@@ -52,7 +52,7 @@ function card(kind, title, metaParts, ...body) {
 const line = (label, value) => (value ? el("p", { class: "line" }, el("span", { class: "lbl" }, label + W().colon), value) : null);
 const badge = (txt, cls) => (txt ? el("span", { class: "badge " + (cls || "") }, txt) : null);
 const empty = () => el("p", { class: "empty" }, W().none);
-const sortNewest = (list) => [...list].sort((a, b) => whenOf(b).localeCompare(whenOf(a)));
+const sortNewest = (list) => [...list].sort((a, b) => newestFirst(whenOf(a), whenOf(b)));
 
 function attachmentLinks(attachments) {
   const out = [];
@@ -231,7 +231,7 @@ function labGroups() {
     if (!groups.has(k)) groups.set(k, { when: whenOf(o), inst: institution(o), obs: [] });
     groups.get(k).obs.push(o);
   }
-  return [...groups.values()].sort((a, b) => b.when.localeCompare(a.when));
+  return [...groups.values()].sort((a, b) => newestFirst(a.when, b.when));
 }
 const labReportsOf = (g) => state.labReports.filter((r) => localDay(whenOf(r)) === localDay(g.when) && institution(r) === g.inst);
 function renderResults() {
@@ -316,7 +316,7 @@ function renderImaging() {
     cards.push({ when: s.started || "", node: card("imaging", s.description || (s.procedureCode || []).map(text)[0],
       [day(s), institution(s)], line(w.modality, (s.modality || []).map((m) => m.code).join(W().sep))) });
   }
-  return cards.sort((a, b) => b.when.localeCompare(a.when)).map((c) => c.node);
+  return cards.sort((a, b) => newestFirst(a.when, b.when)).map((c) => c.node);
 }
 
 /** One line per event of the timeline; lab results are one entry per day and institution. */
@@ -344,7 +344,7 @@ function renderTimeline() {
       labReportsOf(g).concat(g.obs).map(hrMark).find(Boolean));
   }
   // newest first; records without a date (an allergy noted once) come last, under their own heading
-  items.sort((a, b) => (b.when || "").localeCompare(a.when || ""));
+  items.sort((a, b) => newestFirst(a.when, b.when));
   const byDay = new Map();
   for (const it of items) {
     const d = localDay(it.when);

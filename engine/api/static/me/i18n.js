@@ -274,6 +274,17 @@ function localDay(value) {
   return s.slice(0, 10);
 }
 
+/** Newest first, for sort(): by the day each falls on (`localDay`), then by the instant within it.
+ * The text alone misorders instants written with other offsets: 2026-03-04T20:00:00Z is Beijing's
+ * 5th but sorts before 2026-03-04T22:00+08:00. Undated ("") last. */
+function newestFirst(a, b) {
+  const da = localDay(a), db = localDay(b);
+  if (da !== db) return db.localeCompare(da);
+  const ta = Date.parse(a), tb = Date.parse(b);
+  if (!Number.isNaN(ta) && !Number.isNaN(tb) && ta !== tb) return tb - ta;
+  return String(b || "").localeCompare(String(a || ""));
+}
+
 /** Dates as people write them: 2026年9月20日 / 20 Sep 2026. A date-time that carries its offset is
  * shown in the hospital's own local time (as written), an instant in UTC ("Z") in Beijing time (it
  * had been the phone's zone: a phone set to UTC read a 09:00 visit as 01:00). */
@@ -298,5 +309,5 @@ function formatDate(value, lang, withTime) {
   return `${y}年${+mo}月${+d}日${time}`;
 }
 
-window.MeI18n = { WORDS, LANGS, formatDate, localDay, beijingDay };
+window.MeI18n = { WORDS, LANGS, formatDate, localDay, beijingDay, newestFirst };
 })();
