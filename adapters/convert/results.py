@@ -327,7 +327,7 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], repo
         return
     order = ctx.resources[request["reference"]]
     # ORC-1 RE (observations to follow) says results come, not how far the order got
-    ctx.deletes[:] = [d for d in ctx.deletes if not (d[0] is order and d[1] == "status")]
+    ctx.unsay(order, "status")
     state = ctx.resources[report["reference"]].get("status")
     status = vocabulary(ctx.site, "order_status_by_report").get(state) if isinstance(state, str) else None
     order["status"] = status or "active"

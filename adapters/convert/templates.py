@@ -26,6 +26,10 @@ adding a structure is a new file plus tests, not new Python. The shape, tersely:
         backrefs: [{to: Immunization, path: "reaction[].detail", when: {OBX-3: [31044-1]}}]
         unless: {RXA-5: ["998"], OBX-3: [30980-7]}   # not made when all match (``when``: only when)
 
+``states_active: true``: the event states whether its Patients are in use (a merge's survivor and
+the record merged away, the two records of an unlink): ``Patient.active`` is the message's
+statement; any other message only assumes it (it fills a Patient stored without it).
+
 Or ``handler: <name>`` hands the whole message to a named converter (the ORC/OBR/OBX result and
 order families, whose grouping rules live in ``results``). Statuses are rules through named
 vocabularies (``vocabulary.yaml``), identifiers rules through named data type converters
