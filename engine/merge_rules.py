@@ -31,7 +31,7 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders", "older"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders"})
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
@@ -124,7 +124,6 @@ class ElementPlan:
     stands: frozenset[str | bool] = frozenset()  # stored values this writer may not change (``stands``)
     yields_to: frozenset[str | bool] = frozenset()  # incoming values no ``stands`` value stands against
     placeholders: frozenset[str] = frozenset()  # values that state nothing (``placeholders``)
-    older: bool = False  # a ``stands`` conflict says the whole incoming version is older (``older``)
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,6 @@ class TypePlan:
     guards_create: bool  # a slice the writer does not own: checked even when nothing is stored
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
     follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
-    older: tuple[str, ...] = ()  # elements whose ``stands`` conflict refuses the whole version (``older``)
 
 
 @dataclass(slots=True)
@@ -255,8 +253,7 @@ class MergeRules:
             e.mode == "replace" and not e.slices and not e.stands for e in elements.values())  # (placeholders: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
-        older = tuple(name for name, e in elements.items() if e.older and e.stands)
-        plan = TypePlan(default, elements, trivial, guards, choices, follows, older)
+        plan = TypePlan(default, elements, trivial, guards, choices, follows)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -286,8 +283,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
-                           bool(rule.get("older")))
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -328,17 +324,6 @@ class MergeRules:
                 assumed = said.assumed.intersection(stored)
                 if assumed:
                     incoming = {k: v for k, v in incoming.items() if k not in assumed}
-        for name in plan.older:
-            if self._stands(plan.elements[name], stored.get(name, _MISSING), incoming.get(name, _MISSING)):
-                # the stored value says the incoming version is older (a preliminary result after
-                # the final one): none of it is stored, not only this element
-                self._conflict(plan.elements[name].conflict,
-                               f"{rtype}.{name}: {_writer(source)}'s value {_show(incoming[name])} was not stored: "
-                               f"{_show(stored[name])}, stated earlier, stands, and so does the rest of the "
-                               "stored version (the message is older than what is stored)", f"{rtype}.{name}", issues)
-                if fields:
-                    _locate(issues, fields)
-                return Combined(dict(stored), issues)
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -388,7 +373,10 @@ class MergeRules:
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
-            _locate(issues, fields)
+            for issue in issues:
+                at = fields.get((issue.get("expression") or [""])[0])
+                if at is not None:
+                    issue["location"] = [at]
         return Combined(out, issues)
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
@@ -409,16 +397,10 @@ class MergeRules:
             self._conflict(ep.conflict, f"{rtype}.dataAbsentReason: {_writer(source)}'s value {_show(reason)} was "
                            "not stored: a value stated earlier stands", f"{rtype}.dataAbsentReason", issues)
 
-    @staticmethod
-    def _stands(ep: ElementPlan, st: Any, inc: Any) -> bool:
-        """Whether the stored value ``st`` stands against the incoming ``inc`` (``stands``, ``yields_to``;
-        a placeholder states nothing, so nothing stands against it)."""
-        return (bool(ep.stands) and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands
-                and inc != st and inc not in ep.yields_to and not (type(inc) is str and inc in ep.placeholders))
-
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
-        if self._stands(ep, st, inc):
+        if (ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st
+                and inc not in ep.yields_to):
             # a stored value this writer may not take back (a completed order, for an order message
             # arriving after its result): a conflict like any value the rules keep out
             self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
@@ -694,14 +676,6 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     else:
         out.pop(element)
     return len(kept) < len(value)
-
-
-def _locate(issues: list[Issue], fields: Mapping[str, str]) -> None:
-    """Each issue about an element a field of the message stated names that field (ERR-2)."""
-    for issue in issues:
-        at = fields.get((issue.get("expression") or [""])[0])
-        if at is not None:
-            issue["location"] = [at]
 
 
 def _writer(source: str) -> str:

@@ -334,7 +334,6 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "yields_to": {"type": "array", "minItems": 1,  # incoming values no ``stands`` value stands against
                       "items": {"type": ["string", "boolean"]}},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
-        "older": {"type": "boolean"},  # a ``stands`` conflict refuses the writer's whole version
         "slices": {
             "type": "array",
             "items": {

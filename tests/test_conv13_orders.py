@@ -82,30 +82,3 @@ def test_two_groups_for_one_report_list_both_and_are_as_far_as_the_less_advanced
         assert report["status"] == report_status, control
         (request,) = written(engine, fhir, control, "ServiceRequest")
         assert request["status"] == order_status, control
-
-
-def glucose(control: str, status: str, value: str) -> bytes:
-    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|{control}|P|2.5.1\r" + PID
-            + "OBR|1|ORD-GL|LAB-GL|GLU^血糖^L|||20261201083000|||||||20261201083500|BLD"
-              f"|||||||20261201091000|||{status}\r"
-            + f"OBX|1|NM|GLU^葡萄糖^L||{value}|mmol/L|3.9-6.1||||{status}|||20261201090000\r").encode()
-
-
-def test_a_preliminary_result_after_the_final_one_is_older_and_not_stored(
-        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    """v2 ch. 7: a result sent final changes only as corrected (C) or withdrawn (D, W). A preliminary
-    one arriving after it (out of order, a queue re-sent) replaced the final value and status."""
-    acks = send(engine, glucose("P1", "F", "5.2"), glucose("P2", "P", "4.8"))
-    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
-    (obs,) = written(engine, fhir, "P2", "Observation")
-    (report,) = written(engine, fhir, "P2", "DiagnosticReport")
-    assert obs["status"] == "final" and obs["valueQuantity"]["value"] == 5.2
-    assert report["status"] == "final"
-    warned = [e[-1] for e in err_fields(acks[1]) if e[4] == "W"]
-    assert any("Observation.status" in w and "older than what is stored" in w for w in warned)
-    # a correction is what changes a final result
-    (ack,) = send(engine, glucose("P3", "C", "4.9"))
-    assert ack_code_of(ack) == "AA" and not [e for e in err_fields(ack) if e[4] == "W"]
-    (obs,) = written(engine, fhir, "P3", "Observation")
-    assert obs["status"] == "corrected" and obs["valueQuantity"]["value"] == 4.9
-    assert written(engine, fhir, "P3", "DiagnosticReport")[0]["status"] == "corrected"
