@@ -31,7 +31,7 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "placeholders"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders"})
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
@@ -41,28 +41,41 @@ _MISSING: Any = object()
 _CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
 Issue = dict[str, Any]
-# an explicit delete (HL7 ``""``): the element, and which of a list's entries (dotted path -> values;
-# none: the whole element) -- ``adapters.convert.Conversion.deletes`` per "Type/id"
-Delete = tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]
-# the second part of a ``Delete`` that deletes nothing: the converter assumed the element (an A08's
-# Encounter status) -- it fills only an element not stored (``adapters.convert.context.Context.assumed``)
-ASSUMED: tuple[tuple[str, tuple[str, ...]], ...] = (("@assumed", ()),)
-# the first part of a ``Delete``'s second part that deletes nothing either: which field of the message
-# stated the element (``(("@field", ("ORC", "1", "5")),)``: ORC, its first occurrence, field 5) -- a
-# value the rules do not store is then located in the ACK's ERR-2, as any other problem with a field
-# (``adapters.convert.context.Context.located``)
-FIELD = "@field"
-# FHIR's one status, across resources, saying the record itself was wrong (a wrong patient): no stored
-# value stands against it -- a completed order placed for the wrong patient is withdrawn, not kept
-ENTERED_IN_ERROR = "entered-in-error"
+# which entries of a list element (dotted path -> values): e.g. (("use", ("work",)),); none: the element
+Where = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def located(where: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
-    """``ORC[1]-5`` for a ``FIELD`` entry (the issue's ``location``, read back for ERR-2), else None."""
-    if len(where) == 1 and where[0][0] == FIELD and len(where[0][1]) == 3:
-        segment, sequence, field = where[0][1]
-        return f"{segment}[{sequence}]-{field}"
-    return None
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """What a message takes away from the stored version: ``element``, or only the entries of it
+    that ``where`` matches (PID-7 ``""``: the birth-time extension). ``why`` is what the issue
+    recorded on the message says took it (default: HL7's explicit null ``""``)."""
+
+    element: str
+    where: Where = ()
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What one message said of one resource beside its content, for the merge (``MergeRules.deleting``):
+
+    - ``deletes``: what the message deleted (HL7's explicit null; an unlink's links);
+    - ``assumed``: the elements the converter filled without the message stating them (an A08's
+      Encounter status, any Patient's ``active`` but a merge's or an unlink's): they fill only an
+      element not stored;
+    - ``fields``: element -> the field of the message that stated it (``ORC[1]-5``, ``located``): a
+      value the rules do not store is located in the ACK's ERR-2, as any other problem with a field.
+    Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
+
+    deletes: tuple[Delete, ...] = ()
+    assumed: frozenset[str] = frozenset()
+    fields: tuple[tuple[str, str], ...] = ()
+
+
+def located(segment: str, sequence: int | str, field: int | str) -> str:
+    """``ORC[1]-5``: a field of one segment occurrence, as an issue's ``location`` (read back for ERR-2)."""
+    return f"{segment}[{sequence}]-{field}"
 
 
 _LOCATED = re.compile(r"^([A-Z][A-Z0-9]{2})\[(\d+)\]-(\d+)$")
@@ -109,6 +122,7 @@ class ElementPlan:
     slices: tuple[SlicePlan, ...] = ()
     follows: frozenset[str] = frozenset()  # stated with any of these: the incoming value, absent = removed
     stands: frozenset[str | bool] = frozenset()  # stored values this writer may not change (``stands``)
+    yields_to: frozenset[str | bool] = frozenset()  # incoming values no ``stands`` value stands against
     placeholders: frozenset[str] = frozenset()  # values that state nothing (``placeholders``)
 
 
@@ -144,13 +158,13 @@ class MergeRules:
         self._local = threading.local()
 
     @contextmanager
-    def deleting(self, deletes: Mapping[str, tuple[Delete, ...]] | None) -> Iterator[None]:
+    def deleting(self, deletes: Mapping[str, Said] | None) -> Iterator[None]:
         """Within the block (one message's write, on this thread), an update of a resource named in
-        ``deletes`` ("Type/id" -> what its message deleted with HL7's explicit null ``""``) drops
-        those stored elements or entries, unless the message itself states them again. Only an
-        explicit null deletes: an empty field keeps the stored value (``keep-if-absent``). An entry
-        ``(element, ASSUMED)`` deletes nothing: the converter filled the element without the message
-        stating it, so it fills only an element not stored."""
+        ``deletes`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
+        the stored elements or entries the message deleted (HL7's explicit null ``""``), unless the
+        message itself states them again -- an empty field keeps the stored value
+        (``keep-if-absent``) --, lets an element the converter only assumed fill only an element
+        not stored, and locates a value not stored at the field that stated it."""
         if not deletes:
             yield
             return
@@ -255,6 +269,7 @@ class MergeRules:
         mode = self._pick(modes, ladder, default_mode)
         owners = tuple(rule.get("owner") or ())
         stands = frozenset(self._pick(rule.get("stands") or {}, ladder, ()))
+        yields_to = frozenset(rule.get("yields_to") or ())
         placeholders = frozenset(rule.get("placeholders") or ())
         if owners and not set(owners) & set(ladder):
             mode = "keep-stored"
@@ -268,7 +283,7 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, placeholders)
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -301,16 +316,14 @@ class MergeRules:
                         out[name] = value
             return Combined(out, issues)
         deletes = getattr(self._local, "deletes", None)
-        said = deletes.get(f"{rtype}/{incoming.get('id')}") if deletes else None
+        said: Said | None = deletes.get(f"{rtype}/{incoming.get('id')}") if deletes else None
         fields: dict[str, str] = {}
-        if said:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
-            for element, where in said:
-                at = located(where)
-                if at is not None:
-                    fields[f"{rtype}.{element}"] = at
-            assumed = {element for element, where in said if where == ASSUMED and element in stored}
-            if assumed:
-                incoming = {k: v for k, v in incoming.items() if k not in assumed}
+        if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
+            fields = {f"{rtype}.{element}": at for element, at in said.fields}
+            if said.assumed:
+                assumed = said.assumed.intersection(stored)
+                if assumed:
+                    incoming = {k: v for k, v in incoming.items() if k not in assumed}
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -349,15 +362,14 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
-        if said:  # before a value and a reason are weighed: a deleted value is no longer there
-            for element, where in said:
-                if where == ASSUMED or (where and where[0][0] == FIELD):
-                    continue
-                for name in _deleted(plan, element):
-                    if _delete(out, incoming, name, where):
+        if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
+            for delete in said.deletes:
+                for name in _deleted(plan, delete.element):
+                    if _delete(out, incoming, name, delete.where):
+                        why = delete.why or 'explicit null (HL7 "")'
                         issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
-                                       "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s explicit null "
-                                                      '(HL7 ""); the earlier version keeps it (_history)'})
+                                       "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s {why}; "
+                                                      "the earlier version keeps it (_history)"})
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
@@ -388,7 +400,7 @@ class MergeRules:
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
         if (ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st
-                and inc != ENTERED_IN_ERROR):
+                and inc not in ep.yields_to):
             # a stored value this writer may not take back (a completed order, for an order message
             # arriving after its result): a conflict like any value the rules keep out
             self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
@@ -636,7 +648,7 @@ def _deleted(plan: TypePlan, element: str) -> list[str]:
     return names + [name for name, followed in plan.follows if followed & named and name not in named]
 
 
-def _delete(out: Resource, incoming: Resource, element: str, where: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
+def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bool:
     """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
     again, from another field), or the stored entries of the list matching ``where`` that the
     message does not state (PID-7 ``""``: the birth-time extension; the others stay). Whether

@@ -331,6 +331,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "owner": _NAMES,
         "stands": {"type": "object", "additionalProperties": {  # source group -> stored values that stand
             "type": "array", "minItems": 1, "items": {"type": ["string", "boolean"]}}},
+        "yields_to": {"type": "array", "minItems": 1,  # incoming values no ``stands`` value stands against
+                      "items": {"type": ["string", "boolean"]}},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         "slices": {
             "type": "array",

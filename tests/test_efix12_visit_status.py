@@ -68,8 +68,7 @@ def test_a_visit_first_stored_by_such_an_event_is_unknown(engine: Engine, fhir: 
 
 def test_the_located_text_reads_back() -> None:
     """The one writer and the one reader of ``ORC[1]-5`` (ERR-2) agree; other text is not a field."""
-    where = (("@field", ("ORC", "1", "5")),)
-    text = located(where)
+    text = located("ORC", 1, 5)
     assert text == "ORC[1]-5"
     assert field_of(text) == ("ORC", 1, 5)
     assert field_of("Encounter.status") is None

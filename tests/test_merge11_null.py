@@ -18,7 +18,7 @@ from adapters.convert import convert
 from adapters.hl7v2.ack import ack_code_of
 from adapters.hl7v2.parser import parse
 from engine.engine import Engine
-from engine.merge_rules import ASSUMED
+from engine.merge_rules import Delete
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_merge11_kinds import adt, stored
 
@@ -89,7 +89,6 @@ def test_a_null_names_what_it_deletes_and_converts_as_an_empty_field(engine: Eng
     assert nulled.bundle == empty.bundle
     # (what the converter assumes is named too, in both: the A08's Encounter status, merge12; the
     # Patient's active, mfix12)
-    said = {r: tuple(d for d in ds if d[1] != ASSUMED) for r, ds in nulled.deletes.items()}
-    ((ref, deletes),) = [(r, d) for r, d in said.items() if d]
-    assert ref.startswith("Patient/") and deletes == (("address", ()),)  # PID-14's "": nothing
-    assert [r for r, ds in empty.deletes.items() if any(d[1] != ASSUMED for d in ds)] == []
+    ((ref, deletes),) = [(r, s.deletes) for r, s in nulled.said.items() if s.deletes]
+    assert ref.startswith("Patient/") and deletes == (Delete("address"),)  # PID-14's "": nothing
+    assert [r for r, s in empty.said.items() if s.deletes] == []

@@ -7,7 +7,7 @@ change a value (its components stay with the stored value), a delete the message
 
 from __future__ import annotations
 
-from engine.merge_rules import REPRESENTATION, shipped
+from engine.merge_rules import REPRESENTATION, Delete, Said, shipped
 
 
 def patient(**elements: object) -> dict:
@@ -61,7 +61,7 @@ def test_a_delete_gives_way_to_what_the_message_states_again() -> None:
     work = {"system": "phone", "value": "2", "use": "work"}
     new_work = {"system": "phone", "value": "3", "use": "work"}
     stored = patient(telecom=[home, work], maritalStatus={"text": "已婚"})
-    with rules.deleting({"Patient/p1": (("telecom", (("use", ("work",)),)), ("maritalStatus", ()))}):
+    with rules.deleting({"Patient/p1": Said((Delete("telecom", (("use", ("work",)),)), Delete("maritalStatus")))}):
         out = rules.combine(stored, patient(telecom=[new_work]), "ADT").resource
         other = rules.combine(patient(id="p2", maritalStatus={"text": "x"}), patient(id="p2"), "ADT").resource
     assert out["telecom"] == [home, new_work] and "maritalStatus" not in out

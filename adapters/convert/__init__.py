@@ -30,6 +30,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
+from engine.merge_rules import Said
 from mappings.site import Site
 
 __all__ = ["Conversion", "convert", "template_for"]
@@ -55,12 +56,17 @@ class Conversion:
     # "Type/id" → how a resource was built from a compiled plan (``plans.Planned``): validation then
     # checks only what varies between the resources of that plan
     planned: dict[str, Any] = field(default_factory=dict)
-    # "Type/id" -> the elements the message deleted with HL7's explicit null ``""`` (and which of a
-    # list's entries): the merge rules delete them from the stored version (``MergeRules.deleting``);
-    # and (``engine.merge_rules.ASSUMED``) the elements the converter filled without the message stating them
-    # (an A08's Encounter status), which fill only what is not stored
-    deletes: dict[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
+    # "Type/id" -> what the message said of the resource beside its content (``engine.merge_rules.Said``:
+    # its deletes with HL7's explicit null ``""``, the elements the converter only assumed -- an
+    # A08's Encounter status --, the fields that stated an element), for the merge rules
+    # (``MergeRules.deleting``)
+    said: dict[str, Said] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def deletes(self) -> dict[str, Said]:
+        """``said``, by the name the ingest hands to ``MergeRules.deleting``."""
+        return self.said
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -146,7 +152,9 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
         ctx.warn(HL7Error(f"MSH-10 (message control id) is empty; the message is known by its content "
                           f"as {msh.control_id} (an identical resend is recognised)",
                           segment="MSH", sequence=1, field=10, code=REQUIRED_FIELD_MISSING))
-    templates.convert(ctx, template_for(ctx))
+    spec = template_for(ctx)
+    ctx.states_active = bool(spec.get("states_active"))
+    templates.convert(ctx, spec)
     common.provenance(ctx)
     return Conversion(
         by_reference=ctx.resources,
@@ -155,5 +163,5 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
         unmapped=ctx.unmapped,
         create_only=ctx.create_only,
         planned=ctx.planned,
-        deletes=ctx.deleted() if ctx.deletes else {},
+        said=ctx.said(),
     )

@@ -252,6 +252,18 @@ templates.BUILDERS.update(
 )
 
 
+# --- message-level steps (``then``) ----------------------------------------------------------------
+
+
+def _unlink(env: Env) -> None:
+    """A37: the Patients the message made are distinct records (``his.unlink``)."""
+    made = [ref["reference"] for _, ref in env.made.get("Patient", ())]
+    his.unlink(env.ctx, list(dict.fromkeys(made)))
+
+
+templates.THEN.update({"unlink": _unlink})
+
+
 # --- post-steps ----------------------------------------------------------------------------------
 
 

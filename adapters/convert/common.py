@@ -184,11 +184,11 @@ _PATIENTS_MAX = 2048
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
     """PID → Patient; returns (local key, Reference). No PID field states whether the record is in
     use: ``active`` true is the converter's assumption (it fills only a Patient stored without it)
-    unless the event states it -- a merge's survivor, a link or unlink (``vocabulary.yaml``
-    ``patient_active_stated``). So a late A08 naming a record a merge took out of use leaves it
-    inactive, while a merge that makes that record the survivor brings it back."""
+    unless the event states it -- a merge's survivor, an unlink (the message template's
+    ``states_active``). So a late A08 naming a record a merge took out of use leaves it inactive,
+    while a merge that makes that record the survivor brings it back."""
     key, ref = _patient_ref(pid, ctx)
-    if not (table(ctx.site, "vocabulary").get("patient_active_stated") or {}).get(ctx.message.msh.trigger_event):
+    if not ctx.states_active:
         ctx.assumed(ctx.resources[ref["reference"]], "active")
     return key, ref
 
@@ -222,14 +222,14 @@ def _patient_ref(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
         _PATIENTS[memo] = True
         key, ref, _res = _patient(pid, pd1, ctx)
         return key, ref
-    warned, made, deleted = len(ctx.warnings), len(ctx.resources), len(ctx.deletes)
+    warned, made, said = len(ctx.warnings), len(ctx.resources), ctx.said_count()
     with ctx.recording() as noted:
         key, ref, res = _patient(pid, pd1, ctx)
     # kept only when the Patient (and the sender) is all it made and all it names: a PD1 naming a
     # practitioner or a clinic makes those too -- or merges them into ones an earlier PID of the
     # same message made, so "made nothing new" is not enough: a copy would name a resource the
     # later message's Bundle lacks -- and a warning is the message's own
-    if (len(ctx.warnings) == warned and len(ctx.deletes) == deleted  # a copy would not delete
+    if (len(ctx.warnings) == warned and ctx.said_count() == said  # a copy would not delete
             and all(r == ref["reference"] or r == ctx.organization
                     for r in itertools.islice(ctx.resources, made, None))
             and all(r == ctx.organization for r in _references(res))):

@@ -16,14 +16,11 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from engine.merge_rules import ASSUMED, FIELD
+from engine.merge_rules import Delete, Said, Where, located
 from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
 Resource = dict[str, Any]
-# what an explicit HL7 null ("") deletes: a top-level element, and (when the field states only some
-# entries of a list) the entries whose dotted path holds one of the values, e.g. (("use", ("work",)),)
-Where = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 # (institution, resource type, local key) -> deterministic id. The same organisation, patients and
@@ -67,9 +64,15 @@ class Context:
     # what the results of an order group share, as part of a plan's key (``plans.describe``)
     plan_shared: tuple[Any, ...] | None = None
     organization: str | None = None  # "Organization/id" of the sender, once ``actors.organization`` made it
-    # explicit deletes (HL7 ``""``): (the resource being built, its element, which entries), named
-    # by reference once the conversion is done (``Conversion.deletes``)
-    deletes: list[tuple[Resource, str, Where]] = field(default_factory=list)
+    # the message's template says its event states whether its Patients are in use (``states_active``:
+    # a merge, an unlink); else ``Patient.active`` is only assumed
+    states_active: bool = False
+    # what the message said of a resource beside its content (``engine.merge_rules.Said``), kept by
+    # the resource being built and named by reference once the conversion is done (``said``):
+    # its deletes (HL7 ``""``), the elements only assumed, the fields that stated an element
+    deletes: list[tuple[Resource, Delete]] = field(default_factory=list)
+    assumptions: list[tuple[Resource, str]] = field(default_factory=list)
+    fields: list[tuple[Resource, str, str]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -129,30 +132,56 @@ class Context:
             if outer is not None:
                 outer.extend(inner)
 
-    def delete(self, resource: Resource, element: str, where: Where = ()) -> None:
+    def delete(self, resource: Resource, element: str, where: Where = (), why: str = "") -> None:
         """The message sent ``""`` (HL7's explicit null, v2 chapter 2) for what makes ``element``:
-        the stored value is to be deleted (an empty field leaves it alone)."""
-        self.deletes.append((resource, element, where))
+        the stored value is to be deleted (an empty field leaves it alone); ``where``: only the
+        entries of a list it matches; ``why``: what deleted it, when not an explicit null (an
+        unlink's links)."""
+        self.deletes.append((resource, Delete(element, where, why)))
 
     def assumed(self, resource: Resource, element: str) -> None:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated
         (an A08 says nothing of the visit's status): it fills only an element not stored."""
-        self.deletes.append((resource, element, ASSUMED))
+        self.assumptions.append((resource, element))
 
     def located(self, resource: Resource, element: str, seg: Segment, field_no: int) -> None:
         """``element`` of ``resource`` was stated by field ``field_no`` of ``seg`` (ORC-5): a value
         the merge rules do not store is located there in the ACK (ERR-2), not only named."""
-        self.deletes.append((resource, element, ((FIELD, (seg.name, str(seg.sequence), str(field_no))),)))
+        self.fields.append((resource, element, located(seg.name, seg.sequence, field_no)))
 
-    def deleted(self) -> dict[str, tuple[tuple[str, Where], ...]]:
-        """The explicit deletes by "Type/id" (a resource merged into another by ``put`` is that one)."""
-        out: dict[str, tuple[tuple[str, Where], ...]] = {}
-        for resource, element, where in self.deletes:
-            rid = resource.get("id")
-            if isinstance(rid, str):
-                ref = f"{resource['resourceType']}/{rid}"
-                out[ref] = (*out.get(ref, ()), (element, where))
-        return out
+    def unsay(self, resource: Resource, element: str) -> None:
+        """Forget that ``element`` of ``resource`` was assumed or stated by a field: a later part
+        of the message states it anew (a result's report status after ORC-1 RE)."""
+        self.assumptions[:] = [a for a in self.assumptions if not (a[0] is resource and a[1] == element)]
+        self.fields[:] = [f for f in self.fields if not (f[0] is resource and f[1] == element)]
+
+    def said_count(self) -> int:
+        """How many things the message said beside the resources' content so far (a conversion
+        that said any cannot be replaced by a copy of an earlier one's resources)."""
+        return len(self.deletes) + len(self.assumptions) + len(self.fields)
+
+    def said(self) -> dict[str, Said]:
+        """What the message said of each resource beside its content, by "Type/id" (a resource
+        merged into another by ``put`` is that one)."""
+        if not (self.deletes or self.assumptions or self.fields):
+            return {}
+        deletes: dict[str, list[Delete]] = {}
+        assumed: dict[str, set[str]] = {}
+        fields: dict[str, list[tuple[str, str]]] = {}
+        for resource, delete in self.deletes:
+            ref = _ref_of(resource)
+            if ref is not None:
+                deletes.setdefault(ref, []).append(delete)
+        for resource, element in self.assumptions:
+            ref = _ref_of(resource)
+            if ref is not None:
+                assumed.setdefault(ref, set()).add(element)
+        for resource, element, at in self.fields:
+            ref = _ref_of(resource)
+            if ref is not None:
+                fields.setdefault(ref, []).append((element, at))
+        return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())))
+                for ref in {*deletes, *assumed, *fields}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"
@@ -179,3 +208,8 @@ class Context:
         self, seg: Segment, message: str, field_no: int | None = None, component: int | None = None, **kw: Any
     ) -> HL7Error:
         return seg.error(message, field_no, component, **kw)
+
+
+def _ref_of(resource: Resource) -> str | None:
+    rid = resource.get("id")
+    return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) else None

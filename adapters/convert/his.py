@@ -75,6 +75,32 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
     survivor_res.setdefault("link", []).append(
         {"other": {"reference": old_ref["reference"]}, "type": "replaces"}
     )
+    # a merge the other way round (the registrar merged the wrong way and merges back) undoes the
+    # earlier one: a record does not both replace and get replaced by the same record
+    ctx.delete(survivor_res, "link", _link_to(old_ref["reference"], "replaced-by"), MERGED_BACK)
+    ctx.delete(ctx.resources[old_ref["reference"]], "link", _link_to(sref["reference"], "replaces"), MERGED_BACK)
+
+
+MERGED_BACK = "merge (PID beside MRG-1): the earlier merge the other way round is undone"
+UNLINKED = "unlink (A37): the two records are distinct and both in use"
+
+
+def _link_to(reference: str, *types: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The ``Patient.link`` entries of these types pointing at ``reference`` (a delete's ``where``)."""
+    return (("type", types), ("other.reference", (reference,)))
+
+
+def unlink(ctx: Context, patients: list[str]) -> None:
+    """ADT^A37 (unlink patient information, v2.5.1 3.3.37): the records the message names are not
+    one record merged into another. Each loses the ``replaces``/``replaced-by`` links to the others
+    (both ways), and keeps every other link (a merge with a third record, the patient index's
+    ``seealso`` by ID number, a client's). The event states both are in use (``states_active``), so
+    the links that said one of them must no longer be used go with them: R4 reads a record with
+    ``replaced-by`` as one not to use, whatever its ``active``."""
+    for ref in patients:
+        others = [o for o in patients if o != ref]
+        for other in others:
+            ctx.delete(ctx.resources[ref], "link", _link_to(other, "replaces", "replaced-by"), UNLINKED)
 
 
 def related_person(nk1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str] | None:

@@ -327,7 +327,7 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], repo
         return
     order = ctx.resources[request["reference"]]
     # ORC-1 RE (observations to follow) says results come, not how far the order got
-    ctx.deletes[:] = [d for d in ctx.deletes if not (d[0] is order and d[1] == "status")]
+    ctx.unsay(order, "status")
     state = ctx.resources[report["reference"]].get("status")
     status = vocabulary(ctx.site, "order_status_by_report").get(state) if isinstance(state, str) else None
     order["status"] = status or "active"
@@ -914,7 +914,31 @@ def diagnostic_report(
         if ident:
             ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
+    earlier = ctx.resources.get(ctx.ref("DiagnosticReport", key)["reference"])
+    if earlier is not None:
+        _another_group(ctx, earlier, res)
     return ctx.put(res, key)
+
+
+_REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
+
+
+def _another_group(ctx: Context, earlier: Resource, res: Resource) -> None:
+    """A second OBR group of the message for the same report (the same filler number: two tests on
+    one specimen, or one test's results split over two groups): the report lists every group's
+    results, specimens, orders and forms, and is as far as its least advanced group
+    (``vocabulary.yaml`` ``report_status_progress``: final only when every group is; a corrected
+    group makes a final report corrected). Before, the first group's report stood as it was: the
+    second group's results were not in it, and its status was the first group's alone."""
+    for name in _REPORT_LISTS:
+        for entry in res.get(name, ()):
+            listed = earlier.setdefault(name, [])
+            if entry not in listed:
+                listed.append(entry)
+    progress = vocabulary(ctx.site, "report_status_progress")
+    now, other = earlier.get("status"), res.get("status")
+    if isinstance(other, str) and other != now and progress.get(other, 99) < progress.get(now, 99):
+        earlier["status"] = other
 
 
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:

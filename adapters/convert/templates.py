@@ -26,6 +26,12 @@ adding a structure is a new file plus tests, not new Python. The shape, tersely:
         backrefs: [{to: Immunization, path: "reaction[].detail", when: {OBX-3: [31044-1]}}]
         unless: {RXA-5: ["998"], OBX-3: [30980-7]}   # not made when all match (``when``: only when)
 
+``then: [unlink]``: message-level steps (``THEN``) run once every resource is made.
+
+``states_active: true``: the event states whether its Patients are in use (a merge's survivor and
+the record merged away, the two records of an unlink): ``Patient.active`` is the message's
+statement; any other message only assumes it (it fills a Patient stored without it).
+
 Or ``handler: <name>`` hands the whole message to a named converter (the ORC/OBR/OBX result and
 order families, whose grouping rules live in ``results``). Statuses are rules through named
 vocabularies (``vocabulary.yaml``), identifiers rules through named data type converters
@@ -99,6 +105,9 @@ Handler = Callable[[Context, dict[str, Any]], None]
 BUILDERS: dict[str, Builder] = {}
 HANDLERS: dict[str, Handler] = {}
 POST: dict[str, Callable[[Resource, Segment | None, Scope, Env], None]] = {}
+# message-level steps run once every resource is made (``then: [unlink]``): what the message says
+# about the resources together (an unlink: the two records are not one person's merge)
+THEN: dict[str, Callable[[Env], None]] = {}
 
 
 # --- compiling a template (once per loaded file) -------------------------------------------------
@@ -147,6 +156,7 @@ class _Template:
     consumed: frozenset[str]
     create_only: bool
     encounter_status: str
+    then: tuple[str, ...] = ()  # message-level steps (``THEN``), in order, after every resource
     grouped: frozenset[str] = frozenset()  # segment names some group holds
     opener: dict[str, str] = field(default_factory=dict)  # segment name → the group it opens
     holder: dict[str, str] = field(default_factory=dict)  # segment name → the group it belongs to
@@ -243,7 +253,11 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
         consumed=frozenset(consumed),
         create_only=bool(spec.get("create_only", True)),
         encounter_status=spec.get("encounter_status", "unknown"),
+        then=tuple(spec.get("then", ())),
     )
+    for name in compiled.then:
+        if name not in THEN:
+            raise HL7Error(f"message template names unknown step {name!r}", code=APPLICATION_INTERNAL_ERROR)
     for g in compiled.groups:
         compiled.order[g["name"]] = list(g.get("starts", ()))
         for name in g.get("starts", ()):
@@ -311,6 +325,8 @@ def convert(ctx: Context, spec: dict[str, Any]) -> None:
             continue  # most specs name segments a given message does not carry
         for scope in scopes.get(spec_.scope, ()):
             _make_all(spec_, scope, env)
+    for name in tpl.then:
+        THEN[name](env)
     if not tpl.consumed.issuperset(present):
         _report_unmapped(ctx, tpl, msg.segments)
 

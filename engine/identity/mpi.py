@@ -93,6 +93,16 @@ def _ref_id(link: dict[str, Any]) -> str | None:
     return ref.split("/", 1)[1] if ref.startswith("Patient/") else None
 
 
+def _merges(patient: dict[str, Any] | None) -> set[tuple[str, str]]:
+    """A Patient's merge links: (``replaced-by`` or ``replaces``, the other record's id)."""
+    out: set[tuple[str, str]] = set()
+    for link in (patient or {}).get("link") or ():
+        kind, other = link.get("type"), _ref_id(link)
+        if other and kind in ("replaced-by", "replaces"):
+            out.add((kind, other))
+    return out
+
+
 def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
     """What decides a record's managed links: its person and merges."""
     doc = doc or {}
@@ -536,7 +546,7 @@ class IdentityService:
         before = self.links.get(pid)
         if previous is not None and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
             return resource  # a re-sent record: see _SETTLED
-        doc, issues, known = self._classify_members(resource, before)
+        doc, issues, known = self._classify_members(resource, before, previous)
         person = doc.get("person")
         found = known if known is not None else self.members(person)
         members = sorted([*found, pid]) if person and pid not in found else found
@@ -575,7 +585,7 @@ class IdentityService:
         stated = self._stated_for(resource)
         if stated is None:
             before = self.links.get(pid)
-            doc, issues, known = self._classify_members(resource, before)
+            doc, issues, known = self._classify_members(resource, before, previous)
             if doc != before:  # the index's own link versions classify as they were
                 self.links.replace(doc)
             members = self._after_write(doc, pid, known)
@@ -630,8 +640,8 @@ class IdentityService:
         return sorted({*known, pid}) if doc.get("status") == "linked" and doc.get("person") else \
             [m for m in known if m != pid]
 
-    def _classify_members(self, patient: dict[str, Any], before: dict[str, Any] | None
-                          ) -> tuple[dict[str, Any], list, list[str] | None]:
+    def _classify_members(self, patient: dict[str, Any], before: dict[str, Any] | None,
+                          previous: dict[str, Any] | None = None) -> tuple[dict[str, Any], list, list[str] | None]:
         """``_classify``, and the linked records of the person it found (``members``, before
         ``doc`` is written) when one query told both, else None.
 
@@ -648,6 +658,13 @@ class IdentityService:
             "manual": bool(before and before.get("manual")),
             "replaced_by": (before or {}).get("replaced_by"), "replaces": list((before or {}).get("replaces", [])),
         }
+        for kind, other in _merges(previous) - _merges(patient):
+            # a merge this very write took away (an unlink, A37; a merge back the other way round):
+            # the index forgets it too, else it would state the link again on the next write
+            if kind == "replaced-by" and doc["replaced_by"] == other:
+                doc["replaced_by"] = None
+            elif kind == "replaces" and other in doc["replaces"]:
+                doc["replaces"].remove(other)
         for link in patient.get("link", []):  # merges stated by the source system are kept
             other = _ref_id(link)
             if other and link.get("type") == "replaced-by":
