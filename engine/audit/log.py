@@ -24,7 +24,8 @@ database):
 - ``audit_meta``: the log's name (origin), and the **seal** (``SEAL``): a checkpoint of the whole
   log signed each ``audit_seal_seconds`` (1 s) in place of the last, so the records no signature
   covers are one second's at most without a numbered checkpoint (~0.45 KB, ~90 µs to verify) a
-  second: ``seal``.
+  second: ``seal``; while a stopped writer's unsigned tail awaits its ``recovered`` checkpoint,
+  its first record (``FOUND``: ``_note_found``).
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
