@@ -374,11 +374,35 @@ class AuditLog:
         if signed.size > size:
             return f"it holds {size} records"
         try:
-            if merkle.range_hash(0, signed.size, self.subtree_hash) == signed.root:
+            if self._root_of(signed.size) == signed.root:
                 return None
         except LookupError as exc:
             return str(exc)
         return "the records and tree nodes stored make another root"
+
+    def _root_of(self, size: int, records: tuple[int, Sequence[bytes]] | None = None) -> bytes:
+        """The root of the tree's first ``size`` records from what is stored (~log2 n node reads);
+        with ``records`` = (first, their bytes), records ``first``.. hashed from those bytes in place
+        of their stored leaf hashes and of every stored node above them (a damaged file's rescan,
+        ``_signed_file``: a forger recomputes the leaf hashes and nodes a file keeps with its CRCs).
+        The one walk for the load's check, a peer's signature, a rescanned file and ``root_at``.
+        Raises ``LookupError`` when a node it needs is unreadable."""
+        if records is None:
+            return merkle.range_hash(0, size, self.subtree_hash)
+        first, data = records
+        stop = first + len(data)
+        leaves = [merkle.leaf_hash(d) for d in data]
+
+        def subtree(level: int, index: int) -> bytes:
+            lo = index << level
+            hi = lo + (1 << level)
+            if hi <= first or lo >= stop:  # wholly outside these records: as stored
+                return self.subtree_hash(level, index)
+            if level == 0:
+                return leaves[lo - first]
+            return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
+
+        return merkle.range_hash(0, size, subtree)
 
     def _newest_verifying_checkpoint(self) -> Checkpoint | None:
         """After the newest statement failed: the newest numbered checkpoint whose signature holds."""
@@ -497,18 +521,7 @@ class AuditLog:
             return True
         if cp.size > stop and stop <= entry.last:  # (cannot be: the rows were checked whole)
             return False
-        mine = [merkle.leaf_hash(row[2]) for row in rows]
-
-        def subtree(level: int, index: int) -> bytes:
-            lo = index << level
-            hi = lo + (1 << level)
-            if hi <= first or lo >= stop:  # wholly in other files: their stored node
-                return self.subtree_hash(level, index)
-            if level == 0:
-                return mine[lo - first]
-            return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
-
-        if merkle.range_hash(0, cp.size, subtree) != cp.root:
+        if self._root_of(cp.size, (first, [row[2] for row in rows])) != cp.root:
             return False
         self._found(cp.size, stop)
         return True
@@ -1244,7 +1257,7 @@ class AuditLog:
     def root_at(self, size: int) -> bytes:
         self._check_size(size)
         self.drain()
-        return merkle.range_hash(0, size, self.subtree_hash)
+        return self._root_of(size)
 
     def _check_size(self, size: int) -> None:
         if not 0 < size <= self.size:
