@@ -938,7 +938,7 @@ class AuditLog:
         """Insert ``cp`` in the open transaction; one marked ``recovered`` covers the found tail
         (``_note_found``), whose record goes with it: no later signature marks it again."""
         self.checkpoints.insert({"_id": seq_key(cp.seq), **cp.as_json()})
-        if cp.recovered is not None:
+        if cp.recovered is not None and self._found_tail(cp.size) is not None:
             self.meta.delete(FOUND)
         self._last_cp_seq, self._last_cp_size = cp.seq, cp.size
         self._last_cp_time = time.monotonic()
