@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sys
 import threading
+import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -37,6 +40,30 @@ def _hold_segment_lock(path: str, held: threading.Event, release: threading.Even
         release.wait(5)
     finally:
         os.close(other)
+
+
+async def _until(done: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Return once ``done()`` holds, the loop serving meanwhile (its timers run). A state the test
+    waits for is observed, not assumed after a fixed time: on two loaded cores a 2 ms timer or a
+    worker thread can be late by far more than any sleep a test would take. ``timeout`` only stops
+    a test that would otherwise hang."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0.001)
+
+
+def _waits_in_segment_lock(loop_thread: int) -> bool:
+    """Whether a thread other than the loop's stands in ``Segment.acquire`` (waiting for the
+    segment's ``flock``: a group's append sent to a worker thread)."""
+    for ident, frame in sys._current_frames().items():
+        if ident == loop_thread:
+            continue
+        while frame is not None:
+            if frame.f_code.co_name == "acquire" and frame.f_code.co_filename.endswith(os.path.join("audit", "segment.py")):
+                return True
+            frame = frame.f_back
+    return False
 
 
 @pytest.fixture
@@ -234,10 +261,8 @@ def test_requests_one_at_a_time_append_at_once_until_a_burst_groups_again(settin
 
 def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: Settings) -> None:
     """In lone mode the loop's appends keep the segment's lock a few milliseconds: another process
-    asking for it gets it soon after, and a lone request meanwhile sends its record to a worker
-    thread (as a group), not onto the event loop."""
-    import time
-
+    asking for it gets it when the let-go timer armed by the appends fires, and a lone request
+    meanwhile sends its record to a worker thread (as a group), not onto the event loop."""
     from engine.audit.group_commit import LONE_AFTER
     from engine.repository import open_store
 
@@ -249,16 +274,15 @@ def test_a_lone_request_on_a_busy_log_waits_in_a_worker_like_a_group(settings: S
     async def scenario() -> int:
         for i in range(LONE_AFTER):
             await committer.record(event(i))
-        assert log.segment_kept  # kept past the appends
+        assert log.segment_kept and committer._let_go is not None  # kept past the appends, its let-go armed
         worker = threading.Thread(target=_hold_segment_lock, args=(store.path, held, release))
         worker.start()
-        t = time.monotonic()
-        while not held.is_set():  # the loop lets go of the kept lock meanwhile
-            await asyncio.sleep(0.001)
-        assert time.monotonic() - t < 1.0 and not log.segment_kept
+        await _until(held.is_set, "the other writer got the lock")  # the loop lets go of it meanwhile
+        assert not log.segment_kept and committer._let_go is None  # let go by that timer
         try:
             task = asyncio.ensure_future(committer.record(event(LONE_AFTER)))
-            await asyncio.sleep(0.05)
+            loop_thread = threading.get_ident()
+            await _until(lambda: _waits_in_segment_lock(loop_thread), "a worker thread waits for the lock")
             assert not task.done() and log.size == LONE_AFTER  # waiting in a worker, the loop free
         finally:
             release.set()
@@ -351,11 +375,7 @@ def test_a_kept_lock_is_let_go_before_the_log_waits_for_its_database(
 def test_an_append_that_raises_after_keeping_the_lock_still_lets_it_go(settings: Settings) -> None:
     """A hook run after the record was written raises (the append kept the segment's lock first):
     the request learns of the error, and the let-go timer is armed all the same, so another process
-    asking for the lock gets it within moments instead of waiting for the next append."""
-    import fcntl
-    import os
-    import time
-
+    asking for the lock gets it when that timer fires instead of waiting for the next append."""
     from engine.audit.segment import segment_path
     from engine.repository import open_store
 
@@ -366,29 +386,31 @@ def test_an_append_that_raises_after_keeping_the_lock_still_lets_it_go(settings:
     def broken(_appended: object) -> None:
         raise RuntimeError("hook failed")
 
-    async def scenario() -> float:
+    async def scenario() -> bool:
         await committer.record(event(0))
-        await asyncio.sleep(0.05)  # its let-go came: nothing kept, no timer pending
-        assert not log.segment_kept and committer._let_go is None
+        await _until(lambda: committer._let_go is None, "the first let-go fired")
+        assert not log.segment_kept and committer._let_go is None  # its let-go came: nothing kept
         log.after_append.append(broken)
         with pytest.raises(RuntimeError, match="hook failed"):
             await committer.record(event(1))
         assert log.segment_kept and committer._let_go is not None  # kept, and its let-go is coming
         other = os.open(segment_path(store.path), os.O_RDWR)
+
+        def got_it() -> bool:  # another process's try for the lock, the loop free meanwhile
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
         try:
-            t = time.monotonic()
-            while True:  # another process's try for the lock, the loop free meanwhile
-                try:
-                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
+            await _until(got_it, "another process got the lock")
             fcntl.flock(other, fcntl.LOCK_UN)
-            return time.monotonic() - t
+            return not log.segment_kept and committer._let_go is None  # let go by the armed timer
         finally:
             os.close(other)
 
-    assert asyncio.run(scenario()) < 1.0
+    assert asyncio.run(scenario())
     log.after_append.remove(broken)
     assert [e["id"] for e in log.events()] == ["audit-0", "audit-1"]  # written before the hook ran
     store.close()

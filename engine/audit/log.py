@@ -24,7 +24,8 @@ database):
 - ``audit_meta``: the log's name (origin), and the **seal** (``SEAL``): a checkpoint of the whole
   log signed each ``audit_seal_seconds`` (1 s) in place of the last, so the records no signature
   covers are one second's at most without a numbered checkpoint (~0.45 KB, ~90 µs to verify) a
-  second: ``seal``.
+  second: ``seal``; while a stopped writer's unsigned tail awaits its ``recovered`` checkpoint,
+  its first record (``FOUND``: ``_note_found``).
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
@@ -103,6 +104,10 @@ KEYED = "keys"  # audit_meta: every record has its keys (records of earlier vers
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
 KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
+# audit_meta: the first record of a tail a process found unsigned when it opened the log with no live
+# writer (a killed writer's): the next signature over it, by any process, says ``recovered`` and
+# removes this in its own transaction (``_note_found``)
+FOUND = "found-from"
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
 DAMAGE_RECHECK_SECONDS = 1.0  # a damaged log reloads this often when asked to append (a repair is seen)
@@ -232,7 +237,10 @@ class AuditLog:
             alone = self._writers.join() if self._writers is not None else True
             self._reload()
             if alone and self._frontier.size > self._signed_size:  # records no signature covers, written
-                self._unproven_from = self._signed_size  # before this process opened the log, by none alive
+                if self._writers is not None:  # before this process opened the log, by none alive
+                    self._note_found(self._signed_size)  # (under the writers' lock, exclusive)
+                else:  # (MongoDB, and readers that never sign: no writers' lock, this process's own)
+                    self._unproven_from = self._signed_size
             if self._writers is not None:
                 self._writers.share()
         except BaseException:
@@ -240,6 +248,31 @@ class AuditLog:
             raise
 
     # ------------------------------------------------------------------ state
+    def _note_found(self, first: int) -> None:
+        """Record in the log's own database that records ``first``.. were found unsigned, while this
+        process holds the writers' lock exclusive (no live writer: they are a stopped one's).
+
+        Why in the database and not in this process: the finder signed them, marked, only at its
+        ``start()``; a second writer opening the log meanwhile is not alone (the finder holds the
+        lock shared by then), so it found nothing, and its seal signed the tail unmarked, after
+        which the finder saw a valid signature over it and dropped its mark; a finder killed or
+        unable to sign before its start left the mark to nobody. Now every signature (``_sign``,
+        inside its transaction) reads this and says ``recovered`` when it covers the tail, and the
+        checkpoint that does removes it in the same transaction: the first signature over the
+        tail is marked, whichever process signs it, and no later one is. Holding the lock exclusive
+        until the finder signed would close the window too, but a finder that cannot sign (a damaged
+        log, no private key) would stall every other writer's start."""
+        with self.store.transaction():
+            held = self.meta.get(FOUND)
+            if held is None or int(held["first"]) > first:
+                self.meta.replace({"_id": FOUND, "first": first})
+
+    def _found_tail(self, size: int) -> int | None:
+        """The first record of a found tail (``_note_found``) a signature of ``size`` records covers."""
+        held = self.meta.get(FOUND)
+        first = int(held["first"]) if held is not None else None
+        return first if first is not None and first < size else None
+
     def _stored_origin(self, proposed: str) -> str:
         """The log's name is fixed when it starts: checkpoints and exports name it, so a later
         change of ``HUREN_BASE_URL`` must not make the log look like another one."""
@@ -341,11 +374,35 @@ class AuditLog:
         if signed.size > size:
             return f"it holds {size} records"
         try:
-            if merkle.range_hash(0, signed.size, self.subtree_hash) == signed.root:
+            if self._root_of(signed.size) == signed.root:
                 return None
         except LookupError as exc:
             return str(exc)
         return "the records and tree nodes stored make another root"
+
+    def _root_of(self, size: int, records: tuple[int, Sequence[bytes]] | None = None) -> bytes:
+        """The root of the tree's first ``size`` records from what is stored (~log2 n node reads);
+        with ``records`` = (first, their bytes), records ``first``.. hashed from those bytes in place
+        of their stored leaf hashes and of every stored node above them (a damaged file's rescan,
+        ``_signed_file``: a forger recomputes the leaf hashes and nodes a file keeps with its CRCs).
+        The one walk for the load's check, a peer's signature, a rescanned file and ``root_at``.
+        Raises ``LookupError`` when a node it needs is unreadable."""
+        if records is None:
+            return merkle.range_hash(0, size, self.subtree_hash)
+        first, data = records
+        stop = first + len(data)
+        leaves = [merkle.leaf_hash(d) for d in data]
+
+        def subtree(level: int, index: int) -> bytes:
+            lo = index << level
+            hi = lo + (1 << level)
+            if hi <= first or lo >= stop:  # wholly outside these records: as stored
+                return self.subtree_hash(level, index)
+            if level == 0:
+                return leaves[lo - first]
+            return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
+
+        return merkle.range_hash(0, size, subtree)
 
     def _newest_verifying_checkpoint(self) -> Checkpoint | None:
         """After the newest statement failed: the newest numbered checkpoint whose signature holds."""
@@ -464,18 +521,7 @@ class AuditLog:
             return True
         if cp.size > stop and stop <= entry.last:  # (cannot be: the rows were checked whole)
             return False
-        mine = [merkle.leaf_hash(row[2]) for row in rows]
-
-        def subtree(level: int, index: int) -> bytes:
-            lo = index << level
-            hi = lo + (1 << level)
-            if hi <= first or lo >= stop:  # wholly in other files: their stored node
-                return self.subtree_hash(level, index)
-            if level == 0:
-                return mine[lo - first]
-            return merkle.node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
-
-        if merkle.range_hash(0, cp.size, subtree) != cp.root:
+        if self._root_of(cp.size, (first, [row[2] for row in rows])) != cp.root:
             return False
         self._found(cp.size, stop)
         return True
@@ -856,8 +902,12 @@ class AuditLog:
         (a ``seal`` line): numbering it as the next checkpoint would sign one number over two roots."""
         if self._unproven_from is not None:
             self._drop_covered()
+        recovered = self._unproven_from
+        found = self._found_tail(frontier.size)  # (in the signing transaction: one signer at a time reads it)
+        if found is not None and (recovered is None or found < recovered):
+            recovered = found
         return sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1,
-                               recovered=self._unproven_from, seal=seal)
+                               recovered=recovered, seal=seal)
 
     def _drop_covered(self) -> None:
         """Found records a valid signature already covers (a peer's seal or checkpoint, signed
@@ -878,9 +928,18 @@ class AuditLog:
         """After the commit of ``cp``: the records it covers are this process's to vouch for now."""
         if cp is not None and self._unproven_from is not None and self._unproven_from < cp.size:
             self._unproven_from = None
+        if cp is not None and cp.recovered is not None:
+            log.warning("audit: records %d..%d were past the latest signed checkpoint when the log was opened "
+                        "(the process that appended them stopped before signing them): signed now as found, "
+                        "checkpoint %d marks them 'recovered'; nothing proves they are what was appended",
+                        cp.recovered, cp.size - 1, cp.seq)
 
     def _store_checkpoint(self, cp: Checkpoint) -> Checkpoint:
+        """Insert ``cp`` in the open transaction; one marked ``recovered`` covers the found tail
+        (``_note_found``), whose record goes with it: no later signature marks it again."""
         self.checkpoints.insert({"_id": seq_key(cp.seq), **cp.as_json()})
+        if cp.recovered is not None and self._found_tail(cp.size) is not None:
+            self.meta.delete(FOUND)
         self._last_cp_seq, self._last_cp_size = cp.seq, cp.size
         self._last_cp_time = time.monotonic()
         return cp
@@ -1026,19 +1085,12 @@ class AuditLog:
         after its last checkpoint, marked as found (``recovered``), and say so in the log. What this
         proves: they are unchanged from now on, bound to every later record. What it cannot: that
         they are what was appended; they lay on disk under no signature until now."""
-        first = self._unproven_from
-        if first is None or not self.keys.can_sign:
-            return
+        if not self.keys.can_sign or (self._unproven_from is None and self._found_tail(self._frontier.size) is None):
+            return  # (a tail found by another process is signed here too, if none signed it yet)
         try:
-            cp = self.checkpoint()
+            self.checkpoint()  # (``_signed_through`` says so in the log)
         except Exception:  # the checkpoint thread and the appends' backstop try again
             log.exception("audit: signing the records found past the latest checkpoint failed")
-            return
-        if cp is not None and cp.recovered is not None:
-            log.warning("audit: records %d..%d were past the latest signed checkpoint when the log was opened "
-                        "(the process that appended them stopped before signing them): signed now as found, "
-                        "checkpoint %d marks them 'recovered'; nothing proves they are what was appended",
-                        cp.recovered, cp.size - 1, cp.seq)
 
     def close(self) -> None:
         self._stop.set()
@@ -1205,7 +1257,7 @@ class AuditLog:
     def root_at(self, size: int) -> bytes:
         self._check_size(size)
         self.drain()
-        return merkle.range_hash(0, size, self.subtree_hash)
+        return self._root_of(size)
 
     def _check_size(self, size: int) -> None:
         if not 0 < size <= self.size:

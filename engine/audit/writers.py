@@ -5,7 +5,9 @@ the records alone, a tail a live server appended less than a second ago (its sea
 from one a stopped process left (``kill -9``, a power cut), which nothing proves is what was
 appended and which is signed marked ``recovered``. Every process that may append holds this lock
 shared for its life (the kernel lets it go when the process dies, however it dies); an opener that
-can take it exclusive knows no live process can own the tail, so the tail is *found*. One that
+can take it exclusive knows no live process can own the tail, so the tail is *found*, and says so
+in the log's database before it lets the lock go to shared (``AuditLog._note_found``: the first
+signature over the tail, whichever writer signs it, is marked ``recovered``). One that
 cannot leaves the tail to the live writers' seals and marks nothing: a ``huren audit checkpoint``
 or a second ``--workers`` worker no longer stamps ``recovered`` over a live server's records,
 a mark that would have hidden a real one.
