@@ -69,6 +69,7 @@ from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key, window_start
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
+from engine.recognition.upgrade import backfill_final_at
 
 log = logging.getLogger("huren.recognition")
 
@@ -123,6 +124,8 @@ class Recognition:
         self._lock = threading.Lock()
         self._rules = rules or self._load()
         self.index = ResultIndex(store.collection(RESULTS))
+        if getattr(store, "fhir", None) is not None:
+            backfill_final_at(store)  # entries an earlier release stored without ``final_at``: once
         # the check and flag rows, by key: remembered for one write group (engine.recognition.memo)
         self.checks = GroupMemo(store.collection(CHECKS))
         self.flags = GroupMemo(store.collection(FLAGS))
