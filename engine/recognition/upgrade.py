@@ -65,16 +65,20 @@ def backfill_final_at(store: _Store) -> int | None:
         todo = [d for d in page if d.get("status") in FINAL_STATUSES and not d.get("final_at")]
         keys = {d["_id"]: _key(d["_id"]) for d in todo}
         current = backend.current_many([k for k in keys.values() if k is not None])
-        with store.transaction():
-            for d in todo:
-                key = keys[d["_id"]]
-                rec = current.get(key) if key is not None else None
-                if rec is None or rec.deleted or rec.version <= 1:
-                    continue  # one version: final since it was first stored
-                since = final_since(backend.history(*key))
-                if since is not None and since > (d.get("held") or ""):
-                    entries.update(d["_id"], {"final_at": since})
-                    written += 1
+        found: list[tuple[str, str]] = []
+        for d in todo:
+            key = keys[d["_id"]]
+            rec = current.get(key) if key is not None else None
+            if rec is None or rec.deleted or rec.version <= 1:
+                continue  # one version: final since it was first stored
+            since = final_since(backend.history(*key))
+            if since is not None and since > (d.get("held") or ""):
+                found.append((d["_id"], since))
+        if found:  # a commit only for a page with something to write
+            with store.transaction():
+                for ref, since in found:
+                    entries.update(ref, {"final_at": since})
+            written += len(found)
     with store.transaction():
         marks.replace({"_id": FINAL_AT, "at": _micro(datetime.now(UTC).isoformat()), "written": written})
     return written
