@@ -72,7 +72,7 @@ def backfill_final_at(store: _Store) -> int | None:
             if rec is None or rec.deleted or rec.version <= 1:
                 continue  # one version: final since it was first stored
             since = final_since(backend.history(*key))
-            if since is not None and since > (d.get("held") or ""):
+            if since is not None and _later(since, d.get("held")):
                 found.append((d["_id"], since))
         if found:  # a commit only for a page with something to write
             with store.transaction():
@@ -94,6 +94,16 @@ def final_since(history: Sequence[StoredResource]) -> str | None:
             return _micro(since.updated) if since is not None else None
         since = rec
     return None
+
+
+def _later(since: str, held: Any) -> bool:
+    """Is ``since`` after ``held``, compared as instants (releases before R98 wrote ``held`` to
+    the second, which as text sorts after every microsecond of that second)? An entry without a
+    readable ``held`` takes ``since``."""
+    try:
+        return since > _micro(str(held))
+    except ValueError:
+        return True
 
 
 def _key(ref: str) -> tuple[str, str] | None:
