@@ -56,6 +56,9 @@ class PriorResult:
     held: str | None = None  # instant huren has held it final since (ISO, UTC)
     # instant an ID-number correction made it ``person``'s (ISO, UTC); None: theirs since it was held
     owned: str | None = None
+    # whose it has been, from when: ((person, since), ...) oldest first, since None for the first
+    # (``ResultIndex.set_person``); () when no correction ever moved it
+    owners: tuple[tuple[str | None, str | None], ...] = ()
 
     @property
     def final(self) -> bool:
@@ -118,11 +121,14 @@ def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
     """None when ``result`` is recognisable for ``order``, else why not (one of the constants above)."""
     if not order.person or result.person != order.person:
         return NOT_SAME_PERSON
-    if result.owned and order.placed and order.placed < result.owned and result.patient != order.patient:
+    if result.owners and order.placed and result.patient != order.patient \
+            and owner_at(result.owners, order.placed) != order.person:
         # Moved to this person by an ID-number correction after the order was placed: what was
         # recognisable for the person at order time is what the ordering doctor could see, and
         # the result was then another person's (an order of the record it was filed under, moved
-        # with it, saw it all along). An order without ``placed`` is being placed now.
+        # with it, saw it all along). An order without ``placed`` is being placed now. A
+        # correction reversed gives the result back to the person it was filed under before it,
+        # for the orders placed while it was theirs (``owner_at``).
         return NOT_THEIRS_YET
     item = rules.items.get(order.item or "")
     if item is None:
@@ -143,6 +149,24 @@ def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
     if not rules.scope_covers(item, result.institution, order.institution, result.day):
         return OUT_OF_SCOPE
     return None
+
+
+def owner_at(owners: Sequence[tuple[str | None, str | None]], instant: str) -> str | None:
+    """Whose a result was at ``instant`` by its ownership history (``PriorResult.owners``): the
+    person of the last change made at or before it (the first entry, ``since`` None, counts from
+    the beginning).
+
+    Why a history and not the last change alone: an ID-number correction that is itself
+    reversed (HOSPA files a blood count under another number by mistake, then puts it back)
+    gave the result back only from the reversal, so the first person's orders placed while it
+    was filed under them -- whose doctors were shown it -- lost their flags and their place in
+    the recognition rate for good."""
+    person: str | None = None
+    for who, since in owners:
+        if since is not None and since > instant:
+            break
+        person = who
+    return person
 
 
 def find_recognisable(order: Order, candidates: Iterable[PriorResult], rules: Rules) -> list[Recognisable]:

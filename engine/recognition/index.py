@@ -60,7 +60,19 @@ def from_doc(doc: Document) -> PriorResult:
                        day=date.fromisoformat(doc["day"]), status=doc.get("status", "unknown"),
                        patient=doc.get("patient"), order=doc.get("order"),
                        analytes=tuple(doc.get("analytes") or ()), held=doc.get("final_at") or doc.get("held"),
-                       owned=doc.get("owned"))
+                       owned=doc.get("owned"), owners=owners_of(doc))
+
+
+def owners_of(doc: Document) -> tuple[tuple[str | None, str | None], ...]:
+    """An entry's ownership history (``PriorResult.owners``): ``owners`` as ``set_person`` keeps
+    it; an entry a correction moved before the history was kept (``owned`` alone) was another
+    person's, unknown, before ``owned``."""
+    kept = doc.get("owners")
+    if kept:
+        return tuple((who, since) for who, since in kept)
+    if doc.get("owned"):
+        return ((None, None), (doc.get("person"), doc["owned"]))
+    return ()
 
 
 # (person, item) -> (first day, last day, the entries of the person for the item dated in between)
@@ -243,6 +255,8 @@ class ResultIndex:
             doc["was_final"] = True
         if before is not None and before.get("owned") and before.get("person") == doc["person"]:
             doc["owned"] = before["owned"]  # moved to its person by an ID correction (``set_person``)
+            if before.get("owners"):
+                doc["owners"] = before["owners"]
         if doc != before:
             if not self.docs.defer(doc, before):  # outside a scope: written now
                 self.docs.replace(doc)
@@ -303,13 +317,19 @@ class ResultIndex:
     def set_person(self, docs: Sequence[Document], person: str | None, since: str | None = None) -> None:
         """The entries ``docs`` become ``person``'s; ``since``: the instant of the ID-number
         correction that moved them, kept as ``owned`` (for that person they count as held only
-        from then: ``decision.assess``)."""
+        from then: ``decision.assess``) and appended to the entry's ownership history (``owners``:
+        a correction reversed gives the result back to the first person for the orders placed
+        while it was theirs). Without ``since`` (the record's first valid number) they are the
+        person's from the start: no history."""
         self.docs.take_deferred()  # an update reads the stored entry
         for d in docs:
             if d.get("person") != person:
                 changes: Document = {"person": person}
-                if since or d.get("owned"):
-                    changes["owned"] = since
+                if since:
+                    history = [list(o) for o in owners_of(d)] or [[d.get("person"), None]]
+                    changes["owned"], changes["owners"] = since, [*history, [person, since]]
+                elif d.get("owned"):
+                    changes["owned"] = changes["owners"] = None
                 self.docs.update(d["_id"], changes)
                 self._written(d["_id"], {**d, **changes}, d)
 

@@ -69,6 +69,7 @@ from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key, window_start
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
+from engine.recognition.upgrade import backfill_final_at
 
 log = logging.getLogger("huren.recognition")
 
@@ -123,6 +124,8 @@ class Recognition:
         self._lock = threading.Lock()
         self._rules = rules or self._load()
         self.index = ResultIndex(store.collection(RESULTS))
+        if getattr(store, "fhir", None) is not None:
+            backfill_final_at(store)  # entries an earlier release stored without ``final_at``: once
         # the check and flag rows, by key: remembered for one write group (engine.recognition.memo)
         self.checks = GroupMemo(store.collection(CHECKS))
         self.flags = GroupMemo(store.collection(FLAGS))
@@ -630,6 +633,7 @@ class Recognition:
         if previous is not None:
             self._recheck_orders(ref_of(patient), person)
             self._recheck_recognisers(moved)
+            self._recheck_returned(moved)
         if not docs:
             return
         # A person corrected on a record (a mistyped ID number put right) moves its results to
@@ -692,18 +696,46 @@ class Recognition:
                 if ref in (check.get("recognisable") or ()):
                     self._recheck_order(check, person)
 
-    def _recheck_order(self, check: dict[str, Any], person: str | None) -> None:
+    def _recheck_returned(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """A result given back to a person it was filed under before (an ID-number correction
+        reversed): that person's orders placed while it was theirs are checked again as of when
+        each was placed, and their tests decided again.
+
+        Why: the mistaken correction took the result from those orders (reminder cancelled, out
+        of the rate, flag voided), and the result then counted for its person only from the
+        reversal on, so they never got it back, though their doctors had been shown it. Asked
+        only when the entry's history names the person before (``owners``): a first correction
+        reads nothing more."""
+        items = self._rules.items
+        for before, after in moved:
+            person, ref = after.get("person"), before["_id"]
+            item = items.get(before.get("item") or "")
+            entry = self.index.get(ref)
+            if item is None or not person or not before.get("day") or entry is None or not any(
+                    who == person for who, _ in (entry.get("owners") or ())[:-1]):
+                continue
+            for check in self._orders_within(person, item.code, before["day"], item.window_days):
+                if ref in (check.get("recognisable") or ()) or not self._recheck_order(check, person):
+                    continue
+                for key_doc in {group_key(d): d for d in self.index.by_order(check["_id"])}.values():
+                    self._evaluate_flag(key_doc)
+
+    def _recheck_order(self, check: dict[str, Any], person: str | None) -> bool:
         """One order's check row checked again for ``person`` as of the moment it was placed (only
-        results huren held before ``placed`` count); its reminder cancelled when nothing is left."""
+        results huren held before ``placed`` count); its reminder cancelled when nothing is left,
+        and stored again when an order left with nothing has something recognisable again (its
+        doctor was shown it: a correction reversed). True when what is recognisable changed."""
         rules = self._rules
         check_id = check["_id"]
         recognisable: list[str] = []
+        matches: list[Recognisable] = []
         item = rules.items.get(check.get("item") or "")
+        order = None
         if person and item is not None and check.get("day"):
             placed = check.get("placed")
             order = _checked_order(check, person=person, item=item.code, ref=check_id, patient=check.get("patient"))
-            recognisable = [m.result.ref for m in self.check(order)
-                            if not placed or not m.held or m.held < placed]
+            matches = [m for m in self.check(order) if not placed or not m.held or m.held < placed]
+            recognisable = [m.result.ref for m in matches]
         doctor, dept = check.get("doctor"), check.get("dept")
         if recognisable and not (doctor or dept):
             sr = self.read(ORDER_TYPE, check_id.split("/", 1)[1])
@@ -711,8 +743,11 @@ class Recognition:
                 doctor, dept = self.facts.orderer(sr)
         if not recognisable and check.get("issue"):
             self._cancel_issue(check["issue"])
+        elif recognisable and order is not None and check.get("issue") and not check.get("recognisable"):
+            self._write_issue(recognisable_issue(order, matches, rules, check.get("checked") or _now()))
         self._put_check(check, {**check, "person": person, "recognisable": recognisable,
                                 "doctor": doctor, "dept": dept})
+        return recognisable != list(check.get("recognisable") or ())
 
     # -- order time ------------------------------------------------------------------------
     def check(self, order: Order) -> list[Recognisable]:
