@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.repository.fhirpath import CHOICE_ELEMENTS, choice, first_fields
 from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows, shape_of
-from engine.repository.searchparams import SearchParams
+from engine.repository.searchparams import LIST_PARTS, TEXT_PARTS, SearchParams
 
 FAR_PAST = -1e13
 FAR_FUTURE = 1e13
@@ -131,6 +131,18 @@ def _choice_stem(key: str) -> str | None:
     return stem.group(1) if stem and stem.group(1) in CHOICE_ELEMENTS else None
 
 
+def fold_parts(rows: IndexRows, folds: dict[str, tuple[str, ...]]) -> IndexRows:
+    """Leave out each string row that a part parameter's row states too (``SearchParams.folded``):
+    a Patient's ``name`` row ``王`` beside its ``family`` row ``王``, its ``address`` row ``阜宁``
+    beside its ``address-city`` row. ``name=王`` reads the parts' rows as well (``query.widen``),
+    so it finds the same resources; ``name``'s sort key stays (taken before this)."""
+    strings = rows.strings
+    stated = {(wide, n, raw) for p, n, raw in strings if p in folds for wide in folds[p]}
+    if stated:
+        rows.strings = [row for row in strings if row not in stated]
+    return rows
+
+
 class Indexer:
     """Computes ``IndexRows`` for resources from the search parameter data."""
 
@@ -239,7 +251,11 @@ class Indexer:
             inline = p.type in ("token", "reference", "date", "quantity", "uri") and not (
                 p.type == "token" and (self.params.text_enabled(rtype, code) or self.params.system_enabled(rtype, code)))
             entries.append(PlanEntry(code, p.type, p.expression, None if inline else method))
-        return compile_rows(rtype, entries, self.params.compartment_params(rtype), self._namespace, shape)
+        plan = compile_rows(rtype, entries, self.params.compartment_params(rtype), self._namespace, shape)
+        folds = self.params.folds(rtype)
+        if not folds:
+            return plan
+        return lambda resource: fold_parts(plan(resource), folds)
 
     def _ref_rows(self, code: str) -> dict[str, tuple[str, str, str]]:
         """The rows of reference parameter ``code`` by reference, made by ``_ref_row``."""
@@ -271,7 +287,8 @@ class Indexer:
             for param, rt, rid in rows.refs:
                 if rt == "Patient" and param in comp_params:
                     rows.compartments.add(rid)
-        return rows
+        folds = self.params.folds(rtype)
+        return fold_parts(rows, folds) if folds else rows
 
     def compartments(self, resource: dict[str, Any]) -> set[str]:
         return self.rows(resource).compartments
@@ -373,10 +390,10 @@ class Indexer:
             if isinstance(v, str):
                 parts.append(v)
             elif isinstance(v, dict):
-                for key in ("text", "family", "city", "district", "state", "postalCode", "country"):
+                for key in TEXT_PARTS:
                     if isinstance(v.get(key), str):
                         parts.append(v[key])
-                for key in ("given", "prefix", "suffix", "line"):
+                for key in LIST_PARTS:
                     parts.extend(x for x in v.get(key) or () if isinstance(x, str))
                 if isinstance(v.get("family"), str) and v.get("given"):
                     given = "".join(x for x in v["given"] if isinstance(x, str))
