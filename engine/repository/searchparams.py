@@ -213,14 +213,18 @@ _NO_FOLDS: dict[str, tuple[str, ...]] = {}
 
 
 def _folded(params: dict[str, SearchParam]) -> dict[str, tuple[str, ...]]:
-    """Per string parameter, the others whose expression is its own and one part of a name or
-    an address (``Patient.address`` and ``Patient.address.city``): each of their values is one of
-    its values, as ``Indexer._string`` writes them."""
+    """Per string parameter, the others whose expression is its own (or one of its union's
+    terms) and one part of a name or an address (``Patient.address`` and
+    ``Patient.address.city``), or one of its union's terms (``Organization.name`` of
+    ``Organization.name | Organization.alias``): each of their values is one of its values, as
+    ``Indexer._string`` writes them."""
     strings = {code: p.expression for code, p in params.items() if p.type == "string"}
     out: dict[str, tuple[str, ...]] = {}
     for code, expression in strings.items():
-        parts = tuple(part for part, e in strings.items()
-                      if e.startswith(expression + ".") and e[len(expression) + 1:] in TEXT_PARTS + LIST_PARTS)
+        terms = split_union(expression)
+        parts = tuple(part for part, e in strings.items() if part != code and (
+            len(terms) > 1 and e in terms
+            or any(e.startswith(t + ".") and e[len(t) + 1:] in TEXT_PARTS + LIST_PARTS for t in terms)))
         if parts:
             out[code] = parts
     return out
