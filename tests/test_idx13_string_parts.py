@@ -89,24 +89,11 @@ def test_a_patient_writes_each_part_once(tmp_path: Path) -> None:
     rows = store.query("SELECT raw FROM ix_string WHERE rid = ? ORDER BY raw", (rid,))
     assert sorted(r[0] for r in rows) == sorted(["王芳", "王", "芳", "江苏省盐城市阜宁县", "江苏阜宁江苏省盐城市阜宁县",
                                                  "阜宁", "江苏", "224400"])
+    li = repo.indexer.rows(LI)  # the sort keys are still the first text of all: family's, city's
+    assert (li.sort["name"], li.sort["address"], sorted(li.strings)) == ("li", "yancheng", [
+        ("address-city", "yancheng", "Yancheng"), ("family", "li", "Li"), ("given", "si", "Si"), ("name", "lisi", "LiSi")])
     assert load().folded("Patient") == {"name": ("family", "given"),
                                         "address": ("address-city", "address-country", "address-postalcode",
                                                     "address-state")}
     store.close()
 
-
-def test_an_organizations_name_is_kept_once_under_phonetic(store: Any) -> None:
-    """``Organization.phonetic`` is ``Organization.name``, one term of ``name``'s
-    ``Organization.name | Organization.alias``: the name is written once, and ``name=`` finds it
-    and the alias, ``phonetic=`` the name alone (both backends, through the repository)."""
-    repo = FhirRepository(store)
-    repo.update({"resourceType": "Organization", "id": "org", "name": "阜宁县人民医院", "alias": ["县医院"]})
-
-    def found(**params: str) -> list[str]:
-        return [r["id"] for r in repo.search("Organization", list(params.items())).resources]
-
-    assert found(name="阜宁县") == ["org"] and found(name="县医") == ["org"]
-    assert found(phonetic="阜宁县") == ["org"] and found(phonetic="县医") == []
-    assert found(**{"name:exact": "阜宁县人民医院"}) == ["org"] and found(**{"name:missing": "false"}) == ["org"]
-    rows = repo.indexer.rows(repo.read("Organization", "org")).strings
-    assert sorted((p, raw) for p, _n, raw in rows) == [("name", "县医院"), ("phonetic", "阜宁县人民医院")]

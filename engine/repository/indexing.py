@@ -131,18 +131,6 @@ def _choice_stem(key: str) -> str | None:
     return stem.group(1) if stem and stem.group(1) in CHOICE_ELEMENTS else None
 
 
-def fold_parts(rows: IndexRows, folds: dict[str, tuple[str, ...]]) -> IndexRows:
-    """Leave out each string row that a part parameter's row states too (``SearchParams.folded``):
-    a Patient's ``name`` row ``王`` beside its ``family`` row ``王``, its ``address`` row ``阜宁``
-    beside its ``address-city`` row. ``name=王`` reads the parts' rows as well (``query.widen``),
-    so it finds the same resources; ``name``'s sort key stays (taken before this)."""
-    strings = rows.strings
-    stated = {(wide, n, raw) for p, n, raw in strings if p in folds for wide in folds[p]}
-    if stated:
-        rows.strings = [row for row in strings if row not in stated]
-    return rows
-
-
 class Indexer:
     """Computes ``IndexRows`` for resources from the search parameter data."""
 
@@ -251,11 +239,7 @@ class Indexer:
             inline = p.type in ("token", "reference", "date", "quantity", "uri") and not (
                 p.type == "token" and (self.params.text_enabled(rtype, code) or self.params.system_enabled(rtype, code)))
             entries.append(PlanEntry(code, p.type, p.expression, None if inline else method))
-        plan = compile_rows(rtype, entries, self.params.compartment_params(rtype), self._namespace, shape)
-        folds = self.params.folds(rtype)
-        if not folds:
-            return plan
-        return lambda resource: fold_parts(plan(resource), folds)
+        return compile_rows(rtype, entries, self.params.compartment_params(rtype), self._namespace, shape)
 
     def _ref_rows(self, code: str) -> dict[str, tuple[str, str, str]]:
         """The rows of reference parameter ``code`` by reference, made by ``_ref_row``."""
@@ -287,8 +271,7 @@ class Indexer:
             for param, rt, rid in rows.refs:
                 if rt == "Patient" and param in comp_params:
                     rows.compartments.add(rid)
-        folds = self.params.folds(rtype)
-        return fold_parts(rows, folds) if folds else rows
+        return rows
 
     def compartments(self, resource: dict[str, Any]) -> set[str]:
         return self.rows(resource).compartments
@@ -297,6 +280,9 @@ class Indexer:
         """The indexing method of one parameter; a token parameter the deployment enables for
         ``:text`` or for ``system|`` searches also writes those rows."""
         method = getattr(self, "_" + kind)
+        if kind == "string":
+            skip = self.params.fold_keys(rtype, code)
+            return functools.partial(method, skip=skip) if skip else method
         if kind != "token":
             return method
         text, systems = self.params.text_enabled(rtype, code), self.params.system_enabled(rtype, code)
@@ -381,9 +367,14 @@ class Indexer:
             if code not in rows.sort or lo < rows.sort[code]:
                 rows.sort[code] = lo
 
-    def _string(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+    def _string(self, rows: IndexRows, code: str, values: list[Any], skip: frozenset[str] = frozenset()) -> None:
         """One row per distinct text of the parameter: a name's text and its family + given are
-        often the same (``张三``), and each row is an index insert."""
+        often the same (``张三``), and each row is an index insert. ``skip``: the elements whose
+        text a part parameter's rows hold (``SearchParams.fold_keys``: ``name``'s ``family`` is
+        ``family``'s row), written there only; the sort key is still the first text of all."""
+        if skip:
+            self._string_parts(rows, code, values, skip)
+            return
         seen: set[str] = set()
         for v in values:
             parts: list[str] = []
@@ -403,6 +394,34 @@ class Indexer:
                     continue
                 seen.add(part)
                 rows.strings.append((code, normalise(part), part))
+                if code not in rows.sort:
+                    rows.sort[code] = normalise(part)
+
+    @staticmethod
+    def _string_parts(rows: IndexRows, code: str, values: list[Any], skip: frozenset[str]) -> None:
+        """``_string`` of a parameter some of whose elements are its parts' rows: the texts in
+        the same order, those of a ``skip`` element taken for the sort key and the dedup only."""
+        seen: set[str] = set()
+        for v in values:
+            parts: list[tuple[str, bool]] = []
+            if isinstance(v, str):
+                parts.append((v, True))
+            elif isinstance(v, dict):
+                for key in TEXT_PARTS:
+                    if isinstance(v.get(key), str):
+                        parts.append((v[key], key not in skip))
+                for key in LIST_PARTS:
+                    keep = key not in skip
+                    parts.extend((x, keep) for x in v.get(key) or () if isinstance(x, str))
+                if isinstance(v.get("family"), str) and v.get("given"):
+                    given = "".join(x for x in v["given"] if isinstance(x, str))
+                    parts.append((v["family"] + given, True))  # 张三: family + given without a space
+            for part, keep in parts:
+                if part in seen:
+                    continue
+                seen.add(part)
+                if keep:
+                    rows.strings.append((code, normalise(part), part))
                 if code not in rows.sort:
                     rows.sort[code] = normalise(part)
 

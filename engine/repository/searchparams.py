@@ -90,8 +90,10 @@ class SearchParams:
         self._narrowed = {rtype: _narrowed({c: p for c, p in params.items() if c not in self._twins[rtype]})
                           for rtype, params in self._by_type.items()}
         self._indexed = {rtype: self._index_list(rtype) for rtype in self._by_type}
-        self._folded = {rtype: f for rtype, params in self._indexed.items() if (f := _folded(params))}
+        parts = {rtype: f for rtype, params in self._indexed.items() if (f := _folded(params))}
+        self._folded = {rtype: {code: tuple(p) for code, p in f.items()} for rtype, f in parts.items()}
         self._folds = {rtype: _invert(folded) for rtype, folded in self._folded.items()}
+        self._fold_keys = {(rtype, code): frozenset(p.values()) for rtype, f in parts.items() for code, p in f.items()}
 
     def _twins_of(self, rtype: str, params: dict[str, SearchParam]) -> dict[str, str]:
         """Enabled parameters that index exactly what an earlier one does (the same kind and
@@ -185,6 +187,11 @@ class SearchParams:
         """``folded`` the other way: part parameter -> the parameters it is a part of."""
         return self._folds.get(resource_type, _NO_FOLDS)
 
+    def fold_keys(self, resource_type: str, code: str) -> frozenset[str]:
+        """The elements of a name or address (``family``, ``given``) whose text ``code``'s rows
+        leave to its parts (``folded``): the indexer writes no row of ``code`` for them."""
+        return self._fold_keys.get((resource_type, code), frozenset())
+
     @functools.cached_property
     def signature(self) -> str:
         """A digest of everything that decides which index rows a resource gets: per type, each
@@ -212,19 +219,15 @@ _NO_TWINS: dict[str, str] = {}
 _NO_FOLDS: dict[str, tuple[str, ...]] = {}
 
 
-def _folded(params: dict[str, SearchParam]) -> dict[str, tuple[str, ...]]:
-    """Per string parameter, the others whose expression is its own (or one of its union's
-    terms) and one part of a name or an address (``Patient.address`` and
-    ``Patient.address.city``), or one of its union's terms (``Organization.name`` of
-    ``Organization.name | Organization.alias``): each of their values is one of its values, as
-    ``Indexer._string`` writes them."""
+def _folded(params: dict[str, SearchParam]) -> dict[str, dict[str, str]]:
+    """Per string parameter, the others whose expression is its own and one part of a name or an
+    address (``Patient.address`` and ``Patient.address.city``), each with that part's element
+    (``city``): each of their values is one of its values, as ``Indexer._string`` writes them."""
     strings = {code: p.expression for code, p in params.items() if p.type == "string"}
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, dict[str, str]] = {}
     for code, expression in strings.items():
-        terms = split_union(expression)
-        parts = tuple(part for part, e in strings.items() if part != code and (
-            len(terms) > 1 and e in terms
-            or any(e.startswith(t + ".") and e[len(t) + 1:] in TEXT_PARTS + LIST_PARTS for t in terms)))
+        parts = {part: e[len(expression) + 1:] for part, e in strings.items()
+                 if e.startswith(expression + ".") and e[len(expression) + 1:] in TEXT_PARTS + LIST_PARTS}
         if parts:
             out[code] = parts
     return out
