@@ -114,12 +114,14 @@ def _cond(cond: Cond) -> dict[str, Any]:
             match.setdefault(col, {})[_MONGO_OPS[op]] = value
         return {"dt": {"$elemMatch": match}}
     if isinstance(cond, StringCond):
+        # a string parameter with parts (``StringCond.parts``): its rows or theirs
+        param: Any = cond.param if not cond.parts else {"$in": list(cond.params)}
         if cond.mode == "exact":
-            return {"st": {"$elemMatch": {"p": cond.param, "r": cond.value}}}
+            return {"st": {"$elemMatch": {"p": param, "r": cond.value}}}
         pattern = re.escape(cond.value)
         if cond.mode == "start":
             pattern = "^" + pattern
-        return {"st": {"$elemMatch": {"p": cond.param, "n": {"$regex": pattern}}}}
+        return {"st": {"$elemMatch": {"p": param, "n": {"$regex": pattern}}}}
     if isinstance(cond, QuantityCond):
         value: dict[str, Any] = {
             "eq": {"$gte": cond.lo, "$lt": cond.hi}, "gt": {"$gt": cond.lo}, "sa": {"$gt": cond.lo},

@@ -67,6 +67,13 @@ class StringCond:
     param: str
     value: str  # normalised unless mode == "exact"
     mode: str  # start | contains | exact
+    # the part parameters whose rows hold some of ``param``'s values (``widen``, from
+    # ``SearchParams.folded``): a row of any of them that matches answers the condition
+    parts: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return (self.param, *self.parts)
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,7 @@ def widen(clause: Clause, narrowed: Mapping[str, tuple[str, str]],
     out: list[Cond] = []
     for cond in clause.alternatives:
         if isinstance(cond, StringCond) and cond.param in folded:
-            out.append(cond)
-            out.extend(StringCond(part, cond.value, cond.mode) for part in folded[cond.param])
+            out.append(StringCond(cond.param, cond.value, cond.mode, folded[cond.param]))
         elif isinstance(cond, RefCond) and cond.param in narrowed:
             base, target = narrowed[cond.param]
             if cond.rtype is None or cond.rtype == target:

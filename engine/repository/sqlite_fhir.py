@@ -989,12 +989,15 @@ class SqliteFhirBackend:
             table = "ix_quantity"
         else:
             raise TypeError(cond)
+        # a string parameter with parts (``StringCond.parts``): its rows or theirs, one scan
+        names = cond.params if isinstance(cond, StringCond) else (cond.param,)
+        test = "= ?" if len(names) == 1 else f"IN ({','.join('?' * len(names))})"
         if stored:
             col = {c: f"({a}.value ->> {i})" for i, c in enumerate(_RANGE_VALUES[table], start=1)}
-            sql, params = f"({a}.value ->> 0) = ?", [cond.param]
+            sql, params = f"({a}.value ->> 0) {test}", list(names)
         else:
             col = {c: f"{a}.{c}" for c in _RANGE_VALUES[table]}
-            sql, params = f"{a}.hp = ?", [param_hash(rtype, cond.param)]
+            sql, params = f"{a}.hp {test}", [param_hash(rtype, name) for name in names]
         if isinstance(cond, DateCond):
             bounds = date_bounds(cond)
             sql += "".join(f" AND {col[c]} {op} ?" for c, op, _v in bounds)
