@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.repository.fhirpath import CHOICE_ELEMENTS, choice, first_fields
 from engine.repository.index_plan import PlanEntry, RowsFunction, Shape, compile_rows, shape_of
-from engine.repository.searchparams import SearchParams
+from engine.repository.searchparams import LIST_PARTS, TEXT_PARTS, SearchParams
 
 FAR_PAST = -1e13
 FAR_FUTURE = 1e13
@@ -280,6 +280,9 @@ class Indexer:
         """The indexing method of one parameter; a token parameter the deployment enables for
         ``:text`` or for ``system|`` searches also writes those rows."""
         method = getattr(self, "_" + kind)
+        if kind == "string":
+            skip = self.params.fold_keys(rtype, code)
+            return functools.partial(method, skip=skip) if skip else method
         if kind != "token":
             return method
         text, systems = self.params.text_enabled(rtype, code), self.params.system_enabled(rtype, code)
@@ -364,19 +367,24 @@ class Indexer:
             if code not in rows.sort or lo < rows.sort[code]:
                 rows.sort[code] = lo
 
-    def _string(self, rows: IndexRows, code: str, values: list[Any]) -> None:
+    def _string(self, rows: IndexRows, code: str, values: list[Any], skip: frozenset[str] = frozenset()) -> None:
         """One row per distinct text of the parameter: a name's text and its family + given are
-        often the same (``张三``), and each row is an index insert."""
+        often the same (``张三``), and each row is an index insert. ``skip``: the elements whose
+        text a part parameter's rows hold (``SearchParams.fold_keys``: ``name``'s ``family`` is
+        ``family``'s row), written there only; the sort key is still the first text of all."""
+        if skip:
+            self._string_parts(rows, code, values, skip)
+            return
         seen: set[str] = set()
         for v in values:
             parts: list[str] = []
             if isinstance(v, str):
                 parts.append(v)
             elif isinstance(v, dict):
-                for key in ("text", "family", "city", "district", "state", "postalCode", "country"):
+                for key in TEXT_PARTS:
                     if isinstance(v.get(key), str):
                         parts.append(v[key])
-                for key in ("given", "prefix", "suffix", "line"):
+                for key in LIST_PARTS:
                     parts.extend(x for x in v.get(key) or () if isinstance(x, str))
                 if isinstance(v.get("family"), str) and v.get("given"):
                     given = "".join(x for x in v["given"] if isinstance(x, str))
@@ -386,6 +394,34 @@ class Indexer:
                     continue
                 seen.add(part)
                 rows.strings.append((code, normalise(part), part))
+                if code not in rows.sort:
+                    rows.sort[code] = normalise(part)
+
+    @staticmethod
+    def _string_parts(rows: IndexRows, code: str, values: list[Any], skip: frozenset[str]) -> None:
+        """``_string`` of a parameter some of whose elements are its parts' rows: the texts in
+        the same order, those of a ``skip`` element taken for the sort key and the dedup only."""
+        seen: set[str] = set()
+        for v in values:
+            parts: list[tuple[str, bool]] = []
+            if isinstance(v, str):
+                parts.append((v, True))
+            elif isinstance(v, dict):
+                for key in TEXT_PARTS:
+                    if isinstance(v.get(key), str):
+                        parts.append((v[key], key not in skip))
+                for key in LIST_PARTS:
+                    keep = key not in skip
+                    parts.extend((x, keep) for x in v.get(key) or () if isinstance(x, str))
+                if isinstance(v.get("family"), str) and v.get("given"):
+                    given = "".join(x for x in v["given"] if isinstance(x, str))
+                    parts.append((v["family"] + given, True))  # 张三: family + given without a space
+            for part, keep in parts:
+                if part in seen:
+                    continue
+                seen.add(part)
+                if keep:
+                    rows.strings.append((code, normalise(part), part))
                 if code not in rows.sort:
                     rows.sort[code] = normalise(part)
 

@@ -72,15 +72,21 @@ def _match(param: str, value: str, qualifier: str | None) -> Any:
 
 
 _NONE: Mapping[str, tuple[str, str]] = {}
+_NO_FOLDS: Mapping[str, tuple[str, ...]] = {}
 
 
-def _doc_indexes(rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE) -> dict[str, Any]:
+def _doc_indexes(rows: IndexRows, narrowed: Mapping[str, tuple[str, str]] = _NONE,
+                 folds: Mapping[str, tuple[str, ...]] = _NO_FOLDS) -> dict[str, Any]:
     """The index fields of a document; a ``narrowed`` parameter's references to its type are the
-    wider parameter's keys already (``query.widen``)."""
+    wider parameter's keys already (``query.widen``). A string row left out for a part that
+    states it (``Indexer``, ``SearchParams.folds``) still has its parameter in ``has``: a part's
+    value is one of the wider parameter's, so that one is not missing."""
     tok = {_key(p, c, s) for p, s, c in rows.tokens}
     ref = {_key(p, rid, rt) for p, rt, rid in rows.refs if not (p in narrowed and narrowed[p][1] == rt)}
     has = {r[0] for r in rows.tokens} | {r[0] for r in rows.refs} | {r[0] for r in rows.dates}
     has |= {r[0] for r in rows.strings} | {r[0] for r in rows.quantities} | {r[0] for r in rows.uris}
+    if folds:
+        has |= {wide for r in rows.strings for wide in folds.get(r[0], ())}
     out: dict[str, Any] = {"sys": sorted({f"{p}{SEP}{s}" for p, s in rows.systems})} if rows.systems else {}
     return out | {
         "tok": sorted(tok),
@@ -108,12 +114,14 @@ def _cond(cond: Cond) -> dict[str, Any]:
             match.setdefault(col, {})[_MONGO_OPS[op]] = value
         return {"dt": {"$elemMatch": match}}
     if isinstance(cond, StringCond):
+        # a string parameter with parts (``StringCond.parts``): its rows or theirs
+        param: Any = cond.param if not cond.parts else {"$in": list(cond.params)}
         if cond.mode == "exact":
-            return {"st": {"$elemMatch": {"p": cond.param, "r": cond.value}}}
+            return {"st": {"$elemMatch": {"p": param, "r": cond.value}}}
         pattern = re.escape(cond.value)
         if cond.mode == "start":
             pattern = "^" + pattern
-        return {"st": {"$elemMatch": {"p": cond.param, "n": {"$regex": pattern}}}}
+        return {"st": {"$elemMatch": {"p": param, "n": {"$regex": pattern}}}}
     if isinstance(cond, QuantityCond):
         value: dict[str, Any] = {
             "eq": {"$gte": cond.lo, "$lt": cond.hi}, "gt": {"$gt": cond.lo}, "sa": {"$gt": cond.lo},
@@ -134,8 +142,9 @@ def _cond(cond: Cond) -> dict[str, Any]:
     raise TypeError(cond)
 
 
-def _clause(clause: Clause, narrowed: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
-    alts = [_cond(c) for c in widen(clause, narrowed)]
+def _clause(clause: Clause, narrowed: Mapping[str, tuple[str, str]],
+            folded: Mapping[str, tuple[str, ...]] = _NO_FOLDS) -> dict[str, Any]:
+    alts = [_cond(c) for c in widen(clause, narrowed, folded)]
     if not alts:
         expr: dict[str, Any] = {"_id": {"$in": []}}
     elif len(alts) == 1:
@@ -181,6 +190,11 @@ class MongoFhirBackend:
     def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
         return self._params.narrowed(rtype) if self._params is not None and rtype else _NONE
 
+    def _indexes(self, rtype: str, rows: IndexRows) -> dict[str, Any]:
+        """``_doc_indexes`` with the type's narrowed references and string parts."""
+        folds = self._params.folds(rtype) if self._params is not None else _NO_FOLDS
+        return _doc_indexes(rows, self._narrowed(rtype), folds)
+
     def bind(self, params: SearchParams, indexer: Indexer) -> None:
         """Called by the repository: documents indexed by an earlier layout get their index keys
         rebuilt from the stored bodies (once; a new database is simply marked). ``params`` say
@@ -201,7 +215,7 @@ class MongoFhirBackend:
             done = 0
             for doc in self.current_coll.find({"deleted": False}, {"_id": 1, "body": 1}, **kw):
                 rows = indexer.rows(fhirjson.loads(doc["body"]))
-                update: dict[str, Any] = {"$set": _doc_indexes(rows, self._narrowed(doc["_id"].split("/", 1)[0]))}
+                update: dict[str, Any] = {"$set": self._indexes(doc["_id"].split("/", 1)[0], rows)}
                 if "sys" not in update["$set"]:  # the one optional key field: system| rows left out since
                     update["$unset"] = {"sys": ""}
                 self.current_coll.update_one({"_id": doc["_id"]}, update, **kw)
@@ -246,7 +260,7 @@ class MongoFhirBackend:
         doc: dict[str, Any] = {"_id": key, "type": rec.type, "id": rec.id, "version": rec.version,
                                "updated": rec.updated, "deleted": rec.deleted, "body": rec.body}
         if rows is not None:
-            doc.update(_doc_indexes(rows, self._narrowed(rec.type)))
+            doc.update(self._indexes(rec.type, rows))
         with self.store.transaction():
             if previous is not None:  # the replaced version becomes history (upsert: older data has it)
                 hist = {"_id": f"{key}/{previous.version}", "type": previous.type, "id": previous.id,
@@ -277,7 +291,7 @@ class MongoFhirBackend:
         doc: dict[str, Any] = {"_id": key, "type": previous.type, "id": previous.id, "version": previous.version,
                                "updated": previous.updated, "deleted": previous.deleted, "body": previous.body}
         if not previous.deleted and previous.body is not None and self._indexer is not None:
-            doc.update(_doc_indexes(self._indexer.rows(fhirjson.loads(previous.body)), self._narrowed(previous.type)))
+            doc.update(self._indexes(previous.type, self._indexer.rows(fhirjson.loads(previous.body))))
         self.current_coll.replace_one({"_id": key}, doc, upsert=True)
 
     def put_many(self, items: Sequence[tuple[StoredResource, IndexRows | None, StoredResource | None]]) -> None:
@@ -311,7 +325,8 @@ class MongoFhirBackend:
         if q.compartment is not None:
             parts.append({"comp": {"$in": sorted(q.compartment)}})
         narrowed = self._narrowed(q.type)
-        parts.extend(_clause(c, narrowed) for c in q.clauses)
+        folded = self._params.folded(q.type) if self._params is not None and q.type else _NO_FOLDS
+        parts.extend(_clause(c, narrowed, folded) for c in q.clauses)
         return {"$and": parts}
 
     def search(self, query: Query) -> list[StoredResource]:

@@ -67,6 +67,13 @@ class StringCond:
     param: str
     value: str  # normalised unless mode == "exact"
     mode: str  # start | contains | exact
+    # the part parameters whose rows hold some of ``param``'s values (``widen``, from
+    # ``SearchParams.folded``): a row of any of them that matches answers the condition
+    parts: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return (self.param, *self.parts)
 
 
 @dataclass(frozen=True)
@@ -118,16 +125,24 @@ class Query:
     limit: int | None = None
 
 
-def widen(clause: Clause, narrowed: Mapping[str, tuple[str, str]]) -> tuple[Cond, ...]:
+_NO_FOLDS: Mapping[str, tuple[str, ...]] = {}
+
+
+def widen(clause: Clause, narrowed: Mapping[str, tuple[str, str]],
+          folded: Mapping[str, tuple[str, ...]] = _NO_FOLDS) -> tuple[Cond, ...]:
     """The alternatives of ``clause`` as stored: a reference parameter narrowed to one type
     (``SearchParams.narrowed``: ``patient`` is ``subject`` of type Patient) keeps the values of
     that type under the wider parameter, and only its other values (absolute URLs, say) under its
-    own name; so ``patient=123`` reads both, ``patient=Patient/123`` only the wider one."""
-    if not narrowed:
+    own name; so ``patient=123`` reads both, ``patient=Patient/123`` only the wider one. A string
+    parameter's values that a part of it states (``SearchParams.folded``: ``family`` of ``name``)
+    are that part's rows, so ``name=王`` reads its own rows and its parts'."""
+    if not narrowed and not folded:
         return clause.alternatives
     out: list[Cond] = []
     for cond in clause.alternatives:
-        if isinstance(cond, RefCond) and cond.param in narrowed:
+        if isinstance(cond, StringCond) and cond.param in folded:
+            out.append(StringCond(cond.param, cond.value, cond.mode, folded[cond.param]))
+        elif isinstance(cond, RefCond) and cond.param in narrowed:
             base, target = narrowed[cond.param]
             if cond.rtype is None or cond.rtype == target:
                 out.append(RefCond(base, target, cond.rid))

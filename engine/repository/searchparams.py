@@ -25,6 +25,10 @@ from engine.repository.fhirpath import Evaluator, UnsupportedExpression, compile
 DATA = "searchparams.json"
 ENABLED = "enabled.yaml"
 _RESOLVE_IS = re.compile(r"^(.+)\.where\(resolve\(\) is ([A-Za-z]+)\)$")
+# The parts of a HumanName or Address a string parameter's row is made of (``Indexer._string``):
+# single-valued, then lists. A parameter ``X.address.city`` states one of ``X.address``'s rows.
+TEXT_PARTS = ("text", "family", "city", "district", "state", "postalCode", "country")
+LIST_PARTS = ("given", "prefix", "suffix", "line")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class SearchParams:
         self._narrowed = {rtype: _narrowed({c: p for c, p in params.items() if c not in self._twins[rtype]})
                           for rtype, params in self._by_type.items()}
         self._indexed = {rtype: self._index_list(rtype) for rtype in self._by_type}
+        parts = {rtype: f for rtype, params in self._indexed.items() if (f := _folded(params))}
+        self._folded = {rtype: {code: tuple(p) for code, p in f.items()} for rtype, f in parts.items()}
+        self._folds = {rtype: _invert(folded) for rtype, folded in self._folded.items()}
+        self._fold_keys = {(rtype, code): frozenset(p.values()) for rtype, f in parts.items() for code, p in f.items()}
 
     def _twins_of(self, rtype: str, params: dict[str, SearchParam]) -> dict[str, str]:
         """Enabled parameters that index exactly what an earlier one does (the same kind and
@@ -168,16 +176,33 @@ class SearchParams:
         once, under the wider parameter, and answers the narrow one from them."""
         return self._narrowed.get(resource_type, {})
 
+    def folded(self, resource_type: str) -> dict[str, tuple[str, ...]]:
+        """String parameters whose rows the indexed parts of them also hold: ``family`` is
+        ``Patient.name.family``, one part of each ``name`` row. code -> those part parameters.
+        A resource's row of ``name`` that its ``family`` or ``given`` row states too is written
+        once, under the part; ``name=`` reads its own rows and its parts' (``query.widen``)."""
+        return self._folded.get(resource_type, _NO_FOLDS)
+
+    def folds(self, resource_type: str) -> dict[str, tuple[str, ...]]:
+        """``folded`` the other way: part parameter -> the parameters it is a part of."""
+        return self._folds.get(resource_type, _NO_FOLDS)
+
+    def fold_keys(self, resource_type: str, code: str) -> frozenset[str]:
+        """The elements of a name or address (``family``, ``given``) whose text ``code``'s rows
+        leave to its parts (``folded``): the indexer writes no row of ``code`` for them."""
+        return self._fold_keys.get((resource_type, code), frozenset())
+
     @functools.cached_property
     def signature(self) -> str:
         """A digest of everything that decides which index rows a resource gets: per type, each
         indexed parameter's code, kind and expression, its ``:text`` and ``system|`` rows, and the
-        narrowed references kept once. A backend records it with its index, and rebuilds the
+        narrowed references and string parts kept once. A backend records it with its index, and rebuilds the
         index from the stored resources when it opens a store recorded under another list (a
         parameter enabled later must find the resources stored before, too)."""
         shape = {rtype: [[p.code, p.type, p.expression, self.text_enabled(rtype, p.code),
                           self.system_enabled(rtype, p.code)] for p in self.indexed(rtype).values()]
-                 + [sorted(self.narrowed(rtype).items())] for rtype in sorted(self._by_type)}
+                 + [sorted(self.narrowed(rtype).items()), sorted(self.folded(rtype).items())]
+                 for rtype in sorted(self._by_type)}
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
 
     def text_enabled(self, resource_type: str, code: str) -> bool:
@@ -191,6 +216,29 @@ class SearchParams:
 
 
 _NO_TWINS: dict[str, str] = {}
+_NO_FOLDS: dict[str, tuple[str, ...]] = {}
+
+
+def _folded(params: dict[str, SearchParam]) -> dict[str, dict[str, str]]:
+    """Per string parameter, the others whose expression is its own and one part of a name or an
+    address (``Patient.address`` and ``Patient.address.city``), each with that part's element
+    (``city``): each of their values is one of its values, as ``Indexer._string`` writes them."""
+    strings = {code: p.expression for code, p in params.items() if p.type == "string"}
+    out: dict[str, dict[str, str]] = {}
+    for code, expression in strings.items():
+        parts = {part: e[len(expression) + 1:] for part, e in strings.items()
+                 if e.startswith(expression + ".") and e[len(expression) + 1:] in TEXT_PARTS + LIST_PARTS}
+        if parts:
+            out[code] = parts
+    return out
+
+
+def _invert(folded: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for wide, parts in folded.items():
+        for part in parts:
+            out.setdefault(part, []).append(wide)
+    return {part: tuple(wides) for part, wides in out.items()}
 
 
 def _narrowed(params: dict[str, SearchParam]) -> dict[str, tuple[str, str]]:

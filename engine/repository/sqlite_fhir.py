@@ -143,6 +143,7 @@ def _any(alts: Sequence[str]) -> str:
         return "(" + " OR ".join(alts) + ")"
     return _any([_any(alts[at : at + _COMPOUND]) for at in range(0, len(alts), _COMPOUND)])
 UNINDEXED = frozenset({"_id", "_lastUpdated"})  # answered from fhir_resource columns
+_NO_FOLDS: Mapping[str, tuple[str, ...]] = {}
 _NONE: Mapping[str, tuple[str, str]] = {}
 
 
@@ -903,6 +904,9 @@ class SqliteFhirBackend:
     def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
         return self._search_params().narrowed(rtype) if rtype else _NONE
 
+    def _folded(self, rtype: str | None) -> Mapping[str, tuple[str, ...]]:
+        return self._search_params().folded(rtype) if rtype else _NO_FOLDS
+
     def _hasher(self, rtype: str) -> RowHasher:
         hasher = self._hashers.get(rtype)
         if hasher is None:
@@ -985,12 +989,15 @@ class SqliteFhirBackend:
             table = "ix_quantity"
         else:
             raise TypeError(cond)
+        # a string parameter with parts (``StringCond.parts``): its rows or theirs, one scan
+        names = cond.params if isinstance(cond, StringCond) else (cond.param,)
+        test = "= ?" if len(names) == 1 else f"IN ({','.join('?' * len(names))})"
         if stored:
             col = {c: f"({a}.value ->> {i})" for i, c in enumerate(_RANGE_VALUES[table], start=1)}
-            sql, params = f"({a}.value ->> 0) = ?", [cond.param]
+            sql, params = f"({a}.value ->> 0) {test}", list(names)
         else:
             col = {c: f"{a}.{c}" for c in _RANGE_VALUES[table]}
-            sql, params = f"{a}.hp = ?", [param_hash(rtype, cond.param)]
+            sql, params = f"{a}.hp {test}", [param_hash(rtype, name) for name in names]
         if isinstance(cond, DateCond):
             bounds = date_bounds(cond)
             sql += "".join(f" AND {col[c]} {op} ?" for c, op, _v in bounds)
@@ -1063,7 +1070,7 @@ class SqliteFhirBackend:
         """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
         parts, params = [], []
         targets: dict[str, list[RefCond]] = {}
-        for cond in widen(clause, self._narrowed(rtype)):
+        for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
             param = self._target_conds(cond, rtype)
             if param is not None:
                 targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
@@ -1100,7 +1107,7 @@ class SqliteFhirBackend:
     def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         alts, params = [], []
         targets: dict[str, list[RefCond]] = {}
-        for cond in widen(clause, self._narrowed(rtype)):
+        for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
             param = self._target_conds(cond, rtype)
             if param is not None:
                 targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
