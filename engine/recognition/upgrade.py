@@ -13,6 +13,13 @@ final versions (its ``meta.lastUpdated``, written in the same transaction as the
 have written ``final_at``). A run reaching the first version leaves the entry as it is. The pass
 runs once per store (a marker in ``recognition_layout``); run again it finds nothing to write
 (an entry with ``final_at`` is skipped, and one is written only when later than ``held``).
+
+Every ``--workers`` process runs it when it opens the store, one restarting while the others
+ingest included, so the history is read outside any transaction while results keep arriving.
+The write is a compare-and-set (``_write``): inside the write transaction each entry is read
+again and written only if it is still final without ``final_at`` and its resource still at the
+version read. An ingest that withdrew the result and sent it final again meanwhile wrote the later
+instant itself; the pass writing its older one over it made a true R98 "contradicted by records".
 """
 
 from __future__ import annotations
@@ -62,26 +69,54 @@ def backfill_final_at(store: _Store) -> int | None:
         if not page:
             break
         last = page[-1]["_id"]
-        todo = [d for d in page if d.get("status") in FINAL_STATUSES and not d.get("final_at")]
+        todo = [d for d in page if _lacks(d)]
         keys = {d["_id"]: _key(d["_id"]) for d in todo}
         current = backend.current_many([k for k in keys.values() if k is not None])
-        found: list[tuple[str, str]] = []
+        found: list[tuple[str, tuple[str, str], int, str]] = []
         for d in todo:
             key = keys[d["_id"]]
             rec = current.get(key) if key is not None else None
-            if rec is None or rec.deleted or rec.version <= 1:
+            if key is None or rec is None or rec.deleted or rec.version <= 1:
                 continue  # one version: final since it was first stored
             since = final_since(backend.history(*key))
             if since is not None and _later(since, d.get("held")):
-                found.append((d["_id"], since))
+                found.append((d["_id"], key, rec.version, since))
         if found:  # a commit only for a page with something to write
-            with store.transaction():
-                for ref, since in found:
-                    entries.update(ref, {"final_at": since})
-            written += len(found)
+            written += _write(store, entries, backend, found)
     with store.transaction():
         marks.replace({"_id": FINAL_AT, "at": _micro(datetime.now(UTC).isoformat()), "written": written})
     return written
+
+
+def _write(store: _Store, entries: Collection, backend: _Versions,
+           found: Sequence[tuple[str, tuple[str, str], int, str]]) -> int:
+    """Write what was found, compare-and-set: the history was read outside any transaction, and
+    another worker (or this one's own ingest) may have written the result since. Inside the write
+    transaction each entry is read again and written only if it still lacks ``final_at`` and the
+    resource is still at the version whose history was read; an entry the ingest has given
+    ``final_at`` meanwhile (withdrawn and sent final again: a later instant) keeps it. A result
+    still final without ``final_at`` but at a newer version has its history read again here,
+    under the write lock, so the pass neither overwrites a later instant nor leaves one out."""
+    written = 0
+    with store.transaction():
+        current = backend.current_many([key for _, key, _, _ in found])
+        for ref, key, version, since in found:
+            entry, rec = entries.get(ref), current.get(key)
+            if entry is None or not _lacks(entry) or rec is None or rec.deleted:
+                continue  # withdrawn, deleted or given ``final_at`` meanwhile: the ingest's own
+            if rec.version != version:
+                fresh = final_since(backend.history(*key))
+                if fresh is None or not _later(fresh, entry.get("held")):
+                    continue
+                since = fresh
+            if entries.update(ref, {"final_at": since}):
+                written += 1
+    return written
+
+
+def _lacks(entry: Any) -> bool:
+    """A final entry without ``final_at``: what the pass may write."""
+    return entry.get("status") in FINAL_STATUSES and not entry.get("final_at")
 
 
 def final_since(history: Sequence[StoredResource]) -> str | None:
