@@ -25,7 +25,7 @@ database):
   log signed each ``audit_seal_seconds`` (1 s) in place of the last, so the records no signature
   covers are one second's at most without a numbered checkpoint (~0.45 KB, ~90 µs to verify) a
   second: ``seal``; while a stopped writer's unsigned tail awaits its ``recovered`` checkpoint,
-  its first record (``FOUND``: ``_note_found``).
+  its first record and its end (``FOUND``: ``_note_found``).
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
@@ -104,9 +104,10 @@ KEYED = "keys"  # audit_meta: every record has its keys (records of earlier vers
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
 KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
-# audit_meta: the first record of a tail a process found unsigned when it opened the log with no live
-# writer (a killed writer's): the next signature over it, by any process, says ``recovered`` and
-# removes this in its own transaction (``_note_found``)
+# audit_meta: the first record and the end of a tail a process found unsigned when it opened the
+# (undamaged) log with no live writer (a killed writer's): the next signature over it, by any process,
+# is preceded by a checkpoint over exactly those records marked ``recovered``, which removes this in
+# its own transaction (``_note_found``, ``_sign``)
 FOUND = "found-from"
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
