@@ -201,7 +201,8 @@ def test_a_damaged_file_taken_back_past_the_checkpoint_is_signed_as_recovered(se
         for _ in range(6):
             assert client.get("/fhir/Patient/p1", headers=headers).status_code == 200
         engine.audit.drain()
-        assert engine.audit.latest_checkpoint().size == 12 and engine.audit.held_count() >= 18
+        held = engine.audit.held_count()
+        assert engine.audit.latest_checkpoint().size == 12 and held >= 18
         [path] = sorted(records_directory(audit_path(settings)).glob("*.records"))
         forged = _forged(path, 14, b'"his-a"', b'"his-z"')
         _flip_in_frame(path, 14)
@@ -210,9 +211,11 @@ def test_a_damaged_file_taken_back_past_the_checkpoint_is_signed_as_recovered(se
 
         _rename_in(path, forged)
         assert _status_within(client, headers, 10) == 200  # taken back: nothing can tell
-        cp = engine.audit.checkpoint()
-        assert cp is not None and cp.recovered == 12  # ... but not silently
-        assert verify_online(engine.audit, AuditKeys.load(settings)).recovered == [(cp.seq, 12, cp.size - 1)]
+        cp = engine.audit.checkpoint()  # ... but not silently: exactly the file's records past checkpoint 0
+        assert cp is not None and cp.recovered is None and cp.size > held  # (the server's own read since: not)
+        marked = engine.audit.list_checkpoints()[-2]
+        assert (marked.recovered, marked.size) == (12, held)
+        assert verify_online(engine.audit, AuditKeys.load(settings)).recovered == [(marked.seq, 12, held - 1)]
 
 
 def test_the_seal_binds_the_last_second_without_a_checkpoint_a_second(settings: Settings) -> None:

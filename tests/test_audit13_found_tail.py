@@ -115,7 +115,7 @@ def test_a_second_writer_signing_between_the_finders_open_and_its_start_marks_th
                 proc.wait(30)
     report = _recovered(settings)
     assert report["records"] == 13 and report["unsigned"] == 0
-    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 12}], report["recovered"]
+    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 11}], report["recovered"]
 
 
 def test_a_finder_killed_before_it_signs_leaves_the_mark_to_the_writer_that_signs_next(settings: Settings) -> None:
@@ -142,4 +142,4 @@ def test_a_finder_killed_before_it_signs_leaves_the_mark_to_the_writer_that_sign
                 proc.wait(30)
     report = _recovered(settings)
     assert report["records"] == 13 and report["unsigned"] == 0
-    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 12}], report["recovered"]
+    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 11}], report["recovered"]

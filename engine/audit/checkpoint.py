@@ -12,7 +12,9 @@ A checkpoint commits to the whole log at one size. Text (UTF-8, every line ends 
                                               has no number, so no number is ever signed over two roots
     recovered 1000                         <- optional extension line: records 1000..size-1 were signed as
                                               found (at a process's start, or a damaged file's records
-                                              taken back), not by the process that appended them
+                                              taken back), not by the process that appended them; the
+                                              checkpoint is signed over exactly those records (records a
+                                              live writer appended after them get the next checkpoint)
 
     — huren-audit Ab3d...                  <- signature line: key name, base64(key_hash[4] || Ed25519 sig[64])
 

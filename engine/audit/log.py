@@ -25,7 +25,7 @@ database):
   log signed each ``audit_seal_seconds`` (1 s) in place of the last, so the records no signature
   covers are one second's at most without a numbered checkpoint (~0.45 KB, ~90 µs to verify) a
   second: ``seal``; while a stopped writer's unsigned tail awaits its ``recovered`` checkpoint,
-  its first record (``FOUND``: ``_note_found``).
+  its first record and its end (``FOUND``: ``_note_found``).
 
 Why a file of its own: every audited read appends a record, and a commit to huren's main
 database would make every reader connection (other threads, other ``--workers``) drop its page
@@ -104,9 +104,10 @@ KEYED = "keys"  # audit_meta: every record has its keys (records of earlier vers
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
 KEY_BATCH = 1000  # records per transaction when records are given their keys
 KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys (index_keys)
-# audit_meta: the first record of a tail a process found unsigned when it opened the log with no live
-# writer (a killed writer's): the next signature over it, by any process, says ``recovered`` and
-# removes this in its own transaction (``_note_found``)
+# audit_meta: the first record and the end of a tail a process found unsigned when it opened the
+# (undamaged) log with no live writer (a killed writer's): the next signature over it, by any process,
+# is preceded by a checkpoint over exactly those records marked ``recovered``, which removes this in
+# its own transaction (``_note_found``, ``_sign``)
 FOUND = "found-from"
 KEY_SECONDS = 1.0  # how often the background thread keys the records appended since
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
@@ -213,6 +214,7 @@ class AuditLog:
         # checkpoint (the tail past the latest checkpoint at load; a damaged file's records past it
         # taken back by ``_signed_file``): the next checkpoint this process signs says so (``recovered``)
         self._unproven_from: int | None = None
+        self._unproven_to = 0  # and the end of those records (the mark covers ``_unproven_from..`` this - 1)
         self._seal_size = 0  # the size of the last seal this process signed or saw (``seal``)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
@@ -237,10 +239,14 @@ class AuditLog:
             alone = self._writers.join() if self._writers is not None else True
             self._reload()
             if alone and self._frontier.size > self._signed_size:  # records no signature covers, written
-                if self._writers is not None:  # before this process opened the log, by none alive
-                    self._note_found(self._signed_size)  # (under the writers' lock, exclusive)
-                else:  # (MongoDB, and readers that never sign: no writers' lock, this process's own)
-                    self._unproven_from = self._signed_size
+                # before this process opened the log, by none alive. Not noted in the database while
+                # the log is damaged: ``_signed_size`` may then be an older checkpoint's (the newest
+                # statement failed), and records a live writer signed validly would be stamped found
+                # by whichever process signs next, long after the damage is dealt with
+                if self._writers is not None and self._damage is None:
+                    self._note_found(self._signed_size, self._frontier.size)  # (writers' lock exclusive)
+                else:  # (MongoDB, readers that never sign, a damaged log: this process's own, dropped
+                    self._found(self._signed_size, self._frontier.size)  # once a valid signature covers it)
             if self._writers is not None:
                 self._writers.share()
         except BaseException:
@@ -248,9 +254,11 @@ class AuditLog:
             raise
 
     # ------------------------------------------------------------------ state
-    def _note_found(self, first: int) -> None:
-        """Record in the log's own database that records ``first``.. were found unsigned, while this
-        process holds the writers' lock exclusive (no live writer: they are a stopped one's).
+    def _note_found(self, first: int, end: int) -> None:
+        """Record in the log's own database that records ``first..end-1`` were found unsigned, while this
+        process holds the writers' lock exclusive (no live writer: they are a stopped one's). ``end``
+        (the log's size then) bounds the mark: records a live peer appends after it are its own, and
+        the ``recovered`` checkpoint is signed over exactly ``end`` records (``_sign``).
 
         Why in the database and not in this process: the finder signed them, marked, only at its
         ``start()``; a second writer opening the log meanwhile is not alone (the finder holds the
@@ -264,14 +272,18 @@ class AuditLog:
         log, no private key) would stall every other writer's start."""
         with self.store.transaction():
             held = self.meta.get(FOUND)
-            if held is None or int(held["first"]) > first:
-                self.meta.replace({"_id": FOUND, "first": first})
+            if held is not None:  # an earlier finder's tail nobody signed (that finder stopped too):
+                first = min(first, int(held["first"]))  # one range over both dead writers' records
+                end = max(end, int(held.get("end", end)))
+            self.meta.replace({"_id": FOUND, "first": first, "end": end})
 
-    def _found_tail(self, size: int) -> int | None:
-        """The first record of a found tail (``_note_found``) a signature of ``size`` records covers."""
+    def _found_tail(self, size: int) -> tuple[int, int | None] | None:
+        """The found tail (``_note_found``) a signature of ``size`` records covers: its first record
+        and its end (``None``: noted by an earlier release, which kept no end)."""
         held = self.meta.get(FOUND)
-        first = int(held["first"]) if held is not None else None
-        return first if first is not None and first < size else None
+        if held is None or int(held["first"]) >= size:
+            return None
+        return int(held["first"]), (min(int(held["end"]), size) if "end" in held else None)
 
     def _stored_origin(self, proposed: str) -> str:
         """The log's name is fixed when it starts: checkpoints and exports name it, so a later
@@ -529,8 +541,10 @@ class AuditLog:
     def _found(self, first: int, stop: int) -> None:
         """Records ``first..stop-1`` of a damaged file were taken back unproven (no checkpoint covers
         them): the next checkpoint says they were signed as found."""
-        if first < stop and (self._unproven_from is None or first < self._unproven_from):
-            self._unproven_from = first
+        if first < stop:
+            self._unproven_to = stop if self._unproven_from is None else max(stop, self._unproven_to)
+            if self._unproven_from is None or first < self._unproven_from:
+                self._unproven_from = first
 
     def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
@@ -641,12 +655,12 @@ class AuditLog:
                 if rows:
                     # signed before anything is written: a key that cannot sign leaves the database
                     # untouched even on a backend without transactions (mongomock, standalone MongoDB)
-                    cp = self._sign(frontier) if self._checkpoint_due(self._frontier.size, frontier.size) else None
+                    cps = self._sign(frontier) if self._checkpoint_due(self._frontier.size, frontier.size) else []
                     self._leaf_rows.append(rows)
-                    if cp is not None:
+                    for cp in cps:
                         self._store_checkpoint(cp)
             if rows:
-                self._signed_through(cp)
+                self._signed_through(cps)
             return results, frontier
         finally:
             if not blocking:
@@ -892,54 +906,97 @@ class AuditLog:
                                   "dealt with; run `huren audit verify`, then `huren audit repair --from <a backup of "
                                   "the data directory>`")
 
-    def _write_checkpoint(self, frontier: merkle.Frontier) -> Checkpoint:
+    def _write_checkpoint(self, frontier: merkle.Frontier) -> list[Checkpoint]:
         self._refuse_if_damaged()  # a checkpoint of a right edge that is not the log's would sign a lie
-        return self._store_checkpoint(self._sign(frontier))
+        return [self._store_checkpoint(cp) for cp in self._sign(frontier)]
 
-    def _sign(self, frontier: merkle.Frontier, *, seal: bool = False) -> Checkpoint:
-        """The next checkpoint of ``frontier``, saying which of its records this process found
-        rather than appended (``recovered``), if any. ``seal``: the seal, which carries no number
-        (a ``seal`` line): numbering it as the next checkpoint would sign one number over two roots."""
-        if self._unproven_from is not None:
-            self._drop_covered()
-        recovered = self._unproven_from
-        found = self._found_tail(frontier.size)  # (in the signing transaction: one signer at a time reads it)
-        if found is not None and (recovered is None or found < recovered):
-            recovered = found
-        return sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), self._last_cp_seq + 1,
-                               recovered=recovered, seal=seal)
+    def _sign(self, frontier: merkle.Frontier, *, seal: bool = False) -> list[Checkpoint]:
+        """The next checkpoint of ``frontier`` (``seal``: the seal, which carries no number, a ``seal``
+        line: numbering it as the next checkpoint would sign one number over two roots), preceded,
+        when records were found rather than appended (a stopped writer's tail, ``_note_found``, or a
+        damaged file's records taken back, ``_found``) and no valid signature covers them yet, by a
+        checkpoint over exactly the records up to the found ones' end, marked ``recovered <first>``.
 
-    def _drop_covered(self) -> None:
-        """Found records a valid signature already covers (a peer's seal or checkpoint, signed
-        since this process found them) are vouched for by it: this process must not stamp
-        ``recovered`` over a range another signed as appended. Only while records are unproven
-        (rare): one read of the newest statement, its signature and its root over the stored tree."""
+        Why a checkpoint of its own and not a ``recovered first..last`` line: ``recovered N`` has
+        always meant records N..size-1, and releases that read it (or reject lines they do not know)
+        keep reading it right; a checkpoint of the current size would stamp the records a live peer
+        appended after the tail was found as found too. Its number is its own (the one after the
+        newest), its root the stored tree's over those records (``_root_of``, ~log2 n node reads,
+        only when a peer appended past the tail)."""
+        found = self._found_range(frontier.size)  # (in the signing transaction: one signer at a time)
+        seq = self._last_cp_seq + 1
+        out: list[Checkpoint] = []
+        if found is not None:
+            first, end = found
+            if end < frontier.size and end > self._last_cp_size:  # a peer appended past the tail
+                out.append(sign_checkpoint(self.keys, self.origin, end, self._root_of(end), seq, recovered=first))
+                seq, found = seq + 1, None
+            elif end < frontier.size:  # (a numbered checkpoint past the tail that does not verify:
+                log.error("audit: records %d..%d were found unsigned but checkpoint %d (size %d) covers them "
+                          "without verifying; signing to the log's size marked from %d", first, end - 1,
+                          self._last_cp_seq, self._last_cp_size, first)  # damage; mark wide, never narrow)
+        out.append(sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), seq,
+                                   recovered=found[0] if found is not None else None, seal=seal and not out))
+        return out
+
+    def _found_range(self, size: int) -> tuple[int, int] | None:
+        """The records a signature of ``size`` must mark found, as (first, end): the stopped writer's
+        tail noted in the database (``_note_found``) and this process's own (``_found``), each less
+        what a valid stored signature already covers, which vouches for them as appended: a mark over
+        them would accuse a live writer. (A found-from noted over a damaged log by an earlier release
+        is dropped here, and deleted in the signing transaction.) Costs one read of ``audit_meta``;
+        the stored signature is read and checked only while some records are found (rare)."""
+        noted = self._found_tail(size)
+        if noted is None and self._unproven_from is None:
+            return None
+        vouched = self._vouched_size()
+        held: tuple[int, int] | None = None
+        if noted is not None:  # (one an earlier release noted, with no end, goes once a signature covers
+            first, end = noted  # any of it: it may have been noted over a damaged open, as above)
+            if vouched >= (end if end is not None else first + 1):
+                self.meta.delete(FOUND)
+            else:
+                held = (first, end if end is not None else size)
+        if self._unproven_from is not None and vouched >= self._unproven_to:
+            self._unproven_from = None
+        ranges = [r for r in (held, (self._unproven_from, self._unproven_to) if self._unproven_from is not None
+                              else None) if r is not None]
+        if not ranges:
+            return None
+        first = max(min(r[0] for r in ranges), vouched)
+        end = min(max(r[1] for r in ranges), size)
+        return (first, end) if first < end else None
+
+    def _vouched_size(self) -> int:
+        """How many records the newest stored statement validly signs (its signature and its root
+        over the tree as stored, at its own size: this process may know fewer); 0 when it fails."""
         try:
             newest = self.latest_checkpoint()
         except CheckpointError:
-            return
-        if (newest is None or self._unproven_from is None or newest.size <= self._unproven_from
-                or not self.keys.public or not verify_checkpoint(newest, self.keys)):
-            return
-        if self._tree_mismatch(newest, newest.size) is None:  # (its size: this process may know fewer)
-            self._unproven_from = None
+            return 0
+        if newest is None or not self.keys.public or not verify_checkpoint(newest, self.keys):
+            return 0
+        return newest.size if self._tree_mismatch(newest, newest.size) is None else 0
 
-    def _signed_through(self, cp: Checkpoint | None) -> None:
-        """After the commit of ``cp``: the records it covers are this process's to vouch for now."""
-        if cp is not None and self._unproven_from is not None and self._unproven_from < cp.size:
-            self._unproven_from = None
-        if cp is not None and cp.recovered is not None:
-            log.warning("audit: records %d..%d were past the latest signed checkpoint when the log was opened "
-                        "(the process that appended them stopped before signing them): signed now as found, "
-                        "checkpoint %d marks them 'recovered'; nothing proves they are what was appended",
-                        cp.recovered, cp.size - 1, cp.seq)
+    def _signed_through(self, cps: Sequence[Checkpoint]) -> None:
+        """After the commit of ``cps``: the records they cover are this process's to vouch for now."""
+        for cp in cps:
+            if self._unproven_from is not None and self._unproven_to <= cp.size:
+                self._unproven_from = None
+            if cp.recovered is not None:
+                log.warning("audit: records %d..%d were past the latest signed checkpoint when the log was opened "
+                            "(the process that appended them stopped before signing them): signed now as found, "
+                            "checkpoint %d marks them 'recovered'; nothing proves they are what was appended",
+                            cp.recovered, cp.size - 1, cp.seq)
 
     def _store_checkpoint(self, cp: Checkpoint) -> Checkpoint:
-        """Insert ``cp`` in the open transaction; one marked ``recovered`` covers the found tail
-        (``_note_found``), whose record goes with it: no later signature marks it again."""
+        """Insert ``cp`` in the open transaction; one marked ``recovered`` over the whole found tail
+        (``_note_found``) deletes its record with it: no later signature marks it again."""
         self.checkpoints.insert({"_id": seq_key(cp.seq), **cp.as_json()})
-        if cp.recovered is not None and self._found_tail(cp.size) is not None:
-            self.meta.delete(FOUND)
+        if cp.recovered is not None:
+            held = self._found_tail(cp.size)
+            if held is not None and (held[1] is None or held[1] <= cp.size):
+                self.meta.delete(FOUND)
         self._last_cp_seq, self._last_cp_size = cp.seq, cp.size
         self._last_cp_time = time.monotonic()
         return cp
@@ -953,14 +1010,14 @@ class AuditLog:
                     self._last_cp_time = time.monotonic()  # all signed as of now (the append's backstop)
                     return None  # nothing new here: no transaction (the timer ticks on an idle log)
                 try:
-                    cp = None
+                    cps: list[Checkpoint] = []
                     with self._table_transaction(flat=False):
                         if force or self._frontier.size != self._last_cp_size or self._last_cp_seq < 0:
-                            cp = self._write_checkpoint(self._frontier)
-                    self._signed_through(cp)
-                    if cp is None:
+                            cps = self._write_checkpoint(self._frontier)
+                    self._signed_through(cps)
+                    if not cps:
                         self._last_cp_time = time.monotonic()
-                    return cp
+                    return cps[-1] if cps else None
                 except DuplicateKey:  # another process (``--workers``) signed this number first
                     log.info("audit: checkpoint %d taken by another writer; reloading", self._last_cp_seq + 1)
                     self._reload()
@@ -999,9 +1056,10 @@ class AuditLog:
                         cp = None
                     else:
                         self._refuse_if_damaged()
-                        cp = self._sign(self._frontier, seal=True)
-                        if cp.recovered is not None:  # (found records: ``checkpoint`` keeps them on record)
-                            raise _Found
+                        cps = self._sign(self._frontier, seal=True)
+                        if len(cps) > 1 or cps[0].recovered is not None:  # (found records: a numbered
+                            raise _Found  # checkpoint keeps them on record: ``checkpoint``)
+                        cp = cps[0]
                         self.meta.replace({"_id": SEAL, "size": cp.size, "note": cp.text})
             except _Found:
                 return self.checkpoint()
