@@ -105,3 +105,18 @@ def test_a_stated_plain_order_corrects_a_reflex_order_an_empty_obr11_does_not(
     acks = send(engine, reflex("I4", "G", "C"), reflex("I5", "", "C"))
     (request,) = written(engine, fhir, "I5", "ServiceRequest")
     assert request["intent"] == "reflex-order"
+
+
+def test_a_later_group_of_the_same_order_states_the_intent_the_first_left_out(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The first group of an order says nothing of its intent (OBR-11 empty), the second says G: the
+    order is a reflex order (the first group's assumed ``order`` stood, as ``Context.put`` keeps what
+    an earlier group made)."""
+    message = two_tests("J1", "F", "F").replace("UREA^尿素".encode(), "CREA^肌酐".encode())
+    first, second = message.split(b"\rOBR|2|")
+    fields = second.split(b"|")  # after "OBR|2|": OBR-2 first, so OBR-11 is the tenth
+    second = b"|".join([*fields[:9], b"G", *fields[10:]])
+    (ack,) = send(engine, first + b"\rOBR|2|" + second)
+    assert ack_code_of(ack) == "AA"
+    (request,) = written(engine, fhir, "J1", "ServiceRequest")
+    assert request["intent"] == "reflex-order"
