@@ -938,8 +938,9 @@ def diagnostic_report(
     obr = group.obr
     res: Resource = {"resourceType": "DiagnosticReport", "category": [REPORT_CATEGORY[category]]}
     res["status"] = status if status is not None else report_status(group, ctx, results)
-    code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
-    if code is None:
+    test = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
+    code = test
+    if code is None:  # a stand-in: the group names no test
         first = ctx.resources.get(results[0]["reference"]) if results else None
         code = first["code"] if first else {"text": "report"}
     res["code"] = code
@@ -964,16 +965,20 @@ def diagnostic_report(
         if ident:
             ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
-    earlier = ctx.resources.get(ctx.ref("DiagnosticReport", key)["reference"])
+    ref = ctx.ref("DiagnosticReport", key)["reference"]
+    earlier = ctx.resources.get(ref)
     if earlier is not None:
-        _another_group(ctx, earlier, res)
+        _another_group(ctx, earlier, res, ctx.report_tests.setdefault(ref, []), test)
+    elif test is not None:
+        ctx.report_tests[ref] = [test]
     return ctx.put(res, key)
 
 
 _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
 
 
-def _another_group(ctx: Context, earlier: Resource, res: Resource) -> None:
+def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Any],
+                   test: dict[str, Any] | None) -> None:
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
@@ -981,9 +986,11 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource) -> None:
     group makes a final report corrected). Before, the first group's report stood as it was: the
     second group's results were not in it, and its status was the first group's alone.
 
-    Groups for different tests (OBR-4 CREA and UREA under one filler number) make a report of a
-    panel no code of the message names: its ``code`` is the panel said in ``code.text`` (肌酐; 尿素),
-    with no coding. The codings of one R4 CodeableConcept are representations of one concept, so
+    ``tests``: the OBR-4 codes of the report's groups so far; ``test``: this group's (None: it names
+    none, its code was a stand-in). Groups for different tests (OBR-4 CREA and UREA under one filler
+    number) make a report of a panel no code of the message names: its ``code`` is the panel said in
+    ``code.text`` (肌酐; 尿素), with no coding; the first group to name a test after groups that
+    named none gives the report its code. The codings of one R4 CodeableConcept are representations of one concept, so
     CREA's and UREA's codings side by side would say each test is the other; and keeping the first
     group's code (as before) said the report was CREA's while it listed urea's result too. Each
     test's code stays on its order (ServiceRequest.code) and its results (Observation.code)."""
@@ -996,11 +1003,9 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource) -> None:
     now, other = earlier.get("status"), res.get("status")
     if isinstance(other, str) and other != now and progress.get(other, 99) < progress.get(now, 99):
         earlier["status"] = other
-    code = res.get("code")
-    tests = ctx.report_tests.setdefault(f"DiagnosticReport/{earlier['id']}", [earlier.get("code")])
-    if code is not None and code not in tests:
-        tests.append(code)
-        earlier["code"] = {"text": "; ".join(dict.fromkeys(_label(c) for c in tests if c))}
+    if test is not None and test not in tests:
+        tests.append(test)
+        earlier["code"] = test if len(tests) == 1 else {"text": "; ".join(dict.fromkeys(_label(c) for c in tests))}
 
 
 def _label(concept: dict[str, Any]) -> str:
