@@ -59,7 +59,7 @@ class Context:
     # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)
-    # "Type/id" of a report two or more groups make → each group's test code (``results._another_group``)
+    # "Type/id" of a report → the test codes (OBR-4) of the groups that made it (``results._another_group``)
     report_tests: dict[str, list[Any]] = field(default_factory=dict)
     # "Type/id" → the plan a resource was built from and its holes (``plans.Planned``), for validation;
     # a resource changed after it was built (merged by ``put``) is dropped from it

@@ -990,10 +990,10 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[A
     none, its code was a stand-in). Groups for different tests (OBR-4 CREA and UREA under one filler
     number) make a report of a panel no code of the message names: its ``code`` is the panel said in
     ``code.text`` (肌酐; 尿素), with no coding; the first group to name a test after groups that
-    named none gives the report its code. The codings of one R4 CodeableConcept are representations of one concept, so
-    CREA's and UREA's codings side by side would say each test is the other; and keeping the first
-    group's code (as before) said the report was CREA's while it listed urea's result too. Each
-    test's code stays on its order (ServiceRequest.code) and its results (Observation.code)."""
+    named none gives the report its code. The codings of one R4 CodeableConcept represent one
+    concept, so CREA's and UREA's codings side by side would say each test is the other; and keeping
+    the first group's code (as before) said the report was CREA's while it listed urea's result too.
+    Each test's code stays on its order (ServiceRequest.code) and its results (Observation.code)."""
     for name in _REPORT_LISTS:
         for entry in res.get(name, ()):
             listed = earlier.setdefault(name, [])
