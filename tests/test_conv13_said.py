@@ -21,10 +21,11 @@ from tests.test_merge12_order_after_result import order, result
 def test_a_conversion_names_what_it_said_by_kind(engine: Engine) -> None:
     said = convert(parse(result("T1", "P").decode()), engine.site).said
     (request,) = [s for r, s in said.items() if r.startswith("ServiceRequest/")]
-    assert request.assumed == frozenset({"status"}) and request.deletes == () and request.fields == ()
+    # (OBR-11 empty: the intent is assumed too, cfix13)
+    assert request.assumed == frozenset({"status", "intent"}) and request.deletes == () and request.fields == ()
     said = convert(parse(order("T2", "CA").decode()), engine.site).said
     (request,) = [s for r, s in said.items() if r.startswith("ServiceRequest/")]
-    assert request.fields == (("status", "ORC[1]-1"),) and request.assumed == frozenset()
+    assert request.fields == (("status", "ORC[1]-1"),) and request.assumed == frozenset({"intent"})
     (patient,) = [s for r, s in said.items() if r.startswith("Patient/")]
     assert patient.assumed == frozenset({"active"})  # an order message does not state it
 

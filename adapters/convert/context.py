@@ -56,6 +56,11 @@ class Context:
     create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
     order_services: dict[str, str] = field(default_factory=dict)  # order key → the OBR-4 that claimed it
+    # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
+    # status so far, ``results.status_from_report``)
+    order_progress: dict[str, str] = field(default_factory=dict)
+    # "Type/id" of a report → the test codes (OBR-4) of the groups that made it (``results._another_group``)
+    report_tests: dict[str, list[Any]] = field(default_factory=dict)
     # "Type/id" → the plan a resource was built from and its holes (``plans.Planned``), for validation;
     # a resource changed after it was built (merged by ``put``) is dropped from it
     planned: dict[str, Any] = field(default_factory=dict)

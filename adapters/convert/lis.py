@@ -130,6 +130,7 @@ def convert_orders(
         if hook is not None:
             hook(group, ctx, info)
         if with_report and (group.obr is not None or refs or forms):
+            state = results.report_status(group, ctx, refs)  # the group's own, for its report and order
             report = results.diagnostic_report(
                 group,
                 ctx,
@@ -143,10 +144,11 @@ def convert_orders(
                 forms,
                 rkey,
                 info.get("conclusion", ""),
+                state,
             )
             info["report"] = report
             if request is not None:  # the order is completed only by a final result (OBR-25 F, C)
-                results.status_from_report(group, ctx, request, report)
+                results.status_from_report(group, ctx, request, state)
             for after in info.get("after_report", ()):
                 after(report)
         elif request is not None and refs:

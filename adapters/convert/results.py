@@ -309,32 +309,85 @@ def service_request(
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if not _intent_stated(obr, ctx):
+        # OBR-11 empty (or a code the site does not know): ``order`` is the converter's assumption and
+        # fills only an order stored without an intent -- an order message after the lab's reflex
+        # result (OBR-11 G) leaves it reflex-order; a stated code (R revised order, L, ...) is a plain
+        # order said and corrects a G sent before (``merge.yaml`` had ``order`` as a placeholder, so
+        # no message could ever take a reflex-order back)
+        if ctx.resources[ref["reference"]] is res:
+            ctx.assumed(res, "intent")
+    elif ctx.resources[ref["reference"]] is not res:
+        _intent_of_another_group(ctx.resources[ref["reference"]], res, ctx)
     if stated_by:
         assert orc is not None
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
     return ref
 
 
-def status_from_report(group: Group, ctx: Context, request: dict[str, str], report: dict[str, str]) -> None:
-    """A result message states how far its order got by its report's status (OBR-25, else the
-    results' OBX-11), unless ORC-5 states the order's own status: ``vocabulary.yaml``
-    ``order_status_by_report`` -- final or corrected: completed; cancelled (OBR-25 X, no results,
-    order cancelled): revoked. Any other (P preliminary, R/I/A/S not final yet) leaves the order as
-    it stands: ``active`` only fills an order stored without a status, so a late preliminary result
-    does not take a completed order back (before, every result message with a report completed the
-    order, even a preliminary one or one saying the order was cancelled)."""
+def _intent_stated(obr: Segment | None, ctx: Context) -> bool:
+    """Whether OBR-11 states the order's intent: a specimen action code the site's
+    ``specimen_action_intent`` maps (G: reflex-order; A, L, O, P, R, S: still a plain order)."""
+    code = obr.value(11).strip() if obr is not None else ""
+    if not code:
+        return False
+    vocab = vocabulary(ctx.site, "specimen_action_intent")
+    return code in vocab or code.upper() in vocab
+
+
+def _intent_of_another_group(order: Resource, res: Resource, ctx: Context) -> None:
+    """A later group of the message naming the same order states OBR-11 where the first group only
+    assumed ``order``: the stated intent is the order's, and no longer assumed."""
+    if any(o is order and element == "intent" for o, element in ctx.assumptions):
+        order["intent"] = res["intent"]
+        ctx.unsay(order, "intent")
+
+
+def status_from_report(group: Group, ctx: Context, request: dict[str, str], state: str) -> None:
+    """A result message states how far its order got by its own group's report status ``state``
+    (``report_status``: the group's OBR-25, else its own OBX-11s), unless ORC-5 states the order's
+    own status: ``vocabulary.yaml`` ``order_status_by_report`` -- final or corrected: completed;
+    cancelled (OBR-25 X, no results, order cancelled): revoked. Any other (P preliminary, R/I/A/S
+    not final yet) leaves the order as it stands: ``active`` only fills an order stored without a
+    status, so a late preliminary result does not take a completed order back.
+
+    The group's own status, not its report's: two groups of one message may share a report (one
+    filler number) but name two orders (two OBR-4 tests), and the combined report is as far as its
+    least advanced group -- before, a final UREA group after a preliminary CREA group left UREA's
+    order active. Only groups naming the same order make it as far as the least advanced of them
+    (``report_status_progress``), as they do its report."""
     if group.orc is not None and group.orc.value(5):
         return
-    order = ctx.resources[request["reference"]]
+    ref = request["reference"]
+    earlier = ctx.order_progress.get(ref)
+    if earlier is not None:
+        progress = vocabulary(ctx.site, "report_status_progress")
+        if progress.get(state, 99) >= progress.get(earlier, 99):
+            return  # an earlier group of the message naming this order is as far or less: it stands
+    ctx.order_progress[ref] = state
+    order = ctx.resources[ref]
     # ORC-1 RE (observations to follow) says results come, not how far the order got
     ctx.unsay(order, "status")
-    state = ctx.resources[report["reference"]].get("status")
-    status = vocabulary(ctx.site, "order_status_by_report").get(state) if isinstance(state, str) else None
+    status = vocabulary(ctx.site, "order_status_by_report").get(state)
     order["status"] = status or "active"
     if status is None:
         ctx.assumed(order, "status")
     elif group.obr is not None and group.obr.value(25):
         ctx.located(order, "status", group.obr, 25)
+
+
+def report_status(group: Group, ctx: Context, results: list[dict[str, str]]) -> str:
+    """How far one group's report got: its OBR-25 (``report_status``), else its own results'
+    OBX-11 (``_status_from_results``) -- the group's, before any other group of the message for
+    the same report is weighed (``_another_group``)."""
+    obr = group.obr
+    status_code = obr.value(25).strip() if obr is not None else ""
+    status = vocabulary(ctx.site, "report_status").get(status_code) if status_code else None
+    if status is None:
+        if status_code:
+            ctx.note_unmapped("report_status", status_code, "OBR-25")
+        status = _status_from_results(ctx, results)
+    return status
 
 
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -878,18 +931,16 @@ def diagnostic_report(
     forms: list[dict[str, Any]],
     key: str,
     conclusion: str = "",
+    status: str | None = None,
 ) -> dict[str, str]:
+    """OBR (+ the group's results, specimens, forms) → DiagnosticReport; ``status``: the group's
+    own (``report_status``), when the caller has it already."""
     obr = group.obr
     res: Resource = {"resourceType": "DiagnosticReport", "category": [REPORT_CATEGORY[category]]}
-    status_code = obr.value(25).strip() if obr is not None else ""
-    status = vocabulary(ctx.site, "report_status").get(status_code) if status_code else None
-    if status is None:
-        if status_code:
-            ctx.note_unmapped("report_status", status_code, "OBR-25")
-        status = _status_from_results(ctx, results)
-    res["status"] = status
-    code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
-    if code is None:
+    res["status"] = status if status is not None else report_status(group, ctx, results)
+    test = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
+    code = test
+    if code is None:  # a stand-in: the group names no test
         first = ctx.resources.get(results[0]["reference"]) if results else None
         code = first["code"] if first else {"text": "report"}
     res["code"] = code
@@ -914,22 +965,35 @@ def diagnostic_report(
         if ident:
             ident.setdefault("system", f"urn:huren:order:{ctx.urn_code}")
             res["identifier"] = [ident]
-    earlier = ctx.resources.get(ctx.ref("DiagnosticReport", key)["reference"])
+    ref = ctx.ref("DiagnosticReport", key)["reference"]
+    earlier = ctx.resources.get(ref)
     if earlier is not None:
-        _another_group(ctx, earlier, res)
+        _another_group(ctx, earlier, res, ctx.report_tests.setdefault(ref, []), test)
+    elif test is not None:
+        ctx.report_tests[ref] = [test]
     return ctx.put(res, key)
 
 
 _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
 
 
-def _another_group(ctx: Context, earlier: Resource, res: Resource) -> None:
+def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Any],
+                   test: dict[str, Any] | None) -> None:
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
     (``vocabulary.yaml`` ``report_status_progress``: final only when every group is; a corrected
     group makes a final report corrected). Before, the first group's report stood as it was: the
-    second group's results were not in it, and its status was the first group's alone."""
+    second group's results were not in it, and its status was the first group's alone.
+
+    ``tests``: the OBR-4 codes of the report's groups so far; ``test``: this group's (None: it names
+    none, its code was a stand-in). Groups for different tests (OBR-4 CREA and UREA under one filler
+    number) make a report of a panel no code of the message names: its ``code`` is the panel said in
+    ``code.text`` (肌酐; 尿素), with no coding; the first group to name a test after groups that
+    named none gives the report its code. The codings of one R4 CodeableConcept represent one
+    concept, so CREA's and UREA's codings side by side would say each test is the other; and keeping
+    the first group's code (as before) said the report was CREA's while it listed urea's result too.
+    Each test's code stays on its order (ServiceRequest.code) and its results (Observation.code)."""
     for name in _REPORT_LISTS:
         for entry in res.get(name, ()):
             listed = earlier.setdefault(name, [])
@@ -939,6 +1003,19 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource) -> None:
     now, other = earlier.get("status"), res.get("status")
     if isinstance(other, str) and other != now and progress.get(other, 99) < progress.get(now, 99):
         earlier["status"] = other
+    if test is not None and test not in tests:
+        tests.append(test)
+        earlier["code"] = test if len(tests) == 1 else {"text": "; ".join(dict.fromkeys(_label(c) for c in tests))}
+
+
+def _label(concept: dict[str, Any]) -> str:
+    """What a test is called in a panel's text: its text, else its first coding's display or code."""
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or ():
+        if coding.get("display") or coding.get("code"):
+            return str(coding.get("display") or coding.get("code"))
+    return "report"
 
 
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
