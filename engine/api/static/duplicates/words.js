@@ -32,11 +32,8 @@ window.hurenWords = (function () {
 
   // Today in Beijing as "2026-03-05": the month and year a page starts at are Beijing's, whatever
   // zone the browser is set to (a browser set to UTC was still in last year on 1 January before 08:00).
-  const TODAY = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
   function today() {
-    const p = {};
-    for (const part of TODAY.formatToParts(new Date())) p[part.type] = part.value;
-    return p.year + "-" + p.month + "-" + p.day;
+    return window.hurenBeijing.beijingDay();
   }
 
   // A date or month picker says what it holds in Chinese words beside it (2026年3月5日, 2026年3月):

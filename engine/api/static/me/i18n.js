@@ -250,21 +250,9 @@ const WORDS = {
 
 const LANGS = Object.keys(WORDS);
 
-// Beijing's wall clock, whatever zone the phone is set to (a phone abroad, or set to UTC): the
-// records, the clinics and the resident's own day are in China.
-const BEIJING = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit",
-  day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-function beijing(t) {
-  const p = {};
-  for (const part of BEIJING.formatToParts(t)) p[part.type] = part.value;
-  return [p.year, p.month, p.day, p.hour, p.minute];
-}
-/** Today in Beijing as a FHIR date (2026-09-20), `years` years on: what a date picker starts at. */
-function beijingDay(years) {
-  const [y, mo, d] = beijing(new Date());
-  const day = years ? new Date(Date.UTC(Number(y) + years, Number(mo) - 1, Number(d))) : null; // 29 Feb -> 1 Mar
-  return day ? day.toISOString().slice(0, 10) : `${y}-${mo}-${d}`;
-}
+// Beijing's clock and calendar: ../shared/beijing.js (loaded before this file).
+const { beijing, beijingDay } = window.hurenBeijing;
+
 /** The day a FHIR date or date-time falls on, as written (a date-time with the hospital's offset is
  * its local day), an instant in UTC ("Z") on Beijing's: a record at 2026-03-04T20:00:00Z is of the
  * 5th. Undated: "". */
