@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -23,6 +23,9 @@ from engine.audit.note import note
 from engine.auth.policy import allowed, require_auditor, require_insurance_report
 from engine.auth.staff_oidc import OidcRefused
 from engine.auth.staff_session import DEVICE_COOKIE, SESSION_COOKIE, SignInRefused, StaffSession, csrf_matches
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
 
 SIGNIN_COOKIE = "huren_signin"  # the sign-in form's double-submit token
 DEVICE_MAX_AGE = 365 * 86400
@@ -176,7 +179,7 @@ def session_info(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
-def _names(engine: Any) -> dict[str, dict[str, str]]:
+def _names(engine: Engine) -> dict[str, dict[str, str]]:
     """The site's words for its codes, so a page names what it shows rather than show a code: the
     institutions, the re-test reasons (R04 急诊急救) and the recognition scopes (JS 江苏省HR). Site
     rules, not records: the same for every signed-in person."""

@@ -24,7 +24,8 @@ instant itself; the pass writing its older one over it made a true R98 "contradi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -48,11 +49,12 @@ class _Versions(Protocol):
 
 
 class _Store(Protocol):
-    fhir: Any
+    @property
+    def fhir(self) -> _Versions: ...
 
     def collection(self, name: str) -> Collection: ...
 
-    def transaction(self) -> Any: ...
+    def transaction(self) -> AbstractContextManager[object]: ...
 
 
 def backfill_final_at(store: _Store) -> int | None:
@@ -114,7 +116,7 @@ def _write(store: _Store, entries: Collection, backend: _Versions,
     return written
 
 
-def _lacks(entry: Any) -> bool:
+def _lacks(entry: Mapping[str, Any]) -> bool:
     """A final entry without ``final_at``: what the pass may write."""
     return entry.get("status") in FINAL_STATUSES and not entry.get("final_at")
 
