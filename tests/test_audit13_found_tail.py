@@ -90,6 +90,22 @@ def _recovered(settings: Settings) -> dict:
     return json.loads(said.stdout)
 
 
+def _stop(*procs: subprocess.Popen[str] | None) -> None:
+    """Kill whatever is still running (a failed step leaves its process waiting on stdin)."""
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def _marked_once(settings: Settings) -> None:
+    """The log as an auditor reads it: 13 records, all signed, and exactly the dead writer's 8..11
+    marked recovered, once."""
+    report = _recovered(settings)
+    assert report["records"] == 13 and report["unsigned"] == 0
+    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 11}], report["recovered"]
+
+
 def test_a_second_writer_signing_between_the_finders_open_and_its_start_marks_the_tail(settings: Settings) -> None:
     """Records 0..7 under checkpoint 0, 8..11 left unsigned by a writer killed with SIGKILL. The
     finder opens and is held; the second writer opens, appends record 12 and seals; then the
@@ -109,13 +125,8 @@ def test_a_second_writer_signing_between_the_finders_open_and_its_start_marks_th
         _say(peer)
         assert finder.wait(60) == 0 and peer.wait(60) == 0
     finally:
-        for proc in (finder, peer):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-    report = _recovered(settings)
-    assert report["records"] == 13 and report["unsigned"] == 0
-    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 11}], report["recovered"]
+        _stop(finder, peer)
+    _marked_once(settings)
 
 
 def test_a_finder_killed_before_it_signs_leaves_the_mark_to_the_writer_that_signs_next(settings: Settings) -> None:
@@ -136,10 +147,5 @@ def test_a_finder_killed_before_it_signs_leaves_the_mark_to_the_writer_that_sign
         _say(peer)
         assert peer.wait(60) == 0
     finally:
-        for proc in (finder, peer):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-    report = _recovered(settings)
-    assert report["records"] == 13 and report["unsigned"] == 0
-    assert report["recovered"] == [{"checkpoint": 1, "first": 8, "last": 11}], report["recovered"]
+        _stop(finder, peer)
+    _marked_once(settings)
