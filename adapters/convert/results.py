@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.convert import common, plans
 from adapters.convert.actors import practitioner
-from adapters.convert.context import Context
+from adapters.convert.context import Concept, Context
 from adapters.convert.datatypes import cwe, decimal, ei
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
@@ -977,8 +977,8 @@ def diagnostic_report(
 _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
 
 
-def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Any],
-                   test: dict[str, Any] | None) -> None:
+def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Concept],
+                   test: Concept | None) -> None:
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
@@ -1003,12 +1003,27 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[A
     now, other = earlier.get("status"), res.get("status")
     if isinstance(other, str) and other != now and progress.get(other, 99) < progress.get(now, 99):
         earlier["status"] = other
-    if test is not None and test not in tests:
+    if test is not None and not any(same_test(test, t) for t in tests):
         tests.append(test)
         earlier["code"] = test if len(tests) == 1 else {"text": "; ".join(dict.fromkeys(_label(c) for c in tests))}
 
 
-def _label(concept: dict[str, Any]) -> str:
+def _codes(concept: Concept) -> set[tuple[str, str]]:
+    return {(str(c.get("system") or ""), str(c["code"])) for c in concept.get("coding") or () if c.get("code")}
+
+
+def same_test(one: Concept, other: Concept) -> bool:
+    """Two OBR-4s name the same test when a coding's system and code match (display and text are
+    how a sender labels it: ``CREA^肌酐^L`` and ``CREA^^L`` are one test); uncoded, by their text.
+    Before, whole concepts were compared: a display left out made one test a two-test panel whose
+    code lost its coding, and recognition (which reads the report's coding) no longer knew it."""
+    mine, theirs = _codes(one), _codes(other)
+    if mine or theirs:
+        return bool(mine & theirs)
+    return bool(one.get("text")) and one.get("text") == other.get("text")
+
+
+def _label(concept: Concept) -> str:
     """What a test is called in a panel's text: its text, else its first coding's display or code."""
     if concept.get("text"):
         return str(concept["text"])
