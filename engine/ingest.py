@@ -1020,8 +1020,8 @@ class Ingestor:
                 create_only = getattr(item.conversion, "create_only", None) or ()
                 # the writer, for the merge rules, is the message type (MSH-9.1): ORM, ORU, ADT ...
                 # (and what it deleted with HL7's explicit null "": merge11, engine.merge_rules)
-                deletes = getattr(item.conversion, "deletes", None)
-                with (self.repository.merge.deleting(deletes) if deletes and self.repository is not None
+                said = getattr(item.conversion, "said", None)  # (and what the rules read: the repository)
+                with (self.repository.merge.saying(said, self.repository) if self.repository is not None
                       else contextlib.nullcontext()):
                     results, listing = (self._write_signed(resources, set(create_only), item.header.message_code,
                                                            validated=item.validated, deferred=provenances,

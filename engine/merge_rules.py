@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import Unprocessable
 from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
@@ -31,7 +32,9 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders"})
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders", "as_far_as",
+                       "progress", "names_all_of", "another", "another_if"})
+PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 _REPRESENTATION_KEY = ("@representation",)
@@ -58,7 +61,7 @@ class Delete:
 
 @dataclass(frozen=True, slots=True)
 class Said:
-    """What one message said of one resource beside its content, for the merge (``MergeRules.deleting``):
+    """What one message said of one resource beside its content, for the merge (``MergeRules.saying``):
 
     - ``deletes``: what the message deleted (HL7's explicit null; an unlink's links);
     - ``assumed``: the elements the converter filled without the message stating them (an A08's
@@ -124,6 +127,11 @@ class ElementPlan:
     stands: frozenset[str | bool] = frozenset()  # stored values this writer may not change (``stands``)
     yields_to: frozenset[str | bool] = frozenset()  # incoming values no ``stands`` value stands against
     placeholders: frozenset[str] = frozenset()  # values that state nothing (``placeholders``)
+    as_far_as: str = ""  # a status no further than the resources this list element references
+    progress: Mapping[str, int] | None = None  # ``as_far_as``'s order: lower = less advanced
+    names_all_of: str = ""  # a concept naming every test of the resources this list element references
+    another: str = ""  # warn | reject: a concept naming another test than the stored one (``another``)
+    another_if: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()  # ... only when the stored version has such an entry (``another_if``)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,15 @@ class TypePlan:
     guards_create: bool  # a slice the writer does not own: checked even when nothing is stored
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
     follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
+    over: tuple[tuple[str, ElementPlan], ...] = ()  # ``as_far_as`` / ``names_all_of`` elements
+
+
+class Stored(Protocol):
+    """What the merge reads of other stored resources (``as_far_as``): the repository."""
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any]: ...
+
+    def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]: ...
 
 
 @dataclass(slots=True)
@@ -158,22 +175,21 @@ class MergeRules:
         self._local = threading.local()
 
     @contextmanager
-    def deleting(self, deletes: Mapping[str, Said] | None) -> Iterator[None]:
-        """Within the block (one message's write, on this thread), an update of a resource named in
-        ``deletes`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
+    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> Iterator[None]:
+        """Within the block (one message's write, on this thread), ``stored`` is where the rules
+        read the other resources a combined one refers to (``as_far_as``), and an update of a
+        resource named in ``said`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
         the stored elements or entries the message deleted (HL7's explicit null ``""``), unless the
         message itself states them again -- an empty field keeps the stored value
         (``keep-if-absent``) --, lets an element the converter only assumed fill only an element
         not stored, and locates a value not stored at the field that stated it."""
-        if not deletes:
-            yield
-            return
-        outer = getattr(self._local, "deletes", None)
-        self._local.deletes = deletes
+        local = self._local
+        outer, outer_store = getattr(local, "said", None), getattr(local, "stored", None)
+        local.said, local.stored = said or None, stored
         try:
             yield
         finally:
-            self._local.deletes = outer
+            local.said, local.stored = outer, outer_store
 
     @classmethod
     def from_site(cls, site: Any) -> MergeRules:
@@ -220,6 +236,7 @@ class MergeRules:
                 check([k for k in rule if k not in _RESERVED], where)
                 check(rule.get("owner") or (), where + ".owner")
                 check(rule.get("stands") or {}, where + ".stands")
+                check(rule.get("another") or {}, where + ".another")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -250,10 +267,13 @@ class MergeRules:
         choices = _choice_siblings(rtype)
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
-            e.mode == "replace" and not e.slices and not e.stands for e in elements.values())  # (placeholders: not under replace)
+            e.mode == "replace" and not e.slices and not e.stands and not e.another
+            for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
-        plan = TypePlan(default, elements, trivial, guards, choices, follows)
+        over = tuple((name, e) for name, e in elements.items()
+                     if (e.as_far_as or e.names_all_of) and e.mode != "replace")
+        plan = TypePlan(default, elements, trivial, guards, choices, follows, over)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -283,7 +303,11 @@ class MergeRules:
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
                                     self._pick(sl.get("modes") or {}, ladder, mode)))
-        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders)
+        another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
+                           for path, v in (rule.get("another_if") or {}).items())
+        return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
+                           str(rule.get("as_far_as") or ""), rule.get("progress"), str(rule.get("names_all_of") or ""),
+                           str(self._pick(rule.get("another") or {}, ladder, "")), another_if)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
@@ -315,8 +339,8 @@ class MergeRules:
                     else:
                         out[name] = value
             return Combined(out, issues)
-        deletes = getattr(self._local, "deletes", None)
-        said: Said | None = deletes.get(f"{rtype}/{incoming.get('id')}") if deletes else None
+        saids = getattr(self._local, "said", None)
+        said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
         fields: dict[str, str] = {}
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
             fields = {f"{rtype}.{element}": at for element, at in said.fields}
@@ -335,6 +359,8 @@ class MergeRules:
                     out[name] = st
                 continue
             ep = plan.elements.get(name, plan.default)
+            if ep.another and isinstance(st, dict) and isinstance(inc, dict):
+                self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
@@ -362,6 +388,8 @@ class MergeRules:
                 for sibling in siblings:
                     if sibling not in incoming:
                         out.pop(sibling, None)
+        for name, ep in plan.over:
+            self._over(name, ep, stored, incoming, out)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
@@ -378,6 +406,75 @@ class MergeRules:
                 if at is not None:
                     issue["location"] = [at]
         return Combined(out, issues)
+
+    def _another(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: Resource, inc: Resource,
+                 source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
+        """``another``: a coded value naming another test than the stored one (a coding system in
+        common, no coding in common: UREA over CREA) -- the writer would recode the stored
+        resource, not state it anew. Only when the stored version has an entry ``another_if``
+        matches (an order the filler already named: its FILL identifier), so an LIS coding the
+        HIS's order in its own codes is not a conflict. Refused (``reject``): located at the field
+        that stated it (``Said.fields``: OBR-4) an HL7 error for the ACK's ERR, else 422."""
+        mine, theirs = _codes(st), _codes(inc)
+        if not mine or not theirs or mine & theirs or not {s for s, _ in mine} & {s for s, _ in theirs}:
+            return
+        for path, values in ep.another_if:
+            if not any(v in values for v in _collect(stored, path)):
+                return
+        text = (f"{rtype}.{name}: the order number names the stored order of another test "
+                f"({concept_label(st)}, {sorted(c for _, c in mine)}); {_writer(source)}'s test "
+                f"({concept_label(inc)}, {sorted(c for _, c in theirs)}) would recode it, not stated")
+        at = field_of(fields.get(f"{rtype}.{name}", ""))
+        if ep.another == "reject" and at is not None:
+            raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
+        self._conflict(ep.another, text, f"{rtype}.{name}", issues)
+
+    def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
+        """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
+        entries the incoming version does not list -- a later message carried only some of the
+        report's groups (one filler number, two tests). The element then speaks for them too:
+
+        - ``as_far_as``: the status is the least advanced (``progress``) of the incoming one and
+          the stored statuses of the entries only the stored version lists (read from this write's
+          pending versions, else the store): UREA final alone does not make the report final while
+          its CREA result is preliminary; CREA final after both preliminary makes it final only
+          when urea's result is;
+        - ``names_all_of``: the code names every test: the incoming code when it is the stored
+          one's test (a coding's system and code in common), else the tests' labels in ``code.text``
+          (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel."""
+        listed = ep.as_far_as or ep.names_all_of
+        incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
+        others = [e["reference"] for e in out.get(listed) or ()
+                  if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
+        if not others:
+            return
+        if ep.as_far_as:
+            progress = ep.progress or {}
+            least = out.get(name)
+            for ref in others:
+                status = (self._read(ref) or {}).get("status")
+                if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
+                    least = status
+            if least is not None:
+                out[name] = least
+            return
+        st, inc = stored.get(name), incoming.get(name)
+        if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
+            labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
+            out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+
+    def _read(self, ref: str) -> Resource | None:
+        stored: Stored | None = getattr(self._local, "stored", None)
+        rtype, _, rid = ref.partition("/")
+        if stored is None or not rid:
+            return None
+        for version, _ in reversed(stored.pending()):
+            if version.get("resourceType") == rtype and version.get("id") == rid:
+                return version
+        try:
+            return stored.read(rtype, rid)
+        except Exception:  # gone, deleted, not this server's: it holds the report back at nothing
+            return None
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
                          issues: list[Issue]) -> None:
@@ -500,6 +597,31 @@ def _absent(value: Any) -> bool:
     extensions = value.get("extension")
     return (type(extensions) is list and bool(extensions)
             and all(type(e) is dict and e.get("url") == DATA_ABSENT_REASON for e in extensions))
+
+
+def _codes(concept: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(str(c.get("system") or ""), str(c["code"])) for c in concept.get("coding") or ()
+            if isinstance(c, dict) and c.get("code")}
+
+
+def same_concept(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Two coded items name the same test when a coding's system and code match (display and text
+    are how a sender labels it: ``CREA^肌酐^L`` and ``CREA^^L`` are one test); uncoded, by their
+    text. Whole concepts compared made a display left out a second test."""
+    mine, theirs = _codes(one), _codes(other)
+    if mine or theirs:
+        return bool(mine & theirs)
+    return bool(one.get("text")) and one.get("text") == other.get("text")
+
+
+def concept_label(concept: Mapping[str, Any]) -> str:
+    """What a test is called in a panel's text: its text, else its first coding's display or code."""
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or ():
+        if coding.get("display") or coding.get("code"):
+            return str(coding.get("display") or coding.get("code"))
+    return "report"
 
 
 def _collect(node: Any, path: tuple[str, ...]) -> list[Any]:

@@ -334,6 +334,13 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "yields_to": {"type": "array", "minItems": 1,  # incoming values no ``stands`` value stands against
                       "items": {"type": ["string", "boolean"]}},
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
+        # a status no further than the resources a list element references, in ``progress`` order
+        "as_far_as": {"type": "string", "minLength": 1},
+        "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},
+        "names_all_of": {"type": "string", "minLength": 1},  # a concept naming every referenced test
+        "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
+        "another_if": {"type": "object", "minProperties": 1, "additionalProperties": {
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
         "slices": {
             "type": "array",
             "items": {

@@ -22,17 +22,19 @@ def test_a_conversion_names_what_it_said_by_kind(engine: Engine) -> None:
     said = convert(parse(result("T1", "P").decode()), engine.site).said
     (request,) = [s for r, s in said.items() if r.startswith("ServiceRequest/")]
     # (OBR-11 empty: the intent is assumed too, cfix13)
-    assert request.assumed == frozenset({"status", "intent"}) and request.deletes == () and request.fields == ()
+    # (the test, OBR-4, located for the merge rules' ``another``: gfix13)
+    assert request.assumed == frozenset({"status", "intent"}) and request.deletes == ()
+    assert request.fields == (("code", "OBR[1]-4"),)
     said = convert(parse(order("T2", "CA").decode()), engine.site).said
     (request,) = [s for r, s in said.items() if r.startswith("ServiceRequest/")]
-    assert request.fields == (("status", "ORC[1]-1"),) and request.assumed == frozenset({"intent"})
+    assert dict(request.fields) == {"status": "ORC[1]-1", "code": "OBR[1]-4"} and request.assumed == frozenset({"intent"})
     (patient,) = [s for r, s in said.items() if r.startswith("Patient/")]
     assert patient.assumed == frozenset({"active"})  # an order message does not state it
 
 
 def order_status(rules: MergeRules, incoming: str) -> tuple[str, list[str]]:
     stored = {"resourceType": "ServiceRequest", "id": "o1", "status": "completed"}
-    with rules.deleting({"ServiceRequest/o1": Said(fields=(("status", "ORC[1]-5"),))}):
+    with rules.saying({"ServiceRequest/o1": Said(fields=(("status", "ORC[1]-5"),))}):
         combined = rules.combine(stored, {**stored, "status": incoming}, "ORM")
     return combined.resource["status"], [i.get("location", [""])[0] for i in combined.issues]
 
@@ -49,7 +51,7 @@ def test_what_no_stored_value_stands_against_is_data() -> None:
 
 def test_a_delete_says_what_took_the_value() -> None:
     stored = {"resourceType": "Patient", "id": "p1", "maritalStatus": {"text": "已婚"}}
-    with shipped().deleting({"Patient/p1": Said((Delete("maritalStatus", why="test's reason"),))}):
+    with shipped().saying({"Patient/p1": Said((Delete("maritalStatus", why="test's reason"),))}):
         combined = shipped().combine(stored, {"resourceType": "Patient", "id": "p1"}, "ADT")
     assert "maritalStatus" not in combined.resource
     (issue,) = combined.issues

@@ -59,14 +59,9 @@ class Conversion:
     # "Type/id" -> what the message said of the resource beside its content (``engine.merge_rules.Said``:
     # its deletes with HL7's explicit null ``""``, the elements the converter only assumed -- an
     # A08's Encounter status --, the fields that stated an element), for the merge rules
-    # (``MergeRules.deleting``)
+    # (``MergeRules.saying``)
     said: dict[str, Said] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def deletes(self) -> dict[str, Said]:
-        """``said``, by the name the ingest hands to ``MergeRules.deleting``."""
-        return self.said
 
     @property
     def bundle(self) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
 Resource = dict[str, Any]
+# a FHIR CodeableConcept as the converters build it (``common.coded_item``): coding, text
+Concept = dict[str, Any]
 
 
 # (institution, resource type, local key) -> deterministic id. The same organisation, patients and
@@ -60,7 +62,7 @@ class Context:
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)
     # "Type/id" of a report → the test codes (OBR-4) of the groups that made it (``results._another_group``)
-    report_tests: dict[str, list[Any]] = field(default_factory=dict)
+    report_tests: dict[str, list[Concept]] = field(default_factory=dict)
     # "Type/id" → the plan a resource was built from and its holes (``plans.Planned``), for validation;
     # a resource changed after it was built (merged by ``put``) is dropped from it
     planned: dict[str, Any] = field(default_factory=dict)

@@ -11,13 +11,14 @@ from typing import Any
 
 from adapters.convert import common, plans
 from adapters.convert.actors import practitioner
-from adapters.convert.context import Context
+from adapters.convert.context import Concept, Context
 from adapters.convert.datatypes import cwe, decimal, ei
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
+from engine.merge_rules import PANEL, concept_label, same_concept
 
 Resource = dict[str, Any]
 
@@ -290,6 +291,9 @@ def service_request(
     code = common.coded_item(obr.rep(4), ctx, "OBR-4") if obr is not None else None
     if code:
         res["code"] = code
+        assert obr is not None
+        # another test's order under the same number is refused there (merge.yaml ``another``)
+        ctx.located(res, "code", obr, 4)
     else:
         # the results matter more than the order code: store the order with the code marked absent
         # (and counted in the fidelity report) rather than refuse the lab's results over it
@@ -360,10 +364,8 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
         return
     ref = request["reference"]
     earlier = ctx.order_progress.get(ref)
-    if earlier is not None:
-        progress = vocabulary(ctx.site, "report_status_progress")
-        if progress.get(state, 99) >= progress.get(earlier, 99):
-            return  # an earlier group of the message naming this order is as far or less: it stands
+    if earlier is not None and not _less_advanced(ctx, state, earlier):
+        return  # an earlier group of the message naming this order is as far or less: it stands
     ctx.order_progress[ref] = state
     order = ctx.resources[ref]
     # ORC-1 RE (observations to follow) says results come, not how far the order got
@@ -374,6 +376,13 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
         ctx.assumed(order, "status")
     elif group.obr is not None and group.obr.value(25):
         ctx.located(order, "status", group.obr, 25)
+
+
+def _less_advanced(ctx: Context, status: str, than: str) -> bool:
+    """Whether report status ``status`` is less advanced than ``than`` (``vocabulary.yaml``
+    ``report_status_progress``; a status not listed states no progress and gives way)."""
+    progress = vocabulary(ctx.site, "report_status_progress")
+    return progress.get(status, 99) < progress.get(than, 99)
 
 
 def report_status(group: Group, ctx: Context, results: list[dict[str, str]]) -> str:
@@ -977,8 +986,8 @@ def diagnostic_report(
 _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
 
 
-def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Any],
-                   test: dict[str, Any] | None) -> None:
+def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[Concept],
+                   test: Concept | None) -> None:
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
@@ -999,23 +1008,12 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[A
             listed = earlier.setdefault(name, [])
             if entry not in listed:
                 listed.append(entry)
-    progress = vocabulary(ctx.site, "report_status_progress")
     now, other = earlier.get("status"), res.get("status")
-    if isinstance(other, str) and other != now and progress.get(other, 99) < progress.get(now, 99):
+    if isinstance(other, str) and isinstance(now, str) and _less_advanced(ctx, other, now):
         earlier["status"] = other
-    if test is not None and test not in tests:
+    if test is not None and not any(same_concept(test, t) for t in tests):
         tests.append(test)
-        earlier["code"] = test if len(tests) == 1 else {"text": "; ".join(dict.fromkeys(_label(c) for c in tests))}
-
-
-def _label(concept: dict[str, Any]) -> str:
-    """What a test is called in a panel's text: its text, else its first coding's display or code."""
-    if concept.get("text"):
-        return str(concept["text"])
-    for coding in concept.get("coding") or ():
-        if coding.get("display") or coding.get("code"):
-            return str(coding.get("display") or coding.get("code"))
-    return "report"
+        earlier["code"] = test if len(tests) == 1 else {"text": PANEL.join(dict.fromkeys(concept_label(c) for c in tests))}
 
 
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
