@@ -20,19 +20,11 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.settings import Settings
+from tests.test_fhir_api import FHIR, LOINC, MRN, eng
 
-FHIR = "application/fhir+json"
-MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
-LOINC = "http://loinc.org"
+__all__ = ["eng"]  # the engine fixture of the FHIR API tests (SQLite and mongomock), used by name
+
 OTHER = "http://other.example/fhir/Patient/9"
-
-
-@pytest.fixture
-def eng(backend_settings: Settings) -> Iterator[Engine]:
-    engine = Engine(backend_settings.with_(base_url="https://huren.example"))
-    yield engine
-    engine.close()
 
 
 @pytest.fixture
