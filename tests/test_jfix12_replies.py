@@ -72,6 +72,17 @@ class Held:
             self.browser.send("Fetch.continueRequest", requestId=p["requestId"])
         self.paused.clear()
 
+    def release_landed(self, part: str) -> None:
+        """Releases the held requests and waits until the reply for a URL containing ``part`` has been
+        received and the page's handlers have had their turn: observed (one more finished
+        resource-timing entry for it than before the release), not slept on for a guessed time."""
+        seen = (f"performance.getEntriesByType('resource')"
+                f".filter(e => e.name.includes({json.dumps(part)}) && e.responseEnd > 0).length")
+        before = self.browser.eval(seen)
+        self.release()
+        self.browser.wait_for(f"{seen} > {before}")
+        self.browser.eval("new Promise(r => setTimeout(() => r(true), 50))")
+
     def close(self) -> None:
         self.release()
         self.browser.send("Fetch.disable")
@@ -104,8 +115,9 @@ clerk:
         yield eng
 
 
-def test_the_review_goes_to_the_flag_opened_last_not_the_slowest_reply(engine: Any, server: str,
-                                                                      browser: Browser) -> None:
+def two_flags(engine: Any, server: str, browser: Browser) -> None:
+    """Alice's blood count and liver panel at A on the 1st, both repeated at B (the 3rd, the 4th):
+    two flags, on two days; the auditor signed in on a 414 px phone."""
     w = World(engine)
     pa, pb = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
     w.report(A, pa, cbc(A), "2026-03-01T09:00:00+08:00")
@@ -113,6 +125,11 @@ def test_the_review_goes_to_the_flag_opened_last_not_the_slowest_reply(engine: A
     w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00")
     w.report(B, pb, lft(B), "2026-03-04T09:00:00+08:00")
     sign_in(browser, server, engine, PHONE_414)
+
+
+def test_the_review_goes_to_the_flag_opened_last_not_the_slowest_reply(engine: Any, server: str,
+                                                                      browser: Browser) -> None:
+    two_flags(engine, server, browser)
     rows = {r["item"]: r["id"] for r in api_report(browser)["rows"]}
     assert len(rows) == 2, rows
     first, second = sorted(rows.values())
@@ -122,8 +139,7 @@ def test_the_review_goes_to_the_flag_opened_last_not_the_slowest_reply(engine: A
         held.wait_held(first)
         browser.eval(f"document.querySelector('#flags tr[data-id=\"{second}\"] button.open').click(); true")
         browser.wait_for(f"!document.querySelector('#evidence').hidden && document.querySelector('#ev-id').innerText === {json.dumps(second)}")
-        held.release()  # the first flag's reply lands after the second's
-        time.sleep(1.5)
+        held.release_landed(f"/reports/duplicates/{first}")  # the first flag's reply lands after the second's
         assert browser.eval("document.querySelector('#ev-id').innerText") == second
         assert browser.eval("[...document.querySelectorAll('#flags tr.selected')].map(tr => tr.dataset.id)") == [second]
     finally:
@@ -150,8 +166,7 @@ def test_a_late_reply_for_the_old_month_or_year_does_not_replace_the_new(march: 
         browser.eval("delete document.body.dataset.indicators; { const f = document.querySelector('#indicators-form');"
                      "f.elements.month.value = '2026-04'; f.requestSubmit(); } true")
         browser.wait_for("document.body.dataset.indicators === '1'")
-        held.release()
-        time.sleep(1.5)
+        held.release_landed("month=2026-03")
     finally:
         held.close()
     assert browser.eval("document.querySelector('#indicators').dataset.month") == "2026-04"
@@ -169,8 +184,7 @@ def test_a_late_reply_for_the_old_month_or_year_does_not_replace_the_new(march: 
         browser.eval("delete document.body.dataset.settlement; { const f = document.querySelector('#settlement-form');"
                      "f.elements.year.value = '2026'; f.requestSubmit(); } true")
         browser.wait_for("document.body.dataset.settlement === '1'")
-        held.release()
-        time.sleep(1.5)
+        held.release_landed("year=2025")
     finally:
         held.close()
     assert browser.eval("document.querySelector('#settlement').dataset.year") == "2026"

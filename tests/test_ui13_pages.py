@@ -16,7 +16,6 @@ Screenshots go to ``HUREN_UI13_SHOTS`` when it is set, for a person to look at."
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from pathlib import Path
@@ -26,10 +25,9 @@ from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from tests import test_insurance_ui as ins
-from tests.test_jfix12_replies import Held
-from tests.test_recognition_world import ALICE, A, B, World, cbc, lft
+from tests.test_jfix12_replies import Held, two_flags
 from tests.test_reports_ui import Browser
-from tests.test_ui12_phone import DESKTOP, PHONE_360, PHONE_414, outside, sign_in, tap
+from tests.test_ui12_phone import DESKTOP, PHONE_360, outside, tap
 
 server, browser, pytestmark, march, engine = ins.server, ins.browser, ins.pytestmark, ins.march, ins.engine
 SCORING_UNIT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Measure.scoringUnit"
@@ -48,22 +46,9 @@ def shot(browser: Browser, tmp_path: Path, name: str, device: dict[str, Any]) ->
     browser.send("Emulation.setDeviceMetricsOverride", **device)
 
 
-def landed(browser: Browser, part: str) -> None:
-    """Waits until the reply for a URL containing ``part`` has been received and the page's
-    handlers have had their turn (observed, not slept on)."""
-    browser.wait_for(f"performance.getEntriesByType('resource').some(e => e.name.includes({json.dumps(part)}) && e.responseEnd > 0)")
-    browser.eval("new Promise(r => setTimeout(() => r(true), 50))")
-
-
 def test_a_list_asked_before_another_does_not_replace_it_when_its_reply_lands_last(engine: Any, server: str,
                                                                                    browser: Browser) -> None:
-    w = World(engine)
-    pa, pb = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
-    w.report(A, pa, cbc(A), "2026-03-01T09:00:00+08:00")
-    w.report(A, pa, lft(A), "2026-03-01T09:00:00+08:00")
-    w.report(B, pb, cbc(B), "2026-03-03T09:00:00+08:00")
-    w.report(B, pb, lft(B), "2026-03-04T09:00:00+08:00")
-    sign_in(browser, server, engine, PHONE_414)
+    two_flags(engine, server, browser)
     assert browser.eval("document.querySelectorAll('#flags tbody tr.flag').length") == 2
     held = Held(browser, "*from=2026-03-04*")
     try:  # from the 4th asked (its reply held), then up to the 3rd: the 4th's list lands last
@@ -77,8 +62,7 @@ def test_a_list_asked_before_another_does_not_replace_it_when_its_reply_lands_la
         tap(browser, "#apply")
         browser.wait_for("document.querySelector('#flags-count').dataset.count === '1' && "
                          "document.querySelector('#flags tbody tr.flag button.open').innerText === '2026年3月3日'")
-        held.release()
-        landed(browser, "from=2026-03-04")
+        held.release_landed("from=2026-03-04")
     finally:
         held.close()
     days = browser.eval("[...document.querySelectorAll('#flags tbody tr.flag button.open')].map(b => b.innerText)")
