@@ -11,10 +11,8 @@ import pytest
 from engine.audit.checkpoint import CheckpointError, parse_checkpoint, signed_note, verify_checkpoint
 from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys
-from engine.audit.log import AuditLog
-from engine.audit.store import open_audit_store
 from engine.settings import Settings
-from tests.test_audit_log import event
+from tests.test_audit_log import event, quiet_log
 
 
 def _note(keys: AuditKeys, body: str) -> str:
@@ -43,9 +41,7 @@ def test_an_unknown_extension_line_is_accepted_and_signed_over(settings: Setting
 
 
 def test_an_export_carries_the_seal(settings: Settings, tmp_path: Path) -> None:
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
-    s.data_dir.mkdir(parents=True)
-    log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
+    s, log = quiet_log(settings)
     try:
         for i in range(10):
             log.record(event(i))

@@ -22,6 +22,7 @@ from engine.audit.store import open_audit_store
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.test_audit12_checkpoints import _cli, _killed_writer
+from tests.test_audit_log import quiet
 from tests.test_reads11_repair_recovery import _server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def test_a_peers_seal_over_found_records_keeps_them_from_being_stamped_recovered
     """In one process two opens of one file are two writers to ``flock``: the second (opened
     while the first holds the log) does not take the first's unsigned records as found; and a
     found tail that a peer's valid seal covers is not stamped by the finder's next checkpoint."""
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+    s = quiet(settings)
     s.data_dir.mkdir(parents=True)
     from tests.test_audit_log import event
 

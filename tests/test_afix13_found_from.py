@@ -28,7 +28,7 @@ from engine.audit.store import open_audit_store
 from engine.settings import Settings
 from tests.test_audit12_checkpoints import _cli
 from tests.test_audit13_found_tail import _recovered
-from tests.test_audit_log import event
+from tests.test_audit_log import event, quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _quiet(settings: Settings) -> Settings:
-    return settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+    return quiet(settings)
 
 
 def _sealed_writer(settings: Settings) -> None:

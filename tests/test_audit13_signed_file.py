@@ -15,13 +15,12 @@ import pytest
 
 import engine.audit.record_files as record_files
 from engine.audit import merkle
-from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.record_files import HEADER, records_directory
 from engine.audit.segment import decode
-from engine.audit.store import audit_path, open_audit_store
+from engine.audit.store import audit_path
 from engine.settings import Settings
-from tests.test_audit_log import event
+from tests.test_audit_log import event, quiet_log
 
 
 def _rows(path: Path) -> list:
@@ -51,9 +50,7 @@ def _altered(log: AuditLog, rows: list, seq: int, *, leaves: bool) -> list:
 def test_a_rescanned_file_counts_by_its_records_bytes_against_the_signed_root(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(record_files, "ROLL_BYTES", 12000)  # small record files (~9 records): several
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
-    s.data_dir.mkdir(parents=True)
-    log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
+    s, log = quiet_log(settings)
     try:
         for i in range(30):
             log.record(event(i))

@@ -17,6 +17,7 @@ from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys, rotate_keys
 from engine.audit.leaves import LeafTable
 from engine.audit.log import AuditLog, node_owner, seq_key
+from engine.audit.store import open_audit_store
 from engine.audit.verify import verify_online
 from engine.repository.port import DuplicateKey, Store
 from engine.settings import Settings
@@ -28,6 +29,18 @@ def event(i: int) -> dict:
     return build_event(action="read", origin="test/audit", outcome="0",
                        agents=requestor_agent(kind="system", subject=f"his-{i % 3}", address="10.0.0.7"),
                        patient_ids=[f"p{i % 5}"], resources=[f"Observation/o{i}"])
+
+
+def quiet(settings: Settings) -> Settings:
+    """A log that signs only when the test asks: no checkpoint by count or by clock, no seal."""
+    return settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+
+
+def quiet_log(settings: Settings) -> tuple[Settings, AuditLog]:
+    """``quiet`` settings with their data directory and keys, and a log open on the real store."""
+    s = quiet(settings)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    return s, AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from engine.audit.log import AuditLog
 from engine.audit.store import open_audit_store
 from engine.audit.writers import Writers
 from engine.settings import Settings
-from tests.test_audit_log import event
+from tests.test_audit_log import event, quiet
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
 
@@ -38,7 +38,7 @@ def _audit_fds() -> list[str]:
 
 
 def _settings(settings: Settings) -> Settings:
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+    s = quiet(settings)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     AuditKeys.load(s, create=True)
     return s

@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 
-from engine.audit.checkpoint import CheckpointError, parse_checkpoint, signed_note, verify_checkpoint
+from engine.audit.checkpoint import CheckpointError, parse_checkpoint, verify_checkpoint
 from engine.audit.export import verify_export, write_export
 from engine.audit.keys import AuditKeys
-from engine.audit.log import AuditLog
-from engine.audit.store import open_audit_store
 from engine.audit.verify import verify_online
 from engine.settings import Settings
-from tests.test_audit_log import event
+from tests.test_afix12_checkpoint_format import _note
+from tests.test_audit_log import event, quiet_log
 
 
 def _statements(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,10 +60,6 @@ def test_no_number_is_signed_over_two_roots(http, engine, client_token) -> None:
     assert verify_online(engine.audit, engine.audit.keys).ok
 
 
-def _note(keys: AuditKeys, body: str) -> str:
-    return signed_note(keys, body)[2]
-
-
 def test_the_parser_takes_seq_or_seal_not_both(settings: Settings) -> None:
     keys = AuditKeys.load(settings, create=True)
     root = base64.b64encode(bytes(range(32))).decode()
@@ -79,9 +74,7 @@ def test_the_parser_takes_seq_or_seal_not_both(settings: Settings) -> None:
 
 def test_a_seal_stored_as_a_numbered_checkpoint_is_a_problem_and_exports_verify(
         settings: Settings, tmp_path: Path) -> None:
-    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
-    s.data_dir.mkdir(parents=True)
-    log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
+    s, log = quiet_log(settings)
     try:
         for i in range(9):
             log.record(event(i))
