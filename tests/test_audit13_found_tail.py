@@ -21,6 +21,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.settings import Settings
@@ -90,12 +92,23 @@ def _recovered(settings: Settings) -> dict:
     return json.loads(said.stdout)
 
 
-def _stop(*procs: subprocess.Popen[str] | None) -> None:
-    """Kill whatever is still running (a failed step leaves its process waiting on stdin)."""
-    for proc in procs:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+@contextmanager
+def _finder_then_peer(settings: Settings) -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str]]]:
+    """A killed writer's log (8..11 unsigned); the finder opened alone, held at the window; then the
+    second writer opened while the finder lives. Whatever still runs at the end is killed (a failed
+    step leaves its process waiting on stdin)."""
+    _killed_writer(settings)
+    procs = [_spawn(_FINDER, settings)]
+    try:
+        assert _hear(procs[0]) == "opened"
+        procs.append(_spawn(_PEER, settings))
+        assert _hear(procs[1]) == "opened"  # while the finder lives: not alone, it finds nothing itself
+        yield procs[0], procs[1]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
 
 
 def _marked_once(settings: Settings) -> None:
@@ -111,21 +124,13 @@ def test_a_second_writer_signing_between_the_finders_open_and_its_start_marks_th
     finder opens and is held; the second writer opens, appends record 12 and seals; then the
     finder starts and closes. The first signature over 8..11 says ``recovered 8``, and no other
     does (before: the peer's seal signed them unmarked, and the finder dropped its mark)."""
-    _killed_writer(settings)
-    finder = _spawn(_FINDER, settings)
-    peer = None
-    try:
-        assert _hear(finder) == "opened"
-        peer = _spawn(_PEER, settings)
-        assert _hear(peer) == "opened"
+    with _finder_then_peer(settings) as (finder, peer):
         _say(peer)
         assert _hear(peer) == "sealed"
         _say(finder)
         assert _hear(finder) == "done"
         _say(peer)
         assert finder.wait(60) == 0 and peer.wait(60) == 0
-    finally:
-        _stop(finder, peer)
     _marked_once(settings)
 
 
@@ -133,19 +138,11 @@ def test_a_finder_killed_before_it_signs_leaves_the_mark_to_the_writer_that_sign
     """The finder is killed (SIGKILL) at the window, before it signs; the second writer opened
     while it lived, so it did not find the tail itself: its seal is the first signature over
     8..11 and must carry ``recovered 8`` (before: signed unmarked, nothing left to say so)."""
-    _killed_writer(settings)
-    finder = _spawn(_FINDER, settings)
-    peer = None
-    try:
-        assert _hear(finder) == "opened"
-        peer = _spawn(_PEER, settings)
-        assert _hear(peer) == "opened"  # while the finder lives: not alone, it finds nothing itself
+    with _finder_then_peer(settings) as (finder, peer):
         finder.send_signal(signal.SIGKILL)
         assert finder.wait(30) == -signal.SIGKILL
         _say(peer)
         assert _hear(peer) == "sealed"
         _say(peer)
         assert peer.wait(60) == 0
-    finally:
-        _stop(finder, peer)
     _marked_once(settings)
