@@ -14,15 +14,14 @@ the mistake stood was shown nothing of his and stays unflagged.
 from __future__ import annotations
 
 from engine.engine import Engine
-from tests.test_hooks11_policy_edges import LI, engine, flag_of, result
+from tests.test_hooks11_policy_edges import engine, flag_of, result
 from tests.test_policy11_decided_facts import a08, check_of
+from tests.test_recog12_new_owner import _HERS, _HIS
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, WANG, order, pid, ts
+from tests.test_recognition_policy_e2e import CBC, order, pid, ts
 
 __all__ = ["engine"]  # the fixture, used by name
 
-_HIS = f"PID|1||{WANG}^^^公安部^NNCHN~MRN-HOSPA^^^HOSPA^MR||王^建国||19850412|M\n"
-_HERS = _HIS.replace(WANG, LI).replace("19850412|M", "19880903|F")
 
 
 def _prior(hl7: Sender) -> None:
