@@ -84,12 +84,14 @@ from engine.audit.derived import (
     stored_keys,
 )
 from engine.audit.keys import AuditKeys, log_origin
+from engine.audit.lease import COLLECTION as LEASES
+from engine.audit.lease import Lease
 from engine.audit.leaves import Leaf, LeafTable, appender, open_leaves, seq_key
 from engine.audit.legacy import purge_legacy_copies
 from engine.audit.record import Facts, Sealed, event_of, recorded_of
 from engine.audit.record_files import FileEntry, RecordFiles
 from engine.audit.segment import Segment, encode, segment_path
-from engine.audit.writers import Writers
+from engine.audit.writers import Writers, WritersLock
 from engine.repository.port import Collection, DuplicateKey, Store
 from engine.repository.sqlite_store import SqliteStore
 from engine.settings import Settings
@@ -158,6 +160,27 @@ def _weak_prover(log: AuditLog) -> Callable[[FileEntry, Sequence[Leaf]], bool]:
     return prove
 
 
+def spans(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(first, end)`` ranges of records in order, those that overlap or touch made one."""
+    out: list[tuple[int, int]] = []
+    for first, end in sorted(ranges):
+        if out and first <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((first, end))
+    return out
+
+
+def writers_lock(store: Store, segment: bool) -> WritersLock | None:
+    """The writers' lock of a log on ``store``: the ``flock`` beside a SQLite file with a segment,
+    a lease on MongoDB (a store whose collections have a ``raw`` pymongo collection), else none
+    (an in-memory database: one process)."""
+    if isinstance(store, SqliteStore):
+        return Writers(store.path) if segment else None
+    raw = getattr(store.collection(LEASES), "raw", None)
+    return Lease(raw) if raw is not None else None
+
+
 def node_owner(level: int, index: int) -> int:
     """The leaf whose append completes tree node ``(level, index)``: its subtree's last."""
     return ((index + 1) << level) - 1
@@ -210,11 +233,11 @@ class AuditLog:
         self._damage: str | None = None  # why appends are refused (``AuditLogDamaged``), if they are
         self._damage_recheck = 0.0  # monotonic time after which a damaged log looks again (a repair)
         self._notes_look = 0.0  # monotonic time after which a healthy log looks at the damage notes again
-        # the first record this process took as it found it rather than appended it, not yet under a
-        # checkpoint (the tail past the latest checkpoint at load; a damaged file's records past it
-        # taken back by ``_signed_file``): the next checkpoint this process signs says so (``recovered``)
-        self._unproven_from: int | None = None
-        self._unproven_to = 0  # and the end of those records (the mark covers ``_unproven_from..`` this - 1)
+        # the records this process took as it found them rather than appended them, not yet under a
+        # checkpoint (a damaged file's records past it taken back by ``_signed_file``; the tail a
+        # reader found at load), as (first, end) spans, in order, apart: the next checkpoint this
+        # process signs says so (``recovered``), one span a checkpoint (``_sign``)
+        self._unproven: list[tuple[int, int]] = []
         self._seal_size = 0  # the size of the last seal this process signed or saw (``seal``)
         self.key_index = store.collection(KEYS)
         self.nodes = store.collection(NODES)
@@ -231,22 +254,28 @@ class AuditLog:
         self._data_version: int | None = None  # see _catch_up
         self.after_append: list[Callable[[Appended], None]] = []
         self._appended_keys: dict[int, tuple[Sequence[str], str | None]] = {}  # see index_keys
-        # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers): an
-        # unsigned tail is found only when this process opened the log with no live writer
-        self._writers: Writers | None = None
+        # the processes that may append hold ``<file>.writers`` shared (engine.audit.writers), or on
+        # MongoDB a lease each (engine.audit.lease): an unsigned tail is found only when this
+        # process opened the log with no live writer
+        self._writers: WritersLock | None = None
         try:  # (a damaged segment, a lock call that fails): no file is left open behind the error
-            self._writers = Writers(store.path) if self._segment is not None and writer else None
+            self._writers = writers_lock(store, self._segment is not None) if writer else None
             alone = self._writers.join() if self._writers is not None else True
             self._reload()
-            if alone and self._frontier.size > self._signed_size:  # records no signature covers, written
-                # before this process opened the log, by none alive. Not noted in the database while
-                # the log is damaged: ``_signed_size`` may then be an older checkpoint's (the newest
-                # statement failed), and records a live writer signed validly would be stamped found
-                # by whichever process signs next, long after the damage is dealt with
-                if self._writers is not None and self._damage is None:
-                    self._note_found(self._signed_size, self._frontier.size)  # (writers' lock exclusive)
-                else:  # (MongoDB, readers that never sign, a damaged log: this process's own, dropped
-                    self._found(self._signed_size, self._frontier.size)  # once a valid signature covers it)
+            # records no signature covers, written before this process opened the log, by none alive
+            end = max(self._frontier.size, self._held,  # (a damaged log: what its index and segment hold,
+                      self._unmoved[-1][0] + 1 if self._unmoved else 0)  # past what reads whole)
+            if not alone and end > self._signed_size and self._writers is not None:
+                alone = self._writers.settle()  # (MongoDB: the others' leases renew, or lapse)
+            if alone and end > self._signed_size:
+                # noted in the database even while the log is damaged (``_signed_size`` may then be an
+                # older checkpoint's: the newest statement failed), so the mark outlives this process;
+                # every signature takes off what the newest valid statement then covers
+                # (``_found_range``), so records a writer signed validly are never stamped found
+                if self._writers is not None:
+                    self._note_found(self._signed_size, end)  # (writers' lock exclusive)
+                else:  # (readers that never sign: this process's own, dropped with it)
+                    self._found(self._signed_size, end)
             if self._writers is not None:
                 self._writers.share()
         except BaseException:
@@ -540,11 +569,15 @@ class AuditLog:
 
     def _found(self, first: int, stop: int) -> None:
         """Records ``first..stop-1`` of a damaged file were taken back unproven (no checkpoint covers
-        them): the next checkpoint says they were signed as found."""
+        them): the next checkpoint says they were signed as found. Kept apart from a span it does
+        not touch: the records between were appended, not found."""
         if first < stop:
-            self._unproven_to = stop if self._unproven_from is None else max(stop, self._unproven_to)
-            if self._unproven_from is None or first < self._unproven_from:
-                self._unproven_from = first
+            self._unproven = spans([*self._unproven, (first, stop)])
+
+    @property
+    def _unproven_from(self) -> int | None:
+        """The first record this process took as found and no checkpoint covers yet, if any."""
+        return self._unproven[0][0] if self._unproven else None
 
     def stored_nodes(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored hashes of tree nodes ``(level >= 1, index)``; a node not stored is left out.
@@ -923,32 +956,37 @@ class AuditLog:
         appended after the tail was found as found too. Its number is its own (the one after the
         newest), its root the stored tree's over those records (``_root_of``, ~log2 n node reads,
         only when a peer appended past the tail)."""
-        found = self._found_range(frontier.size)  # (in the signing transaction: one signer at a time)
-        seq = self._last_cp_seq + 1
+        seq, signed = self._last_cp_seq + 1, self._last_cp_size
         out: list[Checkpoint] = []
-        if found is not None:
-            first, end = found
-            if end < frontier.size and end > self._last_cp_size:  # a peer appended past the tail
+        mark: int | None = None  # the first found record the requested signature must mark
+        for first, end in self._found_range(frontier.size):  # (in the signing transaction: one signer at a time)
+            first = first if mark is None else mark
+            if end >= frontier.size:  # the span reaches the log's end: the requested signature carries it
+                mark = first
+            elif end > signed:  # records were appended past the span: it gets a checkpoint of its own
                 out.append(sign_checkpoint(self.keys, self.origin, end, self._root_of(end), seq, recovered=first))
-                seq, found = seq + 1, None
-            elif end < frontier.size:  # (a numbered checkpoint past the tail that does not verify:
+                seq, signed, mark = seq + 1, end, None
+            else:  # (a numbered checkpoint past the span that does not verify: damage; mark wide, never narrow)
                 log.error("audit: records %d..%d were found unsigned but checkpoint %d (size %d) covers them "
-                          "without verifying; signing to the log's size marked from %d", first, end - 1,
-                          self._last_cp_seq, self._last_cp_size, first)  # damage; mark wide, never narrow)
+                          "without verifying; marking from %d with the next signature", first, end - 1,
+                          self._last_cp_seq, self._last_cp_size, first)
+                mark = first
         out.append(sign_checkpoint(self.keys, self.origin, frontier.size, frontier.root(), seq,
-                                   recovered=found[0] if found is not None else None, seal=seal and not out))
+                                   recovered=mark, seal=seal and not out))
         return out
 
-    def _found_range(self, size: int) -> tuple[int, int] | None:
-        """The records a signature of ``size`` must mark found, as (first, end): the stopped writer's
-        tail noted in the database (``_note_found``) and this process's own (``_found``), each less
-        what a valid stored signature already covers, which vouches for them as appended: a mark over
-        them would accuse a live writer. (A found-from noted over a damaged log by an earlier release
-        is dropped here, and deleted in the signing transaction.) Costs one read of ``audit_meta``;
-        the stored signature is read and checked only while some records are found (rare)."""
+    def _found_range(self, size: int) -> list[tuple[int, int]]:
+        """The records a signature of ``size`` must mark found, as (first, end) spans in order, apart:
+        the stopped writer's tail noted in the database (``_note_found``) and this process's own
+        (``_found``), each less what a valid stored signature already covers, which vouches for them
+        as appended: a mark over them would accuse a live writer. Spans that do not touch stay
+        apart (the records between were appended, not found: one span over both marked them too).
+        (A found-from noted over a damaged log by an earlier release is dropped here, and deleted
+        in the signing transaction.) Costs one read of ``audit_meta``; the stored signature is read
+        and checked only while some records are found (rare)."""
         noted = self._found_tail(size)
-        if noted is None and self._unproven_from is None:
-            return None
+        if noted is None and not self._unproven:
+            return []
         vouched = self._vouched_size()
         held: tuple[int, int] | None = None
         if noted is not None:  # (one an earlier release noted, with no end, goes once a signature covers
@@ -957,15 +995,10 @@ class AuditLog:
                 self.meta.delete(FOUND)
             else:
                 held = (first, end if end is not None else size)
-        if self._unproven_from is not None and vouched >= self._unproven_to:
-            self._unproven_from = None
-        ranges = [r for r in (held, (self._unproven_from, self._unproven_to) if self._unproven_from is not None
-                              else None) if r is not None]
-        if not ranges:
-            return None
-        first = max(min(r[0] for r in ranges), vouched)
-        end = min(max(r[1] for r in ranges), size)
-        return (first, end) if first < end else None
+        self._unproven = [r for r in self._unproven if r[1] > vouched]
+        found = [(max(first, vouched), min(end, size))
+                 for first, end in spans([*self._unproven, *([held] if held is not None else [])])]
+        return [(first, end) for first, end in found if first < end]
 
     def _vouched_size(self) -> int:
         """How many records the newest stored statement validly signs (its signature and its root
@@ -981,8 +1014,7 @@ class AuditLog:
     def _signed_through(self, cps: Sequence[Checkpoint]) -> None:
         """After the commit of ``cps``: the records they cover are this process's to vouch for now."""
         for cp in cps:
-            if self._unproven_from is not None and self._unproven_to <= cp.size:
-                self._unproven_from = None
+            self._unproven = [r for r in self._unproven if r[1] > cp.size]
             if cp.recovered is not None:
                 log.warning("audit: records %d..%d were past the latest signed checkpoint when the log was opened "
                             "(the process that appended them stopped before signing them): signed now as found, "
@@ -1040,7 +1072,7 @@ class AuditLog:
         an earlier one did, the tree being append-only), and deleting it or putting an older one
         back is no worse than deleting the newest numbered checkpoints: the records past what is
         left signed are reported as unsigned (``huren audit verify``)."""
-        if self._unproven_from is not None:
+        if self._unproven:
             return self.checkpoint()
         with self._lock:
             size = self._frontier.size
@@ -1143,7 +1175,7 @@ class AuditLog:
         after its last checkpoint, marked as found (``recovered``), and say so in the log. What this
         proves: they are unchanged from now on, bound to every later record. What it cannot: that
         they are what was appended; they lay on disk under no signature until now."""
-        if not self.keys.can_sign or (self._unproven_from is None and self._found_tail(self._frontier.size) is None):
+        if not self.keys.can_sign or (not self._unproven and self._found_tail(self._frontier.size) is None):
             return  # (a tail found by another process is signed here too, if none signed it yet)
         try:
             self.checkpoint()  # (``_signed_through`` says so in the log)
