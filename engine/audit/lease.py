@@ -37,15 +37,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import pymongo.errors
-
-try:  # mongomock keeps its own DuplicateKeyError (as ``engine.repository.mongo_store`` says)
-    import mongomock
-
-    _DUP: tuple[type[BaseException], ...] = (pymongo.errors.DuplicateKeyError, mongomock.DuplicateKeyError)
-except ImportError:  # pragma: no cover - mongomock is a test dependency
-    _DUP = (pymongo.errors.DuplicateKeyError,)
-
 log = logging.getLogger(__name__)
 
 COLLECTION = "audit_writers"
@@ -53,6 +44,18 @@ OPENING = "opening"  # the opening lock's ``_id``
 PREFIX = "writer:"  # each writer's lease ``_id``: this and its owner id
 LEASE_SECONDS = 10.0  # a lease lapses this long after its last renewal (renewed five times in it)
 TAKE_POLL = 0.05  # how often an opener waiting for the opening lock tries again (fraction of a lease)
+
+
+def _duplicate_key() -> tuple[type[BaseException], ...]:
+    """pymongo's duplicate-key error, and mongomock's own where it is installed (a test dependency);
+    imported when a lease is taken, so a log on SQLite never imports either."""
+    import pymongo.errors
+
+    try:
+        import mongomock
+    except ImportError:  # pragma: no cover
+        return (pymongo.errors.DuplicateKeyError,)
+    return (pymongo.errors.DuplicateKeyError, mongomock.DuplicateKeyError)
 
 
 class RawCollection(Protocol):
@@ -141,6 +144,7 @@ class Lease:
         """The opening lock, by one atomic find-and-modify: it matches only a lock that is free (no
         document: upserted), lapsed or this owner's; a live holder's makes the upsert collide with its
         ``_id`` (a duplicate key), and the opener tries again a little later."""
+        duplicate = _duplicate_key()
         while True:
             now = self.clock()
             try:
@@ -149,7 +153,7 @@ class Lease:
                     {"$set": {**self.who, "expires": now + self.seconds}}, upsert=True)
                 self._opening = True
                 return
-            except _DUP:  # held by a live opener: the upsert collided with its ``_id``
+            except duplicate:  # held by a live opener: the upsert collided with its ``_id``
                 pass
             if self._stop.wait(max(self.seconds * TAKE_POLL, 0.005)):
                 raise RuntimeError("audit: closed while waiting for the writers' opening lock")
