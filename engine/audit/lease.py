@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -56,6 +57,20 @@ def _duplicate_key() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         return (pymongo.errors.DuplicateKeyError,)
     return (pymongo.errors.DuplicateKeyError, mongomock.DuplicateKeyError)
+
+
+def _renewing(ref: weakref.ReferenceType[Lease], stop: threading.Event, every: float) -> None:
+    """The renewing thread: the lease held weakly, so a lease let go unclosed is collected (and
+    lets its document go) rather than renewed for the rest of the process."""
+    while not stop.wait(every):
+        lease = ref()
+        if lease is None:
+            return
+        try:
+            lease._renew()
+        except Exception:  # the next renewal tries again; a lease not renewed in time lapses
+            log.exception("audit: renewing the writers' lease failed")
+        del lease
 
 
 class RawCollection(Protocol):
@@ -97,7 +112,8 @@ class Lease:
         lease (``alone``; with others, ``settle`` decides)."""
         self._take_opening()
         self._renew()
-        self._thread = threading.Thread(target=self._run, name="audit-lease", daemon=True)
+        self._thread = threading.Thread(target=_renewing, args=(weakref.ref(self), self._stop, self.seconds / 5),
+                                        name="audit-lease", daemon=True)
         self._thread.start()
         self.alone = not self._others()
         return self.alone
@@ -171,12 +187,16 @@ class Lease:
         return {doc["_id"]: doc for doc in self.raw.find({"_id": {"$regex": f"^{PREFIX}"}})
                 if doc["_id"] != self.id and float(doc.get("expires", 0)) > now}
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds / 5):
-            try:
-                self._renew()
-            except Exception:  # the next renewal tries again; a lease not renewed in time lapses
-                log.exception("audit: renewing the writers' lease failed")
+    def __del__(self) -> None:
+        """A log let go without ``close`` (no longer referenced) lets its lease go as the ``flock``'s
+        descriptor would be closed: its renewing thread holds it only weakly, and ends."""
+        self._stop.set()
+        try:
+            if self._opening:
+                self.raw.delete_one({"_id": OPENING, "owner": self.owner})
+            self.raw.delete_one({"_id": self.id})
+        except Exception:  # (at interpreter exit, or the database gone: it lapses by itself)
+            pass
 
     def abandon(self) -> None:
         """Stop renewing without letting go, as a process's death leaves its lease (it lapses
