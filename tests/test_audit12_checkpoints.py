@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from engine.audit.store import audit_path
 from engine.audit.verify import verify_online
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.audit_server import served
 from tests.test_audit_damage import _flip_in_frame
 from tests.test_reads11_repair_recovery import _log_of, _server, _status_within
 from tests.test_recheckfiles11_forged_file import _rename_in
@@ -102,26 +102,7 @@ def test_a_running_server_signs_what_it_appended_within_seconds_without_being_as
     with Engine(settings) as engine:
         engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
         token = engine.auth.issue_system_token("his-a", "system/*.rs")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ("import uvicorn\nfrom pathlib import Path\nfrom engine.engine import Engine\n"
-              "from engine.api.app import create_app\nfrom engine.settings import Settings\n"
-              "settings = Settings.from_env()\n"
-              f"uvicorn.run(create_app(Engine(settings)), host='127.0.0.1', port={port}, log_level='warning')\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUREN_")}
-    proc = subprocess.Popen([sys.executable, "-c", server], cwd=ROOT,
-                            env={**env, "PYTHONPATH": str(ROOT), "HUREN_DATA_DIR": str(settings.data_dir),
-                                 "HUREN_MLLP_PORT": "0", "HUREN_HTTP_PORT": "0"})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
-                time.sleep(0.1)
+    with served(settings.data_dir) as (port, _proc):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         auth = {"Authorization": f"Bearer {token}"}
 
@@ -143,9 +124,6 @@ def test_a_running_server_signs_what_it_appended_within_seconds_without_being_as
             assert time.monotonic() < deadline, f"no checkpoint covers the reads: {latest}"
             time.sleep(0.2)
         assert "recovered" not in latest  # this server appended them itself
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
 
 
 def test_verify_says_how_many_records_no_signature_covers(settings: Settings) -> None:

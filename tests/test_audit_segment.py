@@ -24,6 +24,7 @@ from engine.audit.segment import HEADER, SegmentDamaged, decode, encode, segment
 from engine.audit.store import audit_path, open_audit_store
 from engine.audit.verify import verify_online
 from engine.settings import Settings
+from tests.audit_server import served
 from tests.test_audit_log import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,21 +266,12 @@ def test_kill_9_of_a_server_mid_stream_keeps_every_answered_read_s_record(settin
     each read answered 200 has its record (found by its query, unique per request) after the
     restart, once."""
     import http.client
-    import socket
 
     from engine.engine import Engine
 
     with Engine(settings) as engine:
         engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
         token = engine.auth.issue_system_token("crash", "system/*.rs")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ("import sys, uvicorn\nfrom pathlib import Path\nfrom engine.engine import Engine\n"
-              "from engine.api.app import create_app\nfrom engine.settings import Settings\n"
-              f"settings = Settings(data_dir=Path({str(settings.data_dir)!r}), http_port=0, mllp_port=0)\n"
-              f"uvicorn.run(create_app(Engine(settings)), host='127.0.0.1', port={port}, log_level='warning')\n")
-    proc = subprocess.Popen([sys.executable, "-c", server], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     answered: list[str] = []
     lock = threading.Lock()
 
@@ -299,23 +291,17 @@ def test_kill_9_of_a_server_mid_stream_keeps_every_answered_read_s_record(settin
                     answered.append(query)
             i += 1
 
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
-            time.sleep(0.1)
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    while len(answered) < 300 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    for t in threads:
-        t.join(10)
+    with served(settings.data_dir) as (port, proc):
+        deadline = time.monotonic() + 60
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        while len(answered) < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for t in threads:
+            t.join(10)
     assert len(answered) >= 300
     log, _ = _records(settings)
     queries: list[str] = []

@@ -18,6 +18,24 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import Protocol
+
+
+class WritersLock(Protocol):
+    """What the log asks of its writers' lock: this ``flock`` on SQLite, a lease on MongoDB
+    (``engine.audit.lease``)."""
+
+    def join(self) -> bool:
+        """Become a writer; ``True`` when no other live writer holds the log (``alone``)."""
+
+    def settle(self) -> bool:
+        """When not alone at ``join`` and the log has an unsigned tail: whether the others turn out
+        to be dead (``True``: alone after all)."""
+
+    def share(self) -> None:
+        """After the load and any note of a found tail: let later openers in."""
+
+    def close(self) -> None: ...
 
 
 class Writers:
@@ -38,6 +56,10 @@ class Writers:
         except BlockingIOError:
             fcntl.flock(self._fd, fcntl.LOCK_SH)
             self.alone = False
+        return self.alone
+
+    def settle(self) -> bool:
+        """The kernel's answer at ``join`` is final: a holder of the lock is alive."""
         return self.alone
 
     def share(self) -> None:
