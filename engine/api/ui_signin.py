@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from engine.api.ui_words import page_words
 from engine.audit.note import note
 from engine.auth.policy import allowed, require_auditor, require_insurance_report
 from engine.auth.staff_oidc import OidcRefused
@@ -179,14 +180,19 @@ def session_info(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
-def _names(engine: Engine) -> dict[str, dict[str, str]]:
+def _names(engine: Engine) -> dict[str, Any]:
     """The site's words for its codes, so a page names what it shows rather than show a code: the
-    institutions, the re-test reasons (R04 急诊急救) and the recognition scopes (JS 江苏省HR). Site
-    rules, not records: the same for every signed-in person."""
+    institutions, the re-test reasons (R04 急诊急救), the recognition scopes (JS 江苏省HR), the staff
+    roles (审核员), each published Measure's title, and the pages' own words file
+    (``ui_words``: communities, insurance types, statuses, settlement steps). The one owner of code
+    names on the staff pages. Site rules, not records: the same for every signed-in person."""
     rules = engine.recognition.rules
     return {"places": {code: inst.name for code, inst in engine.site.institutions.items() if inst.name},
             "reasons": {code: r.display for code, r in rules.reasons.items()},
-            "scopes": {code: sc.name for code, sc in rules.scopes.items()}}
+            "scopes": {code: sc.name for code, sc in rules.scopes.items()},
+            "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
+            "measures": {m.url: m.title for m in engine.measures.by_id.values()},
+            **page_words(engine.settings.site)}
 
 
 OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it

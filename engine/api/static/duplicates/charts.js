@@ -10,11 +10,15 @@ window.hurenStaff = (function () {
     catch (e) { document.querySelector("#message").textContent = window.hurenWords.failure(0); return null; }
     if (!res.ok) { window.hurenWords.signInAgain(page); return null; } // words.js decides how
     const session = await res.json();
+    // every code name the pages show comes from here (the server's one owner of them, ui_signin._names)
+    const names = {};
+    for (const kind of ["places", "reasons", "scopes", "roles", "measures", "communities", "insurance_types", "statuses",
+      "effects", "result_statuses", "steps", "spans"]) names[kind] = session[kind] || {};
+    window.hurenWords.names = names;
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
-    document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " + session.institution +
-      (session.remit ? " · 监管范围 remit " + session.remit : "");
+    document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " +
+      window.hurenWords.place(session.institution) + (session.remit ? " · 监管范围 remit " + session.remit : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
-    window.hurenWords.names = { places: session.places, reasons: session.reasons, scopes: session.scopes };
     document.querySelector("#who").hidden = false;
     return session;
   }
@@ -55,6 +59,11 @@ window.hurenCharts = (function () {
     svg.style.height = "";
     drawn.set(svg, [data, format]);
     const w = svg.clientWidth || 500, h = 180, pad = 22;
+    if (!data.length) { // an empty chart says so, instead of a blank box under its title
+      svg.style.height = "40px";
+      words(svg, "所选范围内没有数据 No data in this range", 0, 24).setAttribute("class", "empty");
+      return;
+    }
     if (w < 480) return rows(svg, data, format, w);
     const max = Math.max(1e-9, ...data.map((d) => Math.abs(d.value)));
     const bw = data.length ? (w - pad) / data.length : 0;

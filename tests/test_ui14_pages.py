@@ -1,0 +1,121 @@
+"""The staff pages as a Chinese-speaking auditor uses them, in headless Chromium through the real
+server (fourteenth round), each test failing on the round's start:
+
+- a review is sent once: a second tap while the first is on its way records nothing more, the
+  buttons say they are busy, and what became of it is said beside them (on a phone the page's
+  message line is screens above); the evidence names results and the reviewer in words, the
+  references kept in small type;
+- one owner for the code names on the staff pages: ``/ui/session`` gives the settlement's steps,
+  insurance types, communities, statuses and the Measures' titles, from
+  ``mappings/insurance/words.yaml`` (a site's own file wins), and the scripts hold none;
+- a year with no budget is said as such (it read "record not found, maybe outside your remit"),
+  and an empty chart says it is empty instead of being a blank box."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.engine import Engine
+from engine.settings import Settings
+from tests import test_insurance_ui as ins
+from tests.test_jfix12_replies import Held, two_flags
+from tests.test_reports_ui import Browser
+from tests.test_ui12_phone import tap, type_into
+
+server, browser, pytestmark, march = ins.server, ins.browser, ins.pytestmark, ins.march
+STATIC = Path(__file__).resolve().parent.parent / "engine" / "api" / "static" / "duplicates"
+WORDS = Path(__file__).resolve().parent.parent / "mappings" / "insurance" / "words.yaml"
+
+
+@pytest.fixture
+def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
+    """The insurance pages' site (a small budget, so March settles) with its own words file: the
+    community named, one step reworded."""
+    site = tmp_path / "site"
+    (site / "insurance").mkdir(parents=True)
+    (site / "insurance" / "settlement.yaml").write_text(
+        ins.SHIPPED.read_text("utf-8").replace(ins.REQUIRED_LINE, "fund_pays: 0.70").replace("basis: fund_share", "basis: amount")
+        .replace('employee: "36000000.00"', 'employee: "1000.00"').replace('resident: "54000000.00"', 'resident: "8000.00"'),
+        "utf-8")
+    (site / "insurance" / "words.yaml").write_text(
+        WORDS.read_text("utf-8").replace("funing: 阜宁县医共体", "funing: 阜宁县紧密型医共体").replace("budget: 年度预算", "budget: 本年度总额预算"),
+        "utf-8")
+    with Engine(settings.with_(site=site)) as eng:
+        yield eng
+
+
+def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, server: str, browser: Browser) -> None:
+    two_flags(engine, server, browser)  # a 414 px phone
+    tap(browser, "#flags tbody tr.flag:last-child button.open")  # the blood count of the 3rd
+    browser.wait_for("!document.querySelector('#evidence').hidden")
+    facts = browser.eval("document.querySelector('#ev-facts').innerText")
+    # results are named by their test and kind; the reference stays, in small type, for tracing
+    assert re.search(r"2026年3月1日 — 血常规 · 检验检查报告 DiagnosticReport/\S+", facts), facts
+    assert browser.eval("[...document.querySelectorAll('#ev-facts dd')].filter(d => /^DiagnosticReport\\//.test(d.innerText)).length") == 0
+    type_into(browser, "#review [name=reason]", "无复查理由")
+    # count the page's review requests (the real fetch still sends them)
+    browser.eval("{ const f = window.fetch; window.reviewsSent = 0; window.fetch = (u, o) => {"
+                 "if (String(u).endsWith('/review')) window.reviewsSent += 1; return f(u, o); }; } true")
+    held = Held(browser, "*/review")
+    try:
+        tap(browser, "#uphold")
+        held.wait_held("/review")
+        assert browser.eval("[document.querySelector('#uphold').disabled, document.querySelector('#overturn').disabled]") == [True, True]
+        assert browser.eval("document.querySelector('#review-said').innerText").startswith("正在提交复核")
+        tap(browser, "#uphold")  # the person taps again: nothing more is sent
+        assert browser.eval("window.reviewsSent") == 1
+        held.release_landed("/review")
+    finally:
+        held.close()
+    browser.wait_for("document.querySelector('#review-said').className === 'ok'")
+    assert browser.eval("document.querySelector('#review-said').innerText").startswith("已记录复核：已维持（不予支付） — 王丽")
+    assert browser.eval("document.querySelector('#uphold').disabled") is False
+    assert browser.eval("window.reviewsSent") == 1
+    flag = next(f for f in engine.recognition.flags.find() if f["status"] == "upheld")
+    assert len(flag["reviews"]) == 1, flag["reviews"]
+    facts = browser.eval("document.querySelector('#ev-facts').innerText")
+    assert "王丽（审核员）" in facts and "staff:" not in facts, facts  # the API keeps "staff:wang.li 王丽 (auditor)"
+
+
+def test_code_names_come_from_the_session_and_a_year_without_budget_says_so(march: TestClient, engine: Engine, server: str,
+                                                                            browser: Browser) -> None:
+    ins.sign_in(browser, server, engine, "/ui/insurance?month=2026-03&year=2026", "zhao.min", "auditor")
+    browser.wait_for("document.querySelector('#settlement').dataset.loaded === '1'")
+    names = browser.eval("fetch('/ui/session').then(r => r.json())")
+    assert names["steps"]["budget"] == "本年度总额预算" and names["communities"] == {"funing": "阜宁县紧密型医共体"}
+    assert names["insurance_types"]["resident"] == "居民" and names["statuses"]["flagged"] == ["待复核", "open"]
+    assert names["measures"]["urn:huren:Measure/huren-per-admission-cost"].startswith("住院次均费用")
+    assert names["roles"]["auditor"] == "审核员"
+    # the page says what the site's file says: its community by name, its step in its words
+    steps = dict(browser.eval("[...document.querySelectorAll('#settlement table.steps tr')].map(r => [r.dataset.step, r.cells[0].innerText])"))
+    assert steps["budget"].startswith("本年度总额预算") and steps["overspend-tier"].startswith("超支 10% 以上部分：基金分担 0%")
+    assert browser.eval("document.querySelector('#settlement h3').innerText").startswith("阜宁县统筹区 · 阜宁县紧密型医共体（funing）")
+    assert "阜宁县紧密型医共体（funing）" in browser.eval("document.querySelector('#indicators tbody tr').cells[1].innerText")
+    # and the scripts hold no code names of their own
+    code = "".join((STATIC / f).read_text("utf-8") for f in ("app.js", "insurance.js", "words.js", "charts.js"))
+    for words in ("年度预算", "医共体自担", "职工", "待复核", "已出报告", "住院次均费用", "可由基金支付"):
+        assert words not in code, words
+
+    # a year with no settlement rules: said as such, not as a record gone from the remit
+    browser.eval("{ const f = document.querySelector('#settlement-form'); f.elements.year.value = '2024'; } true")
+    tap(browser, "#set-apply")
+    browser.wait_for("document.querySelector('#set-message').innerText !== ''")
+    said = browser.eval("document.querySelector('#set-message').innerText")
+    assert said.startswith("2024年没有结算规则（预算），无法结算") and "找不到这条记录" not in said, said
+    # a month without figures: every chart says it has none
+    browser.eval("{ const f = document.querySelector('#indicators-form'); f.elements.month.value = '2024-01'; } true")
+    tap(browser, "#ind-apply")
+    browser.wait_for("document.querySelector('#indicators').dataset.month === '2024-01'")
+    browser.send("Page.navigate", url=f"{server}/ui/duplicates?")
+    browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
+    browser.eval("{ const f = document.querySelector('#filters'); f.elements.from.value = '2024-01-01';"
+                 "f.elements.to.value = '2024-01-31'; } true")
+    tap(browser, "#apply")
+    browser.wait_for("document.querySelector('#flags-count').dataset.count === '0'")
+    empty = browser.eval("[...document.querySelectorAll('svg#chart-time text.empty, svg#chart-money text.empty')].map(t => t.textContent)")
+    assert empty == ["所选范围内没有数据 No data in this range"] * 2, empty
