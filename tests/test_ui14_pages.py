@@ -119,3 +119,31 @@ def test_code_names_come_from_the_session_and_a_year_without_budget_says_so(marc
     browser.wait_for("document.querySelector('#flags-count').dataset.count === '0'")
     empty = browser.eval("[...document.querySelectorAll('svg#chart-time text.empty, svg#chart-money text.empty')].map(t => t.textContent)")
     assert empty == ["所选范围内没有数据 No data in this range"] * 2, empty
+
+
+OVERLAPS = """(() => {
+  const boxes = [...document.querySelectorAll('#chart-time text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+  const out = [];
+  boxes.forEach(([a, r], i) => boxes.slice(i + 1).forEach(([b, s]) => {
+    if (r.left < s.right - 0.5 && s.left < r.right - 0.5 && r.top < s.bottom - 0.5 && s.top < r.bottom - 0.5) out.push(a + ' / ' + b);
+  }));
+  return out;
+})()"""
+
+
+def test_a_month_of_days_on_a_desktop_chart_is_readable(engine: Engine, server: str, browser: Browser) -> None:
+    """Twenty days of flags: the wide chart's labels had been written on top of each other."""
+    from tests.test_recognition_world import A, B, World, cbc
+    from tests.test_ufix12_flag_paging import person
+    from tests.test_ui12_phone import DESKTOP, sign_in
+    w = World(engine)
+    for i in range(20):
+        w.report(A, w.patient(A, person(i), mrn=f"A-{i}"), cbc(A), f"2026-03-{i + 1:02d}T09:00:00+08:00")
+        w.report(B, w.patient(B, person(i), mrn=f"B-{i}"), cbc(B), f"2026-03-{i + 1:02d}T15:00:00+08:00")
+    sign_in(browser, server, engine, DESKTOP)
+    assert browser.eval("document.querySelectorAll('#chart-time rect.bar').length") == 20
+    assert browser.eval(OVERLAPS) == []
+    said = browser.eval("[...document.querySelectorAll('#chart-time text')].map(t => t.textContent)")
+    ticks = [t for t in said if "月" in t]
+    assert ticks[0] == "3月1日" and 2 <= len(ticks) < 20, ticks  # every k-th day, the first among them
+    assert [t for t in said if "月" not in t] == ["1 条"] * 20  # and every day's count
