@@ -123,6 +123,7 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         s.wait("document.body.innerText.includes('您要查看谁的档案')")
         choices = s.eval("[...document.querySelectorAll('button[name=choice]')].map(b => b.innerText)")
         assert len(choices) == 2 and choices[0].startswith("我自己（孙伟）") and "赵桂兰 · 子女" in choices[1]
+        assert re.search(r"代为查看，授权至 \d{4}年\d{1,2}月\d{1,2}日 ·", choices[1]), choices[1]  # the day as written in China
         son.shot("03-son-chooses-360")
         assert outside(s, {"width": WIDTH}) == []
         s.eval("[...document.querySelectorAll('button[name=choice]')].find(b => b.innerText.includes('赵桂兰')).click()")
