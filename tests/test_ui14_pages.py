@@ -1,7 +1,7 @@
 """The staff pages as a Chinese-speaking auditor uses them, in headless Chromium through the real
 server (fourteenth round), each test failing on the round's start:
 
-- a review is sent once: a second tap while the first is on its way records nothing more, the
+- a list asked on a slow connection says it is on its way; a review is sent once: a second tap while the first is on its way records nothing more, the
   buttons say they are busy, and what became of it is said beside them (on a phone the page's
   message line is screens above); the evidence names results and the reviewer in words, the
   references kept in small type;
@@ -51,6 +51,15 @@ def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
 
 def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, server: str, browser: Browser) -> None:
     two_flags(engine, server, browser)  # a 414 px phone
+    held = Held(browser, "*/reports/duplicates?*")
+    try:  # a list asked on a slow connection: the page says it is on its way
+        tap(browser, "#apply")
+        held.wait_held("/reports/duplicates?")
+        assert browser.eval("document.querySelector('#message').innerText") == "正在查询…… Loading…"
+        held.release_landed("/reports/duplicates?")
+    finally:
+        held.close()
+    browser.wait_for("document.querySelector('#message').innerText === ''")
     tap(browser, "#flags tbody tr.flag:last-child button.open")  # the blood count of the 3rd
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")
@@ -104,7 +113,7 @@ def test_code_names_come_from_the_session_and_a_year_without_budget_says_so(marc
     # a year with no settlement rules: said as such, not as a record gone from the remit
     browser.eval("{ const f = document.querySelector('#settlement-form'); f.elements.year.value = '2024'; } true")
     tap(browser, "#set-apply")
-    browser.wait_for("document.querySelector('#set-message').innerText !== ''")
+    browser.wait_for("document.querySelector('#set-message').innerText.startsWith('2024年')")
     said = browser.eval("document.querySelector('#set-message').innerText")
     assert said.startswith("2024年没有结算规则（预算），无法结算") and "找不到这条记录" not in said, said
     # a month without figures: every chart says it has none

@@ -276,6 +276,8 @@
     const mine = lists.ask();
     const q = filterQuery(); q.set("_count", String(PAGE));
     $("#more").disabled = true; // no page of the old list while the new one is on its way
+    // said while it is on its way: on a slow connection a tap on "查询" had shown nothing for seconds
+    text($("#message"), "正在查询…… Loading…"); $("#message").className = "busy";
     try {
       const report = await api("/reports/duplicates?" + q.toString());
       if (!lists.counts(mine)) return; // a later load's list is the one to show

@@ -203,6 +203,7 @@
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
+    message("#message", "正在查询…… Loading…"); $("#message").className = "busy"; // said while on its way
     try {
       const [bundle, defs] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
       if (!months.counts(mine)) return;
@@ -218,6 +219,7 @@
     const q = new URLSearchParams({ year: form.elements.year.value });
     if (form.elements.community.value) q.set("community", form.elements.community.value);
     $("#settlement").replaceChildren();
+    message("#set-message", "正在结算…… Settling…"); $("#set-message").className = "busy";
     try {
       const report = await api("/reports/settlement?" + q);
       if (!years.counts(mine)) return;
