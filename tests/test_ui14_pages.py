@@ -1,19 +1,24 @@
 """The staff pages as a Chinese-speaking auditor uses them, in headless Chromium through the real
 server (fourteenth round), each test failing on the round's start:
 
-- a list asked on a slow connection says it is on its way; a review is sent once: a second tap while the first is on its way records nothing more, the
-  buttons say they are busy, and what became of it is said beside them (on a phone the page's
+- a list asked on a slow connection says it is on its way; a review is sent once: a second tap
+  while the first is on its way records nothing more, the buttons say they are busy, and what became of it is said beside them (on a phone the page's
   message line is screens above); the evidence names results and the reviewer in words, the
   references kept in small type;
 - one owner for the code names on the staff pages: ``/ui/session`` gives the settlement's steps,
   insurance types, communities, statuses and the Measures' titles, from
   ``mappings/insurance/words.yaml`` (a site's own file wins), and the scripts hold none;
 - a year with no budget is said as such (it read "record not found, maybe outside your remit"),
-  and an empty chart says it is empty instead of being a blank box."""
+  and an empty chart says it is empty instead of being a blank box; a month of days on a desktop
+  chart is labelled without overlapping;
+- signing out from a page opened before signing in again (another tab) is said in words, with the
+  sign-out offered again (it had answered raw JSON in English)."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +29,11 @@ from engine.engine import Engine
 from engine.settings import Settings
 from tests import test_insurance_ui as ins
 from tests.test_jfix12_replies import Held, two_flags
-from tests.test_reports_ui import Browser
-from tests.test_ui12_phone import tap, type_into
+from tests.test_recognition_world import A, B, World, cbc
+from tests.test_reports_ui import AUDITOR_PASSWORD, Browser
+from tests.test_staff_signin import rfc6238
+from tests.test_ufix12_flag_paging import person
+from tests.test_ui12_phone import DESKTOP, PHONE_360, sign_in, tap, type_into
 
 server, browser, pytestmark, march = ins.server, ins.browser, ins.pytestmark, ins.march
 STATIC = Path(__file__).resolve().parent.parent / "engine" / "api" / "static" / "duplicates"
@@ -142,9 +150,6 @@ OVERLAPS = """(() => {
 
 def test_a_month_of_days_on_a_desktop_chart_is_readable(engine: Engine, server: str, browser: Browser) -> None:
     """Twenty days of flags: the wide chart's labels had been written on top of each other."""
-    from tests.test_recognition_world import A, B, World, cbc
-    from tests.test_ufix12_flag_paging import person
-    from tests.test_ui12_phone import DESKTOP, sign_in
     w = World(engine)
     for i in range(20):
         w.report(A, w.patient(A, person(i), mrn=f"A-{i}"), cbc(A), f"2026-03-{i + 1:02d}T09:00:00+08:00")
@@ -156,3 +161,27 @@ def test_a_month_of_days_on_a_desktop_chart_is_readable(engine: Engine, server: 
     ticks = [t for t in said if "月" in t]
     assert ticks[0] == "3月1日" and 2 <= len(ticks) < 20, ticks  # every k-th day, the first among them
     assert [t for t in said if "月" not in t] == ["1 条"] * 20  # and every day's count
+
+
+def test_signing_out_from_a_page_opened_before_signing_in_again_is_said_in_words(engine: Engine, server: str,
+                                                                                   browser: Browser) -> None:
+    """The page's sign-out carries its session's token; after signing out and in again in another tab
+    (the same browser's cookies) the old page's token is stale. The person had been shown raw JSON."""
+    secret = sign_in(browser, server, engine, PHONE_360)
+    # the other tab: signed out, then in again (the next 30 s step's code: each code is taken once)
+    browser.eval("fetch('/ui/session').then(r => r.json()).then(s => fetch('/ui/signout', {method: 'POST',"
+                 "body: new URLSearchParams({csrf: s.csrf})})).then(() => true)")
+    form = browser.eval("fetch('/ui/signin').then(r => r.text())")
+    fields = {"csrf": re.search(r'name="csrf" value="([^"]+)"', form).group(1), "name": "wang.li",  # type: ignore[union-attr]
+              "password": AUDITOR_PASSWORD, "code": rfc6238(secret, time.time() + 30), "next": "/ui/duplicates"}
+    assert browser.eval(f"fetch('/ui/signin', {{method: 'POST', body: new URLSearchParams({json.dumps(fields)})}})"
+                        ".then(r => fetch('/ui/session')).then(r => r.status)") == 200
+    tap(browser, "#signout-button")  # on the page opened before
+    browser.wait_for("location.pathname === '/ui/signout' && !!document.querySelector('#signout-stale')")
+    said = browser.eval("document.body.innerText")
+    assert said.startswith("还没有退出登录") and "为安全起见，本次退出没有执行" in said and "{" not in said, said
+    assert browser.eval("fetch('/ui/session').then(r => r.status)") == 200  # nothing was done
+    tap(browser, "#signout-button")  # the button on that page signs out
+    browser.wait_for("location.pathname === '/ui/signin' && !!document.querySelector('#signin-notice')")
+    assert browser.eval("document.querySelector('#signin-notice').innerText").startswith("您已退出登录")
+    assert browser.eval("fetch('/ui/session').then(r => r.status)") == 401

@@ -152,7 +152,13 @@ async def signout(request: Request) -> Response:
     form = await request.form()
     if session is not None:
         if not csrf_matches(session, str(form.get("csrf") or "")):
-            return JSONResponse({"error": "sign-out was not sent by the signed-in page (CSRF token)"}, status_code=403)
+            # Not signed out: the form came from a page opened before a newer sign-in (another tab),
+            # or not from this server's page at all. A person had been shown raw JSON in English;
+            # now a page says so in words and offers the sign-out again with this session's token
+            # (only this browser, holding the cookie, gets that page; it may not be framed).
+            return templates.TemplateResponse(request, "staff_signout_stale.html",
+                                              {"csrf": session.csrf, "back": HOME}, status_code=403,
+                                              headers=PAGE_HEADERS)
         request.state.caller = session.caller
         request.app.state.engine.staff.sign_out(request.cookies.get(SESSION_COOKIE))
         note(request, action="logout", detail={"staff": session.person.name})
