@@ -1,7 +1,8 @@
 """The staff pages as a Chinese-speaking auditor uses them, in headless Chromium through the real
 server (fourteenth round), each test failing on the round's start:
 
-- a list asked on a slow connection says it is on its way; a review is sent once: a second tap
+- a list asked on a slow connection says it is on its way; the filters take an institution's or a
+  test's name (offered as choices), not only its code; a review is sent once: a second tap
   while the first is on its way records nothing more, the buttons say they are busy, and what became of it is said beside them (on a phone the page's
   message line is screens above); the evidence names results and the reviewer in words, the
   references kept in small type;
@@ -68,6 +69,13 @@ def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, serve
     finally:
         held.close()
     browser.wait_for("document.querySelector('#message').innerText === ''")
+    # the filters take what a person knows: the institution's and the test's names (the codes are sent)
+    assert browser.eval("[...document.querySelectorAll('#choices-places option')].map(o => o.label)").count("阜宁县中医院") == 1
+    type_into(browser, "#filters [name=institution]", "阜宁县中医院")
+    type_into(browser, "#filters [name=item]", "血常规")
+    tap(browser, "#apply")
+    browser.wait_for("document.querySelector('#flags-count').dataset.count === '1'")
+    assert "institution=FNZYY&item=CBC" in browser.eval("document.querySelector('#csv').href")
     tap(browser, "#flags tbody tr.flag:last-child button.open")  # the blood count of the 3rd
     browser.wait_for("!document.querySelector('#evidence').hidden")
     facts = browser.eval("document.querySelector('#ev-facts').innerText")

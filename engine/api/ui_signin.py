@@ -188,14 +188,15 @@ def session_info(request: Request) -> Response:
 
 def _names(engine: Engine) -> dict[str, Any]:
     """The site's words for its codes, so a page names what it shows rather than show a code: the
-    institutions, the re-test reasons (R04 急诊急救), the recognition scopes (JS 江苏省HR), the staff
-    roles (审核员), each published Measure's title, and the pages' own words file
+    institutions, the re-test reasons (R04 急诊急救), the recognition scopes (JS 江苏省HR), the
+    recognition items (CBC 血常规), the staff roles (审核员), each published Measure's title, and the pages' own words file
     (``ui_words``: communities, insurance types, statuses, settlement steps). The one owner of code
     names on the staff pages. Site rules, not records: the same for every signed-in person."""
     rules = engine.recognition.rules
     return {"places": {code: inst.name for code, inst in engine.site.institutions.items() if inst.name},
             "reasons": {code: r.display for code, r in rules.reasons.items()},
             "scopes": {code: sc.name for code, sc in rules.scopes.items()},
+            "items": {code: item.name for code, item in rules.items.items()},
             "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
             "measures": {m.url: m.title for m in engine.measures.by_id.values()},
             **page_words(engine.settings.site)}

@@ -35,7 +35,8 @@
   function filterQuery() {
     const params = new URLSearchParams();
     for (const el of $("#filters").elements) {
-      if (el.name && el.value) params.set(el.name, el.value);
+      const value = el.dataset.names ? W.codeFor(el.dataset.names, el.value) : el.value; // a name typed: its code
+      if (el.name && value) params.set(el.name, value);
     }
     return params;
   }

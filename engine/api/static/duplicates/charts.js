@@ -12,9 +12,21 @@ window.hurenStaff = (function () {
     const session = await res.json();
     // every code name the pages show comes from here (the server's one owner of them, ui_signin._names)
     const names = {};
-    for (const kind of ["places", "reasons", "scopes", "roles", "measures", "communities", "insurance_types", "statuses",
-      "effects", "result_statuses", "steps", "spans"]) names[kind] = session[kind] || {};
+    for (const kind of ["places", "reasons", "scopes", "items", "roles", "measures", "communities", "insurance_types",
+      "statuses", "effects", "result_statuses", "steps", "spans"]) names[kind] = session[kind] || {};
     window.hurenWords.names = names;
+    // a filter that takes a code offers the site's names to choose from (the code is what is sent)
+    for (const input of document.querySelectorAll("input[data-names]")) {
+      const kind = input.dataset.names, id = "choices-" + kind;
+      let list = document.getElementById(id);
+      if (!list) {
+        list = document.body.appendChild(document.createElement("datalist")); list.id = id;
+        for (const [code, name] of Object.entries(names[kind] || {})) {
+          const opt = list.appendChild(document.createElement("option")); opt.value = code; opt.label = name;
+        }
+      }
+      input.setAttribute("list", id);
+    }
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
     document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " +
       window.hurenWords.place(session.institution) + (session.remit ? " · 监管范围 remit " + session.remit : "");

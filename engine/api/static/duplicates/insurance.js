@@ -202,7 +202,8 @@
     const mine = months.ask();
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
-    if (form.elements.community.value) q.set("community", form.elements.community.value);
+    const community = window.hurenWords.codeFor("communities", form.elements.community.value); // a name typed: its code
+    if (community) q.set("community", community);
     message("#message", "正在查询…… Loading…"); $("#message").className = "busy"; // said while on its way
     try {
       const [bundle, defs] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
@@ -217,7 +218,8 @@
     const mine = years.ask();
     const form = $("#settlement-form");
     const q = new URLSearchParams({ year: form.elements.year.value });
-    if (form.elements.community.value) q.set("community", form.elements.community.value);
+    const community = window.hurenWords.codeFor("communities", form.elements.community.value); // a name typed: its code
+    if (community) q.set("community", community);
     $("#settlement").replaceChildren();
     message("#set-message", "正在结算…… Settling…"); $("#set-message").className = "busy";
     try {

@@ -113,6 +113,17 @@ window.hurenWords = (function () {
     if (words_ == null) return "";
     return String(words_).replace(/\{(\w+)\}/g, (m, k) => (fills && fills[k] != null ? String(fills[k]) : m));
   }
+  // What a person typed into a filter that takes a code (an institution, an item, a community), as
+  // the code: the code itself, the site's name for it (阜宁县中医院), or both as the pages write them
+  // (阜宁县中医院（FNZYY）). Anything else is sent as typed (and finds nothing, which the page says).
+  function codeFor(kind, typed) {
+    const v = String(typed || "").trim(), table = words.names[kind] || {};
+    if (!v || v in table) return v;
+    const both = /^(.*)（([^（）]+)）$/.exec(v);
+    if (both && both[2] in table) return both[2];
+    const named = Object.keys(table).filter((code) => table[code] === v);
+    return named.length === 1 ? named[0] : v;
+  }
   // A medical community by its name with its code (the filters take the code): 阜宁县医共体（funing）
   function community(code) {
     const name = said("communities", code);
@@ -144,6 +155,6 @@ window.hurenWords = (function () {
   }
 
   const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, placeName, reason, scope,
-    said, community, reviewer, names: {} };
+    said, community, reviewer, codeFor, names: {} };
   return words;
 })();
