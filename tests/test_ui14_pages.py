@@ -12,6 +12,9 @@ server (fourteenth round), each test failing on the round's start:
 - a year with no budget is said as such (it read "record not found, maybe outside your remit"),
   and an empty chart says it is empty instead of being a blank box; a month of days on a desktop
   chart is labelled without overlapping;
+- an auditor bound to one institution reads her figures as that institution's (by name) and is told
+  her remit, not her role, keeps the community's settlement from her (it read "your role may not
+  (name a medical community (community=) wholly within your remit)");
 - signing out from a page opened before signing in again (another tab) is said in words, with the
   sign-out offered again (it had answered raw JSON in English)."""
 
@@ -193,3 +196,15 @@ def test_signing_out_from_a_page_opened_before_signing_in_again_is_said_in_words
     browser.wait_for("location.pathname === '/ui/signin' && !!document.querySelector('#signin-notice')")
     assert browser.eval("document.querySelector('#signin-notice').innerText").startswith("您已退出登录")
     assert browser.eval("fetch('/ui/session').then(r => r.status)") == 401
+
+
+def test_an_auditor_bound_to_one_institution_reads_its_name_and_why_there_is_no_settlement(
+        march: TestClient, engine: Engine, server: str, browser: Browser) -> None:
+    """Her figures are for her institution, not a community; her settlement is refused by her remit."""
+    browser.send("Emulation.setDeviceMetricsOverride", **PHONE_360)
+    ins.sign_in(browser, server, engine, "/ui/insurance?month=2026-03&year=2026", "li.bound", "auditor", remit="FNZYY")
+    browser.wait_for("document.querySelector('#set-message').innerText.startsWith('结算按医共体进行')")
+    fors = set(browser.eval("[...document.querySelectorAll('#indicators tbody tr')].map(r => r.cells[1].innerText)"))
+    assert fors == {"阜宁县中医院（FNZYY）"}, fors
+    said = browser.eval("document.querySelector('#set-message').innerText")
+    assert "您的监管范围（阜宁县中医院（FNZYY））不包含一个完整的医共体" in said and "remit)" not in said, said

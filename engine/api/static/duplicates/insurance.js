@@ -104,14 +104,14 @@
       const g = r.group[0];
       const who = ((r.reporter || {}).identifier || {}).value || "";
       const [num, den] = figures(g);
-      const tr = row([titleOf(r.measure), window.hurenWords.community(who), shown(g.measureScore, isPercent(r)), num, den], ["", "", "num", "num", "num"],
+      const tr = row([titleOf(r.measure), window.hurenWords.unit(who), shown(g.measureScore, isPercent(r)), num, den], ["", "", "num", "num", "num"],
         ["指标 Indicator", "范围 For", "数值 Value", "分子 Numerator", "分母 Denominator"]);
       tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
       body.appendChild(tr);
       const byInst = (g.stratifier || []).find((s) => s.code[0].text === "institution");
       if (!byInst || !byInst.stratum.length) continue;
       const fig = document.createElement("figure");
-      fig.appendChild(el("figcaption", titleOf(r.measure) + " · " + window.hurenWords.community(who) + " 按机构 by institution"));
+      fig.appendChild(el("figcaption", titleOf(r.measure) + " · " + window.hurenWords.unit(who) + " 按机构 by institution"));
       const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
       svg.setAttribute("role", "img"); svg.setAttribute("aria-label", titleOf(r.measure));
       svg.dataset.measure = r.measure.split("/").pop();
@@ -232,7 +232,11 @@
       if (!years.counts(mine)) return;
       // the settlement's 404 is "no rules for that year (or community)", not a record gone from the remit
       message("#set-message", e.status === 404 ? q.get("year") + "年" + (q.get("community") ? "医共体 " + q.get("community") + " " : "")
-        + "没有结算规则（预算），无法结算。请选择已设预算的年度，或请系统管理员在结算规则中加入该年度。 No budget is set for that year." : e.message);
+        + "没有结算规则（预算），无法结算。请选择已设预算的年度，或请系统管理员在结算规则中加入该年度。 No budget is set for that year."
+        // a bound auditor's 403 is their remit, not their role: a settlement is of a whole medical community
+        : e.status === 403 && session && session.remit ? "结算按医共体进行，您的监管范围（" + window.hurenWords.unit(session.remit)
+          + "）不包含一个完整的医共体，因此不能查看结算。 The settlement is of a whole medical community, which your remit does not cover."
+        : e.message);
     }
     document.body.dataset.settlement = "1";
   }

@@ -129,6 +129,12 @@ window.hurenWords = (function () {
     const name = said("communities", code);
     return name ? name + "（" + code + "）" : "医共体 " + String(code == null ? "" : code);
   }
+  // What a figure is for: a medical community (the whole-site auditor's reports), or one institution
+  // (an auditor bound to it), each by its name; a code neither lists stays as it is.
+  function unit(code) {
+    if (said("communities", code)) return community(code);
+    return place(code);
+  }
   // Who reviewed, from the review's author as the API records it ("staff:wang.li 王丽 (auditor)"):
   // the person's name and role in words (王丽（审核员）); another form of author is shown as it is.
   function reviewer(label) {
@@ -155,6 +161,6 @@ window.hurenWords = (function () {
   }
 
   const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, placeName, reason, scope,
-    said, community, reviewer, codeFor, names: {} };
+    said, community, unit, reviewer, codeFor, names: {} };
   return words;
 })();
