@@ -103,6 +103,10 @@ def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, serve
     browser.wait_for("document.querySelector('#review-said').className === 'ok'")
     assert browser.eval("document.querySelector('#review-said').innerText").startswith("已记录复核：已维持（不予支付） — 王丽")
     assert browser.eval("document.querySelector('#uphold').disabled") is False
+    # where the person is: the outcome on the screen, the keyboard still on the button they pressed
+    assert browser.eval("(() => { const r = document.querySelector('#review-said').getBoundingClientRect();"
+                        "return r.top >= 0 && r.bottom <= innerHeight; })()") is True
+    assert browser.eval("document.activeElement.id") == "uphold"
     assert browser.eval("window.reviewsSent") == 1
     flag = next(f for f in engine.recognition.flags.find() if f["status"] == "upheld")
     assert len(flag["reviews"]) == 1, flag["reviews"]

@@ -321,6 +321,10 @@
       message(done, true); text(said, done); said.className = "ok";
     } catch (err) { message(err.message); text(said, err.message); said.className = ""; }
     finally { delete form.dataset.sending; buttons.forEach((b) => { b.disabled = false; }); }
+    // the evidence opened again moved focus and the view to its top: back to the button pressed (it
+    // could not hold focus while off), with what became of the review in view
+    if (e.submitter && form.isConnected) e.submitter.focus({ preventScroll: true });
+    said.scrollIntoView({ block: "nearest" });
   });
   whoami().then((ok) => { if (ok) load(); });
 })();
