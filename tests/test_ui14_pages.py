@@ -72,6 +72,9 @@ def test_a_review_is_sent_once_and_said_beside_its_buttons(engine: Engine, serve
     finally:
         held.close()
     browser.wait_for("document.querySelector('#message').innerText === ''")
+    tap(browser, "#flags tbody tr.flag:first-child button.open")  # the liver panel of the 4th: its analytes in words
+    browser.wait_for("document.querySelector('#ev-facts').innerText.includes('丙氨酸氨基转移酶（ALT）、')")
+    tap(browser, "#ev-close")
     # the filters take what a person knows: the institution's and the test's names (the codes are sent)
     assert browser.eval("[...document.querySelectorAll('#choices-places option')].map(o => o.label)").count("阜宁县中医院") == 1
     type_into(browser, "#filters [name=institution]", "阜宁县中医院")

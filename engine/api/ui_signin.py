@@ -189,7 +189,7 @@ def session_info(request: Request) -> Response:
 def _names(engine: Engine) -> dict[str, Any]:
     """The site's words for its codes, so a page names what it shows rather than show a code: the
     institutions, the re-test reasons (R04 急诊急救), the recognition scopes (JS 江苏省HR), the
-    recognition items (CBC 血常规), the staff roles (审核员), each published Measure's title, and the pages' own words file
+    recognition items (CBC 血常规) and a panel's analytes (ALT 丙氨酸氨基转移酶), the staff roles (审核员), each published Measure's title, and the pages' own words file
     (``ui_words``: communities, insurance types, statuses, settlement steps). The one owner of code
     names on the staff pages. Site rules, not records: the same for every signed-in person."""
     rules = engine.recognition.rules
@@ -197,6 +197,7 @@ def _names(engine: Engine) -> dict[str, Any]:
             "reasons": {code: r.display for code, r in rules.reasons.items()},
             "scopes": {code: sc.name for code, sc in rules.scopes.items()},
             "items": {code: item.name for code, item in rules.items.items()},
+            "analytes": {code: name for item in rules.items.values() for code, name in item.analytes.items()},
             "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
             "measures": {m.url: m.title for m in engine.measures.by_id.values()},
             **page_words(engine.settings.site)}

@@ -224,7 +224,9 @@
         ["前次结果 Prior result", [W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — ", f.prior, ev.priorResource]],
         ["重复结果 Repeated result", ["", f.result, ev.resultResource]],
         ["医嘱 Order", f.order ? ["", f.order, null] : "（无 none）"],
-        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
+        // a panel's repeated analytes by name, their codes after them (丙氨酸氨基转移酶（ALT）)
+        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
+          + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
         ["价格 Price", money(f.price, f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
         ["范围 Scope", W.scope(f.basis) + (f.hr && f.hr.length ? " · 前次结果的HR范围 prior HR: " + f.hr.map(W.scope).join("、") : "")],
         ["理由 Reason", f.reason ? W.reason(f.reason) + (f.reason_text ? "：" + f.reason_text : "") + (f.effect ? "（" + effect(f.effect) + "）" : "") : "（无 none）"]];

@@ -12,7 +12,7 @@ window.hurenStaff = (function () {
     const session = await res.json();
     // every code name the pages show comes from here (the server's one owner of them, ui_signin._names)
     const names = {};
-    for (const kind of ["places", "reasons", "scopes", "items", "roles", "measures", "communities", "insurance_types",
+    for (const kind of ["places", "reasons", "scopes", "items", "analytes", "roles", "measures", "communities", "insurance_types",
       "statuses", "effects", "result_statuses", "steps", "spans"]) names[kind] = session[kind] || {};
     window.hurenWords.names = names;
     // a filter that takes a code offers the site's names to choose from (the code is what is sent)
