@@ -201,7 +201,7 @@ def test_demo_month_in_the_page(engine: Any, server: str, browser: Browser, tmp_
     browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1400, deviceScaleFactor=1, mobile=False)
     sign_in_page(browser, server, engine)
     summary = browser.eval("document.querySelector('#summary').innerText")
-    assert "self-pay re-tests" in summary and "CNY 20.00" in summary
+    assert "自费复查 self-pay" in summary and "CNY 20.00" in summary
     flags = browser.eval("document.querySelector('#flags tbody').innerText")
     assert "理由与记录不符 reason contradicted by records" in flags and "自费复查" in flags and "有理由复查" in flags
     assert "ALT（部分 partial）" in flags and "CNY 5.00" in flags

@@ -123,6 +123,7 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         s.wait("document.body.innerText.includes('您要查看谁的档案')")
         choices = s.eval("[...document.querySelectorAll('button[name=choice]')].map(b => b.innerText)")
         assert len(choices) == 2 and choices[0].startswith("我自己（孙伟）") and "赵桂兰 · 子女" in choices[1]
+        assert re.search(r"代为查看，授权至 \d{4}年\d{1,2}月\d{1,2}日 ·", choices[1]), choices[1]  # the day as written in China
         son.shot("03-son-chooses-360")
         assert outside(s, {"width": WIDTH}) == []
         s.eval("[...document.querySelectorAll('button[name=choice]')].find(b => b.innerText.includes('赵桂兰')).click()")
@@ -149,6 +150,15 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         fits(mother)
         m.eval("document.querySelector('[data-tab=family]').click()")
         m.eval("document.querySelector('button.withdraw').click()")
+        # one tap asks first (it ends his access at once); "keep" puts the button back, nothing withdrawn
+        m.wait("document.activeElement.classList.contains('ask')")
+        assert "确定撤销孙伟的查看权限吗？撤销后立即生效" in mother.text("family")
+        m.eval("document.querySelector('.confirm-box button.keep').click()")
+        m.wait("document.activeElement.classList.contains('withdraw')")
+        assert "可以查看" in mother.text("family") and not m.eval("!!document.querySelector('.confirm-box')")
+        m.eval("document.querySelector('button.withdraw').click()")
+        m.wait("!!document.querySelector('.confirm-box button.confirm')")
+        m.eval("document.querySelector('.confirm-box button.confirm').click()")
         m.wait("document.getElementById('family').innerText.includes('已撤销')")
         assert "撤销孙伟的查看权限" not in mother.text("family")
         mother.shot("06-mother-withdrew-big-360")

@@ -77,7 +77,9 @@ def test_auditor_signs_in_reviews_and_is_named_in_the_audit_trail(engine: Any, s
     browser.eval("document.querySelector('#review [name=reason]').value = '3 日内同项目重复，无临床理由';"
                  "document.querySelector('#uphold').click(); true")
     browser.wait_for("document.querySelector('#message').innerText.includes('Review recorded: upheld')")
-    browser.wait_for("document.querySelector('#ev-facts').innerText.includes('staff:wang.li 王丽 (auditor)')")
+    # the page names the reviewer and their role in words (the API keeps its label, below)
+    browser.wait_for("document.querySelector('#ev-facts').innerText.includes('王丽（审核员）')")
+    assert 'staff:' not in browser.eval("document.querySelector('#ev-facts').innerText")
     shot(browser, folder, "duplicates-desktop.png")
 
     flag = engine.recognition.flags.find()[0]

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from engine.api.ui_words import page_words
 from engine.audit.note import note
 from engine.auth.policy import allowed, require_auditor, require_insurance_report
 from engine.auth.staff_oidc import OidcRefused
@@ -151,7 +152,13 @@ async def signout(request: Request) -> Response:
     form = await request.form()
     if session is not None:
         if not csrf_matches(session, str(form.get("csrf") or "")):
-            return JSONResponse({"error": "sign-out was not sent by the signed-in page (CSRF token)"}, status_code=403)
+            # Not signed out: the form came from a page opened before a newer sign-in (another tab),
+            # or not from this server's page at all. A person had been shown raw JSON in English;
+            # now a page says so in words and offers the sign-out again with this session's token
+            # (only this browser, holding the cookie, gets that page; it may not be framed).
+            return templates.TemplateResponse(request, "staff_signout_stale.html",
+                                              {"csrf": session.csrf, "back": HOME}, status_code=403,
+                                              headers=PAGE_HEADERS)
         request.state.caller = session.caller
         request.app.state.engine.staff.sign_out(request.cookies.get(SESSION_COOKIE))
         note(request, action="logout", detail={"staff": session.person.name})
@@ -179,14 +186,21 @@ def session_info(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
-def _names(engine: Engine) -> dict[str, dict[str, str]]:
+def _names(engine: Engine) -> dict[str, Any]:
     """The site's words for its codes, so a page names what it shows rather than show a code: the
-    institutions, the re-test reasons (R04 急诊急救) and the recognition scopes (JS 江苏省HR). Site
-    rules, not records: the same for every signed-in person."""
+    institutions, the re-test reasons (R04 急诊急救), the recognition scopes (JS 江苏省HR), the
+    recognition items (CBC 血常规) and a panel's analytes (ALT 丙氨酸氨基转移酶), the staff roles (审核员), each published Measure's title, and the pages' own words file
+    (``ui_words``: communities, insurance types, statuses, settlement steps). The one owner of code
+    names on the staff pages. Site rules, not records: the same for every signed-in person."""
     rules = engine.recognition.rules
     return {"places": {code: inst.name for code, inst in engine.site.institutions.items() if inst.name},
             "reasons": {code: r.display for code, r in rules.reasons.items()},
-            "scopes": {code: sc.name for code, sc in rules.scopes.items()}}
+            "scopes": {code: sc.name for code, sc in rules.scopes.items()},
+            "items": {code: item.name for code, item in rules.items.items()},
+            "analytes": {code: name for item in rules.items.values() for code, name in item.analytes.items()},
+            "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
+            "measures": {m.url: m.title for m in engine.measures.by_id.values()},
+            **page_words(engine.settings.site)}
 
 
 OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it

@@ -35,7 +35,8 @@
   function filterQuery() {
     const params = new URLSearchParams();
     for (const el of $("#filters").elements) {
-      if (el.name && el.value) params.set(el.name, el.value);
+      const value = el.dataset.names ? W.codeFor(el.dataset.names, el.value) : el.value; // a name typed: its code
+      if (el.name && value) params.set(el.name, value);
     }
     return params;
   }
@@ -56,10 +57,9 @@
     const t = report.totals; totals = report;
     const summary = $("#summary"); summary.replaceChildren(
       stat("疑似重复 flags", t.count), stat("涉及金额 money at stake", money(t.money_at_stake, report.currency)),
-      stat("待复核 open", t.by_status.flagged), stat("已维持 upheld", t.by_status.upheld), stat("已撤销 overturned", t.by_status.overturned),
-      stat("有理由复查 justified re-tests", t.by_status.justified),
-      stat("自费复查 self-pay re-tests", t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
-      stat("仅报告 reported only", t.by_status.reported));
+      ...["flagged", "upheld", "overturned", "justified"].map((k) => stat(W.status(k).join(" "), t.by_status[k])),
+      stat(W.status("self_pay").join(" "), t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
+      stat(W.status("reported").join(" "), t.by_status.reported));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
     if ($("#filters").elements.status.value) {
       // the API's by-status figures are over every status (the other filters apply): said, not implied
@@ -166,13 +166,26 @@
     return JSON.stringify(out, null, 2);
   }
 
-  // a re-test reason's effect under the payer's policy (mappings/recognition/policy.yaml)
-  const EFFECT = { payable: "可由基金支付 payable", self_pay: "患者自费 self-pay", check_age: "按前次结果时间核查 checked against the prior's age",
-    check_qc: "按质控核查 checked against QC", check_held: "按调阅记录核查 checked against records held" };
+  // a re-test reason's effect under the payer's policy and a result's status, in the session's words
+  const effect = (code) => W.said("effects", code) || code;
+  const resultStatus = (code) => W.said("result_statuses", code) || code;
 
-  const RESULT_STATUS = { final: "已出报告 final", amended: "已更正 amended", corrected: "已更正 corrected",
-    preliminary: "初步 preliminary", partial: "部分 partial", registered: "已登记 registered", cancelled: "已取消 cancelled",
-    "entered-in-error": "录入错误 entered in error", available: "可调阅 available" };
+  // what kind of record a result is, for a person (a reference's type alone says nothing to them)
+  const KIND = { DiagnosticReport: "检验检查报告", Observation: "检验结果", ImagingStudy: "影像检查", ServiceRequest: "医嘱" };
+  function testName(resource) {
+    const code = (resource && resource.code) || {};
+    return code.text || ((code.coding || []).find((c) => c.display) || {}).display || "";
+  }
+  // A result named by its test and kind (血常规 · 检验检查报告), its reference kept beside it in
+  // small type for whoever traces it; a result the person may not read is named by its kind.
+  function named(dd, reference, resource) {
+    const type = String(reference || "").split("/")[0];
+    const words = [testName(resource), KIND[type] || type].filter(Boolean).join(" · ");
+    dd.replaceChildren(document.createTextNode(words ? words + " " : ""));
+    const small = document.createElement("small"); small.className = "ref"; text(small, reference);
+    dd.appendChild(small);
+    return dd;
+  }
 
   // A result as an auditor reads it -- what, when (Beijing time), where, its status and finding --
   // with the FHIR JSON folded away beneath it.
@@ -183,7 +196,7 @@
     const name = code.text || ((code.coding || []).find((c) => c.display) || {}).display || resource.resourceType;
     const when = resource.effectiveDateTime || resource.started || (resource.effectivePeriod || {}).start || resource.issued;
     const facts = [["项目 Test", name], ["时间 When", when ? W.instant(when) : "—"],
-      ["状态 Status", RESULT_STATUS[resource.status] || resource.status || "—"]];
+      ["状态 Status", resultStatus(resource.status) || "—"]];
     const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
     if (by.length) facts.push(["执行 By", by.join("、")]);
     if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
@@ -208,12 +221,15 @@
       const facts = [["状态 Status", zh + (en ? " " + en : "")], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
         ["时限 Window", f.window + " 天 days"],
         ["重复于 Repeated at", W.place(f.inst) + " · " + W.day(f.day) + "（开单 ordered " + W.day(f.order_day) + "）"],
-        ["前次结果 Prior result", W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — " + f.prior], ["重复结果 Repeated result", f.result],
-        ["医嘱 Order", f.order || "（无 none）"],
-        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.join(", ") + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
+        ["前次结果 Prior result", [W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — ", f.prior, ev.priorResource]],
+        ["重复结果 Repeated result", ["", f.result, ev.resultResource]],
+        ["医嘱 Order", f.order ? ["", f.order, null] : "（无 none）"],
+        // a panel's repeated analytes by name, their codes after them (丙氨酸氨基转移酶（ALT）)
+        ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
+          + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
         ["价格 Price", money(f.price, f.currency) + "（" + (f.price_source === "charge" ? "收费明细 billed charge line" : "价格目录 price catalogue") + "）"],
         ["范围 Scope", W.scope(f.basis) + (f.hr && f.hr.length ? " · 前次结果的HR范围 prior HR: " + f.hr.map(W.scope).join("、") : "")],
-        ["理由 Reason", f.reason ? W.reason(f.reason) + (f.reason_text ? "：" + f.reason_text : "") + (f.effect ? "（" + (EFFECT[f.effect] || f.effect) + "）" : "") : "（无 none）"]];
+        ["理由 Reason", f.reason ? W.reason(f.reason) + (f.reason_text ? "：" + f.reason_text : "") + (f.effect ? "（" + effect(f.effect) + "）" : "") : "（无 none）"]];
       if (f.late_reasons && f.late_reasons.length) {
         // recorded after the result: not counted (DOMAIN: the reason recorded at order time stands), shown for the auditor
         facts.push(["迟录理由 Late reason", f.late_reasons.map(W.reason).join("、") + (f.late_reason_text ? "：" + f.late_reason_text : "")
@@ -222,13 +238,19 @@
       if (f.contradicted) facts.push(["复核提示 Review note", f.contradicted]);
       for (const r of f.reviews || []) {
         const [rz, re] = W.status(r.decision);
-        facts.push(["复核 Review", rz + " " + re + " · " + r.by + " · " + W.instant(r.at) + "：" + r.reason]);
+        facts.push(["复核 Review", rz + " " + re + " · " + W.reviewer(r.by) + " · " + W.instant(r.at) + "：" + r.reason]);
       }
-      for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
+      for (const [k, v] of facts) {
+        dl.appendChild(text(document.createElement("dt"), k));
+        const dd = dl.appendChild(document.createElement("dd"));
+        if (Array.isArray(v)) { named(dd, v[1], v[2]); dd.insertBefore(document.createTextNode(v[0]), dd.firstChild); }
+        else text(dd, v);
+      }
       text($("#ev-prior"), summarise(ev.priorResource)); describe($("#ev-prior-words"), ev.priorResource);
       text($("#ev-repeat"), summarise(ev.resultResource)); describe($("#ev-repeat-words"), ev.resultResource);
       const review = $("#review"); // absent for a role that may not review (an operator)
       if (review) review.hidden = !(f.status === "flagged" || f.status === "upheld" || f.status === "overturned");
+      if (review && !review.dataset.sending) text($("#review-said"), "");
       $("#evidence").hidden = false;
       // keyboard and screen-reader users land on what they opened; on a phone it is below the list
       $("#ev-title").focus({ preventScroll: true });
@@ -246,6 +268,8 @@
       document.body.dataset.loaded = "1";
       return false;
     }
+    // the status filter's choices in the session's words (the page's HTML names them only as a fallback)
+    for (const opt of $("#filters").elements.status.options) if (opt.value) text(opt, W.status(opt.value).join(" "));
     if (!session.can.review) $("#review").remove(); // the API refuses it too; the page does not offer it
     if (session.can.insurance) $("#nav-insurance").hidden = false;
     return true;
@@ -255,6 +279,8 @@
     const mine = lists.ask();
     const q = filterQuery(); q.set("_count", String(PAGE));
     $("#more").disabled = true; // no page of the old list while the new one is on its way
+    // said while it is on its way: on a slow connection a tap on "查询" had shown nothing for seconds
+    text($("#message"), "正在查询…… Loading…"); $("#message").className = "busy";
     try {
       const report = await api("/reports/duplicates?" + q.toString());
       if (!lists.counts(mine)) return; // a later load's list is the one to show
@@ -275,18 +301,32 @@
     const back = document.querySelector('#flags tr.selected button.open');
     if (back) back.focus();
   });
+  // A review is sent once: both buttons are off and say so while it is on its way (a second tap,
+  // or Enter pressed again, had recorded the same review twice), and what became of it is said
+  // beside the buttons -- on a phone the page's message line is screens above them.
   $("#review").addEventListener("submit", async (e) => {
     e.preventDefault();
+    const form = $("#review"), said = $("#review-said");
+    if (form.dataset.sending) return;
     const decision = e.submitter ? e.submitter.value : "upheld";
-    const reason = $("#review").elements.reason.value;
+    const reason = form.elements.reason.value;
+    const buttons = form.querySelectorAll("button");
+    form.dataset.sending = "1"; buttons.forEach((b) => { b.disabled = true; });
+    said.className = ""; text(said, "正在提交复核…… Sending the review…");
     try {
       await api("/reports/duplicates/" + encodeURIComponent(currentFlag) + "/review", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision, reason }) });
       const id = currentFlag; await load();
       await openFlag(id, document.querySelector('#flags tr[data-id="' + id + '"]'));
       const [zh, en] = W.status(decision);
-      message("已记录复核：" + zh + " — " + session.display + "。 Review recorded: " + en, true);
-    } catch (err) { message(err.message); }
+      const done = "已记录复核：" + zh + " — " + session.display + "。 Review recorded: " + en;
+      message(done, true); text(said, done); said.className = "ok";
+    } catch (err) { message(err.message); text(said, err.message); said.className = ""; }
+    finally { delete form.dataset.sending; buttons.forEach((b) => { b.disabled = false; }); }
+    // the evidence opened again moved focus and the view to its top: back to the button pressed (it
+    // could not hold focus while off), with what became of the review in view
+    if (e.submitter && form.isConnected) e.submitter.focus({ preventScroll: true });
+    said.scrollIntoView({ block: "nearest" });
   });
   whoami().then((ok) => { if (ok) load(); });
 })();

@@ -10,11 +10,27 @@ window.hurenStaff = (function () {
     catch (e) { document.querySelector("#message").textContent = window.hurenWords.failure(0); return null; }
     if (!res.ok) { window.hurenWords.signInAgain(page); return null; } // words.js decides how
     const session = await res.json();
+    // every code name the pages show comes from here (the server's one owner of them, ui_signin._names)
+    const names = {};
+    for (const kind of ["places", "reasons", "scopes", "items", "analytes", "roles", "measures", "communities", "insurance_types",
+      "statuses", "effects", "result_statuses", "steps", "spans"]) names[kind] = session[kind] || {};
+    window.hurenWords.names = names;
+    // a filter that takes a code offers the site's names to choose from (the code is what is sent)
+    for (const input of document.querySelectorAll("input[data-names]")) {
+      const kind = input.dataset.names, id = "choices-" + kind;
+      let list = document.getElementById(id);
+      if (!list) {
+        list = document.body.appendChild(document.createElement("datalist")); list.id = id;
+        for (const [code, name] of Object.entries(names[kind] || {})) {
+          const opt = list.appendChild(document.createElement("option")); opt.value = code; opt.label = name;
+        }
+      }
+      input.setAttribute("list", id);
+    }
     document.querySelector("#who-name").textContent = session.display + " (" + session.name + ")";
-    document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " + session.institution +
-      (session.remit ? " · 监管范围 remit " + session.remit : "");
+    document.querySelector("#who-role").textContent = session.role_zh + " " + session.role_en + " · " +
+      window.hurenWords.place(session.institution) + (session.remit ? " · 监管范围 remit " + session.remit : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
-    window.hurenWords.names = { places: session.places, reasons: session.reasons, scopes: session.scopes };
     document.querySelector("#who").hidden = false;
     return session;
   }
@@ -55,21 +71,41 @@ window.hurenCharts = (function () {
     svg.style.height = "";
     drawn.set(svg, [data, format]);
     const w = svg.clientWidth || 500, h = 180, pad = 22;
+    if (!data.length) { // an empty chart says so, instead of a blank box under its title
+      svg.style.height = "40px";
+      words(svg, "所选范围内没有数据 No data in this range", 0, 24).setAttribute("class", "empty");
+      return;
+    }
     if (w < 480) return rows(svg, data, format, w);
     const max = Math.max(1e-9, ...data.map((d) => Math.abs(d.value)));
-    const bw = data.length ? (w - pad) / data.length : 0;
+    const bw = (w - pad) / data.length;
+    const ticks = [], values = [], tops = [];
     data.forEach((d, i) => {
       const bh = ((h - 2 * pad) * Math.max(0, d.value)) / max;
-      const r = document.createElementNS(NS, "rect");
-      r.setAttribute("class", "bar" + (d.cls ? " " + d.cls : "")); r.setAttribute("x", pad + i * bw + 2);
-      r.setAttribute("y", h - pad - bh); r.setAttribute("width", Math.max(1, bw - 4)); r.setAttribute("height", bh);
-      r.setAttribute("data-label", d.label); r.setAttribute("data-value", d.value);
+      const r = rect(svg, d, pad + i * bw + 2, h - pad - bh, Math.max(1, bw - 4), bh);
+      tops.push(h - pad - bh);
       r.appendChild(label(document.createElementNS(NS, "title"), (d.name || d.label) + ": " + format(d.value)));
-      svg.appendChild(r);
-      const t = document.createElementNS(NS, "text"); t.setAttribute("x", pad + i * bw + 2); t.setAttribute("y", h - 6);
-      svg.appendChild(label(t, d.tick || String(d.name || d.label).slice(-(d.keep || 8))));
-      const v = document.createElementNS(NS, "text"); v.setAttribute("x", pad + i * bw + 2); v.setAttribute("y", Math.max(10, h - pad - bh - 3));
-      svg.appendChild(label(v, format(d.value)));
+      ticks.push(words(svg, d.tick || String(d.name || d.label).slice(-(d.keep || 8)), pad + i * bw + 2, h - 6));
+      values.push(words(svg, format(d.value), pad + i * bw + 2, Math.max(10, h - pad - bh - 3)));
+    });
+    fit(ticks, values, tops, bw, w);
+  }
+  // Many bars (a month of days) leave each a few pixels: labels written side by side ran into one
+  // another ("3月1日3月2日3月3日…"). Only every k-th label is written, k the fewest bars a label
+  // needs; a value that does not fit across its bar is written upwards along it, and left to the
+  // bar's title (shown on pointing, read by screen readers) when even that does not fit.
+  function fit(ticks, values, tops, bw, w) {
+    const widest = (list) => Math.max(0, ...list.map((t) => t.getComputedTextLength()));
+    const k = Math.max(1, Math.ceil((widest(ticks) + 6) / bw));
+    ticks.forEach((t, i) => { if (i % k || Number(t.getAttribute("x")) + t.getComputedTextLength() > w) t.remove(); }); // none cut at the edge
+    if (widest(values) + 2 <= bw) return;
+    values.forEach((v, i) => {
+      if (bw < 12) { v.remove(); return; }
+      // upwards from just above its bar (from the top of the chart's room when the bar is tall)
+      const x = Number(v.getAttribute("x")) + bw / 2 + 2, top = tops[i] - 3;
+      const y = Math.max(v.getComputedTextLength() + 2, top);
+      v.setAttribute("x", x); v.setAttribute("y", y); v.setAttribute("class", "upright");
+      v.setAttribute("transform", "rotate(-90 " + x + " " + y + ")");
     });
   }
   // drawn again when the screen's width changes (a phone turned sideways), in the layout that fits it

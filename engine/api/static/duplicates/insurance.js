@@ -76,18 +76,8 @@
     // a count (duplicate tests, referrals out of the county) states no denominator: shown as "—", not 0
     return ["numerator", "denominator"].map((url) => (part(url) ? String(part(url).valueDecimal) : "—"));
   }
-  function titleOf(measure, defs) { return defs[measure] || measure.split("/").pop(); }
-
-  const TITLES = {
-    "urn:huren:Measure/huren-per-admission-cost": "住院次均费用 Cost per admission",
-    "urn:huren:Measure/huren-out-of-pocket-share": "自付比例 Out-of-pocket share",
-    "urn:huren:Measure/huren-county-treatment-rate": "县域内就诊率 Treated inside the county",
-    "urn:huren:Measure/huren-out-of-county-referrals": "转外就医 Referrals out of the county",
-    "urn:huren:Measure/huren-two-way-referral-ratio": "下转/上转比 Downward/upward referrals",
-    "urn:huren:Measure/huren-spending-growth": "费用同比增长 Spending growth",
-    "urn:huren:Measure/huren-duplicate-test-count": "重复检查检验 Duplicate tests",
-    "urn:huren:Measure/huren-duplicate-test-money": "重复检查金额 Duplicate-test money",
-  };
+  // a measure by its published title (measures.yaml, through the session's words), else its id
+  function titleOf(measure) { return window.hurenWords.said("measures", measure) || measure.split("/").pop(); }
 
   function renderIndicators(bundle) {
     const reports = bundle.entry.map((e) => e.resource).filter((r) => r.resourceType === "MeasureReport");
@@ -114,16 +104,16 @@
       const g = r.group[0];
       const who = ((r.reporter || {}).identifier || {}).value || "";
       const [num, den] = figures(g);
-      const tr = row([titleOf(r.measure, TITLES), who, shown(g.measureScore, isPercent(r)), num, den], ["", "", "num", "num", "num"],
+      const tr = row([titleOf(r.measure), window.hurenWords.unit(who), shown(g.measureScore, isPercent(r)), num, den], ["", "", "num", "num", "num"],
         ["指标 Indicator", "范围 For", "数值 Value", "分子 Numerator", "分母 Denominator"]);
       tr.dataset.measure = r.measure.split("/").pop(); tr.dataset.value = g.measureScore ? g.measureScore.value : "";
       body.appendChild(tr);
       const byInst = (g.stratifier || []).find((s) => s.code[0].text === "institution");
       if (!byInst || !byInst.stratum.length) continue;
       const fig = document.createElement("figure");
-      fig.appendChild(el("figcaption", titleOf(r.measure, TITLES) + " · " + who + " 按机构 by institution"));
+      fig.appendChild(el("figcaption", titleOf(r.measure) + " · " + window.hurenWords.unit(who) + " 按机构 by institution"));
       const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-      svg.setAttribute("role", "img"); svg.setAttribute("aria-label", titleOf(r.measure, TITLES));
+      svg.setAttribute("role", "img"); svg.setAttribute("aria-label", titleOf(r.measure));
       svg.dataset.measure = r.measure.split("/").pop();
       fig.appendChild(svg); charts.appendChild(fig);
       const unit = g.measureScore ? g.measureScore.unit : "1";
@@ -135,35 +125,22 @@
     }
   }
 
-  // The settlement's steps in Chinese, from each step's key and the rate it applied (the API's
-  // label, in English, follows in small type for whoever checks it against `huren settle`).
+  // The settlement's steps in Chinese, from each step's key and the rate it applied, in the words of
+  // the session (mappings/insurance/words.yaml); the API's label, in English, follows in small type
+  // for whoever checks it against `huren settle`.
   const fixed = (v) => Number(v).toFixed(2);
   const pctOf = (share) => String(+(Number(share) * 100).toFixed(4)) + "%";
-  function span(label) { // "overspend 0 %–5 %: ..." / "surplus above 15 %: ..." -> "0%–5%" / "15% 以上"
+  function span(label) { // "overspend 0 %–5 %: ..." / "surplus above 15 %: ..." -> "0%–5% 段" / "15% 以上部分"
     const m = /(\d+(?:\.\d+)?) %–(\d+(?:\.\d+)?) %/.exec(label), above = /above (\d+(?:\.\d+)?) %/.exec(label);
-    return m ? m[1] + "%–" + m[2] + "% 段" : above ? above[1] + "% 以上部分" : "";
+    return m ? window.hurenWords.said("spans", "between", { low: m[1], high: m[2] })
+      : above ? window.hurenWords.said("spans", "above", { low: above[1] }) : "";
   }
   function stepWords(step, months) {
-    const share = step.share == null ? "" : pctOf(step.share);
-    switch (step.step) {
-      case "budget": return "年度预算";
-      case "spending": return "计入结算的支出";
-      case "prepayment-monthly": return "按月预付：预算的 " + share;
-      case "prepayment-ceiling": return "预付上限：预算的 " + share;
-      case "prepaid": return "已预付" + (months ? "（" + months + " 个月，不超过上限）" : "（不超过上限）");
-      case "overspend": return "超支：预算的 " + share;
-      case "overspend-tier": return "超支 " + span(step.label) + "：基金分担 " + share;
-      case "surplus": return "结余：预算的 " + share;
-      case "surplus-tier": return "结余 " + span(step.label) + "：医共体留用 " + share;
-      case "fund-share-of-overspend": return "基金分担的超支";
-      case "community-bears": return "医共体自担的超支";
-      case "retained": return "医共体结余留用";
-      case "returned-to-fund": return "结余留归基金";
-      case "fund-pays": return /overspend/.test(step.label) ? "基金全年支付：预算 + 基金分担的超支" : "基金全年支付：支出 + 结余留用";
-      case "year-end": return Number(step.amount) > 0 ? "年终清算（少补）：基金向医共体补付"
-        : Number(step.amount) < 0 ? "年终清算（多还）：医共体退还基金" : "年终清算：无需再结";
-      default: return "";
-    }
+    let key = step.step; // the steps said two ways have a key for each
+    if (key === "prepaid" && months) key = "prepaid-months";
+    else if (key === "fund-pays") key = /overspend/.test(step.label) ? "fund-pays-overspend" : "fund-pays-surplus";
+    else if (key === "year-end") key = Number(step.amount) > 0 ? "year-end-pays" : Number(step.amount) < 0 ? "year-end-returns" : "year-end-even";
+    return window.hurenWords.said("steps", key, { share: step.share == null ? "" : pctOf(step.share), span: span(step.label), months });
   }
   function stepRow(step) {
     const months = (/prepaid in (\d+) months/.exec(step.label) || [])[1];
@@ -174,15 +151,12 @@
     tr.appendChild(el("td", fixed(step.amount), "num"));
     return tr;
   }
-  // the insurance type as the bureau says it, short (职工, 居民) for the chart's bars
-  const TYPE_SHORT = { employee: "职工", resident: "居民" };
-
   function renderSettlement(report) {
     const out = $("#settlement"); out.replaceChildren();
     for (const region of report.regions) {
       for (const c of region.communities) {
         const sec = document.createElement("div"); sec.className = "community"; sec.dataset.community = c.community;
-        sec.appendChild(el("h3", region.name + " · 医共体 " + c.community + " (" + report.year + ", " + report.currency + ")"));
+        sec.appendChild(el("h3", region.name + " · " + window.hurenWords.community(c.community) + " (" + report.year + ", " + report.currency + ")"));
         const fig = document.createElement("figure");
         fig.appendChild(el("figcaption", "预算、支出与基金支付 Budget, spending and what the fund pays"));
         const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg"); svg.setAttribute("class", "settlement-chart");
@@ -190,7 +164,7 @@
         fig.appendChild(svg); sec.appendChild(fig);
         const bars = [];
         for (const s of c.settlements) {
-          const short = TYPE_SHORT[s.insurance_type] || s.name || s.insurance_type;
+          const short = window.hurenWords.said("insurance_types", s.insurance_type) || s.name || s.insurance_type; // its short word
           bars.push({ label: short + " 预算", value: Number(s.budget), keep: 30 });
           bars.push({ label: short + " 支出", value: Number(s.spending), cls: Number(s.spending) > Number(s.budget) ? "over" : "spend", keep: 30 });
           bars.push({ label: short + " 基金支付", value: Number(s.fund_pays), cls: "fund", keep: 30 });
@@ -228,7 +202,9 @@
     const mine = months.ask();
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
-    if (form.elements.community.value) q.set("community", form.elements.community.value);
+    const community = window.hurenWords.codeFor("communities", form.elements.community.value); // a name typed: its code
+    if (community) q.set("community", community);
+    message("#message", "正在查询…… Loading…"); $("#message").className = "busy"; // said while on its way
     try {
       const [bundle, defs] = await Promise.all([api("/reports/indicators?" + q), definitions()]);
       if (!months.counts(mine)) return;
@@ -242,15 +218,26 @@
     const mine = years.ask();
     const form = $("#settlement-form");
     const q = new URLSearchParams({ year: form.elements.year.value });
-    if (form.elements.community.value) q.set("community", form.elements.community.value);
+    const community = window.hurenWords.codeFor("communities", form.elements.community.value); // a name typed: its code
+    if (community) q.set("community", community);
     $("#settlement").replaceChildren();
+    message("#set-message", "正在结算…… Settling…"); $("#set-message").className = "busy";
     try {
       const report = await api("/reports/settlement?" + q);
       if (!years.counts(mine)) return;
       renderSettlement(report); message("#set-message", "");
       $("#settlement").dataset.year = q.get("year");
     }
-    catch (e) { if (!years.counts(mine)) return; message("#set-message", e.message); }
+    catch (e) {
+      if (!years.counts(mine)) return;
+      // the settlement's 404 is "no rules for that year (or community)", not a record gone from the remit
+      message("#set-message", e.status === 404 ? q.get("year") + "年" + (q.get("community") ? "医共体 " + q.get("community") + " " : "")
+        + "没有结算规则（预算），无法结算。请选择已设预算的年度，或请系统管理员在结算规则中加入该年度。 No budget is set for that year."
+        // a bound auditor's 403 is their remit, not their role: a settlement is of a whole medical community
+        : e.status === 403 && session && session.remit ? "结算按医共体进行，您的监管范围（" + window.hurenWords.unit(session.remit)
+          + "）不包含一个完整的医共体，因此不能查看结算。 The settlement is of a whole medical community, which your remit does not cover."
+        : e.message);
+    }
     document.body.dataset.settlement = "1";
   }
 
@@ -274,7 +261,11 @@
   $("#settlement-form").addEventListener("submit", (e) => { e.preventDefault(); loadSettlement(); });
   whoami().then(async (ok) => {
     if (!ok) return;
-    if (!session.can.insurance) { document.querySelectorAll("main section").forEach((sec) => { sec.hidden = true; }); message("#message", "您的角色不能查看结算与指标 Your role may not see the settlement and indicators"); document.body.dataset.loaded = "1"; return; }
+    if (!session.can.insurance) {
+      document.querySelectorAll("main section").forEach((sec) => { sec.hidden = true; });
+      message("#message", "您的角色（" + session.role_zh + "）不能查看结算与指标；如需查看请联系系统管理员。 Your role may not see the settlement and indicators.");
+      document.body.dataset.loaded = "1"; return;
+    }
     await Promise.all([loadIndicators(), loadSettlement()]);
     document.body.dataset.loaded = "1";
   });

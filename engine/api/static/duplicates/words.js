@@ -3,13 +3,9 @@
 // sentence of what to do (not "400 Bad Request"). Shared by the duplicate-test and insurance pages.
 "use strict";
 window.hurenWords = (function () {
-  // the report's status codes (engine.recognition.reports.STATUSES) in the auditors' words
-  const STATUS = {
-    flagged: ["待复核", "open"], upheld: ["已维持（不予支付）", "upheld"], overturned: ["已撤销", "overturned"],
-    justified: ["有理由复查", "justified"], self_pay: ["自费复查", "self-pay"], reported: ["仅报告", "reported only"],
-    void: ["已作废", "void"],
-  };
-  function status(code) { return STATUS[code] || [String(code || ""), ""]; }
+  // a flag's status (engine.recognition.reports.STATUSES) in the auditors' words, [Chinese, English],
+  // from the session's words (mappings/insurance/words.yaml); a status the words do not list stays a code
+  function status(code) { return (words.names.statuses || {})[code] || [String(code || ""), ""]; }
 
   // "2026-03-03" (a local day as the report stores it) -> "2026年3月3日"; anything else as it is
   function day(value) {
@@ -109,6 +105,44 @@ window.hurenWords = (function () {
     return (words.names.scopes || {})[code] || String(code);
   }
 
+  // Any other code the session's words name (communities, insurance_types, effects,
+  // result_statuses, roles, measures, steps, spans), with its {placeholders} filled: "" when the
+  // words do not list it, so the caller decides what to show instead.
+  function said(kind, code, fills) {
+    const words_ = (words.names[kind] || {})[code];
+    if (words_ == null) return "";
+    return String(words_).replace(/\{(\w+)\}/g, (m, k) => (fills && fills[k] != null ? String(fills[k]) : m));
+  }
+  // What a person typed into a filter that takes a code (an institution, an item, a community), as
+  // the code: the code itself, the site's name for it (阜宁县中医院), or both as the pages write them
+  // (阜宁县中医院（FNZYY）). Anything else is sent as typed (and finds nothing, which the page says).
+  function codeFor(kind, typed) {
+    const v = String(typed || "").trim(), table = words.names[kind] || {};
+    if (!v || v in table) return v;
+    const both = /^(.*)（([^（）]+)）$/.exec(v);
+    if (both && both[2] in table) return both[2];
+    const named = Object.keys(table).filter((code) => table[code] === v);
+    return named.length === 1 ? named[0] : v;
+  }
+  // A medical community by its name with its code (the filters take the code): 阜宁县医共体（funing）
+  function community(code) {
+    const name = said("communities", code);
+    return name ? name + "（" + code + "）" : "医共体 " + String(code == null ? "" : code);
+  }
+  // What a figure is for: a medical community (the whole-site auditor's reports), or one institution
+  // (an auditor bound to it), each by its name; a code neither lists stays as it is.
+  function unit(code) {
+    if (said("communities", code)) return community(code);
+    return place(code);
+  }
+  // Who reviewed, from the review's author as the API records it ("staff:wang.li 王丽 (auditor)"):
+  // the person's name and role in words (王丽（审核员）); another form of author is shown as it is.
+  function reviewer(label) {
+    const m = /^staff:(\S+)(?: (.+?))? \((\S+)\)$/.exec(String(label || ""));
+    if (!m) return String(label || "");
+    return (m[2] || m[1]) + "（" + (said("roles", m[3]) || m[3]) + "）";
+  }
+
   // Only the latest request's reply counts. A page asks again before an answer has come (a new
   // filter, another flag opened, another month); on a slow connection the older reply can land
   // last, and shown it would put the old figures, or the other flag's evidence, under what the
@@ -126,6 +160,7 @@ window.hurenWords = (function () {
     };
   }
 
-  const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, placeName, reason, scope, names: {} };
+  const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, placeName, reason, scope,
+    said, community, unit, reviewer, codeFor, names: {} };
   return words;
 })();

@@ -70,7 +70,7 @@ function renderFamily() {
     ];
     if (st === "active") {
       const b = el("button", { type: "button", class: "withdraw" }, w.family_withdraw(personName(person)));
-      b.addEventListener("click", () => withdraw(consent, b).catch((e) => status(e.message, true)));
+      b.addEventListener("click", () => b.replaceWith(confirmWithdraw(consent, person, b)));
       body.push(b);
     }
     return el("article", { class: "card k-family" + (st === "active" ? "" : " ended") },
@@ -140,6 +140,21 @@ async function grant(name, nid, relation, end, button) {
     status(w.family_granted(name.trim()), false, null);
     $("family-h").focus();
   } finally { button.disabled = false; }
+}
+
+// Withdrawing takes effect at once and cannot be undone (access comes back only by granting it
+// again), so one tap asks first: the question, "withdraw" and "keep" in its place, the keyboard's
+// focus on the question. A mistaken tap on a phone had ended the family member's access.
+function confirmWithdraw(consent, person, button) {
+  const w = W(), n = personName(person);
+  const ask = el("p", { class: "ask", tabindex: "-1", id: "fam-ask-" + consent.id }, w.family_confirmWithdraw(n));
+  const yes = el("button", { type: "button", class: "withdraw confirm" }, w.family_withdrawYes);
+  const no = el("button", { type: "button", class: "keep" }, w.family_withdrawNo);
+  const box = el("div", { class: "confirm-box", role: "group", "aria-labelledby": ask.id }, ask, yes, no);
+  yes.addEventListener("click", () => withdraw(consent, yes).catch((e) => status(e.message, true)));
+  no.addEventListener("click", () => { box.replaceWith(button); button.focus(); });
+  setTimeout(() => ask.focus(), 0);
+  return box;
 }
 
 async function withdraw(consent, button) {
