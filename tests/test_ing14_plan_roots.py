@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.repository.index_plan import generate
 from engine.repository.indexing import Indexer, shape_of
 from engine.repository.searchparams import load
 from tests.conftest import mllp_send
@@ -29,30 +28,9 @@ def _root_reads(source: str) -> dict[str, int]:
 
 
 def _plan_source(indexer: Indexer, resource: dict[str, Any]) -> str:
-    shape = shape_of(resource)
-    entries = _entries(indexer, resource["resourceType"])
-    source, _extra = generate(resource["resourceType"], entries, indexer.params.compartment_params(
-        resource["resourceType"]), shape)
-    return source
-
-
-def _entries(indexer: Indexer, rtype: str) -> list[Any]:
-    """The plan entries ``Indexer._compile`` hands the generator (by compiling and reading back)."""
-    captured: list[Any] = []
-    import engine.repository.indexing as indexing
-
-    real = indexing.compile_rows
-
-    def spy(rtype_: str, entries: Any, *args: Any, **kwargs: Any) -> Any:
-        captured.extend(entries)
-        return real(rtype_, entries, *args, **kwargs)
-
-    indexing.compile_rows = spy
-    try:
-        indexer._compile(rtype, None)
-    finally:
-        indexing.compile_rows = real
-    return captured
+    """The source of the plan ``indexer`` compiled for ``resource``'s shape (kept as its docstring)."""
+    indexer.rows(resource)
+    return indexer._shaped[shape_of(resource)].__doc__ or ""
 
 
 OBSERVATION = {
