@@ -571,7 +571,7 @@ def _put_parts(puts: list[Any], backend: Any, count: int) -> dict[str, float]:
     (``RowHasher.keys``), the ``ix_hash`` tuples, ``hkeys`` packed, the range rows with their
     ``ranges`` JSON, the ``idh`` of each new resource. What one walk or fewer rows could take."""
     from engine import fhirjson
-    from engine.repository import sqlite_fhir
+    from engine.repository import sqlite_rows
 
     if not hasattr(backend, "_hasher"):
         return {}
@@ -581,10 +581,10 @@ def _put_parts(puts: list[Any], backend: Any, count: int) -> dict[str, float]:
         "sort keys": lambda: [fhirjson.dumps(rows.sort).decode() for _rec, rows in items],
         "row keys": lambda: [backend._hasher(rec.type).keys(rows) for rec, rows in items],
         "ix_hash tuples": lambda: [[(h, 1, q) for h, q in k] for k in keys],
-        "hkeys packed": lambda: [sqlite_fhir._pack(k) for k in keys],
+        "hkeys packed": lambda: [sqlite_rows._pack(k) for k in keys],
         "range rows and ranges": lambda: [backend._collect(backend._empty_tables(), 1, rec.type, rows)
                                           for rec, rows in items],
-        "idh": lambda: [sqlite_fhir.id_hash(rec.type, rec.id) for rec, _rows in items],
+        "idh": lambda: [sqlite_rows.id_hash(rec.type, rec.id) for rec, _rows in items],
     }
     best: dict[str, float] = {}
     for _round in range(3):

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.repository.fhir import FhirRepository
 from engine.repository.searchparams import load
-from engine.repository.sqlite_fhir import qualifier_hash, ref_hash
+from engine.repository.sqlite_rows import qualifier_hash, ref_hash
 from engine.repository.sqlite_store import SqliteStore
 
 OBS = {"resourceType": "Observation", "id": "o1", "status": "final",

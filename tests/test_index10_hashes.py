@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 
-from engine.repository import sqlite_fhir
-from engine.repository.sqlite_fhir import _SEP, h64, h64_after
+from engine.repository import sqlite_rows
+from engine.repository.sqlite_rows import _SEP, h64, h64_after
 
 VALUES = ["", "718-7", "Patient/123", "a582626d-212e-54e3-8f0a-29a534c833b6", "张三", "Dé", "阜宁县人民医院",
           "\x1f", "a\x1fb", "\ud800", "\udc00x", "😀", " spaced ", "x" * 5000, "http://loinc.org"]
@@ -28,11 +28,11 @@ def test_each_row_hash_is_h64_of_its_whole_key() -> None:
     texts = _texts(400)
     for rtype, param in (("Observation", "code"), ("Provenance", "target"), ("Patient", "张"), ("", "")):
         for value in texts:
-            assert sqlite_fhir.token_hash(rtype, param, value) == h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
-            assert sqlite_fhir.ref_hash(rtype, param, value) == h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
-            assert sqlite_fhir.uri_hash(rtype, param, value) == h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
-            assert sqlite_fhir.system_hash(rtype, param, value) == h64(f"s{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
-            assert sqlite_fhir.id_hash.__wrapped__(rtype, value) == h64(f"i{_SEP}{rtype}{_SEP}{value}")
+            assert sqlite_rows.token_hash(rtype, param, value) == h64(f"t{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
+            assert sqlite_rows.ref_hash(rtype, param, value) == h64(f"r{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
+            assert sqlite_rows.uri_hash(rtype, param, value) == h64(f"u{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
+            assert sqlite_rows.system_hash(rtype, param, value) == h64(f"s{_SEP}{rtype}{_SEP}{param}{_SEP}{value}")
+            assert sqlite_rows.id_hash.__wrapped__(rtype, value) == h64(f"i{_SEP}{rtype}{_SEP}{value}")
 
 
 def test_a_prefix_state_is_never_changed_by_its_use() -> None:
@@ -50,6 +50,6 @@ def test_a_prefix_state_is_never_changed_by_its_use() -> None:
 
 def test_known_values_are_unchanged() -> None:
     """Values the code before the prefix states computed (stores of this layout hold them)."""
-    assert sqlite_fhir.token_hash("Observation", "code", "718-7") == 6695115069210640648
-    assert sqlite_fhir.ref_hash("Observation", "subject", "Patient/张三") == -5430298644933775427
-    assert sqlite_fhir.id_hash.__wrapped__("Patient", "p1") == 7014053652629234695
+    assert sqlite_rows.token_hash("Observation", "code", "718-7") == 6695115069210640648
+    assert sqlite_rows.ref_hash("Observation", "subject", "Patient/张三") == -5430298644933775427
+    assert sqlite_rows.id_hash.__wrapped__("Patient", "p1") == 7014053652629234695

@@ -31,7 +31,7 @@ from bench.ingest import oru_lab
 from engine import fhirjson
 from engine.api.app import create_app
 from engine.engine import Engine
-from engine.repository import sqlite_fhir
+from engine.repository import sqlite_rows
 from engine.settings import Settings
 from tests.conftest import REPO_ROOT, SAMPLES
 from tests.test_ingest_durability import exchange, listening
@@ -50,20 +50,20 @@ def _expected_keys(rtype: str, rows: Any, narrowed: dict[str, tuple[str, str]],
     narrowed parameter reads, is keyed by that resource's rid (``stored``: (type, id) -> rid)."""
     keys: dict[tuple[int, int], None] = {}
     for p, system, code in rows.tokens:
-        keys[(sqlite_fhir.token_hash(rtype, p, code), sqlite_fhir.qualifier_hash(system))] = None
+        keys[(sqlite_rows.token_hash(rtype, p, code), sqlite_rows.qualifier_hash(system))] = None
     for p, target_type, target in rows.refs:
         if p in narrowed and narrowed[p][1] == target_type:
             continue
-        if (p in sqlite_fhir.BY_TARGET.get(rtype, ()) and (target_type, target) in stored
+        if (p in sqlite_rows.BY_TARGET.get(rtype, ()) and (target_type, target) in stored
                 and (p, target_type) not in set(narrowed.values())):
-            base, mark = sqlite_fhir.target_key(rtype, p)
+            base, mark = sqlite_rows.target_key(rtype, p)
             keys[(base + stored[(target_type, target)], mark)] = None
             continue
-        keys[(sqlite_fhir.ref_hash(rtype, p, target), sqlite_fhir.qualifier_hash(target_type))] = None
+        keys[(sqlite_rows.ref_hash(rtype, p, target), sqlite_rows.qualifier_hash(target_type))] = None
     for p, uri in rows.uris:
-        keys[(sqlite_fhir.uri_hash(rtype, p, uri), sqlite_fhir.NO_QUALIFIER)] = None
+        keys[(sqlite_rows.uri_hash(rtype, p, uri), sqlite_rows.NO_QUALIFIER)] = None
     for p, system in rows.systems:
-        keys[(sqlite_fhir.system_hash(rtype, p, system), sqlite_fhir.NO_QUALIFIER)] = None
+        keys[(sqlite_rows.system_hash(rtype, p, system), sqlite_rows.NO_QUALIFIER)] = None
     return list(keys)
 
 
@@ -79,7 +79,7 @@ def _assert_stored_as_their_bodies_say(engine: Engine, stored_after: Collection[
             if (rtype, id_) not in stored_after}
     for rid, rtype, id_, deleted, body, sortkeys, hkeys, ranges, idh in conn.execute(
             "SELECT rid, type, id, deleted, body, sortkeys, hkeys, ranges, idh FROM fhir_resource"):
-        assert idh == sqlite_fhir.id_hash(rtype, id_)
+        assert idh == sqlite_rows.id_hash(rtype, id_)
         if deleted:
             continue
         rows = repo.indexer.rows(fhirjson.loads(body))
@@ -93,7 +93,7 @@ def _assert_stored_as_their_bodies_say(engine: Engine, stored_after: Collection[
         assert mine <= tables["ix_hash"], (rtype, id_)
         accounted["ix_hash"] |= mine
         for table, kind in RANGE_TABLES.items():
-            stored = {(sqlite_fhir.param_hash(rtype, p), *values, rid) for p, *values in getattr(rows, kind)}
+            stored = {(sqlite_rows.param_hash(rtype, p), *values, rid) for p, *values in getattr(rows, kind)}
             assert stored <= tables[table], (table, rtype, id_)
             accounted[table] |= stored
         checked += 1

@@ -22,7 +22,7 @@ import pytest
 from engine import fhirjson
 from engine.repository.indexing import SHAPES_PER_TYPE, Indexer
 from engine.repository.searchparams import SearchParams, definitions, deployment, load
-from engine.repository.sqlite_fhir import RowHasher, hash_keys
+from engine.repository.sqlite_rows import RowHasher, hash_keys
 from tests.conftest import REPO_ROOT
 from tests.test_convert_golden import outcomes
 

@@ -1,7 +1,7 @@
 """A Provenance's ``target`` rows keyed by the target's rid (storage layout 6) answer every search
 exactly as the hashed rows did.
 
-On SQLite a reference of a by-target parameter (``sqlite_fhir.BY_TARGET``) to a resource stored
+On SQLite a reference of a by-target parameter (``sqlite_rows.BY_TARGET``) to a resource stored
 before it, or written in the same put, is the row ``(base + the target's rid, rid, mark)``,
 appended where the batch's other such rows are; one to a resource not stored yet, to a Patient
 (the compartment reads those as ``patient``) or to a URL stays hashed. Searches read both forms.
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from engine.repository import sqlite_fhir
+from engine.repository import sqlite_fhir, sqlite_rows, sqlite_search
 from engine.repository.fhir import FhirRepository
 from engine.repository.port import Store
 from engine.repository.sqlite_store import SqliteStore
@@ -55,7 +55,7 @@ def _keyed_rows(store: Store) -> int:
     """SQLite: the rows keyed by a target's rid (0 elsewhere)."""
     if not isinstance(store, SqliteStore):
         return 0
-    _base, mark = sqlite_fhir.target_key("Provenance", "target")
+    _base, mark = sqlite_rows.target_key("Provenance", "target")
     return int(store.query("SELECT count(*) FROM ix_hash WHERE q = ?", (mark,))[0][0])
 
 
@@ -128,7 +128,8 @@ def test_target_searches_answer_the_same_on_both_backends(store: Store) -> None:
 def test_a_layout_5_store_is_read_as_it_is_and_new_rows_are_keyed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "huren.sqlite3"
     with monkeypatch.context() as patch:  # layout 5 wrote every target row hashed
-        patch.setattr(sqlite_fhir, "BY_TARGET", {})
+        for module in (sqlite_fhir, sqlite_rows, sqlite_search):  # each module that reads it
+            patch.setattr(module, "BY_TARGET", {})
         store = SqliteStore(path)
         repo = FhirRepository(store, base_url=BASE)
         _story(repo)

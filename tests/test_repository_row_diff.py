@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from engine.repository import sqlite_fhir
+from engine.repository import sqlite_fhir, sqlite_search
 from engine.repository.fhir import FhirRepository
-from engine.repository.sqlite_fhir import LAYOUT, _unpack
+from engine.repository.sqlite_fhir import LAYOUT
+from engine.repository.sqlite_rows import _unpack
 from engine.repository.sqlite_store import SqliteStore
 
 LOINC = "http://loinc.org"
@@ -196,7 +197,8 @@ def test_two_resources_whose_keys_collide_are_both_stored_and_found(
     """``idh`` is a 64-bit hash of type and id: two ids can share it. Both resources must be
     stored (a UNIQUE key would refuse the second forever), and each read, version and search
     must find its own. Every id is given one hash here so that each write collides."""
-    monkeypatch.setattr(sqlite_fhir, "id_hash", lambda rtype, id_: 7)
+    for module in (sqlite_fhir, sqlite_search):  # the writes and the searches
+        monkeypatch.setattr(module, "id_hash", lambda rtype, id_: 7)
     store = SqliteStore(tmp_path / "huren.db")
     try:
         repo = FhirRepository(store)

@@ -41,14 +41,13 @@ class PlanEntry:
 
 # Per-value code of the kinds generated inline; ``{v}`` is the value, ``{c}`` the code literal,
 # ``{ci}`` the ``:identifier`` code literal, ``{rc}`` the parameter's rows by reference (``ref_row``
-# makes and remembers one: a message's resources name the same patient, order and specimen). Each is the body of the interpreter's method for one
-# value (engine.repository.indexing.Indexer._token, _reference, ...), line for line.
+# makes and remembers one: a message's resources name the same patient, order and specimen). Each is
+# the body of the interpreter's method for one value (engine.repository.indexing.Indexer._token,
+# _reference, ...), line for line, but for the order of the type tests: an object first (coded
+# elements and references are objects; ``str``, ``bool`` and ``dict`` have no instance in common,
+# so the order changes no row), one ``isinstance`` a value fewer.
 _TOKEN = """\
-if isinstance({v}, str):
-    tokens_append(({c}, "", {v}))
-elif isinstance({v}, bool):
-    tokens_append(({c}, "", "true" if {v} else "false"))
-elif isinstance({v}, dict):
+if isinstance({v}, dict):
     if "coding" in {v} or "text" in {v}:
         for c_ in {v}.get("coding") or ():
             cc_ = c_.get("code")
@@ -61,17 +60,21 @@ elif isinstance({v}, dict):
         if s_ in CONTACT_SYSTEMS:
             s_ = ""
         tokens_append(({c}, s_, str({v}["value"])))
+elif isinstance({v}, str):
+    tokens_append(({c}, "", {v}))
+elif isinstance({v}, bool):
+    tokens_append(({c}, "", "true" if {v} else "false"))
 """
 _REFERENCE = """\
-if isinstance({v}, str):
-    refs_append(({c}, "", {v}))
-elif isinstance({v}, dict):
+if isinstance({v}, dict):
     ref_ = {v}.get("reference")
     if isinstance(ref_, str):
         refs_append({rc}.get(ref_) or ref_row({rc}, {c}, ref_))
     id_ = {v}.get("identifier")
     if isinstance(id_, dict) and id_.get("value") is not None:
         tokens_append(({ci}, id_.get("system") or "", str(id_["value"])))
+elif isinstance({v}, str):
+    refs_append(({c}, "", {v}))
 """
 _DATE = """\
 try:
@@ -116,6 +119,7 @@ class _Source:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self._names = 0
+        self.roots: dict[str, str] = {}  # a root element's lookup -> the name its values are held in
 
     def add(self, depth: int, text: str) -> None:
         for line in text.splitlines():
@@ -148,6 +152,12 @@ def _walk(src: _Source, steps: Sequence[Step], node: str, depth: int, emit: Call
             cast = ""  # resolved: a plain lookup of that key
         if keys is not None and key not in keys:
             return  # absent from this shape: the interpreter finds nothing there
+        if node == "r" and keys is not None:  # a root element of a shape's plan: read once
+            _root(src, name, key, cast, depth)
+            item = src.name()
+            src.add(depth, f"for {item} in {src.roots[key]}:")
+            _walk(src, rest, item, depth + 1, emit, False)
+            return
         if not node_is_dict:
             src.add(depth, f"if isinstance({node}, dict):")
             depth += 1
@@ -172,6 +182,28 @@ def _walk(src: _Source, steps: Sequence[Step], node: str, depth: int, emit: Call
     else:  # ("eq", field, literal)
         src.add(depth, f"if isinstance({node}, dict) and {node}.get({step[1]!r}) == {step[2]!r}:")
         _walk(src, rest, node, depth + 1, emit, True)
+
+
+def _root(src: _Source, name: str, key: str, cast: str | None, depth: int) -> None:
+    """The values of root element ``key`` of a shape's plan, held in one name (a tuple, or the
+    list itself) the first time a parameter's path starts there: several parameters read the
+    same element (an Observation's ``subject`` is ``patient``'s and ``subject``'s, a
+    Provenance's ``agent`` three parameters'), and each walked it from ``r`` again.
+
+    Written at the top level of ``rows`` (``depth`` 1: every parameter's walk starts there
+    unconditionally), so every later parameter may use it; the interpreter's step finds the
+    same values (a list's items, a single value as one, nothing for ``null``)."""
+    if key in src.roots:
+        return
+    assert depth == 1, "a root element is read at the top level of the plan"
+    value, values = src.name(), src.name()
+    if cast is None and name in CHOICE_ELEMENTS:  # the key itself is there (``_walk``)
+        src.add(depth, f"{value} = r.get({name!r})")
+        src.add(depth, f"if {value} is None:\n    {value} = choice(r, {name!r}, None)")
+    else:
+        src.add(depth, f"{value} = r.get({key!r})")
+    src.add(depth, f"{values} = () if {value} is None else {value} if isinstance({value}, list) else ({value},)")
+    src.roots[key] = values
 
 
 def _reaches(steps: Sequence[Step], keys: Sequence[str], meta_keys: Sequence[str] | None) -> bool:

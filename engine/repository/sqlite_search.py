@@ -1,0 +1,430 @@
+"""Search on the SQLite FHIR layout (``sqlite_fhir``): a parsed ``Query`` compiled into one
+SELECT over ``fhir_resource`` and the index tables, and the reads of the resource rows it finds.
+
+A query starts from its most selective clause (``query.selectivity``), forced with ``CROSS
+JOIN`` so the planner cannot choose a full scan without statistics, and checks the other
+clauses with ``EXISTS`` probes on ``ix_hash`` (one primary-key probe) or on the resource row's
+own ``ranges`` (the range tables are keyed for lookup, not by ``rid``). ``_lastUpdated`` is
+answered from ``fhir_resource.updated``, ``:missing`` and ``_sort`` from its ``sortkeys``.
+
+A mixin of ``SqliteFhirBackend``, which holds the store and the bound search parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from engine.repository.indexing import normalise
+from engine.repository.port import StoredResource
+from engine.repository.query import (
+    Clause,
+    Cond,
+    DateCond,
+    ExistsCond,
+    IdCond,
+    QuantityCond,
+    Query,
+    RefCond,
+    StringCond,
+    TokenCond,
+    UriCond,
+    date_bounds,
+    selectivity,
+    widen,
+)
+from engine.repository.sqlite_rows import (
+    _COLS,
+    _NO_FOLDS,
+    _NONE,
+    _RANGE_AT,
+    _RANGE_VALUES,
+    BY_TARGET,
+    UNINDEXED,
+    LayoutError,
+    RowHasher,
+    id_hash,
+    param_hash,
+    qualifier_hash,
+    ref_hash,
+    system_hash,
+    token_hash,
+    uri_hash,
+)
+
+if TYPE_CHECKING:
+    from engine.repository.searchparams import SearchParams
+    from engine.repository.sqlite_store import SqliteStore
+
+_COMPOUND = 400  # terms of one compound SELECT (SQLite's limit is 500)
+
+
+def _any(alts: Sequence[str]) -> str:
+    """``alts`` joined by OR, nested in groups of ``_COMPOUND``: SQLite parses a flat OR as a tree
+    as deep as its terms and refuses one deeper than 1,000 ("Expression tree is too large"), which
+    a chained clause over ~1,000 matches made (one alternative each)."""
+    if len(alts) <= _COMPOUND:
+        return "(" + " OR ".join(alts) + ")"
+    return _any([_any(alts[at : at + _COMPOUND]) for at in range(0, len(alts), _COMPOUND)])
+
+
+# -- _lastUpdated on fhir_resource.updated ("YYYY-MM-DDTHH:MM:SS.mmmZ", one millisecond wide) --------
+_MIN_MS = -62135596800000  # 0001-01-01T00:00:00Z
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+def _ms_floor(seconds: float) -> int:
+    return round(seconds * 1_000_000) // 1000
+
+
+def _ms_ceil(seconds: float) -> int:
+    return -(-round(seconds * 1_000_000) // 1000)
+
+
+def _instant(ms: int) -> str:
+    """``updated`` text of the instant ``ms``; beyond years 1000..9999 a bound below/above all."""
+    if ms < -30610224000000:  # before 1000-01-01: strftime would not pad the year
+        return ""
+    if ms > _MAX_MS:
+        return "~"
+    sec, milli = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)) + f"{milli:03d}Z"
+
+
+def _updated_sql(cond: DateCond, col: str) -> tuple[str, list[Any]]:
+    """A ``_lastUpdated`` comparison on the text column ``col`` (its stored range is [T, T+1 ms))."""
+    lo_c, hi_f = _ms_ceil(cond.lo), _ms_floor(cond.hi)
+    if cond.prefix == "eq":
+        return f"{col} >= ? AND {col} <= ?", [_instant(lo_c), _instant(hi_f - 1)]
+    bound, op = {
+        "gt": (hi_f, ">="), "sa": (_ms_ceil(cond.hi), ">="), "ge": (min(lo_c, hi_f), ">="),
+        "lt": (lo_c, "<"), "eb": (_ms_floor(cond.lo), "<"), "le": (max(lo_c, hi_f), "<"),
+    }[cond.prefix]
+    return f"{col} {op} ?", [_instant(bound)]
+
+
+def _json_key(param: str) -> str:
+    safe = param.replace('"', "").replace("'", "")
+    return f"'$.\"{safe}\"'"
+
+
+class SqliteSearch:
+    """The queries of ``SqliteFhirBackend`` (see module docstring)."""
+
+    store: SqliteStore
+    legacy: bool  # a store of an earlier layout, not migrated yet (``SqliteFhirBackend.bind``)
+    _params: SearchParams | None
+    _hashers: dict[str, RowHasher]
+
+    def _check_layout(self) -> None:
+        if self.legacy:
+            raise LayoutError(f"{self.store.path}: FHIR storage of an earlier layout; it is migrated when the "
+                              "repository opens it (FhirRepository binds the backend)")
+
+    @staticmethod
+    def _rec(row: Sequence[Any]) -> StoredResource:
+        rid, rtype, id_, version, updated, deleted, body = row
+        return StoredResource(rtype, id_, version, updated, bool(deleted), body, key=rid)
+
+    def _search_params(self) -> SearchParams:
+        if self._params is None:  # bound by the repository; a bare backend reads the shipped list
+            from engine.repository.searchparams import load
+
+            self._params = load()
+        return self._params
+
+    def _narrowed(self, rtype: str | None) -> Mapping[str, tuple[str, str]]:
+        return self._search_params().narrowed(rtype) if rtype else _NONE
+
+    def _folded(self, rtype: str | None) -> Mapping[str, tuple[str, ...]]:
+        return self._search_params().folded(rtype) if rtype else _NO_FOLDS
+
+    def _hasher(self, rtype: str) -> RowHasher:
+        hasher = self._hashers.get(rtype)
+        if hasher is None:
+            if len(self._hashers) >= 512:
+                self._hashers.clear()
+            hasher = self._hashers[rtype] = RowHasher(rtype, self._narrowed(rtype))
+        return hasher
+
+    def _compartment(self, q: Query, correlated: bool) -> tuple[list[str], list[Any]]:
+        """The parts of "in one of these Patients' compartments" (to be ORed): the reference rows
+        ``Patient/<id>`` of the type's compartment parameters (a narrowed one, ``patient``, read
+        under its wider parameter), and the Patients themselves. Each part is a subquery of
+        ``rid``, or (``correlated``) a condition on the resource row ``r``."""
+        params = self._search_params()
+        assert q.compartment is not None
+        pids = sorted(q.compartment)
+        types = [q.type] if q.type else (list(q.types) if q.types is not None else [*params.compartment, "Patient"])
+        hashes: list[int] = []
+        for rtype in dict.fromkeys(types):
+            narrowed = params.narrowed(rtype)
+            for p in params.compartment_params(rtype):
+                base, target = narrowed.get(p, (p, ""))
+                param = base if target == "Patient" else p
+                hashes.extend(ref_hash(rtype, param, pid) for pid in pids)
+        parts: list[str] = []
+        values: list[Any] = []
+        if hashes:
+            marks = ",".join("?" * len(hashes))
+            parts.append(f"EXISTS (SELECT 1 FROM ix_hash c WHERE c.h IN ({marks}) AND c.q = ? AND c.rid = r.rid)"
+                         if correlated else f"SELECT rid FROM ix_hash WHERE h IN ({marks}) AND q = ?")
+            values += [*hashes, qualifier_hash("Patient")]
+        if "Patient" in types:
+            marks = ",".join("?" * len(pids))
+            parts.append(f"(r.type = 'Patient' AND r.id IN ({marks}))" if correlated
+                         else f"SELECT rid FROM fhir_resource WHERE idh IN ({marks}) AND type = 'Patient' AND id IN ({marks})")
+            values += pids if correlated else [*(id_hash("Patient", pid) for pid in pids), *pids]
+        return parts, values
+
+    @staticmethod
+    def _key(cond: TokenCond | RefCond | UriCond, rtype: str | None) -> tuple[int, int | None]:
+        """``(h, q)`` of an equality condition; ``q`` None when any qualifier matches (a code in
+        any system, a bare id of any target type)."""
+        if rtype is None:
+            raise ValueError(f"{cond} needs a resource type")
+        if isinstance(cond, TokenCond):
+            if cond.code is None:  # system|: rows only where enabled (the parser refuses it elsewhere)
+                return system_hash(rtype, cond.param, cond.system or ""), None
+            return (token_hash(rtype, cond.param, cond.code),
+                    None if cond.system is None else qualifier_hash(cond.system))
+        if isinstance(cond, RefCond):
+            return (ref_hash(rtype, cond.param, cond.rid),
+                    None if cond.rtype is None else qualifier_hash(cond.rtype))
+        return uri_hash(rtype, cond.param, cond.uri), None
+
+    def _cond(self, cond: Cond, a: str, rtype: str | None, stored: bool = False) -> tuple[str, str, list[Any]]:
+        """(table, WHERE over alias ``a``, parameters); table ``fhir_resource`` for the conditions
+        answered from the resource row itself. ``stored``: a range condition over the rows the
+        resource row records (``a`` an element of ``json_each(r.ranges, '$[<table>]')``, its
+        parameter and values by position), for a correlated check: the range tables are keyed
+        for lookup."""
+        if isinstance(cond, (TokenCond, RefCond, UriCond)):
+            h, q = self._key(cond, rtype)
+            if q is None:
+                return "ix_hash", f"{a}.h = ?", [h]
+            return "ix_hash", f"{a}.h = ? AND {a}.q = ?", [h, q]
+        if isinstance(cond, ExistsCond):
+            if cond.param in UNINDEXED:
+                return "fhir_resource", "1", []
+            return "fhir_resource", f"json_type({a}.sortkeys, {_json_key(cond.param)}) IS NOT NULL", []
+        if isinstance(cond, DateCond) and cond.param == "_lastUpdated":
+            sql, params = _updated_sql(cond, f"{a}.updated")
+            return "fhir_resource", sql, params
+        if rtype is None:
+            raise ValueError(f"{cond} needs a resource type")
+        if isinstance(cond, DateCond):
+            table = "ix_date"
+        elif isinstance(cond, StringCond):
+            table = "ix_string"
+        elif isinstance(cond, QuantityCond):
+            table = "ix_quantity"
+        else:
+            raise TypeError(cond)
+        # a string parameter with parts (``StringCond.parts``): its rows or theirs, one scan
+        names = cond.params if isinstance(cond, StringCond) else (cond.param,)
+        test = "= ?" if len(names) == 1 else f"IN ({','.join('?' * len(names))})"
+        if stored:
+            col = {c: f"({a}.value ->> {i})" for i, c in enumerate(_RANGE_VALUES[table], start=1)}
+            sql, params = f"({a}.value ->> 0) {test}", list(names)
+        else:
+            col = {c: f"{a}.{c}" for c in _RANGE_VALUES[table]}
+            sql, params = f"{a}.hp {test}", [param_hash(rtype, name) for name in names]
+        if isinstance(cond, DateCond):
+            bounds = date_bounds(cond)
+            sql += "".join(f" AND {col[c]} {op} ?" for c, op, _v in bounds)
+            return table, sql, [*params, *(v for _c, _o, v in bounds)]
+        if isinstance(cond, StringCond):
+            if cond.mode == "exact":
+                return table, f"{sql} AND {col['norm']} = ? AND {col['raw']} = ?", [
+                    *params, normalise(cond.value), cond.value]
+            if cond.mode == "contains":
+                return table, f"{sql} AND instr({col['norm']}, ?) > 0", [*params, cond.value]
+            return table, f"{sql} AND {col['norm']} >= ? AND {col['norm']} < ?", [
+                *params, cond.value, cond.value + "\U0010ffff"]
+        value = col["value"]
+        expr = {
+            "eq": (f"{value} >= ? AND {value} < ?", [cond.lo, cond.hi]),
+            "gt": (f"{value} > ?", [cond.lo]), "sa": (f"{value} > ?", [cond.lo]),
+            "lt": (f"{value} < ?", [cond.lo]), "eb": (f"{value} < ?", [cond.lo]),
+            "ge": (f"{value} >= ?", [cond.lo]), "le": (f"{value} <= ?", [cond.lo]),
+        }[cond.prefix]
+        sql, params = f"{sql} AND {expr[0]}", [*params, *expr[1]]
+        if cond.system is not None:
+            sql += f" AND {col['system']} = ?"
+            params.append(cond.system)
+        if cond.code is not None:
+            sql += f" AND {col['code']} = ?"
+            params.append(cond.code)
+        return table, sql, params
+
+    def _target_conds(self, cond: Cond, rtype: str | None) -> str | None:
+        """The by-target parameter (``BY_TARGET``) whose rows keyed by the target's rid may hold
+        ``cond``'s reference, or None (not such a parameter, a URL, a type left hashed)."""
+        if (rtype is None or not isinstance(cond, RefCond) or cond.param not in BY_TARGET.get(rtype, ())
+                or cond.rtype == "" or cond.rtype in self._hasher(rtype).by_target[cond.param][2]):
+            return None
+        return cond.param
+
+    def _by_target(self, param: str, conds: Sequence[RefCond], rtype: str, a: str) -> tuple[str, list[Any]] | None:
+        """The rows of the by-target parameter ``param`` of ``rtype`` that reference any of
+        ``conds`` keyed by the target's rid (WHERE over the ``ix_hash`` alias ``a``), or None when
+        there can be none. The targets' rids are read in the same statement: a ``(type, id)`` is
+        one ``idh`` probe, a bare id one per type the store holds. Rows written while their
+        target was not stored are hashed, so a search reads both (``_cond`` the hashed ones)."""
+        base, mark, kept = self._hasher(rtype).by_target[param]
+        types: list[str] | None = None
+        triples: list[Any] = []
+        for cond in conds:
+            if cond.rtype is not None:
+                triples += [id_hash(cond.rtype, cond.rid), cond.rtype, cond.rid]
+                continue
+            if types is None:
+                types = [t for t in self._stored_types() if t not in kept]
+            for t in types:
+                triples += [id_hash(t, cond.rid), t, cond.rid]
+        if not triples:
+            return None
+        values = ",".join(["(?, ?, ?)"] * (len(triples) // 3))
+        return (f"{a}.h IN (SELECT ? + t.rid FROM (VALUES {values}) k CROSS JOIN fhir_resource t "
+                f"ON t.idh = k.column1 AND t.type = k.column2 AND t.id = k.column3) AND {a}.q = ?",
+                [base, *triples, mark])
+
+    def _stored_types(self) -> list[str]:
+        """The resource types the store holds, by a skip scan of the ``(type, updated)`` index (a
+        probe per type, not a scan of the rows)."""
+        return [t for (t,) in self.store.query(
+            "WITH RECURSIVE s(t) AS (SELECT min(type) FROM fhir_resource UNION ALL "
+            "SELECT (SELECT min(type) FROM fhir_resource WHERE type > s.t) FROM s WHERE s.t IS NOT NULL) "
+            "SELECT t FROM s WHERE t IS NOT NULL")]
+
+    def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
+        """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
+        parts, params = [], []
+        targets: dict[str, list[RefCond]] = {}
+        for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
+            param = self._target_conds(cond, rtype)
+            if param is not None:
+                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
+            if isinstance(cond, IdCond):
+                marks = ",".join("?" * len(cond.ids))
+                sql = f"SELECT rid FROM fhir_resource WHERE id IN ({marks})"
+                p: list[Any] = list(cond.ids)
+                if rtype:
+                    sql += f" AND type = ? AND idh IN ({marks})"
+                    p += [rtype, *(id_hash(rtype, i) for i in cond.ids)]
+            else:
+                table, where, p = self._cond(cond, "x", rtype)
+                sql = f"SELECT x.rid FROM {table} x WHERE "
+                if table == "fhir_resource" and rtype:
+                    sql += "x.type = ? AND "
+                    p = [rtype, *p]
+                sql += where
+            parts.append(sql)
+            params.extend(p)
+        for param, conds in targets.items():
+            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if by_target is not None:
+                parts.append(f"SELECT x.rid FROM ix_hash x WHERE {by_target[0]}")
+                params.extend(by_target[1])
+        if len(parts) == 1:
+            return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
+        if len(parts) <= _COMPOUND:
+            return " UNION ".join(parts), params
+        # SQLite refuses a compound SELECT of more than 500 terms ("too many terms"): a chain or a
+        # _revinclude over up to 1,000 matches is one alternative each, so they are nested
+        return " UNION ".join(f"SELECT rid FROM ({' UNION '.join(parts[at : at + _COMPOUND])})"
+                              for at in range(0, len(parts), _COMPOUND)), params
+
+    def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
+        alts, params = [], []
+        targets: dict[str, list[RefCond]] = {}
+        for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
+            param = self._target_conds(cond, rtype)
+            if param is not None:
+                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
+            if isinstance(cond, IdCond):
+                alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
+                params.extend(cond.ids)
+                continue
+            ranged = isinstance(cond, (DateCond, StringCond, QuantityCond)) and not _on_resource(cond)
+            table, where, p = self._cond(cond, "r" if _on_resource(cond) else "x", rtype, stored=ranged)
+            if table == "fhir_resource":
+                alts.append(f"({where})")
+            elif ranged:  # the resource row's own rows: no probe of a table keyed for lookup
+                alts.append(f"EXISTS (SELECT 1 FROM json_each(r.ranges, '$[{_RANGE_AT[table]}]') x WHERE {where})")
+            else:
+                alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
+            params.extend(p)
+        for param, conds in targets.items():
+            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if by_target is not None:
+                alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {by_target[0]})")
+                params.extend(by_target[1])
+        sql = _any(alts) if alts else "0"
+        return ("NOT " + sql if clause.negate else sql), params
+
+    def _sql(self, q: Query, select: str) -> tuple[str, list[Any]]:
+        self._check_layout()
+        clauses = list(q.clauses)
+        if any(not c.alternatives and not c.negate for c in clauses):
+            return f"SELECT {select} FROM fhir_resource r WHERE 0", []
+        positive = sorted((c for c in clauses if not c.negate), key=selectivity)
+        params: list[Any] = []
+        where = ["r.deleted = 0"]
+        if positive:
+            driver, dp = self._driver(positive[0], q.type)
+            clauses.remove(positive[0])
+            source = f"({driver}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
+            params.extend(dp)
+        elif q.compartment is not None:
+            parts, values = self._compartment(q, correlated=False)
+            if not parts:
+                return f"SELECT {select} FROM fhir_resource r WHERE 0", []
+            source = f"({' UNION '.join(parts)}) d CROSS JOIN fhir_resource r ON r.rid = d.rid"
+            params.extend(values)
+        else:
+            source = "fhir_resource r"
+        if q.type:
+            where.append("r.type = ?")
+            params.append(q.type)
+        elif q.types is not None:
+            where.append(f"r.type IN ({','.join('?' * len(q.types))})")
+            params.extend(q.types)
+        if q.compartment is not None and positive:  # (without a clause the compartment drove the query)
+            parts, values = self._compartment(q, correlated=True)
+            where.append("(" + " OR ".join(parts) + ")" if parts else "0")
+            params.extend(values)
+        for clause in clauses:
+            sql, p = self._filter(clause, q.type)
+            where.append(sql)
+            params.extend(p)
+        return f"SELECT {select} FROM {source} WHERE {' AND '.join(where)}", params
+
+    def search(self, query: Query) -> list[StoredResource]:
+        sql, params = self._sql(query, _COLS)
+        order = [_sort_sql(p, d) for p, d in query.sort] + ["r.rid"]
+        sql += " ORDER BY " + ", ".join(order)
+        if query.limit is not None or query.offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if query.limit is None else query.limit, query.offset]
+        return [self._rec(r) for r in self.store.query(sql, params)]
+
+    def count(self, query: Query) -> int:
+        sql, params = self._sql(query, "1")
+        return int(self.store.query(f"SELECT count(*) FROM ({sql})", params)[0][0])
+
+
+def _on_resource(cond: Cond) -> bool:
+    """Answered from the ``fhir_resource`` row itself (no index table)."""
+    return isinstance(cond, ExistsCond) or isinstance(cond, DateCond) and cond.param == "_lastUpdated"
+
+
+def _sort_sql(param: str, desc: bool) -> str:
+    direction = "DESC" if desc else "ASC"
+    if param == "_id":
+        return f"r.id {direction}"
+    if param == "_lastUpdated":
+        return f"r.updated {direction}"
+    return f"json_extract(r.sortkeys, {_json_key(param)}) {direction}"
