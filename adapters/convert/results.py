@@ -18,7 +18,7 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
-from engine.merge_rules import PANEL, concept_label, same_concept
+from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
 
 Resource = dict[str, Any]
 
@@ -313,6 +313,8 @@ def service_request(
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if notes and ctx.resources[ref["reference"]] is not res:
+        _notes_of_another_group(ctx.resources[ref["reference"]], res)
     if not _intent_stated(obr, ctx):
         # OBR-11 empty (or a code the site does not know): ``order`` is the converter's assumption and
         # fills only an order stored without an intent -- an order message after the lab's reflex
@@ -327,6 +329,18 @@ def service_request(
         assert orc is not None
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
     return ref
+
+
+def _notes_of_another_group(order: Resource, res: Resource) -> None:
+    """A later group of the message naming the same order (one placer and filler number, one test:
+    its results split over groups) adds its own notes (NTE after its OBR) to the order, each note
+    once: ``Context.put`` keeps what the first group made and adds only absent elements, so every
+    later group's notes were lost. A note already on the order (a group repeating another's) is not
+    added again; a re-sent message adds none either (``merge.yaml``: notes are a union)."""
+    listed = order.setdefault("note", [])
+    for note in res["note"]:
+        if note not in listed:
+            listed.append(note)
 
 
 def _intent_stated(obr: Segment | None, ctx: Context) -> bool:
@@ -359,7 +373,7 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     filler number) but name two orders (two OBR-4 tests), and the combined report is as far as its
     least advanced group -- before, a final UREA group after a preliminary CREA group left UREA's
     order active. Only groups naming the same order make it as far as the least advanced of them
-    (``report_status_progress``), as they do its report."""
+    (``merge.yaml`` DiagnosticReport ``status.progress``), as they do its report."""
     if group.orc is not None and group.orc.value(5):
         return
     ref = request["reference"]
@@ -379,9 +393,11 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
 
 
 def _less_advanced(ctx: Context, status: str, than: str) -> bool:
-    """Whether report status ``status`` is less advanced than ``than`` (``vocabulary.yaml``
-    ``report_status_progress``; a status not listed states no progress and gives way)."""
-    progress = vocabulary(ctx.site, "report_status_progress")
+    """Whether report status ``status`` is less advanced than ``than``: ``merge.yaml``
+    DiagnosticReport ``status.progress``, the one order the merge rules weigh reports by across
+    messages (a status not listed -- cancelled, entered-in-error, unknown -- states no progress and
+    gives way)."""
+    progress = progress_of(ctx.site.merge, "DiagnosticReport", "status")
     return progress.get(status, 99) < progress.get(than, 99)
 
 
@@ -991,7 +1007,7 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
-    (``vocabulary.yaml`` ``report_status_progress``: final only when every group is; a corrected
+    (``merge.yaml`` DiagnosticReport ``status.progress``: final only when every group is; a corrected
     group makes a final report corrected). Before, the first group's report stood as it was: the
     second group's results were not in it, and its status was the first group's alone.
 

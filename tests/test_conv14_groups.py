@@ -1,0 +1,115 @@
+"""What a result message's groups say, kept and not altered (conv14).
+
+- Two OBR groups of one order (one placer and filler number, one test: a lab splitting one test's
+  results) each with its own order notes (NTE after OBR): the order kept only the first group's
+  notes -- ``Context.put`` adds only what the first group's ServiceRequest did not hold. Every
+  group's notes are kept, once each, and a re-sent message adds none.
+- A report's status across messages (``merge.yaml`` DiagnosticReport ``status``, the one table the
+  converter reads too): a later message that states the report's every test anew speaks for the
+  whole report. The results it does not carry no longer hold it back: a report whose preliminary
+  results' ids changed (OBX-4 sub-id sent only with the final results) stayed preliminary for good,
+  and a cancelled report (OBR-25 X, the order not done) stayed preliminary. A panel's other tests
+  still hold it back (gfix13). A re-sent message stating no status (OBR-25 and OBX-11 empty: the
+  converter's ``unknown``) took a final report to unknown.
+
+Real bytes over MLLP into the real store, read back through ``/fhir``; each failed on 1cd55c0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from adapters.convert import convert
+from adapters.hl7v2.ack import ack_code_of
+from adapters.hl7v2.parser import parse
+from engine.engine import Engine
+from engine.settings import Settings
+from mappings.site import DEFAULTS_DIR, Site
+from tests.test_conv13_orders import PID, written
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+
+MSH = "MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|{c}|P|2.5.1\r"
+OBR = ("OBR|{n}|ORD-{o}|LAB-{o}|{test}|||20261201083000|||||||20261201083500|BLD"
+       "|||||||20261201091000|||{status}\r")
+
+
+def split(control: str, order: str, first_note: str, second_note: str) -> bytes:
+    """One test's results in two groups of one order, each group with its order note."""
+    return (MSH.format(c=control) + PID
+            + f"ORC|RE|ORD-{order}|LAB-{order}\r" + OBR.format(n=1, o=order, test="SGN^肾功能^L", status="F")
+            + f"NTE|1|L|{first_note}\r"
+            + "OBX|1|NM|CREA^肌酐^L||78|umol/L|57-111||||F|||20261201090000\r"
+            + f"ORC|RE|ORD-{order}|LAB-{order}\r" + OBR.format(n=2, o=order, test="SGN^肾功能^L", status="F")
+            + f"NTE|1|L|{second_note}\r"
+            + "OBX|1|NM|UREA^尿素^L||5|mmol/L|2-8||||F|||20261201090000\r").encode()
+
+
+def test_every_group_of_one_order_keeps_its_notes_once(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, split("N1", "N", "标本轻度溶血", "已复查"))
+    assert [ack_code_of(a) for a in acks] == ["AA"]
+    (request,) = written(engine, fhir, "N1", "ServiceRequest")
+    assert request["note"] == [{"text": "标本轻度溶血"}, {"text": "已复查"}]
+    # the message re-sent under a new control id, and a group repeating the other's note: no note twice
+    acks = send(engine, split("N2", "N", "标本轻度溶血", "已复查"), split("N3", "N", "已复查", "已复查"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    (request,) = written(engine, fhir, "N3", "ServiceRequest")
+    assert request["note"] == [{"text": "标本轻度溶血"}, {"text": "已复查"}]
+
+
+def result(control: str, status: str, sub: str = "", value: str = "78") -> bytes:
+    """One test (CREA), one group, one result; ``sub``: OBX-4."""
+    obx = f"OBX|1|NM|CREA^肌酐^L|{sub}|{value}|umol/L|57-111||||{status}|||20261201090000\r" if value else ""
+    return (MSH.format(c=control) + PID + "ORC|RE|ORD-ST|LAB-ST\r"
+            + OBR.format(n=1, o="ST", test="CREA^肌酐^L", status=status) + obx).encode()
+
+
+def report(engine: Engine, fhir: TestClient, control: str) -> dict:  # noqa: F811
+    (found,) = written(engine, fhir, control, "DiagnosticReport")
+    return found
+
+
+def test_a_final_report_whose_results_ids_changed_is_final(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, result("S1", "P"), result("S2", "F", sub="1"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    done = report(engine, fhir, "S2")
+    assert len(done["result"]) == 2  # the preliminary result stays listed (nothing deleted it)
+    assert done["status"] == "final"
+
+
+def test_a_cancelled_report_is_cancelled_across_messages(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The lab cancels the order after preliminary results (OBR-25 X, no results: R4 ``cancelled``,
+    the measurement not completed): the report is cancelled, not held at preliminary by the results
+    the cancel did not repeat; a later final report of it is final."""
+    acks = send(engine, result("C1", "P").replace(b"-ST", b"-CX"), result("C2", "X", value="").replace(b"-ST", b"-CX"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    assert report(engine, fhir, "C2")["status"] == "cancelled"
+    (request,) = written(engine, fhir, "C2", "ServiceRequest")
+    assert request["status"] == "revoked"
+    (ack,) = send(engine, result("C3", "F").replace(b"-ST", b"-CX"))
+    assert ack_code_of(ack) == "AA"
+    assert report(engine, fhir, "C3")["status"] == "final"
+
+
+def test_a_resend_stating_no_status_leaves_a_final_report_final(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, result("U1", "F").replace(b"-ST", b"-UN"), result("U2", "").replace(b"-ST", b"-UN"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    assert report(engine, fhir, "U2")["status"] == "final"
+
+
+def test_the_converter_weighs_groups_by_the_merge_rules_order(tmp_path: Path) -> None:
+    """One table orders report statuses: a site's ``merge.yaml`` ``progress`` decides the groups of
+    one message too (``vocabulary.yaml`` had its own copy, which a site could let drift apart)."""
+    from tests.test_conv13_orders import two_groups
+
+    message = parse(two_groups("O1", "F", "P").decode())
+    shipped = convert(message, Site.load(Settings()))
+    site = tmp_path / "site"
+    site.mkdir()
+    text = (Path(DEFAULTS_DIR) / "merge.yaml").read_text("utf-8")
+    (site / "merge.yaml").write_text(text.replace("preliminary: 3,", "preliminary: 6,"), "utf-8")
+    reordered = convert(message, Site.load(Settings(site=site)))
+    statuses = [[e["resource"]["status"] for e in c.bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+                for c in (shipped, reordered)]
+    assert statuses == [["preliminary"], ["final"]]
