@@ -4,6 +4,8 @@
   results) each with its own order notes (NTE after OBR): the order kept only the first group's
   notes -- ``Context.put`` adds only what the first group's ServiceRequest did not hold. Every
   group's notes are kept, once each, and a re-sent message adds none.
+- Two groups of one report (an OGTT's time points) with the same test: the second group's result
+  took the first's key and was merged into it, its value lost. Each is its own result.
 - A report's status across messages (``merge.yaml`` DiagnosticReport ``status``, the one table the
   converter reads too): a later message that states the report's every test anew speaks for the
   whole report. The results it does not carry no longer hold it back: a report whose preliminary
@@ -56,6 +58,28 @@ def test_every_group_of_one_order_keeps_its_notes_once(engine: Engine, fhir: Tes
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
     (request,) = written(engine, fhir, "N3", "ServiceRequest")
     assert request["note"] == [{"text": "标本轻度溶血"}, {"text": "已复查"}]
+
+
+def ogtt(control: str) -> bytes:
+    """An OGTT's two time points as two groups of one order and report, each with its GLU result."""
+    return (MSH.format(c=control) + PID
+            + "ORC|RE|ORD-GT|LAB-GT\r" + OBR.format(n=1, o="GT", test="OGTT^糖耐量^L", status="F")
+            + "OBX|1|NM|GLU^葡萄糖^L||5.1|mmol/L|3.9-6.1||||F|||20261201080000\r"
+            + "ORC|RE|ORD-GT|LAB-GT\r" + OBR.format(n=2, o="GT", test="OGTT^糖耐量^L", status="F")
+            + "OBX|1|NM|GLU^葡萄糖^L||9.8|mmol/L|3.9-7.8||||F|||20261201100000\r").encode()
+
+
+def test_the_same_test_in_two_groups_of_one_report_is_two_results(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Both groups' GLU made one result key: the second was merged into the first (9.8 at 10:00 lost,
+    no warning). A re-sent message makes no third."""
+    acks = send(engine, ogtt("G1"), ogtt("G2"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    for control in ("G1", "G2"):
+        results = written(engine, fhir, control, "Observation")
+        assert sorted((o["valueQuantity"]["value"], o["effectiveDateTime"][11:16]) for o in results) == [
+            (5.1, "08:00"), (9.8, "10:00")]
+        (done,) = written(engine, fhir, control, "DiagnosticReport")
+        assert {r["reference"] for r in done["result"]} == {f"Observation/{o['id']}" for o in results}
 
 
 def result(control: str, status: str, sub: str = "", value: str = "78") -> bytes:
