@@ -1024,12 +1024,27 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
             listed = earlier.setdefault(name, [])
             if entry not in listed:
                 listed.append(entry)
+    # each group's impression (an imaging report's groups under one accession): the first group's
+    # conclusion stood alone and the others' were lost
+    said = res.get("conclusion")
+    if said:
+        before = earlier.get("conclusion")
+        if not before:
+            earlier["conclusion"] = said
+        elif not _holds_lines(before, said):
+            earlier["conclusion"] = f"{before}\n{said}"
     now, other = earlier.get("status"), res.get("status")
     if isinstance(other, str) and isinstance(now, str) and _less_advanced(ctx, other, now):
         earlier["status"] = other
     if test is not None and not any(same_concept(test, t) for t in tests):
         tests.append(test)
         earlier["code"] = test if len(tests) == 1 else {"text": PANEL.join(dict.fromkeys(concept_label(c) for c in tests))}
+
+
+def _holds_lines(text: str, part: str) -> bool:
+    """Whether ``part``'s lines are a run of ``text``'s lines (a group's conclusion said already)."""
+    lines, wanted = text.split("\n"), part.split("\n")
+    return any(lines[i:i + len(wanted)] == wanted for i in range(len(lines) - len(wanted) + 1))
 
 
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
