@@ -60,6 +60,20 @@ def test_every_group_of_one_order_keeps_its_notes_once(engine: Engine, fhir: Tes
     assert request["note"] == [{"text": "标本轻度溶血"}, {"text": "已复查"}]
 
 
+def test_a_note_keeps_every_line_it_repeats(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """NTE-3 repeats (FT: a comment's lines); the order's and the result's notes read only its first."""
+    message = (MSH.format(c="L1") + PID + "ORC|RE|ORD-L|LAB-L\r"
+               + OBR.format(n=1, o="L", test="CREA^肌酐^L", status="F") + "NTE|1|L|标本溶血~已通知临床\r"
+               + "OBX|1|NM|CREA^肌酐^L||78|umol/L|57-111||||F|||20261201090000\r"
+               + "NTE|1|L|复查一次~结果相符\r").encode()
+    (ack,) = send(engine, message)
+    assert ack_code_of(ack) == "AA"
+    (request,) = written(engine, fhir, "L1", "ServiceRequest")
+    assert request["note"] == [{"text": "标本溶血\n已通知临床"}]
+    (found,) = written(engine, fhir, "L1", "Observation")
+    assert found["note"] == [{"text": "复查一次\n结果相符"}]
+
+
 def ogtt(control: str) -> bytes:
     """An OGTT's two time points as two groups of one order and report, each with its GLU result."""
     return (MSH.format(c=control) + PID

@@ -309,7 +309,7 @@ def service_request(
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
-    notes = [n.rep(3).text() for n in group.notes.get(-1, ()) if n.rep(3).text()]
+    notes = [t for t in map(common.note_text, group.notes.get(-1, ())) if t]
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
     ref = ctx.put(res, order_key(group, ctx, pkey))
@@ -606,7 +606,7 @@ def _observation(
     if specimen:
         res["specimen"] = specimen
     if group.notes:
-        notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
+        notes = [t for t in map(common.note_text, group.notes.get(obx.position, ())) if t]
         if notes:
             res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
