@@ -42,6 +42,8 @@ def test_a_null_phone_field_deletes_its_use_an_empty_one_keeps(engine: Engine, f
     assert ack_code_of(ack) == "AA"
     (found,) = patient(fhir, identifier=MRN)
     assert found["telecom"] == [email, phone("051288002", "work")]  # the home phone and fax are gone
+    # nor is a resident's sign-in code sent to the deleted number any more (the patient index's phones)
+    assert engine.identity.phones([found["id"]]) == ["051288002"]
     assert patient(fhir, phone="051288001") == []  # and no longer found by them
     assert [p["id"] for p in patient(fhir, phone="051288002")] == [found["id"]]
 
