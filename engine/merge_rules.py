@@ -389,7 +389,7 @@ class MergeRules:
                     if sibling not in incoming:
                         out.pop(sibling, None)
         for name, ep in plan.over:
-            self._over(name, ep, stored, incoming, out, plan.over)
+            self._over(name, ep, stored, incoming, out, plan.over, fields)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
@@ -430,7 +430,7 @@ class MergeRules:
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
-              over: tuple[tuple[str, ElementPlan], ...]) -> None:
+              over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str]) -> None:
         """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
         entries the incoming version does not list -- a later message carried only some of the
         report's groups (one filler number, two tests). The element then speaks for them too:
@@ -444,13 +444,14 @@ class MergeRules:
           one's test (a coding's system and code in common), else the tests' labels in ``code.text``
           (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel.
 
-        An incoming version naming every test the stored one names (``names_all_of``'s element:
-        the same test, or a panel of them all) states the whole report anew, so ``as_far_as`` reads
-        nothing: the stored results it does not list are that report's own earlier ones (a
-        preliminary result whose id changed before the final message; a cancelled order's results),
-        and held it back for good."""
+        An incoming version whose status a field of the message stated (``Said.fields``: OBR-25,
+        not inferred from the results it carries) and that names every test the stored one names
+        (``names_all_of``'s element: the same test, or a panel of them all) states the whole report
+        anew, so ``as_far_as`` reads nothing: the stored results it does not list are that report's
+        own earlier ones (a preliminary result whose id changed before the final message; a
+        cancelled order's results), and held it back for good."""
         listed = ep.as_far_as or ep.names_all_of
-        if ep.as_far_as:
+        if ep.as_far_as and f"{incoming['resourceType']}.{name}" in fields:
             named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
             if named and names_every_test(stored.get(named), incoming.get(named)):
                 return

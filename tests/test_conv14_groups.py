@@ -12,7 +12,9 @@
   results' ids changed (OBX-4 sub-id sent only with the final results) stayed preliminary for good,
   and a cancelled report (OBR-25 X, the order not done) stayed preliminary. A panel's other tests
   still hold it back (gfix13). A re-sent message stating no status (OBR-25 and OBX-11 empty: the
-  converter's ``unknown``) took a final report to unknown.
+  converter's ``unknown``) took a final report to unknown. Only OBR-25 speaks for the whole report; a
+  status inferred from the results a message carries does not. With OBR-25 empty, a result that will
+  not come (OBX-11 X) or was withdrawn (D) held the report at ``partial``.
 
 Real bytes over MLLP into the real store, read back through ``/fhir``; each failed on 1cd55c0.
 """
@@ -151,3 +153,33 @@ def test_the_converter_weighs_groups_by_the_merge_rules_order(tmp_path: Path) ->
     statuses = [[e["resource"]["status"] for e in c.bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
                 for c in (shipped, reordered)]
     assert statuses == [["preliminary"], ["final"]]
+
+
+def panel(control: str, obr25: str, *results: tuple[str, str]) -> bytes:
+    """One group of test SGN (filler LAB-SG), OBR-25 ``obr25``; ``results``: (OBX-3 code, OBX-11)."""
+    obx = "".join(f"OBX|{n}|NM|{code}^{code}^L||5|mmol/L|2-8||||{status}|||20261201090000\r"
+                  for n, (code, status) in enumerate(results, 1))
+    return (MSH.format(c=control) + PID + "ORC|RE|ORD-SG|LAB-SG\r"
+            + OBR.format(n=1, o="SG", test="SGN^肾功能^L", status=obr25) + obx).encode()
+
+
+def test_a_result_that_will_not_come_does_not_hold_the_report_back(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """OBR-25 empty, the report as far as its results: F, F and X (cannot be obtained) or D (deleted)
+    made a ``partial`` report that could never become final."""
+    acks = send(engine, panel("X1", "", ("CREA", "F"), ("UREA", "F"), ("UA", "X")),
+                panel("X2", "", ("CREA", "F"), ("UREA", "F"), ("UA", "D")).replace(b"-SG", b"-SD"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    assert report(engine, fhir, "X1")["status"] == "final"
+    assert report(engine, fhir, "X2")["status"] == "final"
+
+
+def test_a_status_inferred_from_some_results_does_not_speak_for_the_others(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Only OBR-25 states the whole report: CREA re-sent final with OBR-25 empty leaves the report as
+    far as urea's stored preliminary result; the same with OBR-25 F makes it final."""
+    acks = send(engine, panel("Y1", "", ("CREA", "P"), ("UREA", "P")), panel("Y2", "", ("CREA", "F")))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    assert report(engine, fhir, "Y2")["status"] == "preliminary"
+    (ack,) = send(engine, panel("Y3", "F", ("CREA", "F")))
+    assert ack_code_of(ack) == "AA"
+    assert report(engine, fhir, "Y3")["status"] == "final"

@@ -992,11 +992,26 @@ def diagnostic_report(
             res["identifier"] = [ident]
     ref = ctx.ref("DiagnosticReport", key)["reference"]
     earlier = ctx.resources.get(ref)
+    stated = obr is not None and _status_stated(obr, ctx)
     if earlier is not None:
         _another_group(ctx, earlier, res, ctx.report_tests.setdefault(ref, []), test)
-    elif test is not None:
-        ctx.report_tests[ref] = [test]
+        if not stated:  # the report's status is no longer OBR-25's word alone
+            ctx.unsay(earlier, "status")
+    else:
+        if test is not None:
+            ctx.report_tests[ref] = [test]
+        if stated:
+            # stated by OBR-25, not inferred from the results the message carries: a message naming
+            # every test of the stored report then speaks for it whole (``merge.yaml`` ``as_far_as``)
+            assert obr is not None
+            ctx.located(res, "status", obr, 25)
     return ctx.put(res, key)
+
+
+def _status_stated(obr: Segment, ctx: Context) -> bool:
+    """Whether OBR-25 states the group's report status (a code ``report_status`` maps)."""
+    code = obr.value(25).strip()
+    return bool(code) and code in vocabulary(ctx.site, "report_status")
 
 
 _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
@@ -1047,8 +1062,18 @@ def _holds_lines(text: str, part: str) -> bool:
     return any(lines[i:i + len(wanted)] == wanted for i in range(len(lines) - len(wanted) + 1))
 
 
+# results that will not come (OBX-11 X, N: cannot be obtained) or were withdrawn (D, W): R4's cancelled
+# and entered-in-error are beside a report's path (``merge.yaml`` DiagnosticReport ``status.progress``)
+_GIVE_WAY = frozenset({"cancelled", "entered-in-error"})
+
+
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
+    """How far a group's report got by its own results' OBX-11, when OBR-25 says nothing: final when
+    every result is, corrected when one was, partial when some are in, else ``unknown`` (the
+    converter's placeholder). A result that will not come or was withdrawn states no progress and
+    gives way: F, F, X made a ``partial`` report that could never become final."""
     statuses = {ctx.resources[r["reference"]]["status"] for r in results if r["reference"] in ctx.resources}
+    statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"
     if "corrected" in statuses or "amended" in statuses:
