@@ -444,27 +444,34 @@ class MergeRules:
           one's test (a coding's system and code in common), else the tests' labels in ``code.text``
           (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel.
 
-        An incoming version whose status a field of the message stated (``Said.fields``: OBR-25,
-        not inferred from the results it carries) and that names every test the stored one names
-        (``names_all_of``'s element: the same test, or a panel of them all) states the whole report
-        anew, so ``as_far_as`` reads nothing: the stored results it does not list are that report's
-        own earlier ones (a preliminary result whose id changed before the final message; a
-        cancelled order's results), and held it back for good."""
+        Two kinds of stored entries the incoming version does not list do not hold it back (they held
+        a report back for good): a result of the same test as one the incoming version lists (its
+        code): that result said again under another id (OBX-4 sent only with the final result); and,
+        when the incoming version lists no result at all, its status is stated by a field of the
+        message (``Said.fields``: OBR-25, not inferred) and it names every test the stored one names
+        (``names_all_of``'s element: the same test, or a panel of them all), every one: the message
+        states the whole report (OBR-25 X: the order cancelled, no results)."""
         listed = ep.as_far_as or ep.names_all_of
-        if ep.as_far_as and f"{incoming['resourceType']}.{name}" in fields:
-            named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
-            if named and names_every_test(stored.get(named), incoming.get(named)):
-                return
         incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:
             return
         if ep.as_far_as:
+            if not incoming_refs and f"{incoming['resourceType']}.{name}" in fields:
+                named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
+                if named and names_every_test(stored.get(named), incoming.get(named)):
+                    return
+            said = [c for ref in incoming_refs if isinstance(ref, str)
+                    and isinstance(c := (self._read(ref) or {}).get("code"), dict)]
             progress = ep.progress or {}
             least = out.get(name)
             for ref in others:
-                status = (self._read(ref) or {}).get("status")
+                other = self._read(ref) or {}
+                code = other.get("code")
+                if isinstance(code, dict) and any(same_concept(code, c) for c in said):
+                    continue  # the same test's result, said again under another id
+                status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
                     least = status
             if least is not None:
