@@ -389,7 +389,7 @@ class MergeRules:
                     if sibling not in incoming:
                         out.pop(sibling, None)
         for name, ep in plan.over:
-            self._over(name, ep, stored, incoming, out)
+            self._over(name, ep, stored, incoming, out, plan.over, fields)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
@@ -429,7 +429,8 @@ class MergeRules:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
 
-    def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource) -> None:
+    def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
+              over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str]) -> None:
         """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
         entries the incoming version does not list -- a later message carried only some of the
         report's groups (one filler number, two tests). The element then speaks for them too:
@@ -441,7 +442,15 @@ class MergeRules:
           when urea's result is;
         - ``names_all_of``: the code names every test: the incoming code when it is the stored
           one's test (a coding's system and code in common), else the tests' labels in ``code.text``
-          (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel."""
+          (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel.
+
+        Two kinds of stored entries the incoming version does not list do not hold it back (they held
+        a report back for good): a result of the same test as one the incoming version lists (its
+        code): that result said again under another id (OBX-4 sent only with the final result); and,
+        when the incoming version lists no result at all, its status is stated by a field of the
+        message (``Said.fields``: OBR-25, not inferred) and it names every test the stored one names
+        (``names_all_of``'s element: the same test, or a panel of them all), every one: the message
+        states the whole report (OBR-25 X: the order cancelled, no results)."""
         listed = ep.as_far_as or ep.names_all_of
         incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
         others = [e["reference"] for e in out.get(listed) or ()
@@ -449,10 +458,20 @@ class MergeRules:
         if not others:
             return
         if ep.as_far_as:
+            if not incoming_refs and f"{incoming['resourceType']}.{name}" in fields:
+                named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
+                if named and names_every_test(stored.get(named), incoming.get(named)):
+                    return
+            said = [c for ref in incoming_refs if isinstance(ref, str)
+                    and isinstance(c := (self._read(ref) or {}).get("code"), dict)]
             progress = ep.progress or {}
             least = out.get(name)
             for ref in others:
-                status = (self._read(ref) or {}).get("status")
+                other = self._read(ref) or {}
+                code = other.get("code")
+                if isinstance(code, dict) and any(same_concept(code, c) for c in said):
+                    continue  # the same test's result, said again under another id
+                status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
                     least = status
             if least is not None:
@@ -612,6 +631,39 @@ def same_concept(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     if mine or theirs:
         return bool(mine & theirs)
     return bool(one.get("text")) and one.get("text") == other.get("text")
+
+
+def _tests(concept: Mapping[str, Any]) -> list[str] | None:
+    """The tests a report's code names by label: a panel (``code.text`` with no coding,
+    ``names_all_of``) its several; None for one coded test (compared by its codings)."""
+    if _codes(concept) or not concept.get("text"):
+        return None
+    return str(concept["text"]).split(PANEL)
+
+
+def names_every_test(stored: Any, incoming: Any) -> bool:
+    """Whether a report's ``incoming`` code names every test its ``stored`` code names: the same test
+    (``same_concept``), or a panel listing each of them (one coded test by its label)."""
+    if not isinstance(stored, dict) or not isinstance(incoming, dict):
+        return False
+    if same_concept(stored, incoming):
+        return True
+    panel = _tests(incoming)
+    if panel is None:
+        return False
+    wanted = _tests(stored)
+    return set(wanted if wanted is not None else [concept_label(stored)]) <= set(panel)
+
+
+def progress_of(merge: Mapping[str, Any] | None, rtype: str, element: str) -> Mapping[str, int]:
+    """The ``progress`` order of an element's rule (DiagnosticReport ``status``) in a site's
+    merge.yaml data (``Site.merge``), else the shipped file's: the one table the converter reads
+    for the groups of one message and the merge rules across messages. A status not listed states
+    no progress (gives way); no table, every status gives way."""
+    data = merge or shipped().data
+    rule = ((data.get("resources") or {}).get(rtype) or {}).get(element)
+    progress = rule.get("progress") if isinstance(rule, Mapping) else None
+    return progress if isinstance(progress, Mapping) else {}
 
 
 def concept_label(concept: Mapping[str, Any]) -> str:

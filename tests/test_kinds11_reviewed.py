@@ -77,22 +77,21 @@ def test_no_phone_field_deletes_what_another_may_have_stated(engine: Engine, fhi
                 adt("D2", "A08", pid13='""'))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
     # uses11: PID-14's work mobile is stored as mobile (a CP), like PID-13's; the stored Patient
-    # cannot tell them apart, so PID-13 "" deletes no number (a missed delete, the lesser wrong)
-    everything = [phone("051288001", "home"), phone("051288003", "temp"), phone("13800000000", "mobile"),
-                  phone("13900000000", "mobile")]
-    assert stored(engine, fhir, "D2", "Patient")["telecom"] == everything
+    # cannot tell them apart, so neither field's "" deletes a mobile. conv14: PID-13 "" deletes the
+    # home number (its field's use), the temporary number stays; PID-14 "" finds no work number
+    rest = [phone("051288003", "temp"), phone("13800000000", "mobile"), phone("13900000000", "mobile")]
+    assert stored(engine, fhir, "D2", "Patient")["telecom"] == rest
     (ack,) = send(engine, adt("D3", "A08", pid14='""'))
     assert ack_code_of(ack) == "AA"
-    assert stored(engine, fhir, "D3", "Patient")["telecom"] == everything
+    assert stored(engine, fhir, "D3", "Patient")["telecom"] == rest
 
 
 def test_a_home_mobile_is_not_deleted_by_the_work_field(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     acks = send(engine, adt("E1", "A01", pid13="^PRN^CP^^^^13800000000", pid14="^WPN^PH^^^^051288002"),
                 adt("E2", "A08", pid14='""'))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
-    # the home mobile stays; so does the work number since uses11 (PID-14 "" deletes no number)
-    assert stored(engine, fhir, "E2", "Patient")["telecom"] == [phone("13800000000", "mobile"),
-                                                                phone("051288002", "work")]
+    # the home mobile stays; the work number goes (conv14: PID-14 "" deletes the work numbers)
+    assert stored(engine, fhir, "E2", "Patient")["telecom"] == [phone("13800000000", "mobile")]
 
 
 def test_a_name_in_extension_b_ideographs_is_the_chinese_kind() -> None:

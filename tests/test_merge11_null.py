@@ -55,7 +55,7 @@ def test_a_null_flag_deletes_the_stored_one_an_empty_flag_keeps_it(engine: Engin
             for c in i["coding"]] == ["L"]
 
 
-def test_a_null_phone_field_deletes_no_number_a_null_address_goes(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_null_phone_field_deletes_its_use_a_null_address_goes(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     home = {"system": "phone", "value": "051288001", "use": "home"}
     work = {"system": "phone", "value": "051288002", "use": "work"}
     first = adt("P1", "A01", "王^建国^^^^^L", "^PRN^PH^^^^051288001", "^WPN^PH^^^^051288002",
@@ -65,19 +65,19 @@ def test_a_null_phone_field_deletes_no_number_a_null_address_goes(engine: Engine
     patient = stored(engine, fhir, "P2", "Patient")
     assert patient["telecom"] == [home, work] and patient["address"]  # empty fields: no change
 
-    # PID-11 "": the address is gone; PID-14 "": no number goes -- the stored Patient cannot tell
-    # a PID-14 number from a PID-13 or PID-40 one of the same use (uses11); sent three times (the
-    # converter keeps copies of a Patient from a PID it met before: never of this one)
+    # PID-11 "": the address is gone; PID-14 "": the work number goes (conv14: the numbers of the
+    # field's use; it had deleted none); sent three times (the converter keeps copies of a Patient
+    # from a PID it met before: never of this one)
     acks = send(engine, *(adt(f"P{n}", "A08", "王^建国^^^^^L", "", '""', '""') for n in (3, 4, 5)))
     assert [ack_code_of(a) for a in acks] == ["AA"] * 3
     patient = stored(engine, fhir, "P5", "Patient")
-    assert patient["telecom"] == [home, work] and "address" not in patient
+    assert patient["telecom"] == [home] and "address" not in patient
 
-    # PID-13 "" with a new work mobile in PID-14: nothing goes, the mobile is added
+    # PID-13 "" with a new work mobile in PID-14: the home number goes, the mobile is added
     (ack,) = send(engine, adt("P6", "A08", "王^建国^^^^^L", '""', "^WPN^CP^^^^13900000000"))
     assert ack_code_of(ack) == "AA"
     assert stored(engine, fhir, "P6", "Patient")["telecom"] == [
-        home, work, {"system": "phone", "value": "13900000000", "use": "mobile"}]
+        {"system": "phone", "value": "13900000000", "use": "mobile"}]
 
 
 def test_a_null_names_what_it_deletes_and_converts_as_an_empty_field(engine: Engine) -> None:
@@ -90,5 +90,6 @@ def test_a_null_names_what_it_deletes_and_converts_as_an_empty_field(engine: Eng
     # (what the converter assumes is named too, in both: the A08's Encounter status, merge12; the
     # Patient's active, mfix12)
     ((ref, deletes),) = [(r, s.deletes) for r, s in nulled.said.items() if s.deletes]
-    assert ref.startswith("Patient/") and deletes == (Delete("address"),)  # PID-14's "": nothing
+    phones = ("system", ("phone", "fax", "pager", "sms"))
+    assert ref.startswith("Patient/") and deletes == (Delete("address"), Delete("telecom", (("use", ("work",)), phones)))
     assert [r for r, s in empty.said.items() if s.deletes] == []

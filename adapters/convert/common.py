@@ -530,3 +530,13 @@ def bundle(resources: dict[str, Resource]) -> Resource:
 
 def error_for(seg: Segment, message: str, field_no: int, component: int | None = None) -> HL7Error:
     return seg.error(message, field_no, component, code=DATA_TYPE_ERROR)
+
+
+def note_text(nte: Segment) -> str:
+    """NTE-3 (FT, repeating: one comment's lines) -> an Annotation's text, a line per repetition (an
+    empty one left out), as every converter of notes reads it. The order and result notes read only
+    the first repetition: a comment sent as ``标本溶血~已通知临床`` lost its second line."""
+    reps = nte.reps(3)
+    if len(reps) == 1:
+        return reps[0].text()
+    return "\n".join(t for t in (r.text() for r in reps) if t)

@@ -74,7 +74,10 @@ def convert_orders(
         refs: list[dict[str, str]] = []
         forms: list[dict[str, Any]] = []
         text_lines: list[str] = []
-        seen_keys: set[str] = set()
+        # the result keys of the report so far, over all its groups: two groups of one report (one
+        # filler number: an OGTT's time points) each with a GLU result made one key, and the second
+        # group's result was merged into the first's (its value and time lost, no warning)
+        seen_keys = ctx.result_keys.setdefault(rkey, set())
         specimen = spec_refs[0] if len(spec_refs) == 1 else None
         plan = hook is None  # an imaging hook may change the results after they are made
         observation, text_types = results.observation, results.TEXT_TYPES
@@ -92,6 +95,8 @@ def convert_orders(
                 textual = obx.value(2).upper() in text_types
             if okey in seen_keys or not item:
                 okey += f"|{obx.value(1) or obx.sequence}"
+                if okey in seen_keys:  # OBX-1 starts again in each group: the OBX's place in the message
+                    okey += f"|{obx.sequence}"
             seen_keys.add(okey)
             built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
             if built is not None:

@@ -128,22 +128,27 @@ def _order_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> Non
     if request is None:
         return
     sr = ctx.resources[request["reference"]]
+    # each once: a second OBR group of the same order (one accession, its results split) named the
+    # modality and the accession again, and the order held both twice
     modality = _modality(group, ctx)
     if modality:
-        sr.setdefault("code", {}).setdefault("coding", []).append({"system": common.DCM, "code": modality})
+        _add_once(sr.setdefault("code", {}).setdefault("coding", []), {"system": common.DCM, "code": modality})
     accession = _accession(group, ctx)
     if accession:
-        sr.setdefault("identifier", []).append(
-            {
-                "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
-                "system": f"urn:huren:accession:{ctx.urn_code}",
-                "value": accession,
-            }
-        )
+        _add_once(sr.setdefault("identifier", []), {
+            "type": {"coding": [{"system": common.V2_0203, "code": "ACSN"}]},
+            "system": f"urn:huren:accession:{ctx.urn_code}",
+            "value": accession,
+        })
     ipc = ctx.message.get("IPC")
     if ipc is not None and ipc.value(3):
         uid = ipc.value(3)
-        sr.setdefault("identifier", []).append({"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+        _add_once(sr.setdefault("identifier", []), {"system": common.DICOM_UID, "value": f"urn:oid:{uid}"})
+
+
+def _add_once(listed: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    if entry not in listed:
+        listed.append(entry)
 
 
 def _request_hook(group: results.Group, ctx: Context, info: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
-from engine.merge_rules import PANEL, concept_label, same_concept
+from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
 
 Resource = dict[str, Any]
 
@@ -309,10 +309,12 @@ def service_request(
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
-    notes = [n.rep(3).text() for n in group.notes.get(-1, ()) if n.rep(3).text()]
+    notes = [t for t in map(common.note_text, group.notes.get(-1, ())) if t]
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if notes and ctx.resources[ref["reference"]] is not res:
+        _notes_of_another_group(ctx.resources[ref["reference"]], res)
     if not _intent_stated(obr, ctx):
         # OBR-11 empty (or a code the site does not know): ``order`` is the converter's assumption and
         # fills only an order stored without an intent -- an order message after the lab's reflex
@@ -327,6 +329,18 @@ def service_request(
         assert orc is not None
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
     return ref
+
+
+def _notes_of_another_group(order: Resource, res: Resource) -> None:
+    """A later group of the message naming the same order (one placer and filler number, one test:
+    its results split over groups) adds its own notes (NTE after its OBR) to the order, each note
+    once: ``Context.put`` keeps what the first group made and adds only absent elements, so every
+    later group's notes were lost. A note already on the order (a group repeating another's) is not
+    added again; a re-sent message adds none either (``merge.yaml``: notes are a union)."""
+    listed = order.setdefault("note", [])
+    for note in res["note"]:
+        if note not in listed:
+            listed.append(note)
 
 
 def _intent_stated(obr: Segment | None, ctx: Context) -> bool:
@@ -359,7 +373,7 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
     filler number) but name two orders (two OBR-4 tests), and the combined report is as far as its
     least advanced group -- before, a final UREA group after a preliminary CREA group left UREA's
     order active. Only groups naming the same order make it as far as the least advanced of them
-    (``report_status_progress``), as they do its report."""
+    (``merge.yaml`` DiagnosticReport ``status.progress``), as they do its report."""
     if group.orc is not None and group.orc.value(5):
         return
     ref = request["reference"]
@@ -379,9 +393,11 @@ def status_from_report(group: Group, ctx: Context, request: dict[str, str], stat
 
 
 def _less_advanced(ctx: Context, status: str, than: str) -> bool:
-    """Whether report status ``status`` is less advanced than ``than`` (``vocabulary.yaml``
-    ``report_status_progress``; a status not listed states no progress and gives way)."""
-    progress = vocabulary(ctx.site, "report_status_progress")
+    """Whether report status ``status`` is less advanced than ``than``: ``merge.yaml``
+    DiagnosticReport ``status.progress``, the one order the merge rules weigh reports by across
+    messages (a status not listed -- cancelled, entered-in-error, unknown -- states no progress and
+    gives way)."""
+    progress = progress_of(ctx.site.merge, "DiagnosticReport", "status")
     return progress.get(status, 99) < progress.get(than, 99)
 
 
@@ -590,7 +606,7 @@ def _observation(
     if specimen:
         res["specimen"] = specimen
     if group.notes:
-        notes = [n.rep(3).text() for n in group.notes.get(obx.position, ()) if n.rep(3).text()]
+        notes = [t for t in map(common.note_text, group.notes.get(obx.position, ())) if t]
         if notes:
             res["note"] = [{"text": t} for t in notes]
     return ctx.put(res, key), None
@@ -976,11 +992,26 @@ def diagnostic_report(
             res["identifier"] = [ident]
     ref = ctx.ref("DiagnosticReport", key)["reference"]
     earlier = ctx.resources.get(ref)
+    stated = obr is not None and _status_stated(obr, ctx)
     if earlier is not None:
         _another_group(ctx, earlier, res, ctx.report_tests.setdefault(ref, []), test)
-    elif test is not None:
-        ctx.report_tests[ref] = [test]
+        if not stated:  # the report's status is no longer OBR-25's word alone
+            ctx.unsay(earlier, "status")
+    else:
+        if test is not None:
+            ctx.report_tests[ref] = [test]
+        if stated:
+            # stated by OBR-25, not inferred from the results the message carries: a message naming
+            # every test of the stored report then speaks for it whole (``merge.yaml`` ``as_far_as``)
+            assert obr is not None
+            ctx.located(res, "status", obr, 25)
     return ctx.put(res, key)
+
+
+def _status_stated(obr: Segment, ctx: Context) -> bool:
+    """Whether OBR-25 states the group's report status (a code ``report_status`` maps)."""
+    code = obr.value(25).strip()
+    return bool(code) and code in vocabulary(ctx.site, "report_status")
 
 
 _REPORT_LISTS = ("basedOn", "result", "specimen", "presentedForm")
@@ -991,7 +1022,7 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
     """A second OBR group of the message for the same report (the same filler number: two tests on
     one specimen, or one test's results split over two groups): the report lists every group's
     results, specimens, orders and forms, and is as far as its least advanced group
-    (``vocabulary.yaml`` ``report_status_progress``: final only when every group is; a corrected
+    (``merge.yaml`` DiagnosticReport ``status.progress``: final only when every group is; a corrected
     group makes a final report corrected). Before, the first group's report stood as it was: the
     second group's results were not in it, and its status was the first group's alone.
 
@@ -1008,6 +1039,15 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
             listed = earlier.setdefault(name, [])
             if entry not in listed:
                 listed.append(entry)
+    # each group's impression (an imaging report's groups under one accession): the first group's
+    # conclusion stood alone and the others' were lost
+    said = res.get("conclusion")
+    if said:
+        before = earlier.get("conclusion")
+        if not before:
+            earlier["conclusion"] = said
+        elif not _holds_lines(before, said):
+            earlier["conclusion"] = f"{before}\n{said}"
     now, other = earlier.get("status"), res.get("status")
     if isinstance(other, str) and isinstance(now, str) and _less_advanced(ctx, other, now):
         earlier["status"] = other
@@ -1016,8 +1056,24 @@ def _another_group(ctx: Context, earlier: Resource, res: Resource, tests: list[C
         earlier["code"] = test if len(tests) == 1 else {"text": PANEL.join(dict.fromkeys(concept_label(c) for c in tests))}
 
 
+def _holds_lines(text: str, part: str) -> bool:
+    """Whether ``part``'s lines are a run of ``text``'s lines (a group's conclusion said already)."""
+    lines, wanted = text.split("\n"), part.split("\n")
+    return any(lines[i:i + len(wanted)] == wanted for i in range(len(lines) - len(wanted) + 1))
+
+
+# results that will not come (OBX-11 X, N: cannot be obtained) or were withdrawn (D, W): R4's cancelled
+# and entered-in-error are beside a report's path (``merge.yaml`` DiagnosticReport ``status.progress``)
+_GIVE_WAY = frozenset({"cancelled", "entered-in-error"})
+
+
 def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
+    """How far a group's report got by its own results' OBX-11, when OBR-25 says nothing: final when
+    every result is, corrected when one was, partial when some are in, else ``unknown`` (the
+    converter's placeholder). A result that will not come or was withdrawn states no progress and
+    gives way: F, F, X made a ``partial`` report that could never become final."""
     statuses = {ctx.resources[r["reference"]]["status"] for r in results if r["reference"] in ctx.resources}
+    statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"
     if "corrected" in statuses or "amended" in statuses:

@@ -510,7 +510,7 @@ def _notes(target: str, res: Resource, after: tuple[str, ...], seg: Segment | No
             continue
         i += 1
         while i < len(segments) and segments[i].name == "NTE":
-            text = "\n".join(r.text() for r in segments[i].reps(3) if r.text())
+            text = common.note_text(segments[i])
             if text:
                 texts.append(text)
             i += 1
