@@ -21,6 +21,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.recognition.qc import DeclaredQc
+from mappings.pagewords import PageWords
 from mappings.sitefiles import SiteError, load_checked
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
@@ -90,6 +91,8 @@ class Site:
     sources: tuple[str, ...] = ()  # files read, for diagnostics
     merge: Mapping[str, Any] = field(default_factory=dict)  # merge.yaml (compiled by engine.merge_rules)
     merge_file: str = ""  # where merge.yaml was read from, for error messages
+    # the staff pages' words for codes (insurance/words.yaml, the site's sections merged over the shipped)
+    words: PageWords = field(default_factory=lambda: PageWords(None), compare=False)
 
     @classmethod
     def load(cls, settings: Any) -> Site:
@@ -145,8 +148,9 @@ class Site:
         if merge_path is not None:
             merge = load_merge_file(merge_path)
             sources.append(str(merge_path))
+        words = PageWords(site_dir)  # checked here with the rest: a mistake stops start-up (or reload)
         return cls(institutions, code_maps, units, tables, tuple(sources), merge,
-                   str(merge_path) if merge_path else "")
+                   str(merge_path) if merge_path else "", words)
 
     def institution(self, code: str) -> Institution | None:
         return self.institutions.get(code)
