@@ -4,6 +4,8 @@ Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds
 same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
 ``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
+The one exception is the staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
+a site names only the words it changes, merged over the shipped ones.
 
 Integrators edit these files by hand, so every file is checked against a JSON schema at start-up
 and an error names the file, the line and the field (``institutions.yaml:7: [1].qc.until: ...``).
