@@ -4,6 +4,8 @@ Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds
 same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
 ``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
+The one exception is the staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
+a site names only the words it changes, merged over the shipped ones.
 
 Integrators edit these files by hand, so every file is checked against a JSON schema at start-up
 and an error names the file, the line and the field (``institutions.yaml:7: [1].qc.until: ...``).
@@ -21,6 +23,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.recognition.qc import DeclaredQc
+from mappings.pagewords import PageWords
 from mappings.sitefiles import SiteError, load_checked
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
@@ -90,6 +93,8 @@ class Site:
     sources: tuple[str, ...] = ()  # files read, for diagnostics
     merge: Mapping[str, Any] = field(default_factory=dict)  # merge.yaml (compiled by engine.merge_rules)
     merge_file: str = ""  # where merge.yaml was read from, for error messages
+    # the staff pages' words for codes (insurance/words.yaml, the site's sections merged over the shipped)
+    words: PageWords = field(default_factory=lambda: PageWords(None), compare=False)
 
     @classmethod
     def load(cls, settings: Any) -> Site:
@@ -145,8 +150,9 @@ class Site:
         if merge_path is not None:
             merge = load_merge_file(merge_path)
             sources.append(str(merge_path))
+        words = PageWords(site_dir)  # checked here with the rest: a mistake stops start-up (or reload)
         return cls(institutions, code_maps, units, tables, tuple(sources), merge,
-                   str(merge_path) if merge_path else "")
+                   str(merge_path) if merge_path else "", words)
 
     def institution(self, code: str) -> Institution | None:
         return self.institutions.get(code)

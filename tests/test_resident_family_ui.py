@@ -158,7 +158,17 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         assert "可以查看" in mother.text("family") and not m.eval("!!document.querySelector('.confirm-box')")
         m.eval("document.querySelector('button.withdraw').click()")
         m.wait("!!document.querySelector('.confirm-box button.confirm')")
+        # the withdrawal on a slow connection (held in the page until released): neither button does
+        # more while it runs ("keep" had put the withdraw button back though access was being withdrawn)
+        m.eval("{ const f = window.fetch; window.held = []; window.fetch = (u, o) => String(u).includes('family-withdraw')"
+               " ? new Promise(r => window.held.push(() => r(f(u, o)))) : f(u, o); } true")
         m.eval("document.querySelector('.confirm-box button.confirm').click()")
+        m.wait("window.held.length === 1")
+        assert m.eval("[...document.querySelectorAll('.confirm-box button')].map(b => b.disabled)") == [True, True]
+        assert "正在撤销……" in mother.text("family")
+        m.eval("document.querySelector('.confirm-box button.keep').click()")
+        assert m.eval("!!document.querySelector('.confirm-box') && !document.querySelector('button.withdraw:not(.confirm)')")
+        m.eval("window.held[0](); true")
         m.wait("document.getElementById('family').innerText.includes('已撤销')")
         assert "撤销孙伟的查看权限" not in mother.text("family")
         mother.shot("06-mother-withdrew-big-360")

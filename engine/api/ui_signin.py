@@ -200,7 +200,9 @@ def _names(engine: Engine) -> dict[str, Any]:
             "analytes": {code: name for item in rules.items.values() for code, name in item.analytes.items()},
             "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
             "measures": {m.url: m.title for m in engine.measures.by_id.values()},
-            **page_words(engine.settings.site)}
+            # every community an institution belongs to, named in the words or not (a filter takes its code)
+            "community_codes": sorted({inst.community for inst in engine.site.institutions.values()}),
+            **page_words(engine)}
 
 
 OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it

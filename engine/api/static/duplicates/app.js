@@ -88,7 +88,7 @@
     if (!rates.children.length) empty(rates, 6, "所选范围内没有可互认的医嘱。 No recognisable orders in this range.");
     shown = []; $("#flags tbody").replaceChildren();
     addRows(report.rows);
-    const q = filterQuery(); q.set("_format", "csv");
+    const q = new URLSearchParams(listed); q.delete("_count"); q.set("_format", "csv"); // the list shown, as CSV
     $("#csv").href = "/reports/duplicates?" + q.toString();
   }
 
@@ -277,14 +277,17 @@
 
   async function load() {
     const mine = lists.ask();
-    const q = filterQuery(); q.set("_count", String(PAGE));
+    let q;
+    try { q = filterQuery(); } // a name that matches nothing is said here, before anything is sent
+    catch (e) { message(e.message); return; }
+    q.set("_count", String(PAGE));
     $("#more").disabled = true; // no page of the old list while the new one is on its way
     // said while it is on its way: on a slow connection a tap on "查询" had shown nothing for seconds
     text($("#message"), "正在查询…… Loading…"); $("#message").className = "busy";
     try {
       const report = await api("/reports/duplicates?" + q.toString());
       if (!lists.counts(mine)) return; // a later load's list is the one to show
-      render(report); listed = q.toString();
+      listed = q.toString(); render(report);
       message(""); document.body.dataset.loaded = "1";
     }
     catch (e) { if (lists.counts(mine)) message(e.message); }

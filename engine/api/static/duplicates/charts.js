@@ -8,13 +8,20 @@ window.hurenStaff = (function () {
     let res;
     try { res = await fetch("/ui/session", { credentials: "same-origin" }); }
     catch (e) { document.querySelector("#message").textContent = window.hurenWords.failure(0); return null; }
-    if (!res.ok) { window.hurenWords.signInAgain(page); return null; } // words.js decides how
+    if (res.status === 401) { window.hurenWords.signInAgain(page); return null; } // words.js decides how
+    if (!res.ok) { // any other failure is the server's, not the sign-in's: said on the page, no loop to sign in
+      const body = await res.json().catch(() => null);
+      const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : "";
+      document.querySelector("#message").textContent = window.hurenWords.failure(res.status, diag);
+      return null;
+    }
     const session = await res.json();
     // every code name the pages show comes from here (the server's one owner of them, ui_signin._names)
     const names = {};
     for (const kind of ["places", "reasons", "scopes", "items", "analytes", "roles", "measures", "communities", "insurance_types",
       "statuses", "effects", "result_statuses", "steps", "spans"]) names[kind] = session[kind] || {};
     window.hurenWords.names = names;
+    window.hurenWords.codes = { communities: session.community_codes || [] }; // codes the site has but may not name
     // a filter that takes a code offers the site's names to choose from (the code is what is sent)
     for (const input of document.querySelectorAll("input[data-names]")) {
       const kind = input.dataset.names, id = "choices-" + kind;

@@ -202,7 +202,9 @@
     const mine = months.ask();
     const form = $("#indicators-form");
     const q = new URLSearchParams({ month: form.elements.month.value });
-    const community = window.hurenWords.codeFor("communities", form.elements.community.value); // a name typed: its code
+    let community;
+    try { community = window.hurenWords.codeFor("communities", form.elements.community.value); } // a name typed: its code
+    catch (e) { message("#message", e.message); return; } // no such community: said, nothing sent
     if (community) q.set("community", community);
     message("#message", "正在查询…… Loading…"); $("#message").className = "busy"; // said while on its way
     try {
@@ -218,7 +220,12 @@
     const mine = years.ask();
     const form = $("#settlement-form");
     const q = new URLSearchParams({ year: form.elements.year.value });
-    const community = window.hurenWords.codeFor("communities", form.elements.community.value); // a name typed: its code
+    let community;
+    try { community = window.hurenWords.codeFor("communities", form.elements.community.value); } // a name typed: its code
+    catch (e) { // no such community: said, nothing sent (the report had come back empty, or a remit's 403)
+      $("#settlement").replaceChildren(); message("#set-message", e.message);
+      document.body.dataset.settlement = "1"; return;
+    }
     if (community) q.set("community", community);
     $("#settlement").replaceChildren();
     message("#set-message", "正在结算…… Settling…"); $("#set-message").className = "busy";

@@ -115,14 +115,20 @@ window.hurenWords = (function () {
   }
   // What a person typed into a filter that takes a code (an institution, an item, a community), as
   // the code: the code itself, the site's name for it (阜宁县中医院), or both as the pages write them
-  // (阜宁县中医院（FNZYY）). Anything else is sent as typed (and finds nothing, which the page says).
+  // (阜宁县中医院（FNZYY）). Anything else matches nothing the site has: an Error saying so (e.g.
+  // 没有名为“阜宁医共体”的医共体), thrown before anything is sent -- a name sent as typed had found
+  // nothing and said nothing. The one way every filter turns a name into a code.
+  const KINDS = { places: "机构 institution", items: "检验检查项目 test", communities: "医共体 medical community" };
   function codeFor(kind, typed) {
     const v = String(typed || "").trim(), table = words.names[kind] || {};
-    if (!v || v in table) return v;
+    if (!v || v in table || (words.codes[kind] || []).includes(v)) return v;
     const both = /^(.*)（([^（）]+)）$/.exec(v);
     if (both && both[2] in table) return both[2];
     const named = Object.keys(table).filter((code) => table[code] === v);
-    return named.length === 1 ? named[0] : v;
+    if (named.length === 1) return named[0];
+    const [zh, en] = (KINDS[kind] || "名称 name").split(" ");
+    const err = new Error("没有名为“" + v + "”的" + zh + "，请从列表中选择或检查拼写。 No " + en + " is named " + v + ".");
+    err.unknown = kind; throw err;
   }
   // A medical community by its name with its code (the filters take the code): 阜宁县医共体（funing）
   function community(code) {
@@ -161,6 +167,6 @@ window.hurenWords = (function () {
   }
 
   const words = { status, day, instant, failure, api, signInAgain, latest, today, sayPicked, place, placeName, reason, scope,
-    said, community, unit, reviewer, codeFor, names: {} };
+    said, community, unit, reviewer, codeFor, names: {}, codes: {} };
   return words;
 })();

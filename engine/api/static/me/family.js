@@ -151,19 +151,26 @@ function confirmWithdraw(consent, person, button) {
   const yes = el("button", { type: "button", class: "withdraw confirm" }, w.family_withdrawYes);
   const no = el("button", { type: "button", class: "keep" }, w.family_withdrawNo);
   const box = el("div", { class: "confirm-box", role: "group", "aria-labelledby": ask.id }, ask, yes, no);
-  yes.addEventListener("click", () => withdraw(consent, yes).catch((e) => status(e.message, true)));
-  no.addEventListener("click", () => { box.replaceWith(button); button.focus(); });
+  // while the withdrawal is on its way neither button does anything more: "keep" had put the withdraw
+  // button back though the access was being withdrawn; the page says so, then draws what became of it
+  yes.addEventListener("click", () => {
+    yes.disabled = no.disabled = true; box.setAttribute("aria-busy", "true");
+    ask.textContent = w.family_withdrawing; ask.classList.add("busy");
+    withdraw(consent).catch((e) => {
+      status(e.message, true);
+      ask.textContent = w.family_confirmWithdraw(n); ask.classList.remove("busy");
+      yes.disabled = no.disabled = false; box.removeAttribute("aria-busy");
+    });
+  });
+  no.addEventListener("click", () => { if (!no.disabled) { box.replaceWith(button); button.focus(); } });
   setTimeout(() => ask.focus(), 0);
   return box;
 }
 
-async function withdraw(consent, button) {
-  button.disabled = true;
-  try {
-    await operation("$family-withdraw", [{ name: "consent", valueReference: { reference: "Consent/" + consent.id } }]);
-    await loadFamily(state.session);
-    renderSection("family");
-    status(W().family_withdrawn, false, null);
-    $("family-h").focus();
-  } finally { button.disabled = false; }
+async function withdraw(consent) {
+  await operation("$family-withdraw", [{ name: "consent", valueReference: { reference: "Consent/" + consent.id } }]);
+  await loadFamily(state.session);
+  renderSection("family");
+  status(W().family_withdrawn, false, null);
+  $("family-h").focus();
 }
