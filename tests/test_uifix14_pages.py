@@ -127,10 +127,14 @@ def test_a_name_that_matches_nothing_is_said_before_anything_is_sent(engine: Eng
     tap(browser, "#set-apply")
     browser.wait_for("document.querySelector('#set-message').innerText !== ''")
     assert browser.eval("document.querySelector('#set-message').innerText").startswith("没有名为“阜宁医共体”的医共体")
+    browser.wait_for("document.body.dataset.indicators === '1'")
+    assert browser.eval("document.querySelectorAll('#indicators tbody tr').length") > 0  # the month's figures
     type_into(browser, "#indicators-form [name=community]", "阜宁医共体")
     tap(browser, "#ind-apply")
     browser.wait_for("document.querySelector('#message').innerText !== ''")
     assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“阜宁医共体”的医共体")
+    # and the figures shown before go with it: they had stayed, under a community that does not exist
+    assert browser.eval("document.querySelectorAll('#indicators tbody tr').length") == 0
     assert browser.eval("window.sent") == []
     # the community's name, or its code, is taken (and sent as the code)
     browser.eval("document.querySelector('#settlement-form [name=community]').value = ''; true")
@@ -147,6 +151,12 @@ def test_a_name_that_matches_nothing_is_said_before_anything_is_sent(engine: Eng
     tap(browser, "#apply")
     browser.wait_for("document.querySelector('#message').innerText !== ''")
     assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“阜宁县人民医”的机构")
+    # a name every object answers to is no code ("constructor" had been sent as one)
+    browser.eval("document.querySelector('#filters [name=institution]').value = ''; true")
+    type_into(browser, "#filters [name=institution]", "constructor")
+    tap(browser, "#apply")
+    browser.wait_for("document.querySelector('#message').innerText.includes('constructor')")
+    assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“constructor”的机构")
     browser.eval("document.querySelector('#filters [name=institution]').value = ''; true")
     type_into(browser, "#filters [name=item]", "血常规检查")
     tap(browser, "#apply")

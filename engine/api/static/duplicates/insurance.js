@@ -204,7 +204,10 @@
     const q = new URLSearchParams({ month: form.elements.month.value });
     let community;
     try { community = window.hurenWords.codeFor("communities", form.elements.community.value); } // a name typed: its code
-    catch (e) { message("#message", e.message); return; } // no such community: said, nothing sent
+    catch (e) { // no such community: said, nothing sent, and the last month's figures taken away with it
+      $("#alerts").replaceChildren(); $("#indicators tbody").replaceChildren(); $("#ind-charts").replaceChildren();
+      delete $("#indicators").dataset.month; message("#message", e.message); return;
+    }
     if (community) q.set("community", community);
     message("#message", "正在查询…… Loading…"); $("#message").className = "busy"; // said while on its way
     try {

@@ -121,9 +121,10 @@ window.hurenWords = (function () {
   const KINDS = { places: "机构 institution", items: "检验检查项目 test", communities: "医共体 medical community" };
   function codeFor(kind, typed) {
     const v = String(typed || "").trim(), table = words.names[kind] || {};
-    if (!v || v in table || (words.codes[kind] || []).includes(v)) return v;
+    // own keys only: "constructor" or "toString" is in every object, and had been sent as a code
+    if (!v || Object.hasOwn(table, v) || (words.codes[kind] || []).includes(v)) return v;
     const both = /^(.*)（([^（）]+)）$/.exec(v);
-    if (both && both[2] in table) return both[2];
+    if (both && Object.hasOwn(table, both[2])) return both[2];
     const named = Object.keys(table).filter((code) => table[code] === v);
     if (named.length === 1) return named[0];
     const [zh, en] = (KINDS[kind] || "名称 name").split(" ");

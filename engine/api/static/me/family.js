@@ -157,7 +157,9 @@ function confirmWithdraw(consent, person, button) {
     yes.disabled = no.disabled = true; box.setAttribute("aria-busy", "true");
     ask.textContent = w.family_withdrawing; ask.classList.add("busy");
     withdraw(consent).catch((e) => {
-      status(e.message, true);
+      // withdrawn, only the list's reload failed: drawn as withdrawn by withdraw(), and said so first
+      status(e.withdrawn ? w.family_withdrawn + " " + e.message : e.message, true);
+      if (e.withdrawn) return;
       ask.textContent = w.family_confirmWithdraw(n); ask.classList.remove("busy");
       yes.disabled = no.disabled = false; box.removeAttribute("aria-busy");
     });
@@ -169,7 +171,15 @@ function confirmWithdraw(consent, person, button) {
 
 async function withdraw(consent) {
   await operation("$family-withdraw", [{ name: "consent", valueReference: { reference: "Consent/" + consent.id } }]);
-  await loadFamily(state.session);
+  try { await loadFamily(state.session); } catch (e) {
+    // withdrawn, only the list's reload failed: the card is drawn as withdrawn from what is known
+    // (its question must not come back: "keep" would put the withdraw button back, and the resident
+    // would believe the family member still sees the record)
+    state.grants = state.grants.map((g) => g.consent.id === consent.id
+      ? { ...g, consent: { ...g.consent, status: "inactive" } } : g);
+    renderSection("family");
+    e.withdrawn = true; throw e;
+  }
   renderSection("family");
   status(W().family_withdrawn, false, null);
   $("family-h").focus();
