@@ -315,6 +315,7 @@ class Recognition:
         orders: list[str] = []
         flags: list[str] = []
         asks: list[tuple[str, str, str, str]] = []
+        tests: list[tuple[str, str, str, str]] = []  # (person, item, institution, day) of its results
         # id(code) -> (code, performer, type) (held: the ids are not reused while they live)
         skip: dict[int, tuple[Any, Any, str]] = {}
         answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
@@ -365,11 +366,28 @@ class Recognition:
                 hi = result.day.isoformat()
                 asks.append((result.person, found.code, window_start(hi, found.window_days), hi))
                 flags.append(issue_id("dup", result_key(result)))
-        self.checks.prefetch(orders)
-        self.flags.prefetch(flags)
+                tests.append((result.person, found.code, result.institution, hi))
         self.index.prefetch_windows(asks)
+        self.checks.prefetch([*orders, *self._orders_of_tests(tests)])
+        self.flags.prefetch(flags)
         self.index.prefetch_patients(patients)
         return _NotItems(rules, skip)
+
+    def _orders_of_tests(self, tests: Sequence[tuple[str, str, str, str]]) -> list[str]:
+        """The orders that the entries stored for the batch's tests name (person, item,
+        institution, day), as far as the windows read tell: each such test's flag decision asks
+        every order's check row (``_evaluate_flag``: two orders of one item at one institution on
+        one day are one test), so they are read with the batch's own orders, in one query.
+
+        Why: a returning resident's order of the same test on the same day (the bench message's
+        third of residents who come back) was one more query per message, for the earlier
+        order's check row."""
+        refs: list[str] = []
+        for person, item, inst, day in tests:
+            for d in self.index.known_window(person, item, day, day) or ():
+                if d["day"] == day and d["inst"] == inst and d.get("order"):
+                    refs.append(d["order"])
+        return refs
 
     def _not_item(self, resource: dict[str, Any]) -> bool:
         """Inside an ingest batch: is ``resource`` a result the preview found built from a plan
