@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, TypeVar
 
 from engine.errors import BadRequest, Gone, NotFound, Unprocessable
@@ -66,7 +66,15 @@ from engine.recognition.facts import (
     result_time,
 )
 from engine.recognition.flags import DuplicateFlag
-from engine.recognition.index import RESULTS, ResultIndex, from_doc, group_key, result_key, window_start
+from engine.recognition.index import (
+    RESULTS,
+    ResultIndex,
+    from_doc,
+    group_key,
+    result_key,
+    window_end,
+    window_start,
+)
 from engine.recognition.memo import GroupMemo
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 from engine.recognition.upgrade import backfill_final_at
@@ -127,7 +135,7 @@ class Recognition:
         if getattr(store, "fhir", None) is not None:
             backfill_final_at(store)  # entries an earlier release stored without ``final_at``: once
         # the check and flag rows, by key: remembered for one write group (engine.recognition.memo)
-        self.checks = GroupMemo(store.collection(CHECKS))
+        self.checks = GroupMemo(store.collection(CHECKS), ranged=("person", "item", "day"))
         self.flags = GroupMemo(store.collection(FLAGS))
         self._local = threading.local()  # per thread: what one write group's hook call has at hand
         for fields in (["inst", "day"], ["day"], ["item", "day"], ["status", "day"], ["person", "item", "prior_day"]):
@@ -316,6 +324,7 @@ class Recognition:
         flags: list[str] = []
         asks: list[tuple[str, str, str, str]] = []
         tests: list[tuple[str, str, str, str]] = []  # (person, item, institution, day) of its results
+        later: list[tuple[str, str, str, str]] = []  # (person, item, day, window's end) of its results
         # id(code) -> (code, performer, type) (held: the ids are not reused while they live)
         skip: dict[int, tuple[Any, Any, str]] = {}
         answers: dict[Any, tuple[str | None, str | None] | None] = {}  # plan -> its kept answer
@@ -363,12 +372,17 @@ class Recognition:
             result = facts.result(r, batch=True)
             found = items.get(result.item) if result is not None and result.person else None
             if found is not None and result is not None and result.person:
-                hi = result.day.isoformat()
-                asks.append((result.person, found.code, window_start(hi, found.window_days), hi))
+                day = result.day.isoformat()
+                # back over its window (its candidates), and on over the window of the repeats
+                # it may be the prior of (``_recheck_later``)
+                ahead = window_end(day, found.window_days)
+                asks.append((result.person, found.code, window_start(day, found.window_days), ahead))
+                later.append((result.person, found.code, day, ahead))
                 flags.append(issue_id("dup", result_key(result)))
-                tests.append((result.person, found.code, result.institution, hi))
+                tests.append((result.person, found.code, result.institution, day))
         self.index.prefetch_windows(asks)
         self.checks.prefetch([*orders, *self._orders_of_tests(tests)])
+        self.checks.prefetch_ranges(later)
         self.flags.prefetch(flags)
         self.index.prefetch_patients(patients)
         return _NotItems(rules, skip)
@@ -510,10 +524,13 @@ class Recognition:
         """``on_write_many`` inside the group's scope (``_in_group``)."""
         local = self._local
         outer, local.group = getattr(local, "group", None), writes  # a write the hook makes nests
+        outer_entered, local.entered = getattr(local, "entered", None), {}
         try:
-            return self._decide_writes(writes)
+            out = self._decide_writes(writes)
+            self._recheck_later(local.entered)
+            return out
         finally:
-            local.group = outer
+            local.group, local.entered = outer, outer_entered
 
     def _decide_writes(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
                        ) -> list[list[dict[str, Any]]]:
@@ -565,6 +582,7 @@ class Recognition:
         asks: list[tuple[str, str, str, str]] = []
         first: list[str] = []
         later: list[str] = []
+        ahead: list[tuple[str, str, str, str]] = []  # the results' windows on (``_recheck_later``)
         for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
@@ -594,9 +612,15 @@ class Recognition:
             found = items.get(item or "") if person else None
             if found is not None and day is not None:
                 hi = day.isoformat()
-                asks.append((person, found.code, window_start(hi, found.window_days), hi))
+                if rtype in RESULT_TYPES:
+                    end = window_end(hi, found.window_days)
+                    ahead.append((person, found.code, hi, end))
+                    asks.append((person, found.code, window_start(hi, found.window_days), end))
+                else:
+                    asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
         self.index.docs.prefetch(later)
+        self.checks.prefetch_ranges(ahead)
         return todo, asks
 
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -687,10 +711,12 @@ class Recognition:
         """The check rows of ``person``'s orders for ``item`` placed from ``day`` (ISO) to the end
         of its window: the orders a result of that day can be recognisable for (as the store and
         this scope hold them), by id."""
-        hi = (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
-        rows = self.checks.find_where(
-            {"person": person, "item": item, "day": {"$gte": day, "$lte": hi}},
-            lambda d: d.get("person") == person and d.get("item") == item and day <= (d.get("day") or "") <= hi)
+        hi = window_end(day, window_days)
+        rows = self.checks.in_range(person, item, day, hi)
+        if rows is None:
+            rows = self.checks.find_where(
+                {"person": person, "item": item, "day": {"$gte": day, "$lte": hi}},
+                lambda d: d.get("person") == person and d.get("item") == item and day <= (d.get("day") or "") <= hi)
         return sorted((d for d in rows if d.get("source") == "order"), key=lambda d: d["_id"])
 
     def _recheck_recognisers(self, moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
@@ -907,8 +933,15 @@ class Recognition:
 
     # -- result time -----------------------------------------------------------------------
     def on_result(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
-        issues, member = self._put_result(resource)
-        return self._evaluate_flag(member) if member is not None else issues
+        local = self._local
+        outer, local.entered = getattr(local, "entered", None), {}
+        try:
+            issues, member = self._put_result(resource)
+            out = self._evaluate_flag(member) if member is not None else issues
+            self._recheck_later(local.entered)
+            return out
+        finally:
+            local.entered = outer
 
     def _put_result(self, resource: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """A result's index entry put (or removed), and its test decided where that cannot wait:
@@ -932,6 +965,9 @@ class Recognition:
                 return self._evaluate_flag(before), None
             return [], None
         doc = self.index.put(facts, _instant(), before=before, read=True)
+        entered = getattr(self._local, "entered", None)
+        if entered is not None and _enters(before, doc):
+            entered.setdefault(group_key(doc), doc)
         if before is not None:
             self._recheck_dependents(before, doc)
             if group_key(before) != group_key(doc):
@@ -984,6 +1020,47 @@ class Recognition:
                                if d.get("status") not in VOID_STATUSES), None)
                 if member is not None:
                     self._evaluate_flag(member)
+
+    def _recheck_later(self, entered: Mapping[str, dict[str, Any]]) -> None:
+        """The tests that results which became recognisable in this write group (``_enters``: a
+        final result stored, a preliminary made final, a final result moved to another test) may
+        be the prior of, decided again: the tests of the person's orders for the item placed from
+        the result's day to the end of its window that were already resulted, and the results
+        without an order dated in that span.
+
+        Why: DOMAIN.md flags an order *for which a recognisable prior existed* (R98 asks whether
+        huren held it when the order was placed), so a prior that reaches huren after its repeat
+        was decided -- a lab's feed a day late, a preliminary made final, a date corrected into
+        the window -- flags the repeat as it would have had it come first. The repeat's order-time
+        check row is left as it was: the rate counts what was recognisable when it was placed.
+        An order the result's own test fulfils is not its repeat (a report and its observations,
+        two orders of one test). Nothing is returned: what another test's flag became is the
+        repeating institution's business, not the ACK of the lab that sent the prior.
+
+        Cost: the check rows and entries asked are read with the batch's (or the group's) windows
+        (``_preview``, ``_plan``); a resulted later order's entries are one query each."""
+        items = self._rules.items
+        for own, prior in entered.items():
+            item = items.get(prior["item"])
+            if item is None or not prior.get("person"):
+                continue
+            person, day = prior["person"], prior["day"]
+            hi = window_end(day, item.window_days)
+            mine = {d.get("order") for d in self.index.group(prior)} | {prior.get("order")}
+            tests: dict[str, dict[str, Any]] = {}
+            for check in self._orders_within(person, item.code, day, item.window_days):
+                if check["_id"] in mine or not _resulted(check):
+                    continue  # its own order, or not resulted yet (its result will be decided against it)
+                for d in self.index.by_order(check["_id"]):
+                    if d.get("person") == person and d["item"] == item.code:
+                        tests.setdefault(group_key(d), d)
+            for d in self.index.between(person, item.code, day, hi):
+                if not d.get("order"):
+                    tests.setdefault(group_key(d), d)
+            tests.pop(own, None)
+            for key in sorted(tests):
+                if tests[key].get("status") not in VOID_STATUSES:
+                    self._evaluate_flag(tests[key])
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
                order_ref: str | None) -> tuple[float, str]:
@@ -1305,6 +1382,16 @@ def _standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str
     else:
         return None
     return last["decision"] if facts == (prior, decision.reason, decision.contradicted) else None
+
+
+def _enters(before: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
+    """Did an index entry just become a result that may be a prior: final, of a person, and
+    before not so, or of another test (day, item, institution, person, analytes)?"""
+    if doc.get("status") not in FINAL_STATUSES or not doc.get("person"):
+        return False
+    if before is None or before.get("status") not in FINAL_STATUSES or not before.get("person"):
+        return True
+    return group_key(before) != group_key(doc) or before.get("analytes") != doc.get("analytes")
 
 
 def _resulted(check: dict[str, Any] | None) -> bool:
