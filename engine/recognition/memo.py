@@ -153,8 +153,10 @@ class GroupMemo:
 
     def _note(self, doc: Document) -> None:
         """A document written inside the scope joins the range read for its pair (if any)."""
+        if self._ranged is None:
+            return
         ranges = getattr(self._local, "ranges", None)
-        if ranges and self._ranged is not None:
+        if ranges:
             known = ranges.get((doc.get(self._ranged[0]), doc.get(self._ranged[1])))
             if known is not None:
                 known[2].add(doc["_id"])
