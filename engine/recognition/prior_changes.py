@@ -67,7 +67,8 @@ class PriorChanges(RecognitionState):
         final result stored, a preliminary made final, a final result moved to another test) may
         be the prior of, decided again: the tests of the person's orders for the item placed from
         the result's day to the end of its window that were already resulted, and the results
-        without an order dated in that span.
+        dated in that span whose order has no check row there (none, or an order never checked:
+        such a result stands for its own order, on its own day).
 
         Why: DOMAIN.md flags an order *for which a recognisable prior existed* (R98 asks whether
         huren held it when the order was placed), so a prior that reaches huren after its repeat
@@ -87,9 +88,11 @@ class PriorChanges(RecognitionState):
                 continue
             person, day, order = prior["person"], prior["day"], prior.get("order")
             hi = window_end(day, item.window_days)
-            tests: dict[str, dict[str, Any]] = {}
+            tests: dict[str, dict[str, Any]] = {}  # a member of each, one that stands if any does
+            checked: set[str] = set()
             mine: set[str | None] | None = None  # the orders its own test fulfils, when asked
             for check in self._orders_within(person, item.code, day, item.window_days):
+                checked.add(check["_id"])
                 if check["_id"] == order or not is_resulted(check):
                     continue  # its own order, or not resulted yet (its result will be decided against it)
                 if mine is None:
@@ -98,14 +101,24 @@ class PriorChanges(RecognitionState):
                     continue  # another order of its own test (two orders of one test on one day)
                 for d in self.index.by_order(check["_id"]):
                     if d.get("person") == person and d["item"] == item.code:
-                        tests.setdefault(group_key(d), d)
+                        _member(tests, d)
+            # results dated in the span whose order was not checked (none, or not stored): a
+            # result without an order is decided on its own day
             for d in self.index.between(person, item.code, day, hi):
-                if not d.get("order") and d["_id"] != prior["_id"]:
-                    tests.setdefault(group_key(d), d)
+                if d.get("order") not in checked:
+                    _member(tests, d)
             tests.pop(own, None)
             for key in sorted(tests):
                 if tests[key].get("status") not in VOID_STATUSES:
                     self._evaluate_flag(tests[key])
+
+
+def _member(tests: dict[str, dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Keep ``entry`` as its test's member unless one that stands (not withdrawn) is kept."""
+    key = group_key(entry)
+    kept = tests.get(key)
+    if kept is None or (kept.get("status") in VOID_STATUSES and entry.get("status") not in VOID_STATUSES):
+        tests[key] = entry
 
 
 def enters(before: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
