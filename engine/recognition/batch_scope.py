@@ -71,39 +71,6 @@ class BatchScope(RecognitionState):
             for memo in reversed(opened):
                 memo.close()
 
-    @contextmanager
-    def batch(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned] | None = None
-              ) -> Iterator[None]:
-        """The writes of one ingest batch (~50 messages in one transaction): what the hook
-        remembers and defers lasts for all of them, and what they will ask is read first, one
-        query per collection (``_preview``).
-
-        Why: the hook runs once per message (its write group), and each message asked the store
-        for its order's check row, its tests' flags, its person's index windows and its new
-        Patient's entries, then wrote its check row and moved a tally: some ten round trips a
-        message. Each message is still decided on its own, in order, against the same rows:
-        every write goes to what is remembered, and reads by key are answered from it; the rows
-        changed are written when the batch ends (before its commit), each once, the new ones in
-        one call, the tallies netted per bucket. A batch that fails writes nothing of them.
-
-        ``resources``: the converted resources the batch is about to write, as the senders
-        stated them. They are a hint: where a stored version turns out otherwise (its Patient
-        merged with an earlier record, say), the hook asks the store as it would have.
-        ``planned``: "Type/id" -> how the converter built a resource from a compiled plan: its
-        results are classified by plan (``FactReader.classify_planned``)."""
-        if getattr(self._local, "current", None) is not None or getattr(self._local, "previewed", False):
-            yield  # inside a hook call or a batch already
-            return
-        with self._memo_scope():
-            self._local.not_items = self._preview(resources, planned or {})
-            self._local.previewed = True
-            try:
-                yield
-            finally:
-                self._local.previewed = False
-                self._local.not_items = None
-                self.facts.forget_results()
-
     def _preview(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned]
                  ) -> NotItems:
         """Read at once what a batch's hook calls will ask: the check rows of its orders, the

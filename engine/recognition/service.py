@@ -26,7 +26,8 @@ shared ``state``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -35,7 +36,7 @@ from engine.insurance.charges import line_price, money
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
 from engine.recognition.corrections import IdCorrections
-from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, FactReader, ref_of
+from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, FactReader, Planned, ref_of
 from engine.recognition.hr_mark import HRMark
 from engine.recognition.index import RESULTS, ResultIndex, group_key, window_end, window_start
 from engine.recognition.memo import GroupMemo
@@ -137,6 +138,40 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             fresh = self._load()
             self._rules = fresh
             return fresh
+
+    # -- the ingest batch's scope (here, the entry ingest wires: ``Ingestor.batch_scopes``) --
+    @contextmanager
+    def batch(self, resources: Sequence[dict[str, Any]], planned: Mapping[str, Planned] | None = None
+              ) -> Iterator[None]:
+        """The writes of one ingest batch (~50 messages in one transaction): what the hook
+        remembers and defers lasts for all of them, and what they will ask is read first, one
+        query per collection (``_preview``).
+
+        Why: the hook runs once per message (its write group), and each message asked the store
+        for its order's check row, its tests' flags, its person's index windows and its new
+        Patient's entries, then wrote its check row and moved a tally: some ten round trips a
+        message. Each message is still decided on its own, in order, against the same rows:
+        every write goes to what is remembered, and reads by key are answered from it; the rows
+        changed are written when the batch ends (before its commit), each once, the new ones in
+        one call, the tallies netted per bucket. A batch that fails writes nothing of them.
+
+        ``resources``: the converted resources the batch is about to write, as the senders
+        stated them. They are a hint: where a stored version turns out otherwise (its Patient
+        merged with an earlier record, say), the hook asks the store as it would have.
+        ``planned``: "Type/id" -> how the converter built a resource from a compiled plan: its
+        results are classified by plan (``FactReader.classify_planned``)."""
+        if getattr(self._local, "current", None) is not None or getattr(self._local, "previewed", False):
+            yield  # inside a hook call or a batch already
+            return
+        with self._memo_scope():
+            self._local.not_items = self._preview(resources, planned or {})
+            self._local.previewed = True
+            try:
+                yield
+            finally:
+                self._local.previewed = False
+                self._local.not_items = None
+                self.facts.forget_results()
 
     def on_write_many(
         self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
