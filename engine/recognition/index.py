@@ -44,6 +44,13 @@ def window_start(day: str, window_days: int) -> str:
     return (date.fromisoformat(day) - timedelta(days=window_days)).isoformat()
 
 
+@lru_cache(maxsize=4096)
+def window_end(day: str, window_days: int) -> str:
+    """The last ISO day of the window of ``window_days`` days that starts on ``day`` (ISO): the
+    last day an order can be placed for a result of ``day`` to be its prior. Remembered."""
+    return (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
+
+
 def to_doc(r: PriorResult, held: str | None = None) -> Document:
     """The entry of ``r`` (``held``: instead of ``r.held``, when given)."""
     doc: Document = {"_id": r.ref, "person": r.person, "patient": r.patient, "item": r.item, "inst": r.institution,
@@ -160,6 +167,11 @@ class ResultIndex:
         if windows is not None and (known is None or (lo <= known[0] and known[1] <= hi)):
             windows[(person, item)] = (lo, hi, {d["_id"]: d for d in docs})
         return docs
+
+    def between(self, person: str, item: str, lo: str, hi: str) -> list[Document]:
+        """The entries of ``person`` for ``item`` dated in ``[lo, hi]`` (ISO days): from what the
+        scope read, else one range query."""
+        return self._window(person, item, lo, hi)
 
     def known_window(self, person: str, item: str, lo: str, hi: str) -> Iterable[Document] | None:
         """Inside a scope: the entries of ``person`` for ``item`` remembered over a range of days

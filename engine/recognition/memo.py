@@ -38,9 +38,11 @@ class GroupMemo:
     Everything but ``get``, ``get_many``, ``replace``, ``update`` and ``delete`` is the collection's own.
     """
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, ranged: tuple[str, str, str] | None = None) -> None:
         self.coll = collection
         self._local = threading.local()
+        # (a, b, c): documents asked by a == x, b == y, c in [lo, hi] (``prefetch_ranges``)
+        self._ranged = ranged
 
     def __getattr__(self, name: str) -> Any:  # find, count, insert, insert_many, ensure_index, name
         return getattr(self.coll, name)
@@ -62,12 +64,12 @@ class GroupMemo:
         local = self._local
         if getattr(local, "docs", None) is not None:
             return False
-        local.docs, local.deferred = {}, {}
+        local.docs, local.deferred, local.ranges = {}, {}, {}
         return True
 
     def close(self) -> None:
         """Forget everything, deferred writes not taken included (the write failed)."""
-        self._local.docs = self._local.deferred = None
+        self._local.docs = self._local.deferred = self._local.ranges = None
 
     def _docs(self) -> dict[str, Document | None] | None:
         return getattr(self._local, "docs", None)
@@ -94,6 +96,70 @@ class GroupMemo:
         found = {d["_id"]: d for d in self.coll.find({"_id": {"$in": wanted}})}
         for doc_id in wanted:
             docs[doc_id] = found.get(doc_id, _ABSENT)
+
+    def prefetch_ranges(self, asks: Iterable[tuple[Any, Any, str, str]]) -> None:
+        """Inside a scope, with ``ranged`` fields (a, b, c): the documents with a == x, b == y and
+        c in [lo, hi] for each ask ``(x, y, lo, hi)``, read in one query for all of them, and
+        remembered, so that ``in_range`` answers without one. A pair already known over its
+        range is not asked again; a single ask is left to be asked when needed.
+
+        Why: the recognition hook asks, for each new final result, the check rows of its
+        person's orders for the item from the result's day to the end of its window (the
+        repeats it may be the prior of); an ingest batch's ~100 such asks are one query."""
+        docs, ranges = self._docs(), getattr(self._local, "ranges", None)
+        if docs is None or ranges is None or self._ranged is None:
+            return
+        wanted: dict[tuple[Any, Any], tuple[str, str]] = {}
+        for x, y, lo, hi in asks:
+            known = ranges.get((x, y))
+            if known is not None and known[0] <= lo and hi <= known[1]:
+                continue
+            was = wanted.get((x, y))
+            wanted[(x, y)] = (min(lo, was[0]), max(hi, was[1])) if was else (lo, hi)
+        if len(wanted) < 2:
+            return
+        a, b, c = self._ranged
+        lo, hi = min(w[0] for w in wanted.values()), max(w[1] for w in wanted.values())
+        found: dict[tuple[Any, Any], set[str]] = {pair: set() for pair in wanted}
+        for d in self.coll.find({a: {"$in": sorted({x for x, _ in wanted})}, b: {"$in": sorted({y for _, y in wanted})},
+                                 c: {"$gte": lo, "$lte": hi}}):
+            docs.setdefault(d["_id"], d)  # a version written in this scope stands
+            ids = found.get((d.get(a), d.get(b)))
+            if ids is not None:
+                ids.add(d["_id"])
+        for doc_id, d in docs.items():  # written in this scope: not in the store yet, or moved here
+            ids = found.get((d.get(a), d.get(b))) if d is not None else None
+            if ids is not None and lo <= (d.get(c) or "") <= hi:
+                ids.add(doc_id)
+        for pair, ids in found.items():  # every document of each pair with c in [lo, hi] is among them
+            known = ranges.get(pair)
+            if known is not None and lo <= known[1] and known[0] <= hi:  # overlapping: one range
+                ranges[pair] = (min(lo, known[0]), max(hi, known[1]), ids | known[2])
+            else:
+                ranges[pair] = (lo, hi, ids)
+
+    def in_range(self, x: Any, y: Any, lo: str, hi: str) -> list[Document] | None:
+        """Inside a scope: the documents with a == x, b == y and c in [lo, hi] as they stand here
+        (``prefetch_ranges`` read them, every write since is noted), or None when that range was
+        not read (the caller asks the store)."""
+        ranges = getattr(self._local, "ranges", None)
+        known = ranges.get((x, y)) if ranges else None
+        if known is None or not (known[0] <= lo and hi <= known[1]) or self._ranged is None:
+            return None
+        a, b, c = self._ranged
+        docs = self._local.docs
+        out = [docs.get(i) for i in known[2]]
+        return [d for d in out if d is not None and d.get(a) == x and d.get(b) == y and lo <= (d.get(c) or "") <= hi]
+
+    def _note(self, doc: Document) -> None:
+        """A document written inside the scope joins the range read for its pair (if any)."""
+        if self._ranged is None:
+            return
+        ranges = getattr(self._local, "ranges", None)
+        if ranges:
+            known = ranges.get((doc.get(self._ranged[0]), doc.get(self._ranged[1])))
+            if known is not None:
+                known[2].add(doc["_id"])
 
     def remember_absent(self, doc_ids: Iterable[str]) -> None:
         """Inside a scope: the caller knows these keys have no document (no query for them)."""
@@ -127,6 +193,7 @@ class GroupMemo:
         if docs is not None:
             if upsert or docs.get(doc["_id"]) is not None:
                 docs[doc["_id"]] = doc
+                self._note(doc)
             else:
                 docs.pop(doc["_id"], None)
 
@@ -137,8 +204,11 @@ class GroupMemo:
             before = docs.get(doc_id)
             if done and before is not None:
                 docs[doc_id] = {**before, **fields}
+                self._note(docs[doc_id])
             else:
                 docs.pop(doc_id, None)  # not known here: asked again when needed
+                if getattr(self._local, "ranges", None):
+                    self._local.ranges.clear()  # it may have moved into a range read: read again
         return done
 
     def defer(self, doc: Document, before: Document | None) -> bool:
@@ -152,6 +222,7 @@ class GroupMemo:
         if doc["_id"] not in deferred:
             deferred[doc["_id"]] = before
         docs[doc["_id"]] = doc
+        self._note(doc)
         return True
 
     def take_deferred(self) -> list[tuple[Document | None, Document]]:

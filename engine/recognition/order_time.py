@@ -1,0 +1,183 @@
+"""Order time: the check of an order (what was recognisable when it was placed), its check row
+and its reminder DetectedIssue; what the order said then stands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from engine.recognition.decision import Order, Recognisable, find_recognisable, order_time_effect
+from engine.recognition.detected_issues import (
+    CODE_SYSTEM,
+    RECOGNISABLE,
+    describe_match,
+    issue_id,
+    recognisable_issue,
+)
+from engine.recognition.facts import RESULT_TYPES, order_time, ref_of
+from engine.recognition.index import group_key
+from engine.recognition.state import RecognitionState, instant, is_resulted, now
+
+
+class OrderTime(RecognitionState):
+    """The order-time check (``Recognition.on_order``, ``check``)."""
+
+    def check(self, order: Order) -> list[Recognisable]:
+        """``find_recognisable`` for one order: one indexed range query, then the decision."""
+        rules = self._rules
+        item = rules.items.get(order.item or "")
+        if item is None or not order.person:
+            return []
+        return find_recognisable(order, self.index.candidates(order.person, item.code, order.day, item.window_days), rules)
+
+    def find_recognisable(self, order_resource: dict[str, Any]) -> tuple[Order | None, list[Recognisable]]:
+        """The recognisable prior results for a ServiceRequest (stored or not)."""
+        order = self.facts.order(order_resource)
+        return order, (self.check(order) if order else [])
+
+    def on_order(self, sr: dict[str, Any]) -> list[dict[str, Any]]:
+        ref = ref_of(sr)
+        existing = self.checks.get(ref)
+        status = sr.get("status")
+        if status in ("revoked", "entered-in-error"):
+            if existing:
+                # a reminded order cancelled before any result (ORC-1 CA/OC, status revoked) was recognised
+                outcome = "void" if status == "entered-in-error" else (
+                    "recognised" if existing.get("outcome") == "pending" and existing.get("recognisable") else existing["outcome"])
+                self._put_check(existing, {**existing, "outcome": outcome})
+            return []
+        order = self._order_facts(sr)
+        if order is None or order.item is None or order.person is None:
+            return []
+        same = bool(existing) and (existing or {}).get("item") == order.item and (existing or {}).get("person") == order.person
+        # An order already recorded, sent again by its result's message: that message is no order
+        # time, whatever reason it first states is late (as in a corrected result's message).
+        recorded = existing is not None and (is_resulted(existing) or self._with_its_result(ref, order, existing))
+        late, late_text = late_reasons_of(order, existing, recorded)
+        if existing:
+            order = self._remembered(order, sr, existing, recorded)
+        rules = self._rules
+        if same and existing is not None:
+            # What was recognisable when the order was placed stands: a later version of the order
+            # (status update, the result message's copy) is not a new order.
+            recognisable = list(existing.get("recognisable") or ())
+            matches = self.check(order) if recognisable else []
+            matches = [m for m in matches if m.result.ref in recognisable]
+        else:
+            matches = self.check(order)
+            recognisable = [m.result.ref for m in matches]
+        reason, effect = order_time_effect(order, rules)
+        doctor, dept = (existing.get("doctor"), existing.get("dept")) if same and existing else (None, None)
+        if recognisable and not (doctor or dept):
+            doctor, dept = self.facts.orderer(sr)
+        doc = {
+            "_id": ref, "source": "order", "person": order.person, "patient": order.patient, "item": order.item,
+            "category": rules.items[order.item].category, "inst": order.institution, "day": order.day.isoformat(),
+            "recognisable": recognisable, "reason": reason, "reason_effect": effect,
+            "reasons": list(order.reasons), "reason_text": order.reason_text, "analytes": list(order.analytes),
+            "late_reasons": late, "late_reason_text": late_text,
+            "doctor": doctor, "dept": dept,
+            "outcome": (existing or {}).get("outcome", "pending"), "resulted": is_resulted(existing),
+            "issue": issue_id("rec", ref) if recognisable else None,
+            "checked": (existing or {}).get("checked") or now(),
+            "placed": (existing or {}).get("placed") or instant(),
+        }
+        self._put_check(existing, doc)
+        issues: list[dict[str, Any]] = []
+        if matches and not same:
+            issue = recognisable_issue(order, matches, rules, doc["checked"])
+            self._write_issue(issue)
+            issues.append(self._order_warning(order, matches, issue["id"]))
+        elif not recognisable and existing and existing.get("issue"):
+            self._cancel_issue(existing["issue"])
+        # A reason added to an order before its result changes the flag's decision; one added
+        # after it (a late reason) does not, and is shown on the flag for the auditor.
+        if existing and any(existing.get(k) != doc[k] for k in ("reasons", "reason_text", "late_reasons",
+                                                                 "late_reason_text")):
+            for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
+                issues.extend(self._evaluate_flag(key_doc))
+        return issues
+
+    def _with_its_result(self, ref: str, order: Order, check: dict[str, Any]) -> bool:
+        """Does this version of an order, already recorded (``check``) and stating a reason not
+        recorded yet, come in one write group with a result of it (the copy a result message
+        rebuilds from its ORC/OBR, or a Bundle with both)?
+
+        Why: an order recorded by its own order message without a reason, then its first result
+        message carrying ORC-16, merged that reason as an order-time one (the order is written
+        before its result, so no result was decided yet) and made the flagged repeat payable,
+        while the same reason in a corrected result was a late one. Asked only when the version
+        states something new: the group is scanned for a result based on the order."""
+        reasons, text = new_reasons(order, check)
+        if not reasons and text is None:
+            return False
+        for resource, _ in getattr(self._local, "group", None) or ():
+            if resource.get("resourceType") in RESULT_TYPES and any(
+                    r.get("reference") == ref for r in resource.get("basedOn") or () if isinstance(r, dict)):
+                return True
+        return False
+
+    @staticmethod
+    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order:
+        """What the order said when it was placed stands, whatever a later version repeats or omits.
+
+        A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
+        rarely repeats the doctor's ORC-16 re-test reason or the order time. The reasons recorded
+        when the order was placed are kept (a later version may add one, never remove one), and so
+        are its date and the instant huren first saw it. Once a result of the order has been
+        decided on (``is_resulted``), the reasons are those recorded until then: a reason first sent
+        after the result (an order update, a corrected result's ORC-16) is a late reason, kept in
+        the check row apart (``late_reasons_of``) and never part of the decision -- DOMAIN.md: the
+        reason recorded at order time stands. So is one first sent in a result message of an order already recorded
+        (``recorded``, see ``_with_its_result``)."""
+        if recorded:
+            reasons, text = tuple(check.get("reasons") or ()), check.get("reason_text")
+        else:
+            reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
+            text = check.get("reason_text") or order.reason_text
+        changes: dict[str, Any] = {"reasons": reasons, "reason_text": text, "placed": check.get("placed")}
+        if check.get("analytes") and not order.analytes:
+            changes["analytes"] = tuple(check["analytes"])
+        if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
+            changes["day"] = date.fromisoformat(check["day"])
+        return replace(order, **changes)
+
+    def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:
+        item = matches[0].item
+        return {
+            "severity": "warning",
+            "code": "business-rule",
+            "details": {"coding": [{"system": CODE_SYSTEM, "code": RECOGNISABLE[0], "display": RECOGNISABLE[1]}]},
+            "diagnostics": f"Recognisable prior result for {item.name} ({item.code}): "
+                           + "; ".join(describe_match(m) for m in matches) + f". See DetectedIssue/{issue}",
+        }
+
+
+def late_reasons_of(order: Order, check: dict[str, Any] | None, recorded: bool) -> tuple[list[str], str | None]:
+    """The reasons (and text) this version of an order states that were first recorded after a
+    result of it was decided on, added to those already kept late: shown on the flag for the
+    auditor, who may uphold or overturn it; never a reason for the decision itself. ``recorded``:
+    the order's reasons are recorded for good (a result decided, or this version came with one)."""
+    if check is None:
+        return [], None
+    late = list(check.get("late_reasons") or ())
+    text = check.get("late_reason_text")
+    if not recorded:
+        return late, text
+    reasons, new_text = new_reasons(order, check)
+    late = list(dict.fromkeys([*late, *reasons]))
+    if new_text is not None and not text:
+        text = new_text
+    return late, text
+
+
+def new_reasons(order: Order, check: dict[str, Any]) -> tuple[list[str], str | None]:
+    """What this version of an order states that its check row has not recorded: the reason codes
+    not among its reasons, and its reason text when it differs from the recorded one (else None).
+    One test for both of its askers: is a result message's copy of the order stating something new
+    (``Recognition._with_its_result``), and which of it is late (``late_reasons_of``)."""
+    recorded = set(check.get("reasons") or ())
+    text = order.reason_text if order.reason_text and order.reason_text != check.get("reason_text") else None
+    return [r for r in order.reasons if r not in recorded], text

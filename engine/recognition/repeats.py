@@ -1,0 +1,321 @@
+"""Result time: a result's index entry, and the flag of the test it belongs to decided (again):
+what its repeat means for payment, the money at stake, the order's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
+from engine.recognition.decision import (
+    REPORTED,
+    Order,
+    PaymentDecision,
+    PriorResult,
+    Recognisable,
+    decide,
+    decisive,
+    find_recognisable,
+)
+from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id
+from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, ref_of
+from engine.recognition.flags import DuplicateFlag
+from engine.recognition.index import from_doc, group_key, result_key, window_start
+from engine.recognition.prior_changes import enters
+from engine.recognition.state import (
+    FLAG_STATUS,
+    RESULTED,
+    RecognitionState,
+    checked_order,
+    instant,
+    is_resulted,
+    now,
+    outcome_of,
+)
+
+_PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
+
+
+class Repeats(RecognitionState):
+    """The flag of a performed test (``Recognition.on_result``, ``_evaluate_flag``)."""
+
+    def on_result(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
+        local = self._local
+        outer, local.entered = getattr(local, "entered", None), {}
+        try:
+            issues, member = self._put_result(resource)
+            out = self._evaluate_flag(member) if member is not None else issues
+            self._recheck_later(local.entered)
+            return out
+        finally:
+            local.entered = outer
+
+    def _put_result(self, resource: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """A result's index entry put (or removed), and its test decided where that cannot wait:
+        the issues, and the entry whose test is still to decide (None when none is).
+
+        Why the test is handed back: a report and its observations are one test, stored one
+        after the other in one write group (a 12-OBX report and its ALT), and each decided it
+        again against the same rows. ``on_write_many`` decides it once, when the last of its
+        members in a row is put, before anything else of the group is looked at, so every
+        decision is still taken against what was stored before it in write order; the warning
+        goes with the first member, where a new decision was reported. An entry that moved to
+        another test decides both at once, the old one after the new, as before."""
+        ref = ref_of(resource)
+        before = self.index.get(ref)
+        kept = (getattr(self._local, "facts", None) or {}).pop(ref, None)
+        facts = kept[1] if kept is not None and kept[0] is resource else self.facts.result(resource)
+        if facts is None:
+            if before is not None:
+                self.index.delete(ref)
+                self._recheck_dependents(before, None)
+                return self._evaluate_flag(before), None
+            return [], None
+        doc = self.index.put(facts, instant(), before=before, read=True)
+        entered = getattr(self._local, "entered", None)
+        if entered is not None and enters(before, doc):
+            entered.setdefault(group_key(doc), doc)
+        if before is not None:
+            self._recheck_dependents(before, doc)
+            if group_key(before) != group_key(doc):
+                return [*self._evaluate_flag(doc), *self._evaluate_flag(before)], None
+        return [], doc
+
+    def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
+               order_ref: str | None) -> tuple[float, str]:
+        """The money at stake: the billed charge line of the repeated test where one exists and the
+        whole of it was repeated, else the catalogue price of what was repeated.
+
+        Only the flagged order's own results are asked (``order_ref``; all of the test when it has
+        one order or none): a test two orders fulfil on one day carried whichever charge line was
+        found first, the other, justified order's among them. A member naming no order is not
+        known to be the flagged order's, so its line is not taken (the catalogue price stands)."""
+        orders = {d.get("order") for d in group}
+        if len(orders - {None}) > 1:
+            group = [d for d in group if d.get("order") == order_ref]
+        if not match.partial:
+            for d in group:
+                for charge in self.charges.find({"service": d["_id"]}):
+                    return float(charge["amount"]), "charge"
+        return self._rules.repeat_price(item, match.analytes, institution), "catalogue"
+
+    def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
+        """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.
+
+        Returns the ACK warning only when the decision is new or changed: the report and each of its
+        observations re-evaluate the same test, and the sender needs to hear it once."""
+        rules = self._rules
+        key = group_key(member)
+        flag_id = issue_id("dup", key)
+        existing = self.flags.get(flag_id)
+        item = rules.items.get(member["item"])
+        group = [d for d in self.index.group(member, item.window_days if item else 0)
+                 if d.get("status") not in VOID_STATUSES]
+        if not group or item is None or not member.get("person"):
+            self._void(existing, "the repeated result was cancelled or is no longer a recognition item")
+            if not group:
+                self._unresulted(member.get("order"))
+            return []
+        group.sort(key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+        # The orders the test fulfils: one as a rule (the report may name it while its observations
+        # do not); two orders for the item at one institution on one day are one test.
+        orders = list(dict.fromkeys(d["order"] for d in group if d.get("order"))) or [None]
+        if len(orders) > 1:
+            self.checks.prefetch(orders)  # their check rows in one query, not one each
+        if all(self._alone_in_window(member, ref, item.window_days) for ref in orders):
+            self._void(existing, "no recognisable prior result")
+            for ref in orders:
+                self._set_outcome(ref, "retested")
+            return []
+        decided = [self._decide_repeat(ref, group if len(orders) == 1 else
+                                       [d for d in group if d.get("order") in (ref, None)], key, item)
+                   for ref in orders]
+        found = sorted(((d, (repeat, order, m)) for repeat, order, (d, m) in
+                        (x for x in decided if x[2] is not None)),
+                       key=lambda x: (x[1][1].day, x[1][1].placed or "", x[1][1].ref or ""))
+        if not found:
+            self._void(existing, "no recognisable prior result")
+            for repeat, _, _ in decided:
+                self._set_outcome(repeat.order, "retested")
+            return []
+        # Several orders (one test): the least favourable decision stands, the earliest order's on
+        # a tie (``decisive``); each order's check row takes its own outcome.
+        decision, (repeat, order, match) = decisive(found)
+        for other, (o_repeat, _, _) in found:
+            if o_repeat is not repeat:
+                self._set_outcome(o_repeat.order, outcome_of(other.status))
+        for o_repeat, _, none in decided:
+            if none is None:
+                self._set_outcome(o_repeat.order, "retested")
+        check_ref = repeat.order
+        prior = match.result
+        reviews = (existing or {}).get("reviews") or []
+        status = standing_review(existing, reviews, prior.ref, decision) or decision.status
+        price, price_source = self._price(item, match, group, order.institution, repeat.order)
+        identified = (existing or {}).get("identified") or now()
+        reason_text = order.reason_text if decision.reason else None
+        check = self.checks.get(check_ref) if check_ref else None
+        late = tuple((check or {}).get("late_reasons") or ())
+        late_text = (check or {}).get("late_reason_text") if late else None
+        hr = list(rules.hr_scopes(prior.institution, item.code, prior.day))
+        issue = flag_issue(flag_id=flag_id, status=FLAG_STATUS[status], item=item, rules=rules, order=order,
+                           repeat=repeat, match=match, decision=decision, price=price, identified=identified,
+                           reason_text=reason_text, reviews=reviews, late_reasons=late, late_reason_text=late_text)
+        row = DuplicateFlag(
+            id=flag_id, status=status, key=key, order=order.ref, result=repeat.ref, prior=prior.ref,
+            person=repeat.person, patient=repeat.patient, item=item.code, item_name=item.name, category=item.category,
+            institution=order.institution, prior_institution=prior.institution, day=repeat.day, order_day=order.day,
+            prior_day=prior.day, window_days=item.window_days, price=price, currency=rules.currency,
+            reason=decision.reason, reason_text=reason_text, reviews=tuple(reviews), identified=identified,
+            analytes=tuple(sorted(match.analytes)), partial=match.partial, effect=decision.effect,
+            contradicted=decision.contradicted, basis=decision.basis, price_source=price_source, hr=tuple(hr),
+            late_reasons=late, late_reason_text=late_text,
+        ).as_doc()
+        changed = existing is None or any(existing.get(k) != row[k] for k in (
+            "status", "prior", "price", "reason", "contradicted", "analytes", "basis")) \
+            or (existing.get("late_reasons") or []) != row["late_reasons"]
+        self._put_flag(existing, row)
+        self._write_issue(issue)
+        self._set_outcome(check_ref, outcome_of(status))
+        if not changed:
+            return []
+        code = flag_code(decision)
+        severity = "warning" if decision.at_stake or decision.status != JUSTIFIED_STATUS else "information"
+        text = (f"{code[1]}: {item.name} ({item.code}"
+                + (f": {', '.join(sorted(match.analytes))}" if match.partial else "") + ") repeated "
+                f"{(repeat.day - prior.day).days} days after {prior.ref} of {prior.institution} "
+                f"({rules.currency} {price:.2f})" + (f"; reason {decision.reason}" if decision.reason else "")
+                + (f"; {decision.contradicted}" if decision.contradicted else "")
+                + (f"; reason {', '.join(late)} recorded after the result: not counted, for the auditor"
+                   if late else "") + f". See DetectedIssue/{flag_id}")
+        return [{"severity": severity, "code": "business-rule" if severity == "warning" else "informational",
+                 "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
+                 "diagnostics": text}]
+
+    def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any
+                       ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None]:
+        """The repeated result (the first of ``members``, the entries of one test that fulfil
+        ``order_ref`` or name no order), its order as recorded when it was placed, and the
+        decision that stands for it (None when nothing recognisable was repeated)."""
+        rules = self._rules
+        repeat = from_doc(members[0])
+        if repeat.order is None:
+            repeat = replace(repeat, order=order_ref)
+        order = self._order_for(repeat)
+        performed = sorted({a for d in members for a in d.get("analytes") or ()})
+        if performed and all(d.get("analytes") for d in members):
+            order = replace(order, analytes=tuple(performed))  # what was actually done
+        candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
+                      if result_key(c) != key]
+        matches = find_recognisable(order, candidates, rules)
+        return repeat, order, (decisive([(decide(order, m, rules), m) for m in matches]) if matches else None)
+
+    def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
+        """Is the test of ``member`` alone in its order's window -- no entry of the person for
+        the item, dated from the order's day minus the window to that day, belongs to another
+        test -- as far as the entries at hand tell (a window the batch or the group read)?
+
+        Why: then no prior result can be recognisable and the decision is "retested" (and a
+        flag voided), which is what most results come to. It is told from the order's day alone:
+        the day its check row recorded (an order's day stands as recorded when it was placed),
+        or the result's own when it names no order. The order's facts, the candidates and the
+        decision are built only for a test that has something to decide. False when not known
+        at hand (the full decision then asks)."""
+        if order_ref is not None:
+            check = self.checks.get(order_ref)
+            if check is None or check.get("source") != "order" or not check.get("day"):
+                return False
+            hi = check["day"]
+        else:
+            hi = member["day"]
+        try:
+            lo = window_start(hi, window_days)
+        except (TypeError, ValueError):
+            return False
+        entries = self.index.known_window(member["person"], member["item"], lo, hi)
+        if entries is None:
+            return False
+        inst, day = member["inst"], member["day"]
+        return all(d["inst"] == inst and d["day"] == day for d in entries if lo <= d["day"] <= hi)
+
+    def _order_for(self, repeat: PriorResult) -> Order:
+        """The order the repeated result fulfils, as recorded when it was placed; a result without one
+        stands for its own order."""
+        if repeat.order:
+            sr = self.read(ORDER_TYPE, repeat.order.split("/", 1)[1])
+            order = self._order_facts(sr) if sr else None
+            check = self.checks.get(repeat.order)
+            if order is not None and check is not None and sr is not None:
+                # the check row holds the reasons on_order recorded (late ones apart)
+                order = self._remembered(order, sr, check, True)
+            if order is not None:
+                return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
+                               patient=order.patient or repeat.patient)
+            if check is not None:  # the order is known only from its order-time record
+                return checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
+                                      patient=repeat.patient)
+        # placed: when huren has held the result final (``final_at``, else when first stored: index.from_doc;
+        # a moved prior counts only if theirs by then)
+        return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
+                     ref=repeat.order, patient=repeat.patient, placed=repeat.held)
+
+    def _void(self, existing: dict[str, Any] | None, why: str) -> None:
+        if not existing or existing.get("status") == "void":
+            return
+        self._put_flag(existing, {**existing, "status": "void", "void_reason": why})
+        self._cancel_issue(existing["_id"])
+
+    def _unresulted(self, order_ref: str | None) -> None:
+        """An order whose every result was withdrawn (entered in error, cancelled) or stopped being
+        a recognition item has not been re-tested: its outcome goes back to pending, so that the
+        recognition rate counts it as DOMAIN.md says -- recognised if it is never resulted within
+        the item's window. (It stayed "duplicate": a re-test counted against the institution's
+        rate for a result that should never have existed.)"""
+        if not order_ref:
+            return
+        check = self.checks.get(order_ref)
+        if check is None or check.get("source") != "order" or check.get("outcome") not in RESULTED:
+            return
+        if any(d.get("status") not in VOID_STATUSES for d in self.index.by_order(order_ref)):
+            return  # a result of another test of the order stands
+        self._put_check(check, {**check, "outcome": "pending"})
+
+    def _set_outcome(self, order_ref: str | None, outcome: str) -> None:
+        """A result of the order decided: its outcome, and from now on its reasons are recorded
+        (``resulted``: a reason sent later is a late reason, see ``_remembered``)."""
+        if not order_ref:
+            return
+        check = self.checks.get(order_ref)
+        if check is None:
+            return
+        resulted = is_resulted(check) or outcome in RESULTED
+        if check.get("outcome") != outcome or bool(check.get("resulted")) != resulted:
+            self._put_check(check, {**check, "outcome": outcome, "resulted": resulted})
+
+
+def standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str, Any]], prior: str,
+                     decision: Any) -> str | None:
+    """The auditor's last decision ("upheld" / "overturned") when it still stands for ``decision``:
+    the flag is one an auditor reviews (not justified, not only reported) and the facts the review
+    was made on stand -- the same prior result, the same order-time reason, the same finding of a
+    reason contradicted by records. Otherwise None: the flag is decided again, the review stays in
+    its history (the flag row's ``reviews``, the DetectedIssue's mitigations).
+
+    Why: an auditor's "overturned" on a self-pay repeat (R05/R07) went back to self-pay whenever
+    the flag was decided again (a copy of the result, a prior withdrawn and sent again), since
+    only a decision with money at stake kept the review; and an upheld flag stayed upheld when
+    its prior was withdrawn and another result became the prior, a decision nobody made. A review
+    stored before it recorded its facts is judged against the facts of the flag it was made on."""
+    if not reviews or decision.status in (JUSTIFIED_STATUS, REPORTED):
+        return None
+    last = reviews[-1]
+    if last.get("decision") not in ("upheld", "overturned"):
+        return None
+    if "prior" in last:
+        facts = (last.get("prior"), last.get("retest_reason"), last.get("contradicted"))
+    elif existing is not None:
+        facts = (existing.get("prior"), existing.get("reason"), existing.get("contradicted"))
+    else:
+        return None
+    return last["decision"] if facts == (prior, decision.reason, decision.contradicted) else None

@@ -1,0 +1,74 @@
+"""What auditors and doctors do with the flags: a review (upheld / overturned), a CDS choice, the
+tallies rebuilt, one flag read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from engine.errors import BadRequest, NotFound, Unprocessable
+from engine.recognition import aggregates
+from engine.recognition.decision import Order
+from engine.recognition.flags import DuplicateFlag
+from engine.recognition.state import FLAG_STATUS, RecognitionState, now
+
+
+class Reviews(RecognitionState):
+    """Reviews and CDS feedback."""
+
+    def flag(self, flag_id: str) -> DuplicateFlag | None:
+        doc = self.flags.get(flag_id)
+        return DuplicateFlag.from_doc(doc) if doc else None
+
+    def review(self, flag_id: str, decision: str, reason: str, by: str) -> dict[str, Any]:
+        """An auditor upholds (→ DetectedIssue final) or overturns (→ cancelled) a flag."""
+        if decision not in ("upheld", "overturned"):
+            raise BadRequest("decision must be 'upheld' or 'overturned'", expression=["decision"])
+        if not reason or not reason.strip():
+            raise BadRequest("a review needs a reason", expression=["reason"])
+        with self.store.transaction():
+            row = self.flags.get(flag_id)
+            if row is None:
+                raise NotFound(f"no duplicate flag {flag_id}")
+            if row["status"] in ("void", "justified", "reported"):
+                raise Unprocessable(f"flag {flag_id} is {row['status']}: there is nothing to review")
+            # the facts the auditor decided on: the review stands while they do (``standing_review``)
+            review = {"decision": decision, "reason": reason.strip(), "by": by, "at": now(),
+                      "prior": row.get("prior"), "retest_reason": row.get("reason"),
+                      "contradicted": row.get("contradicted")}
+            reviews = [*(row.get("reviews") or []), review]
+            self._put_flag(row, {**row, "status": decision, "reviews": reviews})
+            issue = self.read("DetectedIssue", flag_id)
+            if issue is None:
+                raise NotFound(f"DetectedIssue/{flag_id} is missing")
+            issue = {k: v for k, v in issue.items() if k not in ("meta", "text")}
+            issue["status"] = FLAG_STATUS[decision]
+            issue["mitigation"] = [m for m in issue.get("mitigation") or ()
+                                   if not any(c.get("system") == "urn:huren:recognition-review"
+                                              for c in (m.get("action") or {}).get("coding") or ())]
+            for r in reviews:
+                issue["mitigation"].append({
+                    "action": {"coding": [{"system": "urn:huren:recognition-review", "code": r["decision"]}],
+                               "text": r["reason"]},
+                    "date": r["at"], "author": {"display": r["by"]}})
+            self.repository.update(issue)
+            return {**row, "status": decision, "reviews": reviews}
+
+    def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
+                      reason: str | None = None) -> None:
+        """The doctor's choice at the moment of ordering (CDS Hooks feedback): a draft order
+        recognised (never placed) counts as recognised; an override is recorded with its reason."""
+        with self.store.transaction():
+            self._put_check(self.checks.get(key), {
+                "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
+                "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
+                "inst": order.institution, "day": order.day.isoformat(),
+                "recognisable": list(recognisable), "reason": reason, "reason_effect": None,
+                "doctor": None, "dept": None,
+                "outcome": outcome, "issue": None, "checked": now(),
+            })
+
+    def rebuild_tallies(self) -> None:
+        """Recompute the report tallies from every flag and check (after a bulk import or restore)."""
+        with self.store.transaction():
+            aggregates.rebuild(self.flag_days, self.check_days, self.flags.find({}), self.checks.find({}))

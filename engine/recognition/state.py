@@ -1,0 +1,128 @@
+"""The state every part of ``Recognition`` shares, and the few helpers they all use: the check
+and flag rows written with their tallies, DetectedIssues stored and cancelled, a version read
+back from the write group at hand."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime
+from typing import Any
+
+from engine.errors import Gone, NotFound
+from engine.recognition import aggregates
+from engine.recognition.decision import Order
+from engine.recognition.facts import FactReader
+from engine.recognition.index import ResultIndex
+from engine.recognition.memo import GroupMemo
+from engine.recognition.rules import Rules
+
+CHECKS = "recognition_checks"
+FLAGS = "recognition_flags"
+# flag statuses (recognition_flags.status) and the DetectedIssue.status each one shows
+FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cancelled",
+               "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
+CHARGES = "recognition_charges"
+# the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
+RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def instant() -> str:
+    """When huren first held a result or saw an order, to the microsecond: R98 compares the two."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class RecognitionState:
+    """What every part of ``Recognition`` works on: the store, the repository, the rules, the
+    result index, the check and flag rows (each a ``GroupMemo``), their per-day tallies, the
+    facts reader and the per-thread state of one write group's hook call. ``Recognition``
+    (``engine.recognition.service``) sets them; the parts (``hr_mark``, ``batch_scope``,
+    ``order_time``, ``repeats``, ``prior_changes``, ``corrections``, ``reviews``) are its bases and
+    call one another through ``self`` (a flag decided again after a correction, say), as the
+    methods of the one class they were until the fourteenth round did."""
+
+    store: Any
+    repository: Any
+    settings: Any
+    index: ResultIndex
+    checks: GroupMemo
+    flags: GroupMemo
+    charges: Any
+    flag_days: Any
+    check_days: Any
+    facts: FactReader
+    _rules: Rules
+    _local: threading.local
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
+        """The current resource, or None when absent or deleted.
+
+        Inside a write group's hook call, a version the group stored is taken as handed to the
+        hook: a batch hook runs before any other hook of the group could store a newer one, and
+        what this hook stores itself comes through it (``_hold``) -- no query, no parse."""
+        current = getattr(self._local, "current", None)
+        if current is not None:
+            found = current.get(f"{rtype}/{rid}")
+            if found is not None:
+                return found
+        try:
+            return self.repository.read(rtype, rid)
+        except (NotFound, Gone):
+            return None
+
+    def _write_issue(self, issue: dict[str, Any]) -> None:
+        """Store a DetectedIssue at its deterministic id (the repository skips unchanged content)."""
+        self.repository.update(issue)
+
+    def _cancel_issue(self, issue_ref: str) -> None:
+        current = self.read("DetectedIssue", issue_ref)
+        if current is not None and current.get("status") != "cancelled":
+            updated = {k: v for k, v in current.items() if k not in ("meta", "text")}
+            updated["status"] = "cancelled"
+            self.repository.update(updated)
+
+    def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        """Store a flag row and move its tally; inside a write group, once when the group ends."""
+        if old == new or self.flags.defer(new, old):
+            return
+        self.flags.replace(new)
+        aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
+
+    def _put_check(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        """Store a check row and move its tally; inside a write group, once when the group ends."""
+        if old == new or self.checks.defer(new, old):
+            return
+        self.checks.replace(new)
+        aggregates.move(self.check_days, aggregates.check_bucket(old), aggregates.check_bucket(new))
+
+
+def is_resulted(check: dict[str, Any] | None) -> bool:
+    """Has a result of this checked order been decided on (its reasons recorded for good)?
+
+    Sticky (``resulted``): an order whose results were all withdrawn is pending again, but a
+    reason sent after its first result is still not an order-time reason. A row stored before the
+    field existed tells by its outcome."""
+    return bool(check) and bool(check.get("resulted") or check.get("outcome") in RESULTED)  # type: ignore[union-attr]
+
+
+def outcome_of(status: str) -> str:
+    """A checked order's outcome for the status of its test's flag (an auditor's review included)."""
+    return status if status in ("justified", "self_pay", "reported") else "duplicate"
+
+
+def checked_order(check: dict[str, Any], *, person: str | None, item: str | None, ref: str | None,
+                   patient: str | None) -> Order:
+    """The order a check row recorded when it was placed (institution, day, reasons, analytes,
+    the instant huren first saw it), for ``person`` and ``item``."""
+    return Order(person=person, item=item, institution=check["inst"], day=date.fromisoformat(check["day"]),
+                 ref=ref, patient=patient, reasons=tuple(check.get("reasons") or ()),
+                 reason_text=check.get("reason_text"), analytes=tuple(check.get("analytes") or ()),
+                 placed=check.get("placed"))
+
+
+def version_of(resource: dict[str, Any]) -> int:
+    version = (resource.get("meta") or {}).get("versionId")
+    return int(version) if isinstance(version, str) and version.isdigit() else 0
