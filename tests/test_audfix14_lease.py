@@ -137,3 +137,29 @@ def test_a_dead_writers_lease_is_deleted_once_its_tail_is_noted(settings: Settin
         assert [d["_id"] for d in client["huren"][COLLECTION].find({})] == [opener._writers.id]
     finally:
         opener.close()
+
+
+def test_two_noted_tails_that_do_not_touch_are_marked_apart(settings: Settings) -> None:
+    """A tail noted found (8..11) and a later one (20..23) with appended records between: each is
+    marked by a checkpoint of its own (before: ``_note_found`` joined them into one range, and the
+    signature marked 8..23, the appended 12..19 with them). Through the log on the store
+    (mongomock); the notes made as an opener makes them."""
+    client = mongomock.MongoClient()
+    s = quiet(settings.with_(mongodb_uri="mongomock://"))
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(MongoStore(client), s, AuditKeys.load(s, create=True))
+    try:
+        for i in range(24):
+            log.record(event(i))
+            if i == 7:
+                assert log.checkpoint() is not None
+        log._note_found(8, 12)
+        log._note_found(20, 24)
+        assert log.meta.get(FOUND) == {"_id": FOUND, "first": 8, "end": 24, "spans": [[8, 12], [20, 24]]}
+        log._note_found(10, 12)  # (noted again, as a second opener might: no new span)
+        assert log.meta.get(FOUND)["spans"] == [[8, 12], [20, 24]]
+        assert log.checkpoint() is not None
+        assert [(cp.size, cp.recovered) for cp in log.list_checkpoints()] == [(8, None), (12, 8), (24, 20)]
+        assert log.meta.get(FOUND) is None
+    finally:
+        log.close()

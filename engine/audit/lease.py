@@ -168,15 +168,15 @@ class Lease:
     def share(self, *, opened: bool = True) -> None:
         """After the load (and any note of a found tail): delete the dead writers' leases whose tail
         is now recorded, let the opening lock go, and (``opened``) count as a writer from now on."""
+        if opened and self._state != WRITING:  # (before the lock goes: the next opener to decide sees a writer)
+            self._state = WRITING
+            self._renew()
         if self._opening:
             for lease_id, (renewals, state) in self._dead.items():
                 self.raw.delete_one({"_id": lease_id, "renewals": renewals, "state": state})
             self._dead = {}
             self._opening = False
             self.raw.delete_one({"_id": OPENING, "owner": self.owner})
-        if opened and self._state != WRITING:
-            self._state = WRITING
-            self._renew()
 
     def close(self) -> None:
         """Stop renewing and delete this lease: no longer a live writer (a later opener may find a tail)."""
