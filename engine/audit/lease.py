@@ -7,18 +7,16 @@ MongoDB has no such lock, and an opener used to take every tail as found: a live
 the last second (its seal on the way) were stamped ``recovered``, which says nothing proves them.
 
 Here each writer keeps a document in ``audit_writers`` (``writer:<owner>``: a random owner id, its
-host and pid, ``expires`` and a renewal count), renewed every ``LEASE_SECONDS / 5`` by a thread of
-its own (not the log's background tick, which a long drain can hold up) until it closes, when it
-deletes it. A writer that dies stops renewing, and its lease lapses ``LEASE_SECONDS`` later. An
-opener first takes the *opening* lock (``audit_writers/opening``: taken by an atomic
-find-and-modify that matches only a free, lapsed or own lock; renewed with the lease, so a dead
-opener's lapses too), registers its own lease, then looks at the others: none unlapsed, it is
-alone; otherwise, when the log has an unsigned tail (``settle``), it waits until each either renews
-(a live writer: not alone, the tail is left to the live writers' seals, as on SQLite) or lapses
-(dead: alone, the tail is found) — at most ``LEASE_SECONDS``, a fifth of it when a peer lives. It
-lets the opening lock go (``share``) once it has noted the tail, so a second opener waits for that
-and then sees the first's lease. Times are the hosts' own clocks (``time.time``): hosts whose
-clocks differ by more than a few seconds make a lease lapse early or late.
+host and pid, its state, ``opening`` until it has opened the log and ``open`` after, and a renewal
+count), renewed every ``LEASE_SECONDS / 5`` by a thread of its own (not the log's background tick,
+which a long drain can hold up) until it closes, when it deletes it. An opener registers its lease
+with no lock (``join``); when the log has an unsigned tail (``settle``) it watches the others: a writer
+whose count changes is live (not alone, the tail is left to the live writers' seals, as on SQLite), one
+whose count has not changed for ``LEASE_SECONDS`` of the opener's own monotonic time is dead; at most a
+lease and a poll. All dead or gone, it takes the *opening* lock (``audit_writers/opening``, by an atomic
+find-and-modify) for the short decide-and-record step, reads the leases again there, and lets it go
+(``share``) once the tail is noted, its own lease marked ``open`` and the dead leases deleted. No clock
+is compared between hosts: only each observer's elapsed time.
 
 The limit: a live writer whose renewals stop for longer than ``LEASE_SECONDS`` (the process
 stopped, a network partition from the database) looks dead, and its unsigned second may be marked
