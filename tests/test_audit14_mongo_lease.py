@@ -104,22 +104,22 @@ def test_an_opener_after_a_dead_writer_marks_its_tail_once_its_lease_lapses(
 
 def test_the_opening_lock_is_taken_by_one_opener_at_a_time_and_a_dead_ones_lapses(
         short_lease: None, client: mongomock.MongoClient) -> None:
-    """The opening lock is held from ``join`` to ``share``: a second opener waits for it (here: for
-    the first, abandoned while opening, to lapse), and then sees the first's lease only while it
-    renews."""
+    """The opening lock is held from the decide step (``settle``) to ``share``: a second opener takes
+    it once the first, abandoned while it holds it, has not renewed it for a lease; then a third sees
+    the second's lease as a live writer's."""
     raw = client["huren"][COLLECTION]
     first = Lease(raw)
-    assert first.join()  # alone: no other lease
+    assert first.join() and first.settle()  # alone: no other lease; holds the opening lock
     second = Lease(raw)
     first.abandon()  # dies while it holds the opening lock
-    assert second.join()  # waited for the lock to lapse; the first's lease lapsed with it: alone
+    assert second.join() and second.settle()  # the first was opening (counts for nothing); its lock taken over
     assert raw.find_one({"_id": "opening"})["owner"] == second.owner
     second.share()
     third = Lease(raw)
     assert not third.join() and not third.settle()  # the second renews: a live writer
     third.close()
     second.close()
-    assert raw.count_documents({}) == 1  # the dead first's lease, lapsed, left as it was
+    assert raw.count_documents({}) == 1  # the dead first opener's lease (an opener's: it counts for nothing)
 
 
 _REAL_WRITER = """

@@ -59,20 +59,43 @@ class FoundTail:
         until the finder signed would close the window too, but a finder that cannot sign (a damaged
         log, no private key) would stall every other writer's start."""
         with self.store.transaction():
-            held = self.meta.get(FOUND)
-            if held is not None:  # an earlier finder's tail nobody signed (that finder stopped too):
-                first = min(first, int(held["first"]))  # one range over both dead writers' records
-                end = max(end, int(held.get("end", end)))
-            self.meta.replace({"_id": FOUND, "first": first, "end": end})
+            noted = [(f, end if e is None else e) for f, e in self._noted()]
+            # an earlier finder's tail nobody signed (that finder stopped too) stays a span of its own
+            # unless the two overlap or touch: the records between were appended, not found
+            self._keep_noted(spans([*noted, (first, end)]))
+
+
+    def _noted(self) -> list[tuple[int, int | None]]:
+        """The found tails noted in the database (``_note_found``), as (first, end) spans in order
+        (end ``None``: noted by an earlier release, which kept no end). One span is stored as
+        ``first`` and ``end``, as before; more are in ``spans`` too (``first`` and ``end`` then the
+        whole, so a release that reads only those marks wide, never narrow)."""
+        held = self.meta.get(FOUND)
+        if held is None:
+            return []
+        if held.get("spans"):
+            return [(int(f), int(e)) for f, e in held["spans"]]
+        return [(int(held["first"]), int(held["end"]) if "end" in held else None)]
+
+
+    def _keep_noted(self, noted: Sequence[tuple[int, int]]) -> None:
+        """Store ``noted`` (spans in order, apart) as the found tails, or delete the note when none."""
+        if not noted:
+            self.meta.delete(FOUND)
+            return
+        doc: dict[str, object] = {"_id": FOUND, "first": noted[0][0], "end": noted[-1][1]}
+        if len(noted) > 1:
+            doc["spans"] = [[f, e] for f, e in noted]
+        self.meta.replace(doc)
 
 
     def _found_tail(self, size: int) -> tuple[int, int | None] | None:
-        """The found tail (``_note_found``) a signature of ``size`` records covers: its first record
-        and its end (``None``: noted by an earlier release, which kept no end)."""
-        held = self.meta.get(FOUND)
-        if held is None or int(held["first"]) >= size:
-            return None
-        return int(held["first"]), (min(int(held["end"]), size) if "end" in held else None)
+        """The first found tail (``_note_found``) a signature of ``size`` records covers: its first
+        record and its end (``None``: noted by an earlier release, which kept no end)."""
+        for first, end in self._noted():
+            if first < size:
+                return first, (min(end, size) if end is not None else None)
+        return None
 
 
     def _signed_file(self, entry: FileEntry, rows: Sequence[Leaf]) -> bool:
@@ -125,20 +148,18 @@ class FoundTail:
         (A found-from noted over a damaged log by an earlier release is dropped here, and deleted
         in the signing transaction.) Costs one read of ``audit_meta``; the stored signature is read
         and checked only while some records are found (rare)."""
-        noted = self._found_tail(size)
-        if noted is None and not self._unproven:
+        noted = self._noted()
+        if not any(first < size for first, _ in noted) and not self._unproven:
             return []
         vouched = self._vouched_size()
-        held: tuple[int, int] | None = None
-        if noted is not None:  # (one an earlier release noted, with no end, goes once a signature covers
-            first, end = noted  # any of it: it may have been noted over a damaged open, as above)
-            if vouched >= (end if end is not None else first + 1):
-                self.meta.delete(FOUND)
-            else:
-                held = (first, end if end is not None else size)
+        # (one an earlier release noted, with no end, goes once a signature covers any of it: it may
+        # have been noted over a damaged open, as above)
+        kept = [(first, end) for first, end in noted if vouched < (end if end is not None else first + 1)]
+        if len(kept) < len(noted):
+            self._keep_noted([(first, end if end is not None else size) for first, end in kept])
+        held = [(first, end if end is not None else size) for first, end in kept if first < size]
         self._unproven = [r for r in self._unproven if r[1] > vouched]
-        found = [(max(first, vouched), min(end, size))
-                 for first, end in spans([*self._unproven, *([held] if held is not None else [])])]
+        found = [(max(first, vouched), min(end, size)) for first, end in spans([*self._unproven, *held])]
         return [(first, end) for first, end in found if first < end]
 
 

@@ -7,18 +7,16 @@ MongoDB has no such lock, and an opener used to take every tail as found: a live
 the last second (its seal on the way) were stamped ``recovered``, which says nothing proves them.
 
 Here each writer keeps a document in ``audit_writers`` (``writer:<owner>``: a random owner id, its
-host and pid, ``expires`` and a renewal count), renewed every ``LEASE_SECONDS / 5`` by a thread of
-its own (not the log's background tick, which a long drain can hold up) until it closes, when it
-deletes it. A writer that dies stops renewing, and its lease lapses ``LEASE_SECONDS`` later. An
-opener first takes the *opening* lock (``audit_writers/opening``: taken by an atomic
-find-and-modify that matches only a free, lapsed or own lock; renewed with the lease, so a dead
-opener's lapses too), registers its own lease, then looks at the others: none unlapsed, it is
-alone; otherwise, when the log has an unsigned tail (``settle``), it waits until each either renews
-(a live writer: not alone, the tail is left to the live writers' seals, as on SQLite) or lapses
-(dead: alone, the tail is found) — at most ``LEASE_SECONDS``, a fifth of it when a peer lives. It
-lets the opening lock go (``share``) once it has noted the tail, so a second opener waits for that
-and then sees the first's lease. Times are the hosts' own clocks (``time.time``): hosts whose
-clocks differ by more than a few seconds make a lease lapse early or late.
+host and pid, its state, ``opening`` until it has opened the log and ``open`` after, and a renewal
+count), renewed every ``LEASE_SECONDS / 5`` by a thread of its own (not the log's background tick,
+which a long drain can hold up) until it closes, when it deletes it. An opener registers its lease
+with no lock (``join``); when the log has an unsigned tail (``settle``) it watches the others: a writer
+whose count changes is live (not alone, the tail is left to the live writers' seals, as on SQLite), one
+whose count has not changed for ``LEASE_SECONDS`` of the opener's own monotonic time is dead; at most a
+lease and a poll. All dead or gone, it takes the *opening* lock (``audit_writers/opening``, by an atomic
+find-and-modify) for the short decide-and-record step, reads the leases again there, and lets it go
+(``share``) once the tail is noted, its own lease marked ``open`` and the dead leases deleted. No clock
+is compared between hosts: only each observer's elapsed time.
 
 The limit: a live writer whose renewals stop for longer than ``LEASE_SECONDS`` (the process
 stopped, a network partition from the database) looks dead, and its unsigned second may be marked
@@ -44,6 +42,8 @@ COLLECTION = "audit_writers"
 OPENING = "opening"  # the opening lock's ``_id``
 PREFIX = "writer:"  # each writer's lease ``_id``: this and its owner id
 LEASE_SECONDS = 10.0  # a lease lapses this long after its last renewal (renewed five times in it)
+OPENING_STATE = "opening"  # a lease's state until its process has opened the log
+WRITING = "open"  # ... and after: it may append
 TAKE_POLL = 0.05  # how often an opener waiting for the opening lock tries again (fraction of a lease)
 
 
@@ -93,53 +93,86 @@ class Lease:
     ``engine.audit.writers.Writers``)."""
 
     def __init__(self, raw: RawCollection, *, seconds: float | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.raw = raw
         self.seconds = LEASE_SECONDS if seconds is None else seconds
-        self.clock = clock
+        self.clock = clock  # this process's own elapsed time: only differences of it are used
         self.owner = uuid.uuid4().hex
         self.id = PREFIX + self.owner
         self.who = {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid()}
         self.alone = False
+        self._state = OPENING_STATE  # a writer only once ``share``: until then it has appended nothing
         self._opening = False  # this process holds the opening lock
+        self._dead: dict[str, tuple[Any, Any]] = {}  # dead leases seen at the decide step (``share`` deletes)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ the writers' lock's interface
     def join(self) -> bool:
-        """Take the opening lock (waiting for another opener to let it go, or for it to lapse),
-        register this lease and start renewing it; ``True`` when no other writer holds an unlapsed
-        lease (``alone``; with others, ``settle`` decides)."""
-        self._take_opening()
+        """Register this lease (as opening) and start renewing it; ``True`` when no other writer
+        holds a lease (``alone``; with others, ``settle`` decides). Takes no lock: openers do not
+        wait for one another here."""
         self._renew()
         self._thread = threading.Thread(target=_renewing, args=(weakref.ref(self), self._stop, self.seconds / 5),
                                         name="audit-lease", daemon=True)
         self._thread.start()
-        self.alone = not self._others()
+        self.alone = not self._writers()
         return self.alone
 
     def settle(self) -> bool:
-        """When the log has an unsigned tail and others held leases at ``join``: wait until each
-        renews (a live writer: ``False``) or lapses or is let go (all: ``True``, alone)."""
-        if self.alone:
-            return True
-        seen = self._others()
-        while seen:
+        """When the log has an unsigned tail: watch the other leases, without any lock, until each
+        writer's renews (a live writer: ``False`` at once) or none has for ``seconds`` of this
+        process's own time (dead) or it is let go; at most ``seconds`` and a poll. Then, all dead or
+        gone, take the opening lock for the short decide-and-record step and look again there: a
+        writer not seen dead (renewed since, or new) is live (``False``, the lock let go); otherwise
+        ``True`` (alone), holding the lock until ``share`` (after the tail is noted), so one opener
+        at a time decides and the tail is noted once. Opening leases count for nothing: an opener
+        has appended nothing until it shares."""
+        seen: dict[str, tuple[Any, Any]] = {}  # lease _id -> (renewals, state) last read
+        since: dict[str, float] = {}  # lease _id -> when (this process's clock) it was first read so
+        dead: dict[str, tuple[Any, Any]] = {}
+        start = self.clock()
+        while True:
+            now = self.clock()
+            docs = self._leases()
+            for lease_id, doc in docs.items():
+                key = (doc.get("renewals"), doc.get("state"))
+                if lease_id not in seen:
+                    seen[lease_id], since[lease_id] = key, now
+                elif seen[lease_id] != key:
+                    if doc.get("state") != OPENING_STATE:
+                        return False  # renewed (or opened the log): a live writer
+                    seen[lease_id], since[lease_id] = key, now
+                    dead.pop(lease_id, None)
+                elif now - since[lease_id] >= self.seconds:
+                    dead[lease_id] = key  # not renewed for a whole lease: its process is dead
+            live = [i for i, d in docs.items() if d.get("state") != OPENING_STATE and i not in dead]
+            if not live or now - start >= 2 * self.seconds:
+                break
             if self._stop.wait(min(self.seconds / 20, 0.5)):
                 return False  # (closed meanwhile)
-            now = self.clock()
-            for lease_id, before in list(seen.items()):
-                doc = self.raw.find_one({"_id": lease_id})
-                if doc is None or float(doc.get("expires", 0)) <= now:
-                    del seen[lease_id]  # let go (closed) or lapsed (dead)
-                elif doc.get("renewals") != before.get("renewals"):
-                    return False  # renewed: a live writer
+        if live:
+            return False  # (a writer neither renewed nor lapsed in twice a lease: taken as live)
+        self._take_opening()
+        for lease_id, doc in self._leases().items():  # the decide step: look again, under the lock
+            key = (doc.get("renewals"), doc.get("state"))
+            if doc.get("state") != OPENING_STATE and dead.get(lease_id) != key:
+                self.share(opened=False)
+                return False  # renewed since, or a writer that was not there: live
+        self._dead = dead
         self.alone = True
         return True
 
-    def share(self) -> None:
-        """After the load (and any note of a found tail): let the opening lock go."""
+    def share(self, *, opened: bool = True) -> None:
+        """After the load (and any note of a found tail): delete the dead writers' leases whose tail
+        is now recorded, let the opening lock go, and (``opened``) count as a writer from now on."""
+        if opened and self._state != WRITING:  # (before the lock goes: the next opener to decide sees a writer)
+            self._state = WRITING
+            self._renew()
         if self._opening:
+            for lease_id, (renewals, state) in self._dead.items():
+                self.raw.delete_one({"_id": lease_id, "renewals": renewals, "state": state})
+            self._dead = {}
             self._opening = False
             self.raw.delete_one({"_id": OPENING, "owner": self.owner})
 
@@ -150,42 +183,55 @@ class Lease:
             self._thread.join(timeout=self.seconds)
             self._thread = None
         try:
-            self.share()
+            self.share(opened=False)
             self.raw.delete_one({"_id": self.id})
         except Exception:  # (the database gone: the lease lapses by itself)
             log.exception("audit: could not let go of the writers' lease; it lapses in %.0f s", self.seconds)
 
     # ------------------------------------------------------------------ the documents
     def _take_opening(self) -> None:
-        """The opening lock, by one atomic find-and-modify: it matches only a lock that is free (no
-        document: upserted), lapsed or this owner's; a live holder's makes the upsert collide with its
-        ``_id`` (a duplicate key), and the opener tries again a little later."""
+        """The opening lock, by one atomic find-and-modify: it matches only a free lock (no document:
+        upserted) or this owner's; a holder's makes the upsert collide with its ``_id`` (a duplicate
+        key), and the opener tries again a little later. A holder whose lock has not been renewed for
+        ``seconds`` of this process's time is dead: its lock is taken over by a find-and-modify that
+        matches only that holder at that renewal count. No clock is compared between hosts."""
         duplicate = _duplicate_key()
+        last: tuple[Any, Any] | None = None
+        since = self.clock()
         while True:
-            now = self.clock()
             try:
-                self.raw.find_one_and_update(
-                    {"_id": OPENING, "$or": [{"expires": {"$lte": now}}, {"owner": self.owner}]},
-                    {"$set": {**self.who, "expires": now + self.seconds}}, upsert=True)
+                self.raw.find_one_and_update({"_id": OPENING, "owner": self.owner},
+                                             {"$set": {**self.who, "renewals": 0}}, upsert=True)
                 self._opening = True
                 return
-            except duplicate:  # held by a live opener: the upsert collided with its ``_id``
+            except duplicate:  # held by another opener: the upsert collided with its ``_id``
                 pass
+            doc = self.raw.find_one({"_id": OPENING})
+            if doc is not None:
+                key = (doc.get("owner"), doc.get("renewals"))
+                if key != last:
+                    last, since = key, self.clock()
+                elif self.clock() - since >= self.seconds and self.raw.find_one_and_update(
+                        {"_id": OPENING, "owner": key[0], "renewals": key[1]},
+                        {"$set": {**self.who, "renewals": 0}}) is not None:
+                    self._opening = True
+                    return
             if self._stop.wait(max(self.seconds * TAKE_POLL, 0.005)):
                 raise RuntimeError("audit: closed while waiting for the writers' opening lock")
 
     def _renew(self) -> None:
-        now = self.clock()
-        self.raw.update_one({"_id": self.id}, {"$set": {**self.who, "expires": now + self.seconds},
+        self.raw.update_one({"_id": self.id}, {"$set": {**self.who, "state": self._state},
                                                "$inc": {"renewals": 1}}, upsert=True)
-        if self._opening:  # (a dead opener's lock lapses as its lease does)
-            self.raw.update_one({"_id": OPENING, "owner": self.owner}, {"$set": {"expires": now + self.seconds}})
+        if self._opening:  # (a dead opener's lock is taken over as its lease lapses)
+            self.raw.update_one({"_id": OPENING, "owner": self.owner}, {"$inc": {"renewals": 1}})
 
-    def _others(self) -> dict[str, dict[str, Any]]:
-        """The other writers' unlapsed leases, by ``_id``."""
-        now = self.clock()
-        return {doc["_id"]: doc for doc in self.raw.find({"_id": {"$regex": f"^{PREFIX}"}})
-                if doc["_id"] != self.id and float(doc.get("expires", 0)) > now}
+    def _leases(self) -> dict[str, dict[str, Any]]:
+        """The other processes' leases, by ``_id``."""
+        return {doc["_id"]: doc for doc in self.raw.find({"_id": {"$regex": f"^{PREFIX}"}}) if doc["_id"] != self.id}
+
+    def _writers(self) -> dict[str, dict[str, Any]]:
+        """The other leases of processes that have opened the log (not still opening it)."""
+        return {i: d for i, d in self._leases().items() if d.get("state") != OPENING_STATE}
 
     def __del__(self) -> None:
         """A log let go without ``close`` (no longer referenced) lets its lease go as the ``flock``'s

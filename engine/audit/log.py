@@ -186,8 +186,10 @@ class AuditLog(FoundTail, Appends, Signing, KeyIndexing, Loading):
             # records no signature covers, written before this process opened the log, by none alive
             end = max(self._frontier.size, self._held,  # (a damaged log: what its index and segment hold,
                       self._unmoved[-1][0] + 1 if self._unmoved else 0)  # past what reads whole)
-            if not alone and end > self._signed_size and self._writers is not None:
-                alone = self._writers.settle()  # (MongoDB: the others' leases renew, or lapse)
+            if end > self._signed_size and self._writers is not None:
+                # (MongoDB: the others' leases renew, or lapse; then the decide step, under the
+                # opening lock, until ``share``; SQLite: the kernel's answer at ``join``)
+                alone = self._writers.settle()
             if alone and end > self._signed_size:
                 # noted in the database even while the log is damaged (``_signed_size`` may then be an
                 # older checkpoint's: the newest statement failed), so the mark outlives this process;

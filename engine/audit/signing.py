@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 from engine.audit import merkle
 from engine.audit.checkpoint import SEAL, Checkpoint, parse_checkpoint, sign_checkpoint
-from engine.audit.found import FOUND
 from engine.audit.leaves import seq_key
 from engine.repository.port import DuplicateKey
 
@@ -102,10 +101,12 @@ class Signing:
         """Insert ``cp`` in the open transaction; one marked ``recovered`` over the whole found tail
         (``_note_found``) deletes its record with it: no later signature marks it again."""
         self.checkpoints.insert({"_id": seq_key(cp.seq), **cp.as_json()})
-        if cp.recovered is not None:
-            held = self._found_tail(cp.size)
-            if held is not None and (held[1] is None or held[1] <= cp.size):
-                self.meta.delete(FOUND)
+        if cp.recovered is not None:  # (each noted span it covers whole goes; the others stay apart)
+            noted = self._noted()
+            kept = [(first, end) for first, end in noted
+                    if not (first < cp.size and (end is None or end <= cp.size))]
+            if len(kept) < len(noted):
+                self._keep_noted([(first, end if end is not None else cp.size) for first, end in kept])
         self._last_cp_seq, self._last_cp_size = cp.seq, cp.size
         self._last_cp_time = time.monotonic()
         return cp
