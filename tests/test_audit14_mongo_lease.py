@@ -119,7 +119,9 @@ def test_the_opening_lock_is_taken_by_one_opener_at_a_time_and_a_dead_ones_lapse
     assert not third.join() and not third.settle()  # the second renews: a live writer
     third.close()
     second.close()
-    assert raw.count_documents({}) == 1  # the dead first opener's lease (an opener's: it counts for nothing)
+    # at most the dead first opener's lease (an opener's: it counts for nothing; since audfix2 a live
+    # writer's renewing thread deletes it once unchanged for a lease, which may have happened by now)
+    assert {doc["_id"] for doc in raw.find({})} <= {first.id}
 
 
 _REAL_WRITER = """

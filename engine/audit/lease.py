@@ -16,7 +16,10 @@ whose count has not changed for ``LEASE_SECONDS`` of the opener's own monotonic 
 lease and a poll. All dead or gone, it takes the *opening* lock (``audit_writers/opening``, by an atomic
 find-and-modify) for the short decide-and-record step, reads the leases again there, and lets it go
 (``share``) once the tail is noted, its own lease marked ``open`` and the dead leases deleted. No clock
-is compared between hosts: only each observer's elapsed time.
+is compared between hosts: only each observer's elapsed time. Each renewal still writes ``expires``
+(the writer's wall clock and a lease), read only by the previous version's openers during a rolling
+upgrade. A live writer's renewing thread deletes an opener's lease left ``opening`` and unchanged
+for a lease (an opener that died before ``share``; it holds no records).
 
 The limit: a live writer whose renewals stop for longer than ``LEASE_SECONDS`` (the process
 stopped, a network partition from the database) looks dead, and its unsigned second may be marked
@@ -68,6 +71,7 @@ def _renewing(ref: weakref.ReferenceType[Lease], stop: threading.Event, every: f
             return
         try:
             lease._renew()
+            lease._sweep()
         except Exception:  # the next renewal tries again; a lease not renewed in time lapses
             log.exception("audit: renewing the writers' lease failed")
         del lease
@@ -93,10 +97,11 @@ class Lease:
     ``engine.audit.writers.Writers``)."""
 
     def __init__(self, raw: RawCollection, *, seconds: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.raw = raw
         self.seconds = LEASE_SECONDS if seconds is None else seconds
         self.clock = clock  # this process's own elapsed time: only differences of it are used
+        self.wall = wall  # only for ``expires``, written for older readers (this code never reads it)
         self.owner = uuid.uuid4().hex
         self.id = PREFIX + self.owner
         self.who = {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid()}
@@ -106,6 +111,7 @@ class Lease:
         self._dead: dict[str, tuple[Any, Any]] = {}  # dead leases seen at the decide step (``share`` deletes)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._openers: dict[str, tuple[Any, float]] = {}  # others' opening leases: (renewals, first seen so)
 
     # ------------------------------------------------------------------ the writers' lock's interface
     def join(self) -> bool:
@@ -133,8 +139,8 @@ class Lease:
         dead: dict[str, tuple[Any, Any]] = {}
         start = self.clock()
         while True:
-            now = self.clock()
             docs = self._leases()
+            now = self.clock()  # (after the read: a slow read must not lengthen what it proves unchanged)
             for lease_id, doc in docs.items():
                 key = (doc.get("renewals"), doc.get("state"))
                 if lease_id not in seen:
@@ -201,29 +207,59 @@ class Lease:
         while True:
             try:
                 self.raw.find_one_and_update({"_id": OPENING, "owner": self.owner},
-                                             {"$set": {**self.who, "renewals": 0}}, upsert=True)
+                                             {"$set": {**self.who, "renewals": 0, "expires": self._expires()}},
+                                             upsert=True)
                 self._opening = True
                 return
             except duplicate:  # held by another opener: the upsert collided with its ``_id``
                 pass
             doc = self.raw.find_one({"_id": OPENING})
+            now = self.clock()  # (after the read, as in ``settle``)
             if doc is not None:
                 key = (doc.get("owner"), doc.get("renewals"))
                 if key != last:
-                    last, since = key, self.clock()
-                elif self.clock() - since >= self.seconds and self.raw.find_one_and_update(
+                    last, since = key, now
+                elif now - since >= self.seconds and self.raw.find_one_and_update(
                         {"_id": OPENING, "owner": key[0], "renewals": key[1]},
-                        {"$set": {**self.who, "renewals": 0}}) is not None:
+                        {"$set": {**self.who, "renewals": 0, "expires": self._expires()}}) is not None:
                     self._opening = True
                     return
             if self._stop.wait(max(self.seconds * TAKE_POLL, 0.005)):
                 raise RuntimeError("audit: closed while waiting for the writers' opening lock")
 
+    def _expires(self) -> float:
+        """``expires`` for the previous version's openers during a rolling upgrade: they count a
+        lease (and hold back from the opening lock) only while it is in the future on their clock.
+        Without it an older opener beside a live writer of this version took it as gone and marked
+        its unsigned tail ``recovered``. This code never reads it (no clock compared between hosts)."""
+        return self.wall() + self.seconds
+
     def _renew(self) -> None:
-        self.raw.update_one({"_id": self.id}, {"$set": {**self.who, "state": self._state},
+        expires = self._expires()
+        self.raw.update_one({"_id": self.id}, {"$set": {**self.who, "state": self._state, "expires": expires},
                                                "$inc": {"renewals": 1}}, upsert=True)
         if self._opening:  # (a dead opener's lock is taken over as its lease lapses)
-            self.raw.update_one({"_id": OPENING, "owner": self.owner}, {"$inc": {"renewals": 1}})
+            self.raw.update_one({"_id": OPENING, "owner": self.owner},
+                                {"$set": {"expires": expires}, "$inc": {"renewals": 1}})
+
+    def _sweep(self) -> None:
+        """Delete the leases of openers that died before ``share`` (each writer's renewing thread,
+        after each renewal): one still ``opening`` whose renewal count has not changed for a lease of
+        this process's own time. It holds no records (an opener appends nothing until it shares), and
+        the delete matches it only at the count seen, so one renewed meanwhile stays. Before, such a
+        lease was never deleted (``settle`` stops watching once no writer is live)."""
+        docs = {i: d for i, d in self._leases().items() if d.get("state") == OPENING_STATE}
+        now = self.clock()  # (after the read)
+        for lease_id in list(self._openers):
+            if lease_id not in docs:
+                del self._openers[lease_id]
+        for lease_id, doc in docs.items():
+            seen = self._openers.get(lease_id)
+            if seen is None or seen[0] != doc.get("renewals"):
+                self._openers[lease_id] = (doc.get("renewals"), now)
+            elif now - seen[1] >= self.seconds:
+                self.raw.delete_one({"_id": lease_id, "renewals": seen[0], "state": OPENING_STATE})
+                del self._openers[lease_id]
 
     def _leases(self) -> dict[str, dict[str, Any]]:
         """The other processes' leases, by ``_id``."""
