@@ -462,14 +462,17 @@ class MergeRules:
                 named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
                 if named and names_every_test(stored.get(named), incoming.get(named)):
                     return
-            said = [c for ref in incoming_refs if isinstance(ref, str)
-                    and isinstance(c := (self._read(ref) or {}).get("code"), dict)]
+            # results the stored report did not list (a new id): one may be a stored one said again
+            stored_refs = {e.get("reference") for e in stored.get(listed) or () if isinstance(e, dict)}
+            said = [r for ref in incoming_refs if isinstance(ref, str) and ref not in stored_refs
+                    and isinstance((r := self._read(ref) or {}).get("code"), dict)]
+            listed_codes = [c for ref in stored_refs if said and isinstance(ref, str)
+                            and isinstance(c := (self._read(ref) or {}).get("code"), dict)] if said else []
             progress = ep.progress or {}
             least = out.get(name)
             for ref in others:
                 other = self._read(ref) or {}
-                code = other.get("code")
-                if isinstance(code, dict) and any(same_concept(code, c) for c in said):
+                if said and _the_same_result(other, said, listed_codes):
                     continue  # the same test's result, said again under another id
                 status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
@@ -863,3 +866,21 @@ def _writer(source: str) -> str:
 def _show(value: Any) -> str:
     text = fhirjson.dumps(value).decode()
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _the_same_result(other: Resource, said: list[Resource], listed_codes: list[Any]) -> bool:
+    """A stored result the message did not carry is one it carried said again under another id
+    (OBX-4 sent only with the final result) only when nothing tells them apart: the same test, the
+    same time (``effective[x]``) when both state one, and the stored report lists no other result of
+    that test -- two results of one test it lists (an OGTT's time points, told apart by OBX-4 or
+    their times) are two results, and each holds the report back until it is final."""
+    code = other.get("code")
+    if not isinstance(code, dict) or sum(1 for c in listed_codes if same_concept(code, c)) > 1:
+        return False
+    when = other.get("effectiveDateTime")
+    for result in said:
+        if same_concept(code, result["code"]):
+            theirs = result.get("effectiveDateTime")
+            if when is None or theirs is None or when == theirs:
+                return True
+    return False
