@@ -40,6 +40,9 @@ REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representa
 _REPRESENTATION_KEY = ("@representation",)
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 _MISSING: Any = object()
+# R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
+_DONE = frozenset({"final", "amended", "corrected", "appended"})
+_BEFORE = frozenset({"registered", "partial", "preliminary"})
 
 _CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
@@ -389,7 +392,7 @@ class MergeRules:
                     if sibling not in incoming:
                         out.pop(sibling, None)
         for name, ep in plan.over:
-            self._over(name, ep, stored, incoming, out, plan.over, fields)
+            self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
@@ -430,7 +433,8 @@ class MergeRules:
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
-              over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str]) -> None:
+              over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str], source: str = "",
+              issues: list[Issue] | None = None) -> None:
         """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
         entries the incoming version does not list -- a later message carried only some of the
         report's groups (one filler number, two tests). The element then speaks for them too:
@@ -453,6 +457,15 @@ class MergeRules:
         states the whole report (OBR-25 X: the order cancelled, no results)."""
         listed = ep.as_far_as or ep.names_all_of
         incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
+        if ep.as_far_as and not incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE:
+            # a message carrying no result does not take a final report back (R4's report status only
+            # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
+            self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
+                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           "(a report's status does not go back)", f"{incoming['resourceType']}.{name}",
+                           issues if issues is not None else [])
+            out[name] = stored[name]
+            return
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:

@@ -73,3 +73,23 @@ def test_a_time_point_sent_alone_does_not_take_another_points_result(engine: Eng
     assert (5.1, "08:00", "final") in found  # the 0 h result is not overwritten
     assert (9.9, "10:00", "final") in found
     assert report_status(engine, fhir, "A2") != "final" or all(s == "final" for *_, s in found)
+
+
+def test_a_message_without_results_does_not_take_a_final_report_back(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Final CREA, then OBR-25 P, I, R or S and no OBX: the report went back to preliminary,
+    registered or partial. R4's report status only moves forward: the final report stays final,
+    and the ACK warns that the message's status was not stored (located at OBR-25)."""
+    from tests.test_conv14_groups import result
+    from tests.test_ingest_durability import err_fields
+
+    for n, status in enumerate("PIRS"):
+        order = f"-B{status}"
+        acks = send(engine, result(f"B{n}1", "F").replace(b"-ST", order.encode()),
+                    result(f"B{n}2", status, value="").replace(b"-ST", order.encode()))
+        assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+        assert report_status(engine, fhir, f"B{n}2") == "final", status
+        (err,) = [e for e in err_fields(acks[1]) if "DiagnosticReport.status" in e[-1]]
+        assert err[2] == "OBR^1^25" and err[4] == "W" and '"final", stated earlier, stands' in err[-1]
+    # a cancel (OBR-25 X, no results) after preliminary results still cancels (conv14)
+    send(engine, result("BX1", "P").replace(b"-ST", b"-BX"), result("BX2", "X", value="").replace(b"-ST", b"-BX"))
+    assert report_status(engine, fhir, "BX2") == "cancelled"
