@@ -449,8 +449,9 @@ class MergeRules:
           (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel.
 
         Two kinds of stored entries the incoming version does not list do not hold it back (they held
-        a report back for good): a result of the same test as one the incoming version lists (its
-        code): that result said again under another id (OBX-4 sent only with the final result); and,
+        a report back for good): a result of the same test as one the incoming version lists that
+        nothing tells apart from it (``_the_same_result``): that result said again under another id
+        (OBX-4 sent only with the final result); and,
         when the incoming version lists no result at all, its status is stated by a field of the
         message (``Said.fields``: OBR-25, not inferred) and it names every test the stored one names
         (``names_all_of``'s element: the same test, or a panel of them all), every one: the message

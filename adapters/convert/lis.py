@@ -77,7 +77,8 @@ def convert_orders(
         text_lines: list[str] = []
         # the result keys of the report so far, over all its groups: two groups of one report (one
         # filler number: an OGTT's time points) each with a GLU result made one key, and the second
-        # group's result was merged into the first's (its value and time lost, no warning)
+        # group's result was merged into the first's (its value and time lost, no warning); such a
+        # key adds the result's time (``_repeated``), never a position among the message's groups
         seen_keys = ctx.result_keys.setdefault(rkey, set())
         specimen = spec_refs[0] if len(spec_refs) == 1 else None
         plan = hook is None  # an imaging hook may change the results after they are made
