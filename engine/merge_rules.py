@@ -40,6 +40,9 @@ REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representa
 _REPRESENTATION_KEY = ("@representation",)
 DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 _MISSING: Any = object()
+# R4 diagnostic-report-status: a report done (and what may follow it), and what comes before it
+_DONE = frozenset({"final", "amended", "corrected", "appended"})
+_BEFORE = frozenset({"registered", "partial", "preliminary"})
 
 _CONTAINERS = (list, dict, str)
 Resource = dict[str, Any]
@@ -389,7 +392,7 @@ class MergeRules:
                     if sibling not in incoming:
                         out.pop(sibling, None)
         for name, ep in plan.over:
-            self._over(name, ep, stored, incoming, out, plan.over, fields)
+            self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
@@ -430,7 +433,8 @@ class MergeRules:
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
-              over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str]) -> None:
+              over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str], source: str = "",
+              issues: list[Issue] | None = None) -> None:
         """``as_far_as`` / ``names_all_of``: the combined list element (a report's ``result``) keeps
         entries the incoming version does not list -- a later message carried only some of the
         report's groups (one filler number, two tests). The element then speaks for them too:
@@ -445,14 +449,24 @@ class MergeRules:
           (R4: one CodeableConcept's codings are one concept) -- the stored panel stays a panel.
 
         Two kinds of stored entries the incoming version does not list do not hold it back (they held
-        a report back for good): a result of the same test as one the incoming version lists (its
-        code): that result said again under another id (OBX-4 sent only with the final result); and,
+        a report back for good): a result of the same test as one the incoming version lists that
+        nothing tells apart from it (``_the_same_result``): that result said again under another id
+        (OBX-4 sent only with the final result); and,
         when the incoming version lists no result at all, its status is stated by a field of the
         message (``Said.fields``: OBR-25, not inferred) and it names every test the stored one names
         (``names_all_of``'s element: the same test, or a panel of them all), every one: the message
         states the whole report (OBR-25 X: the order cancelled, no results)."""
         listed = ep.as_far_as or ep.names_all_of
         incoming_refs = {e.get("reference") for e in incoming.get(listed) or () if isinstance(e, dict)}
+        if ep.as_far_as and not incoming_refs and stored.get(name) in _DONE and out.get(name) in _BEFORE:
+            # a message carrying no result does not take a final report back (R4's report status only
+            # moves forward: registered -> partial/preliminary -> final -> amended/corrected/appended)
+            self._conflict(ep.conflict, f"{incoming['resourceType']}.{name}: {_writer(source)}'s value "
+                           f"{_show(out[name])} was not stored: {_show(stored[name])}, stated earlier, stands "
+                           "(a report's status does not go back)", f"{incoming['resourceType']}.{name}",
+                           issues if issues is not None else [])
+            out[name] = stored[name]
+            return
         others = [e["reference"] for e in out.get(listed) or ()
                   if isinstance(e, dict) and isinstance(e.get("reference"), str) and e["reference"] not in incoming_refs]
         if not others:
@@ -462,14 +476,17 @@ class MergeRules:
                 named = next((n for n, e in over if e.names_all_of == ep.as_far_as), "")
                 if named and names_every_test(stored.get(named), incoming.get(named)):
                     return
-            said = [c for ref in incoming_refs if isinstance(ref, str)
-                    and isinstance(c := (self._read(ref) or {}).get("code"), dict)]
+            # results the stored report did not list (a new id): one may be a stored one said again
+            stored_refs = {e.get("reference") for e in stored.get(listed) or () if isinstance(e, dict)}
+            said = [r for ref in incoming_refs if isinstance(ref, str) and ref not in stored_refs
+                    and isinstance((r := self._read(ref) or {}).get("code"), dict)]
+            listed_codes = [c for ref in stored_refs if said and isinstance(ref, str)
+                            and isinstance(c := (self._read(ref) or {}).get("code"), dict)] if said else []
             progress = ep.progress or {}
             least = out.get(name)
             for ref in others:
                 other = self._read(ref) or {}
-                code = other.get("code")
-                if isinstance(code, dict) and any(same_concept(code, c) for c in said):
+                if said and _the_same_result(other, said, listed_codes):
                     continue  # the same test's result, said again under another id
                 status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
@@ -863,3 +880,21 @@ def _writer(source: str) -> str:
 def _show(value: Any) -> str:
     text = fhirjson.dumps(value).decode()
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _the_same_result(other: Resource, said: list[Resource], listed_codes: list[Any]) -> bool:
+    """A stored result the message did not carry is one it carried said again under another id
+    (OBX-4 sent only with the final result) only when nothing tells them apart: the same test, the
+    same time (``effective[x]``) when both state one, and the stored report lists no other result of
+    that test -- two results of one test it lists (an OGTT's time points, told apart by OBX-4 or
+    their times) are two results, and each holds the report back until it is final."""
+    code = other.get("code")
+    if not isinstance(code, dict) or sum(1 for c in listed_codes if same_concept(code, c)) > 1:
+        return False
+    when = other.get("effectiveDateTime")
+    for result in said:
+        if same_concept(code, result["code"]):
+            theirs = result.get("effectiveDateTime")
+            if when is None or theirs is None or when == theirs:
+                return True
+    return False

@@ -53,6 +53,7 @@ def convert_orders(
             code=REQUIRED_FIELD_MISSING,
         )
     obs_category = results.CATEGORY_IMAGING if category == "imaging" else results.CATEGORY_LAB
+    repeated = _repeated(found, ctx, pkey) if len(found) > 1 else frozenset()
     for group in found:
         request = None
         if group.obr is not None or group.orc is not None:
@@ -76,7 +77,8 @@ def convert_orders(
         text_lines: list[str] = []
         # the result keys of the report so far, over all its groups: two groups of one report (one
         # filler number: an OGTT's time points) each with a GLU result made one key, and the second
-        # group's result was merged into the first's (its value and time lost, no warning)
+        # group's result was merged into the first's (its value and time lost, no warning); such a
+        # key adds the result's time (``_repeated``), never a position among the message's groups
         seen_keys = ctx.result_keys.setdefault(rkey, set())
         specimen = spec_refs[0] if len(spec_refs) == 1 else None
         plan = hook is None  # an imaging hook may change the results after they are made
@@ -93,9 +95,11 @@ def convert_orders(
                 item = obx.value(3)
                 okey = f"{rkey}|{item}|{obx.value(4)}"
                 textual = obx.value(2).upper() in text_types
-            if okey in seen_keys or not item:
+            if okey in repeated:  # the same test in two groups of the report: each group's time point
+                okey += f"|@{obx.value(14) or (group.obr.value(7) if group.obr is not None else '')}"
+            if okey in seen_keys or not item:  # within one group: OBX-1, then the OBX's place
                 okey += f"|{obx.value(1) or obx.sequence}"
-                if okey in seen_keys:  # OBX-1 starts again in each group: the OBX's place in the message
+                if okey in seen_keys:
                     okey += f"|{obx.sequence}"
             seen_keys.add(okey)
             built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
@@ -159,6 +163,24 @@ def convert_orders(
         elif request is not None and refs:
             ctx.resources[request["reference"]].setdefault("supportingInfo", []).extend(refs)
     report_unmapped(ctx, leftover)
+
+
+def _repeated(found: list[results.Group], ctx: Context, pkey: str) -> frozenset[str]:
+    """The result keys (report, OBX-3, OBX-4) more than one group of one report makes (an OGTT's time
+    points: one filler number, GLU in each group). Such a result's key adds its own time (OBX-14,
+    else its group's OBR-7): what identifies it in any message carrying it, however many of the
+    report's groups that message carries. A key only one group makes is unchanged."""
+    first: dict[str, int] = {}
+    repeated: set[str] = set()
+    for n, group in enumerate(found):
+        if group.obr is None and group.orc is None or results._order_numbers(group)[2] is None:
+            continue  # a report keyed by its filler number only (``report_key``; the others warn)
+        rkey = results.report_key(group, ctx, pkey)
+        for obx in group.obx:
+            item = obx.value(3)
+            if item and first.setdefault(key := f"{rkey}|{item}|{obx.value(4)}", n) != n:
+                repeated.add(key)
+    return frozenset(repeated)
 
 
 # patient-level segments the order and result structures define (OML_O21, ORM_O01, OMG_O19:

@@ -315,6 +315,8 @@ def service_request(
     ref = ctx.put(res, order_key(group, ctx, pkey))
     if notes and ctx.resources[ref["reference"]] is not res:
         _notes_of_another_group(ctx.resources[ref["reference"]], res)
+    if res.get("reasonCode") and ctx.resources[ref["reference"]] is not res:
+        _reasons_of_another_group(ctx.resources[ref["reference"]], res)
     if not _intent_stated(obr, ctx):
         # OBR-11 empty (or a code the site does not know): ``order`` is the converter's assumption and
         # fills only an order stored without an intent -- an order message after the lab's reflex
@@ -341,6 +343,17 @@ def _notes_of_another_group(order: Resource, res: Resource) -> None:
     for note in res["note"]:
         if note not in listed:
             listed.append(note)
+
+
+def _reasons_of_another_group(order: Resource, res: Resource) -> None:
+    """A later group of the message naming the same order adds its reasons (ORC-16, OBR-31) to the
+    order's, each once (the same codings: ``merge.yaml``'s key for reasons): ``Context.put`` kept only
+    the first group's, and a second group's ORC-16 -- the reason that decides payment -- was lost."""
+    listed = order.setdefault("reasonCode", [])
+    for reason in res["reasonCode"]:
+        coding = reason.get("coding") if isinstance(reason, dict) else None
+        if not any(r == reason or (coding and isinstance(r, dict) and r.get("coding") == coding) for r in listed):
+            listed.append(reason)
 
 
 def _intent_stated(obr: Segment | None, ctx: Context) -> bool:
