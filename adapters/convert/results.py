@@ -1084,8 +1084,14 @@ def _status_from_results(ctx: Context, results: list[dict[str, str]]) -> str:
     """How far a group's report got by its own results' OBX-11, when OBR-25 says nothing: final when
     every result is, corrected when one was, partial when some are in, else ``unknown`` (the
     converter's placeholder). A result that will not come or was withdrawn states no progress and
-    gives way: F, F, X made a ``partial`` report that could never become final."""
+    gives way: F, F, X made a ``partial`` report that could never become final. Every result
+    withdrawn (OBX-11 W/D, OBR-25 not stating a status): the report is withdrawn with them
+    (entered-in-error) -- it stayed ``unknown``, which never replaces a stated status, so the
+    report stayed final and counted as a recognisable prior: "not payable" against results the
+    lab had withdrawn."""
     statuses = {ctx.resources[r["reference"]]["status"] for r in results if r["reference"] in ctx.resources}
+    if statuses == {"entered-in-error"}:
+        return "entered-in-error"
     statuses -= _GIVE_WAY
     if statuses and statuses <= {"final"}:
         return "final"

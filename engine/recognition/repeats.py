@@ -128,8 +128,10 @@ class Repeats(RecognitionState):
             for ref in orders:
                 self._set_outcome(ref, "retested")
             return []
+        reviews = (existing or {}).get("reviews") or []
         decided = [self._decide_repeat(ref, group if len(orders) == 1 else
-                                       [d for d in group if d.get("order") in (ref, None)], key, item)
+                                       [d for d in group if d.get("order") in (ref, None)], key, item,
+                                       existing, reviews)
                    for ref in orders]
         found = sorted(((d, (repeat, order, m)) for repeat, order, (d, m) in
                         (x for x in decided if x[2] is not None)),
@@ -150,7 +152,6 @@ class Repeats(RecognitionState):
                 self._set_outcome(o_repeat.order, "retested")
         check_ref = repeat.order
         prior = match.result
-        reviews = (existing or {}).get("reviews") or []
         status = standing_review(existing, reviews, prior.ref, decision) or decision.status
         price, price_source = self._price(item, match, group, order.institution, repeat.order)
         identified = (existing or {}).get("identified") or now()
@@ -193,11 +194,20 @@ class Repeats(RecognitionState):
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
 
-    def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any
+    def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any,
+                       existing: dict[str, Any] | None = None, reviews: Sequence[dict[str, Any]] = ()
                        ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None]:
         """The repeated result (the first of ``members``, the entries of one test that fulfil
         ``order_ref`` or name no order), its order as recorded when it was placed, and the
-        decision that stands for it (None when nothing recognisable was repeated)."""
+        decision that stands for it (None when nothing recognisable was repeated).
+
+        An auditor's review stands while the prior it reviewed is still recognisable for the
+        order and decided on the same facts (``standing_review``): that prior's decision is the
+        one that stands, not the newest or least favourable prior's. Why: a prior of another
+        institution that arrived late (or became final) made itself the flag's prior, the review
+        no longer matched, and a flag the auditor had overturned went back to "not payable"
+        though the prior the auditor judged still stood. The review is re-opened only when its
+        prior stops counting (withdrawn, corrected away, moved) or the facts it judged change."""
         rules = self._rules
         repeat = from_doc(members[0])
         if repeat.order is None:
@@ -209,7 +219,13 @@ class Repeats(RecognitionState):
         candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
         matches = find_recognisable(order, candidates, rules)
-        return repeat, order, (decisive([(decide(order, m, rules), m) for m in matches]) if matches else None)
+        if not matches:
+            return repeat, order, None
+        decisions = [(decide(order, m, rules), m) for m in matches]
+        for d, m in decisions:
+            if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
+                return repeat, order, (d, m)  # the reviewed prior still counts: the review stands
+        return repeat, order, decisive(decisions)
 
     def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
         """Is the test of ``member`` alone in its order's window -- no entry of the person for
