@@ -76,7 +76,11 @@ class PriorChanges(RecognitionState):
         the window -- flags the repeat as it would have had it come first. The repeat's order-time
         check row is left as it was: the rate counts what was recognisable when it was placed.
         An order the result's own test fulfils is not its repeat (a report and its observations,
-        two orders of one test). Nothing is returned: what another test's flag became is the
+        two orders of one test), nor is a test of the prior's own day: results carry their day,
+        not their hour, so of two same-day results each is within the other's window, and the
+        morning's result had been flagged as the repeat of the afternoon's, whichever came first
+        (every same-day pair flagged twice); a same-day repeat is decided when it arrives, as
+        before this re-decision existed. Nothing is returned: what another test's flag became is the
         repeating institution's business, not the ACK of the lab that sent the prior.
 
         Cost: the check rows and entries asked are read with the batch's (or the group's) windows
@@ -93,8 +97,8 @@ class PriorChanges(RecognitionState):
             mine: set[str | None] | None = None  # the orders its own test fulfils, when asked
             for check in self._orders_within(person, item.code, day, item.window_days):
                 checked.add(check["_id"])
-                if check["_id"] == order or not is_resulted(check):
-                    continue  # its own order, or not resulted yet (its result will be decided against it)
+                if check["_id"] == order or not is_resulted(check) or check.get("day") == day:
+                    continue  # its own order, not resulted yet (its result will be decided against it), or its day
                 if mine is None:
                     mine = {d.get("order") for d in self.index.group(prior)}
                 if check["_id"] in mine:
@@ -105,7 +109,7 @@ class PriorChanges(RecognitionState):
             # results dated in the span whose order was not checked (none, or not stored): a
             # result without an order is decided on its own day
             for d in self.index.between(person, item.code, day, hi):
-                if d.get("order") not in checked:
+                if d.get("order") not in checked and d.get("day") != day:
                     _member(tests, d)
             tests.pop(own, None)
             for key in sorted(tests):
