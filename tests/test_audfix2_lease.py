@@ -5,22 +5,12 @@ its read returns, not before it. On mongomock; clocks are the test's own."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import mongomock
 
 from engine.audit.lease import COLLECTION, PREFIX, Lease
-
-
-def _until(check: Callable[[], bool], within: float = 5.0) -> bool:
-    """Observe state until ``check`` holds (``False`` if it does not within ``within`` seconds)."""
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+from tests.test_audfix14_lease import _until
 
 
 def _old_others(raw: Any, own_id: str, now: float) -> dict[str, dict[str, Any]]:
