@@ -29,16 +29,23 @@ from tests.test_staff_signin import rfc6238
 server, browser, pytestmark, march = ui.server, ui.browser, ui.pytestmark, month.march
 
 
-@pytest.fixture
-def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
-    """The demo site with the required overspend share set and a small budget, so March's charges
-    settle."""
+def small_budget_site(tmp_path: Path) -> Path:
+    """``tmp_path/site`` with the shipped settlement rules, the required overspend share set and a
+    small budget (employee 1,000, resident 8,000), so March's charges settle: the pages' site."""
     site = tmp_path / "site"
-    (site / "insurance").mkdir(parents=True)
+    (site / "insurance").mkdir(parents=True, exist_ok=True)
     (site / "insurance" / "settlement.yaml").write_text(
         SHIPPED.read_text("utf-8").replace(REQUIRED_LINE, "fund_pays: 0.70").replace("basis: fund_share", "basis: amount")
         .replace('employee: "36000000.00"', 'employee: "1000.00"').replace('resident: "54000000.00"', 'resident: "8000.00"'),
         "utf-8")
+    return site
+
+
+@pytest.fixture
+def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
+    """The demo site with the required overspend share set and a small budget, so March's charges
+    settle."""
+    site = small_budget_site(tmp_path)
     with Engine(settings.with_(site=site)) as eng:
         yield eng
 

@@ -93,12 +93,7 @@ class Held:
 def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
     """The insurance pages' site (a small budget, so March settles) and one more role: a settlement
     clerk who reads the settlement and the indicators but not the published Measures."""
-    site = tmp_path / "site"
-    (site / "insurance").mkdir(parents=True)
-    (site / "insurance" / "settlement.yaml").write_text(
-        ins.SHIPPED.read_text("utf-8").replace(ins.REQUIRED_LINE, "fund_pays: 0.70").replace("basis: fund_share", "basis: amount")
-        .replace('employee: "36000000.00"', 'employee: "1000.00"').replace('resident: "54000000.00"', 'resident: "8000.00"'),
-        "utf-8")
+    site = ins.small_budget_site(tmp_path)
     (site / "staff").mkdir()
     (site / "staff" / "roles.yaml").write_text(ROLES.read_text("utf-8") + """
 clerk:

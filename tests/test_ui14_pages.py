@@ -48,12 +48,7 @@ WORDS = Path(__file__).resolve().parent.parent / "mappings" / "insurance" / "wor
 def engine(settings: Settings, tmp_path: Path) -> Iterator[Engine]:
     """The insurance pages' site (a small budget, so March settles) with its own words file: the
     community named, one step reworded."""
-    site = tmp_path / "site"
-    (site / "insurance").mkdir(parents=True)
-    (site / "insurance" / "settlement.yaml").write_text(
-        ins.SHIPPED.read_text("utf-8").replace(ins.REQUIRED_LINE, "fund_pays: 0.70").replace("basis: fund_share", "basis: amount")
-        .replace('employee: "36000000.00"', 'employee: "1000.00"').replace('resident: "54000000.00"', 'resident: "8000.00"'),
-        "utf-8")
+    site = ins.small_budget_site(tmp_path)
     (site / "insurance" / "words.yaml").write_text(
         WORDS.read_text("utf-8").replace("funing: 阜宁县医共体", "funing: 阜宁县紧密型医共体").replace("budget: 年度预算", "budget: 本年度总额预算"),
         "utf-8")

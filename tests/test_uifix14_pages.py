@@ -33,12 +33,7 @@ PAGE = "/ui/insurance?month=2026-03&year=2026"
 
 
 def site_with(tmp_path: Path, words: str) -> Path:
-    site = tmp_path / "site"
-    (site / "insurance").mkdir(parents=True, exist_ok=True)
-    (site / "insurance" / "settlement.yaml").write_text(
-        ins.SHIPPED.read_text("utf-8").replace(ins.REQUIRED_LINE, "fund_pays: 0.70").replace("basis: fund_share", "basis: amount")
-        .replace('employee: "36000000.00"', 'employee: "1000.00"').replace('resident: "54000000.00"', 'resident: "8000.00"'),
-        "utf-8")
+    site = ins.small_budget_site(tmp_path)
     (site / "insurance" / "words.yaml").write_text(words, "utf-8")
     return site
 
