@@ -95,6 +95,11 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
             document.querySelector('.family-form button[type=submit]').click(); }})()""")
         m.wait("document.getElementById('status').innerText.includes('没有办成')")
         assert "家人的身份证号不正确" in mother.text("status") and "可以查看" not in mother.text("family")
+        # while the grant is on its way its button is held and says so (observed, not timed)
+        m.eval("""(() => { const b = document.querySelector('.family-form button[type=submit]');
+            window.grantStates = []; new MutationObserver(() => window.grantStates.push(
+              [b.disabled, b.getAttribute('aria-busy'), b.textContent])).observe(b,
+              { attributes: true, childList: true, characterData: true, subtree: true }); })()""")
         m.eval(f"""(() => {{
             document.getElementById('fam-name').value = '孙伟';
             document.getElementById('fam-nid').value = '{SUN}';
@@ -104,6 +109,7 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         family = mother.text("family")
         assert "孙伟" in family and "子女" in family and "撤销孙伟的查看权限" in family
         assert "已授权孙伟查看您的档案" in mother.text("status")
+        assert [True, "true", "正在授权……"] in m.eval("window.grantStates"), m.eval("window.grantStates")
         mother.shot("02-mother-granted-big-360")
         fits(mother)
         # the same in English, on a button (and back: Chinese first)

@@ -129,7 +129,10 @@ async function grant(name, nid, relation, end, button) {
   nid = nid.trim().toUpperCase();
   if (!name.trim()) { status(w.family_needName, true); $("fam-name").focus(); return; }
   if (!/^\d{17}[\dX]$/.test(nid)) { status(w.family_badNid, true); $("fam-nid").focus(); return; }
-  button.disabled = true;
+  // Held while the grant is on its way, and saying so: on a slow county network the button had
+  // only greyed out, with no word of what was happening.
+  const label = button.textContent;
+  button.disabled = true; button.setAttribute("aria-busy", "true"); button.textContent = w.family_granting;
   try {
     const params = [{ name: "proxyNationalId", valueString: nid }, { name: "proxyName", valueString: name.trim() },
       { name: "relationship", valueCode: relation }];
@@ -139,7 +142,7 @@ async function grant(name, nid, relation, end, button) {
     renderSection("family");
     status(w.family_granted(name.trim()), false, null);
     $("family-h").focus();
-  } finally { button.disabled = false; }
+  } finally { button.disabled = false; button.removeAttribute("aria-busy"); button.textContent = label; }
 }
 
 // Withdrawing takes effect at once and cannot be undone (access comes back only by granting it
