@@ -60,10 +60,13 @@ class PageWords:
 
     def current(self) -> dict[str, Any]:
         """The words, re-read when the site's file changed; when it no longer reads, the last good
-        words stay (the reason is logged once per change)."""
+        words stay (the reason is logged once per change). A site file removed while running leaves
+        the shipped words in force, and says so in the log."""
         stamp = _stamp(self.site_file)
         with self._lock:
             if stamp != self._stamp:
+                if stamp is None:  # said, not silent: an operator may not have meant it
+                    log.warning("page words: %s is gone; the shipped words are in force", self.site_file)
                 self._stamp = stamp
                 try:
                     self._words = self._read()
