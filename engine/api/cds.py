@@ -121,16 +121,22 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
     }
 
 
-@router.post("/cds-services/{service_id}")
-async def call_service(service_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+async def _call_body(service_id: str, request: Request, caller: Caller) -> tuple[str, Any]:
+    """What a service call and its feedback check first, in this order: the service exists (404),
+    the caller may record order decisions (403), the body is JSON (400)."""
     hook = SERVICES.get(service_id)
     if hook is None:
         raise NotFound(f"no CDS service {service_id!r}")
     require_order_decision(caller)
     try:
-        body = fhirjson.loads(await request.body())
+        return hook, fhirjson.loads(await request.body())
     except fhirjson.DecodeError as exc:
         raise BadRequest(f"body is not JSON: {exc}") from exc
+
+
+@router.post("/cds-services/{service_id}")
+async def call_service(service_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+    hook, body = await _call_body(service_id, request, caller)
     if not isinstance(body, dict) or body.get("hook") != hook or not isinstance(body.get("context"), dict):
         raise BadRequest(f"expected a '{hook}' hook request with a context")
     hook_instance = str(body.get("hookInstance") or "")
@@ -174,13 +180,7 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
     """Records each card's outcome: a "recognise" suggestion accepted counts the draft as recognised;
     a "re-test" suggestion or an override is kept with its reason (the order that follows is flagged
     or justified on its own)."""
-    if service_id not in SERVICES:
-        raise NotFound(f"no CDS service {service_id!r}")
-    require_order_decision(caller)
-    try:
-        body = fhirjson.loads(await request.body())
-    except fhirjson.DecodeError as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from exc
+    _, body = await _call_body(service_id, request, caller)
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise BadRequest("expected {'feedback': [...]}")
