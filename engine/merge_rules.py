@@ -488,6 +488,8 @@ class MergeRules:
                 other = self._read(ref) or {}
                 if said and _the_same_result(other, said, listed_codes):
                     continue  # the same test's result, said again under another id
+                if said and issues is not None:
+                    _second_at_one_time(ref, other, said, incoming, issues)
                 status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
                     least = status
@@ -880,6 +882,28 @@ def _writer(source: str) -> str:
 def _show(value: Any) -> str:
     text = fhirjson.dumps(value).decode()
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _second_at_one_time(ref: str, other: Resource, said: list[Resource], report: Resource,
+                        issues: list[Issue]) -> None:
+    """A result new to the report of the test and time of one the report lists (an OGTT's 2 h point
+    re-sent alone without OBX-4: its id is the test's plain key, the stored one's adds its time, as
+    it came with the other time points) is stored beside it -- two results of one test at one time,
+    the report held back by the older. Nothing in the message tells the converter (ids are a
+    function of the message alone); the ACK names it (ERR W), so the sender re-sends with OBX-4 or
+    the report's every group."""
+    code, when = other.get("code"), other.get("effectiveDateTime")
+    if not isinstance(code, dict) or when is None:
+        return
+    for result in said:
+        if result.get("effectiveDateTime") == when and same_concept(code, result["code"]):
+            issues.append({
+                "severity": "warning", "code": "business-rule",
+                "expression": [f"{report.get('resourceType')}.result"],
+                "diagnostics": f"Observation/{result.get('id')} ({concept_label(code)} at {when}) is stored beside "
+                               f"{ref}, the report's result of that test at that time: a time point sent alone "
+                               "is told from the test's only result by OBX-4 (or send every group of the report)"})
+            return
 
 
 def _the_same_result(other: Resource, said: list[Resource], listed_codes: list[Any]) -> bool:

@@ -170,9 +170,10 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     skip = frozenset(str(v) for v in rule.get("skip", ()))  # sent values that mean "nothing"
     merge = bool(rule.get("merge"))  # merge a dict value into what the target already holds
     # ``null_deletes``: the field sent as HL7's explicit null ``""`` deletes the stored element
-    # (true) or the stored entries of the list it states (path -> values, e.g. {use: [work]})
+    # (true), the stored entries of the list it states (path -> values, e.g. {use: [work]}) or the
+    # element it names (a choice, ``deceased[x]``: PID-30 states whichever of its types is stored)
     deletes = rule.get("null_deletes")
-    null_element = target.split(".", 1)[0].removesuffix("[]")
+    null_element = (deletes if isinstance(deletes, str) else target).split(".", 1)[0].removesuffix("[]")
     where = (tuple((k, tuple(v) if isinstance(v, list) else (str(v),)) for k, v in deletes.items())
              if isinstance(deletes, dict) else ())
     default: Any = None

@@ -217,6 +217,8 @@ def _value(obx: Segment, kind: str) -> tuple[str | None, Any, Any] | None:
             if len(reps) > 1 and sum(1 for r in reps if r) > 1:
                 return None
             text = next((r.comp(1).strip() for r in reps if r), None)
+        if text == "":  # blank (" ") or a first component empty (``""^""``, ``^5``): not a number --
+            return None  # the ordinary path warns and keeps it as text (a plan would write value null)
         if text is None:
             shape: Any = None
         else:

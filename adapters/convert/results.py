@@ -217,7 +217,8 @@ def order_key(group: Group, ctx: Context, pkey: str) -> str:
         return _distinct_service(f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}", group, ctx)
     if filler is not None:
         return _distinct_service(f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}", group, ctx)
-    seg = group.obr or group.orc
+    # (``is not None``: a segment of no fields -- ``OBR`` alone -- is falsy, its length being 0)
+    seg = group.obr if group.obr is not None else group.orc
     assert seg is not None
     ctx.warn(
         seg.error(
