@@ -84,6 +84,8 @@ class OrderTime(RecognitionState):
             "checked": (existing or {}).get("checked") or now(),
             "placed": (existing or {}).get("placed") or instant(),
         }
+        if order.at:
+            doc["at"] = order.at  # when it was placed, to the time sent (a row without: its day alone)
         self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
         if matches and not same:
@@ -141,7 +143,9 @@ class OrderTime(RecognitionState):
         if check.get("analytes") and not order.analytes:
             changes["analytes"] = tuple(check["analytes"])
         if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
-            changes["day"] = date.fromisoformat(check["day"])
+            # its day and time as recorded (a row stored before the time was kept has none: the
+            # order is then dated by its day alone, as it was decided before)
+            changes["day"], changes["at"] = date.fromisoformat(check["day"]), check.get("at")
         return replace(order, **changes)
 
     def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:

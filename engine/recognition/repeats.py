@@ -274,7 +274,7 @@ class Repeats(RecognitionState):
         # placed: when huren has held the result final (``final_at``, else when first stored: index.from_doc;
         # a moved prior counts only if theirs by then)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
-                     ref=repeat.order, patient=repeat.patient, placed=repeat.held)
+                     ref=repeat.order, patient=repeat.patient, placed=repeat.held, at=repeat.at)
 
     def _void(self, existing: dict[str, Any] | None, why: str) -> None:
         if not existing or existing.get("status") == "void":
