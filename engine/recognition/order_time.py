@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import Order, Recognisable, find_recognisable, order_time_effect
 from engine.recognition.detected_issues import (
@@ -21,7 +21,20 @@ from engine.recognition.index import group_key
 from engine.recognition.state import RecognitionState, instant, is_resulted, now
 
 
-class OrderTime(RecognitionState):
+class _Needs(Protocol):
+    """What the order-time check calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
+    def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class OrderTime(RecognitionState, _Others):
     """The order-time check (``Recognition.on_order``, ``check``)."""
 
     def check(self, order: Order) -> list[Recognisable]:

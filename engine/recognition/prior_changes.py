@@ -4,7 +4,7 @@ longer final, moved) and one that becomes recognisable after its repeats were de
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import FINAL_STATUSES
 from engine.recognition.facts import VOID_STATUSES
@@ -12,7 +12,20 @@ from engine.recognition.index import group_key, window_end
 from engine.recognition.state import RecognitionState, is_resulted
 
 
-class PriorChanges(RecognitionState):
+class _Needs(Protocol):
+    """What a prior's change calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
+    def _orders_within(self, person: str, item: str, day: str, window_days: int) -> list[dict[str, Any]]: ...  # corrections
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class PriorChanges(RecognitionState, _Others):
     """Repeats decided again when their prior changes."""
 
     def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None:

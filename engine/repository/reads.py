@@ -50,7 +50,7 @@ class Reads(GroupCommit):
                 continue
             wanted.append((rtype, rid))
         found = self._current_of(wanted) if wanted else {}
-        return {key: fhirjson.loads(rec.body) for key, rec in found.items() if not rec.deleted}  # type: ignore[misc]
+        return {key: fhirjson.loads(rec.body) for key, rec in found.items() if not rec.deleted}  # type: ignore[arg-type]
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         self._check(rtype, rid)
