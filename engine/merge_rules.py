@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -151,7 +151,7 @@ class TypePlan:
 class Stored(Protocol):
     """What the merge reads of other stored resources (``as_far_as``): the repository."""
 
-    def read(self, rtype: str, rid: str) -> dict[str, Any]: ...
+    def read_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]: ...
 
     def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]: ...
 
@@ -478,14 +478,17 @@ class MergeRules:
                     return
             # results the stored report did not list (a new id): one may be a stored one said again
             stored_refs = {e.get("reference") for e in stored.get(listed) or () if isinstance(e, dict)}
-            said = [r for ref in incoming_refs if isinstance(ref, str) and ref not in stored_refs
-                    and isinstance((r := self._read(ref) or {}).get("code"), dict)]
+            new_refs = [ref for ref in incoming_refs if isinstance(ref, str) and ref not in stored_refs]
+            read = self._read_all([*others, *new_refs])  # one store call, not one per result
+            said = [r for ref in new_refs if isinstance((r := read.get(ref) or {}).get("code"), dict)]
+            if said:
+                read.update(self._read_all([r for r in stored_refs if isinstance(r, str) and r not in read]))
             listed_codes = [c for ref in stored_refs if said and isinstance(ref, str)
-                            and isinstance(c := (self._read(ref) or {}).get("code"), dict)] if said else []
+                            and isinstance(c := (read.get(ref) or {}).get("code"), dict)] if said else []
             progress = ep.progress or {}
             least = out.get(name)
             for ref in others:
-                other = self._read(ref) or {}
+                other = read.get(ref) or {}
                 if said and _the_same_result(other, said, listed_codes):
                     continue  # the same test's result, said again under another id
                 if said and issues is not None:
@@ -501,18 +504,28 @@ class MergeRules:
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
 
-    def _read(self, ref: str) -> Resource | None:
+    def _read_all(self, refs: Sequence[str]) -> dict[str, Resource]:
+        """The stored versions of ``refs`` (absent, deleted, unreadable: left out): this write's pending versions, the rest in one
+        ``read_many`` of the store. Why: a report re-sent with one of its twelve groups read each
+        of the eleven stored results it leaves out, one store call each."""
         stored: Stored | None = getattr(self._local, "stored", None)
-        rtype, _, rid = ref.partition("/")
-        if stored is None or not rid:
-            return None
+        if stored is None or not refs:
+            return {}
+        out: dict[str, Resource] = {}
+        wanted = set(refs)
         for version, _ in reversed(stored.pending()):
-            if version.get("resourceType") == rtype and version.get("id") == rid:
-                return version
-        try:
-            return stored.read(rtype, rid)
-        except Exception:  # gone, deleted, not this server's: it holds the report back at nothing
-            return None
+            ref = f"{version.get('resourceType')}/{version.get('id')}"
+            if ref in wanted and ref not in out:
+                out[ref] = version
+        keys = [(rtype, rid) for ref in dict.fromkeys(refs) if ref not in out
+                for rtype, _, rid in [ref.partition("/")] if rid]
+        if keys:
+            try:
+                found = stored.read_many(keys)
+            except Exception:  # what cannot be read holds the report back at nothing
+                found = {}
+            out.update({f"{rtype}/{rid}": version for (rtype, rid), version in found.items()})
+        return out
 
     def _value_or_absent(self, rtype: str, plan: TypePlan, incoming: Resource, out: Resource, source: str,
                          issues: list[Issue]) -> None:

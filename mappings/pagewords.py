@@ -24,7 +24,8 @@ _WORDS = {"type": "object", "additionalProperties": {"type": "string", "minLengt
 _PAIRS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"},
                                                      "minItems": 2, "maxItems": 2}}
 _PROPERTIES: dict[str, Any] = {"communities": _WORDS, "insurance_types": _WORDS, "statuses": _PAIRS, "effects": _WORDS,
-                               "result_statuses": _WORDS, "steps": _WORDS, "spans": _WORDS}
+                               "result_statuses": _WORDS, "steps": _WORDS, "spans": _WORDS, "places": _WORDS,
+                               "price_sources": _WORDS, "bases": _WORDS, "columns": _WORDS}
 # the site's file: any sections, any words (merged over the shipped ones)
 SITE_SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": False, "properties": _PROPERTIES}
 # the shipped file: complete

@@ -88,11 +88,12 @@ def test_signed_bundle_lists_the_upheld_flags_and_verifies_offline(engine: Any, 
     assert served.status_code == 200 and served.headers["content-type"].startswith("text/csv")
     assert served.content.decode("utf-8") == csv_text
     table = list(csv.reader(io.StringIO(csv_text.lstrip("\ufeff"))))
-    assert table[0][:4] == ["list", "institution", "month", "flag"]
-    body = [r for r in table[1:] if r and r[0] != "total"]
-    assert sorted(r[8] for r in body) == ["20.00", "60.00"]
-    assert all(r[20] == "auditor-zhang" or r[20].endswith("auditor-zhang") for r in body)
-    assert table[-1] == ["total", B, MONTH, "2", "80.00", "CNY"]
+    # Chinese headers, each code beside its name (fifteenth round)
+    assert table[0][:5] == ["清单编号", "机构代码", "机构", "月份", "标记编号"]
+    body = [r for r in table[1:] if r and r[0] != "合计"]
+    assert sorted(r[9] for r in body) == ["20.00", "60.00"]
+    assert all(r[23] == "auditor-zhang" or r[23].endswith("auditor-zhang") for r in body)
+    assert table[-1][:2] == ["合计", B] and table[-1][3:] == [MONTH, "2", "80.00", "CNY"]
 
 
 @pytest.mark.parametrize("alteration", ["amount", "total", "drop-row", "csv", "evidence", "other-key"])
@@ -189,9 +190,9 @@ def test_the_billed_charge_line_is_the_amount_deducted(engine: Any, county: dict
     assert http.put("/fhir/ChargeItem/ci-cbc", json=line, headers=system).status_code in (200, 201)
     upheld(engine, http)
     text = deductions(engine, http, _format="csv").content.decode("utf-8").lstrip("\ufeff")
-    table = [r for r in csv.reader(io.StringIO(text)) if r and r[0] not in ("list", "total")]
-    cbc = next(r for r in table if r[5] == "CBC")
-    assert (cbc[8], cbc[10]) == ("23.50", "charge")
+    table = [r for r in csv.reader(io.StringIO(text)) if r and r[0] not in ("清单编号", "合计")]
+    cbc = next(r for r in table if r[6] == "CBC")
+    assert (cbc[9], cbc[11], cbc[12]) == ("23.50", "charge", "收费明细")
     expected = "ChargeItem/ci-cbc" if engine.repository.params.get("ChargeItem", "service") is not None else ""
-    assert cbc[11] == expected
-    assert text.splitlines()[-1] == f"total,{B},{MONTH},2,83.50,CNY"
+    assert cbc[13] == expected
+    assert text.splitlines()[-1].startswith(f"合计,{B},") and text.splitlines()[-1].endswith(f",{MONTH},2,83.50,CNY")

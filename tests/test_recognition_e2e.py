@@ -170,7 +170,7 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
     assert res.status_code == 200
     assert engine.repository.read("DetectedIssue", flagged["id"])["status"] == "final"
     csv_text = http.get("/reports/duplicates?from=2026-03-01&to=2026-03-31&_format=csv", headers=auditor).text
-    assert "total,2,money_at_stake,20.00,CNY" in csv_text
+    assert "合计,2,涉及金额,20.00,CNY" in csv_text
 
 
 def test_bad_rules_in_the_site_stop_start_up(tmp_path: Path, site: Path) -> None:

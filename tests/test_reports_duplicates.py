@@ -78,9 +78,10 @@ def test_csv(engine: Any, county: dict[str, Any]) -> None:
     assert res.status_code == 200
     assert res.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(res.text.lstrip("\ufeff"))))
-    assert rows[0][:4] == ["id", "status", "day", "institution"]
-    assert [r[4] for r in rows[1:3]] == ["LFT", "CBC"]
-    assert ["total", "2", "money_at_stake", "80.00", "CNY", "self_pay", "0.00"] in rows
+    # Chinese headers, each code beside its name (fifteenth round)
+    assert rows[0][:5] == ["标记编号", "状态代码", "状态", "复查日期", "机构代码"]
+    assert [r[6] for r in rows[1:3]] == ["LFT", "CBC"]
+    assert ["合计", "2", "涉及金额", "80.00", "CNY", "自费金额", "0.00"] in rows
     same = county["http"].get("/reports/duplicates?status=flagged", headers={**bearer(engine), "Accept": "text/csv"})
     assert same.text == res.text
 

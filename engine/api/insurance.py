@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -75,11 +76,11 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
          detail={"report": "deductions", "institution": institution, "month": month, "rows": len(dl.rows)})
     name = f"deductions-{dl.id}"
     if wants_csv:
-        return Response(to_csv(dl), media_type="text/csv; charset=utf-8",
+        return Response(to_csv(dl, site_names(engine)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     if fmt not in (None, "json", "application/json", "application/fhir+json"):
         raise BadRequest("_format must be json or csv", expression=["_format"])
-    bundle = to_bundle(dl, engine.repository, engine.settings.fhir_base_url)
+    bundle = to_bundle(dl, engine.repository, engine.settings.fhir_base_url, site_names(engine))
     return Response(sign_bundle(bundle, engine.audit.keys), media_type="application/fhir+json",
                     headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
 

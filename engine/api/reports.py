@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -63,7 +64,7 @@ def duplicates(
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "duplicates", "rows": len(report["rows"])})
     if wants_csv:
-        return Response(to_csv(report), media_type="text/csv; charset=utf-8",
+        return Response(to_csv(report, site_names(request.app.state.engine)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="duplicates.csv"'})
     if fmt not in (None, "json", "application/json"):
         raise BadRequest("_format must be json or csv", expression=["_format"])

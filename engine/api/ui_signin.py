@@ -12,21 +12,18 @@ from __future__ import annotations
 import hmac
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from engine.api.ui_words import page_words
+from engine.api.ui_words import site_names
 from engine.audit.note import note
 from engine.auth.policy import allowed, require_auditor, require_insurance_report
 from engine.auth.staff_oidc import OidcRefused
 from engine.auth.staff_session import DEVICE_COOKIE, SESSION_COOKIE, SignInRefused, StaffSession, csrf_matches
-
-if TYPE_CHECKING:
-    from engine.engine import Engine
 
 SIGNIN_COOKIE = "huren_signin"  # the sign-in form's double-submit token
 DEVICE_MAX_AGE = 365 * 86400
@@ -178,31 +175,12 @@ def session_info(request: Request) -> Response:
     return JSONResponse({"name": a.name, "display": a.display or a.name, "role": a.role, "role_zh": r.label_zh,
                          "role_en": r.label_en, "institution": a.institution, "remit": a.remit or None,
                          "csrf": session.csrf, "expires": int(session.expires),
-                         **_names(request.app.state.engine),
+                         **site_names(request.app.state.engine),
                          # what the pages offer is what the access policy allows (the API still decides)
                          "can": {"duplicates": allowed(require_auditor, caller),
                                  "review": allowed(require_auditor, caller, review=True),
                                  "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter")}},
                         headers={"Cache-Control": "no-store"})
-
-
-def _names(engine: Engine) -> dict[str, Any]:
-    """The site's words for its codes, so a page names what it shows rather than show a code: the
-    institutions, the re-test reasons (R04 急诊急救), the recognition scopes (JS 江苏省HR), the
-    recognition items (CBC 血常规) and a panel's analytes (ALT 丙氨酸氨基转移酶), the staff roles (审核员), each published Measure's title, and the pages' own words file
-    (``ui_words``: communities, insurance types, statuses, settlement steps). The one owner of code
-    names on the staff pages. Site rules, not records: the same for every signed-in person."""
-    rules = engine.recognition.rules
-    return {"places": {code: inst.name for code, inst in engine.site.institutions.items() if inst.name},
-            "reasons": {code: r.display for code, r in rules.reasons.items()},
-            "scopes": {code: sc.name for code, sc in rules.scopes.items()},
-            "items": {code: item.name for code, item in rules.items.items()},
-            "analytes": {code: name for item in rules.items.values() for code, name in item.analytes.items()},
-            "roles": {code: role.label_zh for code, role in engine.staff.roles.items()},
-            "measures": {m.url: m.title for m in engine.measures.by_id.values()},
-            # every community an institution belongs to, named in the words or not (a filter takes its code)
-            "community_codes": sorted({inst.community for inst in engine.site.institutions.values()}),
-            **page_words(engine)}
 
 
 OIDC_COOKIE = "huren_oidc"  # binds the provider's answer to the browser that asked (SameSite=Lax: it

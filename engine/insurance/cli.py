@@ -89,6 +89,7 @@ def run_settle(args: argparse.Namespace, settings: Any) -> int:
 
 
 def run_deductions(args: argparse.Namespace, settings: Any) -> int:
+    from engine.api.ui_words import site_names
     from engine.engine import Engine
 
     with Engine(settings) as engine:
@@ -98,9 +99,10 @@ def run_deductions(args: argparse.Namespace, settings: Any) -> int:
             print(f"huren deductions: {exc.diagnostics}", file=sys.stderr)
             return 2
         if args.format == "csv":
-            data = to_csv(dl).encode("utf-8")
+            data = to_csv(dl, site_names(engine)).encode("utf-8")
         else:
-            data = sign_bundle(to_bundle(dl, engine.repository, settings.fhir_base_url), engine.audit.keys)
+            data = sign_bundle(to_bundle(dl, engine.repository, settings.fhir_base_url, site_names(engine)),
+                               engine.audit.keys)
     if args.out:
         with open(args.out, "wb") as fh:
             fh.write(data)

@@ -33,6 +33,7 @@ import hashlib
 import io
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -44,15 +45,18 @@ from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.errors import BadRequest, NotFound
 from engine.insurance.charges import money, read_line
 from engine.insurance.tiers import ZERO, fen
-from engine.recognition.reports import ReportFilter, duplicates_report
+from engine.recognition.reports import CsvNames, ReportFilter, duplicates_report
 
 DEDUCTION_EXT = "urn:huren:StructureDefinition:deduction"
 LIST_EXT = "urn:huren:StructureDefinition:deduction-list"
 LIST_SYSTEM = "urn:huren:deduction-list"
 INSTITUTION_SYSTEM = "urn:huren:institution"
-COLUMNS = ("list", "institution", "month", "flag", "day", "item", "item_name", "category", "amount", "currency",
-           "price_source", "charge", "prior_institution", "prior_day", "window_days", "result", "prior_result",
-           "order", "patient", "policy", "reviewed_by", "review_reason")
+# the CSV's columns (headers: the words' ``columns``), a name beside the institution, price source and
+# prior institution codes
+COLUMNS = ("list", "institution", "institution_name", "month", "flag", "day", "item", "item_name", "category",
+           "amount", "currency", "price_source", "price_source_name", "charge", "prior_institution",
+           "prior_institution_name", "prior_day", "window_days", "result", "prior_result", "order", "patient",
+           "policy", "reviewed_by", "review_reason")
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
@@ -159,18 +163,25 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
     return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows))
 
 
-def to_csv(dl: DeductionList) -> str:
+def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
+    """The list as CSV for the auditors' spreadsheet: Chinese headers and the names of the
+    institutions and price sources (``names``: the site's, ``engine.api.ui_words.site_names``,
+    through ``CsvNames``), each code kept in its own column beside its name; UTF-8 with a BOM so
+    that Excel reads the Chinese. The same text goes into the signed Bundle (``to_bundle``)."""
+    n = CsvNames(names)
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow([n.header(c) for c in COLUMNS])
+    place = n.of("places", dl.institution)
     for r in dl.rows:
-        writer.writerow([dl.id, dl.institution, dl.month, r.flag, r.day, r.item, r.item_name, r.category,
-                         f"{r.amount:.2f}", r.currency, r.price_source, r.charge or "", r.prior_institution,
+        writer.writerow([dl.id, dl.institution, place, dl.month, r.flag, r.day, r.item, r.item_name, r.category,
+                         f"{r.amount:.2f}", r.currency, r.price_source, n.of("price_sources", r.price_source),
+                         r.charge or "", r.prior_institution, n.of("places", r.prior_institution),
                          r.prior_day, r.window_days, r.result, r.prior_result, r.order or "", r.patient or "",
                          r.policy, r.reviewed_by, r.review_reason])
     writer.writerow([])
-    writer.writerow(["total", dl.institution, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
+    writer.writerow([n.header("total"), dl.institution, place, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
     return buf.getvalue()
 
 
@@ -178,7 +189,8 @@ def _money(amount: Decimal, currency: str) -> dict[str, Any]:
     return {"value": amount, "currency": currency}
 
 
-def to_bundle(dl: DeductionList, repository: Any, base_url: str, now: datetime | None = None) -> dict[str, Any]:
+def to_bundle(dl: DeductionList, repository: Any, base_url: str, names: Mapping[str, Any],
+              now: datetime | None = None) -> dict[str, Any]:
     """The unsigned import Bundle (see the module docstring for its shape)."""
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
     start, end = month_range(dl.month)
@@ -218,7 +230,7 @@ def to_bundle(dl: DeductionList, repository: Any, base_url: str, now: datetime |
     else:
         deduction_list["emptyReason"] = {"text": "no upheld duplicate tests this month"}
     csv_binary = {"resourceType": "Binary", "id": f"{dl.id}-csv", "contentType": "text/csv",
-                  "data": base64.b64encode(to_csv(dl).encode("utf-8")).decode()}
+                  "data": base64.b64encode(to_csv(dl, names).encode("utf-8")).decode()}
     base = base_url.rstrip("/")
     return {
         "resourceType": "Bundle",

@@ -99,6 +99,7 @@ def add_report_commands(sub: Any) -> None:
 
 
 def run_duplicates(args: argparse.Namespace, settings: Any) -> int:
+    from engine.api.ui_words import site_names
     from engine.engine import Engine
 
     try:
@@ -114,10 +115,11 @@ def run_duplicates(args: argparse.Namespace, settings: Any) -> int:
         return 1
     with engine:
         report = duplicates_report(engine.recognition, flt, limit=None if args.format == "csv" else args.rows)
+        names = site_names(engine) if args.format == "csv" else {}
     if args.format == "json":
         sys.stdout.write(fhirjson.dumps(report, indent=True).decode() + "\n")
     elif args.format == "csv":
-        sys.stdout.write(to_csv(report))
+        sys.stdout.write(to_csv(report, names))
     else:
         sys.stdout.write(to_text(report))
     return 0

@@ -4,16 +4,30 @@ the flags follow the record to its right person."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.recognition.decision import Recognisable
+from engine.recognition.decision import Order, Recognisable
 from engine.recognition.detected_issues import recognisable_issue
 from engine.recognition.facts import ORDER_TYPE, national_id, ref_of
 from engine.recognition.index import group_key, window_end
 from engine.recognition.state import RecognitionState, checked_order, instant, now
 
 
-class IdCorrections(RecognitionState):
+class _Needs(Protocol):
+    """What an ID-number correction calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
+    def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None: ...  # prior_changes
+    def check(self, order: Order) -> list[Recognisable]: ...  # order_time.OrderTime
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class IdCorrections(RecognitionState, _Others):
     """A Patient stored or corrected after its results (``Recognition._on_patient``)."""
 
     def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None) -> None:

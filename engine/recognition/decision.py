@@ -59,6 +59,9 @@ class PriorResult:
     # whose it has been, from when: ((person, since), ...) oldest first, since None for the first
     # (``ResultIndex.set_person``); () when no correction ever moved it
     owners: tuple[tuple[str | None, str | None], ...] = ()
+    # its effective time, when sent with a time of day (UTC, ``facts.local_instant``); None for a
+    # date alone, and for an index entry stored before the fifteenth round (read as a date alone)
+    at: str | None = None
 
     @property
     def final(self) -> bool:
@@ -83,6 +86,8 @@ class Order:
     reason_text: str | None = None
     analytes: tuple[str, ...] = ()  # analytes of a panel item ordered on their own; () = the whole panel
     placed: str | None = None  # instant huren first saw the order (ISO, UTC)
+    # when it was placed, when sent with a time of day (UTC, ``facts.local_instant``); None: a date alone
+    at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,10 @@ def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
     if not rules.qc_passed(result.institution, item.code, result.day):
         return QC_NOT_PASSED
     age = (order.day - result.day).days
-    if age < 0:
+    if age < 0 or (age == 0 and result.at and order.at and result.at > order.at):
+        # the same day, both times sent: a result taken after the order was placed is not its
+        # prior (the later test is the repeat, never the earlier); a date alone on either side
+        # stays a same-day prior (age 0), as it was
         return AFTER_ORDER
     if age > item.window_days:
         return OUTSIDE_WINDOW

@@ -13,7 +13,7 @@ import operator
 import threading
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -95,6 +95,40 @@ def _read_day(value: Any, tz: str) -> date | None:
 
 
 _local_day = lru_cache(maxsize=4096)(_read_day)
+
+
+def local_instant(value: str | None, tz: str) -> str | None:
+    """The instant of a FHIR dateTime / instant that states a time of day, in UTC as
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (one fixed width, so instants compare as text); None for a
+    date alone (``2026-03-01``, ``2026-03``: no hour was sent) or what is no FHIR date.
+
+    Why: the decision's "O's date minus R's date" is in days, so of two results of one day each
+    was the other's prior -- a morning result that reached huren after the afternoon's was
+    flagged as its repeat. With the time sent, a result taken after the order was placed is
+    not its prior (``decision.assess``); a date alone stays as it was, same day = age 0.
+    Remembered per (value, zone) as ``local_day`` is."""
+    if not value:
+        return None
+    try:
+        return _local_instant(value, tz)
+    except TypeError:  # not hashable: not a FHIR date
+        return _read_instant(value, tz)
+
+
+def _read_instant(value: Any, tz: str) -> str | None:
+    text = str(value)
+    if len(text) <= 10 or "T" not in text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # a time without an offset is the institution's local time
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_local_instant = lru_cache(maxsize=4096)(_read_instant)
 
 
 def result_time(resource: dict[str, Any]) -> str | None:
@@ -381,7 +415,8 @@ class FactReader:
                 person = self.person(facts.patient)
                 return facts if person == facts.person else replace(facts, person=person)
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
-        day = local_day(result_time(resource), tz)
+        when = result_time(resource)
+        day = local_day(when, tz)
         if day is None:
             return None
         patient = self.patient_ref(resource)
@@ -389,7 +424,8 @@ class FactReader:
                       if str(r.get("reference", "")).startswith("ServiceRequest/")), None)
         facts = PriorResult(ref=ref_of(resource), person=self.person(patient), item=item, institution=inst,
                             day=day, status=str(resource.get("status") or "unknown"), patient=patient, order=order,
-                            analytes=analytes_for(resource, rules, item, inst))
+                            analytes=analytes_for(resource, rules, item, inst),
+                            at=local_instant(when, tz))
         if reads:
             seen = self._recent_results()
             if len(seen) >= _RECENT_KEPT:
@@ -428,14 +464,17 @@ class FactReader:
         if inst is None:
             return None
         tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
-        day = local_day(order_time(resource), tz) or today or local_today(tz)
+        when = order_time(resource)
+        day = local_day(when, tz)
+        at = local_instant(when, tz) if day is not None else None
+        day = day or today or local_today(tz)
         patient = self.patient_ref(resource)
         reasons, text = order_reasons(resource, rules)
         item = item_for(resource, rules, inst)
         order = Order(person=self.person(patient), item=item, institution=inst, day=day,
                       ref=ref_of(resource) if resource.get("id") else None, patient=patient,
                       reasons=reasons, reason_text=text,
-                      analytes=analytes_for(resource, rules, item, inst) if item else ())
+                      analytes=analytes_for(resource, rules, item, inst) if item else (), at=at)
         if reads and not via_patient:
             seen = self._recent_results()
             if len(seen) >= _RECENT_KEPT:

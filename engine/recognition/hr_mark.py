@@ -4,7 +4,7 @@ tagged on the version stored (``meta.tag``, ``urn:huren:hr-scope``)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import FINAL_STATUSES
 from engine.recognition.facts import RESULT_TYPES, local_day, result_time
@@ -15,7 +15,19 @@ HR_SYSTEM = "urn:huren:hr-scope"
 _MARKS_KEPT = 4096  # (institution, item, day) whose HR marks are remembered (``_hr_marks``)
 
 
-class HRMark(RecognitionState):
+class _Needs(Protocol):
+    """What the HR mark calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _not_item(self, resource: dict[str, Any]) -> bool: ...  # batch_scope.BatchScope
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class HRMark(RecognitionState, _Others):
     """The HR mark (``Recognition.mark_hr``), a repository mark on every result version."""
 
     def mark_hr(self, resource: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import Order, Recognisable, find_recognisable, order_time_effect
 from engine.recognition.detected_issues import (
@@ -21,7 +21,20 @@ from engine.recognition.index import group_key
 from engine.recognition.state import RecognitionState, instant, is_resulted, now
 
 
-class OrderTime(RecognitionState):
+class _Needs(Protocol):
+    """What the order-time check calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
+    def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class OrderTime(RecognitionState, _Others):
     """The order-time check (``Recognition.on_order``, ``check``)."""
 
     def check(self, order: Order) -> list[Recognisable]:
@@ -84,6 +97,8 @@ class OrderTime(RecognitionState):
             "checked": (existing or {}).get("checked") or now(),
             "placed": (existing or {}).get("placed") or instant(),
         }
+        if order.at:
+            doc["at"] = order.at  # when it was placed, to the time sent (a row without: its day alone)
         self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
         if matches and not same:
@@ -141,7 +156,9 @@ class OrderTime(RecognitionState):
         if check.get("analytes") and not order.analytes:
             changes["analytes"] = tuple(check["analytes"])
         if check.get("day") and (order_time(sr) is None or check.get("source") == "order"):
-            changes["day"] = date.fromisoformat(check["day"])
+            # its day and time as recorded (a row stored before the time was kept has none: the
+            # order is then dated by its day alone, as it was decided before)
+            changes["day"], changes["at"] = date.fromisoformat(check["day"]), check.get("at")
         return replace(order, **changes)
 
     def _order_warning(self, order: Order, matches: Sequence[Recognisable], issue: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ longer final, moved) and one that becomes recognisable after its repeats were de
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import FINAL_STATUSES
 from engine.recognition.facts import VOID_STATUSES
@@ -12,7 +12,20 @@ from engine.recognition.index import group_key, window_end
 from engine.recognition.state import RecognitionState, is_resulted
 
 
-class PriorChanges(RecognitionState):
+class _Needs(Protocol):
+    """What a prior's change calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
+    def _orders_within(self, person: str, item: str, day: str, window_days: int) -> list[dict[str, Any]]: ...  # corrections
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class PriorChanges(RecognitionState, _Others):
     """Repeats decided again when their prior changes."""
 
     def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None:
@@ -33,7 +46,8 @@ class PriorChanges(RecognitionState):
         what the decision reads of a prior asks anything: the ordinary correction costs nothing."""
         was = before.get("status") in FINAL_STATUSES and bool(before.get("person"))
         now = doc is not None and doc.get("status") in FINAL_STATUSES and bool(doc.get("person"))
-        same = doc is not None and group_key(doc) == group_key(before) and doc.get("analytes") == before.get("analytes")
+        same = doc is not None and group_key(doc) == group_key(before) and doc.get("analytes") == before.get("analytes") \
+            and doc.get("at") == before.get("at")
         if (was == now and same) or not (was or now):
             return
         if now and not was and same and before.get("status") not in VOID_STATUSES and not before.get("was_final"):
@@ -76,11 +90,13 @@ class PriorChanges(RecognitionState):
         the window -- flags the repeat as it would have had it come first. The repeat's order-time
         check row is left as it was: the rate counts what was recognisable when it was placed.
         An order the result's own test fulfils is not its repeat (a report and its observations,
-        two orders of one test), nor is a test of the prior's own day: results carry their day,
-        not their hour, so of two same-day results each is within the other's window, and the
-        morning's result had been flagged as the repeat of the afternoon's, whichever came first
-        (every same-day pair flagged twice); a same-day repeat is decided when it arrives, as
-        before this re-decision existed. Nothing is returned: what another test's flag became is the
+        two orders of one test), nor is a test of the prior's own day unless both times were sent
+        and its order (or, without a checked order, its result) is the later one: of two same-day
+        results known by their day alone each is within the other's window, and the morning's
+        result had been flagged as the repeat of the afternoon's (every same-day pair flagged
+        twice); such a repeat is decided when it arrives, as before this re-decision existed. With
+        the times (fifteenth round), the afternoon's test is decided again when the morning's
+        result arrives after it, and the morning's never against the afternoon's. Nothing is returned: what another test's flag became is the
         repeating institution's business, not the ACK of the lab that sent the prior.
 
         Cost: the check rows and entries asked are read with the batch's (or the group's) windows
@@ -90,14 +106,15 @@ class PriorChanges(RecognitionState):
             item = items.get(prior["item"])
             if item is None or not prior.get("person"):
                 continue
-            person, day, order = prior["person"], prior["day"], prior.get("order")
+            person, day, order, at = prior["person"], prior["day"], prior.get("order"), prior.get("at")
             hi = window_end(day, item.window_days)
             tests: dict[str, dict[str, Any]] = {}  # a member of each, one that stands if any does
             checked: set[str] = set()
             mine: set[str | None] | None = None  # the orders its own test fulfils, when asked
             for check in self._orders_within(person, item.code, day, item.window_days):
                 checked.add(check["_id"])
-                if check["_id"] == order or not is_resulted(check) or check.get("day") == day:
+                if check["_id"] == order or not is_resulted(check) or (
+                        check.get("day") == day and not _later(check.get("at"), at)):
                     continue  # its own order, not resulted yet (its result will be decided against it), or its day
                 if mine is None:
                     mine = {d.get("order") for d in self.index.group(prior)}
@@ -109,12 +126,18 @@ class PriorChanges(RecognitionState):
             # results dated in the span whose order was not checked (none, or not stored): a
             # result without an order is decided on its own day
             for d in self.index.between(person, item.code, day, hi):
-                if d.get("order") not in checked and d.get("day") != day:
+                if d.get("order") not in checked and (d.get("day") != day or _later(d.get("at"), at)):
                     _member(tests, d)
             tests.pop(own, None)
             for key in sorted(tests):
                 if tests[key].get("status") not in VOID_STATUSES:
                     self._evaluate_flag(tests[key])
+
+
+def _later(at: str | None, than: str | None) -> bool:
+    """Is ``at`` after ``than``, both times of day sent (``facts.local_instant``)? Of one day, a
+    time unknown on either side is not known to be later."""
+    return bool(at and than and at > than)
 
 
 def _member(tests: dict[str, dict[str, Any]], entry: dict[str, Any]) -> None:
@@ -132,4 +155,5 @@ def enters(before: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
         return False
     if before is None or before.get("status") not in FINAL_STATUSES or not before.get("person"):
         return True
-    return group_key(before) != group_key(doc) or before.get("analytes") != doc.get("analytes")
+    return group_key(before) != group_key(doc) or before.get("analytes") != doc.get("analytes") \
+        or before.get("at") != doc.get("at")

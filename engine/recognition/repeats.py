@@ -3,9 +3,9 @@ what its repeat means for payment, the money at stake, the order's outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
 from engine.recognition.decision import (
@@ -37,7 +37,23 @@ from engine.recognition.state import (
 _PREFERENCE = {"DiagnosticReport": 0, "ImagingStudy": 1, "Observation": 2}
 
 
-class Repeats(RecognitionState):
+class _Needs(Protocol):
+    """What a test's flag decision calls on the other parts of ``Recognition`` (through ``self``)."""
+
+    def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
+    def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None: ...  # prior_changes
+    def _recheck_later(self, entered: Mapping[str, dict[str, Any]]) -> None: ...  # prior_changes.PriorChanges
+    @staticmethod
+    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order: ...  # order_time
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class Repeats(RecognitionState, _Others):
     """The flag of a performed test (``Recognition.on_result``, ``_evaluate_flag``)."""
 
     def on_result(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -274,7 +290,7 @@ class Repeats(RecognitionState):
         # placed: when huren has held the result final (``final_at``, else when first stored: index.from_doc;
         # a moved prior counts only if theirs by then)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
-                     ref=repeat.order, patient=repeat.patient, placed=repeat.held)
+                     ref=repeat.order, patient=repeat.patient, placed=repeat.held, at=repeat.at)
 
     def _void(self, existing: dict[str, Any] | None, why: str) -> None:
         if not existing or existing.get("status") == "void":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -222,25 +223,73 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
     return {dim: dict(sorted(table.items())) for dim, table in out.items()}
 
 
-def to_csv(report: dict[str, Any]) -> str:
-    """The rows as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names), then totals."""
+class CsvNames:
+    """The site's names for a CSV export: its column headers and the names of the codes it shows,
+    read from the one owner of code names (``engine.api.ui_words.site_names``: the words file
+    ``mappings/insurance/words.yaml`` with the site's overlay, institutions.yaml, the recognition
+    rules) -- the pages show the same words. A code or column without a name shows as itself."""
+
+    def __init__(self, names: Mapping[str, Any]) -> None:
+        self.names = names
+
+    def header(self, key: str) -> str:
+        return str((self.names.get("columns") or {}).get(key) or key)
+
+    def of(self, section: str, code: Any) -> str:
+        """The name of ``code`` in ``section`` ("places", "reasons", ...), "" for no code."""
+        if code is None or code == "":
+            return ""
+        found = (self.names.get(section) or {}).get(code)
+        if isinstance(found, list):  # statuses: [Chinese, English]
+            found = found[0] if found else None
+        return str(found or code)
+
+    def basis(self, code: Any) -> str:
+        """A flag's scope of non-payment: community or optional (the words), else an HR scope."""
+        if code in (self.names.get("bases") or {}):
+            return self.of("bases", code)
+        return self.of("scopes", code)
+
+
+# (name column, the code column it names, how) of the duplicates CSV: each after its code
+_NAMED = {"status": ("status_name", lambda n, v: n.of("statuses", v)),
+          "institution": ("institution_name", lambda n, v: n.of("places", v)),
+          "prior_institution": ("prior_institution_name", lambda n, v: n.of("places", v)),
+          "reason": ("reason_name", lambda n, v: n.of("reasons", v)),
+          "basis": ("basis_name", lambda n, v: n.basis(v)),
+          "price_source": ("price_source_name", lambda n, v: n.of("price_sources", v))}
+
+
+def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
+    """The rows as CSV, then totals: Chinese headers and the names of the codes (``names``, the
+    site's, see ``CsvNames``), each code kept in its own column beside its name (a machine filters
+    by the code); UTF-8 with a BOM so that Excel reads the Chinese."""
+    n = CsvNames(names)
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    columns = [c for key in COLUMNS for c in (key, *((_NAMED[key][0],) if key in _NAMED else ()))]
+    writer.writerow([n.header(c) for c in columns])
     for r in report["rows"]:
-        writer.writerow(["" if r.get(c) is None else r.get(c) for c in COLUMNS])
+        line: list[Any] = []
+        for key in COLUMNS:
+            value = r.get(key)
+            line.append("" if value is None else value)
+            if key in _NAMED:
+                line.append(_NAMED[key][1](n, value))
+        writer.writerow(line)
     writer.writerow([])
     totals = report["totals"]
-    writer.writerow(["total", totals["count"], "money_at_stake", f"{totals['money_at_stake']:.2f}", report["currency"],
-                     "self_pay", f"{totals['self_pay_money']:.2f}"])
+    writer.writerow([n.header("total"), totals["count"], n.header("money_at_stake"), f"{totals['money_at_stake']:.2f}",
+                     report["currency"], n.header("self_pay"), f"{totals['self_pay_money']:.2f}"])
     for inst, t in totals["by_institution"].items():
-        writer.writerow(["institution", inst, t["count"], f"{t['money']:.2f}"])
+        writer.writerow([n.header("by_institution"), inst, n.of("places", inst), t["count"], f"{t['money']:.2f}"])
     for item, t in totals["by_item"].items():
-        writer.writerow(["item", item, t["count"], f"{t['money']:.2f}"])
+        writer.writerow([n.header("by_item"), item, n.of("items", item), t["count"], f"{t['money']:.2f}"])
     for inst, t in report["recognition_rate"].items():
         rate = "" if t["rate"] is None else f"{t['rate']:.4f}"
-        writer.writerow(["recognition_rate", inst, t["recognised"], t["recognisable"], rate])
+        writer.writerow([n.header("recognition_rate"), inst, n.of("places", inst), t["recognised"], t["recognisable"],
+                         rate])
     return buf.getvalue()
 
 

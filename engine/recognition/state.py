@@ -120,7 +120,7 @@ def checked_order(check: dict[str, Any], *, person: str | None, item: str | None
     return Order(person=person, item=item, institution=check["inst"], day=date.fromisoformat(check["day"]),
                  ref=ref, patient=patient, reasons=tuple(check.get("reasons") or ()),
                  reason_text=check.get("reason_text"), analytes=tuple(check.get("analytes") or ()),
-                 placed=check.get("placed"))
+                 placed=check.get("placed"), at=check.get("at"))
 
 
 def version_of(resource: dict[str, Any]) -> int:
