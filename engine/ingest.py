@@ -149,6 +149,11 @@ class _Item:
     resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
     named: list[str | None] | None = None  # their ``Type/id`` references, made once (``_named``)
     kept: bool = False  # kept ``received`` for replay: its block's undo failed (``_left_stored``)
+    # MSH-3.1 when another application of its institution used its MSH-10 first (``engine.messages``):
+    # the converter keys the message's own ids with it (``convert(application=)``); ``converted_for``:
+    # what its conversion was made with (a redo that decides otherwise converts again)
+    sender_key: str = ""
+    converted_for: str = ""
 
 
 def _fresh(item: _Item) -> None:
@@ -156,6 +161,7 @@ def _fresh(item: _Item) -> None:
     its header and its conversion: for the two-commit redo of a batch (``_run_batch_now``)."""
     item.doc_id = item.doc = item.outcome = item.same_as = item.early = item.refs = None
     item.process = item.in_batch_new = False
+    item.sender_key = ""
     item.owners = {}
 
 
@@ -318,7 +324,18 @@ class Ingestor:
         item.header.resolve_sender(item.peer, self.site)
         item.sha256 = doc["sha256"]
         item.doc_id, item.doc, item.process = doc["_id"], doc, True
+        item.sender_key = self._other_sender(doc)
         return item
+
+    def _other_sender(self, doc: Document) -> str:
+        """``_Item.sender_key`` of a stored message: its application when the plain id of its
+        (institution, MSH-10) pair holds another application's message (``engine.messages``) --
+        also for a conflict the code before MSH-3 was in the key quarantined under that pair."""
+        if doc["_id"] == (plain := message_id(doc["facility"], doc["control_id"])):
+            return ""
+        first = self.messages.get(plain)
+        app = application_of(doc)
+        return app if first is not None and application_of(first) != app else ""
 
     def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Outcome | None:
         """Run a stored message through the pipeline again (after a fix in the site files, say).
@@ -588,6 +605,7 @@ class Ingestor:
             existing = earlier.doc if earlier is not None else stored.get(key)
             if existing is not None and (owners[key] if earlier is None else application_of(existing)) != app:
                 key = sender_id(h.facility_code, app, h.control_id)  # another sender's pair
+                item.sender_key = app
                 earlier = in_batch.get(key)
                 existing = earlier.doc if earlier is not None else (
                     stored[key] if key in stored else self.messages.get(key))
@@ -670,10 +688,11 @@ class Ingestor:
         """Parse, convert and validate outside any transaction (once: a redone batch keeps it).
         When Provenances are signed, a conversion whose Provenance names a target it does not
         write is refused here, before anything of it is written (``_unsigned_target``)."""
-        todo = [i for i in items if not i.converted]
+        todo = [i for i in items if not i.converted or i.converted_for != i.sender_key]
         for item in todo:
+            item.resources = item.named = None
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
-            item.converted = True
+            item.converted, item.converted_for = True, item.sender_key
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:
@@ -811,7 +830,8 @@ class Ingestor:
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
         try:
-            conversion = self.convert(message, self.site, institution=h.facility_code)
+            conversion = (self.convert(message, self.site, institution=h.facility_code, application=item.sender_key)
+                          if item.sender_key else self.convert(message, self.site, institution=h.facility_code))
         except HL7Error as e:
             return None, [e]
         except FhirError as e:

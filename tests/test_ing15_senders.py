@@ -34,6 +34,13 @@ def versions(engine: Engine) -> list[Any]:
     return sorted((r["id"], r["meta"]["versionId"]) for r in engine.repository.search("Patient", []).resources)
 
 
+def provenance_v1(engine: Engine, doc: dict[str, Any]) -> str:
+    """The message's Provenance, which must still be its first version (not another message's)."""
+    (ref,) = [r for r in doc["resources"] if r.startswith("Provenance/")]
+    assert engine.repository.read(*ref.split("/"))["meta"]["versionId"] == "1"
+    return ref
+
+
 def test_two_applications_of_one_facility_may_use_the_same_control_id(engine: Engine, mllp: int) -> None:
     his, lis = adt("HIS", "1"), adt("LIS^1.2.156.1^ISO", "1", name="李^四", mrn="MRN0002", national="110101197505120139")
     assert msa(mllp_send(mllp, his))[1] == "AA"
@@ -43,6 +50,7 @@ def test_two_applications_of_one_facility_may_use_the_same_control_id(engine: En
     first, second = messages.get(message_id("FNXRMYY", "1")), messages.get(sender_id("FNXRMYY", "LIS", "1"))
     assert first["application"] == "HIS" and first["status"] == PROCESSED
     assert second["application"] == "LIS" and second["status"] == PROCESSED and not second["conflict_of"]
+    assert provenance_v1(engine, first) != provenance_v1(engine, second)  # each message's own, never versioned over
     stored = versions(engine)
     # each application's resend gets its recorded answer and changes nothing
     assert [msa(mllp_send(mllp, raw))[1] for raw in (his, lis)] == ["AA", "AA"]
@@ -58,6 +66,9 @@ def test_a_batch_with_both_applications_stores_both(engine: Engine) -> None:
     raws = [adt("HIS", "7"), adt("LIS", "7", name="李^四", mrn="MRN0002", national="110101197505120139"), adt("HIS", "7")]
     outcomes = engine.ingestor.process([(raw, "mllp", "p") for raw in raws])
     assert [(o.code, o.duplicate) for o in outcomes] == [("AA", False), ("AA", False), ("AA", True)]
+    messages = engine.ingestor.messages
+    assert provenance_v1(engine, messages.get(outcomes[0].message_id)) != provenance_v1(
+        engine, messages.get(outcomes[1].message_id))
     assert outcomes[0].message_id == message_id("FNXRMYY", "7")
     assert outcomes[1].message_id == sender_id("FNXRMYY", "LIS", "7")
 
@@ -85,5 +96,6 @@ def test_a_store_written_before_the_key_had_msh3_is_still_found(backend_settings
         assert messages.get(conflict.message_id)["conflict_of"] == first.message_id
         assert (new.code, new.duplicate, new.message_id) == ("AA", False, sender_id("FNXRMYY", "EMR", "9"))
         assert set(stored) < set(versions(engine)) and messages.count() == 3
+        assert provenance_v1(engine, doc) != provenance_v1(engine, messages.get(new.message_id))
         with pytest.raises(ValueError, match="MSH-3.1"):
             ingest.replay(first.message_id, actor="op", raw=adt("EMR", "9"))
