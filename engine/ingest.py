@@ -5,7 +5,7 @@ Order of work for each message (DESIGN.md §4 Durability):
 1. read the MSH (``adapters.hl7v2.header``), robustly, to know whom to answer;
 2. check the envelope: a usable MSH, a supported version, a registered sending facility
    (MSH-4.1 in ``site.institutions``) -- otherwise ``AR``;
-3. idempotency on (MSH-4.1, MSH-10): identical bytes already seen -> the recorded answer again,
+3. idempotency on (MSH-4.1, MSH-3.1, MSH-10) (``engine.messages`` on ids): identical bytes already seen -> the recorded answer again,
    nothing changes; same key, other bytes -> kept as a conflict in the quarantine, ``AE``;
 4. parse and convert to a transaction Bundle, validate (outside any transaction);
 5. in **one commit** for the batch: the raw bytes (inserted once, with the message's final
@@ -71,10 +71,12 @@ from engine.messages import (
     Fidelity,
     MessageStore,
     anonymous_id,
+    application_of,
     conflict_id,
     error_from_dict,
     message_id,
     raw_of,
+    sender_id,
 )
 from engine.repository.port import Document, Store, UndoIncomplete
 from engine.repository.versioning import left_versions
@@ -147,6 +149,11 @@ class _Item:
     resources: list[dict[str, Any]] | None = None  # its conversion's resources, listed once (``_resources``)
     named: list[str | None] | None = None  # their ``Type/id`` references, made once (``_named``)
     kept: bool = False  # kept ``received`` for replay: its block's undo failed (``_left_stored``)
+    # MSH-3.1 when another application of its institution used its MSH-10 first (``engine.messages``):
+    # the converter keys the message's own ids with it (``convert(application=)``); ``converted_for``:
+    # what its conversion was made with (a redo that decides otherwise converts again)
+    sender_key: str = ""
+    converted_for: str = ""
 
 
 def _fresh(item: _Item) -> None:
@@ -154,6 +161,7 @@ def _fresh(item: _Item) -> None:
     its header and its conversion: for the two-commit redo of a batch (``_run_batch_now``)."""
     item.doc_id = item.doc = item.outcome = item.same_as = item.early = item.refs = None
     item.process = item.in_batch_new = False
+    item.sender_key = ""
     item.owners = {}
 
 
@@ -316,7 +324,18 @@ class Ingestor:
         item.header.resolve_sender(item.peer, self.site)
         item.sha256 = doc["sha256"]
         item.doc_id, item.doc, item.process = doc["_id"], doc, True
+        item.sender_key = self._other_sender(doc)
         return item
+
+    def _other_sender(self, doc: Document) -> str:
+        """``_Item.sender_key`` of a stored message: its application when the plain id of its
+        (institution, MSH-10) pair holds another application's message (``engine.messages``) --
+        also for a conflict the code before MSH-3 was in the key quarantined under that pair."""
+        if doc["_id"] == (plain := message_id(doc["facility"], doc["control_id"])):
+            return ""
+        first = self.messages.get(plain)
+        app = application_of(doc)
+        return app if first is not None and application_of(first) != app else ""
 
     def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Outcome | None:
         """Run a stored message through the pipeline again (after a fix in the site files, say).
@@ -331,9 +350,10 @@ class Ingestor:
             if raw is not None:
                 header, _ = extract_header(raw)
                 header.resolve_sender(doc.get("peer", ""), self.site)
-                if not header.corrects(doc["facility"], doc["control_id"]):
-                    raise ValueError("a corrected message must keep MSH-4.1 and MSH-10 of the original "
-                                     f"({doc['facility']!r}, {doc['control_id']!r})")
+                if (not header.corrects(doc["facility"], doc["control_id"])
+                        or header.application_code != application_of(doc)):
+                    raise ValueError("a corrected message must keep MSH-3.1, MSH-4.1 and MSH-10 of the original "
+                                     f"({application_of(doc)!r}, {doc['facility']!r}, {doc['control_id']!r})")
             with self.store.transaction():
                 doc = self.messages.reopen(doc_id, actor=actor, raw=raw)
             assert doc is not None
@@ -558,10 +578,22 @@ class Ingestor:
         refusal, or new; the new documents go to ``new_docs`` (not stored here)."""
         in_batch: dict[str, _Item] = {}
         # every addressable message's key looked up in one query (one SELECT each was ~8 us a message)
-        keys = [message_id(i.header.facility_code, i.header.control_id)
-                if i.header is not None and i.header.addressable else None for i in items]
+        keys: list[str | None] = []
+        apps: list[str] = []
+        for i in items:
+            h = i.header
+            addressable = h is not None and h.addressable
+            keys.append(message_id(h.facility_code, h.control_id) if h is not None and addressable else None)
+            apps.append(h.application_code if h is not None and addressable else "")
         stored = self.messages.get_many([k for k in keys if k is not None])
-        for item, key in zip(items, keys, strict=True):
+        owners = {k: application_of(d) for k, d in stored.items()}
+        # a pair taken by another application: the message's own id, looked up too (``engine.messages``)
+        taken = [sender_id(i.header.facility_code, app, i.header.control_id)
+                 for i, k, app in zip(items, keys, apps, strict=True)
+                 if i.header is not None and k in owners and owners[k] != app]
+        if taken:
+            stored.update(self.messages.get_many(taken))
+        for item, key, app in zip(items, keys, apps, strict=True):
             h = item.header
             assert h is not None
             if key is None:
@@ -571,6 +603,12 @@ class Ingestor:
                 continue
             earlier = in_batch.get(key)
             existing = earlier.doc if earlier is not None else stored.get(key)
+            if existing is not None and (owners[key] if earlier is None else application_of(existing)) != app:
+                key = sender_id(h.facility_code, app, h.control_id)  # another sender's pair
+                item.sender_key = app
+                earlier = in_batch.get(key)
+                existing = earlier.doc if earlier is not None else (
+                    stored[key] if key in stored else self.messages.get(key))
             if existing is not None and existing["sha256"] == item.sha256:
                 if earlier is not None:
                     item.same_as = earlier
@@ -618,7 +656,8 @@ class Ingestor:
             return
         h = item.header
         doc = self.messages.new_document(
-            item.doc_id, item.raw, item.sha256, facility=h.facility_code, control_id=h.control_id,
+            item.doc_id, item.raw, item.sha256, facility=h.facility_code, application=h.application_code,
+            control_id=h.control_id,
             channel=item.channel, peer=item.peer, message_type=_message_type(h), version=h.version,
             codec=h.codec, status=status, errors=errors, ack_code=ack, conflict_of=conflict_of)
         new_docs.append(doc)
@@ -649,10 +688,11 @@ class Ingestor:
         """Parse, convert and validate outside any transaction (once: a redone batch keeps it).
         When Provenances are signed, a conversion whose Provenance names a target it does not
         write is refused here, before anything of it is written (``_unsigned_target``)."""
-        todo = [i for i in items if not i.converted]
+        todo = [i for i in items if not i.converted or i.converted_for != i.sender_key]
         for item in todo:
+            item.resources = item.named = None
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
-            item.converted = True
+            item.converted, item.converted_for = True, item.sender_key
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:
@@ -790,7 +830,8 @@ class Ingestor:
         t1 = time.perf_counter()
         self.stats.seconds["parse"] += t1 - t0
         try:
-            conversion = self.convert(message, self.site, institution=h.facility_code)
+            conversion = (self.convert(message, self.site, institution=h.facility_code, application=item.sender_key)
+                          if item.sender_key else self.convert(message, self.site, institution=h.facility_code))
         except HL7Error as e:
             return None, [e]
         except FhirError as e:

@@ -120,10 +120,11 @@ def _unsupported_event(msh: Any, event: str) -> HL7Error:
     )
 
 
-def convert(message: Message, site: Site, institution: str | None = None) -> Conversion:
+def convert(message: Message, site: Site, institution: str | None = None, application: str = "") -> Conversion:
     """Convert one parsed message for the institution that sent it: ``institution`` when the
     caller resolved it (from the listener too), else MSH-4.1 through the site's sender table.
-    Raises ``HL7Error``."""
+    ``application``: MSH-3.1 when another application of the institution sent this MSH-10 first
+    (``Context.message_key``). Raises ``HL7Error``."""
     msh = message.msh
     code = institution if institution is not None else sender_institution(
         msh.sending_facility or msh.value(4, comp=2), msh.sending_application, "", site
@@ -139,7 +140,7 @@ def convert(message: Message, site: Site, institution: str | None = None) -> Con
             code=TABLE_VALUE_NOT_FOUND,
             ack_code="AR",
         )
-    ctx = Context(message=message, site=site, institution=institution)
+    ctx = Context(message=message, site=site, institution=institution, application=application)
     if encoding_repaired(msh):
         ctx.warn(HL7Error(f"MSH-2 {msh.field(2)!r} doubles the escape character; read as {msh.enc.msh2!r}",
                           segment="MSH", sequence=1, field=2, code=DATA_TYPE_ERROR))

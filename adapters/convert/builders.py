@@ -94,9 +94,9 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
                 notes.setdefault(segments[j].position, []).append(s)
     group = results.Group(scope.first("ORC"), scope.first("OBR"), obx=scope.all("OBX"), notes=notes)
     if spec.get("key_prefix"):  # results about the patient, not an order (ADT): by item and date
-        key = f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message.msh.control_id}"
+        key = f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message_key}"
     else:
-        key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message.msh.control_id}|obx|{seg.value(3)}"
+        key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message_key}|obx|{seg.value(3)}"
         key += f"|{seg.value(4)}|{seg.value(1) or seg.sequence}"
     category = results.CATEGORY_LAB if spec.get("category") == "laboratory" else None
     ref, attachment = results.observation(

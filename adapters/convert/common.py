@@ -314,7 +314,7 @@ def encounter(
         if visit
         else f"{patient_k}|admit|{admit}"
         if admit
-        else f"{patient_k}|msg|{ctx.message.msh.control_id}"
+        else f"{patient_k}|msg|{ctx.message_key}"
     )
     res: Resource = {"resourceType": "Encounter", "status": status}
     apply_table("pv1_encounter", {"PV1": pv1}, ctx, res)
@@ -511,7 +511,7 @@ def provenance(ctx: Context) -> None:
             }
         ],
     }
-    ctx.put(prov, f"msg|{msh.control_id}")
+    ctx.put(prov, f"msg|{ctx.message_key}")
 
 
 def bundle(resources: dict[str, Resource]) -> Resource:

@@ -73,6 +73,16 @@ class Context:
     # what the results of an order group share, as part of a plan's key (``plans.describe``)
     plan_shared: tuple[Any, ...] | None = None
     organization: str | None = None  # "Organization/id" of the sender, once ``actors.organization`` made it
+    # MSH-3.1 when another application of the institution used this MSH-10 first (``engine.messages``)
+    application: str = ""
+
+    @property
+    def message_key(self) -> str:
+        """MSH-10 as the ids keyed by the message take it (its Provenance, results with no order
+        or date): with the sending application when another one used this MSH-10 first, so that
+        the two messages' resources are not one."""
+        control = self.message.msh.control_id
+        return f"{control}\x1f{self.application}" if self.application else control
     # the message's template says its event states whether its Patients are in use (``states_active``:
     # a merge, an unlink); else ``Patient.active`` is only assumed
     states_active: bool = False

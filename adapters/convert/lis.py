@@ -63,7 +63,7 @@ def convert_orders(
         rkey = (
             results.report_key(group, ctx, pkey)
             if group.obr is not None or group.orc is not None  # (a bare ``OBR`` is a falsy Segment)
-            else f"{pkey}|obx|{msg.msh.control_id}"
+            else f"{pkey}|obx|{ctx.message_key}"
         )
         if request is not None and (group.dg1 or coverages):
             order = ctx.resources[request["reference"]]

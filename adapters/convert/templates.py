@@ -570,7 +570,7 @@ def _key(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> str:
     key = _keyed(spec, seg, scope)
     if key is None:
         ident = (seg.value(1) or str(seg.sequence)) if seg is not None else ""
-        key = f"{scope.anchor or env.ctx.message.msh.control_id}|{seg.name if seg else scope.name}|{ident}"
+        key = f"{scope.anchor or env.ctx.message_key}|{seg.name if seg else scope.name}|{ident}"
     return key if spec.institution_scoped else f"{scope.pkey}|{spec.make}|{key}"
 
 

@@ -70,6 +70,14 @@ class Header:
         return self.institution or (self._component(self.sending_facility, 0).strip()
                                     or self._component(self.sending_facility, 1).strip())
 
+    @property
+    def application_code(self) -> str:
+        """The sending application, part of the idempotency key (MSH-10 is unique per sending
+        system, MSH-3 + MSH-4): MSH-3.1 (namespace id), else MSH-3.2 (universal id), trimmed,
+        in the message's character set; MSH-3.3 is not read; empty when MSH-3 is."""
+        app = self.sending_application
+        return self._decoded(self._component(app, 0).strip() or self._component(app, 1).strip())
+
     def resolve_sender(self, peer: str, site: Any) -> None:
         """Set ``institution`` from the site's sender table (MSH-4 aliases, MSH-3, the listener)."""
         if not self.found:

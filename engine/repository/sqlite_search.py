@@ -13,8 +13,8 @@ A mixin of ``SqliteFhirBackend``, which holds the store and the bound search par
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.repository.indexing import normalise
 from engine.repository.port import StoredResource
@@ -58,6 +58,13 @@ if TYPE_CHECKING:
     from engine.repository.sqlite_store import SqliteStore
 
 _COMPOUND = 400  # terms of one compound SELECT (SQLite's limit is 500)
+
+
+class _TargetRows(NamedTuple):
+    """By-target ``ix_hash`` rows of one clause (``SqliteSearch._widened``): WHERE over alias ``x``."""
+
+    where: str
+    params: list[Any]
 
 
 def _any(alts: Sequence[str]) -> str:
@@ -299,14 +306,29 @@ class SqliteSearch:
             "SELECT (SELECT min(type) FROM fhir_resource WHERE type > s.t) FROM s WHERE s.t IS NOT NULL) "
             "SELECT t FROM s WHERE t IS NOT NULL")]
 
-    def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
-        """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
-        parts, params = [], []
+    def _widened(self, clause: Clause, rtype: str | None) -> Iterator[Cond | _TargetRows]:
+        """``clause``'s alternatives widened (``widen``), each as it comes, then, per by-target
+        parameter among them (``_target_conds``), its ``ix_hash`` rows keyed by the targets' rids
+        (``_by_target``, over the alias ``x``): what ``_driver`` and ``_filter`` each wrap their own way."""
         targets: dict[str, list[RefCond]] = {}
         for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
             param = self._target_conds(cond, rtype)
             if param is not None:
                 targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
+            yield cond
+        for param, conds in targets.items():
+            found = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
+            if found is not None:
+                yield _TargetRows(*found)
+
+    def _driver(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
+        """A subquery yielding the distinct ``rid``s matching one (positive) clause."""
+        parts, params = [], []
+        for cond in self._widened(clause, rtype):
+            if isinstance(cond, _TargetRows):
+                parts.append(f"SELECT x.rid FROM ix_hash x WHERE {cond.where}")
+                params.extend(cond.params)
+                continue
             if isinstance(cond, IdCond):
                 marks = ",".join("?" * len(cond.ids))
                 sql = f"SELECT rid FROM fhir_resource WHERE id IN ({marks})"
@@ -323,11 +345,6 @@ class SqliteSearch:
                 sql += where
             parts.append(sql)
             params.extend(p)
-        for param, conds in targets.items():
-            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
-            if by_target is not None:
-                parts.append(f"SELECT x.rid FROM ix_hash x WHERE {by_target[0]}")
-                params.extend(by_target[1])
         if len(parts) == 1:
             return "SELECT DISTINCT rid FROM (" + parts[0] + ")", params
         if len(parts) <= _COMPOUND:
@@ -339,11 +356,11 @@ class SqliteSearch:
 
     def _filter(self, clause: Clause, rtype: str | None) -> tuple[str, list[Any]]:
         alts, params = [], []
-        targets: dict[str, list[RefCond]] = {}
-        for cond in widen(clause, self._narrowed(rtype), self._folded(rtype)):
-            param = self._target_conds(cond, rtype)
-            if param is not None:
-                targets.setdefault(param, []).append(cond)  # type: ignore[arg-type]
+        for cond in self._widened(clause, rtype):
+            if isinstance(cond, _TargetRows):
+                alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {cond.where})")
+                params.extend(cond.params)
+                continue
             if isinstance(cond, IdCond):
                 alts.append(f"r.id IN ({','.join('?' * len(cond.ids))})")
                 params.extend(cond.ids)
@@ -357,11 +374,6 @@ class SqliteSearch:
             else:
                 alts.append(f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND {where})")
             params.extend(p)
-        for param, conds in targets.items():
-            by_target = self._by_target(param, conds, rtype, "x")  # type: ignore[arg-type]
-            if by_target is not None:
-                alts.append(f"EXISTS (SELECT 1 FROM ix_hash x WHERE x.rid = r.rid AND {by_target[0]})")
-                params.extend(by_target[1])
         sql = _any(alts) if alts else "0"
         return ("NOT " + sql if clause.negate else sql), params
 

@@ -282,8 +282,12 @@ class Writes(GroupCommit, Searching):
                 self.validator.validate(r)
         left = left_versions(rewrite) if rewrite else None
         with self.store.transaction(), self._grouped():
-            current = self._current_of(keys)
             pending = getattr(self._local, "pending", None)
+            if pending and not {(e[0].type, e[0].id) for e in pending}.isdisjoint(keys):
+                # an earlier write_many of the same group wrote one of these: stored first, so that
+                # this one versions it again (not a second version 1 of the same key)
+                self._flush()
+            current = self._current_of(keys)
             # a group's buffer (not a hook's derived write, which ``_store`` stages)
             first = self._first_versions(source) if pending is not None else None
             marks, rows_of, dumps = self._marks, self.indexer.rows, fhirjson.dumps
