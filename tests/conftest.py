@@ -65,6 +65,63 @@ def sample_site(folder: Path):  # -> mappings.site.Site (imported late: conftest
     return Site.load(Settings(site=folder))
 
 
+# --- what each test costs (suite helper) -----------------------------------------------------
+# Wall time says little on a shared 2-core machine; CPU does: each test phase's CPU (this process's
+# threads, and the child processes it waited for: CLI runs, servers, Chromium) travels with its
+# report (user_properties, so it crosses from xdist workers), and `--cpu-durations=N` prints the N
+# costliest tests and files at the end. `make test` passes it, so every CI log shows where time goes.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
+                     help="show the N tests and N files that took the most CPU (with child processes)")
+
+
+def _cpu() -> tuple[float, float]:
+    import resource
+    import time
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time(), children.ru_utime + children.ru_stime
+
+
+def _measured(phase: str):
+    @pytest.hookimpl(wrapper=True)
+    def hook(item: pytest.Item) -> Iterator[None]:
+        own, children = _cpu()
+        try:
+            return (yield)
+        finally:
+            own_after, children_after = _cpu()
+            item.user_properties.append((f"cpu_{phase}", round(own_after - own + children_after - children, 4)))
+    return hook
+
+
+pytest_runtest_setup = _measured("setup")
+pytest_runtest_call = _measured("call")
+pytest_runtest_teardown = _measured("teardown")
+_CPU_BY_TEST: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    cpu = sum(v for k, v in report.user_properties if k == f"cpu_{report.when}" and isinstance(v, float | int))
+    _CPU_BY_TEST[report.nodeid] = _CPU_BY_TEST.get(report.nodeid, 0.0) + cpu
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    count = config.getoption("cpu_durations")
+    if not count or not _CPU_BY_TEST:
+        return
+    by_file: dict[str, float] = {}
+    for nodeid, cpu in _CPU_BY_TEST.items():
+        by_file[nodeid.split("::")[0]] = by_file.get(nodeid.split("::")[0], 0.0) + cpu
+    write = terminalreporter.write_line
+    terminalreporter.section(f"CPU: {sum(by_file.values()):.0f} s in {len(_CPU_BY_TEST)} tests "
+                             "(own threads + child processes)")
+    for title, table in (("tests", _CPU_BY_TEST), ("files", by_file)):
+        write(f"the {count} costliest {title}:")
+        for name, cpu in sorted(table.items(), key=lambda kv: -kv[1])[:count]:
+            write(f"{cpu:8.2f} s  {name}")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)
