@@ -73,6 +73,8 @@ def sample_site(folder: Path):  # -> mappings.site.Site (imported late: conftest
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
                      help="show the N tests and N files that took the most CPU (with child processes)")
+    parser.addoption("--record-file-costs", action="store_true",
+                     help=f"write each file's seconds (wall, all phases) in this run to {FILE_COSTS.name}")
 
 
 def _cpu() -> tuple[float, float]:
@@ -95,6 +97,40 @@ def _measured(phase: str):
     return hook
 
 
+# --- which file first (suite helper) ----------------------------------------------------------
+# With `--dist loadfile` each worker takes whole files from one queue, two at a time; xdist's own
+# order (most tests first) put files of many quick tests first and the few long ones (servers,
+# CLI runs, browsers) last, so one worker ran a long file alone at the end. The queue is ordered by
+# each file's measured seconds instead, longest first (longest-processing-time scheduling), so the
+# end of a run is many short files that fill both workers. FILE_COSTS holds those seconds; refresh
+# it with `--record-file-costs` on a full run. A file not in it counts as UNKNOWN_COST seconds.
+FILE_COSTS = REPO_ROOT / "tests" / "file_costs.json"
+UNKNOWN_COST = 2.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "loadscopereorder", None) is not None:
+        config.option.loadscopereorder = False  # keep the collection order made below
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import json
+
+    costs = json.loads(FILE_COSTS.read_text(encoding="utf-8")) if FILE_COSTS.exists() else {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(item.nodeid.split("::")[0], i)
+
+    def key(item: pytest.Item) -> tuple[float, int]:
+        file = item.nodeid.split("::")[0]
+        return -float(costs.get(file, UNKNOWN_COST)), first[file]
+
+    items.sort(key=key)  # stable: a file's tests keep their order
+
+
+_WALL_BY_FILE: dict[str, float] = {}
+
+
 pytest_runtest_setup = _measured("setup")
 pytest_runtest_call = _measured("call")
 pytest_runtest_teardown = _measured("teardown")
@@ -104,6 +140,16 @@ _CPU_BY_TEST: dict[str, float] = {}
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     cpu = sum(v for k, v in report.user_properties if k == f"cpu_{report.when}" and isinstance(v, float | int))
     _CPU_BY_TEST[report.nodeid] = _CPU_BY_TEST.get(report.nodeid, 0.0) + cpu
+    file = report.nodeid.split("::")[0]
+    _WALL_BY_FILE[file] = _WALL_BY_FILE.get(file, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.getoption("record_file_costs") and _WALL_BY_FILE and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import json
+
+        costs = {f: round(s, 1) for f, s in sorted(_WALL_BY_FILE.items(), key=lambda kv: (-kv[1], kv[0]))}
+        FILE_COSTS.write_text(json.dumps(costs, indent=0) + "\n", encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
