@@ -22,11 +22,13 @@ run: $(STAMP)
 
 # The suite runs in one process per core (pytest-xdist), each test file whole in one worker, so a
 # file's module fixtures are built once; `TEST_WORKERS=0 make test` runs it in this one process.
+# Files start longest first (tests/file_costs.json, see tests/conftest.py); the log ends with the
+# 15 tests and files that took the most CPU, so a new slow test shows where it is.
 TEST_WORKERS ?= auto
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cpu-durations=15
 
 bench: $(STAMP)
 	for f in $$(ls bench/*.py | grep -v bench/common.py); do $(BIN)/python $$f --quick || exit 1; done

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Query
-
 from engine.errors import BadRequest
 
 MAX_INT = 2**31 - 1  # R4 integer / unsignedInt maximum
@@ -20,6 +18,8 @@ MAX_INT = 2**31 - 1  # R4 integer / unsignedInt maximum
 def int_query(default: Any, *, alias: str | None = None, ge: int = 0, le: int = MAX_INT,
               description: str | None = None) -> Any:
     """``Query(...)`` for an integer parameter, bounded to [ge, le] (422 → OperationOutcome 400)."""
+    from fastapi import Query  # here, not at the top: the CLI and the ingest path import this module too
+
     return Query(default, alias=alias, ge=ge, le=min(le, MAX_INT), description=description)
 
 

@@ -65,6 +65,109 @@ def sample_site(folder: Path):  # -> mappings.site.Site (imported late: conftest
     return Site.load(Settings(site=folder))
 
 
+# --- what each test costs (suite helper) -----------------------------------------------------
+# Wall time says little on a shared 2-core machine; CPU does: each test phase's CPU (this process's
+# threads, and the child processes it waited for: CLI runs, servers, Chromium) travels with its
+# report (user_properties, so it crosses from xdist workers), and `--cpu-durations=N` prints the N
+# costliest tests and files at the end. `make test` passes it, so every CI log shows where time goes.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
+                     help="show the N tests and N files that took the most CPU (with child processes)")
+    parser.addoption("--record-file-costs", action="store_true",
+                     help=f"write each file's seconds (wall, all phases) in this run to {FILE_COSTS.name}")
+
+
+def _cpu() -> tuple[float, float]:
+    import resource
+    import time
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time(), children.ru_utime + children.ru_stime
+
+
+def _measured(phase: str):
+    @pytest.hookimpl(wrapper=True)
+    def hook(item: pytest.Item) -> Iterator[None]:
+        own, children = _cpu()
+        try:
+            return (yield)
+        finally:
+            own_after, children_after = _cpu()
+            item.user_properties.append((f"cpu_{phase}", round(own_after - own + children_after - children, 4)))
+    return hook
+
+
+# --- which file first (suite helper) ----------------------------------------------------------
+# With `--dist loadfile` each worker takes whole files from one queue, two at a time; xdist's own
+# order (most tests first) put files of many quick tests first and the few long ones (servers,
+# CLI runs, browsers) last, so one worker ran a long file alone at the end. The queue is ordered by
+# each file's measured seconds instead, longest first (longest-processing-time scheduling), so the
+# end of a run is many short files that fill both workers. FILE_COSTS holds those seconds; refresh
+# it with `--record-file-costs` on a full run. A file not in it counts as UNKNOWN_COST seconds.
+FILE_COSTS = REPO_ROOT / "tests" / "file_costs.json"
+UNKNOWN_COST = 2.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "loadscopereorder", None) is not None:
+        config.option.loadscopereorder = False  # keep the collection order made below
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import json
+
+    costs = json.loads(FILE_COSTS.read_text(encoding="utf-8")) if FILE_COSTS.exists() else {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(item.nodeid.split("::")[0], i)
+
+    def key(item: pytest.Item) -> tuple[float, int]:
+        file = item.nodeid.split("::")[0]
+        return -float(costs.get(file, UNKNOWN_COST)), first[file]
+
+    items.sort(key=key)  # stable: a file's tests keep their order
+
+
+_WALL_BY_FILE: dict[str, float] = {}
+
+
+pytest_runtest_setup = _measured("setup")
+pytest_runtest_call = _measured("call")
+pytest_runtest_teardown = _measured("teardown")
+_CPU_BY_TEST: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    cpu = sum(v for k, v in report.user_properties if k == f"cpu_{report.when}" and isinstance(v, float | int))
+    _CPU_BY_TEST[report.nodeid] = _CPU_BY_TEST.get(report.nodeid, 0.0) + cpu
+    file = report.nodeid.split("::")[0]
+    _WALL_BY_FILE[file] = _WALL_BY_FILE.get(file, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.getoption("record_file_costs") and _WALL_BY_FILE and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import json
+
+        costs = {f: round(s, 1) for f, s in sorted(_WALL_BY_FILE.items(), key=lambda kv: (-kv[1], kv[0]))}
+        FILE_COSTS.write_text(json.dumps(costs, indent=0) + "\n", encoding="utf-8")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    count = config.getoption("cpu_durations")
+    if not count or not _CPU_BY_TEST:
+        return
+    by_file: dict[str, float] = {}
+    for nodeid, cpu in _CPU_BY_TEST.items():
+        by_file[nodeid.split("::")[0]] = by_file.get(nodeid.split("::")[0], 0.0) + cpu
+    write = terminalreporter.write_line
+    terminalreporter.section(f"CPU: {sum(by_file.values()):.0f} s in {len(_CPU_BY_TEST)} tests "
+                             "(own threads + child processes)")
+    for title, table in (("tests", _CPU_BY_TEST), ("files", by_file)):
+        write(f"the {count} costliest {title}:")
+        for name, cpu in sorted(table.items(), key=lambda kv: -kv[1])[:count]:
+            write(f"{cpu:8.2f} s  {name}")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0)

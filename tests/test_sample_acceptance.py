@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
+import pytest
 import yaml
 
 from adapters.convert import convert
@@ -99,10 +100,18 @@ def outcome(path: Path, site: Site) -> tuple[str, HL7Error | None]:
     return key, None
 
 
-def test_sample_corpus_acceptance_per_structure(settings: Settings, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[str, HL7Error | None]]:
+    """Each sample's outcome, computed once for the module: the per-structure table and the MLLP
+    test below both hold their answers to it (each conversion made and checked against R4 once)."""
+    folder = tmp_path_factory.mktemp("corpus")
+    site = Site.load(Settings(data_dir=folder / "var", site=sample_site(folder)))
+    return {path: outcome(path, site) for path in FILES}
+
+
+def test_sample_corpus_acceptance_per_structure(outcomes: dict[Path, tuple[str, HL7Error | None]]) -> None:
     assert len(FILES) >= 60, f"expected the public HL7 v2 samples under {SAMPLES}"
-    site = Site.load(settings.with_(site=sample_site(tmp_path)))
-    results = [(path, *outcome(path, site)) for path in FILES]
+    results = [(path, *outcomes[path]) for path in FILES]
     table: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     claimed_total = claimed_accepted = 0
     refusals = []
@@ -161,7 +170,8 @@ def test_orders_sharing_a_number_stay_apart(settings: Settings, tmp_path: Path) 
     assert {o["identifier"][0]["value"] for o in orders} == {"000000011000354"}
 
 
-def test_samples_over_mllp(settings: Settings, tmp_path: Path) -> None:
+def test_samples_over_mllp(settings: Settings, tmp_path: Path,
+                           outcomes: dict[Path, tuple[str, HL7Error | None]]) -> None:
     """The same corpus through the real path — an MLLP socket, the ingest pipeline, validation and
     the repository's merge rules — answers each sample as its conversion does: AA when it
     converts, the same AE/AR otherwise. The listener is bound to the SAMPLES institution, as a
@@ -207,7 +217,7 @@ def test_samples_over_mllp(settings: Settings, tmp_path: Path) -> None:
         with Engine(settings.with_(site=site_dir, data_dir=tmp_path / f"round{number}")) as engine:
             acks = asyncio.run(answer(engine, paths))
         for path, ack in zip(paths, acks, strict=True):
-            _key, refusal = outcome(path, site)
+            _key, refusal = outcomes[path]
             expected = "AA" if refusal is None else refusal.ack_code
             assert ack_code_of(ack) == expected, (path.name, ack.decode("utf-8", "replace")[:600])
             answered += 1
