@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -28,11 +28,21 @@ from engine.audit.record import Facts, Sealed, event_of
 from engine.audit.segment import encode
 from engine.repository.port import DuplicateKey
 
+if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
+    from engine.audit.parts import AppendsNeeds as _Needs
+else:
+    _Needs = object
+
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 _sha256 = hashlib.sha256
 _tuple_new = tuple.__new__
 
 DRAIN_BATCH = 2000  # segment records moved into the leaf table per transaction (appends wait ~2-4 ms)
+
+
+# what an append takes: a request's record written at the request (``Sealed``), an HTTP interaction's
+# facts (``Facts``) or a complete AuditEvent (format 1: ingest's), told apart by their exact type
+Record = Sealed | Facts | dict[str, Any]
 
 
 class _Busy(Exception):
@@ -68,10 +78,15 @@ class Appended(NamedTuple):
         return event_of(self.data)
 
 
-class Appends:
+class Appends(_Needs):
     """``AuditLog``'s appends and the segment's drain into the leaf table."""
 
-    def record(self, event: dict[str, Any]) -> Appended:
+    # state of AuditLog this part assigns (declared here too: a type checker takes an assignment in a
+    # subclass of its Protocol for a new attribute); annotations only, nothing at run time
+    _frontier: merkle.Frontier
+    _data_version: int | None
+
+    def record(self, event: Record) -> Appended:
         """Append one AuditEvent (without id); raises if it cannot be made durable."""
         result = self.record_many([event])[0]
         if isinstance(result, BaseException):
@@ -79,7 +94,7 @@ class Appends:
         return result
 
 
-    def record_many(self, events: Sequence[dict[str, Any]]) -> list[Appended | Exception]:
+    def record_many(self, events: Sequence[Record]) -> list[Appended | Exception]:
         """Append several AuditEvents as one group: consecutive sequence numbers, one ``write()``
         to the segment file (or, on MongoDB and when a checkpoint is due, one transaction).
         Returns, per event, its ``Appended`` or the exception that kept that one event out (it
@@ -90,7 +105,7 @@ class Appends:
             return self._record_many(events, blocking=True)
 
 
-    def _record_many(self, events: Sequence[dict[str, Any]], *, blocking: bool,
+    def _record_many(self, events: Sequence[Record], *, blocking: bool,
                      keep: bool = False) -> list[Appended | Exception]:
         """``record_many`` under the log's lock; without ``blocking`` raises ``_Busy`` rather than
         wait for the segment's or the database's lock; ``keep``: see ``try_record_many``."""
@@ -118,7 +133,7 @@ class Appends:
         raise RuntimeError("audit: could not obtain a sequence number")
 
 
-    def _append(self, events: Sequence[dict[str, Any]], blocking: bool, keep: bool = False) -> tuple[
+    def _append(self, events: Sequence[Record], blocking: bool, keep: bool = False) -> tuple[
             list[Appended | Exception], merkle.Frontier]:
         """Write the group: to the segment file, in one ``write()`` under its lock, when there is
         one and no checkpoint is due; else in a transaction of the database with the checkpoint
@@ -202,7 +217,7 @@ class Appends:
             self._data_version = version
 
 
-    def _prepare(self, events: Sequence[dict[str, Any]]) -> tuple[
+    def _prepare(self, events: Sequence[Record]) -> tuple[
             list[Appended | Exception], list[Leaf], merkle.Frontier]:
         """The rows appending ``events`` writes (each leaf with the tree nodes it completes), on a
         copy of the right edge. Refused on a damaged log (``AuditLogDamaged``)."""
@@ -217,13 +232,14 @@ class Appends:
             seq = frontier.size
             kind = type(event)
             if kind is Sealed:  # a request's record, its bytes but the number made (Sealed.data)
-                data = b'%s,"id":"audit-%d"%s' % (event.head, seq, event.tail)
+                data = b'%s,"id":"audit-%d"%s' % (event.head, seq, event.tail)  # type: ignore[union-attr]
             else:
                 try:
                     if kind is Facts:  # an HTTP interaction's compact record (engine.audit.record)
-                        data = event.data(seq)
+                        data = event.data(seq)  # type: ignore[union-attr]  # (``kind`` narrows nothing)
                     else:  # a complete AuditEvent (format 1)
-                        data = _canonical(event, {**event, "resourceType": "AuditEvent", "id": event_id(seq)})
+                        data = _canonical(event, {**event, "resourceType": "AuditEvent",  # type: ignore[arg-type, dict-item]
+                                                  "id": event_id(seq)})
                 except Exception as exc:  # this record only; the rest of the group goes on
                     results.append(exc)
                     continue
@@ -233,7 +249,7 @@ class Appends:
         return results, rows, frontier
 
 
-    def try_record_many(self, events: Sequence[dict[str, Any]], *,
+    def try_record_many(self, events: Sequence[Record], *,
                         keep: bool = False) -> list[Appended | Exception] | None:
         """``record_many`` at once when no lock it needs is held elsewhere; ``None`` otherwise (and
         always for MongoDB, which has no local lock), and the caller appends from a worker thread.
@@ -278,7 +294,7 @@ class Appends:
         return True
 
 
-    def record_nowait(self, event: dict[str, Any]) -> Appended | None:
+    def record_nowait(self, event: Record) -> Appended | None:
         """``record`` at once when the log and the store are free, else ``None`` (see
         ``try_record_many``)."""
         results = self.try_record_many([event])

@@ -117,7 +117,7 @@ def group_key_docs(grouped: dict[str, list[int]]) -> list[dict[str, Any]]:
     ``<key>`` + the first record's sequence number, listing the group's other records under that key
     in ``more``. A group of reads from one hospital system is one agent key, not one per read
     (each key row is two B-tree entries written in the audit's commit)."""
-    from engine.audit.log import seq_key
+    from engine.audit.leaves import seq_key  # (leaves imports nothing of the log: no import cycle)
 
     docs = []
     for key, seqs in grouped.items():
@@ -176,7 +176,7 @@ class DaySpans:
 
     def docs(self) -> list[dict[str, Any]]:
         """What ``day_key_docs`` gives for the same records."""
-        from engine.audit.log import seq_key
+        from engine.audit.leaves import seq_key  # (leaves imports nothing of the log: no import cycle)
 
         return [{"_id": f"d:{day}{_SEP}{seq_key(first)}", "to": last} for day, (first, last) in self.days.items()]
 
@@ -288,7 +288,7 @@ class AuditViews:
 
     # -- reads by id
     def _records(self, seqs: Iterable[int]) -> Iterator[tuple[int, dict[str, Any]]]:
-        from engine.audit.log import seq_key
+        from engine.audit.leaves import seq_key  # (leaves imports nothing of the log: no import cycle)
 
         wanted = sorted(set(seqs))
         for start in range(0, len(wanted), SCAN_CHUNK):

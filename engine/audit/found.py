@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.audit.checkpoint import CheckpointError, verify_checkpoint
 from engine.audit.leaves import Leaf
 from engine.audit.record_files import FileEntry
+
+if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
+    from engine.audit.parts import FoundNeeds as _Needs
+else:
+    _Needs = object
 
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 
@@ -39,8 +45,12 @@ def spans(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-class FoundTail:
+class FoundTail(_Needs):
     """``AuditLog``'s found records: noted, taken back, and the spans a signature must mark."""
+
+    # state of AuditLog this part assigns (declared here too: a type checker takes an assignment in a
+    # subclass of its Protocol for a new attribute); annotations only, nothing at run time
+    _unproven: list[tuple[int, int]]
 
     def _note_found(self, first: int, end: int) -> None:
         """Record in the log's own database that records ``first..end-1`` were found unsigned, while this

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from engine.audit.derived import DaySpans, day_key_docs, group_key_docs, key_docs, stored_keys
 from engine.audit.leaves import seq_key
 from engine.audit.record import event_of, recorded_of
 from engine.repository.port import DuplicateKey
+
+if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
+    from engine.audit.parts import KeyIndexNeeds as _Needs
+else:
+    _Needs = object
 
 KEYED = "keys"  # audit_meta: every record has its keys (records of earlier versions were given theirs)
 DAY_KEYED = "day-keys"  # audit_meta: records appended before day keys existed were given theirs
@@ -23,7 +29,7 @@ KEY_MARK = "keyed-to"  # audit_meta: records 0 .. size-1 have their search keys 
 KEYS_NOTED = 200_000  # at most this many appended records' keys kept for index_keys
 
 
-class KeyIndexing:
+class KeyIndexing(_Needs):
     """``AuditLog``'s search keys."""
 
     def index_keys(self) -> None:

@@ -13,9 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.audit import merkle
 from engine.audit.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
+
+if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
+    from engine.audit.parts import LoadingNeeds as _Needs
+else:
+    _Needs = object
 
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 
@@ -29,8 +35,14 @@ class AuditLogDamaged(RuntimeError):
     dealt with; ``huren audit verify`` names the first unreadable record."""
 
 
-class Loading:
+class Loading(_Needs):
     """``AuditLog``'s load, reload and damage checks."""
+
+    # state of AuditLog this part assigns (declared here too: a type checker takes an assignment in a
+    # subclass of its Protocol for a new attribute); annotations only, nothing at run time
+    _frontier: merkle.Frontier
+    _notes_look: float
+    _damage_recheck: float
 
     def _reload(self) -> None:
         """Rebuild the in-memory right edge (and checkpoint state) from the database and the

@@ -12,11 +12,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.audit import merkle
 from engine.audit.checkpoint import SEAL, Checkpoint, parse_checkpoint, sign_checkpoint
 from engine.audit.leaves import seq_key
 from engine.repository.port import DuplicateKey
+
+if TYPE_CHECKING:  # what this part needs from the others (engine.audit.parts); object at run time
+    from engine.audit.parts import SigningNeeds as _Needs
+else:
+    _Needs = object
 
 log = logging.getLogger("engine.audit.log")  # (the log's own logger: operators and tests filter on it)
 
@@ -30,8 +36,13 @@ class _Found(Exception):
     """A seal would have carried ``recovered``: a numbered checkpoint is signed instead."""
 
 
-class Signing:
+class Signing(_Needs):
     """``AuditLog``'s checkpoints and seal."""
+
+    # state of AuditLog this part assigns (declared here too: a type checker takes an assignment in a
+    # subclass of its Protocol for a new attribute); annotations only, nothing at run time
+    _unproven: list[tuple[int, int]]
+    _seal_size: int
 
     def _checkpoint_due(self, old_size: int, size: int) -> bool:
         """Due when the append (of one or a group of records) passed a multiple of ``every``."""
