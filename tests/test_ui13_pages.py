@@ -140,7 +140,9 @@ def test_a_browser_abroad_on_new_years_night_still_reads_beijing_days(march: Tes
     # the resident's page: an instant is said in Beijing time, on Beijing's day; the family grant's
     # end date starts a year from Beijing's today and may not be before it
     browser.send("Page.navigate", url=f"{server}/ui/me/")
-    browser.wait_for("window.MeI18n && typeof grantForm === 'function'")
+    # grantForm (family.js) speaks through W (app.js, the last script): wait for both, or a loaded
+    # machine runs the check between the two scripts (ReferenceError: W is not defined)
+    browser.wait_for("window.MeI18n && typeof grantForm === 'function' && typeof W === 'function'")
     said = browser.eval("['2026-03-04T20:00:00Z', '2026-03-04T20:00:00+08:00', '2026-03-04']"
                         ".map(v => [MeI18n.formatDate(v, 'zh-CN', true), MeI18n.localDay(v)])")
     assert said == [["2026年3月5日 04:00", "2026-03-05"], ["2026年3月4日 20:00", "2026-03-04"], ["2026年3月4日", "2026-03-04"]]
