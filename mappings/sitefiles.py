@@ -53,9 +53,17 @@ _Loader.yaml_implicit_resolvers = {
 
 @dataclass
 class YamlDocument:
+    """A parsed site file: its data, and its text for line numbers. The node tree is composed only
+    when a line is asked for (a mistake being reported): the data alone is what every load needs."""
+
     path: Path
     data: Any
-    root: yaml.Node | None
+    text: str
+    loader: type[yaml.SafeLoader]
+
+    @functools.cached_property
+    def root(self) -> yaml.Node | None:
+        return yaml.compose(self.text, Loader=self.loader)
 
     def line_of(self, path: Sequence[str | int]) -> int | None:
         """1-based line of the node at ``path`` (the deepest node that exists on the way)."""
@@ -97,23 +105,33 @@ def read_yaml(path: Path, *, plain: bool = False) -> YamlDocument:
     except UnicodeDecodeError as exc:
         raise SiteError(path, None, "", f"not UTF-8 text: {exc}") from exc
     try:
-        data, root = _parsed(text, loader)
+        data = _parsed(text, loader) if len(text) <= _CACHED_TEXT else _data(text, loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise SiteError(path, mark.line + 1 if mark else None, "", f"YAML syntax: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise SiteError(path, None, "", f"YAML syntax: {exc}") from exc
-    return YamlDocument(path, copy.deepcopy(data) if plain else _stringify_keys(data), root)
+    return YamlDocument(path, copy.deepcopy(data), text, loader)
+
+
+# Texts up to this size are parsed once per process (the shipped files are <= 15 KB); a larger one (a
+# big code map) is parsed at each read, so that old versions of it, edited and reloaded again and
+# again, do not stay in memory for the life of the server.
+_CACHED_TEXT = 128 * 1024
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(text: str, loader: type[yaml.SafeLoader]) -> tuple[Any, yaml.Node | None]:
-    """The text's data and node tree, parsed once per process for the same text: PyYAML's pure-Python
-    parser took ~0.7 s of CPU for the ~100 site files every Engine reads (most of an Engine's start,
-    measured; deep-copying the data is ~1 % of that). Callers get their own copy of the data; the
-    node tree is only read (for line numbers). A text that fails to parse raises every time."""
-    root = yaml.compose(text, Loader=loader)
-    return (yaml.load(text, Loader=loader) if root is not None else None), root
+def _parsed(text: str, loader: type[yaml.SafeLoader]) -> Any:
+    """The text's data, parsed once per process for the same text: PyYAML's pure-Python parser took
+    ~0.7 s of CPU for the ~100 site files every Engine reads (most of an Engine's start, measured;
+    deep-copying the data is ~1 % of that). Every caller gets its own deep copy (sets and tuples
+    included: some callers change what they read). A text that fails to parse raises every time."""
+    return _data(text, loader)
+
+
+def _data(text: str, loader: type[yaml.SafeLoader]) -> Any:
+    data = yaml.load(text, Loader=loader)
+    return data if loader is yaml.SafeLoader else _stringify_keys(data)
 
 
 def _schema(name: str) -> dict[str, Any]:
