@@ -140,20 +140,26 @@ def test_a_running_server_answers_nothing_on_a_repair_that_fails_verification(
     instead of once a second) and a client asks it *while* ``huren audit repair`` verifies (the
     repair's own call of ``verify_online``, the same function the CLI calls): so the server's look
     falls inside the window between staging the repaired file and verifying it, deterministically,
-    however small the log. With a forged copy every audited read is refused before, during and
+    however small the log. The forged record is past the last signed checkpoint, where the server's
+    own proof of a replaced file (against the signature) cannot tell it and only the repair's
+    verification (the stored tree nodes) can. With a forged copy every audited read is refused before, during and
     after the failed repair (no record lands on records that failed verification, none is dropped
     by an undo); with the true copy the read during verification is still refused (nothing is put
     in place before it verifies), then the server audits again and every record it answered is
     held and verifies."""
-    settings = _log_of(settings, 12)
+    settings = _log_of(settings, 10)  # records 0-9 signed, 10-13 not
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
+    log.record_many([event(i) for i in range(10, 14)])
+    log.drain()
+    log.store.close()
     records = records_directory(audit_path(settings))
     [damaged_file] = sorted(records.glob("*.records"))
     backup = tmp_path / "backup"
     shutil.copytree(records, backup / "audit.records")
     forgery = tmp_path / "forged" / damaged_file.name
     forgery.parent.mkdir()
-    _forge(damaged_file, 6, forgery)
-    _flip_in_frame(damaged_file, 6)
+    _forge(damaged_file, 10, forgery)
+    _flip_in_frame(damaged_file, 10)
     damaged = damaged_file.read_bytes()
     monkeypatch.setattr(loading, "DAMAGE_RECHECK_SECONDS", 0.0)  # the server's look: at every append
     verify_for_real = audit_verify.verify_online
@@ -177,13 +183,13 @@ def test_a_running_server_answers_nothing_on_a_repair_that_fails_verification(
         monkeypatch.setattr(audit_verify, "verify_online", verify_while_asked)
         assert ask() == 503
         wrong = repair(settings, forgery.parent)
-        assert ask() == 503
+        assert statuses == [503, 503], statuses  # before, and during the repair's verification
         assert wrong.verified is False and not wrong.ok, wrong.text()
         assert "verification failed after the repair, which was undone" in wrong.text()
-        assert statuses == [503, 503, 503], statuses  # before, during (the repair's verification), after
+        assert ask() == 503  # and after it
         assert damaged_file.read_bytes() == damaged and not list(records.glob("*.damaged-*"))
         assert not list(records.glob("*.repair"))
-        assert records_held(settings) == 12  # the index holds what it held: nothing answered to lose
+        assert records_held(settings) == 14  # the index holds what it held: nothing answered to lose
 
         statuses.clear()
         fixed = repair(settings, backup)
@@ -192,7 +198,7 @@ def test_a_running_server_answers_nothing_on_a_repair_that_fails_verification(
         monkeypatch.setattr(audit_verify, "verify_online", verify_for_real)
         assert ask() == 200  # the next look sees the verified repair
         engine.audit.drain()
-        assert records_held(settings) == 13
+        assert records_held(settings) == 15
         assert verify_online(engine.audit).ok
     log = open_log(settings)  # afresh, as ``huren audit verify`` opens it
     try:
