@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+import engine.audit.loading as loading
 import engine.audit.record_files as record_files
+import engine.audit.verify as audit_verify
 from engine.api.app import create_app
+from engine.audit.cli import open_log
 from engine.audit.keys import AuditKeys
 from engine.audit.log import AuditLog, AuditLogDamaged
 from engine.audit.record_files import HEADER, records_directory
+from engine.audit.repair import repair
 from engine.audit.segment import decode, encode
 from engine.audit.store import audit_path, open_audit_store
 from engine.audit.verify import verify_online
@@ -131,61 +134,77 @@ def test_a_verified_repair_that_cannot_be_put_in_place_is_undone_exactly(setting
     assert _cli(settings, "verify").returncode == 0
 
 
-def test_a_running_server_answers_nothing_on_a_repair_that_fails_verification(settings: Settings,
-                                                                             tmp_path: Path) -> None:
-    """A log large enough that verifying it takes longer than the server's once-a-second look at a
-    damaged log, and a client asking all the while: with a forged copy, every audited read is refused
-    before, during and after the failed repair (no record lands on records that failed verification,
-    none is dropped by an undo); with the true copy the repair goes through, the server audits again,
-    and every record it answered is held and verifies."""
-    settings = _log_of(settings, 60_000)
+def test_a_running_server_answers_nothing_on_a_repair_that_fails_verification(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running server looks at its damaged log at every append (``DAMAGE_RECHECK_SECONDS`` 0,
+    instead of once a second) and a client asks it *while* ``huren audit repair`` verifies (the
+    repair's own call of ``verify_online``, the same function the CLI calls): so the server's look
+    falls inside the window between staging the repaired file and verifying it, deterministically,
+    however small the log. The forged record is past the last signed checkpoint, where the server's
+    own proof of a replaced file (against the signature) cannot tell it and only the repair's
+    verification (the stored tree nodes) can. With a forged copy every audited read is refused before, during and
+    after the failed repair (no record lands on records that failed verification, none is dropped
+    by an undo); with the true copy the read during verification is still refused (nothing is put
+    in place before it verifies), then the server audits again and every record it answered is
+    held and verifies."""
+    settings = _log_of(settings, 10)  # records 0-9 signed, 10-13 not
+    log = AuditLog(open_audit_store(settings), settings, AuditKeys.load(settings))
+    log.record_many([event(i) for i in range(10, 14)])
+    log.drain()
+    log.store.close()
     records = records_directory(audit_path(settings))
     [damaged_file] = sorted(records.glob("*.records"))
     backup = tmp_path / "backup"
     shutil.copytree(records, backup / "audit.records")
     forgery = tmp_path / "forged" / damaged_file.name
     forgery.parent.mkdir()
-    _forge(damaged_file, 20_000, forgery)
-    _flip_in_frame(damaged_file, 20_000)
+    _forge(damaged_file, 10, forgery)
+    _flip_in_frame(damaged_file, 10)
     damaged = damaged_file.read_bytes()
+    monkeypatch.setattr(loading, "DAMAGE_RECHECK_SECONDS", 0.0)  # the server's look: at every append
+    verify_for_real = audit_verify.verify_online
 
     with Engine(settings) as engine:
         engine.repository.update({"resourceType": "Patient", "id": "p1", "gender": "female"})
         headers = {"Authorization": f"Bearer {engine.auth.issue_system_token('his-a', 'system/*.rs')}"}
         client = TestClient(create_app(engine))
         statuses: list[int] = []
-        stop = threading.Event()
 
-        def ask() -> None:
-            while not stop.is_set():
-                statuses.append(client.get("/fhir/Patient/p1", headers=headers).status_code)
-                time.sleep(0.02)
+        def ask() -> int:
+            with ThreadPoolExecutor(1) as pool:  # the server's own threads, not the repair's
+                status = pool.submit(client.get, "/fhir/Patient/p1", headers=headers).result(timeout=30).status_code
+            statuses.append(status)
+            return status
 
-        asker = threading.Thread(target=ask)
-        asker.start()
-        try:
-            wrong = _cli(settings, "repair", "--from", str(forgery.parent))
-            time.sleep(1.5)  # past the server's next look at the log
-        finally:
-            stop.set()
-            asker.join()
-        assert wrong.returncode == 1, wrong.stdout + wrong.stderr[-2000:]
-        assert "verification failed after the repair, which was undone" in wrong.stdout
-        assert len(statuses) > 20 and set(statuses) == {503}, statuses  # refused throughout, none answered
+        def verify_while_asked(log: AuditLog) -> object:
+            ask()  # the server looks at its log while the repair verifies
+            return verify_for_real(log)
+
+        monkeypatch.setattr(audit_verify, "verify_online", verify_while_asked)
+        assert ask() == 503
+        wrong = repair(settings, forgery.parent)
+        assert statuses == [503, 503], statuses  # before, and during the repair's verification
+        assert wrong.verified is False and not wrong.ok, wrong.text()
+        assert "verification failed after the repair, which was undone" in wrong.text()
+        assert ask() == 503  # and after it
         assert damaged_file.read_bytes() == damaged and not list(records.glob("*.damaged-*"))
-        assert records_held(settings) == 60_000  # the index holds what it held: nothing answered to lose
+        assert not list(records.glob("*.repair"))
+        assert records_held(settings) == 14  # the index holds what it held: nothing answered to lose
 
-        fixed = _cli(settings, "repair", "--from", str(backup))
-        assert fixed.returncode == 0, fixed.stdout + fixed.stderr[-2000:]
-        deadline = time.monotonic() + 10
-        while (status := client.get("/fhir/Patient/p1", headers=headers).status_code) == 503 \
-                and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert status == 200
+        statuses.clear()
+        fixed = repair(settings, backup)
+        assert fixed.ok, fixed.text()
+        assert statuses == [503]  # during its verification, the damaged file was still the server's
+        monkeypatch.setattr(audit_verify, "verify_online", verify_for_real)
+        assert ask() == 200  # the next look sees the verified repair
         engine.audit.drain()
-        assert records_held(settings) > 60_000
+        assert records_held(settings) == 15
         assert verify_online(engine.audit).ok
-    assert _cli(settings, "verify").returncode == 0
+    log = open_log(settings)  # afresh, as ``huren audit verify`` opens it
+    try:
+        assert verify_for_real(log).ok
+    finally:
+        log.store.close()
 
 
 def records_held(settings: Settings) -> int:
