@@ -62,7 +62,9 @@ def convert_orders(
             )
         rkey = (
             results.report_key(group, ctx, pkey)
-            if group.obr is not None or group.orc is not None  # (a bare ``OBR`` is a falsy Segment)
+            # a segment of no fields is falsy (its length is 0): a bare ORC keeps the message's key, as
+            # it always had (its stored ids); a bare OBR alone, which failed before, the report's
+            if group.obr or group.orc or (group.orc is None and group.obr is not None)
             else f"{pkey}|obx|{msg.msh.control_id}"
         )
         if request is not None and (group.dg1 or coverages):
