@@ -71,12 +71,15 @@ class Said:
       Encounter status, any Patient's ``active`` but a merge's or an unlink's): they fill only an
       element not stored;
     - ``fields``: element -> the field of the message that stated it (``ORC[1]-5``, ``located``): a
-      value the rules do not store is located in the ACK's ERR-2, as any other problem with a field.
+      value the rules do not store is located in the ACK's ERR-2, as any other problem with a field;
+    - ``sub_id``: the message tells the result from its test's others by a sub-id (OBX-4): new to a
+      report beside one of its test and time, it is another result, not a time point re-sent alone.
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
     assumed: frozenset[str] = frozenset()
     fields: tuple[tuple[str, str], ...] = ()
+    sub_id: bool = False
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -484,15 +487,20 @@ class MergeRules:
                             and isinstance(c := (self._read(ref) or {}).get("code"), dict)] if said else []
             progress = ep.progress or {}
             least = out.get(name)
+            beside: list[tuple[str, Resource]] = []
             for ref in others:
                 other = self._read(ref) or {}
                 if said and _the_same_result(other, said, listed_codes):
                     continue  # the same test's result, said again under another id
-                if said and issues is not None:
-                    _second_at_one_time(ref, other, said, incoming, issues)
+                beside.append((ref, other))
                 status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
                     least = status
+            if said and beside and issues is not None:
+                saids: Mapping[str, Said] = getattr(self._local, "said", None) or {}
+                alone = [r for r in said if not (s := saids.get(f"Observation/{r.get('id')}")) or not s.sub_id]
+                if alone:
+                    _second_at_one_time(beside, alone, incoming, issues)
             if least is not None:
                 out[name] = least
             return
@@ -884,26 +892,29 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _second_at_one_time(ref: str, other: Resource, said: list[Resource], report: Resource,
+def _second_at_one_time(stored: list[tuple[str, Resource]], said: list[Resource], report: Resource,
                         issues: list[Issue]) -> None:
     """A result new to the report of the test and time of one the report lists (an OGTT's 2 h point
     re-sent alone without OBX-4: its id is the test's plain key, the stored one's adds its time, as
     it came with the other time points) is stored beside it -- two results of one test at one time,
     the report held back by the older. Nothing in the message tells the converter (ids are a
     function of the message alone); the ACK names it (ERR W), so the sender re-sends with OBX-4 or
-    the report's every group."""
-    code, when = other.get("code"), other.get("effectiveDateTime")
-    if not isinstance(code, dict) or when is None:
-        return
+    the report's every group. ``said``: the new results without a sub-id (OBX-4 tells a result apart:
+    another result, nothing to warn of); ``stored``: the report's results the message did not carry
+    (reference, stored version). One warning per new result, naming the first stored one it meets."""
     for result in said:
-        if result.get("effectiveDateTime") == when and same_concept(code, result["code"]):
-            issues.append({
-                "severity": "warning", "code": "business-rule",
-                "expression": [f"{report.get('resourceType')}.result"],
-                "diagnostics": f"Observation/{result.get('id')} ({concept_label(code)} at {when}) is stored beside "
-                               f"{ref}, the report's result of that test at that time: a time point sent alone "
-                               "is told from the test's only result by OBX-4 (or send every group of the report)"})
-            return
+        for ref, other in stored:
+            code, when = other.get("code"), other.get("effectiveDateTime")
+            if (isinstance(code, dict) and when is not None and result.get("effectiveDateTime") == when
+                    and same_concept(code, result["code"])):
+                issues.append({
+                    "severity": "warning", "code": "business-rule",
+                    "expression": [f"{report.get('resourceType')}.result"],
+                    "diagnostics": f"Observation/{result.get('id')} ({concept_label(code)} at {when}) is stored "
+                                   f"beside {ref}, the report's result of that test at that time: a time point sent "
+                                   "alone is told from the test's only result by OBX-4 (or send every group of the "
+                                   "report)"})
+                break
 
 
 def _the_same_result(other: Resource, said: list[Resource], listed_codes: list[Any]) -> bool:

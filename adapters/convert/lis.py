@@ -104,6 +104,7 @@ def convert_orders(
                 if okey in seen_keys:
                     okey += f"|{obx.sequence}"
             seen_keys.add(okey)
+            told = cut.sub if cut is not None else obx.value(4)
             built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
             if built is not None:
                 res, planned_as = built
@@ -111,11 +112,15 @@ def convert_orders(
                 if ctx.resources.get(ref["reference"]) is res:
                     planned[ref["reference"]] = planned_as
                 refs.append(ref)
+                if told:
+                    ctx.sub_id(ctx.resources[ref["reference"]])
             else:
                 ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, org, okey, specimen,
                                               plan=plan)
                 if ref is not None:
                     refs.append(ref)
+                    if told and (made := ctx.resources.get(ref["reference"])) is not None:
+                        ctx.sub_id(made)
                 if attachment is not None:
                     forms.append(attachment)
                 if shape is not None and cut is None:
