@@ -55,11 +55,15 @@ Where = tuple[tuple[str, tuple[str, ...]], ...]
 class Delete:
     """What a message takes away from the stored version: ``element``, or only the entries of it
     that ``where`` matches (PID-7 ``""``: the birth-time extension). ``why`` is what the issue
-    recorded on the message says took it (default: HL7's explicit null ``""``)."""
+    recorded on the message says took it (default: HL7's explicit null ``""``). ``leaves``: what
+    another field stated that the deleted value also held (PID-25 ``""``: the birth order goes, the
+    multiple birth PID-24 stated stays, as ``multipleBirthBoolean`` true) -- set when the delete
+    took a stored value and nothing of that choice is left, unless the message deletes it too."""
 
     element: str
     where: Where = ()
     why: str = ""
+    leaves: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +401,7 @@ class MergeRules:
         for name, ep in plan.over:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
+            left: list[tuple[str, Any]] = []
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
                     if _delete(out, incoming, name, delete.where):
@@ -404,6 +409,11 @@ class MergeRules:
                         issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
                                        "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s {why}; "
                                                       "the earlier version keeps it (_history)"})
+                        left += delete.leaves
+            for name, value in left:  # what the other field of the choice stated stays (unless deleted too)
+                if (not any(n in out for n in (name, *plan.choices.get(name, ())))
+                        and not any(name in _deleted(plan, d.element) for d in said.deletes)):
+                    out[name] = value
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")

@@ -142,12 +142,14 @@ class Context:
             if outer is not None:
                 outer.extend(inner)
 
-    def delete(self, resource: Resource, element: str, where: Where = (), why: str = "") -> None:
+    def delete(self, resource: Resource, element: str, where: Where = (), why: str = "",
+               leaves: tuple[tuple[str, Any], ...] = ()) -> None:
         """The message sent ``""`` (HL7's explicit null, v2 chapter 2) for what makes ``element``:
         the stored value is to be deleted (an empty field leaves it alone); ``where``: only the
         entries of a list it matches; ``why``: what deleted it, when not an explicit null (an
-        unlink's links)."""
-        self.deletes.append((resource, Delete(element, where, why)))
+        unlink's links); ``leaves``: what another field stated that the deleted value held too
+        (``Delete.leaves``)."""
+        self.deletes.append((resource, Delete(element, where, why, leaves)))
 
     def assumed(self, resource: Resource, element: str) -> None:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated
