@@ -55,11 +55,15 @@ Where = tuple[tuple[str, tuple[str, ...]], ...]
 class Delete:
     """What a message takes away from the stored version: ``element``, or only the entries of it
     that ``where`` matches (PID-7 ``""``: the birth-time extension). ``why`` is what the issue
-    recorded on the message says took it (default: HL7's explicit null ``""``)."""
+    recorded on the message says took it (default: HL7's explicit null ``""``). ``leaves``: what
+    another field stated that the deleted value also held (PID-25 ``""``: the birth order goes, the
+    multiple birth PID-24 stated stays, as ``multipleBirthBoolean`` true) -- set when the delete
+    took a stored value and nothing of that choice is left, unless the message deletes it too."""
 
     element: str
     where: Where = ()
     why: str = ""
+    leaves: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +75,15 @@ class Said:
       Encounter status, any Patient's ``active`` but a merge's or an unlink's): they fill only an
       element not stored;
     - ``fields``: element -> the field of the message that stated it (``ORC[1]-5``, ``located``): a
-      value the rules do not store is located in the ACK's ERR-2, as any other problem with a field.
+      value the rules do not store is located in the ACK's ERR-2, as any other problem with a field;
+    - ``sub_id``: the message tells the result from its test's others by a sub-id (OBX-4): new to a
+      report beside one of its test and time, it is another result, not a time point re-sent alone.
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
     assumed: frozenset[str] = frozenset()
     fields: tuple[tuple[str, str], ...] = ()
+    sub_id: bool = False
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -394,6 +401,7 @@ class MergeRules:
         for name, ep in plan.over:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
+            left: list[tuple[str, Any]] = []
             for delete in said.deletes:
                 for name in _deleted(plan, delete.element):
                     if _delete(out, incoming, name, delete.where):
@@ -401,6 +409,11 @@ class MergeRules:
                         issues.append({"severity": "information", "code": "deleted", "expression": [f"{rtype}.{name}"],
                                        "diagnostics": f"{rtype}.{name}: deleted by {_writer(source)}'s {why}; "
                                                       "the earlier version keeps it (_history)"})
+                        left += delete.leaves
+            for name, value in left:  # what the other field of the choice stated stays (unless deleted too)
+                if (not any(n in out for n in (name, *plan.choices.get(name, ())))
+                        and not any(name in _deleted(plan, d.element) for d in said.deletes)):
+                    out[name] = value
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
@@ -487,15 +500,20 @@ class MergeRules:
                             and isinstance(c := (read.get(ref) or {}).get("code"), dict)] if said else []
             progress = ep.progress or {}
             least = out.get(name)
+            beside: list[tuple[str, Resource]] = []
             for ref in others:
                 other = read.get(ref) or {}
                 if said and _the_same_result(other, said, listed_codes):
                     continue  # the same test's result, said again under another id
-                if said and issues is not None:
-                    _second_at_one_time(ref, other, said, incoming, issues)
+                beside.append((ref, other))
                 status = other.get("status")
                 if isinstance(status, str) and progress.get(status, 99) < progress.get(least, 99):
                     least = status
+            if said and beside and issues is not None:
+                saids: Mapping[str, Said] = getattr(self._local, "said", None) or {}
+                alone = [r for r in said if not (s := saids.get(f"Observation/{r.get('id')}")) or not s.sub_id]
+                if alone:
+                    _second_at_one_time(beside, alone, incoming, issues)
             if least is not None:
                 out[name] = least
             return
@@ -897,26 +915,29 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _second_at_one_time(ref: str, other: Resource, said: list[Resource], report: Resource,
+def _second_at_one_time(stored: list[tuple[str, Resource]], said: list[Resource], report: Resource,
                         issues: list[Issue]) -> None:
     """A result new to the report of the test and time of one the report lists (an OGTT's 2 h point
     re-sent alone without OBX-4: its id is the test's plain key, the stored one's adds its time, as
     it came with the other time points) is stored beside it -- two results of one test at one time,
     the report held back by the older. Nothing in the message tells the converter (ids are a
     function of the message alone); the ACK names it (ERR W), so the sender re-sends with OBX-4 or
-    the report's every group."""
-    code, when = other.get("code"), other.get("effectiveDateTime")
-    if not isinstance(code, dict) or when is None:
-        return
+    the report's every group. ``said``: the new results without a sub-id (OBX-4 tells a result apart:
+    another result, nothing to warn of); ``stored``: the report's results the message did not carry
+    (reference, stored version). One warning per new result, naming the first stored one it meets."""
     for result in said:
-        if result.get("effectiveDateTime") == when and same_concept(code, result["code"]):
-            issues.append({
-                "severity": "warning", "code": "business-rule",
-                "expression": [f"{report.get('resourceType')}.result"],
-                "diagnostics": f"Observation/{result.get('id')} ({concept_label(code)} at {when}) is stored beside "
-                               f"{ref}, the report's result of that test at that time: a time point sent alone "
-                               "is told from the test's only result by OBX-4 (or send every group of the report)"})
-            return
+        for ref, other in stored:
+            code, when = other.get("code"), other.get("effectiveDateTime")
+            if (isinstance(code, dict) and when is not None and result.get("effectiveDateTime") == when
+                    and same_concept(code, result["code"])):
+                issues.append({
+                    "severity": "warning", "code": "business-rule",
+                    "expression": [f"{report.get('resourceType')}.result"],
+                    "diagnostics": f"Observation/{result.get('id')} ({concept_label(code)} at {when}) is stored "
+                                   f"beside {ref}, the report's result of that test at that time: a time point sent "
+                                   "alone is told from the test's only result by OBX-4 (or send every group of the "
+                                   "report)"})
+                break
 
 
 def _the_same_result(other: Resource, said: list[Resource], listed_codes: list[Any]) -> bool:

@@ -92,6 +92,7 @@ class Context:
     deletes: list[tuple[Resource, Delete]] = field(default_factory=list)
     assumptions: list[tuple[Resource, str]] = field(default_factory=list)
     fields: list[tuple[Resource, str, str]] = field(default_factory=list)
+    told_apart: list[Resource] = field(default_factory=list)  # results with a sub-id (OBX-4)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -151,12 +152,14 @@ class Context:
             if outer is not None:
                 outer.extend(inner)
 
-    def delete(self, resource: Resource, element: str, where: Where = (), why: str = "") -> None:
+    def delete(self, resource: Resource, element: str, where: Where = (), why: str = "",
+               leaves: tuple[tuple[str, Any], ...] = ()) -> None:
         """The message sent ``""`` (HL7's explicit null, v2 chapter 2) for what makes ``element``:
         the stored value is to be deleted (an empty field leaves it alone); ``where``: only the
         entries of a list it matches; ``why``: what deleted it, when not an explicit null (an
-        unlink's links)."""
-        self.deletes.append((resource, Delete(element, where, why)))
+        unlink's links); ``leaves``: what another field stated that the deleted value held too
+        (``Delete.leaves``)."""
+        self.deletes.append((resource, Delete(element, where, why, leaves)))
 
     def assumed(self, resource: Resource, element: str) -> None:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated
@@ -174,15 +177,20 @@ class Context:
         self.assumptions[:] = [a for a in self.assumptions if not (a[0] is resource and a[1] == element)]
         self.fields[:] = [f for f in self.fields if not (f[0] is resource and f[1] == element)]
 
+    def sub_id(self, resource: Resource) -> None:
+        """The message tells ``resource`` (a result) from its test's others by a sub-id (OBX-4): new
+        to a report beside one of its test and time, it is another result, not one re-sent alone."""
+        self.told_apart.append(resource)
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
-        return len(self.deletes) + len(self.assumptions) + len(self.fields)
+        return len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart)
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
-        if not (self.deletes or self.assumptions or self.fields):
+        if not (self.deletes or self.assumptions or self.fields or self.told_apart):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -199,8 +207,10 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 fields.setdefault(ref, []).append((element, at))
-        return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())))
-                for ref in {*deletes, *assumed, *fields}}
+        apart = {ref for resource in self.told_apart if (ref := _ref_of(resource)) is not None}
+        return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
+                          ref in apart)
+                for ref in {*deletes, *assumed, *fields, *apart}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -176,6 +176,8 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     null_element = (deletes if isinstance(deletes, str) else target).split(".", 1)[0].removesuffix("[]")
     where = (tuple((k, tuple(v) if isinstance(v, list) else (str(v),)) for k, v in deletes.items())
              if isinstance(deletes, dict) else ())
+    # ``null_leaves``: what another field stated that the deleted value held too (``Delete.leaves``)
+    leaves = tuple((rule.get("null_leaves") or {}).items())
     default: Any = None
     if has_default:
         default = rule["default"]
@@ -222,7 +224,7 @@ def compile_rule(rule: dict[str, Any]) -> Step:
             produced = True
         if not produced:
             if deletes and not reps and seg.field(field_no) == '""':
-                ctx.delete(resource, null_element, where)
+                ctx.delete(resource, null_element, where, leaves=leaves)
             if has_default:
                 set_value(resource, copy_default())
             elif required:

@@ -62,7 +62,9 @@ def convert_orders(
             )
         rkey = (
             results.report_key(group, ctx, pkey)
-            if group.obr is not None or group.orc is not None  # (a bare ``OBR`` is a falsy Segment)
+            # a segment of no fields is falsy (its length is 0): a bare ORC keeps the message's key, as
+            # it always had (its stored ids); a bare OBR alone, which failed before, the report's
+            if group.obr or group.orc or (group.orc is None and group.obr is not None)
             else f"{pkey}|obx|{ctx.message_key}"
         )
         if request is not None and (group.dg1 or coverages):
@@ -102,6 +104,7 @@ def convert_orders(
                 if okey in seen_keys:
                     okey += f"|{obx.sequence}"
             seen_keys.add(okey)
+            told = cut.sub if cut is not None else obx.value(4)
             built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
             if built is not None:
                 res, planned_as = built
@@ -109,11 +112,15 @@ def convert_orders(
                 if ctx.resources.get(ref["reference"]) is res:
                     planned[ref["reference"]] = planned_as
                 refs.append(ref)
+                if told:
+                    ctx.sub_id(ctx.resources[ref["reference"]])
             else:
                 ref, attachment = observation(obx, group, ctx, obs_category, subject, enc, org, okey, specimen,
                                               plan=plan)
                 if ref is not None:
                     refs.append(ref)
+                    if told and (made := ctx.resources.get(ref["reference"])) is not None:
+                        ctx.sub_id(made)
                 if attachment is not None:
                     forms.append(attachment)
                 if shape is not None and cut is None:

@@ -217,8 +217,11 @@ def order_key(group: Group, ctx: Context, pkey: str) -> str:
         return _distinct_service(f"placer|{placer.value(pf, comp=2)}|{placer.value(pf)}", group, ctx)
     if filler is not None:
         return _distinct_service(f"filler|{filler.value(ff, comp=2)}|{filler.value(ff)}", group, ctx)
-    # (``is not None``: a segment of no fields -- ``OBR`` alone -- is falsy, its length being 0)
-    seg = group.obr if group.obr is not None else group.orc
+    # OBR when it has fields, else ORC, as always (the key holds its sequence: stored ids depend on
+    # it); a segment of no fields is falsy (its length is 0): ``OBR`` alone, with no ORC, is read too
+    seg = group.obr or group.orc
+    if seg is None:
+        seg = group.obr
     assert seg is not None
     ctx.warn(
         seg.error(
