@@ -45,7 +45,7 @@ from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.errors import BadRequest, NotFound
 from engine.insurance.charges import money, read_line
 from engine.insurance.tiers import ZERO, fen
-from engine.recognition.reports import CsvNames, ReportFilter, duplicates_report
+from engine.recognition.reports import CsvNames, ReportFilter, csv_row, duplicates_report
 
 DEDUCTION_EXT = "urn:huren:StructureDefinition:deduction"
 LIST_EXT = "urn:huren:StructureDefinition:deduction-list"
@@ -172,16 +172,16 @@ def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([n.header(c) for c in COLUMNS])
+    csv_row(writer, [n.header(c) for c in COLUMNS])
     place = n.of("places", dl.institution)
     for r in dl.rows:
-        writer.writerow([dl.id, dl.institution, place, dl.month, r.flag, r.day, r.item, r.item_name, r.category,
-                         f"{r.amount:.2f}", r.currency, r.price_source, n.of("price_sources", r.price_source),
-                         r.charge or "", r.prior_institution, n.of("places", r.prior_institution),
-                         r.prior_day, r.window_days, r.result, r.prior_result, r.order or "", r.patient or "",
-                         r.policy, r.reviewed_by, r.review_reason])
-    writer.writerow([])
-    writer.writerow([n.header("total"), dl.institution, place, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
+        csv_row(writer, [dl.id, dl.institution, place, dl.month, r.flag, r.day, r.item, r.item_name, r.category,
+                     f"{r.amount:.2f}", r.currency, r.price_source, n.of("price_sources", r.price_source),
+                     r.charge or "", r.prior_institution, n.of("places", r.prior_institution),
+                     r.prior_day, r.window_days, r.result, r.prior_result, r.order or "", r.patient or "",
+                     r.policy, r.reviewed_by, r.review_reason])
+    csv_row(writer, [])
+    csv_row(writer, [n.header("total"), dl.institution, place, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
     return buf.getvalue()
 
 

@@ -62,6 +62,9 @@ class PriorResult:
     # its effective time, when sent with a time of day (UTC, ``facts.local_instant``); None for a
     # date alone, and for an index entry stored before the fifteenth round (read as a date alone)
     at: str | None = None
+    # the earliest it can have been taken when ``at`` is a date alone: its own order's time (a
+    # sample is taken after it is ordered); None when that is not known either
+    since: str | None = None
 
     @property
     def final(self) -> bool:
@@ -88,6 +91,9 @@ class Order:
     placed: str | None = None  # instant huren first saw the order (ISO, UTC)
     # when it was placed, when sent with a time of day (UTC, ``facts.local_instant``); None: a date alone
     at: str | None = None
+    # the latest it can have been placed when ``at`` is a date alone: its own result's time (an
+    # order comes before the sample it asks for); None when that is not known either
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,15 +153,37 @@ def assess(order: Order, result: PriorResult, rules: Rules) -> str | None:
     if not rules.qc_passed(result.institution, item.code, result.day):
         return QC_NOT_PASSED
     age = (order.day - result.day).days
-    if age < 0 or (age == 0 and result.at and order.at and result.at > order.at):
-        # the same day, both times sent: a result taken after the order was placed is not its
-        # prior (the later test is the repeat, never the earlier); a date alone on either side
-        # stays a same-day prior (age 0), as it was
+    if age < 0 or (age == 0 and taken_before(result.at, order.at, since=result.since, by=order.by) is False):
+        # the same day: a result not taken before the order was placed, as far as the bounds each
+        # side has tell, is not its prior (the later test is the repeat, never the earlier); when
+        # they cannot tell, it stays a same-day prior (age 0), as it was
         return AFTER_ORDER
     if age > item.window_days:
         return OUTSIDE_WINDOW
     if not rules.scope_covers(item, result.institution, order.institution, result.day):
         return OUT_OF_SCOPE
+    return None
+
+
+def taken_before(result_at: str | None, order_at: str | None, *, since: str | None = None,
+                 by: str | None = None) -> bool | None:
+    """Was a result taken before an order of its day was placed? True or False when the times
+    tell, None when they cannot. ``result_at``/``order_at``: the times sent (UTC ISO, to the
+    precision sent; None: a date alone); ``since``: the earliest the result can have been taken
+    (its own order's time), ``by``: the latest the order can have been placed (its own result's).
+
+    One rule for both askers -- ``assess`` when a test is decided (False: not its prior) and the
+    re-decision of later tests when a prior arrives (``PriorChanges._recheck_later``: only True
+    decides a test again) -- so the answer never depends on which message reached huren first.
+    Equal times are not "before": which came first is not known, and a payment flag is raised
+    only when it is. With bounds the two sides of a pair cannot both be "before" the other, so a
+    same-day pair is never flagged both ways (a day-alone order whose own result was taken at
+    09:00 was placed by 09:00: a 15:00 result is not its prior)."""
+    if result_at and order_at:
+        return result_at < order_at
+    earliest, latest = result_at or since, order_at or by
+    if earliest and latest and earliest >= latest:
+        return False
     return None
 
 

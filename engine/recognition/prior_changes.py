@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.recognition.decision import FINAL_STATUSES
+from engine.recognition.decision import FINAL_STATUSES, taken_before
 from engine.recognition.facts import VOID_STATUSES
 from engine.recognition.index import group_key, window_end
 from engine.recognition.state import RecognitionState, is_resulted
@@ -114,7 +114,7 @@ class PriorChanges(RecognitionState, _Others):
             for check in self._orders_within(person, item.code, day, item.window_days):
                 checked.add(check["_id"])
                 if check["_id"] == order or not is_resulted(check) or (
-                        check.get("day") == day and not _later(check.get("at"), at)):
+                        check.get("day") == day and not taken_before(at, check.get("at"))):
                     continue  # its own order, not resulted yet (its result will be decided against it), or its day
                 if mine is None:
                     mine = {d.get("order") for d in self.index.group(prior)}
@@ -126,18 +126,12 @@ class PriorChanges(RecognitionState, _Others):
             # results dated in the span whose order was not checked (none, or not stored): a
             # result without an order is decided on its own day
             for d in self.index.between(person, item.code, day, hi):
-                if d.get("order") not in checked and (d.get("day") != day or _later(d.get("at"), at)):
+                if d.get("order") not in checked and (d.get("day") != day or taken_before(at, d.get("at"))):
                     _member(tests, d)
             tests.pop(own, None)
             for key in sorted(tests):
                 if tests[key].get("status") not in VOID_STATUSES:
                     self._evaluate_flag(tests[key])
-
-
-def _later(at: str | None, than: str | None) -> bool:
-    """Is ``at`` after ``than``, both times of day sent (``facts.local_instant``)? Of one day, a
-    time unknown on either side is not known to be later."""
-    return bool(at and than and at > than)
 
 
 def _member(tests: dict[str, dict[str, Any]], entry: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
@@ -232,7 +233,11 @@ class Repeats(RecognitionState, _Others):
         performed = sorted({a for d in members for a in d.get("analytes") or ()})
         if performed and all(d.get("analytes") for d in members):
             order = replace(order, analytes=tuple(performed))  # what was actually done
-        candidates = [c for c in self.index.candidates(order.person or "", item.code, order.day, item.window_days)
+        if order.at is None:
+            # a day alone: it was placed before its own result was taken (``taken_before``)
+            order = replace(order, by=min((d["at"] for d in members if d.get("at")), default=None))
+        candidates = [self._bounded(c, order.day) for c in
+                      self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
         matches = find_recognisable(order, candidates, rules)
         if not matches:
@@ -242,6 +247,16 @@ class Repeats(RecognitionState, _Others):
             if reviews and standing_review(existing, reviews, m.result.ref, d) is not None:
                 return repeat, order, (d, m)  # the reviewed prior still counts: the review stands
         return repeat, order, decisive(decisions)
+
+    def _bounded(self, candidate: PriorResult, day: date) -> PriorResult:
+        """``candidate`` with the earliest it can have been taken (``since``: its order's time) when
+        it is of the order's ``day`` and its own time is a day alone; one check row read, for such
+        a candidate only (a same-day result of another test, without a time: rare)."""
+        if candidate.at or candidate.day != day or not candidate.order:
+            return candidate
+        check = self.checks.get(candidate.order)
+        at = check.get("at") if check is not None and check.get("day") == day.isoformat() else None
+        return replace(candidate, since=at) if at else candidate
 
     def _alone_in_window(self, member: dict[str, Any], order_ref: str | None, window_days: int) -> bool:
         """Is the test of ``member`` alone in its order's window -- no entry of the person for

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -223,6 +224,27 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
     return {dim: dict(sorted(table.items())) for dim, table in out.items()}
 
 
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a text cell starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a CR gets a leading ``'`` (OWASP's advice against CSV injection), unless it is
+    a plain number (a negative amount the export itself writes stays a number).
+
+    Why: the cells carry sender free text (ORC-16 reason text, an auditor's review reason, names);
+    ``=HYPERLINK(...)`` in one of them ran as a formula when an auditor opened the export in Excel."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_row(writer: Any, values: Iterable[Any]) -> None:
+    """``writer.writerow`` with every cell through ``csv_cell``: the one way both exports (this
+    report and ``engine.insurance.deductions``) write a row."""
+    writer.writerow([csv_cell(v) for v in values])
+
+
 class CsvNames:
     """The site's names for a CSV export: its column headers and the names of the codes it shows,
     read from the one owner of code names (``engine.api.ui_words.site_names``: the words file
@@ -269,7 +291,7 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
     buf.write("\ufeff")
     writer = csv.writer(buf, lineterminator="\r\n")
     columns = [c for key in COLUMNS for c in (key, *((_NAMED[key][0],) if key in _NAMED else ()))]
-    writer.writerow([n.header(c) for c in columns])
+    csv_row(writer, [n.header(c) for c in columns])
     for r in report["rows"]:
         line: list[Any] = []
         for key in COLUMNS:
@@ -277,18 +299,18 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
             line.append("" if value is None else value)
             if key in _NAMED:
                 line.append(_NAMED[key][1](n, value))
-        writer.writerow(line)
-    writer.writerow([])
+        csv_row(writer, line)
+    csv_row(writer, [])
     totals = report["totals"]
-    writer.writerow([n.header("total"), totals["count"], n.header("money_at_stake"), f"{totals['money_at_stake']:.2f}",
+    csv_row(writer, [n.header("total"), totals["count"], n.header("money_at_stake"), f"{totals['money_at_stake']:.2f}",
                      report["currency"], n.header("self_pay"), f"{totals['self_pay_money']:.2f}"])
     for inst, t in totals["by_institution"].items():
-        writer.writerow([n.header("by_institution"), inst, n.of("places", inst), t["count"], f"{t['money']:.2f}"])
+        csv_row(writer, [n.header("by_institution"), inst, n.of("places", inst), t["count"], f"{t['money']:.2f}"])
     for item, t in totals["by_item"].items():
-        writer.writerow([n.header("by_item"), item, n.of("items", item), t["count"], f"{t['money']:.2f}"])
+        csv_row(writer, [n.header("by_item"), item, n.of("items", item), t["count"], f"{t['money']:.2f}"])
     for inst, t in report["recognition_rate"].items():
         rate = "" if t["rate"] is None else f"{t['rate']:.4f}"
-        writer.writerow([n.header("recognition_rate"), inst, n.of("places", inst), t["recognised"], t["recognisable"],
+        csv_row(writer, [n.header("recognition_rate"), inst, n.of("places", inst), t["recognised"], t["recognisable"],
                          rate])
     return buf.getvalue()
 

@@ -46,8 +46,8 @@ class Reads(GroupCommit):
         for rtype, rid in dict.fromkeys(keys):
             try:
                 self._check(rtype, rid)
-            except BadRequest:
-                continue
+            except (BadRequest, NotFound):  # a bad id, or a type huren does not know (an absolute
+                continue                    # URL's "http:"): that reference alone is left out
             wanted.append((rtype, rid))
         found = self._current_of(wanted) if wanted else {}
         return {key: fhirjson.loads(rec.body) for key, rec in found.items() if not rec.deleted}  # type: ignore[arg-type]
