@@ -83,3 +83,19 @@ def test_a_conflict_quarantined_before_is_processed_once(backend_settings: Setti
             his, lis_doc = messages.get(message_id("FNXRMYY", control)), messages.get(old[control][1])
             (theirs,) = [r for r in lis_doc["resources"] if r.startswith("Provenance/")]
             assert provenance_v1(engine, his) != theirs  # the replay re-made LIS's own, never HIS's
+
+
+def test_msh3_is_matched_as_msh4_is(backend_settings: Settings) -> None:
+    """MSH-3 by the rule MSH-4 is matched by (``Header._hd_id``): decoded, then trimmed, case kept."""
+    with Engine(backend_settings) as engine, running_mllp(engine) as port:
+        messages = engine.ingestor.messages
+        assert msa(mllp_send(port, adt("HIS", "3")))[1] == "AA"
+        # UTF-8 宠 is E5 AE A0: trimmed before decoding, its 0xA0 went and MSH-3 was stored as mojibake
+        assert msa(mllp_send(port, adt("检验宠", "3", name="李^四")))[1] == "AA"
+        assert messages.get(sender_id("FNXRMYY", "检验宠", "3"))["application"] == "检验宠"
+        # an ideographic space around it is trimmed, as around MSH-4: the same sender, other bytes
+        ack = mllp_send(port, adt("\u3000检验宠\u3000", "3", name="赵^六"))
+        assert msa(ack)[1] == "AE" and "|MSH^1^10|205^" in ack  # was AA: a third sender
+        # HL7 ids are case-sensitive, as the site's institutions are matched: lis is not LIS
+        assert [msa(mllp_send(port, adt(app, "3", name="钱^七")))[1] for app in ("LIS", "lis")] == ["AA", "AA"]
+        assert messages.count() == 5
