@@ -72,6 +72,7 @@ from engine.messages import (
     MessageStore,
     anonymous_id,
     application_of,
+    collided,
     conflict_id,
     error_from_dict,
     message_id,
@@ -327,6 +328,20 @@ class Ingestor:
         item.sender_key = self._other_sender(doc)
         return item
 
+    def _old_conflict(self, item: _Item, plain: str, app: str, in_batch: dict[str, _Item],
+                      stored: dict[str, Document]) -> tuple[_Item | None, Document | None, bool]:
+        """(earlier item, document, whether to process it) of these very bytes of application
+        ``app`` as the code before MSH-3 was in the key quarantined them: a conflict of the pair
+        ``plain`` another application holds. That document is this message: a resend processes
+        it where it is (its id is named by the quarantine, audit records), and a replay of it,
+        before or after, finds it processed -- never a second document of the one message."""
+        old = conflict_id(plain, item.sha256)
+        earlier = in_batch.get(old)
+        doc = earlier.doc if earlier is not None else (stored[old] if old in stored else self.messages.get(old))
+        if doc is None or doc.get("conflict_of") != plain or application_of(doc) != app:
+            return None, None, False
+        return earlier, doc, doc["status"] == QUARANTINED
+
     def _other_sender(self, doc: Document) -> str:
         """``_Item.sender_key`` of a stored message: its application when the plain id of its
         (institution, MSH-10) pair holds another application's message (``engine.messages``) --
@@ -335,7 +350,7 @@ class Ingestor:
             return ""
         first = self.messages.get(plain)
         app = application_of(doc)
-        return app if first is not None and application_of(first) != app else ""
+        return collided(app) if first is not None and application_of(first) != app else ""
 
     def replay(self, doc_id: str, *, actor: str, raw: bytes | None = None) -> Outcome | None:
         """Run a stored message through the pipeline again (after a fix in the site files, say).
@@ -588,9 +603,10 @@ class Ingestor:
         stored = self.messages.get_many([k for k in keys if k is not None])
         owners = {k: application_of(d) for k, d in stored.items()}
         # a pair taken by another application: the message's own id, looked up too (``engine.messages``)
-        taken = [sender_id(i.header.facility_code, app, i.header.control_id)
-                 for i, k, app in zip(items, keys, apps, strict=True)
-                 if i.header is not None and k in owners and owners[k] != app]
+        # and the conflict id the code before (MSH-10 per institution) quarantined the same bytes under
+        taken = [t for i, k, app in zip(items, keys, apps, strict=True)
+                 if i.header is not None and k in owners and owners[k] != app
+                 for t in (sender_id(i.header.facility_code, app, i.header.control_id), conflict_id(k, i.sha256))]
         if taken:
             stored.update(self.messages.get_many(taken))
         for item, key, app in zip(items, keys, apps, strict=True):
@@ -603,17 +619,22 @@ class Ingestor:
                 continue
             earlier = in_batch.get(key)
             existing = earlier.doc if earlier is not None else stored.get(key)
+            reclaimed = False
             if existing is not None and (owners[key] if earlier is None else application_of(existing)) != app:
-                key = sender_id(h.facility_code, app, h.control_id)  # another sender's pair
-                item.sender_key = app
+                plain, key = key, sender_id(h.facility_code, app, h.control_id)  # another sender's pair
+                item.sender_key = collided(app)
                 earlier = in_batch.get(key)
                 existing = earlier.doc if earlier is not None else (
                     stored[key] if key in stored else self.messages.get(key))
+                if existing is None:
+                    earlier, existing, reclaimed = self._old_conflict(item, plain, app, in_batch, stored)
+                    if existing is not None:
+                        key = existing["_id"]
             if existing is not None and existing["sha256"] == item.sha256:
                 if earlier is not None:
                     item.same_as = earlier
                     item.doc_id = key
-                elif existing["status"] == RECEIVED:  # stored earlier, never finished
+                elif existing["status"] == RECEIVED or reclaimed:  # stored earlier, never finished
                     item.doc_id, item.doc, item.process = key, existing, True
                     in_batch[key] = item
                 else:

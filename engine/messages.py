@@ -79,6 +79,22 @@ def sender_id(facility: str, application: str, control_id: str) -> str:
     return "m-" + digest[:24]
 
 
+# ``_Item.sender_key`` / ``Context.application`` of a message with NO application (empty MSH-3)
+# stored under another application's pair: not a possible ``Header.application_code`` (a line
+# break ends the MSH segment, ``extract_header``), and not blank (ids hash their keys trimmed,
+# ``engine.repository.ids``), so that "collided, no application" is never read as "no collision"
+# (the empty string), which keyed the message's own resources (its Provenance, a visit-less
+# Encounter) by MSH-10 alone: the first application's, written over
+NO_APPLICATION = "\n(none)"
+
+
+def collided(application: str) -> str:
+    """The key the converter adds to a message's own ids when its (institution, MSH-10) pair is
+    another application's (``sender_id``): its application, or ``NO_APPLICATION`` for none.
+    The one place every reader of ``sender_key`` takes it from (ingest, replay, recovery)."""
+    return application or NO_APPLICATION
+
+
 def application_of(doc: Document) -> str:
     """The sending application of a stored message (``Header.application_code``): its
     ``application``, or for a document stored before that field existed, read from its raw MSH."""

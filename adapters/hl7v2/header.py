@@ -75,8 +75,14 @@ class Header:
         """The sending application, part of the idempotency key (MSH-10 is unique per sending
         system, MSH-3 + MSH-4): MSH-3.1 (namespace id), else MSH-3.2 (universal id), trimmed,
         in the message's character set; MSH-3.3 is not read; empty when MSH-3 is."""
-        app = self.sending_application
-        return self._decoded(self._component(app, 0).strip() or self._component(app, 1).strip())
+        return self._hd_id(self.sending_application)
+
+    def _hd_id(self, hd: str) -> str:
+        """The one rule MSH-3 and MSH-4 are matched by: HD.1 (namespace id), else HD.2 (universal
+        id), decoded in the message's character set and then trimmed (trimmed before, a UTF-8
+        character ending in byte 0x85 or 0xA0 lost it, and a GB 18030 ideographic space stayed);
+        case kept: HL7 ids are case-sensitive, and the site's institutions are matched exactly."""
+        return self._decoded(self._component(hd, 0)).strip() or self._decoded(self._component(hd, 1)).strip()
 
     def resolve_sender(self, peer: str, site: Any) -> None:
         """Set ``institution`` from the site's sender table (MSH-4 aliases, MSH-3, the listener)."""
@@ -84,7 +90,7 @@ class Header:
             return
         self.institution = ""
         self.institution = sender_institution(
-            self._decoded(self.facility_code), self._decoded(self._component(self.sending_application, 0)), peer, site
+            self._hd_id(self.sending_facility), self._decoded(self._component(self.sending_application, 0)), peer, site
         )
 
     def _decoded(self, value: str) -> str:
