@@ -12,40 +12,24 @@ the real store, SQLite and MongoDB (mongomock).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from engine.engine import Engine
-from engine.settings import Settings
-from tests.conftest import running_mllp
 from tests.test_hooks11_policy_edges import flags, result
+from tests.test_rec14_late_prior import hl7  # noqa: F401  (the fixture: real MLLP, SQLite and mongomock)
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, order, ts
+from tests.test_recognition_policy_e2e import CBC, order, ts
 
 
-@pytest.fixture(params=[{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
-def hl7(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Sender]]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site, **request.param)) as eng, \
-            running_mllp(eng) as port:
-        yield eng, Sender(port)
-
-
-def morning(hl7: Sender, *, date_only: bool = False) -> str:
+def morning(sender: Sender, *, date_only: bool = False) -> str:
     """HOSPA's blood count of yesterday: ordered 08:00, taken 09:00 (or both sent as the day alone)."""
     when, taken = (ts(1)[:8], ts(1)[:8]) if date_only else (ts(1, 8), ts(1, 9))
-    hl7.send(order("HOSPA", "A1", CBC, when))
-    return hl7.send(result("HOSPA", "A1", CBC, taken))
+    sender.send(order("HOSPA", "A1", CBC, when))
+    return sender.send(result("HOSPA", "A1", CBC, taken))
 
 
-def afternoon(hl7: Sender) -> str:
+def afternoon(sender: Sender) -> str:
     """HOSPB's blood count of the same day: ordered 14:00, taken 15:00."""
-    hl7.send(order("HOSPB", "B1", CBC, ts(1, 14)))
-    return hl7.send(result("HOSPB", "B1", CBC, ts(1, 15)))
+    sender.send(order("HOSPB", "B1", CBC, ts(1, 14)))
+    return sender.send(result("HOSPB", "B1", CBC, ts(1, 15)))
 
 
 def repeats(engine: Engine) -> dict[str, str]:
@@ -53,7 +37,7 @@ def repeats(engine: Engine) -> dict[str, str]:
     return {f["inst"]: f["prior_inst"] for f in flags(engine) if f["status"] != "void"}
 
 
-def test_the_afternoons_test_is_the_repeat_when_the_morning_arrives_late(hl7: tuple[Engine, Sender]) -> None:
+def test_the_afternoons_test_is_the_repeat_when_the_morning_arrives_late(hl7: tuple[Engine, Sender]) -> None:  # noqa: F811
     engine, sender = hl7
     afternoon(sender)
     assert repeats(engine) == {}
@@ -68,7 +52,7 @@ def test_the_afternoons_test_is_the_repeat_when_the_morning_arrives_late(hl7: tu
     assert check["recognisable"] == [] and check["outcome"] == "retested", check
 
 
-def test_morning_then_afternoon_is_unchanged(hl7: tuple[Engine, Sender]) -> None:
+def test_morning_then_afternoon_is_unchanged(hl7: tuple[Engine, Sender]) -> None:  # noqa: F811
     engine, sender = hl7
     morning(sender)
     ack = afternoon(sender)
@@ -76,7 +60,7 @@ def test_morning_then_afternoon_is_unchanged(hl7: tuple[Engine, Sender]) -> None
     assert repeats(engine) == {"HOSPB": "HOSPA"}, flags(engine)
 
 
-def test_a_date_alone_stays_a_same_day_prior(hl7: tuple[Engine, Sender]) -> None:
+def test_a_date_alone_stays_a_same_day_prior(hl7: tuple[Engine, Sender]) -> None:  # noqa: F811
     """The morning's order and result sent with the day alone, after the afternoon's: which came
     first is not known, so the afternoon's result is a prior of age 0 for it, as before."""
     engine, sender = hl7
@@ -85,7 +69,7 @@ def test_a_date_alone_stays_a_same_day_prior(hl7: tuple[Engine, Sender]) -> None
     assert repeats(engine) == {"HOSPA": "HOSPB"}, flags(engine)
 
 
-def test_entries_stored_before_the_times_were_kept_decide_as_before(hl7: tuple[Engine, Sender]) -> None:
+def test_entries_stored_before_the_times_were_kept_decide_as_before(hl7: tuple[Engine, Sender]) -> None:  # noqa: F811
     """An index entry and a check row written before this round have no time: each is read as
     its day alone, so a same-day pair is decided as it was (no flag started or stopped by the
     upgrade); a later version of the result writes its time."""
