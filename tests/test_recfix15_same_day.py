@@ -63,3 +63,31 @@ def test_a_prior_at_the_orders_minute_arriving_late(hl7: tuple[Engine, Sender]) 
     _at_nine(sender)
     _early(sender)
     assert repeats(engine) == {}, flags(engine)
+
+
+def _entered_late(sender: Sender) -> None:
+    """HOSPA: its order sent as placed at 10:00, its sample taken at 09:00 (ORC-9 entered late)."""
+    sender.send(order("HOSPA", "A1", CBC, ts(1, 10)))
+    sender.send(result("HOSPA", "A1", CBC, ts(1, 9)))
+
+
+def _between(sender: Sender) -> None:
+    """HOSPB: ordered 09:30, taken 09:45."""
+    sender.send(order("HOSPB", "B1", CBC, ts(1, 9)[:10] + "3000"))
+    sender.send(result("HOSPB", "B1", CBC, ts(1, 9)[:10] + "4500"))
+
+
+def test_an_order_sent_as_placed_after_its_own_result_is_bounded_by_it(hl7: tuple[Engine, Sender]) -> None:  # noqa: F811
+    """Review of recfix15: HOSPA's order (10:00) after its own result (09:00) made each test the
+    other's prior and both were flagged; HOSPA's order was placed by 09:00, so only HOSPB's repeats."""
+    engine, sender = hl7
+    _entered_late(sender)
+    _between(sender)
+    assert repeats(engine) == {"HOSPB": "HOSPA"}, flags(engine)
+
+
+def test_an_order_sent_as_placed_after_its_own_result_arriving_late(hl7: tuple[Engine, Sender]) -> None:  # noqa: F811
+    engine, sender = hl7
+    _between(sender)
+    _entered_late(sender)
+    assert repeats(engine) == {"HOSPB": "HOSPA"}, flags(engine)

@@ -179,6 +179,10 @@ def taken_before(result_at: str | None, order_at: str | None, *, since: str | No
     only when it is. With bounds the two sides of a pair cannot both be "before" the other, so a
     same-day pair is never flagged both ways (a day-alone order whose own result was taken at
     09:00 was placed by 09:00: a 15:00 result is not its prior)."""
+    if order_at and by and by < order_at:
+        # an order sent as placed after its own result was taken (an ORC-9 entered late): it was
+        # placed by then -- else a pair of such tests is each other's prior, both flagged
+        order_at = by
     if result_at and order_at:
         return result_at < order_at
     earliest, latest = result_at or since, order_at or by

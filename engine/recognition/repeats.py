@@ -233,9 +233,9 @@ class Repeats(RecognitionState, _Others):
         performed = sorted({a for d in members for a in d.get("analytes") or ()})
         if performed and all(d.get("analytes") for d in members):
             order = replace(order, analytes=tuple(performed))  # what was actually done
-        if order.at is None:
-            # a day alone: it was placed before its own result was taken (``taken_before``)
-            order = replace(order, by=min((d["at"] for d in members if d.get("at")), default=None))
+        # placed before its own result was taken (``taken_before``): a day alone is bounded by it, and
+        # so is an order sent as placed later than its own result (an ORC-9 entered late)
+        order = replace(order, by=min((d["at"] for d in members if d.get("at")), default=None))
         candidates = [self._bounded(c, order.day) for c in
                       self.index.candidates(order.person or "", item.code, order.day, item.window_days)
                       if result_key(c) != key]
