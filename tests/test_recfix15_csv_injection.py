@@ -45,3 +45,10 @@ def test_a_formula_in_free_text_is_text_in_both_exports(engine: Any, county: Any
 def test_the_exports_own_numbers_stay_numbers() -> None:
     assert [csv_cell(v) for v in ("-20.00", "-3", -1.5, "@x", "-x", "\tx", "+1", "正常")] == [
         "-20.00", "-3", -1.5, "'@x", "'-x", "'\tx", "'+1", "正常"]
+
+
+def test_a_formula_after_blanks_or_in_full_width_is_text() -> None:
+    """Review of recfix15: a spreadsheet also reads a formula after leading blanks or a line break,
+    and a Chinese input method types the full-width signs; each had been left as it came."""
+    cells = (" =HYPERLINK(\"http://x\")", "\n=1+1", "\u3000=1", "＝HYPERLINK(\"http://x\")", "－1+1", "＠x", "  正常")
+    assert [csv_cell(v) for v in cells] == ["'" + v for v in cells[:-1]] + ["  正常"]

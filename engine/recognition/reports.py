@@ -229,14 +229,20 @@ _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 def csv_cell(value: Any) -> Any:
     """A CSV cell that a spreadsheet shows as text: a text cell starting with ``=``, ``+``, ``-``,
-    ``@``, a tab or a CR gets a leading ``'`` (OWASP's advice against CSV injection), unless it is
+    ``@``, a tab or a CR (or their full-width forms, or any of them after blanks) gets a leading ``'`` (OWASP's advice against CSV injection), unless it is
     a plain number (a negative amount the export itself writes stays a number).
 
     Why: the cells carry sender free text (ORC-16 reason text, an auditor's review reason, names);
     ``=HYPERLINK(...)`` in one of them ran as a formula when an auditor opened the export in Excel."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PLAIN_NUMBER.fullmatch(value):
+    if isinstance(value, str) and value.lstrip(_BLANKS)[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+# what a spreadsheet may read as a formula's start: also after leading blanks and line breaks, and
+# the full-width forms a Chinese input method types (review: " =HYPERLINK(..)", "\n=1+1", "＝...")
+_FORMULA_START = frozenset("=+-@\t\r＝＋－＠")
+_BLANKS = " \n\u3000"
 
 
 def csv_row(writer: Any, values: Iterable[Any]) -> None:
