@@ -59,42 +59,14 @@ class Planned(Protocol):
 
 
 def local_day(value: str | None, tz: str) -> date | None:
-    """The calendar day of a FHIR date / dateTime / instant at the institution.
-
-    Remembered per (value, zone): the results of a message share their times (the mark and the
-    hook each ask for every result), and each answer is a parse and a zone conversion."""
-    if not value:
-        return None
-    try:
-        return _local_day(value, tz)
-    except TypeError:  # not hashable: not a FHIR date, read as always
-        return _read_day(value, tz)
+    """The calendar day of a FHIR date / dateTime / instant at the institution."""
+    return _time(value, tz)[0] if value else None
 
 
 def local_today(tz: str) -> date:
     """Today at the institution (its time zone), not on the server's clock: a server kept in UTC
     is a day behind Asia/Shanghai from 00:00 to 08:00 there."""
     return datetime.now(ZoneInfo(tz)).date()
-
-
-def _read_day(value: Any, tz: str) -> date | None:
-    text = str(value)
-    if len(text) <= 10:
-        parts = text.split("-")
-        try:
-            return date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1)
-        except (ValueError, IndexError):
-            return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(ZoneInfo(tz))
-    return moment.date()
-
-
-_local_day = lru_cache(maxsize=4096)(_read_day)
 
 
 def local_instant(value: str | None, tz: str) -> str | None:
@@ -105,30 +77,41 @@ def local_instant(value: str | None, tz: str) -> str | None:
     Why: the decision's "O's date minus R's date" is in days, so of two results of one day each
     was the other's prior -- a morning result that reached huren after the afternoon's was
     flagged as its repeat. With the time sent, a result taken after the order was placed is
-    not its prior (``decision.assess``); a date alone stays as it was, same day = age 0.
-    Remembered per (value, zone) as ``local_day`` is."""
-    if not value:
-        return None
+    not its prior (``decision.assess``); a date alone stays as it was, same day = age 0."""
+    return _time(value, tz)[1] if value else None
+
+
+def _time(value: Any, tz: str) -> tuple[date | None, str | None]:
+    """(``local_day``, ``local_instant``) of one value, from one parse, remembered per (value,
+    zone): the results of a message share their times (the mark and the hook each ask for every
+    result, the day and the instant alike), and each answer is a parse and a zone conversion."""
     try:
-        return _local_instant(value, tz)
-    except TypeError:  # not hashable: not a FHIR date
-        return _read_instant(value, tz)
+        return _local_time(value, tz)
+    except TypeError:  # not hashable: not a FHIR date, read as always
+        return _read_time(value, tz)
 
 
-def _read_instant(value: Any, tz: str) -> str | None:
+def _read_time(value: Any, tz: str) -> tuple[date | None, str | None]:
     text = str(value)
-    if len(text) <= 10 or "T" not in text:
-        return None
+    if len(text) <= 10:
+        parts = text.split("-")
+        try:
+            return date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1,
+                        int(parts[2]) if len(parts) > 2 else 1), None
+        except (ValueError, IndexError):
+            return None, None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None
-    if moment.tzinfo is None:  # a time without an offset is the institution's local time
-        moment = moment.replace(tzinfo=ZoneInfo(tz))
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return None, None
+    zone = ZoneInfo(tz)
+    # a time without an offset is the institution's local time
+    local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    instant = local.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if "T" in text else None
+    return local.date(), instant
 
 
-_local_instant = lru_cache(maxsize=4096)(_read_instant)
+_local_time = lru_cache(maxsize=4096)(_read_time)
 
 
 def result_time(resource: dict[str, Any]) -> str | None:
