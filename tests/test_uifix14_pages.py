@@ -56,6 +56,16 @@ def session_words(browser: Browser) -> dict:
     return browser.eval("fetch('/ui/session').then(r => r.json())")
 
 
+def refused(browser: Browser, field: str, text: str, button: str, message: str) -> str:
+    """Type ``text`` into an emptied filter ``field``, tap ``button`` and return ``message``'s text once
+    it names what was typed (the page's answer to a name that matches nothing)."""
+    browser.eval(f"document.querySelector({json.dumps(field)}).value = ''; true")
+    type_into(browser, field, text)
+    tap(browser, button)
+    browser.wait_for(f"document.querySelector({json.dumps(message)}).innerText.includes({json.dumps(text)})")
+    return browser.eval(f"document.querySelector({json.dumps(message)}).innerText")
+
+
 def test_a_partial_site_words_file_merges_and_a_broken_edit_keeps_the_last_good_words(
         engine: Engine, server: str, browser: Browser, caplog: pytest.LogCaptureFixture) -> None:
     ins.sign_in(browser, server, engine, PAGE, "zhao.min", "auditor")  # had looped back to /ui/signin
@@ -123,16 +133,12 @@ def test_a_name_that_matches_nothing_is_said_before_anything_is_sent(engine: Eng
     ins.sign_in(browser, server, engine, PAGE, "zhao.min", "auditor")
     browser.wait_for("document.body.dataset.settlement === '1'")
     browser.eval(COUNT)
-    type_into(browser, "#settlement-form [name=community]", "阜宁医共体")
-    tap(browser, "#set-apply")
-    browser.wait_for("document.querySelector('#set-message').innerText !== ''")
-    assert browser.eval("document.querySelector('#set-message').innerText").startswith("没有名为“阜宁医共体”的医共体")
+    assert refused(browser, "#settlement-form [name=community]", "阜宁医共体", "#set-apply",
+                   "#set-message").startswith("没有名为“阜宁医共体”的医共体")
     browser.wait_for("document.body.dataset.indicators === '1'")
     assert browser.eval("document.querySelectorAll('#indicators tbody tr').length") > 0  # the month's figures
-    type_into(browser, "#indicators-form [name=community]", "阜宁医共体")
-    tap(browser, "#ind-apply")
-    browser.wait_for("document.querySelector('#message').innerText !== ''")
-    assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“阜宁医共体”的医共体")
+    assert refused(browser, "#indicators-form [name=community]", "阜宁医共体", "#ind-apply",
+                   "#message").startswith("没有名为“阜宁医共体”的医共体")
     # and the figures shown before go with it: they had stayed, under a community that does not exist
     assert browser.eval("document.querySelectorAll('#indicators tbody tr').length") == 0
     assert browser.eval("window.sent") == []
@@ -147,19 +153,12 @@ def test_a_name_that_matches_nothing_is_said_before_anything_is_sent(engine: Eng
     browser.send("Page.navigate", url=f"{server}/ui/duplicates")
     browser.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
     browser.eval(COUNT)
-    type_into(browser, "#filters [name=institution]", "阜宁县人民医")
-    tap(browser, "#apply")
-    browser.wait_for("document.querySelector('#message').innerText !== ''")
-    assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“阜宁县人民医”的机构")
+    assert refused(browser, "#filters [name=institution]", "阜宁县人民医", "#apply",
+                   "#message").startswith("没有名为“阜宁县人民医”的机构")
     # a name every object answers to is no code ("constructor" had been sent as one)
+    assert refused(browser, "#filters [name=institution]", "constructor", "#apply",
+                   "#message").startswith("没有名为“constructor”的机构")
     browser.eval("document.querySelector('#filters [name=institution]').value = ''; true")
-    type_into(browser, "#filters [name=institution]", "constructor")
-    tap(browser, "#apply")
-    browser.wait_for("document.querySelector('#message').innerText.includes('constructor')")
-    assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“constructor”的机构")
-    browser.eval("document.querySelector('#filters [name=institution]').value = ''; true")
-    type_into(browser, "#filters [name=item]", "血常规检查")
-    tap(browser, "#apply")
-    browser.wait_for("document.querySelector('#message').innerText.includes('血常规检查')")
-    assert browser.eval("document.querySelector('#message').innerText").startswith("没有名为“血常规检查”的检验检查项目")
+    assert refused(browser, "#filters [name=item]", "血常规检查", "#apply",
+                   "#message").startswith("没有名为“血常规检查”的检验检查项目")
     assert browser.eval("window.sent") == []
