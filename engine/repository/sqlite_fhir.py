@@ -347,7 +347,7 @@ class SqliteFhirBackend(SqliteSearch):
             add_hash, add_date = tables["ix_hash"].append, tables["ix_date"].append
             add_string, add_quantity = tables["ix_string"].append, tables["ix_quantity"].append
             add_insert = inserts.append
-            hashers, dumps, dumps_plain = self._hashers, fhirjson.dumps, orjson.dumps
+            hashers, dumps, dumps_ranges = self._hashers, fhirjson.dumps, orjson.dumps
             for rec, rows, previous in items:
                 rtype = rec.type
                 if previous is not None and previous.key is not None:
@@ -371,10 +371,7 @@ class SqliteFhirBackend(SqliteSearch):
                     sortkeys, blob, ranges = None, PAIRS, None
                 else:
                     hasher = hashers.get(rtype) or self._hasher(rtype)
-                    try:  # sort keys are str and float (``IndexRows.sort``): orjson's own types
-                        sortkeys = dumps_plain(rows.sort).decode()
-                    except TypeError:  # (an int past 64 bits: written as its digits, as before)
-                        sortkeys = dumps(rows.sort).decode()
+                    sortkeys = dumps(rows.sort).decode()
                     keys = hasher.keys(rows, rids)
                     if keys:
                         blob = _packer(2 * len(keys)).pack(*_flat(keys)) + PAIRS
@@ -391,7 +388,7 @@ class SqliteFhirBackend(SqliteSearch):
                             add_string((hp[p], n, raw, rid))
                         for p, v, system, code in quantities:
                             add_quantity((hp[p], v, system, code, rid))
-                        ranges = dumps_plain((dates, strings, quantities)).decode()
+                        ranges = dumps_ranges((dates, strings, quantities)).decode()
                     else:
                         ranges = None
                 add_insert((rid, rtype, rec.id, rec.version, rec.updated, int(rec.deleted), rec.body,
