@@ -352,9 +352,12 @@ def parse_day(value: str | None, name: str) -> date | None:
 
 def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> bool:
     """Is every version of the group a Patient with a version before it and that version's
-    national ID (``IdCorrections._on_patient`` then has nothing to do for any of them)?"""
+    national ID (``IdCorrections._on_patient`` then has nothing to do for any of them)? The same
+    identifiers tell it without reading the number (a check-digit computation) twice."""
     for resource, previous in writes:
-        if previous is None or resource.get("resourceType") != "Patient" \
-                or national_id(resource) != national_id(previous):
+        if previous is None or resource.get("resourceType") != "Patient":
+            return False
+        if resource.get("identifier") != previous.get("identifier") \
+                and national_id(resource) != national_id(previous):
             return False
     return bool(writes)
