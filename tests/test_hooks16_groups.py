@@ -81,3 +81,41 @@ def test_returning_resident_links_versions_and_flags(settings, order):
     # whichever order the messages came (a prior arriving late decides its repeat again)
     assert got["flags"] == [("flagged", "LFT", "2026-11-04", "2026-11-01"),
                             ("flagged", "LFT", "2026-11-06", "2026-11-04")]
+
+
+def _mpi_state(engine, ids: list[str]) -> dict:
+    out = {}
+    for pid in ids:
+        current = engine.repository.read("Patient", pid)
+        out[pid] = (current["meta"]["versionId"], [link["other"]["reference"] for link in current.get("link", [])],
+                    engine.identity.record(pid)["status"])
+    return out
+
+
+def test_the_index_link_version_is_not_classified_again_and_changes_still_are(engine, monkeypatch):
+    """The patient index's own version of an earlier record (its links alone changed) is not
+    classified again; a record whose content changes in the same write group as a new record of
+    its person -- the index rewrites it before its own hook ran -- still is: a birth date against
+    its ID number leaves the person, a new ID number moves it to another (the same links, versions
+    and index entries as the code before this round gave)."""
+    from tests.test_identity_mpi import WANG, ZHANG, patient
+
+    repo, mpi = engine.repository, engine.identity
+    repo.update(patient("fn-1", ZHANG))
+    classified: list[str] = []
+    real = mpi._classify_members
+    monkeypatch.setattr(mpi, "_classify_members", lambda p, *a: classified.append(p["id"]) or real(p, *a))
+    repo.update(patient("fm-2", ZHANG))
+    assert classified == ["fm-2"]  # by its statement; fn-1's version with the link to it is not
+    assert _mpi_state(engine, ["fn-1", "fm-2"]) == {"fn-1": ("2", ["Patient/fm-2"], "linked"),
+                                                    "fm-2": ("1", ["Patient/fn-1"], "linked")}
+    issues = [r.issues for r in repo.write_many([patient("fz-7", ZHANG), patient("fn-1", ZHANG, birth="1990-01-02")])]
+    assert issues[0] == [] and "birthDate" in issues[1][0]["diagnostics"]
+    assert _mpi_state(engine, ["fn-1", "fm-2", "fz-7"]) == {
+        "fn-1": ("5", [], "conflict"), "fm-2": ("3", ["Patient/fz-7"], "linked"),
+        "fz-7": ("2", ["Patient/fm-2"], "linked")}
+    repo.write_many([patient("fy-3", ZHANG), patient("fm-2", WANG, name="王五", gender="female", birth="1985-06-15")])
+    assert _mpi_state(engine, ["fm-2", "fz-7", "fy-3"]) == {
+        "fm-2": ("6", [], "linked"), "fz-7": ("4", ["Patient/fy-3"], "linked"),
+        "fy-3": ("2", ["Patient/fz-7"], "linked")}
+    assert mpi.person_compartment("fm-2") == {"fm-2"}
