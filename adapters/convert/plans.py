@@ -485,27 +485,34 @@ class GroupPlans:
         self.ctx, self.category, self.subject = ctx, category, subject
         self.encounter, self.performer, self.specimen = encounter, performer, specimen
         self.notes, self.prt, self.tz = group.notes, group.prt, ctx.tz
+        self.enc = enc = group.obx[0].enc if group.obx else None
+        self.entry: Any = _UNREAD  # the site's plans, read at the first plain numeric result (``_read``)
+        if enc is not None:
+            self.delimiters = (enc.component, enc.repetition, enc.subcomponent, enc.escape)
+
+    def _read(self) -> Any:
+        """What the group's results share (``_shared``, as ``shortcut`` reads it), once; None when
+        nothing of the group is planned (its category, or the site's table)."""
+        category = self.category
         self.entry = None
-        enc = self.enc = group.obx[0].enc if group.obx else None
-        if enc is None or (category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING
-                           and category is not None):
-            return
-        shared = _shared(ctx, enc, category, performer, encounter, specimen)
+        if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
+            return None
+        shared = _shared(self.ctx, self.enc, category, self.performer, self.encounter, self.specimen)
         if shared is None:
-            return
+            return None
         self.entry = entry = shared[6]
         self.number, self.shortcuts = shared[5], entry.shortcuts
         self.whole = 5 in entry.described_fields  # the site's table reads OBX-5: it is part of the key
-        self.delimiters = (enc.component, enc.repetition, enc.subcomponent, enc.escape)
+        return entry
 
     def quick(self, obx: Segment) -> tuple[Shortcut, Resource, Planned] | None:
         """The shortcut, Observation and plan mark of a plain numeric ``obx`` of a shape met before,
         exactly as ``shortcut`` + ``fill`` would give them; None: the general path decides."""
-        if self.entry is None:
-            return None
         fields = obx.fields
         if (len(fields) <= 14 or obx.enc is not self.enc or _PLANNED_TYPES.get(fields[2]) is not NUMERIC
                 or fields[8] == '""'):
+            return None
+        if self.entry is None or (self.entry is _UNREAD and self._read() is None):
             return None
         raw, when = fields[5], fields[14]
         if not raw or raw == '""' or not when:
