@@ -59,22 +59,37 @@ def _with_obx(text: str, n: int, field: int, value: str) -> str:
 def _plans_off() -> Iterator[None]:
     """Conversion without plans: no description is planned and no OBX shape has a shortcut."""
     with (mock.patch.object(plans, "describe", return_value=None),
-          mock.patch.object(plans, "shortcut", return_value=(None, None))):
+          mock.patch.object(plans, "shortcut", return_value=(None, None)),
+          mock.patch.object(plans.GroupPlans, "quick", return_value=None)):
+        yield
+
+
+@contextmanager
+def _both(first: Any, second: Any) -> Iterator[None]:
+    with first, second:
         yield
 
 
 def _planned_use(step: str = "build") -> tuple[list[int], Any]:
     """A counter of the results built by ``plans.<step>`` (``build``: from a plan; ``fill``: from a
-    known shape's shortcut), and the patch that counts them."""
+    known shape's shortcut) or by a group's one call for its plain numeric results
+    (``plans.GroupPlans.quick``, which stands for both), and the patch that counts them."""
     count = [0]
     original = getattr(plans, step)
+    quick = plans.GroupPlans.quick
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         built = original(*args, **kwargs)
         count[0] += built is not None
         return built
 
-    return count, mock.patch.object(plans, step, counting)
+    def counting_quick(self: plans.GroupPlans, obx: Any) -> Any:
+        built = quick(self, obx)
+        count[0] += built is not None
+        return built
+
+    return count, _both(mock.patch.object(plans, step, counting),
+                        mock.patch.object(plans.GroupPlans, "quick", counting_quick))
 
 
 def test_every_message_converts_the_same_from_plans(tmp_path: Path) -> None:

@@ -104,7 +104,8 @@ def test_the_imaging_question_per_obx_agrees_with_the_joined_one(obx: list[str])
 @contextmanager
 def _plans_off() -> Iterator[None]:
     with (mock.patch.object(plans, "describe", return_value=None),
-          mock.patch.object(plans, "shortcut", return_value=(None, None))):
+          mock.patch.object(plans, "shortcut", return_value=(None, None)),
+          mock.patch.object(plans.GroupPlans, "quick", return_value=None)):
         yield
 
 
@@ -138,7 +139,14 @@ def test_a_refused_time_in_a_planned_result_is_refused_as_the_ordinary_path_refu
         filled[0] += built is not None
         return built
 
-    with mock.patch.object(plans, "fill", counted):
+    quick = plans.GroupPlans.quick
+
+    def counted_quick(self: plans.GroupPlans, obx: object) -> object:
+        built = quick(self, obx)
+        filled[0] += built is not None
+        return built
+
+    with mock.patch.object(plans, "fill", counted), mock.patch.object(plans.GroupPlans, "quick", counted_quick):
         planned = mllp_send(mllp, _with_time(oru_lab(4), 4, "20261101090000+1459", "PLANNED-BAD"))
     assert filled[0] == 12  # every result, the bad one too, built from its plan
     with _plans_off():

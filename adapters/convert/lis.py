@@ -86,7 +86,30 @@ def convert_orders(
         plan = hook is None  # an imaging hook may change the results after they are made
         observation, text_types = results.observation, results.TEXT_TYPES
         shortcut, fill, put, planned = plans.shortcut, plans.fill, ctx.put, ctx.planned
+        quick = plans.GroupPlans(ctx, group, obs_category, subject, enc, org, specimen).quick if plan else None
         for obx in group.obx:
+            # a plain numeric result of a shape met before: built from its plan by one call
+            # (``plans.GroupPlans``), its key, id and registration as below
+            made = quick(obx) if quick is not None else None
+            if made is not None:
+                cut, res, planned_as = made
+                okey = f"{rkey}|{cut.item}|{cut.sub}"
+                if okey in repeated:
+                    okey += f"|@{obx.value(14) or (group.obr.value(7) if group.obr is not None else '')}"
+                if okey in seen_keys or not cut.item:
+                    okey += f"|{obx.value(1) or obx.sequence}"
+                    if okey in seen_keys:
+                        okey += f"|{obx.sequence}"
+                seen_keys.add(okey)
+                ref = put(res, okey)
+                if ctx.resources.get(ref["reference"]) is res:
+                    planned[ref["reference"]] = planned_as
+                refs.append(ref)
+                if cut.sub:
+                    ctx.sub_id(ctx.resources[ref["reference"]])
+                if cut.text:
+                    text_lines.extend(r.text() for r in obx.reps(5))
+                continue
             # an OBX of a shape met before (``plans.shortcut``): its plan, key parts and text flag
             # in one lookup; built from the plan unless its value's shape is not the plan's
             cut, shape = shortcut(obx, group, ctx, obs_category, enc, org, specimen) if plan else (None, None)

@@ -426,8 +426,9 @@ _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter"
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
     """The function that builds a plan's Observation, as Python source compiled once: the fixed
-    elements written out as literals (a dict display of constants costs a fraction of copying the
-    same tree at run time, and every call gets new containers, as ``json_copy`` would give).
+    scalar elements written out as literals, the fixed trees (code, reference range,
+    interpretation) passed in as the plan's own shared objects (see below), the varying part
+    (category list, value, performer list) a dict display that makes new containers each call.
 
     Strings, ints, bools and None are written with ``repr`` (a literal of exactly that value); any
     other leaf -- a float, which may be an exact decimal (``FhirDecimal``) -- is passed in as a
@@ -436,7 +437,18 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
 
     parts = ["'resourceType': 'Observation'"]
     for name, kind, fixed in items:
-        if kind == STATIC:
+        if kind == STATIC and isinstance(fixed, (dict, list)):
+            # a fixed element that is a tree (the code and its mapped codings, the reference range,
+            # the interpretation) is the plan's own object, shared by every Observation it makes,
+            # as ``results.CATEGORY_LAB`` always was: nothing downstream changes a converted
+            # resource's elements in place (``tests/test_conv16_shared.py`` checks the plans'
+            # trees after the corpus went through ingest), and a result then costs a dict display
+            # of its varying part only -- 4 containers made (and later freed) instead of 16
+            literal(fixed, {})  # (raises TypeError for a key that is not a string, as before: not planned)
+            shared = f"_s{len(constants)}"
+            constants[shared] = fixed
+            parts.append(f"{name!r}: {shared}")
+        elif kind == STATIC:
             parts.append(f"{name!r}: {literal(fixed, constants)}")
         elif kind == VALUE:
             rest = literal(fixed, constants)[1:]  # the fixed elements after "value", in order
@@ -448,3 +460,113 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
     namespace: dict[str, Any] = dict(constants)
     exec(compile(source, "<observation plan>", "exec"), namespace)  # noqa: S102 -- literals via repr only
     return namespace["make"]
+
+
+class GroupPlans:
+    """The plain numeric results of one order group, built from their plans with what the group's
+    results share read once (sixteenth round).
+
+    Why: ``shortcut``, ``fill`` and ``build`` serve every planned kind and are asked per result
+    for what the group decides (its category, the shared part of the key, the delimiters, the
+    site's plan tables), through five calls and three returned tuples a result. The commonest
+    result by far -- a number without comparator repetition or escape, a plain OBX-14 -- is built
+    here by one call that reads each field once. ``quick`` answers only where the general path
+    (``shortcut`` then ``fill``) would build the same Observation from the same plan, with the
+    same unmapped notes; anything else (another value type, a value of another shape than the
+    plan's, a timestamp the general path would refuse, delimiters in OBX-5 or OBX-14, notes or
+    participants on the result) answers None and takes the general path as before, which then
+    decides exactly as it always did (``tests/test_conv16_plans.py`` converts both ways)."""
+
+    __slots__ = ("ctx", "enc", "category", "subject", "encounter", "performer", "specimen", "entry",
+                 "number", "shortcuts", "whole", "notes", "prt", "tz", "delimiters")
+
+    def __init__(self, ctx: Context, group: Any, category: Any, subject: dict[str, str], encounter: Any,
+                 performer: dict[str, str], specimen: Any) -> None:
+        self.ctx, self.category, self.subject = ctx, category, subject
+        self.encounter, self.performer, self.specimen = encounter, performer, specimen
+        self.notes, self.prt, self.tz = group.notes, group.prt, ctx.tz
+        self.enc = enc = group.obx[0].enc if group.obx else None
+        self.entry: Any = _UNREAD  # the site's plans, read at the first plain numeric result (``_read``)
+        if enc is not None:
+            self.delimiters = (enc.component, enc.repetition, enc.subcomponent, enc.escape)
+
+    def _read(self) -> Any:
+        """What the group's results share (``_shared``, as ``shortcut`` reads it), once; None when
+        nothing of the group is planned (its category, or the site's table)."""
+        category = self.category
+        self.entry = None
+        if category is not results.CATEGORY_LAB and category is not results.CATEGORY_IMAGING and category is not None:
+            return None
+        shared = _shared(self.ctx, self.enc, category, self.performer, self.encounter, self.specimen)
+        if shared is None:
+            return None
+        self.entry = entry = shared[6]
+        self.number, self.shortcuts = shared[5], entry.shortcuts
+        self.whole = 5 in entry.described_fields  # the site's table reads OBX-5: it is part of the key
+        return entry
+
+    def quick(self, obx: Segment) -> tuple[Shortcut, Resource, Planned] | None:
+        """The shortcut, Observation and plan mark of a plain numeric ``obx`` of a shape met before,
+        exactly as ``shortcut`` + ``fill`` would give them; None: the general path decides."""
+        fields = obx.fields
+        if (len(fields) <= 14 or obx.enc is not self.enc or _PLANNED_TYPES.get(fields[2]) is not NUMERIC
+                or fields[8] == '""'):
+            return None
+        if self.entry is None or (self.entry is _UNREAD and self._read() is None):
+            return None
+        raw, when = fields[5], fields[14]
+        if not raw or raw == '""' or not when:
+            return None
+        component, repetition, subcomponent, escape = self.delimiters
+        if (component in raw or repetition in raw or subcomponent in raw or (escape and escape in raw)
+                or component in when or repetition in when or subcomponent in when or (escape and escape in when)):
+            return None  # read through the repetitions: the general path
+        position = obx.position
+        if (self.notes and self.notes.get(position)) or (self.prt and self.prt.get(position)):
+            return None
+        if self.whole:
+            key: tuple[Any, ...] = (self.number, *fields[2:14], *fields[15:])
+        else:
+            key = (self.number, fields[2], fields[3], fields[4], *fields[6:14], *fields[15:])
+        cut = self.shortcuts.get(key)
+        if cut is None or cut.kind is not NUMERIC:
+            return None
+        plan = cut.plan
+        text = raw.strip()
+        if not text or plan.text:
+            return None
+        bound = _BOUNDS.get(text, _UNREAD)
+        if bound is _UNREAD:
+            bound = results._BOUND.match(text)
+            if len(_BOUNDS) >= _DECIMALS_LIMIT:
+                _BOUNDS.clear()
+            _BOUNDS[text] = bound
+        if ("=" if bound is None else bound.group(1)) != cut.shape:
+            return None
+        number = bound.group(2) if bound is not None else text
+        value = _DECIMALS.get(number)
+        if value is None:
+            try:
+                value = decimal(number)
+            except ValueError:
+                return None
+            if len(_DECIMALS) >= _DECIMALS_LIMIT:
+                _DECIMALS.clear()
+            _DECIMALS[number] = value
+        when = when.strip()
+        if not when:
+            return None
+        try:
+            effective = to_fhir_datetime(when, self.tz)
+        except TimestampError:
+            return None
+        ctx, subject, encounter, specimen = self.ctx, self.subject, self.encounter, self.specimen
+        holes: dict[str, Any] = {"subject": subject, "valueQuantity": value, "effectiveDateTime": effective}
+        if encounter is not None:
+            holes["encounter"] = encounter
+        if specimen is not None:
+            holes["specimen"] = specimen
+        for kind, code, where in plan.unmapped:
+            ctx.note_unmapped(kind, code, where)
+        return (cut, plan.make(self.category, subject, encounter, specimen, self.performer, value, effective),
+                Planned(plan, holes))

@@ -1,0 +1,52 @@
+"""A planned Observation shares its plan's fixed trees (sixteenth round, ``plans._generate``): the
+code with its mapped codings, the reference range and the interpretation are the plan's own objects
+in every result it builds, as the lab category (``results.CATEGORY_LAB``) always was. That is
+right only while nothing after the converter changes a converted resource's elements in place: a
+change would reach every later result of the plan. This sends results through the real path (MLLP,
+ingest, merge with stored versions, a correction, the recognition and identity hooks, the store)
+and checks that no plan's trees changed, and that what was stored equals the plan's trees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.convert import plans
+from bench.ingest import oru_lab
+from engine.fhirjson import dumps
+from tests.conftest import mllp_send
+
+
+def _trees() -> dict[int, bytes]:
+    """Every plan's fixed elements as bytes, by the plan's identity."""
+    return {id(plan): dumps([[name, fixed] for name, _kind, fixed in plan.items])
+            for entry in plans._SITES.values() for plan in entry.plans.values() if plan is not None}
+
+
+def _changed(message: bytes, control: str, old: str, new: str) -> bytes:
+    text = message.decode()
+    head, rest = text.split("|ORU^R01^ORU_R01|", 1)
+    rest = control + rest[rest.index("|"):]
+    return f"{head}|ORU^R01^ORU_R01|{rest}".replace(old, new).encode()
+
+
+def test_no_plan_tree_is_changed_by_what_ingest_does_with_its_results(engine: Any, mllp: int) -> None:
+    for n in (1, 2, 3):  # plans learnt, proven, used
+        assert "MSA|AA|" in mllp_send(mllp, oru_lab(n))
+    before = _trees()
+    assert len(before) >= 12  # the blood count's twelve tests
+    for message in (
+        oru_lab(4),
+        _changed(oru_lab(3), "LAB-CHANGED", "|6.2|", "|6.9|"),  # the same results, a value changed: merged
+        _changed(oru_lab(3), "LAB-CORRECTED", "|N|||F|", "|H|||C|"),  # corrected: another plan, merged
+        _changed(oru_lab(3), "LAB-NULL", "|N|||F|", '|""|||F|'),  # OBX-8 "": the ordinary path deletes
+        oru_lab(3),  # re-sent as it was
+    ):
+        assert "MSA|A" in mllp_send(mllp, message)
+    after = _trees()
+    assert {k: after[k] for k in before} == before
+    stored = engine.repository.search("Observation", [("code", "urn:huren:code:FNXRMYY|HGB")]).resources
+    assert len(stored) >= 4
+    shared = next(plan.items for entry in plans._SITES.values() for plan in entry.plans.values()
+                  if plan is not None and dumps(plan.items).find(b'"HGB"') >= 0)
+    code = next(fixed for name, _kind, fixed in shared if name == "code")
+    assert all(r["code"] == code for r in stored)
