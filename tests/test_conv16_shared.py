@@ -1,6 +1,7 @@
 """A planned Observation shares its plan's fixed trees (sixteenth round, ``plans._generate``): the
-code with its mapped codings, the reference range and the interpretation are the plan's own objects
-in every result it builds, as the lab category (``results.CATEGORY_LAB``) always was. That is
+reference range and the interpretation are the plan's own objects in every result it builds, as the
+lab category (``results.CATEGORY_LAB``) always was (the code is not shared: the recognition hook
+remembers a result's classification by the identity of its code, which the last check pins). That is
 right only while nothing after the converter changes a converted resource's elements in place: a
 change would reach every later result of the plan. This sends results through the real path (MLLP,
 ingest, merge with stored versions, a correction, the recognition and identity hooks, the store)
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.convert import plans
+from adapters.convert import convert, plans
+from adapters.hl7v2.parser import parse
 from bench.ingest import oru_lab
 from engine.fhirjson import dumps
+from engine.settings import Settings
+from mappings.site import Site
 from tests.conftest import mllp_send
 
 
@@ -50,3 +54,15 @@ def test_no_plan_tree_is_changed_by_what_ingest_does_with_its_results(engine: An
                   if plan is not None and dumps(plan.items).find(b'"HGB"') >= 0)
     code = next(fixed for name, _kind, fixed in shared if name == "code")
     assert all(r["code"] == code for r in stored)
+
+
+def test_results_of_one_plan_share_its_range_but_not_its_code(tmp_path: Any) -> None:
+    site = Site.load(Settings(data_dir=tmp_path / "var"))
+    for n in (1, 2):
+        convert(parse(oru_lab(n).decode()), site)
+    first, second = ([r for r in convert(parse(oru_lab(n).decode()), site).resources
+                      if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "HGB"][0]
+                     for n in (3, 4))
+    assert first["referenceRange"] is second["referenceRange"]
+    assert first["interpretation"] is second["interpretation"]
+    assert first["code"] == second["code"] and first["code"] is not second["code"]

@@ -426,9 +426,9 @@ _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter"
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
     """The function that builds a plan's Observation, as Python source compiled once: the fixed
-    scalar elements written out as literals, the fixed trees (code, reference range,
-    interpretation) passed in as the plan's own shared objects (see below), the varying part
-    (category list, value, performer list) a dict display that makes new containers each call.
+    scalar elements and the code written out as literals, the other fixed trees (reference
+    range, interpretation) passed in as the plan's own shared objects (see below), the varying
+    part (category list, value, performer list) a dict display that makes new containers each call.
 
     Strings, ints, bools and None are written with ``repr`` (a literal of exactly that value); any
     other leaf -- a float, which may be an exact decimal (``FhirDecimal``) -- is passed in as a
@@ -437,13 +437,15 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
 
     parts = ["'resourceType': 'Observation'"]
     for name, kind, fixed in items:
-        if kind == STATIC and isinstance(fixed, (dict, list)):
-            # a fixed element that is a tree (the code and its mapped codings, the reference range,
-            # the interpretation) is the plan's own object, shared by every Observation it makes,
-            # as ``results.CATEGORY_LAB`` always was: nothing downstream changes a converted
-            # resource's elements in place (``tests/test_conv16_shared.py`` checks the plans'
-            # trees after the corpus went through ingest), and a result then costs a dict display
-            # of its varying part only -- 4 containers made (and later freed) instead of 16
+        if kind == STATIC and isinstance(fixed, (dict, list)) and name != "code":
+            # a fixed element that is a tree (the reference range, the interpretation) is the
+            # plan's own object, shared by every Observation it makes, as ``results.CATEGORY_LAB``
+            # always was: nothing downstream changes a converted resource's elements in place
+            # (``tests/test_conv16_shared.py`` checks the plans' trees after results went through
+            # ingest), and a result makes (and later frees) 8 containers fewer. Not the ``code``:
+            # the recognition hook remembers a result's classification by the identity of its
+            # ``code`` object with its ``performer`` list (``engine/recognition/batch_scope.py``,
+            # ``facts.py``), so each result keeps a code of its own
             literal(fixed, {})  # (raises TypeError for a key that is not a string, as before: not planned)
             shared = f"_s{len(constants)}"
             constants[shared] = fixed
