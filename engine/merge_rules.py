@@ -153,6 +153,7 @@ class TypePlan:
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
     follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
     over: tuple[tuple[str, ElementPlan], ...] = ()  # ``as_far_as`` / ``names_all_of`` elements
+    sliced: tuple[str, ...] = ()  # the elements with slices: the only ones a create's ``combine`` looks at
 
 
 class Stored(Protocol):
@@ -283,7 +284,8 @@ class MergeRules:
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         over = tuple((name, e) for name, e in elements.items()
                      if (e.as_far_as or e.names_all_of) and e.mode != "replace")
-        plan = TypePlan(default, elements, trivial, guards, choices, follows, over)
+        sliced = tuple(name for name, e in elements.items() if e.slices)
+        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -320,13 +322,22 @@ class MergeRules:
                            str(self._pick(rule.get("another") or {}, ladder, "")), another_if)
 
     # -- apply ---------------------------------------------------------------------------------------
-    def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
+    def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
         """Whether ``combine`` would store what ``source`` sends of an ``rtype`` as it is, with no
         issue: the writer's rules replace every element and own nothing, or (``creating``) nothing
         is stored and no slice the writer does not own guards a create. Asked before ``combine``
-        by a caller with nothing stored (ingest's first versions), which then skips it."""
+        by a caller with nothing stored (ingest's first versions), which then skips it.
+
+        ``resource`` (with ``creating``): the version about to be created. A create that a slice
+        guards is still taken as it is when the resource holds no list at any element with slices:
+        ``combine`` of a create looks at nothing else (it would return a copy of it, no issue).
+        Why: every lab or registration message creates a Patient (an MRN of its own), and the
+        index's ``link`` slices made each of them a whole ``combine`` though none carries a link."""
         plan = self.plan(rtype, source)
-        return plan.trivial or (creating and not plan.guards_create)
+        if plan.trivial or (creating and not plan.guards_create):
+            return True
+        return creating and resource is not None and not any(isinstance(resource.get(name), list)
+                                                              for name in plan.sliced)
 
     def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).

@@ -67,7 +67,7 @@ class Writes(GroupCommit, Searching):
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         issues: list[dict[str, Any]]
-        if previous is None and self.merge.as_is(rtype, source, creating=True):
+        if previous is None and self.merge.as_is(rtype, source, creating=True, resource=resource):
             issues = []
         else:
             combined = self.merge.combine(previous, resource, source)
