@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -170,6 +169,25 @@ class Combined:
     issues: list[Issue]
 
 
+class _Saying:
+    """``MergeRules.saying``'s block: this thread's ``said`` and ``stored`` set on entry, the outer
+    block's put back on exit (blocks nest)."""
+
+    __slots__ = ("_local", "_said", "_stored", "_outer")
+
+    def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None) -> None:
+        self._local, self._said, self._stored = local, said, stored
+        self._outer: tuple[Any, Any] = (None, None)
+
+    def __enter__(self) -> None:
+        local = self._local
+        self._outer = (getattr(local, "said", None), getattr(local, "stored", None))
+        local.said, local.stored = self._said, self._stored
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.said, self._local.stored = self._outer
+
+
 class MergeRules:
     """The compiled merge rules (see ``mappings/merge.yaml``)."""
 
@@ -185,22 +203,18 @@ class MergeRules:
         self._plans: dict[tuple[str, str], TypePlan] = {}
         self._local = threading.local()
 
-    @contextmanager
-    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> Iterator[None]:
+    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> _Saying:
         """Within the block (one message's write, on this thread), ``stored`` is where the rules
         read the other resources a combined one refers to (``as_far_as``), and an update of a
         resource named in ``said`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
         the stored elements or entries the message deleted (HL7's explicit null ``""``), unless the
         message itself states them again -- an empty field keeps the stored value
         (``keep-if-absent``) --, lets an element the converter only assumed fill only an element
-        not stored, and locates a value not stored at the field that stated it."""
-        local = self._local
-        outer, outer_store = getattr(local, "said", None), getattr(local, "stored", None)
-        local.said, local.stored = said or None, stored
-        try:
-            yield
-        finally:
-            local.said, local.stored = outer, outer_store
+        not stored, and locates a value not stored at the field that stated it.
+
+        A context manager (``with rules.saying(said, repository):``); a plain class rather than a
+        generator, as ingest enters one per message."""
+        return _Saying(self._local, said or None, stored)
 
     @classmethod
     def from_site(cls, site: Any) -> MergeRules:
