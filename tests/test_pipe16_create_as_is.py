@@ -39,3 +39,25 @@ def test_a_create_with_a_guarded_slice_still_goes_through_combine(store: Store) 
     assert any("link" in (i.get("expression") or [""])[0] for i in written.issues)
     stored = repository.read("Patient", "p1")
     assert "link" not in stored
+
+
+def test_saying_blocks_nest_and_restore_on_failure() -> None:
+    """``saying`` (a class now, not a generator): the inner block's statements replace the outer
+    ones inside it, the outer ones are back after it, also when the block raises."""
+    from engine.merge_rules import Delete, Said
+
+    rules = shipped()
+    outer, inner = {"Patient/p1": Said((Delete("telecom"),))}, {"Patient/p1": Said((Delete("maritalStatus"),))}
+    local = rules._local
+    with rules.saying(outer, None):
+        assert local.said is outer
+        try:
+            with rules.saying(inner, "store"):  # type: ignore[arg-type]
+                assert local.said is inner and local.stored == "store"
+                raise RuntimeError("the write failed")
+        except RuntimeError:
+            pass
+        assert local.said is outer and local.stored is None
+        with rules.saying({}, None):
+            assert local.said is None  # nothing said: None, as before
+    assert getattr(local, "said", None) is None
