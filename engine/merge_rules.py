@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -153,6 +152,7 @@ class TypePlan:
     choices: Mapping[str, frozenset[str]]  # a choice element (valueQuantity) -> its siblings (valueString...)
     follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
     over: tuple[tuple[str, ElementPlan], ...] = ()  # ``as_far_as`` / ``names_all_of`` elements
+    sliced: tuple[str, ...] = ()  # the elements with slices: the only ones a create's ``combine`` looks at
 
 
 class Stored(Protocol):
@@ -167,6 +167,25 @@ class Stored(Protocol):
 class Combined:
     resource: Resource
     issues: list[Issue]
+
+
+class _Saying:
+    """``MergeRules.saying``'s block: this thread's ``said`` and ``stored`` set on entry, the outer
+    block's put back on exit (blocks nest)."""
+
+    __slots__ = ("_local", "_said", "_stored", "_outer")
+
+    def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None) -> None:
+        self._local, self._said, self._stored = local, said, stored
+        self._outer: tuple[Any, Any] = (None, None)
+
+    def __enter__(self) -> None:
+        local = self._local
+        self._outer = (getattr(local, "said", None), getattr(local, "stored", None))
+        local.said, local.stored = self._said, self._stored
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.said, self._local.stored = self._outer
 
 
 class MergeRules:
@@ -184,22 +203,18 @@ class MergeRules:
         self._plans: dict[tuple[str, str], TypePlan] = {}
         self._local = threading.local()
 
-    @contextmanager
-    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> Iterator[None]:
+    def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> _Saying:
         """Within the block (one message's write, on this thread), ``stored`` is where the rules
         read the other resources a combined one refers to (``as_far_as``), and an update of a
         resource named in ``said`` ("Type/id" -> what its message said of it beside its content, ``Said``) drops
         the stored elements or entries the message deleted (HL7's explicit null ``""``), unless the
         message itself states them again -- an empty field keeps the stored value
         (``keep-if-absent``) --, lets an element the converter only assumed fill only an element
-        not stored, and locates a value not stored at the field that stated it."""
-        local = self._local
-        outer, outer_store = getattr(local, "said", None), getattr(local, "stored", None)
-        local.said, local.stored = said or None, stored
-        try:
-            yield
-        finally:
-            local.said, local.stored = outer, outer_store
+        not stored, and locates a value not stored at the field that stated it.
+
+        A context manager (``with rules.saying(said, repository):``); a plain class rather than a
+        generator, as ingest enters one per message."""
+        return _Saying(self._local, said or None, stored)
 
     @classmethod
     def from_site(cls, site: Any) -> MergeRules:
@@ -283,7 +298,8 @@ class MergeRules:
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
         over = tuple((name, e) for name, e in elements.items()
                      if (e.as_far_as or e.names_all_of) and e.mode != "replace")
-        plan = TypePlan(default, elements, trivial, guards, choices, follows, over)
+        sliced = tuple(name for name, e in elements.items() if e.slices)
+        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -320,13 +336,22 @@ class MergeRules:
                            str(self._pick(rule.get("another") or {}, ladder, "")), another_if)
 
     # -- apply ---------------------------------------------------------------------------------------
-    def as_is(self, rtype: str, source: str, *, creating: bool) -> bool:
+    def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
         """Whether ``combine`` would store what ``source`` sends of an ``rtype`` as it is, with no
         issue: the writer's rules replace every element and own nothing, or (``creating``) nothing
         is stored and no slice the writer does not own guards a create. Asked before ``combine``
-        by a caller with nothing stored (ingest's first versions), which then skips it."""
+        by a caller with nothing stored (ingest's first versions), which then skips it.
+
+        ``resource`` (with ``creating``): the version about to be created. A create that a slice
+        guards is still taken as it is when the resource holds no list at any element with slices:
+        ``combine`` of a create looks at nothing else (it would return a copy of it, no issue).
+        Why: every lab or registration message creates a Patient (an MRN of its own), and the
+        index's ``link`` slices made each of them a whole ``combine`` though none carries a link."""
         plan = self.plan(rtype, source)
-        return plan.trivial or (creating and not plan.guards_create)
+        if plan.trivial or (creating and not plan.guards_create):
+            return True
+        return creating and resource is not None and not any(isinstance(resource.get(name), list)
+                                                              for name in plan.sliced)
 
     def combine(self, stored: Resource | None, incoming: Resource, source: str) -> Combined:
         """The version to store when ``source`` writes ``incoming`` over ``stored`` (None: a create).

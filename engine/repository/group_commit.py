@@ -76,18 +76,33 @@ class GroupCommit(KnownVersions):
 
         The write hooks run at the flush, after the versions are stored.
         """
-        outer = getattr(self._local, "pending", None)
-        if outer is not None or getattr(self._local, "stage", None) is not None:
-            yield  # nested in a group, or a hook's write: it joins the group's stage
-            return
-        self._local.pending = []
-        self._local.instant = None
+        opened = self._open_group()
         try:
             yield
-            self._flush()
+            if opened:
+                self._flush()
         finally:
-            self._local.pending = None
-            self._local.instant = None
+            if opened:
+                self._close_group()
+
+    def _open_group(self) -> bool:
+        """Start buffering this thread's new versions (``_grouped``); False when a group or a
+        hook's stage is already open (the writes join it, and whoever opened it flushes).
+
+        Why not only the context manager: ``write_many`` opens a group on every call (ingest: one
+        per message) and a generator-based context manager's enter and exit cost more than the
+        two attribute writes they wrap; it calls these two directly."""
+        local = self._local
+        if getattr(local, "pending", None) is not None or getattr(local, "stage", None) is not None:
+            return False
+        local.pending = []
+        local.instant = None
+        return True
+
+    def _close_group(self) -> None:
+        """End the group ``_open_group`` opened (after its ``_flush``, or on failure: dropped)."""
+        self._local.pending = None
+        self._local.instant = None
 
     def _group_instant(self) -> str:
         """The ``meta.lastUpdated`` of the versions the group puts together: one instant for all.

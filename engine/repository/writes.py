@@ -67,7 +67,7 @@ class Writes(GroupCommit, Searching):
             previous = fhirjson.loads(existing.body)  # type: ignore[arg-type]
         # what this writer may change of the stored version: the merge rules (engine.merge_rules)
         issues: list[dict[str, Any]]
-        if previous is None and self.merge.as_is(rtype, source, creating=True):
+        if previous is None and self.merge.as_is(rtype, source, creating=True, resource=resource):
             issues = []
         else:
             combined = self.merge.combine(previous, resource, source)
@@ -281,61 +281,76 @@ class Writes(GroupCommit, Searching):
             for r in resources:
                 self.validator.validate(r)
         left = left_versions(rewrite) if rewrite else None
-        with self.store.transaction(), self._grouped():
-            pending = getattr(self._local, "pending", None)
-            if pending and not {(e[0].type, e[0].id) for e in pending}.isdisjoint(keys):
-                # an earlier write_many of the same group wrote one of these: stored first, so that
-                # this one versions it again (not a second version 1 of the same key)
-                self._flush()
-            current = self._current_of(keys)
-            # a group's buffer (not a hook's derived write, which ``_store`` stages)
-            first = self._first_versions(source) if pending is not None else None
-            marks, rows_of, dumps = self._marks, self.indexer.rows, fhirjson.dumps
-            results: list[WriteResult] = []
-            written: set[tuple[str, str]] = set()
-            updated: str | None = None  # the group's instant, once asked (a flush makes the next one later)
-            for r, key in zip(resources, keys):  # noqa: B905 -- one key per resource, by construction
-                if key in written:  # the same resource twice: store the first before versioning the second
+        with self.store.transaction():
+            # a group of its own unless the caller's is open (``_open_group``; ``_grouped`` inline)
+            opened = self._open_group()
+            try:
+                results = self._write_group(resources, keys, create_only, source, left)
+                if opened:
                     self._flush()
-                    updated = None
-                    rec = self._current_one(*key)
-                    if rec is not None:
-                        current[key] = rec
-                existing = current.get(key)
-                if existing is None and first is not None:
-                    try:
-                        own = first[key[0]]
-                    except KeyError:
-                        own = self._first_of(key[0], source)
-                    if own is not None:
-                        for n in own:
-                            r = marks[n](r)
-                        if updated is None:
-                            updated = self._group_instant()
-                        stored = versioned(r, "1", updated)
-                        body = dumps(stored)
-                        result = WriteResult(stored, True, [], True, body)
-                        pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
-                                        rows_of(stored), None, stored, None, result))
-                        written.add(key)
-                        results.append(result)
-                        continue
-                # (once: a second occurrence in the group meets the version the first one made)
-                unhooked = False
-                if left is not None and existing is not None and not existing.deleted and key not in written:
-                    ref = f"{key[0]}/{key[1]}"
-                    unhooked = ref in left and left[ref] in (None, existing.version)
-                if existing is not None and not existing.deleted and not unhooked \
-                        and f"{key[0]}/{key[1]}" in create_only:
-                    results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
-                                                   body=existing.body))
-                    continue
-                result = self._store(r, existing, validate=False, source=source, unhooked=unhooked)
-                updated = None  # it may have put the group (a hook's nested write)
-                if result.changed:
+            finally:
+                if opened:
+                    self._close_group()
+        return results
+
+    def _write_group(self, resources: Sequence[dict[str, Any]], keys: list[tuple[str, str]],
+                     create_only: Collection[str], source: str, left: dict[str, int | None] | None,
+                     ) -> list[WriteResult]:
+        """The body of ``write_many``, inside its transaction and write group."""
+        pending = getattr(self._local, "pending", None)
+        if pending and not {(e[0].type, e[0].id) for e in pending}.isdisjoint(keys):
+            # an earlier write_many of the same group wrote one of these: stored first, so that
+            # this one versions it again (not a second version 1 of the same key)
+            self._flush()
+        current = self._current_of(keys)
+        # a group's buffer (not a hook's derived write, which ``_store`` stages)
+        first = self._first_versions(source) if pending is not None else None
+        marks, rows_of, dumps = self._marks, self.indexer.rows, fhirjson.dumps
+        results: list[WriteResult] = []
+        written: set[tuple[str, str]] = set()
+        updated: str | None = None  # the group's instant, once asked (a flush makes the next one later)
+        for r, key in zip(resources, keys):  # noqa: B905 -- one key per resource, by construction
+            if key in written:  # the same resource twice: store the first before versioning the second
+                self._flush()
+                updated = None
+                rec = self._current_one(*key)
+                if rec is not None:
+                    current[key] = rec
+            existing = current.get(key)
+            if existing is None and first is not None:
+                try:
+                    own = first[key[0]]
+                except KeyError:
+                    own = self._first_of(key[0], source)
+                if own is not None:
+                    for n in own:
+                        r = marks[n](r)
+                    if updated is None:
+                        updated = self._group_instant()
+                    stored = versioned(r, "1", updated)
+                    body = dumps(stored)
+                    result = WriteResult(stored, True, [], True, body)
+                    pending.append((StoredResource(key[0], key[1], 1, updated, False, body),  # type: ignore[union-attr]
+                                    rows_of(stored), None, stored, None, result))
                     written.add(key)
-                results.append(result)
-            return results
+                    results.append(result)
+                    continue
+            # (once: a second occurrence in the group meets the version the first one made)
+            unhooked = False
+            if left is not None and existing is not None and not existing.deleted and key not in written:
+                ref = f"{key[0]}/{key[1]}"
+                unhooked = ref in left and left[ref] in (None, existing.version)
+            if existing is not None and not existing.deleted and not unhooked \
+                    and f"{key[0]}/{key[1]}" in create_only:
+                results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
+                                           body=existing.body))
+                continue
+            result = self._store(r, existing, validate=False, source=source, unhooked=unhooked)
+            updated = None  # it may have put the group (a hook's nested write)
+            if result.changed:
+                written.add(key)
+            results.append(result)
+        return results
 
     def _checked_keys(self, resources: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
         """Each resource checked (a FHIR resource of a known type, an id; a new one gets a server id)
