@@ -171,15 +171,20 @@ class Combined:
 
 class _Saying:
     """``MergeRules.saying``'s block: this thread's ``said`` and ``stored`` set on entry, the outer
-    block's put back on exit (blocks nest)."""
+    block's put back on exit (blocks nest). One block is entered once, like the generator it replaced:
+    entered again it would keep the first entry's outer values and leave its own behind on exit."""
 
-    __slots__ = ("_local", "_said", "_stored", "_outer")
+    __slots__ = ("_local", "_said", "_stored", "_outer", "_entered")
 
     def __init__(self, local: threading.local, said: Mapping[str, Said] | None, stored: Stored | None) -> None:
         self._local, self._said, self._stored = local, said, stored
         self._outer: tuple[Any, Any] = (None, None)
+        self._entered = False
 
     def __enter__(self) -> None:
+        if self._entered:
+            raise RuntimeError("a saying() block is entered once; make a new one")
+        self._entered = True
         local = self._local
         self._outer = (getattr(local, "said", None), getattr(local, "stored", None))
         local.said, local.stored = self._said, self._stored

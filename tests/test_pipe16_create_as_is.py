@@ -61,3 +61,16 @@ def test_saying_blocks_nest_and_restore_on_failure() -> None:
         with rules.saying({}, None):
             assert local.said is None  # nothing said: None, as before
     assert getattr(local, "said", None) is None
+
+
+def test_one_saying_block_is_entered_once() -> None:
+    """Entered a second time, a block would keep its first entry's outer values and leave its own
+    statements behind on the thread after both exits; the generator it replaced refused that, and so
+    does the class (review of pipe16)."""
+    import pytest
+
+    rules = shipped()
+    block = rules.saying({}, None)
+    with block, pytest.raises(RuntimeError, match="entered once"), block:
+        pass
+    assert getattr(rules._local, "said", None) is None
