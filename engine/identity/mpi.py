@@ -62,6 +62,7 @@ class Repository(Protocol):
     def write_many(self, resources: list[dict[str, Any]], *, source: str = ..., validated: bool = ...) -> list[Any]: ...
     def search(self, type_: str, params: list[tuple[str, str]], *, compartment: Any = None) -> Any: ...
     def add_write_hook(self, hook: Any, *, types: Any = None) -> None: ...
+    def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]: ...
 
     @property
     def merge(self) -> Any: ...  # engine.merge_rules.MergeRules
@@ -578,6 +579,10 @@ class IdentityService:
         found = pending.pop(resource["id"], None) if pending else None
         if found is None or found.written != self.links.written or not _same_elements(found.values, _elements(resource)):
             return None
+        if found.doc.get("status") == "conflict":
+            # found before the later records of the write group were stored: one of them may be
+            # a record it conflicted with, changed alike (``_group_demo``); classified again (rare)
+            return None
         return found
 
 
@@ -740,11 +745,49 @@ class IdentityService:
                 continue  # an operator's link vouches for that record, not for its data
             bad = dm.conflicts_between(demo, other.get("demo", {}))
             if bad:
+                future = self._group_demo(other)
+                bad = dm.conflicts_between(demo, future) if future is not None else []
+            if bad:
                 reasons.append(f"{', '.join(bad)} differ from Patient/{other['_id']}")
         if reasons:
             return (*self._conflict(doc, pid, reasons), None)
         doc.update(status="linked", person=person)
         return doc, [], sorted(d["_id"] for d in linked)
+
+    def _group_demo(self, other: dict[str, Any]) -> dict[str, Any] | None:
+        """The demographics ``other`` (a linked record of the same number) will be judged by once
+        its own hook has run: None when its version then leaves the person (another or no valid
+        ID number, or data that contradict its own number: a conflict whatever the rest say).
+
+        Why: a write group (a transaction Bundle, a batch of messages) stores all its versions
+        before any of their hooks runs, in write order, and a statement runs before the later
+        versions are even stored; the index entry of a record later in the group still holds its
+        old version's data. A group renaming all of a person's records alike (张三 -> 张山) left
+        the first one decided in conflict with the others' old names. The group's own version is
+        the one still pending (a statement) or, once stored, the current one (a hook); outside a
+        group it is the version the entry was made from. Asked only when the entry disagrees."""
+        stored = other.get("demo", {})
+        if self.repository is None:
+            return stored
+        pid = other["_id"]
+        current = next((r for r, _ in reversed(self.repository.pending())
+                        if r.get("resourceType") == "Patient" and r.get("id") == pid), None)
+        if current is None:
+            try:
+                current = self.repository.read("Patient", pid)
+            except (NotFound, Gone):
+                return stored  # deleted: the index keeps its entry as it was (as before)
+        demo = dm.demographics(current)
+        if demo == stored:
+            return stored
+        raw = nationalid.raw_national_id(current)
+        try:
+            nid = nationalid.parse(raw) if raw is not None else None
+        except nationalid.InvalidNationalId:
+            return None
+        if nid is None or self.nid_key(nid.number) != other.get("nid_key") or dm.conflicts_with_id(demo, nid):
+            return None
+        return demo
 
     @staticmethod
     def _conflict(doc: dict[str, Any], pid: str, reasons: list[str]) -> tuple[dict[str, Any], list]:
