@@ -777,17 +777,15 @@ class IdentityService:
                 current = self.repository.read("Patient", pid)
             except (NotFound, Gone):
                 return stored  # deleted: the index keeps its entry as it was (as before)
-        demo = dm.demographics(current)
-        if demo == stored:
-            return stored
         raw = nationalid.raw_national_id(current)
         try:
             nid = nationalid.parse(raw) if raw is not None else None
         except nationalid.InvalidNationalId:
             return None
-        if nid is None or self.nid_key(nid.number) != other.get("nid_key") or dm.conflicts_with_id(demo, nid):
-            return None
-        return demo
+        if nid is None or self.nid_key(nid.number) != other.get("nid_key"):
+            return None  # its number changed, even if its name did not
+        demo = dm.demographics(current)
+        return None if dm.conflicts_with_id(demo, nid) else demo
 
     @staticmethod
     def _conflict(doc: dict[str, Any], pid: str, reasons: list[str]) -> tuple[dict[str, Any], list]:
