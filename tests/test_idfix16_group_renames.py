@@ -1,6 +1,6 @@
 """The patient index judges a write group by the group's own new versions (sixteenth round, idfix16).
 
-A FHIR transaction Bundle (over HTTP through FastAPI, into the real store) that renames all of a
+A FHIR transaction Bundle (over HTTP through FastAPI, into the real store: SQLite and mongomock) that renames all of a
 person's linked records alike (张三 -> 张山, same national ID and birth date) leaves them linked: each
 record's hook used to check it against the other records' index entries, which still held their
 old names (their hooks run after it), so the first one decided ended in conflict. The neighbours
@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
+from engine.engine import Engine
 from engine.identity.nationalid import check_character
 
 NNCHN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]}
@@ -28,6 +29,14 @@ def patient(pid: str, name: str = "张三", number: str = ZHANG, birth: str = "1
     return {"resourceType": "Patient", "id": pid, "gender": "male", "birthDate": birth, "name": [{"text": name}],
             "identifier": [{"system": f"urn:huren:mrn:{pid.split('-')[0].upper()}", "value": pid},
                            {"value": number, "type": NNCHN}]}
+
+
+@pytest.fixture
+def engine(backend_settings):
+    """The engine on each storage backend (SQLite, mongomock): the index is the same code on both."""
+    eng = Engine(backend_settings)
+    yield eng
+    eng.close()
 
 
 @pytest.fixture
