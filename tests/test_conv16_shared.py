@@ -1,7 +1,8 @@
 """A planned Observation shares its plan's fixed trees (sixteenth round, ``plans._generate``): the
-reference range and the interpretation are the plan's own objects in every result it builds, as the
-lab category (``results.CATEGORY_LAB``) always was (the code is not shared: the recognition hook
-remembers a result's classification by the identity of its code, which the last check pins). That is
+reference range, the interpretation and the code's codings are the plan's own objects in every result
+it builds, as the lab category (``results.CATEGORY_LAB``) always was (the code's own dict is not
+shared: the recognition hook remembers a result's classification by the identity of its code, which
+the last check pins). That is
 right only while nothing after the converter changes a converted resource's elements in place: a
 change would reach every later result of the plan. This sends results through the real path (MLLP,
 ingest, merge with stored versions, a correction, the recognition and identity hooks, the store)
@@ -56,7 +57,7 @@ def test_no_plan_tree_is_changed_by_what_ingest_does_with_its_results(engine: An
     assert all(r["code"] == code for r in stored)
 
 
-def test_results_of_one_plan_share_its_range_but_not_its_code(tmp_path: Any) -> None:
+def test_results_of_one_plan_share_its_range_and_codings_not_its_code(tmp_path: Any) -> None:
     site = Site.load(Settings(data_dir=tmp_path / "var"))
     for n in (1, 2):
         convert(parse(oru_lab(n).decode()), site)
@@ -66,3 +67,4 @@ def test_results_of_one_plan_share_its_range_but_not_its_code(tmp_path: Any) -> 
     assert first["referenceRange"] is second["referenceRange"]
     assert first["interpretation"] is second["interpretation"]
     assert first["code"] == second["code"] and first["code"] is not second["code"]
+    assert first["code"]["coding"] is second["code"]["coding"]

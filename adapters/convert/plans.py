@@ -426,9 +426,10 @@ _ARGUMENTS = {CATEGORY: "[category]", SUBJECT: "subject", ENCOUNTER: "encounter"
 
 def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
     """The function that builds a plan's Observation, as Python source compiled once: the fixed
-    scalar elements and the code written out as literals, the other fixed trees (reference
-    range, interpretation) passed in as the plan's own shared objects (see below), the varying
-    part (category list, value, performer list) a dict display that makes new containers each call.
+    scalar elements written out as literals, the fixed trees (reference range, interpretation,
+    the code's codings) passed in as the plan's own shared objects (see below), the varying part
+    (category list, value, performer list, the code's own dict) a dict display that makes new
+    containers each call.
 
     Strings, ints, bools and None are written with ``repr`` (a literal of exactly that value); any
     other leaf -- a float, which may be an exact decimal (``FhirDecimal``) -- is passed in as a
@@ -450,6 +451,18 @@ def _generate(items: tuple[tuple[str, int, Any], ...]) -> Any:
             shared = f"_s{len(constants)}"
             constants[shared] = fixed
             parts.append(f"{name!r}: {shared}")
+        elif kind == STATIC and name == "code" and isinstance(fixed, dict):
+            # the code: a dict of its own per result (what the recognition hook's memo is keyed
+            # by, see above) around the plan's shared codings
+            literal(fixed, {})  # (a key that is not a string: not planned, as before)
+            inner = []
+            for key, value in fixed.items():
+                if isinstance(value, (dict, list)):
+                    constants[shared := f"_s{len(constants)}"] = value
+                    inner.append(f"{key!r}: {shared}")
+                else:
+                    inner.append(f"{key!r}: {literal(value, constants)}")
+            parts.append(f"{name!r}: {{{', '.join(inner)}}}")
         elif kind == STATIC:
             parts.append(f"{name!r}: {literal(fixed, constants)}")
         elif kind == VALUE:
