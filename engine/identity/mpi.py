@@ -305,9 +305,10 @@ def _same_elements(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 # A record whose index entry is in one of these states and whose content did not change is
-# classified the same again and holds the links the index states: every record that joins or
-# leaves its person has them rewritten (``_materialise``), and the linked records of one number
-# agree with each other (one that disagrees is a conflict, never linked). So a re-sent version
+# classified the same again, while nothing else wrote its entry since (an operator's ``link`` does:
+# the invalid ID number of a record linked by hand takes it out again), and holds the links the
+# index states: every record that joins or leaves its person has them rewritten
+# (``_materialise``), and the linked records of one number agree with each other (one that disagrees is a conflict, never linked). So a re-sent version
 # (an ADT A08 repeating itself) is not classified again. A record in conflict is: a corrected
 # record of the same number may have removed the conflict since.
 _SETTLED = frozenset({"linked", "no-id"})
