@@ -308,8 +308,9 @@ def _same_elements(a: dict[str, Any], b: dict[str, Any]) -> bool:
 # classified the same again, while nothing else wrote its entry since (an operator's ``link`` does:
 # the invalid ID number of a record linked by hand takes it out again), and holds the links the
 # index states: every record that joins or leaves its person has them rewritten
-# (``_materialise``), and the linked records of one number agree with each other (one that disagrees is a conflict, never linked). So a re-sent version
-# (an ADT A08 repeating itself) is not classified again. A record in conflict is: a corrected
+# (``_materialise``), and the linked records of one number agree with each other (one that
+# disagrees is a conflict, never linked). So a re-sent version (an ADT A08 repeating itself) is
+# not classified again. A record in conflict is: a corrected
 # record of the same number may have removed the conflict since.
 _SETTLED = frozenset({"linked", "no-id"})
 
@@ -595,10 +596,10 @@ class IdentityService:
         """``on_write`` for a Patient version, and the index entry its classification left (noted
         by the caller)."""
         pid = resource["id"]
-        if previous is not None and _in_materialise.get():
+        noted = self._classified_as(previous) if previous is not None and _in_materialise.get() else _ABSENT
+        if previous is not None and noted is not _ABSENT:
             before = self.links.get(pid)
-            if (before or {}).get("status") in _SETTLED and self._classified_as(previous, before) \
-                    and _same_record(previous, resource):
+            if before == noted and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
                 # The index's own version of a record: the links alone changed (a returning
                 # resident's earlier record, given a link to the new one), over a version this
                 # hook classified, whose entry is still the very one that classification left
@@ -667,14 +668,17 @@ class IdentityService:
             while len(self._classified) > _WRITTEN_KEPT:
                 self._classified.popitem(last=False)
 
-    def _classified_as(self, version: dict[str, Any], entry: dict[str, Any] | None) -> bool:
-        """Did this hook classify this very version (its id, version and instant) last, and is the
-        record's index entry now ``entry`` still what that classification left, field for field?
-        Whatever else wrote the entry since (an operator, another worker process) makes it no."""
+    def _classified_as(self, version: dict[str, Any]) -> Any:
+        """The index entry this hook's classification of this very version (its id, version and
+        instant) left, when it classified that version last; else ``_ABSENT``. The caller skips
+        only while the stored entry is still equal to it, field for field: whatever else wrote
+        the entry since (an operator's ``link``, another worker process) makes it classify."""
         meta = version.get("meta") or {}
         seen = self._classified.get(version.get("id"))  # type: ignore[arg-type]
-        return seen is not None and meta.get("versionId") is not None \
-            and seen[0] == meta.get("versionId") and seen[1] == meta.get("lastUpdated") and seen[2] == entry
+        if seen is None or meta.get("versionId") is None \
+                or seen[0] != meta.get("versionId") or seen[1] != meta.get("lastUpdated"):
+            return _ABSENT
+        return seen[2]
 
     def _fresh(self, resource: dict[str, Any]) -> bool:
         """Is ``resource`` at least as new as every version the index itself wrote of it?"""
