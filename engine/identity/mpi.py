@@ -306,10 +306,12 @@ def _same_elements(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 # A record whose index entry is in one of these states and whose content did not change is
-# classified the same again and holds the links the index states: every record that joins or
-# leaves its person has them rewritten (``_materialise``), and the linked records of one number
-# agree with each other (one that disagrees is a conflict, never linked). So a re-sent version
-# (an ADT A08 repeating itself) is not classified again. A record in conflict is: a corrected
+# classified the same again, while nothing else wrote its entry since (an operator's ``link`` does:
+# the invalid ID number of a record linked by hand takes it out again), and holds the links the
+# index states: every record that joins or leaves its person has them rewritten
+# (``_materialise``), and the linked records of one number agree with each other (one that
+# disagrees is a conflict, never linked). So a re-sent version (an ADT A08 repeating itself) is
+# not classified again. A record in conflict is: a corrected
 # record of the same number may have removed the conflict since.
 _SETTLED = frozenset({"linked", "no-id"})
 
@@ -340,9 +342,10 @@ class IdentityService:
         # write hook is handed may be stale; recent ones suffice (a Bundle, a batch of messages)
         self._written: OrderedDict[str, int] = OrderedDict()
         self._written_lock = threading.Lock()
-        # Patient id -> (versionId, lastUpdated) of the last version its hook classified
-        # (``_classified_as``); recent ones suffice, as for ``_written``
-        self._classified: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        # Patient id -> (versionId, lastUpdated, the index entry) of the last version its hook
+        # classified and what it left the entry (``_classified_as``); recent ones suffice, as for
+        # ``_written``
+        self._classified: OrderedDict[str, tuple[Any, Any, dict[str, Any] | None]] = OrderedDict()
         # the sign-in phone a desk operator registered after checking the ID card, per ID number key
         self.login_phones = store.collection("mpi_login_phones")
         self.repository: Repository | None = None
@@ -589,24 +592,30 @@ class IdentityService:
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         if resource.get("resourceType") != "Patient":
             return []
-        issues = self._on_write(resource, previous)
-        self._note_classified(resource)
+        issues, entry = self._on_write(resource, previous)
+        self._note_classified(resource, entry)
         return issues
 
-    def _on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """``on_write`` for a Patient version (its classification noted by the caller)."""
+    def _on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """``on_write`` for a Patient version, and the index entry its classification left (noted
+        by the caller)."""
         pid = resource["id"]
-        if previous is not None and _in_materialise.get() and self._classified_as(previous):
+        noted = self._classified_as(previous) if previous is not None and _in_materialise.get() else _ABSENT
+        if previous is not None and noted is not _ABSENT:
             before = self.links.get(pid)
-            if (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
+            if before == noted and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
                 # The index's own version of a record: the links alone changed (a returning
-                # resident's earlier record, given a link to the new one), over a version whose
-                # content this hook classified, into the entry it holds since (``_SETTLED``): the
-                # same content is classified the same, and the entry and the person are as they
-                # were. Classifying it again cost ~50 us (a third of the bench's lab messages).
-                # A version whose content changed, or over one whose hook has not run yet (a later
-                # record of the same Bundle, rewritten by an earlier one's hook), is classified.
-                return []
+                # resident's earlier record, given a link to the new one), over a version this
+                # hook classified, whose entry is still the very one that classification left
+                # (``_classified_as``). What the classification reads is then as it was: the
+                # content, the entry (an operator's ``link``/``unlink`` changes it without a
+                # version of the record's own: classified again), and the person's other linked
+                # records, which each agree with this one (``_SETTLED``). Classifying it again
+                # cost ~50 us (a third of the bench's lab messages). A version whose content
+                # changed, or over one whose hook has not run yet (a later record of the same
+                # Bundle, rewritten by an earlier one's hook), is classified.
+                return [], before
         stated = self._stated_for(resource)
         if stated is None:
             before = self.links.get(pid)
@@ -634,7 +643,7 @@ class IdentityService:
             # to write, and nothing to read back.
             fresh = self._fresh(resource)
             if fresh and affected == {pid} and not resource.get("link") and not self._managed(doc, members, pid):
-                return issues
+                return issues, doc
             if fresh and stated is not None:
                 # this very version holds the links the statement stated from the same record
                 # and the same members (nothing was written to the index in between but its own
@@ -644,28 +653,37 @@ class IdentityService:
             else:
                 self._materialise(affected, {pid: resource} if fresh else {})
         elif depth < _MAX_DEPTH and _membership(before) != _membership(doc):
-            # the index, rewriting this record's links, met a version whose own hook has not run
-            # yet (a later record of the same Bundle) and learnt that it left or joined a person:
-            # the other records concerned need their links again
-            self._materialise(affected - {pid}, {})
-        return issues
+            # the index, rewriting this record's links, learnt that it left or joined a person: a
+            # version whose own hook has not run yet (a later record of the same Bundle), or one
+            # an operator linked that its classification takes out again (an invalid ID number
+            # wins over a manual link). The other records concerned need their links again, and
+            # so does this one: the version just written holds the links of the person it left
+            # (read again: an earlier hook of the same write may have written a newer one)
+            self._materialise(affected, {})
+        return issues, doc
 
-    def _note_classified(self, resource: dict[str, Any]) -> None:
-        """Note that this version's hook ran (``_classified_as``): by its version and instant, which
-        a version written again after a rollback does not share (a later instant)."""
+    def _note_classified(self, resource: dict[str, Any], entry: dict[str, Any] | None) -> None:
+        """Note that this version's hook ran and left the index entry ``entry`` (``_classified_as``):
+        by its version and instant, which a version written again after a rollback does not
+        share (a later instant)."""
         meta = resource.get("meta") or {}
         with self._written_lock:
-            self._classified[resource["id"]] = (meta.get("versionId"), meta.get("lastUpdated"))
+            self._classified[resource["id"]] = (meta.get("versionId"), meta.get("lastUpdated"), entry)
             self._classified.move_to_end(resource["id"])
             while len(self._classified) > _WRITTEN_KEPT:
                 self._classified.popitem(last=False)
 
-    def _classified_as(self, version: dict[str, Any]) -> bool:
-        """Did this hook classify this very version (its id, version and instant) last?"""
+    def _classified_as(self, version: dict[str, Any]) -> Any:
+        """The index entry this hook's classification of this very version (its id, version and
+        instant) left, when it classified that version last; else ``_ABSENT``. The caller skips
+        only while the stored entry is still equal to it, field for field: whatever else wrote
+        the entry since (an operator's ``link``, another worker process) makes it classify."""
         meta = version.get("meta") or {}
         seen = self._classified.get(version.get("id"))  # type: ignore[arg-type]
-        return seen is not None and meta.get("versionId") is not None \
-            and seen == (meta.get("versionId"), meta.get("lastUpdated"))
+        if seen is None or meta.get("versionId") is None \
+                or seen[0] != meta.get("versionId") or seen[1] != meta.get("lastUpdated"):
+            return _ABSENT
+        return seen[2]
 
     def _fresh(self, resource: dict[str, Any]) -> bool:
         """Is ``resource`` at least as new as every version the index itself wrote of it?"""
