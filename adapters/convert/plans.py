@@ -330,6 +330,22 @@ _DECIMALS: dict[str, Any] = {}  # OBX-5 text -> its JSON number (an int or an im
 _DECIMALS_LIMIT = 8192
 
 
+def _number(number: str) -> Any | None:
+    """OBX-5's number as the FHIR decimal the converter stores (its digits kept), or None when it is
+    no number; remembered by its text, since numbers are immutable and one object serves every result
+    (``build`` and ``GroupPlans.quick`` both read values through here)."""
+    value = _DECIMALS.get(number)
+    if value is None:
+        try:
+            value = decimal(number)
+        except ValueError:
+            return None
+        if len(_DECIMALS) >= _DECIMALS_LIMIT:
+            _DECIMALS.clear()
+        _DECIMALS[number] = value
+    return value
+
+
 def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subject: dict[str, str],
           encounter: Any, performer: dict[str, str], specimen: Any, bound: Any = None) -> tuple[Resource, Planned] | None:
     """The Observation ``plan`` makes of ``obx`` (whose OBX-5 reads ``text``, ``bound`` its
@@ -340,16 +356,9 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
     if plan.text:
         value = holes["valueString"] = text
     elif text:
-        number = bound.group(2) if bound is not None else text
-        value = _DECIMALS.get(number)
+        value = _number(bound.group(2) if bound is not None else text)
         if value is None:
-            try:
-                value = decimal(number)
-            except ValueError:
-                return None
-            if len(_DECIMALS) >= _DECIMALS_LIMIT:
-                _DECIMALS.clear()
-            _DECIMALS[number] = value  # numbers are immutable: one object serves every result
+            return None
         holes["valueQuantity"] = value
     when = _text(obx, 14).strip()
     if not when:
@@ -558,16 +567,9 @@ class GroupPlans:
             _BOUNDS[text] = bound
         if ("=" if bound is None else bound.group(1)) != cut.shape:
             return None
-        number = bound.group(2) if bound is not None else text
-        value = _DECIMALS.get(number)
+        value = _number(bound.group(2) if bound is not None else text)
         if value is None:
-            try:
-                value = decimal(number)
-            except ValueError:
-                return None
-            if len(_DECIMALS) >= _DECIMALS_LIMIT:
-                _DECIMALS.clear()
-            _DECIMALS[number] = value
+            return None
         when = when.strip()
         if not when:
             return None
