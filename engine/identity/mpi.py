@@ -777,7 +777,7 @@ class IdentityService:
         its own hook has run: None when its version then leaves the person (another or no valid
         ID number, or data that contradict its own number: a conflict whatever the rest say).
 
-        Why: a write group (a transaction Bundle, a batch of messages) stores all its versions
+        Why: a write group (a FHIR transaction Bundle; each HL7 message is a group of its own) stores all its versions
         before any of their hooks runs, in write order, and a statement runs before the later
         versions are even stored; the index entry of a record later in the group still holds its
         old version's data. A group renaming all of a person's records alike (张三 -> 张山) left
