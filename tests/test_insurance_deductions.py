@@ -68,7 +68,7 @@ def test_signed_bundle_lists_the_upheld_flags_and_verifies_offline(engine: Any, 
     assert {e["item"]["reference"] for e in dlist["entry"]} == {f"DetectedIssue/{r['id']}" for r in rows}
     policies = [next(x for x in e["extension"][0]["extension"] if x["url"] == "policy")["valueString"]
                 for e in dlist["entry"]]
-    assert all("not payable" in p and A in p for p in policies)
+    assert all(p.startswith("医保不予支付：") and A in p and "互认有效期内" in p for p in policies)
     issues = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
     assert all(i["mitigation"][-1]["action"]["coding"][0]["code"] == "upheld" for i in issues)
     # the Bundle (signature included) and the List in it are valid R4

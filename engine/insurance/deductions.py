@@ -111,20 +111,22 @@ def list_id(institution: str, month: str) -> str:
 
 
 def _policy(row: dict[str, Any]) -> str:
-    """The payment policy the deduction applies, in words, from the flag's own decision (the scope
-    it was recognisable in, the reason and whether the records contradicted it, a partial repeat)."""
+    """The payment policy the deduction applies, in Chinese words (the list goes to the medical
+    insurance bureau and the hospital's billing office), from the flag's own decision: the scope it
+    was recognisable in, the window, the prior result, the re-test reason not accepted and whether the
+    records contradicted it, a partial repeat. Codes stay as stored (the CSV names them beside);
+    ``contradicted`` is the decision's own note, quoted as recorded."""
     basis = row.get("basis") or "community"
-    scope = "the medical community" if basis == "community" else f"the HR scope {basis}"
+    scope = "医共体内" if basis == "community" else f"互认范围 {basis} 内"
     what = row.get("item_name") or row["item"]
     if row.get("partial") and row.get("analytes"):
-        what += f" (repeated analytes: {row['analytes']})"
-    text = (f"not payable: {what} repeated {row['day']} within the {row.get('window_days')}-day recognition "
-            f"window of a result of {row.get('prior_institution')} on {row.get('prior_day')}, "
-            f"recognisable within {scope}")
+        what += f"（重复项目：{row['analytes']}）"
+    text = (f"医保不予支付：{what}于 {row['day']} 重复检查检验，在 {row.get('prior_institution')} "
+            f"{row.get('prior_day')} 结果的 {row.get('window_days')} 天互认有效期内，{scope}可互认")
     if row.get("reason"):
-        text += f"; re-test reason {row['reason']} not accepted"
+        text += f"；复查理由 {row['reason']} 不予认可"
     if row.get("contradicted"):
-        text += f" ({row['contradicted']})"
+        text += f"（与记录不符：{row['contradicted']}）"
     return text
 
 
