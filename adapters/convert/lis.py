@@ -4,7 +4,7 @@ with an imaging hook."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from adapters.convert import common, his, plans, results
@@ -19,6 +19,21 @@ def convert_lab(ctx: Context) -> None:
     structure = ctx.message.msh.structure
     is_order = structure.startswith(("OML", "ORM", "OMG"))
     convert_orders(ctx, "laboratory", with_report=not is_order)
+
+
+def _result_key(okey: str, item: str, obx: Segment, group: Any, repeated: Collection[str], seen_keys: set[str]) -> str:
+    """A result's key in the message (its id's seed), made unique and noted in ``seen_keys``: the
+    same test in two groups of the report takes each group's time point; within one group OBX-1,
+    then the OBX's place. One rule for the planned path and the general one: the ids of a re-sent
+    message must come out the same whichever path built its results."""
+    if okey in repeated:
+        okey += f"|@{obx.value(14) or (group.obr.value(7) if group.obr is not None else '')}"
+    if okey in seen_keys or not item:
+        okey += f"|{obx.value(1) or obx.sequence}"
+        if okey in seen_keys:
+            okey += f"|{obx.sequence}"
+    seen_keys.add(okey)
+    return okey
 
 
 def convert_orders(
@@ -93,14 +108,7 @@ def convert_orders(
             made = quick(obx) if quick is not None else None
             if made is not None:
                 cut, res, planned_as = made
-                okey = f"{rkey}|{cut.item}|{cut.sub}"
-                if okey in repeated:
-                    okey += f"|@{obx.value(14) or (group.obr.value(7) if group.obr is not None else '')}"
-                if okey in seen_keys or not cut.item:
-                    okey += f"|{obx.value(1) or obx.sequence}"
-                    if okey in seen_keys:
-                        okey += f"|{obx.sequence}"
-                seen_keys.add(okey)
+                okey = _result_key(f"{rkey}|{cut.item}|{cut.sub}", cut.item, obx, group, repeated, seen_keys)
                 ref = put(res, okey)
                 if ctx.resources.get(ref["reference"]) is res:
                     planned[ref["reference"]] = planned_as
@@ -120,13 +128,7 @@ def convert_orders(
                 item = obx.value(3)
                 okey = f"{rkey}|{item}|{obx.value(4)}"
                 textual = obx.value(2).upper() in text_types
-            if okey in repeated:  # the same test in two groups of the report: each group's time point
-                okey += f"|@{obx.value(14) or (group.obr.value(7) if group.obr is not None else '')}"
-            if okey in seen_keys or not item:  # within one group: OBX-1, then the OBX's place
-                okey += f"|{obx.value(1) or obx.sequence}"
-                if okey in seen_keys:
-                    okey += f"|{obx.sequence}"
-            seen_keys.add(okey)
+            okey = _result_key(okey, item, obx, group, repeated, seen_keys)
             told = cut.sub if cut is not None else obx.value(4)
             built = fill(cut, obx, ctx, obs_category, subject, enc, org, specimen) if cut is not None else None
             if built is not None:
