@@ -193,6 +193,21 @@ class _Links:
             persons[person] = {d["_id"]: d for d in self.coll.find(filter)}
         return list(persons[person].values())
 
+    def conflicts_of(self, nid_key: str) -> list[dict[str, Any]]:
+        """The records of one ID number (its key) in ``conflict``, by id: one indexed query.
+
+        Inside a batch the collection is asked without writing what the batch replaced first
+        (``flush`` would cost every new record of the batch a write of its own); what the batch
+        remembers of a record (written or read in it) stands for it instead."""
+        found = {d["_id"]: d for d in self.coll.find({"nid_key": nid_key, "status": "conflict"})}
+        docs = getattr(self._local, "docs", None)
+        for doc_id, doc in (docs or {}).items():
+            if doc is not None and doc.get("nid_key") == nid_key and doc.get("status") == "conflict":
+                found[doc_id] = doc
+            else:
+                found.pop(doc_id, None)
+        return [found[k] for k in sorted(found)]
+
     def _remember(self, doc_id: str, doc: dict[str, Any] | None) -> None:
         """Keep what the batch remembers in step with ``doc_id`` now being ``doc`` (None: gone or
         unknown); a linked record stays in its place among its person's."""
@@ -631,10 +646,13 @@ class IdentityService:
                 self.links.replace(doc)
             members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
                              else set(stated.members) - {pid})
-        affected = {pid, *members}
+        depth = _in_materialise.get()
+        swept = self._reclassify_conflicts(pid, before, doc) if not depth and doc != before else set()
+        if swept:
+            members = self.members(doc.get("person"))
+        affected = {pid, *members, *swept}
         if before:
             affected.update(members if before.get("person") == doc.get("person") else self.members(before.get("person")))
-        depth = _in_materialise.get()
         if not depth:
             # Within one Bundle an earlier record's hook may already have rewritten this one's
             # links (ADT A40: the survivor is linked first), so ``resource`` can be older than what
@@ -644,7 +662,7 @@ class IdentityService:
             fresh = self._fresh(resource)
             if fresh and affected == {pid} and not resource.get("link") and not self._managed(doc, members, pid):
                 return issues, doc
-            if fresh and stated is not None:
+            if fresh and stated is not None and not swept:
                 # this very version holds the links the statement stated from the same record
                 # and the same members (nothing was written to the index in between but its own
                 # record): the index would state them again, so only the others are rewritten
@@ -661,6 +679,41 @@ class IdentityService:
             # (read again: an earlier hook of the same write may have written a newer one)
             self._materialise(affected, {})
         return issues, doc
+
+    def _reclassify_conflicts(self, pid: str, before: dict[str, Any] | None, doc: dict[str, Any]) -> set[str]:
+        """Classify again, as a re-send of its current version would be, every other record of
+        this record's ID number (old and new) left in ``conflict``; returns the records whose
+        links may change (those whose entry changed, and their persons' linked records).
+
+        Why: two linked records of one resident corrected alike by two messages (two ADT^A08,
+        张三 -> 张山, each its own write group): the first one's hook checked it against the
+        other (still 张三) and took it out of the person; the second one's found the first no
+        longer linked and stayed. The first stayed in conflict until sent again, although every
+        record of the number now agreed. A conflict is decided by the linked records of its
+        number, which change only when an entry of that number changes: so this runs only then
+        (the caller asks only when this record's entry changed) and costs one indexed query
+        when the number has no conflict. The same rule as a re-send (``_classify_members``):
+        a record joins only if it agrees with every linked record of the number; an operator's
+        decision (``manual``) is kept, so it is left alone here."""
+        if self.repository is None:
+            return set()
+        keys = sorted({k for k in ((before or {}).get("nid_key"), doc.get("nid_key")) if k})
+        affected: set[str] = set()
+        for key in keys:
+            for entry in self.links.conflicts_of(key):
+                other = entry["_id"]
+                if other == pid or entry.get("manual"):
+                    continue
+                try:
+                    current = self.repository.read("Patient", other)
+                except (NotFound, Gone):
+                    continue
+                new, _, _ = self._classify_members(current, entry, current)
+                if new == entry:
+                    continue
+                self.links.replace(new)
+                affected.update({other, *self.members(entry.get("person")), *self.members(new.get("person"))})
+        return affected
 
     def _note_classified(self, resource: dict[str, Any], entry: dict[str, Any] | None) -> None:
         """Note that this version's hook ran and left the index entry ``entry`` (``_classified_as``):
