@@ -338,6 +338,20 @@ def _same_record(previous: dict[str, Any], resource: dict[str, Any]) -> bool:
                          {k: v for k, v in resource.items() if k not in ("meta", "link")})
 
 
+def _loosens(before: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
+    """Could this entry change (``before`` -> ``doc``) let a record of its ID number in
+    ``conflict`` join the person? Only if a record that counted in the check took its data away
+    or changed it: one linked automatically (an operator's link is skipped by the check) that
+    leaves the number's person or states other demographics. A record that joins or stays out
+    only adds to what a conflict must agree with, so a new record (the common path) asks nothing.
+    (The conflict's ``reasons`` then do not name a record that joined since, as a re-send's
+    would; its decision is the same.)"""
+    if not before or before.get("status") != "linked" or before.get("manual") or not before.get("nid_key"):
+        return False
+    return (doc.get("status") != "linked" or bool(doc.get("manual")) or doc.get("person") != before.get("person")
+            or doc.get("nid_key") != before.get("nid_key") or doc.get("demo") != before.get("demo"))
+
+
 def _warning(diagnostics: str) -> dict[str, Any]:
     return {"severity": "warning", "code": "business-rule", "diagnostics": diagnostics,
             "expression": ["Patient.identifier"]}
@@ -647,7 +661,7 @@ class IdentityService:
             members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
                              else set(stated.members) - {pid})
         depth = _in_materialise.get()
-        swept = self._reclassify_conflicts(pid, before, doc) if not depth and doc != before else set()
+        swept = self._reclassify_conflicts(pid, before) if not depth and _loosens(before, doc) else set()
         if swept:
             members = self.members(doc.get("person"))
         affected = {pid, *members, *swept}
@@ -680,26 +694,25 @@ class IdentityService:
             self._materialise(affected, {})
         return issues, doc
 
-    def _reclassify_conflicts(self, pid: str, before: dict[str, Any] | None, doc: dict[str, Any]) -> set[str]:
+    def _reclassify_conflicts(self, pid: str, before: dict[str, Any]) -> set[str]:
         """Classify again, as a re-send of its current version would be, every other record of
-        this record's ID number (old and new) left in ``conflict``; returns the records whose
-        links may change (those whose entry changed, and their persons' linked records).
+        the ID number this record was linked by (``before``) left in ``conflict``; returns the
+        records whose links may change (those whose entry changed, and their persons' linked
+        records).
 
         Why: two linked records of one resident corrected alike by two messages (two ADT^A08,
         张三 -> 张山, each its own write group): the first one's hook checked it against the
         other (still 张三) and took it out of the person; the second one's found the first no
         longer linked and stayed. The first stayed in conflict until sent again, although every
-        record of the number now agreed. A conflict is decided by the linked records of its
-        number, which change only when an entry of that number changes: so this runs only then
-        (the caller asks only when this record's entry changed) and costs one indexed query
-        when the number has no conflict. The same rule as a re-send (``_classify_members``):
-        a record joins only if it agrees with every linked record of the number; an operator's
-        decision (``manual``) is kept, so it is left alone here."""
+        record of the number now agreed. Asked only when a conflict of the number could now be
+        decided otherwise (``_loosens``): one indexed query, nothing when the number has no
+        conflict. The same rule as a re-send (``_classify_members``): a record joins only if it
+        agrees with every linked record of the number; an operator's decision (``manual``) is
+        kept, so it is left alone here."""
         if self.repository is None:
             return set()
-        keys = sorted({k for k in ((before or {}).get("nid_key"), doc.get("nid_key")) if k})
         affected: set[str] = set()
-        for key in keys:
+        for key in (before["nid_key"],):
             for entry in self.links.conflicts_of(key):
                 other = entry["_id"]
                 if other == pid or entry.get("manual"):
