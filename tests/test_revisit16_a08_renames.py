@@ -131,3 +131,22 @@ def test_the_two_a08s_in_one_ingest_batch(world, first):
     a, b = ids["FNXRMYY"], ids["FNZYY"]
     assert _state(engine, http, a) == ("linked", {a, b}, [b])
     assert _state(engine, http, b) == ("linked", {a, b}, [a])
+
+
+def test_a_bundle_renaming_the_other_record_decides_the_conflict_again(world):
+    """A conflict left by an earlier message is decided again by a FHIR transaction (a write group)
+    that adds a new record (张山) and renames the linked one to 张山: all three join."""
+    engine, http, send, ids = world
+    a, b = ids["FNXRMYY"], ids["FNZYY"]
+    send("FNXRMYY", "A08", "张山")  # a: conflict with b (张三)
+    renamed = http.get(f"/fhir/Patient/{b}").json()
+    renamed["name"] = [{"text": "张山"}]
+    new = {"resourceType": "Patient", "id": "fy-9", "gender": "male", "birthDate": "1990-01-01",
+           "name": [{"text": "张山"}], "identifier": [{"system": "urn:huren:mrn:FY", "value": "fy-9"},
+                                                    *[i for i in renamed["identifier"] if "NNCHN" in str(i)]]}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"Patient/{r['id']}"}} for r in (new, renamed)]}
+    r = http.post("/fhir", json=bundle)
+    assert r.status_code == 200, r.text
+    assert _state(engine, http, a) == ("linked", {a, b, "fy-9"}, sorted([b, "fy-9"]))
+    assert _state(engine, http, b)[:2] == ("linked", {a, b, "fy-9"})

@@ -661,7 +661,9 @@ class IdentityService:
             members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
                              else set(stated.members) - {pid})
         depth = _in_materialise.get()
-        swept = self._reclassify_conflicts(pid, before) if not depth and _loosens(before, doc) else set()
+        # (at any depth: wherever an entry is seen to change; a record's new content may be classified
+        # first in the hook of a version the index wrote, and its own hook then finds it unchanged)
+        swept = self._reclassify_conflicts(pid, before) if _loosens(before, doc) else set()
         if swept:
             members = self.members(doc.get("person"))
         affected = {pid, *members, *swept}
@@ -684,7 +686,7 @@ class IdentityService:
                 self._materialise(affected - {pid}, {})
             else:
                 self._materialise(affected, {pid: resource} if fresh else {})
-        elif depth < _MAX_DEPTH and _membership(before) != _membership(doc):
+        elif depth < _MAX_DEPTH and (swept or _membership(before) != _membership(doc)):
             # the index, rewriting this record's links, learnt that it left or joined a person: a
             # version whose own hook has not run yet (a later record of the same Bundle), or one
             # an operator linked that its classification takes out again (an invalid ID number
