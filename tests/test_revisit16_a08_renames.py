@@ -150,3 +150,27 @@ def test_a_bundle_renaming_the_other_record_decides_the_conflict_again(world):
     assert r.status_code == 200, r.text
     assert _state(engine, http, a) == ("linked", {a, b, "fy-9"}, sorted([b, "fy-9"]))
     assert _state(engine, http, b)[:2] == ("linked", {a, b, "fy-9"})
+
+
+
+def test_conflicts_with_no_record_left_linked_wait_for_a_resend(world):
+    """The only record linked automatically moves to another ID number; the number's two records in
+    conflict disagree with each other (张山, 张四). Nothing says which is the resident's: both stay in
+    conflict, as before (the first by id had joined: review of revisit16)."""
+    engine, http, send, ids = world
+
+    def post(message: bytes) -> None:
+        r = http.post("/hl7v2", content=message, headers={"Content-Type": ER7})
+        assert r.status_code == 200 and r.headers["x-hl7-ack-code"] == "AA", r.text
+
+    send("FNXRMYY", "A08", "张山")  # a conflict with FNZYY's 张三
+    post(_message("FNZYY", "A04", "张四").replace(MRN["FNZYY"].encode(), b"HX0003"))  # a third record
+    found = http.get("/fhir/Patient", params={"identifier": "HX0003"}).json()["entry"]
+    third = found[0]["resource"]["id"]
+    assert engine.identity.record(third)["status"] == "conflict"
+    moved_to = "32092319900101131"
+    moved_to += ric.calc_check_digit(moved_to + "0")
+    post(_message("FNZYY", "A08", "张三").replace(NID.encode(), moved_to.encode()))
+    assert engine.identity.record(ids["FNZYY"])["nid_key"] != engine.identity.record(ids["FNXRMYY"])["nid_key"]
+    assert engine.identity.record(ids["FNXRMYY"])["status"] == "conflict"
+    assert engine.identity.record(third)["status"] == "conflict"

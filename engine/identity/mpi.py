@@ -710,24 +710,33 @@ class IdentityService:
         decided otherwise (``_loosens``): one indexed query, nothing when the number has no
         conflict. The same rule as a re-send (``_classify_members``): a record joins only if it
         agrees with every linked record of the number; an operator's decision (``manual``) is
-        kept, so it is left alone here."""
+        kept, so it is left alone here. And only while a record of the number stays linked
+        automatically, the one the conflicts must agree with (below)."""
         if self.repository is None:
             return set()
+        key = before["nid_key"]
+        if not any(o.get("nid_key") == key and not o.get("manual")
+                   for o in self.links.find({"person": _auto_person(key), "status": "linked"})):
+            # No record of the number is left linked automatically (the one linked moved to another
+            # number, lost its number, or an operator holds the rest): nothing says which of the
+            # number's records in conflict is the resident's, and they may disagree with each other
+            # (张山 and 张四): the first by id would have joined. They wait for a re-send or an
+            # operator, as before (review of revisit16).
+            return set()
         affected: set[str] = set()
-        for key in (before["nid_key"],):
-            for entry in self.links.conflicts_of(key):
-                other = entry["_id"]
-                if other == pid or entry.get("manual"):
-                    continue
-                try:
-                    current = self.repository.read("Patient", other)
-                except (NotFound, Gone):
-                    continue
-                new, _, _ = self._classify_members(current, entry, current)
-                if new == entry:
-                    continue
-                self.links.replace(new)
-                affected.update({other, *self.members(entry.get("person")), *self.members(new.get("person"))})
+        for entry in self.links.conflicts_of(key):
+            other = entry["_id"]
+            if other == pid or entry.get("manual"):
+                continue
+            try:
+                current = self.repository.read("Patient", other)
+            except (NotFound, Gone):
+                continue
+            new, _, _ = self._classify_members(current, entry, current)
+            if new == entry:
+                continue
+            self.links.replace(new)
+            affected.update({other, *self.members(entry.get("person")), *self.members(new.get("person"))})
         return affected
 
     def _note_classified(self, resource: dict[str, Any], entry: dict[str, Any] | None) -> None:
