@@ -661,9 +661,10 @@ class IdentityService:
             members = sorted({*stated.members, pid} if doc.get("status") == "linked" and doc.get("person")
                              else set(stated.members) - {pid})
         depth = _in_materialise.get()
-        # (at any depth: wherever an entry is seen to change; a record's new content may be classified
-        # first in the hook of a version the index wrote, and its own hook then finds it unchanged)
-        swept = self._reclassify_conflicts(pid, before) if _loosens(before, doc) else set()
+        # (at any depth where the links are still written: a record's new content may be classified
+        # first in the hook of a version the index wrote, and its own hook then finds it unchanged;
+        # at ``_MAX_DEPTH`` an entry changed would disagree with the stored links: those wait, as before)
+        swept = self._reclassify_conflicts(pid, before) if depth < _MAX_DEPTH and _loosens(before, doc) else set()
         if swept:
             members = self.members(doc.get("person"))
         affected = {pid, *members, *swept}
