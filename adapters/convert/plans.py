@@ -222,14 +222,7 @@ def _value(obx: Segment, kind: str) -> tuple[str | None, Any, Any] | None:
         if text is None:
             shape: Any = None
         else:
-            # (a panel's values repeat: the comparator match is kept per text, as its number is
-            # in ``build``; a match object is immutable, one serves every result)
-            bound = _BOUNDS.get(text, _UNREAD)
-            if bound is _UNREAD:
-                bound = results._BOUND.match(text)
-                if len(_BOUNDS) >= _DECIMALS_LIMIT:
-                    _BOUNDS.clear()
-                _BOUNDS[text] = bound
+            bound = _bound(text)  # (kept per text, as its number is in ``build``)
             shape = "=" if bound is None else bound.group(1)
     else:
         given = [r for r in obx.reps(5) if r]  # as the ordinary path reads OBX-5 ("~~" repeats nothing)
@@ -328,6 +321,19 @@ _BOUNDS: dict[str, Any] = {}  # OBX-5 text -> its ``results._BOUND`` match (None
 _UNREAD: Any = object()
 _DECIMALS: dict[str, Any] = {}  # OBX-5 text -> its JSON number (an int or an immutable FhirDecimal)
 _DECIMALS_LIMIT = 8192
+
+
+def _bound(text: str) -> Any:
+    """OBX-5's comparator match (``results._BOUND``: ``<5``, ``>=10``), or None for a plain number;
+    remembered by its text (a panel's values repeat, and a match object is immutable: one serves
+    every result). ``shortcut`` and ``GroupPlans.quick`` both read it through here."""
+    bound = _BOUNDS.get(text, _UNREAD)
+    if bound is _UNREAD:
+        bound = results._BOUND.match(text)
+        if len(_BOUNDS) >= _DECIMALS_LIMIT:
+            _BOUNDS.clear()
+        _BOUNDS[text] = bound
+    return bound
 
 
 def _number(number: str) -> Any | None:
@@ -559,12 +565,7 @@ class GroupPlans:
         text = raw.strip()
         if not text or plan.text:
             return None
-        bound = _BOUNDS.get(text, _UNREAD)
-        if bound is _UNREAD:
-            bound = results._BOUND.match(text)
-            if len(_BOUNDS) >= _DECIMALS_LIMIT:
-                _BOUNDS.clear()
-            _BOUNDS[text] = bound
+        bound = _bound(text)
         if ("=" if bound is None else bound.group(1)) != cut.shape:
             return None
         value = _number(bound.group(2) if bound is not None else text)
