@@ -158,8 +158,11 @@ class BatchScope(RecognitionState):
                 flags.append(issue_id("dup", result_key(result)))
                 tests.append((result.person, found.code, result.institution, day))
         self.index.prefetch_windows(asks)
-        self.checks.prefetch([*orders, *self._orders_of_tests(tests)])
+        # the ranges first: they hold the check rows of the other orders of each test (of the
+        # result's day, which its range starts at) and most of the batch's own orders, which the
+        # read by id then leaves out instead of reading and parsing them a second time
         self.checks.prefetch_ranges(later)
+        self.checks.prefetch([*orders, *self._orders_of_tests(tests)])
         self.flags.prefetch(flags)
         self.index.prefetch_patients(patients)
         return NotItems(rules, skip)
