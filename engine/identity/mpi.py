@@ -457,8 +457,21 @@ class IdentityService:
 
     def patients_for_number(self, number: str) -> list[str]:
         """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
-        the number may see. Records in conflict or unlinked by an operator are left out."""
-        return sorted(d["_id"] for d in self.links.find({"nid_key": self.nid_key(number), "status": "linked"}))
+        the number may see (sign-in opens the first one's person; the code goes to their phones).
+        Records in conflict or unlinked by an operator are left out, and so is a record an
+        operator linked to a person holding a record of another ID number: the operator said it
+        is that person's (a son seen on his father's ID card, linked to the son's own record), so
+        the number's holder must not be handed it, its person or its phones (seventeenth round:
+        the father signing in read the son's records). A person an operator made of records of
+        this number alone (or with records of none) stays the number's."""
+        key = self.nid_key(number)
+        own = _auto_person(key)
+        found = self.links.find({"nid_key": key, "status": "linked"})
+        mine: dict[str, bool] = {own: True}
+        for person in {d.get("person") for d in found} - {own}:
+            mine[person] = bool(person) and all(
+                m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"}))
+        return sorted(d["_id"] for d in found if mine[d.get("person")])
 
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent.
@@ -707,38 +720,62 @@ class IdentityService:
         张三 -> 张山, each its own write group): the first one's hook checked it against the
         other (still 张三) and took it out of the person; the second one's found the first no
         longer linked and stayed. The first stayed in conflict until sent again, although every
-        record of the number now agreed. Asked only when a conflict of the number could now be
-        decided otherwise (``_loosens``): one indexed query, nothing when the number has no
-        conflict. The same rule as a re-send (``_classify_members``): a record joins only if it
-        agrees with every linked record of the number; an operator's decision (``manual``) is
-        kept, so it is left alone here. And only while a record of the number stays linked
-        automatically, the one the conflicts must agree with (below)."""
+        record of the number now agreed. The same when the record a conflict disagreed with stops
+        counting otherwise: an operator's ``$unlink`` or ``$link`` of it, a ``DELETE`` of it
+        (seventeenth round). Asked only when a conflict of the number could now be decided
+        otherwise (``_loosens``): one indexed query, nothing when the number has no conflict.
+        The same rule as a re-send (``_classify_members``): a record joins only if it agrees
+        with every linked record of the number; an operator's decision (``manual``) is kept, so
+        it is left alone here.
+
+        With no record of the number left linked automatically (the one linked moved to another
+        number, was deleted, or an operator took it out), re-sends in id order would let the
+        first by id join and the others be checked against it: when the conflicts disagree with
+        each other (张山, 张四) nothing says which is the resident's, so they wait for a re-send
+        or an operator (review of revisit16); when they all agree, every order decides alike and
+        they are decided now (seventeenth round)."""
         if self.repository is None:
             return set()
         key = before["nid_key"]
-        if not any(o.get("nid_key") == key and not o.get("manual")
-                   for o in self.links.find({"person": _auto_person(key), "status": "linked"})):
-            # No record of the number is left linked automatically (the one linked moved to another
-            # number, lost its number, or an operator holds the rest): nothing says which of the
-            # number's records in conflict is the resident's, and they may disagree with each other
-            # (张山 and 张四): the first by id would have joined. They wait for a re-send or an
-            # operator, as before (review of revisit16).
+        entries = [e for e in self.links.conflicts_of(key) if e["_id"] != pid and not e.get("manual")]
+        if not entries:
             return set()
-        affected: set[str] = set()
-        for entry in self.links.conflicts_of(key):
-            other = entry["_id"]
-            if other == pid or entry.get("manual"):
-                continue
+        current: dict[str, dict[str, Any]] = {}
+        for entry in entries:
             try:
-                current = self.repository.read("Patient", other)
+                current[entry["_id"]] = self.repository.read("Patient", entry["_id"])
             except (NotFound, Gone):
                 continue
-            new, _, _ = self._classify_members(current, entry, current)
+        if not any(o.get("nid_key") == key and not o.get("manual")
+                   for o in self.links.find({"person": _auto_person(key), "status": "linked"})):
+            demos = [d for d in (self._standing(r, key) for r in current.values()) if d is not None]
+            if any(dm.conflicts_between(x, y) for i, x in enumerate(demos) for y in demos[i + 1:]):
+                return set()
+        affected: set[str] = set()
+        for entry in entries:
+            other = entry["_id"]
+            if other not in current:
+                continue
+            new, _, _ = self._classify_members(current[other], entry, current[other])
             if new == entry:
                 continue
             self.links.replace(new)
             affected.update({other, *self.members(entry.get("person")), *self.members(new.get("person"))})
         return affected
+
+    def _standing(self, patient: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The demographics a record of the ID number ``key`` is checked by, or None when it cannot
+        join that number's person whatever the others say (another or no valid number, data that
+        contradict its own number)."""
+        raw = nationalid.raw_national_id(patient)
+        try:
+            nid = nationalid.parse(raw) if raw is not None else None
+        except nationalid.InvalidNationalId:
+            return None
+        if nid is None or self.nid_key(nid.number) != key:
+            return None
+        demo = dm.demographics(patient)
+        return None if dm.conflicts_with_id(demo, nid) else demo
 
     def _note_classified(self, resource: dict[str, Any], entry: dict[str, Any] | None) -> None:
         """Note that this version's hook ran and left the index entry ``entry`` (``_classified_as``):
@@ -873,15 +910,7 @@ class IdentityService:
                 current = self.repository.read("Patient", pid)
             except (NotFound, Gone):
                 return stored  # deleted: the index keeps its entry as it was (as before)
-        raw = nationalid.raw_national_id(current)
-        try:
-            nid = nationalid.parse(raw) if raw is not None else None
-        except nationalid.InvalidNationalId:
-            return None
-        if nid is None or self.nid_key(nid.number) != other.get("nid_key"):
-            return None  # its number changed, even if its name did not
-        demo = dm.demographics(current)
-        return None if dm.conflicts_with_id(demo, nid) else demo
+        return self._standing(current, other.get("nid_key") or "")  # None: its number changed, say
 
     @staticmethod
     def _conflict(doc: dict[str, Any], pid: str, reasons: list[str]) -> tuple[dict[str, Any], list]:
@@ -988,6 +1017,7 @@ class IdentityService:
             self.links.update(source, {"replaced_by": target, "manual": True})
             self.links.update(target, {"replaces": sorted({*tgt.get("replaces", []), source})})
         self._log("link", actor, reason, source=source, target=target, type=type_)
+        affected |= self._after_operator(source, src)
         self._materialise(affected, {})
         return self.person_compartment(source)
 
@@ -1017,8 +1047,26 @@ class IdentityService:
         fields["replaces"] = replaces
         self.links.update(source, fields)
         self._log("unlink", actor, reason, source=source, target=target)
+        affected |= self._after_operator(source, src)
         self._materialise(affected, {})
         return self.person_compartment(source)
+
+    def _after_operator(self, pid: str, before: dict[str, Any]) -> set[str]:
+        """After an operator's ``link``/``unlink`` of ``pid`` (its entry ``before``): when the record
+        was linked automatically and has left its ID number's person, the number's conflicts are
+        decided again (``_reclassify_conflicts``), as a re-send of each would be; returns the
+        records whose links may change.
+
+        Why: a record in conflict with that one alone (张山 against its 张三) stayed out of the
+        resident's compartment until sent again, though the operator had just said the 张三 record
+        is not the resident's (sixteenth round, left; seventeenth round, mended). A record merged
+        by hand (``replaced-by``) stays in its person: nothing is decided again (its data no longer
+        count in the check, but the operator said nothing about the person's other records)."""
+        after = self.links.get(pid) or {}
+        if not before.get("nid_key") or before.get("manual") or before.get("status") != "linked" \
+                or (after.get("status") == "linked" and after.get("person") == before.get("person")):
+            return set()
+        return self._reclassify_conflicts(pid, before)
 
     def _log(self, action: str, actor: str, reason: str, **what: Any) -> None:
         self.log.insert({"_id": uuid.uuid4().hex, "action": action, "actor": actor, "reason": reason,
