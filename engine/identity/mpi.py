@@ -387,6 +387,9 @@ class IdentityService:
         add_statement = getattr(repository, "add_statement", None)
         if add_statement is not None:
             add_statement(self.state_links, types={"Patient"})
+        add_delete_hook = getattr(repository, "add_delete_hook", None)
+        if add_delete_hook is not None:
+            add_delete_hook(self.on_delete, types={"Patient"})
 
     @contextlib.contextmanager
     def batch(self, resources: Iterable[dict[str, Any]], planned: Mapping[str, Any] | None = None) -> Iterator[None]:
@@ -533,7 +536,41 @@ class IdentityService:
                 except (NotFound, Gone):
                     continue
                 self.on_write(resource, None)
+        # entries of records deleted before the index heard of deletions (or while it was not
+        # attached): as if deleted now (``on_delete``)
+        stored = set(ids)
+        for doc in self.links.find({}, sort=[("_id", 1)]):
+            if doc["_id"] not in stored and not doc.get("manual"):
+                with self.store.transaction():
+                    try:
+                        self.repository.read("Patient", doc["_id"])
+                    except (NotFound, Gone):
+                        self.on_delete("Patient", doc["_id"])
         return len(ids)
+
+    def on_delete(self, rtype: str, pid: str) -> None:
+        """A Patient record was deleted (FHIR ``DELETE``, a transaction's DELETE entry): it no
+        longer belongs to its person.
+
+        Why: the index kept the deleted record's entry as it was, linked. The number's holder
+        signing in was handed a deleted record (and its phones) when it was the only one, the
+        person's other records kept a ``seealso`` to it, and every record of the number that
+        disagreed with its data stayed in ``conflict`` -- out of the resident's compartment --
+        and so did every later one, checked against a record no longer there. Now its entry is
+        removed, its person's records lose the link to it, and the number's conflicts are decided
+        again as a re-send would decide them (``_reclassify_conflicts``). A record created again
+        under the same id is classified as new. An operator's decision about the record
+        (``manual``: linked or unlinked by hand) is kept, entry and all: the machine never undoes
+        it, and it applies again if the record comes back."""
+        before = self.links.get(pid)
+        if rtype != "Patient" or before is None or before.get("manual"):
+            return
+        self.links.delete(pid)
+        affected = set(self.members(before.get("person"))) if before.get("status") == "linked" else set()
+        if _loosens(before, {"status": "deleted"}):
+            affected |= self._reclassify_conflicts(pid, before)
+        affected |= {o for o in (before.get("replaced_by"), *before.get("replaces", [])) if o}
+        self._materialise(affected - {pid}, {})
 
     # ---- $match ------------------------------------------------------------------------------
 
