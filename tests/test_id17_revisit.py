@@ -200,3 +200,14 @@ def test_rebuild_forgets_a_record_deleted_before_the_index_heard_of_deletions(wo
     assert engine.identity.record(a) is None
     assert _state(engine, http, b) == ("linked", {b}, [])
     assert engine.identity.patients_for_number(NID) == [b]
+
+
+def test_the_conflicts_list_names_what_the_record_disagrees_with_now(world):
+    """B (张山) conflicted with A (张三); C (张三) joined A since: the operator's list names both."""
+    engine, http, send = world
+    a = send("FNXRMYY", "A04", "张三")
+    b = send("FNZYY", "A04", "张山")
+    c = send("FNFYY", "A04", "张三")
+    assert engine.identity.record(b)["reasons"] == [f"name differ from Patient/{a}"]
+    listed = {d["_id"]: sorted(d["reasons"]) for d in engine.identity.conflicts()}
+    assert listed == {b: [f"name differ from Patient/{x}" for x in sorted([a, c])]}

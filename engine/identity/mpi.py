@@ -511,7 +511,27 @@ class IdentityService:
         return self.links.get(patient_id)
 
     def conflicts(self) -> list[dict[str, Any]]:
-        return self.links.find({"status": "conflict"}, sort=[("_id", 1)])
+        """The records left in ``conflict``, by id, each with the ``reasons`` that hold now.
+
+        Why now: an entry's reasons are those found when it was last classified, and a record
+        of the number that joined the person since (agreeing with the record it conflicted
+        with, not with it) was not named: the operator's list (``huren identity conflicts``)
+        said "name differ from Patient/A" when B had joined, and B was the next obstacle.
+        Asking the number's conflicts again whenever a record joins would cost the common path
+        of ingest (a returning resident's new record) a query; the list is read rarely, so its
+        reasons are found again here, by the rule a re-send would apply, from the record's
+        current version (nothing is written). An entry the rule would now decide otherwise (a
+        store of older code; ``rebuild`` mends it) keeps the reasons stored with it."""
+        out = []
+        for doc in self.links.find({"status": "conflict"}, sort=[("_id", 1)]):
+            if self.repository is not None:
+                with contextlib.suppress(NotFound, Gone):
+                    current = self.repository.read("Patient", doc["_id"])
+                    fresh, _, _ = self._classify_members(current, doc, current)
+                    if fresh.get("status") == "conflict":
+                        doc = {**doc, "reasons": fresh["reasons"]}
+            out.append(doc)
+        return out
 
     def rebuild(self) -> int:
         """Re-link every stored Patient (after a restore, or for Patients stored before the MPI).
