@@ -1071,7 +1071,14 @@ class IdentityService:
                 self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": []})
             self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": []})
         else:
-            self.links.update(source, {"replaced_by": target, "manual": True})
+            fields: dict[str, Any] = {"replaced_by": target, "manual": True}
+            if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
+                # merged into a record of another person: it is that person's record now, and only
+                # that one's. Left in its own person (linked by another ID number, say), the
+                # compartment -- which follows merges -- joined the two persons whole: each
+                # resident read the other's records at every hospital (seventeenth round)
+                fields.update(person=tgt["person"], status="linked", reasons=[])
+            self.links.update(source, fields)
             self.links.update(target, {"replaces": sorted({*tgt.get("replaces", []), source})})
         self._log("link", actor, reason, source=source, target=target, type=type_)
         affected |= self._after_operator(source, src)
