@@ -176,12 +176,21 @@ def test_a_transaction_deleting_the_record_it_conflicted_with(world):
     a = send("FNXRMYY", "A04", "张三")
     b = send("FNZYY", "A04", "张山")
     c = send("FNFYY", "A04", "张山")
+    new = {"resourceType": "Patient", "id": "fy-9", "gender": "male", "birthDate": "1990-01-01",
+           "name": [{"text": "张山"}], "identifier": [
+               {"system": "urn:huren:mrn:FY", "value": "fy-9"},
+               {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]},
+                "value": NID}]}
     bundle = {"resourceType": "Bundle", "type": "transaction",
-              "entry": [{"request": {"method": "DELETE", "url": f"Patient/{a}"}}]}
+              "entry": [{"resource": new, "request": {"method": "PUT", "url": "Patient/fy-9"}},
+                        {"request": {"method": "DELETE", "url": f"Patient/{a}"}}]}
     r = http.post("/fhir", json=bundle)
     assert r.status_code == 200, r.text
-    assert _state(engine, http, b) == ("linked", {b, c}, [c])
-    assert engine.identity.patients_for_number(NID) == sorted([b, c])
+    assert _state(engine, http, b) == ("linked", {b, c, "fy-9"}, sorted([c, "fy-9"]))
+    assert engine.identity.patients_for_number(NID) == sorted([b, c, "fy-9"])
+    match = http.post("/fhir/Patient/$match", json={"resourceType": "Parameters",
+                                                     "parameter": [{"name": "resource", "resource": new}]})
+    assert sorted(e["resource"]["id"] for e in match.json()["entry"]) == sorted([b, c, "fy-9"])  # not the deleted one
 
 
 def test_rebuild_forgets_a_record_deleted_before_the_index_heard_of_deletions(world):
