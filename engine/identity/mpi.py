@@ -524,7 +524,7 @@ class IdentityService:
         store of older code; ``rebuild`` mends it) keeps the reasons stored with it."""
         out = []
         for doc in self.links.find({"status": "conflict"}, sort=[("_id", 1)]):
-            if self.repository is not None:
+            if self.repository is not None and not doc.get("manual"):  # (an operator's: as they left it)
                 with contextlib.suppress(NotFound, Gone):
                     current = self.repository.read("Patient", doc["_id"])
                     fresh, _, _ = self._classify_members(current, doc, current)
