@@ -37,8 +37,8 @@ def _adt(inst: str, mrn: str, number: str, name: str, phone: str, n: int) -> byt
         f"PV1|1|O|JZ^^^{inst}||||||||||||||||{mrn}-1^^^{inst}^VN"]).encode() + b"\r"
 
 
-def test_the_number_opens_its_own_person_not_the_one_an_operator_tied_its_record_to(settings):
-    engine = Engine(settings)
+def test_the_number_opens_its_own_person_not_the_one_an_operator_tied_its_record_to(backend_settings):
+    engine = Engine(backend_settings)
     try:
         with TestClient(create_app(engine)) as http:
             system = {"Authorization": "Bearer " + engine.auth.issue_system_token("his-gw", "system/*.cruds")}
@@ -64,7 +64,7 @@ def test_the_number_opens_its_own_person_not_the_one_an_operator_tied_its_record
             assert r.status_code == 200, r.text
 
             father = sign_in(http, engine, FATHER)
-            sent_to = json.loads((settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["to"]
+            sent_to = json.loads((backend_settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["to"]
             assert sent_to == ["13900000001"]
             assert father["patient"] == fathers
             as_father = {"Authorization": "Bearer " + father["access_token"]}
