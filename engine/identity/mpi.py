@@ -965,8 +965,13 @@ class IdentityService:
         if current is None:
             try:
                 current = self.repository.read("Patient", pid)
-            except (NotFound, Gone):
-                return stored  # deleted: the index keeps its entry as it was (as before)
+            except Gone:
+                # deleted while the index kept its entry linked (a store of the code before the
+                # seventeenth round, which heard of no deletion): no longer a record of anyone's,
+                # so it does not keep the number's next records out (``rebuild`` removes the entry)
+                return None
+            except NotFound:
+                return stored
         return self._standing(current, other.get("nid_key") or "")  # None: its number changed, say
 
     @staticmethod
