@@ -7,7 +7,10 @@ record at FNZYY carries that number: O was linked to 张小明's person. The des
 merges through persons: 张三 read every record of 张小明 at every hospital, and 张小明 read
 张三's. Now the record merged takes the survivor's person (as an HL7 merge leaves it: an A40 writes
 the old record with its MRN alone, out of every person); undoing the merge (``$unlink`` of the two)
-takes it out of both. Real path: ``POST /hl7v2`` and ``/fhir/Patient/$link`` / ``$unlink`` over HTTP.
+takes it out of both. And whatever links two persons' records by a merge (a late ADT^A08 of the
+merged-away MRN carrying the relative's number re-links it to the relative's person), the compartment
+spans one person: it no longer follows a merge into another. Real path: ``POST /hl7v2`` and
+``/fhir/Patient/$link`` / ``$unlink`` over HTTP.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from stdnum.cn import ric
 
 from tests import test_id17_revisit as revisit
-from tests.test_id17_revisit import NID, _operate
+from tests.test_id17_revisit import ER7, NID, _message, _operate
 
 world = revisit.world  # the fixture: the engine, HTTP and an HL7 feed
 
@@ -58,3 +61,28 @@ def test_a_merge_within_one_person_keeps_it(world):
     assert engine.identity.person_compartment(s) == engine.identity.person_compartment(other) == {s, o, other}
     assert engine.identity.patients_for_number(NID) == sorted([s, o, other])
 
+
+
+def _a40(survivor_mrn: str, old_mrn: str) -> bytes:
+    return "\r".join([
+        "MSH|^~\\&|HIS|FNXRMYY|HUREN|FUNING|20261201090000||ADT^A40^ADT_A39|FNXRMYY-A40-1|P|2.5.1",
+        "EVN|A40|20261201090000",
+        f"PID|1||{NID}^^^公安部^NNCHN~{survivor_mrn}^^^FNXRMYY^MR||张^三||19900101|M",
+        f"MRG|{old_mrn}^^^FNXRMYY^MR"]).encode() + b"\r"
+
+
+def test_a_late_a08_of_the_merged_record_does_not_join_the_two_persons(world):
+    engine, http, send = world
+    s = send("FNXRMYY", "A04", "张三")
+    o = send("FNZXYY", "A04", "张小明", RELATIVE)
+    relative = send("FNZYY", "A04", "张小明", RELATIVE)
+    r = http.post("/hl7v2", content=_a40("ZY0001", "ZY0004"), headers={"Content-Type": ER7})
+    assert r.headers["x-hl7-ack-code"] == "AA", r.text
+    assert engine.identity.person_compartment(s) == {s, o}  # the record merged away left its number
+    assert engine.identity.person_compartment(relative) == {relative}
+    # an A08 of the old MRN sent before the merge, delivered after it: the relative's number again
+    r = http.post("/hl7v2", content=_message("FNZXYY", "A08", "张小明", RELATIVE), headers={"Content-Type": ER7})
+    assert r.headers["x-hl7-ack-code"] == "AA", r.text
+    assert engine.identity.record(o)["replaced_by"] == s and engine.identity.record(o)["status"] == "linked"
+    assert engine.identity.person_compartment(s) == {s}
+    assert engine.identity.person_compartment(relative) == {relative, o}

@@ -430,29 +430,36 @@ class IdentityService:
     def person_compartment(self, patient_id: str) -> frozenset[str]:
         """Every Patient id that belongs to the same person as ``patient_id`` (itself included).
 
-        The union of the person's linked records and, transitively, records merged into them
-        (``replaced-by``/``replaces``): a resident's compartment spans all of them.
+        The person's linked records and, transitively, records merged into or from them
+        (``replaced-by``/``replaces``): a resident's compartment spans all of them. A merge never
+        carries it into a second person: a record it reaches that is linked to another person is
+        that person's, and is left out with its merges (seventeenth round: a merged-away record
+        re-linked by a late ADT^A08 carrying a relative's ID number joined the two persons whole,
+        each resident reading the other's records at every hospital). A record outside any person
+        (merged away: no ID number left) is followed; the first person so reached is the one.
         """
         seen: set[str] = set()
-        persons: set[str] = set()
+        anchor: str | None = None  # the one person the compartment spans
         todo = [patient_id]
         while todo:
             pid = todo.pop()
             if pid in seen:
                 continue
-            seen.add(pid)
             doc = self.links.get(pid)
+            person = doc.get("person") if doc is not None and doc.get("status") == "linked" else None
+            if person and anchor is not None and person != anchor:
+                continue  # another person's record, merged or not: not this one's
+            seen.add(pid)
             if doc is None:
                 continue
-            person = doc.get("person")
-            if person and doc.get("status") == "linked" and person not in persons:
-                persons.add(person)
+            if person and anchor is None:
+                anchor = person
                 for member in self.links.find({"person": person, "status": "linked"}):
                     if member["_id"] not in seen:
                         seen.add(member["_id"])
-                        if member.get("replaced_by") or member.get("replaces"):
-                            todo.extend([member["replaced_by"]] if member.get("replaced_by") else [])
-                            todo.extend(member.get("replaces", []))
+                        if member.get("replaced_by"):
+                            todo.append(member["replaced_by"])
+                        todo.extend(member.get("replaces", []))
             if doc.get("replaced_by"):
                 todo.append(doc["replaced_by"])
             todo.extend(doc.get("replaces", []))
