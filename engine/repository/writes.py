@@ -219,13 +219,13 @@ class Writes(GroupCommit, Searching):
             rec = StoredResource(rtype, rid, existing.version + 1, self._now(), True, None)
             try:
                 self.backend.put(rec, None, existing)
+                self._remember((rec,))
+                for hook, types in self._delete_hooks:
+                    if rtype in types:
+                        hook(rtype, rid)  # inside the delete's transaction, as a write hook is
             except BaseException:
                 self._forget_known()
                 raise
-            self._remember((rec,))
-            for hook, types in self._delete_hooks:
-                if rtype in types:
-                    hook(rtype, rid)  # inside the delete's transaction, as a write hook is
             return rec.version
 
     def add_delete_hook(self, hook: Callable[[str, str], None], *, types: Collection[str]) -> None:
