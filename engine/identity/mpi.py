@@ -387,6 +387,9 @@ class IdentityService:
         add_statement = getattr(repository, "add_statement", None)
         if add_statement is not None:
             add_statement(self.state_links, types={"Patient"})
+        add_delete_hook = getattr(repository, "add_delete_hook", None)
+        if add_delete_hook is not None:
+            add_delete_hook(self.on_delete, types={"Patient"})
 
     @contextlib.contextmanager
     def batch(self, resources: Iterable[dict[str, Any]], planned: Mapping[str, Any] | None = None) -> Iterator[None]:
@@ -427,29 +430,36 @@ class IdentityService:
     def person_compartment(self, patient_id: str) -> frozenset[str]:
         """Every Patient id that belongs to the same person as ``patient_id`` (itself included).
 
-        The union of the person's linked records and, transitively, records merged into them
-        (``replaced-by``/``replaces``): a resident's compartment spans all of them.
+        The person's linked records and, transitively, records merged into or from them
+        (``replaced-by``/``replaces``): a resident's compartment spans all of them. A merge never
+        carries it into a second person: a record it reaches that is linked to another person is
+        that person's, and is left out with its merges (seventeenth round: a merged-away record
+        re-linked by a late ADT^A08 carrying a relative's ID number joined the two persons whole,
+        each resident reading the other's records at every hospital). A record outside any person
+        (merged away: no ID number left) is followed; the first person so reached is the one.
         """
         seen: set[str] = set()
-        persons: set[str] = set()
+        anchor: str | None = None  # the one person the compartment spans
         todo = [patient_id]
         while todo:
             pid = todo.pop()
             if pid in seen:
                 continue
-            seen.add(pid)
             doc = self.links.get(pid)
+            person = doc.get("person") if doc is not None and doc.get("status") == "linked" else None
+            if person and anchor is not None and person != anchor:
+                continue  # another person's record, merged or not: not this one's
+            seen.add(pid)
             if doc is None:
                 continue
-            person = doc.get("person")
-            if person and doc.get("status") == "linked" and person not in persons:
-                persons.add(person)
+            if person and anchor is None:
+                anchor = person
                 for member in self.links.find({"person": person, "status": "linked"}):
                     if member["_id"] not in seen:
                         seen.add(member["_id"])
-                        if member.get("replaced_by") or member.get("replaces"):
-                            todo.extend([member["replaced_by"]] if member.get("replaced_by") else [])
-                            todo.extend(member.get("replaces", []))
+                        if member.get("replaced_by"):
+                            todo.append(member["replaced_by"])
+                        todo.extend(member.get("replaces", []))
             if doc.get("replaced_by"):
                 todo.append(doc["replaced_by"])
             todo.extend(doc.get("replaces", []))
@@ -457,8 +467,21 @@ class IdentityService:
 
     def patients_for_number(self, number: str) -> list[str]:
         """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
-        the number may see. Records in conflict or unlinked by an operator are left out."""
-        return sorted(d["_id"] for d in self.links.find({"nid_key": self.nid_key(number), "status": "linked"}))
+        the number may see (sign-in opens the first one's person; the code goes to their phones).
+        Records in conflict or unlinked by an operator are left out, and so is a record an
+        operator linked to a person holding a record of another ID number: the operator said it
+        is that person's (a son seen on his father's ID card, linked to the son's own record), so
+        the number's holder must not be handed it, its person or its phones (seventeenth round:
+        the father signing in read the son's records). A person an operator made of records of
+        this number alone (or with records of none) stays the number's."""
+        key = self.nid_key(number)
+        own = _auto_person(key)
+        found = self.links.find({"nid_key": key, "status": "linked"})
+        mine: dict[str, bool] = {own: True}
+        for person in {d.get("person") for d in found} - {own}:
+            mine[person] = bool(person) and all(
+                m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"}))
+        return sorted(d["_id"] for d in found if mine[d.get("person")])
 
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent.
@@ -495,7 +518,27 @@ class IdentityService:
         return self.links.get(patient_id)
 
     def conflicts(self) -> list[dict[str, Any]]:
-        return self.links.find({"status": "conflict"}, sort=[("_id", 1)])
+        """The records left in ``conflict``, by id, each with the ``reasons`` that hold now.
+
+        Why now: an entry's reasons are those found when it was last classified, and a record
+        of the number that joined the person since (agreeing with the record it conflicted
+        with, not with it) was not named: the operator's list (``huren identity conflicts``)
+        said "name differ from Patient/A" when B had joined, and B was the next obstacle.
+        Asking the number's conflicts again whenever a record joins would cost the common path
+        of ingest (a returning resident's new record) a query; the list is read rarely, so its
+        reasons are found again here, by the rule a re-send would apply, from the record's
+        current version (nothing is written). An entry the rule would now decide otherwise (a
+        store of older code; ``rebuild`` mends it) keeps the reasons stored with it."""
+        out = []
+        for doc in self.links.find({"status": "conflict"}, sort=[("_id", 1)]):
+            if self.repository is not None and not doc.get("manual"):  # (an operator's: as they left it)
+                with contextlib.suppress(NotFound, Gone):
+                    current = self.repository.read("Patient", doc["_id"])
+                    fresh, _, _ = self._classify_members(current, doc, current)
+                    if fresh.get("status") == "conflict":
+                        doc = {**doc, "reasons": fresh["reasons"]}
+            out.append(doc)
+        return out
 
     def rebuild(self) -> int:
         """Re-link every stored Patient (after a restore, or for Patients stored before the MPI).
@@ -520,7 +563,41 @@ class IdentityService:
                 except (NotFound, Gone):
                     continue
                 self.on_write(resource, None)
+        # entries of records deleted before the index heard of deletions (or while it was not
+        # attached): as if deleted now (``on_delete``)
+        stored = set(ids)
+        for doc in self.links.find({}, sort=[("_id", 1)]):
+            if doc["_id"] not in stored and not doc.get("manual"):
+                with self.store.transaction():
+                    try:
+                        self.repository.read("Patient", doc["_id"])
+                    except (NotFound, Gone):
+                        self.on_delete("Patient", doc["_id"])
         return len(ids)
+
+    def on_delete(self, rtype: str, pid: str) -> None:
+        """A Patient record was deleted (FHIR ``DELETE``, a transaction's DELETE entry): it no
+        longer belongs to its person.
+
+        Why: the index kept the deleted record's entry as it was, linked. The number's holder
+        signing in was handed a deleted record (and its phones) when it was the only one, the
+        person's other records kept a ``seealso`` to it, and every record of the number that
+        disagreed with its data stayed in ``conflict`` -- out of the resident's compartment --
+        and so did every later one, checked against a record no longer there. Now its entry is
+        removed, its person's records lose the link to it, and the number's conflicts are decided
+        again as a re-send would decide them (``_reclassify_conflicts``). A record created again
+        under the same id is classified as new. An operator's decision about the record
+        (``manual``: linked or unlinked by hand) is kept, entry and all: the machine never undoes
+        it, and it applies again if the record comes back."""
+        before = self.links.get(pid)
+        if rtype != "Patient" or before is None or before.get("manual"):
+            return
+        self.links.delete(pid)
+        affected = set(self.members(before.get("person"))) if before.get("status") == "linked" else set()
+        if _loosens(before, {"status": "deleted"}):
+            affected |= self._reclassify_conflicts(pid, before)
+        affected |= {o for o in (before.get("replaced_by"), *before.get("replaces", [])) if o}
+        self._materialise(affected - {pid}, {})
 
     # ---- $match ------------------------------------------------------------------------------
 
@@ -707,38 +784,62 @@ class IdentityService:
         张三 -> 张山, each its own write group): the first one's hook checked it against the
         other (still 张三) and took it out of the person; the second one's found the first no
         longer linked and stayed. The first stayed in conflict until sent again, although every
-        record of the number now agreed. Asked only when a conflict of the number could now be
-        decided otherwise (``_loosens``): one indexed query, nothing when the number has no
-        conflict. The same rule as a re-send (``_classify_members``): a record joins only if it
-        agrees with every linked record of the number; an operator's decision (``manual``) is
-        kept, so it is left alone here. And only while a record of the number stays linked
-        automatically, the one the conflicts must agree with (below)."""
+        record of the number now agreed. The same when the record a conflict disagreed with stops
+        counting otherwise: an operator's ``$unlink`` or ``$link`` of it, a ``DELETE`` of it
+        (seventeenth round). Asked only when a conflict of the number could now be decided
+        otherwise (``_loosens``): one indexed query, nothing when the number has no conflict.
+        The same rule as a re-send (``_classify_members``): a record joins only if it agrees
+        with every linked record of the number; an operator's decision (``manual``) is kept, so
+        it is left alone here.
+
+        With no record of the number left linked automatically (the one linked moved to another
+        number, was deleted, or an operator took it out), re-sends in id order would let the
+        first by id join and the others be checked against it: when the conflicts disagree with
+        each other (张山, 张四) nothing says which is the resident's, so they wait for a re-send
+        or an operator (review of revisit16); when they all agree, every order decides alike and
+        they are decided now (seventeenth round)."""
         if self.repository is None:
             return set()
         key = before["nid_key"]
-        if not any(o.get("nid_key") == key and not o.get("manual")
-                   for o in self.links.find({"person": _auto_person(key), "status": "linked"})):
-            # No record of the number is left linked automatically (the one linked moved to another
-            # number, lost its number, or an operator holds the rest): nothing says which of the
-            # number's records in conflict is the resident's, and they may disagree with each other
-            # (张山 and 张四): the first by id would have joined. They wait for a re-send or an
-            # operator, as before (review of revisit16).
+        entries = [e for e in self.links.conflicts_of(key) if e["_id"] != pid and not e.get("manual")]
+        if not entries:
             return set()
-        affected: set[str] = set()
-        for entry in self.links.conflicts_of(key):
-            other = entry["_id"]
-            if other == pid or entry.get("manual"):
-                continue
+        current: dict[str, dict[str, Any]] = {}
+        for entry in entries:
             try:
-                current = self.repository.read("Patient", other)
+                current[entry["_id"]] = self.repository.read("Patient", entry["_id"])
             except (NotFound, Gone):
                 continue
-            new, _, _ = self._classify_members(current, entry, current)
+        if not any(o.get("nid_key") == key and not o.get("manual")
+                   for o in self.links.find({"person": _auto_person(key), "status": "linked"})):
+            demos = [d for d in (self._standing(r, key) for r in current.values()) if d is not None]
+            if any(dm.conflicts_between(x, y) for i, x in enumerate(demos) for y in demos[i + 1:]):
+                return set()
+        affected: set[str] = set()
+        for entry in entries:
+            other = entry["_id"]
+            if other not in current:
+                continue
+            new, _, _ = self._classify_members(current[other], entry, current[other])
             if new == entry:
                 continue
             self.links.replace(new)
             affected.update({other, *self.members(entry.get("person")), *self.members(new.get("person"))})
         return affected
+
+    def _standing(self, patient: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The demographics a record of the ID number ``key`` is checked by, or None when it cannot
+        join that number's person whatever the others say (another or no valid number, data that
+        contradict its own number)."""
+        raw = nationalid.raw_national_id(patient)
+        try:
+            nid = nationalid.parse(raw) if raw is not None else None
+        except nationalid.InvalidNationalId:
+            return None
+        if nid is None or self.nid_key(nid.number) != key:
+            return None
+        demo = dm.demographics(patient)
+        return None if dm.conflicts_with_id(demo, nid) else demo
 
     def _note_classified(self, resource: dict[str, Any], entry: dict[str, Any] | None) -> None:
         """Note that this version's hook ran and left the index entry ``entry`` (``_classified_as``):
@@ -871,17 +972,14 @@ class IdentityService:
         if current is None:
             try:
                 current = self.repository.read("Patient", pid)
-            except (NotFound, Gone):
-                return stored  # deleted: the index keeps its entry as it was (as before)
-        raw = nationalid.raw_national_id(current)
-        try:
-            nid = nationalid.parse(raw) if raw is not None else None
-        except nationalid.InvalidNationalId:
-            return None
-        if nid is None or self.nid_key(nid.number) != other.get("nid_key"):
-            return None  # its number changed, even if its name did not
-        demo = dm.demographics(current)
-        return None if dm.conflicts_with_id(demo, nid) else demo
+            except Gone:
+                # deleted while the index kept its entry linked (a store of the code before the
+                # seventeenth round, which heard of no deletion): no longer a record of anyone's,
+                # so it does not keep the number's next records out (``rebuild`` removes the entry)
+                return None
+            except NotFound:
+                return stored
+        return self._standing(current, other.get("nid_key") or "")  # None: its number changed, say
 
     @staticmethod
     def _conflict(doc: dict[str, Any], pid: str, reasons: list[str]) -> tuple[dict[str, Any], list]:
@@ -985,9 +1083,17 @@ class IdentityService:
                 self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": []})
             self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": []})
         else:
-            self.links.update(source, {"replaced_by": target, "manual": True})
+            fields: dict[str, Any] = {"replaced_by": target, "manual": True}
+            if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
+                # merged into a record of another person: it is that person's record now, and only
+                # that one's. Left in its own person (linked by another ID number, say), the
+                # compartment -- which follows merges -- joined the two persons whole: each
+                # resident read the other's records at every hospital (seventeenth round)
+                fields.update(person=tgt["person"], status="linked", reasons=[])
+            self.links.update(source, fields)
             self.links.update(target, {"replaces": sorted({*tgt.get("replaces", []), source})})
         self._log("link", actor, reason, source=source, target=target, type=type_)
+        affected |= self._after_operator(source, src)
         self._materialise(affected, {})
         return self.person_compartment(source)
 
@@ -1017,8 +1123,26 @@ class IdentityService:
         fields["replaces"] = replaces
         self.links.update(source, fields)
         self._log("unlink", actor, reason, source=source, target=target)
+        affected |= self._after_operator(source, src)
         self._materialise(affected, {})
         return self.person_compartment(source)
+
+    def _after_operator(self, pid: str, before: dict[str, Any]) -> set[str]:
+        """After an operator's ``link``/``unlink`` of ``pid`` (its entry ``before``): when the record
+        was linked automatically and has left its ID number's person, the number's conflicts are
+        decided again (``_reclassify_conflicts``), as a re-send of each would be; returns the
+        records whose links may change.
+
+        Why: a record in conflict with that one alone (张山 against its 张三) stayed out of the
+        resident's compartment until sent again, though the operator had just said the 张三 record
+        is not the resident's (sixteenth round, left; seventeenth round, mended). A record merged
+        by hand (``replaced-by``) stays in its person: nothing is decided again (its data no longer
+        count in the check, but the operator said nothing about the person's other records)."""
+        after = self.links.get(pid) or {}
+        if not before.get("nid_key") or before.get("manual") or before.get("status") != "linked" \
+                or (after.get("status") == "linked" and after.get("person") == before.get("person")):
+            return set()
+        return self._reclassify_conflicts(pid, before)
 
     def _log(self, action: str, actor: str, reason: str, **what: Any) -> None:
         self.log.insert({"_id": uuid.uuid4().hex, "action": action, "actor": actor, "reason": reason,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import BadRequest, NotFound
@@ -76,6 +77,7 @@ class RepositoryCore:
         # entry concerns (None: every type), position for position
         self._hooks: list[WriteHook] = []
         self._batch_hooks: list[BatchHook] = []
+        self._delete_hooks: list[tuple[Callable[[str, str], None], frozenset[str]]] = []  # (the index)
         self._guards: list[WriteGuard] = []
         self._marks: list[Mark] = []
         self._statements: list[Statement] = []

@@ -7,7 +7,7 @@ versioned, indexed and put -- one at a time (create, update, delete) or a whole 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from engine import fhirjson
@@ -219,11 +219,19 @@ class Writes(GroupCommit, Searching):
             rec = StoredResource(rtype, rid, existing.version + 1, self._now(), True, None)
             try:
                 self.backend.put(rec, None, existing)
+                self._remember((rec,))
+                for hook, types in self._delete_hooks:
+                    if rtype in types:
+                        hook(rtype, rid)  # inside the delete's transaction, as a write hook is
             except BaseException:
                 self._forget_known()
                 raise
-            self._remember((rec,))
             return rec.version
+
+    def add_delete_hook(self, hook: Callable[[str, str], None], *, types: Collection[str]) -> None:
+        """``hook(type, id)`` runs inside the transaction of a ``delete`` of a resource of ``types``
+        (the patient index: a deleted Patient stops counting for its person)."""
+        self._delete_hooks.append((hook, frozenset(types)))
 
     def valid_groups(self, groups: Sequence[Sequence[dict[str, Any]]]) -> list[bool]:
         """Validate the resources of several writes type by type: for each write, whether all of
