@@ -158,9 +158,10 @@ class BatchScope(RecognitionState):
                 flags.append(issue_id("dup", result_key(result)))
                 tests.append((result.person, found.code, result.institution, day))
         self.index.prefetch_windows(asks)
-        # the ranges first: they hold the check rows of the other orders of each test (of the
-        # result's day, which its range starts at) and most of the batch's own orders, which the
-        # read by id then leaves out instead of reading and parsing them a second time
+        # the ranges first: they hold the stored check rows of the other orders of each test from
+        # the result's day on (where its range starts), which the read by id then leaves out
+        # instead of reading and parsing them a second time; the batch's own new orders are not
+        # stored yet and are read by id (as absent) either way
         self.checks.prefetch_ranges(later)
         self.checks.prefetch([*orders, *self._orders_of_tests(tests)])
         self.flags.prefetch(flags)
