@@ -19,7 +19,15 @@ from engine.repository.group_commit import GroupCommit
 from engine.repository.port import StoredResource
 from engine.repository.search import ParsedSearch
 from engine.repository.searching import Searching, SearchResult
-from engine.repository.versioning import as_stored, body_of, left_versions, parse_etag, unchanged, versioned
+from engine.repository.versioning import (
+    FoundStored,
+    as_stored,
+    body_of,
+    left_versions,
+    parse_etag,
+    unchanged,
+    versioned,
+)
 
 
 class Writes(GroupCommit, Searching):
@@ -342,8 +350,7 @@ class Writes(GroupCommit, Searching):
                 unhooked = ref in left and left[ref] in (None, existing.version)
             if existing is not None and not existing.deleted and not unhooked \
                     and f"{key[0]}/{key[1]}" in create_only:
-                results.append(WriteResult(fhirjson.loads(existing.body), created=False, changed=False,
-                                           body=existing.body))
+                results.append(FoundStored(existing))  # parsed only if its resource is read
                 continue
             result = self._store(r, existing, validate=False, source=source, unhooked=unhooked)
             updated = None  # it may have put the group (a hook's nested write)
