@@ -185,9 +185,9 @@ class SqliteStore:
         """One transaction, or a block nested in this thread's open one: a SAVEPOINT that a failure
         rolls back alone, or inside ``flat_transaction()`` a join without one (see there).
 
-        A class, not a generator-based context manager: a lab message enters ~3 nested blocks
-        (``write_many``, its write group), and the generator's frame, its wrapper and the
-        ``yield`` cost ~13 us a block in the ingest pipeline (README "## HL7 v2 ingest",
+        A class, not a generator-based context manager: a lab message enters ~2 nested blocks
+        (``write_many``'s), and with the generator's frame, its wrapper and the ``yield`` a block
+        cost ~9-11 us in the ingest pipeline, ~6-8 without (README "## HL7 v2 ingest",
         seventeenth round)."""
         return _Transaction(self)
 

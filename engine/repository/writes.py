@@ -42,7 +42,7 @@ class Writes(GroupCommit, Searching):
         validate: bool = True,
         source: str = API,
         unhooked: bool = False,
-        combined: dict[str, Any] | None = None,
+        merged: dict[str, Any] | None = None,
     ) -> WriteResult:
         """Combine with the stored version (merge rules, per writer ``source``), validate, version,
         index and store one resource, then run the write hooks.
@@ -53,7 +53,7 @@ class Writes(GroupCommit, Searching):
         again as stored, byte for byte, is told unchanged before the merge rules (unless a
         statement may still add to it). Where it goes: a write group's buffer (``pending``), the
         stage of the group whose hooks are writing (``group_commit``: a derived write), or the
-        backend at once. ``combined``: what the merge rules of ``source`` made of ``resource`` over
+        backend at once. ``merged``: what the merge rules of ``source`` made of ``resource`` over
         the stored version its ``meta`` names, combined by the caller (``write_many(combined=)``):
         taken as the rules' answer while that version is still the current one.
         """
@@ -80,8 +80,8 @@ class Writes(GroupCommit, Searching):
         issues: list[dict[str, Any]]
         if previous is None and self.merge.as_is(rtype, source, creating=True, resource=resource):
             issues = []
-        elif combined is not None and not hooks.marks and _combined_over(combined, existing):
-            resource, issues = combined, []  # the same rules over the same version: their answer again
+        elif merged is not None and not hooks.marks and _combined_over(merged, existing):
+            resource, issues = merged, []  # the same rules over the same version: their answer again
         else:
             combined = self.merge.combine(previous, resource, source)
             resource, issues = combined.resource, combined.issues
@@ -364,7 +364,7 @@ class Writes(GroupCommit, Searching):
                 results.append(FoundStored(existing))  # parsed only if its resource is read
                 continue
             result = self._store(r, existing, validate=False, source=source, unhooked=unhooked,
-                                 combined=combined.get(f"{key[0]}/{key[1]}") if combined else None)
+                                 merged=combined.get(f"{key[0]}/{key[1]}") if combined else None)
             updated = None  # it may have put the group (a hook's nested write)
             if result.changed:
                 written.add(key)
