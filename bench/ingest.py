@@ -1,7 +1,7 @@
 """Ingest benchmark: messages/s per stage and over a real MLLP socket into SQLite, with ACKs.
 
     python bench/ingest.py [--quick] [--messages N] [--connections C] [--window W]
-    python bench/ingest.py --stages [--messages N] [--stored M]  # only the CPU per stage, in process
+    python bench/ingest.py --stages [--messages N] [--stored M] [--returning]  # only the CPU per stage, in process
     python bench/ingest.py --only lab|adt|imaging         # only that kind's MLLP run (paired runs)
     python bench/ingest.py --commit-pages [--messages N] [--stored M]  # a commit's WAL pages by B-tree
 
@@ -505,14 +505,24 @@ def settle_warm(engine: Any, batch: int = 50) -> None:
     heap.settle()
 
 
-def stage_breakdown(count: int, batch: int = 50, stored: int = 0) -> dict[str, float]:
+def returning_lab(n: int) -> bytes:
+    """``oru_lab(n)`` again as a later order of the same resident: another control id and order
+    numbers, the same PID (MRN), so its thin Patient is found stored (create-only)."""
+    return (oru_lab(n).replace(b"LAB%09d" % n, b"LAB%09d" % (n + 10_000_000))
+            .replace(b"ORD%09d" % n, b"ORD%09d" % (n + 10_000_000)))
+
+
+def stage_breakdown(count: int, batch: int = 50, stored: int = 0, returning: bool = False) -> dict[str, float]:
     """CPU per 12-OBX message per stage, in-process batches of ``batch`` (as group commit forms
     them under load) on a fresh engine settled as ``huren serve`` settles it; µs per message.
 
     ``stored``: lab messages ingested first, untimed, each of a resident of its own (so the timed
     ones meet no more returning residents than without), so that the timed ones meet a database
     of that size (the commit writes the pages a batch changes, and where keys are hashes that
-    grows with the tables)."""
+    grows with the tables).
+    ``returning``: every timed message is a later order of a resident whose first one was
+    stored before, untimed (``returning_lab``): its thin Patient is found stored, as for most
+    of a production lab feed; without it every timed message brings a new Patient."""
     from engine.engine import Engine
     from engine.settings import Settings
 
@@ -520,10 +530,15 @@ def stage_breakdown(count: int, batch: int = 50, stored: int = 0) -> dict[str, f
         settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
         with Engine(settings) as engine:
             prefill(engine, stored, batch)
+            if returning:
+                for start in range(0, count, batch):
+                    engine.ingestor.process([(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1")
+                                             for i in range(start, min(start + batch, count))])
             settle_warm(engine, batch)
             clock = StageClock()
             clock.attach(engine)
-            messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+            make = returning_lab if returning else oru_lab
+            messages = [(make(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
             cpu0, thread0 = time.process_time(), time.thread_time()
             with clock.collections():
                 for start in range(0, count, batch):
@@ -538,7 +553,7 @@ def stage_breakdown(count: int, batch: int = 50, stored: int = 0) -> dict[str, f
     per["other (batch loop, MSH, ACK, commits)"] = sum(v for k, v in per.items() if k.startswith("·"))
     whole = measured / count * 1e6
     print(f"CPU per stage, ORU^R01 lab, in-process batches of {batch} ({count} msgs"
-          + (f" after {stored:,} stored" if stored else "") + ", "
+          + (f" after {stored:,} stored" if stored else "") + (", returning residents" if returning else "") + ", "
           f"{whole:,.0f} us/msg in all without the measurement's own {overhead / count * 1e6:,.0f} "
           f"({clock.calls / count:,.0f} timed calls a message, removed from each stage and its caller); "
           f"exclusive CPU per stage; {load_note()}):")
@@ -730,6 +745,9 @@ def main() -> None:
                         help="only the in-process CPU per stage of the 12-OBX lab result (--messages of them)")
     parser.add_argument("--stored", type=int, default=0,
                         help="with --stages: lab messages stored first, untimed (the database's size)")
+    parser.add_argument("--returning", action="store_true",
+                        help="with --stages: every timed message a later order of a resident stored before "
+                             "(its thin Patient found stored)")
     parser.add_argument("--commit-pages", action="store_true",
                         help="only the WAL pages a batch's COMMIT writes, by B-tree, and its CPU with and "
                              "without checkpoints (--messages lab messages, --stored first)")
@@ -748,7 +766,7 @@ def main() -> None:
         return
     count = 300 if args.quick else args.messages
     if args.stages:
-        stage_breakdown(count, stored=args.stored)
+        stage_breakdown(count, stored=args.stored, returning=args.returning)
         return
     if args.commit_pages:
         commit_pages(count, stored=args.stored)

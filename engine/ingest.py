@@ -972,7 +972,7 @@ class Ingestor:
                 r = stored.get(ref) if type(ref) is str else None
                 if r is None:
                     raise _unsignable(t)
-                pinned.append({**t, "reference": f"{ref}/_history/{r.resource['meta']['versionId']}"})
+                pinned.append({**t, "reference": f"{ref}/_history/{r.version}"})
                 bodies.append(r.body if r.body is not None else fhirjson.dumps(r.resource))
             out.append(({**prov, "target": pinned}, bodies))
         return out

@@ -1017,6 +1017,7 @@ class IdentityService:
         token = _in_materialise.set(_in_materialise.get() + 1)
         try:
             changed: list[dict[str, Any]] = []
+            combined: dict[str, dict[str, Any]] = {}  # what the rules made of each: not asked twice (flow17)
             members: dict[str | None, list[str]] = {}  # person -> its records, asked once
             for pid in sorted(patient_ids):
                 resource = current.get(pid)
@@ -1033,16 +1034,18 @@ class IdentityService:
                 managed = self._managed(doc, members[person], pid)
                 if managed:
                     stated["link"] = managed
-                if self.repository.merge.combine(resource, stated, INDEX).resource == resource:
+                merged = self.repository.merge.combine(resource, stated, INDEX).resource
+                if merged == resource:
                     continue  # nothing of the index's changed: no read-and-compare in the repository
                 changed.append(stated)
+                combined[f"Patient/{pid}"] = merged
             if not changed:
                 return
             # validated: each is the stored version with the index's own links in place of the
             # ones it held (the merge rules keep everything else as stored, which was valid when
             # stored), and those links have one fixed shape, proven valid by the identity tests;
             # validating a whole Patient again cost more than the rest of this write
-            for written in self.repository.write_many(changed, source=INDEX, validated=True):
+            for written in self.repository.write_many(changed, source=INDEX, validated=True, combined=combined):
                 version = ((getattr(written, "resource", None) or {}).get("meta") or {}).get("versionId")
                 if version is not None:
                     self._remember(written.resource["id"], int(version))

@@ -13,6 +13,7 @@ from typing import Any
 from engine import fhirjson
 from engine.bounds import parse_int
 from engine.errors import BadRequest
+from engine.repository.contracts import WriteResult
 from engine.repository.port import StoredResource
 
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
@@ -60,6 +61,43 @@ def as_stored(existing: StoredResource, resource: dict[str, Any]) -> dict[str, A
         return None
     stored = versioned(resource, str(existing.version), existing.updated)
     return stored if fhirjson.dumps(stored) == existing.body else None
+
+
+class FoundStored(WriteResult):
+    """What a write answers for a version it found stored and left alone (a create-only resource
+    already there: a returning resident's thin Patient in a lab message): the stored resource is
+    parsed from the stored bytes only when ``resource`` is read, and ``version`` is told from the
+    stored row without parsing.
+
+    Why: ingest reads only the version and the bytes of such a result (its Provenance names the
+    version and signs the bytes), and parsing a whole stored Patient for them was the only work
+    the write did for it."""
+
+    __slots__ = ("_rec", "_parsed")
+
+    def __init__(self, rec: StoredResource) -> None:  # (not the dataclass's: ``resource`` is lazy)
+        self._rec = rec
+        self._parsed: dict[str, Any] | None = None
+        self.created = False
+        self.issues = []
+        self.changed = False
+        self.body = rec.body
+
+    @property  # type: ignore[override]
+    def resource(self) -> dict[str, Any]:
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = fhirjson.loads(self._rec.body)  # type: ignore[arg-type]
+        return parsed  # type: ignore[return-value]
+
+    @resource.setter
+    def resource(self, value: dict[str, Any]) -> None:
+        self._parsed = value
+
+    @property
+    def version(self) -> str:
+        """``meta.versionId`` of the stored body, which is the row's version (``versioned``)."""
+        return str(self._rec.version)
 
 
 def unchanged(existing: StoredResource, previous: dict[str, Any], resource: dict[str, Any]) -> bool:
