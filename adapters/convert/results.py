@@ -705,6 +705,10 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
             res["valueDateTime"] = to_fhir_datetime(reps[0].comp(1), ctx.tz)
         elif vtype == "TM":
             res["valueTime"] = _time(reps[0].comp(1).strip())
+        elif vtype == "DR":
+            res["valuePeriod"] = _period(reps[0], ctx)
+        elif vtype == "NR":
+            res["valueRange"] = _numeric_range(reps[0], unit_rep, ctx)
         elif vtype == "RP":
             res["valueString"] = reps[0].comp(1)
         elif vtype == "NA":
@@ -718,6 +722,32 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         for key in [k for k in res if k.startswith("value")]:
             res.pop(key)
         res["valueString"] = reps[0].text()
+
+
+def _period(rep: Any, ctx: Context) -> dict[str, str]:
+    """DR (range start ^ range end, each a DTM -- a v2.3 TS's first subcomponent) → valuePeriod
+    (IG: OBX-2 DR → valuePeriod); either end may be open. Neither raises ``ValueError`` (kept as text)."""
+    period = {}
+    for comp, name in ((1, "start"), (2, "end")):
+        text = rep.comp(comp, 1).strip()
+        if text:
+            period[name] = to_fhir_datetime(text, ctx.tz)
+    if not period:
+        raise ValueError("a date/time range needs a start or an end")
+    return period
+
+
+def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:
+    """NR (low ^ high) → valueRange (IG: OBX-2 NR → valueRange), each bound in OBX-6's unit as an
+    SN range's are; an open end is left out. Neither raises ``ValueError`` (kept as text)."""
+    out: dict[str, Any] = {}
+    for comp, name in ((1, "low"), (2, "high")):
+        text = rep.comp(comp).strip()
+        if text:
+            out[name] = _quantity(text, unit_rep, ctx)
+    if not out:
+        raise ValueError("a numeric range needs a low or a high number")
+    return out
 
 
 # HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]

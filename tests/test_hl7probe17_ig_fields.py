@@ -1,0 +1,71 @@
+"""What the HL7 v2-to-FHIR IG maps and huren lost or put elsewhere (hl7probe17), each sent over MLLP
+and read back through ``/fhir``.
+
+- OBR-8 (observation end date/time): a 24-hour urine collected from OBR-7 to OBR-8 was stored as a
+  report dated at its start alone; the IG makes the two ``DiagnosticReport.effectivePeriod`` ("IF OBR-8
+  VALUED"). A second group of the same report without OBR-8 no longer adds an ``effectiveDateTime``
+  beside that period (R4 allows one ``effective[x]``).
+- OBX-2 ``DR`` and ``NR``: a date/time range and a numeric range were kept as text (``"a^b"``) with a
+  warning; the IG maps them to ``valuePeriod`` and ``valueRange``.
+"""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from engine.messages import message_id
+from tests.test_conv13_orders import written
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_ingest_durability import err_fields
+
+MSH = "MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|{c}|P|2.5.1\r"
+PID = "PID|1||ZY17P^^^FNXRMYY^MR||王^建国||19850412|M\r"
+
+
+def obr(n: int, start: str, end: str) -> str:
+    return f"OBR|{n}|ORD-U|LAB-U|UPRO24^24小时尿蛋白^L|||{start}|{end}|||||||||||||20261201112900|||F\r"
+
+
+def test_an_observation_end_makes_the_report_a_period(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    one = (MSH.format(c="P1") + PID + obr(1, "20261130080000", "20261201080000")
+           + "OBX|1|NM|UPRO^尿蛋白^L||0.15|g/24h|||||F\r"
+           + obr(2, "20261130090000", "") + "OBX|1|NM|UVOL^尿量^L||1500|mL|||||F\r").encode()
+    (ack,) = send(engine, one)
+    assert ack_code_of(ack) == "AA", ack
+    (report,) = written(engine, fhir, "P1", "DiagnosticReport")
+    assert report["effectivePeriod"] == {"start": "2026-11-30T08:00:00+08:00", "end": "2026-12-01T08:00:00+08:00"}
+    assert "effectiveDateTime" not in report
+    # without OBR-8 the report is dated by OBR-7 alone, as before
+    (ack,) = send(engine, (MSH.format(c="P2") + PID + obr(1, "20261130080000", "").replace("-U|", "-V|")
+                           + "OBX|1|NM|UPRO^尿蛋白^L||0.15|g/24h|||||F\r").encode())
+    (report,) = written(engine, fhir, "P2", "DiagnosticReport")
+    assert report["effectiveDateTime"] == "2026-11-30T08:00:00+08:00" and "effectivePeriod" not in report
+
+
+def test_date_and_numeric_ranges_are_periods_and_ranges(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    message = (MSH.format(c="R1") + PID + obr(1, "20261201080000", "").replace("-U|", "-R|")
+               + "OBX|1|DR|ABX^抗生素使用期^L||20261125080000^20261128^||||||F\r"
+               + "OBX|2|NR|TGT^目标范围^L||3.90^6.10|mmol/L|||||F\r"
+               + "OBX|3|NR|OPEN^下限^L||^5.0|mmol/L|||||F\r").encode()
+    (ack,) = send(engine, message)
+    assert ack_code_of(ack) == "AA", ack
+    assert not [e for e in err_fields(ack) if "kept as text" in e[-1]], ack
+    by_code = {o["code"]["coding"][0]["code"]: o for o in written(engine, fhir, "R1", "Observation")}
+    assert by_code["ABX"]["valuePeriod"] == {"start": "2026-11-25T08:00:00+08:00", "end": "2026-11-28"}
+    unit = {"unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}
+    assert by_code["TGT"]["valueRange"] == {"low": {"value": 3.90, **unit}, "high": {"value": 6.10, **unit}}
+    assert by_code["OPEN"]["valueRange"] == {"high": {"value": 5.0, **unit}}
+    assert "valueString" not in by_code["TGT"]
+
+
+def test_a_range_keeps_its_decimals_as_sent(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    (ack,) = send(engine, (MSH.format(c="R2") + PID + obr(1, "20261201080000", "").replace("-U|", "-D|")
+                           + "OBX|1|NR|TGT^目标范围^L||3.90^6.10|mmol/L|||||F\r").encode())
+    assert ack_code_of(ack) == "AA", ack
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", "R2"))
+    assert doc is not None
+    (ref,) = [r for r in doc["resources"] if r.startswith("Observation/")]
+    body = fhir.get(f"/fhir/{ref}").text
+    assert '"low":{"value":3.90,' in body.replace(" ", "") and '"value":6.10,' in body.replace(" ", "")
