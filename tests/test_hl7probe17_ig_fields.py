@@ -7,6 +7,8 @@ and read back through ``/fhir``.
   beside that period (R4 allows one ``effective[x]``).
 - OBX-2 ``DR`` and ``NR``: a date/time range and a numeric range were kept as text (``"a^b"``) with a
   warning; the IG maps them to ``valuePeriod`` and ``valueRange``.
+- TXA-18 (document confidentiality) and TXA-16 (unique document file name) were dropped; the IG maps
+  them to ``DocumentReference.securityLabel`` and ``identifier``.
 """
 
 from __future__ import annotations
@@ -69,3 +71,26 @@ def test_a_range_keeps_its_decimals_as_sent(engine: Engine, fhir: TestClient) ->
     (ref,) = [r for r in doc["resources"] if r.startswith("Observation/")]
     body = fhir.get(f"/fhir/{ref}").text
     assert '"low":{"value":3.90,' in body.replace(" ", "") and '"value":6.10,' in body.replace(" ", "")
+
+
+def document(control: str, confidentiality: str) -> bytes:
+    return (f"MSH|^~\\&|EMR|FNXRMYY|HUREN|FNYGT|20261201091500||MDM^T02^MDM_T02|{control}|P|2.5.1\r"
+            "EVN|T02|20261201091500\r" + PID
+            + f"TXA|1|DS^出院小结^HL70270|TX|20261201080000|||||D001^李^明||||DOC-{control}|||ds_{control}.rtf|AU"
+              f"|{confidentiality}\r"
+            + "OBX|1|TX|18842-5^出院小结^LN||第一段~第二段||||||F\r").encode()
+
+
+def test_a_document_keeps_its_confidentiality_and_file_name(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """TXA-18 (document confidentiality, table 0272) and TXA-16 (unique document file name) were
+    dropped: a restricted discharge summary was stored with no security label."""
+    acks = send(engine, document("D1", "R"), document("D2", "U"), document("D3", ""))
+    assert [ack_code_of(a) for a in acks] == ["AA"] * 3, acks
+    (restricted,) = written(engine, fhir, "D1", "DocumentReference")
+    confidentiality = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+    assert restricted["securityLabel"] == [{"coding": [{"system": confidentiality, "code": "R", "display": "restricted"}]}]
+    assert {"value": "ds_D1.rtf"} in restricted["identifier"]
+    (usual,) = written(engine, fhir, "D2", "DocumentReference")
+    assert usual["securityLabel"] == [{"coding": [{"system": confidentiality, "code": "N", "display": "normal"}]}]
+    (unsaid,) = written(engine, fhir, "D3", "DocumentReference")
+    assert "securityLabel" not in unsaid
