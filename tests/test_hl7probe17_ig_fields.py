@@ -7,6 +7,8 @@ and read back through ``/fhir``.
   beside that period (R4 allows one ``effective[x]``).
 - OBX-2 ``DR`` and ``NR``: a date/time range and a numeric range were kept as text (``"a^b"``) with a
   warning; the IG maps them to ``valuePeriod`` and ``valueRange``.
+- OBX-11 ``X`` (results cannot be obtained) and ``N`` (not asked) on a result without a value: stored
+  with no reason at all; the IG gives ``dataAbsentReason`` ``cannot-be-obtained`` and ``not-asked``.
 - TXA-18 (document confidentiality) and TXA-16 (unique document file name) were dropped; the IG maps
   them to ``DocumentReference.securityLabel`` and ``identifier``.
 """
@@ -94,3 +96,16 @@ def test_a_document_keeps_its_confidentiality_and_file_name(engine: Engine, fhir
     assert usual["securityLabel"] == [{"coding": [{"system": confidentiality, "code": "N", "display": "normal"}]}]
     (unsaid,) = written(engine, fhir, "D3", "DocumentReference")
     assert "securityLabel" not in unsaid
+
+
+def test_a_result_without_value_says_why_by_its_status(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    message = (MSH.format(c="X1") + PID + obr(1, "20261201080000", "").replace("-U|", "-X|")
+               + "OBX|1|NM|HBA1C^糖化血红蛋白^L|||%|||||X\r"
+               + "OBX|2|NM|GLU^葡萄糖^L|||mmol/L|||||N\r"
+               + "OBX|3|NM|TG^甘油三酯^L|||mmol/L|||||F\r"
+               + "OBX|4|NM|TC^总胆固醇^L|||mmol/L|||||D\r").encode()
+    (ack,) = send(engine, message)
+    assert ack_code_of(ack) == "AA", ack
+    reasons = {o["code"]["coding"][0]["code"]: [c["code"] for c in (o.get("dataAbsentReason") or {}).get("coding", [])]
+               for o in written(engine, fhir, "X1", "Observation")}
+    assert reasons == {"HBA1C": ["cannot-be-obtained"], "GLU": ["not-asked"], "TG": ["unknown"], "TC": []}

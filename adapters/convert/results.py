@@ -595,12 +595,12 @@ def _observation(
         # HL7's explicit null: the lab deleted the value (not "no change", as an empty OBX-5 is) --
         # stored as an empty one is (data-absent, as R4 obs-6 allows) and the stored value goes
         ctx.delete(res, "value[x]")
-    if _VALUE_KEYS.isdisjoint(res) and status not in ("cancelled", "entered-in-error"):
-        res["dataAbsentReason"] = {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
-            ]
-        }
+    if _VALUE_KEYS.isdisjoint(res):  # why there is no value: OBX-11 says it for X and N (IG)
+        reason = vocabulary(ctx.site, "observation_absent_reason").get(status_code, "unknown")
+        if reason:
+            res["dataAbsentReason"] = {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": reason}]
+            }
     ranges = _reference_range(obx, ctx, res)
     if ranges:
         res["referenceRange"] = ranges
