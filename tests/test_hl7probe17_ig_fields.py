@@ -9,6 +9,8 @@ and read back through ``/fhir``.
   warning; the IG maps them to ``valuePeriod`` and ``valueRange``.
 - OBX-11 ``X`` (results cannot be obtained) and ``N`` (not asked) on a result without a value: stored
   with no reason at all; the IG gives ``dataAbsentReason`` ``cannot-be-obtained`` and ``not-asked``.
+- OBR-32 (principal result interpreter, NDL): the reporting doctor was kept only on an ImagingStudy and
+  on a remote-reading report; the IG makes it ``DiagnosticReport.resultsInterpreter``.
 - TXA-18 (document confidentiality) and TXA-16 (unique document file name) were dropped; the IG maps
   them to ``DocumentReference.securityLabel`` and ``identifier``.
 """
@@ -109,3 +111,21 @@ def test_a_result_without_value_says_why_by_its_status(engine: Engine, fhir: Tes
     reasons = {o["code"]["coding"][0]["code"]: [c["code"] for c in (o.get("dataAbsentReason") or {}).get("coding", [])]
                for o in written(engine, fhir, "X1", "Observation")}
     assert reasons == {"HBA1C": ["cannot-be-obtained"], "GLU": ["not-asked"], "TG": ["unknown"], "TC": []}
+
+
+def test_the_principal_result_interpreter_is_on_the_report(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    def report(control: str, interpreter: str, version: str = "2.5.1") -> bytes:
+        return (MSH.format(c=control).replace("2.5.1", version) + PID
+                + f"OBR|1|ORD-{control}|LAB-{control}|XCG^血常规^L|||20261201094500|||||||||||||||20261201112900|||F"
+                  f"|||||||{interpreter}\r"
+                + "OBX|1|NM|WBC^白细胞^L||5.10|10*9/L|3.50-9.50||||F|||20261201100000\r").encode()
+
+    acks = send(engine, report("I1", "D003&钱&伟&&&&&&FNXRMYY"), report("I2", "D003^钱^伟", "2.3"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+    (first,) = written(engine, fhir, "I1", "DiagnosticReport")
+    (second,) = written(engine, fhir, "I2", "DiagnosticReport")
+    (doctor,) = first["resultsInterpreter"]
+    assert doctor["display"] == "钱伟" and second["resultsInterpreter"] == [doctor]  # one doctor, either form
+    practitioner = fhir.get(f"/fhir/{doctor['reference']}").json()
+    assert practitioner["name"][0]["family"] == "钱" and practitioner["name"][0]["given"] == ["伟"]
+    assert {"system": "urn:huren:practitioner:FNXRMYY", "value": "D003"} in practitioner["identifier"]
