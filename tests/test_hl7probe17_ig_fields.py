@@ -4,7 +4,8 @@ and read back through ``/fhir``.
 - OBR-8 (observation end date/time): a 24-hour urine collected from OBR-7 to OBR-8 was stored as a
   report dated at its start alone; the IG makes the two ``DiagnosticReport.effectivePeriod`` ("IF OBR-8
   VALUED"). A second group of the same report without OBR-8 no longer adds an ``effectiveDateTime``
-  beside that period (R4 allows one ``effective[x]``).
+  beside that period (R4 allows one ``effective[x]``). A v2.3 specimen named by OBR-15 is collected
+  over that period too (``collectedPeriod``), no longer at its start.
 - OBX-2 ``DR`` and ``NR``: a date/time range and a numeric range were kept as text (``"a^b"``) with a
   warning; the IG maps them to ``valuePeriod`` and ``valueRange``.
 - OBX-11 ``X`` (results cannot be obtained) and ``N`` (not asked) on a result without a value: stored
@@ -30,8 +31,10 @@ MSH = "MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|{c}|P|2
 PID = "PID|1||ZY17P^^^FNXRMYY^MR||王^建国||19850412|M\r"
 
 
-def obr(n: int, start: str, end: str) -> str:
-    return f"OBR|{n}|ORD-U|LAB-U|UPRO24^24小时尿蛋白^L|||{start}|{end}|||||||||||||20261201112900|||F\r"
+def obr(n: int, start: str, end: str, source: str = "") -> str:
+    """OBR-1, 2, 3, 4, 7, 8, 15 (specimen source), 22 (issued) and 25 (F)."""
+    return (f"OBR|{n}|ORD-U|LAB-U|UPRO24^24小时尿蛋白^L|||{start}|{end}" + "|" * 7 + source + "|" * 7
+            + "20261201112900|||F\r")
 
 
 def test_an_observation_end_makes_the_report_a_period(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
@@ -129,3 +132,14 @@ def test_the_principal_result_interpreter_is_on_the_report(engine: Engine, fhir:
     practitioner = fhir.get(f"/fhir/{doctor['reference']}").json()
     assert practitioner["name"][0]["family"] == "钱" and practitioner["name"][0]["given"] == ["伟"]
     assert {"system": "urn:huren:practitioner:FNXRMYY", "value": "D003"} in practitioner["identifier"]
+
+
+def test_a_timed_collection_is_the_specimen_s_period(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    message = (MSH.format(c="C1").replace("2.5.1", "2.3") + PID
+               + obr(1, "20261130080000", "20261201080000", "UR&尿液").replace("-U|", "-C|")
+               + "OBX|1|NM|UPRO^尿蛋白^L||0.15|g/24h|||||F\r").encode()
+    (ack,) = send(engine, message)
+    assert ack_code_of(ack) == "AA", ack
+    (specimen,) = written(engine, fhir, "C1", "Specimen")
+    assert specimen["collection"] == {"collectedPeriod": {"start": "2026-11-30T08:00:00+08:00",
+                                                          "end": "2026-12-01T08:00:00+08:00"}}

@@ -500,13 +500,26 @@ def specimens(
             res["type"] = {**({"coding": [coding]} if coding else {}), **({"text": text} if text else {})}
         if rep.comp(4).strip():
             res["collection"] = {"bodySite": {"text": rep.comp(4).strip()}}
-        if obr.value(7):
-            try:
-                res.setdefault("collection", {})["collectedDateTime"] = to_fhir_datetime(obr.value(7), ctx.tz)
-            except TimestampError as exc:
-                ctx.warn(obr.error(f"OBR-7: {exc}", 7, code=DATA_TYPE_ERROR))
+        collected = _collected(obr, ctx)
+        if collected:
+            res.setdefault("collection", {}).update(collected)
         refs.append(ctx.put(res, f"{key}|obr15"))
     return refs
+
+
+def _collected(obr: Segment, ctx: Context) -> dict[str, Any]:
+    """OBR-7 (and OBR-8, the end of a timed collection: a 24-hour urine) → the collection time of a
+    specimen named by OBR-15 (IG "OBR to Specimen": a period when OBR-8 is valued, as the report's)."""
+    times: dict[str, str] = {}
+    for fno, name in ((7, "start"), (8, "end")):
+        if obr.value(fno):
+            try:
+                times[name] = to_fhir_datetime(obr.value(fno), ctx.tz)
+            except TimestampError as exc:
+                ctx.warn(obr.error(f"OBR-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
+    if not obr.has(8):
+        return {"collectedDateTime": times["start"]} if "start" in times else {}
+    return {"collectedPeriod": times} if times else {}
 
 
 def observation(
