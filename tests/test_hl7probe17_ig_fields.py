@@ -11,7 +11,8 @@ and read back through ``/fhir``.
 - OBX-11 ``X`` (results cannot be obtained) and ``N`` (not asked) on a result without a value: stored
   with no reason at all; the IG gives ``dataAbsentReason`` ``cannot-be-obtained`` and ``not-asked``.
 - OBR-32 (principal result interpreter, NDL): the reporting doctor was kept only on an ImagingStudy and
-  on a remote-reading report; the IG makes it ``DiagnosticReport.resultsInterpreter``.
+  on a remote-reading report; the IG makes it ``DiagnosticReport.resultsInterpreter``. v2.7+ withdrew
+  OBR-32: an order group's PRT with PRT-4 ``PRI`` says it there, and was only the order's performer.
 - TXA-18 (document confidentiality) and TXA-16 (unique document file name) were dropped; the IG maps
   them to ``DocumentReference.securityLabel`` and ``identifier``.
 """
@@ -123,12 +124,16 @@ def test_the_principal_result_interpreter_is_on_the_report(engine: Engine, fhir:
                   f"|||||||{interpreter}\r"
                 + "OBX|1|NM|WBC^白细胞^L||5.10|10*9/L|3.50-9.50||||F|||20261201100000\r").encode()
 
-    acks = send(engine, report("I1", "D003&钱&伟&&&&&&FNXRMYY"), report("I2", "D003^钱^伟", "2.3"))
-    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+    v28 = report("I3", "", "2.8").replace(b"\rOBX", "\rPRT||AD||PRI^Principal Result Interpreter^HL70443|D003^钱^伟"
+                                                 "\rPRT||AD||TN^Technician^HL70443|T009^孙^技师\rOBX".encode())
+    acks = send(engine, report("I1", "D003&钱&伟&&&&&&FNXRMYY"), report("I2", "D003^钱^伟", "2.3"), v28)
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AA"], acks
     (first,) = written(engine, fhir, "I1", "DiagnosticReport")
     (second,) = written(engine, fhir, "I2", "DiagnosticReport")
+    (third,) = written(engine, fhir, "I3", "DiagnosticReport")
     (doctor,) = first["resultsInterpreter"]
-    assert doctor["display"] == "钱伟" and second["resultsInterpreter"] == [doctor]  # one doctor, either form
+    assert doctor["display"] == "钱伟"
+    assert second["resultsInterpreter"] == [doctor] and third["resultsInterpreter"] == [doctor]  # one doctor
     practitioner = fhir.get(f"/fhir/{doctor['reference']}").json()
     assert practitioner["name"][0]["family"] == "钱" and practitioner["name"][0]["given"] == ["伟"]
     assert {"system": "urn:huren:practitioner:FNXRMYY", "value": "D003"} in practitioner["identifier"]

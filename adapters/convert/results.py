@@ -1031,6 +1031,11 @@ def diagnostic_report(
     res["code"] = code
     if obr is not None:
         apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
+    if group.prt and "resultsInterpreter" not in res:  # v2.7+ withdrew OBR-32: PRT-4 PRI says it (IG)
+        for prt in group.prt.get(-1, ()):
+            who = practitioner(prt.rep(5), ctx) if prt.value(4).strip().upper() == "PRI" and prt.value(5) else None
+            if who is not None and who not in res.get("resultsInterpreter", ()):
+                res.setdefault("resultsInterpreter", []).append(who)
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
