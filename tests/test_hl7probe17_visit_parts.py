@@ -53,3 +53,22 @@ def test_a_later_admit_time_still_replaces_the_stored_one(engine: Engine, fhir: 
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
     (visit,) = written(engine, fhir, "W2", "Encounter")
     assert visit["period"] == {"start": "2026-11-30T08:30:00+08:00"}
+
+
+def test_the_visit_fields_the_ig_maps_are_kept(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """PV1-5 (preadmit number), PV1-13 (re-admission), PV1-16 (VIP), PV1-38 (diet), PV1-42 (pending
+    location) and PV1-52 (other provider) were dropped; the IG maps each to the Encounter."""
+    (ack,) = send(engine, adt("P1", "A01", f3="内科^301^2", f5="PRE77^^^FNXRMYY", f13="R^再入院", f16="VIP^贵宾",
+                              f19="V19^^^FNXRMYY^VN", f38="LS^低盐饮食", f42="外科^201^1", f44="20261201080000",
+                              f52="D007^周^医生"))
+    assert ack_code_of(ack) == "AA", ack
+    (visit,) = written(engine, fhir, "P1", "Encounter")
+    stay = visit["hospitalization"]
+    assert stay["preAdmissionIdentifier"]["value"] == "PRE77"
+    assert [c["code"] for c in stay["reAdmission"]["coding"]] == ["R"]
+    assert [c["coding"][0]["code"] for c in stay["specialCourtesy"]] == ["VIP"]
+    assert [c["text"] for c in stay["dietPreference"]] == ["低盐饮食"]
+    assert [(entry["status"], entry["location"]["display"]) for entry in visit["location"]] == [
+        ("active", "内科 301 2"), ("reserved", "外科 201 1")]
+    (other,) = [p for p in visit["participant"] if p["type"][0]["coding"][0]["code"] == "PART"]
+    assert other["individual"]["display"] == "周医生"
