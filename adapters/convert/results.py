@@ -739,7 +739,7 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
 
 def _period(rep: Any, ctx: Context) -> dict[str, str]:
     """DR (range start ^ range end, each a DTM -- a v2.3 TS's first subcomponent) → valuePeriod
-    (IG: OBX-2 DR → valuePeriod); either end may be open. Neither raises ``ValueError`` (kept as text)."""
+    (IG: OBX-2 DR → valuePeriod); either end may be open, not both (``ValueError``: kept as text)."""
     period = {}
     for comp, name in ((1, "start"), (2, "end")):
         text = rep.comp(comp, 1).strip()
@@ -752,7 +752,7 @@ def _period(rep: Any, ctx: Context) -> dict[str, str]:
 
 def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:
     """NR (low ^ high) → valueRange (IG: OBX-2 NR → valueRange), each bound in OBX-6's unit as an
-    SN range's are; an open end is left out. Neither raises ``ValueError`` (kept as text)."""
+    SN range's are; an open end is left out, not both (``ValueError``: kept as text)."""
     out: dict[str, Any] = {}
     for comp, name in ((1, "low"), (2, "high")):
         text = rep.comp(comp).strip()
