@@ -30,7 +30,7 @@ from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
-MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored"})
+MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
@@ -615,6 +615,8 @@ class MergeRules:
             return st
         if mode == "keep-if-absent":
             return inc
+        if mode == "parts":  # an element whose parts different fields state (PV1-44/45): each part keep-if-absent
+            return {**st, **inc} if isinstance(st, dict) and isinstance(inc, dict) else inc
         if mode == "union":
             return _union(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
         if mode == "by-key":
@@ -906,7 +908,16 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     """Drop from ``out`` what an explicit null deleted: the element (unless the message states it
     again, from another field), or the stored entries of the list matching ``where`` that the
     message does not state (PID-7 ``""``: the birth-time extension; the others stay). Whether
-    anything stored went."""
+    anything stored went. ``parent.part`` names one part of an element (A13: ``period.end``)."""
+    if "." in element:  # one part of a ``parts`` element, unless the message states that part again
+        parent, part = element.split(".", 1)
+        whole, again = out.get(parent), incoming.get(parent)
+        if not isinstance(whole, dict) or part not in whole or (isinstance(again, dict) and part in again):
+            return False
+        out[parent] = {k: v for k, v in whole.items() if k != part}
+        if not out[parent]:
+            out.pop(parent)
+        return True
     value = out.get(element, _MISSING)
     if value is _MISSING:
         return False

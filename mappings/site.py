@@ -326,7 +326,7 @@ def _load_code_map(path: Path, code: str) -> CodeMap:
     units = {str(k): str(v) for k, v in (data.get("units") or {}).items()}
     return CodeMap(code, codes, units)
 
-_MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "by-key", "keep-stored"]}
+_MERGE_MODE: dict[str, Any] = {"enum": ["replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"]}
 _NAMES: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
 _MERGE_ELEMENT: dict[str, Any] = {
     "type": "object",

@@ -32,6 +32,16 @@ _IDS: dict[tuple[str, str, str], str] = {}
 _IDS_MAX = 65536
 
 
+@lru_cache(maxsize=128)
+def _choices(rtype: str) -> dict[str, frozenset[str]]:
+    """Top-level choice elements of an R4 resource type -> their sibling choices (``effectivePeriod``
+    -> ``effectiveDateTime``...), from the R4 schema's ``dependencies`` the validator uses."""
+    from conformance.validate import load_schema
+
+    deps = (load_schema().get("definitions", {}).get(rtype) or {}).get("dependencies") or {}
+    return {name: frozenset(rule.get("properties") or {}) for name, rule in deps.items() if isinstance(rule, dict)}
+
+
 def _new_id(name: tuple[str, str, str]) -> str:
     rid = id_maker(name[0], name[1])(name[2])
     if len(_IDS) >= _IDS_MAX:
@@ -129,10 +139,13 @@ class Context:
         existing = self.resources.get(ref)
         if existing is None:
             self.resources[ref] = resource
-        else:
+        else:  # a second group's report, a practitioner named again: only what the first lacks
             added = False
+            choices = _choices(rtype)
             for k, v in resource.items():
-                if k not in existing:
+                # one value per choice: a report the first group dated by a period (OBR-7 and
+                # OBR-8) takes no effectiveDateTime from the next (R4 allows one effective[x])
+                if k not in existing and not (k in choices and not choices[k].isdisjoint(existing)):
                     existing[k] = v
                     added = True
             if added and self.planned:  # no longer the resource its plan made

@@ -435,6 +435,19 @@ def xcn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     return practitioner(rep, ctx)
 
 
+def ndl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """NDL (OBR-32..35, a result interpreter, technician, transcriptionist: a CNN person written
+    with subcomponents ``id&family&given``, then its period and place) → Reference to a
+    Practitioner, the same one an XCN with that id and name gives; v2.3 feeds that write the person
+    as components (``id^family^given``) are read as an XCN. The subcomponents are moved up still
+    escaped, so a ``\\S\\`` inside a name stays text."""
+    enc = rep._enc
+    person = rep.raw.split(enc.component, 1)[0]
+    if enc.subcomponent in person:
+        rep = Repetition(person.replace(enc.subcomponent, enc.component), enc)
+    return practitioner(rep, ctx)
+
+
 def pl(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     """PL → Location (IG "PL to Location"): point of care, room, bed, with the facility (PL-4),
     building (PL-7), floor (PL-8) and description (PL-9) → Reference with display."""
@@ -522,6 +535,7 @@ CONVERTERS: dict[str, Converter] = {
     "XAD": xad,
     "XTN": xtn,
     "XCN": xcn,
+    "NDL": ndl,
     "PL": pl,
     "NM_QUANTITY": nm_quantity,
     "NUMBER": nm_number,

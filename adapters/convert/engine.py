@@ -5,7 +5,9 @@ A rule names a field, a data type converter (``datatypes.CONVERTERS``) and a tar
 value inside a fixed element (``{type: ..., individual: <value>}``); ``only_if_empty`` fills a
 target only when an earlier rule did not; ``merge`` adds a converted dict to what the target
 holds (a Quantity's value from one field, its unit from the next); ``with`` adds constant elements
-to the converted value (an identifier's type); ``skip`` lists sent values that mean "none".
+to the converted value (an identifier's type); ``skip`` lists sent values that mean "none";
+``when_valued``/``unless_valued`` name another field of the segment that must (must not) hold a
+value for the rule to run (OBR-7 is the start of a period only when OBR-8 ends it).
 A value that fails conversion is a warning and is left out, unless the rule is ``required`` or ``strict`` — then it is an AE located at segment, field and
 component (``required`` also refuses a missing value).
 """
@@ -169,6 +171,9 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     extra = rule.get("with")  # constant elements merged into the converted value
     skip = frozenset(str(v) for v in rule.get("skip", ()))  # sent values that mean "nothing"
     merge = bool(rule.get("merge"))  # merge a dict value into what the target already holds
+    # another field of the segment that decides whether the rule runs (the IG's "IF OBR-8 VALUED")
+    when_valued: int | None = rule.get("when_valued")
+    unless_valued: int | None = rule.get("unless_valued")
     # ``null_deletes``: the field sent as HL7's explicit null ``""`` deletes the stored element
     # (true), the stored entries of the list it states (path -> values, e.g. {use: [work]}) or the
     # element it names (a choice, ``deceased[x]``: PID-30 states whichever of its types is stored)
@@ -190,6 +195,10 @@ def compile_rule(rule: dict[str, Any]) -> Step:
 
     def step(seg: Segment, ctx: Context, resource: Resource) -> None:
         if only_if_empty and _get(resource, path) is not None:
+            return
+        if when_valued is not None and not seg.has(when_valued):
+            return
+        if unless_valued is not None and seg.has(unless_valued):
             return
         reps = seg.reps(field_no)
         if not repeats:

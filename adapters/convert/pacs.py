@@ -8,9 +8,8 @@ import re
 from typing import Any
 
 from adapters.convert import common, referral, results
-from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
-from adapters.convert.datatypes import cwe
+from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
 from adapters.convert.lis import convert_orders
 from adapters.convert.tables import vocabulary
@@ -304,19 +303,11 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
 
 
 def _interpreter(obr: Segment, ctx: Context) -> dict[str, Any] | None:
-    """OBR-32 principal result interpreter (NDL; its first component is a CNN written with
-    subcomponents, id&family&given; v2.3 feeds write the person as components instead)."""
+    """OBR-32 principal result interpreter (NDL, ``datatypes.ndl``)."""
     rep = obr.rep(32)
     if not rep:
         return None
-    subs = rep.subs(1)
-    if len(subs) > 1:
-        from adapters.hl7v2.parser import Repetition
-
-        person = Repetition(ctx.message.encoding.component.join(subs), ctx.message.encoding)
-    else:
-        person = rep
-    return practitioner(person, ctx)
+    return ndl(rep, {}, ctx)
 
 
 def _series(group: results.Group, ctx: Context, modality: str, obr: Segment | None) -> list[dict[str, Any]]:

@@ -500,13 +500,26 @@ def specimens(
             res["type"] = {**({"coding": [coding]} if coding else {}), **({"text": text} if text else {})}
         if rep.comp(4).strip():
             res["collection"] = {"bodySite": {"text": rep.comp(4).strip()}}
-        if obr.value(7):
-            try:
-                res.setdefault("collection", {})["collectedDateTime"] = to_fhir_datetime(obr.value(7), ctx.tz)
-            except TimestampError as exc:
-                ctx.warn(obr.error(f"OBR-7: {exc}", 7, code=DATA_TYPE_ERROR))
+        collected = _collected(obr, ctx)
+        if collected:
+            res.setdefault("collection", {}).update(collected)
         refs.append(ctx.put(res, f"{key}|obr15"))
     return refs
+
+
+def _collected(obr: Segment, ctx: Context) -> dict[str, Any]:
+    """OBR-7 (and OBR-8, the end of a timed collection: a 24-hour urine) → the collection time of a
+    specimen named by OBR-15 (IG "OBR to Specimen": a period when OBR-8 is valued, as the report's)."""
+    times: dict[str, str] = {}
+    for fno, name in ((7, "start"), (8, "end")):
+        if obr.value(fno):
+            try:
+                times[name] = to_fhir_datetime(obr.value(fno), ctx.tz)
+            except TimestampError as exc:
+                ctx.warn(obr.error(f"OBR-{fno}: {exc}", fno, code=DATA_TYPE_ERROR))
+    if not obr.has(8):
+        return {"collectedDateTime": times["start"]} if "start" in times else {}
+    return {"collectedPeriod": times} if times else {}
 
 
 def observation(
@@ -595,12 +608,12 @@ def _observation(
         # HL7's explicit null: the lab deleted the value (not "no change", as an empty OBX-5 is) --
         # stored as an empty one is (data-absent, as R4 obs-6 allows) and the stored value goes
         ctx.delete(res, "value[x]")
-    if _VALUE_KEYS.isdisjoint(res) and status not in ("cancelled", "entered-in-error"):
-        res["dataAbsentReason"] = {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
-            ]
-        }
+    if _VALUE_KEYS.isdisjoint(res):  # why there is no value: OBX-11 says it for X and N (IG)
+        reason = vocabulary(ctx.site, "observation_absent_reason").get(status_code, "unknown")
+        if reason:
+            res["dataAbsentReason"] = {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": reason}]
+            }
     ranges = _reference_range(obx, ctx, res)
     if ranges:
         res["referenceRange"] = ranges
@@ -705,6 +718,10 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
             res["valueDateTime"] = to_fhir_datetime(reps[0].comp(1), ctx.tz)
         elif vtype == "TM":
             res["valueTime"] = _time(reps[0].comp(1).strip())
+        elif vtype == "DR":
+            res["valuePeriod"] = _period(reps[0], ctx)
+        elif vtype == "NR":
+            res["valueRange"] = _numeric_range(reps[0], unit_rep, ctx)
         elif vtype == "RP":
             res["valueString"] = reps[0].comp(1)
         elif vtype == "NA":
@@ -718,6 +735,32 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         for key in [k for k in res if k.startswith("value")]:
             res.pop(key)
         res["valueString"] = reps[0].text()
+
+
+def _period(rep: Any, ctx: Context) -> dict[str, str]:
+    """DR (range start ^ range end, each a DTM -- a v2.3 TS's first subcomponent) → valuePeriod
+    (IG: OBX-2 DR → valuePeriod); either end may be open, not both (``ValueError``: kept as text)."""
+    period = {}
+    for comp, name in ((1, "start"), (2, "end")):
+        text = rep.comp(comp, 1).strip()
+        if text:
+            period[name] = to_fhir_datetime(text, ctx.tz)
+    if not period:
+        raise ValueError("a date/time range needs a start or an end")
+    return period
+
+
+def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:
+    """NR (low ^ high) → valueRange (IG: OBX-2 NR → valueRange), each bound in OBX-6's unit as an
+    SN range's are; an open end is left out, not both (``ValueError``: kept as text)."""
+    out: dict[str, Any] = {}
+    for comp, name in ((1, "low"), (2, "high")):
+        text = rep.comp(comp).strip()
+        if text:
+            out[name] = _quantity(text, unit_rep, ctx)
+    if not out:
+        raise ValueError("a numeric range needs a low or a high number")
+    return out
 
 
 # HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]
@@ -988,6 +1031,11 @@ def diagnostic_report(
     res["code"] = code
     if obr is not None:
         apply_table("diagnosticreport", {"OBR": obr}, ctx, res)
+    if group.prt and "resultsInterpreter" not in res:  # v2.7+ withdrew OBR-32: PRT-4 PRI says it (IG)
+        for prt in group.prt.get(-1, ()):
+            who = practitioner(prt.rep(5), ctx) if prt.value(4).strip().upper() == "PRI" and prt.value(5) else None
+            if who is not None and who not in res.get("resultsInterpreter", ()):
+                res.setdefault("resultsInterpreter", []).append(who)
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
