@@ -202,8 +202,9 @@ class Bundles(Writes, Reads):
             if access is None:
                 resource = read()
             else:  # one answer for missing, deleted and not yours: nothing about the entry leaks
+                admit = access.admit if len(parts) == 2 else access.admit_version
                 try:
-                    seen = access.admit(read())
+                    seen = admit(read())
                 except (NotFound, Gone):
                     seen = None
                 if seen is None:

@@ -383,8 +383,30 @@ class ScopedRepository:
         latest = next((v.resource for v in versions if v.resource is not None), None)
         return latest is not None and self.admit(latest) is not None
 
+    def admit_version(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """A past version as the caller may see it. For a confined caller both the version and the
+        record as it stands now (its newest version that is not a deletion) must be theirs: a result
+        filed under the wrong resident and then corrected is the other person's, and its first
+        version, which named the wrong resident only, must not show them the value (as ``read`` and
+        ``_history`` of it do not)."""
+        seen = self.admit(resource)
+        if seen is None or not self.confined:
+            return seen
+        rtype, rid = resource["resourceType"], resource.get("id")
+        if not isinstance(rid, str):
+            return None
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None:
+            return None
+        if rec.deleted or rec.body is None:
+            return seen if self._was_visible(rtype, rid) else None
+        if str(rec.version) == str((resource.get("meta") or {}).get("versionId")):
+            return seen  # the current version itself: admitted above
+        return seen if self.admit(fhirjson.loads(rec.body), raw=rec.body) is not None else None
+
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
-        """One version; a confined caller gets it only when that version itself is theirs."""
+        """One version; a confined caller gets it only when that version is theirs and the record
+        still is (``admit_version``)."""
         self.require(rtype, "r")
         if not self.confined:
             return self.repo.vread(rtype, rid, vid)
@@ -396,7 +418,7 @@ class ScopedRepository:
             raise
         except (NotFound, BadRequest):
             raise self.unknown(rtype) from None
-        seen = self.admit(resource)
+        seen = self.admit_version(resource)
         if seen is None:
             raise self.unknown(rtype)
         return seen
@@ -570,6 +592,9 @@ class _Widened:
 
     def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:  # noqa: ARG002
         return self._scoped.admit(resource, raw=raw)
+
+    def admit_version(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        return self._scoped.admit_version(resource)
 
     def counts(self, rec: StoredResource) -> bool | None:  # noqa: ARG002
         return None
