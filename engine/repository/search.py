@@ -118,7 +118,7 @@ class SearchParser:
                 continue
             if rtype is None:
                 raise BadRequest(f"search parameter '{key}' needs a resource type", expression=[key])
-            q.clauses.append(self._clause(rtype, key, raw, chain))
+            q.clauses.extend(self._clause(rtype, key, raw, chain))
         q.limit, q.offset = parsed.count, parsed.offset
         return parsed
 
@@ -172,21 +172,22 @@ class SearchParser:
             parsed.query.types = tuple(t for t in raw.split(",") if t)
 
     # -- one clause per parameter occurrence --------------------------------------------------------
-    def _clause(self, rtype: str, key: str, raw: str, chain: ChainResolver | None) -> Clause:
+    def _clause(self, rtype: str, key: str, raw: str, chain: ChainResolver | None) -> list[Clause]:
+        """The clauses (all must hold) of one parameter occurrence: one, or for the ``ne`` prefix two."""
         if "." in key:
-            return self._chain(rtype, key, raw, chain)
+            return [self._chain(rtype, key, raw, chain)]
         name, _, modifier = key.partition(":")
         if name == "_id":
             if modifier:
                 raise BadRequest(f"modifier ':{modifier}' is not supported on _id", expression=[key])
-            return Clause((IdCond(tuple(_unescape(v) for v in split_values(raw))),))
+            return [Clause((IdCond(tuple(_unescape(v) for v in split_values(raw))),))]
         param = self.params.get(rtype, name)
         if param is None:
             raise BadRequest(f"unknown search parameter '{name}' for {rtype}", expression=[key])
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise BadRequest(f"{key} must be true or false", expression=[key])
-            return Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),), negate=raw == "true")
+            return [Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),), negate=raw == "true")]
         values = split_values(raw)
         if any(v == "" for v in values):
             raise BadRequest(f"empty value for search parameter '{key}'", expression=[key])
@@ -202,8 +203,14 @@ class SearchParser:
         if "ne" in prefixes:
             if len(values) > 1:
                 raise BadRequest(f"{key}: the ne prefix cannot be combined with other values", expression=[key])
+            if name != "_lastUpdated":  # every resource has one
+                # R4's ``ne`` compares the resource's value with the searched one: a resource without
+                # a value is not "not equal" (``birthdate=ne1990`` is not "no birth date recorded";
+                # only the token ``:not`` modifier takes resources without the value in)
+                return [Clause(tuple(alts), negate=True),
+                        Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),))]
             negate = True
-        return Clause(tuple(alts), negate=negate)
+        return [Clause(tuple(alts), negate=negate)]
 
     def _cond(self, rtype: str, param: SearchParam, key: str, modifier: str, value: str) -> tuple[Cond, str]:
         kind = param.type
