@@ -27,6 +27,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import json_only
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import get_repo
@@ -49,7 +50,7 @@ class FhirTypeConvertor(Convertor[str]):
 
 register_url_convertor("fhirtype", FhirTypeConvertor())
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(json_only)])
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 _CONTROL = {"_format", "_pretty"}
 
