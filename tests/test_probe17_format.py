@@ -33,3 +33,9 @@ def test_a_format_other_than_json_is_406_everywhere(http: TestClient, engine: An
                   headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 406
     assert http.get("/fhir/Patient", params={"name": "张三"}).json()["total"] == 1
+    # the operations on Patient answer the same way
+    r = http.get("/fhir/Patient/$ihe-pix", params={"sourceIdentifier": "urn:x|1", "_format": "xml"})
+    assert r.status_code == 406
+    r = http.post("/fhir/Patient/$match?_format=xml", json={"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": patient}]})
+    assert r.status_code == 406
