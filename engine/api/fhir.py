@@ -31,9 +31,12 @@ from engine.api.formats import json_only
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import get_repo
+from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
+from engine.repository.indexing import date_range
 from engine.repository.scoped import ScopedRepository
+from engine.repository.search import MAX_COUNT
 
 
 class FhirTypeConvertor(Convertor[str]):
@@ -196,25 +199,68 @@ async def vread(rtype: str, rid: str, vid: str, request: Request, repo: ScopedRe
     return fhir_response(resource, headers=_headers(resource))
 
 
+def _history_params(params: list[tuple[str, str]]) -> tuple[float | None, int | None, int]:
+    """``_since`` (its instant's start, epoch seconds), ``_count`` and ``_offset`` of an instance
+    history; any other parameter is a 400 naming it (``_at`` and ``_list`` are not supported):
+    a history asked "since" must not answer every version."""
+    since: float | None = None
+    count: int | None = None
+    offset = 0
+    for key, value in params:
+        if key == "_since":
+            try:
+                since = date_range(value)[0]
+            except ValueError:
+                raise BadRequest(f"_since must be an instant, got '{value[:40]}'", expression=["_since"]) from None
+        elif key == "_count":
+            count = min(parse_int(value, "_count"), MAX_COUNT)
+        elif key == "_offset":
+            offset = parse_int(value, "_offset")
+        else:
+            raise BadRequest(f"'{key}' is not supported on _history (only _since, _count and _offset)",
+                             expression=[key], code="not-supported")
+    return since, count, offset
+
+
 @router.get("/{rtype:fhirtype}/{rid}/_history")
 async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    params = _params(request)
+    since, count, offset = _history_params(params)
     versions = await run_in_threadpool(repo.versions, rtype, rid)
+    first = versions[-1].version if versions else None  # the version that created the record
+    if since is not None:
+        versions = [v for v in versions if date_range(v.updated)[0] >= since]
+    page = versions[offset:] if count is None else versions[offset:offset + count]
     base = _base(request)
     entries = []
-    for i, v in enumerate(versions):
+    for v in page:
         url = f"{rtype}/{rid}"
         entry: dict[str, Any] = {"fullUrl": f"{base}/{url}"}
         if v.resource is not None:
             entry["resource"] = v.resource
-        method = "DELETE" if v.deleted else ("POST" if i == len(versions) - 1 else "PUT")
+        method = "DELETE" if v.deleted else ("POST" if v.version == first else "PUT")
         entry["request"] = {"method": method, "url": url}
         entry["response"] = {"status": "204" if v.deleted else ("201" if method == "POST" else "200"),
                              "etag": f'W/"{v.version}"', "lastModified": v.updated}
         entries.append(entry)
-    note(request, action="history", resources=[v.resource for v in versions if v.resource is not None])
-    return fhir_response({"resourceType": "Bundle", "type": "history", "total": len(entries),
-                          "link": [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}],
-                          "entry": entries})
+    note(request, action="history", resources=[v.resource for v in page if v.resource is not None])
+    path = f"{base}/{rtype}/{rid}/_history"
+    keep = [(k, v) for k, v in params if k not in ("_count", "_offset")]
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        paging = [("_count", str(count)), ("_offset", str(at))] if count is not None else []
+        query = urlencode([*keep, *paging])
+        return {"relation": relation, "url": f"{path}?{query}" if query else path}
+
+    links = [link("self", offset)]
+    if count is not None and offset + count < len(versions):
+        links.append(link("next", offset + count))
+    if count is not None and offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": len(versions), "link": links}
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return fhir_response(bundle)
 
 
 @router.put("/{rtype:fhirtype}/{rid}")
