@@ -5,7 +5,8 @@ results whose value is not 5 (``value-quantity=ne5``) was also given every patie
 date recorded and every result with no number (a text result): R4's table reads ``ne`` as "the
 value in the resource is not equal to (its range not wholly within) the searched one", which
 needs a value; only the token modifier ``:not`` takes resources without the value in, and it still
-does. Over HTTP through FastAPI with a system client's token, on SQLite and mongomock.
+does. And a quantity searched as ``NaN`` or ``Infinity`` (which Python's Decimal reads) is a 400
+naming it, not an empty answer. Over HTTP through FastAPI with a system client's token, on SQLite and mongomock.
 """
 
 from __future__ import annotations
@@ -74,3 +75,7 @@ def test_ne_needs_a_value_in_the_resource_and_not_still_takes_none(http: TestCli
     assert _ids(http, "/fhir/Patient?_lastUpdated=ne2000") == ["p-none", "p1990", "p1992"]
     r = http.get("/fhir/Patient?birthdate=ne1990,1992")
     assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
+    # NaN and Infinity are no FHIR decimals: a 400 naming the value, not an empty answer
+    for value in ("NaN", "ltInfinity", "ne-Infinity", "sNaN"):
+        r = http.get("/fhir/Observation", params={"value-quantity": value})
+        assert r.status_code == 400 and "is not a number" in r.text, (value, r.text)

@@ -264,6 +264,8 @@ class SearchParser:
                 number = Decimal(parts[0])
             except InvalidOperation:
                 raise BadRequest(f"'{parts[0]}' is not a number for '{key}'", expression=[key]) from None
+            if not number.is_finite():  # Decimal reads NaN and Infinity; FHIR's decimal has neither
+                raise BadRequest(f"'{parts[0]}' is not a number for '{key}'", expression=[key])
             system = parts[1] or None if len(parts) == 3 else None
             unit = parts[2] or None if len(parts) == 3 else None
             eq = prefix in ("eq", "ne")
