@@ -108,6 +108,17 @@ def _write_response(request: Request, result: WriteResult, *, created_status: in
     return fhir_response(resource, status, headers)
 
 
+def _handled(request: Request, repo: ScopedRepository, rtype: str, params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The search parameters to use: all of them (strict, the default: an unknown one is a 400
+    naming it), or with ``Prefer: handling=lenient`` those ``rtype`` has, the unknown ones left out
+    -- also of the ``self`` link, which R4 says shows the parameters the search used."""
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    if "handling=lenient" not in prefer.split(","):
+        return params
+    unknown = set(repo.unknown_parameters(rtype, params))
+    return [(k, v) for k, v in params if k not in unknown]
+
+
 def _search_bundle(request: Request, result: SearchResult, path: str, params: list[tuple[str, str]]) -> Response:
     bundle = result.bundle(_base(request), path, params)
     note(request, action="search", resources=result.resources + result.included, query=urlencode(params))
@@ -134,7 +145,7 @@ async def transaction_or_batch(request: Request, repo: ScopedRepository = Depend
 # -- type-level interactions ------------------------------------------------------------------------
 @router.get("/{rtype:fhirtype}")
 async def search(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
-    params = _params(request)
+    params = _handled(request, repo, rtype, _params(request))
     result = await run_in_threadpool(repo.search, rtype, params)
     return _search_bundle(request, result, rtype, params)
 
@@ -148,6 +159,7 @@ async def search_post(rtype: str, request: Request, repo: ScopedRepository = Dep
                         code="not-supported")
     body = (await request.body()).decode("utf-8", errors="strict")
     params = _params(request) + [(k, v) for k, v in parse_qsl(body, keep_blank_values=True) if k not in _CONTROL]
+    params = _handled(request, repo, rtype, params)
     result = await run_in_threadpool(repo.search, rtype, params)
     return _search_bundle(request, result, rtype, params)
 

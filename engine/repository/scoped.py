@@ -447,6 +447,10 @@ class ScopedRepository:
                 out.append(Version(v.version, v.updated, v.deleted, seen))
         return out
 
+    def unknown_parameters(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[str]:
+        """The keys of ``params`` that name no search parameter of ``rtype`` (``Prefer: handling=lenient``)."""
+        return self.repo.parser.unknown(rtype, params)
+
     def search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self.require(rtype, "s")
         subject = self._rules.subject_of.get(rtype) if self.confined else None

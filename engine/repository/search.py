@@ -39,6 +39,7 @@ PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 _PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[0-9+\-.])")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 IGNORED = {"_format", "_pretty"}
+_CONTROL = frozenset({"_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_type"})
 
 # (target type, [(key, value)]) -> ids of matching target resources, for chained parameters
 ChainResolver = Callable[[str, list[tuple[str, str]]], list[str]]
@@ -111,9 +112,7 @@ class SearchParser:
         for key, raw in pairs:
             if key in IGNORED:
                 continue
-            if key.startswith("_") and key.split(":")[0] in (
-                "_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_type"
-            ):
+            if key.startswith("_") and key.split(":")[0] in _CONTROL:
                 self._control(parsed, rtype, key, raw)
                 continue
             if rtype is None:
@@ -121,6 +120,20 @@ class SearchParser:
             q.clauses.extend(self._clause(rtype, key, raw, chain))
         q.limit, q.offset = parsed.count, parsed.offset
         return parsed
+
+    def unknown(self, rtype: str, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        """The keys of ``pairs`` whose parameter name ``rtype`` does not have on this server (the
+        head of a chain counts, its inner part does not): what a search asked with ``Prefer:
+        handling=lenient`` leaves out instead of answering 400. Values, modifiers and chains into
+        other types are still checked as always."""
+        out = []
+        for key, _ in pairs:
+            name = key.split(".", 1)[0].partition(":")[0]
+            if key in IGNORED or name in _CONTROL or name == "_id":
+                continue
+            if self.params.get(rtype, name) is None:
+                out.append(key)
+        return out
 
     # -- control parameters ---------------------------------------------------------------------
     def _control(self, parsed: ParsedSearch, rtype: str | None, key: str, raw: str) -> None:
