@@ -27,12 +27,16 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import json_only
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import get_repo
+from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
+from engine.repository.indexing import date_range
 from engine.repository.scoped import ScopedRepository
+from engine.repository.search import MAX_COUNT
 
 
 class FhirTypeConvertor(Convertor[str]):
@@ -49,7 +53,7 @@ class FhirTypeConvertor(Convertor[str]):
 
 register_url_convertor("fhirtype", FhirTypeConvertor())
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(json_only)])
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 _CONTROL = {"_format", "_pretty"}
 
@@ -104,6 +108,17 @@ def _write_response(request: Request, result: WriteResult, *, created_status: in
     return fhir_response(resource, status, headers)
 
 
+def _handled(request: Request, repo: ScopedRepository, rtype: str, params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The search parameters to use: all of them (strict, the default: an unknown one is a 400
+    naming it), or with ``Prefer: handling=lenient`` those ``rtype`` has, the unknown ones left out
+    -- also of the ``self`` link, which R4 says shows the parameters the search used."""
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    if "handling=lenient" not in prefer.split(","):
+        return params
+    unknown = set(repo.unknown_parameters(rtype, params))
+    return [(k, v) for k, v in params if k not in unknown]
+
+
 def _search_bundle(request: Request, result: SearchResult, path: str, params: list[tuple[str, str]]) -> Response:
     bundle = result.bundle(_base(request), path, params)
     note(request, action="search", resources=result.resources + result.included, query=urlencode(params))
@@ -130,7 +145,7 @@ async def transaction_or_batch(request: Request, repo: ScopedRepository = Depend
 # -- type-level interactions ------------------------------------------------------------------------
 @router.get("/{rtype:fhirtype}")
 async def search(rtype: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
-    params = _params(request)
+    params = _handled(request, repo, rtype, _params(request))
     result = await run_in_threadpool(repo.search, rtype, params)
     return _search_bundle(request, result, rtype, params)
 
@@ -144,6 +159,7 @@ async def search_post(rtype: str, request: Request, repo: ScopedRepository = Dep
                         code="not-supported")
     body = (await request.body()).decode("utf-8", errors="strict")
     params = _params(request) + [(k, v) for k, v in parse_qsl(body, keep_blank_values=True) if k not in _CONTROL]
+    params = _handled(request, repo, rtype, params)
     result = await run_in_threadpool(repo.search, rtype, params)
     return _search_bundle(request, result, rtype, params)
 
@@ -195,25 +211,69 @@ async def vread(rtype: str, rid: str, vid: str, request: Request, repo: ScopedRe
     return fhir_response(resource, headers=_headers(resource))
 
 
+def _history_params(params: list[tuple[str, str]]) -> tuple[float | None, int | None, int]:
+    """``_since`` (its instant's start, epoch seconds), ``_count`` and ``_offset`` of an instance
+    history; any other parameter is a 400 naming it (``_at`` and ``_list`` are not supported):
+    a history asked "since" must not answer every version."""
+    since: float | None = None
+    count: int | None = None
+    offset = 0
+    for key, value in params:
+        if key == "_since":
+            try:
+                since = date_range(value)[0]
+            except ValueError:
+                raise BadRequest(f"_since must be an instant, got '{value[:40]}'", expression=["_since"]) from None
+        elif key == "_count":
+            count = min(parse_int(value, "_count"), MAX_COUNT)
+        elif key == "_offset":
+            offset = parse_int(value, "_offset")
+        else:
+            raise BadRequest(f"'{key}' is not supported on _history (only _since, _count and _offset)",
+                             expression=[key], code="not-supported")
+    return since, count, offset
+
+
 @router.get("/{rtype:fhirtype}/{rid}/_history")
 async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    params = _params(request)
+    # the record first: one that is missing or not the caller's answers 404 whatever is asked of it
     versions = await run_in_threadpool(repo.versions, rtype, rid)
+    since, count, offset = _history_params(params)
+    first = versions[-1].version if versions else None  # the version that created the record
+    if since is not None:
+        versions = [v for v in versions if date_range(v.updated)[0] >= since]
+    page = versions[offset:] if count is None else versions[offset:offset + count]
     base = _base(request)
     entries = []
-    for i, v in enumerate(versions):
+    for v in page:
         url = f"{rtype}/{rid}"
         entry: dict[str, Any] = {"fullUrl": f"{base}/{url}"}
         if v.resource is not None:
             entry["resource"] = v.resource
-        method = "DELETE" if v.deleted else ("POST" if i == len(versions) - 1 else "PUT")
+        method = "DELETE" if v.deleted else ("POST" if v.version == first else "PUT")
         entry["request"] = {"method": method, "url": url}
         entry["response"] = {"status": "204" if v.deleted else ("201" if method == "POST" else "200"),
                              "etag": f'W/"{v.version}"', "lastModified": v.updated}
         entries.append(entry)
-    note(request, action="history", resources=[v.resource for v in versions if v.resource is not None])
-    return fhir_response({"resourceType": "Bundle", "type": "history", "total": len(entries),
-                          "link": [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}],
-                          "entry": entries})
+    note(request, action="history", resources=[v.resource for v in page if v.resource is not None])
+    path = f"{base}/{rtype}/{rid}/_history"
+    keep = [(k, v) for k, v in params if k not in ("_count", "_offset")]
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        paging = [("_count", str(count)), ("_offset", str(at))] if count is not None else []
+        query = urlencode([*keep, *paging])
+        return {"relation": relation, "url": f"{path}?{query}" if query else path}
+
+    links = [link("self", offset)]
+    if count is not None and offset + count < len(versions):
+        links.append(link("next", offset + count))
+    if count is not None and offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": len(versions), "link": links}
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return fhir_response(bundle)
 
 
 @router.put("/{rtype:fhirtype}/{rid}")

@@ -24,8 +24,8 @@ from conformance.capability import (
     check_recognition,
     smart_security,
 )
+from engine.api.formats import require_json
 from engine.api.outcomes import FHIR_JSON
-from engine.errors import FhirError
 from engine.settings import Settings
 
 router = APIRouter(tags=["fhir"])
@@ -36,14 +36,9 @@ R4_CORE_OPERATIONS = {
     ("Observation", "stats"), ("Composition", "document"), ("ValueSet", "expand"), ("CodeSystem", "lookup"),
 }
 
-_JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
-
-
 @router.get("/fhir/metadata", summary="CapabilityStatement (no authentication)")
 def capability_statement(request: Request, _format: str | None = None) -> Response:
-    if _format is not None and _format.split(";")[0].strip() not in _JSON_FORMATS:
-        raise FhirError(f"_format {_format!r} is not supported; huren speaks application/fhir+json",
-                        status=406, code="not-supported")
+    require_json(_format)
     body = getattr(request.app.state, "capability_statement", None)
     if body is None:
         body = orjson.dumps(statement_for(request.app))

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import json_only
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -30,7 +31,7 @@ from engine.repository.indexing import parse_reference
 from engine.repository.scoped import ScopedRepository
 from mappings.sitefiles import SiteError
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(json_only)])
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

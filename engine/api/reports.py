@@ -83,6 +83,8 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         raise NotFound(f"no duplicate flag {flag_id}")
     engine = request.app.state.engine
     require_in_remit(caller, row.get("inst"), engine.site, engine.settings.site)
+    # the flag is within the caller's remit: so are its DetectedIssue and the records it is about
+    repo.vouch([f"DetectedIssue/{flag_id}", *(row[k] for k in ("result", "prior", "order") if row.get(k))])
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:

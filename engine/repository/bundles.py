@@ -174,6 +174,11 @@ class Bundles(Writes, Reads):
                             f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
             elif query:
                 match = self._conditional_match(parts[0], query, f"{where}.request.url", access)
+                if match is not None and resource.get("id") not in (None, match["id"]):
+                    # R4 conditional update, one match whose id is not the body's: 400, as over HTTP
+                    # (writing the body over the match would replace a record the client did not name)
+                    raise BadRequest(f"{where}: the resource's id {resource['id']} differs from the matching "
+                                     f"{parts[0]}/{match['id']}", expression=[f"{where}.resource.id"])
                 resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
             else:
                 raise BadRequest(f"{where}: PUT needs Type/id or Type?search", expression=[f"{where}.request.url"])
@@ -202,8 +207,9 @@ class Bundles(Writes, Reads):
             if access is None:
                 resource = read()
             else:  # one answer for missing, deleted and not yours: nothing about the entry leaks
+                admit = access.admit if len(parts) == 2 else access.admit_version
                 try:
-                    seen = access.admit(read())
+                    seen = admit(read())
                 except (NotFound, Gone):
                     seen = None
                 if seen is None:

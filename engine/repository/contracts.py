@@ -65,6 +65,12 @@ class Access(Protocol):
         ``raw``: its stored JSON bytes, when at hand (lets the check skip a walk)."""
         ...
 
+    def admit_version(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """A past version (``vread``) as the caller may read it, or None: ``admit`` of the version,
+        and for a confined caller also of the record as it stands now (a result moved to another
+        patient's record is theirs in every version)."""
+        ...
+
     def require(self, resource_type: str, action: str) -> None:
         """Raise ``Forbidden`` unless the caller may do ``action`` (c r u d s) on the type."""
         ...

@@ -27,6 +27,13 @@ The decisions, all here:
   resident's, and the grant is checked again when the repository is built for each request
   (``engine.auth.policy.proxy_grant_holds``): once the Consent is withdrawn or its period is over,
   every request is refused (403), whatever the token says.
+- **Remit** (a staff member bound to an institution, community or region, ``Caller.remit``): the
+  reports keep them to the remit (``engine.auth.policy.require_in_remit``); here, where no rule says
+  which institution a resource belongs to, they are kept from patients' records altogether -- a
+  search of a type that holds them is 403, a read, vread or history of one reads like a missing
+  record, none is included, written or in ``$everything`` -- except the records a route has just
+  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure)
+  read as before.
 - **Content** (confined callers). A resource inside the compartment that also names someone
   else -- a reference to another Patient, another resident's identifier, an AuditEvent entity
   pointing at another person's record -- is refused whole (fail closed), and recorded values
@@ -40,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +159,23 @@ def _keep_only(node: Any, path: Path_, kinds: frozenset[str]) -> tuple[Any, bool
     return {k: v for k, v in node.items() if k != path[0]}, True
 
 
+def _names_a_patient(resource: dict[str, Any], base: str) -> bool:
+    """A Patient, or a resource with a reference to one anywhere in it (a record of someone's care)."""
+    if resource.get("resourceType") == "Patient":
+        return True
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and (target := parse_reference(ref, base)) is not None and target[0] == "Patient":
+                return True
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return False
+
+
 class ScopedRepository:
     """The repository for one caller (see module docstring); implements ``fhir.Access``."""
 
@@ -164,6 +188,9 @@ class ScopedRepository:
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
+        # bound to a remit (and not a resident): patients' records only as routes vouch for them
+        self._bound = caller.remit is not None and self._compartment is None
+        self._vouched: set[tuple[str, str]] = set()
         if caller.acting is not None or caller.consent is not None:
             self._check_grant()
 
@@ -200,6 +227,8 @@ class ScopedRepository:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
+        if self._bound and not self._within_remit(resource):
+            return None
         if self._compartment is None:
             return resource
         if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
@@ -207,6 +236,27 @@ class ScopedRepository:
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    # -- a staff member bound to a remit ----------------------------------------------------------------
+    def vouch(self, refs: Iterable[str]) -> None:
+        """Records (``Type/id``) a route has found within the caller's remit for this request
+        (``policy.require_in_remit`` on the flag they belong to): read as the caller's scopes allow."""
+        for ref in refs:
+            rtype, _, rid = ref.partition("/")
+            self._vouched.add((rtype, rid))
+
+    def _within_remit(self, resource: dict[str, Any]) -> bool:
+        """For a caller bound to a remit: a record vouched for, or one that names no patient."""
+        if (resource.get("resourceType"), resource.get("id")) in self._vouched:
+            return True
+        return not _names_a_patient(resource, self.repo.base_url)
+
+    def _refuse_unbound_types(self, rtype: str) -> None:
+        """A caller bound to a remit does not search, or take ``$everything`` of, patients' records."""
+        if self._bound and (rtype == "Patient" or self.repo.params.compartment_params(rtype)
+                            or rtype in self._rules.subject_of):
+            raise Forbidden(f"a staff member bound to a remit reads {rtype} records through the reports, "
+                            "which keep to the remit (监管范围内的记录请从报表查看)")
 
     def _reachable(self, resource: dict[str, Any]) -> bool:
         """Outside the R4 compartment, still the caller's to read: a type whose element names the
@@ -244,6 +294,9 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
+            raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records of patients "
+                            "here (the reports record reviews)")
         if self._compartment is None:
             return
         if current is not None and not self._theirs(current):
@@ -349,11 +402,11 @@ class ScopedRepository:
             rec = self.repo.read_raw(rtype, rid)
         except Gone:
             # a confined caller learns of a deletion only inside their own records
-            if self.confined and not self._was_visible(rtype, rid):
+            if (self.confined or self._bound) and not self._was_visible(rtype, rid):
                 raise self.unknown(rtype) from None
             raise
         except NotFound:
-            if self.confined:
+            if self.confined or self._bound:  # one answer for missing and withheld
                 raise self.unknown(rtype) from None
             raise
         resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
@@ -383,10 +436,32 @@ class ScopedRepository:
         latest = next((v.resource for v in versions if v.resource is not None), None)
         return latest is not None and self.admit(latest) is not None
 
+    def admit_version(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """A past version as the caller may see it. For a confined caller both the version and the
+        record as it stands now (its newest version that is not a deletion) must be theirs: a result
+        filed under the wrong resident and then corrected is the other person's, and its first
+        version, which named the wrong resident only, must not show them the value (as ``read`` and
+        ``_history`` of it do not)."""
+        seen = self.admit(resource)
+        if seen is None or not self.confined:
+            return seen
+        rtype, rid = resource["resourceType"], resource.get("id")
+        if not isinstance(rid, str):
+            return None
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None:
+            return None
+        if rec.deleted or rec.body is None:
+            return seen if self._was_visible(rtype, rid) else None
+        if str(rec.version) == str((resource.get("meta") or {}).get("versionId")):
+            return seen  # the current version itself: admitted above
+        return seen if self.admit(fhirjson.loads(rec.body), raw=rec.body) is not None else None
+
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
-        """One version; a confined caller gets it only when that version itself is theirs."""
+        """One version; a confined caller gets it only when that version is theirs and the record
+        still is (``admit_version``)."""
         self.require(rtype, "r")
-        if not self.confined:
+        if not self.confined and not self._bound:
             return self.repo.vread(rtype, rid, vid)
         try:
             resource = self.repo.vread(rtype, rid, vid)
@@ -396,7 +471,7 @@ class ScopedRepository:
             raise
         except (NotFound, BadRequest):
             raise self.unknown(rtype) from None
-        seen = self.admit(resource)
+        seen = self.admit_version(resource)
         if seen is None:
             raise self.unknown(rtype)
         return seen
@@ -406,7 +481,7 @@ class ScopedRepository:
         record that once named someone else does not show that version), and 404 when the current
         one is not."""
         self.require(rtype, "r")
-        if not self.confined:
+        if not self.confined and not self._bound:
             return self.repo.versions(rtype, rid)
         try:
             versions = self.repo.versions(rtype, rid)
@@ -425,8 +500,13 @@ class ScopedRepository:
                 out.append(Version(v.version, v.updated, v.deleted, seen))
         return out
 
+    def unknown_parameters(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[str]:
+        """The keys of ``params`` that name no search parameter of ``rtype`` (``Prefer: handling=lenient``)."""
+        return self.repo.parser.unknown(rtype, params)
+
     def search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self.require(rtype, "s")
+        self._refuse_unbound_types(rtype)
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
             return self._search_by_subject(rtype, params, subject[1])
@@ -475,6 +555,7 @@ class ScopedRepository:
         asked for with ``_type`` (for the self link). AuditEvents are in the compartment by
         definition, but they record access, not care: only when asked for."""
         self.require("Patient", "r")
+        self._refuse_unbound_types("Patient")
         if self.confined and patient_id not in (self._compartment or ()):
             raise self.unknown("Patient")
         params_ = list(params)
@@ -544,6 +625,8 @@ class ScopedRepository:
             if action is None:
                 raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
             self.require(parts[0], action)
+            if action == "s":  # a Bundle's search entry runs beside ``search``: the same refusal
+                self._refuse_unbound_types(parts[0])
             if self.confined and method == "DELETE":
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
             if self.confined and method == "PUT" and (query or len(parts) != 2):
@@ -570,6 +653,9 @@ class _Widened:
 
     def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:  # noqa: ARG002
         return self._scoped.admit(resource, raw=raw)
+
+    def admit_version(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        return self._scoped.admit_version(resource)
 
     def counts(self, rec: StoredResource) -> bool | None:  # noqa: ARG002
         return None

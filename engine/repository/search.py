@@ -39,6 +39,7 @@ PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 _PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[0-9+\-.])")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 IGNORED = {"_format", "_pretty"}
+_CONTROL = frozenset({"_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_type"})
 
 # (target type, [(key, value)]) -> ids of matching target resources, for chained parameters
 ChainResolver = Callable[[str, list[tuple[str, str]]], list[str]]
@@ -111,16 +112,28 @@ class SearchParser:
         for key, raw in pairs:
             if key in IGNORED:
                 continue
-            if key.startswith("_") and key.split(":")[0] in (
-                "_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_type"
-            ):
+            if key.startswith("_") and key.split(":")[0] in _CONTROL:
                 self._control(parsed, rtype, key, raw)
                 continue
             if rtype is None:
                 raise BadRequest(f"search parameter '{key}' needs a resource type", expression=[key])
-            q.clauses.append(self._clause(rtype, key, raw, chain))
+            q.clauses.extend(self._clause(rtype, key, raw, chain))
         q.limit, q.offset = parsed.count, parsed.offset
         return parsed
+
+    def unknown(self, rtype: str, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        """The keys of ``pairs`` whose parameter name ``rtype`` does not have on this server (the
+        head of a chain counts, its inner part does not): what a search asked with ``Prefer:
+        handling=lenient`` leaves out instead of answering 400. Values, modifiers and chains into
+        other types are still checked as always."""
+        out = []
+        for key, _ in pairs:
+            name = key.split(".", 1)[0].partition(":")[0]
+            if key in IGNORED or name in _CONTROL or name == "_id":
+                continue
+            if self.params.get(rtype, name) is None:
+                out.append(key)
+        return out
 
     # -- control parameters ---------------------------------------------------------------------
     def _control(self, parsed: ParsedSearch, rtype: str | None, key: str, raw: str) -> None:
@@ -172,21 +185,22 @@ class SearchParser:
             parsed.query.types = tuple(t for t in raw.split(",") if t)
 
     # -- one clause per parameter occurrence --------------------------------------------------------
-    def _clause(self, rtype: str, key: str, raw: str, chain: ChainResolver | None) -> Clause:
+    def _clause(self, rtype: str, key: str, raw: str, chain: ChainResolver | None) -> list[Clause]:
+        """The clauses (all must hold) of one parameter occurrence: one, or for the ``ne`` prefix two."""
         if "." in key:
-            return self._chain(rtype, key, raw, chain)
+            return [self._chain(rtype, key, raw, chain)]
         name, _, modifier = key.partition(":")
         if name == "_id":
             if modifier:
                 raise BadRequest(f"modifier ':{modifier}' is not supported on _id", expression=[key])
-            return Clause((IdCond(tuple(_unescape(v) for v in split_values(raw))),))
+            return [Clause((IdCond(tuple(_unescape(v) for v in split_values(raw))),))]
         param = self.params.get(rtype, name)
         if param is None:
             raise BadRequest(f"unknown search parameter '{name}' for {rtype}", expression=[key])
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise BadRequest(f"{key} must be true or false", expression=[key])
-            return Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),), negate=raw == "true")
+            return [Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),), negate=raw == "true")]
         values = split_values(raw)
         if any(v == "" for v in values):
             raise BadRequest(f"empty value for search parameter '{key}'", expression=[key])
@@ -202,8 +216,14 @@ class SearchParser:
         if "ne" in prefixes:
             if len(values) > 1:
                 raise BadRequest(f"{key}: the ne prefix cannot be combined with other values", expression=[key])
+            if name != "_lastUpdated":  # every resource has one
+                # R4's ``ne`` compares the resource's value with the searched one: a resource without
+                # a value is not "not equal" (``birthdate=ne1990`` is not "no birth date recorded";
+                # only the token ``:not`` modifier takes resources without the value in)
+                return [Clause(tuple(alts), negate=True),
+                        Clause((ExistsCond(self.params.stored_as(rtype, name), param.type),))]
             negate = True
-        return Clause(tuple(alts), negate=negate)
+        return [Clause(tuple(alts), negate=negate)]
 
     def _cond(self, rtype: str, param: SearchParam, key: str, modifier: str, value: str) -> tuple[Cond, str]:
         kind = param.type
@@ -257,6 +277,8 @@ class SearchParser:
                 number = Decimal(parts[0])
             except InvalidOperation:
                 raise BadRequest(f"'{parts[0]}' is not a number for '{key}'", expression=[key]) from None
+            if not number.is_finite():  # Decimal reads NaN and Infinity; FHIR's decimal has neither
+                raise BadRequest(f"'{parts[0]}' is not a number for '{key}'", expression=[key])
             system = parts[1] or None if len(parts) == 3 else None
             unit = parts[2] or None if len(parts) == 3 else None
             eq = prefix in ("eq", "ne")
