@@ -197,3 +197,25 @@ def test_a_record_the_index_later_puts_in_conflict_loses_its_flag(world: tuple[E
     assert engine.identity.record(_record(engine, "HOSPB"))["status"] == "conflict"
     assert (flag_of(engine), _check_row(engine)["recognisable"]) == ("void", [])
     assert _issues_citing(engine, _record(engine, "HOSPB")) == []
+
+
+def test_a_store_keyed_by_the_number_alone_is_keyed_again_once(tmp_path: Path) -> None:
+    """The son's blood count flagged as an earlier release did (the hook without the index's
+    answer: keyed by the number alone), the store opened again: the flag is withdrawn, once."""
+    from engine.recognition.service import SAME_PERSON
+    from engine.recognition.upgrade import LAYOUT
+    from engine.settings import Settings
+
+    engine: Engine
+    for engine in community_engine(tmp_path):
+        with TestClient(create_app(engine)) as http:
+            http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
+            engine.recognition.facts._same_person = None  # as the code before this round keyed it
+            _test(http, "HOSPA", "A1", 5)
+            _test(http, "HOSPB", "B1", 1, SON)
+            assert flag_of(engine) == "flagged"
+            engine.store.collection(LAYOUT).delete(SAME_PERSON)  # a store of that release: no marker
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=tmp_path / "site")) as engine:
+        assert (flag_of(engine), _check_row(engine)["recognisable"]) == ("void", [])
+        assert engine.store.collection(LAYOUT).get(SAME_PERSON)["records"] == 1
+        assert engine.recognition.rekey_once(engine.identity) == 0  # once

@@ -46,10 +46,13 @@ from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 from engine.recognition.state import CHARGES, CHECKS, FLAGS, version_of
-from engine.recognition.upgrade import backfill_final_at
+from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
 _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
+
+
+SAME_PERSON = "same-person-of-the-index"  # ``rekey_once``'s marker in ``recognition_layout`` (rec17)
 
 
 class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrections, Reviews):
@@ -126,7 +129,24 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                   same_person=identity.same_person_number if identity is not None else None)
         if identity is not None:
             identity.operator_listeners.append(rec.on_identity_decided)
+            rec.rekey_once(identity)
         return rec
+
+    def rekey_once(self, identity: Any) -> int:
+        """Once per store (a marker in ``recognition_layout``): the records an earlier release keyed
+        by their number although the patient index leaves them out of its person (in conflict,
+        unlinked, linked by hand) are keyed again (``on_identity_decided``), their flags and
+        reminders decided again. Few records; the index is read by status (a scan, once)."""
+        marks = self.store.collection(LAYOUT)
+        if marks.get(SAME_PERSON) is not None:
+            return 0
+        ids = sorted({d["_id"] for status in ("conflict", "unlinked", "invalid-id")
+                      for d in identity.links.find({"status": status})}
+                     | {d["_id"] for d in identity.links.find({"manual": True})})
+        with self.store.transaction():
+            self.on_identity_decided(frozenset(ids))
+            marks.replace({"_id": SAME_PERSON, "records": len(ids)})
+        return len(ids)
 
     def on_identity_decided(self, patient_ids: frozenset[str]) -> None:
         """An operator's ``$link``/``$unlink`` changed the patient index: each record concerned is
