@@ -191,6 +191,9 @@ class FactReader:
         of resources not stored yet, read from the batch that is about to store them."""
         other = copy.copy(self)
         other._read = read
+        # keyed by the number: the index has not classified these records yet (a preview's hint;
+        # the hook reads each fact's person again, from the index)
+        other._same_person = None
         return other
 
     # -- one classification per test ------------------------------------------------------
