@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from engine.errors import BadRequest
 from engine.insurance.charges import line_price, money
@@ -53,6 +53,20 @@ _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest"
 
 
 SAME_PERSON = "same-person-of-the-index"  # ``rekey_once``'s marker in ``recognition_layout`` (rec17)
+
+
+class _Entries(Protocol):
+    def find(self, filter: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+
+class PatientIndex(Protocol):
+    """What recognition asks of the patient index (``engine.identity.mpi.IdentityService``), the
+    one owner of "same person"."""
+
+    links: _Entries
+    operator_listeners: list[Callable[[frozenset[str]], None]]
+
+    def same_person_number(self, patient: dict[str, Any], number: str | None = None) -> str | None: ...
 
 
 class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrections, Reviews):
@@ -123,7 +137,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             return {code: {local: entry.loinc for local, entry in cmap.codes.items() if getattr(entry, "loinc", "")}
                     for code, cmap in site().code_maps.items()}
 
-        identity = getattr(engine, "identity", None)
+        identity: PatientIndex | None = getattr(engine, "identity", None)
         rec = cls(store=engine.store, repository=engine.repository, settings=engine.settings,
                   institutions=institutions, local_items=local_items, local_loinc=local_loinc,
                   same_person=identity.same_person_number if identity is not None else None)
@@ -132,7 +146,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             rec.rekey_once(identity)
         return rec
 
-    def rekey_once(self, identity: Any) -> int:
+    def rekey_once(self, identity: PatientIndex) -> int:
         """Once per store (a marker in ``recognition_layout``): the records an earlier release keyed
         by their number although the patient index leaves them out of its person (in conflict,
         unlinked, linked by hand) are keyed again (``on_identity_decided``), their flags and
