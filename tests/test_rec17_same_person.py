@@ -66,14 +66,15 @@ def _record(engine: Engine, inst: str) -> str:
 
 
 def _checked(http: TestClient, patient: str) -> list[str]:
-    """What ``$check-recognition`` lists to HOSPB for a blood count ordered today for ``patient``."""
+    """The institutions of what ``$check-recognition`` lists to HOSPB for a blood count ordered
+    today for ``patient``."""
     r = http.post("/fhir/ServiceRequest/$check-recognition", json={"resourceType": "Parameters", "parameter": [
         {"name": "patient", "valueReference": {"reference": f"Patient/{patient}"}},
         {"name": "code", "valueCoding": {"system": "http://loinc.org", "code": "58410-2"}},
         {"name": "institution", "valueString": "HOSPB"}]})
     assert r.status_code == 200, r.text
-    return [q["valueReference"]["reference"] for p in r.json()["parameter"] if p["name"] == "recognisable"
-            for q in p["part"] if q["name"] == "result"]
+    return [q["valueString"] for p in r.json()["parameter"] if p["name"] == "recognisable"
+            for q in p["part"] if q["name"] == "institution"]
 
 
 def _issues_citing(engine: Engine, patient: str) -> list[dict[str, Any]]:
@@ -100,7 +101,7 @@ def test_a_son_filed_under_his_fathers_number_is_not_his_fathers_repeat(world: t
     assert _check_row(engine)["recognisable"] == []
     assert _issues_citing(engine, son) == []  # nothing in his compartment names his father's result
     assert _checked(http, son) == []  # HOSPB is told nothing of the father's result
-    assert len(_checked(http, _record(engine, "HOSPA"))) == 1  # the father himself: his own result
+    assert _checked(http, _record(engine, "HOSPA")) == ["HOSPA"]  # the father himself: his own result
 
 
 def test_the_father_is_not_the_sons_repeat_either(world: tuple[Engine, TestClient]) -> None:
@@ -219,3 +220,16 @@ def test_a_store_keyed_by_the_number_alone_is_keyed_again_once(tmp_path: Path) -
         assert (flag_of(engine), _check_row(engine)["recognisable"]) == ("void", [])
         assert engine.store.collection(LAYOUT).get(SAME_PERSON)["records"] == 1
         assert engine.recognition.rekey_once(engine.identity) == 0  # once
+
+
+def test_unlinking_the_priors_record_withdraws_the_repeats_flag(world: tuple[Engine, TestClient]) -> None:
+    """The operator takes the *prior's* record (HOSPA) out of the person: HOSPB's repeat is no
+    longer a repeat of anything of its person's; its flag and reminder are withdrawn."""
+    engine, http = world
+    _test(http, "HOSPA", "A1", 5)
+    _test(http, "HOSPB", "B1", 1)
+    reminder = _check_row(engine)["issue"]
+    _operate(http, "unlink", _record(engine, "HOSPA"))
+    assert (flag_of(engine), _check_row(engine)["recognisable"]) == ("void", [])
+    assert engine.repository.read("DetectedIssue", reminder)["status"] == "cancelled"
+    assert _checked(http, _record(engine, "HOSPB")) == ["HOSPB"]  # its own blood count, not HOSPA's
