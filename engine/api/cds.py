@@ -149,7 +149,9 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     recognition = request.app.state.engine.recognition
     patient = recognition.read("Patient", patient_id)
     prefetched = (body.get("prefetch") or {}).get("patient")
-    person = national_id(patient) or national_id(prefetched if isinstance(prefetched, dict) else None)
+    # the patient index's person (rec17); a prefetched Patient only when the record is not stored
+    person = recognition.facts.person_of(patient) if patient is not None else \
+        national_id(prefetched if isinstance(prefetched, dict) else None)
     drafts = _draft_orders(context)
     if hook == "order-select":
         selected = set(context.get("selections") or ())

@@ -91,10 +91,11 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
     draft = {"resourceType": "ServiceRequest", "code": concept, "subject": {"reference": ref}}
     from engine.recognition.coding import item_for
 
-    person = national_id(patient)
-    if person is None:
+    if national_id(patient) is None:
         raise Unprocessable(f"{ref} has no valid national resident ID (NNCHN)", expression=["Patient.identifier"])
-    return Order(person=person, item=item_for(draft, rules, institution), institution=institution, day=day,
+    # the patient index's person (rec17): None for a record it left out of its number's person
+    # (a conflict, an operator's $unlink): nothing of anyone's is recognisable for it
+    return Order(person=recognition.facts.person_of(patient), item=item_for(draft, rules, institution), institution=institution, day=day,
                  patient=ref)
 
 

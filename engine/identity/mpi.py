@@ -33,7 +33,7 @@ import secrets
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -378,6 +378,9 @@ class IdentityService:
         # the sign-in phone a desk operator registered after checking the ID card, per ID number key
         self.login_phones = store.collection("mpi_login_phones")
         self.repository: Repository | None = None
+        # called with the records an operator's ``link``/``unlink`` concerned, after the index changed
+        # (recognition re-keys their results: a lone record's entry changes with no version written)
+        self.operator_listeners: list[Callable[[frozenset[str]], None]] = []
         if repository is not None:
             self.attach(repository)
 
@@ -516,6 +519,23 @@ class IdentityService:
 
     def record(self, patient_id: str) -> dict[str, Any] | None:
         return self.links.get(patient_id)
+
+    def same_person_number(self, patient: dict[str, Any], number: str | None = None) -> str | None:
+        """The ID number that stands for this record's person, by the index's decision: its valid
+        number while the index has it ``linked`` to that number's person (what this write's
+        statement found, else the stored entry); None in ``conflict``, ``invalid-id``, ``no-id``,
+        ``unlinked``, or linked by an operator to another person. Mutual recognition keys results
+        by it: a son filed under his father's number (in conflict) is not the father (rec17).
+        ``number``: the record's valid number when the caller has it (else read here)."""
+        number = number or nationalid.patient_number(patient)
+        pid = patient.get("id")
+        if number is None or not isinstance(pid, str):
+            return None
+        pending = getattr(self._stated, "records", None)
+        stated = pending.get(pid) if pending else None
+        doc = stated.doc if stated is not None and stated.written == self.links.written else self.links.get(pid)
+        linked = doc is not None and doc.get("status") == "linked"
+        return number if linked and doc.get("person") == _auto_person(self.nid_key(number)) else None
 
     def conflicts(self) -> list[dict[str, Any]]:
         """The records left in ``conflict``, by id, each with the ``reasons`` that hold now.
@@ -1098,6 +1118,8 @@ class IdentityService:
         self._log("link", actor, reason, source=source, target=target, type=type_)
         affected |= self._after_operator(source, src)
         self._materialise(affected, {})
+        for listener in self.operator_listeners:
+            listener(frozenset(affected))
         return self.person_compartment(source)
 
     def unlink(self, source: str, target: str | None = None, *, actor: str, reason: str) -> frozenset[str]:
@@ -1128,6 +1150,8 @@ class IdentityService:
         self._log("unlink", actor, reason, source=source, target=target)
         affected |= self._after_operator(source, src)
         self._materialise(affected, {})
+        for listener in self.operator_listeners:
+            listener(frozenset(affected))
         return self.person_compartment(source)
 
     def _after_operator(self, pid: str, before: dict[str, Any]) -> set[str]:

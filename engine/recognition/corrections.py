@@ -30,13 +30,17 @@ else:
 class IdCorrections(RecognitionState, _Others):
     """A Patient stored or corrected after its results (``Recognition._on_patient``)."""
 
-    def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    def _on_patient(self, patient: dict[str, Any], previous: dict[str, Any] | None, *, decided: bool = False) -> None:
         """A Patient stored or corrected after its results: keep the index's person in step.
 
-        A version with the national ID of the one before changes no entry: every version passed
-        through here, so the entries already carry that person (and no query is made)."""
-        person = national_id(patient)
-        if previous is not None and national_id(previous) == person:
+        The person is the patient index's (``FactReader.person_of``): a record it leaves out of
+        its number's person (a conflict, an operator's ``$unlink``) gives its results to nobody,
+        and the flags and reminders decided on them are decided again (voided).
+        A version with the national ID of the one before, linked to its person, changes no entry:
+        every version passed through here, so the entries already carry that person (and no query
+        is made) -- unless the index ``decided`` again on the record itself (an operator's act)."""
+        person = self.facts.person_of(patient)
+        if previous is not None and not decided and national_id(previous) == person == national_id(patient):
             return
         docs = self.index.by_patient(ref_of(patient))
         moved = [(d, {**d, "person": person}) for d in docs if d.get("person") != person]

@@ -172,9 +172,13 @@ class FactReader:
     """Reads what the facts need from storage (Patient, Organization), with a small cache of the
     organisations, which are few and never change institution."""
 
-    def __init__(self, read: Reader, rules: Callable[[], Rules]) -> None:
+    def __init__(self, read: Reader, rules: Callable[[], Rules],
+                 same_person: Callable[[dict[str, Any], str], str | None] | None = None) -> None:
         self._read = read
         self._rules = rules
+        # the patient index's "same person" (``IdentityService.same_person_number``): the record's
+        # ID number only while the index has it linked to that number's person (None without an index)
+        self._same_person = same_person
         self._org_codes: dict[str, str | None] = {}
         # (type, codings, performers) -> (institution, item), and compiled converter plan ->
         # (institution, item), under one rules object; shared with the readers ``reading`` makes
@@ -187,6 +191,9 @@ class FactReader:
         of resources not stored yet, read from the batch that is about to store them."""
         other = copy.copy(self)
         other._read = read
+        # keyed by the number: the index has not classified these records yet (a preview's hint;
+        # the hook reads each fact's person again, from the index)
+        other._same_person = None
         return other
 
     # -- one classification per test ------------------------------------------------------
@@ -304,13 +311,34 @@ class FactReader:
         return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
 
     def person(self, patient_ref: str | None) -> str | None:
-        """The national ID of the referenced Patient; remembered by the very Patient version read
-        (a write group's order and each of its results ask for the same one, several times)."""
+        """The person of the referenced Patient (``person_of``)."""
         if not patient_ref:
             return None
         patient = self._read("Patient", patient_ref.split("/", 1)[1])
         if patient is None:
             return None
+        return self.person_of(patient)
+
+    def person_of(self, patient: dict[str, Any]) -> str | None:
+        """The national ID a Patient record's results and orders are keyed by: its valid number,
+        while the patient index has the record linked to that number's person.
+
+        Why the index: it alone decides "same person" (DOMAIN.md: the number, with name, sex and
+        birth date as consistency checks). A son registered under his father's number is left in
+        ``conflict``; keyed by the number alone, his blood count was flagged a not-payable repeat
+        of his father's and his hospital was shown the father's result (seventeenth round). A
+        record in conflict, unlinked by an operator, or linked by hand to another person is keyed
+        by nobody: no recognition across records (a wrong answer is worse than none). The number
+        is remembered by the very Patient version; the index is asked each time (an operator's
+        ``$unlink`` changes its entry without a new version)."""
+        number = self._number(patient)
+        if number is None or self._same_person is None:
+            return number
+        return self._same_person(patient, number)
+
+    def _number(self, patient: dict[str, Any]) -> str | None:
+        """The Patient's valid national ID, remembered by the very version read (a write group's
+        order and each of its results ask for the same one, several times)."""
         persons = getattr(self._recent, "persons", None)
         if persons is None or len(persons) >= _PERSONS_KEPT:
             persons = self._recent.persons = {}

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from engine.errors import BadRequest
 from engine.insurance.charges import line_price, money
@@ -46,10 +46,27 @@ from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
 from engine.recognition.state import CHARGES, CHECKS, FLAGS, version_of
-from engine.recognition.upgrade import backfill_final_at
+from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
 _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
+
+
+SAME_PERSON = "same-person-of-the-index"  # ``rekey_once``'s marker in ``recognition_layout`` (rec17)
+
+
+class _Entries(Protocol):
+    def find(self, filter: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+
+class PatientIndex(Protocol):
+    """What recognition asks of the patient index (``engine.identity.mpi.IdentityService``), the
+    one owner of "same person"."""
+
+    links: _Entries
+    operator_listeners: list[Callable[[frozenset[str]], None]]
+
+    def same_person_number(self, patient: dict[str, Any], number: str | None = None) -> str | None: ...
 
 
 class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrections, Reviews):
@@ -65,6 +82,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         local_items: Callable[[], dict[str, dict[str, str]]] | None = None,
         local_loinc: Callable[[], dict[str, dict[str, str]]] | None = None,
         rules: Rules | None = None,
+        same_person: Callable[[dict[str, Any], str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.repository = repository
@@ -93,7 +111,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
-        self.facts = FactReader(self.read, lambda: self._rules)
+        self.facts = FactReader(self.read, lambda: self._rules, same_person)
         # (rules, {(institution, item, day): HR marks}) (``_hr_marks``)
         self._marks_kept: tuple[Rules | None, dict[tuple[str, str, date], tuple[tuple[str, str], ...]]] = (None, {})
         if repository is not None:
@@ -119,9 +137,40 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             return {code: {local: entry.loinc for local, entry in cmap.codes.items() if getattr(entry, "loinc", "")}
                     for code, cmap in site().code_maps.items()}
 
+        identity: PatientIndex | None = getattr(engine, "identity", None)
         rec = cls(store=engine.store, repository=engine.repository, settings=engine.settings,
-                  institutions=institutions, local_items=local_items, local_loinc=local_loinc)
+                  institutions=institutions, local_items=local_items, local_loinc=local_loinc,
+                  same_person=identity.same_person_number if identity is not None else None)
+        if identity is not None:
+            identity.operator_listeners.append(rec.on_identity_decided)
+            rec.rekey_once(identity)
         return rec
+
+    def rekey_once(self, identity: PatientIndex) -> int:
+        """Once per store (a marker in ``recognition_layout``): the records an earlier release keyed
+        by their number although the patient index leaves them out of its person (in conflict,
+        unlinked, linked by hand) are keyed again (``on_identity_decided``), their flags and
+        reminders decided again. Few records; the index is read by status (a scan, once)."""
+        marks = self.store.collection(LAYOUT)
+        if marks.get(SAME_PERSON) is not None:
+            return 0
+        ids = sorted({d["_id"] for status in ("conflict", "unlinked", "invalid-id")
+                      for d in identity.links.find({"status": status})}
+                     | {d["_id"] for d in identity.links.find({"manual": True})})
+        with self.store.transaction():
+            self.on_identity_decided(frozenset(ids))
+            marks.replace({"_id": SAME_PERSON, "records": len(ids)})
+        return len(ids)
+
+    def on_identity_decided(self, patient_ids: frozenset[str]) -> None:
+        """An operator's ``$link``/``$unlink`` changed the patient index: each record concerned is
+        keyed again by the index's decision (``IdCorrections._on_patient``), as a new version of
+        it would be. Why here: a record alone in its person gets no new version when unlinked
+        (its links do not change), yet its results must stop counting for the number's person."""
+        for pid in sorted(patient_ids):
+            patient = self.read("Patient", pid)
+            if patient is not None:
+                self._in_group(lambda p=patient: self._on_patient(p, p, decided=True))
 
     @property
     def rules(self) -> Rules:
@@ -193,7 +242,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         without the group's scope, plan and prefetches (~50 us a group); nested in another
         group's call, it is still noted for ``read``, as the full pass notes it.
         """
-        if _same_persons(writes):
+        if _same_persons(writes, self.facts):
             if getattr(self._local, "current", None) is not None:
                 for resource, _ in writes:
                     self._hold(resource)
@@ -350,14 +399,19 @@ def parse_day(value: str | None, name: str) -> date | None:
         raise BadRequest(f"{name}: not a date (YYYY-MM-DD): {value!r}", expression=[name]) from exc
 
 
-def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> bool:
+def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]], facts: FactReader) -> bool:
     """Is every version of the group a Patient with a version before it and that version's
-    national ID (``IdCorrections._on_patient`` then has nothing to do for any of them)? The same
-    identifiers tell it without reading the number (a check-digit computation) twice."""
+    national ID, and keyed by it (the patient index has it linked to the number's person, or it
+    has no valid number)? ``IdCorrections._on_patient`` then has nothing to do for any of them.
+    The same identifiers tell the first without reading the number (a check-digit computation)
+    twice. A record the index took out of its person (a conflict, an operator's ``$unlink``) is
+    decided (rec17)."""
     for resource, previous in writes:
         if previous is None or resource.get("resourceType") != "Patient":
             return False
         if resource.get("identifier") != previous.get("identifier") \
                 and national_id(resource) != national_id(previous):
+            return False
+        if facts.person_of(resource) != national_id(resource):
             return False
     return bool(writes)
