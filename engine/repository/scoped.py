@@ -30,10 +30,14 @@ The decisions, all here:
 - **Remit** (a staff member bound to an institution, community or region, ``Caller.remit``): the
   reports keep them to the remit (``engine.auth.policy.require_in_remit``); here, where no rule says
   which institution a resource belongs to, they are kept from patients' records altogether -- a
-  search of a type that holds them is 403, a read, vread or history of one reads like a missing
+  search of a type that can name them is 403, any other search is screened (each match admitted,
+  counted by what is shown: ``screened``), a read, vread or history of one reads like a missing
   record, none is included, written or in ``$everything`` -- except the records a route has just
-  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure)
-  read as before.
+  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
+  an indicator's Flag) read as before.
+- **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
+  is checked as a write first, then the match is the caller's own search (``conditional_matches``),
+  so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
 - **Content** (confined callers). A resource inside the compartment that also names someone
   else -- a reference to another Patient, another resident's identifier, an AuditEvent entity
   pointing at another person's record -- is refused whole (fail closed), and recorded values
