@@ -191,6 +191,21 @@ def _is_number(node: dict[str, Any]) -> bool:
             and all(isinstance(c, dict) for c in kind["coding"]) and is_national_id(node))
 
 
+def _numbers_in(resource: dict[str, Any]) -> set[str]:
+    """The national ID numbers (NNCHN identifiers, compacted) anywhere in ``resource``."""
+    found: set[str] = set()
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("value"), str) and _is_number(node):
+                found.add(compact(node["value"]))
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return found
+
+
 class ScopedRepository:
     """The repository for one caller (see module docstring); implements ``fhir.Access``."""
 
@@ -481,30 +496,23 @@ class ScopedRepository:
         rec = self.repo.backend.current(rtype, rid)
         if rec is None:
             return None
-        if rec.deleted or rec.body is None:
-            return seen if self._was_visible(rtype, rid) else None
+        if rec.deleted or rec.body is None:  # no record as it stands: the caller's own numbers decide
+            return seen if self._was_visible(rtype, rid) and not self._names_other_number(resource, {}) else None
         if str(rec.version) == str((resource.get("meta") or {}).get("versionId")):
             return seen  # the current version itself: admitted above
-        if self._names_other_number(resource):
+        now = fhirjson.loads(rec.body)
+        if self._names_other_number(resource, now):
             return None
-        return seen if self.admit(fhirjson.loads(rec.body), raw=rec.body) is not None else None
+        return seen if self.admit(now, raw=rec.body) is not None else None
 
-    def _names_other_number(self, resource: dict[str, Any]) -> bool:
+    def _names_other_number(self, resource: dict[str, Any], current: dict[str, Any]) -> bool:
         """A past version carrying a national ID number (identifier type NNCHN, any system) that
-        none of the caller's records carries now: a registration typo later corrected was someone
-        else's number, and the version that bore it names that person (``admit`` counts only
-        ``urn:huren:resident`` identifiers, which name users of huren)."""
-        found: list[str] = []
-        stack: list[Any] = [resource]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                if isinstance(node.get("value"), str) and _is_number(node):
-                    found.append(compact(node["value"]))
-                stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
-            elif isinstance(node, list):
-                stack.extend(v for v in node if isinstance(v, (dict, list)))
-        if not found:
+        neither the record as it stands (``current``: a next of kin's number stays theirs) nor any
+        of the caller's Patient records carries now: a registration typo later corrected was
+        someone else's number, and the version that bore it names that person (``admit`` counts
+        only ``urn:huren:resident`` identifiers, which name users of huren)."""
+        found = _numbers_in(resource)
+        if not found or found <= _numbers_in(current):
             return False
         if self._numbers is None:
             own: set[str] = set()
@@ -514,7 +522,7 @@ class ScopedRepository:
                     own.update(compact(i["value"]) for i in fhirjson.loads(rec.body).get("identifier") or ()
                                if isinstance(i, dict) and isinstance(i.get("value"), str) and _is_number(i))
             self._numbers = frozenset(own)
-        return any(n not in self._numbers for n in found)
+        return not found <= self._numbers | _numbers_in(current)
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         """One version; a confined caller gets it only when that version is theirs and the record
@@ -554,7 +562,7 @@ class ScopedRepository:
             if v.resource is None:
                 out.append(v)
                 continue
-            if v.resource is not latest and self.confined and self._names_other_number(v.resource):
+            if v.resource is not latest and self.confined and self._names_other_number(v.resource, latest):
                 continue  # a past version bearing someone else's ID number
             seen = self.admit(v.resource)
             if seen is not None:
