@@ -266,9 +266,11 @@ async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository
         return {"relation": relation, "url": f"{path}?{query}" if query else path}
 
     links = [link("self", offset)]
-    if count is not None and offset + count < len(versions):
+    # ``_count=0`` asks for the total alone (R4): no page to move to, so no next/previous (they
+    # would name the same offset again and a client following them would loop)
+    if count and offset + count < len(versions):
         links.append(link("next", offset + count))
-    if count is not None and offset > 0:
+    if count and offset > 0:
         links.append(link("previous", max(0, offset - count)))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": len(versions), "link": links}
     if entries:  # FHIR JSON has no empty arrays

@@ -153,6 +153,10 @@ class Bundles(Writes, Reads):
                 raise BadRequest(f"{where}: the resource must be a {parts[0]}", expression=[f"{where}.resource"])
             resource = fhirjson.loads(fhirjson.dumps(resource))  # own copy: references get rewritten
             plan["resource"] = resource
+            if access is not None and (plan["if_none_exist"] if method == "POST" else len(parts) != 2 and query):
+                # a conditional entry's body is decided before its search answers anything (a 403
+                # only for a match would tell the caller that someone else's record matches)
+                access.check_write(parts[0], resource, None)
             if method == "POST":
                 match = None
                 if plan["if_none_exist"]:

@@ -57,6 +57,13 @@ class Access(Protocol):
         """The Patient ids the caller is confined to; ``None``: not confined."""
         ...
 
+    @property
+    def screened(self) -> bool:
+        """Every match of a search must go through ``admit`` (and be counted by what it admits)
+        although the query is not narrowed to a compartment: a staff member bound to a remit,
+        shown only records that name no patient."""
+        ...
+
     def admit(
         self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None
     ) -> dict[str, Any] | None:
@@ -83,6 +90,12 @@ class Access(Protocol):
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         """Raise unless the caller may replace ``current`` (None: absent) with ``new`` (None: delete)."""
+        ...
+
+    def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The matches of a conditional interaction's search (``If-None-Exist``, ``PUT Type?search``,
+        in a Bundle too) as the caller may see them: found by the caller's own search, so a match
+        they may not read is not one (and tells nothing)."""
         ...
 
 

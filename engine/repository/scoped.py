@@ -30,10 +30,14 @@ The decisions, all here:
 - **Remit** (a staff member bound to an institution, community or region, ``Caller.remit``): the
   reports keep them to the remit (``engine.auth.policy.require_in_remit``); here, where no rule says
   which institution a resource belongs to, they are kept from patients' records altogether -- a
-  search of a type that holds them is 403, a read, vread or history of one reads like a missing
+  search of a type that can name them is 403, any other search is screened (each match admitted,
+  counted by what is shown: ``screened``), a read, vread or history of one reads like a missing
   record, none is included, written or in ``$everything`` -- except the records a route has just
-  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure)
-  read as before.
+  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
+  an indicator's Flag) read as before.
+- **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
+  is checked as a write first, then the match is the caller's own search (``conditional_matches``),
+  so neither the answer nor a 403 against a 201 tells of a record the caller may not read.
 - **Content** (confined callers). A resource inside the compartment that also names someone
   else -- a reference to another Patient, another resident's identifier, an AuditEvent entity
   pointing at another person's record -- is refused whole (fail closed), and recorded values
@@ -59,6 +63,7 @@ from engine import fhirjson
 from engine.auth import policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
+from engine.identity.nationalid import compact, is_national_id
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
@@ -81,6 +86,8 @@ class ConfinedRules:
     subject_of: dict[str, tuple[Path_, str]] = dataclasses.field(default_factory=dict)  # type -> (path, search param)
     # type -> referring type -> its search parameters for the reference
     referenced_by: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    # types a remit-bound person may search although their records can name a patient (each match screened)
+    remit_searched: frozenset[str] = frozenset()
 
     @staticmethod
     def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
@@ -95,7 +102,8 @@ class ConfinedRules:
         return cls(inside=cls._paths(data.get("inside")), person_systems=frozenset(data.get("person_systems") or ()),
                    withheld=cls._paths(data.get("withheld")), only=only, subject_of=subject_of,
                    referenced_by={t: {src: (p,) if isinstance(p, str) else tuple(p) for src, p in d.items()}
-                                  for t, d in (data.get("referenced_by") or {}).items()})
+                                  for t, d in (data.get("referenced_by") or {}).items()},
+                   remit_searched=frozenset(data.get("remit_searched") or ()))
 
 
 @functools.cache
@@ -176,6 +184,28 @@ def _names_a_patient(resource: dict[str, Any], base: str) -> bool:
     return False
 
 
+def _is_number(node: dict[str, Any]) -> bool:
+    """An Identifier of type NNCHN (a national resident ID number), tolerant of any other shape."""
+    kind = node.get("type")
+    return (isinstance(kind, dict) and isinstance(kind.get("coding"), list)
+            and all(isinstance(c, dict) for c in kind["coding"]) and is_national_id(node))
+
+
+def _numbers_in(resource: dict[str, Any]) -> set[str]:
+    """The national ID numbers (NNCHN identifiers, compacted) anywhere in ``resource``."""
+    found: set[str] = set()
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("value"), str) and _is_number(node):
+                found.add(compact(node["value"]))
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return found
+
+
 class ScopedRepository:
     """The repository for one caller (see module docstring); implements ``fhir.Access``."""
 
@@ -191,6 +221,7 @@ class ScopedRepository:
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
         self._bound = caller.remit is not None and self._compartment is None
         self._vouched: set[tuple[str, str]] = set()
+        self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
         if caller.acting is not None or caller.consent is not None:
             self._check_grant()
 
@@ -216,6 +247,11 @@ class ScopedRepository:
     @property
     def confined(self) -> bool:
         return self._compartment is not None
+
+    @property
+    def screened(self) -> bool:
+        """A remit-bound caller's searches are not narrowed by the query: each match is admitted."""
+        return self._bound
 
     def require(self, resource_type: str, action: str) -> None:
         self.caller.require(resource_type, action)
@@ -252,9 +288,16 @@ class ScopedRepository:
         return not _names_a_patient(resource, self.repo.base_url)
 
     def _refuse_unbound_types(self, rtype: str) -> None:
-        """A caller bound to a remit does not search, or take ``$everything`` of, patients' records."""
-        if self._bound and (rtype == "Patient" or self.repo.params.compartment_params(rtype)
-                            or rtype in self._rules.subject_of):
+        """A caller bound to a remit does not search, or take ``$everything`` of, patients' records:
+        a type whose records R4 lets name a patient as theirs (a compartment parameter, or a
+        ``patient`` parameter whether enabled here or not: ``Device.patient``) is refused, except
+        the ``remit_searched`` types, whose records often name an institution instead (the
+        indicators' Flags). Every other search is screened too (``screened``: each match admitted,
+        counted by what is shown), so a type that names a patient elsewhere shows nothing of it."""
+        params = self.repo.params
+        if self._bound and rtype not in self._rules.remit_searched and (
+                rtype == "Patient" or params.compartment_params(rtype) or rtype in self._rules.subject_of
+                or "patient" in params.definitions(rtype)):
             raise Forbidden(f"a staff member bound to a remit reads {rtype} records through the reports, "
                             "which keep to the remit (监管范围内的记录请从报表查看)")
 
@@ -287,6 +330,8 @@ class ScopedRepository:
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
             return False
+        if self._bound:
+            return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
             return True
         if rec.type in self._rules.inside or rec.body is None or not self._clean_bytes(rec.body):
@@ -451,11 +496,33 @@ class ScopedRepository:
         rec = self.repo.backend.current(rtype, rid)
         if rec is None:
             return None
-        if rec.deleted or rec.body is None:
-            return seen if self._was_visible(rtype, rid) else None
+        if rec.deleted or rec.body is None:  # no record as it stands: the caller's own numbers decide
+            return seen if self._was_visible(rtype, rid) and not self._names_other_number(resource, {}) else None
         if str(rec.version) == str((resource.get("meta") or {}).get("versionId")):
             return seen  # the current version itself: admitted above
-        return seen if self.admit(fhirjson.loads(rec.body), raw=rec.body) is not None else None
+        now = fhirjson.loads(rec.body)
+        if self._names_other_number(resource, now):
+            return None
+        return seen if self.admit(now, raw=rec.body) is not None else None
+
+    def _names_other_number(self, resource: dict[str, Any], current: dict[str, Any]) -> bool:
+        """A past version carrying a national ID number (identifier type NNCHN, any system) that
+        neither the record as it stands (``current``: a next of kin's number stays theirs) nor any
+        of the caller's Patient records carries now: a registration typo later corrected was
+        someone else's number, and the version that bore it names that person (``admit`` counts
+        only ``urn:huren:resident`` identifiers, which name users of huren)."""
+        found = _numbers_in(resource)
+        if not found or found <= _numbers_in(current):
+            return False
+        if self._numbers is None:
+            own: set[str] = set()
+            recs = self.repo.backend.current_many([("Patient", p) for p in sorted(self._compartment or ())])
+            for rec in recs.values():
+                if not rec.deleted and rec.body is not None:
+                    own.update(compact(i["value"]) for i in fhirjson.loads(rec.body).get("identifier") or ()
+                               if isinstance(i, dict) and isinstance(i.get("value"), str) and _is_number(i))
+            self._numbers = frozenset(own)
+        return not found <= self._numbers | _numbers_in(current)
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         """One version; a confined caller gets it only when that version is theirs and the record
@@ -495,6 +562,8 @@ class ScopedRepository:
             if v.resource is None:
                 out.append(v)
                 continue
+            if v.resource is not latest and self.confined and self._names_other_number(v.resource, latest):
+                continue  # a past version bearing someone else's ID number
             seen = self.admit(v.resource)
             if seen is not None:
                 out.append(Version(v.version, v.updated, v.deleted, seen))
@@ -506,6 +575,19 @@ class ScopedRepository:
 
     def search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self.require(rtype, "s")
+        return self._search(rtype, params)
+
+    def conditional_matches(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The matches of a conditional interaction (``If-None-Exist``, ``PUT Type?search``, in a
+        Bundle too): the caller's own search, every decision of ``search`` included (refused
+        types, compartment, remit, content), so a match they could not read is none and the answer
+        tells nothing of it. Reading the type is enough (a clinician's orders are ``cru``): the
+        matches are answered only as a read would answer them."""
+        if not (self.allows(rtype, "s") or self.allows(rtype, "r")):
+            raise Forbidden(f"a conditional interaction searches {rtype}: it needs a scope to read or search it")
+        return self._search(rtype, params).resources
+
+    def _search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self._refuse_unbound_types(rtype)
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
@@ -662,3 +744,10 @@ class _Widened:
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         raise Forbidden("a resident may not write records")
+
+    @property
+    def screened(self) -> bool:
+        return self._scoped.screened
+
+    def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        return self._scoped.conditional_matches(resource_type, params)

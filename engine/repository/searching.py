@@ -83,10 +83,10 @@ class Searching(RepositoryCore):
             parsed = self.parser.parse(target, pairs, compartment=comp)
             parsed.query.limit, parsed.query.offset = CHAIN_LIMIT + 1, 0
             recs = self.backend.search(parsed.query)
-            if comp is None:
+            if access is None or (comp is None and not access.screened):
                 return [r.id for r in recs]
-            return [r.id for r in recs  # the inner query was narrowed to the compartment
-                    if access is not None and access.admit(fhirjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
+            return [r.id for r in recs  # narrowed to the compartment, or screened: each admitted
+                    if access.admit(fhirjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
 
         return resolve
 
@@ -121,7 +121,7 @@ class Searching(RepositoryCore):
         return self.run(parsed, access)
 
     def run(self, parsed: ParsedSearch, access: Access | None = None) -> SearchResult:
-        if access is not None and access.compartment is not None:
+        if access is not None and (access.compartment is not None or access.screened):
             return self._run_confined(parsed, access)
         q = parsed.query
         if parsed.summary_count or parsed.count == 0:
@@ -141,7 +141,8 @@ class Searching(RepositoryCore):
         return self._result(parsed, matches, total, has_next, access)
 
     def _run_confined(self, parsed: ParsedSearch, access: Access) -> SearchResult:
-        """A search for a caller confined to a compartment: every match goes through ``access.admit``.
+        """A search for a caller confined to a compartment (or ``screened``, a remit-bound one:
+        the query is not narrowed then): every match goes through ``access.admit``.
 
         The backend narrows the query to the compartment; ``admit`` may still refuse a match (one
         that also names another patient) or leave elements out of it. Paging and ``total`` are
@@ -253,10 +254,12 @@ class Searching(RepositoryCore):
         pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
         if not pairs:
             raise BadRequest(f"{what} needs search parameters", expression=[what])
-        found = self.search(rtype, pairs + [("_count", "2")], access=access)
-        if len(found.resources) > 1:
+        pairs.append(("_count", "2"))
+        # as the caller: their own search decides what matches (scopes, compartment, remit, content)
+        found = self.search(rtype, pairs).resources if access is None else access.conditional_matches(rtype, pairs)
+        if len(found) > 1:
             raise PreconditionFailed(f"{what} '{query}' matches more than one {rtype}")
-        return found.resources[0] if found.resources else None
+        return found[0] if found else None
 
     # -- compartments ------------------------------------------------------------------------------
     def in_compartment(self, resource: dict[str, Any], patient_ids: Iterable[str]) -> bool:

@@ -160,18 +160,19 @@ class Writes(GroupCommit, Searching):
     ) -> WriteResult:
         """Create with a server-assigned id; with ``if_none_exist`` return the one match instead.
 
-        With ``access``, the match is sought among what the caller may read: a caller cannot learn
-        from the answer that someone else's record matches."""
+        With ``access``, the write is decided first and the match is sought by the caller's own
+        search (``Access.conditional_matches``): a caller cannot learn from the answer, or from a
+        403 against a 201, that someone else's record matches."""
         resource = self._prepare(resource)
         with self.store.transaction():
-            if if_none_exist:
-                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist", access)
-                if existing is not None:
-                    return WriteResult(existing, created=False, changed=False)
             new = dict(resource)
             new["id"] = str(uuid.uuid4())
             if access is not None:
                 access.check_write(new["resourceType"], new, None)
+            if if_none_exist:
+                existing = self._conditional_match(resource["resourceType"], if_none_exist, "If-None-Exist", access)
+                if existing is not None:
+                    return WriteResult(existing, created=False, changed=False)
             return self._store(new, None, skip_unchanged=False)
 
     def update(
@@ -206,6 +207,8 @@ class Writes(GroupCommit, Searching):
         if resource["resourceType"] != rtype:
             raise BadRequest(f"the body is a {resource['resourceType']}, the URL says {rtype}")
         with self.store.transaction():
+            if access is not None:  # the body decided before the search answers anything
+                access.check_write(rtype, resource, None)
             match = self._conditional_match(rtype, query, "conditional update", access)
             new = dict(resource)
             if match is not None:
