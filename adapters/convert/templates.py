@@ -315,7 +315,8 @@ def convert(ctx: Context, spec: dict[str, Any]) -> None:
         if pv1 is not None and any(pv1.has(n) for n in (2, 3, 19, 44)):
             status = encounter_status(ctx, event, tpl.encounter_status)
             env.encounter = common.encounter(pv1, msg.get("PV2"), ctx, env.patient, env.pkey, status,
-                                             encounter_status_assumed(ctx, event), encounter_undoes(ctx, event))
+                                             encounter_status_assumed(ctx, event), encounter_undoes(ctx, event),
+                                             event)
             if tpl.create_only:
                 ctx.create_only.append(env.encounter["reference"])
     present = {s.name for s in msg.segments}
