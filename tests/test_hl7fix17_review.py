@@ -78,6 +78,11 @@ def test_an_admission_after_its_discharge_does_not_reopen_the_visit(engine: Engi
     (ack,) = send(engine, adt("R3", "A02", f19=visit, f3="外科^201^1"))
     assert ack_code_of(ack) == "AA", ack
     assert written(engine, fhir, "R3", "Encounter")[0]["status"] == "finished"
+    # a result naming the visit (its Encounter "unknown": the placeholder) leaves it, with no warning
+    oru = lab("R5", "OBX|1|NM|X1^t^L||7||||||F\r").replace(b"\rOBR|", b"\rPV1|1|I" + b"|" * 17 + b"VR^^^FNXRMYY^VN\rOBR|")
+    (ack,) = send(engine, oru)
+    assert ack_code_of(ack) == "AA" and not any("Encounter" in e[-1] for e in err_fields(ack)), ack
+    assert written(engine, fhir, "R5", "Encounter")[0]["status"] == "finished"
     # a cancelled admission takes the discharge back with it: no cancelled visit with an end
     (ack,) = send(engine, adt("R4", "A11", f19=visit))
     assert ack_code_of(ack) == "AA", ack
@@ -87,13 +92,19 @@ def test_an_admission_after_its_discharge_does_not_reopen_the_visit(engine: Engi
     assert "dischargeDisposition" not in stay["hospitalization"]
 
 
-def test_a_date_range_ending_before_it_starts_is_kept_as_text(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+def test_a_range_ending_before_it_starts_is_kept_as_text(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     (ack,) = send(engine, lab("D1", "OBX|1|DR|ABX^抗生素使用期^L||20261128^20261125||||||F\r"
-                                    "OBX|2|DR|DAY^同日^L||20261128^20261128060000||||||F\r"))
+                                    "OBX|2|DR|DAY^同日^L||20261128^20261128060000||||||F\r"
+                                    "OBX|3|NR|TGT^目标范围^L||6.10^3.90|mmol/L|||||F\r"
+                                    "OBX|4|SN|SPAN^区间^L||^10^-^5|mmol/L|||||F\r"))
     assert ack_code_of(ack) == "AA", ack
-    assert any(e[2].startswith("OBX^1^5") and "before it starts" in e[-1] for e in err_fields(ack)), ack
+    warned = {e[2]: e[-1] for e in err_fields(ack)}
+    assert "before it starts" in warned["OBX^1^5"] and "above its high" in warned["OBX^3^5"], ack
+    assert "above its high" in warned["OBX^4^5"], ack
     by_code = {o["code"]["coding"][0]["code"]: o for o in written(engine, fhir, "D1", "Observation")}
     assert by_code["ABX"]["valueString"] == "20261128^20261125" and "valuePeriod" not in by_code["ABX"]
+    assert by_code["TGT"]["valueString"] == "6.10^3.90" and "valueRange" not in by_code["TGT"]
+    assert by_code["SPAN"]["valueString"] == "^10^-^5" and "valueRange" not in by_code["SPAN"]
     # a day and a time on it are not reversed, whatever the offsets
     assert by_code["DAY"]["valuePeriod"] == {"start": "2026-11-28", "end": "2026-11-28T06:00:00+08:00"}
 

@@ -775,7 +775,15 @@ def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:
             out[name] = _quantity(text, unit_rep, ctx)
     if not out:
         raise ValueError("a numeric range needs a low or a high number")
-    return out
+    return _in_order(out)
+
+
+def _in_order(rng: dict[str, Any]) -> dict[str, Any]:
+    """A Range whose low is not above its high (R4 rng-2, both in OBX-6's unit), else ``ValueError``:
+    ``6.10^3.90`` is kept as text with a warning, as a DR ending before it starts is."""
+    if "low" in rng and "high" in rng and float(rng["low"]["value"]) > float(rng["high"]["value"]):
+        raise ValueError(f"the range's low ({rng['low']['value']}) is above its high ({rng['high']['value']})")
+    return rng
 
 
 # HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]
@@ -862,7 +870,7 @@ def _structured_numeric(rep: Any, unit_rep: Any, res: Resource, ctx: Context) ->
             rng["low"] = _quantity(num1, unit_rep, ctx)
         if num2:
             rng["high"] = _quantity(num2, unit_rep, ctx)
-        res["valueRange"] = rng
+        res["valueRange"] = _in_order(rng)
     elif sep == "+":
         if num2:
             raise ValueError(f"a second number after the suffix '+' ({num2!r})")
