@@ -338,13 +338,14 @@ def encounter_status(ctx: Context, event: str, default: str) -> str:
 
 def encounter_status_assumed(ctx: Context, event: str) -> bool:
     """Whether ``event``'s Encounter status is an assumption, not a statement about the visit
-    (``vocabulary.yaml`` ``encounter_status_assumed``; a site's table without it: none is)."""
+    (``vocabulary.yaml`` ``encounter_status_assumed``; a site's vocabulary without the table has
+    the shipped one, ``mappings.site``; a site that wants none names it empty: none is)."""
     return bool((table(ctx.site, "vocabulary").get("encounter_status_assumed") or {}).get(event))
 
 
 def encounter_undoes(ctx: Context, event: str) -> tuple[str, ...]:
     """The parts of the stored Encounter ``event`` takes back (``vocabulary.yaml``
-    ``encounter_undoes_by_event``; a site's table without it: none)."""
+    ``encounter_undoes_by_event``; an event it does not list: none)."""
     return tuple((table(ctx.site, "vocabulary").get("encounter_undoes_by_event") or {}).get(event) or ())
 
 
