@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
 OTHER = "other"  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
-_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "placeholders", "as_far_as",
+_RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
@@ -141,6 +141,7 @@ class ElementPlan:
     names_all_of: str = ""  # a concept naming every test of the resources this list element references
     another: str = ""  # warn | reject: a concept naming another test than the stored one (``another``)
     another_if: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()  # ... only when the stored version has such an entry (``another_if``)
+    unless_deletes: frozenset[str] = frozenset()  # a message deleting one of these is not held by ``stands`` (A13: period.end)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,8 @@ class MergeRules:
                            for path, v in (rule.get("another_if") or {}).items())
         return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
                            str(rule.get("as_far_as") or ""), rule.get("progress"), str(rule.get("names_all_of") or ""),
-                           str(self._pick(rule.get("another") or {}, ladder, "")), another_if)
+                           str(self._pick(rule.get("another") or {}, ladder, "")), another_if,
+                           frozenset(rule.get("unless_deletes") or ()))
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
@@ -399,6 +401,8 @@ class MergeRules:
                     out[name] = st
                 continue
             ep = plan.elements.get(name, plan.default)
+            if ep.unless_deletes and said is not None and any(d.element in ep.unless_deletes for d in said.deletes):
+                ep = replace(ep, stands=frozenset())  # the message takes back what made the stored value (A13)
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.slices and (isinstance(st, list) or isinstance(inc, list)):

@@ -4,8 +4,12 @@ Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds
 same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
 ``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
-The one exception is the staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
-a site names only the words it changes, merged over the shipped ones.
+Two exceptions. The staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
+a site names only the words it changes, merged over the shipped ones. And ``hl7v2/vocabulary.yaml``,
+a file of many tables, is replaced table by table (``VOCABULARY``): a site copy made before a release
+added a table (``observation_absent_reason``, ``encounter_undoes_by_event``) lacked it, and every
+message needing it was refused (or, for the tables read as optional, silently converted otherwise).
+A table the site names is the truth for that table, whole; one it does not name is the shipped one.
 
 Integrators edit these files by hand, so every file is checked against a JSON schema at start-up
 and an error names the file, the line and the field (``institutions.yaml:7: [1].qc.until: ...``).
@@ -27,6 +31,7 @@ from mappings.pagewords import PageWords
 from mappings.sitefiles import SiteError, load_checked
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
+VOCABULARY = "hl7v2/vocabulary.yaml"  # laid over the shipped file table by table, not replacing it whole
 NATIONAL_ID_TYPE = "NNCHN"
 
 
@@ -139,6 +144,9 @@ class Site:
         for rel, path in sorted(files.items()):
             if rel.startswith(("hl7v2/", "referral/")):
                 data, _ = load_checked(path, {"type": "object"}, plain=True)
+                if rel == VOCABULARY and not path.is_relative_to(defaults) and (defaults / rel).is_file():
+                    data = {**load_checked(defaults / rel, {"type": "object"}, plain=True)[0], **data}
+                    sources.append(str(defaults / rel))
                 # message templates (hl7v2/messages/ADT_A01.yaml) are "messages/ADT_A01"
                 # ... and the remote reading centres "referral/remote_reading"
                 tables[rel[len("hl7v2/"):-len(".yaml")] if rel.startswith("hl7v2/messages/")
@@ -339,6 +347,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
             "type": "array", "minItems": 1, "items": {"type": ["string", "boolean"]}}},
         "yields_to": {"type": "array", "minItems": 1,  # incoming values no ``stands`` value stands against
                       "items": {"type": ["string", "boolean"]}},
+        "unless_deletes": _NAMES,  # a message deleting one of these elements: ``stands`` does not hold it
         "placeholders": _NAMES,  # values a converter writes where the message states nothing
         # a status no further than the resources a list element references, in ``progress`` order
         "as_far_as": {"type": "string", "minLength": 1},

@@ -97,7 +97,7 @@ def test_a_document_keeps_its_confidentiality_and_file_name(engine: Engine, fhir
     (restricted,) = written(engine, fhir, "D1", "DocumentReference")
     confidentiality = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
     assert restricted["securityLabel"] == [{"coding": [{"system": confidentiality, "code": "R", "display": "restricted"}]}]
-    assert {"value": "ds_D1.rtf"} in restricted["identifier"]
+    assert {"system": "urn:huren:document-file:FNXRMYY", "value": "ds_D1.rtf"} in restricted["identifier"]  # hl7fix17: its sender's
     (usual,) = written(engine, fhir, "D2", "DocumentReference")
     assert usual["securityLabel"] == [{"coding": [{"system": confidentiality, "code": "N", "display": "normal"}]}]
     (unsaid,) = written(engine, fhir, "D3", "DocumentReference")

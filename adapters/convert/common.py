@@ -304,11 +304,12 @@ def encounter(
     status: str = "unknown",
     assumed: bool = False,
     undoes: tuple[str, ...] = (),
+    event: str = "",
 ) -> dict[str, str]:
     """PV1/PV2 → Encounter keyed by visit number (PV1-19), else patient + admit time. ``assumed``:
     the event's ``status`` states nothing about the visit (A08): unless PV1 says more, it only
     fills an Encounter stored without one (a discharged visit is not reopened by an update).
-    ``undoes``: parts the event takes back from the stored Encounter (A13: ``period.end``)."""
+    ``undoes``: parts the event (``event``) takes back from the stored Encounter (A13, A11: ``period.end``)."""
     visit = pv1.value(19).strip()
     admit = pv1.value(44).strip()
     key = (
@@ -328,7 +329,7 @@ def encounter(
     res["subject"] = patient
     res["serviceProvider"] = organization(ctx)
     for part in undoes:
-        ctx.delete(res, part, why="cancelled discharge (A13)")
+        ctx.delete(res, part, why=f"cancel event {event}")
     for ident in res.get("identifier", ()):
         ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)

@@ -17,6 +17,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
 
+DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _STUDY_UID_CODES = frozenset(
     {"110180", "113014", "STUDYUID", "STUDYINSTANCEUID", "STUDY INSTANCE UID", "STUDY_UID"}
@@ -350,6 +351,8 @@ def _document_reference(
     txa = ctx.message.get("TXA")
     if txa is not None:
         apply_table("txa_documentreference", {"TXA": txa}, ctx, doc)
+        for ident in doc.get("identifier", ()):  # TXA-16: a file name is unique at its sender only
+            ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
             doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
     if "type" not in doc and group.obr is not None:

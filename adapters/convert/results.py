@@ -19,6 +19,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
 from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
+from engine.repository.indexing import date_range
 
 Resource = dict[str, Any]
 
@@ -614,6 +615,9 @@ def _observation(
             res["dataAbsentReason"] = {
                 "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": reason}]
             }
+            # beside a stored value the reason is not stored (a value stands until OBX-5 "" deletes
+            # it): the ACK's warning names the empty OBX-5, not just the element
+            ctx.located(res, "dataAbsentReason", obx, 5)
     ranges = _reference_range(obx, ctx, res)
     if ranges:
         res["referenceRange"] = ranges
@@ -739,7 +743,8 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
 
 def _period(rep: Any, ctx: Context) -> dict[str, str]:
     """DR (range start ^ range end, each a DTM -- a v2.3 TS's first subcomponent) → valuePeriod
-    (IG: OBX-2 DR → valuePeriod); either end may be open, not both (``ValueError``: kept as text)."""
+    (IG: OBX-2 DR → valuePeriod); either end may be open, not both, and it may not end before it
+    starts (R4 per-1; ``20261128^20261125`` was stored so) -- ``ValueError``: kept as text."""
     period = {}
     for comp, name in ((1, "start"), (2, "end")):
         text = rep.comp(comp, 1).strip()
@@ -747,7 +752,17 @@ def _period(rep: Any, ctx: Context) -> dict[str, str]:
             period[name] = to_fhir_datetime(text, ctx.tz)
     if not period:
         raise ValueError("a date/time range needs a start or an end")
+    if len(period) == 2 and _ends_before_it_starts(period["start"], period["end"]):
+        raise ValueError(f"the range ends ({period['end']}) before it starts ({period['start']})")
     return period
+
+
+def _ends_before_it_starts(start: str, end: str) -> bool:
+    """Whether every instant ``end`` may mean is before every one ``start`` may mean (each at its own
+    precision: ``2026-11-28`` is the whole day). A date has no offset (read as UTC): beside a time
+    with one, 14 hours either way are allowed, so no local day is taken for a reversal."""
+    slack = 14 * 3600.0 if ("T" in start) != ("T" in end) else 0.0
+    return date_range(end)[1] + slack <= date_range(start)[0]
 
 
 def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:
@@ -760,7 +775,15 @@ def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:
             out[name] = _quantity(text, unit_rep, ctx)
     if not out:
         raise ValueError("a numeric range needs a low or a high number")
-    return out
+    return _in_order(out)
+
+
+def _in_order(rng: dict[str, Any]) -> dict[str, Any]:
+    """A Range whose low is not above its high (R4 rng-2, both in OBX-6's unit), else ``ValueError``:
+    ``6.10^3.90`` is kept as text with a warning, as a DR ending before it starts is."""
+    if "low" in rng and "high" in rng and float(rng["low"]["value"]) > float(rng["high"]["value"]):
+        raise ValueError(f"the range's low ({rng['low']['value']}) is above its high ({rng['high']['value']})")
+    return rng
 
 
 # HL7 TM without its offset: HH[MM[SS[.S[S[S[S]]]]]]
@@ -847,7 +870,7 @@ def _structured_numeric(rep: Any, unit_rep: Any, res: Resource, ctx: Context) ->
             rng["low"] = _quantity(num1, unit_rep, ctx)
         if num2:
             rng["high"] = _quantity(num2, unit_rep, ctx)
-        res["valueRange"] = rng
+        res["valueRange"] = _in_order(rng)
     elif sep == "+":
         if num2:
             raise ValueError(f"a second number after the suffix '+' ({num2!r})")

@@ -315,7 +315,8 @@ def convert(ctx: Context, spec: dict[str, Any]) -> None:
         if pv1 is not None and any(pv1.has(n) for n in (2, 3, 19, 44)):
             status = encounter_status(ctx, event, tpl.encounter_status)
             env.encounter = common.encounter(pv1, msg.get("PV2"), ctx, env.patient, env.pkey, status,
-                                             encounter_status_assumed(ctx, event), encounter_undoes(ctx, event))
+                                             encounter_status_assumed(ctx, event), encounter_undoes(ctx, event),
+                                             event)
             if tpl.create_only:
                 ctx.create_only.append(env.encounter["reference"])
     present = {s.name for s in msg.segments}
@@ -337,13 +338,14 @@ def encounter_status(ctx: Context, event: str, default: str) -> str:
 
 def encounter_status_assumed(ctx: Context, event: str) -> bool:
     """Whether ``event``'s Encounter status is an assumption, not a statement about the visit
-    (``vocabulary.yaml`` ``encounter_status_assumed``; a site's table without it: none is)."""
+    (``vocabulary.yaml`` ``encounter_status_assumed``; a site's vocabulary without the table has
+    the shipped one, ``mappings.site``; a site that wants none names it empty: none is)."""
     return bool((table(ctx.site, "vocabulary").get("encounter_status_assumed") or {}).get(event))
 
 
 def encounter_undoes(ctx: Context, event: str) -> tuple[str, ...]:
     """The parts of the stored Encounter ``event`` takes back (``vocabulary.yaml``
-    ``encounter_undoes_by_event``; a site's table without it: none)."""
+    ``encounter_undoes_by_event``; an event it does not list: none)."""
     return tuple((table(ctx.site, "vocabulary").get("encounter_undoes_by_event") or {}).get(event) or ())
 
 
