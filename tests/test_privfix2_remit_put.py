@@ -40,6 +40,9 @@ def test_a_bound_auditors_put_by_id_is_refused_alike_whether_the_flag_exists(eng
                       cookies=cookies, headers=csrf)
         got = [e["response"] for e in r.json()["entry"]]
         assert [g["status"][:3] for g in got] == ["403", "403"] and got[0] == got[1], got
+    deletes = [http.delete(f"/fhir/DetectedIssue/{rid}", cookies=cookies, headers=csrf)
+               for rid in (issue["id"], "no-such-flag")]
+    assert [d.status_code for d in deletes] == [403, 403] and deletes[0].text == deletes[1].text
     assert engine.repository.read("DetectedIssue", issue["id"])["status"] == issue["status"]
     assert engine.repository.search("DetectedIssue", [("_summary", "count")]).total == before
 
