@@ -32,8 +32,9 @@ The decisions, all here:
   which institution a resource belongs to, they are kept from patients' records altogether -- a
   search of a type that can name them is 403, any other search is screened (each match admitted,
   counted by what is shown: ``screened``), a read, vread or history of one reads like a missing
-  record, none is included, written or in ``$everything`` -- except the records a route has just
-  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
+  record, none is included, written or in ``$everything`` (a write to a type holding them is
+  refused by type, before the stored version is read, so it tells nothing of what is stored) --
+  except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an indicator's Flag) read as before.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
