@@ -238,9 +238,10 @@ def _history_params(params: list[tuple[str, str]]) -> tuple[float | None, int | 
 async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     params = _params(request)
     # the record first: one that is missing or not the caller's answers 404 whatever is asked of it
-    versions = await run_in_threadpool(repo.versions, rtype, rid)
+    # ``first``, the version that created the record, is told from every stored version: the
+    # oldest one shown is an update when the create is hidden from this caller
+    versions, first = await run_in_threadpool(repo.instance_history, rtype, rid)
     since, count, offset = _history_params(params)
-    first = versions[-1].version if versions else None  # the version that created the record
     if since is not None:
         versions = [v for v in versions if date_range(v.updated)[0] >= since]
     page = versions[offset:] if count is None else versions[offset:offset + count]

@@ -32,8 +32,9 @@ The decisions, all here:
   which institution a resource belongs to, they are kept from patients' records altogether -- a
   search of a type that can name them is 403, any other search is screened (each match admitted,
   counted by what is shown: ``screened``), a read, vread or history of one reads like a missing
-  record, none is included, written or in ``$everything`` -- except the records a route has just
-  decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
+  record, none is included, written or in ``$everything`` (a write to a type holding them is
+  refused by type, before the stored version is read, so it tells nothing of what is stored) --
+  except the records a route has just decided are within the remit and said so (``vouch``). Records that name no patient (a Measure,
   an indicator's Flag) read as before.
 - **Conditional interactions** (``If-None-Exist``, ``PUT Type?search``, in a Bundle too): the body
   is checked as a write first, then the match is the caller's own search (``conditional_matches``),
@@ -287,6 +288,13 @@ class ScopedRepository:
             return True
         return not _names_a_patient(resource, self.repo.base_url)
 
+    def _holds_patients(self, rtype: str) -> bool:
+        """A type whose records R4 lets name a patient as theirs: ``Patient``, a compartment
+        parameter, a referral ``Task``, or a ``patient`` parameter whether enabled here or not."""
+        params = self.repo.params
+        return bool(rtype == "Patient" or params.compartment_params(rtype) or rtype in self._rules.subject_of
+                    or "patient" in params.definitions(rtype))
+
     def _refuse_unbound_types(self, rtype: str) -> None:
         """A caller bound to a remit does not search, or take ``$everything`` of, patients' records:
         a type whose records R4 lets name a patient as theirs (a compartment parameter, or a
@@ -294,10 +302,7 @@ class ScopedRepository:
         the ``remit_searched`` types, whose records often name an institution instead (the
         indicators' Flags). Every other search is screened too (``screened``: each match admitted,
         counted by what is shown), so a type that names a patient elsewhere shows nothing of it."""
-        params = self.repo.params
-        if self._bound and rtype not in self._rules.remit_searched and (
-                rtype == "Patient" or params.compartment_params(rtype) or rtype in self._rules.subject_of
-                or "patient" in params.definitions(rtype)):
+        if self._bound and rtype not in self._rules.remit_searched and self._holds_patients(rtype):
             raise Forbidden(f"a staff member bound to a remit reads {rtype} records through the reports, "
                             "which keep to the remit (监管范围内的记录请从报表查看)")
 
@@ -339,6 +344,12 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if self._bound and self._holds_patients(resource_type) and not any(
+                r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
+            # refused by type, before the stored version is looked at: whether a record they may
+            # not read exists at that id would otherwise tell 403 from a create's 201 (or its 422)
+            raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records "
+                            "here (the reports record reviews)")
         if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
             raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records of patients "
                             "here (the reports record reviews)")
@@ -514,15 +525,26 @@ class ScopedRepository:
         found = _numbers_in(resource)
         if not found or found <= _numbers_in(current):
             return False
+        return not found <= self._own_numbers() | _numbers_in(current)
+
+    def _own_numbers(self) -> frozenset[str]:
+        """The national ID numbers on the caller's Patient records as each stands -- a deleted one
+        as it stood before its deletion (its newest version that is not one), so a resident whose
+        record was deleted still has their own number and its past versions read as ``_history``
+        lists them. Read once per request."""
         if self._numbers is None:
             own: set[str] = set()
-            recs = self.repo.backend.current_many([("Patient", p) for p in sorted(self._compartment or ())])
-            for rec in recs.values():
+            keys = [("Patient", p) for p in sorted(self._compartment or ())]
+            for key, rec in self.repo.backend.current_many(keys).items():
+                body: dict[str, Any] | None = None
                 if not rec.deleted and rec.body is not None:
-                    own.update(compact(i["value"]) for i in fhirjson.loads(rec.body).get("identifier") or ()
-                               if isinstance(i, dict) and isinstance(i.get("value"), str) and _is_number(i))
+                    body = fhirjson.loads(rec.body)
+                else:  # deleted: the version before the deletion
+                    body = next((v.resource for v in self.repo.versions(*key) if v.resource is not None), None)
+                own.update(compact(i["value"]) for i in (body or {}).get("identifier") or ()
+                           if isinstance(i, dict) and isinstance(i.get("value"), str) and _is_number(i))
             self._numbers = frozenset(own)
-        return not found <= self._numbers | _numbers_in(current)
+        return self._numbers
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         """One version; a confined caller gets it only when that version is theirs and the record
@@ -547,9 +569,18 @@ class ScopedRepository:
         """Instance history, newest first. A confined caller gets the versions that are theirs (a
         record that once named someone else does not show that version), and 404 when the current
         one is not."""
+        return self.instance_history(rtype, rid)[0]
+
+    def instance_history(self, rtype: str, rid: str) -> tuple[list[Version], str]:
+        """``versions`` and the version that created the record, told from every stored version
+        (the create is the oldest one stored, shown or not: with it hidden the oldest version shown
+        is an update, not the create). A past version is screened as ``admit_version`` screens a
+        vread: against the record as it stands (none when it is deleted) and the caller's own
+        numbers, so the list and the vread of each version agree."""
         self.require(rtype, "r")
         if not self.confined and not self._bound:
-            return self.repo.versions(rtype, rid)
+            versions = self.repo.versions(rtype, rid)
+            return versions, versions[-1].version
         try:
             versions = self.repo.versions(rtype, rid)
         except (NotFound, BadRequest):
@@ -557,17 +588,19 @@ class ScopedRepository:
         latest = next((v.resource for v in versions if v.resource is not None), None)
         if latest is None or self.admit(latest) is None:
             raise self.unknown(rtype)
+        current = latest if not versions[0].deleted else None  # the record as it stands
         out = []
         for v in versions:
             if v.resource is None:
                 out.append(v)
                 continue
-            if v.resource is not latest and self.confined and self._names_other_number(v.resource, latest):
+            if (self.confined and v.resource is not current
+                    and self._names_other_number(v.resource, current or {})):
                 continue  # a past version bearing someone else's ID number
             seen = self.admit(v.resource)
             if seen is not None:
                 out.append(Version(v.version, v.updated, v.deleted, seen))
-        return out
+        return out, versions[-1].version
 
     def unknown_parameters(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[str]:
         """The keys of ``params`` that name no search parameter of ``rtype`` (``Prefer: handling=lenient``)."""

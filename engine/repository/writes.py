@@ -187,6 +187,8 @@ class Writes(GroupCommit, Searching):
             raise BadRequest("an update needs the resource id", expression=[f"{rtype}.id"])
         self._check(rtype, rid)
         with self.store.transaction():
+            if access is not None:  # the body first: what is refused for it is refused at any id
+                access.check_write(rtype, resource, None)
             existing = self._current_one(rtype, rid)
             if access is not None:  # decided on the stored version, inside the write's transaction
                 access.check_write(rtype, resource, body_of(existing))

@@ -1,0 +1,38 @@
+"""A ``PUT Type/{id}`` checks the body before the stored version, so a refused body says nothing of the id.
+
+Review of privfix17 (neighbour of the remit case): a resident token with write scopes (none is
+issued by the sign-in today, but the scopes allow it) sending a body about someone else got 404
+at an id holding another person's record (the stored version decided first) and 403 at a free id
+(the body decided): the difference told which ids hold someone's record. The body is now checked
+first (``FhirRepository.update``). Real HTTP through FastAPI, a real token, the real store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+
+
+def test_a_foreign_body_is_refused_alike_at_a_taken_and_a_free_id(engine: Any) -> None:
+    repo = engine.repository
+    me = repo.create({"resourceType": "Patient", "name": [{"text": "张三"}]}).resource["id"]
+    other = repo.create({"resourceType": "Patient", "name": [{"text": "李四"}]}).resource["id"]
+    obs = {"resourceType": "AllergyIntolerance", "code": {"text": "青霉素"},
+           "patient": {"reference": f"Patient/{other}"}}
+    taken = repo.create(obs).resource["id"]
+    token, _ = engine.auth.issue_token(subject="person-zs", kind="patient", client_id="phr",
+                                       scopes=["patient/AllergyIntolerance.cruds"], patient=me)
+    http, auth = TestClient(create_app(engine)), {"Authorization": f"Bearer {token}"}
+    answers = []
+    for rid in (taken, "no-such-allergy"):
+        r = http.put(f"/fhir/AllergyIntolerance/{rid}", json={**obs, "id": rid}, headers=auth)
+        assert r.status_code == 403, (rid, r.status_code, r.text[:300])
+        answers.append(r.text)
+    assert answers[0] == answers[1]
+    assert repo.read("AllergyIntolerance", taken)["patient"] == obs["patient"]
+    # his own body at a free id is written as before
+    mine = {**obs, "id": "allergy-mine", "patient": {"reference": f"Patient/{me}"}}
+    assert http.put("/fhir/AllergyIntolerance/allergy-mine", json=mine, headers=auth).status_code == 201
