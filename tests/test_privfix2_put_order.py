@@ -36,3 +36,28 @@ def test_a_foreign_body_is_refused_alike_at_a_taken_and_a_free_id(engine: Any) -
     # his own body at a free id is written as before
     mine = {**obs, "id": "allergy-mine", "patient": {"reference": f"Patient/{me}"}}
     assert http.put("/fhir/AllergyIntolerance/allergy-mine", json=mine, headers=auth).status_code == 201
+
+
+def test_a_foreign_body_in_a_bundle_is_refused_alike_at_a_taken_and_a_free_id(engine: Any) -> None:
+    """The same for a PUT entry of a batch and of a transaction (review of privfix2): the entry at a
+    taken id answered 404, at a free id 403."""
+    repo = engine.repository
+    me = repo.create({"resourceType": "Patient", "name": [{"text": "张三"}]}).resource["id"]
+    other = repo.create({"resourceType": "Patient", "name": [{"text": "李四"}]}).resource["id"]
+    obs = {"resourceType": "AllergyIntolerance", "code": {"text": "青霉素"},
+           "patient": {"reference": f"Patient/{other}"}}
+    taken = repo.create(obs).resource["id"]
+    token, _ = engine.auth.issue_token(subject="person-zs", kind="patient", client_id="phr",
+                                       scopes=["patient/AllergyIntolerance.cruds"], patient=me)
+    http, auth = TestClient(create_app(engine)), {"Authorization": f"Bearer {token}"}
+    entries = [{"resource": {**obs, "id": rid}, "request": {"method": "PUT", "url": f"AllergyIntolerance/{rid}"}}
+               for rid in (taken, "no-such-allergy")]
+    batch = http.post("/fhir", json={"resourceType": "Bundle", "type": "batch", "entry": entries}, headers=auth)
+    assert batch.status_code == 200, batch.text[:300]
+    statuses = [e["response"]["status"] for e in batch.json()["entry"]]
+    assert [s.split()[0] for s in statuses] == ["403", "403"], statuses
+    for entry in entries:
+        one = http.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]},
+                        headers=auth)
+        assert one.status_code == 403, (entry["request"]["url"], one.status_code, one.text[:300])
+    assert repo.read("AllergyIntolerance", taken)["patient"] == obs["patient"]

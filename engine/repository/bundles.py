@@ -241,7 +241,8 @@ class Bundles(Writes, Reads):
                 existing = plan["existing"]  # prefetched for the whole transaction
             else:
                 existing = self.backend.current(resource["resourceType"], resource["id"])
-            if access is not None:
+            if access is not None:  # the body first, as a plain PUT: a refused body says nothing of the id
+                access.check_write(resource["resourceType"], resource, None)
                 access.check_write(resource["resourceType"], resource, body_of(existing))
             if plan["if_match"]:
                 wanted = parse_etag(plan["if_match"])
