@@ -17,6 +17,7 @@ from stdnum.cn import ric
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests.operator_calls import operate
 
 ER7 = "x-application/hl7-v2+er7"
 NID = "32092319900101123"
@@ -57,15 +58,6 @@ def world(backend_settings):
     engine.close()
 
 
-def _operate(http: TestClient, op: str, source: str, target: str | None = None) -> None:
-    params = [{"name": "source", "valueReference": {"reference": f"Patient/{source}"}},
-              {"name": "reason", "valueString": "checked at the desk"}]
-    if target:
-        params.append({"name": "target", "valueReference": {"reference": f"Patient/{target}"}})
-    r = http.post(f"/fhir/Patient/${op}", json={"resourceType": "Parameters", "parameter": params})
-    assert r.status_code == 200, r.text
-
-
 def _state(engine: Engine, http: TestClient, pid: str) -> tuple[str, frozenset[str], list[str]]:
     """The record's index status, its person's compartment, and the ``seealso`` links its stored version holds."""
     stored = http.get(f"/fhir/Patient/{pid}").json()
@@ -80,7 +72,7 @@ def test_an_operators_unlink_of_the_record_it_conflicted_with(world):
     b = send("FNZYY", "A04", "张山")
     c = send("FNFYY", "A04", "张山")
     assert engine.identity.record(b)["status"] == engine.identity.record(c)["status"] == "conflict"
-    _operate(http, "unlink", a)
+    operate(http, "unlink", a)
     assert engine.identity.record(a)["status"] == "unlinked"
     assert _state(engine, http, b) == ("linked", {b, c}, [c])
     assert _state(engine, http, c) == ("linked", {b, c}, [b])
@@ -93,7 +85,7 @@ def test_after_an_unlink_conflicts_that_disagree_with_each_other_wait(world):
     a = send("FNXRMYY", "A04", "张三")
     b = send("FNZYY", "A04", "张山")
     c = send("FNFYY", "A04", "张四")
-    _operate(http, "unlink", a)
+    operate(http, "unlink", a)
     assert engine.identity.record(b)["status"] == engine.identity.record(c)["status"] == "conflict"
     assert engine.identity.patients_for_number(NID) == []
 
@@ -103,7 +95,7 @@ def test_after_an_unlink_a_conflict_with_another_linked_record_stays(world):
     a = send("FNXRMYY", "A04", "张三")
     d = send("FNZXYY", "A04", "张三")
     b = send("FNZYY", "A04", "张山")
-    _operate(http, "unlink", a)
+    operate(http, "unlink", a)
     assert _state(engine, http, b)[:2] == ("conflict", {b})
     assert _state(engine, http, d) == ("linked", {d}, [])
     assert engine.identity.record(b)["reasons"] == [f"name differ from Patient/{d}"]
@@ -116,7 +108,7 @@ def test_an_operators_link_of_that_record_to_another_person(world):
     other_nid = "32092319900101125"
     other_nid += ric.calc_check_digit(other_nid + "0")
     x = send("FNFYY", "A04", "张三", other_nid)
-    _operate(http, "link", a, x)  # the desk: FNXRMYY's record is the other resident's (a mistyped number)
+    operate(http, "link", a, x)  # the desk: FNXRMYY's record is the other resident's (a mistyped number)
     assert _state(engine, http, a)[:2] == ("linked", {a, x})
     assert _state(engine, http, b) == ("linked", {b}, [])
     assert engine.identity.patients_for_number(NID) == [b]
@@ -127,7 +119,7 @@ def test_an_operators_link_of_the_conflict_itself_stays(world):
     a = send("FNXRMYY", "A04", "张三")
     b = send("FNZYY", "A04", "张山")
     c = send("FNFYY", "A04", "张山")
-    _operate(http, "link", b, a)  # b by hand; c still disagrees with a
+    operate(http, "link", b, a)  # b by hand; c still disagrees with a
     assert _state(engine, http, b)[:2] == ("linked", {a, b})
     assert _state(engine, http, c)[:2] == ("conflict", {c})
 
@@ -165,7 +157,7 @@ def test_an_operators_unlink_of_a_deleted_record_stays(world):
     engine, http, send = world
     a = send("FNXRMYY", "A04", "张三")
     b = send("FNZYY", "A04", "张三")
-    _operate(http, "unlink", b)
+    operate(http, "unlink", b)
     assert http.delete(f"/fhir/Patient/{b}").status_code in (200, 204)
     assert engine.identity.record(b)["status"] == "unlinked"
     assert _state(engine, http, a) == ("linked", {a}, [])

@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 
 
-def test_a_foreign_body_is_refused_alike_at_a_taken_and_a_free_id(engine: Any) -> None:
+def _resident_and_a_foreign_allergy(engine: Any) -> tuple[TestClient, dict[str, str], str, dict[str, Any], str]:
+    """张三's resident client (write scopes on allergies), and 李四's stored allergy: (http, auth, 张三's
+    record id, the allergy's body naming 李四, its id)."""
     repo = engine.repository
     me = repo.create({"resourceType": "Patient", "name": [{"text": "张三"}]}).resource["id"]
     other = repo.create({"resourceType": "Patient", "name": [{"text": "李四"}]}).resource["id"]
@@ -25,7 +27,12 @@ def test_a_foreign_body_is_refused_alike_at_a_taken_and_a_free_id(engine: Any) -
     taken = repo.create(obs).resource["id"]
     token, _ = engine.auth.issue_token(subject="person-zs", kind="patient", client_id="phr",
                                        scopes=["patient/AllergyIntolerance.cruds"], patient=me)
-    http, auth = TestClient(create_app(engine)), {"Authorization": f"Bearer {token}"}
+    return TestClient(create_app(engine)), {"Authorization": f"Bearer {token}"}, me, obs, taken
+
+
+def test_a_foreign_body_is_refused_alike_at_a_taken_and_a_free_id(engine: Any) -> None:
+    repo = engine.repository
+    http, auth, me, obs, taken = _resident_and_a_foreign_allergy(engine)
     answers = []
     for rid in (taken, "no-such-allergy"):
         r = http.put(f"/fhir/AllergyIntolerance/{rid}", json={**obs, "id": rid}, headers=auth)
@@ -42,14 +49,7 @@ def test_a_foreign_body_in_a_bundle_is_refused_alike_at_a_taken_and_a_free_id(en
     """The same for a PUT entry of a batch and of a transaction (review of privfix2): the entry at a
     taken id answered 404, at a free id 403."""
     repo = engine.repository
-    me = repo.create({"resourceType": "Patient", "name": [{"text": "张三"}]}).resource["id"]
-    other = repo.create({"resourceType": "Patient", "name": [{"text": "李四"}]}).resource["id"]
-    obs = {"resourceType": "AllergyIntolerance", "code": {"text": "青霉素"},
-           "patient": {"reference": f"Patient/{other}"}}
-    taken = repo.create(obs).resource["id"]
-    token, _ = engine.auth.issue_token(subject="person-zs", kind="patient", client_id="phr",
-                                       scopes=["patient/AllergyIntolerance.cruds"], patient=me)
-    http, auth = TestClient(create_app(engine)), {"Authorization": f"Bearer {token}"}
+    http, auth, me, obs, taken = _resident_and_a_foreign_allergy(engine)
     entries = [{"resource": {**obs, "id": rid}, "request": {"method": "PUT", "url": f"AllergyIntolerance/{rid}"}}
                for rid in (taken, "no-such-allergy")]
     batch = http.post("/fhir", json={"resourceType": "Bundle", "type": "batch", "entry": entries}, headers=auth)

@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests.operator_calls import operate
 from tests.test_hooks11_policy_edges import flag_of, result
 from tests.test_policy11_decided_facts import a08
 from tests.test_recognition_policy_e2e import CBC, WANG, community_engine, order, pid, ts
@@ -137,15 +138,6 @@ def test_an_invalid_number_is_refused_and_recognises_nothing(world: tuple[Engine
     assert flag_of(engine) is None
 
 
-def _operate(http: TestClient, op: str, source: str, target: str | None = None) -> None:
-    params = [{"name": "source", "valueReference": {"reference": f"Patient/{source}"}},
-              {"name": "reason", "valueString": "checked at the desk"}]
-    if target:
-        params.append({"name": "target", "valueReference": {"reference": f"Patient/{target}"}})
-    r = http.post(f"/fhir/Patient/${op}", json={"resourceType": "Parameters", "parameter": params})
-    assert r.status_code == 200, r.text
-
-
 def test_an_operators_unlink_withdraws_the_flag_and_the_reminder(world: tuple[Engine, TestClient]) -> None:
     """The index said one person (same number, same data); the operator says not: the flag raised on
     it and the order's reminder are withdrawn (the DetectedIssues cancelled, the rate left)."""
@@ -156,7 +148,7 @@ def test_an_operators_unlink_withdraws_the_flag_and_the_reminder(world: tuple[En
     assert (flag_of(engine), len(row["recognisable"])) == ("flagged", 1)
     reminder = row["issue"]
     b = _record(engine, "HOSPB")
-    _operate(http, "unlink", b)
+    operate(http, "unlink", b)
     assert engine.identity.record(b)["status"] == "unlinked"
     assert (flag_of(engine), _check_row(engine)["recognisable"]) == ("void", [])
     assert engine.repository.read("DetectedIssue", reminder)["status"] == "cancelled"
@@ -170,7 +162,7 @@ def test_a_record_unlinked_alone_is_not_the_prior_of_a_later_record(world: tuple
     number, linked automatically, is not flagged against it."""
     engine, http = world
     _test(http, "HOSPA", "A1", 5)
-    _operate(http, "unlink", _record(engine, "HOSPA"))
+    operate(http, "unlink", _record(engine, "HOSPA"))
     _test(http, "HOSPB", "B1", 1)
     assert engine.identity.record(_record(engine, "HOSPB"))["status"] == "linked"
     assert (flag_of(engine), _check_row(engine)["recognisable"]) == (None, [])
@@ -182,7 +174,7 @@ def test_a_son_linked_by_hand_to_his_father_counts_from_the_link_on(world: tuple
     engine, http = world
     _test(http, "HOSPA", "A1", 5)
     _send(http, order("HOSPB", "B0", "24325-3^Hepatic function panel^LN", ts(3)), SON)  # registers him
-    _operate(http, "link", _record(engine, "HOSPB"), _record(engine, "HOSPA"))
+    operate(http, "link", _record(engine, "HOSPB"), _record(engine, "HOSPA"))
     _test(http, "HOSPB", "B1", 1, SON)
     assert flag_of(engine) == "flagged"
 
@@ -229,7 +221,7 @@ def test_unlinking_the_priors_record_withdraws_the_repeats_flag(world: tuple[Eng
     _test(http, "HOSPA", "A1", 5)
     _test(http, "HOSPB", "B1", 1)
     reminder = _check_row(engine)["issue"]
-    _operate(http, "unlink", _record(engine, "HOSPA"))
+    operate(http, "unlink", _record(engine, "HOSPA"))
     assert (flag_of(engine), _check_row(engine)["recognisable"]) == ("void", [])
     assert engine.repository.read("DetectedIssue", reminder)["status"] == "cancelled"
     assert _checked(http, _record(engine, "HOSPB")) == ["HOSPB"]  # its own blood count, not HOSPA's
