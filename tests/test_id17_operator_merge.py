@@ -18,7 +18,8 @@ from __future__ import annotations
 from stdnum.cn import ric
 
 from tests import test_id17_revisit as revisit
-from tests.test_id17_revisit import ER7, NID, _message, _operate
+from tests.operator_calls import operate
+from tests.test_id17_revisit import ER7, NID, _message
 
 world = revisit.world  # the fixture: the engine, HTTP and an HL7 feed
 
@@ -46,7 +47,7 @@ def test_a_merged_record_of_another_number_joins_the_survivors_person_only(world
     assert engine.identity.person_compartment(relative) == {relative}
     assert engine.identity.patients_for_number(RELATIVE) == [relative]
     assert [link["type"] for link in http.get(f"/fhir/Patient/{relative}").json().get("link", [])] == []
-    _operate(http, "unlink", o, s)  # the merge undone: O is neither's until an operator says
+    operate(http, "unlink", o, s)  # the merge undone: O is neither's until an operator says
     assert engine.identity.person_compartment(s) == {s}
     assert engine.identity.person_compartment(relative) == {relative}
     assert engine.identity.record(o)["status"] == "unlinked"
