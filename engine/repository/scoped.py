@@ -168,20 +168,27 @@ def _keep_only(node: Any, path: Path_, kinds: frozenset[str]) -> tuple[Any, bool
     return {k: v for k, v in node.items() if k != path[0]}, True
 
 
-def _names_a_patient(resource: dict[str, Any], base: str) -> bool:
-    """A Patient, or a resource with a reference to one anywhere in it (a record of someone's care)."""
-    if resource.get("resourceType") == "Patient":
-        return True
+def _objects(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``resource``, itself included (depth first): the one walk the content
+    checks below share (a reference, an identifier, a number can sit at any depth)."""
     stack: list[Any] = [resource]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            ref = node.get("reference")
-            if isinstance(ref, str) and (target := parse_reference(ref, base)) is not None and target[0] == "Patient":
-                return True
+            yield node
             stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
         elif isinstance(node, list):
             stack.extend(v for v in node if isinstance(v, (dict, list)))
+
+
+def _names_a_patient(resource: dict[str, Any], base: str) -> bool:
+    """A Patient, or a resource with a reference to one anywhere in it (a record of someone's care)."""
+    if resource.get("resourceType") == "Patient":
+        return True
+    for node in _objects(resource):
+        ref = node.get("reference")
+        if isinstance(ref, str) and (target := parse_reference(ref, base)) is not None and target[0] == "Patient":
+            return True
     return False
 
 
@@ -194,17 +201,8 @@ def _is_number(node: dict[str, Any]) -> bool:
 
 def _numbers_in(resource: dict[str, Any]) -> set[str]:
     """The national ID numbers (NNCHN identifiers, compacted) anywhere in ``resource``."""
-    found: set[str] = set()
-    stack: list[Any] = [resource]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("value"), str) and _is_number(node):
-                found.add(compact(node["value"]))
-            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, (dict, list)))
-    return found
+    return {compact(node["value"]) for node in _objects(resource)
+            if isinstance(node.get("value"), str) and _is_number(node)}
 
 
 class ScopedRepository:
@@ -411,20 +409,14 @@ class ScopedRepository:
         comp = self._compartment
         assert comp is not None
         base, systems, own = self.repo.base_url, self._rules.person_systems, self._own
-        stack: list[Any] = [resource]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                ref = node.get("reference")
-                if isinstance(ref, str):
-                    target = parse_reference(ref, base)
-                    if target is not None and target[0] == "Patient" and target[1] not in comp:
-                        return True
-                if systems and node.get("system") in systems and node.get("value") not in (None, *own):
+        for node in _objects(resource):
+            ref = node.get("reference")
+            if isinstance(ref, str):
+                target = parse_reference(ref, base)
+                if target is not None and target[0] == "Patient" and target[1] not in comp:
                     return True
-                stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
-            elif isinstance(node, list):
-                stack.extend(v for v in node if isinstance(v, (dict, list)))
+            if systems and node.get("system") in systems and node.get("value") not in (None, *own):
+                return True
         return False
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
