@@ -1,9 +1,11 @@
-"""An operator's patient-index call as the desk makes it (``$link``/``$unlink`` over HTTP), shared by the
-identity and recognition tests that need one."""
+"""An operator's patient-index call as the desk makes it (``$link``/``$unlink`` over HTTP), and what the
+index then says of a record: shared by the identity and recognition tests that need them."""
 
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+
+from engine.engine import Engine
 
 
 def operate(http: TestClient, op: str, source: str, target: str | None = None) -> None:
@@ -14,3 +16,11 @@ def operate(http: TestClient, op: str, source: str, target: str | None = None) -
         params.append({"name": "target", "valueReference": {"reference": f"Patient/{target}"}})
     r = http.post(f"/fhir/Patient/${op}", json={"resourceType": "Parameters", "parameter": params})
     assert r.status_code == 200, r.text
+
+
+def index_state(engine: Engine, http: TestClient, pid: str) -> tuple[str, frozenset[str], list[str]]:
+    """The record's index status, its person's compartment, and the ``seealso`` links its stored version holds."""
+    stored = http.get(f"/fhir/Patient/{pid}").json()
+    links = sorted(link["other"]["reference"].split("/")[1] for link in stored.get("link", [])
+                   if link["type"] == "seealso")
+    return engine.identity.record(pid)["status"], engine.identity.person_compartment(pid), links

@@ -17,7 +17,7 @@ from stdnum.cn import ric
 
 from engine.api.app import create_app
 from engine.engine import Engine
-from tests.operator_calls import operate
+from tests.operator_calls import index_state, operate
 
 ER7 = "x-application/hl7-v2+er7"
 NID = "32092319900101123"
@@ -58,14 +58,6 @@ def world(backend_settings):
     engine.close()
 
 
-def _state(engine: Engine, http: TestClient, pid: str) -> tuple[str, frozenset[str], list[str]]:
-    """The record's index status, its person's compartment, and the ``seealso`` links its stored version holds."""
-    stored = http.get(f"/fhir/Patient/{pid}").json()
-    links = sorted(link["other"]["reference"].split("/")[1] for link in stored.get("link", [])
-                   if link["type"] == "seealso")
-    return engine.identity.record(pid)["status"], engine.identity.person_compartment(pid), links
-
-
 def test_an_operators_unlink_of_the_record_it_conflicted_with(world):
     engine, http, send = world
     a = send("FNXRMYY", "A04", "张三")
@@ -74,8 +66,8 @@ def test_an_operators_unlink_of_the_record_it_conflicted_with(world):
     assert engine.identity.record(b)["status"] == engine.identity.record(c)["status"] == "conflict"
     operate(http, "unlink", a)
     assert engine.identity.record(a)["status"] == "unlinked"
-    assert _state(engine, http, b) == ("linked", {b, c}, [c])
-    assert _state(engine, http, c) == ("linked", {b, c}, [b])
+    assert index_state(engine, http, b) == ("linked", {b, c}, [c])
+    assert index_state(engine, http, c) == ("linked", {b, c}, [b])
     assert engine.identity.patients_for_number(NID) == sorted([b, c])
     assert engine.identity.conflicts() == []
 
@@ -96,8 +88,8 @@ def test_after_an_unlink_a_conflict_with_another_linked_record_stays(world):
     d = send("FNZXYY", "A04", "张三")
     b = send("FNZYY", "A04", "张山")
     operate(http, "unlink", a)
-    assert _state(engine, http, b)[:2] == ("conflict", {b})
-    assert _state(engine, http, d) == ("linked", {d}, [])
+    assert index_state(engine, http, b)[:2] == ("conflict", {b})
+    assert index_state(engine, http, d) == ("linked", {d}, [])
     assert engine.identity.record(b)["reasons"] == [f"name differ from Patient/{d}"]
 
 
@@ -109,8 +101,8 @@ def test_an_operators_link_of_that_record_to_another_person(world):
     other_nid += ric.calc_check_digit(other_nid + "0")
     x = send("FNFYY", "A04", "张三", other_nid)
     operate(http, "link", a, x)  # the desk: FNXRMYY's record is the other resident's (a mistyped number)
-    assert _state(engine, http, a)[:2] == ("linked", {a, x})
-    assert _state(engine, http, b) == ("linked", {b}, [])
+    assert index_state(engine, http, a)[:2] == ("linked", {a, x})
+    assert index_state(engine, http, b) == ("linked", {b}, [])
     assert engine.identity.patients_for_number(NID) == [b]
 
 
@@ -120,8 +112,8 @@ def test_an_operators_link_of_the_conflict_itself_stays(world):
     b = send("FNZYY", "A04", "张山")
     c = send("FNFYY", "A04", "张山")
     operate(http, "link", b, a)  # b by hand; c still disagrees with a
-    assert _state(engine, http, b)[:2] == ("linked", {a, b})
-    assert _state(engine, http, c)[:2] == ("conflict", {c})
+    assert index_state(engine, http, b)[:2] == ("linked", {a, b})
+    assert index_state(engine, http, c)[:2] == ("conflict", {c})
 
 
 def test_a_fhir_delete_of_the_record_it_conflicted_with(world):
@@ -130,13 +122,13 @@ def test_a_fhir_delete_of_the_record_it_conflicted_with(world):
     d = send("FNZXYY", "A04", "张三")
     b = send("FNZYY", "A04", "张山")
     assert http.delete(f"/fhir/Patient/{a}").status_code in (200, 204)
-    assert _state(engine, http, d) == ("linked", {d}, [])  # no link left to the deleted record
-    assert _state(engine, http, b)[:2] == ("conflict", {b})  # d still disagrees
+    assert index_state(engine, http, d) == ("linked", {d}, [])  # no link left to the deleted record
+    assert index_state(engine, http, b)[:2] == ("conflict", {b})  # d still disagrees
     assert http.delete(f"/fhir/Patient/{d}").status_code in (200, 204)
-    assert _state(engine, http, b) == ("linked", {b}, [])
+    assert index_state(engine, http, b) == ("linked", {b}, [])
     assert engine.identity.patients_for_number(NID) == [b]
     c = send("FNFYY", "A04", "张山")  # a later record agrees with b, not with the deleted ones
-    assert _state(engine, http, c) == ("linked", {b, c}, [b])
+    assert index_state(engine, http, c) == ("linked", {b, c}, [b])
 
 
 def test_a_deleted_record_is_not_signed_in_to(world):
@@ -160,7 +152,7 @@ def test_an_operators_unlink_of_a_deleted_record_stays(world):
     operate(http, "unlink", b)
     assert http.delete(f"/fhir/Patient/{b}").status_code in (200, 204)
     assert engine.identity.record(b)["status"] == "unlinked"
-    assert _state(engine, http, a) == ("linked", {a}, [])
+    assert index_state(engine, http, a) == ("linked", {a}, [])
 
 
 def test_a_transaction_deleting_the_record_it_conflicted_with(world):
@@ -178,7 +170,7 @@ def test_a_transaction_deleting_the_record_it_conflicted_with(world):
                         {"request": {"method": "DELETE", "url": f"Patient/{a}"}}]}
     r = http.post("/fhir", json=bundle)
     assert r.status_code == 200, r.text
-    assert _state(engine, http, b) == ("linked", {b, c, "fy-9"}, sorted([c, "fy-9"]))
+    assert index_state(engine, http, b) == ("linked", {b, c, "fy-9"}, sorted([c, "fy-9"]))
     assert engine.identity.patients_for_number(NID) == sorted([b, c, "fy-9"])
     match = http.post("/fhir/Patient/$match", json={"resourceType": "Parameters",
                                                      "parameter": [{"name": "resource", "resource": new}]})
@@ -201,7 +193,7 @@ def test_rebuild_forgets_a_record_deleted_before_the_index_heard_of_deletions(wo
     assert engine.identity.record(c)["status"] == "linked"
     engine.identity.rebuild()
     assert engine.identity.record(a) is None
-    assert _state(engine, http, b) == ("linked", {b, c}, [c])
+    assert index_state(engine, http, b) == ("linked", {b, c}, [c])
     assert engine.identity.patients_for_number(NID) == sorted([b, c])
 
 

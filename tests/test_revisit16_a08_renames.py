@@ -17,6 +17,7 @@ from stdnum.cn import ric
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from tests.operator_calls import index_state
 
 ER7 = "x-application/hl7-v2+er7"
 NID = "32092319900101123"
@@ -57,14 +58,6 @@ def world(backend_settings):
     engine.close()
 
 
-def _state(engine: Engine, http: TestClient, pid: str) -> tuple[str, frozenset[str], list[str]]:
-    """The record's index status, its person's compartment, and the ``seealso`` links its stored version holds."""
-    stored = http.get(f"/fhir/Patient/{pid}").json()
-    links = sorted(link["other"]["reference"].split("/")[1] for link in stored.get("link", [])
-                   if link["type"] == "seealso")
-    return engine.identity.record(pid)["status"], engine.identity.person_compartment(pid), links
-
-
 @pytest.mark.parametrize("first", ["FNXRMYY", "FNZYY"])
 def test_two_a08s_renaming_both_records_alike_keep_them_linked(world, first):
     engine, http, send, ids = world
@@ -73,8 +66,8 @@ def test_two_a08s_renaming_both_records_alike_keep_them_linked(world, first):
     assert engine.identity.record(ids[first])["status"] == "conflict"  # the other is still 张三
     send(second, "A08", "张山")
     a, b = ids["FNXRMYY"], ids["FNZYY"]
-    assert _state(engine, http, a) == ("linked", {a, b}, [b])
-    assert _state(engine, http, b) == ("linked", {a, b}, [a])
+    assert index_state(engine, http, a) == ("linked", {a, b}, [b])
+    assert index_state(engine, http, b) == ("linked", {a, b}, [a])
     assert engine.identity.conflicts() == []
 
 
@@ -84,8 +77,8 @@ def test_only_one_renamed_stays_a_conflict(world):
     send("FNXRMYY", "A08", "张山")
     send("FNZYY", "A08", "张三")  # B sent again unchanged
     send("FNZYY", "A08", "张三")
-    assert _state(engine, http, a)[:2] == ("conflict", {a})
-    assert _state(engine, http, b) == ("linked", {b}, [])
+    assert index_state(engine, http, a)[:2] == ("conflict", {a})
+    assert index_state(engine, http, b) == ("linked", {b}, [])
 
 
 def test_renamed_differently_stay_apart(world):
@@ -93,8 +86,8 @@ def test_renamed_differently_stay_apart(world):
     a, b = ids["FNXRMYY"], ids["FNZYY"]
     send("FNXRMYY", "A08", "张山")
     send("FNZYY", "A08", "张四")
-    assert _state(engine, http, a)[:2] == ("conflict", {a})
-    assert _state(engine, http, b) == ("linked", {b}, [])
+    assert index_state(engine, http, a)[:2] == ("conflict", {a})
+    assert index_state(engine, http, b) == ("linked", {b}, [])
 
 
 def test_an_operators_unlink_stays(world):
@@ -103,8 +96,8 @@ def test_an_operators_unlink_stays(world):
     engine.identity.unlink(a, actor="desk-1", reason="not the same resident")
     send("FNZYY", "A08", "张山")
     send("FNZYY", "A08", "张三")
-    assert _state(engine, http, a) == ("unlinked", {a}, [])
-    assert _state(engine, http, b)[:2] == ("linked", {b})
+    assert index_state(engine, http, a) == ("unlinked", {a}, [])
+    assert index_state(engine, http, b)[:2] == ("linked", {b})
 
 
 def test_a_birth_date_against_its_own_id_number_stays_a_conflict(world):
@@ -116,8 +109,8 @@ def test_a_birth_date_against_its_own_id_number_stays_a_conflict(world):
     assert http.put(f"/fhir/Patient/{a}", json=record).status_code == 200
     assert engine.identity.record(a)["status"] == "conflict"
     send("FNZYY", "A08", "张山")
-    assert _state(engine, http, a)[:2] == ("conflict", {a})
-    assert _state(engine, http, b) == ("linked", {b}, [])
+    assert index_state(engine, http, a)[:2] == ("conflict", {a})
+    assert index_state(engine, http, b) == ("linked", {b}, [])
 
 
 @pytest.mark.parametrize("first", ["FNXRMYY", "FNZYY"])
@@ -129,8 +122,8 @@ def test_the_two_a08s_in_one_ingest_batch(world, first):
                                         for inst in (first, second)])
     assert all(b"MSA|AA|" in o.ack for o in outcomes) and engine.ingestor.stats.redone_batches == 0
     a, b = ids["FNXRMYY"], ids["FNZYY"]
-    assert _state(engine, http, a) == ("linked", {a, b}, [b])
-    assert _state(engine, http, b) == ("linked", {a, b}, [a])
+    assert index_state(engine, http, a) == ("linked", {a, b}, [b])
+    assert index_state(engine, http, b) == ("linked", {a, b}, [a])
 
 
 def test_a_bundle_renaming_the_other_record_decides_the_conflict_again(world):
@@ -148,8 +141,8 @@ def test_a_bundle_renaming_the_other_record_decides_the_conflict_again(world):
         {"resource": r, "request": {"method": "PUT", "url": f"Patient/{r['id']}"}} for r in (new, renamed)]}
     r = http.post("/fhir", json=bundle)
     assert r.status_code == 200, r.text
-    assert _state(engine, http, a) == ("linked", {a, b, "fy-9"}, sorted([b, "fy-9"]))
-    assert _state(engine, http, b)[:2] == ("linked", {a, b, "fy-9"})
+    assert index_state(engine, http, a) == ("linked", {a, b, "fy-9"}, sorted([b, "fy-9"]))
+    assert index_state(engine, http, b)[:2] == ("linked", {a, b, "fy-9"})
 
 
 
