@@ -587,7 +587,7 @@ class IdentityService:
         # attached): as if deleted now (``on_delete``)
         stored = set(ids)
         for doc in self.links.find({}, sort=[("_id", 1)]):
-            if doc["_id"] not in stored and not doc.get("manual"):
+            if doc["_id"] not in stored and (not doc.get("manual") or doc.get("status") == "linked"):
                 with self.store.transaction():
                     try:
                         self.repository.read("Patient", doc["_id"])
@@ -606,11 +606,21 @@ class IdentityService:
         and so did every later one, checked against a record no longer there. Now its entry is
         removed, its person's records lose the link to it, and the number's conflicts are decided
         again as a re-send would decide them (``_reclassify_conflicts``). A record created again
-        under the same id is classified as new. An operator's decision about the record
-        (``manual``: linked or unlinked by hand) is kept, entry and all: the machine never undoes
-        it, and it applies again if the record comes back."""
+        under the same id is classified as new.
+
+        An operator's decision about the record (``manual``) is kept: the machine never undoes it,
+        and it applies again if the record comes back (deleted, then sent again: a record taken
+        out by hand -- a son seen on his father's ID card -- linked again automatically would
+        leak). A record linked by hand leaves its person all the same (``deleted_person``, given
+        back when it is written again): kept linked, it stayed in ``patients_for_number`` (sign-in
+        was handed it) and its person's records kept a ``seealso`` to it (eighteenth round)."""
         before = self.links.get(pid)
-        if rtype != "Patient" or before is None or before.get("manual"):
+        if rtype != "Patient" or before is None:
+            return
+        if before.get("manual"):
+            if before.get("status") == "linked":
+                self.links.update(pid, {"person": None, "status": "unlinked", "deleted_person": before.get("person")})
+                self._materialise(set(self.members(before.get("person"))) - {pid}, {})
             return
         self.links.delete(pid)
         affected = set(self.members(before.get("person"))) if before.get("status") == "linked" else set()
@@ -924,6 +934,8 @@ class IdentityService:
             "manual": bool(before and before.get("manual")),
             "replaced_by": (before or {}).get("replaced_by"), "replaces": list((before or {}).get("replaces", [])),
         }
+        if before and before.get("apart"):  # an operator's "not the same person" (``_unmerge``)
+            doc["apart"] = list(before["apart"])
         for kind, other in _merges(previous) - _merges(patient):
             # a merge this very write took away (an unlink, A37; a merge back the other way round):
             # the index forgets it too, else it would state the link again on the next write
@@ -949,6 +961,10 @@ class IdentityService:
         if doc["manual"]:  # an operator decided; keep the decision, refresh the facts
             doc["person"] = before.get("person") if before else None
             doc["status"] = before["status"] if before else "unlinked"
+            if before and before.get("deleted_person"):  # written again after a DELETE (``on_delete``)
+                doc.update(person=before["deleted_person"], status="linked")
+            if before and before.get("merge_moved") and doc["replaced_by"] == before.get("replaced_by"):
+                doc["merge_moved"] = before["merge_moved"]  # its person came with a merge by hand (``link``)
             return doc, [], None
         if nid is None:
             return doc, [], None
@@ -957,7 +973,11 @@ class IdentityService:
             return (*self._conflict(doc, pid, reasons), None)
         person = _auto_person(doc["nid_key"])
         linked = self.links.find({"person": person, "status": "linked"})
+        apart = doc.get("apart")
         for other in linked:
+            if apart and other["_id"] in apart:
+                reasons.append(f"an operator said it is not the person of Patient/{other['_id']}")
+                continue
             if other["_id"] == pid or other.get("manual") or other.get("nid_key") != doc["nid_key"]:
                 continue  # an operator's link vouches for that record, not for its data
             bad = dm.conflicts_between(demo, other.get("demo", {}))
@@ -1099,20 +1119,28 @@ class IdentityService:
             raise BadRequest("type must be 'seealso' or 'replaced-by'", expression=["type"])
         src, tgt = self._require(source), self._require(target)
         affected = {source, target, *self.members(src.get("person")), *self.members(tgt.get("person"))}
+        for pid, doc, other in ((source, src, target), (target, tgt, source)):
+            if other in doc.get("apart", ()):  # the operator now says they are one
+                self.links.update(pid, {"apart": [x for x in doc["apart"] if x != other]})
         if type_ == "seealso":
             person = tgt.get("person") if tgt["status"] == "linked" else None
             if not person:
                 person = "man-" + uuid.uuid4().hex
-                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": []})
-            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": []})
+                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": [],
+                                           "merge_moved": None, "deleted_person": None})
+            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
+                                       "merge_moved": None, "deleted_person": None})
         else:
             fields: dict[str, Any] = {"replaced_by": target, "manual": True}
             if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
                 # merged into a record of another person: it is that person's record now, and only
                 # that one's. Left in its own person (linked by another ID number, say), the
                 # compartment -- which follows merges -- joined the two persons whole: each
-                # resident read the other's records at every hospital (seventeenth round)
-                fields.update(person=tgt["person"], status="linked", reasons=[])
+                # resident read the other's records at every hospital (seventeenth round).
+                # ``merge_moved`` says whose decision its person was before: the machine's
+                # ("auto") or an operator's ("manual"); undoing the merge acts on it (``_unmerge``)
+                moved = src.get("merge_moved") or ("manual" if src.get("manual") else "auto")
+                fields.update(person=tgt["person"], status="linked", reasons=[], merge_moved=moved)
             self.links.update(source, fields)
             self.links.update(target, {"replaces": sorted({*tgt.get("replaces", []), source})})
         self._log("link", actor, reason, source=source, target=target, type=type_)
@@ -1124,18 +1152,28 @@ class IdentityService:
 
     def unlink(self, source: str, target: str | None = None, *, actor: str, reason: str) -> frozenset[str]:
         """Take ``source`` out of its person and undo its merges; with ``target``, only what ties the
-        two. Sticky: automatic linking leaves an unlinked record alone until an operator links it."""
+        two. Sticky: automatic linking leaves an unlinked record alone until an operator links it.
+
+        A record an operator's merge moved into the survivor's person (``merge_moved``, ``link``)
+        is there by the merge alone: undoing that merge (``$unlink`` of the two, either way round,
+        or of the survivor from everything) undoes the move and leaves the survivor where it was
+        (``_unmerge``). Why: id17 took the merged record out of every person by hand -- and, asked
+        from the survivor's side, took the survivor out of its own: either resident lost a record
+        of their own for good (eighteenth round)."""
         src = self._require(source)
         members = self.members(src.get("person"))
         merged = {src.get("replaced_by"), *src.get("replaces", [])} - {None}
         if target is not None and target not in merged and target not in members:
             raise BadRequest(f"Patient/{source} is not linked to Patient/{target}")
+        undone = sorted(merged if target is None else merged & {target})
+        moved = self._moved_by(source, src, undone)  # a record a merge moved -> its survivor
         affected = {source, *members}
         fields: dict[str, Any] = {"manual": True}
-        if target is None or target in members:
-            fields.update(person=None, status="unlinked")
+        if target is None or (target in members and source not in moved and target not in moved):
+            fields.update(person=None, status="unlinked", merge_moved=None, deleted_person=None)  # out, as asked
+            moved.pop(source, None)
         replaces = list(src.get("replaces", []))
-        for other in sorted(merged if target is None else merged & {target}):
+        for other in undone:
             odoc = self.links.get(other) or {}
             if src.get("replaced_by") == other:
                 fields["replaced_by"] = None
@@ -1146,13 +1184,61 @@ class IdentityService:
                     self.links.update(other, {"replaced_by": None})
             affected.add(other)
         fields["replaces"] = replaces
-        self.links.update(source, fields)
+        if source not in moved:
+            self.links.update(source, fields)
+        else:
+            self.links.update(source, {k: v for k, v in fields.items() if k != "manual"})
+        for pid, survivor in sorted(moved.items()):
+            affected |= self._unmerge(pid, survivor)
         self._log("unlink", actor, reason, source=source, target=target)
         affected |= self._after_operator(source, src)
         self._materialise(affected, {})
         for listener in self.operator_listeners:
             listener(frozenset(affected))
         return self.person_compartment(source)
+
+    def _moved_by(self, source: str, src: dict[str, Any], undone: Iterable[str]) -> dict[str, str]:
+        """Of ``source`` and the records whose merges with it are ``undone``, those an operator's
+        merge moved into the survivor's person (``merge_moved``), each with its survivor."""
+        moved: dict[str, str] = {}
+        for other in undone:
+            if src.get("replaced_by") == other and src.get("merge_moved"):
+                moved[source] = other
+            odoc = self.links.get(other) or {}
+            if other in src.get("replaces", []) and odoc.get("replaced_by") == source and odoc.get("merge_moved"):
+                moved[other] = source
+        return moved
+
+    def _unmerge(self, pid: str, survivor: str) -> set[str]:
+        """Undo the move of ``pid`` into its survivor's person by an operator's merge (its merge
+        links are already undone); returns the records whose links may change.
+
+        The operator said "this record is not that one", not "this record is nobody's". A record
+        the machine had placed (``merge_moved`` "auto") goes back to the machine: classified by
+        its own ID number as a re-send would be (joining the number's person when it agrees), no
+        longer ``manual`` -- a later message giving it another number moves it like any other
+        record -- and the two records keep each other in ``apart``: no machine step puts them in
+        one person again (``_classify_members``) until an operator links them. A record whose
+        person was an operator's before the merge ("manual": taken out, or linked by hand) is left
+        out by hand: the machine never undoes an operator's earlier decision."""
+        entry = self.links.get(pid) or {}
+        sdoc = self.links.get(survivor) or {}
+        if pid not in sdoc.get("apart", ()):
+            self.links.update(survivor, {"apart": sorted({*sdoc.get("apart", ()), pid})})
+        apart = sorted({*entry.get("apart", ()), survivor})
+        fields: dict[str, Any] = {"person": None, "status": "unlinked", "manual": True, "reasons": [],
+                                  "merge_moved": None, "apart": apart}
+        current = None
+        if entry.get("merge_moved") == "auto" and self.repository is not None:
+            with contextlib.suppress(NotFound, Gone):
+                current = self.repository.read("Patient", pid)
+        if current is not None:
+            fresh, _, _ = self._classify_members(
+                current, {**entry, "manual": False, "replaced_by": None, "apart": apart}, current)
+            fields.update(person=fresh["person"], status=fresh["status"], reasons=fresh["reasons"],
+                          nid_key=fresh["nid_key"], manual=False)
+        self.links.update(pid, fields)
+        return {pid, survivor, *self.members(entry.get("person")), *self.members(fields["person"])}
 
     def _after_operator(self, pid: str, before: dict[str, Any]) -> set[str]:
         """After an operator's ``link``/``unlink`` of ``pid`` (its entry ``before``): when the record
