@@ -476,15 +476,24 @@ class IdentityService:
         is that person's (a son seen on his father's ID card, linked to the son's own record), so
         the number's holder must not be handed it, its person or its phones (seventeenth round:
         the father signing in read the son's records). A person an operator made of records of
-        this number alone (or with records of none) stays the number's."""
+        this number alone (or with records of none) stays the number's -- when it is the one: while
+        the number's own person (``per-`` its key: the records linked by the number and their data)
+        has records, only those are the number's, and two persons made by hand with none of the
+        machine's are nobody's until an operator decides. Why: sign-in sends the code to every
+        record's phones here and opens the first one's person, so records of two persons (an
+        operator's link of two of the number's conflicts to each other, not to its person) sent the
+        code to both and opened whichever sorted first: the holder of a conflict's phone read the
+        number's person, or its resident was shown the conflicts' (eighteenth round)."""
         key = self.nid_key(number)
         own = _auto_person(key)
         found = self.links.find({"nid_key": key, "status": "linked"})
-        mine: dict[str, bool] = {own: True}
-        for person in {d.get("person") for d in found} - {own}:
-            mine[person] = bool(person) and all(
-                m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"}))
-        return sorted(d["_id"] for d in found if mine[d.get("person")])
+        if any(d.get("person") == own for d in found):
+            return sorted(d["_id"] for d in found if d.get("person") == own)
+        persons = {d.get("person") for d in found}
+        if len(persons) != 1 or not (person := persons.pop()) or not all(
+                m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"})):
+            return []
+        return sorted(d["_id"] for d in found)
 
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent.
