@@ -180,3 +180,29 @@ def test_rebuild_takes_a_deleted_record_linked_by_hand_out_of_its_person(world):
     engine.identity.rebuild()
     assert engine.identity.patients_for_number(NID) == [a]
     assert index_state(engine, http, a) == ("linked", {a}, [])
+
+
+def test_the_survivor_taken_out_of_everything_gives_the_merged_record_back(world):
+    """``$unlink`` of X alone (out of its person, its merges undone): A, in X's person by the merge
+    alone, goes back to its number; X's other record keeps its person."""
+    engine, http, send = world
+    a, a2, x = _three(send)
+    x2 = send("FNZXYY", "A04", "张小明", RELATIVE)
+    _merge(http, a, x)
+    operate(http, "unlink", x)
+    assert engine.identity.record(x)["status"] == "unlinked"
+    assert index_state(engine, http, x2) == ("linked", {x2}, [])
+    assert index_state(engine, http, a2) == ("linked", {a, a2}, [a])
+
+
+def test_a_transaction_deleting_a_record_linked_by_hand(world):
+    engine, http, send = world
+    a = send("FNXRMYY", "A04", "张三")
+    d = send("FNZYY", "A04", "张山")
+    operate(http, "link", d, a)
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"request": {"method": "DELETE", "url": f"Patient/{d}"}}]}
+    r = http.post("/fhir", json=bundle)
+    assert r.status_code == 200, r.text
+    assert engine.identity.patients_for_number(NID) == [a]
+    assert index_state(engine, http, a) == ("linked", {a}, [])
