@@ -644,8 +644,10 @@ class IdentityService:
         """Candidate records for a Patient: ``(id, score, match-grade)``, best first.
 
         Deterministic only: the same valid national ID or the same identifier (system and value).
-        Consistent name/sex/birth date make it ``certain`` (1.0); a contradiction makes it
-        ``possible`` (0.5), for a person to look at. Raises ``ValueError`` when there is nothing
+        Consistent name/sex/birth date make it ``certain`` (1.0) -- by the ID number, only for a
+        record the index holds for the number's person (``patients_for_number``); a contradiction,
+        or a record of the number outside its person, makes it ``possible`` (0.5), for a person to
+        look at. Raises ``ValueError`` when there is nothing
         deterministic to match on or the ID number is invalid.
         """
         demo = dm.demographics(patient)
@@ -663,8 +665,12 @@ class IdentityService:
             nid = nationalid.parse(raw)  # InvalidNationalId is a ValueError
             usable = True
             own = dm.conflicts_with_id(demo, nid)
+            # ``certain`` only for a record the index holds for the number's person: one an operator
+            # took out (or linked to another person), or in conflict, is for a person to look at
+            # (eighteenth round: a record taken out by the desk was a certain match beside the own)
+            mine = set(self.patients_for_number(nid.number))
             for doc in self.links.find({"nid_key": self.nid_key(nid.number)}):
-                grade(doc["_id"], doc.get("demo", {}), own)
+                grade(doc["_id"], doc.get("demo", {}), own if doc["_id"] in mine else [*own, "not the number's person"])
         others = [i for i in patient.get("identifier", [])
                   if not nationalid.is_national_id(i) and i.get("system") and i.get("value")]
         if others and self.repository is not None:
