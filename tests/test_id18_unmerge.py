@@ -65,6 +65,11 @@ def test_undoing_it_from_the_survivors_side_keeps_the_survivor(world):
     assert index_state(engine, http, x) == ("linked", {x, x2}, [x2])
     assert engine.identity.patients_for_number(RELATIVE) == sorted([x, x2])
     assert index_state(engine, http, a2) == ("linked", {a, a2}, [a])
+    # and X stays the machine's: an A08 giving it a third resident's number takes it out of 张小明's
+    r = http.post("/hl7v2", content=_message("FNFYY", "A08", "张小明", THIRD), headers={"Content-Type": ER7})
+    assert r.headers["x-hl7-ack-code"] == "AA", r.text
+    assert index_state(engine, http, x2) == ("linked", {x2}, [])
+    assert engine.identity.patients_for_number(THIRD) == [x]
 
 
 def test_an_operators_earlier_unlink_stays_when_the_merge_is_undone(world):

@@ -1199,10 +1199,11 @@ class IdentityService:
                     self.links.update(other, {"replaced_by": None})
             affected.add(other)
         fields["replaces"] = replaces
-        if source not in moved:
-            self.links.update(source, fields)
-        else:
-            self.links.update(source, {k: v for k, v in fields.items() if k != "manual"})
+        if source in moved or (target is not None and target in moved):
+            # the move undone is the whole decision: the survivor's own person stays the machine's
+            # when it was (set ``manual``, a later A08 giving it another number left it linked here)
+            del fields["manual"]
+        self.links.update(source, fields)
         for pid, survivor in sorted(moved.items()):
             affected |= self._unmerge(pid, survivor)
         self._log("unlink", actor, reason, source=source, target=target)
