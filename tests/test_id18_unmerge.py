@@ -211,3 +211,16 @@ def test_a_transaction_deleting_a_record_linked_by_hand(world):
     assert r.status_code == 200, r.text
     assert engine.identity.patients_for_number(NID) == [a]
     assert index_state(engine, http, a) == ("linked", {a}, [])
+
+
+def test_a_merged_record_deleted_then_unmerged_and_sent_again_is_not_the_survivors(world):
+    """A merged into X, deleted, the merge undone from X's side, then A sent again: A does not go
+    back to X's person (the place its deletion remembered is the merge's, undone since)."""
+    engine, http, send = world
+    a, a2, x = _three(send)
+    _merge(http, a, x)
+    assert http.delete(f"/fhir/Patient/{a}").status_code in (200, 204)
+    operate(http, "unlink", x, a)
+    send("FNXRMYY", "A04", "张三")
+    assert engine.identity.person_compartment(x) == {x}
+    assert engine.identity.patients_for_number(RELATIVE) == [x]

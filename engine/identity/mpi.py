@@ -1243,7 +1243,7 @@ class IdentityService:
             self.links.update(survivor, {"apart": sorted({*sdoc.get("apart", ()), pid})})
         apart = sorted({*entry.get("apart", ()), survivor})
         fields: dict[str, Any] = {"person": None, "status": "unlinked", "manual": True, "reasons": [],
-                                  "merge_moved": None, "apart": apart}
+                                  "merge_moved": None, "apart": apart, "deleted_person": None}
         current = None
         if entry.get("merge_moved") == "auto" and self.repository is not None:
             with contextlib.suppress(NotFound, Gone):
