@@ -224,3 +224,18 @@ def test_a_merged_record_deleted_then_unmerged_and_sent_again_is_not_the_survivo
     send("FNXRMYY", "A04", "张三")
     assert engine.identity.person_compartment(x) == {x}
     assert engine.identity.patients_for_number(RELATIVE) == [x]
+
+
+def test_a_merge_the_code_before_made_undone_from_the_survivors_side(world):
+    """A merge of the seventeenth round's code (no ``merge_moved`` note): undone from X's side, A is
+    taken out by hand (whose its person was before is not known) and X stays with its other record;
+    the code before took X out and left 张三's A in 张小明's person with X2."""
+    engine, http, send = world
+    a, a2, x = _three(send)
+    x2 = send("FNZXYY", "A04", "张小明", RELATIVE)
+    _merge(http, a, x)
+    engine.identity.links.update(a, {"merge_moved": None})  # as that code left it
+    operate(http, "unlink", x, a)
+    assert index_state(engine, http, x2) == ("linked", {x, x2}, [x])
+    assert engine.identity.record(a)["status"] == "unlinked"
+    assert index_state(engine, http, a2) == ("linked", {a2}, [])

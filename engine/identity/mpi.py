@@ -352,6 +352,23 @@ def _loosens(before: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
             or doc.get("nid_key") != before.get("nid_key") or doc.get("demo") != before.get("demo"))
 
 
+def _was_moved(doc: dict[str, Any], survivor: dict[str, Any]) -> bool:
+    """Did an operator's merge move the record of entry ``doc`` into its survivor's person?
+
+    ``merge_moved`` says so since the eighteenth round. A merge the code before made (the
+    seventeenth round's) carries no note: a record merged by hand and linked in its survivor's
+    person, which is not its own number's, was moved by it -- undone, it is taken out by hand
+    (``_unmerge``: whose its person was before is not known), not the survivor (taken out of its
+    own person, it left the merged record with the survivor's other records: 张三's record in
+    张小明's person)."""
+    if doc.get("merge_moved"):
+        return True
+    person = doc.get("person")
+    return (bool(doc.get("manual")) and doc.get("status") == "linked" and bool(person)
+            and person == survivor.get("person") and survivor.get("status") == "linked"
+            and (not doc.get("nid_key") or person != _auto_person(doc["nid_key"])))
+
+
 def _warning(diagnostics: str) -> dict[str, Any]:
     return {"severity": "warning", "code": "business-rule", "diagnostics": diagnostics,
             "expression": ["Patient.identifier"]}
@@ -1218,10 +1235,10 @@ class IdentityService:
         merge moved into the survivor's person (``merge_moved``), each with its survivor."""
         moved: dict[str, str] = {}
         for other in undone:
-            if src.get("replaced_by") == other and src.get("merge_moved"):
-                moved[source] = other
             odoc = self.links.get(other) or {}
-            if other in src.get("replaces", []) and odoc.get("replaced_by") == source and odoc.get("merge_moved"):
+            if src.get("replaced_by") == other and _was_moved(src, odoc):
+                moved[source] = other
+            if other in src.get("replaces", []) and odoc.get("replaced_by") == source and _was_moved(odoc, src):
                 moved[other] = source
         return moved
 
