@@ -47,10 +47,10 @@ def test_a_merged_record_of_another_number_joins_the_survivors_person_only(world
     assert engine.identity.person_compartment(relative) == {relative}
     assert engine.identity.patients_for_number(RELATIVE) == [relative]
     assert [link["type"] for link in http.get(f"/fhir/Patient/{relative}").json().get("link", [])] == []
-    operate(http, "unlink", o, s)  # the merge undone: O is neither's until an operator says
+    operate(http, "unlink", o, s)  # the merge undone: O goes back to its number, as a re-send would (id18)
     assert engine.identity.person_compartment(s) == {s}
-    assert engine.identity.person_compartment(relative) == {relative}
-    assert engine.identity.record(o)["status"] == "unlinked"
+    assert engine.identity.person_compartment(relative) == {relative, o}
+    assert engine.identity.record(o)["status"] == "linked"
 
 
 def test_a_merge_within_one_person_keeps_it(world):

@@ -352,6 +352,23 @@ def _loosens(before: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
             or doc.get("nid_key") != before.get("nid_key") or doc.get("demo") != before.get("demo"))
 
 
+def _was_moved(doc: dict[str, Any], survivor: dict[str, Any]) -> bool:
+    """Did an operator's merge move the record of entry ``doc`` into its survivor's person?
+
+    ``merge_moved`` says so since the eighteenth round. A merge the code before made (the
+    seventeenth round's) carries no note: a record merged by hand and linked in its survivor's
+    person, which is not its own number's, was moved by it -- undone, it is taken out by hand
+    (``_unmerge``: whose its person was before is not known), not the survivor (taken out of its
+    own person, it left the merged record with the survivor's other records: 张三's record in
+    张小明's person)."""
+    if doc.get("merge_moved"):
+        return True
+    person = doc.get("person")
+    return (bool(doc.get("manual")) and doc.get("status") == "linked" and bool(person)
+            and person == survivor.get("person") and survivor.get("status") == "linked"
+            and (not doc.get("nid_key") or person != _auto_person(doc["nid_key"])))
+
+
 def _warning(diagnostics: str) -> dict[str, Any]:
     return {"severity": "warning", "code": "business-rule", "diagnostics": diagnostics,
             "expression": ["Patient.identifier"]}
@@ -476,15 +493,24 @@ class IdentityService:
         is that person's (a son seen on his father's ID card, linked to the son's own record), so
         the number's holder must not be handed it, its person or its phones (seventeenth round:
         the father signing in read the son's records). A person an operator made of records of
-        this number alone (or with records of none) stays the number's."""
+        this number alone (or with records of none) stays the number's -- when it is the one: while
+        the number's own person (``per-`` its key: the records linked by the number and their data)
+        has records, only those are the number's, and two persons made by hand with none of the
+        machine's are nobody's until an operator decides. Why: sign-in sends the code to every
+        record's phones here and opens the first one's person, so records of two persons (an
+        operator's link of two of the number's conflicts to each other, not to its person) sent the
+        code to both and opened whichever sorted first: the holder of a conflict's phone read the
+        number's person, or its resident was shown the conflicts' (eighteenth round)."""
         key = self.nid_key(number)
         own = _auto_person(key)
         found = self.links.find({"nid_key": key, "status": "linked"})
-        mine: dict[str, bool] = {own: True}
-        for person in {d.get("person") for d in found} - {own}:
-            mine[person] = bool(person) and all(
-                m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"}))
-        return sorted(d["_id"] for d in found if mine[d.get("person")])
+        if any(d.get("person") == own for d in found):
+            return sorted(d["_id"] for d in found if d.get("person") == own)
+        persons = {d.get("person") for d in found}
+        if len(persons) != 1 or not (person := persons.pop()) or not all(
+                m.get("nid_key") in (None, key) for m in self.links.find({"person": person, "status": "linked"})):
+            return []
+        return sorted(d["_id"] for d in found)
 
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent.
@@ -587,7 +613,7 @@ class IdentityService:
         # attached): as if deleted now (``on_delete``)
         stored = set(ids)
         for doc in self.links.find({}, sort=[("_id", 1)]):
-            if doc["_id"] not in stored and not doc.get("manual"):
+            if doc["_id"] not in stored and (not doc.get("manual") or doc.get("status") == "linked"):
                 with self.store.transaction():
                     try:
                         self.repository.read("Patient", doc["_id"])
@@ -606,11 +632,21 @@ class IdentityService:
         and so did every later one, checked against a record no longer there. Now its entry is
         removed, its person's records lose the link to it, and the number's conflicts are decided
         again as a re-send would decide them (``_reclassify_conflicts``). A record created again
-        under the same id is classified as new. An operator's decision about the record
-        (``manual``: linked or unlinked by hand) is kept, entry and all: the machine never undoes
-        it, and it applies again if the record comes back."""
+        under the same id is classified as new.
+
+        An operator's decision about the record (``manual``) is kept: the machine never undoes it,
+        and it applies again if the record comes back (deleted, then sent again: a record taken
+        out by hand -- a son seen on his father's ID card -- linked again automatically would
+        leak). A record linked by hand leaves its person all the same (``deleted_person``, given
+        back when it is written again): kept linked, it stayed in ``patients_for_number`` (sign-in
+        was handed it) and its person's records kept a ``seealso`` to it (eighteenth round)."""
         before = self.links.get(pid)
-        if rtype != "Patient" or before is None or before.get("manual"):
+        if rtype != "Patient" or before is None:
+            return
+        if before.get("manual"):
+            if before.get("status") == "linked":
+                self.links.update(pid, {"person": None, "status": "unlinked", "deleted_person": before.get("person")})
+                self._materialise(set(self.members(before.get("person"))) - {pid}, {})
             return
         self.links.delete(pid)
         affected = set(self.members(before.get("person"))) if before.get("status") == "linked" else set()
@@ -625,8 +661,10 @@ class IdentityService:
         """Candidate records for a Patient: ``(id, score, match-grade)``, best first.
 
         Deterministic only: the same valid national ID or the same identifier (system and value).
-        Consistent name/sex/birth date make it ``certain`` (1.0); a contradiction makes it
-        ``possible`` (0.5), for a person to look at. Raises ``ValueError`` when there is nothing
+        Consistent name/sex/birth date make it ``certain`` (1.0) -- by the ID number, only for a
+        record the index holds for the number's person (``patients_for_number``); a contradiction,
+        or a record of the number outside its person, makes it ``possible`` (0.5), for a person to
+        look at. Raises ``ValueError`` when there is nothing
         deterministic to match on or the ID number is invalid.
         """
         demo = dm.demographics(patient)
@@ -644,8 +682,12 @@ class IdentityService:
             nid = nationalid.parse(raw)  # InvalidNationalId is a ValueError
             usable = True
             own = dm.conflicts_with_id(demo, nid)
+            # ``certain`` only for a record the index holds for the number's person: one an operator
+            # took out (or linked to another person), or in conflict, is for a person to look at
+            # (eighteenth round: a record taken out by the desk was a certain match beside the own)
+            mine = set(self.patients_for_number(nid.number))
             for doc in self.links.find({"nid_key": self.nid_key(nid.number)}):
-                grade(doc["_id"], doc.get("demo", {}), own)
+                grade(doc["_id"], doc.get("demo", {}), own if doc["_id"] in mine else [*own, "not the number's person"])
         others = [i for i in patient.get("identifier", [])
                   if not nationalid.is_national_id(i) and i.get("system") and i.get("value")]
         if others and self.repository is not None:
@@ -924,6 +966,8 @@ class IdentityService:
             "manual": bool(before and before.get("manual")),
             "replaced_by": (before or {}).get("replaced_by"), "replaces": list((before or {}).get("replaces", [])),
         }
+        if before and before.get("apart"):  # an operator's "not the same person" (``_unmerge``)
+            doc["apart"] = list(before["apart"])
         for kind, other in _merges(previous) - _merges(patient):
             # a merge this very write took away (an unlink, A37; a merge back the other way round):
             # the index forgets it too, else it would state the link again on the next write
@@ -949,6 +993,10 @@ class IdentityService:
         if doc["manual"]:  # an operator decided; keep the decision, refresh the facts
             doc["person"] = before.get("person") if before else None
             doc["status"] = before["status"] if before else "unlinked"
+            if before and before.get("deleted_person"):  # written again after a DELETE (``on_delete``)
+                doc.update(person=before["deleted_person"], status="linked")
+            if before and before.get("merge_moved") and doc["replaced_by"] == before.get("replaced_by"):
+                doc["merge_moved"] = before["merge_moved"]  # its person came with a merge by hand (``link``)
             return doc, [], None
         if nid is None:
             return doc, [], None
@@ -957,7 +1005,11 @@ class IdentityService:
             return (*self._conflict(doc, pid, reasons), None)
         person = _auto_person(doc["nid_key"])
         linked = self.links.find({"person": person, "status": "linked"})
+        apart = doc.get("apart")
         for other in linked:
+            if apart and other["_id"] in apart:
+                reasons.append(f"an operator said it is not the person of Patient/{other['_id']}")
+                continue
             if other["_id"] == pid or other.get("manual") or other.get("nid_key") != doc["nid_key"]:
                 continue  # an operator's link vouches for that record, not for its data
             bad = dm.conflicts_between(demo, other.get("demo", {}))
@@ -1099,20 +1151,28 @@ class IdentityService:
             raise BadRequest("type must be 'seealso' or 'replaced-by'", expression=["type"])
         src, tgt = self._require(source), self._require(target)
         affected = {source, target, *self.members(src.get("person")), *self.members(tgt.get("person"))}
+        for pid, doc, other in ((source, src, target), (target, tgt, source)):
+            if other in doc.get("apart", ()):  # the operator now says they are one
+                self.links.update(pid, {"apart": [x for x in doc["apart"] if x != other]})
         if type_ == "seealso":
             person = tgt.get("person") if tgt["status"] == "linked" else None
             if not person:
                 person = "man-" + uuid.uuid4().hex
-                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": []})
-            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": []})
+                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": [],
+                                           "merge_moved": None, "deleted_person": None})
+            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
+                                       "merge_moved": None, "deleted_person": None})
         else:
             fields: dict[str, Any] = {"replaced_by": target, "manual": True}
             if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
                 # merged into a record of another person: it is that person's record now, and only
                 # that one's. Left in its own person (linked by another ID number, say), the
                 # compartment -- which follows merges -- joined the two persons whole: each
-                # resident read the other's records at every hospital (seventeenth round)
-                fields.update(person=tgt["person"], status="linked", reasons=[])
+                # resident read the other's records at every hospital (seventeenth round).
+                # ``merge_moved`` says whose decision its person was before: the machine's
+                # ("auto") or an operator's ("manual"); undoing the merge acts on it (``_unmerge``)
+                moved = src.get("merge_moved") or ("manual" if src.get("manual") else "auto")
+                fields.update(person=tgt["person"], status="linked", reasons=[], merge_moved=moved)
             self.links.update(source, fields)
             self.links.update(target, {"replaces": sorted({*tgt.get("replaces", []), source})})
         self._log("link", actor, reason, source=source, target=target, type=type_)
@@ -1124,18 +1184,28 @@ class IdentityService:
 
     def unlink(self, source: str, target: str | None = None, *, actor: str, reason: str) -> frozenset[str]:
         """Take ``source`` out of its person and undo its merges; with ``target``, only what ties the
-        two. Sticky: automatic linking leaves an unlinked record alone until an operator links it."""
+        two. Sticky: automatic linking leaves an unlinked record alone until an operator links it.
+
+        A record an operator's merge moved into the survivor's person (``merge_moved``, ``link``)
+        is there by the merge alone: undoing that merge (``$unlink`` of the two, either way round,
+        or of the survivor from everything) undoes the move and leaves the survivor where it was
+        (``_unmerge``). Why: id17 took the merged record out of every person by hand -- and, asked
+        from the survivor's side, took the survivor out of its own: either resident lost a record
+        of their own for good (eighteenth round)."""
         src = self._require(source)
         members = self.members(src.get("person"))
         merged = {src.get("replaced_by"), *src.get("replaces", [])} - {None}
         if target is not None and target not in merged and target not in members:
             raise BadRequest(f"Patient/{source} is not linked to Patient/{target}")
+        undone = sorted(merged if target is None else merged & {target})
+        moved = self._moved_by(source, src, undone)  # a record a merge moved -> its survivor
         affected = {source, *members}
         fields: dict[str, Any] = {"manual": True}
-        if target is None or target in members:
-            fields.update(person=None, status="unlinked")
+        if target is None or (target in members and source not in moved and target not in moved):
+            fields.update(person=None, status="unlinked", merge_moved=None, deleted_person=None)  # out, as asked
+            moved.pop(source, None)
         replaces = list(src.get("replaces", []))
-        for other in sorted(merged if target is None else merged & {target}):
+        for other in undone:
             odoc = self.links.get(other) or {}
             if src.get("replaced_by") == other:
                 fields["replaced_by"] = None
@@ -1146,13 +1216,62 @@ class IdentityService:
                     self.links.update(other, {"replaced_by": None})
             affected.add(other)
         fields["replaces"] = replaces
+        if source in moved or (target is not None and target in moved):
+            # the move undone is the whole decision: the survivor's own person stays the machine's
+            # when it was (set ``manual``, a later A08 giving it another number left it linked here)
+            del fields["manual"]
         self.links.update(source, fields)
+        for pid, survivor in sorted(moved.items()):
+            affected |= self._unmerge(pid, survivor)
         self._log("unlink", actor, reason, source=source, target=target)
         affected |= self._after_operator(source, src)
         self._materialise(affected, {})
         for listener in self.operator_listeners:
             listener(frozenset(affected))
         return self.person_compartment(source)
+
+    def _moved_by(self, source: str, src: dict[str, Any], undone: Iterable[str]) -> dict[str, str]:
+        """Of ``source`` and the records whose merges with it are ``undone``, those an operator's
+        merge moved into the survivor's person (``merge_moved``), each with its survivor."""
+        moved: dict[str, str] = {}
+        for other in undone:
+            odoc = self.links.get(other) or {}
+            if src.get("replaced_by") == other and _was_moved(src, odoc):
+                moved[source] = other
+            if other in src.get("replaces", []) and odoc.get("replaced_by") == source and _was_moved(odoc, src):
+                moved[other] = source
+        return moved
+
+    def _unmerge(self, pid: str, survivor: str) -> set[str]:
+        """Undo the move of ``pid`` into its survivor's person by an operator's merge (its merge
+        links are already undone); returns the records whose links may change.
+
+        The operator said "this record is not that one", not "this record is nobody's". A record
+        the machine had placed (``merge_moved`` "auto") goes back to the machine: classified by
+        its own ID number as a re-send would be (joining the number's person when it agrees), no
+        longer ``manual`` -- a later message giving it another number moves it like any other
+        record -- and the two records keep each other in ``apart``: no machine step puts them in
+        one person again (``_classify_members``) until an operator links them. A record whose
+        person was an operator's before the merge ("manual": taken out, or linked by hand) is left
+        out by hand: the machine never undoes an operator's earlier decision."""
+        entry = self.links.get(pid) or {}
+        sdoc = self.links.get(survivor) or {}
+        if pid not in sdoc.get("apart", ()):
+            self.links.update(survivor, {"apart": sorted({*sdoc.get("apart", ()), pid})})
+        apart = sorted({*entry.get("apart", ()), survivor})
+        fields: dict[str, Any] = {"person": None, "status": "unlinked", "manual": True, "reasons": [],
+                                  "merge_moved": None, "apart": apart, "deleted_person": None}
+        current = None
+        if entry.get("merge_moved") == "auto" and self.repository is not None:
+            with contextlib.suppress(NotFound, Gone):
+                current = self.repository.read("Patient", pid)
+        if current is not None:
+            fresh, _, _ = self._classify_members(
+                current, {**entry, "manual": False, "replaced_by": None, "apart": apart}, current)
+            fields.update(person=fresh["person"], status=fresh["status"], reasons=fresh["reasons"],
+                          nid_key=fresh["nid_key"], manual=False)
+        self.links.update(pid, fields)
+        return {pid, survivor, *self.members(entry.get("person")), *self.members(fields["person"])}
 
     def _after_operator(self, pid: str, before: dict[str, Any]) -> set[str]:
         """After an operator's ``link``/``unlink`` of ``pid`` (its entry ``before``): when the record
