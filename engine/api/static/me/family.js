@@ -9,7 +9,7 @@ const RELATIONS = ["CHILD", "PRN", "SPS", "SIB", "GRNDCHILD", "GRPRN", "GUARD", 
 
 /** Who is signed in: the resident, or a family member acting for them (fhirUser is a RelatedPerson). */
 async function whoIsActing(s) {
-  const r = await fetch(cfg.userinfo, { headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
+  const r = await fetch(cfg.userinfo, { cache: "no-store", headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
   if (!r || !r.ok) return null;
   const info = await r.json();
   const m = /\/RelatedPerson\/([^/]+)$/.exec(info.fhirUser || "");
