@@ -155,3 +155,73 @@ def test_page_folders_serve_scripts_and_styles_only_and_say_nosniff(tmp_path):
             assert f'data-revoke="{engine.settings.public_base_url}/auth/revoke"' in page.text
     finally:
         engine.close()
+
+
+def _failing_audit(engine: Engine):  # noqa: ANN202 - the AuditLog replaced, to put back
+    """The server as it is when its audit record cannot be written (a log whose signing key is
+    unavailable, with a checkpoint due at every record): every audited request answers 503."""
+    from engine.audit.keys import AuditKeys
+    from engine.audit.log import AuditLog
+
+    keys = engine.audit.keys
+    public_only = AuditKeys.from_public_pems(keys.name, [k.pem.encode() for k in keys.public.values()])
+    kept = engine.audit
+    engine.audit = AuditLog(kept.store, engine.settings.with_(audit_checkpoint_every=1), public_only)
+    return kept
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+def test_a_server_that_does_not_answer_is_said_not_taken_for_no_records(fed, tmp_path):
+    """When the server failed (503) while the page read the record, every section read "暂无记录" --
+    "no allergies" -- and the page said "档案已加载". Each part now says it could not be read (the
+    allergy line at the top too). Fails on the round's start."""
+    engine, _ = fed
+    phone = Phone(tmp_path)
+    cdp = phone.cdp
+    failed = False
+    try:
+        phone.size(360, 740, mobile=True)
+        _signed_in(engine, phone, ZHAO)
+        # the record read again while the server cannot answer: held in the browser's network until
+        # the server fails, then let through (a real 503 from the real server, not a made-up one)
+        n = [1000]
+
+        def send(method: str, **params) -> None:
+            n[0] += 1
+            cdp.ws.send(json.dumps({"id": n[0], "method": method, "params": params}))
+
+        send("Fetch.enable", patterns=[{"urlPattern": "*/fhir/*", "requestStage": "Request"}])
+        send("Page.reload")
+        held: list[str] = []
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            msg = json.loads(cdp.ws.recv(timeout=10))
+            if msg.get("method") == "Fetch.requestPaused":
+                held.append(msg["params"]["requestId"])
+                if not failed and len(held) >= 10:  # the reads of the record are all on their way
+                    kept = _failing_audit(engine)
+                    failed = True
+                if failed:
+                    for rid in held:
+                        send("Fetch.continueRequest", requestId=rid)
+                    held.clear()
+            if failed and not held:
+                send("Runtime.evaluate", expression="document.body.dataset.ready || ''", returnByValue=True)
+            if msg.get("result", {}).get("result", {}).get("value") in ("1", "error"):
+                break
+        send("Fetch.disable")
+        cdp.wait("document.body.dataset.ready === '1'")
+        said = phone.text("status")
+        assert "没能读取" in said and "档案已加载" not in said, said
+        banner = phone.text("banner")
+        assert "过敏记录暂时没能读取" in banner, banner
+        for section in ("allergies", "meds", "results", "timeline"):
+            shown = phone.text(section)
+            assert "服务器暂时没有应答" in shown and "暂无记录" not in shown, (section, shown)
+        assert outside(cdp, {"width": 360}) == []
+        phone.shot("ui18-unreadable-360")
+    finally:
+        phone.close()
+        if failed:  # the server's own log back, the failing one closed before the engine closes
+            failing, engine.audit = engine.audit, kept
+            failing.close()

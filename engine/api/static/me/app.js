@@ -36,7 +36,7 @@ function status(text, isError, key) {
   s.textContent = text || "";
   s.className = isError ? "error" : key === "loaded" || key === "exported" ? "visually-hidden" : "";
 }
-const say = (key) => status(W()[key], false, key);
+const say = (key) => status(W()[key], key === "partlyLoaded", key);
 
 // ---- building blocks ------------------------------------------------------------------------------
 
@@ -384,19 +384,35 @@ const COUNTS = {
 // sections of one card per record count their cards; results count the values, not the days
 const COUNTED_BY_CARDS = new Set(["imaging"]);
 
+// what each section is read from: a section whose records the server did not answer for says so
+const READ_FROM = {
+  timeline: ["Encounter", "Condition", "MedicationRequest", "MedicationDispense", "MedicationStatement",
+    "MedicationAdministration", "Immunization", "AllergyIntolerance", "Appointment", "ServiceRequest", "Task",
+    "DocumentReference", "Observation", "DiagnosticReport", "ImagingStudy"],
+  visits: ["Encounter"], diagnoses: ["Condition"],
+  meds: ["MedicationRequest", "MedicationDispense", "MedicationStatement", "MedicationAdministration"],
+  immunisations: ["Immunization"], allergies: ["AllergyIntolerance"], appointments: ["Appointment"],
+  referrals: ["ServiceRequest", "Task"], documents: ["DocumentReference"], results: ["Observation", "DiagnosticReport"],
+  trends: ["Observation"], imaging: ["DiagnosticReport", "ImagingStudy", "Observation"], who: ["who"],
+  family: ["Consent"],
+};
+const unreadIn = (name) => (READ_FROM[name] || []).some((t) => state.unread && state.unread.has(t));
+
 function renderSection(name) {
   const w = W();
   const sec = $(name);
   const body = SECTIONS[name]();
+  const unread = unreadIn(name);
   const count = COUNTS[name] ? COUNTS[name]() : COUNTED_BY_CARDS.has(name) ? body.length : null;
   sec.toggleAttribute("data-empty", !(Array.isArray(body) && body.length));
   // no gestures needed: a plain button at the end of every section goes back to the section list
   const back = el("button", { type: "button", class: "back" }, "↑ " + w.backToSections);
   back.addEventListener("click", () => { const t = $("tabs"); t.scrollIntoView({ block: "start" });
     const b = t.querySelector(`[data-tab="${name}"]`); if (b) b.focus(); });
-  sec.replaceChildren(el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
-    count !== null ? el("small", {}, " " + w.records(count)) : null),
-  ...(Array.isArray(body) && body.length ? body : [empty()]), back);
+  sec.replaceChildren(...[el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
+    count !== null && !unread ? el("small", {}, " " + w.records(count)) : null),
+  unread ? el("p", { class: "unread" }, "⚠ " + w.unreadable) : null,
+  ...(Array.isArray(body) && body.length ? body : unread ? [] : [empty()]), back].filter(Boolean));
 }
 
 function renderBanner() {
@@ -424,6 +440,9 @@ function renderBanner() {
 /** Allergies still in force, at the top: what a resident most needs to tell any doctor. */
 function allergyLine() {
   const w = W();
+  if (state.unread && state.unread.has("AllergyIntolerance")) {
+    return el("p", { class: "allergy-line" }, el("strong", {}, "⚠ " + w.allergyUnreadable));
+  }
   const active = state.AllergyIntolerance.filter((a) => !["inactive", "resolved"].includes(firstCode(a.clinicalStatus)) &&
     firstCode(a.verificationStatus) !== "refuted" && firstCode(a.verificationStatus) !== "entered-in-error");
   if (!active.length) return null;
@@ -510,8 +529,10 @@ async function load(s) {
   const types = ["Encounter", "Condition", "MedicationRequest", "MedicationDispense", "MedicationStatement",
     "MedicationAdministration", "Immunization", "AllergyIntolerance", "Appointment", "ServiceRequest", "Task",
     "DocumentReference", "ImagingStudy"];
+  const unread = new Set();  // the kinds of record the server did not answer for
   const [patient, patients, obs, reps, ...rest] = await Promise.all([
-    fhir("Patient/" + encodeURIComponent(s.patient), s),
+    fhir("Patient/" + encodeURIComponent(s.patient), s).catch((e) => {
+      if (e instanceof Unreadable) { unread.add("Patient"); return null; } throw e; }),
     searchAll("Patient?_count=100", s),
     searchAll("Observation?_count=200&_sort=-date&_include=Observation:performer", s),
     searchAll("DiagnosticReport?_count=100&_sort=-date&_include=DiagnosticReport:performer", s),
@@ -528,6 +549,9 @@ async function load(s) {
       (mrn && ((mrn.assigner || {}).display || mrn.system.slice("urn:huren:mrn:".length))) || "";
   }
   types.forEach((t, i) => { state[t] = rest[i].resources; });
+  [["Patient", patients], ["Observation", obs], ["DiagnosticReport", reps], ...types.map((t, i) => [t, rest[i]])]
+    .forEach(([t, r]) => { if (r.failed) unread.add(t); });
+  state.unread = unread;
   state.meds = {};
   state.people = {};  // the doctors a referral names
   for (const r of rest) for (const [k, v] of Object.entries(r.included)) {
@@ -547,16 +571,19 @@ async function load(s) {
   // a family member signed in on this person's behalf sees whose record it is; the person manages
   // who may do so
   state.acting = s.acting || null;
-  await loadFamily(s);
+  await loadFamily(s).catch((e) => {
+    if (!(e instanceof Unreadable)) throw e;
+    unread.add("Consent"); state.grants = [];
+  });
   // who looked: the server words the audit trail's accesses to this person's records, newest first
-  const who = await fhir(cfg.who, s);
+  const who = await fhir(cfg.who, s).catch((e) => { if (e instanceof Unreadable) { unread.add("who"); return null; } throw e; });
   state.audit = (who && who.entries) || [];
   state.loaded = true;
   renderAll();
   $("tools").hidden = false;
   $("tabs").hidden = false;
   showTab(state.tab);
-  say("loaded");
+  if (unread.size) status(W().partlyLoaded, true, "partlyLoaded"); else say("loaded");
   document.body.dataset.ready = "1";
 }
 

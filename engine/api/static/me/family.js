@@ -21,6 +21,8 @@ async function whoIsActing(s) {
 async function loadFamily(s) {
   if (state.acting) { state.grants = []; return; }
   const b = await searchAll("Consent?_count=100&_include=Consent:actor", s);
+  // not answered is not "no one may see your record": the caller says the list could not be read
+  if (b.failed) throw new Unreadable(W().unreadable);
   const people = { ...b.included };
   for (const r of b.resources) if (r.resourceType === "RelatedPerson") people["RelatedPerson/" + r.id] = r;
   state.grants = b.resources.filter((c) => c.resourceType === "Consent").map((c) => {

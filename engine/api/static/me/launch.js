@@ -62,6 +62,9 @@ function session() {
 // ---- FHIR reads --------------------------------------------------------------------------------
 
 class Expired extends Error {}
+/** The server did not answer (it failed, 5xx, or the network did): what was asked is unknown, which
+ * the page must say -- shown as "暂无记录" it read as "you have no allergies". */
+class Unreadable extends Error {}
 
 /** One read with the resident's token. `cache: "no-store"`: the answers are the resident's records,
  * and the API's reads carry Last-Modified without Cache-Control, so the browser kept them in its
@@ -70,7 +73,9 @@ class Expired extends Error {}
  * (hurenExact: 0.50 stays 0.50). */
 async function fhir(url, s) {
   const r = await fetch(url.startsWith("http") || url.startsWith("/") ? url : cfg.fhir + "/" + url,
-    { cache: "no-store", headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } });
+    { cache: "no-store", headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } })
+    .catch(() => { throw new Unreadable(W().unreadable); });
+  if (r.status >= 500) throw new Unreadable(W().unreadable);
   if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
   // acting for a family member whose access was withdrawn or ran out: every request is refused
   if (r.status === 403 && s.acting) { store.removeItem("session"); throw new Expired(W().accessEnded); }
@@ -78,11 +83,15 @@ async function fhir(url, s) {
   return window.hurenExact.parse(await r.text());
 }
 
+/** Every page of a search. `failed` when the server did not answer (the section says so rather than
+ * "none"). */
 async function searchAll(query, s, maxPages = 20) {
-  const out = { resources: [], included: {} };
+  const out = { resources: [], included: {}, failed: false };
   let url = query;
   for (let page = 0; url && page < maxPages; page++) {
-    const b = await fhir(url, s);
+    let b;
+    try { b = await fhir(url, s); }
+    catch (e) { if (e instanceof Unreadable) { out.failed = true; break; } throw e; }
     if (!b) break;
     for (const e of b.entry || []) {
       const res = e.resource;
