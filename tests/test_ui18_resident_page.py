@@ -1,9 +1,11 @@
 """The resident's page (/ui/me) after the eighteenth round's hunt, in headless Chromium over real HTTP.
 
 A hospital sends a result of 0.50 mmol/L over HL7 v2 and a FHIR client writes one of 1.50 with a
-range of 3.90-6.10, with script-shaped text in the names; the resident signs in on a 360-px phone.
+range of 3.90-6.10, with script-shaped text in the names, and one at 20:30 -05:00 (09:30 the next day
+in Beijing); the resident signs in on a 360-px phone.
 Found wrong, each failing on the round's start:
 - the page showed 0.5 and 1.5 (JavaScript numbers), and "download all records" wrote 0.5 and 1.5;
+- a time written with an offset other than Beijing's (or UTC's) was shown on its writer's clock;
 - signing out left the access token working on the server until it expired;
 - signing out left the records in the phone browser's HTTP cache, readable by any page of the site
   without a token (``fetch(url, {cache: "only-if-cached"})``);
@@ -69,10 +71,16 @@ def fed(tmp_path: Path):
                    b' "valueQuantity": {"value": 1.50, "unit": "mmol/L"},'
                    b' "referenceRange": [{"low": {"value": 3.90}, "high": {"value": 6.10}}]}'
                    % (record.encode(), ("葡萄糖" + SCRIPTED.replace('"', '\\"')).encode()))
-        try:
-            assert _http("POST", base + "/fhir/Observation", his, glucose)[0] == 201
-        except urllib.error.HTTPError as e:
-            raise AssertionError(e.read()) from None
+        # a time written with another offset than Beijing's: 20:30 at -05:00 is 09:30 on the 7th in Beijing
+        urate = json.dumps({"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{record}"},
+                            "code": {"text": "尿酸"}, "performer": [{"display": "FNXRMYY"}],
+                            "effectiveDateTime": "2026-03-06T20:30:00-05:00",
+                            "valueQuantity": {"value": 420, "unit": "umol/L"}}).encode()
+        for body in (glucose, urate):
+            try:
+                assert _http("POST", base + "/fhir/Observation", his, body)[0] == 201
+            except urllib.error.HTTPError as e:
+                raise AssertionError(e.read()) from None
         yield engine, record
     engine.close()
 
@@ -92,6 +100,7 @@ def test_values_as_sent_nothing_runs_and_signing_out_ends_it(fed, tmp_path):
         assert "0.50 mmol/L" in results and "1.50 mmol/L" in results, results
         assert "参考范围 3.90–6.10" in results and "参考范围 3.50-5.30" in results, results
         assert "2026年3月5日" in results and "2026年3月4日" not in results
+        assert results.index("2026年3月7日") < results.index("尿酸") < results.index("2026年3月6日"), results
         # what looks like markup is shown as the text it is, and none of it runs
         assert '钾<img src=x onerror=window.__pwn=3>' in results and "javascript:window.__pwn=4" in results
         assert "葡萄糖" + SCRIPTED in results

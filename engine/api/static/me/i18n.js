@@ -267,12 +267,15 @@ const LANGS = Object.keys(WORDS);
 // Beijing's clock and calendar: ../shared/beijing.js (loaded before this file).
 const { beijing, beijingDay } = window.hurenBeijing;
 
-/** The day a FHIR date or date-time falls on, as written (a date-time with the hospital's offset is
- * its local day), an instant in UTC ("Z") on Beijing's: a record at 2026-03-04T20:00:00Z is of the
- * 5th. Undated: "". */
+/** The day a FHIR date or date-time falls on in Beijing: a record at 2026-03-04T20:00:00Z, or at
+ * 2026-03-04T20:00:00-05:00, is of the 5th (a date alone is its own day). Any offset is converted:
+ * only "Z" and "+00:00" had been, so a time written with another offset was shown on its writer's
+ * clock, a day and hours apart from what the staff pages (always Beijing) say of the same record.
+ * Undated: "". */
+const OFFSET_TIME = /T\d{2}:\d{2}.*(Z|[+-]\d{2}:\d{2})$/;
 function localDay(value) {
   const s = String(value || "");
-  if (/T\d{2}:\d{2}.*(Z|[+-]00:00)$/.test(s) && !Number.isNaN(Date.parse(s))) return beijing(new Date(s)).slice(0, 3).join("-");
+  if (OFFSET_TIME.test(s) && !Number.isNaN(Date.parse(s))) return beijing(new Date(s)).slice(0, 3).join("-");
   return s.slice(0, 10);
 }
 
@@ -287,15 +290,15 @@ function newestFirst(a, b) {
   return String(b || "").localeCompare(String(a || ""));
 }
 
-/** Dates as people write them: 2026年9月20日 / 20 Sep 2026. A date-time that carries its offset is
- * shown in the hospital's own local time (as written), an instant in UTC ("Z") in Beijing time (it
- * had been the phone's zone: a phone set to UTC read a 09:00 visit as 01:00). */
+/** Dates as people write them: 2026年9月20日 / 20 Sep 2026. A date-time is shown in Beijing time,
+ * whatever offset it was written with (a hospital's +08:00 reads as written; it had been the phone's
+ * zone, and then the writer's: a phone set to UTC read a 09:00 visit as 01:00). */
 function formatDate(value, lang, withTime) {
   if (!value) return "";
   const m = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?(?:T(\d{2}):(\d{2}))?/.exec(value);
   if (!m) return value;
   let [, y, mo, d, hh, mm] = m;
-  if (/(Z|[+-]00:00)$/.test(value) && hh !== undefined) {
+  if (OFFSET_TIME.test(value) && hh !== undefined) {
     const t = new Date(value);
     if (!Number.isNaN(t.getTime())) [y, mo, d, hh, mm] = beijing(t);
   }
