@@ -234,3 +234,59 @@ def test_a_server_that_does_not_answer_is_said_not_taken_for_no_records(fed, tmp
         if failed:  # the server's own log back, the failing one closed before the engine closes
             failing, engine.audit = engine.audit, kept
             failing.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+def test_a_dropped_connection_at_sign_in_is_said_in_chinese(fed, tmp_path):
+    """The connection drops as the page exchanges its code for a token, and later as a family grant
+    is sent (the browser's network fails the request): the page had shown the browser's English,
+    "Failed to fetch". Fails on the round's start."""
+    engine, _ = fed
+    phone = Phone(tmp_path)
+    cdp = phone.cdp
+    try:
+        phone.size(360, 740, mobile=True)
+        cdp.call("Page.navigate", url=engine.settings.public_base_url + "/ui/me/")
+        cdp.wait("document.getElementById('signin')?.hidden === false")
+        phone.click("#login")
+        cdp.wait("location.pathname === '/auth/authorize' && !!document.getElementById('national_id')")
+        cdp.eval(f"document.getElementById('national_id').value = '{ZHAO}'; document.forms[0].submit()")
+        cdp.wait("!!document.getElementById('code')")
+        code = json.loads((engine.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
+        cdp.call("Fetch.enable", patterns=[{"urlPattern": "*/auth/token", "requestStage": "Request"}])
+        cdp.ws.send(json.dumps({"id": 900, "method": "Runtime.evaluate", "params": {
+            "expression": f"document.getElementById('code').value = '{code}'; document.forms[0].submit()"}}))
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            msg = json.loads(cdp.ws.recv(timeout=20))
+            if msg.get("method") == "Fetch.requestPaused":
+                cdp.ws.send(json.dumps({"id": 901, "method": "Fetch.failRequest", "params": {
+                    "requestId": msg["params"]["requestId"], "errorReason": "ConnectionReset"}}))
+                break
+        cdp.call("Fetch.disable")
+        cdp.wait("document.body.dataset.ready === 'error'")
+        said = phone.text("status")
+        assert "登录没有完成" in said and "fetch" not in said.lower(), said
+        assert cdp.eval("document.getElementById('signin').hidden") is False
+
+        # signed in, she lets her son see her record as the connection drops: said in words too
+        _signed_in(engine, phone, ZHAO)
+        phone.click("[data-tab=family]")
+        son = nid("32092319750101001")
+        cdp.eval(f"document.getElementById('fam-name').value = '孙伟'; document.getElementById('fam-nid').value = '{son}'; true")
+        cdp.call("Fetch.enable", patterns=[{"urlPattern": "*$family-grant*", "requestStage": "Request"}])
+        cdp.ws.send(json.dumps({"id": 902, "method": "Runtime.evaluate", "params": {
+            "expression": "document.getElementById('fam-name').form.requestSubmit()"}}))
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            msg = json.loads(cdp.ws.recv(timeout=20))
+            if msg.get("method") == "Fetch.requestPaused":
+                cdp.ws.send(json.dumps({"id": 903, "method": "Fetch.failRequest", "params": {
+                    "requestId": msg["params"]["requestId"], "errorReason": "ConnectionReset"}}))
+                break
+        cdp.call("Fetch.disable")
+        cdp.wait("document.getElementById('status').className === 'error'")
+        said = phone.text("status")
+        assert said.startswith("没有办成：服务器暂时没有应答") and "fetch" not in said.lower(), said
+    finally:
+        phone.close()

@@ -117,7 +117,7 @@ async function operation(name, parameters) {
   const r = await fetch(cfg.fhir + "/Patient/" + name, {
     method: "POST", body: JSON.stringify({ resourceType: "Parameters", parameter: parameters }),
     headers: { Authorization: "Bearer " + state.session.token, "Content-Type": "application/fhir+json",
-      Accept: "application/fhir+json" } });
+      Accept: "application/fhir+json" } }).catch(() => { throw new Error(W().family_failed + W().unreadable); });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) {
     const why = ((body.issue || [])[0] || {}).diagnostics || String(r.status);

@@ -31,8 +31,9 @@ async function finishSignIn(params) {
     grant_type: "authorization_code", code: params.get("code"), redirect_uri: cfg.redirect,
     client_id: cfg.client, code_verifier: saved.verifier,
   });
+  // a dropped connection is said in the page's words (the browser's own is English: "Failed to fetch")
   const r = await fetch(cfg.token, { method: "POST", body, cache: "no-store",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+    headers: { "Content-Type": "application/x-www-form-urlencoded" } }).catch(() => { throw new Error(W().signinFailed); });
   const t = await r.json().catch(() => ({}));
   // the token endpoint's words are for developers, in English: the resident is told in theirs
   if (!r.ok) throw new Error(W().signinFailed);
