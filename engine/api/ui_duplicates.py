@@ -15,15 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
+from engine.api.ui_shared import PageFiles
 from engine.api.ui_signin import current_session, signin_redirect
 
 STATIC = Path(__file__).resolve().parent / "static" / "duplicates"
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; frame-ancestors 'none'",
+                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -49,4 +50,4 @@ def insurance_page(request: Request) -> Response:
 
 def mount_static(app: object) -> None:
     """Serve the page's script and stylesheet under ``/ui/duplicates/static``."""
-    app.mount("/ui/duplicates/static", StaticFiles(directory=STATIC), name="ui-duplicates-static")  # type: ignore[attr-defined]
+    app.mount("/ui/duplicates/static", PageFiles(directory=STATIC), name="ui-duplicates-static")  # type: ignore[attr-defined]

@@ -15,10 +15,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from engine.api.ui_shared import PageFiles
 from engine.audit.who_looked import who_looked
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -34,6 +34,7 @@ HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",  # the callback URL carries the authorization code
     "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
 }
@@ -51,6 +52,7 @@ def me(request: Request) -> HTMLResponse:
         "fhir_base": s.fhir_base_url, "client_id": ME_CLIENT_ID, "redirect_uri": s.public_base_url + "/ui/me/",
         "authorize": s.public_base_url + "/auth/authorize", "token": s.public_base_url + "/auth/token",
         "who": s.public_base_url + "/ui/me/who-looked", "userinfo": s.public_base_url + "/auth/userinfo",
+        "revoke": s.public_base_url + "/auth/revoke",
     }, headers=HEADERS)
 
 
@@ -133,4 +135,4 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
 
 def mount_static(app) -> None:  # noqa: ANN001
     """Scripts and styles of the page (called from ``create_app``)."""
-    app.mount("/ui/me/static", StaticFiles(directory=str(STATIC)), name="ui-me-static")
+    app.mount("/ui/me/static", PageFiles(directory=str(STATIC)), name="ui-me-static")

@@ -9,10 +9,30 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import Scope
 
 STATIC = Path(__file__).parent / "static" / "shared"
 
 
+class PageFiles(StaticFiles):
+    """The pages' scripts and styles, and nothing else of their folders.
+
+    The folders also hold the pages' HTML (``me/index.html`` is a template), which their routes serve
+    with the Content-Security-Policy, frame refusal and no-store; fetched here they had come without
+    any of those (a frameable copy of the auditors' page, the resident's template with its
+    ``{{ placeholders }}``), so HTML is not served from here. Every file says ``nosniff``: a script or
+    stylesheet is only ever run as what it is labelled."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path.lower().endswith((".html", ".htm")):
+            raise HTTPException(status_code=404)
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def mount_static(app: FastAPI) -> None:
     """Called from ``create_app`` beside the pages' own mounts."""
-    app.mount("/ui/shared/static", StaticFiles(directory=str(STATIC)), name="ui-shared-static")
+    app.mount("/ui/shared/static", PageFiles(directory=str(STATIC)), name="ui-shared-static")

@@ -39,8 +39,8 @@ ERRORS = {
     "credentials": ("登录名、密码或动态验证码不正确。请再试一次；验证码每 30 秒更新，请输入手机上当前显示的 6 位数字。",
                     "The sign-in name, password or code is not right. Try again; the code changes every "
                     "30 seconds, so type the 6 digits your phone shows now."),
-    "throttled": ("尝试次数过多，请 {wait} 秒后再试。这不是永久锁定，到时即可再次登录。",
-                  "Too many attempts. Please wait {wait} seconds and try again. Your account is not locked."),
+    "throttled": ("尝试次数过多，请 {wait}后再试。这不是永久锁定，到时即可再次登录。",
+                  "Too many attempts. Please wait {wait_en} and try again. Your account is not locked."),
     "form": ("登录页面已过期，请重新输入。", "The sign-in page had expired. Please enter your details again."),
     "provider": ("暂时无法连接医保局统一身份认证，请稍后再试，或使用本系统账号登录。",
                  "The bureau's sign-in service cannot be reached just now. Try again later, or use your huren account."),
@@ -55,6 +55,16 @@ ERRORS = {
     "expired": ("登录已过期（长时间未操作，或已在别处退出），请重新登录，登录后回到原来的页面。",
                 "Your sign-in has expired. Sign in again to go back to the page you were on."),
 }
+
+
+def _wait_words(seconds: int) -> tuple[str, str]:
+    """A wait as a person reads it: under a minute in seconds, else in the nearest whole minutes (an
+    address's limit waits up to 15 minutes, which had read "请 901 秒后再试"; ``Retry-After`` keeps the
+    seconds)."""
+    if seconds < 60:
+        return f"{seconds} 秒", f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = (seconds + 30) // 60
+    return f"{minutes} 分钟", f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _secure(request: Request) -> bool:
@@ -90,7 +100,8 @@ def _form(request: Request, *, status: int = 200, error: str | None = None, wait
                            "oidc_href": "/ui/signin/oidc?next=" + quote(next_path, safe="/")}
     if error:
         zh, en = ERRORS[error]
-        ctx["error"] = (zh.format(wait=wait), en.format(wait=wait))
+        wait_zh, wait_en = _wait_words(int(wait or 0))
+        ctx["error"] = (zh.format(wait=wait_zh), en.format(wait_en=wait_en))
     if notice:
         ctx["notice"] = ERRORS[notice]
     headers = dict(PAGE_HEADERS)

@@ -163,7 +163,7 @@
     const keep = ["resourceType", "id", "status", "code", "effectiveDateTime", "started", "issued", "performer",
       "conclusion", "valueQuantity", "valueString", "modality", "series", "result"];
     const out = {}; for (const k of keep) if (resource[k] !== undefined) out[k] = resource[k];
-    return JSON.stringify(out, null, 2);
+    return window.hurenExact.stringify(out, 2); // the numbers in the digits the result was sent with
   }
 
   // a re-test reason's effect under the payer's policy and a result's status, in the session's words
@@ -200,7 +200,7 @@
     const by = (resource.performer || []).map((p) => p.display).filter(Boolean); // a bare reference says nothing to a person
     if (by.length) facts.push(["执行 By", by.join("、")]);
     if (resource.modality) facts.push(["检查方式 Modality", [].concat(resource.modality).map((m) => m.code || m.display).join("、")]);
-    if (resource.valueQuantity) facts.push(["结果 Value", resource.valueQuantity.value + " " + (resource.valueQuantity.unit || "")]);
+    if (resource.valueQuantity) facts.push(["结果 Value", (window.hurenExact.digits(resource.valueQuantity, "value") + " " + (resource.valueQuantity.unit || "")).trim()]);
     if (resource.result) facts.push(["分项 Results", resource.result.length + " 项 items"]);
     if (resource.conclusion) facts.push(["结论 Conclusion", resource.conclusion]);
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }

@@ -66,9 +66,11 @@ window.hurenWords = (function () {
   // fetch + JSON with the failure worded; a 401 sends the browser to sign in again, back to `page`
   async function api(path, options, page) {
     let res;
-    try { res = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {})); }
+    // no-store: the reports name patients and money; the browser's cache is no place for them
+    try { res = await fetch(path, Object.assign({ credentials: "same-origin", cache: "no-store" }, options || {})); }
     catch (e) { const err = new Error(failure(0)); err.status = 0; throw err; }
-    const body = await res.json().catch(() => null);
+    // numbers keep their digits (hurenExact): an evidence's 0.50 mmol/L had read 0.5
+    const body = await res.text().then((t) => window.hurenExact.parse(t)).catch(() => null);
     if (!res.ok) {
       const diag = body && body.issue && body.issue[0] ? body.issue[0].diagnostics : "";
       if (res.status === 401) signInAgain(page);

@@ -36,7 +36,7 @@ function status(text, isError, key) {
   s.textContent = text || "";
   s.className = isError ? "error" : key === "loaded" || key === "exported" ? "visually-hidden" : "";
 }
-const say = (key) => status(W()[key], false, key);
+const say = (key) => status(W()[key], key === "partlyLoaded", key);
 
 // ---- building blocks ------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ function dosage(m) {
   if (d.text) return d.text;
   const dose = (d.doseAndRate || [])[0] || {};
   const q = dose.doseQuantity || d.dose;
-  return [q && `${q.value ?? ""} ${q.unit || ""}`.trim(), d.route && text(d.route), d.timing && d.timing.code && text(d.timing.code)]
+  return [q && `${num(q)} ${q.unit || ""}`.trim(), d.route && text(d.route), d.timing && d.timing.code && text(d.timing.code)]
     .filter(Boolean).join(" ");
 }
 function renderMeds() {
@@ -128,7 +128,7 @@ function renderMeds() {
   return sortNewest(state.meds_all).map((m) => card("med", medName(m),
     [day(m), institution(m), word(w.medKind, m.resourceType), word(w.medStatus, m.status)],
     line(w.dose, dosage(m)),
-    line(w.quantity, m.quantity ? `${m.quantity.value ?? ""} ${m.quantity.unit || ""}`.trim() : ""),
+    line(w.quantity, m.quantity ? `${num(m.quantity)} ${m.quantity.unit || ""}`.trim() : ""),
     line(w.reason, (m.reasonCode || []).map(text).filter(Boolean).join(W().sep))));
 }
 
@@ -140,7 +140,7 @@ function renderImmunisations() {
     return card("immunisation", text(i.vaccineCode),
       [day(i), institution(i), word(w.immStatus, i.status)],
       n ? el("p", {}, badge(w.doseNo(n))) : null,
-      line(w.amount, i.doseQuantity ? `${i.doseQuantity.value ?? ""} ${i.doseQuantity.unit || i.doseQuantity.code || ""}`.trim() : ""),
+      line(w.amount, i.doseQuantity ? `${num(i.doseQuantity)} ${i.doseQuantity.unit || i.doseQuantity.code || ""}`.trim() : ""),
       line(w.route, text(i.route)), line(w.site, text(i.site)), line(w.lot, i.lotNumber),
       line(w.reaction, (i.reaction || []).map((x) => (x.detail || {}).display).filter(Boolean).join(W().sep)));
   });
@@ -258,7 +258,7 @@ function chart(series) {
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const X = (t) => P + (x1 === x0 ? (Wd - 2 * P) / 2 : ((t - x0) / (x1 - x0)) * (Wd - 2 * P));
   const Y = (v) => H - P - ((v - y0) / (y1 - y0)) * (H - 2 * P);
-  const summary = pts.map((p) => `${formatDate(p.day, lang, false)} ${p.v}`).join("; ");
+  const summary = pts.map((p) => `${formatDate(p.day, lang, false)} ${p.said}`).join("; ");
   const s = svg("svg", { viewBox: `0 0 ${Wd} ${H}`, role: "img", "aria-label": `${series.name}: ${summary}` });
   if (lo !== undefined && hi !== undefined) {
     s.append(svg("rect", { x: P, y: Y(hi), width: Wd - 2 * P, height: Math.max(1, Y(lo) - Y(hi)), class: "band" }));
@@ -267,14 +267,14 @@ function chart(series) {
     "stroke-width": 2 }));
   for (const p of pts) {
     const c = svg("circle", { cx: X(p.t), cy: Y(p.v), r: 4, class: p.abn ? "dot abn" : "dot" });
-    const title = svg("title"); title.textContent = `${p.day}: ${p.v} ${series.unit}`; c.append(title);
+    const title = svg("title"); title.textContent = `${formatDate(p.day, lang, false)}: ${p.said} ${series.unit}`; c.append(title);
     s.append(c);
     const lab = svg("text", { x: X(p.t), y: Y(p.v) - 8, "text-anchor": "middle", "font-size": 11 });
-    lab.textContent = String(p.v) + (p.abn ? (p.abn.cls === "low" ? "↓" : "↑") : ""); s.append(lab);
+    lab.textContent = p.said + (p.abn ? (p.abn.cls === "low" ? "↓" : "↑") : ""); s.append(lab);
   }
   for (const [i, p] of [pts[0], pts[pts.length - 1]].entries()) {
     const t = svg("text", { x: X(p.t), y: H - 8, "text-anchor": i ? "end" : "start", "font-size": 11, class: "axis" });
-    t.textContent = p.day; s.append(t);
+    t.textContent = formatDate(p.day, lang, false); s.append(t);
   }
   return el("article", { class: "card chart", "data-code": series.key },
     el("h3", {}, series.name, " ", el("small", {}, series.unit)), s);
@@ -289,7 +289,7 @@ function renderTrends() {
     if (Number.isNaN(t)) continue;
     if (!groups.has(key)) groups.set(key, { key, name: text(o.code), unit: o.valueQuantity.unit || "", points: [] });
     const g = groups.get(key);
-    g.points.push({ t, v: o.valueQuantity.value, day: localDay(whenOf(o)), abn: abnormality(o) });
+    g.points.push({ t, v: o.valueQuantity.value, said: num(o.valueQuantity), day: localDay(whenOf(o)), abn: abnormality(o) });
     const rr = (o.referenceRange || [])[0];
     if (rr && rr.low && rr.high && g.low === undefined) { g.low = rr.low.value; g.high = rr.high.value; }
   }
@@ -384,19 +384,35 @@ const COUNTS = {
 // sections of one card per record count their cards; results count the values, not the days
 const COUNTED_BY_CARDS = new Set(["imaging"]);
 
+// what each section is read from: a section whose records the server did not answer for says so
+const READ_FROM = {
+  timeline: ["Encounter", "Condition", "MedicationRequest", "MedicationDispense", "MedicationStatement",
+    "MedicationAdministration", "Immunization", "AllergyIntolerance", "Appointment", "ServiceRequest", "Task",
+    "DocumentReference", "Observation", "DiagnosticReport", "ImagingStudy"],
+  visits: ["Encounter"], diagnoses: ["Condition"],
+  meds: ["MedicationRequest", "MedicationDispense", "MedicationStatement", "MedicationAdministration"],
+  immunisations: ["Immunization"], allergies: ["AllergyIntolerance"], appointments: ["Appointment"],
+  referrals: ["ServiceRequest", "Task"], documents: ["DocumentReference"], results: ["Observation", "DiagnosticReport"],
+  trends: ["Observation"], imaging: ["DiagnosticReport", "ImagingStudy", "Observation"], who: ["who"],
+  family: ["Consent"],
+};
+const unreadIn = (name) => (READ_FROM[name] || []).some((t) => state.unread && state.unread.has(t));
+
 function renderSection(name) {
   const w = W();
   const sec = $(name);
   const body = SECTIONS[name]();
+  const unread = unreadIn(name);
   const count = COUNTS[name] ? COUNTS[name]() : COUNTED_BY_CARDS.has(name) ? body.length : null;
   sec.toggleAttribute("data-empty", !(Array.isArray(body) && body.length));
   // no gestures needed: a plain button at the end of every section goes back to the section list
   const back = el("button", { type: "button", class: "back" }, "↑ " + w.backToSections);
   back.addEventListener("click", () => { const t = $("tabs"); t.scrollIntoView({ block: "start" });
     const b = t.querySelector(`[data-tab="${name}"]`); if (b) b.focus(); });
-  sec.replaceChildren(el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
-    count !== null ? el("small", {}, " " + w.records(count)) : null),
-  ...(Array.isArray(body) && body.length ? body : [empty()]), back);
+  sec.replaceChildren(...[el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
+    count !== null && !unread ? el("small", {}, " " + w.records(count)) : null),
+  unread ? el("p", { class: "unread" }, "⚠ " + w.unreadable) : null,
+  ...(Array.isArray(body) && body.length ? body : unread ? [] : [empty()]), back].filter(Boolean));
 }
 
 function renderBanner() {
@@ -424,6 +440,9 @@ function renderBanner() {
 /** Allergies still in force, at the top: what a resident most needs to tell any doctor. */
 function allergyLine() {
   const w = W();
+  if (state.unread && state.unread.has("AllergyIntolerance")) {
+    return el("p", { class: "allergy-line" }, el("strong", {}, "⚠ " + w.allergyUnreadable));
+  }
   const active = state.AllergyIntolerance.filter((a) => !["inactive", "resolved"].includes(firstCode(a.clinicalStatus)) &&
     firstCode(a.verificationStatus) !== "refuted" && firstCode(a.verificationStatus) !== "entered-in-error");
   if (!active.length) return null;
@@ -494,7 +513,8 @@ async function exportEverything(s) {
   (state.Task || []).forEach(add);
   Object.values(state.meds || {}).forEach(add);
   const bundle = { resourceType: "Bundle", type: "collection", timestamp: new Date().toISOString(), total: entries.length, entry: entries };
-  saveBlob(new Blob([JSON.stringify(bundle, null, 2)], { type: "application/fhir+json" }),
+  // every number as the server sent it (1.50, not 1.5): the download is the record, not a copy of it
+  saveBlob(new Blob([window.hurenExact.stringify(bundle, 2)], { type: "application/fhir+json" }),
     `health-record-${beijingDay()}.json`);
   say("exported");
 }
@@ -509,8 +529,10 @@ async function load(s) {
   const types = ["Encounter", "Condition", "MedicationRequest", "MedicationDispense", "MedicationStatement",
     "MedicationAdministration", "Immunization", "AllergyIntolerance", "Appointment", "ServiceRequest", "Task",
     "DocumentReference", "ImagingStudy"];
+  const unread = new Set();  // the kinds of record the server did not answer for
   const [patient, patients, obs, reps, ...rest] = await Promise.all([
-    fhir("Patient/" + encodeURIComponent(s.patient), s),
+    fhir("Patient/" + encodeURIComponent(s.patient), s).catch((e) => {
+      if (e instanceof Unreadable) { unread.add("Patient"); return null; } throw e; }),
     searchAll("Patient?_count=100", s),
     searchAll("Observation?_count=200&_sort=-date&_include=Observation:performer", s),
     searchAll("DiagnosticReport?_count=100&_sort=-date&_include=DiagnosticReport:performer", s),
@@ -527,6 +549,9 @@ async function load(s) {
       (mrn && ((mrn.assigner || {}).display || mrn.system.slice("urn:huren:mrn:".length))) || "";
   }
   types.forEach((t, i) => { state[t] = rest[i].resources; });
+  [["Patient", patients], ["Observation", obs], ["DiagnosticReport", reps], ...types.map((t, i) => [t, rest[i]])]
+    .forEach(([t, r]) => { if (r.failed) unread.add(t); });
+  state.unread = unread;
   state.meds = {};
   state.people = {};  // the doctors a referral names
   for (const r of rest) for (const [k, v] of Object.entries(r.included)) {
@@ -546,16 +571,19 @@ async function load(s) {
   // a family member signed in on this person's behalf sees whose record it is; the person manages
   // who may do so
   state.acting = s.acting || null;
-  await loadFamily(s);
+  await loadFamily(s).catch((e) => {
+    if (!(e instanceof Unreadable)) throw e;
+    unread.add("Consent"); state.grants = [];
+  });
   // who looked: the server words the audit trail's accesses to this person's records, newest first
-  const who = await fhir(cfg.who, s);
+  const who = await fhir(cfg.who, s).catch((e) => { if (e instanceof Unreadable) { unread.add("who"); return null; } throw e; });
   state.audit = (who && who.entries) || [];
   state.loaded = true;
   renderAll();
   $("tools").hidden = false;
   $("tabs").hidden = false;
   showTab(state.tab);
-  say("loaded");
+  if (unread.size) status(W().partlyLoaded, true, "partlyLoaded"); else say("loaded");
   document.body.dataset.ready = "1";
 }
 
@@ -563,7 +591,7 @@ async function main() {
   setBig(prefs.getItem("me.big") === "1");
   applyWords();
   $("login").addEventListener("click", () => signIn().catch((e) => status(e.message, true)));
-  $("signout").addEventListener("click", () => { store.clear(); location.assign(cfg.redirect); });
+  $("signout").addEventListener("click", () => { $("signout").disabled = true; signOut(); });
   $("bigtext").addEventListener("click", () => setBig(!document.documentElement.classList.contains("big")));
   $("lang").addEventListener("click", () => {
     lang = lang === "en" ? "zh-CN" : "en";
@@ -576,8 +604,10 @@ async function main() {
   const params = new URLSearchParams(location.search);
   try {
     if (params.get("error")) {
+      // said in the page's own words: the address's error_description is anyone's text (a link
+      // crafted as /ui/me/?error=x&error_description=请致电… had shown it as this site's message)
       history.replaceState(null, "", cfg.redirect);
-      throw new Error(params.get("error_description") || params.get("error"));
+      throw new Error(params.get("error") === "access_denied" ? W().signinDenied : W().signinFailed);
     }
     if (params.get("code")) await finishSignIn(params);
     const s = session();

@@ -9,7 +9,7 @@ const RELATIONS = ["CHILD", "PRN", "SPS", "SIB", "GRNDCHILD", "GRPRN", "GUARD", 
 
 /** Who is signed in: the resident, or a family member acting for them (fhirUser is a RelatedPerson). */
 async function whoIsActing(s) {
-  const r = await fetch(cfg.userinfo, { headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
+  const r = await fetch(cfg.userinfo, { cache: "no-store", headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
   if (!r || !r.ok) return null;
   const info = await r.json();
   const m = /\/RelatedPerson\/([^/]+)$/.exec(info.fhirUser || "");
@@ -21,6 +21,8 @@ async function whoIsActing(s) {
 async function loadFamily(s) {
   if (state.acting) { state.grants = []; return; }
   const b = await searchAll("Consent?_count=100&_include=Consent:actor", s);
+  // not answered is not "no one may see your record": the caller says the list could not be read
+  if (b.failed) throw new Unreadable(W().unreadable);
   const people = { ...b.included };
   for (const r of b.resources) if (r.resourceType === "RelatedPerson") people["RelatedPerson/" + r.id] = r;
   state.grants = b.resources.filter((c) => c.resourceType === "Consent").map((c) => {
@@ -115,7 +117,7 @@ async function operation(name, parameters) {
   const r = await fetch(cfg.fhir + "/Patient/" + name, {
     method: "POST", body: JSON.stringify({ resourceType: "Parameters", parameter: parameters }),
     headers: { Authorization: "Bearer " + state.session.token, "Content-Type": "application/fhir+json",
-      Accept: "application/fhir+json" } });
+      Accept: "application/fhir+json" } }).catch(() => { throw new Error(W().family_failed + W().unreadable); });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) {
     const why = ((body.issue || [])[0] || {}).diagnostics || String(r.status);

@@ -18,6 +18,11 @@ const WORDS = {
     sessionExpired: "登录已过期，请重新登录。",
     accessEnded: "家人代查的授权已被撤销或已过期，不能再查看对方的档案。您可以重新登录查看自己的档案。",
     stateMismatch: "登录没有完成，请重新登录。",
+    signinFailed: "登录没有完成，请重新登录。如多次不成功，请到医院服务台咨询。",
+    unreadable: "服务器暂时没有应答，这部分记录没能读取，下面可能不全。请稍后刷新页面再看。",
+    partlyLoaded: "有些记录暂时没能读取（服务器没有应答），标有提示的部分可能不全。请稍后刷新页面。",
+    allergyUnreadable: "过敏记录暂时没能读取，请稍后刷新页面；就医时请主动告诉医生您的过敏史。",
+    signinDenied: "登录已取消或未获同意，您的档案没有打开。需要时请重新登录。",
     bigText: "大字", bigTextOn: "大字：开", bigTextOff: "大字：关",
     language: "English", languageLabel: "Switch to English",
     print: "打印摘要", exportFhir: "下载全部档案 (FHIR)", exporting: "正在准备下载……", exported: "已下载。",
@@ -138,6 +143,11 @@ const WORDS = {
     sessionExpired: "Your session has expired. Please sign in again.",
     accessEnded: "The family access was withdrawn or has expired: their record is no longer open to you. Sign in again to see your own.",
     stateMismatch: "Sign-in did not finish. Please sign in again.",
+    unreadable: "The server did not answer, so these records could not be read and what is below may be incomplete. Please refresh the page later.",
+    partlyLoaded: "Some records could not be read just now (the server did not answer); the parts marked may be incomplete. Please refresh later.",
+    allergyUnreadable: "Your allergies could not be read just now. Please refresh later, and tell your doctor about any allergies.",
+    signinFailed: "Sign-in did not finish. Please sign in again; if it keeps failing, ask at a hospital's service desk.",
+    signinDenied: "Sign-in was cancelled or not agreed, so your record was not opened. Sign in again when you need it.",
     bigText: "Large text", bigTextOn: "Large text: on", bigTextOff: "Large text: off",
     language: "中文", languageLabel: "切换到中文",
     print: "Print summary", exportFhir: "Download all records (FHIR)", exporting: "Preparing the download…", exported: "Downloaded.",
@@ -257,12 +267,15 @@ const LANGS = Object.keys(WORDS);
 // Beijing's clock and calendar: ../shared/beijing.js (loaded before this file).
 const { beijing, beijingDay } = window.hurenBeijing;
 
-/** The day a FHIR date or date-time falls on, as written (a date-time with the hospital's offset is
- * its local day), an instant in UTC ("Z") on Beijing's: a record at 2026-03-04T20:00:00Z is of the
- * 5th. Undated: "". */
+/** The day a FHIR date or date-time falls on in Beijing: a record at 2026-03-04T20:00:00Z, or at
+ * 2026-03-04T20:00:00-05:00, is of the 5th (a date alone is its own day). Any offset is converted:
+ * only "Z" and "+00:00" had been, so a time written with another offset was shown on its writer's
+ * clock, a day and hours apart from what the staff pages (always Beijing) say of the same record.
+ * Undated: "". */
+const OFFSET_TIME = /T\d{2}:\d{2}.*(Z|[+-]\d{2}:\d{2})$/;
 function localDay(value) {
   const s = String(value || "");
-  if (/T\d{2}:\d{2}.*(Z|[+-]00:00)$/.test(s) && !Number.isNaN(Date.parse(s))) return beijing(new Date(s)).slice(0, 3).join("-");
+  if (OFFSET_TIME.test(s) && !Number.isNaN(Date.parse(s))) return beijing(new Date(s)).slice(0, 3).join("-");
   return s.slice(0, 10);
 }
 
@@ -277,15 +290,15 @@ function newestFirst(a, b) {
   return String(b || "").localeCompare(String(a || ""));
 }
 
-/** Dates as people write them: 2026年9月20日 / 20 Sep 2026. A date-time that carries its offset is
- * shown in the hospital's own local time (as written), an instant in UTC ("Z") in Beijing time (it
- * had been the phone's zone: a phone set to UTC read a 09:00 visit as 01:00). */
+/** Dates as people write them: 2026年9月20日 / 20 Sep 2026. A date-time is shown in Beijing time,
+ * whatever offset it was written with (a hospital's +08:00 reads as written; it had been the phone's
+ * zone, and then the writer's: a phone set to UTC read a 09:00 visit as 01:00). */
 function formatDate(value, lang, withTime) {
   if (!value) return "";
   const m = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?(?:T(\d{2}):(\d{2}))?/.exec(value);
   if (!m) return value;
   let [, y, mo, d, hh, mm] = m;
-  if (/(Z|[+-]00:00)$/.test(value) && hh !== undefined) {
+  if (OFFSET_TIME.test(value) && hh !== undefined) {
     const t = new Date(value);
     if (!Number.isNaN(t.getTime())) [y, mo, d, hh, mm] = beijing(t);
   }

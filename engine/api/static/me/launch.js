@@ -31,13 +31,28 @@ async function finishSignIn(params) {
     grant_type: "authorization_code", code: params.get("code"), redirect_uri: cfg.redirect,
     client_id: cfg.client, code_verifier: saved.verifier,
   });
-  const r = await fetch(cfg.token, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded" } });
-  const t = await r.json();
-  if (!r.ok) throw new Error(t.error_description || t.error || "token request failed");
+  // a dropped connection is said in the page's words (the browser's own is English: "Failed to fetch")
+  const r = await fetch(cfg.token, { method: "POST", body, cache: "no-store",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" } }).catch(() => { throw new Error(W().signinFailed); });
+  const t = await r.json().catch(() => ({}));
+  // the token endpoint's words are for developers, in English: the resident is told in theirs
+  if (!r.ok) throw new Error(W().signinFailed);
   const s = { token: t.access_token, patient: t.patient, exp: Date.now() + t.expires_in * 1000 };
   // a family member signed in on someone's behalf: who they are there (their RelatedPerson)
   s.acting = await whoIsActing(s);
   store.setItem("session", JSON.stringify(s));
+}
+
+/** Signing out ends the sign-in on the server too (RFC 7009 revocation of the access token): clearing
+ * the page's storage alone had left the token working until it expired, for whoever had copied it. */
+async function signOut() {
+  const s = JSON.parse(store.getItem("session") || "null");
+  store.clear();
+  if (s && s.token) {
+    await fetch(cfg.revoke, { method: "POST", cache: "no-store", body: new URLSearchParams({
+      token: s.token, token_type_hint: "access_token", client_id: cfg.client }) }).catch(() => null);
+  }
+  location.replace(cfg.redirect);  // the signed-in page's history entry is not kept to go back to
 }
 
 function session() {
@@ -48,22 +63,36 @@ function session() {
 // ---- FHIR reads --------------------------------------------------------------------------------
 
 class Expired extends Error {}
+/** The server did not answer (it failed, 5xx, or the network did): what was asked is unknown, which
+ * the page must say -- shown as "暂无记录" it read as "you have no allergies". */
+class Unreadable extends Error {}
 
+/** One read with the resident's token. `cache: "no-store"`: the answers are the resident's records,
+ * and the API's reads carry Last-Modified without Cache-Control, so the browser kept them in its
+ * HTTP cache, where after signing out on a shared phone any page of this site could still read
+ * them (`fetch(url, {cache: "only-if-cached"})`, no token needed). Numbers keep their digits
+ * (hurenExact: 0.50 stays 0.50). */
 async function fhir(url, s) {
   const r = await fetch(url.startsWith("http") || url.startsWith("/") ? url : cfg.fhir + "/" + url,
-    { headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } });
+    { cache: "no-store", headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } })
+    .catch(() => { throw new Unreadable(W().unreadable); });
+  if (r.status >= 500) throw new Unreadable(W().unreadable);
   if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
   // acting for a family member whose access was withdrawn or ran out: every request is refused
   if (r.status === 403 && s.acting) { store.removeItem("session"); throw new Expired(W().accessEnded); }
   if (!r.ok) return null;  // a type this server does not search (yet) is simply an empty section
-  return r.json();
+  return window.hurenExact.parse(await r.text());
 }
 
+/** Every page of a search. `failed` when the server did not answer (the section says so rather than
+ * "none"). */
 async function searchAll(query, s, maxPages = 20) {
-  const out = { resources: [], included: {} };
+  const out = { resources: [], included: {}, failed: false };
   let url = query;
   for (let page = 0; url && page < maxPages; page++) {
-    const b = await fhir(url, s);
+    let b;
+    try { b = await fhir(url, s); }
+    catch (e) { if (e instanceof Unreadable) { out.failed = true; break; } throw e; }
     if (!b) break;
     for (const e of b.entry || []) {
       const res = e.resource;

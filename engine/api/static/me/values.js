@@ -42,17 +42,20 @@ function whenOf(r) {
     (r.executionPeriod && r.executionPeriod.start) || r.lastModified || r.occurrenceString || "";
 }
 
+/** A Quantity's value in the digits it was sent with (0.50, not 0.5; see shared/exact.js). */
+const num = (q) => window.hurenExact.digits(q, "value");
+
 function valueOf(o) {
   if (o.valueQuantity) {
     const q = o.valueQuantity;
-    return `${q.comparator || ""}${q.value ?? ""} ${q.unit || q.code || ""}`.trim();
+    return `${q.comparator || ""}${num(q)} ${q.unit || q.code || ""}`.trim();
   }
   if (o.valueString !== undefined) return o.valueString;
   if (o.valueCodeableConcept) return text(o.valueCodeableConcept);
   if (o.valueInteger !== undefined) return String(o.valueInteger);
   if (o.valueBoolean !== undefined) return String(o.valueBoolean);
-  if (o.valueRange) return `${(o.valueRange.low || {}).value ?? ""}–${(o.valueRange.high || {}).value ?? ""}`;
-  if (o.valueRatio) return `${(o.valueRatio.numerator || {}).value ?? ""}/${(o.valueRatio.denominator || {}).value ?? ""}`;
+  if (o.valueRange) return `${num(o.valueRange.low)}–${num(o.valueRange.high)}`;
+  if (o.valueRatio) return `${num(o.valueRatio.numerator)}/${num(o.valueRatio.denominator)}`;
   if (o.component && o.component.length) return o.component.map((c) => `${text(c.code)} ${valueOf(c)}`).join("; ");
   return o.dataAbsentReason ? text(o.dataAbsentReason) : "";
 }
@@ -61,7 +64,7 @@ function range(o) {
   const r = (o.referenceRange || [])[0];
   if (!r) return "";
   if (r.text) return r.text;
-  const lo = r.low ? r.low.value : "", hi = r.high ? r.high.value : "";
+  const lo = num(r.low), hi = num(r.high);
   return lo !== "" || hi !== "" ? `${lo}–${hi}` : "";
 }
 

@@ -1,0 +1,42 @@
+// Numbers as they were sent. A FHIR decimal carries its precision in its digits (0.50 mmol/L is not
+// 0.5: the lab measured to two places), and huren returns them byte for byte -- but JSON.parse makes
+// a JavaScript number of 0.50, and the pages showed "0.5" (and the resident's download and the
+// auditor's folded JSON wrote 0.5). `parse` keeps the text of every number whose digits a number
+// would change (JSON.parse's source text, Chrome 114+), beside the value, which stays a number for
+// comparisons and charts; `digits(holder, key)` says it as sent; `stringify` writes it back as sent.
+// One owner for the resident's page and the staff pages.
+(function () {
+  "use strict";
+  const SOURCES = new WeakMap(); // holder object -> {key: source text}
+
+  function keep(key, value, context) {
+    if (typeof value === "number" && context && typeof context.source === "string" && context.source !== String(value)) {
+      let texts = SOURCES.get(this);
+      if (!texts) { texts = Object.create(null); SOURCES.set(this, texts); }
+      texts[key] = context.source;
+    }
+    return value;
+  }
+  // A number whose digits a JavaScript number would change has a fraction ending in 0 (0.50, 2.0), an
+  // exponent (1e2), a negative zero or 16+ digits in a row (more than a double holds); an answer
+  // without any (anywhere, strings included) is parsed without the reviver, which costs ~4x.
+  const CHANGED = /\d\.\d*0(?![\d.])|\d[eE][+-]?\d|\d{16}|-0(?![.\d])/;
+  /** JSON text to values, every number's digits remembered where they differ from the number's
+   * (where the browser gives a reviver the source text: Chrome 114+; elsewhere as before). */
+  function parse(text) { return CHANGED.test(text) ? JSON.parse(text, keep) : JSON.parse(text); }
+  /** `holder[key]` as it was sent (0.50), else as a number reads ("" when absent). */
+  function digits(holder, key) {
+    if (!holder || holder[key] === undefined || holder[key] === null) return "";
+    const texts = SOURCES.get(holder);
+    const v = holder[key];
+    return texts && typeof v === "number" && texts[key] !== undefined ? texts[key] : String(v);
+  }
+  /** JSON text of values read by `parse`, every number in the digits it was sent with. */
+  function stringify(value, space) {
+    return JSON.stringify(value, function (key, v) {
+      const texts = typeof v === "number" ? SOURCES.get(this) : undefined;
+      return texts && texts[key] !== undefined && JSON.rawJSON ? JSON.rawJSON(texts[key]) : v;
+    }, space);
+  }
+  window.hurenExact = { parse, digits, stringify };
+})();
