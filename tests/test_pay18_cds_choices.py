@@ -147,3 +147,14 @@ def test_a_bad_feedback_item_records_none_of_the_call(engine: Any, ward: dict[st
                         headers=bearer(engine, EHR))
         assert res.status_code == 400 and res.json()["resourceType"] == "OperationOutcome", res.text
     assert report(engine, http)["recognition_rate"] == {}
+
+
+@pytest.mark.parametrize(("text", "expected"), [("其他必要复查 other necessary re-test", "flagged"),
+                                                ("其他必要复查", "flagged"), ("家属坚持复查", "justified")])
+def test_a_fhir_r06_whose_text_repeats_its_display_is_not_free_text(engine: Any, ward: dict[str, Any], text: str,
+                                                                    expected: str) -> None:
+    w, p = ward["world"], ward["alice_b"]
+    o = w.order(B, p, cbc(B), "2026-03-12T10:00:00+08:00", reasons=("R06",), reason_text=text)
+    w.report(B, p, cbc(B), "2026-03-12T11:00:00+08:00", order=o)
+    [row] = report(engine, ward["http"])["rows"]
+    assert row["status"] == expected
