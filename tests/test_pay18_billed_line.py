@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.engine import Engine
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import ALT, LFT, community_engine, not_payable, order, result, ts
+from tests.test_recognition_policy_e2e import ALT, CBC, LFT, community_engine, not_payable, order, result, ts
 
 ALT_OBX = "OBX|1|NM|1742-6^ALT^LN||30|U/L|||||F"
 
@@ -51,3 +51,25 @@ def test_the_billed_line_of_an_order_repeated_whole_is_at_stake(engine: Engine, 
     assert res.status_code in (200, 201), res.text
     [flag] = not_payable(engine)
     assert (flag["price"], flag["price_source"]) == (price, source)
+
+
+@pytest.mark.parametrize(("status", "billed"), [("planned", False), ("billable", True), ("unknown", False)])
+def test_only_a_line_the_settlement_counts_is_billed(engine: Engine, mllp: int, status: str, billed: bool) -> None:
+    """A planned charge line (not billed yet) is not the money at stake: the settlement counts only
+    billable and billed lines (``engine.insurance.charges``), and so does the flag."""
+    hl7 = Sender(mllp)
+    hl7.send(result("HOSPA", "A1", CBC, ts(2)))
+    hl7.send(order("HOSPB", "B1", CBC, ts(0)))
+    hl7.send(result("HOSPB", "B1", CBC, ts(0, 10)))
+    [flag] = not_payable(engine)
+    catalogue = flag["price"]
+    http = TestClient(create_app(engine))
+    token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
+    charge = {"resourceType": "ChargeItem", "id": "charge-b1", "status": status,
+              "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
+              "subject": {"reference": flag["patient"]}, "quantity": {"value": 1},
+              "priceOverride": {"value": catalogue + 3, "currency": "CNY"}, "service": [{"reference": flag["result"]}]}
+    res = http.put("/fhir/ChargeItem/charge-b1", json=charge, headers={"Authorization": f"Bearer {token}"})
+    assert res.status_code in (200, 201), res.text
+    [flag] = not_payable(engine)
+    assert (flag["price"], flag["price_source"]) == ((catalogue + 3, "charge") if billed else (catalogue, "catalogue"))

@@ -32,7 +32,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from engine.errors import BadRequest
-from engine.insurance.charges import line_price, money
+from engine.insurance.charges import COUNTED_STATUSES, line_price, money
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
 from engine.recognition.corrections import IdCorrections
@@ -375,7 +375,8 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         price = money(line_price(charge).get("value"))  # the whole line, not multiplied by quantity
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
         before = self.charges.get(ref)
-        if price is None or not services or charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
+        # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is not yet
+        if price is None or not services or charge.get("status") not in COUNTED_STATUSES:
             if before is None:
                 return []
             self.charges.delete(ref)
