@@ -158,3 +158,16 @@ def test_a_fhir_r06_whose_text_repeats_its_display_is_not_free_text(engine: Any,
     w.report(B, p, cbc(B), "2026-03-12T11:00:00+08:00", order=o)
     [row] = report(engine, ward["http"])["rows"]
     assert row["status"] == expected
+
+
+def test_a_reason_given_for_a_draft_of_another_day_does_not_carry(engine: Any, ward: dict[str, Any]) -> None:
+    """An EHR that reuses draft ids: R04 given in CDS for last week's draft "d5" (never signed)
+    does not justify this week's order signed under the same id."""
+    http, p, w = ward["http"], ward["alice_b"], ward["world"]
+    card = card_for(engine, http, p, "d5", "55555555-5555-4555-8555-555555555555")
+    feedback(engine, http, {"card": card["uuid"], "outcome": "overridden",
+                            "overrideReason": {"reason": {"system": REASONS, "code": "R04"}}})
+    sign(engine, http, p, "d5", authoredOn="2026-03-14T10:00:00+08:00")  # two days after the card's draft
+    result(engine, http, p, "d5", w)
+    [row] = report(engine, http)["rows"]
+    assert (row["status"], row["reason"]) == ("flagged", None)

@@ -78,19 +78,22 @@ class Reviews(RecognitionState):
             })
             if outcome == "retest" and reason and order.ref:
                 kept = self.cds_reasons.get(order.ref) or {}
-                same = kept.get("person") == order.person and kept.get("item") == order.item
+                same = (kept.get("person"), kept.get("item"), kept.get("day")) == \
+                    (order.person, order.item, order.day.isoformat())
                 reasons = list(dict.fromkeys([*(kept.get("reasons") or ()), reason])) if same else [reason]
                 text = reason_text or (kept.get("text") if same else None)
                 self.cds_reasons.replace({"_id": order.ref, "person": order.person, "item": order.item,
-                                          "inst": order.institution, "reasons": reasons, "text": text})
+                                          "inst": order.institution, "day": order.day.isoformat(),
+                                          "reasons": reasons, "text": text})
 
     def cds_reasons_for(self, order: Order) -> tuple[tuple[str, ...], str | None]:
         """The re-test reasons (and text) a doctor gave in CDS for the draft ``order`` was signed
-        from: the same draft id, person, item and institution (a draft id reused for another
-        patient or test is not the same order)."""
+        from: the same draft id, person, item, institution and day (a draft id an EHR reuses for
+        another patient, test or day is not the same order: a reason given for last week's draft
+        must not justify this week's repeat)."""
         kept = self.cds_reasons.get(order.ref) if order.ref else None
-        if not kept or (kept.get("person"), kept.get("item"), kept.get("inst")) != \
-                (order.person, order.item, order.institution):
+        if not kept or (kept.get("person"), kept.get("item"), kept.get("inst"), kept.get("day")) != \
+                (order.person, order.item, order.institution, order.day.isoformat()):
             return (), None
         return tuple(kept.get("reasons") or ()), kept.get("text")
 
