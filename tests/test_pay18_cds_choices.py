@@ -96,21 +96,30 @@ def test_a_draft_recognised_in_cds_counts_for_its_doctor_and_department(engine: 
     assert set(by["dept"]) == {"内科"}
 
 
-@pytest.mark.parametrize("how", ["override", "suggestion"])
-def test_a_reason_given_in_cds_decides_the_order_signed_from_the_draft(engine: Any, ward: dict[str, Any],
-                                                                       how: str) -> None:
+@pytest.mark.parametrize(("how", "code", "comment", "expected"), [
+    ("override", "R04", "急诊", ("justified", "R04")),
+    ("suggestion", "R01", None, ("justified", "R01")),
+    ("override", "R06", "术后出血需复查", ("justified", "R06")),  # the comment is R06's free text
+    ("override", "R06", None, ("flagged", None)),  # R06 without text does not count
+])
+def test_a_reason_given_in_cds_decides_the_order_signed_from_the_draft(engine: Any, ward: dict[str, Any], how: str,
+                                                                       code: str, comment: str | None,
+                                                                       expected: tuple[str, str | None]) -> None:
     http, p, w = ward["http"], ward["alice_b"], ward["world"]
     card = card_for(engine, http, p, "d3", "33333333-3333-4333-8333-333333333333")
     if how == "override":
-        feedback(engine, http, {"card": card["uuid"], "outcome": "overridden",
-                                "overrideReason": {"reason": {"system": REASONS, "code": "R04"}, "userComment": "急诊"}})
+        reason: dict[str, Any] = {"reason": {"system": REASONS, "code": code}}
+        if comment:
+            reason["userComment"] = comment
+        feedback(engine, http, {"card": card["uuid"], "outcome": "overridden", "overrideReason": reason})
     else:
-        r01 = next(s for s in card["suggestions"] if "R01" in s["label"])
-        feedback(engine, http, {"card": card["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": r01["uuid"]}]})
+        chosen = next(s for s in card["suggestions"] if code in s["label"])
+        feedback(engine, http, {"card": card["uuid"], "outcome": "accepted",
+                                "acceptedSuggestions": [{"id": chosen["uuid"]}]})
     sign(engine, http, p, "d3")  # the EHR sends the signed order without the reason
     result(engine, http, p, "d3", w)
     [row] = report(engine, http)["rows"]
-    assert (row["status"], row["reason"]) == ("justified", "R04" if how == "override" else "R01")
+    assert (row["status"], row["reason"]) == expected
 
 
 @pytest.mark.parametrize("path,body", [
