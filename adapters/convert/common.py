@@ -436,7 +436,8 @@ def retest_reason(orc: Segment | None, ctx: Context) -> dict[str, Any] | None:
     if code in reasons:
         coding = {"system": RECOGNITION_REASON, "code": code, "display": reasons[code]}
         concept: dict[str, Any] = {"coding": [coding]}
-        text = rep.comp(2).strip() or rep.comp(9).strip()
+        # CWE.9 (original text) is what the doctor typed; CWE.2 is the code's text, often its name
+        text = rep.comp(9).strip() or rep.comp(2).strip()
         if text:
             concept["text"] = text
         return concept

@@ -69,7 +69,10 @@ def _draft_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draft: dict[str, Any], order: Order,
-          matches: list[Recognisable]) -> dict[str, Any]:
+          matches: list[Recognisable], user: str | None) -> dict[str, Any]:
+    """One card for a draft with recognisable priors; the card row kept for its feedback names
+    the draft's requester and location as an order's check row does (``FactReader.orderer``),
+    else the hook's ``userId``: a recognition made in CDS counts for that doctor."""
     rules = recognition.rules
     item = matches[0].item
     newest = matches[0].result
@@ -96,9 +99,11 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
         suggestions.append({"label": f"不互认 Re-test: {code} {reason.display}", "uuid": sug_id,
                             "actions": [{"type": "update", "description": f"Record re-test reason {code}",
                                          "resource": updated}]})
+    doctor, dept = recognition.facts.orderer(draft)
     recognition.store.collection(CARDS).replace({
         "_id": card_id, "service": sid, "draft": draft_ref, "person": order.person, "patient": order.patient,
         "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
+        "doctor": doctor or user, "dept": dept,
         "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
     })
     lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "
@@ -143,12 +148,19 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     if not hook_instance:
         raise BadRequest("hookInstance is required")
     context = body["context"]
-    patient_id = str(context.get("patientId") or "")
-    if not patient_id:
+    patient_id = context.get("patientId")
+    if not isinstance(patient_id, str) or not patient_id:
         raise BadRequest("context.patientId is required")
+    prefetch = body.get("prefetch") or {}
+    drafts_bundle = context.get("draftOrders") or {}
+    if not isinstance(prefetch, dict) or not isinstance(drafts_bundle, dict) \
+            or not isinstance(drafts_bundle.get("entry") or [], list) \
+            or not isinstance(context.get("selections") or [], list) \
+            or not all(isinstance(x, str) for x in context.get("selections") or ()):
+        raise BadRequest("prefetch is an object, context.draftOrders a Bundle and context.selections a list of references")
     recognition = request.app.state.engine.recognition
     patient = recognition.read("Patient", patient_id)
-    prefetched = (body.get("prefetch") or {}).get("patient")
+    prefetched = prefetch.get("patient")
     # the patient index's person (rec17); a prefetched Patient only when the record is not stored
     person = recognition.facts.person_of(patient) if patient is not None else \
         national_id(prefetched if isinstance(prefetched, dict) else None)
@@ -170,11 +182,45 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
                       ref=f"ServiceRequest/{draft.get('id')}", patient=f"Patient/{patient_id}")
         matches = recognition.check(order)
         if matches:
-            cards.append(_card(recognition, request, hook_instance, service_id, draft, order, matches))
+            user = context.get("userId")
+            cards.append(_card(recognition, request, hook_instance, service_id, draft, order, matches,
+                               user if isinstance(user, str) and user else None))
             touched.extend(m.result.ref for m in matches)
     note(request, action="operation", resources=touched, patient_ids=[patient_id],
          detail={"operation": f"cds:{service_id}", "cards": len(cards)})
     return _json({"cards": cards})
+
+
+def _choice(fb: Any, cards: Any, service_id: str,
+            reason_system: str) -> tuple[dict[str, Any], str, str | None, str | None]:
+    """One feedback item (CDS Hooks 2.0 §Feedback) read as (card row, choice, reason, comment);
+    a malformed item is a 400, an unknown card a 404. An override's reason counts only in
+    huren's reason system (the card's ``overrideReasons``); its ``userComment`` is the reason's
+    text (R06 needs one)."""
+    if not isinstance(fb, dict) or not isinstance(fb.get("card"), str):
+        raise BadRequest("each feedback item is an object with a 'card' id")
+    card = cards.get(fb["card"])
+    if card is None or card["service"] != service_id:
+        raise NotFound(f"unknown card {fb['card']!r}")
+    outcome = fb.get("outcome")
+    suggestions = fb.get("acceptedSuggestions") or []
+    override = fb.get("overrideReason") or {}
+    if not isinstance(suggestions, list) or not all(isinstance(x, dict) for x in suggestions) \
+            or not isinstance(override, dict) or not isinstance(override.get("reason") or {}, dict):
+        raise BadRequest("acceptedSuggestions is a list of {'id': ...} and overrideReason an object "
+                         "with a 'reason' Coding")
+    accepted = {str(x.get("id")) for x in suggestions}
+    if outcome == "accepted" and card["recognise"] in accepted:
+        return card, "recognised", None, None
+    if outcome == "accepted" and accepted & set(card["retest"]):
+        return card, "retest", card["retest"][sorted(accepted & set(card["retest"]))[0]], None
+    if outcome == "overridden":
+        coding = override.get("reason") or {}
+        code = coding.get("code") if coding.get("system") in (None, reason_system) else None
+        comment = override.get("userComment")
+        return (card, "retest", code if isinstance(code, str) and code else None,
+                comment.strip() if isinstance(comment, str) and comment.strip() else None)
+    raise BadRequest("outcome must be 'accepted' (with acceptedSuggestions) or 'overridden'")
 
 
 @router.post("/cds-services/{service_id}/feedback")
@@ -188,28 +234,17 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
         raise BadRequest("expected {'feedback': [...]}")
     recognition = request.app.state.engine.recognition
     cards = recognition.store.collection(CARDS)
+    # every item is checked before any is recorded: a bad item refuses the whole call (400/404)
+    # instead of leaving the items before it recorded and answering an error
+    choices = [_choice(fb, cards, service_id, recognition.rules.reason_system) for fb in items]
     recorded = []
     patients: set[str] = set()
-    for fb in items:
-        card = cards.get(str(fb.get("card") or ""))
-        if card is None or card["service"] != service_id:
-            raise NotFound(f"unknown card {fb.get('card')!r}")
-        outcome = fb.get("outcome")
-        accepted = {str(s.get("id")) for s in fb.get("acceptedSuggestions") or ()}
-        reason = None
-        if outcome == "accepted" and card["recognise"] in accepted:
-            choice = "recognised"
-        elif outcome == "accepted" and accepted & set(card["retest"]):
-            choice, reason = "retest", card["retest"][sorted(accepted & set(card["retest"]))[0]]
-        elif outcome == "overridden":
-            choice = "retest"
-            reason = ((fb.get("overrideReason") or {}).get("reason") or {}).get("code")
-        else:
-            raise BadRequest("outcome must be 'accepted' (with acceptedSuggestions) or 'overridden'")
+    for card, choice, reason, comment in choices:
         order = Order(person=card["person"], item=card["item"], institution=card["inst"],
                       day=date.fromisoformat(card["day"]), ref=card["draft"], patient=card["patient"])
         recognition.record_choice(f"cds:{card['_id']}", order=order, recognisable=card["recognisable"],
-                                  outcome=choice, reason=reason)
+                                  outcome=choice, reason=reason, reason_text=comment,
+                                  doctor=card.get("doctor"), dept=card.get("dept"))
         recorded.append({"card": card["_id"], "choice": choice, "reason": reason})
         if card.get("patient"):
             patients.add(str(card["patient"]).split("/", 1)[1])

@@ -86,8 +86,17 @@ def order_from_input(recognition: Any, body: dict[str, Any]) -> Order:
         raise BadRequest("give 'institution' (the ordering institution's code)", expression=["Parameters.parameter"])
     date_p = _param(body, "date")
     rules: Rules = recognition.rules
-    tz = rules.institutions[institution].timezone if institution in rules.institutions else "Asia/Shanghai"
-    day = local_day((date_p or {}).get("valueDate") or (date_p or {}).get("valueDateTime"), tz) or local_today(tz)
+    if institution not in rules.institutions:
+        # an institution huren does not know is in no community and no HR scope: the answer would
+        # be "nothing recognisable", given as if it were true
+        raise BadRequest(f"'institution' {institution!r} is not a member institution", expression=["Parameters.parameter"])
+    tz = rules.institutions[institution].timezone
+    when = (date_p or {}).get("valueDate") or (date_p or {}).get("valueDateTime")
+    day = local_day(when, tz) if isinstance(when, str) else None
+    if date_p is not None and day is None:
+        # a date that is no date was read as today
+        raise BadRequest("'date' must be a valueDate or valueDateTime", expression=["Parameters.parameter"])
+    day = day or local_today(tz)
     draft = {"resourceType": "ServiceRequest", "code": concept, "subject": {"reference": ref}}
     from engine.recognition.coding import item_for
 

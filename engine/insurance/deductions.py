@@ -43,7 +43,7 @@ from engine import fhirjson
 from engine.audit.keys import AuditKeys
 from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.errors import BadRequest, NotFound
-from engine.insurance.charges import money, read_line
+from engine.insurance.charges import COUNTED_STATUSES, money, read_line
 from engine.insurance.tiers import ZERO, fen
 from engine.recognition.reports import CsvNames, ReportFilter, csv_row, duplicates_report
 
@@ -137,8 +137,8 @@ def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decima
         return None, None
     page = repository.search("ChargeItem", [("service", result), ("_count", "2")])
     for charge in page.resources:
-        if charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
-            continue
+        if charge.get("status") not in COUNTED_STATUSES:
+            continue  # a planned line is not billed yet: the flag's money is the catalogue's then
         line = read_line(charge, lambda ref: None)
         return line.ref, line.amount
     return None, None

@@ -511,13 +511,36 @@ class FactReader:
 
 
 def order_reasons(resource: dict[str, Any], rules: Rules) -> tuple[tuple[str, ...], str | None]:
-    """Re-test reason codes on an order (``reasonCode`` in huren's reason system) and their text."""
+    """Re-test reason codes on an order (``reasonCode`` in huren's reason system) and their text.
+
+    A text that only repeats the name of its code (the coding's display, or the reason's name in
+    ``reasons.yaml``, whole or its Chinese or English half) is not the doctor's text: HL7 fills
+    ORC-16.2 (CWE text) with the code's name, and an R06 sent as ``R06^其他必要复查^...`` --
+    "other necessary re-test" with no word of why -- was paid as if explained."""
     codes: list[str] = []
     texts: list[str] = []
     for concept in resource.get("reasonCode") or ():
         hit = [c for c in concept.get("coding") or () if c.get("system") == rules.reason_system and c.get("code")]
         for c in hit:
             codes.append(str(c["code"]))
-        if hit and concept.get("text"):
-            texts.append(str(concept["text"]))
+        text = concept.get("text") if hit else None
+        if isinstance(text, str) and text.strip() and _plain(text) not in _names_of(hit, rules):
+            texts.append(text)
     return tuple(codes), ("; ".join(texts) or None)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _names_of(codings: list[dict[str, Any]], rules: Rules) -> set[str]:
+    """The names a reason code goes by (``order_reasons``): each display, and its halves split at
+    the first space ("其他必要复查 other necessary re-test")."""
+    names: set[str] = set()
+    for c in codings:
+        known = rules.reasons.get(str(c["code"]))
+        for display in (c.get("display"), known.display if known is not None else None):
+            if isinstance(display, str) and display.strip():
+                whole = _plain(display)
+                names.update((whole, *whole.split(" ", 1)))
+    return names

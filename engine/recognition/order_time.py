@@ -26,6 +26,7 @@ class _Needs(Protocol):
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
     def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
+    def cds_reasons_for(self, order: Order) -> tuple[tuple[str, ...], str | None]: ...  # reviews.Reviews
 
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class OrderTime(RecognitionState, _Others):
         else:
             matches = self.check(order)
             recognisable = [m.result.ref for m in matches]
+            if matches and existing is None:
+                # a reason the doctor gave in the CDS answer for this draft was given at order time
+                order = self._with_cds_reasons(order)
         reason, effect = order_time_effect(order, rules)
         doctor, dept = (existing.get("doctor"), existing.get("dept")) if same and existing else (None, None)
         if recognisable and not (doctor or dept):
@@ -114,6 +118,18 @@ class OrderTime(RecognitionState, _Others):
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
+
+    def _with_cds_reasons(self, order: Order) -> Order:
+        """``order`` with the re-test reasons its doctor gave in CDS (an override, a "re-test"
+        suggestion accepted) added to those it states. Why: the EHR applies a suggestion's update,
+        or none at all for an override, at its discretion; the order then came without the reason
+        the doctor recorded in huren when ordering, and its result was flagged *not payable*.
+        Read once, when an order with a recognisable prior is first recorded (one read by id)."""
+        codes, text = self.cds_reasons_for(order)
+        if not codes:
+            return order
+        return replace(order, reasons=tuple(dict.fromkeys([*order.reasons, *codes])),
+                       reason_text=order.reason_text or text)
 
     def _with_its_result(self, ref: str, order: Order, check: dict[str, Any]) -> bool:
         """Does this version of an order, already recorded (``check``) and stating a reason not

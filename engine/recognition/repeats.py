@@ -100,9 +100,13 @@ class Repeats(RecognitionState, _Others):
         return [], doc
 
     def _price(self, item: Any, match: Recognisable, group: Sequence[dict[str, Any]], institution: str,
-               order_ref: str | None) -> tuple[float, str]:
+               order_ref: str | None, ordered: tuple[str, ...] = ()) -> tuple[float, str]:
         """The money at stake: the billed charge line of the repeated test where one exists and the
-        whole of it was repeated, else the catalogue price of what was repeated.
+        whole of what was ordered (``ordered``: the order's analytes, () the whole panel) was
+        repeated, else the catalogue price of what was repeated. An ALT ordered alone after a
+        liver panel is repeated whole: its line is what was billed for the repeat (the catalogue's
+        ALT price was taken whatever the line said); a panel of which only the ALT repeats bills
+        more than was repeated, so the catalogue prices the ALT.
 
         Only the flagged order's own results are asked (``order_ref``; all of the test when it has
         one order or none): a test two orders fulfil on one day carried whichever charge line was
@@ -111,7 +115,7 @@ class Repeats(RecognitionState, _Others):
         orders = {d.get("order") for d in group}
         if len(orders - {None}) > 1:
             group = [d for d in group if d.get("order") == order_ref]
-        if not match.partial:
+        if match.analytes >= item.analyte_set(ordered) or not item.analytes:
             for d in group:
                 for charge in self.charges.find({"service": d["_id"]}):
                     return float(charge["amount"]), "charge"
@@ -170,7 +174,7 @@ class Repeats(RecognitionState, _Others):
         check_ref = repeat.order
         prior = match.result
         status = standing_review(existing, reviews, prior.ref, decision) or decision.status
-        price, price_source = self._price(item, match, group, order.institution, repeat.order)
+        price, price_source = self._price(item, match, group, order.institution, repeat.order, order.analytes)
         identified = (existing or {}).get("identified") or now()
         reason_text = order.reason_text if decision.reason else None
         check = self.checks.get(check_ref) if check_ref else None

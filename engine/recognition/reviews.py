@@ -55,18 +55,47 @@ class Reviews(RecognitionState):
             return {**row, "status": decision, "reviews": reviews}
 
     def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
-                      reason: str | None = None) -> None:
+                      reason: str | None = None, reason_text: str | None = None, doctor: str | None = None,
+                      dept: str | None = None) -> None:
         """The doctor's choice at the moment of ordering (CDS Hooks feedback): a draft order
-        recognised (never placed) counts as recognised; an override is recorded with its reason."""
+        recognised (never placed) counts as recognised, for the doctor and department who chose
+        (``doctor``, ``dept``: as an order's check row names them, so the rate by doctor credits
+        a recognition made in CDS to the doctor whose re-tests count against them); an override
+        is recorded with its reason.
+
+        A re-test reason (and its text, the override's comment) is also kept by the draft order
+        (``cds_reasons``): it was given at order time, so the order signed from that draft is
+        decided with it even when the EHR sends the order without ``reasonCode``
+        (``OrderTime.on_order`` reads it once, when the order is first recorded)."""
         with self.store.transaction():
             self._put_check(self.checks.get(key), {
                 "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
                 "category": self._rules.items[order.item].category if order.item in self._rules.items else None,
                 "inst": order.institution, "day": order.day.isoformat(),
                 "recognisable": list(recognisable), "reason": reason, "reason_effect": None,
-                "doctor": None, "dept": None,
+                "doctor": doctor, "dept": dept,
                 "outcome": outcome, "issue": None, "checked": now(),
             })
+            if outcome == "retest" and reason and order.ref:
+                kept = self.cds_reasons.get(order.ref) or {}
+                same = (kept.get("person"), kept.get("item"), kept.get("day")) == \
+                    (order.person, order.item, order.day.isoformat())
+                reasons = list(dict.fromkeys([*(kept.get("reasons") or ()), reason])) if same else [reason]
+                text = reason_text or (kept.get("text") if same else None)
+                self.cds_reasons.replace({"_id": order.ref, "person": order.person, "item": order.item,
+                                          "inst": order.institution, "day": order.day.isoformat(),
+                                          "reasons": reasons, "text": text})
+
+    def cds_reasons_for(self, order: Order) -> tuple[tuple[str, ...], str | None]:
+        """The re-test reasons (and text) a doctor gave in CDS for the draft ``order`` was signed
+        from: the same draft id, person, item, institution and day (a draft id an EHR reuses for
+        another patient, test or day is not the same order: a reason given for last week's draft
+        must not justify this week's repeat)."""
+        kept = self.cds_reasons.get(order.ref) if order.ref else None
+        if not kept or (kept.get("person"), kept.get("item"), kept.get("inst"), kept.get("day")) != \
+                (order.person, order.item, order.institution, order.day.isoformat()):
+            return (), None
+        return tuple(kept.get("reasons") or ()), kept.get("text")
 
     def rebuild_tallies(self) -> None:
         """Recompute the report tallies from every flag and check (after a bulk import or restore)."""

@@ -32,7 +32,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from engine.errors import BadRequest
-from engine.insurance.charges import line_price, money
+from engine.insurance.charges import COUNTED_STATUSES, line_price, money
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
 from engine.recognition.corrections import IdCorrections
@@ -45,7 +45,7 @@ from engine.recognition.prior_changes import PriorChanges
 from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
-from engine.recognition.state import CHARGES, CHECKS, FLAGS, version_of
+from engine.recognition.state import CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
 from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
@@ -108,6 +108,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
+        self.cds_reasons = store.collection(CDS_REASONS)
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
@@ -374,7 +375,8 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         price = money(line_price(charge).get("value"))  # the whole line, not multiplied by quantity
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
         before = self.charges.get(ref)
-        if price is None or not services or charge.get("status") in ("entered-in-error", "not-billable", "aborted"):
+        # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is not yet
+        if price is None or not services or charge.get("status") not in COUNTED_STATUSES:
             if before is None:
                 return []
             self.charges.delete(ref)

@@ -22,6 +22,8 @@ FLAGS = "recognition_flags"
 FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cancelled",
                "justified": "final", "self_pay": "final", "reported": "final", "void": "cancelled"}
 CHARGES = "recognition_charges"
+# re-test reasons a doctor gave in a CDS answer, by the draft order they were given for (reviews.py)
+CDS_REASONS = "recognition_cds_reasons"
 # the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
 RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
 
@@ -51,6 +53,7 @@ class RecognitionState:
     checks: GroupMemo
     flags: GroupMemo
     charges: Any
+    cds_reasons: Any
     flag_days: Any
     check_days: Any
     facts: FactReader
