@@ -4,8 +4,9 @@ Shipped defaults live in this folder; a deployment's ``HUREN_SITE`` folder holds
 same names that replace the defaults file by file (``institutions.yaml``, ``codes/<CODE>.yaml``,
 ``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
-Two exceptions. The staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
-a site names only the words it changes, merged over the shipped ones. And ``hl7v2/vocabulary.yaml``,
+Three exceptions. The staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
+a site names only the words it changes, merged over the shipped ones. ``merge.yaml`` is laid over
+the shipped rules element by element (``laid_over``). And ``hl7v2/vocabulary.yaml``,
 a file of many tables, is replaced table by table (``VOCABULARY``): a site copy made before a release
 added a table (``observation_absent_reason``, ``encounter_undoes_by_event``) lacked it, and every
 message needing it was refused (or, for the tables read as optional, silently converted otherwise).
@@ -157,6 +158,10 @@ class Site:
         merge_path = files.get("merge.yaml")
         if merge_path is not None:
             merge = load_merge_file(merge_path)
+            shipped = defaults / "merge.yaml"
+            if not merge_path.is_relative_to(defaults) and shipped.is_file():
+                merge = laid_over(load_merge_file(shipped), merge)
+                sources.append(str(shipped))
             sources.append(str(merge_path))
         words = PageWords(site_dir)  # checked here with the rest: a mistake stops start-up (or reload)
         return cls(institutions, code_maps, units, tables, tuple(sources), merge,
@@ -183,6 +188,21 @@ def load_merge_file(path: Path) -> dict[str, Any]:
     """``merge.yaml`` (the merge rules) checked against its schema; errors name file and line."""
     data, _ = load_checked(path, _MERGE_SCHEMA)
     return data
+
+
+def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, Any]:
+    """A site's ``merge.yaml`` over the shipped one: ``sources`` group by group, ``defaults`` mode by
+    mode and conflict by conflict, ``resources`` type by type and element by element. An element
+    (or group, or default) the site names is its truth, whole; one it does not name is the shipped
+    one -- to drop a shipped element rule, name the element with the mode wanted. Replacing the file
+    whole left a copy made before a round without that round's rules: at c48f504 it lacked
+    ``Encounter.period`` by parts, and a discharge erased the admission time (eighteenth round)."""
+    defaults = {key: {**shipped["defaults"].get(key, {}), **site["defaults"].get(key, {})}
+                for key in ("modes", "conflict")}
+    resources = {rtype: dict(rules) for rtype, rules in shipped["resources"].items()}
+    for rtype, rules in site["resources"].items():
+        resources[rtype] = {**resources.get(rtype, {}), **rules}
+    return {"sources": {**shipped["sources"], **site["sources"]}, "defaults": defaults, "resources": resources}
 
 
 def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:

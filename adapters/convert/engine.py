@@ -7,7 +7,9 @@ target only when an earlier rule did not; ``merge`` adds a converted dict to wha
 holds (a Quantity's value from one field, its unit from the next); ``with`` adds constant elements
 to the converted value (an identifier's type); ``skip`` lists sent values that mean "none";
 ``when_valued``/``unless_valued`` name another field of the segment that must (must not) hold a
-value for the rule to run (OBR-7 is the start of a period only when OBR-8 ends it).
+value for the rule to run (OBR-7 is the start of a period only when OBR-8 ends it);
+``when_equals``/``unless_equals`` (``{field: [values]}``) another field's first component that must
+(must not) be one of the values (PV1-3's bed is ``planned`` when PV1-2 is P, pre-admit).
 A value that fails conversion is a warning and is left out, unless the rule is ``required`` or ``strict`` — then it is an AE located at segment, field and
 component (``required`` also refuses a missing value).
 """
@@ -174,6 +176,9 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     # another field of the segment that decides whether the rule runs (the IG's "IF OBR-8 VALUED")
     when_valued: int | None = rule.get("when_valued")
     unless_valued: int | None = rule.get("unless_valued")
+    # another field's value that decides it (the IG's "IF PV1-2 EQUALS P"): (field, values) or None
+    when_equals = _field_values(rule.get("when_equals"))
+    unless_equals = _field_values(rule.get("unless_equals"))
     # ``null_deletes``: the field sent as HL7's explicit null ``""`` deletes the stored element
     # (true), the stored entries of the list it states (path -> values, e.g. {use: [work]}) or the
     # element it names (a choice, ``deceased[x]``: PID-30 states whichever of its types is stored)
@@ -199,6 +204,10 @@ def compile_rule(rule: dict[str, Any]) -> Step:
         if when_valued is not None and not seg.has(when_valued):
             return
         if unless_valued is not None and seg.has(unless_valued):
+            return
+        if when_equals is not None and seg.value(when_equals[0]).strip().upper() not in when_equals[1]:
+            return
+        if unless_equals is not None and seg.value(unless_equals[0]).strip().upper() in unless_equals[1]:
             return
         reps = seg.reps(field_no)
         if not repeats:
@@ -319,3 +328,11 @@ def _get(resource: Resource, path: Path) -> Any:
         if node is None:
             return None
     return node
+
+
+def _field_values(spec: Any) -> tuple[int, frozenset[str]] | None:
+    """A rule's ``when_equals``/``unless_equals`` (``{field: [values]}``, one field) compiled."""
+    if not spec:
+        return None
+    ((field_no, values),) = spec.items()
+    return int(field_no), frozenset(str(v).strip().upper() for v in values)

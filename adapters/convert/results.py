@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +18,7 @@ from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
-from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime
+from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
 from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
 from engine.repository.indexing import date_range
 
@@ -752,17 +753,27 @@ def _period(rep: Any, ctx: Context) -> dict[str, str]:
             period[name] = to_fhir_datetime(text, ctx.tz)
     if not period:
         raise ValueError("a date/time range needs a start or an end")
-    if len(period) == 2 and _ends_before_it_starts(period["start"], period["end"]):
+    if len(period) == 2 and _ends_before_it_starts(period["start"], period["end"], ctx.tz):
         raise ValueError(f"the range ends ({period['end']}) before it starts ({period['start']})")
     return period
 
 
-def _ends_before_it_starts(start: str, end: str) -> bool:
+def _ends_before_it_starts(start: str, end: str, tz: str) -> bool:
     """Whether every instant ``end`` may mean is before every one ``start`` may mean (each at its own
-    precision: ``2026-11-28`` is the whole day). A date has no offset (read as UTC): beside a time
-    with one, 14 hours either way are allowed, so no local day is taken for a reversal."""
-    slack = 14 * 3600.0 if ("T" in start) != ("T" in end) else 0.0
-    return date_range(end)[1] + slack <= date_range(start)[0]
+    precision: ``2026-11-28`` is the whole day). A date has no offset: it is a day on the sender's
+    clock, the institution's zone ``tz``, so a time beside it is compared by its date in that zone
+    (``20261128^20261127230000`` ends the evening before: reversed; a 14-hour slack let it through,
+    eighteenth round) -- the date's own precision, a month or a year, likewise."""
+    if ("T" in start) == ("T" in end):
+        return date_range(end)[1] <= date_range(start)[0]
+    if "T" in start:
+        return end < _local_date(start, tz)[: len(end)]
+    return _local_date(end, tz)[: len(start)] < start
+
+
+def _local_date(value: str, tz: str) -> str:
+    """The ``YYYY-MM-DD`` of a FHIR dateTime with a time on the clock of zone ``tz``."""
+    return datetime.fromisoformat(value).astimezone(zone(tz)).date().isoformat()
 
 
 def _numeric_range(rep: Any, unit_rep: Any, ctx: Context) -> dict[str, Any]:

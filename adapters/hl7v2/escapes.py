@@ -5,7 +5,9 @@ hot path never pays for fields nobody reads. Decoding follows the standard:
 
 * ``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\`` → the field, component, subcomponent, repetition and escape characters
   declared in MSH-1/MSH-2 (not the defaults: a sender may declare others);
-* ``\\Xhh..\\`` → the bytes ``hh..`` decoded in the message's character set (MSH-18);
+* ``\\Xhh..\\`` → the bytes ``hh..`` decoded in the message's character set (MSH-18); bytes that are
+  not valid in it are kept as the escape sequence sent (``\\XD5C5\\`` in a UTF-8 message was stored
+  as two replacement characters, eighteenth round: garbled, and the sent bytes lost);
 * ``\\H\\`` / ``\\N\\`` (highlighting on/off) are dropped: FHIR strings carry no highlighting;
 * ``\\.br\\`` and ``\\.sp\\`` (FT formatting) become line breaks; the other formatting commands
   (``.fi .nf .in .ti .sk .ce``) are dropped because they only affect layout;
@@ -106,7 +108,10 @@ def _decode_sequence(seq: str, enc: Encoding) -> str | None:
             raw = bytes.fromhex(hexdigits)
         except ValueError:
             return None
-        return raw.decode(enc.charset, errors="replace")
+        try:  # bytes the declared character set cannot read are kept as sent, never as U+FFFD
+            return raw.decode(enc.charset)
+        except (UnicodeDecodeError, LookupError):
+            return None
     if seq[0] == ".":
         if seq in _FORMATTING_BREAKS or (seq.startswith(".sp") and seq[3:].lstrip("+").isdigit()):
             return "\n"

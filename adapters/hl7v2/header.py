@@ -53,6 +53,7 @@ class Header:
     found: bool = False  # an MSH segment was found at all
     problems: list[HL7Error] = field(default_factory=list)
     institution: str = ""  # the sender as resolved by ``senders.sender_institution`` (else MSH-4.1)
+    text_fields: bool = False  # MSH had non-ASCII bytes: the fields above are text in ``codec``
 
     @property
     def component_sep(self) -> str:
@@ -95,7 +96,7 @@ class Header:
 
     def _decoded(self, value: str) -> str:
         """An MSH field in the message's character set (MSH is read as latin-1 to find its delimiters)."""
-        if value.isascii():
+        if self.text_fields or value.isascii():
             return value
         try:
             return value.encode("latin-1").decode(self.codec.rstrip("?"))
@@ -183,6 +184,9 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
             f"non-alphanumeric delimiters other than {fs!r}, such as ^~\\&", 2))
     else:
         head.encoding_chars = usable
+    if not body[:end].isascii():  # split in the message's character set, not byte by byte
+        fields = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom)
+        head.text_fields = True
 
     def get(n: int) -> str:
         return fields[n - 1] if len(fields) >= n else ""
@@ -214,6 +218,30 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
     return head, text
+
+
+def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool) -> list[str]:
+    """MSH's fields split after decoding the line in the message's character set.
+
+    Split byte by byte (as latin-1), a GBK character whose second byte is ``|`` (0x7C: 億, 區's
+    ``^`` 0x5E) in MSH-3..6 shifted every later field: MSH-9 read as missing, MSH-10 and MSH-18
+    taken from their neighbours, and the message refused AR naming fields it had right; a Chinese
+    MSH-3 was echoed in the ACK's MSH-5 as mojibake (eighteenth round). The character set is the one
+    the latin-1 split names, else what ``charsets.decode`` reads the line in; when the decoded line's
+    own MSH-18 names another set that reads it so, that one."""
+
+    def charset(split: list[str]) -> str:
+        return split[17].split(rep)[0].strip() if len(split) > 17 else ""
+
+    declared = charset(fields)
+    text, codec = decode(line, "utf-8" if bom else declared)
+    split = text.split(fs)
+    own = charset(split)
+    if not bom and own != declared and codec_for(own) not in (None, codec):
+        again = decode(line, own)[0].split(fs)
+        if charset(again) == own:
+            split = again
+    return split
 
 
 def decode_message(raw: bytes) -> str:
