@@ -62,9 +62,53 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
     return {**header, "written": written}
 
 
+def _lines(fh: IO[bytes], verifier: list[Verifier]) -> Iterator[dict[str, Any]]:
+    """The export's lines as objects, in order. A line that is not a JSON object is named, not
+    raised: at the end of the file it is a file cut short inside its last line (a copy that
+    stopped), elsewhere a damaged line; either way the report says which line, and the records
+    after it still verify (a lost record line shows as the gap it leaves)."""
+    pending: tuple[int, str] | None = None  # (line number, what is wrong): named once we know if it was the last
+    number = 0
+    for raw in fh:
+        number += 1
+        if not raw.strip():
+            continue
+        if pending is not None:
+            _bad_line(verifier, *pending, last=False)
+            pending = None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pending = (number, "is not JSON")
+            continue
+        if not isinstance(obj, dict):
+            pending = (number, "is not a JSON object")
+            continue
+        yield obj
+    if pending is not None:
+        _bad_line(verifier, *pending, last=True)
+
+
+def _bad_line(verifier: list[Verifier], number: int, what: str, *, last: bool) -> None:
+    if not verifier:  # before the records: the file is unusable as an export
+        raise ValueError(f"line {number} {what}")
+    v = verifier[0]
+    if last:
+        v.problem("truncated", f"export truncated: line {number} {what} (the file ends inside a line: cut "
+                  f"short; first record not read {v.next_record})", record=v.next_record)
+    else:
+        v.problem("malformed", f"line {number} {what} (damaged; next record expected {v.next_record})",
+                  record=v.next_record)
+
+
 def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Report:
+    """Verify an export file offline. ``ValueError`` when it is not an export at all (no header,
+    an unknown line type before the records); anything wrong from the records on is a problem in
+    the report, including a file holding fewer or more records than its header announces: the
+    header is not signed, but records cut from past the last signature leave no other trace."""
+    made: list[Verifier] = []  # the verifier, once made (the line reader names bad lines to it)
     with path.open("rb") as fh:
-        lines = (orjson.loads(line) for line in fh if line.strip())
+        lines = _lines(fh, made)
         header = next(lines, None)
         if not isinstance(header, dict) or header.get("type") != FORMAT:
             raise ValueError(f"{path}: not a huren audit export")
@@ -93,6 +137,7 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
             keys = AuditKeys.from_public_pems(KEY_NAME, [k["pem"].encode() for k in key_lines])
             note = "no --public-key given: checked against the keys inside the export itself"
         v = Verifier(keys, origin=origin)
+        made.append(v)
         v.add_checkpoints(checkpoints)
         v.add_seal(seal)
 
@@ -101,13 +146,16 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
                 yield first_record
             for obj in lines:
                 if obj.get("type") != "record":
-                    raise ValueError(f"{path}: a {obj.get('type')!r} line among the records")
+                    v.problem("malformed", f"a {obj.get('type')!r} line among the records (after record "
+                              f"{v.next_record - 1})", record=v.next_record)
+                    continue
                 yield obj
 
         v.add_records(records())
+        announced = header.get("records")
+        if isinstance(announced, int) and not isinstance(announced, bool):
+            v.announced(announced)
         report = v.finish()
         if note:
             report.notes.append(note)
-        if header.get("records") != report.records:
-            report.notes.append(f"header announces {header.get('records')} records, file holds {report.records}")
         return report
