@@ -122,3 +122,15 @@ def test_a_file_that_is_no_export_is_a_clear_error(tmp_path: Path, capsys: pytes
     pub.write_bytes(b"")
     assert _cli(path, pub) == 2
     assert "cannot verify" in capsys.readouterr().err
+
+
+def test_the_newest_checkpoint_removed_is_refused_not_reported_as_an_unsigned_tail(
+        exported: tuple[Path, Path]) -> None:
+    """Without its only checkpoint every record is "unsigned" and could then be rewritten freely:
+    the header's checkpoint count names the removal."""
+    path, pub = exported
+    lines = [line for line in path.read_bytes().splitlines() if b'"type":"checkpoint"' not in line]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = verify_export(path, [pub.read_bytes()])
+    assert not report.ok
+    assert "header announces 1 checkpoint(s), the file holds 0: checkpoints removed" in report.problems[0].message

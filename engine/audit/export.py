@@ -140,6 +140,12 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         made.append(v)
         v.add_checkpoints(checkpoints)
         v.add_seal(seal)
+        said = header.get("checkpoints")
+        if isinstance(said, int) and not isinstance(said, bool) and said != len(checkpoints):
+            # (removing the newest checkpoints leaves the records only they signed "unsigned", and
+            # then alterable with no trace: the header's count is the witness, as for records)
+            v.problem("checkpoint", f"the export's header announces {said} checkpoint(s), the file holds "
+                      f"{len(checkpoints)}: checkpoints {'removed' if said > len(checkpoints) else 'added'}")
 
         def records() -> Iterator[dict[str, Any]]:
             if first_record is not None:
