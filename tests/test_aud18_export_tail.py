@@ -134,3 +134,28 @@ def test_the_newest_checkpoint_removed_is_refused_not_reported_as_an_unsigned_ta
     report = verify_export(path, [pub.read_bytes()])
     assert not report.ok
     assert "header announces 1 checkpoint(s), the file holds 0: checkpoints removed" in report.problems[0].message
+
+
+def test_the_seal_removed_is_refused(settings: Settings, tmp_path: Path) -> None:
+    """Exported where the private key is not at hand (nothing signed first), the seal alone signs
+    the records past the newest checkpoint: without its line they read as an unsigned tail."""
+    s = settings.with_(audit_checkpoint_every=10**9, audit_checkpoint_seconds=3600, audit_seal_seconds=3600)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(open_audit_store(s), s, AuditKeys.load(s, create=True))
+    try:
+        for i in range(4):
+            log.record(_event(i))
+        log.checkpoint(force=True)
+        log.record(_event(4))
+        assert log.seal() is not None
+        path = tmp_path / "sealed.jsonl"
+        with path.open("wb") as out:
+            write_export(log, out, checkpoint_first=False)
+        pem = next(iter(log.keys.public.values())).pem.encode()
+    finally:
+        log.close()
+    whole = verify_export(path, [pem])
+    assert whole.ok and whole.unsigned == 0 and whole.sealed == 5
+    path.write_bytes(b"\n".join(line for line in path.read_bytes().splitlines() if b'"type":"seal"' not in line))
+    cut = verify_export(path, [pem])
+    assert not cut.ok and "announces a seal of 5 records, the file holds none" in cut.problems[0].message

@@ -2,7 +2,10 @@
 
 One JSON object per line, in this order, so a verifier streams the file once:
 
-1. ``{"type": "huren-audit-export", "version": 1, "origin", "exported", "records", "checkpoints"}``
+1. ``{"type": "huren-audit-export", "version": 1, "origin", "exported", "records", "checkpoints"}``, and
+   ``"sealed"`` (the seal's size) when the log has a seal. The header is not signed; its counts are
+   what shows records, checkpoints or the seal removed from past the last signature (or added), which
+   no signature can
 2. ``{"type": "key", "key_id", "name", "pem"}`` — every public key the log has used
 3. ``{"type": "checkpoint", "seq", "size", "root", "time", "key_id", "note"}`` — ``note`` is the
    signed text (``engine.audit.checkpoint``), the only field the verifier trusts
@@ -45,6 +48,8 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
     size = max([log.size, *(cp.get("size", 0) for cp in checkpoints), int(seal.get("size", 0)) if seal else 0])
     header = {"type": FORMAT, "version": 1, "origin": log.origin, "exported": now_utc(),
               "records": size, "checkpoints": len(checkpoints)}
+    if seal is not None:  # (its size: a seal line removed would leave the records only it signs "unsigned")
+        header["sealed"] = seal.get("size")
     out.write(orjson.dumps(header) + b"\n")
     for pk in log.keys.public.values():
         out.write(orjson.dumps({"type": "key", "key_id": pk.key_id, "name": pk.name, "pem": pk.pem}) + b"\n")
@@ -140,6 +145,10 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         made.append(v)
         v.add_checkpoints(checkpoints)
         v.add_seal(seal)
+        sealed = header.get("sealed")
+        if isinstance(sealed, int) and not isinstance(sealed, bool) and (seal is None or seal.get("size") != sealed):
+            v.problem("checkpoint", f"the export's header announces a seal of {sealed} records, the file "
+                      + ("holds none: the seal removed" if seal is None else f"holds one of {seal.get('size')}"))
         said = header.get("checkpoints")
         if isinstance(said, int) and not isinstance(said, bool) and said != len(checkpoints):
             # (removing the newest checkpoints leaves the records only they signed "unsigned", and
