@@ -43,7 +43,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     damaged = None
     if args.export:
         pems = [Path(p).read_bytes() for p in args.public_key or []]
-        report = verify_export(Path(args.export), pems)
+        try:
+            report = verify_export(Path(args.export), pems)
+        except (ValueError, OSError) as exc:  # not an export at all, or not readable: say so, no traceback
+            print(f"huren audit verify: cannot verify {args.export}: {exc}", file=sys.stderr)
+            return 2
     else:
         from engine.audit.log import AuditLogDamaged
         from engine.audit.segment import SegmentDamaged

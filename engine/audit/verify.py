@@ -132,6 +132,7 @@ class Verifier:
         self._bad_nodes: set[tuple[int, int]] = set()
         self._root_failed = False  # after one checkpoint root mismatches, every later one does too
         self._held = 0  # records the store states it holds (``held``)
+        self._announced: int | None = None  # records an export's header says it holds (``announced``)
 
     def problem(self, kind: str, message: str, *, record: int | None = None, checkpoint: int | None = None) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -277,6 +278,17 @@ class Verifier:
         there."""
         self._held = count
 
+    def announced(self, count: int) -> None:
+        """An export's header says it holds ``count`` records. The header is not signed, but records
+        cut from past the last signature (or added there) leave no other trace in the file: a count
+        that differs is a file that is not what was exported, and ``finish`` says so."""
+        self._announced = count
+
+    @property
+    def next_record(self) -> int:
+        """The sequence number the next record should carry."""
+        return self._expected
+
     def _name_misplaced(self, seq: int, raw: bytes) -> None:
         try:
             ev = orjson.loads(raw)
@@ -333,6 +345,15 @@ class Verifier:
             self.problem("unreadable", f"records {self._expected}..{self._held - 1} are held according to the "
                          "log's index but cannot be read (a record file damaged or missing)", record=self._expected)
             r.root = ""
+        if self._announced is not None and not any(p.kind == "truncated" for p in r.problems):
+            if self._announced > self._expected:
+                self.problem("truncated", f"export truncated: its header announces {self._announced} records, the "
+                             f"file holds {self._expected} (first missing record {self._expected})",
+                             record=self._expected)
+            elif self._announced < self._expected:
+                self.problem("inserted", f"records {self._announced}..{self._expected - 1} lie past the "
+                             f"{self._announced} records the export's header announces (added)",
+                             record=self._announced)
         r.unsigned = max(0, r.records - r.signed_size)
         rank = {"node": 1, "root": 2}
         r.problems.sort(key=lambda p: (p.record is None, 0 if p.kind in EXACT else rank.get(p.kind, 3),

@@ -44,6 +44,7 @@ from engine.audit.events import (
     OWNER_DETAIL,
     QUERY_ROLE,
     SELF_DETAIL,
+    STAFF_SYSTEM,
 )
 
 NODE_SYSTEM = "urn:huren:node"
@@ -109,6 +110,10 @@ def _agents(record: dict[str, Any], own: bool) -> list[dict[str, Any]]:
         if not agent.get("requestor") and ident.get("system") == NODE_SYSTEM:
             continue
         shown = _lean({k: v for k, v in agent.items() if k != "network"})
+        if ident.get("system") == STAFF_SYSTEM and (agent.get("who") or {}).get("display"):
+            # a signed-in health worker's display is her name, not a code's wording: the resident is
+            # owed who read their record, and her login id alone does not say it
+            shown["who"] = {**shown["who"], "display": agent["who"]["display"]}
         if ident.get("system") in (RESIDENT_SYSTEM, FAMILY_SYSTEM) and not own:
             # (a family member acting for someone else is, here, just another resident: neither who
             # they are nor whose consent let them belongs in this patient's view)

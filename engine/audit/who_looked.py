@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine.audit.events import STAFF_SYSTEM
 from engine.audit.view import OTHER_RESIDENT, RECORD_DETAIL
 
 MAX_ENTRIES = 200
@@ -81,8 +82,13 @@ def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) 
     who = str(ident.get("value") or "")
     if ROLES.get(ident.get("system", "")) == "family":  # acting for the resident: named by their RelatedPerson
         who = str((requestor.get("who") or {}).get("reference") or who)
+    staff_name = ""
     if requestor.get("who") == OTHER_RESIDENT:
         role = "resident"
+    elif ident.get("system") == STAFF_SYSTEM:  # a person signed in to the pages: by her role, named
+        codes = {c.get("code") for r in requestor.get("role") or () for c in r.get("coding") or ()}
+        role = "auditor" if "auditor" in codes else "user"
+        staff_name = str((requestor.get("who") or {}).get("display") or "")
     else:
         role = ROLES.get(ident.get("system", ""), "unauthenticated" if not who else "other")
     app = next((str(((a.get("who") or {}).get("identifier") or {}).get("value") or "")
@@ -98,6 +104,6 @@ def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) 
     types = sorted({e["what"]["reference"].split("/")[0] for e in event.get("entity") or ()
                     if (e.get("role") or {}).get("code") == "4" and "what" in e})
     outcome = {"0": "success", "4": "refused"}.get(str(event.get("outcome")), "failed")
-    name = names(who) if names is not None and role == "system" and who else ""
+    name = names(who) if names is not None and role == "system" and who else staff_name
     return Access(str(event.get("recorded") or ""), who, name or "", role, what, tuple(types), outcome, app,
                   str(details.get(RECORD_DETAIL) or event.get("id") or ""))
