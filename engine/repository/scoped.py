@@ -62,6 +62,7 @@ import yaml
 
 from engine import fhirjson
 from engine.auth import policy
+from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.identity.nationalid import compact, is_national_id
@@ -221,6 +222,10 @@ class ScopedRepository:
         self._bound = caller.remit is not None and self._compartment is None
         self._vouched: set[tuple[str, str]] = set()
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
+        # the confidentiality codes (v3 R, V) whose records this caller is not shown
+        self._hidden_labels = confidentiality.withheld_codes(caller)
+        # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
+        self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
         if caller.acting is not None or caller.consent is not None:
             self._check_grant()
 
@@ -249,8 +254,9 @@ class ScopedRepository:
 
     @property
     def screened(self) -> bool:
-        """A remit-bound caller's searches are not narrowed by the query: each match is admitted."""
-        return self._bound
+        """A remit-bound caller's searches are not narrowed by the query: each match is admitted;
+        so are the searches of a caller some confidentiality labels are withheld from."""
+        return self._bound or bool(self._hidden_labels)
 
     def require(self, resource_type: str, action: str) -> None:
         self.caller.require(resource_type, action)
@@ -262,6 +268,8 @@ class ScopedRepository:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
+        if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
+            return None
         if self._bound and not self._within_remit(resource):
             return None
         if self._compartment is None:
@@ -271,6 +279,10 @@ class ScopedRepository:
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    def _labelled(self, resource: dict[str, Any]) -> bool:
+        """Does ``resource`` carry a confidentiality label withheld from this caller?"""
+        return not self._hidden_labels.isdisjoint(confidentiality.labels(resource))
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
@@ -333,6 +345,8 @@ class ScopedRepository:
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
             return False
+        if self._hidden_labels and rec.body is not None and confidentiality.may_carry(rec.body):
+            return None  # ``admit`` decides (the record's labels)
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
@@ -342,6 +356,8 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if current is not None and self._hidden_labels and self._labelled(current):
+            raise self.unknown(resource_type)  # a record they may not read is not theirs to write over
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
             # refused by type, before the stored version is looked at: whether a record they may
@@ -450,11 +466,11 @@ class ScopedRepository:
             rec = self.repo.read_raw(rtype, rid)
         except Gone:
             # a confined caller learns of a deletion only inside their own records
-            if (self.confined or self._bound) and not self._was_visible(rtype, rid):
+            if self._hides and not self._was_visible(rtype, rid):
                 raise self.unknown(rtype) from None
             raise
         except NotFound:
-            if self.confined or self._bound:  # one answer for missing and withheld
+            if self._hides:  # one answer for missing and withheld
                 raise self.unknown(rtype) from None
             raise
         resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
@@ -491,9 +507,15 @@ class ScopedRepository:
         version, which named the wrong resident only, must not show them the value (as ``read`` and
         ``_history`` of it do not)."""
         seen = self.admit(resource)
-        if seen is None or not self.confined:
-            return seen
+        if seen is None:
+            return None
         rtype, rid = resource["resourceType"], resource.get("id")
+        if not self.confined:
+            # a record labelled since (or deleted as labelled) withholds its earlier versions too:
+            # the label says what the record holds, not what one version did
+            if self._hidden_labels and (not isinstance(rid, str) or not self._was_visible(rtype, rid)):
+                return None
+            return seen
         if not isinstance(rid, str):
             return None
         rec = self.repo.backend.current(rtype, rid)
@@ -542,7 +564,7 @@ class ScopedRepository:
         """One version; a confined caller gets it only when that version is theirs and the record
         still is (``admit_version``)."""
         self.require(rtype, "r")
-        if not self.confined and not self._bound:
+        if not self._hides:
             return self.repo.vread(rtype, rid, vid)
         try:
             resource = self.repo.vread(rtype, rid, vid)
@@ -570,7 +592,7 @@ class ScopedRepository:
         vread: against the record as it stands (none when it is deleted) and the caller's own
         numbers, so the list and the vread of each version agree."""
         self.require(rtype, "r")
-        if not self.confined and not self._bound:
+        if not self._hides:
             versions = self.repo.versions(rtype, rid)
             return versions, versions[-1].version
         try:
