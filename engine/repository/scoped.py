@@ -61,8 +61,7 @@ from urllib.parse import urlencode
 import yaml
 
 from engine import fhirjson
-from engine.auth import policy
-from engine.auth import confidentiality
+from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.identity.nationalid import compact, is_national_id
