@@ -3,8 +3,8 @@
 Before this round ``GET Patient/x?_elements=id`` answered the whole resource, untagged (a client
 asking for a subset could not tell it got the whole record), ``_summary=count`` on a read was
 ignored, ``If-None-Match`` with the current ETag got the whole body again (200) and ``HEAD`` was
-405. Now: the subset, tagged ``SUBSETTED`` once (also on a search of a resident's AuditEvent that
-was already subsetted), a 400 for a ``_summary`` the server does not do, 304 with the ETag and no
+405. Now: the subset, tagged ``SUBSETTED`` once (once, also on a resident's AuditEvent that was
+already subsetted), a 400 for a ``_summary`` the server does not do, 304 with the ETag and no
 body, and ``HEAD`` the headers alone -- each only after the read was admitted: a resident's
 conditional read of another's record is the same 404 as any. Real HTTP, real tokens, SQLite.
 """
@@ -68,12 +68,18 @@ def test_a_subset_of_a_subset_is_tagged_once(world: Any) -> None:
     token, _ = engine.auth.issue_token(subject="person-zhang", kind="patient", client_id="phr",
                                        scopes=["patient/*.rs"], patient="zhang")
     me = {"Authorization": f"Bearer {token}"}
-    assert http.get("/fhir/Patient?name=张三", headers=me).status_code == 200  # an AuditEvent with a query
-    events = http.get("/fhir/AuditEvent?_elements=entity,type&_count=50", headers=me).json()
-    subsetted = [e["resource"] for e in events.get("entry") or ()]
-    assert subsetted
-    for event in subsetted:
-        assert _tags(event).count(SUBSETTED) == 1, _tags(event)
+    system = {"Authorization": f"Bearer {engine.auth.issue_system_token('his', 'system/*.cruds')}"}
+    event = {"resourceType": "AuditEvent", "id": "with-query", "recorded": "2026-12-01T08:00:00Z",
+             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+             "agent": [{"who": {"display": "his"}, "requestor": True}], "source": {"observer": {"display": "his"}},
+             "entity": [{"what": {"reference": "Patient/zhang"}, "query": "bmFtZT3lvKDkuIk="}]}
+    assert http.put("/fhir/AuditEvent/with-query", json=event, headers=system).status_code == 201
+    whole = http.get("/fhir/AuditEvent/with-query", headers=me).json()  # its query withheld from the resident
+    assert _tags(whole) == [SUBSETTED] and "query" not in whole["entity"][0]
+    for path in ("/fhir/AuditEvent?_id=with-query&_elements=entity,type", "/fhir/AuditEvent/with-query?_elements=entity"):
+        r = http.get(path, headers=me).json()
+        shown = r["entry"][0]["resource"] if r["resourceType"] == "Bundle" else r
+        assert _tags(shown) == [SUBSETTED], (path, _tags(shown))
 
 
 def test_conditional_read_and_head(world: Any) -> None:
