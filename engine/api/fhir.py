@@ -229,8 +229,13 @@ def _not_modified(request: Request, version: str, updated: str) -> bool:
     return stored <= asked
 
 
-@router.api_route("/{rtype:fhirtype}/{rid}", methods=["GET", "HEAD"])
+@router.get("/{rtype:fhirtype}/{rid}")
 async def read(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    return read_response(request, repo, rtype, rid)
+
+
+@router.head("/{rtype:fhirtype}/{rid}")
+async def read_head(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     return read_response(request, repo, rtype, rid)
 
 
@@ -259,8 +264,18 @@ def read_response(request: Request, repo: ScopedRepository, rtype: str, rid: str
     return _version_response(request, body, headers, str(rec.version), rec.updated)
 
 
-@router.api_route("/{rtype:fhirtype}/{rid}/_history/{vid}", methods=["GET", "HEAD"])
+@router.get("/{rtype:fhirtype}/{rid}/_history/{vid}")
 async def vread(rtype: str, rid: str, vid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    return vread_response(request, repo, rtype, rid, vid)
+
+
+@router.head("/{rtype:fhirtype}/{rid}/_history/{vid}")
+async def vread_head(rtype: str, rid: str, vid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
+    return vread_response(request, repo, rtype, rid, vid)
+
+
+def vread_response(request: Request, repo: ScopedRepository, rtype: str, rid: str, vid: str) -> Response:
+    """The vread interaction (GET and HEAD): one version as the caller may see it."""
     elements = _read_elements(request)
     resource = repo.vread(rtype, rid, vid)
     if elements is not None:

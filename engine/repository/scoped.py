@@ -690,6 +690,8 @@ class ScopedRepository:
         requested = [t for k, v in params_ if k == "_type" for t in v.split(",") if t]
         if requested:
             for t in requested:
+                if t not in self.repo.params.resource_types:  # an answer of none would say it has none
+                    raise BadRequest(f"_type: '{t[:64]}' is not a FHIR R4 resource type", expression=["_type"])
                 self.require(t, "r")
             types = requested
         else:
