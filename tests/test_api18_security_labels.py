@@ -139,3 +139,26 @@ def test_the_hospital_systems_read_every_record_as_sent(world: Any) -> None:
         assert http.get(path, headers=system).status_code == 200, path
     found = http.get("/fhir/DocumentReference?subject=Patient/zhang", headers=system).json()
     assert found["total"] == 4
+
+
+def test_a_family_member_reads_neither_restricted_nor_very_restricted(world: Any) -> None:
+    engine, http, system = world
+    related = {"resourceType": "RelatedPerson", "id": "sun", "patient": {"reference": "Patient/zhang"},
+               "identifier": [{"system": "urn:huren:family", "value": "person-sun"}], "active": True}
+    consent = {"resourceType": "Consent", "id": "grant", "status": "active",
+               "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                     "code": "patient-privacy"}]},
+               "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+               "patient": {"reference": "Patient/zhang"},
+               "provision": {"type": "permit", "actor": [{"role": {"text": "proxy"},
+                                                          "reference": {"reference": "RelatedPerson/sun"}}]}}
+    for body in (related, consent):
+        r = http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=system)
+        assert r.status_code == 201, r.text
+    son = _bearer(engine, "patient", ["patient/*.rs"], patient="zhang", person="person-sun",
+                  extra={"acting": "sun", "consent": "grant"})
+    assert http.get("/fhir/DocumentReference/plain", headers=son).status_code == 200
+    for path in ("/fhir/DocumentReference/restricted", "/fhir/DocumentReference/very"):
+        assert http.get(path, headers=son).status_code == 404, path
+    found = http.get("/fhir/DocumentReference", headers=son).json()
+    assert _ids(found, "DocumentReference") == {"plain", "normal"} and found["total"] == 2
