@@ -108,3 +108,26 @@ def test_conditional_read_and_head(world: Any) -> None:
         r = http.get("/fhir/Patient/li", headers={**me, **headers})
         assert (r.status_code, r.text) == (404, missing.text), headers
     assert http.head("/fhir/Patient/li", headers=me).status_code == 404
+
+
+def test_a_bundle_read_entry_is_conditional_too(world: Any) -> None:
+    engine, http, system = world
+    current = http.get("/fhir/Patient/zhang", headers=system).json()["meta"]
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/zhang", "ifNoneMatch": 'W/"2"'}},
+        {"request": {"method": "GET", "url": "Patient/zhang", "ifNoneMatch": 'W/"1"'}},
+        {"request": {"method": "GET", "url": "Patient/zhang/_history/1", "ifNoneMatch": 'W/"1"'}},
+        {"request": {"method": "GET", "url": "Patient/zhang", "ifModifiedSince": current["lastUpdated"]}},
+        {"request": {"method": "GET", "url": "Patient/zhang", "ifModifiedSince": "2024-01-01T00:00:00Z"}},
+        {"request": {"method": "GET", "url": "Patient/zhang", "ifModifiedSince": "2024-01-01"}}]}
+    entries = http.post("/fhir", json=batch, headers=system).json()["entry"]
+    assert [e["response"]["status"][:3] for e in entries] == ["304", "200", "304", "304", "200", "400"]
+    assert [("resource" in e) for e in entries[:5]] == [False, True, False, False, True]
+    assert entries[0]["response"]["etag"] == 'W/"2"'
+    token, _ = engine.auth.issue_token(subject="person-zhang", kind="patient", client_id="phr",
+                                       scopes=["patient/*.rs"], patient="zhang")
+    mine = {"Authorization": f"Bearer {token}"}
+    other = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/li", "ifNoneMatch": "*"}}]}
+    entry = http.post("/fhir", json=other, headers=mine).json()["entry"][0]
+    assert entry["response"]["status"].startswith("404") and "resource" not in entry
