@@ -223,6 +223,7 @@ class ScopedRepository:
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
         # the confidentiality codes (v3 R, V) whose records this caller is not shown
         self._hidden_labels = confidentiality.withheld_codes(caller)
+        self._label_params: dict[str, list[tuple[str, str]] | None] = {}  # per type (per request)
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
         if caller.acting is not None or caller.consent is not None:
@@ -253,9 +254,34 @@ class ScopedRepository:
 
     @property
     def screened(self) -> bool:
-        """A remit-bound caller's searches are not narrowed by the query: each match is admitted;
-        so are the searches of a caller some confidentiality labels are withheld from."""
-        return self._bound or bool(self._hidden_labels)
+        """A remit-bound caller's searches are not narrowed by the query: each match is admitted."""
+        return self._bound
+
+    def label_params(self, rtype: str | None) -> list[tuple[str, str]] | None:
+        """Search parameters that leave out, in the query itself, the records whose confidentiality
+        labels this caller is not shown (``_security:not=…|R``, and a document's
+        ``security-label:not``), so totals and paging stay the store's count instead of a scan;
+        ``[]``: nothing to leave out (a system caller, or a confined one, whose every match is
+        admitted anyway); ``None``: the type does not index them here (AuditEvent, by default) --
+        every match must then be admitted (``_Screened``)."""
+        if not self._hidden_labels or self._compartment is not None or self._bound:
+            return []
+        if rtype is None:
+            return None
+        if rtype in self._label_params:
+            return self._label_params[rtype]
+        out: list[tuple[str, str]] | None = []
+        codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
+        for param in ("_security", "security-label") if rtype == "DocumentReference" else ("_security",):
+            if self.repo.params.get(rtype, param) is None:
+                out = None
+                break
+            # a ``:not`` clause costs a probe per candidate row: asked only when the type holds
+            # such a record at all (one indexed count, ~0.1 ms; none is the common case)
+            if self.repo.search(rtype, [(param, codes), ("_summary", "count")]).total:
+                out.append((f"{param}:not", codes))  # several values: "none of them"
+        self._label_params[rtype] = out
+        return out
 
     def require(self, resource_type: str, action: str) -> None:
         self.caller.require(resource_type, action)
@@ -640,7 +666,10 @@ class ScopedRepository:
             return self._search_by_subject(rtype, params, subject[1])
         if self.confined and rtype in self._rules.referenced_by:
             return self._search_referenced(rtype, params)
-        return self.repo.search(rtype, params, access=self)
+        left_out = self.label_params(rtype)
+        if left_out is None:  # labels not indexed for the type: each match admitted, counted as shown
+            return self.repo.search(rtype, params, access=_Screened(self))
+        return self.repo.search(rtype, [*params, *left_out] if left_out else params, access=self)
 
     def _search_referenced(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         """A search of a shared type a confined caller reaches by reference (``referenced_by``):
@@ -699,8 +728,9 @@ class ScopedRepository:
                      if (self.repo.params.compartment_params(t) or t == "Patient") and t != "AuditEvent"
                      and self.allows(t, "r")]
         pairs = [(k, v) for k, v in params_ if k != "_type"] + [("_type", ",".join(types))]
+        access: ScopedRepository | _Screened = self if self.label_params(None) == [] else _Screened(self)
         try:
-            result = self.repo.everything(patient_id, pairs, access=self)
+            result = self.repo.everything(patient_id, pairs, access=access)
         except (NotFound, Gone):
             if self.confined:
                 raise self.unknown("Patient") from None
@@ -799,3 +829,27 @@ class _Widened:
 
     def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         return self._scoped.conditional_matches(resource_type, params)
+
+    def label_params(self, rtype: str | None) -> list[tuple[str, str]] | None:
+        return self._scoped.label_params(rtype)
+
+
+class _Screened(_Widened):
+    """The caller's ``Access`` with every match of a search admitted and counted by what is shown:
+    for a caller some confidentiality labels are withheld from, where the query cannot leave
+    them out (a type that does not index ``_security``, ``$everything``)."""
+
+    @property
+    def compartment(self) -> frozenset[str] | None:  # type: ignore[override]
+        return self._scoped.compartment
+
+    @property
+    def confined(self) -> bool:  # type: ignore[override]
+        return self._scoped.confined
+
+    @property
+    def screened(self) -> bool:
+        return True
+
+    def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        self._scoped.check_write(resource_type, new, current)

@@ -96,13 +96,15 @@ class Searching(RepositoryCore):
 
         def resolve(target: str, pairs: list[tuple[str, str]]) -> list[str]:
             comp = None
+            left_out: list[tuple[str, str]] | None = []
             if access is not None:
                 access.require(target, "s")
                 comp = access.compartment
-            parsed = self.parser.parse(target, pairs, compartment=comp)
+                left_out = access.label_params(target)  # records labelled beyond the caller: none
+            parsed = self.parser.parse(target, [*pairs, *(left_out or ())], compartment=comp)
             parsed.query.limit, parsed.query.offset = CHAIN_LIMIT + 1, 0
             recs = self.backend.search(parsed.query)
-            if access is None or (comp is None and not access.screened):
+            if access is None or (comp is None and not access.screened and left_out is not None):
                 return [r.id for r in recs]
             return [r.id for r in recs  # narrowed to the compartment, or screened: each admitted
                     if access.admit(fhirjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
