@@ -162,3 +162,22 @@ def test_a_family_member_reads_neither_restricted_nor_very_restricted(world: Any
         assert http.get(path, headers=son).status_code == 404, path
     found = http.get("/fhir/DocumentReference", headers=son).json()
     assert _ids(found, "DocumentReference") == {"plain", "normal"} and found["total"] == 2
+
+
+def test_an_auditor_search_of_a_type_without_a_security_index_is_screened(world: Any) -> None:
+    engine, http, system = world
+    event = {"resourceType": "AuditEvent", "id": "labelled", "recorded": "2026-12-01T08:00:00Z",
+             "meta": {"security": [{"system": CONF, "code": "V"}]},
+             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+             "agent": [{"who": {"display": "his"}, "requestor": True}], "source": {"observer": {"display": "his"}},
+             "entity": [{"what": {"reference": "Patient/zhang"}}]}
+    assert http.put("/fhir/AuditEvent/labelled", json=event, headers=system).status_code == 201
+    plain = {**event, "id": "unlabelled"}
+    del plain["meta"]
+    assert http.put("/fhir/AuditEvent/unlabelled", json=plain, headers=system).status_code == 201
+    auditor = _bearer(engine, "auditor", ["system/AuditEvent.rs"])
+    query = "/fhir/AuditEvent?_id=labelled,unlabelled&patient=Patient/zhang"
+    assert http.get(query, headers=system).json()["total"] == 2
+    shown = http.get(query, headers=auditor).json()
+    assert (_ids(shown, "AuditEvent"), shown["total"]) == ({"unlabelled"}, 1)
+    assert http.get(query + "&_summary=count", headers=auditor).json()["total"] == 1
