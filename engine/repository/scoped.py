@@ -851,5 +851,8 @@ class _Screened(_Widened):
     def screened(self) -> bool:
         return True
 
+    def counts(self, rec: StoredResource) -> bool | None:
+        return self._scoped.counts(rec)  # a match without the label's bytes counts unparsed
+
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         self._scoped.check_write(resource_type, new, current)
