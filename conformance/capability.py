@@ -31,6 +31,7 @@ SYSTEM_INTERACTIONS = ("transaction", "batch")
 RESOURCE_POLICY: dict[str, Any] = {
     "versioning": "versioned-update",  # ETag W/"n"; If-Match -> 412 on mismatch
     "readHistory": True,
+    "conditionalRead": "full-support",  # If-None-Match / If-Modified-Since -> 304 (engine.api.fhir)
     "updateCreate": True,  # PUT at a new id creates (deterministic ids for converted HL7 data)
     "conditionalCreate": True,  # If-None-Exist, and POST Type?search
     "conditionalUpdate": True,

@@ -79,7 +79,12 @@ class Caller:
         """Raise ``Forbidden`` unless a granted scope permits ``action`` (c r u d s) on the type."""
         if not self.allows(resource_type, action):
             letter = _ACTION_NAMES.get(action, action)
-            raise Forbidden(f"the access token's scopes do not permit '{letter}' on {resource_type}")
+            # RFC 6750 3.1: a bearer token's missing scope is ``insufficient_scope`` in the
+            # challenge too (a signed-in staff member's session is no bearer token: no challenge)
+            headers = None if self.role else {"WWW-Authenticate": (
+                'Bearer realm="huren", error="insufficient_scope", '
+                f'error_description="the token\'s scopes do not permit {letter} on {resource_type}"')}
+            raise Forbidden(f"the access token's scopes do not permit '{letter}' on {resource_type}", headers=headers)
 
     @property
     def label(self) -> str:

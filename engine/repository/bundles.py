@@ -10,6 +10,7 @@ entry of its own.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -142,7 +143,9 @@ class Bundles(Writes, Reads):
         parts = [p for p in path.split("/") if p]
         plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
                                 "resource": None, "if_match": request.get("ifMatch"),
-                                "if_none_exist": request.get("ifNoneExist")}
+                                "if_none_exist": request.get("ifNoneExist"),
+                                "if_none_match": request.get("ifNoneMatch"),
+                                "if_modified_since": request.get("ifModifiedSince")}
         if not parts or parts[0] not in self.params.resource_types:
             raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
                              expression=[f"{where}.request.url"])
@@ -221,8 +224,11 @@ class Bundles(Writes, Reads):
                 resource = seen
             if touched is not None:
                 touched.append(resource)
-            return {"resource": resource, "response": {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
-                                                       "lastModified": resource["meta"]["lastUpdated"]}}
+            response = {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
+                        "lastModified": resource["meta"]["lastUpdated"]}
+            if _not_modified(plan, resource["meta"]):
+                return {"response": {**response, "status": "304 Not Modified"}}
+            return {"resource": resource, "response": response}
         if method == "DELETE":
             if len(parts) != 2:
                 raise BadRequest(f"DELETE needs Type/id, got '{plan['url']}'")
@@ -267,3 +273,25 @@ class Bundles(Writes, Reads):
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             409: "Conflict", 410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity"}
+
+
+def _not_modified(plan: dict[str, Any], meta: dict[str, Any]) -> bool:
+    """A read entry's ``ifNoneMatch`` naming the version read (or ``*``), else its
+    ``ifModifiedSince`` (a FHIR instant) at or after the version's ``lastUpdated``: the entry answers
+    304 without the resource, as the same conditional read over HTTP does (``engine.api.fhir``);
+    asked after the entry was admitted."""
+    tags = plan.get("if_none_match")
+    if isinstance(tags, str):
+        names = {t.strip().removeprefix("W/") for t in tags.split(",")}
+        return "*" in names or f'"{meta["versionId"]}"' in names
+    since = plan.get("if_modified_since")
+    if since is None:
+        return False
+    where = f"Bundle.entry[{plan['n']}].request.ifModifiedSince"
+    try:
+        asked = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{where} must be an instant, got '{str(since)[:40]}'", expression=[where]) from None
+    if asked.tzinfo is None or "T" not in str(since):
+        raise BadRequest(f"{where} must be an instant with a time zone", expression=[where])
+    return datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00")) <= asked

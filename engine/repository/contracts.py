@@ -64,6 +64,12 @@ class Access(Protocol):
         shown only records that name no patient."""
         ...
 
+    def label_params(self, rtype: str | None) -> list[tuple[str, str]] | None:
+        """Search parameters to add to a search of ``rtype`` so it leaves out the records whose
+        confidentiality labels the caller is not shown; ``None``: they cannot be left out by the
+        query (each match must be admitted)."""
+        ...
+
     def admit(
         self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None
     ) -> dict[str, Any] | None:

@@ -61,7 +61,7 @@ from urllib.parse import urlencode
 import yaml
 
 from engine import fhirjson
-from engine.auth import policy
+from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.identity.nationalid import compact, is_national_id
@@ -221,6 +221,11 @@ class ScopedRepository:
         self._bound = caller.remit is not None and self._compartment is None
         self._vouched: set[tuple[str, str]] = set()
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
+        # the confidentiality codes (v3 R, V) whose records this caller is not shown
+        self._hidden_labels = confidentiality.withheld_codes(caller)
+        self._label_params: dict[str, list[tuple[str, str]] | None] = {}  # per type (per request)
+        # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
+        self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
         if caller.acting is not None or caller.consent is not None:
             self._check_grant()
 
@@ -252,6 +257,32 @@ class ScopedRepository:
         """A remit-bound caller's searches are not narrowed by the query: each match is admitted."""
         return self._bound
 
+    def label_params(self, rtype: str | None) -> list[tuple[str, str]] | None:
+        """Search parameters that leave out, in the query itself, the records whose confidentiality
+        labels this caller is not shown (``_security:not=…|R``, and a document's
+        ``security-label:not``), so totals and paging stay the store's count instead of a scan;
+        ``[]``: nothing to leave out (a system caller, or a confined one, whose every match is
+        admitted anyway); ``None``: the type does not index them here (AuditEvent, by default) --
+        every match must then be admitted (``_Screened``)."""
+        if not self._hidden_labels or self._compartment is not None or self._bound:
+            return []
+        if rtype is None:
+            return None
+        if rtype in self._label_params:
+            return self._label_params[rtype]
+        out: list[tuple[str, str]] | None = []
+        codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
+        for param in ("_security", "security-label") if rtype == "DocumentReference" else ("_security",):
+            if self.repo.params.get(rtype, param) is None:
+                out = None
+                break
+            # a ``:not`` clause costs a probe per candidate row: asked only when the type holds
+            # such a record at all (one indexed count, ~0.1 ms; none is the common case)
+            if self.repo.search(rtype, [(param, codes), ("_summary", "count")]).total:
+                out.append((f"{param}:not", codes))  # several values: "none of them"
+        self._label_params[rtype] = out
+        return out
+
     def require(self, resource_type: str, action: str) -> None:
         self.caller.require(resource_type, action)
 
@@ -262,6 +293,8 @@ class ScopedRepository:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
+        if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
+            return None
         if self._bound and not self._within_remit(resource):
             return None
         if self._compartment is None:
@@ -271,6 +304,10 @@ class ScopedRepository:
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    def _labelled(self, resource: dict[str, Any]) -> bool:
+        """Does ``resource`` carry a confidentiality label withheld from this caller?"""
+        return not self._hidden_labels.isdisjoint(confidentiality.labels(resource))
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
@@ -333,6 +370,8 @@ class ScopedRepository:
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
             return False
+        if self._hidden_labels and rec.body is not None and confidentiality.may_carry(rec.body):
+            return None  # ``admit`` decides (the record's labels)
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
@@ -342,6 +381,8 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if current is not None and self._hidden_labels and self._labelled(current):
+            raise self.unknown(resource_type)  # a record they may not read is not theirs to write over
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
             # refused by type, before the stored version is looked at: whether a record they may
@@ -450,11 +491,11 @@ class ScopedRepository:
             rec = self.repo.read_raw(rtype, rid)
         except Gone:
             # a confined caller learns of a deletion only inside their own records
-            if (self.confined or self._bound) and not self._was_visible(rtype, rid):
+            if self._hides and not self._was_visible(rtype, rid):
                 raise self.unknown(rtype) from None
             raise
         except NotFound:
-            if self.confined or self._bound:  # one answer for missing and withheld
+            if self._hides:  # one answer for missing and withheld
                 raise self.unknown(rtype) from None
             raise
         resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
@@ -491,9 +532,15 @@ class ScopedRepository:
         version, which named the wrong resident only, must not show them the value (as ``read`` and
         ``_history`` of it do not)."""
         seen = self.admit(resource)
-        if seen is None or not self.confined:
-            return seen
+        if seen is None:
+            return None
         rtype, rid = resource["resourceType"], resource.get("id")
+        if not self.confined:
+            # a record labelled since (or deleted as labelled) withholds its earlier versions too:
+            # the label says what the record holds, not what one version did
+            if self._hidden_labels and (not isinstance(rid, str) or not self._was_visible(rtype, rid)):
+                return None
+            return seen
         if not isinstance(rid, str):
             return None
         rec = self.repo.backend.current(rtype, rid)
@@ -542,7 +589,7 @@ class ScopedRepository:
         """One version; a confined caller gets it only when that version is theirs and the record
         still is (``admit_version``)."""
         self.require(rtype, "r")
-        if not self.confined and not self._bound:
+        if not self._hides:
             return self.repo.vread(rtype, rid, vid)
         try:
             resource = self.repo.vread(rtype, rid, vid)
@@ -570,7 +617,7 @@ class ScopedRepository:
         vread: against the record as it stands (none when it is deleted) and the caller's own
         numbers, so the list and the vread of each version agree."""
         self.require(rtype, "r")
-        if not self.confined and not self._bound:
+        if not self._hides:
             versions = self.repo.versions(rtype, rid)
             return versions, versions[-1].version
         try:
@@ -619,7 +666,10 @@ class ScopedRepository:
             return self._search_by_subject(rtype, params, subject[1])
         if self.confined and rtype in self._rules.referenced_by:
             return self._search_referenced(rtype, params)
-        return self.repo.search(rtype, params, access=self)
+        left_out = self.label_params(rtype)
+        if left_out is None:  # labels not indexed for the type: each match admitted, counted as shown
+            return self.repo.search(rtype, params, access=_Screened(self))
+        return self.repo.search(rtype, [*params, *left_out] if left_out else params, access=self)
 
     def _search_referenced(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         """A search of a shared type a confined caller reaches by reference (``referenced_by``):
@@ -669,6 +719,8 @@ class ScopedRepository:
         requested = [t for k, v in params_ if k == "_type" for t in v.split(",") if t]
         if requested:
             for t in requested:
+                if t not in self.repo.params.resource_types:  # an answer of none would say it has none
+                    raise BadRequest(f"_type: '{t[:64]}' is not a FHIR R4 resource type", expression=["_type"])
                 self.require(t, "r")
             types = requested
         else:
@@ -676,8 +728,9 @@ class ScopedRepository:
                      if (self.repo.params.compartment_params(t) or t == "Patient") and t != "AuditEvent"
                      and self.allows(t, "r")]
         pairs = [(k, v) for k, v in params_ if k != "_type"] + [("_type", ",".join(types))]
+        access: ScopedRepository | _Screened = self if self.label_params(None) == [] else _Screened(self)
         try:
-            result = self.repo.everything(patient_id, pairs, access=self)
+            result = self.repo.everything(patient_id, pairs, access=access)
         except (NotFound, Gone):
             if self.confined:
                 raise self.unknown("Patient") from None
@@ -776,3 +829,30 @@ class _Widened:
 
     def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         return self._scoped.conditional_matches(resource_type, params)
+
+    def label_params(self, rtype: str | None) -> list[tuple[str, str]] | None:
+        return self._scoped.label_params(rtype)
+
+
+class _Screened(_Widened):
+    """The caller's ``Access`` with every match of a search admitted and counted by what is shown:
+    for a caller some confidentiality labels are withheld from, where the query cannot leave
+    them out (a type that does not index ``_security``, ``$everything``)."""
+
+    @property
+    def compartment(self) -> frozenset[str] | None:  # type: ignore[override]
+        return self._scoped.compartment
+
+    @property
+    def confined(self) -> bool:  # type: ignore[override]
+        return self._scoped.confined
+
+    @property
+    def screened(self) -> bool:
+        return True
+
+    def counts(self, rec: StoredResource) -> bool | None:
+        return self._scoped.counts(rec)  # a match without the label's bytes counts unparsed
+
+    def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        self._scoped.check_write(resource_type, new, current)

@@ -24,6 +24,25 @@ CONFINED_SCAN_CHUNK = 500
 CONFINED_SCAN_LIMIT = 10_000
 
 
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def only_elements(resource: dict[str, Any], elements: list[str]) -> dict[str, Any]:
+    """``resource`` with only the top-level ``elements`` asked for (``_elements``, on a search and on
+    a read alike), tagged ``SUBSETTED`` as R4 requires of a resource that is not whole -- once: a
+    resource already withheld from (``ScopedRepository``) carries the tag already."""
+    keep = {"resourceType", "id", "meta", *elements}
+    out = {k: v for k, v in resource.items() if k in keep}
+    meta = dict(out.get("meta") or {})
+    tags = list(meta.get("tag") or [])
+    if not any(isinstance(t, dict) and t.get("system") == _SUBSETTED["system"] and t.get("code") == "SUBSETTED"
+               for t in tags):
+        tags.append(dict(_SUBSETTED))
+    meta["tag"] = tags
+    out["meta"] = meta
+    return out
+
+
 @dataclass
 class SearchResult:
     resource_type: str | None
@@ -77,13 +96,15 @@ class Searching(RepositoryCore):
 
         def resolve(target: str, pairs: list[tuple[str, str]]) -> list[str]:
             comp = None
+            left_out: list[tuple[str, str]] | None = []
             if access is not None:
                 access.require(target, "s")
                 comp = access.compartment
-            parsed = self.parser.parse(target, pairs, compartment=comp)
+                left_out = access.label_params(target)  # records labelled beyond the caller: none
+            parsed = self.parser.parse(target, [*pairs, *(left_out or ())], compartment=comp)
             parsed.query.limit, parsed.query.offset = CHAIN_LIMIT + 1, 0
             recs = self.backend.search(parsed.query)
-            if access is None or (comp is None and not access.screened):
+            if access is None or (comp is None and not access.screened and left_out is not None):
                 return [r.id for r in recs]
             return [r.id for r in recs  # narrowed to the compartment, or screened: each admitted
                     if access.admit(fhirjson.loads(r.body), inside=True) is not None]  # type: ignore[arg-type]
@@ -239,14 +260,7 @@ class Searching(RepositoryCore):
 
     @staticmethod
     def _elements(resource: dict[str, Any], elements: list[str]) -> dict[str, Any]:
-        keep = {"resourceType", "id", "meta", *elements}
-        out = {k: v for k, v in resource.items() if k in keep}
-        meta = dict(out.get("meta") or {})
-        tags = list(meta.get("tag") or [])
-        tags.append({"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"})
-        meta["tag"] = tags
-        out["meta"] = meta
-        return out
+        return only_elements(resource, elements)
 
     def _conditional_match(
         self, rtype: str, query: str, what: str, access: Access | None = None

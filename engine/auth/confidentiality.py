@@ -1,0 +1,69 @@
+"""What a confidentiality label (HL7 v3 ``Confidentiality``: U L M N R V) withholds, and from whom.
+
+A record says how confidential it is in ``meta.security`` (any resource, R4) or, for a document,
+``DocumentReference.securityLabel`` (TXA-18 arrives there: a restricted discharge summary). R4
+leaves the reading to the server's policy; the v3 definitions give it: ``R`` (restricted) is
+"highly sensitive, potentially stigmatizing information" for those with a need to know, ``V``
+(very restricted) "extremely sensitive" information, "in some cases" for the subject and the
+originator alone. The safe reading here, since huren cannot tell which hospital a record belongs
+to (no rule on ``/fhir`` does: see ``ScopedRepository``'s remit) nor who is in its care team:
+
+- a **hospital system** (a ``system`` client without a remit: the institutions' own HIS, which
+  send and exchange these records and answer for their use): every record, as sent;
+- a **resident** reading their own record: ``R`` yes (it restricts disclosure to *others*), ``V``
+  no -- the originator releases such a note to the person in the clinic;
+- a **family member** acting for the resident: neither ``R`` nor ``V`` -- the family grant is a
+  general one, not a consent to sensitive information;
+- an **auditor** (insurance review: money, not care) and a **staff member** signed in to the
+  pages (clinician, operator: their hospital is not the record's as far as huren can tell):
+  neither ``R`` nor ``V``.
+
+A withheld record reads exactly like a missing one (404, not in searches, totals, includes,
+``_history``, ``vread``, Bundle entries or ``$everything``), and neither can it be written over.
+A label in any other system, or an unknown code, withholds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from engine.auth.caller import Caller
+
+# R4 names a code system by its canonical URL where one is defined (terminologies.html), so a
+# Coding with the OID ``urn:oid:2.16.840.1.113883.5.25`` is not this system's and withholds nothing
+SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+# bytes every labelled record carries (a pre-check on stored JSON: a record without them has no
+# label); one scan, ~0.6 us on a 1 kB result under load, asked once per match of a search
+MARKER = b"Confidentiality"
+_BOTH = frozenset({"R", "V"})
+
+
+def withheld_codes(caller: Caller) -> frozenset[str]:
+    """The confidentiality codes whose records ``caller`` is not shown (see module docstring)."""
+    if caller.kind == "patient":
+        return _BOTH if caller.acting is not None or caller.consent is not None else frozenset({"V"})
+    if caller.kind == "system" and caller.remit is None and caller.role is None:
+        return frozenset()
+    return _BOTH
+
+
+def _codings(resource: dict[str, Any]) -> Iterable[Any]:
+    meta = resource.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("security"), list):
+        yield from meta["security"]
+    if resource.get("resourceType") == "DocumentReference":
+        for label in resource.get("securityLabel") or ():
+            if isinstance(label, dict):
+                yield from label.get("coding") or ()
+
+
+def labels(resource: dict[str, Any]) -> frozenset[str]:
+    """The v3 confidentiality codes ``resource`` carries (``meta.security``, ``securityLabel``)."""
+    return frozenset(c["code"] for c in _codings(resource)
+                     if isinstance(c, dict) and c.get("system") == SYSTEM and isinstance(c.get("code"), str))
+
+
+def may_carry(raw: bytes) -> bool:
+    """Whether stored bytes can carry a confidentiality label at all (no: none to look for)."""
+    return MARKER in raw
