@@ -68,6 +68,9 @@ class Report:
     sealed: int = 0  # the size the seal signs, when it signs more than the numbered checkpoints
     # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
     recovered: list[tuple[int, int, int]] = field(default_factory=list)
+    # an export checked against the keys it carries itself (no trusted key given): it agrees with
+    # itself, which a forger's re-signed file does too
+    keys_from_export: bool = False
 
     @property
     def ok(self) -> bool:
@@ -88,7 +91,8 @@ class Report:
                 "signed_size": self.signed_size, "sealed": self.sealed, "unsigned": self.unsigned,
                 "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
                 "first_bad_record": self.first_bad_record,
-                "problems": [p.as_json() for p in self.problems], "notes": self.notes}
+                "problems": [p.as_json() for p in self.problems], "notes": self.notes,
+                "keys": "export" if self.keys_from_export else "trusted"}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
@@ -107,6 +111,9 @@ class Report:
             lines.append(f"FAILED: {len(self.problems)} problem(s)"
                          + (f"; first bad record: {first}" if first is not None else ""))
             lines += [f"  - {p.message}" for p in self.problems]
+        if self.ok and self.keys_from_export:  # (the note below says why; a script reads the exit code, 3)
+            lines[1] = ("NOT PROVEN AUTHENTIC / 未证明真实: checked only against the keys inside the export; "
+                        "consistent with itself: " + lines[1])
         lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
                   "opened the log (the one that appended them stopped before signing), not by the process that "
                   "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
