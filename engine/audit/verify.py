@@ -62,6 +62,9 @@ class Report:
     checkpoints: int = 0
     root: str = ""
     signed_size: int = 0
+    # the root the newest trusted signature (checkpoint or seal) signs at ``signed_size``: what an
+    # auditor checks a consistency proof to the live log's checkpoint from (README "Audit trail")
+    signed_root: str = ""
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unsigned: int = 0  # records past the newest signed checkpoint: no signature covers them
@@ -88,7 +91,8 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": self.records, "checkpoints": self.checkpoints, "root": self.root,
-                "signed_size": self.signed_size, "sealed": self.sealed, "unsigned": self.unsigned,
+                "signed_size": self.signed_size,
+                "signed_root": self.signed_root, "sealed": self.sealed, "unsigned": self.unsigned,
                 "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
                 "first_bad_record": self.first_bad_record,
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes,
@@ -96,7 +100,8 @@ class Report:
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
-                 f"signed up to {self.signed_size}, root {self.root}"]
+                 f"signed up to {self.signed_size}" + (f" (signed root {self.signed_root})" if self.signed_root else "")
+                 + f", root {self.root}"]
         if self.ok and not self.unsigned:
             lines.append("OK: every record, tree node and checkpoint verifies; every record is under a signed checkpoint")
         elif self.ok:
@@ -186,7 +191,8 @@ class Verifier:
             self._checkpoints.append(cp)
         self.report.checkpoints = len(cps)
         if cps:
-            self.report.signed_size = max(c.size for c in cps)
+            newest = max(cps, key=lambda c: c.size)
+            self.report.signed_size, self.report.signed_root = newest.size, newest.root.hex()
 
     def _trusted(self, cp: Checkpoint, name: str, checkpoint: int | None = None) -> bool:
         """Whether a signed statement (a checkpoint, the seal) is signed by a key of this log and
@@ -217,7 +223,7 @@ class Verifier:
             return
         self._by_size.setdefault(cp.size, []).append(cp)
         self._checkpoints.append(cp)
-        self.report.signed_size = cp.size
+        self.report.signed_size, self.report.signed_root = cp.size, cp.root.hex()
         self.report.sealed = cp.size
 
     # ---------------------------------------------------------------- records
