@@ -46,7 +46,7 @@ class Access:
     when: str  # AuditEvent.recorded (instant, UTC)
     who: str  # the requestor's id: a client id, a resident's subject, an institution code, a RelatedPerson
     who_name: str  # a display name when known (a registered client's name), else ""
-    role: str  # system | resident | auditor | sending-institution | user | family | unauthenticated
+    role: str  # system | resident | auditor | sending-institution | user | family | unauthenticated | other
     what: str  # read | search | export | write | delete | import | sign-in | operation | ...
     resource_types: tuple[str, ...]  # the types of this resident's resources it touched
     outcome: str  # success | refused | failed
@@ -65,7 +65,8 @@ def who_looked(repository: Searches, patient_ids: Collection[str], *,
     """Accesses to the record of the person with these Patient ids, newest first (the views are
     derived from the log on read: a read made a moment ago is there); ``names`` gives a client
     id's display name; ``staff_roles`` the site's staff roles (``engine.staff.roles``), which say
-    whether a signed-in person's role is an auditor's or a health worker's.
+    whether a signed-in person's role is an auditor's or a health worker's (none given: such a
+    person is ``other``, named, never guessed).
     """
     ids = sorted({p for p in patient_ids if p})
     if not ids:
