@@ -139,3 +139,20 @@ def test_an_export_checked_against_its_own_keys_is_not_reported_as_proven(
     capsys.readouterr()
     assert _run(forged, pub) == 1
     assert "unknown key id" in capsys.readouterr().out
+
+
+def test_a_damaged_first_record_line_cannot_be_verified_a_later_one_is_named(
+        exported: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the README says of a damaged line: before the verifier knows its keys (here the first
+    record line, which cannot be told from a key, checkpoint or seal line) nothing is verified,
+    exit 2; from the second record line on it is named and the records after it still verify."""
+    path, pub = exported
+    lines = path.read_bytes().splitlines()
+    first = next(i for i, x in enumerate(lines) if b'"type":"record"' in x)
+    for at, want, said in ((first, 2, "line 5 is not JSON"), (first + 1, 1, "line 6 is not JSON (damaged")):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_bytes(b"\n".join(lines[:at] + [lines[at][:40]] + lines[at + 1:]) + b"\n")
+        capsys.readouterr()
+        assert _run(bad, pub) == want
+        out = capsys.readouterr()
+        assert said in out.err + out.out, out
