@@ -36,7 +36,8 @@ def test_a_clinician_who_read_my_result_is_a_named_health_worker(world: Any) -> 
     assert http.get("/fhir/Observation/obs-zhang", cookies=doctor).status_code == 200
     auditor = _staff(world, "wang.li", "auditor", "王丽")
     assert http.get("/fhir/Observation/obs-zhang", cookies=auditor).status_code == 200
-    got = sorted((a.role, a.who, a.who_name, a.what, a.outcome) for a in who_looked(world.repository, {"pt-zhang"}))
+    got = sorted((a.role, a.who, a.who_name, a.what, a.outcome) for a in who_looked(world.repository, {"pt-zhang"},
+                                                                               staff_roles=world.staff.roles))
     assert got == [("auditor", "wang.li", "王丽", "read", "success"),
                    ("user", "zhao.min", "赵敏", "read", "success")]
     r = http.get("/fhir/AuditEvent?patient=pt-zhang", headers={"Authorization": "Bearer " + world.auth.issue_token(

@@ -105,7 +105,7 @@ async def who_looked_me(request: Request, caller: Caller = Depends(get_caller),
         return f"{name}（{relation}）" if name and relation else name
 
     def run() -> list[dict[str, Any]]:
-        accesses = who_looked(_CallersSearch(repo), caller.patient_ids, names=name)
+        accesses = who_looked(_CallersSearch(repo), caller.patient_ids, names=name, staff_roles=engine.staff.roles)
         out = []
         names: dict[str, str] = {}
         for a in accesses:

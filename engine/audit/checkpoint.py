@@ -117,6 +117,8 @@ def parse_checkpoint(text: str) -> Checkpoint:
     later release adds, kept in the text and covered by the signature like the rest of the body.
     (Releases before the twelfth round's fixes accepted exactly ``time`` and ``seq``: they reject a
     checkpoint with ``recovered`` or any other extension line.)"""
+    if not isinstance(text, str):  # (an export's note is whatever JSON the file holds)
+        raise CheckpointError(f"the signed note is {type(text).__name__}, not text")
     body, sep, sigs = text.partition("\n\n")
     if not sep:
         raise CheckpointError("no blank line between body and signature")

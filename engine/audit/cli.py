@@ -13,6 +13,11 @@ from engine.audit.keys import AuditKeys, rotate_keys
 from engine.audit.log import AuditLog
 from engine.settings import Settings
 
+# ``huren audit verify`` exit codes: 0 verified, 1 a problem found, 2 cannot verify (not an export,
+# a malformed header/key/checkpoint/seal line or first record line, unreadable), 3 an export that
+# verifies only against the public keys inside it (no --public-key): proves nothing against a forger
+SELF_KEYED_EXIT = 3
+
 
 def open_log(settings: Settings, *, create_keys: bool = False, segment: bool = True,
              writer: bool = True) -> AuditLog:
@@ -70,7 +75,10 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(report.as_json(), indent=2, ensure_ascii=False) if args.json else report.text())
     if getattr(args, "require_signed", False) and report.unsigned:  # (a cron job that wants every record under a signature)
         return 1
-    return 0 if report.ok and damaged is None else 1
+    if not report.ok or damaged is not None:
+        return 1
+    # an export that agrees only with the keys it carries: not 0, which a script reads as "authentic"
+    return SELF_KEYED_EXIT if report.keys_from_export else 0
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -108,9 +116,16 @@ def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 def add_audit_commands(sub: Any) -> None:
     audit = sub.add_parser("audit", help="verify or export the signed audit log")
     verbs = audit.add_subparsers(dest="audit_verb", required=True)
-    verify = verbs.add_parser("verify", help="recompute the tree, check checkpoints, name the first bad record")
+    verify = verbs.add_parser(
+        "verify", help="recompute the tree, check checkpoints, name the first bad record",
+        description="Exit 0: verified. 1: a problem found (named). 2: cannot verify (not an export, a malformed "
+        "header, key, checkpoint, seal or first record line, an unreadable file or key). 3: an --export given "
+        "no --public-key agrees with the keys it carries itself, which proves nothing against a forger who "
+        "re-signed it with a key of their own.")
     verify.add_argument("--export", help="verify this export file instead of the database (offline)")
-    verify.add_argument("--public-key", action="append", help="trusted public key PEM (repeat for rotated keys)")
+    verify.add_argument("--public-key", action="append",
+                        help="trusted public key PEM (repeat for rotated keys); with --export and none given, "
+                        "only the keys inside the file are used and a clean result exits 3, not 0")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--skip-nodes", action="store_true",
                         help="online: do not compare the stored tree nodes (about twice as fast)")

@@ -17,8 +17,8 @@ One JSON object per line, in this order, so a verifier streams the file once:
    ``"f":2``; ``engine.audit.record`` documents its names and ``event_of`` derives its AuditEvent)
 
 ``verify_export`` checks it with public keys given separately (``--public-key``): keys shipped in
-the file are only used when none are given, and the report then says so, since whoever could
-rewrite the file could rewrite its keys too.
+the file are only used when none are given, and the report then says so (``keys_from_export``; the
+CLI exits 3, not 0), since whoever could rewrite the file could rewrite its keys too.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from engine.audit.checkpoint import SEAL, now_utc
 from engine.audit.keys import KEY_NAME, AuditKeys
@@ -68,10 +69,13 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
 
 
 def _lines(fh: IO[bytes], verifier: list[Verifier]) -> Iterator[dict[str, Any]]:
-    """The export's lines as objects, in order. A line that is not a JSON object is named, not
-    raised: at the end of the file it is a file cut short inside its last line (a copy that
-    stopped), elsewhere a damaged line; either way the report says which line, and the records
-    after it still verify (a lost record line shows as the gap it leaves)."""
+    """The export's lines as objects, in order. A line that is not a JSON object among the records
+    (from the second record line on) is named, not raised: at the end of the file it is a file cut
+    short inside its last line (a copy that stopped), elsewhere a damaged line; either way the
+    report says which line, and the records after it still verify (a lost record line shows as the
+    gap it leaves). Before the verifier exists -- the header, a key, checkpoint or seal line, or
+    the first record line (which cannot be told from those) -- it is ``ValueError``: the keys and
+    signatures to verify against are not known, so nothing is verified ("cannot verify", exit 2)."""
     pending: tuple[int, str] | None = None  # (line number, what is wrong): named once we know if it was the last
     number = 0
     for raw in fh:
@@ -108,7 +112,10 @@ def _bad_line(verifier: list[Verifier], number: int, what: str, *, last: bool) -
 
 def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Report:
     """Verify an export file offline. ``ValueError`` when it is not an export at all (no header,
-    an unknown line type before the records); anything wrong from the records on is a problem in
+    a header without the fields every release wrote or with one of another type, a key line
+    without its PEM or with one that is no Ed25519 key, two seal lines, a line that is no JSON
+    object or of an unknown type before the records); a checkpoint or seal line whose signed note
+    is unreadable is a problem in the report; anything wrong from the records on is a problem in
     the report, including a file holding fewer or more records than its header announces: the
     header is not signed, but records cut from past the last signature leave no other trace."""
     made: list[Verifier] = []  # the verifier, once made (the line reader names bad lines to it)
@@ -117,7 +124,7 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         header = next(lines, None)
         if not isinstance(header, dict) or header.get("type") != FORMAT:
             raise ValueError(f"{path}: not a huren audit export")
-        origin = header["origin"]
+        origin = _check_header(header)
         key_lines: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
         seal: dict[str, Any] | None = None
@@ -129,18 +136,15 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
             elif kind == "checkpoint":
                 checkpoints.append(obj)
             elif kind == "seal":
+                if seal is not None:  # (a log has one seal: which of two would be the witness?)
+                    raise ValueError("two seal lines (a log has one seal)")
                 seal = obj
             elif kind == "record":
                 first_record = obj
                 break
             else:
                 raise ValueError(f"{path}: unknown line type {kind!r}")
-        if public_key_pems:
-            keys = AuditKeys.from_public_pems(KEY_NAME, public_key_pems)
-            note = None
-        else:
-            keys = AuditKeys.from_public_pems(KEY_NAME, [k["pem"].encode() for k in key_lines])
-            note = "no --public-key given: checked against the keys inside the export itself"
+        keys = _keys(public_key_pems or [_pem_of(k) for k in key_lines])
         v = Verifier(keys, origin=origin)
         made.append(v)
         v.add_checkpoints(checkpoints)
@@ -171,6 +175,56 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         if isinstance(announced, int) and not isinstance(announced, bool):
             v.announced(announced)
         report = v.finish()
-        if note:
-            report.notes.append(note)
+        if not public_key_pems:
+            report.keys_from_export = True
+            report.notes.append(SELF_KEYED)
         return report
+
+
+# What a check against the file's own keys proves: the file agrees with itself, nothing more.
+SELF_KEYED = ("no --public-key given: checked only against the public keys the export itself carries, which "
+              "proves nothing against a forger who re-signed the file with a key of their own embedded; verify "
+              "again with the deployment's public key (GET /audit/public-key) given as --public-key / 未给出 "
+              "--public-key：只用导出文件自带的公钥核对，伪造者换上自己的密钥重新签名也能通过，不能证明文件未被篡改；"
+              "请用部署方的公钥（GET /audit/public-key）以 --public-key 再核对一次")
+
+
+def _count(header: dict[str, Any], name: str, *, optional: bool = False) -> None:
+    value = header.get(name)
+    if optional and name not in header:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"the header's {name!r} is {value!r}, not a count: not an export as huren writes it")
+
+
+def _check_header(header: dict[str, Any]) -> str:
+    """The header's origin, once every field the verifier relies on has the shape every huren
+    release wrote (version 1, origin, the record and checkpoint counts; ``sealed`` when the log
+    had a seal): a count missing or of another type would silently switch off the check it
+    feeds, and an origin that is no text would switch off (null) or confuse the origin check, so
+    such a file is not verified at all (``ValueError``: "cannot verify", exit 2)."""
+    if header.get("version") != 1 or isinstance(header.get("version"), bool):
+        raise ValueError(f"export version {header.get('version')!r}: this huren reads version 1")
+    origin = header.get("origin")
+    if not isinstance(origin, str) or not origin:
+        raise ValueError(f"the header's 'origin' is {origin!r}, not the log's name: not an export as huren writes it")
+    _count(header, "records")
+    _count(header, "checkpoints")
+    _count(header, "sealed", optional=True)
+    return origin
+
+
+def _pem_of(line: dict[str, Any]) -> bytes:
+    pem = line.get("pem")
+    if not isinstance(pem, str) or not pem:
+        raise ValueError(f"a key line ({line.get('key_id')!r}) carries no PEM text")
+    return pem.encode()
+
+
+def _keys(pems: list[bytes]) -> AuditKeys:
+    """The verification keys; a PEM that is no Ed25519 public key is "cannot verify", whichever
+    error the parser raises for it."""
+    try:
+        return AuditKeys.from_public_pems(KEY_NAME, pems)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"a public key cannot be read ({exc})") from exc

@@ -62,12 +62,18 @@ class Report:
     checkpoints: int = 0
     root: str = ""
     signed_size: int = 0
+    # the root the newest trusted signature (checkpoint or seal) signs at ``signed_size``: what an
+    # auditor checks a consistency proof to the live log's checkpoint from (README "Audit trail")
+    signed_root: str = ""
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unsigned: int = 0  # records past the newest signed checkpoint: no signature covers them
     sealed: int = 0  # the size the seal signs, when it signs more than the numbered checkpoints
     # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
     recovered: list[tuple[int, int, int]] = field(default_factory=list)
+    # an export checked against the keys it carries itself (no trusted key given): it agrees with
+    # itself, which a forger's re-signed file does too
+    keys_from_export: bool = False
 
     @property
     def ok(self) -> bool:
@@ -85,14 +91,17 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": self.records, "checkpoints": self.checkpoints, "root": self.root,
-                "signed_size": self.signed_size, "sealed": self.sealed, "unsigned": self.unsigned,
+                "signed_size": self.signed_size,
+                "signed_root": self.signed_root, "sealed": self.sealed, "unsigned": self.unsigned,
                 "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
                 "first_bad_record": self.first_bad_record,
-                "problems": [p.as_json() for p in self.problems], "notes": self.notes}
+                "problems": [p.as_json() for p in self.problems], "notes": self.notes,
+                "keys": "export" if self.keys_from_export else "trusted"}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
-                 f"signed up to {self.signed_size}, root {self.root}"]
+                 f"signed up to {self.signed_size}" + (f" (signed root {self.signed_root})" if self.signed_root else "")
+                 + f", root {self.root}"]
         if self.ok and not self.unsigned:
             lines.append("OK: every record, tree node and checkpoint verifies; every record is under a signed checkpoint")
         elif self.ok:
@@ -107,6 +116,9 @@ class Report:
             lines.append(f"FAILED: {len(self.problems)} problem(s)"
                          + (f"; first bad record: {first}" if first is not None else ""))
             lines += [f"  - {p.message}" for p in self.problems]
+        if self.ok and self.keys_from_export:  # (the note below says why; a script reads the exit code, 3)
+            lines[1] = ("NOT PROVEN AUTHENTIC / 未证明真实: checked only against the keys inside the export; "
+                        "consistent with itself: " + lines[1])
         lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
                   "opened the log (the one that appended them stopped before signing), not by the process that "
                   "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
@@ -179,7 +191,8 @@ class Verifier:
             self._checkpoints.append(cp)
         self.report.checkpoints = len(cps)
         if cps:
-            self.report.signed_size = max(c.size for c in cps)
+            newest = max(cps, key=lambda c: c.size)
+            self.report.signed_size, self.report.signed_root = newest.size, newest.root.hex()
 
     def _trusted(self, cp: Checkpoint, name: str, checkpoint: int | None = None) -> bool:
         """Whether a signed statement (a checkpoint, the seal) is signed by a key of this log and
@@ -210,7 +223,7 @@ class Verifier:
             return
         self._by_size.setdefault(cp.size, []).append(cp)
         self._checkpoints.append(cp)
-        self.report.signed_size = cp.size
+        self.report.signed_size, self.report.signed_root = cp.size, cp.root.hex()
         self.report.sealed = cp.size
 
     # ---------------------------------------------------------------- records

@@ -9,11 +9,11 @@ entry can name nobody else; the same search a SMART app makes through the FHIR A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.audit.events import STAFF_SYSTEM
+from engine.audit.events import STAFF_ROLE_SYSTEM, STAFF_SYSTEM
 from engine.audit.view import OTHER_RESIDENT, RECORD_DETAIL
 
 MAX_ENTRIES = 200
@@ -28,6 +28,13 @@ WHAT = {"read": "read", "vread": "read", "history": "read", "search": "search", 
 EXPORTS = {"$everything", "$export"}
 
 
+class StaffRole(Protocol):
+    """A staff role as its one owner loads it (``engine.auth.staff.Role``, from ``staff/roles.yaml``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+
 class Searches(Protocol):
     """The part of ``FhirRepository`` this needs."""
 
@@ -39,7 +46,7 @@ class Access:
     when: str  # AuditEvent.recorded (instant, UTC)
     who: str  # the requestor's id: a client id, a resident's subject, an institution code, a RelatedPerson
     who_name: str  # a display name when known (a registered client's name), else ""
-    role: str  # system | resident | auditor | sending-institution | user | family | unauthenticated
+    role: str  # system | resident | auditor | sending-institution | user | family | unauthenticated | other
     what: str  # read | search | export | write | delete | import | sign-in | operation | ...
     resource_types: tuple[str, ...]  # the types of this resident's resources it touched
     outcome: str  # success | refused | failed
@@ -53,10 +60,13 @@ class Access:
 
 
 def who_looked(repository: Searches, patient_ids: Collection[str], *,
-               names: Callable[[str], str] | None = None, limit: int = MAX_ENTRIES) -> list[Access]:
+               names: Callable[[str], str] | None = None, limit: int = MAX_ENTRIES,
+               staff_roles: Mapping[str, StaffRole] | None = None) -> list[Access]:
     """Accesses to the record of the person with these Patient ids, newest first (the views are
     derived from the log on read: a read made a moment ago is there); ``names`` gives a client
-    id's display name.
+    id's display name; ``staff_roles`` the site's staff roles (``engine.staff.roles``), which say
+    whether a signed-in person's role is an auditor's or a health worker's (none given: such a
+    person is ``other``, named, never guessed).
     """
     ids = sorted({p for p in patient_ids if p})
     if not ids:
@@ -67,7 +77,7 @@ def who_looked(repository: Searches, patient_ids: Collection[str], *,
     out: list[Access] = []
     seen: set[str] = set()
     for event in found.resources:
-        access = summarise(event, names)
+        access = summarise(event, names, staff_roles)
         if access.record in seen:  # one interaction with two of this person's linked records
             continue
         seen.add(access.record)
@@ -75,7 +85,8 @@ def who_looked(repository: Searches, patient_ids: Collection[str], *,
     return out
 
 
-def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) -> Access:
+def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None,
+              staff_roles: Mapping[str, StaffRole] | None = None) -> Access:
     """One AuditEvent view in the resident's terms."""
     requestor = next((a for a in event.get("agent") or () if a.get("requestor")), {})
     ident = (requestor.get("who") or {}).get("identifier") or {}
@@ -86,8 +97,7 @@ def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) 
     if requestor.get("who") == OTHER_RESIDENT:
         role = "resident"
     elif ident.get("system") == STAFF_SYSTEM:  # a person signed in to the pages: by her role, named
-        codes = {c.get("code") for r in requestor.get("role") or () for c in r.get("coding") or ()}
-        role = "auditor" if "auditor" in codes else "user"
+        role = staff_kind(requestor, staff_roles or {})
         staff_name = str((requestor.get("who") or {}).get("display") or "")
     else:
         role = ROLES.get(ident.get("system", ""), "unauthenticated" if not who else "other")
@@ -107,3 +117,15 @@ def summarise(event: dict[str, Any], names: Callable[[str], str] | None = None) 
     name = names(who) if names is not None and role == "system" and who else staff_name
     return Access(str(event.get("recorded") or ""), who, name or "", role, what, tuple(types), outcome, app,
                   str(details.get(RECORD_DETAIL) or event.get("id") or ""))
+
+
+def staff_kind(requestor: dict[str, Any], staff_roles: Mapping[str, StaffRole]) -> str:
+    """``auditor`` or ``user`` for a signed-in person, by her role's *kind*: the record names the
+    role (``urn:huren:staff-role``), and a site names its roles as it likes (``yb_auditor``, kind
+    auditor, 医保审核员), so the name says nothing; the kind comes from the one owner of staff
+    roles. A role the site no longer has is ``other``: which kind it was is not known here, and
+    a guess would tell the resident something untrue."""
+    codes = [c.get("code") for r in requestor.get("role") or () for c in r.get("coding") or ()
+             if c.get("system") == STAFF_ROLE_SYSTEM]
+    kinds = {staff_roles[c].kind for c in codes if isinstance(c, str) and c in staff_roles}
+    return kinds.pop() if len(kinds) == 1 and kinds <= {"auditor", "user"} else "other"
