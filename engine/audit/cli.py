@@ -46,8 +46,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from engine.audit.verify import verify_online
 
     damaged = None
-    if args.export:
+    try:  # an unreadable key file is "cannot verify" (2), never a traceback read as a found problem (1)
         pems = [Path(p).read_bytes() for p in args.public_key or []]
+    except OSError as exc:
+        print(f"huren audit verify: cannot read the public key: {exc}", file=sys.stderr)
+        return 2
+    if args.export:
         try:
             report = verify_export(Path(args.export), pems)
         except (ValueError, OSError) as exc:  # not an export at all, or not readable: say so, no traceback
@@ -65,8 +69,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             log = open_log(settings, segment=False, writer=False)
         try:
             keys = None
-            if args.public_key:
-                keys = AuditKeys.from_public_pems(log.keys.name, [Path(p).read_bytes() for p in args.public_key])
+            if pems:
+                try:
+                    keys = AuditKeys.from_public_pems(log.keys.name, pems)
+                except ValueError as exc:  # not a PEM public key: cannot verify against it
+                    print(f"huren audit verify: cannot read the public key: {exc}", file=sys.stderr)
+                    return 2
             report = verify_online(log, keys, check_nodes=not args.skip_nodes)
         finally:
             log.store.close()
