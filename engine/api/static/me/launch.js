@@ -66,8 +66,7 @@ function forgetShown() {
   state.loaded = false;  // nothing to draw again (a language or text-size tap redraws what is loaded)
   for (const node of document.querySelectorAll("#banner, #tools, #tabs, main section.tab")) node.hidden = true;
   for (const node of document.querySelectorAll("#banner, main section.tab, #printed")) node.replaceChildren();
-  const status = document.getElementById("status");
-  status.textContent = ""; status.className = "";
+  status("");  // app.js: the message line emptied, and no message to say again in another language
   document.getElementById("signout").hidden = true;
   document.getElementById("signin").hidden = false;
 }
