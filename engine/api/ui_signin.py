@@ -58,12 +58,13 @@ ERRORS = {
 
 
 def _wait_words(seconds: int) -> tuple[str, str]:
-    """A wait as a person reads it: under a minute in seconds, else in the nearest whole minutes (an
+    """A wait as a person reads it: under a minute in seconds, else in whole minutes ROUNDED UP (an
     address's limit waits up to 15 minutes, which had read "请 901 秒后再试"; ``Retry-After`` keeps the
-    seconds)."""
+    seconds). Up, never to the nearest: 61-89 s had read "1 分钟", and a retry after that minute was
+    refused again -- the page must name a time at which the retry is let through."""
     if seconds < 60:
         return f"{seconds} 秒", f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = (seconds + 30) // 60
+    minutes = -(-seconds // 60)
     return f"{minutes} 分钟", f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 

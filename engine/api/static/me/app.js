@@ -578,6 +578,7 @@ async function load(s) {
   // who looked: the server words the audit trail's accesses to this person's records, newest first
   const who = await fhir(cfg.who, s).catch((e) => { if (e instanceof Unreadable) { unread.add("who"); return null; } throw e; });
   state.audit = (who && who.entries) || [];
+  if (signingOut) return;  // signed out while the reads were on their way: nothing is drawn again
   state.loaded = true;
   renderAll();
   $("tools").hidden = false;
@@ -616,6 +617,7 @@ async function main() {
       await load(s);
     } else $("signin").hidden = false;
   } catch (e) {
+    if (signingOut) return;  // a read refused because the token was just revoked is no news
     $("signin").hidden = false;
     if (!session()) $("signout").hidden = true;
     status(e.message, true);

@@ -7,14 +7,22 @@
 // who the family member is to the resident (v3 RoleCode), in the order a person thinks of them
 const RELATIONS = ["CHILD", "PRN", "SPS", "SIB", "GRNDCHILD", "GRPRN", "GUARD", "FAMMEMB"];
 
-/** Who is signed in: the resident, or a family member acting for them (fhirUser is a RelatedPerson). */
+/** Who is signed in: the resident, or a family member acting for them (fhirUser is a RelatedPerson).
+ * A server that does not answer (a dropped connection, a 5xx) leaves that unknown, and unknown is not
+ * "the resident": the sign-in stops with an error the person can retry (a new sign-in), rather than
+ * opening the record without the banner saying whose it is, or as the page's "records could not
+ * be read, refresh later" (a refresh only shows the sign-in again). */
 async function whoIsActing(s) {
   const r = await fetch(cfg.userinfo, { cache: "no-store", headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
-  if (!r || !r.ok) return null;
+  if (!r || r.status >= 500) throw new Error(W().signinUnanswered);
+  if (!r.ok) return null;
   const info = await r.json();
   const m = /\/RelatedPerson\/([^/]+)$/.exec(info.fhirUser || "");
   if (!m) return null;
-  const rp = await fhir("RelatedPerson/" + encodeURIComponent(m[1]), s);
+  const rp = await fhir("RelatedPerson/" + encodeURIComponent(m[1]), s).catch((e) => {
+    if (e instanceof Unreadable) throw new Error(W().signinUnanswered);
+    throw e;
+  });
   return rp || { id: m[1] };
 }
 

@@ -39,20 +39,45 @@ async function finishSignIn(params) {
   if (!r.ok) throw new Error(W().signinFailed);
   const s = { token: t.access_token, patient: t.patient, exp: Date.now() + t.expires_in * 1000 };
   // a family member signed in on someone's behalf: who they are there (their RelatedPerson)
-  s.acting = await whoIsActing(s);
+  // not stored when this fails: the token just issued is revoked rather than left to its expiry
+  s.acting = await whoIsActing(s).catch((e) => { revokeLater(s.token); throw e; });
   store.setItem("session", JSON.stringify(s));
 }
 
-/** Signing out ends the sign-in on the server too (RFC 7009 revocation of the access token): clearing
- * the page's storage alone had left the token working until it expired, for whoever had copied it. */
-async function signOut() {
+/** Signing out on a shared phone: the records leave the screen and the page goes back to its sign-in
+ * at once, whatever the network does. The access token is dropped from the page's storage first and
+ * revoked on the server (RFC 7009) by a request the page does not wait for: `sendBeacon` (or a
+ * `keepalive` fetch where a beacon cannot be queued), which the browser delivers after the page is
+ * gone. Awaiting the revocation had left the records shown for as long as the server took to answer
+ * -- forever when it did not. A revocation that never arrives leaves the token working until it
+ * expires (its `expires_in`, an hour by default), held by no one on this phone: it is in no storage. */
+let signingOut = false;
+function signOut() {
   const s = JSON.parse(store.getItem("session") || "null");
   store.clear();
-  if (s && s.token) {
-    await fetch(cfg.revoke, { method: "POST", cache: "no-store", body: new URLSearchParams({
-      token: s.token, token_type_hint: "access_token", client_id: cfg.client }) }).catch(() => null);
-  }
+  signingOut = true;  // a read still on its way draws nothing (load() checks)
+  forgetShown();
+  if (s && s.token) revokeLater(s.token);
   location.replace(cfg.redirect);  // the signed-in page's history entry is not kept to go back to
+}
+
+/** The record off the screen: every section emptied and hidden, the sign-in shown. */
+function forgetShown() {
+  state.loaded = false;  // nothing to draw again (a language or text-size tap redraws what is loaded)
+  for (const node of document.querySelectorAll("#banner, #tools, #tabs, main section.tab")) node.hidden = true;
+  for (const node of document.querySelectorAll("#banner, main section.tab, #printed")) node.replaceChildren();
+  status("");  // app.js: the message line emptied, and no message to say again in another language
+  document.getElementById("signout").hidden = true;
+  document.getElementById("signin").hidden = false;
+}
+
+/** RFC 7009 revocation sent without waiting for it (see signOut). */
+function revokeLater(token) {
+  const body = new URLSearchParams({ token, token_type_hint: "access_token", client_id: cfg.client });
+  let queued = false;
+  try { queued = typeof navigator.sendBeacon === "function" && navigator.sendBeacon(cfg.revoke, body); }
+  catch (e) { queued = false; }  // a beacon refused (too large, not allowed): the fetch below
+  if (!queued) fetch(cfg.revoke, { method: "POST", cache: "no-store", keepalive: true, body }).catch(() => null);
 }
 
 function session() {

@@ -17,10 +17,19 @@
     }
     return value;
   }
-  // A number whose digits a JavaScript number would change has a fraction ending in 0 (0.50, 2.0), an
-  // exponent (1e2), a negative zero or 16+ digits in a row (more than a double holds); an answer
-  // without any (anywhere, strings included) is parsed without the reviver, which costs ~4x.
-  const CHANGED = /\d\.\d*0(?![\d.])|\d[eE][+-]?\d|\d{16}|-0(?![.\d])/;
+  // When a number's JavaScript rendering (String(n)) can differ from its JSON text: a JSON number
+  // is -?int(.frac)?(e±exp)?, and JavaScript writes the shortest digits that give the same double,
+  // in plain notation for 1e-6 <= |n| < 1e21, with no trailing zero in a fraction and 0 for -0.
+  // So it differs only for a number with
+  //   - a fraction ending in 0 (0.50, 2.0);
+  //   - an exponent (1e2; JavaScript writes 1e+21, 1e-7 and 100 itself, never as sent);
+  //   - a magnitude under 1e-6 written out (0.0000001 reads 1e-7): "0." and six zeros;
+  //   - 16 or more digits, counted across the point (12345678.123456789 reads 12345678.12345679;
+  //     an integer of 22+ digits reads 1e+21): 15 significant digits always round-trip a double;
+  //   - a negative zero (-0 reads 0).
+  // An answer where none of these patterns occurs (anywhere, strings included: a false alarm only
+  // costs time) holds no such number and is parsed without the reviver, which costs ~4x.
+  const CHANGED = /\d\.\d*0(?![\d.])|\d[eE][+-]?\d|0\.0{6}|\d(?:\.?\d){15}|-0(?![.\d])/;
   /** JSON text to values, every number's digits remembered where they differ from the number's
    * (where the browser gives a reviver the source text: Chrome 114+; elsewhere as before). */
   function parse(text) { return CHANGED.test(text) ? JSON.parse(text, keep) : JSON.parse(text); }
