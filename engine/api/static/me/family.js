@@ -8,14 +8,17 @@
 const RELATIONS = ["CHILD", "PRN", "SPS", "SIB", "GRNDCHILD", "GRPRN", "GUARD", "FAMMEMB"];
 
 /** Who is signed in: the resident, or a family member acting for them (fhirUser is a RelatedPerson).
- * A server that does not answer (a dropped connection, a 5xx) leaves that unknown, and unknown is not
- * "the resident": the sign-in stops with an error the person can retry (a new sign-in), rather than
+ * A server that does not answer (a dropped connection, a 5xx) or refuses (4xx) leaves that unknown, and
+ * unknown is not "the resident": the sign-in stops with an error the person can retry (a new sign-in), rather than
  * opening the record without the banner saying whose it is, or as the page's "records could not
  * be read, refresh later" (a refresh only shows the sign-in again). */
 async function whoIsActing(s) {
   const r = await fetch(cfg.userinfo, { cache: "no-store", headers: { Authorization: "Bearer " + s.token } }).catch(() => null);
   if (!r || r.status >= 500) throw new Error(W().signinUnanswered);
-  if (!r.ok) return null;
+  // refused (401/403: the token just issued says nothing any more -- a family grant withdrawn or
+  // ended while signing in) is a failed sign-in too, never "the resident himself": that had opened
+  // an empty record without the banner and offered him the form to grant access to hers
+  if (!r.ok) throw new Error(W().signinFailed);
   const info = await r.json();
   const m = /\/RelatedPerson\/([^/]+)$/.exec(info.fhirUser || "");
   if (!m) return null;
