@@ -1156,12 +1156,17 @@ class IdentityService:
                 self.links.update(pid, {"apart": [x for x in doc["apart"] if x != other]})
         if type_ == "seealso":
             person = tgt.get("person") if tgt["status"] == "linked" else None
-            if not person:
-                person = "man-" + uuid.uuid4().hex
-                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": [],
+            joins = None if person else self._joinable(source, src, target, tgt)
+            if joins:  # the target joins the source's person; the source stays as it was placed
+                self.links.update(target, {"person": joins, "status": "linked", "manual": True, "reasons": [],
                                            "merge_moved": None, "deleted_person": None})
-            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
-                                       "merge_moved": None, "deleted_person": None})
+            else:
+                if not person:
+                    person = "man-" + uuid.uuid4().hex
+                    self.links.update(target, {"person": person, "status": "linked", "manual": True,
+                                               "reasons": [], "merge_moved": None, "deleted_person": None})
+                self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
+                                           "merge_moved": None, "deleted_person": None})
         else:
             fields: dict[str, Any] = {"replaced_by": target, "manual": True}
             if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
@@ -1181,6 +1186,29 @@ class IdentityService:
         for listener in self.operator_listeners:
             listener(frozenset(affected))
         return self.person_compartment(source)
+
+    def _joinable(self, source: str, src: dict[str, Any], target: str, tgt: dict[str, Any]) -> str | None:
+        """The person a ``seealso`` target in no person joins: the source's, when the source is
+        linked and the target brings the person no ID number it does not already hold and no
+        operator said it is not one of the person's records (``apart``); else None (a person is
+        made of the two, as always).
+
+        Why: the source used to leave its person for a new one made of the two. 张三's R1 (linked by
+        his number, with his phone), ``$link`` to R2 (张山, his number, in conflict) or to an
+        unidentified emergency record, left his number's person with R3 alone: sign-in found no
+        phone, ``$match`` graded R1 ``possible`` -- though the desk had only said "R2 is R1's".
+        A target carrying another number keeps the old answer: joined to the number's person, its
+        holder would be handed another resident's record (hidden beats leaked)."""
+        person = src.get("person") if src.get("status") == "linked" else None
+        if not person:
+            return None
+        members = [m for m in self.links.find({"person": person, "status": "linked"}) if m["_id"] != source]
+        if tgt.get("nid_key") not in {None, src.get("nid_key"), *(m.get("nid_key") for m in members)}:
+            return None
+        apart = set(tgt.get("apart", ())) - {source}
+        if any(m["_id"] in apart or target in m.get("apart", ()) for m in members):
+            return None
+        return person
 
     def unlink(self, source: str, target: str | None = None, *, actor: str, reason: str) -> frozenset[str]:
         """Take ``source`` out of its person and undo its merges; with ``target``, only what ties the
