@@ -363,6 +363,12 @@ def _was_moved(doc: dict[str, Any], survivor: dict[str, Any]) -> bool:
     张小明's person)."""
     if doc.get("merge_moved"):
         return True
+    if doc.get("merge_noted"):
+        # a merge this code saw made (``link``, or stated by the record: an A40), which notes every
+        # move: it moved nothing. The guess below would also fit an operator's ``seealso`` into
+        # the survivor's person followed by a merge inside it -- undone, it took the record out
+        # of the person the operator had put it in (eighteenth round, review)
+        return False
     person = doc.get("person")
     return (bool(doc.get("manual")) and doc.get("status") == "linked" and bool(person)
             and person == survivor.get("person") and survivor.get("status") == "linked"
@@ -981,6 +987,9 @@ class IdentityService:
                 doc["replaced_by"] = other
             elif other and link.get("type") == "replaces" and other not in doc["replaces"]:
                 doc["replaces"].append(other)
+        if doc["replaced_by"] and (before is None or doc["replaced_by"] != before.get("replaced_by")
+                                   or before.get("merge_noted")):
+            doc["merge_noted"] = True  # a merge this code saw made: ``merge_moved`` tells its move (``_was_moved``)
         raw = nationalid.raw_national_id(patient)
         nid = None
         if raw is not None:
@@ -1168,7 +1177,7 @@ class IdentityService:
                 self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
                                            "merge_moved": None, "deleted_person": None})
         else:
-            fields: dict[str, Any] = {"replaced_by": target, "manual": True}
+            fields: dict[str, Any] = {"replaced_by": target, "manual": True, "merge_noted": True}
             if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
                 # merged into a record of another person: it is that person's record now, and only
                 # that one's. Left in its own person (linked by another ID number, say), the

@@ -1,0 +1,52 @@
+"""Undoing a merge made inside one person after the desk had put the record there by hand
+(eighteenth round, review of id18).
+
+张三's record A (his number) is, the desk says, 张小明's (``$link`` A -> X ``seealso``: A joins X's
+person by hand), then merged into X (``replaced-by``, inside that one person: nothing moves).
+id18 recognised a merge of the code before by its shape -- a record merged by hand, linked in its
+survivor's person, not its own number's -- and this one has that shape: ``$unlink`` X, A took A out
+of the person the operator had put it in (an operator's decision undone by the machine) where the
+code before took X out, as ``$unlink`` of a source does. Every merge this code sees made is now
+noted (``merge_noted``), so the guess applies only to merges older code made. Real path:
+``POST /hl7v2``, ``$link``/``$unlink`` over HTTP, SQLite and mongomock.
+"""
+
+from __future__ import annotations
+
+from tests import test_id17_revisit as revisit
+from tests.operator_calls import index_state, operate
+from tests.test_id17_operator_merge import RELATIVE, _merge
+
+world = revisit.world  # the fixture: the engine, HTTP and an HL7 feed
+
+
+def _four(send) -> tuple[str, str, str, str]:
+    a = send("FNXRMYY", "A04", "张三")
+    a2 = send("FNZYY", "A04", "张三")
+    x = send("FNFYY", "A04", "张小明", RELATIVE)
+    x2 = send("FNZXYY", "A04", "张小明", RELATIVE)
+    return a, a2, x, x2
+
+
+def test_a_merge_inside_the_person_the_desk_put_the_record_in_undone_keeps_it_there(world):
+    engine, http, send = world
+    a, a2, x, x2 = _four(send)
+    operate(http, "link", a, x)  # the desk: A is 张小明's
+    _merge(http, a, x)  # and a duplicate of X
+    send("FNXRMYY", "A08", "张三")  # a later message of A keeps the merge and its note
+    assert engine.identity.record(a)["replaced_by"] == x
+    operate(http, "unlink", x, a)
+    assert index_state(engine, http, a)[:2] == ("linked", {a, x2})
+    assert engine.identity.record(x)["status"] == "unlinked"  # the source leaves, as asked
+    assert engine.identity.person_compartment(a2) == {a2}
+
+
+def test_the_same_undone_from_the_merged_records_side_takes_it_out(world):
+    """``$unlink`` A, X: the source A leaves (as for any ``$unlink`` of a source), X stays."""
+    engine, http, send = world
+    a, _, x, x2 = _four(send)
+    operate(http, "link", a, x)
+    _merge(http, a, x)
+    operate(http, "unlink", a, x)
+    assert engine.identity.record(a)["status"] == "unlinked"
+    assert engine.identity.person_compartment(x) == {x, x2}
