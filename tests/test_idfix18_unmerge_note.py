@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from tests import test_id17_revisit as revisit
 from tests.operator_calls import index_state, operate
-from tests.test_id17_operator_merge import RELATIVE, _merge
+from tests.test_id17_operator_merge import RELATIVE, _a40, _merge
+from tests.test_id17_revisit import ER7
 
 world = revisit.world  # the fixture: the engine, HTTP and an HL7 feed
 
@@ -50,3 +51,15 @@ def test_the_same_undone_from_the_merged_records_side_takes_it_out(world):
     operate(http, "unlink", a, x)
     assert engine.identity.record(a)["status"] == "unlinked"
     assert engine.identity.person_compartment(x) == {x, x2}
+
+
+def test_a_merge_an_hl7_a40_states_is_noted_too(world):
+    """The source system's merge (ADT^A40) is one this code saw made: noted, so undoing it never
+    takes the guess meant for the older code's merges."""
+    engine, http, send = world
+    o = send("FNZXYY", "A04", "张三")
+    s = send("FNXRMYY", "A04", "张三")
+    r = http.post("/hl7v2", content=_a40("ZY0001", "ZY0004"), headers={"Content-Type": ER7})
+    assert r.headers["x-hl7-ack-code"] == "AA", r.text
+    assert engine.identity.record(o)["replaced_by"] == s
+    assert engine.identity.record(o)["merge_noted"] is True
