@@ -44,7 +44,7 @@ def _subject(request: Request, caller: Caller, params: list[dict[str, Any]]) -> 
             raise Unprocessable(str(exc), expression=["Parameters.parameter[nationalId]"]) from None
         found = engine.identity.patients_for_number(parsed)
         if not found:
-            raise NotFound("no linked record carries this ID number")
+            raise NotFound(engine.identity.no_person_reason(parsed))
         return found[0]
     if caller.kind == "patient" and caller.patient:
         return caller.patient

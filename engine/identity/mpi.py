@@ -518,6 +518,28 @@ class IdentityService:
             return []
         return sorted(d["_id"] for d in found)
 
+    def no_person_reason(self, number: str) -> str:
+        """Why ``patients_for_number`` gives nothing for this number, for the desk (Chinese first).
+
+        Why three answers: "no linked record carries this ID number" was also said of a number
+        whose records lie in persons an operator made (of two of its conflicts, or holding another
+        number's records) and of one whose records are all in conflict or taken out: the desk,
+        told the resident has no record, registered a new one instead of deciding the ones there
+        (eighteenth round, review). Said to staff only: a resident's sign-in answers the same
+        whatever the number holds."""
+        found = self.links.find({"nid_key": self.nid_key(number)})
+        if not found:
+            return ("医共体中没有带此身份证号的记录，居民还没有可登录的档案 "
+                    "(no record carries this ID number: the resident has no record to sign in to yet)")
+        if not any(d.get("status") == "linked" for d in found):
+            return ("带此身份证号的记录都未归入本人：资料不一致待核对，或已由人工移出；请操作员先处理 "
+                    "(records carry this ID number, but none is linked to its person: in conflict, or taken "
+                    "out by hand; an operator decides them first: huren identity conflicts)")
+        return ("带此身份证号的记录已由人工关联，分属多人或与他人的记录同属一人；请操作员先确定哪一个是本人 "
+                "(the records carrying this ID number were linked by hand into persons that are not this "
+                "number's alone -- more than one, or holding another number's records: an operator decides "
+                "which is the resident's first)")
+
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent.
 
@@ -543,7 +565,7 @@ class IdentityService:
         the Patient ids of the person; raises ``NotFound`` when no record carries the number."""
         patients = self.patients_for_number(number)
         if not patients:
-            raise NotFound("no linked record carries this ID number: the resident has no record to sign in to yet")
+            raise NotFound(self.no_person_reason(number))
         key = self.nid_key(number)
         self.login_phones.replace({"_id": key, "phone": phone, "actor": actor, "reason": reason,
                                    "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
