@@ -63,3 +63,23 @@ def test_a_merge_an_hl7_a40_states_is_noted_too(world):
     assert r.headers["x-hl7-ack-code"] == "AA", r.text
     assert engine.identity.record(o)["replaced_by"] == s
     assert engine.identity.record(o)["merge_noted"] is True
+
+
+def test_undoing_a_merge_inside_one_person_takes_the_source_out(world):
+    """What the README says of a merge that moved nothing (review of id18: it said the source stays
+    where it is): inside one person, ``$unlink`` O, S takes O out by hand, as ``$unlink`` of a
+    source does (hidden until an operator links it, never left beside records it may not be
+    with); into a survivor in no person, O stays ``manual`` in its own person."""
+    engine, http, send = world
+    s = send("FNXRMYY", "A04", "张三")
+    o = send("FNZXYY", "A04", "张三")
+    _merge(http, o, s)
+    operate(http, "unlink", o, s)
+    assert engine.identity.record(o)["status"] == "unlinked" and engine.identity.record(o)["manual"]
+    assert engine.identity.person_compartment(s) == {s}
+    lone = send("FNZYY", "A04", "张三")
+    operate(http, "unlink", lone)
+    _merge(http, s, lone)
+    operate(http, "unlink", s, lone)
+    assert engine.identity.record(s)["status"] == "linked" and engine.identity.record(s)["manual"]
+    assert engine.identity.person_compartment(s) == {s}
