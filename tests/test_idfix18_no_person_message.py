@@ -82,3 +82,15 @@ def test_a_resident_granting_to_such_a_number_learns_nothing_of_its_records(desk
     why = r.json()["issue"][0]["diagnostics"]
     assert r.status_code == 422 and why.startswith("家人的身份证号还没有归入本人的记录"), why
     assert "人工" not in why and "hand" not in why
+
+
+def test_a_number_whose_record_linked_by_hand_was_deleted(desk):
+    """The index keeps a deleted record's entry when an operator had linked it (to put it back if
+    it is written again): it is no record, and the desk is told none carries the number."""
+    _, http, send = desk
+    a = send("FNXRMYY", "ZY0001", NID, "张三", "13900000001")
+    x = send("FNZYY", "MZ0002", OTHER, "张小明", "13900000002")
+    operate(http, "link", a, x)
+    assert http.delete(f"/fhir/Patient/{a}").status_code in (200, 204)
+    status, why = _login_phone(http, NID)
+    assert status == 404 and why.startswith("医共体中没有带此身份证号的记录"), why

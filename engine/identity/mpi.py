@@ -527,7 +527,8 @@ class IdentityService:
         told the resident has no record, registered a new one instead of deciding the ones there
         (eighteenth round, review). Said to staff only: a resident's sign-in answers the same
         whatever the number holds."""
-        found = self.links.find({"nid_key": self.nid_key(number)})
+        # (a record linked by hand and deleted keeps its entry, ``deleted_person``: it is no record)
+        found = [d for d in self.links.find({"nid_key": self.nid_key(number)}) if not d.get("deleted_person")]
         if not found:
             return ("医共体中没有带此身份证号的记录，居民还没有可登录的档案 "
                     "(no record carries this ID number: the resident has no record to sign in to yet)")
