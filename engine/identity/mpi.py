@@ -1176,7 +1176,10 @@ class IdentityService:
         return doc
 
     def link(self, source: str, target: str, *, type_: str = "seealso", actor: str, reason: str) -> frozenset[str]:
-        """Link two records by hand (``seealso``: same person; ``replaced-by``: source merged into target)."""
+        """Link two records by hand (``seealso``: same person; ``replaced-by``: source merged into target).
+
+        ``seealso``: the source joins the target's person; a target in no person joins the
+        source's (``_joinable``) -- or, when it may not, a person is made of the two."""
         if source == target:
             raise BadRequest("source and target are the same record")
         if type_ not in ("seealso", "replaced-by"):
