@@ -111,3 +111,16 @@ def test_a_record_taken_out_by_hand_then_deleted_is_no_record_to_decide(desk):
     status, why = _login_phone(http, NID)
     assert status == 404 and why.startswith("医共体中没有带此身份证号的记录"), why
     assert engine.identity.record(a)["status"] == "unlinked"  # the decision is kept for a re-send
+
+
+def test_a_record_that_left_for_conflict_then_deleted_is_off_the_operators_list(desk):
+    """The operator's conflict list (``huren identity conflicts``) names the record that left, and
+    no longer once it is deleted (its entry is kept, ``manual``, for a re-send)."""
+    engine, http, send = desk
+    r1, r2, _ = _three(send)
+    u = send("FNXRMYY", "JZ0009", None, "无名氏")
+    operate(http, "link", r1, u)
+    send("FNXRMYY", "JZ0009", OTHER, "张小明")
+    assert [d["_id"] for d in engine.identity.conflicts()] == sorted([r2, u])
+    assert http.delete(f"/fhir/Patient/{u}").status_code in (200, 204)
+    assert [d["_id"] for d in engine.identity.conflicts()] == [r2]

@@ -641,6 +641,8 @@ class IdentityService:
         store of older code; ``rebuild`` mends it) keeps the reasons stored with it."""
         out = []
         for doc in self.links.find({"status": "conflict"}, sort=[("_id", 1)]):
+            if doc.get("manual") and not self._stored(doc["_id"]):
+                continue  # kept for a re-send (``on_delete``), deleted: nothing to decide
             if self.repository is not None and not doc.get("manual"):  # (an operator's: as they left it)
                 with contextlib.suppress(NotFound, Gone):
                     current = self.repository.read("Patient", doc["_id"])
