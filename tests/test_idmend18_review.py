@@ -124,3 +124,24 @@ def test_a_record_that_left_for_conflict_then_deleted_is_off_the_operators_list(
     assert [d["_id"] for d in engine.identity.conflicts()] == sorted([r2, u])
     assert http.delete(f"/fhir/Patient/{u}").status_code in (200, 204)
     assert [d["_id"] for d in engine.identity.conflicts()] == [r2]
+
+
+def test_a_re_send_that_changes_nothing_keeps_a_hand_linked_record_in_place(desk):
+    """Review of idmend18 (the lead): U, linked by hand into 张三's person, is given his number (it
+    stays: his records hold it); his other records are then deleted; the same U sent again (only a
+    phone added) left for ``conflict`` -- the note still held the number U had when linked (none),
+    and no other record of the person held K any more -- and 张三's number opened nothing. A number
+    accepted once is the one a later version is compared with."""
+    engine, http, send = desk
+    r1 = send("FNXRMYY", "ZY0001", NID, "张三", "13900000001")
+    r3 = send("FNZYY", "MZ0003", NID, "张三")
+    u = send("FNXRMYY", "JZ0009", None, "无名氏")
+    operate(http, "link", r1, u)
+    send("FNXRMYY", "JZ0009", NID, "张三")
+    assert engine.identity.record(u)["status"] == "linked"
+    for r in (r1, r3):
+        assert http.delete(f"/fhir/Patient/{r}").status_code in (200, 204)
+    assert engine.identity.record(u)["status"] == "linked"
+    send("FNXRMYY", "JZ0009", NID, "张三", "13900000099")
+    assert engine.identity.record(u)["status"] == "linked"
+    assert engine.identity.patients_for_number(NID) == [u]

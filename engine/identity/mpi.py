@@ -1121,8 +1121,8 @@ class IdentityService:
                 "linked by hand to a person, it now carries an ID number no other record of that person "
                 "holds: an operator decides (人工关联后身份证号已改为他人号码，待操作员核对)"])
             return
-        if placed:
-            doc["placed"] = placed
+        if placed:  # it stays: the number it carries now is the one a later version is compared with
+            doc["placed"] = {**placed, "nid_key": key} if key else placed
 
     def _group_demo(self, other: dict[str, Any]) -> dict[str, Any] | None:
         """The demographics ``other`` (a linked record of the same number) will be judged by once
