@@ -234,7 +234,7 @@ def test_a_merge_the_code_before_made_undone_from_the_survivors_side(world):
     a, a2, x = _three(send)
     x2 = send("FNZXYY", "A04", "张小明", RELATIVE)
     _merge(http, a, x)
-    engine.identity.links.update(a, {"merge_moved": None})  # as that code left it
+    engine.identity.links.update(a, {"merge_moved": None, "merge_noted": None})  # as that code left it
     operate(http, "unlink", x, a)
     assert index_state(engine, http, x2) == ("linked", {x, x2}, [x])
     assert engine.identity.record(a)["status"] == "unlinked"

@@ -38,13 +38,17 @@ def _subject(request: Request, caller: Caller, params: list[dict[str, Any]]) -> 
     if ref is not None:
         return _patient_ref(ref, "patient")
     if number is not None and caller.kind != "patient":
+        # access first: the answer below tells whether records carry the number and how they are
+        # linked -- for the desk (the family manager) alone, never an oracle on ID numbers for any
+        # client (eighteenth round, review of idfix18; a desk client's check needs no record)
+        require_family_manager(caller, "")
         try:
             parsed = nationalid.parse(str(number).strip().upper()).number
         except nationalid.InvalidNationalId as exc:
             raise Unprocessable(str(exc), expression=["Parameters.parameter[nationalId]"]) from None
         found = engine.identity.patients_for_number(parsed)
         if not found:
-            raise NotFound("no linked record carries this ID number")
+            raise NotFound(engine.identity.no_person_reason(parsed))
         return found[0]
     if caller.kind == "patient" and caller.patient:
         return caller.patient

@@ -128,8 +128,9 @@ class FamilyAccess:
             raise Unprocessable("请填写家人姓名 (the family member's name is required, at most 64 characters)",
                                 expression=["Parameters.parameter[proxyName]"])
         if not self.identity.patients_for_number(number):
-            raise Unprocessable("家人尚未在医共体建档，还不能登录：请家人先到任一成员医院建档 (the family member has no "
-                                "record in the medical community yet, so they cannot sign in)",
+            raise Unprocessable("家人的身份证号还没有归入本人的记录，还不能登录：请家人到任一成员医院建档或核对 (no record "
+                                "is linked to the family member's ID number yet, so they cannot sign in: they register, "
+                                "or have their records checked, at the desk of any member hospital)",
                                 expression=["Parameters.parameter[proxyNationalId]"])
         key = person_key(self.identity.nid_key(number))
         patient = self.repository.read("Patient", patient_id)

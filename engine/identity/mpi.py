@@ -363,10 +363,35 @@ def _was_moved(doc: dict[str, Any], survivor: dict[str, Any]) -> bool:
     张小明's person)."""
     if doc.get("merge_moved"):
         return True
+    if doc.get("merge_noted"):
+        # a merge this code saw made (``link``, or stated by the record: an A40), which notes every
+        # move: it moved nothing. The guess below would also fit an operator's ``seealso`` into
+        # the survivor's person followed by a merge inside it -- undone, it took the record out
+        # of the person the operator had put it in (eighteenth round, review)
+        return False
     person = doc.get("person")
     return (bool(doc.get("manual")) and doc.get("status") == "linked" and bool(person)
             and person == survivor.get("person") and survivor.get("status") == "linked"
             and (not doc.get("nid_key") or person != _auto_person(doc["nid_key"])))
+
+
+def _placed(person: str, doc: dict[str, Any], other: str) -> dict[str, Any]:
+    """The note an operator's ``seealso`` leaves on a record it puts in ``person``: the person, the
+    ID number the record carried then, and the record it was linked to (``_placed_still``)."""
+    return {"person": person, "nid_key": doc.get("nid_key"), "by": other}
+
+
+def _joined_by(tgt: dict[str, Any], source: str, src: dict[str, Any]) -> bool:
+    """Is ``tgt`` in the source's person because an earlier ``seealso`` of this very pair put it
+    there (the target joined the source's, ``IdentityService._joinable``)?
+
+    Why: clicked again, the target was found in a person and the source was linked into it by
+    hand -- made ``manual`` where the first click had left it as placed. An A08 then giving the
+    source another resident's number moved it after one click and kept it in 张三's person after
+    two (eighteenth round, review of idfix18): the same call twice must leave the same state."""
+    placed = tgt.get("placed") or {}
+    return (tgt.get("status") == "linked" and src.get("status") == "linked" and placed.get("by") == source
+            and placed.get("person") == tgt.get("person") == src.get("person"))
 
 
 def _warning(diagnostics: str) -> dict[str, Any]:
@@ -512,6 +537,45 @@ class IdentityService:
             return []
         return sorted(d["_id"] for d in found)
 
+    def no_person_reason(self, number: str) -> str:
+        """Why ``patients_for_number`` gives nothing for this number, for the desk (Chinese first).
+
+        Why three answers: "no linked record carries this ID number" was also said of a number
+        whose records lie in persons an operator made (of two of its conflicts, or holding another
+        number's records) and of one whose records are all in conflict or taken out: the desk,
+        told the resident has no record, registered a new one instead of deciding the ones there
+        (eighteenth round, review). Said to the desk only, whose access is checked before the
+        number is looked up: an identity operator (``$login-phone``), a family manager (``$family-grant``
+        by ``nationalId``); a resident's sign-in answers the same whatever the number holds."""
+        # (a record decided by hand and deleted keeps its entry -- linked: ``deleted_person``; taken
+        # out: as it was -- to apply the decision again if it is written again: it is no record)
+        found = [d for d in self.links.find({"nid_key": self.nid_key(number)})
+                 if not d.get("deleted_person") and self._stored(d["_id"])]
+        if not found:
+            return ("医共体中没有带此身份证号的记录，居民还没有可登录的档案 "
+                    "(no record carries this ID number: the resident has no record to sign in to yet)")
+        if not any(d.get("status") == "linked" for d in found):
+            return ("带此身份证号的记录都未归入本人：资料不一致待核对，或已由人工移出；请操作员先处理 "
+                    "(records carry this ID number, but none is linked to its person: in conflict, or taken "
+                    "out by hand; an operator decides them first: huren identity conflicts)")
+        return ("带此身份证号的记录已由人工关联，分属多人或与他人的记录同属一人；请操作员先确定哪一个是本人 "
+                "(the records carrying this ID number were linked by hand into persons that are not this "
+                "number's alone -- more than one, or holding another number's records: an operator decides "
+                "which is the resident's first)")
+
+    def _stored(self, patient_id: str) -> bool:
+        """Is the record there to read (not deleted)? True without a repository (nothing to ask).
+        Why ask: an entry the index keeps of a record taken out by hand and then deleted carries no
+        mark of the deletion, and ``no_person_reason`` told the desk there were records to decide
+        when the only one was deleted (eighteenth round, review of idfix18)."""
+        if self.repository is None:
+            return True
+        try:
+            self.repository.read("Patient", patient_id)
+        except (NotFound, Gone):
+            return False
+        return True
+
     def phones(self, patient_ids: Iterable[str]) -> list[str]:
         """Phone numbers on file for these records: where a resident's login code is sent.
 
@@ -537,7 +601,7 @@ class IdentityService:
         the Patient ids of the person; raises ``NotFound`` when no record carries the number."""
         patients = self.patients_for_number(number)
         if not patients:
-            raise NotFound("no linked record carries this ID number: the resident has no record to sign in to yet")
+            raise NotFound(self.no_person_reason(number))
         key = self.nid_key(number)
         self.login_phones.replace({"_id": key, "phone": phone, "actor": actor, "reason": reason,
                                    "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
@@ -577,6 +641,8 @@ class IdentityService:
         store of older code; ``rebuild`` mends it) keeps the reasons stored with it."""
         out = []
         for doc in self.links.find({"status": "conflict"}, sort=[("_id", 1)]):
+            if doc.get("manual") and not self._stored(doc["_id"]):
+                continue  # kept for a re-send (``on_delete``), deleted: nothing to decide
             if self.repository is not None and not doc.get("manual"):  # (an operator's: as they left it)
                 with contextlib.suppress(NotFound, Gone):
                     current = self.repository.read("Patient", doc["_id"])
@@ -981,6 +1047,9 @@ class IdentityService:
                 doc["replaced_by"] = other
             elif other and link.get("type") == "replaces" and other not in doc["replaces"]:
                 doc["replaces"].append(other)
+        if doc["replaced_by"] and (before is None or doc["replaced_by"] != before.get("replaced_by")
+                                   or before.get("merge_noted")):
+            doc["merge_noted"] = True  # a merge this code saw made: ``merge_moved`` tells its move (``_was_moved``)
         raw = nationalid.raw_national_id(patient)
         nid = None
         if raw is not None:
@@ -997,6 +1066,8 @@ class IdentityService:
                 doc.update(person=before["deleted_person"], status="linked")
             if before and before.get("merge_moved") and doc["replaced_by"] == before.get("replaced_by"):
                 doc["merge_moved"] = before["merge_moved"]  # its person came with a merge by hand (``link``)
+            if before and not doc["replaced_by"] and not doc.get("merge_moved"):
+                self._placed_still(doc, before)
             return doc, [], None
         if nid is None:
             return doc, [], None
@@ -1022,6 +1093,36 @@ class IdentityService:
             return (*self._conflict(doc, pid, reasons), None)
         doc.update(status="linked", person=person)
         return doc, [], sorted(d["_id"] for d in linked)
+
+    def _placed_still(self, doc: dict[str, Any], before: dict[str, Any]) -> None:
+        """A record an operator linked into a person by ``seealso`` (not merged: a merge says the
+        record *is* the other one) leaves it for ``conflict`` when a later version carries an ID
+        number it did not carry when linked (``placed``; in a store of older code, the number of its
+        entry before) and no other record of the person holds; else it stays, with its note.
+
+        Why: the operator vouched for the record as it was. 张三's R1 ``$link`` to an unidentified
+        emergency record U put U in his person; an A08 then gave U another resident's number and
+        the name 张小明, and U, kept there by hand, was read by 张三 -- a record the hospital now
+        says is 张小明's (eighteenth round, review of idfix18; ``$link`` U -> R1 did the same since
+        id17). Hidden beats leaked: it waits for an operator (``manual`` kept: the machine does not
+        place it in the new number's person either); nothing decided about other records changes."""
+        person = doc.get("person")
+        placed = before.get("placed") or {}
+        if doc.get("status") != "linked" or not person:
+            return
+        if placed.get("person") != person:
+            placed = {}  # taken out or moved since the note: the entry's number stands for it
+        known = placed.get("nid_key") if placed else before.get("nid_key")
+        key = doc.get("nid_key")
+        if key and key != known and not any(
+                m.get("nid_key") == key for m in self.links.find({"person": person, "status": "linked"})
+                if m["_id"] != doc["_id"]):
+            doc.update(person=None, status="conflict", reasons=[
+                "linked by hand to a person, it now carries an ID number no other record of that person "
+                "holds: an operator decides (人工关联后身份证号已改为他人号码，待操作员核对)"])
+            return
+        if placed:  # it stays: the number it carries now is the one a later version is compared with
+            doc["placed"] = {**placed, "nid_key": key} if key else placed
 
     def _group_demo(self, other: dict[str, Any]) -> dict[str, Any] | None:
         """The demographics ``other`` (a linked record of the same number) will be judged by once
@@ -1144,7 +1245,10 @@ class IdentityService:
         return doc
 
     def link(self, source: str, target: str, *, type_: str = "seealso", actor: str, reason: str) -> frozenset[str]:
-        """Link two records by hand (``seealso``: same person; ``replaced-by``: source merged into target)."""
+        """Link two records by hand (``seealso``: same person; ``replaced-by``: source merged into target).
+
+        ``seealso``: the source joins the target's person; a target in no person joins the
+        source's (``_joinable``) -- or, when it may not, a person is made of the two."""
         if source == target:
             raise BadRequest("source and target are the same record")
         if type_ not in ("seealso", "replaced-by"):
@@ -1156,14 +1260,30 @@ class IdentityService:
                 self.links.update(pid, {"apart": [x for x in doc["apart"] if x != other]})
         if type_ == "seealso":
             person = tgt.get("person") if tgt["status"] == "linked" else None
-            if not person:
-                person = "man-" + uuid.uuid4().hex
-                self.links.update(target, {"person": person, "status": "linked", "manual": True, "reasons": [],
-                                           "merge_moved": None, "deleted_person": None})
-            self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
-                                       "merge_moved": None, "deleted_person": None})
+            joins = None if person else self._joinable(source, src, target, tgt)
+            if person and _joined_by(tgt, source, src):
+                pass  # the same click again: the target is in the source's person by it, nothing changes
+            elif joins:  # the target joins the source's person; the source stays as it was placed
+                self.links.update(target, {"person": joins, "status": "linked", "manual": True, "reasons": [],
+                                           "merge_moved": None, "deleted_person": None,
+                                           "placed": _placed(joins, tgt, source)})
+            else:
+                if not person:
+                    person = "man-" + uuid.uuid4().hex
+                    self.links.update(target, {"person": person, "status": "linked", "manual": True,
+                                               "reasons": [], "merge_moved": None, "deleted_person": None,
+                                               "placed": _placed(person, tgt, source)})
+                self.links.update(source, {"person": person, "status": "linked", "manual": True, "reasons": [],
+                                           "merge_moved": None, "deleted_person": None,
+                                           "placed": _placed(person, src, target)})
         else:
             fields: dict[str, Any] = {"replaced_by": target, "manual": True}
+            if src.get("replaced_by") != target or src.get("merge_noted"):
+                # noted: this code saw the merge made. The same merge clicked again over one the
+                # code before made (no note) is not: noted then, ``_was_moved`` no longer knew the
+                # older move, and undoing the merge took the survivor out of its own person
+                # (eighteenth round, review of idfix18)
+                fields["merge_noted"] = True
             if tgt["status"] == "linked" and tgt.get("person") and tgt.get("person") != src.get("person"):
                 # merged into a record of another person: it is that person's record now, and only
                 # that one's. Left in its own person (linked by another ID number, say), the
@@ -1181,6 +1301,29 @@ class IdentityService:
         for listener in self.operator_listeners:
             listener(frozenset(affected))
         return self.person_compartment(source)
+
+    def _joinable(self, source: str, src: dict[str, Any], target: str, tgt: dict[str, Any]) -> str | None:
+        """The person a ``seealso`` target in no person joins: the source's, when the source is
+        linked and the target brings the person no ID number it does not already hold and no
+        operator said it is not one of the person's records (``apart``); else None (a person is
+        made of the two, as always).
+
+        Why: the source used to leave its person for a new one made of the two. 张三's R1 (linked by
+        his number, with his phone), ``$link`` to R2 (张山, his number, in conflict) or to an
+        unidentified emergency record, left his number's person with R3 alone: sign-in found no
+        phone, ``$match`` graded R1 ``possible`` -- though the desk had only said "R2 is R1's".
+        A target carrying another number keeps the old answer: joined to the number's person, its
+        holder would be handed another resident's record (hidden beats leaked)."""
+        person = src.get("person") if src.get("status") == "linked" else None
+        if not person:
+            return None
+        members = [m for m in self.links.find({"person": person, "status": "linked"}) if m["_id"] != source]
+        if tgt.get("nid_key") not in {None, src.get("nid_key"), *(m.get("nid_key") for m in members)}:
+            return None
+        apart = set(tgt.get("apart", ())) - {source}
+        if any(m["_id"] in apart or target in m.get("apart", ()) for m in members):
+            return None
+        return person
 
     def unlink(self, source: str, target: str | None = None, *, actor: str, reason: str) -> frozenset[str]:
         """Take ``source`` out of its person and undo its merges; with ``target``, only what ties the
