@@ -399,6 +399,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
         "another_if": {"type": "object", "minProperties": 1, "additionalProperties": {
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+        # a list's entry status -> the resource statuses that give it (Encounter.location by the visit's)
+        "status_follows": {"type": "object", "minProperties": 1, "additionalProperties": _NAMES},
         "slices": {
             "type": "array",
             "items": {
