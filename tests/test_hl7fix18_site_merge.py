@@ -105,4 +105,5 @@ def test_the_site_names_its_sources_and_defaults_whole(settings: Settings, tmp_p
     # shipped rules naming only what the site knows are laid under; those naming its absent groups are not
     assert site["resources"]["Observation"] == {**shipped["resources"]["Observation"],
                                                 "status": {"stands": {"hl7": ["final"]}}}
-    assert "Encounter" not in site["resources"] and "*" not in site["resources"]
+    assert site["resources"]["Encounter"] == {"location": shipped["resources"]["Encounter"]["location"]}
+    assert "*" not in site["resources"]

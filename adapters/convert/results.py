@@ -318,7 +318,13 @@ def service_request(
     notes = [t for t in map(common.note_text, group.notes.get(-1, ())) if t]
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
+    control = orc.value(1).strip().upper() if orc is not None else ""
+    if control == "RO" and ctx.replace_requests:  # the replacement order replaces the RP orders before it
+        res["replaces"] = [{"reference": r} for r in ctx.replace_requests]
+        ctx.replace_requests = []
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if control == "RP" and ref["reference"] not in ctx.replace_requests:
+        ctx.replace_requests.append(ref["reference"])
     if notes and ctx.resources[ref["reference"]] is not res:
         _notes_of_another_group(ctx.resources[ref["reference"]], res)
     if res.get("reasonCode") and ctx.resources[ref["reference"]] is not res:
