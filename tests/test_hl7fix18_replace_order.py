@@ -45,3 +45,13 @@ def test_an_order_without_a_replace_request_replaces_nothing(engine: Engine, fhi
     orders = by_number(written(engine, fhir, "RQ1", "ServiceRequest"))
     assert orders["ORD-Q2"]["status"] == "active" and "replaces" not in orders["ORD-Q2"]
     assert "replaces" not in orders["ORD-Q1"]
+
+
+def test_an_order_replaced_under_its_own_number_does_not_replace_itself(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """RP and RO under one placer number (a changed order re-sent as its own replacement) are one
+    ServiceRequest: it must not ``replaces`` itself -- the recognition rate then voided the order's
+    own check and counted it nowhere (review of hl7fix18)."""
+    acks = send(engine, order("RS0", ("NW", "ORD-S1")), order("RS1", ("RP", "ORD-S1"), ("RO", "ORD-S1")))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+    (only,) = written(engine, fhir, "RS1", "ServiceRequest")
+    assert "replaces" not in only, only
