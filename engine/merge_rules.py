@@ -25,14 +25,14 @@ from typing import Any, Protocol
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import Unprocessable
-from mappings.site import DEFAULTS_DIR, SiteError, load_merge_file
+from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file
 
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
 INDEX = "index"  # the master patient index
-OTHER = "other"  # the group of any writer no group names
+OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
-                       "progress", "names_all_of", "another", "another_if"})
+                       "progress", "names_all_of", "another", "another_if", "status_follows"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -142,6 +142,9 @@ class ElementPlan:
     another: str = ""  # warn | reject: a concept naming another test than the stored one (``another``)
     another_if: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()  # ... only when the stored version has such an entry (``another_if``)
     unless_deletes: frozenset[str] = frozenset()  # a message deleting one of these is not held by ``stands`` (A13: period.end)
+    # entry status -> the resource statuses that give it (``status_follows``): a list element's stored
+    # entries kept beside a message not stating it take the status the combined resource's status gives
+    status_follows: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class TypePlan:
     follows: tuple[tuple[str, frozenset[str]], ...] = ()  # elements stated with others (``follows``)
     over: tuple[tuple[str, ElementPlan], ...] = ()  # ``as_far_as`` / ``names_all_of`` elements
     sliced: tuple[str, ...] = ()  # the elements with slices: the only ones a create's ``combine`` looks at
+    settled: tuple[tuple[str, ElementPlan], ...] = ()  # the ``status_follows`` elements
 
 
 class Stored(Protocol):
@@ -305,7 +309,8 @@ class MergeRules:
         over = tuple((name, e) for name, e in elements.items()
                      if (e.as_far_as or e.names_all_of) and e.mode != "replace")
         sliced = tuple(name for name, e in elements.items() if e.slices)
-        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced)
+        settled = tuple((name, e) for name, e in elements.items() if e.status_follows and e.mode != "replace")
+        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -340,7 +345,9 @@ class MergeRules:
         return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
                            str(rule.get("as_far_as") or ""), rule.get("progress"), str(rule.get("names_all_of") or ""),
                            str(self._pick(rule.get("another") or {}, ladder, "")), another_if,
-                           frozenset(rule.get("unless_deletes") or ()))
+                           frozenset(rule.get("unless_deletes") or ()),
+                           tuple((entry, frozenset(statuses))
+                                 for entry, statuses in (rule.get("status_follows") or {}).items()))
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
@@ -434,6 +441,9 @@ class MergeRules:
                         out.pop(sibling, None)
         for name, ep in plan.over:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
+        for name, ep in plan.settled:
+            if name not in incoming and isinstance(out.get(name), list):
+                out[name] = _settled(out[name], ep.status_follows, out.get("status"))
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             left: list[tuple[str, Any]] = []
             for delete in said.deletes:
@@ -676,6 +686,23 @@ def shipped() -> MergeRules:
     """The rules shipped in ``mappings/merge.yaml`` (a repository built without a site uses them)."""
     path = Path(DEFAULTS_DIR) / "merge.yaml"
     return MergeRules(load_merge_file(path), str(path))
+
+
+def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...], status: Any) -> list[Any]:
+    """``status_follows``: the stored entries of a list the message did not state, their status as
+    the combined resource's ``status`` gives it. A pre-admission's bed (PV1-3 with PV1-2 P:
+    ``planned``) stayed planned through the admission (A01 without PV1-3: in-progress) and the
+    discharge (review of the eighteenth round): the bed stated is kept, its planned status is
+    superseded by the event (``active``); a cancelled admission (A11) leaves its bed planned again,
+    not occupied. Entries of another status (PV1-6's ``completed``, PV1-42's ``reserved``) and a
+    resource status no list names (entered-in-error, unknown) leave them as stored."""
+    target = next((entry for entry, statuses in follows if status in statuses), None)
+    if target is None:
+        return entries
+    moved = {entry for entry, _ in follows} - {target}
+    if not any(isinstance(e, dict) and e.get("status") in moved for e in entries):
+        return entries
+    return [{**e, "status": target} if isinstance(e, dict) and e.get("status") in moved else e for e in entries]
 
 
 @lru_cache(maxsize=256)

@@ -5,8 +5,8 @@ same names that replace the defaults file by file (``institutions.yaml``, ``code
 ``codes/units.yaml``, ``hl7v2/<table>.yaml``, ``merge.yaml``). Replacing whole files, rather than merging keys,
 keeps what is in force easy to see: the site's file is the truth for that file.
 Three exceptions. The staff pages' display words (``insurance/words.yaml``, ``mappings.pagewords``):
-a site names only the words it changes, merged over the shipped ones. ``merge.yaml`` is laid over
-the shipped rules element by element (``laid_over``). And ``hl7v2/vocabulary.yaml``,
+a site names only the words it changes, merged over the shipped ones. ``merge.yaml``'s resource rules are laid
+over the shipped ones element by element, its sources and defaults its own (``laid_over``). And ``hl7v2/vocabulary.yaml``,
 a file of many tables, is replaced table by table (``VOCABULARY``): a site copy made before a release
 added a table (``observation_absent_reason``, ``encounter_undoes_by_event``) lacked it, and every
 message needing it was refused (or, for the tables read as optional, silently converted otherwise).
@@ -32,6 +32,7 @@ from mappings.pagewords import PageWords
 from mappings.sitefiles import SiteError, load_checked
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
+OTHER_GROUP = "other"  # merge.yaml: the group of any writer no group names (engine.merge_rules.OTHER)
 VOCABULARY = "hl7v2/vocabulary.yaml"  # laid over the shipped file table by table, not replacing it whole
 NATIONAL_ID_TYPE = "NNCHN"
 
@@ -191,18 +192,40 @@ def load_merge_file(path: Path) -> dict[str, Any]:
 
 
 def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, Any]:
-    """A site's ``merge.yaml`` over the shipped one: ``sources`` group by group, ``defaults`` mode by
-    mode and conflict by conflict, ``resources`` type by type and element by element. An element
-    (or group, or default) the site names is its truth, whole; one it does not name is the shipped
-    one -- to drop a shipped element rule, name the element with the mode wanted. Replacing the file
-    whole left a copy made before a round without that round's rules: at c48f504 it lacked
-    ``Encounter.period`` by parts, and a discharge erased the admission time (eighteenth round)."""
-    defaults = {key: {**shipped["defaults"].get(key, {}), **site["defaults"].get(key, {})}
-                for key in ("modes", "conflict")}
-    resources = {rtype: dict(rules) for rtype, rules in shipped["resources"].items()}
+    """A site's ``merge.yaml`` over the shipped one. What the site names is its truth, whole, at the
+    level it names it: its ``sources`` (every group) and its ``defaults`` (every mode and conflict
+    treatment) are the site's alone; ``resources`` are laid type by type and element by element --
+    an element the site names is its rule, whole; one it does not name keeps the shipped rule
+    (replacing the file whole left a copy made before a round without that round's rules: at c48f504
+    it lacked ``Encounter.period`` by parts, and a discharge erased the admission time, eighteenth
+    round). A shipped element rule naming a group the site does not define is left out: the site's
+    file alone said nothing of that element. Why not group by group (review of the eighteenth round):
+    a shipped group the site never named came back and moved writers out of the site's groups -- a
+    copy from before ``referral`` (REF in ``other``, keep-if-absent) put REF in a group with no mode in
+    the site's defaults (``replace``: a thinner REF^I13 erased the performer, notes and reasons); and
+    defaults mode by mode gave a site's ``hl7: replace``/``reject`` the shipped ``feed``'s
+    keep-if-absent and ``warn`` (the smaller group first): a site refusing conflicting writes
+    silently accepted them."""
+    groups = site["sources"]
+    known = {OTHER_GROUP, *groups, *(name for members in groups.values() for name in members)}
+    resources: dict[str, dict[str, Any]] = {}
+    for rtype, rules in shipped["resources"].items():
+        kept = {element: rule for element, rule in rules.items() if rule_names(rule) <= known}
+        if kept:
+            resources[rtype] = kept
     for rtype, rules in site["resources"].items():
         resources[rtype] = {**resources.get(rtype, {}), **rules}
-    return {"sources": {**shipped["sources"], **site["sources"]}, "defaults": defaults, "resources": resources}
+    return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
+
+
+def rule_names(rule: Mapping[str, Any]) -> set[str]:
+    """The writers and source groups an element rule of ``merge.yaml`` names (its mode keys, owners,
+    ``stands``, ``another`` and its slices' owners and modes)."""
+    names = {key for key in rule if key not in _MERGE_ELEMENT["properties"]}
+    names.update(rule.get("owner") or (), rule.get("stands") or {}, rule.get("another") or {})
+    for sl in rule.get("slices") or ():
+        names.update(sl.get("owner") or (), sl.get("modes") or {})
+    return names
 
 
 def _overlay(defaults: Path, site_dir: Path | None) -> dict[str, Path]:
@@ -376,6 +399,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
         "another_if": {"type": "object", "minProperties": 1, "additionalProperties": {
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+        # a list's entry status -> the resource statuses that give it (Encounter.location by the visit's)
+        "status_follows": {"type": "object", "minProperties": 1, "additionalProperties": _NAMES},
         "slices": {
             "type": "array",
             "items": {

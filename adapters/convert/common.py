@@ -324,6 +324,8 @@ def encounter(
     if pv2 is not None:
         apply_table("pv2_encounter", {"PV2": pv2}, ctx, res)
     res["status"] = _encounter_status(pv1, status)
+    if event in _BED_NOT_TAKEN:
+        _bed_planned(res)
     if assumed and res["status"] == status:
         ctx.assumed(res, "status")
     res["subject"] = patient
@@ -333,6 +335,21 @@ def encounter(
     for ident in res.get("identifier", ()):
         ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
+
+
+# events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its
+# pre-admissions with PV1-2 I): pre-admit, pending admit and the cancels of an admission
+_BED_NOT_TAKEN = frozenset({"A05", "A14", "A11", "A27", "A38"})
+
+
+def _bed_planned(res: Resource) -> None:
+    """PV1-3's bed (the ``active`` location; PV1-6 is ``completed``, PV1-42 ``reserved``) stated
+    ``planned``: the IG gives ``planned`` only for PV1-2 P, so an A05 with PV1-2 I stored the bed as
+    occupied by a patient not yet admitted, and an A11 the bed of an admission that did not take place
+    (review of the eighteenth round; ``merge.yaml`` Encounter.location settles it by the visit later)."""
+    for loc in res.get("location") or ():
+        if loc.get("status") == "active":
+            loc["status"] = "planned"
 
 
 def _encounter_status(pv1: Segment, by_event: str) -> str:

@@ -68,6 +68,9 @@ class Context:
     create_only: list[str] = field(default_factory=list)
     _unmapped_seen: set[tuple[str, str, str]] = field(default_factory=set)
     order_services: dict[str, str] = field(default_factory=dict)  # order key → the OBR-4 that claimed it
+    # "Type/id" of the orders a replace request (ORC-1 RP) named, not yet taken by a replacement
+    # order (ORC-1 RO) of the message (``results.service_request``: the RO ``replaces`` them)
+    replace_requests: list[str] = field(default_factory=list)
     # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)

@@ -318,7 +318,21 @@ def service_request(
     notes = [t for t in map(common.note_text, group.notes.get(-1, ())) if t]
     if notes:
         res.setdefault("note", []).extend({"text": t} for t in notes)
+    control = orc.value(1).strip().upper() if orc is not None else ""
+    replacing = control == "RO" and bool(ctx.replace_requests)
+    if replacing:  # the replacement order replaces the RP orders before it
+        res["replaces"] = [{"reference": r} for r in ctx.replace_requests]
+        ctx.replace_requests = []
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if replacing:  # an RO under the RP's own number is that order again, not its replacement (review)
+        stored = ctx.resources[ref["reference"]]
+        others = [r for r in stored.get("replaces", ()) if r.get("reference") != ref["reference"]]
+        if others:
+            stored["replaces"] = others
+        else:
+            stored.pop("replaces", None)
+    if control == "RP" and ref["reference"] not in ctx.replace_requests:
+        ctx.replace_requests.append(ref["reference"])
     if notes and ctx.resources[ref["reference"]] is not res:
         _notes_of_another_group(ctx.resources[ref["reference"]], res)
     if res.get("reasonCode") and ctx.resources[ref["reference"]] is not res:

@@ -185,8 +185,9 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     else:
         head.encoding_chars = usable
     if not body[:end].isascii():  # split in the message's character set, not byte by byte
-        fields = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom)
-        head.text_fields = True
+        split = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom)
+        if split is not None:
+            fields, head.text_fields = split, True
 
     def get(n: int) -> str:
         return fields[n - 1] if len(fields) >= n else ""
@@ -220,7 +221,7 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     return head, text
 
 
-def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool) -> list[str]:
+def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool) -> list[str] | None:
     """MSH's fields split after decoding the line in the message's character set.
 
     Split byte by byte (as latin-1), a GBK character whose second byte is ``|`` (0x7C: 億, 區's
@@ -228,13 +229,21 @@ def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool) -
     taken from their neighbours, and the message refused AR naming fields it had right; a Chinese
     MSH-3 was echoed in the ACK's MSH-5 as mojibake (eighteenth round). The character set is the one
     the latin-1 split names, else what ``charsets.decode`` reads the line in; when the decoded line's
-    own MSH-18 names another set that reads it so, that one."""
+    own MSH-18 names another set that reads it so, that one.
+
+    None when no character set reads the line (``charsets.decode``'s ``utf-8?``): the latin-1 split
+    stands, each field then read in the codec where it can be, else kept as its latin-1 text
+    (``Header._decoded``). Decoded with replacement, ``b"\\xffLIS"`` read ``"\\ufffdLIS"``: MSH-3 is
+    part of a message's key (its application), so different bad bytes met in one key, and a message
+    stored before (as ``"ÿLIS"``) was not known again when re-sent (review of the eighteenth round)."""
 
     def charset(split: list[str]) -> str:
         return split[17].split(rep)[0].strip() if len(split) > 17 else ""
 
     declared = charset(fields)
     text, codec = decode(line, "utf-8" if bom else declared)
+    if codec.endswith("?"):
+        return None
     split = text.split(fs)
     own = charset(split)
     if not bom and own != declared and codec_for(own) not in (None, codec):

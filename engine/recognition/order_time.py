@@ -53,6 +53,10 @@ class OrderTime(RecognitionState, _Others):
 
     def on_order(self, sr: dict[str, Any]) -> list[dict[str, Any]]:
         ref = ref_of(sr)
+        for replaced in sr.get("replaces") or ():  # ORC-1 RP/RO: one order re-issued, not a cancellation
+            old = self.checks.get(str(replaced.get("reference") or ""))
+            if old and old.get("outcome") != "void":
+                self._put_check(old, {**old, "outcome": "void"})
         existing = self.checks.get(ref)
         status = sr.get("status")
         if status in ("revoked", "entered-in-error"):
