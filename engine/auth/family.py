@@ -15,12 +15,22 @@ The family member signs in as themselves (their own ID number and phone) and cho
 to open; their token names the RelatedPerson and the Consent, and whether the Consent still holds
 is decided again on every request (``engine.auth.policy.proxy_grant_holds``, asked by the scoped
 repository), so a withdrawal or an expired period ends access at once.
+
+A grant is consent about one person, not about whatever person its record is filed under later:
+the Consent records the person it binds (``Consent.patient.identifier``, ``urn:huren:family`` and
+the subject's pseudonymous person key, the key of the record's own ID number at grant time), and a
+family token opens its compartment only while every record in it is that person's
+(``opens``, ``policy.grant_binds``). A grant recorded before this rule has no such identifier: its
+person is derived from the number the granted record carried when the grant was made (its stored
+version of that moment), never from the person the record is in now -- a record corrected to
+another number by an A08 would otherwise carry the grant to that number's holder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,16 +49,29 @@ RELATIONSHIPS = {
 TZ = dt.timezone(dt.timedelta(hours=8))  # a period typed as a date ends at that day's end, China time
 
 
+class Version(Protocol):
+    @property
+    def updated(self) -> str: ...
+    @property
+    def resource(self) -> dict[str, Any] | None: ...
+
+
 class Repository(Protocol):
     def read(self, type_: str, id_: str) -> dict[str, Any]: ...
     def update(self, resource: dict[str, Any], **kw: Any) -> Any: ...
     def search(self, type_: str, params: list[tuple[str, str]], **kw: Any) -> Any: ...
+    def versions(self, rtype: str, rid: str) -> Sequence[Version]: ...
 
 
 class Identity(Protocol):
     def nid_key(self, number: str) -> str: ...
     def patients_for_number(self, number: str) -> list[str]: ...
     def record(self, patient_id: str) -> dict[str, Any] | None: ...
+    def person_compartment(self, patient_id: str) -> frozenset[str]: ...
+
+
+_UNKNOWN = "?"  # the person of a grant whose record's history cannot be read: matches no record
+_DERIVED_KEPT = 4096
 
 
 def person_key(nid_key: str) -> str:
@@ -108,6 +131,58 @@ class FamilyAccess:
     def __init__(self, repository: Repository, identity: Identity) -> None:
         self.repository = repository
         self.identity = identity
+        self._derived: dict[tuple[str, str], str | None] = {}  # (Consent id, subject) -> its person, old grants
+
+    # ---- the person a grant binds -----------------------------------------------------------------
+    def placed(self, patients: frozenset[str] | set[str]) -> dict[str, str | None]:
+        """Each record -> the person the patient index links it to now (None: linked to none)."""
+        out: dict[str, str | None] = {}
+        for pid in patients:
+            doc = self.identity.record(pid) or {}
+            out[pid] = doc.get("person") if doc.get("status") == "linked" else None
+        return out
+
+    def bound_person(self, consent: dict[str, Any]) -> str | None:
+        """The person ``consent`` binds: recorded in it, or for an older grant derived (once) from
+        the ID number the granted record carried when the Consent was first stored."""
+        recorded = policy.grant_person(consent)
+        if recorded is not None:
+            return recorded
+        subject = policy.grant_subject(consent)
+        key = (str(consent.get("id", "")), subject)
+        if key not in self._derived:
+            if len(self._derived) >= _DERIVED_KEPT:
+                self._derived.clear()
+            self._derived[key] = self._person_at_grant(key[0], subject)
+        return self._derived[key]
+
+    def _person_at_grant(self, consent_id: str, subject: str) -> str | None:
+        try:
+            since = policy.parse_instant(self.repository.versions("Consent", consent_id)[-1].updated)
+            versions = self.repository.versions("Patient", subject)
+        except (NotFound, Gone, ValueError):
+            return _UNKNOWN
+        for version in versions:  # newest first: the one stored when the grant was made
+            if version.resource is not None and policy.parse_instant(version.updated) <= since:
+                number = nationalid.patient_number(version.resource)
+                return person_key(self.identity.nid_key(number)) if number else None
+        return _UNKNOWN
+
+    def opens(self, claims: dict[str, Any], compartment: frozenset[str]) -> frozenset[str]:
+        """What a family member's token opens: the compartment of its record while every record in
+        it is the person the grant binds, else nothing (the scoped repository then refuses every
+        request with ``policy.MOVED``). Asked for every request (``AuthService.caller_from_claims``)."""
+        consent_id = claims.get("consent")
+        try:
+            consent = self.repository.read("Consent", str(consent_id)) if consent_id else None
+        except (NotFound, Gone):
+            consent = None
+        if consent is None:
+            return frozenset()
+        placed = self.placed(compartment)
+        if policy.grant_binds(self.bound_person(consent), policy.grant_subject(consent), placed) is not None:
+            return frozenset()
+        return compartment
 
     # ---- granting and withdrawing ---------------------------------------------------------------
     def grant(self, patient_id: str, proxy_number: str, *, name: str, relationship: str, end: str | None,
@@ -136,6 +211,13 @@ class FamilyAccess:
         if nationalid.patient_number(patient) == number or person_key(self._key_of(patient_id)) == key:
             raise Unprocessable("不需要授权给自己 (a resident does not need family access to their own record)",
                                 expression=["Parameters.parameter[proxyNationalId]"])
+        own = nationalid.patient_number(patient)
+        subject_person = person_key(self.identity.nid_key(own)) if own else None
+        if policy.grant_binds(subject_person, patient_id, self.placed(self.identity.person_compartment(patient_id))):
+            raise Unprocessable("这份档案目前不在其身份证号本人名下（医院正在核对或已归入他人），暂不能授权；请到服务台核对 "
+                                "(this record is not its ID number's person's now: the index holds it apart or in "
+                                "another person, so a grant for it cannot be told whose it is)",
+                                expression=["Parameters.parameter[patient]"])
         now = now_instant()
         period: dict[str, str] = {"start": _instant(start, end=False) if start else now}
         if end:
@@ -150,7 +232,9 @@ class FamilyAccess:
                                   "code": "patient-privacy", "display": "Privacy Consent"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}],
                           "text": "家人代查授权"}],
-            "patient": {"reference": f"Patient/{patient_id}"}, "dateTime": now,
+            "patient": {"reference": f"Patient/{patient_id}",
+                        **({"identifier": {"system": FAMILY_SYSTEM, "value": subject_person}} if subject_person else {})},
+            "dateTime": now,
             "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
             "provision": {"type": "permit", "period": period,
@@ -218,7 +302,10 @@ class FamilyAccess:
             consents = self.repository.search("Consent", [("actor", f"RelatedPerson/{rp['id']}"), ("status", "active"),
                                                           ("_count", "100")])
             for c in consents.resources:
-                if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is None:
+                if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is not None:
+                    continue
+                patients = self.identity.person_compartment(policy.grant_subject(c))
+                if policy.grant_binds(self.bound_person(c), policy.grant_subject(c), self.placed(patients)) is None:
                     out.append(Grant(c, rp))
         # oldest grant first, as the resident made them (same-second grants by their stored time)
         return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),
@@ -226,8 +313,9 @@ class FamilyAccess:
 
     def still_holds(self, claims: dict[str, Any], patients: frozenset[str]) -> bool:
         """Whether the grant a family member's token names (claims ``consent``, ``acting``,
-        ``person``) still holds: for answers about the token itself (introspection, userinfo);
-        FHIR requests are decided by the scoped repository with the same rule."""
+        ``person``) still holds, its person included: for answers about the token itself
+        (introspection, userinfo); FHIR requests are decided by the scoped repository with the same
+        rule, on the compartment ``opens`` left them."""
         docs = []
         for rtype, rid in (("Consent", claims.get("consent")), ("RelatedPerson", claims.get("acting"))):
             try:
@@ -235,7 +323,8 @@ class FamilyAccess:
             except (NotFound, Gone):
                 docs.append(None)
         return policy.proxy_grant_holds(docs[0], docs[1], proxy=claims.get("person"), related_id=claims.get("acting"),
-                                        patients=patients) is None
+                                        patients=patients, bound=self.bound_person(docs[0]) if docs[0] else None,
+                                        placed=self.placed(patients)) is None
 
     def grant_of(self, key: str, consent_id: str) -> Grant | None:
         return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)

@@ -32,12 +32,17 @@ rules for the operations around them, all expressed in the caller's scopes:
   does (``proxy_grant_holds``): active, privacy scope, permitting that ``RelatedPerson`` now, for the
   record the token opens, and the RelatedPerson still names the signed-in person. The scoped
   repository asks on every request, so withdrawal and expiry end access at once.
+- **A grant is about one person** (``grant_binds``): the person the grant was given for (its
+  subject's ID-number person, recorded in the Consent) must be the person of every record the
+  token opens; once a hospital's desk or a later message puts the granted record in another
+  person, the grant opens nothing (eighteenth round: a grant for 孙小宝's record read 赵桂兰's
+  results after the desk linked that record into her person).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +169,52 @@ def is_family_consent(consent: dict[str, Any]) -> bool:
         str((a.get("reference") or {}).get("reference", "")).startswith("RelatedPerson/") for a in actors)
 
 
+MOVED = ("授权所涉的档案已被医院归入他人名下，此授权不再有效，请本人重新授权 "
+         "(the record this family access was given for now belongs to another person)")
+
+
+def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None]) -> str | None:
+    """``None`` when the records a family token would open are all the person the grant binds.
+
+    ``bound``: that person (``per-`` the subject's ID-number key at grant time; None when the
+    subject's record had no valid number); ``placed``: each record of the token's compartment ->
+    the person the patient index links it to now (None: linked to none -- in conflict, no number,
+    taken out by an operator, or merged away). The granted record itself must still be that
+    person's, and no record of the compartment anyone else's. Why not follow the record: the
+    Consent lies in the granted record, so once that record is another person's the consent sits
+    in *their* compartment (they see it, they may withdraw it) and its own resident no longer sees
+    or can withdraw it; a grant the resident cannot see must not open anything. A record taken out
+    of the person by hand is not the resident's for sign-in either (``patients_for_number``)."""
+    if placed.get(subject) != bound or any(p is not None and p != bound for p in placed.values()):
+        return MOVED
+    return None
+
+
+def grant_subject(consent: dict[str, Any]) -> str:
+    """The Patient id a family-access Consent was given for."""
+    return str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")
+
+
+def grant_person(consent: dict[str, Any]) -> str | None:
+    """The person a Consent recorded it binds (``patient.identifier`` under ``FAMILY_SYSTEM``:
+    a pseudonymous person key, never the ID number); None for a grant recorded before the
+    eighteenth round, whose person is derived instead (``engine.auth.family``)."""
+    ident = (consent.get("patient") or {}).get("identifier")
+    if isinstance(ident, dict) and ident.get("system") == FAMILY_SYSTEM and isinstance(ident.get("value"), str):
+        return ident["value"]
+    return None
+
+
 def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | None, *, proxy: str | None,
                       related_id: str | None, patients: Collection[str] | None = None,
-                      now: dt.datetime | None = None) -> str | None:
+                      now: dt.datetime | None = None, bound: str | None = None,
+                      placed: Mapping[str, str | None] | None = None) -> str | None:
     """``None`` when the grant holds, else why not (for the refusal's words and the audit trail).
 
     ``proxy``: the signed-in family member's person key; ``patients``: the compartment the token
-    opens (the Consent's patient must be in it); ``now``: the instant to judge the period at."""
+    opens (the Consent's patient must be in it; empty when the grant binds another person than
+    the record's now, see ``grant_binds``); ``now``: the instant to judge the period at;
+    ``placed`` (with ``bound``): the persons of the records, for ``grant_binds``."""
     if consent is None or related is None or not proxy or not related_id:
         return "the family access is not known"
     if consent.get("status") != "active":
@@ -192,7 +236,9 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
             return "the family access has expired"
     except ValueError:
         return "the Consent's period cannot be read"
-    subject = str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")
+    subject = grant_subject(consent)
+    if patients is not None and not patients:
+        return MOVED  # the token's compartment was emptied by ``grant_binds`` (engine.auth.family.opens)
     if patients is not None and subject not in patients:
         return "the Consent is about another record"
     if related.get("active") is False:
@@ -201,4 +247,6 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
         return "the family member's entry belongs to another record"
     if not any(i.get("system") == FAMILY_SYSTEM and i.get("value") == proxy for i in related.get("identifier") or ()):
         return "the family member's entry names someone else"
+    if placed is not None:
+        return grant_binds(bound, subject, placed)
     return None
