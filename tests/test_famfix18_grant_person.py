@@ -118,11 +118,6 @@ def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
     consent = _grant(http, tools)
     granted = consent["patient"]["reference"].removeprefix("Patient/")
     other = (xiao - {granted}).pop()
-    # the Consent records the person it was given for: her pseudonymous key, never her number
-    assert consent["patient"]["identifier"] == {"system": "urn:huren:family",
-                                                "value": person_key(engine.identity.nid_key(XIAO))}
-    assert XIAO not in json.dumps(consent)
-
     # both of the child's records open
     token, offered = proxy_sign_in(http, engine, SUN, "孙小宝", app=PHR)
     assert subjects(http.get("/fhir/Observation", headers=bearer(token["access_token"])).json()) == xiao
@@ -150,6 +145,11 @@ def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
     for z in zhao:
         assert http.get(f"/fhir/Patient/{z}", headers=as_father).status_code == 404
 
+    # the Consent records the person it was given for: her pseudonymous key, never her number
+    assert consent["patient"]["identifier"] == {"system": "urn:huren:family",
+                                                "value": person_key(engine.identity.nid_key(XIAO))}
+    assert XIAO not in json.dumps(consent)
+
     # her *other* record moved into 赵桂兰's person: the granted one alone still opens
     _operate(http, tools, "link", other, sorted(zhao)[0])
     assert subjects(http.get("/fhir/Observation", headers=as_father).json()) == {granted}
@@ -157,21 +157,34 @@ def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
     assert not ids_of(http.get(f"/fhir/Observation?subject=Patient/{sorted(zhao)[0]}", headers=as_father).json())
 
 
+def _old_grant(engine, http, tools, patient: str) -> dict:
+    """A grant 赵桂兰 (the grandmother) holds for a record of 孙小宝's, as the code before this
+    round recorded it: no person in the Consent."""
+    r = http.post("/fhir/Patient/$family-grant", headers=tools["desk"], json=params(
+        patient={"reference": f"Patient/{patient}"}, proxyNationalId=ZHAO, proxyName="赵桂兰", relationship="GRPRN",
+        idCardChecked=True))
+    assert r.status_code == 201, r.text
+    old = engine.repository.read("Consent", {p["name"]: p["resource"] for p in r.json()["parameter"]}["consent"]["id"])
+    old["patient"] = {"reference": f"Patient/{patient}"}
+    engine.repository.update(old)
+    return old
+
+
 def test_a_merge_an_a08_to_another_number_and_a_grant_recorded_before_this_round(world):
     engine, http, tools = world
-    zhao = set(engine.identity.patients_for_number(ZHAO))
     qian = set(engine.identity.patients_for_number(QIAN))
     xiao = set(engine.identity.patients_for_number(XIAO))
     consent = _grant(http, tools)
     granted = consent["patient"]["reference"].removeprefix("Patient/")
-    # a grant as the code before this round recorded it: no person in the Consent
-    old = engine.repository.read("Consent", consent["id"])
-    old["patient"] = {"reference": f"Patient/{granted}"}
-    engine.repository.update(old)
+    other = (xiao - {granted}).pop()
+    # the grandmother's two old grants, one for each of the child's records (not used before the A08)
+    _old_grant(engine, http, tools, granted)
+    _old_grant(engine, http, tools, other)
     token, _ = proxy_sign_in(http, engine, SUN, "孙小宝", app=PHR)
     assert subjects(http.get("/fhir/Observation", headers=bearer(token["access_token"])).json()) == xiao
 
     # merged by the desk into one of 赵桂兰's records (replaced-by): nothing of hers
+    zhao = set(engine.identity.patients_for_number(ZHAO))
     _operate(http, tools, "link", granted, sorted(zhao)[0], "replaced-by")
     _refused(http, engine, tools, token, zhao)
     # the merge undone: the record goes back to its number's person, and the grant holds again
@@ -185,5 +198,12 @@ def test_a_merge_an_a08_to_another_number_and_a_grant_recorded_before_this_round
               pid(QIAN, "ZY2026001002", "FNXRMYY", "钱^多多", "19510711", "M"), "PV1|1|O")
     assert http.post("/hl7v2", content=a08, headers=tools["sender"]).headers["x-hl7-ack-code"] == "AA"
     assert granted in engine.identity.person_compartment(sorted(qian)[0])
-    # the old grant's person is the number its record carried when the grant was made, not 钱多多
     _refused(http, engine, tools, token, qian)
+    # the old grants' person is the number each record carried when the grant was made: the one
+    # for the corrected record opens nothing of 钱多多, the one for her other record still opens it
+    for_child, offered = proxy_sign_in(http, engine, ZHAO, "孙小宝")
+    assert len([o for o in offered if "孙小宝" in o]) == 1 and not any("钱多多" in o for o in offered), offered
+    as_grandmother = bearer(for_child["access_token"])
+    assert for_child["patient"] == other
+    assert subjects(http.get("/fhir/Observation", headers=as_grandmother).json()) == {other}
+    assert http.get(f"/fhir/Patient/{granted}", headers=as_grandmother).status_code == 404
