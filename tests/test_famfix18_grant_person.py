@@ -207,3 +207,26 @@ def test_a_merge_an_a08_to_another_number_and_a_grant_recorded_before_this_round
     assert for_child["patient"] == other
     assert subjects(http.get("/fhir/Observation", headers=as_grandmother).json()) == {other}
     assert http.get(f"/fhir/Patient/{granted}", headers=as_grandmother).status_code == 404
+
+
+def test_a_grant_for_a_newborns_record_without_an_id_number(world):
+    """A record with no ID number yet (a newborn) binds no person: the grant opens it while it stays
+    outside every person, and nothing once the desk links it into someone's."""
+    engine, http, tools = world
+    newborn = "PID|1||NB2026000001^^^FNXRMYY^MR||孙^宝宝||20261101|F"
+    message = lab("FNXRMYY", "RM-LIS-NB", "20261102", newborn, ("XCG", "血常规"), ("HGB", "血红蛋白", "170", "g/L", "145-225", "N"))
+    assert http.post("/hl7v2", content=message, headers=tools["sender"]).headers["x-hl7-ack-code"] == "AA"
+    found = http.get("/fhir/Patient?identifier=NB2026000001", headers=tools["operator"]).json()["entry"]
+    baby = found[0]["resource"]["id"]
+    assert engine.identity.record(baby)["status"] == "no-id"
+    r = http.post("/fhir/Patient/$family-grant", headers=tools["desk"], json=params(
+        patient={"reference": f"Patient/{baby}"}, proxyNationalId=SUN, proxyName="孙伟", relationship="PRN",
+        idCardChecked=True))
+    assert r.status_code == 201, r.text
+    assert "identifier" not in {p["name"]: p["resource"] for p in r.json()["parameter"]}["consent"]["patient"]
+    token, _ = proxy_sign_in(http, engine, SUN, "孙宝宝", app=PHR)
+    assert subjects(http.get("/fhir/Observation", headers=bearer(token["access_token"])).json()) == {baby}
+
+    zhao = set(engine.identity.patients_for_number(ZHAO))
+    _operate(http, tools, "link", baby, sorted(zhao)[0])
+    _refused(http, engine, tools, token, zhao)
