@@ -84,8 +84,8 @@ def _operate(http, tools, op: str, source: str, target: str | None = None, type_
     assert r.status_code == 200, r.text
 
 
-def _refused(http, engine, tools, token: dict, others: set[str]) -> None:
-    """Everything the token could reach is refused with the reason; nothing of ``others`` shows."""
+def _refused(http, engine, tools, token: dict, others: set[str], words: str = MOVED) -> None:
+    """Everything the token could reach is refused with the reason (``words``); nothing of ``others`` shows."""
     as_father = bearer(token["access_token"])
     other = sorted(others)[0]
     answers = [
@@ -99,7 +99,7 @@ def _refused(http, engine, tools, token: dict, others: set[str]) -> None:
             {"request": {"method": "GET", "url": f"Patient/{other}"}}]}),
     ]
     for r in answers:
-        assert r.status_code == 403 and MOVED in r.json()["issue"][0]["diagnostics"], r.text
+        assert r.status_code == 403 and words in r.json()["issue"][0]["diagnostics"], r.text
         assert not any(p in r.text for p in others)
     assert http.post("/auth/introspect", data={"token": token["access_token"]}, auth=tools["rs"]).json() == {"active": False}
     assert http.get("/auth/userinfo", headers=as_father).status_code == 401
@@ -145,9 +145,11 @@ def test_a_grant_opens_nothing_of_the_person_its_record_was_linked_into(world):
     for z in zhao:
         assert http.get(f"/fhir/Patient/{z}", headers=as_father).status_code == 404
 
-    # the Consent records the person it was given for: her pseudonymous key, never her number
-    assert consent["patient"]["identifier"] == {"system": "urn:huren:family",
-                                                "value": person_key(engine.identity.nid_key(XIAO))}
+    # the Consent records the person it was given for: a key for grants alone (fammend18: not her
+    # person id, her own tokens' ``sub``), never her number
+    assert consent["patient"]["identifier"] == {"system": "urn:huren:family-grant",
+                                                "value": engine.auth.resident.family.grant_key(
+                                                    person_key(engine.identity.nid_key(XIAO)))}
     assert XIAO not in json.dumps(consent)
 
     # her *other* record moved into 赵桂兰's person: the granted one alone still opens
@@ -229,4 +231,4 @@ def test_a_grant_for_a_newborns_record_without_an_id_number(world):
 
     zhao = set(engine.identity.patients_for_number(ZHAO))
     _operate(http, tools, "link", baby, sorted(zhao)[0])
-    _refused(http, engine, tools, token, zhao)
+    _refused(http, engine, tools, token, zhao, words="无法确认仍是授权所指的本人")  # fammend18: not "他人", unknown

@@ -17,8 +17,8 @@ is decided again on every request (``engine.auth.policy.proxy_grant_holds``, ask
 repository), so a withdrawal or an expired period ends access at once.
 
 A grant is consent about one person, not about whatever person its record is filed under later:
-the Consent records the person it binds (``Consent.patient.identifier``, ``urn:huren:family`` and
-the subject's pseudonymous person key, the key of the record's own ID number at grant time), and a
+the Consent records the person it binds (``Consent.patient.identifier``, ``urn:huren:family-grant``:
+a key of the subject's ID-number person at grant time for grants alone, ``grant_key``), and a
 family token opens its compartment only while every record in it is that person's
 (``opens``, ``policy.grant_binds``). A grant recorded before this rule has no such identifier: its
 person is derived from the number the granted record carried when the grant was made (its stored
@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from engine.auth import policy
 from engine.errors import Gone, NotFound, Unprocessable
-from engine.identity import nationalid
+from engine.identity import demographics, nationalid
 
 FAMILY_SYSTEM = policy.FAMILY_SYSTEM  # RelatedPerson.identifier: the family member's person key
 ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -70,8 +70,21 @@ class Identity(Protocol):
     def person_compartment(self, patient_id: str) -> frozenset[str]: ...
 
 
-_UNKNOWN = "?"  # the person of a grant whose record's history cannot be read: matches no record
+_UNKNOWN = policy.UNKNOWN_PERSON  # a grant whose record's history cannot be read: binds nothing, not kept
 _DERIVED_KEPT = 4096
+
+
+def _own_number(patient: dict[str, Any] | None) -> str | None:
+    """The record's valid ID number when its birth date and sex agree with it (what the index
+    links by), else None: a mother's number on her newborn's record binds nothing."""
+    number = nationalid.patient_number(patient)
+    if number is None or patient is None:
+        return None
+    try:
+        parsed = nationalid.parse(number)
+    except nationalid.InvalidNationalId:
+        return None
+    return None if demographics.conflicts_with_id(demographics.demographics(patient), parsed) else number
 
 
 def person_key(nid_key: str) -> str:
@@ -135,43 +148,92 @@ class FamilyAccess:
 
     # ---- the person a grant binds -----------------------------------------------------------------
     def placed(self, patients: frozenset[str] | set[str]) -> dict[str, str | None]:
-        """Each record -> the person the patient index links it to now (None: linked to none)."""
-        out: dict[str, str | None] = {}
-        for pid in patients:
+        """Each record -> the person the patient index links it to now (None: linked to none).
+
+        A record merged away (not linked, ``replaced_by`` its survivor: an ADT^A40 leaves the old
+        MRN with no number, out of every person) is judged by its survivor, as the index's
+        compartment follows it: merging a child's old record into her new one is record keeping,
+        not a move to someone else, and a merge into another person's record still shows as that
+        person (review of famfix18: the A40 ended every grant for the old record). A record an
+        operator took out (``unlinked``) is not followed: their decision stands."""
+        return {pid: self.grant_key(self._person_of(pid)) for pid in patients}
+
+    def grant_key(self, person: str | None) -> str | None:
+        """The key a grant records for ``person``: a keyed digest for grants alone. Why not the
+        person id: it is the ``sub`` of that resident's own tokens, and the Consent is read by the
+        family member (and, once the record is moved, by another person) -- nothing there should
+        name the resident's sign-in. One-way (the index's secret), so only compared, never read."""
+        if person is None or person == _UNKNOWN:
+            return person
+        return "grk-" + self.identity.nid_key("huren-family-grant|" + person)[:32]
+
+    def _person_of(self, pid: str) -> str | None:
+        seen: set[str] = set()
+        while pid not in seen:
+            seen.add(pid)
             doc = self.identity.record(pid) or {}
-            out[pid] = doc.get("person") if doc.get("status") == "linked" else None
-        return out
+            if doc.get("status") == "linked":
+                return doc.get("person")
+            survivor = doc.get("replaced_by")
+            if doc.get("status") == "unlinked" or not isinstance(survivor, str) or not survivor:
+                return None
+            pid = survivor
+        return None
 
     def bound_person(self, consent: dict[str, Any]) -> str | None:
-        """The person ``consent`` binds: recorded in it, or for an older grant derived (once) from
-        the ID number the granted record carried when the Consent was first stored."""
+        """The person ``consent`` binds: recorded in it, or for an older grant (and one for a record
+        with no ID number) derived from the granted record's stored history. A derived person is
+        kept (history does not change); "none yet" and "cannot be read now" are asked again."""
         recorded = policy.grant_person(consent)
         if recorded is not None:
             return recorded
         subject = policy.grant_subject(consent)
         key = (str(consent.get("id", "")), subject)
-        if key not in self._derived:
+        found = self._derived.get(key)
+        if found is not None:
+            return found
+        person = self._person_at_grant(key[0], subject)
+        if person is not None and person != _UNKNOWN:
             if len(self._derived) >= _DERIVED_KEPT:
                 self._derived.clear()
-            self._derived[key] = self._person_at_grant(key[0], subject)
-        return self._derived[key]
+            self._derived[key] = person
+        return person
 
     def _person_at_grant(self, consent_id: str, subject: str) -> str | None:
+        """The person of the ID number the record carried when the Consent was first stored; for a
+        record with none then (a newborn's), of the first number it was given since that agrees
+        with its own birth date and sex -- the number a grant made that day would have bound, fixed
+        in the history, so a later A08 to another number is still caught. None: no number yet."""
         try:
             since = policy.parse_instant(self.repository.versions("Consent", consent_id)[-1].updated)
             versions = self.repository.versions("Patient", subject)
         except (NotFound, Gone, ValueError):
             return _UNKNOWN
+        at_grant = None
+        later: list[Version] = []
         for version in versions:  # newest first: the one stored when the grant was made
-            if version.resource is not None and policy.parse_instant(version.updated) <= since:
-                number = nationalid.patient_number(version.resource)
-                return person_key(self.identity.nid_key(number)) if number else None
-        return _UNKNOWN
+            if version.resource is None:
+                continue
+            if policy.parse_instant(version.updated) <= since:
+                at_grant = version
+                break
+            later.append(version)
+        if at_grant is None and not later:
+            return _UNKNOWN
+        number = nationalid.patient_number(at_grant.resource) if at_grant is not None else None
+        if number:
+            return self.grant_key(person_key(self.identity.nid_key(number)))
+        for version in reversed(later):  # oldest first: the first number the record was given
+            number = _own_number(version.resource)
+            if number:
+                return self.grant_key(person_key(self.identity.nid_key(number)))
+        return None
 
     def opens(self, claims: dict[str, Any], compartment: frozenset[str]) -> frozenset[str]:
         """What a family member's token opens: the compartment of its record while every record in
-        it is the person the grant binds, else nothing (the scoped repository then refuses every
-        request with ``policy.MOVED``). Asked for every request (``AuthService.caller_from_claims``)."""
+        it is the person the grant binds, else nothing that says why (``policy.Withheld``: the
+        scoped repository refuses every request with those words). Asked for every request
+        (``AuthService.caller_from_claims``)."""
         consent_id = claims.get("consent")
         try:
             consent = self.repository.read("Consent", str(consent_id)) if consent_id else None
@@ -180,9 +242,8 @@ class FamilyAccess:
         if consent is None:
             return frozenset()
         placed = self.placed(compartment)
-        if policy.grant_binds(self.bound_person(consent), policy.grant_subject(consent), placed) is not None:
-            return frozenset()
-        return compartment
+        why = policy.grant_binds(self.bound_person(consent), policy.grant_subject(consent), placed)
+        return policy.Withheld(why) if why is not None else compartment
 
     # ---- granting and withdrawing ---------------------------------------------------------------
     def grant(self, patient_id: str, proxy_number: str, *, name: str, relationship: str, end: str | None,
@@ -212,7 +273,7 @@ class FamilyAccess:
             raise Unprocessable("不需要授权给自己 (a resident does not need family access to their own record)",
                                 expression=["Parameters.parameter[proxyNationalId]"])
         own = nationalid.patient_number(patient)
-        subject_person = person_key(self.identity.nid_key(own)) if own else None
+        subject_person = self.grant_key(person_key(self.identity.nid_key(own))) if own else None
         if policy.grant_binds(subject_person, patient_id, self.placed(self.identity.person_compartment(patient_id))):
             raise Unprocessable("这份档案目前不在其身份证号本人名下（医院正在核对或已归入他人），暂不能授权；请到服务台核对 "
                                 "(this record is not its ID number's person's now: the index holds it apart or in "
@@ -233,7 +294,7 @@ class FamilyAccess:
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}],
                           "text": "家人代查授权"}],
             "patient": {"reference": f"Patient/{patient_id}",
-                        **({"identifier": {"system": FAMILY_SYSTEM, "value": subject_person}} if subject_person else {})},
+                        **({"identifier": {"system": policy.GRANT_SYSTEM, "value": subject_person}} if subject_person else {})},
             "dateTime": now,
             "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},

@@ -52,6 +52,9 @@ from engine.insurance.remit import institutions_in_remit
 
 CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
 FAMILY_SYSTEM = "urn:huren:family"
+# the person a family grant binds, as a key for grants alone (``engine.auth.family.grant_key``): not
+# the person id, which is the ``sub`` of that resident's own tokens
+GRANT_SYSTEM = "urn:huren:family-grant"
 
 
 def allowed(rule: Callable[..., None], caller: Caller, *args: Any, **kwargs: Any) -> bool:
@@ -171,22 +174,65 @@ def is_family_consent(consent: dict[str, Any]) -> bool:
 
 MOVED = ("授权所涉的档案已被医院归入他人名下，此授权不再有效，请本人重新授权 "
          "(the record this family access was given for now belongs to another person)")
+APART = ("授权所涉的档案目前已被医院移出本人名下（正在核对身份），此授权暂不能使用；医院核对归回后恢复，或请本人重新授权 "
+         "(the record this family access was given for is not filed under its resident now: the hospital took "
+         "it out or is checking whose it is)")
+FILED = ("授权时这份档案还没有身份证号，之后医院把它归入了某人名下，无法确认仍是授权所指的本人，此授权不再有效，请本人重新授权 "
+         "(the record had no ID number when this family access was given and has since been filed under a person: "
+         "whether that is the person it was given for cannot be told)")
+JOINED = ("授权所涉的档案与他人名下的档案相连（医院正在核对），此授权暂不能使用 "
+          "(a record joined to the one this family access was given for is another person's: the hospital is "
+          "checking)")
+UNREAD = ("暂时无法核对授权所涉档案的身份记录，此授权暂不能使用，请稍后再试 "
+          "(the history of the record this family access was given for cannot be read now)")
+BINDING = frozenset({MOVED, APART, FILED, JOINED, UNREAD})
+UNKNOWN_PERSON = "?"  # the person of a grant whose record's history cannot be read: binds nothing
+
+
+class Withheld(frozenset[str]):
+    """The empty compartment of a family token whose grant no longer binds its records, carrying
+    why (one of ``BINDING``): the refusal the scoped repository gives must say what happened --
+    another person's, taken out, or a number-less record filed by hand -- not one word for all."""
+
+    why: str
+
+    def __new__(cls, why: str) -> Withheld:
+        self = super().__new__(cls)
+        self.why = why
+        return self
+
+
+def refusal(why: str) -> str:
+    """The 403 words for a family token whose grant does not hold: a binding reason as it is
+    (Chinese first, it says what happened), any other (withdrawn, expired) as before."""
+    if why in BINDING:
+        return why
+    return f"{why}: this family member's sign-in no longer opens the record (家人代查授权已撤销或已过期，请重新登录)"
 
 
 def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None]) -> str | None:
-    """``None`` when the records a family token would open are all the person the grant binds.
+    """``None`` when the records a family token would open are all the person the grant binds,
+    else the refusal's words for what happened.
 
-    ``bound``: that person (``per-`` the subject's ID-number key at grant time; None when the
-    subject's record had no valid number); ``placed``: each record of the token's compartment ->
-    the person the patient index links it to now (None: linked to none -- in conflict, no number,
-    taken out by an operator, or merged away). The granted record itself must still be that
+    ``bound``: that person (``per-`` the subject's ID-number key at grant time; for a record with
+    no number then, the first number it was given since, see ``engine.auth.family``; None while it
+    has had none); ``placed``: each record of the token's compartment -> the person the patient
+    index links it to now, a record merged away judged by its survivor (None: linked to none -- in
+    conflict, no number, taken out by an operator). The granted record itself must still be that
     person's, and no record of the compartment anyone else's. Why not follow the record: the
     Consent lies in the granted record, so once that record is another person's the consent sits
     in *their* compartment (they see it, they may withdraw it) and its own resident no longer sees
     or can withdraw it; a grant the resident cannot see must not open anything. A record taken out
     of the person by hand is not the resident's for sign-in either (``patients_for_number``)."""
-    if placed.get(subject) != bound or any(p is not None and p != bound for p in placed.values()):
-        return MOVED
+    if bound == UNKNOWN_PERSON:
+        return UNREAD
+    own = placed.get(subject)
+    if own != bound:
+        if own is None:
+            return APART
+        return MOVED if bound is not None else FILED
+    if any(p is not None and p != bound for p in placed.values()):
+        return JOINED
     return None
 
 
@@ -196,11 +242,11 @@ def grant_subject(consent: dict[str, Any]) -> str:
 
 
 def grant_person(consent: dict[str, Any]) -> str | None:
-    """The person a Consent recorded it binds (``patient.identifier`` under ``FAMILY_SYSTEM``:
-    a pseudonymous person key, never the ID number); None for a grant recorded before the
+    """The person a Consent recorded it binds (``patient.identifier`` under ``GRANT_SYSTEM``:
+    a key for grants alone, never the ID number nor the person id); None for a grant recorded before the
     eighteenth round, whose person is derived instead (``engine.auth.family``)."""
     ident = (consent.get("patient") or {}).get("identifier")
-    if isinstance(ident, dict) and ident.get("system") == FAMILY_SYSTEM and isinstance(ident.get("value"), str):
+    if isinstance(ident, dict) and ident.get("system") == GRANT_SYSTEM and isinstance(ident.get("value"), str):
         return ident["value"]
     return None
 
@@ -237,8 +283,10 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
     except ValueError:
         return "the Consent's period cannot be read"
     subject = grant_subject(consent)
+    if isinstance(patients, Withheld):
+        return patients.why  # the token's compartment was emptied by ``grant_binds`` (engine.auth.family.opens)
     if patients is not None and not patients:
-        return MOVED  # the token's compartment was emptied by ``grant_binds`` (engine.auth.family.opens)
+        return MOVED
     if patients is not None and subject not in patients:
         return "the Consent is about another record"
     if related.get("active") is False:
