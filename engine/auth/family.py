@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from engine.auth import policy
 from engine.errors import Gone, NotFound, Unprocessable
-from engine.identity import demographics, nationalid
+from engine.identity import nationalid
 
 FAMILY_SYSTEM = policy.FAMILY_SYSTEM  # RelatedPerson.identifier: the family member's person key
 ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -72,19 +72,6 @@ class Identity(Protocol):
 
 _UNKNOWN = policy.UNKNOWN_PERSON  # a grant whose record's history cannot be read: binds nothing, not kept
 _DERIVED_KEPT = 4096
-
-
-def _own_number(patient: dict[str, Any] | None) -> str | None:
-    """The record's valid ID number when its birth date and sex agree with it (what the index
-    links by), else None: a mother's number on her newborn's record binds nothing."""
-    number = nationalid.patient_number(patient)
-    if number is None or patient is None:
-        return None
-    try:
-        parsed = nationalid.parse(number)
-    except nationalid.InvalidNationalId:
-        return None
-    return None if demographics.conflicts_with_id(demographics.demographics(patient), parsed) else number
 
 
 def person_key(nid_key: str) -> str:
@@ -181,53 +168,44 @@ class FamilyAccess:
         return None
 
     def bound_person(self, consent: dict[str, Any]) -> str | None:
-        """The person ``consent`` binds: recorded in it, or for an older grant (and one for a record
-        with no ID number) derived from the granted record's stored history. A derived person is
-        kept (history does not change); "none yet" and "cannot be read now" are asked again."""
+        """The person ``consent`` binds: recorded in it, or for an older grant (and one given on a
+        record with no ID number) derived from the number the granted record carried when the
+        Consent was first stored; None: it had none then (a newborn's), so the grant opens that
+        record only while the index has it in no person (``policy.grant_binds``: once it is
+        given a number and filed under anyone, ``policy.FILED``). Derived once and kept, "none" too
+        (the history of that moment does not change); "cannot be read now" is asked again.
+
+        Why not the first number she is given later (fammend18, taken out in review): that number
+        was checked against the particulars of the same later version, so an ADT^A08 giving the
+        record another person's number with his particulars bound the grant to him and opened
+        his results -- and it cost two history reads per request while no number was found."""
         recorded = policy.grant_person(consent)
         if recorded is not None:
             return recorded
         subject = policy.grant_subject(consent)
         key = (str(consent.get("id", "")), subject)
-        found = self._derived.get(key)
-        if found is not None:
-            return found
+        if key in self._derived:
+            return self._derived[key]
         person = self._person_at_grant(key[0], subject)
-        if person is not None and person != _UNKNOWN:
+        if person != _UNKNOWN:
             if len(self._derived) >= _DERIVED_KEPT:
                 self._derived.clear()
             self._derived[key] = person
         return person
 
     def _person_at_grant(self, consent_id: str, subject: str) -> str | None:
-        """The person of the ID number the record carried when the Consent was first stored; for a
-        record with none then (a newborn's), of the first number it was given since that agrees
-        with its own birth date and sex -- the number a grant made that day would have bound, fixed
-        in the history, so a later A08 to another number is still caught. None: no number yet."""
+        """The person of the ID number the record carried when the Consent was first stored (None:
+        it had none), ``_UNKNOWN`` when that cannot be read."""
         try:
             since = policy.parse_instant(self.repository.versions("Consent", consent_id)[-1].updated)
             versions = self.repository.versions("Patient", subject)
         except (NotFound, Gone, ValueError):
             return _UNKNOWN
-        at_grant = None
-        later: list[Version] = []
         for version in versions:  # newest first: the one stored when the grant was made
-            if version.resource is None:
-                continue
-            if policy.parse_instant(version.updated) <= since:
-                at_grant = version
-                break
-            later.append(version)
-        if at_grant is None and not later:
-            return _UNKNOWN
-        number = nationalid.patient_number(at_grant.resource) if at_grant is not None else None
-        if number:
-            return self.grant_key(person_key(self.identity.nid_key(number)))
-        for version in reversed(later):  # oldest first: the first number the record was given
-            number = _own_number(version.resource)
-            if number:
-                return self.grant_key(person_key(self.identity.nid_key(number)))
-        return None
+            if version.resource is not None and policy.parse_instant(version.updated) <= since:
+                number = nationalid.patient_number(version.resource)
+                return self.grant_key(person_key(self.identity.nid_key(number))) if number else None
+        return _UNKNOWN
 
     def opens(self, claims: dict[str, Any], compartment: frozenset[str]) -> frozenset[str]:
         """What a family member's token opens: the compartment of its record while every record in
@@ -377,6 +355,12 @@ class FamilyAccess:
         ``person``) still holds, its person included: for answers about the token itself
         (introspection, userinfo); FHIR requests are decided by the scoped repository with the same
         rule, on the compartment ``opens`` left them."""
+        return self.why_not(claims, patients) is None
+
+    def why_not(self, claims: dict[str, Any], patients: frozenset[str]) -> str | None:
+        """``still_holds``'s reason: None when the grant holds, else why not (``policy.refusal``
+        gives the words), so userinfo says what happened as the FHIR API does. ``patients``: the
+        caller's compartment as ``opens`` left it (a ``policy.Withheld`` carries its reason)."""
         docs = []
         for rtype, rid in (("Consent", claims.get("consent")), ("RelatedPerson", claims.get("acting"))):
             try:
@@ -385,7 +369,7 @@ class FamilyAccess:
                 docs.append(None)
         return policy.proxy_grant_holds(docs[0], docs[1], proxy=claims.get("person"), related_id=claims.get("acting"),
                                         patients=patients, bound=self.bound_person(docs[0]) if docs[0] else None,
-                                        placed=self.placed(patients)) is None
+                                        placed=self.placed(patients))
 
     def grant_of(self, key: str, consent_id: str) -> Grant | None:
         return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)

@@ -177,9 +177,10 @@ MOVED = ("授权所涉的档案已被医院归入他人名下，此授权不再�
 APART = ("授权所涉的档案目前已被医院移出本人名下（正在核对身份），此授权暂不能使用；医院核对归回后恢复，或请本人重新授权 "
          "(the record this family access was given for is not filed under its resident now: the hospital took "
          "it out or is checking whose it is)")
-FILED = ("授权时这份档案还没有身份证号，之后医院把它归入了某人名下，无法确认仍是授权所指的本人，此授权不再有效，请本人重新授权 "
-         "(the record had no ID number when this family access was given and has since been filed under a person: "
-         "whether that is the person it was given for cannot be told)")
+FILED = ("授权时这份档案还没有身份证号，之后它已归入某人名下（登记了身份证号或由医院归档），无法确认仍是授权所指的本人，"
+         "此授权不再有效，请本人重新授权 "
+         "(the record had no ID number when this family access was given and has since been filed under a person -- "
+         "given a number, or by the hospital's desk: whether that is the person it was given for cannot be told)")
 JOINED = ("授权所涉的档案与他人名下的档案相连（医院正在核对），此授权暂不能使用 "
           "(a record joined to the one this family access was given for is another person's: the hospital is "
           "checking)")
@@ -214,9 +215,9 @@ def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None
     """``None`` when the records a family token would open are all the person the grant binds,
     else the refusal's words for what happened.
 
-    ``bound``: that person (``per-`` the subject's ID-number key at grant time; for a record with
-    no number then, the first number it was given since, see ``engine.auth.family``; None while it
-    has had none); ``placed``: each record of the token's compartment -> the person the patient
+    ``bound``: that person (a key of the subject's ID-number person at grant time, see
+    ``engine.auth.family``; None when the record had no number then -- it then opens only while the
+    record is in no person: filed under anyone since, by a number or by hand, it is ``FILED``); ``placed``: each record of the token's compartment -> the person the patient
     index links it to now, a record merged away judged by its survivor (None: linked to none -- in
     conflict, no number, taken out by an operator). The granted record itself must still be that
     person's, and no record of the compartment anyone else's. Why not follow the record: the
