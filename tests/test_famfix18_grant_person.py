@@ -225,7 +225,8 @@ def test_a_grant_for_a_newborns_record_without_an_id_number(world):
         patient={"reference": f"Patient/{baby}"}, proxyNationalId=SUN, proxyName="孙伟", relationship="PRN",
         idCardChecked=True))
     assert r.status_code == 201, r.text
-    assert "identifier" not in {p["name"]: p["resource"] for p in r.json()["parameter"]}["consent"]["patient"]
+    # the Consent says the record had no number (famlast18's review: said when granted, not derived later)
+    assert {p["name"]: p["resource"] for p in r.json()["parameter"]}["consent"]["patient"]["identifier"]["value"] == "grk-none"
     token, _ = proxy_sign_in(http, engine, SUN, "孙宝宝", app=PHR)
     assert subjects(http.get("/fhir/Observation", headers=bearer(token["access_token"])).json()) == {baby}
 

@@ -75,3 +75,24 @@ def test_a_numberless_grant_stops_once_she_is_given_her_own_number(world):
     _says_filed(http, token)
     _, offered = proxy_sign_in(http, engine, SUN, None)
     assert not any("孙宝宝" in o for o in offered), offered
+
+
+def test_a_numberless_grant_stops_once_the_index_holds_a_number_for_it_in_conflict(world):
+    """Review of famlast18 (the lead's mend): an A08 giving the newborn's record 钱多多's number with
+    a name that differs (钱^多) leaves it in conflict -- in no person -- and the grant still opened it,
+    showing his number and the results filed under it since. Any number the index holds for the
+    record ends a grant given when it had none."""
+    engine, http, tools = world
+    baby, token = _newborn_grant(engine, http, tools)
+    _send(http, tools, _a08(QIAN, "钱^多", "19510711", "M", "RM-A08-NB-CONFLICT"))
+    assert engine.identity.record(baby)["status"] == "conflict"
+    _says_filed(http, token)
+
+
+def test_a_numberless_grant_records_that_it_had_none(world):
+    """The Consent says the record had no number when granted (not derived later from the history,
+    where an A08 landing between the grant's read and its write would be taken for the number then)."""
+    engine, http, tools = world
+    baby, _ = _newborn_grant(engine, http, tools)
+    (consent,) = [c for c in engine.repository.search("Consent", [("patient", f"Patient/{baby}")]).resources]
+    assert consent["patient"]["identifier"]["value"] == "grk-none"

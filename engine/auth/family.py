@@ -180,6 +180,8 @@ class FamilyAccess:
         record another person's number with his particulars bound the grant to him and opened
         his results -- and it cost two history reads per request while no number was found."""
         recorded = policy.grant_person(consent)
+        if recorded == policy.NO_NUMBER:  # said when granted: no number then (no history to read)
+            return None
         if recorded is not None:
             return recorded
         subject = policy.grant_subject(consent)
@@ -220,8 +222,15 @@ class FamilyAccess:
         if consent is None:
             return frozenset()
         placed = self.placed(compartment)
-        why = policy.grant_binds(self.bound_person(consent), policy.grant_subject(consent), placed)
+        subject = policy.grant_subject(consent)
+        why = policy.grant_binds(self.bound_person(consent), subject, placed, numbered=self._numbered(subject))
         return policy.Withheld(why) if why is not None else compartment
+
+    def _numbered(self, pid: str) -> bool:
+        """Whether the patient index has an ID number for the record now (linked, in conflict, taken
+        out by hand: any), or places it other than as a record with none."""
+        doc = self.identity.record(pid) or {}
+        return bool(doc.get("nid_key")) or doc.get("status") not in (None, "no-id")
 
     # ---- granting and withdrawing ---------------------------------------------------------------
     def grant(self, patient_id: str, proxy_number: str, *, name: str, relationship: str, end: str | None,
@@ -252,7 +261,8 @@ class FamilyAccess:
                                 expression=["Parameters.parameter[proxyNationalId]"])
         own = nationalid.patient_number(patient)
         subject_person = self.grant_key(person_key(self.identity.nid_key(own))) if own else None
-        if policy.grant_binds(subject_person, patient_id, self.placed(self.identity.person_compartment(patient_id))):
+        if policy.grant_binds(subject_person, patient_id, self.placed(self.identity.person_compartment(patient_id)),
+                              numbered=self._numbered(patient_id)):
             raise Unprocessable("这份档案目前不在其身份证号本人名下（医院正在核对或已归入他人），暂不能授权；请到服务台核对 "
                                 "(this record is not its ID number's person's now: the index holds it apart or in "
                                 "another person, so a grant for it cannot be told whose it is)",
@@ -271,8 +281,10 @@ class FamilyAccess:
                                   "code": "patient-privacy", "display": "Privacy Consent"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}],
                           "text": "家人代查授权"}],
+            # the person it binds, or that the record had no number (said, not derived later from the
+            # history: an A08 landing between the read above and this write would be taken for it)
             "patient": {"reference": f"Patient/{patient_id}",
-                        **({"identifier": {"system": policy.GRANT_SYSTEM, "value": subject_person}} if subject_person else {})},
+                        "identifier": {"system": policy.GRANT_SYSTEM, "value": subject_person or policy.NO_NUMBER}},
             "dateTime": now,
             "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
@@ -344,7 +356,8 @@ class FamilyAccess:
                 if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is not None:
                     continue
                 patients = self.identity.person_compartment(policy.grant_subject(c))
-                if policy.grant_binds(self.bound_person(c), policy.grant_subject(c), self.placed(patients)) is None:
+                if policy.grant_binds(self.bound_person(c), policy.grant_subject(c), self.placed(patients),
+                                      numbered=self._numbered(policy.grant_subject(c))) is None:
                     out.append(Grant(c, rp))
         # oldest grant first, as the resident made them (same-second grants by their stored time)
         return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),

@@ -211,13 +211,20 @@ def refusal(why: str) -> str:
     return f"{why}: this family member's sign-in no longer opens the record (家人代查授权已撤销或已过期，请重新登录)"
 
 
-def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None]) -> str | None:
+NO_NUMBER = "grk-none"  # recorded in a Consent given on a record with no ID number (never a person's key)
+
+
+def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None], *,
+                numbered: bool = False) -> str | None:
     """``None`` when the records a family token would open are all the person the grant binds,
     else the refusal's words for what happened.
 
     ``bound``: that person (a key of the subject's ID-number person at grant time, see
     ``engine.auth.family``; None when the record had no number then -- it then opens only while the
-    record is in no person: filed under anyone since, by a number or by hand, it is ``FILED``); ``placed``: each record of the token's compartment -> the person the patient
+    record is in no person *and carries no number*: filed under anyone since, by a number or by hand,
+    or given any number (``numbered``: the index has a number for it, in conflict or taken out too --
+    review of famlast18: an A08 giving it another person's number that the index held in conflict
+    left it open, showing his number and his later results), it is ``FILED``); ``placed``: each record of the token's compartment -> the person the patient
     index links it to now, a record merged away judged by its survivor (None: linked to none -- in
     conflict, no number, taken out by an operator). The granted record itself must still be that
     person's, and no record of the compartment anyone else's. Why not follow the record: the
@@ -227,6 +234,8 @@ def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None
     of the person by hand is not the resident's for sign-in either (``patients_for_number``)."""
     if bound == UNKNOWN_PERSON:
         return UNREAD
+    if bound is None and numbered:
+        return FILED
     own = placed.get(subject)
     if own != bound:
         if own is None:
