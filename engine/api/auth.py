@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from engine.audit.note import note
+from engine.auth import policy
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.auth.errors import OAuthError
@@ -284,10 +285,11 @@ async def userinfo(request: Request, caller: Caller = Depends(get_caller)) -> JS
         return oauth_json({"error": "insufficient_scope",
                            "error_description": "userinfo needs a resident's access token with the openid scope"},
                           403, {"WWW-Authenticate": 'Bearer realm="huren", error="insufficient_scope", scope="openid"'})
-    if caller.acting and not _auth(request).resident.family.still_holds(
-            {"consent": caller.consent, "acting": caller.acting, "person": caller.person}, caller.patient_ids or frozenset()):
-        return oauth_json({"error": "invalid_token", "error_description": "the family access this token was issued under "
-                           "was withdrawn or has expired"}, 401,
+    why = _auth(request).resident.family.why_not(  # the Withheld compartment kept: it carries the reason
+        {"consent": caller.consent, "acting": caller.acting, "person": caller.person},
+        caller.patient_ids if caller.patient_ids is not None else frozenset()) if caller.acting else None
+    if why is not None:
+        return oauth_json({"error": "invalid_token", "error_description": policy.refusal(why)}, 401,
                           {"WWW-Authenticate": 'Bearer realm="huren", error="invalid_token"'})
     info = {"sub": caller.subject, "fhirUser": _auth(request).fhir_user({"patient": caller.patient, "acting": caller.acting})}
     if caller.acting:

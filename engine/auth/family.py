@@ -15,12 +15,22 @@ The family member signs in as themselves (their own ID number and phone) and cho
 to open; their token names the RelatedPerson and the Consent, and whether the Consent still holds
 is decided again on every request (``engine.auth.policy.proxy_grant_holds``, asked by the scoped
 repository), so a withdrawal or an expired period ends access at once.
+
+A grant is consent about one person, not about whatever person its record is filed under later:
+the Consent records the person it binds (``Consent.patient.identifier``, ``urn:huren:family-grant``:
+a key of the subject's ID-number person at grant time for grants alone, ``grant_key``), and a
+family token opens its compartment only while every record in it is that person's
+(``opens``, ``policy.grant_binds``). A grant recorded before this rule has no such identifier: its
+person is derived from the number the granted record carried when the grant was made (its stored
+version of that moment), never from the person the record is in now -- a record corrected to
+another number by an A08 would otherwise carry the grant to that number's holder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,16 +49,29 @@ RELATIONSHIPS = {
 TZ = dt.timezone(dt.timedelta(hours=8))  # a period typed as a date ends at that day's end, China time
 
 
+class Version(Protocol):
+    @property
+    def updated(self) -> str: ...
+    @property
+    def resource(self) -> dict[str, Any] | None: ...
+
+
 class Repository(Protocol):
     def read(self, type_: str, id_: str) -> dict[str, Any]: ...
     def update(self, resource: dict[str, Any], **kw: Any) -> Any: ...
     def search(self, type_: str, params: list[tuple[str, str]], **kw: Any) -> Any: ...
+    def versions(self, rtype: str, rid: str) -> Sequence[Version]: ...
 
 
 class Identity(Protocol):
     def nid_key(self, number: str) -> str: ...
     def patients_for_number(self, number: str) -> list[str]: ...
     def record(self, patient_id: str) -> dict[str, Any] | None: ...
+    def person_compartment(self, patient_id: str) -> frozenset[str]: ...
+
+
+_UNKNOWN = policy.UNKNOWN_PERSON  # a grant whose record's history cannot be read: binds nothing, not kept
+_DERIVED_KEPT = 4096
 
 
 def person_key(nid_key: str) -> str:
@@ -108,6 +131,106 @@ class FamilyAccess:
     def __init__(self, repository: Repository, identity: Identity) -> None:
         self.repository = repository
         self.identity = identity
+        self._derived: dict[tuple[str, str], str | None] = {}  # (Consent id, subject) -> its person, old grants
+
+    # ---- the person a grant binds -----------------------------------------------------------------
+    def placed(self, patients: frozenset[str] | set[str]) -> dict[str, str | None]:
+        """Each record -> the person the patient index links it to now (None: linked to none).
+
+        A record merged away (not linked, ``replaced_by`` its survivor: an ADT^A40 leaves the old
+        MRN with no number, out of every person) is judged by its survivor, as the index's
+        compartment follows it: merging a child's old record into her new one is record keeping,
+        not a move to someone else, and a merge into another person's record still shows as that
+        person (review of famfix18: the A40 ended every grant for the old record). A record an
+        operator took out (``unlinked``) is not followed: their decision stands."""
+        return {pid: self.grant_key(self._person_of(pid)) for pid in patients}
+
+    def grant_key(self, person: str | None) -> str | None:
+        """The key a grant records for ``person``: a keyed digest for grants alone. Why not the
+        person id: it is the ``sub`` of that resident's own tokens, and the Consent is read by the
+        family member (and, once the record is moved, by another person) -- nothing there should
+        name the resident's sign-in. One-way (the index's secret), so only compared, never read."""
+        if person is None or person == _UNKNOWN:
+            return person
+        return "grk-" + self.identity.nid_key("huren-family-grant|" + person)[:32]
+
+    def _person_of(self, pid: str) -> str | None:
+        seen: set[str] = set()
+        while pid not in seen:
+            seen.add(pid)
+            doc = self.identity.record(pid) or {}
+            if doc.get("status") == "linked":
+                return doc.get("person")
+            survivor = doc.get("replaced_by")
+            if doc.get("status") == "unlinked" or not isinstance(survivor, str) or not survivor:
+                return None
+            pid = survivor
+        return None
+
+    def bound_person(self, consent: dict[str, Any]) -> str | None:
+        """The person ``consent`` binds: recorded in it, or for an older grant (and one given on a
+        record with no ID number) derived from the number the granted record carried when the
+        Consent was first stored; None: it had none then (a newborn's), so the grant opens that
+        record only while the index has it in no person (``policy.grant_binds``: once it is
+        given a number and filed under anyone, ``policy.FILED``). Derived once and kept, "none" too
+        (the history of that moment does not change); "cannot be read now" is asked again.
+
+        Why not the first number she is given later (fammend18, taken out in review): that number
+        was checked against the particulars of the same later version, so an ADT^A08 giving the
+        record another person's number with his particulars bound the grant to him and opened
+        his results -- and it cost two history reads per request while no number was found."""
+        recorded = policy.grant_person(consent)
+        if recorded == policy.NO_NUMBER:  # said when granted: no number then (no history to read)
+            return None
+        if recorded is not None:
+            return recorded
+        subject = policy.grant_subject(consent)
+        key = (str(consent.get("id", "")), subject)
+        if key in self._derived:
+            return self._derived[key]
+        person = self._person_at_grant(key[0], subject)
+        if person != _UNKNOWN:
+            if len(self._derived) >= _DERIVED_KEPT:
+                self._derived.clear()
+            self._derived[key] = person
+        return person
+
+    def _person_at_grant(self, consent_id: str, subject: str) -> str | None:
+        """The person of the ID number the record carried when the Consent was first stored (None:
+        it had none), ``_UNKNOWN`` when that cannot be read."""
+        try:
+            since = policy.parse_instant(self.repository.versions("Consent", consent_id)[-1].updated)
+            versions = self.repository.versions("Patient", subject)
+        except (NotFound, Gone, ValueError):
+            return _UNKNOWN
+        for version in versions:  # newest first: the one stored when the grant was made
+            if version.resource is not None and policy.parse_instant(version.updated) <= since:
+                number = nationalid.patient_number(version.resource)
+                return self.grant_key(person_key(self.identity.nid_key(number))) if number else None
+        return _UNKNOWN
+
+    def opens(self, claims: dict[str, Any], compartment: frozenset[str]) -> frozenset[str]:
+        """What a family member's token opens: the compartment of its record while every record in
+        it is the person the grant binds, else nothing that says why (``policy.Withheld``: the
+        scoped repository refuses every request with those words). Asked for every request
+        (``AuthService.caller_from_claims``)."""
+        consent_id = claims.get("consent")
+        try:
+            consent = self.repository.read("Consent", str(consent_id)) if consent_id else None
+        except (NotFound, Gone):
+            consent = None
+        if consent is None:
+            return frozenset()
+        placed = self.placed(compartment)
+        subject = policy.grant_subject(consent)
+        why = policy.grant_binds(self.bound_person(consent), subject, placed, numbered=self._numbered(subject))
+        return policy.Withheld(why) if why is not None else compartment
+
+    def _numbered(self, pid: str) -> bool:
+        """Whether the patient index has an ID number for the record now (linked, in conflict, taken
+        out by hand: any), or places it other than as a record with none."""
+        doc = self.identity.record(pid) or {}
+        return bool(doc.get("nid_key")) or doc.get("status") not in (None, "no-id")
 
     # ---- granting and withdrawing ---------------------------------------------------------------
     def grant(self, patient_id: str, proxy_number: str, *, name: str, relationship: str, end: str | None,
@@ -137,6 +260,14 @@ class FamilyAccess:
         if nationalid.patient_number(patient) == number or person_key(self._key_of(patient_id)) == key:
             raise Unprocessable("不需要授权给自己 (a resident does not need family access to their own record)",
                                 expression=["Parameters.parameter[proxyNationalId]"])
+        own = nationalid.patient_number(patient)
+        subject_person = self.grant_key(person_key(self.identity.nid_key(own))) if own else None
+        if policy.grant_binds(subject_person, patient_id, self.placed(self.identity.person_compartment(patient_id)),
+                              numbered=self._numbered(patient_id)):
+            raise Unprocessable("这份档案目前不在其身份证号本人名下（医院正在核对或已归入他人），暂不能授权；请到服务台核对 "
+                                "(this record is not its ID number's person's now: the index holds it apart or in "
+                                "another person, so a grant for it cannot be told whose it is)",
+                                expression=["Parameters.parameter[patient]"])
         now = now_instant()
         period: dict[str, str] = {"start": _instant(start, end=False) if start else now}
         if end:
@@ -151,7 +282,11 @@ class FamilyAccess:
                                   "code": "patient-privacy", "display": "Privacy Consent"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}],
                           "text": "家人代查授权"}],
-            "patient": {"reference": f"Patient/{patient_id}"}, "dateTime": now,
+            # the person it binds, or that the record had no number (said, not derived later from the
+            # history: an A08 landing between the read above and this write would be taken for it)
+            "patient": {"reference": f"Patient/{patient_id}",
+                        "identifier": {"system": policy.GRANT_SYSTEM, "value": subject_person or policy.NO_NUMBER}},
+            "dateTime": now,
             "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
             "provision": {"type": "permit", "period": period,
@@ -219,7 +354,11 @@ class FamilyAccess:
             consents = self.repository.search("Consent", [("actor", f"RelatedPerson/{rp['id']}"), ("status", "active"),
                                                           ("_count", "100")])
             for c in consents.resources:
-                if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is None:
+                if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is not None:
+                    continue
+                patients = self.identity.person_compartment(policy.grant_subject(c))
+                if policy.grant_binds(self.bound_person(c), policy.grant_subject(c), self.placed(patients),
+                                      numbered=self._numbered(policy.grant_subject(c))) is None:
                     out.append(Grant(c, rp))
         # oldest grant first, as the resident made them (same-second grants by their stored time)
         return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),
@@ -227,8 +366,15 @@ class FamilyAccess:
 
     def still_holds(self, claims: dict[str, Any], patients: frozenset[str]) -> bool:
         """Whether the grant a family member's token names (claims ``consent``, ``acting``,
-        ``person``) still holds: for answers about the token itself (introspection, userinfo);
-        FHIR requests are decided by the scoped repository with the same rule."""
+        ``person``) still holds, its person included: for answers about the token itself
+        (introspection, userinfo); FHIR requests are decided by the scoped repository with the same
+        rule, on the compartment ``opens`` left them."""
+        return self.why_not(claims, patients) is None
+
+    def why_not(self, claims: dict[str, Any], patients: frozenset[str]) -> str | None:
+        """``still_holds``'s reason: None when the grant holds, else why not (``policy.refusal``
+        gives the words), so userinfo says what happened as the FHIR API does. ``patients``: the
+        caller's compartment as ``opens`` left it (a ``policy.Withheld`` carries its reason)."""
         docs = []
         for rtype, rid in (("Consent", claims.get("consent")), ("RelatedPerson", claims.get("acting"))):
             try:
@@ -236,7 +382,8 @@ class FamilyAccess:
             except (NotFound, Gone):
                 docs.append(None)
         return policy.proxy_grant_holds(docs[0], docs[1], proxy=claims.get("person"), related_id=claims.get("acting"),
-                                        patients=patients) is None
+                                        patients=patients, bound=self.bound_person(docs[0]) if docs[0] else None,
+                                        placed=self.placed(patients))
 
     def grant_of(self, key: str, consent_id: str) -> Grant | None:
         return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)

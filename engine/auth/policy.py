@@ -32,12 +32,17 @@ rules for the operations around them, all expressed in the caller's scopes:
   does (``proxy_grant_holds``): active, privacy scope, permitting that ``RelatedPerson`` now, for the
   record the token opens, and the RelatedPerson still names the signed-in person. The scoped
   repository asks on every request, so withdrawal and expiry end access at once.
+- **A grant is about one person** (``grant_binds``): the person the grant was given for (its
+  subject's ID-number person, recorded in the Consent) must be the person of every record the
+  token opens; once a hospital's desk or a later message puts the granted record in another
+  person, the grant opens nothing (eighteenth round: a grant for 孙小宝's record read 赵桂兰's
+  results after the desk linked that record into her person).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,9 @@ from engine.insurance.remit import institutions_in_remit
 
 CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
 FAMILY_SYSTEM = "urn:huren:family"
+# the person a family grant binds, as a key for grants alone (``engine.auth.family.grant_key``): not
+# the person id, which is the ``sub`` of that resident's own tokens
+GRANT_SYSTEM = "urn:huren:family-grant"
 
 
 def allowed(rule: Callable[..., None], caller: Caller, *args: Any, **kwargs: Any) -> bool:
@@ -164,13 +172,105 @@ def is_family_consent(consent: dict[str, Any]) -> bool:
         str((a.get("reference") or {}).get("reference", "")).startswith("RelatedPerson/") for a in actors)
 
 
+MOVED = ("授权所涉的档案已被医院归入他人名下，此授权不再有效，请本人重新授权 "
+         "(the record this family access was given for now belongs to another person)")
+APART = ("授权所涉的档案目前已被医院移出本人名下（正在核对身份），此授权暂不能使用；医院核对归回后恢复，或请本人重新授权 "
+         "(the record this family access was given for is not filed under its resident now: the hospital took "
+         "it out or is checking whose it is)")
+FILED = ("授权时这份档案还没有身份证号，之后它已归入某人名下（登记了身份证号或由医院归档），无法确认仍是授权所指的本人，"
+         "此授权不再有效，请本人重新授权 "
+         "(the record had no ID number when this family access was given and has since been filed under a person -- "
+         "given a number, or by the hospital's desk: whether that is the person it was given for cannot be told)")
+JOINED = ("授权所涉的档案与他人名下的档案相连（医院正在核对），此授权暂不能使用 "
+          "(a record joined to the one this family access was given for is another person's: the hospital is "
+          "checking)")
+UNREAD = ("暂时无法核对授权所涉档案的身份记录，此授权暂不能使用，请稍后再试 "
+          "(the history of the record this family access was given for cannot be read now)")
+BINDING = frozenset({MOVED, APART, FILED, JOINED, UNREAD})
+UNKNOWN_PERSON = "?"  # the person of a grant whose record's history cannot be read: binds nothing
+
+
+class Withheld(frozenset[str]):
+    """The empty compartment of a family token whose grant no longer binds its records, carrying
+    why (one of ``BINDING``): the refusal the scoped repository gives must say what happened --
+    another person's, taken out, or a number-less record filed by hand -- not one word for all."""
+
+    why: str
+
+    def __new__(cls, why: str) -> Withheld:
+        self = super().__new__(cls)
+        self.why = why
+        return self
+
+
+def refusal(why: str) -> str:
+    """The 403 words for a family token whose grant does not hold: a binding reason as it is
+    (Chinese first, it says what happened), any other (withdrawn, expired) as before."""
+    if why in BINDING:
+        return why
+    return f"{why}: this family member's sign-in no longer opens the record (家人代查授权已撤销或已过期，请重新登录)"
+
+
+NO_NUMBER = "grk-none"  # recorded in a Consent given on a record with no ID number (never a person's key)
+
+
+def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None], *,
+                numbered: bool = False) -> str | None:
+    """``None`` when the records a family token would open are all the person the grant binds,
+    else the refusal's words for what happened.
+
+    ``bound``: that person (a key of the subject's ID-number person at grant time, see
+    ``engine.auth.family``; None when the record had no number then -- it then opens only while the
+    record is in no person *and carries no number*: filed under anyone since, by a number or by hand,
+    or given any number (``numbered``: the index has a number for it, in conflict or taken out too --
+    review of famlast18: an A08 giving it another person's number that the index held in conflict
+    left it open, showing his number and his later results), it is ``FILED``); ``placed``: each record of the token's compartment -> the person the patient
+    index links it to now, a record merged away judged by its survivor (None: linked to none -- in
+    conflict, no number, taken out by an operator). The granted record itself must still be that
+    person's, and no record of the compartment anyone else's. Why not follow the record: the
+    Consent lies in the granted record, so once that record is another person's the consent sits
+    in *their* compartment (they see it, they may withdraw it) and its own resident no longer sees
+    or can withdraw it; a grant the resident cannot see must not open anything. A record taken out
+    of the person by hand is not the resident's for sign-in either (``patients_for_number``)."""
+    if bound == UNKNOWN_PERSON:
+        return UNREAD
+    if bound is None and numbered:
+        return FILED
+    own = placed.get(subject)
+    if own != bound:
+        if own is None:
+            return APART
+        return MOVED if bound is not None else FILED
+    if any(p is not None and p != bound for p in placed.values()):
+        return JOINED
+    return None
+
+
+def grant_subject(consent: dict[str, Any]) -> str:
+    """The Patient id a family-access Consent was given for."""
+    return str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")
+
+
+def grant_person(consent: dict[str, Any]) -> str | None:
+    """The person a Consent recorded it binds (``patient.identifier`` under ``GRANT_SYSTEM``:
+    a key for grants alone, never the ID number nor the person id); None for a grant recorded before the
+    eighteenth round, whose person is derived instead (``engine.auth.family``)."""
+    ident = (consent.get("patient") or {}).get("identifier")
+    if isinstance(ident, dict) and ident.get("system") == GRANT_SYSTEM and isinstance(ident.get("value"), str):
+        return ident["value"]
+    return None
+
+
 def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | None, *, proxy: str | None,
                       related_id: str | None, patients: Collection[str] | None = None,
-                      now: dt.datetime | None = None) -> str | None:
+                      now: dt.datetime | None = None, bound: str | None = None,
+                      placed: Mapping[str, str | None] | None = None) -> str | None:
     """``None`` when the grant holds, else why not (for the refusal's words and the audit trail).
 
     ``proxy``: the signed-in family member's person key; ``patients``: the compartment the token
-    opens (the Consent's patient must be in it); ``now``: the instant to judge the period at."""
+    opens (the Consent's patient must be in it; empty when the grant binds another person than
+    the record's now, see ``grant_binds``); ``now``: the instant to judge the period at;
+    ``placed`` (with ``bound``): the persons of the records, for ``grant_binds``."""
     if consent is None or related is None or not proxy or not related_id:
         return "the family access is not known"
     if consent.get("status") != "active":
@@ -192,7 +292,11 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
             return "the family access has expired"
     except ValueError:
         return "the Consent's period cannot be read"
-    subject = str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")
+    subject = grant_subject(consent)
+    if isinstance(patients, Withheld):
+        return patients.why  # the token's compartment was emptied by ``grant_binds`` (engine.auth.family.opens)
+    if patients is not None and not patients:
+        return MOVED
     if patients is not None and subject not in patients:
         return "the Consent is about another record"
     if related.get("active") is False:
@@ -201,4 +305,6 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
         return "the family member's entry belongs to another record"
     if not any(i.get("system") == FAMILY_SYSTEM and i.get("value") == proxy for i in related.get("identifier") or ()):
         return "the family member's entry names someone else"
+    if placed is not None:
+        return grant_binds(bound, subject, placed)
     return None

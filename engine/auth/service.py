@@ -146,7 +146,8 @@ class AuthService:
         """The ``Caller`` of verified claims. For anyone but a resident it depends on the claims
         alone, so it is built once per token (bounded LRU; parsing the scopes was a tenth of a plain
         read's server CPU); a resident's compartment is looked up every time, since linking or
-        unlinking records changes it while the token lives."""
+        unlinking records changes it while the token lives -- and for a family member acting for
+        someone, narrowed to nothing once it is no longer the person the grant was given for."""
         kind = claims.get("kind", "system")
         key = None
         if kind != "patient":
@@ -162,6 +163,8 @@ class AuthService:
             if not patient:
                 raise invalid_token("resident token without a patient")
             patient_ids = self.compartment(patient)
+            if claims.get("acting") or claims.get("consent"):
+                patient_ids = self._family_opens(claims, patient_ids)
         caller = Caller(subject=claims["sub"], kind=kind, scopes=tuple(sc.split(claims.get("scope"))),
                         client_id=claims.get("client_id", ""), patient_ids=patient_ids,
                         person=claims.get("person"), patient=patient, token_id=claims["jti"],
@@ -173,6 +176,13 @@ class AuthService:
                 while len(self._callers) > _VERIFIED_CACHE_SIZE:
                     self._callers.popitem(last=False)
         return caller
+
+    def _family_opens(self, claims: Mapping[str, Any], compartment: frozenset[str]) -> frozenset[str]:
+        """A family member's token opens its record's compartment only while that is the person
+        the grant was given for (``FamilyAccess.opens``); else nothing, and the scoped repository
+        answers every request with the reason."""
+        family = getattr(self.resident, "family", None)
+        return family.opens(dict(claims), compartment) if family is not None else frozenset()
 
     def fhir_user(self, claims: Mapping[str, Any]) -> str:
         """SMART ``fhirUser`` of a resident's token: their Patient record, or for a family member

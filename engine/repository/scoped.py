@@ -238,10 +238,9 @@ class ScopedRepository:
         docs = [None if (rec := found.get(k)) is None or rec.deleted or rec.body is None else fhirjson.loads(rec.body)
                 for k in keys]
         why = policy.proxy_grant_holds(docs[0], docs[1], proxy=caller.person, related_id=caller.acting,  # type: ignore[arg-type]
-                                       patients=self._compartment)
+                                       patients=caller.patient_ids)  # a ``policy.Withheld`` says why
         if why is not None:
-            raise Forbidden(f"{why}: this family member's sign-in no longer opens the record "
-                            "(家人代查授权已撤销或已过期，请重新登录)")
+            raise Forbidden(policy.refusal(why))
 
     # -- the Access protocol (asked by FhirRepository for indirect reads and writes) -----------------
     @property
