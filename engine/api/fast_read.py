@@ -12,8 +12,8 @@ decision, then the audit note and the stored bytes). Anything else, including an
 a FHIR id, goes to the router unchanged; a ``FhirError`` becomes the OperationOutcome the app's
 handler would send.
 
-It is also where every ``/fhir`` answer, this one's and the router's, is marked
-``Cache-Control: no-store`` (``engine.api.no_store``): the one middleware all of them pass.
+Its answers say ``Cache-Control: no-store`` as every other ``/fhir`` answer does
+(``engine.api.no_store``: ``NoStore``, just inside this middleware, marks the router's).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api.fhir import read_response
-from engine.api.no_store import mark_no_store, no_store, wants_no_store
+from engine.api.no_store import mark_no_store
 from engine.api.outcomes import error_response
 from engine.auth.deps import get_repo
 from engine.errors import FhirError
@@ -38,14 +38,11 @@ class FastRead:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not wants_no_store(scope["path"]):
-            await self.app(scope, receive, send)
-            return
         match = None
-        if scope["method"] == "GET" and not scope.get("query_string"):
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
             match = _READ.fullmatch(scope["path"])
         if match is None:
-            await self.app(scope, receive, no_store(send))
+            await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
         try:

@@ -8,16 +8,16 @@ a 304, an error naming a record -- is marked ``no-store`` (RFC 9111 5.2.2.5: not
 unless its route set its own ``Cache-Control``: the CapabilityStatement and the SMART
 configuration, public documents, keep their ``public, max-age=300``.
 
-Applied in one place, ``FastRead`` (the innermost middleware, which sees every request and answers
-the hot read itself), so no route can forget it: the router's answers through a wrapped ``send``,
-the hot read's own by one header appended to its ``Response`` (a wrapped ``send`` there was
-measurable, median 1.08x a plain in-process read in 6 paired runs; the append, ~0.5-1 us, is not: see the README).
+Applied by ``NoStore``, a middleware just inside ``FastRead`` (so every route's answer passes it
+and none can forget it), and by ``FastRead`` to the hot read it answers itself (one header
+appended to its ``Response``: a wrapped ``send`` on that path measured a median 1.08x a plain
+in-process read in 6 paired runs, the append ~0.5-1 us, noise: see the README).
 """
 
 from __future__ import annotations
 
 from starlette.responses import Response
-from starlette.types import Message, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NO_STORE = (b"cache-control", b"no-store")
 
@@ -39,6 +39,18 @@ def no_store(send: Send) -> Send:
         await send(message)
 
     return sending
+
+
+class NoStore:
+    """The ASGI middleware: every ``/fhir`` answer that passes it is marked (see module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and wants_no_store(scope["path"]):
+            send = no_store(send)
+        await self.app(scope, receive, send)
 
 
 def mark_no_store(response: Response) -> Response:
