@@ -11,6 +11,9 @@ verified) and ``engine.api.fhir.read_response`` (``ScopedRepository.read_raw``, 
 decision, then the audit note and the stored bytes). Anything else, including an id that is not
 a FHIR id, goes to the router unchanged; a ``FhirError`` becomes the OperationOutcome the app's
 handler would send.
+
+Its answers say ``Cache-Control: no-store`` as every other ``/fhir`` answer does
+(``engine.api.no_store``: ``NoStore``, just inside this middleware, marks the router's).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api.fhir import read_response
+from engine.api.no_store import mark_no_store
 from engine.api.outcomes import error_response
 from engine.auth.deps import get_repo
 from engine.errors import FhirError
@@ -45,4 +49,4 @@ class FastRead:
             response = read_response(request, await get_repo(request), match[1], match[2])
         except FhirError as exc:
             response = error_response(exc)
-        await response(scope, receive, send)
+        await mark_no_store(response)(scope, receive, send)

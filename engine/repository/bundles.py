@@ -200,8 +200,12 @@ class Bundles(Writes, Reads):
         validate = not plan.get("validated")
         if method == "GET":
             if len(parts) == 1:
-                result = self.search(parts[0], parse_qsl(plan["query"], keep_blank_values=True), access=access)
-                body = result.bundle(self.base_url, parts[0], parse_qsl(plan["query"], keep_blank_values=True))
+                params = parse_qsl(plan["query"], keep_blank_values=True)
+                # as the caller's own search, not the repository's with their ``Access`` beside it:
+                # that one left out nothing the caller's search leaves out in its query (the
+                # records labelled R or V, for an auditor: listed and counted in a batch)
+                result = self.search(parts[0], params) if access is None else access.search(parts[0], params)
+                body = result.bundle(self.base_url, parts[0], params)
                 if touched is not None:
                     touched.extend(result.resources + result.included)
                 return {"resource": body, "response": {"status": "200 OK"}}

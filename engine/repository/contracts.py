@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.repository.port import StoredResource
+
+if TYPE_CHECKING:
+    from engine.repository.searching import SearchResult
 
 WriteHook = Callable[[dict[str, Any], dict[str, Any] | None], list[dict[str, Any]]]
 # [(stored version, previous version), ...] of one write group, in write order -> the issues of each
@@ -96,6 +99,12 @@ class Access(Protocol):
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         """Raise unless the caller may replace ``current`` (None: absent) with ``new`` (None: delete)."""
+        ...
+
+    def search(self, resource_type: str, params: Sequence[tuple[str, str]]) -> SearchResult:
+        """The caller's own search of ``resource_type`` (a Bundle's ``GET Type?query`` entry): every
+        decision their search over HTTP makes -- compartment, remit, the confidentiality labels
+        left out -- so a Bundle answers exactly what the same search would."""
         ...
 
     def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -714,6 +714,8 @@ class ScopedRepository:
         self._refuse_unbound_types("Patient")
         if self.confined and patient_id not in (self._compartment or ()):
             raise self.unknown("Patient")
+        if self._hidden_labels:
+            self._everything_of(patient_id)
         params_ = list(params)
         requested = [t for k, v in params_ if k == "_type" for t in v.split(",") if t]
         if requested:
@@ -735,6 +737,22 @@ class ScopedRepository:
                 raise self.unknown("Patient") from None
             raise
         return result, requested
+
+    def _everything_of(self, patient_id: str) -> None:
+        """The Patient whose ``$everything`` is asked, as a read of it answers, for a caller some
+        confidentiality labels are withheld from: the repository reads it for the system, so a
+        Patient labelled beyond the caller answered 200 (its unlabelled records, or none) where
+        its read and a missing Patient are 404, and 410 once deleted where its read is 404. A
+        caller who is not confined gets the read's own answer (404 for missing and withheld alike,
+        410 for a deletion they could see); a confined one keeps their one 404 for a Patient that
+        is missing or deleted (as before), now for one labelled beyond them too."""
+        if not self.confined:
+            self.read_raw("Patient", patient_id)
+            return
+        rec = self.repo.backend.current("Patient", patient_id)
+        if (rec is not None and not rec.deleted and rec.body is not None and confidentiality.may_carry(rec.body)
+                and self._labelled(fhirjson.loads(rec.body))):
+            raise self.unknown("Patient")
 
     # -- writes ----------------------------------------------------------------------------------------
     def create(self, resource: dict[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
@@ -828,6 +846,9 @@ class _Widened:
 
     def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         return self._scoped.conditional_matches(resource_type, params)
+
+    def search(self, resource_type: str, params: Sequence[tuple[str, str]]) -> SearchResult:
+        return self._scoped.search(resource_type, params)
 
     def label_params(self, rtype: str | None) -> list[tuple[str, str]] | None:
         return self._scoped.label_params(rtype)
