@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import operator
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 # the person: the one national-ID rule (a Patient's first valid NNCHN number), re-exported for callers here
 from engine.identity.nationalid import patient_number as national_id
+from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
@@ -495,9 +496,18 @@ class FactReader:
 
     def orderer(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
         """The ordering doctor (requester) and department (the order's location, else the point of care
-        of its encounter) as display text, for the recognition rate's breakdown."""
+        of its encounter) as display text, for the recognition rate's breakdown.
+
+        A doctor is keyed by name, as an HL7 order names them (ORC-12's XCN gives the reference a
+        display, the Practitioner's ``name.text``): a requester given by reference alone is read
+        for its Practitioner's name, so that an order sent ``{"reference": "Practitioner/dr-wang"}``
+        (or a CDS card keyed by the hook's ``userId``) and one sent with the display "王医生"
+        count for one doctor, not two rows of the rate; the reference when no name is stored."""
         req = resource.get("requester") or {}
-        doctor = req.get("display") or (req.get("identifier") or {}).get("value") or req.get("reference")
+        if not isinstance(req, dict):
+            req = {}
+        doctor = req.get("display") or (req.get("identifier") or {}).get("value") \
+            or self._named(req.get("reference")) or req.get("reference")
         dept = next((str(c.get("text") or (c.get("coding") or [{}])[0].get("display") or "")
                      for c in resource.get("locationCode") or () if isinstance(c, dict)), None)
         dept = dept or next((str(r.get("display")) for r in resource.get("locationReference") or ()
@@ -508,6 +518,26 @@ class FactReader:
             dept = next((str((loc.get("location") or {}).get("display")) for loc in encounter.get("location") or ()
                          if (loc.get("location") or {}).get("display")), None)
         return (str(doctor) if doctor else None), (dept or None)
+
+
+    def _named(self, reference: Any) -> str | None:
+        """The stored Practitioner's name for ``reference`` ("Practitioner/<id>"), written as the
+        HL7 conversion writes a doctor's display (``adapters.convert.actors``: its ``name.text``,
+        else family and given names, family first without a space for a Chinese name)."""
+        if not isinstance(reference, str) or not reference.startswith("Practitioner/"):
+            return None
+        found = self._read("Practitioner", reference.split("/", 1)[1]) or {}
+        for name in found.get("name") or ():
+            if not isinstance(name, dict):
+                continue
+            if isinstance(name.get("text"), str) and name["text"].strip():
+                return str(name["text"]).strip()
+            family = str(name.get("family") or "").strip()
+            given = " ".join(str(g).strip() for g in name.get("given") or () if str(g).strip())
+            whole = (family + given) if ideographic(family + given) else " ".join(p for p in (given, family) if p)
+            if whole:
+                return whole
+        return None
 
 
 def order_reasons(resource: dict[str, Any], rules: Rules) -> tuple[tuple[str, ...], str | None]:
@@ -544,3 +574,13 @@ def _names_of(codings: list[dict[str, Any]], rules: Rules) -> set[str]:
                 whole = _plain(display)
                 names.update((whole, *whole.split(" ", 1)))
     return names
+
+
+def own_text(text: str | None, codes: Sequence[str], rules: Rules) -> str | None:
+    """``text`` when it is the doctor's own words for the reason ``codes``, None when it is only
+    one of their names (``order_reasons``' test). For a text kept apart from its order: a check
+    row stored before the eighteenth round (the name then counted as R06's text and is carried
+    forward with the order's reasons) and a CDS override's comment."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return None if _plain(text) in _names_of([{"code": c} for c in codes], rules) else text

@@ -20,7 +20,7 @@ from engine.recognition.decision import (
     find_recognisable,
 )
 from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id
-from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, ref_of
+from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, own_text, ref_of
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import from_doc, group_key, result_key, window_start
 from engine.recognition.prior_changes import enters
@@ -44,8 +44,7 @@ class _Needs(Protocol):
     def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
     def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None: ...  # prior_changes
     def _recheck_later(self, entered: Mapping[str, dict[str, Any]]) -> None: ...  # prior_changes.PriorChanges
-    @staticmethod
-    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order: ...  # order_time
+    def _remembered(self, order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order: ...  # order_time
 
 
 if TYPE_CHECKING:
@@ -304,8 +303,11 @@ class Repeats(RecognitionState, _Others):
                 return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
                                patient=order.patient or repeat.patient)
             if check is not None:  # the order is known only from its order-time record
-                return checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
-                                      patient=repeat.patient)
+                kept = checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
+                                     patient=repeat.patient)
+                # its text read as ``_remembered`` reads it (a row stored before the eighteenth
+                # round may hold a reason's own name as its text)
+                return replace(kept, reason_text=own_text(kept.reason_text, kept.reasons, self._rules))
         # placed: when huren has held the result final (``final_at``, else when first stored: index.from_doc;
         # a moved prior counts only if theirs by then)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,
