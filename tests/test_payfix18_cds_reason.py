@@ -84,35 +84,3 @@ def test_the_order_s_own_reason_and_the_doctor_s_last_answer_stand(
 def test_neighbours_that_keep_their_answer(engine: Any, ward: dict[str, Any], answers: list[dict[str, Any]],
                                            signed: dict[str, Any], expected: tuple[str, str | None]) -> None:
     assert decided(engine, ward, answers, signed) == expected
-
-
-def test_a_card_without_requester_counts_for_the_doctor_by_name(engine: Any, ward: dict[str, Any]) -> None:
-    """A draft sent without ``requester`` is credited to the hook's ``userId`` read as the
-    requester: the Practitioner's name, as orders name their doctor (ORC-12's display) -- it was
-    "Practitioner/dr-wang", one doctor on two rows of the rate by doctor. An order naming its
-    requester by reference alone is keyed by the same name."""
-    from fastapi.testclient import TestClient
-
-    from tests.test_pay18_cds_choices import EHR, bearer, draft
-
-    http, p = ward["http"], ward["alice_b"]
-    assert isinstance(http, TestClient)
-    engine.repository.update({"resourceType": "Practitioner", "id": "dr-wang",
-                              "name": [{"family": "王", "given": ["医生"]}]})
-    bare = {k: v for k, v in draft("d10", p).items() if k != "requester"}
-    body = {"hookInstance": S1, "hook": "order-sign",
-            "context": {"userId": "Practitioner/dr-wang", "patientId": p.split("/")[1],
-                        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": bare}]}}}
-    res = http.post("/cds-services/huren-recognition-sign", json=body, headers=bearer(engine, EHR))
-    assert res.status_code == 200, res.text
-    [card] = res.json()["cards"]
-    feedback(engine, http, {"card": card["uuid"], "outcome": "accepted",
-                            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]})
-    # two orders of the same doctor: one with the display, one by reference alone
-    sign(engine, http, p, "d11")
-    result(engine, http, p, "d11", ward["world"])
-    sign(engine, http, p, "d12", requester={"reference": "Practitioner/dr-wang"}, authoredOn="2026-03-12T10:30:00+08:00")
-    by = report(engine, http)["recognition_rate_by"]["doctor"]
-    assert set(by) == {"王医生"}, by
-    # the recognised draft, the re-test, and the unresulted order (past its window: recognised)
-    assert (by["王医生"]["recognisable"], by["王医生"]["recognised"], by["王医生"]["retested"]) == (3, 2, 1)

@@ -100,13 +100,10 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
                             "actions": [{"type": "update", "description": f"Record re-test reason {code}",
                                          "resource": updated}]})
     doctor, dept = recognition.facts.orderer(draft)
-    if not doctor and user:
-        # the hook's user read as the draft's requester: keyed by name as an order's doctor is
-        doctor = recognition.facts.orderer({"requester": {"reference": user}})[0]
     recognition.store.collection(CARDS).replace({
         "_id": card_id, "service": sid, "draft": draft_ref, "person": order.person, "patient": order.patient,
         "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
-        "doctor": doctor, "dept": dept,
+        "doctor": doctor or user, "dept": dept,
         "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
     })
     lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 # the person: the one national-ID rule (a Patient's first valid NNCHN number), re-exported for callers here
 from engine.identity.nationalid import patient_number as national_id
-from engine.merge_rules import ideographic
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
@@ -498,16 +497,14 @@ class FactReader:
         """The ordering doctor (requester) and department (the order's location, else the point of care
         of its encounter) as display text, for the recognition rate's breakdown.
 
-        A doctor is keyed by name, as an HL7 order names them (ORC-12's XCN gives the reference a
-        display, the Practitioner's ``name.text``): a requester given by reference alone is read
-        for its Practitioner's name, so that an order sent ``{"reference": "Practitioner/dr-wang"}``
-        (or a CDS card keyed by the hook's ``userId``) and one sent with the display "王医生"
-        count for one doctor, not two rows of the rate; the reference when no name is stored."""
+        A doctor is keyed as the order gives them (the display, else the identifier, else the
+        reference): not the stored Practitioner's name, which a later or renamed Practitioner
+        changes under the rows already counted (one doctor on two rows). An order naming its
+        doctor by display and one by reference alone may still count on two rows (left)."""
         req = resource.get("requester") or {}
         if not isinstance(req, dict):
             req = {}
-        doctor = req.get("display") or (req.get("identifier") or {}).get("value") \
-            or self._named(req.get("reference")) or req.get("reference")
+        doctor = req.get("display") or (req.get("identifier") or {}).get("value") or req.get("reference")
         dept = next((str(c.get("text") or (c.get("coding") or [{}])[0].get("display") or "")
                      for c in resource.get("locationCode") or () if isinstance(c, dict)), None)
         dept = dept or next((str(r.get("display")) for r in resource.get("locationReference") or ()
@@ -518,26 +515,6 @@ class FactReader:
             dept = next((str((loc.get("location") or {}).get("display")) for loc in encounter.get("location") or ()
                          if (loc.get("location") or {}).get("display")), None)
         return (str(doctor) if doctor else None), (dept or None)
-
-
-    def _named(self, reference: Any) -> str | None:
-        """The stored Practitioner's name for ``reference`` ("Practitioner/<id>"), written as the
-        HL7 conversion writes a doctor's display (``adapters.convert.actors``: its ``name.text``,
-        else family and given names, family first without a space for a Chinese name)."""
-        if not isinstance(reference, str) or not reference.startswith("Practitioner/"):
-            return None
-        found = self._read("Practitioner", reference.split("/", 1)[1]) or {}
-        for name in found.get("name") or ():
-            if not isinstance(name, dict):
-                continue
-            if isinstance(name.get("text"), str) and name["text"].strip():
-                return str(name["text"]).strip()
-            family = str(name.get("family") or "").strip()
-            given = " ".join(str(g).strip() for g in name.get("given") or () if str(g).strip())
-            whole = (family + given) if ideographic(family + given) else " ".join(p for p in (given, family) if p)
-            if whole:
-                return whole
-        return None
 
 
 def order_reasons(resource: dict[str, Any], rules: Rules) -> tuple[tuple[str, ...], str | None]:
