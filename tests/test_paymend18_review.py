@@ -108,3 +108,37 @@ def test_a_doctor_by_reference_is_one_row_whenever_the_practitioner_is_stored(en
     by = report(engine, http)["recognition_rate_by"]["doctor"]
     assert set(by) == {"Practitioner/dr-li"}, by
     assert by["Practitioner/dr-li"]["recognisable"] == 2
+
+
+def test_the_drop_keeps_the_decision_on_either_backend(backend_settings: Settings) -> None:
+    """The same pass on SQLite and mongomock (a mongomock store cannot outlive a process, so the
+    earlier code's rows are planted as that code wrote them: the charge row of the planned line
+    and the flag it decided, justified R06 at CNY 24), then the pass run as a store's opening runs it."""
+    from engine.recognition.billed_lines import UNBILLED_DROPPED, drop_unbilled_once
+    from engine.recognition.state import CHARGES, FLAGS
+    from engine.recognition.upgrade import LAYOUT
+    from tests.test_recognition_world import ALICE, A, B, World, lft
+
+    with Engine(backend_settings) as engine:
+        w = World(engine)
+        pa, pb = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
+        w.report(A, pa, lft(A), "2026-03-01T09:00:00+08:00")
+        o = w.order(B, pb, lft(B), "2026-03-05T08:00:00+08:00", reasons=("R06",), reason_text="其他必要复查")
+        ref = f"DiagnosticReport/{w.report(B, pb, lft(B), '2026-03-05T09:00:00+08:00', order=o).resource['id']}"
+        engine.repository.update({
+            "resourceType": "ChargeItem", "id": "planned-24", "status": "planned", "subject": {"reference": pb},
+            "code": {"coding": [{"system": "urn:huren:price-code", "code": "250305001"}]}, "quantity": {"value": 1},
+            "priceOverride": {"value": 24.0, "currency": "CNY"}, "service": [{"reference": ref}]})
+        rec, flags = engine.recognition, engine.store.collection(FLAGS)
+        [flag] = [f for f in flags.find({}) if f["result"] == ref]
+        old = {**flag, "status": "justified", "reason": "R06", "effect": "payable", "price": 24.0, "price_source": "charge"}
+        with engine.store.transaction():
+            engine.store.collection(CHARGES).replace({"_id": "ChargeItem/planned-24", "service": ref,
+                                                      "services": [ref], "amount": 24.0})
+            rec._in_group(lambda: rec._put_flag(flag, old))
+            engine.store.collection(LAYOUT).delete(UNBILLED_DROPPED)
+        assert drop_unbilled_once(rec) == 1
+        after = flags.get(flag["_id"])
+        assert after == {**old, "price": 60.0, "price_source": "catalogue"}
+        assert engine.store.collection(CHARGES).get("ChargeItem/planned-24") is None
+        assert drop_unbilled_once(rec) is None
