@@ -63,6 +63,10 @@ def decided(engine: Any, ward: dict[str, Any], answers: list[dict[str, Any]], si
     ([override("R04"), {"outcome": "accepted", "pick": "recognise"}], {}, ("flagged", None)),
     # an override's comment that is only its code's name is no text
     ([override("R06", "其他必要复查")], {}, ("flagged", None)),
+    # the order states R07 and R06 without text: R07's comment is not R06's (review of payfix18: was
+    # justified R06, the order's one text serving both codes)
+    ([override("R07", "家属要求复查")], {"reasonCode": [stating("R07")["reasonCode"][0], stating("R06")["reasonCode"][0]]},
+     ("self_pay", "R07")),
 ])
 def test_the_order_s_own_reason_and_the_doctor_s_last_answer_stand(
         engine: Any, ward: dict[str, Any], answers: list[dict[str, Any]], signed: dict[str, Any],

@@ -86,3 +86,25 @@ def test_r06_named_only_in_an_old_check_row_is_not_text(settings: Settings) -> N
         http = TestClient(create_app(engine))
         [row] = http.get("/reports/duplicates", headers=bearer(engine)).json()["rows"]
         assert (row["status"], row["reason"]) == ("flagged", None)
+
+
+def test_names_joined_in_an_old_check_row_are_not_text(settings: Settings) -> None:
+    """The earlier code joined every concept's text with "; ": an order stating R07 and R06 by
+    their names alone kept "患者或家属要求; 其他必要复查", which counted as R06's text (justified R06;
+    a fresh store: self-pay R07). Each part is judged alone (review of payfix18)."""
+    with Engine(settings) as engine:
+        w = World(engine)
+        alice_a, alice_b = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
+        w.report(A, alice_a, cbc(A), "2026-03-01T09:00:00+08:00")
+        order = w.order(B, alice_b, cbc(B), "2026-03-03T08:00:00+08:00", reasons=("R07", "R06"),
+                        reason_text="患者或家属要求; 其他必要复查")
+        checks = engine.store.collection(CHECKS)
+        ref = f"ServiceRequest/{order.resource['id']}"
+        with engine.store.transaction():
+            checks.replace({**checks.get(ref), "reason_text": "患者或家属要求; 其他必要复查"})
+    with Engine(settings) as engine:
+        w = World(engine)
+        w.report(B, alice_b, cbc(B), "2026-03-03T09:00:00+08:00", order=order, key="RPT-after")
+        http = TestClient(create_app(engine))
+        [row] = http.get("/reports/duplicates", headers=bearer(engine)).json()["rows"]
+        assert (row["status"], row["reason"]) == ("self_pay", "R07")

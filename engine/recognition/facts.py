@@ -560,4 +560,10 @@ def own_text(text: str | None, codes: Sequence[str], rules: Rules) -> str | None
     forward with the order's reasons) and a CDS override's comment."""
     if not isinstance(text, str) or not text.strip():
         return None
-    return None if _plain(text) in _names_of([{"code": c} for c in codes], rules) else text
+    names = _names_of([{"code": c} for c in codes], rules)
+    if _plain(text) in names:
+        return None
+    # a check row stored before the eighteenth round joined every concept's text with "; " (R07's
+    # name and R06's name read as R06's text, review of payfix18): each part is judged alone
+    parts = [p for p in text.split("; ") if p.strip() and _plain(p) not in names]
+    return "; ".join(parts) if parts else None

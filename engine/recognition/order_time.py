@@ -138,7 +138,9 @@ class OrderTime(RecognitionState, _Others):
         text = own_text(text, (code,), self._rules)
         if not order.reasons:
             return replace(order, reasons=(code,), reason_text=text)
-        if code in order.reasons and text and not order.reason_text:
+        # only for an order stating that code alone: an order's text serves all its codes, so R07's
+        # comment on an order stating R07 and R06 would have become R06's (review of payfix18)
+        if order.reasons == (code,) and text and not order.reason_text:
             return replace(order, reason_text=text)
         return order
 
