@@ -185,5 +185,22 @@ def flag_issue(
     return issue
 
 
+def repriced_issue(issue: dict[str, Any], currency: str, old: float, new: float) -> dict[str, Any]:
+    """A stored flag's DetectedIssue with only its money changed (``Repeats._reprice_flag``): the
+    ``price`` evidence and the amount in ``detail`` (written by ``flag_issue`` as "; <currency> 0.00 ");
+    everything the decision wrote stays as it was."""
+    updated = {k: v for k, v in issue.items() if k not in ("meta", "text")}
+    updated["extension"] = [
+        {**ext, "extension": [{**e, "valueMoney": {**e["valueMoney"], "value": round(new, 2)}}
+                              if e.get("url") == "price" and isinstance(e.get("valueMoney"), dict) else e
+                              for e in ext.get("extension") or ()]}
+        if isinstance(ext, dict) and ext.get("url") == EVIDENCE_EXT else ext
+        for ext in issue.get("extension") or ()]
+    detail = issue.get("detail")
+    if isinstance(detail, str):
+        updated["detail"] = detail.replace(f"; {currency} {old:.2f} ", f"; {currency} {new:.2f} ", 1)
+    return updated
+
+
 def iso(d: date) -> str:
     return d.isoformat()

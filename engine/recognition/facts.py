@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import operator
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -495,8 +495,15 @@ class FactReader:
 
     def orderer(self, resource: dict[str, Any]) -> tuple[str | None, str | None]:
         """The ordering doctor (requester) and department (the order's location, else the point of care
-        of its encounter) as display text, for the recognition rate's breakdown."""
+        of its encounter) as display text, for the recognition rate's breakdown.
+
+        A doctor is keyed as the order gives them (the display, else the identifier, else the
+        reference): not the stored Practitioner's name, which a later or renamed Practitioner
+        changes under the rows already counted (one doctor on two rows). An order naming its
+        doctor by display and one by reference alone may still count on two rows (left)."""
         req = resource.get("requester") or {}
+        if not isinstance(req, dict):
+            req = {}
         doctor = req.get("display") or (req.get("identifier") or {}).get("value") or req.get("reference")
         dept = next((str(c.get("text") or (c.get("coding") or [{}])[0].get("display") or "")
                      for c in resource.get("locationCode") or () if isinstance(c, dict)), None)
@@ -544,3 +551,19 @@ def _names_of(codings: list[dict[str, Any]], rules: Rules) -> set[str]:
                 whole = _plain(display)
                 names.update((whole, *whole.split(" ", 1)))
     return names
+
+
+def own_text(text: str | None, codes: Sequence[str], rules: Rules) -> str | None:
+    """``text`` when it is the doctor's own words for the reason ``codes``, None when it is only
+    one of their names (``order_reasons``' test). For a text kept apart from its order: a check
+    row stored before the eighteenth round (the name then counted as R06's text and is carried
+    forward with the order's reasons) and a CDS override's comment."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    names = _names_of([{"code": c} for c in codes], rules)
+    if _plain(text) in names:
+        return None
+    # a check row stored before the eighteenth round joined every concept's text with "; " (R07's
+    # name and R06's name read as R06's text, review of payfix18): each part is judged alone
+    parts = [p for p in text.split("; ") if p.strip() and _plain(p) not in names]
+    return "; ".join(parts) if parts else None

@@ -16,7 +16,7 @@ from engine.recognition.detected_issues import (
     issue_id,
     recognisable_issue,
 )
-from engine.recognition.facts import RESULT_TYPES, order_time, ref_of
+from engine.recognition.facts import RESULT_TYPES, order_time, own_text, ref_of
 from engine.recognition.index import group_key
 from engine.recognition.state import RecognitionState, instant, is_resulted, now
 
@@ -26,7 +26,7 @@ class _Needs(Protocol):
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
     def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
-    def cds_reasons_for(self, order: Order) -> tuple[tuple[str, ...], str | None]: ...  # reviews.Reviews
+    def cds_reasons_for(self, order: Order) -> tuple[str | None, str | None]: ...  # reviews.Reviews
 
 
 if TYPE_CHECKING:
@@ -124,16 +124,29 @@ class OrderTime(RecognitionState, _Others):
         return issues
 
     def _with_cds_reasons(self, order: Order) -> Order:
-        """``order`` with the re-test reasons its doctor gave in CDS (an override, a "re-test"
-        suggestion accepted) added to those it states. Why: the EHR applies a suggestion's update,
-        or none at all for an override, at its discretion; the order then came without the reason
-        the doctor recorded in huren when ordering, and its result was flagged *not payable*.
-        Read once, when an order with a recognisable prior is first recorded (one read by id)."""
-        codes, text = self.cds_reasons_for(order)
-        if not codes:
+        """``order`` with the re-test reason its doctor gave in CDS (an override, a "re-test"
+        suggestion accepted) when the order states none. Why: the EHR applies a suggestion's
+        update, or none at all for an override, at its discretion; the order then came without the
+        reason the doctor recorded in huren when ordering, and its result was flagged *not payable*.
+
+        The reason recorded at order time stands: a reason the signed order states is the doctor's
+        own and wins (CDS "R01" then an order signed "R07" is R07, self-pay -- merged, the more
+        favourable R01 made it payable). An override's comment is the text of its own code only:
+        it fills in an order that states that code without text (CDS "R07, 家属要求复查" then an
+        order "R06" without text is R06 without text, not payable), and a comment that is only
+        the code's name is no text (``own_text``). Read once, when an order with a recognisable
+        prior is first recorded (one read by id)."""
+        code, text = self.cds_reasons_for(order)
+        if code is None:
             return order
-        return replace(order, reasons=tuple(dict.fromkeys([*order.reasons, *codes])),
-                       reason_text=order.reason_text or text)
+        text = own_text(text, (code,), self._rules)
+        if not order.reasons:
+            return replace(order, reasons=(code,), reason_text=text)
+        # only for an order stating that code alone: an order's text serves all its codes, so R07's
+        # comment on an order stating R07 and R06 would have become R06's (review of payfix18)
+        if order.reasons == (code,) and text and not order.reason_text:
+            return replace(order, reason_text=text)
+        return order
 
     def _with_its_result(self, ref: str, order: Order, check: dict[str, Any]) -> bool:
         """Does this version of an order, already recorded (``check``) and stating a reason not
@@ -154,8 +167,7 @@ class OrderTime(RecognitionState, _Others):
                 return True
         return False
 
-    @staticmethod
-    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order:
+    def _remembered(self, order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order:
         """What the order said when it was placed stands, whatever a later version repeats or omits.
 
         A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
@@ -166,12 +178,17 @@ class OrderTime(RecognitionState, _Others):
         after the result (an order update, a corrected result's ORC-16) is a late reason, kept in
         the check row apart (``late_reasons_of``) and never part of the decision -- DOMAIN.md: the
         reason recorded at order time stands. So is one first sent in a result message of an order already recorded
-        (``recorded``, see ``_with_its_result``)."""
+        (``recorded``, see ``_with_its_result``).
+
+        The recorded text is read as ``order_reasons`` reads an order's: a row stored before the
+        eighteenth round kept a reason's own name as its text ("其他必要复查", R06's), and carried
+        forward it paid an R06 order placed before the upgrade and resulted after it."""
+        kept_text = own_text(check.get("reason_text"), check.get("reasons") or (), self._rules)
         if recorded:
-            reasons, text = tuple(check.get("reasons") or ()), check.get("reason_text")
+            reasons, text = tuple(check.get("reasons") or ()), kept_text
         else:
             reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
-            text = check.get("reason_text") or order.reason_text
+            text = kept_text or order.reason_text
         changes: dict[str, Any] = {"reasons": reasons, "reason_text": text, "placed": check.get("placed")}
         if check.get("analytes") and not order.analytes:
             changes["analytes"] = tuple(check["analytes"])

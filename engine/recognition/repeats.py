@@ -19,8 +19,8 @@ from engine.recognition.decision import (
     decisive,
     find_recognisable,
 )
-from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id
-from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, ref_of
+from engine.recognition.detected_issues import CODE_SYSTEM, flag_code, flag_issue, issue_id, repriced_issue
+from engine.recognition.facts import ORDER_TYPE, VOID_STATUSES, own_text, ref_of
 from engine.recognition.flags import DuplicateFlag
 from engine.recognition.index import from_doc, group_key, result_key, window_start
 from engine.recognition.prior_changes import enters
@@ -44,8 +44,7 @@ class _Needs(Protocol):
     def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
     def _recheck_dependents(self, before: dict[str, Any], doc: dict[str, Any] | None) -> None: ...  # prior_changes
     def _recheck_later(self, entered: Mapping[str, dict[str, Any]]) -> None: ...  # prior_changes.PriorChanges
-    @staticmethod
-    def _remembered(order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order: ...  # order_time
+    def _remembered(self, order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order: ...  # order_time
 
 
 if TYPE_CHECKING:
@@ -112,14 +111,23 @@ class Repeats(RecognitionState, _Others):
         one order or none): a test two orders fulfil on one day carried whichever charge line was
         found first, the other, justified order's among them. A member naming no order is not
         known to be the flagged order's, so its line is not taken (the catalogue price stands)."""
+        if match.analytes >= item.analyte_set(ordered) or not item.analytes:
+            line = self._line_amount(group, order_ref)
+            if line is not None:
+                return line, "charge"
+        return self._rules.repeat_price(item, match.analytes, institution), "catalogue"
+
+    def _line_amount(self, group: Sequence[dict[str, Any]], order_ref: str | None) -> float | None:
+        """The amount of the first charge row of the test's entries (``group``, in ``_evaluate_flag``'s
+        order) that are the flagged order's (all of them when the test has one order or none), None
+        when none has a row. Also ``billed_lines.reprice``'s, when a row is dropped."""
         orders = {d.get("order") for d in group}
         if len(orders - {None}) > 1:
             group = [d for d in group if d.get("order") == order_ref]
-        if match.analytes >= item.analyte_set(ordered) or not item.analytes:
-            for d in group:
-                for charge in self.charges.find({"service": d["_id"]}):
-                    return float(charge["amount"]), "charge"
-        return self._rules.repeat_price(item, match.analytes, institution), "catalogue"
+        for d in group:
+            for charge in self.charges.find({"service": d["_id"]}):
+                return float(charge["amount"])
+        return None
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
         """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.
@@ -215,6 +223,33 @@ class Repeats(RecognitionState, _Others):
                  "details": {"coding": [{"system": CODE_SYSTEM, "code": code[0], "display": code[1]}]},
                  "diagnostics": text}]
 
+    def _reprice_flag(self, member: dict[str, Any]) -> None:
+        """Price again, and only price, the flag of the test ``member`` belongs to when its money came
+        from a charge row (``billed_lines``: the rows an earlier release kept for planned lines, dropped
+        once). Why not ``_evaluate_flag``: deciding the whole flag again on opening a store changed
+        decisions nothing new had asked for (a past month's R06 re-test justified by the earlier rules
+        became flagged because it had a planned line); a flag's decision stands until something decides
+        it again, as the README says. The line's test still holds (the facts are unchanged): the first
+        remaining row of the test, else the catalogue price of what was repeated, as ``_price`` reads."""
+        item = self._rules.items.get(member.get("item") or "")
+        flag_id = issue_id("dup", group_key(member))
+        existing = self.flags.get(flag_id)
+        if item is None or existing is None or existing.get("price_source") != "charge":
+            return
+        group = sorted((d for d in self.index.group(member, item.window_days) if d.get("status") not in VOID_STATUSES),
+                       key=lambda d: (_PREFERENCE.get(d["_id"].split("/", 1)[0], 9), d["_id"]))
+        line = self._line_amount(group, existing.get("order"))
+        price = line if line is not None else self._rules.repeat_price(
+            item, frozenset(existing.get("analytes") or ()), existing.get("inst"))
+        row = {**existing, "price": round(price, 2), "price_source": "charge" if line is not None else "catalogue"}
+        if row == existing:
+            return
+        self._put_flag(existing, row)
+        issue = self.read("DetectedIssue", flag_id)
+        if issue is not None:
+            self._write_issue(repriced_issue(issue, str(existing.get("currency") or ""),
+                                             float(existing.get("price") or 0.0), row["price"]))
+
     def _decide_repeat(self, order_ref: str | None, members: Sequence[dict[str, Any]], key: str, item: Any,
                        existing: dict[str, Any] | None = None, reviews: Sequence[dict[str, Any]] = ()
                        ) -> tuple[PriorResult, Order, tuple[PaymentDecision, Recognisable] | None]:
@@ -304,8 +339,11 @@ class Repeats(RecognitionState, _Others):
                 return replace(order, person=repeat.person, item=repeat.item, ref=repeat.order,
                                patient=order.patient or repeat.patient)
             if check is not None:  # the order is known only from its order-time record
-                return checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
-                                      patient=repeat.patient)
+                kept = checked_order(check, person=repeat.person, item=repeat.item, ref=repeat.order,
+                                     patient=repeat.patient)
+                # its text read as ``_remembered`` reads it (a row stored before the eighteenth
+                # round may hold a reason's own name as its text)
+                return replace(kept, reason_text=own_text(kept.reason_text, kept.reasons, self._rules))
         # placed: when huren has held the result final (``final_at``, else when first stored: index.from_doc;
         # a moved prior counts only if theirs by then)
         return Order(person=repeat.person, item=repeat.item, institution=repeat.institution, day=repeat.day,

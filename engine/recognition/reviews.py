@@ -63,10 +63,14 @@ class Reviews(RecognitionState):
         a recognition made in CDS to the doctor whose re-tests count against them); an override
         is recorded with its reason.
 
-        A re-test reason (and its text, the override's comment) is also kept by the draft order
-        (``cds_reasons``): it was given at order time, so the order signed from that draft is
-        decided with it even when the EHR sends the order without ``reasonCode``
-        (``OrderTime.on_order`` reads it once, when the order is first recorded)."""
+        The doctor's latest re-test reason for a draft (and the override's comment, the text of
+        that code alone) is also kept by the draft order (``cds_reasons``): it was given at order
+        time, so an order signed from that draft without ``reasonCode`` is decided with it
+        (``OrderTime.on_order`` reads it once, when the order is first recorded). A later answer
+        for the same draft replaces it -- the doctor's later decision stands: an order-select
+        "R01" then an order-sign override "R07" is R07 (the two were merged and the more
+        favourable R01 won) -- and a later "recognise" withdraws it. An override whose reason is
+        not in huren's system says nothing new and leaves it as it was."""
         with self.store.transaction():
             self._put_check(self.checks.get(key), {
                 "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
@@ -76,26 +80,37 @@ class Reviews(RecognitionState):
                 "doctor": doctor, "dept": dept,
                 "outcome": outcome, "issue": None, "checked": now(),
             })
-            if outcome == "retest" and reason and order.ref:
-                kept = self.cds_reasons.get(order.ref) or {}
-                same = (kept.get("person"), kept.get("item"), kept.get("day")) == \
-                    (order.person, order.item, order.day.isoformat())
-                reasons = list(dict.fromkeys([*(kept.get("reasons") or ()), reason])) if same else [reason]
-                text = reason_text or (kept.get("text") if same else None)
+            if not order.ref:
+                return
+            if outcome == "retest" and reason:
                 self.cds_reasons.replace({"_id": order.ref, "person": order.person, "item": order.item,
                                           "inst": order.institution, "day": order.day.isoformat(),
-                                          "reasons": reasons, "text": text})
+                                          "reasons": [reason], "text": reason_text})
+            elif outcome == "recognised" and self._kept_reason(order) is not None:
+                self.cds_reasons.delete(order.ref)
 
-    def cds_reasons_for(self, order: Order) -> tuple[tuple[str, ...], str | None]:
-        """The re-test reasons (and text) a doctor gave in CDS for the draft ``order`` was signed
-        from: the same draft id, person, item, institution and day (a draft id an EHR reuses for
-        another patient, test or day is not the same order: a reason given for last week's draft
-        must not justify this week's repeat)."""
+    def _kept_reason(self, order: Order) -> dict[str, Any] | None:
+        """The CDS reason row kept for the draft ``order``, when it is this draft's: the same draft
+        id, person, item, institution and day (a draft id an EHR reuses for another patient, test
+        or day is not the same order: a reason given for last week's draft must not justify this
+        week's repeat)."""
         kept = self.cds_reasons.get(order.ref) if order.ref else None
         if not kept or (kept.get("person"), kept.get("item"), kept.get("inst"), kept.get("day")) != \
                 (order.person, order.item, order.institution, order.day.isoformat()):
-            return (), None
-        return tuple(kept.get("reasons") or ()), kept.get("text")
+            return None
+        return dict(kept)
+
+    def cds_reasons_for(self, order: Order) -> tuple[str | None, str | None]:
+        """The re-test reason the doctor last gave in CDS for the draft ``order`` was signed from,
+        and the text given with it (None, None when none: ``_kept_reason``). A row written before this
+        mend (eighteenth round, first wave) may hold several reasons merged from several answers: the last is the
+        latest, and its text is known to be that reason's only when it is the only one."""
+        kept = self._kept_reason(order)
+        reasons = [str(r) for r in (kept or {}).get("reasons") or ()]
+        if not reasons:
+            return None, None
+        text = (kept or {}).get("text") if len(reasons) == 1 else None
+        return reasons[-1], (text if isinstance(text, str) and text.strip() else None)
 
     def rebuild_tallies(self) -> None:
         """Recompute the report tallies from every flag and check (after a bulk import or restore)."""

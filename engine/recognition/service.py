@@ -35,6 +35,7 @@ from engine.errors import BadRequest
 from engine.insurance.charges import COUNTED_STATUSES, line_price, money
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
+from engine.recognition.billed_lines import drop_unbilled_once
 from engine.recognition.corrections import IdCorrections
 from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, FactReader, Planned, national_id, ref_of
 from engine.recognition.hr_mark import HRMark
@@ -145,6 +146,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         if identity is not None:
             identity.operator_listeners.append(rec.on_identity_decided)
             rec.rekey_once(identity)
+        drop_unbilled_once(rec)  # charge rows an earlier release kept for planned lines: once
         return rec
 
     def rekey_once(self, identity: PatientIndex) -> int:

@@ -1,0 +1,109 @@
+"""Charge rows an earlier release kept for lines the settlement does not count, dropped once when a
+store is opened (eighteenth round, payfix18).
+
+Until the eighteenth round, ``Recognition._on_charge`` kept a row in ``recognition_charges`` for a
+planned or unknown-status ChargeItem, and the flag of its result took the row's amount as the
+money at stake. The code now keeps a row only for a billable or billed line, but removes an old
+row only when its ChargeItem is sent again: on an upgraded store the flag and the monthly
+deduction list still deducted a planned line's CNY 23 (price source "charge", the charge-line
+column empty) where a fresh store deducts the catalogue's CNY 20.
+
+The pass reads each row's ChargeItem; for one that is not counted it drops the row and prices
+again the flags of its results whose money came from a charge row (``Repeats._reprice_flag``: the
+test's remaining row, else the catalogue) -- and nothing else of them. Why not as if the line had
+just been sent (``_on_charge``, which decides the whole flag again): opening a store is no new
+fact, and deciding again under the new rules changed past decisions nothing had asked for (an R06
+re-test justified before the upgrade, its only text the code's name, turned flagged and deducted
+because it had a planned line, its twin without one left justified). A flag's decision (status,
+reason, effect, reviews) stands until something decides it again. Once per store (a marker in
+``recognition_layout``); run again it finds nothing. Every ``--workers`` process may run it when
+it opens the store, while others ingest: the ChargeItem is read again inside the write
+transaction, so a line billed meanwhile keeps its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
+
+from engine.insurance.charges import COUNTED_STATUSES
+from engine.recognition.upgrade import LAYOUT
+from engine.repository.port import Collection
+
+UNBILLED_DROPPED = "unbilled-charge-rows-dropped"
+_PAGE = 2000
+_T = TypeVar("_T")
+
+
+class _Store(Protocol):
+    def collection(self, name: str) -> Collection: ...
+
+    def transaction(self) -> AbstractContextManager[object]: ...
+
+
+class _Index(Protocol):
+    def get(self, ref: str) -> dict[str, Any] | None: ...
+
+
+class _Recognition(Protocol):
+    """What the pass asks of ``engine.recognition.service.Recognition``."""
+
+    @property
+    def store(self) -> _Store: ...
+
+    @property
+    def charges(self) -> Collection: ...
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any] | None: ...
+
+    @property
+    def index(self) -> _Index: ...
+
+    def _reprice_flag(self, member: dict[str, Any]) -> None: ...
+
+    def _in_group(self, decide: Callable[[], _T]) -> _T: ...
+
+
+def drop_unbilled_once(rec: _Recognition) -> int | None:
+    """Drop the charge rows of lines the settlement does not count, pricing again the flags priced
+    by them (their decisions stand); once per store. Returns how many were dropped, None when the store had been through it."""
+    marks = rec.store.collection(LAYOUT)
+    if marks.get(UNBILLED_DROPPED) is not None:
+        return None
+    dropped, last = 0, ""
+    while True:  # by _id, a page at a time
+        page = rec.charges.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE)
+        if not page:
+            break
+        last = page[-1]["_id"]
+        for row in page:
+            if _unbilled(rec, row["_id"]) is None:
+                continue
+            with rec.store.transaction():
+                current = rec.charges.get(row["_id"])  # read again under the write lock
+                if current is not None and _unbilled(rec, row["_id"]) is not None:
+                    rec._in_group(lambda r=current: _drop(rec, r))
+                    dropped += 1
+    with rec.store.transaction():
+        marks.replace({"_id": UNBILLED_DROPPED, "dropped": dropped})
+    return dropped
+
+
+def _drop(rec: _Recognition, row: dict[str, Any]) -> None:
+    """Drop ``row`` and price again the flags of the results it named (the row's ``services``)."""
+    rec.charges.delete(row["_id"])
+    for service in dict.fromkeys([*(row.get("services") or ()), *([row["service"]] if row.get("service") else [])]):
+        member = rec.index.get(str(service))
+        if member is not None:
+            rec._reprice_flag(member)
+
+
+def _unbilled(rec: _Recognition, ref: str) -> dict[str, Any] | None:
+    """The ChargeItem ``ref`` when it is stored and the settlement does not count it (None otherwise:
+    a counted line keeps its row; a deleted one is left as a fresh store leaves it)."""
+    rtype, _, rid = str(ref).partition("/")
+    charge = rec.read(rtype, rid) if rtype == "ChargeItem" and rid else None
+    if charge is None or charge.get("status") in COUNTED_STATUSES:
+        return None
+    return charge
