@@ -22,25 +22,13 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
-
-CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+from tests.test_api18_security_labels import CONF, _doc  # the labelled documents api18's tests write
 
 
 def _label(resource: dict[str, Any], code: str | None) -> dict[str, Any]:
     if code:
         resource["meta"] = {"security": [{"system": CONF, "code": code}]}
     return resource
-
-
-def _doc(did: str, code: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "resourceType": "DocumentReference", "id": did, "status": "current",
-        "subject": {"reference": "Patient/zhang"},
-        "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5"}]},
-        "content": [{"attachment": {"contentType": "text/plain", "data": "5Ye66Zmi5bCP57uT"}}]}
-    if code:
-        doc["securityLabel"] = [{"coding": [{"system": CONF, "code": code}]}]
-    return doc
 
 
 def _obs(oid: str, patient: str, code: str | None = None, order: str | None = None) -> dict[str, Any]:
