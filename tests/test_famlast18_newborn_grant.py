@@ -84,9 +84,11 @@ def test_a_numberless_grant_stops_once_the_index_holds_a_number_for_it_in_confli
     record ends a grant given when it had none."""
     engine, http, tools = world
     baby, token = _newborn_grant(engine, http, tools)
+    qian = set(engine.identity.patients_for_number(QIAN))
     _send(http, tools, _a08(QIAN, "钱^多", "19510711", "M", "RM-A08-NB-CONFLICT"))
     assert engine.identity.record(baby)["status"] == "conflict"
     _says_filed(http, token)
+    _refused(http, engine, tools, token, qian, words=FILED)  # introspection and refresh too
 
 
 def test_a_numberless_grant_records_that_it_had_none(world):

@@ -221,10 +221,16 @@ class FamilyAccess:
             consent = None
         if consent is None:
             return frozenset()
-        placed = self.placed(compartment)
-        subject = policy.grant_subject(consent)
-        why = policy.grant_binds(self.bound_person(consent), subject, placed, numbered=self._numbered(subject))
+        why = self._unbound(consent, compartment)
         return policy.Withheld(why) if why is not None else compartment
+
+    def _unbound(self, consent: dict[str, Any], compartment: frozenset[str] | set[str]) -> str | None:
+        """Why ``consent`` does not bind the records of ``compartment`` (``policy.grant_binds``), None
+        when it does: the one decision every path asks -- each request (``opens``), sign-in's offer
+        (``grants_for``), introspection and userinfo (``why_not``)."""
+        subject = policy.grant_subject(consent)
+        return policy.grant_binds(self.bound_person(consent), subject, self.placed(compartment),
+                                  numbered=self._numbered(subject))
 
     def _numbered(self, pid: str) -> bool:
         """Whether the patient index has an ID number for the record now (linked, in conflict, taken
@@ -356,9 +362,7 @@ class FamilyAccess:
             for c in consents.resources:
                 if policy.proxy_grant_holds(c, rp, proxy=key, related_id=rp["id"]) is not None:
                     continue
-                patients = self.identity.person_compartment(policy.grant_subject(c))
-                if policy.grant_binds(self.bound_person(c), policy.grant_subject(c), self.placed(patients),
-                                      numbered=self._numbered(policy.grant_subject(c))) is None:
+                if self._unbound(c, self.identity.person_compartment(policy.grant_subject(c))) is None:
                     out.append(Grant(c, rp))
         # oldest grant first, as the resident made them (same-second grants by their stored time)
         return sorted(out, key=lambda g: (g.consent.get("dateTime", ""), (g.consent.get("meta") or {}).get("lastUpdated", ""),
@@ -374,16 +378,20 @@ class FamilyAccess:
     def why_not(self, claims: dict[str, Any], patients: frozenset[str]) -> str | None:
         """``still_holds``'s reason: None when the grant holds, else why not (``policy.refusal``
         gives the words), so userinfo says what happened as the FHIR API does. ``patients``: the
-        caller's compartment as ``opens`` left it (a ``policy.Withheld`` carries its reason)."""
+        caller's compartment as ``opens`` left it (a ``policy.Withheld`` carries its reason) or the
+        record's compartment (introspection), which is decided here as ``opens`` decides it."""
         docs = []
         for rtype, rid in (("Consent", claims.get("consent")), ("RelatedPerson", claims.get("acting"))):
             try:
                 docs.append(self.repository.read(rtype, str(rid)) if rid else None)
             except (NotFound, Gone):
                 docs.append(None)
+        if docs[0] is not None and not isinstance(patients, policy.Withheld):
+            why = self._unbound(docs[0], patients)
+            if why is not None:
+                patients = policy.Withheld(why)
         return policy.proxy_grant_holds(docs[0], docs[1], proxy=claims.get("person"), related_id=claims.get("acting"),
-                                        patients=patients, bound=self.bound_person(docs[0]) if docs[0] else None,
-                                        placed=self.placed(patients))
+                                        patients=patients)
 
     def grant_of(self, key: str, consent_id: str) -> Grant | None:
         return next((g for g in self.grants_for(key) if g.consent_id == consent_id), None)

@@ -263,14 +263,13 @@ def grant_person(consent: dict[str, Any]) -> str | None:
 
 def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | None, *, proxy: str | None,
                       related_id: str | None, patients: Collection[str] | None = None,
-                      now: dt.datetime | None = None, bound: str | None = None,
-                      placed: Mapping[str, str | None] | None = None) -> str | None:
+                      now: dt.datetime | None = None) -> str | None:
     """``None`` when the grant holds, else why not (for the refusal's words and the audit trail).
 
     ``proxy``: the signed-in family member's person key; ``patients``: the compartment the token
-    opens (the Consent's patient must be in it; empty when the grant binds another person than
-    the record's now, see ``grant_binds``); ``now``: the instant to judge the period at;
-    ``placed`` (with ``bound``): the persons of the records, for ``grant_binds``."""
+    opens (the Consent's patient must be in it; a ``Withheld`` one, empty, when the grant binds
+    another person than the record's now, see ``grant_binds``, which ``engine.auth.family`` asks);
+    ``now``: the instant to judge the period at."""
     if consent is None or related is None or not proxy or not related_id:
         return "the family access is not known"
     if consent.get("status") != "active":
@@ -305,6 +304,4 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
         return "the family member's entry belongs to another record"
     if not any(i.get("system") == FAMILY_SYSTEM and i.get("value") == proxy for i in related.get("identifier") or ()):
         return "the family member's entry names someone else"
-    if placed is not None:
-        return grant_binds(bound, subject, placed)
     return None
