@@ -2,7 +2,7 @@
 
 1. The once-per-store drop of the charge rows an earlier release kept for planned lines prices
    again, and only prices, the flags those rows priced: a past month's decision stands. The store
-   is built by the earlier code itself (main 921909f, /work/base18) in a subprocess, then opened by
+   is built by the earlier code itself (main 921909f, taken from this checkout's own history by ``git archive``) in a subprocess, then opened by
    this code and asked over real HTTP (SQLite).
 2. A doctor is keyed as the order gives them: an order stored before its Practitioner and one
    after count for one doctor (the reference), not two rows of the rate.
@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,22 @@ from tests.test_reports_duplicates import bearer
 
 __all__ = ["ward"]
 
-BASE = Path(os.environ.get("HUREN_BASE18", "/work/base18"))
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = "921909f"  # the commit before the eighteenth round: the code that wrote the old rows
+
+
+def _code_before(tmp_path: Path) -> Path:
+    """The code of ``BEFORE``, from this checkout's own history (``git archive``), to write a store
+    the way it did. A checkout without that history (a shallow clone) cannot run this test."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE], capture_output=True, check=False)
+    if archive.returncode != 0:
+        pytest.skip(f"commit {BEFORE} is not in this checkout's history (a shallow clone?)")
+    base = tmp_path / "before"
+    base.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(base, filter="data")
+    return base
+
 
 # Run by the earlier code (PYTHONPATH=BASE): Alice and Bob each have an LFT at A, then an identical
 # LFT ordered at B with R06 whose only text is the code's name ("其他必要复查": justified R06 by
@@ -69,9 +86,9 @@ def answers(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
 
 
 def test_the_old_rows_drop_changes_only_the_money_of_the_flags_they_priced(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    done = subprocess.run([sys.executable, "-c", OLD_STORE, str(data)], cwd=BASE, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(BASE)}, timeout=120, check=False)
+    data, base = tmp_path / "var", _code_before(tmp_path)
+    done = subprocess.run([sys.executable, "-c", OLD_STORE, str(data)], cwd=base, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(base)}, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     old = json.loads(done.stdout.strip().splitlines()[-1])
     before = answers(old["rows"])
