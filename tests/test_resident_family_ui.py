@@ -188,7 +188,7 @@ def test_mother_lets_her_son_see_her_record_and_withdraws_it(community, tmp_path
         # his page: her record is gone at once, and says why
         s.call("Page.reload")
         s.wait("document.getElementById('signin')?.hidden === false && document.body.dataset.ready === 'error'")
-        assert "授权已被撤销或已过期" in son.text("status")
+        assert "授权已被对方撤销" in son.text("status") and "或已过期" not in son.text("status")
         assert "赵桂兰" not in s.eval("document.body.innerText")
         son.shot("07-son-access-ended-360")
         fits(son)

@@ -289,7 +289,8 @@ async def userinfo(request: Request, caller: Caller = Depends(get_caller)) -> JS
         {"consent": caller.consent, "acting": caller.acting, "person": caller.person},
         caller.patient_ids if caller.patient_ids is not None else frozenset()) if caller.acting else None
     if why is not None:
-        return oauth_json({"error": "invalid_token", "error_description": policy.refusal(why)}, 401,
+        return oauth_json({"error": "invalid_token", "error_description": policy.refusal(why),
+                           "reason": policy.refusal_code(why)}, 401,  # as the FHIR API's issue.details
                           {"WWW-Authenticate": 'Bearer realm="huren", error="invalid_token"'})
     info = {"sub": caller.subject, "fhirUser": _auth(request).fhir_user({"patient": caller.patient, "acting": caller.acting})}
     if caller.acting:

@@ -203,12 +203,44 @@ class Withheld(frozenset[str]):
         return self
 
 
+NOT_KNOWN = "the family access is not known"
+WITHDRAWN = "the family access was withdrawn"
+NOT_STARTED = "the family access has not started yet"
+EXPIRED = "the family access has expired"
+# the reason of a family token's refusal as a code (``OperationOutcome.issue.details``, and beside
+# userinfo's error): the resident's page words each in its own language -- it had said "撤销或已过期"
+# (withdrawn or expired) on any 403, also for a record filed under another person or a label refused
+REFUSAL_SYSTEM = "urn:huren:family-refusal"
+_REFUSAL_CODES = {WITHDRAWN: "withdrawn", EXPIRED: "expired", NOT_STARTED: "not-started", MOVED: "moved",
+                  APART: "apart", FILED: "filed", JOINED: "joined", UNREAD: "unread"}
+
+
 def refusal(why: str) -> str:
     """The 403 words for a family token whose grant does not hold: a binding reason as it is
     (Chinese first, it says what happened), any other (withdrawn, expired) as before."""
     if why in BINDING:
         return why
     return f"{why}: this family member's sign-in no longer opens the record (家人代查授权已撤销或已过期，请重新登录)"
+
+
+def refusal_code(why: str) -> str:
+    """``why`` (``proxy_grant_holds``) as a code of ``REFUSAL_SYSTEM``; ``ended`` for the reasons a
+    person cannot act on differently (not known, not a family access, entry changed)."""
+    return _REFUSAL_CODES.get(why, "ended")
+
+
+class GrantRefused(Forbidden):
+    """403 for a family token whose grant does not hold: the words (``refusal``) and the reason's
+    code in ``issue.details`` (``REFUSAL_SYSTEM``), so a page says what happened, not a guess."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(refusal(why))
+        self.reason = refusal_code(why)
+
+    def outcome(self) -> dict[str, Any]:
+        out = super().outcome()
+        out["issue"][0]["details"] = {"coding": [{"system": REFUSAL_SYSTEM, "code": self.reason}]}
+        return out
 
 
 NO_NUMBER = "grk-none"  # recorded in a Consent given on a record with no ID number (never a person's key)
@@ -288,9 +320,9 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
     another person than the record's now, see ``grant_binds``, which ``engine.auth.family`` asks);
     ``now``: the instant to judge the period at."""
     if consent is None or related is None or not proxy or not related_id:
-        return "the family access is not known"
+        return NOT_KNOWN
     if consent.get("status") != "active":
-        return "the family access was withdrawn"
+        return WITHDRAWN
     if not is_family_consent(consent):
         return "the Consent is not a family access"
     provision = consent.get("provision") or {}
@@ -303,9 +335,9 @@ def proxy_grant_holds(consent: dict[str, Any] | None, related: dict[str, Any] | 
     moment = now or dt.datetime.now(dt.UTC)
     try:
         if period.get("start") and parse_instant(period["start"]) > moment:
-            return "the family access has not started yet"
+            return NOT_STARTED
         if period.get("end") and parse_instant(period["end"]) <= moment:
-            return "the family access has expired"
+            return EXPIRED
     except ValueError:
         return "the Consent's period cannot be read"
     subject = grant_subject(consent)

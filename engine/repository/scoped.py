@@ -240,7 +240,7 @@ class ScopedRepository:
         why = policy.proxy_grant_holds(docs[0], docs[1], proxy=caller.person, related_id=caller.acting,  # type: ignore[arg-type]
                                        patients=caller.patient_ids)  # a ``policy.Withheld`` says why
         if why is not None:
-            raise Forbidden(policy.refusal(why))
+            raise policy.GrantRefused(why)  # the words, and the reason as a code for pages
 
     # -- the Access protocol (asked by FhirRepository for indirect reads and writes) -----------------
     @property

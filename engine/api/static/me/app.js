@@ -36,7 +36,9 @@ function status(text, isError, key) {
   s.textContent = text || "";
   s.className = isError ? "error" : key === "loaded" || key === "exported" ? "visually-hidden" : "";
 }
-const say = (key) => status(W()[key], key === "partlyLoaded", key);
+/** `key`: a word's name, or a function giving words (an error said again in the other language). */
+const say = (key) => (typeof key === "function" ? status(key(), true, key)
+  : status(W()[key], key === "partlyLoaded" || key === "partlyRefused", key));
 
 // ---- building blocks ------------------------------------------------------------------------------
 
@@ -397,6 +399,9 @@ const READ_FROM = {
   family: ["Consent"],
 };
 const unreadIn = (name) => (READ_FROM[name] || []).some((t) => state.unread && state.unread.has(t));
+// every kind this section was not read from was refused (403), not unanswered: said as such
+const refusedIn = (name) => unreadIn(name) &&
+  (READ_FROM[name] || []).every((t) => !state.unread.has(t) || (state.refused && state.refused.has(t)));
 
 function renderSection(name) {
   const w = W();
@@ -411,7 +416,7 @@ function renderSection(name) {
     const b = t.querySelector(`[data-tab="${name}"]`); if (b) b.focus(); });
   sec.replaceChildren(...[el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
     count !== null && !unread ? el("small", {}, " " + w.records(count)) : null),
-  unread ? el("p", { class: "unread" }, "⚠ " + w.unreadable) : null,
+  unread ? el("p", { class: "unread" }, "⚠ " + (refusedIn(name) ? w.refused : w.unreadable)) : null,
   ...(Array.isArray(body) && body.length ? body : unread ? [] : [empty()]), back].filter(Boolean));
 }
 
@@ -549,9 +554,11 @@ async function load(s) {
       (mrn && ((mrn.assigner || {}).display || mrn.system.slice("urn:huren:mrn:".length))) || "";
   }
   types.forEach((t, i) => { state[t] = rest[i].resources; });
+  const refused = new Set();  // of those, the kinds the server refused (403): said as refused, not "no answer"
   [["Patient", patients], ["Observation", obs], ["DiagnosticReport", reps], ...types.map((t, i) => [t, rest[i]])]
-    .forEach(([t, r]) => { if (r.failed) unread.add(t); });
+    .forEach(([t, r]) => { if (r.failed || r.partial) unread.add(t); if (r.refused) refused.add(t); });
   state.unread = unread;
+  state.refused = refused;
   state.meds = {};
   state.people = {};  // the doctors a referral names
   for (const r of rest) for (const [k, v] of Object.entries(r.included)) {
@@ -574,9 +581,14 @@ async function load(s) {
   await loadFamily(s).catch((e) => {
     if (!(e instanceof Unreadable)) throw e;
     unread.add("Consent"); state.grants = [];
+    if (e instanceof Refused) refused.add("Consent");
   });
   // who looked: the server words the audit trail's accesses to this person's records, newest first
-  const who = await fhir(cfg.who, s).catch((e) => { if (e instanceof Unreadable) { unread.add("who"); return null; } throw e; });
+  const who = await fhir(cfg.who, s).catch((e) => {
+    if (!(e instanceof Unreadable)) throw e;
+    unread.add("who"); if (e instanceof Refused) refused.add("who");
+    return null;
+  });
   state.audit = (who && who.entries) || [];
   if (signingOut) return;  // signed out while the reads were on their way: nothing is drawn again
   state.loaded = true;
@@ -584,7 +596,7 @@ async function load(s) {
   $("tools").hidden = false;
   $("tabs").hidden = false;
   showTab(state.tab);
-  if (unread.size) status(W().partlyLoaded, true, "partlyLoaded"); else say("loaded");
+  say(!unread.size ? "loaded" : refused.size === unread.size ? "partlyRefused" : "partlyLoaded");
   document.body.dataset.ready = "1";
 }
 
@@ -620,7 +632,7 @@ async function main() {
     if (signingOut) return;  // a read refused because the token was just revoked is no news
     $("signin").hidden = false;
     if (!session()) $("signout").hidden = true;
-    status(e.message, true);
+    if (typeof e.words === "function") say(e.words); else status(e.message, true);
     document.body.dataset.ready = "error";
   }
 }

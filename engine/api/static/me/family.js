@@ -18,7 +18,11 @@ async function whoIsActing(s) {
   // refused (401/403: the token just issued says nothing any more -- a family grant withdrawn or
   // ended while signing in) is a failed sign-in too, never "the resident himself": that had opened
   // an empty record without the banner and offered him the form to grant access to hers
-  if (!r.ok) throw new Error(W().signinFailed);
+  if (!r.ok) {  // a family grant that does not hold says why (its reason code), in the page's words
+    const code = ((await r.json().catch(() => null)) || {}).reason;
+    if (typeof code === "string") throw worded(new Error(W().signinEnded + endedWords(code)), () => W().signinEnded + endedWords(code));
+    throw new Error(W().signinFailed);
+  }
   const info = await r.json();
   const m = /\/RelatedPerson\/([^/]+)$/.exec(info.fhirUser || "");
   if (!m) return null;

@@ -91,6 +91,25 @@ class Expired extends Error {}
 /** The server did not answer (it failed, 5xx, or the network did): what was asked is unknown, which
  * the page must say -- shown as "暂无记录" it read as "you have no allergies". */
 class Unreadable extends Error {}
+/** The server refused this read (403) for a reason other than a family grant's end: what was asked
+ * is not shown, and the page says it was refused -- not "none", and not "the grant was withdrawn". */
+class Refused extends Unreadable {}
+
+const REFUSAL_SYSTEM = "urn:huren:family-refusal";
+/** The reason a family member's access ended, as the server coded it (OperationOutcome
+ * issue.details, ``engine.auth.policy.REFUSAL_SYSTEM``), or null for any other 403. */
+async function familyRefusal(r) {
+  const b = await r.json().catch(() => null);
+  const issue = b && b.resourceType === "OperationOutcome" && (b.issue || [])[0];
+  const coding = ((issue && issue.details) || {}).coding || [];
+  const c = coding.find((x) => x && x.system === REFUSAL_SYSTEM && typeof x.code === "string");
+  return c ? c.code : null;
+}
+/** An error whose words are said again when the language is switched (app.js `say`). */
+function worded(error, words) { error.words = words; return error; }
+/** A reason code in the page's words (an unknown code: the general one, never a guess). */
+const endedWords = (code) => (Object.hasOwn(W().familyEnded, code) ? W().familyEnded[code] : W().familyEnded.ended) +
+  W().familyEndedAfter;
 
 /** One read with the resident's token. `cache: "no-store"`: the answers are the resident's records,
  * and the API's reads carry Last-Modified without Cache-Control, so the browser kept them in its
@@ -103,27 +122,42 @@ async function fhir(url, s) {
     .catch(() => { throw new Unreadable(W().unreadable); });
   if (r.status >= 500) throw new Unreadable(W().unreadable);
   if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
-  // acting for a family member whose access was withdrawn or ran out: every request is refused
-  if (r.status === 403 && s.acting) { store.removeItem("session"); throw new Expired(W().accessEnded); }
+  if (r.status === 403) {
+    // acting for a family member whose access ended: every request is refused, and the server says
+    // why (withdrawn, expired, the record filed under another person, ...): said as it is. Any
+    // other refusal ends nothing: that read is shown as refused (it had read "撤销或已过期" for all)
+    const code = s.acting ? await familyRefusal(r) : null;
+    if (code) { store.removeItem("session"); throw worded(new Expired(endedWords(code)), () => endedWords(code)); }
+    throw new Refused(W().refused);
+  }
   if (!r.ok) return null;  // a type this server does not search (yet) is simply an empty section
   return window.hurenExact.parse(await r.text());
 }
 
-/** Every page of a search. `failed` when the server did not answer (the section says so rather than
- * "none"). */
-async function searchAll(query, s, maxPages = 20) {
-  const out = { resources: [], included: {}, failed: false };
+/** Every page of a search, to its end (ui18 stopped after 20 pages without a word: a resident with
+ * more records saw part of them as if they were all). `failed` when the server did not answer
+ * (the section says so rather than "none"), `refused` when it refused (403), `partial` when the
+ * pages stopped before the end (a next link seen before: the section says it is incomplete). */
+async function searchAll(query, s) {
+  const out = { resources: [], included: {}, failed: false, refused: false, partial: false };
+  const seen = new Set(), ids = new Set();
   let url = query;
-  for (let page = 0; url && page < maxPages; page++) {
+  while (url) {
+    if (seen.has(url)) { out.partial = true; break; }  // a server paging in a circle: stop, and say so
+    seen.add(url);
     let b;
     try { b = await fhir(url, s); }
-    catch (e) { if (e instanceof Unreadable) { out.failed = true; break; } throw e; }
+    catch (e) {
+      if (e instanceof Unreadable) { out.failed = true; out.refused = e instanceof Refused; break; }
+      throw e;
+    }
     if (!b) break;
     for (const e of b.entry || []) {
       const res = e.resource;
       if (!res) continue;
-      if (e.search && e.search.mode === "include") out.included[res.resourceType + "/" + res.id] = res;
-      else out.resources.push(res);
+      const key = res.resourceType + "/" + res.id;
+      if (e.search && e.search.mode === "include") out.included[key] = res;
+      else if (!ids.has(key)) { ids.add(key); out.resources.push(res); }  // a record that moved pages: once
     }
     const next = (b.link || []).find((l) => l.relation === "next");
     url = next ? next.url : null;
