@@ -9,12 +9,15 @@ anything; it now says what the server said, from the reason's code.
 (2) A 403 that is not a grant's end (here held in the browser: one search refused without the
 reason code) no longer signs the family member out with "撤销或已过期", nor reads as "暂无记录":
 that section says it was refused, the rest of her record stays.
+Nor does "download all records" save a Bundle missing a record whose ``$everything`` was not
+answered usefully (it had saved what it had and said "已下载"; it also stopped after 50 pages).
 (3) 赵桂兰 has 2,001 imaging reports (the page reads 100 a page): the page stopped after 20 pages
 and showed 2,000 as if they were all; it now pages to the end.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -112,7 +115,7 @@ def test_a_refusal_that_is_not_the_grants_end_is_said_as_such(community, tmp_pat
                 cdp.ws.send(json.dumps({"id": 951, "method": "Fetch.fulfillRequest", "params": {
                     "requestId": msg["params"]["requestId"], "responseCode": 403,
                     "responseHeaders": [{"name": "Content-Type", "value": "application/fhir+json"}],
-                    "body": __import__("base64").b64encode(json.dumps(outcome).encode()).decode()}}))
+                    "body": base64.b64encode(json.dumps(outcome).encode()).decode()}}))
                 refused = True
         assert refused, "the page did not search Immunization"
         cdp.call("Fetch.disable")
@@ -127,6 +130,29 @@ def test_a_refusal_that_is_not_the_grants_end_is_said_as_such(community, tmp_pat
         assert "高血压" in phone.text("diagnoses")  # the rest of her record is there
         phone.shot("fam19-refused-section-360")
         fits(phone)
+
+        # "download all records" with one record's $everything not answered usefully (404, held in
+        # the browser): nothing is saved as if it were the whole record, and the page says so
+        cdp.eval("window.saveBlob = (blob, name) => { window.__saved = { blob, name }; }")
+        cdp.call("Fetch.enable", patterns=[{"urlPattern": "*$everything*", "requestStage": "Request"}])
+        cdp.ws.send(json.dumps({"id": 960, "method": "Runtime.evaluate", "params": {
+            "expression": "document.getElementById('export').click()"}}))
+        held = False
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not held:
+            msg = json.loads(cdp.ws.recv(timeout=20))
+            if msg.get("method") == "Fetch.requestPaused":
+                outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found",
+                                                                          "diagnostics": "not known"}]}
+                cdp.ws.send(json.dumps({"id": 961, "method": "Fetch.fulfillRequest", "params": {
+                    "requestId": msg["params"]["requestId"], "responseCode": 404,
+                    "responseHeaders": [{"name": "Content-Type", "value": "application/fhir+json"}],
+                    "body": base64.b64encode(json.dumps(outcome).encode()).decode()}}))
+                held = True
+        assert held, "the page did not ask for $everything"
+        cdp.call("Fetch.disable")
+        cdp.wait("document.getElementById('status').innerText.includes('下载没有完成')")
+        assert cdp.eval("!window.__saved") and "已下载" not in phone.text("status")
     finally:
         phone.close()
 

@@ -498,10 +498,15 @@ async function exportEverything(s) {
   say("exporting");
   const entries = [], seen = new Set();
   for (const pid of state.patientIds) {
+    // to the end of each record (ui18 stopped after 50 pages, and at an answer it could not use,
+    // and still said "已下载": a download missing records must not pass for the whole record)
     let url = "Patient/" + encodeURIComponent(pid) + "/$everything?_count=500";
-    for (let page = 0; url && page < 50; page++) {
-      const b = await fhir(url, s);
-      if (!b) break;
+    const pages = new Set();
+    while (url) {
+      if (pages.has(url)) throw new Error(w.exportIncomplete);
+      pages.add(url);
+      const b = await fhir(url, s).catch((e) => { throw e instanceof Unreadable ? new Error(w.exportIncomplete) : e; });
+      if (!b) throw new Error(w.exportIncomplete);
       for (const e of b.entry || []) {
         const r = e.resource; if (!r) continue;
         const key = r.resourceType + "/" + r.id;
