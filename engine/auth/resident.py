@@ -442,7 +442,8 @@ class ResidentAuth:
         record while ``sub`` stays the family member."""
         acting_claims = {"acting": acting, "consent": consent} if acting else None
         token, claims = self.auth.issue_token(subject=person, kind="patient", client_id=client.client_id,
-                                              scopes=scopes, patient=patient, person=person, extra=acting_claims)
+                                              scopes=scopes, patient=patient, person=person, extra=acting_claims,
+                                              ttl=self.auth.ttl_for(client.client_id))
         response: dict[str, Any] = {"access_token": token, "token_type": "Bearer",
                                     "expires_in": claims["exp"] - claims["iat"], "scope": claims["scope"],
                                     "patient": patient, "need_patient_banner": True}

@@ -68,6 +68,7 @@ class AuthService:
         self.audience = settings.fhir_base_url
         self.token_endpoint = settings.public_base_url + "/auth/token"
         self.ttl = int(settings.token_ttl_seconds)
+        self.me_ttl = min(int(settings.me_token_ttl_seconds), self.ttl)
         # Patient id -> every Patient id linked to the same person; identity wires its MPI here.
         self.compartment: Callable[[str], frozenset[str]] = compartment or (lambda pid: frozenset({pid}))
         self.resident: Any = None  # engine.auth.resident.ResidentAuth, once identity is attached
@@ -98,6 +99,12 @@ class AuthService:
             claims.update(extra)
         token = jwt.encode(claims, self.key.private, algorithm="EdDSA", headers={"kid": self.key.kid, "typ": "at+jwt"})
         return token, claims
+
+    def ttl_for(self, client_id: str) -> int:
+        """The lifetime of a resident's access token for ``client_id``: shorter for the built-in page
+        (``me_token_ttl_seconds``), whose revocation at sign-out may never arrive (a beacon lost with
+        the network): the token, in no storage any more, then dies within minutes, not an hour."""
+        return self.me_ttl if client_id == ME_CLIENT_ID else self.ttl
 
     def issue_system_token(self, client_id: str, scopes: str | list[str] = "system/*.cruds", *,
                            kind: str = "system") -> str:

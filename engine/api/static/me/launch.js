@@ -50,7 +50,8 @@ async function finishSignIn(params) {
  * `keepalive` fetch where a beacon cannot be queued), which the browser delivers after the page is
  * gone. Awaiting the revocation had left the records shown for as long as the server took to answer
  * -- forever when it did not. A revocation that never arrives leaves the token working until it
- * expires (its `expires_in`, an hour by default), held by no one on this phone: it is in no storage. */
+ * expires (its `expires_in`: 15 minutes for this page, `HUREN_ME_TOKEN_TTL_SECONDS`; it had been the
+ * hour of every app), held by no one on this phone: it is in no storage. */
 let signingOut = false;
 function signOut() {
   const s = JSON.parse(store.getItem("session") || "null");
