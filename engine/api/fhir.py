@@ -38,7 +38,7 @@ from engine.repository.fhir import SearchResult, WriteResult
 from engine.repository.indexing import date_range
 from engine.repository.scoped import ScopedRepository
 from engine.repository.search import MAX_COUNT
-from engine.repository.searching import only_elements
+from engine.repository.searching import only_elements, read_elements
 
 
 class FhirTypeConvertor(Convertor[str]):
@@ -193,18 +193,9 @@ async def conditional_update(rtype: str, request: Request, repo: ScopedRepositor
 
 # -- instance-level interactions ----------------------------------------------------------------------
 def _read_elements(request: Request) -> list[str] | None:
-    """The elements a read or vread asks for (``_elements``; ``None``: the whole resource), with
-    ``_summary`` read as a search reads it: ``false`` is the whole resource, any other value a 400
-    naming it -- a read that ignored either would answer a whole resource as though it were the
-    subset asked for (or a subset as though whole)."""
-    elements: list[str] | None = None
-    for key, value in request.query_params.multi_items():
-        if key == "_summary" and value != "false":
-            raise BadRequest(f"_summary={value[:40]} is not supported on a read (use _elements, or false)",
-                             code="not-supported", expression=["_summary"])
-        if key == "_elements":
-            elements = [*(elements or []), *(e.strip() for e in value.split(",") if e.strip())]
-    return elements
+    """The elements a read or vread asks for (``searching.read_elements``: ``_summary`` other than
+    ``false`` is a 400)."""
+    return read_elements(request.query_params.multi_items())
 
 
 def _not_modified(request: Request, version: str, updated: str) -> bool:
