@@ -21,6 +21,11 @@ to (no rule on ``/fhir`` does: see ``ScopedRepository``'s remit) nor who is in i
 A withheld record reads exactly like a missing one (404, not in searches, totals, includes,
 ``_history``, ``vread``, Bundle entries or ``$everything``), and neither can it be written over.
 A label in any other system, or an unknown code, withholds nothing.
+
+A record huren builds *from* others carries their label (``carried``): a recognition flag
+(``DetectedIssue``) names its prior and repeated results, the institutions, the dates and the
+item, so it tells what an R-labelled result would, and is labelled as the most confidential record
+it cites (v3: a derived record keeps its sources' "high water mark").
 """
 
 from __future__ import annotations
@@ -67,3 +72,29 @@ def labels(resource: dict[str, Any]) -> frozenset[str]:
 def may_carry(raw: bytes) -> bool:
     """Whether stored bytes can carry a confidentiality label at all (no: none to look for)."""
     return MARKER in raw
+
+
+def carried(resource: dict[str, Any], sources: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """``resource`` (built from ``sources``: a flag from the results and order it cites) labelled
+    as the most confidential of them -- ``V`` if any is ``V``, else ``R`` if any is ``R`` -- and
+    with no confidentiality label of this system when none is: the label is the sources', given
+    again each time ``resource`` is written, so one taken off a source comes off it too. Its
+    other security labels are kept. Returns ``resource`` itself when nothing changes."""
+    found: set[str] = set()
+    for source in sources:
+        if source is not None:
+            found |= labels(source)
+    top = "V" if "V" in found else "R" if "R" in found else None
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    security = meta.get("security") if isinstance(meta.get("security"), list) else []
+    others = [c for c in security if not (isinstance(c, dict) and c.get("system") == SYSTEM)]
+    wanted = [*others, {"system": SYSTEM, "code": top}] if top else others
+    if wanted == security:
+        return resource
+    meta = {k: v for k, v in meta.items() if k != "security"}
+    if wanted:
+        meta["security"] = wanted
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    if meta:
+        out["meta"] = meta
+    return out
