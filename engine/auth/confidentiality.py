@@ -9,7 +9,10 @@ originator alone. The safe reading here, since huren cannot tell which hospital 
 to (no rule on ``/fhir`` does: see ``ScopedRepository``'s remit) nor who is in its care team:
 
 - a **hospital system** (a ``system`` client without a remit: the institutions' own HIS, which
-  send and exchange these records and answer for their use): every record, as sent;
+  send and exchange these records and answer for their use): every record, as sent -- unless
+  the client is bound to an institution (``huren client add --institution``: another hospital's
+  system, a township clinic's): neither ``R`` nor ``V``, since no rule tells which records are
+  that institution's own (its need to know cannot be shown, so it is not assumed);
 - a **resident** reading their own record: ``R`` yes (it restricts disclosure to *others*), ``V``
   no -- the originator releases such a note to the person in the clinic;
 - a **family member** acting for the resident: neither ``R`` nor ``V`` -- the family grant is a
@@ -48,7 +51,7 @@ def withheld_codes(caller: Caller) -> frozenset[str]:
     """The confidentiality codes whose records ``caller`` is not shown (see module docstring)."""
     if caller.kind == "patient":
         return _BOTH if caller.acting is not None or caller.consent is not None else frozenset({"V"})
-    if caller.kind == "system" and caller.remit is None and caller.role is None:
+    if caller.kind == "system" and caller.remit is None and caller.role is None and caller.institution is None:
         return frozenset()
     return _BOTH
 
