@@ -191,3 +191,22 @@ def test_an_auditor_searches_by_post_in_a_batch_with_a_search_scope(world: Any) 
     r = http.post("/fhir", json=_bundle(
         "batch", {"request": {"method": "POST", "url": "Observation"}, "resource": _obs(None)}), headers=auditor)
     assert r.status_code == 403, r.text
+
+
+def test_two_entries_under_one_full_url_are_refused_not_resolved_to_the_later(world: Any) -> None:
+    _, http, system = world
+    same = "urn:uuid:2b0a5c34-7f7e-4a53-9a47-1b1f0c0e5d11"
+    encounter = {"resourceType": "Encounter", "status": "finished", "subject": {"reference": same},
+                 "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}}
+    before = http.get("/fhir/Patient?_summary=count", headers=system).json()["total"]
+    r = http.post("/fhir", json=_bundle(
+        "transaction",
+        {"fullUrl": same, "resource": {"resourceType": "Patient", "name": [{"text": "甲"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": same, "resource": {"resourceType": "Patient", "name": [{"text": "乙"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": encounter, "request": {"method": "POST", "url": "Encounter"}}), headers=system)
+    # was 200: the Encounter stored as 乙's, whichever patient the sender meant
+    assert r.status_code == 400 and "bdl-7" in r.text, r.text
+    assert http.get("/fhir/Patient?_summary=count", headers=system).json()["total"] == before
+    assert http.get("/fhir/Encounter?_summary=count", headers=system).json()["total"] == 0

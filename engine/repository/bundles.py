@@ -161,6 +161,21 @@ class Bundles(Writes, Reads):
         entries = bundle.get("entry") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise BadRequest("Bundle.entry must be a list of entries", expression=["Bundle.entry"])
+        # bdl-7: a fullUrl names one entry (or versions of one resource). Two entries under one
+        # ``urn:uuid:`` had every reference to it rewritten to the later one: an Encounter of
+        # patient a stored as patient b's
+        seen: dict[str, Any] = {}
+        for n, entry in enumerate(entries):
+            full_url = entry.get("fullUrl")
+            if not isinstance(full_url, str):
+                continue
+            resource = entry.get("resource")
+            meta = resource.get("meta") if isinstance(resource, dict) else None
+            version = meta.get("versionId") if isinstance(meta, dict) else None
+            if full_url in seen and (version is None or seen[full_url] is None or version == seen[full_url]):
+                raise BadRequest(f"Bundle.entry[{n}].fullUrl {full_url[:80]} names another entry too (bdl-7: "
+                                 "fullUrl must be unique in a Bundle)", expression=[f"Bundle.entry[{n}].fullUrl"])
+            seen[full_url] = version
         return entries
 
     def _plan(
