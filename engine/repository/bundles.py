@@ -20,7 +20,7 @@ from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.reads import Reads
-from engine.repository.references import rewrite_references
+from engine.repository.references import is_conditional, references_in, rewrite_references
 from engine.repository.searching import only_elements, read_elements
 from engine.repository.versioning import body_of, parse_etag
 from engine.repository.writes import Writes
@@ -80,6 +80,7 @@ class Bundles(Writes, Reads):
         with self.store.transaction():
             for n, entry in enumerate(entries):
                 plans.append(self._plan(n, entry, mapping, access))
+            self._resolve_conditional_references(plans, mapping, access)
             for plan in plans:
                 if plan.get("resource") is not None:
                     if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
@@ -120,6 +121,29 @@ class Bundles(Writes, Reads):
         return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
                 "entry": responses}
 
+    def _resolve_conditional_references(
+        self, plans: list[dict[str, Any]], mapping: dict[str, str], access: Access | None
+    ) -> None:
+        """R4 transaction processing: each conditional reference (``Patient?identifier=…``) in an
+        entry's resource stands for the one record its search matches -- the caller's own search,
+        on what is stored before the transaction writes -- and is rewritten to it; none or several
+        fail the transaction (412). It used to be stored as written: a reference to nothing, so the
+        Encounter never reached its patient's compartment, searches or recognition."""
+        for plan in plans:
+            if plan.get("resource") is None:
+                continue
+            for ref in references_in(plan["resource"], []):
+                if ref in mapping or not is_conditional(ref):
+                    continue
+                rtype, _, query = ref.partition("?")
+                where = f"Bundle.entry[{plan['n']}] reference"
+                if rtype not in self.params.resource_types:
+                    raise BadRequest(f"{where} '{ref[:80]}': '{rtype[:40]}' is not a FHIR R4 resource type")
+                match = self._conditional_match(rtype, query, where, access)
+                if match is None:
+                    raise PreconditionFailed(f"{where} '{ref[:80]}' matches no {rtype}")
+                mapping[ref] = f"{rtype}/{match['id']}"
+
     def _execute_entry(
         self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
@@ -146,7 +170,7 @@ class Bundles(Writes, Reads):
         for n, entry in enumerate(entries):
             try:
                 with self.store.transaction():
-                    responses.append(self._execute(self._plan(n, entry, {}, access), access, touched))
+                    responses.append(self._execute(self._plan(n, entry, {}, access, batch=True), access, touched))
             except FhirError as exc:
                 responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                                "outcome": exc.outcome()}})
@@ -179,7 +203,8 @@ class Bundles(Writes, Reads):
         return entries
 
     def _plan(
-        self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None
+        self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None,
+        *, batch: bool = False,
     ) -> dict[str, Any]:
         """Check one entry and work out its target id (filling ``mapping`` for urn:uuid fullUrls)."""
         where = f"Bundle.entry[{n}]"
@@ -222,6 +247,13 @@ class Bundles(Writes, Reads):
         if kind in ("read", "vread"):
             plan["elements"] = read_elements(parse_qsl(query, keep_blank_values=True))
             return plan
+        if batch:  # a batch entry (a transaction resolves them: ``_resolve_conditional_references``)
+            refs = references_in(entry.get("resource"), []) if isinstance(entry.get("resource"), dict) else []
+            conditional = next((r for r in refs if is_conditional(r)), None)
+            if conditional is not None:
+                raise BadRequest(f"{where}: the conditional reference '{conditional[:80]}' is resolved in a "
+                                 "transaction only (R4); send the Bundle as a transaction, or the record's id",
+                                 expression=[f"{where}.resource"])
         if kind == "create" and not plan["if_none_exist"] and query:
             # ``POST [type]?search``, the conditional create fhirpy sends, means over HTTP what
             # ``ifNoneExist`` means: the Bundle entry used to drop the query and create a duplicate
