@@ -210,3 +210,17 @@ def test_two_entries_under_one_full_url_are_refused_not_resolved_to_the_later(wo
     assert r.status_code == 400 and "bdl-7" in r.text, r.text
     assert http.get("/fhir/Patient?_summary=count", headers=system).json()["total"] == before
     assert http.get("/fhir/Encounter?_summary=count", headers=system).json()["total"] == 0
+
+
+def test_malformed_entry_fields_are_a_400_of_their_entry_not_a_500(world: Any) -> None:
+    _, http, system = world
+    glu = http.get("/fhir/Observation/glu", headers=system).json()
+    r = http.post("/fhir", json=_bundle(
+        "batch",
+        {"request": {"method": "PUT", "url": "Observation/glu", "ifMatch": 1}, "resource": glu},  # was a 500
+        {"request": {"method": "GET", "url": "Observation/glu", "ifNoneMatch": 1}},
+        {"request": {"method": "POST", "url": "Observation/_search"},
+         "resource": {"resourceType": "Parameters", "parameter": 5}},  # was a 500 too
+        {"request": {"method": "GET", "url": "Observation/glu"}}), headers=system)
+    assert r.status_code == 200, r.text
+    assert [e["response"]["status"][:3] for e in r.json()["entry"]] == ["400", "400", "400", "200"], r.text

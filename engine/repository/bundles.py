@@ -214,6 +214,9 @@ class Bundles(Writes, Reads):
         method = str(request.get("method", "")).upper()
         if method not in METHODS:
             raise BadRequest(f"{where}: method '{method}' is not supported", expression=[f"{where}.request.method"])
+        for name in ("ifMatch", "ifNoneMatch", "ifNoneExist", "ifModifiedSince"):
+            if name in request and not isinstance(request[name], str):  # a number here was a 500
+                raise BadRequest(f"{where}: request.{name} must be a string", expression=[f"{where}.request.{name}"])
         url = request["url"]
         if self.base_url and url.startswith(self.base_url + "/"):
             url = url[len(self.base_url) + 1 :]
@@ -319,7 +322,10 @@ class Bundles(Writes, Reads):
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         if rtype == "Parameters":
             out: list[tuple[str, str]] = []
-            for k, param in enumerate(resource.get("parameter") or ()):
+            params = resource.get("parameter") or []
+            if not isinstance(params, list):
+                raise BadRequest(f"{where}: Parameters.parameter must be a list", expression=[f"{where}.resource.parameter"])
+            for k, param in enumerate(params):
                 values = [(key, v) for key, v in param.items() if key.startswith("value")] if isinstance(param, dict) else []
                 name = param.get("name") if isinstance(param, dict) else None
                 if not isinstance(name, str) or len(values) != 1 or not isinstance(values[0][1], (str, int, float, bool)):
