@@ -92,3 +92,29 @@ def test_a_flag_citing_a_restricted_result_is_withheld_as_the_result_is(engine: 
         assert again["mitigation"][-1]["action"]["coding"][0]["code"] == "upheld"
         assert again["meta"]["security"] == [{"system": CONF, "code": "R"}]
         assert http.get(f"/fhir/DetectedIssue/{restricted['id']}", headers=auditor).status_code == 404
+
+
+def test_check_recognition_does_not_tell_a_clinician_of_a_restricted_result(engine: Any) -> None:
+    """``$check-recognition`` listed an R-labelled prior result (its institution and date) to a
+    clinician who reads it 404; only a resident's list was narrowed to what they may read."""
+    with TestClient(create_app(engine)) as http:
+        system = {"Authorization": f"Bearer {engine.auth.issue_system_token('his', 'system/*.cruds')}"}
+        w = HttpWorld(engine, http, system)
+        alice_a, alice_b = w.patient(A, ALICE), w.patient(B, ALICE, mrn="B-1")
+        w.label = "R"
+        w.report(A, alice_a, cbc(A), "2026-03-01T09:00:00+08:00")
+        w.label = None
+        w.report(A, alice_a, lft(A), "2026-03-01T09:00:00+08:00")
+
+        def recognisable(who: dict[str, str], loinc: str) -> int:
+            r = http.post("/fhir/ServiceRequest/$check-recognition", headers=who, json={
+                "resourceType": "Parameters", "parameter": [
+                    {"name": "patient", "valueReference": {"reference": alice_b}},
+                    {"name": "code", "valueCoding": {"system": "http://loinc.org", "code": loinc}},
+                    {"name": "institution", "valueString": B}, {"name": "date", "valueDate": "2026-03-02"}]})
+            assert r.status_code == 200, r.text
+            return len([p for p in r.json().get("parameter") or () if p["name"] == "recognisable"])
+
+        clinician = _bearer(engine, "user", ["user/ServiceRequest.rs", "user/DiagnosticReport.rs"])
+        assert (recognisable(system, "58410-2"), recognisable(system, "24325-3")) == (1, 1)
+        assert (recognisable(clinician, "58410-2"), recognisable(clinician, "24325-3")) == (0, 1)

@@ -307,6 +307,18 @@ class ScopedRepository:
             return None
         return self._withhold(resource)
 
+    def label_withheld(self, rtype: str, rid: str) -> bool:
+        """Whether the current ``rtype/rid`` carries a confidentiality label withheld from this
+        caller (for operations that tell of records by reference without reading them for the
+        caller: ``$check-recognition``'s prior results). One primary-key read, skipped by the
+        byte pre-check; nothing is withheld from a caller shown every label."""
+        if not self._hidden_labels:
+            return False
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None or rec.deleted or rec.body is None or not confidentiality.may_carry(rec.body):
+            return False
+        return self._labelled(fhirjson.loads(rec.body))
+
     def _labelled(self, resource: dict[str, Any]) -> bool:
         """Does ``resource`` carry a confidentiality label withheld from this caller?"""
         return not self._hidden_labels.isdisjoint(confidentiality.labels(resource))
