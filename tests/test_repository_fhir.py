@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import BadRequest, Gone, NotFound, PreconditionFailed, Unprocessable
+from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, Unprocessable
 from engine.repository.fhir import FhirRepository
 from engine.repository.ids import deterministic_id
 from engine.repository.port import Store
@@ -586,9 +586,10 @@ def test_transaction_rewrites_urn_uuid_and_is_atomic(repo: FhirRepository) -> No
         repo.read("Patient", "p-new")
     with pytest.raises(BadRequest):
         repo.transaction({"resourceType": "Bundle", "type": "batch", "entry": []})
-    with pytest.raises(BadRequest):
+    with pytest.raises(FhirError) as refused:  # as PATCH over HTTP: 405 (labels19; was a 400)
         repo.transaction({"resourceType": "Bundle", "type": "transaction",
                           "entry": [{"resource": patient("x"), "request": {"method": "PATCH", "url": "Patient/x"}}]})
+    assert refused.value.status == 405
 
 
 def test_batch_reports_each_entry(repo: FhirRepository) -> None:

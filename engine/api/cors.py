@@ -11,7 +11,9 @@ Two kinds of endpoint:
   apps authenticate with a bearer token in ``Authorization``, not with cookies.
 
 Preflights (``OPTIONS`` with ``Access-Control-Request-Method``) are answered here, before routing
-and audit: 204 with the allowed methods and headers for a known origin, 403 otherwise. Requests
+and audit: 204 with the allowed methods and headers for a known origin, 403 otherwise (an
+``OperationOutcome`` with ``Cache-Control: no-store``, as every ``/fhir`` error says: this
+middleware is outside ``NoStore``). Requests
 without an ``Origin`` header (servers, same-origin pages) pass untouched, so the FHIR hot path pays
 one scan of the request headers.
 """
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api.no_store import NO_STORE
 from engine.api.outcomes import FHIR_JSON, outcome
 from engine.auth.clients import ClientRegistry
 
@@ -118,7 +121,7 @@ class Cors:
                                         "redirect URI on this origin, or add it to HUREN_CORS_ORIGINS"))
             await send({"type": "http.response.start", "status": 403,
                         "headers": [(b"content-type", FHIR_JSON.encode()), (b"content-length", str(len(body)).encode()),
-                                    (b"vary", b"Origin")]})
+                                    (b"vary", b"Origin"), NO_STORE]})
             await send({"type": "http.response.body", "body": body})
             return
         headers = [(b"access-control-allow-origin", allow), (b"access-control-allow-methods", ALLOW_METHODS),

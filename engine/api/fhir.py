@@ -36,9 +36,10 @@ from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
 from engine.repository.indexing import date_range
+from engine.repository.references import is_conditional, references_in
 from engine.repository.scoped import ScopedRepository
 from engine.repository.search import MAX_COUNT
-from engine.repository.searching import only_elements
+from engine.repository.searching import only_elements, read_elements
 
 
 class FhirTypeConvertor(Convertor[str]):
@@ -91,6 +92,16 @@ async def _body(request: Request) -> Any:
         return fhirjson.loads(raw)
     except fhirjson.DecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _no_conditional_references(resource: Any) -> None:
+    """A conditional reference (``Patient?identifier=…``) stands for a search's one match in a
+    transaction only (R4); in a plain create or update it was stored as written, a reference to
+    nothing (the record then reached no compartment, search or recognition): a 400 naming it."""
+    found = next((r for r in references_in(resource, []) if is_conditional(r)), None) if isinstance(resource, dict) else None
+    if found is not None:
+        raise BadRequest(f"the conditional reference '{found[:80]}' is resolved in a transaction Bundle only; "
+                         "send the record's id (Type/id)", expression=[str(resource.get("resourceType"))])
 
 
 def _write_response(request: Request, result: WriteResult, *, created_status: int = 201) -> Response:
@@ -172,6 +183,7 @@ async def create(rtype: str, request: Request, repo: ScopedRepository = Depends(
     resource = await _body(request)
     if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
         raise BadRequest(f"the body must be a {rtype} resource", expression=["resourceType"])
+    _no_conditional_references(resource)
     # ``If-None-Exist`` header, or the query string of ``POST Type?identifier=...`` (fhirpy)
     condition = request.headers.get("if-none-exist") or urlencode(_params(request)) or None
     result = await run_in_threadpool(lambda: repo.create(resource, if_none_exist=condition))
@@ -186,6 +198,7 @@ async def conditional_update(rtype: str, request: Request, repo: ScopedRepositor
     if not params:
         raise BadRequest(f"PUT {rtype} needs an id (PUT {rtype}/id) or search parameters (PUT {rtype}?...)")
     resource = await _body(request)
+    _no_conditional_references(resource)
     result = await run_in_threadpool(repo.conditional_update, rtype, params, resource)
     note(request, action="update", resources=[result.resource])
     return _write_response(request, result)
@@ -193,18 +206,9 @@ async def conditional_update(rtype: str, request: Request, repo: ScopedRepositor
 
 # -- instance-level interactions ----------------------------------------------------------------------
 def _read_elements(request: Request) -> list[str] | None:
-    """The elements a read or vread asks for (``_elements``; ``None``: the whole resource), with
-    ``_summary`` read as a search reads it: ``false`` is the whole resource, any other value a 400
-    naming it -- a read that ignored either would answer a whole resource as though it were the
-    subset asked for (or a subset as though whole)."""
-    elements: list[str] | None = None
-    for key, value in request.query_params.multi_items():
-        if key == "_summary" and value != "false":
-            raise BadRequest(f"_summary={value[:40]} is not supported on a read (use _elements, or false)",
-                             code="not-supported", expression=["_summary"])
-        if key == "_elements":
-            elements = [*(elements or []), *(e.strip() for e in value.split(",") if e.strip())]
-    return elements
+    """The elements a read or vread asks for (``searching.read_elements``: ``_summary`` other than
+    ``false`` is a 400)."""
+    return read_elements(request.query_params.multi_items())
 
 
 def _not_modified(request: Request, version: str, updated: str) -> bool:
@@ -375,6 +379,7 @@ async def update(rtype: str, rid: str, request: Request, repo: ScopedRepository 
     if resource.get("id") != rid:
         raise BadRequest(f"the body's id ({resource.get('id')}) must equal the URL id ({rid})",
                          expression=[f"{rtype}.id"])
+    _no_conditional_references(resource)
     if_match = request.headers.get("if-match")
     result = await run_in_threadpool(lambda: repo.update(resource, if_match=if_match))
     note(request, action="update", resources=[result.resource])

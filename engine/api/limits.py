@@ -7,6 +7,9 @@ are refused here, before any router or parser sees the body, with an ``Operation
 - more than ``HUREN_MAX_REQUEST_BYTES`` (``Content-Length`` or the bytes actually received) → 413;
 - a JSON body nested deeper than ``HUREN_MAX_JSON_DEPTH`` objects/arrays → 400.
 
+Each refusal says ``Cache-Control: no-store`` as every ``/fhir`` answer does: this middleware sits
+outside ``NoStore``, so its answers never passed it (nineteenth round).
+
 The depth check never parses: escape sequences are dropped, everything but quotes and brackets
 is deleted with ``bytes.translate``, the strings (now only quotes around any brackets they held)
 are cut out, and the innermost pairs are removed level by level; every step is a C-speed pass
@@ -20,6 +23,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api.no_store import NO_STORE
 from engine.api.outcomes import FHIR_JSON, outcome
 
 # objects and arrays nest alike: "{" reads as "[" and "}" as "]"; all but quotes and brackets go
@@ -96,7 +100,7 @@ class RequestLimits:
         body = orjson.dumps(outcome("error", code, diagnostics))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", FHIR_JSON.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+                                (b"connection", b"close"), NO_STORE]})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -170,6 +170,8 @@ async def check_recognition(request: Request, caller: Caller = Depends(get_calle
     matches = recognition.check(order)
     if repo.confined:  # a resident sees only results they may read themselves
         matches = [m for m in matches if repo.can_read(*m.result.ref.split("/", 1))]
+    else:  # nor is anyone told of a result labelled beyond them (its item, institution, date: labels19)
+        matches = [m for m in matches if not repo.label_withheld(*m.result.ref.split("/", 1))]
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:

@@ -25,6 +25,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--public", action="store_true", help="public client (no secret; PKCE only)")
     add.add_argument("--jwks", type=Path, help="JWKS file of the client's public keys (private_key_jwt)")
     add.add_argument("--name", default="")
+    add.add_argument("--institution", metavar="CODE",
+                     help="the institution whose system this is (kind system): bound, it reads no record labelled "
+                          "R or V -- huren cannot tell which records are its own -- so bind the systems of "
+                          "the hospitals that do not send them (机构绑定：不可读取 R/V 密级记录)")
     add.set_defaults(handler=client_add)
     lst = csub.add_parser("list", help="list registered clients")
     lst.set_defaults(handler=client_list)
@@ -44,11 +48,12 @@ def client_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         secret = ClientRegistry(settings.data_dir).add(
             args.client_id, scopes=scopes, kind=args.kind, redirect_uris=args.redirect_uri,
-            jwks=jwks, public=args.public, name=args.name)
+            jwks=jwks, public=args.public, name=args.name, institution=args.institution)
     except (ValueError, ScopeError) as exc:
         print(f"error: {exc}")
         return 2
-    print(f"client {args.client_id} registered ({args.kind}; scopes: {' '.join(scopes)})")
+    bound = f"; institution {args.institution}: reads no R/V record" if args.institution else ""
+    print(f"client {args.client_id} registered ({args.kind}; scopes: {' '.join(scopes)}{bound})")
     if secret:
         print(f"client secret (shown once, store it now): {secret}")
     return 0
@@ -57,7 +62,8 @@ def client_add(args: argparse.Namespace, settings: Settings) -> int:
 def client_list(args: argparse.Namespace, settings: Settings) -> int:
     for c in ClientRegistry(settings.data_dir).all():
         auth = "public" if c.public else ("private_key_jwt" if c.jwks else "secret")
-        print(f"{c.client_id}\t{c.kind}\t{auth}\t{' '.join(c.scopes)}\t{' '.join(c.redirect_uris)}")
+        print(f"{c.client_id}\t{c.kind}\t{auth}\t{' '.join(c.scopes)}\t{' '.join(c.redirect_uris)}"
+              + (f"\tinstitution={c.institution}" if c.institution else ""))
     return 0
 
 

@@ -75,6 +75,9 @@ class Client:
     redirect_uris: list[str] = field(default_factory=list)
     jwks: dict[str, Any] | None = None  # public keys for private_key_jwt
     name: str = ""
+    # a system client's institution (``--institution``): another hospital's system, which reads no
+    # record labelled R or V (``engine.auth.confidentiality``); None: a trusted system, reads all
+    institution: str | None = None
 
     @property
     def public(self) -> bool:
@@ -105,11 +108,17 @@ class ClientRegistry:
             return [*self.builtin.values(), *self._load().values()]
 
     def add(self, client_id: str, *, scopes: list[str], kind: str = "system", redirect_uris: list[str] = (),
-            jwks: dict[str, Any] | None = None, public: bool = False, name: str = "") -> str | None:
+            jwks: dict[str, Any] | None = None, public: bool = False, name: str = "",
+            institution: str | None = None) -> str | None:
         """Register (or replace) a client; returns the new secret, shown once, or None for
-        public clients and private_key_jwt clients."""
+        public clients and private_key_jwt clients. ``institution`` binds a system client to the
+        hospital whose system it is (its tokens carry it)."""
         if kind not in KINDS:
             raise ValueError(f"client kind must be one of {', '.join(KINDS)}")
+        if institution is not None and (kind != "system" or not institution.strip()
+                                        or any(ch.isspace() for ch in institution)):
+            raise ValueError("--institution binds a system client to an institution code (no spaces); "
+                             "other kinds read no R/V record already")
         if not client_id or any(ch.isspace() or ch in ":/" for ch in client_id):
             raise ValueError("client id must be non-empty, without spaces, ':' or '/'")
         if client_id in self.builtin:
@@ -121,7 +130,7 @@ class ClientRegistry:
             check_redirect_uri(uri)
         secret = None if (public or jwks) else secrets.token_urlsafe(32)
         client = Client(client_id, kind, list(scopes), hash_secret(secret) if secret else None,
-                        list(redirect_uris), jwks, name)
+                        list(redirect_uris), jwks, name, institution)
         with self._lock:
             clients = dict(self._load())
             clients[client_id] = client

@@ -9,7 +9,10 @@ originator alone. The safe reading here, since huren cannot tell which hospital 
 to (no rule on ``/fhir`` does: see ``ScopedRepository``'s remit) nor who is in its care team:
 
 - a **hospital system** (a ``system`` client without a remit: the institutions' own HIS, which
-  send and exchange these records and answer for their use): every record, as sent;
+  send and exchange these records and answer for their use): every record, as sent -- unless
+  the client is bound to an institution (``huren client add --institution``: another hospital's
+  system, a township clinic's): neither ``R`` nor ``V``, since no rule tells which records are
+  that institution's own (its need to know cannot be shown, so it is not assumed);
 - a **resident** reading their own record: ``R`` yes (it restricts disclosure to *others*), ``V``
   no -- the originator releases such a note to the person in the clinic;
 - a **family member** acting for the resident: neither ``R`` nor ``V`` -- the family grant is a
@@ -21,6 +24,11 @@ to (no rule on ``/fhir`` does: see ``ScopedRepository``'s remit) nor who is in i
 A withheld record reads exactly like a missing one (404, not in searches, totals, includes,
 ``_history``, ``vread``, Bundle entries or ``$everything``), and neither can it be written over.
 A label in any other system, or an unknown code, withholds nothing.
+
+A record huren builds *from* others carries their label (``carried``): a recognition flag
+(``DetectedIssue``) names its prior and repeated results, the institutions, the dates and the
+item, so it tells what an R-labelled result would, and is labelled as the most confidential record
+it cites (v3: a derived record keeps its sources' "high water mark").
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ def withheld_codes(caller: Caller) -> frozenset[str]:
     """The confidentiality codes whose records ``caller`` is not shown (see module docstring)."""
     if caller.kind == "patient":
         return _BOTH if caller.acting is not None or caller.consent is not None else frozenset({"V"})
-    if caller.kind == "system" and caller.remit is None and caller.role is None:
+    if caller.kind == "system" and caller.remit is None and caller.role is None and caller.institution is None:
         return frozenset()
     return _BOTH
 
@@ -67,3 +75,29 @@ def labels(resource: dict[str, Any]) -> frozenset[str]:
 def may_carry(raw: bytes) -> bool:
     """Whether stored bytes can carry a confidentiality label at all (no: none to look for)."""
     return MARKER in raw
+
+
+def carried(resource: dict[str, Any], sources: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """``resource`` (built from ``sources``: a flag from the results and order it cites) labelled
+    as the most confidential of them -- ``V`` if any is ``V``, else ``R`` if any is ``R`` -- and
+    with no confidentiality label of this system when none is: the label is the sources', given
+    again each time ``resource`` is written, so one taken off a source comes off it too. Its
+    other security labels are kept. Returns ``resource`` itself when nothing changes."""
+    found: set[str] = set()
+    for source in sources:
+        if source is not None:
+            found |= labels(source)
+    top = "V" if "V" in found else "R" if "R" in found else None
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    security = meta.get("security") if isinstance(meta.get("security"), list) else []
+    others = [c for c in security if not (isinstance(c, dict) and c.get("system") == SYSTEM)]
+    wanted = [*others, {"system": SYSTEM, "code": top}] if top else others
+    if wanted == security:
+        return resource
+    meta = {k: v for k, v in meta.items() if k != "security"}
+    if wanted:
+        meta["security"] = wanted
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    if meta:
+        out["meta"] = meta
+    return out

@@ -159,7 +159,7 @@ class AuthService:
         key = None
         if kind != "patient":
             key = (claims["jti"], claims["sub"], kind, claims.get("scope"), claims.get("client_id"),
-                   claims.get("person"), claims.get("patient"))
+                   claims.get("person"), claims.get("patient"), claims.get("institution"))
             with self._cache_lock:
                 cached = self._callers.get(key)
             if cached is not None:
@@ -176,7 +176,9 @@ class AuthService:
                         client_id=claims.get("client_id", ""), patient_ids=patient_ids,
                         person=claims.get("person"), patient=patient, token_id=claims["jti"],
                         acting=claims.get("acting") if kind == "patient" else None,
-                        consent=claims.get("consent") if kind == "patient" else None)
+                        consent=claims.get("consent") if kind == "patient" else None,
+                        # a system client bound to its hospital (``huren client add --institution``)
+                        institution=claims.get("institution") if kind == "system" else None)
         if key is not None:
             with self._cache_lock:
                 self._callers[key] = caller
@@ -392,7 +394,8 @@ class AuthService:
         if not granted:
             raise OAuthError("invalid_scope", "no resource scope requested")
         token, claims = self.issue_token(subject=client.client_id, kind=kind, client_id=client.client_id,
-                                         scopes=granted)
+                                         scopes=granted,
+                                         extra={"institution": client.institution} if client.institution else None)
         return {"access_token": token, "token_type": "Bearer", "expires_in": claims["exp"] - claims["iat"],
                 "scope": claims["scope"]}
 

@@ -51,7 +51,7 @@ class Reviews(RecognitionState):
                     "action": {"coding": [{"system": "urn:huren:recognition-review", "code": r["decision"]}],
                                "text": r["reason"]},
                     "date": r["at"], "author": {"display": r["by"]}})
-            self.repository.update(issue)
+            self._write_issue(issue)  # keeps the label of the results it cites
             return {**row, "status": decision, "reviews": reviews}
 
     def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, date, datetime
 from typing import Any
 
+from engine.auth import confidentiality
 from engine.errors import Gone, NotFound
 from engine.recognition import aggregates
 from engine.recognition.decision import Order
@@ -77,15 +78,19 @@ class RecognitionState:
             return None
 
     def _write_issue(self, issue: dict[str, Any]) -> None:
-        """Store a DetectedIssue at its deterministic id (the repository skips unchanged content)."""
-        self.repository.update(issue)
+        """Store a DetectedIssue at its deterministic id (the repository skips unchanged content),
+        labelled as the most confidential record it cites (``confidentiality.carried``: a flag
+        tells what its R-labelled result would; labels19)."""
+        cited = {tuple(r["reference"].split("/")) for r in issue.get("implicated") or ()
+                 if isinstance(r.get("reference"), str) and r["reference"].count("/") == 1}
+        self.repository.update(confidentiality.carried(issue, (self.read(t, i) for t, i in sorted(cited))))
 
     def _cancel_issue(self, issue_ref: str) -> None:
         current = self.read("DetectedIssue", issue_ref)
         if current is not None and current.get("status") != "cancelled":
             updated = {k: v for k, v in current.items() if k not in ("meta", "text")}
             updated["status"] = "cancelled"
-            self.repository.update(updated)
+            self._write_issue(updated)
 
     def _put_flag(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         """Store a flag row and move its tally; inside a write group, once when the group ends."""

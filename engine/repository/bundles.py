@@ -9,6 +9,8 @@ entry of its own.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,9 +20,43 @@ from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.reads import Reads
-from engine.repository.references import rewrite_references
+from engine.repository.references import is_conditional, references_in, rewrite_references
+from engine.repository.searching import only_elements, read_elements
 from engine.repository.versioning import body_of, parse_etag
 from engine.repository.writes import Writes
+
+# R4 Bundle.entry.request.method (HTTPVerb)
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+# parameters that shape the answer's format, not the search (dropped, as the HTTP routes drop them)
+_CONTROL = frozenset({"_format", "_pretty"})
+_FORM = "application/x-www-form-urlencoded"
+
+
+def interaction(method: str, parts: list[str]) -> str:
+    """What an entry asks, from its method and its url's path segments (R4 http.html), so that a
+    Bundle runs what the same request over HTTP would run: ``search`` (``GET``/``HEAD [type]``,
+    and ``POST [type]/_search`` -- a search, never a create), ``read``, ``vread``, ``create``
+    (``POST [type]``), ``update`` (``PUT [type]/[id]``, ``PUT [type]?search``), ``delete``
+    (``DELETE [type]/[id]``), ``patch``, ``operation`` (a ``$name`` segment), or ``other`` (a
+    shape HTTP has no route for either: ``POST [type]/[id]``, ``DELETE [type]?search``)."""
+    if any(p.startswith("$") for p in parts[1:]):
+        return "operation"
+    n = len(parts)
+    if method in ("GET", "HEAD"):
+        return "search" if n == 1 else "read" if n == 2 else "vread" if n == 4 and parts[2] == "_history" else "other"
+    if method == "POST":
+        return "create" if n == 1 else "search" if n == 2 and parts[1] == "_search" else "other"
+    if method == "PUT":
+        return "update" if n in (1, 2) else "other"
+    if method == "DELETE":
+        return "delete" if n == 2 else "other"
+    if method == "PATCH":
+        return "patch"
+    return "other"
+
+
+# the scope an entry's interaction needs (``None``: none is run, the entry is refused on its own)
+SCOPE_OF = {"search": "s", "read": "r", "vread": "r", "create": "c", "update": "u", "patch": "u", "delete": "d"}
 
 
 class Bundles(Writes, Reads):
@@ -44,6 +80,7 @@ class Bundles(Writes, Reads):
         with self.store.transaction():
             for n, entry in enumerate(entries):
                 plans.append(self._plan(n, entry, mapping, access))
+            self._resolve_conditional_references(plans, mapping, access)
             for plan in plans:
                 if plan.get("resource") is not None:
                     if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
@@ -58,21 +95,23 @@ class Bundles(Writes, Reads):
                         plan["validated"] = True
             targets = [(p["resource"]["resourceType"], p["resource"]["id"]) for p in plans
                        if p.get("resource") is not None and p.get("match") is None]
-            targets += [(p["path"][0], p["path"][1]) for p in plans if p["method"] == "DELETE" and len(p["path"]) == 2]
+            targets += [(p["path"][0], p["path"][1]) for p in plans if p["kind"] == "delete"]
             if len(targets) != len(set(targets)):
                 twice = next(t for t in targets if targets.count(t) > 1)
                 raise BadRequest(f"{twice[0]}/{twice[1]} is the target of more than one entry of the transaction")
             current = self.backend.current_many([(p["resource"]["resourceType"], p["resource"]["id"])
-                                                 for p in plans if p["method"] == "PUT"])
+                                                 for p in plans if p["kind"] == "update"])
             for plan in plans:
-                if plan["method"] == "PUT":
+                if plan["kind"] == "update":
                     res = plan["resource"]
                     plan["existing"] = current.get((res["resourceType"], res["id"]))
             responses: list[dict[str, Any] | None] = [None] * len(plans)
-            order = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+            # R4 transaction order: deletes, creates, updates, then reads and searches (a
+            # ``POST [type]/_search`` among them: it is a search, run after the writes)
+            order = {"delete": 0, "create": 1, "update": 2, "read": 3, "vread": 3, "search": 3}
             with self._grouped():
-                for plan in sorted(plans, key=lambda p: (order[p["method"]], p["n"])):
-                    if plan["method"] == "GET":
+                for plan in sorted(plans, key=lambda p: (order[p["kind"]], p["n"])):
+                    if order[plan["kind"]] == 3:
                         self._flush()
                     responses[plan["n"]] = self._execute_entry(plan, access, touched)
             for plan in plans:  # hook issues arrive at the flush: surface them per entry
@@ -81,6 +120,29 @@ class Bundles(Writes, Reads):
                     response["response"]["outcome"] = {"resourceType": "OperationOutcome", "issue": result.issues}
         return {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "transaction-response",
                 "entry": responses}
+
+    def _resolve_conditional_references(
+        self, plans: list[dict[str, Any]], mapping: dict[str, str], access: Access | None
+    ) -> None:
+        """R4 transaction processing: each conditional reference (``Patient?identifier=…``) in an
+        entry's resource stands for the one record its search matches -- the caller's own search,
+        on what is stored before the transaction writes -- and is rewritten to it; none or several
+        fail the transaction (412). It used to be stored as written: a reference to nothing, so the
+        Encounter never reached its patient's compartment, searches or recognition."""
+        for plan in plans:
+            if plan.get("resource") is None:
+                continue
+            for ref in references_in(plan["resource"], []):
+                if ref in mapping or not is_conditional(ref):
+                    continue
+                rtype, _, query = ref.partition("?")
+                where = f"Bundle.entry[{plan['n']}] reference"
+                if rtype not in self.params.resource_types:
+                    raise BadRequest(f"{where} '{ref[:80]}': '{rtype[:40]}' is not a FHIR R4 resource type")
+                match = self._conditional_match(rtype, query, where, access)
+                if match is None:
+                    raise PreconditionFailed(f"{where} '{ref[:80]}' matches no {rtype}")
+                mapping[ref] = f"{rtype}/{match['id']}"
 
     def _execute_entry(
         self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
@@ -108,7 +170,7 @@ class Bundles(Writes, Reads):
         for n, entry in enumerate(entries):
             try:
                 with self.store.transaction():
-                    responses.append(self._execute(self._plan(n, entry, {}, access), access, touched))
+                    responses.append(self._execute(self._plan(n, entry, {}, access, batch=True), access, touched))
             except FhirError as exc:
                 responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                                "outcome": exc.outcome()}})
@@ -123,10 +185,26 @@ class Bundles(Writes, Reads):
         entries = bundle.get("entry") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise BadRequest("Bundle.entry must be a list of entries", expression=["Bundle.entry"])
+        # bdl-7: a fullUrl names one entry (or versions of one resource). Two entries under one
+        # ``urn:uuid:`` had every reference to it rewritten to the later one: an Encounter of
+        # patient a stored as patient b's
+        seen: dict[str, Any] = {}
+        for n, entry in enumerate(entries):
+            full_url = entry.get("fullUrl")
+            if not isinstance(full_url, str):
+                continue
+            resource = entry.get("resource")
+            meta = resource.get("meta") if isinstance(resource, dict) else None
+            version = meta.get("versionId") if isinstance(meta, dict) else None
+            if full_url in seen and (version is None or seen[full_url] is None or version == seen[full_url]):
+                raise BadRequest(f"Bundle.entry[{n}].fullUrl {full_url[:80]} names another entry too (bdl-7: "
+                                 "fullUrl must be unique in a Bundle)", expression=[f"Bundle.entry[{n}].fullUrl"])
+            seen[full_url] = version
         return entries
 
     def _plan(
-        self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None
+        self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None,
+        *, batch: bool = False,
     ) -> dict[str, Any]:
         """Check one entry and work out its target id (filling ``mapping`` for urn:uuid fullUrls)."""
         where = f"Bundle.entry[{n}]"
@@ -134,21 +212,55 @@ class Bundles(Writes, Reads):
         if not isinstance(request, dict) or not isinstance(request.get("url"), str):
             raise BadRequest(f"{where}: request.method and request.url are required", expression=[f"{where}.request"])
         method = str(request.get("method", "")).upper()
-        if method not in ("GET", "POST", "PUT", "DELETE"):
+        if method not in METHODS:
             raise BadRequest(f"{where}: method '{method}' is not supported", expression=[f"{where}.request.method"])
+        for name in ("ifMatch", "ifNoneMatch", "ifNoneExist", "ifModifiedSince"):
+            if name in request and not isinstance(request[name], str):  # a number here was a 500
+                raise BadRequest(f"{where}: request.{name} must be a string", expression=[f"{where}.request.{name}"])
         url = request["url"]
         if self.base_url and url.startswith(self.base_url + "/"):
             url = url[len(self.base_url) + 1 :]
         path, _, query = url.partition("?")
         parts = [p for p in path.split("/") if p]
+        kind = interaction(method, parts)
         plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
-                                "resource": None, "if_match": request.get("ifMatch"),
+                                "kind": kind, "resource": None, "if_match": request.get("ifMatch"),
                                 "if_none_exist": request.get("ifNoneExist"),
                                 "if_none_match": request.get("ifNoneMatch"),
                                 "if_modified_since": request.get("ifModifiedSince")}
         if not parts or parts[0] not in self.params.resource_types:
             raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
                              expression=[f"{where}.request.url"])
+        if kind == "operation":
+            raise FhirError(f"{where}: operations ({method} {path}) are not run inside a Bundle here; "
+                            "call them on their own URL", status=400, code="not-supported",
+                            expression=[f"{where}.request.url"])
+        if kind == "patch":
+            raise FhirError(f"{where}: PATCH is not supported (not over HTTP either): send the whole resource "
+                            "with PUT", status=405, code="not-supported", expression=[f"{where}.request.method"])
+        if kind == "other" and method in ("GET", "HEAD"):
+            raise FhirError(f"{where}: {method} {path} is not supported in a Bundle (call it on its own URL)",
+                            status=400, code="not-supported", expression=[f"{where}.request.url"])
+        if kind == "other":  # the answer HTTP gives the same request: no such interaction (405)
+            raise FhirError(f"{where}: {method} {path} is not an interaction huren supports",
+                            status=405, code="not-supported", expression=[f"{where}.request.url"])
+        if kind == "search":
+            plan["search"] = [*self._query_params(query), *self._search_body(entry.get("resource"), where)]
+            return plan
+        if kind in ("read", "vread"):
+            plan["elements"] = read_elements(parse_qsl(query, keep_blank_values=True))
+            return plan
+        if batch:  # a batch entry (a transaction resolves them: ``_resolve_conditional_references``)
+            refs = references_in(entry.get("resource"), []) if isinstance(entry.get("resource"), dict) else []
+            conditional = next((r for r in refs if is_conditional(r)), None)
+            if conditional is not None:
+                raise BadRequest(f"{where}: the conditional reference '{conditional[:80]}' is resolved in a "
+                                 "transaction only (R4); send the Bundle as a transaction, or the record's id",
+                                 expression=[f"{where}.resource"])
+        if kind == "create" and not plan["if_none_exist"] and query:
+            # ``POST [type]?search``, the conditional create fhirpy sends, means over HTTP what
+            # ``ifNoneExist`` means: the Bundle entry used to drop the query and create a duplicate
+            plan["if_none_exist"] = query
         full_url = entry.get("fullUrl")
         if method in ("POST", "PUT"):
             resource = entry.get("resource")
@@ -193,32 +305,71 @@ class Bundles(Writes, Reads):
                 mapping[full_url] = f"{parts[0]}/{resource['id']}"
         return plan
 
+    @staticmethod
+    def _query_params(query: str) -> list[tuple[str, str]]:
+        """A search entry's url parameters, without the format ones (``_format``, ``_pretty``)."""
+        return [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in _CONTROL]
+
+    @classmethod
+    def _search_body(cls, resource: Any, where: str) -> list[tuple[str, str]]:
+        """The parameters a ``POST [type]/_search`` entry carries besides its url's: none, a
+        ``Parameters`` resource (one primitive ``value[x]`` per parameter: what clients such as the
+        .NET SDK's ``SearchUsingPost`` put there), or a ``Binary`` of the form body over HTTP
+        (``application/x-www-form-urlencoded``). Anything else is a 400: a search entry's body
+        is never stored."""
+        if resource is None:
+            return []
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+        if rtype == "Parameters":
+            out: list[tuple[str, str]] = []
+            params = resource.get("parameter") or []
+            if not isinstance(params, list):
+                raise BadRequest(f"{where}: Parameters.parameter must be a list", expression=[f"{where}.resource.parameter"])
+            for k, param in enumerate(params):
+                values = [(key, v) for key, v in param.items() if key.startswith("value")] if isinstance(param, dict) else []
+                name = param.get("name") if isinstance(param, dict) else None
+                if not isinstance(name, str) or len(values) != 1 or not isinstance(values[0][1], (str, int, float, bool)):
+                    raise BadRequest(f"{where}: Parameters.parameter[{k}] must have a name and one primitive value[x]",
+                                     expression=[f"{where}.resource.parameter[{k}]"])
+                value = values[0][1]
+                out.append((name, ("true" if value else "false") if isinstance(value, bool) else str(value)))
+            return [(k, v) for k, v in out if k not in _CONTROL]
+        if rtype == "Binary" and str(resource.get("contentType", "")).split(";")[0].strip().lower() == _FORM:
+            try:
+                text = base64.b64decode(str(resource.get("data") or ""), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise BadRequest(f"{where}: Binary.data is not base64 of UTF-8 form parameters",
+                                 expression=[f"{where}.resource.data"]) from None
+            return cls._query_params(text)
+        raise BadRequest(f"{where}: a POST [type]/_search entry is a search: its parameters go in the url, a "
+                         f"Parameters resource or a Binary of {_FORM}, not a {rtype}",
+                         expression=[f"{where}.resource"])
+
     def _execute(
         self, plan: dict[str, Any], access: Access | None, touched: list[dict[str, Any]] | None
     ) -> dict[str, Any]:
         method, parts = plan["method"], plan["path"]
         validate = not plan.get("validated")
-        if method == "GET":
-            if len(parts) == 1:
-                params = parse_qsl(plan["query"], keep_blank_values=True)
-                # as the caller's own search, not the repository's with their ``Access`` beside it:
-                # that one left out nothing the caller's search leaves out in its query (the
-                # records labelled R or V, for an auditor: listed and counted in a batch)
-                result = self.search(parts[0], params) if access is None else access.search(parts[0], params)
-                body = result.bundle(self.base_url, parts[0], params)
-                if touched is not None:
-                    touched.extend(result.resources + result.included)
-                return {"resource": body, "response": {"status": "200 OK"}}
-            if len(parts) == 2:
+        if plan["kind"] == "search":
+            params = plan["search"]
+            # as the caller's own search, not the repository's with their ``Access`` beside it:
+            # that one left out nothing the caller's search leaves out in its query (the
+            # records labelled R or V, for an auditor: listed and counted in a batch)
+            result = self.search(parts[0], params) if access is None else access.search(parts[0], params)
+            if touched is not None:
+                touched.extend(result.resources + result.included)
+            if method == "HEAD":
+                return {"response": {"status": "200 OK"}}
+            return {"resource": result.bundle(self.base_url, parts[0], params), "response": {"status": "200 OK"}}
+        if plan["kind"] in ("read", "vread"):
+            if plan["kind"] == "read":
                 read = lambda: self.read(parts[0], parts[1])  # noqa: E731
-            elif len(parts) == 4 and parts[2] == "_history":
-                read = lambda: self.vread(parts[0], parts[1], parts[3])  # noqa: E731
             else:
-                raise BadRequest(f"GET {plan['url']} is not supported in a Bundle")
+                read = lambda: self.vread(parts[0], parts[1], parts[3])  # noqa: E731
             if access is None:
                 resource = read()
             else:  # one answer for missing, deleted and not yours: nothing about the entry leaks
-                admit = access.admit if len(parts) == 2 else access.admit_version
+                admit = access.admit if plan["kind"] == "read" else access.admit_version
                 try:
                     seen = admit(read())
                 except (NotFound, Gone):
@@ -226,16 +377,18 @@ class Bundles(Writes, Reads):
                 if seen is None:
                     raise NotFound(f"this {parts[0]} is not known")
                 resource = seen
+            if plan.get("elements") is not None:  # ``_elements`` as a read over HTTP answers it
+                resource = only_elements(resource, plan["elements"])
             if touched is not None:
                 touched.append(resource)
             response = {"status": "200 OK", "etag": f'W/"{resource["meta"]["versionId"]}"',
                         "lastModified": resource["meta"]["lastUpdated"]}
             if _not_modified(plan, resource["meta"]):
                 return {"response": {**response, "status": "304 Not Modified"}}
+            if method == "HEAD":
+                return {"response": response}
             return {"resource": resource, "response": response}
         if method == "DELETE":
-            if len(parts) != 2:
-                raise BadRequest(f"DELETE needs Type/id, got '{plan['url']}'")
             self.delete(parts[0], parts[1], access=access)
             return {"response": {"status": "204 No Content"}}
         resource = plan["resource"]

@@ -22,6 +22,13 @@ def rewrite_references(node: Any, mapping: dict[str, str]) -> None:
 
 
 
+def is_conditional(reference: str) -> bool:
+    """A conditional reference (``Patient?identifier=…``): a search standing for the one record it
+    matches, which R4 allows in a transaction only (http.html, transaction processing)."""
+    head, sep, _ = reference.partition("?")
+    return bool(sep) and head.isalpha() and head[:1].isupper()
+
+
 def references_in(node: Any, out: list[str]) -> list[str]:
     """Every literal ``reference`` string in ``node`` (depth first), appended to ``out``."""
     if isinstance(node, dict):

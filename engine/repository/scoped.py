@@ -65,13 +65,13 @@ from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
 from engine.identity.nationalid import compact, is_national_id
+from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
 
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
-_BUNDLE_ACTIONS = {"POST": "c", "PUT": "u", "DELETE": "d"}
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 Path_ = tuple[str, ...]
 
@@ -223,7 +223,10 @@ class ScopedRepository:
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
         # the confidentiality codes (v3 R, V) whose records this caller is not shown
         self._hidden_labels = confidentiality.withheld_codes(caller)
-        self._label_params: dict[str, list[tuple[str, str]] | None] = {}  # per type (per request)
+        # per type, for one search (its chains and includes): each search -- a Bundle's entries
+        # one by one -- asks again, so a record labelled since an earlier entry's search (by the
+        # Bundle's own write, or another writer's meanwhile) is left out of a later one's query
+        self._label_params: dict[str, list[tuple[str, str]] | None] = {}
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
         if caller.acting is not None or caller.consent is not None:
@@ -303,6 +306,18 @@ class ScopedRepository:
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    def label_withheld(self, rtype: str, rid: str) -> bool:
+        """Whether the current ``rtype/rid`` carries a confidentiality label withheld from this
+        caller (for operations that tell of records by reference without reading them for the
+        caller: ``$check-recognition``'s prior results). One primary-key read, skipped by the
+        byte pre-check; nothing is withheld from a caller shown every label."""
+        if not self._hidden_labels:
+            return False
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None or rec.deleted or rec.body is None or not confidentiality.may_carry(rec.body):
+            return False
+        return self._labelled(fhirjson.loads(rec.body))
 
     def _labelled(self, resource: dict[str, Any]) -> bool:
         """Does ``resource`` carry a confidentiality label withheld from this caller?"""
@@ -646,6 +661,7 @@ class ScopedRepository:
 
     def search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self.require(rtype, "s")
+        self._label_params.clear()
         return self._search(rtype, params)
 
     def conditional_matches(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -656,6 +672,7 @@ class ScopedRepository:
         matches are answered only as a read would answer them."""
         if not (self.allows(rtype, "s") or self.allows(rtype, "r")):
             raise Forbidden(f"a conditional interaction searches {rtype}: it needs a scope to read or search it")
+        self._label_params.clear()
         return self._search(rtype, params).resources
 
     def _search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
@@ -798,9 +815,13 @@ class ScopedRepository:
             parts = [p for p in path.split("/") if p]
             if not parts:
                 raise BadRequest(f"Bundle.entry[{n}]: request.url does not name a resource type")
-            action = "s" if method == "GET" and len(parts) == 1 else "r" if method == "GET" else _BUNDLE_ACTIONS.get(method)
-            if action is None:
+            if method not in bundles.METHODS:
                 raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
+            # the scope of what the entry runs (a ``POST [type]/_search`` searches: ``s``, not ``c``);
+            # an entry that runs nothing (an operation, PATCH, no such interaction) is refused on its own
+            action = bundles.SCOPE_OF.get(bundles.interaction(method, parts))
+            if action is None:
+                continue
             self.require(parts[0], action)
             if action == "s":  # a Bundle's search entry runs beside ``search``: the same refusal
                 self._refuse_unbound_types(parts[0])

@@ -43,6 +43,22 @@ def only_elements(resource: dict[str, Any], elements: list[str]) -> dict[str, An
     return out
 
 
+def read_elements(pairs: Iterable[tuple[str, str]]) -> list[str] | None:
+    """The elements a read or vread asks for (``_elements``; ``None``: the whole resource), with
+    ``_summary`` read as a search reads it: ``false`` is the whole resource, any other value a 400
+    naming it -- a read that ignored either would answer a whole resource as though it were the
+    subset asked for (or a subset as though whole). One rule for a read over HTTP and a Bundle's
+    read entry alike."""
+    elements: list[str] | None = None
+    for key, value in pairs:
+        if key == "_summary" and value != "false":
+            raise BadRequest(f"_summary={value[:40]} is not supported on a read (use _elements, or false)",
+                             code="not-supported", expression=["_summary"])
+        if key == "_elements":
+            elements = [*(elements or []), *(e.strip() for e in value.split(",") if e.strip())]
+    return elements
+
+
 @dataclass
 class SearchResult:
     resource_type: str | None
