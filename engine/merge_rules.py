@@ -391,12 +391,14 @@ class MergeRules:
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
         fields: dict[str, str] = {}
+        status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
             fields = {f"{rtype}.{element}": at for element, at in said.fields}
             if said.assumed:
                 assumed = said.assumed.intersection(stored)
                 if assumed:
                     incoming = {k: v for k, v in incoming.items() if k not in assumed}
+                    status_kept = "status" in assumed
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -442,7 +444,10 @@ class MergeRules:
         for name, ep in plan.over:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         for name, ep in plan.settled:
-            if name not in incoming and isinstance(out.get(name), list):
+            # the stored entries when the message states none; the message's own too when it only
+            # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
+            # its bed ``active`` beside the visit that stays ``planned``, nineteenth round)
+            if (name not in incoming or status_kept) and isinstance(out.get(name), list):
                 out[name] = _settled(out[name], ep.status_follows, out.get("status"))
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             left: list[tuple[str, Any]] = []
