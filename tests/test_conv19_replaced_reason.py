@@ -18,6 +18,7 @@ from engine.engine import Engine
 from tests.test_conv13_orders import PID, written
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix18_replace_order import by_number
+from tests.test_ingest_durability import err_fields
 
 REASON = "urn:huren:recognition-reason"
 
@@ -64,3 +65,27 @@ def test_an_order_replacing_nothing_takes_no_reason(engine: Engine, fhir: TestCl
     (only,) = written(engine, fhir, "RR6", "ServiceRequest")
     assert reasons(only) == [] and "replaces" not in only
 
+
+
+def test_an_order_the_lab_replaced_is_replaced(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """ORC-1 RU (replaced unsolicited: the filler replaced the order) and RQ (replaced as requested)
+    name the order replaced, as RP does; both were unmapped: the replaced order stayed ``active``
+    beside its replacement, which replaced nothing."""
+    for control, kind in (("RU1", "RU"), ("RQ1", "RQ")):
+        (ack,) = send(engine, order(control, (kind, f"ORD-{control}A", ""), ("RO", f"ORD-{control}B", "")))
+        assert ack_code_of(ack) == "AA", ack
+        orders = by_number(written(engine, fhir, control, "ServiceRequest"))
+        old, new = orders[f"ORD-{control}A"], orders[f"ORD-{control}B"]
+        assert (old["status"], new["status"]) == ("revoked", "active"), kind
+        assert new["replaces"] == [{"reference": f"ServiceRequest/{old['id']}"}], kind
+
+
+def test_a_replacement_alone_in_its_message_is_stored_unlinked_and_said(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """An RO whose replaced order came in another message: no field names the old order, and a guess
+    among the patient's revoked orders could link the wrong one. Stored unlinked; the ACK says so at
+    ORC-1 (it said nothing)."""
+    acks = send(engine, order("RA0", ("RP", "ORD-RA1", "")), order("RA1", ("RO", "ORD-RA2", "")))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+    warned = [e for e in err_fields(acks[1]) if e[4] == "W" and e[2].startswith("ORC^1^1")]
+    assert warned and "not linked" in warned[0][8], err_fields(acks[1])
+    assert not [e for e in err_fields(acks[0]) if e[2].startswith("ORC^1^1")]
