@@ -109,3 +109,17 @@ def test_latin1_text_under_8859_1_is_read_as_declared(engine: Engine, settings: 
     with reading(engine) as reader:
         assert patient(engine, reader, "CL1")["name"][0]["family"] == "Müller"
         assert patient(engine, reader, "CL2")["name"][0]["given"] == ["François"]
+
+
+def test_windows_1252_declared_latin1_is_refused_until_the_site_names_it(settings: Settings, tmp_path: Path) -> None:
+    """’ is 0x92 in Windows-1252, a C1 control code in ISO 8859-1: stored as U+0092 before."""
+    site = tmp_path / "site"
+    (site / "hl7v2").mkdir(parents=True)
+    with Engine(settings.with_(site=site)) as engine:
+        (ack,) = send(engine, adt("CW1", "O’Brien^Anne").encode("cp1252"))
+        assert ack_code_of(ack) == "AE", ack
+    (site / "hl7v2" / "senders.yaml").write_text("charsets:\n  FNXRMYY: cp1252\n", "utf-8")
+    with Engine(settings.with_(site=site)) as engine, reading(engine) as reader:
+        (ack,) = send(engine, adt("CW2", "O’Brien^Anne").encode("cp1252"))
+        assert ack_code_of(ack) == "AA", ack
+        assert patient(engine, reader, "CW2")["name"][0]["family"] == "O’Brien"
