@@ -57,7 +57,7 @@ from adapters.hl7v2.errors import (
     UNSUPPORTED_VERSION_ID,
     HL7Error,
 )
-from adapters.hl7v2.header import Header, decode, extract_header
+from adapters.hl7v2.header import Header, decode, extract_header, read_message
 from engine import fhirjson, heap
 from engine.audit.events import INSTITUTION, now_instant, patients_of
 from engine.audit.record import Facts, Requestor, facts
@@ -321,8 +321,7 @@ class Ingestor:
     def _item_for(self, doc: Document) -> _Item:
         """A work item for a stored message, processed under its own document id."""
         item = _Item(raw_of(doc), doc.get("channel", ""), doc.get("peer", ""), concurrent.futures.Future())
-        item.header, item.text = extract_header(item.raw)
-        item.header.resolve_sender(item.peer, self.site)
+        item.header, item.text = read_message(item.raw, item.peer, self.site)
         item.sha256 = doc["sha256"]
         item.doc_id, item.doc, item.process = doc["_id"], doc, True
         item.sender_key = self._other_sender(doc)
@@ -363,8 +362,7 @@ class Ingestor:
             if doc is None:
                 return None
             if raw is not None:
-                header, _ = extract_header(raw)
-                header.resolve_sender(doc.get("peer", ""), self.site)
+                header, _ = read_message(raw, doc.get("peer", ""), self.site)
                 if (not header.corrects(doc["facility"], doc["control_id"])
                         or header.application_code != application_of(doc)):
                     raise ValueError("a corrected message must keep MSH-3.1, MSH-4.1 and MSH-10 of the original "
@@ -484,8 +482,7 @@ class Ingestor:
         self.stats.received += len(items)
         t0 = time.perf_counter()
         for item in items:
-            item.header, item.text = extract_header(item.raw)
-            item.header.resolve_sender(item.peer, self.site)
+            item.header, item.text = read_message(item.raw, item.peer, self.site)
             item.sha256 = hashlib.sha256(item.raw).hexdigest()
         t1 = time.perf_counter()
         self.stats.seconds["header"] += t1 - t0
@@ -837,7 +834,7 @@ class Ingestor:
         t0 = time.perf_counter()
         text = item.text
         if not text:
-            text, _ = decode(item.raw, h.charset, h.extensions)
+            text, _ = decode(item.raw, h.override or h.charset, h.extensions)
         try:
             message = self.parse(text)
         except HL7Error as e:

@@ -32,7 +32,7 @@ INDEX = "index"  # the master patient index
 OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
-                       "progress", "names_all_of", "another", "another_if", "status_follows"})
+                       "progress", "names_all_of", "another", "another_if", "status_follows", "inherits"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -145,6 +145,9 @@ class ElementPlan:
     # entry status -> the resource statuses that give it (``status_follows``): a list element's stored
     # entries kept beside a message not stating it take the status the combined resource's status gives
     status_follows: tuple[tuple[str, frozenset[str]], ...] = ()
+    # (reference list element, coding system) -- ``inherits``: entries in that system taken from the
+    # resources the list names when the resource states none of its own
+    inherits: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ class TypePlan:
     over: tuple[tuple[str, ElementPlan], ...] = ()  # ``as_far_as`` / ``names_all_of`` elements
     sliced: tuple[str, ...] = ()  # the elements with slices: the only ones a create's ``combine`` looks at
     settled: tuple[tuple[str, ElementPlan], ...] = ()  # the ``status_follows`` elements
+    inherited: tuple[tuple[str, ElementPlan], ...] = ()  # the ``inherits`` elements
 
 
 class Stored(Protocol):
@@ -310,7 +314,9 @@ class MergeRules:
                      if (e.as_far_as or e.names_all_of) and e.mode != "replace")
         sliced = tuple(name for name, e in elements.items() if e.slices)
         settled = tuple((name, e) for name, e in elements.items() if e.status_follows and e.mode != "replace")
-        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled)
+        inherited = tuple((name, e) for name, e in elements.items() if e.inherits)
+        trivial = trivial and not inherited
+        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -347,7 +353,9 @@ class MergeRules:
                            str(self._pick(rule.get("another") or {}, ladder, "")), another_if,
                            frozenset(rule.get("unless_deletes") or ()),
                            tuple((entry, frozenset(statuses))
-                                 for entry, statuses in (rule.get("status_follows") or {}).items()))
+                                 for entry, statuses in (rule.get("status_follows") or {}).items()),
+                           (str(rule["inherits"]["through"]), str(rule["inherits"]["system"]))
+                           if rule.get("inherits") else None)
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
@@ -362,7 +370,12 @@ class MergeRules:
         Why: every lab or registration message creates a Patient (an MRN of its own), and the
         index's ``link`` slices made each of them a whole ``combine`` though none carries a link."""
         plan = self.plan(rtype, source)
-        if plan.trivial or (creating and not plan.guards_create):
+        if plan.trivial:
+            return True
+        if creating and plan.inherited and (resource is None or any(
+                resource.get(ep.inherits[0]) for _, ep in plan.inherited if ep.inherits)):
+            return False  # a create naming what it ``inherits`` from (a replacement order) is combined
+        if creating and not plan.guards_create:
             return True
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
                                                               for name in plan.sliced)
@@ -387,16 +400,20 @@ class MergeRules:
                         out.pop(name)
                     else:
                         out[name] = value
+            for name, ep in plan.inherited:
+                self._inherit(rtype, name, ep, out, issues)
             return Combined(out, issues)
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
         fields: dict[str, str] = {}
+        status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
             fields = {f"{rtype}.{element}": at for element, at in said.fields}
             if said.assumed:
                 assumed = said.assumed.intersection(stored)
                 if assumed:
                     incoming = {k: v for k, v in incoming.items() if k not in assumed}
+                    status_kept = "status" in assumed
         out = {}
         for name in (*incoming, *(k for k in stored if k not in incoming)):
             if name in ("resourceType", "id"):
@@ -441,8 +458,13 @@ class MergeRules:
                         out.pop(sibling, None)
         for name, ep in plan.over:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
+        for name, ep in plan.inherited:
+            self._inherit(rtype, name, ep, out, issues)
         for name, ep in plan.settled:
-            if name not in incoming and isinstance(out.get(name), list):
+            # the stored entries when the message states none; the message's own too when it only
+            # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
+            # its bed ``active`` beside the visit that stays ``planned``, nineteenth round)
+            if (name not in incoming or status_kept) and isinstance(out.get(name), list):
                 out[name] = _settled(out[name], ep.status_follows, out.get("status"))
         if said is not None:  # before a value and a reason are weighed: a deleted value is no longer there
             left: list[tuple[str, Any]] = []
@@ -565,6 +587,38 @@ class MergeRules:
         if isinstance(st, dict) and isinstance(inc, dict) and not same_concept(st, inc):
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
+
+    def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue]) -> None:
+        """``inherits``: a resource stating no entry of ``name`` in the rule's coding system takes the
+        entries in that system of the resources its reference list names (``through``). A
+        replacement order (ORC-1 RO) seldom repeats the re-test reason (ORC-16) the doctor gave on
+        the order it replaces -- its NW, one message or a day earlier --: the replacement, the order
+        the re-test is performed under, was flagged a repeat without reason (nineteenth round). The
+        reason stays the doctor's, the one given at that order's time; the issue names where it came
+        from. An entry of its own in that system, or nothing referenced, leaves the element as it is."""
+        assert ep.inherits is not None
+        through, system = ep.inherits
+        listed = out.get(name) if isinstance(out.get(name), list) else []
+        if any(_in_system(entry, system) for entry in listed):
+            return
+        refs = [str(r.get("reference")) for r in out.get(through) or () if isinstance(r, dict) and r.get("reference")]
+        refs = [r for r in refs if r != f"{rtype}/{out.get('id')}"]
+        if not refs:
+            return
+        taken: list[Any] = []
+        sources: list[str] = []
+        found = self._read_all(refs)
+        for ref in refs:
+            for entry in (found.get(ref) or {}).get(name) or ():
+                if _in_system(entry, system) and entry not in taken and entry not in listed:
+                    taken.append(entry)
+                    sources.append(ref)
+        if not taken:
+            return
+        out[name] = [*listed, *taken]
+        issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
+                       "diagnostics": f"{rtype}.{name}: taken from {', '.join(dict.fromkeys(sources))}, "
+                                      f"which this resource {through} (it states none of its own)"})
 
     def _read_all(self, refs: Sequence[str]) -> dict[str, Resource]:
         """The stored versions of ``refs`` (absent, deleted, unreadable: left out): this write's pending versions, the rest in one
@@ -703,6 +757,12 @@ def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...]
     if not any(isinstance(e, dict) and e.get("status") in moved for e in entries):
         return entries
     return [{**e, "status": target} if isinstance(e, dict) and e.get("status") in moved else e for e in entries]
+
+
+def _in_system(entry: Any, system: str) -> bool:
+    """A CodeableConcept with a coding in ``system`` (``inherits``)."""
+    return isinstance(entry, dict) and any(isinstance(c, dict) and c.get("system") == system
+                                           for c in entry.get("coding") or ())
 
 
 @lru_cache(maxsize=256)

@@ -401,6 +401,11 @@ _MERGE_ELEMENT: dict[str, Any] = {
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
         # a list's entry status -> the resource statuses that give it (Encounter.location by the visit's)
         "status_follows": {"type": "object", "minProperties": 1, "additionalProperties": _NAMES},
+        # entries in one coding system taken from the resources a reference list names (a replacement
+        # order's re-test reason from the order it replaces) when the resource states none of its own
+        "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,
+                     "properties": {"through": {"type": "string", "minLength": 1},
+                                    "system": {"type": "string", "minLength": 1}}},
         "slices": {
             "type": "array",
             "items": {

@@ -95,6 +95,7 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
     group = results.Group(scope.first("ORC"), scope.first("OBR"), obx=scope.all("OBX"), notes=notes)
     if spec.get("key_prefix"):  # results about the patient, not an order (ADT): by item and date
         key = f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message_key}"
+        key = _another_result(key, seg, env.ctx)
     else:
         key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message_key}|obx|{seg.value(3)}"
         key += f"|{seg.value(4)}|{seg.value(1) or seg.sequence}"
@@ -111,6 +112,27 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
         }
         return env.ctx.put(doc, key + "|ed")
     return ref
+
+
+def _another_result(key: str, seg: Segment, ctx: Context) -> str:
+    """The key of a patient-level result (ADT OBX) a second OBX of the message already took -- the
+    same test, no OBX-14, two values (a public ADT^A01 sends total protein 7.3 and 6.4): the second
+    was merged into the first (``Context.put`` keeps the first), its value dropped without a word
+    (nineteenth round). It is another result, told apart by its sub-id (OBX-4), else its set id
+    (OBX-1), else its place; the first keeps its key (stored ids do not move). The same OBX sent
+    twice (every field after OBX-1 alike) is one result."""
+    taken = ctx.patient_results
+    body = seg.fields[2:]
+    first = taken.get(key)
+    if first is None or first == body:
+        taken.setdefault(key, body)
+        return key
+    for told in (seg.value(4), seg.value(1), str(seg.sequence)):
+        other = f"{key}|{told}" if told else ""
+        if other and taken.get(other, body) == body:
+            taken[other] = body
+            return other
+    return f"{key}|@{seg.position}"
 
 
 def _with_patient(fn: Any) -> Builder:

@@ -94,8 +94,17 @@ def dtm(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
 
 
 def instant(rep: Repetition, rule: Rule, ctx: Context) -> str | None:
+    """DTM → FHIR instant (OBR-22 → DiagnosticReport.issued, TXA-4 → DocumentReference.date). An
+    instant is known to the second: a time sent to the minute (NIST's ``200808181800-0700``, as
+    many HIS write it) is left out rather than given seconds it was not sent with -- said, at the
+    field (it was dropped without a word, nineteenth round)."""
     text = _value(rep, rule)
-    return to_fhir_instant(text, ctx.tz) if text else None
+    if not text:
+        return None
+    value = to_fhir_instant(text, ctx.tz)
+    if value is None:
+        raise ValueError(f"{text!r} is not to the second, as an instant must be; left out, not given invented seconds")
+    return value
 
 
 def birth_time(rep: Repetition, rule: Rule, ctx: Context) -> str | None:

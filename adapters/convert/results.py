@@ -257,6 +257,12 @@ def report_key(group: Group, ctx: Context, pkey: str) -> str:
     return order_key(group, ctx, pkey)
 
 
+# ORC-1 codes naming the order a replacement (RO) after it in the message replaces (table 0119): the
+# placer's replace request (RP), the filler's unsolicited replacement (RU) and its answer to an RP (RQ).
+# RU and RQ were unmapped: the order the lab had replaced stayed active beside its replacement.
+REPLACED = frozenset({"RP", "RU", "RQ"})
+
+
 def service_request(
     group: Group,
     ctx: Context,
@@ -320,6 +326,13 @@ def service_request(
         res.setdefault("note", []).extend({"text": t} for t in notes)
     control = orc.value(1).strip().upper() if orc is not None else ""
     replacing = control == "RO" and bool(ctx.replace_requests)
+    if control == "RO" and not replacing:
+        # v2 ch. 4 sends the order replaced (RP/RU) before its replacement in the same message; an RO
+        # alone names nothing it replaces (no field carries the old number), and a guess among the
+        # patient's revoked orders could link the wrong one: stored unlinked, said (nineteenth round)
+        assert orc is not None
+        ctx.warn(orc.error("ORC-1 RO: no replaced order (ORC-1 RP, RU or RQ) before it in this message; "
+                           "the order it replaces is not linked (ServiceRequest.replaces)", 1))
     if replacing:  # the replacement order replaces the RP orders before it
         res["replaces"] = [{"reference": r} for r in ctx.replace_requests]
         ctx.replace_requests = []
@@ -331,7 +344,7 @@ def service_request(
             stored["replaces"] = others
         else:
             stored.pop("replaces", None)
-    if control == "RP" and ref["reference"] not in ctx.replace_requests:
+    if control in REPLACED and ref["reference"] not in ctx.replace_requests:
         ctx.replace_requests.append(ref["reference"])
     if notes and ctx.resources[ref["reference"]] is not res:
         _notes_of_another_group(ctx.resources[ref["reference"]], res)

@@ -18,6 +18,7 @@ they are decoded with an ISO 2022 codec instead.
 from __future__ import annotations
 
 import codecs
+import re
 
 # HL7 table 0211 (alternate character sets) -> Python codec; keys compared without spaces/underscores/case.
 _CHARSETS = {
@@ -105,3 +106,49 @@ def decode(raw: bytes, charset: str = "", extensions: tuple[str, ...] = ()) -> t
         except (UnicodeDecodeError, LookupError):
             continue
     return raw.decode("utf-8", errors="replace"), "utf-8?"
+
+
+# ISO 8859 parts (single-byte: one byte, one character, the delimiters where ASCII has them). In all
+# of them 0x80-0x9F are the C1 control codes, never text; in the Latin parts (1-4, 9, 15) two
+# neighbouring bytes from 0xA1 up are two accented letters or signs side by side -- rare in any
+# language -- while they are one Chinese character in GB 18030, one after another in every name.
+SINGLE_BYTE = frozenset({"latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6",
+                         "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-15"})
+_LATIN = frozenset({"latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-9", "iso8859-15"})
+_C1 = re.compile(rb"[\x80-\x9f]")
+_PAIR = re.compile(rb"[\xa1-\xfe]{2}")
+_IDEOGRAPH = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def misread(value: bytes, codec: str) -> str | None:
+    """Why the bytes of one field cannot be what a sender declaring the single-byte set ``codec``
+    (``SINGLE_BYTE``) meant, else None. Latin-1 reads any byte, so honouring a wrong ``8859/1``
+    silently stored every Chinese name as mojibake (``张三`` as ``ÕÅÈý``, nineteenth round); what
+    the declared set cannot hold is refused instead, the raw bytes kept for a replay once the site
+    says what the sender really sends (``senders.yaml`` ``charsets``):
+
+    - a C1 control byte (0x80-0x9F): not text in any ISO 8859 part (a UTF-8 continuation byte or a
+      GBK trail byte is one);
+    - in a Latin part: the field is valid UTF-8 with multi-byte characters (``Ã©`` for ``é``), or it
+      reads in GB 18030 with at least two Chinese characters each made of two bytes from 0xA1 up
+      (a one-character value, or accents side by side twice in one field such as ``ção`` ...
+      ``ção``, are the cases this reading cannot tell: the first passes as declared, the second is
+      refused -- a site sure of its sender says ``8859/1`` for it in ``charsets``)."""
+    c1 = _C1.search(value)
+    if c1 is not None:
+        return f"byte 0x{c1.group()[0]:02X} is a C1 control code, not text"
+    if codec not in _LATIN or _PAIR.search(value) is None:
+        return None
+    try:
+        value.decode("utf-8")
+        return "the bytes are UTF-8 text"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = value.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    chinese = [c for c in _IDEOGRAPH.findall(text) if min(c.encode("gb18030")) >= 0xA1]
+    if len(chinese) >= 2:  # named by its bytes: the ACK goes back in the declared set, which has no 张
+        return f"the bytes are Chinese text in GB 18030 ({chinese[0].encode('gb18030').hex(' ').upper()} ...)"
+    return None

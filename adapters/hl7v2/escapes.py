@@ -9,7 +9,7 @@ hot path never pays for fields nobody reads. Decoding follows the standard:
   not valid in it are kept as the escape sequence sent (``\\XD5C5\\`` in a UTF-8 message was stored
   as two replacement characters, eighteenth round: garbled, and the sent bytes lost);
 * ``\\H\\`` / ``\\N\\`` (highlighting on/off) are dropped: FHIR strings carry no highlighting;
-* ``\\.br\\`` and ``\\.sp\\`` (FT formatting) become line breaks; the other formatting commands
+* ``\\.br\\`` and ``\\.sp\\`` (FT formatting) become line breaks, ``\\.sp n\\`` n of them; the other formatting commands
   (``.fi .nf .in .ti .sk .ce``) are dropped because they only affect layout;
 * anything else (``\\Cxxyy\\``, ``\\Mxxyyzz\\``, ``\\Zxx\\``, an unterminated escape) is kept literally,
   as the standard asks receivers to ignore, not reject, sequences they do not understand.
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 
 _FORMATTING_BREAKS = {".br", ".sp"}
+_MOST_LINES_SKIPPED = 99  # ``\.sp n\`` beyond this is kept as sent (``_skip_lines``)
 _FORMATTING_DROPPED = (".fi", ".nf", ".in", ".ti", ".sk", ".ce")
 
 
@@ -113,11 +114,26 @@ def _decode_sequence(seq: str, enc: Encoding) -> str | None:
         except (UnicodeDecodeError, LookupError):
             return None
     if seq[0] == ".":
-        if seq in _FORMATTING_BREAKS or (seq.startswith(".sp") and seq[3:].lstrip("+").isdigit()):
+        if seq in _FORMATTING_BREAKS:
             return "\n"
+        if seq.startswith(".sp"):
+            return _skip_lines(seq[3:])
         if seq.startswith(_FORMATTING_DROPPED):
             return ""
     return None
+
+
+def _skip_lines(argument: str) -> str | None:
+    """``\\.sp <number>\\``: "end the current output line and skip <number> vertical spaces" --
+    that many line breaks (HAPI's formatted-text reading too; ``0`` only ends the line); the number
+    may follow a space or a ``+``. It was one break whatever the number, so a report's blank lines
+    between its sections were lost (nineteenth round). A number that is not a small integer
+    (``-1``, ``0x3``, ``99999999``: no report skips that far, and a sender's typo must not blow the
+    text up) is not understood: kept as sent."""
+    number = argument.strip().removeprefix("+")
+    if not number.isascii() or not number.isdigit() or int(number) > _MOST_LINES_SKIPPED:
+        return None
+    return "\n" * max(int(number), 1)
 
 
 def escape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:

@@ -13,10 +13,11 @@ here for the callers that hold a header.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.hl7v2.charsets import codec_for, decode, strip_bom
+from adapters.hl7v2.charsets import SINGLE_BYTE, codec_for, decode, misread, strip_bom
 from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -24,7 +25,7 @@ from adapters.hl7v2.errors import (
     HL7Error,
 )
 from adapters.hl7v2.parser import encoding_chars
-from adapters.hl7v2.senders import sender_institution
+from adapters.hl7v2.senders import sender_charset, sender_institution
 
 DEFAULT_FIELD_SEP = "|"
 DEFAULT_ENCODING_CHARS = "^~\\&"
@@ -54,6 +55,7 @@ class Header:
     problems: list[HL7Error] = field(default_factory=list)
     institution: str = ""  # the sender as resolved by ``senders.sender_institution`` (else MSH-4.1)
     text_fields: bool = False  # MSH had non-ASCII bytes: the fields above are text in ``codec``
+    override: str = ""  # the set the site says this sender's bytes are in (``senders.sender_charset``)
 
     @property
     def component_sep(self) -> str:
@@ -137,14 +139,31 @@ def _msh_error(text: str, field_no: int, code: str = DATA_TYPE_ERROR, ack: str =
     return HL7Error(text, segment="MSH", sequence=1, field=field_no, code=code, ack_code=ack)
 
 
-def extract_header(raw: bytes) -> tuple[Header, str]:
+def read_message(raw: bytes, peer: str, site: Any) -> tuple[Header, str]:
+    """The header, its sender resolved, and the message text, read in the character set the site
+    says the sender's bytes are in (``senders.yaml`` ``charsets``) when it says one, else in the
+    one MSH-18 declares. What ingest and the listeners call for each message (a replay too, so a
+    message refused for its bytes is read right once the site names its sender's set)."""
+    head, text = extract_header(raw)
+    head.resolve_sender(peer, site)
+    override = sender_charset(head.facility_code, head.application_code, site) if head.found else ""
+    if not override:
+        return head, text
+    head, text = extract_header(raw, override)
+    head.resolve_sender(peer, site)
+    return head, text
+
+
+def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     """Find and read MSH; returns the header and the decoded message text (from MSH on).
 
     Fatal problems (no MSH, unusable delimiters) carry ``ack_code='AR'``: such a message cannot
     be read, so it is refused; the ACK still echoes whatever was readable. An empty MSH-10 is not
     one of them: the message is known by its content (``control_id.content_control_id``).
+    ``override``: the set the site says the sender's bytes are in (``read_message``), read instead
+    of MSH-18's (a UTF-8 byte-order mark still outweighs both).
     """
-    head = Header()
+    head = Header(override=override)
     body = strip_bom(raw)
     bom = len(body) < len(raw)  # a UTF-8 byte-order mark outweighs what MSH-18 declares
     start = body.find(b"MSH")
@@ -185,7 +204,7 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
     else:
         head.encoding_chars = usable
     if not body[:end].isascii():  # split in the message's character set, not byte by byte
-        split = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom)
+        split = _text_fields(body[:end], fs, fields, head.encoding_chars[1:2] or "~", bom, override)
         if split is not None:
             fields, head.text_fields = split, True
 
@@ -209,19 +228,58 @@ def extract_header(raw: bytes) -> tuple[Header, str]:
         head.problems.append(_msh_error("message type is missing", 9, REQUIRED_FIELD_MISSING, ack="AE"))
     if not head.version:
         head.problems.append(_msh_error("version id is missing", 12, REQUIRED_FIELD_MISSING, ack="AE"))
-    text, head.codec = decode(body, "utf-8" if bom else head.charset, head.extensions)
+    text, head.codec = decode(body, "utf-8" if bom else override or head.charset, head.extensions)
     if not head.control_id:  # a resend is recognised by its content (the converter warns at MSH-10)
         head.control_id = content_control_id(text)
-    if head.charset and codec_for(head.charset) is None:
+    if override and codec_for(override) is None:
+        head.problems.append(_msh_error(f"character set {override!r} the site names for this sender "
+                                        f"(senders.yaml charsets) is not supported; decoded as {head.codec}",
+                                        18, ack="AE"))
+    elif not override and head.charset and codec_for(head.charset) is None:
         head.problems.append(_msh_error(f"character set {head.charset!r} is not supported "
                                         f"(HL7 table 0211); decoded as {head.codec}", 18, ack="AE"))
     elif head.codec.endswith("?"):
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
+    elif not bom and not override and head.codec in SINGLE_BYTE and not body.isascii():
+        # Latin-1 reads any byte: the declaration alone would store GB 18030 names as mojibake
+        head.problems.extend(_misread(body, fs, head.codec, head.charset))
     return head, text
 
 
-def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool) -> list[str] | None:
+def _misread(body: bytes, fs: str, codec: str, declared: str) -> list[HL7Error]:
+    """One AE problem per field whose bytes cannot be text in the single-byte set MSH-18 declares
+    (``charsets.misread``), located (segment, its occurrence, field) for the ACK's ERR-2. The set
+    is single-byte, so bytes are split where the parser splits the text: segment ends, ``fs``;
+    MSH-2's characters are not text and are not read."""
+    problems: list[HL7Error] = []
+    sep = fs.encode("latin-1")
+    seen: dict[str, int] = {}
+    for line in re.split(rb"\r\n|\r|\n", body):
+        name = line[:3].decode("latin-1")
+        seen[name] = seen.get(name, 0) + 1
+        if line.isascii():
+            continue
+        offset = 1 if name == "MSH" else 0  # MSH-1 is the separator itself: fields[1] is MSH-2
+        for number, value in enumerate(line.split(sep)[1:], start=1 + offset):
+            if value.isascii() or (name == "MSH" and number == 2):
+                continue
+            why = misread(value, codec)
+            if why is not None:
+                problems.append(HL7Error(
+                    f"{name}-{number}: {why}, which the character set MSH-18 declares ({declared!r}) cannot "
+                    "hold; not stored as a misread text. If this sender's messages are in another set, "
+                    "name it in senders.yaml (charsets) and replay the message, kept as sent",
+                    segment=name, sequence=seen[name], field=number, code=DATA_TYPE_ERROR, ack_code="AE"))
+                if len(problems) >= _MOST_MISREAD:
+                    return problems
+    return problems
+
+
+_MOST_MISREAD = 5  # fields named in one ACK: the sender's set is wrong, not five hundred fields
+
+
+def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool, override: str = "") -> list[str] | None:
     """MSH's fields split after decoding the line in the message's character set.
 
     Split byte by byte (as latin-1), a GBK character whose second byte is ``|`` (0x7C: 億, 區's
@@ -241,12 +299,12 @@ def _text_fields(line: bytes, fs: str, fields: list[str], rep: str, bom: bool) -
         return split[17].split(rep)[0].strip() if len(split) > 17 else ""
 
     declared = charset(fields)
-    text, codec = decode(line, "utf-8" if bom else declared)
+    text, codec = decode(line, "utf-8" if bom else override or declared)
     if codec.endswith("?"):
         return None
     split = text.split(fs)
     own = charset(split)
-    if not bom and own != declared and codec_for(own) not in (None, codec):
+    if not bom and not override and own != declared and codec_for(own) not in (None, codec):
         again = decode(line, own)[0].split(fs)
         if charset(again) == own:
             split = again

@@ -41,3 +41,19 @@ def sender_institution(facility: str, application: str, peer: str, site: Any) ->
         if port and f"mllp:{port.group(1)}" in listeners:
             return str(listeners[f"mllp:{port.group(1)}"])
     return facility
+
+
+def sender_charset(institution: str, application: str, site: Any) -> str:
+    """The character set the site says a sender's bytes are in, whatever its MSH-18 declares
+    (``senders.yaml`` ``charsets``); "" when the site says nothing (MSH-18 is honoured).
+
+    Chinese HIS often declare ``8859/1`` (a default of their interface engine) and send GB 18030;
+    Latin-1 reads any byte, so the declaration alone cannot be overruled by the bytes. A real
+    engine keeps this per sender, as the site's data, beside the sender's other habits: the
+    institution code maps to a set (HL7 table 0211 or a codec name), or to a map of its sending
+    applications (MSH-3.1) to sets, ``"*"`` for the others."""
+    table = (getattr(site, "tables", None) or {}).get("senders") or {}
+    entry = (table.get("charsets") or {}).get(institution)
+    if isinstance(entry, dict):
+        entry = entry.get(application.strip(), entry.get("*"))
+    return str(entry).strip() if entry else ""

@@ -23,7 +23,7 @@ from typing import Any
 from adapters.hl7v2.ack import build_ack
 from adapters.hl7v2.enhanced import APPLICATION_ACK_TYPES, AckRequest, requested, wanted
 from adapters.hl7v2.errors import HL7Error
-from adapters.hl7v2.header import Header, extract_header
+from adapters.hl7v2.header import Header, read_message
 from adapters.listeners.mllp import Replies, ack_codec, internal_error_ack
 from engine.messages import RECEIVED
 
@@ -91,8 +91,7 @@ class IngestHandler:
         """A message the pipeline could not even store (its answer says resend later): CE
         (commit error) for an enhanced-mode sender, when MSH-15 wants it; the original-mode
         answer for anyone else."""
-        header, _ = extract_header(raw)
-        header.resolve_sender(peer, self.ingestor.site)
+        header, _ = read_message(raw, peer, self.ingestor.site)
         request = requested(header, self.ingestor.site)
         if request is None:
             return outcome.ack
