@@ -42,6 +42,12 @@ from engine.audit.keys import AuditKeys
 from engine.audit.record import FORMAT
 
 MAX_PROBLEMS = 50
+# What a check against the keys beside the log proves: the log agrees with itself, nothing more.
+DISK_KEYED = ("no --public-key given: checked only against the public keys in the data directory (data_dir/keys), "
+              "which whoever could alter the log could replace with a key of their own and re-sign every "
+              "checkpoint; verify again with the deployment's public key kept elsewhere (GET /audit/public-key, "
+              "saved when it was published) given as --public-key / 未给出 --public-key：只用数据目录中的公钥核对，"
+              "能篡改日志的人也能换上自己的密钥重新签名，不能证明日志未被篡改；请用另行保存的部署方公钥以 --public-key 再核对一次")
 EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated", "unreadable"}
 
 
@@ -71,9 +77,26 @@ class Report:
     sealed: int = 0  # the size the seal signs, when it signs more than the numbered checkpoints
     # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
     recovered: list[tuple[int, int, int]] = field(default_factory=list)
-    # an export checked against the keys it carries itself (no trusted key given): it agrees with
-    # itself, which a forger's re-signed file does too
-    keys_from_export: bool = False
+    # whose public keys the signatures were checked against: ``trusted`` (given by the auditor,
+    # ``--public-key``), ``export`` (the ones an export carries itself) or ``disk`` (the log's own
+    # ``data_dir/keys``, online with no key given). Only ``trusted`` proves anything against a forger:
+    # whoever could rewrite the records could rewrite the keys beside them and re-sign
+    keys: str = "trusted"
+    # an export's header: ``signed`` (its counts, range, root, when and by whom, under the log's key),
+    # ``unsigned`` (an earlier release's export, or one made without the private key: its counts
+    # catch a cut file, not a forger who edits them too), "" online
+    header: str = ""
+    exported: str = ""  # when and by whom the export was made, as its signed header states them
+    exported_by: str = ""
+
+    @property
+    def keys_from_export(self) -> bool:
+        return self.keys == "export"
+
+    @property
+    def proven(self) -> bool:
+        """Verified against a trusted key, and (an export) under a signed header: what exit 0 says."""
+        return self.ok and self.keys == "trusted" and self.header != "unsigned"
 
     @property
     def ok(self) -> bool:
@@ -96,7 +119,9 @@ class Report:
                 "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
                 "first_bad_record": self.first_bad_record,
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes,
-                "keys": "export" if self.keys_from_export else "trusted"}
+                "keys": self.keys, "proven": self.proven,
+                **({"header": self.header, "exported": self.exported, "exported_by": self.exported_by}
+                   if self.header else {})}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
@@ -116,9 +141,15 @@ class Report:
             lines.append(f"FAILED: {len(self.problems)} problem(s)"
                          + (f"; first bad record: {first}" if first is not None else ""))
             lines += [f"  - {p.message}" for p in self.problems]
-        if self.ok and self.keys_from_export:  # (the note below says why; a script reads the exit code, 3)
-            lines[1] = ("NOT PROVEN AUTHENTIC / 未证明真实: checked only against the keys inside the export; "
+        if self.ok and self.keys != "trusted":  # (the note below says why; a script reads the exit code, 3)
+            whose = "inside the export" if self.keys == "export" else "in the data directory (data_dir/keys)"
+            lines[1] = (f"NOT PROVEN AUTHENTIC / 未证明真实: checked only against the keys {whose}; "
                         "consistent with itself: " + lines[1])
+        elif self.ok and self.header == "unsigned":
+            lines[1] = ("NOT PROVEN COMPLETE / 未证明完整: the export's header is not signed: " + lines[1])
+        if self.header == "signed":
+            lines.insert(1, f"export made {self.exported} by {self.exported_by}; its header (counts, range, root) "
+                         "is signed")
         lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
                   "opened the log (the one that appended them stopped before signing), not by the process that "
                   "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
@@ -145,6 +176,7 @@ class Verifier:
         self._root_failed = False  # after one checkpoint root mismatches, every later one does too
         self._held = 0  # records the store states it holds (``held``)
         self._announced: int | None = None  # records an export's header says it holds (``announced``)
+        self._export_root: tuple[int, bytes] | None = None  # (size, root) an export's signed header states
 
     def problem(self, kind: str, message: str, *, record: int | None = None, checkpoint: int | None = None) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -297,6 +329,12 @@ class Verifier:
         that differs is a file that is not what was exported, and ``finish`` says so."""
         self._announced = count
 
+    def export_root(self, size: int, root: bytes) -> None:
+        """An export's signed header states the root of its ``size`` records: ``finish`` compares it
+        with the root recomputed from them, so a record past the log's own newest signature (which
+        nothing else signs) cannot be altered and re-hashed in the file unnoticed."""
+        self._export_root = (size, root)
+
     @property
     def next_record(self) -> int:
         """The sequence number the next record should carry."""
@@ -367,6 +405,12 @@ class Verifier:
                 self.problem("inserted", f"records {self._announced}..{self._expected - 1} lie past the "
                              f"{self._announced} records the export's header announces (added)",
                              record=self._announced)
+        if self._export_root is not None and r.root and self._export_root[0] == r.records:
+            size, root = self._export_root
+            lo = r.signed_size if not self._root_failed else 0
+            if root.hex() != r.root and not self._explained(lo, size - 1):
+                self.problem("root", f"records {lo}..{size - 1} do not match the root the export's signed header "
+                             "states: a record there was altered and re-hashed after the export was made", record=lo)
         r.unsigned = max(0, r.records - r.signed_size)
         rank = {"node": 1, "root": 2}
         r.problems.sort(key=lambda p: (p.record is None, 0 if p.kind in EXACT else rank.get(p.kind, 3),
@@ -391,10 +435,16 @@ def iter_records(log: Any, batch: int = 5000) -> Iterator[dict[str, Any]]:
 
 
 def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool = True) -> Report:
-    """Verify the database's log (``AuditLog``) against the public keys on disk. ``check_nodes``
-    also compares every stored tree node (what proofs are served from) with the recomputed tree:
-    about half the time of a run, since each node is a document to read."""
+    """Verify the database's log (``AuditLog``) against ``keys`` (trusted: given by the auditor)
+    or, when none are given, the public keys on disk beside the log -- which whoever altered the
+    log could have replaced with their own, so the report then says ``keys: disk`` and is not
+    ``proven`` (``huren audit verify`` exits 3, as for an export checked against its own keys).
+    ``check_nodes`` also compares every stored tree node (what proofs are served from) with the
+    recomputed tree: about half the time of a run, since each node is a document to read."""
     v = Verifier(keys or log.keys, origin=log.origin)
+    if keys is None:
+        v.report.keys = "disk"
+        v.report.notes.append(DISK_KEYED)
     v.add_checkpoints(log.checkpoints.find(sort=[("seq", 1)]))
     v.add_seal(log.meta.get(SEAL))
 
