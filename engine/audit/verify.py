@@ -177,6 +177,8 @@ class Verifier:
         self._held = 0  # records the store states it holds (``held``)
         self._announced: int | None = None  # records an export's header says it holds (``announced``)
         self._export_root: tuple[int, bytes] | None = None  # (size, root) an export's signed header states
+        self._retired: dict[str, int] = {}  # key id -> the checkpoint where another key took over from it
+        self._noted_keys: set[str] = set()
 
     def problem(self, kind: str, message: str, *, record: int | None = None, checkpoint: int | None = None) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -207,6 +209,8 @@ class Verifier:
         expected = 0
         prev: Checkpoint | None = None
         for cp in cps:
+            if prev is not None and cp.key_id != prev.key_id:
+                self._key_changed(prev.key_id, cp)
             if cp.seq != expected:
                 if cp.seq < expected:
                     self.problem("checkpoint", f"checkpoint {cp.seq} appears twice", checkpoint=cp.seq)
@@ -225,6 +229,20 @@ class Verifier:
         if cps:
             newest = max(cps, key=lambda c: c.size)
             self.report.signed_size, self.report.signed_root = newest.size, newest.root.hex()
+
+    def _key_changed(self, old: str, cp: Checkpoint) -> None:
+        """Keys sign in runs: a rotation (``huren audit rotate-key``) retires the old private key, so a
+        key seen again after another took over is noted, not failed -- a server still running with the
+        old key after a rotation does that legitimately until it restarts -- since it is also what a
+        retired private key in someone else's hands (kept, leaked) signing new checkpoints looks like."""
+        self._retired.setdefault(old, cp.seq)
+        first = self._retired.get(cp.key_id)
+        if first is not None and cp.key_id not in self._noted_keys:
+            self._noted_keys.add(cp.key_id)
+            self.report.notes.append(
+                f"checkpoint {cp.seq} is signed by key {cp.key_id}, which another key had replaced by checkpoint "
+                f"{first}: a retired key signing again (a server not restarted after `huren audit rotate-key`, or "
+                "the retired private key in someone else's hands) / 已轮换停用的密钥再次签名")
 
     def _trusted(self, cp: Checkpoint, name: str, checkpoint: int | None = None) -> bool:
         """Whether a signed statement (a checkpoint, the seal) is signed by a key of this log and
@@ -405,9 +423,10 @@ class Verifier:
                 self.problem("inserted", f"records {self._announced}..{self._expected - 1} lie past the "
                              f"{self._announced} records the export's header announces (added)",
                              record=self._announced)
-        if self._export_root is not None and r.root and self._export_root[0] == r.records:
+        # (after a checkpoint's root failed, the header's fails too: that problem already names the range)
+        if self._export_root is not None and r.root and self._export_root[0] == r.records and not self._root_failed:
             size, root = self._export_root
-            lo = r.signed_size if not self._root_failed else 0
+            lo = min(r.signed_size, size - 1)
             if root.hex() != r.root and not self._explained(lo, size - 1):
                 self.problem("root", f"records {lo}..{size - 1} do not match the root the export's signed header "
                              "states: a record there was altered and re-hashed after the export was made", record=lo)
