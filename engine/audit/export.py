@@ -135,7 +135,7 @@ def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
         report.header = "unsigned"
         report.notes.append(UNSIGNED_HEADER)
         return header
-    report.header = "signed"
+    report.header = "refused"  # (until its signature verifies: a problem is named below)
     try:
         stated, key_id, sig, body = _parse_header_note(note)
     except ValueError as exc:
@@ -145,6 +145,7 @@ def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
         why = "unknown key id" if key_id not in v.keys.public else "bad signature"
         v.problem("signature", f"the export's header: {why} {key_id}")
         return header
+    report.header = "signed"
     for name in SIGNED_FIELDS:
         said = str(header[name]) if name in header else None
         if said != stated.get(name):

@@ -84,7 +84,8 @@ class Report:
     keys: str = "trusted"
     # an export's header: ``signed`` (its counts, range, root, when and by whom, under the log's key),
     # ``unsigned`` (an earlier release's export, or one made without the private key: its counts
-    # catch a cut file, not a forger who edits them too), "" online
+    # catch a cut file, not a forger who edits them too), ``refused`` (a signature that does not
+    # verify or cannot be read: a named problem), "" online
     header: str = ""
     exported: str = ""  # when and by whom the export was made, as its signed header states them
     exported_by: str = ""
@@ -177,6 +178,7 @@ class Verifier:
         self._held = 0  # records the store states it holds (``held``)
         self._announced: int | None = None  # records an export's header says it holds (``announced``)
         self._export_root: tuple[int, bytes] | None = None  # (size, root) an export's signed header states
+        self._gaps: list[tuple[int, int]] = []  # ranges reported missing (a record there found later: reordered)
         self._retired: dict[str, int] = {}  # key id -> the checkpoint where another key took over from it
         self._noted_keys: set[str] = set()
 
@@ -293,11 +295,12 @@ class Verifier:
                 continue
             if seq != self._expected:
                 if seq < self._expected:
-                    self.problem("inserted", f"record {seq} appears again (inserted record)", record=seq)
+                    self._late(seq)
                     self._broken = True
                     continue
                 self.problem("deleted", f"record(s) {self._expected}..{seq - 1} missing (deleted)",
                              record=self._expected)
+                self._gaps.append((self._expected, seq - 1))
                 self._broken = True
                 self._expected = seq
             raw = data.encode()
@@ -333,6 +336,21 @@ class Verifier:
                                  "was altered and re-hashed", record=prev, checkpoint=cp.seq)
         if made_nodes and stored_nodes is not None:
             self._check_nodes(made_nodes, stored_nodes)
+
+    def _late(self, seq: int) -> None:
+        """A record numbered below the next expected one: a second copy (inserted), or -- when it
+        falls in a gap already reported as deleted -- the missing record itself, found later in the
+        file (reordered); the gap's "deleted" is then withdrawn for it (a one-record gap: a swap)."""
+        gap = next((g for g in self._gaps if g[0] <= seq <= g[1]), None)
+        if gap is None:
+            self.problem("inserted", f"record {seq} appears again (inserted record)", record=seq)
+            return
+        if gap[0] == gap[1]:
+            self.report.problems = [p for p in self.report.problems
+                                    if not (p.kind == "deleted" and p.record == seq)]
+            self._gaps.remove(gap)
+        self.problem("reordered", f"record {seq} is out of place (found after record {self._expected - 1}): "
+                     "records reordered", record=seq)
 
     def held(self, count: int) -> None:
         """The store states it holds ``count`` records (online: the log's index). Those past the ones
