@@ -102,7 +102,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             summary = write_export(log, out)
     finally:
         log.store.close()
-    print(f"exported {summary['written']} records, {summary['checkpoints']} checkpoints", file=sys.stderr)
+    signed = "its header signed" if "note" in summary else (
+        "its header NOT signed (no private key here, or the records are damaged): verify will say 'not proven "
+        "complete' / 文件头未签名")
+    print(f"exported {summary['written']} records, {summary['checkpoints']} checkpoints; {signed}", file=sys.stderr)
     return 0
 
 
