@@ -64,7 +64,7 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
     if seal is not None:  # (its size: a seal line removed would leave the records only it signs "unsigned")
         header["sealed"] = seal.get("size")
     header["by"] = exporter()
-    if log.keys.can_sign:  # a first pass for the root the header signs (records never change once appended)
+    if log.keys.can_sign:
         root = _root_of(log, size)
         if root is not None:
             header["root"] = root.hex()
@@ -111,8 +111,16 @@ def header_body(header: dict[str, Any]) -> str:
 
 
 def _root_of(log: AuditLog, size: int) -> bytes | None:
-    """RFC 9162 root of records ``0..size-1`` as the export will carry them, from their bytes; None
-    when they are not all there, numbered in place (a damaged log's export is not vouched for)."""
+    """RFC 9162 root of records ``0..size-1``: from the stored tree (~log2 n node reads, what the
+    log's proofs are served from) when the log knows that size, else from the records' bytes (a
+    second pass; records never change once appended). The verifier recomputes it from the file's
+    records, so a stored tree that disagrees with them shows there as a root mismatch. None when
+    the records are not all there, numbered in place (a damaged log's export is not vouched for)."""
+    if 0 < size <= log.size:
+        try:
+            return log.root_at(size)
+        except (ValueError, LookupError):  # (a node unreadable: hash the records themselves)
+            pass
     frontier = merkle.Frontier()
     for doc in iter_records(log):
         seq, data = doc.get("seq"), doc.get("data")

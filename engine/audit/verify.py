@@ -447,7 +447,9 @@ class Verifier:
             lo = min(r.signed_size, size - 1)
             if root.hex() != r.root and not self._explained(lo, size - 1):
                 self.problem("root", f"records {lo}..{size - 1} do not match the root the export's signed header "
-                             "states: a record there was altered and re-hashed after the export was made", record=lo)
+                             "states: a record there was altered and re-hashed after the export was made (or the log's "
+                             "stored tree disagreed with its records when exported: `huren audit verify` online "
+                             "names that)", record=lo)
         r.unsigned = max(0, r.records - r.signed_size)
         rank = {"node": 1, "root": 2}
         r.problems.sort(key=lambda p: (p.record is None, 0 if p.kind in EXACT else rank.get(p.kind, 3),
