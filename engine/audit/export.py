@@ -190,7 +190,7 @@ def _parse_header_note(note: Any) -> tuple[dict[str, str], str, bytes, str]:
             raise ValueError(f"no {name!r} line")
     try:
         for name in ("records", "checkpoints", "sealed"):
-            if name in stated and (not stated[name].isdigit()):
+            if name in stated and not (stated[name].isascii() and stated[name].isdigit()):
                 raise ValueError(f"{name} {stated[name]!r} is no count")
         if len(bytes.fromhex(stated["root"])) != 32:
             raise ValueError("the root is not 32 bytes")

@@ -53,7 +53,7 @@ EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated"
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # deleted inserted altered reordered malformed truncated unreadable | node root | checkpoint signature
+    kind: str  # deleted inserted altered reordered malformed truncated unreadable | node root | checkpoint signature header
     message: str
     record: int | None = None  # first record index concerned
     checkpoint: int | None = None
