@@ -24,6 +24,7 @@ from engine.audit.store import audit_path, open_audit_store
 from engine.audit.verify import verify_online
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.test_aud19_signed_header import trusted
 from tests.test_audit_damage import _flip_in_frame
 from tests.test_audit_log import event
 
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", *args, *trusted(settings.data_dir, args)], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "HUREN_DATA_DIR": str(settings.data_dir)},
                           capture_output=True, text=True, timeout=120)
 

@@ -34,6 +34,7 @@ from engine.audit.verify import verify_online
 from engine.engine import Engine
 from engine.settings import Settings
 from tests.audit_server import served
+from tests.test_aud19_signed_header import trusted
 from tests.test_audit_damage import _flip_in_frame
 from tests.test_reads11_repair_recovery import _log_of, _server, _status_within
 from tests.test_recheckfiles11_forged_file import _rename_in
@@ -64,7 +65,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", *args, *trusted(data_dir, args)], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "HUREN_DATA_DIR": str(data_dir)},
                           capture_output=True, text=True, timeout=120)
 

@@ -17,6 +17,7 @@ from engine.audit.checkpoint import parse_checkpoint
 from engine.cli import main
 from engine.engine import Engine
 from engine.settings import Settings
+from tests.test_aud19_signed_header import trusted
 
 
 @pytest.fixture
@@ -103,8 +104,9 @@ def test_cli_export_then_offline_verify_with_only_the_public_key(
     out = capsys.readouterr().out
     assert '"first_bad_record": 15' in out and "15..15 missing (deleted)" in out
     monkeypatch.setenv("HUREN_DATA_DIR", str(settings.data_dir))
-    assert main(["audit", "verify"]) == 0  # online, against the database
-    assert main(["audit", "verify", "--skip-nodes"]) == 0
+    assert main(["audit", "verify"]) == 3  # online, against the keys beside the log: not proven
+    assert main(["audit", "verify", *trusted(settings.data_dir, ("verify",))]) == 0  # online, against the database
+    assert main(["audit", "verify", "--skip-nodes", *trusted(settings.data_dir, ("verify",))]) == 0
 
 
 def test_keys_init_creates_the_audit_key_read_only(settings: Settings, monkeypatch, capsys) -> None:

@@ -25,6 +25,7 @@ from engine.audit.store import audit_path, open_audit_store
 from engine.audit.verify import verify_online
 from engine.settings import Settings
 from tests.audit_server import served
+from tests.test_aud19_signed_header import trusted
 from tests.test_audit_log import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,8 @@ def _records(settings: Settings) -> tuple[AuditLog, dict[int, str]]:
 
 
 def _cli_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", "verify", "--json"], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", "verify", "--json", *trusted(data_dir, ("verify",))],
+                          cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "HUREN_DATA_DIR": str(data_dir)},
                           capture_output=True, text=True, timeout=120)
 

@@ -37,7 +37,7 @@ from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
 from engine.repository.indexing import date_range
 from engine.repository.references import is_conditional, references_in
-from engine.repository.scoped import ScopedRepository
+from engine.repository.scoped import ScopedRepository, Withheld
 from engine.repository.search import MAX_COUNT
 from engine.repository.searching import only_elements, read_elements
 
@@ -269,7 +269,11 @@ def read_response(request: Request, repo: ScopedRepository, rtype: str, rid: str
     """The read interaction: the stored bytes as the caller may see them (also served by
     ``engine.api.fast_read`` without the router), subsetted by ``_elements``."""
     elements = _read_elements(request) if request.scope.get("query_string") else None
-    rec, resource, body = repo.read_raw(rtype, rid)
+    try:
+        rec, resource, body = repo.read_raw(rtype, rid)
+    except Withheld as refused:  # whose it was, for the record only (the owner's "who looked"); same 404
+        note(request, action="read", resources=[refused.reference], owners={refused.reference: refused.owners})
+        raise
     if elements is not None:
         resource = only_elements(resource, elements)
         body = fhirjson.dumps(resource)

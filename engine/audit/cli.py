@@ -14,8 +14,10 @@ from engine.audit.log import AuditLog
 from engine.settings import Settings
 
 # ``huren audit verify`` exit codes: 0 verified, 1 a problem found, 2 cannot verify (not an export,
-# a malformed header/key/checkpoint/seal line or first record line, unreadable), 3 an export that
-# verifies only against the public keys inside it (no --public-key): proves nothing against a forger
+# a malformed header/key/checkpoint/seal line or first record line, unreadable), 3 consistent but not
+# proven: no --public-key (checked against the keys inside the export, or online against those in
+# data_dir/keys beside the log: either proves nothing against a forger who re-signed with their own),
+# or an export whose header is not signed (an earlier release's, or made without the private key)
 SELF_KEYED_EXIT = 3
 
 
@@ -85,8 +87,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if not report.ok or damaged is not None:
         return 1
-    # an export that agrees only with the keys it carries: not 0, which a script reads as "authentic"
-    return SELF_KEYED_EXIT if report.keys_from_export else 0
+    # a log or export that agrees only with keys it carries or keeps beside it, or an export whose
+    # header (its counts) no signature covers: not 0, which a script reads as "authentic and whole"
+    return 0 if report.proven else SELF_KEYED_EXIT
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,7 +102,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             summary = write_export(log, out)
     finally:
         log.store.close()
-    print(f"exported {summary['written']} records, {summary['checkpoints']} checkpoints", file=sys.stderr)
+    signed = "its header signed" if "note" in summary else (
+        "its header NOT signed (no private key here, or the records are damaged): verify will say 'not proven "
+        "complete' / 文件头未签名")
+    print(f"exported {summary['written']} records, {summary['checkpoints']} checkpoints; {signed}", file=sys.stderr)
     return 0
 
 
@@ -126,14 +132,16 @@ def add_audit_commands(sub: Any) -> None:
     verbs = audit.add_subparsers(dest="audit_verb", required=True)
     verify = verbs.add_parser(
         "verify", help="recompute the tree, check checkpoints, name the first bad record",
-        description="Exit 0: verified. 1: a problem found (named). 2: cannot verify (not an export, a malformed "
-        "header, key, checkpoint, seal or first record line, an unreadable file or key). 3: an --export given "
-        "no --public-key agrees with the keys it carries itself, which proves nothing against a forger who "
-        "re-signed it with a key of their own.")
+        description="Exit 0: verified against a trusted --public-key. 1: a problem found (named). 2: cannot verify "
+        "(not an export, a malformed header, key, checkpoint, seal or first record line, an unreadable file or "
+        "key). 3: consistent but not proven: no --public-key was given, so the signatures were checked against the "
+        "keys the export carries or (online) those in data_dir/keys, which a forger who re-signed with a key of "
+        "their own could have replaced; or an --export whose header (its counts) is not signed.")
     verify.add_argument("--export", help="verify this export file instead of the database (offline)")
     verify.add_argument("--public-key", action="append",
-                        help="trusted public key PEM (repeat for rotated keys); with --export and none given, "
-                        "only the keys inside the file are used and a clean result exits 3, not 0")
+                        help="trusted public key PEM, kept apart from the log (repeat for rotated keys); none "
+                        "given: only the keys inside the export, or online those in data_dir/keys, are used and a "
+                        "clean result exits 3, not 0")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--skip-nodes", action="store_true",
                         help="online: do not compare the stored tree nodes (about twice as fast)")

@@ -3,9 +3,14 @@
 One JSON object per line, in this order, so a verifier streams the file once:
 
 1. ``{"type": "huren-audit-export", "version": 1, "origin", "exported", "records", "checkpoints"}``, and
-   ``"sealed"`` (the seal's size) when the log has a seal. The header is not signed; its counts are
-   what shows records, checkpoints or the seal removed from past the last signature (or added), which
-   no signature can
+   ``"sealed"`` (the seal's size) when the log has a seal; its counts are what shows records,
+   checkpoints or the seal removed from past the last signature (or added). Since the nineteenth
+   round also ``"by"`` (who exported: account@host), ``"root"`` (RFC 9162 root of all its records)
+   and ``"note"``: those statements as a signed note under the log's key (``header_body``), made
+   where the private key is at hand. A verifier checks it and takes the counts from it; a header
+   without one (earlier releases, or no key) is read as before and reported "not proven complete"
+   (exit 3): its counts catch a cut file, not a forger who edits them too. Older verifiers ignore
+   the new fields
 2. ``{"type": "key", "key_id", "name", "pem"}`` — every public key the log has used
 3. ``{"type": "checkpoint", "seq", "size", "root", "time", "key_id", "note"}`` — ``note`` is the
    signed text (``engine.audit.checkpoint``), the only field the verifier trusts
@@ -23,6 +28,11 @@ CLI exits 3, not 0), since whoever could rewrite the file could rewrite its keys
 
 from __future__ import annotations
 
+import base64
+import binascii
+import getpass
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +40,8 @@ from typing import IO, Any
 import orjson
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from engine.audit.checkpoint import SEAL, now_utc
+from engine.audit import merkle
+from engine.audit.checkpoint import SEAL, SIG_PREFIX, now_utc, signed_note
 from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.verify import Report, Verifier, iter_records
@@ -39,7 +50,8 @@ FORMAT = "huren-audit-export"
 
 
 def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True) -> dict[str, Any]:
-    """Write the whole log; signs a checkpoint of the current size first so every record is covered."""
+    """Write the whole log; signs a checkpoint of the current size first so every record is covered,
+    and signs the header (``HEADER_NOTE``) when the private key is at hand."""
     log.refresh()  # another process (the server) may have appended since this log was opened
     if checkpoint_first and log.keys.can_sign and log.size:
         log.checkpoint()
@@ -47,10 +59,16 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
     # the server may sign a checkpoint of records appended after our refresh: cover it too
     seal = log.meta.get(SEAL)  # read after the checkpoints: it signs at least what they do, or is stale
     size = max([log.size, *(cp.get("size", 0) for cp in checkpoints), int(seal.get("size", 0)) if seal else 0])
-    header = {"type": FORMAT, "version": 1, "origin": log.origin, "exported": now_utc(),
-              "records": size, "checkpoints": len(checkpoints)}
+    header: dict[str, Any] = {"type": FORMAT, "version": 1, "origin": log.origin, "exported": now_utc(),
+                              "records": size, "checkpoints": len(checkpoints)}
     if seal is not None:  # (its size: a seal line removed would leave the records only it signs "unsigned")
         header["sealed"] = seal.get("size")
+    header["by"] = exporter()
+    if log.keys.can_sign:
+        root = _root_of(log, size)
+        if root is not None:
+            header["root"] = root.hex()
+            header["note"] = signed_note(log.keys, header_body(header))[2]
     out.write(orjson.dumps(header) + b"\n")
     for pk in log.keys.public.values():
         out.write(orjson.dumps({"type": "key", "key_id": pk.key_id, "name": pk.name, "pem": pk.pem}) + b"\n")
@@ -66,6 +84,133 @@ def write_export(log: AuditLog, out: IO[bytes], *, checkpoint_first: bool = True
                                 "data": doc.get("data")}) + b"\n")
         written += 1
     return {**header, "written": written}
+
+
+# ---------------------------------------------------------------- the signed header
+# The header's statements as a C2SP signed note under the log's own key (``checkpoint.signed_note``).
+# Its first line is no origin and its second no tree size, so it can never be read as a checkpoint
+# (``parse_checkpoint`` wants a size there, then ``seq`` or ``seal``), nor a checkpoint as it.
+HEADER_NOTE = "huren-audit-export"
+# the header's fields the note states, in its order (``sealed`` only when the header has it)
+SIGNED_FIELDS = ("origin", "records", "root", "checkpoints", "sealed", "exported", "by")
+
+
+def exporter() -> str:
+    """Who made the export: the operating-system account and host (one word each, as the note wants)."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # (no name for this uid, as in some containers)
+        user = f"uid{os.getuid()}"
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in f"{user}@{socket.gethostname()}")
+
+
+def header_body(header: dict[str, Any]) -> str:
+    """The signed note's body for ``header``: a first line naming the format, then one line per field."""
+    lines = [HEADER_NOTE] + [f"{name} {header[name]}" for name in SIGNED_FIELDS if name in header]
+    return "\n".join(lines) + "\n"
+
+
+def _root_of(log: AuditLog, size: int) -> bytes | None:
+    """RFC 9162 root of records ``0..size-1``: from the stored tree (~log2 n node reads, what the
+    log's proofs are served from) when the log knows that size, else from the records' bytes (a
+    second pass; records never change once appended). The verifier recomputes it from the file's
+    records, so a stored tree that disagrees with them shows there as a root mismatch. None when
+    the records are not all there, numbered in place (a damaged log's export is not vouched for)."""
+    if 0 < size <= log.size:
+        try:
+            return log.root_at(size)
+        except (ValueError, LookupError):  # (a node unreadable: hash the records themselves)
+            pass
+    frontier = merkle.Frontier()
+    for doc in iter_records(log):
+        seq, data = doc.get("seq"), doc.get("data")
+        if frontier.size >= size:
+            break
+        if seq != frontier.size or not isinstance(data, str):
+            return None
+        frontier.extend((merkle.leaf_hash(data.encode()),))
+    return frontier.root() if frontier.size == size else None
+
+
+def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
+    """The header as its signature states it. Signed: every field the note states must be the
+    header's (else a named problem: the header edited) and the signature the log's, and the
+    statements then are the note's. Unsigned (no ``note``: a release before this one, or an export
+    made without the private key): the header as it is, and the report says what that proves."""
+    report = v.report
+    note = header.get("note")
+    if note is None:
+        report.header = "unsigned"
+        report.notes.append(UNSIGNED_HEADER)
+        return header
+    report.header = "refused"  # (until its signature verifies: a problem is named below)
+    try:
+        stated, key_id, sig, body = _parse_header_note(note)
+    except ValueError as exc:
+        v.problem("header", f"the export's header: its signed statement is unreadable ({exc})")
+        return header
+    if not v.keys.verify(key_id, sig, body.encode()):
+        why = "unknown key id" if key_id not in v.keys.public else "bad signature"
+        v.problem("signature", f"the export's header: {why} {key_id}")
+        return header
+    report.header = "signed"
+    for name in SIGNED_FIELDS:
+        said = str(header[name]) if name in header else None
+        if said != stated.get(name):
+            v.problem("header", f"the export's header says {name} {said!r}, its signed statement "
+                      f"{stated.get(name)!r}: the header was edited")
+    out = dict(header)
+    for name in ("records", "checkpoints", "sealed"):
+        if name in stated:
+            out[name] = int(stated[name])
+        else:
+            out.pop(name, None)
+    report.exported, report.exported_by = stated.get("exported", ""), stated.get("by", "")
+    if stated.get("origin") != v.origin:
+        v.problem("header", f"the export's header is signed for another log ({stated.get('origin')})")
+    v.export_root(int(stated["records"]), bytes.fromhex(stated["root"]))
+    return out
+
+
+def _parse_header_note(note: Any) -> tuple[dict[str, str], str, bytes, str]:
+    if not isinstance(note, str):
+        raise ValueError(f"it is {type(note).__name__}, not text")
+    body, sep, sigs = note.partition("\n\n")
+    lines = body.split("\n")
+    if not sep or lines[0] != HEADER_NOTE:
+        raise ValueError(f"not a {HEADER_NOTE} note")
+    stated: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(" ")
+        if name not in SIGNED_FIELDS or name in stated or not value:
+            raise ValueError(f"line {line!r}")
+        stated[name] = value
+    for name in ("origin", "records", "root", "checkpoints", "exported", "by"):
+        if name not in stated:
+            raise ValueError(f"no {name!r} line")
+    try:
+        for name in ("records", "checkpoints", "sealed"):
+            if name in stated and not (stated[name].isascii() and stated[name].isdigit()):
+                raise ValueError(f"{name} {stated[name]!r} is no count")
+        if len(bytes.fromhex(stated["root"])) != 32:
+            raise ValueError("the root is not 32 bytes")
+        sig_lines = [x for x in sigs.split("\n") if x]
+        if len(sig_lines) != 1 or not sig_lines[0].startswith(SIG_PREFIX):
+            raise ValueError("expected exactly one signature line")
+        raw = base64.b64decode(sig_lines[0][len(SIG_PREFIX):].rsplit(" ", 1)[-1], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from exc
+    if len(raw) != 68:
+        raise ValueError("the signature is not 4 + 64 bytes")
+    return stated, raw[:4].hex(), raw[4:], body + "\n"
+
+
+UNSIGNED_HEADER = ("the export's header is not signed (made by a release before the nineteenth round, or where the "
+                   "private key was not at hand): the checkpoints and seal prove the records they sign, but the "
+                   "header's counts only catch a cut file, not a forger who removes the newest checkpoints or "
+                   "records and edits the counts to match; check the report's records and root against the live "
+                   "log (README, Audit trail) / 导出文件头未签名：检查点和封印证明其所签记录，但文件头的计数只能发现被截断的文件，"
+                   "不能发现同时改了计数的伪造")
 
 
 def _lines(fh: IO[bytes], verifier: list[Verifier]) -> Iterator[dict[str, Any]]:
@@ -147,6 +292,7 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         keys = _keys(public_key_pems or [_pem_of(k) for k in key_lines])
         v = Verifier(keys, origin=origin)
         made.append(v)
+        header = _signed_header(header, v)  # (its statements as signed, when signed)
         v.add_checkpoints(checkpoints)
         v.add_seal(seal)
         sealed = header.get("sealed")  # (the counts' shapes are ``_check_header``'s: a count here)
@@ -173,8 +319,12 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         v.add_records(records())
         v.announced(header["records"])
         report = v.finish()
+        if report.header == "signed" and report.ok and report.unsigned:
+            report.notes.append(f"records {report.signed_size}..{report.records - 1}, past the log's newest "
+                                f"checkpoint or seal, are signed by the export's header only: as they were when "
+                                f"exported ({report.exported}, {report.exported_by}), not as they were appended")
         if not public_key_pems:
-            report.keys_from_export = True
+            report.keys = "export"
             report.notes.append(SELF_KEYED)
         return report
 

@@ -42,12 +42,18 @@ from engine.audit.keys import AuditKeys
 from engine.audit.record import FORMAT
 
 MAX_PROBLEMS = 50
+# What a check against the keys beside the log proves: the log agrees with itself, nothing more.
+DISK_KEYED = ("no --public-key given: checked only against the public keys in the data directory (data_dir/keys), "
+              "which whoever could alter the log could replace with a key of their own and re-sign every "
+              "checkpoint; verify again with the deployment's public key kept elsewhere (GET /audit/public-key, "
+              "saved when it was published) given as --public-key / 未给出 --public-key：只用数据目录中的公钥核对，"
+              "能篡改日志的人也能换上自己的密钥重新签名，不能证明日志未被篡改；请用另行保存的部署方公钥以 --public-key 再核对一次")
 EXACT = {"deleted", "inserted", "altered", "reordered", "malformed", "truncated", "unreadable"}
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # deleted inserted altered reordered malformed truncated unreadable | node root | checkpoint signature
+    kind: str  # deleted inserted altered reordered malformed truncated unreadable | node root | checkpoint signature header
     message: str
     record: int | None = None  # first record index concerned
     checkpoint: int | None = None
@@ -71,9 +77,27 @@ class Report:
     sealed: int = 0  # the size the seal signs, when it signs more than the numbered checkpoints
     # (checkpoint, first, last): records a checkpoint signed as found, not as appended (``recovered``)
     recovered: list[tuple[int, int, int]] = field(default_factory=list)
-    # an export checked against the keys it carries itself (no trusted key given): it agrees with
-    # itself, which a forger's re-signed file does too
-    keys_from_export: bool = False
+    # whose public keys the signatures were checked against: ``trusted`` (given by the auditor,
+    # ``--public-key``), ``export`` (the ones an export carries itself) or ``disk`` (the log's own
+    # ``data_dir/keys``, online with no key given). Only ``trusted`` proves anything against a forger:
+    # whoever could rewrite the records could rewrite the keys beside them and re-sign
+    keys: str = "trusted"
+    # an export's header: ``signed`` (its counts, range, root, when and by whom, under the log's key),
+    # ``unsigned`` (an earlier release's export, or one made without the private key: its counts
+    # catch a cut file, not a forger who edits them too), ``refused`` (a signature that does not
+    # verify or cannot be read: a named problem), "" online
+    header: str = ""
+    exported: str = ""  # when and by whom the export was made, as its signed header states them
+    exported_by: str = ""
+
+    @property
+    def keys_from_export(self) -> bool:
+        return self.keys == "export"
+
+    @property
+    def proven(self) -> bool:
+        """Verified against a trusted key, and (an export) under a signed header: what exit 0 says."""
+        return self.ok and self.keys == "trusted" and self.header != "unsigned"
 
     @property
     def ok(self) -> bool:
@@ -96,7 +120,9 @@ class Report:
                 "recovered": [{"checkpoint": c, "first": a, "last": b} for c, a, b in self.recovered],
                 "first_bad_record": self.first_bad_record,
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes,
-                "keys": "export" if self.keys_from_export else "trusted"}
+                "keys": self.keys, "proven": self.proven,
+                **({"header": self.header, "exported": self.exported, "exported_by": self.exported_by}
+                   if self.header else {})}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
@@ -116,9 +142,15 @@ class Report:
             lines.append(f"FAILED: {len(self.problems)} problem(s)"
                          + (f"; first bad record: {first}" if first is not None else ""))
             lines += [f"  - {p.message}" for p in self.problems]
-        if self.ok and self.keys_from_export:  # (the note below says why; a script reads the exit code, 3)
-            lines[1] = ("NOT PROVEN AUTHENTIC / 未证明真实: checked only against the keys inside the export; "
+        if self.ok and self.keys != "trusted":  # (the note below says why; a script reads the exit code, 3)
+            whose = "inside the export" if self.keys == "export" else "in the data directory (data_dir/keys)"
+            lines[1] = (f"NOT PROVEN AUTHENTIC / 未证明真实: checked only against the keys {whose}; "
                         "consistent with itself: " + lines[1])
+        elif self.ok and self.header == "unsigned":
+            lines[1] = ("NOT PROVEN COMPLETE / 未证明完整: the export's header is not signed: " + lines[1])
+        if self.header == "signed":
+            lines.insert(1, f"export made {self.exported} by {self.exported_by}; its header (counts, range, root) "
+                         "is signed")
         lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
                   "opened the log (the one that appended them stopped before signing), not by the process that "
                   "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
@@ -145,6 +177,10 @@ class Verifier:
         self._root_failed = False  # after one checkpoint root mismatches, every later one does too
         self._held = 0  # records the store states it holds (``held``)
         self._announced: int | None = None  # records an export's header says it holds (``announced``)
+        self._export_root: tuple[int, bytes] | None = None  # (size, root) an export's signed header states
+        self._gaps: list[tuple[int, int]] = []  # ranges reported missing (a record there found later: reordered)
+        self._retired: dict[str, int] = {}  # key id -> the checkpoint where another key took over from it
+        self._noted_keys: set[str] = set()
 
     def problem(self, kind: str, message: str, *, record: int | None = None, checkpoint: int | None = None) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -175,6 +211,8 @@ class Verifier:
         expected = 0
         prev: Checkpoint | None = None
         for cp in cps:
+            if prev is not None and cp.key_id != prev.key_id:
+                self._key_changed(prev.key_id, cp)
             if cp.seq != expected:
                 if cp.seq < expected:
                     self.problem("checkpoint", f"checkpoint {cp.seq} appears twice", checkpoint=cp.seq)
@@ -193,6 +231,20 @@ class Verifier:
         if cps:
             newest = max(cps, key=lambda c: c.size)
             self.report.signed_size, self.report.signed_root = newest.size, newest.root.hex()
+
+    def _key_changed(self, old: str, cp: Checkpoint) -> None:
+        """Keys sign in runs: a rotation (``huren audit rotate-key``) retires the old private key, so a
+        key seen again after another took over is noted, not failed -- a server still running with the
+        old key after a rotation does that legitimately until it restarts -- since it is also what a
+        retired private key in someone else's hands (kept, leaked) signing new checkpoints looks like."""
+        self._retired.setdefault(old, cp.seq)
+        first = self._retired.get(cp.key_id)
+        if first is not None and cp.key_id not in self._noted_keys:
+            self._noted_keys.add(cp.key_id)
+            self.report.notes.append(
+                f"checkpoint {cp.seq} is signed by key {cp.key_id}, which another key had replaced by checkpoint "
+                f"{first}: a retired key signing again (a server not restarted after `huren audit rotate-key`, or "
+                "the retired private key in someone else's hands) / 已轮换停用的密钥再次签名")
 
     def _trusted(self, cp: Checkpoint, name: str, checkpoint: int | None = None) -> bool:
         """Whether a signed statement (a checkpoint, the seal) is signed by a key of this log and
@@ -243,11 +295,12 @@ class Verifier:
                 continue
             if seq != self._expected:
                 if seq < self._expected:
-                    self.problem("inserted", f"record {seq} appears again (inserted record)", record=seq)
+                    self._late(seq)
                     self._broken = True
                     continue
                 self.problem("deleted", f"record(s) {self._expected}..{seq - 1} missing (deleted)",
                              record=self._expected)
+                self._gaps.append((self._expected, seq - 1))
                 self._broken = True
                 self._expected = seq
             raw = data.encode()
@@ -284,6 +337,21 @@ class Verifier:
         if made_nodes and stored_nodes is not None:
             self._check_nodes(made_nodes, stored_nodes)
 
+    def _late(self, seq: int) -> None:
+        """A record numbered below the next expected one: a second copy (inserted), or -- when it
+        falls in a gap already reported as deleted -- the missing record itself, found later in the
+        file (reordered); the gap's "deleted" is then withdrawn for it (a one-record gap: a swap)."""
+        gap = next((g for g in self._gaps if g[0] <= seq <= g[1]), None)
+        if gap is None:
+            self.problem("inserted", f"record {seq} appears again (inserted record)", record=seq)
+            return
+        if gap[0] == gap[1]:
+            self.report.problems = [p for p in self.report.problems
+                                    if not (p.kind == "deleted" and p.record == seq)]
+            self._gaps.remove(gap)
+        self.problem("reordered", f"record {seq} is out of place (found after record {self._expected - 1}): "
+                     "records reordered", record=seq)
+
     def held(self, count: int) -> None:
         """The store states it holds ``count`` records (online: the log's index). Those past the ones
         read cannot be read (a damaged or missing record file): a read that merely stops early
@@ -296,6 +364,12 @@ class Verifier:
         cut from past the last signature (or added there) leave no other trace in the file: a count
         that differs is a file that is not what was exported, and ``finish`` says so."""
         self._announced = count
+
+    def export_root(self, size: int, root: bytes) -> None:
+        """An export's signed header states the root of its ``size`` records: ``finish`` compares it
+        with the root recomputed from them, so a record past the log's own newest signature (which
+        nothing else signs) cannot be altered and re-hashed in the file unnoticed."""
+        self._export_root = (size, root)
 
     @property
     def next_record(self) -> int:
@@ -367,6 +441,15 @@ class Verifier:
                 self.problem("inserted", f"records {self._announced}..{self._expected - 1} lie past the "
                              f"{self._announced} records the export's header announces (added)",
                              record=self._announced)
+        # (after a checkpoint's root failed, the header's fails too: that problem already names the range)
+        if self._export_root is not None and r.root and self._export_root[0] == r.records and not self._root_failed:
+            size, root = self._export_root
+            lo = min(r.signed_size, size - 1)
+            if root.hex() != r.root and not self._explained(lo, size - 1):
+                self.problem("root", f"records {lo}..{size - 1} do not match the root the export's signed header "
+                             "states: a record there was altered and re-hashed after the export was made (or the log's "
+                             "stored tree disagreed with its records when exported: `huren audit verify` online "
+                             "names that)", record=lo)
         r.unsigned = max(0, r.records - r.signed_size)
         rank = {"node": 1, "root": 2}
         r.problems.sort(key=lambda p: (p.record is None, 0 if p.kind in EXACT else rank.get(p.kind, 3),
@@ -391,10 +474,16 @@ def iter_records(log: Any, batch: int = 5000) -> Iterator[dict[str, Any]]:
 
 
 def verify_online(log: Any, keys: AuditKeys | None = None, *, check_nodes: bool = True) -> Report:
-    """Verify the database's log (``AuditLog``) against the public keys on disk. ``check_nodes``
-    also compares every stored tree node (what proofs are served from) with the recomputed tree:
-    about half the time of a run, since each node is a document to read."""
+    """Verify the database's log (``AuditLog``) against ``keys`` (trusted: given by the auditor)
+    or, when none are given, the public keys on disk beside the log -- which whoever altered the
+    log could have replaced with their own, so the report then says ``keys: disk`` and is not
+    ``proven`` (``huren audit verify`` exits 3, as for an export checked against its own keys).
+    ``check_nodes`` also compares every stored tree node (what proofs are served from) with the
+    recomputed tree: about half the time of a run, since each node is a document to read."""
     v = Verifier(keys or log.keys, origin=log.origin)
+    if keys is None:
+        v.report.keys = "disk"
+        v.report.notes.append(DISK_KEYED)
     v.add_checkpoints(log.checkpoints.find(sort=[("seq", 1)]))
     v.add_seal(log.meta.get(SEAL))
 

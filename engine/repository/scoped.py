@@ -61,6 +61,7 @@ from urllib.parse import urlencode
 import yaml
 
 from engine import fhirjson
+from engine.audit.events import patients_of
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
@@ -74,6 +75,15 @@ RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 Path_ = tuple[str, ...]
+
+
+class Withheld(NotFound):
+    """The same 404 as any record a confined caller may not know of (the response carries nothing
+    of this), plus whose record it is, for the request's audit record (``engine.api.fhir``)."""
+
+    def __init__(self, message: str, *, reference: str, owners: list[str]) -> None:
+        super().__init__(message)
+        self.reference, self.owners = reference, owners
 
 
 @dataclass(frozen=True)
@@ -496,6 +506,18 @@ class ScopedRepository:
         """The one answer for anything a confined caller may not know of: no id echoed, no hint it exists."""
         return NotFound(f"this {resource_type} is not known")
 
+    def _refused(self, rtype: str, rid: str, resource: dict[str, Any]) -> NotFound:
+        """``unknown``'s answer to a stored record withheld from a confined caller, carrying whose
+        record it is for the audit record only (``Withheld``): a resident's refused attempt on
+        another's Observation is then in the owner's "who looked" (as "another resident"), as an
+        attempt on their Patient always was. Not when one of the owners is the caller's own (a
+        record of theirs a label withholds): their own list would tell them it exists."""
+        comp = self._compartment
+        owners = patients_of(resource) if comp is not None else []
+        if not owners or any(p in comp for p in owners):  # type: ignore[operator]
+            return self.unknown(rtype)
+        return Withheld(f"this {rtype} is not known", reference=f"{rtype}/{rid}", owners=owners)
+
     # -- reads -----------------------------------------------------------------------------------------
     def read_raw(self, rtype: str, rid: str) -> tuple[StoredResource, dict[str, Any], bytes]:
         """The current version: the stored record, the resource as the caller sees it, and its bytes
@@ -515,7 +537,7 @@ class ScopedRepository:
         resource = fhirjson.loads(rec.body)  # type: ignore[arg-type]
         seen = self.admit(resource, raw=rec.body)  # type: ignore[arg-type]
         if seen is None:
-            raise self.unknown(rtype)
+            raise self._refused(rtype, rid, resource)
         return rec, seen, rec.body if seen is resource else fhirjson.dumps(seen)  # type: ignore[return-value]
 
     def read(self, rtype: str, rid: str) -> dict[str, Any]:
