@@ -110,6 +110,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
         self.cds_reasons = store.collection(CDS_REASONS)
+        self.cds_reasons.ensure_index(["placer"])  # the HIS's HL7 order for a draft, by placer number
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
