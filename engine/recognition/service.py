@@ -385,7 +385,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             self.charges.delete(ref)
         else:
             self.charges.replace({"_id": ref, "service": services[0], "services": services,
-                                  "amount": float(price)})
+                                  "amount": float(price), "ident": line_identity(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         issues: list[dict[str, Any]] = []
         for service in services:
@@ -393,6 +393,15 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             if doc is not None:
                 issues.extend(self._evaluate_flag(doc))
         return issues
+
+
+def line_identity(charge: dict[str, Any]) -> str | None:
+    """The charge line's own number (its first identifier, system and value; HL7 FT1-2), by which
+    the same line stored twice under two ids counts once in the money at stake; None without."""
+    for ident in charge.get("identifier") or ():
+        if isinstance(ident, dict) and isinstance(ident.get("value"), str) and ident["value"].strip():
+            return f"{ident.get('system') or ''}|{ident['value'].strip()}"
+    return None
 
 
 def parse_day(value: str | None, name: str) -> date | None:
