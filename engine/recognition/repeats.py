@@ -409,16 +409,20 @@ def standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str,
     the flag was decided again (a copy of the result, a prior withdrawn and sent again), since
     only a decision with money at stake kept the review; and an upheld flag stayed upheld when
     its prior was withdrawn and another result became the prior, a decision nobody made. A review
-    stored before it recorded its facts is judged against the facts of the flag it was made on."""
+    stored before it recorded its facts is judged against the facts of the flag it was made on.
+    The contradiction is compared as a finding (contradicted or not), not as its words."""
     if not reviews or decision.status in (JUSTIFIED_STATUS, REPORTED):
         return None
     last = reviews[-1]
     if last.get("decision") not in ("upheld", "overturned"):
         return None
     if "prior" in last:
-        facts = (last.get("prior"), last.get("retest_reason"), last.get("contradicted"))
+        facts = (last.get("prior"), last.get("retest_reason"), bool(last.get("contradicted")))
     elif existing is not None:
-        facts = (existing.get("prior"), existing.get("reason"), existing.get("contradicted"))
+        facts = (existing.get("prior"), existing.get("reason"), bool(existing.get("contradicted")))
     else:
         return None
-    return last["decision"] if facts == (prior, decision.reason, decision.contradicted) else None
+    # the finding (the reason contradicted by records or not), not its wording: the note names
+    # instants ("huren held ... since ...") that an upgrade reads anew (``final_at`` back-filled,
+    # nineteenth round), and an upheld R98 flag went back to open on the next message about it
+    return last["decision"] if facts == (prior, decision.reason, bool(decision.contradicted)) else None
