@@ -123,3 +123,15 @@ def test_a_cds_answer_posted_after_the_result_is_late_and_shown(engine: Engine, 
     assert (flag["status"], flag["reason"], flag["late_reasons"]) == ("flagged", None, ["R04"]), flag
     issue = engine.repository.read("DetectedIssue", flag["_id"])
     assert "R04" in issue["detail"], issue["detail"]
+
+
+def test_a_draft_recognised_in_cds_whose_hl7_order_comes_all_the_same_counts_once(engine: Engine, mllp: int) -> None:
+    hl7, http, patient = setup(engine, mllp)
+    card = cds_card(engine, http, patient, "B1")
+    feedback(engine, http, {"card": card["uuid"], "outcome": "accepted",
+                            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]})
+    hl7.send(order("HOSPB", "B1", CBC, ts(1)))
+    hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
+    token = engine.auth.issue_system_token("auditor", "system/DetectedIssue.rs", kind="auditor")
+    rate = http.get("/reports/duplicates", headers={"Authorization": f"Bearer {token}"}).json()["recognition_rate"]
+    assert (rate["HOSPB"]["recognisable"], rate["HOSPB"]["recognised"]) == (1, 0), rate

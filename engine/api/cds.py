@@ -29,6 +29,7 @@ from engine.auth.policy import require_order_decision
 from engine.errors import BadRequest, NotFound
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import national_id, placer_numbers
+from engine.recognition.state import CARDS
 
 router = APIRouter()
 
@@ -36,7 +37,6 @@ SERVICES = {
     "huren-recognition-select": "order-select",
     "huren-recognition-sign": "order-sign",
 }
-CARDS = "recognition_cards"
 _NS = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-3c6f2b1f0d11")
 
 
@@ -100,10 +100,12 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
                             "actions": [{"type": "update", "description": f"Record re-test reason {code}",
                                          "resource": updated}]})
     doctor, dept = recognition.facts.orderer(draft)
+    placers = placer_numbers(draft)
     recognition.store.collection(CARDS).replace({
         "_id": card_id, "service": sid, "draft": draft_ref, "person": order.person, "patient": order.patient,
         "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
-        "doctor": doctor or user, "dept": dept, "placer": list(placer_numbers(draft)),
+        "doctor": doctor or user, "dept": dept, "placer": list(placers),
+        "placer_key": f"{order.institution}|{placers[0]}" if placers else None,
         "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
     })
     lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "

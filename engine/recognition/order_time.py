@@ -88,7 +88,9 @@ class OrderTime(RecognitionState, _Others):
             recognisable = [m.result.ref for m in matches]
             if matches and existing is None:
                 # a reason the doctor gave in the CDS answer for this draft was given at order time
-                order = self._with_cds_reasons(order, placer_numbers(sr))
+                placers = placer_numbers(sr)
+                order = self._with_cds_reasons(order, placers)
+                self._placed_all_the_same(order, placers)
         reason, effect = order_time_effect(order, rules)
         doctor, dept = (existing.get("doctor"), existing.get("dept")) if same and existing else (None, None)
         if recognisable and not (doctor or dept):
@@ -187,6 +189,24 @@ class OrderTime(RecognitionState, _Others):
             self._put_check(check, doc)
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 self._evaluate_flag(key_doc)
+
+    def _placed_all_the_same(self, order: Order, placers: Sequence[str]) -> None:
+        """A draft the doctor "recognised" in CDS that is placed all the same (this order, by the
+        draft's id or placer number) was not recognised: its card's check row is voided, and the
+        order's own row counts (re-tested, or recognised if cancelled). Before, the rate counted
+        one order twice, once recognised and once re-tested (1 of 2 where the truth is 0 of 1).
+        Asked when an order with a recognisable prior is first recorded: one indexed read, and one
+        for each placer number."""
+        cards = list(self.cards.find({"draft": order.ref})) if order.ref else []
+        for number in placers:
+            cards.extend(self.cards.find({"placer_key": f"{order.institution}|{number}"}))
+        for card in {c["_id"]: c for c in cards}.values():
+            if (card.get("person"), card.get("item"), card.get("inst"), card.get("day")) != (
+                    order.person, order.item, order.institution, order.day.isoformat()):
+                continue
+            row = self.checks.get(f"cds:{card['_id']}")
+            if row is not None and row.get("outcome") == "recognised":
+                self._put_check(row, {**row, "outcome": "void", "placed_as": order.ref})
 
     def _recorded_orders(self, draft: Order, placers: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """The recorded orders (check rows of orders) that are the draft ``draft``: its own id, or a

@@ -17,6 +17,7 @@ class _Needs(Protocol):
     """What reviews and CDS feedback call on the other parts of ``Recognition`` (through ``self``)."""
 
     def cds_answer_after_order(self, order: Order, placers: Sequence[str]) -> None: ...  # order_time.OrderTime
+    def _recorded_orders(self, draft: Order, placers: Sequence[str]) -> list[tuple[str, dict[str, Any]]]: ...  # order_time
 
 
 if TYPE_CHECKING:
@@ -90,6 +91,10 @@ class Reviews(RecognitionState, _Others):
         order is already recorded (the EHR signed it before posting the feedback) is applied to it
         there (``OrderTime.cds_answer_after_order``): as order-time while no result of it was
         decided, else as a late reason for the auditor."""
+        if outcome == "recognised" and self._recorded_orders(order, placers):
+            # the draft is already placed (signed, or the HIS's order with its placer number): the
+            # order's own row counts it; a "recognise" for it would count one order twice
+            outcome = "void"
         with self.store.transaction():
             self._put_check(self.checks.get(key), {
                 "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,

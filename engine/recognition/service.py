@@ -46,7 +46,7 @@ from engine.recognition.prior_changes import PriorChanges
 from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
-from engine.recognition.state import CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
+from engine.recognition.state import CARDS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
 from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
@@ -111,6 +111,9 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.charges.ensure_index(["service"])
         self.cds_reasons = store.collection(CDS_REASONS)
         self.cds_reasons.ensure_index(["placer"])  # the HIS's HL7 order for a draft, by placer number
+        self.cards = store.collection(CARDS)
+        self.cards.ensure_index(["draft"])  # a draft "recognised" in CDS and placed all the same
+        self.cards.ensure_index(["placer_key"])
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
