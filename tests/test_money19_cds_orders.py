@@ -12,18 +12,30 @@ MLLP socket, CDS Hooks calls and feedback over real HTTP, the real store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.settings import Settings
 from tests.test_pay18_cds_choices import EHR, REASONS, bearer, feedback
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, engine, msh, order, pid, ts
+from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, msh, order, pid, ts
 from tests.test_recognition_policy_e2e import result as oru
 
-__all__ = ["engine"]  # the policy tests' community (HOSPA, HOSPB, HOSPC)
+
+@pytest.fixture(params=[{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The policy tests' community (HOSPA, HOSPB, HOSPC) on each store."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site, **request.param)) as eng:
+        yield eng
 
 PLAC = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PLAC"}]}
 

@@ -20,13 +20,19 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.engine import Engine
+from engine.settings import Settings
 from tests.test_recognition_e2e import Sender
-from tests.test_recognition_policy_e2e import CBC, community_engine, not_payable, order, result, ts
+from tests.test_recognition_policy_e2e import CBC, INSTITUTIONS, not_payable, order, result, ts
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    yield from community_engine(tmp_path)
+@pytest.fixture(params=[{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The policy tests' community (HOSPA, HOSPB, HOSPC) on each store."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(INSTITUTIONS, "utf-8")
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site, **request.param)) as eng:
+        yield eng
 
 
 def flagged(engine: Engine, mllp: int) -> dict[str, Any]:
