@@ -95,3 +95,22 @@ def test_a_credit_alone_leaves_the_catalogue_price(engine: Engine, mllp: int) ->
     put_line(engine, TestClient(create_app(engine)), "credit-b1", flag["patient"], flag["result"], -30.0)
     [flag] = not_payable(engine)
     assert (flag["price"], flag["price_source"]) == (catalogue, "catalogue")
+
+
+def test_a_line_naming_an_observation_before_its_report_is_found(engine: Engine, mllp: int) -> None:
+    """``ChargeItem.service`` = [the count's observation, its report]: the observation is no index
+    entry of its own (the report stands for it), and the line was kept under it, never found."""
+    flag = flagged(engine, mllp)
+    report = engine.repository.read("DiagnosticReport", flag["result"].split("/")[1])
+    observation = report["result"][0]["reference"]
+    token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
+    charge = {"resourceType": "ChargeItem", "id": "charge-b1", "status": "billed",
+              "code": {"coding": [{"system": "urn:huren:price-code", "code": "250101001"}]},
+              "subject": {"reference": flag["patient"]}, "quantity": {"value": 1},
+              "priceOverride": {"value": 27.0, "currency": "CNY"},
+              "service": [{"reference": observation}, {"reference": flag["result"]}]}
+    res = TestClient(create_app(engine)).put("/fhir/ChargeItem/charge-b1", json=charge,
+                                             headers={"Authorization": f"Bearer {token}"})
+    assert res.status_code in (200, 201), res.text
+    [flag] = not_payable(engine)
+    assert (flag["price"], flag["price_source"]) == (27.0, "charge")

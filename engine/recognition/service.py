@@ -387,7 +387,11 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 return []
             self.charges.delete(ref)
         else:
-            self.charges.replace({"_id": ref, "service": services[0], "services": services,
+            # kept under the first service that is a result of the index (the report, not its
+            # observation, which is no entry of its own): a line naming [observation, report] was
+            # kept under the observation, and no test ever found it
+            indexed = next((s for s in services if self.index.get(s) is not None), services[0])
+            self.charges.replace({"_id": ref, "service": indexed, "services": services,
                                   "amount": float(price), "ident": line_identity(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         issues: list[dict[str, Any]] = []
