@@ -28,7 +28,8 @@ from engine.auth.deps import get_caller
 from engine.auth.policy import require_order_decision
 from engine.errors import BadRequest, NotFound
 from engine.recognition.decision import Order, Recognisable
-from engine.recognition.facts import national_id
+from engine.recognition.facts import national_id, placer_numbers
+from engine.recognition.state import CARDS
 
 router = APIRouter()
 
@@ -36,7 +37,6 @@ SERVICES = {
     "huren-recognition-select": "order-select",
     "huren-recognition-sign": "order-sign",
 }
-CARDS = "recognition_cards"
 _NS = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-3c6f2b1f0d11")
 
 
@@ -100,10 +100,12 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
                             "actions": [{"type": "update", "description": f"Record re-test reason {code}",
                                          "resource": updated}]})
     doctor, dept = recognition.facts.orderer(draft)
+    placers = placer_numbers(draft)
     recognition.store.collection(CARDS).replace({
         "_id": card_id, "service": sid, "draft": draft_ref, "person": order.person, "patient": order.patient,
         "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
-        "doctor": doctor or user, "dept": dept,
+        "doctor": doctor or user, "dept": dept, "placer": list(placers),
+        "placer_key": f"{order.institution}|{placers[0]}" if placers else None,
         "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
     })
     lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "
@@ -244,7 +246,8 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
                       day=date.fromisoformat(card["day"]), ref=card["draft"], patient=card["patient"])
         recognition.record_choice(f"cds:{card['_id']}", order=order, recognisable=card["recognisable"],
                                   outcome=choice, reason=reason, reason_text=comment,
-                                  doctor=card.get("doctor"), dept=card.get("dept"))
+                                  doctor=card.get("doctor"), dept=card.get("dept"),
+                                  placers=tuple(card.get("placer") or ()))
         recorded.append({"card": card["_id"], "choice": choice, "reason": reason})
         if card.get("patient"):
             patients.add(str(card["patient"]).split("/", 1)[1])

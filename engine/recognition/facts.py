@@ -567,3 +567,22 @@ def own_text(text: str | None, codes: Sequence[str], rules: Rules) -> str | None
     # name and R06's name read as R06's text, review of payfix18): each part is judged alone
     parts = [p for p in text.split("; ") if p.strip() and _plain(p) not in names]
     return "; ".join(parts) if parts else None
+
+
+_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def placer_numbers(resource: dict[str, Any] | None) -> tuple[str, ...]:
+    """The placer order numbers of an order or a CDS draft: its identifiers typed ``PLAC`` (v2 table
+    0203; the HL7 conversion types ORC-2 so). How huren knows a draft answered in CDS and the order
+    the HIS later sends (an ORM, whose ServiceRequest id is the placer number's, not the draft's)
+    are one order: the placer number the ordering system gave it, with the same person, item,
+    institution and day. An untyped identifier says nothing of what it numbers, so it is not read."""
+    found: list[str] = []
+    for ident in (resource or {}).get("identifier") or ():
+        if not isinstance(ident, dict) or not isinstance(ident.get("value"), str) or not ident["value"].strip():
+            continue
+        codings = ((ident.get("type") or {}).get("coding") or ()) if isinstance(ident.get("type"), dict) else ()
+        if any(isinstance(c, dict) and c.get("system") == _V2_0203 and c.get("code") == "PLAC" for c in codings):
+            found.append(ident["value"].strip())
+    return tuple(dict.fromkeys(found))

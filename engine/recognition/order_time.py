@@ -16,9 +16,9 @@ from engine.recognition.detected_issues import (
     issue_id,
     recognisable_issue,
 )
-from engine.recognition.facts import RESULT_TYPES, order_time, own_text, ref_of
+from engine.recognition.facts import RESULT_TYPES, order_time, own_text, placer_numbers, ref_of
 from engine.recognition.index import group_key
-from engine.recognition.state import RecognitionState, instant, is_resulted, now
+from engine.recognition.state import RecognitionState, checked_order, instant, is_resulted, now
 
 
 class _Needs(Protocol):
@@ -26,7 +26,7 @@ class _Needs(Protocol):
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
     def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
-    def cds_reasons_for(self, order: Order) -> tuple[str | None, str | None]: ...  # reviews.Reviews
+    def cds_reasons_for(self, order: Order, placers: Sequence[str] = ()) -> tuple[str | None, str | None]: ...  # reviews
 
 
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ class OrderTime(RecognitionState, _Others):
             recognisable = [m.result.ref for m in matches]
             if matches and existing is None:
                 # a reason the doctor gave in the CDS answer for this draft was given at order time
-                order = self._with_cds_reasons(order)
+                placers = placer_numbers(sr)
+                order = self._with_cds_reasons(order, placers)
+                self._placed_all_the_same(order, placers)
         reason, effect = order_time_effect(order, rules)
         doctor, dept = (existing.get("doctor"), existing.get("dept")) if same and existing else (None, None)
         if recognisable and not (doctor or dept):
@@ -123,22 +125,26 @@ class OrderTime(RecognitionState, _Others):
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
 
-    def _with_cds_reasons(self, order: Order) -> Order:
+    def _with_cds_reasons(self, order: Order, placers: Sequence[str] = ()) -> Order:
         """``order`` with the re-test reason its doctor gave in CDS (an override, a "re-test"
         suggestion accepted) when the order states none. Why: the EHR applies a suggestion's
         update, or none at all for an override, at its discretion; the order then came without the
         reason the doctor recorded in huren when ordering, and its result was flagged *not payable*.
+        The draft is this order by its id, else by its placer number (``placers``: the HIS's HL7
+        order for the draft, ``Reviews._kept_reason``). Read once, when an order with a
+        recognisable prior is first recorded (one read by id, one by placer number when none)."""
+        code, text = self.cds_reasons_for(order, placers)
+        return order if code is None else self._answered(order, code, text)
+
+    def _answered(self, order: Order, code: str, text: str | None) -> Order:
+        """``order`` as the CDS answer ``code`` (with its comment ``text``) completes it.
 
         The reason recorded at order time stands: a reason the signed order states is the doctor's
         own and wins (CDS "R01" then an order signed "R07" is R07, self-pay -- merged, the more
         favourable R01 made it payable). An override's comment is the text of its own code only:
         it fills in an order that states that code without text (CDS "R07, 家属要求复查" then an
         order "R06" without text is R06 without text, not payable), and a comment that is only
-        the code's name is no text (``own_text``). Read once, when an order with a recognisable
-        prior is first recorded (one read by id)."""
-        code, text = self.cds_reasons_for(order)
-        if code is None:
-            return order
+        the code's name is no text (``own_text``)."""
         text = own_text(text, (code,), self._rules)
         if not order.reasons:
             return replace(order, reasons=(code,), reason_text=text)
@@ -147,6 +153,78 @@ class OrderTime(RecognitionState, _Others):
         if order.reasons == (code,) and text and not order.reason_text:
             return replace(order, reason_text=text)
         return order
+
+    def cds_answer_after_order(self, order: Order, placers: Sequence[str]) -> None:
+        """A CDS answer (``order``: the draft, ``placers``: its placer numbers) given once the order
+        signed from the draft is already recorded: the EHR may sign and send the order before it
+        posts the feedback, and the HIS's HL7 order may arrive before it too.
+
+        Before, such an answer was kept for the draft and never read again (the order is read
+        once, when first recorded): the doctor's R04 for an emergency count left the repeat *not
+        payable*. Now it completes the recorded order as ``_answered`` says (the order's own
+        reason still wins), as an order-time reason while no result of the order has been
+        decided on -- as a reason sent in an order update before the result is (eleventh round)
+        -- and, once one has, as a late reason, kept apart and shown on the flag for the auditor
+        (DOMAIN.md: the reason recorded at order time stands). The flags of the order's tests are
+        decided again. Asked on a "re-test" answer only: one read by id, one search by placer
+        number."""
+        code, text = self.cds_reasons_for(order, placers)
+        if code is None:
+            return
+        rules = self._rules
+        for ref, check in self._recorded_orders(order, placers):
+            kept = checked_order(check, person=check.get("person"), item=check.get("item"), ref=ref,
+                                 patient=check.get("patient"))
+            kept = replace(kept, reason_text=own_text(kept.reason_text, kept.reasons, rules))
+            answered = self._answered(kept, code, text)
+            if (answered.reasons, answered.reason_text) == (kept.reasons, kept.reason_text):
+                continue
+            if is_resulted(check):
+                late, late_text = late_reasons_of(answered, {**check, "reason_text": kept.reason_text}, True)
+                doc = {**check, "late_reasons": late, "late_reason_text": late_text}
+            else:
+                reason, effect = order_time_effect(answered, rules)
+                doc = {**check, "reasons": list(answered.reasons), "reason_text": answered.reason_text,
+                       "reason": reason, "reason_effect": effect}
+            self._put_check(check, doc)
+            for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
+                self._evaluate_flag(key_doc)
+
+    def _placed_all_the_same(self, order: Order, placers: Sequence[str]) -> None:
+        """A draft the doctor "recognised" in CDS that is placed all the same (this order, by the
+        draft's id or placer number) was not recognised: its card's check row is voided, and the
+        order's own row counts (re-tested, or recognised if cancelled). Before, the rate counted
+        one order twice, once recognised and once re-tested (1 of 2 where the truth is 0 of 1).
+        Asked when an order with a recognisable prior is first recorded: one indexed read, and one
+        for each placer number."""
+        cards = list(self.cards.find({"draft": order.ref})) if order.ref else []
+        for number in placers:
+            cards.extend(self.cards.find({"placer_key": f"{order.institution}|{number}"}))
+        for card in {c["_id"]: c for c in cards}.values():
+            if (card.get("person"), card.get("item"), card.get("inst"), card.get("day")) != (
+                    order.person, order.item, order.institution, order.day.isoformat()):
+                continue
+            row = self.checks.get(f"cds:{card['_id']}")
+            if row is not None and row.get("outcome") == "recognised":
+                self._put_check(row, {**row, "outcome": "void", "placed_as": order.ref})
+
+    def _recorded_orders(self, draft: Order, placers: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The recorded orders (check rows of orders) that are the draft ``draft``: its own id, or a
+        ServiceRequest with one of its placer numbers; each of the draft's person, item,
+        institution and day."""
+        refs = [draft.ref] if draft.ref else []
+        for number in placers:
+            escaped = "".join("\\" + ch if ch in "\\,|$" else ch for ch in number)
+            found = self.repository.search("ServiceRequest", [("identifier", escaped), ("_count", "20")])
+            refs.extend(f"ServiceRequest/{sr['id']}" for sr in found.resources if number in placer_numbers(sr))
+        out = []
+        for ref in dict.fromkeys(refs):
+            check = self.checks.get(ref)
+            if check and check.get("source") == "order" and (
+                    check.get("person"), check.get("item"), check.get("inst"), check.get("day")) == (
+                    draft.person, draft.item, draft.institution, draft.day.isoformat()):
+                out.append((ref, check))
+        return out
 
     def _with_its_result(self, ref: str, order: Order, check: dict[str, Any]) -> bool:
         """Does this version of an order, already recorded (``check``) and stating a reason not

@@ -118,16 +118,30 @@ class Repeats(RecognitionState, _Others):
         return self._rules.repeat_price(item, match.analytes, institution), "catalogue"
 
     def _line_amount(self, group: Sequence[dict[str, Any]], order_ref: str | None) -> float | None:
-        """The amount of the first charge row of the test's entries (``group``, in ``_evaluate_flag``'s
-        order) that are the flagged order's (all of them when the test has one order or none), None
-        when none has a row. Also ``billed_lines.reprice``'s, when a row is dropped."""
+        """What was billed for the test: the counted charge lines naming the test's entries
+        (``group``) that are the flagged order's (all of them when the test has one order or
+        none), each line once, summed -- a credit (a line with a negative amount, as the settlement
+        counts it) takes back what it credits. None when no line bills it (no row, or only credits:
+        the charge they credit is not known to be this test's; the catalogue then prices it).
+        Also ``billed_lines.reprice``'s, when a row is dropped.
+
+        Why (nineteenth round): the first row found was taken. A charge and its credit (a
+        refund) made the money at stake whichever the store returned first, -¥30 or ¥30 for a test
+        the fund paid nothing for; a test billed in two lines (the panel and an add-on) was priced
+        at one of them. One line is counted once: a line naming the report and its observations is
+        one row, and the same line stored again under another id (the same identifier: a feed that
+        resends it) is not summed twice."""
         orders = {d.get("order") for d in group}
         if len(orders - {None}) > 1:
             group = [d for d in group if d.get("order") == order_ref]
+        lines: dict[str, float] = {}
         for d in group:
             for charge in self.charges.find({"service": d["_id"]}):
-                return float(charge["amount"])
-        return None
+                key = str(charge.get("ident") or charge["_id"])
+                lines.setdefault(key, float(charge["amount"]))
+        if not any(amount > 0 for amount in lines.values()):
+            return None
+        return max(round(sum(lines.values()), 2), 0.0)
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
         """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.
@@ -395,16 +409,20 @@ def standing_review(existing: dict[str, Any] | None, reviews: Sequence[dict[str,
     the flag was decided again (a copy of the result, a prior withdrawn and sent again), since
     only a decision with money at stake kept the review; and an upheld flag stayed upheld when
     its prior was withdrawn and another result became the prior, a decision nobody made. A review
-    stored before it recorded its facts is judged against the facts of the flag it was made on."""
+    stored before it recorded its facts is judged against the facts of the flag it was made on.
+    The contradiction is compared as a finding (contradicted or not), not as its words."""
     if not reviews or decision.status in (JUSTIFIED_STATUS, REPORTED):
         return None
     last = reviews[-1]
     if last.get("decision") not in ("upheld", "overturned"):
         return None
     if "prior" in last:
-        facts = (last.get("prior"), last.get("retest_reason"), last.get("contradicted"))
+        facts = (last.get("prior"), last.get("retest_reason"), bool(last.get("contradicted")))
     elif existing is not None:
-        facts = (existing.get("prior"), existing.get("reason"), existing.get("contradicted"))
+        facts = (existing.get("prior"), existing.get("reason"), bool(existing.get("contradicted")))
     else:
         return None
-    return last["decision"] if facts == (prior, decision.reason, decision.contradicted) else None
+    # the finding (the reason contradicted by records or not), not its wording: the note names
+    # instants ("huren held ... since ...") that an upgrade reads anew (``final_at`` back-filled,
+    # nineteenth round), and an upheld R98 flag went back to open on the next message about it
+    return last["decision"] if facts == (prior, decision.reason, bool(decision.contradicted)) else None

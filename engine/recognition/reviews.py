@@ -4,7 +4,7 @@ tallies rebuilt, one flag read."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import BadRequest, NotFound, Unprocessable
 from engine.recognition import aggregates
@@ -13,7 +13,20 @@ from engine.recognition.flags import DuplicateFlag
 from engine.recognition.state import FLAG_STATUS, RecognitionState, now
 
 
-class Reviews(RecognitionState):
+class _Needs(Protocol):
+    """What reviews and CDS feedback call on the other parts of ``Recognition`` (through ``self``)."""
+
+    def cds_answer_after_order(self, order: Order, placers: Sequence[str]) -> None: ...  # order_time.OrderTime
+    def _recorded_orders(self, draft: Order, placers: Sequence[str]) -> list[tuple[str, dict[str, Any]]]: ...  # order_time
+
+
+if TYPE_CHECKING:
+    _Others = _Needs
+else:
+    _Others = object
+
+
+class Reviews(RecognitionState, _Others):
     """Reviews and CDS feedback."""
 
     def flag(self, flag_id: str) -> DuplicateFlag | None:
@@ -56,7 +69,7 @@ class Reviews(RecognitionState):
 
     def record_choice(self, key: str, *, order: Order, recognisable: Sequence[str], outcome: str,
                       reason: str | None = None, reason_text: str | None = None, doctor: str | None = None,
-                      dept: str | None = None) -> None:
+                      dept: str | None = None, placers: Sequence[str] = ()) -> None:
         """The doctor's choice at the moment of ordering (CDS Hooks feedback): a draft order
         recognised (never placed) counts as recognised, for the doctor and department who chose
         (``doctor``, ``dept``: as an order's check row names them, so the rate by doctor credits
@@ -70,7 +83,18 @@ class Reviews(RecognitionState):
         for the same draft replaces it -- the doctor's later decision stands: an order-select
         "R01" then an order-sign override "R07" is R07 (the two were merged and the more
         favourable R01 won) -- and a later "recognise" withdraws it. An override whose reason is
-        not in huren's system says nothing new and leaves it as it was."""
+        not in huren's system says nothing new and leaves it as it was.
+
+        The draft's placer order numbers (``placers``, its identifiers typed PLAC) are kept with
+        the reason: the HIS's HL7 order for that draft has another id (its placer number's), and is
+        known to be the same order by that number (``_kept_reason``). An answer given once the
+        order is already recorded (the EHR signed it before posting the feedback) is applied to it
+        there (``OrderTime.cds_answer_after_order``): as order-time while no result of it was
+        decided, else as a late reason for the auditor."""
+        if outcome == "recognised" and self._recorded_orders(order, placers):
+            # the draft is already placed (signed, or the HIS's order with its placer number): the
+            # order's own row counts it; a "recognise" for it would count one order twice
+            outcome = "void"
         with self.store.transaction():
             self._put_check(self.checks.get(key), {
                 "_id": key, "source": "cds", "person": order.person, "patient": order.patient, "item": order.item,
@@ -85,27 +109,37 @@ class Reviews(RecognitionState):
             if outcome == "retest" and reason:
                 self.cds_reasons.replace({"_id": order.ref, "person": order.person, "item": order.item,
                                           "inst": order.institution, "day": order.day.isoformat(),
-                                          "reasons": [reason], "text": reason_text})
+                                          "reasons": [reason], "text": reason_text,
+                                          "placer": f"{order.institution}|{placers[0]}" if placers else None})
+                self.cds_answer_after_order(order, placers)
             elif outcome == "recognised" and self._kept_reason(order) is not None:
                 self.cds_reasons.delete(order.ref)
 
-    def _kept_reason(self, order: Order) -> dict[str, Any] | None:
+    def _kept_reason(self, order: Order, placers: Sequence[str] = ()) -> dict[str, Any] | None:
         """The CDS reason row kept for the draft ``order``, when it is this draft's: the same draft
         id, person, item, institution and day (a draft id an EHR reuses for another patient, test
         or day is not the same order: a reason given for last week's draft must not justify this
-        week's repeat)."""
+        week's repeat). Else the row of a draft with one of the order's placer numbers
+        (``placers``) at the same institution, with the same person, item and day: the HIS's HL7
+        order for a draft answered in CDS. Two such drafts answered differently: which one this
+        order is cannot be told, and neither answer is taken (no guess by time or code alone: a
+        reason carried to another order of the same test would pay a repeat nobody justified)."""
         kept = self.cds_reasons.get(order.ref) if order.ref else None
-        if not kept or (kept.get("person"), kept.get("item"), kept.get("inst"), kept.get("day")) != \
-                (order.person, order.item, order.institution, order.day.isoformat()):
-            return None
-        return dict(kept)
+        if kept and _same_draft(kept, order):
+            return dict(kept)
+        rows: list[dict[str, Any]] = []
+        for number in placers:
+            rows.extend(r for r in self.cds_reasons.find({"placer": f"{order.institution}|{number}"})
+                        if _same_draft(r, order))
+        answers = {(tuple(r.get("reasons") or ()), r.get("text")) for r in rows}
+        return dict(rows[0]) if len(answers) == 1 else None
 
-    def cds_reasons_for(self, order: Order) -> tuple[str | None, str | None]:
+    def cds_reasons_for(self, order: Order, placers: Sequence[str] = ()) -> tuple[str | None, str | None]:
         """The re-test reason the doctor last gave in CDS for the draft ``order`` was signed from,
         and the text given with it (None, None when none: ``_kept_reason``). A row written before this
         mend (eighteenth round, first wave) may hold several reasons merged from several answers: the last is the
         latest, and its text is known to be that reason's only when it is the only one."""
-        kept = self._kept_reason(order)
+        kept = self._kept_reason(order, placers)
         reasons = [str(r) for r in (kept or {}).get("reasons") or ()]
         if not reasons:
             return None, None
@@ -116,3 +150,9 @@ class Reviews(RecognitionState):
         """Recompute the report tallies from every flag and check (after a bulk import or restore)."""
         with self.store.transaction():
             aggregates.rebuild(self.flag_days, self.check_days, self.flags.find({}), self.checks.find({}))
+
+
+def _same_draft(kept: dict[str, Any], order: Order) -> bool:
+    """Is the kept CDS reason row for this order's person, item, institution and day?"""
+    return (kept.get("person"), kept.get("item"), kept.get("inst"), kept.get("day")) == \
+        (order.person, order.item, order.institution, order.day.isoformat())

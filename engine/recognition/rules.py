@@ -173,10 +173,14 @@ class Rules:
 
         ``community`` inside one medical community (or the same institution) when the item's scope
         includes it; beyond it, the first of the item's scopes, then of the HR scopes the issuer
-        holds for the item on that date, that covers both institutions.
+        holds for the item on that date, that covers both institutions. The same institution is
+        the community's case only for an item on the community's list: an item a site recognises
+        through an HR scope alone was "not payable" at the hospital repeating its own result while
+        a neighbour's repeat of it was only reported (DOMAIN.md: non-payment inside the community,
+        for items on its list).
         """
         a, b = self.institutions.get(issuer), self.institutions.get(receiver)
-        if issuer == receiver:
+        if issuer == receiver and COMMUNITY in item.scope:
             return COMMUNITY
         if COMMUNITY in item.scope and a and b and a.community and a.community == b.community:
             return COMMUNITY

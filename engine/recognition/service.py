@@ -46,7 +46,7 @@ from engine.recognition.prior_changes import PriorChanges
 from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
-from engine.recognition.state import CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
+from engine.recognition.state import CARDS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
 from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
@@ -110,6 +110,10 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
         self.cds_reasons = store.collection(CDS_REASONS)
+        self.cds_reasons.ensure_index(["placer"])  # the HIS's HL7 order for a draft, by placer number
+        self.cards = store.collection(CARDS)
+        self.cards.ensure_index(["draft"])  # a draft "recognised" in CDS and placed all the same
+        self.cards.ensure_index(["placer_key"])
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
@@ -383,8 +387,12 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
                 return []
             self.charges.delete(ref)
         else:
-            self.charges.replace({"_id": ref, "service": services[0], "services": services,
-                                  "amount": float(price)})
+            # kept under the first service that is a result of the index (the report, not its
+            # observation, which is no entry of its own): a line naming [observation, report] was
+            # kept under the observation, and no test ever found it
+            indexed = next((s for s in services if self.index.get(s) is not None), services[0])
+            self.charges.replace({"_id": ref, "service": indexed, "services": services,
+                                  "amount": float(price), "ident": line_identity(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
         issues: list[dict[str, Any]] = []
         for service in services:
@@ -392,6 +400,15 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             if doc is not None:
                 issues.extend(self._evaluate_flag(doc))
         return issues
+
+
+def line_identity(charge: dict[str, Any]) -> str | None:
+    """The charge line's own number (its first identifier, system and value; HL7 FT1-2), by which
+    the same line stored twice under two ids counts once in the money at stake; None without."""
+    for ident in charge.get("identifier") or ():
+        if isinstance(ident, dict) and isinstance(ident.get("value"), str) and ident["value"].strip():
+            return f"{ident.get('system') or ''}|{ident['value'].strip()}"
+    return None
 
 
 def parse_day(value: str | None, name: str) -> date | None:

@@ -25,6 +25,7 @@ FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cance
 CHARGES = "recognition_charges"
 # re-test reasons a doctor gave in a CDS answer, by the draft order they were given for (reviews.py)
 CDS_REASONS = "recognition_cds_reasons"
+CARDS = "recognition_cards"  # the CDS cards answered (``engine.api.cds``), by draft and placer number
 # the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
 RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
 
@@ -55,6 +56,7 @@ class RecognitionState:
     flags: GroupMemo
     charges: Any
     cds_reasons: Any
+    cards: Any
     flag_days: Any
     check_days: Any
     facts: FactReader
