@@ -84,3 +84,23 @@ def test_a_repeat_sent_after_a_refused_a08_is_flagged(tmp_path: Path, backend: s
         for raw in _raw([_order("HOSPB", _B, "B1", 1), _result("HOSPB", _B, "B1", 1)]):
             assert [o.code for o in engine.ingestor.process([raw])] == ["AA"]
         assert _decided(engine) == _EXPECTED
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mongomock"])
+def test_a_refused_a08_does_not_put_the_record_back_in_its_person(tmp_path: Path, backend: str) -> None:
+    """The other direction, and the worse one (a review's finding): HOSPB's record carries the
+    son's name (in conflict: no one's results), his blood count is ordered there, and an A08 giving
+    the record back the father's name is refused by the store. The son's result is not the father's:
+    no flag against the father's prior, no index entry under the father's number (on the code
+    before, the refused A08's statement keyed it to 周强 and flagged it a duplicate of his test)."""
+    with _engine(tmp_path, backend, "store") as engine:
+        _refuse_one(engine)
+        engine.ingestor.process(_raw([_order("HOSPA", _A, "A1", 5), _result("HOSPA", _A, "A1", 5),
+                                      _a08("HOSPB", _SON, "HOSPB-A08-SON0")]))
+        assert [o.code for o in engine.ingestor.process(_raw([_order("HOSPB", _SON, "B1", 1)]))] == ["AA"]
+        back = _a08("HOSPB", _B, "HOSPB-A08-BACK").replace("PV1|1|O\n", f"PV1|1|O|||||||||||||||||{_FAILING}\n")
+        assert [o.code for o in engine.ingestor.process(_raw([back]))] == ["AE"]
+        assert [o.code for o in engine.ingestor.process(_raw([_result("HOSPB", _SON, "B1", 1)]))] == ["AA"]
+        record = engine.repository.search("Patient", [("identifier", "MRN-B-ZHOU")]).resources[0]
+        assert engine.identity.record(record["id"])["status"] == "conflict"  # nothing of the A08 stored
+        assert _decided(engine) == ([], [("HOSPA", ZHOU[0], "retested")])
