@@ -324,11 +324,6 @@ def _holds(values: dict[str, Any], version: dict[str, Any]) -> bool:
     return all(get(k, _ABSENT) is v for k, v in values.items())
 
 
-def _same_elements(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """The very same values under the same names (identity, not equality: nothing is compared deeply)."""
-    return len(a) == len(b) and all(b.get(k, _ABSENT) is v for k, v in a.items())
-
-
 # A record whose index entry is in one of these states and whose content did not change is
 # classified the same again, while nothing else wrote its entry since (an operator's ``link`` does:
 # the invalid ID number of a record linked by hand takes it out again), and holds the links the
@@ -843,7 +838,7 @@ class IdentityService:
         since (else None: the hook classifies again)."""
         pending = getattr(self._stated, "records", None)
         found = pending.pop(resource["id"], None) if pending else None
-        if found is None or found.written != self.links.written or not _same_elements(found.values, _elements(resource)):
+        if found is None or found.written != self.links.written or not _holds(found.values, resource):
             return None
         if found.doc.get("status") == "conflict":
             # found before the later records of the write group were stored: one of them may be
