@@ -136,23 +136,31 @@ async function fhir(url, s) {
 }
 
 /** Every page of a search, to its end (ui18 stopped after 20 pages without a word: a resident with
- * more records saw part of them as if they were all). `failed` when the server did not answer
- * (the section says so rather than "none"), `refused` when it refused (403), `partial` when the
- * pages stopped before the end (a next link seen before: the section says it is incomplete). */
+ * more records saw part of them as if they were all). `failed` when the server did not answer the
+ * first page (the section says so rather than "none"), `refused` when it refused the first page
+ * (403). `partial` when some records were shown and the rest were not: a later page not answered
+ * usefully -- any error, 403 or 404/410/429 alike (fam19's review: a 4xx there had ended the loop
+ * as if the list were complete, and a 403 there said the whole section was refused while its first
+ * pages were shown) --, a next link seen before, or fewer records than the first page's
+ * `Bundle.total` (the server counts what this token may see). A first page answered 4xx other than
+ * 401/403 is a type this server does not search: an empty section, as before. */
 async function searchAll(query, s) {
   const out = { resources: [], included: {}, failed: false, refused: false, partial: false };
   const seen = new Set(), ids = new Set();
-  let url = query;
+  let url = query, total = null;
   while (url) {
     if (seen.has(url)) { out.partial = true; break; }  // a server paging in a circle: stop, and say so
+    const first = !seen.size;
     seen.add(url);
     let b;
     try { b = await fhir(url, s); }
     catch (e) {
-      if (e instanceof Unreadable) { out.failed = true; out.refused = e instanceof Refused; break; }
-      throw e;
+      if (!(e instanceof Unreadable)) throw e;
+      if (first) { out.failed = true; out.refused = e instanceof Refused; } else out.partial = true;
+      break;
     }
-    if (!b) break;
+    if (!b) { if (!first) out.partial = true; break; }
+    if (first && Number.isInteger(b.total)) total = b.total;
     for (const e of b.entry || []) {
       const res = e.resource;
       if (!res) continue;
@@ -163,5 +171,6 @@ async function searchAll(query, s) {
     const next = (b.link || []).find((l) => l.relation === "next");
     url = next ? next.url : null;
   }
+  if (total !== null && ids.size < total) out.partial = true;  // the pages ended short of the count
   return out;
 }
