@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -128,5 +130,39 @@ def test_a_list_read_in_part_says_so(community, tmp_path):
         # the first page counts them all (150 and more), and no page follows: 100 is not all
         _reload_with(phone, "*/fhir/DiagnosticReport?_count=100*", _without_next)
         _says_partial(phone, "total")
+    finally:
+        phone.close()
+
+
+@chromium
+def test_a_session_over_takes_the_record_off_the_screen_and_offers_the_sign_in(community, tmp_path):
+    """The page's token lasts 15 minutes from sign-in, used or not (fam19), with no refresh token:
+    the next read after that is refused (401). The page said "登录已过期，请重新登录" and left the
+    record on the screen with no sign-in button (the resident had to guess a reload); now the record
+    leaves the screen and the sign-in button is there. The 401 here comes from revoking the page's
+    token at the server (RFC 7009, as a sign-out elsewhere would): the same answer as its expiry."""
+    engine, base = community
+    phone = Phone(tmp_path)
+    try:
+        cdp = phone.cdp
+        phone.size(WIDTH, 780, mobile=True)
+        sign_in(phone, engine, base, ZHAO)
+        cdp.wait("document.body.dataset.ready === '1'", timeout=60)
+        session = json.loads(cdp.eval("sessionStorage.getItem('session')"))
+        lasts = (session["exp"] - cdp.eval("Date.now()")) / 1000
+        assert 850 < lasts <= 900, lasts  # 15 minutes from sign-in
+        assert "赵桂兰" in phone.text("banner")
+        body = urllib.parse.urlencode({"token": session["token"], "client_id": "huren-me"}).encode()
+        with urllib.request.urlopen(urllib.request.Request(base + "/auth/revoke", data=body)) as r:  # noqa: S310
+            assert r.status == 200
+        cdp.eval("window.saveBlob = (blob, name) => { window.__saved = { blob, name }; }")
+        phone.click("#export")  # "download all records": the first read after the token's end
+        cdp.wait("document.getElementById('status').innerText.includes('登录已过期')")
+        assert cdp.eval("document.getElementById('signin').hidden === false")  # sign in again, right there
+        assert cdp.eval("sessionStorage.getItem('session')") is None and cdp.eval("!window.__saved")
+        text = cdp.eval("document.body.innerText")
+        assert "赵桂兰" not in text and "高血压" not in text, text  # the record is off the screen
+        phone.shot("fammend19-session-over-360", full=False)
+        fits(phone)
     finally:
         phone.close()

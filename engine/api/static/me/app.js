@@ -407,6 +407,15 @@ const refusedIn = (name) => unreadIn(name) &&
 // (not "refused, nothing shown", not "the server did not answer")
 const partialIn = (name) => (READ_FROM[name] || []).some((t) => state.partial && state.partial.has(t)) &&
   (READ_FROM[name] || []).every((t) => !state.unread.has(t) || state.partial.has(t) || state.refused.has(t));
+/** The status line once the reads are done: loaded, or which way some were not (refused, read in
+ * part, not answered) -- also after a section is read again (who.js), which had said "档案已加载"
+ * while other sections were still marked. */
+function sayLoaded() {
+  const { unread, refused, partial } = state;
+  const n = (set) => [...set].filter((t) => unread.has(t)).length;
+  say(!unread.size ? "loaded" : n(refused) === unread.size ? "partlyRefused"
+    : n(refused) + n(partial) === unread.size ? "partlyShown" : "partlyLoaded");
+}
 const unreadWords = (name, w) => (refusedIn(name) ? w.refused : partialIn(name) ? w.partial : w.unreadable);
 
 function renderSection(name) {
@@ -613,8 +622,7 @@ async function load(s) {
   $("tools").hidden = false;
   $("tabs").hidden = false;
   showTab(state.tab);
-  say(!unread.size ? "loaded" : refused.size === unread.size ? "partlyRefused"
-    : refused.size + partial.size === unread.size ? "partlyShown" : "partlyLoaded");
+  sayLoaded();
   document.body.dataset.ready = "1";
 }
 

@@ -72,6 +72,16 @@ function forgetShown() {
   document.getElementById("signin").hidden = false;
 }
 
+/** The token no longer opens anything (401: its 15 minutes from sign-in are up -- an absolute limit,
+ * not renewed by use, and the page has no refresh token -- or it was revoked; or a family grant
+ * ended): the session forgotten and, once the record is shown, the record taken off the screen with
+ * the sign-in button shown, so "请重新登录" can be done where it is said. It had left the record on
+ * the screen with no sign-in button, the resident to guess a reload. */
+function sessionOver() {
+  store.removeItem("session");
+  if (state.loaded) forgetShown();
+}
+
 /** RFC 7009 revocation sent without waiting for it (see signOut). */
 function revokeLater(token) {
   const body = new URLSearchParams({ token, token_type_hint: "access_token", client_id: cfg.client });
@@ -122,13 +132,13 @@ async function fhir(url, s) {
     { cache: "no-store", headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } })
     .catch(() => { throw new Unreadable(W().unreadable); });
   if (r.status >= 500) throw new Unreadable(W().unreadable);
-  if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
+  if (r.status === 401) { sessionOver(); throw new Expired(W().sessionExpired); }
   if (r.status === 403) {
     // acting for a family member whose access ended: every request is refused, and the server says
     // why (withdrawn, expired, the record filed under another person, ...): said as it is. Any
     // other refusal ends nothing: that read is shown as refused (it had read "撤销或已过期" for all)
     const code = s.acting ? await familyRefusal(r) : null;
-    if (code) { store.removeItem("session"); throw worded(new Expired(endedWords(code)), () => endedWords(code)); }
+    if (code) { sessionOver(); throw worded(new Expired(endedWords(code)), () => endedWords(code)); }
     throw new Refused(W().refused);
   }
   if (!r.ok) return null;  // a type this server does not search (yet) is simply an empty section
