@@ -130,6 +130,12 @@ def test_a_list_read_in_part_says_so(community, tmp_path):
         # the first page counts them all (150 and more), and no page follows: 100 is not all
         _reload_with(phone, "*/fhir/DiagnosticReport?_count=100*", _without_next)
         _says_partial(phone, "total")
+
+        # "who looked" read again: the status line still says the list is partial (it said "档案已加载")
+        cdp.eval("document.querySelector('[data-tab=who]').click()")
+        phone.click("#who-refresh")
+        cdp.wait("!document.getElementById('status').innerText.includes('正在加载')")
+        assert "没有读全" in phone.text("status"), phone.text("status")
     finally:
         phone.close()
 
