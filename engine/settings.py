@@ -42,8 +42,9 @@ class Settings:
     # tokens
     token_ttl_seconds: int = 3600
     # the resident page's own (built-in client huren-me): its sign-out revokes by a request it does
-    # not wait for, and one that never arrives leaves the token live this long (as the pages' staff
-    # sessions' idle limit); other apps keep token_ttl_seconds
+    # not wait for, and one that never arrives leaves the token live this long: counted from sign-in,
+    # an absolute limit (no refresh token, not renewed by use), not an idle one like the staff
+    # sessions' below; the resident signs in again; other apps keep token_ttl_seconds
     me_token_ttl_seconds: int = 900
     # staff sign-in sessions for the pages: idle and absolute limits
     staff_session_idle_seconds: int = 900

@@ -85,10 +85,9 @@ def test_an_a40_into_the_childs_new_record_keeps_the_grant_a_merge_on_into_anoth
     _refused(http, engine, tools, token, zhao)
 
 
-def test_a_newborns_grant_follows_her_own_number_not_a_wrong_one(world):
-    """famlast18 (review): a grant given with no number bound none found later (fammend18's binding
-    opened 钱多多's results, tests/test_famlast18_newborn_grant.py); fam19: her own number with the
-    particulars the record stated when granted keeps it (tests/test_fam19_newborn_number.py)."""
+def test_a_newborns_grant_ends_once_she_is_given_her_own_number(world):
+    """famlast18 (review): the expectation changed -- a grant given with no number binds none found
+    later (fammend18's binding opened 钱多多's results, tests/test_famlast18_newborn_grant.py)."""
     engine, http, tools = world
     newborn = "PID|1||NB2026000001^^^FNXRMYY^MR||孙^宝宝||20261101|F"
     _send(http, tools, lab("FNXRMYY", "RM-LIS-NB", "20261102", newborn, ("XCG", "血常规"),
@@ -109,10 +108,10 @@ def test_a_newborns_grant_follows_her_own_number_not_a_wrong_one(world):
     _send(http, tools, a08(ZHAO, "孙^宝宝", "20261101", "F", "RM-A08-NB-1"), ack="AE")
     assert engine.identity.record(baby)["status"] == "no-id"
     assert http.get("/fhir/Observation", headers=bearer(token["access_token"])).status_code == 200
-    # then her own number, her particulars as when granted: the grant binds her person and holds
+    # then her own number: she is filed under a person now, and the grant ends, saying why
     _send(http, tools, a08(BABY, "孙^宝宝", "20261101", "F", "RM-A08-NB-2"))
     assert engine.identity.record(baby)["status"] == "linked"
-    _holds(http, engine, tools, token, {baby})
+    _refused(http, engine, tools, token, {baby}, words="授权时这份档案还没有身份证号")
 
 
 def test_each_refusal_says_what_happened(world):

@@ -37,7 +37,6 @@ from typing import Any, Protocol
 from engine.auth import policy
 from engine.errors import Gone, NotFound, Unprocessable
 from engine.identity import nationalid
-from engine.identity.demographics import demographics
 
 FAMILY_SYSTEM = policy.FAMILY_SYSTEM  # RelatedPerson.identifier: the family member's person key
 ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -228,48 +227,10 @@ class FamilyAccess:
     def _unbound(self, consent: dict[str, Any], compartment: frozenset[str] | set[str]) -> str | None:
         """Why ``consent`` does not bind the records of ``compartment`` (``policy.grant_binds``), None
         when it does: the one decision every path asks -- each request (``opens``), sign-in's offer
-        (``grants_for``), introspection and userinfo (``why_not``).
-
-        A grant given on a record with no number binds, once the record is given one, the person of
-        that number when the record still states exactly the name, sex and birth date it stated when
-        granted (``_numbered_since``): the newborn given her own number keeps her grant (famlast18 had
-        ended it, the parent had to go back to the desk); an A08 giving the record another person's
-        number with his particulars changes them and ends it, as does a number the index holds in
-        conflict (not linked) or a record filed under a person by hand (no number of its own)."""
+        (``grants_for``), introspection and userinfo (``why_not``)."""
         subject = policy.grant_subject(consent)
-        bound, numbered = self.bound_person(consent), self._numbered(subject)
-        if bound is None and numbered:
-            since = self._numbered_since(consent, subject)
-            if since is not None:
-                bound, numbered = since, False
-        return policy.grant_binds(bound, subject, self.placed(compartment), numbered=numbered)
-
-    def particulars_key(self, demo: dict[str, Any]) -> str | None:
-        """A keyed digest of a record's name, sex and full birth date (``engine.identity``'s own
-        normalisation, ``demographics``), None when one is missing: fewer particulars would let a
-        later number of someone who shares the rest carry the grant to him. One-way, only compared."""
-        name, gender, birth = demo.get("name"), demo.get("gender"), demo.get("birthDate")
-        if not (name and gender and isinstance(birth, str) and len(birth) == 10):
-            return None
-        return "grp-" + self.identity.nid_key(f"huren-family-particulars|{name}|{gender}|{birth}")[:32]
-
-    def _numbered_since(self, consent: dict[str, Any], subject: str) -> str | None:
-        """The person a grant given on a record with no number binds now that the record carries
-        one (None: it binds none, ``policy.FILED``): the person of the record's own number, while the
-        index links the record there by that number and the record states the particulars recorded
-        when granted. Why the particulars and not the number's agreement with the record (fammend18,
-        taken out by famlast18): an A08 brings number and particulars together, so agreement between
-        the two proves nothing; the particulars of grant time are the only fact about the person the
-        grant was given for. Left: a namesake born the same day, of the same sex, whose number is
-        put on the record (the index itself would then hold them as one person)."""
-        recorded = policy.grant_particulars(consent)
-        doc = self.identity.record(subject) or {}
-        key = doc.get("nid_key")
-        if recorded is None or not key or doc.get("status") != "linked" or doc.get("replaced_by"):
-            return None
-        if self.particulars_key(doc.get("demo") or {}) != recorded:
-            return None
-        return self.grant_key(person_key(key))
+        return policy.grant_binds(self.bound_person(consent), subject, self.placed(compartment),
+                                  numbered=self._numbered(subject))
 
     def _numbered(self, pid: str) -> bool:
         """Whether the patient index has an ID number for the record now (linked, in conflict, taken
@@ -313,10 +274,6 @@ class FamilyAccess:
                                 "(this record is not its ID number's person's now: the index holds it apart or in "
                                 "another person, so a grant for it cannot be told whose it is)",
                                 expression=["Parameters.parameter[patient]"])
-        identifier: dict[str, Any] = {"system": policy.GRANT_SYSTEM, "value": subject_person or policy.NO_NUMBER}
-        particulars = None if own else self.particulars_key(demographics(patient))
-        if particulars is not None:  # the same read as ``own``: what the record stated when granted
-            identifier["extension"] = [{"url": policy.PARTICULARS_URL, "valueString": particulars}]
         now = now_instant()
         period: dict[str, str] = {"start": _instant(start, end=False) if start else now}
         if end:
@@ -333,7 +290,8 @@ class FamilyAccess:
                           "text": "家人代查授权"}],
             # the person it binds, or that the record had no number (said, not derived later from the
             # history: an A08 landing between the read above and this write would be taken for it)
-            "patient": {"reference": f"Patient/{patient_id}", "identifier": identifier},
+            "patient": {"reference": f"Patient/{patient_id}",
+                        "identifier": {"system": policy.GRANT_SYSTEM, "value": subject_person or policy.NO_NUMBER}},
             "dateTime": now,
             "performer": [{"reference": f"Patient/{patient_id}"}],  # the resident consents; a desk records it
             "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},

@@ -244,10 +244,6 @@ class GrantRefused(Forbidden):
 
 
 NO_NUMBER = "grk-none"  # recorded in a Consent given on a record with no ID number (never a person's key)
-# beside NO_NUMBER (an extension of ``Consent.patient.identifier``): a keyed digest of the record's
-# name, sex and birth date when granted, so a number given later can be told to be the same person's
-# (``engine.auth.family``: the grant then binds that number's person); never the values themselves
-PARTICULARS_URL = "urn:huren:family-grant-particulars"
 
 
 def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None], *,
@@ -285,19 +281,6 @@ def grant_binds(bound: str | None, subject: str, placed: Mapping[str, str | None
 def grant_subject(consent: dict[str, Any]) -> str:
     """The Patient id a family-access Consent was given for."""
     return str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")
-
-
-def grant_particulars(consent: dict[str, Any]) -> str | None:
-    """The particulars digest a Consent given on a record with no number recorded (``PARTICULARS_URL``),
-    None when it recorded none (granted before the nineteenth round, or the record lacked one of
-    name, sex, full birth date)."""
-    ident = (consent.get("patient") or {}).get("identifier")
-    if not isinstance(ident, dict) or ident.get("value") != NO_NUMBER:
-        return None
-    for ext in ident.get("extension") or ():
-        if isinstance(ext, dict) and ext.get("url") == PARTICULARS_URL and isinstance(ext.get("valueString"), str):
-            return ext["valueString"]
-    return None
 
 
 def grant_person(consent: dict[str, Any]) -> str | None:

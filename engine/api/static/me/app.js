@@ -38,7 +38,7 @@ function status(text, isError, key) {
 }
 /** `key`: a word's name, or a function giving words (an error said again in the other language). */
 const say = (key) => (typeof key === "function" ? status(key(), true, key)
-  : status(W()[key], key === "partlyLoaded" || key === "partlyRefused", key));
+  : status(W()[key], key === "partlyLoaded" || key === "partlyRefused" || key === "partlyShown", key));
 
 // ---- building blocks ------------------------------------------------------------------------------
 
@@ -402,6 +402,21 @@ const unreadIn = (name) => (READ_FROM[name] || []).some((t) => state.unread && s
 // every kind this section was not read from was refused (403), not unanswered: said as such
 const refusedIn = (name) => unreadIn(name) &&
   (READ_FROM[name] || []).every((t) => !state.unread.has(t) || (state.refused && state.refused.has(t)));
+// some of its kinds were read in part (a later page not answered, or fewer than the server counted),
+// the others read, in part or refused: its list is partial -- what is shown is there, the rest is not
+// (not "refused, nothing shown", not "the server did not answer")
+const partialIn = (name) => (READ_FROM[name] || []).some((t) => state.partial && state.partial.has(t)) &&
+  (READ_FROM[name] || []).every((t) => !state.unread.has(t) || state.partial.has(t) || state.refused.has(t));
+/** The status line once the reads are done: loaded, or which way some were not (refused, read in
+ * part, not answered) -- also after a section is read again (who.js), which had said "档案已加载"
+ * while other sections were still marked. */
+function sayLoaded() {
+  const { unread, refused, partial } = state;
+  const n = (set) => [...set].filter((t) => unread.has(t)).length;
+  say(!unread.size ? "loaded" : n(refused) === unread.size ? "partlyRefused"
+    : n(refused) + n(partial) === unread.size ? "partlyShown" : "partlyLoaded");
+}
+const unreadWords = (name, w) => (refusedIn(name) ? w.refused : partialIn(name) ? w.partial : w.unreadable);
 
 function renderSection(name) {
   const w = W();
@@ -416,7 +431,7 @@ function renderSection(name) {
     const b = t.querySelector(`[data-tab="${name}"]`); if (b) b.focus(); });
   sec.replaceChildren(...[el("h2", { id: name + "-h", tabindex: "-1" }, w["h_" + name],
     count !== null && !unread ? el("small", {}, " " + w.records(count)) : null),
-  unread ? el("p", { class: "unread" }, "⚠ " + (refusedIn(name) ? w.refused : w.unreadable)) : null,
+  unread ? el("p", { class: "unread" }, "⚠ " + unreadWords(name, w)) : null,
   ...(Array.isArray(body) && body.length ? body : unread ? [] : [empty()]), back].filter(Boolean));
 }
 
@@ -560,10 +575,16 @@ async function load(s) {
   }
   types.forEach((t, i) => { state[t] = rest[i].resources; });
   const refused = new Set();  // of those, the kinds the server refused (403): said as refused, not "no answer"
+  const partial = new Set();  // and the kinds read in part: their lists say they are partial
   [["Patient", patients], ["Observation", obs], ["DiagnosticReport", reps], ...types.map((t, i) => [t, rest[i]])]
-    .forEach(([t, r]) => { if (r.failed || r.partial) unread.add(t); if (r.refused) refused.add(t); });
+    .forEach(([t, r]) => {
+      if (r.failed || r.partial) unread.add(t);
+      if (r.refused) refused.add(t);
+      if (r.partial) partial.add(t);
+    });
   state.unread = unread;
   state.refused = refused;
+  state.partial = partial;
   state.meds = {};
   state.people = {};  // the doctors a referral names
   for (const r of rest) for (const [k, v] of Object.entries(r.included)) {
@@ -601,7 +622,7 @@ async function load(s) {
   $("tools").hidden = false;
   $("tabs").hidden = false;
   showTab(state.tab);
-  say(!unread.size ? "loaded" : refused.size === unread.size ? "partlyRefused" : "partlyLoaded");
+  sayLoaded();
   document.body.dataset.ready = "1";
 }
 

@@ -134,6 +134,7 @@ async function operation(name, parameters) {
     headers: { Authorization: "Bearer " + state.session.token, "Content-Type": "application/fhir+json",
       Accept: "application/fhir+json" } }).catch(() => { throw new Error(W().family_failed + W().unreadable); });
   const body = await r.json().catch(() => ({}));
+  if (r.status === 401) { sessionOver(); throw new Expired(W().sessionExpired); }  // see launch.js sessionOver
   if (!r.ok) {
     const why = ((body.issue || [])[0] || {}).diagnostics || String(r.status);
     throw new Error(W().family_failed + why);

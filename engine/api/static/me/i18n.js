@@ -33,6 +33,9 @@ const WORDS = {
     exportIncomplete: "下载没有完成：有些记录没能读取，没有保存不完整的档案。请稍后再试。",
     refused: "服务器拒绝了这部分记录的查询，下面没有显示这部分记录（不等于没有记录）。",
     partlyRefused: "有些记录的查询被服务器拒绝，标有提示的部分没有显示。",
+    // a list read in part: its first pages are shown, a later page was not answered (or fewer came than counted)
+    partial: "这部分记录没有读全：下面只显示了已读到的一部分，还有记录没有显示。请稍后刷新页面再看。",
+    partlyShown: "有些记录没有读全，标有提示的部分只显示了一部分。请稍后刷新页面。",
     stateMismatch: "登录没有完成，请重新登录。",
     signinFailed: "登录没有完成，请重新登录。如多次不成功，请到医院服务台咨询。",
     signinUnanswered: "服务器暂时没有应答，登录没有完成。请稍后重新登录。",
@@ -174,6 +177,8 @@ const WORDS = {
     exportIncomplete: "The download did not finish: some records could not be read, so no incomplete record was saved. Please try again later.",
     refused: "The server refused to show these records, so they are not shown below (which does not mean there are none).",
     partlyRefused: "The server refused to show some records; the parts marked are not shown.",
+    partial: "Only part of these records could be read: what is below is not all of them. Please refresh the page later.",
+    partlyShown: "Some records could only be read in part; the parts marked show only some of them. Please refresh later.",
     stateMismatch: "Sign-in did not finish. Please sign in again.",
     unreadable: "The server did not answer, so these records could not be read and what is below may be incomplete. Please refresh the page later.",
     partlyLoaded: "Some records could not be read just now (the server did not answer); the parts marked may be incomplete. Please refresh later.",

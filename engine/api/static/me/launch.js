@@ -72,6 +72,16 @@ function forgetShown() {
   document.getElementById("signin").hidden = false;
 }
 
+/** The token no longer opens anything (401: its 15 minutes from sign-in are up -- an absolute limit,
+ * not renewed by use, and the page has no refresh token -- or it was revoked; or a family grant
+ * ended): the session forgotten and, once the record is shown, the record taken off the screen with
+ * the sign-in button shown, so "请重新登录" can be done where it is said. It had left the record on
+ * the screen with no sign-in button, the resident to guess a reload. */
+function sessionOver() {
+  store.removeItem("session");
+  if (state.loaded) forgetShown();
+}
+
 /** RFC 7009 revocation sent without waiting for it (see signOut). */
 function revokeLater(token) {
   const body = new URLSearchParams({ token, token_type_hint: "access_token", client_id: cfg.client });
@@ -122,13 +132,13 @@ async function fhir(url, s) {
     { cache: "no-store", headers: { Authorization: "Bearer " + s.token, Accept: "application/fhir+json" } })
     .catch(() => { throw new Unreadable(W().unreadable); });
   if (r.status >= 500) throw new Unreadable(W().unreadable);
-  if (r.status === 401) { store.removeItem("session"); throw new Expired(W().sessionExpired); }
+  if (r.status === 401) { sessionOver(); throw new Expired(W().sessionExpired); }
   if (r.status === 403) {
     // acting for a family member whose access ended: every request is refused, and the server says
     // why (withdrawn, expired, the record filed under another person, ...): said as it is. Any
     // other refusal ends nothing: that read is shown as refused (it had read "撤销或已过期" for all)
     const code = s.acting ? await familyRefusal(r) : null;
-    if (code) { store.removeItem("session"); throw worded(new Expired(endedWords(code)), () => endedWords(code)); }
+    if (code) { sessionOver(); throw worded(new Expired(endedWords(code)), () => endedWords(code)); }
     throw new Refused(W().refused);
   }
   if (!r.ok) return null;  // a type this server does not search (yet) is simply an empty section
@@ -136,23 +146,31 @@ async function fhir(url, s) {
 }
 
 /** Every page of a search, to its end (ui18 stopped after 20 pages without a word: a resident with
- * more records saw part of them as if they were all). `failed` when the server did not answer
- * (the section says so rather than "none"), `refused` when it refused (403), `partial` when the
- * pages stopped before the end (a next link seen before: the section says it is incomplete). */
+ * more records saw part of them as if they were all). `failed` when the server did not answer the
+ * first page (the section says so rather than "none"), `refused` when it refused the first page
+ * (403). `partial` when some records were shown and the rest were not: a later page not answered
+ * usefully -- any error, 403 or 404/410/429 alike (fam19's review: a 4xx there had ended the loop
+ * as if the list were complete, and a 403 there said the whole section was refused while its first
+ * pages were shown) --, a next link seen before, or fewer records than the first page's
+ * `Bundle.total` (the server counts what this token may see). A first page answered 4xx other than
+ * 401/403 is a type this server does not search: an empty section, as before. */
 async function searchAll(query, s) {
   const out = { resources: [], included: {}, failed: false, refused: false, partial: false };
   const seen = new Set(), ids = new Set();
-  let url = query;
+  let url = query, total = null;
   while (url) {
     if (seen.has(url)) { out.partial = true; break; }  // a server paging in a circle: stop, and say so
+    const first = !seen.size;
     seen.add(url);
     let b;
     try { b = await fhir(url, s); }
     catch (e) {
-      if (e instanceof Unreadable) { out.failed = true; out.refused = e instanceof Refused; break; }
-      throw e;
+      if (!(e instanceof Unreadable)) throw e;
+      if (first) { out.failed = true; out.refused = e instanceof Refused; } else out.partial = true;
+      break;
     }
-    if (!b) break;
+    if (!b) { if (!first) out.partial = true; break; }
+    if (first && Number.isInteger(b.total)) total = b.total;
     for (const e of b.entry || []) {
       const res = e.resource;
       if (!res) continue;
@@ -163,5 +181,6 @@ async function searchAll(query, s) {
     const next = (b.link || []).find((l) => l.relation === "next");
     url = next ? next.url : null;
   }
+  if (total !== null && ids.size < total) out.partial = true;  // the pages ended short of the count
   return out;
 }

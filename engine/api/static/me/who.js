@@ -35,7 +35,7 @@ function renderWho() {
   again.addEventListener("click", async () => {
     say("loading");
     const who = await fhir(cfg.who, state.session).catch((e) => { status(e.message, true); return null; });
-    if (who) { state.audit = who.entries || []; state.unread.delete("who"); renderSection("who"); say("loaded"); $("who-h").focus(); }
+    if (who) { state.audit = who.entries || []; state.unread.delete("who"); state.refused.delete("who"); renderSection("who"); sayLoaded(); $("who-h").focus(); }
     else if (statusKey === "loading") status("");  // refused (4xx): nothing new to show, not "loading" for ever
   });
   const groups = groupWho(entries);
