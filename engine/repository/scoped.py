@@ -70,6 +70,7 @@ from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
+from engine.repository.search import MAX_COUNT
 
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
@@ -743,7 +744,31 @@ class ScopedRepository:
         compartment clause, each match then admitted in full (includes are, by ``_Widened``)."""
         result = self.repo.search(rtype, narrowed, access=_Widened(self))
         shown = [seen for r in result.resources if (seen := self.admit(r)) is not None]
-        return dataclasses.replace(result, resources=shown) if len(shown) != len(result.resources) else result
+        total = result.total
+        if total:  # counted before admission: it must count what is shown, not what was dropped
+            whole = result.offset == 0 and not result.has_next and len(result.resources) == total
+            total = len(shown) if whole else self._admitted_count(rtype, narrowed)
+        if total == result.total and len(shown) == len(result.resources):
+            return result
+        return dataclasses.replace(result, resources=shown, total=total)
+
+    # a search's own filters are kept for the count; what only shapes the page or the answer is not
+    _NOT_FILTERS = frozenset({"_count", "_offset", "_sort", "_include", "_revinclude", "_summary",
+                              "_elements", "_total", "_format", "_pretty", "_contained", "_containedType"})
+
+    def _admitted_count(self, rtype: str, narrowed: Sequence[tuple[str, str]]) -> int:
+        """How many matches of a widened search the caller is shown, all pages counted: a page of
+        several (or a ``_summary=count``) saw only part of them, and a match of another page may be
+        dropped too. Confined callers' searches: their own records, a few pages at most."""
+        filters = [(k, v) for k, v in narrowed if k.split(":", 1)[0] not in self._NOT_FILTERS]
+        shown, offset = 0, 0
+        while True:
+            page = self.repo.search(rtype, [*filters, ("_count", str(MAX_COUNT)), ("_offset", str(offset))],
+                                    access=_Widened(self))
+            shown += sum(1 for r in page.resources if self.admit(r) is not None)
+            if not page.has_next or not page.resources:
+                return shown
+            offset += len(page.resources)
 
     def everything(self, patient_id: str, params: Sequence[tuple[str, str]]) -> tuple[SearchResult, list[str]]:
         """``Patient/{id}/$everything`` over the types the caller may read; also returns the types
