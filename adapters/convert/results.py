@@ -363,6 +363,12 @@ def service_request(
     if stated_by:
         assert orc is not None
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
+    # the number keys the order: another patient under it is refused there (merge.yaml ``another_person``)
+    numbered, number_field, filler, filler_field = _order_numbers(group)
+    if numbered is None:
+        numbered, number_field = filler, filler_field
+    if numbered is not None:
+        ctx.located(ctx.resources[ref["reference"]], "subject", numbered, number_field)
     return ref
 
 

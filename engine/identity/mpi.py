@@ -519,6 +519,28 @@ class IdentityService:
             todo.extend(doc.get("replaces", []))
         return frozenset(seen)
 
+    def same_person(self, one: str, other: str) -> bool:
+        """Whether two Patient records are one person's, by the index: either in the other's
+        compartment (linked by ID number or by an operator, merged), or one linked to the person of
+        a record of the other's compartment -- a record this thread's write group is storing now
+        taken as its statement found it, its index entry not yet written (the write hook runs when
+        the group is stored).
+        Asked by the merge rules (``another_person``: one order number, two patients)."""
+        if other in self.person_compartment(one) or one in self.person_compartment(other):
+            return True
+        pending = getattr(self._stated, "records", None) or {}
+
+        def person_of(pid: str) -> str | None:
+            stated = pending.get(pid)
+            doc = stated.doc if stated is not None and stated.written == self.links.written else self.links.get(pid)
+            return doc.get("person") if doc is not None and doc.get("status") == "linked" else None
+
+        for new, known in ((one, other), (other, one)):
+            person = person_of(new)
+            if person and any(person == person_of(pid) for pid in self.person_compartment(known)):
+                return True
+        return False
+
     def patients_for_number(self, number: str) -> list[str]:
         """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
         the number may see (sign-in opens the first one's person; the code goes to their phones).
