@@ -112,7 +112,14 @@ def test_a_second_patient_under_a_stored_filler_number_is_refused(engine: Engine
     refused(engine, mllp, oru("ORU-2", pid("MRN-X2", 2, "王^二"), "", "F7", ts(1)), "ORU-2", "OBR^1^3")
     (order,) = all_of(engine, "ServiceRequest")
     assert order["subject"]["reference"] == f"Patient/{one}"
+    # the filler number again under another placer number: a new order, but the report (keyed by
+    # the filler number) and its results would be re-filed under the second patient
+    refused(engine, mllp, oru("ORU-3", pid("MRN-X2", 2, "王^二"), "B10", "F7", ts(1, 10)), "ORU-3", "OBR^1^3")
+    (order,) = all_of(engine, "ServiceRequest")
+    (report,) = all_of(engine, "DiagnosticReport")
+    assert report["subject"]["reference"] == f"Patient/{one}" and report["meta"]["versionId"] == "1"
     assert {r["subject"]["reference"] for r in all_of(engine, "Observation")} == {f"Patient/{one}"}
+    assert {r["meta"]["versionId"] for r in all_of(engine, "Observation")} == {"1"}
 
 
 def test_another_record_of_the_same_person_passes(engine: Engine, mllp: int) -> None:
