@@ -550,8 +550,10 @@ class MergeRules:
         one, other = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
         if persons.same_person(one, other):
             return
-        text = (f"{rtype}.{name}: the order number names the stored order of another patient ({mine}); "
-                f"{_writer(source)} names {theirs}, whom the patient index does not hold for the same "
+        # (no record ids in the text: it is the ACK's ERR-8, read by the sender's staff; the raw
+        # message kept for replay names both patients)
+        text = (f"{rtype}.{name}: the order number names the stored order of another patient; "
+                f"{_writer(source)} names a patient the patient index does not hold for the same "
                 "person: it would re-file that patient's order, not stated (a placer or filler number is "
                 "unique only while its application does not restart it)")
         at = field_of(fields.get(f"{rtype}.{name}", ""))

@@ -154,3 +154,34 @@ def test_a_corrected_id_number_passes(engine: Engine, mllp: int) -> None:
     assert code == "AA", errs
     (order,) = all_of(engine, "ServiceRequest")
     assert order["subject"]["reference"] == f"Patient/{patient_id(engine, 'MRN-X1')}"
+
+
+def test_a_failed_message_does_not_make_two_patients_one_person(engine: Engine) -> None:
+    """(a review's finding) An ADT^A08 giving 李一's namesake X2 李一's ID number fails while it is
+    stored (the store refuses its Encounter, as a full disk would): nothing of it is stored, but the
+    patient index's finding for X2's new version stayed with the ingest thread, and ``same_person``
+    took it -- X2 was 'the same person' as X1 and X2's order under X1's number B9 re-filed X1's order
+    under X2. The index answers from what is stored, or from a finding for the very version this
+    write group is storing."""
+    failing = "V9FAIL"
+
+    def refuse(resource: dict[str, Any], previous: Any) -> None:
+        if any(isinstance(i, dict) and i.get("value") == failing for i in resource.get("identifier") or ()):
+            raise RuntimeError("disk trouble for this message")
+
+    engine.repository.add_write_guard(refuse, types={"Encounter"})
+
+    def process(text: str) -> Any:
+        [outcome] = engine.ingestor.process([(text.replace("\n", "\r").encode("utf-8"), "mllp", "t")])
+        return outcome
+
+    assert process(orm("ORM-1", pid("MRN-X1", 1, "李^一"), "B9", ts(5))).code == "AA"
+    assert process(orm("ORM-2", pid("MRN-X2", 3, "李^一"), "B2", ts(4))).code == "AA"
+    one, two = patient_id(engine, "MRN-X1"), patient_id(engine, "MRN-X2")
+    a08 = (msh("HOSPA", "HIS", "ADT^A08^ADT_A01", ts(3), "A08-F") + f"EVN|A08|{ts(3)}\n"
+           + pid("MRN-X2", 1, "李^一") + f"PV1|1|O|||||||||||||||||{failing}\n")
+    assert process(a08).code == "AE"
+    assert not engine.identity.same_person(one, two)
+    assert process(orm("ORM-B", pid("MRN-X2", 3, "李^一"), "B9", ts(2))).code == "AE"
+    [b9] = [o for o in all_of(engine, "ServiceRequest") if o["identifier"][0]["value"] == "B9"]
+    assert (b9["subject"]["reference"], b9["meta"]["versionId"]) == (f"Patient/{one}", "1")
