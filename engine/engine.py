@@ -46,6 +46,9 @@ class Engine:
         self.identity = IdentityService(self.store, self.repository,
                                         key=load_or_create_identity_key(settings.data_dir))
         self.auth.attach_identity(self.identity)
+        # ... and says, for the merge rules, whether two Patient records are one person's (one order
+        # number, two patients: merge.yaml ``another_person``)
+        self.repository.persons = self.identity
         # named staff (auditors, operators, clinicians) signed in to the pages with password + TOTP
         self.staff = StaffAuth(settings, self.store)
         # audit trail: every HTTP interaction (engine.audit.middleware) and non-HTTP event is appended

@@ -32,7 +32,8 @@ INDEX = "index"  # the master patient index
 OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
-                       "progress", "names_all_of", "another", "another_if", "status_follows", "inherits"})
+                       "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
+                       "another_person"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -148,6 +149,9 @@ class ElementPlan:
     # (reference list element, coding system) -- ``inherits``: entries in that system taken from the
     # resources the list names when the resource states none of its own
     inherits: tuple[str, str] | None = None
+    # warn | reject: a reference to a Patient the patient index does not hold for the stored one's
+    # person (``another_person``: one order number, two patients)
+    another_person: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,17 @@ class TypePlan:
     inherited: tuple[tuple[str, ElementPlan], ...] = ()  # the ``inherits`` elements
 
 
+class Persons(Protocol):
+    """Who owns "same person": the master patient index (``engine.identity.mpi.IdentityService``).
+    The merge asks it whether two Patient records are one person's (linked by ID number, merged,
+    linked by an operator); it never decides that from the records itself."""
+
+    def same_person(self, one: str, other: str) -> bool: ...
+
+
 class Stored(Protocol):
-    """What the merge reads of other stored resources (``as_far_as``): the repository."""
+    """What the merge reads of other stored resources (``as_far_as``): the repository (whose
+    ``persons``, when it has one, is asked by ``another_person``)."""
 
     def read_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]: ...
 
@@ -276,6 +289,7 @@ class MergeRules:
                 check(rule.get("owner") or (), where + ".owner")
                 check(rule.get("stands") or {}, where + ".stands")
                 check(rule.get("another") or {}, where + ".another")
+                check(rule.get("another_person") or {}, where + ".another_person")
                 for n, sl in enumerate(rule.get("slices") or ()):
                     check(sl["owner"], f"{where}.slices[{n}].owner")
                     check(sl.get("modes") or {}, f"{where}.slices[{n}].modes")
@@ -306,7 +320,7 @@ class MergeRules:
         choices = _choice_siblings(rtype)
         elements = {name: self._element(rule, ladder, default_mode, conflict, choices) for name, rule in rules.items()}
         trivial = default_mode == "replace" and all(
-            e.mode == "replace" and not e.slices and not e.stands and not e.another
+            e.mode == "replace" and not e.slices and not e.stands and not e.another and not e.another_person
             for e in elements.values())  # (placeholders, as_far_as, names_all_of: not under replace)
         guards = any(not sp.own for e in elements.values() for sp in e.slices)
         follows = tuple((name, e.follows) for name, e in elements.items() if e.follows)
@@ -355,7 +369,8 @@ class MergeRules:
                            tuple((entry, frozenset(statuses))
                                  for entry, statuses in (rule.get("status_follows") or {}).items()),
                            (str(rule["inherits"]["through"]), str(rule["inherits"]["system"]))
-                           if rule.get("inherits") else None)
+                           if rule.get("inherits") else None,
+                           str(self._pick(rule.get("another_person") or {}, ladder, "")))
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
@@ -429,6 +444,8 @@ class MergeRules:
                 ep = replace(ep, stands=frozenset())  # the message takes back what made the stored value (A13)
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
+            if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
+                self._another_person(rtype, name, ep, st, inc, source, fields, issues)
             if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
@@ -510,6 +527,39 @@ class MergeRules:
         if ep.another == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
+
+    def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
+                        source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
+        """``another_person``: the writer names another Patient than the stored version's -- one
+        order number (ORC-2/OBR-2, OBR-3), two patients: a placer's sequence restarted (per year,
+        per department), and the second message would re-file the first patient's order (and the
+        results matched to it by number) under the second. Another record is the same person only
+        when the patient index says so (``Persons``: records linked by ID number, merged by an
+        A34/A40 or an operator, linked by an operator) -- such a write passes, the subject moving
+        to the record the writer names. Refused (``reject``): located at the field that keyed the
+        resource (``Said.fields``: ORC-2, OBR-2 or OBR-3) an HL7 error for the ACK's ERR, else
+        422. Without the index in reach (a repository with no patient index) nothing is asked and
+        nothing refused: "not the same person" is the index's to say."""
+        mine, theirs = st.get("reference"), inc.get("reference")
+        if (not isinstance(mine, str) or not isinstance(theirs, str) or mine == theirs
+                or not mine.startswith("Patient/") or not theirs.startswith("Patient/")):
+            return
+        persons: Persons | None = getattr(getattr(self._local, "stored", None), "persons", None)
+        if persons is None:
+            return
+        one, other = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
+        if persons.same_person(one, other):
+            return
+        # (no record ids in the text: it is the ACK's ERR-8, read by the sender's staff; the raw
+        # message kept for replay names both patients)
+        text = (f"{rtype}.{name}: the order number names the stored order of another patient; "
+                f"{_writer(source)} names a patient the patient index does not hold for the same "
+                "person: it would re-file that patient's order, not stated (a placer or filler number is "
+                "unique only while its application does not restart it)")
+        at = field_of(fields.get(f"{rtype}.{name}", ""))
+        if ep.another_person == "reject" and at is not None:
+            raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
+        self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
               over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str], source: str = "",

@@ -220,9 +220,10 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, 
 
 def rule_names(rule: Mapping[str, Any]) -> set[str]:
     """The writers and source groups an element rule of ``merge.yaml`` names (its mode keys, owners,
-    ``stands``, ``another`` and its slices' owners and modes)."""
+    ``stands``, ``another``, ``another_person`` and its slices' owners and modes)."""
     names = {key for key in rule if key not in _MERGE_ELEMENT["properties"]}
-    names.update(rule.get("owner") or (), rule.get("stands") or {}, rule.get("another") or {})
+    names.update(rule.get("owner") or (), rule.get("stands") or {}, rule.get("another") or {},
+                 rule.get("another_person") or {})
     for sl in rule.get("slices") or ():
         names.update(sl.get("owner") or (), sl.get("modes") or {})
     return names
@@ -397,6 +398,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
         "progress": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}},
         "names_all_of": {"type": "string", "minLength": 1},  # a concept naming every referenced test
         "another": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},  # recoding
+        # a reference to a Patient the patient index does not hold for the stored one's person
+        "another_person": {"type": "object", "additionalProperties": {"enum": ["warn", "reject"]}},
         "another_if": {"type": "object", "minProperties": 1, "additionalProperties": {
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
         # a list's entry status -> the resource statuses that give it (Encounter.location by the visit's)

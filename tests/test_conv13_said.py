@@ -22,12 +22,13 @@ def test_a_conversion_names_what_it_said_by_kind(engine: Engine) -> None:
     said = convert(parse(result("T1", "P").decode()), engine.site).said
     (request,) = [s for r, s in said.items() if r.startswith("ServiceRequest/")]
     # (OBR-11 empty: the intent is assumed too, cfix13)
-    # (the test, OBR-4, located for the merge rules' ``another``: gfix13)
+    # (the test, OBR-4, located for the merge rules' ``another``: gfix13; the order number that keys
+    # it, OBR-2, for ``another_person``: placer19)
     assert request.assumed == frozenset({"status", "intent"}) and request.deletes == ()
-    assert request.fields == (("code", "OBR[1]-4"),)
+    assert request.fields == (("code", "OBR[1]-4"), ("subject", "OBR[1]-2"))
     said = convert(parse(order("T2", "CA").decode()), engine.site).said
     (request,) = [s for r, s in said.items() if r.startswith("ServiceRequest/")]
-    assert dict(request.fields) == {"status": "ORC[1]-1", "code": "OBR[1]-4"} and request.assumed == frozenset({"intent"})
+    assert dict(request.fields) == {"status": "ORC[1]-1", "code": "OBR[1]-4", "subject": "OBR[1]-2"} and request.assumed == frozenset({"intent"})
     (patient,) = [s for r, s in said.items() if r.startswith("Patient/")]
     assert patient.assumed == frozenset({"active"})  # an order message does not state it
 

@@ -363,7 +363,20 @@ def service_request(
     if stated_by:
         assert orc is not None
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
+    _number_located(ctx, ctx.resources[ref["reference"]], group, filler_first=False)
     return ref
+
+
+def _number_located(ctx: Context, res: Resource, group: Group, *, filler_first: bool) -> None:
+    """The order number that keys ``res`` (an order: the placer's, else the filler's; a report: the
+    filler's, else the placer's) located as where its ``subject`` was stated: another patient under
+    a stored number is refused at that field (merge.yaml ``another_person``, placer19)."""
+    placer, pf, filler, ff = _order_numbers(group)
+    numbers = ((filler, ff), (placer, pf)) if filler_first else ((placer, pf), (filler, ff))
+    for seg, field_no in numbers:
+        if seg is not None:
+            ctx.located(res, "subject", seg, field_no)
+            return
 
 
 def _notes_of_another_group(order: Resource, res: Resource) -> None:
@@ -1131,6 +1144,8 @@ def diagnostic_report(
             # every test of the stored report then speaks for it whole (``merge.yaml`` ``as_far_as``)
             assert obr is not None
             ctx.located(res, "status", obr, 25)
+    if earlier is None:
+        _number_located(ctx, res, group, filler_first=True)
     return ctx.put(res, key)
 
 

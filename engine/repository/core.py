@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import BadRequest, NotFound
-from engine.merge_rules import MergeRules
+from engine.merge_rules import MergeRules, Persons
 from engine.merge_rules import shipped as shipped_merge_rules
 from engine.repository.contracts import (
     BatchHook,
@@ -62,6 +62,9 @@ class RepositoryCore:
         self._first_decided: dict[str, dict[str, tuple[int, ...] | None]] = {}
         # how an incoming version combines with the stored one, per writer (mappings/merge.yaml)
         self.merge = merge or shipped_merge_rules()
+        # who says "same person" when a merge rule asks (``another_person``): the patient index, set
+        # by the engine that holds both (None: the rule asks no one and refuses nothing)
+        self.persons: Persons | None = None
         self.backend = store.fhir
         self.validator = validator
         self.base_url = base_url.rstrip("/")
