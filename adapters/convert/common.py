@@ -16,8 +16,8 @@ from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import coding_system, table, vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
-from adapters.hl7v2.parser import Repetition, Segment
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
+from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
@@ -179,6 +179,25 @@ def _check_demographics(nid: NationalId, pid: Segment) -> None:
 # (True: met once)
 _PATIENTS: dict[tuple[Any, ...], tuple[Any, str, Resource, str, tuple[tuple[str, str, str], ...]] | bool] = {}
 _PATIENTS_MAX = 2048
+
+
+def one_patient(msg: Message) -> Segment | None:
+    """The message's one PID, for a converter that files everything it carries under one patient;
+    a second PID is refused (AE, ERR at that PID; the raw message kept for replay). An ORU^R01 may
+    carry several PATIENT_RESULT groups (the standard allows it, and a LIS sending a day's results
+    in one message does): read for the first PID only, the second patient's order and results were
+    filed under the first patient with AA (review of the nineteenth round). Never one person's data
+    under another: a message of several patients is to be sent one patient a message. The
+    templates that group PID themselves (A17's two patients, a merge's PID/MRG pairs, BAR's
+    PATIENT groups) do not call this."""
+    pids = msg.all("PID")
+    if len(pids) > 1:
+        raise pids[1].error(
+            f"{msg.msh.structure or msg.msh.message_type} message has {len(pids)} PID segments (patient groups); "
+            "only one patient a message is converted -- the second would be filed under the first "
+            "patient. Send each patient's orders and results in a message of its own",
+            code=SEGMENT_SEQUENCE_ERROR)
+    return pids[0] if pids else None
 
 
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:
