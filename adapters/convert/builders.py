@@ -115,24 +115,29 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
 
 
 def _another_result(key: str, seg: Segment, ctx: Context) -> str:
-    """The key of a patient-level result (ADT OBX) a second OBX of the message already took -- the
-    same test, no OBX-14, two values (a public ADT^A01 sends total protein 7.3 and 6.4): the second
-    was merged into the first (``Context.put`` keeps the first), its value dropped without a word
-    (nineteenth round). It is another result, told apart by its sub-id (OBX-4), else its set id
-    (OBX-1), else its place; the first keeps its key (stored ids do not move). The same OBX sent
-    twice (every field after OBX-1 alike) is one result."""
+    """The key of a patient-level result (ADT OBX) among others of the same test and time (no
+    OBX-14: a public ADT^A01 sends total protein 7.3 and 6.4). The second was merged into the first
+    (``Context.put`` keeps the first), its value dropped without a word (nineteenth round); then
+    told apart by OBX-1 or place, it moved with them: an A08 re-sending both after another test
+    (OBX-1 2 and 3 where the A01 had 1 and 2) stored 6.4 a second time (review of the nineteenth
+    round). So the key follows what stays when the message is re-sent: the sub-id (OBX-4; 1 or none
+    is the first), else the occurrence among the message's OBX of that test and time (the first
+    keeps the key it always had). The same OBX sent twice (every field after OBX-1 alike) is one."""
     taken = ctx.patient_results
     body = seg.fields[2:]
-    first = taken.get(key)
-    if first is None or first == body:
-        taken.setdefault(key, body)
-        return key
-    for told in (seg.value(4), seg.value(1), str(seg.sequence)):
-        other = f"{key}|{told}" if told else ""
-        if other and taken.get(other, body) == body:
-            taken[other] = body
-            return other
-    return f"{key}|@{seg.position}"
+    sub = seg.value(4).strip()
+    if sub:
+        other = key if sub == "1" else f"{key}|{sub}"
+    else:
+        seen = ctx.patient_occurrences.setdefault(key, [])
+        if body not in seen:
+            seen.append(body)
+        nth = seen.index(body) + 1
+        other = key if nth == 1 else f"{key}|{nth}"
+    if taken.get(other, body) == body:
+        taken[other] = body
+        return other
+    return f"{key}|@{seg.position}"  # two OBX under one sub-id: kept apart by place, not merged
 
 
 def _with_patient(fn: Any) -> Builder:
