@@ -153,3 +153,15 @@ def test_a_chinese_name_matching_no_alias_in_any_named_set_stays_refused(
     with Engine(settings.with_(site=site)) as engine:
         (ack,) = send(engine, raw)
         assert ack_code_of(ack) in ("AE", "AR"), ack
+
+
+def test_a_chinese_application_meets_its_own_key_not_the_star(settings: Settings, tmp_path: Path) -> None:
+    # MSH-4 registered (ASCII), MSH-3 检验系统 keyed in the institution's entry, "*" (the others) real
+    # Latin-1: read in Latin-1 the application matched no key, "*" was taken and 张三 stored as mojibake
+    site = site_with(tmp_path, "charsets:\n  FNXRMYY: {\"*\": 8859/1, 检验系统: GB 18030-2000}\n")
+    raw = latin_adt("AP1", "张^三", application="检验系统").encode("gb18030")
+    with Engine(settings.with_(site=site)) as engine, reading(engine) as reader:
+        (ack,) = send(engine, raw)
+        assert ack_code_of(ack) == "AA", ack
+        (person,) = written(engine, reader, "AP1", "Patient")
+        assert (person["name"][0]["family"], person["name"][0]["given"]) == ("张", ["三"]), person["name"]
