@@ -138,30 +138,37 @@ def _another_result(key: str, seg: Segment, scope: Scope, env: Env, spec: dict[s
     by OBX-1 (nineteenth round) an A08 sending height first stored 6.4 again; keyed by sub-id
     (its review) a copied counter put 7.3 over 6.4. The same OBX sent twice (every field after
     OBX-1 alike) is one result."""
-    ranked = env.ctx.patient_results.get(key)
-    if ranked is None:
-        ranked = env.ctx.patient_results[key] = {}
-        bodies: list[tuple[str, ...]] = []
-        subs: list[str] = []
-        counter = True  # every OBX-4 a copy of its OBX-1
+    results = env.ctx.patient_results
+    if key not in results:  # the scope's OBX ranked in one pass, every test and time at once
+        groups: dict[str, list[Segment]] = {}
         for other in scope.all("OBX"):
-            if _patient_result_key(other, scope, env, spec) != key:
-                continue
-            body = tuple(other.fields[2:])
-            if body in bodies:
-                continue
-            bodies.append(body)
-            subs.append(other.value(4).strip())
-            counter = counter and subs[-1] == other.value(1).strip()
-        order = list(range(len(bodies)))
-        if len(bodies) > 1 and all(subs) and len(set(subs)) == len(subs) and not counter:
-            order.sort(key=lambda i: _sub_id_rank(subs[i]))
-        for rank, i in enumerate(order, start=1):
-            ranked[bodies[i]] = key if rank == 1 else f"{key}|{rank}"
+            groups.setdefault(_patient_result_key(other, scope, env, spec), []).append(other)
+        for each, members in groups.items():
+            if each not in results:
+                results[each] = _ranked(each, members)
+    ranked = results.setdefault(key, {})
     body = tuple(seg.fields[2:])
     if body not in ranked:  # (a segment the scope does not hold -- none is expected: ranked last)
         ranked[body] = f"{key}|{len(ranked) + 1}" if ranked else key
     return ranked[body]
+
+
+def _ranked(key: str, members: list[Segment]) -> dict[tuple[str, ...], str]:
+    """The key of each OBX (by its fields after OBX-1) of one test and time (``_another_result``)."""
+    bodies: list[tuple[str, ...]] = []
+    subs: list[str] = []
+    counter = True  # every OBX-4 a copy of its OBX-1
+    for seg in members:
+        body = tuple(seg.fields[2:])
+        if body in bodies:
+            continue
+        bodies.append(body)
+        subs.append(seg.value(4).strip())
+        counter = counter and subs[-1] == seg.value(1).strip()
+    order = list(range(len(bodies)))
+    if len(bodies) > 1 and all(subs) and len(set(subs)) == len(subs) and not counter:
+        order.sort(key=lambda i: _sub_id_rank(subs[i]))
+    return {bodies[i]: key if rank == 1 else f"{key}|{rank}" for rank, i in enumerate(order, start=1)}
 
 
 def _with_patient(fn: Any) -> Builder:
