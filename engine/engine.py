@@ -7,6 +7,9 @@ with the collaborators it needs passed in, so the wiring below is the whole depe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from conformance.validate import Validator
 from engine.audit.derived import AuditViews, WithAuditViews
 from engine.audit.keys import AuditKeys
@@ -20,6 +23,7 @@ from engine.ingest import build_ingestor
 from engine.measures import load as load_measures
 from engine.measures import publish as publish_measures
 from engine.merge_rules import MergeRules
+from engine.recognition.coding import institution_from_codes, item_for
 from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
 from engine.repository import open_store
@@ -61,6 +65,9 @@ class Engine:
         self.audit.start()
         # mutual recognition: order-time check and duplicate flags, run as a repository write hook
         self.recognition = Recognition.for_engine(self)
+        # a replacement order inherits a re-test reason only for the same test (``inherits``): one
+        # recognition item under two codes is that test too (convmend19)
+        self.repository.merge.same_test = self._same_item
         # indicators (recognition rate, the insurer's cost and referral figures): Measure definitions
         # are site data, stored as FHIR Measures and evaluated into MeasureReports on request
         self.measures = load_measures(settings.site)
@@ -87,10 +94,17 @@ class Engine:
             self.site = previous
             raise
         self.ingestor.reload_site(fresh)
+        merge.same_test = self._same_item
         self.repository.merge = merge
         self.measures = measures
         publish_measures(self.repository, list(measures.by_id.values()))
         return fresh
+
+    def _same_item(self, one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+        """Two orders for one recognition item (``MergeRules.same_test``), by the running rules."""
+        rules = self.recognition.rules
+        mine = item_for(dict(one), rules, institution_from_codes(dict(one), rules))
+        return mine is not None and mine == item_for(dict(other), rules, institution_from_codes(dict(other), rules))
 
     def close(self) -> None:
         """Release the database and any background work."""

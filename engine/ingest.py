@@ -194,7 +194,7 @@ class Ingestor:
         store: Store,
         *,
         site: Any,
-        parse: Callable[[str], Any] | None,
+        parse: Callable[[str, str], Any] | None,
         convert: Callable[[Any, Any], Any] | None,
         repository: Repository | None,
         audit: AuditSink | None = None,
@@ -836,7 +836,7 @@ class Ingestor:
         if not text:
             text, _ = decode(item.raw, h.override or h.charset, h.extensions)
         try:
-            message = self.parse(text)
+            message = self.parse(text, h.override)  # the site's set for \X..\ escapes too (convmend19)
         except HL7Error as e:
             self.stats.seconds["parse"] += time.perf_counter() - t0
             return None, [e]

@@ -185,6 +185,13 @@ class Stored(Protocol):
     def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]: ...
 
 
+class SameTest(Protocol):
+    """Whether two orders are for the same test by the recognition catalogue (one recognition item),
+    beyond a shared code (``inherits``): the engine gives the recognition rules' reading."""
+
+    def __call__(self, one: Mapping[str, Any], other: Mapping[str, Any]) -> bool: ...
+
+
 @dataclass(slots=True)
 class Combined:
     resource: Resource
@@ -229,6 +236,9 @@ class MergeRules:
         self._check_names()
         self._plans: dict[tuple[str, str], TypePlan] = {}
         self._local = threading.local()
+        # ``inherits``: orders a shared code does not tell are for the same test may still be (one
+        # recognition item under two codes); the engine sets the recognition rules' reading here
+        self.same_test: SameTest | None = None
 
     def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> _Saying:
         """Within the block (one message's write, on this thread), ``stored`` is where the rules
@@ -415,8 +425,12 @@ class MergeRules:
                         out.pop(name)
                     else:
                         out[name] = value
-            for name, ep in plan.inherited:
-                self._inherit(rtype, name, ep, out, issues)
+            if plan.inherited:
+                saids = getattr(self._local, "said", None)
+                told: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
+                at = {f"{rtype}.{element}": where for element, where in told.fields} if told is not None else {}
+                for name, ep in plan.inherited:
+                    self._inherit(rtype, name, ep, out, issues, at)
             return Combined(out, issues)
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
@@ -476,7 +490,7 @@ class MergeRules:
         for name, ep in plan.over:
             self._over(name, ep, stored, incoming, out, plan.over, fields, source, issues)
         for name, ep in plan.inherited:
-            self._inherit(rtype, name, ep, out, issues)
+            self._inherit(rtype, name, ep, out, issues, fields)
         for name, ep in plan.settled:
             # the stored entries when the message states none; the message's own too when it only
             # assumed the status it gave them (a routine A08's full PV1 of a planned visit, PV1-2 I:
@@ -638,14 +652,19 @@ class MergeRules:
             labels = [*(st["text"].split(PANEL) if not _codes(st) and st.get("text") else [concept_label(st)])]
             out[name] = {"text": PANEL.join(dict.fromkeys([*labels, concept_label(inc)]))}
 
-    def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue]) -> None:
+    def _inherit(self, rtype: str, name: str, ep: ElementPlan, out: Resource, issues: list[Issue],
+                 fields: Mapping[str, str]) -> None:
         """``inherits``: a resource stating no entry of ``name`` in the rule's coding system takes the
-        entries in that system of the resources its reference list names (``through``). A
+        entries in that system of the resources its reference list names (``through``) -- only of
+        those for the same test (a shared code, or one recognition item by ``same_test``). A
         replacement order (ORC-1 RO) seldom repeats the re-test reason (ORC-16) the doctor gave on
         the order it replaces -- its NW, one message or a day earlier --: the replacement, the order
-        the re-test is performed under, was flagged a repeat without reason (nineteenth round). The
-        reason stays the doctor's, the one given at that order's time; the issue names where it came
-        from. An entry of its own in that system, or nothing referenced, leaves the element as it is."""
+        the re-test is performed under, was flagged a repeat without reason (nineteenth round). A
+        reason is given for one test: an RO for a CBC replacing an ALT's order took the ALT's R01 and
+        the CBC repeat passed as justified (review of the nineteenth round); such a replacement takes
+        nothing and a warning at the field it would have stated (ORC-16) says why. The reason stays
+        the doctor's, the one given at that order's time; the issue names where it came from. An
+        entry of its own in that system, or nothing referenced, leaves the element as it is."""
         assert ep.inherits is not None
         through, system = ep.inherits
         listed = out.get(name) if isinstance(out.get(name), list) else []
@@ -657,18 +676,39 @@ class MergeRules:
             return
         taken: list[Any] = []
         sources: list[str] = []
+        other_tests: list[str] = []
         found = self._read_all(refs)
         for ref in refs:
-            for entry in (found.get(ref) or {}).get(name) or ():
-                if _in_system(entry, system) and entry not in taken and entry not in listed:
+            replaced = found.get(ref) or {}
+            own = [entry for entry in replaced.get(name) or () if _in_system(entry, system)]
+            if own and not self._same_test(out, replaced):
+                other_tests.append(ref)
+                continue
+            for entry in own:
+                if entry not in taken and entry not in listed:
                     taken.append(entry)
                     sources.append(ref)
+        at = fields.get(f"{rtype}.{name}")
+        if other_tests:
+            issues.append({"severity": "warning", "code": "informational", "expression": [f"{rtype}.{name}"],
+                           **({"location": [at]} if at else {}),
+                           "diagnostics": f"{rtype}.{name}: none stated and none taken from "
+                                          f"{', '.join(dict.fromkeys(other_tests))}, which this resource {through} "
+                                          "but for another test (a reason is given for one test)"})
         if not taken:
             return
         out[name] = [*listed, *taken]
         issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
                        "diagnostics": f"{rtype}.{name}: taken from {', '.join(dict.fromkeys(sources))}, "
                                       f"which this resource {through} (it states none of its own)"})
+
+    def _same_test(self, one: Resource, other: Resource) -> bool:
+        """``inherits``: two orders for the same test -- a coding (system and code) of ``code`` in
+        common, else one recognition item (``same_test``, when the engine set it)."""
+        mine = _code_pairs(one)
+        if mine and mine & _code_pairs(other):
+            return True
+        return self.same_test is not None and self.same_test(one, other)
 
     def _read_all(self, refs: Sequence[str]) -> dict[str, Resource]:
         """The stored versions of ``refs`` (absent, deleted, unreadable: left out): this write's pending versions, the rest in one
@@ -807,6 +847,13 @@ def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...]
     if not any(isinstance(e, dict) and e.get("status") in moved for e in entries):
         return entries
     return [{**e, "status": target} if isinstance(e, dict) and e.get("status") in moved else e for e in entries]
+
+
+def _code_pairs(resource: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (system, code) pairs of a resource's ``code`` (``inherits``: the same test)."""
+    code = resource.get("code")
+    codings = code.get("coding") if isinstance(code, dict) else None
+    return {(str(c.get("system") or ""), str(c["code"])) for c in codings or () if isinstance(c, dict) and c.get("code")}
 
 
 def _in_system(entry: Any, system: str) -> bool:

@@ -94,8 +94,7 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
                 notes.setdefault(segments[j].position, []).append(s)
     group = results.Group(scope.first("ORC"), scope.first("OBR"), obx=scope.all("OBX"), notes=notes)
     if spec.get("key_prefix"):  # results about the patient, not an order (ADT): by item and date
-        key = f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message_key}"
-        key = _another_result(key, seg, env.ctx)
+        key = _another_result(_patient_result_key(seg, scope, env, spec), seg, scope, env, spec)
     else:
         key = f"{scope.anchor or scope.pkey + '|' + env.ctx.message_key}|obx|{seg.value(3)}"
         key += f"|{seg.value(4)}|{seg.value(1) or seg.sequence}"
@@ -114,25 +113,62 @@ def _observation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, An
     return ref
 
 
-def _another_result(key: str, seg: Segment, ctx: Context) -> str:
-    """The key of a patient-level result (ADT OBX) a second OBX of the message already took -- the
-    same test, no OBX-14, two values (a public ADT^A01 sends total protein 7.3 and 6.4): the second
-    was merged into the first (``Context.put`` keeps the first), its value dropped without a word
-    (nineteenth round). It is another result, told apart by its sub-id (OBX-4), else its set id
-    (OBX-1), else its place; the first keeps its key (stored ids do not move). The same OBX sent
-    twice (every field after OBX-1 alike) is one result."""
-    taken = ctx.patient_results
-    body = seg.fields[2:]
-    first = taken.get(key)
-    if first is None or first == body:
-        taken.setdefault(key, body)
-        return key
-    for told in (seg.value(4), seg.value(1), str(seg.sequence)):
-        other = f"{key}|{told}" if told else ""
-        if other and taken.get(other, body) == body:
-            taken[other] = body
-            return other
-    return f"{key}|@{seg.position}"
+def _patient_result_key(seg: Segment, scope: Scope, env: Env, spec: dict[str, Any]) -> str:
+    """A patient-level result's (ADT OBX) key: patient, test (OBX-3), time (OBX-14, else the message)."""
+    return f"{scope.pkey}|{spec['key_prefix']}|{seg.value(3)}|{seg.value(14) or env.ctx.message_key}"
+
+
+def _sub_id_rank(sub: str) -> tuple[tuple[int, int | str], ...]:
+    """OBX-4 as it sorts: dotted numbers by number (2 before 10, 1.2 before 1.10), else as text."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in sub.split("."))
+
+
+def _another_result(key: str, seg: Segment, scope: Scope, env: Env, spec: dict[str, Any]) -> str:
+    """The key of a patient-level result (ADT OBX) among the message's OBX of the same test and
+    time (no OBX-14: a public ADT^A01 sends total protein 7.3 and 6.4).
+
+    The key must not move when the message, or a later one, sends the same results again: stored
+    ids are what a re-sent message meets. One OBX of a test and time takes the plain key whatever
+    its OBX-4 says (every release before the nineteenth round keyed it so: a sole weight sent with
+    OBX-4 ``2`` is the weight stored under the plain key). Several are ranked once for the message:
+    by sub-id (OBX-4) when it tells them all apart and is not a copy of OBX-1 (senders that copy
+    OBX-1 into OBX-4 make it a counter that moves when another test comes first), else by their
+    order in the message; the first keeps the plain key, the n-th takes ``|n`` -- the key the
+    earlier release gave a second OBX counted from 1 (``|OBX-1``), so a re-sent A01 meets it. Keyed
+    by OBX-1 (nineteenth round) an A08 sending height first stored 6.4 again; keyed by sub-id
+    (its review) a copied counter put 7.3 over 6.4. The same OBX sent twice (every field after
+    OBX-1 alike) is one result."""
+    results = env.ctx.patient_results
+    if key not in results:  # the scope's OBX ranked in one pass, every test and time at once
+        groups: dict[str, list[Segment]] = {}
+        for other in scope.all("OBX"):
+            groups.setdefault(_patient_result_key(other, scope, env, spec), []).append(other)
+        for each, members in groups.items():
+            if each not in results:
+                results[each] = _ranked(each, members)
+    ranked = results.setdefault(key, {})
+    body = tuple(seg.fields[2:])
+    if body not in ranked:  # (a segment the scope does not hold -- none is expected: ranked last)
+        ranked[body] = f"{key}|{len(ranked) + 1}" if ranked else key
+    return ranked[body]
+
+
+def _ranked(key: str, members: list[Segment]) -> dict[tuple[str, ...], str]:
+    """The key of each OBX (by its fields after OBX-1) of one test and time (``_another_result``)."""
+    bodies: list[tuple[str, ...]] = []
+    subs: list[str] = []
+    counter = True  # every OBX-4 a copy of its OBX-1
+    for seg in members:
+        body = tuple(seg.fields[2:])
+        if body in bodies:
+            continue
+        bodies.append(body)
+        subs.append(seg.value(4).strip())
+        counter = counter and subs[-1] == seg.value(1).strip()
+    order = list(range(len(bodies)))
+    if len(bodies) > 1 and all(subs) and len(set(subs)) == len(subs) and not counter:
+        order.sort(key=lambda i: _sub_id_rank(subs[i]))
+    return {bodies[i]: key if rank == 1 else f"{key}|{rank}" for rank, i in enumerate(order, start=1)}
 
 
 def _with_patient(fn: Any) -> Builder:

@@ -16,8 +16,8 @@ from adapters.convert.context import Context
 from adapters.convert.datatypes import V2_0203, cwe, cx
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import coding_system, table, vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, HL7Error
-from adapters.hl7v2.parser import Repetition, Segment
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
+from adapters.hl7v2.parser import Message, Repetition, Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
@@ -179,6 +179,42 @@ def _check_demographics(nid: NationalId, pid: Segment) -> None:
 # (True: met once)
 _PATIENTS: dict[tuple[Any, ...], tuple[Any, str, Resource, str, tuple[tuple[str, str, str], ...]] | bool] = {}
 _PATIENTS_MAX = 2048
+
+
+def one_patient(msg: Message) -> Segment | None:
+    """The message's one patient's PID, for a converter that files everything it carries under one
+    patient. An ORU^R01 may carry several PATIENT_RESULT groups (the standard allows it, and a LIS
+    sending a day's results in one message does): read for the first PID only, a second patient's
+    order and results were filed under the first with AA (review of the nineteenth round). So a
+    later PID naming another patient is refused (AE, ERR at that PID; the raw message kept for
+    replay): one patient a message. A later PID naming the same patient -- the same identifiers
+    (``_identifiers``), as a LIS repeating the PID in each result group sends it -- is the same
+    patient, converted as before (refusing it turned an AA into an AE, its review). The templates
+    that group PID themselves (A17's two patients, a merge's PID/MRG pairs, BAR's PATIENT groups)
+    do not call this."""
+    pids = msg.all("PID")
+    if not pids:
+        return None
+    first = _identifiers(pids[0])
+    for later in pids[1:]:
+        if _identifiers(later) != first:
+            raise later.error(
+                f"{msg.msh.structure or msg.msh.message_type} message names another patient in PID "
+                f"{later.sequence} ({len(pids)} PID segments); only one patient a message is "
+                "converted -- the second would be filed under the first patient. Send each "
+                "patient's orders and results in a message of its own",
+                code=SEGMENT_SEQUENCE_ERROR)
+    return pids[0]
+
+
+def _identifiers(pid: Segment) -> tuple[tuple[str, ...], ...]:
+    """What names the patient in a PID, as ``patient_key`` reads it: the identifiers (id, assigning
+    authority, type) of PID-3, else PID-2 or PID-4, in their order (the key takes the first MRN, so
+    the same ids in another order could key another record: not the same), else PID-19/PID-20."""
+    field_no = next((n for n in (3, 2, 4) if any(r.comp(1).strip() for r in pid.reps(n))), 3)
+    ids = tuple((str(field_no), r.comp(1).strip(), r.comp(4).strip(), r.comp(5).strip().upper())
+                for r in pid.reps(field_no) if r.comp(1).strip())
+    return ids or (("19", pid.value(19).strip()), ("20", pid.value(20).strip()))
 
 
 def patient(pid: Segment, ctx: Context) -> tuple[str, dict[str, str]]:

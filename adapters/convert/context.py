@@ -74,9 +74,9 @@ class Context:
     # "Type/id" of an order → how far the message's groups naming it got (the least advanced report
     # status so far, ``results.status_from_report``)
     order_progress: dict[str, str] = field(default_factory=dict)
-    # a patient-level result's key (ADT OBX) → the fields after OBX-1 of the OBX that took it
-    # (``builders._another_result``: a second OBX of the same test is another result)
-    patient_results: dict[str, list[str]] = field(default_factory=dict)
+    # a patient-level result's key (ADT OBX: patient, test, time) → the key each OBX of that test and
+    # time takes, by its fields after OBX-1 (``builders._another_result`` ranks them once a message)
+    patient_results: dict[str, dict[tuple[str, ...], str]] = field(default_factory=dict)
     # a report's key → the keys of the results its groups made so far (``lis.convert_orders``)
     result_keys: dict[str, set[str]] = field(default_factory=dict)
     # "Type/id" of a report → the test codes (OBR-4) of the groups that made it (``results._another_group``)

@@ -41,7 +41,7 @@ def convert_orders(
     specimen_groups: bool = False,
 ) -> None:
     msg = ctx.message
-    pid = msg.get("PID")
+    pid = common.one_patient(msg)
     if pid is None:
         raise HL7Error(
             f"{msg.msh.structure} message has no PID segment",

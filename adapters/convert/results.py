@@ -337,6 +337,11 @@ def service_request(
         res["replaces"] = [{"reference": r} for r in ctx.replace_requests]
         ctx.replace_requests = []
     ref = ctx.put(res, order_key(group, ctx, pkey))
+    if replacing and not reason and ctx.resources[ref["reference"]] is res:
+        # the reason a replacement may inherit (merge.yaml ``inherits``) is for ORC-16: a replaced
+        # order for another test gives none, and the warning saying so names that field (convmend19)
+        assert orc is not None
+        ctx.located(res, "reasonCode", orc, 16)
     if replacing:  # an RO under the RP's own number is that order again, not its replacement (review)
         stored = ctx.resources[ref["reference"]]
         others = [r for r in stored.get("replaces", ()) if r.get("reference") != ref["reference"]]

@@ -296,7 +296,7 @@ def convert(ctx: Context, spec: dict[str, Any]) -> None:
     env = Env(ctx=ctx, event=event, org=common.organization(ctx))
     grouped = tpl.grouped
     if tpl.patient != "none" and "PID" not in grouped:
-        pid = msg.get("PID")
+        pid = common.one_patient(msg)
         if pid is None:
             if tpl.patient == "required":
                 raise HL7Error(

@@ -112,9 +112,26 @@ def decode(raw: bytes, charset: str = "", extensions: tuple[str, ...] = ()) -> t
 # of them 0x80-0x9F are the C1 control codes, never text; in the Latin parts (1-4, 9, 15) two
 # neighbouring bytes from 0xA1 up are two accented letters or signs side by side -- rare in any
 # language -- while they are one Chinese character in GB 18030, one after another in every name.
-SINGLE_BYTE = frozenset({"latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6",
-                         "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-15"})
-_LATIN = frozenset({"latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-9", "iso8859-15"})
+def canonical(codec: str) -> str:
+    """A codec's one name (``codecs.lookup(...).name``): ``latin-1``, ``ISO-8859-1``, ``ISO8859-1``,
+    ``ISO_8859-1`` and ``latin1`` are all ``iso8859-1``. The single-byte check compared the spelling:
+    only MSH-18 ``8859/1`` (the table's, mapped to ``latin-1``) was checked, the same set spelt any
+    other way let GB 18030 through as mojibake (review of the nineteenth round)."""
+    try:
+        return codecs.lookup(codec.rstrip("?")).name
+    except LookupError:
+        return codec
+
+
+SINGLE_BYTE = frozenset(map(canonical, ("latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6",
+                                        "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-15")))
+_LATIN = frozenset(map(canonical, ("latin-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-9", "iso8859-15")))
+
+
+def single_byte(codec: str) -> bool:
+    """``codec`` (any spelling) is an ISO 8859 part (``SINGLE_BYTE``)."""
+    return canonical(codec) in SINGLE_BYTE
+
 _C1 = re.compile(rb"[\x80-\x9f]")
 _PAIR = re.compile(rb"[\xa1-\xfe]{2}")
 _IDEOGRAPH = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
@@ -137,7 +154,7 @@ def misread(value: bytes, codec: str) -> str | None:
     c1 = _C1.search(value)
     if c1 is not None:
         return f"byte 0x{c1.group()[0]:02X} is a C1 control code, not text"
-    if codec not in _LATIN or _PAIR.search(value) is None:
+    if canonical(codec) not in _LATIN or _PAIR.search(value) is None:
         return None
     try:
         value.decode("utf-8")

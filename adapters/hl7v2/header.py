@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.hl7v2.charsets import SINGLE_BYTE, codec_for, decode, misread, strip_bom
+from adapters.hl7v2.charsets import canonical, codec_for, decode, misread, single_byte, strip_bom
 from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -146,12 +146,51 @@ def read_message(raw: bytes, peer: str, site: Any) -> tuple[Header, str]:
     message refused for its bytes is read right once the site names its sender's set)."""
     head, text = extract_header(raw)
     head.resolve_sender(peer, site)
+    if head.found and not (head.sending_facility.isascii() and head.sending_application.isascii()):
+        table = (getattr(site, "tables", None) or {}).get("senders") or {}
+        entry = (table.get("charsets") or {}).get(head.facility_code)
+        if head.facility_code not in (getattr(site, "institutions", None) or {}) or isinstance(entry, dict):
+            found = _named_in_own_set(raw, peer, site, table)
+            if found is not None:
+                return found
     override = sender_charset(head.facility_code, head.application_code, site) if head.found else ""
     if not override:
         return head, text
     head, text = extract_header(raw, override)
     head.resolve_sender(peer, site)
     return head, text
+
+
+def _named_in_own_set(raw: bytes, peer: str, site: Any, table: Any) -> tuple[Header, str] | None:
+    """A sender naming itself in Chinese (MSH-4 ``阜宁县中医院``, an alias the site ships; or an
+    MSH-3 its institution's ``charsets`` entry is keyed by) in the set it really sends, under a
+    declared Latin-1: read in MSH-18's set the name was mojibake and matched no alias, so the
+    sender's ``charsets`` entry was never found and every message was refused AE (review of the
+    nineteenth round). The header is read again in each set ``charsets`` names; the reading kept is
+    the first that resolves to an institution whose own entry names that set (a name that only
+    happens to read as some alias in a set its institution does not send in is not taken). None
+    fits: None (MSH-18's reading stands)."""
+    named: list[str] = []
+    for entry in (table.get("charsets") or {}).values():
+        for one in (entry.values() if isinstance(entry, dict) else (entry,)):
+            if one and str(one).strip() not in named:
+                named.append(str(one).strip())
+    for charset in named:
+        codec = codec_for(charset)
+        if codec is None:
+            continue
+        again, read = extract_header(raw, charset)
+        again.resolve_sender(peer, site)
+        own = (table.get("charsets") or {}).get(again.facility_code)
+        if isinstance(own, dict):  # the application's own key; ``"*"`` names no application
+            own = own.get(again.application_code.strip())
+        own = str(own).strip() if own else ""
+        if own and canonical(codec_for(own) or own) == canonical(codec):
+            if own != charset:  # the entry's own spelling, as a sender found directly would get
+                again, read = extract_header(raw, own)
+                again.resolve_sender(peer, site)
+            return again, read
+    return None
 
 
 def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
@@ -241,7 +280,7 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     elif head.codec.endswith("?"):
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
-    elif not bom and not override and head.codec in SINGLE_BYTE and not body.isascii():
+    elif not bom and not override and single_byte(head.codec) and not body.isascii():
         # Latin-1 reads any byte: the declaration alone would store GB 18030 names as mojibake
         head.problems.extend(_misread(body, fs, head.codec, head.charset))
     return head, text

@@ -378,8 +378,11 @@ def encoding_repaired(msh: MSH) -> bool:
     return len(msh.fields) > 2 and msh.fields[2] != msh.enc.msh2
 
 
-def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
-    """Read MSH-1/MSH-2 from an MSH line and split it into fields (MSH-1 inserted)."""
+def _encoding_from(line: str, lineno: int = 1, override: str = "") -> tuple[Encoding, list[str]]:
+    """Read MSH-1/MSH-2 from an MSH line and split it into fields (MSH-1 inserted). ``override``:
+    the set the site says the sender's bytes are in (``senders.yaml`` ``charsets``), which its
+    ``\\X..\\`` escapes are in too -- read in MSH-18's Latin-1 they were mojibake still (review of the
+    nineteenth round)."""
     if len(line) < 8 or not line.startswith("MSH"):
         raise HL7Error(
             "message must start with an MSH segment (MSH|^~\\&|...)",
@@ -406,7 +409,7 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
     # from them (frozen, so one object serves every message) is looked up instead of checked and
     # built again (~1.5 us a message); only usable ones are kept, an unusable MSH-2 is refused
     # below each time
-    memo = (fsep, msh2, fields[18] if len(fields) > 18 else "")
+    memo = (fsep, msh2, override or (fields[18] if len(fields) > 18 else ""))
     known = _ENCODINGS.get(memo)
     if known is not None:
         return known, fields
@@ -428,7 +431,9 @@ def _encoding_from(line: str, lineno: int = 1) -> tuple[Encoding, list[str]]:
     sub = msh2[3] if len(msh2) > 3 else "\x00s"
     trunc = msh2[4] if len(msh2) > 4 else ""
     charset = "utf-8"
-    if len(fields) > 18 and fields[18]:
+    if override:
+        charset = codec_for(override) or "utf-8"
+    elif len(fields) > 18 and fields[18]:
         charset = codec_for(fields[18].split(repetition)[0]) or "utf-8"
     enc = Encoding(fsep, comp, repetition, esc, sub, trunc, charset)
     if len(_ENCODINGS) >= _ENCODINGS_LIMIT:
@@ -455,8 +460,10 @@ def parse_header(text: str) -> MSH | None:
     return None
 
 
-def parse(text: str) -> Message:
-    """Tokenize one ER7 message. Raises ``HL7Error`` (AR for a bad envelope, AE otherwise)."""
+def parse(text: str, charset: str = "") -> Message:
+    """Tokenize one ER7 message. Raises ``HL7Error`` (AR for a bad envelope, AE otherwise).
+    ``charset``: the sender's set the site names (``Header.override``), for ``\\X..\\`` escapes
+    instead of MSH-18's."""
     if not text or not text.strip():
         raise HL7Error("empty message", segment="MSH", sequence=1, code=SEGMENT_SEQUENCE_ERROR, ack_code="AR")
     lines = _split_lines(text)
@@ -468,7 +475,7 @@ def parse(text: str) -> Message:
             code=SEGMENT_SEQUENCE_ERROR,
             ack_code="AR",
         )
-    enc, msh_fields = _encoding_from(lines[0])
+    enc, msh_fields = _encoding_from(lines[0], override=charset)
     bad = _CONTROL.search(text)
     if bad:
         raise HL7Error(
