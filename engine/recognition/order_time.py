@@ -118,6 +118,11 @@ class OrderTime(RecognitionState, _Others):
             doc["at"] = order.at  # when it was placed, to the time sent (a row without: its day alone)
         if reason_from:
             doc["reason_from"] = reason_from  # its reasons are a CDS answer's (``_with_cds_reasons``)
+        # the placer numbers the order arrived with, by which a CDS answer was read for it: an
+        # answer given again is read with them (``cds_answer_after_order``), not the draft's
+        arrived = placer_numbers(sr) if existing is None else (existing or {}).get("placers")
+        if arrived:
+            doc["placers"] = list(arrived)
         self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
         if matches and not same:
@@ -203,7 +208,7 @@ class OrderTime(RecognitionState, _Others):
             if from_cds:  # the order's own reasons: none (``_with_cds_reasons``)
                 kept = replace(kept, reasons=(), reason_text=None)
             kept = replace(kept, reason_text=own_text(kept.reason_text, kept.reasons, rules))
-            code, text, draft = self.cds_answer(replace(order, ref=ref), placers)
+            code, text, draft = self.cds_answer(replace(order, ref=ref), self._arrived_with(ref, check))
             answered = kept if code is None else self._answered(kept, code, text)
             reason_from = f"cds:{draft}" if code is not None and not kept.reasons and answered.reasons else None
             recorded_text = own_text(check.get("reason_text"), check.get("reasons") or (), rules)
@@ -246,6 +251,21 @@ class OrderTime(RecognitionState, _Others):
                 continue  # a link of a choice answered again for a draft without that number
             if row.get("outcome") == "recognised":
                 self._put_check(row, {**row, "outcome": "void", "placed_as": order.ref})
+
+    def _arrived_with(self, ref: str, check: dict[str, Any]) -> list[str]:
+        """The placer numbers of the recorded order ``ref`` (its check row ``check``): the ones it
+        arrived with, kept on its row (``on_order``); for a row stored before they were kept, the
+        ServiceRequest's own PLAC identifiers.
+
+        Why (moneylast19): an answer given after the order was read with the *draft's* numbers.
+        draft-77 (B1, B2) answered R01 and draft-78 (B1) R07; the HIS's order, numbered B2 only,
+        took R01 on arrival; the EHR posting draft-77's R01 again found two drafts answering B1
+        differently and cleared the order's reason -- its repeat was flagged *not payable*."""
+        if "placers" in check:
+            return [str(p) for p in check.get("placers") or ()]
+        rtype, _, rid = ref.partition("/")
+        sr = self.read(rtype, rid) if rtype == "ServiceRequest" and rid else None
+        return placer_numbers(sr) if sr else []
 
     def _recorded_orders(self, draft: Order, placers: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """The recorded orders (check rows of orders) that are the draft ``draft``: its own id, or a
