@@ -137,13 +137,22 @@ class Repeats(RecognitionState, _Others):
         orders = {d.get("order") for d in group}
         if len(orders - {None}) > 1:
             group = [d for d in group if d.get("order") == order_ref]
+        services = {d["_id"] for d in group}
         rows: dict[str, dict[str, Any]] = {}
         for d in group:
             for charge in self.charges.find({"service": d["_id"]}):
                 rows[charge["_id"]] = charge
-        amounts = latest_lines(
-            (line_key(row["_id"], row.get("ident"), float(row["amount"])), str(row.get("at") or ""), float(row["amount"]))
+        # every stored version of the lines found, whichever result it names: a line corrected
+        # to name another result is that result's now (moneylast19: charge-x ¥30 for the repeat,
+        # then charge-y ¥25 under the same number for the prior kept ¥30 at stake while the
+        # settlement counted ¥25 and marked charge-x superseded)
+        for ident in {row.get("ident") for row in rows.values()} - {None}:
+            for charge in self.charges.find({"ident": ident}):
+                rows[charge["_id"]] = charge
+        kept = latest_lines(
+            (line_key(row["_id"], row.get("ident"), float(row["amount"])), str(row.get("at") or ""), row)
             for row in sorted(rows.values(), key=lambda r: r["_id"]))
+        amounts = [float(row["amount"]) for row in kept if row.get("service") in services]
         if all(amount < 0 for amount in amounts):  # no line, or only credits
             return None
         return max(round(sum(amounts), 2), 0.0)

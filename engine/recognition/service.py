@@ -35,7 +35,7 @@ from engine.errors import BadRequest
 from engine.insurance.charges import COUNTED_STATUSES, line_identity, line_price, money, stored_at
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
-from engine.recognition.billed_lines import drop_unbilled_once
+from engine.recognition.billed_lines import drop_unbilled_once, number_lines_once
 from engine.recognition.corrections import IdCorrections
 from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, FactReader, Planned, national_id, ref_of
 from engine.recognition.hr_mark import HRMark
@@ -109,6 +109,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
+        self.charges.ensure_index(["ident"])  # the versions of one charge line (``Repeats._line_amount``)
         self.cds_reasons = store.collection(CDS_REASONS)
         self.cards = store.collection(CARDS)
         self.cards.ensure_index(["draft"])  # a draft "recognised" in CDS and placed all the same
@@ -151,6 +152,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             identity.operator_listeners.append(rec.on_identity_decided)
             rec.rekey_once(identity)
         drop_unbilled_once(rec)  # charge rows an earlier release kept for planned lines: once
+        number_lines_once(rec)  # charge rows an earlier release kept without their line number: once
         return rec
 
     def rekey_once(self, identity: PatientIndex) -> int:
@@ -396,6 +398,11 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             self.charges.replace({"_id": ref, "service": indexed, "services": services,
                                   "amount": float(price), "ident": line_identity(charge), "at": stored_at(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
+        # and the results the line's other versions name: a version stored now, or one gone,
+        # changes which version stands there too (a line corrected to name another result)
+        for ident in {line_identity(charge), (before or {}).get("ident")} - {None}:
+            for row in self.charges.find({"ident": ident}):
+                services.extend(s for s in row.get("services") or () if s not in services)
         issues: list[dict[str, Any]] = []
         for service in services:
             doc = self.index.get(service)
