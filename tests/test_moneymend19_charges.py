@@ -67,14 +67,15 @@ def employee(report: dict[str, Any]) -> dict[str, Any]:
     return next(s for s in community["settlements"] if s["insurance_type"] == "employee")
 
 
-def test_the_settlement_counts_each_line_once_as_the_money_at_stake(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", [{}, {"mongodb_uri": "mongomock://"}], ids=["sqlite", "mongomock"])
+def test_the_settlement_counts_each_line_once_as_the_money_at_stake(tmp_path: Path, store: dict[str, str]) -> None:
     """A line re-sent under another id with a corrected fund share, and a credit carrying its
     number: the settlement counts the correction and the credit, the first version is shown as
     superseded (it counted all three)."""
     site = tmp_path / "site"
     (site / "insurance").mkdir(parents=True)
     (site / "insurance" / "settlement.yaml").write_text(RULES, "utf-8")
-    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site)) as eng:
+    with Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site, **store)) as eng:
         http = TestClient(create_app(eng))
         auth = {"Authorization": "Bearer " + eng.auth.issue_system_token("his-billing", "system/*.cruds"),
                 "Content-Type": "application/fhir+json"}
