@@ -105,7 +105,6 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
         "_id": card_id, "service": sid, "draft": draft_ref, "person": order.person, "patient": order.patient,
         "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
         "doctor": doctor or user, "dept": dept, "placer": list(placers),
-        "placer_key": f"{order.institution}|{placers[0]}" if placers else None,
         "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
     })
     lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "

@@ -15,14 +15,25 @@ the same figures.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from engine.errors import FhirError, NotFound
-from engine.insurance.charges import COUNTED_STATUSES, ChargeLine, OrganizationCodes, read_line
+from engine.insurance.charges import (
+    COUNTED_STATUSES,
+    ChargeLine,
+    OrganizationCodes,
+    latest_lines,
+    line_identity,
+    line_key,
+    line_price,
+    money,
+    read_line,
+    stored_at,
+)
 from engine.insurance.reading import charges_between, undated_charges
 from engine.insurance.rules import SettlementRules, YearRules
 from engine.insurance.tiers import ZERO, fen, pct, settle
@@ -39,6 +50,7 @@ EXCLUSIONS = {
     "no-insurance-type": "no insurance type (extension, or the account's Coverage type)",
     "unbudgeted-type": "insurance type without a budget for the community",
     "no-fund-share": "no fund share (the year is settled on the fund share)",
+    "superseded": "another version of the same charge line (its number and sign) was stored later",
 }
 
 
@@ -93,11 +105,11 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     excluded: dict[str, _Tally] = defaultdict(_Tally)
     counted = 0
     prefix = f"{year:04d}-"
-    for resource in year_charges(repository, year):
+    for resource, reason in _one_version_each(year_charges(repository, year)):
         line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None)
         if line.day is not None and not line.day.startswith(prefix):
             continue  # the search's margin day of the next or previous year
-        reason = _exclusion(line, site, region_of, rules.currency)
+        reason = reason or _exclusion(line, site, region_of, rules.currency)
         if reason:
             t = excluded[reason]
             t.lines += 1
@@ -136,6 +148,26 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
                          for k, v in sorted(excluded.items())],
         },
     }
+
+
+def _one_version_each(charges: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Each ChargeItem read, with "superseded" for one that an identical line (its number and
+    sign, ``charges.line_key``) stored later replaces: a line re-sent under another id, or with a
+    corrected amount, was settled twice (the money at stake counted it once). The rule is
+    ``charges.latest_lines``, the money at stake's, over the same lines (counted statuses: the
+    recognition keeps no row of another). A line without a number is its own line."""
+    numbered: list[tuple[str, str, dict[str, Any]]] = []
+    for charge in charges:
+        ident = line_identity(charge)
+        if ident is None or charge.get("status") not in COUNTED_STATUSES:
+            yield charge, None
+        else:
+            amount = money(line_price(charge).get("value"))
+            numbered.append((line_key(f"ChargeItem/{charge.get('id')}", ident, amount), stored_at(charge), charge))
+    numbered.sort(key=lambda v: str(v[2].get("id")))
+    kept = {id(c) for c in latest_lines(numbered)}
+    for _, _, charge in numbered:
+        yield charge, None if id(charge) in kept else "superseded"
 
 
 def _account_type(repository: Any, ref: str, codes: Mapping[str, str]) -> str | None:

@@ -27,11 +27,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
-from engine.insurance.charges import COUNTED_STATUSES
+from engine.insurance.charges import COUNTED_STATUSES, line_identity, stored_at
 from engine.recognition.upgrade import LAYOUT
 from engine.repository.port import Collection
 
 UNBILLED_DROPPED = "unbilled-charge-rows-dropped"
+LINES_NUMBERED = "charge-rows-numbered"
 _PAGE = 2000
 _T = TypeVar("_T")
 
@@ -107,3 +108,55 @@ def _unbilled(rec: _Recognition, ref: str) -> dict[str, Any] | None:
     if charge is None or charge.get("status") in COUNTED_STATUSES:
         return None
     return charge
+
+
+def number_lines_once(rec: _Recognition) -> int | None:
+    """Fill in each charge row's line number and time (``ident``, ``at``) from its ChargeItem, and
+    price again the flags its results' money came from; once per store (a marker in
+    ``recognition_layout``). Returns how many rows were written, None when the store had been
+    through it.
+
+    Why (moneylast19): a row written before moneymend19 has neither, so it was a line of its own
+    (``charges.line_key`` falls back to the row's id) and never a version of another: a line
+    stored twice by an earlier release (¥30 each under one number T-1) and corrected after the
+    upgrade to ¥29 under one id was ¥59 at stake where a fresh store and the settlement say ¥29.
+    A deleted ChargeItem's row is left as a fresh store leaves it. The row is read again inside
+    the write transaction and written only if unchanged: a line sent again meanwhile was numbered
+    by ``_on_charge`` itself. Decisions stand; only the money is priced again (as ``_drop``)."""
+    marks = rec.store.collection(LAYOUT)
+    if marks.get(LINES_NUMBERED) is not None:
+        return None
+    written, last = 0, ""
+    while True:  # by _id, a page at a time
+        page = rec.charges.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE)
+        if not page:
+            break
+        last = page[-1]["_id"]
+        for row in page:
+            rtype, _, rid = str(row["_id"]).partition("/")
+            charge = rec.read(rtype, rid) if rtype == "ChargeItem" and rid else None
+            if charge is None:
+                continue
+            numbered = {**row, "ident": line_identity(charge), "at": stored_at(charge)}
+            if numbered == row:
+                continue
+            with rec.store.transaction():
+                if rec.charges.get(row["_id"]) == row:  # read again under the write lock
+                    rec._in_group(lambda r=numbered: _renumber(rec, r))
+                    written += 1
+    with rec.store.transaction():
+        marks.replace({"_id": LINES_NUMBERED, "written": written})
+    return written
+
+
+def _renumber(rec: _Recognition, row: dict[str, Any]) -> None:
+    """Store ``row`` and price again the flags of the results its line's versions name."""
+    rec.charges.replace(row)
+    services = [*(row.get("services") or ()), *([row["service"]] if row.get("service") else [])]
+    if row.get("ident"):
+        for other in rec.charges.find({"ident": row["ident"]}):
+            services.extend(other.get("services") or ())
+    for service in dict.fromkeys(services):
+        member = rec.index.get(str(service))
+        if member is not None:
+            rec._reprice_flag(member)

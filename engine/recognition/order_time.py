@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.insurance.reading import search_pages
 from engine.recognition.decision import Order, Recognisable, find_recognisable, order_time_effect
 from engine.recognition.detected_issues import (
     CODE_SYSTEM,
@@ -26,7 +27,7 @@ class _Needs(Protocol):
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]: ...  # repeats.Repeats
     def _order_facts(self, sr: dict[str, Any]) -> Order | None: ...  # batch_scope.BatchScope
-    def cds_reasons_for(self, order: Order, placers: Sequence[str] = ()) -> tuple[str | None, str | None]: ...  # reviews
+    def cds_answer(self, order: Order, placers: Sequence[str] = ()) -> tuple[str | None, str | None, str | None]: ...  # reviews
 
 
 if TYPE_CHECKING:
@@ -74,8 +75,14 @@ class OrderTime(RecognitionState, _Others):
         # time, whatever reason it first states is late (as in a corrected result's message).
         recorded = existing is not None and (is_resulted(existing) or self._with_its_result(ref, order, existing))
         late, late_text = late_reasons_of(order, existing, recorded)
+        # the reasons this version states (ORC-16, reasonCode): the order's own, never the CDS's
+        own_replaces_cds = bool(existing and existing.get("reason_from") and order.reasons and not recorded)
         if existing:
-            order = self._remembered(order, sr, existing, recorded)
+            # an order's own reason replaces one its row carried from a CDS answer (as ``_answered``:
+            # the order's own wins); otherwise what the order said when placed stands
+            base = {**existing, "reasons": [], "reason_text": None} if own_replaces_cds else existing
+            order = self._remembered(order, sr, base, recorded)
+        reason_from = (existing or {}).get("reason_from") if same and not own_replaces_cds else None
         rules = self._rules
         if same and existing is not None:
             # What was recognisable when the order was placed stands: a later version of the order
@@ -89,7 +96,7 @@ class OrderTime(RecognitionState, _Others):
             if matches and existing is None:
                 # a reason the doctor gave in the CDS answer for this draft was given at order time
                 placers = placer_numbers(sr)
-                order = self._with_cds_reasons(order, placers)
+                order, reason_from = self._with_cds_reasons(order, placers)
                 self._placed_all_the_same(order, placers)
         reason, effect = order_time_effect(order, rules)
         doctor, dept = (existing.get("doctor"), existing.get("dept")) if same and existing else (None, None)
@@ -109,6 +116,13 @@ class OrderTime(RecognitionState, _Others):
         }
         if order.at:
             doc["at"] = order.at  # when it was placed, to the time sent (a row without: its day alone)
+        if reason_from:
+            doc["reason_from"] = reason_from  # its reasons are a CDS answer's (``_with_cds_reasons``)
+        # the placer numbers the order arrived with, by which a CDS answer was read for it: an
+        # answer given again is read with them (``cds_answer_after_order``), not the draft's
+        arrived = placer_numbers(sr) if existing is None else (existing or {}).get("placers")
+        if arrived:
+            doc["placers"] = list(arrived)
         self._put_check(existing, doc)
         issues: list[dict[str, Any]] = []
         if matches and not same:
@@ -125,16 +139,26 @@ class OrderTime(RecognitionState, _Others):
                 issues.extend(self._evaluate_flag(key_doc))
         return issues
 
-    def _with_cds_reasons(self, order: Order, placers: Sequence[str] = ()) -> Order:
+    def _with_cds_reasons(self, order: Order, placers: Sequence[str] = ()) -> tuple[Order, str | None]:
         """``order`` with the re-test reason its doctor gave in CDS (an override, a "re-test"
         suggestion accepted) when the order states none. Why: the EHR applies a suggestion's
         update, or none at all for an override, at its discretion; the order then came without the
         reason the doctor recorded in huren when ordering, and its result was flagged *not payable*.
         The draft is this order by its id, else by its placer number (``placers``: the HIS's HL7
         order for the draft, ``Reviews._kept_reason``). Read once, when an order with a
-        recognisable prior is first recorded (one read by id, one by placer number when none)."""
-        code, text = self.cds_reasons_for(order, placers)
-        return order if code is None else self._answered(order, code, text)
+        recognisable prior is first recorded (one read by id, one by placer number when none).
+
+        Also says where the order's reasons came from: ``cds:<draft>`` when they are the CDS
+        answer's (the order stated none), kept on the check row as ``reason_from``. Such a reason
+        is no reason of the order's own: a newer answer for the draft replaces it while no result
+        is decided (``cds_answer_after_order``); read as the order's own, the doctor's R07
+        (self-pay) given after the HIS's order arrived lost to the R01 copied from an earlier
+        answer, and the fund paid a self-pay test (moneymend19)."""
+        code, text, draft = self.cds_answer(order, placers)
+        if code is None:
+            return order, None
+        answered = self._answered(order, code, text)
+        return answered, (f"cds:{draft}" if not order.reasons and answered.reasons else None)
 
     def _answered(self, order: Order, code: str, text: str | None) -> Order:
         """``order`` as the CDS answer ``code`` (with its comment ``text``) completes it.
@@ -167,25 +191,44 @@ class OrderTime(RecognitionState, _Others):
         -- and, once one has, as a late reason, kept apart and shown on the flag for the auditor
         (DOMAIN.md: the reason recorded at order time stands). The flags of the order's tests are
         decided again. Asked on a "re-test" answer only: one read by id, one search by placer
-        number."""
-        code, text = self.cds_reasons_for(order, placers)
-        if code is None:
-            return
+        number.
+
+        The answer is read as the recorded order would read it on arrival (``cds_answer`` for its
+        own id and the draft's numbers): the draft's own row when the order is the draft, else the
+        one answer the drafts with its number agree on. A reason the row carries from an earlier
+        CDS answer (``reason_from``) is no reason of the order's own: the newer answer replaces it
+        while no result is decided, and two drafts with one number answered differently clear it
+        (which draft the order is cannot be told); once a result is decided the newer answer is a
+        late reason. Only the order's own reasons (ORC-16, reasonCode) win over an answer."""
         rules = self._rules
         for ref, check in self._recorded_orders(order, placers):
             kept = checked_order(check, person=check.get("person"), item=check.get("item"), ref=ref,
                                  patient=check.get("patient"))
+            from_cds = str(check.get("reason_from") or "").startswith("cds:")
+            if from_cds:  # the order's own reasons: none (``_with_cds_reasons``)
+                kept = replace(kept, reasons=(), reason_text=None)
             kept = replace(kept, reason_text=own_text(kept.reason_text, kept.reasons, rules))
-            answered = self._answered(kept, code, text)
-            if (answered.reasons, answered.reason_text) == (kept.reasons, kept.reason_text):
+            code, text, draft = self.cds_answer(replace(order, ref=ref), self._arrived_with(ref, check))
+            answered = kept if code is None else self._answered(kept, code, text)
+            reason_from = f"cds:{draft}" if code is not None and not kept.reasons and answered.reasons else None
+            recorded_text = own_text(check.get("reason_text"), check.get("reasons") or (), rules)
+            if (list(answered.reasons), answered.reason_text, reason_from) == (
+                    list(check.get("reasons") or ()), recorded_text, check.get("reason_from")):
                 continue
             if is_resulted(check):
-                late, late_text = late_reasons_of(answered, {**check, "reason_text": kept.reason_text}, True)
+                if not answered.reasons:
+                    continue  # nothing new to show the auditor; the decision stands
+                late, late_text = late_reasons_of(answered, {**check, "reason_text": recorded_text}, True)
                 doc = {**check, "late_reasons": late, "late_reason_text": late_text}
             else:
                 reason, effect = order_time_effect(answered, rules)
                 doc = {**check, "reasons": list(answered.reasons), "reason_text": answered.reason_text,
                        "reason": reason, "reason_effect": effect}
+                doc.pop("reason_from", None)
+                if reason_from:
+                    doc["reason_from"] = reason_from
+            if doc == check:
+                continue
             self._put_check(check, doc)
             for key_doc in {group_key(d): d for d in self.index.by_order(ref)}.values():
                 self._evaluate_flag(key_doc)
@@ -196,17 +239,33 @@ class OrderTime(RecognitionState, _Others):
         order's own row counts (re-tested, or recognised if cancelled). Before, the rate counted
         one order twice, once recognised and once re-tested (1 of 2 where the truth is 0 of 1).
         Asked when an order with a recognisable prior is first recorded: one indexed read, and one
-        for each placer number."""
-        cards = list(self.cards.find({"draft": order.ref})) if order.ref else []
-        for number in placers:
-            cards.extend(self.cards.find({"placer_key": f"{order.institution}|{number}"}))
-        for card in {c["_id"]: c for c in cards}.values():
-            if (card.get("person"), card.get("item"), card.get("inst"), card.get("day")) != (
+        for each placer number (any of the draft's, ``_link_placers``)."""
+        keys = [f"cds:{c['_id']}" for c in self.cards.find({"draft": order.ref})] if order.ref else []
+        by_number = self._placer_targets("choice", order.institution, placers)
+        for key in dict.fromkeys([*keys, *by_number]):
+            row = self.checks.get(key)
+            if row is None or (row.get("person"), row.get("item"), row.get("inst"), row.get("day")) != (
                     order.person, order.item, order.institution, order.day.isoformat()):
                 continue
-            row = self.checks.get(f"cds:{card['_id']}")
-            if row is not None and row.get("outcome") == "recognised":
+            if key not in keys and not set(row.get("placers") or ()) & set(placers):
+                continue  # a link of a choice answered again for a draft without that number
+            if row.get("outcome") == "recognised":
                 self._put_check(row, {**row, "outcome": "void", "placed_as": order.ref})
+
+    def _arrived_with(self, ref: str, check: dict[str, Any]) -> list[str]:
+        """The placer numbers of the recorded order ``ref`` (its check row ``check``): the ones it
+        arrived with, kept on its row (``on_order``); for a row stored before they were kept, the
+        ServiceRequest's own PLAC identifiers.
+
+        Why (moneylast19): an answer given after the order was read with the *draft's* numbers.
+        draft-77 (B1, B2) answered R01 and draft-78 (B1) R07; the HIS's order, numbered B2 only,
+        took R01 on arrival; the EHR posting draft-77's R01 again found two drafts answering B1
+        differently and cleared the order's reason -- its repeat was flagged *not payable*."""
+        if "placers" in check:
+            return [str(p) for p in check.get("placers") or ()]
+        rtype, _, rid = ref.partition("/")
+        sr = self.read(rtype, rid) if rtype == "ServiceRequest" and rid else None
+        return placer_numbers(sr) if sr else []
 
     def _recorded_orders(self, draft: Order, placers: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """The recorded orders (check rows of orders) that are the draft ``draft``: its own id, or a
@@ -215,8 +274,10 @@ class OrderTime(RecognitionState, _Others):
         refs = [draft.ref] if draft.ref else []
         for number in placers:
             escaped = "".join("\\" + ch if ch in "\\,|$" else ch for ch in number)
-            found = self.repository.search("ServiceRequest", [("identifier", escaped), ("_count", "20")])
-            refs.extend(f"ServiceRequest/{sr['id']}" for sr in found.resources if number in placer_numbers(sr))
+            # every page: placer numbers restart and repeat across hospitals and patients, and the
+            # first 20 found missed the draft's own order among 25 others numbered B1
+            found = search_pages(self.repository, "ServiceRequest", [("identifier", escaped)])
+            refs.extend(f"ServiceRequest/{sr['id']}" for sr in found if number in placer_numbers(sr))
         out = []
         for ref in dict.fromkeys(refs):
             check = self.checks.get(ref)

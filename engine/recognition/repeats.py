@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.insurance.charges import latest_lines, line_key
 from engine.recognition.decision import JUSTIFIED as JUSTIFIED_STATUS
 from engine.recognition.decision import (
     REPORTED,
@@ -122,26 +123,39 @@ class Repeats(RecognitionState, _Others):
         (``group``) that are the flagged order's (all of them when the test has one order or
         none), each line once, summed -- a credit (a line with a negative amount, as the settlement
         counts it) takes back what it credits. None when no line bills it (no row, or only credits:
-        the charge they credit is not known to be this test's; the catalogue then prices it).
+        the charge they credit is not known to be this test's; the catalogue then prices it); a
+        test billed ¥0 (a waived test, its line of 0.0) cost ¥0.
         Also ``billed_lines.reprice``'s, when a row is dropped.
 
         Why (nineteenth round): the first row found was taken. A charge and its credit (a
         refund) made the money at stake whichever the store returned first, -¥30 or ¥30 for a test
         the fund paid nothing for; a test billed in two lines (the panel and an add-on) was priced
         at one of them. One line is counted once: a line naming the report and its observations is
-        one row, and the same line stored again under another id (the same identifier: a feed that
-        resends it) is not summed twice."""
+        one row, and the versions of one line (``engine.insurance.charges.line_key``: its number
+        and sign) count as the latest stored (``latest_lines``), as the settlement counts them. A
+        ¥0 line was priced at the catalogue (some line had to be above zero, moneymend19)."""
         orders = {d.get("order") for d in group}
         if len(orders - {None}) > 1:
             group = [d for d in group if d.get("order") == order_ref]
-        lines: dict[str, float] = {}
+        services = {d["_id"] for d in group}
+        rows: dict[str, dict[str, Any]] = {}
         for d in group:
             for charge in self.charges.find({"service": d["_id"]}):
-                key = str(charge.get("ident") or charge["_id"])
-                lines.setdefault(key, float(charge["amount"]))
-        if not any(amount > 0 for amount in lines.values()):
+                rows[charge["_id"]] = charge
+        # every stored version of the lines found, whichever result it names: a line corrected
+        # to name another result is that result's now (moneylast19: charge-x ¥30 for the repeat,
+        # then charge-y ¥25 under the same number for the prior kept ¥30 at stake while the
+        # settlement counted ¥25 and marked charge-x superseded)
+        for ident in {row.get("ident") for row in rows.values()} - {None}:
+            for charge in self.charges.find({"ident": ident}):
+                rows[charge["_id"]] = charge
+        kept = latest_lines(
+            (line_key(row["_id"], row.get("ident"), float(row["amount"])), str(row.get("at") or ""), row)
+            for row in sorted(rows.values(), key=lambda r: r["_id"]))
+        amounts = [float(row["amount"]) for row in kept if row.get("service") in services]
+        if all(amount < 0 for amount in amounts):  # no line, or only credits
             return None
-        return max(round(sum(lines.values()), 2), 0.0)
+        return max(round(sum(amounts), 2), 0.0)
 
     def _evaluate_flag(self, member: dict[str, Any]) -> list[dict[str, Any]]:
         """Decide (again) the flag of the test ``member`` belongs to, and store the outcome.

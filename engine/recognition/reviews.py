@@ -102,15 +102,16 @@ class Reviews(RecognitionState, _Others):
                 "inst": order.institution, "day": order.day.isoformat(),
                 "recognisable": list(recognisable), "reason": reason, "reason_effect": None,
                 "doctor": doctor, "dept": dept,
-                "outcome": outcome, "issue": None, "checked": now(),
+                "outcome": outcome, "issue": None, "checked": now(), "placers": list(placers),
             })
+            self._link_placers("choice", key, order.institution, placers)
             if not order.ref:
                 return
             if outcome == "retest" and reason:
                 self.cds_reasons.replace({"_id": order.ref, "person": order.person, "item": order.item,
                                           "inst": order.institution, "day": order.day.isoformat(),
-                                          "reasons": [reason], "text": reason_text,
-                                          "placer": f"{order.institution}|{placers[0]}" if placers else None})
+                                          "reasons": [reason], "text": reason_text, "placers": list(placers)})
+                self._link_placers("reason", order.ref, order.institution, placers)
                 self.cds_answer_after_order(order, placers)
             elif outcome == "recognised" and self._kept_reason(order) is not None:
                 self.cds_reasons.delete(order.ref)
@@ -128,23 +129,32 @@ class Reviews(RecognitionState, _Others):
         if kept and _same_draft(kept, order):
             return dict(kept)
         rows: list[dict[str, Any]] = []
-        for number in placers:
-            rows.extend(r for r in self.cds_reasons.find({"placer": f"{order.institution}|{number}"})
-                        if _same_draft(r, order))
+        for draft in self._placer_targets("reason", order.institution, placers):
+            row = self.cds_reasons.get(draft)
+            # the link outlives a row answered again for a draft that no longer has the number
+            if row and _same_draft(row, order) and set(row.get("placers") or ()) & set(placers):
+                rows.append(row)
         answers = {(tuple(r.get("reasons") or ()), r.get("text")) for r in rows}
         return dict(rows[0]) if len(answers) == 1 else None
 
     def cds_reasons_for(self, order: Order, placers: Sequence[str] = ()) -> tuple[str | None, str | None]:
         """The re-test reason the doctor last gave in CDS for the draft ``order`` was signed from,
-        and the text given with it (None, None when none: ``_kept_reason``). A row written before this
-        mend (eighteenth round, first wave) may hold several reasons merged from several answers: the last is the
-        latest, and its text is known to be that reason's only when it is the only one."""
+        and the text given with it (None, None when none: ``_kept_reason``)."""
+        code, text, _ = self.cds_answer(order, placers)
+        return code, text
+
+    def cds_answer(self, order: Order, placers: Sequence[str] = ()) -> tuple[str | None, str | None, str | None]:
+        """``cds_reasons_for``'s reason and text, and the draft they were given for (its id: the
+        check row of an order decided with them says ``reason_from: cds:<draft>``). A row written
+        before this mend (eighteenth round, first wave) may hold several reasons merged from
+        several answers: the last is the latest, and its text is known to be that reason's only
+        when it is the only one."""
         kept = self._kept_reason(order, placers)
         reasons = [str(r) for r in (kept or {}).get("reasons") or ()]
         if not reasons:
-            return None, None
+            return None, None, None
         text = (kept or {}).get("text") if len(reasons) == 1 else None
-        return reasons[-1], (text if isinstance(text, str) and text.strip() else None)
+        return reasons[-1], (text if isinstance(text, str) and text.strip() else None), str((kept or {})["_id"])
 
     def rebuild_tallies(self) -> None:
         """Recompute the report tallies from every flag and check (after a bulk import or restore)."""

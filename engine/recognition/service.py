@@ -32,10 +32,10 @@ from datetime import date
 from typing import Any, Protocol
 
 from engine.errors import BadRequest
-from engine.insurance.charges import COUNTED_STATUSES, line_price, money
+from engine.insurance.charges import COUNTED_STATUSES, line_identity, line_price, money, stored_at
 from engine.recognition import aggregates
 from engine.recognition.batch_scope import BatchScope
-from engine.recognition.billed_lines import drop_unbilled_once
+from engine.recognition.billed_lines import drop_unbilled_once, number_lines_once
 from engine.recognition.corrections import IdCorrections
 from engine.recognition.facts import ORDER_TYPE, RESULT_TYPES, FactReader, Planned, national_id, ref_of
 from engine.recognition.hr_mark import HRMark
@@ -46,7 +46,7 @@ from engine.recognition.prior_changes import PriorChanges
 from engine.recognition.repeats import Repeats
 from engine.recognition.reviews import Reviews
 from engine.recognition.rules import Institution, Rules, institution_from_site, load_rules, rule_folders
-from engine.recognition.state import CARDS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
+from engine.recognition.state import CARDS, CDS_PLACERS, CDS_REASONS, CHARGES, CHECKS, FLAGS, version_of
 from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
@@ -109,11 +109,12 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         self.checks.ensure_index(["patient"])  # an ID-number correction re-checks its orders
         self.charges = store.collection(CHARGES)
         self.charges.ensure_index(["service"])
+        self.charges.ensure_index(["ident"])  # the versions of one charge line (``Repeats._line_amount``)
         self.cds_reasons = store.collection(CDS_REASONS)
-        self.cds_reasons.ensure_index(["placer"])  # the HIS's HL7 order for a draft, by placer number
         self.cards = store.collection(CARDS)
         self.cards.ensure_index(["draft"])  # a draft "recognised" in CDS and placed all the same
-        self.cards.ensure_index(["placer_key"])
+        self.cds_placers = store.collection(CDS_PLACERS)
+        self.cds_placers.ensure_index(["key"])  # the HIS's HL7 order for a draft, by any placer number
         self.flag_days = store.collection(aggregates.FLAG_DAYS)
         self.check_days = store.collection(aggregates.CHECK_DAYS)
         aggregates.ensure_indexes(self.flag_days, self.check_days)
@@ -151,6 +152,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             identity.operator_listeners.append(rec.on_identity_decided)
             rec.rekey_once(identity)
         drop_unbilled_once(rec)  # charge rows an earlier release kept for planned lines: once
+        number_lines_once(rec)  # charge rows an earlier release kept without their line number: once
         return rec
 
     def rekey_once(self, identity: PatientIndex) -> int:
@@ -391,24 +393,22 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             # observation, which is no entry of its own): a line naming [observation, report] was
             # kept under the observation, and no test ever found it
             indexed = next((s for s in services if self.index.get(s) is not None), services[0])
+            # the line's number and when this version was stored: which line it is a version
+            # of, and which version stands (``engine.insurance.charges.latest_lines``)
             self.charges.replace({"_id": ref, "service": indexed, "services": services,
-                                  "amount": float(price), "ident": line_identity(charge)})
+                                  "amount": float(price), "ident": line_identity(charge), "at": stored_at(charge)})
         services = list(dict.fromkeys([*services, *((before or {}).get("services") or ())]))
+        # and the results the line's other versions name: a version stored now, or one gone,
+        # changes which version stands there too (a line corrected to name another result)
+        for ident in {line_identity(charge), (before or {}).get("ident")} - {None}:
+            for row in self.charges.find({"ident": ident}):
+                services.extend(s for s in row.get("services") or () if s not in services)
         issues: list[dict[str, Any]] = []
         for service in services:
             doc = self.index.get(service)
             if doc is not None:
                 issues.extend(self._evaluate_flag(doc))
         return issues
-
-
-def line_identity(charge: dict[str, Any]) -> str | None:
-    """The charge line's own number (its first identifier, system and value; HL7 FT1-2), by which
-    the same line stored twice under two ids counts once in the money at stake; None without."""
-    for ident in charge.get("identifier") or ():
-        if isinstance(ident, dict) and isinstance(ident.get("value"), str) and ident["value"].strip():
-            return f"{ident.get('system') or ''}|{ident['value'].strip()}"
-    return None
 
 
 def parse_day(value: str | None, name: str) -> date | None:

@@ -5,6 +5,7 @@ back from the write group at hand."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,7 +26,10 @@ FLAG_STATUS = {"flagged": "preliminary", "upheld": "final", "overturned": "cance
 CHARGES = "recognition_charges"
 # re-test reasons a doctor gave in a CDS answer, by the draft order they were given for (reviews.py)
 CDS_REASONS = "recognition_cds_reasons"
-CARDS = "recognition_cards"  # the CDS cards answered (``engine.api.cds``), by draft and placer number
+CARDS = "recognition_cards"  # the CDS cards answered (``engine.api.cds``), by draft
+# a CDS answer's placer order numbers, one row each: "<kind>|<institution>|<number>" -> the reason
+# row ("reason", by draft) or the choice's check row ("choice") of the draft that has that number
+CDS_PLACERS = "recognition_cds_placers"
 # the outcomes of a checked order that a result set (``_set_outcome`` in ``_evaluate_flag``)
 RESULTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested"})
 
@@ -57,6 +61,7 @@ class RecognitionState:
     charges: Any
     cds_reasons: Any
     cards: Any
+    cds_placers: Any
     flag_days: Any
     check_days: Any
     facts: FactReader
@@ -100,6 +105,23 @@ class RecognitionState:
             return
         self.flags.replace(new)
         aggregates.move(self.flag_days, aggregates.flag_bucket(old), aggregates.flag_bucket(new))
+
+    def _link_placers(self, kind: str, target: str, institution: str, placers: Sequence[str]) -> None:
+        """Keep ``target`` (a CDS reason row's or choice row's id) findable by each of the draft's
+        placer numbers: a draft may carry several (PLAC repeated), and the HIS's order may send any
+        one of them -- keyed on the first only, an order numbered by the second was never linked
+        (moneymend19). A link outlives a row that no longer names the number; ``_placer_targets``'
+        askers read the row and check."""
+        for number in placers:
+            self.cds_placers.replace({"_id": f"{kind}|{institution}|{number}|{target}",
+                                      "key": f"{kind}|{institution}|{number}", "target": target})
+
+    def _placer_targets(self, kind: str, institution: str | None, placers: Sequence[str]) -> list[str]:
+        """The rows of ``kind`` linked to any of ``placers`` at ``institution`` (one indexed read each)."""
+        found: list[str] = []
+        for number in placers:
+            found.extend(str(link["target"]) for link in self.cds_placers.find({"key": f"{kind}|{institution}|{number}"}))
+        return list(dict.fromkeys(found))
 
     def _put_check(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         """Store a check row and move its tally; inside a write group, once when the group ends."""
