@@ -52,7 +52,7 @@ def control_ids(acks: list[bytes]) -> list[str]:
 async def read_acks(reader: asyncio.StreamReader, count: int) -> list[bytes]:
     acks = []
     for _ in range(count):
-        data = await asyncio.wait_for(reader.readuntil(b"\x1c\x0d"), 10)
+        data = await asyncio.wait_for(reader.readuntil(b"\x1c\x0d"), 30)
         assert data[:1] == b"\x0b"
         acks.append(data[1:-2])
     return acks
