@@ -64,12 +64,13 @@ from engine import fhirjson
 from engine.audit.events import patients_of
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
-from engine.errors import BadRequest, Forbidden, Gone, NotFound
+from engine.errors import BadRequest, Forbidden, Gone, NotFound, PreconditionFailed
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
+from engine.repository.references import is_conditional, references_in
 
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
@@ -695,7 +696,28 @@ class ScopedRepository:
         if not (self.allows(rtype, "s") or self.allows(rtype, "r")):
             raise Forbidden(f"a conditional interaction searches {rtype}: it needs a scope to read or search it")
         self._label_params.clear()
-        return self._search(rtype, params).resources
+        shown = self._search(rtype, params).resources
+        if len(shown) < 2 and self._label_withheld_match(rtype, params, len(shown)):
+            # a match labelled beyond the caller: creating (or, for a reference, resolving to
+            # nothing) would make a second record of the same identifier -- a bound client's
+            # Patient A-3 beside the R-labelled one. Refused; the caller already holds the
+            # identifier it searched by, so the 412 tells them only of their own patient
+            raise PreconditionFailed(f"the conditional search of {rtype} matches a record this caller is "
+                                     "not shown (a confidentiality label); nothing was written "
+                                     "(该标识已有受限记录，未新建)")
+        return shown
+
+    def _label_withheld_match(self, rtype: str, params: Sequence[tuple[str, str]], shown: int) -> bool:
+        """Whether the conditional search ``params`` matches more records than the ``shown`` ones
+        once confidentiality labels are set aside (the store's own count, a second indexed
+        search): asked only for a caller some labels are withheld from -- not a resident, whose
+        compartment decides what is theirs, nor a remit-bound one, refused such writes by type --
+        and only when the type holds a record so labelled at all (``label_params``)."""
+        if not self._hidden_labels or self.confined or self._bound:
+            return False
+        if self.label_params(rtype) == []:
+            return False  # no record of the type carries such a label: nothing was left out
+        return (self.repo.search(rtype, [*params, ("_summary", "count")]).total or 0) > shown
 
     def _search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self._refuse_unbound_types(rtype)
@@ -841,6 +863,13 @@ class ScopedRepository:
                 raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
             # the scope of what the entry runs (a ``POST [type]/_search`` searches: ``s``, not ``c``);
             # an entry that runs nothing (an operation, PATCH, no such interaction) is refused on its own
+            # a conditional reference (``Patient?identifier=…``) is a search the caller runs: it
+            # needs the search scope of its type, as the same search over HTTP does
+            resource = entry.get("resource")
+            if method in ("POST", "PUT") and isinstance(resource, dict):
+                for ref in references_in(resource, []):
+                    if is_conditional(ref):
+                        self.require(ref.partition("?")[0], "s")
             action = bundles.SCOPE_OF.get(bundles.interaction(method, parts))
             if action is None:
                 continue
