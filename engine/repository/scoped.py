@@ -279,8 +279,8 @@ class ScopedRepository:
         every match must then be admitted (``_Screened``)."""
         if not self._hidden_labels or self._compartment is not None or self._bound:
             return []
-        if rtype is None:
-            return None
+        if rtype is None or rtype in confidentiality.DERIVED:
+            return None  # a flag is withheld for what it cites (``admit``): no query says that
         if rtype in self._label_params:
             return self._label_params[rtype]
         out: list[tuple[str, str]] | None = []
@@ -308,6 +308,8 @@ class ScopedRepository:
             return None
         if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
             return None
+        if self._hidden_labels and rtype in confidentiality.DERIVED and self._cites_withheld(resource):
+            return None
         if self._bound and not self._within_remit(resource):
             return None
         if self._compartment is None:
@@ -317,6 +319,34 @@ class ScopedRepository:
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    def _cites_withheld(self, resource: dict[str, Any]) -> bool:
+        """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag)
+        cites one, as it stands now, whose label is withheld from this caller. Decided at read
+        time, not from the label the flag was stored with: a result labelled after its flag was
+        written (a hospital re-sending it as R), or a flag stored before flags carried labels,
+        told a clinician the item, institution and date of a result they read 404 (labelsmend19).
+        One primary-key read of the cited records per flag, each skipped by the byte pre-check."""
+        base = self.repo.base_url
+        cited = sorted({target for ref in references_in(resource, [])
+                        if (target := parse_reference(ref, base)) is not None})
+        if not cited:
+            return False
+        for rec in self.repo.backend.current_many(cited).values():
+            if (not rec.deleted and rec.body is not None and confidentiality.may_carry(rec.body)
+                    and self._labelled(fhirjson.loads(rec.body))):
+                return True
+        return False
+
+    def tells_of(self, ref: str) -> bool:
+        """Whether an operation that reports records by reference without reading them for the
+        caller (``$check-recognition``'s prior results, a CDS card's links) may name ``ref``
+        (``Type/id``) to this caller: a resident only a record they may read themselves, anyone
+        else not one labelled beyond them. The one rule both recognition surfaces ask."""
+        rtype, _, rid = ref.partition("/")
+        if self.confined:
+            return self.can_read(rtype, rid)
+        return not self.label_withheld(rtype, rid)
 
     def label_withheld(self, rtype: str, rid: str) -> bool:
         """Whether the current ``rtype/rid`` carries a confidentiality label withheld from this
@@ -395,8 +425,9 @@ class ScopedRepository:
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
             return False
-        if self._hidden_labels and rec.body is not None and confidentiality.may_carry(rec.body):
-            return None  # ``admit`` decides (the record's labels)
+        if self._hidden_labels and rec.body is not None and (
+                confidentiality.may_carry(rec.body) or rec.type in confidentiality.DERIVED):
+            return None  # ``admit`` decides (the record's labels, or a flag's cited records')
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
