@@ -72,9 +72,12 @@ from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
 from engine.repository.references import is_conditional, references_in
 
+# the most labelled ids of one type a search holds in memory to decide flags (``_withheld_ids``)
+_WITHHELD_IDS = 1000
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
+_PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})"')
 Path_ = tuple[str, ...]
 
 
@@ -238,6 +241,9 @@ class ScopedRepository:
         # one by one -- asks again, so a record labelled since an earlier entry's search (by the
         # Bundle's own write, or another writer's meanwhile) is left out of a later one's query
         self._label_params: dict[str, list[tuple[str, str]] | None] = {}
+        # per type, for one search: the ids labelled beyond the caller (``_withheld_ids``)
+        self._withheld: dict[str, frozenset[str] | None] = {}
+        self._searching = False
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
         if caller.acting is not None or caller.consent is not None:
@@ -330,13 +336,58 @@ class ScopedRepository:
         base = self.repo.base_url
         cited = sorted({target for ref in references_in(resource, [])
                         if (target := parse_reference(ref, base)) is not None})
-        if not cited:
+        unknown = []
+        for key in cited:
+            ids = self._withheld_ids(key[0]) if self._searching else None
+            if ids is None:
+                unknown.append(key)
+            elif key[1] in ids:
+                return True
+        if not unknown:
             return False
-        for rec in self.repo.backend.current_many(cited).values():
+        for rec in self.repo.backend.current_many(unknown).values():
             if (not rec.deleted and rec.body is not None and confidentiality.may_carry(rec.body)
                     and self._labelled(fhirjson.loads(rec.body))):
                 return True
         return False
+
+    def _cites_withheld_raw(self, raw: bytes) -> bool | None:
+        """``_cites_withheld`` from a flag's stored bytes, during a search (a flag counted, not
+        shown, is not parsed): ``None`` when a reference is not a plain ``Type/id`` or a cited
+        type has no set (``admit`` then decides)."""
+        if not self._searching:
+            return None
+        found = _PLAIN_REFS.findall(raw)
+        if len(found) != raw.count(b'"reference":'):
+            return None
+        for rtype, rid in found:
+            ids = self._withheld_ids(rtype.decode())
+            if ids is None:
+                return None
+            if rid.decode() in ids:
+                return True
+        return False
+
+    def _withheld_ids(self, rtype: str) -> frozenset[str] | None:
+        """During one search: the ids of the ``rtype`` records labelled beyond the caller, found
+        once by the indexed ``_security`` parameter (none, the common case, is one count), so a
+        flag search decides each match from a set instead of a primary-key read per flag (23 ms
+        against 1 ms for 300 flags); ``None`` -- each cited record read -- for a type that does
+        not index the label this way, or holds more such records than ``_WITHHELD_IDS``."""
+        if rtype in self._withheld:
+            return self._withheld[rtype]
+        out: frozenset[str] | None = None
+        if rtype != "DocumentReference" and rtype in self.repo.params.resource_types \
+                and self.repo.params.get(rtype, "_security") is not None:
+            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
+            if not self.repo.search(rtype, [("_security", codes), ("_summary", "count")]).total:
+                out = frozenset()
+            else:
+                found = self.repo.search(rtype, [("_security", codes), ("_elements", "id"),
+                                                 ("_count", str(_WITHHELD_IDS))])
+                out = None if found.has_next else frozenset(r["id"] for r in found.resources)
+        self._withheld[rtype] = out
+        return out
 
     def tells_of(self, ref: str) -> bool:
         """Whether an operation that reports records by reference without reading them for the
@@ -425,9 +476,15 @@ class ScopedRepository:
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
             return False
-        if self._hidden_labels and rec.body is not None and (
-                confidentiality.may_carry(rec.body) or rec.type in confidentiality.DERIVED):
-            return None  # ``admit`` decides (the record's labels, or a flag's cited records')
+        if self._hidden_labels and rec.body is not None:
+            if confidentiality.may_carry(rec.body):
+                return None  # ``admit`` decides (the record's labels)
+            if rec.type in confidentiality.DERIVED:
+                cites = self._cites_withheld_raw(rec.body)
+                if cites is None:
+                    return None  # ``admit`` decides (the flag's cited records)
+                if cites:
+                    return False
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
@@ -751,6 +808,16 @@ class ScopedRepository:
         return (self.repo.search(rtype, [*params, ("_summary", "count")]).total or 0) > shown
 
     def _search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
+        if self._searching:
+            return self._run_search(rtype, params)
+        self._searching = True
+        self._withheld.clear()  # asked again by each search, as ``label_params``
+        try:
+            return self._run_search(rtype, params)
+        finally:
+            self._searching = False
+
+    def _run_search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self._refuse_unbound_types(rtype)
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
@@ -822,12 +889,15 @@ class ScopedRepository:
                      and self.allows(t, "r")]
         pairs = [(k, v) for k, v in params_ if k != "_type"] + [("_type", ",".join(types))]
         access: ScopedRepository | _Screened = self if self.label_params(None) == [] else _Screened(self)
+        self._searching, self._withheld = True, {}  # flags decided from per-type sets, as in a search
         try:
             result = self.repo.everything(patient_id, pairs, access=access)
         except (NotFound, Gone):
             if self.confined:
                 raise self.unknown("Patient") from None
             raise
+        finally:
+            self._searching = False
         return result, requested
 
     def _everything_of(self, patient_id: str) -> None:
