@@ -60,7 +60,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
     engine = Engine(Settings(data_dir=tmp_path_factory.mktemp("labelsmend19-cond") / "var", http_port=0, mllp_port=0))
     with TestClient(create_app(engine)) as http:
         system = {"Authorization": f"Bearer {engine.auth.issue_system_token('his', 'system/*.cruds')}"}
-        for body in (_patient("A-1", "zhang"), _patient("A-3", "hidden", "R")):
+        for body in (_patient("A-1", "zhang"), _patient("A-2", "twin-1"), _patient("A-2", "twin-2"),
+                     _patient("A-3", "hidden", "R")):
             assert http.put(f"/fhir/Patient/{body['id']}", json=body, headers=system).status_code == 201
         yield engine, http, system
     engine.close()
@@ -147,3 +148,20 @@ def test_a_transaction_with_an_entry_no_interaction_runs_is_a_400(world: Any, en
     assert http.get("/fhir/Patient?_summary=count", headers=system).json()["total"] == before
     r = http.post("/fhir", json=_transaction(entry, kind="batch"), headers=system)
     assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"].startswith("405"), r.text
+
+
+def test_a_conditional_match_is_not_shaped_by_answer_parameters(world: Any) -> None:
+    """``_summary=count`` in ``If-None-Exist`` answered "no match" (a duplicate Patient A-1 was
+    created), ``_count=1`` would pick one of two twins: only the search parameters decide."""
+    engine, http, system = world
+    r = http.post("/fhir/Patient", json=_patient("A-1"),
+                  headers={**system, "If-None-Exist": f"identifier={MRN}|A-1&_summary=count"})
+    assert r.status_code == 200 and r.json()["id"] == "zhang", r.text
+    assert _holders(http, system, "A-1") == 1
+    r = http.post("/fhir/Patient", json=_patient("A-2"),
+                  headers={**system, "If-None-Exist": f"_count=1&identifier={MRN}|A-2&_elements=id"})
+    assert r.status_code == 412, r.text
+    r = http.post("/fhir", json=_transaction(_post(_encounter(f"Patient?identifier={MRN}|A-1&_summary=count"))),
+                  headers=system)
+    assert r.status_code == 200, r.text
+    assert _holders(http, system, "A-2") == 2
