@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from engine import fhirjson
-from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
+from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, WithheldMatch
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.reads import Reads
 from engine.repository.references import is_conditional, references_in, rewrite_references
@@ -132,9 +132,10 @@ class Bundles(Writes, Reads):
         Encounter never reached its patient's compartment, searches or recognition.
 
         The lookup is a search the caller runs: it needs their search scope on the referenced type
-        (a ``user/Patient.r`` token cannot search Patients over HTTP, nor through a reference --
+        (``ScopedRepository.require_conditional``; a ``user/Patient.r`` token cannot search Patients over HTTP, nor through a reference --
         whose 412 or 200 told whether someone holds an identifier), and the match is recorded in
-        ``touched`` for the audit trail like any record a search finds (labelsmend19)."""
+        ``touched`` for the audit trail like any record a search finds (labelsmend19). A match
+        labelled beyond the caller is told as none, in the same words (labelslast19)."""
         for plan in plans:
             if plan.get("resource") is None:
                 continue
@@ -145,9 +146,10 @@ class Bundles(Writes, Reads):
                 where = f"Bundle.entry[{plan['n']}] reference"
                 if rtype not in self.params.resource_types:
                     raise BadRequest(f"{where} '{ref[:80]}': '{rtype[:40]}' is not a FHIR R4 resource type")
-                if access is not None:
-                    access.require(rtype, "s")
-                match = self._conditional_match(rtype, query, where, access)
+                try:  # the caller's search scope is asked by ``Access.conditional_matches``
+                    match = self._conditional_match(rtype, query, where, access)
+                except WithheldMatch:
+                    match = None  # told as a match of nothing: the same text, whatever is withheld
                 if match is None:
                     raise PreconditionFailed(f"{where} '{ref[:80]}' matches no {rtype}")
                 if touched is not None:

@@ -64,7 +64,7 @@ from engine import fhirjson
 from engine.audit.events import patients_of
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
-from engine.errors import BadRequest, Forbidden, Gone, NotFound, PreconditionFailed
+from engine.errors import BadRequest, Forbidden, Gone, NotFound, WithheldMatch
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
@@ -775,24 +775,35 @@ class ScopedRepository:
         self._label_params.clear()
         return self._search(rtype, params)
 
+    def require_conditional(self, rtype: str) -> None:
+        """The one rule for what a conditional interaction (``If-None-Exist``, ``PUT Type?search``,
+        a conditional reference, in a Bundle too) needs: the search scope of ``rtype``, as the same
+        search over HTTP does. Reading was once enough: a ``user/Patient.cr`` token refused
+        ``GET Patient?identifier=…`` (403) had ``POST Patient`` with ``If-None-Exist`` answer 200
+        with the record it matched. Asked by ``conditional_matches`` (so a batch's conditional entry
+        is refused on its own) and, for a conditional reference, by ``_authorize_bundle`` before any
+        entry runs."""
+        if not self.allows(rtype, "s"):
+            raise Forbidden(f"a conditional interaction searches {rtype}: it needs the scope to search it")
+
     def conditional_matches(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The matches of a conditional interaction (``If-None-Exist``, ``PUT Type?search``, in a
         Bundle too): the caller's own search, every decision of ``search`` included (refused
         types, compartment, remit, content), so a match they could not read is none and the answer
-        tells nothing of it. Reading the type is enough (a clinician's orders are ``cru``): the
-        matches are answered only as a read would answer them."""
-        if not (self.allows(rtype, "s") or self.allows(rtype, "r")):
-            raise Forbidden(f"a conditional interaction searches {rtype}: it needs a scope to read or search it")
+        tells nothing of it. It needs the search scope (``require_conditional``)."""
+        self.require_conditional(rtype)
         self._label_params.clear()
         shown = self._search(rtype, params).resources
-        if len(shown) < 2 and self._label_withheld_match(rtype, params, len(shown)):
-            # a match labelled beyond the caller: creating (or, for a reference, resolving to
-            # nothing) would make a second record of the same identifier -- a bound client's
-            # Patient A-3 beside the R-labelled one. Refused; the caller already holds the
-            # identifier it searched by, so the 412 tells them only of their own patient
-            raise PreconditionFailed(f"the conditional search of {rtype} matches a record this caller is "
-                                     "not shown (a confidentiality label); nothing was written "
-                                     "(该标识已有受限记录，未新建)")
+        if (len(shown) < 2 and _one_identifier(params)
+                and self._label_withheld_match(rtype, params, len(shown))):
+            # a match labelled beyond the caller: creating would make a second record of the same
+            # identifier -- a bound client's Patient A-3 beside the R-labelled one. Refused only
+            # for one identifier, which the caller already holds: any other criteria (a code, a
+            # birth date, a name) would let them test what a withheld record says, a transaction
+            # rolled back by a later invalid entry telling 412 from 422 (labelslast19)
+            raise WithheldMatch(f"the conditional search of {rtype} matches a record this caller is "
+                                "not shown (a confidentiality label); nothing was written "
+                                "(该标识已有受限记录，未新建)")
         return shown
 
     def _label_withheld_match(self, rtype: str, params: Sequence[tuple[str, str]], shown: int) -> bool:
@@ -970,7 +981,7 @@ class ScopedRepository:
             if method in ("POST", "PUT") and isinstance(resource, dict):
                 for ref in references_in(resource, []):
                     if is_conditional(ref):
-                        self.require(ref.partition("?")[0], "s")
+                        self.require_conditional(ref.partition("?")[0])
             action = bundles.SCOPE_OF.get(bundles.interaction(method, parts))
             if action is None:
                 continue
@@ -1049,3 +1060,14 @@ class _Screened(_Widened):
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         self._scoped.check_write(resource_type, new, current)
+
+
+def _one_identifier(params: Sequence[tuple[str, str]]) -> bool:
+    """Whether a conditional search's criteria are exactly one ``identifier`` parameter naming one
+    identifier (no list, no system alone): the only criteria whose withheld match
+    ``conditional_matches`` may refuse by, as the caller already holds what they name."""
+    criteria = [(k, v) for k, v in params if k != "_count"]
+    if len(criteria) != 1 or criteria[0][0] != "identifier":
+        return False
+    value = criteria[0][1]
+    return "," not in value and bool(value.rpartition("|")[2])
