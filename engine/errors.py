@@ -77,3 +77,9 @@ class Unprocessable(FhirError):
     """Validation failure: 422 with one issue per offending element path."""
 
     status, code = 422, "processing"
+
+
+class WithheldMatch(PreconditionFailed):
+    """A conditional create's or update's one-identifier search matches a record labelled beyond
+    the caller (``ScopedRepository.conditional_matches``): nothing is written. A conditional
+    reference answers it as "matches no X", the same text as a search that matches nothing."""

@@ -66,10 +66,13 @@ def test_a_bound_clinicians_conditional_create_answers_no_match_it_may_not_read(
     assert [g["status"][:3] for g in got] == ["403", "403"] and order["id"] not in r.text, got
     assert engine.repository.search("ServiceRequest", [("_summary", "count")]).total == before  # nothing written
 
-    # not bound: the same clinician reads any order, so the match is the answer (unchanged)
+    # not bound: the same clinician reads any order, but a conditional create searches and the
+    # role's orders are ``cru`` (no ``s``): refused as ``GET ServiceRequest?_id=`` is (labelslast19)
     free, free_csrf = _session(engine, "zhao.yun", "clinician", "")
     r = http.post("/fhir/ServiceRequest", json=body, cookies=free, headers={**free_csrf, "If-None-Exist": f"_id={order['id']}"})
-    assert r.status_code == 200 and r.json()["id"] == order["id"], r.text[:300]
+    assert r.status_code == 403 and order["id"] not in r.text, r.text[:300]
+    assert http.get(f"/fhir/ServiceRequest?_id={order['id']}", cookies=free).status_code == 403
+    assert engine.repository.search("ServiceRequest", [("_summary", "count")]).total == before
 
 
 def test_a_bound_auditors_conditional_update_is_refused_alike_whether_the_flag_exists(engine: Any,

@@ -24,12 +24,13 @@ from starlette.responses import Response
 from engine import fhirjson
 from engine.audit.note import note
 from engine.auth.caller import Caller
-from engine.auth.deps import get_caller
+from engine.auth.deps import get_caller, get_repo
 from engine.auth.policy import require_order_decision
 from engine.errors import BadRequest, NotFound
 from engine.recognition.decision import Order, Recognisable
 from engine.recognition.facts import national_id, placer_numbers
 from engine.recognition.state import CARDS
+from engine.repository.scoped import ScopedRepository
 
 router = APIRouter()
 
@@ -141,7 +142,8 @@ async def _call_body(service_id: str, request: Request, caller: Caller) -> tuple
 
 
 @router.post("/cds-services/{service_id}")
-async def call_service(service_id: str, request: Request, caller: Caller = Depends(get_caller)) -> Response:
+async def call_service(service_id: str, request: Request, caller: Caller = Depends(get_caller),
+                       repo: ScopedRepository = Depends(get_repo)) -> Response:
     hook, body = await _call_body(service_id, request, caller)
     if not isinstance(body, dict) or body.get("hook") != hook or not isinstance(body.get("context"), dict):
         raise BadRequest(f"expected a '{hook}' hook request with a context")
@@ -181,7 +183,9 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
             continue
         order = Order(person=person, item=order.item, institution=order.institution, day=order.day,
                       ref=f"ServiceRequest/{draft.get('id')}", patient=f"Patient/{patient_id}")
-        matches = recognition.check(order)
+        # only the prior results the caller may be told of (``ScopedRepository.tells_of``): a card
+        # named an R-labelled result, its institution and date, to a clinician who reads it 404
+        matches = [m for m in recognition.check(order) if repo.tells_of(m.result.ref)]
         if matches:
             user = context.get("userId")
             cards.append(_card(recognition, request, hook_instance, service_id, draft, order, matches,

@@ -168,10 +168,9 @@ async def check_recognition(request: Request, caller: Caller = Depends(get_calle
     if repo.confined and not all(repo.can_read("Patient", p) for p in patient_ids):
         raise repo.unknown("Patient")
     matches = recognition.check(order)
-    if repo.confined:  # a resident sees only results they may read themselves
-        matches = [m for m in matches if repo.can_read(*m.result.ref.split("/", 1))]
-    else:  # nor is anyone told of a result labelled beyond them (its item, institution, date: labels19)
-        matches = [m for m in matches if not repo.label_withheld(*m.result.ref.split("/", 1))]
+    # a resident is told only of results they may read themselves, anyone else of none labelled
+    # beyond them (its item, institution, date): the rule CDS cards keep too
+    matches = [m for m in matches if repo.tells_of(m.result.ref)]
 
     def read(rtype: str, rid: str) -> dict[str, Any] | None:
         try:

@@ -28,7 +28,11 @@ A label in any other system, or an unknown code, withholds nothing.
 A record huren builds *from* others carries their label (``carried``): a recognition flag
 (``DetectedIssue``) names its prior and repeated results, the institutions, the dates and the
 item, so it tells what an R-labelled result would, and is labelled as the most confidential record
-it cites (v3: a derived record keeps its sources' "high water mark").
+it cites (v3: a derived record keeps its sources' "high water mark"). That stored label is kept,
+but what holds is decided when the flag is read (``DERIVED``; ``ScopedRepository.admit``): a flag
+is shown only when no record it cites, as that record stands now, carries a label withheld from
+the caller -- a result labelled after its flag was written, or a flag stored before flags carried
+labels, would otherwise still tell what the result does.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 # label); one scan, ~0.6 us on a 1 kB result under load, asked once per match of a search
 MARKER = b"Confidentiality"
 _BOTH = frozenset({"R", "V"})
+# types huren builds from other records, withheld from a caller when a record they cite is
+DERIVED = frozenset({"DetectedIssue"})
 
 
 def withheld_codes(caller: Caller) -> frozenset[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from engine import fhirjson
-from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed
+from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, WithheldMatch
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.reads import Reads
 from engine.repository.references import is_conditional, references_in, rewrite_references
@@ -80,7 +80,7 @@ class Bundles(Writes, Reads):
         with self.store.transaction():
             for n, entry in enumerate(entries):
                 plans.append(self._plan(n, entry, mapping, access))
-            self._resolve_conditional_references(plans, mapping, access)
+            self._resolve_conditional_references(plans, mapping, access, touched)
             for plan in plans:
                 if plan.get("resource") is not None:
                     if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
@@ -122,13 +122,20 @@ class Bundles(Writes, Reads):
                 "entry": responses}
 
     def _resolve_conditional_references(
-        self, plans: list[dict[str, Any]], mapping: dict[str, str], access: Access | None
+        self, plans: list[dict[str, Any]], mapping: dict[str, str], access: Access | None,
+        touched: list[dict[str, Any]] | None = None,
     ) -> None:
         """R4 transaction processing: each conditional reference (``Patient?identifier=…``) in an
         entry's resource stands for the one record its search matches -- the caller's own search,
         on what is stored before the transaction writes -- and is rewritten to it; none or several
         fail the transaction (412). It used to be stored as written: a reference to nothing, so the
-        Encounter never reached its patient's compartment, searches or recognition."""
+        Encounter never reached its patient's compartment, searches or recognition.
+
+        The lookup is a search the caller runs: it needs their search scope on the referenced type
+        (``ScopedRepository.require_conditional``; a ``user/Patient.r`` token cannot search Patients over HTTP, nor through a reference --
+        whose 412 or 200 told whether someone holds an identifier), and the match is recorded in
+        ``touched`` for the audit trail like any record a search finds (labelsmend19). A match
+        labelled beyond the caller is told as none, in the same words (labelslast19)."""
         for plan in plans:
             if plan.get("resource") is None:
                 continue
@@ -139,9 +146,14 @@ class Bundles(Writes, Reads):
                 where = f"Bundle.entry[{plan['n']}] reference"
                 if rtype not in self.params.resource_types:
                     raise BadRequest(f"{where} '{ref[:80]}': '{rtype[:40]}' is not a FHIR R4 resource type")
-                match = self._conditional_match(rtype, query, where, access)
+                try:  # the caller's search scope is asked by ``Access.conditional_matches``
+                    match = self._conditional_match(rtype, query, where, access)
+                except WithheldMatch:
+                    match = None  # told as a match of nothing: the same text, whatever is withheld
                 if match is None:
                     raise PreconditionFailed(f"{where} '{ref[:80]}' matches no {rtype}")
+                if touched is not None:
+                    touched.append(match)
                 mapping[ref] = f"{rtype}/{match['id']}"
 
     def _execute_entry(
@@ -235,15 +247,18 @@ class Bundles(Writes, Reads):
             raise FhirError(f"{where}: operations ({method} {path}) are not run inside a Bundle here; "
                             "call them on their own URL", status=400, code="not-supported",
                             expression=[f"{where}.request.url"])
+        # a refused method is the entry's 405 in a batch; a transaction fails whole, and its 405 on
+        # ``POST /fhir`` would say the endpoint refuses POST, with no ``Allow`` (RFC 9110 15.5.6): 400
+        refused = 405 if batch else 400
         if kind == "patch":
             raise FhirError(f"{where}: PATCH is not supported (not over HTTP either): send the whole resource "
-                            "with PUT", status=405, code="not-supported", expression=[f"{where}.request.method"])
+                            "with PUT", status=refused, code="not-supported", expression=[f"{where}.request.method"])
         if kind == "other" and method in ("GET", "HEAD"):
             raise FhirError(f"{where}: {method} {path} is not supported in a Bundle (call it on its own URL)",
                             status=400, code="not-supported", expression=[f"{where}.request.url"])
         if kind == "other":  # the answer HTTP gives the same request: no such interaction (405)
             raise FhirError(f"{where}: {method} {path} is not an interaction huren supports",
-                            status=405, code="not-supported", expression=[f"{where}.request.url"])
+                            status=refused, code="not-supported", expression=[f"{where}.request.url"])
         if kind == "search":
             plan["search"] = [*self._query_params(query), *self._search_body(entry.get("resource"), where)]
             return plan

@@ -110,7 +110,8 @@ class Access(Protocol):
     def conditional_matches(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The matches of a conditional interaction's search (``If-None-Exist``, ``PUT Type?search``,
         in a Bundle too) as the caller may see them: found by the caller's own search, so a match
-        they may not read is not one (and tells nothing)."""
+        they may not read is not one (and tells nothing). It needs the caller's search scope of
+        ``resource_type`` (Forbidden otherwise), asked here for every conditional interaction."""
         ...
 
 

@@ -64,17 +64,21 @@ from engine import fhirjson
 from engine.audit.events import patients_of
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
-from engine.errors import BadRequest, Forbidden, Gone, NotFound
+from engine.errors import BadRequest, Forbidden, Gone, NotFound, WithheldMatch
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
+from engine.repository.references import is_conditional, references_in
 from engine.repository.search import MAX_COUNT
 
+# the most labelled ids of one type a search holds in memory to decide flags (``_withheld_ids``)
+_WITHHELD_IDS = 1000
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
+_PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})"')
 Path_ = tuple[str, ...]
 
 
@@ -238,6 +242,9 @@ class ScopedRepository:
         # one by one -- asks again, so a record labelled since an earlier entry's search (by the
         # Bundle's own write, or another writer's meanwhile) is left out of a later one's query
         self._label_params: dict[str, list[tuple[str, str]] | None] = {}
+        # per type, for one search: the ids labelled beyond the caller (``_withheld_ids``)
+        self._withheld: dict[str, frozenset[str] | None] = {}
+        self._searching = False
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
         if caller.acting is not None or caller.consent is not None:
@@ -279,8 +286,8 @@ class ScopedRepository:
         every match must then be admitted (``_Screened``)."""
         if not self._hidden_labels or self._compartment is not None or self._bound:
             return []
-        if rtype is None:
-            return None
+        if rtype is None or rtype in confidentiality.DERIVED:
+            return None  # a flag is withheld for what it cites (``admit``): no query says that
         if rtype in self._label_params:
             return self._label_params[rtype]
         out: list[tuple[str, str]] | None = []
@@ -308,6 +315,8 @@ class ScopedRepository:
             return None
         if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
             return None
+        if self._hidden_labels and rtype in confidentiality.DERIVED and self._cites_withheld(resource):
+            return None
         if self._bound and not self._within_remit(resource):
             return None
         if self._compartment is None:
@@ -317,6 +326,79 @@ class ScopedRepository:
         if not self._names_only_own(resource, raw):
             return None
         return self._withhold(resource)
+
+    def _cites_withheld(self, resource: dict[str, Any]) -> bool:
+        """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag)
+        cites one, as it stands now, whose label is withheld from this caller. Decided at read
+        time, not from the label the flag was stored with: a result labelled after its flag was
+        written (a hospital re-sending it as R), or a flag stored before flags carried labels,
+        told a clinician the item, institution and date of a result they read 404 (labelsmend19).
+        One primary-key read of the cited records per flag, each skipped by the byte pre-check."""
+        base = self.repo.base_url
+        cited = sorted({target for ref in references_in(resource, [])
+                        if (target := parse_reference(ref, base)) is not None})
+        unknown = []
+        for key in cited:
+            ids = self._withheld_ids(key[0]) if self._searching else None
+            if ids is None:
+                unknown.append(key)
+            elif key[1] in ids:
+                return True
+        if not unknown:
+            return False
+        for rec in self.repo.backend.current_many(unknown).values():
+            if (not rec.deleted and rec.body is not None and confidentiality.may_carry(rec.body)
+                    and self._labelled(fhirjson.loads(rec.body))):
+                return True
+        return False
+
+    def _cites_withheld_raw(self, raw: bytes) -> bool | None:
+        """``_cites_withheld`` from a flag's stored bytes, during a search (a flag counted, not
+        shown, is not parsed): ``None`` when a reference is not a plain ``Type/id`` or a cited
+        type has no set (``admit`` then decides)."""
+        if not self._searching:
+            return None
+        found = _PLAIN_REFS.findall(raw)
+        if len(found) != raw.count(b'"reference":'):
+            return None
+        for rtype, rid in found:
+            ids = self._withheld_ids(rtype.decode())
+            if ids is None:
+                return None
+            if rid.decode() in ids:
+                return True
+        return False
+
+    def _withheld_ids(self, rtype: str) -> frozenset[str] | None:
+        """During one search: the ids of the ``rtype`` records labelled beyond the caller, found
+        once by the indexed ``_security`` parameter (none, the common case, is one count), so a
+        flag search decides each match from a set instead of a primary-key read per flag (23 ms
+        against 1 ms for 300 flags); ``None`` -- each cited record read -- for a type that does
+        not index the label this way, or holds more such records than ``_WITHHELD_IDS``."""
+        if rtype in self._withheld:
+            return self._withheld[rtype]
+        out: frozenset[str] | None = None
+        if rtype != "DocumentReference" and rtype in self.repo.params.resource_types \
+                and self.repo.params.get(rtype, "_security") is not None:
+            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self._hidden_labels))
+            if not self.repo.search(rtype, [("_security", codes), ("_summary", "count")]).total:
+                out = frozenset()
+            else:
+                found = self.repo.search(rtype, [("_security", codes), ("_elements", "id"),
+                                                 ("_count", str(_WITHHELD_IDS))])
+                out = None if found.has_next else frozenset(r["id"] for r in found.resources)
+        self._withheld[rtype] = out
+        return out
+
+    def tells_of(self, ref: str) -> bool:
+        """Whether an operation that reports records by reference without reading them for the
+        caller (``$check-recognition``'s prior results, a CDS card's links) may name ``ref``
+        (``Type/id``) to this caller: a resident only a record they may read themselves, anyone
+        else not one labelled beyond them. The one rule both recognition surfaces ask."""
+        rtype, _, rid = ref.partition("/")
+        if self.confined:
+            return self.can_read(rtype, rid)
+        return not self.label_withheld(rtype, rid)
 
     def label_withheld(self, rtype: str, rid: str) -> bool:
         """Whether the current ``rtype/rid`` carries a confidentiality label withheld from this
@@ -395,8 +477,15 @@ class ScopedRepository:
     def counts(self, rec: StoredResource) -> bool | None:
         if not (self.caller.allows(rec.type, "r") or self.caller.allows(rec.type, "s")):
             return False
-        if self._hidden_labels and rec.body is not None and confidentiality.may_carry(rec.body):
-            return None  # ``admit`` decides (the record's labels)
+        if self._hidden_labels and rec.body is not None:
+            if confidentiality.may_carry(rec.body):
+                return None  # ``admit`` decides (the record's labels)
+            if rec.type in confidentiality.DERIVED:
+                cites = self._cites_withheld_raw(rec.body)
+                if cites is None:
+                    return None  # ``admit`` decides (the flag's cited records)
+                if cites:
+                    return False
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
@@ -687,18 +776,60 @@ class ScopedRepository:
         self._label_params.clear()
         return self._search(rtype, params)
 
+    def require_conditional(self, rtype: str) -> None:
+        """The one rule for what a conditional interaction (``If-None-Exist``, ``PUT Type?search``,
+        a conditional reference, in a Bundle too) needs: the search scope of ``rtype``, as the same
+        search over HTTP does. Reading was once enough: a ``user/Patient.cr`` token refused
+        ``GET Patient?identifier=…`` (403) had ``POST Patient`` with ``If-None-Exist`` answer 200
+        with the record it matched. Asked by ``conditional_matches`` (so a batch's conditional entry
+        is refused on its own) and, for a conditional reference, by ``_authorize_bundle`` before any
+        entry runs."""
+        if not self.allows(rtype, "s"):
+            raise Forbidden(f"a conditional interaction searches {rtype}: it needs the scope to search it")
+
     def conditional_matches(self, rtype: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The matches of a conditional interaction (``If-None-Exist``, ``PUT Type?search``, in a
         Bundle too): the caller's own search, every decision of ``search`` included (refused
         types, compartment, remit, content), so a match they could not read is none and the answer
-        tells nothing of it. Reading the type is enough (a clinician's orders are ``cru``): the
-        matches are answered only as a read would answer them."""
-        if not (self.allows(rtype, "s") or self.allows(rtype, "r")):
-            raise Forbidden(f"a conditional interaction searches {rtype}: it needs a scope to read or search it")
+        tells nothing of it. It needs the search scope (``require_conditional``)."""
+        self.require_conditional(rtype)
         self._label_params.clear()
-        return self._search(rtype, params).resources
+        shown = self._search(rtype, params).resources
+        if (len(shown) < 2 and _one_identifier(params)
+                and self._label_withheld_match(rtype, params, len(shown))):
+            # a match labelled beyond the caller: creating would make a second record of the same
+            # identifier -- a bound client's Patient A-3 beside the R-labelled one. Refused only
+            # for one identifier, which the caller already holds: any other criteria (a code, a
+            # birth date, a name) would let them test what a withheld record says, a transaction
+            # rolled back by a later invalid entry telling 412 from 422 (labelslast19)
+            raise WithheldMatch(f"the conditional search of {rtype} matches a record this caller is "
+                                "not shown (a confidentiality label); nothing was written "
+                                "(该标识已有受限记录，未新建)")
+        return shown
+
+    def _label_withheld_match(self, rtype: str, params: Sequence[tuple[str, str]], shown: int) -> bool:
+        """Whether the conditional search ``params`` matches more records than the ``shown`` ones
+        once confidentiality labels are set aside (the store's own count, a second indexed
+        search): asked only for a caller some labels are withheld from -- not a resident, whose
+        compartment decides what is theirs, nor a remit-bound one, refused such writes by type --
+        and only when the type holds a record so labelled at all (``label_params``)."""
+        if not self._hidden_labels or self.confined or self._bound:
+            return False
+        if self.label_params(rtype) == []:
+            return False  # no record of the type carries such a label: nothing was left out
+        return (self.repo.search(rtype, [*params, ("_summary", "count")]).total or 0) > shown
 
     def _search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
+        if self._searching:
+            return self._run_search(rtype, params)
+        self._searching = True
+        self._withheld.clear()  # asked again by each search, as ``label_params``
+        try:
+            return self._run_search(rtype, params)
+        finally:
+            self._searching = False
+
+    def _run_search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self._refuse_unbound_types(rtype)
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
@@ -794,12 +925,15 @@ class ScopedRepository:
                      and self.allows(t, "r")]
         pairs = [(k, v) for k, v in params_ if k != "_type"] + [("_type", ",".join(types))]
         access: ScopedRepository | _Screened = self if self.label_params(None) == [] else _Screened(self)
+        self._searching, self._withheld = True, {}  # flags decided from per-type sets, as in a search
         try:
             result = self.repo.everything(patient_id, pairs, access=access)
         except (NotFound, Gone):
             if self.confined:
                 raise self.unknown("Patient") from None
             raise
+        finally:
+            self._searching = False
         return result, requested
 
     def _everything_of(self, patient_id: str) -> None:
@@ -866,6 +1000,13 @@ class ScopedRepository:
                 raise BadRequest(f"Bundle.entry[{n}]: method '{method}' is not supported")
             # the scope of what the entry runs (a ``POST [type]/_search`` searches: ``s``, not ``c``);
             # an entry that runs nothing (an operation, PATCH, no such interaction) is refused on its own
+            # a conditional reference (``Patient?identifier=…``) is a search the caller runs: it
+            # needs the search scope of its type, as the same search over HTTP does
+            resource = entry.get("resource")
+            if method in ("POST", "PUT") and isinstance(resource, dict):
+                for ref in references_in(resource, []):
+                    if is_conditional(ref):
+                        self.require_conditional(ref.partition("?")[0])
             action = bundles.SCOPE_OF.get(bundles.interaction(method, parts))
             if action is None:
                 continue
@@ -944,3 +1085,14 @@ class _Screened(_Widened):
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         self._scoped.check_write(resource_type, new, current)
+
+
+def _one_identifier(params: Sequence[tuple[str, str]]) -> bool:
+    """Whether a conditional search's criteria are exactly one ``identifier`` parameter naming one
+    identifier (no list, no system alone): the only criteria whose withheld match
+    ``conditional_matches`` may refuse by, as the caller already holds what they name."""
+    criteria = [(k, v) for k, v in params if k != "_count"]
+    if len(criteria) != 1 or criteria[0][0] != "identifier":
+        return False
+    value = criteria[0][1]
+    return "," not in value and bool(value.rpartition("|")[2])

@@ -22,6 +22,9 @@ from engine.repository.search import CHAIN_LIMIT, ChainResolver, ParsedSearch
 INCLUDE_LIMIT = 1000
 CONFINED_SCAN_CHUNK = 500
 CONFINED_SCAN_LIMIT = 10_000
+# search parameters that shape a search's answer, not what it matches (left out of a conditional match)
+_ANSWER_SHAPING = frozenset({"_count", "_offset", "_summary", "_elements", "_sort", "_total", "_include",
+                             "_revinclude", "_format", "_pretty", "_contained", "_containedType"})
 
 
 _SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
@@ -281,7 +284,10 @@ class Searching(RepositoryCore):
     def _conditional_match(
         self, rtype: str, query: str, what: str, access: Access | None = None
     ) -> dict[str, Any] | None:
-        pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+        # what shapes an answer, not the match, is dropped: ``_summary=count`` answered no match
+        # (a conditional create then made a duplicate), ``_count=1`` would hide a second one
+        pairs = [(k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=True)
+                 if k not in _ANSWER_SHAPING]
         if not pairs:
             raise BadRequest(f"{what} needs search parameters", expression=[what])
         pairs.append(("_count", "2"))
