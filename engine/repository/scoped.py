@@ -73,6 +73,8 @@ from engine.repository.port import StoredResource
 
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+# the labels that withhold a record from the resident it belongs to (``confidentiality``, their one owner)
+_FROM_RESIDENT = confidentiality.withheld_codes(Caller("", "patient", (), "", patient_ids=frozenset()))
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 Path_ = tuple[str, ...]
 
@@ -225,6 +227,7 @@ class ScopedRepository:
         self._own = frozenset(x for x in (caller.subject, caller.person) if x)
         self._rules = rules or confined_rules()
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
+        self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
@@ -315,7 +318,7 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        return self._withhold(resource)
+        return self._withhold(self._without_unseen(resource))
 
     def label_withheld(self, rtype: str, rid: str) -> bool:
         """Whether the current ``rtype/rid`` carries a confidentiality label withheld from this
@@ -456,8 +459,35 @@ class ScopedRepository:
                 rec = found.get(key)
                 # a record that is gone cannot be told apart: not shown. A shared one (an Organization)
                 # names no patient and may appear.
-                self._foreign[key] = rec is None or rec.deleted or self._names_other(fhirjson.loads(rec.body))  # type: ignore[arg-type]
+                if rec is None or rec.deleted or rec.body is None:
+                    self._foreign[key] = True
+                    continue
+                target = fhirjson.loads(rec.body)
+                self._foreign[key] = self._names_other(target)  # type: ignore[arg-type]
+                if self._hidden_labels and confidentiality.may_carry(rec.body) and self._labelled(target):  # type: ignore[arg-type]
+                    self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
+
+    def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """An AuditEvent without the entities a label withholds from this caller (their own record,
+        labelled V for a resident, R or V for a family member: ``_names_only_own`` found them).
+        A hospital's read of 张三's V-labelled result must not tell him, in his own "who looked",
+        that the record exists or its id and type; the event stays, naming his Patient only: the
+        access happened, and who made it, when and with what outcome is his to know (a read that
+        names no resource of his says less than its absence would hide)."""
+        if not self._unseen or resource.get("resourceType") != "AuditEvent":
+            return resource
+        base = self.repo.base_url
+
+        def unseen(entity: Any) -> bool:
+            ref = (entity.get("what") or {}).get("reference") if isinstance(entity, dict) else None
+            target = parse_reference(ref, base) if isinstance(ref, str) else None
+            return target is not None and target in self._unseen
+
+        entities = resource.get("entity")
+        if not isinstance(entities, list) or not any(unseen(e) for e in entities):
+            return resource
+        return {**resource, "entity": [e for e in entities if not unseen(e)]}
 
     def _clean_bytes(self, raw: bytes) -> bool:
         """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
@@ -511,10 +541,14 @@ class ScopedRepository:
         record it is for the audit record only (``Withheld``): a resident's refused attempt on
         another's Observation is then in the owner's "who looked" (as "another resident"), as an
         attempt on their Patient always was. Not when one of the owners is the caller's own (a
-        record of theirs a label withholds): their own list would tell them it exists."""
+        record of theirs a label withholds), nor when a label withholds the record from its owner
+        (V): either one's own list would tell them it exists."""
         comp = self._compartment
         owners = patients_of(resource) if comp is not None else []
         if not owners or any(p in comp for p in owners):  # type: ignore[operator]
+            return self.unknown(rtype)
+        if not _FROM_RESIDENT.isdisjoint(confidentiality.labels(resource)):
+            # withheld from its owner by a label: their "who looked" would tell them it exists
             return self.unknown(rtype)
         return Withheld(f"this {rtype} is not known", reference=f"{rtype}/{rid}", owners=owners)
 
