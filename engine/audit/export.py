@@ -153,7 +153,10 @@ def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
         why = "unknown key id" if key_id not in v.keys.public else "bad signature"
         v.problem("signature", f"the export's header: {why} {key_id}")
         return header
-    report.header = "signed"
+    report.header, report.header_key = "signed", key_id
+    newest = next(reversed(v.keys.public), key_id)
+    if key_id != newest:
+        report.notes.append(retired_header(key_id, newest))
     for name in SIGNED_FIELDS:
         said = str(header[name]) if name in header else None
         if said != stated.get(name):
@@ -170,6 +173,18 @@ def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
         v.problem("header", f"the export's header is signed for another log ({stated.get('origin')})")
     v.export_root(int(stated["records"]), bytes.fromhex(stated["root"]))
     return out
+
+
+def retired_header(key_id: str, newest: str) -> str:
+    """The note on a header signed by a key older than the newest one given. A note, not a failure:
+    an export made before a rotation is signed so, rightly, and nothing in the file tells when the
+    newer key took over; but a retired private key in other hands can cut an export back to its
+    own last checkpoint, forge records past it and sign the header, and that verifies the same."""
+    return (f"the export's header is signed by key {key_id}, not by the newest key given ({newest}; keys are "
+            "taken oldest first, as GET /audit/public-key and the export list them): an export made before that "
+            "key took over, or a retired private key in someone else's hands; if the export is newer than the "
+            "rotation (its time above), it is not what the log holds / 导出文件头由较旧的密钥签名：若导出晚于密钥轮换，"
+            "文件可能被人用已停用的私钥伪造")
 
 
 def _parse_header_note(note: Any) -> tuple[dict[str, str], str, bytes, str]:
