@@ -489,6 +489,45 @@ class ScopedRepository:
             return resource
         return {**resource, "entity": [e for e in entities if not unseen(e)]}
 
+    def _without_unseen_entities(self, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        """An AuditEvent search's ``entity`` values less those whose record a label withholds from
+        this caller; ``None`` when a parameter is left with no value (it matches nothing, as for a
+        record that does not exist). The events stay in the view, their withheld entities dropped
+        (``_without_unseen``), so ``entity=Observation/obs-zhang-v`` answered 张三 total 1 where a
+        guessed id that does not exist answers 0: the search confirmed the record. Chains need
+        nothing here (their inner search is the caller's own, ``admit`` leaves the record out); a
+        bare id names every type at once: when a record withheld from the caller bears it, the
+        value is dropped (a record of another type with the same id then goes unfound: rare, and
+        the safe side)."""
+        base = self.repo.base_url
+        out: list[tuple[str, str]] = []
+        for key, raw in params:
+            name, _, modifier = key.partition(":")
+            if name != "entity" or "." in key or (modifier and not modifier[0].isupper()):
+                out.append((key, raw))
+                continue
+            kept: list[str] = []
+            for value in re.split(r"(?<!\\),", raw):
+                if not value:
+                    kept.append(value)  # the parser answers 400 for it
+                    continue
+                if "/" in value:
+                    target = parse_reference(value, base)
+                    keys = [target] if target is not None else []
+                elif modifier:
+                    keys = [(modifier, value)]
+                else:
+                    keys = [(t, value) for t in sorted(self.repo.params.resource_types)]
+                found = self.repo.backend.current_many(keys) if keys else {}
+                withheld = {k for k, rec in found.items() if rec is not None and not rec.deleted and rec.body is not None
+                            and confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body))}  # type: ignore[arg-type]
+                if not withheld:
+                    kept.append(value)
+            if not kept:
+                return None
+            out.append((key, ",".join(kept)))
+        return out
+
     def _clean_bytes(self, raw: bytes) -> bool:
         """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
         person identifier system occurs, so the walk below cannot find anything (a miss here only
@@ -733,6 +772,12 @@ class ScopedRepository:
 
     def _search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self._refuse_unbound_types(rtype)
+        if rtype == "AuditEvent" and self._hidden_labels:
+            seen = self._without_unseen_entities(params)
+            if seen is None:  # every record asked for is withheld: answered as if none existed
+                empty = self.repo.search(rtype, params, access=self)  # its parameters still checked
+                return dataclasses.replace(empty, resources=[], included=[], total=0, has_next=False)
+            params = seen
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
             return self._search_by_subject(rtype, params, subject[1])
