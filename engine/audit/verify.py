@@ -92,6 +92,10 @@ class Report:
     exported: str = ""  # when and by whom the export was made, as its signed header states them
     exported_by: str = ""
     header_key: str = ""  # the key id that signed an export's header (noted when not the newest given)
+    # the key taken as the newest, and from what: ``checkpoints`` (the export's trusted checkpoints
+    # show a rotation: the newest one's key) or ``order given`` (the last ``--public-key``)
+    newest_key: str = ""
+    newest_from: str = ""
 
     @property
     def keys_from_export(self) -> bool:
@@ -126,7 +130,8 @@ class Report:
                 "keys": self.keys, "proven": self.proven,
                 **({"header": self.header, "exported": self.exported, "exported_by": self.exported_by}
                    if self.header else {}),
-                **({"header_key": self.header_key} if self.header_key else {})}
+                **({"header_key": self.header_key} if self.header_key else {}),
+                **({"newest_key": self.newest_key, "newest_from": self.newest_from} if self.newest_key else {})}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
@@ -154,7 +159,11 @@ class Report:
             lines[1] = ("NOT PROVEN COMPLETE / 未证明完整: the export's header is not signed: " + lines[1])
         if self.header == "signed":
             lines.insert(1, f"export made {self.exported} by {self.exported_by}; its header (counts, range, root) "
-                         f"is signed by key {self.header_key}")
+                         f"is signed by key {self.header_key}"
+                         + (f"; newest key taken: {self.newest_key} ("
+                            + ("the key of the export's newest checkpoint, which show the rotation"
+                               if self.newest_from == "checkpoints" else "the last key given, --public-key "
+                               "or the export's own: its checkpoints show no rotation") + ")" if self.newest_key else ""))
         lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
                   "opened the log (the one that appended them stopped before signing), not by the process that "
                   "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
@@ -192,6 +201,11 @@ class Verifier:
             self.report.problems.append(Problem(kind, message, record, checkpoint))
 
     # ---------------------------------------------------------------- checkpoints
+    def checkpoint_keys(self) -> list[str]:
+        """The key ids of the trusted checkpoints, by checkpoint number: who signed when (the
+        export's evidence of a rotation, ``export._note_retired_header``)."""
+        return [cp.key_id for cp in sorted(self._checkpoints, key=lambda c: c.seq)]
+
     def add_checkpoints(self, docs: Iterable[dict[str, Any]]) -> None:
         """Each doc has ``note`` (the signed text); other fields, when present, must agree with it."""
         cps: list[Checkpoint] = []
