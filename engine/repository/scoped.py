@@ -62,6 +62,7 @@ import yaml
 
 from engine import fhirjson
 from engine.audit.events import patients_of
+from engine.audit.view import IMPORTS
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
@@ -318,7 +319,8 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        return self._withhold(self._without_unseen(resource))
+        shown = self._without_unseen(resource)
+        return None if shown is None else self._withhold(shown)
 
     def label_withheld(self, rtype: str, rid: str) -> bool:
         """Whether the current ``rtype/rid`` carries a confidentiality label withheld from this
@@ -468,13 +470,20 @@ class ScopedRepository:
                     self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
 
-    def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any]:
+    def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         """An AuditEvent without the entities a label withholds from this caller (their own record,
         labelled V for a resident, R or V for a family member: ``_names_only_own`` found them).
         A hospital's read of 张三's V-labelled result must not tell him, in his own "who looked",
         that the record exists or its id and type; the event stays, naming his Patient only: the
         access happened, and who made it, when and with what outcome is his to know (a read that
-        names no resource of his says less than its absence would hide)."""
+        names no resource of his says less than its absence would hide).
+
+        ``None`` for an import (``view.IMPORTS``) that wrote nothing this caller may see: its
+        message type (an MDM^T02, an ORU^R01) and its very being there, naming no record, would
+        tell him a withheld record arrived; an import writes his record rather than looks at it,
+        so leaving it out hides no access from him. (An import's view names one record of each
+        type, so one that also wrote a visible record of the withheld one's type, listed second,
+        is left out too: the safe side.)"""
         if not self._unseen or resource.get("resourceType") != "AuditEvent":
             return resource
         base = self.repo.base_url
@@ -487,7 +496,11 @@ class ScopedRepository:
         entities = resource.get("entity")
         if not isinstance(entities, list) or not any(unseen(e) for e in entities):
             return resource
-        return {**resource, "entity": [e for e in entities if not unseen(e)]}
+        kept = [e for e in entities if not unseen(e)]
+        if any(c.get("code") in IMPORTS for c in resource.get("subtype") or () if isinstance(c, dict)) and not any(
+                isinstance(e, dict) and "what" in e and (e.get("role") or {}).get("code") != "1" for e in kept):
+            return None  # an import of nothing they may see (above)
+        return {**resource, "entity": kept}
 
     def _without_unseen_entities(self, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
         """An AuditEvent search's ``entity`` values less those whose record a label withholds from
