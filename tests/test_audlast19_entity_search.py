@@ -67,3 +67,30 @@ def test_my_ordinary_record_is_still_found_and_a_mixed_list_keeps_it(world: Any,
     # the hospital, shown every label, still finds its read by the record
     his = bearer(world.auth.issue_system_token("his-fnxrmyy", "system/*.rs"))
     assert http.get("/fhir/AuditEvent?entity=Observation/obs-zhang-v", headers=his).json()["total"] >= 1
+
+
+def test_a_family_member_is_not_told_of_a_restricted_or_very_restricted_record(world: Any, http: TestClient) -> None:
+    his = bearer(world.auth.issue_system_token("his-fnxrmyy", "system/*.cruds"))
+    obs = _obs("obs-zhang-r", "pt-zhang")
+    obs["meta"] = {"security": [{**V["security"][0], "code": "R"}]}
+    related = {"resourceType": "RelatedPerson", "id": "sun", "patient": {"reference": "Patient/pt-zhang"},
+               "identifier": [{"system": "urn:huren:family", "value": "person-sun"}], "active": True}
+    consent = {"resourceType": "Consent", "id": "grant", "status": "active",
+               "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                     "code": "patient-privacy"}]},
+               "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+               "patient": {"reference": "Patient/pt-zhang"},
+               "provision": {"type": "permit", "actor": [{"role": {"text": "proxy"},
+                                                          "reference": {"reference": "RelatedPerson/sun"}}]}}
+    for body in (obs, related, consent):
+        assert http.put(f"/fhir/{body['resourceType']}/{body['id']}", json=body, headers=his).status_code == 201
+    assert http.get("/fhir/Observation/obs-zhang-r", headers=his).status_code == 200
+    token, _ = world.auth.issue_token(subject="person-sun", kind="patient", client_id="phr", scopes=["patient/*.rs"],
+                                      patient="pt-zhang", person="person-sun", extra={"acting": "sun", "consent": "grant"})
+    son = bearer(token)
+    assert http.get("/fhir/Observation/obs-zhang-r", headers=son).status_code == 404
+    for rid in ("obs-zhang-r", "obs-zhang-v"):
+        assert _total(http, son, f"entity=Observation/{rid}") == (0, 0), rid
+    assert _total(http, son, "entity=Observation/obs-zhang")[0] >= 1
+    # 张三 himself is shown R: his record's reads are his to find
+    assert _total(http, resident(world, "pt-zhang"), "entity=Observation/obs-zhang-r")[0] >= 1
