@@ -1213,18 +1213,19 @@ class Ingestor:
         return self._outcome(item, "AE", [err], status)
 
     def _audit_replay(self, doc: Document, outcome: Outcome, actor: str) -> None:
-        from engine.audit.events import build_event
-
-        agent = {"type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110150",
-                                      "display": "Application"}]},
-                 "who": {"identifier": {"system": "urn:huren:client", "value": actor}}, "requestor": True}
+        """The replay's audit record: facts, a compact record as every import's (``_audit_event``),
+        so it carries its salt (a resident's inclusion proof beside it confirms no guess about it)
+        and its AuditEvent is derived when read, like the rest. The requestor is the operator's
+        client, as it always was."""
         patients = [r.split("/", 1)[1] for r in outcome.resources if r.startswith("Patient/")]
-        event = build_event(action="replay", origin=self.origin, agents=[agent],
-                            outcome="0" if outcome.code == "AA" else "4", patient_ids=patients,
-                            detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
-                                                      ("ack", outcome.code)) if v})
+        record = facts(action="replay", recorded=now_instant(), start=None,
+                       outcome="0" if outcome.code == "AA" else "4", desc=None,
+                       requestor=("system", actor, None, None, None, None, None, None), origin=self.origin,
+                       patients=patients,
+                       detail={k: v for k, v in (("message", doc["_id"]), ("control-id", doc.get("control_id")),
+                                                 ("ack", outcome.code)) if v})
         with self.store.transaction():
-            self.audit.record(event)  # type: ignore[union-attr]
+            self.audit.record(record)  # type: ignore[union-attr]
 
 
 class _NotStored(Exception):

@@ -139,7 +139,9 @@ def add_audit_commands(sub: Any) -> None:
         "their own could have replaced; or an --export whose header (its counts) is not signed.")
     verify.add_argument("--export", help="verify this export file instead of the database (offline)")
     verify.add_argument("--public-key", action="append",
-                        help="trusted public key PEM, kept apart from the log (repeat for rotated keys); none "
+                        help="trusted public key PEM, kept apart from the log (repeat for rotated keys, oldest first, as GET "
+                        "/audit/public-key lists them: an export header signed by an older one than the newest is noted; the "
+                        "export's checkpoints, when they show a rotation, say which is newest, else this order); none "
                         "given: only the keys inside the export, or online those in data_dir/keys, are used and a "
                         "clean result exits 3, not 0")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -153,7 +153,7 @@ def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
         why = "unknown key id" if key_id not in v.keys.public else "bad signature"
         v.problem("signature", f"the export's header: {why} {key_id}")
         return header
-    report.header = "signed"
+    report.header, report.header_key = "signed", key_id
     for name in SIGNED_FIELDS:
         said = str(header[name]) if name in header else None
         if said != stated.get(name):
@@ -170,6 +170,38 @@ def _signed_header(header: dict[str, Any], v: Verifier) -> dict[str, Any]:
         v.problem("header", f"the export's header is signed for another log ({stated.get('origin')})")
     v.export_root(int(stated["records"]), bytes.fromhex(stated["root"]))
     return out
+
+
+def _note_retired_header(v: Verifier) -> None:
+    """Which given key is the newest, and a note when the header is signed by another. The order of
+    ``--public-key`` arguments alone decided it, so keys given newest first noted a fresh export
+    and kept quiet on a retired key's header. The export's own trusted checkpoints are evidence
+    when they show a rotation (signed by two keys or more): the key of the newest one is the
+    newest. Otherwise (one key signed them all, or none is trusted) the order given, oldest
+    first. The report says which key was taken as newest, and from what."""
+    report = v.report
+    if report.header != "signed":
+        return
+    signers = v.checkpoint_keys()
+    if len(set(signers)) > 1:
+        report.newest_key, report.newest_from = signers[-1], "checkpoints"
+    else:
+        report.newest_key, report.newest_from = next(reversed(v.keys.public), report.header_key), "order given"
+    if report.header_key != report.newest_key:
+        report.notes.append(retired_header(report.header_key, report.newest_key))
+
+
+def retired_header(key_id: str, newest: str) -> str:
+    """The note on a header signed by a key older than the newest one given. A note, not a failure:
+    an export made before a rotation is signed so, rightly, and nothing in the file tells when the
+    newer key took over; but a retired private key in other hands can cut an export back to its
+    own last checkpoint, forge records past it and sign the header, and that verifies the same."""
+    return (f"the export's header is signed by key {key_id}, not by the newest key given ({newest}: from the "
+            "export's checkpoints when they show a rotation, else the --public-key order, oldest first, as GET "
+            "/audit/public-key and the export list them): an export made before that "
+            "key took over, or a retired private key in someone else's hands; if the export is newer than the "
+            "rotation (its time above), it is not what the log holds / 导出文件头由较旧的密钥签名：若导出晚于密钥轮换，"
+            "文件可能被人用已停用的私钥伪造")
 
 
 def _parse_header_note(note: Any) -> tuple[dict[str, str], str, bytes, str]:
@@ -294,6 +326,7 @@ def verify_export(path: Path, public_key_pems: list[bytes] | None = None) -> Rep
         made.append(v)
         header = _signed_header(header, v)  # (its statements as signed, when signed)
         v.add_checkpoints(checkpoints)
+        _note_retired_header(v)
         v.add_seal(seal)
         sealed = header.get("sealed")  # (the counts' shapes are ``_check_header``'s: a count here)
         if sealed is not None and (seal is None or seal.get("size") != sealed):

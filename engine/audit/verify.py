@@ -6,7 +6,9 @@ sequence order and, for each one, checks that
 
 - the sequence has no gap or repeat (a deleted or inserted record),
 - the stored leaf hash is SHA-256(0x00 || the stored canonical text) (altered content),
-- the record is an AuditEvent whose id is ``audit-<its position>`` (a record moved: reordered),
+- the record is an AuditEvent whose id is ``audit-<its position>`` (a record moved: reordered; a
+  record found later than its place is named out of place, its content unchecked, since the tree
+  cannot be recomputed over records out of order),
 - (online) every tree node the record completes equals the stored node (which proofs are served
   from), so a record altered *and* re-hashed is located to the subtree it sits in;
 
@@ -89,6 +91,11 @@ class Report:
     header: str = ""
     exported: str = ""  # when and by whom the export was made, as its signed header states them
     exported_by: str = ""
+    header_key: str = ""  # the key id that signed an export's header (noted when not the newest given)
+    # the key taken as the newest, and from what: ``checkpoints`` (the export's trusted checkpoints
+    # show a rotation: the newest one's key) or ``order given`` (the last ``--public-key``)
+    newest_key: str = ""
+    newest_from: str = ""
 
     @property
     def keys_from_export(self) -> bool:
@@ -122,7 +129,9 @@ class Report:
                 "problems": [p.as_json() for p in self.problems], "notes": self.notes,
                 "keys": self.keys, "proven": self.proven,
                 **({"header": self.header, "exported": self.exported, "exported_by": self.exported_by}
-                   if self.header else {})}
+                   if self.header else {}),
+                **({"header_key": self.header_key} if self.header_key else {}),
+                **({"newest_key": self.newest_key, "newest_from": self.newest_from} if self.newest_key else {})}
 
     def text(self) -> str:
         lines = [f"audit log: {self.records} records, {self.checkpoints} checkpoints, "
@@ -150,7 +159,11 @@ class Report:
             lines[1] = ("NOT PROVEN COMPLETE / 未证明完整: the export's header is not signed: " + lines[1])
         if self.header == "signed":
             lines.insert(1, f"export made {self.exported} by {self.exported_by}; its header (counts, range, root) "
-                         "is signed")
+                         f"is signed by key {self.header_key}"
+                         + (f"; newest key taken: {self.newest_key} ("
+                            + ("the key of the export's newest checkpoint, which show the rotation"
+                               if self.newest_from == "checkpoints" else "the last key given, --public-key "
+                               "or the export's own: its checkpoints show no rotation") + ")" if self.newest_key else ""))
         lines += [f"  recovered: records {a}..{b} were first signed by checkpoint {c} as found when a process "
                   "opened the log (the one that appended them stopped before signing), not by the process that "
                   "appended them: proven unchanged since that checkpoint, not proven to be what was appended"
@@ -179,6 +192,7 @@ class Verifier:
         self._announced: int | None = None  # records an export's header says it holds (``announced``)
         self._export_root: tuple[int, bytes] | None = None  # (size, root) an export's signed header states
         self._gaps: list[tuple[int, int]] = []  # ranges reported missing (a record there found later: reordered)
+        self._found_late: set[int] = set()  # records of those ranges found later in the file
         self._retired: dict[str, int] = {}  # key id -> the checkpoint where another key took over from it
         self._noted_keys: set[str] = set()
 
@@ -187,6 +201,11 @@ class Verifier:
             self.report.problems.append(Problem(kind, message, record, checkpoint))
 
     # ---------------------------------------------------------------- checkpoints
+    def checkpoint_keys(self) -> list[str]:
+        """The key ids of the trusted checkpoints, by checkpoint number: who signed when (the
+        export's evidence of a rotation, ``export._note_retired_header``)."""
+        return [cp.key_id for cp in sorted(self._checkpoints, key=lambda c: c.seq)]
+
     def add_checkpoints(self, docs: Iterable[dict[str, Any]]) -> None:
         """Each doc has ``note`` (the signed text); other fields, when present, must agree with it."""
         cps: list[Checkpoint] = []
@@ -342,15 +361,37 @@ class Verifier:
         falls in a gap already reported as deleted -- the missing record itself, found later in the
         file (reordered); the gap's "deleted" is then withdrawn for it (a one-record gap: a swap)."""
         gap = next((g for g in self._gaps if g[0] <= seq <= g[1]), None)
-        if gap is None:
+        if gap is None or seq in self._found_late:
             self.problem("inserted", f"record {seq} appears again (inserted record)", record=seq)
             return
-        if gap[0] == gap[1]:
-            self.report.problems = [p for p in self.report.problems
-                                    if not (p.kind == "deleted" and p.record == seq)]
-            self._gaps.remove(gap)
-        self.problem("reordered", f"record {seq} is out of place (found after record {self._expected - 1}): "
-                     "records reordered", record=seq)
+        self._found_late.add(seq)
+        # Only its place is known: the tree cannot be recomputed over records out of order, so a
+        # copy altered and re-hashed (its leaf hash made to match) reads the same as one moved.
+        self.problem("reordered", f"record {seq} found out of place (after record {self._expected - 1}): records "
+                     "reordered, or a copy put there; its content is not checked against the signed roots, "
+                     "so it may also have been altered", record=seq)
+
+    def _still_missing(self) -> None:
+        """Word each gap's "deleted" again for the records not found later in it (``_late``): a moved
+        block is "out of place", never "missing (deleted)" as well; a gap all found is withdrawn."""
+        if not self._found_late:
+            return
+        kept: list[Problem] = []
+        for p in self.report.problems:
+            gap = next((g for g in self._gaps if p.kind == "deleted" and p.record == g[0]), None)
+            if gap is None:
+                kept.append(p)
+                continue
+            runs: list[list[int]] = []
+            for seq in range(gap[0], gap[1] + 1):
+                if seq in self._found_late:
+                    continue
+                if runs and runs[-1][1] == seq - 1:
+                    runs[-1][1] = seq
+                else:
+                    runs.append([seq, seq])
+            kept.extend(Problem("deleted", f"record(s) {lo}..{hi} missing (deleted)", lo) for lo, hi in runs)
+        self.report.problems = kept
 
     def held(self, count: int) -> None:
         """The store states it holds ``count`` records (online: the log's index). Those past the ones
@@ -418,6 +459,7 @@ class Verifier:
         return any(p.record is not None and lo <= p.record <= hi and p.kind in EXACT for p in self.report.problems)
 
     def finish(self) -> Report:
+        self._still_missing()
         r = self.report
         r.records = self._expected
         r.root = self._frontier.root().hex() if not self._broken else ""

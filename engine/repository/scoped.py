@@ -62,6 +62,7 @@ import yaml
 
 from engine import fhirjson
 from engine.audit.events import patients_of
+from engine.audit.view import IMPORTS
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.errors import BadRequest, Forbidden, Gone, NotFound, WithheldMatch
@@ -77,6 +78,8 @@ from engine.repository.search import MAX_COUNT
 _WITHHELD_IDS = 1000
 RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.yaml"
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+# the labels that withhold a record from the resident it belongs to (``confidentiality``, their one owner)
+_FROM_RESIDENT = confidentiality.withheld_codes(Caller("", "patient", (), "", patient_ids=frozenset()))
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 _PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})"')
 Path_ = tuple[str, ...]
@@ -230,6 +233,7 @@ class ScopedRepository:
         self._own = frozenset(x for x in (caller.subject, caller.person) if x)
         self._rules = rules or confined_rules()
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
+        self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
@@ -325,7 +329,8 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        return self._withhold(resource)
+        shown = self._without_unseen(resource)
+        return None if shown is None else self._withhold(shown)
 
     def _cites_withheld(self, resource: dict[str, Any]) -> bool:
         """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag)
@@ -546,8 +551,85 @@ class ScopedRepository:
                 rec = found.get(key)
                 # a record that is gone cannot be told apart: not shown. A shared one (an Organization)
                 # names no patient and may appear.
-                self._foreign[key] = rec is None or rec.deleted or self._names_other(fhirjson.loads(rec.body))  # type: ignore[arg-type]
+                if rec is None or rec.deleted or rec.body is None:
+                    self._foreign[key] = True
+                    continue
+                target = fhirjson.loads(rec.body)
+                self._foreign[key] = self._names_other(target)  # type: ignore[arg-type]
+                if self._hidden_labels and confidentiality.may_carry(rec.body) and self._labelled(target):  # type: ignore[arg-type]
+                    self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
+
+    def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """An AuditEvent without the entities a label withholds from this caller (their own record,
+        labelled V for a resident, R or V for a family member: ``_names_only_own`` found them).
+        A hospital's read of 张三's V-labelled result must not tell him, in his own "who looked",
+        that the record exists or its id and type; the event stays, naming his Patient only: the
+        access happened, and who made it, when and with what outcome is his to know (a read that
+        names no resource of his says less than its absence would hide).
+
+        ``None`` for an import (``view.IMPORTS``) that wrote nothing this caller may see: its
+        message type (an MDM^T02, an ORU^R01) and its very being there, naming no record, would
+        tell him a withheld record arrived; an import writes his record rather than looks at it,
+        so leaving it out hides no access from him. (An import's view names one record of each
+        type, so one that also wrote a visible record of the withheld one's type, listed second,
+        is left out too: the safe side.)"""
+        if not self._unseen or resource.get("resourceType") != "AuditEvent":
+            return resource
+        base = self.repo.base_url
+
+        def unseen(entity: Any) -> bool:
+            ref = (entity.get("what") or {}).get("reference") if isinstance(entity, dict) else None
+            target = parse_reference(ref, base) if isinstance(ref, str) else None
+            return target is not None and target in self._unseen
+
+        entities = resource.get("entity")
+        if not isinstance(entities, list) or not any(unseen(e) for e in entities):
+            return resource
+        kept = [e for e in entities if not unseen(e)]
+        if any(c.get("code") in IMPORTS for c in resource.get("subtype") or () if isinstance(c, dict)) and not any(
+                isinstance(e, dict) and "what" in e and (e.get("role") or {}).get("code") != "1" for e in kept):
+            return None  # an import of nothing they may see (above)
+        return {**resource, "entity": kept}
+
+    def _without_unseen_entities(self, params: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        """An AuditEvent search's ``entity`` values less those whose record a label withholds from
+        this caller; ``None`` when a parameter is left with no value (it matches nothing, as for a
+        record that does not exist). The events stay in the view, their withheld entities dropped
+        (``_without_unseen``), so ``entity=Observation/obs-zhang-v`` answered 张三 total 1 where a
+        guessed id that does not exist answers 0: the search confirmed the record. Chains need
+        nothing here (their inner search is the caller's own, ``admit`` leaves the record out); a
+        bare id names every type at once: when a record withheld from the caller bears it, the
+        value is dropped (a record of another type with the same id then goes unfound: rare, and
+        the safe side)."""
+        base = self.repo.base_url
+        out: list[tuple[str, str]] = []
+        for key, raw in params:
+            name, _, modifier = key.partition(":")
+            if name != "entity" or "." in key or (modifier and not modifier[0].isupper()):
+                out.append((key, raw))
+                continue
+            kept: list[str] = []
+            for value in re.split(r"(?<!\\),", raw):
+                if not value:
+                    kept.append(value)  # the parser answers 400 for it
+                    continue
+                if "/" in value:
+                    target = parse_reference(value, base)
+                    keys = [target] if target is not None else []
+                elif modifier:
+                    keys = [(modifier, value)]
+                else:
+                    keys = [(t, value) for t in sorted(self.repo.params.resource_types)]
+                found = self.repo.backend.current_many(keys) if keys else {}
+                withheld = {k for k, rec in found.items() if rec is not None and not rec.deleted and rec.body is not None
+                            and confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body))}  # type: ignore[arg-type]
+                if not withheld:
+                    kept.append(value)
+            if not kept:
+                return None
+            out.append((key, ",".join(kept)))
+        return out
 
     def _clean_bytes(self, raw: bytes) -> bool:
         """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
@@ -601,10 +683,14 @@ class ScopedRepository:
         record it is for the audit record only (``Withheld``): a resident's refused attempt on
         another's Observation is then in the owner's "who looked" (as "another resident"), as an
         attempt on their Patient always was. Not when one of the owners is the caller's own (a
-        record of theirs a label withholds): their own list would tell them it exists."""
+        record of theirs a label withholds), nor when a label withholds the record from its owner
+        (V): either one's own list would tell them it exists."""
         comp = self._compartment
         owners = patients_of(resource) if comp is not None else []
         if not owners or any(p in comp for p in owners):  # type: ignore[operator]
+            return self.unknown(rtype)
+        if not _FROM_RESIDENT.isdisjoint(confidentiality.labels(resource)):
+            # withheld from its owner by a label: their "who looked" would tell them it exists
             return self.unknown(rtype)
         return Withheld(f"this {rtype} is not known", reference=f"{rtype}/{rid}", owners=owners)
 
@@ -831,6 +917,12 @@ class ScopedRepository:
 
     def _run_search(self, rtype: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         self._refuse_unbound_types(rtype)
+        if rtype == "AuditEvent" and self._hidden_labels:
+            seen = self._without_unseen_entities(params)
+            if seen is None:  # every record asked for is withheld: answered as if none existed
+                empty = self.repo.search(rtype, params, access=self)  # its parameters still checked
+                return dataclasses.replace(empty, resources=[], included=[], total=0, has_next=False)
+            params = seen
         subject = self._rules.subject_of.get(rtype) if self.confined else None
         if subject is not None:
             return self._search_by_subject(rtype, params, subject[1])
