@@ -152,19 +152,25 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
 
 def line_identity(charge: dict[str, Any]) -> str | None:
     """The charge line's own number: its first identifier with a value (HL7 FT1-2, the
-    transaction id), scoped by the identifier's system, else by the performing institution the
-    line names; None without either (a bare number says nothing of whose line it is, and two
-    hospitals' sequences overlap). By it one line stored twice under two ids (a feed that resends
-    it, or corrects its amount) is one line."""
+    transaction id), scoped by the identifier's system, the performing institution and the
+    patient the line names; None without an institution or a patient (a bare number says nothing
+    of whose line it is). By it one line stored twice under two ids (a feed that resends it, or
+    corrects its amount) is one line.
+
+    Why the institution and the patient always, not the system alone: FT1-2 ``1001^HIS`` converts to
+    the system ``urn:huren:id:HIS`` at every hospital, so the system names no one's sequence: a
+    later line 1001 of another patient at another hospital "superseded" this one (the repeat lost
+    its billed price) and the settlement counted two hospitals' lines once (a review of
+    moneylast19)."""
     for ident in charge.get("identifier") or ():
         if not isinstance(ident, dict) or not isinstance(ident.get("value"), str) or not ident["value"].strip():
             continue
-        scope = ident.get("system")
-        if not scope:
-            org = charge.get("performingOrganization") or {}
-            scope = (org.get("identifier") or {}).get("value") or org.get("reference")
-            scope = f"org:{scope}" if scope else None
-        return f"{scope}|{ident['value'].strip()}" if scope else None
+        org = charge.get("performingOrganization") or {}
+        inst = (org.get("identifier") or {}).get("value") or org.get("reference")
+        subject = (charge.get("subject") or {}).get("reference")
+        if not inst and not subject:
+            return None
+        return f"{ident.get('system') or ''}|{inst or ''}|{subject or ''}|{ident['value'].strip()}"
     return None
 
 
