@@ -120,7 +120,7 @@ def _patient_result_key(seg: Segment, scope: Scope, env: Env, spec: dict[str, An
 
 def _sub_id_rank(sub: str) -> tuple[tuple[int, int | str], ...]:
     """OBX-4 as it sorts: dotted numbers by number (2 before 10, 1.2 before 1.10), else as text."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in sub.split("."))
+    return tuple((0, int(part)) if part.isascii() and part.isdecimal() else (1, part) for part in sub.split("."))
 
 
 def _another_result(key: str, seg: Segment, scope: Scope, env: Env, spec: dict[str, Any]) -> str:

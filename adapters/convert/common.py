@@ -204,7 +204,32 @@ def one_patient(msg: Message) -> Segment | None:
                 "converted -- the second would be filed under the first patient. Send each "
                 "patient's orders and results in a message of its own",
                 code=SEGMENT_SEQUENCE_ERROR)
+        if _said(later) != _said(pids[0]):
+            # the same identifiers with another name, birth date or sex (a review of convlast19:
+            # 李四's result filed under 张三): only the PID repeated as it was is the same patient
+            raise later.error(
+                f"PID {later.sequence} repeats the first PID's identifiers with other particulars "
+                "(name, birth date, sex ...); only the first PID is read, so its results would be "
+                "filed under the first PID's patient. Repeat the PID as it is, or send each patient "
+                "in a message of its own", code=SEGMENT_SEQUENCE_ERROR)
+    visits = msg.all("PV1")
+    for later in visits[1:]:
+        if _said(later) != _said(visits[0]):
+            # only the first PV1 is read: a second group's other visit was linked to the first's
+            raise later.error(
+                f"PV1 {later.sequence} names another visit than the first PV1; only the first visit "
+                "is read, so its orders and results would be linked to the first visit. Send each "
+                "visit in a message of its own", code=SEGMENT_SEQUENCE_ERROR)
     return pids[0]
+
+
+def _said(segment: Segment) -> list[str]:
+    """What a segment says beyond its set ID (field 1), trailing empty fields dropped: a PID or PV1
+    repeated in each group of one patient's message says the same."""
+    said = [f.strip() for f in segment.fields[2:]]
+    while said and not said[-1]:
+        said.pop()
+    return said
 
 
 def _identifiers(pid: Segment) -> tuple[tuple[str, ...], ...]:
