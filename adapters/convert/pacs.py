@@ -96,6 +96,33 @@ def convert_document(ctx: Context) -> None:
     """MDM^T01..T11: TXA + OBX → DocumentReference; an imaging OBR also yields the report and study."""
     with_report = ctx.message.get("OBR") is not None
     convert_orders(ctx, "imaging", with_report=with_report, hook=_document_hook)
+    _label_content(ctx)
+
+
+_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+_CONTENT = ("Observation", "DiagnosticReport")
+
+
+def _label_content(ctx: Context) -> None:
+    """The document's confidentiality (TXA-18 -> ``DocumentReference.securityLabel``) on what the
+    message wrote of its content too: the OBX text is an Observation (and a report its
+    DiagnosticReport), and a V document whose text was stored unlabelled was read by the resident
+    in full while the DocumentReference answered 404 (nineteenth round, found by audlast19). The
+    most confidential of the message's documents' labels (V over R) goes into ``meta.security``."""
+    found: set[str] = set()
+    for resource in ctx.resources.values():
+        if resource.get("resourceType") != "DocumentReference":
+            continue
+        for label in resource.get("securityLabel") or ():
+            found |= {c.get("code") for c in label.get("coding") or () if c.get("system") == _CONFIDENTIALITY}
+    top = "V" if "V" in found else "R" if "R" in found else None
+    if top is None:
+        return
+    for resource in ctx.resources.values():
+        if resource.get("resourceType") in _CONTENT:
+            security = resource.setdefault("meta", {}).setdefault("security", [])
+            if not any(c.get("system") == _CONFIDENTIALITY for c in security):
+                security.append({"system": _CONFIDENTIALITY, "code": top})
 
 
 def _modality(group: results.Group, ctx: Context) -> str:
