@@ -23,7 +23,7 @@ transaction, so a line billed meanwhile keeps its row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -72,23 +72,27 @@ def drop_unbilled_once(rec: _Recognition) -> int | None:
     marks = rec.store.collection(LAYOUT)
     if marks.get(UNBILLED_DROPPED) is not None:
         return None
-    dropped, last = 0, ""
-    while True:  # by _id, a page at a time
-        page = rec.charges.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE)
-        if not page:
-            break
-        last = page[-1]["_id"]
-        for row in page:
-            if _unbilled(rec, row["_id"]) is None:
-                continue
-            with rec.store.transaction():
-                current = rec.charges.get(row["_id"])  # read again under the write lock
-                if current is not None and _unbilled(rec, row["_id"]) is not None:
-                    rec._in_group(lambda r=current: _drop(rec, r))
-                    dropped += 1
+    dropped = 0
+    for row in _each_row(rec):
+        if _unbilled(rec, row["_id"]) is None:
+            continue
+        with rec.store.transaction():
+            current = rec.charges.get(row["_id"])  # read again under the write lock
+            if current is not None and _unbilled(rec, row["_id"]) is not None:
+                rec._in_group(lambda r=current: _drop(rec, r))
+                dropped += 1
     with rec.store.transaction():
         marks.replace({"_id": UNBILLED_DROPPED, "dropped": dropped})
     return dropped
+
+
+def _each_row(rec: _Recognition) -> Iterator[dict[str, Any]]:
+    """Every charge row by ``_id``, a page at a time (the once-per-store passes: a store's rows are
+    never all held in memory, and a row written meanwhile past the page is still met)."""
+    last = ""
+    while page := rec.charges.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE):
+        last = page[-1]["_id"]
+        yield from page
 
 
 def _drop(rec: _Recognition, row: dict[str, Any]) -> None:
@@ -126,24 +130,19 @@ def number_lines_once(rec: _Recognition) -> int | None:
     marks = rec.store.collection(LAYOUT)
     if marks.get(LINES_NUMBERED) is not None:
         return None
-    written, last = 0, ""
-    while True:  # by _id, a page at a time
-        page = rec.charges.find({"_id": {"$gt": last}}, sort=[("_id", 1)], limit=_PAGE)
-        if not page:
-            break
-        last = page[-1]["_id"]
-        for row in page:
-            rtype, _, rid = str(row["_id"]).partition("/")
-            charge = rec.read(rtype, rid) if rtype == "ChargeItem" and rid else None
-            if charge is None:
-                continue
-            numbered = {**row, "ident": line_identity(charge), "at": stored_at(charge)}
-            if numbered == row:
-                continue
-            with rec.store.transaction():
-                if rec.charges.get(row["_id"]) == row:  # read again under the write lock
-                    rec._in_group(lambda r=numbered: _renumber(rec, r))
-                    written += 1
+    written = 0
+    for row in _each_row(rec):
+        rtype, _, rid = str(row["_id"]).partition("/")
+        charge = rec.read(rtype, rid) if rtype == "ChargeItem" and rid else None
+        if charge is None:
+            continue
+        numbered = {**row, "ident": line_identity(charge), "at": stored_at(charge)}
+        if numbered == row:
+            continue
+        with rec.store.transaction():
+            if rec.charges.get(row["_id"]) == row:  # read again under the write lock
+                rec._in_group(lambda r=numbered: _renumber(rec, r))
+                written += 1
     with rec.store.transaction():
         marks.replace({"_id": LINES_NUMBERED, "written": written})
     return written
