@@ -44,10 +44,10 @@ settings = Settings(data_dir=Path(sys.argv[1]), http_port=0, mllp_port=0)
 with Engine(settings) as engine:
     parse = engine.ingestor.parse
 
-    def poisoned(text):
+    def poisoned(text, *more):
         if "LAB{poison:09d}" in text:
             os.kill(os.getpid(), signal.SIGKILL)
-        return parse(text)
+        return parse(text, *more)
 
     engine.ingestor.parse = poisoned
     print("recovered", engine.ingestor.recover(), flush=True)
