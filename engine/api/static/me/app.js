@@ -653,6 +653,7 @@ async function main() {
     if (s) {
       $("export").addEventListener("click", () => exportEverything(s).catch((e) => status(e.message, true)));
       await load(s);
+      endAtExpiry(s);
     } else $("signin").hidden = false;
   } catch (e) {
     if (signingOut) return;  // a read refused because the token was just revoked is no news
@@ -661,5 +662,15 @@ async function main() {
     if (typeof e.words === "function") say(e.words); else status(e.message, true);
     document.body.dataset.ready = "error";
   }
+}
+/** The token's end takes the record off the screen when it comes (sessionOver), not at the next
+ * read: a page left open on a shared phone had shown the record for as long as it stayed open
+ * after its 15 minutes (a review of fammend19). */
+function endAtExpiry(s) {
+  setTimeout(() => {
+    if (signingOut || !state.loaded || session()) return;
+    sessionOver();
+    say(() => W().sessionExpired);  // said again in the other language when switched
+  }, Math.max(0, s.exp - Date.now() - 5000) + 500);
 }
 main();
