@@ -115,6 +115,13 @@ def _label_content(ctx: Context) -> None:
             continue
         for label in resource.get("securityLabel") or ():
             found |= {c.get("code") for c in label.get("coding") or () if c.get("system") == _CONFIDENTIALITY}
+    # and from TXA-18 itself, as the document's table maps it: a message with its order (ORC/OBR
+    # before TXA) writes a report and no DocumentReference, and its V text was left unlabelled
+    confidentiality = vocabulary(ctx.site, "document_confidentiality")
+    for txa in ctx.message.all("TXA"):
+        mapped = confidentiality.get(txa.value(18).strip().upper())
+        if isinstance(mapped, dict) and mapped.get("code"):
+            found.add(str(mapped["code"]))
     top = "V" if "V" in found else "R" if "R" in found else None
     if top is None:
         return
