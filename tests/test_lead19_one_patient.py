@@ -28,8 +28,8 @@ def test_the_same_identifiers_with_another_persons_particulars_are_refused(engin
 
 
 def test_a_second_visit_in_one_message_is_refused(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    text = oru("SV1", "PID|2||ZYA^^^FNXRMYY^MR||张^三||19850412|M\rPV1|2|I||||||||||||||||V002\r")
-    text = text.replace(b"M\rOBR|1|ORD-A1", b"M\rPV1|1|O||||||||||||||||V001\rOBR|1|ORD-A1", 1)
+    text = oru("SV1", "PID|2||ZYA^^^FNXRMYY^MR||张^三||19850412|M\rPV1|2|I|||||||||||||||||V002\r")
+    text = text.replace(b"M\rOBR|1|ORD-A1", b"M\rPV1|1|O|||||||||||||||||V001\rOBR|1|ORD-A1", 1)
     (ack,) = send(engine, text)
     assert ack_code_of(ack) == "AE", ack  # was AA, the V002 result linked to visit V001
     assert [e for e in err_fields(ack) if e[2].startswith("PV1^2") and e[4] == "E"], ack
@@ -37,8 +37,8 @@ def test_a_second_visit_in_one_message_is_refused(engine: Engine, fhir: TestClie
 
 
 def test_the_same_visit_repeated_passes(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    text = oru("SV2", "PID|2||ZYA^^^FNXRMYY^MR||张^三||19850412|M\rPV1|2|O||||||||||||||||V001\r")
-    text = text.replace(b"M\rOBR|1|ORD-A1", b"M\rPV1|1|O||||||||||||||||V001\rOBR|1|ORD-A1", 1)
+    text = oru("SV2", "PID|2||ZYA^^^FNXRMYY^MR||张^三||19850412|M\rPV1|2|O|||||||||||||||||V001\r")
+    text = text.replace(b"M\rOBR|1|ORD-A1", b"M\rPV1|1|O|||||||||||||||||V001\rOBR|1|ORD-A1", 1)
     (ack,) = send(engine, text)
     assert ack_code_of(ack) == "AA", ack
     assert [v for v, _ in stored(fhir, "GLU")] == [5.1, 5.6]
@@ -49,3 +49,27 @@ def test_sub_ids_of_other_digits_do_not_crash(engine: Engine, fhir: TestClient) 
     (ack,) = send(engine, adt("UD1", tp.format(sub="①", value="7.3"), tp.format(sub="²", value="6.4")))
     assert ack_code_of(ack) == "AA", ack  # was AE 207: invalid literal for int()
     assert [v for v, _ in stored(fhir, "TP")] == [6.4, 7.3]
+
+
+def test_a_pid_or_pv1_repeated_with_less_passes(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """(a review of the lead's mend) Repeats that say less, or the same with trailing separators,
+    are the same patient and visit: refusing them refused good traffic."""
+    for n, (second, first_pv1) in enumerate((
+            ("PID|2||ZYA^^^FNXRMYY^MR~||张^三^^^||19850412|M\r", ""),  # trailing separators
+            ("PID|2||ZYA^^^FNXRMYY^MR\r", ""),  # only PID-3 repeated
+            ("PID|2||ZYA^^^FNXRMYY^MR||张^三||19850412|M\rPV1|2||||||||||||||||||V001\r",  # only the visit
+             "PV1|1|O|W1^101^1||||D7^张^医生||||||||||||V001\r"))):
+        text = oru(f"RL{n}", second)
+        if first_pv1:
+            text = text.replace(b"M\rOBR|1|ORD-A1", b"M\r" + first_pv1.encode() + b"OBR|1|ORD-A1", 1)
+        (ack,) = send(engine, text)
+        assert ack_code_of(ack) == "AA", ack
+
+
+def test_a_visit_named_only_by_a_later_group_is_refused(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """(a review of the lead's mend) The first group names no visit and the second names V002: the
+    one visit read (the message's first PV1) was linked to the first group's result too."""
+    (ack,) = send(engine, oru("RV1", "PID|2||ZYA^^^FNXRMYY^MR||张^三||19850412|M\rPV1|2|I|||||||||||||||||V002\r"))
+    assert ack_code_of(ack) == "AE", ack
+    assert [e for e in err_fields(ack) if e[2].startswith("PV1^1") and e[4] == "E"], ack
+    assert stored(fhir, "GLU") == []

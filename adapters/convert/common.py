@@ -204,32 +204,55 @@ def one_patient(msg: Message) -> Segment | None:
                 "converted -- the second would be filed under the first patient. Send each "
                 "patient's orders and results in a message of its own",
                 code=SEGMENT_SEQUENCE_ERROR)
-        if _said(later) != _said(pids[0]):
+        if (said := _differs(pids[0], later, _PARTICULARS)) is not None:
             # the same identifiers with another name, birth date or sex (a review of convlast19:
-            # 李四's result filed under 张三): only the PID repeated as it was is the same patient
+            # 李四's result filed under 张三): only the first PID is read
             raise later.error(
-                f"PID {later.sequence} repeats the first PID's identifiers with other particulars "
-                "(name, birth date, sex ...); only the first PID is read, so its results would be "
-                "filed under the first PID's patient. Repeat the PID as it is, or send each patient "
-                "in a message of its own", code=SEGMENT_SEQUENCE_ERROR)
-    visits = msg.all("PV1")
+                f"PID {later.sequence} repeats the first PID's identifiers with another {said}; only "
+                "the first PID is read, so its results would be filed under the first PID's patient. "
+                "Repeat the PID as it is, or send each patient in a message of its own",
+                code=SEGMENT_SEQUENCE_ERROR)
+    structure = msg.msh.structure or ""
+    visits = [] if structure in _PRIOR_VISITS else msg.all("PV1")
+    if len(pids) > 1 and visits and visits[0].position > pids[1].position and _given(visits[0], 19):
+        # the first group names no visit and a later one does: msg.get("PV1") links every
+        # group's results to the later group's visit (a review of the lead's mend)
+        raise visits[0].error(
+            f"PV1 {visits[0].sequence} names a visit for a later patient group only; the message's "
+            "one visit would be linked to the first group's orders and results too. Send each "
+            "visit in a message of its own", code=SEGMENT_SEQUENCE_ERROR)
     for later in visits[1:]:
-        if _said(later) != _said(visits[0]):
+        if _differs(visits[0], later, (19,)) is not None:
             # only the first PV1 is read: a second group's other visit was linked to the first's
             raise later.error(
-                f"PV1 {later.sequence} names another visit than the first PV1; only the first visit "
-                "is read, so its orders and results would be linked to the first visit. Send each "
-                "visit in a message of its own", code=SEGMENT_SEQUENCE_ERROR)
+                f"PV1 {later.sequence} names another visit (PV1-19) than the first PV1; only the first "
+                "visit is read, so its orders and results would be linked to the first visit. Send "
+                "each visit in a message of its own", code=SEGMENT_SEQUENCE_ERROR)
     return pids[0]
 
 
-def _said(segment: Segment) -> list[str]:
-    """What a segment says beyond its set ID (field 1), trailing empty fields dropped: a PID or PV1
-    repeated in each group of one patient's message says the same."""
-    said = [f.strip() for f in segment.fields[2:]]
-    while said and not said[-1]:
-        said.pop()
-    return said
+# PID fields a repeated PID may leave empty but not state otherwise: name, birth date, sex
+_PARTICULARS = (5, 7, 8)
+_NAMES = {5: "name (PID-5)", 7: "birth date (PID-7)", 8: "sex (PID-8)", 19: "visit number (PV1-19)"}
+# structures whose prior-result groups carry an earlier visit's PV1 (v2.5.1 ch. 4: OML^O21's
+# PATIENT_VISIT_PRIOR and the like): their PV1s are not one visit repeated
+_PRIOR_VISITS = frozenset({"OML_O21", "OML_O33", "OML_O35", "OMG_O19", "OMI_O23", "OMB_O27"})
+
+
+def _given(segment: Segment, n: int) -> str:
+    """Field ``n`` as given, trailing empty components, subcomponents and repetitions dropped."""
+    enc = segment.enc
+    return segment.field(n).strip().rstrip(enc.component + enc.repetition + enc.subcomponent + " ")
+
+
+def _differs(first: Segment, later: Segment, fields: tuple[int, ...]) -> str | None:
+    """The first of ``fields`` both segments give and give differently (what it is, for the error),
+    or None: a later segment repeating less than the first (an empty field) says nothing else."""
+    for n in fields:
+        one, other = _given(first, n), _given(later, n)
+        if one and other and one != other:
+            return _NAMES.get(n, f"field {n}")
+    return None
 
 
 def _identifiers(pid: Segment) -> tuple[tuple[str, ...], ...]:

@@ -153,9 +153,9 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
 def line_identity(charge: dict[str, Any]) -> str | None:
     """The charge line's own number: its first identifier with a value (HL7 FT1-2, the
     transaction id), scoped by the identifier's system, the performing institution and the
-    patient the line names; None without an institution or a patient (a bare number says nothing
-    of whose line it is). By it one line stored twice under two ids (a feed that resends it, or
-    corrects its amount) is one line.
+    patient the line names (either may be absent: a line posted through the API may name no
+    institution); None with neither (a bare number says nothing of whose line it is). By it one
+    line stored twice under two ids (a feed that resends it, or corrects its amount) is one line.
 
     Why the institution and the patient always, not the system alone: FT1-2 ``1001^HIS`` converts to
     the system ``urn:huren:id:HIS`` at every hospital, so the system names no one's sequence: a
