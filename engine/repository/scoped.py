@@ -351,11 +351,7 @@ class ScopedRepository:
                 return True
         if not unknown:
             return False
-        for rec in self.repo.backend.current_many(unknown).values():
-            if (not rec.deleted and rec.body is not None and confidentiality.may_carry(rec.body)
-                    and self._labelled(fhirjson.loads(rec.body))):
-                return True
-        return False
+        return any(self._stored_labelled(rec) for rec in self.repo.backend.current_many(unknown).values())
 
     def _cites_withheld_raw(self, raw: bytes) -> bool | None:
         """``_cites_withheld`` from a flag's stored bytes, during a search (a flag counted, not
@@ -410,16 +406,17 @@ class ScopedRepository:
         caller (for operations that tell of records by reference without reading them for the
         caller: ``$check-recognition``'s prior results). One primary-key read, skipped by the
         byte pre-check; nothing is withheld from a caller shown every label."""
-        if not self._hidden_labels:
-            return False
-        rec = self.repo.backend.current(rtype, rid)
-        if rec is None or rec.deleted or rec.body is None or not confidentiality.may_carry(rec.body):
-            return False
-        return self._labelled(fhirjson.loads(rec.body))
+        return bool(self._hidden_labels) and self._stored_labelled(self.repo.backend.current(rtype, rid))
 
     def _labelled(self, resource: dict[str, Any]) -> bool:
         """Does ``resource`` carry a confidentiality label withheld from this caller?"""
         return not self._hidden_labels.isdisjoint(confidentiality.labels(resource))
+
+    def _stored_labelled(self, rec: StoredResource | None) -> bool:
+        """``_labelled`` for a stored current version (none, deleted or bodiless: no); the byte
+        pre-check first, so the many records that carry no label are not parsed."""
+        return (rec is not None and not rec.deleted and rec.body is not None
+                and confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body)))
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
@@ -622,9 +619,7 @@ class ScopedRepository:
                 else:
                     keys = [(t, value) for t in sorted(self.repo.params.resource_types)]
                 found = self.repo.backend.current_many(keys) if keys else {}
-                withheld = {k for k, rec in found.items() if rec is not None and not rec.deleted and rec.body is not None
-                            and confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body))}  # type: ignore[arg-type]
-                if not withheld:
+                if not any(self._stored_labelled(rec) for rec in found.values()):
                     kept.append(value)
             if not kept:
                 return None
@@ -1039,9 +1034,7 @@ class ScopedRepository:
         if not self.confined:
             self.read_raw("Patient", patient_id)
             return
-        rec = self.repo.backend.current("Patient", patient_id)
-        if (rec is not None and not rec.deleted and rec.body is not None and confidentiality.may_carry(rec.body)
-                and self._labelled(fhirjson.loads(rec.body))):
+        if self._stored_labelled(self.repo.backend.current("Patient", patient_id)):
             raise self.unknown("Patient")
 
     # -- writes ----------------------------------------------------------------------------------------
