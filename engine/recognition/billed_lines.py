@@ -98,7 +98,17 @@ def _each_row(rec: _Recognition) -> Iterator[dict[str, Any]]:
 def _drop(rec: _Recognition, row: dict[str, Any]) -> None:
     """Drop ``row`` and price again the flags of the results it named (the row's ``services``)."""
     rec.charges.delete(row["_id"])
-    for service in dict.fromkeys([*(row.get("services") or ()), *([row["service"]] if row.get("service") else [])]):
+    _reprice(rec, _named(row))
+
+
+def _named(row: dict[str, Any]) -> list[Any]:
+    """The results a charge row names (``services``, and the older single ``service``)."""
+    return [*(row.get("services") or ()), *([row["service"]] if row.get("service") else [])]
+
+
+def _reprice(rec: _Recognition, services: list[Any]) -> None:
+    """Price again the flags of these results (each once); their decisions stand."""
+    for service in dict.fromkeys(services):
         member = rec.index.get(str(service))
         if member is not None:
             rec._reprice_flag(member)
@@ -151,11 +161,8 @@ def number_lines_once(rec: _Recognition) -> int | None:
 def _renumber(rec: _Recognition, row: dict[str, Any]) -> None:
     """Store ``row`` and price again the flags of the results its line's versions name."""
     rec.charges.replace(row)
-    services = [*(row.get("services") or ()), *([row["service"]] if row.get("service") else [])]
+    services = _named(row)
     if row.get("ident"):
         for other in rec.charges.find({"ident": row["ident"]}):
             services.extend(other.get("services") or ())
-    for service in dict.fromkeys(services):
-        member = rec.index.get(str(service))
-        if member is not None:
-            rec._reprice_flag(member)
+    _reprice(rec, services)
