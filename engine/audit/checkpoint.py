@@ -111,6 +111,18 @@ def signed_note(keys: AuditKeys, body: str) -> tuple[str, bytes, str]:
     return key_id, sig, body + "\n" + line
 
 
+def note_signature(sigs: str) -> bytes:
+    """The key id and signature (4 + 64 bytes expected) of a signed note's one signature line --
+    ``sigs``, what follows the blank line -- as ``signed_note`` writes it. Read for checkpoints and
+    for an export's signed header alike. Raises ``CheckpointError`` for no or several signature
+    lines, ``ValueError``/``binascii.Error`` for a malformed one."""
+    sig_lines = [line for line in sigs.split("\n") if line]
+    if len(sig_lines) != 1 or not sig_lines[0].startswith(SIG_PREFIX):
+        raise CheckpointError("expected exactly one signature line")
+    _, blob = sig_lines[0][len(SIG_PREFIX):].rsplit(" ", 1)
+    return base64.b64decode(blob, validate=True)
+
+
 def parse_checkpoint(text: str) -> Checkpoint:
     """The origin, size and root hash, then extension lines (C2SP ``tlog-checkpoint``: any number,
     each non-empty): huren's ``time`` and ``seq`` (required), ``recovered`` (optional), and any line a
@@ -143,11 +155,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         if recovered is not None and not 0 <= recovered < size:
             raise CheckpointError(f"recovered {recovered} is outside 0..{size - 1}")
         root = base64.b64decode(lines[2], validate=True)
-        sig_lines = [s for s in sigs.split("\n") if s]
-        if len(sig_lines) != 1 or not sig_lines[0].startswith(SIG_PREFIX):
-            raise CheckpointError("expected exactly one signature line")
-        _, blob = sig_lines[0][len(SIG_PREFIX):].rsplit(" ", 1)
-        raw = base64.b64decode(blob, validate=True)
+        raw = note_signature(sigs)
     except (ValueError, binascii.Error) as exc:
         raise CheckpointError(f"malformed checkpoint: {exc}") from exc
     if len(root) != 32 or len(raw) != 68:

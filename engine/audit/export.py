@@ -28,7 +28,6 @@ CLI exits 3, not 0), since whoever could rewrite the file could rewrite its keys
 
 from __future__ import annotations
 
-import base64
 import binascii
 import getpass
 import os
@@ -41,7 +40,7 @@ import orjson
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from engine.audit import merkle
-from engine.audit.checkpoint import SEAL, SIG_PREFIX, now_utc, signed_note
+from engine.audit.checkpoint import SEAL, note_signature, now_utc, signed_note
 from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.audit.log import AuditLog
 from engine.audit.verify import Report, Verifier, iter_records
@@ -226,10 +225,7 @@ def _parse_header_note(note: Any) -> tuple[dict[str, str], str, bytes, str]:
                 raise ValueError(f"{name} {stated[name]!r} is no count")
         if len(bytes.fromhex(stated["root"])) != 32:
             raise ValueError("the root is not 32 bytes")
-        sig_lines = [x for x in sigs.split("\n") if x]
-        if len(sig_lines) != 1 or not sig_lines[0].startswith(SIG_PREFIX):
-            raise ValueError("expected exactly one signature line")
-        raw = base64.b64decode(sig_lines[0][len(SIG_PREFIX):].rsplit(" ", 1)[-1], validate=True)
+        raw = note_signature(sigs)
     except binascii.Error as exc:
         raise ValueError(str(exc)) from exc
     if len(raw) != 68:
