@@ -650,23 +650,36 @@ def commit_pages(count: int, batch: int = 50, stored: int = 0) -> None:
 
 
 class _CountingConnection(_TimedConnection):
-    """A SQLite connection that counts its statements by their text, and the rows each
-    ``executemany`` binds, for ``counts``."""
+    """A SQLite connection that counts its statements by their text, the rows each
+    ``executemany`` binds and the thread CPU each statement takes, for ``counts``: which of
+    "backend put" and "transactions + COMMIT" is which statement (the COMMIT alone, each
+    table's rows), in the same run as the counts."""
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
         object.__setattr__(self, "statements", collections.Counter())
         object.__setattr__(self, "rows", collections.Counter())
+        object.__setattr__(self, "cpu", collections.Counter())
 
     def execute(self, sql: str, *args: Any) -> Any:
-        self.statements[_statement(sql)] += 1
-        return self._conn.execute(sql, *args)
+        key = _statement(sql)
+        self.statements[key] += 1
+        t0 = time.thread_time()
+        try:
+            return self._conn.execute(sql, *args)
+        finally:
+            self.cpu[key] += time.thread_time() - t0
 
     def executemany(self, sql: str, seq: Any) -> Any:
         seq = list(seq)
-        self.statements[_statement(sql)] += 1
-        self.rows[_statement(sql)] += len(seq)
-        return self._conn.executemany(sql, seq)
+        key = _statement(sql)
+        self.statements[key] += 1
+        self.rows[key] += len(seq)
+        t0 = time.thread_time()
+        try:
+            return self._conn.executemany(sql, seq)
+        finally:
+            self.cpu[key] += time.thread_time() - t0
 
 
 def _statement(sql: str) -> str:
@@ -724,10 +737,12 @@ def counts(count: int, batch: int = 50) -> None:
     per = 1 / count
     print(f"Counted per ORU^R01 lab message (12 OBX), {count} in batches of {batch} ({load_note()}):")
     print(f"  SQL statements on the writer connection: {sum(counted.statements.values()) * per:.1f}; "
-          f"rows bound by executemany: {sum(counted.rows.values()) * per:.1f}")
-    for sql, n in counted.statements.most_common(12):
-        rows = counted.rows.get(sql)
-        print(f"    {n * per:6.2f}" + (f" x {rows / n:6.1f} rows" if rows else " " * 12) + f"  {sql}")
+          f"rows bound by executemany: {sum(counted.rows.values()) * per:.1f}; their thread CPU "
+          f"{sum(counted.cpu.values()) * per * 1e6:,.0f} us (each statement's, dearest first)")
+    for sql, cpu in counted.cpu.most_common(12):
+        n, rows = counted.statements[sql], counted.rows.get(sql)
+        print(f"    {n * per:6.2f}" + (f" x {rows / n:6.1f} rows" if rows else " " * 12)
+              + f" {cpu * per * 1e6:6.1f} us  {sql}")
     print("  orjson.dumps by caller: " + ", ".join(f"{name} {n * per:.1f}" for name, n in dumps.most_common(8)))
     print("  hashes (digests) and other calls: " + ", ".join(f"{name} {n * per:.1f}" for name, n in calls.most_common()))
     rows, body, sortkeys, hkeys, ranges = (v or 0 for v in stored)
