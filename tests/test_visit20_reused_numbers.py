@@ -143,8 +143,16 @@ def test_another_patients_admission_under_a_stored_visit_number_is_refused(
     # they would name patient 1's visit as theirs
     refused(engine, mllp, adt("A08", "A08-2", TWO, "V100", ts(2, 9)), "A08-2", "PV1^1^19")
     refused(engine, mllp, oru("ORU-2", TWO, "V100", "B7", "F7", ts(2, 10)), "ORU-2", "PV1^1^19")
+    order = (msh("HOSPA", "HIS", "ORM^O01^ORM_O01", ts(2, 11), "ORM-2") + pid(*TWO) + pv1("V100", ts(2))
+             + f"ORC|NW|B8^HIS|||||||{ts(2, 11)}|||D7^张^医生\n" + f"OBR|1|B8^HIS||{CBC}|||{ts(2, 11)}\n")
+    refused(engine, mllp, order, "ORM-2", "PV1^1^19")
     assert one_visit(fhir) == before
-    assert not read(fhir, "DiagnosticReport") and not read(fhir, "Observation")
+    assert not read(fhir, "DiagnosticReport") and not read(fhir, "Observation") and not read(fhir, "ServiceRequest")
+    # patient 1's own result under the visit number refers to patient 1's visit
+    accepted(mllp, oru("ORU-1", ONE, "V100", "B7", "F7", ts(1)))
+    (report,) = read(fhir, "DiagnosticReport")
+    assert report["encounter"]["reference"] == f"Encounter/{before['id']}"
+    assert report["subject"]["reference"] == f"Patient/{one}"
 
 
 def test_the_same_person_under_the_same_visit_number_still_merges(mllp: int, fhir: TestClient) -> None:
@@ -231,3 +239,32 @@ def test_another_patients_study_under_a_stored_accession_is_refused(
     assert before["subject"]["reference"] == f"Patient/{one}"
     refused(engine, mllp, imaging("RIS-2", TWO, "B8", "F8", "ACC-1", ts(2)), "RIS-2", "OBR^1^18")
     assert read(fhir, "ImagingStudy") == [before]
+
+
+def test_appointments_and_charges_are_numbered_per_patient(mllp: int, fhir: TestClient) -> None:
+    """SCH-1/SCH-2 and FT1-2 key an Appointment and a ChargeItem under their patient (the message
+    templates' keys are patient-scoped): another patient's booking or charge under a stored number
+    is a resource of its own, patient 1's unchanged. (A guard: no defect found here on 69a7ff5.)"""
+
+    def siu(control: str, who: tuple[str, int | None, str], when: str) -> str:
+        return (msh("HOSPA", "HIS", "SIU^S12^SIU_S12", when, control)
+                + "SCH|APT-9^HIS|APT-9^HIS|||||FU^复诊^L|ROUTINE^常规^HL70276|20|MIN|^^20^20261210090000\n"
+                + pid(*who) + "RGS|1|A\n" + "AIP|1|A|D001^李^医生|D^医生\n")
+
+    def dft(control: str, who: tuple[str, int | None, str], when: str, amount: str) -> str:
+        return (msh("HOSPA", "HIS", "DFT^P03^DFT_P03", when, control) + f"EVN|P03|{when}\n" + pid(*who)
+                + pv1(f"V-{control}", when)
+                + f"FT1|1|T-5001||{when}||CG|SURG-01^阑尾切除术^L||1|1||{amount}&CNY\n")
+
+    accepted(mllp, siu("SIU-1", ONE, ts(3)))
+    accepted(mllp, dft("DFT-1", ONE, ts(3), "2300.50"))
+    one = patient_id(fhir, "MRN-V1")
+    (booking,) = read(fhir, "Appointment")
+    (charge,) = read(fhir, "ChargeItem")
+    accepted(mllp, siu("SIU-2", TWO, ts(2)))
+    accepted(mllp, dft("DFT-2", TWO, ts(2), "99.00"))
+    two = patient_id(fhir, "MRN-V2")
+    assert read(fhir, "Appointment", actor=f"Patient/{one}") == [booking]
+    assert read(fhir, "ChargeItem", subject=f"Patient/{one}") == [charge]
+    assert len(read(fhir, "Appointment", actor=f"Patient/{two}")) == 1
+    assert len(read(fhir, "ChargeItem", subject=f"Patient/{two}")) == 1
