@@ -79,8 +79,9 @@ def mdm(control: str, who: tuple[str, int | None, str], number: str, when: str) 
 
 
 def imaging(control: str, who: tuple[str, int | None, str], placer: str, filler: str, accession: str,
-            when: str) -> str:
+            when: str, uid: str = "") -> str:
     return (msh("HOSPA", "PACS", "ORU^R01^ORU_R01", when, control) + pid(*who)
+            + (f"ZDS|{uid}^PACS^Application^DICOM\n" if uid else "")
             + f"ORC|RE|{placer}^HIS|{filler}^PACS\n"
             + f"OBR|1|{placer}^HIS|{filler}^PACS|CT01^胸部CT平扫^L|||{when}|||||||||||{accession}||||{when}||CT|F\n"
             + f"OBX|1|TX|IMP^印象^L||未见异常||||||F|||{when}\n")
@@ -195,6 +196,15 @@ def test_a_merge_and_a_visit_move_still_move_the_visit(engine: Engine, mllp: int
     assert one_visit_numbered(fhir, "V100")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V2')}"
 
 
+def test_an_a34_merge_keeps_the_visit_with_the_survivor(mllp: int, fhir: TestClient) -> None:
+    accepted(mllp, adt("A01", "A01-7", ("MRN-V7", None, "孙^七"), "V300", ts(3)))
+    a34 = (msh("HOSPA", "HIS", "ADT^A34^ADT_A30", ts(2), "A34-1") + f"EVN|A34|{ts(2)}\n"
+           + pid("MRN-V8", None, "孙^七") + "MRG|MRN-V7^^^HOSPA^MR\n")
+    accepted(mllp, a34)
+    accepted(mllp, adt("A08", "A08-8", ("MRN-V8", None, "孙^七"), "V300", ts(1)))
+    assert one_visit_numbered(fhir, "V300")["subject"]["reference"] == f"Patient/{patient_id(fhir, 'MRN-V8')}"
+
+
 def one_visit_numbered(fhir: TestClient, number: str) -> dict[str, Any]:
     (visit,) = read(fhir, "Encounter", identifier=number)
     return visit
@@ -239,6 +249,12 @@ def test_another_patients_study_under_a_stored_accession_is_refused(
     assert before["subject"]["reference"] == f"Patient/{one}"
     refused(engine, mllp, imaging("RIS-2", TWO, "B8", "F8", "ACC-1", ts(2)), "RIS-2", "OBR^1^18")
     assert read(fhir, "ImagingStudy") == [before]
+    # a study UID (ZDS-1) keys the study before the accession: another patient under it, refused there
+    uid = "1.2.840.113619.2.55.3.604688119.969.1"
+    accepted(mllp, imaging("RIS-3", ONE, "B9", "F9", "ACC-3", ts(2, 9), uid=uid))
+    studies = read(fhir, "ImagingStudy")
+    refused(engine, mllp, imaging("RIS-4", TWO, "B10", "F10", "ACC-4", ts(1), uid=uid), "RIS-4", "ZDS^1^1")
+    assert read(fhir, "ImagingStudy") == studies and len(studies) == 2
 
 
 def test_appointments_and_charges_are_numbered_per_patient(mllp: int, fhir: TestClient) -> None:
