@@ -77,13 +77,17 @@ class Said:
     - ``fields``: element -> the field of the message that stated it (``ORC[1]-5``, ``located``): a
       value the rules do not store is located in the ACK's ERR-2, as any other problem with a field;
     - ``sub_id``: the message tells the result from its test's others by a sub-id (OBX-4): new to a
-      report beside one of its test and time, it is another result, not a time point re-sent alone.
+      report beside one of its test and time, it is another result, not a time point re-sent alone;
+    - ``moved_from``: element -> the reference the message says the stored value was (an A45 moves
+      a visit from the patient MRG-1 names to PID's): a move the sender states, not a number reused,
+      so ``another_person`` lets it pass when the stored value is that record (or its person's).
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
     assumed: frozenset[str] = frozenset()
     fields: tuple[tuple[str, str], ...] = ()
     sub_id: bool = False
+    moved_from: tuple[tuple[str, str], ...] = ()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -166,6 +170,7 @@ class TypePlan:
     sliced: tuple[str, ...] = ()  # the elements with slices: the only ones a create's ``combine`` looks at
     settled: tuple[tuple[str, ElementPlan], ...] = ()  # the ``status_follows`` elements
     inherited: tuple[tuple[str, ElementPlan], ...] = ()  # the ``inherits`` elements
+    persons: tuple[str, ...] = ()  # the ``another_person`` elements
 
 
 class Persons(Protocol):
@@ -340,7 +345,9 @@ class MergeRules:
         settled = tuple((name, e) for name, e in elements.items() if e.status_follows and e.mode != "replace")
         inherited = tuple((name, e) for name, e in elements.items() if e.inherits)
         trivial = trivial and not inherited
-        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited)
+        persons = tuple(name for name, e in elements.items() if e.another_person)
+        plan = TypePlan(default, elements, trivial, guards, choices, follows, over, sliced, settled, inherited,
+                        persons)
         self._plans[(rtype, source)] = plan
         return plan
 
@@ -459,7 +466,7 @@ class MergeRules:
             if ep.another and isinstance(st, dict) and isinstance(inc, dict):
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
-                self._another_person(rtype, name, ep, st, inc, source, fields, issues)
+                self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
             if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
@@ -543,17 +550,21 @@ class MergeRules:
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
 
     def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
-                        source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
+                        source: str, fields: Mapping[str, str], issues: list[Issue],
+                        said: Said | None = None) -> None:
         """``another_person``: the writer names another Patient than the stored version's -- one
-        order number (ORC-2/OBR-2, OBR-3), two patients: a placer's sequence restarted (per year,
-        per department), and the second message would re-file the first patient's order (and the
-        results matched to it by number) under the second. Another record is the same person only
-        when the patient index says so (``Persons``: records linked by ID number, merged by an
-        A34/A40 or an operator, linked by an operator) -- such a write passes, the subject moving
-        to the record the writer names. Refused (``reject``): located at the field that keyed the
-        resource (``Said.fields``: ORC-2, OBR-2 or OBR-3) an HL7 error for the ACK's ERR, else
-        422. Without the index in reach (a repository with no patient index) nothing is asked and
-        nothing refused: "not the same person" is the index's to say."""
+        number, two patients: an order number (ORC-2/OBR-2, OBR-3), a visit number (PV1-19), a
+        specimen, document or accession number that a sender's sequence restarted (per year, per
+        department) or gave twice, and the second message would re-file the first patient's
+        resource (and what refers to it by number) under the second. Another record is the same
+        person only when the patient index says so (``Persons``: records linked by ID number,
+        merged by an A34/A40 or an operator, linked by an operator) -- such a write passes, the
+        subject moving to the record the writer names. A move the message states (``Said.moved_from``:
+        an A45 moving a visit from the record MRG-1 names) passes when the stored value is that
+        record or its person's. Refused (``reject``): located at the field that keyed the resource
+        (``Said.fields``: ORC-2, OBR-2, OBR-3, PV1-19, SPM-2, TXA-12, OBR-18) an HL7 error for the
+        ACK's ERR, else 422. Without the index in reach (a repository with no patient index)
+        nothing is asked and nothing refused: "not the same person" is the index's to say."""
         mine, theirs = st.get("reference"), inc.get("reference")
         if (not isinstance(mine, str) or not isinstance(theirs, str) or mine == theirs
                 or not mine.startswith("Patient/") or not theirs.startswith("Patient/")):
@@ -564,16 +575,44 @@ class MergeRules:
         one, other = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
         if persons.same_person(one, other):
             return
+        prior = dict(said.moved_from).get(name) if said is not None else None
+        if prior is not None and (prior == mine or (prior.startswith("Patient/") and persons.same_person(
+                one, prior.removeprefix("Patient/")))):
+            return
+        at = field_of(fields.get(f"{rtype}.{name}", ""))
+        number = f"the number that keys it ({at[0]}-{at[2]})" if at is not None else "the number that keys it"
         # (no record ids in the text: it is the ACK's ERR-8, read by the sender's staff; the raw
         # message kept for replay names both patients)
-        text = (f"{rtype}.{name}: the order number names the stored order of another patient; "
+        text = (f"{rtype}.{name}: {number} names a stored {rtype} of another patient; "
                 f"{_writer(source)} names a patient the patient index does not hold for the same "
-                "person: it would re-file that patient's order, not stated (a placer or filler number is "
-                "unique only while its application does not restart it)")
-        at = field_of(fields.get(f"{rtype}.{name}", ""))
+                f"person: it would re-file that patient's {rtype}, not stated (an order, visit, specimen "
+                "or document number is unique only while its sender does not restart or reuse it)")
         if ep.another_person == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
+
+    def found(self, stored: Resource, incoming: Resource, source: str) -> list[Issue]:
+        """A create-only resource found stored (the thin Encounter a lab or order message carries
+        so its Bundle stands alone: written only when absent) is left as it is -- but the message
+        still names it as its own: patient 2's results under patient 1's visit number referred to
+        patient 1's visit. ``another_person`` is asked as for an update (raises as it does); the
+        issues of a ``warn`` are returned. ``wants_found`` tells the caller whether to ask (and
+        parse the stored version) at all."""
+        rtype = incoming["resourceType"]
+        plan = self.plan(rtype, source)
+        issues: list[Issue] = []
+        saids = getattr(self._local, "said", None)
+        said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
+        fields = {f"{rtype}.{element}": at for element, at in said.fields} if said is not None else {}
+        for name in plan.persons:
+            st, inc = stored.get(name), incoming.get(name)
+            if isinstance(st, dict) and isinstance(inc, dict):
+                self._another_person(rtype, name, plan.elements[name], st, inc, source, fields, issues, said)
+        return issues
+
+    def wants_found(self, rtype: str, source: str) -> bool:
+        """Whether ``found`` asks anything of a create-only ``rtype`` from ``source`` found stored."""
+        return bool(self.plan(rtype, source).persons)
 
     def _over(self, name: str, ep: ElementPlan, stored: Resource, incoming: Resource, out: Resource,
               over: tuple[tuple[str, ElementPlan], ...], fields: Mapping[str, str], source: str = "",

@@ -76,6 +76,9 @@ def _encounter(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]
                                        templates.encounter_status_assumed(env.ctx, env.event))
     if env.encounter is None:
         env.encounter = scope.encounter
+    moved = scope.first(spec["moved_from"]) if spec.get("moved_from") else None
+    if moved is not None:  # A45: the visit moves from the record MRG-1 names
+        his.moved_visit(moved, env.ctx, scope.encounter)
     return scope.encounter
 
 

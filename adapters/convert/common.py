@@ -413,6 +413,8 @@ def encounter(
     if assumed and res["status"] == status:
         ctx.assumed(res, "status")
     res["subject"] = patient
+    if visit:  # another patient under a stored visit number is refused there (merge.yaml ``another_person``)
+        ctx.located(res, "subject", pv1, 19)
     res["serviceProvider"] = organization(ctx)
     for part in undoes:
         ctx.delete(res, part, why=f"cancel event {event}")

@@ -109,6 +109,8 @@ class Context:
     assumptions: list[tuple[Resource, str]] = field(default_factory=list)
     fields: list[tuple[Resource, str, str]] = field(default_factory=list)
     told_apart: list[Resource] = field(default_factory=list)  # results with a sub-id (OBX-4)
+    # (resource, element, the reference the message says the stored value was): a move it states (A45)
+    moves: list[tuple[Resource, str, str]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -201,15 +203,20 @@ class Context:
         to a report beside one of its test and time, it is another result, not one re-sent alone."""
         self.told_apart.append(resource)
 
+    def moved(self, resource: Resource, element: str, prior: str) -> None:
+        """The message moves ``element`` of ``resource`` from ``prior`` (a reference): an A45 moves
+        the visit from the patient MRG-1 names to PID's (``Said.moved_from``)."""
+        self.moves.append((resource, element, prior))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
-        return len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart)
+        return len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
-        if not (self.deletes or self.assumptions or self.fields or self.told_apart):
+        if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -227,9 +234,14 @@ class Context:
             if ref is not None:
                 fields.setdefault(ref, []).append((element, at))
         apart = {ref for resource in self.told_apart if (ref := _ref_of(resource)) is not None}
+        moves: dict[str, list[tuple[str, str]]] = {}
+        for resource, element, prior in self.moves:
+            ref = _ref_of(resource)
+            if ref is not None:
+                moves.setdefault(ref, []).append((element, prior))
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
-                          ref in apart)
-                for ref in {*deletes, *assumed, *fields, *apart}}
+                          ref in apart, tuple(moves.get(ref, ())))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -39,8 +39,10 @@ def convert_merge(ctx: Context) -> None:
     _report_unmapped(ctx, _CONSUMED)
 
 
-def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
-    skey, sref = survivor
+def prior_patient(mrg: Segment, ctx: Context) -> tuple[str, str]:
+    """MRG-1 (prior patient identifier list) -> (the prior record's key, its MRN or ""): the first
+    MRN-like identifier, else the first identifier. One reading for a merge (A34/A40) and a visit
+    move (A45: the record the visit was filed under)."""
     old_reps = [r for r in mrg.reps(1) if r.comp(1).strip()]
     if not old_reps:
         raise mrg.error(
@@ -52,7 +54,22 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
         if rep.comp(5).strip().upper() in ("", inst.mrn_type, "MR", "PI", "PT"):
             old_mrn = rep.comp(1).strip()
             break
-    old_key = old_mrn or f"id|{old_reps[0].comp(1).strip()}"
+    return old_mrn or f"id|{old_reps[0].comp(1).strip()}", old_mrn
+
+
+def moved_visit(mrg: Segment, ctx: Context, encounter: dict[str, str]) -> None:
+    """A45 (move visit information): the message moves the visit (``encounter``) from the record
+    MRG-1 names to PID's. A move the sender states, not a visit number reused for another patient:
+    ``merge.yaml`` Encounter.subject (``another_person``) lets it pass when the visit is stored
+    under that record (or its person's) -- and only then."""
+    key, _ = prior_patient(mrg, ctx)
+    ctx.moved(ctx.resources[encounter["reference"]], "subject", ctx.ref("Patient", key)["reference"])
+
+
+def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> None:
+    skey, sref = survivor
+    old_key, old_mrn = prior_patient(mrg, ctx)
+    inst = ctx.institution
     if old_key == skey:
         raise mrg.error("MRG-1 names the surviving patient itself", 1, 1)
     old: dict[str, Any] = {

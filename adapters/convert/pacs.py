@@ -334,6 +334,12 @@ def _imaging_study(group: results.Group, ctx: Context, info: dict[str, Any]) -> 
         interpreter = _interpreter(obr, ctx)
         if interpreter:
             study["interpreter"] = [interpreter]
+    # the number that keys the study: another patient under it is refused there (merge.yaml ``another_person``)
+    ipc = ctx.message.get("IPC")
+    keyed_by = ((where, field_no) if uid else (ipc, 1) if ipc is not None and ipc.value(1)
+                else (obr, 18) if accession else (None, 0))
+    if keyed_by[0] is not None:
+        ctx.located(study, "subject", keyed_by[0], keyed_by[1])
     return ctx.put(study, key)
 
 
@@ -417,4 +423,6 @@ def _document_reference(
     if context:
         doc["context"] = context
     key = f"doc|{txa.value(12)}" if txa is not None and txa.value(12) else f"{info['key']}|document"
+    if txa is not None and txa.value(12):  # another patient under it is refused there (merge.yaml ``another_person``)
+        ctx.located(doc, "subject", txa, 12)
     ctx.put(doc, key)

@@ -522,6 +522,8 @@ def specimens(
             accession = ei(sac.rep(2), {}, ctx)
             if accession and "accessionIdentifier" not in res:
                 res["accessionIdentifier"] = accession
+        if ident:  # another patient under it is refused there (merge.yaml ``another_person``)
+            ctx.located(res, "subject", spm, 2)
         ref = ctx.put(res, f"spm|{ident}" if ident else f"{key}|spm|{spm.value(1) or spm.sequence}")
         made = ctx.resources[ref["reference"]]
         if made is not res and request not in made["request"]:

@@ -374,7 +374,10 @@ class Writes(GroupCommit, Searching):
                 unhooked = ref in left and left[ref] in (None, existing.version)
             if existing is not None and not existing.deleted and not unhooked \
                     and f"{key[0]}/{key[1]}" in create_only:
-                results.append(FoundStored(existing))  # parsed only if its resource is read
+                found = FoundStored(existing)  # parsed only if its resource is read
+                if self.merge.wants_found(key[0], source):  # another patient's message under its number
+                    found.issues = self.merge.found(found.resource, r, source)
+                results.append(found)
                 continue
             result = self._store(r, existing, validate=False, source=source, unhooked=unhooked,
                                  merged=combined.get(f"{key[0]}/{key[1]}") if combined else None)
