@@ -333,8 +333,8 @@ class ScopedRepository:
         return None if shown is None else self._withhold(shown)
 
     def _cites_withheld(self, resource: dict[str, Any]) -> bool:
-        """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag)
-        cites one, as it stands now, whose label is withheld from this caller. Decided at read
+        """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag, a
+        message's Provenance) cites one, as it stands now, whose label is withheld from this caller. Decided at read
         time, not from the label the flag was stored with: a result labelled after its flag was
         written (a hospital re-sending it as R), or a flag stored before flags carried labels,
         told a clinician the item, institution and date of a result they read 404 (labelsmend19).
