@@ -568,7 +568,8 @@ class ScopedRepository:
     def _find_unseen(self, resource: dict[str, Any]) -> None:
         """For a caller some labels are withheld from who is not confined (a hospital's bound
         system, a clinician's app, an auditor): note in ``_unseen`` the records an AuditEvent's
-        entities name that carry such a label (one primary-key read per record and request), so
+        entities name that carry such a label (during a search from its per-type sets of labelled
+        ids, ``_withheld_ids``; else one primary-key read per record and request), so
         ``_without_unseen`` drops them as it does for a resident -- whose entities
         ``_names_only_own`` reads already. Before, such a caller's ``AuditEvent?entity=`` of a V
         document answered 0 (audlast19) while ``AuditEvent?patient=`` listed its import, naming
@@ -580,11 +581,17 @@ class ScopedRepository:
             target = parse_reference(ref, base) if isinstance(ref, str) else None
             if target is not None and target not in self._looked:
                 wanted.add(target)
-        if not wanted:
-            return
-        found = self.repo.backend.current_many(sorted(wanted))
         self._looked |= wanted
-        self._unseen.update(key for key in wanted if self._stored_labelled(found.get(key)))
+        unknown = []
+        for key in sorted(wanted):  # during a search, from its per-type sets of labelled ids, as a flag's
+            ids = self._withheld_ids(key[0]) if self._searching else None
+            if ids is None:
+                unknown.append(key)
+            elif key[1] in ids:
+                self._unseen.add(key)
+        if unknown:
+            found = self.repo.backend.current_many(unknown)
+            self._unseen.update(key for key in unknown if self._stored_labelled(found.get(key)))
 
     def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         """An AuditEvent without the entities a label withholds from this caller (their own record,
