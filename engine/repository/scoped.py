@@ -82,7 +82,9 @@ SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValu
 _FROM_RESIDENT = confidentiality.withheld_codes(Caller("", "patient", (), "", patient_ids=frozenset()))
 _IMPORT_BYTES = tuple(code.encode() for code in sorted(IMPORTS))  # an import's view names one of these
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
-_PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})"')
+# a plain ``Type/id`` reference, or one to a version of it (a Provenance's targets: the record as it
+# stands decides, as ``parse_reference`` reads it)
+_PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[0-9]{1,20})?"')
 Path_ = tuple[str, ...]
 
 
