@@ -32,7 +32,11 @@ it cites (v3: a derived record keeps its sources' "high water mark"). That store
 but what holds is decided when the flag is read (``DERIVED``; ``ScopedRepository.admit``): a flag
 is shown only when no record it cites, as that record stands now, carries a label withheld from
 the caller -- a result labelled after its flag was written, or a flag stored before flags carried
-labels, would otherwise still tell what the result does.
+labels, would otherwise still tell what the result does. A ``Provenance`` is decided the same
+way (twentieth round, probe20): the one huren writes per HL7 message targets every record the
+message wrote, so an MDM^T02's named the V document by id and type, with the message type and
+number, to the resident and to a clinician who read that document 404 -- and
+``Provenance?target=DocumentReference/<id>`` answered 1 for it, 0 for a made-up id.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 # label); one scan, ~0.6 us on a 1 kB result under load, asked once per match of a search
 MARKER = b"Confidentiality"
 _BOTH = frozenset({"R", "V"})
-# types huren builds from other records, withheld from a caller when a record they cite is
-DERIVED = frozenset({"DetectedIssue"})
+# types huren builds from other records (a flag from the results it cites, a Provenance from what its
+# message wrote), withheld from a caller when a record they cite is
+DERIVED = frozenset({"DetectedIssue", "Provenance"})
 
 
 def withheld_codes(caller: Caller) -> frozenset[str]:

@@ -80,8 +80,11 @@ RULES = Path(__file__).resolve().parents[2] / "mappings" / "access" / "confined.
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 # the labels that withhold a record from the resident it belongs to (``confidentiality``, their one owner)
 _FROM_RESIDENT = confidentiality.withheld_codes(Caller("", "patient", (), "", patient_ids=frozenset()))
+_IMPORT_BYTES = tuple(code.encode() for code in sorted(IMPORTS))  # an import's view names one of these
 _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
-_PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})"')
+# a plain ``Type/id`` reference, or one to a version of it (a Provenance's targets: the record as it
+# stands decides, as ``parse_reference`` reads it)
+_PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[0-9]{1,20})?"')
 Path_ = tuple[str, ...]
 
 
@@ -234,6 +237,7 @@ class ScopedRepository:
         self._rules = rules or confined_rules()
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
         self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
+        self._looked: set[tuple[str, str]] = set()  # AuditEvent entities checked for labels (``_find_unseen``)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
@@ -324,6 +328,9 @@ class ScopedRepository:
         if self._bound and not self._within_remit(resource):
             return None
         if self._compartment is None:
+            if self._hidden_labels and rtype == "AuditEvent":
+                self._find_unseen(resource)
+                return self._without_unseen(resource)
             return resource
         if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
             return None
@@ -333,8 +340,8 @@ class ScopedRepository:
         return None if shown is None else self._withhold(shown)
 
     def _cites_withheld(self, resource: dict[str, Any]) -> bool:
-        """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag)
-        cites one, as it stands now, whose label is withheld from this caller. Decided at read
+        """Whether a record built from others (``confidentiality.DERIVED``: a recognition flag, a
+        message's Provenance) cites one, as it stands now, whose label is withheld from this caller. Decided at read
         time, not from the label the flag was stored with: a result labelled after its flag was
         written (a hospital re-sending it as R), or a flag stored before flags carried labels,
         told a clinician the item, institution and date of a result they read 404 (labelsmend19).
@@ -491,6 +498,9 @@ class ScopedRepository:
         if self._bound:
             return None  # ``admit`` decides (the record's references)
         if self._compartment is None:
+            if (self._hidden_labels and rec.type == "AuditEvent" and rec.body is not None
+                    and any(code in rec.body for code in _IMPORT_BYTES)):
+                return None  # ``admit`` decides: an import of only withheld records is left out
             return True
         if rec.type in self._rules.inside or rec.body is None or not self._clean_bytes(rec.body):
             return None
@@ -556,6 +566,34 @@ class ScopedRepository:
                 if self._hidden_labels and confidentiality.may_carry(rec.body) and self._labelled(target):  # type: ignore[arg-type]
                     self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
+
+    def _find_unseen(self, resource: dict[str, Any]) -> None:
+        """For a caller some labels are withheld from who is not confined (a hospital's bound
+        system, a clinician's app, an auditor): note in ``_unseen`` the records an AuditEvent's
+        entities name that carry such a label (during a search from its per-type sets of labelled
+        ids, ``_withheld_ids``; else one primary-key read per record and request), so
+        ``_without_unseen`` drops them as it does for a resident -- whose entities
+        ``_names_only_own`` reads already. Before, such a caller's ``AuditEvent?entity=`` of a V
+        document answered 0 (audlast19) while ``AuditEvent?patient=`` listed its import, naming
+        the document's id and type and the MDM^T02 (twentieth round, probe20)."""
+        base = self.repo.base_url
+        wanted: set[tuple[str, str]] = set()
+        for entity in resource.get("entity") or ():
+            ref = (entity.get("what") or {}).get("reference") if isinstance(entity, dict) else None
+            target = parse_reference(ref, base) if isinstance(ref, str) else None
+            if target is not None and target not in self._looked:
+                wanted.add(target)
+        self._looked |= wanted
+        unknown = []
+        for key in sorted(wanted):  # during a search, from its per-type sets of labelled ids, as a flag's
+            ids = self._withheld_ids(key[0]) if self._searching else None
+            if ids is None:
+                unknown.append(key)
+            elif key[1] in ids:
+                self._unseen.add(key)
+        if unknown:
+            found = self.repo.backend.current_many(unknown)
+            self._unseen.update(key for key in unknown if self._stored_labelled(found.get(key)))
 
     def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         """An AuditEvent without the entities a label withholds from this caller (their own record,
