@@ -1,0 +1,145 @@
+"""A later MDM about a labelled document never writes its text unlabelled, nor lowers the label
+(twentieth round, mdm20).
+
+A V discharge summary (TXA-18 V) and then an edit (MDM^T08, HL7 v2.5 ch. 9: "the original document
+is edited", the same TXA-12) stating no TXA-18: the merge kept the document V, but the edit's text
+was a new Observation, unlabelled, that the resident and a clinician read (200) -- one more copy of
+the text with every message. An edit stating U (-> N) or R took the document itself down. Now the
+text is keyed by the document (the edit replaces it), it names the document (``derivedFrom``) and
+carries its label as stored after the merge, and a feed never lowers that label (ACK W); a FHIR
+client's PUT of the whole document lowers it, explicitly. Real HL7 over MLLP, real HTTP, tokens of
+a resident and of a clinician (kind ``user``: neither R nor V), the real SQLite store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from tests.test_conv13_orders import written
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_hl7fix17_review import PID
+from tests.test_ingest_durability import err_fields
+
+__all__ = ["fhir"]
+
+_V3 = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+def mdm(control: str, event: str, confidentiality: str, text: str, number: str = "DOC-M20",
+        parent: str = "") -> bytes:
+    """An MDM with content (T02 original, T04 status change, T06 addendum, T08 edit: MDM_T02)."""
+    return (f"MSH|^~\\&|EMR|FNXRMYY|HUREN|FNYGT|20261201091500||MDM^{event}^MDM_T02|{control}|P|2.5.1\r"
+            f"EVN|{event}|20261201091500\r" + PID
+            + f"TXA|1|DS^出院小结^HL70270|TX|20261201080000|||||D001^李^明|||{number}|{parent}|||m20.rtf|AU"
+              f"|{confidentiality}\r"
+            + f"OBX|1|TX|18842-5^出院小结^LN||{text}||||||F\r").encode()
+
+
+def _bearer(engine: Engine, kind: str, scopes: list[str], **kw: Any) -> dict[str, str]:
+    token, _ = engine.auth.issue_token(subject=f"{kind}-m20", kind=kind, client_id=f"{kind}-m20", scopes=scopes, **kw)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _readers(engine: Engine, patient: str) -> dict[str, dict[str, str]]:
+    return {"resident": _bearer(engine, "patient", ["patient/*.rs"], patient=patient),
+            "clinician": _bearer(engine, "user", ["user/Patient.rs", "user/Observation.rs",
+                                                  "user/DocumentReference.rs"])}
+
+
+def _label(resource: dict[str, Any]) -> set[str]:
+    codes = {c.get("code") for c in (resource.get("meta") or {}).get("security") or () if c.get("system") == _V3}
+    for label in resource.get("securityLabel") or ():
+        codes |= {c.get("code") for c in label.get("coding") or () if c.get("system") == _V3}
+    return codes
+
+
+def _texts(fhir: TestClient, patient: str, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The document-text Observations of ``patient`` a caller finds by searching."""
+    answer = fhir.get("/fhir/Observation", params={"patient": patient, "code": "18842-5"}, headers=headers or {})
+    assert answer.status_code == 200, answer.text
+    return [e["resource"] for e in answer.json().get("entry") or ()]
+
+
+def test_an_edit_stating_no_label_keeps_the_text_of_a_v_document_withheld(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, mdm("M1", "T02", "V", "第一段"), mdm("M2", "T08", "", "第二段（修改）"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    (doc,) = written(engine, fhir, "M2", "DocumentReference")
+    assert _label(doc) == {"V"}
+    (text,) = written(engine, fhir, "M2", "Observation")
+    assert text["valueString"] == "第二段（修改）"
+    assert _label(text) == {"V"}, text.get("meta")
+    patient = doc["subject"]["reference"].split("/", 1)[1]
+    # the edit replaced the text: one Observation of the document, not a copy per message
+    assert [t["id"] for t in _texts(fhir, patient)] == [text["id"]]
+    assert written(engine, fhir, "M1", "Observation")[0]["id"] == text["id"]
+    for who, headers in _readers(engine, patient).items():
+        assert fhir.get(f"/fhir/Observation/{text['id']}", headers=headers).status_code == 404, who
+        assert fhir.get(f"/fhir/DocumentReference/{doc['id']}", headers=headers).status_code == 404, who
+        if who == "resident":
+            assert _texts(fhir, patient, headers) == [], who
+
+
+def test_a_later_message_never_lowers_the_label(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, mdm("N1", "T02", "V", "第一段"), mdm("N2", "T08", "U", "第二段"),
+                mdm("N3", "T04", "R", "第三段"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AA"]
+    for ack in acks[1:]:  # not silently: the ACK says the label was not stored, and which stands
+        warned = [e for e in err_fields(ack) if "DocumentReference.securityLabel" in e[-1]]
+        assert warned and warned[0][4] == "W" and "stands" in warned[0][-1], ack
+    (doc,) = written(engine, fhir, "N3", "DocumentReference")
+    (text,) = written(engine, fhir, "N3", "Observation")
+    assert _label(doc) == {"V"} and _label(text) == {"V"}
+    patient = doc["subject"]["reference"].split("/", 1)[1]
+    for who, headers in _readers(engine, patient).items():
+        assert fhir.get(f"/fhir/Observation/{text['id']}", headers=headers).status_code == 404, who
+        assert fhir.get(f"/fhir/DocumentReference/{doc['id']}", headers=headers).status_code == 404, who
+
+
+def test_a_higher_label_later_withholds_the_text_too(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, mdm("H1", "T02", "R", "第一段"), mdm("H2", "T08", "V", "第二段"), mdm("H3", "T08", "", "第三段"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AA"]
+    assert not [e for a in acks for e in err_fields(a) if "securityLabel" in e[-1]]
+    (doc,) = written(engine, fhir, "H3", "DocumentReference")
+    (text,) = written(engine, fhir, "H3", "Observation")
+    assert _label(doc) == {"V"} and _label(text) == {"V"}
+    resident = _readers(engine, doc["subject"]["reference"].split("/", 1)[1])["resident"]
+    assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 404
+
+
+def test_lowering_is_a_fhir_clients_explicit_put_and_the_text_follows(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The records office corrects a wrongly restricted document by PUT of the whole resource (a
+    system client: ``replace``); the next message's text then carries the document's label, none."""
+    assert [ack_code_of(a) for a in send(engine, mdm("E1", "T02", "V", "第一段"))] == ["AA"]
+    (doc,) = written(engine, fhir, "E1", "DocumentReference")
+    patient = doc["subject"]["reference"].split("/", 1)[1]
+    resident = _readers(engine, patient)["resident"]
+    (text,) = written(engine, fhir, "E1", "Observation")
+    assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 404
+    lowered = {k: v for k, v in doc.items() if k not in ("meta", "securityLabel")}
+    office = {"Authorization": "Bearer " + engine.auth.issue_system_token("records", "system/DocumentReference.u")}
+    put = fhir.put(f"/fhir/DocumentReference/{doc['id']}", json=lowered, headers=office)
+    assert put.status_code == 200, put.text
+    assert not _label(put.json())
+    assert [ack_code_of(a) for a in send(engine, mdm("E2", "T08", "", "第二段"))] == ["AA"]
+    (again,) = written(engine, fhir, "E2", "Observation")
+    assert again["id"] == text["id"] and not _label(again)
+    assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 200
+
+
+def test_an_unlabelled_document_stays_readable_and_an_addendum_adds_its_own_text(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, mdm("U1", "T02", "", "第一段", number="DOC-U1"), mdm("U2", "T08", "", "第二段", number="DOC-U1"),
+                mdm("U3", "T06", "", "附录", number="DOC-U2", parent="DOC-U1"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AA"]
+    (doc,) = written(engine, fhir, "U1", "DocumentReference")
+    patient = doc["subject"]["reference"].split("/", 1)[1]
+    texts = _texts(fhir, patient)
+    assert sorted(t["valueString"] for t in texts) == ["第二段", "附录"]  # the edit replaced, the addendum added
+    resident = _readers(engine, patient)["resident"]
+    assert sorted(t["valueString"] for t in _texts(fhir, patient, resident)) == ["第二段", "附录"]
