@@ -47,7 +47,7 @@ def _bearer(engine: Engine, kind: str, scopes: list[str], **kw: Any) -> dict[str
 def _readers(engine: Engine, patient: str) -> dict[str, dict[str, str]]:
     return {"resident": _bearer(engine, "patient", ["patient/*.rs"], patient=patient),
             "clinician": _bearer(engine, "user", ["user/Patient.rs", "user/Observation.rs",
-                                                  "user/DocumentReference.rs"])}
+                                                  "user/DocumentReference.rs", "user/DiagnosticReport.rs"])}
 
 
 def _label(resource: dict[str, Any]) -> set[str]:
@@ -143,3 +143,30 @@ def test_an_unlabelled_document_stays_readable_and_an_addendum_adds_its_own_text
     assert sorted(t["valueString"] for t in texts) == ["第二段", "附录"]  # the edit replaced, the addendum added
     resident = _readers(engine, patient)["resident"]
     assert sorted(t["valueString"] for t in _texts(fhir, patient, resident)) == ["第二段", "附录"]
+
+
+def _imaging(control: str, confidentiality: str, text: str) -> bytes:
+    """An MDM^T02 with its order (ORC/OBR before TXA): a report and its results, no DocumentReference."""
+    return (f"MSH|^~\\&|RIS|FNXRMYY|HUREN|FNYGT|20261201091500||MDM^T02^MDM_T02|{control}|P|2.5.1\r"
+            "EVN|T02|20261201091500\r" + PID
+            + "ORC|RE|ORD-M20|FIL-M20\r"
+            + "OBR|1|ORD-M20|FIL-M20|71020^胸部CT^C4|||20261201083000||||||||||||||||CT|F\r"
+            + f"TXA|1|DI^影像报告^HL70270|TX|20261201080000|||||D001^李^明|||DOC-I20||||i20.rtf|AU|{confidentiality}\r"
+            + f"OBX|1|TX|18782-3^影像所见^LN||{text}||||||F\r").encode()
+
+
+def test_a_reports_label_is_not_lowered_by_a_later_message(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """With its order an MDM writes a report and its results, labelled from TXA-18 (meta.security):
+    an R after V relabelled both R -- the resident reads R -- and said nothing."""
+    acks = send(engine, _imaging("R1", "V", "第一段"), _imaging("R2", "R", "第二段"), _imaging("R3", "", "第三段"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AA"]
+    warned = [e for e in err_fields(acks[1]) if ".meta" in e[-1]]
+    assert warned and all(e[4] == "W" and "stands" in e[-1] for e in warned), acks[1]
+    content = [*written(engine, fhir, "R3", "Observation"), *written(engine, fhir, "R3", "DiagnosticReport")]
+    assert len(content) == 2
+    patient = content[0]["subject"]["reference"].split("/", 1)[1]
+    for resource in content:
+        assert _label(resource) == {"V"}, resource.get("meta")
+        for who, headers in _readers(engine, patient).items():
+            answer = fhir.get(f"/fhir/{resource['resourceType']}/{resource['id']}", headers=headers)
+            assert answer.status_code == 404, (who, resource["resourceType"], answer.status_code)
