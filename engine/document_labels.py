@@ -37,6 +37,8 @@ class DocumentLabels:
         self.repository = repository
 
     def mark(self, resource: dict[str, Any]) -> dict[str, Any]:
+        if resource.get("resourceType") == "DocumentReference":
+            return self._related(resource)
         named = resource.get("derivedFrom")
         if not named:
             return resource
@@ -48,6 +50,18 @@ class DocumentLabels:
         if not documents:
             return resource
         return carried(resource, documents)
+
+    def _related(self, document: dict[str, Any]) -> dict[str, Any]:
+        """An addendum or a replacement (``relatesTo``, TXA-13) is labelled as the most confidential
+        of itself and the documents it appends to or replaces: an addendum of a V discharge summary
+        stating no TXA-18 was a new, unlabelled document beside it (its own TXA-12)."""
+        refs = [str((r.get("target") or {}).get("reference")) for r in document.get("relatesTo") or ()
+                if isinstance(r, dict) and isinstance(r.get("target"), dict)]
+        refs = [r for r in refs if r.startswith(_DOCUMENT) and r != f"{_DOCUMENT}{document.get('id')}"]
+        if not refs:
+            return document
+        parents = self._documents(refs)
+        return carried(document, [document, *parents]) if parents else document
 
     def _documents(self, refs: list[str]) -> list[dict[str, Any]]:
         """The documents named, as this write group holds them (combined, not yet put) or stored."""

@@ -75,8 +75,8 @@ class Engine:
         publish_measures(self.repository, list(self.measures.by_id.values()))
         # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
         self.referrals = Referrals.for_engine(self)
-        # a document's text (an MDM's OBX Observations) carries the document's label as stored
-        self.repository.add_mark(DocumentLabels(self.repository).mark, types={"Observation"})
+        # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
+        self.repository.add_mark(DocumentLabels(self.repository).mark, types={"Observation", "DocumentReference"})
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
 

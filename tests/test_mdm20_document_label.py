@@ -170,3 +170,24 @@ def test_a_reports_label_is_not_lowered_by_a_later_message(engine: Engine, fhir:
         for who, headers in _readers(engine, patient).items():
             answer = fhir.get(f"/fhir/{resource['resourceType']}/{resource['id']}", headers=headers)
             assert answer.status_code == 404, (who, resource["resourceType"], answer.status_code)
+
+
+def test_an_addendum_of_a_v_document_is_withheld_like_it(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """An addendum (T06) is a document of its own (its own TXA-12, TXA-13 naming the parent): one
+    stating no TXA-18 was a new, unlabelled document, its text read by the resident."""
+    acks = send(engine, mdm("D1", "T02", "V", "第一段", number="DOC-D1"),
+                mdm("D2", "T06", "", "附录", number="DOC-D2", parent="DOC-D1"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+    (parent,) = written(engine, fhir, "D1", "DocumentReference")
+    (addendum,) = written(engine, fhir, "D2", "DocumentReference")
+    assert addendum["id"] != parent["id"]
+    assert addendum["relatesTo"] == [{"code": "appends", "target": {"reference": f"DocumentReference/{parent['id']}"}}]
+    (text,) = written(engine, fhir, "D2", "Observation")
+    assert text["valueString"] == "附录"
+    assert _label(addendum) == {"V"} and _label(text) == {"V"}
+    patient = parent["subject"]["reference"].split("/", 1)[1]
+    for who, headers in _readers(engine, patient).items():
+        for resource in (addendum, text):
+            answer = fhir.get(f"/fhir/{resource['resourceType']}/{resource['id']}", headers=headers)
+            assert answer.status_code == 404, (who, resource["resourceType"])
+    assert len(_texts(fhir, patient)) == 2  # the parent's text and the addendum's, each once

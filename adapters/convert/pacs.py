@@ -404,6 +404,12 @@ def _document_reference(
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
             doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
+        # TXA-13: the parent of an addendum (T05/T06) or a replacement (T09/T10), keyed as it was
+        # (``doc|<TXA-12>``); the addendum carries its parent's label (``engine.document_labels``)
+        relation = (vocabulary(ctx.site, "document_relation_by_event").get(ctx.message.msh.trigger_event)
+                    if txa.value(13).strip() else None)
+        if relation:
+            doc["relatesTo"] = [{"code": str(relation), "target": ctx.ref("DocumentReference", f"doc|{txa.value(13)}")}]
     if "type" not in doc and group.obr is not None:
         code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
         if code:
