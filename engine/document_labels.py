@@ -9,7 +9,8 @@ round's left item, twentieth round, mdm20). The document's label is decided in o
 merge of ``DocumentReference.securityLabel`` (``mappings/merge.yaml``: kept when a message states
 none, never lowered by a feed) -- and the text takes it from there: the message writes the
 document first (``pacs._documents_first``), and this mark reads the version just combined (this
-write group's pending one) or the stored one.
+write group's pending one) or the stored one. An addendum or a replacement (TXA-13 ->
+``relatesTo``) is labelled as the most confidential of itself and its parent the same way.
 
 A mark rather than a statement: marks already run on every Observation's first version (the
 recognition mark), so an Observation naming no document costs one ``dict.get``; a statement would
