@@ -28,11 +28,13 @@ _DOCUMENT = "DocumentReference/"
 
 
 class DocumentLabels:
-    """The mark (``FhirRepository.add_mark``) giving an Observation derived from a document its
-    documents' label, the most confidential of them (``confidentiality.carried``), in place of its
-    own: the document owns it. The message's own label never exceeds the document's as merged
-    (a feed raises or keeps it), and one a FHIR client took off the document (an explicit PUT)
-    comes off the text the next time it is written."""
+    """The mark (``FhirRepository.add_mark``) giving an Observation derived from a document the
+    most confidential of its documents' labels and its own (``confidentiality.carried``, the
+    high-water mark). From a feed that is the document's as merged: the message's own label never
+    exceeds it (a feed raises or keeps the document's). Its own is kept too, so nothing a writer
+    states lowers it: a FHIR client's Observation labelled V beside an unlabelled document stays
+    V, and lowering the text is a PUT of the text itself, as lowering the document is of the
+    document (explicit, each record)."""
 
     def __init__(self, repository: Stored) -> None:
         self.repository = repository
@@ -50,7 +52,7 @@ class DocumentLabels:
         documents = self._documents(refs)
         if not documents:
             return resource
-        return carried(resource, documents)
+        return carried(resource, [resource, *documents])
 
     def _related(self, document: dict[str, Any]) -> dict[str, Any]:
         """An addendum or a replacement (``relatesTo``, TXA-13) is labelled as the most confidential

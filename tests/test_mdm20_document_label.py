@@ -111,10 +111,11 @@ def test_a_higher_label_later_withholds_the_text_too(engine: Engine, fhir: TestC
     assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 404
 
 
-def test_lowering_is_a_fhir_clients_explicit_put_and_the_text_follows(
+def test_lowering_is_a_fhir_clients_explicit_put_of_each_record(
         engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """The records office corrects a wrongly restricted document by PUT of the whole resource (a
-    system client: ``replace``); the next message's text then carries the document's label, none."""
+    system client: ``replace``); its text stays withheld through a later message until the text
+    itself is lowered the same way -- nothing lowers a record but a statement about that record."""
     assert [ack_code_of(a) for a in send(engine, mdm("E1", "T02", "V", "第一段"))] == ["AA"]
     (doc,) = written(engine, fhir, "E1", "DocumentReference")
     patient = doc["subject"]["reference"].split("/", 1)[1]
@@ -126,10 +127,19 @@ def test_lowering_is_a_fhir_clients_explicit_put_and_the_text_follows(
     put = fhir.put(f"/fhir/DocumentReference/{doc['id']}", json=lowered, headers=office)
     assert put.status_code == 200, put.text
     assert not _label(put.json())
+    assert fhir.get(f"/fhir/DocumentReference/{doc['id']}", headers=resident).status_code == 200
     assert [ack_code_of(a) for a in send(engine, mdm("E2", "T08", "", "第二段"))] == ["AA"]
     (again,) = written(engine, fhir, "E2", "Observation")
-    assert again["id"] == text["id"] and not _label(again)
+    assert again["id"] == text["id"] and _label(again) == {"V"}
+    assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 404
+    office["Authorization"] = "Bearer " + engine.auth.issue_system_token("records", "system/Observation.u")
+    put = fhir.put(f"/fhir/Observation/{text['id']}", json={k: v for k, v in again.items() if k != "meta"},
+                   headers=office)
+    assert put.status_code == 200, put.text
     assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 200
+    assert [ack_code_of(a) for a in send(engine, mdm("E3", "T08", "", "第三段"))] == ["AA"]
+    (third,) = written(engine, fhir, "E3", "Observation")
+    assert third["valueString"] == "第三段" and not _label(third)
 
 
 def test_an_unlabelled_document_stays_readable_and_an_addendum_adds_its_own_text(
