@@ -17,6 +17,7 @@ from engine.audit.log import AuditLog
 from engine.audit.store import open_audit_store
 from engine.auth.service import AuthService
 from engine.auth.staff_session import StaffAuth
+from engine.document_labels import DocumentLabels
 from engine.identity.mpi import IdentityService
 from engine.identity.mpi import load_or_create_key as load_or_create_identity_key
 from engine.ingest import build_ingestor
@@ -74,6 +75,8 @@ class Engine:
         publish_measures(self.repository, list(self.measures.by_id.values()))
         # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
         self.referrals = Referrals.for_engine(self)
+        # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
+        self.repository.add_mark(DocumentLabels(self.repository).mark, types={"Observation", "DocumentReference"})
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
 

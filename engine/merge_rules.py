@@ -792,8 +792,8 @@ class MergeRules:
 
     def _element_value(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
                        issues: list[Issue]) -> Any:
-        if (ep.stands and inc is not _MISSING and type(st) in (str, bool) and st in ep.stands and inc != st
-                and inc not in ep.yields_to):
+        if (ep.stands and inc is not _MISSING and (held := _stood(st)) is not None and held in ep.stands
+                and (said := _stood(inc)) is not None and said != held and said not in ep.yields_to):
             # a stored value this writer may not take back (a completed order, for an order message
             # arriving after its result): a conflict like any value the rules keep out
             self._conflict(ep.conflict, f"{rtype}.{name}: {_writer(source)}'s value {_show(inc)} was not stored: "
@@ -909,6 +909,25 @@ def _choice_siblings(rtype: str) -> Mapping[str, frozenset[str]]:
 
     deps = (load_schema().get("definitions", {}).get(rtype) or {}).get("dependencies") or {}
     return {name: frozenset(rule.get("properties") or {}) for name, rule in deps.items() if isinstance(rule, dict)}
+
+
+def _stood(value: Any) -> Any:
+    """The value ``stands`` and ``yields_to`` name: a text or flag as it is; a list of coded
+    entries (CodeableConcepts or Codings) by its one code -- ``DocumentReference.securityLabel``
+    (TXA-18), and ``meta`` by its ``security`` list: a V document or its text is not taken down
+    to R or N by a later message (twentieth round) --; None when it states no one code (no rule:
+    a ``meta`` with tags alone says nothing of the label, and the element's mode applies)."""
+    if type(value) in (str, bool):
+        return value
+    if type(value) is dict:
+        value = value.get("security")
+    if type(value) is list:
+        codes = {c.get("code") for entry in value if isinstance(entry, dict)
+                 for c in (entry.get("coding") or () if "coding" in entry else (entry,))
+                 if isinstance(c, dict) and c.get("code")}
+        if len(codes) == 1:
+            return next(iter(codes))
+    return None
 
 
 def _present(value: Any) -> Any:

@@ -80,7 +80,7 @@ def convert_orders(
             # a segment of no fields is falsy (its length is 0): a bare ORC keeps the message's key, as
             # it always had (its stored ids); a bare OBR alone, which failed before, the report's
             if group.obr or group.orc or (group.orc is None and group.obr is not None)
-            else f"{pkey}|obx|{ctx.message_key}"
+            else results.document_text_key(ctx, pkey) or f"{pkey}|obx|{ctx.message_key}"
         )
         if request is not None and (group.dg1 or coverages):
             order = ctx.resources[request["reference"]]

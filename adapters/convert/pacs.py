@@ -97,6 +97,21 @@ def convert_document(ctx: Context) -> None:
     with_report = ctx.message.get("OBR") is not None
     convert_orders(ctx, "imaging", with_report=with_report, hook=_document_hook)
     _label_content(ctx)
+    _documents_first(ctx)
+
+
+def _documents_first(ctx: Context) -> None:
+    """Put the message's DocumentReferences before the rest of what it wrote: the document is
+    written (and combined with the stored one: its label never lowered by a feed, ``merge.yaml``)
+    before the text that derives from it reads that label (``engine.document_labels``)."""
+    listed = list(ctx.resources.items())
+    documents = [(ref, r) for ref, r in listed if r.get("resourceType") == "DocumentReference"]
+    if not documents:
+        return
+    first = next(n for n, (_, r) in enumerate(listed) if r.get("resourceType") in (*_CONTENT, "DocumentReference"))
+    rest = [(ref, r) for ref, r in listed if r.get("resourceType") != "DocumentReference"]
+    ctx.resources.clear()
+    ctx.resources.update([*rest[:first], *documents, *rest[first:]])
 
 
 _CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
@@ -395,6 +410,12 @@ def _document_reference(
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
             doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
+        # TXA-13: the parent of an addendum (T05/T06) or a replacement (T09/T10), keyed as it was
+        # (``doc|<TXA-12>``); the addendum carries its parent's label (``engine.document_labels``)
+        relation = (vocabulary(ctx.site, "document_relation_by_event").get(ctx.message.msh.trigger_event)
+                    if txa.value(13).strip() else None)
+        if relation:
+            doc["relatesTo"] = [{"code": str(relation), "target": ctx.ref("DocumentReference", f"doc|{txa.value(13)}")}]
     if "type" not in doc and group.obr is not None:
         code = common.coded_item(group.obr.rep(4), ctx, "OBR-4")
         if code:
@@ -425,4 +446,13 @@ def _document_reference(
     key = f"doc|{txa.value(12)}" if txa is not None and txa.value(12) else f"{info['key']}|document"
     if txa is not None and txa.value(12):  # another patient under it is refused there (merge.yaml ``another_person``)
         ctx.located(doc, "subject", txa, 12)
-    ctx.put(doc, key)
+    ref = ctx.put(doc, key)
+    # an MDM's results are the document's text: each names it (R4 ``Observation.derivedFrom``) and
+    # takes its label as stored after the merge (``engine.document_labels``); an imaging ORU's
+    # report document states no label (no TXA) and its results are the report's, as before
+    for result in info["results"] if txa is not None else ():
+        text = ctx.resources.get(result["reference"])
+        if text is not None and text.get("resourceType") == "Observation":
+            named = text.setdefault("derivedFrom", [])
+            if ref not in named:
+                named.append(dict(ref))

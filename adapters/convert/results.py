@@ -1075,6 +1075,20 @@ def _mime(kind: str, subtype: str) -> str:
     return "application/octet-stream"
 
 
+def document_text_key(ctx: Context, pkey: str) -> str:
+    """The key of a document's text (an MDM's OBX with no order: ``lis.convert_orders``) when its
+    TXA names the document (TXA-12, unique document number), else "" (the message's key, as
+    before). Keyed by the message, every later message about one document -- an edit (T08, "the
+    original document is edited", HL7 v2.5 ch. 9), a status change with content (T04), a resend --
+    added another copy of its text beside the stale one, and the copy of a message stating no
+    TXA-18 was unlabelled beside the V document. By the document, the edit replaces the text (the
+    merge keeps what it leaves out, the label included); an addendum (T06) or a replacement (T10)
+    is a document of its own (its own TXA-12, TXA-13 naming the parent) and adds its text."""
+    txa = ctx.message.get("TXA")
+    number = txa.value(12).strip() if txa is not None else ""
+    return f"{pkey}|doc|{number}" if number else ""
+
+
 def text_form(lines: list[str], title: str) -> dict[str, Any]:
     data = "\n".join(lines).encode("utf-8")
     return {
