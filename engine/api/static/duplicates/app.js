@@ -115,7 +115,8 @@
     cell(tr, (row.item_name || "") + " (" + row.item + ")", "", "项目 Item"); cell(tr, row.category, "", "类别 Category");
     cell(tr, row.analytes ? row.analytes + (row.partial ? "（部分 partial）" : "") : "整项 whole item", "", "重复内容 Repeated");
     cell(tr, money(row.price, row.currency), "num", "价格 Price");
-    cell(tr, W.place(row.prior_institution) + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + W.scope(row.basis) : ""),
+    // a flag citing a result labelled beyond the reader comes masked (受限项目): nothing of the prior result
+    cell(tr, row.restricted ? "受限 restricted" : W.place(row.prior_institution) + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + W.scope(row.basis) : ""),
       "", "前次结果 Prior result");
     const reasonText = (row.reason ? W.reason(row.reason) : "") + (row.contradicted ? " — 理由与记录不符 reason contradicted by records" : "")
       + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + String(row.late_reasons).split(/,\s*/).map(W.reason).join("、") : "");
