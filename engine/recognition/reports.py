@@ -85,6 +85,7 @@ _CITED = ("result", "prior", "order")
 # the types a flag cites (its results: DiagnosticReport, Observation, ImagingStudy; its order):
 # the ones asked first whether they hold a labelled record at all (one indexed count each)
 CITED_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy", "ServiceRequest")
+_IDS = 1000  # labelled records of a type beyond which its cited records are read one by one
 
 
 class FlagScreen:
@@ -99,43 +100,66 @@ class FlagScreen:
 
     ``refs``: of the references asked, those withheld (``None``: this caller is shown every
     label, nothing is screened). Cheap in the common case: when no record of the cited types
-    carries a withheld label (one indexed count each), nothing is looked up per flag."""
+    carries a withheld label (one indexed count each), nothing is looked up per flag; when some
+    do, their ids are found once per request and each flag is decided from those sets (a type
+    holding more than ``_IDS`` such records has its cited records read by key).
+
+    Totals: with some record labelled, every flag the report's filter matches is scanned once
+    per request to find the restricted ones (recognition's tallies do not know labels)."""
 
     def __init__(self, repository: Any, caller: Caller) -> None:
         self.repository = repository
         self.caller = caller
         self.codes = confidentiality.withheld_codes(caller)
         self._known: dict[str, bool] = {}
-        self._none_labelled: bool | None = None
+        self._ids: dict[str, frozenset[str] | None] | None = None
 
     @property
     def active(self) -> bool:
         return bool(self.codes)
 
-    def _any_labelled(self) -> bool:
-        if self._none_labelled is None:
+    def _labelled_ids(self) -> dict[str, frozenset[str] | None]:
+        """Per cited type, the ids of its records labelled beyond the caller, found by the indexed
+        ``_security`` parameter (none, the common case, is one count); ``None`` for a type that
+        does not index it or holds more than ``_IDS`` such records (each cited record is then read)."""
+        if self._ids is None:
             codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self.codes))
-            params = self.repository.params
-            self._none_labelled = all(
-                params.get(t, "_security") is not None
-                and not self.repository.search(t, [("_security", codes), ("_summary", "count")]).total
-                for t in CITED_TYPES if t in params.resource_types)
-        return not self._none_labelled
+            params, ids = self.repository.params, {}
+            for t in CITED_TYPES:
+                if t not in params.resource_types or params.get(t, "_security") is None:
+                    ids[t] = None
+                elif not self.repository.search(t, [("_security", codes), ("_summary", "count")]).total:
+                    ids[t] = frozenset()
+                else:
+                    found = self.repository.search(t, [("_security", codes), ("_elements", "id"), ("_count", str(_IDS))])
+                    ids[t] = None if found.has_next else frozenset(r["id"] for r in found.resources)
+            self._ids = ids
+        return self._ids
+
+    def _any_labelled(self) -> bool:
+        """Whether a flag may be restricted at all: some cited type holds a withheld record (or
+        cannot tell)."""
+        return any(v is None or v for v in self._labelled_ids().values())
 
     def withheld(self, refs: Iterable[str]) -> frozenset[str]:
         """The references among ``refs`` (``Type/id``) whose current record is withheld from the caller."""
         if not self.codes:
             return frozenset()
-        wanted = {r for r in refs if r and r not in self._known}
-        if wanted and (self._any_labelled() or any(r.split("/", 1)[0] not in CITED_TYPES for r in wanted)):
-            keys = [(t, i) for t, _, i in (r.partition("/") for r in sorted(wanted))]
-            found = self.repository.backend.current_many(keys)
-            for key in keys:
+        ids = self._labelled_ids()
+        read = []
+        for ref in {r for r in refs if r and r not in self._known}:
+            rtype, _, rid = ref.partition("/")
+            known = ids.get(rtype)
+            if known is None:
+                read.append((rtype, rid))  # a type the sets do not answer: its record read
+            else:
+                self._known[ref] = rid in known
+        if read:
+            found = self.repository.backend.current_many(read)
+            for key in read:
                 rec = found.get(key)
                 body = None if rec is None or rec.deleted else rec.body
                 self._known[f"{key[0]}/{key[1]}"] = confidentiality.withheld_body(self.caller, body)
-        else:
-            self._known.update(dict.fromkeys(wanted, False))
         return frozenset(r for r in refs if self._known.get(r))
 
     def restricted(self, flags: Iterable[dict[str, Any]]) -> set[str]:
