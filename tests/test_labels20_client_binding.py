@@ -104,3 +104,21 @@ def test_removing_or_re_registering_a_client_ends_its_tokens(
         assert cli_main(["client", "remove", "auditor-a"]) == 0
         r = http.get("/fhir/DetectedIssue?_count=1", headers=second)
         assert r.status_code == 401, r.text
+
+
+def test_a_token_from_before_this_release_is_refused_once_its_client_is_bound(
+        settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token carrying no registration fingerprint (issued by the release before, still within its
+    hour) is held against the stored binding: bound since, it no longer reads."""
+    monkeypatch.setenv("HUREN_DATA_DIR", str(settings.data_dir))
+    _add(capsys, "his-township", "--scope", "system/*.cruds")
+    with Engine(settings) as engine, TestClient(create_app(engine)) as http:
+        token, claims = engine.auth.issue_token(subject="his-township", kind="system", client_id="his-township",
+                                                scopes=["system/*.cruds"])  # as the release before issued it
+        assert "cgen" not in claims
+        old = {"Authorization": f"Bearer {token}"}
+        assert http.put("/fhir/DocumentReference/restricted", json=_doc("restricted", "R"), headers=old).status_code == 201
+        assert http.get("/fhir/DocumentReference/restricted", headers=old).status_code == 200
+        _add(capsys, "his-township", "--scope", "system/*.cruds", "--institution", "FNYLWSY")
+        r = http.get("/fhir/DocumentReference/restricted", headers=old)
+        assert r.status_code == 401, r.text
