@@ -154,9 +154,10 @@ class AuthService:
     def _client_holds(self, claims: Mapping[str, Any]) -> bool:
         """Whether the client a token was issued to is still registered as it was then: the token's
         claims (scopes, kind, institution) are a copy of the stored client and must not outrank it.
-        A ``client_credentials`` token carries its client's ``generation`` (``cgen``); binding the
-        client to an institution, changing its scopes or secret (``huren client add`` again) or
-        removing it (``huren client remove``) refuses its tokens on their next request -- a token
+        A ``client_credentials`` token, and a resident's token, carries its client's ``generation``
+        (``cgen``); binding the client to an institution, changing its scopes, secret or redirect
+        URIs (``huren client add`` again) or removing it (``huren client remove``) refuses its tokens
+        on their next request -- a token
         issued before ``--institution`` had read R/V records until it expired. The registry is
         re-read only when its file changes (one ``stat`` a request). A token without ``cgen`` (an
         in-process one, ``issue_system_token``, or one issued before tokens carried it) is refused
