@@ -157,8 +157,8 @@ class AuthService:
         A ``client_credentials`` token, and a resident's token, carries its client's ``generation``
         (``cgen``); binding the client to an institution, changing its scopes, secret or redirect
         URIs (``huren client add`` again) or removing it (``huren client remove``) refuses its tokens
-        on their next request -- a token
-        issued before ``--institution`` had read R/V records until it expired. The registry is
+        on their next request -- a token issued before ``--institution`` had read R/V records until
+        it expired. The registry is
         re-read only when its file changes (one ``stat`` a request). A token without ``cgen`` (an
         in-process one, ``issue_system_token``, or one issued before tokens carried it) is refused
         when its client is now bound to an institution the token does not name."""
