@@ -25,6 +25,7 @@ from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, 
 from engine.insurance.indicators import Period, indicators, scopes
 from engine.insurance.settlement import settlement_report
 from engine.insurance.split_admissions import load_rule, split_admissions
+from engine.recognition.reports import FlagScreen
 from engine.recognition.service import parse_day
 from mappings.site import SiteError
 
@@ -69,7 +70,8 @@ def deductions(request: Request, institution: str = Query(..., min_length=1), mo
     require_insurance_report(caller)
     engine = request.app.state.engine
     require_in_remit(caller, institution, engine.site, engine.settings.site, "institution")
-    dl = deduction_list(engine.recognition, engine.repository, institution, month)
+    dl = deduction_list(engine.recognition, engine.repository, institution, month,
+                        screen=FlagScreen(engine.repository, caller))
     wants_csv = (fmt or "").lower() in ("csv", "text/csv") or (
         fmt is None and "text/csv" in request.headers.get("accept", ""))
     note(request, action="report-view", query=str(request.url.query) or None,

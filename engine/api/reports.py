@@ -22,7 +22,7 @@ from engine.auth.deps import get_caller, get_repo
 from engine.auth.policy import audit_remit, require_auditor, require_in_remit
 from engine.bounds import int_query
 from engine.errors import BadRequest, Forbidden, Gone, NotFound
-from engine.recognition.reports import ReportFilter, duplicates_report, to_csv
+from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report, to_csv
 from engine.recognition.service import parse_day
 from engine.repository.scoped import ScopedRepository
 
@@ -60,7 +60,9 @@ def duplicates(
         fmt is None and "text/csv" in request.headers.get("accept", ""))
     # JSON pages 100 rows unless asked; CSV is the full export
     limit = count if count is not None else (None if wants_csv else 100)
-    report = duplicates_report(request.app.state.engine.recognition, flt, limit=limit, offset=offset)
+    engine = request.app.state.engine
+    report = duplicates_report(engine.recognition, flt, limit=limit, offset=offset,
+                               screen=FlagScreen(engine.repository, caller))
     note(request, action="report-view", query=str(request.url.query) or None,
          detail={"report": "duplicates", "rows": len(report["rows"])})
     if wants_csv:
@@ -92,12 +94,17 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         except (NotFound, Gone, Forbidden):
             return None
 
-    evidence: dict[str, Any] = {"flag": row, "detectedIssue": read("DetectedIssue", flag_id)}
+    # a flag citing a record labelled beyond the caller: its item and evidence masked, and no record
+    # it cites is read for it (FlagScreen)
+    shown = FlagScreen(engine.repository, caller).shown(row)
+    evidence: dict[str, Any] = {"flag": shown, "detectedIssue": read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
-        ref = row.get(key)
+        ref = shown.get(key)
         if ref:
             rtype, rid = ref.split("/", 1)
             evidence[key + "Resource"] = read(rtype, rid)
+        elif shown is not row and row.get(key):
+            evidence[key + "Resource"] = None  # masked: "not available", as a record the caller may not read
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})
@@ -124,4 +131,5 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
     note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"decision": row["status"], "reason": row["reviews"][-1]["reason"]})
-    return Response(fhirjson.dumps(row), media_type="application/json")
+    shown = FlagScreen(request.app.state.engine.repository, caller).shown(row)
+    return Response(fhirjson.dumps(shown), media_type="application/json")

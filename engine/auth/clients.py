@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,18 @@ class Client:
     @property
     def public(self) -> bool:
         return self.secret_hash is None and self.jwks is None
+
+    @cached_property
+    def generation(self) -> str:
+        """A fingerprint of this registration as stored (kind, scopes, secret hash, keys, binding...),
+        carried in the tokens issued to it (``cgen``). Why: a token's claims are what the client was
+        when it was issued; re-registering it (``huren client add`` again: a binding to an institution,
+        narrower scopes, a new secret) or removing it must take effect on the next request, not when
+        its tokens expire -- a token whose ``cgen`` is not its client's current one is refused
+        (``AuthService.verify``). Derived from the record, so clients registered before tokens
+        carried it need no stored counter."""
+        record = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(record.encode()).hexdigest()[:16]
 
 
 class ClientRegistry:

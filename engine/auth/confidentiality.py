@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from engine import fhirjson
 from engine.auth.caller import Caller
 
 # R4 names a code system by its canonical URL where one is defined (terminologies.html), so a
@@ -65,6 +66,16 @@ def withheld_codes(caller: Caller) -> frozenset[str]:
     if caller.kind == "system" and caller.remit is None and caller.role is None and caller.institution is None:
         return frozenset()
     return _BOTH
+
+
+def withheld_body(caller: Caller, raw: bytes | None) -> bool:
+    """Whether a stored record (its JSON bytes; None: no such record) carries a label withheld from
+    ``caller`` -- for surfaces that tell of records by reference without reading them for the
+    caller (the auditors' duplicate report and deduction lists). The byte pre-check first."""
+    codes = withheld_codes(caller)
+    if not codes or raw is None or not may_carry(raw):
+        return False
+    return not codes.isdisjoint(labels(fhirjson.loads(raw)))
 
 
 def _codings(resource: dict[str, Any]) -> Iterable[Any]:

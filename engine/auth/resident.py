@@ -440,9 +440,13 @@ class ResidentAuth:
         """Access (and refresh) tokens; for a family member acting for someone, ``acting`` (their
         RelatedPerson) and ``consent`` (the grant) go into the token, which then opens ``patient``'s
         record while ``sub`` stays the family member."""
-        acting_claims = {"acting": acting, "consent": consent} if acting else None
+        # the app's registration as issued to (``AuthService._client_holds``): removing or
+        # re-registering the app ends its residents' tokens on their next request
+        extra: dict[str, Any] = {"cgen": client.generation}
+        if acting:
+            extra.update(acting=acting, consent=consent)
         token, claims = self.auth.issue_token(subject=person, kind="patient", client_id=client.client_id,
-                                              scopes=scopes, patient=patient, person=person, extra=acting_claims,
+                                              scopes=scopes, patient=patient, person=person, extra=extra,
                                               ttl=self.auth.ttl_for(client.client_id))
         response: dict[str, Any] = {"access_token": token, "token_type": "Bearer",
                                     "expires_in": claims["exp"] - claims["iat"], "scope": claims["scope"],

@@ -28,12 +28,15 @@ class SecretJsonFile(Generic[T]):
         self._parse = parse
         self._empty = empty
         self._indent = indent
-        self._mtime: int | None = None
+        # (inode, mtime, size) of the file last parsed: every write replaces the file (a new inode), so a
+        # second ``huren client add`` within the file system's timestamp granularity is seen too
+        self._mtime: tuple[int, int, int] | None = None
         self._value: T = empty()
 
     def read(self) -> T:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = self.path.stat()
+            mtime = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             self._value, self._mtime = self._empty(), None
             return self._value

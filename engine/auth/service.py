@@ -147,7 +147,29 @@ class AuthService:
             raise invalid_token("not an access token")
         if self.revoked.get(claims["jti"]) is not None:
             raise invalid_token("the token has been revoked")
+        if not self._client_holds(claims):
+            raise invalid_token("the client's registration has changed or been removed since the token was issued")
         return claims
+
+    def _client_holds(self, claims: Mapping[str, Any]) -> bool:
+        """Whether the client a token was issued to is still registered as it was then: the token's
+        claims (scopes, kind, institution) are a copy of the stored client and must not outrank it.
+        A ``client_credentials`` token, and a resident's token, carries its client's ``generation``
+        (``cgen``); binding the client to an institution, changing its scopes, secret or redirect
+        URIs (``huren client add`` again) or removing it (``huren client remove``) refuses its tokens
+        on their next request -- a token issued before ``--institution`` had read R/V records until
+        it expired. The registry is
+        re-read only when its file changes (one ``stat`` a request). A token without ``cgen`` (an
+        in-process one, ``issue_system_token``, or one issued before tokens carried it) is refused
+        when its client is now bound to an institution the token does not name."""
+        client_id = claims.get("client_id")
+        cgen = claims.get("cgen")
+        if cgen is None and claims.get("kind") != "system":
+            return True
+        client = self.registry.get(client_id) if isinstance(client_id, str) else None
+        if cgen is not None:
+            return client is not None and client.generation == cgen
+        return client is None or client.institution is None or client.institution == claims.get("institution")
 
     def caller_from_claims(self, claims: Mapping[str, Any]) -> Caller:
         """The ``Caller`` of verified claims. For anyone but a resident it depends on the claims
@@ -224,7 +246,8 @@ class AuthService:
             claims = self.decode(value)
         except jwt.InvalidTokenError:
             claims = None
-        if claims is not None and self.revoked.get(claims["jti"]) is None and self._grant_holds(claims):
+        if claims is not None and self.revoked.get(claims["jti"]) is None and self._grant_holds(claims) \
+                and self._client_holds(claims):
             info = {"active": True, "token_type": "Bearer", **{k: claims[k] for k in (
                 "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti") if k in claims}}
             if claims.get("patient"):
@@ -393,9 +416,11 @@ class AuthService:
         granted = [s for s in granted if isinstance(sc.parse(s), sc.ResourceScope)]
         if not granted:
             raise OAuthError("invalid_scope", "no resource scope requested")
+        extra = {"cgen": client.generation}  # see _client_holds
+        if client.institution:
+            extra["institution"] = client.institution
         token, claims = self.issue_token(subject=client.client_id, kind=kind, client_id=client.client_id,
-                                         scopes=granted,
-                                         extra={"institution": client.institution} if client.institution else None)
+                                         scopes=granted, extra=extra)
         return {"access_token": token, "token_type": "Bearer", "expires_in": claims["exp"] - claims["iat"],
                 "scope": claims["scope"]}
 

@@ -45,7 +45,7 @@ from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.errors import BadRequest, NotFound
 from engine.insurance.charges import COUNTED_STATUSES, money, read_line
 from engine.insurance.tiers import ZERO, fen
-from engine.recognition.reports import CsvNames, ReportFilter, csv_row, duplicates_report
+from engine.recognition.reports import CsvNames, FlagScreen, ReportFilter, csv_row, duplicates_report
 
 DEDUCTION_EXT = "urn:huren:StructureDefinition:deduction"
 LIST_EXT = "urn:huren:StructureDefinition:deduction-list"
@@ -81,6 +81,9 @@ class Deduction:
     policy: str
     reviewed_by: str
     review_reason: str
+    # cites a record labelled beyond the reader (``FlagScreen``): the amount stays, the item and
+    # evidence are masked, and its DetectedIssue is not put in the Bundle
+    restricted: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ def _policy(row: dict[str, Any]) -> str:
     was recognisable in, the window, the prior result, the re-test reason not accepted and whether the
     records contradicted it, a partial repeat. Codes stay as stored (the CSV names them beside);
     ``contradicted`` is the decision's own note, quoted as recorded."""
+    if row.get("restricted"):  # a record it cites is labelled beyond the reader: nothing of it named
+        return (f"医保不予支付：受限项目于 {row['day']} 重复检查检验，在前次结果的 {row.get('window_days')} 天"
+                "互认有效期内（所引结果为受限密级，项目与证据不显示）")
     basis = row.get("basis") or "community"
     scope = "医共体内" if basis == "community" else f"互认范围 {basis} 内"
     what = row.get("item_name") or row["item"]
@@ -144,15 +150,18 @@ def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decima
     return None, None
 
 
-def deduction_list(recognition: Any, repository: Any, institution: str, month: str) -> DeductionList:
+def deduction_list(recognition: Any, repository: Any, institution: str, month: str,
+                   screen: FlagScreen | None = None) -> DeductionList:
+    """``screen``: the reader's; a line citing a record labelled beyond them keeps its amount (the
+    total is what the fund will not pay) and shows 受限项目 for its item, evidence and charge line."""
     if not institution:
         raise BadRequest("institution is required", expression=["institution"])
     start, end = month_range(month)
     report = duplicates_report(recognition, ReportFilter(start=start, end=end, institution=institution,
-                                                         status="upheld"), limit=None)
+                                                         status="upheld"), limit=None, screen=screen)
     rows = []
     for r in sorted(report["rows"], key=lambda r: (r["day"], r["id"])):
-        charge, _ = _charge_for(repository, r.get("result"))
+        charge, _ = _charge_for(repository, r.get("result"))  # none for a masked line: it names the result
         amount = fen(money(r.get("price")) or ZERO)
         rows.append(Deduction(
             flag=r["id"], day=r["day"], item=r["item"], item_name=r.get("item_name") or "",
@@ -161,7 +170,8 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
             prior_institution=r.get("prior_institution") or "", prior_day=r.get("prior_day") or "",
             window_days=int(r.get("window_days") or 0), result=r.get("result") or "",
             prior_result=r.get("prior_result") or "", order=r.get("order"), patient=r.get("patient"),
-            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or ""))
+            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or "",
+            restricted=bool(r.get("restricted"))))
     return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows))
 
 
@@ -198,6 +208,8 @@ def to_bundle(dl: DeductionList, repository: Any, base_url: str, names: Mapping[
     start, end = month_range(dl.month)
     issues = []
     for r in dl.rows:
+        if r.restricted:
+            continue  # the flag as stored names the item and the results: only its amount is listed
         try:
             issues.append(repository.read("DetectedIssue", r.flag))
         except NotFound:

@@ -41,7 +41,12 @@ async function finishSignIn(params) {
   // a family member signed in on someone's behalf: who they are there (their RelatedPerson)
   // not stored when this fails: the token just issued is revoked rather than left to its expiry
   s.acting = await whoIsActing(s).catch((e) => { revokeLater(s.token); throw e; });
+  // signed in again on this page (as someone else, or for someone else): the earlier token is
+  // revoked, not left working for the rest of its 15 minutes held by no one. Other devices' sign-ins
+  // are not touched: signing in here ends only what this page held.
+  const earlier = JSON.parse(store.getItem("session") || "null");
   store.setItem("session", JSON.stringify(s));
+  if (earlier && earlier.token && earlier.token !== s.token) revokeLater(earlier.token);
 }
 
 /** Signing out on a shared phone: the records leave the screen and the page goes back to its sign-in
