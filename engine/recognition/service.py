@@ -366,7 +366,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         """The write hook for one stored version (``on_write_many`` calls it for each)."""
         rtype = resource.get("resourceType")
         if rtype == ORDER_TYPE:
-            return self.on_order(resource)
+            return self.on_order(resource, previous)
         if rtype in RESULT_TYPES:
             return self.on_result(resource)
         if rtype == "Patient":
