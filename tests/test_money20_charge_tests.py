@@ -85,3 +85,23 @@ def test_a_line_corrected_to_name_one_test_prices_it(engine: Engine, mllp: int) 
     put_shared(engine, http, "both", flag["patient"], [flag["result"]], 26.0)
     [flag] = not_payable(engine)
     assert (flag["price"], flag["price_source"]) == (26.0, "charge"), flag
+
+
+def test_a_line_sent_again_under_another_id_naming_two_tests(engine: Engine, mllp: int) -> None:
+    """Its number's latest version names both tests: the version naming the count alone no longer prices it."""
+    flag = flagged(engine, mllp)
+    catalogue = flag["price"]
+    alt = alt_report(engine, mllp)
+    http = TestClient(create_app(engine))
+    put_shared(engine, http, "one", flag["patient"], [flag["result"]], 26.0)
+    [flag] = not_payable(engine)
+    assert (flag["price"], flag["price_source"]) == (26.0, "charge"), flag
+    token = engine.auth.issue_system_token("his-b", "system/ChargeItem.cruds system/DiagnosticReport.rs")
+    again = {**http.get("/fhir/ChargeItem/one", headers={"Authorization": f"Bearer {token}"}).json(),
+             "id": "one-again", "service": [{"reference": flag["result"]}, {"reference": alt}],
+             "priceOverride": {"value": 50.0, "currency": "CNY"}}
+    again.pop("meta", None)
+    res = http.put("/fhir/ChargeItem/one-again", json=again, headers={"Authorization": f"Bearer {token}"})
+    assert res.status_code in (200, 201), res.text
+    [flag] = not_payable(engine)
+    assert (flag["price"], flag["price_source"]) == (catalogue, "catalogue"), flag

@@ -389,8 +389,10 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         # ALT) is no one test's price: kept under the first it names, it was the count's money at
         # stake whole (¥50 where the catalogue says ¥20) or nothing of it, by the order of its
         # ``service`` list (twentieth round); the tests are then priced as if unbilled (the catalogue)
+        # (its row is kept under no service: as a version of its line it still replaces an earlier
+        # one naming a single test, ``latest_lines``)
         several = len({group_key(doc) for doc in entries.values()}) > 1
-        if price is None or not services or charge.get("status") not in COUNTED_STATUSES or several:
+        if price is None or not services or charge.get("status") not in COUNTED_STATUSES:
             if before is None:
                 return []
             self.charges.delete(ref)
@@ -398,7 +400,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             # kept under the first service that is a result of the index (the report, not its
             # observation, which is no entry of its own): a line naming [observation, report] was
             # kept under the observation, and no test ever found it
-            indexed = next(iter(entries), services[0])
+            indexed = None if several else next(iter(entries), services[0])
             # the line's number and when this version was stored: which line it is a version
             # of, and which version stands (``engine.insurance.charges.latest_lines``)
             self.charges.replace({"_id": ref, "service": indexed, "services": services,
