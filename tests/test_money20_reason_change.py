@@ -127,13 +127,16 @@ def test_an_update_to_a_reason_none_of_hurens_is_no_reason(engine: Engine, mllp:
     assert stored_reasons(engine) == []
 
 
-def test_a_result_message_deleting_the_reason_changes_no_decision(engine: Engine, mllp: int) -> None:
-    """A result's ORC-16 ``""`` is no order update: the R01 recorded at order time decides."""
+@pytest.mark.parametrize("orc16", ['""', "Z1^患者要求^L"], ids=["deleted", "another-code"])
+def test_a_result_message_taking_the_reason_away_changes_nothing(engine: Engine, mllp: int, orc16: str) -> None:
+    """A result's ORC (ORC-1 RE) is no order update: the R01 recorded at order time decides and stays
+    the stored order's."""
     hl7 = Sender(mllp)
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)).replace(
-        "OBR|1|B1^HIS", 'ORC|RE|B1^HIS|FB1^LIS||CM|||||||||||""\nOBR|1|B1^HIS', 1))
+        "OBR|1|B1^HIS", f"ORC|RE|B1^HIS|FB1^LIS||CM|||||||||||{orc16}\nOBR|1|B1^HIS", 1))
     flag = the_flag(engine)
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
+    assert stored_reasons(engine) == ["R01"]
 

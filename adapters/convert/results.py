@@ -381,8 +381,10 @@ def _reason_taken_back(orc: Segment | None, reason: Concept | None, res: Resourc
     reasons, takes the stored re-test reason away: ORC-16 is one field, and what it states now is
     the order's reason (``merge.yaml`` ServiceRequest.reasonCode: an order message's reason replaces
     the stored one, an empty field keeps it). The reason stated in huren's system needs no delete:
-    it replaces the stored one by the merge rule itself."""
-    if orc is None:
+    it replaces the stored one by the merge rule itself. Not for an ORC-1 ``RE`` (table 0119:
+    observations to follow -- a result message's copy of the order, no order request): the reason
+    recorded at order time stands whatever a result message repeats or omits (DOMAIN.md)."""
+    if orc is None or orc.value(1).strip().upper() == "RE":
         return
     stated_elsewhere = reason is not None and not any(
         isinstance(c, dict) and c.get("system") == common.RECOGNITION_REASON for c in reason.get("coding") or ())
