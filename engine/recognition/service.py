@@ -383,15 +383,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         price = money(line_price(charge).get("value"))  # the whole line, not multiplied by quantity
         services = [str(r["reference"]) for r in charge.get("service") or () if isinstance(r, dict) and r.get("reference")]
         before = self.charges.get(ref)
-        entries = {s: doc for s in services if (doc := self.index.get(s)) is not None}
-        # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is
-        # not yet. A line naming the results of several tests (one ¥50 line for a blood count and an
-        # ALT) is no one test's price: kept under the first it names, it was the count's money at
-        # stake whole (¥50 where the catalogue says ¥20) or nothing of it, by the order of its
-        # ``service`` list (twentieth round); the tests are then priced as if unbilled (the catalogue)
-        # (its row is kept under no service: as a version of its line it still replaces an earlier
-        # one naming a single test, ``latest_lines``)
-        several = len({group_key(doc) for doc in entries.values()}) > 1
+        # only a line the settlement counts (billable, billed) is billed: a planned or unknown one is not yet
         if price is None or not services or charge.get("status") not in COUNTED_STATUSES:
             if before is None:
                 return []
@@ -400,6 +392,14 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             # kept under the first service that is a result of the index (the report, not its
             # observation, which is no entry of its own): a line naming [observation, report] was
             # kept under the observation, and no test ever found it
+            entries = {s: doc for s in services if (doc := self.index.get(s)) is not None}
+            # A line naming the results of several tests (one ¥50 line for a blood count and an ALT)
+            # is no one test's price: kept under the first it named, it was the count's money at stake
+            # whole (¥50 where the catalogue says ¥20) or nothing of it, by the order of its
+            # ``service`` list (twentieth round). Its row is kept under no service -- the tests are
+            # priced as if unbilled -- and, a version of its line, still replaces an earlier one
+            # naming a single test (``latest_lines``).
+            several = len({group_key(doc) for doc in entries.values()}) > 1
             indexed = None if several else next(iter(entries), services[0])
             # the line's number and when this version was stored: which line it is a version
             # of, and which version stands (``engine.insurance.charges.latest_lines``)
