@@ -318,6 +318,7 @@ def service_request(
     reason = common.retest_reason(orc, ctx)
     if reason:
         res.setdefault("reasonCode", []).insert(0, reason)
+    _reason_taken_back(orc, reason, res, ctx)
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
@@ -370,6 +371,27 @@ def service_request(
         ctx.located(ctx.resources[ref["reference"]], "status", orc, stated_by)
     _number_located(ctx, ctx.resources[ref["reference"]], group, filler_first=False)
     return ref
+
+
+_RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (common.RECOGNITION_REASON,)),)
+
+
+def _reason_taken_back(orc: Segment | None, reason: Concept | None, res: Resource, ctx: Context) -> None:
+    """ORC-16 sent as ``""`` (v2 ch. 2: delete), or stating a reason that is none of huren's re-test
+    reasons, takes the stored re-test reason away: ORC-16 is one field, and what it states now is
+    the order's reason (``merge.yaml`` ServiceRequest.reasonCode: an order message's reason replaces
+    the stored one, an empty field keeps it). The reason stated in huren's system needs no delete:
+    it replaces the stored one by the merge rule itself. Not for an ORC-1 ``RE`` (table 0119:
+    observations to follow -- a result message's copy of the order, no order request): the reason
+    recorded at order time stands whatever a result message repeats or omits (DOMAIN.md)."""
+    if orc is None or orc.value(1).strip().upper() == "RE":
+        return
+    stated_elsewhere = reason is not None and not any(
+        isinstance(c, dict) and c.get("system") == common.RECOGNITION_REASON for c in reason.get("coding") or ())
+    if orc.field(16) == '""':
+        ctx.delete(res, "reasonCode", _RETEST_REASON)
+    elif stated_elsewhere:
+        ctx.delete(res, "reasonCode", _RETEST_REASON, why="ORC-16 stating a reason that is none of huren's re-test reasons")
 
 
 def _number_located(ctx: Context, res: Resource, group: Group, *, filler_first: bool) -> None:

@@ -17,7 +17,7 @@ from engine.recognition.detected_issues import (
     issue_id,
     recognisable_issue,
 )
-from engine.recognition.facts import RESULT_TYPES, order_time, own_text, placer_numbers, ref_of
+from engine.recognition.facts import RESULT_TYPES, order_reasons, order_time, own_text, placer_numbers, ref_of
 from engine.recognition.index import group_key
 from engine.recognition.state import RecognitionState, checked_order, instant, is_resulted, now
 
@@ -52,7 +52,9 @@ class OrderTime(RecognitionState, _Others):
         order = self.facts.order(order_resource)
         return order, (self.check(order) if order else [])
 
-    def on_order(self, sr: dict[str, Any]) -> list[dict[str, Any]]:
+    def on_order(self, sr: dict[str, Any], previous: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The order-time check of a stored version ``sr`` of an order (``previous``: the version
+        it replaced, if known -- whose own reason text tells a text the order took back)."""
         ref = ref_of(sr)
         for replaced in sr.get("replaces") or ():  # ORC-1 RP/RO: one order re-issued, not a cancellation
             old = self.checks.get(str(replaced.get("reference") or ""))
@@ -81,7 +83,7 @@ class OrderTime(RecognitionState, _Others):
             # an order's own reason replaces one its row carried from a CDS answer (as ``_answered``:
             # the order's own wins); otherwise what the order said when placed stands
             base = {**existing, "reasons": [], "reason_text": None} if own_replaces_cds else existing
-            order = self._remembered(order, sr, base, recorded)
+            order = self._remembered(order, sr, base, recorded, previous)
         reason_from = (existing or {}).get("reason_from") if same and not own_replaces_cds else None
         rules = self._rules
         if same and existing is not None:
@@ -296,9 +298,12 @@ class OrderTime(RecognitionState, _Others):
         message carrying ORC-16, merged that reason as an order-time one (the order is written
         before its result, so no result was decided yet) and made the flagged repeat payable,
         while the same reason in a corrected result was a late one. Asked only when the version
-        states something new: the group is scanned for a result based on the order."""
+        states something new, or no longer states a reason recorded (a result message's ORC-16
+        ``""``: no order update, the recorded reason stands): the group is scanned for a result
+        based on the order."""
         reasons, text = new_reasons(order, check)
-        if not reasons and text is None:
+        taken = set(check.get("reasons") or ()) - set(order.reasons) if not check.get("reason_from") else set()
+        if not reasons and text is None and not taken:
             return False
         for resource, _ in getattr(self._local, "group", None) or ():
             if resource.get("resourceType") in RESULT_TYPES and any(
@@ -306,13 +311,15 @@ class OrderTime(RecognitionState, _Others):
                 return True
         return False
 
-    def _remembered(self, order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool) -> Order:
+    def _remembered(self, order: Order, sr: dict[str, Any], check: dict[str, Any], recorded: bool,
+                    previous: dict[str, Any] | None = None) -> Order:
         """What the order said when it was placed stands, whatever a later version repeats or omits.
 
         A result message rebuilds its order from its own ORC/OBR (same deterministic id): a LIS
-        rarely repeats the doctor's ORC-16 re-test reason or the order time. The reasons recorded
-        when the order was placed are kept (a later version may add one, never remove one), and so
-        are its date and the instant huren first saw it. Once a result of the order has been
+        rarely repeats the doctor's ORC-16 re-test reason or the order time. Until a result is
+        decided the reasons are the stored version's as the merge rules combined it (an order update
+        states them as the order now is, a copy without them keeps them), and the order's date and
+        the instant huren first saw it are kept. Once a result of the order has been
         decided on (``is_resulted``), the reasons are those recorded until then: a reason first sent
         after the result (an order update, a corrected result's ORC-16) is a late reason, kept in
         the check row apart (``late_reasons_of``) and never part of the decision -- DOMAIN.md: the
@@ -323,11 +330,26 @@ class OrderTime(RecognitionState, _Others):
         eighteenth round kept a reason's own name as its text ("其他必要复查", R06's), and carried
         forward it paid an R06 order placed before the upgrade and resulted after it."""
         kept_text = own_text(check.get("reason_text"), check.get("reasons") or (), self._rules)
-        if recorded:
-            reasons, text = tuple(check.get("reasons") or ()), kept_text
+        kept = tuple(check.get("reasons") or ())
+        if recorded or (not order.reasons and check.get("reason_from")):
+            # recorded for good; or the reasons its row carries are a CDS answer's and the order
+            # states none of its own (``_with_cds_reasons``)
+            reasons, text = kept, kept_text
         else:
-            reasons = tuple(dict.fromkeys([*(check.get("reasons") or ()), *order.reasons]))
-            text = kept_text or order.reason_text
+            # before any result the order's reasons are those of the stored version, which the merge
+            # rules made (``merge.yaml`` ServiceRequest.reasonCode: an order update states the reason
+            # as the order now is, an empty ORC-16 keeps it, a result message's copy only adds). The
+            # row added every reason a version ever stated: R01 changed by an ORC-1 XO to R07 or to
+            # ``""`` was still a justified R01 (twentieth round). Another reason does not take the
+            # recorded text.
+            reasons = order.reasons
+            text = order.reason_text
+            if not text and reasons == kept and kept_text:
+                # the same reasons without a text: the recorded text stays unless it was the order's
+                # own, stated by the version this one replaces (R06 "术后出血需复查" updated to R06
+                # alone is R06 without its text; a CDS comment completing the order stays)
+                said = order_reasons(previous, self._rules)[1] if previous else None
+                text = None if said and own_text(said, kept, self._rules) == kept_text else kept_text
         changes: dict[str, Any] = {"reasons": reasons, "reason_text": text, "placed": check.get("placed")}
         if check.get("analytes") and not order.analytes:
             changes["analytes"] = tuple(check["analytes"])

@@ -366,7 +366,7 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         """The write hook for one stored version (``on_write_many`` calls it for each)."""
         rtype = resource.get("resourceType")
         if rtype == ORDER_TYPE:
-            return self.on_order(resource)
+            return self.on_order(resource, previous)
         if rtype in RESULT_TYPES:
             return self.on_result(resource)
         if rtype == "Patient":
@@ -392,7 +392,15 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             # kept under the first service that is a result of the index (the report, not its
             # observation, which is no entry of its own): a line naming [observation, report] was
             # kept under the observation, and no test ever found it
-            indexed = next((s for s in services if self.index.get(s) is not None), services[0])
+            entries = {s: doc for s in services if (doc := self.index.get(s)) is not None}
+            # A line naming the results of several tests (one ¥50 line for a blood count and an ALT)
+            # is no one test's price: kept under the first it named, it was the count's money at stake
+            # whole (¥50 where the catalogue says ¥20) or nothing of it, by the order of its
+            # ``service`` list (twentieth round). Its row is kept under no service -- the tests are
+            # priced as if unbilled -- and, a version of its line, still replaces an earlier one
+            # naming a single test (``latest_lines``).
+            several = len({group_key(doc) for doc in entries.values()}) > 1
+            indexed = None if several else next(iter(entries), services[0])
             # the line's number and when this version was stored: which line it is a version
             # of, and which version stands (``engine.insurance.charges.latest_lines``)
             self.charges.replace({"_id": ref, "service": indexed, "services": services,
