@@ -1,0 +1,85 @@
+"""What a message states and huren altered or dropped on the way to FHIR (twentieth round, conv20).
+
+Each test sends real HL7 v2 bytes over MLLP and reads what was stored back through ``/fhir``.
+
+Scheduling (SIU^S12). The message shapes follow the HL7 v2.5.1 chapter 10 example of an S12 and
+the HL7 v2-to-FHIR IG's own SIU_S12 benchmark message (``tests/data/hl7v2/hl7-v2-to-fhir-ig/
+IG-test_conversions_SIU_S12.hl7``, CC0: ``AIP|1||JPULLEN1^Pullen^Jeri...|D^Pullen, Jeri|...``),
+with a county hospital's codes in place of theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from tests.test_conv13_orders import written
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_ingest_durability import err_fields
+
+
+def booking(control: str, sch9_10: str = "30|min", *, aip4: str = "AT^主治医师^HL70443", aip12: str = "",
+            ail12: str = "") -> bytes:
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||SIU^S12^SIU_S12|{control}|P|2.5.1\r"
+            f"SCH|AP-{control}|BK-{control}||||||NORMAL|{sch9_10}|^^^20261205083000|||||||||||||||Booked\r"
+            "PID|1||ZY20S^^^FNXRMYY^MR||李^小明||19800101|M\r"
+            "RGS|1|A\r"
+            "AIS|1||US1^腹部B超^L|20261205083000\r"
+            f"AIP|1||D01^王^明^^^^^^FNXRMYY|{aip4}||20261205083000||||||{aip12}\r"
+            f"AIL|1||US^201^1^FNXRMYY|||20261205083000||||||{ail12}\r").encode()
+
+
+def appointment(engine: Engine, fhir: TestClient, control: str) -> dict[str, Any]:  # noqa: F811
+    (appt,) = written(engine, fhir, control, "Appointment")
+    return appt
+
+
+def by_actor(appt: dict[str, Any], rtype: str) -> dict[str, Any]:
+    (entry,) = [p for p in appt["participant"] if p["actor"].get("reference", "").startswith(rtype + "/")]
+    return entry
+
+
+def test_a_booked_persons_role_and_each_resources_own_status_are_kept(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """AIP-4 (the person's role, table 0443) was dropped and every participant was stored
+    ``accepted`` whatever its AIP-12/AIL-12 filler status said: a doctor whose part in the
+    appointment was cancelled read as taking part (``vocabulary.yaml`` had the table
+    ``participation_status`` the IG gives for it, read by nothing)."""
+    acks = send(engine, booking("SA1"), booking("SA2", aip12="Cancelled", ail12="Pending"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+
+    doctor = by_actor(appointment(engine, fhir, "SA1"), "Practitioner")
+    assert doctor["type"] == [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0443",
+                                           "code": "AT", "display": "主治医师"}], "text": "主治医师"}]
+    assert doctor["status"] == "accepted"  # no AIP-12: booked with the appointment (SCH-25)
+    assert by_actor(appointment(engine, fhir, "SA1"), "Location")["status"] == "accepted"
+
+    cancelled = appointment(engine, fhir, "SA2")
+    assert by_actor(cancelled, "Practitioner")["status"] == "declined"  # was "accepted"
+    assert by_actor(cancelled, "Location")["status"] == "tentative"  # was "accepted"
+    assert by_actor(cancelled, "Patient")["status"] == "accepted"
+
+
+def test_an_appointments_duration_is_read_in_its_own_unit(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """SCH-9/SCH-10 (duration and its unit): a unit the converter did not know was read as
+    minutes, so a one-week stay booked ``1|wk`` ended one minute after it began, with AA. Units
+    are a table now (``vocabulary.yaml`` ``duration_minutes``: UCUM and the spellings senders
+    use); a unit it does not name gives no duration and no end made up from it, said at SCH-10."""
+    week, hours, unknown = send(engine, booking("SD1", "1|wk^week^UCUM"), booking("SD2", "2|h"),
+                                booking("SD3", "3|mo"))
+    assert [ack_code_of(a) for a in (week, hours)] == ["AA", "AA"], (week, hours)
+
+    appt = appointment(engine, fhir, "SD1")
+    assert (appt["start"], appt["end"]) == ("2026-12-05T08:30:00+08:00", "2026-12-12T08:30:00+08:00")  # was 08:31
+    assert appt["minutesDuration"] == 10080  # was 1
+    appt = appointment(engine, fhir, "SD2")
+    assert (appt["end"], appt["minutesDuration"]) == ("2026-12-05T10:30:00+08:00", 120)
+
+    # a month has no fixed number of minutes: no end is invented from "3 mo", and the ACK says why
+    assert ack_code_of(unknown) == "AA", unknown  # stored; the ERR W segments say what was not taken
+    warned = [e for e in err_fields(unknown) if e[2].startswith("SCH^1^10")]
+    assert warned and warned[0][4] == "W" and "mo" in warned[0][8], err_fields(unknown)
+    appt = appointment(engine, fhir, "SD3")
+    assert "minutesDuration" not in appt and "end" not in appt
