@@ -83,3 +83,18 @@ def test_an_appointments_duration_is_read_in_its_own_unit(engine: Engine, fhir: 
     assert warned and warned[0][4] == "W" and "mo" in warned[0][8], err_fields(unknown)
     appt = appointment(engine, fhir, "SD3")
     assert "minutesDuration" not in appt and "end" not in appt
+
+
+def test_a_role_booked_with_no_one_named_yet_is_kept(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """An AIP naming a role and no person (AIP-3 empty, AIP-4 the role: Corepoint Health's SIU
+    example in ``tests/data/hl7v2/google-hdh/hdh_siu_s12_ex1.hl7`` books ``2.10^Anesthesiologist``
+    so) was dropped: the appointment read as needing no anaesthetist. R4 allows a participant that
+    is a type alone (app-1); it is kept so, ``needs-action`` unless its AIP-12 says otherwise."""
+    message = booking("SR1").replace(b"AIL|", "AIP|2|||AN^麻醉医师^L||20261205083000\rAIL|".encode(), 1)
+    (ack,) = send(engine, message)
+    assert ack_code_of(ack) == "AA", ack
+    appt = appointment(engine, fhir, "SR1")
+    roles = [p for p in appt["participant"] if "actor" not in p]
+    assert roles == [{"type": [{"coding": [{"system": "urn:huren:code:FNXRMYY", "code": "AN", "display": "麻醉医师"}],
+                                "text": "麻醉医师"}], "status": "needs-action"}]  # was []
+    assert len(appt["participant"]) == 4  # the patient, the doctor, the role, the room
