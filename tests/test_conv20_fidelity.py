@@ -98,3 +98,31 @@ def test_a_role_booked_with_no_one_named_yet_is_kept(engine: Engine, fhir: TestC
     assert roles == [{"type": [{"coding": [{"system": "urn:huren:code:FNXRMYY", "code": "AN", "display": "麻醉医师"}],
                                 "text": "麻醉医师"}], "status": "needs-action"}]  # was []
     assert len(appt["participant"]) == 4  # the patient, the doctor, the role, the room
+
+
+def vaccination(control: str, completion: str) -> bytes:
+    """The CDC immunization IG's example VXU #1 shape (``tests/data/hl7v2/cdc-iz-ig/``, a US-government
+    work): ORC, then RXA with RXA-20 the completion status (table 0322) and RXA-21 the action."""
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||VXU^V04^VXU_V04|{control}|P|2.5.1\r"
+            "PID|1||ZY20V^^^FNXRMYY^MR||李^小明||20200101|M\r"
+            "ORC|RE||IZ-20V^FNXRMYY\r"
+            "RXA|0|1|20261201093000||08^Hep B^CVX|0.5|mL^^UCUM||00^New immunization record^NIP001"
+            f"|||||||||||{completion}|A\r"
+            "RXR|C28161^Intramuscular^NCIT|LD^Left Deltoid^HL70163\r").encode()
+
+
+def test_a_partially_administered_dose_is_not_read_as_a_full_one(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """RXA-20 PA (partially administered: the child pulled away, half the dose went in) was stored
+    ``completed`` and nothing else -- a full, potent dose to any reader or forecaster (R4: "by
+    default, a dose should be considered to be potent"). The IG's RXA map gives PA
+    ``isSubpotent: true``; a later message completing the record (CP) says ``false`` again."""
+    (partial,) = send(engine, vaccination("SV1", "PA"))
+    assert ack_code_of(partial) == "AA", partial
+    (imm,) = written(engine, fhir, "SV1", "Immunization")
+    assert imm["status"] == "completed" and imm["isSubpotent"] is True  # was absent
+    assert imm["doseQuantity"]["value"] == 0.5
+
+    (corrected,) = send(engine, vaccination("SV2", "CP"))
+    assert ack_code_of(corrected) == "AA", corrected
+    (again,) = written(engine, fhir, "SV2", "Immunization")
+    assert again["id"] == imm["id"] and again["isSubpotent"] is False
