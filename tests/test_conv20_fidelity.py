@@ -126,3 +126,38 @@ def test_a_partially_administered_dose_is_not_read_as_a_full_one(engine: Engine,
     assert ack_code_of(corrected) == "AA", corrected
     (again,) = written(engine, fhir, "SV2", "Immunization")
     assert again["id"] == imm["id"] and again["isSubpotent"] is False
+
+
+def timed_urine(control: str, spm17: str) -> bytes:
+    """A 24-hour urine protein in an ORU^R01 whose SPM-17 (specimen collection date/time, DR) gives
+    the collection's start and end, as HL7 v2.5.1 chapter 7's SPM definition and the NIST ELR
+    test messages write it (``start^end``)."""
+    return (f"MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261202091500||ORU^R01^ORU_R01|{control}|P|2.5.1\r"
+            "PID|1||ZY20U^^^FNXRMYY^MR||王^建国||19800101|M\r"
+            f"OBR|1|ORD-{control}|LAB-{control}|UPRO24^24小时尿蛋白^L|||20261201080000|||||||||||||||"
+            "20261202090000|||F\r"
+            "OBX|1|NM|UPRO24^24小时尿蛋白^L||0.15|g/24h|0-0.15||||F|||20261202085000\r"
+            f"SPM|1|SP-{control}||UR^尿液^HL70487|||||||||||||{spm17}|20261202083000\r").encode()
+
+
+def test_a_timed_collection_keeps_its_end(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """SPM-17 is a range (DR): a 24-hour urine collected from 08:00 on the 1st to 08:00 on the
+    2nd was stored as collected at 08:00 on the 1st -- the end dropped with AA, and with it what
+    makes the result a 24-hour one. It is now ``collection.collectedPeriod`` (IG "SPM to
+    Specimen": SPM-17.2 valued → a period); a single time stays ``collectedDateTime``; a range
+    that ends before it starts (R4 per-1) is left out with a warning at SPM-17."""
+    period, point, reversed_ = send(engine, timed_urine("SU1", "20261201080000^20261202080000"),
+                                    timed_urine("SU2", "20261201080000"),
+                                    timed_urine("SU3", "20261202080000^20261201080000"))
+    assert [ack_code_of(a) for a in (period, point)] == ["AA", "AA"], (period, point)
+    (specimen,) = written(engine, fhir, "SU1", "Specimen")
+    assert specimen["collection"] == {"collectedPeriod": {"start": "2026-12-01T08:00:00+08:00",
+                                                          "end": "2026-12-02T08:00:00+08:00"}}  # end was dropped
+    assert specimen["receivedTime"] == "2026-12-02T08:30:00+08:00"
+    (specimen,) = written(engine, fhir, "SU2", "Specimen")
+    assert specimen["collection"] == {"collectedDateTime": "2026-12-01T08:00:00+08:00"}
+
+    warned = [e for e in err_fields(reversed_) if e[2].startswith("SPM^1^17")]
+    assert warned and warned[0][4] == "W" and "before it starts" in warned[0][8], err_fields(reversed_)
+    (specimen,) = written(engine, fhir, "SU3", "Specimen")
+    assert "collection" not in specimen
