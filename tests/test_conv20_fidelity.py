@@ -161,3 +161,25 @@ def test_a_timed_collection_keeps_its_end(engine: Engine, fhir: TestClient) -> N
     assert warned and warned[0][4] == "W" and "before it starts" in warned[0][8], err_fields(reversed_)
     (specimen,) = written(engine, fhir, "SU3", "Specimen")
     assert "collection" not in specimen
+
+
+def registration(control: str, pid13: str) -> bytes:
+    return (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||ADT^A31^ADT_A05|{control}|P|2.5.1\r"
+            "EVN|A31|20261201091500\r"
+            f"PID|1||ZY20T^^^FNXRMYY^MR||王^建国||19800101|M|||||{pid13}\r"
+            "PV1|1|N\r").encode()
+
+
+def test_a_phone_number_is_not_replaced_by_its_area_code(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """XTN-1 holds the whole number and XTN-5/6 its country and area codes, as v2.3-era senders fill
+    them (``(025)88887777^PRN^PH^^^025``): any of XTN-5..7 made the number, so the patient's phone
+    was stored as ``025``. Parts without a local number (XTN-7) are no number: XTN-1 (or XTN-12, or
+    the e-mail) stands; an XTN of an area code alone (LinuxForHealth's ``res_ORU-multiline-short``
+    sends ``^^^^^905`` as a repetition of its own) is left out, said at PID-13, not stored as a
+    phone number ``905``."""
+    (ack,) = send(engine, registration("ST1", "(025)88887777^PRN^PH^^^025~^PRN^PH^^^905~^PRN^PH^^86^25^88887777"))
+    assert ack_code_of(ack) == "AA", ack
+    (patient,) = written(engine, fhir, "ST1", "Patient")
+    assert [t["value"] for t in patient["telecom"]] == ["(025)88887777", "+86 25 88887777"]  # was "025", "905", ...
+    warned = [e for e in err_fields(ack) if e[2].startswith("PID^1^13")]
+    assert warned and warned[0][4] == "W" and "905" in warned[0][8], err_fields(ack)
