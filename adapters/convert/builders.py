@@ -14,6 +14,7 @@ from adapters.convert import common, datatypes, his, lis, pacs, referral, result
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Context
 from adapters.convert.engine import compile_rule
+from adapters.convert.tables import vocabulary
 from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
@@ -328,23 +329,25 @@ templates.THEN.update({"unlink": _unlink})
 # --- post-steps ----------------------------------------------------------------------------------
 
 
-_MINUTES = {"MIN": 1, "M": 1, "MINUTES": 1, "H": 60, "HR": 60, "HOURS": 60, "D": 1440, "DAY": 1440, "S": 1 / 60}
-
-
 def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """Appointment start/end: SCH-11 timing (start ^ end in components 4/5), else TQ1-7/TQ1-8,
     else the earliest AIS-4/AIG-8/AIL-6/AIP-6 start; the end from the duration (SCH-9/SCH-10 or
     the resource's own) when not sent. R4 wants both or neither: an appointment with neither and a
-    status that needs them keeps data-absent-reason on both."""
+    status that needs them keeps data-absent-reason on both. A duration is read in its unit
+    (``vocabulary.yaml`` ``duration_seconds``; none sent: minutes, as v2 defaults it); a unit the
+    table does not name gives no duration, said at its field -- it was read as minutes, so a stay
+    booked ``1|wk`` ended a minute after it began (twentieth round)."""
     ctx = env.ctx
     sch = scope.first("SCH")
     tq1 = scope.first("TQ1")
     start = end = ""
     duration = ""
     unit = ""
+    unit_at: tuple[Segment, int] | None = None
     if sch is not None:
         start, end = sch.value(11, comp=4), sch.value(11, comp=5)
         duration, unit = sch.value(9), sch.value(10)
+        unit_at = (sch, 10)
     if not start and tq1 is not None:
         start, end = tq1.value(7), tq1.value(8)
     if not start:
@@ -352,7 +355,8 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             for s in scope.all(name):
                 if s.value(sf) and (not start or s.value(sf) < start):
                     start = s.value(sf)
-                    duration, unit = duration or s.value(df), unit or s.value(uf)
+                    if not duration:
+                        duration, unit, unit_at = s.value(df), s.value(uf), (s, uf)
     try:
         begin = to_datetime(start, ctx.tz) if start else None
         finish = to_datetime(end, ctx.tz) if end else None
@@ -361,8 +365,14 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         begin = finish = None
     minutes = None
     if duration:
+        per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
+        if per_unit is None and unit_at is not None:
+            at, field_no = unit_at
+            ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
+                              "(duration_seconds); no duration or end is taken from it", field_no,
+                              code=DATA_TYPE_ERROR))
         try:
-            minutes = float(duration) * _MINUTES.get(unit.upper() or "MIN", 1)
+            minutes = float(duration) * per_unit / 60 if per_unit is not None else None
         except ValueError:
             minutes = None
     if minutes is not None and minutes >= 1 and minutes == int(minutes):

@@ -407,18 +407,25 @@ def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     use_code, equip = rep.comp(2).strip(), rep.comp(3).strip()
     email = rep.comp(4).strip()
     value = rep.comp(12).strip()
-    if not value:
-        parts = [p for p in (rep.comp(5).strip(), rep.comp(6).strip(), rep.comp(7).strip()) if p]
-        if parts:
-            value = "+" + " ".join(parts) if rep.comp(5).strip() else " ".join(parts)
-            ext = rep.comp(8).strip()
-            if ext:
-                value += f" ext. {ext}"
+    country, area, local = rep.comp(5).strip(), rep.comp(6).strip(), rep.comp(7).strip()
+    if not value and local:
+        # the number from its parts only when it has its local number (XTN-7): a country or area
+        # code beside XTN-1's whole number (``(025)88887777^PRN^PH^^^025``) replaced the number
+        # with ``025`` (twentieth round)
+        value = " ".join(p for p in (country, area, local) if p)
+        if country:
+            value = "+" + value
+        ext = rep.comp(8).strip()
+        if ext:
+            value += f" ext. {ext}"
     if not value and email:
         value = email
     if not value:
         value = rep.comp(1).strip()
     if not value:
+        if country or area:
+            raise ValueError(f"{(country + ' ' + area).strip()!r} is a country or area code with no number "
+                             "(XTN-7); left out")
         return None
     point: dict[str, Any] = {}
     system = vocabulary(ctx.site, "telecom_system").get(equip) if equip else None

@@ -2,7 +2,10 @@
 
 A rule names a field, a data type converter (``datatypes.CONVERTERS``) and a target path:
 ``a.b`` sets nested elements, ``a[]`` appends to a list; ``into`` + ``wrap`` put the converted
-value inside a fixed element (``{type: ..., individual: <value>}``); ``only_if_empty`` fills a
+value inside a fixed element (``{type: ..., individual: <value>}``; ``into: type[]`` as a list of one), and ``wrap_fields`` fills
+elements of that wrapper from other fields of the same segment (``{type: {field: 4, type: CWE,
+list: true}}``: an appointment's person and their role, AIP-3 and AIP-4), each replacing the
+wrapper's constant of that name when it converts to something; ``only_if_empty`` fills a
 target only when an earlier rule did not; ``merge`` adds a converted dict to what the target
 holds (a Quantity's value from one field, its unit from the next); ``with`` adds constant elements
 to the converted value (an identifier's type); ``skip`` lists sent values that mean "none";
@@ -169,7 +172,11 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     repeats = bool(rule.get("repeats"))
     component = rule.get("component")
     into = rule.get("into")
+    into_key, into_list = (into[:-2], True) if into and into.endswith("[]") else (into, False)  # ``type[]``: a list of one
     wrap = rule.get("wrap", {})
+    # elements of the wrapper read from other fields of the segment: (name, field, converter, sub-rule, a list)
+    wrap_fields = tuple((name, sub["field"], CONVERTERS[sub["type"]], sub, bool(sub.get("list")))
+                        for name, sub in (rule.get("wrap_fields") or {}).items())
     extra = rule.get("with")  # constant elements merged into the converted value
     skip = frozenset(str(v) for v in rule.get("skip", ()))  # sent values that mean "nothing"
     merge = bool(rule.get("merge"))  # merge a dict value into what the target already holds
@@ -230,7 +237,17 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 value.update(copy_extra())
             if into is not None:
                 element = copy_wrap()
-                element[into] = value
+                element[into_key] = [value] if into_list else value
+                for name, sub_field, sub_converter, sub, as_list in wrap_fields:
+                    if not seg.has(sub_field):
+                        continue
+                    try:
+                        part = sub_converter(seg.rep(sub_field), sub, ctx)
+                    except ValueError as exc:
+                        ctx.warn(seg.error(f"{seg.name}-{sub_field}: {exc}", sub_field, code=DATA_TYPE_ERROR))
+                        continue
+                    if part is not None and part != "":
+                        element[name] = [part] if as_list else part
                 value = element
             if merge and isinstance(value, dict):
                 current = _get(resource, path)

@@ -13,7 +13,7 @@ from typing import Any
 from adapters.convert import common, plans
 from adapters.convert.actors import practitioner
 from adapters.convert.context import Concept, Context
-from adapters.convert.datatypes import cwe, decimal, ei
+from adapters.convert.datatypes import CONVERTERS, cwe, decimal, ei
 from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
@@ -825,6 +825,21 @@ def _period(rep: Any, ctx: Context) -> dict[str, str]:
     if len(period) == 2 and _ends_before_it_starts(period["start"], period["end"], ctx.tz):
         raise ValueError(f"the range ends ({period['end']}) before it starts ({period['start']})")
     return period
+
+
+def collected(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
+    """SPM-17 (DR: collection start ^ end) → ``collectedDateTime`` for a start alone, else
+    ``collectedPeriod`` (IG "SPM to Specimen": SPM-17.2 valued); the rule merges it into
+    ``collection``. Reading the start alone as a DTM dropped the end of a timed collection (a
+    24-hour urine read as collected at one moment, twentieth round). A range that ends before it
+    starts is ``ValueError`` (R4 per-1): warned at the field and left out."""
+    if not rep.comp(2, 1).strip():
+        start = rep.comp(1, 1).strip()
+        return {"collectedDateTime": to_fhir_datetime(start, ctx.tz)} if start else None
+    return {"collectedPeriod": _period(rep, ctx)}
+
+
+CONVERTERS["DR_COLLECTED"] = collected
 
 
 def _ends_before_it_starts(start: str, end: str, tz: str) -> bool:
