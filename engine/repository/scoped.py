@@ -238,6 +238,7 @@ class ScopedRepository:
         self._foreign: dict[tuple[str, str], bool] = {}  # referenced record -> someone else's? (per request)
         self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
         self._looked: set[tuple[str, str]] = set()  # AuditEvent entities checked for labels (``_find_unseen``)
+        self._citing: set[tuple[Any, Any]] = set()  # DERIVED records being decided (``_cites_withheld``): cycles
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
@@ -351,14 +352,26 @@ class ScopedRepository:
                         if (target := parse_reference(ref, base)) is not None})
         unknown = []
         for key in cited:
-            ids = self._withheld_ids(key[0]) if self._searching else None
+            ids = self._withheld_ids(key[0]) if self._searching and key[0] not in confidentiality.DERIVED else None
             if ids is None:
                 unknown.append(key)
             elif key[1] in ids:
                 return True
         if not unknown:
             return False
-        return any(self._stored_labelled(rec) for rec in self.repo.backend.current_many(unknown).values())
+        found = self.repo.backend.current_many(unknown).values()
+        if any(self._stored_labelled(rec) for rec in found):
+            return True
+        # a cited record built from others (a message's Provenance naming the recognition flag it
+        # wrote, whose id hashes the item) is decided by what it cites in turn; a cycle decides nothing
+        own = (resource.get("resourceType"), resource.get("id"))
+        if own in self._citing:
+            return False
+        self._citing.add(own)
+        try:
+            return any(rec.type in confidentiality.DERIVED and self._withheld_record(rec) for rec in found)
+        finally:
+            self._citing.discard(own)
 
     def _cites_withheld_raw(self, raw: bytes) -> bool | None:
         """``_cites_withheld`` from a flag's stored bytes, during a search (a flag counted, not
@@ -424,6 +437,21 @@ class ScopedRepository:
         pre-check first, so the many records that carry no label are not parsed."""
         return (rec is not None and not rec.deleted and rec.body is not None
                 and confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body)))
+
+    def _withheld_record(self, rec: StoredResource | None) -> bool:
+        """Whether a stored current version is withheld from this caller: labelled beyond them
+        (``_stored_labelled``), or a record built from others (``confidentiality.DERIVED``: a
+        recognition flag, a message's Provenance) citing one that is. The one answer for the
+        paths that decide a record they are not reading: a write over it, an AuditEvent entity
+        naming it, an ``entity=`` search value. The review of probe20 found the Provenance of a V
+        document, read 404, still written over (PUT 200) and deleted (204) by the township's
+        system, and named -- and confirmed by ``AuditEvent?entity=`` -- in the hospital's audited
+        read of it: those paths asked only for the record's own label."""
+        if rec is None or rec.deleted or rec.body is None:
+            return False
+        if self._stored_labelled(rec):
+            return True
+        return rec.type in confidentiality.DERIVED and self._cites_withheld(fhirjson.loads(rec.body))
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
@@ -507,7 +535,9 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
-        if current is not None and self._hidden_labels and self._labelled(current):
+        if current is not None and self._hidden_labels and (
+                self._labelled(current)
+                or (resource_type in confidentiality.DERIVED and self._cites_withheld(current))):
             raise self.unknown(resource_type)  # a record they may not read is not theirs to write over
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
@@ -586,14 +616,14 @@ class ScopedRepository:
         self._looked |= wanted
         unknown = []
         for key in sorted(wanted):  # during a search, from its per-type sets of labelled ids, as a flag's
-            ids = self._withheld_ids(key[0]) if self._searching else None
+            ids = self._withheld_ids(key[0]) if self._searching and key[0] not in confidentiality.DERIVED else None
             if ids is None:
                 unknown.append(key)
             elif key[1] in ids:
                 self._unseen.add(key)
         if unknown:
             found = self.repo.backend.current_many(unknown)
-            self._unseen.update(key for key in unknown if self._stored_labelled(found.get(key)))
+            self._unseen.update(key for key in unknown if self._withheld_record(found.get(key)))
 
     def _without_unseen(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         """An AuditEvent without the entities a label withholds from this caller (their own record,
@@ -657,7 +687,7 @@ class ScopedRepository:
                 else:
                     keys = [(t, value) for t in sorted(self.repo.params.resource_types)]
                 found = self.repo.backend.current_many(keys) if keys else {}
-                if not any(self._stored_labelled(rec) for rec in found.values()):
+                if not any(self._withheld_record(rec) for rec in found.values()):
                     kept.append(value)
             if not kept:
                 return None
