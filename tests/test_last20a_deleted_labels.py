@@ -22,8 +22,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
+from engine.api.app import create_app
 from engine.engine import Engine
 from engine.messages import message_id
+from engine.repository.scoped import DELETED_LABELS, DeletedLabels
+from engine.settings import Settings
 from tests.test_convert11_thinner import fhir, result, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
 
@@ -125,3 +128,35 @@ def test_a_deleted_restricted_result_withholds_its_messages_provenance(engine: E
     assert fhir.get(f"/fhir/{obs}", headers=clinician).status_code == 200
     assert _ids(fhir.get(f"/fhir/Provenance?target={obs}", headers=clinician), "Provenance") == {prov}
     assert fhir.get(f"/fhir/Provenance/{prov}", headers=clinician).status_code == 200
+
+
+def test_a_store_from_before_the_ledger_notes_its_deletions_once(backend_settings: Settings) -> None:
+    """A record deleted as labelled before this code kept the ledger: the first engine start notes
+    it (``DeletedLabels.backfill``), so the search decides it as it decides a deletion made since."""
+    with Engine(backend_settings) as engine, TestClient(create_app(engine)) as fhir:  # noqa: F811
+        acks = send(engine, result("DB1", "78"))
+        assert [ack_code_of(a) for a in acks] == ["AA"], acks
+        written = _written(engine, "DB1")
+        prov, obs = written["Provenance"].split("/", 1)[1], written["Observation"]
+        hospital = {"Authorization": f"Bearer {engine.auth.issue_system_token('his')}"}
+        body = fhir.get(f"/fhir/{obs}", headers=hospital).json()
+        assert fhir.put(f"/fhir/{obs}", json={**body, "meta": {"security": [_R]}}, headers=hospital).status_code == 200
+        assert fhir.delete(f"/fhir/{obs}", headers=hospital).status_code in (200, 204)
+        # as a store written before the ledger: no entry, no marker
+        ledger = engine.store.collection(DELETED_LABELS)
+        for doc in ledger.find({}):
+            ledger.delete(doc["_id"])
+        clinician = _token(engine, "user", ["user/*.rs"])
+        assert _ids(fhir.get(f"/fhir/Provenance?target={obs}", headers=clinician), "Provenance") == {prov}
+        if backend_settings.mongodb_uri:  # an in-memory store does not outlive its engine: the start's step
+            assert DeletedLabels(engine.repository).backfill() == 1
+            assert DeletedLabels(engine.repository).backfill() == 0  # once
+            r = fhir.get(f"/fhir/Provenance?target={obs}", headers=clinician)
+            assert _ids(r, "Provenance") == set() and r.json()["total"] == 0
+            return
+    with Engine(backend_settings) as engine, TestClient(create_app(engine)) as fhir:  # noqa: F811
+        clinician = _token(engine, "user", ["user/*.rs"])
+        r = fhir.get(f"/fhir/Provenance?target={obs}", headers=clinician)
+        assert _ids(r, "Provenance") == set() and r.json()["total"] == 0
+        assert fhir.get(f"/fhir/Provenance/{prov}", headers=clinician).status_code == 404
+        assert DeletedLabels(engine.repository).backfill() == 0  # done once, at the first start

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -88,8 +89,11 @@ _PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1
 Path_ = tuple[str, ...]
 
 
+log = logging.getLogger(__name__)
+
 # the store's ledger of labelled records since deleted (``DeletedLabels``)
 DELETED_LABELS = "deleted_labels"
+_BACKFILLED = "-backfilled"  # the ledger's marker: the deletions before it was kept are noted
 
 
 def _last_body(repo: FhirRepository, rtype: str, rid: str) -> bytes | None:
@@ -116,9 +120,31 @@ class DeletedLabels:
         self.coll.ensure_index(["type"])
 
     def attach(self) -> DeletedLabels:
-        """Note every later deletion (``FhirRepository.add_delete_hook``, every resource type)."""
+        """Note every later deletion (``FhirRepository.add_delete_hook``, every resource type), and
+        once per store the deletions made before the ledger was kept (``backfill``)."""
         self.repo.add_delete_hook(self.on_delete, types=self.repo.params.resource_types)
+        self.backfill()
         return self
+
+    def backfill(self) -> int:
+        """Note the records deleted before this store kept the ledger, once (a marker says it is
+        done): the backend lists its deleted records in one scan (``deleted_keys``), each read
+        back to its last version with a body. Without it a search would show again the Provenance
+        of a labelled record deleted before the upgrade. Idempotent: a second process doing it
+        at the same time writes the same entries."""
+        if self.coll.get(_BACKFILLED) is not None:
+            return 0
+        listed = getattr(self.repo.backend, "deleted_keys", None)
+        if listed is None:
+            log.warning("the FHIR backend cannot list its deleted records: a labelled record deleted "
+                        "before this version may be named again by a Provenance in a search")
+            return 0
+        keys = [k for k in listed() if k[0] in self.repo.params.resource_types]
+        with self.repo.store.transaction():
+            for rtype, rid in keys:
+                self.on_delete(rtype, rid)
+            self.coll.replace({"_id": _BACKFILLED, "type": "", "count": len(keys)})
+        return len(keys)
 
     def on_delete(self, rtype: str, rid: str) -> None:
         body = _last_body(self.repo, rtype, rid)
