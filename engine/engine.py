@@ -29,6 +29,7 @@ from engine.recognition.service import Recognition
 from engine.referral.service import Referrals
 from engine.repository import open_store
 from engine.repository.fhir import FhirRepository
+from engine.repository.scoped import DeletedLabels
 from engine.settings import Settings
 from mappings.site import Site
 
@@ -77,6 +78,8 @@ class Engine:
         self.referrals = Referrals.for_engine(self)
         # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
         self.repository.add_mark(DocumentLabels(self.repository).mark, types={"Observation", "DocumentReference"})
+        # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
+        DeletedLabels(self.repository).attach()
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2
         self.ingestor = build_ingestor(self)
 

@@ -13,7 +13,7 @@ from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
 from adapters.convert.lis import convert_orders
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import DATA_TYPE_ERROR
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPPORTED_EVENT_CODE, HL7Error
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
 
@@ -95,9 +95,52 @@ def convert_imaging_report(ctx: Context) -> None:
 def convert_document(ctx: Context) -> None:
     """MDM^T01..T11: TXA + OBX → DocumentReference; an imaging OBR also yields the report and study."""
     with_report = ctx.message.get("OBR") is not None
+    _refuse_unstored_availability(ctx)
     convert_orders(ctx, "imaging", with_report=with_report, hook=_document_hook)
+    _refuse_without_content(ctx)
     _label_content(ctx)
     _documents_first(ctx)
+
+
+# TXA-19 document availability (HL7 table 0273) that the stored document states: AV "available for
+# patient care" (or none). CA deleted, OB obsolete and UN unavailable for patient care have no place
+# in what huren writes (``DocumentReference.status`` reads "current"), so a message stating one is
+# refused rather than stored as a document for patient care (twentieth round, last20a)
+_AVAILABLE = frozenset({"", "AV"})
+
+
+def _refuse_unstored_availability(ctx: Context) -> None:
+    """AE for a TXA-19 other than AV: the document would be shown for patient care as "current"
+    while its sender said it is obsolete, deleted or not available -- an AA would tell the sender
+    that status was kept."""
+    for txa in ctx.message.all("TXA"):
+        availability = txa.value(19).strip().upper()
+        if availability not in _AVAILABLE:
+            raise txa.error(f"TXA-19 document availability {availability!r} (table 0273: CA deleted, OB "
+                            "obsolete, UN unavailable for patient care) is not stored by huren: the document "
+                            "would read as available; not accepted", 19, 1, code=TABLE_VALUE_NOT_FOUND)
+
+
+def _refuse_without_content(ctx: Context) -> None:
+    """AR for a document notification that carries no content (no OBX text, no order): the
+    MDM_T01 structure's T01, T03 (status change), T05, T07, T09 and T11 (cancel). huren keeps a
+    document from its text (HL7 v2.5 ch. 9: the notification-only events state the document's
+    TXA-17 completion status, TXA-18 confidentiality and TXA-19 availability without it), and
+    such a message wrote nothing of its TXA, yet was answered AA: a T03 raising a discharge
+    summary to V left the document and its text readable, the sender told it was stored
+    (twentieth round, last20a). Refused, naming why, until a status change can be applied to
+    the stored document by the merge rules; the same change sent with its content (T04, T06,
+    T08, T10) is stored."""
+    if ctx.message.get("TXA") is None or any(
+            r.get("resourceType") in ("DocumentReference", *_CONTENT) for r in ctx.resources.values()):
+        return
+    msh = ctx.message.msh
+    raise HL7Error(
+        f"{msh.message_type}^{msh.trigger_event} carries no document content (OBX): huren stores a "
+        "document with its text, and this notification's TXA (completion status, confidentiality, "
+        "availability) would be stored nowhere; send the change with the document's content "
+        "(T02, T04, T06, T08 or T10)",
+        segment="MSH", sequence=1, field=9, component=2, code=UNSUPPORTED_EVENT_CODE, ack_code="AR")
 
 
 def _documents_first(ctx: Context) -> None:

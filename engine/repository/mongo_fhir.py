@@ -233,6 +233,11 @@ class MongoFhirBackend:
         doc = self.current_coll.find_one({"_id": f"{rtype}/{rid}"}, _FIELDS, **self.store.kw())
         return self._rec(doc) if doc else None
 
+    def deleted_keys(self) -> list[tuple[str, str]]:
+        """Every record whose current version is a deletion (``SqliteFhirBackend.deleted_keys``)."""
+        return [(d["type"], d["id"]) for d in
+                self.current_coll.find({"deleted": True}, {"_id": 0, "type": 1, "id": 1}, **self.store.kw())]
+
     def current_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         ids = [f"{t}/{i}" for t, i in keys]
         out = {}

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,86 @@ _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 # stands decides, as ``parse_reference`` reads it)
 _PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[0-9]{1,20})?"')
 Path_ = tuple[str, ...]
+
+
+log = logging.getLogger(__name__)
+
+# the store's ledger of labelled records since deleted (``DeletedLabels``)
+DELETED_LABELS = "deleted_labels"
+_BACKFILLED = "-backfilled"  # the ledger's marker: the deletions before it was kept are noted
+
+
+def _last_body(repo: FhirRepository, rtype: str, rid: str) -> bytes | None:
+    """The stored body of ``rtype/rid``'s newest version that had one (a deleted record's last
+    version before its deletion; ``None`` when none had, or it is not stored)."""
+    return next((r.body for r in repo.backend.history(rtype, rid) if not r.deleted and r.body is not None), None)
+
+
+class DeletedLabels:
+    """The store's ledger of records deleted while they carried a confidentiality label: the
+    type, id and labels of the version before the deletion, noted by a repository delete hook in
+    the delete's own transaction (re-deleting a record written again unlabelled drops it).
+
+    Why: a search decides a Provenance or an AuditEvent entity from per-type sets of the ids
+    labelled beyond the caller (``ScopedRepository._withheld_ids``), found by the ``_security``
+    index -- which no deleted record is in. A V discharge summary's text, or an R result, once
+    the hospital deleted it, no longer withheld the Provenance of the message that wrote it, nor
+    the import event naming it (twentieth round, last20a). The ledger is read once per type and
+    search, one indexed query; deletions are rare, so it is small."""
+
+    def __init__(self, repo: FhirRepository) -> None:
+        self.repo = repo
+        self.coll = repo.store.collection(DELETED_LABELS)
+        self.coll.ensure_index(["type"])
+
+    def attach(self) -> DeletedLabels:
+        """Note every later deletion (``FhirRepository.add_delete_hook``, every resource type), and
+        once per store the deletions made before the ledger was kept (``backfill``)."""
+        self.repo.add_delete_hook(self.on_delete, types=self.repo.params.resource_types)
+        self.backfill()
+        return self
+
+    def backfill(self) -> int:
+        """Note the records deleted before this store kept the ledger, once (a marker says it is
+        done): the backend lists its deleted records in one scan (``deleted_keys``), each read
+        back to its last version with a body. Without it a search would show again the Provenance
+        of a labelled record deleted before the upgrade. Idempotent: a second process doing it
+        at the same time writes the same entries."""
+        if self.coll.get(_BACKFILLED) is not None:
+            return 0
+        listed = getattr(self.repo.backend, "deleted_keys", None)
+        if listed is None:
+            log.warning("the FHIR backend cannot list its deleted records: a labelled record deleted "
+                        "before this version may be named again by a Provenance in a search")
+            return 0
+        keys = [k for k in listed() if k[0] in self.repo.params.resource_types]
+        with self.repo.store.transaction():
+            for rtype, rid in keys:
+                self.on_delete(rtype, rid)
+            self.coll.replace({"_id": _BACKFILLED, "type": "", "count": len(keys)})
+        return len(keys)
+
+    def on_delete(self, rtype: str, rid: str) -> None:
+        body = _last_body(self.repo, rtype, rid)
+        codes = confidentiality.labels(fhirjson.loads(body)) if body is not None and confidentiality.may_carry(body) \
+            else frozenset()  # type: ignore[arg-type]
+        key = f"{rtype}/{rid}"
+        if codes:
+            self.coll.replace({"_id": key, "type": rtype, "id": rid, "labels": sorted(codes)})
+        elif self.coll.get(key) is not None:
+            self.coll.delete(key)
+
+
+def deleted_labelled(repo: FhirRepository, rtype: str, codes: frozenset[str]) -> frozenset[str]:
+    """The ids of ``rtype`` records noted by ``DeletedLabels`` with one of ``codes`` that are
+    still deleted (or gone): one indexed query, and a primary-key read of the few it finds (a
+    record written again since is decided by its current version)."""
+    found = [(str(d["id"]), d) for d in repo.store.collection(DELETED_LABELS).find({"type": rtype})]
+    noted = [rid for rid, d in found if not codes.isdisjoint(d.get("labels") or ())]
+    if not noted:
+        return frozenset()
+    now = repo.backend.current_many([(rtype, rid) for rid in noted])
+    return frozenset(rid for rid in noted if (rec := now.get((rtype, rid))) is None or rec.deleted)
 
 
 class Withheld(NotFound):
@@ -253,6 +334,7 @@ class ScopedRepository:
         self._label_params: dict[str, list[tuple[str, str]] | None] = {}
         # per type, for one search: the ids labelled beyond the caller (``_withheld_ids``)
         self._withheld: dict[str, frozenset[str] | None] = {}
+        self._was_labelled: dict[tuple[str, str], bool] = {}  # deleted record -> labelled beyond the caller?
         self._searching = False
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
@@ -408,6 +490,8 @@ class ScopedRepository:
                 found = self.repo.search(rtype, [("_security", codes), ("_elements", "id"),
                                                  ("_count", str(_WITHHELD_IDS))])
                 out = None if found.has_next else frozenset(r["id"] for r in found.resources)
+        if out is not None:  # and those deleted as labelled, which no search finds (``DeletedLabels``)
+            out |= deleted_labelled(self.repo, rtype, self._hidden_labels)
         self._withheld[rtype] = out
         return out
 
@@ -433,10 +517,22 @@ class ScopedRepository:
         return not self._hidden_labels.isdisjoint(confidentiality.labels(resource))
 
     def _stored_labelled(self, rec: StoredResource | None) -> bool:
-        """``_labelled`` for a stored current version (none, deleted or bodiless: no); the byte
-        pre-check first, so the many records that carry no label are not parsed."""
-        return (rec is not None and not rec.deleted and rec.body is not None
-                and confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body)))
+        """``_labelled`` for a stored current version (none: no); the byte pre-check first, so the
+        many records that carry no label are not parsed. A deleted one is judged by its last
+        version that had a body (a history read, once per record and request; deletions are
+        rare): a deletion carries no label, and the Provenance of a V document deleted since was
+        shown again, naming it (twentieth round, last20a) -- as ``admit_version`` already judged
+        a record deleted as labelled."""
+        if rec is None:
+            return False
+        if rec.deleted or rec.body is None:
+            key = (rec.type, rec.id)
+            if key not in self._was_labelled:
+                body = _last_body(self.repo, rec.type, rec.id)
+                self._was_labelled[key] = (body is not None and confidentiality.may_carry(body)
+                                           and self._labelled(fhirjson.loads(body)))  # type: ignore[arg-type]
+            return self._was_labelled[key]
+        return confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body))  # type: ignore[arg-type]
 
     def _withheld_record(self, rec: StoredResource | None) -> bool:
         """Whether a stored current version is withheld from this caller: labelled beyond them

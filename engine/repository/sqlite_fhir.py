@@ -285,6 +285,11 @@ class SqliteFhirBackend(SqliteSearch):
             (id_hash(rtype, rid), rtype, rid, rtype, rid))
         return [self._rec(r) for r in rows]
 
+    def deleted_keys(self) -> list[tuple[str, str]]:
+        """Every record whose current version is a deletion (one scan; ``scoped.DeletedLabels``
+        fills its ledger from them once, for a store written before it)."""
+        return [(t, i) for t, i in self.store.query("SELECT type, id FROM fhir_resource WHERE deleted = 1")]
+
     # -- writes ---------------------------------------------------------------------------------
     def put(self, rec: StoredResource, rows: IndexRows | None, previous: StoredResource | None) -> None:
         self.put_many([(rec, rows, previous)])
