@@ -543,10 +543,12 @@ class ScopedRepository:
         document, read 404, still written over (PUT 200) and deleted (204) by the township's
         system, and named -- and confirmed by ``AuditEvent?entity=`` -- in the hospital's audited
         read of it: those paths asked only for the record's own label."""
-        if rec is None or rec.deleted or rec.body is None:
+        if rec is None:
             return False
-        if self._stored_labelled(rec):
+        if self._stored_labelled(rec):  # a deleted one by its last version (last20a)
             return True
+        if rec.deleted or rec.body is None:
+            return False
         return rec.type in confidentiality.DERIVED and self._cites_withheld(fhirjson.loads(rec.body))
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
