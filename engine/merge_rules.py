@@ -80,7 +80,11 @@ class Said:
       report beside one of its test and time, it is another result, not a time point re-sent alone;
     - ``moved_from``: element -> the reference the message says the stored value was (an A45 moves
       a visit from the patient MRG-1 names to PID's): a move the sender states, not a number reused,
-      so ``another_person`` lets it pass when the stored value is that record (or its person's).
+      so ``another_person`` lets it pass when the stored value is that record (or its person's);
+    - ``mother``: element -> the Patient the message names as its patient's mother (PID-21): a
+      newborn's results filed under the mother's visit number (rooming-in, 母婴同室) name a visit
+      stored under that record (or its person's) -- asked only of a resource the message finds
+      stored and leaves as it is (``found``), never of one it would re-file.
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
@@ -88,6 +92,7 @@ class Said:
     fields: tuple[tuple[str, str], ...] = ()
     sub_id: bool = False
     moved_from: tuple[tuple[str, str], ...] = ()
+    mother: tuple[tuple[str, str], ...] = ()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -551,7 +556,7 @@ class MergeRules:
 
     def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
                         source: str, fields: Mapping[str, str], issues: list[Issue],
-                        said: Said | None = None) -> None:
+                        said: Said | None = None, left: bool = False) -> None:
         """``another_person``: the writer names another Patient than the stored version's -- one
         number, two patients: an order number (ORC-2/OBR-2, OBR-3), a visit number (PV1-19), a
         specimen, document or accession number that a sender's sequence restarted (per year, per
@@ -579,6 +584,13 @@ class MergeRules:
         if prior is not None and (prior == mine or (prior.startswith("Patient/") and persons.same_person(
                 one, prior.removeprefix("Patient/")))):
             return
+        # ``left``: the stored resource stays as it is (``found``); a newborn's message under the
+        # visit of the patient it names as mother (PID-21) refers to that visit, as a rooming-in
+        # HIS files it
+        mother = dict(said.mother).get(name) if left and said is not None else None
+        if mother is not None and (mother == mine or (mother.startswith("Patient/") and persons.same_person(
+                one, mother.removeprefix("Patient/")))):
+            return
         at = field_of(fields.get(f"{rtype}.{name}", ""))
         number = f"the number that keys it ({at[0]}-{at[2]})" if at is not None else "the number that keys it"
         # (no record ids in the text: it is the ACK's ERR-8, read by the sender's staff; the raw
@@ -597,7 +609,14 @@ class MergeRules:
         still names it as its own: patient 2's results under patient 1's visit number referred to
         patient 1's visit. ``another_person`` is asked as for an update (raises as it does); the
         issues of a ``warn`` are returned. ``wants_found`` tells the caller whether to ask (and
-        parse the stored version) at all."""
+        parse the stored version) at all.
+
+        Asked only of an element the message located at the number that keys the resource
+        (``Said.fields``: PV1-19, SPM-2, TXA-12, OBR-2...): a resource the message carries under
+        another's key is not its claim on that number -- a reading centre's report links the
+        township's order and study at the township's ids (``referral.link_report``), the referral
+        owner's decision, and the centre's record of a patient without an ID number is not one
+        person with the township's to the index (review of the twentieth round)."""
         rtype = incoming["resourceType"]
         plan = self.plan(rtype, source)
         issues: list[Issue] = []
@@ -605,9 +624,12 @@ class MergeRules:
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
         fields = {f"{rtype}.{element}": at for element, at in said.fields} if said is not None else {}
         for name in plan.persons:
+            if f"{rtype}.{name}" not in fields:  # not keyed by a number the message names
+                continue
             st, inc = stored.get(name), incoming.get(name)
             if isinstance(st, dict) and isinstance(inc, dict):
-                self._another_person(rtype, name, plan.elements[name], st, inc, source, fields, issues, said)
+                self._another_person(rtype, name, plan.elements[name], st, inc, source, fields, issues, said,
+                                     left=True)
         return issues
 
     def wants_found(self, rtype: str, source: str) -> bool:

@@ -36,10 +36,55 @@ HL7V2_MESSAGE_SYSTEM = "urn:huren:hl7v2:message"
 # --- Patient -------------------------------------------------------------------------------------
 
 
+# PID-3 / MRG-1 identifier types that are the institution's own record number (CX-5; empty: the
+# sender's usual number), besides the institution's own ``mrn_type``
+_MRN_KINDS = frozenset({"", "MR", "PI", "PT", "MRN"})
+
+
+def _is_national(kind: str, ctx: Context) -> bool:
+    return kind in (ctx.institution.identifier_type, "NNCHN")
+
+
+def _is_mrn(kind: str, ctx: Context) -> bool:
+    return kind in _MRN_KINDS or kind == ctx.institution.mrn_type
+
+
+def record_key(mrn: str, national: str, first: str, field_no: int = 3) -> str:
+    """The institution-local key of a Patient record from what its identifier list holds: its MRN,
+    else ``nid|<national ID>``, else ``id|<first id>`` (PID-3) or ``pid<n>|<first id>`` (PID-2/4),
+    else "". The one reading of a record's key: a PID (``patient_key``) and a list naming a record
+    (MRG-1, ``list_key``) key one record alike -- an A40 or A45 whose MRG-1 named a record by its ID
+    number alone keyed it ``id|`` while its PID had keyed it ``nid|`` (review of the twentieth round)."""
+    if mrn:
+        return mrn
+    if national:
+        return f"nid|{national}"
+    if first:
+        return f"id|{first}" if field_no == 3 else f"pid{field_no}|{first}"
+    return ""
+
+
+def list_key(seg: Segment, field_no: int, ctx: Context) -> tuple[str, str]:
+    """A field listing one record's identifiers (MRG-1 prior patient, PID-21 mother's identifier)
+    -> (the record's key, its MRN or ""), read as ``patient_key`` reads PID-3 (``record_key``); an
+    invalid resident ID is an error at that field, as in PID-3. ("", "") when it holds none."""
+    mrn = national = first = ""
+    for index, rep in enumerate(seg.reps(field_no)):
+        value = rep.comp(1).strip()
+        if not value:
+            continue
+        first = first or value
+        kind = rep.comp(5).strip().upper()
+        if _is_national(kind, ctx):
+            national = national or _check_national_id(value, seg, field_no, index, ctx).number
+        elif not mrn and _is_mrn(kind, ctx):
+            mrn = value
+    return record_key(mrn, national, first), mrn
+
+
 def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
     """The institution-local key of the Patient (its MRN, else national ID) and its identifiers."""
     inst = ctx.institution
-    national_type = inst.identifier_type
     identifiers: list[dict[str, Any]] = []
     mrn = ""
     national = ""
@@ -53,7 +98,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
         if not value:
             continue
         kind = rep.comp(5).strip().upper()
-        if kind in (national_type, "NNCHN"):
+        if _is_national(kind, ctx):
             checked = _check_national_id(value, pid, field_no, index, ctx)
             national = checked.number
             identifiers.append(
@@ -72,7 +117,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
                     "value": national,
                 }
             )
-        elif field_no == 3 and not mrn and kind in ("", inst.mrn_type, "MR", "PI", "PT", "MRN"):
+        elif field_no == 3 and not mrn and _is_mrn(kind, ctx):
             mrn = value
             identifiers.append(
                 {
@@ -91,13 +136,10 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
                 identifiers.append(other)
     if checked is not None:
         _check_demographics(checked, pid)
-    key = mrn or (f"nid|{national}" if national else "")
-    if not key:
-        first = next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
-        if first:
-            # an id from PID-2/PID-4 is never taken for this institution's MRN (another system
-            # assigned it, and the same value may be someone else's MRN here): keyed apart
-            key = f"id|{first}" if field_no == 3 else f"pid{field_no}|{first}"
+    # an id from PID-2/PID-4 is never taken for this institution's MRN (another system assigned
+    # it, and the same value may be someone else's MRN here): keyed apart (``record_key``)
+    first = "" if mrn or national else next((r.comp(1).strip() for r in reps if r.comp(1).strip()), "")
+    key = record_key(mrn, national, first, field_no)
     if not key:
         # last resort, a person identifier of another kind (PID-19 SSN, PID-20 driver's licence;
         # pid_patient maps them as identifiers): filed apart from any MRN-keyed record, so at worst
@@ -116,7 +158,7 @@ def patient_key(pid: Segment, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
 def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx: Context) -> NationalId:
     """An invalid resident ID (``engine.identity.nationalid`` decides) is an error (AE); an area
     code unknown for the birth year is only a warning, as it is for the patient index."""
-    where = f"PID-{field_no}" + (f" repetition {index + 1}" if index else "")
+    where = f"{pid.name}-{field_no}" + (f" repetition {index + 1}" if index else "")
     try:
         nid = nationalid.parse(value)
     except nationalid.InvalidNationalId as exc:
@@ -415,12 +457,26 @@ def encounter(
     res["subject"] = patient
     if visit:  # another patient under a stored visit number is refused there (merge.yaml ``another_person``)
         ctx.located(res, "subject", pv1, 19)
+        _mother_named(res, ctx)
     res["serviceProvider"] = organization(ctx)
     for part in undoes:
         ctx.delete(res, part, why=f"cancel event {event}")
     for ident in res.get("identifier", ()):
         ident.setdefault("system", f"urn:huren:visit:{ctx.urn_code}")
     return ctx.put(res, key)
+
+
+def _mother_named(res: Resource, ctx: Context) -> None:
+    """PID-21 (mother's identifier, "a link field for newborns", v2.5 ch. 3) names the mother's
+    record, keyed as her own PID keys it (``list_key``): a newborn's results under her visit number
+    (rooming-in, 母婴同室: the newborn has no admission of its own) refer to her visit rather than
+    being refused as another patient's (``Said.mother``; only where the visit is left as stored)."""
+    pid = ctx.message.get("PID")
+    if pid is None or not pid.has(21):
+        return
+    key, _ = list_key(pid, 21, ctx)
+    if key:
+        ctx.mother(res, "subject", ctx.ref("Patient", key)["reference"])
 
 
 # events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its

@@ -111,6 +111,8 @@ class Context:
     told_apart: list[Resource] = field(default_factory=list)  # results with a sub-id (OBX-4)
     # (resource, element, the reference the message says the stored value was): a move it states (A45)
     moves: list[tuple[Resource, str, str]] = field(default_factory=list)
+    # (resource, element, the Patient the message names as its patient's mother: PID-21)
+    mothers: list[tuple[Resource, str, str]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -208,15 +210,21 @@ class Context:
         the visit from the patient MRG-1 names to PID's (``Said.moved_from``)."""
         self.moves.append((resource, element, prior))
 
+    def mother(self, resource: Resource, element: str, mother: str) -> None:
+        """The message names ``mother`` (a Patient reference, PID-21) as its patient's mother: a
+        newborn's results under her visit number refer to her visit (``Said.mother``)."""
+        self.mothers.append((resource, element, mother))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
-        return len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
+        return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
+                + len(self.mothers))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
-        if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves):
+        if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -239,9 +247,14 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 moves.setdefault(ref, []).append((element, prior))
+        mothers: dict[str, list[tuple[str, str]]] = {}
+        for resource, element, mother in self.mothers:
+            ref = _ref_of(resource)
+            if ref is not None:
+                mothers.setdefault(ref, []).append((element, mother))
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
-                          ref in apart, tuple(moves.get(ref, ())))
-                for ref in {*deletes, *assumed, *fields, *apart, *moves}}
+                          ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -40,21 +40,15 @@ def convert_merge(ctx: Context) -> None:
 
 
 def prior_patient(mrg: Segment, ctx: Context) -> tuple[str, str]:
-    """MRG-1 (prior patient identifier list) -> (the prior record's key, its MRN or ""): the first
-    MRN-like identifier, else the first identifier. One reading for a merge (A34/A40) and a visit
-    move (A45: the record the visit was filed under)."""
-    old_reps = [r for r in mrg.reps(1) if r.comp(1).strip()]
-    if not old_reps:
+    """MRG-1 (prior patient identifier list) -> (the prior record's key, its MRN or ""), keyed as
+    a PID keys the record (``common.list_key``: its MRN, else its ID number, else its first id).
+    One reading for a merge (A34/A40) and a visit move (A45: the record the visit was filed under)."""
+    key, mrn = common.list_key(mrg, 1, ctx)
+    if not key:
         raise mrg.error(
             "MRG-1 (prior patient identifier list) is required", 1, 1, code=REQUIRED_FIELD_MISSING
         )
-    inst = ctx.institution
-    old_mrn = ""
-    for rep in old_reps:
-        if rep.comp(5).strip().upper() in ("", inst.mrn_type, "MR", "PI", "PT"):
-            old_mrn = rep.comp(1).strip()
-            break
-    return old_mrn or f"id|{old_reps[0].comp(1).strip()}", old_mrn
+    return key, mrn
 
 
 def moved_visit(mrg: Segment, ctx: Context, encounter: dict[str, str]) -> None:

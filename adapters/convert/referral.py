@@ -175,6 +175,9 @@ def link_report(group: results.Group, ctx: Context, info: dict[str, Any], report
         if new is not None:
             resource["id"] = new.split("/", 1)[1]
             ctx.create_only.append(new)
+            # not this message's number any more: the township's order and study, which it links
+            # as they are stored (``MergeRules.found`` asks only what the message keys itself)
+            ctx.unsay(resource, "subject")
         moved[new or ref] = resource
         rewrite_references(resource, moves)
     ctx.resources.clear()
