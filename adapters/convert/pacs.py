@@ -95,9 +95,9 @@ def convert_imaging_report(ctx: Context) -> None:
 def convert_document(ctx: Context) -> None:
     """MDM^T01..T11: TXA + OBX → DocumentReference; an imaging OBR also yields the report and study."""
     with_report = ctx.message.get("OBR") is not None
-    _refuse_unstored_availability(ctx)
     convert_orders(ctx, "imaging", with_report=with_report, hook=_document_hook)
-    _refuse_without_content(ctx)
+    _refuse_without_content(ctx)  # first: a cancel (T11) stating CA is refused as a cancel
+    _refuse_unstored_availability(ctx)
     _label_content(ctx)
     _documents_first(ctx)
 
@@ -121,8 +121,12 @@ def _refuse_unstored_availability(ctx: Context) -> None:
                             "would read as available; not accepted", 19, 1, code=TABLE_VALUE_NOT_FOUND)
 
 
+# the MDM_T01 structure's events: a notification without the document's content (HL7 v2.5 ch. 9)
+_NOTIFICATIONS = frozenset({"T01", "T03", "T05", "T07", "T09", "T11"})
+
+
 def _refuse_without_content(ctx: Context) -> None:
-    """AR for a document notification that carries no content (no OBX text, no order): the
+    """AR for a document notification that carries no content (no OBX text): the
     MDM_T01 structure's T01, T03 (status change), T05, T07, T09 and T11 (cancel). huren keeps a
     document from its text (HL7 v2.5 ch. 9: the notification-only events state the document's
     TXA-17 completion status, TXA-18 confidentiality and TXA-19 availability without it), and
@@ -131,8 +135,12 @@ def _refuse_without_content(ctx: Context) -> None:
     (twentieth round, last20a). Refused, naming why, until a status change can be applied to
     the stored document by the merge rules; the same change sent with its content (T04, T06,
     T08, T10) is stored."""
-    if ctx.message.get("TXA") is None or any(
-            r.get("resourceType") in ("DocumentReference", *_CONTENT) for r in ctx.resources.values()):
+    # for a notification-only event the report an imaging OBR yields is no content: a T03 with an
+    # OBR and no OBX labelled the new report V and left the stored text readable (the review of
+    # last20a); a content event's order and report without OBX (a T02 of one) are stored as before
+    content = ("DocumentReference", "Observation") if ctx.message.msh.trigger_event in _NOTIFICATIONS \
+        else ("DocumentReference", *_CONTENT)
+    if ctx.message.get("TXA") is None or any(r.get("resourceType") in content for r in ctx.resources.values()):
         return
     msh = ctx.message.msh
     raise HL7Error(

@@ -637,6 +637,13 @@ class ScopedRepository:
                 self._labelled(current)
                 or (resource_type in confidentiality.DERIVED and self._cites_withheld(current))):
             raise self.unknown(resource_type)  # a record they may not read is not theirs to write over
+        if current is None and new is not None and self._hidden_labels and isinstance(new.get("id"), str):
+            # nor a deleted one that was (judged by its last version): a clinician's PUT at the id of
+            # a deleted V document re-created it unlabelled and showed the V message's Provenance
+            # again, its version 3 telling that it had existed (the review of last20a)
+            rec = self.repo.backend.current(resource_type, new["id"])
+            if rec is not None and rec.deleted and self._stored_labelled(rec):
+                raise self.unknown(resource_type)
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
             # refused by type, before the stored version is looked at: whether a record they may
