@@ -78,7 +78,7 @@ def _text_lines(document: dict[str, Any]) -> frozenset[str] | None:
         except (ValueError, UnicodeDecodeError):
             return None  # not read: not judged
         found = True
-        lines.update(data.split("\n"))
+        lines.update(data.splitlines())
     return frozenset(lines) if found else None
 
 
@@ -150,7 +150,7 @@ class DocumentLabels:
         if [r.get("reference") for r in text.get("derivedFrom") or () if isinstance(r, dict)] != [
                 f"{_DOCUMENT}{document.get('id')}"]:
             return False
-        return not set(value.split("\n")) <= lines
+        return not set(value.splitlines()) <= lines
 
     def _texts(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """Every stored Observation naming ``document`` in ``derivedFrom`` (all pages)."""

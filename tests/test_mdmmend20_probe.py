@@ -346,3 +346,25 @@ def test_an_edit_resending_a_paragraph_unchanged_keeps_it(engine: Engine, fhir: 
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
     patient = _patient(engine, fhir, "H2")
     assert sorted(t["valueString"] for t in _texts(fhir, patient)) == ["第一段", "第二段（修改）"]
+
+
+def test_a_writer_withheld_from_v_names_a_document_its_own_bundle_writes(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The check reads a transaction Bundle's own earlier entries: a document and its text written
+    together by a clinician are not refused as a reference to a record that is not known."""
+    assert [ack_code_of(a) for a in send(engine, mdm("B2", "T02", "", "普通", number="DOC-B2"))] == ["AA"]
+    (doc,) = written(engine, fhir, "B2", "DocumentReference")
+    (text,) = written(engine, fhir, "B2", "Observation")
+    token, _ = engine.auth.issue_token(subject="doc-b", kind="user", client_id="doc-b",
+                                       scopes=["user/Observation.crus", "user/DocumentReference.crus",
+                                               "user/Patient.rs"])
+    own = {k: v for k, v in doc.items() if k not in ("id", "meta", "masterIdentifier", "identifier")}
+    note = {"resourceType": "Observation", "status": "final", "subject": doc["subject"], "code": {"text": "备注"},
+            "valueString": "x", "derivedFrom": [{"reference": "urn:uuid:6f1c2b9e-0d7a-4c1e-9f3b-2a5d8e7c4b10"}],
+            "effectiveDateTime": "2026-12-01T08:00:00+08:00", "performer": text["performer"]}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6f1c2b9e-0d7a-4c1e-9f3b-2a5d8e7c4b10", "resource": own,
+         "request": {"method": "POST", "url": "DocumentReference"}},
+        {"resource": note, "request": {"method": "POST", "url": "Observation"}}]}
+    answer = fhir.post("/fhir", json=bundle, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    assert [e["response"]["status"][:3] for e in answer.json()["entry"]] == ["201", "201"]

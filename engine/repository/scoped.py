@@ -540,10 +540,13 @@ class ScopedRepository:
         if not refs:
             return
         keys = [("DocumentReference", ref.split("/", 1)[1]) for ref in dict.fromkeys(refs)]
-        found = self.repo.backend.current_many(keys)
+        # a transaction Bundle's own earlier entries (written, not yet stored) are judged as written
+        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        found = self.repo.backend.current_many([k for k in keys if k not in held])
         for key in keys:
             rec = found.get(key)
-            if rec is None or rec.deleted or rec.body is None or self._stored_labelled(rec):
+            if (self._labelled(held[key]) if key in held
+                    else rec is None or rec.deleted or rec.body is None or self._stored_labelled(rec)):
                 raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
