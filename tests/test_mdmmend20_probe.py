@@ -368,3 +368,20 @@ def test_a_writer_withheld_from_v_names_a_document_its_own_bundle_writes(engine:
     answer = fhir.post("/fhir", json=bundle, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
     assert [e["response"]["status"][:3] for e in answer.json()["entry"]] == ["201", "201"]
+
+
+def test_an_edit_raising_to_v_with_fewer_obx_on_mongomock(mongo_engine: Engine) -> None:
+    """The document's write hook (relabel, delete) on the MongoDB backend."""
+    from engine.api.app import create_app
+
+    with TestClient(create_app(mongo_engine)) as http:
+        http.headers["Authorization"] = "Bearer " + mongo_engine.auth.issue_system_token("reader", "system/*.rs")
+        acks = send(mongo_engine, mdm_many("M1", "T02", "", ["第一段", "第二段（诊断：HIV阳性）"]),
+                    mdm_many("M2", "T08", "V", ["第一段（修改）"]))
+        assert [ack_code_of(a) for a in acks] == ["AA", "AA"]
+        (doc,) = written(mongo_engine, http, "M2", "DocumentReference")
+        patient = doc["subject"]["reference"].split("/", 1)[1]
+        texts = _texts(http, patient)
+        assert [(t["valueString"], _label(t)) for t in texts] == [("第一段（修改）", {"V"})]
+        for who, headers in _readers(mongo_engine, patient).items():
+            assert _texts(http, patient, headers) == [], who
