@@ -19,12 +19,71 @@ send every laboratory result's first version through the merge path.
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from engine.auth.confidentiality import carried
-from engine.merge_rules import Stored
+from engine.auth.confidentiality import carried, labels
+from engine.merge_rules import API, Stored
 
 _DOCUMENT = "DocumentReference/"
+_RANK = {"V": 2, "R": 1}
+_TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
+
+
+class _Found(Protocol):
+    resources: list[dict[str, Any]]
+    has_next: bool
+
+
+class Documents(Stored, Protocol):
+    """The repository as the document's write hook uses it: its text found by ``derived-from`` and
+    written again with the document's label (a derived write of the document's write group)."""
+
+    def search(self, rtype: str | None, params: Sequence[tuple[str, str]]) -> _Found: ...
+
+    def update(self, resource: dict[str, Any], *, source: str = API) -> Any: ...
+
+    def delete(self, rtype: str, rid: str) -> int | None: ...
+
+
+def documents_cited(resource: dict[str, Any]) -> list[str]:
+    """The documents whose label the mark gives ``resource`` ("DocumentReference/<id>"): an
+    Observation's ``derivedFrom``, a DocumentReference's ``relatesTo`` targets (its own id left
+    out). The one reading of what a resource takes a document's label from: the mark, and the
+    writer's check that a FHIR client names only documents it may read
+    (``ScopedRepository.check_write``), read it here."""
+    if resource.get("resourceType") == "DocumentReference":
+        refs = [str((r.get("target") or {}).get("reference")) for r in resource.get("relatesTo") or ()
+                if isinstance(r, dict) and isinstance(r.get("target"), dict)]
+        return [r for r in refs if r.startswith(_DOCUMENT) and r != f"{_DOCUMENT}{resource.get('id')}"]
+    named = resource.get("derivedFrom")
+    if not named or not isinstance(named, list):
+        return []
+    return [str(r.get("reference")) for r in named
+            if isinstance(r, dict) and str(r.get("reference") or "").startswith(_DOCUMENT)]
+
+
+def _text_lines(document: dict[str, Any]) -> frozenset[str] | None:
+    """The lines of a document's text content (``text/plain`` attachments: the MDM's OBX text
+    lines, ``results.text_form``), or None when it holds none (an image, a PDF: not judged)."""
+    lines: set[str] = set()
+    found = False
+    for content in document.get("content") or ():
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        if not isinstance(attachment, dict) or not str(attachment.get("contentType") or "").startswith("text/plain"):
+            continue
+        try:
+            data = base64.b64decode(str(attachment.get("data") or ""), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None  # not read: not judged
+        found = True
+        lines.update(data.splitlines())
+    return frozenset(lines) if found else None
+
+
+def _rank(resource: dict[str, Any] | None) -> int:
+    return max((_RANK.get(c, 0) for c in labels(resource)), default=0) if resource is not None else 0
 
 
 class DocumentLabels:
@@ -36,17 +95,79 @@ class DocumentLabels:
     V, and lowering the text is a PUT of the text itself, as lowering the document is of the
     document (explicit, each record)."""
 
-    def __init__(self, repository: Stored) -> None:
+    def __init__(self, repository: Documents) -> None:
         self.repository = repository
+
+    def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
+        owns its stored text (every Observation naming it in ``derivedFrom``), in its write group.
+
+        Raised: a version labelled higher than the one it replaces gives its text that label. The
+        mark labels the text only when the text itself is written, so a document raised to V by a
+        FHIR client's PUT, or by an edit (T08) that did not resend every paragraph, left the text it
+        did not write readable to those a V withholds the document from. Only a rise: a lowered
+        document keeps its text's label (the text is lowered by a PUT of the text, explicit).
+
+        Edited: a version whose content replaces the stored one's (HL7 v2.5 ch. 9: T07/T08 "the
+        original document is edited", the edit carrying the whole edited text; a resend, a FHIR
+        client's PUT) leaves as its text only what that content still holds. A paragraph the edit
+        removed was still searched and read as the document's text. Such an Observation is deleted,
+        its versions kept (``_history``): it was a copy of a part of the document, which the
+        document's own history keeps; ``entered-in-error`` would say it never should have existed
+        (it was the original's text) and ``cancelled`` that it was never completed. Judged only where
+        the document's content is text (``text/plain``: the OBX text lines) and only for the text the
+        feed made of it (the document's subject, performed by its custodian): a clinician's own note
+        naming the document is not its copy."""
+        rise = _rank(document) > _rank(previous)
+        edited = previous is not None and document.get("content") != previous.get("content")
+        if not rise and not edited:
+            return []
+        lines = _text_lines(document) if edited else None
+        for text in self._texts(document):
+            if lines is not None and self._left_out(text, document, lines):
+                if rise:  # its versions kept labelled as the document now is
+                    text = self._raised(text, document)
+                self.repository.delete("Observation", text["id"])
+            elif rise:
+                self._raised(text, document)
+        return []
+
+    def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+        raised = carried(text, [text, document])
+        if raised is text:
+            return text
+        return dict(self.repository.update(raised, source=API).resource)
+
+    @staticmethod
+    def _left_out(text: dict[str, Any], document: dict[str, Any], lines: frozenset[str]) -> bool:
+        """Is ``text`` the feed's copy of a paragraph the document's content no longer holds?"""
+        value = text.get("valueString")
+        if not isinstance(value, str) or text.get("subject") != document.get("subject"):
+            return False
+        custodian = (document.get("custodian") or {}).get("reference")
+        if not custodian or [p.get("reference") for p in text.get("performer") or () if isinstance(p, dict)] != [custodian]:
+            return False
+        if [r.get("reference") for r in text.get("derivedFrom") or () if isinstance(r, dict)] != [
+                f"{_DOCUMENT}{document.get('id')}"]:
+            return False
+        return not set(value.splitlines()) <= lines
+
+    def _texts(self, document: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every stored Observation naming ``document`` in ``derivedFrom`` (all pages)."""
+        texts: list[dict[str, Any]] = []
+        while True:
+            found = self.repository.search("Observation", [("derived-from", f"{_DOCUMENT}{document['id']}"),
+                                                           ("_count", _TEXTS_AT_ONCE), ("_offset", str(len(texts)))])
+            texts.extend(found.resources)
+            if not found.has_next or not found.resources:
+                return texts
 
     def mark(self, resource: dict[str, Any]) -> dict[str, Any]:
         if resource.get("resourceType") == "DocumentReference":
             return self._related(resource)
-        named = resource.get("derivedFrom")
-        if not named:
+        if not resource.get("derivedFrom"):
             return resource
-        refs = [str(r.get("reference")) for r in named
-                if isinstance(r, dict) and str(r.get("reference") or "").startswith(_DOCUMENT)]
+        refs = documents_cited(resource)
         if not refs:
             return resource
         documents = self._documents(refs)
@@ -58,9 +179,7 @@ class DocumentLabels:
         """An addendum or a replacement (``relatesTo``, TXA-13) is labelled as the most confidential
         of itself and the documents it appends to or replaces: an addendum of a V discharge summary
         stating no TXA-18 was a new, unlabelled document beside it (its own TXA-12)."""
-        refs = [str((r.get("target") or {}).get("reference")) for r in document.get("relatesTo") or ()
-                if isinstance(r, dict) and isinstance(r.get("target"), dict)]
-        refs = [r for r in refs if r.startswith(_DOCUMENT) and r != f"{_DOCUMENT}{document.get('id')}"]
+        refs = documents_cited(document)
         if not refs:
             return document
         parents = self._documents(refs)

@@ -161,7 +161,7 @@ class Site:
             merge = load_merge_file(merge_path)
             shipped = defaults / "merge.yaml"
             if not merge_path.is_relative_to(defaults) and shipped.is_file():
-                merge = laid_over(load_merge_file(shipped), merge)
+                merge = laid_over(load_merge_file(shipped), merge, merge_path)
                 sources.append(str(shipped))
             sources.append(str(merge_path))
         words = PageWords(site_dir)  # checked here with the rest: a mistake stops start-up (or reload)
@@ -191,7 +191,7 @@ def load_merge_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, Any]:
+def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path | str = "merge.yaml") -> dict[str, Any]:
     """A site's ``merge.yaml`` over the shipped one. What the site names is its truth, whole, at the
     level it names it: its ``sources`` (every group) and its ``defaults`` (every mode and conflict
     treatment) are the site's alone; ``resources`` are laid type by type and element by element --
@@ -205,12 +205,27 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, 
     the site's defaults (``replace``: a thinner REF^I13 erased the performer, notes and reasons); and
     defaults mode by mode gave a site's ``hl7: replace``/``reject`` the shipped ``feed``'s
     keep-if-absent and ``warn`` (the smaller group first): a site refusing conflicting writes
-    silently accepted them."""
+    silently accepted them.
+
+    A shipped rule listed under ``privacy`` (a confidentiality label a feed never lowers: a V
+    document's ``securityLabel``, its text's ``meta``) is never left out that way: a site that
+    does not define a group it names and does not name the element itself is refused at load,
+    naming the element. Left out, a site grouping its feeds as ``hl7`` let an edit stating U
+    take a V document and its text down to the resident, without a word (twentieth round,
+    mdmmend20)."""
     groups = site["sources"]
     known = {OTHER_GROUP, *groups, *(name for members in groups.values() for name in members)}
+    private = set(shipped.get("privacy") or ())
     resources: dict[str, dict[str, Any]] = {}
     for rtype, rules in shipped["resources"].items():
         kept = {element: rule for element, rule in rules.items() if rule_names(rule) <= known}
+        for element in rules.keys() - kept.keys():
+            if f"{rtype}.{element}" in private and element not in (site["resources"].get(rtype) or {}):
+                missing = ", ".join(sorted(rule_names(rules[element]) - known))
+                raise SiteError(origin, None, f"resources.{rtype}.{element}",
+                                f"the shipped rule keeping this confidentiality label against feeds names "
+                                f"{missing}, a source group this site does not define: define it, or name "
+                                f"{rtype}.{element} in the site's merge.yaml (its privacy rule would be lost)")
         if kept:
             resources[rtype] = kept
     for rtype, rules in site["resources"].items():
@@ -445,5 +460,7 @@ _MERGE_SCHEMA: dict[str, Any] = {
         },
         "resources": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": _MERGE_ELEMENT}},
+        # shipped element rules no site may lose by the overlay (``laid_over``): "Type.element"
+        "privacy": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Z][A-Za-z]*\.[a-z][A-Za-z]*$"}},
     },
 }

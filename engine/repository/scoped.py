@@ -66,7 +66,8 @@ from engine.audit.events import patients_of
 from engine.audit.view import IMPORTS
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
-from engine.errors import BadRequest, Forbidden, Gone, NotFound, WithheldMatch
+from engine.document_labels import documents_cited
+from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
@@ -644,6 +645,8 @@ class ScopedRepository:
             rec = self.repo.backend.current(resource_type, new["id"])
             if rec is not None and rec.deleted and self._stored_labelled(rec):
                 raise self.unknown(resource_type)
+        if new is not None and self._hidden_labels:
+            self._cites_only_readable(resource_type, new)
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
             # refused by type, before the stored version is looked at: whether a record they may
@@ -661,6 +664,27 @@ class ScopedRepository:
             raise Forbidden("a resident may not delete records")
         if not self._theirs(new):
             raise Forbidden("a resident may only write resources of their own records")
+
+    def _cites_only_readable(self, resource_type: str, new: dict[str, Any]) -> None:
+        """A caller some labels are withheld from names in ``derivedFrom`` (``relatesTo``) only
+        documents it may read: the repository's mark gives the text the document's label, so the
+        answer to naming a V document (201 labelled V) told it from a made-up id (201 unlabelled),
+        a label oracle (twentieth round, mdmmend20). Both are refused alike, as a reference to a
+        record that is not known (422), before anything is written."""
+        refs = documents_cited(new)
+        if not refs:
+            return
+        keys = [("DocumentReference", ref.split("/", 1)[1]) for ref in dict.fromkeys(refs)]
+        # a transaction Bundle's own earlier entries (written, not yet stored) are judged as written
+        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        found = self.repo.backend.current_many([k for k in keys if k not in held])
+        for key in keys:
+            rec = found.get(key)
+            if (self._labelled(held[key]) if key in held
+                    else rec is None or rec.deleted or rec.body is None or self._stored_labelled(rec)):
+                raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
+                                    expression=[f"{resource_type}."
+                                                f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
 
     def _theirs(self, resource: dict[str, Any]) -> bool:
         """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
