@@ -351,7 +351,10 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     if not start and tq1 is not None:
         start, end = tq1.value(7), tq1.value(8)
     if not start:
-        for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 10, 11), ("AIL", 6, 8, 9), ("AIP", 6, 8, 9)):
+        # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
+        # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
+        # were read one field early (the offset units as the duration, the duration as its unit)
+        for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 11, 12), ("AIL", 6, 9, 10), ("AIP", 6, 9, 10)):
             for s in scope.all(name):
                 if s.value(sf) and (not start or s.value(sf) < start):
                     start = s.value(sf)

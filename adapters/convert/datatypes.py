@@ -402,6 +402,15 @@ def xad(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     return addr
 
 
+def _with_extension(number: str, rep: Repetition) -> str:
+    """A number with its XTN-8 extension, written as the parts are (``... ext. 801``); an e-mail
+    address, an empty number or one that already ends in the extension is left as it is."""
+    ext = rep.comp(8).strip()
+    if not number or not ext or "@" in number or number.endswith(ext):
+        return number
+    return f"{number} ext. {ext}"
+
+
 def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     """XTN → ContactPoint: XTN-1 (old format) or XTN-12 unformatted / XTN-4 email / XTN-5..8."""
     use_code, equip = rep.comp(2).strip(), rep.comp(3).strip()
@@ -415,13 +424,13 @@ def xtn(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
         value = " ".join(p for p in (country, area, local) if p)
         if country:
             value = "+" + value
-        ext = rep.comp(8).strip()
-        if ext:
-            value += f" ext. {ext}"
+        value = _with_extension(value, rep)
     if not value and email:
         value = email
     if not value:
-        value = rep.comp(1).strip()
+        # XTN-1 the whole number, XTN-8 its extension (a ward behind a switchboard): the extension
+        # was dropped without a word, and the number reached was the switchboard's (twentieth round)
+        value = _with_extension(rep.comp(1).strip(), rep)
     if not value:
         if country or area:
             raise ValueError(f"{(country + ' ' + area).strip()!r} is a country or area code with no number "
