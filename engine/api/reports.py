@@ -4,7 +4,9 @@ Filters: ``from`` / ``to`` (the repeated test's day, inclusive), ``institution``
 institution), ``item``, ``category`` (检验 / 检查), ``status`` (flagged, upheld, overturned,
 justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV (every row); ``_count`` (default
 100 in JSON) / ``_offset`` page the rows (newest day first, then by flag id: a fixed order across
-pages); totals always cover every matching flag.
+pages); totals always cover every matching flag the caller may be shown. A flag whose DetectedIssue
+is withheld from the caller for a label (``FlagScreen``) is not listed nor totalled: ``totals.restricted``
+says how many and the money at stake; its drill-down and review answer 404.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Auditor reports over the duplicate flags and the order-time checks.
 
-Reads only recognition's own small collections (never the FHIR resources): totals, charts and
+Reads recognition's own small collections (the FHIR resources only to screen a reader not shown
+every label: each matching flag's DetectedIssue, ``FlagScreen``): totals, charts and
 the rate come from the per-day tallies (``engine.recognition.aggregates``), the rows from the flags
 with filters the indexes answer: period (on the repeated test's day), institution (the repeating
 one), item, category, status. Totals give the count and the money at stake (flags still open or upheld: the
