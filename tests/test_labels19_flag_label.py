@@ -83,10 +83,14 @@ def test_a_flag_citing_a_restricted_result_is_withheld_as_the_result_is(engine: 
             assert ({e["resource"]["id"] for e in found.get("entry") or ()}, found["total"]) == ({plain["id"]}, 1)
         assert http.get(f"/fhir/DetectedIssue/{restricted['id']}", headers=system).status_code == 200
 
-        # a review writes the flag again: the label stays
+        # a review writes the flag again: the label stays. (labelsmend20: an auditor not shown R
+        # cannot review it -- 404, as for no flag; the hospital system shown every label can.)
+        refused = http.post(f"/reports/duplicates/{restricted['id']}/review",
+                            json={"decision": "upheld", "reason": "复核属实"},
+                            headers=_bearer(engine, "auditor", ["system/DetectedIssue.rus"]))
+        assert refused.status_code == 404, refused.text
         review = http.post(f"/reports/duplicates/{restricted['id']}/review",
-                           json={"decision": "upheld", "reason": "复核属实"},
-                           headers=_bearer(engine, "auditor", ["system/DetectedIssue.rus"]))
+                           json={"decision": "upheld", "reason": "复核属实"}, headers=system)
         assert review.status_code == 200, review.text
         again = http.get(f"/fhir/DetectedIssue/{restricted['id']}", headers=system).json()
         assert again["mitigation"][-1]["action"]["coding"][0]["code"] == "upheld"

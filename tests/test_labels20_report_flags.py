@@ -8,6 +8,8 @@ flag's item ("CBC", its name), the analytes, the results it cites and their ids.
 keeps its money -- the totals are what the fund will not pay -- and shows 受限项目 for its item and
 evidence, with no reference to the results; by item it is counted under 受限项目, and a report asked
 for that one item leaves it out. A hospital system shown every label reads it as before.
+(labelsmend20: such a flag is now not listed at all -- its drill-down and review answer 404 -- and
+the lists say how many were left out and their money: tests/test_labelsmend20_report_flags.py.)
 
 Results sent over real HTTP (PUT) by the hospitals' system, flags written by the real recognition
 hook, read over real HTTP with real tokens; the real store (SQLite).
@@ -70,38 +72,29 @@ def test_the_duplicate_report_masks_a_flag_citing_a_restricted_result(engine: An
         assert r.status_code == 200, r.text
         _tells_nothing(r.text, secrets)
         rep = r.json()
-        rows = {row["id"]: row for row in rep["rows"]}
-        masked = rows[cbc_row["id"]]
-        assert (masked["item"], masked["item_name"], masked["price"], masked["restricted"]) == ("restricted", "受限项目", 20.0, True)
-        assert (masked["result"], masked["prior_result"], masked["order"]) == (None, None, None)
-        assert rows[by_item["LFT"]["id"]]["item"] == "LFT"
+        # labelsmend20: not listed at all (a masked row kept its id, patient, institution and day)
+        assert [row["item"] for row in rep["rows"]] == ["LFT"]
         t = rep["totals"]
-        assert (t["count"], t["money_at_stake"], t["restricted"]) == (2, 80.0, 1)  # the money is all there
-        assert set(t["by_item"]) == {"restricted", "LFT"}
-        assert (t["by_item"]["restricted"]["count"], t["by_item"]["restricted"]["money"]) == (1, 20.0)
-        assert t["by_institution"][B]["money"] == 80.0
+        assert (t["count"], t["money_at_stake"], t["restricted"]) == (1, 60.0, {"count": 1, "amount": 20.0})
+        assert set(t["by_item"]) == {"LFT"}
+        assert t["by_institution"][B]["money"] == 60.0
 
         # the CSV export says the same
         r = http.get("/reports/duplicates?_format=csv", headers=auditor)
         assert r.status_code == 200
         _tells_nothing(r.text, secrets)
-        assert "受限项目" in r.text and "80.00" in r.text
+        assert "涉及受限记录" in r.text and "60.00" in r.text
         # asked for the item itself: the restricted flag is not listed nor counted
         r = http.get("/reports/duplicates?item=CBC", headers=auditor)
         _tells_nothing(r.text.replace('"item":"CBC"', ""), secrets)
         assert (r.json()["rows"], r.json()["totals"]["count"], r.json()["totals"]["by_item"]) == ([], 0, {})
         assert http.get("/reports/duplicates?item=CBC", headers=system).json()["totals"]["count"] == 1
 
-        # the drill-down and a review's answer
-        r = http.get(f"/reports/duplicates/{cbc_row['id']}", headers=auditor)
-        assert r.status_code == 200, r.text
-        _tells_nothing(r.text, secrets)
-        assert r.json()["flag"]["item_name"] == "受限项目" and r.json()["flag"]["price"] == 20.0
+        # the drill-down and a review: as for no flag (labelsmend20)
+        assert http.get(f"/reports/duplicates/{cbc_row['id']}", headers=auditor).status_code == 404
         r = http.post(f"/reports/duplicates/{cbc_row['id']}/review", json={"decision": "upheld", "reason": "复核属实"},
                       headers=auditor)
-        assert r.status_code == 200, r.text
-        _tells_nothing(r.text, secrets)
-        assert r.json()["status"] == "upheld"
+        assert r.status_code == 404, r.text
 
         # the system shown every label still reads it all
         assert "CBC" in http.get("/reports/duplicates?_format=csv", headers=system).text
@@ -125,7 +118,8 @@ def test_the_deduction_list_keeps_the_amount_and_names_nothing(engine: Any) -> N
         assert r.status_code == 200, r.text
         _tells_nothing(r.text, secrets)
         lines = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
-        assert "受限项目" in r.text and lines[-1][5] == "80.00"  # the total: what the fund will not pay
+        # labelsmend20: the line is left out; the total of those listed, then what was left out
+        assert "涉及受限记录" in lines[-1][0] and (lines[-2][5], lines[-1][5]) == ("60.00", "20.00")
 
         r = http.get("/reports/deductions", params=q, headers=auditor)
         assert r.status_code == 200, r.text
@@ -136,7 +130,7 @@ def test_the_deduction_list_keeps_the_amount_and_names_nothing(engine: Any) -> N
         assert issues == [next(r["id"] for r in rows if r["item"] == "LFT")]
         dlist = bundle["entry"][0]["resource"]
         total = next(x for x in dlist["extension"][0]["extension"] if x["url"] == "total")
-        assert str(total["valueMoney"]["value"]) in ("80.00", "80.0", "80")
+        assert str(total["valueMoney"]["value"]) in ("60.00", "60.0", "60")
 
         full = http.get("/reports/deductions", params={**q, "_format": "csv"}, headers=system)
         assert "CBC" in full.text and prior in full.text

@@ -4,7 +4,9 @@ Filters: ``from`` / ``to`` (the repeated test's day, inclusive), ``institution``
 institution), ``item``, ``category`` (检验 / 检查), ``status`` (flagged, upheld, overturned,
 justified, void); ``_format=csv`` or ``Accept: text/csv`` for CSV (every row); ``_count`` (default
 100 in JSON) / ``_offset`` page the rows (newest day first, then by flag id: a fixed order across
-pages); totals always cover every matching flag.
+pages); totals always cover every matching flag the caller may be shown. A flag whose DetectedIssue
+is withheld from the caller for a label (``FlagScreen``) is not listed nor totalled: ``totals.restricted``
+says how many and the money at stake; its drill-down and review answer 404.
 """
 
 from __future__ import annotations
@@ -81,10 +83,14 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
     require_auditor(caller)
     recognition = request.app.state.engine.recognition
     row = recognition.flags.get(flag_id)
+    engine = request.app.state.engine
     if row is None:
         raise NotFound(f"no duplicate flag {flag_id}")
-    engine = request.app.state.engine
+    # the remit first (its 403 says the same of every flag outside it, labelled or not); then a flag
+    # the reader may not be shown (its DetectedIssue withheld for a label: FlagScreen) is no flag
     require_in_remit(caller, row.get("inst"), engine.site, engine.settings.site)
+    if FlagScreen(engine.repository, caller).hides(row):
+        raise NotFound(f"no duplicate flag {flag_id}")
     # the flag is within the caller's remit: so are its DetectedIssue and the records it is about
     repo.vouch([f"DetectedIssue/{flag_id}", *(row[k] for k in ("result", "prior", "order") if row.get(k))])
 
@@ -94,17 +100,12 @@ def duplicate(flag_id: str, request: Request, caller: Caller = Depends(get_calle
         except (NotFound, Gone, Forbidden):
             return None
 
-    # a flag citing a record labelled beyond the caller: its item and evidence masked, and no record
-    # it cites is read for it (FlagScreen)
-    shown = FlagScreen(engine.repository, caller).shown(row)
-    evidence: dict[str, Any] = {"flag": shown, "detectedIssue": read("DetectedIssue", flag_id)}
+    evidence: dict[str, Any] = {"flag": row, "detectedIssue": read("DetectedIssue", flag_id)}
     for key in ("result", "prior", "order"):
-        ref = shown.get(key)
+        ref = row.get(key)
         if ref:
             rtype, rid = ref.split("/", 1)
             evidence[key + "Resource"] = read(rtype, rid)
-        elif shown is not row and row.get(key):
-            evidence[key + "Resource"] = None  # masked: "not available", as a record the caller may not read
     note(request, action="report-view", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"report": "duplicate-evidence"})
@@ -123,13 +124,16 @@ async def review(flag_id: str, request: Request, caller: Caller = Depends(get_ca
         raise BadRequest('body must be {"decision": ..., "reason": ...}')
     recognition = request.app.state.engine.recognition
     flag = recognition.flags.get(flag_id)
+    engine = request.app.state.engine
     if flag is not None:  # an unknown flag gets the review's own 404
-        engine = request.app.state.engine
         require_in_remit(caller, flag.get("inst"), engine.site, engine.settings.site)
+        # one the reviewer may not be shown (FlagScreen) is refused as a missing one: no one decides
+        # a flag whose evidence they cannot see
+        if FlagScreen(engine.repository, caller).hides(flag):
+            raise NotFound(f"no duplicate flag {flag_id}")
     row = recognition.review(flag_id, str(body.get("decision") or ""), str(body.get("reason") or ""),
                              by=caller.label)
     note(request, action="review", resources=[f"DetectedIssue/{flag_id}"],
          patient_ids=[row["patient"].split("/", 1)[1]] if row.get("patient") else [],
          detail={"decision": row["status"], "reason": row["reviews"][-1]["reason"]})
-    shown = FlagScreen(request.app.state.engine.repository, caller).shown(row)
-    return Response(fhirjson.dumps(shown), media_type="application/json")
+    return Response(fhirjson.dumps(row), media_type="application/json")

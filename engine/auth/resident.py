@@ -493,12 +493,19 @@ class ResidentAuth:
                 raise OAuthError("invalid_scope", str(exc)) from None
             if "offline_access" not in scopes:
                 scopes = [*scopes, "offline_access"]
+        # the app's registration as it stands: a refresh may not widen, and may narrow, the grant
+        # (an app registered again with fewer scopes gets only those; none left: the grant ends)
+        scopes = sc.within(scopes, client.scopes)
+        if not any(not isinstance(sc.parse(s), str) for s in scopes):
+            self._revoke_family(doc["family"])
+            raise OAuthError("invalid_grant", "the app is no longer registered for any scope of this grant")
         if doc.get("consent") and not self._grant_holds(doc):
             self._revoke_family(doc["family"])
             raise OAuthError("invalid_grant", "the family access this sign-in relied on was withdrawn or has expired")
         if not self.refresh.update(doc["_id"], {"used": True}):
             raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
-        response, _, _ = self._tokens(client, scopes, doc["patient"], doc["person"], None, doc["family"],
+        family = doc["family"] if "offline_access" in scopes else None  # no longer registered: no new refresh
+        response, _, _ = self._tokens(client, scopes, doc["patient"], doc["person"], None, family,
                                       acting=doc.get("acting"), consent=doc.get("consent"))
         return response
 

@@ -92,3 +92,30 @@ def narrow(requested: Iterable[str], registered: Iterable[str]) -> list[str]:
             raise ScopeError(f"scope {s!r} is not registered for this client")
         granted.append(s)
     return granted
+
+
+def within(granted: Iterable[str], registered: Iterable[str]) -> list[str]:
+    """``granted`` cut down to what ``registered`` allows now: a special scope kept only while
+    registered, a resource scope narrowed to its overlap with each registered one (``patient/*.rs``
+    under ``patient/Patient.rs`` is ``patient/Patient.rs``), none left out of either.
+
+    Why: a refresh may not widen a grant and the authorization server may narrow it (SMART App
+    Launch, RFC 6749 §6) -- a patient app registered again with narrower scopes must not get its
+    old ones back on the next refresh (rv-labels20)."""
+    reg = parse_all(registered)
+    reg_resource = [r for r in reg if isinstance(r, ResourceScope)]
+    out: dict[str, None] = {}
+    for s in granted:
+        p = parse(s)
+        if isinstance(p, str):
+            if p in reg:
+                out.setdefault(s, None)
+            continue
+        for r in reg_resource:
+            if r.context != p.context or not (r.resource_type == "*" or p.resource_type in ("*", r.resource_type)):
+                continue
+            rtype = r.resource_type if p.resource_type == "*" else p.resource_type
+            letters = "".join(a for a in ACTIONS if a in p.actions and a in r.actions)
+            if letters:
+                out.setdefault(f"{p.context}/{rtype}.{letters}", None)
+    return list(out)

@@ -2,21 +2,45 @@
 atomically and readable by its owner only.
 
 ``huren client add`` and ``huren staff add`` write the file while a server may be running; the
-server notices by the file's modification time, so no restart is needed. A write goes to a fresh
+server notices by the file's (inode, mtime, size), so no restart is needed. A write goes to a fresh
 temporary file (mode 0600, never an existing one) that then replaces the old file in one step, so a
 reader sees the old file or the new one, never half of one.
+
+Two writes within one timestamp tick may give the same (inode, mtime, size) -- ext4 hands a freed
+inode to the next new file, and a file system may keep whole seconds -- so git's "racy clean" rule
+applies: a file whose mtime is not older than ``RACY_NS`` before our read of it is read again next
+time (its bytes compared; parsed only when they differ).
+
+A file that does not parse (an operator's hand edit: a trailing comma) is refused, not guessed
+around: every ``read`` raises ``SecretFileUnreadable`` (503, an OperationOutcome, logged once per
+state of the file) until it is mended. The last good copy is not kept serving: the edit may have
+been meant to remove a client or narrow its scopes, and a server that went on honouring the old
+registration would grant what the operator has just taken away (an auth server fails closed).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from engine.errors import FhirError
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# a file modified this close to (or after) our read of it may change again unseen within its tick
+RACY_NS = 2_000_000_000
+
+
+class SecretFileUnreadable(FhirError):
+    """The registry file does not parse: no request that depends on it is decided (503)."""
+
+    status, code = 503, "transient"
 
 
 class SecretJsonFile(Generic[T]):
@@ -28,22 +52,41 @@ class SecretJsonFile(Generic[T]):
         self._parse = parse
         self._empty = empty
         self._indent = indent
-        # (inode, mtime, size) of the file last parsed: every write replaces the file (a new inode), so a
-        # second ``huren client add`` within the file system's timestamp granularity is seen too
+        # (inode, mtime, size) of the file last parsed: every write replaces the file (a new inode)
         self._mtime: tuple[int, int, int] | None = None
+        self._racy = False  # the file last read was modified within a tick of our read: read again
+        self._raw: bytes | None = None
         self._value: T = empty()
+        self._broken: tuple[int, int, int] | None = None  # the state last logged as not parsing
 
     def read(self) -> T:
         try:
+            now = time.time_ns()
             st = self.path.stat()
             mtime = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
-            self._value, self._mtime = self._empty(), None
+            self._value, self._mtime, self._raw, self._racy = self._empty(), None, None, False
             return self._value
-        if mtime != self._mtime:
-            self._value = self._parse(json.loads(self.path.read_text("utf-8")))
+        if mtime != self._mtime or self._racy:
+            raw = self.path.read_bytes()
+            if raw != self._raw or self._mtime is None:
+                try:
+                    value = self._parse(json.loads(raw.decode("utf-8")))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    self._refuse(mtime, exc)
+                self._value, self._raw = value, raw
             self._mtime = mtime
+            self._racy = st.st_mtime_ns >= now - RACY_NS
         return self._value
+
+    def _refuse(self, state: tuple[int, int, int], exc: Exception) -> None:
+        if state != self._broken:
+            self._broken = state
+            log.error("%s does not parse (%s): every request that needs it is refused (503) until it is mended",
+                      self.path, exc)
+        self._mtime, self._raw = None, None
+        raise SecretFileUnreadable(f"{self.path.name} cannot be read: the server refuses until it is mended",
+                                   headers={"Retry-After": "60"}) from None
 
     def write(self, body: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,4 +95,4 @@ class SecretJsonFile(Generic[T]):
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(body, fh, ensure_ascii=False, indent=self._indent)
         os.replace(tmp, self.path)
-        self._mtime = None
+        self._mtime, self._raw = None, None

@@ -45,7 +45,14 @@ from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.errors import BadRequest, NotFound
 from engine.insurance.charges import COUNTED_STATUSES, money, read_line
 from engine.insurance.tiers import ZERO, fen
-from engine.recognition.reports import CsvNames, FlagScreen, ReportFilter, csv_row, duplicates_report
+from engine.recognition.reports import (
+    CsvNames,
+    FlagScreen,
+    ReportFilter,
+    csv_row,
+    duplicates_report,
+    restricted_words,
+)
 
 DEDUCTION_EXT = "urn:huren:StructureDefinition:deduction"
 LIST_EXT = "urn:huren:StructureDefinition:deduction-list"
@@ -81,9 +88,6 @@ class Deduction:
     policy: str
     reviewed_by: str
     review_reason: str
-    # cites a record labelled beyond the reader (``FlagScreen``): the amount stays, the item and
-    # evidence are masked, and its DetectedIssue is not put in the Bundle
-    restricted: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class DeductionList:
     month: str
     currency: str
     rows: tuple[Deduction, ...]
+    # upheld flags the reader may not be shown (``FlagScreen``): not listed; how many, and their
+    # amount, are said beside the total (the list's total is of the lines listed)
+    restricted_count: int = 0
+    restricted_amount: Decimal = ZERO
 
     @property
     def total(self) -> Decimal:
@@ -119,9 +127,6 @@ def _policy(row: dict[str, Any]) -> str:
     was recognisable in, the window, the prior result, the re-test reason not accepted and whether the
     records contradicted it, a partial repeat. Codes stay as stored (the CSV names them beside);
     ``contradicted`` is the decision's own note, quoted as recorded."""
-    if row.get("restricted"):  # a record it cites is labelled beyond the reader: nothing of it named
-        return (f"医保不予支付：受限项目于 {row['day']} 重复检查检验，在前次结果的 {row.get('window_days')} 天"
-                "互认有效期内（所引结果为受限密级，项目与证据不显示）")
     basis = row.get("basis") or "community"
     scope = "医共体内" if basis == "community" else f"互认范围 {basis} 内"
     what = row.get("item_name") or row["item"]
@@ -152,8 +157,8 @@ def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decima
 
 def deduction_list(recognition: Any, repository: Any, institution: str, month: str,
                    screen: FlagScreen | None = None) -> DeductionList:
-    """``screen``: the reader's; a line citing a record labelled beyond them keeps its amount (the
-    total is what the fund will not pay) and shows 受限项目 for its item, evidence and charge line."""
+    """``screen``: the reader's; a flag they may not be shown is not a line: the list says how many
+    were left out and their amount (``restricted_count``/``restricted_amount``), nothing else of them."""
     if not institution:
         raise BadRequest("institution is required", expression=["institution"])
     start, end = month_range(month)
@@ -161,7 +166,7 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
                                                          status="upheld"), limit=None, screen=screen)
     rows = []
     for r in sorted(report["rows"], key=lambda r: (r["day"], r["id"])):
-        charge, _ = _charge_for(repository, r.get("result"))  # none for a masked line: it names the result
+        charge, _ = _charge_for(repository, r.get("result"))
         amount = fen(money(r.get("price")) or ZERO)
         rows.append(Deduction(
             flag=r["id"], day=r["day"], item=r["item"], item_name=r.get("item_name") or "",
@@ -170,9 +175,10 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
             prior_institution=r.get("prior_institution") or "", prior_day=r.get("prior_day") or "",
             window_days=int(r.get("window_days") or 0), result=r.get("result") or "",
             prior_result=r.get("prior_result") or "", order=r.get("order"), patient=r.get("patient"),
-            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or "",
-            restricted=bool(r.get("restricted"))))
-    return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows))
+            policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or ""))
+    left = report["totals"]["restricted"]
+    return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows),
+                         restricted_count=int(left["count"]), restricted_amount=fen(money(left["amount"]) or ZERO))
 
 
 def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
@@ -194,6 +200,9 @@ def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
                      r.policy, r.reviewed_by, r.review_reason])
     csv_row(writer, [])
     csv_row(writer, [n.header("total"), dl.institution, place, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
+    if words := restricted_words({"count": dl.restricted_count, "amount": dl.restricted_amount}, dl.currency):
+        csv_row(writer, [words, dl.institution, place, dl.month, dl.restricted_count, f"{dl.restricted_amount:.2f}",
+                         dl.currency])
     return buf.getvalue()
 
 
@@ -208,8 +217,6 @@ def to_bundle(dl: DeductionList, repository: Any, base_url: str, names: Mapping[
     start, end = month_range(dl.month)
     issues = []
     for r in dl.rows:
-        if r.restricted:
-            continue  # the flag as stored names the item and the results: only its amount is listed
         try:
             issues.append(repository.read("DetectedIssue", r.flag))
         except NotFound:
@@ -231,6 +238,12 @@ def to_bundle(dl: DeductionList, repository: Any, base_url: str, names: Mapping[
             {"url": "period", "valuePeriod": {"start": start.isoformat(), "end": end.isoformat()}},
             {"url": "total", "valueMoney": _money(dl.total, dl.currency)},
             {"url": "count", "valueInteger": len(dl.rows)},
+            # upheld flags not listed to this reader (a record they cite is labelled beyond them)
+            *([{"url": "restrictedCount", "valueInteger": dl.restricted_count},
+               {"url": "restrictedAmount", "valueMoney": _money(dl.restricted_amount, dl.currency)},
+               {"url": "restrictedNote", "valueString": restricted_words(
+                   {"count": dl.restricted_count, "amount": dl.restricted_amount}, dl.currency)}]
+              if dl.restricted_count else []),
         ]}],
         "identifier": [{"system": LIST_SYSTEM, "value": f"{dl.institution}|{dl.month}"}],
         "status": "current",

@@ -1,6 +1,7 @@
 """Auditor reports over the duplicate flags and the order-time checks.
 
-Reads only recognition's own small collections (never the FHIR resources): totals, charts and
+Reads recognition's own small collections (the FHIR resources only to screen a reader not shown
+every label: each matching flag's DetectedIssue, ``FlagScreen``): totals, charts and
 the rate come from the per-day tallies (``engine.recognition.aggregates``), the rows from the flags
 with filters the indexes answer: period (on the repeated test's day), institution (the repeating
 one), item, category, status. Totals give the count and the money at stake (flags still open or upheld: the
@@ -28,6 +29,7 @@ from engine.errors import BadRequest
 from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range
+from engine.repository.scoped import ScopedRepository
 
 # Flags whose money is at stake: open or upheld. Overturned, justified and void flags are not.
 AT_STAKE = frozenset({"flagged", "upheld"})
@@ -77,111 +79,38 @@ class ReportFilter:
         return {"inst": {"$in": allowed}}
 
 
-# What a flag citing a record labelled beyond the reader shows in place of what it tells of the
-# record: the item's code and name (an HIV test is itself the sensitive fact), the records' ids
-RESTRICTED_ITEM = "restricted"
-RESTRICTED_NAME = "受限项目"
-_CITED = ("result", "prior", "order")
-# the types a flag cites (its results: DiagnosticReport, Observation, ImagingStudy; its order):
-# the ones asked first whether they hold a labelled record at all (one indexed count each)
-CITED_TYPES = ("DiagnosticReport", "Observation", "ImagingStudy", "ServiceRequest")
-_IDS = 1000  # labelled records of a type beyond which its cited records are read one by one
-
-
 class FlagScreen:
-    """Which duplicate flags cite a record labelled beyond the reader, decided as the FHIR read of
-    the flag decides it (``confidentiality.DERIVED``: a flag is withheld while a record it cites,
-    as that record stands now, carries a label withheld from the caller) -- and what such a flag
-    shows on the auditors' report, page, CSV and deduction list: the money stays (the line is real
-    and the totals stay what the fund will not pay), while the item, its name, the repeated
-    analytes, the records it cites, its free texts and the review reasons are masked as
-    受限项目 (``mask``). The reports read recognition's own rows unscoped, so without this an
-    auditor who reads the R result and its flag 404 read the item ("HIV 抗体") from the list.
+    """Which duplicate flags this reader may not be shown: those whose DetectedIssue the FHIR read
+    withholds from them for a label -- its own, or a record it cites (its patient, results, order),
+    as that stands now. Decided by the one owner, ``ScopedRepository.label_withholds`` (the rule
+    ``admit`` applies), not by a list of the row's fields: labels20's own list missed a flag about
+    a Patient labelled R (rv-labels20).
 
-    ``refs``: of the references asked, those withheld (``None``: this caller is shown every
-    label, nothing is screened). Cheap in the common case: when no record of the cited types
-    carries a withheld label (one indexed count each), nothing is looked up per flag; when some
-    do, their ids are found once per request and each flag is decided from those sets (a type
-    holding more than ``_IDS`` such records has its cited records read by key).
+    Such a flag is not listed at all to that reader -- not its row, drill-down, CSV line, deduction
+    line or DetectedIssue -- and every list says only how many were left out and the money at stake
+    (``totals.restricted``): a masked row kept its id (``dup-`` + sha256 of institution, person,
+    item and day: hashing the catalogue's items gave the item back), patient, institution and day
+    (one DiagnosticReport search then found the repeat), category and window (labelsmend20).
 
-    Totals: with some record labelled, every flag the report's filter matches is scanned once
-    per request to find the restricted ones (recognition's tallies do not know labels)."""
+    Cost: for a reader with a label withheld, every flag the report's filter matches has its
+    DetectedIssue read once per request (one batched primary-key read); nothing for a reader shown
+    every label."""
 
     def __init__(self, repository: Any, caller: Caller) -> None:
-        self.repository = repository
-        self.caller = caller
-        self.codes = confidentiality.withheld_codes(caller)
-        self._known: dict[str, bool] = {}
-        self._ids: dict[str, frozenset[str] | None] | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.codes)
-
-    def _labelled_ids(self) -> dict[str, frozenset[str] | None]:
-        """Per cited type, the ids of its records labelled beyond the caller, found by the indexed
-        ``_security`` parameter (none, the common case, is one count); ``None`` for a type that
-        does not index it or holds more than ``_IDS`` such records (each cited record is then read)."""
-        if self._ids is None:
-            codes = ",".join(f"{confidentiality.SYSTEM}|{c}" for c in sorted(self.codes))
-            params, ids = self.repository.params, {}
-            for t in CITED_TYPES:
-                if t not in params.resource_types or params.get(t, "_security") is None:
-                    ids[t] = None
-                elif not self.repository.search(t, [("_security", codes), ("_summary", "count")]).total:
-                    ids[t] = frozenset()
-                else:
-                    found = self.repository.search(t, [("_security", codes), ("_elements", "id"), ("_count", str(_IDS))])
-                    ids[t] = None if found.has_next else frozenset(r["id"] for r in found.resources)
-            self._ids = ids
-        return self._ids
-
-    def _any_labelled(self) -> bool:
-        """Whether a flag may be restricted at all: some cited type holds a withheld record (or
-        cannot tell)."""
-        return any(v is None or v for v in self._labelled_ids().values())
-
-    def withheld(self, refs: Iterable[str]) -> frozenset[str]:
-        """The references among ``refs`` (``Type/id``) whose current record is withheld from the caller."""
-        if not self.codes:
-            return frozenset()
-        ids = self._labelled_ids()
-        read = []
-        for ref in {r for r in refs if r and r not in self._known}:
-            rtype, _, rid = ref.partition("/")
-            known = ids.get(rtype)
-            if known is None:
-                read.append((rtype, rid))  # a type the sets do not answer: its record read
-            else:
-                self._known[ref] = rid in known
-        if read:
-            found = self.repository.backend.current_many(read)
-            for key in read:
-                rec = found.get(key)
-                body = None if rec is None or rec.deleted else rec.body
-                self._known[f"{key[0]}/{key[1]}"] = confidentiality.withheld_body(self.caller, body)
-        return frozenset(r for r in refs if self._known.get(r))
+        self.scoped = ScopedRepository(repository, caller)
+        self.active = bool(confidentiality.withheld_codes(caller))
 
     def restricted(self, flags: Iterable[dict[str, Any]]) -> set[str]:
-        """The ids of those of ``flags`` (stored rows) that cite a withheld record."""
-        flags = list(flags)
-        hidden = self.withheld({f[k] for f in flags for k in _CITED if isinstance(f.get(k), str)})
-        return {f["_id"] for f in flags if any(f.get(k) in hidden for k in _CITED)}
+        """The ids of those of ``flags`` (stored rows; a flag's id is its DetectedIssue's) not shown
+        to this reader."""
+        if not self.active:
+            return set()
+        withheld = self.scoped.label_withholds(f"DetectedIssue/{f['_id']}" for f in flags)
+        return {ref.split("/", 1)[1] for ref in withheld}
 
-    @staticmethod
-    def mask(flag: dict[str, Any]) -> dict[str, Any]:
-        """A stored flag row as shown to a reader it is restricted from (see the class docstring)."""
-        out = {**flag, "item": RESTRICTED_ITEM, "item_name": RESTRICTED_NAME, "key": None, "result": None,
-               "prior": None, "order": None, "prior_inst": None, "prior_day": None, "analytes": [], "reason_text": None, "contradicted": None,
-               "late_reason_text": None, "hr": [], "restricted": True,
-               # a review: who decided what, when (it also records the evidence it saw: not shown)
-               "reviews": [{**{k: r.get(k) for k in ("decision", "by", "at") if k in r}, "reason": RESTRICTED_NAME}
-                           for r in flag.get("reviews") or ()]}
-        return out
-
-    def shown(self, flag: dict[str, Any]) -> dict[str, Any]:
-        """``flag`` as this reader is shown it: masked when it cites a withheld record."""
-        return self.mask(flag) if self.active and self.restricted([flag]) else flag
+    def hides(self, flag: dict[str, Any]) -> bool:
+        """Whether this one flag is not shown: its drill-down and review answer 404, as for no flag."""
+        return bool(self.restricted([flag]))
 
 
 def _row(flag: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +130,6 @@ def _row(flag: dict[str, Any]) -> dict[str, Any]:
         "hr": flag.get("hr") or [],
         # reasons first sent after the result: not part of the decision, shown for the auditor
         "late_reasons": " ".join(flag.get("late_reasons") or ()), "late_reason_text": flag.get("late_reason_text"),
-        **({"restricted": True} if flag.get("restricted") else {}),
     }
 
 
@@ -223,11 +151,11 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     """Totals, chart series and recognition rate from the per-day tallies; one page of rows
     (newest first; ``limit=None`` for all) from the flags themselves.
 
-    ``screen``: the reader's (``FlagScreen``). A flag citing a record labelled beyond them stays a
-    row with its money and is masked; in the totals it is counted under 受限项目 instead of its
-    item (``totals.restricted`` says how many); when the report is asked for one item, such flags
-    are left out altogether -- rows and totals alike -- since listing them under the item asked
-    for would name it."""
+    ``screen``: the reader's (``FlagScreen``). A flag they may not be shown is left out of the rows
+    and of every total (count, money, by status, institution, item and day); ``totals.restricted``
+    says how many were left out and the money at stake in them. A report asked for one item leaves
+    such flags out without counting them there (``restricted`` is zero): a count under the item
+    asked for would name it."""
     by_status: dict[str, int] = defaultdict(int)
     by_inst: dict[str, dict[str, Any]] = {}
     by_item: dict[str, dict[str, Any]] = {}
@@ -258,35 +186,24 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         d["count"] += n
         d["money"] += stake
     restricted: set[str] = set()
-    if screen is not None and screen.active and screen._any_labelled():
+    left_out, left_money = 0, 0.0
+    if screen is not None and screen.active:
         every = recognition.flags.find(flt.query())
         restricted = screen.restricted(every)
-        masked = 0
         for f in every:
             if f["_id"] not in restricted:
                 continue
             status, price = f["status"], float(f.get("price") or 0.0)
-            if flt.item:
-                by_status[status] -= 1
+            by_status[status] -= 1
             if (status == "void" and flt.status != "void") or (flt.status and status != flt.status):
                 continue
             stake = price if status in AT_STAKE else 0.0
-            masked += 1
-            places: list[tuple[dict[str, dict[str, Any]], Any]] = [(by_item, f["item"])]
-            if flt.item:  # left out altogether
-                count -= 1
-                money -= stake
-                self_pay -= price if status == "self_pay" else 0.0
-                places += [(by_inst, f["inst"]), (per_day, f["day"])]
-            else:  # counted under 受限项目
-                row = by_item.setdefault(RESTRICTED_ITEM, {
-                    "count": 0, "money": 0.0, "flagged": 0, "upheld": 0, "overturned": 0, "justified": 0,
-                    "self_pay": 0, "reported": 0, "name": RESTRICTED_NAME, "category": None})
-                row["count"] += 1
-                row["money"] += stake
-                if status in row:
-                    row[status] += 1
-            for table, key in places:
+            left_out += 1
+            left_money += stake
+            count -= 1
+            money -= stake
+            self_pay -= price if status == "self_pay" else 0.0
+            for table, key in ((by_item, f["item"]), (by_inst, f["inst"]), (per_day, f["day"])):
                 row = table.get(key)
                 if row is None:
                     continue
@@ -296,9 +213,8 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
                     row[status] -= 1
                 if row["count"] <= 0:
                     del table[key]
-        masked_total = 0 if flt.item else masked
-    else:
-        masked_total = 0
+        if flt.item:  # not counted under the item asked for: that would name it
+            left_out, left_money = 0, 0.0
     for table in (by_inst, by_item, per_day):
         for row in table.values():
             row["money"] = round(row["money"], 2)
@@ -308,12 +224,11 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     # newest day first, then the flag id: a total order, so pages by skip/limit neither repeat nor
     # skip a flag among the many of one day (neither store promises an order to ties)
     order = [("day", -1), ("_id", 1)]
-    if restricted and flt.item:  # restricted flags of the item asked for are not listed: paged here
+    if restricted:  # flags not shown to this reader are not listed: paged here
         kept = [f for f in recognition.flags.find(query, sort=order) if f["_id"] not in restricted]
         flags = kept[offset:] if limit is None else kept[offset:offset + limit]
     else:
         flags = recognition.flags.find(query, sort=order, limit=limit, skip=offset)
-        flags = [FlagScreen.mask(f) if f["_id"] in restricted else f for f in flags]
     return {
         "filter": {"from": flt.start.isoformat() if flt.start else None, "to": flt.end.isoformat() if flt.end else None,
                    "institution": flt.institution, "item": flt.item, "category": flt.category, "status": flt.status},
@@ -325,9 +240,9 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
             "by_status": {s: by_status.get(s, 0) for s in STATUSES},
             "by_institution": dict(sorted(by_inst.items())),
             "by_item": dict(sorted(by_item.items())),
-            # flags whose item and evidence are not shown to this reader (a record they cite is
-            # labelled beyond them): in the count and money, under 受限项目 by item
-            "restricted": masked_total,
+            # flags not listed to this reader (a record they cite, or the flag, is labelled beyond
+            # them): how many, and the money at stake in them; in no other total
+            "restricted": {"count": left_out, "amount": round(left_money, 2)},
         },
         "recognition_rate": rates.pop("inst"),
         "recognition_rate_by": rates,
@@ -335,6 +250,15 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
         "rows": [_row(f) for f in flags],
         "offset": offset,
     }
+
+
+def restricted_words(restricted: Mapping[str, Any], currency: str) -> str:
+    """What a list says of the flags it leaves out (``totals.restricted``), in Chinese: "" for none."""
+    if not restricted or not restricted.get("count"):
+        return ""
+    sign = "¥" if currency == "CNY" else f"{currency} "
+    return (f"另有 {restricted['count']} 条涉及受限记录的疑似重复未显示，金额 {sign}{float(restricted['amount']):.2f}，"
+            "需具备相应权限的审核员处理")
 
 
 RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
@@ -481,10 +405,9 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
     for inst, t in totals["by_institution"].items():
         csv_row(writer, [n.header("by_institution"), inst, n.of("places", inst), t["count"], f"{t['money']:.2f}"])
     for item, t in totals["by_item"].items():
-        name = RESTRICTED_NAME if item == RESTRICTED_ITEM else n.of("items", item)
-        csv_row(writer, [n.header("by_item"), item, name, t["count"], f"{t['money']:.2f}"])
-    if totals.get("restricted"):
-        csv_row(writer, [RESTRICTED_NAME, totals["restricted"], "条：项目与证据不显示（所引记录为受限密级）"])
+        csv_row(writer, [n.header("by_item"), item, n.of("items", item), t["count"], f"{t['money']:.2f}"])
+    if words := restricted_words(totals.get("restricted") or {}, report["currency"]):
+        csv_row(writer, [words, totals["restricted"]["count"], f"{totals['restricted']['amount']:.2f}"])
     for inst, t in report["recognition_rate"].items():
         rate = "" if t["rate"] is None else f"{t['rate']:.4f}"
         csv_row(writer, [n.header("recognition_rate"), inst, n.of("places", inst), t["recognised"], t["recognisable"],
@@ -501,6 +424,8 @@ def to_text(report: dict[str, Any]) -> str:
                  + "".join(f"  {k}={v}" for k, v in f.items() if v and k not in ("from", "to")))
     lines.append(f"{t['count']} flags, {report['currency']} {t['money_at_stake']:.2f} at stake  "
                  + "  ".join(f"{k}:{v}" for k, v in t["by_status"].items()))
+    if words := restricted_words(t.get("restricted") or {}, report["currency"]):
+        lines.append(words)
     lines.append("")
     lines.append(f"{'institution':<12} {'flags':>6} {'money':>12}  {'recognised/recognisable':>24}  rate")
     insts = sorted(set(t["by_institution"]) | set(report["recognition_rate"]))

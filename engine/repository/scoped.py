@@ -513,6 +513,33 @@ class ScopedRepository:
         byte pre-check; nothing is withheld from a caller shown every label."""
         return bool(self._hidden_labels) and self._stored_labelled(self.repo.backend.current(rtype, rid))
 
+    def label_withholds(self, refs: Iterable[str]) -> frozenset[str]:
+        """Of the stored records ``refs`` (``Type/id``), those ``admit`` withholds from this caller
+        for a label: their own, or -- a record built from others (``confidentiality.DERIVED``: a
+        recognition flag's DetectedIssue) -- one it cites, as that stands now. For surfaces that
+        list records without reading them for the caller (the auditors' reports list flags from
+        recognition's rows: labelsmend20), so they decide exactly as the FHIR read does. A record
+        not stored (or deleted) counts as withheld: nothing says what it cites. One batched
+        primary-key read; cited records decided from per-type id sets, as a flag search does."""
+        if not self._hidden_labels:
+            return frozenset()
+        keys = sorted({(t, i) for ref in refs for t, _, i in [ref.partition("/")] if t and i})
+        found = self.repo.backend.current_many(keys)
+        out: set[str] = set()
+        saved, self._searching, self._withheld = (self._searching, self._withheld), True, {}
+        try:
+            for key in keys:
+                rec = found.get(key)
+                if rec is None or rec.deleted or rec.body is None or self._stored_labelled(rec):
+                    out.add(f"{key[0]}/{key[1]}")
+                elif key[0] in confidentiality.DERIVED:
+                    cites = self._cites_withheld_raw(rec.body)
+                    if cites or (cites is None and self._cites_withheld(fhirjson.loads(rec.body))):
+                        out.add(f"{key[0]}/{key[1]}")
+        finally:
+            self._searching, self._withheld = saved
+        return frozenset(out)
+
     def _labelled(self, resource: dict[str, Any]) -> bool:
         """Does ``resource`` carry a confidentiality label withheld from this caller?"""
         return not self._hidden_labels.isdisjoint(confidentiality.labels(resource))

@@ -61,6 +61,16 @@
       stat(W.status("self_pay").join(" "), t.by_status.self_pay + " · " + money(t.self_pay_money, report.currency)),
       stat(W.status("reported").join(" "), t.by_status.reported));
     summary.dataset.count = t.count; summary.dataset.money = t.money_at_stake;
+    const left = t.restricted || { count: 0, amount: 0 };
+    summary.dataset.restricted = left.count;
+    if (left.count) {
+      // flags citing a record labelled beyond this reader are not listed: only how many and the money
+      const sign = report.currency === "CNY" ? "¥" : (report.currency || "") + " ";
+      const p = text(document.createElement("p"), "另有 " + left.count + " 条涉及受限记录的疑似重复未显示，金额 " + sign
+        + Number(left.amount || 0).toFixed(2) + "，需具备相应权限的审核员处理 (" + left.count
+        + " suspected duplicates citing restricted records are not shown)");
+      p.className = "note restricted"; summary.appendChild(p);
+    }
     if ($("#filters").elements.status.value) {
       // the API's by-status figures are over every status (the other filters apply): said, not implied
       summary.appendChild(text(document.createElement("p"), "各状态数字含全部状态，不受“状态”筛选影响。 The per-status figures cover every status."));
@@ -115,8 +125,7 @@
     cell(tr, (row.item_name || "") + " (" + row.item + ")", "", "项目 Item"); cell(tr, row.category, "", "类别 Category");
     cell(tr, row.analytes ? row.analytes + (row.partial ? "（部分 partial）" : "") : "整项 whole item", "", "重复内容 Repeated");
     cell(tr, money(row.price, row.currency), "num", "价格 Price");
-    // a flag citing a result labelled beyond the reader comes masked (受限项目): nothing of the prior result
-    cell(tr, row.restricted ? "受限 restricted" : W.place(row.prior_institution) + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + W.scope(row.basis) : ""),
+    cell(tr, W.place(row.prior_institution) + " " + W.day(row.prior_day) + (row.basis && row.basis !== "community" ? " · " + W.scope(row.basis) : ""),
       "", "前次结果 Prior result");
     const reasonText = (row.reason ? W.reason(row.reason) : "") + (row.contradicted ? " — 理由与记录不符 reason contradicted by records" : "")
       + (row.late_reasons ? (row.reason ? " · " : "") + "迟录 late: " + String(row.late_reasons).split(/,\s*/).map(W.reason).join("、") : "");
@@ -207,7 +216,6 @@
     for (const [k, v] of facts) { dl.appendChild(text(document.createElement("dt"), k)); dl.appendChild(text(document.createElement("dd"), v)); }
   }
 
-  const RESTRICTED = "受限：所引结果为受限密级，不显示 restricted: not shown";
   async function openFlag(id, tr) {
     const mine = evidence.ask();
     try {
@@ -223,10 +231,9 @@
       const facts = [["状态 Status", zh + (en ? " " + en : "")], ["项目 Item", f.item_name + " (" + f.item + "), " + f.category],
         ["时限 Window", f.window + " 天 days"],
         ["重复于 Repeated at", W.place(f.inst) + " · " + W.day(f.day) + "（开单 ordered " + W.day(f.order_day) + "）"],
-        // masked for this reader (a record it cites is labelled beyond them): nothing of the results
-        ["前次结果 Prior result", f.restricted ? RESTRICTED : [W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — ", f.prior, ev.priorResource]],
-        ["重复结果 Repeated result", f.restricted ? RESTRICTED : ["", f.result, ev.resultResource]],
-        ["医嘱 Order", f.order ? ["", f.order, null] : f.restricted ? RESTRICTED : "（无 none）"],
+        ["前次结果 Prior result", [W.place(f.prior_inst) + " · " + W.day(f.prior_day) + " — ", f.prior, ev.priorResource]],
+        ["重复结果 Repeated result", ["", f.result, ev.resultResource]],
+        ["医嘱 Order", f.order ? ["", f.order, null] : "（无 none）"],
         // a panel's repeated analytes by name, their codes after them (丙氨酸氨基转移酶（ALT）)
         ["重复内容 Repeated", (f.analytes && f.analytes.length ? f.analytes.map((a) => { const n = W.said("analytes", a); return n ? n + "（" + a + "）" : a; }).join("、")
           + (f.partial ? "（部分重叠 partial overlap）" : "") : "整项 the whole item")],
