@@ -302,3 +302,20 @@ def test_an_xo_whose_orc16_says_why_the_order_changed(engine: Engine, mllp: int,
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
     flag = the_flag(engine)
     assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
+
+
+def test_a_filler_status_change_stating_a_reason_does_not_replace_it(engine: Engine, mllp: int) -> None:
+    """ORM ORC-1 SC from the LIS with ORC-16 R07: the filler's reason for its status change, not the
+    doctor's re-test reason -- only the placer replaces it (an order message's reason otherwise
+    replaces the stored one, merge.yaml keep-if-absent): R01 stays and decides."""
+    hl7 = Sender(mllp)
+    prior(hl7)
+    hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
+    when = ts(1, 9)
+    hl7.send(msh("HOSPB", "LIS", "ORM^O01^ORM_O01", when, "HOSPB-SC7-B1") + pid("HOSPB")
+             + f"ORC|SC|B1^HIS|FB1^LIS||IP||||{when}|||D7^张^医生||||{R07}\n"
+             + f"OBR|1|B1^HIS|FB1^LIS|{CBC}|||{when}\n")
+    assert stored_reasons(engine) == ["R01"]
+    hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
+    flag = the_flag(engine)
+    assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
