@@ -131,6 +131,9 @@ class SlicePlan:
     slice: Slice
     own: bool  # the writer is an owner of the slice
     mode: str  # how an owner's entries combine with the stored ones
+    # parts of an entry a feed's thinner statement of it (the same key, the part left out) does not
+    # erase: R06 with the doctor's text echoed by the LIS as ``R06^其他必要复查`` keeps its text
+    keeps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,7 +384,7 @@ class MergeRules:
                               tuple(v[:-1] for v in values if v.endswith("*"))))
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
-                                    self._pick(sl.get("modes") or {}, ladder, mode)))
+                                    self._pick(sl.get("modes") or {}, ladder, mode), tuple(sl.get("keeps") or ())))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
                            for path, v in (rule.get("another_if") or {}).items())
         return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
@@ -869,6 +872,8 @@ class MergeRules:
             if sp.own:
                 value = self._element_value(rtype, name, ElementPlan(sp.mode, ep.key, ep.conflict),
                                             mine or _MISSING, theirs or _MISSING, source, issues)
+                if sp.keeps and sp.mode in ("union", "keep-if-absent") and mine and isinstance(value, list):
+                    value = _kept_parts(value, mine, sp.keeps, ep.key)
                 out.extend(value if isinstance(value, list) else ())
                 continue
             out.extend(mine)
@@ -1161,6 +1166,40 @@ def _union(stored: list[Any], incoming: list[Any], key: tuple[tuple[str, ...], .
             where[k] = len(out)
             out.append(entry)
     return out
+
+
+def _kept_parts(value: list[Any], stored: list[Any], parts: tuple[str, ...],
+                key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
+    """``value``'s entries with the ``parts`` (a slice's ``keeps``) of the stored entry of the same key
+    that they leave out: a thinner statement of the same entry is no delete of what it omits (an
+    explicit ``""`` deletes the whole entry, ``Context.delete``). A replace (a FHIR client stating the
+    whole resource) never comes here."""
+    held = {_key(e, key): e for e in stored if isinstance(e, dict)}
+    out = []
+    for entry in value:
+        was = held.get(_key(entry, key)) if isinstance(entry, dict) else None
+        if was is not None and was is not entry:
+            missing = {p: was[p] for p in parts if p in was and _thin(entry, p) and not _thin(was, p)}
+            if missing:
+                entry = {**entry, **missing}
+        out.append(entry)
+    return out
+
+
+def _thin(entry: dict[str, Any], part: str) -> bool:
+    """Does ``entry`` leave ``part`` out -- absent, or a ``text`` only repeating its coding's display
+    (HL7 CWE.2 sent as the code's name, ``R06^其他必要复查``: the display or its first word)?"""
+    value = entry.get(part)
+    if not value:
+        return True
+    if part != "text" or not isinstance(value, str):
+        return False
+    names = set()
+    for c in entry.get("coding") or ():
+        display = str(c.get("display") or "").strip() if isinstance(c, dict) else ""
+        if display:
+            names.update((display, display.split(" ", 1)[0]))
+    return value.strip() in names
 
 
 def _deleted(plan: TypePlan, element: str) -> list[str]:

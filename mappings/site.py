@@ -437,6 +437,8 @@ _MERGE_ELEMENT: dict[str, Any] = {
                         "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
                     "owner": _NAMES,
                     "modes": {"type": "object", "additionalProperties": _MERGE_MODE},
+                    # parts of an entry a feed's thinner statement of the same entry does not erase
+                    "keeps": {"type": "array", "items": {"type": "string", "minLength": 1}},
                 },
             },
         },

@@ -38,10 +38,10 @@ def test_every_groups_order_reason_is_kept_and_decides(engine: Engine, mllp: int
     assert len(orders) == 1
     codes = [c["code"] for r in orders[0]["reasonCode"] for c in r.get("coding") or ()]
     assert sorted(codes) == ["R01", "Z1"]  # each once (the result message's ORC states none)
-    # the order re-sent, and a group repeating the other's reason: no reason twice. (Twentieth round,
-    # money20: an order message states ORC-16 as the order now is -- both groups now state Z1, so R01
-    # is no longer the order's; the union kept it and a changed reason was paid as the old one.)
+    # the order re-sent, and a group repeating the other's reason: no reason twice. (Twentieth round:
+    # money20 read Z1 in both groups as R01 withdrawn; moneymend20: ORC-16 is HL7's order control
+    # code reason, and a local code is no withdrawal -- only ``""`` withdraws, so R01 stands.)
     hl7.send(two_group_order("B-1", "20260313080000", ASKED, ASKED).replace(f"{B}-ORM-B-1", f"{B}-ORM-B-1b"))
     found = http.get("/fhir/ServiceRequest?identifier=B-1", headers=bearer(engine, "system/*.rs")).json()
     (order,) = [e["resource"] for e in found["entry"]]
-    assert sorted(c["code"] for r in order["reasonCode"] for c in r.get("coding") or ()) == ["Z1"]
+    assert sorted(c["code"] for r in order["reasonCode"] for c in r.get("coding") or ()) == ["R01", "Z1"]

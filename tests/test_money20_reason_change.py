@@ -114,17 +114,19 @@ def test_a_result_message_stating_another_reason_changes_nothing(engine: Engine,
     assert (flag["status"], flag["reason"]) == ("self_pay", "R07"), flag
 
 
-def test_an_update_to_a_reason_none_of_hurens_is_no_reason(engine: Engine, mllp: int) -> None:
-    """ORC-16 changed to a local code the reason table does not know ("Z1^患者要求^L"): ORC-16 is
-    one field, so the order's re-test reason is now none of huren's -- the repeat is not payable."""
+def test_an_update_stating_a_reason_none_of_hurens_keeps_the_reason(engine: Engine, mllp: int) -> None:
+    """ORC-16 changed to a local code the reason table does not know ("Z1^患者要求^L"). money20 read it
+    as the re-test reason withdrawn; by HL7 v2.5 ORC-16 is the *order control code reason* -- why the
+    order changed -- and only ``""`` deletes (moneymend20): a patient's request is none of the
+    national reasons, but it does not withdraw the doctor's R01 either, which decides."""
     hl7 = Sender(mllp)
     prior(hl7)
     hl7.send(order("HOSPB", "B1", CBC, ts(1), reason=R01))
     hl7.send(update("HOSPB", "B1", CBC, ts(1, 9), "Z1^患者要求^L"))
     hl7.send(oru("HOSPB", "B1", CBC, ts(1, 10)))
     flag = the_flag(engine)
-    assert (flag["status"], flag["reason"]) == ("flagged", None), flag
-    assert stored_reasons(engine) == []
+    assert (flag["status"], flag["reason"]) == ("justified", "R01"), flag
+    assert stored_reasons(engine) == ["R01"]
 
 
 @pytest.mark.parametrize("orc16", ['""', "Z1^患者要求^L"], ids=["deleted", "another-code"])

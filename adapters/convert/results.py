@@ -316,9 +316,14 @@ def service_request(
     for prt in group.prt.get(-1, ()):
         _participant(prt, ctx, res, "requester" if prt.value(4).upper() in ("OP", "ORD") else "performer")
     reason = common.retest_reason(orc, ctx)
+    if reason and orc is not None and _filler_in_an_order_message(orc, ctx) and _in_reason_system(reason):
+        # an order message's filler statement (ORM ORC-1 SC from the LIS): its ORC-16 is the reason
+        # for that status change (v2.5: order control code reason), and in an order message it would
+        # replace the doctor's reason (merge.yaml keep-if-absent): only the placer states it
+        reason = None
     if reason:
         res.setdefault("reasonCode", []).insert(0, reason)
-    _reason_taken_back(orc, reason, res, ctx)
+    _reason_taken_back(orc, res, ctx)
     res["subject"] = subject
     if encounter:
         res["encounter"] = encounter
@@ -376,22 +381,50 @@ def service_request(
 _RETEST_REASON: tuple[tuple[str, tuple[str, ...]], ...] = (("coding.system", (common.RECOGNITION_REASON,)),)
 
 
-def _reason_taken_back(orc: Segment | None, reason: Concept | None, res: Resource, ctx: Context) -> None:
-    """ORC-16 sent as ``""`` (v2 ch. 2: delete), or stating a reason that is none of huren's re-test
-    reasons, takes the stored re-test reason away: ORC-16 is one field, and what it states now is
-    the order's reason (``merge.yaml`` ServiceRequest.reasonCode: an order message's reason replaces
-    the stored one, an empty field keeps it). The reason stated in huren's system needs no delete:
-    it replaces the stored one by the merge rule itself. Not for an ORC-1 ``RE`` (table 0119:
-    observations to follow -- a result message's copy of the order, no order request): the reason
-    recorded at order time stands whatever a result message repeats or omits (DOMAIN.md)."""
-    if orc is None or orc.value(1).strip().upper() == "RE":
+def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None:
+    """ORC-16 sent as ``""`` (v2 ch. 2: delete) by the placer's own order statement takes the stored
+    re-test reason away; a reason in huren's system replaces it by the merge rule itself
+    (``merge.yaml`` ServiceRequest.reasonCode: keep-if-absent for an order message).
+
+    Only the placer's statements of the order (``_PLACER_STATES``) in an order message may withdraw
+    it: a filler's status change (ORM ORC-1 SC/OK/NA from the LIS) and any result message (ORU ORC-1
+    RE, SC or blank) are no request of the doctor's -- money20 spared only RE, and an LIS's SC with
+    ORC-16 ``""`` deleted the doctor's stored R01 (twentieth round, moneymend20). Anything else in
+    ORC-16 (a local code, a text only) is HL7 v2.5's *order control code reason* -- why the order was
+    changed (a haemolysed specimen recollected) -- not a withdrawal: the stored re-test reason stands
+    and the stated one is kept beside it under its own system (``retest_reason``: any other reason as
+    sent; ``merge.yaml``: the rest of reasonCode is a union)."""
+    if orc is None or not _placers_statement(orc, ctx):
         return
-    stated_elsewhere = reason is not None and not any(
-        isinstance(c, dict) and c.get("system") == common.RECOGNITION_REASON for c in reason.get("coding") or ())
     if orc.field(16) == '""':
         ctx.delete(res, "reasonCode", _RETEST_REASON)
-    elif stated_elsewhere:
-        ctx.delete(res, "reasonCode", _RETEST_REASON, why="ORC-16 stating a reason that is none of huren's re-test reasons")
+
+
+# ORC-1 codes by which the placer states the order as it now is (v2.5 table 0119): a new order, a
+# change order request, a replacement order and the replace requests naming the order it replaces
+# (``REPLACED``, whose reason a replacement inherits: merge.yaml ``inherits``). Its other codes are the filler's statements (SC status
+# changed, OK/NA/UA accepted/number assigned, RE observations to follow) or a request whose ORC-16 is
+# that request's reason (CA/DC/HD cancel, discontinue, hold).
+_PLACER_STATES = frozenset({"NW", "XO", "RO"}) | REPLACED
+_ORDER_MESSAGES = frozenset({"ORM", "OML", "OMG"})  # merge.yaml ``sources.order``
+
+
+def _filler_in_an_order_message(orc: Segment, ctx: Context) -> bool:
+    """An order message's ORC whose ORC-1 is stated and none of the placer's (``_PLACER_STATES``)."""
+    control = orc.value(1).strip().upper()
+    return (ctx.message.msh.message_type.strip().upper() in _ORDER_MESSAGES
+            and bool(control) and control not in _PLACER_STATES)
+
+
+def _in_reason_system(reason: Concept) -> bool:
+    return any(isinstance(c, dict) and c.get("system") == common.RECOGNITION_REASON
+               for c in reason.get("coding") or ())
+
+
+def _placers_statement(orc: Segment, ctx: Context) -> bool:
+    """Is this ORC the placer's own statement of the order (an order message, ORC-1 NW, XO or RO)?"""
+    return (ctx.message.msh.message_type.strip().upper() in _ORDER_MESSAGES
+            and orc.value(1).strip().upper() in _PLACER_STATES)
 
 
 def _number_located(ctx: Context, res: Resource, group: Group, *, filler_first: bool) -> None:

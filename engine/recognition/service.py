@@ -399,7 +399,12 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             # ``service`` list (twentieth round). Its row is kept under no service -- the tests are
             # priced as if unbilled -- and, a version of its line, still replaces an earlier one
             # naming a single test (``latest_lines``).
-            several = len({group_key(doc) for doc in entries.values()}) > 1
+            # Every test the line names counts, however it names it (review of money20): a test named
+            # by its Observation (``service`` allows it) or one outside the catalogue (no entry) is
+            # another test -- unless the observation is a result of a report the line names (a line
+            # naming [observation, report] of one test is that test's line).
+            several = len({group_key(doc) for doc in entries.values()}) > 1 or bool(entries) and any(
+                s not in entries and not self._result_of_named(s, entries) for s in services)
             indexed = None if several else next(iter(entries), services[0])
             # the line's number and when this version was stored: which line it is a version
             # of, and which version stands (``engine.insurance.charges.latest_lines``)
@@ -417,6 +422,21 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             if doc is not None:
                 issues.extend(self._evaluate_flag(doc))
         return issues
+
+
+    def _result_of_named(self, service: str, entries: dict[str, Any]) -> bool:
+        """Is ``service`` (a charge line's reference with no index entry) an observation listed in
+        ``DiagnosticReport.result`` of a report the line names (``entries``: its indexed services)?"""
+        if not service.startswith("Observation/"):
+            return False
+        for ref in entries:
+            rtype, _, rid = ref.partition("/")
+            if rtype != "DiagnosticReport":
+                continue
+            report = self.read(rtype, rid) or {}
+            if any(isinstance(r, dict) and r.get("reference") == service for r in report.get("result") or ()):
+                return True
+        return False
 
 
 def parse_day(value: str | None, name: str) -> date | None:
