@@ -101,6 +101,8 @@ def test_a_later_message_naming_the_booked_role_leaves_no_stale_unfilled_role(
     assert not [p for p in appt["participant"] if "actor" not in p], appt["participant"]
 
 
+@pytest.mark.xfail(strict=True, reason="left: the participant list is replaced whole by each SIU; the by-key "
+                   "merge that kept it listed renamed/re-roled/swapped doctors twice (review of convmend20)")
 def test_a_thinner_cancel_does_not_erase_the_booked_doctor(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """S15 (cancel) carrying only SCH and PID: the doctor booked by S12 vanished (the participant list
     was replaced whole); a thinner message keeps the participants it does not name."""
@@ -343,7 +345,7 @@ def test_a_role_needed_then_withdrawn_is_declined(engine: Engine, fhir: TestClie
 def test_a_room_or_machine_deleted_by_its_segment_action_code_is_declined(
         engine: Engine, fhir: TestClient, kind: str, segment: str) -> None:  # noqa: F811
     """AIL-2/AIG-2 D as AIP-2 D: the room (or machine) a later message takes off the booking is
-    declined, not left accepted; the others it does not name stay as they were."""
+    declined, not left accepted."""
     first = (booking("RK1").replace(b"AP-RK1", b"AP-RK").replace(b"BK-RK1", b"BK-RK")
              .replace(b"AIL|", "AIG|1||EQ1^B超机^L|||||20261205083000\rAIL|".encode(), 1))
     second = siu("RK2", "S14", "SCH|AP-RK|BK-RK||||||NORMAL|30|min|^^^20261205083000|||||||||||||||Booked",
@@ -353,6 +355,8 @@ def test_a_room_or_machine_deleted_by_its_segment_action_code_is_declined(
     appt = valid(appointment(engine, fhir, "RK2"))
     declined = [p["actor"] for p in appt["participant"] if p["status"] == "declined"]
     accepted = [p["actor"] for p in appt["participant"] if p["status"] == "accepted"]
-    assert len(declined) == 1 and len(accepted) == 3, json.dumps(appt["participant"], ensure_ascii=False)
+    # each scheduling message states the participant list whole (the by-key merge was withdrawn after
+    # its review): the resource taken off is there, declined, and not also accepted
+    assert len(declined) == 1 and declined[0] not in accepted, json.dumps(appt["participant"], ensure_ascii=False)
     assert (declined[0].get("reference", "").startswith("Location/") if kind == "Location"
             else declined[0].get("display") == "B超机"), declined
