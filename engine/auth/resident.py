@@ -495,7 +495,10 @@ class ResidentAuth:
                 scopes = [*scopes, "offline_access"]
         # the app's registration as it stands: a refresh may not widen, and may narrow, the grant
         # (an app registered again with fewer scopes gets only those; none left: the grant ends)
-        scopes = sc.within(scopes, client.scopes)
+        try:
+            scopes = sc.within(scopes, client.scopes)
+        except sc.ScopeError as exc:  # a hand-edited registration naming a malformed scope: no 500
+            raise OAuthError("invalid_client", f"the app's registration holds a scope huren cannot read: {exc}") from None
         if not any(not isinstance(sc.parse(s), str) for s in scopes):
             self._revoke_family(doc["family"])
             raise OAuthError("invalid_grant", "the app is no longer registered for any scope of this grant")
