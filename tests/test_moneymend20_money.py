@@ -8,6 +8,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
@@ -70,9 +71,12 @@ def test_a_line_naming_the_count_and_a_test_outside_the_catalogue(engine: Engine
     assert (flag["price"], flag["price_source"]) == (catalogue, "catalogue"), flag
 
 
-def test_an_hl7_credit_reverses_its_charge_in_the_settlement(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("credited", ["-2300.50", "2300.50"])
+def test_an_hl7_credit_reverses_its_charge_in_the_settlement(settings: Settings, tmp_path: Path, credited: str) -> None:
     """DFT^P03: T-5001 charged (CG ¥2300.50) then credited (CD, the same line reversed): the fund's
-    spending must not count the reversed ¥2300.50."""
+    spending must not count the reversed ¥2300.50 -- whichever sign the sender gives a credit's
+    amount (a positive one, the transaction type giving the sign, was counted as a second charge:
+    the lead's mend after moneymend20)."""
     site = tmp_path / "site"
     (site / "insurance").mkdir(parents=True)
     rules = (SHIPPED.read_text("utf-8").replace(REQUIRED_LINE, "fund_pays: 0.70")
@@ -94,7 +98,7 @@ def test_an_hl7_credit_reverses_its_charge_in_the_settlement(settings: Settings,
         )
         credit = message(
             msh("DFT^P03^DFT_P03", "S3"), "EVN|P03|20261102", PID_ACCOUNT, PV1,
-            "FT1|1|T-5001-R||20261102100000|20261102100000|CD|SURG-01^阑尾切除术^L||1|1||-2300.50&CNY",
+            f"FT1|1|T-5001-R||20261102100000|20261102100000|CD|SURG-01^阑尾切除术^L||1|1||{credited}&CNY",
         )
         assert post(http, bar) == "AA" and post(http, dft) == "AA" and post(http, credit) == "AA"
         auditor = {"Authorization": "Bearer " + eng.auth.issue_system_token(

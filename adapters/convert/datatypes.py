@@ -530,6 +530,17 @@ def money(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     return out
 
 
+def credit_money(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
+    """CP/MO of a credit line (FT1-6 ``CD``) → Money with a negative amount, how huren represents
+    a credit (``engine.insurance.charges``): senders write a credit's amount either way, ``2300.50``
+    (the transaction type gives the sign) or ``-2300.50``; both state the same reversal, so the
+    digits are kept and the sign is the credit's. A positive one was counted as a second charge."""
+    out = money(rep, rule, ctx)
+    if out is not None and out["value"] > 0:  # the sender's digits, negated as text (precision kept)
+        out["value"] = decimal("-" + rep.comp(1, 1).strip().lstrip("+"))
+    return out
+
+
 def display_ref(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     """CWE naming something huren keeps no resource for (a vaccine manufacturer, a scheduled
     piece of equipment) → a Reference by display, with the code as its identifier."""
@@ -569,5 +580,6 @@ CONVERTERS: dict[str, Converter] = {
     "NUMBER": nm_number,
     "UNIT": unit,
     "MONEY": money,
+    "CREDIT_MONEY": credit_money,
     "DISPLAY_REF": display_ref,
 }
