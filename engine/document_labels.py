@@ -19,7 +19,6 @@ send every laboratory result's first version through the merge path.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -44,7 +43,6 @@ class Documents(Stored, Protocol):
 
     def update(self, resource: dict[str, Any], *, source: str = API) -> Any: ...
 
-    def delete(self, rtype: str, rid: str) -> int | None: ...
 
 
 def documents_cited(resource: dict[str, Any]) -> list[str]:
@@ -62,24 +60,6 @@ def documents_cited(resource: dict[str, Any]) -> list[str]:
         return []
     return [str(r.get("reference")) for r in named
             if isinstance(r, dict) and str(r.get("reference") or "").startswith(_DOCUMENT)]
-
-
-def _text_lines(document: dict[str, Any]) -> frozenset[str] | None:
-    """The lines of a document's text content (``text/plain`` attachments: the MDM's OBX text
-    lines, ``results.text_form``), or None when it holds none (an image, a PDF: not judged)."""
-    lines: set[str] = set()
-    found = False
-    for content in document.get("content") or ():
-        attachment = content.get("attachment") if isinstance(content, dict) else None
-        if not isinstance(attachment, dict) or not str(attachment.get("contentType") or "").startswith("text/plain"):
-            continue
-        try:
-            data = base64.b64decode(str(attachment.get("data") or ""), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return None  # not read: not judged
-        found = True
-        lines.update(data.splitlines())
-    return frozenset(lines) if found else None
 
 
 def _rank(resource: dict[str, Any] | None) -> int:
@@ -108,28 +88,18 @@ class DocumentLabels:
         did not write readable to those a V withholds the document from. Only a rise: a lowered
         document keeps its text's label (the text is lowered by a PUT of the text, explicit).
 
-        Edited: a version whose content replaces the stored one's (HL7 v2.5 ch. 9: T07/T08 "the
-        original document is edited", the edit carrying the whole edited text; a resend, a FHIR
-        client's PUT) leaves as its text only what that content still holds. A paragraph the edit
-        removed was still searched and read as the document's text. Such an Observation is deleted,
-        its versions kept (``_history``): it was a copy of a part of the document, which the
-        document's own history keeps; ``entered-in-error`` would say it never should have existed
-        (it was the original's text) and ``cancelled`` that it was never completed. Judged only where
-        the document's content is text (``text/plain``: the OBX text lines) and only for the text the
-        feed made of it (the document's subject, performed by its custodian): a clinician's own note
-        naming the document is not its copy."""
-        rise = _rank(document) > _rank(previous)
-        edited = previous is not None and document.get("content") != previous.get("content")
-        if not rise and not edited:
+        Edited (a T08 carrying fewer paragraphs): mdmmend20 deleted the feed's copies of the
+        paragraphs the new content no longer held; its review found the test of "the feed's copy"
+        (subject, custodian as performer, one ``derivedFrom``) also deleted a clinician's own note,
+        non-text results (ST, not in the text content) and -- the hook runs unscoped -- V text a
+        clinician's PUT of the document could not read. Withdrawn: a paragraph an edit removed stays
+        (labelled as the document, never lowered), a known limit rather than a deletion that
+        cannot tell a copy from a record (the lead).
+        """
+        if _rank(document) <= _rank(previous):
             return []
-        lines = _text_lines(document) if edited else None
         for text in self._texts(document):
-            if lines is not None and self._left_out(text, document, lines):
-                if rise:  # its versions kept labelled as the document now is
-                    text = self._raised(text, document)
-                self.repository.delete("Observation", text["id"])
-            elif rise:
-                self._raised(text, document)
+            self._raised(text, document)
         return []
 
     def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
@@ -137,20 +107,6 @@ class DocumentLabels:
         if raised is text:
             return text
         return dict(self.repository.update(raised, source=API).resource)
-
-    @staticmethod
-    def _left_out(text: dict[str, Any], document: dict[str, Any], lines: frozenset[str]) -> bool:
-        """Is ``text`` the feed's copy of a paragraph the document's content no longer holds?"""
-        value = text.get("valueString")
-        if not isinstance(value, str) or text.get("subject") != document.get("subject"):
-            return False
-        custodian = (document.get("custodian") or {}).get("reference")
-        if not custodian or [p.get("reference") for p in text.get("performer") or () if isinstance(p, dict)] != [custodian]:
-            return False
-        if [r.get("reference") for r in text.get("derivedFrom") or () if isinstance(r, dict)] != [
-                f"{_DOCUMENT}{document.get('id')}"]:
-            return False
-        return not set(value.splitlines()) <= lines
 
     def _texts(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """Every stored Observation naming ``document`` in ``derivedFrom`` (all pages)."""

@@ -701,14 +701,16 @@ class ScopedRepository:
         refs = documents_cited(new)
         if not refs:
             return
-        keys = [("DocumentReference", ref.split("/", 1)[1]) for ref in dict.fromkeys(refs)]
+        # the id alone: a versioned reference (``DocumentReference/<id>/_history/1``) names the same
+        # document (it was refused as unknown: the review of mdmmend20)
+        keys = list(dict.fromkeys(("DocumentReference", ref.split("/")[1]) for ref in refs))
         # a transaction Bundle's own earlier entries (written, not yet stored) are judged as written
         held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
         found = self.repo.backend.current_many([k for k in keys if k not in held])
         for key in keys:
             rec = found.get(key)
             if (self._labelled(held[key]) if key in held
-                    else rec is None or rec.deleted or rec.body is None or self._stored_labelled(rec)):
+                    else rec is None or self._stored_labelled(rec)):  # a deleted one by its last version
                 raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
