@@ -564,16 +564,15 @@ class IdentityService:
         if self.same_person(one, other):
             return False
         entry = self._entries()
-        docs = [entry(one), entry(other)]
-        if any(doc is None for doc in docs):
-            return False
-        keys = [doc.get("nid_key") for doc in docs]  # type: ignore[union-attr]
-        if all(keys) and keys[0] != keys[1]:
+        mine, theirs = entry(one), entry(other)
+        if mine is None or theirs is None:
+            return False  # not in the index: nothing known of it
+        if mine.get("nid_key") and theirs.get("nid_key") and mine["nid_key"] != theirs["nid_key"]:
             return True
-        if other in (docs[0].get("apart") or ()) or one in (docs[1].get("apart") or ()):  # type: ignore[union-attr]
+        if other in (mine.get("apart") or ()) or one in (theirs.get("apart") or ()):
             return True  # an operator's "not the same person"
-        persons = [doc.get("person") if doc.get("status") == "linked" else None for doc in docs]  # type: ignore[union-attr]
-        return bool(all(persons) and persons[0] != persons[1])
+        persons = [doc.get("person") if doc.get("status") == "linked" else None for doc in (mine, theirs)]
+        return bool(persons[0] and persons[1] and persons[0] != persons[1])
 
     def patients_for_number(self, number: str) -> list[str]:
         """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
