@@ -84,7 +84,11 @@ class Said:
     - ``mother``: element -> the Patient the message names as its patient's mother (PID-21): a
       newborn's results filed under the mother's visit number (rooming-in, 母婴同室) name a visit
       stored under that record (or its person's) -- asked only of a resource the message finds
-      stored and leaves as it is (``found``), never of one it would re-file.
+      stored and leaves as it is (``found``), never of one it would re-file;
+    - ``referred``: elements (a subject) that name the patient of a referral the message answers --
+      a reading centre's report links the township's order and study, whose Task names the
+      township's patient: a stored one of another record passes unless the index knows the two
+      for two persons (``Persons.known_apart``), asked only by ``found``.
     Built by ``adapters.convert.context.Context`` (``Conversion.said``, per "Type/id")."""
 
     deletes: tuple[Delete, ...] = ()
@@ -93,6 +97,7 @@ class Said:
     sub_id: bool = False
     moved_from: tuple[tuple[str, str], ...] = ()
     mother: tuple[tuple[str, str], ...] = ()
+    referred: frozenset[str] = frozenset()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -187,6 +192,8 @@ class Persons(Protocol):
     linked by an operator); it never decides that from the records itself."""
 
     def same_person(self, one: str, other: str) -> bool: ...
+
+    def known_apart(self, one: str, other: str) -> bool: ...
 
 
 class Stored(Protocol):
@@ -590,6 +597,12 @@ class MergeRules:
         # ``left``: the stored resource stays as it is (``found``); a newborn's message under the
         # visit of the patient it names as mother (PID-21) refers to that visit, as a rooming-in
         # HIS files it
+        if left and said is not None and name in said.referred and not persons.known_apart(one, other):
+            # a reading centre's report on the township's referral: the township's order is the
+            # Task's, naming the township's patient; the centre's record is that patient's unless
+            # the index knows it for another person (different ID numbers, another person) -- a
+            # patient with no ID number is one person with the township's by the referral only
+            return
         mother = dict(said.mother).get(name) if left and said is not None else None
         if mother is not None and (mother == mine or (mother.startswith("Patient/") and persons.same_person(
                 one, mother.removeprefix("Patient/")))):

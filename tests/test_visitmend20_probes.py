@@ -191,7 +191,7 @@ def _newborn(mother_field: str) -> str:
     """A newborn's PID (own MRN, no ID number yet), PID-21 naming its mother as given."""
     fields = [""] * 22
     fields[1], fields[3], fields[5], fields[7], fields[8], fields[21] = (
-        "1", "MRN-NB^^^HOSPA^MR", "王二之子", "20260301", "M", mother_field)
+        "1", "MRN-NB^^^HOSPA^MR", "王二之子", ts(3)[:8], "M", mother_field)
     return "PID|" + "|".join(fields[1:]) + "\n"
 
 

@@ -64,21 +64,32 @@ def record_key(mrn: str, national: str, first: str, field_no: int = 3) -> str:
     return ""
 
 
-def list_key(seg: Segment, field_no: int, ctx: Context) -> tuple[str, str]:
+def list_key(seg: Segment, field_no: int, ctx: Context, strict: bool = True) -> tuple[str, str]:
     """A field listing one record's identifiers (MRG-1 prior patient, PID-21 mother's identifier)
     -> (the record's key, its MRN or ""), read as ``patient_key`` reads PID-3 (``record_key``); an
-    invalid resident ID is an error at that field, as in PID-3. ("", "") when it holds none."""
+    invalid resident ID is an error at that field, as in PID-3 (MRG-1 names the record the message
+    merges or moves: a mistyped number there is the sender's to correct, as in PID-3, even beside
+    a valid MRN). ``strict=False`` (PID-21, read only for the newborn rule): an invalid ID is a
+    warning and names nobody -- the field is the mother's, not the message's patient's, and must
+    not refuse it. ("", "") when it holds none."""
     mrn = national = first = ""
     for index, rep in enumerate(seg.reps(field_no)):
         value = rep.comp(1).strip()
         if not value:
             continue
-        first = first or value
         kind = rep.comp(5).strip().upper()
         if _is_national(kind, ctx):
-            national = national or _check_national_id(value, seg, field_no, index, ctx).number
+            try:
+                number = _check_national_id(value, seg, field_no, index, ctx).number
+            except HL7Error as err:
+                if strict:
+                    raise
+                ctx.warn(err)  # names nobody, not even as a plain id
+                continue
+            national = national or number
         elif not mrn and _is_mrn(kind, ctx):
             mrn = value
+        first = first or value
     return record_key(mrn, national, first), mrn
 
 
@@ -472,11 +483,30 @@ def _mother_named(res: Resource, ctx: Context) -> None:
     (rooming-in, 母婴同室: the newborn has no admission of its own) refer to her visit rather than
     being refused as another patient's (``Said.mother``; only where the visit is left as stored)."""
     pid = ctx.message.get("PID")
-    if pid is None or not pid.has(21):
+    if pid is None or not pid.has(21) or not _newborn(pid, ctx):
         return
-    key, _ = list_key(pid, 21, ctx)
+    key, _ = list_key(pid, 21, ctx, strict=False)
     if key:
         ctx.mother(res, "subject", ctx.ref("Patient", key)["reference"])
+
+
+def _newborn(pid: Segment, ctx: Context) -> bool:
+    """Whether the message's patient is a newborn: born (PID-7, to the day; required) at most
+    ``newborn_days`` (``identifiers.yaml``: the neonatal period, 28 days) before the message's time
+    (MSH-7) and not after it. Only a newborn's PID-21 names a mother whose visit it may be filed
+    under: an adult or a child of ten naming the visit's patient in PID-21 is another patient under
+    a reused visit number (review of visitmend20). No ``newborn_days`` (a site's identifiers.yaml
+    without it), no PID-7 to the day or no MSH-7: not a newborn -- refused, never guessed."""
+    days = table(ctx.site, "identifiers").get("newborn_days")
+    born, sent = pid.value(7).strip()[:8], (ctx.message.msh.timestamp or "").strip()[:8]
+    if not isinstance(days, int) or isinstance(days, bool) or len(born) < 8 or len(sent) < 8:
+        return False
+    try:
+        age = (_dt.date(int(sent[:4]), int(sent[4:6]), int(sent[6:8]))
+               - _dt.date(int(born[:4]), int(born[4:6]), int(born[6:8]))).days
+    except ValueError:
+        return False
+    return 0 <= age <= days
 
 
 # events after which the patient is not in PV1-3's bed whatever PV1-2 says (a Chinese HIS sends its

@@ -113,6 +113,9 @@ class Context:
     moves: list[tuple[Resource, str, str]] = field(default_factory=list)
     # (resource, element, the Patient the message names as its patient's mother: PID-21)
     mothers: list[tuple[Resource, str, str]] = field(default_factory=list)
+    # (resource, element): the message says whose patient it names -- a reading centre's report on
+    # a township's referral (``Said.referred``)
+    referrals: list[tuple[Resource, str]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -215,16 +218,23 @@ class Context:
         newborn's results under her visit number refer to her visit (``Said.mother``)."""
         self.mothers.append((resource, element, mother))
 
+    def referred(self, resource: Resource, element: str) -> None:
+        """``element`` (a subject) of ``resource`` -- a township's order or study that a reading
+        centre's report links -- names the referral's patient: the centre's record of him is his
+        unless the patient index knows it for another person (``Said.referred``)."""
+        self.referrals.append((resource, element))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
-                + len(self.mothers))
+                + len(self.mothers) + len(self.referrals))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
-        if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers):
+        if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers
+                or self.referrals):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -252,9 +262,15 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 mothers.setdefault(ref, []).append((element, mother))
+        referred: dict[str, set[str]] = {}
+        for resource, element in self.referrals:
+            ref = _ref_of(resource)
+            if ref is not None:
+                referred.setdefault(ref, set()).add(element)
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
-                          ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())))
-                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers}}
+                          ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())),
+                          frozenset(referred.get(ref, ())))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

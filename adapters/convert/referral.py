@@ -175,9 +175,10 @@ def link_report(group: results.Group, ctx: Context, info: dict[str, Any], report
         if new is not None:
             resource["id"] = new.split("/", 1)[1]
             ctx.create_only.append(new)
-            # not this message's number any more: the township's order and study, which it links
-            # as they are stored (``MergeRules.found`` asks only what the message keys itself)
-            ctx.unsay(resource, "subject")
+            # the township's order and study, linked as they are stored: their patient is the
+            # referral's (the Task names him); ``MergeRules.found`` refuses the link only when the
+            # index knows the centre's patient for another person (``Said.referred``)
+            ctx.referred(resource, "subject")
         moved[new or ref] = resource
         rewrite_references(resource, moves)
     ctx.resources.clear()

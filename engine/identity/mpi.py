@@ -523,18 +523,10 @@ class IdentityService:
         Asked by the merge rules (``another_person``: one order number, two patients)."""
         if other in self.person_compartment(one) or one in self.person_compartment(other):
             return True
-        pending = getattr(self._stated, "records", None) or {}
-        storing = {v.get("id"): v for v, _ in self.repository.pending() if v.get("resourceType") == "Patient"} \
-            if pending and self.repository is not None else {}
+        entry = self._entries()
 
         def person_of(pid: str) -> str | None:
-            # a finding stands only for the very version this group is storing (``_holds``): one
-            # left by a message that failed after it was made was never stored (review of placer19:
-            # a failed A08 made two namesakes one person, and an order moved between them)
-            stated = pending.get(pid)
-            version = storing.get(pid)
-            doc = stated.doc if stated is not None and stated.written == self.links.written \
-                and version is not None and _holds(stated.values, version) else self.links.get(pid)
+            doc = entry(pid)
             return doc.get("person") if doc is not None and doc.get("status") == "linked" else None
 
         for new, known in ((one, other), (other, one)):
@@ -542,6 +534,45 @@ class IdentityService:
             if person and any(person == person_of(pid) for pid in self.person_compartment(known)):
                 return True
         return False
+
+    def _entries(self) -> Callable[[str], dict[str, Any] | None]:
+        """The index entry of a record as this thread's write group finds it: the statement made
+        for a record the group is storing now, else the stored entry. A finding stands only for
+        the very version this group is storing (``_holds``): one left by a message that failed
+        after it was made was never stored (review of placer19: a failed A08 made two namesakes
+        one person, and an order moved between them)."""
+        pending = getattr(self._stated, "records", None) or {}
+        storing = {v.get("id"): v for v, _ in self.repository.pending() if v.get("resourceType") == "Patient"} \
+            if pending and self.repository is not None else {}
+
+        def entry(pid: str) -> dict[str, Any] | None:
+            stated = pending.get(pid)
+            version = storing.get(pid)
+            return stated.doc if stated is not None and stated.written == self.links.written \
+                and version is not None and _holds(stated.values, version) else self.links.get(pid)
+
+        return entry
+
+    def known_apart(self, one: str, other: str) -> bool:
+        """Whether the index knows two Patient records for two persons: not ``same_person``, and
+        either each carries a valid ID number and the numbers differ, or each is linked to a
+        person and the persons differ. A record with no valid number (``no-id``, ``invalid-id``)
+        and linked to no other person is known apart from nobody. Asked where the message itself
+        says whose the patient is -- a reading centre's report on a township's referral, the
+        Task naming the township's patient (``MergeRules``, ``Said.referred``): the two records
+        are one person by the referral unless the index knows otherwise (twentieth round)."""
+        if self.same_person(one, other):
+            return False
+        entry = self._entries()
+        mine, theirs = entry(one), entry(other)
+        if mine is None or theirs is None:
+            return False  # not in the index: nothing known of it
+        if mine.get("nid_key") and theirs.get("nid_key") and mine["nid_key"] != theirs["nid_key"]:
+            return True
+        if other in (mine.get("apart") or ()) or one in (theirs.get("apart") or ()):
+            return True  # an operator's "not the same person"
+        persons = [doc.get("person") if doc.get("status") == "linked" else None for doc in (mine, theirs)]
+        return bool(persons[0] and persons[1] and persons[0] != persons[1])
 
     def patients_for_number(self, number: str) -> list[str]:
         """Linked Patient ids carrying this (validated) ID number: whom a resident signing in with
