@@ -18,7 +18,7 @@ from adapters.convert.engine import apply_table, json_copy
 from adapters.convert.tables import coding_system, table, vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE_ERROR, HL7Error
 from adapters.hl7v2.parser import Message, Repetition, Segment
-from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date
+from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_date, zone
 from engine.identity import nationalid
 from engine.identity.nationalid import NationalId
 from mappings.site import Site
@@ -498,13 +498,16 @@ def _newborn(pid: Segment, ctx: Context) -> bool:
     a reused visit number (review of visitmend20). No ``newborn_days`` (a site's identifiers.yaml
     without it), no PID-7 to the day or no MSH-7: not a newborn -- refused, never guessed."""
     days = table(ctx.site, "identifiers").get("newborn_days")
-    born, sent = pid.value(7).strip()[:8], (ctx.message.msh.timestamp or "").strip()[:8]
+    born, sent = pid.value(7).strip(), (ctx.message.msh.timestamp or "").strip()
     if not isinstance(days, int) or isinstance(days, bool) or len(born) < 8 or len(sent) < 8:
         return False
+    # both days in the institution's zone: a baby born at 01:00 +0800 in a message stamped in UTC
+    # was "born tomorrow" when the first eight characters were compared (the review of visitlast20)
     try:
-        age = (_dt.date(int(sent[:4]), int(sent[4:6]), int(sent[6:8]))
-               - _dt.date(int(born[:4]), int(born[4:6]), int(born[6:8]))).days
-    except ValueError:
+        here = zone(ctx.tz)
+        age = (to_datetime(sent, ctx.tz).astimezone(here).date()
+               - to_datetime(born, ctx.tz).astimezone(here).date()).days
+    except (ValueError, TimestampError):
         return False
     return 0 <= age <= days
 

@@ -571,6 +571,14 @@ class IdentityService:
             return True
         if other in (mine.get("apart") or ()) or one in (theirs.get("apart") or ()):
             return True  # an operator's "not the same person"
+        # what the index itself will not link (the review of visitlast20: another woman's report,
+        # named by the centre's MRN alone, went onto his order and closed his Task): names, sexes or
+        # birth dates that disagree, or a record an operator took out of a person beside one linked
+        if dm.conflicts_between(mine.get("demo") or {}, theirs.get("demo") or {}):
+            return True
+        if any(doc.get("status") == "unlinked" and doc.get("manual") for doc in (mine, theirs)) \
+                and any(doc.get("status") == "linked" for doc in (mine, theirs)):
+            return True
         persons = [doc.get("person") if doc.get("status") == "linked" else None for doc in (mine, theirs)]
         return bool(persons[0] and persons[1] and persons[0] != persons[1])
 
