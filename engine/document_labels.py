@@ -54,11 +54,14 @@ def documents_cited(resource: dict[str, Any]) -> list[str]:
     if resource.get("resourceType") == "DocumentReference":
         refs = [str((r.get("target") or {}).get("reference")) for r in resource.get("relatesTo") or ()
                 if isinstance(r, dict) and isinstance(r.get("target"), dict)]
-        return [r for r in refs if r.startswith(_DOCUMENT) and r != f"{_DOCUMENT}{resource.get('id')}"]
+        refs = ["/".join(r.split("/")[:2]) for r in refs if r.startswith(_DOCUMENT)]
+        return [r for r in refs if r != f"{_DOCUMENT}{resource.get('id')}"]
     named = resource.get("derivedFrom")
     if not named or not isinstance(named, list):
         return []
-    return [str(r.get("reference")) for r in named
+    # a versioned reference (``DocumentReference/<id>/_history/1``) names the document by its id: the
+    # label copier read ``<id>/_history/1`` as the id and left such a text unlabelled (review)
+    return ["/".join(str(r.get("reference")).split("/")[:2]) for r in named
             if isinstance(r, dict) and str(r.get("reference") or "").startswith(_DOCUMENT)]
 
 

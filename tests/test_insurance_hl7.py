@@ -38,7 +38,7 @@ def test_dft_charges_settle_on_their_amount_with_the_coverage_type(settings: Set
         dft = message(
             msh("DFT^P03^DFT_P03", "S2"), "EVN|P03|20261101", PID_ACCOUNT, PV1,
             "FT1|1|T-5001||20261101100000|20261101120000|CG|SURG-01^阑尾切除术^L||1|1||2300.50&CNY",
-            "FT1|2|T-5002||20261101130000||CG|DRUG-7^头孢曲松^L|||2||80&CNY",
+            "FT1|2|T-5002||20261101130000||CG|DRUG-7^头孢曲松^L|||2||40&CNY",  # FT1-12 the unit amount (v2.5.1)
         )
         assert post(http, bar) == "AA" and post(http, dft) == "AA"
         auditor = {"Authorization": "Bearer " + engine.auth.issue_system_token(

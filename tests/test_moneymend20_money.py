@@ -94,7 +94,7 @@ def test_an_hl7_credit_reverses_its_charge_in_the_settlement(settings: Settings,
         dft = message(
             msh("DFT^P03^DFT_P03", "S2"), "EVN|P03|20261101", PID_ACCOUNT, PV1,
             "FT1|1|T-5001||20261101100000|20261101120000|CG|SURG-01^阑尾切除术^L||1|1||2300.50&CNY",
-            "FT1|2|T-5002||20261101130000||CG|DRUG-7^头孢曲松^L|||2||80&CNY",
+            "FT1|2|T-5002||20261101130000||CG|DRUG-7^头孢曲松^L|||2||40&CNY",  # FT1-12 the unit: 2 x 40
         )
         credit = message(
             msh("DFT^P03^DFT_P03", "S3"), "EVN|P03|20261102", PID_ACCOUNT, PV1,

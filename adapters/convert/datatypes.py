@@ -402,12 +402,13 @@ def xad(rep: Repetition, rule: Rule, ctx: Context) -> dict[str, Any] | None:
     return addr
 
 
-_EXT = re.compile(r"(?:ext\.?|x)\s*\d+\s*$", re.IGNORECASE)  # an extension the number already states
+# an extension the number already states: ``ext. 801``, ``x801``, ``转801``, ``分机801`` (review: 转 was written twice)
+_EXT = re.compile(r"(?:ext\.?|x|转|分机)\s*\d+\s*$", re.IGNORECASE)
 
 
 def _with_extension(number: str, rep: Repetition) -> str:
     """A number with its XTN-8 extension, written as the parts are (``... ext. 801``); an e-mail
-    address, an empty number or one that already states an extension (``ext. 801``, ``x801``) is left as it is."""
+    address, an empty number or one that already states an extension (``ext. 801``, ``x801``, ``转801``) is left as it is."""
     ext = rep.comp(8).strip()
     if not number or not ext or "@" in number or _EXT.search(number):
         return number  # (not "ends in its digits": 12345801 with extension 801 lost it -- review)

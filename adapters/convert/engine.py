@@ -20,10 +20,11 @@ component (``required`` also refuses a missing value).
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapters.convert.context import Context
-from adapters.convert.datatypes import CONVERTERS
+from adapters.convert.datatypes import CONVERTERS, decimal
 from adapters.convert.tables import table
 from adapters.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
@@ -180,6 +181,10 @@ def compile_rule(rule: dict[str, Any]) -> Step:
     extra = rule.get("with")  # constant elements merged into the converted value
     skip = frozenset(str(v) for v in rule.get("skip", ()))  # sent values that mean "nothing"
     merge = bool(rule.get("merge"))  # merge a dict value into what the target already holds
+    # ``times``: another field's NM the converted Money is multiplied by (FT1-12 the unit amount
+    # times FT1-10 the quantity: the line's amount when the extended FT1-11 is not sent), exactly
+    times: int | None = rule.get("times")
+    credit = rule["type"] == "CREDIT_MONEY"
     # another field of the segment that decides whether the rule runs (the IG's "IF OBR-8 VALUED")
     when_valued: int | None = rule.get("when_valued")
     unless_valued: int | None = rule.get("unless_valued")
@@ -233,6 +238,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 continue
             if value is None or (not value and value is not False and value != 0):
                 continue  # nothing converted ({}, [], ""); False and 0 are values
+            if times is not None and isinstance(value, dict) and seg.value(times).strip():
+                try:
+                    value["value"] = _multiplied(value["value"], seg.value(times).strip(), credit)
+                except ValueError as exc:
+                    ctx.warn(seg.error(f"{seg.name}-{times}: {exc}", times, code=DATA_TYPE_ERROR))
+                    continue
             if copy_extra is not None and isinstance(value, dict):
                 value.update(copy_extra())
             if into is not None:
@@ -266,6 +277,18 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                 raise seg.error(f"{seg.name}-{field_no} is required", field_no, code=REQUIRED_FIELD_MISSING)
 
     return step
+
+
+def _multiplied(amount: Any, quantity: str, credit: bool) -> Any:
+    """``amount`` times the NM ``quantity``, exactly (decimal arithmetic on the texts, the JSON number
+    kept with its digits); a credit's stays negative whatever the quantity's sign."""
+    try:
+        product = Decimal(str(amount)) * Decimal(quantity.lstrip("+"))
+    except InvalidOperation:
+        raise ValueError(f"{quantity!r} is not a number") from None
+    if credit:
+        product = -abs(product)
+    return decimal(format(product, "f"))
 
 
 def apply_rule(rule: dict[str, Any], seg: Segment, ctx: Context, resource: Resource) -> None:

@@ -466,6 +466,8 @@ class ScopedRepository:
         if len(found) != raw.count(b'"reference":'):
             return None
         for rtype, rid in found:
+            if rtype.decode() in confidentiality.DERIVED:
+                return None  # decided by what it cites in turn (``admit``): no set says that
             ids = self._withheld_ids(rtype.decode())
             if ids is None:
                 return None
@@ -576,7 +578,10 @@ class ScopedRepository:
         if self._stored_labelled(rec):  # a deleted one by its last version (last20a)
             return True
         if rec.deleted or rec.body is None:
-            return False
+            if rec.type not in confidentiality.DERIVED:
+                return False
+            body = _last_body(self.repo, rec.type, rec.id)  # a deleted flag or Provenance: as it last cited
+            return body is not None and self._cites_withheld(fhirjson.loads(body))  # type: ignore[arg-type]
         return rec.type in confidentiality.DERIVED and self._cites_withheld(fhirjson.loads(rec.body))
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
@@ -670,7 +675,7 @@ class ScopedRepository:
             # a deleted V document re-created it unlabelled and showed the V message's Provenance
             # again, its version 3 telling that it had existed (the review of last20a)
             rec = self.repo.backend.current(resource_type, new["id"])
-            if rec is not None and rec.deleted and self._stored_labelled(rec):
+            if rec is not None and rec.deleted and self._withheld_record(rec):
                 raise self.unknown(resource_type)
         if new is not None and self._hidden_labels:
             self._cites_only_readable(resource_type, new)
