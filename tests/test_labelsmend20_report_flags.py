@@ -19,14 +19,12 @@ real recognition hook, read over real HTTP with real tokens, the real SQLite sto
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from engine import fhirjson
 from engine.api.app import create_app
 from engine.engine import Engine
 from engine.settings import Settings
@@ -34,7 +32,7 @@ from tests.test_labels19_flag_label import HttpWorld
 from tests.test_labels20_report_flags import _auditor, _county
 from tests.test_recognition_world import ALICE, A, B, cbc
 
-WORDS = "另有 1 条涉及受限记录的疑似重复未显示，金额 ¥20.00，需具备相应权限的审核员处理"
+WORDS = "另有 1 条涉及受限记录的疑似重复未显示，金额不显示（少于 5 条），需具备相应权限的审核员处理"  # labelslast20: K = 5
 
 
 def _secrets(http: TestClient, system: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -61,7 +59,7 @@ def test_a_flag_citing_a_restricted_record_is_not_listed(engine: Any) -> None:
         rep = r.json()
         assert [x["item"] for x in rep["rows"]] == ["LFT"]
         t = rep["totals"]
-        assert (t["count"], t["money_at_stake"], t["restricted"]) == (1, 60.0, {"count": 1, "amount": 20.0})
+        assert (t["count"], t["money_at_stake"], t["restricted"]) == (1, 60.0, {"count": 1, "amount": None, "amount_shown_from": 5})  # amount: fewer than K (labelslast20)
         assert set(t["by_item"]) == {"LFT"} and t["by_institution"][B]["money"] == 60.0
         assert t["by_status"]["flagged"] == 1
         assert [d["day"] for d in rep["over_time"]] == ["2026-03-05"]
@@ -82,7 +80,7 @@ def test_a_flag_citing_a_restricted_record_is_not_listed(engine: Any) -> None:
 
         # asked for the item itself: not listed, not counted, and not said to be restricted
         r = http.get("/reports/duplicates?item=CBC", headers=auditor).json()
-        assert (r["rows"], r["totals"]["count"], r["totals"]["restricted"]) == ([], 0, {"count": 0, "amount": 0.0})
+        assert (r["rows"], r["totals"]["count"], r["totals"]["restricted"]) == ([], 0, {"count": 0, "amount": 0.0, "amount_shown_from": 5})
         # the system shown every label reads it all
         full = http.get("/reports/duplicates", headers=system).json()["totals"]
         assert (full["count"], full["money_at_stake"], full["restricted"]["count"]) == (2, 80.0, 0)
@@ -101,7 +99,8 @@ def test_filtered_reports_add_up_and_never_name_the_item(engine: Any) -> None:
             parts += t["count"]
             money += t["money_at_stake"]
         assert (parts, round(money, 2)) == (whole["count"], whole["money_at_stake"])
-        assert whole["restricted"] == {"count": 1, "amount": 20.0}
+        # one flag: its amount is not shown (fewer than amount_shown_from; labelslast20)
+        assert whole["restricted"] == {"count": 1, "amount": None, "amount_shown_from": 5}
         for q in ("status=flagged", "category=检验", f"institution={B}", "from=2026-03-01&to=2026-03-31"):
             r = http.get(f"/reports/duplicates?{q}", headers=auditor)
             assert r.status_code == 200, (q, r.text)
@@ -151,21 +150,13 @@ def test_the_deduction_list_leaves_the_line_out_and_says_so(engine: Any) -> None
         assert r.status_code == 200, r.text
         _tells_nothing(r.text, secrets)
         lines = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
-        assert [x[5] for x in lines[-2:]] == ["60.00", "20.00"], lines[-2:]  # the listed total, then the left out
+        assert [x[5] for x in lines[-2:]] == ["60.00", ""], lines[-2:]  # the listed total, then the left out
         assert lines[-1][0] == WORDS
 
+        # labelslast20: the signed list is whole or not served (a payment document is the same for all)
         r = http.get("/reports/deductions", params=q, headers=auditor)
-        assert r.status_code == 200, r.text
-        bundle = fhirjson.loads(r.content)
-        binary = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Binary")
-        _tells_nothing(r.text + base64.b64decode(binary["data"]).decode("utf-8"), secrets)
-        issues = [e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
-        assert issues == [next(x["id"] for x in rows if x["item"] == "LFT")]
-        ext = {x["url"]: x for x in bundle["entry"][0]["resource"]["extension"][0]["extension"]}
-        assert float(ext["total"]["valueMoney"]["value"]) == 60.0 and ext["count"]["valueInteger"] == 1
-        assert ext["restrictedCount"]["valueInteger"] == 1
-        assert float(ext["restrictedAmount"]["valueMoney"]["value"]) == 20.0
-        assert ext["restrictedNote"]["valueString"] == WORDS
+        assert r.status_code == 403 and "扣款清单须由可查看全部记录的账户生成" in r.text, r.text
+        _tells_nothing(r.text, secrets)
 
         full = http.get("/reports/deductions", params={**q, "_format": "csv"}, headers=system)
         assert "CBC" in full.text and "受限" not in full.text
@@ -180,5 +171,5 @@ def test_the_report_leaves_it_out_on_mongomock_too(settings: Settings) -> None:
         assert r.status_code == 200, r.text
         _tells_nothing(r.text, secrets)
         t = r.json()["totals"]
-        assert (t["count"], t["money_at_stake"], t["restricted"]) == (1, 60.0, {"count": 1, "amount": 20.0})
+        assert (t["count"], t["money_at_stake"], t["restricted"]) == (1, 60.0, {"count": 1, "amount": None, "amount_shown_from": 5})  # amount: fewer than K (labelslast20)
         assert http.get(f"/reports/duplicates/{row['id']}", headers=auditor).status_code == 404

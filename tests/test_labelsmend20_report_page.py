@@ -18,7 +18,7 @@ def test_the_page_leaves_the_restricted_flag_out_and_says_so(engine: Any, server
     system, _ = _county(engine, TestClient(create_app(engine)))
     sign_in_page(browser, server, engine)
     summary = browser.eval("document.querySelector('#summary').innerText")
-    assert "另有 1 条涉及受限记录的疑似重复未显示，金额 ¥20.00，需具备相应权限的审核员处理" in summary, summary
+    assert "另有 1 条涉及受限记录的疑似重复未显示，金额不显示（少于 5 条），需具备相应权限的审核员处理" in summary, summary
     assert browser.eval("document.querySelector('#summary').dataset.count") == "1"
     assert browser.eval("document.querySelector('#summary').dataset.restricted") == "1"
     rows = browser.eval("[...document.querySelectorAll('#flags tbody tr')].map(r => r.innerText)")

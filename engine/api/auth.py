@@ -17,12 +17,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
+from engine.api.outcomes import error_response
 from engine.audit.note import note
 from engine.auth import policy
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
 from engine.auth.errors import OAuthError
 from engine.auth.resident import DEVICE_COOKIE, Choice, LoginError, RedirectError, ResidentAuth, SignedIn
+from engine.auth.secret_file import SecretFileUnreadable
 from engine.auth.service import ASSERTION_ALGS
 
 router = APIRouter(tags=["auth"])
@@ -71,7 +73,7 @@ def _auth(request: Request):  # noqa: ANN202
 
 
 @router.post("/auth/token")
-async def token(request: Request) -> JSONResponse:
+async def token(request: Request) -> Response:
     auth = _auth(request)
     form: dict[str, str] = {}
     client = None
@@ -94,6 +96,12 @@ async def token(request: Request) -> JSONResponse:
              detail={"grant_type": form.get("grant_type"), "error": exc.error,
                      "client_id": client.client_id if client else form.get("client_id")})
         return oauth_error(exc)
+    except SecretFileUnreadable as exc:
+        # refused as the other failures are, and audited as they are (the review of labelsmend20)
+        note(request, action="token", outcome="8",
+             detail={"grant_type": form.get("grant_type"), "error": "temporarily_unavailable",
+                     "client_id": client.client_id if client else form.get("client_id")})
+        return error_response(exc)
     note(request, action="token", patient_ids=[body["patient"]] if "patient" in body else [],
          detail={"grant_type": grant, "client_id": client.client_id, "scope": body["scope"]})
     return oauth_json(body)

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from engine import fhirjson
+from engine.auth.secret_file import SecretFileUnreadable
 from engine.errors import FhirError
 
 FHIR_JSON = "application/fhir+json"
@@ -34,9 +35,31 @@ def error_response(exc: FhirError) -> Response:
     return fhir_response(exc.outcome(), exc.status, exc.headers)
 
 
+# the routes a person meets in a browser (a resident's SMART sign-in, the staff sign-in form)
+_PAGE_PATHS = ("/auth/authorize", "/ui/signin")
+
+_UNREADABLE_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>暂时无法登录</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>暂时无法登录</h1>
+<p>服务器的账户配置文件暂时无法读取，登录已暂停，请稍后再试；如持续出现，请联系信息科。</p>
+<p lang="en">Sign-in is unavailable: the server's account registry cannot be read. Please try again later.</p>
+</main></body></html>
+"""
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return any(path == p or path.startswith(p + "/") for p in _PAGE_PATHS)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
-    async def _fhir_error(_: Request, exc: FhirError) -> Response:
+    async def _fhir_error(request: Request, exc: FhirError) -> Response:
+        if isinstance(exc, SecretFileUnreadable) and _is_page(request):
+            # a person at a sign-in page reads Chinese, not an OperationOutcome in English (the
+            # review of labelsmend20); the file's name and cause stay in the server's log
+            return HTMLResponse(_UNREADABLE_PAGE, status_code=exc.status, headers={"Retry-After": "60"})
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)

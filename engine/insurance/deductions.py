@@ -100,7 +100,7 @@ class DeductionList:
     # upheld flags the reader may not be shown (``FlagScreen``): not listed; how many, and their
     # amount, are said beside the total (the list's total is of the lines listed)
     restricted_count: int = 0
-    restricted_amount: Decimal = ZERO
+    restricted_amount: Decimal | None = ZERO  # None: too few to show (``amount_shown_from``)
 
     @property
     def total(self) -> Decimal:
@@ -178,7 +178,7 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
             policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or ""))
     left = report["totals"]["restricted"]
     return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows),
-                         restricted_count=int(left["count"]), restricted_amount=fen(money(left["amount"]) or ZERO))
+                         restricted_count=int(left["count"]), restricted_amount=None if left["amount"] is None else fen(money(left["amount"]) or ZERO))
 
 
 def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
@@ -201,7 +201,8 @@ def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:
     csv_row(writer, [])
     csv_row(writer, [n.header("total"), dl.institution, place, dl.month, len(dl.rows), f"{dl.total:.2f}", dl.currency])
     if words := restricted_words({"count": dl.restricted_count, "amount": dl.restricted_amount}, dl.currency):
-        csv_row(writer, [words, dl.institution, place, dl.month, dl.restricted_count, f"{dl.restricted_amount:.2f}",
+        csv_row(writer, [words, dl.institution, place, dl.month, dl.restricted_count,
+                         "" if dl.restricted_amount is None else f"{dl.restricted_amount:.2f}",
                          dl.currency])
     return buf.getvalue()
 
@@ -240,7 +241,8 @@ def to_bundle(dl: DeductionList, repository: Any, base_url: str, names: Mapping[
             {"url": "count", "valueInteger": len(dl.rows)},
             # upheld flags not listed to this reader (a record they cite is labelled beyond them)
             *([{"url": "restrictedCount", "valueInteger": dl.restricted_count},
-               {"url": "restrictedAmount", "valueMoney": _money(dl.restricted_amount, dl.currency)},
+               *([{"url": "restrictedAmount", "valueMoney": _money(dl.restricted_amount, dl.currency)}]
+                 if dl.restricted_amount is not None else []),
                {"url": "restrictedNote", "valueString": restricted_words(
                    {"count": dl.restricted_count, "amount": dl.restricted_amount}, dl.currency)}]
               if dl.restricted_count else []),

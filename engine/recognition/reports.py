@@ -15,6 +15,7 @@ doctor and month.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections import defaultdict
@@ -23,13 +24,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import yaml
+
 from engine.auth import confidentiality
 from engine.auth.caller import Caller
 from engine.errors import BadRequest
+from engine.recognition import aggregates
 from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range
 from engine.repository.scoped import ScopedRepository
+from mappings.site import DEFAULTS_DIR
 
 # Flags whose money is at stake: open or upheld. Overturned, justified and void flags are not.
 AT_STAKE = frozenset({"flagged", "upheld"})
@@ -111,6 +116,19 @@ class FlagScreen:
     def hides(self, flag: dict[str, Any]) -> bool:
         """Whether this one flag is not shown: its drill-down and review answer 404, as for no flag."""
         return bool(self.restricted([flag]))
+
+    def withheld_checks(self, checks: Iterable[dict[str, Any]]) -> set[str]:
+        """The ids of those of ``checks`` (recognition's order-check rows) whose evidence this reader
+        may not be shown: the order itself, a prior result it could have recognised, or its patient,
+        withheld for a label (the same owner as for flags). The recognition rates count such an
+        order nowhere for this reader: a rate asked for one item, institution and day showed "1
+        recognisable, 1 re-tested" where the report had hidden the flag (the review of labelsmend20)."""
+        if not self.active:
+            return set()
+        refs_of = {c["_id"]: [r for r in (c["_id"], c.get("patient"), *(c.get("recognisable") or ()))
+                              if isinstance(r, str) and "/" in r and "://" not in r] for c in checks}
+        withheld = self.scoped.label_withholds(r for refs in refs_of.values() for r in refs)
+        return {cid for cid, refs in refs_of.items() if not withheld.isdisjoint(refs)}
 
 
 def _row(flag: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +236,7 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     for table in (by_inst, by_item, per_day):
         for row in table.values():
             row["money"] = round(row["money"], 2)
-    rates = recognition_rates(recognition, flt)
+    rates = recognition_rates(recognition, flt, screen=screen)
     query = flt.query()
     query["status"] = flt.status if flt.status else {"$ne": "void"}
     # newest day first, then the flag id: a total order, so pages by skip/limit neither repeat nor
@@ -242,7 +260,10 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
             "by_item": dict(sorted(by_item.items())),
             # flags not listed to this reader (a record they cite, or the flag, is labelled beyond
             # them): how many, and the money at stake in them; in no other total
-            "restricted": {"count": left_out, "amount": round(left_money, 2)},
+            # the amount only from ``amount_shown_from`` flags on: one flag's price names its item
+            "restricted": {"count": left_out,
+                           "amount": None if 0 < left_out < amount_shown_from() else round(left_money, 2),
+                           "amount_shown_from": amount_shown_from()},
         },
         "recognition_rate": rates.pop("inst"),
         "recognition_rate_by": rates,
@@ -252,13 +273,30 @@ def duplicates_report(recognition: Any, flt: ReportFilter, *, limit: int | None 
     }
 
 
+@functools.cache
+def amount_shown_from() -> int:
+    """K of ``mappings/insurance/restricted.yaml``: fewer withheld flags than this are counted
+    without their amount -- a report narrowed to one day or institution isolated one flag, and its
+    price (near-unique per catalogue item) named the item. Single-query only: two reports that
+    differ by one flag, both at K or more, can still be subtracted."""
+    doc = yaml.safe_load((DEFAULTS_DIR / "insurance" / "restricted.yaml")
+                         .read_text(encoding="utf-8")) or {}
+    k = doc.get("amount_shown_from", 5)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"mappings/insurance/restricted.yaml: amount_shown_from must be a positive integer, not {k!r}")
+    return k
+
+
 def restricted_words(restricted: Mapping[str, Any], currency: str) -> str:
-    """What a list says of the flags it leaves out (``totals.restricted``), in Chinese: "" for none."""
+    """What a list says of the flags it leaves out (``totals.restricted``), in Chinese: "" for none.
+    An amount of None (fewer than ``amount_shown_from`` flags) is said to be not shown."""
     if not restricted or not restricted.get("count"):
         return ""
     sign = "¥" if currency == "CNY" else f"{currency} "
-    return (f"另有 {restricted['count']} 条涉及受限记录的疑似重复未显示，金额 {sign}{float(restricted['amount']):.2f}，"
-            "需具备相应权限的审核员处理")
+    amount = restricted.get("amount")
+    said = (f"金额不显示（少于 {amount_shown_from()} 条）" if amount is None
+            else f"金额 {sign}{float(amount):.2f}")
+    return f"另有 {restricted['count']} 条涉及受限记录的疑似重复未显示，{said}，需具备相应权限的审核员处理"
 
 
 RETESTED = frozenset({"duplicate", "justified", "self_pay", "reported", "retested", "retest"})
@@ -273,8 +311,13 @@ def recognition_rate(recognition: Any, flt: ReportFilter, *, by: str = "inst",
 
 
 def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...] = ("inst", "dept", "doctor", "month"),
-                      *, today: date | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+                      *, today: date | None = None,
+                      screen: FlagScreen | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """``recognition_rate`` broken down several ways in one pass over the per-day tallies.
+
+    ``screen``: the reader's. For a reader some labels are withheld from, the orders whose evidence
+    is withheld (``FlagScreen.withheld_checks``) are taken back out of the tallies: the filter's
+    checked orders are read and screened once per request (nothing for a reader shown every label).
 
     Whether an order's window has passed is judged on today at its institution (``today``: the
     same day for all): on the server's clock, a server in UTC kept an order pending for the first
@@ -294,9 +337,9 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
         return todays[key]
 
     out: dict[str, dict[str, dict[str, Any]]] = {dim: {} for dim in dims}
-    for t in recognition.check_days.find(_tally_query(flt)):
-        n = int(t["count"])
-        outcome = t.get("outcome")
+
+    def tally(t: dict[str, Any], n: int) -> None:
+        outcome = t.get("outcome") or "pending"
         if outcome == "recognised":
             column = "recognised"
         elif outcome in RETESTED:
@@ -310,6 +353,17 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
             row = out[dim].setdefault(key, {"recognisable": 0, "recognised": 0, "retested": 0, "pending": 0})
             row["recognisable"] += n
             row[column] += n
+            if row["recognisable"] <= 0:
+                del out[dim][key]
+
+    for t in recognition.check_days.find(_tally_query(flt)):
+        tally(t, int(t["count"]))
+    if screen is not None and screen.active:
+        checks = [c for c in recognition.checks.find(_tally_query(flt)) if aggregates.counted(c)]
+        withheld = screen.withheld_checks(checks)
+        for c in checks:
+            if c["_id"] in withheld:
+                tally(c, -1)
     for table in out.values():
         for row in table.values():
             row["rate"] = round(row["recognised"] / row["recognisable"], 4) if row["recognisable"] else None
@@ -407,7 +461,8 @@ def to_csv(report: dict[str, Any], names: Mapping[str, Any]) -> str:
     for item, t in totals["by_item"].items():
         csv_row(writer, [n.header("by_item"), item, n.of("items", item), t["count"], f"{t['money']:.2f}"])
     if words := restricted_words(totals.get("restricted") or {}, report["currency"]):
-        csv_row(writer, [words, totals["restricted"]["count"], f"{totals['restricted']['amount']:.2f}"])
+        left_amount = totals["restricted"].get("amount")
+        csv_row(writer, [words, totals["restricted"]["count"], "" if left_amount is None else f"{left_amount:.2f}"])
     for inst, t in report["recognition_rate"].items():
         rate = "" if t["rate"] is None else f"{t['rate']:.4f}"
         csv_row(writer, [n.header("recognition_rate"), inst, n.of("places", inst), t["recognised"], t["recognisable"],

@@ -66,8 +66,11 @@
     if (left.count) {
       // flags citing a record labelled beyond this reader are not listed: only how many and the money
       const sign = report.currency === "CNY" ? "¥" : (report.currency || "") + " ";
-      const p = text(document.createElement("p"), "另有 " + left.count + " 条涉及受限记录的疑似重复未显示，金额 " + sign
-        + Number(left.amount || 0).toFixed(2) + "，需具备相应权限的审核员处理 (" + left.count
+      // the amount is withheld below the site's threshold (null): one flag's price names its item
+      const said = left.amount === null || left.amount === undefined
+        ? "金额不显示（少于 " + (left.amount_shown_from || 5) + " 条）" : "金额 " + sign + Number(left.amount).toFixed(2);
+      const p = text(document.createElement("p"), "另有 " + left.count + " 条涉及受限记录的疑似重复未显示，" + said
+        + "，需具备相应权限的审核员处理 (" + left.count
         + " suspected duplicates citing restricted records are not shown)");
       p.className = "note restricted"; summary.appendChild(p);
     }
