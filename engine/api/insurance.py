@@ -128,7 +128,7 @@ def indicator_report(request: Request, month: str = Query(...), community: str |
     try:
         scope = scopes(engine.site, community=community or None, institution=institution or None,
                        remit=audit_remit(caller, engine.site, engine.settings.site))
-        reports, flags = indicators(engine, period, scope)
+        reports, flags = indicators(engine, period, scope, FlagScreen(engine.repository, caller))
     except SiteError as exc:
         raise RulesUnusable(f"indicator definitions or thresholds: {exc}") from exc
     active = [f for f in flags if f["status"] == "active"]

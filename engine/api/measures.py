@@ -21,6 +21,7 @@ from engine.auth.policy import audit_remit, require_auditor, require_in_remit, r
 from engine.errors import BadRequest, NotFound
 from engine.insurance.indicators import INSURER_INDICATORS, Period, Scope, evaluate, scopes
 from engine.recognition import measure as recognition_measure
+from engine.recognition.reports import FlagScreen
 from engine.recognition.service import parse_day
 
 router = APIRouter()
@@ -47,7 +48,8 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
             raise BadRequest("name the institution (reporter) whose rate you audit", expression=["reporter"])
         if reporter:
             require_in_remit(caller, reporter, site, site_dir, "institution")
-        report = recognition_measure.measure_report(engine.recognition, m, start, end, reporter or None)
+        report = recognition_measure.measure_report(engine.recognition, m, start, end, reporter or None,
+                                                    screen=FlagScreen(engine.repository, caller))
     elif m.indicator in INSURER_INDICATORS:
         require_insurance_report(caller, *INSURER_READS)
         if start is None or end is None:
@@ -58,7 +60,8 @@ def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends
                        remit=audit_remit(caller, site, site_dir))
         if len(scope) != 1:  # the whole site, or a community only partly in the caller's remit: one report
             scope = [Scope(None, None, frozenset().union(*(s.institutions for s in scope)))]
-        [report] = evaluate(engine, engine.measures, [m], Period(start, end), scope)
+        [report] = evaluate(engine, engine.measures, [m], Period(start, end), scope,
+                            FlagScreen(engine.repository, caller))
     else:
         raise NotFound(f"huren computes no indicator {m.indicator!r}")
     note(request, action="report-view", query=str(request.url.query) or None,

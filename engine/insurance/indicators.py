@@ -36,7 +36,7 @@ from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
 from engine.insurance.reading import charges_between, charges_of_visits, search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
-from engine.recognition.reports import ReportFilter, duplicates_report
+from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report
 from engine.referral.report import tally
 
 COMMUNITY_SYSTEM = "urn:huren:community"
@@ -113,7 +113,9 @@ class Facts:
     duplicate_money: dict[Cell, Figure] = field(default_factory=lambda: defaultdict(Figure))
 
 
-def gather(engine: Any, period: Period, measures: Measures) -> Facts:
+def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen | None = None) -> Facts:
+    """``screen``: the reader's -- the duplicate figures are the screened report's, so an indicator
+    does not give back what the auditors' report withholds (the review of labelslast20)."""
     facts = Facts()
     site = engine.site
     repository = engine.repository
@@ -219,7 +221,8 @@ def gather(engine: Any, period: Period, measures: Measures) -> Facts:
 
     # duplicate tests: the auditors' report, month by month
     for month in period.months():
-        report = duplicates_report(engine.recognition, ReportFilter(start=month.start, end=month.end), limit=0)
+        report = duplicates_report(engine.recognition, ReportFilter(start=month.start, end=month.end), limit=0,
+                                   screen=screen)
         for inst, row in report["totals"]["by_institution"].items():
             if site.institution(inst) is None:
                 continue
@@ -327,10 +330,10 @@ def scopes(site: Any, *, community: str | None = None, institution: str | None =
 
 
 def evaluate(engine: Any, measures: Measures, definitions: list[MeasureDef], period: Period,
-             scope_list: list[Scope]) -> list[dict[str, Any]]:
+             scope_list: list[Scope], screen: FlagScreen | None = None) -> list[dict[str, Any]]:
     """A MeasureReport per definition and scope, from one gathering of the facts; each has the
     deterministic id of its measure, reporter and period (a re-evaluation replaces it)."""
-    facts = gather(engine, period, measures)
+    facts = gather(engine, period, measures, screen)
     reports = []
     for scope in scope_list:
         for m in definitions:
@@ -342,13 +345,14 @@ def evaluate(engine: Any, measures: Measures, definitions: list[MeasureDef], per
     return reports
 
 
-def indicators(engine: Any, period: Period, scope_list: list[Scope]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def indicators(engine: Any, period: Period, scope_list: list[Scope],
+               screen: FlagScreen | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The insurer's MeasureReports for each scope and the alert Flags of the thresholds (active
     when crossed, inactive when not)."""
     measures = engine.measures
     definitions = insurer_measures(measures)
     thresholds = load_thresholds(engine.settings.site, measures)
-    reports = evaluate(engine, measures, definitions, period, scope_list)
+    reports = evaluate(engine, measures, definitions, period, scope_list, screen)
     names = {code: inst.name for code, inst in engine.site.institutions.items()}
     by_url = {m.url: m for m in definitions}
     flags = [flag for r in reports for flag in alerts(r, by_url[r["measure"]], thresholds, institution_names=names)]

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.measures import Figure, MeasureDef, Measures
 from engine.measures import measure_report as build_report
-from engine.recognition.reports import ReportFilter, recognition_rates
+from engine.recognition.reports import FlagScreen, ReportFilter, recognition_rates
 
 MEASURE_ID = "huren-recognition-rate"
 INDICATOR = "recognition-rate"
@@ -29,11 +29,13 @@ def figure(row: dict[str, Any]) -> Figure:
 
 
 def measure_report(recognition: Any, measure: MeasureDef, start: date | None, end: date | None,
-                   institution: str | None = None) -> dict[str, Any]:
-    """A summary MeasureReport for the period (and, if given, one ordering institution)."""
+                   institution: str | None = None, *, screen: FlagScreen | None = None) -> dict[str, Any]:
+    """A summary MeasureReport for the period (and, if given, one ordering institution); ``screen``:
+    the reader's, as the auditors' report takes it (the review of labelslast20: the MeasureReport
+    counted an order whose evidence the screened report left out)."""
     flt = ReportFilter(start=start, end=end, institution=institution)
     dims = tuple(s.key for s in measure.stratifiers) or ("inst",)
-    strata = recognition_rates(recognition, flt, tuple(dict.fromkeys(("inst", *dims))))
+    strata = recognition_rates(recognition, flt, tuple(dict.fromkeys(("inst", *dims))), screen=screen)
     whole = Figure()
     for row in strata["inst"].values():
         whole.add(figure(row))

@@ -521,7 +521,7 @@ class ScopedRepository:
         recognition flag's DetectedIssue) -- one it cites, as that stands now. For surfaces that
         list records without reading them for the caller (the auditors' reports list flags from
         recognition's rows: labelsmend20), so they decide exactly as the FHIR read does. A record
-        not stored (or deleted) counts as withheld: nothing says what it cites. One batched
+        not stored counts as withheld (nothing says what it cites), and so does a deleted flag; any other deleted record is judged by its last version. One batched
         primary-key read; cited records decided from per-type id sets, as a flag search does."""
         if not self._hidden_labels:
             return frozenset()
@@ -532,8 +532,13 @@ class ScopedRepository:
         try:
             for key in keys:
                 rec = found.get(key)
-                if rec is None or rec.deleted or rec.body is None or self._stored_labelled(rec):
+                # a deleted record by its last version, as everywhere (the review of labelslast20: a
+                # deleted unlabelled order or prior result took the order out of every auditor's rates)
+                if rec is None or self._stored_labelled(rec) or (
+                        (rec.deleted or rec.body is None) and key[0] in confidentiality.DERIVED):
                     out.add(f"{key[0]}/{key[1]}")
+                elif rec.deleted or rec.body is None:
+                    continue
                 elif key[0] in confidentiality.DERIVED:
                     cites = self._cites_withheld_raw(rec.body)
                     if cites or (cites is None and self._cites_withheld(fhirjson.loads(rec.body))):
