@@ -335,7 +335,7 @@ class ScopedRepository:
         self._label_params: dict[str, list[tuple[str, str]] | None] = {}
         # per type, for one search: the ids labelled beyond the caller (``_withheld_ids``)
         self._withheld: dict[str, frozenset[str] | None] = {}
-        self._was_labelled: dict[tuple[str, str], bool] = {}  # deleted record -> labelled beyond the caller?
+        self._last_bodies: dict[tuple[str, str], bytes | None] = {}  # deleted record -> its last body (``_judged_body``)
         self._searching = False
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
@@ -558,36 +558,38 @@ class ScopedRepository:
         rare): a deletion carries no label, and the Provenance of a V document deleted since was
         shown again, naming it (twentieth round, last20a) -- as ``admit_version`` already judged
         a record deleted as labelled."""
+        body = self._judged_body(rec)
+        return body is not None and confidentiality.may_carry(body) and self._labelled(fhirjson.loads(body))  # type: ignore[arg-type]
+
+    def _judged_body(self, rec: StoredResource | None) -> bytes | None:
+        """The body a stored record is judged by: its current one, else (deleted) its last version
+        that had one -- one history read per record and request, shared by the label and the
+        citations it is asked about (``_stored_labelled``, ``_withheld_record``)."""
         if rec is None:
-            return False
-        if rec.deleted or rec.body is None:
-            key = (rec.type, rec.id)
-            if key not in self._was_labelled:
-                body = _last_body(self.repo, rec.type, rec.id)
-                self._was_labelled[key] = (body is not None and confidentiality.may_carry(body)
-                                           and self._labelled(fhirjson.loads(body)))  # type: ignore[arg-type]
-            return self._was_labelled[key]
-        return confidentiality.may_carry(rec.body) and self._labelled(fhirjson.loads(rec.body))  # type: ignore[arg-type]
+            return None
+        if not rec.deleted and rec.body is not None:
+            return rec.body
+        key = (rec.type, rec.id)
+        if key not in self._last_bodies:
+            self._last_bodies[key] = _last_body(self.repo, rec.type, rec.id)
+        return self._last_bodies[key]
 
     def _withheld_record(self, rec: StoredResource | None) -> bool:
         """Whether a stored current version is withheld from this caller: labelled beyond them
         (``_stored_labelled``), or a record built from others (``confidentiality.DERIVED``: a
-        recognition flag, a message's Provenance) citing one that is. The one answer for the
+        recognition flag, a message's Provenance) citing one that is -- a deleted one as it last
+        stood. The one answer for the
         paths that decide a record they are not reading: a write over it, an AuditEvent entity
         naming it, an ``entity=`` search value. The review of probe20 found the Provenance of a V
         document, read 404, still written over (PUT 200) and deleted (204) by the township's
         system, and named -- and confirmed by ``AuditEvent?entity=`` -- in the hospital's audited
         read of it: those paths asked only for the record's own label."""
-        if rec is None:
+        if rec is None or self._stored_labelled(rec):
+            return rec is not None
+        if rec.type not in confidentiality.DERIVED:
             return False
-        if self._stored_labelled(rec):  # a deleted one by its last version (last20a)
-            return True
-        if rec.deleted or rec.body is None:
-            if rec.type not in confidentiality.DERIVED:
-                return False
-            body = _last_body(self.repo, rec.type, rec.id)  # a deleted flag or Provenance: as it last cited
-            return body is not None and self._cites_withheld(fhirjson.loads(body))  # type: ignore[arg-type]
-        return rec.type in confidentiality.DERIVED and self._cites_withheld(fhirjson.loads(rec.body))
+        body = self._judged_body(rec)
+        return body is not None and self._cites_withheld(fhirjson.loads(body))  # type: ignore[arg-type]
 
     # -- a staff member bound to a remit ----------------------------------------------------------------
     def vouch(self, refs: Iterable[str]) -> None:
