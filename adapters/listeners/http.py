@@ -19,6 +19,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from adapters.listeners.batch import batch_messages, ingest_batch
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -61,11 +62,32 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     if not bytes(body).strip():
         raise BadRequest("empty body: expected one HL7 v2 message")
     peer = f"{request.client.host if request.client else '?'} client={caller.subject}"
+    parts = batch_messages(bytes(body))
+    if parts is not None:  # FHS/BHS: each message on its own, a batch of their ACKs back
+        return await _batch(request, engine, bytes(body), parts, peer, media)
     future = engine.ingestor.submit(bytes(body), channel="http", peer=peer)
     outcome = await asyncio.wrap_future(future)
     _note(request, outcome)
     return Response(outcome.ack, headers={"content-type": f"{media}; charset={outcome.codec}",
                                           "X-HL7-Ack-Code": outcome.code})
+
+
+_WORST = {"AA": 0, "AE": 1, "AR": 2}
+
+
+async def _batch(request: Request, engine: Engine, body: bytes, parts: list[bytes], peer: str,
+                 media: str) -> Response:
+    """A batch in the body: the batch of ACKs; ``X-HL7-Ack-Code`` the worst of them (AA when empty),
+    the audit one event for the request naming every message and resource."""
+    ack, outcomes = await ingest_batch(engine.ingestor, body, parts, channel="http", peer=peer)
+    code = max((o.code for o in outcomes), key=lambda c: _WORST.get(c, 3), default="AA")
+    codecs = {o.codec for o in outcomes}
+    detail = {"messages": " ".join(o.message_id for o in outcomes if o.message_id), "ack": code}
+    note(request, action="hl7v2-receive", resources=[r for o in outcomes for r in o.resources],
+         owners={k: v for o in outcomes for k, v in o.owners.items()}, outcome="0" if code == "AA" else "4",
+         detail=detail)
+    charset = codecs.pop() if len(codecs) == 1 else "utf-8"
+    return Response(ack, headers={"content-type": f"{media}; charset={charset}", "X-HL7-Ack-Code": code})
 
 
 def _note(request: Request, outcome: Outcome) -> None:
