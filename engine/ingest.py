@@ -42,6 +42,7 @@ import contextlib
 import hashlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -86,6 +87,7 @@ from engine.repository.versioning import left_versions
 log = logging.getLogger("huren.ingest")
 
 SUPPORTED_VERSIONS = ((2, 3), (2, 8, 99))  # v2.3 .. v2.8.x, as issue 3 requires
+_VERSION_ID = re.compile(r"\d+(?:\.\d+)*")  # MSH-12.1 as table 0104 spells versions: 2.3.1, 2.5.1, 2.8.2
 MAX_ACK_WARNINGS = 50
 UNDO_LEFT = "undo_left"  # message document: its resources' versions a failed block left stored (``_left_stored``)
 LINGER_GAP = 0.002  # seconds a batch under load waits for one more message (``Ingestor._linger``)
@@ -692,7 +694,10 @@ class Ingestor:
 
     def _envelope_errors(self, h: Header) -> list[HL7Error]:
         errors = list(h.problems)
-        if h.version and not (SUPPORTED_VERSIONS[0] <= version_tuple(h.version) <= SUPPORTED_VERSIONS[1]):
+        # a version id that is not numbers and dots ("V2", "2.5.1x", "Z9") was read by its digits,
+        # none at all read as 2.5.1: accepted as a version it does not name (twenty-first round)
+        if h.version and not (_VERSION_ID.fullmatch(h.version)
+                              and SUPPORTED_VERSIONS[0] <= version_tuple(h.version) <= SUPPORTED_VERSIONS[1]):
             errors.append(HL7Error(f"HL7 version {h.version!r} is not supported (2.3 to 2.8)", segment="MSH",
                                    sequence=1, field=12, code=UNSUPPORTED_VERSION_ID, ack_code="AR"))
         errors.extend(_processing_id_errors(h))

@@ -7,7 +7,9 @@
   ERR-8, where it reads "the value was truncated here": it is ``\\P\\`` now;
 - MSH-11 was never looked at: a processing id outside HL7 table 0103 (``X``), or a processing
   mode outside table 0207, was stored as production data with an ``AA``; chapter 2's "accept and
-  validate" rejects it: ``AR``, ERR ``MSH^1^11^^1`` code ``202``, the raw message kept.
+  validate" rejects it: ``AR``, ERR ``MSH^1^11^^1`` code ``202``, the raw message kept;
+- a version id that is not numbers and dots was read by its leading digits, and one with no digits
+  at all (``Z9``) as 2.5.1: accepted with ``AA`` as a version it does not name; ``AR`` ``203`` now.
 """
 
 from __future__ import annotations
@@ -83,5 +85,18 @@ def test_processing_id_outside_table_0103_is_rejected_and_kept(settings: Setting
         doc = engine.ingestor.messages.get(message_id("FNXRMYY", "PX1"))
         assert doc is not None and doc["status"] == QUARANTINED and doc["ack_code"] == "AR"
         assert base64.b64decode(doc["raw"]) == adt("PX1", processing="X")  # kept for replay
+    finally:
+        engine.close()
+
+
+def test_a_version_id_that_names_no_version_is_rejected(settings: Settings) -> None:
+    engine, acks = exchange(settings, adt("VZ1", version="Z9"), adt("VZ2", version="V2.5"),
+                            adt("VZ3", version="2.5.1x"), adt("VZ4", version="2.5.1"), adt("VZ5", version="2.3.1"))
+    try:
+        assert [ack_code_of(a) for a in acks] == ["AR", "AR", "AR", "AA", "AA"]
+        for ack in acks[:3]:
+            assert segment(ack, "ERR")[2:4] == ["MSH^1^12", "203^Unsupported version id^HL70357"], ack
+        doc = engine.ingestor.messages.get(message_id("FNXRMYY", "VZ1"))
+        assert doc is not None and doc["status"] == QUARANTINED and doc["ack_code"] == "AR"
     finally:
         engine.close()
