@@ -15,6 +15,7 @@ OperationOutcomes.
 from __future__ import annotations
 
 import asyncio
+import codecs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -68,8 +69,30 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     future = engine.ingestor.submit(bytes(body), channel="http", peer=peer)
     outcome = await asyncio.wrap_future(future)
     _note(request, outcome)
-    return Response(outcome.ack, headers={"content-type": f"{media}; charset={outcome.codec}",
+    return Response(outcome.ack, headers={"content-type": f"{media}; charset={http_charset(outcome.codec)}",
                                           "X-HL7-Ack-Code": outcome.code})
+
+
+# Python codec (canonical name, ``codecs.lookup(...).name``) -> its IANA charset name
+_IANA = {"utf-8": "UTF-8", "ascii": "US-ASCII", "gb18030": "GB18030", "big5": "Big5", "euc_kr": "EUC-KR",
+         "iso2022_jp": "ISO-2022-JP", "iso2022_jp_2": "ISO-2022-JP-2", "iso2022_jp_ext": "ISO-2022-JP",
+         "utf-16": "UTF-16", "utf-32": "UTF-32"}
+
+
+def http_charset(codec: str) -> str:
+    """The IANA name of the set the ACK is encoded in, for ``Content-Type``'s ``charset``: the
+    Python codec names went out as they were (``latin-1``, ``iso8859-2``, ``euc_kr``,
+    ``iso2022_jp``), which no HTTP client need know (Java and .NET know none of those four
+    spellings; twenty-first round). A codec ending in ``?`` (bytes no set read) had its ACK in UTF-8."""
+    if codec.endswith("?"):
+        return "UTF-8"
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return "UTF-8"
+    if name.startswith("iso8859-"):
+        return "ISO-8859-" + name.removeprefix("iso8859-")
+    return _IANA.get(name, name.upper().replace("_", "-"))
 
 
 _WORST = {"AA": 0, "AE": 1, "AR": 2}
@@ -81,12 +104,12 @@ async def _batch(request: Request, engine: Engine, body: bytes, parts: list[byte
     the audit one event for the request naming every message and resource."""
     ack, outcomes = await ingest_batch(engine.ingestor, body, parts, channel="http", peer=peer)
     code = max((o.code for o in outcomes), key=lambda c: _WORST.get(c, 3), default="AA")
-    codecs = {o.codec for o in outcomes}
+    sets = {o.codec for o in outcomes}
     detail = {"messages": " ".join(o.message_id for o in outcomes if o.message_id), "ack": code}
     note(request, action="hl7v2-receive", resources=[r for o in outcomes for r in o.resources],
          owners={k: v for o in outcomes for k, v in o.owners.items()}, outcome="0" if code == "AA" else "4",
          detail=detail)
-    charset = codecs.pop() if len(codecs) == 1 else "utf-8"
+    charset = http_charset(sets.pop()) if len(sets) == 1 else "UTF-8"
     return Response(ack, headers={"content-type": f"{media}; charset={charset}", "X-HL7-Ack-Code": code})
 
 
