@@ -8,6 +8,8 @@
 - MSH-11 was never looked at: a processing id outside HL7 table 0103 (``X``), or a processing
   mode outside table 0207, was stored as production data with an ``AA``; chapter 2's "accept and
   validate" rejects it: ``AR``, ERR ``MSH^1^11^^1`` code ``202``, the raw message kept;
+- the ERR-8 of a bad MSH-2 showed the characters sent through ``repr``: ``^^\\&`` came back as
+  ``^^\\\\&`` (escaped: two escape sequences for the one backslash sent);
 - a version id that is not numbers and dots was read by its leading digits, and one with no digits
   at all (``Z9``) as 2.5.1: accepted with ``AA`` as a version it does not name; ``AR`` ``203`` now.
 """
@@ -98,5 +100,15 @@ def test_a_version_id_that_names_no_version_is_rejected(settings: Settings) -> N
             assert segment(ack, "ERR")[2:4] == ["MSH^1^12", "203^Unsupported version id^HL70357"], ack
         doc = engine.ingestor.messages.get(message_id("FNXRMYY", "VZ1"))
         assert doc is not None and doc["status"] == QUARANTINED and doc["ack_code"] == "AR"
+    finally:
+        engine.close()
+
+
+def test_a_bad_msh2_is_named_as_sent(settings: Settings) -> None:
+    engine, (ack,) = exchange(settings, adt("E21", msh2="^^\\&"))
+    try:
+        err = segment(ack, "ERR")
+        assert ack_code_of(ack) == "AR" and err[2] == "MSH^1^2"
+        assert "'\\S\\\\S\\\\E\\\\T\\'" in err[8], err[8]  # ^^\& escaped: S S E T, one E
     finally:
         engine.close()
