@@ -92,3 +92,7 @@ def test_a_batch_posted_to_hl7v2_gets_a_batch_of_acks(engine: Engine, http: Test
     r = http.post("/hl7v2", content=batch(file=False), headers=headers)  # an empty batch
     assert r.status_code == 200 and [s[0] for s in segments(r.content)] == ["BHS", "BTS"]
     assert segments(r.content)[-1] == ["BTS", "0"]
+    r = http.post("/hl7v2", content=b"FHS|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||||FILE8\rFTS|0\r",
+                  headers=headers)  # an empty file
+    assert r.status_code == 200 and [s[0] for s in segments(r.content)] == ["FHS", "FTS"]
+    assert segments(r.content)[0][11] == "FILE8" and segments(r.content)[-1] == ["FTS", "0"]

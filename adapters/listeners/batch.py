@@ -52,7 +52,7 @@ def batch_ack(raw: bytes, acks: list[bytes]) -> bytes:
     if b"BHS" in heads:
         out.append(b"BTS" + heads[b"BHS"][1] + str(len(acks)).encode())
     if b"FHS" in heads:
-        out.append(b"FTS" + heads[b"FHS"][1] + str(max(batches, 1)).encode())
+        out.append(b"FTS" + heads[b"FHS"][1] + str(batches).encode())
     return b"\r".join(out) + b"\r"
 
 

@@ -70,7 +70,12 @@ class IngestHandler:
         return answer
 
     async def _batch(self, raw: bytes, parts: list[bytes], peer: str) -> bytes:
-        ack, _ = await ingest_batch(self.ingestor, raw, parts, channel="mllp", peer=peer)
+        """A batch's answer; the listener's ACK writer awaits it, so it never raises: AE, resend later."""
+        try:
+            ack, _ = await ingest_batch(self.ingestor, raw, parts, channel="mllp", peer=peer)
+        except Exception as exc:
+            log.exception("answering an MLLP batch failed")
+            return internal_error_ack(raw, exc)
         return ack
 
     def _answered(self, raw: bytes, peer: str, done: Any) -> bytes | Replies:
