@@ -75,22 +75,26 @@ def uses_err1_layout(version: str) -> bool:
 
 
 def escape(text: str, field_sep: str = DEFAULT_FIELD_SEP, encoding_chars: str = DEFAULT_ENCODING_CHARS) -> str:
-    """HL7 escape of free text (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``); line breaks become ``\\.br\\``.
+    """HL7 escape of free text (``\\F\\ \\S\\ \\T\\ \\R\\ \\E\\``, and ``\\P\\`` for the truncation
+    character when MSH-2 declares a fifth one, v2.7); line breaks become ``\\.br\\``.
 
     Other control characters are dropped: they would break the segment.
     """
     comp, rep, esc, sub = (encoding_chars + DEFAULT_ENCODING_CHARS[len(encoding_chars):])[:4]
-    table = _escape_table(field_sep, comp, rep, esc, sub)
+    trunc = encoding_chars[4:5]
+    table = _escape_table(field_sep, comp, rep, esc, sub, trunc)
     return text.translate(table)
 
 
 @functools.lru_cache(maxsize=16)
-def _escape_table(fs: str, comp: str, rep: str, esc: str, sub: str) -> dict[int, str | None]:
+def _escape_table(fs: str, comp: str, rep: str, esc: str, sub: str, trunc: str = "") -> dict[int, str | None]:
     table: dict[int, str | None] = {c: None for c in range(32)}
     table.update({0x7F: None, ord("\r"): f"{esc}.br{esc}", ord("\n"): f"{esc}.br{esc}"})
     # the escape character first in meaning: each delimiter maps independently, so order is irrelevant
     table.update({ord(esc): f"{esc}E{esc}", ord(fs): f"{esc}F{esc}", ord(comp): f"{esc}S{esc}",
                   ord(sub): f"{esc}T{esc}", ord(rep): f"{esc}R{esc}"})
+    if trunc:  # a '#' left bare in a v2.7 ERR-8 reads as "the value was truncated here"
+        table[ord(trunc)] = f"{esc}P{esc}"
     return table
 
 
@@ -126,7 +130,11 @@ def build_ack(
         header.version, header.charset, ack_types)
     stamp = now.strftime("%Y%m%d%H%M%S%z") if now is not None else _stamp_now()
     msh = f"{before_stamp}{stamp}{before_control}{control_id or _new_control_id()}{after_control}"
-    control = escape(header.sent_control_id, fs, enc)  # MSA-2 echoes MSH-10 as sent, even empty
+    # MSA-2 echoes MSH-10 as sent (its wire form, even empty): it is matched by the sender against
+    # the MSH-10 it sent; escaped again, ``A\\E\\1`` came back ``A\\E\\E\\E\\1`` and ``A^1`` as
+    # ``A\\S\\1``, an answer to no message (twenty-first round). It holds no field separator nor
+    # segment end (it was split on them); ``_safe`` drops them all the same.
+    control = _safe(header.sent_control_id, fs, enc)
     segments = [msh]
     problems = [e for e in errors if e.code != MESSAGE_ACCEPTED or e.severity != "I"]
     if legacy and problems and code != "AA":

@@ -42,6 +42,14 @@ _CHARSETS = {
     "GB18030-2000": "gb18030",
     "GB18030-2005": "gb18030",
     "GB2312": "gb18030",  # GB 18030 is a superset of GB 2312 and GBK
+    # ISO-IR registry names (twenty-first round: refused AE as "not supported", every message of a
+    # sender that declares them): ISO IR6 is table 0211's own (ASCII); ISO IR58 is GB 2312 (IANA
+    # alias iso-ir-58), sent by Chinese systems in its EUC form, read as its superset GB 18030;
+    # ISO IR100 is ISO 8859-1 (IANA alias iso-ir-100); ISO IR192 is DICOM's name for UTF-8
+    "ISOIR6": "ascii",
+    "ISOIR58": "gb18030",
+    "ISOIR100": "latin-1",
+    "ISOIR192": "utf-8",
     "GBK": "gb18030",
     "ISOIR87": "iso2022_jp",
     "ISOIR159": "iso2022_jp_2",

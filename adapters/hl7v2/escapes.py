@@ -139,7 +139,7 @@ def _skip_lines(argument: str) -> str | None:
 def escape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:
     """Encode a value for a component: delimiters become escape sequences, line breaks ``\\.br\\``."""
     esc = enc.escape
-    specials = (esc, enc.field, enc.component, enc.subcomponent, enc.repetition, "\r", "\n")
+    specials = (esc, enc.field, enc.component, enc.subcomponent, enc.repetition, enc.truncation, "\r", "\n")
     if not any(c and c in text for c in specials):
         return text
     out: list[str] = []

@@ -238,7 +238,7 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     usable = encoding_chars(enc, fs)
     if usable is None or len(usable) not in (4, 5):  # the standard's four (five from v2.7)
         head.problems.append(_msh_error(
-            f"encoding characters {enc!r} are invalid: expected 4 (or 5) distinct, "
+            f"encoding characters '{enc}' are invalid: expected 4 (or 5) distinct, "
             f"non-alphanumeric delimiters other than {fs!r}, such as ^~\\&", 2))
     else:
         head.encoding_chars = usable

@@ -15,10 +15,12 @@ OperationOutcomes.
 from __future__ import annotations
 
 import asyncio
+import codecs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from adapters.listeners.batch import batch_messages, ingest_batch
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -61,11 +63,54 @@ async def post_hl7v2(request: Request, caller: Caller = Depends(get_caller),
     if not bytes(body).strip():
         raise BadRequest("empty body: expected one HL7 v2 message")
     peer = f"{request.client.host if request.client else '?'} client={caller.subject}"
+    parts = batch_messages(bytes(body))
+    if parts is not None:  # FHS/BHS: each message on its own, a batch of their ACKs back
+        return await _batch(request, engine, bytes(body), parts, peer, media)
     future = engine.ingestor.submit(bytes(body), channel="http", peer=peer)
     outcome = await asyncio.wrap_future(future)
     _note(request, outcome)
-    return Response(outcome.ack, headers={"content-type": f"{media}; charset={outcome.codec}",
+    return Response(outcome.ack, headers={"content-type": f"{media}; charset={http_charset(outcome.codec)}",
                                           "X-HL7-Ack-Code": outcome.code})
+
+
+# Python codec (canonical name, ``codecs.lookup(...).name``) -> its IANA charset name
+_IANA = {"utf-8": "UTF-8", "ascii": "US-ASCII", "gb18030": "GB18030", "big5": "Big5", "euc_kr": "EUC-KR",
+         "iso2022_jp": "ISO-2022-JP", "iso2022_jp_2": "ISO-2022-JP-2", "iso2022_jp_ext": "ISO-2022-JP",
+         "utf-16": "UTF-16", "utf-32": "UTF-32"}
+
+
+def http_charset(codec: str) -> str:
+    """The IANA name of the set the ACK is encoded in, for ``Content-Type``'s ``charset``: the
+    Python codec names went out as they were (``latin-1``, ``iso8859-2``, ``euc_kr``,
+    ``iso2022_jp``), which no HTTP client need know (Java and .NET know none of those four
+    spellings; twenty-first round). A codec ending in ``?`` (bytes no set read) had its ACK in UTF-8."""
+    if codec.endswith("?"):
+        return "UTF-8"
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return "UTF-8"
+    if name.startswith("iso8859-"):
+        return "ISO-8859-" + name.removeprefix("iso8859-")
+    return _IANA.get(name, name.upper().replace("_", "-"))
+
+
+_WORST = {"AA": 0, "AE": 1, "AR": 2}
+
+
+async def _batch(request: Request, engine: Engine, body: bytes, parts: list[bytes], peer: str,
+                 media: str) -> Response:
+    """A batch in the body: the batch of ACKs; ``X-HL7-Ack-Code`` the worst of them (AA when empty),
+    the audit one event for the request naming every message and resource."""
+    ack, outcomes = await ingest_batch(engine.ingestor, body, parts, channel="http", peer=peer)
+    code = max((o.code for o in outcomes), key=lambda c: _WORST.get(c, 3), default="AA")
+    sets = {o.codec for o in outcomes}
+    detail = {"messages": " ".join(o.message_id for o in outcomes if o.message_id), "ack": code}
+    note(request, action="hl7v2-receive", resources=[r for o in outcomes for r in o.resources],
+         owners={k: v for o in outcomes for k, v in o.owners.items()}, outcome="0" if code == "AA" else "4",
+         detail=detail)
+    charset = http_charset(sets.pop()) if len(sets) == 1 else "UTF-8"
+    return Response(ack, headers={"content-type": f"{media}; charset={charset}", "X-HL7-Ack-Code": code})
 
 
 def _note(request: Request, outcome: Outcome) -> None:

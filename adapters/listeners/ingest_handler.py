@@ -24,6 +24,7 @@ from adapters.hl7v2.ack import build_ack
 from adapters.hl7v2.enhanced import APPLICATION_ACK_TYPES, AckRequest, requested, wanted
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.header import Header, read_message
+from adapters.listeners.batch import batch_messages, ingest_batch
 from adapters.listeners.mllp import Replies, ack_codec, internal_error_ack
 from engine.messages import RECEIVED
 
@@ -50,6 +51,9 @@ class IngestHandler:
         (the original-mode ACK). Why no coroutine: a task per message, its coroutine, a second
         future and their wake-ups were ~20 us of the event loop's ~50-70 us a message; the worker's
         answer now settles the very future the listener's ACK writer awaits."""
+        parts = batch_messages(raw)
+        if parts is not None:  # FHS/BHS in one frame: each message on its own, a batch of ACKs back
+            return asyncio.ensure_future(self._batch(raw, parts, peer))
         loop = asyncio.get_running_loop()
         inbox = self._inboxes.get(loop)
         if inbox is None:
@@ -64,6 +68,15 @@ class IngestHandler:
         done = self.ingestor.submit(raw, channel="mllp", peer=peer, on_stored=on_stored)
         done.add_done_callback(lambda _: inbox.put(answer, self._answered, (raw, peer, done), raw))
         return answer
+
+    async def _batch(self, raw: bytes, parts: list[bytes], peer: str) -> bytes:
+        """A batch's answer; the listener's ACK writer awaits it, so it never raises: AE, resend later."""
+        try:
+            ack, _ = await ingest_batch(self.ingestor, raw, parts, channel="mllp", peer=peer)
+        except Exception as exc:
+            log.exception("answering an MLLP batch failed")
+            return internal_error_ack(raw, exc)
+        return ack
 
     def _answered(self, raw: bytes, peer: str, done: Any) -> bytes | Replies:
         """The original-mode answer once the outcome is known (in the loop)."""
