@@ -164,7 +164,6 @@ _SITE_FEED_NARROW = ("sources:\n  feed: [ADT, ORM, ORU]\n  docs: [MDM]\n  api: [
                      "resources:\n  Observation:\n    status: {placeholders: [unknown]}\n")
 
 
-@pytest.mark.xfail(strict=True, reason="left (older): a site whose feed group leaves out MDM loses the label rule; the load check reads group names only")
 def test_a_site_whose_feed_group_leaves_out_mdm_keeps_a_v_document_v(settings: Any, tmp_path: Any) -> None:
     """The privacy rows are checked by group NAME only: a site defining ``feed`` without MDM keeps the
     shipped row (it names a known group) but the row no longer covers the document feed."""
