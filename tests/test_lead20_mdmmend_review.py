@@ -273,7 +273,6 @@ def test_a_clinician_note_survives_an_edit_on_mongomock(settings: Any) -> None:
         assert http.get(f"/fhir/Observation/{made.json()['id']}").status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="left: a paragraph an edit removed stays (the deletion was withdrawn after this review)")
 def test_an_original_and_its_edit_in_one_batch_leave_the_edited_text(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """T02 and its T08 arriving in one ingest batch (one write group): the text is what the edit left."""
     outcomes = engine.ingestor.process([
