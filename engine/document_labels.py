@@ -31,10 +31,11 @@ _RANK = {"V": 2, "R": 1}
 _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
 # the converter's own mark of the MDM event that wrote a document's version (``adapters.convert.pacs``)
 DOCUMENT_EVENT = "urn:huren:StructureDefinition:document-event"
-# HL7 v2.5 ch. 9: T02 (original), T06 (an addendum's original), T10 (a replacement's original) make a
-# document; T04 (status change with content) and T08 (edit) change one already made: always later
-_ORIGINALS = frozenset({"T02", "T06", "T10"})
-_LATER = frozenset({"T04", "T08"})
+# HL7 v2.5 ch. 9: T02 makes a document (its original); T04 (status change with content) and T08 (edit)
+# change one already made. T06/T10 are the originals of their own documents (their own TXA-12), so one
+# under a number already stored -- a sender reusing the parent's -- is a later message about it too
+_ORIGINALS = frozenset({"T02"})
+_LATER = frozenset({"T04", "T06", "T08", "T10"})
 _CONTENT_EVENTS = _ORIGINALS | _LATER
 _MESSAGE_SYSTEM = "urn:huren:hl7v2:message:"  # a feed message's Provenance names it (``common.provenance``)
 
@@ -146,9 +147,8 @@ class DocumentLabels:
         return []
 
     def replayed(self, document: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
-        """The statement of a DocumentReference a feed writes: an original (T02, or T06/T10 for an
-        addendum's or a replacement's own document) arriving after a change of the same document
-        (T04, T08) is refused, AE at MSH-9.2 (twenty-first round, docs21). An original is older than
+        """The statement of a DocumentReference a feed writes: an original (T02) arriving after a
+        later message about the same document (T04, T06, T08, T10: ``_LATER``) is refused, AE at MSH-9.2 (twenty-first round, docs21). An original is older than
         any change of it (HL7 v2.5 ch. 9), so a replayed T02 -- a sender's queue resent after an
         outage -- took the document and its text back to before the edit, last writer winning (the
         probes' two messages share MSH-7 and TXA-4: only the event tells them apart). Refused rather
