@@ -1,6 +1,7 @@
 """Reviewer rv-mdmmend20's probes of mdmmend20, kept after the lead withdrew its deletion of "stale" text (it
 deleted a clinician's note, non-text results and V text the writer could not read) and let a versioned or deleted
-unlabelled document be named: each failed on the merged main before the mend; two older gaps are strict xfail."""
+unlabelled document be named: each failed on the merged main before the mend; two older gaps were strict xfail
+(both pass since the twenty-first round, docs21)."""
 
 from __future__ import annotations
 
