@@ -19,6 +19,7 @@ send every laboratory result's first version through the merge path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -38,6 +39,7 @@ _ORIGINALS = frozenset({"T02"})
 _LATER = frozenset({"T04", "T06", "T08", "T10"})
 _CONTENT_EVENTS = _ORIGINALS | _LATER
 _MESSAGE_SYSTEM = "urn:huren:hl7v2:message:"  # a feed message's Provenance names it (``common.provenance``)
+_FED_KEPT = 4096  # documents a feed wrote on one thread whose Provenance is not filed yet (a refused message's)
 
 
 class _Found(Protocol):
@@ -121,6 +123,18 @@ class DocumentLabels:
 
     def __init__(self, repository: Documents) -> None:
         self.repository = repository
+        # the documents this thread's feed writes wrote, waiting for their message's Provenance: only
+        # those are pruned (``message_written``) -- a FHIR client may write a Provenance too, and one
+        # shaped as an MDM's (pinning a later version of the document) must not delete its text
+        self._local = threading.local()
+
+    def _fed(self) -> dict[str, int]:
+        """"DocumentReference/<id>" -> how many of this thread's feed writes of it await their
+        Provenance (a batch of messages files them after all its writes)."""
+        fed: dict[str, int] | None = getattr(self._local, "fed", None)
+        if fed is None or len(fed) >= _FED_KEPT:
+            fed = self._local.fed = {}
+        return fed
 
     def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
@@ -156,16 +170,20 @@ class DocumentLabels:
         back (its text is keyed by the document, its label would be judged against the edit's), an AA
         would tell the sender it was, and the raw message is kept (``/admin/messages``) with the reason.
         A FHIR client's write is not judged (it states the whole document: lowering, correcting)."""
-        if previous is None or writer == API:
+        if writer == API:
             return document
         now, before = document_event(document), document_event(previous)
-        if now in _ORIGINALS and before in _LATER:
+        if previous is not None and now in _ORIGINALS and before in _LATER:
             number = (document.get("masterIdentifier") or {}).get("value") or document.get("id")
             raise HL7Error(
                 f"MDM^{now} is the original of document {number!r}, which a later MDM^{before} already "
                 f"changed: an original is older than any change of it and would take the document back; "
                 f"not applied (the stored document stays as MDM^{before} left it)",
                 segment="MSH", sequence=1, field=9, component=2, code=DUPLICATE_KEY_IDENTIFIER)
+        if now in _CONTENT_EVENTS:
+            fed = self._fed()
+            ref = f"{_DOCUMENT}{document['id']}"
+            fed[ref] = fed.get(ref, 0) + 1
         return document
 
     def message_written(self, provenance: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -189,13 +207,20 @@ class DocumentLabels:
         ``_history``, and the paragraph's own, 410 on read); entered-in-error says a record should never
         have existed, and R4 gives an Observation no ``superseded``. A labelled one stays withheld
         (the deleted-labels ledger). A message that wrote no paragraph of the document (an edit
-        sending a PDF alone) judges nothing: its content is not text to compare (review of mdmmend20). Only MDM content events (T02/T04/T06/T08/T10) from the feed; a FHIR
-        PUT of the document deletes nothing."""
+        sending a PDF alone) judges nothing: its content is not text to compare (review of mdmmend20). Only MDM content events (T02/T04/T06/T08/T10) from the feed, for a
+        document the feed wrote on this thread (``replayed`` notes it): a FHIR PUT of the document
+        deletes nothing, nor does a Provenance a FHIR client writes in an MDM's shape."""
         if not _a_document_message(provenance):
             return []
+        fed = getattr(self._local, "fed", None)
+        if not fed:
+            return []  # no feed wrote a document on this thread: a FHIR client's Provenance prunes nothing
         pinned = _pinned(provenance)
         for ref, version in pinned.items():
-            if ref.startswith(_DOCUMENT) and version is not None:
+            if ref.startswith(_DOCUMENT) and version is not None and ref in fed:
+                fed[ref] -= 1
+                if fed[ref] <= 0:
+                    del fed[ref]
                 self._prune(ref, version, pinned)
         return []
 

@@ -140,3 +140,26 @@ def test_an_edit_dropping_a_paragraph_on_mongomock(mongo_engine: Engine) -> None
         (doc,) = written(mongo_engine, http, "M2", "DocumentReference")
         patient = doc["subject"]["reference"].split("/", 1)[1]
         assert [t["valueString"] for t in _texts(http, patient)] == ["甲（改）"]
+
+
+def test_a_provenance_a_client_writes_in_an_mdms_shape_deletes_nothing(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """A clinician may write Provenances: one copying the feed's, its activity MDM^T08, pinning the
+    document at a later version (after the records office's PUT) and one paragraph, must not delete the
+    other paragraph -- only a document a feed wrote is pruned when its message is filed."""
+    assert [ack_code_of(a) for a in send(engine, mdm_many("K1", "T02", "", ["甲", "乙"], number="DOC-K"))] == ["AA"]
+    (doc,) = written(engine, fhir, "K1", "DocumentReference")
+    a, b = written(engine, fhir, "K1", "Observation")
+    (prov,) = written(engine, fhir, "K1", "Provenance")
+    put = fhir.put(f"/fhir/DocumentReference/{doc['id']}", json={k: v for k, v in doc.items() if k != "meta"}
+                   | {"description": "病案室整理"}, headers=_office(engine))
+    assert put.status_code == 200 and put.json()["meta"]["versionId"] == "2", put.text
+    forged = {k: v for k, v in prov.items() if k not in ("id", "meta", "signature")}
+    forged["target"] = [{"reference": f"DocumentReference/{doc['id']}/_history/2"},
+                        {"reference": f"Observation/{a['id']}/_history/1"}]
+    forged["activity"] = {**forged["activity"], "text": "MDM^T08"}
+    token, _ = engine.auth.issue_token(subject="dp", kind="user", client_id="dp",
+                                       scopes=["user/Provenance.crus", "user/DocumentReference.rs", "user/Patient.rs",
+                                               "user/Observation.rs"])
+    made = fhir.post("/fhir/Provenance", json=forged, headers={"Authorization": f"Bearer {token}"})
+    assert made.status_code == 201, made.text
+    assert fhir.get(f"/fhir/Observation/{b['id']}").status_code == 200
