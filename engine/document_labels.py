@@ -39,6 +39,7 @@ _ORIGINALS = frozenset({"T02"})
 _LATER = frozenset({"T04", "T06", "T08", "T10"})
 _CONTENT_EVENTS = _ORIGINALS | _LATER
 _MESSAGE_SYSTEM = "urn:huren:hl7v2:message:"  # a feed message's Provenance names it (``common.provenance``)
+_FEED = "MDM"  # the writer (MSH-9.1) whose documents carry ``DOCUMENT_EVENT``
 _FED_KEPT = 4096  # documents a feed wrote on one thread whose Provenance is not filed yet (a refused message's)
 
 
@@ -169,8 +170,9 @@ class DocumentLabels:
         than answered AA and dropped: nothing of the message can be stored without taking something
         back (its text is keyed by the document, its label would be judged against the edit's), an AA
         would tell the sender it was, and the raw message is kept (``/admin/messages``) with the reason.
-        A FHIR client's write is not judged (it states the whole document: lowering, correcting)."""
-        if writer == API:
+        Only the MDM feed's writes are judged: a FHIR client states the whole document (lowering,
+        correcting), the patient index relinks its subject."""
+        if writer != _FEED:  # a FHIR client states the whole document; the patient index relinks it
             return document
         now, before = document_event(document), document_event(previous)
         if previous is not None and now in _ORIGINALS and before in _LATER:
