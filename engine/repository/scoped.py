@@ -684,8 +684,6 @@ class ScopedRepository:
             rec = self.repo.backend.current(resource_type, new["id"])
             if rec is not None and rec.deleted and self._withheld_record(rec):
                 raise self.unknown(resource_type)
-        if new is not None and self._hidden_labels:
-            self._cites_only_readable(resource_type, new)
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
             # refused by type, before the stored version is looked at: whether a record they may
@@ -695,6 +693,12 @@ class ScopedRepository:
         if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
             raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records of patients "
                             "here (the reports record reviews)")
+        if new is not None and self._hidden_labels:
+            # after the remit's refusals by type and body: a 422 for what is cited, read from the
+            # store, must not stand where a bound caller is answered 403 whatever is stored
+            self._cites_only_readable(resource_type, new)
+            if resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
+                self._cites_only_shown(resource_type, new)
         if self._compartment is None:
             return
         if current is not None and not self._theirs(current):
@@ -726,6 +730,45 @@ class ScopedRepository:
                 raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
+
+    def _cites_only_shown(self, resource_type: str, new: dict[str, Any]) -> None:
+        """A record whose reading depends on what it cites, written by a caller some labels are
+        withheld from, cites only records that caller may read: a resident, one ``read`` would
+        show them; anyone else, one stored and not withheld (``_withheld_record``; a deleted one as
+        it last stood). A record built from others (``confidentiality.DERIVED``) is withheld for
+        what it cites, so a clinician's Provenance citing a V document was created (201) and read
+        back 404, one citing a made-up id read back 200 -- an existence oracle (left by the
+        twentieth round); an AuditEvent's entity naming a withheld record is dropped when it is
+        read (``_without_unseen``), so a clinician's event read back with one entity fewer than one
+        naming a made-up id, and a resident's naming their own V document was written (201) where a
+        made-up one was refused (403) (probe21). Every reference of a DERIVED record, an
+        AuditEvent's ``entity.what``: a withheld, a made-up and someone else's record are refused
+        alike (422, the same words), before anything is written; a transaction Bundle's earlier
+        entries (written, not yet stored) are judged as written. One batched primary-key read per
+        such write (a resident: a read per cited record)."""
+        base = self.repo.base_url
+        own = (resource_type, new.get("id"))
+        if resource_type == "AuditEvent":
+            whats = [entity.get("what") for entity in new.get("entity") or () if isinstance(entity, dict)]
+            refs = [ref for what in whats if isinstance(what, dict) and isinstance(ref := what.get("reference"), str)]
+        else:
+            refs = references_in(new, [])
+        keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own})
+        if not keys:
+            return
+        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        found = self.repo.backend.current_many([k for k in keys if k not in held])
+        for key in keys:
+            if key in held:
+                shown = self.admit(held[key]) is not None
+            elif self.confined:
+                shown = self.can_read(*key)
+            else:
+                rec = found.get(key)
+                shown = rec is not None and not self._withheld_record(rec)
+            if not shown:
+                raise Unprocessable(f"this {resource_type} cites a record that is not known "
+                                    "(引用的记录不存在或不可见)", expression=[resource_type])
 
     def _theirs(self, resource: dict[str, Any]) -> bool:
         """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
