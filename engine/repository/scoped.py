@@ -321,6 +321,7 @@ class ScopedRepository:
         self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
         self._looked: set[tuple[str, str]] = set()  # AuditEvent entities checked for labels (``_find_unseen``)
         self._citing: set[tuple[Any, Any]] = set()  # DERIVED records being decided (``_cites_withheld``): cycles
+        self._cited_other: dict[tuple[str, str], bool] = {}  # cited record -> names someone else? (``_cites_others``)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
@@ -419,6 +420,8 @@ class ScopedRepository:
         if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
             return None
         if not self._names_only_own(resource, raw):
+            return None
+        if rtype in confidentiality.DERIVED and self._cites_others(resource):
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
@@ -668,8 +671,9 @@ class ScopedRepository:
                     and any(code in rec.body for code in _IMPORT_BYTES)):
                 return None  # ``admit`` decides: an import of only withheld records is left out
             return True
-        if rec.type in self._rules.inside or rec.body is None or not self._clean_bytes(rec.body):
-            return None
+        if (rec.type in self._rules.inside or rec.type in confidentiality.DERIVED
+                or rec.body is None or not self._clean_bytes(rec.body)):
+            return None  # ``admit`` decides (what the record names, or what it cites)
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
@@ -809,6 +813,26 @@ class ScopedRepository:
                 if self._hidden_labels and confidentiality.may_carry(rec.body) and self._labelled(target):  # type: ignore[arg-type]
                     self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
+
+    def _cites_others(self, resource: dict[str, Any]) -> bool:
+        """For a confined caller: whether a record built from others (``confidentiality.DERIVED``)
+        cites one that names someone else -- as it stands, a deleted one by its last version; one
+        never stored names no one. After an operator's ``$unlink``, the flag the hospital recorded
+        on a resident's record while the two were one person (implicating the other's result) and
+        a Provenance naming the other's record still showed the resident that record (twenty-first
+        round, probe21). Refused whole, as ``_names_only_own`` refuses an AuditEvent naming
+        another's record. One batched primary-key read of the cited records per record and
+        request (shared Organizations and Practitioners name no patient)."""
+        base = self.repo.base_url
+        keys = sorted({t for ref in references_in(resource, [])
+                       if (t := parse_reference(ref, base)) is not None and t[0] != "Patient"})
+        unknown = [k for k in keys if k not in self._cited_other]
+        if unknown:
+            found = self.repo.backend.current_many(unknown)
+            for key in unknown:
+                body = self._judged_body(found.get(key))
+                self._cited_other[key] = body is not None and self._names_other(fhirjson.loads(body))  # type: ignore[arg-type]
+        return any(self._cited_other[k] for k in keys)
 
     def _find_unseen(self, resource: dict[str, Any]) -> None:
         """For a caller some labels are withheld from who is not confined (a hospital's bound
