@@ -677,6 +677,19 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if self._bound and self._holds_patients(resource_type) and not any(
+                r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
+            # refused by type, before anything stored is looked at (its label too): whether a record
+            # they may not read exists at that id would otherwise tell 403 from a create's 201 (or
+            # its 422), a delete's 404
+            raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records "
+                            "here (the reports record reviews)")
+        if new is None and current is None and self._hides and not self.confined:
+            # a delete of what is not there (never stored, or deleted): answered as a withheld
+            # record's delete is (404), over HTTP and in a Bundle -- a 204 here against that 404
+            # told a clinician which V records exist, their ids derived from the sender's numbers
+            # (twenty-first round, probe21). A resident's delete is refused by ``delete`` first.
+            raise self.unknown(resource_type)
         if current is not None and self._hidden_labels and (
                 self._labelled(current)
                 or (resource_type in confidentiality.DERIVED and self._cites_withheld(current))):
@@ -688,12 +701,6 @@ class ScopedRepository:
             rec = self.repo.backend.current(resource_type, new["id"])
             if rec is not None and rec.deleted and self._withheld_record(rec):
                 raise self.unknown(resource_type)
-        if self._bound and self._holds_patients(resource_type) and not any(
-                r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
-            # refused by type, before the stored version is looked at: whether a record they may
-            # not read exists at that id would otherwise tell 403 from a create's 201 (or its 422)
-            raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records "
-                            "here (the reports record reviews)")
         if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
             raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records of patients "
                             "here (the reports record reviews)")
