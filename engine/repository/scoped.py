@@ -1355,8 +1355,21 @@ class ScopedRepository:
         return self.repo.create(resource, if_none_exist=if_none_exist, access=self)
 
     def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
-        self.require(str(resource.get("resourceType")), "u")
+        rtype = str(resource.get("resourceType"))
+        self.require(rtype, "u")
+        if self.confined and isinstance(resource.get("id"), str):
+            self.check_write(rtype, resource, None)  # the body first, as the store does
+            self._own_record_at(rtype, resource["id"])
         return self.repo.update(resource, if_match=if_match, access=self)
+
+    def _own_record_at(self, rtype: str, rid: str) -> None:
+        """A resident updates only a record of theirs that is there: a PUT at another person's was
+        404, at a fresh id a create (201) -- and huren's ids derive from the sender's numbers, so
+        the answer told which of other people's records exist (twenty-first round, probe21). Both
+        are 404 now; a resident creates with POST. One primary-key read."""
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None or rec.deleted or rec.body is None or not self._theirs(fhirjson.loads(rec.body)):
+            raise self.unknown(rtype)
 
     def conditional_update(self, rtype: str, params: Sequence[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
         self.require(rtype, "u")
@@ -1376,10 +1389,10 @@ class ScopedRepository:
         return self.repo.transaction(bundle, access=self, touched=touched)
 
     def batch(self, bundle: dict[str, Any], touched: list[dict[str, Any]]) -> dict[str, Any]:
-        self._authorize_bundle(bundle)
+        self._authorize_bundle(bundle, batch=True)
         return self.repo.batch(bundle, access=self, touched=touched)
 
-    def _authorize_bundle(self, bundle: dict[str, Any]) -> None:
+    def _authorize_bundle(self, bundle: dict[str, Any], *, batch: bool = False) -> None:
         """Every entry's interaction must be permitted before any of them runs (403 otherwise)."""
         entries = bundle.get("entry") or []
         if not isinstance(entries, list):
@@ -1414,6 +1427,18 @@ class ScopedRepository:
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
             if self.confined and method == "PUT" and (query or len(parts) != 2):
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not update records by search")
+            if self.confined and method == "PUT":
+                try:
+                    if isinstance(resource, dict) and resource.get("resourceType") == parts[0]:
+                        self.check_write(parts[0], resource, None)  # the body first, as over HTTP
+                    self._own_record_at(parts[0], parts[1])
+                except NotFound:
+                    if not batch:
+                        raise  # a transaction is refused whole, as for another's record
+                    # a batch answers the entry alone: as a read of what is not theirs (the same
+                    # 404 and words), so another person's record and a fresh id answer alike
+                    entry["request"] = {"method": "GET", "url": f"{parts[0]}/{parts[1]}"}
+                    entry.pop("resource", None)
 
 
 class _Widened:
