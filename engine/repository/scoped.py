@@ -1431,6 +1431,11 @@ class ScopedRepository:
                 try:
                     if isinstance(resource, dict) and resource.get("resourceType") == parts[0]:
                         self.check_write(parts[0], resource, None)  # the body first, as over HTTP
+                except Forbidden:
+                    if not batch:
+                        raise
+                    continue  # a batch entry refused for its body answers so on its own, at any id
+                try:
                     self._own_record_at(parts[0], parts[1])
                 except NotFound:
                     if not batch:
