@@ -107,6 +107,10 @@ async def family_withdraw(request: Request, caller: Caller = Depends(get_caller)
     if not cref.startswith("Consent/") or not cref[8:] or "/" in cref[8:]:
         raise BadRequest("parameter 'consent' must reference a Consent as 'Consent/<id>'",
                          expression=["Parameters.parameter[consent]"])
+    if caller.kind != "patient":
+        # rights first: a 403 only for a grant that exists told any client which grants exist
+        # (twenty-first round, probe21), as the desk's ``nationalId`` path already asks first
+        require_family_manager(caller, "")
     family = engine.auth.resident.family
     consent = family.consent(cref[8:])
     patient = str((consent.get("patient") or {}).get("reference", "")).removeprefix("Patient/")

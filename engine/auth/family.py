@@ -345,7 +345,7 @@ class FamilyAccess:
         """A family-access Consent (404 for anything else, as for a missing one)."""
         try:
             consent = self.repository.read("Consent", consent_id)
-        except NotFound:
+        except (NotFound, Gone):  # a deleted grant as a missing one: 410 told anyone it had existed
             raise NotFound("this Consent is not known") from None
         if not policy.is_family_consent(consent):
             raise NotFound("this Consent is not known")

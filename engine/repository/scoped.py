@@ -321,6 +321,7 @@ class ScopedRepository:
         self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
         self._looked: set[tuple[str, str]] = set()  # AuditEvent entities checked for labels (``_find_unseen``)
         self._citing: set[tuple[Any, Any]] = set()  # DERIVED records being decided (``_cites_withheld``): cycles
+        self._cited_other: dict[tuple[str, str], bool] = {}  # cited record -> names someone else? (``_cites_others``)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
         # bound to a remit (and not a resident): patients' records only as routes vouch for them
@@ -419,6 +420,8 @@ class ScopedRepository:
         if not inside and not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
             return None
         if not self._names_only_own(resource, raw):
+            return None
+        if rtype in confidentiality.DERIVED and self._cites_others(resource):
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
@@ -668,11 +671,25 @@ class ScopedRepository:
                     and any(code in rec.body for code in _IMPORT_BYTES)):
                 return None  # ``admit`` decides: an import of only withheld records is left out
             return True
-        if rec.type in self._rules.inside or rec.body is None or not self._clean_bytes(rec.body):
-            return None
+        if (rec.type in self._rules.inside or rec.type in confidentiality.DERIVED
+                or rec.body is None or not self._clean_bytes(rec.body)):
+            return None  # ``admit`` decides (what the record names, or what it cites)
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
+        if self._bound and self._holds_patients(resource_type) and not any(
+                r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
+            # refused by type, before anything stored is looked at (its label too): whether a record
+            # they may not read exists at that id would otherwise tell 403 from a create's 201 (or
+            # its 422), a delete's 404
+            raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records "
+                            "here (the reports record reviews)")
+        if new is None and current is None and self._hides and not self.confined:
+            # a delete of what is not there (never stored, or deleted): answered as a withheld
+            # record's delete is (404), over HTTP and in a Bundle -- a 204 here against that 404
+            # told a clinician which V records exist, their ids derived from the sender's numbers
+            # (twenty-first round, probe21). A resident's delete is refused by ``delete`` first.
+            raise self.unknown(resource_type)
         if current is not None and self._hidden_labels and (
                 self._labelled(current)
                 or (resource_type in confidentiality.DERIVED and self._cites_withheld(current))):
@@ -684,17 +701,15 @@ class ScopedRepository:
             rec = self.repo.backend.current(resource_type, new["id"])
             if rec is not None and rec.deleted and self._withheld_record(rec):
                 raise self.unknown(resource_type)
-        if new is not None and self._hidden_labels:
-            self._cites_only_readable(resource_type, new)
-        if self._bound and self._holds_patients(resource_type) and not any(
-                r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
-            # refused by type, before the stored version is looked at: whether a record they may
-            # not read exists at that id would otherwise tell 403 from a create's 201 (or its 422)
-            raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records "
-                            "here (the reports record reviews)")
         if self._bound and not all(r is None or self._within_remit(r) for r in (new, current)):
             raise Forbidden(f"a staff member bound to a remit does not write {resource_type} records of patients "
                             "here (the reports record reviews)")
+        if new is not None and self._hidden_labels:
+            # after the remit's refusals by type and body: a 422 for what is cited, read from the
+            # store, must not stand where a bound caller is answered 403 whatever is stored
+            self._cites_only_readable(resource_type, new)
+            if resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
+                self._cites_only_shown(resource_type, new)
         if self._compartment is None:
             return
         if current is not None and not self._theirs(current):
@@ -726,6 +741,45 @@ class ScopedRepository:
                 raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
+
+    def _cites_only_shown(self, resource_type: str, new: dict[str, Any]) -> None:
+        """A record whose reading depends on what it cites, written by a caller some labels are
+        withheld from, cites only records that caller may read: a resident, one ``read`` would
+        show them; anyone else, one stored and not withheld (``_withheld_record``; a deleted one as
+        it last stood). A record built from others (``confidentiality.DERIVED``) is withheld for
+        what it cites, so a clinician's Provenance citing a V document was created (201) and read
+        back 404, one citing a made-up id read back 200 -- an existence oracle (left by the
+        twentieth round); an AuditEvent's entity naming a withheld record is dropped when it is
+        read (``_without_unseen``), so a clinician's event read back with one entity fewer than one
+        naming a made-up id, and a resident's naming their own V document was written (201) where a
+        made-up one was refused (403) (probe21). Every reference of a DERIVED record, an
+        AuditEvent's ``entity.what``: a withheld, a made-up and someone else's record are refused
+        alike (422, the same words), before anything is written; a transaction Bundle's earlier
+        entries (written, not yet stored) are judged as written. One batched primary-key read per
+        such write (a resident: a read per cited record)."""
+        base = self.repo.base_url
+        own = (resource_type, new.get("id"))
+        if resource_type == "AuditEvent":
+            whats = [entity.get("what") for entity in new.get("entity") or () if isinstance(entity, dict)]
+            refs = [ref for what in whats if isinstance(what, dict) and isinstance(ref := what.get("reference"), str)]
+        else:
+            refs = references_in(new, [])
+        keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own})
+        if not keys:
+            return
+        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        found = self.repo.backend.current_many([k for k in keys if k not in held])
+        for key in keys:
+            if key in held:
+                shown = self.admit(held[key]) is not None
+            elif self.confined:
+                shown = self.can_read(*key)
+            else:
+                rec = found.get(key)
+                shown = rec is not None and not self._withheld_record(rec)
+            if not shown:
+                raise Unprocessable(f"this {resource_type} cites a record that is not known "
+                                    "(引用的记录不存在或不可见)", expression=[resource_type])
 
     def _theirs(self, resource: dict[str, Any]) -> bool:
         """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
@@ -766,6 +820,26 @@ class ScopedRepository:
                 if self._hidden_labels and confidentiality.may_carry(rec.body) and self._labelled(target):  # type: ignore[arg-type]
                     self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
+
+    def _cites_others(self, resource: dict[str, Any]) -> bool:
+        """For a confined caller: whether a record built from others (``confidentiality.DERIVED``)
+        cites one that names someone else -- as it stands, a deleted one by its last version; one
+        never stored names no one. After an operator's ``$unlink``, the flag the hospital recorded
+        on a resident's record while the two were one person (implicating the other's result) and
+        a Provenance naming the other's record still showed the resident that record (twenty-first
+        round, probe21). Refused whole, as ``_names_only_own`` refuses an AuditEvent naming
+        another's record. One batched primary-key read of the cited records per record and
+        request (shared Organizations and Practitioners name no patient)."""
+        base = self.repo.base_url
+        keys = sorted({t for ref in references_in(resource, [])
+                       if (t := parse_reference(ref, base)) is not None and t[0] != "Patient"})
+        unknown = [k for k in keys if k not in self._cited_other]
+        if unknown:
+            found = self.repo.backend.current_many(unknown)
+            for key in unknown:
+                body = self._judged_body(found.get(key))
+                self._cited_other[key] = body is not None and self._names_other(fhirjson.loads(body))  # type: ignore[arg-type]
+        return any(self._cited_other[k] for k in keys)
 
     def _find_unseen(self, resource: dict[str, Any]) -> None:
         """For a caller some labels are withheld from who is not confined (a hospital's bound
@@ -1281,8 +1355,21 @@ class ScopedRepository:
         return self.repo.create(resource, if_none_exist=if_none_exist, access=self)
 
     def update(self, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
-        self.require(str(resource.get("resourceType")), "u")
+        rtype = str(resource.get("resourceType"))
+        self.require(rtype, "u")
+        if self.confined and isinstance(resource.get("id"), str):
+            self.check_write(rtype, resource, None)  # the body first, as the store does
+            self._own_record_at(rtype, resource["id"])
         return self.repo.update(resource, if_match=if_match, access=self)
+
+    def _own_record_at(self, rtype: str, rid: str) -> None:
+        """A resident updates only a record of theirs that is there: a PUT at another person's was
+        404, at a fresh id a create (201) -- and huren's ids derive from the sender's numbers, so
+        the answer told which of other people's records exist (twenty-first round, probe21). Both
+        are 404 now; a resident creates with POST. One primary-key read."""
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None or rec.deleted or rec.body is None or not self._theirs(fhirjson.loads(rec.body)):
+            raise self.unknown(rtype)
 
     def conditional_update(self, rtype: str, params: Sequence[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
         self.require(rtype, "u")
@@ -1302,10 +1389,10 @@ class ScopedRepository:
         return self.repo.transaction(bundle, access=self, touched=touched)
 
     def batch(self, bundle: dict[str, Any], touched: list[dict[str, Any]]) -> dict[str, Any]:
-        self._authorize_bundle(bundle)
+        self._authorize_bundle(bundle, batch=True)
         return self.repo.batch(bundle, access=self, touched=touched)
 
-    def _authorize_bundle(self, bundle: dict[str, Any]) -> None:
+    def _authorize_bundle(self, bundle: dict[str, Any], *, batch: bool = False) -> None:
         """Every entry's interaction must be permitted before any of them runs (403 otherwise)."""
         entries = bundle.get("entry") or []
         if not isinstance(entries, list):
@@ -1340,6 +1427,23 @@ class ScopedRepository:
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not delete records")
             if self.confined and method == "PUT" and (query or len(parts) != 2):
                 raise Forbidden(f"Bundle.entry[{n}]: a resident may not update records by search")
+            if self.confined and method == "PUT":
+                try:
+                    if isinstance(resource, dict) and resource.get("resourceType") == parts[0]:
+                        self.check_write(parts[0], resource, None)  # the body first, as over HTTP
+                except Forbidden:
+                    if not batch:
+                        raise
+                    continue  # a batch entry refused for its body answers so on its own, at any id
+                try:
+                    self._own_record_at(parts[0], parts[1])
+                except NotFound:
+                    if not batch:
+                        raise  # a transaction is refused whole, as for another's record
+                    # a batch answers the entry alone: as a read of what is not theirs (the same
+                    # 404 and words), so another person's record and a fresh id answer alike
+                    entry["request"] = {"method": "GET", "url": f"{parts[0]}/{parts[1]}"}
+                    entry.pop("resource", None)
 
 
 class _Widened:
