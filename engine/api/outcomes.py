@@ -37,6 +37,8 @@ def error_response(exc: FhirError) -> Response:
 
 # the routes a person meets in a browser (a resident's SMART sign-in, the staff sign-in form)
 _PAGE_PATHS = ("/auth/authorize", "/ui/signin")
+# the pages a signed-in person opens (``/ui/session`` is the pages' JSON, not a page)
+_SIGNED_IN_PAGE_PATHS = ("/ui/duplicates", "/ui/insurance", "/ui/me")
 
 _UNREADABLE_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>暂时无法登录</title>
@@ -47,19 +49,35 @@ _UNREADABLE_PAGE = """<!doctype html>
 </main></body></html>
 """
 
+# the same refusal met by a person already signed in, opening a staff or resident page
+_UNREADABLE_SIGNED_IN_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>服务暂时不可用</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>服务暂时不可用</h1>
+<p>服务器的账户配置文件暂时无法读取，为安全起见暂停所有页面访问，请稍后刷新重试；如持续出现，请联系信息科。</p>
+<p lang="en">The service is unavailable: the server's account registry cannot be read. Please try again later.</p>
+</main></body></html>
+"""
 
-def _is_page(request: Request) -> bool:
+
+def _page_for(request: Request) -> str | None:
+    """The Chinese page a broken account file is shown as at this path, None where a program calls."""
     path = request.url.path
-    return any(path == p or path.startswith(p + "/") for p in _PAGE_PATHS)
+    for paths, page in ((_PAGE_PATHS, _UNREADABLE_PAGE), (_SIGNED_IN_PAGE_PATHS, _UNREADABLE_SIGNED_IN_PAGE)):
+        if any(path == p or path.startswith(p + "/") for p in paths):
+            return page
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
-        if isinstance(exc, SecretFileUnreadable) and _is_page(request):
-            # a person at a sign-in page reads Chinese, not an OperationOutcome in English (the
-            # review of labelsmend20); the file's name and cause stay in the server's log
-            return HTMLResponse(_UNREADABLE_PAGE, status_code=exc.status, headers={"Retry-After": "60"})
+        page = _page_for(request) if isinstance(exc, SecretFileUnreadable) else None
+        if page is not None:
+            # a person at a sign-in page or a signed-in page reads Chinese, not an OperationOutcome
+            # in English (the reviews of labelsmend20 and labelslast20); the file's name and cause
+            # stay in the server's log
+            return HTMLResponse(page, status_code=exc.status, headers={"Retry-After": "60"})
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
