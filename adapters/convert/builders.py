@@ -396,6 +396,19 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
 
 
+def _appointment_services(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """AIS-2 D (table 0206) takes a service off the booking. A message whose every service is
+    deleted states no ``serviceType``, and an absent element keeps the stored one: the service an
+    S14 deleted stayed booked. Its deletion is said to the merge (the stored entries of the
+    deleted codes go; the message's own services, if any, replace the list as before)."""
+    if "serviceType" in res:
+        return  # the message states its services: they replace the stored ones whole
+    codes = tuple(dict.fromkeys(s.value(3).strip() for s in scope.all("AIS")
+                                if s.value(2).strip().upper() == "D" and s.value(3).strip()))
+    if codes:
+        env.ctx.delete(res, "serviceType", (("coding.code", codes),), why="AIS-2 D (delete)")
+
+
 def _condition_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """R4 con-3/con-4/con-5: a problem-list Condition has a clinical status unless entered in
     error (then none); an abated one is not active."""
@@ -480,6 +493,7 @@ templates.POST.update(
     {
         "appointment_times": _appointment_times,
         "appointment_patient": _appointment_patient,
+        "appointment_services": _appointment_services,
         "condition_status": _condition_status,
         "dosage": _dosage,
         "allergy_status": _allergy_status,
