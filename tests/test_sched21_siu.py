@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -15,7 +14,6 @@ from engine.engine import Engine
 from tests.test_conv20_fidelity import appointment, booking
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu, valid
-from tests.test_ingest_durability import err_fields
 
 SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000|||||||||||||||{status}"
 
