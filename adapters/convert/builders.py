@@ -396,6 +396,14 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
                               "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
+    if begin is not None and finish is None and time_at is not None:
+        # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
+        # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid
+        at = time_at[0]
+        field_no = 11 if at.name == "SCH" else 7  # SCH-11 (its start component), TQ1-7
+        ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration to end it; "
+                          "an appointment's start and end are stored together, so neither is taken from this "
+                          "message (a start and end stored earlier stand)", field_no, code=DATA_TYPE_ERROR))
     if begin is not None and finish is not None:
         res["start"] = begin.isoformat()
         res["end"] = finish.isoformat()
