@@ -106,6 +106,20 @@ def test_a_duration_that_is_no_length_of_time_is_said_at_sch9(engine: Engine, fh
     assert appt.get("end") is None or appt["end"] >= appt["start"], appt
 
 
+@pytest.mark.parametrize("duration,minutes,end", [
+    ("1.1|h", 66, "2026-12-05T09:36:00+08:00"), ("2.2|h", 132, "2026-12-05T10:42:00+08:00"),
+    ("20|s", None, "2026-12-05T08:30:20+08:00"), ("90|s", None, "2026-12-05T08:31:30+08:00"),
+    ("0.05|d", 72, "2026-12-05T09:42:00+08:00"), ("+30.0|MIN", 30, "2026-12-05T09:00:00+08:00"),
+])
+def test_a_decimal_duration_is_exact(engine: Engine, fhir: TestClient, duration: str, minutes: int | None, end: str) -> None:  # noqa: F811
+    """``1.1|h`` is 66 minutes: as a float it was 66.00000000000001 and ``minutesDuration`` was left out."""
+    c = "SX" + str(abs(hash(duration)) % 10**8)
+    (ack,) = send(engine, siu(c, "S12", sch(c, duration=duration), PID))
+    assert ack_code_of(ack) == "AA", ack
+    appt = valid(appointment(engine, fhir, c))
+    assert (appt.get("minutesDuration"), appt["end"]) == (minutes, end), appt
+
+
 # --- times -----------------------------------------------------------------------------------------
 
 def test_an_end_before_the_start_is_said_and_not_stored(engine: Engine, fhir: TestClient) -> None:  # noqa: F811

@@ -8,8 +8,8 @@ result families, appointment times. Each is registered under the name the YAML u
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import re
+from decimal import Decimal
 from typing import Any
 
 from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
@@ -377,7 +377,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         ctx.warn(at.error(f"{at.name}-{field_no}: the end {end!r} is before the start {start!r}; "
                           "the end is not taken from it", field_no, code=DATA_TYPE_ERROR))
         finish = None
-    minutes = None
+    seconds = None
     if duration:
         per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
         if per_unit is None and unit_at is not None:
@@ -385,12 +385,12 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
                               "(duration_seconds); no duration or end is taken from it", field_no,
                               code=DATA_TYPE_ERROR))
-        minutes = _minutes(duration, per_unit, unit_at, ctx)
-    if minutes is not None and 1 <= minutes <= _POSITIVE_INT and minutes == int(minutes):
-        res["minutesDuration"] = int(minutes)
-    if begin is not None and finish is None and minutes is not None:
+        seconds = _seconds(duration, per_unit, unit_at, ctx)
+    if seconds is not None and seconds % 60 == 0 and 1 <= seconds / 60 <= _POSITIVE_INT:
+        res["minutesDuration"] = int(seconds / 60)
+    if begin is not None and finish is None and seconds is not None:
         try:
-            finish = begin + _dt.timedelta(minutes=minutes)
+            finish = begin + _dt.timedelta(microseconds=int(seconds * 1_000_000))
         except OverflowError:  # past the year 9999
             at, field_no = unit_at if unit_at is not None else (sch or seg or ctx.message.msh, 9)
             ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
@@ -412,18 +412,15 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         templates.mark_absent(res, "_end", "Appointment", sch, ctx)
 
 
-def _minutes(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] | None, ctx: Context) -> float | None:
-    """A duration (NM, v2 ch. 2: an optional sign, digits and one decimal point) in minutes, else
+def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] | None, ctx: Context) -> Decimal | None:
+    """A duration (NM, v2 ch. 2: an optional sign, digits and one decimal point) in seconds, else
     None -- said at its field (the one before its unit's) when it is no length of time: a text
     (``30,5``), NaN or infinity (they failed the conversion, AE 207), a negative one (it ended the
-    appointment before it began)."""
+    appointment before it began). Exact: ``1.1|h`` is 66 minutes (as a float 66.00000000000001, which
+    left ``minutesDuration`` out)."""
     text = duration.strip()
-    try:
-        amount = float(text) if _NM.fullmatch(text) else None
-    except ValueError:
-        amount = None
-    why = ("is not a number (NM)" if amount is None or not math.isfinite(amount) else
-           "is negative" if amount < 0 else "")
+    amount = Decimal(text) if _NM.fullmatch(text) else None
+    why = "is not a number (NM)" if amount is None else "is negative" if amount < 0 else ""
     if why:
         if unit_at is not None:
             at, field_no = unit_at
@@ -432,7 +429,7 @@ def _minutes(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] |
         return None
     if per_unit is None or amount is None:
         return None
-    return amount * per_unit / 60
+    return amount * per_unit
 
 
 _POSITIVE_INT = 2**31 - 1  # R4 positiveInt (minutesDuration)
