@@ -161,3 +161,17 @@ def test_a_rescheduled_start_with_nothing_to_end_it_is_said_at_sch11(engine: Eng
     assert [t for t in _warned(acks[1], "SCH^1^11") if "20261205100000" in t], err_fields(acks[1])
     appt = valid(appointment(engine, fhir, "SR2"))
     assert (appt["start"], appt["end"]) == ("2026-12-05T08:30:00+08:00", "2026-12-05T09:00:00+08:00"), appt
+
+
+@pytest.mark.parametrize("segment,where", [
+    ("AIP|1||D01^王^明^^^^^^FNXRMYY|AT^主治医师^HL70443||20261205083000||||||XYZ", "AIP^1^12"),
+    ("AIL|1||US^201^1^FNXRMYY|||20261205083000||||||XYZ", "AIL^1^12"),
+    ("AIG|1||EQ1^B超机^L|||||20261205083000||||||XYZ", "AIG^1^14"),
+])
+def test_an_unknown_resource_status_is_said_at_its_field(engine: Engine, fhir: TestClient, segment: str, where: str) -> None:  # noqa: F811
+    """AIP-12/AIL-12/AIG-14 ``XYZ`` left the participant ``accepted`` without a word to the sender."""
+    c = "SP" + where[:3]
+    (ack,) = send(engine, siu(c, "S12", sch(c), PID, "RGS|1|A", segment))
+    assert ack_code_of(ack) == "AA", ack
+    assert [t for t in _warned(ack, where) if "XYZ" in t], err_fields(ack)
+    valid(appointment(engine, fhir, c))

@@ -460,6 +460,16 @@ def _appointment_status(res: Resource, seg: Segment | None, scope: Scope, env: E
                                "the status is not taken from it", 25, code=DATA_TYPE_ERROR))
     if not stated and res.get("status") == "booked" and env.event not in _BOOKING_EVENTS:
         env.ctx.assumed(res, "status")
+    # each resource's own filler status (AIP-12, AIL-12, AIG-14) likewise: a code the table does
+    # not name left the participant ``accepted`` without a word
+    statuses = vocabulary(env.ctx.site, "participation_status")
+    for name, field_no in (("AIP", 12), ("AIL", 12), ("AIG", 14)):
+        for s in scope.all(name):
+            code = s.value(field_no).strip()
+            if code and code != '""' and not any(v in statuses for v in (code, code.upper(), code.capitalize())):
+                env.ctx.warn(s.error(f"{name}-{field_no}: filler status {code!r} is not one huren reads "
+                                     "(participation_status); the participant's status is not taken from it",
+                                     field_no, code=DATA_TYPE_ERROR))
 
 
 _BOOKING_EVENTS = frozenset({"S12", "S13"})  # new appointment, rescheduled: the event books it
