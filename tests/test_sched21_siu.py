@@ -118,3 +118,18 @@ def test_deleting_one_of_two_services_by_ais2_d_alone_keeps_the_other(engine: En
     appt = valid(appointment(engine, fhir, "TS2"))
     codes = [c["code"] for st in appt.get("serviceType", []) for c in st.get("coding", [])]
     assert codes == ["CT1"], _show(appt.get("serviceType"))
+
+
+def test_a_thin_modification_leaves_times_status_resources_and_services(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Guard: an S14 of SCH (no SCH-9/10/11, SCH-25 empty) and PID alone changes nothing the S12 stated."""
+    first = _same("TG1", booking("TG1"), "TG")
+    thin = siu("TG2", "S14", "SCH|AP-TG|BK-TG||||||NORMAL", PID)
+    assert [ack_code_of(a) for a in send(engine, first)] == ["AA"]
+    before = appointment(engine, fhir, "TG1")
+    assert before["start"] and before["minutesDuration"] == 30 and before["serviceType"], before
+    assert [ack_code_of(a) for a in send(engine, thin)] == ["AA"]
+    after = valid(appointment(engine, fhir, "TG2"))
+    assert after["meta"]["versionId"] != before["meta"]["versionId"] or after == before
+    for element in ("status", "start", "end", "minutesDuration", "serviceType"):
+        assert after.get(element) == before.get(element), (element, after)
+    assert len(after["participant"]) == len(before["participant"]) == 3, _show(after["participant"])
