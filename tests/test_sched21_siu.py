@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -133,3 +134,59 @@ def test_a_thin_modification_leaves_times_status_resources_and_services(engine: 
     for element in ("status", "start", "end", "minutesDuration", "serviceType"):
         assert after.get(element) == before.get(element), (element, after)
     assert len(after["participant"]) == len(before["participant"]) == 3, _show(after["participant"])
+
+
+# --- segment action codes (table 0206): a message of changes -------------------------------------
+
+def _pair(stem: str, *second: str) -> tuple[bytes, bytes]:
+    first = _same(f"{stem}1", booking(f"{stem}1"), stem)
+    later = siu(f"{stem}2", "S14", SCH.format(c=stem, status="Booked"), PID, "RGS|1|A", *second)
+    return first, later
+
+
+def test_deleting_the_doctor_by_action_code_alone_keeps_the_room(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """S14 of ``AIP|1|D|D01`` alone: the doctor is declined, the room the S12 booked stays (it was
+    taken off with the list the S14 replaced)."""
+    a, b = _pair("TK", "AIP|1|D|D01^王^明^^^^^^FNXRMYY|AT^主治医师^HL70443||20261205083000")
+    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TK2"))
+    assert [p["status"] for p in _actors(appt, "Practitioner")] == ["declined"], _show(appt["participant"])
+    assert [p["status"] for p in _actors(appt, "Location")] == ["accepted"], _show(appt["participant"])
+
+
+def test_adding_a_doctor_by_action_code_keeps_the_booked_one(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    a, b = _pair("TN", "AIP|2|A|D03^刘^芳^^^^^^FNXRMYY|CON^会诊医师^HL70443||20261205083000")
+    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TN2"))
+    assert len(_actors(appt, "Practitioner")) == 2 and len(_actors(appt, "Location")) == 1, _show(appt["participant"])
+
+
+@pytest.mark.parametrize("aip", [
+    "AIP|1|U|D01^王^明远^^^^^^FNXRMYY|AT^主治医师^HL70443||20261205083000",   # renamed
+    "AIP|1|U|D01^王^明^^^^^^FNXRMYY|CON^会诊医师^HL70443||20261205083000",    # re-roled
+])
+def test_an_updated_doctor_is_listed_once(engine: Engine, fhir: TestClient, aip: str) -> None:  # noqa: F811
+    c = "TU" + ("R" if "明远" in aip else "C")
+    a, b = _pair(c, aip)
+    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, c + "2"))
+    assert len(_actors(appt, "Practitioner")) == 1 and len(_actors(appt, "Location")) == 1, _show(appt["participant"])
+
+
+def test_an_updated_machine_renamed_is_listed_once(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    first = siu("TM1", "S12", SCH.format(c="TM", status="Booked"), PID, "RGS|1|A", "AIG|1||EQ1^B超机^L|||||20261205083000")
+    later = siu("TM2", "S14", SCH.format(c="TM", status="Booked"), PID, "RGS|1|A", "AIG|1|U|EQ1^彩超机^L|||||20261205083000")
+    assert [ack_code_of(x) for x in send(engine, first, later)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TM2"))
+    machines = [p for p in appt["participant"] if "reference" not in p.get("actor", {"reference": ""})]
+    assert [m["actor"]["display"] for m in machines] == ["彩超机"], _show(appt["participant"])
+
+
+def test_a_role_named_by_action_code_leaves_no_stale_needed_role(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    first = siu("TR1", "S12", SCH.format(c="TR", status="Booked"), PID, "RGS|1|A", "AIP|2|||AN^麻醉医师^L||20261205083000")
+    later = siu("TR2", "S14", SCH.format(c="TR", status="Booked"), PID, "RGS|1|A",
+                "AIP|2|U|D02^赵^敏^^^^^^FNXRMYY|AN^麻醉医师^L||20261205083000")
+    assert [ack_code_of(x) for x in send(engine, first, later)] == ["AA", "AA"]
+    appt = valid(appointment(engine, fhir, "TR2"))
+    assert not [p for p in appt["participant"] if p["status"] == "needs-action"], _show(appt["participant"])
+    assert len(_actors(appt, "Practitioner")) == 1, _show(appt["participant"])

@@ -442,6 +442,20 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
 
 
+def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """A message whose every resource segment (AIP/AIL/AIG) carries a segment action code (table
+    0206: A add, U update, D delete) states changes, not the list: ``AIP|1|D|D01`` alone took the
+    room and the machine off with the list it replaced. Its participants are merged entry by
+    entry (``Said.changes``: the same person, location or equipment replaced, the others kept).
+    A message with any resource segment without a code states the list whole, as before."""
+    segments = [s for name in ("AIP", "AIL", "AIG") for s in scope.all(name)]
+    if segments and "participant" in res and all(s.value(2).strip().upper() in _ACTIONS for s in segments):
+        env.ctx.changes(res, "participant")
+
+
+_ACTIONS = frozenset({"A", "U", "D"})  # table 0206 segment action codes (X: no change, not a change)
+
+
 def _appointment_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """SCH-25 (filler status, table 0278) through ``appointment_status``. A code the table does not
     name was read as no status -- ``booked`` without a word (``Canceled``, the US spelling, booked a
@@ -574,6 +588,7 @@ templates.POST.update(
         "appointment_patient": _appointment_patient,
         "appointment_services": _appointment_services,
         "appointment_status": _appointment_status,
+        "appointment_resources": _appointment_resources,
         "condition_status": _condition_status,
         "dosage": _dosage,
         "allergy_status": _allergy_status,
