@@ -919,12 +919,14 @@ def shipped() -> MergeRules:
 
 
 def _identity(entry: Any) -> tuple[str, str] | None:
-    """What one participant-like entry is (``Said.changes``): its actor's reference, else the
+    """What one participant-like entry is (``Said.changes``; a CodeableConcept is its codes): its actor's reference, else the
     actor's identifier (equipment named by code), else its display; an entry with no actor is its
     role (a role booked with no one named). Not its name, role or status: a renamed or re-roled
     doctor is the same entry."""
     if not isinstance(entry, dict):
         return None
+    if "coding" in entry and "actor" not in entry:  # a CodeableConcept (a service booked): its codes
+        return ("coding", _codings(entry.get("coding")))
     actor = entry.get("actor")
     if isinstance(actor, dict):
         if isinstance(actor.get("reference"), str):
@@ -939,8 +941,12 @@ def _identity(entry: Any) -> tuple[str, str] | None:
 
 
 def _roles(entry: dict[str, Any]) -> str:
-    return fhirjson.dumps(sorted(f"{c.get('system', '')}|{c.get('code', '')}" for t in entry.get("type") or ()
-                                 if isinstance(t, dict) for c in t.get("coding") or () if isinstance(c, dict)))
+    return _codings([c for t in entry.get("type") or () if isinstance(t, dict) for c in t.get("coding") or ()])
+
+
+def _codings(codings: Any) -> str:
+    return fhirjson.dumps(sorted(f"{c.get('system', '')}|{c.get('code', '')}" for c in codings or ()
+                                 if isinstance(c, dict)))
 
 
 def _changed(stored: list[Any], incoming: list[Any]) -> list[Any]:

@@ -190,3 +190,17 @@ def test_a_role_named_by_action_code_leaves_no_stale_needed_role(engine: Engine,
     appt = valid(appointment(engine, fhir, "TR2"))
     assert not [p for p in appt["participant"] if p["status"] == "needs-action"], _show(appt["participant"])
     assert len(_actors(appt, "Practitioner")) == 1, _show(appt["participant"])
+
+
+def test_a_service_added_by_action_code_keeps_the_booked_one(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """S12 books US1; an S14 carrying only ``AIS|2|A|CT1`` adds CT1 (it replaced US1); a later
+    ``AIS|1|D|US1`` then takes US1 off and leaves CT1."""
+    a = siu("TV1", "S12", SCH.format(c="TV", status="Booked"), PID, "RGS|1|A", "AIS|1||US1^腹部B超^L|20261205083000")
+    b = siu("TV2", "S14", SCH.format(c="TV", status="Booked"), PID, "RGS|1|A", "AIS|2|A|CT1^胸部CT^L|20261205083000")
+    d = siu("TV3", "S14", SCH.format(c="TV", status="Booked"), PID, "RGS|1|A", "AIS|1|D|US1^腹部B超^L|20261205083000")
+    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AA"]
+    codes = [c["code"] for st in valid(appointment(engine, fhir, "TV2"))["serviceType"] for c in st["coding"]]
+    assert codes == ["US1", "CT1"], codes
+    assert [ack_code_of(x) for x in send(engine, d)] == ["AA"]
+    codes = [c["code"] for st in valid(appointment(engine, fhir, "TV3"))["serviceType"] for c in st["coding"]]
+    assert codes == ["CT1"], codes

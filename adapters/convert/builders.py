@@ -451,6 +451,10 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
     segments = [s for name in ("AIP", "AIL", "AIG") for s in scope.all(name)]
     if segments and "participant" in res and all(s.value(2).strip().upper() in _ACTIONS for s in segments):
         env.ctx.changes(res, "participant")
+    # likewise the services: ``AIS|2|A|CT1`` alone adds CT1 (it replaced the services booked)
+    services = scope.all("AIS")
+    if services and "serviceType" in res and all(s.value(2).strip().upper() in _ACTIONS for s in services):
+        env.ctx.changes(res, "serviceType")
 
 
 _ACTIONS = frozenset({"A", "U", "D"})  # table 0206 segment action codes (X: no change, not a change)
@@ -492,10 +496,9 @@ _BOOKING_EVENTS = frozenset({"S12", "S13"})  # new appointment, rescheduled: the
 def _appointment_services(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """AIS-2 D (table 0206) takes a service off the booking. A message whose every service is
     deleted states no ``serviceType``, and an absent element keeps the stored one: the service an
-    S14 deleted stayed booked. Its deletion is said to the merge (the stored entries of the
-    deleted codes go; the message's own services, if any, replace the list as before)."""
-    if "serviceType" in res:
-        return  # the message states its services: they replace the stored ones whole
+    S14 deleted stayed booked. Its deletion is said to the merge: the stored entries of the
+    deleted codes go (beside services the message states as changes, ``_appointment_resources``),
+    unless the message states them again."""
     codes = tuple(dict.fromkeys(s.value(3).strip() for s in scope.all("AIS")
                                 if s.value(2).strip().upper() == "D" and s.value(3).strip()))
     if codes:
