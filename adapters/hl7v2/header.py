@@ -17,7 +17,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.hl7v2.charsets import canonical, codec_for, decode, misread, single_byte, strip_bom
+from adapters.hl7v2.charsets import (
+    GB,
+    canonical,
+    codec_for,
+    decode,
+    gb_misread,
+    misread,
+    single_byte,
+    strip_bom,
+)
 from adapters.hl7v2.control_id import PREFIX, content_control_id
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
@@ -280,6 +289,15 @@ def extract_header(raw: bytes, override: str = "") -> tuple[Header, str]:
     elif head.codec.endswith("?"):
         head.problems.append(_msh_error("message bytes are not valid in the declared character set "
                                         "nor in UTF-8 or GB 18030", 18, ack="AE"))
+    elif not bom and not override and canonical(codec_for(head.charset) or "") in GB and not body.isascii():
+        # GB 18030 reads almost any bytes: UTF-8 under a GB declaration was stored as mojibake
+        why = (f"the bytes are not valid GB 18030 (they read as {head.codec.upper()})"
+               if canonical(head.codec) not in GB else gb_misread(body))
+        if why is not None:
+            head.problems.append(_msh_error(
+                f"{why}; the character set MSH-18 declares ({head.charset!r}) would store the text "
+                "misread. If this sender's messages are in another set, name it in senders.yaml "
+                "(charsets) and replay the message, kept as sent", 18, ack="AE"))
     elif not bom and not override and single_byte(head.codec) and not body.isascii():
         # Latin-1 reads any byte: the declaration alone would store GB 18030 names as mojibake
         head.problems.extend(_misread(body, fs, head.codec, head.charset))

@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from adapters.hl7v2.ack import _new_control_id
+from adapters.hl7v2.charsets import canonical
 from adapters.listeners.files import split_messages
 
-__all__ = ["batch_ack", "batch_messages", "ingest_batch"]
+__all__ = ["batch_ack", "batch_messages", "ingest_batch", "one_set"]
 
 _BOM = b"\xef\xbb\xbf"
 _HEADS = (b"FHS", b"BHS")
@@ -34,25 +35,59 @@ def batch_messages(raw: bytes) -> list[bytes] | None:
     body = raw.removeprefix(_BOM).lstrip(b"\r\n\t \x00")
     if body[:3] not in _HEADS or len(body) < 4 or body[3:4].isalnum() or body[3:4].isspace():
         return None
-    return split_messages(raw)
+    return [m for _, messages in _batches(raw) for m in messages]
+
+
+def _envelope(line: bytes, name: bytes) -> bool:
+    return line[:3] == name and (len(line) == 3 or not line[3:4].isalnum())
+
+
+def _batches(raw: bytes) -> list[tuple[bytes | None, list[bytes]]]:
+    """``raw`` cut at its ``BHS`` segments: ``(the BHS line, its messages)`` in the order sent, with
+    ``None`` for messages outside any ``BHS`` (an ``FHS`` file of bare messages, or text between a
+    ``BTS`` and the next ``BHS``). A file of two batches was answered as one (one ``BHS``, a ``BTS``
+    counting every ACK, ``FTS-1`` saying two; twenty-first round, hl7mend21)."""
+    groups: list[tuple[bytes | None, list[bytes]]] = []
+    lines: list[bytes] = []
+    head: bytes | None = None
+
+    def close() -> None:
+        if head is not None or any(x.strip(b"\r\n\t \x00") for x in lines):
+            groups.append((head, split_messages(b"\r".join(lines) + b"\r")))
+
+    for line in raw.removeprefix(_BOM).replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r"):
+        seg = line.lstrip(b"\x00\t ")
+        if _envelope(seg, b"BHS"):
+            close()
+            head, lines = seg, []
+        elif _envelope(seg, b"BTS"):
+            close()
+            head, lines = None, []
+        elif not (_envelope(seg, b"FHS") or _envelope(seg, b"FTS")):
+            lines.append(line)
+    close()
+    return groups
 
 
 def batch_ack(raw: bytes, acks: list[bytes]) -> bytes:
-    """The batch of ``acks`` (each an ACK message, segments ended by CR) answering batch ``raw``."""
-    heads: dict[bytes, tuple[bytes, bytes]] = {}  # FHS / BHS -> (its answer, its field separator)
+    """The batch of ``acks`` (each an ACK message, segments ended by CR, one per message of
+    ``batch_messages(raw)``) answering batch ``raw``: ``FHS`` when it has one, then batch by batch
+    its ``BHS``, that batch's ACKs and a ``BTS`` counting them; ``FTS-1`` the number of batches."""
+    lines = raw.removeprefix(_BOM).replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
+    fhs = next((x.lstrip(b"\x00\t ") for x in lines if _envelope(x.lstrip(b"\x00\t "), b"FHS")), None)
+    out = [_answer_header(fhs)] if fhs is not None else []
+    bare = [a[:-1] if a.endswith(b"\r") else a for a in acks]
     batches = 0
-    for line in raw.removeprefix(_BOM).replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r"):
-        line = line.lstrip(b"\x00\t ")
-        name = line[:3]
-        batches += name == b"BHS"
-        if name in _HEADS and len(line) > 3 and name not in heads:
-            heads[name] = (_answer_header(line), line[3:4])
-    out = [heads[name][0] for name in _HEADS if name in heads]
-    out += [a[:-1] if a.endswith(b"\r") else a for a in acks]
-    if b"BHS" in heads:
-        out.append(b"BTS" + heads[b"BHS"][1] + str(len(acks)).encode())
-    if b"FHS" in heads:
-        out.append(b"FTS" + heads[b"FHS"][1] + str(batches).encode())
+    for bhs, messages in _batches(raw):
+        mine, bare = bare[: len(messages)], bare[len(messages) :]
+        if bhs is None:
+            out += mine
+            continue
+        batches += 1
+        out += [_answer_header(bhs), *mine, b"BTS" + bhs[3:4] + str(len(mine)).encode()]
+    out += bare  # none, when acks answer batch_messages(raw)
+    if fhs is not None:
+        out.append(b"FTS" + fhs[3:4] + str(batches).encode())
     return b"\r".join(out) + b"\r"
 
 
@@ -75,4 +110,36 @@ async def ingest_batch(ingestor: Any, raw: bytes, parts: list[bytes], *, channel
     one message of its own; the batch ACK and the outcomes, in the order sent."""
     futures = [asyncio.wrap_future(ingestor.submit(part, channel=channel, peer=peer)) for part in parts]
     outcomes = list(await asyncio.gather(*futures))
-    return batch_ack(raw, [o.ack for o in outcomes]), outcomes
+    return batch_ack(raw, one_set(outcomes)[0]), outcomes
+
+
+UTF8_MSH18 = "UNICODE UTF-8"
+
+
+def one_set(outcomes: list[Any]) -> tuple[list[bytes], str]:
+    """The ACKs of ``outcomes`` in one character set, and that set (a Python codec).
+
+    Each ACK is in its own message's set (``Outcome.codec``); a batch is one byte stream -- one HTTP
+    body with one ``charset``, one MLLP frame -- so when the ACKs that are not plain ASCII are in
+    different sets, the body held GB 18030 and UTF-8 side by side under ``charset=UTF-8`` and
+    decoded as neither (twenty-first round, hl7mend21). HL7 has no batch-level character set
+    (``FHS``/``BHS`` carry none): each message's MSH-18 says its own. So such a batch is answered
+    in UTF-8, which holds every set's text: each ACK not already UTF-8 (or ASCII) is re-encoded and
+    its MSH-18 set to ``UNICODE UTF-8`` (table 0211), so every ACK still says what its bytes are."""
+    sets = {canonical(o.codec) for o in outcomes if not o.ack.isascii()}
+    if len(sets) <= 1:
+        codecs_ = {canonical(o.codec) for o in outcomes}
+        return [o.ack for o in outcomes], (sets.pop() if sets else codecs_.pop() if len(codecs_) == 1 else "utf-8")
+    acks = []
+    for o in outcomes:
+        if o.ack.isascii() or canonical(o.codec) == "utf-8":
+            acks.append(o.ack)
+            continue
+        text = o.ack.decode(canonical(o.codec), errors="replace")
+        head, sep, rest = text.partition("\r")
+        fs = head[3:4] or "|"
+        fields = head.split(fs)
+        fields += [""] * (18 - len(fields))
+        fields[17] = UTF8_MSH18
+        acks.append((fs.join(fields) + sep + rest).encode("utf-8"))
+    return acks, "utf-8"

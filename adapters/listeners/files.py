@@ -21,9 +21,23 @@ _SUFFIXES = {".hl7", ".txt", ".er7", ".msg", ".dat", ""}
 def split_messages(data: bytes) -> list[bytes]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if b"\x0b" in data and b"\x1c" in data:  # an MLLP capture: the frames are the messages
-        chunks = [c.split(b"\x1c", 1)[0] for c in data.split(b"\x0b")[1:]]
-        return [m for c in chunks for m in split_messages(c)]
+    if data.lstrip(b"\r\n\t \x00").startswith(b"\x0b"):  # an MLLP capture: the frames are the messages
+        # Only data that starts with a VT is a capture (twenty-first round, hl7mend21): a stray VT and
+        # FS anywhere (an NTE of one message in a batch) made the whole body one, and every byte
+        # outside the "frames" -- the messages before the stray VT -- was dropped silently. Nothing
+        # outside a frame is dropped now either: what follows a frame's FS up to the next VT is kept
+        # as text of its own (the pipeline refuses what is not a message, with a reason).
+        out: list[bytes] = []
+        for chunk in data.lstrip(b"\r\n\t \x00")[1:].split(b"\x0b"):
+            inside, _, outside = chunk.partition(b"\x1c")
+            out += split_messages(inside)
+            if outside.strip(b"\r\n\t \x00"):
+                out += _split_plain(outside)
+        return out
+    return _split_plain(data)
+
+
+def _split_plain(data: bytes) -> list[bytes]:
     messages: list[list[bytes]] = []
     for line in _LINE_END.split(data):
         seg = line.lstrip(b"\x00\t ").rstrip(b"\x00")

@@ -20,7 +20,7 @@ import codecs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from adapters.listeners.batch import batch_messages, ingest_batch
+from adapters.listeners.batch import batch_messages, ingest_batch, one_set
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -104,12 +104,11 @@ async def _batch(request: Request, engine: Engine, body: bytes, parts: list[byte
     the audit one event for the request naming every message and resource."""
     ack, outcomes = await ingest_batch(engine.ingestor, body, parts, channel="http", peer=peer)
     code = max((o.code for o in outcomes), key=lambda c: _WORST.get(c, 3), default="AA")
-    sets = {o.codec for o in outcomes}
     detail = {"messages": " ".join(o.message_id for o in outcomes if o.message_id), "ack": code}
     note(request, action="hl7v2-receive", resources=[r for o in outcomes for r in o.resources],
          owners={k: v for o in outcomes for k, v in o.owners.items()}, outcome="0" if code == "AA" else "4",
          detail=detail)
-    charset = http_charset(sets.pop()) if len(sets) == 1 else "UTF-8"
+    charset = http_charset(one_set(outcomes)[1])  # the set every ACK of the body is in (mixed: UTF-8)
     return Response(ack, headers={"content-type": f"{media}; charset={charset}", "X-HL7-Ack-Code": code})
 
 
