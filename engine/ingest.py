@@ -55,7 +55,6 @@ from adapters.hl7v2.errors import (
     DUPLICATE_KEY_IDENTIFIER,
     MESSAGE_ACCEPTED,
     TABLE_VALUE_NOT_FOUND,
-    UNSUPPORTED_PROCESSING_ID,
     UNSUPPORTED_VERSION_ID,
     HL7Error,
 )
@@ -700,7 +699,6 @@ class Ingestor:
                               and SUPPORTED_VERSIONS[0] <= version_tuple(h.version) <= SUPPORTED_VERSIONS[1]):
             errors.append(HL7Error(f"HL7 version {h.version!r} is not supported (2.3 to 2.8)", segment="MSH",
                                    sequence=1, field=12, code=UNSUPPORTED_VERSION_ID, ack_code="AR"))
-        errors.extend(_processing_id_errors(h))
         institutions = getattr(self.site, "institutions", None) or {}
         if h.facility_code not in institutions:
             errors.append(HL7Error(
@@ -1307,27 +1305,6 @@ def _poisoned() -> HL7Error:
                     "is found)", code=APPLICATION_INTERNAL_ERROR, ack_code="AE")
 
 
-# HL7 table 0103 (processing id) and 0207 (processing mode, empty: current processing)
-_PROCESSING_IDS = frozenset({"P", "D", "T"})
-_PROCESSING_MODES = frozenset({"", "A", "R", "I", "T"})
-
-
-def _processing_id_errors(h: Header) -> list[HL7Error]:
-    """MSH-11 outside tables 0103 / 0207: ``AR`` with ERR ``202`` (chapter 2's "accept and validate":
-    a processing id the receiver does not support is rejected). It was taken as production data
-    whatever it said (``X``, ``PROD``: twenty-first round). An empty MSH-11 stays accepted, as
-    before (two public samples leave it so)."""
-    parts = h.processing_id.split(h.component_sep)
-    pid, mode = parts[0].strip(), (parts[1].strip() if len(parts) > 1 else "")
-    errors = []
-    if pid and pid not in _PROCESSING_IDS:
-        errors.append(HL7Error(f"processing id {pid!r} is not one of HL7 table 0103 (P, D, T)", segment="MSH",
-                               sequence=1, field=11, component=1, code=UNSUPPORTED_PROCESSING_ID, ack_code="AR"))
-    if mode not in _PROCESSING_MODES:
-        errors.append(HL7Error(f"processing mode {mode!r} is not one of HL7 table 0207 (A, R, I, T or empty)",
-                               segment="MSH", sequence=1, field=11, component=2, code=UNSUPPORTED_PROCESSING_ID,
-                               ack_code="AR"))
-    return errors
 
 
 def _message_type(h: Header) -> str:

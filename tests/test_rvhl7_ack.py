@@ -60,7 +60,8 @@ def test_msa2_echoes_msh10_in_the_senders_own_delimiters(engine: Engine, http: T
 
 @pytest.mark.parametrize(("processing", "code"), [
     ("P", "AA"), ("T", "AA"), ("D", "AA"), ("P^T", "AA"), ("P^", "AA"), (" P ", "AA"),
-    ("PRD", "AR"), ("X", "AR"), ("P^Q", "AR"), ("p", "AR"),
+    # MSH-11 is not validated (the lead: T/D are stored as P is, public samples send shifted values)
+    ("P^Q", "AA"), ("PRD", "AA"), ("X", "AA"), ("p", "AA"),
 ])
 def test_msh11_values(engine: Engine, http: TestClient, processing: str, code: str) -> None:
     r = post(engine, http, adt("PID" + processing.strip().replace("^", "-"), processing=processing).encode())

@@ -147,8 +147,10 @@ def test_every_message_of_a_batch_keeps_exactly_its_own_bytes(engine: Engine, ht
 
 
 def test_a_refused_message_inside_an_mllp_batch_is_kept_and_the_rest_land(engine: Engine) -> None:
-    """AR (MSH-11 'X') in the middle of a batch over a real socket: the others land, its raw kept."""
-    refused = adt("MR2").replace("|MR2|P|", "|MR2|X|").encode()
+    """AR (MSH-12 '2.9', a version outside 2.3-2.8) in the middle of a batch over a real socket: the
+    others land, its raw kept."""
+    refused = adt("MR2").replace("|MR2|P|2.5.1\r", "|MR2|P|2.9\r").encode()
+    assert b"|2.9\r" in refused
     sent = batch(adt("MR1").encode(), refused, adt("MR3", "王").encode())
 
     async def run() -> list[bytes]:
