@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import QUARANTINED, message_id
+from tests.feed_calls import post_hl7v2 as post
 
 GB_SETS = ("GB 18030-2000", "GB2312", "ISO IR58")
 
@@ -23,14 +24,6 @@ def adt(control: str, msh18: str, name: str, address: str = "", nte: str = "") -
     text = (f"MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||ADT^A01^ADT_A01|{control}|P|2.5.1|||||CHN|{msh18}\r"
             f"EVN|A01|20261201091500\rPID|1||GB{pid}^^^FNXRMYY^MR||{name}||19850412|M|||{address}\rPV1|1|I\r")
     return text + (f"NTE|1||{nte}\r" if nte else "")
-
-
-def post(engine: Engine, http: TestClient, body: bytes) -> Any:
-    token = engine.auth.issue_system_token("feed", "system/MessageHeader.c")
-    r = http.post("/hl7v2", content=body,
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r
 
 
 def patient(engine: Engine, http: TestClient, control: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import message_id
+from tests.feed_calls import post_hl7v2 as post
 
 
 def adt(control: str, *, msh2: str = "^~\\&", processing: str = "P", version: str = "2.5.1", msh18: str = "",
@@ -21,14 +22,6 @@ def adt(control: str, *, msh2: str = "^~\\&", processing: str = "P", version: st
         head += f"|||||CHN|{msh18}"
     return (head + "\rEVN|A01|20261201091500\r"
             f"PID|1||RV{zlib.crc32(control.encode())}^^^FNXRMYY^MR||{name}||19850412|M\rPV1|1|I\r")
-
-
-def post(engine: Engine, http: TestClient, body: bytes) -> Any:
-    token = engine.auth.issue_system_token("feed", "system/MessageHeader.c")
-    r = http.post("/hl7v2", content=body,
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r
 
 
 def seg(ack: bytes, name: str, codec: str = "utf-8") -> list[str]:

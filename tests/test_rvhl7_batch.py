@@ -13,6 +13,7 @@ from adapters.listeners.ingest_handler import IngestHandler
 from adapters.listeners.mllp import MLLPServer, frame
 from engine.engine import Engine
 from engine.messages import PROCESSED, QUARANTINED, message_id
+from tests.feed_calls import post_hl7v2 as post
 from tests.test_mllp import read_acks
 
 FHS = b"FHS|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||||FILE9\r"
@@ -37,14 +38,6 @@ def batch(*messages: bytes, name: str = "B1") -> bytes:
 
 def segs(ack: bytes, codec: str = "utf-8") -> list[list[str]]:
     return [s.split("|") for s in ack.decode(codec).split("\r") if s]
-
-
-def post(engine: Engine, http: TestClient, body: bytes) -> Any:
-    token = engine.auth.issue_system_token("feed", "system/MessageHeader.c")
-    r = http.post("/hl7v2", content=body,
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "x-application/hl7-v2+er7"})
-    assert r.status_code == 200, r.text
-    return r
 
 
 def read(engine: Engine, http: TestClient, control: str, rtype: str) -> list[dict[str, Any]]:
