@@ -85,6 +85,7 @@ class Said:
       newborn's results filed under the mother's visit number (rooming-in, 母婴同室) name a visit
       stored under that record (or its person's) -- asked only of a resource the message finds
       stored and leaves as it is (``found``), never of one it would re-file;
+    - ``changes``: list elements the message states as changes entry by entry (``_changed``);
     - ``referred``: elements (a subject) that name the patient of a referral the message answers --
       a reading centre's report links the township's order and study, whose Task names the
       township's patient: a stored one of another record passes unless the index knows the two
@@ -98,6 +99,10 @@ class Said:
     moved_from: tuple[tuple[str, str], ...] = ()
     mother: tuple[tuple[str, str], ...] = ()
     referred: frozenset[str] = frozenset()
+    # list elements the message states entry by entry, as changes to the stored list (an S14 whose
+    # every resource segment carries an action code, table 0206 A/U/D): each incoming entry replaces
+    # the stored entry of its identity (``_identity``), the stored entries it does not name stay
+    changes: frozenset[str] = frozenset()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -482,7 +487,9 @@ class MergeRules:
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
-            if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
+            if said is not None and name in said.changes and isinstance(st, list) and isinstance(inc, list):
+                value = _changed(st, inc)
+            elif ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
                 value = self._element_value(rtype, name, ep, st, inc, source, issues)
@@ -909,6 +916,61 @@ def shipped() -> MergeRules:
     """The rules shipped in ``mappings/merge.yaml`` (a repository built without a site uses them)."""
     path = Path(DEFAULTS_DIR) / "merge.yaml"
     return MergeRules(load_merge_file(path), str(path))
+
+
+def _identity(entry: Any) -> tuple[str, str] | None:
+    """What one participant-like entry is (``Said.changes``; a CodeableConcept is its codes): its actor's reference, else the
+    actor's identifier (equipment named by code), else its display; an entry with no actor is its
+    role (a role booked with no one named). Not its name, role or status: a renamed or re-roled
+    doctor is the same entry."""
+    if not isinstance(entry, dict):
+        return None
+    if "coding" in entry and "actor" not in entry:  # a CodeableConcept (a service booked): its codes
+        return ("coding", _codings(entry.get("coding")))
+    actor = entry.get("actor")
+    if isinstance(actor, dict):
+        if isinstance(actor.get("reference"), str):
+            return ("reference", actor["reference"])
+        ident = actor.get("identifier")
+        if isinstance(ident, dict) and ident.get("value"):
+            return ("identifier", f"{ident.get('system', '')}|{ident['value']}")
+        if isinstance(actor.get("display"), str):
+            return ("display", actor["display"])
+        return None
+    return ("role", _roles(entry))
+
+
+def _roles(entry: dict[str, Any]) -> str:
+    return _codings([c for t in entry.get("type") or () if isinstance(t, dict) for c in t.get("coding") or ()])
+
+
+def _codings(codings: Any) -> str:
+    return fhirjson.dumps(sorted(f"{c.get('system', '')}|{c.get('code', '')}" for c in codings or ()
+                                 if isinstance(c, dict)))
+
+
+def _changed(stored: list[Any], incoming: list[Any]) -> list[Any]:
+    """``Said.changes``: each incoming entry replaces the stored entry of its identity where that
+    stood (a doctor an S14 deletes, AIP-2 D: his accepted entry becomes the declined one); an
+    incoming entry with an actor also fills a stored role-only entry of its roles (the role booked
+    unnamed, now named); stored entries the message does not name stay; new ones are added."""
+    named = {_identity(e): n for n, e in enumerate(incoming) if _identity(e) is not None}
+    filling = {_roles(e): n for n, e in enumerate(incoming)
+               if isinstance(e, dict) and "actor" in e and e.get("type")}
+    placed = [False] * len(incoming)
+    out: list[Any] = []
+    for entry in stored:
+        ident = _identity(entry)
+        n = named.get(ident) if ident is not None else None
+        if n is None and ident is not None and ident[0] == "role":
+            n = filling.get(ident[1])
+        if n is None:
+            out.append(entry)
+        elif not placed[n]:
+            out.append(incoming[n])
+            placed[n] = True
+    out.extend(e for n, e in enumerate(incoming) if not placed[n])
+    return out
 
 
 def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...], status: Any) -> list[Any]:

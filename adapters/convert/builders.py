@@ -8,6 +8,8 @@ result families, appointment times. Each is registered under the name the YAML u
 from __future__ import annotations
 
 import datetime as _dt
+import re
+from decimal import Decimal
 from typing import Any
 
 from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
@@ -344,12 +346,15 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     duration = ""
     unit = ""
     unit_at: tuple[Segment, int] | None = None
+    time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
     if sch is not None:
         start, end = sch.value(11, comp=4), sch.value(11, comp=5)
         duration, unit = sch.value(9), sch.value(10)
         unit_at = (sch, 10)
+        time_at = (sch, 11)
     if not start and tq1 is not None:
         start, end = tq1.value(7), tq1.value(8)
+        time_at = (tq1, 8)
     if not start:
         # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
         # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
@@ -366,7 +371,13 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     except TimestampError as exc:
         ctx.warn((sch or seg or ctx.message.msh).error(f"appointment time: {exc}", 11, code=DATA_TYPE_ERROR))
         begin = finish = None
-    minutes = None
+    if begin is not None and finish is not None and finish < begin and time_at is not None:
+        # an end before the start is no appointment's time (it was stored as sent): said, not taken
+        at, field_no = time_at
+        ctx.warn(at.error(f"{at.name}-{field_no}: the end {end!r} is before the start {start!r}; "
+                          "the end is not taken from it", field_no, code=DATA_TYPE_ERROR))
+        finish = None
+    seconds = None
     if duration:
         per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
         if per_unit is None and unit_at is not None:
@@ -374,14 +385,25 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
                               "(duration_seconds); no duration or end is taken from it", field_no,
                               code=DATA_TYPE_ERROR))
+        seconds = _seconds(duration, per_unit, unit_at, ctx)
+    if seconds is not None and seconds % 60 == 0 and 1 <= seconds / 60 <= _POSITIVE_INT:
+        res["minutesDuration"] = int(seconds / 60)
+    if begin is not None and finish is None and seconds is not None:
         try:
-            minutes = float(duration) * per_unit / 60 if per_unit is not None else None
-        except ValueError:
-            minutes = None
-    if minutes is not None and minutes >= 1 and minutes == int(minutes):
-        res["minutesDuration"] = int(minutes)
-    if begin is not None and finish is None and minutes is not None:
-        finish = begin + _dt.timedelta(minutes=minutes)
+            finish = begin + _dt.timedelta(microseconds=int(seconds * 1_000_000))
+        except OverflowError:  # past the year 9999
+            at, field_no = unit_at if unit_at is not None else (sch or seg or ctx.message.msh, 9)
+            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
+                              "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
+            res.pop("minutesDuration", None)
+    if begin is not None and finish is None and time_at is not None:
+        # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
+        # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid
+        at = time_at[0]
+        field_no = 11 if at.name == "SCH" else 7  # SCH-11 (its start component), TQ1-7
+        ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration to end it; "
+                          "an appointment's start and end are stored together, so neither is taken from this "
+                          "message (a start and end stored earlier stand)", field_no, code=DATA_TYPE_ERROR))
     if begin is not None and finish is not None:
         res["start"] = begin.isoformat()
         res["end"] = finish.isoformat()
@@ -390,10 +412,97 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         templates.mark_absent(res, "_end", "Appointment", sch, ctx)
 
 
+def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] | None, ctx: Context) -> Decimal | None:
+    """A duration (NM, v2 ch. 2: an optional sign, digits and one decimal point) in seconds, else
+    None -- said at its field (the one before its unit's) when it is no length of time: a text
+    (``30,5``), NaN or infinity (they failed the conversion, AE 207), a negative one (it ended the
+    appointment before it began). Exact: ``1.1|h`` is 66 minutes (as a float 66.00000000000001, which
+    left ``minutesDuration`` out)."""
+    text = duration.strip()
+    amount = Decimal(text) if _NM.fullmatch(text) else None
+    why = "is not a number (NM)" if amount is None else "is negative" if amount < 0 else ""
+    if why:
+        if unit_at is not None:
+            at, field_no = unit_at
+            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {why}; no duration or end is "
+                              "taken from it", field_no - 1, code=DATA_TYPE_ERROR))
+        return None
+    if per_unit is None or amount is None:
+        return None
+    return amount * per_unit
+
+
+_POSITIVE_INT = 2**31 - 1  # R4 positiveInt (minutesDuration)
+_NM = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+
+
 def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """The patient takes part in their own appointment (Appointment.participant is 1..*)."""
     if scope.patient is not None:
         res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
+
+
+def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """A message whose every resource segment (AIP/AIL/AIG) carries a segment action code (table
+    0206: A add, U update, D delete) states changes, not the list: ``AIP|1|D|D01`` alone took the
+    room and the machine off with the list it replaced. Its participants are merged entry by
+    entry (``Said.changes``: the same person, location or equipment replaced, the others kept).
+    A message with any resource segment without a code states the list whole, as before."""
+    segments = [s for name in ("AIP", "AIL", "AIG") for s in scope.all(name)]
+    if segments and "participant" in res and all(s.value(2).strip().upper() in _ACTIONS for s in segments):
+        env.ctx.changes(res, "participant")
+    # likewise the services: ``AIS|2|A|CT1`` alone adds CT1 (it replaced the services booked)
+    services = scope.all("AIS")
+    if services and "serviceType" in res and all(s.value(2).strip().upper() in _ACTIONS for s in services):
+        env.ctx.changes(res, "serviceType")
+
+
+_ACTIONS = frozenset({"A", "U", "D"})  # table 0206 segment action codes (X: no change, not a change)
+
+
+def _appointment_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """SCH-25 (filler status, table 0278) through ``appointment_status``. A code the table does not
+    name was read as no status -- ``booked`` without a word (``Canceled``, the US spelling, booked a
+    cancelled appointment): it is said at SCH-25. Where neither SCH-25 nor the event states the
+    status (an S14 with SCH-25 empty or unknown: a modification, not a booking), ``booked`` is the
+    converter's assumption: it fills an appointment stored without a status and never takes back a
+    stored ``cancelled`` or ``noshow``. S12 (booked) and S13 (rescheduled) book by their event."""
+    sch = scope.first("SCH")
+    if sch is None:
+        return
+    sent = sch.value(25).strip()
+    table = vocabulary(env.ctx.site, "appointment_status")
+    stated = sent and any(v in table for v in (sent, sent.upper(), sent.capitalize()))
+    if sent and not stated:
+        env.ctx.warn(sch.error(f"SCH-25: filler status {sent!r} is not one huren reads (appointment_status); "
+                               "the status is not taken from it", 25, code=DATA_TYPE_ERROR))
+    if not stated and res.get("status") == "booked" and env.event not in _BOOKING_EVENTS:
+        env.ctx.assumed(res, "status")
+    # each resource's own filler status (AIP-12, AIL-12, AIG-14) likewise: a code the table does
+    # not name left the participant ``accepted`` without a word
+    statuses = vocabulary(env.ctx.site, "participation_status")
+    for name, field_no in (("AIP", 12), ("AIL", 12), ("AIG", 14)):
+        for s in scope.all(name):
+            code = s.value(field_no).strip()
+            if code and code != '""' and not any(v in statuses for v in (code, code.upper(), code.capitalize())):
+                env.ctx.warn(s.error(f"{name}-{field_no}: filler status {code!r} is not one huren reads "
+                                     "(participation_status); the participant's status is not taken from it",
+                                     field_no, code=DATA_TYPE_ERROR))
+
+
+_BOOKING_EVENTS = frozenset({"S12", "S13"})  # new appointment, rescheduled: the event books it
+
+
+def _appointment_services(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """AIS-2 D (table 0206) takes a service off the booking. A message whose every service is
+    deleted states no ``serviceType``, and an absent element keeps the stored one: the service an
+    S14 deleted stayed booked. Its deletion is said to the merge: the stored entries of the
+    deleted codes go (beside services the message states as changes, ``_appointment_resources``),
+    unless the message states them again."""
+    codes = tuple(dict.fromkeys(s.value(3).strip() for s in scope.all("AIS")
+                                if s.value(2).strip().upper() == "D" and s.value(3).strip()))
+    if codes:
+        env.ctx.delete(res, "serviceType", (("coding.code", codes),), why="AIS-2 D (delete)")
 
 
 def _condition_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
@@ -480,6 +589,9 @@ templates.POST.update(
     {
         "appointment_times": _appointment_times,
         "appointment_patient": _appointment_patient,
+        "appointment_services": _appointment_services,
+        "appointment_status": _appointment_status,
+        "appointment_resources": _appointment_resources,
         "condition_status": _condition_status,
         "dosage": _dosage,
         "allergy_status": _allergy_status,
