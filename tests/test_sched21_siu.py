@@ -16,7 +16,7 @@ from tests.test_conv20_fidelity import appointment, booking
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu, valid
 
-SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000|||||||||||||||{status}"
+SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000||||||||||||||{status}"
 
 
 def _show(x: Any) -> str:

@@ -21,6 +21,7 @@ from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_datetime
+from engine.merge_rules import SET_ID, Change, located
 
 # --- whole-message handlers ----------------------------------------------------------------------
 
@@ -443,21 +444,60 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
 
 
 def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
-    """A message whose every resource segment (AIP/AIL/AIG) carries a segment action code (table
-    0206: A add, U update, D delete) states changes, not the list: ``AIP|1|D|D01`` alone took the
-    room and the machine off with the list it replaced. Its participants are merged entry by
-    entry (``Said.changes``: the same person, location or equipment replaced, the others kept).
-    A message with any resource segment without a code states the list whole, as before."""
-    segments = [s for name in ("AIP", "AIL", "AIG") for s in scope.all(name)]
-    if segments and "participant" in res and all(s.value(2).strip().upper() in _ACTIONS for s in segments):
-        env.ctx.changes(res, "participant")
-    # likewise the services: ``AIS|2|A|CT1`` alone adds CT1 (it replaced the services booked)
-    services = scope.all("AIS")
-    if services and "serviceType" in res and all(s.value(2).strip().upper() in _ACTIONS for s in services):
-        env.ctx.changes(res, "serviceType")
+    """A message whose every resource segment (AIP/AIL/AIG; the services: AIS) carries a segment
+    action code (table 0206: A add, U update, D delete, X no change) states changes, not the list:
+    ``AIP|1|D|D01`` alone took the room and the machine off with the list it replaced. Each segment
+    is said to the merge (``Said.changes``: ``engine.merge_rules._changes`` finds what it changes by
+    its set id, then who, then the role, and keeps the stored list where that would be a guess).
+    A message with any resource segment without a code states the list whole, as before. Every
+    entry carries its segment's set id (``SET_ID``, the ``set_id`` rules) so a later message finds
+    it. Found here: a coded segment with no set id, or a set id two coded segments share, cannot be
+    matched -- said to the merge, which keeps the stored list and says so."""
+    ctx = env.ctx
+    for element, names in (("participant", ("AIP", "AIL", "AIG")), ("serviceType", ("AIS",))):
+        segments = [s for name in names for s in scope.all(name)]
+        for s in segments:
+            code = s.value(2).strip().upper()
+            if code and code not in _ACTIONS:
+                ctx.warn(s.error(f"{s.name}-2: segment action code {s.value(2)!r} is not one of table 0206 "
+                                 "(A, U, D, X); the segment is read as stating its resource, the list whole", 2,
+                                 code=DATA_TYPE_ERROR))
+        if not segments or not all(s.value(2).strip().upper() in _ACTIONS for s in segments):
+            continue
+        changes: list[Change] = []
+        seen: set[str] = set()
+        for s in segments:
+            set_id = s.value(1).strip()
+            key = f"{_SET_ID_SYSTEM}{s.name}-1|{set_id}" if set_id else ""
+            why = ("it names no set id: which stored entry it changes cannot be found" if not set_id
+                   else f"set id {set_id} is given to two {s.name} segments of the message" if key in seen else "")
+            seen.add(key)
+            action = s.value(2).strip().upper()
+            entries: tuple[Any, ...] = ()
+            if s.name == "AIS" and action == "D" and s.has(3):  # a deleted service is not in the list
+                try:
+                    concept = datatypes.CONVERTERS["CWE"](s.rep(3), {"field": 3, "type": "CWE"}, ctx)
+                except ValueError:
+                    concept = None
+                entries = (concept,) if concept else ()
+            changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries))
+        ctx.changes(res, element, tuple(changes))
 
 
-_ACTIONS = frozenset({"A", "U", "D"})  # table 0206 segment action codes (X: no change, not a change)
+_ACTIONS = frozenset({"A", "U", "D", "X"})  # table 0206 segment action codes
+_SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the set id's field (``SET_ID``'s identifier system)
+
+
+def _set_id(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
+    """``SET_ID``: a resource segment's set id (AIP-1/AIL-1/AIG-1/AIS-1, SI) on the entry it states,
+    as the extension ``engine.merge_rules.SET_ID`` -- the rule names the field (``system``)."""
+    value = rep.comp(1).strip()
+    if not value or value == '""':
+        return None
+    return {"url": SET_ID, "valueIdentifier": {"system": rule["system"], "value": value}}
+
+
+datatypes.CONVERTERS["SET_ID"] = _set_id
 
 
 def _appointment_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
@@ -491,18 +531,6 @@ def _appointment_status(res: Resource, seg: Segment | None, scope: Scope, env: E
 
 
 _BOOKING_EVENTS = frozenset({"S12", "S13"})  # new appointment, rescheduled: the event books it
-
-
-def _appointment_services(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
-    """AIS-2 D (table 0206) takes a service off the booking. A message whose every service is
-    deleted states no ``serviceType``, and an absent element keeps the stored one: the service an
-    S14 deleted stayed booked. Its deletion is said to the merge: the stored entries of the
-    deleted codes go (beside services the message states as changes, ``_appointment_resources``),
-    unless the message states them again."""
-    codes = tuple(dict.fromkeys(s.value(3).strip() for s in scope.all("AIS")
-                                if s.value(2).strip().upper() == "D" and s.value(3).strip()))
-    if codes:
-        env.ctx.delete(res, "serviceType", (("coding.code", codes),), why="AIS-2 D (delete)")
 
 
 def _condition_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
@@ -589,7 +617,6 @@ templates.POST.update(
     {
         "appointment_times": _appointment_times,
         "appointment_patient": _appointment_patient,
-        "appointment_services": _appointment_services,
         "appointment_status": _appointment_status,
         "appointment_resources": _appointment_resources,
         "condition_status": _condition_status,
