@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,7 +85,7 @@ class Change:
     at: str
     why: str = ""
     # what the segment states that the list does not carry (a service deleted, AIS-2 D: its concept)
-    entries: tuple[Any, ...] = ()
+    entries: tuple[Any, ...] = field(default=(), hash=False)  # (dicts: not hashed)
 
 
 @dataclass(frozen=True, slots=True)
