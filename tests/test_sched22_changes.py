@@ -196,3 +196,16 @@ def test_a_message_without_codes_states_the_list_whole_patient_first(engine: Eng
                    [f"AIP|1||{D03}|{AT}||20261205083000"])
     assert _names(appt) == ["刘芳"] and not _actors(appt, "Location"), _show(appt["participant"])
     assert appt["participant"][0]["actor"]["reference"].startswith("Patient/")
+
+
+def test_a_set_id_a_whole_list_gives_twice_is_not_stored_and_no_later_u_replaces_both(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """An S12 numbering two doctors ``AIP|1``: a later ``AIP|1|U|D03`` replaced both."""
+    messages = [siu("KK1", "S12", SCH.format(c="KK"), PID, "RGS|1|A", f"AIP|1||{D01}|{AT}||20261205083000",
+                    f"AIP|1||D05^孙^力^^^^^^FNXRMYY|{AN}||20261205083000"),
+                siu("KK2", "S14", SCH.format(c="KK"), PID, "RGS|1|A", f"AIP|1|U|{D03}|{AT}||20261205083000")]
+    first, later = send(engine, *messages)
+    assert ack_code_of(first) == "AA" and "AIP^2^1" in _text(first), _text(first)
+    assert ack_code_of(later) == "AA" and "kept as it was" in _text(later), _text(later)
+    appt = valid(appointment(engine, fhir, "KK2"))
+    assert _names(appt) == ["孙力", "王明"], _show(appt["participant"])
+    assert not [p for p in appt["participant"] if "extension" in p], _show(appt["participant"])

@@ -463,6 +463,7 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
                                  "(A, U, D, X); the segment is read as stating its resource, the list whole", 2,
                                  code=DATA_TYPE_ERROR))
         if not segments or not all(s.value(2).strip().upper() in _ACTIONS for s in segments):
+            _set_ids_once(res, element, segments, ctx)
             continue
         changes: list[Change] = []
         seen: set[str] = set()
@@ -482,6 +483,29 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
                 entries = (concept,) if concept else ()
             changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries))
         ctx.changes(res, element, tuple(changes))
+
+
+def _set_ids_once(res: Resource, element: str, segments: list[Segment], ctx: Context) -> None:
+    """A list stated whole whose segments give one set id twice (``AIP|1||D01`` and ``AIP|1||D02``):
+    a later ``AIP|1|U|D03`` would replace both. Their entries are stored without the set id (a
+    later change finds them by who they are, or is refused) and the ACK says so."""
+    counts: dict[tuple[str, str], list[Segment]] = {}
+    for s in segments:
+        if s.value(1).strip():
+            counts.setdefault((s.name, s.value(1).strip()), []).append(s)
+    twice = {f"{_SET_ID_SYSTEM}{name}-1": set_id for (name, set_id), found in counts.items() if len(found) > 1}
+    if not twice:
+        return
+    for (name, set_id), found in counts.items():
+        for s in found[1:]:
+            ctx.warn(s.error(f"{name}-1: set id {set_id} is given to {len(found)} {name} segments; their entries are "
+                             "stored without it (a later change names them by who they are)", 1, code=DATA_TYPE_ERROR))
+    for entry in res.get(element) or ():
+        if isinstance(entry, dict) and "extension" in entry:
+            entry["extension"] = [e for e in entry["extension"] if not (
+                e.get("url") == SET_ID and twice.get(e["valueIdentifier"]["system"]) == e["valueIdentifier"]["value"])]
+            if not entry["extension"]:
+                del entry["extension"]
 
 
 _ACTIONS = frozenset({"A", "U", "D", "X"})  # table 0206 segment action codes
