@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +66,28 @@ class Delete:
     leaves: tuple[tuple[str, Any], ...] = ()
 
 
+# the extension a list entry carries naming the HL7 v2 segment that stated it by its set id
+# (AIP-1/AIL-1/AIG-1/AIS-1): ``valueIdentifier`` {system ``urn:huren:hl7v2:AIP-1``, value ``2``} --
+# how a later message's ``AIP|2|U|...`` finds the entry it updates (``_changes``)
+SET_ID = "urn:huren:StructureDefinition:hl7v2-set-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One segment of a message that states a list element as changes (``Said.changes``): the set
+    id its entries carry (``SET_ID``, as ``system|value``; empty when the segment has none), its
+    action code (table 0206: A add, U update, D delete, X no change), where it stands in the
+    message (``located``: its set-id field, for the ACK's ERR-2) and, when the converter already
+    knows the segment cannot be matched (no set id, a set id given twice), why."""
+
+    key: str
+    action: str
+    at: str
+    why: str = ""
+    # what the segment states that the list does not carry (a service deleted, AIS-2 D: its concept)
+    entries: tuple[Any, ...] = field(default=(), hash=False)  # (dicts: not hashed)
+
+
 @dataclass(frozen=True, slots=True)
 class Said:
     """What one message said of one resource beside its content, for the merge (``MergeRules.saying``):
@@ -85,6 +107,8 @@ class Said:
       newborn's results filed under the mother's visit number (rooming-in, 母婴同室) name a visit
       stored under that record (or its person's) -- asked only of a resource the message finds
       stored and leaves as it is (``found``), never of one it would re-file;
+    - ``changes``: list elements the message states as changes entry by entry, each with the
+      segments that state them (``Change``, ``_changes``);
     - ``referred``: elements (a subject) that name the patient of a referral the message answers --
       a reading centre's report links the township's order and study, whose Task names the
       township's patient: a stored one of another record passes unless the index knows the two
@@ -98,6 +122,10 @@ class Said:
     moved_from: tuple[tuple[str, str], ...] = ()
     mother: tuple[tuple[str, str], ...] = ()
     referred: frozenset[str] = frozenset()
+    # element -> the segments stating it as changes to the stored list (an S14 whose every resource
+    # segment carries an action code, table 0206 A/U/D/X): each segment's entries are found among the
+    # stored ones by set id, then actor, then role (``_changes``); the stored entries none names stay
+    changes: tuple[tuple[str, tuple[Change, ...]], ...] = ()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -139,6 +167,7 @@ class SlicePlan:
     # parts of an entry a feed's thinner statement of it (the same key, the part left out) does not
     # erase: R06 with the doctor's text echoed by the LIS as ``R06^其他必要复查`` keeps its text
     keeps: tuple[str, ...] = ()
+    first: bool = False  # its entries are listed before the others (an appointment's patient)
 
 
 @dataclass(frozen=True)
@@ -391,7 +420,8 @@ class MergeRules:
                               tuple(v[:-1] for v in values if v.endswith("*"))))
             own = bool(set(sl["owner"]) & set(ladder))
             slices.append(SlicePlan(Slice(sl["name"], sl.get("why", ""), tuple(where)), own,
-                                    self._pick(sl.get("modes") or {}, ladder, mode), tuple(sl.get("keeps") or ())))
+                                    self._pick(sl.get("modes") or {}, ladder, mode), tuple(sl.get("keeps") or ()),
+                                    bool(sl.get("first"))))
         another_if = tuple((tuple(path.split(".")), tuple([v] if isinstance(v, str) else v))
                            for path, v in (rule.get("another_if") or {}).items())
         return ElementPlan(mode, key, conflict, owners, tuple(slices), follows, stands, yields_to, placeholders,
@@ -482,7 +512,10 @@ class MergeRules:
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
-            if ep.slices and (isinstance(st, list) or isinstance(inc, list)):
+            changes = dict(said.changes).get(name) if said is not None and said.changes else None
+            if changes is not None and isinstance(st, list) and (inc is _MISSING or isinstance(inc, list)):
+                value = self._changed(rtype, name, ep, st, inc if isinstance(inc, list) else [], changes, source, issues)
+            elif ep.slices and (isinstance(st, list) or isinstance(inc, list)):
                 value = self._sliced(rtype, name, ep, st, inc, source, issues)
             else:
                 value = self._element_value(rtype, name, ep, st, inc, source, issues)
@@ -538,7 +571,7 @@ class MergeRules:
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
                 at = fields.get((issue.get("expression") or [""])[0])
-                if at is not None:
+                if at is not None and not issue.get("location"):
                     issue["location"] = [at]
         return Combined(out, issues)
 
@@ -863,39 +896,59 @@ class MergeRules:
                        f"{who} stated {_show(st)}, which stands", f"{rtype}.{name}", issues)
         return st
 
-    def _sliced(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
-                issues: list[Issue]) -> Any:
-        def split(value: Any) -> tuple[list[Any], list[list[Any]]]:
-            rest: list[Any] = []
-            parts: list[list[Any]] = [[] for _ in ep.slices]
-            for entry in value if isinstance(value, list) else ():
-                for n, sp in enumerate(ep.slices):
-                    if sp.slice.matches(entry):
-                        parts[n].append(entry)
-                        break
-                else:
-                    rest.append(entry)
-            return rest, parts
+    @staticmethod
+    def _split(ep: ElementPlan, value: Any) -> tuple[list[Any], list[list[Any]]]:
+        rest: list[Any] = []
+        parts: list[list[Any]] = [[] for _ in ep.slices]
+        for entry in value if isinstance(value, list) else ():
+            for n, sp in enumerate(ep.slices):
+                if sp.slice.matches(entry):
+                    parts[n].append(entry)
+                    break
+            else:
+                rest.append(entry)
+        return rest, parts
 
-        st_rest, st_parts = split(st)
-        inc_rest, inc_parts = split(inc)
-        rest = self._element_value(rtype, name, ep, st_rest or _MISSING, inc_rest or _MISSING, source, issues)
-        out = list(rest) if isinstance(rest, list) else []
+    def _sliced(self, rtype: str, name: str, ep: ElementPlan, st: Any, inc: Any, source: str,
+                issues: list[Issue], rest: list[Any] | None = None) -> Any:
+        """``rest``: the entries of no slice, already combined (``_changed``); else by the element's mode."""
+        st_rest, st_parts = self._split(ep, st)
+        inc_rest, inc_parts = self._split(ep, inc)
+        if rest is None:
+            value = self._element_value(rtype, name, ep, st_rest or _MISSING, inc_rest or _MISSING, source, issues)
+            rest = value if isinstance(value, list) else []
+        first: list[Any] = []
+        out = list(rest)
         for sp, mine, theirs in zip(ep.slices, st_parts, inc_parts, strict=True):
+            into = first if sp.first else out
             if sp.own:
                 value = self._element_value(rtype, name, ElementPlan(sp.mode, ep.key, ep.conflict),
                                             mine or _MISSING, theirs or _MISSING, source, issues)
                 if sp.keeps and sp.mode in ("union", "keep-if-absent") and mine and isinstance(value, list):
                     value = _kept_parts(value, mine, sp.keeps, ep.key)
-                out.extend(value if isinstance(value, list) else ())
+                into.extend(value if isinstance(value, list) else ())
                 continue
-            out.extend(mine)
+            into.extend(mine)
             known = {_key(e, ep.key) for e in mine}
             for entry in theirs:
                 if _key(entry, ep.key) not in known:
                     self._conflict(ep.conflict, f"{rtype}.{name} entry {_show(entry)} from {_writer(source)} was "
                                    f"not stored: {sp.slice.why or sp.slice.name}", f"{rtype}.{name}", issues)
-        return out or _MISSING
+        return first + out or _MISSING
+
+    def _changed(self, rtype: str, name: str, ep: ElementPlan, st: list[Any], inc: list[Any],
+                 changes: tuple[Change, ...], source: str, issues: list[Issue]) -> Any:
+        """``Said.changes``: the entries of no slice combined segment by segment (``_changes``) --
+        or, when a segment cannot be matched to what is stored without a guess, the stored ones
+        as they were (said in ``issues``); the slices (an appointment's patient) as always."""
+        st_rest, _ = self._split(ep, st) if ep.slices else (st, [])
+        inc_rest, _ = self._split(ep, inc) if ep.slices else (inc, [])
+        rest = _changes(rtype, name, st_rest, inc_rest, changes, issues)
+        if rest is None:
+            rest = st_rest
+        if ep.slices:
+            return self._sliced(rtype, name, ep, st, inc, source, issues, rest=rest)
+        return rest or _MISSING
 
     @staticmethod
     def _conflict(treatment: str, text: str, expression: str, issues: list[Issue]) -> None:
@@ -909,6 +962,217 @@ def shipped() -> MergeRules:
     """The rules shipped in ``mappings/merge.yaml`` (a repository built without a site uses them)."""
     path = Path(DEFAULTS_DIR) / "merge.yaml"
     return MergeRules(load_merge_file(path), str(path))
+
+
+def set_key(entry: Any) -> str:
+    """The set id a list entry was stated by (``SET_ID``) as ``system|value``; "" when it carries none
+    (an entry a FHIR client wrote, or one stored before the twenty-second round)."""
+    if isinstance(entry, dict):
+        for ext in entry.get("extension") or ():
+            if isinstance(ext, dict) and ext.get("url") == SET_ID:
+                ident = ext.get("valueIdentifier")
+                if isinstance(ident, dict) and ident.get("value"):
+                    return f"{ident.get('system', '')}|{ident['value']}"
+    return ""
+
+
+def who(entry: Any) -> str:
+    """Who or what a list entry is, "" when it names no one: a participant's actor (its reference,
+    else its identifier -- equipment named by code --, else its display); a CodeableConcept (a
+    service booked) its codes. Not its name, role or status: a renamed or re-roled doctor is the
+    same person; a role booked with no one named is no one (``_roles`` tells such entries apart)."""
+    if not isinstance(entry, dict):
+        return ""
+    actor = entry.get("actor")
+    if isinstance(actor, dict):
+        if isinstance(actor.get("reference"), str):
+            return "reference " + actor["reference"]
+        ident = actor.get("identifier")
+        if isinstance(ident, dict) and ident.get("value"):
+            return f"identifier {ident.get('system', '')}|{ident['value']}"
+        if isinstance(actor.get("display"), str):
+            return "display " + actor["display"]
+        return ""
+    if "coding" in entry:
+        return "coding " + _codings(entry.get("coding"))
+    return ""
+
+
+def _roles(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return ""
+    codings = [c for t in entry.get("type") or () if isinstance(t, dict) for c in t.get("coding") or ()]
+    return _codings(codings) if codings else ""
+
+
+def _codings(codings: Any) -> str:
+    return " ".join(sorted(f"{c.get('system', '')}|{c.get('code', '')}" for c in codings or () if isinstance(c, dict)))
+
+
+def _label(entry: Any) -> str:
+    """An entry as the sender's staff read it in the ACK (no record ids): a name, a code, a role."""
+    if not isinstance(entry, dict):
+        return "?"
+    actor = entry.get("actor")
+    if isinstance(actor, dict):
+        ident = actor.get("identifier")
+        return str(actor.get("display") or (ident.get("value") if isinstance(ident, dict) else "") or "someone")
+    codes = [c.get("code") for c in entry.get("coding") or () if isinstance(c, dict) and c.get("code")]
+    if codes:
+        return "/".join(map(str, codes))
+    roles = [c.get("code") for t in entry.get("type") or () if isinstance(t, dict)
+             for c in t.get("coding") or () if isinstance(c, dict) and c.get("code")]
+    return "a role " + "/".join(map(str, roles)) + " with no one named" if roles else "?"
+
+
+def _declined(entry: Any) -> bool:
+    return isinstance(entry, dict) and entry.get("status") == "declined"
+
+
+def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], changes: tuple[Change, ...],
+             issues: list[Issue]) -> list[Any] | None:
+    """``Said.changes``: ``stored`` with each segment's change applied, else None -- a segment that
+    cannot be matched to the stored entries without a guess (the stored list is then kept as it
+    was, and each such segment is said, located at its set-id field).
+
+    A segment's entries are found among the stored ones by its set id first (``SET_ID``: every
+    entry it stated, AIP-3 repeating), then by who they are (``who``: the actor, with its role
+    when the message gives one, or a service's codes), then -- a role booked with no one named --
+    by the role. Then by its action code (table 0206):
+
+    - A (add): what the set id holds is replaced only when it is the same resource re-sent (an A
+      under a set id that holds another resource is refused); one found by who it is is replaced
+      (not listed twice); else added;
+    - U (update): what is found is replaced by the segment's entries (``AIP|1|U|D03`` after
+      ``AIP|1||D01``: D03 in D01's place); an update of what is not stored is refused (it cannot
+      be placed);
+    - D (delete): what is found is declined (a participant: its record kept) or taken off (a
+      service); a D naming another resource than its set id holds is refused; a D of what is not
+      stored takes nothing off (said);
+    - X (no change): what is found stays as stored; else it is added.
+
+    Found twice over (a doctor booked in two roles, a D naming him alone beside no set id of his)
+    is refused: which entry the sender means is not said. The stored entries no segment finds stay
+    where they stood; additions go last."""
+    element = f"{rtype}.{name}"
+    stated: dict[str, list[Any]] = {}
+    for entry in incoming:
+        stated.setdefault(set_key(entry), []).append(entry)
+    slots: list[list[Any]] = [[entry] for entry in stored]
+    claimed: set[int] = set()
+    added: list[Any] = []
+    refused: list[tuple[Change, str]] = []
+    noted: list[tuple[Change, str]] = []
+
+    def take_off(i: int) -> None:  # a participant is declined (kept on record), a service taken off
+        entry = stored[i]
+        slots[i] = [{**entry, "status": "declined"}] if isinstance(entry, dict) and "status" in entry else []
+
+    def replace(group: list[int], entries: list[Any]) -> None:
+        slots[group[0]] = list(entries)
+        for i in group[1:]:
+            slots[i] = []
+
+    for change in changes:
+        if change.why:
+            refused.append((change, change.why))
+            continue
+        mine = (stated.get(change.key, []) if change.key else []) or list(change.entries)
+        named = {w for w in (who(e) for e in mine) if w}
+        by_set = [i for i, entry in enumerate(stored) if change.key and set_key(entry) == change.key]
+        group = [i for i in by_set if not _declined(stored[i])] or (by_set if change.action != "A" else [])
+        if group:
+            if claimed.intersection(group):
+                refused.append((change, "its set id names entries another segment of the message also names"))
+                continue
+            claimed.update(group)
+            held = {w for w in (who(stored[i]) for i in group) if w}
+            booked = ", ".join(_label(stored[i]) for i in group)
+            if change.action == "A":
+                if named != held:
+                    refused.append((change, f"its set id holds {booked}: an add (A) under it names another resource "
+                                            "and cannot be told from a replacement"))
+                else:
+                    replace(group, mine)
+            elif change.action == "U":
+                if not mine:
+                    refused.append((change, f"it states nothing to update {booked} to"))
+                else:
+                    replace(group, mine)
+            elif change.action == "D":
+                if named - held:
+                    refused.append((change, f"its set id holds {booked}, not "
+                                            + ", ".join(_label(e) for e in mine if who(e) not in held)))
+                    continue
+                wrong = [e for e in mine if _roles(e) and not any(
+                    who(stored[i]) == who(e) and _roles(stored[i]) in ("", _roles(e)) for i in group)]
+                if wrong:
+                    refused.append((change, f"its set id holds {booked}, not in the role it names"))
+                    continue
+                for i in group:
+                    if not named or who(stored[i]) in named:
+                        take_off(i)
+            continue  # X: the stored entries stand
+        # no entry stored under its set id: each of its entries found by who it is, else by its role
+        found: list[tuple[int, Any]] = []
+        unfound: list[Any] = []
+        problem = ""
+        for entry in mine:
+            whom, roles = who(entry), _roles(entry)
+            if whom:
+                candidates = [i for i, s in enumerate(stored) if i not in claimed and who(s) == whom
+                              and (not roles or _roles(s) in ("", roles))]
+            else:  # a role booked with no one named: found by the role
+                candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and roles
+                              and _roles(s) == roles]
+            candidates = [i for i in candidates if not _declined(stored[i])] or candidates
+            if whom and not candidates and change.action == "U" and roles:
+                # the person named for a role booked with no one named, stored with no set id
+                candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and not set_key(s)
+                              and _roles(s) == roles and not _declined(s)]
+            if len(candidates) > 1 and any(stored[i] != stored[candidates[0]] for i in candidates):
+                problem = (f"{_label(entry)} is booked {len(candidates)} times (no entry is stored under its set id): "
+                           "which one it means is not said")
+                break
+            if candidates:
+                claimed.add(candidates[0])
+                found.append((candidates[0], entry))
+            else:
+                unfound.append(entry)
+        if problem:
+            refused.append((change, problem))
+            continue
+        if change.action in ("A", "U"):
+            for i, entry in found:
+                replace([i], [entry])
+        elif change.action == "D":
+            for i, _ in found:
+                take_off(i)
+        if change.action == "U" and (unfound or not mine):
+            refused.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
+                            + " is not on the booking: an update (U) of it cannot be placed"))
+        elif change.action == "D" and (unfound or not mine):
+            noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
+                          + " is not on the booking: nothing is taken off"))
+        elif change.action in ("A", "X"):
+            added.extend(unfound)
+    for change, why in noted:
+        _said_change(issues, element, change, why, "")
+    if refused:
+        for change, why in refused:
+            _said_change(issues, element, change, why, f"; the stored {element} is kept as it was (none of this "
+                                                       "message's changes to it is taken: a wrong list is worse than none)")
+        return None
+    return [entry for slot in slots for entry in slot] + added
+
+
+def _said_change(issues: list[Issue], element: str, change: Change, why: str, then: str) -> None:
+    at = field_of(change.at)
+    segment = at[0] if at is not None else "segment"
+    set_id = change.key.rsplit("|", 1)[-1] if change.key else ""
+    head = f"{segment}-1 set id {set_id} ({segment}-2 {change.action})" if set_id else f"{segment} ({segment}-2 {change.action})"
+    issues.append({"severity": "warning", "code": "conflict", "expression": [element], "location": [change.at],
+                   "diagnostics": f"{head}: {why}{then}"})
 
 
 def _settled(entries: list[Any], follows: tuple[tuple[str, frozenset[str]], ...], status: Any) -> list[Any]:

@@ -439,6 +439,7 @@ _MERGE_ELEMENT: dict[str, Any] = {
                     "modes": {"type": "object", "additionalProperties": _MERGE_MODE},
                     # parts of an entry a feed's thinner statement of the same entry does not erase
                     "keeps": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "first": {"type": "boolean"},  # its entries listed before the others
                 },
             },
         },

@@ -95,8 +95,11 @@ def test_a_role_booked_with_no_one_named_yet_is_kept(engine: Engine, fhir: TestC
     assert ack_code_of(ack) == "AA", ack
     appt = appointment(engine, fhir, "SR1")
     roles = [p for p in appt["participant"] if "actor" not in p]
+    # (the extension: its segment's set id, AIP-1, by which a later message finds it -- sched22)
     assert roles == [{"type": [{"coding": [{"system": "urn:huren:code:FNXRMYY", "code": "AN", "display": "麻醉医师"}],
-                                "text": "麻醉医师"}], "status": "needs-action"}]  # was []
+                                "text": "麻醉医师"}], "status": "needs-action",
+                      "extension": [{"url": "urn:huren:StructureDefinition:hl7v2-set-id",
+                                     "valueIdentifier": {"system": "urn:huren:hl7v2:AIP-1", "value": "2"}}]}]  # was []
     assert len(appt["participant"]) == 4  # the patient, the doctor, the role, the room
 
 

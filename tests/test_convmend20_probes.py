@@ -101,8 +101,6 @@ def test_a_later_message_naming_the_booked_role_leaves_no_stale_unfilled_role(
     assert not [p for p in appt["participant"] if "actor" not in p], appt["participant"]
 
 
-@pytest.mark.xfail(strict=True, reason="left: the participant list is replaced whole by each SIU; the by-key "
-                   "merge that kept it listed renamed/re-roled/swapped doctors twice (review of convmend20)")
 def test_a_thinner_cancel_does_not_erase_the_booked_doctor(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """S15 (cancel) carrying only SCH and PID: the doctor booked by S12 vanished (the participant list
     was replaced whole); a thinner message keeps the participants it does not name."""

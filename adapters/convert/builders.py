@@ -8,6 +8,8 @@ result families, appointment times. Each is registered under the name the YAML u
 from __future__ import annotations
 
 import datetime as _dt
+import re
+from decimal import Decimal
 from typing import Any
 
 from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
@@ -19,6 +21,7 @@ from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_datetime
+from engine.merge_rules import SET_ID, Change, located
 
 # --- whole-message handlers ----------------------------------------------------------------------
 
@@ -344,12 +347,15 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     duration = ""
     unit = ""
     unit_at: tuple[Segment, int] | None = None
+    time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
     if sch is not None:
         start, end = sch.value(11, comp=4), sch.value(11, comp=5)
         duration, unit = sch.value(9), sch.value(10)
         unit_at = (sch, 10)
+        time_at = (sch, 11)
     if not start and tq1 is not None:
         start, end = tq1.value(7), tq1.value(8)
+        time_at = (tq1, 8)
     if not start:
         # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
         # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
@@ -366,7 +372,13 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     except TimestampError as exc:
         ctx.warn((sch or seg or ctx.message.msh).error(f"appointment time: {exc}", 11, code=DATA_TYPE_ERROR))
         begin = finish = None
-    minutes = None
+    if begin is not None and finish is not None and finish < begin and time_at is not None:
+        # an end before the start is no appointment's time (it was stored as sent): said, not taken
+        at, field_no = time_at
+        ctx.warn(at.error(f"{at.name}-{field_no}: the end {end!r} is before the start {start!r}; "
+                          "the end is not taken from it", field_no, code=DATA_TYPE_ERROR))
+        finish = None
+    seconds = None
     if duration:
         per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
         if per_unit is None and unit_at is not None:
@@ -374,14 +386,25 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
                               "(duration_seconds); no duration or end is taken from it", field_no,
                               code=DATA_TYPE_ERROR))
+        seconds = _seconds(duration, per_unit, unit_at, ctx)
+    if seconds is not None and seconds % 60 == 0 and 1 <= seconds / 60 <= _POSITIVE_INT:
+        res["minutesDuration"] = int(seconds / 60)
+    if begin is not None and finish is None and seconds is not None:
         try:
-            minutes = float(duration) * per_unit / 60 if per_unit is not None else None
-        except ValueError:
-            minutes = None
-    if minutes is not None and minutes >= 1 and minutes == int(minutes):
-        res["minutesDuration"] = int(minutes)
-    if begin is not None and finish is None and minutes is not None:
-        finish = begin + _dt.timedelta(minutes=minutes)
+            finish = begin + _dt.timedelta(microseconds=int(seconds * 1_000_000))
+        except OverflowError:  # past the year 9999
+            at, field_no = unit_at if unit_at is not None else (sch or seg or ctx.message.msh, 9)
+            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
+                              "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
+            res.pop("minutesDuration", None)
+    if begin is not None and finish is None and time_at is not None:
+        # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
+        # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid
+        at = time_at[0]
+        field_no = 11 if at.name == "SCH" else 7  # SCH-11 (its start component), TQ1-7
+        ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration to end it; "
+                          "an appointment's start and end are stored together, so neither is taken from this "
+                          "message (a start and end stored earlier stand)", field_no, code=DATA_TYPE_ERROR))
     if begin is not None and finish is not None:
         res["start"] = begin.isoformat()
         res["end"] = finish.isoformat()
@@ -390,10 +413,148 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         templates.mark_absent(res, "_end", "Appointment", sch, ctx)
 
 
+def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] | None, ctx: Context) -> Decimal | None:
+    """A duration (NM, v2 ch. 2: an optional sign, digits and one decimal point) in seconds, else
+    None -- said at its field (the one before its unit's) when it is no length of time: a text
+    (``30,5``), NaN or infinity (they failed the conversion, AE 207), a negative one (it ended the
+    appointment before it began). Exact: ``1.1|h`` is 66 minutes (as a float 66.00000000000001, which
+    left ``minutesDuration`` out)."""
+    text = duration.strip()
+    amount = Decimal(text) if _NM.fullmatch(text) else None
+    why = "is not a number (NM)" if amount is None else "is negative" if amount < 0 else ""
+    if why:
+        if unit_at is not None:
+            at, field_no = unit_at
+            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {why}; no duration or end is "
+                              "taken from it", field_no - 1, code=DATA_TYPE_ERROR))
+        return None
+    if per_unit is None or amount is None:
+        return None
+    return amount * per_unit
+
+
+_POSITIVE_INT = 2**31 - 1  # R4 positiveInt (minutesDuration)
+_NM = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+
+
 def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """The patient takes part in their own appointment (Appointment.participant is 1..*)."""
     if scope.patient is not None:
         res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
+
+
+def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """A message whose every resource segment (AIP/AIL/AIG; the services: AIS) carries a segment
+    action code (table 0206: A add, U update, D delete, X no change) states changes, not the list:
+    ``AIP|1|D|D01`` alone took the room and the machine off with the list it replaced. Each segment
+    is said to the merge (``Said.changes``: ``engine.merge_rules._changes`` finds what it changes by
+    its set id, then who, then the role, and keeps the stored list where that would be a guess).
+    A message with any resource segment without a code states the list whole, as before. Every
+    entry carries its segment's set id (``SET_ID``, the ``set_id`` rules) so a later message finds
+    it. Found here: a coded segment with no set id, or a set id two coded segments share, cannot be
+    matched -- said to the merge, which keeps the stored list and says so."""
+    ctx = env.ctx
+    for element, names in (("participant", ("AIP", "AIL", "AIG")), ("serviceType", ("AIS",))):
+        segments = [s for name in names for s in scope.all(name)]
+        for s in segments:
+            code = s.value(2).strip().upper()
+            if code and code not in _ACTIONS:
+                ctx.warn(s.error(f"{s.name}-2: segment action code {s.value(2)!r} is not one of table 0206 "
+                                 "(A, U, D, X); the segment is read as stating its resource, the list whole", 2,
+                                 code=DATA_TYPE_ERROR))
+        if not segments or not all(s.value(2).strip().upper() in _ACTIONS for s in segments):
+            _set_ids_once(res, element, segments, ctx)
+            continue
+        changes: list[Change] = []
+        seen: set[str] = set()
+        for s in segments:
+            set_id = s.value(1).strip()
+            key = f"{_SET_ID_SYSTEM}{s.name}-1|{set_id}" if set_id else ""
+            why = ("it names no set id: which stored entry it changes cannot be found" if not set_id
+                   else f"set id {set_id} is given to two {s.name} segments of the message" if key in seen else "")
+            seen.add(key)
+            action = s.value(2).strip().upper()
+            entries: tuple[Any, ...] = ()
+            if s.name == "AIS" and action == "D" and s.has(3):  # a deleted service is not in the list
+                try:
+                    concept = datatypes.CONVERTERS["CWE"](s.rep(3), {"field": 3, "type": "CWE"}, ctx)
+                except ValueError:
+                    concept = None
+                entries = (concept,) if concept else ()
+            changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries))
+        ctx.changes(res, element, tuple(changes))
+
+
+def _set_ids_once(res: Resource, element: str, segments: list[Segment], ctx: Context) -> None:
+    """A list stated whole whose segments give one set id twice (``AIP|1||D01`` and ``AIP|1||D02``):
+    a later ``AIP|1|U|D03`` would replace both. Their entries are stored without the set id (a
+    later change finds them by who they are, or is refused) and the ACK says so."""
+    counts: dict[tuple[str, str], list[Segment]] = {}
+    for s in segments:
+        if s.value(1).strip():
+            counts.setdefault((s.name, s.value(1).strip()), []).append(s)
+    twice = {f"{_SET_ID_SYSTEM}{name}-1": set_id for (name, set_id), found in counts.items() if len(found) > 1}
+    if not twice:
+        return
+    for (name, set_id), found in counts.items():
+        for s in found[1:]:
+            ctx.warn(s.error(f"{name}-1: set id {set_id} is given to {len(found)} {name} segments; their entries are "
+                             "stored without it (a later change names them by who they are)", 1, code=DATA_TYPE_ERROR))
+    for entry in res.get(element) or ():
+        if isinstance(entry, dict) and "extension" in entry:
+            entry["extension"] = [e for e in entry["extension"] if not (
+                e.get("url") == SET_ID and twice.get(e["valueIdentifier"]["system"]) == e["valueIdentifier"]["value"])]
+            if not entry["extension"]:
+                del entry["extension"]
+
+
+_ACTIONS = frozenset({"A", "U", "D", "X"})  # table 0206 segment action codes
+_SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the set id's field (``SET_ID``'s identifier system)
+
+
+def _set_id(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
+    """``SET_ID``: a resource segment's set id (AIP-1/AIL-1/AIG-1/AIS-1, SI) on the entry it states,
+    as the extension ``engine.merge_rules.SET_ID`` -- the rule names the field (``system``)."""
+    value = rep.comp(1).strip()
+    if not value or value == '""':
+        return None
+    return {"url": SET_ID, "valueIdentifier": {"system": rule["system"], "value": value}}
+
+
+datatypes.CONVERTERS["SET_ID"] = _set_id
+
+
+def _appointment_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
+    """SCH-25 (filler status, table 0278) through ``appointment_status``. A code the table does not
+    name was read as no status -- ``booked`` without a word (``Canceled``, the US spelling, booked a
+    cancelled appointment): it is said at SCH-25. Where neither SCH-25 nor the event states the
+    status (an S14 with SCH-25 empty or unknown: a modification, not a booking), ``booked`` is the
+    converter's assumption: it fills an appointment stored without a status and never takes back a
+    stored ``cancelled`` or ``noshow``. S12 (booked) and S13 (rescheduled) book by their event."""
+    sch = scope.first("SCH")
+    if sch is None:
+        return
+    sent = sch.value(25).strip()
+    table = vocabulary(env.ctx.site, "appointment_status")
+    stated = sent and any(v in table for v in (sent, sent.upper(), sent.capitalize()))
+    if sent and not stated:
+        env.ctx.warn(sch.error(f"SCH-25: filler status {sent!r} is not one huren reads (appointment_status); "
+                               "the status is not taken from it", 25, code=DATA_TYPE_ERROR))
+    if not stated and res.get("status") == "booked" and env.event not in _BOOKING_EVENTS:
+        env.ctx.assumed(res, "status")
+    # each resource's own filler status (AIP-12, AIL-12, AIG-14) likewise: a code the table does
+    # not name left the participant ``accepted`` without a word
+    statuses = vocabulary(env.ctx.site, "participation_status")
+    for name, field_no in (("AIP", 12), ("AIL", 12), ("AIG", 14)):
+        for s in scope.all(name):
+            code = s.value(field_no).strip()
+            if code and code != '""' and not any(v in statuses for v in (code, code.upper(), code.capitalize())):
+                env.ctx.warn(s.error(f"{name}-{field_no}: filler status {code!r} is not one huren reads "
+                                     "(participation_status); the participant's status is not taken from it",
+                                     field_no, code=DATA_TYPE_ERROR))
+
+
+_BOOKING_EVENTS = frozenset({"S12", "S13"})  # new appointment, rescheduled: the event books it
 
 
 def _condition_status(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
@@ -480,6 +641,8 @@ templates.POST.update(
     {
         "appointment_times": _appointment_times,
         "appointment_patient": _appointment_patient,
+        "appointment_status": _appointment_status,
+        "appointment_resources": _appointment_resources,
         "condition_status": _condition_status,
         "dosage": _dosage,
         "allergy_status": _allergy_status,

@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.hl7v2.errors import HL7Error
 from adapters.hl7v2.parser import Message, Segment
-from engine.merge_rules import Delete, Said, Where, located
+from engine.merge_rules import Change, Delete, Said, Where, located
 from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
@@ -116,6 +116,8 @@ class Context:
     # (resource, element): the message says whose patient it names -- a reading centre's report on
     # a township's referral (``Said.referred``)
     referrals: list[tuple[Resource, str]] = field(default_factory=list)
+    # (resource, element, its segments): the message states the list entry by entry (``Said.changes``)
+    changed: list[tuple[Resource, str, tuple[Change, ...]]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -224,17 +226,22 @@ class Context:
         unless the patient index knows it for another person (``Said.referred``)."""
         self.referrals.append((resource, element))
 
+    def changes(self, resource: Resource, element: str, segments: tuple[Change, ...]) -> None:
+        """The message states list ``element`` of ``resource`` as changes to the stored list, one
+        per segment (an S14 whose resource segments all carry action codes: ``Said.changes``)."""
+        self.changed.append((resource, element, segments))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
-                + len(self.mothers) + len(self.referrals))
+                + len(self.mothers) + len(self.referrals) + len(self.changed))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
         if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers
-                or self.referrals):
+                or self.referrals or self.changed):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -267,10 +274,15 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 referred.setdefault(ref, set()).add(element)
+        changed: dict[str, dict[str, tuple[Change, ...]]] = {}
+        for resource, element, segments in self.changed:
+            ref = _ref_of(resource)
+            if ref is not None:
+                changed.setdefault(ref, {})[element] = segments
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
                           ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())),
-                          frozenset(referred.get(ref, ())))
-                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred}}
+                          frozenset(referred.get(ref, ())), tuple((changed.get(ref) or {}).items()))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -5,7 +5,8 @@ A rule names a field, a data type converter (``datatypes.CONVERTERS``) and a tar
 value inside a fixed element (``{type: ..., individual: <value>}``; ``into: type[]`` as a list of one), and ``wrap_fields`` fills
 elements of that wrapper from other fields of the same segment (``{type: {field: 4, type: CWE,
 list: true}}``: an appointment's person and their role, AIP-3 and AIP-4), each replacing the
-wrapper's constant of that name when it converts to something; ``only_if_empty`` fills a
+wrapper's constant of that name when it converts to something (with no ``into``: elements of the
+converted value itself); ``only_if_empty`` fills a
 target only when an earlier rule did not; ``merge`` adds a converted dict to what the target
 holds (a Quantity's value from one field, its unit from the next); ``with`` adds constant elements
 to the converted value (an identifier's type); ``skip`` lists sent values that mean "none";
@@ -246,9 +247,12 @@ def compile_rule(rule: dict[str, Any]) -> Step:
                     continue
             if copy_extra is not None and isinstance(value, dict):
                 value.update(copy_extra())
-            if into is not None:
-                element = copy_wrap()
-                element[into_key] = [value] if into_list else value
+            if into is not None or (wrap_fields and isinstance(value, dict)):
+                # with no ``into``, ``wrap_fields`` fill elements of the converted value itself (a
+                # service's concept, AIS-3, and its segment's set id, AIS-1)
+                element = copy_wrap() if into is not None else value
+                if into is not None:
+                    element[into_key] = [value] if into_list else value
                 for name, sub_field, sub_converter, sub, as_list in wrap_fields:
                     if not seg.has(sub_field):
                         continue
