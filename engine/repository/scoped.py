@@ -337,6 +337,9 @@ class ScopedRepository:
         # per type, for one search: the ids labelled beyond the caller (``_withheld_ids``)
         self._withheld: dict[str, frozenset[str] | None] = {}
         self._last_bodies: dict[tuple[str, str], bytes | None] = {}  # deleted record -> its last body (``_judged_body``)
+        # the records the transaction Bundle being run writes, as its entries were planned
+        # (``transaction_writes``): what a citation of one of them is judged by until it is run
+        self._entries: dict[tuple[str, str], dict[str, Any]] = {}
         self._searching = False
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
@@ -716,8 +719,30 @@ class ScopedRepository:
             raise self.unknown(resource_type)
         if new is None:
             raise Forbidden("a resident may not delete records")
-        if not self._theirs(new):
+        if not self._theirs(new, written=self._written()):
             raise Forbidden("a resident may only write resources of their own records")
+
+    def transaction_writes(self, planned: dict[tuple[str, str], dict[str, Any]] | None) -> None:
+        """The records the transaction Bundle about to be run writes (its creates and updates, as
+        planned: ids given, ``urn:uuid`` references rewritten); ``None`` once it is over. Until
+        an entry is run, a citation of its record (a Provenance's target, a flag's implicated
+        record, an AuditEvent's entity, a document's ``relatesTo``) is judged by that entry: its
+        writer may cite what it writes in the same transaction, whatever the entry order (FHIR
+        resolves ``urn:uuid`` references so) and a PUT at a fresh id included. The entry itself is
+        checked as ever when it runs, and one refused fails the whole transaction, so nothing is
+        accepted that the caller could not write -- and a record that is not one of the
+        transaction's is judged as before (withheld, made up and deleted-withheld alike: 422).
+        Before, only the entries already run counted, and creates run before updates: a
+        legitimate Provenance before its target, or citing a PUT-as-create, was refused 422 (the
+        review of probe21; twenty-second round, prb22)."""
+        self._entries = dict(planned or {})
+
+    def _written(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """What the running transaction writes, by record: its entries not yet run as planned
+        (``transaction_writes``), those already run as the write group holds them (stored form)."""
+        held = dict(self._entries)
+        held.update({(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()})
+        return held
 
     def _cites_only_readable(self, resource_type: str, new: dict[str, Any]) -> None:
         """A caller some labels are withheld from names in ``derivedFrom`` (``relatesTo``) only
@@ -731,8 +756,8 @@ class ScopedRepository:
         # the id alone: a versioned reference (``DocumentReference/<id>/_history/1``) names the same
         # document (it was refused as unknown: the review of mdmmend20)
         keys = list(dict.fromkeys(("DocumentReference", ref.split("/")[1]) for ref in refs))
-        # a transaction Bundle's own earlier entries (written, not yet stored) are judged as written
-        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        # a transaction Bundle's own records are judged as written (``transaction_writes``)
+        held = self._written()
         found = self.repo.backend.current_many([k for k in keys if k not in held])
         for key in keys:
             rec = found.get(key)
@@ -755,8 +780,8 @@ class ScopedRepository:
         made-up one was refused (403) (probe21). Every reference of a DERIVED record, an
         AuditEvent's ``entity.what``: a withheld, a made-up and someone else's record are refused
         alike (422, the same words), before anything is written; a transaction Bundle's earlier
-        entries (written, not yet stored) are judged as written. One batched primary-key read per
-        such write (a resident: a read per cited record)."""
+        records (its entries run or not, ``transaction_writes``) are judged as written. One batched
+        primary-key read per such write (a resident: a read per cited record)."""
         base = self.repo.base_url
         own = (resource_type, new.get("id"))
         if resource_type == "AuditEvent":
@@ -767,7 +792,7 @@ class ScopedRepository:
         keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own})
         if not keys:
             return
-        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        held = self._written()  # a transaction's own records, whatever the entry order
         found = self.repo.backend.current_many([k for k in keys if k not in held])
         for key in keys:
             if key in held:
@@ -781,15 +806,18 @@ class ScopedRepository:
                 raise Unprocessable(f"this {resource_type} cites a record that is not known "
                                     "(引用的记录不存在或不可见)", expression=[resource_type])
 
-    def _theirs(self, resource: dict[str, Any]) -> bool:
-        """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
+    def _theirs(self, resource: dict[str, Any], *, written: dict[tuple[str, str], dict[str, Any]] | None = None) -> bool:
+        """In the compartment and naming no one else (what ``admit`` checks beyond scopes).
+        ``written``: a write's check -- the records its transaction writes, judged as written."""
         assert self._compartment is not None
-        return self.repo.in_compartment(resource, self._compartment) and self._names_only_own(resource)
+        return self.repo.in_compartment(resource, self._compartment) and self._names_only_own(resource, written=written)
 
     # -- content rules for confined callers ----------------------------------------------------------
-    def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
+    def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None, *,
+                        written: dict[tuple[str, str], dict[str, Any]] | None = None) -> bool:
         """No reference to a Patient outside the compartment, no other resident's identifier, and the
-        references the rules name do not point at someone else's record."""
+        references the rules name do not point at someone else's record (``written``: records a
+        transaction writes, judged as written -- not kept, a write's answer only)."""
         if (raw is None or not self._clean_bytes(raw)) and self._names_other(resource):
             return False
         paths = self._rules.inside.get(resource["resourceType"])
@@ -805,6 +833,11 @@ class ScopedRepository:
                     return False  # a reference that cannot be checked is not shown
                 if target is not None and target[0] != "Patient":
                     wanted.add(target)
+        if written:
+            mine = [t for t in wanted if t in written]
+            if any(self._names_other(written[t]) for t in mine):
+                return False
+            wanted.difference_update(mine)
         unknown = sorted(t for t in wanted if t not in self._foreign)
         if unknown:
             found = self.repo.backend.current_many(unknown)
