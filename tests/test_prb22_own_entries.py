@@ -239,3 +239,51 @@ def test_a_resident_s_transaction_citing_a_note_for_someone_else_is_refused_whol
         assert out.status_code in (403, 404, 422), (order, out.text)
         assert other.split("/", 1)[1] not in out.text
     assert (_count(fhir, engine, "DetectedIssue"), _count(fhir, engine, "DocumentReference")) == before
+
+
+def test_a_family_member_s_transaction_cites_its_own_entries_and_nothing_withheld(engine: Engine) -> None:
+    """Acting for 赵桂兰 (a family grant; R and V withheld from him): his flag and event citing a note
+    he posts in the same transaction are written whatever the order; citing her R document answers
+    as a made-up id does, beside his own entries too."""
+    from engine.api.app import create_app
+    from tests.test_resident_family import SUN, bearer, family_feeds, params
+    from tests.test_resident_record_ui import ZHAO
+    with TestClient(create_app(engine)) as http:
+        sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c"),
+                  "Content-Type": "x-application/hl7-v2+er7"}
+        for message in family_feeds():
+            assert http.post("/hl7v2", content=message, headers=sender).headers["x-hl7-ack-code"] == "AA"
+        zhao = sorted(engine.identity.patients_for_number(ZHAO))[0]
+        me = f"Patient/{zhao}"
+        desk = bearer(engine.auth.issue_system_token("desk", "system/Consent.cru system/RelatedPerson.cru"))
+        r = http.post("/fhir/Patient/$family-grant", headers=desk, json=params(
+            patient={"reference": me}, proxyNationalId=SUN, proxyName="孙伟", relationship="CHILD", idCardChecked=True))
+        assert r.status_code == 201, r.text
+        got = {p["name"]: p["resource"] for p in r.json()["parameter"]}
+        related = got["relatedPerson"]
+        person = next(i["value"] for i in related["identifier"] if i.get("system") == "urn:huren:family")
+        token, _ = engine.auth.issue_token(subject="family-x", kind="patient", client_id="phr", scopes=["patient/*.cruds"],
+                                           patient=zhao, person=person,
+                                           extra={"acting": related["id"], "consent": got["consent"]["id"]})
+        son = bearer(token)
+        assert http.get(f"/fhir/{me}", headers=son).status_code == 200
+        hospital = bearer(engine.auth.issue_system_token("his"))
+        secret = _note(me, securityLabel=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                                                       "code": "R"}]}])
+        r = http.post("/fhir/DocumentReference", json=secret, headers=hospital)
+        assert r.status_code == 201, r.text
+        withheld = f"DocumentReference/{r.json()['id']}"
+        assert http.get(f"/fhir/{withheld}", headers=son).status_code == 404
+        for n, order in enumerate(((0, 1, 2), (2, 1, 0))):
+            entries = [_post(_note(me), f"{U}8{n}"), _post(_issue(f"{U}8{n}", me)), _post(_event(me, f"{U}8{n}"))]
+            out = http.post("/fhir", headers=son, json=_txn(*(entries[i] for i in order)))
+            assert out.status_code == 200, (order, out.text)
+        shapes = {}
+        for name, ref in (("withheld", withheld), ("made up", "DocumentReference/prb22-none")):
+            rid = ref.split("/", 1)[1]
+            shapes[name] = [_shape(http.post("/fhir", headers=son, json=_txn(*entries)), rid) for entries in (
+                [_post({**_issue(U + "90", me), "implicated": [{"reference": U + "90"}, {"reference": ref}]}),
+                 _post(_note(me), U + "90")],
+                [_post(_event(me, ref)), _post(_note(me), U + "91")])]
+        assert shapes["withheld"] == shapes["made up"], shapes
+        assert all(s[0] >= 400 for s in shapes["made up"]), shapes
