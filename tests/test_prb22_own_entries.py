@@ -287,3 +287,20 @@ def test_a_family_member_s_transaction_cites_its_own_entries_and_nothing_withhel
                 [_post(_event(me, ref)), _post(_note(me), U + "91")])]
         assert shapes["withheld"] == shapes["made up"], shapes
         assert all(s[0] >= 400 for s in shapes["made up"]), shapes
+
+
+@pytest.mark.parametrize("who", ["clinician", "township"])
+def test_a_conditional_create_citing_a_record_put_in_the_same_transaction(
+        engine: Engine, fhir: TestClient, who: str) -> None:  # noqa: F811
+    """A conditional entry's body is checked as it is planned, before its search answers: a citation
+    there of a record another entry PUTs at a fresh id is judged by that entry too."""
+    acks = send(engine, document("OQ1", "DOC-OQ1", "oq1.rtf"))
+    assert [ack_code_of(a) for a in acks] == ["AA"], acks
+    plain = _written(engine, "OQ1")
+    h = _callers(engine)[who]
+    rid = f"prb22-conditional-{who}"
+    out = fhir.post("/fhir", headers=h, json=_txn(
+        _post(_provenance(f"DocumentReference/{rid}", plain["Organization"]), ifNoneExist="_id=prb22-no-such-provenance"),
+        {"resource": _note(plain["Patient"], id=rid), "request": {"method": "PUT", "url": f"DocumentReference/{rid}"}}))
+    assert out.status_code == 200, out.text
+    assert [e["response"]["status"] for e in out.json()["entry"]] == ["201 Created", "201 Created"]
