@@ -749,7 +749,9 @@ class ScopedRepository:
         documents it may read: the repository's mark gives the text the document's label, so the
         answer to naming a V document (201 labelled V) told it from a made-up id (201 unlabelled),
         a label oracle (twentieth round, mdmmend20). Both are refused alike, as a reference to a
-        record that is not known (422), before anything is written."""
+        record that is not known (422), before anything is written. A confined caller (a resident,
+        a family member) names only a document a read shows them: another person's is refused as
+        a made-up one (prb22). A transaction's own records are judged as written."""
         refs = documents_cited(new)
         if not refs:
             return
@@ -758,11 +760,19 @@ class ScopedRepository:
         keys = list(dict.fromkeys(("DocumentReference", ref.split("/")[1]) for ref in refs))
         # a transaction Bundle's own records are judged as written (``transaction_writes``)
         held = self._written()
-        found = self.repo.backend.current_many([k for k in keys if k not in held])
+        found = self.repo.backend.current_many([k for k in keys if k not in held and not self.confined])
         for key in keys:
             rec = found.get(key)
-            if (self._labelled(held[key]) if key in held
-                    else rec is None or self._stored_labelled(rec)):  # a deleted one by its last version
+            if key in held:
+                refused = (self.admit(held[key]) is None) if self.confined else self._labelled(held[key])
+            elif self.confined:
+                # a resident (or family member) cites only what a read shows them: another
+                # person's document was cited (201, carrying its label R into the answer) where a
+                # made-up id was 422 (twenty-second round, prb22)
+                refused = not self.can_read(*key)
+            else:
+                refused = rec is None or self._stored_labelled(rec)  # a deleted one by its last version
+            if refused:
                 raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
