@@ -320,6 +320,8 @@ class Bundles(Writes, Reads):
                 if plan["if_match"]:  # checked before anything is written, so a mismatch changes nothing
                     wanted = parse_etag(plan["if_match"])
                     existing = self.backend.current(parts[0], parts[1])
+                    if access is not None:  # the caller's rights before the version (it told of withheld records)
+                        access.check_if_match(parts[0], resource, existing)
                     if existing is None or existing.deleted or existing.version != wanted:
                         raise PreconditionFailed(
                             f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
