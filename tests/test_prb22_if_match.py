@@ -65,7 +65,7 @@ def test_if_match_at_a_withheld_deleted_or_made_up_record_answers_alike(
     for name, ref in (("withheld", very["DocumentReference"]), ("deleted", gone["DocumentReference"]),
                       ("made up", "DocumentReference/prb22-no-such-doc")):
         body = _note(patient, ref.split("/", 1)[1])
-        shapes[name] = [_answers(fhir, h, ref, body, tag) for tag in ('W/"1"', 'W/"2"', 'W/"9"')]
+        shapes[name] = [_answers(fhir, h, ref, body, tag) for tag in ('W/"1"', 'W/"2"', 'W/"9"', '*')]
     assert shapes["withheld"] == shapes["deleted"] == shapes["made up"], (who, shapes)
     assert fhir.get(f"/fhir/{very['DocumentReference']}", headers=hospital).json()["meta"]["versionId"] == "1"
     # a record they read: a stale version is 412, the current one is written

@@ -75,6 +75,7 @@ from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
 from engine.repository.references import is_conditional, references_in
 from engine.repository.search import MAX_COUNT
+from engine.repository.versioning import parse_etag
 
 # the most labelled ids of one type a search holds in memory to decide flags (``_withheld_ids``)
 _WITHHELD_IDS = 1000
@@ -1404,6 +1405,7 @@ class ScopedRepository:
             self.check_write(rtype, resource, None)  # the body first, as the store does
             self._own_record_at(rtype, resource["id"])
         if if_match is not None and self._hides and isinstance(resource.get("id"), str):
+            parse_etag(if_match)  # a malformed tag is a 400 whatever is stored, as in a Bundle
             self.check_if_match(rtype, resource, self.repo.backend.current(rtype, resource["id"]))
         return self.repo.update(resource, if_match=if_match, access=self)
 
