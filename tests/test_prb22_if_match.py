@@ -7,7 +7,8 @@ with the stored version before the caller's rights, so the right version of a wi
 answered 404 and any other 412 -- its existence and its version number, guessed one by one. For a
 caller answered 404 for what they may not see, an ``If-Match`` update of a record not there
 (never stored, deleted) or withheld now answers alike: 404, the same words, over HTTP and in a
-Bundle; a record they read still answers 412 for a stale version. The hospital's own system is
+Bundle; a record they read still answers 412 for a stale version, and a malformed tag (``*``) is
+400 whatever is stored (it was 404 at a withheld record over HTTP). The hospital's own system is
 not label-limited: its 412 stays. Real HL7 over MLLP, real HTTP through FastAPI, real tokens, the
 real store.
 """
