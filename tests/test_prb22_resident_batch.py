@@ -49,3 +49,31 @@ def test_a_resident_s_batch_entry_refused_for_what_its_body_cites_is_answered_al
         assert txn.status_code == 422, txn.text
     back = fhir.get(f"/fhir/DetectedIssue/{flag['id']}", headers=resident).json()
     assert back["implicated"] == [{"reference": mine["DocumentReference"]}]
+
+
+def test_a_resident_s_batch_put_at_deleted_records_answers_alike_whatever_their_label(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """A PUT of their own note at the id of another person's deleted document: at a V one the body
+    check's 404 ended the whole batch, at an unlabelled one the entry alone answered 404 -- the label
+    of a deleted record of someone else told by the shape of the answer. Now both the entry alone."""
+    acks = send(engine, document("RB3", "DOC-RB3", "rb3.rtf"), document("RB4", "DOC-RB4", "rb4.rtf", "V", pid=OTHER),
+                document("RB5", "DOC-RB5", "rb5.rtf", pid=OTHER))
+    assert [ack_code_of(a) for a in acks] == ["AA"] * 3, acks
+    mine, very, plain = _written(engine, "RB3"), _written(engine, "RB4"), _written(engine, "RB5")
+    hospital = {"Authorization": "Bearer " + engine.auth.issue_system_token("his")}
+    for gone in (very, plain):
+        assert fhir.delete(f"/fhir/{gone['DocumentReference']}", headers=hospital).status_code == 204
+    me = mine["Patient"]
+    resident = _token(engine, "patient", ["patient/*.cruds"], patient=me.split("/", 1)[1])
+    answers = {}
+    for name, ref in (("V", very["DocumentReference"]), ("plain", plain["DocumentReference"]),
+                      ("made up", "DocumentReference/prb22-none")):
+        rid = ref.split("/", 1)[1]
+        note = {"resourceType": "DocumentReference", "id": rid, "status": "current", "subject": {"reference": me},
+                "content": [{"attachment": {"contentType": "text/plain", "data": "eA=="}}]}
+        batch = fhir.post("/fhir", headers=resident, json={"resourceType": "Bundle", "type": "batch", "entry": [
+            {"resource": note, "request": {"method": "PUT", "url": ref}}, {"request": {"method": "GET", "url": me}}]})
+        answers[name] = (batch.status_code, batch.json()["entry"][0] if batch.status_code == 200 else batch.text,
+                         fhir.put(f"/fhir/{ref}", json=note, headers=resident).status_code)
+    assert answers["V"] == answers["plain"] == answers["made up"], answers
+    assert answers["V"][0] == 200 and answers["V"][1]["response"]["status"].startswith("404"), answers

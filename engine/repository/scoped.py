@@ -67,7 +67,7 @@ from engine.audit.view import IMPORTS
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.document_labels import documents_cited
-from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
+from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
@@ -1494,7 +1494,7 @@ class ScopedRepository:
                 try:
                     if isinstance(resource, dict) and resource.get("resourceType") == parts[0]:
                         self.check_write(parts[0], resource, None)  # the body first, as over HTTP
-                except Forbidden:
+                except FhirError:  # a 403 for whose it is, a 422 for what it cites (prb22: it ended the batch)
                     if not batch:
                         raise
                     continue  # a batch entry refused for its body answers so on its own, at any id
