@@ -75,9 +75,20 @@ class Bundles(Writes, Reads):
         ``touched`` (optional) receives every resource the Bundle wrote or read, for the audit trail.
         """
         entries = self._bundle_entries(bundle, "transaction")
+        try:
+            return self._transaction(entries, access, touched)
+        finally:
+            if access is not None:
+                access.transaction_writes(None)
+
+    def _transaction(
+        self, entries: list[dict[str, Any]], access: Access | None, touched: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
         mapping: dict[str, str] = {}
         plans: list[dict[str, Any]] = []
         with self.store.transaction():
+            if access is not None:  # a conditional entry's body is judged as it is planned
+                access.transaction_writes(_put_at_id(entries, self.base_url))
             for n, entry in enumerate(entries):
                 plans.append(self._plan(n, entry, mapping, access))
             self._resolve_conditional_references(plans, mapping, access, touched)
@@ -99,6 +110,12 @@ class Bundles(Writes, Reads):
             if len(targets) != len(set(targets)):
                 twice = next(t for t in targets if targets.count(t) > 1)
                 raise BadRequest(f"{twice[0]}/{twice[1]} is the target of more than one entry of the transaction")
+            if access is not None:
+                # the records the transaction writes (not a conditional create's match: stored, it
+                # is judged as such), before any entry runs: a citation of one is judged by its
+                # entry, whatever the order (``ScopedRepository.transaction_writes``)
+                access.transaction_writes({(p["resource"]["resourceType"], p["resource"]["id"]): p["resource"]
+                                           for p in plans if p.get("resource") is not None and p.get("match") is None})
             current = self.backend.current_many([(p["resource"]["resourceType"], p["resource"]["id"])
                                                  for p in plans if p["kind"] == "update"])
             for plan in plans:
@@ -303,6 +320,8 @@ class Bundles(Writes, Reads):
                 if plan["if_match"]:  # checked before anything is written, so a mismatch changes nothing
                     wanted = parse_etag(plan["if_match"])
                     existing = self.backend.current(parts[0], parts[1])
+                    if access is not None:  # the caller's rights before the version (it told of withheld records)
+                        access.check_if_match(parts[0], resource, existing)
                     if existing is None or existing.deleted or existing.version != wanted:
                         raise PreconditionFailed(
                             f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
@@ -441,6 +460,22 @@ class Bundles(Writes, Reads):
             response["outcome"] = {"resourceType": "OperationOutcome", "issue": result.issues}
         return {"fullUrl": f"{self.base_url}/{stored['resourceType']}/{stored['id']}", "response": response}
 
+
+
+def _put_at_id(entries: list[dict[str, Any]], base_url: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The records a transaction's ``PUT [type]/[id]`` entries write, as sent (before planning:
+    what a conditional entry's body is judged by when it is checked before its search)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in entries:
+        request, resource = entry.get("request"), entry.get("resource")
+        if not (isinstance(request, dict) and isinstance(request.get("url"), str) and isinstance(resource, dict)
+                and str(request.get("method", "")).upper() == "PUT"):
+            continue
+        path, _, query = request["url"].removeprefix(base_url + "/").partition("?")
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 2 and not query and resource.get("resourceType") == parts[0]:
+            out[(parts[0], parts[1])] = {**resource, "id": parts[1]}
+    return out
 
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",

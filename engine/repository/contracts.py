@@ -101,6 +101,17 @@ class Access(Protocol):
         """Raise unless the caller may replace ``current`` (None: absent) with ``new`` (None: delete)."""
         ...
 
+    def check_if_match(self, resource_type: str, new: dict[str, Any], existing: StoredResource | None) -> None:
+        """Raise, before an ``ifMatch`` version is compared, what the caller is answered for the
+        record the update names when they may not see it (a caller answered 404 for what they
+        may not see: missing, deleted and withheld alike)."""
+        ...
+
+    def transaction_writes(self, planned: dict[tuple[str, str], dict[str, Any]] | None) -> None:
+        """The records a transaction Bundle writes, as planned, before any entry runs (``None``
+        once it is over): a citation of one of them is judged by that entry, whatever the order."""
+        ...
+
     def search(self, resource_type: str, params: Sequence[tuple[str, str]]) -> SearchResult:
         """The caller's own search of ``resource_type`` (a Bundle's ``GET Type?query`` entry): every
         decision their search over HTTP makes -- compartment, remit, the confidentiality labels

@@ -67,7 +67,7 @@ from engine.audit.view import IMPORTS
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.document_labels import documents_cited
-from engine.errors import BadRequest, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
+from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
@@ -75,6 +75,7 @@ from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
 from engine.repository.references import is_conditional, references_in
 from engine.repository.search import MAX_COUNT
+from engine.repository.versioning import parse_etag
 
 # the most labelled ids of one type a search holds in memory to decide flags (``_withheld_ids``)
 _WITHHELD_IDS = 1000
@@ -337,6 +338,9 @@ class ScopedRepository:
         # per type, for one search: the ids labelled beyond the caller (``_withheld_ids``)
         self._withheld: dict[str, frozenset[str] | None] = {}
         self._last_bodies: dict[tuple[str, str], bytes | None] = {}  # deleted record -> its last body (``_judged_body``)
+        # the records the transaction Bundle being run writes, as its entries were planned
+        # (``transaction_writes``): what a citation of one of them is judged by until it is run
+        self._entries: dict[tuple[str, str], dict[str, Any]] = {}
         self._searching = False
         # callers who are answered 404 for anything they may not see (missing, withheld, deleted)
         self._hides = self._compartment is not None or self._bound or bool(self._hidden_labels)
@@ -716,28 +720,60 @@ class ScopedRepository:
             raise self.unknown(resource_type)
         if new is None:
             raise Forbidden("a resident may not delete records")
-        if not self._theirs(new):
+        if not self._theirs(new, written=self._written()):
             raise Forbidden("a resident may only write resources of their own records")
+
+    def transaction_writes(self, planned: dict[tuple[str, str], dict[str, Any]] | None) -> None:
+        """The records the transaction Bundle about to be run writes (its creates and updates, as
+        planned: ids given, ``urn:uuid`` references rewritten); ``None`` once it is over. Until
+        an entry is run, a citation of its record (a Provenance's target, a flag's implicated
+        record, an AuditEvent's entity, a document's ``relatesTo``) is judged by that entry: its
+        writer may cite what it writes in the same transaction, whatever the entry order (FHIR
+        resolves ``urn:uuid`` references so) and a PUT at a fresh id included. The entry itself is
+        checked as ever when it runs, and one refused fails the whole transaction, so nothing is
+        accepted that the caller could not write -- and a record that is not one of the
+        transaction's is judged as before (withheld, made up and deleted-withheld alike: 422).
+        Before, only the entries already run counted, and creates run before updates: a
+        legitimate Provenance before its target, or citing a PUT-as-create, was refused 422 (the
+        review of probe21; twenty-second round, prb22)."""
+        self._entries = dict(planned or {})
+
+    def _written(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """What the running transaction writes, by record: its entries not yet run as planned
+        (``transaction_writes``), those already run as the write group holds them (stored form)."""
+        held = dict(self._entries)
+        held.update({(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()})
+        return held
 
     def _cites_only_readable(self, resource_type: str, new: dict[str, Any]) -> None:
         """A caller some labels are withheld from names in ``derivedFrom`` (``relatesTo``) only
         documents it may read: the repository's mark gives the text the document's label, so the
         answer to naming a V document (201 labelled V) told it from a made-up id (201 unlabelled),
         a label oracle (twentieth round, mdmmend20). Both are refused alike, as a reference to a
-        record that is not known (422), before anything is written."""
+        record that is not known (422), before anything is written. A confined caller (a resident,
+        a family member) names only a document a read shows them: another person's is refused as
+        a made-up one (prb22). A transaction's own records are judged as written."""
         refs = documents_cited(new)
         if not refs:
             return
         # the id alone: a versioned reference (``DocumentReference/<id>/_history/1``) names the same
         # document (it was refused as unknown: the review of mdmmend20)
         keys = list(dict.fromkeys(("DocumentReference", ref.split("/")[1]) for ref in refs))
-        # a transaction Bundle's own earlier entries (written, not yet stored) are judged as written
-        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
-        found = self.repo.backend.current_many([k for k in keys if k not in held])
+        # a transaction Bundle's own records are judged as written (``transaction_writes``)
+        held = self._written()
+        found = self.repo.backend.current_many([k for k in keys if k not in held and not self.confined])
         for key in keys:
             rec = found.get(key)
-            if (self._labelled(held[key]) if key in held
-                    else rec is None or self._stored_labelled(rec)):  # a deleted one by its last version
+            if key in held:
+                refused = (self.admit(held[key]) is None) if self.confined else self._labelled(held[key])
+            elif self.confined:
+                # a resident (or family member) cites only what a read shows them: another
+                # person's document was cited (201, carrying its label R into the answer) where a
+                # made-up id was 422 (twenty-second round, prb22)
+                refused = not self.can_read(*key)
+            else:
+                refused = rec is None or self._stored_labelled(rec)  # a deleted one by its last version
+            if refused:
                 raise Unprocessable(f"this {resource_type} names a DocumentReference that is not known",
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
@@ -755,8 +791,8 @@ class ScopedRepository:
         made-up one was refused (403) (probe21). Every reference of a DERIVED record, an
         AuditEvent's ``entity.what``: a withheld, a made-up and someone else's record are refused
         alike (422, the same words), before anything is written; a transaction Bundle's earlier
-        entries (written, not yet stored) are judged as written. One batched primary-key read per
-        such write (a resident: a read per cited record)."""
+        records (its entries run or not, ``transaction_writes``) are judged as written. One batched
+        primary-key read per such write (a resident: a read per cited record)."""
         base = self.repo.base_url
         own = (resource_type, new.get("id"))
         if resource_type == "AuditEvent":
@@ -767,7 +803,7 @@ class ScopedRepository:
         keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own})
         if not keys:
             return
-        held = {(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()}
+        held = self._written()  # a transaction's own records, whatever the entry order
         found = self.repo.backend.current_many([k for k in keys if k not in held])
         for key in keys:
             if key in held:
@@ -781,15 +817,18 @@ class ScopedRepository:
                 raise Unprocessable(f"this {resource_type} cites a record that is not known "
                                     "(引用的记录不存在或不可见)", expression=[resource_type])
 
-    def _theirs(self, resource: dict[str, Any]) -> bool:
-        """In the compartment and naming no one else (what ``admit`` checks beyond scopes)."""
+    def _theirs(self, resource: dict[str, Any], *, written: dict[tuple[str, str], dict[str, Any]] | None = None) -> bool:
+        """In the compartment and naming no one else (what ``admit`` checks beyond scopes).
+        ``written``: a write's check -- the records its transaction writes, judged as written."""
         assert self._compartment is not None
-        return self.repo.in_compartment(resource, self._compartment) and self._names_only_own(resource)
+        return self.repo.in_compartment(resource, self._compartment) and self._names_only_own(resource, written=written)
 
     # -- content rules for confined callers ----------------------------------------------------------
-    def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
+    def _names_only_own(self, resource: dict[str, Any], raw: bytes | None = None, *,
+                        written: dict[tuple[str, str], dict[str, Any]] | None = None) -> bool:
         """No reference to a Patient outside the compartment, no other resident's identifier, and the
-        references the rules name do not point at someone else's record."""
+        references the rules name do not point at someone else's record (``written``: records a
+        transaction writes, judged as written -- not kept, a write's answer only)."""
         if (raw is None or not self._clean_bytes(raw)) and self._names_other(resource):
             return False
         paths = self._rules.inside.get(resource["resourceType"])
@@ -805,6 +844,11 @@ class ScopedRepository:
                     return False  # a reference that cannot be checked is not shown
                 if target is not None and target[0] != "Patient":
                     wanted.add(target)
+        if written:
+            mine = [t for t in wanted if t in written]
+            if any(self._names_other(written[t]) for t in mine):
+                return False
+            wanted.difference_update(mine)
         unknown = sorted(t for t in wanted if t not in self._foreign)
         if unknown:
             found = self.repo.backend.current_many(unknown)
@@ -1360,7 +1404,26 @@ class ScopedRepository:
         if self.confined and isinstance(resource.get("id"), str):
             self.check_write(rtype, resource, None)  # the body first, as the store does
             self._own_record_at(rtype, resource["id"])
+        if if_match is not None and self._hides and isinstance(resource.get("id"), str):
+            parse_etag(if_match)  # a malformed tag is a 400 whatever is stored, as in a Bundle
+            self.check_if_match(rtype, resource, self.repo.backend.current(rtype, resource["id"]))
         return self.repo.update(resource, if_match=if_match, access=self)
+
+    def check_if_match(self, rtype: str, new: dict[str, Any], existing: StoredResource | None) -> None:
+        """An update with ``If-Match`` (over HTTP, a Bundle entry's ``ifMatch``) by a caller who is
+        answered 404 for what they may not see: a record not there (never stored, deleted) answers
+        as a withheld one does -- 404, the same words -- before any version is compared. It was
+        412 ("does not exist") against the withheld record's 404, and in a Bundle the version was
+        compared before the caller's rights, so the right version of a withheld V document
+        answered 404 and any other 412: its existence and version number (twenty-second round,
+        prb22). The body is judged first, as for any write; a record they read keeps its 412 for
+        a stale version."""
+        if not self._hides:
+            return
+        self.check_write(rtype, new, None)
+        if existing is None or existing.deleted or existing.body is None:
+            raise self.unknown(rtype)
+        self.check_write(rtype, new, fhirjson.loads(existing.body))  # type: ignore[arg-type]
 
     def _own_record_at(self, rtype: str, rid: str) -> None:
         """A resident updates only a record of theirs that is there: a PUT at another person's was
@@ -1431,7 +1494,7 @@ class ScopedRepository:
                 try:
                     if isinstance(resource, dict) and resource.get("resourceType") == parts[0]:
                         self.check_write(parts[0], resource, None)  # the body first, as over HTTP
-                except Forbidden:
+                except FhirError:  # a 403 for whose it is, a 422 for what it cites (prb22: it ended the batch)
                     if not batch:
                         raise
                     continue  # a batch entry refused for its body answers so on its own, at any id
