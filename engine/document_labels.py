@@ -19,15 +19,28 @@ send every laboratory result's first version through the merge path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.auth.confidentiality import carried, labels
 from engine.merge_rules import API, Stored
 
 _DOCUMENT = "DocumentReference/"
 _RANK = {"V": 2, "R": 1}
 _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
+# the converter's own mark of the MDM event that wrote a document's version (``adapters.convert.pacs``)
+DOCUMENT_EVENT = "urn:huren:StructureDefinition:document-event"
+# HL7 v2.5 ch. 9: T02 makes a document (its original); T04 (status change with content) and T08 (edit)
+# change one already made. T06/T10 are the originals of their own documents (their own TXA-12), so one
+# under a number already stored -- a sender reusing the parent's -- is a later message about it too
+_ORIGINALS = frozenset({"T02"})
+_LATER = frozenset({"T04", "T06", "T08", "T10"})
+_CONTENT_EVENTS = _ORIGINALS | _LATER
+_MESSAGE_SYSTEM = "urn:huren:hl7v2:message:"  # a feed message's Provenance names it (``common.provenance``)
+_FEED = "MDM"  # the writer (MSH-9.1) whose documents carry ``DOCUMENT_EVENT``
+_FED_KEPT = 4096  # documents a feed wrote on one thread whose Provenance is not filed yet (a refused message's)
 
 
 class _Found(Protocol):
@@ -43,6 +56,7 @@ class Documents(Stored, Protocol):
 
     def update(self, resource: dict[str, Any], *, source: str = API) -> Any: ...
 
+    def delete(self, rtype: str, rid: str) -> int | None: ...
 
 
 def documents_cited(resource: dict[str, Any]) -> list[str]:
@@ -65,6 +79,36 @@ def documents_cited(resource: dict[str, Any]) -> list[str]:
             if isinstance(r, dict) and str(r.get("reference") or "").startswith(_DOCUMENT)]
 
 
+def document_event(document: dict[str, Any] | None) -> str:
+    """The MDM event that wrote a stored document's version (``DOCUMENT_EVENT``), or ""."""
+    for ext in (document or {}).get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == DOCUMENT_EVENT:
+            return str(ext.get("valueCode") or "")
+    return ""
+
+
+def _pinned(provenance: dict[str, Any]) -> dict[str, int | None]:
+    """A Provenance's targets, "Type/id" -> the version it names (None: unversioned)."""
+    out: dict[str, int | None] = {}
+    for target in provenance.get("target") or ():
+        ref = str((target or {}).get("reference") or "") if isinstance(target, dict) else ""
+        parts = ref.split("/")
+        if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
+            out[f"{parts[0]}/{parts[1]}"] = int(parts[3])
+        elif len(parts) == 2:
+            out.setdefault(ref, None)
+    return out
+
+
+def _a_document_message(provenance: dict[str, Any]) -> bool:
+    """Is this the Provenance the HL7 v2 feed wrote for an MDM carrying a document's content?"""
+    kind = str((provenance.get("activity") or {}).get("text") or "")
+    if not kind.startswith("MDM^") or kind[4:7] not in _CONTENT_EVENTS:
+        return False
+    return any(str(((e.get("what") or {}).get("identifier") or {}).get("system") or "").startswith(_MESSAGE_SYSTEM)
+               for e in provenance.get("entity") or () if isinstance(e, dict))
+
+
 def _rank(resource: dict[str, Any] | None) -> int:
     return max((_RANK.get(c, 0) for c in labels(resource)), default=0) if resource is not None else 0
 
@@ -80,6 +124,18 @@ class DocumentLabels:
 
     def __init__(self, repository: Documents) -> None:
         self.repository = repository
+        # the documents this thread's feed writes wrote, waiting for their message's Provenance: only
+        # those are pruned (``message_written``) -- a FHIR client may write a Provenance too, and one
+        # shaped as an MDM's (pinning a later version of the document) must not delete its text
+        self._local = threading.local()
+
+    def _fed(self) -> dict[str, int]:
+        """"DocumentReference/<id>" -> how many of this thread's feed writes of it await their
+        Provenance (a batch of messages files them after all its writes)."""
+        fed: dict[str, int] | None = getattr(self._local, "fed", None)
+        if fed is None or len(fed) >= _FED_KEPT:
+            fed = self._local.fed = {}
+        return fed
 
     def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
@@ -105,6 +161,93 @@ class DocumentLabels:
             self._raised(text, document)
         return []
 
+    def replayed(self, document: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
+        """The statement of a DocumentReference a feed writes: an original (T02) arriving after a
+        later message about the same document (T04, T06, T08, T10: ``_LATER``) is refused, AE at MSH-9.2 (twenty-first round, docs21). An original is older than
+        any change of it (HL7 v2.5 ch. 9), so a replayed T02 -- a sender's queue resent after an
+        outage -- took the document and its text back to before the edit, last writer winning (the
+        probes' two messages share MSH-7 and TXA-4: only the event tells them apart). Refused rather
+        than answered AA and dropped: nothing of the message can be stored without taking something
+        back (its text is keyed by the document, its label would be judged against the edit's), an AA
+        would tell the sender it was, and the raw message is kept (``/admin/messages``) with the reason.
+        Only the MDM feed's writes are judged: a FHIR client states the whole document (lowering,
+        correcting), the patient index relinks its subject."""
+        if writer != _FEED:  # a FHIR client states the whole document; the patient index relinks it
+            return document
+        now, before = document_event(document), document_event(previous)
+        if previous is not None and now in _ORIGINALS and before in _LATER:
+            number = (document.get("masterIdentifier") or {}).get("value") or document.get("id")
+            raise HL7Error(
+                f"MDM^{now} is the original of document {number!r}, which a later MDM^{before} already "
+                f"changed: an original is older than any change of it and would take the document back; "
+                f"not applied (the stored document stays as MDM^{before} left it)",
+                segment="MSH", sequence=1, field=9, component=2, code=DUPLICATE_KEY_IDENTIFIER)
+        if now in _CONTENT_EVENTS:
+            fed = self._fed()
+            ref = f"{_DOCUMENT}{document['id']}"
+            fed[ref] = fed.get(ref, 0) + 1
+        return document
+
+    def message_written(self, provenance: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The write hook of a Provenance: when the feed's MDM carrying a document's content is filed
+        (its Provenance names, version by version, what the message stored), the paragraphs the
+        converter made from an EARLIER version of that document and that this message did not write
+        are deleted, their versions kept (twenty-first round, docs21).
+
+        T08 "the original document is edited" carries the whole edited text (v2.5 ch. 9): a paragraph
+        the edit removed was still searched and read as the document's text. Which records are such
+        paragraphs is read from the converter's own records, not guessed from content or
+        ``derivedFrom`` (mdmmend20's test by subject, performer and content also deleted a clinician's
+        note, ST results and text it could not read -- withdrawn): an Observation naming the document
+        whose CURRENT version an earlier feed message about the document filed (its signed
+        Provenance pins ``Observation/<id>/_history/<n>`` beside ``DocumentReference/<id>/_history/<m>``,
+        m lower than this message's). A clinician's note (never in a feed's Provenance), a text a FHIR
+        client rewrote since (its current version is the client's), one this message wrote or left
+        unchanged (pinned by it), and a paragraph a later message of the same batch wrote again (pinned
+        at a later version of the document) are kept. Deleted rather than ``entered-in-error``: the
+        paragraph was right for its version of the document, which keeps it (the document's
+        ``_history``, and the paragraph's own, 410 on read); entered-in-error says a record should never
+        have existed, and R4 gives an Observation no ``superseded``. A labelled one stays withheld
+        (the deleted-labels ledger). A message that wrote no paragraph of the document (an edit
+        sending a PDF alone) judges nothing: its content is not text to compare (review of mdmmend20). Only MDM content events (T02/T04/T06/T08/T10) from the feed, for a
+        document the feed wrote on this thread (``replayed`` notes it): a FHIR PUT of the document
+        deletes nothing, nor does a Provenance a FHIR client writes in an MDM's shape."""
+        if not _a_document_message(provenance):
+            return []
+        fed = getattr(self._local, "fed", None)
+        if not fed:
+            return []  # no feed wrote a document on this thread: a FHIR client's Provenance prunes nothing
+        pinned = _pinned(provenance)
+        for ref, version in pinned.items():
+            if ref.startswith(_DOCUMENT) and version is not None and ref in fed:
+                fed[ref] -= 1
+                if fed[ref] <= 0:
+                    del fed[ref]
+                self._prune(ref, version, pinned)
+        return []
+
+    def _prune(self, document: str, version: int, pinned: dict[str, int | None]) -> None:
+        found = self._texts({"id": document[len(_DOCUMENT):]})
+        texts = [t for t in found if f"Observation/{t['id']}" not in pinned]
+        if not texts or len(texts) == len(found):
+            return  # nothing left out, or a message that wrote no text of it (a PDF alone: not judged)
+        filed: dict[tuple[str, int], int] = {}  # (paragraph, its version) -> the latest document version filed with it
+        for earlier in self._all("Provenance", [("target", document)]):
+            if not _a_document_message(earlier):
+                continue
+            theirs = _pinned(earlier)
+            at = theirs.get(document)
+            if at is None:
+                continue
+            for ref, v in theirs.items():
+                if v is not None and ref.startswith("Observation/"):
+                    filed[(ref, v)] = max(filed.get((ref, v), 0), at)
+        for text in texts:
+            current = str((text.get("meta") or {}).get("versionId") or "")
+            made = filed.get((f"Observation/{text['id']}", int(current))) if current.isdigit() else None
+            if made is not None and made < version:
+                self.repository.delete("Observation", text["id"])
+
     def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
         raised = carried(text, [text, document])
         if raised is text:
@@ -113,13 +256,16 @@ class DocumentLabels:
 
     def _texts(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """Every stored Observation naming ``document`` in ``derivedFrom`` (all pages)."""
-        texts: list[dict[str, Any]] = []
+        return self._all("Observation", [("derived-from", f"{_DOCUMENT}{document['id']}")])
+
+    def _all(self, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        found_all: list[dict[str, Any]] = []
         while True:
-            found = self.repository.search("Observation", [("derived-from", f"{_DOCUMENT}{document['id']}"),
-                                                           ("_count", _TEXTS_AT_ONCE), ("_offset", str(len(texts)))])
-            texts.extend(found.resources)
+            found = self.repository.search(rtype, [*params, ("_count", _TEXTS_AT_ONCE),
+                                                   ("_offset", str(len(found_all)))])
+            found_all.extend(found.resources)
             if not found.has_next or not found.resources:
-                return texts
+                return found_all
 
     def mark(self, resource: dict[str, Any]) -> dict[str, Any]:
         if resource.get("resourceType") == "DocumentReference":

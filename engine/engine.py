@@ -82,6 +82,10 @@ class Engine:
         # and a document's write owns its text: raised, it raises the text it did not write; edited, the
         # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)
         self.repository.add_write_hook(labels.written, types={"DocumentReference"})
+        # an original after an edit of its document is refused; an MDM filed deletes the paragraphs the
+        # converter made from an earlier version of its document that it did not write (docs21)
+        self.repository.add_statement(labels.replayed, types={"DocumentReference"})
+        self.repository.add_write_hook(labels.message_written, types={"Provenance"})
         # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
         DeletedLabels(self.repository).attach()
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2

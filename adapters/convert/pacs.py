@@ -16,6 +16,7 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPPORTED_EVENT_CODE, HL7Error
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
+from engine.document_labels import DOCUMENT_EVENT
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -461,6 +462,12 @@ def _document_reference(
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
             doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
+        # the MDM event that wrote this version (T02 original, T04 status change, T08 edit, T06/T10 the
+        # original of an addendum or a replacement): an original arriving after an edit of the same
+        # document is older than it and must not take the document back (``engine.document_labels``,
+        # twenty-first round, docs21)
+        if ctx.message.msh.trigger_event:
+            doc["extension"] = [{"url": DOCUMENT_EVENT, "valueCode": ctx.message.msh.trigger_event}]
         # TXA-13: the parent of an addendum (T05/T06) or a replacement (T09/T10), keyed as it was
         # (``doc|<TXA-12>``); the addendum carries its parent's label (``engine.document_labels``)
         relation = (vocabulary(ctx.site, "document_relation_by_event").get(ctx.message.msh.trigger_event)
