@@ -32,15 +32,29 @@ _RANK = {"V": 2, "R": 1}
 _TEXTS_AT_ONCE = "1000"  # a document's text Observations read in one search (one per OBX of the message)
 # the converter's own mark of the MDM event that wrote a document's version (``adapters.convert.pacs``)
 DOCUMENT_EVENT = "urn:huren:StructureDefinition:document-event"
+# the converter's mark of a paragraph it made of a document (an MDM's OBX, ``adapters.convert.pacs``):
+# ``Observation.identifier`` under ``urn:huren:document-paragraph:<sender>``, valued
+# ``<TXA-12>|<place>`` (the OBX's place in the document: its code, sub-id and, repeated, its set id).
+# Only the HL7 feed writes it: the FHIR API refuses it from any client (``refuse_feed_marks``), so a
+# stored Observation carrying it is the converter's paragraph, whoever may create Observations
+PARAGRAPH_SYSTEM = "urn:huren:document-paragraph:"
+# the paragraphs (Observations) a feed message about a document carried, handed from the converter to
+# the document's statement on the document's version and taken off it there: never stored
+DOCUMENT_TEXT = "urn:huren:StructureDefinition:document-text"
+_DOCUMENT_SYSTEM = "urn:huren:document:"  # ``DocumentReference.masterIdentifier``: TXA-12 at its sender
 # HL7 v2.5 ch. 9: T02 makes a document (its original); T04 (status change with content) and T08 (edit)
 # change one already made. T06/T10 are the originals of their own documents (their own TXA-12), so one
 # under a number already stored -- a sender reusing the parent's -- is a later message about it too
 _ORIGINALS = frozenset({"T02"})
 _LATER = frozenset({"T04", "T06", "T08", "T10"})
-_CONTENT_EVENTS = _ORIGINALS | _LATER
-_MESSAGE_SYSTEM = "urn:huren:hl7v2:message:"  # a feed message's Provenance names it (``common.provenance``)
+# the events whose content IS the document as it now stands, under its own number: T08 "the original
+# document is edited" and T10 a replacement (the revised document, whole) sent under the number stored.
+# Not T02 resent (a thinner resend states nothing about what it left out), not T04 (a status change;
+# the content "is also transmitted", v2.5 9.4.4), never T06 (an addendum: "the parent document remains
+# in place and its content is unaltered")
+_REPLACING = frozenset({"T08", "T10"})
 _FEED = "MDM"  # the writer (MSH-9.1) whose documents carry ``DOCUMENT_EVENT``
-_FED_KEPT = 4096  # documents a feed wrote on one thread whose Provenance is not filed yet (a refused message's)
+_EDITS_KEPT = 4096  # edits noted on one thread whose document version is not stored (a refused write's)
 
 
 class _Found(Protocol):
@@ -87,26 +101,53 @@ def document_event(document: dict[str, Any] | None) -> str:
     return ""
 
 
-def _pinned(provenance: dict[str, Any]) -> dict[str, int | None]:
-    """A Provenance's targets, "Type/id" -> the version it names (None: unversioned)."""
-    out: dict[str, int | None] = {}
-    for target in provenance.get("target") or ():
-        ref = str((target or {}).get("reference") or "") if isinstance(target, dict) else ""
-        parts = ref.split("/")
-        if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
-            out[f"{parts[0]}/{parts[1]}"] = int(parts[3])
-        elif len(parts) == 2:
-            out.setdefault(ref, None)
-    return out
+def feed_marks(resource: dict[str, Any]) -> list[str]:
+    """Where ``resource`` carries a mark only the HL7 feed writes: a paragraph identifier
+    (``PARAGRAPH_SYSTEM``) or the converter's hand-over of a document's paragraphs
+    (``DOCUMENT_TEXT``) -- the FHIRPath of each, for the FHIR API's refusal."""
+    rtype = str(resource.get("resourceType") or "Resource")
+    found = [f"{rtype}.identifier[{n}].system" for n, ident in enumerate(resource.get("identifier") or ())
+             if isinstance(ident, dict) and str(ident.get("system") or "").startswith(PARAGRAPH_SYSTEM)]
+    found += [f"{rtype}.extension[{n}].url" for n, ext in enumerate(resource.get("extension") or ())
+              if isinstance(ext, dict) and ext.get("url") == DOCUMENT_TEXT]
+    return found
 
 
-def _a_document_message(provenance: dict[str, Any]) -> bool:
-    """Is this the Provenance the HL7 v2 feed wrote for an MDM carrying a document's content?"""
-    kind = str((provenance.get("activity") or {}).get("text") or "")
-    if not kind.startswith("MDM^") or kind[4:7] not in _CONTENT_EVENTS:
-        return False
-    return any(str(((e.get("what") or {}).get("identifier") or {}).get("system") or "").startswith(_MESSAGE_SYSTEM)
-               for e in provenance.get("entity") or () if isinstance(e, dict))
+def refuse_feed_marks(resource: dict[str, Any]) -> None:
+    """The FHIR API's refusal (422) of a resource carrying a mark only the HL7 feed writes, from any
+    client, on create, update, conditional update and every entry of a transaction or batch Bundle
+    (``ScopedRepository.check_write``, the one place each of them passes with the body). Why: an edit
+    (T08) removes the paragraphs of its document it no longer carries, and it knows them by this
+    identifier alone (twenty-second round, docs22); a client able to write it -- a clinician allowed to
+    create Observations -- could have its own note taken for a paragraph and deleted by the next edit,
+    or mark a clinician's note for deletion (the review of docs21 found the same through a Provenance
+    a client wrote). A paragraph a client rewrites is the client's record: it leaves the identifier out,
+    and an edit then leaves it alone."""
+    where = feed_marks(resource)
+    if where:
+        from engine.errors import Unprocessable  # (engine.errors imports nothing of this module)
+
+        raise Unprocessable(
+            f"{where[0]}: {PARAGRAPH_SYSTEM}<sender> identifiers (and the {DOCUMENT_TEXT} extension) are the "
+            "HL7 feed's own marks of the paragraphs it converted from a document, which an edit of the "
+            "document replaces; a FHIR client may not write them -- leave them out (a paragraph written "
+            "without one is the client's own record, which no edit removes)", expression=where)
+
+
+def paragraph_of(text: dict[str, Any], document: dict[str, Any]) -> str:
+    """The place of ``text`` among the converter's paragraphs of ``document`` (its
+    ``PARAGRAPH_SYSTEM`` identifier, naming the document's sender and number), or ""."""
+    master = document.get("masterIdentifier") or {}
+    system, number = str(master.get("system") or ""), str(master.get("value") or "")
+    if not system.startswith(_DOCUMENT_SYSTEM) or not number:
+        return ""
+    mine, prefix = f"{PARAGRAPH_SYSTEM}{system[len(_DOCUMENT_SYSTEM):]}", f"{number}|"
+    for ident in text.get("identifier") or ():
+        if isinstance(ident, dict) and ident.get("system") == mine:
+            value = str(ident.get("value") or "")
+            if value.startswith(prefix) and len(value) > len(prefix):
+                return value[len(prefix):]
+    return ""
 
 
 def _rank(resource: dict[str, Any] | None) -> int:
@@ -122,131 +163,127 @@ class DocumentLabels:
     V, and lowering the text is a PUT of the text itself, as lowering the document is of the
     document (explicit, each record)."""
 
-    def __init__(self, repository: Documents) -> None:
+    def __init__(self, repository: Documents, audit: Any = None) -> None:
         self.repository = repository
-        # the documents this thread's feed writes wrote, waiting for their message's Provenance: only
-        # those are pruned (``message_written``) -- a FHIR client may write a Provenance too, and one
-        # shaped as an MDM's (pinning a later version of the document) must not delete its text
+        self.audit = audit  # the signed audit log (``AuditLog.record``): an edit's deletions are recorded
+        # the edits this thread's feed writes stated, by document id: (its number, the paragraphs it
+        # carried); set by the document's statement (which alone knows the writer) for the write hook
+        # of the version it stated, and cleared by any other writer's statement of that document
         self._local = threading.local()
 
-    def _fed(self) -> dict[str, int]:
-        """"DocumentReference/<id>" -> how many of this thread's feed writes of it await their
-        Provenance (a batch of messages files them after all its writes)."""
-        fed: dict[str, int] | None = getattr(self._local, "fed", None)
-        if fed is None or len(fed) >= _FED_KEPT:
-            fed = self._local.fed = {}
-        return fed
+    def _edits(self) -> dict[str, tuple[str, frozenset[str]]]:
+        edits: dict[str, tuple[str, frozenset[str]]] | None = getattr(self._local, "edits", None)
+        if edits is None or len(edits) >= _EDITS_KEPT:
+            edits = self._local.edits = {}
+        return edits
 
     def written(self, document: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The write hook of a DocumentReference (twentieth round, mdmmend20): the document's write
-        owns its stored text (every Observation naming it in ``derivedFrom``), in its write group.
+        """The write hook of a DocumentReference: the document's write owns its stored text (every
+        Observation naming it in ``derivedFrom``), in its write group.
 
-        Raised: a version labelled higher than the one it replaces gives its text that label. The
-        mark labels the text only when the text itself is written, so a document raised to V by a
-        FHIR client's PUT, or by an edit (T08) that did not resend every paragraph, left the text it
-        did not write readable to those a V withholds the document from. Only a rise: a lowered
-        document keeps its text's label (the text is lowered by a PUT of the text, explicit).
+        Edited (twenty-second round, docs22): when the version is the HL7 feed's edit of the document
+        under its stored number (T08, or a T10 under that number: ``_REPLACING``, noted by
+        ``replayed`` for this very document), the converter's paragraphs of that document the edit did
+        not carry are deleted, their versions kept (410; ``_history`` for those who may read them).
+        "The converter's paragraph of that document" is read from one mark alone, the
+        ``PARAGRAPH_SYSTEM`` identifier naming the document's sender and number (``paragraph_of``),
+        which no FHIR client can write (``refuse_feed_marks``): a clinician's note, a lab result
+        naming the document, a paragraph a client rewrote (without the mark) are never candidates,
+        whatever their subject, performer, content or ``derivedFrom``; nor is anything when the edit
+        carried no paragraph (a PDF alone: its content is not paragraphs to compare). Each deletion is
+        recorded in the audit log (action delete, the sending institution as requestor).
 
-        Edited (a T08 carrying fewer paragraphs): mdmmend20 deleted the feed's copies of the
-        paragraphs the new content no longer held; its review found the test of "the feed's copy"
-        (subject, custodian as performer, one ``derivedFrom``) also deleted a clinician's own note,
-        non-text results (ST, not in the text content) and -- the hook runs unscoped -- V text a
-        clinician's PUT of the document could not read. Withdrawn: a paragraph an edit removed stays
-        (labelled as the document, never lowered), a known limit rather than a deletion that
-        cannot tell a copy from a record (the lead).
-        """
+        Raised: a version labelled higher than the one it replaces gives its remaining text that
+        label (mdmmend20): the mark labels the text only when the text itself is written. Only a
+        rise: a lowered document keeps its text's label (the text is lowered by a PUT of the text)."""
+        edit = (self._edits().pop(document["id"], None)
+                if document_event(document) in _REPLACING and previous is not None else None)
+        gone: set[str] = set()
+        if edit is not None and edit[0] == str((document.get("masterIdentifier") or {}).get("value") or ""):
+            gone = self._prune(document, edit[1])
         if _rank(document) <= _rank(previous):
             return []
         for text in self._texts(document):
-            self._raised(text, document)
+            if f"Observation/{text['id']}" not in gone:
+                self._raised(text, document)
         return []
 
     def replayed(self, document: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
-        """The statement of a DocumentReference a feed writes: an original (T02) arriving after a
-        later message about the same document (T04, T06, T08, T10: ``_LATER``) is refused, AE at MSH-9.2 (twenty-first round, docs21). An original is older than
-        any change of it (HL7 v2.5 ch. 9), so a replayed T02 -- a sender's queue resent after an
-        outage -- took the document and its text back to before the edit, last writer winning (the
-        probes' two messages share MSH-7 and TXA-4: only the event tells them apart). Refused rather
-        than answered AA and dropped: nothing of the message can be stored without taking something
-        back (its text is keyed by the document, its label would be judged against the edit's), an AA
-        would tell the sender it was, and the raw message is kept (``/admin/messages``) with the reason.
-        Only the MDM feed's writes are judged: a FHIR client states the whole document (lowering,
-        correcting), the patient index relinks its subject."""
+        """The statement of every DocumentReference write (it alone is told the writer).
+
+        The converter's hand-over (``DOCUMENT_TEXT`` extensions: the paragraphs the message carried)
+        is taken off the version here, whoever writes: it is never stored. For the MDM feed's edit of a
+        stored document (``_REPLACING``) it is noted for the write hook (``written``) of this version;
+        any other write of the document clears what was noted for it (a refused feed write's note
+        cannot be used by a client's PUT).
+
+        And an original (T02) arriving after a later message about the same document (T04, T06, T08,
+        T10: ``_LATER``) is refused, AE at MSH-9.2 (twenty-first round, docs21): an original is older
+        than any change of it (HL7 v2.5 ch. 9), so a replayed T02 -- a sender's queue resent after an
+        outage -- took the document and its text back to before the edit, last writer winning. Refused
+        rather than answered AA and dropped: nothing of the message can be stored without taking
+        something back, an AA would tell the sender it was, and the raw message is kept
+        (``/admin/messages``) with the reason. Only the MDM feed's writes are judged: a FHIR client
+        states the whole document (lowering, correcting), the patient index relinks its subject."""
+        carried = frozenset(str((e.get("valueReference") or {}).get("reference") or "")
+                            for e in document.get("extension") or ()
+                            if isinstance(e, dict) and e.get("url") == DOCUMENT_TEXT)
+        if carried:
+            kept = [e for e in document["extension"] if not (isinstance(e, dict) and e.get("url") == DOCUMENT_TEXT)]
+            document = {k: v for k, v in document.items() if k != "extension"}
+            if kept:
+                document["extension"] = kept
+        edits = self._edits()
+        edits.pop(str(document.get("id")), None)
         if writer != _FEED:  # a FHIR client states the whole document; the patient index relinks it
             return document
         now, before = document_event(document), document_event(previous)
+        number = str((document.get("masterIdentifier") or {}).get("value") or "")
         if previous is not None and now in _ORIGINALS and before in _LATER:
-            number = (document.get("masterIdentifier") or {}).get("value") or document.get("id")
             raise HL7Error(
-                f"MDM^{now} is the original of document {number!r}, which a later MDM^{before} already "
-                f"changed: an original is older than any change of it and would take the document back; "
-                f"not applied (the stored document stays as MDM^{before} left it)",
+                f"MDM^{now} is the original of document {number or document.get('id')!r}, which a later "
+                f"MDM^{before} already changed: an original is older than any change of it and would take "
+                f"the document back; not applied (the stored document stays as MDM^{before} left it)",
                 segment="MSH", sequence=1, field=9, component=2, code=DUPLICATE_KEY_IDENTIFIER)
-        if now in _CONTENT_EVENTS:
-            fed = self._fed()
-            ref = f"{_DOCUMENT}{document['id']}"
-            fed[ref] = fed.get(ref, 0) + 1
+        if previous is not None and now in _REPLACING and number and carried - {""}:
+            edits[str(document["id"])] = (number, carried - {""})
         return document
 
-    def message_written(self, provenance: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The write hook of a Provenance: when the feed's MDM carrying a document's content is filed
-        (its Provenance names, version by version, what the message stored), the paragraphs the
-        converter made from an EARLIER version of that document and that this message did not write
-        are deleted, their versions kept (twenty-first round, docs21).
-
-        T08 "the original document is edited" carries the whole edited text (v2.5 ch. 9): a paragraph
-        the edit removed was still searched and read as the document's text. Which records are such
-        paragraphs is read from the converter's own records, not guessed from content or
-        ``derivedFrom`` (mdmmend20's test by subject, performer and content also deleted a clinician's
-        note, ST results and text it could not read -- withdrawn): an Observation naming the document
-        whose CURRENT version an earlier feed message about the document filed (its signed
-        Provenance pins ``Observation/<id>/_history/<n>`` beside ``DocumentReference/<id>/_history/<m>``,
-        m lower than this message's). A clinician's note (never in a feed's Provenance), a text a FHIR
-        client rewrote since (its current version is the client's), one this message wrote or left
-        unchanged (pinned by it), and a paragraph a later message of the same batch wrote again (pinned
-        at a later version of the document) are kept. Deleted rather than ``entered-in-error``: the
-        paragraph was right for its version of the document, which keeps it (the document's
-        ``_history``, and the paragraph's own, 410 on read); entered-in-error says a record should never
-        have existed, and R4 gives an Observation no ``superseded``. A labelled one stays withheld
-        (the deleted-labels ledger). A message that wrote no paragraph of the document (an edit
-        sending a PDF alone) judges nothing: its content is not text to compare (review of mdmmend20). Only MDM content events (T02/T04/T06/T08/T10) from the feed, for a
-        document the feed wrote on this thread (``replayed`` notes it): a FHIR PUT of the document
-        deletes nothing, nor does a Provenance a FHIR client writes in an MDM's shape."""
-        if not _a_document_message(provenance):
-            return []
-        fed = getattr(self._local, "fed", None)
-        if not fed:
-            return []  # no feed wrote a document on this thread: a FHIR client's Provenance prunes nothing
-        pinned = _pinned(provenance)
-        for ref, version in pinned.items():
-            if ref.startswith(_DOCUMENT) and version is not None and ref in fed:
-                fed[ref] -= 1
-                if fed[ref] <= 0:
-                    del fed[ref]
-                self._prune(ref, version, pinned)
-        return []
-
-    def _prune(self, document: str, version: int, pinned: dict[str, int | None]) -> None:
-        found = self._texts({"id": document[len(_DOCUMENT):]})
-        texts = [t for t in found if f"Observation/{t['id']}" not in pinned]
-        if not texts or len(texts) == len(found):
-            return  # nothing left out, or a message that wrote no text of it (a PDF alone: not judged)
-        filed: dict[tuple[str, int], int] = {}  # (paragraph, its version) -> the latest document version filed with it
-        for earlier in self._all("Provenance", [("target", document)]):
-            if not _a_document_message(earlier):
+    def _prune(self, document: dict[str, Any], carried: frozenset[str]) -> set[str]:
+        """Delete the converter's paragraphs of ``document`` that its edit did not carry; the
+        references deleted."""
+        gone: list[tuple[str, dict[str, Any]]] = []
+        for text in self._texts(document):
+            ref = f"Observation/{text['id']}"
+            if ref in carried or not paragraph_of(text, document):
                 continue
-            theirs = _pinned(earlier)
-            at = theirs.get(document)
-            if at is None:
-                continue
-            for ref, v in theirs.items():
-                if v is not None and ref.startswith("Observation/"):
-                    filed[(ref, v)] = max(filed.get((ref, v), 0), at)
-        for text in texts:
-            current = str((text.get("meta") or {}).get("versionId") or "")
-            made = filed.get((f"Observation/{text['id']}", int(current))) if current.isdigit() else None
-            if made is not None and made < version:
-                self.repository.delete("Observation", text["id"])
+            self.repository.delete("Observation", text["id"])
+            gone.append((ref, text))
+        if gone:
+            self._audited(document, gone)
+        return {ref for ref, _ in gone}
+
+    def _audited(self, document: dict[str, Any], gone: list[tuple[str, dict[str, Any]]]) -> None:
+        """The edit's deletions in the signed audit log, as a DELETE over the API is (action delete):
+        the sending institution as requestor (a message's import names it so), the patient, each
+        paragraph's deleted version, and the document version whose edit left it out."""
+        if self.audit is None:
+            return
+        from engine.audit.events import INSTITUTION, now_instant, patients_of
+        from engine.audit.record import facts
+
+        master = str((document.get("masterIdentifier") or {}).get("system") or "")
+        sender = master[len(_DOCUMENT_SYSTEM):] if master.startswith(_DOCUMENT_SYSTEM) else "?"
+        version = str((document.get("meta") or {}).get("versionId") or "")
+        patients = list(dict.fromkeys(p for _, text in gone for p in patients_of(text)))
+        self.audit.record(facts(
+            action="delete", recorded=now_instant(), start=None, outcome="0",
+            desc=f"MDM^{document_event(document)} edit of document {(document.get('masterIdentifier') or {}).get('value')!r} "
+                 "no longer carries these paragraphs",
+            requestor=(INSTITUTION, sender or "?", None, None, None, None, None, None), origin=self.audit.origin,
+            patients=patients, resources=[ref for ref, _ in gone],
+            detail={"document": f"{_DOCUMENT}{document['id']}" + (f"/_history/{version}" if version else ""),
+                    "reason": "paragraph-left-out-by-edit"}))
 
     def _raised(self, text: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
         raised = carried(text, [text, document])

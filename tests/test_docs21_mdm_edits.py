@@ -79,6 +79,11 @@ def test_an_edit_deletes_the_dropped_paragraph_and_keeps_notes_and_rewritten_tex
     made = fhir.post("/fhir/Observation", json=note, headers={"Authorization": f"Bearer {token}"})
     assert made.status_code == 201, made.text
     fixed = {**{k: v for k, v in c.items() if k != "meta"}, "valueString": "丙（病案室更正）"}
+    # the paragraph identifier is the feed's (docs22): a PUT carrying it is refused, one leaving it out
+    # is the office's own record, which no edit removes
+    kept = fhir.put(f"/fhir/Observation/{c['id']}", json=fixed, headers=_office(engine))
+    assert kept.status_code == 422 and kept.json()["resourceType"] == "OperationOutcome", kept.text
+    fixed.pop("identifier")
     assert fhir.put(f"/fhir/Observation/{c['id']}", json=fixed, headers=_office(engine)).status_code == 200
     assert [ack_code_of(x) for x in send(engine, mdm_many("R2", "T08", "", ["甲（改）"], number="DOC-R"))] == ["AA"]
     assert fhir.get(f"/fhir/Observation/{a['id']}").json()["valueString"] == "甲（改）"

@@ -229,7 +229,8 @@ def test_a_bundle_editing_text_then_document_keeps_the_new_text(engine: Engine, 
     assert [ack_code_of(a) for a in send(engine, mdm("T1", "T02", "", "原段落", number="DOC-T"))] == ["AA"]
     (doc,) = written(engine, fhir, "T1", "DocumentReference")
     (text,) = written(engine, fhir, "T1", "Observation")
-    new_text = {**{k: v for k, v in text.items() if k != "meta"}, "valueString": "更正段落"}
+    # (without the feed's paragraph identifier: no FHIR client writes it, docs22)
+    new_text = {**{k: v for k, v in text.items() if k not in ("meta", "identifier")}, "valueString": "更正段落"}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": new_text, "request": {"method": "PUT", "url": f"Observation/{text['id']}"}},
         {"resource": _edited(doc, "更正段落"), "request": {"method": "PUT", "url": f"DocumentReference/{doc['id']}"}}]}
