@@ -172,3 +172,16 @@ def test_a_document_of_another_sender_under_the_same_number_keeps_its_paragraphs
     assert _alive(fhir, [c, d]) == {c: 200, d: 410}
     marks = {i["system"] for i in fhir.get(f"/fhir/Observation/{c}").json().get("identifier") or ()}
     assert marks == {"urn:huren:document-paragraph:FNZYY"}, marks
+
+
+def test_an_edit_posted_over_http_deletes_the_paragraph_it_left_out(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The same through POST /hl7v2 (the interface engine's token): the statement that notes the edit and
+    the hook that deletes run for the HTTP channel as for MLLP."""
+    sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c"),
+              "Content-Type": "x-application/hl7-v2+er7"}
+    for message in (mdm_many("HT1", "T02", "", ["甲", "乙"], number="DOC-HT"),
+                    mdm_many("HT2", "T08", "", ["甲（改）"], number="DOC-HT")):
+        answer = fhir.post("/hl7v2", content=message, headers=sender)
+        assert answer.headers["x-hl7-ack-code"] == "AA", answer.text
+    a, b = _ids(engine, "HT1")
+    assert _alive(fhir, [a, b]) == {a: 200, b: 410}
