@@ -259,11 +259,14 @@ class DocumentLabels:
                 continue
             self.repository.delete("Observation", text["id"])
             gone.append((ref, text))
-        if gone:
-            self._audited(document, gone)
+        # a labelled (R, V) paragraph's deletion names no patient, as a DELETE over the API names none: the
+        # resident's audit view would otherwise show a deletion on a record they were never shown
+        for part in ([g for g in gone if not _rank(g[1])], [g for g in gone if _rank(g[1])]):
+            if part:
+                self._audited(document, part, named=not _rank(part[0][1]))
         return {ref for ref, _ in gone}
 
-    def _audited(self, document: dict[str, Any], gone: list[tuple[str, dict[str, Any]]]) -> None:
+    def _audited(self, document: dict[str, Any], gone: list[tuple[str, dict[str, Any]]], *, named: bool) -> None:
         """The edit's deletions in the signed audit log, as a DELETE over the API is (action delete):
         the sending institution as requestor (a message's import names it so), the patient, each
         paragraph's deleted version, and the document version whose edit left it out."""
@@ -275,7 +278,7 @@ class DocumentLabels:
         master = str((document.get("masterIdentifier") or {}).get("system") or "")
         sender = master[len(_DOCUMENT_SYSTEM):] if master.startswith(_DOCUMENT_SYSTEM) else "?"
         version = str((document.get("meta") or {}).get("versionId") or "")
-        patients = list(dict.fromkeys(p for _, text in gone for p in patients_of(text)))
+        patients = list(dict.fromkeys(p for _, text in gone for p in patients_of(text))) if named else []
         self.audit.record(facts(
             action="delete", recorded=now_instant(), start=None, outcome="0",
             desc=f"MDM^{document_event(document)} edit of document {(document.get('masterIdentifier') or {}).get('value')!r} "

@@ -185,3 +185,29 @@ def test_an_edit_posted_over_http_deletes_the_paragraph_it_left_out(engine: Engi
         assert answer.headers["x-hl7-ack-code"] == "AA", answer.text
     a, b = _ids(engine, "HT1")
     assert _alive(fhir, [a, b]) == {a: 200, b: 410}
+
+
+def test_the_deletion_of_a_v_paragraph_is_audited_without_showing_the_resident(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """A V document's edit drops a paragraph: the signed log has the delete; the resident's audit view
+    (``AuditEvent?patient=``) shows no deletion on a record they were never shown -- an unlabelled
+    document's deletion is shown to them."""
+    from tests.test_mdm20_document_label import _readers
+
+    def deletes(headers: dict[str, str], patient: str) -> int:
+        got = fhir.get(f"/fhir/AuditEvent?patient={patient}&_count=100", headers=headers)
+        assert got.status_code == 200, got.text
+        return sum(1 for e in got.json().get("entry") or ()
+                   if any(s.get("code") == "delete" for s in e["resource"].get("subtype") or ()))
+
+    for number, label in (("DOC-AV", "V"), ("DOC-AU", "")):
+        before = len(engine.audit.events())
+        assert _acks(engine, mdm_many(f"{number}1", "T02", label, ["甲", "乙（诊断）"], number=number),
+                     mdm_many(f"{number}2", "T08", "", ["甲"], number=number)) == ["AA", "AA"]
+        _, b = _ids(engine, f"{number}1")
+        logged = [e for e in engine.audit.events()[before:]
+                  if any(s.get("code") == "delete" for s in e.get("subtype") or ())]
+        assert len(logged) == 1 and f"Observation/{b}" in str(logged[0]), logged
+        (did,) = _ids(engine, f"{number}2", "DocumentReference")
+        patient = fhir.get(f"/fhir/DocumentReference/{did}", headers=_office(engine)).json()["subject"]["reference"]
+        resident = _readers(engine, patient.split("/", 1)[1])["resident"]
+        assert deletes(resident, patient.split("/", 1)[1]) == (0 if label else 1), label
