@@ -95,7 +95,8 @@ def test_an_edit_deletes_the_dropped_paragraph_and_keeps_notes_and_rewritten_tex
 
 
 def test_a_later_edit_in_the_same_batch_that_restores_a_paragraph_keeps_it(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    """One write group: T02 (A, B), T08 (A), T08 (A, B again). The filed Provenances are hooked after
+    """One write group: T02 (A, B), T08 (A), T08 (A, B again). (docs22: the hooks run after all three are
+    stored, the edit noted last is what they judge.) Originally: the filed Provenances are hooked after
     all three are stored; B, pinned by the last edit, is not taken for the first edit's dropped one."""
     outcomes = engine.ingestor.process([
         (mdm_many("B1", "T02", "", ["甲", "乙"], number="DOC-B"), "mllp", "test"),

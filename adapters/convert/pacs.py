@@ -559,7 +559,8 @@ def _document_reference(
                           {"system": f"{PARAGRAPH_SYSTEM}{ctx.urn_code}", "value": f"{number}|{place}"})
             # what this message carried of the document's text, handed to the document's statement
             # (taken off there, never stored): the paragraphs an edit did not carry are not its text
-            doc.setdefault("extension", []).append({"url": DOCUMENT_TEXT, "valueReference": dict(result)})
+            ctx.resources[ref["reference"]].setdefault("extension", []).append(
+                {"url": DOCUMENT_TEXT, "valueReference": dict(result)})
 
 
 def _paragraph_places(ctx: Context, info: dict[str, Any], number: str) -> dict[str, str]:
