@@ -15,6 +15,11 @@ write group's pending one) or the stored one. An addendum or a replacement (TXA-
 A mark rather than a statement: marks already run on every Observation's first version (the
 recognition mark), so an Observation naming no document costs one ``dict.get``; a statement would
 send every laboratory result's first version through the merge path.
+
+And an edit owns the text (twenty-second round, docs22): the converter marks each paragraph it makes
+of a document (``PARAGRAPH_SYSTEM``, which the FHIR API refuses from clients: ``refuse_feed_marks``),
+and the feed's edit of the document (T08, a T10 under its number) deletes the marked paragraphs it no
+longer carries (``DocumentLabels.written``), audited.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Protocol
 
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine.auth.confidentiality import carried, labels
+from engine.errors import Unprocessable
 from engine.merge_rules import API, Stored
 
 _DOCUMENT = "DocumentReference/"
@@ -125,8 +131,6 @@ def refuse_feed_marks(resource: dict[str, Any]) -> None:
     and an edit then leaves it alone."""
     where = feed_marks(resource)
     if where:
-        from engine.errors import Unprocessable  # (engine.errors imports nothing of this module)
-
         raise Unprocessable(
             f"{where[0]}: {PARAGRAPH_SYSTEM}<sender> identifiers (and the {DOCUMENT_TEXT} extension) are the "
             "HL7 feed's own marks of the paragraphs it converted from a document, which an edit of the "
