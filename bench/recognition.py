@@ -4,6 +4,7 @@
     python bench/recognition.py             # 1M results, 100k people
     python bench/recognition.py --full      # 10M results, 100k people, report over ~2M results' flags
     python bench/recognition.py --messages 600   # only the pipeline figures (the write hooks per message)
+    valgrind --tool=callgrind python bench/recognition.py --hook-instructions 200  # the hook's instructions
 
 Results are put straight into the recognition index (the compact collection the check reads),
 in bulk; orders and results whose hook time is measured go through the real repository write
@@ -265,13 +266,78 @@ def pipeline_only(count: int) -> int:
     return 0
 
 
+def hook_instructions(count: int) -> int:
+    """A fixed run for callgrind (``--hook-instructions N``): a fresh store settled as the ingest
+    bench settles it, then ``count`` 12-OBX lab messages in batches of 50; every call of the
+    recognition hook and of its batch scope runs inside a ctypes callback, and nothing else does,
+    so the inclusive cost of ``_CallPythonObject`` in ``callgrind_annotate --inclusive=yes`` is
+    the hook's own instructions (its writes included), free of the load on the machine.
+    Run with ``PYTHONHASHSEED=0``."""
+    import contextlib
+    import ctypes
+
+    from bench.ingest import settle_warm
+
+    box: dict[str, Any] = {}
+
+    def run() -> int:
+        try:
+            box["out"] = box["fn"]()
+        except BaseException as exc:  # noqa: BLE001 -- raised again outside the callback
+            box["exc"] = exc
+        return 0
+
+    trampoline = ctypes.CFUNCTYPE(ctypes.c_int)(run)
+
+    def inside(fn: Any) -> Any:
+        box.clear()
+        box["fn"] = fn
+        trampoline()
+        if "exc" in box:
+            raise box["exc"]
+        return box.get("out")
+
+    with tempfile.TemporaryDirectory() as tmp, \
+            Engine(Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)) as engine:
+        settle_warm(engine, 50)
+        rec, repo, ingestor = engine.recognition, engine.repository, engine.ingestor
+        repo._batch_hooks[:] = [(lambda *a, _h=h, **k: inside(lambda: _h(*a, **k)))
+                                if getattr(h, "__self__", None) is rec else h for h in repo._batch_hooks]
+
+        def scoped(make: Any) -> Any:
+            @contextlib.contextmanager
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                cm = inside(lambda: make(*args, **kwargs))
+                inside(cm.__enter__)
+                try:
+                    yield
+                except BaseException:
+                    exc = sys.exc_info()
+                    inside(lambda: cm.__exit__(*exc))
+                    raise
+                inside(lambda: cm.__exit__(None, None, None))
+            return wrapped
+
+        ingestor.batch_scopes = tuple(scoped(s) if getattr(s, "__self__", None) is rec else s
+                                      for s in ingestor.batch_scopes)
+        messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+        for start in range(0, count, 50):
+            ingestor.process(messages[start : start + 50])
+    print(f"{count} 12-OBX messages through the hook inside _CallPythonObject (read its inclusive Ir)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k results, 10k people")
     ap.add_argument("--full", action="store_true", help="10M results (minutes, several GB of disk)")
     ap.add_argument("--messages", type=int, default=0, metavar="N",
                     help="only the pipeline figures: N 12-OBX messages on a fresh store (seconds)")
+    ap.add_argument("--hook-instructions", type=int, default=0, metavar="N",
+                    help="a fixed run of N lab messages for callgrind: the hook inside _CallPythonObject")
     args = ap.parse_args()
+    if args.hook_instructions:
+        return hook_instructions(args.hook_instructions)
     if args.messages:
         return pipeline_only(args.messages)
     results, people, month = (100_000, 10_000, 200_000) if args.quick else (

@@ -28,11 +28,12 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.audit import record as _record
 from engine.audit.events import OUTCOMES, instant_of, outcome_for_status, worst
 from engine.audit.group_commit import GroupCommitter
 from engine.audit.log import Appended, AuditLog, AuditLogDamaged
 from engine.audit.note import AuditNote
-from engine.audit.record import FORMAT, Facts, Requestor, Sealed, agent_keys, expand, facts, seal
+from engine.audit.record import FORMAT, Facts, Requestor, Sealed, agent_keys, expand, facts
 from engine.audit.segment import SegmentDamaged
 
 log = logging.getLogger(__name__)
@@ -122,50 +123,80 @@ def _requestor_cached(caller: object, client: tuple[str, int] | None) -> tuple[R
     return requestor, keys
 
 
+# (id(caller), address, action, status, outcome, origin) -> (caller, the record's bytes before its
+# instant, from it to ``from``, and ``node`` .. ``out``; the agents' keys): what a record says of
+# the same caller, action and status, serialised once (the same bytes as orjson writes them in the
+# whole record: each value is written alone as orjson writes it in place, and the keys are in RFC
+# 8785's order; tests/test_perfaudit21_template.py compares them over many requests)
+_TEMPLATES: dict[tuple[int, str | None, str, int, str, str], tuple[object, bytes, bytes, bytes, tuple[str, ...]]] = {}
+_TEMPLATES_MAX = 4096
+
+
+def _template(caller: object, client: tuple[str, int] | None, action: str, status: int, outcome: str,
+              origin: str) -> tuple[object, bytes, bytes, bytes, tuple[str, ...]]:
+    requestor, agents = _requestor_cached(caller, client)
+    dumps = orjson.dumps
+    made = (caller, b'{"act":%s,"at":"' % dumps(action),
+            b'","by":%s,"desc":%s,"f":%d' % (dumps(requestor), dumps(f"HTTP {status}"), FORMAT),
+            b',"node":%s,"out":%s,' % (dumps(origin), dumps(outcome)), agents)
+    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+        _TEMPLATES.clear()
+    _TEMPLATES[(id(caller), client[0] if client else None, action, status, outcome, origin)] = made
+    return made
+
+
 def _one_resource(n: AuditNote, caller: object, client: tuple[str, int] | None, status: int, start: str | int,
                   origin: str) -> Sealed:
     """``_facts`` for what nearly every request is: one note naming at most one resource, no query
     or details, not a resident's (their own patients would be marked), written straight to the
-    record's bytes (``record.seal``). ``note`` already made the patients distinct, so only what
-    ``record.facts`` would still change is done here: the resource is not listed when it is one of
-    the patients, and its owners only when it is listed (the test suite compares this with the
-    general path, byte for byte)."""
-    requestor, agents = _requestor_cached(caller, client)
-    patients = n.patient_ids
-    if len(patients) > 1:
-        patients = list(dict.fromkeys(patients))
-    refs = n.references
+    record's bytes (``record.Sealed``) from a template of what the caller, action and status
+    fix. ``note`` already made the patients distinct, so only what ``record.facts`` would still
+    change is done here: the resource is not listed when it is one of the patients, and its owners
+    only when it is listed (the test suite compares this with the general path, byte for byte)."""
     outcome = "0" if status < 400 else ("4" if status < 500 else "8")
     if n.outcome != "0":
         outcome = worst(outcome, n.outcome)
         if outcome not in OUTCOMES:
             outcome = "8"
+    made = _TEMPLATES.get((id(caller), client[0] if client else None, n.action, status, outcome, origin))
+    if made is None or made[0] is not caller:
+        made = _template(caller, client, n.action, status, outcome, origin)
+    patients = n.patient_ids
+    if len(patients) > 1:
+        patients = list(dict.fromkeys(patients))
+    refs = n.references
     now = time_ns() // 1_000_000
     recorded = instant_of(now)
-    doc: dict[str, Any] = {"f": FORMAT, "act": n.action, "at": recorded, "out": outcome, "desc": f"HTTP {status}",
-                           "by": requestor, "node": origin}
+    head = made[1] + recorded.encode() + made[2]  # (an instant is ASCII with nothing JSON escapes)
     if type(start) is int:
         if start != now:
-            doc["from"] = instant_of(start)
+            head += b',"from":"%s"' % instant_of(start).encode()
     elif start and start != recorded:
-        doc["from"] = start
+        head += b',"from":%s' % orjson.dumps(start)
+    rest: dict[str, Any] = {}  # (own, pat, res: RFC 8785's order; the salt is added last)
     if refs:
         ref = refs[0]
         if patients and ref.startswith("Patient/") and ref.split("/_history/")[0][8:] in patients:
             pass  # the resource is one of the patients: named as a patient only
         else:
-            doc["res"] = refs
             whose = n.owners.get(ref)
             if whose:
-                doc["own"] = [(ref, whose)]
+                rest["own"] = [(ref, whose)]
+            if patients:
+                rest["pat"] = patients
+            rest["res"] = refs
     if patients:
-        doc["pat"] = patients
+        if "pat" not in rest:
+            rest["pat"] = patients
         # a tuple of strings: the collector stops tracking it at its first pass, where a list stayed
         # tracked (walked by every collection) until the key indexer took it, up to a second later
-        keys = ("p:" + patients[0], *agents) if len(patients) == 1 else (*("p:" + p for p in patients), *agents)
+        keys = ("p:" + patients[0], *made[4]) if len(patients) == 1 else (*("p:" + p for p in patients), *made[4])
     else:
-        keys = agents
-    return seal(doc, keys, recorded)
+        keys = made[4]
+    # the salt last (``record.seal``'s; looked up in ``record`` at each call: tests fix it), and
+    # ``rest``'s keys were inserted in their sorted order, so orjson writes them as sorted
+    rest["salt"] = _record.new_salt()
+    return Sealed(head, made[3] + orjson.dumps(rest)[1:], keys, recorded)
 
 
 def _facts(scope: Scope, notes: list[AuditNote], status: int | None, start: str, origin: str, error: str | None,

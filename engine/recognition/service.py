@@ -314,9 +314,13 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         nothing more is done for it. The facts of the others are kept for their own call
         (``on_result``), which would read them again. Later versions' entries are read in one query;
         a first version has none (nothing was ever stored under its reference)."""
-        items = self._rules.items
+        rules = self._rules
+        items = rules.items
         facts_of = self._local.facts
         previewed = getattr(self._local, "previewed", False)
+        # the preview's pass-overs (``_not_item``), asked once for the group, not once per result
+        skip = getattr(self._local, "not_items", None) if previewed else None
+        passed = skip.codes if skip is not None and skip.rules is rules else None
         todo: list[int] = []
         asks: list[tuple[str, str, str, str]] = []
         first: list[str] = []
@@ -325,11 +329,16 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         for n, (resource, _) in enumerate(writes):
             rtype = resource.get("resourceType")
             if rtype in RESULT_TYPES:
-                if previewed and self._not_item(resource) and version_of(resource) == 1:
-                    continue  # no recognition item, never indexed: nothing to do (one look-up)
+                first_version = version_of(resource) == 1
+                if passed is not None and first_version:
+                    code = resource.get("code")
+                    seen = passed.get(id(code))
+                    if seen is not None and seen[0] is code and seen[1] is resource.get("performer") \
+                            and seen[2] == rtype:
+                        continue  # no recognition item, never indexed: nothing to do (``_not_item``)
                 facts = self.facts.result(resource, batch=previewed)
                 ref = ref_of(resource)
-                if version_of(resource) == 1:
+                if first_version:
                     if facts is None:
                         continue  # not a recognition result, and never indexed: nothing to do
                     first.append(ref)
