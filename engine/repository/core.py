@@ -44,6 +44,20 @@ def valid_ids(ids: list[str]) -> bool:
     return _IDS.fullmatch(joined) is not None and joined.count("/") == len(ids) - 1
 
 
+class WriteState(threading.local):
+    """A thread's write state: the group waiting for a put, its instant, the hook phase's stage and
+    what it staged, the versions a block knows, the reads cache. The class attributes are the
+    unset state: a thread that never wrote finds ``None`` here rather than a missing attribute,
+    which ``getattr(local, name, None)`` paid for as a formatted ``AttributeError`` raised and
+    caught, several times on every read (twenty-second round)."""
+
+    pending: Any = None
+    instant: Any = None
+    stage: Any = None
+    staged: Any = None
+    known: Any = None
+    reads: Any = None
+
 class RepositoryCore:
     """The state and checks the repository's parts share (see module docstring)."""
 
@@ -86,7 +100,7 @@ class RepositoryCore:
         self._statements: list[Statement] = []
         self._scopes: dict[str, list[frozenset[str] | None]] = {kind: [] for kind in TypeHooks.KINDS}
         self._type_hooks: dict[str, TypeHooks] = {}  # per resource type, picked from the above
-        self._local = threading.local()  # per thread: versions waiting for a group put
+        self._local = WriteState()  # per thread: versions waiting for a group put
         self._clock = VersionClock()  # meta.lastUpdated: strictly increasing per write (group)
 
     @property
