@@ -1100,7 +1100,7 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
                 # names the same actors in the same roles (an unnamed role's who is "": compared by
                 # who alone, ``AIP|2|A||AT`` replaced the anaesthetist slot, ``AIP|1|A|D01|AN`` re-roled
                 # the attending): then it changes nothing; else the stored list is kept and it is said
-                if (mine or change.action == "A") and sorted((who(e), _roles(e)) for e in mine) != sorted((who(stored[i]), _roles(stored[i])) for i in group):
+                if (mine or change.action == "A") and not _same_parts(mine, [stored[i] for i in group], change.action == "X"):
                     what = "an add (A)" if change.action == "A" else "a no change (X)"
                     refused.append((change, f"its set id holds {booked}: {what} under it names another resource "
                                             "or role and cannot be told from a replacement"))
@@ -1193,6 +1193,16 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
                                                        "message's changes to it is taken: a wrong list is worse than none)")
         return None
     return [entry for slot in slots for entry in slot] + added
+
+
+def _same_parts(mine: list[Any], held: list[Any], empty_role_stands: bool) -> bool:
+    """The entries a segment states are those its set id holds: the same actors in the same roles
+    (an X, "no change", that leaves the role empty says nothing of it: any stored role stands)."""
+    if sorted(who(e) for e in mine) != sorted(who(h) for h in held):
+        return False
+    if empty_role_stands:
+        return all(any(who(h) == who(e) and (not _roles(e) or _roles(e) == _roles(h)) for h in held) for e in mine)
+    return sorted((who(e), _roles(e)) for e in mine) == sorted((who(h), _roles(h)) for h in held)
 
 
 def _updated(held: list[Any], mine: list[Any], keep: tuple[str, ...]) -> list[Any] | None:

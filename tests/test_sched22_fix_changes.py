@@ -73,3 +73,13 @@ def test_schedfix22_a_duration_past_ten_years_is_said_and_the_rest_stored(engine
     assert "SCH^1^9" in _text(ack), _text(ack)
     appt = valid(appointment(engine, fhir, "FL1"))
     assert "minutesDuration" not in appt and appt["end"].startswith("2026-12-05T09:00"), _show(appt)
+
+
+def test_schedfix22_an_x_leaving_the_role_empty_changes_nothing_and_is_not_refused(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """``AIP|1|X|D01`` (AIP-4 empty: no change) beside ``AIP|2|A|D05|AN``: the X matches what set id 1
+    holds, so the add is taken and nothing is said of the X."""
+    appt, (_, ack) = _run(engine, fhir, "FX", [f"AIP|1||{D01}|{AT}||20261205083000"],
+                          [f"AIP|1|X|{D01}|||20261205083000", f"AIP|2|A|D05^孙^力^^^^^^FNXRMYY|{AN}||20261205083000"])
+    assert sorted(p["actor"]["display"] for p in _actors(appt, "Practitioner")) == ["孙力", "王明"], (
+        _show(appt["participant"]), _text(ack))
+    assert "AIP^1^1" not in _text(ack), _text(ack)
