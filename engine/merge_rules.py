@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -86,6 +87,9 @@ class Change:
     why: str = ""
     # what the segment states that the list does not carry (a service deleted, AIS-2 D: its concept)
     entries: tuple[Any, ...] = field(default=(), hash=False)  # (dicts: not hashed)
+    # an update's (U) fields left empty -- v2: not present is no change, only ``""`` deletes: the parts
+    # of the stored entry it keeps ("actor" AIP-3 empty, "type" AIP-4 empty, "status" AIP-12 empty)
+    keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1040,16 +1044,19 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
     when the message gives one, or a service's codes), then -- a role booked with no one named --
     by the role. Then by its action code (table 0206):
 
-    - A (add): what the set id holds is replaced only when it is the same resource re-sent (an A
-      under a set id that holds another resource is refused); one found by who it is is replaced
-      (not listed twice); else added;
+    - A (add): under a set id already stored it changes nothing when it names the same actors in
+      the same roles, else it is refused; under a new set id one found by who it is is replaced
+      (not listed twice); else added -- a role booked with no one named is added, never found by
+      its role (a second anaesthetist needed);
     - U (update): what is found is replaced by the segment's entries (``AIP|1|U|D03`` after
-      ``AIP|1||D01``: D03 in D01's place); an update of what is not stored is refused (it cannot
-      be placed);
+      ``AIP|1||D01``: D03 in D01's place), keeping the stored parts its empty fields do not state
+      (``Change.keep``, ``_updated``); an update of what is not stored is refused (it cannot be
+      placed);
     - D (delete): what is found is declined (a participant: its record kept) or taken off (a
       service); a D naming another resource than its set id holds is refused; a D of what is not
       stored takes nothing off (said);
-    - X (no change): what is found stays as stored; else it is added.
+    - X (no change): what is found stays as stored; under a set id holding another resource or
+      role it is refused; what is not stored is not added (said).
 
     Found twice over (a doctor booked in two roles, a D naming him alone beside no set id of his)
     is refused: which entry the sender means is not said. The stored entries no segment finds stay
@@ -1088,17 +1095,24 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
             claimed.update(group)
             held = {w for w in (who(stored[i]) for i in group) if w}
             booked = ", ".join(_label(stored[i]) for i in group)
-            if change.action == "A":
-                if named != held:
-                    refused.append((change, f"its set id holds {booked}: an add (A) under it names another resource "
-                                            "and cannot be told from a replacement"))
-                else:
-                    replace(group, mine)
+            if change.action in ("A", "X"):
+                # an A (or X) under a set id already stored is the same booking re-sent only when it
+                # names the same actors in the same roles (an unnamed role's who is "": compared by
+                # who alone, ``AIP|2|A||AT`` replaced the anaesthetist slot, ``AIP|1|A|D01|AN`` re-roled
+                # the attending): then it changes nothing; else the stored list is kept and it is said
+                if (mine or change.action == "A") and not _same_parts(mine, [stored[i] for i in group], change.action == "X"):
+                    what = "an add (A)" if change.action == "A" else "a no change (X)"
+                    refused.append((change, f"its set id holds {booked}: {what} under it names another resource "
+                                            "or role and cannot be told from a replacement"))
             elif change.action == "U":
+                updated = _updated([stored[i] for i in group], mine, change.keep)
                 if not mine:
                     refused.append((change, f"it states nothing to update {booked} to"))
+                elif updated is None:
+                    refused.append((change, f"its set id holds {booked}, which its empty fields (no change) keep "
+                                            "apart: what each is updated to is not said"))
                 else:
-                    replace(group, mine)
+                    replace(group, updated)
             elif change.action == "D":
                 if named - held:
                     refused.append((change, f"its set id holds {booked}, not "
@@ -1112,7 +1126,7 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
                 for i in group:
                     if not named or who(stored[i]) in named:
                         take_off(i)
-            continue  # X: the stored entries stand
+            continue  # X (its entries as stored): the stored entries stand
         # no entry stored under its set id: each of its entries found by who it is, else by its role
         found: list[tuple[int, Any]] = []
         unfound: list[Any] = []
@@ -1122,6 +1136,10 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
             if whom:
                 candidates = [i for i, s in enumerate(stored) if i not in claimed and who(s) == whom
                               and (not roles or _roles(s) in ("", roles))]
+            elif change.action == "A" and change.key:
+                # an add under a new set id adds a role booked with no one named: found by the role, a
+                # second anaesthetist needed replaced the first
+                candidates = []
             else:  # a role booked with no one named: found by the role
                 candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and roles
                               and _roles(s) == roles]
@@ -1142,7 +1160,14 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
         if problem:
             refused.append((change, problem))
             continue
-        if change.action in ("A", "U"):
+        if change.action == "U" and change.keep:
+            merged = [_updated([stored[i]], [entry], change.keep) for i, entry in found]
+            if any(m is None for m in merged):
+                refused.append((change, "what its empty fields (no change) keep cannot be told"))
+                continue
+            for (i, _), m in zip(found, merged, strict=True):
+                replace([i], m or [])
+        elif change.action in ("A", "U"):
             for i, entry in found:
                 replace([i], [entry])
         elif change.action == "D":
@@ -1154,7 +1179,11 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
         elif change.action == "D" and (unfound or not mine):
             noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
                           + " is not on the booking: nothing is taken off"))
-        elif change.action in ("A", "X"):
+        elif change.action == "X" and (unfound or not mine):
+            # X is "no change": it never adds (a doctor never booked was added, accepted, unsaid)
+            noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
+                          + " is not on the booking: a no change (X) of it adds nothing"))
+        elif change.action == "A":
             added.extend(unfound)
     for change, why in noted:
         _said_change(issues, element, change, why, "")
@@ -1164,6 +1193,53 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
                                                        "message's changes to it is taken: a wrong list is worse than none)")
         return None
     return [entry for slot in slots for entry in slot] + added
+
+
+def _same_parts(mine: list[Any], held: list[Any], empty_role_stands: bool) -> bool:
+    """The entries a segment states are those its set id holds: the same actors in the same roles
+    (an X, "no change", that leaves the role empty says nothing of it: any stored role stands)."""
+    if sorted(who(e) for e in mine) != sorted(who(h) for h in held):
+        return False
+    if empty_role_stands:
+        return all(any(who(h) == who(e) and (not _roles(e) or _roles(e) == _roles(h)) for h in held) for e in mine)
+    return sorted((who(e), _roles(e)) for e in mine) == sorted((who(h), _roles(h)) for h in held)
+
+
+def _updated(held: list[Any], mine: list[Any], keep: tuple[str, ...]) -> list[Any] | None:
+    """An update's (U) entries with the stored parts its empty fields keep (``Change.keep``: v2, an
+    empty field is no change; ``AIP|1|U|D01|||<time>`` erased the attending role and reset the
+    status): the role (type) and, when it names no one (AIP-3 empty), the actor, from what its set
+    id holds; the status only of the same actor re-stated, not declined (a status stored for another
+    actor or a role with no one named is no status of the one it now names). None when the stored
+    entries differ in a part kept and the update cannot be paired with them one to one."""
+    if not keep or not mine:
+        return list(mine)
+    if "actor" in keep:
+        if len(mine) != 1:
+            return None
+        pairs = [(h, mine[0]) for h in held]
+    elif len(held) == len(mine) == 1:
+        pairs = [(held[0], mine[0])]
+    else:
+        parts = {json.dumps({k: h.get(k) for k in keep if k != "status"}, sort_keys=True, default=str)
+                 for h in held if isinstance(h, dict)}
+        if len(parts) > 1:
+            return None
+        pairs = [(held[0], e) for e in mine]
+    out = []
+    for h, e in pairs:
+        if not isinstance(h, dict) or not isinstance(e, dict):
+            return None
+        entry = dict(e)
+        for part in keep:
+            if part == "status":
+                continue
+            if part in h:
+                entry[part] = h[part]
+        if ("status" in keep and "status" in h and h["status"] != "declined" and who(h) and who(entry) == who(h)):
+            entry["status"] = h["status"]
+        out.append(entry)
+    return out
 
 
 def _said_change(issues: list[Issue], element: str, change: Change, why: str, then: str) -> None:

@@ -348,14 +348,17 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     unit = ""
     unit_at: tuple[Segment, int] | None = None
     time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
+    start_at: tuple[Segment, int] | None = None  # where the start was taken from (SCH-11, TQ1-7, AIS-4, ...)
     if sch is not None:
         start, end = sch.value(11, comp=4), sch.value(11, comp=5)
         duration, unit = sch.value(9), sch.value(10)
         unit_at = (sch, 10)
         time_at = (sch, 11)
+        start_at = (sch, 11) if start else None
     if not start and tq1 is not None:
         start, end = tq1.value(7), tq1.value(8)
         time_at = (tq1, 8)
+        start_at = (tq1, 7) if start else None
     if not start:
         # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
         # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
@@ -364,6 +367,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             for s in scope.all(name):
                 if s.value(sf) and (not start or s.value(sf) < start):
                     start = s.value(sf)
+                    start_at = (s, sf)
                     if not duration:
                         duration, unit, unit_at = s.value(df), s.value(uf), (s, uf)
     try:
@@ -397,11 +401,12 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
                               "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
-    if begin is not None and finish is None and time_at is not None:
+    if begin is not None and finish is None and start_at is not None:
         # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
-        # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid
-        at = time_at[0]
-        field_no = 11 if at.name == "SCH" else 7  # SCH-11 (its start component), TQ1-7
+        # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid.
+        # Said where the start came from (SCH-11, TQ1-7, or the AIS-4/AIG-8/AIL-6/AIP-6 it was
+        # taken from: it was said at SCH-11 when SCH-11 was empty)
+        at, field_no = start_at
         ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration to end it; "
                           "an appointment's start and end are stored together, so neither is taken from this "
                           "message (a start and end stored earlier stand)", field_no, code=DATA_TYPE_ERROR))
@@ -430,7 +435,20 @@ def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] |
         return None
     if per_unit is None or amount is None:
         return None
-    return amount * per_unit
+    seconds = amount * per_unit
+    if seconds > _LONGEST:
+        # a 41-digit SCH-9 made ``seconds % 60`` raise decimal.InvalidOperation (AE 207, nothing
+        # stored): no appointment lasts past ten years -- said, and the appointment stored without it
+        if unit_at is not None:
+            at, field_no = unit_at
+            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} is longer than ten years, no "
+                              "appointment's length; no duration or end is taken from it", field_no - 1,
+                              code=DATA_TYPE_ERROR))
+        return None
+    return seconds
+
+
+_LONGEST = Decimal(10 * 366 * 86400)  # ten years in seconds: the longest duration taken
 
 
 _POSITIVE_INT = 2**31 - 1  # R4 positiveInt (minutesDuration)
@@ -481,7 +499,10 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
                 except ValueError:
                     concept = None
                 entries = (concept,) if concept else ()
-            changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries))
+            keep: tuple[str, ...] = ()
+            if action == "U" and s.name in _KEPT:  # its fields left empty: the stored parts it keeps
+                keep = tuple(part for part, field_no in _KEPT[s.name] if not s.field(field_no).strip())
+            changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries, keep))
         ctx.changes(res, element, tuple(changes))
 
 
@@ -493,7 +514,9 @@ def _set_ids_once(res: Resource, element: str, segments: list[Segment], ctx: Con
     for s in segments:
         if s.value(1).strip():
             counts.setdefault((s.name, s.value(1).strip()), []).append(s)
-    twice = {f"{_SET_ID_SYSTEM}{name}-1": set_id for (name, set_id), found in counts.items() if len(found) > 1}
+    # per (segment, set id): a dict by segment kept only the last set id given twice (AIP 1 and 2
+    # each twice left set id 1's entries with it, and a later ``AIP|1|U`` replaced both)
+    twice = {(f"{_SET_ID_SYSTEM}{name}-1", set_id) for (name, set_id), found in counts.items() if len(found) > 1}
     if not twice:
         return
     for (name, set_id), found in counts.items():
@@ -503,12 +526,16 @@ def _set_ids_once(res: Resource, element: str, segments: list[Segment], ctx: Con
     for entry in res.get(element) or ():
         if isinstance(entry, dict) and "extension" in entry:
             entry["extension"] = [e for e in entry["extension"] if not (
-                e.get("url") == SET_ID and twice.get(e["valueIdentifier"]["system"]) == e["valueIdentifier"]["value"])]
+                e.get("url") == SET_ID and (e["valueIdentifier"]["system"], e["valueIdentifier"]["value"]) in twice)]
             if not entry["extension"]:
                 del entry["extension"]
 
 
 _ACTIONS = frozenset({"A", "U", "D", "X"})  # table 0206 segment action codes
+# an update's (U) fields that, left empty (v2: no change; ``""`` deletes), keep the stored part:
+# the resource (AIP-3/AIL-3/AIG-3), a person's role (AIP-4), the resource's own status (AIP-12, ...)
+_KEPT = {"AIP": (("actor", 3), ("type", 4), ("status", 12)), "AIL": (("actor", 3), ("status", 12)),
+         "AIG": (("actor", 3), ("status", 14))}
 _SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the set id's field (``SET_ID``'s identifier system)
 
 
