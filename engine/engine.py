@@ -77,13 +77,11 @@ class Engine:
         # two-way referral: the referral Task's workflow (a write hook) and the per-referral rows
         self.referrals = Referrals.for_engine(self)
         # a document's text (an MDM's OBX Observations) and its addenda carry the document's label as stored
-        labels = DocumentLabels(self.repository, audit=self.audit)
+        labels = DocumentLabels(self.repository)
         self.repository.add_mark(labels.mark, types={"Observation", "DocumentReference"})
-        # and a document's write owns its text: raised, it raises the text it did not write; edited by
-        # the feed (T08), the converter's paragraphs it no longer carries are deleted (``DocumentLabels.written``)
+        # and a document's write owns its text: raised, it raises the text it did not write; edited, the
+        # paragraphs its content no longer holds are no longer its text (``DocumentLabels.written``)
         self.repository.add_write_hook(labels.written, types={"DocumentReference"})
-        # an original after an edit of its document is refused; the edit's paragraphs noted (docs21, docs22)
-        self.repository.add_statement(labels.replayed, types={"DocumentReference"})
         # a record deleted while labelled stays withheld where a search decides from labelled ids (last20a)
         DeletedLabels(self.repository).attach()
         # HL7 v2 ingest: message store + quarantine, the pipeline behind MLLP and POST /hl7v2

@@ -226,67 +226,11 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
                                 f"the shipped rule keeping this confidentiality label against feeds names "
                                 f"{missing}, a source group this site does not define: define it, or name "
                                 f"{rtype}.{element} in the site's merge.yaml (its privacy rule would be lost)")
-        for element in kept.keys() & {e.split(".", 1)[1] for e in private if e.split(".", 1)[0] == rtype}:
-            if element not in (site["resources"].get(rtype) or {}):
-                kept[element] = _covering(kept[element], shipped["sources"], groups)
         if kept:
             resources[rtype] = kept
     for rtype, rules in site["resources"].items():
         resources[rtype] = {**resources.get(rtype, {}), **rules}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
-
-
-def _members(sources: Mapping[str, Any], name: str, seen: frozenset[str] = frozenset()) -> set[str]:
-    """The concrete writers a source group covers (groups may list groups), or {name} for a writer."""
-    if name not in sources or name in seen:
-        return {name}
-    return {w for member in sources[name] or () for w in
-            (_members(sources, member, seen | {name}) if member != name else {member})}
-
-
-def _covering(rule: Mapping[str, Any], shipped: Mapping[str, Any], site: Mapping[str, Any]) -> dict[str, Any]:
-    """A shipped privacy row as it covers the writers it covered as shipped (twenty-first round, docs21).
-
-    The row names groups (``stands: {feed: [V, R]}``); a site defining ``feed`` without MDM (its own
-    ``docs: [MDM]``) kept the row -- the name is known -- but the row no longer covered the document
-    feed: an edit stating U took a V document down, and the load check, reading names only, let it
-    pass (review of mdmmend20). So every writer the shipped group covered and the site's group of that
-    name leaves out is given the group's entry by its own name (asked first: ``MergeRules._ladder``),
-    or, when the site puts it in no group, through ``other`` (where the site's ungrouped writers go;
-    a site leaving ``api`` ungrouped then holds a FHIR client's lowering too -- a label kept, never one
-    lost). The site's own rule for the element, when it names one, is its truth, untouched."""
-    known = set(site) | {w for members in site.values() for w in members or ()}
-    lost: dict[str, list[str]] = {}
-    for name in rule_names(rule):
-        if name in shipped:
-            left = _members(shipped, name) - (_members(site, name) if name in site else set())
-            lost[name] = sorted({w if w in known else OTHER_GROUP for w in left})
-    if not any(lost.values()):
-        return dict(rule)
-
-    def widened(mapping: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(mapping)
-        for name, value in mapping.items():
-            for writer in lost.get(name, ()):
-                out.setdefault(writer, value)
-        return out
-
-    def owners(names: Any) -> list[str]:
-        listed = list(names or ())
-        return listed + [w for n in listed for w in lost.get(n, ()) if w not in listed]
-
-    out = widened({k: v for k, v in rule.items() if k not in _MERGE_ELEMENT["properties"]})
-    out.update({k: v for k, v in rule.items() if k in _MERGE_ELEMENT["properties"]})
-    for part in ("stands", "another", "another_person"):
-        if isinstance(rule.get(part), Mapping):
-            out[part] = widened(rule[part])
-    if rule.get("owner"):
-        out["owner"] = owners(rule["owner"])
-    if rule.get("slices"):
-        out["slices"] = [{**sl, "owner": owners(sl.get("owner")),
-                          **({"modes": widened(sl["modes"])} if isinstance(sl.get("modes"), Mapping) else {})}
-                         for sl in rule["slices"]]
-    return out
 
 
 def rule_names(rule: Mapping[str, Any]) -> set[str]:

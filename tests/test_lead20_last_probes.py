@@ -58,9 +58,8 @@ def test_writer_recreating_a_deleted_v_document_unhides_its_provenance(engine: E
     # a live V record: their PUT over it is 404 ("not theirs to write over"); a deleted V one?
     rtype, rid = w["Observation"].split("/", 1)
     old = fhir.get(f"/fhir/{w['Observation']}/_history/1", headers=hospital).json()
-    # (the feed's paragraph identifier left out: any body carrying it is refused 422 first, docs22)
     put = fhir.put(f"/fhir/{w['Observation']}", headers=clinician, json={
-        **{k: v for k, v in old.items() if k not in ("meta", "identifier")}, "valueString": "x"})
+        **{k: v for k, v in old.items() if k != "meta"}, "valueString": "x"})
     olddoc = fhir.get(f"/fhir/{w['DocumentReference']}/_history/1", headers=hospital).json()
     put2 = fhir.put(f"/fhir/{w['DocumentReference']}", headers=clinician, json={
         k: v for k, v in olddoc.items() if k not in ("meta", "securityLabel")})

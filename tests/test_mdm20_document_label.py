@@ -133,9 +133,8 @@ def test_lowering_is_a_fhir_clients_explicit_put_of_each_record(
     assert again["id"] == text["id"] and _label(again) == {"V"}
     assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 404
     office["Authorization"] = "Bearer " + engine.auth.issue_system_token("records", "system/Observation.u")
-    # (without the feed's paragraph identifier: no FHIR client writes it, docs22)
-    put = fhir.put(f"/fhir/Observation/{text['id']}",
-                   json={k: v for k, v in again.items() if k not in ("meta", "identifier")}, headers=office)
+    put = fhir.put(f"/fhir/Observation/{text['id']}", json={k: v for k, v in again.items() if k != "meta"},
+                   headers=office)
     assert put.status_code == 200, put.text
     assert fhir.get(f"/fhir/Observation/{text['id']}", headers=resident).status_code == 200
     assert [ack_code_of(a) for a in send(engine, mdm("E3", "T08", "", "第三段"))] == ["AA"]

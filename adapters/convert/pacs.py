@@ -13,17 +13,9 @@ from adapters.convert.datatypes import cwe, ndl
 from adapters.convert.engine import apply_table
 from adapters.convert.lis import convert_orders
 from adapters.convert.tables import vocabulary
-from adapters.hl7v2.errors import (
-    APPLICATION_INTERNAL_ERROR,
-    DATA_TYPE_ERROR,
-    SEGMENT_SEQUENCE_ERROR,
-    TABLE_VALUE_NOT_FOUND,
-    UNSUPPORTED_EVENT_CODE,
-    HL7Error,
-)
+from adapters.hl7v2.errors import DATA_TYPE_ERROR, TABLE_VALUE_NOT_FOUND, UNSUPPORTED_EVENT_CODE, HL7Error
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_datetime, to_fhir_instant
-from engine.document_labels import DOCUMENT_EVENT, DOCUMENT_TEXT, PARAGRAPH_SYSTEM
 
 DOCUMENT_FILE_SYSTEM = "urn:huren:document-file:"  # + the sender (TXA-16, a file name unique at its sender)
 _UID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -105,36 +97,9 @@ def convert_document(ctx: Context) -> None:
     with_report = ctx.message.get("OBR") is not None
     convert_orders(ctx, "imaging", with_report=with_report, hook=_document_hook)
     _refuse_without_content(ctx)  # first: a cancel (T11) stating CA is refused as a cancel
-    _refuse_parts(ctx)
     _refuse_unstored_availability(ctx)
     _label_content(ctx)
     _documents_first(ctx)
-
-
-def _refuse_parts(ctx: Context) -> None:
-    """AR for an MDM that is a part of a document, not the document: one continued (HL7 v2.5 2.10.2:
-    DSC-1 names the message that follows, MSH-14 the one continued) or an edit (T08/T10) whose OBX
-    set ids do not run 1, 2, 3... (its first paragraph OBX-1 2: the rest of an edit sent in two). An
-    edit carries the whole edited document (v2.5 ch. 9), and huren replaces the document's text by it
-    (``engine.document_labels``): the first part of a continued edit removed the paragraphs of the
-    second, the second overwrote the first (the review of docs21). huren assembles no continuations."""
-    msh, dsc = ctx.message.get("MSH"), ctx.message.get("DSC")
-    if dsc is not None and dsc.value(1).strip():
-        raise dsc.error("DSC-1 continuation pointer: this MDM is one part of a document sent in several messages; "
-                        "huren does not assemble continued messages and stores a document whole -- send the "
-                        "document in one message", 1, code=APPLICATION_INTERNAL_ERROR, ack_code="AR")
-    if msh is not None and msh.value(14).strip():
-        raise msh.error("MSH-14 continuation pointer: this MDM continues an earlier message; huren does not "
-                        "assemble continued messages -- send the document in one message", 14,
-                        code=APPLICATION_INTERNAL_ERROR, ack_code="AR")
-    if ctx.message.msh.trigger_event not in ("T08", "T10") or ctx.message.get("OBR") is not None:
-        return  # (a report's OBX are numbered per order group)
-    for n, obx in enumerate(ctx.message.all("OBX"), 1):
-        told = obx.value(1).strip()
-        if told and told != str(n):
-            raise obx.error(f"OBX-1 set id {told!r} where the edit's paragraph {n} is: an edit (T08/T10) carries the "
-                            "whole edited document, numbered from 1, and replaces the stored text with it -- this "
-                            "looks like a part of one; not applied", 1, code=SEGMENT_SEQUENCE_ERROR, ack_code="AR")
 
 
 # TXA-19 document availability (HL7 table 0273) that the stored document states: AV "available for
@@ -496,12 +461,6 @@ def _document_reference(
             ident.setdefault("system", f"{DOCUMENT_FILE_SYSTEM}{ctx.urn_code}")
         if txa.value(12):
             doc["masterIdentifier"] = {"system": f"urn:huren:document:{ctx.urn_code}", "value": txa.value(12)}
-        # the MDM event that wrote this version (T02 original, T04 status change, T08 edit, T06/T10 the
-        # original of an addendum or a replacement): an original arriving after an edit of the same
-        # document is older than it and must not take the document back (``engine.document_labels``,
-        # twenty-first round, docs21)
-        if ctx.message.msh.trigger_event:
-            doc["extension"] = [{"url": DOCUMENT_EVENT, "valueCode": ctx.message.msh.trigger_event}]
         # TXA-13: the parent of an addendum (T05/T06) or a replacement (T09/T10), keyed as it was
         # (``doc|<TXA-12>``); the addendum carries its parent's label (``engine.document_labels``)
         relation = (vocabulary(ctx.site, "document_relation_by_event").get(ctx.message.msh.trigger_event)
@@ -542,34 +501,9 @@ def _document_reference(
     # an MDM's results are the document's text: each names it (R4 ``Observation.derivedFrom``) and
     # takes its label as stored after the merge (``engine.document_labels``); an imaging ORU's
     # report document states no label (no TXA) and its results are the report's, as before
-    number = txa.value(12).strip() if txa is not None else ""
-    places = _paragraph_places(ctx, info, number) if number else {}
     for result in info["results"] if txa is not None else ():
         text = ctx.resources.get(result["reference"])
         if text is not None and text.get("resourceType") == "Observation":
             named = text.setdefault("derivedFrom", [])
             if ref not in named:
                 named.append(dict(ref))
-            place = places.get(text["id"])
-            if place is not None:
-                # the converter's own mark of a paragraph of this document (its sender, number, place):
-                # only the feed writes it (the FHIR API refuses it), and an edit of the document (T08)
-                # replaces the paragraphs so marked that it does not carry (``engine.document_labels``)
-                _add_once(text.setdefault("identifier", []),
-                          {"system": f"{PARAGRAPH_SYSTEM}{ctx.urn_code}", "value": f"{number}|{place}"})
-            # what this message carried of the document's text, handed to the document's statement
-            # (taken off there, never stored): the paragraphs an edit did not carry are not its text
-            ctx.resources[ref["reference"]].setdefault("extension", []).append(
-                {"url": DOCUMENT_TEXT, "valueReference": dict(result)})
-
-
-def _paragraph_places(ctx: Context, info: dict[str, Any], number: str) -> dict[str, str]:
-    """Observation id -> its place in the document, for a document's own text (an MDM's OBX with
-    no order, keyed by the document: ``results.document_text_key``): the rest of its key after the
-    document's (the OBX's code and sub-id, and its set id when the code repeats), as stable as the
-    Observation's id, which that key makes."""
-    base = str(info.get("key") or "")
-    if not base.endswith(f"|doc|{number}"):
-        return {}
-    return {ctx.id_for("Observation", key): key[len(base) + 1:]
-            for key in ctx.result_keys.get(base, ()) if key.startswith(f"{base}|")}

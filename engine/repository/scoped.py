@@ -66,7 +66,7 @@ from engine.audit.events import patients_of
 from engine.audit.view import IMPORTS
 from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
-from engine.document_labels import documents_cited, refuse_feed_marks
+from engine.document_labels import documents_cited
 from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
@@ -681,8 +681,6 @@ class ScopedRepository:
         return True
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
-        if new is not None:  # marks only the HL7 feed writes (a document's paragraphs): 422 from any client (docs22)
-            refuse_feed_marks(new)
         if self._bound and self._holds_patients(resource_type) and not any(
                 r is not None and (resource_type, r.get("id")) in self._vouched for r in (new, current)):
             # refused by type, before anything stored is looked at (its label too): whether a record
