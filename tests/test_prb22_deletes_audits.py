@@ -37,6 +37,8 @@ def test_delete_answers_alike_in_status_body_and_headers(engine: Engine, fhir: T
                           ("made up", "DocumentReference/rvprb-no-such-doc")):
             shapes[name] = _shape(fhir.delete(f"/fhir/{ref}", headers=h), ref.split("/", 1)[1])
         assert shapes["withheld"] == shapes["deleted"] == shapes["made up"], (who, shapes)
+        assert shapes["made up"][0] == 404, (who, shapes)  # alike, and as a record not there
+        assert '"code":"not-found"' in shapes["made up"][1], (who, shapes)
         # conditional delete matching nothing is not a 500 and not told apart from one matching a withheld record
         none = fhir.delete("/fhir/DocumentReference", params={"identifier": "rvprb-nothing"}, headers=h)
         assert none.status_code < 500, none.text
@@ -89,3 +91,6 @@ def test_refused_citation_answers_alike_in_body_and_headers_over_http_and_in_a_t
                             _shape(fhir.post("/fhir", json=txn, headers=h), rid),
                             _shape(fhir.post("/fhir/AuditEvent", json=_event(very["Patient"], ref), headers=h), rid)]
         assert shapes["withheld"] == shapes["made up"], (who, shapes)
+        # alike, and each refused as a citation of a record not known (422), not written
+        assert [shape[0] for shape in shapes["made up"]] == [422, 422, 422], (who, shapes)
+        assert all("not known" in shape[1] for shape in shapes["made up"]), (who, shapes)

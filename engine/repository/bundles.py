@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -86,11 +87,14 @@ class Bundles(Writes, Reads):
     ) -> dict[str, Any]:
         mapping: dict[str, str] = {}
         plans: list[dict[str, Any]] = []
+        # a conditional entry's body (and an ifMatch entry's) is judged as it is planned, before the
+        # other entries are: as the transaction would write it (``_provisional``)
+        early = _provisional(entries, self.base_url)
         with self.store.transaction():
-            if access is not None:  # a conditional entry's body is judged as it is planned
-                access.transaction_writes(_put_at_id(entries, self.base_url))
+            if access is not None:
+                access.transaction_writes(early.writes)
             for n, entry in enumerate(entries):
-                plans.append(self._plan(n, entry, mapping, access))
+                plans.append(self._plan(n, entry, mapping, access, early=early))
             self._resolve_conditional_references(plans, mapping, access, touched)
             for plan in plans:
                 if plan.get("resource") is not None:
@@ -233,7 +237,7 @@ class Bundles(Writes, Reads):
 
     def _plan(
         self, n: int, entry: dict[str, Any], mapping: dict[str, str], access: Access | None = None,
-        *, batch: bool = False,
+        *, batch: bool = False, early: _Provisional | None = None,
     ) -> dict[str, Any]:
         """Check one entry and work out its target id (filling ``mapping`` for urn:uuid fullUrls)."""
         where = f"Bundle.entry[{n}]"
@@ -303,14 +307,14 @@ class Bundles(Writes, Reads):
             if access is not None and (plan["if_none_exist"] if method == "POST" else len(parts) != 2 and query):
                 # a conditional entry's body is decided before its search answers anything (a 403
                 # only for a match would tell the caller that someone else's record matches)
-                access.check_write(parts[0], resource, None)
+                access.check_write(parts[0], _as_planned(resource, early), None)
             if method == "POST":
                 match = None
                 if plan["if_none_exist"]:
                     match = self._conditional_match(parts[0], plan["if_none_exist"], f"{where}.request.ifNoneExist",
                                                     access)
                 plan["match"] = match
-                resource["id"] = match["id"] if match else str(uuid.uuid4())
+                resource["id"] = match["id"] if match else (early.ids.get(n) if early else None) or str(uuid.uuid4())
             elif len(parts) == 2:
                 self._check(parts[0], parts[1])
                 if resource.get("id") not in (None, parts[1]):
@@ -321,7 +325,7 @@ class Bundles(Writes, Reads):
                     wanted = parse_etag(plan["if_match"])
                     existing = self.backend.current(parts[0], parts[1])
                     if access is not None:  # the caller's rights before the version (it told of withheld records)
-                        access.check_if_match(parts[0], resource, existing)
+                        access.check_if_match(parts[0], _as_planned(resource, early), existing)
                     if existing is None or existing.deleted or existing.version != wanted:
                         raise PreconditionFailed(
                             f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
@@ -462,20 +466,64 @@ class Bundles(Writes, Reads):
 
 
 
-def _put_at_id(entries: list[dict[str, Any]], base_url: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """The records a transaction's ``PUT [type]/[id]`` entries write, as sent (before planning:
-    what a conditional entry's body is judged by when it is checked before its search)."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in entries:
+@dataclass
+class _Provisional:
+    """What a transaction writes, worked out before its entries are planned: ``ids`` (entry index
+    -> the id a POST entry gets unless its ifNoneExist matches), ``mapping`` (fullUrl -> ``Type/id``)
+    and ``writes`` (record -> body, references rewritten by ``mapping``)."""
+
+    ids: dict[int, str]
+    mapping: dict[str, str]
+    writes: dict[tuple[str, str], dict[str, Any]]
+
+
+def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
+    """The records a transaction's POST and ``PUT [type]/[id]`` entries write, before planning:
+    what a conditional entry's body (``ifNoneExist``, a conditional update) and an ``ifMatch``
+    entry's are judged by when they are checked while planned, before the later entries are. Only
+    PUT-at-id entries counted there, their references not rewritten: a conditional create or an
+    ifMatch PUT citing a POST entry by its absolute fullUrl was refused 422 (a record not known),
+    a resident's conditional AuditEvent naming a note of the same transaction by ``urn:uuid`` 403
+    (a reference that cannot be checked), where the same entries without the condition were written
+    (the review of prb22; twenty-second round, prbfix22). A POST entry keeps the id given here
+    unless its ifNoneExist matches; a conditional update's id is not known before its search."""
+    ids: dict[int, str] = {}
+    mapping: dict[str, str] = {}
+    bodies: dict[tuple[str, str], dict[str, Any]] = {}
+    for n, entry in enumerate(entries):
         request, resource = entry.get("request"), entry.get("resource")
-        if not (isinstance(request, dict) and isinstance(request.get("url"), str) and isinstance(resource, dict)
-                and str(request.get("method", "")).upper() == "PUT"):
+        if not (isinstance(request, dict) and isinstance(request.get("url"), str) and isinstance(resource, dict)):
             continue
+        method = str(request.get("method", "")).upper()
         path, _, query = request["url"].removeprefix(base_url + "/").partition("?")
         parts = [p for p in path.split("/") if p]
-        if len(parts) == 2 and not query and resource.get("resourceType") == parts[0]:
-            out[(parts[0], parts[1])] = {**resource, "id": parts[1]}
-    return out
+        if not parts or resource.get("resourceType") != parts[0]:
+            continue
+        if method == "POST" and len(parts) == 1:
+            ids[n] = rid = str(uuid.uuid4())
+        elif method == "PUT" and len(parts) == 2 and not query:
+            rid = parts[1]
+        else:
+            continue
+        key = (parts[0], rid)
+        if key in bodies:
+            continue  # two entries at one record: the transaction is refused when planned
+        bodies[key] = {**resource, "id": rid}
+        full_url = entry.get("fullUrl")
+        if isinstance(full_url, str) and full_url:
+            mapping[full_url] = f"{parts[0]}/{rid}"
+    writes = {key: _as_planned(body, _Provisional(ids, mapping, {})) for key, body in bodies.items()}
+    return _Provisional(ids, mapping, writes)
+
+
+def _as_planned(resource: dict[str, Any], early: _Provisional | None) -> dict[str, Any]:
+    """A copy of an entry's body with its references to the transaction's entries rewritten as
+    they will be (``_provisional``); the body itself when there is nothing to rewrite."""
+    if early is None or not early.mapping:
+        return resource
+    out = fhirjson.loads(fhirjson.dumps(resource))
+    rewrite_references(out, early.mapping)
+    return out  # type: ignore[no-any-return]
 
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",

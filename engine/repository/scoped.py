@@ -745,6 +745,29 @@ class ScopedRepository:
         held.update({(r["resourceType"], r["id"]): r for r, _ in self.repo.pending()})
         return held
 
+    def _shown_as_written(self, resource: dict[str, Any]) -> bool:
+        """Whether a record the running transaction writes, cited by another of its entries, is one
+        this caller may cite: judged by itself only -- its type's scopes, its labels, the remit, the
+        compartment and the people it names -- never by what it cites in turn, which is checked
+        when its own entry runs (and refuses the whole transaction there). Judged by ``admit``, a
+        Provenance citing the transaction's own flag was refused for what the flag implicates, read
+        from the store: a withheld (or deleted V) record failed the Provenance's entry (entry 0),
+        a made-up one the flag's (entry 1), and for a resident another person's record answered
+        422 where a made-up one answered 403 -- an existence oracle (the review of prb22;
+        twenty-second round, prbfix22)."""
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
+            return False
+        if self._hidden_labels and self._labelled(resource):
+            return False
+        if self._bound and not self._within_remit(resource):
+            return False
+        if self._compartment is None:
+            return True
+        if not self.repo.in_compartment(resource, self._compartment) and not self._reachable(resource):
+            return False
+        return self._names_only_own(resource, written=self._written())
+
     def _cites_only_readable(self, resource_type: str, new: dict[str, Any]) -> None:
         """A caller some labels are withheld from names in ``derivedFrom`` (``relatesTo``) only
         documents it may read: the repository's mark gives the text the document's label, so the
@@ -765,7 +788,7 @@ class ScopedRepository:
         for key in keys:
             rec = found.get(key)
             if key in held:
-                refused = (self.admit(held[key]) is None) if self.confined else self._labelled(held[key])
+                refused = not self._shown_as_written(held[key])
             elif self.confined:
                 # a resident (or family member) cites only what a read shows them: another
                 # person's document was cited (201, carrying its label R into the answer) where a
@@ -807,7 +830,7 @@ class ScopedRepository:
         found = self.repo.backend.current_many([k for k in keys if k not in held])
         for key in keys:
             if key in held:
-                shown = self.admit(held[key]) is not None
+                shown = self._shown_as_written(held[key])
             elif self.confined:
                 shown = self.can_read(*key)
             else:
