@@ -1452,9 +1452,13 @@ class ScopedRepository:
         """A resident updates only a record of theirs that is there: a PUT at another person's was
         404, at a fresh id a create (201) -- and huren's ids derive from the sender's numbers, so
         the answer told which of other people's records exist (twenty-first round, probe21). Both
-        are 404 now; a resident creates with POST. One primary-key read."""
+        are 404 now; a resident creates with POST. One primary-key read. A record of theirs they may
+        not read (their own V document, a relative's R one) answers here too: it passed this check and
+        was refused later as the entry ran, its 404 worded "entry 0 (PUT ...)" where a made-up id's
+        was not (second review of prb22, twenty-second round)."""
         rec = self.repo.backend.current(rtype, rid)
-        if rec is None or rec.deleted or rec.body is None or not self._theirs(fhirjson.loads(rec.body)):
+        if (rec is None or rec.deleted or rec.body is None or not self._theirs(fhirjson.loads(rec.body))
+                or self._withheld_record(rec)):
             raise self.unknown(rtype)
 
     def conditional_update(self, rtype: str, params: Sequence[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
