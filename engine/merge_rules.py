@@ -1107,14 +1107,14 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
                     what = "an add (A)" if change.action == "A" else "a no change (X)"
                     refused.append((change, f"its set id holds {booked}: {what} under it names another resource "
                                             "or role and cannot be told from a replacement"))
-                elif change.action == "A" and "status" not in change.keep:
+                elif change.action == "A" and change.status:
                     # the same people in the same roles re-sent with a status of their own stated
                     # (AIP-12): the status is news of them, taken (it was dropped unsaid); an A that
                     # leaves the status empty changes nothing
                     for i in group:
                         own = [e for e in mine if who(e) == who(stored[i]) and _roles(e) == _roles(stored[i])]
-                        if own and isinstance(own[0], dict) and "status" in own[0] and isinstance(stored[i], dict):
-                            slots[i] = [{**stored[i], "status": own[0]["status"]}]
+                        if own and isinstance(stored[i], dict) and "status" in stored[i]:
+                            slots[i] = [{**stored[i], "status": change.status}]
             elif change.action == "U":
                 updated = _updated([stored[i] for i in group], mine, change.keep)
                 if not mine and change.status and "actor" in change.keep:

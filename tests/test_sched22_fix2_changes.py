@@ -45,3 +45,12 @@ def test_sched22_fix2_a_re_sent_with_no_status_keeps_the_stored_one(engine: Engi
     appt, (_, ack) = _run(engine, fhir, "WD", [f"AIP|1||{D01}|{AT}||{T}||||||Pending"], [f"AIP|1|A|{D01}|{AT}||{T}"])
     assert _status(appt, "王明") == ["tentative"], (_show(appt["participant"]), _text(ack))
     assert "AIP^1" not in _text(ack), _text(ack)
+
+
+def test_sched22_fix2_unknown_status_code_in_a_thinner_u_changes_no_status(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """D01 tentative; ``AIP|1|U|D01|||<t2>||||||Foo`` (a code table 0278 does not name: said, not
+    taken): he stays tentative -- the unknown code is no status, not ``accepted``."""
+    appt, (_, ack) = _run(engine, fhir, "WE", [f"AIP|1||{D01}|{AT}||{T}||||||Pending"],
+                          [f"AIP|1|U|{D01}|||20261205090000||||||Foo"])
+    assert _status(appt, "王明") == ["tentative"], (_show(appt["participant"]), _text(ack))
+    assert "AIP^1^12" in _text(ack), _text(ack)

@@ -510,6 +510,8 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
                 code = s.value(field_no).strip()
                 if code and "status" not in keep:
                     status = next((str(statuses[v]) for v in (code, code.upper(), code.capitalize()) if v in statuses), "")
+                    if not status:  # a code the table does not name: said, not taken -- no change of status
+                        keep += ("status",)
             changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries, keep, status))
         ctx.changes(res, element, tuple(changes))
 
