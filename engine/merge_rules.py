@@ -90,6 +90,9 @@ class Change:
     # an update's (U) fields left empty -- v2: not present is no change, only ``""`` deletes: the parts
     # of the stored entry it keeps ("actor" AIP-3 empty, "type" AIP-4 empty, "status" AIP-12 empty)
     keep: tuple[str, ...] = ()
+    # the status its own status field states (AIP-12, AIL-12, AIG-14 through participation_status),
+    # "" when it states none: a U stating only a status is an update of the status
+    status: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1104,9 +1107,21 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
                     what = "an add (A)" if change.action == "A" else "a no change (X)"
                     refused.append((change, f"its set id holds {booked}: {what} under it names another resource "
                                             "or role and cannot be told from a replacement"))
+                elif change.action == "A" and change.status:
+                    # the same people in the same roles re-sent with a status of their own stated
+                    # (AIP-12): the status is news of them, taken (it was dropped unsaid); an A that
+                    # leaves the status empty changes nothing
+                    for i in group:
+                        own = [e for e in mine if who(e) == who(stored[i]) and _roles(e) == _roles(stored[i])]
+                        if own and isinstance(stored[i], dict) and "status" in stored[i]:
+                            slots[i] = [{**stored[i], "status": change.status}]
             elif change.action == "U":
                 updated = _updated([stored[i] for i in group], mine, change.keep)
-                if not mine:
+                if not mine and change.status and "actor" in change.keep:
+                    # only a status stated (who and role left empty: no change): the status is the update
+                    replace(group, [{**stored[i], "status": change.status} if isinstance(stored[i], dict)
+                                    and "status" in stored[i] else stored[i] for i in group])
+                elif not mine:
                     refused.append((change, f"it states nothing to update {booked} to"))
                 elif updated is None:
                     refused.append((change, f"its set id holds {booked}, which its empty fields (no change) keep "
@@ -1197,7 +1212,10 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
 
 def _same_parts(mine: list[Any], held: list[Any], empty_role_stands: bool) -> bool:
     """The entries a segment states are those its set id holds: the same actors in the same roles
-    (an X, "no change", that leaves the role empty says nothing of it: any stored role stands)."""
+    (an X, "no change", that leaves the role empty says nothing of it: any stored role stands; one
+    that leaves the resource empty says nothing of who: its role, if any, is one stored)."""
+    if empty_role_stands and mine and not any(who(e) for e in mine):
+        return all(not _roles(e) or any(_roles(h) == _roles(e) for h in held) for e in mine)
     if sorted(who(e) for e in mine) != sorted(who(h) for h in held):
         return False
     if empty_role_stands:
@@ -1210,8 +1228,12 @@ def _updated(held: list[Any], mine: list[Any], keep: tuple[str, ...]) -> list[An
     empty field is no change; ``AIP|1|U|D01|||<time>`` erased the attending role and reset the
     status): the role (type) and, when it names no one (AIP-3 empty), the actor, from what its set
     id holds; the status only of the same actor re-stated, not declined (a status stored for another
-    actor or a role with no one named is no status of the one it now names). None when the stored
-    entries differ in a part kept and the update cannot be paired with them one to one."""
+    actor or a role with no one named is no status of the one it now names; a declined person's
+    declined kept: only a stated status changes it). Several people under one set id (AIP-3
+    repeating): each named person paired with his own stored entry (every new entry was paired with
+    the first stored one: the second person's status reset); a person newly named takes only the
+    kept parts all stored entries share. None when the stored entries differ in a part kept and the
+    update cannot be paired with them one to one (a person stored or named twice)."""
     if not keep or not mine:
         return list(mine)
     if "actor" in keep:
@@ -1221,11 +1243,21 @@ def _updated(held: list[Any], mine: list[Any], keep: tuple[str, ...]) -> list[An
     elif len(held) == len(mine) == 1:
         pairs = [(held[0], mine[0])]
     else:
+        whos = [who(e) for e in mine]
+        stored_whos = [who(h) for h in held]
+        if any(w and (whos.count(w) > 1 or stored_whos.count(w) > 1) for w in whos):
+            return None  # a person named or stored twice under the set id: which entry is whose is not said
         parts = {json.dumps({k: h.get(k) for k in keep if k != "status"}, sort_keys=True, default=str)
                  for h in held if isinstance(h, dict)}
-        if len(parts) > 1:
-            return None
-        pairs = [(held[0], e) for e in mine]
+        pairs = []
+        for e, w in zip(mine, whos, strict=True):
+            own = [h for h, sw in zip(held, stored_whos, strict=True) if w and sw == w]
+            if own:
+                pairs.append((own[0], e))
+            elif len(parts) > 1:
+                return None
+            else:
+                pairs.append((held[0], e))
     out = []
     for h, e in pairs:
         if not isinstance(h, dict) or not isinstance(e, dict):
@@ -1236,7 +1268,7 @@ def _updated(held: list[Any], mine: list[Any], keep: tuple[str, ...]) -> list[An
                 continue
             if part in h:
                 entry[part] = h[part]
-        if ("status" in keep and "status" in h and h["status"] != "declined" and who(h) and who(entry) == who(h)):
+        if "status" in keep and "status" in h and who(h) and who(entry) == who(h):
             entry["status"] = h["status"]
         out.append(entry)
     return out

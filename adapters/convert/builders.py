@@ -485,6 +485,7 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
             continue
         changes: list[Change] = []
         seen: set[str] = set()
+        statuses = vocabulary(ctx.site, "participation_status")
         for s in segments:
             set_id = s.value(1).strip()
             key = f"{_SET_ID_SYSTEM}{s.name}-1|{set_id}" if set_id else ""
@@ -500,10 +501,26 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
                     concept = None
                 entries = (concept,) if concept else ()
             keep: tuple[str, ...] = ()
-            if action == "U" and s.name in _KEPT:  # its fields left empty: the stored parts it keeps
-                keep = tuple(part for part, field_no in _KEPT[s.name] if not s.field(field_no).strip())
-            changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries, keep))
+            status = ""
+            if action in ("U", "A") and s.name in _KEPT:  # its fields left empty: the stored parts it keeps
+                # a field of only separators (``^^``) states nothing either: no change (it erased the role)
+                keep = tuple(part for part, field_no in _KEPT[s.name] if _unstated(s, field_no))
+                # the resource's own status as stated: a U stating only it (AIP-3, AIP-4 empty) is an update
+                field_no = dict(_KEPT[s.name])["status"]
+                code = s.value(field_no).strip()
+                if code and "status" not in keep:
+                    status = next((str(statuses[v]) for v in (code, code.upper(), code.capitalize()) if v in statuses), "")
+                    if not status:  # a code the table does not name: said, not taken -- no change of status
+                        keep += ("status",)
+            changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries, keep, status))
         ctx.changes(res, element, tuple(changes))
+
+
+def _unstated(s: Segment, field_no: int) -> bool:
+    """A field left empty -- or sent as separators only (``^^``, ``~``): v2's "no change" (``""``,
+    the null, is stated: it deletes)."""
+    enc = s.enc
+    return not s.field(field_no).strip(enc.component + enc.subcomponent + enc.repetition + " ")
 
 
 def _set_ids_once(res: Resource, element: str, segments: list[Segment], ctx: Context) -> None:
