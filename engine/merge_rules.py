@@ -1049,7 +1049,8 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
 
     - A (add): under a set id already stored it changes nothing when it names the same actors in
       the same roles, else it is refused; under a new set id one found by who it is is replaced
-      (not listed twice); else added -- a role booked with no one named is added, never found by
+      (not listed twice) keeping, as a U does, the stored parts its empty fields do not state (the
+      entry then carries the A's set id); else added -- a role booked with no one named is added, never found by
       its role (a second anaesthetist needed);
     - U (update): what is found is replaced by the segment's entries (``AIP|1|U|D03`` after
       ``AIP|1||D01``: D03 in D01's place), keeping the stored parts its empty fields do not state
@@ -1175,8 +1176,13 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
         if problem:
             refused.append((change, problem))
             continue
-        if change.action == "U" and change.keep:
-            merged = [_updated([stored[i]], [entry], change.keep) for i, entry in found]
+        if change.action in ("A", "U") and change.keep:
+            # found by who it is (no entry under its set id): an A replaces the entry it finds as a U
+            # does, keeping what its empty fields do not state (``AIP|2|A|D01|||<t>`` erased his
+            # attending role; an A with AIP-12 empty reset his tentative to accepted) -- but an A of
+            # one declined adds him back: his declined is not kept (rvrvs22b: the A re-books him)
+            merged = [_updated([stored[i]], [entry], change.keep if change.action == "U" or not _declined(stored[i])
+                               else tuple(k for k in change.keep if k != "status")) for i, entry in found]
             if any(m is None for m in merged):
                 refused.append((change, "what its empty fields (no change) keep cannot be told"))
                 continue
