@@ -162,7 +162,10 @@ def _new_pair(settings: Settings) -> tuple[PublicKey, list[Path]]:
     os.chmod(folder, 0o700)
     private = Ed25519PrivateKey.generate()
     pub = PublicKey(key_hash(name, private.public_key()).hex(), name, private.public_key())
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"{time.time_ns() % 1_000_000_000:09d}"
+    # one clock reading for both parts: read apart, a second could turn between them and a newer
+    # key's name sort before an older one's (seen as a rotated export's keys listed newest first)
+    now = time.time_ns()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now // 1_000_000_000)) + f"{now % 1_000_000_000:09d}"
     priv_path = folder / f"{PREFIX}{stamp}-{pub.key_id}.pem"
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
