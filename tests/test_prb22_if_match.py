@@ -24,20 +24,15 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
+from tests.test_prb22_deletes_audits import _shape
 from tests.test_probe21_derived_writes import _token, _written
 
 __all__ = ["fhir"]
-_VARYING = {"date", "x-request-id", "x-correlation-id", "x-process-time", "content-length"}
 
 
 def _note(patient: str, rid: str) -> dict[str, Any]:
     return {"resourceType": "DocumentReference", "id": rid, "status": "current", "subject": {"reference": patient},
             "content": [{"attachment": {"contentType": "text/plain", "data": "eA=="}}]}
-
-
-def _shape(r: Any, rid: str) -> tuple[Any, ...]:
-    headers = {k.lower(): v for k, v in r.headers.items() if k.lower() not in _VARYING}
-    return r.status_code, r.text.replace(rid, "ID"), sorted(headers.items())
 
 
 def _answers(fhir: TestClient, h: dict[str, str], ref: str, body: dict[str, Any], tag: str) -> list[Any]:

@@ -14,36 +14,13 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
+from tests.test_prb22_deletes_audits import _shape
+from tests.test_prb22_own_entries import _count, _note, _post, _txn
 from tests.test_probe21_audit_writes import _event
 from tests.test_probe21_derived_writes import OTHER, _issue, _provenance, _token, _written
 
 __all__ = ["fhir"]
 U = "urn:uuid:7e1d0c52-0000-4000-8000-0000000000"
-_VARYING = {"date", "x-request-id", "x-correlation-id", "x-process-time", "content-length"}
-
-
-def _note(patient: str, **kw: Any) -> dict[str, Any]:
-    return {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": patient},
-            "content": [{"attachment": {"contentType": "text/plain", "data": "eA=="}}], **kw}
-
-
-def _txn(*entries: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
-
-
-def _post(resource: dict[str, Any], full_url: str | None = None, **request: Any) -> dict[str, Any]:
-    entry = {"resource": resource, "request": {"method": "POST", "url": resource["resourceType"], **request}}
-    return {**entry, "fullUrl": full_url} if full_url else entry
-
-
-def _shape(r: Any, rid: str) -> tuple[Any, ...]:
-    headers = {k.lower(): v for k, v in r.headers.items() if k.lower() not in _VARYING}
-    return r.status_code, r.text.replace(rid, "ID"), sorted(headers.items())
-
-
-def _count(fhir: TestClient, engine: Engine, rtype: str) -> int:
-    hospital = {"Authorization": "Bearer " + engine.auth.issue_system_token("his")}
-    return fhir.get(f"/fhir/{rtype}", params={"_summary": "count"}, headers=hospital).json()["total"]
 
 
 # -- FINDING (HIGH): a Provenance citing the transaction's own flag is judged by what that flag cites,

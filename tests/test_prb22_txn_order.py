@@ -4,8 +4,6 @@ through FastAPI, real tokens, the real store."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,6 +11,7 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
+from tests.test_prb22_own_entries import _note
 from tests.test_probe21_derived_writes import _provenance, _token, _written
 
 __all__ = ["fhir"]
@@ -22,11 +21,6 @@ U1 = "urn:uuid:7b1e5b7c-0000-4000-8000-000000000001"
 def _callers(engine: Engine) -> dict[str, dict[str, str]]:
     return {"clinician": _token(engine, "user", ["user/*.cruds"]),
             "township": _token(engine, "system", ["system/*.cruds"], extra={"institution": "FNYLWSY"})}
-
-
-def _note(patient: str, **kw: Any) -> dict[str, Any]:
-    return {"resourceType": "DocumentReference", "status": "current", "subject": {"reference": patient},
-            "content": [{"attachment": {"contentType": "text/plain", "data": "eA=="}}], **kw}
 
 
 @pytest.mark.parametrize("who", ["clinician", "township"])

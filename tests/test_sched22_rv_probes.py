@@ -3,7 +3,6 @@ Real HL7 bytes over MLLP (``send``), the real store, read back through /fhir."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,32 +12,11 @@ from engine.engine import Engine
 from tests.test_conv20_fidelity import appointment
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu, valid
+from tests.test_sched22_changes import AN, AT, D01, D03, SCH, _actors, _names, _show, _text
 
-SCH = "SCH|AP-{c}|BK-{c}||||||NORMAL|30|min|^^^20261205083000||||||||||||||Booked"
-AT = "AT^主治医师^HL70443"
-AN = "AN^麻醉医师^HL70443"
-D01 = "D01^王^明^^^^^^FNXRMYY"
-D03 = "D03^刘^芳^^^^^^FNXRMYY"
 D05 = "D05^孙^力^^^^^^FNXRMYY"
 D07 = "D07^周^平^^^^^^FNXRMYY"
 D09 = "D09^吴^军^^^^^^FNXRMYY"
-SET_ID = "urn:huren:StructureDefinition:hl7v2-set-id"
-
-
-def _show(x: Any) -> str:
-    return json.dumps(x, ensure_ascii=False)
-
-
-def _text(ack: bytes) -> str:
-    return ack.decode("utf-8", "replace")
-
-
-def _actors(appt: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
-    return [p for p in appt["participant"] if p.get("actor", {}).get("reference", "").startswith(rtype + "/")]
-
-
-def _names(appt: dict[str, Any], status: str = "accepted") -> list[str]:
-    return sorted(p["actor"]["display"] for p in _actors(appt, "Practitioner") if p["status"] == status)
 
 
 def _roles(p: dict[str, Any]) -> list[str]:
