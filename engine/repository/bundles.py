@@ -250,11 +250,7 @@ class Bundles(Writes, Reads):
         for name in ("ifMatch", "ifNoneMatch", "ifNoneExist", "ifModifiedSince"):
             if name in request and not isinstance(request[name], str):  # a number here was a 500
                 raise BadRequest(f"{where}: request.{name} must be a string", expression=[f"{where}.request.{name}"])
-        url = request["url"]
-        if self.base_url and url.startswith(self.base_url + "/"):
-            url = url[len(self.base_url) + 1 :]
-        path, _, query = url.partition("?")
-        parts = [p for p in path.split("/") if p]
+        url, path, query, parts = _target(request["url"], self.base_url)
         kind = interaction(method, parts)
         plan: dict[str, Any] = {"n": n, "method": method, "url": url, "path": parts, "query": query,
                                 "kind": kind, "resource": None, "if_match": request.get("ifMatch"),
@@ -495,8 +491,7 @@ def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
         if not (isinstance(request, dict) and isinstance(request.get("url"), str) and isinstance(resource, dict)):
             continue
         method = str(request.get("method", "")).upper()
-        path, _, query = request["url"].removeprefix(base_url + "/").partition("?")
-        parts = [p for p in path.split("/") if p]
+        _, _, query, parts = _target(request["url"], base_url)
         if not parts or resource.get("resourceType") != parts[0]:
             continue
         if method == "POST" and len(parts) == 1:
@@ -514,6 +509,15 @@ def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
             mapping[full_url] = f"{parts[0]}/{rid}"
     writes = {key: _as_planned(body, _Provisional(ids, mapping, {})) for key, body in bodies.items()}
     return _Provisional(ids, mapping, writes)
+
+
+def _target(url: str, base_url: str) -> tuple[str, str, str, list[str]]:
+    """An entry's ``request.url`` relative to the server's base, its path, its query and the path's
+    parts: how ``_plan`` reads an entry, and ``_provisional`` before it."""
+    if base_url and url.startswith(base_url + "/"):
+        url = url[len(base_url) + 1 :]
+    path, _, query = url.partition("?")
+    return url, path, query, [p for p in path.split("/") if p]
 
 
 def _as_planned(resource: dict[str, Any], early: _Provisional | None) -> dict[str, Any]:
