@@ -301,6 +301,10 @@ def ingest_storage(count: int, batch: int = 50) -> None:
           + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()))
     print("    index rows/msg by resource type and parameter (the enabled list decides them): "
           + ", ".join(f"{k} {v:.1f}" for k, v in replay["rows"].items() if v >= 0.95))
+    hashed = sum(v for k, v in replay["new keys"].items() if not k.endswith("(by rid)"))
+    print(f"    equality values new to the store/msg (hashed: {hashed:.1f}, each a random ix_hash page once the index "
+          "outgrows a batch; by rid: appended): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in replay["new keys"].items() if v >= 0.1))
 
 
 def _wal_pages(wal: Path, page_size: int) -> list[int]:
@@ -466,6 +470,7 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
     hashers are the run's (``hashers``), warm as they were at its end."""
     from collections import Counter
 
+    from engine.repository.sqlite_rows import BY_TARGET
     from engine.repository.sqlite_store import SqliteStore
 
     best: dict[str, float] = {}
@@ -507,6 +512,11 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
         store.close()
     rows: Counter[str] = Counter()
     size: Counter[str] = Counter()
+    # equality values new to the store (first met in the run): each an ``ix_hash`` key of its own,
+    # which lands on a page of its own once the index outgrows what a batch touches; a by-target
+    # parameter's reference to a non-Patient resource is keyed by the target's rid (appended)
+    seen: set[tuple[str, ...]] = set()
+    new: Counter[str] = Counter()
     for call in puts:
         for rec, index, _prev in call:
             size["bodies"] += len(rec.body or b"")
@@ -519,10 +529,18 @@ def _replay(puts: list[Any], params: Any, indexer: Any, path: Path, count: int, 
                     if kind == "refs" and row[0] in narrowed and narrowed[row[0]][1] == row[1]:
                         continue  # kept once, under the wider parameter
                     rows[f"{rec.type}.{row[0]}"] += 1
+                    if kind in ("tokens", "refs", "uris"):
+                        key = (rec.type, kind, *map(str, row))
+                        if key not in seen:
+                            seen.add(key)
+                            by_rid = (kind == "refs" and row[0] in BY_TARGET.get(rec.type, ())
+                                      and row[1] != "Patient")
+                            new[f"{rec.type}.{row[0]}" + (" (by rid)" if by_rid else "")] += 1
     ordered = sorted(best.items(), key=lambda kv: -kv[1] if kv[0] != "put in all" else float("inf"))
     return {"cpu": dict(ordered), "calls": len(puts) / count, "statements": statements / count,
             "bytes": {k: v / count for k, v in size.items()},
-            "rows": {k: v / count for k, v in rows.most_common()}}
+            "rows": {k: v / count for k, v in rows.most_common()},
+            "new keys": {k: v / count for k, v in new.most_common()}}
 
 
 def fhirjson_dumps(value: Any) -> bytes:
