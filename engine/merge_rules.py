@@ -1036,184 +1036,252 @@ def _declined(entry: Any) -> bool:
     return isinstance(entry, dict) and entry.get("status") == "declined"
 
 
+@dataclass(slots=True)
+class Finding:
+    """Where one segment's entries stand among the stored ones (``Matcher.find``):
+
+    - ``by`` "set id": its set id holds ``held`` (stored indexes; the declined ones only when it
+      holds no other, and never for an A);
+    - ``by`` "who": nothing is stored under its set id; ``pairs`` are the stored entries found by
+      who (or, a role booked with no one named, by the role) with the segment's entry naming each,
+      ``unfound`` its entries found nowhere;
+    - ``ambiguous``: why it cannot be matched without a guess (the stored list is then kept)."""
+
+    by: str
+    held: list[int] = field(default_factory=list)
+    pairs: list[tuple[int, Any]] = field(default_factory=list)
+    unfound: list[Any] = field(default_factory=list)
+    ambiguous: str = ""
+
+
+class Matcher:
+    """Finds, segment by segment of one message, the stored entries of a list each segment names:
+    by its set id first (``SET_ID``: every entry it stated, AIP-3 repeating), then by who its
+    entries are (``who``: the actor, with its role when the message gives one, or a service's
+    codes), then -- a role booked with no one named -- by the role. An entry one segment found is
+    not found again by another (``claimed``)."""
+
+    def __init__(self, stored: list[Any], incoming: list[Any]) -> None:
+        self.stored = stored
+        self.stated: dict[str, list[Any]] = {}
+        for entry in incoming:
+            self.stated.setdefault(set_key(entry), []).append(entry)
+        self.claimed: set[int] = set()
+
+    def entries(self, change: Change) -> list[Any]:
+        """What the segment states: the incoming entries carrying its set id, else its own (an AIS D)."""
+        return (self.stated.get(change.key, []) if change.key else []) or list(change.entries)
+
+    def find(self, change: Change, mine: list[Any]) -> Finding:
+        by_set = [i for i, entry in enumerate(self.stored) if change.key and set_key(entry) == change.key]
+        held = [i for i in by_set if not _declined(self.stored[i])] or (by_set if change.action != "A" else [])
+        if held:
+            if self.claimed.intersection(held):
+                return Finding("set id", held, ambiguous="its set id names entries another segment of the message also names")
+            self.claimed.update(held)
+            return Finding("set id", held)
+        return self._by_who(change, mine)
+
+    def _by_who(self, change: Change, mine: list[Any]) -> Finding:
+        found = Finding("who")
+        for entry in mine:
+            candidates = self._candidates(change, entry)
+            if len(candidates) > 1 and any(self.stored[i] != self.stored[candidates[0]] for i in candidates):
+                found.ambiguous = (f"{_label(entry)} is booked {len(candidates)} times (no entry is stored under its "
+                                   "set id): which one it means is not said")
+                return found
+            if candidates:
+                self.claimed.add(candidates[0])
+                found.pairs.append((candidates[0], entry))
+            else:
+                found.unfound.append(entry)
+        return found
+
+    def _candidates(self, change: Change, entry: Any) -> list[int]:
+        stored, claimed = self.stored, self.claimed
+        whom, roles = who(entry), _roles(entry)
+        if whom:
+            candidates = [i for i, s in enumerate(stored) if i not in claimed and who(s) == whom
+                          and (not roles or _roles(s) in ("", roles))]
+        elif change.action == "A" and change.key:
+            # an add under a new set id adds a role booked with no one named: found by the role, a
+            # second anaesthetist needed replaced the first
+            candidates = []
+        else:  # a role booked with no one named: found by the role
+            candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and roles
+                          and _roles(s) == roles]
+        candidates = [i for i in candidates if not _declined(stored[i])] or candidates
+        if whom and not candidates and change.action == "U" and roles:
+            # the person named for a role booked with no one named, stored with no set id
+            candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and not set_key(s)
+                          and _roles(s) == roles and not _declined(s)]
+        return candidates
+
+
+class Booking:
+    """The stored entries of a list as one message's changes leave them (``_changes``): each stored
+    entry's slot (replaced, declined, taken off or as stored), the entries added (listed last), and
+    the segments refused (the stored list is then kept whole) or noted (said, the rest taken)."""
+
+    def __init__(self, stored: list[Any]) -> None:
+        self.stored = stored
+        self.slots: list[list[Any]] = [[entry] for entry in stored]
+        self.added: list[Any] = []
+        self.refused: list[tuple[Change, str]] = []
+        self.noted: list[tuple[Change, str]] = []
+
+    def refuse(self, change: Change, why: str) -> None:
+        self.refused.append((change, why))
+
+    def note(self, change: Change, why: str) -> None:
+        self.noted.append((change, why))
+
+    def take_off(self, i: int) -> None:
+        """A participant is declined (kept on record), a service taken off."""
+        entry = self.stored[i]
+        self.slots[i] = [{**entry, "status": "declined"}] if isinstance(entry, dict) and "status" in entry else []
+
+    def put(self, group: list[int], entries: list[Any]) -> None:
+        """``entries`` in the place of the stored ``group`` (at its first entry's place)."""
+        self.slots[group[0]] = list(entries)
+        for i in group[1:]:
+            self.slots[i] = []
+
+    def result(self, element: str, issues: list[Issue]) -> list[Any] | None:
+        for change, why in self.noted:
+            _said_change(issues, element, change, why, "")
+        if self.refused:
+            for change, why in self.refused:
+                _said_change(issues, element, change, why, f"; the stored {element} is kept as it was (none of this "
+                                                           "message's changes to it is taken: a wrong list is worse than none)")
+            return None
+        return [entry for slot in self.slots for entry in slot] + self.added
+
+
 def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], changes: tuple[Change, ...],
              issues: list[Issue]) -> list[Any] | None:
     """``Said.changes``: ``stored`` with each segment's change applied, else None -- a segment that
     cannot be matched to the stored entries without a guess (the stored list is then kept as it
     was, and each such segment is said, located at its set-id field).
 
-    A segment's entries are found among the stored ones by its set id first (``SET_ID``: every
-    entry it stated, AIP-3 repeating), then by who they are (``who``: the actor, with its role
-    when the message gives one, or a service's codes), then -- a role booked with no one named --
-    by the role. Then by its action code (table 0206):
+    Each segment is found (``Matcher``: by set id, then who, then role) and then applied by its
+    action code (table 0206), apart from the finding:
 
-    - A (add): under a set id already stored it changes nothing when it names the same actors in
-      the same roles, else it is refused; under a new set id one found by who it is is replaced
-      (not listed twice) keeping, as a U does, the stored parts its empty fields do not state (the
-      entry then carries the A's set id); else added -- a role booked with no one named is added, never found by
-      its role (a second anaesthetist needed);
-    - U (update): what is found is replaced by the segment's entries (``AIP|1|U|D03`` after
-      ``AIP|1||D01``: D03 in D01's place), keeping the stored parts its empty fields do not state
-      (``Change.keep``, ``_updated``); an update of what is not stored is refused (it cannot be
-      placed);
-    - D (delete): what is found is declined (a participant: its record kept) or taken off (a
-      service); a D naming another resource than its set id holds is refused; a D of what is not
-      stored takes nothing off (said);
-    - X (no change): what is found stays as stored; under a set id holding another resource or
-      role it is refused; what is not stored is not added (said).
+    - found by its set id (``_on_set_id``): A or X change nothing when they name the same actors in
+      the same roles (an A stating a status of its own gives it), else refused; U replaces what the
+      set id holds, keeping the stored parts its empty fields do not state (``Change.keep``,
+      ``_updated``; a U stating only a status gives the status); D declines (a participant: its
+      record kept) or takes off (a service) what it holds, refused when it names another resource or
+      role;
+    - found by who (``_on_who``): A and U replace each entry found (keeping, as a U does, what their
+      empty fields do not state; an A of one declined re-books him), D declines it, X keeps it;
+      what is not found is added by an A, refused by a U (it cannot be placed), said and not taken by
+      a D or an X;
+    - ambiguous (a doctor booked twice with no set id telling which, a set id another segment also
+      names, a coded segment without a set id, a set id given twice): refused.
 
-    Found twice over (a doctor booked in two roles, a D naming him alone beside no set id of his)
-    is refused: which entry the sender means is not said. The stored entries no segment finds stay
-    where they stood; additions go last."""
-    element = f"{rtype}.{name}"
-    stated: dict[str, list[Any]] = {}
-    for entry in incoming:
-        stated.setdefault(set_key(entry), []).append(entry)
-    slots: list[list[Any]] = [[entry] for entry in stored]
-    claimed: set[int] = set()
-    added: list[Any] = []
-    refused: list[tuple[Change, str]] = []
-    noted: list[tuple[Change, str]] = []
-
-    def take_off(i: int) -> None:  # a participant is declined (kept on record), a service taken off
-        entry = stored[i]
-        slots[i] = [{**entry, "status": "declined"}] if isinstance(entry, dict) and "status" in entry else []
-
-    def replace(group: list[int], entries: list[Any]) -> None:
-        slots[group[0]] = list(entries)
-        for i in group[1:]:
-            slots[i] = []
-
+    The stored entries no segment finds stay where they stood; additions go last."""
+    matcher = Matcher(stored, incoming)
+    booking = Booking(stored)
     for change in changes:
         if change.why:
-            refused.append((change, change.why))
+            booking.refuse(change, change.why)
             continue
-        mine = (stated.get(change.key, []) if change.key else []) or list(change.entries)
+        mine = matcher.entries(change)
+        found = matcher.find(change, mine)
+        if found.ambiguous:
+            booking.refuse(change, found.ambiguous)
+        elif found.by == "set id":
+            _on_set_id(change, mine, found.held, booking)
+        else:
+            _on_who(change, mine, found, booking)
+    return booking.result(f"{rtype}.{name}", issues)
+
+
+def _on_set_id(change: Change, mine: list[Any], group: list[int], booking: Booking) -> None:
+    """A segment's change to the stored entries its set id holds (``group``)."""
+    stored = booking.stored
+    held = {w for w in (who(stored[i]) for i in group) if w}
+    booked = ", ".join(_label(stored[i]) for i in group)
+    if change.action in ("A", "X"):
+        # an A (or X) under a set id already stored is the same booking re-sent only when it
+        # names the same actors in the same roles (an unnamed role's who is "": compared by
+        # who alone, ``AIP|2|A||AT`` replaced the anaesthetist slot, ``AIP|1|A|D01|AN`` re-roled
+        # the attending): then it changes nothing; else the stored list is kept and it is said
+        if (mine or change.action == "A") and not _same_parts(mine, [stored[i] for i in group], change.action == "X"):
+            what = "an add (A)" if change.action == "A" else "a no change (X)"
+            booking.refuse(change, f"its set id holds {booked}: {what} under it names another resource "
+                                   "or role and cannot be told from a replacement")
+        elif change.action == "A" and change.status:
+            # the same people in the same roles re-sent with a status of their own stated
+            # (AIP-12): the status is news of them, taken (it was dropped unsaid); an A that
+            # leaves the status empty changes nothing
+            for i in group:
+                own = [e for e in mine if who(e) == who(stored[i]) and _roles(e) == _roles(stored[i])]
+                if own and isinstance(stored[i], dict) and "status" in stored[i]:
+                    booking.slots[i] = [{**stored[i], "status": change.status}]
+    elif change.action == "U":
+        updated = _updated([stored[i] for i in group], mine, change.keep)
+        if not mine and change.status and "actor" in change.keep:
+            # only a status stated (who and role left empty: no change): the status is the update
+            booking.put(group, [{**stored[i], "status": change.status} if isinstance(stored[i], dict)
+                                and "status" in stored[i] else stored[i] for i in group])
+        elif not mine:
+            booking.refuse(change, f"it states nothing to update {booked} to")
+        elif updated is None:
+            booking.refuse(change, f"its set id holds {booked}, which its empty fields (no change) keep "
+                                   "apart: what each is updated to is not said")
+        else:
+            booking.put(group, updated)
+    elif change.action == "D":
         named = {w for w in (who(e) for e in mine) if w}
-        by_set = [i for i, entry in enumerate(stored) if change.key and set_key(entry) == change.key]
-        group = [i for i in by_set if not _declined(stored[i])] or (by_set if change.action != "A" else [])
-        if group:
-            if claimed.intersection(group):
-                refused.append((change, "its set id names entries another segment of the message also names"))
-                continue
-            claimed.update(group)
-            held = {w for w in (who(stored[i]) for i in group) if w}
-            booked = ", ".join(_label(stored[i]) for i in group)
-            if change.action in ("A", "X"):
-                # an A (or X) under a set id already stored is the same booking re-sent only when it
-                # names the same actors in the same roles (an unnamed role's who is "": compared by
-                # who alone, ``AIP|2|A||AT`` replaced the anaesthetist slot, ``AIP|1|A|D01|AN`` re-roled
-                # the attending): then it changes nothing; else the stored list is kept and it is said
-                if (mine or change.action == "A") and not _same_parts(mine, [stored[i] for i in group], change.action == "X"):
-                    what = "an add (A)" if change.action == "A" else "a no change (X)"
-                    refused.append((change, f"its set id holds {booked}: {what} under it names another resource "
-                                            "or role and cannot be told from a replacement"))
-                elif change.action == "A" and change.status:
-                    # the same people in the same roles re-sent with a status of their own stated
-                    # (AIP-12): the status is news of them, taken (it was dropped unsaid); an A that
-                    # leaves the status empty changes nothing
-                    for i in group:
-                        own = [e for e in mine if who(e) == who(stored[i]) and _roles(e) == _roles(stored[i])]
-                        if own and isinstance(stored[i], dict) and "status" in stored[i]:
-                            slots[i] = [{**stored[i], "status": change.status}]
-            elif change.action == "U":
-                updated = _updated([stored[i] for i in group], mine, change.keep)
-                if not mine and change.status and "actor" in change.keep:
-                    # only a status stated (who and role left empty: no change): the status is the update
-                    replace(group, [{**stored[i], "status": change.status} if isinstance(stored[i], dict)
-                                    and "status" in stored[i] else stored[i] for i in group])
-                elif not mine:
-                    refused.append((change, f"it states nothing to update {booked} to"))
-                elif updated is None:
-                    refused.append((change, f"its set id holds {booked}, which its empty fields (no change) keep "
-                                            "apart: what each is updated to is not said"))
-                else:
-                    replace(group, updated)
-            elif change.action == "D":
-                if named - held:
-                    refused.append((change, f"its set id holds {booked}, not "
-                                            + ", ".join(_label(e) for e in mine if who(e) not in held)))
-                    continue
-                wrong = [e for e in mine if _roles(e) and not any(
-                    who(stored[i]) == who(e) and _roles(stored[i]) in ("", _roles(e)) for i in group)]
-                if wrong:
-                    refused.append((change, f"its set id holds {booked}, not in the role it names"))
-                    continue
-                for i in group:
-                    if not named or who(stored[i]) in named:
-                        take_off(i)
-            continue  # X (its entries as stored): the stored entries stand
-        # no entry stored under its set id: each of its entries found by who it is, else by its role
-        found: list[tuple[int, Any]] = []
-        unfound: list[Any] = []
-        problem = ""
-        for entry in mine:
-            whom, roles = who(entry), _roles(entry)
-            if whom:
-                candidates = [i for i, s in enumerate(stored) if i not in claimed and who(s) == whom
-                              and (not roles or _roles(s) in ("", roles))]
-            elif change.action == "A" and change.key:
-                # an add under a new set id adds a role booked with no one named: found by the role, a
-                # second anaesthetist needed replaced the first
-                candidates = []
-            else:  # a role booked with no one named: found by the role
-                candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and roles
-                              and _roles(s) == roles]
-            candidates = [i for i in candidates if not _declined(stored[i])] or candidates
-            if whom and not candidates and change.action == "U" and roles:
-                # the person named for a role booked with no one named, stored with no set id
-                candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and not set_key(s)
-                              and _roles(s) == roles and not _declined(s)]
-            if len(candidates) > 1 and any(stored[i] != stored[candidates[0]] for i in candidates):
-                problem = (f"{_label(entry)} is booked {len(candidates)} times (no entry is stored under its set id): "
-                           "which one it means is not said")
-                break
-            if candidates:
-                claimed.add(candidates[0])
-                found.append((candidates[0], entry))
-            else:
-                unfound.append(entry)
-        if problem:
-            refused.append((change, problem))
-            continue
-        if change.action in ("A", "U") and change.keep:
-            # found by who it is (no entry under its set id): an A replaces the entry it finds as a U
-            # does, keeping what its empty fields do not state (``AIP|2|A|D01|||<t>`` erased his
-            # attending role; an A with AIP-12 empty reset his tentative to accepted) -- but an A of
-            # one declined adds him back: his declined is not kept (rvrvs22b: the A re-books him)
-            merged = [_updated([stored[i]], [entry], change.keep if change.action == "U" or not _declined(stored[i])
-                               else tuple(k for k in change.keep if k != "status")) for i, entry in found]
-            if any(m is None for m in merged):
-                refused.append((change, "what its empty fields (no change) keep cannot be told"))
-                continue
-            for (i, _), m in zip(found, merged, strict=True):
-                replace([i], m or [])
-        elif change.action in ("A", "U"):
-            for i, entry in found:
-                replace([i], [entry])
-        elif change.action == "D":
-            for i, _ in found:
-                take_off(i)
-        if change.action == "U" and (unfound or not mine):
-            refused.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
-                            + " is not on the booking: an update (U) of it cannot be placed"))
-        elif change.action == "D" and (unfound or not mine):
-            noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
-                          + " is not on the booking: nothing is taken off"))
-        elif change.action == "X" and (unfound or not mine):
-            # X is "no change": it never adds (a doctor never booked was added, accepted, unsaid)
-            noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
-                          + " is not on the booking: a no change (X) of it adds nothing"))
-        elif change.action == "A":
-            added.extend(unfound)
-    for change, why in noted:
-        _said_change(issues, element, change, why, "")
-    if refused:
-        for change, why in refused:
-            _said_change(issues, element, change, why, f"; the stored {element} is kept as it was (none of this "
-                                                       "message's changes to it is taken: a wrong list is worse than none)")
-        return None
-    return [entry for slot in slots for entry in slot] + added
+        if named - held:
+            booking.refuse(change, f"its set id holds {booked}, not "
+                                   + ", ".join(_label(e) for e in mine if who(e) not in held))
+            return
+        wrong = [e for e in mine if _roles(e) and not any(
+            who(stored[i]) == who(e) and _roles(stored[i]) in ("", _roles(e)) for i in group)]
+        if wrong:
+            booking.refuse(change, f"its set id holds {booked}, not in the role it names")
+            return
+        for i in group:
+            if not named or who(stored[i]) in named:
+                booking.take_off(i)
+
+
+def _on_who(change: Change, mine: list[Any], found: Finding, booking: Booking) -> None:
+    """A segment's change where nothing is stored under its set id: to the entries found by who."""
+    stored = booking.stored
+    if change.action in ("A", "U") and change.keep:
+        # found by who it is (no entry under its set id): an A replaces the entry it finds as a U
+        # does, keeping what its empty fields do not state (``AIP|2|A|D01|||<t>`` erased his
+        # attending role; an A with AIP-12 empty reset his tentative to accepted) -- but an A of
+        # one declined adds him back: his declined is not kept (rvrvs22b: the A re-books him)
+        merged = [_updated([stored[i]], [entry], change.keep if change.action == "U" or not _declined(stored[i])
+                           else tuple(k for k in change.keep if k != "status")) for i, entry in found.pairs]
+        if any(m is None for m in merged):
+            booking.refuse(change, "what its empty fields (no change) keep cannot be told")
+            return
+        for (i, _), m in zip(found.pairs, merged, strict=True):
+            booking.put([i], m or [])
+    elif change.action in ("A", "U"):
+        for i, entry in found.pairs:
+            booking.put([i], [entry])
+    elif change.action == "D":
+        for i, _ in found.pairs:
+            booking.take_off(i)
+    missing = ", ".join(_label(e) for e in found.unfound) if found.unfound else "its set id"
+    if not (found.unfound or not mine):
+        return
+    if change.action == "U":
+        booking.refuse(change, missing + " is not on the booking: an update (U) of it cannot be placed")
+    elif change.action == "D":
+        booking.note(change, missing + " is not on the booking: nothing is taken off")
+    elif change.action == "X":
+        # X is "no change": it never adds (a doctor never booked was added, accepted, unsaid)
+        booking.note(change, missing + " is not on the booking: a no change (X) of it adds nothing")
+    elif change.action == "A":
+        booking.added.extend(found.unfound)
 
 
 def _same_parts(mine: list[Any], held: list[Any], empty_role_stands: bool) -> bool:
