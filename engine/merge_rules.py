@@ -73,11 +73,21 @@ class Delete:
 SET_ID = "urn:huren:StructureDefinition:hl7v2-set-id"
 
 
+# a ``Change.action`` that is no table 0206 code: a kind of segment sent without action codes beside
+# coded segments of other kinds (``AIL|1||<room>`` beside ``AIP|1|D|D01``) states that kind whole -- its
+# ``key`` is the kind's set-id system (``urn:huren:hl7v2:AIL-1``): the stored entries of that kind are
+# replaced by the message's, the other kinds' stay (twenty-third round; v2 snapshot mode is per
+# repeating segment, and the message was read as the whole list)
+STATED_WHOLE = "whole"
+SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the field a set id comes from (``SET_ID``'s identifier system)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One segment of a message that states a list element as changes (``Said.changes``): the set
     id its entries carry (``SET_ID``, as ``system|value``; empty when the segment has none), its
-    action code (table 0206: A add, U update, D delete, X no change), where it stands in the
+    action code (table 0206: A add, U update, D delete, X no change; ``STATED_WHOLE``: the kinds of
+    segment sent without codes, ``key`` their set-id system), where it stands in the
     message (``located``: its set-id field, for the ACK's ERR-2) and, when the converter already
     knows the segment cannot be matched (no set id, a set id given twice), why."""
 
@@ -1174,16 +1184,21 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
       record kept) or takes off (a service) what it holds, refused when it names another resource or
       role;
     - found by who (``_on_who``): A and U replace each entry found (keeping, as a U does, what their
-      empty fields do not state; an A of one declined re-books him), D declines it, X keeps it;
+      empty fields do not state; an A of one declined re-books him; one stored under another set id
+      keeps it, said: ``_own_set_id``), D declines it, X keeps it;
       what is not found is added by an A, refused by a U (it cannot be placed), said and not taken by
       a D or an X;
     - ambiguous (a doctor booked twice with no set id telling which, a set id another segment also
       names, a coded segment without a set id, a set id given twice): refused.
 
-    The stored entries no segment finds stay where they stood; additions go last."""
+    Then the kinds of segment sent without codes beside coded ones (``STATED_WHOLE``) replace the
+    stored entries of their kind (``_stated_whole``). The stored entries no segment finds stay where
+    they stood; additions go last."""
     matcher = Matcher(stored, incoming)
     booking = Booking(stored)
     for change in changes:
+        if change.action == STATED_WHOLE:
+            continue  # after the coded ones (``_stated_whole``)
         if change.why:
             booking.refuse(change, change.why)
             continue
@@ -1195,7 +1210,60 @@ def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], chan
             _on_set_id(change, mine, found.held, booking)
         else:
             _on_who(change, mine, found, booking)
+    _stated_whole(changes, incoming, booking)
     return booking.result(f"{rtype}.{name}", issues)
+
+
+def _stated_whole(changes: tuple[Change, ...], incoming: list[Any], booking: Booking) -> None:
+    """The kinds of segment a message sends without action codes beside coded ones (``STATED_WHOLE``):
+    the stored entries of each such kind are replaced by the message's entries of it (at the first
+    one's place; none stored: added), the other kinds' stored entries stay. A kind that states no
+    entry (its segments name no one) changes nothing (a thinner message erases nothing). An entry
+    whose kind cannot be told (stored with no set id, naming no Practitioner or Location, no
+    role) stays; an incoming one of no kind told is added."""
+    kinds = [c.key for c in changes if c.action == STATED_WHOLE]
+    if not kinds:
+        return
+    coded = {c.key for c in changes if c.action != STATED_WHOLE and c.key}
+    theirs: dict[str, list[Any]] = {kind: [] for kind in kinds}
+    for entry in incoming:
+        if set_key(entry) in coded:
+            continue
+        kind = _kind_of(entry) if len(kinds) > 1 else kinds[0]
+        if kind in theirs:
+            theirs[kind].append(entry)
+        else:
+            booking.added.append(entry)
+    for kind, entries in theirs.items():
+        if not entries:
+            continue
+        held = [i for i, entry in enumerate(booking.stored) if _kind_of(entry) == kind]
+        if held:
+            booking.put(held, entries)
+        else:
+            booking.added.extend(entries)
+
+
+def _kind_of(entry: Any) -> str:
+    """The kind of segment (as its set-id system, ``urn:huren:hl7v2:AIP-1``) a list entry was stated
+    by: its set id's, else what it names -- a Practitioner or a role with no one named (AIP), a
+    Location (AIL), equipment named by code (AIG); "" when that cannot be told."""
+    key = set_key(entry)
+    if key:
+        return key.rpartition("|")[0]
+    if not isinstance(entry, dict):
+        return ""
+    actor = entry.get("actor")
+    if not isinstance(actor, dict):
+        return f"{SET_ID_SYSTEM}AIP-1" if entry.get("type") else ""
+    reference = actor.get("reference") if isinstance(actor.get("reference"), str) else ""
+    if reference.startswith(("Practitioner/", "PractitionerRole/")):
+        return f"{SET_ID_SYSTEM}AIP-1"
+    if reference.startswith("Location/"):
+        return f"{SET_ID_SYSTEM}AIL-1"
+    if not reference and isinstance(actor.get("identifier"), dict):
+        return f"{SET_ID_SYSTEM}AIG-1"
+    return ""
 
 
 def _on_set_id(change: Change, mine: list[Any], group: list[int], booking: Booking) -> None:
@@ -1263,10 +1331,10 @@ def _on_who(change: Change, mine: list[Any], found: Finding, booking: Booking) -
             booking.refuse(change, "what its empty fields (no change) keep cannot be told")
             return
         for (i, _), m in zip(found.pairs, merged, strict=True):
-            booking.put([i], m or [])
+            booking.put([i], [_own_set_id(stored[i], e, change, booking) for e in m or []])
     elif change.action in ("A", "U"):
         for i, entry in found.pairs:
-            booking.put([i], [entry])
+            booking.put([i], [_own_set_id(stored[i], entry, change, booking)])
     elif change.action == "D":
         for i, _ in found.pairs:
             booking.take_off(i)
@@ -1282,6 +1350,28 @@ def _on_who(change: Change, mine: list[Any], found: Finding, booking: Booking) -
         booking.note(change, missing + " is not on the booking: a no change (X) of it adds nothing")
     elif change.action == "A":
         booking.added.extend(found.unfound)
+
+
+def _own_set_id(held: Any, entry: Any, change: Change, booking: Booking) -> Any:
+    """An A or U under a set id nothing is stored under, taken for an entry found by who it names
+    that is stored under another set id of its segment (``AIP|3|A|D01`` with D01 booked as set id 1):
+    the entry keeps its set id. Taking the new one moved it (a later ``AIP|1|U`` found nothing), and
+    whether the sender means a second booking of him or renumbered is not said; what the segment
+    states of him is taken (as before), his set id stays, and the ACK says so (twenty-third round).
+    A declined entry (an A re-books him) and one stored with no set id take the segment's."""
+    kept = set_key(held)
+    if not kept or _declined(held) or not change.key or not isinstance(entry, dict):
+        return entry
+    system, _, value = change.key.rpartition("|")
+    kept_system, _, kept_value = kept.rpartition("|")
+    if kept_system != system or kept_value == value:
+        return entry
+    booking.note(change, f"{_label(held)} is booked under set id {kept_value}, and keeps it: "
+                         f"{'an add (A)' if change.action == 'A' else 'an update (U)'} of it under set id {value}, "
+                         "which holds nothing stored, is taken as news of it, not as a second booking or a renumbering")
+    extensions = [e for e in entry.get("extension") or () if not (isinstance(e, dict) and e.get("url") == SET_ID)]
+    ours = [e for e in held.get("extension") or () if isinstance(e, dict) and e.get("url") == SET_ID]
+    return {**entry, "extension": extensions + ours}
 
 
 def _same_parts(mine: list[Any], held: list[Any], empty_role_stands: bool) -> bool:
