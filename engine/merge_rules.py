@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 import threading
@@ -143,6 +144,11 @@ class Said:
     # segment carries an action code, table 0206 A/U/D/X): each segment's entries are found among the
     # stored ones by set id, then actor, then role (``_changes``); the stored entries none names stay
     changes: tuple[tuple[str, tuple[Change, ...]], ...] = ()
+    # an S13 (rescheduled) stating a new start with no end and no duration (SCH-11/TQ1-7 or an AIx
+    # start alone): (the start, as an instant; as sent; where: ``SCH[1]-11``) -- v2 ch. 2: an empty
+    # field does not overwrite the stored value, so the stored length stands and the end moves with
+    # the start (``_moved_start``); nothing stored to take the length from: not taken, said there
+    start_alone: tuple[str, str, str] = ()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -585,6 +591,8 @@ class MergeRules:
                     out[name] = value
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
+        if said is not None and said.start_alone:
+            _moved_start(stored, out, said.start_alone, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
                 at = fields.get((issue.get("expression") or [""])[0])
@@ -972,6 +980,45 @@ class MergeRules:
         if treatment == "reject":
             raise Unprocessable(text, expression=[expression])
         issues.append({"severity": "warning", "code": "conflict", "diagnostics": text, "expression": [expression]})
+
+
+def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str, str, str], issues: list[Issue]) -> None:
+    """``Said.start_alone``: an S13 moving an appointment's start with no end or duration (SCH-9/10,
+    SCH-11.5, TQ1-8 empty). v2.5.1 ch. 10 (S13: the SCH "describes the new date(s) and time(s) to
+    which the previously booked appointment has been moved") and ch. 2 (an empty field does not
+    overwrite the stored value): the stored length stands -- the stored end minus start, else its
+    ``minutesDuration`` -- and the end moves by it (10:00 with 30 minutes stored: 10:00-10:30). With
+    no stored length the start is not taken (R4 app-2 stores start and end together): the converter
+    marked both data-absent and said so at the field the start came from."""
+    start, sent, at = start_alone
+    length: _dt.timedelta | None = None
+    if stored is not None:
+        try:
+            if isinstance(stored.get("start"), str) and isinstance(stored.get("end"), str):
+                length = _dt.datetime.fromisoformat(stored["end"]) - _dt.datetime.fromisoformat(stored["start"])
+            elif isinstance(stored.get("minutesDuration"), int):
+                length = _dt.timedelta(minutes=stored["minutesDuration"])
+        except (ValueError, TypeError):
+            length = None
+    if length is None or length < _dt.timedelta(0):
+        return  # no stored length: the start is not taken, as the converter said at its field
+    try:
+        begin = _dt.datetime.fromisoformat(start)
+        end = begin + length
+    except (ValueError, OverflowError):
+        return
+    out["start"], out["end"] = begin.isoformat(), end.isoformat()
+    out.pop("_start", None)
+    out.pop("_end", None)
+    issues.append({"severity": "information", "code": "informational", "expression": ["Appointment.end"],
+                   "location": [at], "diagnostics": f"{_field_name(at)}: the start {sent!r} comes with no end and no "
+                   f"duration: the appointment keeps its stored length ({length.total_seconds() / 60:g} min) and ends "
+                   f"at {out['end']}"})
+
+
+def _field_name(location: str) -> str:
+    at = field_of(location)
+    return f"{at[0]}-{at[2]}" if at is not None else location
 
 
 @lru_cache(maxsize=1)

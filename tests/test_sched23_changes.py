@@ -9,9 +9,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from tests.test_conv20_fidelity import appointment
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_convmend20_probes import PID, siu, valid
 from tests.test_ingest_durability import err_fields
+from tests.test_sched21_status_times import sch
 from tests.test_sched22_changes import AN, AT, D01, D03, SET_ID
 from tests.test_sched22_rv2_probes import T, _status
 from tests.test_sched22_rv_probes import D05, _actors, _roles, _run, _show, _text
@@ -111,10 +115,57 @@ def test_an_uncoded_aig_beside_a_coded_aip_keeps_the_doctors_and_rooms(engine: E
 
 
 def test_a_refused_change_beside_an_uncoded_kind_keeps_the_whole_stored_list(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    """Guard: ``AIP|1|A|D03`` (set id 1 holds D01: refused) beside an uncoded AIL: none of the
+    """``AIP|1|A|D03`` (set id 1 holds D01: refused) beside an uncoded AIL: none of the
     message's participant changes is taken (the room 201 stays), said at AIP-1."""
     appt, (_, ack) = _run(engine, fhir, "VR", [f"AIP|1||{D01}|{AT}||{T}", f"AIL|1||{ROOM1}|||{T}"],
                           [f"AIP|1|A|{D03}|{AT}||{T}", f"AIL|1||{ROOM2}|||{T}"])
     assert [d[0] for d in _doctors(appt)] == ["王明"] and "201" in str(_actors(appt, "Location")), (
         _show(appt["participant"]), _text(ack))
     assert "AIP^1^1" in _text(ack), _text(ack)
+
+
+# --- 2a: an S13 moving the start alone -------------------------------------------------------------
+
+def test_a_rescheduled_start_alone_moves_the_end_by_the_stored_length(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """S12 08:30 for 30 min; S13 ``SCH-11 ^^^20261206100000`` with SCH-9/10 and the end empty (v2:
+    an empty field does not overwrite the stored value -- the length stands): 10:00-10:30 the next
+    day. The old times were kept."""
+    aip = f"AIP|1||{D01}|{AT}||{T}"
+    a = siu("VS1", "S12", sch("VS"), PID, "RGS|1|A", aip)
+    b = siu("VS2", "S13", sch("VS", duration="|", timing="^^^20261206100000"), PID, "RGS|1|A", aip)
+    acks = send(engine, a, b)
+    assert [ack_code_of(x) for x in acks] == ["AA", "AA"], [_text(x) for x in acks]
+    appt = valid(appointment(engine, fhir, "VS2"))
+    assert (appt["start"], appt["end"]) == ("2026-12-06T10:00:00+08:00", "2026-12-06T10:30:00+08:00"), (appt, _text(acks[1]))
+    assert appt.get("minutesDuration") == 30, appt
+
+
+def test_a_rescheduled_start_alone_keeps_a_length_stated_by_start_and_end(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """S12 ``^^^<08:30>^<09:15>`` (no SCH-9); S13 with the start alone at 14:00: 14:00-14:45."""
+    a = siu("VT1", "S12", sch("VT", duration="|", timing="^^^20261205083000^20261205091500"), PID)
+    b = siu("VT2", "S13", sch("VT", duration="|", timing="^^^20261205140000"), PID)
+    acks = send(engine, a, b)
+    assert [ack_code_of(x) for x in acks] == ["AA", "AA"], [_text(x) for x in acks]
+    appt = valid(appointment(engine, fhir, "VT2"))
+    assert (appt["start"], appt["end"]) == ("2026-12-05T14:00:00+08:00", "2026-12-05T14:45:00+08:00"), (appt, _text(acks[1]))
+
+
+def test_a_rescheduled_start_alone_of_nothing_stored_is_said(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Guard: an S13 of an appointment never stored, start alone: no length to keep -- said at
+    SCH-11, no times stored (as before)."""
+    (ack,) = send(engine, siu("VW1", "S13", sch("VW", duration="|", timing="^^^20261205140000"), PID))
+    assert ack_code_of(ack) == "AA", _text(ack)
+    assert [e for e in err_fields(ack) if e[2] == "SCH^1^11" and "20261205140000" in e[8]], _text(ack)
+    appt = valid(appointment(engine, fhir, "VW1"))
+    assert "start" not in appt and "end" not in appt, appt
+
+
+def test_a_modification_s14_moving_the_start_alone_keeps_the_times(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Guard: an S14 (modified, not rescheduled) with a start alone: the stored times stand, said."""
+    a = siu("VX1", "S12", sch("VX"), PID)
+    b = siu("VX2", "S14", sch("VX", duration="|", timing="^^^20261206100000"), PID)
+    acks = send(engine, a, b)
+    assert [ack_code_of(x) for x in acks] == ["AA", "AA"], [_text(x) for x in acks]
+    assert [e for e in err_fields(acks[1]) if e[2] == "SCH^1^11"], _text(acks[1])
+    appt = valid(appointment(engine, fhir, "VX2"))
+    assert (appt["start"], appt["end"]) == ("2026-12-05T08:30:00+08:00", "2026-12-05T09:00:00+08:00"), appt

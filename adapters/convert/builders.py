@@ -401,6 +401,21 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
                               "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
+    if begin is not None and finish is None and start_at is not None and env.event == "S13" and not end and not duration:
+        # an S13 (rescheduled) moving the start alone (no end, no duration sent: v2, an empty field does
+        # not overwrite the stored one): the stored length stands, and the end moves by it -- the merge
+        # sees the stored appointment (``Said.start_alone``, ``merge_rules._moved_start``); it said,
+        # and kept the old times (twenty-third round)
+        at, field_no = start_at
+        ctx.start_alone(res, begin.isoformat(), start, located(at.name, at.sequence, field_no))
+        ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration: a "
+                          "rescheduled appointment keeps its stored length, the end moving with the start; with no "
+                          "appointment stored with a length, neither is taken from this message (R4 stores start and "
+                          "end together)", field_no, code=DATA_TYPE_ERROR))
+        if res.get("status") not in ("proposed", "cancelled", "waitlist"):
+            templates.mark_absent(res, "_start", "Appointment", None, ctx)  # (said above: no second warning)
+            templates.mark_absent(res, "_end", "Appointment", None, ctx)
+        return
     if begin is not None and finish is None and start_at is not None:
         # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
         # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid.
