@@ -1010,7 +1010,9 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
     out["start"], out["end"] = begin.isoformat(), end.isoformat()
     out.pop("_start", None)
     out.pop("_end", None)
-    issues.append({"severity": "information", "code": "informational", "expression": ["Appointment.end"],
+    # a warning, not information: the ACK leaves information out, and the converter's warning at the
+    # field could only say what happens when a length is stored -- this says it was
+    issues.append({"severity": "warning", "code": "informational", "expression": ["Appointment.end"],
                    "location": [at], "diagnostics": f"{_field_name(at)}: the start {sent!r} comes with no end and no "
                    f"duration: the appointment keeps its stored length ({length.total_seconds() / 60:g} min) and ends "
                    f"at {out['end']}"})

@@ -138,6 +138,7 @@ def test_a_rescheduled_start_alone_moves_the_end_by_the_stored_length(engine: En
     appt = valid(appointment(engine, fhir, "VS2"))
     assert (appt["start"], appt["end"]) == ("2026-12-06T10:00:00+08:00", "2026-12-06T10:30:00+08:00"), (appt, _text(acks[1]))
     assert appt.get("minutesDuration") == 30, appt
+    assert [e for e in err_fields(acks[1]) if e[2] == "SCH^1^11" and "stored length (30 min)" in e[8]], _text(acks[1])
 
 
 def test_a_rescheduled_start_alone_keeps_a_length_stated_by_start_and_end(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
