@@ -14,6 +14,7 @@ two is per writer, in the data. The data file's comments describe the modes and 
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 import threading
@@ -73,11 +74,21 @@ class Delete:
 SET_ID = "urn:huren:StructureDefinition:hl7v2-set-id"
 
 
+# a ``Change.action`` that is no table 0206 code: a kind of segment sent without action codes beside
+# coded segments of other kinds (``AIL|1||<room>`` beside ``AIP|1|D|D01``) states that kind whole -- its
+# ``key`` is the kind's set-id system (``urn:huren:hl7v2:AIL-1``): the stored entries of that kind are
+# replaced by the message's, the other kinds' stay (twenty-third round; v2 snapshot mode is per
+# repeating segment, and the message was read as the whole list)
+STATED_WHOLE = "whole"
+SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the field a set id comes from (``SET_ID``'s identifier system)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One segment of a message that states a list element as changes (``Said.changes``): the set
     id its entries carry (``SET_ID``, as ``system|value``; empty when the segment has none), its
-    action code (table 0206: A add, U update, D delete, X no change), where it stands in the
+    action code (table 0206: A add, U update, D delete, X no change; ``STATED_WHOLE``: the kinds of
+    segment sent without codes, ``key`` their set-id system), where it stands in the
     message (``located``: its set-id field, for the ACK's ERR-2) and, when the converter already
     knows the segment cannot be matched (no set id, a set id given twice), why."""
 
@@ -133,6 +144,11 @@ class Said:
     # segment carries an action code, table 0206 A/U/D/X): each segment's entries are found among the
     # stored ones by set id, then actor, then role (``_changes``); the stored entries none names stay
     changes: tuple[tuple[str, tuple[Change, ...]], ...] = ()
+    # an S13 (rescheduled) stating a new start with no end and no duration (SCH-11/TQ1-7 or an AIx
+    # start alone): (the start, as an instant; as sent; where: ``SCH[1]-11``) -- v2 ch. 2: an empty
+    # field does not overwrite the stored value, so the stored length stands and the end moves with
+    # the start (``_moved_start``); nothing stored to take the length from: not taken, said there
+    start_alone: tuple[str, str, str] = ()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -575,6 +591,8 @@ class MergeRules:
                     out[name] = value
         if "dataAbsentReason" in out and plan.choices:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
+        if said is not None and said.start_alone:
+            _moved_start(stored, out, said.start_alone, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
                 at = fields.get((issue.get("expression") or [""])[0])
@@ -964,6 +982,47 @@ class MergeRules:
         issues.append({"severity": "warning", "code": "conflict", "diagnostics": text, "expression": [expression]})
 
 
+def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str, str, str], issues: list[Issue]) -> None:
+    """``Said.start_alone``: an S13 moving an appointment's start with no end or duration (SCH-9/10,
+    SCH-11.5, TQ1-8 empty). v2.5.1 ch. 10 (S13: the SCH "describes the new date(s) and time(s) to
+    which the previously booked appointment has been moved") and ch. 2 (an empty field does not
+    overwrite the stored value): the stored length stands -- the stored end minus start, else its
+    ``minutesDuration`` -- and the end moves by it (10:00 with 30 minutes stored: 10:00-10:30). With
+    no stored length the start is not taken (R4 app-2 stores start and end together): the converter
+    marked both data-absent and said so at the field the start came from."""
+    start, sent, at = start_alone
+    length: _dt.timedelta | None = None
+    if stored is not None:
+        try:
+            if isinstance(stored.get("start"), str) and isinstance(stored.get("end"), str):
+                length = _dt.datetime.fromisoformat(stored["end"]) - _dt.datetime.fromisoformat(stored["start"])
+            elif isinstance(stored.get("minutesDuration"), int):
+                length = _dt.timedelta(minutes=stored["minutesDuration"])
+        except (ValueError, TypeError):
+            length = None
+    if length is None or length < _dt.timedelta(0):
+        return  # no stored length: the start is not taken, as the converter said at its field
+    try:
+        begin = _dt.datetime.fromisoformat(start)
+        end = begin + length
+    except (ValueError, OverflowError):
+        return
+    out["start"], out["end"] = begin.isoformat(), end.isoformat()
+    out.pop("_start", None)
+    out.pop("_end", None)
+    # a warning, not information: the ACK leaves information out, and the converter's warning at the
+    # field could only say what happens when a length is stored -- this says it was
+    issues.append({"severity": "warning", "code": "informational", "expression": ["Appointment.end"],
+                   "location": [at], "diagnostics": f"{_field_name(at)}: the start {sent!r} comes with no end and no "
+                   f"duration: the appointment keeps its stored length ({length.total_seconds() / 60:g} min) and ends "
+                   f"at {out['end']}"})
+
+
+def _field_name(location: str) -> str:
+    at = field_of(location)
+    return f"{at[0]}-{at[2]}" if at is not None else location
+
+
 @lru_cache(maxsize=1)
 def shipped() -> MergeRules:
     """The rules shipped in ``mappings/merge.yaml`` (a repository built without a site uses them)."""
@@ -1036,184 +1095,332 @@ def _declined(entry: Any) -> bool:
     return isinstance(entry, dict) and entry.get("status") == "declined"
 
 
+@dataclass(slots=True)
+class Finding:
+    """Where one segment's entries stand among the stored ones (``Matcher.find``):
+
+    - ``by`` "set id": its set id holds ``held`` (stored indexes; the declined ones only when it
+      holds no other, and never for an A);
+    - ``by`` "who": nothing is stored under its set id; ``pairs`` are the stored entries found by
+      who (or, a role booked with no one named, by the role) with the segment's entry naming each,
+      ``unfound`` its entries found nowhere;
+    - ``ambiguous``: why it cannot be matched without a guess (the stored list is then kept)."""
+
+    by: str
+    held: list[int] = field(default_factory=list)
+    pairs: list[tuple[int, Any]] = field(default_factory=list)
+    unfound: list[Any] = field(default_factory=list)
+    ambiguous: str = ""
+
+
+class Matcher:
+    """Finds, segment by segment of one message, the stored entries of a list each segment names:
+    by its set id first (``SET_ID``: every entry it stated, AIP-3 repeating), then by who its
+    entries are (``who``: the actor, with its role when the message gives one, or a service's
+    codes), then -- a role booked with no one named -- by the role. An entry one segment found is
+    not found again by another (``claimed``)."""
+
+    def __init__(self, stored: list[Any], incoming: list[Any]) -> None:
+        self.stored = stored
+        self.stated: dict[str, list[Any]] = {}
+        for entry in incoming:
+            self.stated.setdefault(set_key(entry), []).append(entry)
+        self.claimed: set[int] = set()
+
+    def entries(self, change: Change) -> list[Any]:
+        """What the segment states: the incoming entries carrying its set id, else its own (an AIS D)."""
+        return (self.stated.get(change.key, []) if change.key else []) or list(change.entries)
+
+    def find(self, change: Change, mine: list[Any]) -> Finding:
+        by_set = [i for i, entry in enumerate(self.stored) if change.key and set_key(entry) == change.key]
+        held = [i for i in by_set if not _declined(self.stored[i])] or (by_set if change.action != "A" else [])
+        if held:
+            if self.claimed.intersection(held):
+                return Finding("set id", held, ambiguous="its set id names entries another segment of the message also names")
+            self.claimed.update(held)
+            return Finding("set id", held)
+        return self._by_who(change, mine)
+
+    def _by_who(self, change: Change, mine: list[Any]) -> Finding:
+        found = Finding("who")
+        for entry in mine:
+            candidates = self._candidates(change, entry)
+            if len(candidates) > 1 and any(self.stored[i] != self.stored[candidates[0]] for i in candidates):
+                found.ambiguous = (f"{_label(entry)} is booked {len(candidates)} times (no entry is stored under its "
+                                   "set id): which one it means is not said")
+                return found
+            if candidates:
+                self.claimed.add(candidates[0])
+                found.pairs.append((candidates[0], entry))
+            else:
+                found.unfound.append(entry)
+        return found
+
+    def _candidates(self, change: Change, entry: Any) -> list[int]:
+        stored, claimed = self.stored, self.claimed
+        whom, roles = who(entry), _roles(entry)
+        if whom:
+            candidates = [i for i, s in enumerate(stored) if i not in claimed and who(s) == whom
+                          and (not roles or _roles(s) in ("", roles))]
+        elif change.action == "A" and change.key:
+            # an add under a new set id adds a role booked with no one named: found by the role, a
+            # second anaesthetist needed replaced the first
+            candidates = []
+        else:  # a role booked with no one named: found by the role
+            candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and roles
+                          and _roles(s) == roles]
+        candidates = [i for i in candidates if not _declined(stored[i])] or candidates
+        if whom and not candidates and change.action == "U" and roles:
+            # the person named for a role booked with no one named, stored with no set id
+            candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and not set_key(s)
+                          and _roles(s) == roles and not _declined(s)]
+        return candidates
+
+
+class Booking:
+    """The stored entries of a list as one message's changes leave them (``_changes``): each stored
+    entry's slot (replaced, declined, taken off or as stored), the entries added (listed last), and
+    the segments refused (the stored list is then kept whole) or noted (said, the rest taken)."""
+
+    def __init__(self, stored: list[Any]) -> None:
+        self.stored = stored
+        self.slots: list[list[Any]] = [[entry] for entry in stored]
+        self.added: list[Any] = []
+        self.refused: list[tuple[Change, str]] = []
+        self.noted: list[tuple[Change, str]] = []
+
+    def refuse(self, change: Change, why: str) -> None:
+        self.refused.append((change, why))
+
+    def note(self, change: Change, why: str) -> None:
+        self.noted.append((change, why))
+
+    def take_off(self, i: int) -> None:
+        """A participant is declined (kept on record), a service taken off."""
+        entry = self.stored[i]
+        self.slots[i] = [{**entry, "status": "declined"}] if isinstance(entry, dict) and "status" in entry else []
+
+    def put(self, group: list[int], entries: list[Any]) -> None:
+        """``entries`` in the place of the stored ``group`` (at its first entry's place)."""
+        self.slots[group[0]] = list(entries)
+        for i in group[1:]:
+            self.slots[i] = []
+
+    def result(self, element: str, issues: list[Issue]) -> list[Any] | None:
+        for change, why in self.noted:
+            _said_change(issues, element, change, why, "")
+        if self.refused:
+            for change, why in self.refused:
+                _said_change(issues, element, change, why, f"; the stored {element} is kept as it was (none of this "
+                                                           "message's changes to it is taken: a wrong list is worse than none)")
+            return None
+        return [entry for slot in self.slots for entry in slot] + self.added
+
+
 def _changes(rtype: str, name: str, stored: list[Any], incoming: list[Any], changes: tuple[Change, ...],
              issues: list[Issue]) -> list[Any] | None:
     """``Said.changes``: ``stored`` with each segment's change applied, else None -- a segment that
     cannot be matched to the stored entries without a guess (the stored list is then kept as it
     was, and each such segment is said, located at its set-id field).
 
-    A segment's entries are found among the stored ones by its set id first (``SET_ID``: every
-    entry it stated, AIP-3 repeating), then by who they are (``who``: the actor, with its role
-    when the message gives one, or a service's codes), then -- a role booked with no one named --
-    by the role. Then by its action code (table 0206):
+    Each segment is found (``Matcher``: by set id, then who, then role) and then applied by its
+    action code (table 0206), apart from the finding:
 
-    - A (add): under a set id already stored it changes nothing when it names the same actors in
-      the same roles, else it is refused; under a new set id one found by who it is is replaced
-      (not listed twice) keeping, as a U does, the stored parts its empty fields do not state (the
-      entry then carries the A's set id); else added -- a role booked with no one named is added, never found by
-      its role (a second anaesthetist needed);
-    - U (update): what is found is replaced by the segment's entries (``AIP|1|U|D03`` after
-      ``AIP|1||D01``: D03 in D01's place), keeping the stored parts its empty fields do not state
-      (``Change.keep``, ``_updated``); an update of what is not stored is refused (it cannot be
-      placed);
-    - D (delete): what is found is declined (a participant: its record kept) or taken off (a
-      service); a D naming another resource than its set id holds is refused; a D of what is not
-      stored takes nothing off (said);
-    - X (no change): what is found stays as stored; under a set id holding another resource or
-      role it is refused; what is not stored is not added (said).
+    - found by its set id (``_on_set_id``): A or X change nothing when they name the same actors in
+      the same roles (an A stating a status of its own gives it), else refused; U replaces what the
+      set id holds, keeping the stored parts its empty fields do not state (``Change.keep``,
+      ``_updated``; a U stating only a status gives the status); D declines (a participant: its
+      record kept) or takes off (a service) what it holds, refused when it names another resource or
+      role;
+    - found by who (``_on_who``): A and U replace each entry found (keeping, as a U does, what their
+      empty fields do not state; an A of one declined re-books him; one stored under another set id
+      keeps it, said: ``_own_set_id``), D declines it, X keeps it;
+      what is not found is added by an A, refused by a U (it cannot be placed), said and not taken by
+      a D or an X;
+    - ambiguous (a doctor booked twice with no set id telling which, a set id another segment also
+      names, a coded segment without a set id, a set id given twice): refused.
 
-    Found twice over (a doctor booked in two roles, a D naming him alone beside no set id of his)
-    is refused: which entry the sender means is not said. The stored entries no segment finds stay
-    where they stood; additions go last."""
-    element = f"{rtype}.{name}"
-    stated: dict[str, list[Any]] = {}
-    for entry in incoming:
-        stated.setdefault(set_key(entry), []).append(entry)
-    slots: list[list[Any]] = [[entry] for entry in stored]
-    claimed: set[int] = set()
-    added: list[Any] = []
-    refused: list[tuple[Change, str]] = []
-    noted: list[tuple[Change, str]] = []
-
-    def take_off(i: int) -> None:  # a participant is declined (kept on record), a service taken off
-        entry = stored[i]
-        slots[i] = [{**entry, "status": "declined"}] if isinstance(entry, dict) and "status" in entry else []
-
-    def replace(group: list[int], entries: list[Any]) -> None:
-        slots[group[0]] = list(entries)
-        for i in group[1:]:
-            slots[i] = []
-
+    Then the kinds of segment sent without codes beside coded ones (``STATED_WHOLE``) replace the
+    stored entries of their kind (``_stated_whole``). The stored entries no segment finds stay where
+    they stood; additions go last."""
+    matcher = Matcher(stored, incoming)
+    booking = Booking(stored)
     for change in changes:
+        if change.action == STATED_WHOLE:
+            continue  # after the coded ones (``_stated_whole``)
         if change.why:
-            refused.append((change, change.why))
+            booking.refuse(change, change.why)
             continue
-        mine = (stated.get(change.key, []) if change.key else []) or list(change.entries)
+        mine = matcher.entries(change)
+        found = matcher.find(change, mine)
+        if found.ambiguous:
+            booking.refuse(change, found.ambiguous)
+        elif found.by == "set id":
+            _on_set_id(change, mine, found.held, booking)
+        else:
+            _on_who(change, mine, found, booking)
+    _stated_whole(changes, incoming, booking)
+    return booking.result(f"{rtype}.{name}", issues)
+
+
+def _stated_whole(changes: tuple[Change, ...], incoming: list[Any], booking: Booking) -> None:
+    """The kinds of segment a message sends without action codes beside coded ones (``STATED_WHOLE``):
+    the stored entries of each such kind are replaced by the message's entries of it (at the first
+    one's place; none stored: added), the other kinds' stored entries stay. A kind that states no
+    entry (its segments name no one) changes nothing (a thinner message erases nothing). An entry
+    whose kind cannot be told (stored with no set id, naming no Practitioner or Location, no
+    role) stays; an incoming one of no kind told is added."""
+    kinds = [c.key for c in changes if c.action == STATED_WHOLE]
+    if not kinds:
+        return
+    coded = {c.key for c in changes if c.action != STATED_WHOLE and c.key}
+    theirs: dict[str, list[Any]] = {kind: [] for kind in kinds}
+    for entry in incoming:
+        if set_key(entry) in coded:
+            continue
+        kind = _kind_of(entry) if len(kinds) > 1 else kinds[0]
+        if kind in theirs:
+            theirs[kind].append(entry)
+        else:
+            booking.added.append(entry)
+    for kind, entries in theirs.items():
+        if not entries:
+            continue
+        held = [i for i, entry in enumerate(booking.stored) if _kind_of(entry) == kind]
+        if held:
+            booking.put(held, entries)
+        else:
+            booking.added.extend(entries)
+
+
+def _kind_of(entry: Any) -> str:
+    """The kind of segment (as its set-id system, ``urn:huren:hl7v2:AIP-1``) a list entry was stated
+    by: its set id's, else what it names -- a Practitioner or a role with no one named (AIP), a
+    Location (AIL), equipment named by code (AIG); "" when that cannot be told."""
+    key = set_key(entry)
+    if key:
+        return key.rpartition("|")[0]
+    if not isinstance(entry, dict):
+        return ""
+    actor = entry.get("actor")
+    if not isinstance(actor, dict):
+        return f"{SET_ID_SYSTEM}AIP-1" if entry.get("type") else ""
+    reference = actor.get("reference") if isinstance(actor.get("reference"), str) else ""
+    if reference.startswith(("Practitioner/", "PractitionerRole/")):
+        return f"{SET_ID_SYSTEM}AIP-1"
+    if reference.startswith("Location/"):
+        return f"{SET_ID_SYSTEM}AIL-1"
+    if not reference and isinstance(actor.get("identifier"), dict):
+        return f"{SET_ID_SYSTEM}AIG-1"
+    return ""
+
+
+def _on_set_id(change: Change, mine: list[Any], group: list[int], booking: Booking) -> None:
+    """A segment's change to the stored entries its set id holds (``group``)."""
+    stored = booking.stored
+    held = {w for w in (who(stored[i]) for i in group) if w}
+    booked = ", ".join(_label(stored[i]) for i in group)
+    if change.action in ("A", "X"):
+        # an A (or X) under a set id already stored is the same booking re-sent only when it
+        # names the same actors in the same roles (an unnamed role's who is "": compared by
+        # who alone, ``AIP|2|A||AT`` replaced the anaesthetist slot, ``AIP|1|A|D01|AN`` re-roled
+        # the attending): then it changes nothing; else the stored list is kept and it is said
+        if (mine or change.action == "A") and not _same_parts(mine, [stored[i] for i in group], change.action == "X"):
+            what = "an add (A)" if change.action == "A" else "a no change (X)"
+            booking.refuse(change, f"its set id holds {booked}: {what} under it names another resource "
+                                   "or role and cannot be told from a replacement")
+        elif change.action == "A" and change.status:
+            # the same people in the same roles re-sent with a status of their own stated
+            # (AIP-12): the status is news of them, taken (it was dropped unsaid); an A that
+            # leaves the status empty changes nothing
+            for i in group:
+                own = [e for e in mine if who(e) == who(stored[i]) and _roles(e) == _roles(stored[i])]
+                if own and isinstance(stored[i], dict) and "status" in stored[i]:
+                    booking.slots[i] = [{**stored[i], "status": change.status}]
+    elif change.action == "U":
+        updated = _updated([stored[i] for i in group], mine, change.keep)
+        if not mine and change.status and "actor" in change.keep:
+            # only a status stated (who and role left empty: no change): the status is the update
+            booking.put(group, [{**stored[i], "status": change.status} if isinstance(stored[i], dict)
+                                and "status" in stored[i] else stored[i] for i in group])
+        elif not mine:
+            booking.refuse(change, f"it states nothing to update {booked} to")
+        elif updated is None:
+            booking.refuse(change, f"its set id holds {booked}, which its empty fields (no change) keep "
+                                   "apart: what each is updated to is not said")
+        else:
+            booking.put(group, updated)
+    elif change.action == "D":
         named = {w for w in (who(e) for e in mine) if w}
-        by_set = [i for i, entry in enumerate(stored) if change.key and set_key(entry) == change.key]
-        group = [i for i in by_set if not _declined(stored[i])] or (by_set if change.action != "A" else [])
-        if group:
-            if claimed.intersection(group):
-                refused.append((change, "its set id names entries another segment of the message also names"))
-                continue
-            claimed.update(group)
-            held = {w for w in (who(stored[i]) for i in group) if w}
-            booked = ", ".join(_label(stored[i]) for i in group)
-            if change.action in ("A", "X"):
-                # an A (or X) under a set id already stored is the same booking re-sent only when it
-                # names the same actors in the same roles (an unnamed role's who is "": compared by
-                # who alone, ``AIP|2|A||AT`` replaced the anaesthetist slot, ``AIP|1|A|D01|AN`` re-roled
-                # the attending): then it changes nothing; else the stored list is kept and it is said
-                if (mine or change.action == "A") and not _same_parts(mine, [stored[i] for i in group], change.action == "X"):
-                    what = "an add (A)" if change.action == "A" else "a no change (X)"
-                    refused.append((change, f"its set id holds {booked}: {what} under it names another resource "
-                                            "or role and cannot be told from a replacement"))
-                elif change.action == "A" and change.status:
-                    # the same people in the same roles re-sent with a status of their own stated
-                    # (AIP-12): the status is news of them, taken (it was dropped unsaid); an A that
-                    # leaves the status empty changes nothing
-                    for i in group:
-                        own = [e for e in mine if who(e) == who(stored[i]) and _roles(e) == _roles(stored[i])]
-                        if own and isinstance(stored[i], dict) and "status" in stored[i]:
-                            slots[i] = [{**stored[i], "status": change.status}]
-            elif change.action == "U":
-                updated = _updated([stored[i] for i in group], mine, change.keep)
-                if not mine and change.status and "actor" in change.keep:
-                    # only a status stated (who and role left empty: no change): the status is the update
-                    replace(group, [{**stored[i], "status": change.status} if isinstance(stored[i], dict)
-                                    and "status" in stored[i] else stored[i] for i in group])
-                elif not mine:
-                    refused.append((change, f"it states nothing to update {booked} to"))
-                elif updated is None:
-                    refused.append((change, f"its set id holds {booked}, which its empty fields (no change) keep "
-                                            "apart: what each is updated to is not said"))
-                else:
-                    replace(group, updated)
-            elif change.action == "D":
-                if named - held:
-                    refused.append((change, f"its set id holds {booked}, not "
-                                            + ", ".join(_label(e) for e in mine if who(e) not in held)))
-                    continue
-                wrong = [e for e in mine if _roles(e) and not any(
-                    who(stored[i]) == who(e) and _roles(stored[i]) in ("", _roles(e)) for i in group)]
-                if wrong:
-                    refused.append((change, f"its set id holds {booked}, not in the role it names"))
-                    continue
-                for i in group:
-                    if not named or who(stored[i]) in named:
-                        take_off(i)
-            continue  # X (its entries as stored): the stored entries stand
-        # no entry stored under its set id: each of its entries found by who it is, else by its role
-        found: list[tuple[int, Any]] = []
-        unfound: list[Any] = []
-        problem = ""
-        for entry in mine:
-            whom, roles = who(entry), _roles(entry)
-            if whom:
-                candidates = [i for i, s in enumerate(stored) if i not in claimed and who(s) == whom
-                              and (not roles or _roles(s) in ("", roles))]
-            elif change.action == "A" and change.key:
-                # an add under a new set id adds a role booked with no one named: found by the role, a
-                # second anaesthetist needed replaced the first
-                candidates = []
-            else:  # a role booked with no one named: found by the role
-                candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and roles
-                              and _roles(s) == roles]
-            candidates = [i for i in candidates if not _declined(stored[i])] or candidates
-            if whom and not candidates and change.action == "U" and roles:
-                # the person named for a role booked with no one named, stored with no set id
-                candidates = [i for i, s in enumerate(stored) if i not in claimed and not who(s) and not set_key(s)
-                              and _roles(s) == roles and not _declined(s)]
-            if len(candidates) > 1 and any(stored[i] != stored[candidates[0]] for i in candidates):
-                problem = (f"{_label(entry)} is booked {len(candidates)} times (no entry is stored under its set id): "
-                           "which one it means is not said")
-                break
-            if candidates:
-                claimed.add(candidates[0])
-                found.append((candidates[0], entry))
-            else:
-                unfound.append(entry)
-        if problem:
-            refused.append((change, problem))
-            continue
-        if change.action in ("A", "U") and change.keep:
-            # found by who it is (no entry under its set id): an A replaces the entry it finds as a U
-            # does, keeping what its empty fields do not state (``AIP|2|A|D01|||<t>`` erased his
-            # attending role; an A with AIP-12 empty reset his tentative to accepted) -- but an A of
-            # one declined adds him back: his declined is not kept (rvrvs22b: the A re-books him)
-            merged = [_updated([stored[i]], [entry], change.keep if change.action == "U" or not _declined(stored[i])
-                               else tuple(k for k in change.keep if k != "status")) for i, entry in found]
-            if any(m is None for m in merged):
-                refused.append((change, "what its empty fields (no change) keep cannot be told"))
-                continue
-            for (i, _), m in zip(found, merged, strict=True):
-                replace([i], m or [])
-        elif change.action in ("A", "U"):
-            for i, entry in found:
-                replace([i], [entry])
-        elif change.action == "D":
-            for i, _ in found:
-                take_off(i)
-        if change.action == "U" and (unfound or not mine):
-            refused.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
-                            + " is not on the booking: an update (U) of it cannot be placed"))
-        elif change.action == "D" and (unfound or not mine):
-            noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
-                          + " is not on the booking: nothing is taken off"))
-        elif change.action == "X" and (unfound or not mine):
-            # X is "no change": it never adds (a doctor never booked was added, accepted, unsaid)
-            noted.append((change, (", ".join(_label(e) for e in unfound) if unfound else "its set id")
-                          + " is not on the booking: a no change (X) of it adds nothing"))
-        elif change.action == "A":
-            added.extend(unfound)
-    for change, why in noted:
-        _said_change(issues, element, change, why, "")
-    if refused:
-        for change, why in refused:
-            _said_change(issues, element, change, why, f"; the stored {element} is kept as it was (none of this "
-                                                       "message's changes to it is taken: a wrong list is worse than none)")
-        return None
-    return [entry for slot in slots for entry in slot] + added
+        if named - held:
+            booking.refuse(change, f"its set id holds {booked}, not "
+                                   + ", ".join(_label(e) for e in mine if who(e) not in held))
+            return
+        wrong = [e for e in mine if _roles(e) and not any(
+            who(stored[i]) == who(e) and _roles(stored[i]) in ("", _roles(e)) for i in group)]
+        if wrong:
+            booking.refuse(change, f"its set id holds {booked}, not in the role it names")
+            return
+        for i in group:
+            if not named or who(stored[i]) in named:
+                booking.take_off(i)
+
+
+def _on_who(change: Change, mine: list[Any], found: Finding, booking: Booking) -> None:
+    """A segment's change where nothing is stored under its set id: to the entries found by who."""
+    stored = booking.stored
+    if change.action in ("A", "U") and change.keep:
+        # found by who it is (no entry under its set id): an A replaces the entry it finds as a U
+        # does, keeping what its empty fields do not state (``AIP|2|A|D01|||<t>`` erased his
+        # attending role; an A with AIP-12 empty reset his tentative to accepted) -- but an A of
+        # one declined adds him back: his declined is not kept (rvrvs22b: the A re-books him)
+        merged = [_updated([stored[i]], [entry], change.keep if change.action == "U" or not _declined(stored[i])
+                           else tuple(k for k in change.keep if k != "status")) for i, entry in found.pairs]
+        if any(m is None for m in merged):
+            booking.refuse(change, "what its empty fields (no change) keep cannot be told")
+            return
+        for (i, _), m in zip(found.pairs, merged, strict=True):
+            booking.put([i], [_own_set_id(stored[i], e, change, booking) for e in m or []])
+    elif change.action in ("A", "U"):
+        for i, entry in found.pairs:
+            booking.put([i], [_own_set_id(stored[i], entry, change, booking)])
+    elif change.action == "D":
+        for i, _ in found.pairs:
+            booking.take_off(i)
+    missing = ", ".join(_label(e) for e in found.unfound) if found.unfound else "its set id"
+    if not (found.unfound or not mine):
+        return
+    if change.action == "U":
+        booking.refuse(change, missing + " is not on the booking: an update (U) of it cannot be placed")
+    elif change.action == "D":
+        booking.note(change, missing + " is not on the booking: nothing is taken off")
+    elif change.action == "X":
+        # X is "no change": it never adds (a doctor never booked was added, accepted, unsaid)
+        booking.note(change, missing + " is not on the booking: a no change (X) of it adds nothing")
+    elif change.action == "A":
+        booking.added.extend(found.unfound)
+
+
+def _own_set_id(held: Any, entry: Any, change: Change, booking: Booking) -> Any:
+    """An A or U under a set id nothing is stored under, taken for an entry found by who it names
+    that is stored under another set id of its segment (``AIP|3|A|D01`` with D01 booked as set id 1):
+    the entry keeps its set id. Taking the new one moved it (a later ``AIP|1|U`` found nothing), and
+    whether the sender means a second booking of him or renumbered is not said; what the segment
+    states of him is taken (as before), his set id stays, and the ACK says so (twenty-third round).
+    A declined entry (an A re-books him) and one stored with no set id take the segment's."""
+    kept = set_key(held)
+    if not kept or _declined(held) or not change.key or not isinstance(entry, dict):
+        return entry
+    system, _, value = change.key.rpartition("|")
+    kept_system, _, kept_value = kept.rpartition("|")
+    if kept_system != system or kept_value == value:
+        return entry
+    booking.note(change, f"{_label(held)} is booked under set id {kept_value}, and keeps it: "
+                         f"{'an add (A)' if change.action == 'A' else 'an update (U)'} of it under set id {value}, "
+                         "which holds nothing stored, is taken as news of it, not as a second booking or a renumbering")
+    extensions = [e for e in entry.get("extension") or () if not (isinstance(e, dict) and e.get("url") == SET_ID)]
+    ours = [e for e in held.get("extension") or () if isinstance(e, dict) and e.get("url") == SET_ID]
+    return {**entry, "extension": extensions + ours}
 
 
 def _same_parts(mine: list[Any], held: list[Any], empty_role_stands: bool) -> bool:

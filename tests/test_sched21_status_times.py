@@ -153,14 +153,15 @@ def test_a_rescheduled_start_with_nothing_to_end_it_is_said_at_sch11(engine: Eng
     """S13 moves the appointment to 10:00 with no SCH-9/10 and no end: R4 stores start and end
     together, so the new start cannot be stored -- the ACK said only "SCH: no value for
     Appointment.start" (no field, and a start was sent). It now names SCH-11 and the start; the
-    stored times stand (left: the converter does not see the stored duration)."""
+    stored times stood (left: the converter does not see the stored duration). sched23: the stored
+    length stands (v2: an empty SCH-9 does not overwrite it) and the end moves with the start."""
     a = siu("SR1", "S12", sch("SR"), PID, "RGS|1|A", AIP)
     b = siu("SR2", "S13", sch("SR", duration="|", timing="^^^20261205100000"), PID, "RGS|1|A", AIP)
     acks = send(engine, a, b)
     assert [ack_code_of(x) for x in acks] == ["AA", "AA"], acks
     assert [t for t in _warned(acks[1], "SCH^1^11") if "20261205100000" in t], err_fields(acks[1])
     appt = valid(appointment(engine, fhir, "SR2"))
-    assert (appt["start"], appt["end"]) == ("2026-12-05T08:30:00+08:00", "2026-12-05T09:00:00+08:00"), appt
+    assert (appt["start"], appt["end"]) == ("2026-12-05T10:00:00+08:00", "2026-12-05T10:30:00+08:00"), appt
 
 
 @pytest.mark.parametrize("segment,where", [

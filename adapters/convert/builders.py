@@ -21,7 +21,7 @@ from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_datetime
-from engine.merge_rules import SET_ID, Change, located
+from engine.merge_rules import SET_ID, SET_ID_SYSTEM, STATED_WHOLE, Change, located
 
 # --- whole-message handlers ----------------------------------------------------------------------
 
@@ -401,6 +401,21 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
                               "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
+    if begin is not None and finish is None and start_at is not None and env.event == "S13" and not end and not duration:
+        # an S13 (rescheduled) moving the start alone (no end, no duration sent: v2, an empty field does
+        # not overwrite the stored one): the stored length stands, and the end moves by it -- the merge
+        # sees the stored appointment (``Said.start_alone``, ``merge_rules._moved_start``); it said,
+        # and kept the old times (twenty-third round)
+        at, field_no = start_at
+        ctx.start_alone(res, begin.isoformat(), start, located(at.name, at.sequence, field_no))
+        ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration: a "
+                          "rescheduled appointment keeps its stored length, the end moving with the start; with no "
+                          "appointment stored with a length, neither is taken from this message (R4 stores start and "
+                          "end together)", field_no, code=DATA_TYPE_ERROR))
+        if res.get("status") not in ("proposed", "cancelled", "waitlist"):
+            templates.mark_absent(res, "_start", "Appointment", None, ctx)  # (said above: no second warning)
+            templates.mark_absent(res, "_end", "Appointment", None, ctx)
+        return
     if begin is not None and finish is None and start_at is not None:
         # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
         # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid.
@@ -467,7 +482,9 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
     ``AIP|1|D|D01`` alone took the room and the machine off with the list it replaced. Each segment
     is said to the merge (``Said.changes``: ``engine.merge_rules._changes`` finds what it changes by
     its set id, then who, then the role, and keeps the stored list where that would be a guess).
-    A message with any resource segment without a code states the list whole, as before. Every
+    Beside coded segments, a kind of segment (AIP, AIL, AIG) sent without codes states that kind
+    whole (``STATED_WHOLE``: its stored entries replaced, the other kinds' kept); a message with no
+    coded segment states the list whole, as before. Every
     entry carries its segment's set id (``SET_ID``, the ``set_id`` rules) so a later message finds
     it. Found here: a coded segment with no set id, or a set id two coded segments share, cannot be
     matched -- said to the merge, which keeps the stored list and says so."""
@@ -478,15 +495,27 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
             code = s.value(2).strip().upper()
             if code and code not in _ACTIONS:
                 ctx.warn(s.error(f"{s.name}-2: segment action code {s.value(2)!r} is not one of table 0206 "
-                                 "(A, U, D, X); the segment is read as stating its resource, the list whole", 2,
+                                 "(A, U, D, X); the segment is read as having none (stating its kind whole; the list, when no "
+                                 "segment has one)", 2,
                                  code=DATA_TYPE_ERROR))
-        if not segments or not all(s.value(2).strip().upper() in _ACTIONS for s in segments):
-            _set_ids_once(res, element, segments, ctx)
+        # a kind of segment (AIP people, AIL locations, AIG equipment) any of whose segments has no
+        # action code states that kind whole (v2 snapshot mode is per repeating segment): its stored
+        # entries are replaced by the message's, the other kinds' stored entries stay (an uncoded AIL
+        # beside ``AIP|1|D`` dropped the doctors it did not name: the message was read whole)
+        # (a message with no coded segment states the list whole, as before: sched22's guard)
+        coded = [s for s in segments if _kind_coded(segments, s.name)]
+        whole = [s for s in segments if not _kind_coded(segments, s.name)]
+        if whole:
+            _set_ids_once(res, element, whole, ctx)
+        if not coded:
             continue
         changes: list[Change] = []
+        for name in dict.fromkeys(s.name for s in whole):
+            first = next(s for s in whole if s.name == name)
+            changes.append(Change(f"{_SET_ID_SYSTEM}{name}-1", STATED_WHOLE, located(name, first.sequence, 1)))
         seen: set[str] = set()
         statuses = vocabulary(ctx.site, "participation_status")
-        for s in segments:
+        for s in coded:
             set_id = s.value(1).strip()
             key = f"{_SET_ID_SYSTEM}{s.name}-1|{set_id}" if set_id else ""
             why = ("it names no set id: which stored entry it changes cannot be found" if not set_id
@@ -514,6 +543,11 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
                         keep += ("status",)
             changes.append(Change(key, action, located(s.name, s.sequence, 1), why, entries, keep, status))
         ctx.changes(res, element, tuple(changes))
+
+
+def _kind_coded(segments: list[Segment], name: str) -> bool:
+    """Every segment of kind ``name`` (AIP, AIL, AIG, AIS) in the message carries an action code."""
+    return all(s.value(2).strip().upper() in _ACTIONS for s in segments if s.name == name)
 
 
 def _unstated(s: Segment, field_no: int) -> bool:
@@ -553,7 +587,7 @@ _ACTIONS = frozenset({"A", "U", "D", "X"})  # table 0206 segment action codes
 # the resource (AIP-3/AIL-3/AIG-3), a person's role (AIP-4), the resource's own status (AIP-12, ...)
 _KEPT = {"AIP": (("actor", 3), ("type", 4), ("status", 12)), "AIL": (("actor", 3), ("status", 12)),
          "AIG": (("actor", 3), ("status", 14))}
-_SET_ID_SYSTEM = "urn:huren:hl7v2:"  # + "AIP-1": the set id's field (``SET_ID``'s identifier system)
+_SET_ID_SYSTEM = SET_ID_SYSTEM  # + "AIP-1": the set id's field (``SET_ID``'s identifier system)
 
 
 def _set_id(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:

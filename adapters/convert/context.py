@@ -118,6 +118,8 @@ class Context:
     referrals: list[tuple[Resource, str]] = field(default_factory=list)
     # (resource, element, its segments): the message states the list entry by entry (``Said.changes``)
     changed: list[tuple[Resource, str, tuple[Change, ...]]] = field(default_factory=list)
+    # (resource, (start, as sent, where)): an S13's start with no end or duration (``Said.start_alone``)
+    starts_alone: list[tuple[Resource, tuple[str, str, str]]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -231,17 +233,22 @@ class Context:
         per segment (an S14 whose resource segments all carry action codes: ``Said.changes``)."""
         self.changed.append((resource, element, segments))
 
+    def start_alone(self, resource: Resource, start: str, sent: str, at: str) -> None:
+        """An S13 moves ``resource``'s start to ``start`` with no end or duration: the merge keeps the
+        stored length (``Said.start_alone``)."""
+        self.starts_alone.append((resource, (start, sent, at)))
+
     def said_count(self) -> int:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
-                + len(self.mothers) + len(self.referrals) + len(self.changed))
+                + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
         if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers
-                or self.referrals or self.changed):
+                or self.referrals or self.changed or self.starts_alone):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -279,10 +286,12 @@ class Context:
             ref = _ref_of(resource)
             if ref is not None:
                 changed.setdefault(ref, {})[element] = segments
+        alone = {ref: start for resource, start in self.starts_alone if (ref := _ref_of(resource)) is not None}
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
                           ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())),
-                          frozenset(referred.get(ref, ())), tuple((changed.get(ref) or {}).items()))
-                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed}}
+                          frozenset(referred.get(ref, ())), tuple((changed.get(ref) or {}).items()),
+                          start_alone=alone.get(ref, ()))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed, *alone}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"
