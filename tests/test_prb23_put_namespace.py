@@ -132,3 +132,29 @@ def test_guard_the_hospital_s_own_system_creates_at_any_id(engine: Engine, fhir:
     rid = _made_up("DOC-PRB23-HIS")
     r = fhir.put(f"/fhir/DocumentReference/{rid}", json=_note(plain["Patient"], id=rid), headers=_hospital(engine))
     assert r.status_code == 201, r.text
+
+
+def test_a_body_refused_for_what_it_cites_is_refused_alike_at_a_deleted_withheld_id(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """The body first, at any id: the V message's result, its ``derivedFrom`` naming the V document,
+    PUT by a clinician at the id of the deleted V result was 404 (the id checked before the body)
+    where at a live V record's id, a made-up id and a name of its own it was 422 -- the deleted V
+    record told apart. Now 422 alike, the same words; nothing written."""
+    acks = send(engine, document("NV5", "DOC-NV5", "nv5.rtf", "V"), document("NV6", "DOC-NV6", "nv6.rtf", "V"))
+    assert [ack_code_of(a) for a in acks] == ["AA"] * 2, acks
+    gone, very = _written(engine, "NV5"), _written(engine, "NV6")
+    hospital = _hospital(engine)
+    assert fhir.delete(f"/fhir/{gone['Observation']}", headers=hospital).status_code == 204
+    old = fhir.get(f"/fhir/{gone['Observation']}/_history/1", headers=hospital).json()
+    assert "derivedFrom" in old, old
+    body = {k: v for k, v in old.items() if k not in ("meta", "id")}
+    for who, h in _callers(engine).items():
+        shapes = {}
+        for name, rid in (("deleted withheld", gone["Observation"].split("/", 1)[1]),
+                          ("withheld", very["Observation"].split("/", 1)[1]),
+                          ("made up", deterministic_id("FNXRMYY", "Observation", f"prb23-{who}")),
+                          ("own name", f"prb23-own-obs-{who}")):
+            shapes[name] = _shape(fhir.put(f"/fhir/Observation/{rid}", json={**body, "id": rid}, headers=h), rid)
+        assert shapes["deleted withheld"] == shapes["withheld"] == shapes["made up"] == shapes["own name"], (who, shapes)
+        assert shapes["made up"][0] == 422, (who, shapes)
+    assert fhir.get(f"/fhir/{gone['Observation']}", headers=hospital).status_code == 410
