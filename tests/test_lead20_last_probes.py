@@ -69,7 +69,9 @@ def test_writer_recreating_a_deleted_v_document_unhides_its_provenance(engine: E
     hist = fhir.get(f"/fhir/{w['Observation']}/_history", headers=clinician)
     v1 = fhir.get(f"/fhir/{w['Observation']}/_history/1", headers=clinician)
     print("provenance:", found, read, "history:", hist.status_code, hist.text.count("第一段"), "v1:", v1.status_code)
-    assert put.status_code == 404 and found == set() and read == 404, (put.status_code, put2.status_code, found, read)
+    # refused either way: 422 since prb23 (twenty-third round) -- this body cites the V document, refused
+    # for it at any id (a made-up one too), where the id's 404 came first and told the deleted V record apart
+    assert put.status_code in (404, 422) and found == set() and read == 404, (put.status_code, put2.status_code, found, read)
 
 
 def test_version_number_of_put_over_deleted_v_record_tells_it_existed(engine: Engine, fhir: TestClient) -> None:  # noqa: F811

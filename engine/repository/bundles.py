@@ -302,8 +302,12 @@ class Bundles(Writes, Reads):
             plan["resource"] = resource
             if access is not None and (plan["if_none_exist"] if method == "POST" else len(parts) != 2 and query):
                 # a conditional entry's body is decided before its search answers anything (a 403
-                # only for a match would tell the caller that someone else's record matches)
-                access.check_write(parts[0], _as_planned(resource, early), None)
+                # only for a match would tell the caller that someone else's record matches);
+                # a POST's at the id it gets, not the body's (which a create ignores)
+                planned = _as_planned(resource, early)
+                if method == "POST":
+                    planned = {**planned, "id": (early.ids.get(n) if early else None) or str(uuid.uuid4())}
+                access.check_write(parts[0], planned, None)
             if method == "POST":
                 match = None
                 if plan["if_none_exist"]:
@@ -482,7 +486,8 @@ def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
     a resident's conditional AuditEvent naming a note of the same transaction by ``urn:uuid`` 403
     (a reference that cannot be checked), where the same entries without the condition were written
     (the review of prb22; twenty-second round, prbfix22). A POST entry keeps the id given here
-    unless its ifNoneExist matches; a conditional update's id is not known before its search."""
+    unless its ifNoneExist matches; a conditional update stands under its body's id or a provisional
+    one, its own id being known only once its search has run."""
     ids: dict[int, str] = {}
     mapping: dict[str, str] = {}
     bodies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -498,6 +503,13 @@ def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
             ids[n] = rid = str(uuid.uuid4())
         elif method == "PUT" and len(parts) == 2 and not query:
             rid = parts[1]
+        elif method == "PUT" and len(parts) == 1 and query:
+            # a conditional update: its id is known once its search has run, after this; it stands
+            # here under its body's id (where it creates when nothing matches) or a provisional one,
+            # so a citation of it by fullUrl is judged by the entry (prb22 left it 422: twenty-third
+            # round, prb23). Only for the checks made while planning: each entry is checked again
+            # when run, its references then naming the record the search found or created
+            rid = resource["id"] if isinstance(resource.get("id"), str) and resource["id"] else str(uuid.uuid4())
         else:
             continue
         key = (parts[0], rid)
