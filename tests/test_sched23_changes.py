@@ -71,6 +71,7 @@ def test_a_of_a_declined_doctor_under_a_new_set_id_re_books_him(engine: Engine, 
                       [f"AIP|1|D|{D01}|{AT}||{T}"], [f"AIP|3|A|{D01}|{AT}||{T}"])
     assert _status(appt, "王明") == ["accepted"] and _status(appt, "孙力") == ["accepted"], (
         _show(appt["participant"]), [_text(a) for a in acks])
+    assert ("王明", ("AT",), "accepted", ("3",)) in _doctors(appt), (_show(appt["participant"]), [_text(a) for a in acks])
 
 
 def test_a_of_a_doctor_stored_without_set_id_gives_him_the_set_id(engine: Engine, fhir: TestClient) -> None:  # noqa: F811

@@ -349,16 +349,35 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     unit_at: tuple[Segment, int] | None = None
     time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
     start_at: tuple[Segment, int] | None = None  # where the start was taken from (SCH-11, TQ1-7, AIS-4, ...)
+    dur_at: tuple[Segment, int] | None = None  # where the duration was stated (SCH-9, TQ1-13, AIS-7, ...)
+    unread: list[str] = []  # durations the message states that are not read as the appointment's (said)
     if sch is not None:
         start, end = sch.value(11, comp=4), sch.value(11, comp=5)
         duration, unit = sch.value(9), sch.value(10)
-        unit_at = (sch, 10)
+        unit_at, dur_at = (sch, 10), (sch, 9)
         time_at = (sch, 11)
         start_at = (sch, 11) if start else None
     if not start and tq1 is not None:
         start, end = tq1.value(7), tq1.value(8)
         time_at = (tq1, 8)
         start_at = (tq1, 7) if start else None
+    if not duration and tq1 is not None:
+        # v2.5.1 ch. 4: TQ1-13 occurrence duration (the length of each occurrence -- an appointment is
+        # one) and TQ1-6 service duration (how long the service is wanted: the span TQ1-8 would end),
+        # each a CQ (quantity ^ units); they were not read, so an S13 stating one beside a start alone
+        # was given the stored length (twenty-third round, rvsched23). Two that differ are a guess: neither
+        stated = [(f, tq1.value(f), tq1.value(f, comp=2)) for f in (13, 6) if tq1.value(f).strip()]
+        if len({(d.strip(), u.strip().upper() or "MIN") for _, d, u in stated}) > 1:
+            unread += [f"TQ1-{f} ({d} {u})".replace(" )", ")") for f, d, u in stated]
+        elif stated:
+            f, duration, unit = stated[0]
+            unit_at = dur_at = (tq1, f)
+    if start and not duration:
+        # a start from SCH-11/TQ1-7 and no appointment duration: a resource's own duration (AIS-7,
+        # AIG-11, AIL-9, AIP-9) is that resource's, offset by its own start -- the appointment's end
+        # read from it would be a guess; said, and not read (twenty-third round, rvsched23)
+        for name, df, uf in (("AIS", 7, 8), ("AIG", 11, 12), ("AIL", 9, 10), ("AIP", 9, 10)):
+            unread += [f"{name}-{df} ({s.value(df)} {s.value(uf) or 'MIN'})" for s in scope.all(name) if s.value(df).strip()]
     if not start:
         # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
         # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
@@ -369,7 +388,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
                     start = s.value(sf)
                     start_at = (s, sf)
                     if not duration:
-                        duration, unit, unit_at = s.value(df), s.value(uf), (s, uf)
+                        duration, unit, unit_at, dur_at = s.value(df), s.value(uf), (s, uf), (s, df)
     try:
         begin = to_datetime(start, ctx.tz) if start else None
         finish = to_datetime(end, ctx.tz) if end else None
@@ -390,18 +409,27 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
                               "(duration_seconds); no duration or end is taken from it", field_no,
                               code=DATA_TYPE_ERROR))
-        seconds = _seconds(duration, per_unit, unit_at, ctx)
+        seconds = _seconds(duration, per_unit, dur_at, ctx)
     if seconds is not None and seconds % 60 == 0 and 1 <= seconds / 60 <= _POSITIVE_INT:
         res["minutesDuration"] = int(seconds / 60)
     if begin is not None and finish is None and seconds is not None:
         try:
             finish = begin + _dt.timedelta(microseconds=int(seconds * 1_000_000))
         except OverflowError:  # past the year 9999
-            at, field_no = unit_at if unit_at is not None else (sch or seg or ctx.message.msh, 9)
-            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {unit} ends past any date huren "
-                              "stores; no end is taken from it", field_no - 1, code=DATA_TYPE_ERROR))
+            at, field_no = dur_at if dur_at is not None else (sch or seg or ctx.message.msh, 9)
+            ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {unit} ends past any date huren "
+                              "stores; no end is taken from it", field_no, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
-    if begin is not None and finish is None and start_at is not None and env.event == "S13" and not end and not duration:
+    if begin is not None and finish is None and start_at is not None and unread:
+        # a duration the message states but huren does not read as the appointment's: the stored length
+        # is not applied as though none was sent, nor the start taken alone -- the stored times stand
+        at, field_no = start_at
+        ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no appointment duration "
+                          f"(SCH-9/10) huren reads, but the message states {', '.join(unread)}: that is a resource's "
+                          "own duration or two that differ, and the appointment's end is not guessed from it; neither "
+                          "start nor end is taken from this message (a start and end stored earlier stand)", field_no,
+                          code=DATA_TYPE_ERROR))
+    elif begin is not None and finish is None and start_at is not None and env.event == "S13" and not end and not duration:
         # an S13 (rescheduled) moving the start alone (no end, no duration sent: v2, an empty field does
         # not overwrite the stored one): the stored length stands, and the end moves by it -- the merge
         # sees the stored appointment (``Said.start_alone``, ``merge_rules._moved_start``); it said,
@@ -416,7 +444,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             templates.mark_absent(res, "_start", "Appointment", None, ctx)  # (said above: no second warning)
             templates.mark_absent(res, "_end", "Appointment", None, ctx)
         return
-    if begin is not None and finish is None and start_at is not None:
+    elif begin is not None and finish is None and start_at is not None:
         # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
         # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid.
         # Said where the start came from (SCH-11, TQ1-7, or the AIS-4/AIG-8/AIL-6/AIP-6 it was
@@ -433,7 +461,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         templates.mark_absent(res, "_end", "Appointment", sch, ctx)
 
 
-def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] | None, ctx: Context) -> Decimal | None:
+def _seconds(duration: str, per_unit: int | None, dur_at: tuple[Segment, int] | None, ctx: Context) -> Decimal | None:
     """A duration (NM, v2 ch. 2: an optional sign, digits and one decimal point) in seconds, else
     None -- said at its field (the one before its unit's) when it is no length of time: a text
     (``30,5``), NaN or infinity (they failed the conversion, AE 207), a negative one (it ended the
@@ -443,10 +471,10 @@ def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] |
     amount = Decimal(text) if _NM.fullmatch(text) else None
     why = "is not a number (NM)" if amount is None else "is negative" if amount < 0 else ""
     if why:
-        if unit_at is not None:
-            at, field_no = unit_at
-            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} {why}; no duration or end is "
-                              "taken from it", field_no - 1, code=DATA_TYPE_ERROR))
+        if dur_at is not None:
+            at, field_no = dur_at
+            ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {why}; no duration or end is "
+                              "taken from it", field_no, code=DATA_TYPE_ERROR))
         return None
     if per_unit is None or amount is None:
         return None
@@ -454,10 +482,10 @@ def _seconds(duration: str, per_unit: int | None, unit_at: tuple[Segment, int] |
     if seconds > _LONGEST:
         # a 41-digit SCH-9 made ``seconds % 60`` raise decimal.InvalidOperation (AE 207, nothing
         # stored): no appointment lasts past ten years -- said, and the appointment stored without it
-        if unit_at is not None:
-            at, field_no = unit_at
-            ctx.warn(at.error(f"{at.name}-{field_no - 1}: duration {duration!r} is longer than ten years, no "
-                              "appointment's length; no duration or end is taken from it", field_no - 1,
+        if dur_at is not None:
+            at, field_no = dur_at
+            ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} is longer than ten years, no "
+                              "appointment's length; no duration or end is taken from it", field_no,
                               code=DATA_TYPE_ERROR))
         return None
     return seconds
