@@ -5,15 +5,26 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+# --- bytecode (suite helper) -------------------------------------------------------------------
+# The suite writes and reads compiled bytecode whatever PYTHONDONTWRITEBYTECODE says (this machine's
+# sessions set it). With it set, nothing was ever kept: each xdist worker rewrote and compiled the
+# ~460 test files at collection (~20 s of CPU a worker, every run), and every `huren` process a test
+# starts (the CLI, `huren serve`, the kill -9 servers) compiled huren's modules from source again
+# (~0.25 s of its ~0.75 s). Set here, at the suite's first import: the workers and the processes the
+# tests start inherit the environment. Only __pycache__ folders (git-ignored) are written.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
-from engine.repository.port import Store
-from engine.settings import Settings
+import pytest  # noqa: E402
+
+from engine.repository.port import Store  # noqa: E402
+from engine.settings import Settings  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # public sample messages kept with the project (tests/data/hl7v2/README.md names sources and licences)

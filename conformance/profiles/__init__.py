@@ -23,6 +23,7 @@ A malformed file is an error at start-up naming the file and the field (``Profil
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,11 +174,36 @@ def _choices(definition: dict[str, Any], element: str) -> tuple[str, ...]:
 
 
 def load_profile(path: Path, definitions: dict[str, Any]) -> Profile:
+    """The profile in ``path``, made once per process for the same file text and R4 definitions:
+    every Engine reads the ten shipped files, and parsing them (PyYAML in pure Python) and compiling
+    their rules was ~20 ms of an Engine's ~100 ms start. A ``Profile`` is immutable (its rules
+    compiled validators), so Validators share it. A changed text is read anew; a broken file
+    raises every time (only profiles made are kept)."""
+    text = path.read_text(encoding="utf-8")
+    key = (str(path), text)
+    kept = _MADE.get(key)
+    if kept is not None and kept[0] is definitions:
+        return kept[1]
+    profile = _profile_of(path, text, definitions)
+    with _MADE_LOCK:
+        _MADE[key] = (definitions, profile)
+        while len(_MADE) > _MADE_KEPT:
+            del _MADE[next(iter(_MADE))]
+    return profile
+
+
+# (path, text) -> (the R4 definitions it was checked against, the profile): ``load_profile``
+_MADE: dict[tuple[str, str], tuple[dict[str, Any], Profile]] = {}
+_MADE_LOCK = threading.Lock()
+_MADE_KEPT = 128
+
+
+def _profile_of(path: Path, text: str, definitions: dict[str, Any]) -> Profile:
     def fail(what: str) -> ProfileError:
         return ProfileError(f"{path}: {what}")
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise fail(f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import yaml
-
 from engine.auth import scopes as sc
 from engine.auth.clients import Client
 from engine.auth.errors import OAuthError
@@ -41,6 +39,7 @@ from engine.auth.family import RELATIONSHIPS, FamilyAccess, Grant, person_key
 from engine.auth.sender import CodeSender, build_sender
 from engine.errors import Gone, NotFound
 from engine.identity import nationalid
+from mappings.sitefiles import safe_load
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
@@ -75,7 +74,7 @@ class Policy:
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None) -> Policy:
-        values = yaml.safe_load(LIMITS_FILE.read_text(encoding="utf-8"))
+        values = safe_load(LIMITS_FILE.read_text(encoding="utf-8"))  # parsed once per process
         unknown = set(overrides or {}) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown resident_auth setting(s): {', '.join(sorted(unknown))}")
