@@ -127,8 +127,12 @@ class Page:
                 stale.close()
             self.browser = _shared(key)
             self.context = self.browser.call("Target.createBrowserContext", disposeOnDetach=False)["browserContextId"]
-        self.target = self.browser.call("Target.createTarget", url="about:blank",
-                                        browserContextId=self.context)["targetId"]
+        # as the first tab of a Chromium of its own was (measured): a 780x524 window (a 780x437 viewport
+        # for a page that sets no size) that does not have the window focus -- a new target in the
+        # foreground has it, and then a heading the page focuses after a click draws its focus ring
+        # (:focus-visible) in screenshots where it had not
+        self.target = self.browser.call("Target.createTarget", url="about:blank", browserContextId=self.context,
+                                        background=True, width=780, height=524)["targetId"]
         self.ws_url = f"ws://127.0.0.1:{self.browser.port}/devtools/page/{self.target}"
 
     def close(self) -> None:
