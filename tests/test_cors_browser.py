@@ -7,15 +7,13 @@ origin no app registered can read the public metadata but not a resident's recor
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import threading
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests import browser_pool
 from tests import test_resident_ui as ui
 from tests.test_resident_ui import _CDP, CHROMIUM, ZHANG, _free_port
 
@@ -83,14 +81,10 @@ def test_a_smart_app_on_another_origin_launches_and_reads(served, tmp_path: Path
     stranger_server, stranger_origin = serve_page("<!doctype html><title>stranger</title>")
     engine.auth.registry.add("x-origin-app", scopes=["launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs"],
                              kind="patient-app", redirect_uris=[app_origin + "/cb"], public=True)
-    proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             f"--user-data-dir={tmp_path / 'chrome'}", "--remote-debugging-port=0", "about:blank"],
-                            stderr=subprocess.PIPE, text=True)
+    # a page in a fresh browser context of this test process's one Chromium (tests/browser_pool.py)
+    page = browser_pool.Page("--lang=zh-CN")
     try:
-        ws_url = next(m.group(1) for line in proc.stderr if (m := re.search(r"DevTools listening on (ws://\S+)", line)))
-        port = re.search(r":(\d+)/", ws_url).group(1)
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
-        cdp = _CDP(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+        cdp = _CDP(page.ws_url)
         cdp.call("Page.enable")
         cdp.call("Page.navigate", url=app_origin + "/")
         cdp.wait("typeof window.start === 'function'")
@@ -118,7 +112,6 @@ def test_a_smart_app_on_another_origin_launches_and_reads(served, tmp_path: Path
         assert read == "blocked"
         cdp.ws.close()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        page.close()
         app_server.shutdown()
         stranger_server.shutdown()

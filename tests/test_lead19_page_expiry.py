@@ -16,11 +16,16 @@ from tests.test_resident_ui import CHROMIUM, Phone
 
 __all__ = ["community"]
 
+TTL = 12
+
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
 def test_the_record_leaves_the_screen_when_the_token_ends(community, tmp_path):
     engine, base = community
-    engine.auth.me_ttl = 30  # seconds (HUREN_ME_TOKEN_TTL_SECONDS is 900)
+    # seconds (HUREN_ME_TOKEN_TTL_SECONDS is 900). It was 30, and the test waited those 30 s out; the
+    # page's own timer is the same code at any length. From the token's issue to the banner being read
+    # took 3 s at a load of 13 on the two cores (measured, pages23), so 12 s leaves a wide margin.
+    engine.auth.me_ttl = TTL
     phone = Phone(tmp_path)
     try:
         cdp = phone.cdp
@@ -28,7 +33,7 @@ def test_the_record_leaves_the_screen_when_the_token_ends(community, tmp_path):
         sign_in(phone, engine, base, ZHAO)
         cdp.wait("document.body.dataset.ready === '1'", timeout=60)
         session = json.loads(cdp.eval("sessionStorage.getItem('session')"))
-        assert (session["exp"] - cdp.eval("Date.now()")) / 1000 <= 30
+        assert (session["exp"] - cdp.eval("Date.now()")) / 1000 <= TTL
         assert "赵桂兰" in phone.text("banner")
         # nothing is clicked or read: the page itself ends it when the token's time is up
         cdp.wait("document.getElementById('status').innerText.includes('登录已过期')", timeout=60)

@@ -5,12 +5,9 @@ browser (Debian's ``chromium``), driven over the DevTools protocol."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +18,11 @@ from websockets.sync.client import connect
 
 from engine.api.app import create_app
 from engine.auth.staff import StaffDirectory
+from tests import browser_pool
 from tests.test_recognition_world import ALICE, A, B, World, cbc, lft
 from tests.test_staff_signin import rfc6238
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser_pool.CHROMIUM
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed")
 
 
@@ -57,18 +55,10 @@ class Browser:
     override: measured), so the pages say a picked date in words themselves."""
 
     def __init__(self, profile: Path) -> None:
-        self.proc = subprocess.Popen(
-            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--lang=zh-CN", "--accept-lang=zh-CN",
-             "--disable-dev-shm-usage", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.time() + 30
-        while not (port_file.exists() and port_file.read_text().strip()) and time.time() < deadline:
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(t for t in targets if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        # a page in a fresh browser context of this test process's one Chromium (tests/browser_pool.py):
+        # its own cookies and storage, as a Chromium of its own had, without a Chromium start per test
+        self.page = browser_pool.Page("--lang=zh-CN", "--accept-lang=zh-CN", "--disable-dev-shm-usage")
+        self.ws = connect(self.page.ws_url, max_size=None, open_timeout=10)
         self.n = 0
         self.send("Emulation.setLocaleOverride", locale="zh-CN")
 
@@ -104,8 +94,7 @@ class Browser:
 
     def close(self) -> None:
         self.ws.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        self.page.close()
 
 
 AUDITOR_PASSWORD = "ginkgo-river-42"

@@ -9,13 +9,9 @@ import base64
 import contextlib
 import json
 import os
-import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +23,7 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from engine.identity.nationalid import check_character
 from engine.settings import Settings
+from tests import browser_pool
 from tests.test_ui12_phone import (
     outside,  # every visible element inside the screen, not only the page's width
 )
@@ -59,7 +56,7 @@ def test_page_is_served_with_its_config_and_strict_headers(engine):
 
 # ---- headless Chromium ---------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser_pool.CHROMIUM
 
 
 def _free_port() -> int:
@@ -148,21 +145,10 @@ class Phone:
     """Headless Chromium driven over CDP, as the resident's phone."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                      "--lang=zh-CN", f"--user-data-dir={tmp_path / 'chrome'}",
-                                      "--remote-debugging-port=0", "about:blank"],
-                                     stderr=subprocess.PIPE, text=True)
-        ws_url = None
-        for line in self.proc.stderr:
-            m = re.search(r"DevTools listening on (ws://\S+)", line)
-            if m:
-                ws_url = m.group(1)
-                break
-        assert ws_url, "Chromium did not start its DevTools endpoint"
-        port = re.search(r":(\d+)/", ws_url).group(1)
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
-        page = next(t for t in targets if t["type"] == "page")
-        self.cdp = _CDP(page["webSocketDebuggerUrl"])
+        # a page in a fresh browser context of this test process's one Chromium (tests/browser_pool.py):
+        # its own cookies and storage, as a Chromium of its own had, without a Chromium start per test
+        self.page = browser_pool.Page("--lang=zh-CN")
+        self.cdp = _CDP(self.page.ws_url)
         self.cdp.call("Page.enable")
         self.shots = Path(os.environ.get("HUREN_SCREENSHOTS") or tmp_path / "shots")
         self.shots.mkdir(parents=True, exist_ok=True)
@@ -192,8 +178,7 @@ class Phone:
 
     def close(self) -> None:
         self.cdp.ws.close()
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.page.close()
 
 
 @contextlib.contextmanager

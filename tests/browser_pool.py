@@ -1,0 +1,142 @@
+"""One headless Chromium per test process, a fresh browser context per page (twenty-third round).
+
+Starting Chromium costs a second or more of CPU and wall time on the CI's two cores, and the page
+tests started one per test. Here a test process (an xdist worker) starts one Chromium per set of
+command-line flags, on first use, and every ``Phone``/``Browser`` gets its own *browser context*
+(``Target.createBrowserContext``: its own cookies, storage, cache and permissions, as a separate
+incognito profile) with one page in it (``Target.createTarget``). Closing the page disposes of the
+context, so nothing one test signed in to or stored is seen by the next. The page is driven over its
+own DevTools websocket exactly as before (real HTTP, real clicks and typing).
+
+If the shared Chromium has died (a crash, a test that killed it), the next page starts a new one.
+Chromium is ended when the test process exits (``atexit``) and, on Linux, when its parent dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# Start cost only: nothing a page renders or a test reads depends on these (no GPU was already the
+# rule; background networking, component updates, extensions, sync and the first-run/default-browser
+# checks are all things a headless test browser never needs).
+QUIET = ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+         "--disable-extensions", "--disable-component-update", "--disable-background-networking",
+         "--disable-sync", "--disable-default-apps", "--mute-audio")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class _Chromium:
+    """One Chromium process and a websocket to its browser target (for the Target domain)."""
+
+    def __init__(self, flags: tuple[str, ...]) -> None:
+        from websockets.sync.client import connect
+
+        assert CHROMIUM, "Chromium is not installed"
+        self.profile = Path(tempfile.mkdtemp(prefix="huren-chromium-"))
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *flags, f"--user-data-dir={self.profile}", "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)  # noqa: PLW1509
+        port_file = self.profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise AssertionError("Chromium did not start its DevTools endpoint")
+            time.sleep(0.05)
+        port, path = port_file.read_text().split()[:2]
+        self.port = int(port)
+        self.ws = connect(f"ws://127.0.0.1:{self.port}{path}", max_size=None, open_timeout=10)
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        with self.lock:
+            self.n += 1
+            self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+            while True:
+                msg = json.loads(self.ws.recv(timeout=30))
+                if msg.get("id") == self.n:
+                    if "error" in msg:
+                        raise RuntimeError(msg["error"])
+                    return msg["result"]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+_browsers: dict[tuple[str, ...], _Chromium] = {}
+
+
+def _shared(flags: tuple[str, ...]) -> _Chromium:
+    browser = _browsers.get(flags)
+    if browser is None or not browser.alive():
+        if browser is not None:
+            browser.close()
+        browser = _browsers[flags] = _Chromium(flags)
+    return browser
+
+
+@atexit.register
+def _close_all() -> None:
+    while _browsers:
+        _browsers.popitem()[1].close()
+
+
+class Page:
+    """A page in a context of its own in the shared Chromium: ``ws_url`` is its DevTools websocket."""
+
+    def __init__(self, *flags: str) -> None:
+        key = tuple(dict.fromkeys((*QUIET, *flags)))
+        try:
+            self.browser = _shared(key)
+            self.context = self.browser.call("Target.createBrowserContext", disposeOnDetach=False)["browserContextId"]
+        except Exception:  # a Chromium that stopped answering: start a fresh one once
+            stale = _browsers.pop(key, None)
+            if stale is not None:
+                stale.close()
+            self.browser = _shared(key)
+            self.context = self.browser.call("Target.createBrowserContext", disposeOnDetach=False)["browserContextId"]
+        # as the first tab of a Chromium of its own was (measured): a 780x524 window (a 780x437 viewport
+        # for a page that sets no size) that does not have the window focus -- a new target in the
+        # foreground has it, and then a heading the page focuses after a click draws its focus ring
+        # (:focus-visible) in screenshots where it had not
+        self.target = self.browser.call("Target.createTarget", url="about:blank", browserContextId=self.context,
+                                        background=True, width=780, height=524)["targetId"]
+        self.ws_url = f"ws://127.0.0.1:{self.browser.port}/devtools/page/{self.target}"
+
+    def close(self) -> None:
+        """Dispose of the context (its page, cookies and storage go with it)."""
+        if self.browser.alive():
+            with contextlib.suppress(Exception):
+                self.browser.call("Target.disposeBrowserContext", browserContextId=self.context)
