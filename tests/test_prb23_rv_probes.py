@@ -208,8 +208,12 @@ def test_rvrvprb23_if_match_put_reads_the_record_once(engine: Engine, fhir: Test
 def test_rvrvprb23_bound_hospital_creates_at_its_own_v5_id(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """A hospital's own system bound to its institution (``huren client add --institution``) that
     names its records by a v5 UUID of its own namespace (RFC 4122 name-based ids, a common client
-    practice) PUTs a new record at such an id. The CapabilityStatement says ``updateCreate: true``;
-    the id is no number of huren's feeds. Expected a create (201), as at a v4 or a name."""
+    practice) PUTs a new record at such an id. The reviewer expected a create (201), as at a v4 or a
+    name; no one can tell whose namespace made a v5 id, so the rule stays (privacy first) -- and the
+    refusal now says it plainly (prbfix23): ids of this form are where huren keeps the feeds'
+    records, a PUT at one updates only a record you may read, create with POST or another form of
+    id. The same status, body and headers at a withheld, a deleted and a fresh id; at a v4 id the
+    same PUT creates (201)."""
     acks = send(engine, document("BH1", "DOC-BH1", "bh1.rtf"))
     assert [ack_code_of(a) for a in acks] == ["AA"], acks
     plain = _written(engine, "BH1")
@@ -218,7 +222,22 @@ def test_rvrvprb23_bound_hospital_creates_at_its_own_v5_id(engine: Engine, fhir:
     h = {"Authorization": f"Bearer {token}"}
     own = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://his-b.example/documents/4711"))
     r = fhir.put(f"/fhir/DocumentReference/{own}", json={**_note(plain["Patient"]), "id": own}, headers=h)
+    assert r.status_code == 404, (r.status_code, r.text)
+    said = r.json()["issue"][0]["diagnostics"]
+    for words in ("ids of this form", "feeds", "updates a record you may read", "POST", "another form"):
+        assert words in said, said
+    v4 = str(uuid.uuid4())
+    r = fhir.put(f"/fhir/DocumentReference/{v4}", json={**_note(plain["Patient"]), "id": v4}, headers=h)
     assert r.status_code == 201, (r.status_code, r.text)
+    # the same refusal, word for word, for a clinician at a withheld, a deleted-withheld, a deleted
+    # and a fresh id of the form
+    ids = _four(engine, fhir, "BHC")
+    clinician = _callers(engine)["clinician"]
+    shapes = {name: _shape(fhir.put(f"/fhir/DocumentReference/{ids[name]}",
+                                    json={**_note(ids["patient"]), "id": ids[name]}, headers=clinician), ids[name])
+              for name in ("withheld", "deleted withheld", "deleted", "made up")}
+    assert shapes["withheld"] == shapes["deleted withheld"] == shapes["deleted"] == shapes["made up"], shapes
+    assert shapes["made up"][0] == 404 and "ids of this form" in shapes["made up"][1], shapes["made up"]
 
 
 @pytest.mark.parametrize("who", ["clinician", "township"])
