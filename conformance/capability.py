@@ -162,7 +162,13 @@ def build_capability_statement(
             {
                 "mode": "server",
                 "documentation": "Every interaction except this statement needs an OAuth2 bearer token "
-                "with SMART v2 scopes (system/*.cruds for hospital systems, patient/*.rs for residents).",
+                "with SMART v2 scopes (system/*.cruds for hospital systems, patient/*.rs for residents). "
+                "update (PUT Type/id) creates at a new id (updateCreate), except at an id of the form huren "
+                "gives the records the feeds send -- a name-based UUID, version 5: a caller some security "
+                "labels are withheld from updates there only a record it may read (else 404, alike whether "
+                "a record stands there or not); create with POST or at an id of another form (a random UUID, "
+                "version 4, or a name). A conditional update matching nothing whose body names a record that "
+                "stands is 409.",
                 "security": _security(security),
                 **({"resource": resources} if resources else {}),  # R4 JSON has no empty arrays
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],

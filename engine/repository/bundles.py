@@ -336,6 +336,8 @@ class Bundles(Writes, Reads):
                     # (writing the body over the match would replace a record the client did not name)
                     raise BadRequest(f"{where}: the resource's id {resource['id']} differs from the matching "
                                      f"{parts[0]}/{match['id']}", expression=[f"{where}.resource.id"])
+                if match is None and isinstance(resource.get("id"), str) and resource["id"]:
+                    self.refuse_standing(parts[0], resource, where, access)  # R4: a stored id is 409
                 resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
             else:
                 raise BadRequest(f"{where}: PUT needs Type/id or Type?search", expression=[f"{where}.request.url"])

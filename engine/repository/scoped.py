@@ -707,6 +707,12 @@ class ScopedRepository:
             self._cites_only_readable(resource_type, new)
             if resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
                 self._cites_only_shown(resource_type, new)
+        if self._compartment is not None and new is not None and not self._theirs(new, written=self._written()):
+            # a resident's body naming someone not theirs: refused for the body, before anything
+            # about the id (``_claims``, the record stored there) -- it was judged after, so a PUT at
+            # another person's deleted V document's id answered 404 where a made-up id, a name or a
+            # live V document's id answered 403 (the review of prb23; twenty-third round, prbfix23)
+            raise Forbidden("a resident may only write resources of their own records")
         if current is None and new is not None and self._hidden_labels and isinstance(new.get("id"), str):
             # after the body (what is refused for it is refused at any id): the id it is written at
             self._claims(resource_type, new["id"])
@@ -716,8 +722,6 @@ class ScopedRepository:
             raise self.unknown(resource_type)
         if new is None:
             raise Forbidden("a resident may not delete records")
-        if not self._theirs(new, written=self._written()):
-            raise Forbidden("a resident may only write resources of their own records")
 
     def _claims(self, rtype: str, rid: str) -> None:
         """Whether a caller some labels are withheld from may write ``rtype/rid`` where no record
@@ -743,12 +747,26 @@ class ScopedRepository:
         point. One primary-key read (``_current``: the one the write then reads, inside
         ``update``)."""
         rec = self._current(rtype, rid)
+        feed_form = not self.confined and huren_form(rid)
         if rec is not None and rec.deleted and self._withheld_record(rec):
-            raise self.unknown(rtype)
-        if self.confined or not huren_form(rid):
+            raise self.feed_form_refused(rtype) if feed_form else self.unknown(rtype)
+        if not feed_form:
             return
         if rec is None or rec.deleted or rec.body is None or self._withheld_record(rec):
-            raise self.unknown(rtype)
+            raise self.feed_form_refused(rtype)
+
+    def feed_form_refused(self, rtype: str) -> NotFound:
+        """The refusal of a PUT at an id of huren's form (``huren_form``) where no record this caller
+        reads stands: the rule said plainly, the same status, words and headers for a withheld, a
+        deleted and a fresh id (nothing tells them apart). No one can tell whose namespace made a v5
+        UUID, so a client naming its own records so (a bound hospital's system) is refused too --
+        told why and what to do instead (the review of prb23: it read "not known"; twenty-third
+        round, prbfix23). 404 as the read at that URL answers (README)."""
+        return NotFound(f"no {rtype} you may read stands at this id: ids of this form (a name-based UUID, "
+                        "version 5) are where huren keeps the records the feeds send, and a PUT at one only "
+                        "updates a record you may read there; to create a record, POST it or PUT it at an id "
+                        "of another form (a random UUID, version 4, or a name)",
+                        expression=[f"{rtype}.id"])
 
     def _current(self, rtype: str, rid: str) -> StoredResource | None:
         """The stored current version of ``rtype/rid`` as the repository's write will read it: what
