@@ -593,6 +593,8 @@ class MergeRules:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
         if said is not None and said.start_alone:
             _moved_start(stored, out, said.start_alone, issues)
+        if rtype == "Appointment":
+            _length_within_span(stored, out, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
                 at = fields.get((issue.get("expression") or [""])[0])
@@ -1016,6 +1018,41 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
                    "location": [at], "diagnostics": f"{_field_name(at)}: the start {sent!r} comes with no end and no "
                    f"duration: the appointment keeps its stored length ({length.total_seconds() / 60:g} min) and ends "
                    f"at {out['end']}"})
+
+
+def _span(resource: Resource | None) -> _dt.timedelta | None:
+    try:
+        return _dt.datetime.fromisoformat(resource["end"]) - _dt.datetime.fromisoformat(resource["start"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _length_within_span(stored: Resource | None, out: Resource, issues: list[Issue]) -> None:
+    """R4 Appointment.minutesDuration may be less than end - start, never more (app-3's note). A message
+    whose times or duration would leave it longer -- a new span of 90 s beside the stored 30 min (the
+    merge keeps a minutesDuration a message does not send), an S14 stating SCH-9 60 min beside a stored
+    08:30-09:00 -- is not half taken (schedfix23b, twenty-third round): the stored start, end and
+    minutesDuration stand together, and a warning says so. With none stored (a new appointment) the
+    stated times stand and the longer minutesDuration is not stored. Keeping the stored three, rather
+    than refusing the message, loses nothing else the message carries (status, participants)."""
+    length, span = out.get("minutesDuration"), _span(out)
+    if not isinstance(length, int) or span is None or _dt.timedelta(minutes=length) <= span:
+        return
+    kept = _span(stored)
+    if stored is not None and kept is not None and (not isinstance(stored.get("minutesDuration"), int)
+                                                    or _dt.timedelta(minutes=stored["minutesDuration"]) <= kept):
+        for name in ("start", "end", "minutesDuration"):
+            out.pop(name, None)
+            out.pop(f"_{name}", None)
+            if name in stored:
+                out[name] = stored[name]
+        what = f"the stored start, end and minutesDuration stand ({stored['start']} - {stored['end']})"
+    else:
+        out.pop("minutesDuration", None)
+        what = "minutesDuration is not stored"
+    issues.append({"severity": "warning", "code": "informational", "expression": ["Appointment.minutesDuration"],
+                   "diagnostics": f"Appointment.minutesDuration: {length} min would be longer than the appointment's "
+                                  f"span ({span.total_seconds() / 60:g} min, R4: never more than end - start); {what}"})
 
 
 def _field_name(location: str) -> str:

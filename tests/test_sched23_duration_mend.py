@@ -1,7 +1,8 @@
 """schedfix23: an S13 moving the start alone beside a duration the message states elsewhere (rvsched23's
-HIGH finding). TQ1-13 / TQ1-6 are the appointment's duration (read, in their CQ unit); a resource's own
-duration (AIS-7, AIP-9) or two TQ1 durations that differ are not guessed from: the stored times stand and
-the ACK says why at the start's field. Real HL7 over MLLP (``send``), the real store, read via /fhir."""
+HIGH finding). schedfix23b (the re-review, rvrvsched23b): TQ1-13 / TQ1-6 are not read as the appointment's
+length (TQ1-6 is a repeating service's course); a length stated anywhere (TQ1-6/13, SCH-11.3, a resource's
+own AIS-7/AIP-9) beside a start alone keeps the stored times, said at the start's field; minutesDuration is
+never left longer than end - start. Real HL7 over MLLP (``send``), the real store, read via /fhir."""
 
 from __future__ import annotations
 
@@ -21,24 +22,28 @@ from tests.test_sched22_rv_probes import _text
 OLD = ("2026-12-05T08:30:00+08:00", "2026-12-05T09:00:00+08:00")  # the S12's 08:30 for 30 min
 
 
-def _moved(engine: Engine, fhir: TestClient, c: str, second: list[str], *, timing: str) -> tuple[dict, bytes]:  # noqa: F811
-    acks = send(engine, siu(f"{c}1", "S12", sch(c), PID), siu(f"{c}2", "S13", sch(c, duration="|", timing=timing), *second))
+def _moved(engine: Engine, fhir: TestClient, c: str, second: list[str], *, timing: str, duration: str = "|",  # noqa: F811
+           event: str = "S13") -> tuple[dict, bytes]:
+    acks = send(engine, siu(f"{c}1", "S12", sch(c), PID), siu(f"{c}2", event, sch(c, duration=duration, timing=timing), *second))
     assert [ack_code_of(x) for x in acks] == ["AA", "AA"], [_text(x) for x in acks]
     return valid(appointment(engine, fhir, f"{c}2")), acks[1]
 
 
-@pytest.mark.parametrize("c,tq1", [
-    ("WA", "TQ1|1||||||20261206100000||||||60^min"),  # TQ1-13 occurrence duration
-    ("WB", "TQ1|1|||||1^h|20261206100000"),  # TQ1-6 service duration, in hours
-    ("WC", "TQ1|1|||||60^min|20261206100000||||||60^min"),  # both, the same
+@pytest.mark.parametrize("c,tq1,named", [
+    ("WA", "TQ1|1||||||20261206100000||||||60^min", ["TQ1-13 (60 min)"]),  # TQ1-13 occurrence duration
+    ("WB", "TQ1|1|||||1^h|20261206100000", ["TQ1-6 (1 h)"]),  # TQ1-6 service duration, in hours
+    ("WC", "TQ1|1|||||60^min|20261206100000||||||60^min", ["TQ1-6 (60 min)", "TQ1-13 (60 min)"]),  # both
 ])
-def test_an_s13_start_alone_with_a_tq1_duration_ends_by_it(engine: Engine, fhir: TestClient, c: str, tq1: str) -> None:  # noqa: F811
-    """S13 with SCH-9/10/11 empty, TQ1-7 10:00 and a TQ1 duration of an hour: 10:00-11:00 (the stored
-    30 min was applied, and the ACK said "no end and no duration")."""
+def test_an_s13_start_alone_with_a_tq1_duration_keeps_the_old_times(
+        engine: Engine, fhir: TestClient, c: str, tq1: str, named: list[str]) -> None:  # noqa: F811
+    """S13 with SCH-9/10/11 empty, TQ1-7 10:00 and a TQ1 duration of an hour: the stored 30 min was
+    applied as though none was sent (rvsched23); schedfix23 read TQ1 as the length (rvrvsched23b: TQ1-6 is
+    a course); now the stored times stand, said at TQ1-7 naming the TQ1 field -- as base did for AIS-7."""
     appt, ack = _moved(engine, fhir, c, [tq1, PID], timing="")
-    assert (appt.get("start"), appt.get("end"), appt.get("minutesDuration")) == (
-        "2026-12-06T10:00:00+08:00", "2026-12-06T11:00:00+08:00", 60), (appt, _text(ack))
-    assert "no end and no duration" not in _text(ack), _text(ack)
+    assert (appt.get("start"), appt.get("end"), appt.get("minutesDuration")) == (*OLD, 30), (appt, _text(ack))
+    said = [e[8] for e in err_fields(ack) if e[2] == "TQ1^1^7"]
+    assert said and all(n in said[0] for n in named) and "stored earlier stand" in said[0], _text(ack)
+    assert "keeps its stored length" not in _text(ack), _text(ack)
 
 
 def test_an_s13_start_alone_with_two_tq1_durations_that_differ_keeps_the_old_times(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
@@ -70,3 +75,54 @@ def test_an_s13_start_alone_with_nothing_else_still_keeps_the_stored_length(engi
     appt, ack = _moved(engine, fhir, "WG", [PID], timing="^^^20261206100000")
     assert (appt.get("start"), appt.get("end")) == ("2026-12-06T10:00:00+08:00", "2026-12-06T10:30:00+08:00"), (
         appt, _text(ack))
+
+
+def test_an_s13_start_alone_beside_sch_11_3_keeps_the_old_times(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """SCH-11.3 (the TQ's duration component) valued beside a start alone: a length is stated, so the
+    stored length is not applied as though none was -- the stored times stand, said naming SCH-11.3."""
+    appt, ack = _moved(engine, fhir, "WH", [PID], timing="^^M60^20261206100000")
+    assert (appt.get("start"), appt.get("end")) == OLD, (appt, _text(ack))
+    said = [e[8] for e in err_fields(ack) if e[2] == "SCH^1^11"]
+    assert said and "SCH-11.3" in said[0] and "stored earlier stand" in said[0], _text(ack)
+
+
+def test_sch_9_beside_a_tq1_13_is_read_and_the_tq1_one_is_said(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """SCH-9 30 min (the appointment's duration) and TQ1-13 60 min: SCH-9 is read as before this round,
+    and the ACK names the TQ1-13 it did not read (rvrvsched23b: it was settled unsaid)."""
+    acks = send(engine, siu("WI1", "S12", sch("WI"), PID),
+                siu("WI2", "S13", sch("WI", timing=""), "TQ1|1||||||20261206100000||||||60^min", PID))
+    assert [ack_code_of(x) for x in acks] == ["AA", "AA"], [_text(x) for x in acks]
+    appt = valid(appointment(engine, fhir, "WI2"))
+    assert (appt.get("start"), appt.get("end"), appt.get("minutesDuration")) == (
+        "2026-12-06T10:00:00+08:00", "2026-12-06T10:30:00+08:00", 30), (appt, _text(acks[1]))
+    said = [e[8] for e in err_fields(acks[1]) if e[2] == "SCH^1^9"]
+    assert said and "TQ1-13 (60 min)" in said[0], _text(acks[1])
+
+
+def test_an_s13_sch_9_of_90_seconds_does_not_leave_the_stored_30_minutes_in_a_shorter_span(
+        engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Finding 6 through SCH-9 (on base too): 10:00 for 90 s -- no whole-minute minutesDuration is sent, the
+    merge kept the stored 30 in a 1.5-minute span (R4: never more than end - start). The stored start,
+    end and minutesDuration stand together, said."""
+    appt, ack = _moved(engine, fhir, "WJ", [PID], timing="^^^20261206100000", duration="90|s")
+    assert (appt.get("start"), appt.get("end"), appt.get("minutesDuration")) == (*OLD, 30), (appt, _text(ack))
+    assert "minutesDuration" in _text(ack) and "stored start, end and minutesDuration stand" in _text(ack), _text(ack)
+
+
+def test_an_s14_sch_9_longer_than_the_stored_span_keeps_the_stored_three(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Finding 5 through SCH-9 (on base too): an S14 with no start but SCH-9 60 min beside a stored
+    08:30-09:00 left minutesDuration 60 in a 30-minute span; now the stored three stand, said."""
+    appt, ack = _moved(engine, fhir, "WK", [PID], timing="", duration="60|min", event="S14")
+    assert (appt.get("start"), appt.get("end"), appt.get("minutesDuration")) == (*OLD, 30), (appt, _text(ack))
+    assert "stored start, end and minutesDuration stand" in _text(ack), _text(ack)
+
+
+def test_an_s12_sch_9_longer_than_its_stated_span_is_not_stored(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """A new appointment stating 08:30-09:00 and SCH-9 60 min: the stated times stand, minutesDuration is
+    not stored (it was 60 in a 30-minute span), said at SCH-9."""
+    acks = send(engine, siu("WL1", "S12", sch("WL", duration="60|min", timing="^^^20261205083000^20261205090000"), PID))
+    assert [ack_code_of(x) for x in acks] == ["AA"], _text(acks[0])
+    appt = valid(appointment(engine, fhir, "WL1"))
+    assert (appt.get("start"), appt.get("end"), appt.get("minutesDuration")) == (*OLD, None), (appt, _text(acks[0]))
+    said = [e[8] for e in err_fields(acks[0]) if e[2] == "SCH^1^9"]
+    assert said and "longer than the appointment's stated span" in said[0], _text(acks[0])

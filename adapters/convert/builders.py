@@ -349,7 +349,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     unit_at: tuple[Segment, int] | None = None
     time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
     start_at: tuple[Segment, int] | None = None  # where the start was taken from (SCH-11, TQ1-7, AIS-4, ...)
-    dur_at: tuple[Segment, int] | None = None  # where the duration was stated (SCH-9, TQ1-13, AIS-7, ...)
+    dur_at: tuple[Segment, int] | None = None  # where the duration was stated (SCH-9, AIS-7, ...)
     unread: list[str] = []  # durations the message states that are not read as the appointment's (said)
     if sch is not None:
         start, end = sch.value(11, comp=4), sch.value(11, comp=5)
@@ -361,21 +361,20 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         start, end = tq1.value(7), tq1.value(8)
         time_at = (tq1, 8)
         start_at = (tq1, 7) if start else None
-    if not duration and tq1 is not None:
-        # v2.5.1 ch. 4: TQ1-13 occurrence duration (the length of each occurrence -- an appointment is
-        # one) and TQ1-6 service duration (how long the service is wanted: the span TQ1-8 would end),
-        # each a CQ (quantity ^ units); they were not read, so an S13 stating one beside a start alone
-        # was given the stored length (twenty-third round, rvsched23). Two that differ are a guess: neither
-        stated = [(f, tq1.value(f), tq1.value(f, comp=2)) for f in (13, 6) if tq1.value(f).strip()]
-        if len({(d.strip(), u.strip().upper() or "MIN") for _, d, u in stated}) > 1:
-            unread += [f"TQ1-{f} ({d} {u})".replace(" )", ")") for f, d, u in stated]
-        elif stated:
-            f, duration, unit = stated[0]
-            unit_at = dur_at = (tq1, f)
+    # v2.5.1 ch. 4: TQ1-6 service duration is how long a (repeating) service is wanted -- a course of
+    # five days, not one visit -- and TQ1-13 an occurrence's; neither is read as the appointment's length
+    # (twenty-third round, schedfix23b: reading them gave a 30-minute slot minutesDuration 10080 and moved
+    # an end five days). Any TQ1 (it repeats) stating one is named where it would change the times.
+    tq1_lengths = [f"TQ1-{f}{'' if i == 0 else f' of TQ1 {s.value(1) or i + 1}'} ({s.value(f)} {s.value(f, comp=2) or 'MIN'})"
+                   for i, s in enumerate(scope.all("TQ1")) for f in (6, 13) if s.value(f).strip()]
     if start and not duration:
-        # a start from SCH-11/TQ1-7 and no appointment duration: a resource's own duration (AIS-7,
-        # AIG-11, AIL-9, AIP-9) is that resource's, offset by its own start -- the appointment's end
-        # read from it would be a guess; said, and not read (twenty-third round, rvsched23)
+        # a start from SCH-11/TQ1-7 and no appointment duration (SCH-9/10): a length stated elsewhere --
+        # SCH-11.3, TQ1-6/13, a resource's own (AIS-7, AIG-11, AIL-9, AIP-9, offset by its own start) --
+        # is not the appointment's; guessing its end from it, or keeping the stored length as though
+        # none was sent, would be a wrong time: said, and the stored times stand (schedfix23b)
+        if sch is not None and sch.value(11, comp=3).strip():
+            unread.append(f"SCH-11.3 ({sch.value(11, comp=3)})")
+        unread += tq1_lengths
         for name, df, uf in (("AIS", 7, 8), ("AIG", 11, 12), ("AIL", 9, 10), ("AIP", 9, 10)):
             unread += [f"{name}-{df} ({s.value(df)} {s.value(uf) or 'MIN'})" for s in scope.all(name) if s.value(df).strip()]
     if not start:
@@ -420,14 +419,22 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {unit} ends past any date huren "
                               "stores; no end is taken from it", field_no, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
+    if begin is not None and not end and finish is not None and tq1_lengths and dur_at is not None and dur_at[0] is sch:
+        # the end from SCH-9/10 (the appointment's duration) beside a TQ1-6/13 that may differ: SCH-9 is
+        # read, as before; the TQ1 one is said not read, so a disagreement is not settled unsaid (schedfix23b)
+        at, field_no = sch, 9
+        ctx.warn(at.error(f"{at.name}-{field_no}: the end is taken from the appointment duration SCH-9/10 "
+                          f"({duration} {unit or 'MIN'}); the message also states {', '.join(tq1_lengths)}, which "
+                          "huren does not read as the appointment's length", field_no, code=DATA_TYPE_ERROR))
     if begin is not None and finish is None and start_at is not None and unread:
         # a duration the message states but huren does not read as the appointment's: the stored length
         # is not applied as though none was sent, nor the start taken alone -- the stored times stand
         at, field_no = start_at
         ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no appointment duration "
-                          f"(SCH-9/10) huren reads, but the message states {', '.join(unread)}: that is a resource's "
-                          "own duration or two that differ, and the appointment's end is not guessed from it; neither "
-                          "start nor end is taken from this message (a start and end stored earlier stand)", field_no,
+                          f"(SCH-9/10) huren reads, but the message states {', '.join(unread)}: a resource's own, a "
+                          "service's course or an occurrence's length, not the appointment's, and its end is not "
+                          "guessed from it; neither start nor end is taken from this message (a start and end stored "
+                          "earlier stand)", field_no,
                           code=DATA_TYPE_ERROR))
     elif begin is not None and finish is None and start_at is not None and env.event == "S13" and not end and not duration:
         # an S13 (rescheduled) moving the start alone (no end, no duration sent: v2, an empty field does
@@ -456,6 +463,14 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     if begin is not None and finish is not None:
         res["start"] = begin.isoformat()
         res["end"] = finish.isoformat()
+        if res.get("minutesDuration", 0) * 60 > (finish - begin).total_seconds() and dur_at is not None:
+            # R4: minutesDuration never more than end - start (SCH-11 10:00-10:30 beside SCH-9 60):
+            # the stated times stand, the longer duration is not stored; said (schedfix23b)
+            at, field_no = dur_at
+            ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {unit or 'MIN'} is longer than the "
+                              f"appointment's stated span ({start} - {end}); it is not stored as minutesDuration",
+                              field_no, code=DATA_TYPE_ERROR))
+            res.pop("minutesDuration", None)
     elif res.get("status") not in ("proposed", "cancelled", "waitlist"):
         templates.mark_absent(res, "_start", "Appointment", sch, ctx)
         templates.mark_absent(res, "_end", "Appointment", sch, ctx)
