@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -336,8 +337,15 @@ class Bundles(Writes, Reads):
                     # (writing the body over the match would replace a record the client did not name)
                     raise BadRequest(f"{where}: the resource's id {resource['id']} differs from the matching "
                                      f"{parts[0]}/{match['id']}", expression=[f"{where}.resource.id"])
-                if match is None and isinstance(resource.get("id"), str) and resource["id"]:
-                    self.refuse_standing(parts[0], resource, where, access)  # R4: a stored id is 409
+                if match is None and "id" in resource:
+                    # the body's id judged as over HTTP: one that is not a valid id (a number, a list,
+                    # "", null) is 400 -- a batch entry wrote at a fresh id for "" and null, and a 500
+                    # for a number (the review of prbfix23) -- and a stored one is 409 (R4)
+                    if not isinstance(resource["id"], str):
+                        raise BadRequest(f"{where}: the resource's id {json.dumps(resource['id'])[:80]} is not a "
+                                         "valid resource id (1-64 of A-Z a-z 0-9 - .)",
+                                         expression=[f"{where}.resource.id"])
+                    self.refuse_standing(parts[0], resource, where, access)
                 resource["id"] = match["id"] if match else resource.get("id") or str(uuid.uuid4())
             else:
                 raise BadRequest(f"{where}: PUT needs Type/id or Type?search", expression=[f"{where}.request.url"])
