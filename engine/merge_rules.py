@@ -593,8 +593,8 @@ class MergeRules:
             self._value_or_absent(rtype, plan, incoming, out, source, issues)
         if said is not None and said.start_alone:
             _moved_start(stored, out, said.start_alone, issues)
-        if rtype == "Appointment":
-            _length_within_span(stored, out, issues)
+        if rtype == "Appointment" and source != API:
+            _length_within_span(stored, incoming, out, issues)
         if fields and issues:  # a value not stored, located in the message (ERR-2: ORC-5, not just "ServiceRequest.status")
             for issue in issues:
                 at = fields.get((issue.get("expression") or [""])[0])
@@ -1027,16 +1027,30 @@ def _span(resource: Resource | None) -> _dt.timedelta | None:
         return None
 
 
-def _length_within_span(stored: Resource | None, out: Resource, issues: list[Issue]) -> None:
+def _length_within_span(stored: Resource | None, incoming: Resource, out: Resource, issues: list[Issue]) -> None:
     """R4 Appointment.minutesDuration may be less than end - start, never more (app-3's note). A message
     whose times or duration would leave it longer -- a new span of 90 s beside the stored 30 min (the
     merge keeps a minutesDuration a message does not send), an S14 stating SCH-9 60 min beside a stored
     08:30-09:00 -- is not half taken (schedfix23b, twenty-third round): the stored start, end and
     minutesDuration stand together, and a warning says so. With none stored (a new appointment) the
     stated times stand and the longer minutesDuration is not stored. Keeping the stored three, rather
-    than refusing the message, loses nothing else the message carries (status, participants)."""
+    than refusing the message, loses nothing else the message carries (status, participants).
+    What the message did not state decides nothing (the third review of sched23): a message stating
+    new times and no length moves the appointment, and the stored length it would overrun is not kept
+    (said); a message stating neither (a status alone) leaves what is stored as it is. A FHIR client's
+    write is stored as sent (the rule reads messages, not REST bodies)."""
     length, span = out.get("minutesDuration"), _span(out)
     if not isinstance(length, int) or span is None or _dt.timedelta(minutes=length) <= span:
+        return
+    if "minutesDuration" not in incoming:
+        if "start" not in incoming and "end" not in incoming:
+            return  # neither times nor a length stated: nothing of this message's to judge
+        out.pop("minutesDuration", None)
+        out.pop("_minutesDuration", None)
+        issues.append({"severity": "warning", "code": "informational", "expression": ["Appointment.minutesDuration"],
+                       "diagnostics": f"Appointment.minutesDuration: the stored {length} min is longer than the "
+                                      f"appointment's new span ({span.total_seconds() / 60:g} min, R4: never more "
+                                      "than end - start) and the message states no length: not kept"})
         return
     kept = _span(stored)
     if stored is not None and kept is not None and (not isinstance(stored.get("minutesDuration"), int)
