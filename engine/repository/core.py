@@ -132,7 +132,7 @@ class RepositoryCore:
 
     def _check(self, rtype: str, rid: str) -> None:
         self._check_type(rtype)
-        if not _ID.fullmatch(rid or ""):
+        if not isinstance(rid, str) or not _ID.fullmatch(rid):  # a body's id may be any JSON value
             raise BadRequest(f"'{rid}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
 
     def _prepare(self, resource: Any) -> dict[str, Any]:

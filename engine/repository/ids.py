@@ -9,12 +9,24 @@ is a valid FHIR id (36 characters of ``[0-9a-f-]``) that leaks none of its input
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from functools import lru_cache
 
 # uuid5(NAMESPACE_URL, "https://huren.example/fhir-ids"): fixed forever, changing it re-keys every resource.
 NAMESPACE = uuid.UUID("0d6c2f1e-3b0f-5a8e-9d43-5a3f6c1b2e90")
+
+
+# the form of the ids made here: a name-based UUID (RFC 4122 version 5, lower-case hex, the variant
+# digit 8-b) -- what the feeds write, the indicators' reports and alerts, a referral's summary
+_HUREN_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def huren_form(rid: str) -> bool:
+    """Whether ``rid`` has the form of an id made here (``deterministic_id``): where a caller some
+    labels are withheld from does not create by PUT (``ScopedRepository._claims``)."""
+    return _HUREN_FORM.fullmatch(rid) is not None
 
 
 def deterministic_id(institution: str, resource_type: str, local_key: str) -> str:

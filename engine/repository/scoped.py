@@ -71,6 +71,7 @@ from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound, Unpr
 from engine.identity.nationalid import compact, is_national_id
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
+from engine.repository.ids import huren_form
 from engine.repository.indexing import parse_reference
 from engine.repository.port import StoredResource
 from engine.repository.references import is_conditional, references_in
@@ -1661,18 +1662,6 @@ class _Screened(_Widened):
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         self._scoped.check_write(resource_type, new, current)
-
-
-# the form of the ids huren gives the records it names itself: a name-based UUID (RFC 4122 version 5,
-# lower-case hex) of the sender, the type and the sender's own key (``engine.repository.ids``) --
-# what the feeds write, the indicators' reports and alerts, a referral's summary
-_HUREN_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-def huren_form(rid: str) -> bool:
-    """Whether ``rid`` has the form of an id huren gives a record it names itself (``_HUREN_FORM``):
-    where a caller some labels are withheld from does not create by PUT (``ScopedRepository._claims``)."""
-    return _HUREN_FORM.fullmatch(rid) is not None
 
 
 def _one_identifier(params: Sequence[tuple[str, str]]) -> bool:
