@@ -546,8 +546,9 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
         # entries are replaced by the message's, the other kinds' stored entries stay (an uncoded AIL
         # beside ``AIP|1|D`` dropped the doctors it did not name: the message was read whole)
         # (a message with no coded segment states the list whole, as before: sched22's guard)
-        coded = [s for s in segments if _kind_coded(segments, s.name)]
-        whole = [s for s in segments if not _kind_coded(segments, s.name)]
+        uncoded = {s.name for s in segments if s.value(2).strip().upper() not in _ACTIONS}
+        coded = [s for s in segments if s.name not in uncoded]
+        whole = [s for s in segments if s.name in uncoded]
         if whole:
             _set_ids_once(res, element, whole, ctx)
         if not coded:
@@ -555,12 +556,12 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
         changes: list[Change] = []
         for name in dict.fromkeys(s.name for s in whole):
             first = next(s for s in whole if s.name == name)
-            changes.append(Change(f"{_SET_ID_SYSTEM}{name}-1", STATED_WHOLE, located(name, first.sequence, 1)))
+            changes.append(Change(f"{SET_ID_SYSTEM}{name}-1", STATED_WHOLE, located(name, first.sequence, 1)))
         seen: set[str] = set()
         statuses = vocabulary(ctx.site, "participation_status")
         for s in coded:
             set_id = s.value(1).strip()
-            key = f"{_SET_ID_SYSTEM}{s.name}-1|{set_id}" if set_id else ""
+            key = f"{SET_ID_SYSTEM}{s.name}-1|{set_id}" if set_id else ""
             why = ("it names no set id: which stored entry it changes cannot be found" if not set_id
                    else f"set id {set_id} is given to two {s.name} segments of the message" if key in seen else "")
             seen.add(key)
@@ -588,11 +589,6 @@ def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env
         ctx.changes(res, element, tuple(changes))
 
 
-def _kind_coded(segments: list[Segment], name: str) -> bool:
-    """Every segment of kind ``name`` (AIP, AIL, AIG, AIS) in the message carries an action code."""
-    return all(s.value(2).strip().upper() in _ACTIONS for s in segments if s.name == name)
-
-
 def _unstated(s: Segment, field_no: int) -> bool:
     """A field left empty -- or sent as separators only (``^^``, ``~``): v2's "no change" (``""``,
     the null, is stated: it deletes)."""
@@ -610,7 +606,7 @@ def _set_ids_once(res: Resource, element: str, segments: list[Segment], ctx: Con
             counts.setdefault((s.name, s.value(1).strip()), []).append(s)
     # per (segment, set id): a dict by segment kept only the last set id given twice (AIP 1 and 2
     # each twice left set id 1's entries with it, and a later ``AIP|1|U`` replaced both)
-    twice = {(f"{_SET_ID_SYSTEM}{name}-1", set_id) for (name, set_id), found in counts.items() if len(found) > 1}
+    twice = {(f"{SET_ID_SYSTEM}{name}-1", set_id) for (name, set_id), found in counts.items() if len(found) > 1}
     if not twice:
         return
     for (name, set_id), found in counts.items():
@@ -630,7 +626,6 @@ _ACTIONS = frozenset({"A", "U", "D", "X"})  # table 0206 segment action codes
 # the resource (AIP-3/AIL-3/AIG-3), a person's role (AIP-4), the resource's own status (AIP-12, ...)
 _KEPT = {"AIP": (("actor", 3), ("type", 4), ("status", 12)), "AIL": (("actor", 3), ("status", 12)),
          "AIG": (("actor", 3), ("status", 14))}
-_SET_ID_SYSTEM = SET_ID_SYSTEM  # + "AIP-1": the set id's field (``SET_ID``'s identifier system)
 
 
 def _set_id(rep: Any, rule: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
