@@ -995,13 +995,10 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
     start, sent, at = start_alone
     length: _dt.timedelta | None = None
     if stored is not None:
-        try:
-            if isinstance(stored.get("start"), str) and isinstance(stored.get("end"), str):
-                length = _dt.datetime.fromisoformat(stored["end"]) - _dt.datetime.fromisoformat(stored["start"])
-            elif isinstance(stored.get("minutesDuration"), int):
-                length = _dt.timedelta(minutes=stored["minutesDuration"])
-        except (ValueError, TypeError):
-            length = None
+        if isinstance(stored.get("start"), str) and isinstance(stored.get("end"), str):
+            length = _span(stored)
+        elif isinstance(stored.get("minutesDuration"), int):
+            length = _dt.timedelta(minutes=stored["minutesDuration"])
     if length is None or length < _dt.timedelta(0):
         return  # no stored length: the start is not taken, as the converter said at its field
     try:
@@ -1021,6 +1018,7 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:
+    """An appointment's end minus its start; None when either is absent or unreadable."""
     try:
         return _dt.datetime.fromisoformat(resource["end"]) - _dt.datetime.fromisoformat(resource["start"])  # type: ignore[index]
     except (KeyError, TypeError, ValueError):
