@@ -43,6 +43,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def exchange(ws: Any, n: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One DevTools Protocol call ``n`` over ``ws``: sent, and its answer read (events between are
+    passed over); an error answer raises. The browser's and each page's connection share it."""
+    ws.send(json.dumps({"id": n, "method": method, "params": params}))
+    while True:
+        msg = json.loads(ws.recv(timeout=30))
+        if msg.get("id") == n:
+            if "error" in msg:
+                raise RuntimeError(msg["error"])
+            return msg["result"]
+
+
 class _Chromium:
     """One Chromium process and a websocket to its browser target (for the Target domain)."""
 
@@ -74,13 +86,7 @@ class _Chromium:
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         with self.lock:
             self.n += 1
-            self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
-            while True:
-                msg = json.loads(self.ws.recv(timeout=30))
-                if msg.get("id") == self.n:
-                    if "error" in msg:
-                        raise RuntimeError(msg["error"])
-                    return msg["result"]
+            return exchange(self.ws, self.n, method, params)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -116,13 +116,7 @@ class _CDP:
 
     def call(self, method: str, **params):  # noqa: ANN201
         self.n += 1
-        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=30))
-            if msg.get("id") == self.n:
-                if "error" in msg:
-                    raise RuntimeError(msg["error"])
-                return msg["result"]
+        return browser_pool.exchange(self.ws, self.n, method, params)
 
     def eval(self, expr: str):  # noqa: ANN201
         r = self.call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
