@@ -246,26 +246,9 @@ def test_a_family_member_s_transaction_cites_its_own_entries_and_nothing_withhel
     he posts in the same transaction are written whatever the order; citing her R document answers
     as a made-up id does, beside his own entries too."""
     from engine.api.app import create_app
-    from tests.test_resident_family import SUN, bearer, family_feeds, params
-    from tests.test_resident_record_ui import ZHAO
+    from tests.test_resident_family import bearer
     with TestClient(create_app(engine)) as http:
-        sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c"),
-                  "Content-Type": "x-application/hl7-v2+er7"}
-        for message in family_feeds():
-            assert http.post("/hl7v2", content=message, headers=sender).headers["x-hl7-ack-code"] == "AA"
-        zhao = sorted(engine.identity.patients_for_number(ZHAO))[0]
-        me = f"Patient/{zhao}"
-        desk = bearer(engine.auth.issue_system_token("desk", "system/Consent.cru system/RelatedPerson.cru"))
-        r = http.post("/fhir/Patient/$family-grant", headers=desk, json=params(
-            patient={"reference": me}, proxyNationalId=SUN, proxyName="孙伟", relationship="CHILD", idCardChecked=True))
-        assert r.status_code == 201, r.text
-        got = {p["name"]: p["resource"] for p in r.json()["parameter"]}
-        related = got["relatedPerson"]
-        person = next(i["value"] for i in related["identifier"] if i.get("system") == "urn:huren:family")
-        token, _ = engine.auth.issue_token(subject="family-x", kind="patient", client_id="phr", scopes=["patient/*.cruds"],
-                                           patient=zhao, person=person,
-                                           extra={"acting": related["id"], "consent": got["consent"]["id"]})
-        son = bearer(token)
+        me, son = son_acting_for_zhao(engine, http)
         assert http.get(f"/fhir/{me}", headers=son).status_code == 200
         hospital = bearer(engine.auth.issue_system_token("his"))
         secret = _note(me, securityLabel=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
@@ -304,3 +287,27 @@ def test_a_conditional_create_citing_a_record_put_in_the_same_transaction(
         {"resource": _note(plain["Patient"], id=rid), "request": {"method": "PUT", "url": f"DocumentReference/{rid}"}}))
     assert out.status_code == 200, out.text
     assert [e["response"]["status"] for e in out.json()["entry"]] == ["201 Created", "201 Created"]
+
+
+def son_acting_for_zhao(engine: Engine, http: TestClient) -> tuple[str, dict[str, str]]:
+    """The family feeds sent over POST /hl7v2, a family grant made at the desk for 赵桂兰's son 孙伟,
+    and his token acting for her (R and V withheld from him): her ``Patient/<id>`` and his headers."""
+    from tests.test_resident_family import SUN, bearer, family_feeds, params
+    from tests.test_resident_record_ui import ZHAO
+    sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c"),
+              "Content-Type": "x-application/hl7-v2+er7"}
+    for message in family_feeds():
+        assert http.post("/hl7v2", content=message, headers=sender).headers["x-hl7-ack-code"] == "AA"
+    zhao = sorted(engine.identity.patients_for_number(ZHAO))[0]
+    me = f"Patient/{zhao}"
+    desk = bearer(engine.auth.issue_system_token("desk", "system/Consent.cru system/RelatedPerson.cru"))
+    r = http.post("/fhir/Patient/$family-grant", headers=desk, json=params(
+        patient={"reference": me}, proxyNationalId=SUN, proxyName="孙伟", relationship="CHILD", idCardChecked=True))
+    assert r.status_code == 201, r.text
+    got = {p["name"]: p["resource"] for p in r.json()["parameter"]}
+    related = got["relatedPerson"]
+    person = next(i["value"] for i in related["identifier"] if i.get("system") == "urn:huren:family")
+    token, _ = engine.auth.issue_token(subject="family-x", kind="patient", client_id="phr", scopes=["patient/*.cruds"],
+                                       patient=zhao, person=person,
+                                       extra={"acting": related["id"], "consent": got["consent"]["id"]})
+    return me, bearer(token)

@@ -15,6 +15,7 @@ from engine.engine import Engine
 from engine.repository.ids import deterministic_id
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
+from tests.test_prb22_own_entries import son_acting_for_zhao
 from tests.test_prb22_rv_probes import _note, _post, _shape, _txn
 from tests.test_probe21_audit_writes import _event
 from tests.test_probe21_derived_writes import OTHER, _provenance, _token, _written
@@ -222,26 +223,9 @@ def test_rvrvp22b_guard_odd_entries_never_500(engine: Engine, fhir: TestClient) 
 # the body tells the R document exists. Over HTTP and as a DELETE entry: alike
 def test_rvrvp22b_family_member_put_at_a_withheld_id_answers_as_at_a_made_up_id(engine: Engine) -> None:
     from engine.api.app import create_app
-    from tests.test_resident_family import SUN, bearer, family_feeds, params
-    from tests.test_resident_record_ui import ZHAO
+    from tests.test_resident_family import bearer
     with TestClient(create_app(engine)) as http:
-        sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c"),
-                  "Content-Type": "x-application/hl7-v2+er7"}
-        for message in family_feeds():
-            assert http.post("/hl7v2", content=message, headers=sender).headers["x-hl7-ack-code"] == "AA"
-        zhao = sorted(engine.identity.patients_for_number(ZHAO))[0]
-        me = f"Patient/{zhao}"
-        desk = bearer(engine.auth.issue_system_token("desk", "system/Consent.cru system/RelatedPerson.cru"))
-        r = http.post("/fhir/Patient/$family-grant", headers=desk, json=params(
-            patient={"reference": me}, proxyNationalId=SUN, proxyName="孙伟", relationship="CHILD", idCardChecked=True))
-        assert r.status_code == 201, r.text
-        got = {p["name"]: p["resource"] for p in r.json()["parameter"]}
-        related = got["relatedPerson"]
-        person = next(i["value"] for i in related["identifier"] if i.get("system") == "urn:huren:family")
-        token, _ = engine.auth.issue_token(subject="family-x", kind="patient", client_id="phr", scopes=["patient/*.cruds"],
-                                           patient=zhao, person=person,
-                                           extra={"acting": related["id"], "consent": got["consent"]["id"]})
-        son = bearer(token)
+        me, son = son_acting_for_zhao(engine, http)
         hospital = bearer(engine.auth.issue_system_token("his"))
         secret = _note(me, securityLabel=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
                                                        "code": "R"}]}])

@@ -16,7 +16,7 @@ from engine.engine import Engine
 from engine.repository.ids import deterministic_id
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_hl7fix17_review import document
-from tests.test_prb22_own_entries import _callers, _note
+from tests.test_prb22_own_entries import _callers, _note, son_acting_for_zhao
 from tests.test_prb23_rv_probes import _hospital, _made_up, _shape
 from tests.test_probe21_derived_writes import _token, _written
 
@@ -211,26 +211,9 @@ def test_rvrvprb23b_family_member_body_refusal_before_the_id(engine: Engine) -> 
     id (her R document's, her deleted R document's, a made-up v5, a name); a body naming her answers
     those ids alike too (withheld, deleted withheld, made up: 404 in the same words); nothing written."""
     from engine.api.app import create_app
-    from tests.test_resident_family import SUN, bearer, family_feeds, params
-    from tests.test_resident_record_ui import ZHAO
+    from tests.test_resident_family import bearer
     with TestClient(create_app(engine)) as http:
-        sender = {"Authorization": "Bearer " + engine.auth.issue_system_token("interface-engine", "system/MessageHeader.c"),
-                  "Content-Type": "x-application/hl7-v2+er7"}
-        for message in family_feeds():
-            assert http.post("/hl7v2", content=message, headers=sender).headers["x-hl7-ack-code"] == "AA"
-        zhao = sorted(engine.identity.patients_for_number(ZHAO))[0]
-        me = f"Patient/{zhao}"
-        desk = bearer(engine.auth.issue_system_token("desk", "system/Consent.cru system/RelatedPerson.cru"))
-        r = http.post("/fhir/Patient/$family-grant", headers=desk, json=params(
-            patient={"reference": me}, proxyNationalId=SUN, proxyName="孙伟", relationship="CHILD", idCardChecked=True))
-        assert r.status_code == 201, r.text
-        got = {p["name"]: p["resource"] for p in r.json()["parameter"]}
-        related = got["relatedPerson"]
-        person = next(i["value"] for i in related["identifier"] if i.get("system") == "urn:huren:family")
-        token, _ = engine.auth.issue_token(subject="family-x", kind="patient", client_id="phr", scopes=["patient/*.cruds"],
-                                           patient=zhao, person=person,
-                                           extra={"acting": related["id"], "consent": got["consent"]["id"]})
-        son = bearer(token)
+        me, son = son_acting_for_zhao(engine, http)
         hospital = bearer(engine.auth.issue_system_token("his"))
         label = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}]
         ids = {}
