@@ -33,7 +33,14 @@ from engine import fhirjson
 from engine.errors import BadRequest, Gone, NotFound
 from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
-from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
+from engine.insurance.charges import (
+    COUNTED_STATUSES,
+    OrganizationCodes,
+    context_ref,
+    provider_of,
+    read_line,
+    site_zone,
+)
 from engine.insurance.reading import charges_between, charges_of_visits, search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report
@@ -120,6 +127,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     site = engine.site
     repository = engine.repository
     organization = OrganizationCodes(repository)
+    zone = site_zone(site)
     baselines = {m.baseline: BASELINE_MONTHS[m.baseline] for m in measures.by_indicator("spending-growth") if m.baseline}
     baseline_periods = {kind: period.shifted(months) for kind, months in baselines.items()}
     for kind in baselines:
@@ -132,7 +140,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
             if resource.get("id") in seen:  # the ranges' one-day margins may meet
                 continue
             seen.add(str(resource.get("id")))
-            line = read_line(resource, organization)
+            line = read_line(resource, organization, zone=zone)
             if line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
                 continue
             inst = line.institution
@@ -174,7 +182,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     # each admission's cost: its lines, whatever their dates
     stay_cost: dict[str, tuple[Decimal, int]] = {}
     for resource in charges_of_visits(repository, (ref for _, ref in admissions)):
-        line = read_line(resource, organization)
+        line = read_line(resource, organization, zone=zone)
         stay = context_ref(resource)
         if stay is None or line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
             continue
