@@ -44,15 +44,12 @@ from engine.insurance.charges import (
 from engine.insurance.reading import charges_between, charges_of_visits, search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report
-from engine.referral.report import tally
+from engine.referral.report import stands, tally
 
 COMMUNITY_SYSTEM = "urn:huren:community"
 INSTITUTION_SYSTEM = "urn:huren:institution"
 Cell = tuple[str, str]  # (institution code, YYYY-MM)
 # referrals that never were (written in error, withdrawn) count for nothing
-VOID_REFERRAL_STATUS = frozenset({"entered-in-error", "revoked"})
-VOID_REFERRAL_STATE = frozenset({"cancelled", "entered-in-error"})
-
 
 @dataclass(frozen=True)
 class Period:
@@ -204,8 +201,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     # referrals: out of the county (at the sending institution), and the two-way counts
     rows = [r for r in engine.referrals.rows.find({"month": {"$gte": period.start.isoformat()[:7],
                                                              "$lte": period.end.isoformat()[:7]}})
-            if period.has(r.get("day")) and r.get("status") not in VOID_REFERRAL_STATUS
-            and r.get("state") not in VOID_REFERRAL_STATE]
+            if period.has(r.get("day")) and stands(r)]
     for row in rows:
         sender, receiver = row.get("from"), row.get("to")
         if sender and site.institution(sender) is not None and receiver and site.institution(receiver) is None:

@@ -22,6 +22,13 @@ from typing import Any
 
 from engine.repository.port import Collection, Document
 
+# A referral that never stood: its ServiceRequest entered in error or revoked, or its Task's state
+# cancelled or entered in error. It counts nowhere -- not sent, not received, not in the total --
+# here and in the insurance indicators that read this tally (``engine.insurance.indicators``), so
+# the report and the 下转/上转 indicator give one figure (the report had counted a referral entered
+# in error as an upward referral sent and received, which the indicator did not; money24).
+VOID_STATUS = frozenset({"entered-in-error", "revoked"})
+VOID_STATE = frozenset({"cancelled", "entered-in-error"})
 COMPLETED = frozenset({"completed", "referred-back"})
 ACCEPTED = frozenset({"accepted", "arrived", "completed", "referred-back"})
 
@@ -30,6 +37,11 @@ def _blank() -> dict[str, Any]:
     return {"sent": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
             "received": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
             "accepted": 0, "rejected": 0, "completed": 0, "returned": 0, "deductible_due": Decimal("0.00")}
+
+
+def stands(row: Document) -> bool:
+    """Whether a referral's row counts (``VOID_STATUS``, ``VOID_STATE``)."""
+    return row.get("status") not in VOID_STATUS and row.get("state") not in VOID_STATE
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -75,7 +87,7 @@ def referral_report(rows: Collection, *, start: str | None = None, end: str | No
         month["$gte"] = start
     if end:
         month["$lte"] = end
-    found = rows.find({"month": month} if month else None, sort=[("month", 1)])
+    found = [r for r in rows.find({"month": month} if month else None, sort=[("month", 1)]) if stands(r)]
     if institution is not None:
         found = [r for r in found if institution in (r.get("from"), r.get("to"))]
     if within is not None:
