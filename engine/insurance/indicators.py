@@ -35,8 +35,10 @@ from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import (
     COUNTED_STATUSES,
+    DEFAULT_ZONE,
     OrganizationCodes,
     context_ref,
+    local_date,
     provider_of,
     read_line,
     site_zone,
@@ -169,12 +171,16 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     for enc in search_pages(repository, "Encounter", params):
         if enc.get("status") in ("cancelled", "entered-in-error", "planned") or (enc.get("class") or {}).get("code") not in classes:
             continue
-        discharged = (enc.get("period") or {}).get("end")
-        if not isinstance(discharged, str) or not period.has(discharged):
-            continue
+        end = (enc.get("period") or {}).get("end")
         inst = provider_of(enc, organization)
-        if inst is None or site.institution(inst) is None:
+        if not isinstance(end, str) or inst is None or site.institution(inst) is None:
             continue
+        # the discharge's day at the hospital (a stay a client ended at 2026-03-31T17:00Z ended on
+        # 04-01 in Funing: April's admission, not March's)
+        discharged = local_date(end, zone(inst) or DEFAULT_ZONE)
+        if not period.has(discharged):
+            continue
+        assert discharged is not None
         admissions.append(((inst, discharged[:7]), f"Encounter/{enc['id']}"))
     # each admission's cost: its lines, whatever their dates
     stay_cost: dict[str, tuple[Decimal, int]] = {}
