@@ -70,3 +70,36 @@ def test_a_referral_entered_in_error_counts_nowhere(engine: Engine) -> None:
     assert rows[TOWN]["sent"] == {"upward": 1, "downward": 0, "lateral": 0, "unknown": 0, "total": 1}
     assert rows[COUNTY]["received"] == {"upward": 1, "downward": 0, "lateral": 0, "unknown": 0, "total": 1}
     assert (rows[COUNTY]["accepted"], rows[COUNTY]["deductible_due"]) == (1, "600.00")
+
+
+def test_the_return_rate_is_of_upward_referrals_completed(engine: Engine) -> None:
+    """回转率: of the upward referrals an institution received and completed, the share it referred
+    back down. The township received one downward referral and completed it: it has no upward
+    referral to return, so its return rate is not 0 % (none returned) but none at all; the county
+    completed one upward referral and referred it back: 100 %."""
+    http = TestClient(create_app(engine))
+    town, county = bearer(engine, "his-town"), bearer(engine, "his-county")
+    wang, li = patient(http, town, WANG, "YL100"), patient(http, town, LI, "YL200")
+
+    def walk(task_id: str, headers: dict[str, str], *states: tuple[str, str]) -> None:
+        task = http.get(f"/fhir/Task/{task_id}", headers=headers).json()
+        for state, status in states:
+            r = http.put(f"/fhir/Task/{task_id}", json=move(task, state, status), headers=headers)
+            assert r.status_code == 200, (state, r.text)
+            task = r.json()
+
+    done = (("accepted", "accepted"), ("arrived", "in-progress"), ("completed", "completed"))
+    up = created(http.post("/fhir", json=referral_bundle(f"Patient/{wang}", TOWN, COUNTY, "胸痛", "2026-11-20"),
+                           headers=town), "Task")
+    walk(up, county, *done, ("referred-back", "completed"))
+    down = created(http.post("/fhir", json=referral_bundle(f"Patient/{li}", COUNTY, TOWN, "康复", "2026-11-21"),
+                             headers=county), "Task")
+    walk(down, town, *done)
+
+    auditor = bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")
+    rows = {row["institution"]: row for row in
+            http.get("/reports/referrals?from=2026-11&to=2026-11", headers=auditor).json()["rows"]}
+    assert (rows[COUNTY]["completed"], rows[COUNTY]["returned"]) == (1, 1)
+    assert rows[COUNTY]["ratios"]["return_rate"] == 1.0
+    assert (rows[TOWN]["completed"], rows[TOWN]["returned"]) == (1, 0)
+    assert rows[TOWN]["ratios"]["return_rate"] is None

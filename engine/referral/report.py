@@ -9,7 +9,9 @@ from the two institutions' grades. Per institution and month:
 - ``returned``: received upward referrals referred back down (下转) after completion;
 - ratios: ``downward_to_upward`` (referrals sent down ÷ upward referrals received, the county's
   下转/上转 indicator), ``completion_rate`` (completed ÷ accepted received), ``return_rate``
-  (returned ÷ completed); None when the denominator is zero;
+  (returned ÷ the upward referrals received and completed: 回转率 is of upward referrals; a
+  township that completed only downward referrals has none, not 0 %, money24); None when the
+  denominator is zero;
 - ``deductible_due``: the exact sum (``Decimal`` text) the received admissions pay.
 """
 
@@ -36,7 +38,8 @@ ACCEPTED = frozenset({"accepted", "arrived", "completed", "referred-back"})
 def _blank() -> dict[str, Any]:
     return {"sent": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
             "received": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
-            "accepted": 0, "rejected": 0, "completed": 0, "returned": 0, "deductible_due": Decimal("0.00")}
+            "accepted": 0, "rejected": 0, "completed": 0, "completed_upward": 0, "returned": 0,
+            "deductible_due": Decimal("0.00")}
 
 
 def stands(row: Document) -> bool:
@@ -63,6 +66,7 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
             cell["accepted"] += state in ACCEPTED
             cell["rejected"] += state == "rejected"
             cell["completed"] += state in COMPLETED
+            cell["completed_upward"] += state in COMPLETED and way == "upward"
             cell["returned"] += state == "referred-back" and way == "upward"
             due = (row.get("deductible") or {}).get("due")
             if due is not None and state in ACCEPTED:
@@ -72,7 +76,7 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
         cell["deductible_due"] = str(cell["deductible_due"])
         cell["ratios"] = {"downward_to_upward": _ratio(cell["sent"]["downward"], cell["received"]["upward"]),
                           "completion_rate": _ratio(cell["completed"], cell["accepted"]),
-                          "return_rate": _ratio(cell["returned"], cell["completed"])}
+                          "return_rate": _ratio(cell["returned"], cell["completed_upward"])}
         out.append({"institution": inst, "month": month, **cell})
     return out
 
