@@ -138,3 +138,30 @@ def test_surplus_tiers_at_their_edges(county: Any, spent: str, tiers: list[str],
     assert dict(got)["returned-to-fund"] == D("2000.00") - D(spent) - D(retained)
     assert dict(got)["fund-pays"] == D(fund_pays)
     assert dict(got)["year-end"] == D(fund_pays) - D("1200.00")
+
+
+def test_an_hl7_charge_line_sent_in_utc_counts_in_its_local_year(settings: Settings, tmp_path: Path) -> None:
+    """DFT^P03 over POST /hl7v2: FT1-4 ``20261231163000+0000`` is 2027-01-01 00:30 in Funing (a line of
+    2027); ``20261231100000`` (no offset: the hospital's own time) is 2026's."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.engine import Engine
+    from tests.test_convert_families import PID, PV1, message, msh
+    from tests.test_convert_families import post as post_hl7
+
+    account = PID.replace("|13800000000", "|13800000000|||||ACC-88^^^FNXRMYY^AN")
+    folder = tmp_path / "site"
+    (folder / "insurance").mkdir(parents=True)
+    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("basis: fund_share", "basis: amount"), "utf-8")
+    with Engine(settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
+        http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his-feed", BILLING)
+        bar = message(msh("BAR^P01^BAR_P01", "S1"), "EVN|P01|20261101", account, PV1,
+                      "IN1|1|CN-URBAN^城镇职工医保|YB001^^^FNYB|阜宁县医疗保障局||||||||20260101|20271231||"
+                      "310^职工基本医疗保险^CNYBXZ")
+        dft = message(msh("DFT^P03^DFT_P03", "S2"), "EVN|P03|20261231", account, PV1,
+                      "FT1|1|T-7001||20261231163000+0000||CG|SURG-01^阑尾切除术^L||1|1||300.00&CNY",
+                      "FT1|2|T-7002||20261231100000||CG|DRUG-7^头孢曲松^L||1|1||40.00&CNY")
+        assert post_hl7(http, bar) == "AA" and post_hl7(http, dft) == "AA"
+        emp = by_type(settlement(engine, http, 2026))["employee"]
+        assert (emp["lines"], D(str(emp["spending"]))) == (1, D("40.00"))
