@@ -63,3 +63,41 @@ def test_the_gap_is_counted_in_local_days(tmp_path: Path) -> None:
         assert got == [(carol_1, carol_2, 15, "2026-03-05", "2026-03-20")]
     finally:
         engine.close()
+
+
+def test_a_stay_inside_a_longer_one_does_not_hide_its_discharge(tmp_path: Path) -> None:
+    """Bob's long stay at A (01-01 to 03-01, I10) holds a short one at B (01-10 to 01-12, I10, say a
+    transfer out and back); he is readmitted at A on 03-05 for I10: 4 days after the long stay's
+    discharge -- suspected. The check looked back from the readmission by admission date and stopped
+    at the short stay (52 days), never reaching the long one."""
+    from tests.test_recognition_world import B
+
+    site = tmp_path / "site"
+    site.mkdir()
+    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site))
+    try:
+        http = TestClient(create_app(engine))
+        system = {"Authorization": "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")}
+        w = World(engine)
+
+        def stay(eid: str, inst: str, patient: str, start: str, end: str) -> str:
+            enc = {"resourceType": "Encounter", "id": eid, "status": "finished",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                   "subject": {"reference": patient}, "period": {"start": start, "end": end},
+                   "serviceProvider": {"reference": w.organization(inst)},
+                   "reasonCode": [{"coding": [{"system": ICD10, "code": "I10"}]}]}
+            assert http.put(f"/fhir/Encounter/{eid}", json=enc, headers=system).status_code in (200, 201)
+            return f"Encounter/{eid}"
+
+        bob_a, bob_b = w.patient(A, BOB, mrn="A-2"), w.patient(B, BOB, mrn="B-2")
+        long = stay("long", A, bob_a, "2026-01-01T08:00:00+08:00", "2026-03-01T09:00:00+08:00")
+        stay("short", B, bob_b, "2026-01-10T08:00:00+08:00", "2026-01-12T09:00:00+08:00")
+        again = stay("again", A, bob_a, "2026-03-05T08:00:00+08:00", "2026-03-08T09:00:00+08:00")
+        auditor = {"Authorization": "Bearer " + engine.auth.issue_system_token(
+            "auditor-wang", "system/DetectedIssue.rs system/Encounter.rs", kind="auditor")}
+        res = http.get("/reports/split-admissions?from=2026-01-01&to=2026-03-31", headers=auditor)
+        assert res.status_code == 200, res.text
+        assert [(p["first"]["encounter"], p["readmission"]["encounter"], p["gap_days"])
+                for p in res.json()["pairs"]] == [(long, again, 4)]
+    finally:
+        engine.close()

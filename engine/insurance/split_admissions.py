@@ -175,19 +175,26 @@ def split_admissions(repository: Any, identity: Any, rule: SplitRule, start: dat
         for i, second in enumerate(stays):
             if not start <= second.admitted <= end:
                 continue
+            # the latest discharge before the readmission, within the window, for a shared condition;
+            # every earlier admission is looked at (a short stay inside a longer one was admitted
+            # later but discharged earlier: stopping at it hid the longer stay's discharge, and the
+            # answer depended on the period asked, money24)
+            found: tuple[Admission, int, list[str]] | None = None
             for first in reversed(stays[:i]):
                 if first.discharged is None or first.discharged > second.admitted:
                     continue
                 gap = (second.admitted - first.discharged).days
                 if gap > rule.window_days:
-                    break
+                    continue
                 if rule.same_institution_only and first.institution != second.institution:
                     continue
                 shared = sorted(first.conditions & second.conditions)
-                if shared:
-                    pairs.append({"first": first.as_json(), "readmission": second.as_json(), "gap_days": gap,
-                                  "conditions": shared, "same_institution": first.institution == second.institution})
-                    break
+                if shared and (found is None or gap < found[1]):
+                    found = (first, gap, shared)
+            if found is not None:
+                first, gap, shared = found
+                pairs.append({"first": first.as_json(), "readmission": second.as_json(), "gap_days": gap,
+                              "conditions": shared, "same_institution": first.institution == second.institution})
     pairs.sort(key=lambda p: (p["readmission"]["admitted"], p["readmission"]["encounter"]))
     return {"rule": {"window_days": rule.window_days, "classes": sorted(rule.classes), "prefix": rule.prefix,
                      "exclude": list(rule.exclude), "same_institution_only": rule.same_institution_only,
