@@ -101,3 +101,40 @@ def test_a_stay_inside_a_longer_one_does_not_hide_its_discharge(tmp_path: Path) 
                 for p in res.json()["pairs"]] == [(long, again, 4)]
     finally:
         engine.close()
+
+
+def test_a_planned_readmission_coded_with_its_disease_is_never_suspected(tmp_path: Path) -> None:
+    """README: planned readmissions (``exclude``: Z51) are never suspected. A chemotherapy cycle is
+    coded Z51.1 with the cancer beside it (C34.1, as ICD-10 coding rules ask): Carol's second stay, 5
+    days after a C34.1 stay, is a planned cycle -- not a split admission (it was listed: the two share
+    C34). A third stay, C34.1 alone 3 days after the cycle, is not planned: suspected, paired with the
+    cycle's discharge."""
+    site = tmp_path / "site"
+    site.mkdir()
+    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0, site=site))
+    try:
+        http = TestClient(create_app(engine))
+        system = {"Authorization": "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")}
+        w = World(engine)
+        carol = w.patient(A, CAROL, mrn="A-3")
+
+        def stay(eid: str, start: str, end: str, *codes: str) -> str:
+            enc = {"resourceType": "Encounter", "id": eid, "status": "finished",
+                   "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                   "subject": {"reference": carol}, "period": {"start": start, "end": end},
+                   "serviceProvider": {"reference": w.organization(A)},
+                   "reasonCode": [{"coding": [{"system": ICD10, "code": c}]} for c in codes]}
+            assert http.put(f"/fhir/Encounter/{eid}", json=enc, headers=system).status_code in (200, 201)
+            return f"Encounter/{eid}"
+
+        stay("surgery", "2026-03-01T08:00:00+08:00", "2026-03-05T09:00:00+08:00", "C34.1")
+        cycle = stay("cycle", "2026-03-10T08:00:00+08:00", "2026-03-12T09:00:00+08:00", "Z51.1", "C34.1")
+        back = stay("back", "2026-03-15T08:00:00+08:00", "2026-03-18T09:00:00+08:00", "C34.1")
+        auditor = {"Authorization": "Bearer " + engine.auth.issue_system_token(
+            "auditor-wang", "system/DetectedIssue.rs system/Encounter.rs", kind="auditor")}
+        res = http.get("/reports/split-admissions?from=2026-03-01&to=2026-03-31", headers=auditor)
+        assert res.status_code == 200, res.text
+        assert [(p["first"]["encounter"], p["readmission"]["encounter"], p["gap_days"])
+                for p in res.json()["pairs"]] == [(cycle, back, 3)]
+    finally:
+        engine.close()

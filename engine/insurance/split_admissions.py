@@ -64,6 +64,19 @@ class SplitRule:
             out.add(code[: self.prefix])
         return out
 
+    def planned(self, codings: Sequence[dict[str, Any]]) -> bool:
+        """Is an admission a planned one (any diagnosis coding under ``exclude``, e.g. Z51.1
+        chemotherapy)? A planned readmission is never suspected, whatever disease is coded beside
+        it: a chemotherapy cycle is coded Z51.1 with its cancer, which the earlier stay shares (it
+        was listed as a split admission, money24)."""
+        for c in codings:
+            code = str(c.get("code") or "").strip().upper()
+            if not code or (self.systems and c.get("system") not in self.systems):
+                continue
+            if any(code.startswith(x.upper()) for x in self.exclude):
+                return True
+        return False
+
 
 def load_rule(site_dir: Path | str | None) -> SplitRule:
     folders = [DEFAULTS_DIR] + ([Path(site_dir)] if site_dir is not None else [])
@@ -83,6 +96,7 @@ class Admission:
     discharged: date | None
     conditions: frozenset[str]
     codes: tuple[str, ...]
+    planned: bool = False  # a planned admission (``SplitRule.planned``): never a suspected readmission
 
     def as_json(self) -> dict[str, Any]:
         return {"encounter": self.encounter, "patient": self.patient, "institution": self.institution,
@@ -148,7 +162,7 @@ def admissions(repository: Any, rule: SplitRule, start: date, end: date,
             codings += _codings([cond.get("code")])
         codes = tuple(sorted({str(c.get("code")) for c in codings if c.get("code")}))
         out.append(Admission(ref, patient, inst, admitted, _day(period.get("end"), tz),
-                             frozenset(rule.conditions(codings)), codes))
+                             frozenset(rule.conditions(codings)), codes, rule.planned(codings)))
     return out
 
 
@@ -173,7 +187,7 @@ def split_admissions(repository: Any, identity: Any, rule: SplitRule, start: dat
     for stays in people.values():
         stays.sort(key=lambda a: (a.admitted, a.encounter))
         for i, second in enumerate(stays):
-            if not start <= second.admitted <= end:
+            if not start <= second.admitted <= end or second.planned:
                 continue
             # the latest discharge before the readmission, within the window, for a shared condition;
             # every earlier admission is looked at (a short stay inside a longer one was admitted
