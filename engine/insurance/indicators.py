@@ -51,7 +51,8 @@ from engine.referral.report import stands, tally
 COMMUNITY_SYSTEM = "urn:huren:community"
 INSTITUTION_SYSTEM = "urn:huren:institution"
 Cell = tuple[str, str]  # (institution code, YYYY-MM)
-# referrals that never were (written in error, withdrawn) count for nothing
+# referrals that never were (written in error, withdrawn) count for nothing: ``referral.report.stands``
+
 
 @dataclass(frozen=True)
 class Period:
