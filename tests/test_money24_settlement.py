@@ -165,3 +165,27 @@ def test_an_hl7_charge_line_sent_in_utc_counts_in_its_local_year(settings: Setti
         assert post_hl7(http, bar) == "AA" and post_hl7(http, dft) == "AA"
         emp = by_type(settlement(engine, http, 2026))["employee"]
         assert (emp["lines"], D(str(emp["spending"]))) == (1, D("40.00"))
+
+
+def test_the_prepayment_stops_at_its_ceiling(settings: Settings, tmp_path: Path) -> None:
+    """6 % a month for 12 months is 72 % of the budget: the fund prepays at most the 60 % ceiling
+    (employee budget 1000.00: 600.00, not 720.00), and the year-end balance is figured on that."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.engine import Engine
+
+    folder = tmp_path / "site"
+    (folder / "insurance").mkdir(parents=True)
+    (folder / "insurance" / "settlement.yaml").write_text(RULES.replace("monthly: 0.05", "monthly: 0.06"), "utf-8")
+    with Engine(settings.with_(site=folder)) as engine, TestClient(create_app(engine)) as http:
+        auth = {"Authorization": "Bearer " + engine.auth.issue_system_token("his-billing", BILLING),
+                "Content-Type": "application/fhir+json"}
+        line = charge("x", "2026-05-01T08:00:00+08:00", ident("FNXRMYY"), "900.00", "900.00", "employee")
+        assert http.post("/fhir/ChargeItem", content=body({k: v for k, v in line.items() if k != "id"}),
+                         headers=auth).status_code == 201
+        got = dict(steps(by_type(settlement(engine, http, 2026))["employee"]))
+    assert (got["prepayment-monthly"], got["prepayment-ceiling"], got["prepaid"]) == (D("60.00"), D("600.00"),
+                                                                                        D("600.00"))
+    # 100.00 under: the community keeps 80 %; the fund pays 900.00 + 80.00, less 600.00 prepaid
+    assert (got["fund-pays"], got["year-end"]) == (D("980.00"), D("380.00"))
