@@ -21,6 +21,7 @@ from engine.auth.deps import get_caller
 from engine.auth.policy import audit_remit, require_in_remit, require_insurance_report
 from engine.errors import BadRequest, FhirError, Forbidden
 from engine.insurance import rules as settlement_rules
+from engine.insurance.charges import site_zone
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv
 from engine.insurance.indicators import Period, indicators, scopes
 from engine.insurance.settlement import settlement_report
@@ -106,7 +107,8 @@ def split_admission_report(request: Request, start: str | None = Query(None, ali
         rule = load_rule(engine.settings.site)
     except SiteError as exc:
         raise RulesUnusable(f"split-admission rule: {exc}") from exc
-    report = split_admissions(engine.repository, engine.identity, rule, parse_day(start, "from"), parse_day(end, "to"))
+    report = split_admissions(engine.repository, engine.identity, rule, parse_day(start, "from"), parse_day(end, "to"),
+                              site_zone(engine.site))
     remit = audit_remit(caller, engine.site, engine.settings.site)
     if remit is not None:  # a bound auditor sees the readmissions at their institutions
         report["pairs"] = [p for p in report["pairs"] if p["readmission"]["institution"] in remit]

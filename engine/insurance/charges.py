@@ -15,7 +15,10 @@ both are read the same way:
   mapped by the rules' ``coverage_types``.
 - **institution**: ``performingOrganization`` — its ``identifier`` in ``urn:huren:institution``,
   or the Organization it references, read for that identifier.
-- **date**: the local date written in ``occurrenceDateTime`` (or ``occurrencePeriod.start``).
+- **date**: the local date of ``occurrenceDateTime`` (or ``occurrencePeriod.start``) at the performing
+  institution (its ``timezone`` in institutions.yaml, Asia/Shanghai by default): as written when it
+  states no offset or the local one, converted when a client wrote it in UTC or another zone
+  (``2026-12-31T16:30:00Z`` is a line of 2027-01-01 in Funing).
 - Only ``billable`` and ``billed`` lines count; a credit is a line with a negative amount.
 
 Money is read as ``decimal.Decimal`` from the number's text, so ``12.30`` is exactly 12.30.
@@ -25,8 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from engine.errors import Gone, NotFound
 
@@ -35,6 +41,7 @@ FUND_SHARE_EXT = "urn:huren:StructureDefinition:fund-share"
 INSURANCE_TYPE_EXT = "urn:huren:StructureDefinition:insurance-type"
 INSTITUTION_SYSTEM = "urn:huren:institution"
 COUNTED_STATUSES = frozenset({"billable", "billed"})
+DEFAULT_ZONE = "Asia/Shanghai"  # an institution's time zone when institutions.yaml says none (mappings.site)
 
 
 @dataclass(frozen=True)
@@ -130,24 +137,56 @@ def line_price(charge: dict[str, Any]) -> dict[str, Any]:
     return price if isinstance(price, dict) else {}
 
 
+@lru_cache(maxsize=4096)
+def local_date(when: str, zone: str = DEFAULT_ZONE) -> str | None:
+    """The calendar day (``YYYY-MM-DD``) of a FHIR date / dateTime at an institution in ``zone``:
+    a date, or a time written without an offset, is the institution's own and read as written; a
+    time with an offset (``Z``, ``+09:00``) is converted to ``zone``. The year and month a
+    settlement or indicator counts a line in are the hospital's, not UTC's: a line a client wrote
+    at ``2026-12-31T16:30:00Z`` was made on 2027-01-01 at 00:30 in Funing (money24)."""
+    if len(when) < 10:
+        return None
+    if len(when) == 10:
+        return when
+    try:
+        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return when[:10]
+    if moment.tzinfo is None:
+        return when[:10]
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
 def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
-              coverage_type: Callable[[list[str]], str | None] = lambda refs: None) -> ChargeLine:
+              coverage_type: Callable[[list[str]], str | None] = lambda refs: None,
+              zone: Callable[[str], str | None] = lambda code: None) -> ChargeLine:
     """``coverage_type(account refs)`` answers the insurance type from the accounts' coverage when
-    the line does not state it."""
+    the line does not state it; ``zone(institution code)`` the institution's time zone (None: the
+    default, Asia/Shanghai), in which the line's date is read (``local_date``)."""
     price = line_price(charge)
     share = (_ext(charge, FUND_SHARE_EXT) or {}).get("valueMoney") or {}
     itype = (_ext(charge, INSURANCE_TYPE_EXT) or {}).get("valueCode")
     when = charge.get("occurrenceDateTime") or (charge.get("occurrencePeriod") or {}).get("start")
+    institution = institution_of(charge, organization)
     return ChargeLine(
         ref=f"ChargeItem/{charge.get('id')}",
         status=str(charge.get("status") or ""),
-        institution=institution_of(charge, organization),
-        day=when[:10] if isinstance(when, str) and len(when) >= 10 else None,
+        institution=institution,
+        day=local_date(when, (zone(institution) if institution else None) or DEFAULT_ZONE)
+        if isinstance(when, str) else None,
         amount=money(price.get("value")),
         fund_share=money(share.get("value")) if isinstance(share, dict) else None,
         insurance_type=str(itype) if itype else coverage_type(account_refs(charge)),
         currency=price.get("currency") or (share.get("currency") if isinstance(share, dict) else None),
     )
+
+
+def site_zone(site: Any) -> Callable[[str], str | None]:
+    """``read_line``'s ``zone``: an institution's time zone from the site's institutions."""
+    def zone(code: str) -> str | None:
+        inst = site.institution(code)
+        return inst.timezone if inst is not None else None
+    return zone
 
 
 def line_identity(charge: dict[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ from engine import fhirjson
 from engine.audit.keys import KEY_NAME, AuditKeys
 from engine.errors import FhirError
 from engine.insurance import rules as settlement_rules
+from engine.insurance.charges import site_zone
 from engine.insurance.deductions import deduction_list, sign_bundle, to_bundle, to_csv, verify_bundle
 from engine.insurance.settlement import settlement_report, to_text
 from engine.insurance.split_admissions import load_rule, split_admissions
@@ -173,7 +174,8 @@ def run_split(args: argparse.Namespace, settings: Any) -> int:
         return 2
     with Engine(settings) as engine:
         try:
-            report = split_admissions(engine.repository, engine.identity, rule, start, end)
+            report = split_admissions(engine.repository, engine.identity, rule, start, end,
+                                          site_zone(engine.site))
         except FhirError as exc:
             print(f"huren split-admissions: {exc.diagnostics}", file=sys.stderr)
             return 2

@@ -53,6 +53,7 @@ from engine.recognition.reports import (
     duplicates_report,
     restricted_words,
 )
+from engine.recognition.rules import SELF_PAY
 
 DEDUCTION_EXT = "urn:huren:StructureDefinition:deduction"
 LIST_EXT = "urn:huren:StructureDefinition:deduction-list"
@@ -126,7 +127,8 @@ def _policy(row: dict[str, Any]) -> str:
     insurance bureau and the hospital's billing office), from the flag's own decision: the scope it
     was recognisable in, the window, the prior result, the re-test reason not accepted and whether the
     records contradicted it, a partial repeat. Codes stay as stored (the CSV names them beside);
-    ``contradicted`` is the decision's own note, quoted as recorded."""
+    ``contradicted`` is the decision's own note, quoted as recorded. A self-pay reason (R05, R07 by default)
+    is said as such: allowed, not paid by the fund."""
     basis = row.get("basis") or "community"
     scope = "医共体内" if basis == "community" else f"互认范围 {basis} 内"
     what = row.get("item_name") or row["item"]
@@ -134,7 +136,11 @@ def _policy(row: dict[str, Any]) -> str:
         what += f"（重复项目：{row['analytes']}）"
     text = (f"医保不予支付：{what}于 {row['day']} 重复检查检验，在 {row.get('prior_institution')} "
             f"{row.get('prior_day')} 结果的 {row.get('window_days')} 天互认有效期内，{scope}可互认")
-    if row.get("reason"):
+    if row.get("reason") and row.get("effect") == SELF_PAY:
+        # R05/R07 by default: the re-test was allowed, the fund does not pay it (the patient does); the
+        # reason was accepted for what it claims, so not "不予认可" (money24)
+        text += f"；复查理由 {row['reason']} 允许复查，医保基金不予支付（患者自费）"
+    elif row.get("reason"):
         text += f"；复查理由 {row['reason']} 不予认可"
     if row.get("contradicted"):
         text += f"（与记录不符：{row['contradicted']}）"

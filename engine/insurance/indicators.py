@@ -33,18 +33,25 @@ from engine import fhirjson
 from engine.errors import BadRequest, Gone, NotFound
 from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
-from engine.insurance.charges import COUNTED_STATUSES, OrganizationCodes, context_ref, provider_of, read_line
+from engine.insurance.charges import (
+    COUNTED_STATUSES,
+    DEFAULT_ZONE,
+    OrganizationCodes,
+    context_ref,
+    local_date,
+    provider_of,
+    read_line,
+    site_zone,
+)
 from engine.insurance.reading import charges_between, charges_of_visits, search_pages
 from engine.measures import Figure, MeasureDef, Measures, measure_report
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report
-from engine.referral.report import tally
+from engine.referral.report import stands, tally
 
 COMMUNITY_SYSTEM = "urn:huren:community"
 INSTITUTION_SYSTEM = "urn:huren:institution"
 Cell = tuple[str, str]  # (institution code, YYYY-MM)
-# referrals that never were (written in error, withdrawn) count for nothing
-VOID_REFERRAL_STATUS = frozenset({"entered-in-error", "revoked"})
-VOID_REFERRAL_STATE = frozenset({"cancelled", "entered-in-error"})
+# referrals that never were (written in error, withdrawn) count for nothing: ``referral.report.stands``
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     site = engine.site
     repository = engine.repository
     organization = OrganizationCodes(repository)
+    zone = site_zone(site)
     baselines = {m.baseline: BASELINE_MONTHS[m.baseline] for m in measures.by_indicator("spending-growth") if m.baseline}
     baseline_periods = {kind: period.shifted(months) for kind, months in baselines.items()}
     for kind in baselines:
@@ -132,7 +140,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
             if resource.get("id") in seen:  # the ranges' one-day margins may meet
                 continue
             seen.add(str(resource.get("id")))
-            line = read_line(resource, organization)
+            line = read_line(resource, organization, zone=zone)
             if line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
                 continue
             inst = line.institution
@@ -164,17 +172,21 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     for enc in search_pages(repository, "Encounter", params):
         if enc.get("status") in ("cancelled", "entered-in-error", "planned") or (enc.get("class") or {}).get("code") not in classes:
             continue
-        discharged = (enc.get("period") or {}).get("end")
-        if not isinstance(discharged, str) or not period.has(discharged):
-            continue
+        end = (enc.get("period") or {}).get("end")
         inst = provider_of(enc, organization)
-        if inst is None or site.institution(inst) is None:
+        if not isinstance(end, str) or inst is None or site.institution(inst) is None:
             continue
+        # the discharge's day at the hospital (a stay a client ended at 2026-03-31T17:00Z ended on
+        # 04-01 in Funing: April's admission, not March's)
+        discharged = local_date(end, zone(inst) or DEFAULT_ZONE)
+        if not period.has(discharged):
+            continue
+        assert discharged is not None
         admissions.append(((inst, discharged[:7]), f"Encounter/{enc['id']}"))
     # each admission's cost: its lines, whatever their dates
     stay_cost: dict[str, tuple[Decimal, int]] = {}
     for resource in charges_of_visits(repository, (ref for _, ref in admissions)):
-        line = read_line(resource, organization)
+        line = read_line(resource, organization, zone=zone)
         stay = context_ref(resource)
         if stay is None or line.status not in COUNTED_STATUSES or line.amount is None or line.day is None:
             continue
@@ -196,8 +208,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
     # referrals: out of the county (at the sending institution), and the two-way counts
     rows = [r for r in engine.referrals.rows.find({"month": {"$gte": period.start.isoformat()[:7],
                                                              "$lte": period.end.isoformat()[:7]}})
-            if period.has(r.get("day")) and r.get("status") not in VOID_REFERRAL_STATUS
-            and r.get("state") not in VOID_REFERRAL_STATE]
+            if period.has(r.get("day")) and stands(r)]
     for row in rows:
         sender, receiver = row.get("from"), row.get("to")
         if sender and site.institution(sender) is not None and receiver and site.institution(receiver) is None:

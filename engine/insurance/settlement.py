@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from engine.errors import FhirError, NotFound
@@ -32,6 +32,7 @@ from engine.insurance.charges import (
     line_price,
     money,
     read_line,
+    site_zone,
     stored_at,
 )
 from engine.insurance.reading import charges_between, undated_charges
@@ -106,7 +107,8 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     counted = 0
     prefix = f"{year:04d}-"
     for resource, reason in _one_version_each(year_charges(repository, year)):
-        line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None)
+        line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None,
+                         site_zone(site))
         if line.day is not None and not line.day.startswith(prefix):
             continue  # the search's margin day of the next or previous year
         reason = reason or _exclusion(line, site, region_of, rules.currency)
@@ -223,7 +225,9 @@ def _community_report(name: str, yr: YearRules, tally: _Community, rules: Settle
         settlements.append({"insurance_type": itype, "name": rules.insurance_types.get(itype, itype),
                             "lines": t.lines, "charged": fen(t.amount), **outcome.as_json()})
     total, primary = fen(tally.total), fen(tally.primary)
-    share = (primary / total).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if total else None
+    # shown to the hundredth of a percent, rounded down, and met when the exact share is at least the
+    # minimum: 159.99 of 1000.00 (15.999 %) rounded half up showed 16 % and "met" a 16 % minimum
+    share = (primary / total).quantize(Decimal("0.0001"), rounding=ROUND_FLOOR) if total else None
     pc = yr.primary_care
     return {
         "community": name,
@@ -232,7 +236,7 @@ def _community_report(name: str, yr: YearRules, tally: _Community, rules: Settle
                    for key in ("budget", "spending", "prepaid", "fund_pays", "balance")},
         "primary_care": {
             "spending": primary, "of": total, "share": share, "min_share": pc.min_share,
-            "met": share is not None and share >= pc.min_share,
+            "met": total > 0 and primary >= pc.min_share * total,
             "label": (f"spending at primary institutions: {pct(share)} of {total} (at least {pct(pc.min_share)})"
                       if share is not None else "no spending counted"),
         },

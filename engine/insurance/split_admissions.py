@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.errors import BadRequest, NotFound
-from engine.insurance.charges import OrganizationCodes, provider_of
+from engine.insurance.charges import DEFAULT_ZONE, OrganizationCodes, local_date, provider_of
 from engine.insurance.reading import search_pages
 from mappings.site import DEFAULTS_DIR
 from mappings.sitefiles import check, find_file, read_yaml
@@ -64,6 +64,19 @@ class SplitRule:
             out.add(code[: self.prefix])
         return out
 
+    def planned(self, codings: Sequence[dict[str, Any]]) -> bool:
+        """Is an admission a planned one (any diagnosis coding under ``exclude``, e.g. Z51.1
+        chemotherapy)? A planned readmission is never suspected, whatever disease is coded beside
+        it: a chemotherapy cycle is coded Z51.1 with its cancer, which the earlier stay shares (it
+        was listed as a split admission, money24)."""
+        for c in codings:
+            code = str(c.get("code") or "").strip().upper()
+            if not code or (self.systems and c.get("system") not in self.systems):
+                continue
+            if any(code.startswith(x.upper()) for x in self.exclude):
+                return True
+        return False
+
 
 def load_rule(site_dir: Path | str | None) -> SplitRule:
     folders = [DEFAULTS_DIR] + ([Path(site_dir)] if site_dir is not None else [])
@@ -83,6 +96,7 @@ class Admission:
     discharged: date | None
     conditions: frozenset[str]
     codes: tuple[str, ...]
+    planned: bool = False  # a planned admission (``SplitRule.planned``): never a suspected readmission
 
     def as_json(self) -> dict[str, Any]:
         return {"encounter": self.encounter, "patient": self.patient, "institution": self.institution,
@@ -90,11 +104,14 @@ class Admission:
                 "discharged": self.discharged.isoformat() if self.discharged else None, "diagnoses": list(self.codes)}
 
 
-def _day(text: Any) -> date | None:
+def _day(text: Any, zone: str = DEFAULT_ZONE) -> date | None:
+    """The local day of an Encounter's start or end at its institution (``charges.local_date``): a
+    readmission a client wrote at 2026-03-20T16:30:00Z was on 03-21 at the hospital, 16 days after
+    a 03-05 discharge, not 15 (money24)."""
     if not isinstance(text, str) or len(text) < 10:
         return None
     try:
-        return date.fromisoformat(text[:10])
+        return date.fromisoformat(local_date(text, zone) or "")
     except ValueError:
         return None
 
@@ -107,9 +124,11 @@ def _codings(concepts: Any) -> list[dict[str, Any]]:
     return out
 
 
-def admissions(repository: Any, rule: SplitRule, start: date, end: date) -> list[Admission]:
+def admissions(repository: Any, rule: SplitRule, start: date, end: date,
+               zone: Callable[[str], str | None] = lambda code: None) -> list[Admission]:
     """Admissions that may pair with one admitted from ``start`` to ``end``: those still open or
-    discharged from ``start − window`` on, admitted by ``end``."""
+    discharged from ``start − window`` on, admitted by ``end``. ``zone(institution)``: its time
+    zone (None: Asia/Shanghai), in which admission and discharge days are read."""
     since = start - timedelta(days=rule.window_days + 1)
     # a day's margin past ``end`` (stored instants are compared in UTC); the local admission
     # date decides below
@@ -124,7 +143,9 @@ def admissions(repository: Any, rule: SplitRule, start: date, end: date) -> list
         if cls.get("code") not in rule.classes:
             continue
         period = enc.get("period") or {}
-        admitted = _day(period.get("start"))
+        inst = provider_of(enc, orgs)
+        tz = (zone(inst) if inst else None) or DEFAULT_ZONE
+        admitted = _day(period.get("start"), tz)
         patient = (enc.get("subject") or {}).get("reference")
         if admitted is None or admitted > end or not isinstance(patient, str) or not patient.startswith("Patient/"):
             continue
@@ -139,15 +160,14 @@ def admissions(repository: Any, rule: SplitRule, start: date, end: date) -> list
             if {c.get("code") for c in _codings([cond.get("verificationStatus")])} & {"refuted", "entered-in-error"}:
                 continue
             codings += _codings([cond.get("code")])
-        inst = provider_of(enc, orgs)
         codes = tuple(sorted({str(c.get("code")) for c in codings if c.get("code")}))
-        out.append(Admission(ref, patient, inst, admitted, _day(period.get("end")),
-                             frozenset(rule.conditions(codings)), codes))
+        out.append(Admission(ref, patient, inst, admitted, _day(period.get("end"), tz),
+                             frozenset(rule.conditions(codings)), codes, rule.planned(codings)))
     return out
 
 
 def split_admissions(repository: Any, identity: Any, rule: SplitRule, start: date | None,
-                     end: date | None) -> dict[str, Any]:
+                     end: date | None, zone: Callable[[str], str | None] = lambda code: None) -> dict[str, Any]:
     """Pairs (discharge, readmission) of one person for the same condition within the window,
     the readmission admitted from ``start`` to ``end`` (both inclusive, required)."""
     if start is None or end is None:
@@ -158,7 +178,7 @@ def split_admissions(repository: Any, identity: Any, rule: SplitRule, start: dat
         raise BadRequest("the period is at most a year", expression=["to"])
     people: dict[str, list[Admission]] = defaultdict(list)
     person_of: dict[str, str] = {}
-    for adm in admissions(repository, rule, start, end):
+    for adm in admissions(repository, rule, start, end, zone):
         pid = adm.patient.split("/", 1)[1]
         if pid not in person_of:
             person_of[pid] = min(identity.person_compartment(pid))
@@ -167,21 +187,28 @@ def split_admissions(repository: Any, identity: Any, rule: SplitRule, start: dat
     for stays in people.values():
         stays.sort(key=lambda a: (a.admitted, a.encounter))
         for i, second in enumerate(stays):
-            if not start <= second.admitted <= end:
+            if not start <= second.admitted <= end or second.planned:
                 continue
+            # the latest discharge before the readmission, within the window, for a shared condition;
+            # every earlier admission is looked at (a short stay inside a longer one was admitted
+            # later but discharged earlier: stopping at it hid the longer stay's discharge, and the
+            # answer depended on the period asked, money24)
+            found: tuple[Admission, int, list[str]] | None = None
             for first in reversed(stays[:i]):
                 if first.discharged is None or first.discharged > second.admitted:
                     continue
                 gap = (second.admitted - first.discharged).days
                 if gap > rule.window_days:
-                    break
+                    continue
                 if rule.same_institution_only and first.institution != second.institution:
                     continue
                 shared = sorted(first.conditions & second.conditions)
-                if shared:
-                    pairs.append({"first": first.as_json(), "readmission": second.as_json(), "gap_days": gap,
-                                  "conditions": shared, "same_institution": first.institution == second.institution})
-                    break
+                if shared and (found is None or gap < found[1]):
+                    found = (first, gap, shared)
+            if found is not None:
+                first, gap, shared = found
+                pairs.append({"first": first.as_json(), "readmission": second.as_json(), "gap_days": gap,
+                              "conditions": shared, "same_institution": first.institution == second.institution})
     pairs.sort(key=lambda p: (p["readmission"]["admitted"], p["readmission"]["encounter"]))
     return {"rule": {"window_days": rule.window_days, "classes": sorted(rule.classes), "prefix": rule.prefix,
                      "exclude": list(rule.exclude), "same_institution_only": rule.same_institution_only,

@@ -9,7 +9,9 @@ from the two institutions' grades. Per institution and month:
 - ``returned``: received upward referrals referred back down (下转) after completion;
 - ratios: ``downward_to_upward`` (referrals sent down ÷ upward referrals received, the county's
   下转/上转 indicator), ``completion_rate`` (completed ÷ accepted received), ``return_rate``
-  (returned ÷ completed); None when the denominator is zero;
+  (returned ÷ the upward referrals received and completed: 回转率 is of upward referrals; a
+  township that completed only downward referrals has none, not 0 %, money24); None when the
+  denominator is zero;
 - ``deductible_due``: the exact sum (``Decimal`` text) the received admissions pay.
 """
 
@@ -22,6 +24,13 @@ from typing import Any
 
 from engine.repository.port import Collection, Document
 
+# A referral that never stood: its ServiceRequest entered in error or revoked, or its Task's state
+# cancelled or entered in error. It counts nowhere -- not sent, not received, not in the total --
+# here and in the insurance indicators that read this tally (``engine.insurance.indicators``), so
+# the report and the 下转/上转 indicator give one figure (the report had counted a referral entered
+# in error as an upward referral sent and received, which the indicator did not; money24).
+VOID_STATUS = frozenset({"entered-in-error", "revoked"})
+VOID_STATE = frozenset({"cancelled", "entered-in-error"})
 COMPLETED = frozenset({"completed", "referred-back"})
 ACCEPTED = frozenset({"accepted", "arrived", "completed", "referred-back"})
 
@@ -29,7 +38,13 @@ ACCEPTED = frozenset({"accepted", "arrived", "completed", "referred-back"})
 def _blank() -> dict[str, Any]:
     return {"sent": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
             "received": {"upward": 0, "downward": 0, "lateral": 0, "unknown": 0, "total": 0},
-            "accepted": 0, "rejected": 0, "completed": 0, "returned": 0, "deductible_due": Decimal("0.00")}
+            "accepted": 0, "rejected": 0, "completed": 0, "completed_upward": 0, "returned": 0,
+            "deductible_due": Decimal("0.00")}
+
+
+def stands(row: Document) -> bool:
+    """Whether a referral's row counts (``VOID_STATUS``, ``VOID_STATE``)."""
+    return row.get("status") not in VOID_STATUS and row.get("state") not in VOID_STATE
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -51,6 +66,7 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
             cell["accepted"] += state in ACCEPTED
             cell["rejected"] += state == "rejected"
             cell["completed"] += state in COMPLETED
+            cell["completed_upward"] += state in COMPLETED and way == "upward"
             cell["returned"] += state == "referred-back" and way == "upward"
             due = (row.get("deductible") or {}).get("due")
             if due is not None and state in ACCEPTED:
@@ -60,7 +76,7 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
         cell["deductible_due"] = str(cell["deductible_due"])
         cell["ratios"] = {"downward_to_upward": _ratio(cell["sent"]["downward"], cell["received"]["upward"]),
                           "completion_rate": _ratio(cell["completed"], cell["accepted"]),
-                          "return_rate": _ratio(cell["returned"], cell["completed"])}
+                          "return_rate": _ratio(cell["returned"], cell["completed_upward"])}
         out.append({"institution": inst, "month": month, **cell})
     return out
 
@@ -75,7 +91,7 @@ def referral_report(rows: Collection, *, start: str | None = None, end: str | No
         month["$gte"] = start
     if end:
         month["$lte"] = end
-    found = rows.find({"month": month} if month else None, sort=[("month", 1)])
+    found = [r for r in rows.find({"month": month} if month else None, sort=[("month", 1)]) if stands(r)]
     if institution is not None:
         found = [r for r in found if institution in (r.get("from"), r.get("to"))]
     if within is not None:
