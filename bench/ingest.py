@@ -4,6 +4,7 @@
     python bench/ingest.py --stages [--messages N] [--stored M] [--returning]  # only the CPU per stage, in process
     python bench/ingest.py --only lab|adt|imaging         # only that kind's MLLP run (paired runs)
     python bench/ingest.py --commit-pages [--messages N] [--stored M]  # a commit's WAL pages by B-tree
+    python bench/ingest.py --instructions [--messages N]  # for callgrind: see ``instructions``
 
 Prints, for a 12-OBX ORU^R01 (lab), an ADT^A01 (registration) and an imaging ORU^R01 (PACS report):
 
@@ -303,6 +304,41 @@ def full_path(count: int, connections: int, window: int, only: int | None = None
         if name != "all"))
 
 
+def instructions(count: int, batch: int = 50) -> None:
+    """The ``--stages`` run without the stage clock, its timed messages inside one call of
+    ``operator.call`` (a C function nothing else in the engine calls), so that
+
+        valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call \\
+            python bench/ingest.py --instructions --messages 300
+
+    counts the instructions of those messages alone: the engine's start and warm-up, ~12 G
+    instructions under valgrind, are left out instead of subtracted (a run of none was the
+    baseline before, and its own noise was the size of a small cut). Divide the collected total
+    by ``--messages``; run each tree twice (hash seeds, instants and fresh ids vary the count).
+    Valgrind counts SHA-256 in software (~0.8 M instructions a message of ~13.6 M here), which
+    this CPU does in hardware: compare trees, not the share of hashing."""
+    import operator
+
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "var", http_port=0, mllp_port=0)
+        with Engine(settings) as engine:
+            settle_warm(engine, batch)
+            messages = [(oru_lab(50_000_000 + i), "bench", "127.0.0.1:1") for i in range(count)]
+
+            def timed() -> None:
+                for start in range(0, count, batch):
+                    engine.ingestor.process(messages[start : start + batch])
+
+            cpu0 = time.process_time()
+            operator.call(timed)
+            spent = time.process_time() - cpu0
+    print(f"{count} lab messages in batches of {batch} after the warm-up: {spent / count * 1e6:,.0f} us/msg "
+          f"of CPU ({load_note()}); under callgrind, divide the collected instructions by {count}")
+
+
 class StageClock:
     """Exclusive CPU time (``time.process_time``) per pipeline stage, by wrapping the collaborators
     the ingestor and the repository call: a stage's time excludes the stages it calls (the
@@ -420,6 +456,13 @@ class StageClock:
             (ingestor.messages, "get_many", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor.messages, "new_document", "· pipeline: envelope, idempotency (phase 1)"),
             (ingestor, "_write", "· pipeline: per-message write bookkeeping"),
+            (ingestor, "_decide", "· pipeline: envelope, idempotency (phase 1)"),
+            (ingest_module, "read_message", "· pipeline: MSH read"),
+            (ingest_module, "_release", "· pipeline: freeing the batch (_release)"),
+            (ingestor.journal, "begin", "· pipeline: in-flight journal"),
+            (ingestor.journal, "end", "· pipeline: in-flight journal"),
+            (ingestor, "_prepare", "· pipeline: prepare (lists, target check)"),
+            (ingestor, "_write_batch", "· pipeline: batch write (lists, keys, scopes)"),
             (ingestor, "_finish", "· pipeline: finish (outcomes, futures)"),
             (ingestor, "_outcome", "· ACK build"),
             (ingestor, "_acked", "· ACK build"),
@@ -769,6 +812,9 @@ def main() -> None:
     parser.add_argument("--counts", action="store_true",
                         help="only what a lab message makes the pipeline do, counted: SQL statements and "
                              "rows, serialisations and hashes, stored bytes (--messages of them)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only the --stages messages, without the stage clock, inside one operator.call "
+                             "(for callgrind's --toggle-collect=_operator_call; --messages of them)")
     parser.add_argument("--only", choices=["lab", "adt", "imaging"],
                         help="only the MLLP run (c) of this message kind: for paired runs")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -788,6 +834,9 @@ def main() -> None:
         return
     if args.counts:
         counts(count)
+        return
+    if args.instructions:
+        instructions(count)
         return
     print(f"huren ingest benchmark (pid {os.getpid()}, python {sys.version.split()[0]})")
     if args.only:
