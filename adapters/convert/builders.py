@@ -352,6 +352,8 @@ class _Stated:
     # TQ1-6/TQ1-13 of any TQ1 (it repeats): (as said, seconds or None when unreadable)
     tq1: list[tuple[str, Decimal | None]] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)  # lengths not read as the appointment's (start alone)
+    # with no SCH-11/TQ1 start: every resource segment stating a start (segment, start, duration, unit fields)
+    resources: list[tuple[Segment, int, int, int]] = field(default_factory=list)
 
 
 def _stated(scope: Scope, ctx: Context) -> _Stated:
@@ -404,14 +406,55 @@ def _stated(scope: Scope, ctx: Context) -> _Stated:
         # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
         # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
         # were read one field early (the offset units as the duration, the duration as its unit)
-        for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 11, 12), ("AIL", 6, 9, 10), ("AIP", 6, 9, 10)):
-            for s in scope.all(name):
-                if s.value(sf) and (not said.start or s.value(sf) < said.start):
-                    said.start = s.value(sf)
-                    said.start_at = (s, sf)
-                    if not said.duration:
-                        said.duration, said.unit, said.unit_at, said.dur_at = s.value(df), s.value(uf), (s, uf), (s, df)
+        said.resources = [(s, sf, df, uf) for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 11, 12),
+                                                                   ("AIL", 6, 9, 10), ("AIP", 6, 9, 10))
+                          for s in scope.all(name) if s.value(sf)]
+        for s, sf, _, _ in said.resources:
+            if not said.start or s.value(sf) < said.start:
+                said.start, said.start_at = s.value(sf), (s, sf)
+        if len(said.resources) == 1:  # one resource booked: its own duration ends the appointment, as before
+            s, _, df, uf = said.resources[0]
+            said.duration, said.unit, said.unit_at, said.dur_at = s.value(df), s.value(uf), (s, uf), (s, df)
     return said
+
+
+def _resources_end(said: _Stated, ctx: Context) -> _dt.datetime | None:
+    """With no SCH-11/TQ1 time and several resources booked, each at its own start: the appointment
+    ends when the last of them does (v2.5.1 ch. 10, AIS-7: a resource's duration is its own, "if
+    different from the overall duration"; unvalued, it is needed "until the end of the appointment").
+    The end was the first-read resource's duration added to the earliest start -- AIS 09:00 for 30 min
+    beside AIP 08:30 for 60 min ended the appointment at 09:00, before either (twenty-fourth round).
+    None -- no end taken, said where it cannot be read -- when no resource states a duration, one
+    cannot be read, or one with no duration starts at or after the others' last end (needed until an
+    end the message does not state)."""
+    table = vocabulary(ctx.site, "duration_seconds")
+    ends: list[_dt.datetime] = []
+    open_from: list[_dt.datetime] = []
+    for s, sf, df, uf in said.resources:
+        try:
+            at = to_datetime(s.value(sf), ctx.tz)
+        except TimestampError as exc:
+            ctx.warn(s.error(f"{s.name}-{sf}: {exc}; no end is taken from the resources' times", sf, code=DATA_TYPE_ERROR))
+            return None
+        if not s.value(df).strip():
+            open_from.append(at)
+            continue
+        unit = s.value(uf)
+        per_unit = table.get(unit.strip().upper() or "MIN")
+        if per_unit is None:
+            ctx.warn(s.error(f"{s.name}-{uf}: duration unit {unit!r} is not one huren reads "
+                             "(duration_seconds); no duration or end is taken from it", uf, code=DATA_TYPE_ERROR))
+            return None
+        seconds = _seconds(s.value(df), per_unit, (s, df), ctx)
+        if seconds is None:
+            return None
+        try:
+            ends.append(at + _dt.timedelta(microseconds=int(seconds * 1_000_000)))
+        except OverflowError:
+            return None
+    if not ends or any(at >= max(ends) for at in open_from):
+        return None
+    return max(ends)
 
 
 def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
@@ -419,7 +462,8 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
     else the earliest AIS-4/AIG-8/AIL-6/AIP-6 start; the end from the duration (SCH-9/SCH-10 or
     the resource's own) when not sent. R4 wants both or neither: an appointment with neither and a
     status that needs them keeps data-absent-reason on both. A duration is read in its unit
-    (``vocabulary.yaml`` ``duration_seconds``; none sent: minutes, as v2 defaults it); a unit the
+    (``vocabulary.yaml`` ``duration_seconds``; none sent: minutes, as senders mean it -- v2's text says
+    seconds, the ISO base unit: left, README twenty-fourth round); a unit the
     table does not name gives no duration, said at its field -- it was read as minutes, so a stay
     booked ``1|wk`` ended a minute after it began (twentieth round). What the message states is read
     first (``_stated``); this takes what it can."""
@@ -439,6 +483,11 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         ctx.warn(at.error(f"{at.name}-{field_no}: the end {end!r} is before the start {start!r}; "
                           "the end is not taken from it", field_no, code=DATA_TYPE_ERROR))
         finish = None
+    if len(said.resources) > 1 and begin is not None and finish is None:
+        finish = _resources_end(said, ctx)
+        span = (finish - begin).total_seconds() if finish is not None else 0
+        if span > 0 and span % 60 == 0 and span / 60 <= _POSITIVE_INT:
+            res["minutesDuration"] = int(span / 60)
     seconds = None
     if duration:
         per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
