@@ -617,6 +617,14 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
     """The patient takes part in their own appointment (Appointment.participant is 1..*)."""
     if scope.patient is not None:
         res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
+        # the filler's (SCH-2) and placer's (SCH-1) ids are their application's: one sent with no
+        # namespace is the sender's, so another patient under it is found (merge.yaml ``another_person``,
+        # refused at PID-3), and another sender's same number is not (twenty-fourth round)
+        pid = scope.first("PID")
+        for ident in res.get("identifier") or ():
+            ident.setdefault("system", f"urn:huren:appointment:{env.ctx.urn_code}")
+        if pid is not None and res.get("identifier"):
+            env.ctx.located(res, "participant", pid, 3)
 
 
 def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
