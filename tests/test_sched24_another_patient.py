@@ -59,3 +59,14 @@ def test_a_new_filler_id_for_another_patient_is_booked(engine: Engine, fhir: Tes
     acks = send(engine, siu("YD1", "S12", sch("YD"), PID), siu("YE1", "S12", sch("YE"), OTHER))
     assert [ack_code_of(a) for a in acks] == ["AA", "AA"], [_text(a) for a in acks]
     assert len(_booked(fhir, "BK-YD")) == 1 and len(_booked(fhir, "BK-YE")) == 1
+
+
+def test_another_senders_same_number_is_its_own_booking(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    """Guard: SCH-1/SCH-2 sent with no namespace are their sender's (``urn:huren:appointment:<institution>``):
+    another institution's booking for another patient under the same numbers is its own, not refused.
+    (Fails on base only for the systems, which base did not give.)"""
+    other = siu("YF2", "S12", sch("YF"), OTHER).replace(b"|HIS|FNXRMYY|", b"|HIS|FNZYY|")
+    acks = send(engine, siu("YF1", "S12", sch("YF"), PID), other)
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], [_text(a) for a in acks]
+    systems = sorted(str(i.get("system")) for a in _booked(fhir, "BK-YF") for i in a["identifier"] if i["value"] == "BK-YF")
+    assert len(systems) == 2 and systems[0] != systems[1], systems
