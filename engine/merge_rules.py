@@ -475,6 +475,8 @@ class MergeRules:
         if creating and plan.inherited and (resource is None or any(
                 resource.get(ep.inherits[0]) for _, ep in plan.inherited if ep.inherits)):
             return False  # a create naming what it ``inherits`` from (a replacement order) is combined
+        if creating and any(plan.elements[name].slices for name in plan.persons):
+            return False  # a list element's ``another_person`` (an Appointment's patient) is asked of a create (``_claimed``)
         if creating and not plan.guards_create:
             return True
         return creating and resource is not None and not any(isinstance(resource.get(name), list)
@@ -492,6 +494,11 @@ class MergeRules:
         issues: list[Issue] = []
         rtype = incoming["resourceType"]
         if stored is None:
+            if plan.persons and source != API:  # a new resource under an identifier another patient's holds
+                told = (getattr(self._local, "said", None) or {}).get(f"{rtype}/{incoming.get('id')}")
+                for name in plan.persons:
+                    if isinstance(incoming.get(name), list) and told is not None:
+                        self._claimed(rtype, name, plan.elements[name], incoming, source, told, issues)
             out = dict(incoming)
             for name, ep in plan.elements.items():
                 if ep.slices and isinstance(incoming.get(name), list):
@@ -678,6 +685,46 @@ class MergeRules:
         if ep.another_person == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
+
+    def _claimed(self, rtype: str, name: str, ep: ElementPlan, incoming: Resource, source: str, said: Said,
+                 issues: list[Issue]) -> None:
+        """``another_person`` on a list element (an Appointment's ``participant``), asked of a create: the
+        resource is keyed under its patient, so another patient's message under the same identifier (an
+        SIU naming patient B under the filler appointment id SCH-2 patient A's booking holds) is no update
+        but a second resource -- two bookings for one slot. v2.5.1 ch. 10: SCH-2 is "the filler
+        application's permanent identifier for the appointment", the filler's, not the patient's. Every
+        stored resource of the type carrying one of its identifiers (system and value; the converter gives
+        a system-less EI its sender's) is asked: one naming a Patient the index does not hold for the same
+        person refuses the message (``reject``: an HL7 error located where the message said --
+        ``Said.fields``, PID-3 -- for the ACK's ERR; ``warn``: an issue). Asked only with the index in reach
+        and a search (the repository); twenty-fourth round, sched24."""
+        stored_ = getattr(self._local, "stored", None)
+        persons: Persons | None = getattr(stored_, "persons", None)
+        search = getattr(stored_, "search", None)
+        at = dict(said.fields).get(name)
+        where = field_of(at) if at is not None else None
+        theirs = _patient_of(incoming.get(name))
+        if persons is None or search is None or where is None or theirs is None:
+            return
+        for ident in incoming.get("identifier") or ():
+            system, value = (ident.get("system"), ident.get("value")) if isinstance(ident, dict) else (None, None)
+            if not isinstance(system, str) or not isinstance(value, str) or not system or not value:
+                continue
+            for other in search(rtype, [("identifier", f"{system}|{value}")]).resources:
+                mine = _patient_of(other.get(name))
+                if other.get("id") == incoming.get("id") or mine is None or mine == theirs:
+                    continue
+                if persons.same_person(mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")):
+                    continue
+                label = next((c.get("code") for c in ident.get("type", {}).get("coding", ()) if isinstance(c, dict)), "")
+                text = (f"{rtype}: its identifier {value!r}{f' ({label})' if label else ''} names a stored {rtype} "
+                        f"of another patient; {_writer(source)} names a patient the patient index does not hold "
+                        f"for the same person: it would be a second {rtype} under the one number (two bookings "
+                        "for one slot), not stated -- a filler's appointment id is the filler's, not the patient's")
+                if ep.another_person == "reject":
+                    raise HL7Error(text, where[0], where[1], where[2], code=DUPLICATE_KEY_IDENTIFIER)
+                self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
+                return
 
     def found(self, stored: Resource, incoming: Resource, source: str) -> list[Issue]:
         """A create-only resource found stored (the thin Encounter a lab or order message carries
@@ -1015,6 +1062,15 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
                    "location": [at], "diagnostics": f"{_field_name(at)}: the start {sent!r} comes with no end and no "
                    f"duration: the appointment keeps its stored length ({length.total_seconds() / 60:g} min) and ends "
                    f"at {out['end']}"})
+
+
+def _patient_of(entries: Any) -> str | None:
+    """The first ``Patient/...`` an Appointment-like participant list names (its ``actor``), else None."""
+    for entry in entries if isinstance(entries, list) else ():
+        ref = entry.get("actor", {}).get("reference") if isinstance(entry, dict) and isinstance(entry.get("actor"), dict) else None
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            return ref
+    return None
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:

@@ -139,12 +139,14 @@ PID_OTHER = "PID|1||ZY20Q^^^FNXRMYY^MR||张^小红||19900101|F"
 def test_a_corrected_patient_does_not_leave_the_first_patient_on_the_appointment(
         engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """S12 books for 李小明 by mistake; S14 (same SCH-1/SCH-2) corrects the patient to 张小红.
-    The appointment must not hold both patients (privacy: it would sit in 李小明's compartment)."""
+    The appointment must not hold both patients (privacy: it would sit in 李小明's compartment).
+    sched24: the S14 is refused (AE at PID-3: under the patient-scoped key it made 张小红 a second
+    booking for the one slot, 李小明's staying booked); 李小明's appointment holds him alone."""
     aip = "AIP|1||D01^王^明^^^^^^FNXRMYY|AT^主治医师^HL70443||20261205083000"
     a = siu("PP1", "S12", SCH.format(c="PP"), PID, "RGS|1|A", aip)
     b = siu("PP2", "S14", SCH.format(c="PP"), PID_OTHER, "RGS|1|A", aip)
-    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AA"]
-    appt = valid(appointment(engine, fhir, "PP2"))
+    assert [ack_code_of(x) for x in send(engine, a, b)] == ["AA", "AE"]
+    appt = valid(appointment(engine, fhir, "PP1"))
     patients = [p for p in appt["participant"] if p.get("actor", {}).get("reference", "").startswith("Patient/")]
     assert len(patients) == 1, _show(appt["participant"])
 

@@ -257,10 +257,12 @@ def test_another_patients_study_under_a_stored_accession_is_refused(
     assert read(fhir, "ImagingStudy") == studies and len(studies) == 2
 
 
-def test_appointments_and_charges_are_numbered_per_patient(mllp: int, fhir: TestClient) -> None:
+def test_appointments_and_charges_are_numbered_per_patient(engine: Engine, mllp: int, fhir: TestClient) -> None:
     """SCH-1/SCH-2 and FT1-2 key an Appointment and a ChargeItem under their patient (the message
-    templates' keys are patient-scoped): another patient's booking or charge under a stored number
-    is a resource of its own, patient 1's unchanged. (A guard: no defect found here on 69a7ff5.)"""
+    templates' keys are patient-scoped): another patient's charge under a stored number is a resource
+    of its own, patient 1's unchanged. (A guard: no defect found here on 69a7ff5.) Another patient's
+    booking under a stored SCH-1/SCH-2 was a second booking for the one slot: refused at PID-3 since
+    the twenty-fourth round (sched24: a filler's appointment id is the filler's, not the patient's)."""
 
     def siu(control: str, who: tuple[str, int | None, str], when: str) -> str:
         return (msh("HOSPA", "HIS", "SIU^S12^SIU_S12", when, control)
@@ -277,10 +279,10 @@ def test_appointments_and_charges_are_numbered_per_patient(mllp: int, fhir: Test
     one = patient_id(fhir, "MRN-V1")
     (booking,) = read(fhir, "Appointment")
     (charge,) = read(fhir, "ChargeItem")
-    accepted(mllp, siu("SIU-2", TWO, ts(2)))
+    refused(engine, mllp, siu("SIU-2", TWO, ts(2)), "SIU-2", "PID^1^3")
     accepted(mllp, dft("DFT-2", TWO, ts(2), "99.00"))
     two = patient_id(fhir, "MRN-V2")
     assert read(fhir, "Appointment", actor=f"Patient/{one}") == [booking]
     assert read(fhir, "ChargeItem", subject=f"Patient/{one}") == [charge]
-    assert len(read(fhir, "Appointment", actor=f"Patient/{two}")) == 1
+    assert read(fhir, "Appointment", actor=f"Patient/{two}") == []
     assert len(read(fhir, "ChargeItem", subject=f"Patient/{two}")) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -332,116 +333,229 @@ templates.THEN.update({"unlink": _unlink})
 # --- post-steps ----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Stated:
+    """Which times and lengths an SIU states, before anything is taken (``_stated``): the start and
+    end (SCH-11.4/.5, else TQ1-7/8, else the earliest AIS-4/AIG-8/AIL-6/AIP-6), where each came from,
+    the appointment's duration (SCH-9/10; with no SCH-11/TQ1 start, the AIx's whose start is taken)
+    and the lengths the message states that are not read as the appointment's (TQ1-6/13, SCH-11.3, a
+    resource's own), said where they would change the times."""
+
+    start: str = ""
+    end: str = ""
+    start_at: tuple[Segment, int] | None = None  # where the start was taken from (SCH-11, TQ1-7, AIS-4, ...)
+    time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
+    duration: str = ""
+    unit: str = ""
+    dur_at: tuple[Segment, int] | None = None  # where the duration was stated (SCH-9, AIS-7, ...)
+    unit_at: tuple[Segment, int] | None = None
+    # TQ1-6/TQ1-13 of any TQ1 (it repeats): (as said, seconds or None when unreadable)
+    tq1: list[tuple[str, Decimal | None]] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)  # lengths not read as the appointment's (start alone)
+    # with no SCH-11/TQ1 start: every resource segment stating a start (segment, start, duration, unit fields)
+    resources: list[tuple[Segment, int, int, int]] = field(default_factory=list)
+
+
+def _stated(scope: Scope, ctx: Context) -> _Stated:
+    """Which length (and times) the message states -- read, not yet taken (``_appointment_times``)."""
+    sch = scope.first("SCH")
+    tq1 = scope.first("TQ1")
+    said = _Stated()
+    if sch is not None:
+        said.start, said.end = sch.value(11, comp=4), sch.value(11, comp=5)
+        said.duration, said.unit = sch.value(9), sch.value(10)
+        said.unit_at, said.dur_at = (sch, 10), (sch, 9)
+        said.time_at = (sch, 11)
+        said.start_at = (sch, 11) if said.start else None
+    if not said.start and tq1 is not None:
+        said.start, said.end = tq1.value(7), tq1.value(8)
+        said.time_at = (tq1, 8)
+        said.start_at = (tq1, 7) if said.start else None
+    # v2.5.1 ch. 4: TQ1-6 service duration is how long a (repeating) service is wanted -- a course of
+    # five days, not one visit -- and TQ1-13 an occurrence's; neither is read as the appointment's length
+    # (twenty-third round, schedfix23b: reading them gave a 30-minute slot minutesDuration 10080 and moved
+    # an end five days). Any TQ1 (it repeats) stating one is named where it would change the times; each
+    # is read as a quantity in its unit (CQ: TQ1-n.2), so one equal to SCH-9/10 is no disagreement
+    # ("0.5^h" beside 30 min), and a unit huren does not read is said at its field (twenty-fourth round)
+    table = vocabulary(ctx.site, "duration_seconds")
+    for i, s in enumerate(scope.all("TQ1")):
+        for f in (6, 13):
+            if not s.value(f).strip():
+                continue
+            amount, unit = s.value(f), s.value(f, comp=2)
+            per_unit = table.get(unit.strip().upper() or "MIN")
+            if per_unit is None:
+                ctx.warn(s.error(f"TQ1-{f}: duration unit {unit!r} is not one huren reads (duration_seconds); "
+                                 "the length is not compared with the appointment's", f, code=DATA_TYPE_ERROR))
+            text = amount.strip()
+            seconds = Decimal(text) * per_unit if per_unit is not None and _NM.fullmatch(text) else None
+            said.tq1.append((f"TQ1-{f}{'' if i == 0 else f' of TQ1 {s.value(1) or i + 1}'} ({amount} {unit or 'MIN'})",
+                             seconds))
+    if said.start and not said.duration:
+        # a start from SCH-11/TQ1-7 and no appointment duration (SCH-9/10): a length stated elsewhere --
+        # SCH-11.3, TQ1-6/13, a resource's own (AIS-7, AIG-11, AIL-9, AIP-9, offset by its own start) --
+        # is not the appointment's (v2.5.1 ch. 10: AIS-7 is the resource's "if different from the overall
+        # duration"); guessing its end from it, or keeping the stored length as though none was sent,
+        # would be a wrong time: said, and the stored times stand (schedfix23b)
+        if sch is not None and sch.value(11, comp=3).strip():
+            said.unread.append(f"SCH-11.3 ({sch.value(11, comp=3)})")
+        said.unread += [label for label, _ in said.tq1]
+        for name, df, uf in (("AIS", 7, 8), ("AIG", 11, 12), ("AIL", 9, 10), ("AIP", 9, 10)):
+            said.unread += [f"{name}-{df} ({s.value(df)} {s.value(uf) or 'MIN'})" for s in scope.all(name) if s.value(df).strip()]
+    if not said.start:
+        # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
+        # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
+        # were read one field early (the offset units as the duration, the duration as its unit)
+        said.resources = [(s, sf, df, uf) for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 11, 12),
+                                                                   ("AIL", 6, 9, 10), ("AIP", 6, 9, 10))
+                          for s in scope.all(name) if s.value(sf)]
+        for s, sf, _, _ in said.resources:
+            if not said.start or s.value(sf) < said.start:
+                said.start, said.start_at = s.value(sf), (s, sf)
+        if len(said.resources) == 1:  # one resource booked: its own duration ends the appointment, as before
+            s, _, df, uf = said.resources[0]
+            said.duration, said.unit, said.unit_at, said.dur_at = s.value(df), s.value(uf), (s, uf), (s, df)
+    return said
+
+
+def _resources_end(said: _Stated, ctx: Context) -> _dt.datetime | None:
+    """With no SCH-11/TQ1 time and several resources booked, each at its own start: the appointment
+    ends when the last of them does (v2.5.1 ch. 10, AIS-7: a resource's duration is its own, "if
+    different from the overall duration"; unvalued, it is needed "until the end of the appointment").
+    The end was the first-read resource's duration added to the earliest start -- AIS 09:00 for 30 min
+    beside AIP 08:30 for 60 min ended the appointment at 09:00, before either (twenty-fourth round).
+    None -- no end taken, said where it cannot be read -- when no resource states a duration, one
+    cannot be read, or one with no duration starts at or after the others' last end (needed until an
+    end the message does not state)."""
+    table = vocabulary(ctx.site, "duration_seconds")
+    ends: list[_dt.datetime] = []
+    open_from: list[_dt.datetime] = []
+    for s, sf, df, uf in said.resources:
+        try:
+            at = to_datetime(s.value(sf), ctx.tz)
+        except TimestampError as exc:
+            ctx.warn(s.error(f"{s.name}-{sf}: {exc}; no end is taken from the resources' times", sf, code=DATA_TYPE_ERROR))
+            return None
+        if not s.value(df).strip():
+            open_from.append(at)
+            continue
+        unit = s.value(uf)
+        per_unit = table.get(unit.strip().upper() or "MIN")
+        if per_unit is None:
+            ctx.warn(s.error(f"{s.name}-{uf}: duration unit {unit!r} is not one huren reads "
+                             "(duration_seconds); no duration or end is taken from it", uf, code=DATA_TYPE_ERROR))
+            return None
+        seconds = _seconds(s.value(df), per_unit, (s, df), ctx)
+        if seconds is None:
+            return None
+        try:
+            ends.append(at + _dt.timedelta(microseconds=int(seconds * 1_000_000)))
+        except OverflowError:
+            return None
+    if not ends or any(at >= max(ends) for at in open_from):
+        return None
+    return max(ends)
+
+
 def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
     """Appointment start/end: SCH-11 timing (start ^ end in components 4/5), else TQ1-7/TQ1-8,
     else the earliest AIS-4/AIG-8/AIL-6/AIP-6 start; the end from the duration (SCH-9/SCH-10 or
     the resource's own) when not sent. R4 wants both or neither: an appointment with neither and a
     status that needs them keeps data-absent-reason on both. A duration is read in its unit
-    (``vocabulary.yaml`` ``duration_seconds``; none sent: minutes, as v2 defaults it); a unit the
+    (``vocabulary.yaml`` ``duration_seconds``; none sent: minutes, as senders mean it -- v2's text says
+    seconds, the ISO base unit: left, README twenty-fourth round); a unit the
     table does not name gives no duration, said at its field -- it was read as minutes, so a stay
-    booked ``1|wk`` ended a minute after it began (twentieth round)."""
+    booked ``1|wk`` ended a minute after it began (twentieth round). What the message states is read
+    first (``_stated``); this takes what it can."""
     ctx = env.ctx
     sch = scope.first("SCH")
-    tq1 = scope.first("TQ1")
-    start = end = ""
-    duration = ""
-    unit = ""
-    unit_at: tuple[Segment, int] | None = None
-    time_at: tuple[Segment, int] | None = None  # where the end was stated (SCH-11, TQ1-8)
-    start_at: tuple[Segment, int] | None = None  # where the start was taken from (SCH-11, TQ1-7, AIS-4, ...)
-    dur_at: tuple[Segment, int] | None = None  # where the duration was stated (SCH-9, AIS-7, ...)
-    unread: list[str] = []  # durations the message states that are not read as the appointment's (said)
-    if sch is not None:
-        start, end = sch.value(11, comp=4), sch.value(11, comp=5)
-        duration, unit = sch.value(9), sch.value(10)
-        unit_at, dur_at = (sch, 10), (sch, 9)
-        time_at = (sch, 11)
-        start_at = (sch, 11) if start else None
-    if not start and tq1 is not None:
-        start, end = tq1.value(7), tq1.value(8)
-        time_at = (tq1, 8)
-        start_at = (tq1, 7) if start else None
-    # v2.5.1 ch. 4: TQ1-6 service duration is how long a (repeating) service is wanted -- a course of
-    # five days, not one visit -- and TQ1-13 an occurrence's; neither is read as the appointment's length
-    # (twenty-third round, schedfix23b: reading them gave a 30-minute slot minutesDuration 10080 and moved
-    # an end five days). Any TQ1 (it repeats) stating one is named where it would change the times.
-    tq1_lengths = [f"TQ1-{f}{'' if i == 0 else f' of TQ1 {s.value(1) or i + 1}'} ({s.value(f)} {s.value(f, comp=2) or 'MIN'})"
-                   for i, s in enumerate(scope.all("TQ1")) for f in (6, 13) if s.value(f).strip()]
-    if start and not duration:
-        # a start from SCH-11/TQ1-7 and no appointment duration (SCH-9/10): a length stated elsewhere --
-        # SCH-11.3, TQ1-6/13, a resource's own (AIS-7, AIG-11, AIL-9, AIP-9, offset by its own start) --
-        # is not the appointment's; guessing its end from it, or keeping the stored length as though
-        # none was sent, would be a wrong time: said, and the stored times stand (schedfix23b)
-        if sch is not None and sch.value(11, comp=3).strip():
-            unread.append(f"SCH-11.3 ({sch.value(11, comp=3)})")
-        unread += tq1_lengths
-        for name, df, uf in (("AIS", 7, 8), ("AIG", 11, 12), ("AIL", 9, 10), ("AIP", 9, 10)):
-            unread += [f"{name}-{df} ({s.value(df)} {s.value(uf) or 'MIN'})" for s in scope.all(name) if s.value(df).strip()]
-    if not start:
-        # (segment, start, duration, duration units), v2.5.1 ch. 10: AIS-4/7/8, AIG-8/11/12,
-        # AIL-6/9/10, AIP-6/9/10 -- the fields between are the start offset and its units; AIG/AIL/AIP
-        # were read one field early (the offset units as the duration, the duration as its unit)
-        for name, sf, df, uf in (("AIS", 4, 7, 8), ("AIG", 8, 11, 12), ("AIL", 6, 9, 10), ("AIP", 6, 9, 10)):
-            for s in scope.all(name):
-                if s.value(sf) and (not start or s.value(sf) < start):
-                    start = s.value(sf)
-                    start_at = (s, sf)
-                    if not duration:
-                        duration, unit, unit_at, dur_at = s.value(df), s.value(uf), (s, uf), (s, df)
+    said = _stated(scope, ctx)
+    start, end, duration, unit = said.start, said.end, said.duration, said.unit
     try:
         begin = to_datetime(start, ctx.tz) if start else None
         finish = to_datetime(end, ctx.tz) if end else None
     except TimestampError as exc:
         ctx.warn((sch or seg or ctx.message.msh).error(f"appointment time: {exc}", 11, code=DATA_TYPE_ERROR))
         begin = finish = None
-    if begin is not None and finish is not None and finish < begin and time_at is not None:
+    if begin is not None and finish is not None and finish < begin and said.time_at is not None:
         # an end before the start is no appointment's time (it was stored as sent): said, not taken
-        at, field_no = time_at
+        at, field_no = said.time_at
         ctx.warn(at.error(f"{at.name}-{field_no}: the end {end!r} is before the start {start!r}; "
                           "the end is not taken from it", field_no, code=DATA_TYPE_ERROR))
         finish = None
+    if len(said.resources) > 1 and begin is not None and finish is None:
+        finish = _resources_end(said, ctx)
+        span = (finish - begin).total_seconds() if finish is not None else 0
+        if span > 0 and span % 60 == 0 and span / 60 <= _POSITIVE_INT:
+            res["minutesDuration"] = int(span / 60)
     seconds = None
     if duration:
         per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
-        if per_unit is None and unit_at is not None:
-            at, field_no = unit_at
+        if per_unit is None and said.unit_at is not None:
+            at, field_no = said.unit_at
             ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
                               "(duration_seconds); no duration or end is taken from it", field_no,
                               code=DATA_TYPE_ERROR))
-        seconds = _seconds(duration, per_unit, dur_at, ctx)
+        seconds = _seconds(duration, per_unit, said.dur_at, ctx)
     if seconds is not None and seconds % 60 == 0 and 1 <= seconds / 60 <= _POSITIVE_INT:
         res["minutesDuration"] = int(seconds / 60)
     if begin is not None and finish is None and seconds is not None:
         try:
             finish = begin + _dt.timedelta(microseconds=int(seconds * 1_000_000))
         except OverflowError:  # past the year 9999
-            at, field_no = dur_at if dur_at is not None else (sch or seg or ctx.message.msh, 9)
+            at, field_no = said.dur_at if said.dur_at is not None else (sch or seg or ctx.message.msh, 9)
             ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {unit} ends past any date huren "
                               "stores; no end is taken from it", field_no, code=DATA_TYPE_ERROR))
             res.pop("minutesDuration", None)
-    if begin is not None and not end and finish is not None and tq1_lengths and dur_at is not None and dur_at[0] is sch:
-        # the end from SCH-9/10 (the appointment's duration) beside a TQ1-6/13 that may differ: SCH-9 is
-        # read, as before; the TQ1 one is said not read, so a disagreement is not settled unsaid (schedfix23b)
+    other = [label for label, length in said.tq1 if length is None or length != seconds]
+    if (begin is not None and not end and finish is not None and other and said.dur_at is not None
+            and said.dur_at[0] is sch):
+        # the end from SCH-9/10 (the appointment's duration) beside a TQ1-6/13 of another length: SCH-9 is
+        # read, as before; the TQ1 one is said not read, so a disagreement is not settled unsaid (schedfix23b);
+        # one of the same length (as quantities: 0.5 h is 30 min) is no disagreement (twenty-fourth round)
         at, field_no = sch, 9
         ctx.warn(at.error(f"{at.name}-{field_no}: the end is taken from the appointment duration SCH-9/10 "
-                          f"({duration} {unit or 'MIN'}); the message also states {', '.join(tq1_lengths)}, which "
+                          f"({duration} {unit or 'MIN'}); the message also states {', '.join(other)}, which "
                           "huren does not read as the appointment's length", field_no, code=DATA_TYPE_ERROR))
-    if begin is not None and finish is None and start_at is not None and unread:
+    if begin is not None and finish is None and said.start_at is not None and _start_without_end(res, env, said, begin):
+        return
+    if begin is not None and finish is not None:
+        res["start"] = begin.isoformat()
+        res["end"] = finish.isoformat()
+        if res.get("minutesDuration", 0) * 60 > (finish - begin).total_seconds() and said.dur_at is not None:
+            # R4: minutesDuration never more than end - start (SCH-11 10:00-10:30 beside SCH-9 60):
+            # the stated times stand, the longer duration is not stored; said (schedfix23b)
+            at, field_no = said.dur_at
+            ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {unit or 'MIN'} is longer than the "
+                              f"appointment's stated span ({start} - {end}); it is not stored as minutesDuration",
+                              field_no, code=DATA_TYPE_ERROR))
+            res.pop("minutesDuration", None)
+    elif res.get("status") not in ("proposed", "cancelled", "waitlist"):
+        templates.mark_absent(res, "_start", "Appointment", sch, ctx)
+        templates.mark_absent(res, "_end", "Appointment", sch, ctx)
+
+
+def _start_without_end(res: Resource, env: Env, said: _Stated, begin: _dt.datetime) -> bool:
+    """A start with nothing the message states to end it -- what is taken (True: the times are settled
+    here, the merge moving the end by the stored length)."""
+    ctx = env.ctx
+    assert said.start_at is not None
+    at, field_no = said.start_at
+    start = said.start
+    if said.unread:
         # a duration the message states but huren does not read as the appointment's: the stored length
         # is not applied as though none was sent, nor the start taken alone -- the stored times stand
-        at, field_no = start_at
         ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no appointment duration "
-                          f"(SCH-9/10) huren reads, but the message states {', '.join(unread)}: a resource's own, a "
+                          f"(SCH-9/10) huren reads, but the message states {', '.join(said.unread)}: a resource's own, a "
                           "service's course or an occurrence's length, not the appointment's, and its end is not "
                           "guessed from it; neither start nor end is taken from this message (a start and end stored "
                           "earlier stand)", field_no,
                           code=DATA_TYPE_ERROR))
-    elif begin is not None and finish is None and start_at is not None and env.event == "S13" and not end and not duration:
+    elif env.event == "S13" and not said.end and not said.duration:
         # an S13 (rescheduled) moving the start alone (no end, no duration sent: v2, an empty field does
         # not overwrite the stored one): the stored length stands, and the end moves by it -- the merge
         # sees the stored appointment (``Said.start_alone``, ``merge_rules._moved_start``); it said,
         # and kept the old times (twenty-third round)
-        at, field_no = start_at
         ctx.start_alone(res, begin.isoformat(), start, located(at.name, at.sequence, field_no))
         ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration: a "
                           "rescheduled appointment keeps its stored length, the end moving with the start; with no "
@@ -450,30 +564,16 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         if res.get("status") not in ("proposed", "cancelled", "waitlist"):
             templates.mark_absent(res, "_start", "Appointment", None, ctx)  # (said above: no second warning)
             templates.mark_absent(res, "_end", "Appointment", None, ctx)
-        return
-    elif begin is not None and finish is None and start_at is not None:
+        return True
+    else:
         # R4 app-2 keeps start and end together: a start with nothing to end it is not stored, and
         # the ACK said only "no value for Appointment.start" -- an S13's new time was lost unsaid.
         # Said where the start came from (SCH-11, TQ1-7, or the AIS-4/AIG-8/AIL-6/AIP-6 it was
         # taken from: it was said at SCH-11 when SCH-11 was empty)
-        at, field_no = start_at
         ctx.warn(at.error(f"{at.name}-{field_no}: the start {start!r} comes with no end and no duration to end it; "
                           "an appointment's start and end are stored together, so neither is taken from this "
                           "message (a start and end stored earlier stand)", field_no, code=DATA_TYPE_ERROR))
-    if begin is not None and finish is not None:
-        res["start"] = begin.isoformat()
-        res["end"] = finish.isoformat()
-        if res.get("minutesDuration", 0) * 60 > (finish - begin).total_seconds() and dur_at is not None:
-            # R4: minutesDuration never more than end - start (SCH-11 10:00-10:30 beside SCH-9 60):
-            # the stated times stand, the longer duration is not stored; said (schedfix23b)
-            at, field_no = dur_at
-            ctx.warn(at.error(f"{at.name}-{field_no}: duration {duration!r} {unit or 'MIN'} is longer than the "
-                              f"appointment's stated span ({start} - {end}); it is not stored as minutesDuration",
-                              field_no, code=DATA_TYPE_ERROR))
-            res.pop("minutesDuration", None)
-    elif res.get("status") not in ("proposed", "cancelled", "waitlist"):
-        templates.mark_absent(res, "_start", "Appointment", sch, ctx)
-        templates.mark_absent(res, "_end", "Appointment", sch, ctx)
+    return False
 
 
 def _seconds(duration: str, per_unit: int | None, dur_at: tuple[Segment, int] | None, ctx: Context) -> Decimal | None:
@@ -517,6 +617,14 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
     """The patient takes part in their own appointment (Appointment.participant is 1..*)."""
     if scope.patient is not None:
         res.setdefault("participant", []).insert(0, {"actor": dict(scope.patient), "status": "accepted"})
+        # the filler's (SCH-2) and placer's (SCH-1) ids are their application's: one sent with no
+        # namespace is the sender's, so another patient under it is found (merge.yaml ``another_person``,
+        # refused at PID-3), and another sender's same number is not (twenty-fourth round)
+        pid = scope.first("PID")
+        for ident in res.get("identifier") or ():
+            ident.setdefault("system", f"urn:huren:appointment:{env.ctx.urn_code}")
+        if pid is not None and res.get("identifier"):
+            env.ctx.located(res, "participant", pid, 3)
 
 
 def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
