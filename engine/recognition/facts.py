@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import operator
 import threading
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -46,6 +47,7 @@ _RESULT_READS = ("code", "resourceType", "id", "performer", "subject", "patient"
 _CODED_KEPT = 20_000  # distinct (type, codings, performers) remembered; beyond it the table starts again
 _PERSONS_KEPT = 1024  # Patient versions whose national ID was read lately, by identity
 _PLANS_KEPT = 8192  # compiled converter plans whose results' (institution, item) is remembered
+_UNREAD = object()  # ``persons_once``: a reference not read yet
 _RECENT_KEPT = 8192  # results classified lately (an ingest batch's, up to 200 messages), by the identity of their code and performers
 
 
@@ -185,6 +187,8 @@ class FactReader:
         self._answers = _Answers()
         # per thread: id(code) -> (code, performers, type, rules, answer), see ``classify``
         self._recent = threading.local()
+        # per thread: "Patient/id" -> its person, inside ``persons_once``; this reader's own
+        self._span = threading.local()
 
     def reading(self, read: Reader) -> FactReader:
         """The same reader over other resources (``read``), sharing what it remembers: the facts
@@ -194,6 +198,7 @@ class FactReader:
         # keyed by the number: the index has not classified these records yet (a preview's hint;
         # the hook reads each fact's person again, from the index)
         other._same_person = None
+        other._span = threading.local()  # its persons are numbers only: never the index's answers
         return other
 
     # -- one classification per test ------------------------------------------------------
@@ -311,13 +316,39 @@ class FactReader:
         return ref if isinstance(ref, str) and ref.startswith("Patient/") else None
 
     def person(self, patient_ref: str | None) -> str | None:
-        """The person of the referenced Patient (``person_of``)."""
+        """The person of the referenced Patient (``person_of``); inside ``persons_once``, read
+        once per Patient reference."""
         if not patient_ref:
             return None
+        persons = getattr(self._span, "persons", None)
+        if persons is not None:
+            found = persons.get(patient_ref, _UNREAD)
+            if found is not _UNREAD:
+                return found  # type: ignore[no-any-return]
         patient = self._read("Patient", patient_ref.split("/", 1)[1])
-        if patient is None:
-            return None
-        return self.person_of(patient)
+        person = None if patient is None else self.person_of(patient)
+        if persons is not None:
+            persons[patient_ref] = person
+        return person
+
+    @contextmanager
+    def persons_once(self) -> Iterator[None]:
+        """Inside: each Patient reference's person (``person``) is read once, for this thread.
+
+        For a span that writes nothing -- no version, no patient index entry -- while it reads
+        the facts of several resources of one Patient record (``Recognition._plan``: a lab
+        message's order and each of its results asked for the same record's person, the read,
+        the number and the index each time): within it the same reference reads the same record
+        and the index gives the same answer. A span opened inside another is the outer one's."""
+        span = self._span
+        if getattr(span, "persons", None) is not None:
+            yield
+            return
+        span.persons = {}
+        try:
+            yield
+        finally:
+            span.persons = None
 
     def person_of(self, patient: dict[str, Any]) -> str | None:
         """The national ID a Patient record's results and orders are keyed by: its valid number,

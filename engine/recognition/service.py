@@ -51,6 +51,8 @@ from engine.recognition.upgrade import LAYOUT, backfill_final_at
 
 # the types the hook reads back (``read``): the versions of a write group it holds at hand
 _READ_BACK = frozenset({"Patient", "Organization", "Encounter", "ServiceRequest", "DetectedIssue"})
+# of those, the types the hook decides something for (``_plan``; results and ChargeItem besides)
+_PLANNED = frozenset({"Patient", ORDER_TYPE})
 
 
 SAME_PERSON = "same-person-of-the-index"  # ``rekey_once``'s marker in ``recognition_layout`` (rec17)
@@ -273,11 +275,15 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
 
     def _decide_writes(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
                        ) -> list[list[dict[str, Any]]]:
-        """``_decide_group`` with the group at hand (``_with_its_result``)."""
-        for resource, _ in writes:
-            if resource.get("resourceType") in _READ_BACK:
-                self._hold(resource)
-        todo, asks = self._plan(writes)
+        """``_decide_group`` with the group at hand (``_with_its_result``).
+
+        One pass over the group's versions (``_sort``) holds what the hook reads back and passes
+        over the results the preview found to be no recognition item; the plan (``_plan``) then
+        reads the facts of the few left (a lab message's order, Patient and two results of its
+        ~20 versions), each person once."""
+        rules = self._rules  # the group is decided under the rules its pass-overs were filed by
+        work = self._sort(writes, rules)
+        todo, asks = self._plan(work, rules)
         self.index.prefetch_windows(asks)
         out: list[list[dict[str, Any]]] = [[] for _ in writes]
         # the test whose members are being put, decided once its last one is: (where its
@@ -302,9 +308,45 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
             out[test[0]].extend(self._evaluate_flag(test[1]))
         return out
 
-    def _plan(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+    def _sort(self, writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]], rules: Rules
+              ) -> list[tuple[int, dict[str, Any], str]]:
+        """The one pass over a write group's versions: each version the hook reads back is held
+        (``_hold``), and the versions the hook has anything to do for are returned, in write
+        order, as (position, version, type).
+
+        Why one pass: the read-back, the pass-overs and the plan each walked the whole group (a
+        lab message's ~20 versions), and 11 of a blood count's 13 results end at their pass-over.
+        The pass-over reads nothing held (the preview's table, by the identity of the result's
+        ``code`` and ``performer``, its type and its version), so it is tested in the same pass;
+        the facts of the few versions left read what is held, so they are read after it
+        (``_plan``), as before."""
+        hold = self._hold
+        # the preview's pass-overs (``_not_item``), asked once for the group, not once per result
+        skip = getattr(self._local, "not_items", None) if getattr(self._local, "previewed", False) else None
+        passed = skip.codes if skip is not None and skip.rules is rules else None
+        work: list[tuple[int, dict[str, Any], str]] = []
+        for n, (resource, _) in enumerate(writes):
+            rtype = resource.get("resourceType")
+            if rtype in RESULT_TYPES:
+                if passed is not None:
+                    code = resource.get("code")
+                    seen = passed.get(id(code))
+                    if seen is not None and seen[0] is code and seen[1] is resource.get("performer") \
+                            and seen[2] == rtype and version_of(resource) == 1:
+                        continue  # no recognition item, never indexed: nothing to do (``_not_item``)
+                work.append((n, resource, rtype))
+            elif rtype in _READ_BACK:
+                hold(resource)
+                if rtype in _PLANNED:
+                    work.append((n, resource, rtype))
+            elif rtype == "ChargeItem":
+                work.append((n, resource, rtype))
+            # anything else: on_write does nothing for it
+        return work
+
+    def _plan(self, work: Sequence[tuple[int, dict[str, Any], str]], rules: Rules
               ) -> tuple[list[int], list[tuple[str, str, str, str]]]:
-        """One pass over a write group: which of its versions the hook has anything to do for, and
+        """Of the versions ``_sort`` left: which of them the hook has anything to do for, and
         the index windows ``(person, item, lo, hi)`` their orders and results will ask (see
         ``ResultIndex._window``: an order's candidates, a result's test read along with its window).
 
@@ -313,59 +355,49 @@ class Recognition(HRMark, BatchScope, OrderTime, Repeats, PriorChanges, IdCorrec
         its facts (one classification, by the very objects the HR mark classified) say so, and
         nothing more is done for it. The facts of the others are kept for their own call
         (``on_result``), which would read them again. Later versions' entries are read in one query;
-        a first version has none (nothing was ever stored under its reference)."""
-        rules = self._rules
+        a first version has none (nothing was ever stored under its reference).
+
+        Each person is read once (``FactReader.persons_once``): nothing is written while the
+        facts are read, so the order and each result of one Patient record have one answer."""
         items = rules.items
         facts_of = self._local.facts
         previewed = getattr(self._local, "previewed", False)
-        # the preview's pass-overs (``_not_item``), asked once for the group, not once per result
-        skip = getattr(self._local, "not_items", None) if previewed else None
-        passed = skip.codes if skip is not None and skip.rules is rules else None
         todo: list[int] = []
         asks: list[tuple[str, str, str, str]] = []
         first: list[str] = []
         later: list[str] = []
         ahead: list[tuple[str, str, str, str]] = []  # the results' windows on (``_recheck_later``)
-        for n, (resource, _) in enumerate(writes):
-            rtype = resource.get("resourceType")
-            if rtype in RESULT_TYPES:
-                first_version = version_of(resource) == 1
-                if passed is not None and first_version:
-                    code = resource.get("code")
-                    seen = passed.get(id(code))
-                    if seen is not None and seen[0] is code and seen[1] is resource.get("performer") \
-                            and seen[2] == rtype:
-                        continue  # no recognition item, never indexed: nothing to do (``_not_item``)
-                facts = self.facts.result(resource, batch=previewed)
-                ref = ref_of(resource)
-                if first_version:
-                    if facts is None:
-                        continue  # not a recognition result, and never indexed: nothing to do
-                    first.append(ref)
-                else:
-                    later.append(ref)
-                facts_of[ref] = (resource, facts)
-                person, item, day = (facts.person, facts.item, facts.day) if facts else (None, None, None)
-            elif rtype == ORDER_TYPE:
-                if resource.get("status") in ("revoked", "entered-in-error"):
-                    person = item = day = None
-                else:
-                    order = self._order_facts(resource)
-                    person, item, day = (order.person, order.item, order.day) if order else (None, None, None)
-            elif rtype in ("Patient", "ChargeItem"):
-                person = None
-            else:
-                continue  # on_write does nothing for it
-            todo.append(n)
-            found = items.get(item or "") if person else None
-            if found is not None and day is not None:
-                hi = day.isoformat()
+        with self.facts.persons_once():
+            for n, resource, rtype in work:
                 if rtype in RESULT_TYPES:
-                    end = window_end(hi, found.window_days)
-                    ahead.append((person, found.code, hi, end))
-                    asks.append((person, found.code, window_start(hi, found.window_days), end))
-                else:
-                    asks.append((person, found.code, window_start(hi, found.window_days), hi))
+                    facts = self.facts.result(resource, batch=previewed)
+                    ref = ref_of(resource)
+                    if version_of(resource) == 1:
+                        if facts is None:
+                            continue  # not a recognition result, and never indexed: nothing to do
+                        first.append(ref)
+                    else:
+                        later.append(ref)
+                    facts_of[ref] = (resource, facts)
+                    person, item, day = (facts.person, facts.item, facts.day) if facts else (None, None, None)
+                elif rtype == ORDER_TYPE:
+                    if resource.get("status") in ("revoked", "entered-in-error"):
+                        person = item = day = None
+                    else:
+                        order = self._order_facts(resource)
+                        person, item, day = (order.person, order.item, order.day) if order else (None, None, None)
+                else:  # Patient, ChargeItem
+                    person = None
+                todo.append(n)
+                found = items.get(item or "") if person else None
+                if found is not None and day is not None:
+                    hi = day.isoformat()
+                    if rtype in RESULT_TYPES:
+                        end = window_end(hi, found.window_days)
+                        ahead.append((person, found.code, hi, end))
+                        asks.append((person, found.code, window_start(hi, found.window_days), end))
+                    else:
+                        asks.append((person, found.code, window_start(hi, found.window_days), hi))
         self.index.known_absent(first)
         self.index.docs.prefetch(later)
         self.checks.prefetch_ranges(ahead)
