@@ -723,7 +723,11 @@ class MergeRules:
             system, value = ident.get("system"), ident.get("value")
             if not isinstance(system, str) or not isinstance(value, str) or not system or not value:
                 continue
-            for other in search(rtype, [("identifier", value)]).resources:
+            # the sender's system, then none (stored before the twenty-fourth round): exact, so another
+            # sender's same number is not read at all (nor a page of them)
+            found = [*search(rtype, [("identifier", f"{system}|{value}")]).resources,
+                     *search(rtype, [("identifier", f"|{value}")]).resources]
+            for other in found:
                 mine = _patient_of(other.get(name))
                 if other.get("id") == incoming.get("id") or mine is None or mine == theirs:
                     continue
