@@ -692,12 +692,23 @@ class MergeRules:
         resource is keyed under its patient, so another patient's message under the same identifier (an
         SIU naming patient B under the filler appointment id SCH-2 patient A's booking holds) is no update
         but a second resource -- two bookings for one slot. v2.5.1 ch. 10: SCH-2 is "the filler
-        application's permanent identifier for the appointment", the filler's, not the patient's. Every
-        stored resource of the type carrying one of its identifiers (system and value; the converter gives
-        a system-less EI its sender's) is asked: one naming a Patient the index does not hold for the same
-        person refuses the message (``reject``: an HL7 error located where the message said --
-        ``Said.fields``, PID-3 -- for the ACK's ERR; ``warn``: an issue). Asked only with the index in reach
-        and a search (the repository); twenty-fourth round, sched24."""
+        application's permanent identifier for the appointment", the filler's, not the patient's. Only
+        the filler's id (type FILL) names the appointment: two placer applications numbering alike (one
+        SCH-1, two SCH-2) are two appointments (review of the twenty-fourth round). Every stored resource
+        of the type carrying the new one's filler id (system and value; the converter gives a system-less
+        EI its sender's; one stored before that with no system and the same value, when its patient is
+        the same sender's -- ``managingOrganization``) is asked, unless it was entered in error (an S17
+        deleted it: its number is free for the right patient's booking; a cancelled or no-show booking
+        keeps its number, v2 ch. 10: it stays the filler's appointment):
+
+        - one naming a Patient the index does not hold for the same person refuses the message;
+        - one naming another record the index holds for the same person (merged by A40/A47, linked) is
+          this booking stored under that record -- the message would make a second booking of it, so it
+          is refused too, saying so (moving the booking to the surviving record is not done: left).
+
+        ``reject``: an HL7 error located where the message said (``Said.fields``, PID-3) for the ACK's
+        ERR; ``warn``: an issue. Asked only with the index in reach and a search (the repository);
+        twenty-fourth round, sched24 and schedfix24."""
         stored_ = getattr(self._local, "stored", None)
         persons: Persons | None = getattr(stored_, "persons", None)
         search = getattr(stored_, "search", None)
@@ -707,24 +718,58 @@ class MergeRules:
         if persons is None or search is None or where is None or theirs is None:
             return
         for ident in incoming.get("identifier") or ():
-            system, value = (ident.get("system"), ident.get("value")) if isinstance(ident, dict) else (None, None)
+            if not isinstance(ident, dict) or _ident_type(ident) != "FILL":
+                continue
+            system, value = ident.get("system"), ident.get("value")
             if not isinstance(system, str) or not isinstance(value, str) or not system or not value:
                 continue
-            for other in search(rtype, [("identifier", f"{system}|{value}")]).resources:
+            # the sender's system, then none (stored before the twenty-fourth round): exact, so another
+            # sender's same number is not read at all (nor a page of them)
+            found = [*search(rtype, [("identifier", f"{system}|{value}")]).resources,
+                     *search(rtype, [("identifier", f"|{value}")]).resources]
+            for other in found:
                 mine = _patient_of(other.get(name))
                 if other.get("id") == incoming.get("id") or mine is None or mine == theirs:
                     continue
-                if persons.same_person(mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")):
+                if other.get("status") in _RELEASED:
                     continue
-                label = next((c.get("code") for c in ident.get("type", {}).get("coding", ()) if isinstance(c, dict)), "")
-                text = (f"{rtype}: its identifier {value!r}{f' ({label})' if label else ''} names a stored {rtype} "
-                        f"of another patient; {_writer(source)} names a patient the patient index does not hold "
-                        f"for the same person: it would be a second {rtype} under the one number (two bookings "
-                        "for one slot), not stated -- a filler's appointment id is the filler's, not the patient's")
+                systems = {i.get("system") for i in other.get("identifier") or ()
+                           if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"}
+                if system not in systems and not (None in systems and self._same_sender(stored_, mine, theirs)):
+                    continue
+                one, two = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
+                label = f"{value!r} (FILL)"
+                if persons.same_person(one, two):
+                    text = (f"{rtype}: its filler id {label} names a stored {rtype} under another record the "
+                            "patient index holds for this person (merged or linked): this message would be a "
+                            f"second {rtype} of the one booking, not stated -- the booking is not moved to this "
+                            "record by a message under it")
+                else:
+                    text = (f"{rtype}: its identifier {label} names a stored {rtype} of another patient; "
+                            f"{_writer(source)} names a patient the patient index does not hold for the same "
+                            f"person: it would be a second {rtype} under the one number (two bookings for one "
+                            "slot), not stated -- a filler's appointment id is the filler's, not the patient's")
                 if ep.another_person == "reject":
                     raise HL7Error(text, where[0], where[1], where[2], code=DUPLICATE_KEY_IDENTIFIER)
                 self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
                 return
+
+    @staticmethod
+    def _same_sender(stored_: Any, one: str, other: str) -> bool:
+        """Whether two Patient records are filed by one institution (their ``managingOrganization``): for
+        an identifier stored before it carried its sender's system (before the twenty-fourth round)."""
+        wanted = {("Patient", ref.removeprefix("Patient/")) for ref in (one, other)}
+        found: dict[tuple[str, str], Any] = {}
+        pending = getattr(stored_, "pending", None)
+        for version, _ in (pending() if pending is not None else ()):
+            key = (version.get("resourceType"), version.get("id"))
+            if key in wanted:
+                found[key] = version
+        read_many = getattr(stored_, "read_many", None)
+        if read_many is not None and len(found) < len(wanted):
+            found.update({k: v for k, v in read_many([k for k in wanted if k not in found]).items() if k not in found})
+        orgs = [(found.get(("Patient", ref.removeprefix("Patient/"))) or {}).get("managingOrganization") for ref in (one, other)]
+        return orgs[0] is not None and orgs[0] == orgs[1]
 
     def found(self, stored: Resource, incoming: Resource, source: str) -> list[Issue]:
         """A create-only resource found stored (the thin Encounter a lab or order message carries
@@ -1062,6 +1107,20 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
                    "location": [at], "diagnostics": f"{_field_name(at)}: the start {sent!r} comes with no end and no "
                    f"duration: the appointment keeps its stored length ({length.total_seconds() / 60:g} min) and ends "
                    f"at {out['end']}"})
+
+
+# an Appointment status that frees its filler id for another patient's booking: an S17 (deleted, the
+# booking entered in error) -- the correction ch. 10 offers, an S14 not changing the patient
+_RELEASED = frozenset({"entered-in-error"})
+
+
+def _ident_type(ident: Mapping[str, Any]) -> str:
+    """An Identifier's v2 0203 type code (FILL, PLAC), else ''."""
+    kind = ident.get("type")
+    for coding in kind.get("coding", ()) if isinstance(kind, dict) else ():
+        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+            return coding["code"]
+    return ""
 
 
 def _patient_of(entries: Any) -> str | None:

@@ -23,6 +23,7 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_datetime
 from engine.merge_rules import SET_ID, SET_ID_SYSTEM, STATED_WHOLE, Change, located
+from mappings.site import urn_part
 
 # --- whole-message handlers ----------------------------------------------------------------------
 
@@ -377,13 +378,12 @@ def _stated(scope: Scope, ctx: Context) -> _Stated:
     # an end five days). Any TQ1 (it repeats) stating one is named where it would change the times; each
     # is read as a quantity in its unit (CQ: TQ1-n.2), so one equal to SCH-9/10 is no disagreement
     # ("0.5^h" beside 30 min), and a unit huren does not read is said at its field (twenty-fourth round)
-    table = vocabulary(ctx.site, "duration_seconds")
     for i, s in enumerate(scope.all("TQ1")):
         for f in (6, 13):
             if not s.value(f).strip():
                 continue
             amount, unit = s.value(f), s.value(f, comp=2)
-            per_unit = table.get(unit.strip().upper() or "MIN")
+            per_unit = _per_unit(unit, ctx)
             if per_unit is None:
                 ctx.warn(s.error(f"TQ1-{f}: duration unit {unit!r} is not one huren reads (duration_seconds); "
                                  "the length is not compared with the appointment's", f, code=DATA_TYPE_ERROR))
@@ -418,6 +418,19 @@ def _stated(scope: Scope, ctx: Context) -> _Stated:
     return said
 
 
+def _per_unit(unit: str, ctx: Context) -> int | None:
+    """Seconds per duration unit (``vocabulary.yaml`` ``duration_seconds``, looked up upper-cased: ``min``,
+    ``MIN``, ``Min``), None for a unit huren does not read; none sent: minutes. A symbol that means
+    another quantity as sent (``duration_not_time``: UCUM is case-sensitive, ``m`` is the metre) is
+    not upper-cased into a length of time -- ``30^m`` was read as 30 minutes (review of the
+    twenty-fourth round, schedfix24)."""
+    text = unit.strip()
+    if text in vocabulary(ctx.site, "duration_not_time"):
+        return None
+    per_unit = vocabulary(ctx.site, "duration_seconds").get(text.upper() or "MIN")
+    return int(per_unit) if per_unit is not None else None
+
+
 def _resources_end(said: _Stated, ctx: Context) -> _dt.datetime | None:
     """With no SCH-11/TQ1 time and several resources booked, each at its own start: the appointment
     ends when the last of them does (v2.5.1 ch. 10, AIS-7: a resource's duration is its own, "if
@@ -427,7 +440,6 @@ def _resources_end(said: _Stated, ctx: Context) -> _dt.datetime | None:
     None -- no end taken, said where it cannot be read -- when no resource states a duration, one
     cannot be read, or one with no duration starts at or after the others' last end (needed until an
     end the message does not state)."""
-    table = vocabulary(ctx.site, "duration_seconds")
     ends: list[_dt.datetime] = []
     open_from: list[_dt.datetime] = []
     for s, sf, df, uf in said.resources:
@@ -440,7 +452,7 @@ def _resources_end(said: _Stated, ctx: Context) -> _dt.datetime | None:
             open_from.append(at)
             continue
         unit = s.value(uf)
-        per_unit = table.get(unit.strip().upper() or "MIN")
+        per_unit = _per_unit(unit, ctx)
         if per_unit is None:
             ctx.warn(s.error(f"{s.name}-{uf}: duration unit {unit!r} is not one huren reads "
                              "(duration_seconds); no duration or end is taken from it", uf, code=DATA_TYPE_ERROR))
@@ -483,14 +495,17 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
         ctx.warn(at.error(f"{at.name}-{field_no}: the end {end!r} is before the start {start!r}; "
                           "the end is not taken from it", field_no, code=DATA_TYPE_ERROR))
         finish = None
-    if len(said.resources) > 1 and begin is not None and finish is None:
+    if len(said.resources) > 1 and begin is not None and finish is None and not said.duration:
+        # only when SCH-9/10 states no duration of the appointment: a resource's own is "if different
+        # from the overall duration" (v2.5.1 ch. 10, AIS-7), so beside SCH-9 the appointment ends by
+        # SCH-9 (review of the twenty-fourth round: SCH-9 30 min beside AIP 60 min ended it at 09:30)
         finish = _resources_end(said, ctx)
         span = (finish - begin).total_seconds() if finish is not None else 0
         if span > 0 and span % 60 == 0 and span / 60 <= _POSITIVE_INT:
             res["minutesDuration"] = int(span / 60)
     seconds = None
     if duration:
-        per_unit = vocabulary(ctx.site, "duration_seconds").get(unit.strip().upper() or "MIN")
+        per_unit = _per_unit(unit, ctx)
         if per_unit is None and said.unit_at is not None:
             at, field_no = said.unit_at
             ctx.warn(at.error(f"{at.name}-{field_no}: duration unit {unit!r} is not one huren reads "
@@ -621,10 +636,21 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         # namespace is the sender's, so another patient under it is found (merge.yaml ``another_person``,
         # refused at PID-3), and another sender's same number is not (twenty-fourth round)
         pid = scope.first("PID")
+        system = _appointment_system(env.ctx)
         for ident in res.get("identifier") or ():
-            ident.setdefault("system", f"urn:huren:appointment:{env.ctx.urn_code}")
+            ident.setdefault("system", system)
         if pid is not None and res.get("identifier"):
             env.ctx.located(res, "participant", pid, 3)
+
+
+def _appointment_system(ctx: Context) -> str:
+    """The namespace of an SCH-1/SCH-2 sent without one (EI-2/3): the sending application's at its
+    facility -- ``urn:huren:appointment:<MSH-4>:<MSH-3>`` (``urn:huren:appointment:<MSH-4>`` when MSH-3
+    is empty). v2.5.1 ch. 10: SCH-2 is "the filler *application's* permanent identifier"; a RIS and a
+    HIS of one institution numbering alike are two fillers (the institution's alone made the RIS's
+    booking another patient's claim on the HIS's: review of the twenty-fourth round)."""
+    app = ctx.message.msh.value(3).strip()
+    return f"urn:huren:appointment:{ctx.urn_code}:{urn_part(app)}" if app else f"urn:huren:appointment:{ctx.urn_code}"
 
 
 def _appointment_resources(res: Resource, seg: Segment | None, scope: Scope, env: Env) -> None:
