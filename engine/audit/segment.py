@@ -186,6 +186,9 @@ class Segment:
         st = os.fstat(self.fd)
         self._file = (st.st_dev, st.st_ino)  # which file, however its path was spelled
         self._closer = weakref.finalize(self, os.close, self.fd)
+        # not at interpreter exit: a log left open keeps its daemon background thread, which would meet
+        # the descriptor closed under it (EBADF, logged as a failed tick); the process's end closes it
+        self._closer.atexit = False
         self.generation = None
         self._depth, self._kept, self._since_sync = 0, False, False
 
