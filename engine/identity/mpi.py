@@ -309,6 +309,7 @@ class _Stated:
     doc: dict[str, Any]
     issues: list[dict[str, Any]]
     members: list[str]  # the person's linked records, before ``doc`` is written
+    folded: tuple[tuple[str, int], ...] | None = None  # (id, version) the statement wrote (``_fold``)
 
 
 def _elements(resource: dict[str, Any]) -> dict[str, Any]:
@@ -456,8 +457,16 @@ class IdentityService:
             number = nationalid.valid_number(nationalid.raw_national_id(r))
             if number:
                 persons.append(_auto_person(self.nid_key(number)))
-        with self.links.batch(ids, persons):
-            yield
+        local = self._stated
+        outer = getattr(local, "batch_ids", None)
+        local.batch_ids = set(ids) if outer is None else outer
+        try:
+            with self.links.batch(ids, persons):
+                yield
+        finally:
+            local.batch_ids = outer
+            if outer is None:
+                local.folded_versions = None
 
     def nid_key(self, number: str) -> str:
         key = self._keys.get(number)
@@ -892,8 +901,76 @@ class IdentityService:
             stated["link"] = managed
         assert self.repository is not None
         combined = self.repository.merge.combine(resource, stated, INDEX).resource
-        self._state(pid, _Stated(written, _elements(combined), before, doc, issues, found))
+        folded = self._fold(pid, doc, found, members) if previous is None and before is None else None
+        self._state(pid, _Stated(written, _elements(combined), before, doc, issues, found, folded))
         return combined
+
+    def _fold(self, pid: str, doc: dict[str, Any], found: list[str], members: list[str]
+              ) -> tuple[tuple[str, int], ...] | None:
+        """A new record joining a person with records: the person's earlier records' links,
+        written now into the write group storing the new one (one put with the message, their
+        hooks run with the group's), not by the new record's hook as versions of their own (a read,
+        a ``_store`` and a one-item put each, then a round of hooks for them: ~230 us a returning
+        resident's lab message, twenty-fourth round). Returns what was written, (id, version) each,
+        for the hook to take (``_on_write``); None when nothing was folded (the hook writes them as
+        before).
+
+        Folded only where the very versions the new record's hook would write are known now:
+        an ingest batch (``batch``) whose write group is buffering (``grouping``), the record new
+        with no index entry (nothing swept, nothing of another person), no Patient before it in the
+        group (whose hook could change the index before this one's), and each earlier record
+        written by no message of the batch, over a version whose hook ran and left the entry it
+        holds (its own hook then classifies nothing: ``_classified_as``) -- so the hook, in write
+        order after the earlier records', finds the index as the statement found it and the links
+        as written, as the code before found them one round later. Else the hook writes them."""
+        repository = self.repository
+        batch_ids = getattr(self._stated, "batch_ids", None)
+        others = [m for m in found if m != pid]
+        if (batch_ids is None or not others or doc.get("status") != "linked" or repository is None
+                or not getattr(repository, "grouping", lambda: False)()
+                or pid in self._written or any(m in batch_ids for m in others)
+                or any(v.get("resourceType") == "Patient" for v, _ in repository.pending())):
+            return None
+        changed: list[dict[str, Any]] = []
+        combined: dict[str, dict[str, Any]] = {}
+        for m in sorted(others):
+            entry = self.links.get(m)
+            if entry is None or entry.get("status") not in _SETTLED or entry.get("person") != doc.get("person"):
+                return None
+            try:
+                resource = repository.read("Patient", m)
+            except (NotFound, Gone):
+                return None
+            noted = self._classified_as(resource)
+            if noted is _ABSENT or noted != entry or not self._fresh(resource):
+                return None
+            stated = {k: v for k, v in resource.items() if k != "link"}
+            managed = self._managed(entry, members, m)
+            if managed:
+                stated["link"] = managed
+            merged = repository.merge.combine(resource, stated, INDEX).resource
+            if merged == resource:
+                continue
+            changed.append(stated)
+            combined[f"Patient/{m}"] = merged
+        if not changed:
+            return ()
+        token = _in_materialise.set(_in_materialise.get() + 1)
+        try:
+            written = repository.write_many(changed, source=INDEX, validated=True, combined=combined)
+        finally:
+            _in_materialise.reset(token)
+        kept = getattr(self._stated, "folded_versions", None)
+        if kept is None:
+            kept = self._stated.folded_versions = {}
+        out = []
+        for result in written:
+            version = getattr(result, "resource", None)
+            if not isinstance(version, dict) or not getattr(result, "changed", True):
+                continue
+            kept[id(version)] = version  # its hook runs as the index's own write (``on_write``)
+            out.append((version["id"], int(version["meta"]["versionId"])))
+        return tuple(out)
 
     def _state(self, pid: str, stated: _Stated) -> None:
         pending = getattr(self._stated, "records", None)
@@ -918,6 +995,18 @@ class IdentityService:
     def on_write(self, resource: dict[str, Any], previous: dict[str, Any] | None) -> list[dict[str, Any]]:
         if resource.get("resourceType") != "Patient":
             return []
+        kept = getattr(self._stated, "folded_versions", None)
+        if kept and kept.get(id(resource)) is resource:
+            # a version a statement folded into its group (``_fold``): the index's own write, its
+            # hook run as the code before ran it, nested in the new record's hook
+            del kept[id(resource)]
+            token = _in_materialise.set(_in_materialise.get() + 1)
+            try:
+                issues, entry = self._on_write(resource, previous)
+            finally:
+                _in_materialise.reset(token)
+            self._note_classified(resource, entry)
+            return issues
         issues, entry = self._on_write(resource, previous)
         self._note_classified(resource, entry)
         return issues
@@ -976,7 +1065,13 @@ class IdentityService:
             fresh = self._fresh(resource)
             if fresh and affected == {pid} and not resource.get("link") and not self._managed(doc, members, pid):
                 return issues, doc
-            if fresh and stated is not None and not swept:
+            if fresh and stated is not None and not swept and stated.folded is not None \
+                    and affected == {pid, *stated.members}:
+                # the statement wrote the others' links into this group (``_fold``) from the same
+                # entries and members: what ``_materialise`` would write now is stored
+                for other, version in stated.folded:
+                    self._remember(other, version)
+            elif fresh and stated is not None and not swept:
                 # this very version holds the links the statement stated from the same record
                 # and the same members (nothing was written to the index in between but its own
                 # record): the index would state them again, so only the others are rewritten

@@ -282,6 +282,13 @@ class GroupCommit(KnownVersions):
         ``types``: the resource types it judges (None: every type)."""
         self._register("guards", self._guards, guard, types)
 
+    def grouping(self) -> bool:
+        """Is this thread's write group buffering its versions now (not put yet, no hook phase)?
+        A write made now joins the group's one put, and its hooks run with the group's, in write
+        order (the patient index folds a returning resident's earlier record into it)."""
+        local = self._local
+        return getattr(local, "pending", None) is not None and getattr(local, "stage", None) is None
+
     def pending(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """(new version, previous version) of what this thread's write group holds but has not
         stored yet (the earlier entries of a transaction Bundle): a write guard that judges a
