@@ -137,8 +137,8 @@ def _feed(engine: Engine, port: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fed(settings: Settings) -> Iterator[tuple[Engine, dict[str, Any]]]:
-    with Engine(settings) as engine, running_mllp(engine) as port:
+def fed(backend_settings: Settings) -> Iterator[tuple[Engine, dict[str, Any]]]:
+    with Engine(backend_settings) as engine, running_mllp(engine) as port:
         yield engine, _feed(engine, port)
 
 
