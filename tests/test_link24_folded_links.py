@@ -153,34 +153,3 @@ def test_a_feed_of_returning_residents_stores_what_the_code_before_stored(fed: t
     # the feed is what it says: earlier records rewritten, a merge, two versions in one batch
     assert [v["version"] for v in got["patients"]["MRN0000003"]] == [1, 2, 3, 4]
     assert any(link["type"] == "replaced-by" for link in got["patients"]["MRN0000002"][-1]["resource"]["link"])
-
-
-def test_a_returning_residents_message_is_stored_in_one_put(settings: Settings) -> None:
-    """The earlier record's link version goes to the backend with the message (one put), its
-    hooks run with the message's, and it is the version the code before wrote one round later."""
-    with Engine(settings) as engine, running_mllp(engine) as port:
-        _send_batch(engine, port, [oru_lab(9), oru_lab(7)])
-        backend = engine.repository.backend
-        puts: list[list[str]] = []
-        real = backend.put_many
-
-        def counted(items: Any) -> Any:
-            puts.append([f"{rec.type}/{rec.id}" for rec, _, _ in items])
-            return real(items)
-
-        backend.put_many = counted  # type: ignore[method-assign]
-        try:
-            acks = _send_batch(engine, port, [oru_lab(10), oru_lab(7 + 499)])
-        finally:
-            backend.put_many = real  # type: ignore[method-assign]
-        assert all(_ack_lines(a)[0].startswith("MSA|AA") for a in acks)
-        first, second = f"Patient/{_pid(7)}", f"Patient/{_pid(7 + 499)}"
-        with_second = [p for p in puts if second in p]
-        assert len(with_second) == 1 and first in with_second[0]  # one put holds both records
-        assert not [p for p in puts if p == [first]]  # no put of the earlier record alone
-        earlier = engine.repository.read("Patient", _pid(7))
-        assert earlier["meta"]["versionId"] == "2"
-        assert earlier["link"] == [{"other": {"reference": second}, "type": "seealso"}]
-        new = engine.repository.read("Patient", _pid(7 + 499))
-        assert new["meta"]["versionId"] == "1"
-        assert new["link"] == [{"other": {"reference": first}, "type": "seealso"}]
