@@ -143,18 +143,22 @@ def local_date(when: str, zone: str = DEFAULT_ZONE) -> str | None:
     a date, or a time written without an offset, is the institution's own and read as written; a
     time with an offset (``Z``, ``+09:00``) is converted to ``zone``. The year and month a
     settlement or indicator counts a line in are the hospital's, not UTC's: a line a client wrote
-    at ``2026-12-31T16:30:00Z`` was made on 2027-01-01 at 00:30 in Funing (money24)."""
+    at ``2026-12-31T16:30:00Z`` was made on 2027-01-01 at 00:30 in Funing (money24).
+
+    A time whose conversion leaves the calendar's range (``9999-12-31T20:00:00Z`` is year 10000 in
+    Funing) is read as written: its day is the last (or first) one there is, the edge it stands at
+    (it was an OverflowError, a 500 for the whole report, moneyfix24)."""
     if len(when) < 10:
         return None
     if len(when) == 10:
         return when
     try:
         moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            return when[:10]
+        return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+    except (ValueError, OverflowError):
         return when[:10]
-    if moment.tzinfo is None:
-        return when[:10]
-    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
@@ -182,10 +186,15 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
 
 
 def site_zone(site: Any) -> Callable[[str], str | None]:
-    """``read_line``'s ``zone``: an institution's time zone from the site's institutions."""
+    """``read_line``'s ``zone``: an institution's time zone from the site's institutions, each
+    institution looked up once (make one per report, not one per line)."""
+    zones: dict[str, str | None] = {}
+
     def zone(code: str) -> str | None:
-        inst = site.institution(code)
-        return inst.timezone if inst is not None else None
+        if code not in zones:
+            inst = site.institution(code)
+            zones[code] = inst.timezone if inst is not None else None
+        return zones[code]
     return zone
 
 
