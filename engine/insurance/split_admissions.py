@@ -6,7 +6,8 @@ admissions, how diagnoses are compared, planned readmissions excluded). The pers
 the records of one resident at different institutions are one person (``person_compartment``), so a
 discharge at one hospital and an admission at another count. An admission's diagnoses are read
 where the feeds and clients put them: ``Encounter.reasonCode``, ``Encounter.diagnosis.condition``
-and the Conditions whose ``encounter`` is the admission (the HL7 DG1 conversion).
+and the Conditions whose ``encounter`` is the admission (the HL7 DG1 conversion). A readmission is
+planned by its principal diagnosis only (``_diagnoses``), one the record stands by (moneyfix24).
 """
 
 from __future__ import annotations
