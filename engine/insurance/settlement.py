@@ -106,9 +106,9 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     excluded: dict[str, _Tally] = defaultdict(_Tally)
     counted = 0
     prefix = f"{year:04d}-"
+    zone = site_zone(site)  # once per report: each institution's zone looked up once
     for resource, reason in _one_version_each(year_charges(repository, year)):
-        line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None,
-                         site_zone(site))
+        line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None, zone)
         if line.day is not None and not line.day.startswith(prefix):
             continue  # the search's margin day of the next or previous year
         reason = reason or _exclusion(line, site, region_of, rules.currency)

@@ -6,7 +6,8 @@ admissions, how diagnoses are compared, planned readmissions excluded). The pers
 the records of one resident at different institutions are one person (``person_compartment``), so a
 discharge at one hospital and an admission at another count. An admission's diagnoses are read
 where the feeds and clients put them: ``Encounter.reasonCode``, ``Encounter.diagnosis.condition``
-and the Conditions whose ``encounter`` is the admission (the HL7 DG1 conversion).
+and the Conditions whose ``encounter`` is the admission (the HL7 DG1 conversion). A readmission is
+planned by its principal diagnosis only (``_diagnoses``), one the record stands by (moneyfix24).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BadRequest, NotFound
+from engine.errors import BadRequest, Gone, NotFound
 from engine.insurance.charges import DEFAULT_ZONE, OrganizationCodes, local_date, provider_of
 from engine.insurance.reading import search_pages
 from mappings.site import DEFAULTS_DIR
@@ -51,6 +52,11 @@ class SplitRule:
     same_institution_only: bool = False
     path: str = ""
 
+    def excluded(self, code: str) -> bool:
+        """Is a code under ``exclude``? Compared without dots (Z51.1 and Z511 are one code)."""
+        bare = code.replace(".", "")
+        return any(bare.startswith(x.upper().replace(".", "")) for x in self.exclude)
+
     def conditions(self, codings: Sequence[dict[str, Any]]) -> set[str]:
         """The condition keys (code prefixes) of an admission's diagnosis codings, planned
         readmissions left out."""
@@ -59,21 +65,23 @@ class SplitRule:
             code = str(c.get("code") or "").strip().upper()
             if not code or (self.systems and c.get("system") not in self.systems):
                 continue
-            if any(code.startswith(x.upper()) for x in self.exclude):
+            if self.excluded(code):
                 continue
             out.add(code[: self.prefix])
         return out
 
-    def planned(self, codings: Sequence[dict[str, Any]]) -> bool:
-        """Is an admission a planned one (any diagnosis coding under ``exclude``, e.g. Z51.1
-        chemotherapy)? A planned readmission is never suspected, whatever disease is coded beside
-        it: a chemotherapy cycle is coded Z51.1 with its cancer, which the earlier stay shares (it
-        was listed as a split admission, money24)."""
-        for c in codings:
+    def planned(self, principal: Sequence[dict[str, Any]]) -> bool:
+        """Is an admission a planned one: is a coding of its *principal* diagnosis (``admissions``
+        says which) under ``exclude`` (Z51.1 chemotherapy)? Then it is never suspected, whatever
+        disease is coded beside it: a chemotherapy cycle is coded Z51.1 with its cancer, which the
+        earlier stay shares (money24). A secondary code does not make it planned: an emergency
+        readmission for the cancer with palliative care coded beside it is not a cycle
+        (moneyfix24)."""
+        for c in principal:
             code = str(c.get("code") or "").strip().upper()
             if not code or (self.systems and c.get("system") not in self.systems):
                 continue
-            if any(code.startswith(x.upper()) for x in self.exclude):
+            if self.excluded(code):
                 return True
         return False
 
@@ -124,6 +132,59 @@ def _codings(concepts: Any) -> list[dict[str, Any]]:
     return out
 
 
+VOID = frozenset({"refuted", "entered-in-error"})  # R4 condition-ver-status: the Condition is not valid
+DOUBTED = frozenset({"unconfirmed", "provisional", "differential"})  # not established: never exempts
+COMORBIDITY = "CM"  # R4 diagnosis-role: a comorbidity ranked 1 is still not the principal diagnosis
+
+
+def _verification(condition: dict[str, Any]) -> set[str]:
+    return {str(c.get("code")) for c in _codings([condition.get("verificationStatus")])}
+
+
+def _principal(diag: dict[str, Any]) -> bool:
+    """An ``Encounter.diagnosis`` entry of rank 1 (R4: the ranking within its ``use``) that is not
+    a comorbidity: the admission's principal diagnosis (主要诊断)."""
+    return diag.get("rank") == 1 and COMORBIDITY not in {str(c.get("code")) for c in _codings([diag.get("use")])}
+
+
+def _diagnoses(repository: Any, enc: dict[str, Any], ref: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(codings, principal codings)`` of an admission.
+
+    Codings: ``reasonCode``, the Conditions of ``Encounter.diagnosis`` and those whose ``encounter``
+    is the admission (DG1), each once; a Condition that is refuted or entered in error (R4
+    ``verificationStatus``, a modifier) counts for nothing, nor one deleted or missing.
+
+    Principal: ``reasonCode`` (R4: "for admissions, a coded admission diagnosis"; HL7 PV2-3), the
+    ``Encounter.diagnosis`` of rank 1 (``_principal``), and, when no entry is ranked, the admission's
+    only diagnosis if it has one only. The DG1 conversion states no rank (DG1-15 is not read): of
+    several DG1 diagnoses none is the principal. A principal Condition exempts only when it is
+    confirmed or states no verification (R4: it is optional and most feeds leave it out); an
+    unconfirmed, provisional or differential one does not."""
+    codings = _codings(enc.get("reasonCode"))
+    principal = list(codings)
+    found: list[tuple[dict[str, Any], bool]] = []  # (Condition, ranked 1)
+    seen: set[str] = set()
+    entries = [d for d in enc.get("diagnosis") or () if isinstance(d, dict)]
+    for diag in entries:
+        cref = (diag.get("condition") or {}).get("reference")
+        if isinstance(cref, str) and cref.startswith("Condition/") and cref not in seen:
+            seen.add(cref)
+            with contextlib.suppress(NotFound, Gone):
+                found.append((repository.read("Condition", cref.split("/", 1)[1]), _principal(diag)))
+    for cond in search_pages(repository, "Condition", [("encounter", ref)]):
+        if f"Condition/{cond.get('id')}" not in seen:
+            found.append((cond, False))
+    found = [(cond, first) for cond, first in found if not _verification(cond) & VOID]
+    if len(found) == 1 and not any("rank" in d for d in entries):
+        found = [(found[0][0], True)]
+    for cond, first in found:
+        cc = _codings([cond.get("code")])
+        codings += cc
+        if first and not _verification(cond) & DOUBTED:
+            principal += cc
+    return codings, principal
+
+
 def admissions(repository: Any, rule: SplitRule, start: date, end: date,
                zone: Callable[[str], str | None] = lambda code: None) -> list[Admission]:
     """Admissions that may pair with one admitted from ``start`` to ``end``: those still open or
@@ -150,19 +211,10 @@ def admissions(repository: Any, rule: SplitRule, start: date, end: date,
         if admitted is None or admitted > end or not isinstance(patient, str) or not patient.startswith("Patient/"):
             continue
         ref = f"Encounter/{enc['id']}"
-        codings = _codings(enc.get("reasonCode"))
-        for diag in enc.get("diagnosis") or ():
-            cref = (diag.get("condition") or {}).get("reference") if isinstance(diag, dict) else None
-            if isinstance(cref, str) and cref.startswith("Condition/"):
-                with contextlib.suppress(NotFound):
-                    codings += _codings([repository.read("Condition", cref.split("/", 1)[1]).get("code")])
-        for cond in search_pages(repository, "Condition", [("encounter", ref)]):
-            if {c.get("code") for c in _codings([cond.get("verificationStatus")])} & {"refuted", "entered-in-error"}:
-                continue
-            codings += _codings([cond.get("code")])
+        codings, principal = _diagnoses(repository, enc, ref)
         codes = tuple(sorted({str(c.get("code")) for c in codings if c.get("code")}))
         out.append(Admission(ref, patient, inst, admitted, _day(period.get("end"), tz),
-                             frozenset(rule.conditions(codings)), codes, rule.planned(codings)))
+                             frozenset(rule.conditions(codings)), codes, rule.planned(principal)))
     return out
 
 

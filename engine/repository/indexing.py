@@ -81,8 +81,8 @@ def date_range(value: str) -> tuple[float, float]:
     year, month, day, hour, minute, second, frac, zone = m.groups()
     y = int(year)
     if month is None:
-        lo = datetime(y, 1, 1, tzinfo=UTC)
-        return lo.timestamp(), datetime(y + 1, 1, 1, tzinfo=UTC).timestamp()
+        lo = datetime(y, 1, 1, tzinfo=UTC).timestamp()
+        return lo, lo + (366 if calendar.isleap(y) else 365) * 86400.0  # year 9999 has no y + 1
     mo = int(month)
     if day is None:
         lo = datetime(y, mo, 1, tzinfo=UTC)
@@ -95,14 +95,22 @@ def date_range(value: str) -> tuple[float, float]:
         d = d.replace(microsecond=int(frac[1:7].ljust(6, "0")))
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
-        d -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        shift = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        try:
+            lo = (d - sign * shift).timestamp()
+        except OverflowError:
+            # 9999-12-31T20:00:00-05:00 is past datetime's range in UTC, a valid FHIR dateTime all
+            # the same: the bound in seconds (it was a 500 on PUT, moneyfix24)
+            lo = d.timestamp() - sign * shift.total_seconds()
+    else:
+        lo = d.timestamp()
     if frac:
         width = 10.0 ** -min(len(frac) - 1, 6)
     elif second is not None:
         width = 1.0
     else:
         width = 60.0
-    return d.timestamp(), d.timestamp() + width
+    return lo, lo + width
 
 
 def read_reference(ref: str, base_url: str = "") -> tuple[str, str] | None:
