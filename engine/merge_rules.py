@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
 from engine.errors import Unprocessable
+from engine.repository.search import escape_value, token_value
 from mappings.site import DEFAULTS_DIR, OTHER_GROUP, SiteError, load_merge_file
 
 API = "api"  # FHIR REST clients (PUT, POST, transaction and batch Bundles)
@@ -725,8 +726,8 @@ class MergeRules:
                 continue
             # the sender's system, then none (stored before the twenty-fourth round): exact, so another
             # sender's same number is not read at all (nor a page of them)
-            found = [*search(rtype, [("identifier", f"{system}|{value}")]).resources,
-                     *search(rtype, [("identifier", f"|{value}")]).resources]
+            found = [*search(rtype, [("identifier", token_value(system, value))]).resources,
+                     *search(rtype, [("identifier", f"|{escape_value(value)}")]).resources]
             for other in found:
                 mine = _patient_of(other.get(name))
                 if other.get("id") == incoming.get("id") or mine is None or mine == theirs:

@@ -524,7 +524,7 @@ def _appointment_times(res: Resource, seg: Segment | None, scope: Scope, env: En
             res.pop("minutesDuration", None)
     other = [label for label, length in said.tq1 if length is None or length != seconds]
     if (begin is not None and not end and finish is not None and other and said.dur_at is not None
-            and said.dur_at[0] is sch):
+            and said.dur_at[0] is sch and seconds is not None):  # (an empty SCH-9: the end is the resources')
         # the end from SCH-9/10 (the appointment's duration) beside a TQ1-6/13 of another length: SCH-9 is
         # read, as before; the TQ1 one is said not read, so a disagreement is not settled unsaid (schedfix23b);
         # one of the same length (as quantities: 0.5 h is 30 min) is no disagreement (twenty-fourth round)

@@ -44,6 +44,7 @@ from engine.identity import demographics as dm
 from engine.identity import nationalid
 from engine.merge_rules import INDEX
 from engine.repository.port import Store, write_out
+from engine.repository.search import token_value
 
 # how deep the index is in writing links of its own (0: not at all); bounds the re-linking below
 _in_materialise: contextvars.ContextVar[int] = contextvars.ContextVar("mpi_materialise", default=0)
@@ -851,7 +852,7 @@ class IdentityService:
         if others and self.repository is not None:
             usable = True
             for ident in others:
-                res = self.repository.search("Patient", [("identifier", f"{ident['system']}|{ident['value']}")])
+                res = self.repository.search("Patient", [("identifier", token_value(ident["system"], ident["value"]))])
                 for candidate in res.resources:
                     grade(candidate["id"], dm.demographics(candidate), [])
         if not usable:

@@ -76,6 +76,22 @@ def split_values(raw: str) -> list[str]:
     return out
 
 
+def escape_value(value: str) -> str:
+    """A stored value as a search parameter's value: ``\\``, ``,``, ``|`` and ``$`` escaped (R4
+    search.html#escaping), so an identifier holding a comma is one value, not two alternatives, and one
+    holding a bar is not read as ``system|code``."""
+    return _ESCAPED.sub(r"\\\1", value)
+
+
+def token_value(system: str, value: str) -> str:
+    """``system|value`` of a token search for an identifier as stored (each part escaped): what a
+    caller inside huren searches for an identifier it holds, never the two joined raw."""
+    return f"{escape_value(system)}|{escape_value(value)}"
+
+
+_ESCAPED = re.compile(r"([\\,|$])")
+
+
 def _split_pipe(value: str) -> list[str]:
     parts = re.split(r"(?<!\\)\|", value)
     return [_unescape(p) for p in parts]
