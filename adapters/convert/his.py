@@ -169,6 +169,12 @@ def condition(
     ident = dg1.value(20)
     code = res["code"]
     key = ident or (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
+    if not ident and enc_ref:
+        # an encounter diagnosis is the stay's: keyed by the patient and code alone, the same code sent
+        # for a readmission was the first stay's Condition moved to the second, the first left without
+        # its diagnosis (a split admission for the same disease went unseen: rvmoney24b). DG1-20 names
+        # a diagnosis record of its own and keys it as before.
+        key = f"{enc_ref['reference']}|{key}"
     return ctx.put(res, f"{pkey}|dg1|{key}")
 
 

@@ -141,10 +141,21 @@ def _verification(condition: dict[str, Any]) -> set[str]:
     return {str(c.get("code")) for c in _codings([condition.get("verificationStatus")])}
 
 
-def _principal(diag: dict[str, Any]) -> bool:
-    """An ``Encounter.diagnosis`` entry of rank 1 (R4: the ranking within its ``use``) that is not
-    a comorbidity: the admission's principal diagnosis (主要诊断)."""
-    return diag.get("rank") == 1 and COMORBIDITY not in {str(c.get("code")) for c in _codings([diag.get("use")])}
+DISCHARGE_ROLES = frozenset({"DD", "billing"})  # R4 diagnosis-role: the stay's diagnosis as discharged and billed
+
+
+def _uses(diag: dict[str, Any]) -> set[str]:
+    return {str(c.get("code")) for c in _codings([diag.get("use")])}
+
+
+def _principals(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``Encounter.diagnosis`` entries that are the stay's principal diagnosis (主要诊断): rank 1 (R4:
+    the ranking within its ``use``), not a comorbidity; and where one of them is the discharge or billing
+    diagnosis, only those -- the fund pays by the discharge principal diagnosis, so an admission
+    diagnosis (AD) ranked 1 beside it does not decide (rvmoney24b)."""
+    first = [d for d in entries if d.get("rank") == 1 and COMORBIDITY not in _uses(d)]
+    discharged = [d for d in first if _uses(d) & DISCHARGE_ROLES]
+    return discharged or first
 
 
 def _diagnoses(repository: Any, enc: dict[str, Any], ref: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -155,7 +166,7 @@ def _diagnoses(repository: Any, enc: dict[str, Any], ref: str) -> tuple[list[dic
     ``verificationStatus``, a modifier) counts for nothing, nor one deleted or missing.
 
     Principal: ``reasonCode`` (R4: "for admissions, a coded admission diagnosis"; HL7 PV2-3), the
-    ``Encounter.diagnosis`` of rank 1 (``_principal``), and, when no entry is ranked, the admission's
+    ``Encounter.diagnosis`` entries ``_principals`` names, and, when no entry is ranked, the admission's
     only diagnosis if it has one only. The DG1 conversion states no rank (DG1-15 is not read): of
     several DG1 diagnoses none is the principal. A principal Condition exempts only when it is
     confirmed or states no verification (R4: it is optional and most feeds leave it out); an
@@ -165,17 +176,20 @@ def _diagnoses(repository: Any, enc: dict[str, Any], ref: str) -> tuple[list[dic
     found: list[tuple[dict[str, Any], bool]] = []  # (Condition, ranked 1)
     seen: set[str] = set()
     entries = [d for d in enc.get("diagnosis") or () if isinstance(d, dict)]
+    principals = _principals(entries)
     for diag in entries:
         cref = (diag.get("condition") or {}).get("reference")
         if isinstance(cref, str) and cref.startswith("Condition/") and cref not in seen:
             seen.add(cref)
             with contextlib.suppress(NotFound, Gone):
-                found.append((repository.read("Condition", cref.split("/", 1)[1]), _principal(diag)))
+                found.append((repository.read("Condition", cref.split("/", 1)[1]), any(d is diag for d in principals)))
     for cond in search_pages(repository, "Condition", [("encounter", ref)]):
         if f"Condition/{cond.get('id')}" not in seen:
             found.append((cond, False))
     found = [(cond, first) for cond, first in found if not _verification(cond) & VOID]
-    if len(found) == 1 and not any("rank" in d for d in entries):
+    if len(found) == 1 and not principal and not any("rank" in d for d in entries):
+        # the stay's only diagnosis is its principal -- unless reasonCode already states it (a lone
+        # Condition beside an admit reason is a second diagnosis, not the principal: rvmoney24b)
         found = [(found[0][0], True)]
     for cond, first in found:
         cc = _codings([cond.get("code")])
