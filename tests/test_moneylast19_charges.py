@@ -55,11 +55,16 @@ BEFORE = "ff2954a"  # a commit of the eighteenth round: charge rows without "ide
 
 
 def _code_before(tmp_path: Path) -> Path:
-    """The code of ``BEFORE``, from this checkout's own history (``git archive``), to write a store
-    the way it did. A checkout without that history (a shallow clone) cannot run this test."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE], capture_output=True, check=False)
+    """The code of ``BEFORE``, to write a store the way it did."""
+    return code_at(BEFORE, tmp_path)
+
+
+def code_at(commit: str, tmp_path: Path) -> Path:
+    """The code of ``commit``, from this checkout's own history (``git archive``), to write a store
+    the way that code did. A checkout without that history (a shallow clone) cannot run the test."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=False)
     if archive.returncode != 0:
-        pytest.skip(f"commit {BEFORE} is not in this checkout's history (a shallow clone?)")
+        pytest.skip(f"commit {commit} is not in this checkout's history (a shallow clone?)")
     base = tmp_path / "before"
     base.mkdir()
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:

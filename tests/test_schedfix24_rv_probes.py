@@ -18,12 +18,13 @@ from engine.settings import Settings
 from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
 from tests.test_convmend20_probes import PID, siu
 from tests.test_ingest_durability import err_fields
+from tests.test_moneylast19_charges import code_at
 from tests.test_sched21_status_times import sch
 from tests.test_sched22_changes import AT, D01
 from tests.test_sched22_rv_probes import _text
 
 OTHER = "PID|1||ZY24R^^^FNXRMYY^MR||赵^六||19850202|F"
-BASE = Path("/work/base24")
+BEFORE = "9faaaf4"  # main before the twenty-fourth round: Appointment identifiers without a system
 
 
 def _all(fhir: TestClient, value: str) -> list[dict]:  # noqa: F811
@@ -141,13 +142,12 @@ eng.close()
 @pytest.fixture
 def old_store(tmp_path: Path) -> Path:
     """A data directory holding A's booking BK-OLD written by the base code (before sched24: no system)."""
-    if not (BASE / "engine").is_dir():
-        pytest.skip("no base checkout at /work/base24")
+    base = code_at(BEFORE, tmp_path)  # this checkout's own history (a shallow clone skips)
     script = tmp_path / "base_s12.py"
     script.write_text(_BASE_S12, encoding="utf-8")
     data = tmp_path / "old"
-    out = subprocess.run([sys.executable, str(script), str(data)], cwd=BASE, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONPATH": str(BASE)}, timeout=300)
+    out = subprocess.run([sys.executable, str(script), str(data)], cwd=base, capture_output=True, text=True,
+                         env=os.environ | {"PYTHONPATH": str(base)}, timeout=300)
     assert out.stdout.strip() == "AA", out.stderr[-2000:]
     return data
 
