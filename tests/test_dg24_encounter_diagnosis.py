@@ -113,5 +113,8 @@ def test_a_bad_or_zero_priority_states_no_rank(county: Any) -> None:
                   PV1.format(visit="V-1", start="20260310080000", end="20260312090000"),
                   "DG1|1||Z51.1^肿瘤化学治疗疗程^I10|||F|||||||||x|||||D-2",
                   "DG1|2||C34.1^肺癌^I10|||F|||||||||0|||||D-3")
-    assert post(http, raw) == "AA"
+    r = http.post("/hl7v2", content=raw, headers={"Content-Type": "x-application/hl7-v2+er7"})
+    assert r.status_code == 200 and b"MSA|AA" in r.content, r.content
+    errs = [s for s in r.content.decode().split("\r") if s.startswith("ERR|")]
+    assert len(errs) == 1 and "DG1^1^15" in errs[0] and "'x'" in errs[0], errs  # "0" is silent
     assert codes(http, encounter(http, "V-1")) == [("Z51.1", None, "DD"), ("C34.1", None, "DD")]
