@@ -195,7 +195,10 @@ def _with_patient(fn: Any) -> Builder:
 def _condition(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
     if seg is None or scope.patient is None:
         return None
-    return his.condition(seg, env.ctx, scope.patient, scope.pkey, scope.encounter)
+    ref = his.condition(seg, env.ctx, scope.patient, scope.pkey, scope.encounter)
+    if spec.get("diagnosis") and scope.encounter is not None:
+        his.encounter_diagnosis(seg, env.ctx, spec["diagnosis"], scope.encounter, ref)
+    return ref
 
 
 def _service_request(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:

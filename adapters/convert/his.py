@@ -178,6 +178,29 @@ def condition(
     return ctx.put(res, f"{pkey}|dg1|{key}")
 
 
+def encounter_diagnosis(
+    dg1: Segment, ctx: Context, table_name: str, enc_ref: dict[str, str], cond_ref: dict[str, str]
+) -> None:
+    """DG1 → an entry of the visit's Encounter.diagnosis (IG "Segment DG1 to Encounter"): the DG1's
+    Condition, DG1-6 as its use and DG1-15 (priority) as its rank when a positive integer (rule
+    table ``table_name``). One entry a Condition: a DG1 said twice in a message is listed once."""
+    entry: dict[str, Any] = {}
+    apply_table(table_name, {"DG1": dg1}, ctx, entry)
+    rank = str(entry.pop("rank", "") or "").strip()
+    if rank:
+        if rank.isascii() and rank.isdigit() and 0 < int(rank) <= 2**31 - 1:
+            entry["rank"] = int(rank)
+        elif rank.lstrip("0"):  # "0" is table 0359's "not included in the ranking": no rank, no warning
+            ctx.warn(common.error_for(dg1, f"DG1-15: {rank!r} is not a positive integer priority; no rank stored", 15))
+    encounter = ctx.resources.get(enc_ref["reference"])
+    if encounter is None:
+        return
+    listed = encounter.setdefault("diagnosis", [])
+    if any(d.get("condition", {}).get("reference") == cond_ref["reference"] for d in listed):
+        return
+    listed.append({"condition": {"reference": cond_ref["reference"]}, **entry})
+
+
 def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str]:
     res: dict[str, Any] = {
         "resourceType": "Coverage",
