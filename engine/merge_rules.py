@@ -36,7 +36,7 @@ OTHER = OTHER_GROUP  # the group of any writer no group names
 MODES = frozenset({"replace", "keep-if-absent", "union", "by-key", "keep-stored", "parts"})
 _RESERVED = frozenset({"key", "owner", "slices", "follows", "stands", "yields_to", "unless_deletes", "placeholders", "as_far_as",
                        "progress", "names_all_of", "another", "another_if", "status_follows", "inherits",
-                       "another_person"})
+                       "another_person", "keeps"})
 PANEL = "; "  # between the tests a panel's ``code.text`` names (``names_all_of``)
 # ISO 21090 name/address representation (ABC | IDE | SYL): HL7 v2 XPN-8/XAD-? table 4000 in FHIR
 REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
@@ -222,6 +222,9 @@ class ElementPlan:
     # warn | reject: a reference to a Patient the patient index does not hold for the stored one's
     # person (``another_person``: one order number, two patients)
     another_person: str = ""
+    # parts of a keyed entry (``by-key``/``union``) kept from the stored entry of the same key when the
+    # incoming one leaves them out (``keeps``): an empty field is "not sent" (v2 ch. 2), not a delete
+    keeps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -456,7 +459,8 @@ class MergeRules:
                                  for entry, statuses in (rule.get("status_follows") or {}).items()),
                            (str(rule["inherits"]["through"]), str(rule["inherits"]["system"]))
                            if rule.get("inherits") else None,
-                           str(self._pick(rule.get("another_person") or {}, ladder, "")))
+                           str(self._pick(rule.get("another_person") or {}, ladder, "")),
+                           keeps=tuple(rule.get("keeps") or ()) if mode in ("by-key", "union") else ())
 
     # -- apply ---------------------------------------------------------------------------------------
     def as_is(self, rtype: str, source: str, *, creating: bool, resource: Resource | None = None) -> bool:
@@ -1005,10 +1009,11 @@ class MergeRules:
             return inc
         if mode == "parts":  # an element whose parts different fields state (PV1-44/45): each part keep-if-absent
             return {**st, **inc} if isinstance(st, dict) and isinstance(inc, dict) else inc
-        if mode == "union":
-            return _union(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
-        if mode == "by-key":
-            return _by_key(st, inc, ep.key) if isinstance(st, list) and isinstance(inc, list) else inc
+        if mode in ("union", "by-key") and isinstance(st, list) and isinstance(inc, list):
+            value = _union(st, inc, ep.key) if mode == "union" else _by_key(st, inc, ep.key)
+            return _kept_parts(value, st, ep.keeps, ep.key) if ep.keeps else value
+        if mode in ("union", "by-key"):
+            return inc
         if inc == st:  # keep-stored
             return st
         who = f"{', '.join(ep.owners)} (the owner{'s' if len(ep.owners) > 1 else ''})" if ep.owners else "an earlier writer"

@@ -419,6 +419,9 @@ _MERGE_ELEMENT: dict[str, Any] = {
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
         # a list's entry status -> the resource statuses that give it (Encounter.location by the visit's)
         "status_follows": {"type": "object", "minProperties": 1, "additionalProperties": _NAMES},
+        # parts of a keyed entry (``by-key``, ``union``) a feed's thinner statement of the same entry does
+        # not erase (an Encounter.diagnosis re-sent by a discharge with DG1-15 empty keeps its rank)
+        "keeps": _NAMES,
         # entries in one coding system taken from the resources a reference list names (a replacement
         # order's re-test reason from the order it replaces) when the resource states none of its own
         "inherits": {"type": "object", "required": ["through", "system"], "additionalProperties": False,
