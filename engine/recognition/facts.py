@@ -106,9 +106,21 @@ def _read_time(value: Any, tz: str) -> tuple[date | None, str | None]:
         return None, None
     zone = ZoneInfo(tz)
     # a time without an offset is the institution's local time
-    local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
-    instant = local.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if "T" in text else None
+    try:
+        local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    except OverflowError:  # past the calendar in the zone (9999-12-31T20:00Z is year 10000 in Funing):
+        local = moment  # the day as written, the nearest there is (it was an OverflowError: a 500)
+    if "T" not in text:
+        return local.date(), None
+    try:
+        instant = local.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:  # 0001-01-01T02:00+08:00 is year 0 in UTC: the calendar's first (or last) instant
+        instant = _FIRST_INSTANT if local.year == 1 else _LAST_INSTANT
     return local.date(), instant
+
+
+_FIRST_INSTANT = "0001-01-01T00:00:00.000000Z"
+_LAST_INSTANT = "9999-12-31T23:59:59.999999Z"
 
 
 _local_time = lru_cache(maxsize=4096)(_read_time)

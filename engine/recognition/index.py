@@ -41,14 +41,20 @@ def window_start(day: str, window_days: int) -> str:
 
     Remembered: every order and test of a batch asks it for the same few days and windows (a
     parse, a subtraction and a format each time)."""
-    return (date.fromisoformat(day) - timedelta(days=window_days)).isoformat()
+    try:
+        return (date.fromisoformat(day) - timedelta(days=window_days)).isoformat()
+    except OverflowError:  # a window reaching before the calendar's first day starts there
+        return date.min.isoformat()
 
 
 @lru_cache(maxsize=4096)
 def window_end(day: str, window_days: int) -> str:
     """The last ISO day of the window of ``window_days`` days that starts on ``day`` (ISO): the
     last day an order can be placed for a result of ``day`` to be its prior. Remembered."""
-    return (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
+    try:
+        return (date.fromisoformat(day) + timedelta(days=window_days)).isoformat()
+    except OverflowError:  # a window reaching past the calendar's last day (a result of 9999-12-31) ends there
+        return date.max.isoformat()
 
 
 def to_doc(r: PriorResult, held: str | None = None) -> Document:

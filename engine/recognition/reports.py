@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import yaml
@@ -32,7 +32,7 @@ from engine.errors import BadRequest
 from engine.recognition import aggregates
 from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
-from engine.recognition.index import day_range
+from engine.recognition.index import day_range, window_end
 from engine.repository.scoped import ScopedRepository
 from mappings.site import DEFAULTS_DIR
 
@@ -344,7 +344,7 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
             column = "recognised"
         elif outcome in RETESTED:
             column = "retested"
-        elif date.fromisoformat(t["day"]) + timedelta(days=windows.get(t.get("item"), 0)) < today_at(t.get("inst")):
+        elif date.fromisoformat(window_end(t["day"], windows.get(t.get("item"), 0))) < today_at(t.get("inst")):
             column = "recognised"  # never resulted within the item's window: the prior result served
         else:
             column = "pending"
