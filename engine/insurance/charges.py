@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.errors import Gone, NotFound
+from engine.recognition.facts import local_day
 
 AMOUNT_EXT = "urn:huren:StructureDefinition:charge-amount"
 FUND_SHARE_EXT = "urn:huren:StructureDefinition:fund-share"
@@ -179,16 +180,12 @@ def local_date(when: str, zone: str = DEFAULT_ZONE) -> str | None:
     return _converted(when, zone)
 
 
-@lru_cache(maxsize=4096)
 def _converted(when: str, zone: str) -> str:
-    """``local_date`` of a time written in another offset (or of a year the zone changes its own)."""
-    try:
-        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            return when[:10]
-        return moment.astimezone(ZoneInfo(zone)).date().isoformat()
-    except (ValueError, OverflowError):
-        return when[:10]
+    """``local_date`` of a time written in another offset (or of a year the zone changes its own):
+    the day at the institution as the recognition facts read it (``facts.local_day``, the one owner of
+    that conversion, remembered per value there); what is no FHIR time, its first ten characters."""
+    day = local_day(when, zone)
+    return day.isoformat() if day is not None else when[:10]
 
 
 def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
