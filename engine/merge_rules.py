@@ -687,9 +687,15 @@ class MergeRules:
                 f"{_writer(source)} names a patient the patient index does not hold for the same "
                 f"person: it would re-file that patient's {rtype}, not stated (an order, visit, specimen "
                 "or document number is unique only while its sender does not restart or reuse it)")
+        self._another_patient(ep, text, at, f"{rtype}.{name}", issues)
+
+    def _another_patient(self, ep: ElementPlan, text: str, at: tuple[str, int, int] | None, where: str,
+                         issues: list[Issue]) -> None:
+        """``another_person``'s answer: ``reject`` an HL7 error located at ``at`` (the ACK's ERR: the
+        number that keys the resource, or PID-3) when the message says where, else the rule's conflict."""
         if ep.another_person == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
-        self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
+        self._conflict(ep.another_person, text, where, issues)
 
     def _claimed(self, rtype: str, name: str, ep: ElementPlan, incoming: Resource, source: str, said: Said,
                  issues: list[Issue]) -> None:
@@ -754,9 +760,7 @@ class MergeRules:
                             f"{_writer(source)} names a patient the patient index does not hold for the same "
                             f"person: it would be a second {rtype} under the one number (two bookings for one "
                             "slot), not stated -- a filler's appointment id is the filler's, not the patient's")
-                if ep.another_person == "reject":
-                    raise HL7Error(text, where[0], where[1], where[2], code=DUPLICATE_KEY_IDENTIFIER)
-                self._conflict(ep.another_person, text, f"{rtype}.{name}", issues)
+                self._another_patient(ep, text, where, f"{rtype}.{name}", issues)
                 return
 
     @staticmethod
