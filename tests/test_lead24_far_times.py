@@ -7,28 +7,16 @@ Real path: a result of a recognition item PUT over HTTP through FastAPI into the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.engine import Engine
 from engine.recognition.facts import local_day, local_instant
 from engine.repository.ids import deterministic_id
-from engine.settings import Settings
-from tests.test_recognition_world import ALICE, A, World, lft
+from tests import test_moneyfix24_planned as planned
+from tests.test_recognition_world import ALICE, A, lft
 
-
-@pytest.fixture
-def county(tmp_path: Path) -> Iterator[Any]:
-    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0))
-    http = TestClient(create_app(engine))
-    http.headers["Authorization"] = "Bearer " + engine.auth.issue_system_token("his", "system/*.cruds")
-    yield engine, http, World(engine)
-    engine.close()
+county = planned.county  # the fixture: an engine, its HTTP client (a system token) and a World
 
 
 @pytest.mark.parametrize("when", ["9999-12-31T20:00:00Z", "0001-01-01T02:00:00+08:00"])
