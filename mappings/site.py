@@ -212,25 +212,69 @@ def laid_over(shipped: Mapping[str, Any], site: Mapping[str, Any], origin: Path 
     does not define a group it names and does not name the element itself is refused at load,
     naming the element. Left out, a site grouping its feeds as ``hl7`` let an edit stating U
     take a V document and its text down to the resident, without a word (twentieth round,
-    mdmmend20)."""
+    mdmmend20). Nor is a privacy row kept by its group's NAME alone: a site whose ``feed`` no longer
+    holds a family the shipped ``feed`` held (MDM moved to a ``docs`` group) kept the row, which then
+    covered no document message -- an edit stating U lowered a V document. The row, which the site
+    does not name, now names those families beside the group, with the group's treatment, as shipped
+    (refusing such a site would have stopped every site copied before a group grew -- REF and RRI
+    joined ``feed`` in the eighteenth round). A family the site's file names nowhere is in its
+    ``other`` group and cannot be named by a rule (``MergeRules`` refuses unknown names, to catch a
+    misspelt group): it takes ``other``'s treatment, as before (twenty-fifth round, lead)."""
     groups = site["sources"]
     known = {OTHER_GROUP, *groups, *(name for members in groups.values() for name in members)}
     private = set(shipped.get("privacy") or ())
     resources: dict[str, dict[str, Any]] = {}
     for rtype, rules in shipped["resources"].items():
         kept = {element: rule for element, rule in rules.items() if rule_names(rule) <= known}
-        for element in rules.keys() - kept.keys():
-            if f"{rtype}.{element}" in private and element not in (site["resources"].get(rtype) or {}):
-                missing = ", ".join(sorted(rule_names(rules[element]) - known))
+        for element, rule in rules.items():
+            if f"{rtype}.{element}" not in private or element in (site["resources"].get(rtype) or {}):
+                continue
+            if element not in kept:
+                missing = ", ".join(sorted(rule_names(rule) - known))
                 raise SiteError(origin, None, f"resources.{rtype}.{element}",
                                 f"the shipped rule keeping this confidentiality label against feeds names "
                                 f"{missing}, a source group this site does not define: define it, or name "
                                 f"{rtype}.{element} in the site's merge.yaml (its privacy rule would be lost)")
+            for group in rule_names(rule) & set(groups):
+                lost = (_writers({group}, shipped["sources"]) - _writers({group}, groups) - rule_names(rule)) & known
+                if lost:
+                    kept[element] = _also_for(kept[element], group, sorted(lost))
         if kept:
             resources[rtype] = kept
     for rtype, rules in site["resources"].items():
         resources[rtype] = {**resources.get(rtype, {}), **rules}
     return {"sources": dict(groups), "defaults": site["defaults"], "resources": resources}
+
+
+def _writers(names: set[str], groups: Mapping[str, list[str]]) -> set[str]:
+    """The writers (message families, ``api``, ``index``) the names stand for under ``groups``:
+    a group is its members, all the way down; a name no group defines is itself."""
+    found: set[str] = set()
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in groups:
+            todo.extend(groups[name])
+        elif name != OTHER_GROUP:
+            found.add(name)
+    return found
+
+
+def _also_for(rule: Any, group: str, writers: list[str]) -> Any:
+    """``rule`` with each place naming ``group`` (a mode key, ``stands``/``another`` key, an owner
+    list) naming ``writers`` alike: the shipped treatment for writers the site's group no longer holds."""
+    if isinstance(rule, dict):
+        out = {key: _also_for(value, group, writers) for key, value in rule.items()}
+        if group in rule:
+            out.update({w: out[group] for w in writers if w not in out})
+        return out
+    if isinstance(rule, list):
+        out_list = [_also_for(item, group, writers) for item in rule]
+        return out_list + [w for w in writers if w not in rule] if group in rule else out_list
+    return rule
 
 
 def rule_names(rule: Mapping[str, Any]) -> set[str]:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
+from mappings.site import Site
 from tests.test_conv13_orders import written
 from tests.test_convert11_thinner import fhir, send  # noqa: F401
 from tests.test_hl7fix17_review import PID
@@ -164,13 +165,33 @@ _SITE_FEED_NARROW = ("sources:\n  feed: [ADT, ORM, ORU]\n  docs: [MDM]\n  api: [
                      "resources:\n  Observation:\n    status: {placeholders: [unknown]}\n")
 
 
-@pytest.mark.xfail(strict=True, reason="left (older): a site whose feed group leaves out MDM loses the label rule; the load check reads group names only")
 def test_a_site_whose_feed_group_leaves_out_mdm_keeps_a_v_document_v(settings: Any, tmp_path: Any) -> None:
-    """The privacy rows are checked by group NAME only: a site defining ``feed`` without MDM keeps the
-    shipped row (it names a known group) but the row no longer covers the document feed."""
+    """The privacy rows were kept by group NAME only: a site defining ``feed`` without MDM (MDM in its
+    own ``docs`` group) kept the shipped ``securityLabel`` row, which then covered no document message --
+    an edit stating U took a V document down to U (1be59db: label U). The row now names the families
+    the site's ``feed`` no longer holds, with ``feed``'s treatment (``mappings.site.laid_over``)."""
     from engine.api.app import create_app
 
     (tmp_path / "merge.yaml").write_text(_SITE_FEED_NARROW, "utf-8")
+    with Engine(settings.with_(site=tmp_path)) as eng, TestClient(create_app(eng)) as http:
+        http.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("reader", "system/*.rs")
+        acks = send(eng, mdm("Q1", "T02", "V", "第一段", number="DOC-Q"), mdm("Q2", "T08", "U", "第二段", number="DOC-Q"))
+        assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+        (doc,) = written(eng, http, "Q2", "DocumentReference")
+        assert _label(doc) == {"V"}, doc.get("securityLabel")
+    merge = Site.load(settings.with_(site=tmp_path)).merge
+    # the families the site names elsewhere (MDM in ``docs``); OML, OMG, OUL, REF, RRI are in no group of
+    # this site (its ``other``), which no rule may name
+    assert merge["resources"]["DocumentReference"]["securityLabel"]["stands"] == {"feed": ["V", "R"], "MDM": ["V", "R"]}
+
+
+def test_a_site_whose_feed_group_holds_every_shipped_family_keeps_a_v_document_v(settings: Any, tmp_path: Any) -> None:
+    """Guard: the same site with ``feed`` holding the families the shipped ``feed`` held (MDM listed in
+    both ``feed`` and ``docs``) loads, and an edit stating U leaves the document V."""
+    from engine.api.app import create_app
+
+    wide = _SITE_FEED_NARROW.replace("feed: [ADT, ORM, ORU]", "feed: [ADT, ORM, OML, OMG, ORU, OUL, MDM, REF, RRI]")
+    (tmp_path / "merge.yaml").write_text(wide, "utf-8")
     with Engine(settings.with_(site=tmp_path)) as eng, TestClient(create_app(eng)) as http:
         http.headers["Authorization"] = "Bearer " + eng.auth.issue_system_token("reader", "system/*.rs")
         acks = send(eng, mdm("Q1", "T02", "V", "第一段", number="DOC-Q"), mdm("Q2", "T08", "U", "第二段", number="DOC-Q"))
