@@ -547,6 +547,8 @@ class MergeRules:
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
+            elif ep.another_person and ep.slices and isinstance(st, list) and isinstance(inc, list):
+                self._rebooked(rtype, name, ep, stored, st, inc, source, fields, issues)
             changes = dict(said.changes).get(name) if said is not None and said.changes else None
             if changes is not None and isinstance(st, list) and (inc is _MISSING or isinstance(inc, list)):
                 value = self._changed(rtype, name, ep, st, inc if isinstance(inc, list) else [], changes, source, issues)
@@ -696,6 +698,31 @@ class MergeRules:
         if ep.another_person == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another_person, text, where, issues)
+
+    def _rebooked(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: list[Any], inc: list[Any],
+                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> None:
+        """``another_person`` on a list element (an Appointment's ``participant``) of an update: the resource
+        is keyed by what is not the patient's (the filler's appointment id, SCH-2 in its namespace), so
+        another Patient than the stored one's under it is either the booking following its person -- the
+        message's record one the patient index holds for the same person (merged by an A40 into it, its
+        MRN changed by an A47, linked): taken, the booking moves to that record, as an order's subject
+        does -- or another person's message under the filler's booked id: refused (``reject``: located at
+        PID-3, the ACK's ERR; else the rule's conflict), the booking stays as it was. A booking entered in
+        error (S17, ``_RELEASED``) frees its id: the right patient's booking under it is taken. Without
+        the index in reach nothing is asked (as ``_another_person``); twenty-fifth round, sched25."""
+        mine, theirs = _patient_of(st), _patient_of(inc)
+        if mine is None or theirs is None or mine == theirs or stored.get("status") in _RELEASED:
+            return
+        persons: Persons | None = getattr(getattr(self._local, "stored", None), "persons", None)
+        if persons is None or persons.same_person(mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")):
+            return
+        label = ", ".join(f"{i.get('value')!r} ({_ident_type(i)})" for i in stored.get("identifier") or ()
+                          if isinstance(i, dict) and _ident_type(i) == "FILL") or "its key"
+        text = (f"{rtype}: its identifier {label} names a stored {rtype} of another patient; "
+                f"{_writer(source)} names a patient the patient index does not hold for the same "
+                f"person: it would re-file that patient's {rtype} (the one booking of the slot) under another, "
+                "not stated -- a filler's appointment id is the filler's, not the patient's")
+        self._another_patient(ep, text, field_of(fields.get(f"{rtype}.{name}", "")), f"{rtype}.{name}", issues)
 
     def _claimed(self, rtype: str, name: str, ep: ElementPlan, incoming: Resource, source: str, said: Said,
                  issues: list[Issue]) -> None:
