@@ -755,7 +755,9 @@ class MergeRules:
         - one naming a Patient the index does not hold for the same person refuses the message;
         - one naming another record the index holds for the same person (merged by A40/A47, linked) is
           this booking stored under that record -- the message would make a second booking of it, so it
-          is refused too, saying so (moving the booking to the surviving record is not done: left).
+          is refused too, saying so. Since the twenty-fifth round the filler's id keys the booking (an
+          update then moves it: ``_rebooked``), so this meets only a booking stored before under the old
+          key (SCH-2's value under its patient) of a record since merged: not moved (left).
 
         ``reject``: an HL7 error located where the message said (``Said.fields``, PID-3) for the ACK's
         ERR; ``warn``: an issue. Asked only with the index in reach and a search (the repository);
