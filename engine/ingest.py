@@ -716,6 +716,11 @@ class Ingestor:
             item.resources = item.named = None
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted, item.converted_for = True, item.sender_key
+            read_many = getattr(self.repository, "read_many", None)
+            if getattr(item.conversion, "formerly", None) and read_many is not None:
+                # a resource whose key changed (an SIU's Appointment, twenty-fifth round) is written at
+                # the id it was stored under before, when only that one is stored (``Conversion.resolve``)
+                item.conversion.resolve(read_many)
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:

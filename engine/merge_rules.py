@@ -547,6 +547,8 @@ class MergeRules:
                 self._another(rtype, name, ep, stored, st, inc, source, fields, issues)
             if ep.another_person and isinstance(st, dict) and isinstance(inc, dict):
                 self._another_person(rtype, name, ep, st, inc, source, fields, issues, said)
+            elif ep.another_person and ep.slices and isinstance(st, list) and isinstance(inc, list):
+                inc = self._rebooked(rtype, name, ep, stored, st, inc, source, fields, issues)
             changes = dict(said.changes).get(name) if said is not None and said.changes else None
             if changes is not None and isinstance(st, list) and (inc is _MISSING or isinstance(inc, list)):
                 value = self._changed(rtype, name, ep, st, inc if isinstance(inc, list) else [], changes, source, issues)
@@ -697,6 +699,44 @@ class MergeRules:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another_person, text, where, issues)
 
+    def _rebooked(self, rtype: str, name: str, ep: ElementPlan, stored: Resource, st: list[Any], inc: list[Any],
+                  source: str, fields: Mapping[str, str], issues: list[Issue]) -> list[Any]:
+        """``another_person`` on a list element (an Appointment's ``participant``) of an update: the resource
+        is keyed by what is not the patient's (the filler's appointment id, SCH-2 in its namespace), so
+        another Patient than the stored one's under it is either the booking following its person -- the
+        message's record one the patient index holds for the same person (merged by an A40 into it, its
+        MRN changed by an A47, linked): taken, the booking moves to that record, as an order's subject
+        does -- or another person's message under the filler's booked id: refused (``reject``: located at
+        PID-3, the ACK's ERR; else the rule's conflict), the booking stays as it was. A booking entered in
+        error (S17, ``_RELEASED``) frees its id: the right patient's booking under it is taken. Without
+        the index in reach nothing is asked (as ``_another_person``); twenty-fifth round, sched25."""
+        mine, theirs = _patient_of(st), _patient_of(inc)
+        if mine is None or theirs is None or mine == theirs or stored.get("status") in _RELEASED:
+            return inc
+        persons: Persons | None = getattr(getattr(self._local, "stored", None), "persons", None)
+        if persons is None:
+            return inc
+        one, two = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
+        if persons.same_person(one, two):
+            if not _merged_away(persons, two) or _merged_away(persons, one):
+                return inc
+            # a late message under the record merged away (an A40's MRG, an A47's old MRN): the booking
+            # is the person's, and stays with the record the index keeps -- it is updated, not moved back
+            issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
+                           "diagnostics": f"{rtype}.{name}: the message names a patient record merged into another "
+                                          "(the patient index keeps that one for the person): the booking is "
+                                          "updated and stays with the kept record"})
+            return [{**e, "actor": dict(st_actor)} if _patient_of([e]) == theirs and (st_actor := _actor_of(st, mine))
+                    else e for e in inc]
+        label = ", ".join(f"{i.get('value')!r} ({_ident_type(i)})" for i in stored.get("identifier") or ()
+                          if isinstance(i, dict) and _ident_type(i) == "FILL") or "its key"
+        text = (f"{rtype}: its identifier {label} names a stored {rtype} of another patient; "
+                f"{_writer(source)} names a patient the patient index does not hold for the same "
+                f"person: it would re-file that patient's {rtype} (the one booking of the slot) under another, "
+                "not stated -- a filler's appointment id is the filler's, not the patient's")
+        self._another_patient(ep, text, field_of(fields.get(f"{rtype}.{name}", "")), f"{rtype}.{name}", issues)
+        return inc
+
     def _claimed(self, rtype: str, name: str, ep: ElementPlan, incoming: Resource, source: str, said: Said,
                  issues: list[Issue]) -> None:
         """``another_person`` on a list element (an Appointment's ``participant``), asked of a create: the
@@ -715,7 +755,9 @@ class MergeRules:
         - one naming a Patient the index does not hold for the same person refuses the message;
         - one naming another record the index holds for the same person (merged by A40/A47, linked) is
           this booking stored under that record -- the message would make a second booking of it, so it
-          is refused too, saying so (moving the booking to the surviving record is not done: left).
+          is refused too, saying so. Since the twenty-fifth round the filler's id keys the booking (an
+          update then moves it: ``_rebooked``), so this meets only a booking stored before under the old
+          key (SCH-2's value under its patient) of a record since merged: not moved (left).
 
         ``reject``: an HL7 error located where the message said (``Said.fields``, PID-3) for the ACK's
         ERR; ``warn``: an issue. Asked only with the index in reach and a search (the repository);
@@ -1140,6 +1182,23 @@ def _patient_of(entries: Any) -> str | None:
         if isinstance(ref, str) and ref.startswith("Patient/"):
             return ref
     return None
+
+
+def _actor_of(entries: list[Any], patient: str) -> dict[str, Any] | None:
+    """The ``actor`` of the entry naming ``patient`` (``Patient/...``) in a participant list."""
+    for entry in entries:
+        actor = entry.get("actor") if isinstance(entry, dict) else None
+        if isinstance(actor, dict) and actor.get("reference") == patient:
+            return actor
+    return None
+
+
+def _merged_away(persons: Persons, patient_id: str) -> bool:
+    """Whether the patient index holds ``patient_id`` as merged into another record (``replaced_by``: an
+    A40's MRG record, an A47's old MRN, an operator's merge) -- the index's own entry, read, not decided."""
+    record = getattr(persons, "record", None)
+    entry = record(patient_id) if record is not None else None
+    return bool(isinstance(entry, dict) and entry.get("replaced_by"))
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:

@@ -26,19 +26,22 @@ def test_a_cancelled_bookings_number_is_not_another_patients(engine: Engine, fhi
     assert [a["status"] for a in _all(fhir, "BK-CX")] == ["cancelled"]
 
 
-def test_a_reschedule_under_the_record_a_merge_kept_is_refused_not_a_second_booking(
+def test_a_reschedule_under_the_record_a_merge_kept_moves_the_one_booking(
         engine: Engine, fhir: TestClient) -> None:  # noqa: F811
-    """Booked under ZY24R, ADT^A40 merges ZY24R into ZY20S, the S13 under ZY20S: the booking is stored under
-    the merged record and is not moved (left); the S13 is refused at PID-3 saying so, and the one booking
-    stays (c419d77: AA and a second booked Appointment for the one slot)."""
+    """Booked under ZY24R, ADT^A40 merges ZY24R into ZY20S, the S13 under ZY20S: schedfix24 refused it at PID-3
+    (the booking was keyed under the merged record); since sched25 the filler's id keys the booking, and the
+    S13 moves the one booking (its id kept) to the record the merge kept (c419d77: AA and a second booked
+    Appointment for the one slot)."""
     a40 = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091600||ADT^A40^ADT_A39|M40|P|2.5.1\r"
            "EVN|A40|20261201091600\r" + PID + "\rMRG|ZY24R^^^FNXRMYY^MR\r").encode()
-    acks = send(engine, siu("M1", "S12", sch("MG"), OTHER), a40,
-                siu("M2", "S13", sch("MG", timing="^^^20261206100000"), PID))
-    assert [ack_code_of(a) for a in acks] == ["AA", "AA", "AE"], [_text(a) for a in acks]
-    said = [e[8] for e in err_fields(acks[2]) if e[2] == "PID^1^3"]
-    assert said and "'BK-MG' (FILL)" in said[0] and "merged or linked" in said[0], _text(acks[2])
-    assert [a.get("start") for a in _booked(fhir, "BK-MG")] == ["2026-12-05T08:30:00+08:00"]
+    (first,) = send(engine, siu("M1", "S12", sch("MG"), OTHER))
+    (before,) = _booked(fhir, "BK-MG")
+    acks = send(engine, a40, siu("M2", "S13", sch("MG", timing="^^^20261206100000"), PID))
+    assert [ack_code_of(a) for a in (first, *acks)] == ["AA", "AA", "AA"], [_text(a) for a in acks]
+    (after,) = _booked(fhir, "BK-MG")
+    kept = fhir.get("/fhir/Patient", params={"identifier": "ZY20S"}).json()["entry"][0]["resource"]["id"]
+    assert after["id"] == before["id"] and after["start"] == "2026-12-06T10:00:00+08:00", after
+    assert after["participant"][0]["actor"]["reference"] == f"Patient/{kept}", after["participant"]
 
 
 def test_a_new_placer_id_replaces_the_stored_one(engine: Engine, fhir: TestClient) -> None:  # noqa: F811

@@ -21,10 +21,6 @@ def _from(msg: bytes, app: str = "HIS", facility: str = "FNXRMYY") -> bytes:
     return msg.replace(b"|HIS|FNXRMYY|", f"|{app}|{facility}|".encode(), 1)
 
 
-@pytest.mark.xfail(strict=True, reason="known, older than this round: the Appointment is keyed by SCH-2's value under the "
-                   "patient, not by the filler's namespace, so a second application's booking under the same number for the "
-                   "same patient is an update of the first (its time and filler id replaced); keying by the namespace changes "
-                   "every stored booking's id: left for a round that can migrate them")
 def test_two_applications_numbering_alike_for_one_patient_are_two_bookings(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """FINDING. schedfix24 says a HIS and a RIS of one institution numbering alike are two fillers (two
     systems). For two patients they are two bookings; for ONE patient the RIS's S12 BK-2A lands on the
@@ -46,9 +42,6 @@ def test_two_facilities_numbering_alike_for_one_patient_are_two_bookings(engine:
     assert len(_booked(fhir, "BK-2F")) == 2, _all(fhir, "BK-2F")
 
 
-@pytest.mark.xfail(strict=True, reason="known: after an A47 MRN change the booking stays under the old record and the "
-                   "sender's S15 under the new MRN is refused (AE at PID-3), not applied: moving the booking to the record "
-                   "the index keeps is not built (schedfix24's README block)")
 def test_a_cancel_after_an_mrn_change_is_not_lost(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """FINDING (left; schedfix24 refuses rather than doubles). ADT^A47 changes ZY24R to ZY24S; the filler
     then cancels the booking (S15) under the NEW MRN, as it must. 01b0c95: AE at PID-3, and the booking

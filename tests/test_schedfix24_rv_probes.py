@@ -74,9 +74,6 @@ def test_a_deleted_bookings_number_rebooked_for_the_right_patient_is_taken(engin
     assert len(_booked(fhir, "BK-T")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="known: after a patient merge (A40) or MRN change (A47) the reschedule is refused (AE at PID-3, the booking "
-                   "stored under another record of this person), not moved onto the kept record: moving it needs the write path "
-                   "to take the stored Appointment as the new one (schedfix24's README block)")
 def test_a_merged_patients_reschedule_moves_the_one_booking(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """FINDING (left by sched24, also on base). Booked under ZY24R, ADT^A40 merges ZY24R into ZY20S, the
     S13 under ZY20S moves the booking: one booked Appointment at the new time. c419d77: AA and a second
@@ -90,9 +87,6 @@ def test_a_merged_patients_reschedule_moves_the_one_booking(engine: Engine, fhir
     assert [a.get("start") for a in booked] == ["2026-12-06T10:00:00+08:00"], booked
 
 
-@pytest.mark.xfail(strict=True, reason="known: after a patient merge (A40) or MRN change (A47) the reschedule is refused (AE at PID-3, the booking "
-                   "stored under another record of this person), not moved onto the kept record: moving it needs the write path "
-                   "to take the stored Appointment as the new one (schedfix24's README block)")
 def test_a_changed_mrn_then_reschedule_moves_the_one_booking(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """FINDING (left, also on base). ADT^A47 changes ZY24R to ZY24S; the S13 under ZY24S makes a second
     booked Appointment, the old one still booked."""

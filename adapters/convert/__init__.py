@@ -11,6 +11,7 @@ in ``unmapped`` for the fidelity report.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,34 @@ class Conversion:
     # A08's Encounter status --, the fields that stated an element), for the merge rules
     # (``MergeRules.saying``)
     said: dict[str, Said] = field(default_factory=dict)
+    # "Type/id" -> the "Type/id" the resource had before its key changed (``Context.formerly``): see ``resolve``
+    formerly: dict[str, str] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def resolve(self, read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]]) -> None:
+        """Write each resource with a former id (``formerly``) at that id when the store holds it and not the
+        new one: an Appointment booked before the twenty-fifth round, keyed then by SCH-2's value under its
+        patient, is updated where it is (a re-sent S13 of it is no second booking). ``read_many``: the
+        repository's (one call for the message). The resource, its references in the message's others (the
+        Provenance's target), and what is said of it, by reference, are renamed."""
+        pairs = [(new, old) for new, old in self.formerly.items() if new in self.by_reference and new != old]
+        if not pairs:
+            return
+        keys = [tuple(ref.split("/", 1)) for pair in pairs for ref in pair]
+        found = read_many(keys)  # type: ignore[arg-type]
+        renamed = {new: old for new, old in pairs
+                   if tuple(new.split("/", 1)) not in found and tuple(old.split("/", 1)) in found}
+        if not renamed:
+            return
+        self.by_reference = {renamed.get(ref, ref): r for ref, r in self.by_reference.items()}
+        for old in renamed.values():
+            self.by_reference[old]["id"] = old.split("/", 1)[1]
+        for r in self.by_reference.values():
+            _rename_references(r, renamed)
+        self.create_only = [renamed.get(ref, ref) for ref in self.create_only]
+        self.planned = {renamed.get(ref, ref): p for ref, p in self.planned.items()}
+        self.said = {renamed.get(ref, ref): s for ref, s in self.said.items()}
+        self._bundle = None
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -77,6 +105,21 @@ class Conversion:
         if self._bundle is not None:
             return [e["resource"] for e in self._bundle["entry"]]
         return list(self.by_reference.values())
+
+
+def _rename_references(value: Any, renamed: Mapping[str, str]) -> None:
+    """Each ``{"reference": "Type/id"}`` inside ``value`` naming a key of ``renamed`` made to name its value."""
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str) and ref in renamed:
+            value["reference"] = renamed[ref]
+        for v in value.values():
+            if isinstance(v, (dict, list)):
+                _rename_references(v, renamed)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                _rename_references(v, renamed)
 
 
 def template_for(ctx: Context) -> dict[str, Any]:
@@ -160,4 +203,5 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         create_only=ctx.create_only,
         planned=ctx.planned,
         said=ctx.said(),
+        formerly=ctx.formerly,
     )

@@ -646,6 +646,32 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
             env.ctx.located(res, "participant", pid, 3)
 
 
+def _filler_key(res: Resource, old: str, env: Env) -> str | None:
+    """``key_by: filler_id``: an Appointment is the filler's appointment -- its id (SCH-2, FILL) in the
+    filler's namespace (the EI's, else the sending application's, ``_appointment_system``) keys it, not
+    SCH-2's value under the patient. v2.5.1 ch. 10: SCH-2 is "the filler application's permanent
+    identifier for the appointment"; the patient is what the booking carries. So a RIS's booking BK-2A
+    for the patient the HIS booked BK-2A is another Appointment, and a message under the record the
+    patient index now keeps for the person (an A40 merge, an A47 MRN change) is the one booking's, for
+    the merge rules to move (``another_person``: refused when the index holds another person). None (the
+    key ``key`` makes: SCH-1 under the patient) when the message sends no filler id.
+
+    The id that key ``old`` made (before the twenty-fifth round) is said as the booking's former id
+    (``Context.formerly``): ingest writes to it when the new id is not stored and the former one is, so a
+    booking stored before keeps its id and is updated, not booked twice (``Conversion.resolve``)."""
+    rtype = res["resourceType"]
+    for ident in res.get("identifier") or ():
+        if not isinstance(ident, dict) or not any(
+                isinstance(c, dict) and c.get("code") == "FILL" for c in (ident.get("type") or {}).get("coding") or ()):
+            continue
+        system, value = ident.get("system"), ident.get("value")
+        if isinstance(system, str) and system and isinstance(value, str) and value:
+            key = f"{rtype}|FILL|{system}|{value}"
+            env.ctx.formerly[f"{rtype}/{env.ctx.id_for(rtype, key)}"] = f"{rtype}/{env.ctx.id_for(rtype, old)}"
+            return key
+    return None
+
+
 def _appointment_system(ctx: Context) -> str:
     """The namespace of an SCH-1/SCH-2 sent without one (EI-2/3): the sending application's at its
     facility -- ``urn:huren:appointment:<MSH-4>:<MSH-3>`` (``urn:huren:appointment:<MSH-4>`` when MSH-3
@@ -889,6 +915,8 @@ def _prefer_reference(res: Resource, seg: Segment | None, scope: Scope, env: Env
     for key in [k for k in res if k.endswith("Reference") and len(k) > len("Reference")]:
         res.pop(key[: -len("Reference")] + "CodeableConcept", None)
 
+
+templates.KEYS["filler_id"] = _filler_key
 
 templates.POST.update(
     {

@@ -120,6 +120,10 @@ class Context:
     changed: list[tuple[Resource, str, tuple[Change, ...]]] = field(default_factory=list)
     # (resource, (start, as sent, where)): an S13's start with no end or duration (``Said.start_alone``)
     starts_alone: list[tuple[Resource, tuple[str, str, str]]] = field(default_factory=list)
+    # "Type/id" -> "Type/id" it had before its key changed (an SIU's Appointment, keyed by the filler's
+    # appointment id since the twenty-fifth round): written there when only that one is stored
+    # (``Conversion.resolve``)
+    formerly: dict[str, str] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

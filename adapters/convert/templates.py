@@ -105,6 +105,10 @@ Handler = Callable[[Context, dict[str, Any]], None]
 BUILDERS: dict[str, Builder] = {}
 HANDLERS: dict[str, Handler] = {}
 POST: dict[str, Callable[[Resource, Segment | None, Scope, Env], None]] = {}
+# ``key_by: <name>``: the resource's key read from what was made of it (the resource after its rules and
+# ``post`` steps), given the key ``key`` would make; None: that key, as without it. An SIU's Appointment
+# is keyed by the filler's appointment id (its system and SCH-2), not by SCH-2's value under the patient
+KEYS: dict[str, Callable[[Resource, str, Env], str | None]] = {}
 # message-level steps run once every resource is made (``then: [unlink]``): what the message says
 # about the resources together (an unlink: the two records are not one person's merge)
 THEN: dict[str, Callable[[Env], None]] = {}
@@ -143,6 +147,7 @@ class _Spec:
     when: dict[tuple[str, int, int], frozenset[str]]
     unless: dict[tuple[str, int, int], frozenset[str]]  # not made when all of these match
     institution_scoped: bool
+    key_by: str  # a ``KEYS`` function that keys it from what was made of it ('' none)
     create_only: bool  # another feed owns it (the order a dispense fulfils): written only if absent
     raw: dict[str, Any]
 
@@ -235,6 +240,7 @@ def _compile(spec: dict[str, Any], site: Any) -> _Template:
                 when={field_ref(k): frozenset(map(str, v)) for k, v in raw.get("when", {}).items()},
                 unless={field_ref(k): frozenset(map(str, v)) for k, v in raw.get("unless", {}).items()},
                 institution_scoped=raw.get("scope") == "institution",
+                key_by=str(raw.get("key_by") or ""),
                 create_only=bool(raw.get("create_only")),
                 raw=raw,
             )
@@ -448,6 +454,8 @@ def _make(spec: _Spec, seg: Segment | None, scope: Scope, env: Env) -> None:
         for element in spec.absent:
             mark_absent(res, element, spec.make, seg or scope.first(spec.source or "MSH"), ctx)
         key = _key(spec, seg, scope, env)
+        if spec.key_by:
+            key = KEYS[spec.key_by](res, key, env) or key
         position = seg.position if seg is not None else -1
         if env.made_from.setdefault(key, position) != position:
             # two segments of one message claim the same identity (orders repeating one filler
