@@ -189,27 +189,48 @@ def _converted(when: str, zone: str) -> str:
 
 
 def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
-              coverage_type: Callable[[list[str]], str | None] = lambda refs: None,
+              coverage_type: Callable[[list[str], str | None, str], str | None] = lambda refs, day, tz: None,
               zone: Callable[[str], str | None] = lambda code: None) -> ChargeLine:
-    """``coverage_type(account refs)`` answers the insurance type from the accounts' coverage when
-    the line does not state it; ``zone(institution code)`` the institution's time zone (None: the
-    default, Asia/Shanghai), in which the line's date is read (``local_date``)."""
+    """``coverage_type(account refs, day, zone)`` answers the insurance type from the accounts'
+    coverage in force on the line's local ``day`` (``Coverage.period``, read in ``zone``) when the
+    line does not state it; ``zone(institution code)`` the institution's time zone (None: the
+    site's default, ``mappings.site.DEFAULT_ZONE``), in which the line's date is read
+    (``local_date``)."""
     price = line_price(charge)
     share = (_ext(charge, FUND_SHARE_EXT) or {}).get("valueMoney") or {}
     itype = (_ext(charge, INSURANCE_TYPE_EXT) or {}).get("valueCode")
     when = charge.get("occurrenceDateTime") or (charge.get("occurrencePeriod") or {}).get("start")
     institution = institution_of(charge, organization)
+    tz = (zone(institution) if institution else None) or DEFAULT_ZONE
+    day = local_date(when, tz) if isinstance(when, str) else None
     return ChargeLine(
         ref=f"ChargeItem/{charge.get('id')}",
         status=str(charge.get("status") or ""),
         institution=institution,
-        day=local_date(when, (zone(institution) if institution else None) or DEFAULT_ZONE)
-        if isinstance(when, str) else None,
+        day=day,
         amount=money(price.get("value")),
         fund_share=money(share.get("value")) if isinstance(share, dict) else None,
-        insurance_type=str(itype) if itype else coverage_type(account_refs(charge)),
+        insurance_type=str(itype) if itype else coverage_type(account_refs(charge), day, tz),
         currency=price.get("currency") or (share.get("currency") if isinstance(share, dict) else None),
     )
+
+
+def in_force(period: Any, day: str | None, zone: str) -> bool:
+    """Is a ``Coverage.period`` in force on the local ``day`` (``YYYY-MM-DD``) at an institution in
+    ``zone``? Its start and end are read as that institution's days (``local_date``), both
+    included (R4: a Period's end is inclusive); a side not stated is open; no period, always. A
+    line with no day is not checked (the settlement lists it as undated)."""
+    if day is None or not isinstance(period, dict):
+        return True
+    for side, bound in (("start", period.get("start")), ("end", period.get("end"))):
+        if not isinstance(bound, str) or len(bound) < 4:
+            continue
+        # a partial date (``2026``, ``2026-07``) is compared at its own precision
+        edge = (local_date(bound, zone) or bound[:10]) if len(bound) > 10 else bound
+        mine = day[:len(edge)]
+        if (side == "start" and mine < edge) or (side == "end" and mine > edge):
+            return False
+    return True
 
 
 def site_zone(site: Any) -> Callable[[str], str | None]:
