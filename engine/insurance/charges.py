@@ -16,7 +16,7 @@ both are read the same way:
 - **institution**: ``performingOrganization`` — its ``identifier`` in ``urn:huren:institution``,
   or the Organization it references, read for that identifier.
 - **date**: the local date of ``occurrenceDateTime`` (or ``occurrencePeriod.start``) at the performing
-  institution (its ``timezone`` in institutions.yaml, Asia/Shanghai by default): as written when it
+  institution (its ``timezone`` in institutions.yaml, by default ``mappings.site.DEFAULT_ZONE``): as written when it
   states no offset or the local one, converted when a client wrote it in UTC or another zone
   (``2026-12-31T16:30:00Z`` is a line of 2027-01-01 in Funing).
 - Only ``billable`` and ``billed`` lines count; a credit is a line with a negative amount.
@@ -36,13 +36,13 @@ from zoneinfo import ZoneInfo
 
 from engine.errors import Gone, NotFound
 from engine.recognition.facts import local_day
+from mappings.site import DEFAULT_ZONE  # an institution's time zone when institutions.yaml says none
 
 AMOUNT_EXT = "urn:huren:StructureDefinition:charge-amount"
 FUND_SHARE_EXT = "urn:huren:StructureDefinition:fund-share"
 INSURANCE_TYPE_EXT = "urn:huren:StructureDefinition:insurance-type"
 INSTITUTION_SYSTEM = "urn:huren:institution"
 COUNTED_STATUSES = frozenset({"billable", "billed"})
-DEFAULT_ZONE = "Asia/Shanghai"  # an institution's time zone when institutions.yaml says none (mappings.site)
 
 
 @dataclass(frozen=True)
