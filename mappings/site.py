@@ -35,6 +35,10 @@ DEFAULTS_DIR = Path(__file__).resolve().parent
 OTHER_GROUP = "other"  # merge.yaml: the group of any writer no group names (engine.merge_rules.OTHER)
 VOCABULARY = "hl7v2/vocabulary.yaml"  # laid over the shipped file table by table, not replacing it whole
 NATIONAL_ID_TYPE = "NNCHN"
+# An institution's time zone when institutions.yaml names none: the one place this default is written.
+# The recognition rules, the insurance reports (``engine.insurance.charges``) and the referral rows read
+# it from here, so an institution without a ``timezone`` has one zone everywhere (money25).
+DEFAULT_ZONE = "Asia/Shanghai"
 
 
 @lru_cache(maxsize=4096)
@@ -53,7 +57,7 @@ class Institution:
     code: str  # matched against MSH-4.1
     name: str
     community: str
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_ZONE
     qc: DeclaredQc = field(default_factory=lambda: DeclaredQc(frozenset()))
     grade: str | None = None  # 三级 / 二级 / 一级 (基层 reads as 一级): who must recognise whom
     identifier_type: str = NATIONAL_ID_TYPE  # PID-3.5 type code of the national resident ID
@@ -378,7 +382,7 @@ def _load_institutions(path: Path) -> dict[str, Institution]:
             raise SiteError(
                 path, node.line_of([i, "code"]), f"[{i}].code", f"duplicate institution code {code!r}"
             )
-        tz = entry.get("timezone", "Asia/Shanghai")
+        tz = entry.get("timezone", DEFAULT_ZONE)
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):

@@ -69,7 +69,8 @@ def test_a_referral_entered_in_error_counts_nowhere(engine: Engine) -> None:
     assert report.json()["referrals"] == 1
     assert rows[TOWN]["sent"] == {"upward": 1, "downward": 0, "lateral": 0, "unknown": 0, "total": 1}
     assert rows[COUNTY]["received"] == {"upward": 1, "downward": 0, "lateral": 0, "unknown": 0, "total": 1}
-    assert (rows[COUNTY]["accepted"], rows[COUNTY]["deductible_due"]) == (1, "600.00")
+    # accepted, the patient not yet arrived: no admission, no deductible yet (money25; it was 600.00)
+    assert (rows[COUNTY]["accepted"], rows[COUNTY]["deductible_due"]) == (1, "0.00")
 
 
 def test_the_return_rate_is_of_upward_referrals_completed(engine: Engine) -> None:

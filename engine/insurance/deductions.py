@@ -43,7 +43,15 @@ from engine import fhirjson
 from engine.audit.keys import AuditKeys
 from engine.audit.provenance import sign_provenance, verify_provenance
 from engine.errors import BadRequest, NotFound
-from engine.insurance.charges import COUNTED_STATUSES, money, read_line
+from engine.insurance.charges import (
+    COUNTED_STATUSES,
+    latest_lines,
+    line_identity,
+    line_key,
+    money,
+    read_line,
+    stored_at,
+)
 from engine.insurance.tiers import ZERO, fen
 from engine.recognition.reports import (
     CsvNames,
@@ -140,6 +148,8 @@ def _policy(row: dict[str, Any]) -> str:
         # R05/R07 by default: the re-test was allowed, the fund does not pay it (the patient does); the
         # reason was accepted for what it claims, so not "不予认可" (money24)
         text += f"；复查理由 {row['reason']} 允许复查，医保基金不予支付（患者自费）"
+        if row.get("fund_paid") is not None:
+            text += f"，扣回统筹基金支付部分 {row['fund_paid']}"
     elif row.get("reason"):
         text += f"；复查理由 {row['reason']} 不予认可"
     if row.get("contradicted"):
@@ -147,18 +157,30 @@ def _policy(row: dict[str, Any]) -> str:
     return text
 
 
-def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decimal | None]:
+def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decimal | None, Decimal | None]:
     """The charge line billed for the repeated result (``ChargeItem.service``), when the
-    deployment indexes that search parameter."""
+    deployment indexes that search parameter, and what the fund paid of the lines billed for it:
+    the sum of their fund shares (``charges.read_line``), one version of each line
+    (``latest_lines``, as the settlement counts them); None when no line is found or one of them
+    states no fund share (what the fund paid is then not known); and the lines' amount, by which the
+    caller sees whether these lines are the ones the flag's money was (recognition sums the lines of
+    the report and its observations)."""
     if not result or repository.params.get("ChargeItem", "service") is None:
-        return None, None
-    page = repository.search("ChargeItem", [("service", result), ("_count", "2")])
-    for charge in page.resources:
+        return None, None, None
+    page = repository.search("ChargeItem", [("service", result), ("_count", "100")])
+    versions = []
+    for charge in sorted(page.resources, key=lambda c: str(c.get("id"))):
         if charge.get("status") not in COUNTED_STATUSES:
             continue  # a planned line is not billed yet: the flag's money is the catalogue's then
         line = read_line(charge, lambda ref: None)
-        return line.ref, line.amount
-    return None, None
+        versions.append((line_key(line.ref, line_identity(charge), line.amount), stored_at(charge), line))
+    lines = latest_lines(versions)
+    if not lines:
+        return None, None, None
+    shares = [line.fund_share for line in lines]
+    if any(s is None for s in shares) or page.has_next:
+        return lines[0].ref, None, None
+    return lines[0].ref, sum((line.amount or ZERO for line in lines), ZERO), max(sum(shares, ZERO), ZERO)
 
 
 def deduction_list(recognition: Any, repository: Any, institution: str, month: str,
@@ -172,8 +194,14 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
                                                          status="upheld"), limit=None, screen=screen)
     rows = []
     for r in sorted(report["rows"], key=lambda r: (r["day"], r["id"])):
-        charge, _ = _charge_for(repository, r.get("result"))
+        charge, billed, fund_paid = _charge_for(repository, r.get("result"))
         amount = fen(money(r.get("price")) or ZERO)
+        if (r.get("effect") == SELF_PAY and r.get("price_source") == "charge" and fund_paid is not None
+                and billed is not None and fen(max(billed, ZERO)) == amount):
+            # a self-pay re-test (R05/R07): the fund recovers what it paid, the lines' fund share, not
+            # what the patient paid himself (money25; it was the whole line whatever the share billed)
+            r = {**r, "fund_paid": fen(fund_paid)}
+            amount = min(amount, fen(fund_paid))
         rows.append(Deduction(
             flag=r["id"], day=r["day"], item=r["item"], item_name=r.get("item_name") or "",
             category=r.get("category") or "", amount=amount, currency=r.get("currency") or report["currency"],

@@ -35,7 +35,6 @@ from engine.insurance.alerts import alerts, report_id
 from engine.insurance.alerts import load as load_thresholds
 from engine.insurance.charges import (
     COUNTED_STATUSES,
-    DEFAULT_ZONE,
     OrganizationCodes,
     context_ref,
     local_date,
@@ -47,6 +46,7 @@ from engine.insurance.reading import charges_between, charges_of_visits, search_
 from engine.measures import Figure, MeasureDef, Measures, measure_report
 from engine.recognition.reports import FlagScreen, ReportFilter, duplicates_report
 from engine.referral.report import stands, tally
+from mappings.site import DEFAULT_ZONE
 
 COMMUNITY_SYSTEM = "urn:huren:community"
 INSTITUTION_SYSTEM = "urn:huren:institution"

@@ -26,6 +26,7 @@ from engine.insurance.charges import (
     COUNTED_STATUSES,
     ChargeLine,
     OrganizationCodes,
+    in_force,
     latest_lines,
     line_identity,
     line_key,
@@ -91,15 +92,18 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     region_of = {c: yr for yr in rules.for_year(year) for c in yr.budgets}
     organization = OrganizationCodes(repository)
 
-    accounts: dict[str, str | None] = {}
+    accounts: dict[str, list[tuple[str, Any]]] = {}
 
-    def coverage_type(refs: list[str]) -> str | None:
-        """The insurance type of the first account whose Coverage type the rules map."""
+    def coverage_type(refs: list[str], day: str | None, tz: str) -> str | None:
+        """The insurance type of the first account's first Coverage the rules map that is in force
+        on the line's day (``charges.in_force``: a resident who became an employee mid-year is the
+        resident fund's before and the employee fund's after, money25)."""
         for ref in refs:
             if ref not in accounts:
-                accounts[ref] = _account_type(repository, ref, rules.coverage_types)
-            if accounts[ref] is not None:
-                return accounts[ref]
+                accounts[ref] = _account_types(repository, ref, rules.coverage_types)
+            for itype, period in accounts[ref]:
+                if in_force(period, day, tz):
+                    return itype
         return None
 
     tallies: dict[str, _Community] = defaultdict(_Community)
@@ -108,7 +112,7 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
     prefix = f"{year:04d}-"
     zone = site_zone(site)  # once per report: each institution's zone looked up once
     for resource, reason in _one_version_each(year_charges(repository, year)):
-        line = read_line(resource, organization, coverage_type if rules.coverage_types else lambda refs: None, zone)
+        line = read_line(resource, organization, coverage_type if rules.coverage_types else _no_type, zone)
         if line.day is not None and not line.day.startswith(prefix):
             continue  # the search's margin day of the next or previous year
         reason = reason or _exclusion(line, site, region_of, rules.currency)
@@ -172,11 +176,18 @@ def _one_version_each(charges: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[
         yield charge, None if id(charge) in kept else "superseded"
 
 
-def _account_type(repository: Any, ref: str, codes: Mapping[str, str]) -> str | None:
+def _no_type(refs: list[str], day: str | None, tz: str) -> None:
+    return None
+
+
+def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """The insurance types of an Account's Coverages the rules map (``coverage_types``), in the
+    account's order, each with its ``Coverage.period``; a Coverage entered in error gives none."""
     try:
         account = repository.read("Account", ref.split("/", 1)[1])
     except NotFound:
-        return None
+        return []
+    out: list[tuple[str, Any]] = []
     for cov in account.get("coverage") or ():
         cref = ((cov or {}).get("coverage") or {}).get("reference")
         if not isinstance(cref, str) or not cref.startswith("Coverage/"):
@@ -185,10 +196,13 @@ def _account_type(repository: Any, ref: str, codes: Mapping[str, str]) -> str | 
             coverage = repository.read("Coverage", cref.split("/", 1)[1])
         except NotFound:
             continue
+        if coverage.get("status") == "entered-in-error":
+            continue
         for coding in (coverage.get("type") or {}).get("coding") or ():
             if str(coding.get("code")) in codes:
-                return codes[str(coding.get("code"))]
-    return None
+                out.append((codes[str(coding.get("code"))], coverage.get("period")))
+                break
+    return out
 
 
 def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules], currency: str) -> str | None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BadRequest, Gone, NotFound
-from engine.insurance.charges import DEFAULT_ZONE, OrganizationCodes, local_date, provider_of
+from engine.insurance.charges import OrganizationCodes, local_date, provider_of
 from engine.insurance.reading import search_pages
-from mappings.site import DEFAULTS_DIR
+from mappings.site import DEFAULT_ZONE, DEFAULTS_DIR
 from mappings.sitefiles import check, find_file, read_yaml
 
 FILE = "insurance/split_admission.yaml"

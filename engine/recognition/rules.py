@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.recognition.qc import DeclaredQc, QcRecord, QcStatus
+from mappings.site import DEFAULT_ZONE
 from mappings.sitefiles import RulesError, find_file, locate, read_yaml, validate
 
 log = logging.getLogger("huren.recognition")
@@ -51,7 +52,7 @@ class Institution:
     community: str | None = None
     qc_passed: frozenset[str] | None = None  # None: nothing; frozenset({"all"}) or item codes
     qc_until: date | None = None
-    timezone: str = "Asia/Shanghai"  # for result and order dates written without an offset
+    timezone: str = DEFAULT_ZONE  # for result and order dates written without an offset (mappings.site's default)
     grade: str | None = None  # 三级 / 二级 / 一级
 
     @property
@@ -426,7 +427,7 @@ def institution_from_site(obj: Any) -> Institution:
         until = date.fromisoformat(until)
     return Institution(code=str(get(obj, "code")), name=str(get(obj, "name") or ""),
                        community=get(obj, "community"), qc_passed=passed_set, qc_until=until,
-                       timezone=str(get(obj, "timezone") or "Asia/Shanghai"), grade=get(obj, "grade"))
+                       timezone=str(get(obj, "timezone") or DEFAULT_ZONE), grade=get(obj, "grade"))
 
 
 __all__ = ["RulesError", "Rules", "RecognitionItem", "Institution", "QcRecord", "QcStatus", "Scope", "ReasonCode",

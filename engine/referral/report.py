@@ -12,7 +12,9 @@ from the two institutions' grades. Per institution and month:
   (returned ÷ the upward referrals received and completed: 回转率 is of upward referrals; a
   township that completed only downward referrals has none, not 0 %, money24); None when the
   denominator is zero;
-- ``deductible_due``: the exact sum (``Decimal`` text) the received admissions pay.
+- ``deductible_due``: the exact sum (``Decimal`` text) the received admissions pay: referrals whose
+  patient arrived (``ADMITTED``), counted in the referral's month; an accepted referral not yet
+  arrived pays nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ VOID_STATUS = frozenset({"entered-in-error", "revoked"})
 VOID_STATE = frozenset({"cancelled", "entered-in-error"})
 COMPLETED = frozenset({"completed", "referred-back"})
 ACCEPTED = frozenset({"accepted", "arrived", "completed", "referred-back"})
+# the states in which the referred patient was admitted at the receiving institution: only an admission
+# pays a deductible (住院起付线). An accepted referral whose patient has not arrived owes none yet, and
+# may never (money25: the report counted it from acceptance)
+ADMITTED = frozenset({"arrived", "completed", "referred-back"})
 
 
 def _blank() -> dict[str, Any]:
@@ -69,7 +75,7 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
             cell["completed_upward"] += state in COMPLETED and way == "upward"
             cell["returned"] += state == "referred-back" and way == "upward"
             due = (row.get("deductible") or {}).get("due")
-            if due is not None and state in ACCEPTED:
+            if due is not None and state in ADMITTED:
                 cell["deductible_due"] += Decimal(due)
     out = []
     for (inst, month), cell in sorted(cells.items()):

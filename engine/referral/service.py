@@ -32,6 +32,7 @@ from engine.referral.reading import REPORTED, RemoteReading, load_reading
 from engine.referral.rules import ReferralRules, load
 from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document, Store
+from mappings.site import DEFAULT_ZONE
 
 if TYPE_CHECKING:  # the collaborators' own classes; imported for the types only (they import this package's rules)
     from engine.engine import Engine
@@ -43,7 +44,6 @@ if TYPE_CHECKING:  # the collaborators' own classes; imported for the types only
 REFERRALS = "referrals"
 _WATCHED = frozenset({"Task", "DiagnosticReport", "ServiceRequest"})  # what on_write acts on
 REFERRAL = "referral"  # the merge rules' name for this writer (an internal one: "other")
-DEFAULT_TZ = "Asia/Shanghai"
 
 
 def _ref(reference: Any) -> str | None:
@@ -120,7 +120,7 @@ class Referrals:
 
     def timezone(self, code: str | None) -> str:
         inst = self._site().institutions.get(code or "")
-        return getattr(inst, "timezone", None) or DEFAULT_TZ
+        return getattr(inst, "timezone", None) or DEFAULT_ZONE
 
     def grade(self, code: str | None) -> str | None:
         return dd.grade_of(code, self._rules.deductibles, self.site_grade)

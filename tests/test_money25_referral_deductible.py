@@ -1,0 +1,56 @@
+"""money25: the referral report counts a referral's deductible when the patient was admitted.
+
+``deductible_due`` is "the exact sum the received admissions pay" of their deductibles (住院起付线;
+deductibles.yaml: an upward referral admission pays the difference of the two hospitals'). A referral
+the county accepted is not an admission: the patient may never come (accepted, then cancelled; or
+still on the way). Only a referral whose patient arrived (arrived, completed, referred back) is an
+admission that pays. The township (一级, 200.00) refers three residents up to the county (三级,
+800.00): one accepted and not yet arrived, one arrived, one completed. Due: 2 × 600.00, not 3 × 600.00.
+"""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.engine import Engine
+from tests.test_money24_referral_report import patient
+from tests.test_recognition_world import national_id
+from tests.test_referral_e2e import COUNTY, LI, TOWN, WANG, bearer, created, engine, move, referral_bundle
+
+__all__ = ["engine"]
+ZHAO = national_id("32092319700505003")
+
+
+def test_an_accepted_referral_pays_no_deductible_before_the_patient_arrives(engine: Engine) -> None:
+    http = TestClient(create_app(engine))
+    town, county = bearer(engine, "his-town"), bearer(engine, "his-county")
+
+    def walk(task_id: str, *states: tuple[str, str]) -> None:
+        task = http.get(f"/fhir/Task/{task_id}", headers=county).json()
+        for state, status in states:
+            r = http.put(f"/fhir/Task/{task_id}", json=move(task, state, status), headers=county)
+            assert r.status_code == 200, (state, r.text)
+            task = r.json()
+
+    tasks = []
+    for person, mrn, day in ((WANG, "YL100", "2026-11-20"), (LI, "YL200", "2026-11-21"), (ZHAO, "YL300", "2026-11-22")):
+        pid = patient(http, town, person, mrn)
+        tasks.append(created(http.post("/fhir", json=referral_bundle(f"Patient/{pid}", TOWN, COUNTY, "胸痛", day),
+                                       headers=town), "Task"))
+    walk(tasks[0], ("accepted", "accepted"))
+    walk(tasks[1], ("accepted", "accepted"), ("arrived", "in-progress"))
+    walk(tasks[2], ("accepted", "accepted"), ("arrived", "in-progress"), ("completed", "completed"))
+
+    auditor = bearer(engine, "insurer", "system/DetectedIssue.rs", kind="auditor")
+    report = http.get("/reports/referrals?from=2026-11&to=2026-11", headers=auditor)
+    assert report.status_code == 200, report.text
+    rows = {row["institution"]: row for row in report.json()["rows"]}
+    assert rows[COUNTY]["accepted"] == 3
+    assert rows[COUNTY]["deductible_due"] == "1200.00"
+
+    # the patient of the first comes: now the third admission pays
+    walk(tasks[0], ("arrived", "in-progress"))
+    rows = {row["institution"]: row for row in
+            http.get("/reports/referrals?from=2026-11&to=2026-11", headers=auditor).json()["rows"]}
+    assert rows[COUNTY]["deductible_due"] == "1800.00"
