@@ -1944,8 +1944,9 @@ def _kept_parts(value: list[Any], stored: list[Any], parts: tuple[str, ...],
                 key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
     """``value``'s entries with the ``parts`` (a slice's ``keeps``) of the stored entry of the same key
     that they leave out: a thinner statement of the same entry is no delete of what it omits (an
-    explicit ``""`` deletes the whole entry, ``Context.delete``). A replace (a FHIR client stating the
-    whole resource) never comes here."""
+    explicit ``""`` of a part deletes it afterwards: ``Context.delete`` of ``element.part`` where the
+    entry is the one, ``_delete_part``). A replace (a FHIR client stating the whole resource) never
+    comes here."""
     held = {_key(e, key): e for e in stored if isinstance(e, dict)}
     out = []
     for entry in value:
@@ -1991,6 +1992,8 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     if "." in element:  # one part of a ``parts`` element, unless the message states that part again
         parent, part = element.split(".", 1)
         whole, again = out.get(parent), incoming.get(parent)
+        if isinstance(whole, list):  # that part of the list's entries ``where`` matches (DG1-15 "": a rank)
+            return _delete_part(out, parent, whole, again, part, where)
         if not isinstance(whole, dict) or part not in whole or (isinstance(again, dict) and part in again):
             return False
         out[parent] = {k: v for k, v in whole.items() if k != part}
@@ -2020,6 +2023,29 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     else:
         out.pop(element)
     return len(kept) < len(value)
+
+
+def _delete_part(out: Resource, parent: str, whole: list[Any], again: Any, part: str, where: Where) -> bool:
+    """Drop ``part`` from the entries of list ``parent`` that ``where`` matches, unless the message's own
+    entry of that key states the part (DG1-15 ``""`` on C34.1: that diagnosis's stored rank goes, the
+    one ``keeps`` held beside a thinner entry; the other diagnoses keep theirs). Whether any went."""
+    paths = [(tuple(path.split(".")), values) for path, values in where]
+
+    def matched(e: Any) -> bool:
+        return isinstance(e, dict) and all(any(v in values for v in _collect(e, path)) for path, values in paths)
+
+    if any(matched(e) and part in e for e in (again if isinstance(again, list) else ())):
+        return False
+    gone = False
+    kept = []
+    for e in whole:
+        if matched(e) and part in e:
+            e = {k: v for k, v in e.items() if k != part}
+            gone = True
+        kept.append(e)
+    if gone:
+        out[parent] = kept
+    return gone
 
 
 def _writer(source: str) -> str:
