@@ -11,7 +11,7 @@ in ``unmapped`` for the fidelity report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from adapters.convert import (
@@ -31,6 +31,7 @@ from adapters.hl7v2.errors import (
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import Said
+from engine.repository.references import rewrite_references
 from mappings.site import Site
 
 __all__ = ["Conversion", "convert", "template_for"]
@@ -61,7 +62,14 @@ class Conversion:
     # A08's Encounter status --, the fields that stated an element), for the merge rules
     # (``MergeRules.saying``)
     said: dict[str, Said] = field(default_factory=dict)
+    # "Type/id" -> (the "Type/id" an earlier key gave it, path, value): ``Context.formerly``, for
+    # ``adopt_former_ids``
+    formerly: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def adopt_former_ids(self, read_many: Any) -> list[str]:
+        """``adopt_former_ids`` (ingest asks it before validating and writing, with the repository's)."""
+        return adopt_former_ids(self, read_many)
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -160,4 +168,63 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         create_only=ctx.create_only,
         planned=ctx.planned,
         said=ctx.said(),
+        formerly=ctx.former,
     )
+
+
+def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
+    """A resource whose key changed (``Context.formerly``: an encounter diagnosis keyed by patient and
+    code, or by DG1-20 alone, before its stay keyed it) is the one stored under the old key when
+    nothing is stored under the new one and the stored one holds the value it must (this stay): the
+    conversion takes that id, and every reference, statement (``said``) and list of it follows. A
+    re-sent message of a stay stored before added a second Condition of the same code to it.
+    ``read_many``: the repository's (``[(type, id)]`` -> ``{(type, id): resource}``). Returns the
+    references taken over (new -> old, as "new>old")."""
+    formerly = conversion.formerly
+    if not formerly:
+        return []
+    keys: list[tuple[str, str]] = []
+    for new, (old, _, _) in formerly.items():
+        keys += [_key_of(new), _key_of(old)]
+    stored = read_many(keys)
+    moves: dict[str, str] = {}
+    taken = set(conversion.by_reference)
+    for new, (old, path, value) in formerly.items():
+        was = stored.get(_key_of(old))
+        if _key_of(new) in stored or was is None or old in taken or old in moves.values():
+            continue
+        at: Any = was
+        for part in path.split("."):
+            at = at.get(part) if isinstance(at, dict) else None
+        if at == value:
+            moves[new] = old
+    if not moves:
+        return []
+    by_reference: dict[str, dict[str, Any]] = {}
+    for ref, resource in conversion.by_reference.items():
+        if ref in moves:
+            resource["id"] = _key_of(moves[ref])[1]
+        rewrite_references(resource, moves)
+        by_reference[moves.get(ref, ref)] = resource
+    conversion.by_reference.clear()
+    conversion.by_reference.update(by_reference)
+    conversion.said = {moves.get(ref, ref): _said_moved(said, moves) for ref, said in conversion.said.items()}
+    conversion.create_only[:] = [moves.get(ref, ref) for ref in conversion.create_only]
+    for ref in moves:
+        conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
+    conversion._bundle = None
+    return [f"{new}>{old}" for new, old in moves.items()]
+
+
+def _key_of(ref: str) -> tuple[str, str]:
+    rtype, _, rid = ref.partition("/")
+    return rtype, rid
+
+
+def _said_moved(said: Said, moves: dict[str, str]) -> Said:
+    """``said`` with the references its deletes match on moved (DG1-15 ``""``: the entry of that Condition)."""
+    if not any(v in moves for d in said.deletes for _, values in d.where for v in values):
+        return said
+    deletes = tuple(replace(d, where=tuple((path, tuple(moves.get(v, v) for v in values)) for path, values in d.where))
+                    for d in said.deletes)
+    return replace(said, deletes=deletes)

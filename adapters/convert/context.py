@@ -120,6 +120,10 @@ class Context:
     changed: list[tuple[Resource, str, tuple[Change, ...]]] = field(default_factory=list)
     # (resource, (start, as sent, where)): an S13's start with no end or duration (``Said.start_alone``)
     starts_alone: list[tuple[Resource, tuple[str, str, str]]] = field(default_factory=list)
+    # "Type/id" -> ("Type/id" an earlier key gave it, (path, value) that stored one must hold): a
+    # resource whose key changed -- found stored under the old one for this very owner, it is that one
+    # (``formerly``; ingest asks the store, ``adopt_former_ids``)
+    former: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -190,6 +194,15 @@ class Context:
         unlink's links); ``leaves``: what another field stated that the deleted value held too
         (``Delete.leaves``)."""
         self.deletes.append((resource, Delete(element, where, why, leaves)))
+
+    def formerly(self, ref: dict[str, str], old_key: str, path: str, value: str) -> None:
+        """The resource ``ref`` was keyed ``old_key`` before (an encounter diagnosis by patient and code,
+        before its stay keyed it): when nothing is stored under its id and the one stored under the old
+        key holds ``value`` at ``path`` (its ``encounter.reference``: this stay), it is that one."""
+        rtype = ref["reference"].split("/", 1)[0]
+        old = self.ref(rtype, old_key)["reference"]
+        if old != ref["reference"]:
+            self.former[ref["reference"]] = (old, path, value)
 
     def assumed(self, resource: Resource, element: str) -> None:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated

@@ -177,7 +177,10 @@ def condition(
         # and messages for an encounter" (v2.5.1 6.5.2.20) -- a HIS numbering diagnoses per stay sends
         # D-1 again for the next stay, which moved the first stay's Condition there (review of dg24).
         # With no visit it keys the Condition alone, as before.
-        key = f"{enc_ref['reference']}|{key}"
+        # A Condition stored under the old key for this very stay is still this one (ctx.formerly).
+        ref = ctx.put(res, f"{pkey}|dg1|{enc_ref['reference']}|{key}")
+        ctx.formerly(ref, f"{pkey}|dg1|{key}", "encounter.reference", enc_ref["reference"])
+        return ref
     return ctx.put(res, f"{pkey}|dg1|{key}")
 
 
