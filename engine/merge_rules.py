@@ -150,6 +150,11 @@ class Said:
     # field does not overwrite the stored value, so the stored length stands and the end moves with
     # the start (``_moved_start``); nothing stored to take the length from: not taken, said there
     start_alone: tuple[str, str, str] = ()
+    # a resource the message carries only so its Bundle stands alone (written only when absent, as a
+    # billing message's thin Encounter was) but for these elements, which it states of the stored one
+    # too (the DG1s' Encounter.diagnosis entries of a BAR or DFT, twenty-fifth round): stored, every
+    # other element stays as it is -- the ``another_person`` ones still asked -- and only these combine
+    only: frozenset[str] = frozenset()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -521,6 +526,10 @@ class MergeRules:
             return Combined(out, issues)
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
+        if said is not None and said.only:  # the stored version but for what the message states of it (``Said.only``)
+            incoming = {**stored, **{k: v for k, v in incoming.items() if k in said.only or k in plan.persons}}
+            said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
+                           assumed=frozenset())
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored

@@ -124,6 +124,8 @@ class Context:
     # resource whose key changed -- found stored under the old one for this very owner, it is that one
     # (``formerly``; ingest asks the store, ``adopt_former_ids``)
     former: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # (resource, element): a create-only resource the message states this element of (``Said.only``)
+    stated_only: list[tuple[Resource, str]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -204,6 +206,19 @@ class Context:
         if old != ref["reference"]:
             self.former[ref["reference"]] = (old, path, value)
 
+    def only(self, resource: Resource, element: str) -> None:
+        """``resource`` is one the message carries so its Bundle stands alone (``create_only``), but it
+        states ``element`` of it (a billing message's DG1s: the visit's diagnosis entries): it is
+        written stored or not, and of a stored one only ``element`` combines (``Said.only``)."""
+        ref = _ref_of(resource)
+        if ref is None:
+            return
+        if ref in self.create_only:
+            self.create_only[:] = [r for r in self.create_only if r != ref]
+        elif not any(r is resource for r, _ in self.stated_only):
+            return  # the message's own resource (an ADT's visit): it states it whole
+        self.stated_only.append((resource, element))
+
     def assumed(self, resource: Resource, element: str) -> None:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated
         (an A08 says nothing of the visit's status): it fills only an element not stored."""
@@ -255,13 +270,14 @@ class Context:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
-                + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone))
+                + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone)
+                + len(self.stated_only))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
         if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers
-                or self.referrals or self.changed or self.starts_alone):
+                or self.referrals or self.changed or self.starts_alone or self.stated_only):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -300,11 +316,16 @@ class Context:
             if ref is not None:
                 changed.setdefault(ref, {})[element] = segments
         alone = {ref: start for resource, start in self.starts_alone if (ref := _ref_of(resource)) is not None}
+        only: dict[str, set[str]] = {}
+        for resource, element in self.stated_only:
+            ref = _ref_of(resource)
+            if ref is not None:
+                only.setdefault(ref, set()).add(element)
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
                           ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())),
                           frozenset(referred.get(ref, ())), tuple((changed.get(ref) or {}).items()),
-                          start_alone=alone.get(ref, ()))
-                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed, *alone}}
+                          start_alone=alone.get(ref, ()), only=frozenset(only.get(ref, ())))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed, *alone, *only}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

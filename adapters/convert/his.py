@@ -211,6 +211,8 @@ def encounter_diagnosis(
     if any(d.get("condition", {}).get("reference") == cond_ref["reference"] for d in listed):
         return
     listed.append({"condition": {"reference": cond_ref["reference"]}, **entry})
+    # a billing message's visit (BAR, DFT: written only when absent) takes its diagnoses all the same
+    ctx.only(encounter, "diagnosis")
     for part in nulls:
         ctx.delete(encounter, f"diagnosis.{part}", (("condition.reference", (cond_ref["reference"],)),))
 
