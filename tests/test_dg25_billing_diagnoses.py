@@ -83,3 +83,18 @@ def test_bar_without_dg1_leaves_the_visit_as_stored(county: Any) -> None:
                               PV1_BILL.format(visit="V-1"))) == "AA"
     after = encounter(http, "V-1")
     assert after["meta"]["versionId"] == before["meta"]["versionId"], after
+
+
+def test_another_patients_bar_under_the_visit_number_is_refused_and_adds_nothing(county: Any) -> None:
+    """Patient B's account message names patient A's visit number: refused at PV1-19 as before (the
+    billing visit now combines its diagnosis, so the rule is asked by the merge, not only by ``found``)."""
+    _, http, _ = county
+    before = _stay(http)
+    pid_b = "PID|1||M0777^^^FNXRMYY^MR||王^五||19700101|M|||人民路9号^^阜宁^江苏^224400||13900000000"
+    r = http.post("/hl7v2", content=message(msh("BAR^P05^BAR_P05", "B9"), "EVN|P05|20260312", pid_b,
+                                            PV1_BILL.format(visit="V-1"), f"DG1|1||{Z511}|||F|||||||||1"),
+                  headers={"Content-Type": "x-application/hl7-v2+er7"})
+    ack = r.content.decode()
+    assert r.status_code == 200 and "MSA|AE" in ack and "PV1^1^19" in ack, ack
+    after = encounter(http, "V-1")
+    assert after == before, after
