@@ -527,7 +527,13 @@ class MergeRules:
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
         if said is not None and said.only:  # the stored version but for what the message states of it (``Said.only``)
-            incoming = {**stored, **{k: v for k, v in incoming.items() if k in said.only or k in plan.persons}}
+            # asked as of any create-only resource found stored (raises when refused); under another
+            # record (one person's other record, a newborn's order under the mother's visit) the stored
+            # one is left as it is: the message's diagnoses are of its own patient, not of that visit's
+            issues.extend(self.found(stored, incoming, source))
+            if any(isinstance(incoming.get(n), dict) and incoming[n] != stored.get(n) for n in plan.persons):
+                return Combined(dict(stored), issues)
+            incoming = {**stored, **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
         fields: dict[str, str] = {}

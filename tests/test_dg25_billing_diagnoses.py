@@ -98,3 +98,18 @@ def test_another_patients_bar_under_the_visit_number_is_refused_and_adds_nothing
     assert r.status_code == 200 and "MSA|AE" in ack and "PV1^1^19" in ack, ack
     after = encounter(http, "V-1")
     assert after == before, after
+
+
+def test_the_same_persons_other_record_under_the_visit_adds_no_diagnosis_to_it(county: Any) -> None:
+    """The billing system files the person under another record (same ID number, another MRN): the
+    message passes as before (one person), and the visit filed under the first record is left as it
+    is -- a Condition of the other record is not listed on it."""
+    _, http, _ = county
+    before = _stay(http)
+    other = PID.replace("M0001^^^FNXRMYY^MR", "M0002^^^FNXRMYY^MR")
+    assert other != PID
+    bar = message(msh("BAR^P05^BAR_P05", "B7"), "EVN|P05|20260312", other, PV1_BILL.format(visit="V-1"),
+                  f"DG1|1||{Z511}|||F|||||||||1")
+    assert post(http, bar) == "AA"
+    after = encounter(http, "V-1")
+    assert after == before, after

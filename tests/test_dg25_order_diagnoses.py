@@ -45,10 +45,12 @@ def test_orm_dg1_adds_the_visits_diagnosis(county: Any) -> None:
 
 def test_orm_dg1_restating_the_stays_diagnosis_keeps_its_rank(county: Any) -> None:
     _, http, _ = county
-    _stay(http)
+    before = _stay(http)
     orm = message(msh("ORM^O01^ORM_O01", "O2"), PID, PV1_BILL.format(visit="V-1"), *ORDER, f"DG1|1||{C341}|||W")
     assert post(http, orm) == "AA"
-    assert codes(http, encounter(http, "V-1")) == [("C34.1", 2, "DD")]
+    after = encounter(http, "V-1")
+    assert codes(http, after) == [("C34.1", 2, "DD")]
+    assert after["meta"]["versionId"] == before["meta"]["versionId"], after  # nothing new: no new version
 
 
 def test_oru_dg1_adds_no_diagnosis(county: Any) -> None:
