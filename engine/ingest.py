@@ -716,11 +716,12 @@ class Ingestor:
             item.resources = item.named = None
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted, item.converted_for = True, item.sender_key
+            # a resource whose key changed, stored under the old one for the same owner (an encounter
+            # diagnosis of a stay stored before its stay keyed it): the conversion takes the stored id
+            adopt = getattr(item.conversion, "adopt_former_ids", None)
             read_many = getattr(self.repository, "read_many", None)
-            if getattr(item.conversion, "formerly", None) and read_many is not None:
-                # a resource whose key changed (an SIU's Appointment, twenty-fifth round) is written at
-                # the id it was stored under before, when only that one is stored (``Conversion.resolve``)
-                item.conversion.resolve(read_many)
+            if adopt is not None and read_many is not None and item.conversion.formerly:
+                adopt(read_many)
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:

@@ -150,6 +150,11 @@ class Said:
     # field does not overwrite the stored value, so the stored length stands and the end moves with
     # the start (``_moved_start``); nothing stored to take the length from: not taken, said there
     start_alone: tuple[str, str, str] = ()
+    # a resource the message carries only so its Bundle stands alone (written only when absent, as a
+    # billing message's thin Encounter was) but for these elements, which it states of the stored one
+    # too (the DG1s' Encounter.diagnosis entries of a BAR or DFT, twenty-fifth round): stored, every
+    # other element stays as it is -- the ``another_person`` ones still asked -- and only these combine
+    only: frozenset[str] = frozenset()
 
 
 def located(segment: str, sequence: int | str, field: int | str) -> str:
@@ -521,6 +526,16 @@ class MergeRules:
             return Combined(out, issues)
         saids = getattr(self._local, "said", None)
         said: Said | None = saids.get(f"{rtype}/{incoming.get('id')}") if saids else None
+        if said is not None and said.only:  # the stored version but for what the message states of it (``Said.only``)
+            # asked as of any create-only resource found stored (raises when refused); under another
+            # record (one person's other record, a newborn's order under the mother's visit) the stored
+            # one is left as it is: the message's diagnoses are of its own patient, not of that visit's
+            issues.extend(self.found(stored, incoming, source))
+            if any(isinstance(incoming.get(n), dict) and incoming[n] != stored.get(n) for n in plan.persons):
+                return Combined(dict(stored), issues)
+            incoming = {**stored, **{k: v for k, v in incoming.items() if k in said.only}}
+            said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
+                           assumed=frozenset())
         fields: dict[str, str] = {}
         status_kept = False  # the message only assumed a status and the stored one stands (an A08)
         if said is not None:  # what the converter assumed (an A08's Encounter status) fills only what is not stored
@@ -2003,8 +2018,9 @@ def _kept_parts(value: list[Any], stored: list[Any], parts: tuple[str, ...],
                 key: tuple[tuple[str, ...], ...] | None) -> list[Any]:
     """``value``'s entries with the ``parts`` (a slice's ``keeps``) of the stored entry of the same key
     that they leave out: a thinner statement of the same entry is no delete of what it omits (an
-    explicit ``""`` deletes the whole entry, ``Context.delete``). A replace (a FHIR client stating the
-    whole resource) never comes here."""
+    explicit ``""`` of a part deletes it afterwards: ``Context.delete`` of ``element.part`` where the
+    entry is the one, ``_delete_part``). A replace (a FHIR client stating the whole resource) never
+    comes here."""
     held = {_key(e, key): e for e in stored if isinstance(e, dict)}
     out = []
     for entry in value:
@@ -2050,6 +2066,8 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     if "." in element:  # one part of a ``parts`` element, unless the message states that part again
         parent, part = element.split(".", 1)
         whole, again = out.get(parent), incoming.get(parent)
+        if isinstance(whole, list):  # that part of the list's entries ``where`` matches (DG1-15 "": a rank)
+            return _delete_part(out, parent, whole, again, part, where)
         if not isinstance(whole, dict) or part not in whole or (isinstance(again, dict) and part in again):
             return False
         out[parent] = {k: v for k, v in whole.items() if k != part}
@@ -2079,6 +2097,29 @@ def _delete(out: Resource, incoming: Resource, element: str, where: Where) -> bo
     else:
         out.pop(element)
     return len(kept) < len(value)
+
+
+def _delete_part(out: Resource, parent: str, whole: list[Any], again: Any, part: str, where: Where) -> bool:
+    """Drop ``part`` from the entries of list ``parent`` that ``where`` matches, unless the message's own
+    entry of that key states the part (DG1-15 ``""`` on C34.1: that diagnosis's stored rank goes, the
+    one ``keeps`` held beside a thinner entry; the other diagnoses keep theirs). Whether any went."""
+    paths = [(tuple(path.split(".")), values) for path, values in where]
+
+    def matched(e: Any) -> bool:
+        return isinstance(e, dict) and all(any(v in values for v in _collect(e, path)) for path, values in paths)
+
+    if any(matched(e) and part in e for e in (again if isinstance(again, list) else ())):
+        return False
+    gone = False
+    kept = []
+    for e in whole:
+        if matched(e) and part in e:
+            e = {k: v for k, v in e.items() if k != part}
+            gone = True
+        kept.append(e)
+    if gone:
+        out[parent] = kept
+    return gone
 
 
 def _writer(source: str) -> str:

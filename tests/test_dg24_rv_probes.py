@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.test_convert_families import PID, message, msh, post
 from tests.test_dg24_encounter_diagnosis import codes, encounter
 from tests.test_moneyfix24_planned import county as county  # noqa: F401  (the fixture)
@@ -41,9 +39,6 @@ def test_rvrvdg24_discharge_resending_dg1_without_dg1_15_keeps_the_rank(county: 
     assert [r for _, r, _ in codes(http, encounter(http, "V-2"))] == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="known: since a re-sent DG1 with DG1-15 empty keeps the stored rank (merge.yaml "
-                   "Encounter.diagnosis keeps: [rank, use]), an explicit null \"\" keeps it too -- the merge rules delete a "
-                   "whole element or list entries, not one part of a list entry (left)")
 def test_rvrvdg24_quoted_null_dg1_15_deletes_the_rank_without_a_warning(county: Any) -> None:
     """DG1-15 "" is HL7's explicit null: delete the rank, and no 'not a positive integer' warning."""
     _, http, _ = county
@@ -74,9 +69,6 @@ def test_rvrvdg24_another_patients_visit_number_adds_no_diagnosis(county: Any) -
     assert codes(http, after) == [("Z51.1", 1, "DD")], ack
 
 
-@pytest.mark.xfail(strict=True, reason="known, older than this round: a Condition named by DG1-20 is keyed by that id "
-                   "alone, so the same DG1-20 sent for a second stay moves the Condition there and the first stay's "
-                   "Encounter.diagnosis entry points at it (left: a sender's diagnosis id reused across stays)")
 def test_rvrvdg24_a_dg1_20_id_sent_for_two_stays_leaves_each_entry_pointing_at_its_stay(county: Any) -> None:
     """DG1-20 keys the Condition alone (not by stay): the same id sent for a second stay moves the one
     Condition to the second Encounter, and the first stay's diagnosis entry then points at a Condition

@@ -11,8 +11,7 @@ in ``unmapped`` for the fidelity report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from adapters.convert import (
@@ -32,6 +31,7 @@ from adapters.hl7v2.errors import (
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
 from engine.merge_rules import Said
+from engine.repository.references import rewrite_references
 from mappings.site import Site
 
 __all__ = ["Conversion", "convert", "template_for"]
@@ -62,34 +62,14 @@ class Conversion:
     # A08's Encounter status --, the fields that stated an element), for the merge rules
     # (``MergeRules.saying``)
     said: dict[str, Said] = field(default_factory=dict)
-    # "Type/id" -> the "Type/id" the resource had before its key changed (``Context.formerly``): see ``resolve``
-    formerly: dict[str, str] = field(default_factory=dict)
+    # "Type/id" -> (the "Type/id" an earlier key gave it, path, value): ``Context.formerly``, for
+    # ``adopt_former_ids``
+    formerly: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    def resolve(self, read_many: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], Any]]) -> None:
-        """Write each resource with a former id (``formerly``) at that id when the store holds it and not the
-        new one: an Appointment booked before the twenty-fifth round, keyed then by SCH-2's value under its
-        patient, is updated where it is (a re-sent S13 of it is no second booking). ``read_many``: the
-        repository's (one call for the message). The resource, its references in the message's others (the
-        Provenance's target), and what is said of it, by reference, are renamed."""
-        pairs = [(new, old) for new, old in self.formerly.items() if new in self.by_reference and new != old]
-        if not pairs:
-            return
-        keys = [tuple(ref.split("/", 1)) for pair in pairs for ref in pair]
-        found = read_many(keys)  # type: ignore[arg-type]
-        renamed = {new: old for new, old in pairs
-                   if tuple(new.split("/", 1)) not in found and tuple(old.split("/", 1)) in found}
-        if not renamed:
-            return
-        self.by_reference = {renamed.get(ref, ref): r for ref, r in self.by_reference.items()}
-        for old in renamed.values():
-            self.by_reference[old]["id"] = old.split("/", 1)[1]
-        for r in self.by_reference.values():
-            _rename_references(r, renamed)
-        self.create_only = [renamed.get(ref, ref) for ref in self.create_only]
-        self.planned = {renamed.get(ref, ref): p for ref, p in self.planned.items()}
-        self.said = {renamed.get(ref, ref): s for ref, s in self.said.items()}
-        self._bundle = None
+    def adopt_former_ids(self, read_many: Any) -> list[str]:
+        """``adopt_former_ids`` (ingest asks it before validating and writing, with the repository's)."""
+        return adopt_former_ids(self, read_many)
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -105,21 +85,6 @@ class Conversion:
         if self._bundle is not None:
             return [e["resource"] for e in self._bundle["entry"]]
         return list(self.by_reference.values())
-
-
-def _rename_references(value: Any, renamed: Mapping[str, str]) -> None:
-    """Each ``{"reference": "Type/id"}`` inside ``value`` naming a key of ``renamed`` made to name its value."""
-    if isinstance(value, dict):
-        ref = value.get("reference")
-        if isinstance(ref, str) and ref in renamed:
-            value["reference"] = renamed[ref]
-        for v in value.values():
-            if isinstance(v, (dict, list)):
-                _rename_references(v, renamed)
-    elif isinstance(value, list):
-        for v in value:
-            if isinstance(v, (dict, list)):
-                _rename_references(v, renamed)
 
 
 def template_for(ctx: Context) -> dict[str, Any]:
@@ -203,5 +168,65 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         create_only=ctx.create_only,
         planned=ctx.planned,
         said=ctx.said(),
-        formerly=ctx.formerly,
+        formerly=ctx.former,
     )
+
+
+def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
+    """A resource whose key changed (``Context.formerly``: an encounter diagnosis keyed by patient and
+    code, or by DG1-20 alone, before its stay keyed it; an SIU's Appointment keyed by SCH-2's value
+    under its patient before the filler's appointment id keyed it) is the one stored under the old key
+    when nothing is stored under the new one and the stored one holds the value it must (this stay;
+    no path: nothing to hold -- the old Appointment key names its patient already): the
+    conversion takes that id, and every reference, statement (``said``) and list of it follows. A
+    re-sent message of a stay stored before added a second Condition of the same code to it.
+    ``read_many``: the repository's (``[(type, id)]`` -> ``{(type, id): resource}``). Returns the
+    references taken over (new -> old, as "new>old")."""
+    formerly = conversion.formerly
+    if not formerly:
+        return []
+    keys: list[tuple[str, str]] = []
+    for new, (old, _, _) in formerly.items():
+        keys += [_key_of(new), _key_of(old)]
+    stored = read_many(keys)
+    moves: dict[str, str] = {}
+    taken = set(conversion.by_reference)
+    for new, (old, path, value) in formerly.items():
+        was = stored.get(_key_of(old))
+        if _key_of(new) in stored or was is None or old in taken or old in moves.values():
+            continue
+        at: Any = was
+        for part in path.split(".") if path else ():
+            at = at.get(part) if isinstance(at, dict) else None
+        if not path or at == value:
+            moves[new] = old
+    if not moves:
+        return []
+    by_reference: dict[str, dict[str, Any]] = {}
+    for ref, resource in conversion.by_reference.items():
+        if ref in moves:
+            resource["id"] = _key_of(moves[ref])[1]
+        rewrite_references(resource, moves)
+        by_reference[moves.get(ref, ref)] = resource
+    conversion.by_reference.clear()
+    conversion.by_reference.update(by_reference)
+    conversion.said = {moves.get(ref, ref): _said_moved(said, moves) for ref, said in conversion.said.items()}
+    conversion.create_only[:] = [moves.get(ref, ref) for ref in conversion.create_only]
+    for ref in moves:
+        conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
+    conversion._bundle = None
+    return [f"{new}>{old}" for new, old in moves.items()]
+
+
+def _key_of(ref: str) -> tuple[str, str]:
+    rtype, _, rid = ref.partition("/")
+    return rtype, rid
+
+
+def _said_moved(said: Said, moves: dict[str, str]) -> Said:
+    """``said`` with the references its deletes match on moved (DG1-15 ``""``: the entry of that Condition)."""
+    if not any(v in moves for d in said.deletes for _, values in d.where for v in values):
+        return said
+    deletes = tuple(replace(d, where=tuple((path, tuple(moves.get(v, v) for v in values)) for path, values in d.where))
+                    for d in said.deletes)
+    return replace(said, deletes=deletes)

@@ -658,7 +658,7 @@ def _filler_key(res: Resource, old: str, env: Env) -> str | None:
 
     The id that key ``old`` made (before the twenty-fifth round) is said as the booking's former id
     (``Context.formerly``): ingest writes to it when the new id is not stored and the former one is, so a
-    booking stored before keeps its id and is updated, not booked twice (``Conversion.resolve``)."""
+    booking stored before keeps its id and is updated, not booked twice (``adopt_former_ids``)."""
     rtype = res["resourceType"]
     for ident in res.get("identifier") or ():
         if not isinstance(ident, dict) or not any(
@@ -667,7 +667,7 @@ def _filler_key(res: Resource, old: str, env: Env) -> str | None:
         system, value = ident.get("system"), ident.get("value")
         if isinstance(system, str) and system and isinstance(value, str) and value:
             key = f"{rtype}|FILL|{system}|{value}"
-            env.ctx.formerly[f"{rtype}/{env.ctx.id_for(rtype, key)}"] = f"{rtype}/{env.ctx.id_for(rtype, old)}"
+            env.ctx.formerly(env.ctx.ref(rtype, key), old)
             return key
     return None
 

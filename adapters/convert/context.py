@@ -120,10 +120,12 @@ class Context:
     changed: list[tuple[Resource, str, tuple[Change, ...]]] = field(default_factory=list)
     # (resource, (start, as sent, where)): an S13's start with no end or duration (``Said.start_alone``)
     starts_alone: list[tuple[Resource, tuple[str, str, str]]] = field(default_factory=list)
-    # "Type/id" -> "Type/id" it had before its key changed (an SIU's Appointment, keyed by the filler's
-    # appointment id since the twenty-fifth round): written there when only that one is stored
-    # (``Conversion.resolve``)
-    formerly: dict[str, str] = field(default_factory=dict)
+    # "Type/id" -> ("Type/id" an earlier key gave it, (path, value) that stored one must hold): a
+    # resource whose key changed -- found stored under the old one for this very owner, it is that one
+    # (``formerly``; ingest asks the store, ``adopt_former_ids``)
+    former: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # (resource, element): a create-only resource the message states this element of (``Said.only``)
+    stated_only: list[tuple[Resource, str]] = field(default_factory=list)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)
@@ -195,6 +197,29 @@ class Context:
         (``Delete.leaves``)."""
         self.deletes.append((resource, Delete(element, where, why, leaves)))
 
+    def formerly(self, ref: dict[str, str], old_key: str, path: str = "", value: str = "") -> None:
+        """The resource ``ref`` was keyed ``old_key`` before (an encounter diagnosis by patient and code,
+        before its stay keyed it; an Appointment by SCH-2's value under its patient): when nothing is
+        stored under its id and the one stored under the old key holds ``value`` at ``path`` (its
+        ``encounter.reference``: this stay; no path: nothing), it is that one."""
+        rtype = ref["reference"].split("/", 1)[0]
+        old = self.ref(rtype, old_key)["reference"]
+        if old != ref["reference"]:
+            self.former[ref["reference"]] = (old, path, value)
+
+    def only(self, resource: Resource, element: str) -> None:
+        """``resource`` is one the message carries so its Bundle stands alone (``create_only``), but it
+        states ``element`` of it (a billing message's DG1s: the visit's diagnosis entries): it is
+        written stored or not, and of a stored one only ``element`` combines (``Said.only``)."""
+        ref = _ref_of(resource)
+        if ref is None:
+            return
+        if ref in self.create_only:
+            self.create_only[:] = [r for r in self.create_only if r != ref]
+        elif not any(r is resource for r, _ in self.stated_only):
+            return  # the message's own resource (an ADT's visit): it states it whole
+        self.stated_only.append((resource, element))
+
     def assumed(self, resource: Resource, element: str) -> None:
         """``element`` of ``resource`` is the converter's assumption, not what the message stated
         (an A08 says nothing of the visit's status): it fills only an element not stored."""
@@ -246,13 +271,14 @@ class Context:
         """How many things the message said beside the resources' content so far (a conversion
         that said any cannot be replaced by a copy of an earlier one's resources)."""
         return (len(self.deletes) + len(self.assumptions) + len(self.fields) + len(self.told_apart) + len(self.moves)
-                + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone))
+                + len(self.mothers) + len(self.referrals) + len(self.changed) + len(self.starts_alone)
+                + len(self.stated_only))
 
     def said(self) -> dict[str, Said]:
         """What the message said of each resource beside its content, by "Type/id" (a resource
         merged into another by ``put`` is that one)."""
         if not (self.deletes or self.assumptions or self.fields or self.told_apart or self.moves or self.mothers
-                or self.referrals or self.changed or self.starts_alone):
+                or self.referrals or self.changed or self.starts_alone or self.stated_only):
             return {}
         deletes: dict[str, list[Delete]] = {}
         assumed: dict[str, set[str]] = {}
@@ -291,11 +317,16 @@ class Context:
             if ref is not None:
                 changed.setdefault(ref, {})[element] = segments
         alone = {ref: start for resource, start in self.starts_alone if (ref := _ref_of(resource)) is not None}
+        only: dict[str, set[str]] = {}
+        for resource, element in self.stated_only:
+            ref = _ref_of(resource)
+            if ref is not None:
+                only.setdefault(ref, set()).add(element)
         return {ref: Said(tuple(deletes.get(ref, ())), frozenset(assumed.get(ref, ())), tuple(fields.get(ref, ())),
                           ref in apart, tuple(moves.get(ref, ())), tuple(mothers.get(ref, ())),
                           frozenset(referred.get(ref, ())), tuple((changed.get(ref) or {}).items()),
-                          start_alone=alone.get(ref, ()))
-                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed, *alone}}
+                          start_alone=alone.get(ref, ()), only=frozenset(only.get(ref, ())))
+                for ref in {*deletes, *assumed, *fields, *apart, *moves, *mothers, *referred, *changed, *alone, *only}}
 
     def warn(self, err: HL7Error) -> None:
         err.severity = "W"

@@ -169,12 +169,18 @@ def condition(
     ident = dg1.value(20)
     code = res["code"]
     key = ident or (code.get("coding") or [{}])[0].get("code") or code.get("text", "")
-    if not ident and enc_ref:
+    if enc_ref:
         # an encounter diagnosis is the stay's: keyed by the patient and code alone, the same code sent
         # for a readmission was the first stay's Condition moved to the second, the first left without
-        # its diagnosis (a split admission for the same disease went unseen: rvmoney24b). DG1-20 names
-        # a diagnosis record of its own and keys it as before.
-        key = f"{enc_ref['reference']}|{key}"
+        # its diagnosis (a split admission for the same disease went unseen: rvmoney24b). DG1-20 too:
+        # it "uniquely identifies a single diagnosis for an encounter ... unique across all segments
+        # and messages for an encounter" (v2.5.1 6.5.2.20) -- a HIS numbering diagnoses per stay sends
+        # D-1 again for the next stay, which moved the first stay's Condition there (review of dg24).
+        # With no visit it keys the Condition alone, as before.
+        # A Condition stored under the old key for this very stay is still this one (ctx.formerly).
+        ref = ctx.put(res, f"{pkey}|dg1|{enc_ref['reference']}|{key}")
+        ctx.formerly(ref, f"{pkey}|dg1|{key}", "encounter.reference", enc_ref["reference"])
+        return ref
     return ctx.put(res, f"{pkey}|dg1|{key}")
 
 
@@ -185,7 +191,13 @@ def encounter_diagnosis(
     Condition, DG1-6 as its use and DG1-15 (priority) as its rank when a positive integer (rule
     table ``table_name``). One entry a Condition: a DG1 said twice in a message is listed once."""
     entry: dict[str, Any] = {}
+    told = len(ctx.deletes)
     apply_table(table_name, {"DG1": dg1}, ctx, entry)
+    # the table's explicit nulls (DG1-15 ``""``, ``null_deletes``) were said of the entry: they are the
+    # Encounter's, a part of the one entry of this Condition (``diagnosis.rank`` where the condition
+    # is this one) -- the stored part goes, the other diagnoses' stay (merge_rules ``_delete``)
+    nulls = [d.element for r, d in ctx.deletes[told:] if r is entry]
+    ctx.deletes[told:] = [said for said in ctx.deletes[told:] if said[0] is not entry]
     rank = str(entry.pop("rank", "") or "").strip()
     if rank:
         if rank.isascii() and rank.isdigit() and 0 < int(rank) <= 2**31 - 1:
@@ -199,6 +211,10 @@ def encounter_diagnosis(
     if any(d.get("condition", {}).get("reference") == cond_ref["reference"] for d in listed):
         return
     listed.append({"condition": {"reference": cond_ref["reference"]}, **entry})
+    # a billing message's visit (BAR, DFT: written only when absent) takes its diagnoses all the same
+    ctx.only(encounter, "diagnosis")
+    for part in nulls:
+        ctx.delete(encounter, f"diagnosis.{part}", (("condition.reference", (cond_ref["reference"],)),))
 
 
 def coverage(in1: Segment, ctx: Context, pref: dict[str, str], pkey: str) -> dict[str, str]:
