@@ -343,12 +343,12 @@ class FactReader:
         by nobody: no recognition across records (a wrong answer is worse than none). The number
         is remembered by the very Patient version; the index is asked each time (an operator's
         ``$unlink`` changes its entry without a new version)."""
-        number = self._number(patient)
+        number = self.number(patient)
         if number is None or self._same_person is None:
             return number
         return self._same_person(patient, number)
 
-    def _number(self, patient: dict[str, Any]) -> str | None:
+    def number(self, patient: dict[str, Any]) -> str | None:
         """The Patient's valid national ID, remembered by the very version read (a write group's
         order and each of its results ask for the same one, several times)."""
         persons = getattr(self._recent, "persons", None)

@@ -470,6 +470,6 @@ def _same_persons(writes: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
         if resource.get("identifier") != previous.get("identifier") \
                 and national_id(resource) != national_id(previous):
             return False
-        if facts.person_of(resource) != national_id(resource):
+        if facts.person_of(resource) != facts.number(resource):  # the number person_of just read
             return False
     return bool(writes)
