@@ -178,6 +178,7 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
             field_no,
             1,
             code=DATA_TYPE_ERROR,
+            repetition=index + 1 if index else None,
         ) from None
     if not nid.region_known:
         ctx.warn(
@@ -187,6 +188,7 @@ def _check_national_id(value: str, pid: Segment, field_no: int, index: int, ctx:
                 field_no,
                 1,
                 code=DATA_TYPE_ERROR,
+                repetition=index + 1 if index else None,
             )
         )
     return nid

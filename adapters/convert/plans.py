@@ -360,7 +360,7 @@ def build(plan: Plan, obx: Segment, ctx: Context, text: str, category: Any, subj
     holes: dict[str, Any] = {"subject": subject}
     value: Any = None
     if plan.text:
-        value = holes["valueString"] = text
+        value = holes["valueString"] = results.fhir_string(obx, 5, text)
     elif text:
         value = _number(bound.group(2) if bound is not None else text)
         if value is None:

@@ -19,6 +19,7 @@ from adapters.convert.tables import vocabulary
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_fhir_date, to_fhir_datetime, zone
+from conformance.validate import MAX_STRING
 from engine.merge_rules import PANEL, concept_label, progress_of, same_concept
 from engine.repository.indexing import date_range
 
@@ -814,7 +815,7 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         elif vtype == "SN":
             _structured_numeric(reps[0], unit_rep, res, ctx)
         elif vtype in ("ST", "TX", "FT", "TN", "ID", "IS"):
-            res["valueString"] = "\n".join(r.text() for r in reps)
+            res["valueString"] = fhir_string(obx, 5, "\n".join(r.text() for r in reps))
         elif vtype in ("CWE", "CE", "CNE", "CF", "CV"):
             concept = cwe(reps[0], {}, ctx)
             if concept:
@@ -842,6 +843,16 @@ def _value(obx: Segment, vtype: str, res: Resource, ctx: Context, only: Any = No
         for key in [k for k in res if k.startswith("value")]:
             res.pop(key)
         res["valueString"] = reps[0].text()
+
+
+def fhir_string(seg: Segment, field_no: int, text: str) -> str:
+    """``text`` as a FHIR string, or AE at the field when it is longer than R4 allows (§2.24.0.1, 1 MB;
+    ``conformance.validate.MAX_STRING``): the sender's value, located, not the validator's refusal of
+    the converted resource answered as an internal error (207) with no location (probeh25)."""
+    if len(text) > MAX_STRING:
+        raise seg.error(f"{seg.name}-{field_no} is {len(text):,} characters; a FHIR R4 string holds at most "
+                        f"{MAX_STRING:,} (send it as an ED attachment, or split it)", field_no, code=DATA_TYPE_ERROR)
+    return text
 
 
 def _period(rep: Any, ctx: Context) -> dict[str, str]:

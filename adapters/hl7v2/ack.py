@@ -210,7 +210,7 @@ def _err(e: HL7Error, fs: str, enc: str, comp: str) -> str:
     location = ""
     if e.segment:
         # ERL: segment ^ sequence ^ field position ^ field repetition ^ component ^ sub-component
-        erl = [e.segment, seq, _num(e.field), "", _num(e.component)]
+        erl = [e.segment, seq, _num(e.field), _num(e.repetition), _num(e.component)]
         location = comp.join(erl).rstrip(comp)
     code = comp.join([e.code, escape(TABLE_0357.get(e.code, ""), fs, enc), "HL70357"])
     severity = e.severity if e.severity in ("E", "W", "I", "F") else "E"

@@ -37,6 +37,8 @@ class HL7Error(Exception):
     code: str = APPLICATION_INTERNAL_ERROR
     severity: str = "E"  # E error, W warning, I information (HL7 table 0516)
     ack_code: str = "AE"
+    # 1-based repetition of the field (ERR-2's ERL.4); None: the first or only one (v2.5.1 2.15.5.2)
+    repetition: int | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

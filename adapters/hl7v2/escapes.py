@@ -9,8 +9,10 @@ hot path never pays for fields nobody reads. Decoding follows the standard:
   not valid in it are kept as the escape sequence sent (``\\XD5C5\\`` in a UTF-8 message was stored
   as two replacement characters, eighteenth round: garbled, and the sent bytes lost);
 * ``\\H\\`` / ``\\N\\`` (highlighting on/off) are dropped: FHIR strings carry no highlighting;
-* ``\\.br\\`` and ``\\.sp\\`` (FT formatting) become line breaks, ``\\.sp n\\`` n of them; the other formatting commands
-  (``.fi .nf .in .ti .sk .ce``) are dropped because they only affect layout;
+* ``\\.br\\`` and ``\\.sp\\`` (FT formatting) become line breaks, ``\\.sp n\\`` n of them; ``\\.ce\\`` ends the
+  line (a centred line is a line of its own) and ``\\.sk n\\`` is n spaces (``Na\\.sk3\\140`` was ``Na140``:
+  words run together, twenty-fifth round); the other formatting commands (``.fi .nf .in .ti``) are
+  dropped because they only affect layout;
 * anything else (``\\Cxxyy\\``, ``\\Mxxyyzz\\``, ``\\Zxx\\``, an unterminated escape) is kept literally,
   as the standard asks receivers to ignore, not reject, sequences they do not understand.
 """
@@ -22,7 +24,7 @@ from dataclasses import field as _field
 
 _FORMATTING_BREAKS = {".br", ".sp"}
 _MOST_LINES_SKIPPED = 99  # ``\.sp n\`` beyond this is kept as sent (``_skip_lines``)
-_FORMATTING_DROPPED = (".fi", ".nf", ".in", ".ti", ".sk", ".ce")
+_FORMATTING_DROPPED = (".fi", ".nf", ".in", ".ti")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,11 @@ def _decode_sequence(seq: str, enc: Encoding) -> str | None:
             return "\n"
         if seq.startswith(".sp"):
             return _skip_lines(seq[3:])
+        if seq == ".ce":  # "end current output line and center the next line": the line ends
+            return "\n"
+        if seq.startswith(".sk"):  # "skip <number> spaces to the right": the spaces, or kept as sent
+            count = _count(seq[3:])
+            return None if count is None else " " * max(count, 1)
         if seq.startswith(_FORMATTING_DROPPED):
             return ""
     return None
@@ -130,10 +137,17 @@ def _skip_lines(argument: str) -> str | None:
     between its sections were lost (nineteenth round). A number that is not a small integer
     (``-1``, ``0x3``, ``99999999``: no report skips that far, and a sender's typo must not blow the
     text up) is not understood: kept as sent."""
-    number = argument.strip().removeprefix("+")
+    count = _count(argument)
+    return None if count is None else "\n" * max(count, 1)
+
+
+def _count(argument: str) -> int | None:
+    """The number of a ``\\.sp n\\`` or ``\\.sk n\\`` (absent: 1; after a space or a ``+``), or None
+    when it is not a small integer (``-1``, ``0x3``, ``99999999``: kept as sent)."""
+    number = argument.strip().removeprefix("+") or "1"
     if not number.isascii() or not number.isdigit() or int(number) > _MOST_LINES_SKIPPED:
         return None
-    return "\n" * max(int(number), 1)
+    return int(number)
 
 
 def escape(text: str, enc: Encoding = DEFAULT_ENCODING) -> str:

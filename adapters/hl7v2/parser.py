@@ -220,8 +220,10 @@ class Segment:
         code: str = DATA_TYPE_ERROR,
         severity: str = "E",
         ack_code: str = "AE",
+        repetition: int | None = None,
     ) -> HL7Error:
-        """An ``HL7Error`` located at this segment occurrence (for ERR-2)."""
+        """An ``HL7Error`` located at this segment occurrence (for ERR-2; ``repetition``: 1-based, when
+        not the first)."""
         return HL7Error(
             message,
             segment=self.name,
@@ -231,6 +233,7 @@ class Segment:
             code=code,
             severity=severity,
             ack_code=ack_code,
+            repetition=repetition,
         )
 
     def __repr__(self) -> str:
