@@ -1,0 +1,80 @@
+"""ACKs as HL7 v2.5.1 chapter 2 says, over a real MLLP socket into the real engine (twenty-fifth round,
+probeh25: a conformance probe, tests only). All guards: found right on this round's base.
+
+- 2.9.2 / 2.14.9: the ACK's MSH-3/4 are the message's MSH-5/6 and MSH-5/6 its MSH-3/4; MSH-9 is
+  ``ACK^<trigger>^ACK``; MSH-10 is the ACK's own, new id; MSH-11 (processing id) and MSH-12 and MSH-18 echo
+  the message's; MSA-2 is the message's MSH-10;
+- 2.9.2.2: a message type, event or version the receiver does not support is rejected ``AR`` with ERR-3
+  from table 0357 (200 / 201 / 203) and ERR-2 naming MSH-9.1 / MSH-9.2 / MSH-12; each is kept, raw, for a
+  replay (the brief's "loses nothing");
+- the ACK is written in the sender's delimiters: a text in ERR-8 that holds ``^`` is escaped with *its*
+  escape character (``!S!`` when MSH-2 is ``^~!&``);
+- a resend of the same MSH-10 with the same bytes gets the recorded answer and adds no version; with other
+  bytes ``AE`` 205, kept for the operator.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi.testclient import TestClient
+
+from adapters.hl7v2.ack import ack_code_of
+from engine.engine import Engine
+from engine.messages import QUARANTINED, message_id
+from tests.test_conv13_orders import written
+from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+
+
+def adt(control: str, *, msg_type: str = "ADT^A01^ADT_A01", version: str = "2.5.1", processing: str = "P",
+        msh2: str = "^~\\&", tail: str = "", name: str = "张^三") -> bytes:
+    return (f"MSH|{msh2}|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||{msg_type}|{control}|{processing}|{version}{tail}\r"
+            "EVN|A01|20261201091500\r"
+            f"PID|1||PH{control}^^^FNXRMYY^MR||{name}||19850412|M\rPV1|1|I\r").encode()
+
+
+def seg(ack: bytes, name: str, sep: str = "|") -> list[str]:
+    (found,) = [s for s in ack.decode().split("\r") if s.startswith(name + sep)]
+    return found.split(sep)
+
+
+def test_ack_header_swaps_the_parties_and_echoes_the_envelope(engine: Engine) -> None:
+    acks = send(engine, adt("AH1", processing="T", tail="||||||UNICODE UTF-8"), adt("AH2", version="2.4"))
+    assert [ack_code_of(a) for a in acks] == ["AA", "AA"], acks
+    first, second = seg(acks[0], "MSH"), seg(acks[1], "MSH")
+    assert first[2:6] == ["HUREN", "FNYGT", "HIS", "FNXRMYY"]
+    assert first[8] == "ACK^A01^ACK"
+    assert first[10] == "T" and first[11] == "2.5.1" and first[17] == "UNICODE UTF-8"
+    assert second[11] == "2.4"
+    assert first[9] and first[9] not in ("AH1", second[9])  # the ACK's own control id, a new one each
+    assert seg(acks[0], "MSA")[1:3] == ["AA", "AH1"]
+
+
+def test_unsupported_type_event_and_version_are_rejected_and_kept(engine: Engine) -> None:
+    sent = [adt("AR1", msg_type="ZZZ^Z01^ZZZ"), adt("AR2", msg_type="ADT^A99^ADT_A01"), adt("AR3", version="2.9")]
+    acks = send(engine, *sent)
+    assert [ack_code_of(a) for a in acks] == ["AR"] * 3, acks
+    assert [seg(a, "ERR")[2:4] for a in acks] == [
+        ["MSH^1^9^^1", "200^Unsupported message type^HL70357"],
+        ["MSH^1^9^^2", "201^Unsupported event code^HL70357"],
+        ["MSH^1^12", "203^Unsupported version id^HL70357"]]
+    assert all(seg(a, "ERR")[4] == "E" for a in acks)  # ERR-4 severity (table 0516)
+    assert seg(acks[0], "MSH")[8] == "ACK^Z01^ACK"
+    for control, raw in zip(("AR1", "AR2", "AR3"), sent):
+        doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
+        assert doc is not None and doc["status"] == QUARANTINED and doc["ack_code"] == "AR"
+        assert base64.b64decode(doc["raw"]) == raw  # the bytes as sent, for a replay
+
+
+def test_err_text_is_escaped_with_the_senders_escape_character(engine: Engine) -> None:
+    (ack,) = send(engine, adt("AE1", msg_type="ADT^A99^ADT_A01", msh2="^~!&"))
+    assert seg(ack, "MSH")[1] == "^~!&"
+    assert "ADT!S!A99" in seg(ack, "ERR")[8], ack
+
+
+def test_a_resend_gets_the_recorded_answer_and_other_bytes_get_ae_205(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
+    acks = send(engine, adt("DU1"), adt("DU1"), adt("DU1", name="李^四"))
+    assert [seg(a, "MSA")[1:3] for a in acks] == [["AA", "DU1"], ["AA", "DU1"], ["AE", "DU1"]], acks
+    assert seg(acks[2], "ERR")[2:4] == ["MSH^1^10", "205^Duplicate key identifier^HL70357"]
+    (patient,) = written(engine, fhir, "DU1", "Patient")
+    assert patient["meta"]["versionId"] == "1" and patient["name"][0]["family"] == "张"
