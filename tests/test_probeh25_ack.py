@@ -23,7 +23,8 @@ from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from engine.messages import QUARANTINED, message_id
 from tests.test_conv13_orders import written
-from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_convert11_thinner import fhir  # noqa: F401  (the reader fixture)
+from tests.test_probeh25_mllp import send
 
 
 def adt(control: str, *, msg_type: str = "ADT^A01^ADT_A01", version: str = "2.5.1", processing: str = "P",
@@ -60,7 +61,7 @@ def test_unsupported_type_event_and_version_are_rejected_and_kept(engine: Engine
         ["MSH^1^12", "203^Unsupported version id^HL70357"]]
     assert all(seg(a, "ERR")[4] == "E" for a in acks)  # ERR-4 severity (table 0516)
     assert seg(acks[0], "MSH")[8] == "ACK^Z01^ACK"
-    for control, raw in zip(("AR1", "AR2", "AR3"), sent):
+    for control, raw in zip(("AR1", "AR2", "AR3"), sent, strict=True):
         doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
         assert doc is not None and doc["status"] == QUARANTINED and doc["ack_code"] == "AR"
         assert base64.b64decode(doc["raw"]) == raw  # the bytes as sent, for a replay

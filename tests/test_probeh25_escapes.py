@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from adapters.hl7v2.ack import ack_code_of
 from engine.engine import Engine
 from tests.test_conv13_orders import written
-from tests.test_convert11_thinner import fhir, send  # noqa: F401  (the reader fixture)
+from tests.test_convert11_thinner import fhir  # noqa: F401  (the reader fixture)
+from tests.test_probeh25_mllp import send
 
 PID = "PID|1||ZY25E^^^FNXRMYY^MR||王^建国||19850412|M\r"
 
@@ -50,8 +51,8 @@ def test_delimiter_hex_and_line_break_escapes_read_as_meant(engine: Engine, fhir
 def test_non_default_delimiters_split_and_keep_the_others_as_text(engine: Engine, fhir: TestClient) -> None:  # noqa: F811
     """MSH-1 ``#``, components ``$``, repetitions ``%``, subcomponents ``!``: ``|`` and ``^`` are text
     there, and the control id ``H|1^2`` comes back in MSA-2 as sent."""
-    raw = ("MSH#$%\\!#HIS#FNXRMYY#HUREN#FNYGT#20261201091500##ADT$A01$ADT_A01#H|1^2#P#2.5.1\r"
-           "EVN#A01#20261201091500\rPID#1##PH25$$$FNXRMYY$MR##A|B^C$D%E##19850412#M\rPV1#1#I\r").encode()
+    raw = (b"MSH#$%\\!#HIS#FNXRMYY#HUREN#FNYGT#20261201091500##ADT$A01$ADT_A01#H|1^2#P#2.5.1\r"
+           b"EVN#A01#20261201091500\rPID#1##PH25$$$FNXRMYY$MR##A|B^C$D%E##19850412#M\rPV1#1#I\r")
     (ack,) = send(engine, raw)
     assert ack.decode().split("\r")[1] == "MSA#AA#H|1^2", ack
     (patient,) = written(engine, fhir, "H|1^2", "Patient")
