@@ -79,3 +79,31 @@ def test_a_resend_gets_the_recorded_answer_and_other_bytes_get_ae_205(engine: En
     assert seg(acks[2], "ERR")[2:4] == ["MSH^1^10", "205^Duplicate key identifier^HL70357"]
     (patient,) = written(engine, fhir, "DU1", "Patient")
     assert patient["meta"]["versionId"] == "1" and patient["name"][0]["family"] == "张"
+
+
+def test_an_envelope_reject_is_kept_and_a_corrected_replay_lands_once(engine: Engine, http: TestClient) -> None:
+    """"Bad input loses nothing": an ``AR`` (MSH-12 ``2.9``) over MLLP and an MLLP-framed body posted to
+    ``/hl7v2`` (``AR``, a control character) are both kept raw; the operator's corrected replay of each is
+    processed, once. (A sender's own corrected resend with the same MSH-10 is ``AE`` 205 instead: by design,
+    MSH-10 names one message; noted, not asserted.)"""
+    (ack,) = send(engine, adt("RP1", version="2.9"))
+    feed = {"Authorization": "Bearer " + engine.auth.issue_system_token("feed", "system/MessageHeader.c"),
+            "Content-Type": "x-application/hl7-v2+er7"}
+    posted = http.post("/hl7v2", content=b"\x0b" + adt("RP2") + b"\x1c\r", headers=feed)
+    assert ack_code_of(ack) == "AR" and posted.status_code == 200 and posted.headers["X-HL7-Ack-Code"] == "AR"
+    assert "0x1C" in seg(posted.content, "ERR")[8]
+    operator = {"Authorization": "Bearer " + engine.auth.issue_system_token("operator", "system/*.cruds")}
+    for control, corrected in (("RP1", adt("RP1")), ("RP2", adt("RP2"))):
+        doc = engine.ingestor.messages.get(message_id("FNXRMYY", control))
+        assert doc is not None and doc["status"] == QUARANTINED
+        r = http.post(f"/admin/quarantine/{doc['_id']}/replay", content=corrected, headers=operator)
+        assert r.status_code == 200 and r.json()["ack_code"] == "AA", r.text
+    again = http.post(f"/admin/quarantine/{doc['_id']}/replay", content=adt("RP2"), headers=operator)
+    assert again.status_code == 200 and again.json()["ack_code"] == "AA"  # a second replay changes nothing
+    reader = {"Authorization": "Bearer " + engine.auth.issue_system_token("reader", "system/*.rs")}
+    found = http.get("/fhir/Patient", params={"identifier": "urn:huren:mrn:FNXRMYY|PHRP2"}, headers=reader).json()
+    (entry,) = found["entry"]
+    assert entry["resource"]["meta"]["versionId"] == "1"
+    encounters = http.get("/fhir/Encounter", params={"subject": f"Patient/{entry['resource']['id']}"},
+                          headers=reader).json()
+    assert len(encounters.get("entry", [])) == 1
