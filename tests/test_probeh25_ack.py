@@ -1,5 +1,6 @@
 """ACKs as HL7 v2.5.1 chapter 2 says, over a real MLLP socket into the real engine (twenty-fifth round,
-probeh25: a conformance probe, tests only). All guards: found right on this round's base.
+probeh25: a conformance probe, tests only). Guards, found right on this round's base, and one FINDING
+(fails): ERR-2's field repetition (ERL.4) is never filled, so an error in a later repetition points at the first.
 
 - 2.9.2 / 2.14.9: the ACK's MSH-3/4 are the message's MSH-5/6 and MSH-5/6 its MSH-3/4; MSH-9 is
   ``ACK^<trigger>^ACK``; MSH-10 is the ACK's own, new id; MSH-11 (processing id) and MSH-12 and MSH-18 echo
@@ -107,3 +108,19 @@ def test_an_envelope_reject_is_kept_and_a_corrected_replay_lands_once(engine: En
     encounters = http.get("/fhir/Encounter", params={"subject": f"Patient/{entry['resource']['id']}"},
                           headers=reader).json()
     assert len(encounters.get("entry", [])) == 1
+
+
+def test_err2_names_the_repetition_in_error(engine: Engine) -> None:
+    """v2.5.1 2.15.5.2 ERR-2, data type ERL: segment ^ sequence ^ field ^ *field repetition* ^ component ^
+    sub-component; the first repetition is 1, and an empty ERL.4 points at the first (or only) one.
+    FINDING: an invalid national ID in PID-3's *second* repetition is answered ``PID^1^3^^1`` -- ERL.4
+    is never filled (``adapters/hl7v2/ack.py`` writes "" there), so the ERR points at repetition 1, the
+    medical record number, which is valid; only ERR-8's free text says "repetition 2"."""
+    bad_second = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FNYGT|20261201091500||ADT^A01^ADT_A01|RE2|P|2.5.1\r"
+                  "EVN|A01|20261201091500\r"
+                  "PID|1||MRNRE2^^^FNXRMYY^MR~320923197505120029^^^^NNCHN||王^芳||19750512|F\rPV1|1|I\r").encode()
+    (ack,) = send(engine, bad_second)
+    assert ack_code_of(ack) == "AE"
+    erl = seg(ack, "ERR")[2].split("^")
+    assert erl[:3] == ["PID", "1", "3"] and "repetition 2" in seg(ack, "ERR")[8]
+    assert erl[3] == "2", f"ERR-2 {'^'.join(erl)} points at PID-3 repetition 1"
