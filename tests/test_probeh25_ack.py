@@ -124,3 +124,23 @@ def test_err2_names_the_repetition_in_error(engine: Engine) -> None:
     erl = seg(ack, "ERR")[2].split("^")
     assert erl[:3] == ["PID", "1", "3"] and "repetition 2" in seg(ack, "ERR")[8]
     assert erl[3] == "2", f"ERR-2 {'^'.join(erl)} points at PID-3 repetition 1"
+
+
+def test_a_value_too_long_for_fhir_is_located_and_not_called_an_internal_error(engine: Engine) -> None:
+    """The brief's rule and 2.15.5 ERR: an AE names segment/field/reason; table 0357's ``207`` is
+    "Application internal error" (the receiver's own fault). FINDING: an OBX-5 TX of 1.1 MiB (over R4's
+    1 MiB string limit, so refusing it is right) is answered ``AE`` with ERR-2 *empty* and ERR-3 ``207``:
+    nothing tells the sender it is OBX-5 of OBX 1 nor that the fault is the value's size."""
+    value = "A" * (1024 * 1024 + 100 * 1024)
+    raw = ("MSH|^~\\&|LIS|FNXRMYY|HUREN|FNYGT|20261201091500||ORU^R01^ORU_R01|BIG1|P|2.5.1\r"
+           "PID|1||ZY25B^^^FNXRMYY^MR||王^建国||19850412|M\r"
+           "OBR|1|ORD-BIG1|LAB-BIG1|PANEL^检验^L|||20261201080000" + "|" * 17 + "F\r"
+           f"OBX|1|TX|N1^备注^L||{value}||||||F\r").encode()
+    (ack,) = send(engine, raw)
+    assert ack_code_of(ack) == "AE"
+    doc = engine.ingestor.messages.get(message_id("FNXRMYY", "BIG1"))
+    assert doc is not None and doc["status"] == QUARANTINED and base64.b64decode(doc["raw"]) == raw  # kept
+    (err,) = [e for e in ack.decode().split("\r") if e.startswith("ERR|") and e.split("|")[4] == "E"]
+    fields = err.split("|")
+    assert fields[2].startswith("OBX^1^5"), f"ERR-2 {fields[2]!r}, ERR-3 {fields[3]!r}"
+    assert not fields[3].startswith("207^")
