@@ -8,8 +8,17 @@ import json
 
 import pytest
 
-from tests.test_probep25_privacy import (B_NAME, B_NID, _h, _same_as_missing, http, ids, names_b,  # noqa: F401
-                                         resident, world)
+from tests.test_probep25_privacy import B_NAME, B_NID, _h, build_world, names_b, resident
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    yield from build_world(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def http(world):
+    return world.probe_client
 
 from engine.identity.nationalid import check_character  # noqa: E402
 
@@ -40,7 +49,7 @@ def test_batch_gets_of_b_look_like_missing_ones(http, world):
     m = http.post("/fhir", json=batch(fake), headers=h)
     assert r.status_code == m.status_code == 200, (r.status_code, r.text[:400])
     rr, mm = r.json()["entry"], m.json()["entry"]
-    for u, a, b in zip(real, rr, mm):
+    for u, a, b in zip(real, rr, mm, strict=True):
         assert a["response"]["status"] == b["response"]["status"], (u, a, b)
         ra, rb = a.get("resource") or {}, b.get("resource") or {}
         assert ra.get("total") == rb.get("total"), (u, ra, rb)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -83,8 +81,8 @@ def _resources():
     yield _obs("obs-a-note-b", "pa", 3.0, hasMember=[{"reference": "Observation/obs-b"}])
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def build_world(tmp_path_factory):
+    """The engine with A's and B's data, written over HTTP by a trusted client (a generator)."""
     from engine.engine import Engine
     from engine.settings import Settings
 
@@ -97,6 +95,11 @@ def world(tmp_path_factory):
             assert resp.status_code in (200, 201), (r["id"], resp.status_code, resp.text)
         yield engine
     engine.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    yield from build_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
