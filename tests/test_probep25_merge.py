@@ -103,3 +103,68 @@ def test_a_token_after_b_merged_into_a_shows_nothing_with_bs_identity(world, mer
     ev = http.get(f"/fhir/Patient/{merged['pa']}/$everything", headers=merged["ha"])
     assert ev.status_code == 200
     assert B_NID not in ev.text and "秘密" not in ev.text, ev.text[:1500]
+
+
+def _sign_in(http, engine, national_id, scope):
+    """The resident page's own launch (client huren-me), as the browser runs it."""
+    import base64
+    import hashlib
+    import json
+    import re
+    import secrets
+    from urllib.parse import parse_qs, urlsplit
+
+    redirect = engine.settings.public_base_url + "/ui/me/"
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    page = http.get("/auth/authorize", params={
+        "response_type": "code", "client_id": "huren-me", "redirect_uri": redirect, "state": "st", "scope": scope,
+        "aud": engine.settings.fhir_base_url, "code_challenge": challenge, "code_challenge_method": "S256"},
+        follow_redirects=False)
+    if page.status_code in (302, 303, 307) and "offline_access" in scope:  # not offered to this client
+        return _sign_in(http, engine, national_id, scope.replace(" offline_access", ""))
+    found = re.search(r'name="request_id" value="([^"]+)"', page.text)
+    assert found, (page.status_code, page.text[:600])
+    rid = found.group(1)
+    assert http.post("/auth/authorize/login", data={"request_id": rid, "national_id": national_id}).status_code == 200
+    code = json.loads((engine.settings.data_dir / "otp" / "outbox.jsonl").read_text().splitlines()[-1])["code"]
+    done = http.post("/auth/authorize/verify", data={"request_id": rid, "code": code}, follow_redirects=False)
+    q = parse_qs(urlsplit(done.headers["location"]).query)
+    return http.post("/auth/token", data={"grant_type": "authorization_code", "code": q["code"][0],
+                                          "redirect_uri": redirect, "client_id": "huren-me",
+                                          "code_verifier": verifier}).json()
+
+
+def test_b_signed_in_before_the_merge_keeps_no_key_to_a(tmp_path):
+    """The same merge, with B signed in by the real launch (phone on record, one-time code) before
+    it: B's access token and, when offered, a refreshed one must not read A's record."""
+    from engine.engine import Engine
+    from engine.settings import Settings
+
+    engine = Engine(Settings(data_dir=tmp_path / "var", http_port=0, mllp_port=0))
+    try:
+        with TestClient(create_app(engine)) as http:
+            for ctl, pid in (("RA", _pid("MRN-A", A_NID, "赵^一") + "|||||^PRN^CP^^^^13700001111"),
+                             ("RB", _pid("MRN-B", B_NID, "钱^秘密") + "|||||^PRN^CP^^^^13700002222")):
+                pid = pid.replace("\r|||||", "|||||") + "\r"
+                r = post_hl7v2(engine, http, _msg("A04", ctl, pid, "PV1|1|O|内科^^^FNXRMYY\r"))
+                assert ack_code_of(r.text) == "AA", r.text
+            b = _sign_in(http, engine, B_NID, "launch/patient openid fhirUser patient/*.rs offline_access")
+            assert "access_token" in b, b
+            hb = {"Authorization": "Bearer " + b["access_token"]}
+            pa = engine.identity.patients_for_number(A_NID)[0]
+            assert http.get(f"/fhir/Patient/{pa}", headers=hb).status_code == 404
+            r = post_hl7v2(engine, http, _msg("A40", "MRG-2", _pid("MRN-A", A_NID, "赵^一"), "MRG|MRN-B^^^FNXRMYY^MR\r"))
+            if ack_code_of(r.text) != "AA":
+                return
+            seen = {"access": http.get(f"/fhir/Patient/{pa}", headers=hb)}
+            if b.get("refresh_token"):
+                fresh = http.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": b["refresh_token"],
+                                                       "client_id": "huren-me"})
+                if fresh.status_code == 200:
+                    seen["refreshed"] = http.get(f"/fhir/Patient/{pa}",
+                                                 headers={"Authorization": "Bearer " + fresh.json()["access_token"]})
+            leaked = {k: v.status_code for k, v in seen.items() if A_NID in v.text}
+            assert not leaked, (leaked, sorted(seen))
+    finally:
+        engine.close()
