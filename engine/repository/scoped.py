@@ -90,6 +90,10 @@ _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 # stands decides, as ``parse_reference`` reads it)
 _PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[0-9]{1,20})?"')
 Path_ = tuple[str, ...]
+# contained resources that are a person's own record: inside a record shown to a confined caller, one
+# is never theirs (their Patient records stand on their own), so it names someone else -- a donor, a
+# mother -- by name and number (probep25); the record is refused whole (``_names_other``)
+_PERSONS = frozenset({"Patient", "Person"})
 
 
 log = logging.getLogger(__name__)
@@ -426,7 +430,7 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        if rtype in confidentiality.DERIVED and self._cites_others(resource):
+        if self._cites_others(resource):  # any type since the twenty-fifth round (privmend25)
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
@@ -679,7 +683,8 @@ class ScopedRepository:
         if (rec.type in self._rules.inside or rec.type in confidentiality.DERIVED
                 or rec.body is None or not self._clean_bytes(rec.body)):
             return None  # ``admit`` decides (what the record names, or what it cites)
-        return True
+        cites = self._cites_others_raw(rec.body, (rec.type, rec.id))  # the records it cites (privmend25)
+        return None if cites is None else not cites
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         if self._bound and self._holds_patients(resource_type) and not any(
@@ -940,24 +945,61 @@ class ScopedRepository:
         return not any(self._foreign[t] for t in wanted)
 
     def _cites_others(self, resource: dict[str, Any]) -> bool:
-        """For a confined caller: whether a record built from others (``confidentiality.DERIVED``)
-        cites one that names someone else -- as it stands, a deleted one by its last version; one
-        never stored names no one. After an operator's ``$unlink``, the flag the hospital recorded
-        on a resident's record while the two were one person (implicating the other's result) and
-        a Provenance naming the other's record still showed the resident that record (twenty-first
-        round, probe21). Refused whole, as ``_names_only_own`` refuses an AuditEvent naming
-        another's record. One batched primary-key read of the cited records per record and
-        request (shared Organizations and Practitioners name no patient)."""
+        """For a confined caller: whether ``resource`` cites -- by any reference, in any element --
+        a patient's record that names someone else or that a label withholds from this caller, as
+        it stands (a deleted one by its last version; one never stored names no one). Such a
+        resource is refused whole, as ``_names_only_own`` refuses an AuditEvent naming another's
+        record (``inside``), and for the same reason: the id of another person's record is theirs.
+
+        First written for records built from others (``confidentiality.DERIVED``: after an
+        operator's ``$unlink``, the flag and Provenance naming the other person's result; twenty-first
+        round, probe21); since the twenty-fifth round (privmend25) for every type: A's
+        Observation.hasMember, DiagnosticReport.result, Encounter.partOf, Observation.derivedFrom,
+        Condition.evidence and .encounter, DocumentReference.relatesTo citing B's record showed A
+        that record's id, and A's unlabelled report citing her own V result showed her its id
+        (probep25). Why whole and not the reference removed (SUBSETTED): removing a report's result
+        or a document's ``relatesTo`` changes what the record says, and a SUBSETTED tag on a record
+        whose one withheld part can only be such a reference tells that the withheld record exists.
+
+        Only targets of types that can hold a patient's record are read (``_cited_checked``): a
+        shared Organization, Practitioner or Medication names no patient, so a resident's own
+        Observation citing its performer costs nothing more. One batched primary-key read of the
+        rest per record, cached per request (a search's matches citing one Encounter read it once)."""
         base = self.repo.base_url
-        keys = sorted({t for ref in references_in(resource, [])
-                       if (t := parse_reference(ref, base)) is not None and t[0] != "Patient"})
+        own = (resource.get("resourceType"), resource.get("id"))
+        return self._cited_names_other({t for ref in references_in(resource, [])
+                                        if (t := parse_reference(ref, base)) is not None and t != own})
+
+    def _cited_checked(self, rtype: str) -> bool:
+        """A cited type whose records can be a patient's (``_holds_patients``, and a Binary, which
+        names its patient by ``securityContext``); a Patient is judged by ``_names_other`` itself."""
+        return rtype != "Patient" and (rtype == "Binary" or self._holds_patients(rtype))
+
+    def _cited_names_other(self, targets: Iterable[tuple[str, str]]) -> bool:
+        """``_cites_others`` for a set of cited ``(type, id)``: reads the checked ones not yet known
+        (one batched primary-key read) and says whether any names someone else or is withheld by a
+        label (``_cited_other``, per request)."""
+        keys = sorted(k for k in targets if self._cited_checked(k[0]))
         unknown = [k for k in keys if k not in self._cited_other]
         if unknown:
             found = self.repo.backend.current_many(unknown)
             for key in unknown:
                 body = self._judged_body(found.get(key))
-                self._cited_other[key] = body is not None and self._names_other(fhirjson.loads(body))  # type: ignore[arg-type]
+                if body is None:
+                    self._cited_other[key] = False
+                    continue
+                cited = fhirjson.loads(body)
+                self._cited_other[key] = self._names_other(cited) or bool(  # type: ignore[arg-type]
+                    self._hidden_labels and confidentiality.may_carry(body) and self._labelled(cited))  # type: ignore[arg-type]
         return any(self._cited_other[k] for k in keys)
+
+    def _cites_others_raw(self, raw: bytes, own: tuple[str, str]) -> bool | None:
+        """``_cites_others`` from a record's stored bytes, for a match counted and not shown (it is
+        not parsed): ``None`` when a reference is not a plain ``Type/id`` (``admit`` decides)."""
+        found = _PLAIN_REFS.findall(raw)
+        if len(found) != raw.count(b'"reference":'):
+            return None
+        return self._cited_names_other({(t.decode(), i.decode()) for t, i in found} - {own})
 
     def _find_unseen(self, resource: dict[str, Any]) -> None:
         """For a caller some labels are withheld from who is not confined (a hospital's bound
@@ -1062,8 +1104,8 @@ class ScopedRepository:
         means the walk decides)."""
         comp = self._compartment
         assert comp is not None
-        if any(s in raw for s in self._system_bytes):
-            return False
+        if any(s in raw for s in self._system_bytes) or b'"contained"' in raw:
+            return False  # a person's identifier system, or contained resources: the walk decides
         return all(m.decode() in comp for m in _PATIENT_IDS.findall(raw))
 
     def _names_other(self, resource: dict[str, Any]) -> bool:
@@ -1071,6 +1113,10 @@ class ScopedRepository:
         comp = self._compartment
         assert comp is not None
         base, systems, own = self.repo.base_url, self._rules.person_systems, self._own
+        contained = resource.get("contained")
+        if isinstance(contained, list) and any(isinstance(c, dict) and c.get("resourceType") in _PERSONS
+                                               for c in contained):
+            return True  # a contained Patient is never one of the caller's records (privmend25)
         for node in _objects(resource):
             ref = node.get("reference")
             if isinstance(ref, str):
