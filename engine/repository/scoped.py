@@ -53,6 +53,7 @@ import dataclasses
 import functools
 import logging
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,8 @@ Path_ = tuple[str, ...]
 # is never theirs (their Patient records stand on their own), so it names someone else -- a donor, a
 # mother -- by name and number (probep25); the record is refused whole (``_names_other``)
 _PERSONS = frozenset({"Patient", "Person"})
+# per search-parameter set: cited type -> whether its records can be a patient's (``_cited_checked``)
+_CITED_CHECKED: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
 
 
 log = logging.getLogger(__name__)
@@ -430,7 +433,7 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        if self._cites_others(resource):  # any type since the twenty-fifth round (privmend25)
+        if self._cites_others(resource, raw):  # any type since the twenty-fifth round (privmend25)
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
@@ -944,7 +947,7 @@ class ScopedRepository:
                     self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
 
-    def _cites_others(self, resource: dict[str, Any]) -> bool:
+    def _cites_others(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
         """For a confined caller: whether ``resource`` cites -- by any reference, in any element --
         a patient's record that names someone else or that a label withholds from this caller, as
         it stands (a deleted one by its last version; one never stored names no one). Such a
@@ -965,15 +968,26 @@ class ScopedRepository:
         shared Organization, Practitioner or Medication names no patient, so a resident's own
         Observation citing its performer costs nothing more. One batched primary-key read of the
         rest per record, cached per request (a search's matches citing one Encounter read it once)."""
-        base = self.repo.base_url
         own = (resource.get("resourceType"), resource.get("id"))
+        if raw is not None and isinstance(own[0], str) and isinstance(own[1], str):
+            cites = self._cites_others_raw(raw, own)  # the stored bytes' plain references: not walked
+            if cites is not None:
+                return cites
+        base = self.repo.base_url
         return self._cited_names_other({t for ref in references_in(resource, [])
                                         if (t := parse_reference(ref, base)) is not None and t != own})
 
     def _cited_checked(self, rtype: str) -> bool:
         """A cited type whose records can be a patient's (``_holds_patients``, and a Binary, which
-        names its patient by ``securityContext``); a Patient is judged by ``_names_other`` itself."""
-        return rtype != "Patient" and (rtype == "Binary" or self._holds_patients(rtype))
+        names its patient by ``securityContext``); a Patient is judged by ``_names_other`` itself.
+        Kept per parameter set (``_CITED_CHECKED``): asked for every reference of every record shown."""
+        known = _CITED_CHECKED.get(self.repo.params)
+        if known is None:
+            known = _CITED_CHECKED.setdefault(self.repo.params, {})
+        checked = known.get(rtype)
+        if checked is None:
+            checked = known[rtype] = rtype != "Patient" and (rtype == "Binary" or self._holds_patients(rtype))
+        return checked
 
     def _cited_names_other(self, targets: Iterable[tuple[str, str]]) -> bool:
         """``_cites_others`` for a set of cited ``(type, id)``: reads the checked ones not yet known
@@ -982,15 +996,18 @@ class ScopedRepository:
         keys = sorted(k for k in targets if self._cited_checked(k[0]))
         unknown = [k for k in keys if k not in self._cited_other]
         if unknown:
-            found = self.repo.backend.current_many(unknown)
+            if len(unknown) == 1:  # the common case (an Observation's Encounter): the cheaper read
+                found = {unknown[0]: self.repo.backend.current(*unknown[0])}
+            else:
+                found = self.repo.backend.current_many(unknown)
             for key in unknown:
                 body = self._judged_body(found.get(key))
-                if body is None:
-                    self._cited_other[key] = False
+                labelled = bool(self._hidden_labels) and confidentiality.may_carry(body) if body is not None else False
+                if body is None or (not labelled and self._clean_bytes(body)):
+                    self._cited_other[key] = False  # never stored, or its bytes name no one else: not parsed
                     continue
                 cited = fhirjson.loads(body)
-                self._cited_other[key] = self._names_other(cited) or bool(  # type: ignore[arg-type]
-                    self._hidden_labels and confidentiality.may_carry(body) and self._labelled(cited))  # type: ignore[arg-type]
+                self._cited_other[key] = self._names_other(cited) or (labelled and self._labelled(cited))  # type: ignore[arg-type]
         return any(self._cited_other[k] for k in keys)
 
     def _cites_others_raw(self, raw: bytes, own: tuple[str, str]) -> bool | None:
