@@ -153,3 +153,30 @@ def test_a_label_limited_client_cannot_tell_an_r_result_by_writing_its_report(ht
     back_r = http.get("/fhir/DiagnosticReport/dr-probe-real", headers=h)
     back_f = http.get("/fhir/DiagnosticReport/dr-probe-fake", headers=h)
     assert back_r.status_code == back_f.status_code
+
+
+@pytest.mark.parametrize("cited", ["Observation/obs-b", "Encounter/enc-b", "Observation/obs-a-r-v"])
+def test_a_resident_cannot_tell_bs_record_by_citing_it(http, world, cited):
+    """A resident's own record citing B's record (or her own V one) is withheld from her; written,
+    its read-back would tell that record from a made-up id. Both writes are answered alike, and
+    nothing of either is written (her own citation is written as before)."""
+    sysh = _h(world.auth.issue_system_token("his-a", "system/*.cruds"))
+    v = {**_obs("obs-a-r-v", "pa"), "meta": {"security": [{"system": SEC, "code": "V"}]}}
+    assert http.put("/fhir/Observation/obs-a-r-v", json=v, headers=sysh).status_code in (200, 201)
+    h = _resident_writer(world)
+    kind = cited.split("/")[0]
+    elem = {"hasMember": [{"reference": cited}]} if kind == "Observation" else {"encounter": {"reference": cited}}
+    made_up = {"hasMember": [{"reference": "Observation/obs-zz"}]} if kind == "Observation" \
+        else {"encounter": {"reference": "Encounter/enc-zz"}}
+    real = http.post("/fhir/Observation", json=_obs("x", "pa", **elem), headers=h)
+    fake = http.post("/fhir/Observation", json=_obs("x", "pa", **made_up), headers=h)
+    assert real.status_code == fake.status_code == 422, (real.status_code, fake.status_code, real.text, fake.text)
+    assert real.text == fake.text
+    own = http.post("/fhir/Observation", json=_obs("x", "pa", hasMember=[{"reference": "Observation/obs-a"}]), headers=h)
+    assert own.status_code == 201, own.text
+
+
+def _resident_writer(world):
+    t, _ = world.auth.issue_token(subject="person-pa", kind="patient", client_id="phr",
+                                  scopes=["patient/*.cruds", "openid", "fhirUser"], patient="pa")
+    return _h(t)

@@ -722,6 +722,12 @@ class ScopedRepository:
             # another person's deleted V document's id answered 404 where a made-up id, a name or a
             # live V document's id answered 403 (the review of prb23; twenty-third round, prbfix23)
             raise Forbidden("a resident may only write resources of their own records")
+        if (self._compartment is not None and new is not None and resource_type not in confidentiality.DERIVED
+                and resource_type != "AuditEvent"):
+            # a resident's record citing a patient's record they may not read is withheld from them
+            # (``_cites_others``): written, its read-back (404) against one citing a made-up id
+            # (200) would tell that the record exists -- both are refused alike (privmend25)
+            self._cites_only_shown(resource_type, new, checked_only=True)
         if current is None and new is not None and self._hidden_labels and isinstance(new.get("id"), str):
             # after the body (what is refused for it is refused at any id): the id it is written at
             self._claims(resource_type, new["id"])
@@ -860,7 +866,7 @@ class ScopedRepository:
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
 
-    def _cites_only_shown(self, resource_type: str, new: dict[str, Any]) -> None:
+    def _cites_only_shown(self, resource_type: str, new: dict[str, Any], *, checked_only: bool = False) -> None:
         """A record whose reading depends on what it cites, written by a caller some labels are
         withheld from, cites only records that caller may read: a resident, one ``read`` would
         show them; anyone else, one stored and not withheld (``_withheld_record``; a deleted one as
@@ -882,7 +888,9 @@ class ScopedRepository:
             refs = [ref for what in whats if isinstance(what, dict) and isinstance(ref := what.get("reference"), str)]
         else:
             refs = references_in(new, [])
-        keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own})
+        keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own
+                       and (not checked_only or self._cited_checked(target[0]))})  # ``checked_only``: a resident's
+        # record of any other type, citing the types that hold patients' records (``_cites_others``)
         if not keys:
             return
         held = self._written()  # a transaction's own records, whatever the entry order
