@@ -55,8 +55,10 @@ SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 MARKER = b"Confidentiality"
 _BOTH = frozenset({"R", "V"})
 # types huren builds from other records (a flag from the results it cites, a Provenance from what its
-# message wrote), withheld from a caller when a record they cite is
-DERIVED = frozenset({"DetectedIssue", "Provenance"})
+# message wrote), withheld from a caller when a record they cite is; and a DiagnosticReport, built from
+# its results, whose ``result`` named a V result to its resident and an R one to a bound client
+# (probep25; twenty-fifth round, privmend25)
+DERIVED = frozenset({"DetectedIssue", "DiagnosticReport", "Provenance"})
 
 
 def withheld_codes(caller: Caller) -> frozenset[str]:

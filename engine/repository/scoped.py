@@ -53,6 +53,7 @@ import dataclasses
 import functools
 import logging
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,12 @@ _PATIENT_IDS = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
 # stands decides, as ``parse_reference`` reads it)
 _PLAIN_REFS = re.compile(rb'"reference":"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[0-9]{1,20})?"')
 Path_ = tuple[str, ...]
+# contained resources that are a person's own record: inside a record shown to a confined caller, one
+# is never theirs (their Patient records stand on their own), so it names someone else -- a donor, a
+# mother -- by name and number (probep25); the record is refused whole (``_names_other``)
+_PERSONS = frozenset({"Patient", "Person"})
+# per search-parameter set: cited type -> whether its records can be a patient's (``_cited_checked``)
+_CITED_CHECKED: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
 
 
 log = logging.getLogger(__name__)
@@ -426,7 +433,7 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        if rtype in confidentiality.DERIVED and self._cites_others(resource):
+        if self._cites_others(resource, raw):  # any type since the twenty-fifth round (privmend25)
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
@@ -679,7 +686,8 @@ class ScopedRepository:
         if (rec.type in self._rules.inside or rec.type in confidentiality.DERIVED
                 or rec.body is None or not self._clean_bytes(rec.body)):
             return None  # ``admit`` decides (what the record names, or what it cites)
-        return True
+        cites = self._cites_others_raw(rec.body, (rec.type, rec.id))  # the records it cites (privmend25)
+        return None if cites is None else not cites
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         if self._bound and self._holds_patients(resource_type) and not any(
@@ -714,6 +722,12 @@ class ScopedRepository:
             # another person's deleted V document's id answered 404 where a made-up id, a name or a
             # live V document's id answered 403 (the review of prb23; twenty-third round, prbfix23)
             raise Forbidden("a resident may only write resources of their own records")
+        if (self._compartment is not None and new is not None and resource_type not in confidentiality.DERIVED
+                and resource_type != "AuditEvent"):
+            # a resident's record citing a patient's record they may not read is withheld from them
+            # (``_cites_others``): written, its read-back (404) against one citing a made-up id
+            # (200) would tell that the record exists -- both are refused alike (privmend25)
+            self._cites_only_shown(resource_type, new, checked_only=True)
         if current is None and new is not None and self._hidden_labels and isinstance(new.get("id"), str):
             # after the body (what is refused for it is refused at any id): the id it is written at
             self._claims(resource_type, new["id"])
@@ -852,7 +866,7 @@ class ScopedRepository:
                                     expression=[f"{resource_type}."
                                                 f"{'relatesTo' if resource_type == 'DocumentReference' else 'derivedFrom'}"])
 
-    def _cites_only_shown(self, resource_type: str, new: dict[str, Any]) -> None:
+    def _cites_only_shown(self, resource_type: str, new: dict[str, Any], *, checked_only: bool = False) -> None:
         """A record whose reading depends on what it cites, written by a caller some labels are
         withheld from, cites only records that caller may read: a resident, one ``read`` would
         show them; anyone else, one stored and not withheld (``_withheld_record``; a deleted one as
@@ -874,7 +888,9 @@ class ScopedRepository:
             refs = [ref for what in whats if isinstance(what, dict) and isinstance(ref := what.get("reference"), str)]
         else:
             refs = references_in(new, [])
-        keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own})
+        keys = sorted({target for ref in refs if (target := parse_reference(ref, base)) is not None and target != own
+                       and (not checked_only or self._cited_checked(target[0]))})  # ``checked_only``: a resident's
+        # record of any other type, citing the types that hold patients' records (``_cites_others``)
         if not keys:
             return
         held = self._written()  # a transaction's own records, whatever the entry order
@@ -939,25 +955,76 @@ class ScopedRepository:
                     self._unseen.add(key)
         return not any(self._foreign[t] for t in wanted)
 
-    def _cites_others(self, resource: dict[str, Any]) -> bool:
-        """For a confined caller: whether a record built from others (``confidentiality.DERIVED``)
-        cites one that names someone else -- as it stands, a deleted one by its last version; one
-        never stored names no one. After an operator's ``$unlink``, the flag the hospital recorded
-        on a resident's record while the two were one person (implicating the other's result) and
-        a Provenance naming the other's record still showed the resident that record (twenty-first
-        round, probe21). Refused whole, as ``_names_only_own`` refuses an AuditEvent naming
-        another's record. One batched primary-key read of the cited records per record and
-        request (shared Organizations and Practitioners name no patient)."""
+    def _cites_others(self, resource: dict[str, Any], raw: bytes | None = None) -> bool:
+        """For a confined caller: whether ``resource`` cites -- by any reference, in any element --
+        a patient's record that names someone else or that a label withholds from this caller, as
+        it stands (a deleted one by its last version; one never stored names no one). Such a
+        resource is refused whole, as ``_names_only_own`` refuses an AuditEvent naming another's
+        record (``inside``), and for the same reason: the id of another person's record is theirs.
+
+        First written for records built from others (``confidentiality.DERIVED``: after an
+        operator's ``$unlink``, the flag and Provenance naming the other person's result; twenty-first
+        round, probe21); since the twenty-fifth round (privmend25) for every type: A's
+        Observation.hasMember, DiagnosticReport.result, Encounter.partOf, Observation.derivedFrom,
+        Condition.evidence and .encounter, DocumentReference.relatesTo citing B's record showed A
+        that record's id, and A's unlabelled report citing her own V result showed her its id
+        (probep25). Why whole and not the reference removed (SUBSETTED): removing a report's result
+        or a document's ``relatesTo`` changes what the record says, and a SUBSETTED tag on a record
+        whose one withheld part can only be such a reference tells that the withheld record exists.
+
+        Only targets of types that can hold a patient's record are read (``_cited_checked``): a
+        shared Organization, Practitioner or Medication names no patient, so a resident's own
+        Observation citing its performer costs nothing more. One batched primary-key read of the
+        rest per record, cached per request (a search's matches citing one Encounter read it once)."""
+        own = (resource.get("resourceType"), resource.get("id"))
+        if raw is not None and isinstance(own[0], str) and isinstance(own[1], str):
+            cites = self._cites_others_raw(raw, own)  # the stored bytes' plain references: not walked
+            if cites is not None:
+                return cites
         base = self.repo.base_url
-        keys = sorted({t for ref in references_in(resource, [])
-                       if (t := parse_reference(ref, base)) is not None and t[0] != "Patient"})
+        return self._cited_names_other({t for ref in references_in(resource, [])
+                                        if (t := parse_reference(ref, base)) is not None and t != own})
+
+    def _cited_checked(self, rtype: str) -> bool:
+        """A cited type whose records can be a patient's (``_holds_patients``, and a Binary, which
+        names its patient by ``securityContext``); a Patient is judged by ``_names_other`` itself.
+        Kept per parameter set (``_CITED_CHECKED``): asked for every reference of every record shown."""
+        known = _CITED_CHECKED.get(self.repo.params)
+        if known is None:
+            known = _CITED_CHECKED.setdefault(self.repo.params, {})
+        checked = known.get(rtype)
+        if checked is None:
+            checked = known[rtype] = rtype != "Patient" and (rtype == "Binary" or self._holds_patients(rtype))
+        return checked
+
+    def _cited_names_other(self, targets: Iterable[tuple[str, str]]) -> bool:
+        """``_cites_others`` for a set of cited ``(type, id)``: reads the checked ones not yet known
+        (one batched primary-key read) and says whether any names someone else or is withheld by a
+        label (``_cited_other``, per request)."""
+        keys = sorted(k for k in targets if self._cited_checked(k[0]))
         unknown = [k for k in keys if k not in self._cited_other]
         if unknown:
-            found = self.repo.backend.current_many(unknown)
+            if len(unknown) == 1:  # the common case (an Observation's Encounter): the cheaper read
+                found = {unknown[0]: self.repo.backend.current(*unknown[0])}
+            else:
+                found = self.repo.backend.current_many(unknown)
             for key in unknown:
                 body = self._judged_body(found.get(key))
-                self._cited_other[key] = body is not None and self._names_other(fhirjson.loads(body))  # type: ignore[arg-type]
+                labelled = bool(self._hidden_labels) and confidentiality.may_carry(body) if body is not None else False
+                if body is None or (not labelled and self._clean_bytes(body)):
+                    self._cited_other[key] = False  # never stored, or its bytes name no one else: not parsed
+                    continue
+                cited = fhirjson.loads(body)
+                self._cited_other[key] = self._names_other(cited) or (labelled and self._labelled(cited))  # type: ignore[arg-type]
         return any(self._cited_other[k] for k in keys)
+
+    def _cites_others_raw(self, raw: bytes, own: tuple[str, str]) -> bool | None:
+        """``_cites_others`` from a record's stored bytes, for a match counted and not shown (it is
+        not parsed): ``None`` when a reference is not a plain ``Type/id`` (``admit`` decides)."""
+        found = _PLAIN_REFS.findall(raw)
+        if len(found) != raw.count(b'"reference":'):
+            return None
+        return self._cited_names_other({(t.decode(), i.decode()) for t, i in found} - {own})
 
     def _find_unseen(self, resource: dict[str, Any]) -> None:
         """For a caller some labels are withheld from who is not confined (a hospital's bound
@@ -1062,8 +1129,8 @@ class ScopedRepository:
         means the walk decides)."""
         comp = self._compartment
         assert comp is not None
-        if any(s in raw for s in self._system_bytes):
-            return False
+        if any(s in raw for s in self._system_bytes) or b'"contained"' in raw:
+            return False  # a person's identifier system, or contained resources: the walk decides
         return all(m.decode() in comp for m in _PATIENT_IDS.findall(raw))
 
     def _names_other(self, resource: dict[str, Any]) -> bool:
@@ -1071,6 +1138,10 @@ class ScopedRepository:
         comp = self._compartment
         assert comp is not None
         base, systems, own = self.repo.base_url, self._rules.person_systems, self._own
+        contained = resource.get("contained")
+        if isinstance(contained, list) and any(isinstance(c, dict) and c.get("resourceType") in _PERSONS
+                                               for c in contained):
+            return True  # a contained Patient is never one of the caller's records (privmend25)
         for node in _objects(resource):
             ref = node.get("reference")
             if isinstance(ref, str):
