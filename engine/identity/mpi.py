@@ -916,9 +916,11 @@ class IdentityService:
                       versions: Mapping[str, tuple[dict[str, Any] | None, ...]] | None = None) -> str | None:
         """Why the index refuses that record ``merged`` be merged into ``survivor`` (None: it may).
 
-        The one rule every merge asks -- an HL7 merge (A18/A34/A39/A40/A47, or any writer stating a
-        new ``replaced-by``/``replaces``: ``state_links``) and an operator's (``link`` type
-        ``replaced-by``): a merge says the two records are one person (v2.5.1 3.3.40: "the
+        The one rule every merge a sender states asks -- an HL7 merge (A18/A34/A39/A40/A47) or any
+        writer's version stating a new ``replaced-by``/``replaces`` (``state_links``). Not an
+        operator's ``link`` type ``replaced-by``: the desk checked the ID card and gave a reason
+        (id17: a registration made from a relative's card, merged into the person's own record),
+        and the merged record joins the survivor's person only, undoable (``unlink``). A merge says the two records are one person (v2.5.1 3.3.40: "the
         records are one person"), and the same person is one ID number (DOMAIN "Matching"): two
         records carrying two different valid numbers are two persons, whatever the sender says.
         A record's number is the valid one its version carries (``versions``: the version being
@@ -1495,11 +1497,6 @@ class IdentityService:
                                            "merge_moved": None, "deleted_person": None,
                                            "placed": _placed(person, src, target)})
         else:
-            why = self.merge_refusal(source, target)
-            if why is not None:
-                raise Unprocessable(why + "; if one record carries a wrong number, its institution corrects it "
-                                    "(or link the two as seealso after checking the ID card)",
-                                    code="business-rule", expression=["target"])
             fields: dict[str, Any] = {"replaced_by": target, "manual": True}
             if src.get("replaced_by") != target or src.get("merge_noted"):
                 # noted: this code saw the merge made. The same merge clicked again over one the
