@@ -182,3 +182,17 @@ def test_an_old_records_token_does_not_follow_its_merge_into_another_persons_rec
     assert "V-MRN-A" not in enc_b.text, enc_b.text[:600]
     enc_a = http.get("/fhir/Encounter", headers=_resident(world, a))
     assert enc_a.status_code == 200 and "V-MRN-B" not in enc_a.text and "V-MRN-A" in enc_a.text, enc_a.text[:600]
+
+
+def test_a_fhir_clients_patient_merged_into_another_numbers_record_is_refused(world):
+    """A guard (it passed before): a FHIR client states no merge at all (``merge.yaml``: the index's)."""
+    http, send, register = world.mm
+    a = register("MRN-A", A_NID, "赵^一")
+    b = register("MRN-B", B_NID, "钱^秘密")
+    ops = _operator(world)
+    stored = http.get(f"/fhir/Patient/{b}", headers=ops).json()
+    stored.pop("meta", None)
+    stored["link"] = [{"other": {"reference": f"Patient/{a}"}, "type": "replaced-by"}]
+    r = http.put(f"/fhir/Patient/{b}", json=stored, headers=ops)
+    assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome", r.text
+    assert world.identity.person_compartment(b) == {b} and world.identity.person_compartment(a) == {a}
