@@ -321,6 +321,11 @@ class MergeRules:
         # recognition item under two codes); the engine sets the recognition rules' reading here
         self.same_test: SameTest | None = None
 
+    def said_of(self, ref: str) -> Said | None:
+        """What this thread's message said of ``ref`` ("Type/id") beside its content, if anything
+        (``saying``): the patient index locates a merge it refuses at the field that stated it."""
+        return (getattr(self._local, "said", None) or {}).get(ref)
+
     def saying(self, said: Mapping[str, Said] | None, stored: Stored | None = None) -> _Saying:
         """Within the block (one message's write, on this thread), ``stored`` is where the rules
         read the other resources a combined one refers to (``as_far_as``), and an update of a

@@ -82,6 +82,9 @@ def merge(mrg: Segment, ctx: Context, survivor: tuple[str, dict[str, str]]) -> N
             }
         ]
     old_ref = ctx.put(old, old_key)
+    # MRG-1 states the merge: a merge the patient index refuses (two records of two ID numbers,
+    # ``IdentityService.merge_refusal``) is located there in the ACK's ERR
+    ctx.located(ctx.resources[old_ref["reference"]], "link", mrg, 1)
     survivor_res = ctx.resources[sref["reference"]]
     survivor_res.setdefault("link", []).append(
         {"other": {"reference": old_ref["reference"]}, "type": "replaces"}

@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.hl7v2.errors import DUPLICATE_KEY_IDENTIFIER, HL7Error
 from engine import fhirjson
-from engine.errors import BadRequest, Gone, NotFound
+from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.identity import demographics as dm
 from engine.identity import nationalid
-from engine.merge_rules import INDEX
+from engine.merge_rules import API, INDEX, field_of
 from engine.repository.port import Store, write_out
 from engine.repository.search import token_value
 
@@ -103,6 +104,37 @@ def _merges(patient: dict[str, Any] | None) -> set[tuple[str, str]]:
         if other and kind in ("replaced-by", "replaces"):
             out.add((kind, other))
     return out
+
+
+def _key_of(doc: dict[str, Any] | None) -> str | None:
+    """The ID number (its key) a record's entry stands for: the one it carries, else the one it
+    carried when it was merged away (``merged_key``); None when it has had none."""
+    return (doc or {}).get("nid_key") or (doc or {}).get("merged_key")
+
+
+def _renumbered(resource: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """Does this version carry a valid ID number its previous version did not (a new or another one)?"""
+    number = nationalid.patient_number(resource)
+    return number is not None and number != nationalid.patient_number(previous)
+
+
+def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None:
+    """A record merged away (``replaced_by``) with no valid number left -- an A40 writes the old
+    record with its MRN alone -- keeps in its entry the number it carried before (``merged_key``):
+    whose record it was is what decides whether a merge may be followed (``person_compartment``).
+    Why: the entry forgot it, and a resident's token bound to the old record followed the merge to
+    a survivor of another number, reading that person's records (twenty-fifth round)."""
+    if doc.get("nid_key") or not doc.get("replaced_by") or not before:
+        return
+    carried = _key_of(before)
+    if carried:
+        doc["merged_key"] = carried
+
+
+MERGE_OF_TWO_PERSONS = (
+    "合并的两份档案身份证号不同，不是同一人，不予合并 (the record merged away and the surviving record carry "
+    "two different valid national ID numbers: a merge says the two records are one person, and one person "
+    "is one ID number; two persons' records are not merged)")
 
 
 def _membership(doc: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -486,10 +518,15 @@ class IdentityService:
         that person's, and is left out with its merges (seventeenth round: a merged-away record
         re-linked by a late ADT^A08 carrying a relative's ID number joined the two persons whole,
         each resident reading the other's records at every hospital). A record outside any person
-        (merged away: no ID number left) is followed; the first person so reached is the one.
+        (merged away: no ID number left) is followed; the first person so reached is the one --
+        unless it carried another ID number than the records taken so far (``_key_of``: the one it
+        carried when merged away): a merge joins the records of one person, and a merged-away
+        record of number B whose survivor is (or became, by an A08) a record of number A is not
+        A's, nor is A's record B's (twenty-fifth round, mergemend25).
         """
         seen: set[str] = set()
         anchor: str | None = None  # the one person the compartment spans
+        keys: set[str] = set()  # the ID numbers (keys) of the records taken so far
         todo = [patient_id]
         while todo:
             pid = todo.pop()
@@ -499,12 +536,25 @@ class IdentityService:
             person = doc.get("person") if doc is not None and doc.get("status") == "linked" else None
             if person and anchor is not None and person != anchor:
                 continue  # another person's record, merged or not: not this one's
+            key = _key_of(doc)
+            if key and keys and key not in keys and not (person and person == anchor):
+                # reached by a merge, a record of another ID number (carried, or carried when it
+                # was merged away): not this person's, and its merges are not followed
+                # (twenty-fifth round: B's token, bound to the record merged into A's, read A's)
+                continue
+            members = self.links.find({"person": person, "status": "linked"}) if person and anchor is None else []
+            theirs = {k for m in members if (k := m.get("nid_key"))}
+            if pid != patient_id and keys and theirs - keys:
+                continue  # reached by a merge, a record of a person holding another number: that person's
             seen.add(pid)
             if doc is None:
                 continue
+            if key:
+                keys.add(key)
             if person and anchor is None:
                 anchor = person
-                for member in self.links.find({"person": person, "status": "linked"}):
+                keys |= theirs
+                for member in members:
                     if member["_id"] not in seen:
                         seen.add(member["_id"])
                         if member.get("replaced_by"):
@@ -860,6 +910,78 @@ class IdentityService:
                              "huren does no fuzzy matching on names or dates")
         return sorted(((pid, s, g) for pid, (s, g) in found.items()), key=lambda t: (-t[1], t[0]))
 
+    # ---- merges ---------------------------------------------------------------------------------
+
+    def merge_refusal(self, merged: str, survivor: str,
+                      versions: Mapping[str, tuple[dict[str, Any] | None, ...]] | None = None) -> str | None:
+        """Why the index refuses that record ``merged`` be merged into ``survivor`` (None: it may).
+
+        The one rule every merge a sender states asks -- an HL7 merge (A18/A34/A39/A40/A47) or any
+        writer's version stating a new ``replaced-by``/``replaces`` (``state_links``). Not an
+        operator's ``link`` type ``replaced-by``: the desk checked the ID card and gave a reason
+        (id17: a registration made from a relative's card, merged into the person's own record),
+        and the merged record joins the survivor's person only, undoable (``unlink``). A merge says the two records are one person (v2.5.1 3.3.40: "the
+        records are one person"), and the same person is one ID number (DOMAIN "Matching"): two
+        records carrying two different valid numbers are two persons, whatever the sender says.
+        A record's number is the valid one its version carries (``versions``: the version being
+        written, then the one stored; else its current version), else the one its entry stands
+        for (``_key_of``: carried when it was merged away before). A record with none (an
+        unidentified emergency record, an invalid number) contradicts nobody.
+
+        Why: an A40 merging B's record into A's with two numbers was answered AA; B's token then
+        followed the merge and read A's record, and A's $everything showed B's record with B's
+        name (twenty-fifth round, probep25)."""
+        keys = [self._merge_key(pid, (versions or {}).get(pid)) for pid in (merged, survivor)]
+        if keys[0] and keys[1] and keys[0] != keys[1]:
+            return MERGE_OF_TWO_PERSONS
+        return None
+
+    def _merge_key(self, pid: str, versions: tuple[dict[str, Any] | None, ...] | None) -> str | None:
+        for version in versions if versions is not None else (self._current(pid),):
+            number = nationalid.patient_number(version)
+            if number:
+                return self.nid_key(number)
+        return _key_of(self._entries()(pid) if self.repository is not None else self.links.get(pid))
+
+    def _current(self, pid: str) -> dict[str, Any] | None:
+        """The record's version this thread's write group is storing, else the stored one (None: none)."""
+        if self.repository is None:
+            return None
+        for version, _ in reversed(self.repository.pending()):
+            if version.get("resourceType") == "Patient" and version.get("id") == pid:
+                return version
+        try:
+            return self.repository.read("Patient", pid)
+        except (NotFound, Gone):
+            return None
+
+    def _refuse_merges(self, pid: str, resource: dict[str, Any], previous: dict[str, Any] | None,
+                       writer: str) -> None:
+        """The statement of a version stating a merge it did not hold (``replaced-by``/``replaces``),
+        or giving a record with merges another valid ID number (an A08 naming, with another
+        resident's number, the record a merge joined hers to): refused when ``merge_refusal`` says so
+        -- an HL7 error at the field that stated it (MRG-1; PID-3 for a new number), for the ACK's
+        ERR (the message is kept for replay as every AE is), else 422."""
+        new = _merges(resource) - _merges(previous)
+        renumbered = _renumbered(resource, previous)
+        for kind, other in sorted(_merges(resource) if renumbered else new):
+            merged, survivor = (pid, other) if kind == "replaced-by" else (other, pid)
+            why = self.merge_refusal(merged, survivor, {pid: (resource, previous)})
+            if why is None:
+                continue
+            if (kind, other) in new:
+                said = self.repository.merge.said_of(f"Patient/{merged}") if self.repository is not None else None
+                at = next((field_of(where) for element, where in (said.fields if said is not None else ())
+                           if element == "link"), None)
+                text = why + "; correct the wrong record's ID number first (ADT^A08/A31), then merge"
+            else:
+                at = ("PID", 1, 3) if writer != API else None
+                text = ("the record's new ID number is not the number of a record merged with it: " + why
+                        + "; undo that merge first (ADT^A37), then send the new number")
+            if at is not None:
+                raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
+            raise Unprocessable(text, code="business-rule", expression=["Patient.link"])
+
     # ---- the write hook -----------------------------------------------------------------------
 
     def state_links(self, resource: dict[str, Any], previous: dict[str, Any] | None, writer: str) -> dict[str, Any]:
@@ -876,6 +998,9 @@ class IdentityService:
         pid = resource.get("id")
         if not isinstance(pid, str):
             return resource
+        merges = _merges(resource)
+        if merges and (merges - _merges(previous) or _renumbered(resource, previous)):
+            self._refuse_merges(pid, resource, previous, writer)
         written = self.links.written
         before = self.links.get(pid)
         if previous is not None and (before or {}).get("status") in _SETTLED and _same_record(previous, resource):
@@ -1150,8 +1275,10 @@ class IdentityService:
                 nid = nationalid.parse(raw)
             except nationalid.InvalidNationalId as exc:
                 doc.update(status="invalid-id", reasons=[str(exc)])
+                _note_merged_key(doc, before)
                 return doc, [_warning(f"Patient/{pid} not linked: {exc}")], None
             doc["nid_key"] = self.nid_key(nid.number)
+        _note_merged_key(doc, before)
         if doc["manual"]:  # an operator decided; keep the decision, refresh the facts
             doc["person"] = before.get("person") if before else None
             doc["status"] = before["status"] if before else "unlinked"
