@@ -650,6 +650,9 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
             ident.setdefault("system", system)
         if pid is not None and res.get("identifier"):
             env.ctx.located(res, "participant", pid, 3)
+        sch = seg if seg is not None and seg.name == "SCH" else scope.first("SCH")
+        if sch is not None and sch.value(2).strip():
+            env.ctx.located(res, "identifier", sch, 2)  # the filler id: an ERR about it names SCH-2
 
 
 def _filler_key(res: Resource, old: str, env: Env) -> str | None:
