@@ -738,16 +738,29 @@ class MergeRules:
             return inc
         one, two = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
         if persons.same_person(one, two):
-            if not _merged_away(persons, two) or _merged_away(persons, one):
+            if not _merged_away(persons, two):
                 return inc
-            # a late message under the record merged away (an A40's MRG, an A47's old MRN): the booking
-            # is the person's, and stays with the record the index keeps -- it is updated, not moved back
+            # a late message under a record merged away (an A40's MRG, an A47's old MRN): the booking is
+            # the person's, and goes to (stays with) the record the index keeps now -- asked of the index,
+            # following a chain of merges (ZY24R -> ZY20S -> ZY25T), never a record merged away; refused
+            # when the index cannot tell (a loop, a record it does not hold) -- review of sched25, schedfix25
+            kept = one if not _merged_away(persons, one) else _kept_record(persons, two)
+            if kept is None or kept != (one if kept == one else _kept_record(persons, one)):
+                text = (f"{rtype}: the message names a patient record merged away, and the patient index "
+                        "does not tell which one record it keeps for the person now: the booking is not "
+                        "moved, not stated")
+                self._another_patient(ep, text, field_of(fields.get(f"{rtype}.{name}", "")), f"{rtype}.{name}", issues)
+                return inc
             issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
                            "diagnostics": f"{rtype}.{name}: the message names a patient record merged into another "
                                           "(the patient index keeps that one for the person): the booking is "
-                                          "updated and stays with the kept record"})
-            return [{**e, "actor": dict(st_actor)} if _patient_of([e]) == theirs and (st_actor := _actor_of(st, mine))
-                    else e for e in inc]
+                                          "updated and filed under the kept record"})
+            to = f"Patient/{kept}"
+            if kept == one and (st_actor := _actor_of(st, mine)):
+                actor: dict[str, Any] = dict(st_actor)
+            else:
+                actor = {"reference": to}
+            return [{**e, "actor": dict(actor)} if _patient_of([e]) == theirs else e for e in inc]
         label = ", ".join(f"{i.get('value')!r} ({_ident_type(i)})" for i in stored.get("identifier") or ()
                           if isinstance(i, dict) and _ident_type(i) == "FILL") or "its key"
         text = (f"{rtype}: its identifier {label} names a stored {rtype} of another patient; "
@@ -800,6 +813,28 @@ class MergeRules:
             # sender's same number is not read at all (nor a page of them)
             found = [*search(rtype, [("identifier", token_value(system, value))]).resources,
                      *search(rtype, [("identifier", f"|{escape_value(value)}")]).resources]
+            for other in search(rtype, [("identifier", escape_value(value))]).resources:
+                # the number under any system, for this patient's person: a namespace that may be this
+                # filler's (schedfix25) -- a cancel lost on a twin is worse than a refusal
+                mine = _patient_of(other.get(name))
+                if other.get("id") == incoming.get("id") or mine is None or other.get("status") in _RELEASED:
+                    continue
+                systems = {i.get("system") for i in other.get("identifier") or ()
+                           if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"}
+                if system in systems or not any(isinstance(s, str) and _filler_kind(s) != _filler_kind(system)
+                                                for s in systems):
+                    continue
+                if mine != theirs and not persons.same_person(mine.removeprefix("Patient/"),
+                                                              theirs.removeprefix("Patient/")):
+                    continue
+                text = (f"{rtype}: its filler id {value!r} (FILL) names a stored {rtype} of this person in "
+                        f"another namespace ({', '.join(sorted(s for s in systems if isinstance(s, str)))}); "
+                        "whether that is this filler's id sent another way (SCH-2's EI-2 or EI-3, or none) "
+                        "cannot be told: the message would be a second booking beside the stored one, not "
+                        "stated -- send SCH-2 as the booking was sent")
+                self._another_patient(ep, text, field_of(said_at) if (said_at := dict(said.fields).get("identifier"))
+                                      else where, f"{rtype}.identifier", issues)
+                return
             for other in found:
                 mine = _patient_of(other.get(name))
                 if other.get("id") == incoming.get("id") or mine is None or mine == theirs:
@@ -1219,6 +1254,39 @@ def _merged_away(persons: Persons, patient_id: str) -> bool:
     record = getattr(persons, "record", None)
     entry = record(patient_id) if record is not None else None
     return bool(isinstance(entry, dict) and entry.get("replaced_by"))
+
+
+def _filler_kind(system: str) -> str:
+    """How a filler id's system was made (``adapters.convert``): from the sending application
+    (``urn:huren:appointment:``, SCH-2 sent without a namespace or naming its sender), an EI-2 namespace
+    id (``urn:huren:id:``), or an EI-3 universal id (an OID, a URI). Two systems of one kind that differ
+    are two fillers; of two kinds, they may be one filler's id sent two ways."""
+    if system.startswith("urn:huren:appointment:"):
+        return "application"
+    if system.startswith("urn:huren:id:"):
+        return "namespace"
+    return "universal"
+
+
+def _kept_record(persons: Persons, patient_id: str) -> str | None:
+    """The record the patient index keeps now for ``patient_id``'s person: its ``replaced_by`` followed
+    to a record not merged away (two A40s: ZY24R -> ZY20S -> ZY25T). None when the index cannot tell: a
+    loop, a record the chain names that it does not hold."""
+    record = getattr(persons, "record", None)
+    if record is None:
+        return None
+    seen: set[str] = set()
+    at = patient_id
+    while at not in seen:
+        seen.add(at)
+        entry = record(at)
+        if not isinstance(entry, dict):
+            return None
+        nxt = entry.get("replaced_by")
+        if not nxt:
+            return at
+        at = str(nxt)
+    return None
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:

@@ -19,7 +19,7 @@ from adapters.convert import (
     common,
     templates,
 )
-from adapters.convert.context import Context
+from adapters.convert.context import Context, Holds
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -64,7 +64,7 @@ class Conversion:
     said: dict[str, Said] = field(default_factory=dict)
     # "Type/id" -> (the "Type/id" an earlier key gave it, path, value): ``Context.formerly``, for
     # ``adopt_former_ids``
-    formerly: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    formerly: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def adopt_former_ids(self, read_many: Any) -> list[str]:
@@ -177,7 +177,8 @@ def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
     code, or by DG1-20 alone, before its stay keyed it; an SIU's Appointment keyed by SCH-2's value
     under its patient before the filler's appointment id keyed it) is the one stored under the old key
     when nothing is stored under the new one and the stored one holds the value it must (this stay;
-    no path: nothing to hold -- the old Appointment key names its patient already): the
+    the Appointment: this filler's FILL identifier -- its system, or none and the same sender --, not
+    another filler's same number for the patient, review of sched25): the
     conversion takes that id, and every reference, statement (``said``) and list of it follows. A
     re-sent message of a stay stored before added a second Condition of the same code to it.
     ``read_many``: the repository's (``[(type, id)]`` -> ``{(type, id): resource}``). Returns the
@@ -194,6 +195,10 @@ def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
     for new, (old, path, value) in formerly.items():
         was = stored.get(_key_of(old))
         if _key_of(new) in stored or was is None or old in taken or old in moves.values():
+            continue
+        if callable(value):  # what a path cannot say (an entry of a list): asked (schedfix25)
+            if value(was, read_many):
+                moves[new] = old
             continue
         at: Any = was
         for part in path.split(".") if path else ():

@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
 from adapters.convert.actors import practitioner
-from adapters.convert.context import Context
+from adapters.convert.context import Context, Holds
 from adapters.convert.engine import compile_rule
 from adapters.convert.tables import vocabulary
 from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
@@ -640,10 +640,19 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
         # refused at PID-3), and another sender's same number is not (twenty-fourth round)
         pid = scope.first("PID")
         system = _appointment_system(env.ctx)
+        named = _names_of_sender(env.ctx)
         for ident in res.get("identifier") or ():
+            # an EI whose namespace names the sending application (EI-2 = MSH-3's HD-1, EI-3 = its
+            # HD-2) is that application's: keyed as one sent without a namespace (schedfix25), so a
+            # cancel sent ``BK-1^HIS`` finds the booking sent ``BK-1`` and is not a second one
+            if ident.get("system") in named:
+                ident["system"] = system
             ident.setdefault("system", system)
         if pid is not None and res.get("identifier"):
             env.ctx.located(res, "participant", pid, 3)
+        sch = seg if seg is not None and seg.name == "SCH" else scope.first("SCH")
+        if sch is not None and sch.value(2).strip():
+            env.ctx.located(res, "identifier", sch, 2)  # the filler id: an ERR about it names SCH-2
 
 
 def _filler_key(res: Resource, old: str, env: Env) -> str | None:
@@ -667,9 +676,67 @@ def _filler_key(res: Resource, old: str, env: Env) -> str | None:
         system, value = ident.get("system"), ident.get("value")
         if isinstance(system, str) and system and isinstance(value, str) and value:
             key = f"{rtype}|FILL|{system}|{value}"
-            env.ctx.formerly(env.ctx.ref(rtype, key), old)
+            env.ctx.formerly(env.ctx.ref(rtype, key), old, value=_this_fillers(res, system, value))
             return key
     return None
+
+
+def _this_fillers(res: Resource, system: str, value: str) -> Holds:
+    """Whether an Appointment stored under the old key (SCH-2's value under the patient) is this
+    filler's booking: its FILL identifier of ``value`` has this filler's ``system`` (as the twenty-fourth
+    round stored it), or none (stored before that) and its patient is filed by the same institution as the
+    message's (``managingOrganization``, as ``MergeRules._same_sender``). Another filler's same number for
+    the patient (the HIS's BK-1 stored before, the RIS's BK-1 now) is not it: the RIS's booking is
+    another Appointment, the HIS's is not rewritten (review of sched25, schedfix25)."""
+
+    def holds(stored: Resource, read_many: Any) -> bool:
+        systems = [i.get("system") for i in stored.get("identifier") or ()
+                   if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"]
+        if system in systems:
+            return True
+        if not any(s is None for s in systems):
+            return False
+        refs = [_patient_ref(stored), _patient_ref(res)]
+        if None in refs:
+            return False
+        keys = [("Patient", str(r).removeprefix("Patient/")) for r in refs]
+        found = read_many(keys)
+        orgs = [(found.get(k) or {}).get("managingOrganization") for k in keys]
+        return orgs[0] is not None and orgs[0] == orgs[1]
+
+    return holds
+
+
+def _patient_ref(res: Resource) -> str | None:
+    for entry in res.get("participant") or ():
+        ref = (entry.get("actor") or {}).get("reference") if isinstance(entry, dict) else None
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            return ref
+    return None
+
+
+def _ident_type(ident: dict[str, Any]) -> str:
+    for coding in (ident.get("type") or {}).get("coding") or ():
+        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+            return str(coding["code"])
+    return ""
+
+
+def _names_of_sender(ctx: Context) -> frozenset[str]:
+    """The systems ``ei`` makes of an EI naming the sending application (MSH-3, HD): its namespace id
+    (HD-1, as EI-2: ``urn:huren:id:<HD-1>``) and its universal id (HD-2/HD-3, as EI-3/EI-4: an OID or
+    a URI). v2.5.1 2.A.24 EI: EI-2..4 are the assigning authority's HD, here the filler application
+    itself -- the same filler as an SCH-2 sent without one (``_appointment_system``)."""
+    msh = ctx.message.msh
+    names: set[str] = set()
+    app, universal, kind = msh.value(3).strip(), msh.value(3, comp=2).strip(), msh.value(3, comp=3).strip().upper()
+    if app:
+        names.add(f"urn:huren:id:{urn_part(app)}")
+    if universal and kind in ("ISO", "OID") and datatypes._OID.match(universal):
+        names.add(f"urn:oid:{universal}")
+    elif universal and kind in ("URI", "URL") and not any(c.isspace() for c in universal):
+        names.add(universal)
+    return frozenset(names)
 
 
 def _appointment_system(ctx: Context) -> str:

@@ -8,7 +8,7 @@ segment that had no mapping, for the fidelity report.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +21,9 @@ from engine.repository.ids import id_maker
 from mappings.site import Institution, Site, urn_part
 
 Resource = dict[str, Any]
+# what a resource stored under its former key must hold to be this one, asked of it and the store's
+# ``read_many`` (``Context.formerly``)
+Holds = Callable[[Resource, Any], bool]
 # a FHIR CodeableConcept as the converters build it (``common.coded_item``): coding, text
 Concept = dict[str, Any]
 
@@ -123,7 +126,7 @@ class Context:
     # "Type/id" -> ("Type/id" an earlier key gave it, (path, value) that stored one must hold): a
     # resource whose key changed -- found stored under the old one for this very owner, it is that one
     # (``formerly``; ingest asks the store, ``adopt_former_ids``)
-    former: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    former: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
 
@@ -197,11 +200,13 @@ class Context:
         (``Delete.leaves``)."""
         self.deletes.append((resource, Delete(element, where, why, leaves)))
 
-    def formerly(self, ref: dict[str, str], old_key: str, path: str = "", value: str = "") -> None:
+    def formerly(self, ref: dict[str, str], old_key: str, path: str = "", value: str | Holds = "") -> None:
         """The resource ``ref`` was keyed ``old_key`` before (an encounter diagnosis by patient and code,
         before its stay keyed it; an Appointment by SCH-2's value under its patient): when nothing is
         stored under its id and the one stored under the old key holds ``value`` at ``path`` (its
-        ``encounter.reference``: this stay; no path: nothing), it is that one."""
+        ``encounter.reference``: this stay; no path: nothing), it is that one. What a path cannot
+        say (an entry of a list: the Appointment's FILL identifier, this filler's) is a ``value``
+        asked, with no path, of the stored resource and the store's ``read_many`` (``Holds``)."""
         rtype = ref["reference"].split("/", 1)[0]
         old = self.ref(rtype, old_key)["reference"]
         if old != ref["reference"]:
