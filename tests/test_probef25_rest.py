@@ -301,3 +301,46 @@ def test_batch_entries_are_independent(http: TestClient) -> None:
     assert statuses == ["201", "422", "404"]
     assert r.json()["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert http.get("/fhir/Patient/b1").status_code == 200
+
+
+def test_a_relative_reference_to_a_posted_entry_with_an_absolute_fullurl_is_rewritten(http: TestClient) -> None:
+    """bundle.html#references (R4, "Resolving references in Bundles"): a relative reference in an entry
+    whose fullUrl is an absolute RESTful URL is resolved against that base -- ``Patient/tmp1`` in the entry
+    ``https://huren.example/fhir/Observation/tmp2`` names ``https://huren.example/fhir/Patient/tmp1``,
+    the Patient entry being POSTed; http.html#trules: when the server gives a POSTed resource its new id it
+    SHALL update the references to it. huren rewrote only the absolute spelling: the new result kept
+    ``Patient/tmp1`` -- here another person's record, so a new patient's result is filed under someone else."""
+    other = {"resourceType": "Patient", "id": "tmp1", "name": [{"family": "他人"}]}
+    assert http.put("/fhir/Patient/tmp1", json=other).status_code == 201
+    r = _tx(http, [
+        {"fullUrl": BASE + "Patient/tmp1", "resource": _patient("n1"), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": BASE + "Observation/tmp2", "resource": _obs("Patient/tmp1"),
+         "request": {"method": "POST", "url": "Observation"}},
+        {"resource": _obs(BASE + "Patient/tmp1"), "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code == 200, r.text
+    pat, rel, absolute = r.json()["entry"]
+    new = _local(pat["response"]["location"]).split("/")[-1]
+    assert new != "tmp1"
+    assert http.get(_local(absolute["response"]["location"])).json()["subject"]["reference"] == f"Patient/{new}"
+    assert http.get(_local(rel["response"]["location"])).json()["subject"]["reference"] == f"Patient/{new}"
+
+
+def test_a_urn_uuid_reference_that_nothing_in_the_bundle_defines_is_refused(http: TestClient) -> None:
+    """A ``urn:uuid:`` reference is a placeholder for an entry of the same Bundle (bundle.html#references,
+    http.html#trules: the server replaces it by the id it assigns); stored as it is, it resolves nowhere,
+    ever. R4 batch (http.html#transaction): "there SHALL be no interdependencies between the different
+    entries", so a batch entry pointing at another's urn:uuid cannot be resolved either. huren stored
+    the placeholder as the result's subject (transaction 200, batch 201, plain POST 201): a result of
+    no patient, which no search by patient will find. Refused (4xx) is the answer asked for here."""
+    ghost = "urn:uuid:66666666-6666-6666-6666-666666666666"
+    r = _tx(http, [{"resource": _obs(ghost), "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code in (400, 404, 422), r.text
+    r = _tx(http, [{"fullUrl": "urn:uuid:77777777-7777-7777-7777-777777777777", "resource": _patient("b9"),
+                    "request": {"method": "POST", "url": "Patient"}},
+                   {"resource": _obs("urn:uuid:77777777-7777-7777-7777-777777777777"),
+                    "request": {"method": "POST", "url": "Observation"}}], "batch")
+    assert r.status_code == 200, r.text
+    assert r.json()["entry"][1]["response"]["status"][:1] == "4", r.json()["entry"][1]
+    r = http.post("/fhir/Observation", json=_obs(ghost))
+    assert r.status_code in (400, 422), r.text
+    assert http.get("/fhir/Observation").json()["total"] == 0
