@@ -269,3 +269,41 @@ def test_unknown_parameter_lenient_and_strict(http: TestClient) -> None:
     r = http.get("/fhir/Patient?nosuchparam=1", headers={"Prefer": "handling=strict"})
     assert r.status_code == 400, r.text
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_date_prefixes_against_a_stored_month_and_a_period(http: TestClient) -> None:
+    """search.html#prefix: each prefix compares the search range with the stored value's range (pc is born
+    "1991-03": a month; an Encounter lasts nine days; an open Period has no end)."""
+    q = "/fhir/Patient?birthdate="
+    assert _ids(http, q + "gt1990") == ["pc"]
+    assert _ids(http, q + "le1990") == ["pa", "pb"]
+    assert _ids(http, q + "lt1991-03-15") == ["pa", "pb", "pc"]  # the month overlaps what lies below
+    assert _ids(http, q + "gt1991-03-15") == ["pc"]
+    assert _ids(http, q + "sa1991-02-28") == ["pc"]
+    assert _ids(http, q + "sa1991-03-15") == []
+    assert _ids(http, q + "eb1991-03-15") == ["pa", "pb"]
+    assert _ids(http, "/fhir/Patient?gender=MALE") == []  # administrative-gender codes are case-sensitive
+    enc = {"resourceType": "Encounter", "status": "finished", "subject": {"reference": "Patient/pa"},
+           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+           "serviceProvider": {"reference": "Organization/org"}}
+    _put(http, {**enc, "id": "e9", "period": {"start": "2026-09-01T08:00:00+08:00", "end": "2026-09-10T08:00:00+08:00"}},
+         {**enc, "id": "eopen", "period": {"start": "2026-09-01T08:00:00+08:00"}})
+    q = "/fhir/Encounter?date="
+    assert _ids(http, q + "2026-09-05") == []  # a day does not contain nine days
+    assert _ids(http, q + "2026-09") == ["e9"]  # the open one may run past September
+    assert _ids(http, q + "ne2026-09-05") == ["e9", "eopen"]
+    assert _ids(http, q + "ge2026-09-05") == ["e9", "eopen"]
+    assert _ids(http, q + "gt2030") == ["eopen"]  # no end: still going
+    assert _ids(http, q + "eb2030") == ["e9"]
+    assert _ids(http, q + "sa2026-08-31") == ["e9", "eopen"]
+
+
+def test_count_above_the_maximum_is_capped_with_a_next_link(http: TestClient) -> None:
+    r = http.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "id": f"m{i}"}, "request": {"method": "PUT", "url": f"Patient/m{i}"}}
+        for i in range(1000)]})
+    assert r.status_code == 200, r.text[:300]
+    b = http.get("/fhir/Patient?_count=1500").json()
+    assert b["total"] == 1004 and len(b["entry"]) == 1000
+    nxt = next(link["url"] for link in b["link"] if link["relation"] == "next")
+    assert len(http.get(nxt.replace("https://huren.example", "")).json()["entry"]) == 4
