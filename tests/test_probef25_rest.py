@@ -344,3 +344,29 @@ def test_a_urn_uuid_reference_that_nothing_in_the_bundle_defines_is_refused(http
     r = http.post("/fhir/Observation", json=_obs(ghost))
     assert r.status_code in (400, 422), r.text
     assert http.get("/fhir/Observation").json()["total"] == 0
+
+
+def test_concurrent_if_match_and_conditional_creates_lose_nothing(eng: Engine, http: TestClient) -> None:
+    """http.html#concurrency: of sixteen updates all sent with If-Match W/"1", one wins and fifteen get 412;
+    of sixteen conditional creates of one identifier, one creates and fifteen find it (no duplicate)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert http.put("/fhir/Patient/cc", json={"resourceType": "Patient", "id": "cc"}).status_code == 201
+    with TestClient(create_app(eng)) as other:
+        other.headers["Authorization"] = http.headers["Authorization"]
+
+        def update(i: int) -> int:
+            body = {"resourceType": "Patient", "id": "cc", "name": [{"family": f"n{i}"}]}
+            return other.put("/fhir/Patient/cc", json=body, headers={"If-Match": 'W/"1"'}).status_code
+
+        def create(_: int) -> int:
+            return other.post("/fhir/Patient", json=_patient("race"),
+                              headers={"If-None-Exist": f"identifier={MRN}|race"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            updates = sorted(pool.map(update, range(16)))
+            creates = sorted(pool.map(create, range(16)))
+    assert updates == [200] + [412] * 15
+    assert http.get("/fhir/Patient/cc").json()["meta"]["versionId"] == "2"
+    assert creates == [200] * 15 + [201]
+    assert http.get(f"/fhir/Patient?identifier={MRN}|race").json()["total"] == 1
