@@ -205,7 +205,13 @@ class Writes(GroupCommit, Searching):
                 if existing.version != wanted:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
-            result = self._store(resource, existing, source=source)
+            try:
+                result = self._store(resource, existing, source=source)
+            except Conflict as exc:  # another writer got there first (``MongoFhir._replace_current``)
+                if if_match is None:
+                    raise
+                raise PreconditionFailed(f"If-Match {if_match}: {rtype}/{rid} was written meanwhile "
+                                         f"({exc.diagnostics})") from None
             if source == API:
                 self.note_put_create(result)
             return result
