@@ -184,3 +184,27 @@ def test_a_write_over_a_version_another_writer_replaced_is_refused(eng: Engine) 
     with pytest.raises(Conflict):
         backend.put(version2("C"), None, v1)
     assert b'"B"' in backend.current("Patient", "cas").body  # type: ignore[union-attr, operator]
+
+
+def test_sixteen_racing_if_match_updates_have_one_winner(eng: Engine, http: TestClient) -> None:
+    """The update half of probef25's race, on both backends (the conditional-create half stays
+    SQLite-only: not mended on MongoDB, see README): of sixteen ``If-Match: W/"1"`` updates one wins,
+    fifteen get 412, the record is at version 2 with the winner's body."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert http.put("/fhir/Patient/race", json={"resourceType": "Patient", "id": "race"}).status_code == 201
+    with TestClient(create_app(eng)) as other:
+        other.headers["Authorization"] = http.headers["Authorization"]
+
+        def update(i: int) -> tuple[int, str]:
+            body = {"resourceType": "Patient", "id": "race", "name": [{"family": f"n{i}"}]}
+            r = other.put("/fhir/Patient/race", json=body, headers={"If-Match": 'W/"1"'})
+            return r.status_code, f"n{i}"
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(update, range(16)))
+    assert sorted(s for s, _ in results) == [200] + [412] * 15
+    winner = next(name for s, name in results if s == 200)
+    now = http.get("/fhir/Patient/race").json()
+    assert now["meta"]["versionId"] == "2" and now["name"][0]["family"] == winner
+    assert http.get("/fhir/Patient/race/_history").json()["total"] == 2
