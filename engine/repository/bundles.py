@@ -507,6 +507,12 @@ class _Provisional:
     ids: dict[int, str]
     mapping: dict[str, str]
     writes: dict[tuple[str, str], dict[str, Any]]
+    by_base: dict[str, dict[str, str]] | None = None  # ``_by_base(mapping)``, worked out once
+
+    def relative(self) -> dict[str, dict[str, str]]:
+        if self.by_base is None:
+            self.by_base = _by_base(self.mapping)
+        return self.by_base
 
 
 def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
@@ -574,7 +580,7 @@ def _as_planned(resource: dict[str, Any], early: _Provisional | None, full_url: 
     if early is None or not early.mapping:
         return resource
     out = fhirjson.loads(fhirjson.dumps(resource))
-    rewrite_references(out, _entry_mapping(early.mapping, _by_base(early.mapping), full_url))
+    rewrite_references(out, _entry_mapping(early.mapping, early.relative(), full_url))
     return out  # type: ignore[no-any-return]
 
 
