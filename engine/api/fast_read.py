@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api.fhir import read_response
+from engine.api.formats import require_json_accept
 from engine.api.no_store import mark_no_store
 from engine.api.outcomes import error_response
 from engine.auth.deps import get_repo
@@ -46,6 +47,7 @@ class FastRead:
             return
         request = Request(scope, receive)
         try:
+            require_json_accept(request)  # as the router's ``fhir_negotiation`` (no query: no _format)
             response = read_response(request, await get_repo(request), match[1], match[2])
         except FhirError as exc:
             response = error_response(exc)

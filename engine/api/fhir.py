@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from engine import fhirjson
-from engine.api.formats import json_only
+from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import FHIR_JSON, fhir_response
 from engine.audit.note import note
 from engine.auth.deps import get_repo
@@ -36,7 +36,7 @@ from engine.bounds import parse_int
 from engine.errors import BadRequest, FhirError
 from engine.repository.fhir import SearchResult, WriteResult
 from engine.repository.indexing import date_range
-from engine.repository.references import is_conditional, references_in
+from engine.repository.references import is_conditional, placeholder_references, references_in
 from engine.repository.scoped import ScopedRepository, Withheld
 from engine.repository.search import MAX_COUNT
 from engine.repository.searching import only_elements, read_elements
@@ -56,7 +56,7 @@ class FhirTypeConvertor(Convertor[str]):
 
 register_url_convertor("fhirtype", FhirTypeConvertor())
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(json_only)])
+router = APIRouter(prefix="/fhir", tags=["fhir"], dependencies=[Depends(fhir_negotiation)])
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 _CONTROL = {"_format", "_pretty"}
 
@@ -102,6 +102,13 @@ def _no_conditional_references(resource: Any) -> None:
     if found is not None:
         raise BadRequest(f"the conditional reference '{found[:80]}' is resolved in a transaction Bundle only; "
                          "send the record's id (Type/id)", expression=[str(resource.get("resourceType"))])
+    # a ``urn:uuid`` reference is a placeholder for an entry of the Bundle it is sent in: in a plain
+    # create or update there is none, and it was stored as the result's subject (probef25; txmend25)
+    placeholders = placeholder_references(resource, str(resource.get("resourceType")), []) if isinstance(resource, dict) else []
+    if placeholders:
+        path, ref = placeholders[0]
+        raise BadRequest(f"{path} '{ref[:80]}' is a urn:uuid placeholder, meaningful only inside the transaction "
+                         "Bundle that defines it; send the record's id (Type/id)", expression=[path])
 
 
 def _write_response(request: Request, result: WriteResult, *, created_status: int = 201) -> Response:
@@ -336,6 +343,9 @@ async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository
     # ``first``, the version that created the record, is told from every stored version: the
     # oldest one shown is an update when the create is hidden from this caller
     versions, first = await run_in_threadpool(repo.instance_history, rtype, rid)
+    # the version a PUT created (update as create) is a PUT, not the POST a first version was taken
+    # for; noted since the twenty-fifth round (txmend25): older records show what they showed
+    put_created = await run_in_threadpool(repo.repo.put_created, rtype, rid) if versions else None
     since, count, offset = _history_params(params)
     if since is not None:
         versions = [v for v in versions if date_range(v.updated)[0] >= since]
@@ -347,9 +357,10 @@ async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository
         entry: dict[str, Any] = {"fullUrl": f"{base}/{url}"}
         if v.resource is not None:
             entry["resource"] = v.resource
-        method = "DELETE" if v.deleted else ("POST" if v.version == first else "PUT")
+        method = "DELETE" if v.deleted else ("POST" if v.version == first and v.version != put_created else "PUT")
         entry["request"] = {"method": method, "url": url}
-        entry["response"] = {"status": "204" if v.deleted else ("201" if method == "POST" else "200"),
+        made = method == "POST" or v.version == put_created
+        entry["response"] = {"status": "204" if v.deleted else ("201" if made else "200"),
                              "etag": f'W/"{v.version}"', "lastModified": v.updated}
         entries.append(entry)
     note(request, action="history", resources=[v.resource for v in page if v.resource is not None])

@@ -24,7 +24,7 @@ from conformance.capability import (
     check_recognition,
     smart_security,
 )
-from engine.api.formats import require_json
+from engine.api.formats import require_json, require_json_accept
 from engine.api.outcomes import FHIR_JSON
 from engine.settings import Settings
 
@@ -39,6 +39,7 @@ R4_CORE_OPERATIONS = {
 @router.get("/fhir/metadata", summary="CapabilityStatement (no authentication)")
 def capability_statement(request: Request, _format: str | None = None) -> Response:
     require_json(_format)
+    require_json_accept(request)
     body = getattr(request.app.state, "capability_statement", None)
     if body is None:
         body = orjson.dumps(statement_for(request.app))

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +24,12 @@ from engine import fhirjson
 from engine.errors import BadRequest, FhirError, Gone, NotFound, PreconditionFailed, WithheldMatch
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.reads import Reads
-from engine.repository.references import is_conditional, references_in, rewrite_references
+from engine.repository.references import (
+    is_conditional,
+    placeholder_references,
+    references_in,
+    rewrite_references,
+)
 from engine.repository.searching import only_elements, read_elements
 from engine.repository.versioning import body_of, parse_etag
 from engine.repository.writes import Writes
@@ -96,10 +104,12 @@ class Bundles(Writes, Reads):
             for n, entry in enumerate(entries):
                 plans.append(self._plan(n, entry, mapping, access, early=early))
             self._resolve_conditional_references(plans, mapping, access, touched)
+            by_base = _by_base(mapping)
             for plan in plans:
                 if plan.get("resource") is not None:
                     if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
-                        rewrite_references(plan["resource"], mapping)
+                        rewrite_references(plan["resource"], _entry_mapping(mapping, by_base, plan.get("full_url")))
+                    _refuse_placeholders(plan["resource"], f"entry {plan['n']}", f"Bundle.entry[{plan['n']}].resource")
                     if self.validator is not None:  # every entry valid before anything is written
                         try:
                             self.validator.validate(plan["resource"])
@@ -114,6 +124,18 @@ class Bundles(Writes, Reads):
             if len(targets) != len(set(targets)):
                 twice = next(t for t in targets if targets.count(t) > 1)
                 raise BadRequest(f"{twice[0]}/{twice[1]} is the target of more than one entry of the transaction")
+            # R4 http.html#trules: resolved identities overlapping fail the transaction -- a
+            # conditional create (ifNoneExist) whose match another entry deletes or replaces too.
+            # It was answered "200 Patient/old" while the DELETE of old ran, and the entries citing
+            # its fullUrl were stored pointing at a deleted record (probef25; txmend25)
+            written = set(targets)
+            for p in plans:
+                match = p.get("match")
+                if match is not None and (p["path"][0], match["id"]) in written:
+                    raise BadRequest(f"entry {p['n']}: its ifNoneExist matches {p['path'][0]}/{match['id']}, which "
+                                     "another entry of the transaction deletes or writes (R4: resolved identities "
+                                     "must not overlap); send the two as separate requests",
+                                     expression=[f"Bundle.entry[{p['n']}].request.ifNoneExist"])
             if access is not None:
                 # the records the transaction writes (not a conditional create's match: stored, it
                 # is judged as such), before any entry runs: a citation of one is judged by its
@@ -203,7 +225,10 @@ class Bundles(Writes, Reads):
         for n, entry in enumerate(entries):
             try:
                 with self.store.transaction():
-                    responses.append(self._execute(self._plan(n, entry, {}, access, batch=True), access, touched))
+                    plan = self._plan(n, entry, {}, access, batch=True)
+                    if plan.get("resource") is not None:  # no entry of a batch defines a placeholder
+                        _refuse_placeholders(plan["resource"], f"Bundle.entry[{n}]", f"Bundle.entry[{n}].resource")
+                    responses.append(self._execute(plan, access, touched))
             except FhirError as exc:
                 responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
                                                "outcome": exc.outcome()}})
@@ -256,7 +281,8 @@ class Bundles(Writes, Reads):
                                 "kind": kind, "resource": None, "if_match": request.get("ifMatch"),
                                 "if_none_exist": request.get("ifNoneExist"),
                                 "if_none_match": request.get("ifNoneMatch"),
-                                "if_modified_since": request.get("ifModifiedSince")}
+                                "if_modified_since": request.get("ifModifiedSince"),
+                                "full_url": entry.get("fullUrl")}
         if not parts or parts[0] not in self.params.resource_types:
             raise BadRequest(f"{where}: request.url '{url}' does not name a resource type",
                              expression=[f"{where}.request.url"])
@@ -304,7 +330,7 @@ class Bundles(Writes, Reads):
                 # a conditional entry's body is decided before its search answers anything (a 403
                 # only for a match would tell the caller that someone else's record matches);
                 # a POST's at the id it gets, not the body's (which a create ignores)
-                planned = _as_planned(resource, early)
+                planned = _as_planned(resource, early, entry.get("fullUrl"))
                 if method == "POST":
                     planned = {**planned, "id": (early.ids.get(n) if early else None) or str(uuid.uuid4())}
                 access.check_write(parts[0], planned, None)
@@ -325,7 +351,7 @@ class Bundles(Writes, Reads):
                     wanted = parse_etag(plan["if_match"])
                     existing = self.backend.current(parts[0], parts[1])
                     if access is not None:  # the caller's rights before the version (it told of withheld records)
-                        access.check_if_match(parts[0], _as_planned(resource, early), existing)
+                        access.check_if_match(parts[0], _as_planned(resource, early, entry.get("fullUrl")), existing)
                     if existing is None or existing.deleted or existing.version != wanted:
                         raise PreconditionFailed(
                             f"{where}: ifMatch {plan['if_match']} does not match the current version of {url}")
@@ -455,6 +481,7 @@ class Bundles(Writes, Reads):
                 if existing is None or existing.deleted or existing.version != wanted:
                     raise PreconditionFailed(f"ifMatch {plan['if_match']} does not match the current version")
             result = self._store(resource, existing, validate=validate)
+            self.note_put_create(result)  # a version a PUT entry created is listed as a PUT
         plan["result"] = result
         stored = result.resource
         if touched is not None:
@@ -480,6 +507,12 @@ class _Provisional:
     ids: dict[int, str]
     mapping: dict[str, str]
     writes: dict[tuple[str, str], dict[str, Any]]
+    by_base: dict[str, dict[str, str]] | None = None  # ``_by_base(mapping)``, worked out once
+
+    def relative(self) -> dict[str, dict[str, str]]:
+        if self.by_base is None:
+            self.by_base = _by_base(self.mapping)
+        return self.by_base
 
 
 def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
@@ -496,6 +529,7 @@ def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
     ids: dict[int, str] = {}
     mapping: dict[str, str] = {}
     bodies: dict[tuple[str, str], dict[str, Any]] = {}
+    full_urls: dict[tuple[str, str], Any] = {}
     for n, entry in enumerate(entries):
         request, resource = entry.get("request"), entry.get("resource")
         if not (isinstance(request, dict) and isinstance(request.get("url"), str) and isinstance(resource, dict)):
@@ -521,10 +555,12 @@ def _provisional(entries: list[dict[str, Any]], base_url: str) -> _Provisional:
         if key in bodies:
             continue  # two entries at one record: the transaction is refused when planned
         bodies[key] = {**resource, "id": rid}
+        full_urls[key] = entry.get("fullUrl")
         full_url = entry.get("fullUrl")
         if isinstance(full_url, str) and full_url:
             mapping[full_url] = f"{parts[0]}/{rid}"
-    writes = {key: _as_planned(body, _Provisional(ids, mapping, {})) for key, body in bodies.items()}
+    planned = _Provisional(ids, mapping, {})
+    writes = {key: _as_planned(body, planned, full_urls.get(key)) for key, body in bodies.items()}
     return _Provisional(ids, mapping, writes)
 
 
@@ -537,14 +573,58 @@ def _target(url: str, base_url: str) -> tuple[str, str, str, list[str]]:
     return url, path, query, [p for p in path.split("/") if p]
 
 
-def _as_planned(resource: dict[str, Any], early: _Provisional | None) -> dict[str, Any]:
+def _as_planned(resource: dict[str, Any], early: _Provisional | None, full_url: Any = None) -> dict[str, Any]:
     """A copy of an entry's body with its references to the transaction's entries rewritten as
-    they will be (``_provisional``); the body itself when there is nothing to rewrite."""
+    they will be (``_provisional``; a relative one read against the entry's fullUrl as the run
+    reads it, ``_entry_mapping``); the body itself when there is nothing to rewrite."""
     if early is None or not early.mapping:
         return resource
     out = fhirjson.loads(fhirjson.dumps(resource))
-    rewrite_references(out, early.mapping)
+    rewrite_references(out, _entry_mapping(early.mapping, early.relative(), full_url))
     return out  # type: ignore[no-any-return]
+
+
+# a RESTful URL (R4 bundle.html#references, "the RESTful URL regex"): [base]/[type]/[id], and the
+# same with /_history/[vid] as an entry's fullUrl may carry
+_RESTFUL = re.compile(r"^((?:http|https)://.+)/([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(?:/_history/[A-Za-z0-9\-\.]{1,64})?$")
+
+
+def _by_base(mapping: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The entries a transaction rewrites whose fullUrl is a RESTful URL, by that URL's base:
+    base -> {``Type/id`` -> the new ``Type/id``}, for ``_entry_mapping``."""
+    out: dict[str, dict[str, str]] = {}
+    for url, target in mapping.items():
+        m = _RESTFUL.match(url)
+        if m is not None and "/_history/" not in url:
+            out.setdefault(m.group(1), {})[f"{m.group(2)}/{m.group(3)}"] = target
+    return out
+
+
+def _entry_mapping(mapping: dict[str, str], by_base: dict[str, dict[str, str]], full_url: Any) -> Mapping[str, str]:
+    """What an entry's references are rewritten by: the transaction's ``mapping`` (fullUrl ->
+    ``Type/id``), and, when the entry's own fullUrl is a RESTful URL, its relative references read
+    against that URL's base (R4 bundle.html#references: ``Patient/tmp1`` in the entry
+    ``[base]/Observation/tmp2`` names ``[base]/Patient/tmp1``). Only the absolute spelling was
+    rewritten: the relative one was kept as written and filed the entry under whoever held that id
+    on the server (probef25; txmend25). An entry without a RESTful fullUrl (none, ``urn:uuid``)
+    keeps a relative reference as a reference to the server's record."""
+    m = _RESTFUL.match(full_url) if isinstance(full_url, str) else None
+    relative = by_base.get(m.group(1)) if m is not None else None
+    return ChainMap(relative, mapping) if relative else mapping
+
+
+def _refuse_placeholders(resource: dict[str, Any], who: str, where: str) -> None:
+    """A 400 naming the element when a ``urn:uuid`` reference is left once the Bundle's own are
+    rewritten (``references.placeholder_references``): stored, it was a result of no patient that
+    no search by patient finds (probef25; txmend25)."""
+    if resource.get("resourceType") == "Bundle":
+        return
+    found = placeholder_references(resource, str(resource.get("resourceType")), [])
+    if found:
+        path, ref = found[0]
+        raise BadRequest(f"{who}: {path} '{ref[:80]}' names no entry of this Bundle (a urn:uuid is a placeholder "
+                         "for an entry of a transaction that defines it in its fullUrl)",
+                         expression=[where + path.partition(".")[1] + path.partition(".")[2]])
 
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pymongo
 
 from engine import fhirjson
+from engine.errors import Conflict
 from engine.repository.indexing import IndexRows
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -272,12 +273,36 @@ class MongoFhirBackend:
                         "version": previous.version, "updated": previous.updated, "deleted": previous.deleted,
                         "body": previous.body}
                 self.history_coll.replace_one({"_id": hist["_id"]}, hist, upsert=True, **self.store.kw())
-            self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
+            self._replace_current(key, doc, previous)
             if (undo := self.store.undo) is not None:
                 # named with the version put: what a failed undo leaves is that version
                 # (``Ingestor._left_stored``, ``write_many(rewrite=...)``)
                 undo.then(f"{key}/_history/{rec.version}", lambda: self._put_back(key, previous))
         rec.key = key
+
+    def _replace_current(self, key: str, doc: dict[str, Any], previous: StoredResource | None) -> None:
+        """Write the current document as a compare-and-set on the version it replaces: the filter
+        names ``previous.version``, so of two writers that both read version n (two ``If-Match:
+        W/"n"`` updates, each checked before its write) one replaces it and the other matches
+        nothing and is refused 409 (``Conflict``; an If-Match update turns it into its 412).
+        It was a replace on ``_id`` alone, check-then-write: both writes succeeded, both
+        answered 200 with version n+1, the first one's body lost (probef25 saw it on mongomock;
+        txmend25). On a replica set the transaction's own write conflict (WriteConflict, a
+        ``TransientTransactionError``) is the same 409 rather than a 500. A first version
+        (``previous`` None) is still an upsert on ``_id``: older layouts and the derived path
+        hand ``None`` for a document that may exist."""
+        if previous is None:
+            self.current_coll.replace_one({"_id": key}, doc, upsert=True, **self.store.kw())
+            return
+        try:
+            done = self.current_coll.replace_one({"_id": key, "version": previous.version}, doc, **self.store.kw())
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
+                raise Conflict(f"{key} was written by another request meanwhile; read it and try again") from None
+            raise
+        if done.matched_count == 0:
+            raise Conflict(f"{key} is no longer at version {previous.version}: another request wrote it "
+                           "meanwhile; read it and try again")
 
     def _put_back(self, key: str, previous: StoredResource | None) -> None:
         """Undo a ``put`` of a failed block on a backend without transactions (``mongo_store._Undo``):

@@ -3,10 +3,13 @@ rewritten in place (a Bundle's ``urn:uuid`` entries; the HL7 converter's re-keye
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+PLACEHOLDER = "urn:uuid:"
 
-def rewrite_references(node: Any, mapping: dict[str, str]) -> None:
+
+def rewrite_references(node: Any, mapping: Mapping[str, str]) -> None:
     """Every ``reference`` in ``node`` that ``mapping`` names now points where it says, in place
     (a Bundle's urn:uuid entries; the HL7 converter's re-keyed resources)."""
     if isinstance(node, dict):
@@ -41,4 +44,25 @@ def references_in(node: Any, out: list[str]) -> list[str]:
     elif isinstance(node, list):
         for value in node:
             references_in(value, out)
+    return out
+
+
+def placeholder_references(node: Any, path: str, out: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every ``urn:uuid:`` reference in ``node`` with the path of its element
+    (``Observation.subject``), appended to ``out``. A ``urn:uuid`` is a placeholder for an entry of
+    the Bundle it was sent in (R4 bundle.html#references): once a Bundle's own are rewritten, one
+    left names nothing, ever. A Bundle inside (a document) is not looked into: its entries define
+    its placeholders."""
+    if isinstance(node, dict):
+        if node.get("resourceType") == "Bundle":
+            return out
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref[:9].lower() == PLACEHOLDER:
+            out.append((path, ref))
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                placeholder_references(value, f"{path}.{key}", out)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            placeholder_references(value, f"{path}[{i}]", out)
     return out

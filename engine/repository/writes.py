@@ -29,6 +29,12 @@ from engine.repository.versioning import (
     versioned,
 )
 
+# the records a PUT created (R4 http.html#update, update as create): ``Type/id`` -> the version the
+# PUT made, so a history lists that version as the PUT it was (``put_created``). Kept beside the
+# versions, not in them: a version stored before this (twenty-fifth round) has no note and shows
+# what it showed (its first version a POST)
+PUT_CREATES = "fhir_put_creates"
+
 
 class Writes(GroupCommit, Searching):
     """Create, update, conditional update, delete, ``write_many`` (see module docstring)."""
@@ -199,7 +205,29 @@ class Writes(GroupCommit, Searching):
                 if existing.version != wanted:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
-            return self._store(resource, existing, source=source)
+            try:
+                result = self._store(resource, existing, source=source)
+            except Conflict as exc:  # another writer got there first (``MongoFhir._replace_current``)
+                if if_match is None:
+                    raise
+                raise PreconditionFailed(f"If-Match {if_match}: {rtype}/{rid} was written meanwhile "
+                                         f"({exc.diagnostics})") from None
+            if source == API:
+                self.note_put_create(result)
+            return result
+
+    def note_put_create(self, result: WriteResult) -> None:
+        """Note a version a PUT created (``PUT_CREATES``), in the write's transaction."""
+        if result.created:
+            stored = result.resource
+            self.store.collection(PUT_CREATES).replace(
+                {"_id": f"{stored['resourceType']}/{stored['id']}", "version": int(result.version)})
+
+    def put_created(self, rtype: str, rid: str) -> int | None:
+        """The version of ``rtype/rid`` a PUT created (``PUT_CREATES``); None: none noted."""
+        doc = self.store.collection(PUT_CREATES).get(f"{rtype}/{rid}")
+        version = doc.get("version") if doc is not None else None
+        return version if isinstance(version, int) else None
 
     def conditional_update(
         self, rtype: str, query: str, resource: dict[str, Any], *, access: Access | None = None
