@@ -13,7 +13,17 @@ from fastapi.testclient import TestClient
 from engine.api.app import create_app
 from engine.engine import Engine
 from tests.test_money24_referral_report import patient
-from tests.test_referral_e2e import COUNTY, TOWN, WANG, arrival_month, bearer, created, engine, move, referral_bundle
+from tests.test_referral_e2e import (
+    COUNTY,
+    TOWN,
+    WANG,
+    arrival_month,
+    bearer,
+    created,
+    engine,
+    move,
+    referral_bundle,
+)
 
 __all__ = ["engine"]
 
