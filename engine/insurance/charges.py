@@ -254,11 +254,13 @@ def in_force(period: Any, day: str | None, zone: str, when: str | None = None) -
     which part of the day it was is not known. A time without an offset is read in ``zone``."""
     if day is None or not isinstance(period, dict):
         return True
-    mine_at = local_instant(when, zone) if when is not None and len(when) > 10 else None
+    mine_at: str | None = None
     for side, bound in (("start", period.get("start")), ("end", period.get("end"))):
         if not isinstance(bound, str) or len(bound) < 4:
             continue
         if len(bound) > 10:
+            # read only here: a period of dates (IN1-12/13, the common case) costs a line nothing more
+            mine_at = mine_at or (local_instant(when, zone) if when is not None and len(when) > 10 else None)
             edge_at = local_instant(bound, zone)
             if mine_at is not None and edge_at is not None:
                 if side == "start" and mine_at < edge_at:
