@@ -16,7 +16,19 @@ from engine.api.app import create_app
 from engine.engine import Engine
 from tests.test_money24_referral_report import patient
 from tests.test_recognition_world import national_id
-from tests.test_referral_e2e import COUNTY, LI, TOWN, WANG, bearer, created, engine, move, referral_bundle
+from tests.test_referral_e2e import (
+    COUNTY,
+    LI,
+    TOWN,
+    WANG,
+    arrival_month,
+    bearer,
+    created,
+    deductible_due,
+    engine,
+    move,
+    referral_bundle,
+)
 
 __all__ = ["engine"]
 ZHAO = national_id("32092319700505003")
@@ -47,10 +59,9 @@ def test_an_accepted_referral_pays_no_deductible_before_the_patient_arrives(engi
     assert report.status_code == 200, report.text
     rows = {row["institution"]: row for row in report.json()["rows"]}
     assert rows[COUNTY]["accepted"] == 3
-    assert rows[COUNTY]["deductible_due"] == "1200.00"
+    # the admissions pay in the month the patients arrived (now), moneyfix25: it was the written month
+    assert deductible_due(http, auditor, COUNTY, arrival_month()) == "1200.00"
 
     # the patient of the first comes: now the third admission pays
     walk(tasks[0], ("arrived", "in-progress"))
-    rows = {row["institution"]: row for row in
-            http.get("/reports/referrals?from=2026-11&to=2026-11", headers=auditor).json()["rows"]}
-    assert rows[COUNTY]["deductible_due"] == "1800.00"
+    assert deductible_due(http, auditor, COUNTY, arrival_month()) == "1800.00"

@@ -93,5 +93,12 @@ def test_self_pay_line_without_a_fund_share_is_deducted_whole(engine: Any) -> No
     got = http.get("/reports/deductions", params={"institution": B, "month": "2026-03"},
                    headers=bearer(engine, "system/DetectedIssue.rs"))
     assert got.status_code == 200, got.text
-    text = got.text
-    assert '"value":20.00' in text.replace(" ", "") or '"value":20.0' in text.replace(" ", ""), text[:2000]
+    # the List entry's own amount (moneyfix25: the text's '"value":20.0' was also the DetectedIssue's
+    # evidence price, found whatever the deduction was)
+    lst = got.json()["entry"][0]["resource"]
+    (entry,) = lst["entry"]
+    ext = {e["url"]: e for e in entry["extension"][0]["extension"]}
+    assert D(str(ext["amount"]["valueMoney"]["value"])) == D("20.00")
+    assert "扣回统筹基金支付部分" not in ext["policy"]["valueString"]
+    total = {e["url"]: e for e in lst["extension"][0]["extension"]}["total"]
+    assert D(str(total["valueMoney"]["value"])) == D("20.00")

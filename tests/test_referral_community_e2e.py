@@ -32,8 +32,10 @@ from tests.test_referral_e2e import (
     STATE,
     TOWN,
     WANG,
+    arrival_month,
     bearer,
     created,
+    deductible_due,
     engine,
     move,
     one,
@@ -154,8 +156,10 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
     assert rows[TOWN]["sent"] == {"upward": 2, "downward": 0, "lateral": 0, "unknown": 0, "total": 2}
     c = rows[COUNTY]
     assert c["received"] == {"upward": 2, "downward": 0, "lateral": 0, "unknown": 0, "total": 2}
+    # the admission's deductible in the month the patient arrived (now: moneyfix25)
     assert (c["accepted"], c["rejected"], c["completed"], c["returned"], c["deductible_due"]) == \
-        (1, 1, 1, 0, "600.00")
+        (1, 1, 1, 0, "600.00" if arrival_month() == "2026-11" else "0.00")
+    assert deductible_due(http, auditor, COUNTY, arrival_month()) == "600.00"
     assert c["ratios"] == {"downward_to_upward": 0.0, "completion_rate": 1.0, "return_rate": 0.0}
     reads = http.get("/reports/remote-reading?from=2026-11&to=2026-11", headers=auditor).json()
     (row,) = reads["rows"]
@@ -170,9 +174,13 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
         out = fhirjson.loads(run.stdout)
         assert out["referrals"]["rows"] == referrals["rows"]
         assert out["remote_reading"]["rows"] == reads["rows"]
-        text = subprocess.run([sys.executable, "-m", "engine.cli", "referrals", "2026-11"], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=120, check=True).stdout
-        assert "Two-way referrals 2026-11: 2" in text and "CNY 600.00" in text
+        # through the month of the arrival, whose row carries the admission's deductible (moneyfix25)
+        arrival = arrival_month()
+        text = subprocess.run([sys.executable, "-m", "engine.cli", "referrals", "2026-11", "--to", arrival],
+                              cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True).stdout
+        period = "2026-11" if arrival == "2026-11" else f"2026-11 – {arrival}"
+        assert f"Two-way referrals {period}: 2" in text and f"{COUNTY:<11}  {arrival}" in text, text
+        assert "CNY 600.00" in text, text
         assert "turnaround median 12 h, mean 12 h, max 12 h (CT 1)" in text
         bad = subprocess.run([sys.executable, "-m", "engine.cli", "referrals", "11-2026"], cwd=REPO_ROOT, env=env,
                              capture_output=True, text=True, timeout=120)

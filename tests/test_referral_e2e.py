@@ -14,13 +14,16 @@ the upward admission's deductible is the difference between the two hospitals'.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
 from engine.engine import Engine
 from engine.settings import Settings
+from mappings.site import DEFAULT_ZONE
 
 WANG = "32092319850412001X"  # 王建国, M, 1985-04-12 (valid check character)
 LI = "320923198809030023"  # 李秀英, F, 1988-09-03
@@ -94,6 +97,20 @@ def created(response: Any, rtype: str) -> str:
     loc = next(e["response"]["location"] for e in response.json()["entry"]
                if e["response"]["location"].startswith(rtype + "/"))
     return loc.split("/")[1]
+
+
+def arrival_month() -> str:
+    """The month a move made now is recorded in (huren's clock, in the institutions' zone): the month
+    the referral report counts an arrival's deductible in (moneyfix25)."""
+    return datetime.now(ZoneInfo(DEFAULT_ZONE)).strftime("%Y-%m")
+
+
+def deductible_due(http: TestClient, headers: dict[str, str], institution: str, month: str) -> str:
+    """The referral report's ``deductible_due`` of ``institution`` in ``month`` ("0.00" without a row)."""
+    r = http.get(f"/reports/referrals?from={month}&to={month}", headers=headers)
+    assert r.status_code == 200, r.text
+    rows = {row["institution"]: row for row in r.json()["rows"]}
+    return str(rows.get(institution, {}).get("deductible_due", "0.00"))
 
 
 def move(task: dict[str, Any], state: str, status: str) -> dict[str, Any]:
@@ -215,7 +232,10 @@ def test_township_refers_up_the_county_reads_the_summary_and_refers_back(engine:
     assert c["received"] == {"upward": 2, "downward": 0, "lateral": 0, "unknown": 0, "total": 2}
     assert c["sent"]["downward"] == 1
     assert (c["accepted"], c["rejected"], c["completed"], c["returned"]) == (1, 1, 1, 1)
-    assert c["deductible_due"] == "600.00"
+    # the deductible is the admission's: counted in the month the patient arrived (now), not the month
+    # the referral was written (moneyfix25)
+    assert c["deductible_due"] == ("600.00" if arrival_month() == "2026-11" else "0.00")
+    assert deductible_due(http, auditor, COUNTY, arrival_month()) == "600.00"
     assert c["ratios"] == {"downward_to_upward": 0.5, "completion_rate": 1.0, "return_rate": 1.0}
     assert r.json()["referrals"] == 3
     # the report is for auditors: not for a hospital's system client without report rights, nor a resident

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.errors import Gone, NotFound
-from engine.recognition.facts import local_day
+from engine.recognition.facts import local_day, local_instant
 from mappings.site import DEFAULT_ZONE  # an institution's time zone when institutions.yaml says none
 
 AMOUNT_EXT = "urn:huren:StructureDefinition:charge-amount"
@@ -209,11 +209,13 @@ def _converted(when: str, zone: str) -> str:
 
 
 def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
-              coverage_type: Callable[[list[str], str | None, str], str | None] = lambda refs, day, tz: None,
+              coverage_type: Callable[[list[str], str | None, str, str | None], str | None]
+              = lambda refs, day, tz, when: None,
               zone: Callable[[str], str | None] = lambda code: None) -> ChargeLine:
-    """``coverage_type(account refs, day, zone)`` answers the insurance type from the accounts'
-    coverage in force on the line's local ``day`` (``Coverage.period``, read in ``zone``) when the
-    line does not state it; ``zone(institution code)`` the institution's time zone (None: the
+    """``coverage_type(account refs, day, zone, time)`` answers the insurance type from the accounts'
+    coverage in force on the line's local ``day`` -- at its ``time`` (the occurrence as written) where
+    the Coverage's period states instants (``in_force``) -- when the line does not state it;
+    ``zone(institution code)`` the institution's time zone (None: the
     site's default, ``mappings.site.DEFAULT_ZONE``), in which the line's date is read
     (``local_date``)."""
     price = line_price(charge)
@@ -230,22 +232,45 @@ def read_line(charge: dict[str, Any], organization: Callable[[str], str | None],
         day=day,
         amount=money(price.get("value")),
         fund_share=money(share.get("value")) if isinstance(share, dict) else None,
-        insurance_type=str(itype) if itype else coverage_type(account_refs(charge), day, tz),
+        insurance_type=str(itype) if itype else coverage_type(account_refs(charge), day, tz,
+                                                              when if isinstance(when, str) else None),
         currency=price.get("currency") or (share.get("currency") if isinstance(share, dict) else None),
     )
 
 
-def in_force(period: Any, day: str | None, zone: str) -> bool:
-    """Is a ``Coverage.period`` in force on the local ``day`` (``YYYY-MM-DD``) at an institution in
-    ``zone``? Its start and end are read as that institution's days (``local_date``), both
-    included (R4: a Period's end is inclusive); a side not stated is open; no period, always. A
-    line with no day is not checked (the settlement lists it as undated)."""
+def in_force(period: Any, day: str | None, zone: str, when: str | None = None) -> bool:
+    """Is a ``Coverage.period`` in force for a line of the local ``day`` (``YYYY-MM-DD``), occurring at
+    ``when`` (its time as written), at an institution in ``zone``? Both ends are included (R4: a
+    Period's end includes what matches it at its precision); a side not stated is open; no period,
+    always. A line with no day is not checked (the settlement lists it as undated).
+
+    A side written as a date (``2026``, ``2026-07``, ``2026-06-30``) is compared with the line's day at
+    its own precision: an end of ``2026-06`` covers every day of June and none of July. A side that
+    states a time (``2026-07-01T00:00:00+08:00``) is an instant, and the line's instant is compared
+    with it: an end at the instant the next cover starts is that second, not the whole of 07-01 (the
+    days were compared, and a line at 10:00 on 07-01 was in both covers, the first listed winning:
+    review of money25). An end written to the second takes in that whole second. A line whose time
+    states no hour (a date alone) is compared by days there too (its day against the side's local day):
+    which part of the day it was is not known. A time without an offset is read in ``zone``."""
     if day is None or not isinstance(period, dict):
         return True
+    mine_at: str | None = None
     for side, bound in (("start", period.get("start")), ("end", period.get("end"))):
         if not isinstance(bound, str) or len(bound) < 4:
             continue
-        # a partial date (``2026``, ``2026-07``) is compared at its own precision
+        if len(bound) > 10:
+            # read only here: a period of dates (IN1-12/13, the common case) costs a line nothing more
+            mine_at = mine_at or (local_instant(when, zone) if when is not None and len(when) > 10 else None)
+            edge_at = local_instant(bound, zone)
+            if mine_at is not None and edge_at is not None:
+                if side == "start" and mine_at < edge_at:
+                    return False
+                # an end stated to the second includes that second (.000000 to .999999)
+                width = len(edge_at) - 1 if "." in bound else 19
+                if side == "end" and mine_at[:width] > edge_at[:width]:
+                    return False
+                continue
+        # a date (``2026``, ``2026-07``) is compared at its own precision; a time, by its local day
         edge = (local_date(bound, zone) or bound[:10]) if len(bound) > 10 else bound
         mine = day[:len(edge)]
         if (side == "start" and mine < edge) or (side == "end" and mine > edge):

@@ -183,25 +183,37 @@ def _charge_for(repository: Any, result: str | None) -> tuple[str | None, Decima
     return lines[0].ref, sum((line.amount or ZERO for line in lines), ZERO), max(sum(shares, ZERO), ZERO)
 
 
+def _deducted(repository: Any, r: dict[str, Any]) -> tuple[dict[str, Any], Decimal, str | None]:
+    """What one upheld flag (a report row) deducts: (the row, with ``fund_paid`` when a self-pay
+    re-test is deducted at the fund's share; the amount; the charge line found). The one rule of a
+    listed line and of the flags a reader is not shown (``restricted_amount``), so the two agree."""
+    charge, billed, fund_paid = _charge_for(repository, r.get("result"))
+    amount = fen(money(r.get("price")) or ZERO)
+    if (r.get("effect") == SELF_PAY and r.get("price_source") == "charge" and fund_paid is not None
+            and billed is not None and fen(max(billed, ZERO)) == amount):
+        # a self-pay re-test (R05/R07): the fund recovers what it paid, the lines' fund share, not
+        # what the patient paid himself (money25; it was the whole line whatever the share billed)
+        r = {**r, "fund_paid": fen(fund_paid)}
+        amount = min(amount, fen(fund_paid))
+    return r, amount, charge
+
+
 def deduction_list(recognition: Any, repository: Any, institution: str, month: str,
                    screen: FlagScreen | None = None) -> DeductionList:
     """``screen``: the reader's; a flag they may not be shown is not a line: the list says how many
-    were left out and their amount (``restricted_count``/``restricted_amount``), nothing else of them."""
+    were left out and their amount (``restricted_count``/``restricted_amount``), nothing else of them.
+    That amount is what those flags deduct, by the rule of a listed line (``_deducted``): a self-pay
+    flag at the fund's share there too (recognition's total of them is the money at stake, the whole
+    billed line: the CSV's summary said 100.00 for five self-pay lines of 20.00 of which the fund paid
+    12.00 each, where the same five listed deduct 60.00; review of money25)."""
     if not institution:
         raise BadRequest("institution is required", expression=["institution"])
     start, end = month_range(month)
-    report = duplicates_report(recognition, ReportFilter(start=start, end=end, institution=institution,
-                                                         status="upheld"), limit=None, screen=screen)
+    flt = ReportFilter(start=start, end=end, institution=institution, status="upheld")
+    report = duplicates_report(recognition, flt, limit=None, screen=screen)
     rows = []
     for r in sorted(report["rows"], key=lambda r: (r["day"], r["id"])):
-        charge, billed, fund_paid = _charge_for(repository, r.get("result"))
-        amount = fen(money(r.get("price")) or ZERO)
-        if (r.get("effect") == SELF_PAY and r.get("price_source") == "charge" and fund_paid is not None
-                and billed is not None and fen(max(billed, ZERO)) == amount):
-            # a self-pay re-test (R05/R07): the fund recovers what it paid, the lines' fund share, not
-            # what the patient paid himself (money25; it was the whole line whatever the share billed)
-            r = {**r, "fund_paid": fen(fund_paid)}
-            amount = min(amount, fen(fund_paid))
+        r, amount, charge = _deducted(repository, r)
         rows.append(Deduction(
             flag=r["id"], day=r["day"], item=r["item"], item_name=r.get("item_name") or "",
             category=r.get("category") or "", amount=amount, currency=r.get("currency") or report["currency"],
@@ -211,8 +223,15 @@ def deduction_list(recognition: Any, repository: Any, institution: str, month: s
             prior_result=r.get("prior_result") or "", order=r.get("order"), patient=r.get("patient"),
             policy=_policy(r), reviewed_by=r.get("reviewed_by") or "", review_reason=r.get("review_reason") or ""))
     left = report["totals"]["restricted"]
+    left_amount = None if left["amount"] is None else fen(money(left["amount"]) or ZERO)
+    if left["count"] and left_amount is not None:
+        # the flags not shown: the whole month's upheld flags (no screen) less those listed; only
+        # their sum leaves this function, and only when recognition shows the amount at all
+        shown = {r["id"] for r in report["rows"]}
+        every = duplicates_report(recognition, flt, limit=None)["rows"]
+        left_amount = sum((_deducted(repository, r)[1] for r in every if r["id"] not in shown), ZERO)
     return DeductionList(list_id(institution, month), institution, month, report["currency"], tuple(rows),
-                         restricted_count=int(left["count"]), restricted_amount=None if left["amount"] is None else fen(money(left["amount"]) or ZERO))
+                         restricted_count=int(left["count"]), restricted_amount=left_amount)
 
 
 def to_csv(dl: DeductionList, names: Mapping[str, Any]) -> str:

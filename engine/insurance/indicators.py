@@ -220,7 +220,7 @@ def gather(engine: Any, period: Period, measures: Measures, screen: FlagScreen |
             c.denominator += 1
             c.count("denominator")
             c.count("denominator-exclusion")
-    for t in tally(rows):
+    for t in tally(rows, deductibles=False):
         if site.institution(t["institution"]) is None:
             continue
         cell = (t["institution"], t["month"])

@@ -21,7 +21,7 @@ from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from engine.errors import FhirError, NotFound
+from engine.errors import FhirError, Gone, NotFound
 from engine.insurance.charges import (
     COUNTED_STATUSES,
     ChargeLine,
@@ -94,15 +94,16 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
 
     accounts: dict[str, list[tuple[str, Any]]] = {}
 
-    def coverage_type(refs: list[str], day: str | None, tz: str) -> str | None:
+    def coverage_type(refs: list[str], day: str | None, tz: str, when: str | None = None) -> str | None:
         """The insurance type of the first account's first Coverage the rules map that is in force
-        on the line's day (``charges.in_force``: a resident who became an employee mid-year is the
-        resident fund's before and the employee fund's after, money25)."""
+        on the line's day, at its time where the period states instants (``charges.in_force``: a
+        resident who became an employee mid-year is the resident fund's before and the employee
+        fund's after, money25)."""
         for ref in refs:
             if ref not in accounts:
                 accounts[ref] = _account_types(repository, ref, rules.coverage_types)
             for itype, period in accounts[ref]:
-                if in_force(period, day, tz):
+                if in_force(period, day, tz, when):
                     return itype
         return None
 
@@ -176,16 +177,27 @@ def _one_version_each(charges: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[
         yield charge, None if id(charge) in kept else "superseded"
 
 
-def _no_type(refs: list[str], day: str | None, tz: str) -> None:
+def _no_type(refs: list[str], day: str | None, tz: str, when: str | None = None) -> None:
     return None
+
+
+# R4 FinancialResourceStatusCodes: of active | cancelled | draft | entered-in-error only ``active`` is
+# "currently in-force". A cancelled Coverage ("withdrawn, rescinded or reversed") covered nothing, a
+# draft is not complete, one entered in error never was: none gives a line its type (a cancelled
+# cover still gave its fund the line: review of money25). A Coverage stating no status (R4 requires one)
+# is not known to be in force either: the line is listed ``no-insurance-type``, never guessed.
+IN_FORCE_STATUS = frozenset({"active"})
 
 
 def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[tuple[str, Any]]:
     """The insurance types of an Account's Coverages the rules map (``coverage_types``), in the
-    account's order, each with its ``Coverage.period``; a Coverage entered in error gives none."""
+    account's order, each with its ``Coverage.period``; a Coverage not ``active`` gives none
+    (``IN_FORCE_STATUS``), nor one deleted or missing: an Account or a Coverage deleted
+    (``DELETE /fhir/Coverage/x``, Gone) is no cover, and the year's settlement still answers (it was a
+    410 for the whole report: review of money25)."""
     try:
         account = repository.read("Account", ref.split("/", 1)[1])
-    except NotFound:
+    except (NotFound, Gone):
         return []
     out: list[tuple[str, Any]] = []
     for cov in account.get("coverage") or ():
@@ -194,9 +206,9 @@ def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[
             continue
         try:
             coverage = repository.read("Coverage", cref.split("/", 1)[1])
-        except NotFound:
+        except (NotFound, Gone):
             continue
-        if coverage.get("status") == "entered-in-error":
+        if coverage.get("status") not in IN_FORCE_STATUS:
             continue
         for coding in (coverage.get("type") or {}).get("coding") or ():
             if str(coding.get("code")) in codes:

@@ -13,8 +13,12 @@ from the two institutions' grades. Per institution and month:
   township that completed only downward referrals has none, not 0 %, money24); None when the
   denominator is zero;
 - ``deductible_due``: the exact sum (``Decimal`` text) the received admissions pay: referrals whose
-  patient arrived (``ADMITTED``), counted in the referral's month; an accepted referral not yet
-  arrived pays nothing.
+  patient arrived (``ADMITTED``), counted in the month the patient arrived (the row's ``admitted``,
+  huren's record of the arrival in the receiving institution's zone), not the month the referral was
+  written; an accepted referral not yet arrived pays nothing. A referral written in November whose
+  patient arrives in December is December's admission: November's figure, once reported, stays
+  (moneyfix25; money25 counted it in November, rewriting a month already reported, and never in
+  December). A row stored before moneyfix25 with no ``admitted`` is counted in its written month.
 """
 
 from __future__ import annotations
@@ -57,10 +61,35 @@ def _ratio(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict[str, Any]]:
+def admitted_month(row: Document) -> str | None:
+    """The month a referral's patient was admitted (its deductible's month); None when not admitted.
+    A row kept before the arrival's month was (moneyfix25), its written month."""
+    if row.get("state") not in ADMITTED:
+        return None
+    return row.get("admitted") or row["month"]
+
+
+def _within(month: str | None, start: str | None, end: str | None) -> bool:
+    return month is not None and (start is None or month >= start) and (end is None or month <= end)
+
+
+def tally(rows: Iterable[Document], institution: str | None = None, *, start: str | None = None,
+          end: str | None = None, deductibles: bool = True) -> list[dict[str, Any]]:
+    """Per institution and month. A row counts in the month it was written when that month is in
+    ``start``..``end`` (months, inclusive; None: open), and its deductible in the month its patient
+    was admitted when that one is (``admitted_month``). ``deductibles=False``: the counts alone (no
+    cell is made for an admission's month: the insurance indicators read the counts)."""
     cells: dict[tuple[str, str], dict[str, Any]] = defaultdict(_blank)
     for row in rows:
         way, month, state = row.get("direction") or "unknown", row["month"], row.get("state")
+        due = (row.get("deductible") or {}).get("due")
+        if deductibles and due is not None and row.get("to") and (institution is None or row["to"] == institution):
+            arrived = admitted_month(row)
+            if _within(arrived, start, end):
+                assert arrived is not None
+                cells[(row["to"], arrived)]["deductible_due"] += Decimal(due)
+        if not _within(month, start, end):
+            continue  # found for its admission's month alone
         if row.get("from") and (institution is None or row["from"] == institution):
             cell = cells[(row["from"], month)]
             cell["sent"][way] += 1
@@ -74,9 +103,6 @@ def tally(rows: Iterable[Document], institution: str | None = None) -> list[dict
             cell["completed"] += state in COMPLETED
             cell["completed_upward"] += state in COMPLETED and way == "upward"
             cell["returned"] += state == "referred-back" and way == "upward"
-            due = (row.get("deductible") or {}).get("due")
-            if due is not None and state in ADMITTED:
-                cell["deductible_due"] += Decimal(due)
     out = []
     for (inst, month), cell in sorted(cells.items()):
         cell["deductible_due"] = str(cell["deductible_due"])
@@ -98,11 +124,17 @@ def referral_report(rows: Collection, *, start: str | None = None, end: str | No
     if end:
         month["$lte"] = end
     found = [r for r in rows.find({"month": month} if month else None, sort=[("month", 1)]) if stands(r)]
+    # and the referrals written before the range whose patient arrived in it: their deductible is its
+    written = {r["_id"] for r in found}
+    arrived = [r for r in rows.find({"admitted": month}, sort=[("month", 1)]) if stands(r)
+               and r["_id"] not in written] if month else []
     if institution is not None:
         found = [r for r in found if institution in (r.get("from"), r.get("to"))]
+        arrived = [r for r in arrived if r.get("to") == institution]
     if within is not None:
         found = [r for r in found if r.get("from") in within or r.get("to") in within]
-    table = tally(found, institution)
+        arrived = [r for r in arrived if r.get("to") in within]
+    table = tally(found + arrived, institution, start=start, end=end)
     if within is not None:
         table = [row for row in table if row["institution"] in within]
     return {"from": start, "to": end, "institution": institution, "referrals": len(found), "rows": table}

@@ -29,6 +29,7 @@ from engine.recognition.coding import institution_from_codes
 from engine.recognition.facts import local_day
 from engine.referral import deductibles as dd
 from engine.referral.reading import REPORTED, RemoteReading, load_reading
+from engine.referral.report import ADMITTED
 from engine.referral.rules import ReferralRules, load
 from engine.referral.workflow import check_transition, is_referral, state_of
 from engine.repository.port import Document, Store
@@ -75,7 +76,7 @@ class Referrals:
         self.reading = RemoteReading(store, self.read, self.institution, load_reading(site_dir),
                                      lambda task: repository.update(task, source=REFERRAL))
         self.rows = store.collection(REFERRALS)
-        for fields in (["month"], ["from", "month"], ["to", "month"], ["task"]):
+        for fields in (["month"], ["from", "month"], ["to", "month"], ["task"], ["admitted"]):
             self.rows.ensure_index(fields)
         # the types each one acts on (the repository calls it for those alone)
         repository.add_write_guard(self.guard, types={"Task", "ServiceRequest"})
@@ -250,9 +251,24 @@ class Referrals:
             "deductible": {"rule": due.rule, "due": _text(due.due), "sending": _text(due.sending),
                            "receiving": _text(due.receiving)},
         }
+        admitted = self._admitted(row["at"], receiving)
+        if admitted is not None:
+            row["admitted"] = admitted
         if row != existing:
             self.rows.replace(row)
         return row
+
+    def _admitted(self, at: Mapping[str, Any], receiving: str | None) -> str | None:
+        """The month (``YYYY-MM``) the referred patient was admitted: the first time huren stored the
+        Task in an admitted state (``report.ADMITTED``: arrived, or a later one when the arrival was
+        never stated), read in the receiving institution's zone. The referral report counts the
+        deductible in that month, not the month the referral was written: an arrival in December of a
+        referral written in November is December's admission, and a month already reported is never
+        rewritten by a later move (review of money25). huren's own clock, not a time the sender writes:
+        no message can date an admission into a month that closed. None before the patient arrived."""
+        times = [at[state] for state in ADMITTED if isinstance(at.get(state), str)]
+        day = local_day(min(times), self.timezone(receiving)) if times else None
+        return day.isoformat()[:7] if day is not None else None
 
     def _on_task(self, task: dict[str, Any], previous: dict[str, Any] | None) -> None:
         sr_ref, referral = self.referral_task(task)
@@ -267,6 +283,9 @@ class Referrals:
         at = dict(row.get("at") or {})
         at.setdefault(state.name, task["meta"]["lastUpdated"])  # when huren stored the move
         updated = {**row, "task": f"Task/{task['id']}", "state": state.name, "at": at}
+        admitted = self._admitted(at, row.get("to"))
+        if admitted is not None:
+            updated["admitted"] = admitted
         if updated != row:
             self.rows.replace(updated)
         # when the Task names the receiving institution the request leaves open, the deductible shown
