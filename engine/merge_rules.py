@@ -658,10 +658,12 @@ class MergeRules:
         """Whether a create-only resource found stored (``Said.only``: a billing or order message's thin
         visit) is left as it is because the message names another patient record than the stored one's:
         not one person's to the patient index (a newborn's order under the mother's visit) -- said in an
-        issue, a warning for the ACK, never silently. Records the index holds for one person (an A40
-        merged the stored visit's record into the message's, an A47 changed the MRN, an operator linked
-        them) are one patient's: what the message states of the visit combines, its subject as stored
-        (dgfix25: the review found the BAR of the surviving record AA and its principal diagnosis lost)."""
+        issue, a warning for the ACK, never silently -- nor a second record of the person both in use (linked
+        by ID number: a Condition of that record is not listed on the other's visit). The stored visit's
+        record merged into another (an A40's MRG, an A47's old MRN, an operator's merge: ``_merged_away``,
+        the index's own entry) of the person the message names: what the message states of the visit
+        combines, its subject as stored (dgfix25: the review found the BAR of the surviving record AA and
+        its principal diagnosis lost)."""
         persons: Persons | None = getattr(getattr(self._local, "stored", None), "persons", None)
         for name in plan.persons:
             inc, st = incoming.get(name), stored.get(name)
@@ -670,8 +672,9 @@ class MergeRules:
             mine, theirs = (st or {}).get("reference") if isinstance(st, dict) else None, inc.get("reference")
             if (persons is not None and isinstance(mine, str) and isinstance(theirs, str)
                     and mine.startswith("Patient/") and theirs.startswith("Patient/")
-                    and persons.same_person(mine.removeprefix("Patient/"), theirs.removeprefix("Patient/"))):
-                continue
+                    and persons.same_person(mine.removeprefix("Patient/"), theirs.removeprefix("Patient/"))
+                    and _merged_away(persons, mine.removeprefix("Patient/"))):
+                continue  # the stored visit's record was merged into another of the person's: one patient
             stated = ", ".join(sorted(said.only))
             at = dict(said.fields).get(name)
             issues.append({"severity": "warning", "code": "business-rule",

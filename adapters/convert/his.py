@@ -179,9 +179,18 @@ def condition(
         # With no visit it keys the Condition alone, as before.
         # A Condition stored under the old key for this very stay is still this one (ctx.formerly).
         ref = ctx.put(res, f"{pkey}|dg1|{enc_ref['reference']}|{key}")
-        ctx.formerly(ref, f"{pkey}|dg1|{key}", "encounter.reference", enc_ref["reference"])
+        # DG1-20's one rule (dgfix25): one Condition per (sender's id, stay). The visit-less one of that id
+        # (an A28/A31 before the stay) is taken by the first stay naming it ("?": no encounter stored
+        # passes too) -- the code alone (no DG1-20) is not: a visit-less diagnosis of that code is not
+        # a stay's by its code
+        ctx.formerly(ref, f"{pkey}|dg1|{key}", "encounter.reference" + ("?" if ident else ""), enc_ref["reference"])
         return ref
-    return ctx.put(res, f"{pkey}|dg1|{key}")
+    ref = ctx.put(res, f"{pkey}|dg1|{key}")
+    if ident:
+        # with no visit, DG1-20 names the patient's Condition of that id whichever stay keyed it: the
+        # one there is, refused when several stays have one (which is meant is not said)
+        ctx.identified[ref["reference"]] = (ident, pref["reference"], ("DG1", dg1.sequence, 20))
+    return ref
 
 
 # DG1-21 (diagnosis action code, HL7 table 0206): A add, U update, D delete, X no change (dgfix25)
