@@ -533,7 +533,10 @@ class MergeRules:
             issues.extend(self.found(stored, incoming, source))
             if self._under_another_record(rtype, plan, stored, incoming, said, issues):
                 return Combined(dict(stored), issues)
-            incoming = {**stored, **{k: v for k, v in incoming.items() if k in said.only}}
+            # (an element it states none of is not copied from the stored one: a DG1-21 D alone deletes the
+            # stored entry, which a copy would have stated again -- dgfix25)
+            incoming = {**{k: v for k, v in stored.items() if k not in said.only},
+                        **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
         fields: dict[str, str] = {}
