@@ -718,6 +718,13 @@ class Ingestor:
             item.converted, item.converted_for = True, item.sender_key
             # a resource whose key changed, stored under the old one for the same owner (an encounter
             # diagnosis of a stay stored before its stay keyed it): the conversion takes the stored id
+            identified = getattr(item.conversion, "identified", None)
+            search = getattr(self.repository, "search", None)
+            if identified and search is not None:  # a visit-less DG1-20: its one Condition (dgfix25)
+                try:
+                    item.conversion.adopt_identified(search)
+                except HL7Error as exc:
+                    item.conversion, item.errors = None, [exc]
             adopt = getattr(item.conversion, "adopt_former_ids", None)
             read_many = getattr(self.repository, "read_many", None)
             if adopt is not None and read_many is not None and item.conversion.formerly:

@@ -536,9 +536,12 @@ class MergeRules:
             # record (one person's other record, a newborn's order under the mother's visit) the stored
             # one is left as it is: the message's diagnoses are of its own patient, not of that visit's
             issues.extend(self.found(stored, incoming, source))
-            if any(isinstance(incoming.get(n), dict) and incoming[n] != stored.get(n) for n in plan.persons):
+            if self._under_another_record(rtype, plan, stored, incoming, said, issues):
                 return Combined(dict(stored), issues)
-            incoming = {**stored, **{k: v for k, v in incoming.items() if k in said.only}}
+            # (an element it states none of is not copied from the stored one: a DG1-21 D alone deletes the
+            # stored entry, which a copy would have stated again -- dgfix25)
+            incoming = {**{k: v for k, v in stored.items() if k not in said.only},
+                        **{k: v for k, v in incoming.items() if k in said.only}}
             said = replace(said, deletes=tuple(d for d in said.deletes if d.element.split(".", 1)[0] in said.only),
                            assumed=frozenset())
         fields: dict[str, str] = {}
@@ -657,6 +660,38 @@ class MergeRules:
         if ep.another == "reject" and at is not None:
             raise HL7Error(text, at[0], at[1], at[2], code=DUPLICATE_KEY_IDENTIFIER)
         self._conflict(ep.another, text, f"{rtype}.{name}", issues)
+
+    def _under_another_record(self, rtype: str, plan: TypePlan, stored: Resource, incoming: Resource,
+                              said: Said, issues: list[Issue]) -> bool:
+        """Whether a create-only resource found stored (``Said.only``: a billing or order message's thin
+        visit) is left as it is because the message names another patient record than the stored one's:
+        not one person's to the patient index (a newborn's order under the mother's visit) -- said in an
+        issue, a warning for the ACK, never silently -- nor a second record of the person both in use (linked
+        by ID number: a Condition of that record is not listed on the other's visit). The stored visit's
+        record merged into another (an A40's MRG, an A47's old MRN, an operator's merge: ``_merged_away``,
+        the index's own entry) of the person the message names: what the message states of the visit
+        combines, its subject as stored (dgfix25: the review found the BAR of the surviving record AA and
+        its principal diagnosis lost)."""
+        persons: Persons | None = getattr(getattr(self._local, "stored", None), "persons", None)
+        for name in plan.persons:
+            inc, st = incoming.get(name), stored.get(name)
+            if not isinstance(inc, dict) or inc == st:
+                continue
+            mine, theirs = (st or {}).get("reference") if isinstance(st, dict) else None, inc.get("reference")
+            if (persons is not None and isinstance(mine, str) and isinstance(theirs, str)
+                    and mine.startswith("Patient/") and theirs.startswith("Patient/")
+                    and persons.same_person(mine.removeprefix("Patient/"), theirs.removeprefix("Patient/"))
+                    and _merged_away(persons, mine.removeprefix("Patient/"))):
+                continue  # the stored visit's record was merged into another of the person's: one patient
+            stated = ", ".join(sorted(said.only))
+            at = dict(said.fields).get(name)
+            issues.append({"severity": "warning", "code": "business-rule",
+                           "expression": [f"{rtype}.{name}"] + ([at] if at else []),
+                           "diagnostics": f"{rtype}.{name}: the stored {rtype} is filed under another patient "
+                                          "record than the message's, not held for the same person by the "
+                                          f"patient index: left as it is, the message's {stated} not added to it"})
+            return True
+        return False
 
     def _another_person(self, rtype: str, name: str, ep: ElementPlan, st: Resource, inc: Resource,
                         source: str, fields: Mapping[str, str], issues: list[Issue],

@@ -22,6 +22,7 @@ from adapters.convert import (
 from adapters.convert.context import Context, Holds
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
+    DUPLICATE_KEY_IDENTIFIER,
     REQUIRED_FIELD_MISSING,
     TABLE_VALUE_NOT_FOUND,
     UNSUPPORTED_EVENT_CODE,
@@ -65,11 +66,17 @@ class Conversion:
     # "Type/id" -> (the "Type/id" an earlier key gave it, path, value): ``Context.formerly``, for
     # ``adopt_former_ids``
     formerly: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
+    # "Type/id" -> (identifier value, subject, where): ``Context.identified``, for ``adopt_identified``
+    identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def adopt_former_ids(self, read_many: Any) -> list[str]:
         """``adopt_former_ids`` (ingest asks it before validating and writing, with the repository's)."""
         return adopt_former_ids(self, read_many)
+
+    def adopt_identified(self, search: Any) -> None:
+        """``adopt_identified`` (ingest asks it before ``adopt_former_ids``, with the repository's search)."""
+        adopt_identified(self, search)
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -169,6 +176,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         planned=ctx.planned,
         said=ctx.said(),
         formerly=ctx.former,
+        identified=ctx.identified,
     )
 
 
@@ -200,10 +208,12 @@ def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
             if value(was, read_many):
                 moves[new] = old
             continue
+        optional = path.endswith("?")  # "path?": none stored there passes too (a visit-less DG1-20, dgfix25)
+        path = path.rstrip("?")
         at: Any = was
         for part in path.split(".") if path else ():
             at = at.get(part) if isinstance(at, dict) else None
-        if not path or at == value:
+        if not path or at == value or (optional and at is None):
             moves[new] = old
     if not moves:
         return []
@@ -221,6 +231,29 @@ def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
         conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
     conversion._bundle = None
     return [f"{new}>{old}" for new, old in moves.items()]
+
+
+def adopt_identified(conversion: Conversion, search: Any) -> None:
+    """A visit-less DG1-20 (``Context.identified``: an A28/A31 naming diagnosis D-7) names the patient's
+    Condition of that id whichever stay keyed it (v2.5.1 6.5.2.20: unique for an encounter; the message
+    names none): exactly one stored -> it is that one (``formerly`` with no path, taken by
+    ``adopt_former_ids``); none -> a new visit-less one; several (one per stay) -> which is meant is not
+    said: refused, an HL7 error at DG1-20 (AE), nothing written. ``search``: the repository's
+    (``(type, [(name, value)])`` -> a result with ``resources``). Twenty-fifth round, dgfix25."""
+    from engine.repository.search import escape_value
+
+    for new, (value, subject, (segment, sequence, fno)) in conversion.identified.items():
+        rtype = new.split("/", 1)[0]
+        found = {r.get("id") for r in search(rtype, [("identifier", escape_value(value))]).resources
+                 if (r.get("subject") or {}).get("reference") == subject
+                 and any(isinstance(i, dict) and i.get("value") == value for i in r.get("identifier") or ())}
+        found.discard(None)
+        if len(found) > 1:
+            raise HL7Error(f"DG1-20 (diagnosis identifier) {value!r} with no visit (PV1-19) names {len(found)} "
+                           "stored diagnoses of this patient, one per stay: which one is meant is not said; send "
+                           "it with its visit", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER)
+        if len(found) == 1 and (old := f"{rtype}/{next(iter(found))}") != new:
+            conversion.formerly[new] = (old, "", "")
 
 
 def _key_of(ref: str) -> tuple[str, str]:

@@ -127,6 +127,9 @@ class Context:
     # resource whose key changed -- found stored under the old one for this very owner, it is that one
     # (``formerly``; ingest asks the store, ``adopt_former_ids``)
     former: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
+    # "Type/id" -> (identifier value, subject "Type/id", (segment, sequence, field)): a visit-less DG1-20
+    # -- the one Condition of that id under the patient, whichever stay keyed it (``adopt_identified``, dgfix25)
+    identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
 

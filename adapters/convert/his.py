@@ -10,7 +10,7 @@ from adapters.convert import common
 from adapters.convert.context import Context
 from adapters.convert.datatypes import cwe
 from adapters.convert.engine import apply_table
-from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, HL7Error
+from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, TABLE_VALUE_NOT_FOUND, HL7Error
 from adapters.hl7v2.parser import Segment
 
 # segments that carry nothing to map (envelope, or only repeat data mapped elsewhere)
@@ -182,9 +182,60 @@ def condition(
         # With no visit it keys the Condition alone, as before.
         # A Condition stored under the old key for this very stay is still this one (ctx.formerly).
         ref = ctx.put(res, f"{pkey}|dg1|{enc_ref['reference']}|{key}")
-        ctx.formerly(ref, f"{pkey}|dg1|{key}", "encounter.reference", enc_ref["reference"])
+        # DG1-20's one rule (dgfix25): one Condition per (sender's id, stay). The visit-less one of that id
+        # (an A28/A31 before the stay) is taken by the first stay naming it ("?": no encounter stored
+        # passes too) -- the code alone (no DG1-20) is not: a visit-less diagnosis of that code is not
+        # a stay's by its code
+        ctx.formerly(ref, f"{pkey}|dg1|{key}", "encounter.reference" + ("?" if ident else ""), enc_ref["reference"])
         return ref
-    return ctx.put(res, f"{pkey}|dg1|{key}")
+    ref = ctx.put(res, f"{pkey}|dg1|{key}")
+    if ident:
+        # with no visit, DG1-20 names the patient's Condition of that id whichever stay keyed it: the
+        # one there is, refused when several stays have one (which is meant is not said)
+        ctx.identified[ref["reference"]] = (ident, pref["reference"], ("DG1", dg1.sequence, 20))
+    return ref
+
+
+# DG1-21 (diagnosis action code, HL7 table 0206): A add, U update, D delete, X no change (dgfix25)
+DIAGNOSIS_ACTIONS = frozenset({"A", "U", "D", "X"})
+
+
+def diagnosis_action(dg1: Segment) -> str:
+    """DG1-21 of ``dg1``: "" (not sent: the diagnosis as stated, as before), A, U, D or X. Another code is
+    no action HL7 defines: refused (AE, ERR at DG1-21) -- read as an add it would list a diagnosis the
+    sender may have meant to delete (a BAR^P12 deleting Z51.1 listed it as the stay's principal)."""
+    code = dg1.value(21).strip()
+    if code and code.upper() not in DIAGNOSIS_ACTIONS:
+        raise dg1.error(f"DG1-21 (diagnosis action code, table 0206: A, U, D, X): {code!r} is not a code of it; "
+                        "the diagnosis was not stored", 21, code=TABLE_VALUE_NOT_FOUND)
+    return code.upper()
+
+
+ENTERED_IN_ERROR = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                                "code": "entered-in-error"}]}
+
+
+def withdrawn_diagnosis(ctx: Context, enc_ref: dict[str, str] | None, cond_ref: dict[str, str]) -> None:
+    """DG1-21 D (v2.5.1 6.5.2.21, a BAR^P12's "update diagnosis/procedure"): the sender deletes this
+    diagnosis from the stay. Its entry leaves the visit's Encounter.diagnosis (the stored entry of this
+    Condition, ``merge_rules._delete``), and the Condition is marked ``verificationStatus``
+    entered-in-error: the record of it is withdrawn, not a clinical finding that it was ruled out
+    (``refuted`` would be the clinician's, not the billing coder's). It is not deleted: its history
+    and what referred to it stay readable."""
+    condition = ctx.resources.get(cond_ref["reference"])
+    if condition is not None:
+        condition["verificationStatus"] = ENTERED_IN_ERROR
+        condition.pop("clinicalStatus", None)  # con-5: none on a condition entered in error
+    encounter = ctx.resources.get(enc_ref["reference"]) if enc_ref else None
+    if encounter is None:
+        return
+    listed = encounter.get("diagnosis") or []
+    listed[:] = [d for d in listed if d.get("condition", {}).get("reference") != cond_ref["reference"]]
+    if not listed:
+        encounter.pop("diagnosis", None)
+    ctx.only(encounter, "diagnosis")
+    ctx.delete(encounter, "diagnosis", (("condition.reference", (cond_ref["reference"],)),),
+               "DG1-21 D (diagnosis action code: delete): the diagnosis is deleted from the visit")
 
 
 def encounter_diagnosis(
