@@ -931,10 +931,56 @@ class IdentityService:
         Why: an A40 merging B's record into A's with two numbers was answered AA; B's token then
         followed the merge and read A's record, and A's $everything showed B's record with B's
         name (twenty-fifth round, probep25)."""
-        keys = [self._merge_key(pid, (versions or {}).get(pid)) for pid in (merged, survivor)]
-        if keys[0] and keys[1] and keys[0] != keys[1]:
+        if len(self._merge_keys(merged, survivor, versions or {})) > 1:
             return MERGE_OF_TWO_PERSONS
         return None
+
+    def _merge_keys(self, merged: str, survivor: str,
+                    versions: Mapping[str, tuple[dict[str, Any] | None, ...]]) -> set[str]:
+        """The ID numbers (keys) of the persons a merge of ``merged`` into ``survivor`` joins: of the
+        two records (``_merge_key``) and of every record already merged into or from either,
+        through chains (``replaced_by``/``replaces`` of the index entries, as this thread's write
+        group states them: ``_entries``) -- each its ``_key_of`` (a merged-away record's
+        ``merged_key``). A record with no number linked by an operator into a person (``seealso``)
+        stands for that person's numbers (its members linked by their number). Not counted: a
+        record an operator's merge moved into its survivor's person (``merge_moved``): the desk
+        said it is that person's, whatever number it carries (id17).
+
+        Why chains: the two records' own numbers alone let B's record merged into an unidentified
+        record U, then U into A's record, answer AA -- A's token read U's visit, which the
+        hospital had said was B's; and B merged into U after U was merged into A let B's token
+        read A's visit (twenty-fifth round, review of mergemend25)."""
+        entry = self._entries() if self.repository is not None else self.links.get
+        # the versions this thread's write group is storing now (an A40 of two pairs: the first
+        # pair's merge is in no entry yet when the second is stated)
+        storing = {v.get("id"): v for v, _ in self.repository.pending() if v.get("resourceType") == "Patient"} \
+            if self.repository is not None else {}
+        keys: set[str] = set()
+        seen: set[str] = set()
+        todo = [merged, survivor]
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            doc = entry(pid)
+            if doc is not None:
+                if doc.get("replaced_by"):
+                    todo.append(doc["replaced_by"])
+                todo.extend(doc.get("replaces") or ())
+            for version in (storing.get(pid), *(versions.get(pid) or ())[:1]):
+                todo.extend(other for _, other in _merges(version))
+            if doc is not None and doc.get("merge_moved"):
+                continue  # placed in its survivor's person by the desk: that person's record
+            number = nationalid.patient_number(storing.get(pid))
+            key = self._merge_key(pid, versions.get(pid)) if pid in (merged, survivor) \
+                else self.nid_key(number) if number else _key_of(doc)
+            if key:
+                keys.add(key)
+            elif doc is not None and doc.get("manual") and doc.get("status") == "linked" and doc.get("person"):
+                keys.update(k for m in self.links.find({"person": doc["person"], "status": "linked"})
+                            if not m.get("manual") and (k := m.get("nid_key")))
+        return keys
 
     def _merge_key(self, pid: str, versions: tuple[dict[str, Any] | None, ...] | None) -> str | None:
         for version in versions if versions is not None else (self._current(pid),):
