@@ -94,11 +94,11 @@ def test_a_pre_existing_rows_reported_month_is_not_rewritten_by_a_later_move(eng
     the branch promises, and last month's 600.00 is reported. A later move of its Task (completed) then
     recomputes ``admitted`` from the old arrival time and moves the 600.00 out of last month: a month
     already reported is rewritten -- what moneyfix25 set out to stop."""
-    http, task = _arrived_last_month_written(engine)
+    http, task, now = _arrived_last_month_written(engine)
     (row,) = engine.referrals.rows.find({"to": COUNTY})
     engine.referrals.rows.replace({k: v for k, v in row.items() if k != "admitted"})
-    before = {r["institution"]: r for r in _report(http, engine, _last_month(), _last_month())["rows"]}
+    before = {r["institution"]: r for r in _report(http, engine, _last_month(now), _last_month(now))["rows"]}
     assert before[COUNTY]["deductible_due"] == "600.00"
     _walk(http, bearer(engine, "his-county"), task, ("completed", "completed"))
-    after = {r["institution"]: r for r in _report(http, engine, _last_month(), _last_month())["rows"]}
+    after = {r["institution"]: r for r in _report(http, engine, _last_month(now), _last_month(now))["rows"]}
     assert after[COUNTY]["deductible_due"] == "600.00"
