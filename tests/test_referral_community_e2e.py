@@ -32,11 +32,11 @@ from tests.test_referral_e2e import (
     STATE,
     TOWN,
     WANG,
-    arrival_month,
     bearer,
     created,
     deductible_due,
     engine,
+    month_stored,
     move,
     one,
     referral_bundle,
@@ -130,10 +130,12 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
     assert [e["resource"]["id"] for e in listed.get("entry", [])] == [sr["id"]]
 
     # -- he arrives and is treated; a second referral is rejected and cannot be completed ----------
+    arrived = ""
     for state, status in (("arrived", "in-progress"), ("completed", "completed")):
         r = http.put(f"/fhir/Task/{task['id']}", json=move(task, state, status), headers=county)
         assert r.status_code == 200, (state, r.text)
         task = r.json()
+        arrived = arrived or month_stored(task)  # the arrival's month, taken at the move
     town = bearer(engine, "his-town")
     second = created(http.post("/fhir", json=referral_bundle(f"Patient/{wang}", TOWN, COUNTY, "复查", "2026-11-26"),
                                headers=town), "Task")
@@ -158,8 +160,8 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
     assert c["received"] == {"upward": 2, "downward": 0, "lateral": 0, "unknown": 0, "total": 2}
     # the admission's deductible in the month the patient arrived (now: moneyfix25)
     assert (c["accepted"], c["rejected"], c["completed"], c["returned"], c["deductible_due"]) == \
-        (1, 1, 1, 0, "600.00" if arrival_month() == "2026-11" else "0.00")
-    assert deductible_due(http, auditor, COUNTY, arrival_month()) == "600.00"
+        (1, 1, 1, 0, "600.00" if arrived == "2026-11" else "0.00")
+    assert deductible_due(http, auditor, COUNTY, arrived) == "600.00"
     assert c["ratios"] == {"downward_to_upward": 0.0, "completion_rate": 1.0, "return_rate": 0.0}
     reads = http.get("/reports/remote-reading?from=2026-11&to=2026-11", headers=auditor).json()
     (row,) = reads["rows"]
@@ -175,7 +177,7 @@ def test_township_refers_and_sends_a_ct_the_county_accepts_reads_and_reports(
         assert out["referrals"]["rows"] == referrals["rows"]
         assert out["remote_reading"]["rows"] == reads["rows"]
         # through the month of the arrival, whose row carries the admission's deductible (moneyfix25)
-        arrival = arrival_month()
+        arrival = arrived
         text = subprocess.run([sys.executable, "-m", "engine.cli", "referrals", "2026-11", "--to", arrival],
                               cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True).stdout
         period = "2026-11" if arrival == "2026-11" else f"2026-11 – {arrival}"

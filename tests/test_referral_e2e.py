@@ -105,6 +105,13 @@ def arrival_month() -> str:
     return datetime.now(ZoneInfo(DEFAULT_ZONE)).strftime("%Y-%m")
 
 
+def month_stored(resource: dict[str, Any]) -> str:
+    """The month huren stored ``resource`` in (its ``meta.lastUpdated`` in the institutions' zone): for a
+    Task moved to arrived, the month the referral report counts the deductible in -- taken at the move,
+    not when the test asserts (a test running over a month's end would look in the next month)."""
+    return datetime.fromisoformat(resource["meta"]["lastUpdated"]).astimezone(ZoneInfo(DEFAULT_ZONE)).strftime("%Y-%m")
+
+
 def deductible_due(http: TestClient, headers: dict[str, str], institution: str, month: str) -> str:
     """The referral report's ``deductible_due`` of ``institution`` in ``month`` ("0.00" without a row)."""
     r = http.get(f"/reports/referrals?from={month}&to={month}", headers=headers)
@@ -182,10 +189,12 @@ def test_township_refers_up_the_county_reads_the_summary_and_refers_back(engine:
     assert "already accepted" in r.json()["issue"][0]["diagnostics"]
     # the patient arrives, is treated, and is referred back down
     task = http.get(f"/fhir/Task/{task_id}", headers=county).json()
+    arrived = ""
     for state, status in (("arrived", "in-progress"), ("completed", "completed"), ("referred-back", "completed")):
         r = http.put(f"/fhir/Task/{task_id}", json=move(task, state, status), headers=county)
         assert r.status_code == 200, (state, r.text)
         task = r.json()
+        arrived = arrived or month_stored(task)  # the arrival's month, taken at the move
     # ... and the county's downward referral back to the township pays no deductible
     wang_county = one(http, county, f"/fhir/Patient?identifier=urn:huren:mrn:{COUNTY}|ZY900")["id"]
     r = http.post("/fhir", json=referral_bundle(f"Patient/{wang_county}", COUNTY, TOWN, "康复期 recovery",
@@ -234,8 +243,8 @@ def test_township_refers_up_the_county_reads_the_summary_and_refers_back(engine:
     assert (c["accepted"], c["rejected"], c["completed"], c["returned"]) == (1, 1, 1, 1)
     # the deductible is the admission's: counted in the month the patient arrived (now), not the month
     # the referral was written (moneyfix25)
-    assert c["deductible_due"] == ("600.00" if arrival_month() == "2026-11" else "0.00")
-    assert deductible_due(http, auditor, COUNTY, arrival_month()) == "600.00"
+    assert c["deductible_due"] == ("600.00" if arrived == "2026-11" else "0.00")
+    assert deductible_due(http, auditor, COUNTY, arrived) == "600.00"
     assert c["ratios"] == {"downward_to_upward": 0.5, "completion_rate": 1.0, "return_rate": 1.0}
     assert r.json()["referrals"] == 3
     # the report is for auditors: not for a hospital's system client without report rights, nor a resident

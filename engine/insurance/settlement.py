@@ -31,6 +31,7 @@ from engine.insurance.charges import (
     line_identity,
     line_key,
     line_price,
+    local_date,
     money,
     read_line,
     site_zone,
@@ -50,6 +51,8 @@ EXCLUSIONS = {
     "unknown-institution": "performing institution not in the site's institutions",
     "no-region": "the institution's community has no budget this year",
     "no-insurance-type": "no insurance type (extension, or the account's Coverage type)",
+    "ambiguous-insurance-type": "two active Coverages of different types in force on the line's day, "
+                                "neither known to have replaced the other (same or unreadable start)",
     "unbudgeted-type": "insurance type without a budget for the community",
     "no-fund-share": "no fund share (the year is settled on the fund share)",
     "superseded": "another version of the same charge line (its number and sign) was stored later",
@@ -102,9 +105,9 @@ def settlement_report(repository: Any, site: Site, rules: SettlementRules, year:
         for ref in refs:
             if ref not in accounts:
                 accounts[ref] = _account_types(repository, ref, rules.coverage_types)
-            for itype, period in accounts[ref]:
-                if in_force(period, day, tz, when):
-                    return itype
+            found = [(itype, period) for itype, period in accounts[ref] if in_force(period, day, tz, when)]
+            if found:
+                return _one_type(found, tz)
         return None
 
     tallies: dict[str, _Community] = defaultdict(_Community)
@@ -217,6 +220,40 @@ def _account_types(repository: Any, ref: str, codes: Mapping[str, str]) -> list[
     return out
 
 
+# a line two Coverages of different types claim, neither known to be the later (moneyfix25b)
+AMBIGUOUS = "\x00ambiguous"
+
+
+def _start_day(period: Any, zone: str) -> str | None:
+    """A Coverage period's start as its local day (``YYYY-MM-DD``); None when not stated to the day."""
+    start = period.get("start") if isinstance(period, dict) else None
+    if not isinstance(start, str) or len(start) < 10:
+        return None
+    return (local_date(start, zone) or None) if len(start) > 10 else start[:10]
+
+
+def _one_type(found: list[tuple[str, Any]], zone: str) -> str:
+    """The insurance type of a line that active Coverages ``found`` (in the Account's order) are all in
+    force for. One type: it. Coverages of different types (second review of money25: the HIS first
+    sent the resident cover open-ended and after the switch a BAR^P05 names only the employee cover
+    from 07-01; the Account keeps both, and the first listed took every line after the switch): the
+    cover that started later wins -- a patient has one basic fund at a time (城乡居民 and 职工 are
+    exclusive), so a cover starting on 07-01 ends the earlier open one there, whether or not the HIS
+    sent the earlier one's end. Only when that is sure: every Coverage starts on a stated day and one
+    type's start is strictly later than every other type's. Otherwise (the same start -- a corrected
+    plan sent after the wrong one, which HL7 cannot retract --, or a start not stated to the day) the
+    line is ``AMBIGUOUS``: listed ``ambiguous-insurance-type``, never the first listed's."""
+    types = {itype for itype, _ in found}
+    if len(types) == 1:
+        return found[0][0]
+    starts = [(_start_day(period, zone), itype) for itype, period in found]
+    if any(day is None for day, _ in starts):
+        return AMBIGUOUS
+    latest = max(day for day, _ in starts if day is not None)
+    winners = {itype for day, itype in starts if day == latest}
+    return next(iter(winners)) if len(winners) == 1 else AMBIGUOUS
+
+
 def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules], currency: str) -> str | None:
     if line.status not in COUNTED_STATUSES:
         return "status"
@@ -236,6 +273,8 @@ def _exclusion(line: ChargeLine, site: Site, region_of: dict[str, YearRules], cu
         return "no-region"
     if line.insurance_type is None:
         return "no-insurance-type"
+    if line.insurance_type == AMBIGUOUS:
+        return "ambiguous-insurance-type"
     if line.insurance_type not in yr.budgets[inst.community]:
         return "unbudgeted-type"
     if yr.basis == "fund_share" and line.fund_share is None:

@@ -251,7 +251,7 @@ class Referrals:
             "deductible": {"rule": due.rule, "due": _text(due.due), "sending": _text(due.sending),
                            "receiving": _text(due.receiving)},
         }
-        admitted = self._admitted(row["at"], receiving)
+        admitted = _kept_admitted(existing) or self._admitted(row["at"], receiving)
         if admitted is not None:
             row["admitted"] = admitted
         if row != existing:
@@ -283,7 +283,7 @@ class Referrals:
         at = dict(row.get("at") or {})
         at.setdefault(state.name, task["meta"]["lastUpdated"])  # when huren stored the move
         updated = {**row, "task": f"Task/{task['id']}", "state": state.name, "at": at}
-        admitted = self._admitted(at, row.get("to"))
+        admitted = row.get("admitted") or self._admitted(at, row.get("to"))
         if admitted is not None:
             updated["admitted"] = admitted
         if updated != row:
@@ -297,3 +297,15 @@ class Referrals:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _kept_admitted(existing: Mapping[str, Any]) -> str | None:
+    """The month a stored row's deductible already counts in, which no later move changes: its
+    ``admitted``; for a row stored admitted before moneyfix25 (no ``admitted``), the month it was
+    written, where the report counted it -- a later move recomputed the month from the old arrival
+    time and rewrote a month already reported (second review, moneyfix25b). None: not admitted yet."""
+    if isinstance(existing.get("admitted"), str):
+        return existing["admitted"]
+    if existing.get("state") in ADMITTED and isinstance(existing.get("month"), str):
+        return existing["month"]
+    return None
