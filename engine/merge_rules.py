@@ -562,6 +562,10 @@ class MergeRules:
             if st == inc:  # the same on both sides (a re-sent message): every mode keeps it
                 if st is not _MISSING:
                     out[name] = st
+                    eq = plan.elements.get(name, plan.default)
+                    if said is not None and eq.another_person and eq.slices and isinstance(st, list):
+                        # ... but a booking filed under a record merged away follows it (schedfix25b)
+                        out[name] = self._rebooked(rtype, name, eq, stored, st, inc, source, fields, issues)
                 continue
             ep = plan.elements.get(name, plan.default)
             if ep.unless_deletes and said is not None and any(d.element in ep.unless_deletes for d in said.deletes):
@@ -766,11 +770,25 @@ class MergeRules:
         error (S17, ``_RELEASED``) frees its id: the right patient's booking under it is taken. Without
         the index in reach nothing is asked (as ``_another_person``); twenty-fifth round, sched25."""
         mine, theirs = _patient_of(st), _patient_of(inc)
-        if mine is None or theirs is None or mine == theirs or stored.get("status") in _RELEASED:
+        if mine is None or theirs is None or stored.get("status") in _RELEASED:
             return inc
         persons: Persons | None = getattr(getattr(self._local, "stored", None), "persons", None)
         if persons is None:
             return inc
+        if mine == theirs:
+            # a late message under the record merged away that the booking is filed under: the booking is
+            # the person's and goes to the record the index keeps now (review of schedfix25, schedfix25b);
+            # where the index cannot tell (a loop) it stays where it is, as before
+            kept = _kept_record(persons, mine.removeprefix("Patient/")) if _merged_away(
+                persons, mine.removeprefix("Patient/")) else None
+            if kept is None or f"Patient/{kept}" == mine:
+                return inc
+            issues.append({"severity": "information", "code": "informational", "expression": [f"{rtype}.{name}"],
+                           "diagnostics": f"{rtype}.{name}: the booking is filed under a patient record merged "
+                                          "into another (the patient index keeps that one for the person): it "
+                                          "is filed under the kept record"})
+            return [{**e, "actor": {"reference": f"Patient/{kept}"}} if _patient_of([e]) == theirs else e
+                    for e in inc]
         one, two = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
         if persons.same_person(one, two):
             if not _merged_away(persons, two):
@@ -846,9 +864,11 @@ class MergeRules:
                 continue
             # the sender's system, then none (stored before the twenty-fourth round): exact, so another
             # sender's same number is not read at all (nor a page of them)
-            found = [*search(rtype, [("identifier", token_value(system, value))]).resources,
-                     *search(rtype, [("identifier", f"|{escape_value(value)}")]).resources]
-            for other in search(rtype, [("identifier", escape_value(value))]).resources:
+            found = [*_every(search, rtype, [("identifier", token_value(system, value))]),
+                     *_every(search, rtype, [("identifier", f"|{escape_value(value)}")])]
+            # every match, page after page: one page (50) hid the booking of another kind behind those
+            # of many fillers sharing a short number (review of schedfix25, schedfix25b)
+            for other in _every(search, rtype, [("identifier", escape_value(value))]):
                 # the number under any system, for this patient's person: a namespace that may be this
                 # filler's (schedfix25) -- a cancel lost on a twin is worse than a refusal
                 mine = _patient_of(other.get(name))
@@ -862,8 +882,12 @@ class MergeRules:
                 if mine != theirs and not persons.same_person(mine.removeprefix("Patient/"),
                                                               theirs.removeprefix("Patient/")):
                     continue
+                # booking ids are per institution (``Context.id_for``): another institution's booking of this
+                # person is never this one, and is neither asked nor named (review of schedfix25, schedfix25b)
+                if mine != theirs and not self._same_sender(stored_, mine, theirs):
+                    continue
                 text = (f"{rtype}: its filler id {value!r} (FILL) names a stored {rtype} of this person in "
-                        f"another namespace ({', '.join(sorted(s for s in systems if isinstance(s, str)))}); "
+                        "another namespace of this institution; "
                         "whether that is this filler's id sent another way (SCH-2's EI-2 or EI-3, or none) "
                         "cannot be told: the message would be a second booking beside the stored one, not "
                         "stated -- send SCH-2 as the booking was sent")
@@ -1289,6 +1313,18 @@ def _merged_away(persons: Persons, patient_id: str) -> bool:
     record = getattr(persons, "record", None)
     entry = record(patient_id) if record is not None else None
     return bool(isinstance(entry, dict) and entry.get("replaced_by"))
+
+
+def _every(search: Any, rtype: str, params: list[tuple[str, str]]) -> list[Resource]:
+    """Every match of a search, read page after page (``_offset``), not its first page only."""
+    out: list[Resource] = []
+    offset = 0
+    while True:
+        page = search(rtype, [*params, ("_count", "1000"), ("_offset", str(offset))])
+        out.extend(page.resources)
+        if not page.has_next or not page.resources:
+            return out
+        offset += len(page.resources)
 
 
 def _filler_kind(system: str) -> str:

@@ -652,6 +652,11 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
             # cancel sent ``BK-1^HIS`` finds the booking sent ``BK-1`` and is not a second one
             if ident.get("system") in named:
                 ident["system"] = system
+            elif _ident_type(ident) == "FILL" and (ns := _namespace_app(ident.get("system"))):
+                # an EI-2 namespace id names the assigning authority, an application of this institution
+                # (a relay -- an ESB sending ``BK-1^HIS`` -- the HIS's id): keyed as that application's
+                # (review of schedfix25, schedfix25b), so every sender of ``BK-1^HIS`` names one booking
+                ident["system"] = f"urn:huren:appointment:{env.ctx.urn_code}:{ns}"
             ident.setdefault("system", system)
         if pid is not None and res.get("identifier"):
             env.ctx.located(res, "participant", pid, 3)
@@ -681,15 +686,34 @@ def _filler_key(res: Resource, old: str, env: Env) -> str | None:
         system, value = ident.get("system"), ident.get("value")
         if isinstance(system, str) and system and isinstance(value, str) and value:
             key = f"{rtype}|FILL|{system}|{value}"
-            env.ctx.formerly(env.ctx.ref(rtype, key), old, value=_this_fillers(res, system, value))
+            env.ctx.formerly(env.ctx.ref(rtype, key), old,
+                             value=_this_fillers(res, _filler_aliases(system, env.ctx), value))
             return key
     return None
 
 
-def _this_fillers(res: Resource, system: str, value: str) -> Holds:
+def _namespace_app(system: Any) -> str:
+    """The namespace id of an EI-2 system (``urn:huren:id:<HD-1>``), else ''."""
+    return system.removeprefix("urn:huren:id:") if isinstance(system, str) and system.startswith("urn:huren:id:") else ""
+
+
+def _filler_aliases(system: str, ctx: Context) -> frozenset[str]:
+    """The systems a booking of this filler was stored with before: its own, the EI-2 namespace id naming
+    the application (``urn:huren:id:HIS``, as the code before the twenty-fifth round stored ``BK-1^HIS``) and,
+    for the sending application's, the sender's OID or URI (``_names_of_sender``) -- review of schedfix25."""
+    out = {system}
+    prefix = f"urn:huren:appointment:{ctx.urn_code}:"
+    if system.startswith(prefix):
+        out.add(f"urn:huren:id:{system.removeprefix(prefix)}")
+    if system == _appointment_system(ctx):
+        out.update(_names_of_sender(ctx))
+    return frozenset(out)
+
+
+def _this_fillers(res: Resource, aliases: frozenset[str], value: str) -> Holds:
     """Whether an Appointment stored under the old key (SCH-2's value under the patient) is this
-    filler's booking: its FILL identifier of ``value`` has this filler's ``system`` (as the twenty-fourth
-    round stored it), or none (stored before that) and its patient is filed by the same institution as the
+    filler's booking: its FILL identifier of ``value`` has one of this filler's systems (``aliases``: as the
+    twenty-fourth round stored it, or with the EI-2/EI-3 naming the filler: schedfix25b), or none (stored before that) and its patient is filed by the same institution as the
     message's (``managingOrganization``, as ``MergeRules._same_sender``). Another filler's same number for
     the patient (the HIS's BK-1 stored before, the RIS's BK-1 now) is not it: the RIS's booking is
     another Appointment, the HIS's is not rewritten (review of sched25, schedfix25)."""
@@ -697,7 +721,7 @@ def _this_fillers(res: Resource, system: str, value: str) -> Holds:
     def holds(stored: Resource, read_many: Any) -> bool:
         systems = [i.get("system") for i in stored.get("identifier") or ()
                    if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"]
-        if system in systems:
+        if aliases.intersection(s for s in systems if isinstance(s, str)):
             return True
         if not any(s is None for s in systems):
             return False
