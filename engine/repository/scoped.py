@@ -433,7 +433,9 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        if self._cites_others(resource, raw):  # any type since the twenty-fifth round (privmend25)
+        if rtype != "AuditEvent" and self._cites_others(resource, raw):  # any type since privmend25
+            # (an AuditEvent is judged by its ``inside`` rules and shown without the entities withheld from
+            # this caller: the resident sees that a hospital read her V record, not the record -- audmend19)
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
