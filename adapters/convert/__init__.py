@@ -295,6 +295,12 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
         conversion.planned.pop(ref, None)
         conversion.withdrawn.pop(ref, None)
         conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
+    if drops:  # the message's Provenance names only what it writes
+        gone = set(drops)
+        for ref, resource in conversion.by_reference.items():
+            if ref.startswith("Provenance/") and resource.get("target"):
+                resource["target"] = [t for t in resource["target"] if t.get("reference") not in gone]
+                conversion.planned.pop(ref, None)
     if moves:
         _take(conversion, moves)
     conversion._bundle = None
