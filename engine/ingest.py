@@ -730,7 +730,7 @@ class Ingestor:
             if adopt is not None and read_many is not None and item.conversion.formerly:
                 adopt(read_many)
             settle = getattr(item.conversion, "settle_withdrawn", None)
-            if settle is not None and read_many is not None and item.conversion.withdrawn:
+            if settle is not None and read_many is not None and (item.conversion.withdrawn or item.conversion.restated):
                 try:  # a DG1-21 D: only onto a stored diagnosis it names for sure (dgfix25b)
                     settle(read_many, search)
                 except HL7Error as exc:

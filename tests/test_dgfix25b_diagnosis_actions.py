@@ -106,3 +106,16 @@ def test_orm_x_writes_nothing_of_the_diagnosis(county: Any) -> None:
     assert "MSA|AA" in ack, ack
     assert _conditions(http, code="J18.9") == []
     assert codes(http, encounter(http, "V-1")) == [("C34.1", 1, "DD")]
+
+
+def test_a_diagnosis_withdrawn_earlier_and_sent_again_is_no_longer_entered_in_error(county: Any) -> None:
+    """P12 D withdraws Z51.1; a later P12 adds it again (A): listed again, and its Condition not left
+    entered-in-error (the merge kept the stored status, which a DG1 does not state)."""
+    _, http, _ = county
+    visit(http, "A1", *STAY, f"DG1|1||{Z511}|||F|||||||||1", f"DG1|2||{C341}|||F|||||||||2")
+    assert "MSA|AA" in _ack(http, _p12("R1", f"DG1|1||{Z511}|||F|||||||||1||||||D"))
+    ack = _ack(http, _p12("R2", f"DG1|1||{Z511}|||F|||||||||1||||||A"))
+    assert "MSA|AA" in ack, ack
+    assert ("Z51.1", 1, "DD") in codes(http, encounter(http, "V-1"))
+    z = _conditions(http, code="Z51.1")
+    assert len(z) == 1 and _status(z[0]) != "entered-in-error", z

@@ -31,7 +31,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
-from engine.merge_rules import Said
+from engine.merge_rules import Delete, Said
 from engine.repository.references import rewrite_references
 from mappings.site import Site
 
@@ -70,6 +70,8 @@ class Conversion:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
+    # "Type/id" of the Conditions a DG1 states: ``Context.restated``, for ``settle_withdrawn``
+    restated: list[str] = field(default_factory=list)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def adopt_former_ids(self, read_many: Any) -> list[str]:
@@ -184,6 +186,7 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         formerly=ctx.former,
         identified=ctx.identified,
         withdrawn=ctx.withdrawn,
+        restated=ctx.restated,
     )
 
 
@@ -244,6 +247,7 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     for ref in moves:
         conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
     conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
+    conversion.restated = [moves.get(ref, ref) for ref in conversion.restated]
     conversion._bundle = None
 
 
@@ -254,11 +258,21 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
     a D by code reached none and a second Condition was made beside it); several -> which is meant is
     not said: refused (AE at DG1-21); none -> nothing deleted, nothing written of it, a warning (ERR W at
     DG1-21). The one it names also stated (A/U) in this message: refused as a contradiction."""
-    if not conversion.withdrawn:
+    if not (conversion.withdrawn or conversion.restated):
         return
     from engine.repository.search import escape_value
 
-    stored = read_many([_key_of(ref) for ref in conversion.withdrawn])
+    stored = read_many([_key_of(ref) for ref in (*conversion.withdrawn, *conversion.restated)])
+    for ref in conversion.restated:
+        # a diagnosis a DG1 states again after an earlier message withdrew it: listed again, and no
+        # longer entered-in-error (the merge kept the stored status, which this DG1 does not state)
+        was = stored.get(_key_of(ref))
+        status = (((was or {}).get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
+        if status == "entered-in-error" and ref in conversion.by_reference:
+            said = conversion.said.get(ref) or Said()
+            conversion.said[ref] = replace(said, deletes=(*said.deletes, Delete(
+                "verificationStatus", (), "DG1 states the diagnosis again: no longer entered-in-error")))
+            conversion.planned.pop(ref, None)
     moves: dict[str, str] = {}
     drops: list[str] = []
     for ref, (subject, stay, code, ident, warning) in conversion.withdrawn.items():

@@ -256,6 +256,8 @@ def visit_diagnosis(
     said = "D" if action == "D" else "A"
     before = ctx.diagnosis_said.get(ref["reference"])
     ctx.diagnosis_said[ref["reference"]] = said
+    if before == "A" and said == "D":
+        ctx.restated.remove(ref["reference"])
     if before == "D" and said == "A":
         # D then A/U of one diagnosis in one message (a re-rank sent as delete and add): the last
         # statement stands, on the Condition as on the entry -- it is stated, not withdrawn (the
@@ -272,8 +274,11 @@ def visit_diagnosis(
             common.error_for(dg1, "DG1-21 D (diagnosis action code: delete): no stored diagnosis of this "
                              + ("visit" if enc_ref else "patient") + " is the one named; nothing was deleted", 21))
         withdrawn_diagnosis(ctx, enc_ref if table_name else None, ref)
-    elif table_name and enc_ref is not None:
-        encounter_diagnosis(dg1, ctx, table_name, enc_ref, ref)
+    else:
+        if ref["reference"] not in ctx.restated:
+            ctx.restated.append(ref["reference"])
+        if table_name and enc_ref is not None:
+            encounter_diagnosis(dg1, ctx, table_name, enc_ref, ref)
     return ref, action
 
 
