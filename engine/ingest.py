@@ -729,6 +729,12 @@ class Ingestor:
             read_many = getattr(self.repository, "read_many", None)
             if adopt is not None and read_many is not None and item.conversion.formerly:
                 adopt(read_many)
+            settle = getattr(item.conversion, "settle_withdrawn", None)
+            if settle is not None and read_many is not None and (item.conversion.withdrawn or item.conversion.restated):
+                try:  # a DG1-21 D: only onto a stored diagnosis it names for sure (dgfix25b)
+                    settle(read_many, search)
+                except HL7Error as exc:
+                    item.conversion, item.errors = None, [exc]
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:

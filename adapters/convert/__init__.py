@@ -31,7 +31,7 @@ from adapters.hl7v2.errors import (
 )
 from adapters.hl7v2.parser import Message, encoding_repaired
 from adapters.hl7v2.senders import sender_institution
-from engine.merge_rules import Said
+from engine.merge_rules import Delete, Said
 from engine.repository.references import rewrite_references
 from mappings.site import Site
 
@@ -68,11 +68,19 @@ class Conversion:
     formerly: dict[str, tuple[str, str, str | Holds]] = field(default_factory=dict)
     # "Type/id" -> (identifier value, subject, where): ``Context.identified``, for ``adopt_identified``
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
+    # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
+    withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
+    # "Type/id" of the Conditions a DG1 states: ``Context.restated``, for ``settle_withdrawn``
+    restated: list[str] = field(default_factory=list)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def adopt_former_ids(self, read_many: Any) -> list[str]:
         """``adopt_former_ids`` (ingest asks it before validating and writing, with the repository's)."""
         return adopt_former_ids(self, read_many)
+
+    def settle_withdrawn(self, read_many: Any, search: Any) -> None:
+        """``settle_withdrawn`` (ingest asks it after ``adopt_former_ids``)."""
+        settle_withdrawn(self, read_many, search)
 
     def adopt_identified(self, search: Any) -> None:
         """``adopt_identified`` (ingest asks it before ``adopt_former_ids``, with the repository's search)."""
@@ -177,6 +185,8 @@ def convert(message: Message, site: Site, institution: str | None = None, applic
         said=ctx.said(),
         formerly=ctx.former,
         identified=ctx.identified,
+        withdrawn=ctx.withdrawn,
+        restated=ctx.restated,
     )
 
 
@@ -217,6 +227,13 @@ def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
             moves[new] = old
     if not moves:
         return []
+    _take(conversion, moves)
+    return [f"{new}>{old}" for new, old in moves.items()]
+
+
+def _take(conversion: Conversion, moves: dict[str, str]) -> None:
+    """The conversion's resources ``moves``' keys become the stored ones they name (ids, references,
+    statements, lists)."""
     by_reference: dict[str, dict[str, Any]] = {}
     for ref, resource in conversion.by_reference.items():
         if ref in moves:
@@ -229,8 +246,78 @@ def adopt_former_ids(conversion: Conversion, read_many: Any) -> list[str]:
     conversion.create_only[:] = [moves.get(ref, ref) for ref in conversion.create_only]
     for ref in moves:
         conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
+    conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
+    conversion.restated = [moves.get(ref, ref) for ref in conversion.restated]
     conversion._bundle = None
-    return [f"{new}>{old}" for new, old in moves.items()]
+
+
+def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> None:
+    """A DG1-21 D (``Context.withdrawn``) withdraws only a stored diagnosis it names for sure, and never
+    makes a Condition (dgfix25b): the one stored under its key (by DG1-20, or by code as keyed); else,
+    by code with no DG1-20, the stay's one Condition of that code still standing (stored with a DG1-20:
+    a D by code reached none and a second Condition was made beside it); several -> which is meant is
+    not said: refused (AE at DG1-21); none -> nothing deleted, nothing written of it, a warning (ERR W at
+    DG1-21). The one it names also stated (A/U) in this message: refused as a contradiction."""
+    if not (conversion.withdrawn or conversion.restated):
+        return
+    from engine.repository.search import escape_value
+
+    stored = read_many([_key_of(ref) for ref in (*conversion.withdrawn, *conversion.restated)])
+    for ref in conversion.restated:
+        # a diagnosis a DG1 states again after an earlier message withdrew it: listed again, and no
+        # longer entered-in-error (the merge kept the stored status, which this DG1 does not state)
+        was = stored.get(_key_of(ref))
+        status = (((was or {}).get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
+        if status == "entered-in-error" and ref in conversion.by_reference:
+            said = conversion.said.get(ref) or Said()
+            conversion.said[ref] = replace(said, deletes=(*said.deletes, Delete(
+                "verificationStatus", (), "DG1 states the diagnosis again: no longer entered-in-error")))
+            conversion.planned.pop(ref, None)
+    moves: dict[str, str] = {}
+    drops: list[str] = []
+    for ref, (subject, stay, code, ident, warning) in conversion.withdrawn.items():
+        if _key_of(ref) in stored:
+            continue
+        found: set[str] = set()
+        if stay and code and not ident and search is not None:
+            for r in search("Condition", [("encounter", escape_value(stay))]).resources:
+                status = ((r.get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
+                if ((r.get("subject") or {}).get("reference") == subject
+                        and (r.get("encounter") or {}).get("reference") == stay and status != "entered-in-error"
+                        and any(c.get("code") == code for c in (r.get("code") or {}).get("coding") or ())):
+                    found.add(f"Condition/{r.get('id')}")
+        where = {"segment": warning.segment, "sequence": warning.sequence, "field": 21}
+        if len(found) > 1:
+            raise HL7Error(f"DG1-21 D (diagnosis action code: delete) of {code!r} by its code: the visit holds "
+                           f"{len(found)} diagnoses of that code; which one is meant is not said -- send its "
+                           "DG1-20 (diagnosis identifier); nothing was stored", **where,
+                           code=DUPLICATE_KEY_IDENTIFIER)
+        if found:
+            old = next(iter(found))
+            if old in conversion.by_reference:
+                raise HL7Error("DG1-21 D (diagnosis action code: delete): the diagnosis it deletes is stated "
+                               "(A/U) in this message too; which one stands is not said; nothing was stored",
+                               **where, code=TABLE_VALUE_NOT_FOUND)
+            moves[ref] = old
+        else:
+            drops.append(ref)
+            warning.severity = "W"
+            conversion.warnings.append(warning)
+    for ref in drops:
+        conversion.by_reference.pop(ref, None)
+        conversion.said.pop(ref, None)
+        conversion.planned.pop(ref, None)
+        conversion.withdrawn.pop(ref, None)
+        conversion.create_only[:] = [r for r in conversion.create_only if r != ref]
+    if drops:  # the message's Provenance names only what it writes
+        gone = set(drops)
+        for ref, resource in conversion.by_reference.items():
+            if ref.startswith("Provenance/") and resource.get("target"):
+                resource["target"] = [t for t in resource["target"] if t.get("reference") not in gone]
+                conversion.planned.pop(ref, None)
+    if moves:
+        _take(conversion, moves)
+    conversion._bundle = None
 
 
 def adopt_identified(conversion: Conversion, search: Any) -> None:

@@ -195,14 +195,8 @@ def _with_patient(fn: Any) -> Builder:
 def _condition(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:
     if seg is None or scope.patient is None:
         return None
-    action = his.diagnosis_action(seg)  # DG1-21 (dgfix25)
-    if action == "X":  # no change: the diagnosis is sent for context, nothing of it is written
-        return None
-    ref = his.condition(seg, env.ctx, scope.patient, scope.pkey, scope.encounter)
-    if action == "D":
-        his.withdrawn_diagnosis(env.ctx, scope.encounter if spec.get("diagnosis") else None, ref)
-    elif spec.get("diagnosis") and scope.encounter is not None:
-        his.encounter_diagnosis(seg, env.ctx, spec["diagnosis"], scope.encounter, ref)
+    # DG1-21 read the one way of every message type (dgfix25b: ``his.visit_diagnosis``)
+    ref, _ = his.visit_diagnosis(seg, env.ctx, scope.patient, scope.pkey, scope.encounter, spec.get("diagnosis"))
     return ref
 
 

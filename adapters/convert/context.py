@@ -132,6 +132,15 @@ class Context:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # (resource, element): a create-only resource the message states this element of (``Said.only``)
     stated_only: list[tuple[Resource, str]] = field(default_factory=list)
+    # "Type/id" of a Condition a DG1-21 D withdraws -> (subject, its stay's "Type/id" or "", its code,
+    # DG1-20, the warning said when nothing stored is that diagnosis): written only onto a stored one
+    # (``settle_withdrawn``, dgfix25b)
+    withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
+    # "Type/id" of a Condition a DG1 states (A/U/empty): a stored one entered-in-error (withdrawn by an
+    # earlier message) is no longer (``settle_withdrawn``, dgfix25b)
+    restated: list[str] = field(default_factory=list)
+    # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
+    diagnosis_said: dict[str, str] = field(default_factory=dict)
 
     # per-institution values every converter reads, resolved once per message (plain attributes:
     # they are read hundreds of times per message)

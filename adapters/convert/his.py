@@ -238,6 +238,50 @@ def withdrawn_diagnosis(ctx: Context, enc_ref: dict[str, str] | None, cond_ref: 
                "DG1-21 D (diagnosis action code: delete): the diagnosis is deleted from the visit")
 
 
+def visit_diagnosis(
+    dg1: Segment, ctx: Context, pref: dict[str, str], pkey: str, enc_ref: dict[str, str] | None,
+    table_name: str | None,
+) -> tuple[dict[str, str] | None, str]:
+    """A DG1 read for a visit, the same way in every message type (ADT, BAR, DFT, ORM/OML: dgfix25b):
+    DG1-21 read (``diagnosis_action``) -> (the Condition's reference or None, the action). X: nothing
+    written. D: the stored diagnosis it names is withdrawn (``withdrawn_diagnosis``) -- never a new
+    Condition: which stored one it is, or none (a warning, nothing written), is settled against the
+    store (``settle_withdrawn``). A/U/empty: the Condition, and with ``table_name`` and a visit its
+    entry of the visit (``encounter_diagnosis``). The same Condition said deleted and stated in one
+    message: the last statement stands (entry and Condition alike)."""
+    action = diagnosis_action(dg1)
+    if action == "X":  # no change: the diagnosis is sent for context, nothing of it is written
+        return None, action
+    ref = condition(dg1, ctx, pref, pkey, enc_ref)
+    said = "D" if action == "D" else "A"
+    before = ctx.diagnosis_said.get(ref["reference"])
+    ctx.diagnosis_said[ref["reference"]] = said
+    if before == "A" and said == "D":
+        ctx.restated.remove(ref["reference"])
+    if before == "D" and said == "A":
+        # D then A/U of one diagnosis in one message (a re-rank sent as delete and add): the last
+        # statement stands, on the Condition as on the entry -- it is stated, not withdrawn (the
+        # entry's delete stays: the stored entry goes, the new one is listed as the A says)
+        ctx.withdrawn.pop(ref["reference"], None)
+        cond = ctx.resources[ref["reference"]]
+        if cond.get("verificationStatus") == ENTERED_IN_ERROR:
+            cond.pop("verificationStatus")
+    if action == "D":
+        res = ctx.resources[ref["reference"]]
+        code = (res.get("code", {}).get("coding") or [{}])[0].get("code") or res.get("code", {}).get("text", "")
+        ctx.withdrawn[ref["reference"]] = (
+            pref["reference"], enc_ref["reference"] if enc_ref else "", code, dg1.value(20).strip(),
+            common.error_for(dg1, "DG1-21 D (diagnosis action code: delete): no stored diagnosis of this "
+                             + ("visit" if enc_ref else "patient") + " is the one named; nothing was deleted", 21))
+        withdrawn_diagnosis(ctx, enc_ref if table_name else None, ref)
+    else:
+        if ref["reference"] not in ctx.restated:
+            ctx.restated.append(ref["reference"])
+        if table_name and enc_ref is not None:
+            encounter_diagnosis(dg1, ctx, table_name, enc_ref, ref)
+    return ref, action
+
+
 def encounter_diagnosis(
     dg1: Segment, ctx: Context, table_name: str, enc_ref: dict[str, str], cond_ref: dict[str, str]
 ) -> None:

@@ -85,10 +85,12 @@ def convert_orders(
         if request is not None and (group.dg1 or coverages):
             order = ctx.resources[request["reference"]]
             for dg1 in group.dg1:  # the order's reasons (IG: DG1 → ServiceRequest.reasonReference)
-                cond = his.condition(dg1, ctx, subject, pkey, enc)
-                order.setdefault("reasonReference", []).append(cond)
-                if enc is not None and not with_report:  # an order's DG1 is a diagnosis of its visit too (dg25)
-                    his.encounter_diagnosis(dg1, ctx, "dg1_encounter", enc, cond)
+                # an order's DG1 is a diagnosis of its visit too (dg25), DG1-21 read as every message
+                # type reads it (dgfix25b): X nothing, D withdraws the stored one (no reason of the order)
+                cond, action = his.visit_diagnosis(dg1, ctx, subject, pkey, enc,
+                                                   "dg1_encounter" if enc is not None and not with_report else None)
+                if cond is not None and action != "D":
+                    order.setdefault("reasonReference", []).append(cond)
             if coverages:
                 order["insurance"] = [dict(c) for c in coverages]
         spec_refs = results.specimens(group, ctx, subject, request, rkey) if request else []
