@@ -65,6 +65,12 @@ class Conflict(FhirError):
     status, code = 409, "conflict"
 
 
+class WrittenMeanwhile(Conflict):
+    """A version clash: the stored version moved between read and write (MongoDB's compare-and-set,
+    ``MongoFhir._replace_current``). Only this Conflict becomes an If-Match update's 412; a business
+    rule's 409 (a workflow state refused) stays 409 (txfix25)."""
+
+
 class Gone(FhirError):
     status, code = 410, "deleted"
 

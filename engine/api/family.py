@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from engine.api.formats import json_only
+from engine.api.formats import fhir_negotiation
 from engine.api.identity import _one, _parameters, _patient_ref
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
@@ -26,7 +26,7 @@ from engine.auth.policy import require_family_manager
 from engine.errors import BadRequest, NotFound, Unprocessable
 from engine.identity import nationalid
 
-router = APIRouter(tags=["family"], dependencies=[Depends(json_only)])
+router = APIRouter(tags=["family"], dependencies=[Depends(fhir_negotiation)])
 
 
 def _subject(request: Request, caller: Caller, params: list[dict[str, Any]]) -> str:

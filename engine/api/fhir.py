@@ -345,7 +345,7 @@ async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository
     versions, first = await run_in_threadpool(repo.instance_history, rtype, rid)
     # the version a PUT created (update as create) is a PUT, not the POST a first version was taken
     # for; noted since the twenty-fifth round (txmend25): older records show what they showed
-    put_created = await run_in_threadpool(repo.repo.put_created, rtype, rid) if versions else None
+    put_created = await run_in_threadpool(repo.repo.put_created, rtype, rid) if versions else frozenset()
     since, count, offset = _history_params(params)
     if since is not None:
         versions = [v for v in versions if date_range(v.updated)[0] >= since]
@@ -357,9 +357,9 @@ async def history(rtype: str, rid: str, request: Request, repo: ScopedRepository
         entry: dict[str, Any] = {"fullUrl": f"{base}/{url}"}
         if v.resource is not None:
             entry["resource"] = v.resource
-        method = "DELETE" if v.deleted else ("POST" if v.version == first and v.version != put_created else "PUT")
+        method = "DELETE" if v.deleted else ("POST" if v.version == first and v.version not in put_created else "PUT")
         entry["request"] = {"method": method, "url": url}
-        made = method == "POST" or v.version == put_created
+        made = method == "POST" or v.version in put_created
         entry["response"] = {"status": "204" if v.deleted else ("201" if made else "200"),
                              "etag": f'W/"{v.version}"', "lastModified": v.updated}
         entries.append(entry)

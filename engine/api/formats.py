@@ -29,15 +29,20 @@ def require_json(value: str | None) -> None:
 
 
 def accepts_json(accept: str) -> bool:
-    """Whether an ``Accept`` header (RFC 9110 12.5.1) admits FHIR JSON: one of its media ranges is
-    JSON, ``application/*`` or ``*/*`` with a q above 0. A blank header admits anything."""
+    """Whether an ``Accept`` header (RFC 9110 12.5.1) admits FHIR JSON, the most specific range
+    deciding: a JSON media type named in it (its highest q) over ``application/*`` over ``*/*``.
+    ``application/fhir+json;q=0, application/json;q=0, */*`` refuses JSON: the wildcard speaks for
+    the types not named (it admitted JSON until txfix25). A blank header admits anything."""
     ranges = [r for r in accept.split(",") if r.strip()]
     if not ranges:
         return True
+    best: dict[int, float] = {}  # specificity (2 a JSON type, 1 application/*, 0 */*) -> highest q
     for item in ranges:
         media, *params = item.split(";")
-        if media.strip().lower() not in _JSON_RANGES:
+        media = media.strip().lower()
+        if media not in _JSON_RANGES:
             continue
+        rank = 2 if media in JSON_FORMATS else (1 if media == "application/*" else 0)
         q = 1.0
         for param in params:
             name, _, value = param.partition("=")
@@ -46,9 +51,8 @@ def accepts_json(accept: str) -> bool:
                     q = float(value.strip())
                 except ValueError:
                     q = 1.0  # a malformed weight is not read as a refusal
-        if q > 0:
-            return True
-    return False
+        best[rank] = max(q, best.get(rank, q))
+    return bool(best) and best[max(best)] > 0
 
 
 def require_json_accept(request: Request) -> None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from engine import fhirjson
-from engine.api.formats import json_only
+from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -26,7 +26,7 @@ from engine.errors import BadRequest, Gone, NotFound, Unprocessable
 from engine.identity import nationalid
 from engine.repository.scoped import ScopedRepository
 
-router = APIRouter(tags=["identity"], dependencies=[Depends(json_only)])
+router = APIRouter(tags=["identity"], dependencies=[Depends(fhir_negotiation)])
 
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import fhir_negotiation
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller
@@ -28,7 +29,7 @@ router = APIRouter()
 INSURER_READS = ("ChargeItem", "Encounter")  # what the insurer's indicators are computed from
 
 
-@router.get("/fhir/Measure/{measure_id}/$evaluate-measure")
+@router.get("/fhir/Measure/{measure_id}/$evaluate-measure", dependencies=[Depends(fhir_negotiation)])
 def evaluate_measure(measure_id: str, request: Request, caller: Caller = Depends(get_caller),
                      periodStart: str | None = None, periodEnd: str | None = None,  # noqa: N803 (FHIR names)
                      reporter: str | None = None, subject: str | None = None) -> Response:

@@ -44,7 +44,7 @@ def capability_statement(request: Request, _format: str | None = None) -> Respon
     if body is None:
         body = orjson.dumps(statement_for(request.app))
         request.app.state.capability_statement = body
-    return Response(body, media_type=FHIR_JSON, headers={"Cache-Control": "public, max-age=300"})
+    return Response(body, media_type=FHIR_JSON, headers={"Cache-Control": "public, max-age=300", "Vary": "Accept"})
 
 
 def statement_for(app: FastAPI) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from engine import fhirjson
-from engine.api.formats import json_only
+from engine.api.formats import fhir_negotiation, json_only
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -150,7 +150,7 @@ def _patient_named(body: dict[str, Any]) -> str | None:
     return target[1] if target and target[0] == "Patient" else None
 
 
-@router.post("/fhir/ServiceRequest/$check-recognition")
+@router.post("/fhir/ServiceRequest/$check-recognition", dependencies=[Depends(fhir_negotiation)])
 async def check_recognition(request: Request, caller: Caller = Depends(get_caller),
                             repo: ScopedRepository = Depends(get_repo)) -> Response:
     require_order_check(caller)

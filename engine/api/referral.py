@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.formats import fhir_negotiation
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
 from engine.auth.caller import Caller
@@ -48,13 +49,13 @@ async def _summary(sr_id: str, request: Request, repo: ScopedRepository) -> Resp
     return fhir_response(bundle)
 
 
-@router.get("/fhir/ServiceRequest/{rid}/$summary")
+@router.get("/fhir/ServiceRequest/{rid}/$summary", dependencies=[Depends(fhir_negotiation)])
 async def service_request_summary(rid: str, request: Request,
                                   repo: ScopedRepository = Depends(get_repo)) -> Response:
     return await _summary(rid, request, repo)
 
 
-@router.get("/fhir/Task/{rid}/$summary")
+@router.get("/fhir/Task/{rid}/$summary", dependencies=[Depends(fhir_negotiation)])
 async def task_summary(rid: str, request: Request, repo: ScopedRepository = Depends(get_repo)) -> Response:
     task = await run_in_threadpool(repo.read, "Task", rid)
     focus = focus_of(task)

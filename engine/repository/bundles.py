@@ -103,8 +103,11 @@ class Bundles(Writes, Reads):
                 access.transaction_writes(early.writes)
             for n, entry in enumerate(entries):
                 plans.append(self._plan(n, entry, mapping, access, early=early))
-            self._resolve_conditional_references(plans, mapping, access, touched)
             by_base = _by_base(mapping)
+            for plan in plans:  # before conditional references become this server's ``Type/id``
+                if plan.get("resource") is not None:
+                    _refuse_unresolvable_relatives(plan, by_base, self.base_url)
+            self._resolve_conditional_references(plans, mapping, access, touched)
             for plan in plans:
                 if plan.get("resource") is not None:
                     if mapping:  # nothing to rewrite when no entry has a urn:uuid fullUrl
@@ -611,6 +614,66 @@ def _entry_mapping(mapping: dict[str, str], by_base: dict[str, dict[str, str]], 
     m = _RESTFUL.match(full_url) if isinstance(full_url, str) else None
     relative = by_base.get(m.group(1)) if m is not None else None
     return ChainMap(relative, mapping) if relative else mapping
+
+
+_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/[A-Za-z0-9\-\.]{1,64})?$")
+
+
+def _relative_references(node: Any, path: str, out: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every relative literal reference (``Type/id``, ``Type/id/_history/v``) in ``node`` with the
+    path of its element; a Bundle inside (a document) is not looked into."""
+    if isinstance(node, dict):
+        if node.get("resourceType") == "Bundle":
+            return out
+        ref = node.get("reference")
+        if isinstance(ref, str) and _RELATIVE.match(ref):
+            out.append((path, ref))
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                _relative_references(value, f"{path}.{key}", out)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _relative_references(value, f"{path}[{i}]", out)
+    return out
+
+
+def _refuse_unresolvable_relatives(plan: dict[str, Any], by_base: dict[str, dict[str, str]], base_url: str) -> None:
+    """A relative reference in an entry whose fullUrl is a RESTful URL names a record at that URL's
+    base (R4 bundle.html#references). Two cases were answered wrong and are refused 400, naming the
+    element (txfix25, after the review of txmend25):
+
+    - the base is another server's and no entry of the Bundle has that fullUrl: ``Patient/p1`` in
+      ``http://other.example/fhir/Observation/o1`` is the other server's patient; it was stored as
+      *this* server's Patient/p1, a different person who happens to hold that id. Refused rather
+      than kept absolute: an Observation citing a patient on another server belongs to no patient
+      here -- no compartment, no search by patient, no access rule by patient would reach it;
+    - a versioned ``Patient/tmp1/_history/1`` naming an entry of the Bundle: the entry gets a new id
+      (and its own version numbering) here, so no rewrite keeps the version the sender meant; it was
+      left pointing at whatever record holds ``Patient/tmp1`` here.
+    """
+    full_url = plan.get("full_url")
+    m = _RESTFUL.match(full_url) if isinstance(full_url, str) else None
+    if m is None:
+        return
+    entry_base = m.group(1)
+    foreign = entry_base.rstrip("/") != base_url.rstrip("/")
+    relative = by_base.get(entry_base, {})
+    resource = plan["resource"]
+    where = f"Bundle.entry[{plan['n']}].resource"
+    for path, ref in _relative_references(resource, str(resource.get("resourceType")), []):
+        rm = _RELATIVE.match(ref)
+        assert rm is not None
+        key = f"{rm.group(1)}/{rm.group(2)}"
+        at = [where + path.partition(".")[1] + path.partition(".")[2]]
+        if rm.group(3) and key in relative:
+            raise BadRequest(f"entry {plan['n']}: {path} '{ref[:80]}' is a versioned reference to the entry "
+                             f"{entry_base[:80]}/{key} of this Bundle, which gets a new id here: its version cannot "
+                             "be carried over (cite it unversioned)", expression=at)
+        if foreign and key not in relative:
+            raise BadRequest(f"entry {plan['n']}: {path} '{ref[:80]}' is read against the entry's fullUrl as "
+                             f"{entry_base[:80]}/{key}, a record on another server that no entry of this Bundle "
+                             "defines; it is not this server's record (cite it absolute, or give the entry "
+                             "no fullUrl or one at this server's base)", expression=at)
 
 
 def _refuse_placeholders(resource: dict[str, Any], who: str, where: str) -> None:

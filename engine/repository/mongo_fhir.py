@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pymongo
 
 from engine import fhirjson
-from engine.errors import Conflict
+from engine.errors import WrittenMeanwhile
 from engine.repository.indexing import IndexRows
 from engine.repository.port import StoredResource
 from engine.repository.query import (
@@ -298,10 +298,10 @@ class MongoFhirBackend:
             done = self.current_coll.replace_one({"_id": key, "version": previous.version}, doc, **self.store.kw())
         except pymongo.errors.OperationFailure as exc:
             if exc.code == 112 or exc.has_error_label("TransientTransactionError"):
-                raise Conflict(f"{key} was written by another request meanwhile; read it and try again") from None
+                raise WrittenMeanwhile(f"{key} was written by another request meanwhile; read it and try again") from None
             raise
         if done.matched_count == 0:
-            raise Conflict(f"{key} is no longer at version {previous.version}: another request wrote it "
+            raise WrittenMeanwhile(f"{key} is no longer at version {previous.version}: another request wrote it "
                            "meanwhile; read it and try again")
 
     def _put_back(self, key: str, previous: StoredResource | None) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from engine import fhirjson
-from engine.errors import BadRequest, Conflict, PreconditionFailed
+from engine.errors import BadRequest, Conflict, PreconditionFailed, WrittenMeanwhile
 from engine.merge_rules import API
 from engine.repository.contracts import Access, WriteResult
 from engine.repository.core import valid_ids
@@ -207,8 +207,8 @@ class Writes(GroupCommit, Searching):
                         f"If-Match {if_match} does not match the current version {existing.version} of {rtype}/{rid}")
             try:
                 result = self._store(resource, existing, source=source)
-            except Conflict as exc:  # another writer got there first (``MongoFhir._replace_current``)
-                if if_match is None:
+            except WrittenMeanwhile as exc:  # another writer got there first (``MongoFhir._replace_current``);
+                if if_match is None:  # a business rule's Conflict (a workflow 409) is not this and stays 409
                     raise
                 raise PreconditionFailed(f"If-Match {if_match}: {rtype}/{rid} was written meanwhile "
                                          f"({exc.diagnostics})") from None
@@ -217,17 +217,29 @@ class Writes(GroupCommit, Searching):
             return result
 
     def note_put_create(self, result: WriteResult) -> None:
-        """Note a version a PUT created (``PUT_CREATES``), in the write's transaction."""
+        """Note a version a PUT created (``PUT_CREATES``), in the write's transaction: every such
+        version of the record, not the last one only -- a record PUT-created, deleted and PUT-created
+        again listed its first version as a POST once the second create overwrote the one note
+        (txfix25). A record's first version starts the list afresh (an expunged id made again)."""
         if result.created:
             stored = result.resource
-            self.store.collection(PUT_CREATES).replace(
-                {"_id": f"{stored['resourceType']}/{stored['id']}", "version": int(result.version)})
+            key = f"{stored['resourceType']}/{stored['id']}"
+            version = int(result.version)
+            kept = self.put_created(stored["resourceType"], stored["id"]) if version > 1 else frozenset()
+            self.store.collection(PUT_CREATES).replace({"_id": key, "version": version,
+                                                        "versions": sorted(kept | {version})})
 
-    def put_created(self, rtype: str, rid: str) -> int | None:
-        """The version of ``rtype/rid`` a PUT created (``PUT_CREATES``); None: none noted."""
+    def put_created(self, rtype: str, rid: str) -> frozenset[int]:
+        """The versions of ``rtype/rid`` a PUT created (``PUT_CREATES``); empty: none noted. A note
+        written before txfix25 holds one ``version``."""
         doc = self.store.collection(PUT_CREATES).get(f"{rtype}/{rid}")
-        version = doc.get("version") if doc is not None else None
-        return version if isinstance(version, int) else None
+        if doc is None:
+            return frozenset()
+        versions = doc.get("versions")
+        if isinstance(versions, list):
+            return frozenset(v for v in versions if isinstance(v, int))
+        version = doc.get("version")
+        return frozenset([version]) if isinstance(version, int) else frozenset()
 
     def conditional_update(
         self, rtype: str, query: str, resource: dict[str, Any], *, access: Access | None = None

@@ -1,0 +1,392 @@
+"""rvtx25 (twenty-fifth round review of txmend25): probes through the real app (FastAPI TestClient)
+over the real store (SQLite and mongomock, the ``eng`` fixture of tests/test_fhir_api.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.engine import Engine
+from tests.test_fhir_api import eng
+
+__all__ = ["eng"]
+
+MRN = "urn:oid:2.16.156.10011.1.FNXRMYY.mrn"
+OTHER = "http://other.example/fhir"
+
+
+@pytest.fixture
+def http(eng: Engine, client_token: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(eng)) as client:
+        client.headers["Authorization"] = "Bearer " + client_token(eng)
+        yield client
+
+
+def _patient(mrn: str, **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", "identifier": [{"system": MRN, "value": mrn}], "name": [{"family": "张"}],
+            **extra}
+
+
+def _obs(subject: str, **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+            "subject": {"reference": subject}, "effectiveDateTime": "2026-09-20T08:00:00+08:00",
+            "performer": [{"reference": "Organization/org"}], **extra}
+
+
+def _tx(http: TestClient, entries: list[dict[str, Any]], kind: str = "transaction") -> Any:
+    return http.post("/fhir", json={"resourceType": "Bundle", "type": kind, "entry": entries})
+
+
+def _local(location: str) -> str:
+    return "/fhir/" + location.split("/fhir/")[-1].split("/_history")[0]
+
+
+# --- relative references in an entry with an absolute fullUrl --------------------------------------
+
+def test_relative_reference_in_foreign_fullurl_entry_not_filed_under_our_patient(http: TestClient) -> None:
+    """R4 bundle.html#references: ``Patient/p1`` inside the entry ``http://other.example/fhir/
+    Observation/o1`` names ``http://other.example/fhir/Patient/p1`` -- another server's patient.
+    When no entry of the Bundle has that fullUrl it must not be stored as *this* server's
+    Patient/p1 (a different person who happens to hold that id): refuse, or keep it absolute."""
+    assert http.put("/fhir/Patient/p1", json={**_patient("ours"), "id": "p1"}).status_code == 201
+    r = _tx(http, [{"fullUrl": f"{OTHER}/Observation/o1", "resource": _obs("Patient/p1"),
+                    "request": {"method": "POST", "url": "Observation"}}])
+    if r.status_code == 200:
+        stored = http.get(_local(r.json()["entry"][0]["response"]["location"])).json()
+        assert stored["subject"]["reference"] != "Patient/p1", (
+            "the other server's Patient/p1 was filed under this server's Patient/p1")
+    else:
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", r.text
+
+
+def test_relative_reference_with_foreign_fullurl_rewritten_when_in_bundle(http: TestClient) -> None:
+    """Guard for the mended case: the referenced entry is in the Bundle under the same base."""
+    assert http.put("/fhir/Patient/tmp1", json={**_patient("ours"), "id": "tmp1"}).status_code == 201
+    r = _tx(http, [
+        {"fullUrl": f"{OTHER}/Patient/tmp1", "resource": _patient("theirs"),
+         "request": {"method": "POST", "url": "Patient"}},
+        # txfix25: no ``Organization/org`` performer -- in this entry it names the other server's
+        # Organization/org, which no entry defines, and that is now refused 400 (finding 2)
+        {"fullUrl": f"{OTHER}/Observation/o1", "resource": _obs("Patient/tmp1", performer=[{"display": "lab"}]),
+         "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code == 200, r.text
+    new_pid = _local(r.json()["entry"][0]["response"]["location"]).removeprefix("/fhir/")
+    stored = http.get(_local(r.json()["entry"][1]["response"]["location"])).json()
+    assert stored["subject"]["reference"] == new_pid != "Patient/tmp1"
+
+
+def test_relative_reference_entry_without_fullurl_keeps_server_record(http: TestClient) -> None:
+    """Guard: no fullUrl -> ``Patient/tmp1`` is this server's record even if an entry's fullUrl is
+    ``http://other.example/fhir/Patient/tmp1``."""
+    assert http.put("/fhir/Patient/tmp1", json={**_patient("ours"), "id": "tmp1"}).status_code == 201
+    r = _tx(http, [
+        {"fullUrl": f"{OTHER}/Patient/tmp1", "resource": _patient("theirs"),
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": _obs("Patient/tmp1"), "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code == 200, r.text
+    stored = http.get(_local(r.json()["entry"][1]["response"]["location"])).json()
+    assert stored["subject"]["reference"] == "Patient/tmp1"
+
+
+def test_versioned_relative_reference_against_fullurl_base(http: TestClient) -> None:
+    """``Patient/tmp1/_history/1`` in ``[other]/Observation/o1`` names the Bundle's own
+    ``[other]/Patient/tmp1`` as surely as the unversioned spelling does: it must not be left
+    pointing at this server's Patient/tmp1 (a different person)."""
+    assert http.put("/fhir/Patient/tmp1", json={**_patient("ours"), "id": "tmp1"}).status_code == 201
+    r = _tx(http, [
+        {"fullUrl": f"{OTHER}/Patient/tmp1", "resource": _patient("theirs"),
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": f"{OTHER}/Observation/o1", "resource": _obs("Patient/tmp1/_history/1"),
+         "request": {"method": "POST", "url": "Observation"}}])
+    if r.status_code == 200:
+        stored = http.get(_local(r.json()["entry"][1]["response"]["location"])).json()
+        assert not stored["subject"]["reference"].startswith("Patient/tmp1"), stored["subject"]
+    else:
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", r.text
+
+
+# --- conditional create overlapping a delete -------------------------------------------------------
+
+def test_conditional_create_matching_deleted_record_fails_whole(http: TestClient) -> None:
+    """Guard: DELETE Patient/old + ifNoneExist finding old -> 400 naming the entry, nothing written."""
+    assert http.put("/fhir/Patient/old", json={**_patient("o9"), "id": "old"}).status_code == 201
+    new = "urn:uuid:46464646-4646-4646-4646-464646464646"
+    r = _tx(http, [
+        {"request": {"method": "DELETE", "url": "Patient/old"}},
+        {"fullUrl": new, "resource": _patient("o9"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={MRN}|o9"}},
+        {"resource": _obs(new), "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", r.text
+    assert r.json()["issue"][0]["expression"] == ["Bundle.entry[1].request.ifNoneExist"]
+    assert http.get("/fhir/Patient/old").status_code == 200
+    assert http.get("/fhir/Observation").json()["total"] == 0
+
+
+# --- urn:uuid placeholders -------------------------------------------------------------------------
+
+def test_undefined_placeholder_refused_in_put_batch_and_transaction(http: TestClient) -> None:
+    ghost = "urn:uuid:47474747-4747-4747-4747-474747474747"
+    r = http.put("/fhir/Observation/x1", json={**_obs(ghost), "id": "x1"})
+    assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["Observation.subject"], r.text
+    r = _tx(http, [{"resource": _obs(ghost), "request": {"method": "POST", "url": "Observation"}}], "batch")
+    assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"].startswith("400"), r.text
+    r = _tx(http, [{"resource": _obs("Patient/p0", performer=[{"reference": ghost}]),
+                    "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource.performer[0]"]
+    assert http.get("/fhir/Observation").json()["total"] == 0
+
+
+def test_document_bundle_with_placeholders_still_stored(http: TestClient) -> None:
+    """Guard: a document Bundle's urn:uuid references are its own; POST /fhir/Bundle is not refused."""
+    pid = "urn:uuid:48484848-4848-4848-4848-484848484848"
+    doc = {"resourceType": "Bundle", "type": "document", "identifier": {"system": "urn:x", "value": "d1"},
+           "timestamp": "2026-09-20T08:00:00+08:00",
+           "entry": [{"fullUrl": "urn:uuid:49494949-4949-4949-4949-494949494949",
+                      "resource": {"resourceType": "Composition", "status": "final",
+                                   "type": {"text": "note"}, "subject": {"reference": pid},
+                                   "date": "2026-09-20", "author": [{"reference": pid}], "title": "t"}},
+                     {"fullUrl": pid, "resource": _patient("d1")}]}
+    r = http.post("/fhir/Bundle", json=doc)
+    assert r.status_code == 201, r.text
+
+
+# --- history: PUT creates --------------------------------------------------------------------------
+
+def _methods(http: TestClient, path: str) -> list[tuple[str, str, str]]:
+    h = http.get(path + "/_history").json()
+    return [(e["response"]["etag"], e["request"]["method"], e["response"]["status"]) for e in h["entry"]]
+
+
+def test_history_put_create_then_delete_then_put_recreate(http: TestClient) -> None:
+    """A record PUT-created (v1), deleted (v2), PUT-created again (v3): both creating PUTs are
+    PUTs. The one note per record is overwritten by v3, and v1 is then listed as a POST -- a
+    method no client ever sent."""
+    assert http.put("/fhir/Patient/h1", json={**_patient("h1"), "id": "h1"}).status_code == 201
+    assert _methods(http, "/fhir/Patient/h1") == [('W/"1"', "PUT", "201")]
+    assert http.delete("/fhir/Patient/h1").status_code in (200, 204)
+    assert http.put("/fhir/Patient/h1", json={**_patient("h1"), "id": "h1"}).status_code == 201
+    got = _methods(http, "/fhir/Patient/h1")
+    assert got == [('W/"3"', "PUT", "201"), ('W/"2"', "DELETE", "204"), ('W/"1"', "PUT", "201")], got
+
+
+def test_history_post_create_stays_post_and_put_update_200(http: TestClient) -> None:
+    r = http.post("/fhir/Patient", json=_patient("h2"))
+    assert r.status_code == 201
+    path = _local(r.headers["location"])
+    assert http.put(path, json={**_patient("h2"), "id": path.rsplit("/", 1)[1], "gender": "male"}).status_code == 200
+    assert _methods(http, path) == [('W/"2"', "PUT", "200"), ('W/"1"', "POST", "201")]
+
+
+def test_history_transaction_put_create_listed_as_put(http: TestClient) -> None:
+    r = _tx(http, [{"resource": {**_patient("h3"), "id": "h3"}, "request": {"method": "PUT", "url": "Patient/h3"}}])
+    assert r.status_code == 200, r.text
+    assert _methods(http, "/fhir/Patient/h3") == [('W/"1"', "PUT", "201")]
+
+
+# --- content negotiation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("accept", ["application/fhir+xml", "application/xml, text/html",
+                                    "application/fhir+json;q=0, application/fhir+xml", "text/*"])
+def test_accept_without_json_406_everywhere(http: TestClient, accept: str) -> None:
+    assert http.put("/fhir/Patient/a1", json={**_patient("a1"), "id": "a1"}).status_code == 201
+    for path in ("/fhir/Patient/a1", "/fhir/Patient?identifier=" + MRN + "|a1", "/fhir/metadata",
+                 "/fhir/Patient/a1/_history"):
+        r = http.get(path, headers={"Accept": accept})
+        assert r.status_code == 406, (path, r.status_code)
+        assert r.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize("accept", ["", "*/*", "application/*", "application/json",
+                                    "application/fhir+json; fhirVersion=4.0",
+                                    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                                    "APPLICATION/FHIR+JSON"])
+def test_accept_admitting_json_answered(http: TestClient, accept: str) -> None:
+    assert http.put("/fhir/Patient/a2", json={**_patient("a2"), "id": "a2"}).status_code == 201
+    for path in ("/fhir/Patient/a2", "/fhir/metadata"):
+        r = http.get(path, headers={"Accept": accept})
+        assert r.status_code == 200, (path, accept, r.text[:200])
+
+
+def test_format_json_overrides_xml_accept_on_fast_read(http: TestClient) -> None:
+    assert http.put("/fhir/Patient/a3", json={**_patient("a3"), "id": "a3"}).status_code == 201
+    r = http.get("/fhir/Patient/a3", params={"_format": "json"}, headers={"Accept": "application/fhir+xml"})
+    assert r.status_code == 200 and r.json()["id"] == "a3"
+    r = http.get("/fhir/Patient/a3", params={"_format": "xml"}, headers={"Accept": "application/fhir+json"})
+    assert r.status_code == 406
+
+
+def test_explicit_json_refusal_beats_wildcard(http: TestClient) -> None:
+    """RFC 9110 12.5.1: the most specific range decides -- ``application/fhir+json;q=0`` says
+    "not FHIR JSON" even when ``*/*`` follows; answering FHIR JSON 200 gives the client what it
+    explicitly refused (LOW)."""
+    assert http.put("/fhir/Patient/a4", json={**_patient("a4"), "id": "a4"}).status_code == 201
+    r = http.get("/fhir/Patient/a4", headers={"Accept": "application/fhir+json;q=0, application/json;q=0, */*"})
+    assert r.status_code == 406, r.status_code
+
+
+# --- MongoDB compare-and-set: sequential writes through HL7 and HTTP are not refused ---------------
+
+_A01 = ("MSH|^~\\&|HIS|FNXRMYY|HUREN|FUNING|20250310091500||ADT^A{ev}^ADT_A01|FNXRMYY-ADT-RV{n}|P|2.5.1|||AL|NE|CHN|"
+        "UNICODE UTF-8\r"
+        "EVN|A{ev}|20250310091500\r"
+        "PID|1||ZY2025RV0001^^^FNXRMYY^MR||王^建国^^^^^L||19850412|M|||{street}^^阜宁县^江苏省^224400^CHN^H\r"
+        "PV1|1|I|NEI^301^02^FNXRMYY^^^^^心内科病区|R|||D1001^陈^明^^^^^^FNXRMYY||||||||||||"
+        "ZY2025RV0001-1^^^FNXRMYY^VN\r")
+
+
+def _hl7(eng: Engine, http: TestClient, n: int, ev: str, street: str) -> str:
+    token = eng.auth.issue_system_token("feed", "system/MessageHeader.c")
+    body = _A01.format(n=n, ev=ev, street=street).encode()
+    r = http.post("/hl7v2", content=body,
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "x-application/hl7-v2+er7"})
+    assert r.status_code == 200, r.text
+    return r.headers.get("x-hl7-ack-code", "")
+
+
+def test_sequential_hl7_and_put_updates_not_refused_on_either_backend(eng: Engine, http: TestClient) -> None:
+    """Guard for the compare-and-set: an admission, an HTTP PUT of the patient, then A08 updates of
+    the same patient, one after another -- each AA, the last address stored, versions in order."""
+    assert _hl7(eng, http, 1, "01", "幸福路1号") == "AA"
+    found = http.get("/fhir/Patient", params={"identifier": "ZY2025RV0001"}).json()
+    assert found["total"] == 1, found
+    pid = found["entry"][0]["resource"]["id"]
+    body = http.get(f"/fhir/Patient/{pid}").json()
+    body["gender"] = "male"
+    r = http.put(f"/fhir/Patient/{pid}", json=body, headers={"If-Match": f'W/"{body["meta"]["versionId"]}"'})
+    assert r.status_code == 200, r.text
+    for n, street in ((2, "幸福路2号"), (3, "幸福路3号")):
+        assert _hl7(eng, http, n, "08", street) == "AA"
+    now = http.get(f"/fhir/Patient/{pid}").json()
+    assert now["address"][0]["line"][0].startswith("幸福路3号"), now["address"]
+    r = http.put(f"/fhir/Patient/{pid}", json=now, headers={"If-Match": 'W/"1"'})
+    assert r.status_code == 412 and r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_conditional_create_matching_record_a_conditional_update_writes_fails_whole(http: TestClient) -> None:
+    """The overlap reached through a conditional update (``PUT Patient?identifier=``) rather than
+    a PUT at the id: the same identities overlap, so the same 400 and nothing written."""
+    assert http.put("/fhir/Patient/old2", json={**_patient("o8"), "id": "old2"}).status_code == 201
+    new = "urn:uuid:50505050-5050-5050-5050-505050505050"
+    r = _tx(http, [
+        {"resource": {**_patient("o8"), "gender": "female"},
+         "request": {"method": "PUT", "url": f"Patient?identifier={MRN}|o8"}},
+        {"fullUrl": new, "resource": _patient("o8"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={MRN}|o8"}},
+        {"resource": _obs(new), "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", r.text
+    assert http.get("/fhir/Patient/old2").json().get("gender") is None
+    assert http.get("/fhir/Observation").json()["total"] == 0
+
+
+def test_conditional_delete_beside_conditional_create_not_500(http: TestClient) -> None:
+    """A conditional DELETE entry (``Patient?identifier=``) beside an ifNoneExist finding the same
+    record: refused with an OperationOutcome 4xx (or run consistently), never a 500, and no result
+    left citing a deleted patient."""
+    assert http.put("/fhir/Patient/old3", json={**_patient("o7"), "id": "old3"}).status_code == 201
+    new = "urn:uuid:51515151-5151-5151-5151-515151515151"
+    r = _tx(http, [
+        {"request": {"method": "DELETE", "url": f"Patient?identifier={MRN}|o7"}},
+        {"fullUrl": new, "resource": _patient("o7"),
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={MRN}|o7"}},
+        {"resource": _obs(new), "request": {"method": "POST", "url": "Observation"}}])
+    assert r.status_code < 500, r.text
+    if r.status_code == 200:
+        obs = http.get(_local(r.json()["entry"][2]["response"]["location"])).json()
+        assert http.get("/fhir/" + obs["subject"]["reference"]).status_code == 200, obs["subject"]
+    else:
+        assert r.status_code in (400, 409, 412) and r.json()["resourceType"] == "OperationOutcome", r.text
+        assert http.get("/fhir/Patient/old3").status_code == 200
+
+
+@pytest.mark.parametrize("header,params", [({"Accept": "application/fhir+xml"}, {}), ({}, {"_format": "xml"})])
+def test_fhir_operations_outside_the_router_negotiate_too(http: TestClient, header: dict[str, str],
+                                                          params: dict[str, str]) -> None:
+    """``GET /fhir/Patient/$ihe-pix`` is a FHIR route under /fhir but on its own router: ``_format=xml``
+    is 406 there, yet a client whose Accept admits only XML gets JSON under a 200 -- the answer the
+    round says /fhir no longer gives (LOW: inconsistent, not a data error)."""
+    assert http.put("/fhir/Patient/px", json={**_patient("px"), "id": "px"}).status_code == 201
+    r = http.get("/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN}|px", **params}, headers=header)
+    assert r.status_code == 406, (r.status_code, r.headers.get("content-type"))
+
+
+def test_concurrent_hl7_updates_of_one_patient_all_accepted(eng: Engine, http: TestClient) -> None:
+    """Feeds send at once: six A08s of one patient from six threads. Each is an update a hospital
+    sent and expects stored -- none may be refused (AE/AR from the compare-and-set's 409) or a 500;
+    every accepted one is a version of the record."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert _hl7(eng, http, 10, "01", "幸福路10号") == "AA"
+    with ThreadPoolExecutor(6) as pool:
+        acks = list(pool.map(lambda n: _hl7(eng, http, n, "08", f"幸福路{n}号"), range(11, 17)))
+    assert acks == ["AA"] * 6, acks
+    pid = http.get("/fhir/Patient", params={"identifier": "ZY2025RV0001"}).json()["entry"][0]["resource"]["id"]
+    assert http.get(f"/fhir/Patient/{pid}").status_code == 200
+
+
+def test_concurrent_plain_puts_same_answer_on_both_backends(http: TestClient) -> None:
+    """PUT without If-Match is last-writer-wins on SQLite (writes serialise): every one 200. The
+    compare-and-set makes a MongoDB loser 409 instead -- the two backends answer the same requests
+    differently (the round's yardstick: both pass the same contract)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert http.put("/fhir/Patient/cc", json={**_patient("cc"), "id": "cc"}).status_code == 201
+
+    def put(n: int) -> int:
+        return http.put("/fhir/Patient/cc", json={**_patient("cc"), "id": "cc", "birthDate": f"19{n:02d}-01-01"}).status_code
+
+    codes: list[int] = []
+    for _ in range(5):
+        with ThreadPoolExecutor(8) as pool:
+            codes += list(pool.map(put, range(8)))
+    assert set(codes) == {200}, sorted(codes)
+
+
+def test_business_rule_409_under_if_match_keeps_its_409(http: TestClient) -> None:
+    """``Writes.update`` turns any ``Conflict`` raised while storing into a 412 "was written
+    meanwhile" when the request carries If-Match -- meant for the MongoDB compare-and-set, but the
+    referral workflow's guard raises Conflict too. A Task moved from requested straight to
+    completed, with the right If-Match, is refused for the workflow (409 conflict, as without
+    If-Match), not 412 saying someone else wrote it (on both backends; nobody else did)."""
+    from tests.test_referral_e2e import STATE
+
+    task = {"resourceType": "Task", "id": "wf1", "status": "requested", "intent": "order",
+            "businessStatus": {"coding": [{"system": STATE, "code": "requested"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+            "for": {"reference": "Patient/wfp"}, "authoredOn": "2026-11-25"}
+    r = http.put("/fhir/Task/wf1", json=task)
+    assert r.status_code == 201, r.text
+    done = {**task, "status": "completed", "businessStatus": {"coding": [{"system": STATE, "code": "completed"}]}}
+    plain = http.put("/fhir/Task/wf1", json=done)
+    assert plain.status_code == 409, plain.text
+    r = http.put("/fhir/Task/wf1", json=done, headers={"If-Match": 'W/"1"'})
+    assert r.status_code == 409 and r.json()["issue"][0]["code"] == "conflict", r.text
+    assert "meanwhile" not in r.json()["issue"][0]["diagnostics"], r.text
+
+
+def test_write_with_xml_only_accept_refused_before_anything_is_written(http: TestClient) -> None:
+    """Guard: a POST/PUT/transaction whose Accept admits no JSON is 406 and writes nothing (a 406
+    after the write would leave a record the client was told was not made)."""
+    xml = {"Accept": "application/fhir+xml"}
+    assert http.post("/fhir/Patient", json=_patient("w1"), headers=xml).status_code == 406
+    assert http.put("/fhir/Patient/w2", json={**_patient("w2"), "id": "w2"}, headers=xml).status_code == 406
+    r = http.post("/fhir", headers=xml, json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": _patient("w3"), "request": {"method": "POST", "url": "Patient"}}]})
+    assert r.status_code == 406
+    assert http.get("/fhir/Patient").json()["total"] == 0
+
+
+def test_cacheable_metadata_varies_on_accept(http: TestClient) -> None:
+    """``/fhir/metadata`` is ``Cache-Control: public, max-age=300`` and its answer now depends on
+    Accept (200 JSON or 406): without ``Vary: Accept`` a shared cache hands the stored 200 JSON to
+    the XML-only client the origin would refuse (RFC 9111 4.1; LOW)."""
+    r = http.get("/fhir/metadata")
+    assert r.status_code == 200
+    if "public" in r.headers.get("cache-control", ""):
+        vary = {v.strip().lower() for v in r.headers.get("vary", "").split(",")}
+        assert "accept" in vary or "*" in vary, dict(r.headers)
