@@ -121,6 +121,7 @@ def test_what_names_no_one_else_stays_shown(http, world):
     assert {"obs-a-member-a", "obs-a-contained-dr", "obs-a-dangling"} <= found
 
 
+@pytest.mark.xfail(strict=True, reason="withdrawn by the lead (twenty-fifth round): DiagnosticReport judged by its results for label-limited callers who are not residents (confidentiality.DERIVED) refused ordinary writes (a report citing a practitioner or result not yet stored, 422), made clinicians' report searches 2-3x slower and took an order whose prior was deleted out of the auditors' rate; a bound client is shown the id (not the content) of an R result an unlabelled report cites (residents are covered by _cites_others)")
 def test_a_report_of_an_r_result_for_a_label_limited_client(http, world):
     """A client bound to an institution (R and V withheld): the report of an R result reads like a
     missing one, is neither listed nor counted in its patient's reports, and its own plain report is."""

@@ -58,7 +58,7 @@ _BOTH = frozenset({"R", "V"})
 # message wrote), withheld from a caller when a record they cite is; and a DiagnosticReport, built from
 # its results, whose ``result`` named a V result to its resident and an R one to a bound client
 # (probep25; twenty-fifth round, privmend25)
-DERIVED = frozenset({"DetectedIssue", "DiagnosticReport", "Provenance"})
+DERIVED = frozenset({"DetectedIssue", "Provenance"})
 
 
 def withheld_codes(caller: Caller) -> frozenset[str]:

@@ -69,7 +69,7 @@ from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.document_labels import documents_cited
 from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
-from engine.identity.nationalid import compact, is_national_id
+from engine.identity.nationalid import compact, is_national_id, valid_number
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.ids import huren_form
@@ -201,6 +201,8 @@ class ConfinedRules:
     referenced_by: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     # types a remit-bound person may search although their records can name a patient (each match screened)
     remit_searched: frozenset[str] = frozenset()
+    # systems of national ID numbers a logical reference (``Reference.identifier``) may carry untyped
+    number_systems: frozenset[str] = frozenset()
 
     @staticmethod
     def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
@@ -216,7 +218,8 @@ class ConfinedRules:
                    withheld=cls._paths(data.get("withheld")), only=only, subject_of=subject_of,
                    referenced_by={t: {src: (p,) if isinstance(p, str) else tuple(p) for src, p in d.items()}
                                   for t, d in (data.get("referenced_by") or {}).items()},
-                   remit_searched=frozenset(data.get("remit_searched") or ()))
+                   remit_searched=frozenset(data.get("remit_searched") or ()),
+                   number_systems=frozenset(data.get("number_systems") or ()))
 
 
 @functools.cache
@@ -414,9 +417,10 @@ class ScopedRepository:
     def allows(self, resource_type: str, action: str) -> bool:
         return self.caller.allows(resource_type, action)
 
-    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:
+    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None,
+              any_scope: bool = False) -> dict[str, Any] | None:
         rtype = resource.get("resourceType")
-        if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
+        if not isinstance(rtype, str) or not (any_scope or self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
         if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
             return None
@@ -901,13 +905,28 @@ class ScopedRepository:
             if key in held:
                 shown = self._shown_as_written(held[key])
             elif self.confined:
-                shown = self.can_read(*key)
+                # hers to cite: in her compartment and not withheld -- whatever the app's scopes
+                # (a blood-pressure app's reading citing her own visit: privfix25)
+                shown = self._shown_any_scope(*key)
             else:
                 rec = found.get(key)
                 shown = rec is not None and not self._withheld_record(rec)
             if not shown:
                 raise Unprocessable(f"this {resource_type} cites a record that is not known "
                                     "(引用的记录不存在或不可见)", expression=[resource_type])
+
+    def _shown_any_scope(self, rtype: str, rid: str) -> bool:
+        """Whether a confined caller's read of ``rtype/rid`` would show it, were their token granted
+        every type: stored, not deleted, and admitted (compartment, content, labels, what it cites).
+        For what a resident's write may cite: the question is whether the record is hers and not
+        withheld, not whether this app may read it -- asked through ``can_read``, an app holding
+        ``patient/Observation.cruds`` alone was refused (422) her reading citing her own Encounter
+        (the review of privmend25; twenty-fifth round, privfix25). A record she may not read
+        answers as a made-up one still (both 422)."""
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None or rec.deleted or rec.body is None:
+            return False
+        return self.admit(fhirjson.loads(rec.body), raw=rec.body, any_scope=True) is not None  # type: ignore[arg-type]
 
     def _theirs(self, resource: dict[str, Any], *, written: dict[tuple[str, str], dict[str, Any]] | None = None) -> bool:
         """In the compartment and naming no one else (what ``admit`` checks beyond scopes).
@@ -1131,8 +1150,10 @@ class ScopedRepository:
         means the walk decides)."""
         comp = self._compartment
         assert comp is not None
-        if any(s in raw for s in self._system_bytes) or b'"contained"' in raw:
-            return False  # a person's identifier system, or contained resources: the walk decides
+        if any(s in raw for s in self._system_bytes) or b'"contained"' in raw or b'"identifier":{' in raw:
+            # a person's identifier system, contained resources, or a logical reference (an
+            # Identifier as an object: a resource's own identifiers are a list): the walk decides
+            return False
         return all(m.decode() in comp for m in _PATIENT_IDS.findall(raw))
 
     def _names_other(self, resource: dict[str, Any]) -> bool:
@@ -1152,7 +1173,24 @@ class ScopedRepository:
                     return True
             if systems and node.get("system") in systems and node.get("value") not in (None, *own):
                 return True
+            logical = node.get("identifier")
+            if isinstance(logical, dict) and self._other_number(logical):
+                return True
         return False
+
+    def _other_number(self, ident: dict[str, Any]) -> bool:
+        """Whether a logical reference's Identifier names a person by a national ID number that is
+        not one of the caller's own: typed NNCHN (``nationalid.is_national_id``, the identity's one
+        rule, any system), of a national ID system (``number_systems``), or a value that is a valid
+        number whatever its system says. A's Observation whose ``focus`` named B by B's number was
+        shown to A: only ``person_systems`` (huren's resident ids) were read (the review of
+        privmend25; twenty-fifth round, privfix25). Her own number names her."""
+        value = ident.get("value")
+        if not isinstance(value, str) or not value.strip():
+            return False  # no value names no one
+        if not (ident.get("system") in self._rules.number_systems or _is_number(ident) or valid_number(value)):
+            return False
+        return compact(value) not in self._own_numbers()
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = resource["resourceType"]
