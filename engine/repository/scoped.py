@@ -69,7 +69,7 @@ from engine.auth import confidentiality, policy
 from engine.auth.caller import Caller
 from engine.document_labels import documents_cited
 from engine.errors import BadRequest, FhirError, Forbidden, Gone, NotFound, Unprocessable, WithheldMatch
-from engine.identity.nationalid import compact, is_national_id
+from engine.identity.nationalid import compact, is_national_id, valid_number
 from engine.repository import bundles
 from engine.repository.fhir import FhirRepository, SearchResult, Version, WriteResult
 from engine.repository.ids import huren_form
@@ -95,6 +95,9 @@ Path_ = tuple[str, ...]
 # is never theirs (their Patient records stand on their own), so it names someone else -- a donor, a
 # mother -- by name and number (probep25); the record is refused whole (``_names_other``)
 _PERSONS = frozenset({"Patient", "Person"})
+# DERIVED types that clients write (not huren): their write is judged by the references to types that
+# can hold a patient's record only (``_cited_checked``), as a resident's write is (privfix25)
+_CLIENT_WRITTEN = frozenset({"DiagnosticReport"})
 # per search-parameter set: cited type -> whether its records can be a patient's (``_cited_checked``)
 _CITED_CHECKED: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
 
@@ -201,6 +204,8 @@ class ConfinedRules:
     referenced_by: dict[str, dict[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     # types a remit-bound person may search although their records can name a patient (each match screened)
     remit_searched: frozenset[str] = frozenset()
+    # systems of national ID numbers a logical reference (``Reference.identifier``) may carry untyped
+    number_systems: frozenset[str] = frozenset()
 
     @staticmethod
     def _paths(data: dict[str, list[str]] | None) -> dict[str, tuple[Path_, ...]]:
@@ -216,7 +221,8 @@ class ConfinedRules:
                    withheld=cls._paths(data.get("withheld")), only=only, subject_of=subject_of,
                    referenced_by={t: {src: (p,) if isinstance(p, str) else tuple(p) for src, p in d.items()}
                                   for t, d in (data.get("referenced_by") or {}).items()},
-                   remit_searched=frozenset(data.get("remit_searched") or ()))
+                   remit_searched=frozenset(data.get("remit_searched") or ()),
+                   number_systems=frozenset(data.get("number_systems") or ()))
 
 
 @functools.cache
@@ -330,6 +336,8 @@ class ScopedRepository:
         self._unseen: set[tuple[str, str]] = set()  # referenced records a label withholds from this caller
         self._looked: set[tuple[str, str]] = set()  # AuditEvent entities checked for labels (``_find_unseen``)
         self._citing: set[tuple[Any, Any]] = set()  # DERIVED records being decided (``_cites_withheld``): cycles
+        # a report's cited patients' records, as stored (None: not stored), per request (``prefetch``)
+        self._cited_recs: dict[tuple[str, str], StoredResource | None] = {}
         self._cited_other: dict[tuple[str, str], bool] = {}  # cited record -> names someone else? (``_cites_others``)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
@@ -414,9 +422,10 @@ class ScopedRepository:
     def allows(self, resource_type: str, action: str) -> bool:
         return self.caller.allows(resource_type, action)
 
-    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None) -> dict[str, Any] | None:
+    def admit(self, resource: dict[str, Any], *, inside: bool = False, raw: bytes | None = None,
+              any_scope: bool = False) -> dict[str, Any] | None:
         rtype = resource.get("resourceType")
-        if not isinstance(rtype, str) or not (self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
+        if not isinstance(rtype, str) or not (any_scope or self.caller.allows(rtype, "r") or self.caller.allows(rtype, "s")):
             return None
         if self._hidden_labels and (raw is None or confidentiality.may_carry(raw)) and self._labelled(resource):
             return None
@@ -448,16 +457,33 @@ class ScopedRepository:
         base = self.repo.base_url
         cited = sorted({target for ref in references_in(resource, [])
                         if (target := parse_reference(ref, base)) is not None})
-        unknown = []
+        # a report (written by clients, ``_CLIENT_WRITTEN``): a patient's record it cites that was
+        # never stored withholds it too (privfix25) -- so existence is read, not only labels
+        must_exist = resource.get("resourceType") in _CLIENT_WRITTEN
+        unknown, fetched = [], []
         for key in cited:
+            if must_exist and self._cited_checked(key[0]):
+                if self._searching and key in self._cited_recs:
+                    fetched.append(key)
+                else:
+                    unknown.append(key)
+                continue
             ids = self._withheld_ids(key[0]) if self._searching and key[0] not in confidentiality.DERIVED else None
             if ids is None:
                 unknown.append(key)
             elif key[1] in ids:
                 return True
-        if not unknown:
+        if not unknown and not fetched:
             return False
-        found = self.repo.backend.current_many(unknown).values()
+        got = self.repo.backend.current_many(unknown) if unknown else {}
+        if must_exist:
+            recs = {**{k: self._cited_recs[k] for k in fetched},
+                    **{k: got.get(k) for k in unknown if self._cited_checked(k[0])}}
+            if self._searching:
+                self._cited_recs.update(recs)
+            if any(rec is None for rec in recs.values()):
+                return True  # a patient's record it cites is not stored (not yet): withheld until it is
+        found = [*got.values(), *(self._cited_recs[k] for k in fetched)]
         if any(self._stored_labelled(rec) for rec in found):
             return True
         # a cited record built from others (a message's Provenance naming the recognition flag it
@@ -467,28 +493,58 @@ class ScopedRepository:
             return False
         self._citing.add(own)
         try:
-            return any(rec.type in confidentiality.DERIVED and self._withheld_record(rec) for rec in found)
+            return any(rec is not None and rec.type in confidentiality.DERIVED and self._withheld_record(rec)
+                       for rec in found)
         finally:
             self._citing.discard(own)
 
-    def _cites_withheld_raw(self, raw: bytes) -> bool | None:
+    def _cites_withheld_raw(self, raw: bytes, rtype_of: str = "") -> bool | None:
         """``_cites_withheld`` from a flag's stored bytes, during a search (a flag counted, not
         shown, is not parsed): ``None`` when a reference is not a plain ``Type/id`` or a cited
-        type has no set (``admit`` then decides)."""
+        type has no set (``admit`` then decides). A report's (``rtype_of`` in ``_CLIENT_WRITTEN``)
+        patients' records are decided from those ``prefetch`` read for its page (not read: ``None``)."""
         if not self._searching:
             return None
         found = _PLAIN_REFS.findall(raw)
         if len(found) != raw.count(b'"reference":'):
             return None
-        for rtype, rid in found:
-            if rtype.decode() in confidentiality.DERIVED:
+        must_exist = rtype_of in _CLIENT_WRITTEN
+        for btype, bid in found:
+            rtype = btype.decode()
+            if rtype in confidentiality.DERIVED:
                 return None  # decided by what it cites in turn (``admit``): no set says that
-            ids = self._withheld_ids(rtype.decode())
+            if must_exist and self._cited_checked(rtype):
+                key = (rtype, bid.decode())
+                if key not in self._cited_recs:
+                    return None
+                rec = self._cited_recs[key]
+                if rec is None or self._stored_labelled(rec):
+                    return True
+                continue
+            ids = self._withheld_ids(rtype)
             if ids is None:
                 return None
-            if rid.decode() in ids:
+            if bid.decode() in ids:
                 return True
         return False
+
+    def prefetch(self, recs: Sequence[StoredResource]) -> None:
+        """Before a search's chunk of matches is admitted or counted (``searching``): the patients'
+        records its reports cite (``_CLIENT_WRITTEN``, decided by whether those are stored and
+        shown), read in one batch for the chunk instead of one read per report (privfix25)."""
+        if not self._hidden_labels or not self._searching:
+            return
+        wanted: set[tuple[str, str]] = set()
+        for rec in recs:
+            if rec.type in _CLIENT_WRITTEN and rec.body is not None and not rec.deleted:
+                for btype, bid in _PLAIN_REFS.findall(rec.body):
+                    key = (btype.decode(), bid.decode())
+                    if key not in self._cited_recs and self._cited_checked(key[0]):
+                        wanted.add(key)
+        if wanted:
+            got = self.repo.backend.current_many(sorted(wanted))
+            for key in wanted:
+                self._cited_recs[key] = got.get(key)
 
     def _withheld_ids(self, rtype: str) -> frozenset[str] | None:
         """During one search: the ids of the ``rtype`` records labelled beyond the caller, found
@@ -544,6 +600,7 @@ class ScopedRepository:
         found = self.repo.backend.current_many(keys)
         out: set[str] = set()
         saved, self._searching, self._withheld = (self._searching, self._withheld), True, {}
+        self._cited_recs.clear()
         try:
             for key in keys:
                 rec = found.get(key)
@@ -555,7 +612,7 @@ class ScopedRepository:
                 elif rec.deleted or rec.body is None:
                     continue
                 elif key[0] in confidentiality.DERIVED:
-                    cites = self._cites_withheld_raw(rec.body)
+                    cites = self._cites_withheld_raw(rec.body, key[0])
                     if cites or (cites is None and self._cites_withheld(fhirjson.loads(rec.body))):
                         out.add(f"{key[0]}/{key[1]}")
         finally:
@@ -671,7 +728,7 @@ class ScopedRepository:
             if confidentiality.may_carry(rec.body):
                 return None  # ``admit`` decides (the record's labels)
             if rec.type in confidentiality.DERIVED:
-                cites = self._cites_withheld_raw(rec.body)
+                cites = self._cites_withheld_raw(rec.body, rec.type)
                 if cites is None:
                     return None  # ``admit`` decides (the flag's cited records)
                 if cites:
@@ -714,8 +771,17 @@ class ScopedRepository:
             # after the remit's refusals by type and body: a 422 for what is cited, read from the
             # store, must not stand where a bound caller is answered 403 whatever is stored
             self._cites_only_readable(resource_type, new)
-            if resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
-                self._cites_only_shown(resource_type, new)
+            if resource_type in _CLIENT_WRITTEN and not self.confined:
+                # a report is written by hospitals' and clinicians' clients, not built by huren, and
+                # FHIR lets it cite records not (yet) stored: accepted, whatever it cites. Its read
+                # back is what keeps the oracle closed -- a report citing a patient's record not
+                # stored is withheld as one citing a withheld record is (``_cites_withheld``), so the
+                # writer reads both back 404, alike, until what it cites is stored and shown to them
+                # (the review of privmend25: a practitioner never registered, an order or result
+                # sent later were refused 422; twenty-fifth round, privfix25)
+                pass
+            elif resource_type in confidentiality.DERIVED or resource_type == "AuditEvent":
+                self._cites_only_shown(resource_type, new, checked_only=resource_type in _CLIENT_WRITTEN)
         if self._compartment is not None and new is not None and not self._theirs(new, written=self._written()):
             # a resident's body naming someone not theirs: refused for the body, before anything
             # about the id (``_claims``, the record stored there) -- it was judged after, so a PUT at
@@ -899,13 +965,28 @@ class ScopedRepository:
             if key in held:
                 shown = self._shown_as_written(held[key])
             elif self.confined:
-                shown = self.can_read(*key)
+                # hers to cite: in her compartment and not withheld -- whatever the app's scopes
+                # (a blood-pressure app's reading citing her own visit: privfix25)
+                shown = self._shown_any_scope(*key)
             else:
                 rec = found.get(key)
                 shown = rec is not None and not self._withheld_record(rec)
             if not shown:
                 raise Unprocessable(f"this {resource_type} cites a record that is not known "
                                     "(引用的记录不存在或不可见)", expression=[resource_type])
+
+    def _shown_any_scope(self, rtype: str, rid: str) -> bool:
+        """Whether a confined caller's read of ``rtype/rid`` would show it, were their token granted
+        every type: stored, not deleted, and admitted (compartment, content, labels, what it cites).
+        For what a resident's write may cite: the question is whether the record is hers and not
+        withheld, not whether this app may read it -- asked through ``can_read``, an app holding
+        ``patient/Observation.cruds`` alone was refused (422) her reading citing her own Encounter
+        (the review of privmend25; twenty-fifth round, privfix25). A record she may not read
+        answers as a made-up one still (both 422)."""
+        rec = self.repo.backend.current(rtype, rid)
+        if rec is None or rec.deleted or rec.body is None:
+            return False
+        return self.admit(fhirjson.loads(rec.body), raw=rec.body, any_scope=True) is not None  # type: ignore[arg-type]
 
     def _theirs(self, resource: dict[str, Any], *, written: dict[tuple[str, str], dict[str, Any]] | None = None) -> bool:
         """In the compartment and naming no one else (what ``admit`` checks beyond scopes).
@@ -1129,8 +1210,10 @@ class ScopedRepository:
         means the walk decides)."""
         comp = self._compartment
         assert comp is not None
-        if any(s in raw for s in self._system_bytes) or b'"contained"' in raw:
-            return False  # a person's identifier system, or contained resources: the walk decides
+        if any(s in raw for s in self._system_bytes) or b'"contained"' in raw or b'"identifier":{' in raw:
+            # a person's identifier system, contained resources, or a logical reference (an
+            # Identifier as an object: a resource's own identifiers are a list): the walk decides
+            return False
         return all(m.decode() in comp for m in _PATIENT_IDS.findall(raw))
 
     def _names_other(self, resource: dict[str, Any]) -> bool:
@@ -1150,7 +1233,24 @@ class ScopedRepository:
                     return True
             if systems and node.get("system") in systems and node.get("value") not in (None, *own):
                 return True
+            logical = node.get("identifier")
+            if isinstance(logical, dict) and self._other_number(logical):
+                return True
         return False
+
+    def _other_number(self, ident: dict[str, Any]) -> bool:
+        """Whether a logical reference's Identifier names a person by a national ID number that is
+        not one of the caller's own: typed NNCHN (``nationalid.is_national_id``, the identity's one
+        rule, any system), of a national ID system (``number_systems``), or a value that is a valid
+        number whatever its system says. A's Observation whose ``focus`` named B by B's number was
+        shown to A: only ``person_systems`` (huren's resident ids) were read (the review of
+        privmend25; twenty-fifth round, privfix25). Her own number names her."""
+        value = ident.get("value")
+        if not isinstance(value, str) or not value.strip():
+            return False  # no value names no one
+        if not (ident.get("system") in self._rules.number_systems or _is_number(ident) or valid_number(value)):
+            return False
+        return compact(value) not in self._own_numbers()
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = resource["resourceType"]
@@ -1406,6 +1506,7 @@ class ScopedRepository:
             return self._run_search(rtype, params)
         self._searching = True
         self._withheld.clear()  # asked again by each search, as ``label_params``
+        self._cited_recs.clear()  # and a report's cited records (``prefetch``)
         try:
             return self._run_search(rtype, params)
         finally:
@@ -1730,6 +1831,9 @@ class _Screened(_Widened):
 
     def counts(self, rec: StoredResource) -> bool | None:
         return self._scoped.counts(rec)  # a match without the label's bytes counts unparsed
+
+    def prefetch(self, recs: Sequence[StoredResource]) -> None:
+        self._scoped.prefetch(recs)
 
     def check_write(self, resource_type: str, new: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         self._scoped.check_write(resource_type, new, current)

@@ -202,6 +202,9 @@ class Searching(RepositoryCore):
             q.limit, q.offset = limit, scanned
             recs = self.backend.search(q)
             scanned += len(recs)
+            prefetch = getattr(access, "prefetch", None)
+            if prefetch is not None:  # what the chunk's matches cite, read once for it (privfix25)
+                prefetch(recs)
             for rec in recs:
                 if parsed.offset <= seen < want and not parsed.summary_count:
                     shown = access.admit(fhirjson.loads(rec.body), inside=True, raw=rec.body)  # type: ignore[arg-type]
