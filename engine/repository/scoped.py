@@ -338,6 +338,7 @@ class ScopedRepository:
         self._citing: set[tuple[Any, Any]] = set()  # DERIVED records being decided (``_cites_withheld``): cycles
         # a report's cited patients' records, as stored (None: not stored), per request (``prefetch``)
         self._cited_recs: dict[tuple[str, str], StoredResource | None] = {}
+        self._checked: dict[str, bool] = {}  # ``_cited_checked``'s answers, per request
         self._cited_other: dict[tuple[str, str], bool] = {}  # cited record -> names someone else? (``_cites_others``)
         self._reached: dict[tuple[str, str], bool] = {}  # shared record -> referenced by one of the caller's?
         self._system_bytes = tuple(s.encode() for s in self._rules.person_systems)
@@ -458,32 +459,34 @@ class ScopedRepository:
         cited = sorted({target for ref in references_in(resource, [])
                         if (target := parse_reference(ref, base)) is not None})
         # a report (written by clients, ``_CLIENT_WRITTEN``): a patient's record it cites that was
-        # never stored withholds it too (privfix25) -- so existence is read, not only labels
-        must_exist = resource.get("resourceType") in _CLIENT_WRITTEN
-        unknown, fetched = [], []
+        # never stored withholds it too (privfix25) -- existence is read (during a search, once per
+        # chunk of matches: ``prefetch``); a stored one (a deleted one too) is judged as before
+        known: dict[tuple[str, str], StoredResource | None] = {}
+        if resource.get("resourceType") in _CLIENT_WRITTEN:
+            checked = [k for k in cited if self._cited_checked(k[0])]
+            if self._searching:
+                known = {k: self._cited_recs[k] for k in checked if k in self._cited_recs}
+            ask = [k for k in checked if k not in known]
+            if ask:
+                got = self.repo.backend.current_many(ask)
+                fresh = {k: got.get(k) for k in ask}
+                if self._searching:
+                    self._cited_recs.update(fresh)
+                known.update(fresh)
+            if any(rec is None for rec in known.values()):
+                return True  # a patient's record it cites is not stored (not yet): withheld until it is
+        unknown = []
         for key in cited:
-            if must_exist and self._cited_checked(key[0]):
-                if self._searching and key in self._cited_recs:
-                    fetched.append(key)
-                else:
-                    unknown.append(key)
-                continue
             ids = self._withheld_ids(key[0]) if self._searching and key[0] not in confidentiality.DERIVED else None
             if ids is None:
                 unknown.append(key)
             elif key[1] in ids:
                 return True
-        if not unknown and not fetched:
+        if not unknown:
             return False
-        got = self.repo.backend.current_many(unknown) if unknown else {}
-        if must_exist:
-            recs = {**{k: self._cited_recs[k] for k in fetched},
-                    **{k: got.get(k) for k in unknown if self._cited_checked(k[0])}}
-            if self._searching:
-                self._cited_recs.update(recs)
-            if any(rec is None for rec in recs.values()):
-                return True  # a patient's record it cites is not stored (not yet): withheld until it is
-        found = [*got.values(), *(self._cited_recs[k] for k in fetched)]
+        reread = [k for k in unknown if k not in known]
+        found = [*(known[k] for k in unknown if k in known),
+                 *(self.repo.backend.current_many(reread).values() if reread else ())]
         if any(self._stored_labelled(rec) for rec in found):
             return True
         # a cited record built from others (a message's Provenance naming the recognition flag it
@@ -516,11 +519,9 @@ class ScopedRepository:
             if must_exist and self._cited_checked(rtype):
                 key = (rtype, bid.decode())
                 if key not in self._cited_recs:
-                    return None
-                rec = self._cited_recs[key]
-                if rec is None or self._stored_labelled(rec):
-                    return True
-                continue
+                    return None  # not prefetched: ``admit`` decides
+                if self._cited_recs[key] is None:
+                    return True  # not stored: withheld (``_cites_withheld``)
             ids = self._withheld_ids(rtype)
             if ids is None:
                 return None
@@ -1070,12 +1071,16 @@ class ScopedRepository:
         """A cited type whose records can be a patient's (``_holds_patients``, and a Binary, which
         names its patient by ``securityContext``); a Patient is judged by ``_names_other`` itself.
         Kept per parameter set (``_CITED_CHECKED``): asked for every reference of every record shown."""
+        mine = self._checked.get(rtype)
+        if mine is not None:
+            return mine
         known = _CITED_CHECKED.get(self.repo.params)
         if known is None:
             known = _CITED_CHECKED.setdefault(self.repo.params, {})
         checked = known.get(rtype)
         if checked is None:
             checked = known[rtype] = rtype != "Patient" and (rtype == "Binary" or self._holds_patients(rtype))
+        self._checked[rtype] = checked
         return checked
 
     def _cited_names_other(self, targets: Iterable[tuple[str, str]]) -> bool:
