@@ -307,6 +307,28 @@ def _names_a_patient(resource: dict[str, Any], base: str) -> bool:
     return False
 
 
+def _cited_part(resource: dict[str, Any], raw: bytes | None) -> tuple[dict[str, Any], bytes | None]:
+    """What ``_cites_others`` judges of a record: the whole, but an AuditEvent without its ``entity``
+    list -- its entities are judged by the ``inside`` rules and the withheld ones removed
+    (``_without_unseen``), so a resident sees that a hospital read her V record, not the record
+    (audmend19); its ``agent.who`` naming another person's RelatedPerson or Device withholds it whole
+    (the last review of the twenty-fifth round)."""
+    if resource.get("resourceType") != "AuditEvent":
+        return resource, raw
+    return {k: v for k, v in resource.items() if k != "entity"}, None
+
+
+def _is_record_number(ident: dict[str, Any]) -> bool:
+    """An Identifier that is a hospital's medical record number: typed MR (v2-0203), or of huren's MRN
+    systems (``urn:huren:mrn:<institution>``, ``mappings.site`` Institution.mrn_system's default)."""
+    system = ident.get("system")
+    if isinstance(system, str) and system.startswith("urn:huren:mrn:"):
+        return True
+    kind = ident.get("type")
+    codings = kind.get("coding") if isinstance(kind, dict) else None
+    return isinstance(codings, list) and any(isinstance(c, dict) and c.get("code") == "MR" for c in codings)
+
+
 def _is_number(node: dict[str, Any]) -> bool:
     """An Identifier of type NNCHN (a national resident ID number), tolerant of any other shape."""
     kind = node.get("type")
@@ -340,6 +362,7 @@ class ScopedRepository:
         self._bound = caller.remit is not None and self._compartment is None
         self._vouched: set[tuple[str, str]] = set()
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
+        self._record_numbers: frozenset[tuple[Any, str]] | None = None  # her Patients' identifiers (per request)
         # the confidentiality codes (v3 R, V) whose records this caller is not shown
         self._hidden_labels = confidentiality.withheld_codes(caller)
         # per type, for one search (its chains and includes): each search -- a Bundle's entries
@@ -437,9 +460,7 @@ class ScopedRepository:
             return None
         if not self._names_only_own(resource, raw):
             return None
-        if rtype != "AuditEvent" and self._cites_others(resource, raw):  # any type since privmend25
-            # (an AuditEvent is judged by its ``inside`` rules and shown without the entities withheld from
-            # this caller: the resident sees that a hospital read her V record, not the record -- audmend19)
+        if self._cites_others(*_cited_part(resource, raw)):  # any type since privmend25
             return None
         shown = self._without_unseen(resource)
         return None if shown is None else self._withhold(shown)
@@ -1188,9 +1209,27 @@ class ScopedRepository:
         value = ident.get("value")
         if not isinstance(value, str) or not value.strip():
             return False  # no value names no one
+        if _is_record_number(ident):  # a hospital's record number (MR, or huren's MRN system): hers?
+            return (ident.get("system"), value) not in self._own_record_numbers()
         if not (ident.get("system") in self._rules.number_systems or _is_number(ident) or valid_number(value)):
             return False
         return compact(value) not in self._own_numbers()
+
+    def _own_record_numbers(self) -> frozenset[tuple[Any, str]]:
+        """(system, value) of every identifier on the caller's Patient records as they stand: a logical
+        reference by one of them names her (last review of the twenty-fifth round: A's Observation
+        whose ``focus`` named B by B's MRN was shown to A). Read once per request."""
+        if self._record_numbers is None:
+            keys = [("Patient", p) for p in sorted(self._compartment or ())]
+            found: set[tuple[Any, str]] = set()
+            for rec in self.repo.backend.current_many(keys).values():
+                if rec.deleted or rec.body is None:
+                    continue
+                for i in fhirjson.loads(rec.body).get("identifier") or ():  # type: ignore[union-attr]
+                    if isinstance(i, dict) and isinstance(i.get("value"), str):
+                        found.add((i.get("system"), i["value"]))
+            self._record_numbers = frozenset(found)
+        return self._record_numbers
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
         rtype = resource["resourceType"]
