@@ -231,6 +231,9 @@ class Bundles(Writes, Reads):
                     plan = self._plan(n, entry, {}, access, batch=True)
                     if plan.get("resource") is not None:  # no entry of a batch defines a placeholder
                         _refuse_placeholders(plan["resource"], f"Bundle.entry[{n}]", f"Bundle.entry[{n}].resource")
+                        # nor a record its relative references name: at another server's base they are
+                        # that server's (the last review of the twenty-fifth round: a batch filed them here)
+                        _refuse_unresolvable_relatives(plan, {}, self.base_url)
                     responses.append(self._execute(plan, access, touched))
             except FhirError as exc:
                 responses.append({"response": {"status": f"{exc.status} {_REASONS.get(exc.status, 'Error')}",
@@ -616,6 +619,7 @@ def _entry_mapping(mapping: dict[str, str], by_base: dict[str, dict[str, str]], 
     return ChainMap(relative, mapping) if relative else mapping
 
 
+_ABSOLUTE_VERSIONED = re.compile(r"^((?:http|https)://.+)/([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})/_history/[A-Za-z0-9\-\.]{1,64}$")
 _RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/[A-Za-z0-9\-\.]{1,64})?$")
 
 
@@ -651,6 +655,13 @@ def _refuse_unresolvable_relatives(plan: dict[str, Any], by_base: dict[str, dict
       (and its own version numbering) here, so no rewrite keeps the version the sender meant; it was
       left pointing at whatever record holds ``Patient/tmp1`` here.
     """
+    resource = plan["resource"]
+    for ref in references_in(resource, []):  # an absolute versioned reference to an entry: as the relative one
+        am = _ABSOLUTE_VERSIONED.match(ref)
+        if am is not None and f"{am.group(2)}/{am.group(3)}" in by_base.get(am.group(1), {}):
+            raise BadRequest(f"entry {plan['n']}: '{ref[:80]}' is a versioned reference to an entry of this Bundle, "
+                             "which gets a new id here: its version cannot be carried over (cite it unversioned)",
+                             expression=[f"Bundle.entry[{plan['n']}].resource"])
     full_url = plan.get("full_url")
     m = _RESTFUL.match(full_url) if isinstance(full_url, str) else None
     if m is None:
@@ -658,7 +669,6 @@ def _refuse_unresolvable_relatives(plan: dict[str, Any], by_base: dict[str, dict
     entry_base = m.group(1)
     foreign = entry_base.rstrip("/") != base_url.rstrip("/")
     relative = by_base.get(entry_base, {})
-    resource = plan["resource"]
     where = f"Bundle.entry[{plan['n']}].resource"
     for path, ref in _relative_references(resource, str(resource.get("resourceType")), []):
         rm = _RELATIVE.match(ref)
