@@ -79,7 +79,7 @@ def test_guard_d_of_the_stays_condition_leaves_another_stays_alone(county: Any) 
     assert codes(http, encounter(http, "V-2")) == []
 
 
-@pytest.mark.xfail(strict=True, reason="left (HIGH, dgfix25b): a DG1 stating a Condition stored entered-in-error removes that status -- a result message echoing the order's DG1 revives a diagnosis a P12 withdrew")
+
 def test_an_oru_echoing_the_orders_dg1_does_not_revive_a_withdrawn_diagnosis(county: Any) -> None:
     """P12 D withdraws Z51.1 (entry gone, Condition entered-in-error). A later ORU echoing the order's
     DG1 Z51.1 (a result's DG1 adds nothing, dg25) must not make the withdrawn Condition stand again."""

@@ -275,7 +275,9 @@ def visit_diagnosis(
                              + ("visit" if enc_ref else "patient") + " is the one named; nothing was deleted", 21))
         withdrawn_diagnosis(ctx, enc_ref if table_name else None, ref)
     else:
-        if ref["reference"] not in ctx.restated:
+        if table_name and ref["reference"] not in ctx.restated:
+            # only a message stating the visit's diagnoses (ADT, BAR, DFT, orders) states one again: a
+            # result message echoing its order's DG1 revived a diagnosis a P12 withdrew (last review)
             ctx.restated.append(ref["reference"])
         if table_name and enc_ref is not None:
             encounter_diagnosis(dg1, ctx, table_name, enc_ref, ref)
