@@ -260,6 +260,7 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
     DG1-21). The one it names also stated (A/U) in this message: refused as a contradiction."""
     if not (conversion.withdrawn or conversion.restated):
         return
+    from engine.repository.ids import huren_form
     from engine.repository.search import escape_value
 
     stored = read_many([_key_of(ref) for ref in (*conversion.withdrawn, *conversion.restated)])
@@ -282,7 +283,8 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
         if stay and code and not ident and search is not None:
             for r in search("Condition", [("encounter", escape_value(stay))]).resources:
                 status = ((r.get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
-                if ((r.get("subject") or {}).get("reference") == subject
+                if (huren_form(str(r.get("id")))  # made by a feed's converter: not a clinician's own record
+                        and (r.get("subject") or {}).get("reference") == subject
                         and (r.get("encounter") or {}).get("reference") == stay and status != "entered-in-error"
                         and any(c.get("code") == code for c in (r.get("code") or {}).get("coding") or ())):
                     found.add(f"Condition/{r.get('id')}")
