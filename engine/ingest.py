@@ -716,23 +716,12 @@ class Ingestor:
             item.resources = item.named = None
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted, item.converted_for = True, item.sender_key
-            # a resource whose key changed, stored under the old one for the same owner (an encounter
-            # diagnosis of a stay stored before its stay keyed it): the conversion takes the stored id
-            identified = getattr(item.conversion, "identified", None)
-            search = getattr(self.repository, "search", None)
-            if identified and search is not None:  # a visit-less DG1-20: its one Condition (dgfix25)
+            # what the converter cannot know without the store (a resource stored under an earlier key,
+            # a visit-less DG1-20's Condition, a DG1-21 D's stored diagnosis): ``Conversion.settle_against_store``
+            settle = getattr(item.conversion, "settle_against_store", None)
+            if settle is not None:
                 try:
-                    item.conversion.adopt_identified(search)
-                except HL7Error as exc:
-                    item.conversion, item.errors = None, [exc]
-            adopt = getattr(item.conversion, "adopt_former_ids", None)
-            read_many = getattr(self.repository, "read_many", None)
-            if adopt is not None and read_many is not None and item.conversion.formerly:
-                adopt(read_many)
-            settle = getattr(item.conversion, "settle_withdrawn", None)
-            if settle is not None and read_many is not None and (item.conversion.withdrawn or item.conversion.restated):
-                try:  # a DG1-21 D: only onto a stored diagnosis it names for sure (dgfix25b)
-                    settle(read_many, search)
+                    settle(getattr(self.repository, "read_many", None), getattr(self.repository, "search", None))
                 except HL7Error as exc:
                     item.conversion, item.errors = None, [exc]
             if item.conversion is not None and self.sign is not None:

@@ -74,17 +74,18 @@ class Conversion:
     restated: list[str] = field(default_factory=list)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    def adopt_former_ids(self, read_many: Any) -> list[str]:
-        """``adopt_former_ids`` (ingest asks it before validating and writing, with the repository's)."""
-        return adopt_former_ids(self, read_many)
-
-    def settle_withdrawn(self, read_many: Any, search: Any) -> None:
-        """``settle_withdrawn`` (ingest asks it after ``adopt_former_ids``)."""
-        settle_withdrawn(self, read_many, search)
-
-    def adopt_identified(self, search: Any) -> None:
-        """``adopt_identified`` (ingest asks it before ``adopt_former_ids``, with the repository's search)."""
-        adopt_identified(self, search)
+    def settle_against_store(self, read_many: Any, search: Any) -> None:
+        """What the converter could not know without the store, in order (ingest asks it once, after
+        converting and before validating and writing, with the repository's ``read_many`` and
+        ``search``): a visit-less DG1-20's one Condition (``adopt_identified``), resources stored under
+        an earlier key (``adopt_former_ids``), a DG1-21 D's stored diagnosis (``settle_withdrawn``).
+        Raises ``HL7Error`` (nothing of the message is then written)."""
+        if self.identified and search is not None:
+            adopt_identified(self, search)
+        if self.formerly and read_many is not None:
+            adopt_former_ids(self, read_many)
+        if (self.withdrawn or self.restated) and read_many is not None:
+            settle_withdrawn(self, read_many, search)
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -268,8 +269,7 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
         # a diagnosis a DG1 states again after an earlier message withdrew it: listed again, and no
         # longer entered-in-error (the merge kept the stored status, which this DG1 does not state)
         was = stored.get(_key_of(ref))
-        status = (((was or {}).get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
-        if status == "entered-in-error" and ref in conversion.by_reference:
+        if _verification(was) == "entered-in-error" and ref in conversion.by_reference:
             said = conversion.said.get(ref) or Said()
             conversion.said[ref] = replace(said, deletes=(*said.deletes, Delete(
                 "verificationStatus", (), "DG1 states the diagnosis again: no longer entered-in-error")))
@@ -282,10 +282,10 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
         found: set[str] = set()
         if stay and code and not ident and search is not None:
             for r in search("Condition", [("encounter", escape_value(stay))]).resources:
-                status = ((r.get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
                 if (huren_form(str(r.get("id")))  # made by a feed's converter: not a clinician's own record
                         and (r.get("subject") or {}).get("reference") == subject
-                        and (r.get("encounter") or {}).get("reference") == stay and status != "entered-in-error"
+                        and (r.get("encounter") or {}).get("reference") == stay
+                        and _verification(r) != "entered-in-error"
                         and any(c.get("code") == code for c in (r.get("code") or {}).get("coding") or ())):
                     found.add(f"Condition/{r.get('id')}")
         where = {"segment": warning.segment, "sequence": warning.sequence, "field": 21}
@@ -343,6 +343,11 @@ def adopt_identified(conversion: Conversion, search: Any) -> None:
                            "it with its visit", segment, sequence, fno, code=DUPLICATE_KEY_IDENTIFIER)
         if len(found) == 1 and (old := f"{rtype}/{next(iter(found))}") != new:
             conversion.formerly[new] = (old, "", "")
+
+
+def _verification(condition: dict[str, Any] | None) -> str | None:
+    """A stored Condition's verification status code (its first coding's), None when it states none."""
+    return (((condition or {}).get("verificationStatus") or {}).get("coding") or [{}])[0].get("code")
 
 
 def _key_of(ref: str) -> tuple[str, str]:
