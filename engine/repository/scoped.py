@@ -363,6 +363,7 @@ class ScopedRepository:
         self._vouched: set[tuple[str, str]] = set()
         self._numbers: frozenset[str] | None = None  # the caller's own national ID numbers (per request)
         self._record_numbers: frozenset[tuple[Any, str]] | None = None  # her Patients' identifiers (per request)
+        self._patients: list[dict[str, Any]] | None = None  # her Patient records as they stand (per request)
         # the confidentiality codes (v3 R, V) whose records this caller is not shown
         self._hidden_labels = confidentiality.withheld_codes(caller)
         # per type, for one search (its chains and includes): each search -- a Bundle's entries
@@ -1216,19 +1217,13 @@ class ScopedRepository:
         return compact(value) not in self._own_numbers()
 
     def _own_record_numbers(self) -> frozenset[tuple[Any, str]]:
-        """(system, value) of every identifier on the caller's Patient records as they stand: a logical
-        reference by one of them names her (last review of the twenty-fifth round: A's Observation
-        whose ``focus`` named B by B's MRN was shown to A). Read once per request."""
+        """(system, value) of every identifier on the caller's Patient records (``_own_patients``: a
+        deleted one as it stood): a logical reference by one of them names her (last review of the
+        twenty-fifth round: A's Observation whose ``focus`` named B by B's MRN was shown to A)."""
         if self._record_numbers is None:
-            keys = [("Patient", p) for p in sorted(self._compartment or ())]
-            found: set[tuple[Any, str]] = set()
-            for rec in self.repo.backend.current_many(keys).values():
-                if rec.deleted or rec.body is None:
-                    continue
-                for i in fhirjson.loads(rec.body).get("identifier") or ():  # type: ignore[union-attr]
-                    if isinstance(i, dict) and isinstance(i.get("value"), str):
-                        found.add((i.get("system"), i["value"]))
-            self._record_numbers = frozenset(found)
+            self._record_numbers = frozenset(
+                (i.get("system"), i["value"]) for body in self._own_patients() for i in body.get("identifier") or ()
+                if isinstance(i, dict) and isinstance(i.get("value"), str))
         return self._record_numbers
 
     def _withhold(self, resource: dict[str, Any]) -> dict[str, Any]:
@@ -1359,7 +1354,17 @@ class ScopedRepository:
         record was deleted still has their own number and its past versions read as ``_history``
         lists them. Read once per request."""
         if self._numbers is None:
-            own: set[str] = set()
+            self._numbers = frozenset(
+                compact(i["value"]) for body in self._own_patients() for i in body.get("identifier") or ()
+                if isinstance(i, dict) and isinstance(i.get("value"), str) and _is_number(i))
+        return self._numbers
+
+    def _own_patients(self) -> list[dict[str, Any]]:
+        """The caller's Patient records as each stands -- a deleted one as it stood before its deletion
+        (its newest version that is not one). Read once per request, for ``_own_numbers`` and
+        ``_own_record_numbers``."""
+        if self._patients is None:
+            bodies: list[dict[str, Any]] = []
             keys = [("Patient", p) for p in sorted(self._compartment or ())]
             for key, rec in self.repo.backend.current_many(keys).items():
                 body: dict[str, Any] | None = None
@@ -1367,10 +1372,10 @@ class ScopedRepository:
                     body = fhirjson.loads(rec.body)
                 else:  # deleted: the version before the deletion
                     body = next((v.resource for v in self.repo.versions(*key) if v.resource is not None), None)
-                own.update(compact(i["value"]) for i in (body or {}).get("identifier") or ()
-                           if isinstance(i, dict) and isinstance(i.get("value"), str) and _is_number(i))
-            self._numbers = frozenset(own)
-        return self._numbers
+                if body is not None:
+                    bodies.append(body)
+            self._patients = bodies
+        return self._patients
 
     def vread(self, rtype: str, rid: str, vid: str) -> dict[str, Any]:
         """One version; a confined caller gets it only when that version is theirs and the record
