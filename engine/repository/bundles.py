@@ -27,6 +27,7 @@ from engine.repository.reads import Reads
 from engine.repository.references import (
     is_conditional,
     placeholder_references,
+    references_at,
     references_in,
     rewrite_references,
 )
@@ -623,24 +624,6 @@ _ABSOLUTE_VERSIONED = re.compile(r"^((?:http|https)://.+)/([A-Z][A-Za-z]+)/([A-Z
 _RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/[A-Za-z0-9\-\.]{1,64})?$")
 
 
-def _relative_references(node: Any, path: str, out: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Every relative literal reference (``Type/id``, ``Type/id/_history/v``) in ``node`` with the
-    path of its element; a Bundle inside (a document) is not looked into."""
-    if isinstance(node, dict):
-        if node.get("resourceType") == "Bundle":
-            return out
-        ref = node.get("reference")
-        if isinstance(ref, str) and _RELATIVE.match(ref):
-            out.append((path, ref))
-        for key, value in node.items():
-            if isinstance(value, (dict, list)):
-                _relative_references(value, f"{path}.{key}", out)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _relative_references(value, f"{path}[{i}]", out)
-    return out
-
-
 def _refuse_unresolvable_relatives(plan: dict[str, Any], by_base: dict[str, dict[str, str]], base_url: str) -> None:
     """A relative reference in an entry whose fullUrl is a RESTful URL names a record at that URL's
     base (R4 bundle.html#references). Two cases were answered wrong and are refused 400, naming the
@@ -670,7 +653,7 @@ def _refuse_unresolvable_relatives(plan: dict[str, Any], by_base: dict[str, dict
     foreign = entry_base.rstrip("/") != base_url.rstrip("/")
     relative = by_base.get(entry_base, {})
     where = f"Bundle.entry[{plan['n']}].resource"
-    for path, ref in _relative_references(resource, str(resource.get("resourceType")), []):
+    for path, ref in references_at(resource, str(resource.get("resourceType")), _RELATIVE.match, []):
         rm = _RELATIVE.match(ref)
         assert rm is not None
         key = f"{rm.group(1)}/{rm.group(2)}"

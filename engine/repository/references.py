@@ -3,7 +3,7 @@ rewritten in place (a Bundle's ``urn:uuid`` entries; the HL7 converter's re-keye
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 PLACEHOLDER = "urn:uuid:"
@@ -51,18 +51,25 @@ def placeholder_references(node: Any, path: str, out: list[tuple[str, str]]) -> 
     """Every ``urn:uuid:`` reference in ``node`` with the path of its element
     (``Observation.subject``), appended to ``out``. A ``urn:uuid`` is a placeholder for an entry of
     the Bundle it was sent in (R4 bundle.html#references): once a Bundle's own are rewritten, one
-    left names nothing, ever. A Bundle inside (a document) is not looked into: its entries define
-    its placeholders."""
+    left names nothing, ever."""
+    return references_at(node, path, lambda ref: ref[:9].lower() == PLACEHOLDER, out)
+
+
+def references_at(node: Any, path: str, keep: Callable[[str], object],
+                  out: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every literal reference in ``node`` that ``keep`` accepts, with the path of its element
+    (``Observation.subject``, ``Observation.performer[1]``), appended to ``out``. A Bundle inside (a
+    document) is not looked into: its entries define its references."""
     if isinstance(node, dict):
         if node.get("resourceType") == "Bundle":
             return out
         ref = node.get("reference")
-        if isinstance(ref, str) and ref[:9].lower() == PLACEHOLDER:
+        if isinstance(ref, str) and keep(ref):
             out.append((path, ref))
         for key, value in node.items():
             if isinstance(value, (dict, list)):
-                placeholder_references(value, f"{path}.{key}", out)
+                references_at(value, f"{path}.{key}", keep, out)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            placeholder_references(value, f"{path}[{i}]", out)
+            references_at(value, f"{path}[{i}]", keep, out)
     return out
