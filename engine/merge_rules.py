@@ -814,8 +814,8 @@ class MergeRules:
             else:
                 actor = {"reference": to}
             return [{**e, "actor": dict(actor)} if _patient_of([e]) == theirs else e for e in inc]
-        label = ", ".join(f"{i.get('value')!r} ({_ident_type(i)})" for i in stored.get("identifier") or ()
-                          if isinstance(i, dict) and _ident_type(i) == "FILL") or "its key"
+        label = ", ".join(f"{i.get('value')!r} ({ident_type(i)})" for i in stored.get("identifier") or ()
+                          if isinstance(i, dict) and ident_type(i) == "FILL") or "its key"
         text = (f"{rtype}: its identifier {label} names a stored {rtype} of another patient; "
                 f"{_writer(source)} names a patient the patient index does not hold for the same "
                 f"person: it would re-file that patient's {rtype} (the one booking of the slot) under another, "
@@ -857,7 +857,7 @@ class MergeRules:
         if persons is None or search is None or where is None or theirs is None:
             return
         for ident in incoming.get("identifier") or ():
-            if not isinstance(ident, dict) or _ident_type(ident) != "FILL":
+            if not isinstance(ident, dict) or ident_type(ident) != "FILL":
                 continue
             system, value = ident.get("system"), ident.get("value")
             if not isinstance(system, str) or not isinstance(value, str) or not system or not value:
@@ -875,7 +875,7 @@ class MergeRules:
                 if other.get("id") == incoming.get("id") or mine is None or other.get("status") in _RELEASED:
                     continue
                 systems = {i.get("system") for i in other.get("identifier") or ()
-                           if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"}
+                           if isinstance(i, dict) and i.get("value") == value and ident_type(i) == "FILL"}
                 if system in systems or not any(isinstance(s, str) and _filler_kind(s) != _filler_kind(system)
                                                 for s in systems):
                     continue
@@ -901,7 +901,7 @@ class MergeRules:
                 if other.get("status") in _RELEASED:
                     continue
                 systems = {i.get("system") for i in other.get("identifier") or ()
-                           if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"}
+                           if isinstance(i, dict) and i.get("value") == value and ident_type(i) == "FILL"}
                 if system not in systems and not (None in systems and self._same_sender(stored_, mine, theirs)):
                     continue
                 one, two = mine.removeprefix("Patient/"), theirs.removeprefix("Patient/")
@@ -1280,7 +1280,7 @@ def _moved_start(stored: Resource | None, out: Resource, start_alone: tuple[str,
 _RELEASED = frozenset({"entered-in-error"})
 
 
-def _ident_type(ident: Mapping[str, Any]) -> str:
+def ident_type(ident: Mapping[str, Any]) -> str:
     """An Identifier's v2 0203 type code (FILL, PLAC), else ''."""
     kind = ident.get("type")
     for coding in kind.get("coding", ()) if isinstance(kind, dict) else ():

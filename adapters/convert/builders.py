@@ -22,7 +22,7 @@ from adapters.convert.templates import Builder, Env, Ref, Resource, Scope
 from adapters.hl7v2.errors import DATA_TYPE_ERROR
 from adapters.hl7v2.parser import Segment
 from adapters.hl7v2.timestamps import TimestampError, to_datetime, to_fhir_datetime
-from engine.merge_rules import SET_ID, SET_ID_SYSTEM, STATED_WHOLE, Change, located
+from engine.merge_rules import SET_ID, SET_ID_SYSTEM, STATED_WHOLE, Change, ident_type, located
 from mappings.site import urn_part
 
 # --- whole-message handlers ----------------------------------------------------------------------
@@ -646,7 +646,7 @@ def _appointment_patient(res: Resource, seg: Segment | None, scope: Scope, env: 
             # cancel sent ``BK-1^HIS`` finds the booking sent ``BK-1`` and is not a second one
             if ident.get("system") in named:
                 ident["system"] = system
-            elif _ident_type(ident) == "FILL" and (ns := _namespace_app(ident.get("system"))):
+            elif ident_type(ident) == "FILL" and (ns := _namespace_app(ident.get("system"))):
                 # an EI-2 namespace id names the assigning authority, an application of this institution
                 # (a relay -- an ESB sending ``BK-1^HIS`` -- the HIS's id): keyed as that application's
                 # (review of schedfix25, schedfix25b), so every sender of ``BK-1^HIS`` names one booking
@@ -714,7 +714,7 @@ def _this_fillers(res: Resource, aliases: frozenset[str], value: str) -> Holds:
 
     def holds(stored: Resource, read_many: Any) -> bool:
         systems = [i.get("system") for i in stored.get("identifier") or ()
-                   if isinstance(i, dict) and i.get("value") == value and _ident_type(i) == "FILL"]
+                   if isinstance(i, dict) and i.get("value") == value and ident_type(i) == "FILL"]
         if aliases.intersection(s for s in systems if isinstance(s, str)):
             return True
         if not any(s is None for s in systems):
@@ -736,13 +736,6 @@ def _patient_ref(res: Resource) -> str | None:
         if isinstance(ref, str) and ref.startswith("Patient/"):
             return ref
     return None
-
-
-def _ident_type(ident: dict[str, Any]) -> str:
-    for coding in (ident.get("type") or {}).get("coding") or ():
-        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-            return str(coding["code"])
-    return ""
 
 
 def _names_of_sender(ctx: Context) -> frozenset[str]:
