@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from mappings.site import DEFAULT_ZONE
+
 _DTM = re.compile(
     r"(?P<y>[0-9]{4})(?:(?P<mo>[0-9]{2})(?:(?P<d>[0-9]{2})(?:(?P<h>[0-9]{2})(?:(?P<mi>[0-9]{2})(?:(?P<s>[0-9]{2})"
     r"(?:\.(?P<f>[0-9]{1,4}))?)?)?)?)?)?(?P<tz>[+-][0-9]{4})?\Z"
@@ -58,7 +60,7 @@ def to_fhir_date(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def to_fhir_datetime(value: str, tz: str = "Asia/Shanghai") -> str:
+def to_fhir_datetime(value: str, tz: str = DEFAULT_ZONE) -> str:
     """HL7 DTM → FHIR dateTime; a time without offset is read in ``tz``. Cached: a message
     repeats the same few timestamps (every OBX-14 of a panel)."""
     m = _match(value)
@@ -88,7 +90,7 @@ def to_fhir_datetime(value: str, tz: str = "Asia/Shanghai") -> str:
 
 
 @lru_cache(maxsize=4096)
-def to_fhir_instant(value: str, tz: str = "Asia/Shanghai") -> str | None:
+def to_fhir_instant(value: str, tz: str = DEFAULT_ZONE) -> str | None:
     """HL7 DTM → FHIR instant, or None when the value is less precise than seconds (cached:
     a report's issue time and a message's time repeat)."""
     m = _match(value)
@@ -97,7 +99,7 @@ def to_fhir_instant(value: str, tz: str = "Asia/Shanghai") -> str | None:
     return to_fhir_datetime(value, tz)
 
 
-def to_datetime(value: str, tz: str = "Asia/Shanghai") -> datetime:
+def to_datetime(value: str, tz: str = DEFAULT_ZONE) -> datetime:
     """HL7 DTM → aware ``datetime`` (missing parts default to the start of the period)."""
     m = _match(value)
     y = int(m["y"])

@@ -23,6 +23,7 @@ from engine.identity.nationalid import patient_number as national_id
 from engine.recognition.coding import analytes_for, institution_from_codes, item_for
 from engine.recognition.decision import Order, PriorResult
 from engine.recognition.rules import Rules
+from mappings.site import DEFAULT_ZONE
 
 ORG_SYSTEM = "urn:huren:institution"
 RESULT_TYPES = frozenset({"DiagnosticReport", "Observation", "ImagingStudy"})
@@ -437,7 +438,7 @@ class FactReader:
                 facts = kept[2]
                 person = self.person(facts.patient)
                 return facts if person == facts.person else replace(facts, person=person)
-        tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
+        tz = rules.institutions[inst].timezone if inst in rules.institutions else DEFAULT_ZONE
         when = result_time(resource)
         day = local_day(when, tz)
         if day is None:
@@ -486,7 +487,7 @@ class FactReader:
         inst, via_patient = self._institution(resource)
         if inst is None:
             return None
-        tz = rules.institutions[inst].timezone if inst in rules.institutions else "Asia/Shanghai"
+        tz = rules.institutions[inst].timezone if inst in rules.institutions else DEFAULT_ZONE
         when = order_time(resource)
         day = local_day(when, tz)
         at = local_instant(when, tz) if day is not None else None

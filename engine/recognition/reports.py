@@ -34,7 +34,7 @@ from engine.recognition.facts import local_today
 from engine.recognition.flags import STATUSES
 from engine.recognition.index import day_range, window_end
 from engine.repository.scoped import ScopedRepository
-from mappings.site import DEFAULTS_DIR
+from mappings.site import DEFAULT_ZONE, DEFAULTS_DIR
 
 # Flags whose money is at stake: open or upheld. Overturned, justified and void flags are not.
 AT_STAKE = frozenset({"flagged", "upheld"})
@@ -333,7 +333,7 @@ def recognition_rates(recognition: Any, flt: ReportFilter, dims: tuple[str, ...]
         key = inst or ""
         if key not in todays:
             known = rules.institutions.get(key)
-            todays[key] = local_today(known.timezone if known is not None else "Asia/Shanghai")
+            todays[key] = local_today(known.timezone if known is not None else DEFAULT_ZONE)
         return todays[key]
 
     out: dict[str, dict[str, dict[str, Any]]] = {dim: {} for dim in dims}
