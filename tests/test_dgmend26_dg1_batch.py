@@ -165,3 +165,34 @@ def test_d_by_code_after_a_readd_by_dg1_20_in_one_batch(county: Any) -> None:
     assert ack.count("MSA|AA") == 3, ack
     assert codes(http, encounter(http, "V-1")) == [("C34.1", 2, "DD")]
     assert all(_status(c) == "entered-in-error" for c in _conditions(http, code="Z51.1"))
+
+
+def test_each_backend_settles_a_batch_in_message_order(backend_settings: Any) -> None:
+    """SQLite and MongoDB (mongomock; a real one with HUREN_MONGODB_URI): the batch's D after its A01
+    withdraws Z51.1; a batch whose A01 fails at write answers its D as if alone (MongoDB writes such a
+    batch message by message, each in a block of its own)."""
+    from engine.engine import Engine
+
+    def conditions(engine: Any) -> list[dict[str, Any]]:
+        return [r for r in engine.repository.search("Condition", [("code", "Z51.1")]).resources]
+
+    with Engine(backend_settings) as engine:
+        outcomes = engine.ingestor.process([
+            (_a01("B1", f"DG1|1||{Z511}|||F|||||||||1", f"DG1|2||{C341}|||F|||||||||2"), "mllp", "p"),
+            (_p12("B2", f"DG1|1||{Z511}|||F|||||||||1||||||D"), "mllp", "p")])
+        assert [o.code for o in outcomes] == ["AA", "AA"] and b"DG1^1^21" not in outcomes[1].ack
+        assert [_status(c) for c in conditions(engine)] == ["entered-in-error"]
+
+    def fail_the_a01(resource: dict[str, Any], previous: Any) -> list[dict[str, Any]]:
+        if (resource.get("resourceType") == "Condition" and "verificationStatus" not in resource
+                and any(c.get("code") == "Z51.1" for c in resource["code"]["coding"])):
+            raise RuntimeError("disk trouble for the A01's Condition")
+        return []
+
+    with Engine(backend_settings.with_(data_dir=backend_settings.data_dir / "second")) as engine:
+        engine.repository.add_write_hook(fail_the_a01)
+        outcomes = engine.ingestor.process([
+            (_a01("B3", f"DG1|1||{Z511}|||F|||||||||1", f"DG1|2||{C341}|||F|||||||||2"), "mllp", "p"),
+            (_p12("B4", f"DG1|1||{Z511}|||F|||||||||1||||||D"), "mllp", "p")])
+        assert [o.code for o in outcomes] == ["AE", "AA"] and b"DG1^1^21" in outcomes[1].ack, outcomes
+        assert conditions(engine) == []
