@@ -1293,6 +1293,8 @@ def _release(items: list[_Item]) -> None:
     for item in items:
         item.conversion = item.doc = item.same_as = item.resources = item.named = None
         item.text = ""
+        if item.leaned_on:
+            item.leaned_on = []
 
 
 @contextlib.contextmanager
