@@ -104,6 +104,16 @@ def test_a_message_of_the_batch_refused_at_write_rolls_back_only_itself(county: 
     assert _conditions(http, code="Z51.1") == []
 
 
+def test_a_message_of_the_batch_refused_at_conversion_is_not_counted_on(county: Any) -> None:
+    """One batch: the A01 is refused (DG1-21 Q is no table 0206 code: AE); the P12 deleting Z51.1 after it
+    is answered as if alone (AA with the warning), and no Condition is made."""
+    _, http, _ = county
+    ack = _batch(http, _a01("P1", f"DG1|1||{Z511}|||F|||||||||1||||||Q", f"DG1|2||{C341}|||F|||||||||2"),
+                 _p12("P2", f"DG1|1||{Z511}|||F|||||||||1||||||D"))
+    assert "MSA|AE|P1" in ack and "MSA|AA|P2" in ack and "DG1^1^21" in ack, ack
+    assert _conditions(http, code="Z51.1") == []
+
+
 def test_a_feed_withdrawal_a_coder_kept_is_still_the_feeds(county: Any) -> None:
     """The HIS withdraws Z51.1 (P12 D); a coder edits the Condition over FHIR leaving its status as it is (a
     note); the HIS then sends Z51.1 again (P12 A): the withdrawal was the HIS's -- listed and live again."""
