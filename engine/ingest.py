@@ -157,6 +157,10 @@ class _Item:
     # what its conversion was made with (a redo that decides otherwise converts again)
     sender_key: str = ""
     converted_for: str = ""
+    # the batch's earlier messages whose conversions its own was settled against, not yet written
+    # (``Conversion.settle_against_store``'s ``earlier``: a DG1-21 D in the batch of the A01 adding
+    # the diagnosis): one of them not written, it is settled again in message order (``_write_each``)
+    leaned_on: list[_Item] = field(default_factory=list)
 
 
 def _fresh(item: _Item) -> None:
@@ -712,23 +716,51 @@ class Ingestor:
         When Provenances are signed, a conversion whose Provenance names a target it does not
         write is refused here, before anything of it is written (``_unsigned_target``)."""
         todo = [i for i in items if not i.converted or i.converted_for != i.sender_key]
-        for item in todo:
+        # the batch's conversions so far, in message order, with their items: what a later message's
+        # settling sees as written before it (a D in the batch of the message adding the diagnosis)
+        earlier: list[Any] = []
+        owners: list[_Item] = []
+        redo = {id(i) for i in todo}
+        for item in items:
+            if id(item) not in redo:  # converted and settled before (a redone batch): as it was
+                if item.conversion is not None:
+                    earlier.append(item.conversion)
+                    owners.append(item)
+                continue
             item.resources = item.named = None
             item.conversion, item.errors = (None, [_poisoned()]) if item.poison else self._convert(item)
             item.converted, item.converted_for = True, item.sender_key
+            item.leaned_on = []
             # what the converter cannot know without the store (a resource stored under an earlier key,
             # a visit-less DG1-20's Condition, a DG1-21 D's stored diagnosis): ``Conversion.settle_against_store``
             settle = getattr(item.conversion, "settle_against_store", None)
             if settle is not None:
                 try:
-                    settle(getattr(self.repository, "read_many", None), getattr(self.repository, "search", None))
+                    leaned = settle(getattr(self.repository, "read_many", None),
+                                    getattr(self.repository, "search", None), earlier)
+                    item.leaned_on = [owners[i] for i in leaned or ()]
                 except HL7Error as exc:
                     item.conversion, item.errors = None, [exc]
             if item.conversion is not None and self.sign is not None:
                 unsigned = _unsigned_target(_resources(item), _named(item))
                 if unsigned is not None:
                     item.conversion, item.resources, item.named, item.errors = None, None, None, [unsigned]
+            if item.conversion is not None:
+                earlier.append(item.conversion)
+                owners.append(item)
         self._validate(todo)
+
+    def _settled_again(self, item: _Item, again: set[int]) -> None:
+        """In ``_write_each``, before ``item`` is written: settled against the batch's earlier messages'
+        writes it counted on, and one of them is not written (quarantined, or itself settled again) --
+        converted and settled again, against the store as the messages before it left it (message
+        order: a refused message rolls back only itself). ``again``: the ``id`` of each item redone so."""
+        if not item.leaned_on or not any(
+                id(d) in again or d.outcome is None or d.outcome.status != PROCESSED for d in item.leaned_on):
+            return
+        item.converted = False
+        self._prepare([item])
+        again.add(id(item))
 
     def _phase2(self, items: list[_Item], flat: bool = True) -> None:
         """Convert, then write everything in one commit (``flat``: first without a savepoint per
@@ -768,12 +800,15 @@ class Ingestor:
         and a replay found them unchanged: no new versions, so the write hooks that had refused
         it never ran again and it was answered AA. A message commits alone on MongoDB anyway
         (this path is rare: a batch whose one-commit write failed, or a replay)."""
+        again: set[int] = set()
         if getattr(self.store, "savepoints", True):
             with self.store.transaction():
                 for item in items:
+                    self._settled_again(item, again)
                     self._write(item)
             return
         for item in items:
+            self._settled_again(item, again)
             attempts = int((item.doc or {}).get("attempts") or 0) + 1
             saved = replace(self.stats, seconds=dict(self.stats.seconds))
             try:
@@ -1258,6 +1293,8 @@ def _release(items: list[_Item]) -> None:
     for item in items:
         item.conversion = item.doc = item.same_as = item.resources = item.named = None
         item.text = ""
+        if item.leaned_on:
+            item.leaned_on = []
 
 
 @contextlib.contextmanager

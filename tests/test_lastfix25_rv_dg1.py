@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.test_dg24_encounter_diagnosis import codes, encounter
 from tests.test_dgfix25b_rv_probes import C341, STAY, Z511, _ack, _conditions, _p12
 from tests.test_moneyfix24_planned import county as county  # noqa: F401  (the fixture)
@@ -41,7 +39,6 @@ def test_d_by_code_does_not_withdraw_a_condition_another_source_recorded(county:
     assert _status(mine) == "confirmed", (ack, mine)
 
 
-@pytest.mark.xfail(strict=True, reason='left (MED, older than dgfix25b): a second D by code after a re-add by DG1-20 lands on the withdrawn Condition')
 def test_d_by_code_after_a_readd_by_dg1_20_withdraws_the_live_one(county: Any) -> None:
     """Z51.1 added by code, withdrawn by code, added again with DG1-20 D-2 (listed), then withdrawn by code
     again: the stay must not keep listing Z51.1 (the D landed on the already-withdrawn code-keyed one)."""
@@ -78,7 +75,6 @@ def test_guard_d_of_the_stays_condition_leaves_another_stays_alone(county: Any) 
     assert codes(http, encounter(http, "V-2")) == []
 
 
-
 def test_an_oru_echoing_the_orders_dg1_does_not_revive_a_withdrawn_diagnosis(county: Any) -> None:
     """P12 D withdraws Z51.1 (entry gone, Condition entered-in-error). A later ORU echoing the order's
     DG1 Z51.1 (a result's DG1 adds nothing, dg25) must not make the withdrawn Condition stand again."""
@@ -98,7 +94,6 @@ def test_an_oru_echoing_the_orders_dg1_does_not_revive_a_withdrawn_diagnosis(cou
     assert _status(z) == "entered-in-error", z
 
 
-@pytest.mark.xfail(strict=True, reason="left (HIGH, dgfix25b): the same revival undoes a coder's FHIR entered-in-error when an A08 repeats the DG1 (the status's origin is not kept)")
 def test_an_a08_repeating_the_dg1_does_not_undo_a_fhir_entered_in_error(county: Any) -> None:
     """A coder marks the HIS's Z51.1 entered-in-error over FHIR (PUT); the HIS's next A08 repeats the
     same DG1 unchanged (no DG1-21): a repeated snapshot is not a new statement of it -- was the status kept
@@ -134,7 +129,6 @@ def _a01(ctl: str, *dg1s: str) -> bytes:
                    PV1.format(visit="V-1", start=STAY[1], end=""), *dg1s)
 
 
-@pytest.mark.xfail(strict=True, reason='left (HIGH, dgfix25b): a D is settled against the store before its batch writes: an A01 adding and a P12 withdrawing one diagnosis in one batch leave the Condition live (the entry removed)')
 def test_batch_add_then_d_of_the_same_diagnosis_withdraws_it(county: Any) -> None:
     """One batch: the A01 lists Z51.1 (by code), the P12 after it deletes Z51.1 (by code, the same key).
     The D is settled against the store before the batch writes, so it 'names nothing stored': AA with a
@@ -148,7 +142,6 @@ def test_batch_add_then_d_of_the_same_diagnosis_withdraws_it(county: Any) -> Non
     assert ("Z51.1", 1, "DD") not in listed and all(_status(c) == "entered-in-error" for c in z), (ack, listed, z)
 
 
-@pytest.mark.xfail(strict=True, reason='left (HIGH, older): D then A of one diagnosis across two messages of one batch leaves it listed but entered-in-error (the fix covers one message)')
 def test_batch_d_then_a_again_lists_it_live(county: Any) -> None:
     """Stored stay with Z51.1; one batch: P12 D Z51.1, then P12 A Z51.1 (the coder undoes the delete). The
     A's 'no longer entered-in-error' was decided against the store before the D wrote: Z51.1 is listed

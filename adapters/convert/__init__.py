@@ -11,6 +11,7 @@ in ``unmapped`` for the fidelity report.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -70,22 +71,26 @@ class Conversion:
     identified: dict[str, tuple[str, str, tuple[str, int, int]]] = field(default_factory=dict)
     # "Type/id" -> (subject, stay, code, DG1-20, warning): ``Context.withdrawn``, for ``settle_withdrawn``
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
-    # "Type/id" of the Conditions a DG1 states: ``Context.restated``, for ``settle_withdrawn``
-    restated: list[str] = field(default_factory=list)
+    # "Type/id" of the Conditions a DG1 states -> said D of first: ``Context.restated``, for ``settle_withdrawn``
+    restated: dict[str, bool] = field(default_factory=dict)
     _bundle: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    def settle_against_store(self, read_many: Any, search: Any) -> None:
+    def settle_against_store(self, read_many: Any, search: Any, earlier: Sequence[Conversion] = ()) -> list[int]:
         """What the converter could not know without the store, in order (ingest asks it once, after
         converting and before validating and writing, with the repository's ``read_many`` and
         ``search``): a visit-less DG1-20's one Condition (``adopt_identified``), resources stored under
         an earlier key (``adopt_former_ids``), a DG1-21 D's stored diagnosis (``settle_withdrawn``).
-        Raises ``HL7Error`` (nothing of the message is then written)."""
+        ``earlier``: the conversions of the messages before this one in its batch, settled, not written
+        yet -- a D settles against the store as they leave it (dgmend26). Returns the positions in
+        ``earlier`` of those its answer read (written again if one of them is not written: ingest's
+        ``_write_each``). Raises ``HL7Error`` (nothing of the message is then written)."""
         if self.identified and search is not None:
             adopt_identified(self, search)
         if self.formerly and read_many is not None:
             adopt_former_ids(self, read_many)
         if (self.withdrawn or self.restated) and read_many is not None:
-            settle_withdrawn(self, read_many, search)
+            return settle_withdrawn(self, read_many, search, earlier)
+        return []
 
     @property
     def bundle(self) -> dict[str, Any]:
@@ -248,28 +253,38 @@ def _take(conversion: Conversion, moves: dict[str, str]) -> None:
     for ref in moves:
         conversion.planned.pop(ref, None)  # its plan's id is the new one: validated whole instead
     conversion.withdrawn = {moves.get(ref, ref): v for ref, v in conversion.withdrawn.items()}
-    conversion.restated = [moves.get(ref, ref) for ref in conversion.restated]
+    conversion.restated = {moves.get(ref, ref): v for ref, v in conversion.restated.items()}
     conversion._bundle = None
 
 
-def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> None:
+def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any,
+                     earlier: Sequence[Conversion] = ()) -> list[int]:
     """A DG1-21 D (``Context.withdrawn``) withdraws only a stored diagnosis it names for sure, and never
-    makes a Condition (dgfix25b): the one stored under its key (by DG1-20, or by code as keyed); else,
-    by code with no DG1-20, the stay's one Condition of that code still standing (stored with a DG1-20:
-    a D by code reached none and a second Condition was made beside it); several -> which is meant is
-    not said: refused (AE at DG1-21); none -> nothing deleted, nothing written of it, a warning (ERR W at
-    DG1-21). The one it names also stated (A/U) in this message: refused as a contradiction."""
-    if not (conversion.withdrawn or conversion.restated):
-        return
-    from engine.repository.ids import huren_form
-    from engine.repository.search import escape_value
+    makes a Condition (dgfix25b): the one stored under its key (by DG1-20, or by code as keyed) -- by code
+    with no DG1-20 unless that one is withdrawn already --; else, by code with no DG1-20, the stay's one
+    Condition of that code still standing (stored with a DG1-20: a D by code reached none and a second
+    Condition was made beside it; re-added with one after a D by code: the D reached the withdrawn one);
+    several -> which is meant is not said: refused (AE at DG1-21); none -> nothing deleted, nothing
+    written of it, a warning (ERR W at DG1-21). The one it names also stated (A/U) in this message:
+    refused as a contradiction. A DG1 stating a Condition a feed's D withdrew (``his.withdrawn_by_sender``)
+    or this message's own D withdrew undoes it; anyone else's entered-in-error stays (dgmend26).
 
+    "Stored" is the store as the batch's earlier messages leave it (``earlier``, settled, in message
+    order, ``_as_left``): an A01 adding and a P12 deleting one diagnosis in one batch, or D then A across
+    two of its messages, were settled against the store before the batch wrote (dgmend26). Returns the
+    positions in ``earlier`` of the conversions the answer read."""
+    if not (conversion.withdrawn or conversion.restated):
+        return []
+    from adapters.convert.his import withdrawn_by_sender
+
+    leaned: set[int] = set()
     stored = read_many([_key_of(ref) for ref in (*conversion.withdrawn, *conversion.restated)])
-    for ref in conversion.restated:
-        # a diagnosis a DG1 states again after an earlier message withdrew it: listed again, and no
-        # longer entered-in-error (the merge kept the stored status, which this DG1 does not state)
-        was = stored.get(_key_of(ref))
-        if _verification(was) == "entered-in-error" and ref in conversion.by_reference:
+    for ref, own in conversion.restated.items():
+        # a diagnosis a DG1 states again after a feed's D withdrew it: listed again, and no longer
+        # entered-in-error (the merge kept the stored status, which this DG1 does not state)
+        was = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
+        if (_verification(was) == "entered-in-error" and ref in conversion.by_reference
+                and (own or withdrawn_by_sender(was))):
             said = conversion.said.get(ref) or Said()
             conversion.said[ref] = replace(said, deletes=(*said.deletes, Delete(
                 "verificationStatus", (), "DG1 states the diagnosis again: no longer entered-in-error")))
@@ -277,17 +292,11 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
     moves: dict[str, str] = {}
     drops: list[str] = []
     for ref, (subject, stay, code, ident, warning) in conversion.withdrawn.items():
-        if _key_of(ref) in stored:
+        now = _as_left(ref, stored.get(_key_of(ref)), earlier, leaned)
+        by_code = bool(stay and code and not ident and search is not None)
+        if now is not None and not (by_code and _verification(now) == "entered-in-error"):
             continue
-        found: set[str] = set()
-        if stay and code and not ident and search is not None:
-            for r in search("Condition", [("encounter", escape_value(stay))]).resources:
-                if (huren_form(str(r.get("id")))  # made by a feed's converter: not a clinician's own record
-                        and (r.get("subject") or {}).get("reference") == subject
-                        and (r.get("encounter") or {}).get("reference") == stay
-                        and _verification(r) != "entered-in-error"
-                        and any(c.get("code") == code for c in (r.get("code") or {}).get("coding") or ())):
-                    found.add(f"Condition/{r.get('id')}")
+        found = _standing(subject, stay, code, earlier, leaned, search) - {ref} if by_code else set()
         where = {"segment": warning.segment, "sequence": warning.sequence, "field": 21}
         if len(found) > 1:
             raise HL7Error(f"DG1-21 D (diagnosis action code: delete) of {code!r} by its code: the visit holds "
@@ -301,10 +310,11 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
                                "(A/U) in this message too; which one stands is not said; nothing was stored",
                                **where, code=TABLE_VALUE_NOT_FOUND)
             moves[ref] = old
-        else:
+        elif now is None:
             drops.append(ref)
             warning.severity = "W"
             conversion.warnings.append(warning)
+        # (else: the one under its key, withdrawn already and none of that code standing -- as before)
     for ref in drops:
         conversion.by_reference.pop(ref, None)
         conversion.said.pop(ref, None)
@@ -320,6 +330,54 @@ def settle_withdrawn(conversion: Conversion, read_many: Any, search: Any) -> Non
     if moves:
         _take(conversion, moves)
     conversion._bundle = None
+    return sorted(leaned)
+
+
+def _standing(subject: str, stay: str, code: str, earlier: Sequence[Conversion], leaned: set[int],
+              search: Any) -> set[str]:
+    """The stay's Conditions of ``code`` a feed's converter made (``ids.huren_form``: not a clinician's own
+    record) and not entered-in-error, as stored and as the batch's earlier messages leave them."""
+    from engine.repository.ids import huren_form
+    from engine.repository.search import escape_value
+
+    seen: dict[str, dict[str, Any] | None] = {
+        f"Condition/{r.get('id')}": r for r in search("Condition", [("encounter", escape_value(stay))]).resources}
+    for c in earlier:
+        for ref, res in c.by_reference.items():
+            if ref.startswith("Condition/") and (res.get("encounter") or {}).get("reference") == stay:
+                seen.setdefault(ref, None)
+    found: set[str] = set()
+    for ref, r in seen.items():
+        r = _as_left(ref, r, earlier, leaned)
+        if (r is not None and huren_form(_key_of(ref)[1])
+                and (r.get("subject") or {}).get("reference") == subject
+                and (r.get("encounter") or {}).get("reference") == stay
+                and _verification(r) != "entered-in-error"
+                and any(c.get("code") == code for c in (r.get("code") or {}).get("coding") or ())):
+            found.add(ref)
+    return found
+
+
+def _as_left(ref: str, was: dict[str, Any] | None, earlier: Sequence[Conversion],
+             leaned: set[int]) -> dict[str, Any] | None:
+    """Resource ``ref`` (stored: ``was``) as the batch's earlier conversions leave it, in message order --
+    as far as a DG1-21 D reads it: there or not, and the top-level elements, each written one replacing
+    the stored (a create-only one leaving a stored one alone), a ``verificationStatus`` its message
+    deletes (``said``) gone. The positions of the conversions that write it go to ``leaned``."""
+    for i, c in enumerate(earlier):
+        res = c.by_reference.get(ref)
+        if res is None:
+            continue
+        leaned.add(i)
+        if was is not None and ref in c.create_only:
+            continue
+        left = {**(was or {}), **res}
+        said = c.said.get(ref)
+        if ("verificationStatus" not in res and said is not None
+                and any(d.element == "verificationStatus" and not d.where for d in said.deletes)):
+            left.pop("verificationStatus", None)
+        was = left
+    return was
 
 
 def adopt_identified(conversion: Conversion, search: Any) -> None:

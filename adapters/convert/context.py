@@ -136,9 +136,10 @@ class Context:
     # DG1-20, the warning said when nothing stored is that diagnosis): written only onto a stored one
     # (``settle_withdrawn``, dgfix25b)
     withdrawn: dict[str, tuple[str, str, str, str, HL7Error]] = field(default_factory=dict)
-    # "Type/id" of a Condition a DG1 states (A/U/empty): a stored one entered-in-error (withdrawn by an
-    # earlier message) is no longer (``settle_withdrawn``, dgfix25b)
-    restated: list[str] = field(default_factory=list)
+    # "Type/id" of a Condition a DG1 states (A/U/empty) -> whether this message said D of it first: a stored
+    # one a feed's D withdrew (``his.withdrawn_by_sender``), or this message's own D, is no longer
+    # entered-in-error (``settle_withdrawn``, dgfix25b; dgmend26)
+    restated: dict[str, bool] = field(default_factory=dict)
     # "Type/id" of a Condition -> what DG1-21 said of it in this message ("D", or "A" for A/U/empty)
     diagnosis_said: dict[str, str] = field(default_factory=dict)
 

@@ -211,8 +211,25 @@ def diagnosis_action(dg1: Segment) -> str:
     return code.upper()
 
 
-ENTERED_IN_ERROR = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+# the status a DG1-21 D writes carries its origin (table 0206's D, as an extension of the status itself):
+# a DG1 stating the diagnosis again undoes only the sender's own withdrawal (``withdrawn_by_sender``) --
+# a coder's entered-in-error over FHIR is her own status, without it, and a later feed repeating the
+# diagnosis must not undo it (review rvlast25a). Kept with the status: a client writing the Condition
+# back with the status as it is keeps it; one writing her own status replaces it (dgmend26).
+DIAGNOSIS_ACTION = "urn:huren:StructureDefinition:hl7v2-diagnosis-action"
+ENTERED_IN_ERROR = {"extension": [{"url": DIAGNOSIS_ACTION, "valueCode": "D"}],
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
                                 "code": "entered-in-error"}]}
+
+
+def withdrawn_by_sender(condition: dict[str, Any] | None) -> bool:
+    """Whether ``condition`` (stored, or as a batch's earlier message leaves it) is entered-in-error by a
+    feed's DG1-21 D -- the one place that tells a sender's withdrawal, which a DG1 stating the diagnosis
+    again undoes, from anyone else's entered-in-error, which it does not (dgmend26)."""
+    status = (condition or {}).get("verificationStatus") or {}
+    return (((status.get("coding") or [{}])[0].get("code") == "entered-in-error")
+            and any(isinstance(e, dict) and e.get("url") == DIAGNOSIS_ACTION and e.get("valueCode") == "D"
+                    for e in status.get("extension") or ()))
 
 
 def withdrawn_diagnosis(ctx: Context, enc_ref: dict[str, str] | None, cond_ref: dict[str, str]) -> None:
@@ -257,7 +274,7 @@ def visit_diagnosis(
     before = ctx.diagnosis_said.get(ref["reference"])
     ctx.diagnosis_said[ref["reference"]] = said
     if before == "A" and said == "D":
-        ctx.restated.remove(ref["reference"])
+        ctx.restated.pop(ref["reference"], None)
     if before == "D" and said == "A":
         # D then A/U of one diagnosis in one message (a re-rank sent as delete and add): the last
         # statement stands, on the Condition as on the entry -- it is stated, not withdrawn (the
@@ -277,8 +294,9 @@ def visit_diagnosis(
     else:
         if table_name and ref["reference"] not in ctx.restated:
             # only a message stating the visit's diagnoses (ADT, BAR, DFT, orders) states one again: a
-            # result message echoing its order's DG1 revived a diagnosis a P12 withdrew (last review)
-            ctx.restated.append(ref["reference"])
+            # result message echoing its order's DG1 revived a diagnosis a P12 withdrew (last review);
+            # after its own D (D then A), the withdrawal it undoes is its own whoever set the stored one
+            ctx.restated[ref["reference"]] = before == "D"
         if table_name and enc_ref is not None:
             encounter_diagnosis(dg1, ctx, table_name, enc_ref, ref)
     return ref, action
