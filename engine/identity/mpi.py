@@ -600,6 +600,47 @@ class IdentityService:
             todo.extend(doc.get("replaces", []))
         return frozenset(seen)
 
+    def merge_chain(self, patient_id: str) -> list[str] | None:
+        """``patient_id`` and the records its ``replaced_by`` leads to, in turn, up to the one not
+        merged away: the record the index keeps now for its person is the last (``kept_record``).
+        None when the index cannot tell: a loop, a record the chain names that it does not hold, or
+        a step into a record of another ID number than the chain's so far (``_key_of``: a
+        merged-away record's ``merged_key`` too) -- a merge joins one person's records (DOMAIN
+        "Matching"), so a chain across two numbers (a merge stored by older code, the desk's
+        across numbers) tells nothing of whose record is kept. A record the desk's merge moved
+        into its survivor's person (``merge_moved``) is not counted, as in ``_merge_keys`` (id17:
+        the desk said it is that person's).
+
+        The one walk of a merge chain's kept record: the merge rules (a late booking under a record
+        merged away, ``merge_rules._kept_record``) and family access (the person a merged-away
+        granted record is judged by, ``FamilyAccess.placed``) ask it. Why one: family access
+        followed ``replaced_by`` on its own, with no number check beside this one's
+        (twenty-sixth round, privleft26)."""
+        chain: list[str] = []
+        keys: set[str] = set()
+        at: str | None = patient_id
+        while at is not None:
+            if at in chain:
+                return None  # a loop
+            doc = self.links.get(at)
+            if doc is None:
+                return None  # a record the index does not hold
+            key = None if doc.get("merge_moved") else _key_of(doc)
+            if key and keys and key not in keys:
+                return None  # into another number's record: not one person's chain
+            if key:
+                keys.add(key)
+            chain.append(at)
+            nxt = doc.get("replaced_by")
+            at = str(nxt) if nxt else None
+        return chain
+
+    def kept_record(self, patient_id: str) -> str | None:
+        """The record the index keeps now for ``patient_id``'s person (``merge_chain``'s last; itself
+        when it is not merged away); None when the index cannot tell."""
+        chain = self.merge_chain(patient_id)
+        return chain[-1] if chain else None
+
     def same_person(self, one: str, other: str) -> bool:
         """Whether two Patient records are one person's, by the index: either in the other's
         compartment (linked by ID number or by an operator, merged), or one linked to the person of
