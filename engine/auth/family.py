@@ -73,6 +73,9 @@ class Identity(Protocol):
 
 _UNKNOWN = policy.UNKNOWN_PERSON  # a grant whose record's history cannot be read: binds nothing, not kept
 _DERIVED_KEPT = 4096
+# a merged-away record whose merge chain the index cannot tell (into another ID number's record, a
+# loop): filed under no person the grant can bind, so the grant is refused as moved (``_person_of``)
+_ELSEWHERE = "merged-elsewhere"
 
 
 def person_key(nid_key: str) -> str:
@@ -164,7 +167,10 @@ class FamilyAccess:
         doc = self.identity.record(pid) or {}
         if doc.get("status") in ("linked", "unlinked") or not doc.get("replaced_by"):
             return doc.get("person") if doc.get("status") == "linked" else None
-        for at in self.identity.merge_chain(pid) or ():
+        chain = self.identity.merge_chain(pid)
+        if chain is None:
+            return _ELSEWHERE  # merged on into another number's record: not the granted person's (MOVED)
+        for at in chain:
             doc = self.identity.record(at) or {}
             if doc.get("status") == "linked":
                 return doc.get("person")
