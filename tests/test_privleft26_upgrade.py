@@ -120,6 +120,11 @@ def test_an_old_stores_merge_of_two_numbers_is_not_followed_after_the_upgrade(up
     assert xiao not in r.text and XIAO not in r.text, r.text[:600]
     # a merge stated now into that chain is judged by the recovered number too
     assert engine.identity.merge_refusal(zhao, xiao) is not None
+    # ``huren identity rebuild`` recovers it as well (an entry that lost it again)
+    engine.identity.links.update(zhao, {"merged_key": None})
+    assert zhao in engine.identity.person_compartment(xiao)
+    engine.identity.rebuild()
+    assert engine.identity.record(zhao).get("merged_key") and zhao not in engine.identity.person_compartment(xiao)
 
 
 def test_an_old_stores_merge_opens_nothing_of_the_other_number_to_a_family_grant(upgraded):
