@@ -1340,24 +1340,12 @@ def _filler_kind(system: str) -> str:
 
 
 def _kept_record(persons: Persons, patient_id: str) -> str | None:
-    """The record the patient index keeps now for ``patient_id``'s person: its ``replaced_by`` followed
-    to a record not merged away (two A40s: ZY24R -> ZY20S -> ZY25T). None when the index cannot tell: a
-    loop, a record the chain names that it does not hold."""
-    record = getattr(persons, "record", None)
-    if record is None:
-        return None
-    seen: set[str] = set()
-    at = patient_id
-    while at not in seen:
-        seen.add(at)
-        entry = record(at)
-        if not isinstance(entry, dict):
-            return None
-        nxt = entry.get("replaced_by")
-        if not nxt:
-            return at
-        at = str(nxt)
-    return None
+    """The record the patient index keeps now for ``patient_id``'s person: asked of the index
+    (``IdentityService.kept_record``: its ``replaced_by`` followed to a record not merged away, two
+    A40s ZY24R -> ZY20S -> ZY25T, never into another ID number's record). None when the index cannot
+    tell (a loop, a record the chain names that it does not hold, two numbers) or is not in reach."""
+    kept = getattr(persons, "kept_record", None)
+    return kept(patient_id) if kept is not None else None
 
 
 def _span(resource: Resource | None) -> _dt.timedelta | None:

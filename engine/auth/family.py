@@ -68,10 +68,14 @@ class Identity(Protocol):
     def patients_for_number(self, number: str) -> list[str]: ...
     def record(self, patient_id: str) -> dict[str, Any] | None: ...
     def person_compartment(self, patient_id: str) -> frozenset[str]: ...
+    def merge_chain(self, patient_id: str) -> list[str] | None: ...
 
 
 _UNKNOWN = policy.UNKNOWN_PERSON  # a grant whose record's history cannot be read: binds nothing, not kept
 _DERIVED_KEPT = 4096
+# a merged-away record whose merge chain the index cannot tell (into another ID number's record, a
+# loop): filed under no person the grant can bind, so the grant is refused as moved (``_person_of``)
+_ELSEWHERE = "merged-elsewhere"
 
 
 def person_key(nid_key: str) -> str:
@@ -155,16 +159,23 @@ class FamilyAccess:
         return "grk-" + self.identity.nid_key("huren-family-grant|" + person)[:32]
 
     def _person_of(self, pid: str) -> str | None:
-        seen: set[str] = set()
-        while pid not in seen:
-            seen.add(pid)
-            doc = self.identity.record(pid) or {}
+        """The person of the first record linked along ``pid``'s merge chain, as the index walks it
+        (``merge_chain``: None when it cannot tell whose record is kept -- a loop, or a merge into
+        another ID number's record, which is not the granted person's record kept on); a record an
+        operator took out on the way stops it (None). A record linked itself is its person's,
+        whatever it was merged into (the compartment does not follow a merge into another number)."""
+        doc = self.identity.record(pid) or {}
+        if doc.get("status") in ("linked", "unlinked") or not doc.get("replaced_by"):
+            return doc.get("person") if doc.get("status") == "linked" else None
+        chain = self.identity.merge_chain(pid)
+        if chain is None:
+            return _ELSEWHERE  # merged on into another number's record: not the granted person's (MOVED)
+        for at in chain:
+            doc = self.identity.record(at) or {}
             if doc.get("status") == "linked":
                 return doc.get("person")
-            survivor = doc.get("replaced_by")
-            if doc.get("status") == "unlinked" or not isinstance(survivor, str) or not survivor:
+            if doc.get("status") == "unlinked":
                 return None
-            pid = survivor
         return None
 
     def bound_person(self, consent: dict[str, Any]) -> str | None:

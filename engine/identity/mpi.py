@@ -131,6 +131,8 @@ def _note_merged_key(doc: dict[str, Any], before: dict[str, Any] | None) -> None
         doc["merged_key"] = carried
 
 
+MERGED_KEYS = "merged-keys-recovered"  # mpi_meta: the merges stored before ``merged_key`` were given theirs
+
 MERGE_OF_TWO_PERSONS = (
     "合并的两份档案身份证号不同，不是同一人，不予合并 (the record merged away and the surviving record carry "
     "two different valid national ID numbers: a merge says the two records are one person, and one person "
@@ -456,6 +458,7 @@ class IdentityService:
         self._classified: OrderedDict[str, tuple[Any, Any, dict[str, Any] | None]] = OrderedDict()
         # the sign-in phone a desk operator registered after checking the ID card, per ID number key
         self.login_phones = store.collection("mpi_login_phones")
+        self.meta = store.collection("mpi_meta")  # one-time upgrades of the index (``MERGED_KEYS``)
         self.repository: Repository | None = None
         # called with the records an operator's ``link``/``unlink`` concerned, after the index changed
         # (recognition re-keys their results: a lone record's entry changes with no version written)
@@ -472,6 +475,38 @@ class IdentityService:
         add_delete_hook = getattr(repository, "add_delete_hook", None)
         if add_delete_hook is not None:
             add_delete_hook(self.on_delete, types={"Patient"})
+        if self.meta.get(MERGED_KEYS) is None and hasattr(repository, "versions"):
+            recovered = self.recover_merged_keys()
+            self.meta.replace({"_id": MERGED_KEYS, "at": dt.datetime.now(dt.UTC).isoformat(), "recovered": recovered})
+
+    def recover_merged_keys(self) -> int:
+        """Give every record merged away by code from before ``merged_key`` (an entry ``replaced_by``
+        another, with no number and no ``merged_key``) the number it carried: the newest of its
+        stored versions that carries a valid one (an A40 writes the old record with its MRN alone,
+        the version before it carries the number). Returns how many were given one. Run once at
+        the first start after the upgrade (``MERGED_KEYS`` in ``mpi_meta``) and by ``rebuild``.
+
+        Why: such a merge -- two numbers' records, accepted before the twenty-fifth round -- was
+        walked as a merge of a record with no number: the compartment followed it into the other
+        number's records (the resident's token and a family grant for her record read another
+        person's visit and results), and a later merge into that chain was not refused, though a
+        merge stored since is judged by the number it carried (twenty-sixth round, privleft26)."""
+        versions = getattr(self.repository, "versions", None)
+        if versions is None:
+            return 0
+        recovered = 0
+        for doc in self.links.find({}, sort=[("_id", 1)]):
+            if not doc.get("replaced_by") or doc.get("nid_key") or doc.get("merged_key"):
+                continue
+            try:
+                history = versions("Patient", doc["_id"])
+            except (NotFound, Gone):
+                continue
+            number = next((n for v in history if (n := nationalid.patient_number(v.resource))), None)
+            if number:
+                self.links.update(doc["_id"], {"merged_key": self.nid_key(number)})
+                recovered += 1
+        return recovered
 
     @contextlib.contextmanager
     def batch(self, resources: Iterable[dict[str, Any]], planned: Mapping[str, Any] | None = None) -> Iterator[None]:
@@ -564,6 +599,47 @@ class IdentityService:
                 todo.append(doc["replaced_by"])
             todo.extend(doc.get("replaces", []))
         return frozenset(seen)
+
+    def merge_chain(self, patient_id: str) -> list[str] | None:
+        """``patient_id`` and the records its ``replaced_by`` leads to, in turn, up to the one not
+        merged away: the record the index keeps now for its person is the last (``kept_record``).
+        None when the index cannot tell: a loop, a record the chain names that it does not hold, or
+        a step into a record of another ID number than the chain's so far (``_key_of``: a
+        merged-away record's ``merged_key`` too) -- a merge joins one person's records (DOMAIN
+        "Matching"), so a chain across two numbers (a merge stored by older code, the desk's
+        across numbers) tells nothing of whose record is kept. A record the desk's merge moved
+        into its survivor's person (``merge_moved``) is not counted, as in ``_merge_keys`` (id17:
+        the desk said it is that person's).
+
+        The one walk of a merge chain's kept record: the merge rules (a late booking under a record
+        merged away, ``merge_rules._kept_record``) and family access (the person a merged-away
+        granted record is judged by, ``FamilyAccess.placed``) ask it. Why one: family access
+        followed ``replaced_by`` on its own, with no number check beside this one's
+        (twenty-sixth round, privleft26)."""
+        chain: list[str] = []
+        keys: set[str] = set()
+        at: str | None = patient_id
+        while at is not None:
+            if at in chain:
+                return None  # a loop
+            doc = self.links.get(at)
+            if doc is None:
+                return None  # a record the index does not hold
+            key = None if doc.get("merge_moved") else _key_of(doc)
+            if key and keys and key not in keys:
+                return None  # into another number's record: not one person's chain
+            if key:
+                keys.add(key)
+            chain.append(at)
+            nxt = doc.get("replaced_by")
+            at = str(nxt) if nxt else None
+        return chain
+
+    def kept_record(self, patient_id: str) -> str | None:
+        """The record the index keeps now for ``patient_id``'s person (``merge_chain``'s last; itself
+        when it is not merged away); None when the index cannot tell."""
+        chain = self.merge_chain(patient_id)
+        return chain[-1] if chain else None
 
     def same_person(self, one: str, other: str) -> bool:
         """Whether two Patient records are one person's, by the index: either in the other's
@@ -818,6 +894,7 @@ class IdentityService:
                 except (NotFound, Gone):
                     continue
                 self.on_write(resource, None)
+        self.recover_merged_keys()  # merges stored before ``merged_key``: the number each carried
         # entries of records deleted before the index heard of deletions (or while it was not
         # attached): as if deleted now (``on_delete``)
         stored = set(ids)

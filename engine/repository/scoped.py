@@ -711,6 +711,8 @@ class ScopedRepository:
                     and any(code in rec.body for code in _IMPORT_BYTES)):
                 return None  # ``admit`` decides: an import of only withheld records is left out
             return True
+        if self._foreign_patient(rec.type, rec.id):
+            return False
         if (rec.type in self._rules.inside or rec.type in confidentiality.DERIVED
                 or rec.body is None or not self._clean_bytes(rec.body)):
             return None  # ``admit`` decides (what the record names, or what it cites)
@@ -962,6 +964,8 @@ class ScopedRepository:
         """No reference to a Patient outside the compartment, no other resident's identifier, and the
         references the rules name do not point at someone else's record (``written``: records a
         transaction writes, judged as written -- not kept, a write's answer only)."""
+        if self._foreign_patient(resource.get("resourceType"), resource.get("id")):
+            return False
         if (raw is None or not self._clean_bytes(raw)) and self._names_other(resource):
             return False
         paths = self._rules.inside.get(resource["resourceType"])
@@ -1165,6 +1169,14 @@ class ScopedRepository:
                 return None
             out.append((key, ",".join(kept)))
         return out
+
+    def _foreign_patient(self, rtype: Any, rid: Any) -> bool:
+        """A Patient record that is not one of the confined caller's records (the index's compartment),
+        whatever it references. Why: R4's Patient compartment takes a Patient by ``Patient.link`` too,
+        so a record merged into the caller's -- another person's, stored by older code, its name,
+        birth date and phone -- was shown to her by its ``replaced-by`` link, though the index had
+        left it out (twenty-sixth round, privleft26; mergemend25 left it)."""
+        return rtype == "Patient" and self._compartment is not None and rid not in self._compartment
 
     def _clean_bytes(self, raw: bytes) -> bool:
         """A fast pre-check on the stored JSON: every ``Patient/<id>`` in it is the caller's and no
