@@ -18,9 +18,22 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.test_resident_launch import (  # noqa: F401  (fixtures)
-    APP, LI, REDIRECT, ZHANG, app, authorize_params, bearer, exchange, http, launch, people, pkce, sign_in,
+from tests.test_resident_launch import (
+    APP,
+    REDIRECT,
+    ZHANG,
+    app,
+    authorize_params,
+    bearer,
+    exchange,
+    http,
+    launch,
+    people,
+    pkce,
+    sign_in,
 )
+
+__all__ = ["app", "http", "people"]  # fixtures of the real resident launch
 
 OTHER_APP = "other-phr"
 
