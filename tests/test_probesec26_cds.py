@@ -181,3 +181,22 @@ def test_feedback_for_a_card_of_another_service_is_404(engine: Any, two: dict[st
     fb = {"feedback": [{"card": card["uuid"], "outcome": "accepted",
                         "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]}]}
     assert two["http"].post(SELECT + "/feedback", json=fb, headers=bearer(engine)).status_code == 404
+
+
+def test_a_card_showing_a_result_is_audited_against_the_record_the_result_is_in(engine: Any,
+                                                                               two: dict[str, Any]) -> None:
+    """IHE BALP (and README "Audit trail": one entity per patient touched, each resource with whose
+    it is): a card shown for Alice's record at B names her result filed under her record at A; the
+    interaction must be findable under that record too, so the trail of the record whose data was
+    disclosed shows it (records are linked by the MPI, and links can be undone)."""
+    p = two["alice"]
+    r = two["http"].post(SIGN, json=hook_request("order-sign", p, [draft("d1", cbc(B), p)]), headers=bearer(engine))
+    assert len(r.json()["cards"]) == 1
+    alice_a = engine.repository.read("DiagnosticReport", two["alice_prior"].split("/")[1])["subject"]["reference"]
+    auditor = {"Authorization": "Bearer " + engine.auth.issue_system_token(
+        "audit-office", "system/AuditEvent.rs", kind="auditor")}
+    found = two["http"].get(f"/fhir/AuditEvent?patient={alice_a}&_count=100", headers=auditor).json()
+    ops = [e["resource"] for e in found.get("entry", [])
+           if any(d.get("valueString", "").startswith("cds:") for x in e["resource"].get("entity", [])
+                  for d in x.get("detail", []))]
+    assert ops, f"no AuditEvent of the CDS call under {alice_a}"
