@@ -199,4 +199,34 @@ def test_a_card_showing_a_result_is_audited_against_the_record_the_result_is_in(
     ops = [e["resource"] for e in found.get("entry", [])
            if any(d.get("valueString", "").startswith("cds:") for x in e["resource"].get("entity", [])
                   for d in x.get("detail", []))]
+    # control: a plain read of that result is found under that record
+    reader = {"Authorization": "Bearer " + engine.auth.issue_system_token("ehr-b", "system/DiagnosticReport.rs")}
+    assert two["http"].get(f"/fhir/{two['alice_prior']}", headers=reader).status_code == 200
+    control = two["http"].get(f"/fhir/AuditEvent?patient={alice_a}&_count=100", headers=auditor).json()
+    assert any(e["resource"]["subtype"][0]["code"] == "read" for e in control.get("entry", []))
     assert ops, f"no AuditEvent of the CDS call under {alice_a}"
+
+
+def test_check_recognition_is_audited_against_the_record_the_result_is_in(engine: Any, two: dict[str, Any]) -> None:
+    """The same for $check-recognition, which returns the result itself (a DiagnosticReport filed
+    under Alice's record at A) for an order on her record at B."""
+    p = two["alice"]
+    h = {"Authorization": "Bearer " + engine.auth.issue_system_token(
+        "ehr-b", "system/ServiceRequest.crus system/DiagnosticReport.rs system/Patient.rs")}
+    sr = {**draft("d1", cbc(B), p), "status": "active"}
+    r = two["http"].post("/fhir/ServiceRequest/$check-recognition", json=sr, headers=h)
+    assert r.status_code == 200, r.text
+    assert two["alice_prior"].split("/")[1] in r.text
+    alice_a = engine.repository.read("DiagnosticReport", two["alice_prior"].split("/")[1])["subject"]["reference"]
+    auditor = {"Authorization": "Bearer " + engine.auth.issue_system_token(
+        "audit-office", "system/AuditEvent.rs", kind="auditor")}
+    found = two["http"].get(f"/fhir/AuditEvent?patient={alice_a}&_count=100", headers=auditor).json()
+    ops = [e["resource"] for e in found.get("entry", [])
+           if any(d.get("valueString", "") == "$check-recognition" for x in e["resource"].get("entity", [])
+                  for d in x.get("detail", []))]
+    # control: a plain read of that result is found under that record
+    reader = {"Authorization": "Bearer " + engine.auth.issue_system_token("ehr-b", "system/DiagnosticReport.rs")}
+    assert two["http"].get(f"/fhir/{two['alice_prior']}", headers=reader).status_code == 200
+    control = two["http"].get(f"/fhir/AuditEvent?patient={alice_a}&_count=100", headers=auditor).json()
+    assert any(e["resource"]["subtype"][0]["code"] == "read" for e in control.get("entry", []))
+    assert ops, f"no AuditEvent of $check-recognition under {alice_a}"
