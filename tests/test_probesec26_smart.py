@@ -324,3 +324,17 @@ def test_backend_token_refused_beyond_its_scope_on_fhir(http, engine):
     r = http.get("/fhir/Patient/fn-zhang", headers=h)
     assert r.status_code == 403 and r.json()["resourceType"] == "OperationOutcome"
     assert http.post("/fhir/Observation", headers=h, json={"resourceType": "Observation"}).status_code == 403
+
+
+def test_capability_statement_security_agrees_with_discovery(http):
+    """conformance.html: rest.security.service SMART-on-FHIR; the oauth-uris extension (deprecated
+    but still read by clients) must name the same endpoints as .well-known/smart-configuration."""
+    cs = http.get("/fhir/metadata")
+    assert cs.status_code == 200
+    sec = cs.json()["rest"][0]["security"]
+    assert any(c["code"] == "SMART-on-FHIR" for s in sec["service"] for c in s["coding"])
+    uris = {e["url"]: e["valueUri"] for x in sec["extension"] if x["url"].endswith("/oauth-uris")
+            for e in x["extension"]}
+    conf = http.get("/.well-known/smart-configuration").json()
+    assert uris["token"] == conf["token_endpoint"] and uris["authorize"] == conf["authorization_endpoint"]
+    assert uris["revoke"] == conf["revocation_endpoint"] and uris["introspect"] == conf["introspection_endpoint"]
