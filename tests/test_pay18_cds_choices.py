@@ -122,18 +122,21 @@ def test_a_reason_given_in_cds_decides_the_order_signed_from_the_draft(engine: A
     assert (row["status"], row["reason"]) == expected
 
 
+HI = "66666666-6666-4666-8666-666666666666"  # a UUID (CDS Hooks 2.0): each call below is malformed otherwise
+
+
 @pytest.mark.parametrize("path,body", [
     ("/cds-services/huren-recognition-sign/feedback", {"feedback": ["not-an-object"]}),
     ("/cds-services/huren-recognition-sign/feedback", {"feedback": [{"card": ["c"], "outcome": "accepted"}]}),
-    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": "x",
+    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": HI,
                                               "context": {"patientId": "p", "draftOrders": ["x"]}}),
-    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": "x",
+    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": HI,
                                               "context": {"patientId": "p", "draftOrders": {"entry": "x"}}}),
-    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": "x",
+    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": HI,
                                               "context": {"patientId": "p"}, "prefetch": ["x"]}),
-    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": "x",
+    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": HI,
                                               "context": {"patientId": ["p"]}}),
-    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": "x",
+    ("/cds-services/huren-recognition-sign", {"hook": "order-sign", "hookInstance": HI,
                                               "context": {"patientId": "p", "selections": [{}]}}),
 ])
 def test_a_malformed_hook_call_or_feedback_is_a_400_with_a_body(engine: Any, ward: dict[str, Any], path: str,

@@ -139,7 +139,7 @@ def test_two_hospitals_one_resident(engine: Engine, mllp: int) -> None:
     draft = {"resourceType": "ServiceRequest", "id": "draft-1", "status": "draft", "intent": "order",
              "code": {"coding": [{"system": f"urn:huren:code:{B}", "code": "1001"}]},
              "subject": {"reference": patient_b}, "authoredOn": "2026-03-15T09:00:00+08:00"}
-    hook = {"hookInstance": "e2e-1", "hook": "order-select",
+    hook = {"hookInstance": "e2e00000-0000-4000-8000-000000000001", "hook": "order-select",
             "context": {"userId": "Practitioner/1", "patientId": patient_b.split("/")[1], "selections": ["ServiceRequest/draft-1"],
                         "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}}}
     ehr = bearer(engine, "system/ServiceRequest.crus")  # a CDS call records a decision: write scope

@@ -338,7 +338,7 @@ def test_identity_operations(world, a_token):
 def test_cds_reports_admin_and_audit(world, a_token):
     http = world["http"]
     b1 = world["ids"]["B"][0]
-    hook = {"hookInstance": "h-1", "hook": "order-select", "context": {
+    hook = {"hookInstance": "00000000-0000-4000-8000-0000000000a1", "hook": "order-select", "context": {
         "userId": "Practitioner/x", "patientId": b1, "draftOrders": {"resourceType": "Bundle", "type": "collection",
                                                                      "entry": []}}}
     for path, body in (("/cds-services/huren-recognition-select", hook),

@@ -14,6 +14,7 @@ public.
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from datetime import date
 from typing import Any
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.audit.events import patients_of
 from engine.audit.note import note
 from engine.auth.caller import Caller
 from engine.auth.deps import get_caller, get_repo
@@ -39,6 +41,9 @@ SERVICES = {
     "huren-recognition-sign": "order-sign",
 }
 _NS = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-3c6f2b1f0d11")
+# CDS Hooks 2.0 §HTTP Request: hookInstance is "a universally unique identifier (UUID) for this
+# particular hook call" -- its canonical text form (8-4-4-4-12 hex digits)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -69,16 +74,51 @@ def _draft_orders(context: dict[str, Any]) -> list[dict[str, Any]]:
             and e["resource"].get("resourceType") == "ServiceRequest"]
 
 
+def disclosed(recognition: Any, matches: list[Recognisable]) -> dict[str, list[str]]:
+    """Whose each shown result is, for the audit record (``note``'s ``owners``): reference -> the
+    patient record it is filed under. A card or ``$check-recognition`` answer for an order on one
+    record names results filed under other linked records of the same person; IHE BALP's one
+    patient entity per patient whose data was disclosed makes the interaction findable under each
+    such record (``AuditEvent?patient=``, and the resident's "who looked"), not only under the
+    order's. The recognition index knows each result's record; a result it does not (an entry
+    without one) is read for its subject, and one whose record cannot be told is still listed."""
+    owners: dict[str, list[str]] = {}
+    for m in matches:
+        ref, patient = m.result.ref, m.result.patient
+        if isinstance(patient, str) and patient.startswith("Patient/") and len(patient) > 8:
+            owners[ref] = [patient[8:]]
+            continue
+        rtype, _, rid = ref.partition("/")
+        stored = recognition.read(rtype, rid) if rid else None
+        whose = patients_of(stored) if stored else []
+        if whose:
+            owners[ref] = whose
+    return owners
+
+
+def _given_to(caller: Caller) -> list[str]:
+    """Whom a card is given to: the client and the subject of the token it was asked with."""
+    return [caller.client_id, caller.subject]
+
+
 def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draft: dict[str, Any], order: Order,
-          matches: list[Recognisable], user: str | None) -> dict[str, Any]:
+          matches: list[Recognisable], user: str | None, caller: Caller) -> dict[str, Any]:
     """One card for a draft with recognisable priors; the card row kept for its feedback names
     the draft's requester and location as an order's check row does (``FactReader.orderer``),
-    else the hook's ``userId``: a recognition made in CDS counts for that doctor."""
+    else the hook's ``userId``: a recognition made in CDS counts for that doctor.
+
+    The card (its id, and the row kept for its feedback) is the caller's own: keyed on the client
+    and subject of the token as well as the patient, ``hookInstance`` and draft id, and the row
+    names whom it was given to (``to``; feedback from anyone else is a 404). A draft id is the
+    EHR's own and a ``hookInstance`` is only what the client says: keyed on those two alone, a
+    second client's call with the same pair replaced the first's row, and the first doctor's
+    "recognise" was recorded against the other person's order (probesec26)."""
     rules = recognition.rules
     item = matches[0].item
     newest = matches[0].result
     draft_ref = f"ServiceRequest/{draft.get('id')}"
-    card_id = str(uuid.uuid5(_NS, f"{hook_instance}|{draft_ref}"))
+    to = _given_to(caller)
+    card_id = str(uuid.uuid5(_NS, "|".join((hook_instance, *to, order.patient or "", draft_ref))))
     recognise_id = str(uuid.uuid5(_NS, f"{card_id}|recognise"))
     base = request.app.state.engine.settings.fhir_base_url
     suggestions: list[dict[str, Any]] = [{
@@ -107,6 +147,7 @@ def _card(recognition: Any, request: Request, hook_instance: str, sid: str, draf
         "item": order.item, "inst": order.institution, "day": order.day.isoformat(),
         "doctor": doctor or user, "dept": dept, "placer": list(placers),
         "recognisable": [m.result.ref for m in matches], "recognise": recognise_id, "retest": retest,
+        "to": to,
     })
     lines = [f"- [{m.result.ref}]({base}/{m.result.ref}) — {m.result.institution}, {m.result.day.isoformat()}, "
              f"{m.window_left} days left of {item.window_days}" for m in matches]
@@ -147,9 +188,12 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
     hook, body = await _call_body(service_id, request, caller)
     if not isinstance(body, dict) or body.get("hook") != hook or not isinstance(body.get("context"), dict):
         raise BadRequest(f"expected a '{hook}' hook request with a context")
-    hook_instance = str(body.get("hookInstance") or "")
+    hook_instance = body.get("hookInstance")
     if not hook_instance:
         raise BadRequest("hookInstance is required")
+    if not isinstance(hook_instance, str) or not _UUID.match(hook_instance):
+        raise BadRequest(f"hookInstance must be a UUID (CDS Hooks 2.0 §HTTP Request), not {str(hook_instance)[:40]!r}")
+    hook_instance = hook_instance.lower()
     context = body["context"]
     patient_id = context.get("patientId")
     if not isinstance(patient_id, str) or not patient_id:
@@ -173,6 +217,7 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
         drafts = [d for d in drafts if f"ServiceRequest/{d.get('id')}" in selected] or drafts
     cards: list[dict[str, Any]] = []
     touched: list[str] = []
+    owners: dict[str, list[str]] = {}
     for draft in drafts:
         draft = {**draft, "subject": draft.get("subject") or {"reference": f"Patient/{patient_id}"}}
         order = recognition.facts.order(draft)
@@ -189,23 +234,27 @@ async def call_service(service_id: str, request: Request, caller: Caller = Depen
         if matches:
             user = context.get("userId")
             cards.append(_card(recognition, request, hook_instance, service_id, draft, order, matches,
-                               user if isinstance(user, str) and user else None))
+                               user if isinstance(user, str) and user else None, caller))
             touched.extend(m.result.ref for m in matches)
-    note(request, action="operation", resources=touched, patient_ids=[patient_id],
+            owners.update(disclosed(recognition, matches))
+    note(request, action="operation", resources=touched, patient_ids=[patient_id], owners=owners,
          detail={"operation": f"cds:{service_id}", "cards": len(cards)})
     return _json({"cards": cards})
 
 
-def _choice(fb: Any, cards: Any, service_id: str,
-            reason_system: str) -> tuple[dict[str, Any], str, str | None, str | None]:
+def _choice(fb: Any, cards: Any, service_id: str, reason_system: str,
+            caller: Caller) -> tuple[dict[str, Any], str, str | None, str | None]:
     """One feedback item (CDS Hooks 2.0 §Feedback) read as (card row, choice, reason, comment);
-    a malformed item is a 400, an unknown card a 404. An override's reason counts only in
+    a malformed item is a 400, an unknown card a 404 -- and so is a card given to another caller
+    (another client, or another user of it: ``to``), which is not this caller's to answer and
+    whose existence it is not told. An override's reason counts only in
     huren's reason system (the card's ``overrideReasons``); its ``userComment`` is the reason's
     text (R06 needs one)."""
     if not isinstance(fb, dict) or not isinstance(fb.get("card"), str):
         raise BadRequest("each feedback item is an object with a 'card' id")
     card = cards.get(fb["card"])
-    if card is None or card["service"] != service_id:
+    # (a row kept before cards were given to someone has no ``to``: its feedback is taken as before)
+    if card is None or card["service"] != service_id or card.get("to", _given_to(caller)) != _given_to(caller):
         raise NotFound(f"unknown card {fb['card']!r}")
     outcome = fb.get("outcome")
     suggestions = fb.get("acceptedSuggestions") or []
@@ -241,7 +290,7 @@ async def feedback(service_id: str, request: Request, caller: Caller = Depends(g
     cards = recognition.store.collection(CARDS)
     # every item is checked before any is recorded: a bad item refuses the whole call (400/404)
     # instead of leaving the items before it recorded and answering an error
-    choices = [_choice(fb, cards, service_id, recognition.rules.reason_system) for fb in items]
+    choices = [_choice(fb, cards, service_id, recognition.rules.reason_system, caller) for fb in items]
     recorded = []
     patients: set[str] = set()
     for card, choice, reason, comment in choices:

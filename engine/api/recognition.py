@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from engine import fhirjson
+from engine.api.cds import disclosed
 from engine.api.formats import fhir_negotiation, json_only
 from engine.api.outcomes import fhir_response
 from engine.audit.note import note
@@ -181,7 +182,7 @@ async def check_recognition(request: Request, caller: Caller = Depends(get_calle
     with_resources = caller.allows(matches[0].result.resource_type, "read") if matches else False
     out = result_parameters(recognition, order, matches, read=read if with_resources else None)
     note(request, action="operation", resources=[m.result.ref for m in matches], patient_ids=patient_ids,
-         detail={"operation": "$check-recognition", "item": order.item})
+         owners=disclosed(recognition, matches), detail={"operation": "$check-recognition", "item": order.item})
     return fhir_response(out)
 
 

@@ -20,6 +20,7 @@ number from an unknown one: both get "a code has been sent".
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import math
@@ -39,6 +40,7 @@ from engine.auth.family import RELATIONSHIPS, FamilyAccess, Grant, person_key
 from engine.auth.sender import CodeSender, build_sender
 from engine.errors import Gone, NotFound
 from engine.identity import nationalid
+from engine.repository.port import DuplicateKey
 from mappings.sitefiles import safe_load
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -139,7 +141,10 @@ class ResidentAuth:
         self.refresh = store.collection("auth_refresh")
         self.limits = store.collection("auth_limits")
         self.devices = store.collection("auth_devices")
-        for coll in (self.requests, self.otps, self.codes, self.refresh, self.limits, self.devices):
+        # who redeemed an authorization code or refresh token, and whether it was used again
+        # (``_redeem``): rows only ever inserted, the one atomic step both backends share
+        self.redeemed = store.collection("auth_redeemed")
+        for coll in (self.requests, self.otps, self.codes, self.refresh, self.limits, self.devices, self.redeemed):
             coll.ensure_index(["exp"])
         self.refresh.ensure_index(["family"])
 
@@ -416,10 +421,8 @@ class ResidentAuth:
             raise OAuthError("invalid_grant", "the authorization code is invalid or has expired")
         if doc["used"]:
             # RFC 6749 §4.1.2: a replayed code revokes what was issued from it.
-            for jti, exp in doc["jtis"]:
-                self.auth.revoke_jti(jti, exp)
-            if doc.get("family"):
-                self._revoke_family(doc["family"])
+            if self._second_use("code", doc["_id"], doc["exp"]):
+                self._revoke_code(doc["_id"])
             raise OAuthError("invalid_grant", "the authorization code has already been used")
         if doc["client_id"] != client.client_id:
             raise OAuthError("invalid_grant", "the authorization code was issued to another client")
@@ -427,11 +430,63 @@ class ResidentAuth:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
         if not hmac.compare_digest(s256(verifier), doc["code_challenge"]):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+        if not self._redeem("code", doc["_id"], doc["exp"]):
+            # redeemed at this moment through another worker (or thread): a second use as any other
+            if self._second_use("code", doc["_id"], doc["exp"]):
+                self._revoke_code(doc["_id"])
+            raise OAuthError("invalid_grant", "the authorization code has already been used")
         family = secrets.token_urlsafe(12) if "offline_access" in doc["scope"] else None
         response, jti, exp = self._tokens(client, doc["scope"], doc["patient"], doc["person"], doc.get("nonce"),
                                           family, acting=doc.get("acting"), consent=doc.get("consent"))
         self.codes.update(doc["_id"], {"used": True, "jtis": [[jti, exp]], "family": family})
+        if self._settle("code", doc["_id"], doc["exp"]):  # used again while these were being issued
+            self._revoke_code(doc["_id"])
         return response
+
+    # ---- single use: one atomic step on both backends -----------------------------------------
+    #
+    # Of several requests presenting one authorization code or refresh token -- one after the
+    # other, or at the same moment through several workers on one store -- exactly one redeems it:
+    # the one whose insert of ``<kind>:<hash>`` succeeded (``_redeem``; a unique insert is atomic
+    # on SQLite and MongoDB alike, where "read ``used``, then set it" let two through). Every other
+    # is a second use, which revokes what the first issued (RFC 6749 §4.1.2; rotation's reuse
+    # detection, RFC 9700 §4.14.2). The first may still be issuing, so the two meet on two more
+    # inserted rows: the first, once what it issued is recorded, inserts ``:settled`` and then
+    # looks for ``:replayed``; a second use inserts ``:replayed`` and then looks for ``:settled``.
+    # Whichever looks last sees the other's row and revokes (both may: revoking is idempotent).
+
+    def _redeem(self, kind: str, key: str, exp: int) -> bool:
+        """True for the one request that redeems the code or refresh token ``key`` (its hash)."""
+        try:
+            self.redeemed.insert({"_id": f"{kind}:{key}", "exp": int(exp)})
+        except DuplicateKey:
+            return False
+        return True
+
+    def _settle(self, kind: str, key: str, exp: int) -> bool:
+        """The redeemer has recorded what it issued; True when a second use came meanwhile and
+        found it unsettled (the redeemer then revokes what it issued itself)."""
+        with contextlib.suppress(DuplicateKey):
+            self.redeemed.insert({"_id": f"{kind}:{key}:settled", "exp": int(exp)})
+        return self.redeemed.get(f"{kind}:{key}:replayed") is not None
+
+    def _second_use(self, kind: str, key: str, exp: int) -> bool:
+        """A second use of ``key``; True when the first has settled, so that this request revokes
+        what it issued (False: the first will, when it settles). A code or token used before its
+        rows were kept (or after they were purged) has settled long ago."""
+        with contextlib.suppress(DuplicateKey):
+            self.redeemed.insert({"_id": f"{kind}:{key}:replayed", "exp": int(exp)})
+        if self.redeemed.get(f"{kind}:{key}") is None:
+            return True
+        return self.redeemed.get(f"{kind}:{key}:settled") is not None
+
+    def _revoke_code(self, key: str) -> None:
+        """Revoke what the authorization code ``key`` issued: its access token and refresh family."""
+        doc = self.codes.get(key) or {}
+        for jti, exp in doc.get("jtis") or ():
+            self.auth.revoke_jti(jti, exp)
+        if doc.get("family"):
+            self._revoke_family(doc["family"])
 
     def _tokens(self, client: Client, scopes: list[str], patient: str, person: str, nonce: str | None,
                 family: str | None, *, acting: str | None = None,
@@ -481,7 +536,8 @@ class ResidentAuth:
             raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
         if doc["used"]:
             # Rotation (OAuth 2.0 Security BCP §4.14): reuse of a rotated token means it leaked.
-            self._revoke_family(doc["family"])
+            if self._second_use("refresh", doc["_id"], doc["exp"]):
+                self._revoke_family(doc["family"])
             raise OAuthError("invalid_grant", "the refresh token was already used; its grant is revoked")
         scopes = doc["scope"]
         if form.get("scope"):
@@ -504,11 +560,19 @@ class ResidentAuth:
         if doc.get("consent") and not self._grant_holds(doc):
             self._revoke_family(doc["family"])
             raise OAuthError("invalid_grant", "the family access this sign-in relied on was withdrawn or has expired")
+        if not self._redeem("refresh", doc["_id"], doc["exp"]):
+            # used at this moment through another worker: reuse as a later use is
+            if self._second_use("refresh", doc["_id"], doc["exp"]):
+                self._revoke_family(doc["family"])
+            raise OAuthError("invalid_grant", "the refresh token was already used; its grant is revoked")
         if not self.refresh.update(doc["_id"], {"used": True}):
             raise OAuthError("invalid_grant", "the refresh token is invalid, expired or revoked")
         family = doc["family"] if "offline_access" in scopes else None  # no longer registered: no new refresh
-        response, _, _ = self._tokens(client, scopes, doc["patient"], doc["person"], None, family,
-                                      acting=doc.get("acting"), consent=doc.get("consent"))
+        response, jti, exp = self._tokens(client, scopes, doc["patient"], doc["person"], None, family,
+                                          acting=doc.get("acting"), consent=doc.get("consent"))
+        if self._settle("refresh", doc["_id"], doc["exp"]):  # reused while these were being issued
+            self.auth.revoke_jti(jti, exp)
+            self._revoke_family(doc["family"])
         return response
 
     def _grant_holds(self, doc: dict[str, Any]) -> bool:
@@ -550,7 +614,7 @@ class ResidentAuth:
         codes and limits an hour after they expired, refresh tokens and revocations once expired.
         Used authorization codes are kept that hour so a late replay is still recognised."""
         now = int(time.time())
-        for coll in (self.requests, self.otps, self.codes, self.limits, self.devices):
+        for coll in (self.requests, self.otps, self.codes, self.limits, self.devices, self.redeemed):
             for d in coll.find({"exp": {"$lt": now - 3600}}, limit=100):
                 coll.delete(d["_id"])
         for d in self.refresh.find({"exp": {"$lt": now}}, limit=100):
