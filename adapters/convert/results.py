@@ -395,10 +395,10 @@ def _reason_taken_back(orc: Segment | None, res: Resource, ctx: Context) -> None
     changed (a haemolysed specimen recollected) -- not a withdrawal: the stored re-test reason stands
     and the stated one is kept beside it under its own system (``retest_reason``: any other reason as
     sent; ``merge.yaml``: the rest of reasonCode is a union)."""
-    if orc is None or not _placers_statement(orc, ctx):
+    # ORC-16 first: an ORC-16 other than ``""`` (nearly every ORC) withdraws nothing whoever sent it
+    if orc is None or orc.field(16) != '""' or not _placers_statement(orc, ctx):
         return
-    if orc.field(16) == '""':
-        ctx.delete(res, "reasonCode", _RETEST_REASON)
+    ctx.delete(res, "reasonCode", _RETEST_REASON)
 
 
 # ORC-1 codes by which the placer states the order as it now is (v2.5 table 0119): a new order, a
