@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.convert import common, datatypes, his, lis, pacs, referral, results, templates
 from adapters.convert.actors import practitioner
+from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context, Holds
 from adapters.convert.engine import compile_rule
 from adapters.convert.tables import vocabulary
@@ -251,16 +252,16 @@ def _merge_pid(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]
     return None
 
 
-_FORECAST_STEPS: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+_FORECAST_STEPS: ByIdentity[dict[str, Any], dict[str, Any]] = ByIdentity(16)
 
 
 def _forecast_steps(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec's ``forecast`` map (OBX-3 code → rule on OBX-5) compiled once per template."""
-    cached = _FORECAST_STEPS.get(id(spec))
-    if cached is None or cached[0] is not spec:
-        steps = {code: compile_rule({"field": 5, **rule}) for code, rule in (spec.get("forecast") or {}).items()}
-        cached = _FORECAST_STEPS[id(spec)] = (spec, steps)
-    return cached[1]
+    cached = _FORECAST_STEPS.get(spec)
+    if cached is None:
+        cached = _FORECAST_STEPS.put(spec, {code: compile_rule({"field": 5, **rule})
+                                            for code, rule in (spec.get("forecast") or {}).items()})
+    return cached
 
 
 def _immunization_recommendation(seg: Segment | None, scope: Scope, env: Env, spec: dict[str, Any]) -> Ref | None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from adapters.convert.by_identity import ByIdentity
 from adapters.convert.context import Context
 from adapters.convert.datatypes import CONVERTERS, decimal
 from adapters.convert.tables import table
@@ -48,7 +49,7 @@ def apply_table(name: str, segments: dict[str, Segment | None], ctx: Context, re
 
 
 Applier = Callable[[dict[str, Segment | None], Context, Resource], None]
-_COMPILED: dict[int, tuple[Any, Applier]] = {}
+_COMPILED: ByIdentity[dict[str, Any], Applier] = ByIdentity(256)  # a site compiles ~30 rule tables (459 sample messages: 26)
 
 
 def _applier(plan: Plan) -> Applier:
@@ -81,9 +82,9 @@ def _compiled(spec: dict[str, Any]) -> Applier:
     """The table compiled into a plan and its applier, once per loaded table (the YAML stays the
     data that drives conversion; compiling only resolves converters, paths and flags ahead of
     time)."""
-    cached = _COMPILED.get(id(spec))
-    if cached is not None and cached[0] is spec:
-        return cached[1]
+    cached = _COMPILED.get(spec)
+    if cached is not None:
+        return cached
     default_segment = spec.get("segment", "")
     plan: Plan = [
         (
@@ -94,9 +95,7 @@ def _compiled(spec: dict[str, Any]) -> Applier:
         )
         for rule in spec.get("rules", ())
     ]
-    apply = _applier(plan)
-    _COMPILED[id(spec)] = (spec, apply)
-    return apply
+    return _COMPILED.put(spec, _applier(plan))
 
 
 def located(rule: dict[str, Any], segment: str) -> dict[str, Any]:

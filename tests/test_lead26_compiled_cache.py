@@ -1,0 +1,80 @@
+"""The converter's compiled tables and templates are held by identity and bounded (``ByIdentity``).
+
+Before, each site load left its compiled closures in module dicts for the life of the process (a test
+worker grew to ~1.8 GB and spent its late files in full collections). These tests hold the two
+halves of the change: the bound holds when sites are loaded again and again, and a cache emptied
+at any point converts exactly what it converted before (the golden digests of every sample and
+feed variant).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from adapters.convert import builders, engine, templates
+from adapters.convert.by_identity import ByIdentity
+from tests.conftest import sample_files, sample_site
+from tests.test_convert_golden import GOLDEN, _outcome, outcomes
+
+CACHES = (engine._COMPILED, templates._COMPILED, builders._FORECAST_STEPS)
+
+
+def test_an_equal_table_that_is_another_object_is_not_taken_for_it() -> None:
+    cache: ByIdentity[dict[str, int], str] = ByIdentity(4)
+    table = {"rules": 1}
+    cache.put(table, "compiled")
+    assert cache.get(table) == "compiled"
+    assert cache.get({"rules": 1}) is None  # equal, not the same: a reloaded site's own table
+
+
+def test_the_cache_is_emptied_when_full_and_fills_again() -> None:
+    cache: ByIdentity[object, int] = ByIdentity(3)
+    keys = [object() for _ in range(7)]
+    for n, key in enumerate(keys):
+        cache.put(key, n)
+        assert len(cache) <= 3
+    assert cache.get(keys[-1]) == 6 and cache.get(keys[0]) is None
+
+
+def test_sites_loaded_again_and_again_leave_a_bounded_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each site of its own folder (a test's, a site edited and reloaded) compiles its tables again:
+    unbounded, every load leaves its set, as before this change; bounded, the entries stay within
+    the bound however many sites come."""
+    texts = [p.read_text(encoding="utf-8") for p in sample_files() if "ADT_A01" in p.name][:3]
+
+    def load_and_convert(n: int) -> None:
+        (tmp_path / str(n)).mkdir()
+        site = sample_site(tmp_path / str(n))
+        for text in texts:
+            _outcome(text, site)
+
+    monkeypatch.setattr(engine._COMPILED, "limit", 10**6)
+    before = len(engine._COMPILED)
+    for n in range(3):
+        load_and_convert(n)
+    per_site = (len(engine._COMPILED) - before) / 3
+    assert per_site >= 1  # each load compiled its own rule tables
+    monkeypatch.setattr(engine._COMPILED, "limit", int(per_site) + 1)
+    for n in range(3, 6):
+        load_and_convert(n)
+        assert len(engine._COMPILED) <= engine._COMPILED.limit
+
+
+def test_a_cache_emptied_within_every_message_converts_the_same(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for one entry each cache is emptied within nearly every message: the output of
+    every sample and the first feed variants is still the golden file's, message for message."""
+    for cache in CACHES:
+        monkeypatch.setattr(cache, "limit", 1)
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    with mock.patch("adapters.convert.common.received_now", return_value="2026-01-01T00:00:00+00:00"):
+        ours = {name: hashlib.sha256(data).hexdigest() for name, data in itertools.islice(outcomes(tmp_path), 160)}
+    assert len(ours) == 160 and sum(name.startswith("feeds/") for name in ours) >= 10
+    changed = [name for name in ours if ours[name] != golden[name]]
+    assert not changed, changed[:5]
