@@ -405,3 +405,106 @@ def test_resident_wrong_code_then_signs_in_and_out_and_back_shows_nothing(site, 
         assert re.search(r"[\u4e00-\u9fff]", id_error), id_error
     finally:
         phone.close()
+
+
+def test_staff_sign_in_by_keyboard_alone_with_focus_shown(site, desk: Browser) -> None:
+    """Tab from the top of the sign-in page: name, password, code, the button; each labelled, each
+    showing where the focus is; Enter signs in."""
+    engine, base = site
+    secret = _accounts["kb.user"] = StaffDirectory(engine.settings.data_dir).add(
+        "kb.user", role="auditor", institution="YBJ", password=AUDITOR_PASSWORD, display="键盘",
+        roles=engine.staff.roles).secret
+    desk.send("Page.enable")
+    desk.send("Page.navigate", url=base + "/ui/duplicates")
+    desk.wait_for("location.pathname === '/ui/signin' && document.readyState === 'complete'")
+    def key(k: str, code: int, text: str = "") -> None:
+        desk.send("Input.dispatchKeyEvent", type="keyDown", key=k, code=k, windowsVirtualKeyCode=code,
+                  **({"text": text} if text else {}))
+        desk.send("Input.dispatchKeyEvent", type="keyUp", key=k, code=k, windowsVirtualKeyCode=code)
+
+    ring = ("(() => { const s = getComputedStyle(document.activeElement);"
+            " return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0 || s.boxShadow !== 'none'; })()")
+    order, rings = [], []
+    for i, value in enumerate(("kb.user", AUDITOR_PASSWORD, "CODE")):
+        if i:
+            key("Tab", 9)
+        el = desk.eval("[document.activeElement.id, document.activeElement.labels ? document.activeElement.labels.length : 0]")
+        order.append(el[0])
+        assert el[1] == 1, el  # labelled
+        if i:  # reached by Tab (the autofocused first field draws no ring in a background test window)
+            rings.append(desk.eval(ring))
+        desk.send("Input.insertText", text=rfc6238(secret, time.time()) if value == "CODE" else value)
+    assert order == ["name", "password", "code"], order
+    _shot(desk, "18-signin-keyboard-desktop", full=False)
+    assert all(rings), rings  # where the focus is can be seen on each field
+    key("Enter", 13, "\r")
+    desk.wait_for("location.pathname === '/ui/duplicates' && document.body.dataset.loaded === '1'")
+
+
+def test_throttled_sign_in_says_how_long_in_chinese(site, desk: Browser) -> None:
+    """Six wrong passwords (another person's guesses, say): the account is not locked, the page says
+    how long to wait, in Chinese."""
+    engine, base = site
+    _accounts["lock.me"] = StaffDirectory(engine.settings.data_dir).add(
+        "lock.me", role="auditor", institution="YBJ", password=AUDITOR_PASSWORD, display="锁",
+        roles=engine.staff.roles).secret
+    desk.send("Page.enable")
+    desk.send("Page.navigate", url=base + "/ui/signin")
+    desk.wait_for("document.readyState === 'complete' && !!document.querySelector('#name')")
+    said = ""
+    for _ in range(8):
+        desk.eval("document.querySelector('#name').value = 'lock.me'; document.querySelector('#password').value = 'guess';"
+                  "document.querySelector('#code').value = '123456'; document.querySelector('#signin').submit(); true")
+        time.sleep(0.3)
+        desk.wait_for("document.readyState === 'complete' && document.querySelector('#signin-error') !== null")
+        said = desk.eval("document.querySelector('#signin-error').innerText")
+        if "尝试次数过多" in said:
+            break
+    _shot(desk, "19-signin-throttled-desktop", full=False)
+    assert "尝试次数过多" in said and re.search(r"\d+ (秒|分钟)", said) and "不是永久锁定" in said, said
+
+
+def test_auditor_filters_to_nothing_and_to_a_name_that_is_not_there(site, desk: Browser) -> None:
+    engine, base = site
+    staff_sign_in(desk, engine, base, "kong.empty", "auditor", "空")
+    desk.eval("document.querySelector('#filters [name=institution]').value = '不存在的卫生院';"
+              "document.querySelector('#apply').click(); true")
+    time.sleep(1)
+    said = desk.eval("document.querySelector('#message').innerText")
+    _shot(desk, "20-filter-unknown-place-desktop", full=False)
+    assert re.search(r"[\u4e00-\u9fff]", said) and "{" not in said, said
+    desk.eval("document.querySelector('#filters [name=institution]').value = '';"
+              "document.querySelector('#filters [name=from]').value = '2024-01-01';"
+              "document.querySelector('#filters [name=to]').value = '2024-01-31';"
+              "document.querySelector('#apply').click(); true")
+    desk.wait_for("document.querySelector('#flags tbody tr.empty') !== null")
+    empty = desk.eval("document.querySelector('#flags tbody').innerText")
+    assert "没有疑似重复" in empty, empty
+    assert "2024年1月1日" in desk.eval("document.querySelector('#filters').innerText")  # the picked day in words
+    _shot(desk, "21-filter-empty-desktop")
+
+
+def test_insurance_page_on_a_phone(site, tmp_path: Path) -> None:
+    """The settlement and indicators page at 390 px. On a site whose settlement rules lack a required
+    setting (the shipped demo's), 结算 says so -- with the server's file path and the rule's English
+    diagnostics in one unbroken run (``/work/.../mappings/insurance/settlement.yaml:51: regions.funing
+    .years.2026.overspend[0].fund_pays: required...``), which is wider than the phone: the page
+    scrolls sideways (426 px)."""
+    engine, base = site
+    b = Browser(tmp_path)
+    try:
+        b.send("Emulation.setDeviceMetricsOverride", **PHONE)
+        staff_sign_in(b, engine, base, "bao.ins", "auditor", "保", page="/ui/insurance")
+        assert b.eval("document.documentElement.lang") == "zh-CN" and b.eval("document.title").startswith("互认")
+        b.eval("document.querySelector('#indicators-form [name=month]').value = '2025-03';"
+               "document.querySelector('#ind-apply').click(); true")
+        time.sleep(2)
+        _shot(b, "22-insurance-phone")
+        seen = visible_text(b)
+        assert "Traceback" not in seen and '{"' not in seen, seen[:300]
+        # the widest thing on the page, if the page is wider than the phone
+        widest = b.eval("[...document.querySelectorAll('body *')].filter(e => e.scrollWidth > e.clientWidth + 1 && e.clientWidth)"
+                        ".map(e => (e.id || e.tagName) + ':' + e.scrollWidth + '>' + e.clientWidth + ':' + (e.innerText || '').slice(0, 80))")
+        assert outside(b, PHONE) == [], widest
+    finally:
+        b.close()
