@@ -42,6 +42,7 @@ LI = "320923198809030023"  # 李秀英 of files 10-12: her blood count repeated 
 LONG = "320923197002020022"
 LONG_NAME = "欧阳^娜娜买买提阿依古丽热依拉古丽"
 BAD_CONTROL = "PROBEUI26-BAD-1"
+NEW = "32092320000101002X"  # registered at a township centre, nothing else yet: her pages are empty
 
 
 def _shot(browser: Browser, name: str, full: bool = True) -> Path:
@@ -74,6 +75,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, str
                   f"OBX|2|ST|MORPH^外周血涂片形态^L||红细胞大小不等，可见少量靶形红细胞、口形红细胞及棘形红细胞，白细胞形态未见明显异常，血小板散在可见，未见幼稚细胞及有核红细胞，建议结合临床及骨髓检查结果综合分析||||N|||F|||{day}1000")
         status, headers, ack = _http("POST", base + "/hl7v2", sender, msg, "x-application/hl7-v2+er7")
         assert status == 200 and headers.get("x-hl7-ack-code") == "AA", ack
+        reg = hl7(msh("HIS", "FNYLWSY", "202503221000", "ADT^A04^ADT_A01", "PROBEUI26-REG-1"), "EVN|A04|20250322100000",
+                  f"PID|1||{NEW}^^^公安部^NNCHN~YL2026000999^^^FNYLWSY^PI||周^新||20000101|F|||||^PRN^CP^^^^13700008888",
+                  "PV1|1|O")
+        status, headers, ack = _http("POST", base + "/hl7v2", sender, reg, "x-application/hl7-v2+er7")
+        assert headers.get("x-hl7-ack-code") == "AA", ack
         # a message the engine refuses (AE): an ORU whose PID-3 holds no identifier
         bad = hl7(msh("LIS", "FNZYY", "202503211100", "ORU^R01^ORU_R01", BAD_CONTROL),
                   "PID|1||^^^公安部^NNCHN||李^秀英||19880903|F",
@@ -508,3 +514,24 @@ def test_insurance_page_on_a_phone(site, tmp_path: Path) -> None:
         assert outside(b, PHONE) == [], widest
     finally:
         b.close()
+
+
+def test_a_resident_with_nothing_yet_reads_empty_sections_in_chinese(site, tmp_path: Path) -> None:
+    engine, base = site
+    phone = Phone(tmp_path)
+    try:
+        phone.shots = SHOTS
+        phone.size(390, 844, mobile=True)
+        resident_sign_in(phone, engine, base, NEW)
+        assert phone.text("banner").startswith("周新"), phone.text("banner")
+        said = {}
+        for tab in ("results", "imaging", "meds", "family"):
+            phone.click(f"[data-tab={tab}]")
+            phone.cdp.wait(f"document.getElementById('{tab}').innerText.length > 0")
+            said[tab] = phone.text(tab)
+        phone.shot("23-resident-empty-phone", full=False)
+        for tab, text in said.items():
+            assert re.search(r"[\u4e00-\u9fff]", text) and not re.search(r"\b(undefined|null|NaN)\b", text), (tab, text)
+        assert outside(phone.cdp, {"width": 390}) == []
+    finally:
+        phone.close()
