@@ -16,6 +16,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -262,7 +263,30 @@ def test_the_page_fits_a_phone(site) -> None:
         assert outside(b, PHONE) == []
         b.eval("document.querySelector('#confirm-no').click(); true")  # cancelled: nothing replayed
         b.wait_for("!document.querySelector('#confirm').open")
+        # the page session replays only with its CSRF token, as the other pages' changes
+        doc_id = b.eval("document.querySelector('#d-id').innerText")
+        assert b.eval(f"fetch('/admin/quarantine/{doc_id}/replay', {{method: 'POST'}}).then(r => r.status)") == 403
         doc = next(d for d in engine.ingestor.messages.quarantined() if d["control_id"] == NO_ID)
         assert len(doc.get("replays") or []) <= 1  # the desktop test's replay at most, none from here
     finally:
         b.close()
+
+
+def test_the_list_is_filtered_by_when_it_was_received(site) -> None:
+    """``since``/``before`` on ``/admin/quarantine`` (the page's date filter, Beijing's days as instants
+    with their offset); an instant without an offset says no zone: 400, an OperationOutcome."""
+    engine, base, _ = site
+    token = engine.auth.issue_system_token("ops-console", "system/MessageHeader.r")
+    doc = next(d for d in engine.ingestor.messages.quarantined() if d["control_id"] == NO_ID)
+    at = doc["received_at"]  # 2026-12-03T17:34:00.123456Z
+    def total(**params: str) -> int:
+        query = urllib.parse.urlencode(params)
+        return json.loads(_http("GET", f"{base}/admin/quarantine?{query}", token)[2])["total"]
+    everything = total()
+    assert total(since=at) >= 1 and total(before=at) < everything
+    assert total(since="2999-01-01T00:00:00+08:00") == 0
+    day = at[:10]
+    assert total(since=f"{day}T00:00:00Z", before=f"{day}T23:59:59.999999Z", facility="FNZYY") == 1
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        _http("GET", f"{base}/admin/quarantine?since={day}", token)
+    assert bad.value.code == 400 and json.loads(bad.value.read())["resourceType"] == "OperationOutcome"
