@@ -290,3 +290,39 @@ def test_the_list_is_filtered_by_when_it_was_received(site) -> None:
     with pytest.raises(urllib.error.HTTPError) as bad:
         _http("GET", f"{base}/admin/quarantine?since={day}", token)
     assert bad.value.code == 400 and json.loads(bad.value.read())["resourceType"] == "OperationOutcome"
+
+
+def test_the_words_table_covers_huren_codes_and_is_checked(tmp_path: Path) -> None:
+    """Every HL7 table 0357 code huren answers with has Chinese words; a site's reason whose pattern
+    does not compile, or whose sentence names a group the pattern does not capture, is refused with
+    the file and the reason's id (at run time the last good words stay in force)."""
+    from adapters.hl7v2 import errors
+    from engine.api.ui_quarantine import SHIPPED, WORDS_FILE, QuarantineWords, _checked, _python_pattern
+    from mappings.sitefiles import SiteError, read_yaml
+
+    table = QuarantineWords().current(None)
+    used = {v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str) and v.isdigit()}
+    assert used and used <= set(table["codes"]), used - set(table["codes"])
+    # huren's own sentences, as the engine writes them, find their Chinese
+    said = {r["id"]: re.compile(_python_pattern(r["match"])) for r in table["reasons"]}
+    assert said["unknown-sender"].search("sending facility 'FNNEWHOSP' is not a registered institution "
+                                         "(institutions.yaml of the site)").group("code") == "FNNEWHOSP"
+    assert said["no-patient-identifier"].search(
+        "PID-3 (patient identifier list) has no identifier, nor has PID-2, PID-4, PID-19 or PID-20")
+    site = tmp_path / "site"
+    (site / "quarantine").mkdir(parents=True)
+    bad = site / WORDS_FILE
+    bad.write_text("reasons:\n  - id: typo\n    match: 'sending (?<who>x'\n    zh: '{who}'\n", encoding="utf-8")
+    with pytest.raises(SiteError, match="typo"):
+        _checked(read_yaml(bad).data, bad)
+    bad.write_text("reasons:\n  - id: unnamed\n    match: 'sending (?<who>x)'\n    zh: '{whom}'\n", encoding="utf-8")
+    with pytest.raises(SiteError, match="whom"):
+        _checked(read_yaml(bad).data, bad)
+    words = QuarantineWords()
+    assert words.current(site)["codes"] == table["codes"]  # the broken file: the shipped words stay
+    bad.write_text("codes:\n  '207': 系统内部错误\nreasons:\n  - id: mine\n    match: 'sending (?<who>x)'\n    zh: '{who}'\n",
+                   encoding="utf-8")
+    time.sleep(0.01)
+    mine = words.current(site)
+    assert mine["codes"]["207"] == "系统内部错误" and mine["reasons"][0]["id"] == "mine"  # the site's first
+    assert SHIPPED.is_file()
