@@ -266,18 +266,23 @@ class MessageStore:
     def pending(self, limit: int = 1000) -> list[Document]:
         return self.messages.find({"status": RECEIVED}, sort=[("received_at", 1)], limit=limit)
 
-    def quarantined(self, *, facility: str | None = None, limit: int = 50, skip: int = 0) -> list[Document]:
+    def quarantined(self, *, facility: str | None = None, limit: int = 50, skip: int = 0,
+                    since: str | None = None, before: str | None = None) -> list[Document]:
+        """Newest first; ``since``/``before``: received at or after / before these instants (``now_iso``'s form)."""
         flt: dict[str, Any] = {"status": QUARANTINED}
         if facility:
             flt["facility"] = facility
+        _received(flt, since, before)
         return self.messages.find(flt, sort=[("received_at", -1)], limit=limit, skip=skip)
 
-    def count(self, status: str | None = None, facility: str | None = None) -> int:
+    def count(self, status: str | None = None, facility: str | None = None, *,
+              since: str | None = None, before: str | None = None) -> int:
         flt: dict[str, Any] = {}
         if status:
             flt["status"] = status
         if facility:
             flt["facility"] = facility
+        _received(flt, since, before)
         return self.messages.count(flt)
 
     def fidelity_report(self, institution: str | None = None) -> list[Document]:
@@ -323,6 +328,13 @@ def _reason(errs: list[dict[str, Any]]) -> str | None:
             loc = e.get("location")
             return f"{loc}: {e['message']}" if loc else e["message"]
     return None
+
+
+def _received(flt: dict[str, Any], since: str | None, before: str | None) -> None:
+    """A range of ``received_at`` (UTC texts of one form, so they compare as text)."""
+    span = {op: value for op, value in (("$gte", since), ("$lt", before)) if value}
+    if span:
+        flt["received_at"] = span
 
 
 def summary(doc: Document) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """``/admin``: the operator's view of ingest -- quarantine, replay, fidelity, health, metrics.
 
-Every route needs a bearer token of a **system** client. Reading (quarantine, fidelity,
+Every route needs a bearer token of a **system** client, or a signed-in operator's page session (the
+quarantine page ``/ui/quarantine``; ``engine.auth.policy.require_operator`` decides both). Reading (quarantine, fidelity,
 health, metrics) needs ``MessageHeader`` read (``system/MessageHeader.r``); replaying a message
 needs ``MessageHeader`` create (``system/MessageHeader.c``, the scope that posts messages), since
 a replay imports data exactly as a new message would. ``system/*.cruds`` covers both.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -53,15 +55,33 @@ def _note(request: Request, action: str, detail: dict[str, Any], outcome: str = 
 def list_quarantine(
     request: Request,
     facility: str | None = Query(None, description="sending facility (MSH-4.1)"),
+    since: str | None = Query(None, description="received at or after this instant (ISO 8601 with its offset)"),
+    before: str | None = Query(None, description="received before this instant (ISO 8601 with its offset)"),
     count: int = int_query(50, alias="_count", ge=1, le=500),
     offset: int = int_query(0, alias="_offset"),
     _: Caller = Depends(operator("r")),
     engine: Engine = Depends(get_engine),
 ) -> dict[str, Any]:
     messages = engine.ingestor.messages
-    items = [summary(d) for d in messages.quarantined(facility=facility, limit=count, skip=offset)]
+    span = {"since": _instant("since", since), "before": _instant("before", before)}
+    items = [summary(d) for d in messages.quarantined(facility=facility, limit=count, skip=offset, **span)]
     _note(request, "other", {"admin": "quarantine-list", "count": str(len(items))})
-    return {"total": messages.count(QUARANTINED, facility), "offset": offset, "count": len(items), "items": items}
+    return {"total": messages.count(QUARANTINED, facility, **span), "offset": offset, "count": len(items),
+            "items": items}
+
+
+def _instant(name: str, value: str | None) -> str | None:
+    """An instant with its offset (``2025-03-21T00:00:00+08:00``) as the store writes ``received_at``
+    (UTC, microseconds, ``Z``); one without an offset or a date alone says no zone: 400."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise BadRequest(f"{name} must be an instant with its offset, e.g. 2025-03-21T00:00:00+08:00 (got {value!r})")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @router.get("/quarantine/{message_id}", summary="One stored message with its reason and raw text")

@@ -23,7 +23,7 @@ from engine.api import metadata as metadata_api
 from engine.api import recognition as recognition_api
 from engine.api import referral as referral_api
 from engine.api import reports as reports_api
-from engine.api import ui_duplicates, ui_me, ui_shared, ui_signin
+from engine.api import ui_duplicates, ui_me, ui_quarantine, ui_shared, ui_signin
 from engine.api.cors import AllowedOrigins, Cors
 from engine.api.fast_read import FastRead
 from engine.api.limits import RequestLimits
@@ -66,6 +66,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(ui_signin.router)  # staff sign-in for the pages
     app.include_router(ui_duplicates.router)
     ui_duplicates.mount_static(app)
+    app.include_router(ui_quarantine.router)  # the operator's refused messages
+    ui_quarantine.mount_static(app)
     ui_shared.mount_static(app)
     app.router.on_startup.append(recognition_api.sighup_reloader(engine))
     app.add_middleware(NoStore)  # innermost: Cache-Control: no-store on /fhir answers (FastRead marks its own)

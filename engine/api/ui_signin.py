@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from engine.api.ui_words import site_names
 from engine.audit.note import note
-from engine.auth.policy import allowed, require_auditor, require_insurance_report
+from engine.auth.policy import allowed, require_auditor, require_insurance_report, require_operator
 from engine.auth.staff_oidc import OidcRefused
 from engine.auth.staff_session import DEVICE_COOKIE, SESSION_COOKIE, SignInRefused, StaffSession, csrf_matches
 
@@ -191,7 +191,9 @@ def session_info(request: Request) -> Response:
                          # what the pages offer is what the access policy allows (the API still decides)
                          "can": {"duplicates": allowed(require_auditor, caller),
                                  "review": allowed(require_auditor, caller, review=True),
-                                 "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter")}},
+                                 "insurance": allowed(require_insurance_report, caller, "ChargeItem", "Encounter"),
+                                 "quarantine": allowed(require_operator, caller, "r"),
+                                 "replay": allowed(require_operator, caller, "c")}},
                         headers={"Cache-Control": "no-store"})
 
 

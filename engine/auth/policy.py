@@ -20,7 +20,8 @@ rules for the operations around them, all expressed in the caller's scopes:
   and every report route narrows its figures with it or refuses a named institution outside it.
 - **Rules reload**: a system client with update rights on every type (``system/*.u``).
 - **Ingest administration** (``/admin``): a system client with ``MessageHeader`` read, or create to
-  replay (a replay imports data exactly as a new message would).
+  replay (a replay imports data exactly as a new message would); or a signed-in operator whose staff
+  role grants the same on ``user/MessageHeader`` (the quarantine page, ``/ui/quarantine``).
 - **Identity operations** (``$link``/``$unlink``): Patient update, never a patient-context token.
 - **Audit administration** (signing checkpoints, full verification): an auditor, or a system client
   allowed to read AuditEvents.
@@ -96,8 +97,11 @@ def require_rules_admin(caller: Caller) -> None:
 
 
 def require_operator(caller: Caller, action: str) -> None:
-    if caller.kind != "system":
-        raise Forbidden("the admin API is for system clients")
+    """A system client, or a named staff member signed in to the pages (``caller.role``: only a staff
+    session carries one) whose role grants ``MessageHeader`` -- the operator (运维, mappings/staff/roles.yaml)
+    on ``/ui/quarantine``. Residents, and auditors and clinicians (no such scope), are refused."""
+    if caller.restricted or (caller.kind != "system" and caller.role is None):
+        raise Forbidden("the admin API is for system clients and signed-in operators")
     caller.require("MessageHeader", action)
 
 

@@ -39,6 +39,8 @@ window.hurenStaff = (function () {
       window.hurenWords.place(session.institution) + (session.remit ? " · 监管范围 remit " + session.remit : "");
     document.querySelector("#signout [name=csrf]").value = session.csrf;
     document.querySelector("#who").hidden = false;
+    const refused = document.querySelector("#nav-quarantine"); // the operator's page of refused messages
+    if (refused) refused.hidden = !(session.can && session.can.quarantine);
     return session;
   }
   return { whoami };

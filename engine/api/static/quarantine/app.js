@@ -1,0 +1,240 @@
+// The operator's page of refused messages: /admin/quarantine with the page session (its CSRF token
+// echoed on the replay). Plain DOM, no framework, nothing from the internet; every value is put on
+// the page as text (textContent), never as HTML, so a message's bytes cannot become markup.
+"use strict";
+(function () {
+  const $ = (sel) => document.querySelector(sel);
+  const W = window.hurenWords;
+  const PAGE = 50;
+  let session = null;
+  let words = { codes: {}, reasons: [], acks: {}, severities: {}, segments: {}, fields: {} };
+  let patterns = []; // [regexp, words] of huren's own reasons, in the data's order
+  let shown = 0, total = 0, listed = "", current = null;
+  const lists = W.latest(), details = W.latest();
+
+  function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
+  function el(tag, value, cls) { const e = text(document.createElement(tag), value); if (cls) e.className = cls; return e; }
+  function cell(tr, value, cls, label) { const td = el("td", value, cls); if (label) td.dataset.label = label; tr.appendChild(td); return td; }
+  function message(msg, ok) { text($("#message"), msg); $("#message").className = ok ? "ok" : ""; }
+  function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    if (opts.method && opts.method !== "GET" && session) opts.headers["X-CSRF-Token"] = session.csrf;
+    return W.api(path, opts, "/ui/quarantine" + location.search);
+  }
+
+  // --- what an ERR says, in Chinese (mappings/quarantine/words.yaml) -------------------------------
+  function ack(code) { const w = words.acks[code]; return w ? code + " " + w : String(code || "—"); }
+  function codeWords(code) { return words.codes[String(code)] || ""; }
+  function explain(e) {
+    if (!e.segment && e.location) { // a replay's answer names the place as "PID-3.1"
+      const at = /^([A-Z][A-Z0-9]{2})(?:-(\d+)(?:\.(\d+))?)?$/.exec(e.location);
+      if (at) e = Object.assign({}, e, { segment: at[1], field: at[2] ? Number(at[2]) : null, component: at[3] ? Number(at[3]) : null });
+    }
+    const seg = e.segment || "";
+    const segment = seg ? seg + (words.segments[seg] ? " " + words.segments[seg] : "") + (e.sequence > 1 ? "（第 " + e.sequence + " 个）" : "") : "—";
+    const key = seg && e.field != null ? seg + "-" + e.field : "";
+    const field = key ? key + (e.component != null ? "." + e.component : "") + (words.fields[key] ? " " + words.fields[key] : "") : "—";
+    const english = String(e.message || "");
+    let reason = "";
+    for (const [re, zh] of patterns) {
+      const m = re.exec(english);
+      if (m) { reason = zh.replace(/\{(\w+)\}/g, (all, k) => (m.groups && m.groups[k] != null ? m.groups[k] : all)); break; }
+    }
+    const said = codeWords(e.code);
+    if (!reason) reason = said || "错误代码 " + e.code; // a code the table does not list stays its code
+    const code = String(e.code == null ? "" : e.code) + (said ? " " + said : "（未知代码 unknown code）")
+      + (e.severity && e.severity !== "E" ? " · " + (words.severities[e.severity] || e.severity) : "");
+    return { segment, field, reason, code, english };
+  }
+  function reasonCell(td, x) { // the Chinese, then huren's own English sentence for whoever traces it
+    const box = el("div", x.reason); // one box: on a phone the cell is a grid of caption and value
+    if (x.english && x.english !== x.reason) box.appendChild(el("small", "原文 " + x.english, "en"));
+    td.replaceChildren(box);
+    return td;
+  }
+
+  // --- the list ---------------------------------------------------------------------------------------
+  function beijingMidnight(day) { return day + "T00:00:00+08:00"; }
+  function nextDay(day) {
+    const [y, m, d] = day.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+  }
+  function filterQuery() {
+    const f = $("#filters").elements, q = new URLSearchParams();
+    const facility = W.codeFor("places", f.facility.value); // a name typed: its code; an unknown one is said
+    if (facility) q.set("facility", facility);
+    if (f.from.value) q.set("since", beijingMidnight(f.from.value)); // the days are Beijing's
+    if (f.to.value) q.set("before", beijingMidnight(nextDay(f.to.value)));
+    if (f.from.value && f.to.value && f.from.value > f.to.value) throw new Error("起始日期晚于截止日期，请检查。 The From date is after the To date.");
+    return q;
+  }
+  function remember() { // the filters in the address: a reload, or signing in again, comes back to them
+    const f = $("#filters").elements, q = new URLSearchParams();
+    for (const name of ["facility", "from", "to"]) if (f[name].value) q.set(name, f[name].value);
+    history.replaceState(null, "", "/ui/quarantine" + (q.toString() ? "?" + q.toString() : ""));
+  }
+  function row(m) {
+    const tr = document.createElement("tr"); tr.className = "msg"; tr.dataset.id = m.id;
+    const first = cell(tr, "", "when", "接收时间 Received");
+    const open = el("button", W.instant(m.received_at), "open"); open.type = "button";
+    open.setAttribute("aria-label", "查看消息 Open: " + W.instant(m.received_at) + " " + W.place(m.facility) + " " + (m.control_id || ""));
+    first.appendChild(open);
+    cell(tr, W.place(m.facility) || "（未知 unknown）", "", "发送机构 Institution");
+    cell(tr, m.message_type || "—", "", "消息类型 Type");
+    cell(tr, m.control_id || "—", "", "控制号 Control id");
+    cell(tr, ack(m.ack_code), "ack ack-" + m.ack_code, "应答 ACK");
+    const errs = (m.errors || []).filter((e) => e.severity !== "W" && e.severity !== "I");
+    const first_ = errs[0] || (m.errors || [])[0];
+    const reason = first_ ? explain(first_).reason + (errs.length > 1 ? "（另有 " + (errs.length - 1) + " 项）" : "") : (m.reason || "—");
+    cell(tr, reason, "reason", "原因 Reason");
+    open.addEventListener("click", () => openMessage(m.id, tr));
+    tr.addEventListener("click", (e) => { if (e.target !== open) openMessage(m.id, tr); });
+    return tr;
+  }
+  function counted() {
+    text($("#list-count"), total ? (shown < total ? "已显示 " + shown + " 条，共 " + total + " 条 · showing " + shown + " of " + total : "共 " + total + " 条 · " + total + " in all") : "");
+    $("#list-count").dataset.total = total; $("#list-count").dataset.shown = shown;
+    $("#more").hidden = shown >= total;
+  }
+  async function load() {
+    const mine = lists.ask();
+    let q;
+    try { q = filterQuery(); } catch (e) { message(e.message); return; }
+    remember();
+    text($("#message"), "正在查询…… Loading…"); $("#message").className = "busy";
+    q.set("_count", String(PAGE));
+    try {
+      const page = await api("/admin/quarantine?" + q.toString());
+      if (!lists.counts(mine)) return;
+      listed = q.toString(); total = page.total; shown = 0;
+      const body = $("#messages tbody"); body.replaceChildren();
+      for (const m of page.items) { body.appendChild(row(m)); shown += 1; }
+      if (!total) {
+        const tr = document.createElement("tr"); tr.className = "empty";
+        const td = el("td", "所选范围内没有拒收的消息。 No refused messages match these filters."); td.colSpan = 6;
+        tr.appendChild(td); body.appendChild(tr);
+      }
+      counted(); message(""); document.body.dataset.loaded = "1";
+    } catch (e) { if (lists.counts(mine)) message(e.message); }
+  }
+  async function more() {
+    const button = $("#more"); if (button.disabled) return;
+    button.disabled = true;
+    const mine = lists.join(), q = new URLSearchParams(listed); q.set("_offset", String(shown));
+    try {
+      const page = await api("/admin/quarantine?" + q.toString());
+      if (!lists.counts(mine)) return;
+      for (const m of page.items) { $("#messages tbody").appendChild(row(m)); shown += 1; }
+      total = page.total; counted();
+    } catch (e) { message(e.message); } finally { button.disabled = false; }
+  }
+
+  // --- one message ------------------------------------------------------------------------------------
+  const STATUS = { quarantined: "拒收，待处理 refused, waiting", processed: "已处理 processed", received: "已收到，处理中 received" };
+  async function openMessage(id, tr, keep) {
+    const mine = details.ask();
+    try {
+      const m = await api("/admin/quarantine/" + encodeURIComponent(id));
+      if (!details.counts(mine)) return;
+      current = m;
+      document.querySelectorAll("#messages tr.selected").forEach((r) => r.classList.remove("selected"));
+      if (tr) tr.classList.add("selected");
+      text($("#d-id"), m.id);
+      const facts = [["接收时间 Received", W.instant(m.received_at) + "（北京时间）"],
+        ["发送机构 Institution", W.place(m.facility) || "（未知 unknown）"], ["发送系统 Application", m.application || "—"],
+        ["消息类型 Type", (m.message_type || "—") + (m.version ? " · HL7 " + m.version : "")], ["控制号 Control id", m.control_id || "—"],
+        ["应答 ACK", ack(m.ack_code)], ["状态 Status", STATUS[m.status] || m.status],
+        ["通道 Channel", (m.channel || "—") + (m.peer ? " · " + m.peer : "")]];
+      for (const r of m.replays || []) facts.push(["重新处理 Replayed", W.instant(r.at) + " · " + r.by]);
+      const dl = $("#d-facts"); dl.replaceChildren();
+      for (const [k, v] of facts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
+      const body = $("#errs tbody"); body.replaceChildren();
+      for (const e of m.errors || []) {
+        const x = explain(e), r = document.createElement("tr");
+        cell(r, x.segment, "seg", "段 Segment"); cell(r, x.field, "field", "字段 Field");
+        reasonCell(cell(r, "", "reason", "原因 Reason"), x); cell(r, x.code, "code", "代码 Code");
+        body.appendChild(r);
+      }
+      if (!(m.errors || []).length) {
+        const r = document.createElement("tr"); r.className = "empty";
+        cell(r, m.status === "processed" ? "已处理，没有错误。 Processed, no errors." : m.reason || "—", "reason").colSpan = 4;
+        body.appendChild(r);
+      }
+      text($("#d-raw"), m.text); // as text: escaped, whatever the message holds
+      text($("#d-codec"), m.text_codec ? "（字符集 " + m.text_codec + "）" : "");
+      $("#replay-box").hidden = !(session.can.replay && m.status === "quarantined");
+      if (!keep) { text($("#replay-said"), ""); $("#replay-said").className = ""; }
+      $("#detail").hidden = false;
+      $("#d-title").focus({ preventScroll: true });
+      if (!keep) $("#detail").scrollIntoView({ block: "start" });
+      message("");
+    } catch (e) { if (details.counts(mine)) message(e.message); }
+  }
+
+  function said(outcome) { // the replay's answer, in Chinese: the new ACK and why
+    const box = $("#replay-said"); box.replaceChildren();
+    const ok = outcome.ack_code === "AA";
+    box.className = ok ? "ok" : "bad"; box.dataset.ack = outcome.ack_code;
+    const n = (outcome.resources || []).length;
+    box.appendChild(el("p", ok ? "重新处理成功：" + ack("AA") + "，写入 " + n + " 条记录。这条消息已移出拒收清单。"
+      : "重新处理后仍未通过：" + ack(outcome.ack_code) + "。原因如下，消息仍在拒收清单中。"));
+    const errs = (outcome.errors || []).filter((e) => !ok || e.severity !== "E");
+    if (errs.length) {
+      const ul = box.appendChild(document.createElement("ul"));
+      for (const e of errs) {
+        const x = explain(e), li = ul.appendChild(document.createElement("li"));
+        li.appendChild(document.createTextNode([x.segment !== "—" ? x.segment : "", x.field !== "—" ? x.field : "", x.reason].filter(Boolean).join(" / ")));
+        li.appendChild(el("small", "原文 " + x.english + " · " + x.code, "en"));
+      }
+    }
+  }
+  async function replay() {
+    if (!current) return;
+    const id = current.id, button = $("#replay"), box = $("#replay-said");
+    if (button.disabled) return;
+    button.disabled = true; box.className = "busy"; text(box, "正在重新处理…… Replaying…");
+    const reload = $("#reload").checked;
+    try {
+      const outcome = await api("/admin/quarantine/" + encodeURIComponent(id) + "/replay" + (reload ? "?reload_site=true" : ""), { method: "POST" });
+      await load(); // a message that went through leaves the list
+      await openMessage(id, document.querySelector('#messages tr[data-id="' + CSS.escape(id) + '"]'), true);
+      said(outcome);
+      box.scrollIntoView({ block: "nearest" });
+    } catch (e) {
+      box.className = "bad";
+      text(box, e.status === 422 ? "站点配置文件有误，没有重新读取，仍使用原来的配置；消息未重新处理（" + e.diag + "）。 The site files have a mistake; nothing was replayed."
+        : e.message);
+    } finally { button.disabled = false; }
+  }
+
+  $("#replay").addEventListener("click", () => {
+    if (!current) return;
+    text($("#confirm-text"), "将按" + ($("#reload").checked ? "重新读取后的" : "当前的") + "站点配置再处理一次消息 "
+      + (current.control_id || current.id) + "（" + W.place(current.facility) + "）。若通过，消息中的数据将写入档案。此操作会记入审计日志。");
+    $("#confirm").returnValue = "";
+    $("#confirm").showModal();
+    $("#confirm-no").focus();
+  });
+  $("#confirm").addEventListener("close", () => { if ($("#confirm").returnValue === "yes") replay(); else $("#replay").focus(); });
+  $("#d-close").addEventListener("click", () => {
+    details.drop(); $("#detail").hidden = true; current = null;
+    const back = document.querySelector("#messages tr.selected button.open"); if (back) back.focus();
+  });
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); details.drop(); $("#detail").hidden = true; load(); });
+  $("#more").addEventListener("click", () => more());
+  for (const picker of $("#filters").querySelectorAll("input[type=date]")) W.sayPicked(picker);
+
+  async function start() {
+    session = await window.hurenStaff.whoami("/ui/quarantine" + location.search);
+    if (!session) return;
+    $("#nav-duplicates").hidden = !session.can.duplicates; $("#nav-insurance").hidden = !session.can.insurance;
+    try {
+      words = Object.assign(words, await api("/ui/quarantine/words"));
+      patterns = (words.reasons || []).map((r) => { try { return [new RegExp(r.match), r.zh]; } catch (e) { return null; } }).filter(Boolean);
+    } catch (e) { message(e.message); return; }
+    const params = new URLSearchParams(location.search), f = $("#filters").elements;
+    for (const name of ["facility", "from", "to"]) if (params.get(name)) { f[name].value = params.get(name); f[name].dispatchEvent(new Event("change")); }
+    await load();
+  }
+  start();
+})();

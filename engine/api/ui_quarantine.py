@@ -1,0 +1,174 @@
+"""``/ui/quarantine``: the operator's page of refused messages (运维: find one, read why, replay it).
+
+A small static app like the auditors' pages (``ui_duplicates``): one HTML file, one script, one
+stylesheet, no build step. It holds no data: its script calls the operator's API, ``/admin/quarantine``
+(the list, newest first, by institution and received date), ``/admin/quarantine/{id}`` (one message:
+its ERRs and raw text) and ``POST /admin/quarantine/{id}/replay`` with the page session's cookie,
+echoing the session's CSRF token on the replay -- so the access rule (``require_operator``, the one
+place), the audit record of every read and of the replay, and the replay itself are the API's, as
+for a system client. What an ERR says is put in Chinese on the page from a data table,
+``mappings/quarantine/words.yaml`` (HL7 table 0357 codes, huren's own reasons as patterns over ERR-8,
+segment and field names), served here at ``/ui/quarantine/words``; a site's
+``HUREN_SITE/quarantine/words.yaml`` merges over it.
+
+Who may open the page is decided by the same rule as the API: a signed-in person whose role may not
+read the quarantine (an auditor, a clinician), or a resident's token, is answered 403 with a page
+that says so in Chinese; nobody signed in is sent to sign in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from engine.api.ui_shared import PageFiles
+from engine.api.ui_signin import current_session, signin_redirect
+from engine.auth.caller import Caller
+from engine.auth.policy import allowed, require_operator
+from engine.errors import FhirError
+from mappings.sitefiles import SiteError, check, read_yaml
+
+log = logging.getLogger("huren.site")
+STATIC = Path(__file__).resolve().parent / "static" / "quarantine"
+WORDS_FILE = "quarantine/words.yaml"
+SHIPPED = Path(__file__).resolve().parent.parent.parent / "mappings" / WORDS_FILE
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(STATIC))
+
+_TEXTS = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
+_REASONS = {"type": "array", "items": {
+    "type": "object", "additionalProperties": False, "required": ["id", "match", "zh"],
+    "properties": {"id": {"type": "string", "minLength": 1}, "match": {"type": "string", "minLength": 1},
+                   "zh": {"type": "string", "minLength": 1}}}}
+_PROPERTIES = {"codes": _TEXTS, "reasons": _REASONS, "acks": _TEXTS, "severities": _TEXTS, "segments": _TEXTS,
+               "fields": _TEXTS}
+SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": _PROPERTIES,
+                          "required": ["codes", "reasons", "acks", "segments", "fields"]}
+SITE_SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": False, "properties": _PROPERTIES}
+
+
+def _python_pattern(pattern: str) -> str:
+    """The page's patterns are JavaScript's (``(?<name>...)``); Python spells a named group ``(?P<name>``."""
+    return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pattern)
+
+
+def _checked(words: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Every pattern compiles and every {placeholder} is one of its named groups: a typo is said at once
+    with the file and the reason's id, not found by an operator reading a half-filled sentence."""
+    for reason in words.get("reasons") or []:
+        try:
+            compiled = re.compile(_python_pattern(reason["match"]))
+        except re.error as exc:
+            raise SiteError(path, None, f"reasons[{reason['id']}].match", f"not a regular expression: {exc}") from exc
+        unknown = set(re.findall(r"\{(\w+)\}", reason["zh"])) - set(compiled.groupindex)
+        if unknown:
+            raise SiteError(path, None, f"reasons[{reason['id']}].zh",
+                            f"names {', '.join(sorted(unknown))}, which the pattern does not capture")
+    return words
+
+
+class QuarantineWords:
+    """The shipped words with the site's merged over them; read again when either file changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stamp: tuple[Any, ...] | None = None
+        self._words: dict[str, Any] = {}
+
+    @staticmethod
+    def _stamp_of(site_file: Path | None) -> tuple[Any, ...]:
+        def one(path: Path | None) -> int | None:
+            try:
+                return path.stat().st_mtime_ns if path is not None else None
+            except OSError:
+                return None
+        return (site_file, one(SHIPPED), one(site_file))
+
+    def current(self, site_dir: Path | None) -> dict[str, Any]:
+        site_file = site_dir / WORDS_FILE if site_dir is not None else None
+        stamp = self._stamp_of(site_file)
+        with self._lock:
+            if stamp != self._stamp:
+                shipped = _checked(check(read_yaml(SHIPPED), SCHEMA), SHIPPED)
+                words = {key: (list(value) if key == "reasons" else dict(value))
+                         for key, value in shipped.items()}
+                try:
+                    site = (_checked(check(read_yaml(site_file), SITE_SCHEMA) or {}, site_file)
+                            if site_file is not None and site_file.is_file() else {})
+                except SiteError as exc:  # a half-saved edit: the page keeps working on the last good words
+                    log.warning("quarantine words not changed, the last good ones stay in force: %s", exc)
+                    self._stamp = stamp
+                    return self._words or words
+                for key, section in site.items():
+                    if key == "reasons":  # the site's own reasons are tried first
+                        words[key] = list(section or []) + words[key]
+                    else:
+                        words[key].update(section or {})
+                self._words, self._stamp = words, stamp
+            return self._words
+
+
+WORDS = QuarantineWords()
+
+
+def _caller(request: Request) -> Caller | None:
+    """The page session's person, else a bearer token's caller (a resident's phone app); None: nobody."""
+    session = current_session(request)
+    if session is not None:
+        return session.caller
+    if request.headers.get("authorization"):
+        try:
+            return request.app.state.engine.auth.authenticate(request.headers.get("authorization"))
+        except FhirError:
+            return None
+    return None
+
+
+def _refused(request: Request, caller: Caller) -> Response:
+    role = request.app.state.engine.staff.roles.get(caller.role or "") if caller.role else None
+    who = role.label_zh if role is not None else ("居民" if caller.kind == "patient" else "")
+    return templates.TemplateResponse(request, "refused.html", {"who": who, "staff": caller.role is not None},
+                                      status_code=403, headers=_HEADERS)
+
+
+@router.get("/ui/quarantine")
+def page(request: Request) -> Response:
+    caller = _caller(request)
+    if caller is None:  # back to this page, with its filters, after signing in
+        query = request.url.query
+        return signin_redirect("/ui/quarantine" + (f"?{query}" if query else ""))
+    if not allowed(require_operator, caller, "r"):
+        return _refused(request, caller)
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+@router.get("/ui/quarantine/words")
+def words(request: Request) -> Response:
+    """What an ERR says in Chinese (site rules, not records), for a person who may read the quarantine."""
+    caller = _caller(request)
+    if caller is None:
+        return JSONResponse({"error": "not signed in"}, status_code=401, headers={"Cache-Control": "no-store"})
+    if not allowed(require_operator, caller, "r"):
+        return JSONResponse({"error": "not an operator"}, status_code=403, headers={"Cache-Control": "no-store"})
+    return JSONResponse(WORDS.current(request.app.state.engine.settings.site), headers={"Cache-Control": "no-store"})
+
+
+def mount_static(app: object) -> None:
+    """Serve the page's script and stylesheet under ``/ui/quarantine/static``."""
+    app.mount("/ui/quarantine/static", PageFiles(directory=STATIC), name="ui-quarantine-static")  # type: ignore[attr-defined]
